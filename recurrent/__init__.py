@@ -1,0 +1,33 @@
+"""recurrent: fast CPU recurrent neural networks (RNN, LSTM, GRU).
+
+Layers mirror torch.nn on numpy arrays, time-major:
+
+    import numpy as np, recurrent
+    lstm = recurrent.LSTM(input_size=8, hidden_size=16, num_layers=2, seed=0)
+    out, (h_n, c_n) = lstm(np.zeros((5, 3, 8), np.float32))
+"""
+import importlib
+
+from .hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+# Public names, imported on first use so that `import recurrent` (and the CLI) start fast.
+_LAZY = {
+    "Recurrent": "recurrent.layers",
+    "RNN": "recurrent.layers",
+    "LSTM": "recurrent.layers",
+    "GRU": "recurrent.layers",
+    "clip_grad_norm": "recurrent.clip",
+    "clip_grad_value": "recurrent.clip",
+    "openmp_enabled": "recurrent.threads",
+    "UserError": "recurrent.errors",
+}
+
+__all__ = ["hookimpl", "__version__", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'recurrent' has no attribute {name!r}")

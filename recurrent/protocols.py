@@ -1,0 +1,151 @@
+"""The object protocols plugins implement: Cell, Loss and Task.
+
+These are typing.Protocol classes: documentation and static checking only. A plugin object
+does not inherit from them; it just has these attributes. Everything crossing this boundary
+is an int, a str, a numpy array, a tuple of arrays or a plain dict.
+
+Dimension legend: T time steps, B batch rows, I input features, H hidden units,
+G = num_gates * H, V vocabulary size, K output features.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator, Protocol
+
+import numpy as np
+
+
+class Cell(Protocol):
+    """One recurrent cell, one direction, one layer: the whole time loop in one call.
+
+    Arrays are C-contiguous and share one dtype (float32 for training, float64 for gradient
+    checks). Variable lengths: row b is valid for steps t < lengths[b]; past its length a row
+    keeps its state unchanged and its output is zero. Cells only run forwards in time: the
+    layer feeds a reversed copy of each row's valid prefix for the reverse direction.
+    """
+
+    name: str  # registry key, e.g. "lstm"
+    num_gates: int  # stacked gate blocks: weight_ih has num_gates * H rows
+    state_names: tuple[str, ...]  # ("h",) or ("h", "c"); state 0 is always the output h
+
+    def param_shapes(self, input_size: int, hidden_size: int) -> dict[str, tuple[int, ...]]:
+        """Parameter shapes by kind, in flat-buffer order, e.g.
+        {"weight_ih": (G, I), "weight_hh": (G, H), "bias_ih": (G,), "bias_hh": (G,)}.
+        A cell may add kinds of its own (e.g. peephole weights); names must be identifiers."""
+
+    def init_params(self, params: dict[str, np.ndarray], hidden_size: int,
+                    rng: np.random.Generator) -> None:
+        """Fill ``params`` (views, by kind) in place with the cell's default initialisation."""
+
+    def forward(self, x: np.ndarray, states: tuple[np.ndarray, ...],
+                params: dict[str, np.ndarray], lengths: np.ndarray | None,
+                num_threads: int) -> tuple[np.ndarray, tuple[np.ndarray, ...], Any]:
+        """Run the sequence.
+
+        x (T, B, I); states: one (B, H) array per state name (never modified);
+        params: by kind; lengths: None (all rows length T) or int64 (B,) with 1 <= len <= T.
+        Returns (out (T, B, H), final_states (each (B, H), the state at the row's last valid
+        step), cache). ``cache`` is opaque: it is only handed back to ``backward``.
+        """
+
+    def backward(self, d_out: np.ndarray, d_final_states: tuple[np.ndarray | None, ...],
+                 cache: Any, grads: dict[str, np.ndarray],
+                 num_threads: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """Backpropagation through time for the forward call that produced ``cache``.
+
+        d_out (T, B, H): gradient w.r.t. out (entries past a row's length are ignored);
+        d_final_states: per state, (B, H) or None. Parameter gradients are ADDED into
+        ``grads`` (by kind, same shapes as params). Returns (dx (T, B, I), d_states), with
+        d_states the gradient w.r.t. the initial states (each (B, H)).
+        """
+
+    def step(self, x_t: np.ndarray, states: tuple[np.ndarray, ...],
+             params: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+        """One time step for streaming inference: x_t (B, I) -> new states (each (B, H)).
+        Equals forward() on a length-1 sequence; the output is new_states[0]."""
+
+
+class Loss(Protocol):
+    """A loss with its gradient computed in the same pass."""
+
+    name: str
+
+    def value_and_grad(self, outputs: np.ndarray, targets: np.ndarray,
+                       mask: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+        """Mean loss over the valid elements and d(loss)/d(outputs).
+
+        outputs (N, K) float (logits for classification losses); targets (N,) int class ids
+        for cross_entropy, (N, K) floats otherwise; mask (N,) bool/0-1 selects the rows
+        that count (padding rows get zero gradient). Returns (loss, d_outputs (N, K))."""
+
+
+class Task(Protocol):
+    """A learning problem runnable from the CLI: `recurrent train NAME`.
+
+    The framework owns the model, optimizer, loop, checkpoints and CLI plumbing. The task
+    owns data, its preprocessing state, the model's input/output shape, metrics,
+    baselines and what `predict` means. ``config`` is the plain dict of all resolved CLI
+    options (shared ones like "batch_size", "seq_len", "seed" and the task's own).
+    """
+
+    name: str  # e.g. "char-lm"
+    help: str  # one line for `recurrent --help` / `recurrent plugins`
+    loss: str  # default loss name, e.g. "cross_entropy"
+
+    def options(self) -> list:
+        """Task-specific click.Option objects for `recurrent train NAME` (e.g. --data)."""
+
+    def defaults(self) -> dict:
+        """Overrides of shared training defaults for this task, e.g. {"seq_len": 100}."""
+
+    def prepare(self, config: dict) -> dict:
+        """Load and check the data named by ``config``; return the task state: a
+        JSON-serialisable dict (vocabulary, scaler, column names, ...) that is saved in the
+        run directory and handed back to every later call. Raise recurrent.errors.UserError
+        with a one-line message on bad input."""
+
+    def model_spec(self, state: dict, config: dict) -> dict:
+        """The model around the recurrent stack, as a plain dict:
+        {"input": "tokens", "vocab_size": V, "embed_dim": E}
+          or {"input": "features", "input_size": I};
+        {"output": "sequence" | "last" | "mean" | "max", "output_size": K}.
+        "sequence" emits K values per step; the others pool over valid steps, then K."""
+
+    def batches(self, state: dict, split: str, config: dict,
+                rng: np.random.Generator) -> Iterator[dict]:
+        """Yield batches of split "train" / "valid" / "test" as plain dicts:
+        {"x": (T, B) int64 token ids or (T, B, I) float32,
+         "lengths": (B,) int64 or None,
+         "y": targets: (T, B) int64 / (T, B, K) float for "sequence" output,
+              (B,) int64 / (B, K) float for pooled output,
+         "reset": bool: False to carry the recurrent state over from the previous batch
+                  (stateful streams, truncated BPTT); True (default) to start from zeros}"""
+
+    # `recurrent eval RUN --data FILE` sets config["eval_data"] = FILE: then split is "test"
+    # and the task reads that whole file with the saved state (vocabulary, scaler, ...).
+
+    def evaluate(self, state: dict, split: str, config: dict, model: "Runner") -> dict:
+        """Metrics on ``split`` as a flat dict of floats/ints (lists allowed for matrices).
+        Includes the loss the trainer minimises under "loss" (lower is better)."""
+
+    def baselines(self, state: dict, split: str, config: dict) -> dict:
+        """Trivial baselines' metrics on ``split``, keyed by baseline name:
+        {"unigram": {"loss": ..., ...}, "bigram": {...}}. Shown beside every evaluation."""
+
+    def predict_options(self) -> list:
+        """click.Option / click.Argument objects of `recurrent predict RUN ...`."""
+
+    def predict(self, state: dict, config: dict, model: "Runner", options: dict) -> Iterable[str]:
+        """Run the trained model as the task defines (sample text, classify, forecast);
+        yield lines to print."""
+
+
+class Runner(Protocol):
+    """A trained model as tasks see it: numpy in, numpy out, eval mode (no dropout)."""
+
+    def forward(self, x: np.ndarray, lengths: np.ndarray | None = None,
+                state: Any = None) -> tuple[np.ndarray, Any]:
+        """x as in a batch -> (outputs, state): outputs (T, B, K) for "sequence" models,
+        (B, K) for pooled ones (logits / raw values, before softmax)."""
+
+    def step(self, x_t: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
+        """One step: x_t (B,) token ids or (B, I) -> (outputs (B, K), state)."""

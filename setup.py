@@ -1,0 +1,84 @@
+"""Build: every recurrent/_kernels/*.pyx becomes an extension compiled with OpenMP.
+
+OpenMP support is probed at build time by compiling a tiny program with -fopenmp.
+Without it the kernels still build (single-threaded) and the build says so loudly;
+recurrent.openmp_enabled() reports which build you got.
+"""
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, find_packages, setup
+
+OPENMP_PROBE = r"""
+#include <omp.h>
+int main(void) { int n = 0;
+#pragma omp parallel reduction(+:n)
+  n += 1;
+  return n > 0 ? 0 : 1; }
+"""
+
+
+def openmp_flags():
+    """Return (compile_args, link_args) for OpenMP, or ([], []) if the compiler lacks it."""
+    if os.environ.get("RECURRENT_NO_OPENMP"):
+        return [], []
+    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    cc = cc.split()[0]
+    if shutil.which(cc) is None:
+        return [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write(OPENMP_PROBE)
+        result = subprocess.run([cc, "-fopenmp", src, "-o", os.path.join(tmp, "probe")],
+                                capture_output=True)
+    if result.returncode != 0:
+        return [], []
+    return ["-fopenmp"], ["-fopenmp"]
+
+
+compile_omp, link_omp = openmp_flags()
+if not compile_omp:
+    banner = "#" * 78
+    sys.stderr.write(
+        f"\n{banner}\n# WARNING: the C compiler has no OpenMP support: recurrent's kernels will be\n"
+        f"# built SINGLE-THREADED. Install a compiler with OpenMP (gcc, or clang + libomp)\n"
+        f"# and reinstall to use more than one core.\n{banner}\n\n")
+
+# No -ffast-math: it changes exp/tanh results and NaN handling.
+compile_args = ["-O3"] + compile_omp
+
+extensions = [
+    Extension(
+        "recurrent._kernels." + os.path.splitext(os.path.basename(path))[0],
+        [path],
+        include_dirs=[numpy.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=compile_args,
+        extra_link_args=link_omp,
+    )
+    for path in sorted(glob.glob(os.path.join("recurrent", "_kernels", "*.pyx")))
+]
+
+packages = find_packages(include=["recurrent", "recurrent.*"])
+plugin_packages = ["recurrent_plugins"] + [
+    "recurrent_plugins." + p for p in find_packages(where="plugins")]
+
+setup(
+    packages=packages + plugin_packages,
+    package_dir={"recurrent_plugins": "plugins"},
+    package_data={"recurrent_plugins": ["data/*", "*/data/*"], "recurrent._kernels": ["*.pxd"]},
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False,
+                             "cdivision": True, "initializedcheck": False},
+    ),
+    zip_safe=False,
+)
