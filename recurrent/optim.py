@@ -1,0 +1,201 @@
+"""Optimizers over the flat parameter buffer, and learning-rate schedules.
+
+Every optimizer updates ONE float32 array of parameters in place from ONE gradient array of
+the same length (recurrent/model.py keeps all parameters there), with one fused loop per
+step (recurrent/_kernels/optim.pyx). Their arithmetic is torch.optim's, so a run can be
+compared with PyTorch step by step.
+
+Legend: N number of parameters (length of every buffer).
+
+State for checkpoints: ``state_dict()`` returns plain arrays and numbers only (npz-safe);
+``load_state_dict()`` takes them back and checks the lengths.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._kernels import optim as _k
+
+
+class Optimizer:
+    """Common part: the parameter and gradient buffers, the step count, state (de)serialising."""
+
+    name = ""
+    # names of the state buffers, each (N,) float32, allocated lazily or at construction
+    buffer_names: tuple[str, ...] = ()
+
+    def __init__(self, params: np.ndarray, grads: np.ndarray, lr: float):
+        if params.dtype != np.float32 or grads.dtype != np.float32:
+            raise ValueError(f"params and grads must be float32, got {params.dtype} and {grads.dtype}")
+        if params.ndim != 1 or params.shape != grads.shape or not params.flags.c_contiguous \
+                or not grads.flags.c_contiguous:
+            raise ValueError(f"params and grads must be contiguous 1-d arrays of one length, "
+                             f"got {params.shape} and {grads.shape}")
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        self.params = params  # (N,)
+        self.grads = grads  # (N,)
+        self.lr = float(lr)
+        self.step_count = 0
+        self.buffers = {name: np.zeros_like(params) for name in self.buffer_names}  # each (N,)
+
+    def step(self, lr: float | None = None) -> None:
+        """One update with learning rate ``lr`` (the schedule's value; default self.lr)."""
+        self.step_count += 1
+        self._update(self.lr if lr is None else float(lr))
+
+    def _update(self, lr: float) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        state = {"step_count": np.int64(self.step_count)}
+        for name, buf in self.buffers.items():
+            state[name] = buf
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in self.buffer_names:
+            if name not in state:
+                raise ValueError(f"optimizer state lacks {name!r}")
+            value = np.asarray(state[name])
+            if value.shape != self.params.shape:
+                raise ValueError(f"optimizer state {name!r} has shape {value.shape}, "
+                                 f"expected {self.params.shape}")
+            self.buffers[name][...] = value
+        self.step_count = int(state["step_count"])
+
+
+class SGD(Optimizer):
+    """torch.optim.SGD: momentum, dampening, Nesterov, L2 weight decay."""
+
+    name = "sgd"
+    buffer_names = ("momentum_buffer",)
+
+    def __init__(self, params, grads, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False,
+                 weight_decay=0.0):
+        super().__init__(params, grads, lr)
+        if momentum < 0 or weight_decay < 0:
+            raise ValueError("momentum and weight_decay must be >= 0")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("nesterov needs momentum > 0 and dampening 0")
+        self.momentum, self.dampening = float(momentum), float(dampening)
+        self.nesterov, self.weight_decay = bool(nesterov), float(weight_decay)
+
+    def _update(self, lr):
+        _k.sgd_update(self.params, self.grads, self.buffers["momentum_buffer"], lr,
+                      self.momentum, self.dampening, self.weight_decay, self.nesterov,
+                      self.step_count == 1)
+
+
+class Adam(Optimizer):
+    """torch.optim.Adam (L2 weight decay added to the gradient)."""
+
+    name = "adam"
+    buffer_names = ("exp_avg", "exp_avg_sq")
+    decoupled = False
+
+    def __init__(self, params, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, grads, lr)
+        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or eps <= 0 or weight_decay < 0:
+            raise ValueError(f"bad Adam hyperparameters betas={betas} eps={eps} "
+                             f"weight_decay={weight_decay}")
+        self.betas, self.eps, self.weight_decay = (float(betas[0]), float(betas[1])), float(eps), \
+            float(weight_decay)
+
+    def _update(self, lr):
+        beta1, beta2 = self.betas
+        t = self.step_count
+        step_size = lr / (1 - beta1 ** t)
+        bc2_sqrt = math.sqrt(1 - beta2 ** t)
+        _k.adam_update(self.params, self.grads, self.buffers["exp_avg"],
+                       self.buffers["exp_avg_sq"], beta1, beta2, self.eps, self.weight_decay,
+                       self.decoupled, 1 - lr * self.weight_decay, step_size, bc2_sqrt)
+
+
+class AdamW(Adam):
+    """torch.optim.AdamW: weight decay applied to the parameters, decoupled from Adam."""
+
+    name = "adamw"
+    decoupled = True
+
+    def __init__(self, params, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(params, grads, lr, betas, eps, weight_decay)
+
+
+class RMSProp(Optimizer):
+    """torch.optim.RMSprop (not centered), optional momentum and L2 weight decay."""
+
+    name = "rmsprop"
+    buffer_names = ("square_avg", "momentum_buffer")
+
+    def __init__(self, params, grads, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0,
+                 momentum=0.0):
+        super().__init__(params, grads, lr)
+        if not 0 <= alpha < 1 or eps <= 0 or weight_decay < 0 or momentum < 0:
+            raise ValueError(f"bad RMSProp hyperparameters alpha={alpha} eps={eps} "
+                             f"weight_decay={weight_decay} momentum={momentum}")
+        self.alpha, self.eps = float(alpha), float(eps)
+        self.weight_decay, self.momentum = float(weight_decay), float(momentum)
+
+    def _update(self, lr):
+        _k.rmsprop_update(self.params, self.grads, self.buffers["square_avg"],
+                          self.buffers["momentum_buffer"], lr, self.alpha, self.eps,
+                          self.weight_decay, self.momentum)
+
+
+OPTIMIZERS = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSProp)}
+
+
+def make_optimizer(name: str, params: np.ndarray, grads: np.ndarray, lr: float,
+                   weight_decay: float = 0.0, momentum: float = 0.9,
+                   nesterov: bool = False) -> Optimizer:
+    """The optimizer called ``name`` from the CLI's options (unknown names list the known ones).
+    ``momentum`` applies to sgd and rmsprop; ``nesterov`` to sgd."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; known optimizers: "
+                         f"{', '.join(sorted(OPTIMIZERS))}")
+    if name == "sgd":
+        return SGD(params, grads, lr, momentum=momentum, nesterov=nesterov,
+                   weight_decay=weight_decay)
+    if name == "rmsprop":
+        return RMSProp(params, grads, lr, momentum=momentum, weight_decay=weight_decay)
+    return OPTIMIZERS[name](params, grads, lr, weight_decay=weight_decay)
+
+
+class Schedule:
+    """Learning rate as a function of the step index (0-based, before the update).
+
+    Linear warm-up over ``warmup`` steps from lr/warmup to lr, then:
+      constant: lr
+      step:     lr * gamma ** (s // step_size)            s = steps since warm-up ended
+      cosine:   min_lr + (lr - min_lr) * (1 + cos(pi * s / span)) / 2,
+                span = total_steps - warmup (then stays at min_lr)
+    """
+
+    kinds = ("constant", "step", "cosine")
+
+    def __init__(self, kind: str, lr: float, total_steps: int | None = None, warmup: int = 0,
+                 step_size: int = 1000, gamma: float = 0.5, min_lr: float = 0.0):
+        if kind not in self.kinds:
+            raise ValueError(f"unknown schedule {kind!r}; known schedules: {', '.join(self.kinds)}")
+        if warmup < 0 or step_size < 1 or not gamma > 0 or min_lr < 0:
+            raise ValueError(f"bad schedule settings warmup={warmup} step_size={step_size} "
+                             f"gamma={gamma} min_lr={min_lr}")
+        if kind == "cosine" and not total_steps:
+            raise ValueError("the cosine schedule needs the total number of steps")
+        self.kind, self.lr, self.total_steps = kind, float(lr), total_steps
+        self.warmup, self.step_size, self.gamma, self.min_lr = warmup, step_size, gamma, min_lr
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        s = step - self.warmup
+        if self.kind == "constant":
+            return self.lr
+        if self.kind == "step":
+            return self.lr * self.gamma ** (s // self.step_size)
+        span = max(1, self.total_steps - self.warmup)
+        progress = min(1.0, s / span)
+        return self.min_lr + (self.lr - self.min_lr) * (1 + math.cos(math.pi * progress)) / 2

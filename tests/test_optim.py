@@ -1,0 +1,148 @@
+"""Optimizers over the flat buffer vs torch.optim on identical gradients; LR schedules."""
+import math
+
+import numpy as np
+import pytest
+
+from recurrent.optim import SGD, Adam, AdamW, RMSProp, Schedule, make_optimizer
+
+N = 257  # an odd length: no assumption about vector widths
+STEPS = 6
+
+CASES = [
+    ("sgd plain", SGD, dict(lr=0.1), "SGD", dict(lr=0.1)),
+    ("sgd momentum wd", SGD, dict(lr=0.05, momentum=0.9, weight_decay=0.01),
+     "SGD", dict(lr=0.05, momentum=0.9, weight_decay=0.01)),
+    ("sgd dampening", SGD, dict(lr=0.05, momentum=0.8, dampening=0.3),
+     "SGD", dict(lr=0.05, momentum=0.8, dampening=0.3)),
+    ("sgd nesterov", SGD, dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+     "SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3)),
+    ("adam", Adam, dict(lr=1e-2), "Adam", dict(lr=1e-2)),
+    ("adam wd betas", Adam, dict(lr=3e-3, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.05),
+     "Adam", dict(lr=3e-3, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.05)),
+    ("adamw", AdamW, dict(lr=1e-2, weight_decay=0.1), "AdamW", dict(lr=1e-2, weight_decay=0.1)),
+    ("rmsprop", RMSProp, dict(lr=1e-2), "RMSprop", dict(lr=1e-2)),
+    ("rmsprop momentum wd", RMSProp, dict(lr=1e-3, alpha=0.9, momentum=0.5, weight_decay=0.01),
+     "RMSprop", dict(lr=1e-3, alpha=0.9, momentum=0.5, weight_decay=0.01)),
+]
+
+
+def gradient_sequence(seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(N).astype(np.float32) * (0.1 + i) for i in range(STEPS)]
+
+
+@pytest.mark.parametrize("label, ours, kwargs, theirs, torch_kwargs", CASES,
+                         ids=[c[0] for c in CASES])
+def test_matches_torch_optim(label, ours, kwargs, theirs, torch_kwargs):
+    torch = pytest.importorskip("torch")
+    start = np.random.default_rng(1).standard_normal(N).astype(np.float32)
+    params, grads = start.copy(), np.zeros(N, np.float32)
+    opt = ours(params, grads, **kwargs)
+    tparam = torch.nn.Parameter(torch.from_numpy(start.copy()))
+    topt = getattr(torch.optim, theirs)([tparam], **torch_kwargs)
+    for g in gradient_sequence():
+        grads[...] = g
+        opt.step()
+        tparam.grad = torch.from_numpy(g.copy())
+        topt.step()
+        np.testing.assert_allclose(params, tparam.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(params, start)  # it moved
+
+
+def test_lr_argument_overrides_base_lr():
+    params, grads = np.ones(3, np.float32), np.ones(3, np.float32)
+    opt = SGD(params, grads, lr=1.0)
+    opt.step(lr=0.25)
+    np.testing.assert_array_equal(params, np.full(3, 0.75, np.float32))
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "rmsprop"])
+def test_state_round_trip_continues_identically(name):
+    """Saving the state mid-run and loading it into a fresh optimizer gives the same path."""
+    grads_seq = gradient_sequence(2)
+    start = np.random.default_rng(3).standard_normal(N).astype(np.float32)
+
+    params_a, grads_a = start.copy(), np.zeros(N, np.float32)
+    a = make_optimizer(name, params_a, grads_a, lr=0.01, weight_decay=0.01, momentum=0.9)
+    for g in grads_seq[:3]:
+        grads_a[...] = g
+        a.step()
+    saved_state = {k: np.array(v, copy=True) for k, v in a.state_dict().items()}
+    saved_params = params_a.copy()
+    for g in grads_seq[3:]:
+        grads_a[...] = g
+        a.step()
+
+    params_b, grads_b = saved_params, np.zeros(N, np.float32)
+    b = make_optimizer(name, params_b, grads_b, lr=0.01, weight_decay=0.01, momentum=0.9)
+    b.load_state_dict(saved_state)
+    for g in grads_seq[3:]:
+        grads_b[...] = g
+        b.step()
+    np.testing.assert_array_equal(params_a, params_b)
+
+
+def test_state_with_wrong_length_is_rejected():
+    opt = Adam(np.zeros(4, np.float32), np.zeros(4, np.float32))
+    state = opt.state_dict()
+    state["exp_avg"] = np.zeros(5, np.float32)
+    with pytest.raises(ValueError, match="exp_avg"):
+        opt.load_state_dict(state)
+
+
+def test_bad_construction():
+    with pytest.raises(ValueError, match="float32"):
+        SGD(np.zeros(3), np.zeros(3), lr=0.1)
+    with pytest.raises(ValueError, match="one length"):
+        SGD(np.zeros(3, np.float32), np.zeros(4, np.float32), lr=0.1)
+    with pytest.raises(ValueError, match="lr"):
+        Adam(np.zeros(3, np.float32), np.zeros(3, np.float32), lr=0.0)
+    with pytest.raises(ValueError, match="known optimizers: adam, adamw, rmsprop, sgd"):
+        make_optimizer("adagrad", np.zeros(3, np.float32), np.zeros(3, np.float32), lr=0.1)
+
+
+def test_constant_and_warmup():
+    s = Schedule("constant", 0.1, warmup=4)
+    assert [s(i) for i in range(6)] == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1, 0.1])
+
+
+def test_step_decay_matches_torch_steplr():
+    torch = pytest.importorskip("torch")
+    s = Schedule("step", 0.1, step_size=3, gamma=0.5)
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.1)
+    ref = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
+    for i in range(10):
+        assert s(i) == pytest.approx(opt.param_groups[0]["lr"])
+        opt.step()
+        ref.step()
+
+
+def test_cosine_matches_closed_form_and_torch():
+    torch = pytest.importorskip("torch")
+    total = 20
+    s = Schedule("cosine", 0.1, total_steps=total, min_lr=0.001)
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.1)
+    ref = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=0.001)
+    for i in range(total):
+        assert s(i) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-6)
+        opt.step()
+        ref.step()
+    assert s(total + 5) == pytest.approx(0.001)
+
+
+def test_cosine_after_warmup():
+    s = Schedule("cosine", 1.0, total_steps=12, warmup=2)
+    assert s(0) == pytest.approx(0.5) and s(1) == pytest.approx(1.0)
+    assert s(2) == pytest.approx(1.0)
+    assert s(7) == pytest.approx((1 + math.cos(math.pi * 5 / 10)) / 2)
+    assert s(12) == pytest.approx(0.0)
+
+
+def test_schedule_errors():
+    with pytest.raises(ValueError, match="total number of steps"):
+        Schedule("cosine", 0.1)
+    with pytest.raises(ValueError, match="known schedules"):
+        Schedule("exp", 0.1)
