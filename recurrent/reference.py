@@ -1,0 +1,264 @@
+"""Plain-numpy reference cells: the test oracle for the fast kernels, and a correct slow path.
+
+Written for reading, not speed: one Python iteration per time step, one line per equation,
+every backward line next to a comment quoting the forward line it differentiates. The cells
+follow recurrent.protocols.Cell exactly, so any layer accepts them in place of a fast cell,
+and they run in whatever float dtype they are given (float32, float64, ...).
+
+Dimension legend: T time steps, B batch rows, I input features, H hidden units,
+G = num_gates * H rows of the stacked gate weights (gate order from recurrent/layout.py).
+
+Variable lengths (mask m[t, b] = t < lengths[b]): a row past its length keeps its state,
+outputs zero, ignores d_out there, and passes its state gradients through unchanged.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .layout import GATE_ORDER, PARAM_KINDS, STATE_NAMES
+
+
+def _sigmoid(a):
+    # Written with exp of a non-positive number only, so it never overflows.
+    e = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(a.dtype, copy=False)
+
+
+def valid_mask(lengths, T, B):
+    """(T, B) bool: True where step t of row b is inside the row's length."""
+    if lengths is None:
+        return np.ones((T, B), dtype=bool)
+    return np.arange(T)[:, None] < np.asarray(lengths)[None, :]
+
+
+class ReferenceCell:
+    """The time loop, masking and BPTT shared by every reference cell.
+
+    A subclass supplies one step forward (x_t, states -> new states, step cache) and its
+    backward (d new states, step cache -> dx_t, d previous states), adding into ``grads``.
+    """
+
+    name: str
+    num_gates: int
+    state_names: tuple
+
+    def __init__(self):
+        self.gate_order = GATE_ORDER[self.name]
+
+    def __repr__(self):
+        return f"<reference cell {self.name!r}>"
+
+    def param_shapes(self, input_size, hidden_size):
+        G = self.num_gates * hidden_size
+        shapes = {"weight_ih": (G, input_size), "weight_hh": (G, hidden_size),
+                  "bias_ih": (G,), "bias_hh": (G,)}
+        return {kind: shapes[kind] for kind in PARAM_KINDS}
+
+    def init_params(self, params, hidden_size, rng):
+        # PyTorch's default: every parameter U(-1/sqrt(H), 1/sqrt(H)).
+        bound = 1.0 / np.sqrt(hidden_size)
+        for array in params.values():
+            array[...] = rng.uniform(-bound, bound, size=array.shape)
+
+    def step(self, x_t, states, params):
+        new_states, _ = self._step_forward(x_t, states, params)
+        return new_states
+
+    def forward(self, x, states, params, lengths, num_threads=1):
+        T, B, _ = x.shape
+        valid = valid_mask(lengths, T, B)                     # (T, B)
+        H = states[0].shape[1]
+        out = np.zeros((T, B, H), dtype=x.dtype)              # (T, B, H)
+        states = tuple(np.array(s, dtype=x.dtype) for s in states)   # copies: never modify inputs
+        step_caches = []
+        for t in range(T):
+            new_states, step_cache = self._step_forward(x[t], states, params)
+            keep = valid[t][:, None]                           # (B, 1)
+            out[t] = np.where(keep, new_states[0], 0)
+            states = tuple(np.where(keep, new, old) for new, old in zip(new_states, states))
+            step_caches.append(step_cache)
+        cache = (valid, step_caches, params, x.shape[2])
+        return out, states, cache
+
+    def backward(self, d_out, d_final_states, cache, grads, num_threads=1):
+        valid, step_caches, params, input_size = cache
+        T, B, H = d_out.shape
+        # d_states: gradient w.r.t. the state carried INTO the step being processed next.
+        d_states = [np.zeros((B, H), d_out.dtype) if d is None else np.array(d, d_out.dtype)
+                    for d in d_final_states]
+        dx = np.zeros((T, B, input_size), dtype=d_out.dtype)  # (T, B, I)
+        for t in reversed(range(T)):
+            keep = valid[t][:, None]
+            # forward: out[t] = new_states[0] on valid rows, 0 elsewhere; the carried state is
+            # the new state on valid rows and the old one elsewhere.
+            d_new = [np.where(keep, d, 0) for d in d_states]
+            d_new[0] = d_new[0] + np.where(keep, d_out[t], 0)
+            dx_t, d_prev = self._step_backward(d_new, step_caches[t], params, grads)
+            dx[t] = np.where(keep, dx_t, 0)
+            d_states = [np.where(keep, dp, d) for dp, d in zip(d_prev, d_states)]
+        return dx, tuple(d_states)
+
+    # -- one step: supplied by each cell -------------------------------------------------
+    def _step_forward(self, x_t, states, params):
+        raise NotImplementedError
+
+    def _step_backward(self, d_new_states, step_cache, params, grads):
+        raise NotImplementedError
+
+
+def _add_weight_grads(grads, d_gates_ih, d_gates_hh, x_t, h_prev):
+    """dW_ih += dA_ih^T x, dW_hh += dA_hh^T h, db += column sums (A = the pre-activations)."""
+    grads["weight_ih"] += d_gates_ih.T @ x_t
+    grads["weight_hh"] += d_gates_hh.T @ h_prev
+    grads["bias_ih"] += d_gates_ih.sum(axis=0)
+    grads["bias_hh"] += d_gates_hh.sum(axis=0)
+
+
+class _SimpleRNNCell(ReferenceCell):
+    """h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh)."""
+
+    num_gates = 1
+
+    def _activation(self, a):
+        raise NotImplementedError
+
+    def _activation_grad(self, a, h_new):
+        raise NotImplementedError
+
+    def _step_forward(self, x_t, states, params):
+        (h,) = states
+        a = x_t @ params["weight_ih"].T + params["bias_ih"] + h @ params["weight_hh"].T \
+            + params["bias_hh"]                                # (B, H)
+        h_new = self._activation(a)
+        return (h_new,), (x_t, h, a, h_new)
+
+    def _step_backward(self, d_new_states, step_cache, params, grads):
+        (dh_new,) = d_new_states
+        x_t, h, a, h_new = step_cache
+        # h_new = act(a)
+        da = dh_new * self._activation_grad(a, h_new)
+        _add_weight_grads(grads, da, da, x_t, h)
+        # a = x W_ih^T + ... + h W_hh^T + ...
+        return da @ params["weight_ih"], (da @ params["weight_hh"],)
+
+
+class RNNTanhCell(_SimpleRNNCell):
+    name = "rnn_tanh"
+    state_names = STATE_NAMES["rnn_tanh"]
+
+    def _activation(self, a):
+        return np.tanh(a)
+
+    def _activation_grad(self, a, h_new):
+        return 1 - h_new * h_new
+
+
+class RNNReluCell(_SimpleRNNCell):
+    name = "rnn_relu"
+    state_names = STATE_NAMES["rnn_relu"]
+
+    def _activation(self, a):
+        return np.maximum(a, 0)
+
+    def _activation_grad(self, a, h_new):
+        return (a > 0).astype(a.dtype)
+
+
+class LSTMCell(ReferenceCell):
+    """Gates i, f, g, o (PyTorch order):
+        i, f, o = sigmoid(.), g = tanh(.)   of   x W_ih^T + b_ih + h W_hh^T + b_hh
+        c' = f * c + i * g
+        h' = o * tanh(c')
+    """
+
+    name = "lstm"
+    num_gates = 4
+    state_names = STATE_NAMES["lstm"]
+
+    def _step_forward(self, x_t, states, params):
+        h, c = states
+        a = x_t @ params["weight_ih"].T + params["bias_ih"] + h @ params["weight_hh"].T \
+            + params["bias_hh"]                                # (B, 4H)
+        a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)
+        i, f, g, o = _sigmoid(a_i), _sigmoid(a_f), np.tanh(a_g), _sigmoid(a_o)
+        c_new = f * c + i * g
+        tanh_c = np.tanh(c_new)
+        h_new = o * tanh_c
+        return (h_new, c_new), (x_t, h, c, i, f, g, o, tanh_c)
+
+    def _step_backward(self, d_new_states, step_cache, params, grads):
+        dh_new, dc_new = d_new_states
+        x_t, h, c, i, f, g, o, tanh_c = step_cache
+        # h' = o * tanh(c')
+        d_o = dh_new * tanh_c
+        dc = dc_new + dh_new * o * (1 - tanh_c * tanh_c)
+        # c' = f * c + i * g
+        d_f = dc * c
+        d_i = dc * g
+        d_g = dc * i
+        dc_prev = dc * f
+        # i, f, o = sigmoid(a_*), g = tanh(a_g)
+        da = np.concatenate([d_i * i * (1 - i), d_f * f * (1 - f), d_g * (1 - g * g),
+                             d_o * o * (1 - o)], axis=1)     # (B, 4H)
+        _add_weight_grads(grads, da, da, x_t, h)
+        return da @ params["weight_ih"], (da @ params["weight_hh"], dc_prev)
+
+
+class GRUCell(ReferenceCell):
+    """Gates r, z, n (PyTorch order), b_hn inside the reset product:
+        r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+        z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+        n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+        h' = (1 - z) * n + z * h
+    """
+
+    name = "gru"
+    num_gates = 3
+    state_names = STATE_NAMES["gru"]
+
+    def _step_forward(self, x_t, states, params):
+        (h,) = states
+        a_x = x_t @ params["weight_ih"].T + params["bias_ih"]   # (B, 3H) input part
+        a_h = h @ params["weight_hh"].T + params["bias_hh"]     # (B, 3H) recurrent part
+        ax_r, ax_z, ax_n = np.split(a_x, 3, axis=1)
+        ah_r, ah_z, ah_n = np.split(a_h, 3, axis=1)
+        r = _sigmoid(ax_r + ah_r)
+        z = _sigmoid(ax_z + ah_z)
+        n = np.tanh(ax_n + r * ah_n)
+        h_new = (1 - z) * n + z * h
+        return (h_new,), (x_t, h, r, z, n, ah_n)
+
+    def _step_backward(self, d_new_states, step_cache, params, grads):
+        (dh_new,) = d_new_states
+        x_t, h, r, z, n, ah_n = step_cache
+        # h' = (1 - z) * n + z * h
+        d_n = dh_new * (1 - z)
+        d_z = dh_new * (h - n)
+        dh_direct = dh_new * z
+        # n = tanh(ax_n + r * ah_n)
+        da_n = d_n * (1 - n * n)
+        d_r = da_n * ah_n
+        dah_n = da_n * r
+        # r, z = sigmoid(ax_* + ah_*)
+        da_r = d_r * r * (1 - r)
+        da_z = d_z * z * (1 - z)
+        dax = np.concatenate([da_r, da_z, da_n], axis=1)      # (B, 3H)
+        dah = np.concatenate([da_r, da_z, dah_n], axis=1)     # (B, 3H)
+        _add_weight_grads(grads, dax, dah, x_t, h)
+        return dax @ params["weight_ih"], (dah @ params["weight_hh"] + dh_direct,)
+
+
+# One instance per cell: reference cells hold no state between calls.
+CELLS = {cell.name: cell for cell in (RNNTanhCell(), RNNReluCell(), LSTMCell(), GRUCell())}
+
+
+def get_reference_cell(name):
+    """The reference cell for a built-in cell name ('rnn_tanh', 'rnn_relu', 'lstm', 'gru')."""
+    if name not in CELLS:
+        raise ValueError(f"no reference cell {name!r}; known: {', '.join(sorted(CELLS))}")
+    return CELLS[name]
+
+
+# Losses
+# ======
+# Plain-numpy references of the built-in losses (appended by the losses' author).

@@ -1,0 +1,33 @@
+"""Shared fixtures. Entry-point autoload is off for the whole suite, so third-party plugins
+installed in the environment cannot change test results."""
+import os
+
+os.environ["RECURRENT_NO_ENTRYPOINTS"] = "1"
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+CELL_NAMES = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+BACKENDS = ("reference", "fast")
+
+
+def cell_for(name, backend):
+    """The cell object named ``name``: the plain-numpy reference, or the registered fast one."""
+    if backend == "reference":
+        from recurrent.reference import get_reference_cell
+        return get_reference_cell(name)
+    pytest.importorskip("recurrent_plugins.cells",
+                        reason="the fast built-in cells (recurrent_plugins.cells) are not built")
+    from recurrent.plugins import get_cell
+    return get_cell(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Run a test once with the reference cells and once with the fast built-in cells."""
+    return request.param
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
