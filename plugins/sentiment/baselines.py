@@ -1,0 +1,92 @@
+"""The two baselines every evaluation is shown beside: majority class and bag-of-words
+logistic regression, both fitted on the training split only.
+
+Dimension legend: N rows, F features (vocabulary words), K classes.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.optimize
+import scipy.sparse
+
+from .text import UNK_ID
+
+# L2 strengths tried for logistic regression; the one with the best validation accuracy wins.
+L2_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+
+
+def majority_class(y_train: np.ndarray, num_classes: int) -> int:
+    """The most frequent training class (the lowest class id on a tie)."""
+    return int(np.argmax(np.bincount(y_train, minlength=num_classes)))
+
+
+def bag_of_words(sequences: list[list[int]], vocab_size: int) -> scipy.sparse.csr_matrix:
+    """(N, V) 0/1 matrix: word v occurs in row n. <pad> and <unk> columns stay zero."""
+    indptr, indices = [0], []
+    for seq in sequences:
+        words = sorted(set(seq) - {0, UNK_ID})
+        indices.extend(words)
+        indptr.append(len(indices))
+    data = np.ones(len(indices), dtype=np.float64)
+    return scipy.sparse.csr_matrix((data, indices, indptr), shape=(len(sequences), vocab_size))
+
+
+class LogisticRegression:
+    """Multinomial (softmax) logistic regression with an L2 penalty on the weights.
+
+    Minimises mean cross-entropy + l2/2 * ||W||^2 (the bias is not penalised) with
+    full-batch L-BFGS (scipy), using the exact gradient.
+    """
+
+    def __init__(self, l2: float, max_iter: int = 500):
+        self.l2 = l2
+        self.max_iter = max_iter
+        self.weight = None  # (F, K)
+        self.bias = None  # (K,)
+
+    def _unpack(self, theta, num_features, num_classes):
+        weight = theta[:num_features * num_classes].reshape(num_features, num_classes)
+        return weight, theta[num_features * num_classes:]
+
+    def objective(self, theta: np.ndarray, x, onehot: np.ndarray):
+        """(loss, gradient) at the flat parameters ``theta`` = [W.ravel(), b];
+        x (N, F), onehot (N, K) targets."""
+        n, f = x.shape
+        weight, bias = self._unpack(theta, f, onehot.shape[1])
+        logits = x @ weight + bias  # (N, K)
+        logits -= logits.max(axis=1, keepdims=True)
+        log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        loss = -np.sum(onehot * log_probs) / n + 0.5 * self.l2 * np.sum(weight * weight)
+        d_logits = (np.exp(log_probs) - onehot) / n  # d loss / d logits, (N, K)
+        d_weight = x.T @ d_logits + self.l2 * weight  # (F, K)
+        d_bias = d_logits.sum(axis=0)  # (K,)
+        return loss, np.concatenate([np.ravel(d_weight), d_bias])
+
+    def fit(self, x, y: np.ndarray, num_classes: int) -> "LogisticRegression":
+        n, f = x.shape
+        onehot = np.zeros((n, num_classes))  # (N, K)
+        onehot[np.arange(n), y] = 1.0
+        theta0 = np.zeros(f * num_classes + num_classes)
+        result = scipy.optimize.minimize(self.objective, theta0, args=(x, onehot), jac=True,
+                                         method="L-BFGS-B", options={"maxiter": self.max_iter})
+        self.weight, self.bias = self._unpack(result.x, f, num_classes)
+        return self
+
+    def predict_proba(self, x) -> np.ndarray:
+        logits = np.asarray(x @ self.weight) + self.bias  # (N, K)
+        logits -= logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_logistic_regression(x_train, y_train, x_valid, y_valid, num_classes: int,
+                            grid=L2_GRID) -> LogisticRegression:
+    """Fit one model per L2 strength on train; keep the best by validation accuracy (ties go
+    to the stronger penalty, the simpler model)."""
+    best, best_acc = None, -1.0
+    for l2 in sorted(grid, reverse=True):
+        model = LogisticRegression(l2).fit(x_train, y_train, num_classes)
+        acc = float(np.mean(model.predict_proba(x_valid).argmax(axis=1) == y_valid))
+        if acc > best_acc:
+            best, best_acc = model, acc
+    return best

@@ -1,0 +1,149 @@
+"""Reading labelled text from CSV, checking it, and the stratified train/valid/test split.
+
+Every problem with a user's file becomes a one-line recurrent.errors.UserError that names
+the file (and the line, where there is one); nothing here prints or exits.
+"""
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+from recurrent.errors import UserError
+
+BUNDLED_NAME = "rotten_tomatoes.csv.gz"
+
+
+def bundled_path() -> str:
+    """Path of the bundled Rotten Tomatoes snippets (plugins/sentiment/data/)."""
+    return str(resources.files(__package__).joinpath("data", BUNDLED_NAME))
+
+
+@dataclass
+class LabelledText:
+    """The rows of one CSV file: parallel lists, in file order."""
+
+    path: str
+    texts: list[str]
+    labels: list[str] | None  # None when the file was read without a label column
+    sha256: str  # of the (decompressed) content: notices a changed file between train and eval
+
+
+def _read_bytes(path: str) -> bytes:
+    """The file's content, decompressed when its name ends in .gz or .bz2."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise UserError(f"data file not found: {path}") from None
+    except IsADirectoryError:
+        raise UserError(f"data path is a directory, not a CSV file: {path}") from None
+    except OSError as e:
+        raise UserError(f"cannot read data file {path}: {e.strerror}") from None
+    try:
+        if path.endswith(".gz"):
+            return gzip.decompress(raw)
+        if path.endswith(".bz2"):
+            return bz2.decompress(raw)
+    except (OSError, EOFError, ValueError) as e:
+        raise UserError(f"cannot decompress {path}: {e}") from None
+    return raw
+
+
+def _decode(path: str, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")  # tolerate the byte-order mark Excel writes
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
+                        f"{e.start}); re-save it as UTF-8") from None
+
+
+def read_csv(path: str, text_column: str, label_column: str | None) -> LabelledText:
+    """Read ``text_column`` (and ``label_column`` unless None) of a UTF-8 CSV with a header.
+
+    Rejects, with one line each: a missing or unreadable file, non-UTF-8 bytes, an empty file,
+    missing columns (naming the columns found), rows whose text or label is empty, malformed
+    CSV. Blank lines are not rows and are skipped.
+    """
+    raw = _read_bytes(path)
+    digest = hashlib.sha256(raw).hexdigest()
+    reader = csv.reader(io.StringIO(_decode(path, raw), newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if header is None or not any(h.strip() for h in header):
+            raise UserError(f"{path} is empty: expected a CSV header line with column names")
+        columns = [h.strip() for h in header]
+        wanted = [text_column] + ([label_column] if label_column is not None else [])
+        missing = [c for c in wanted if c not in columns]
+        if missing:
+            found = ", ".join(repr(c) for c in columns)
+            raise UserError(f"{path} has no column {' or '.join(repr(c) for c in missing)}; "
+                            f"columns found: {found} (choose with --text-column/--label-column)")
+        text_at = columns.index(text_column)
+        label_at = columns.index(label_column) if label_column is not None else None
+        texts, labels = [], []
+        for row in reader:
+            if not row:
+                continue  # a blank line
+            line = reader.line_num
+            text = row[text_at].strip() if text_at < len(row) else ""
+            if not text:
+                raise UserError(f"{path} line {line}: empty text in column {text_column!r}")
+            texts.append(text)
+            if label_at is not None:
+                label = row[label_at].strip() if label_at < len(row) else ""
+                if not label:
+                    raise UserError(f"{path} line {line}: empty label in column {label_column!r}")
+                labels.append(label)
+    except csv.Error as e:
+        raise UserError(f"{path} line {reader.line_num}: malformed CSV ({e})") from None
+    if not texts:
+        raise UserError(f"{path} has a header but no data rows")
+    return LabelledText(os.fspath(path), texts, labels if label_column is not None else None,
+                        digest)
+
+
+def class_list(labels: list[str], path: str) -> list[str]:
+    """The sorted label set; a single class cannot train a classifier."""
+    classes = sorted(set(labels))
+    if len(classes) < 2:
+        raise UserError(f"{path} has a single class {classes[0]!r} in its label column; "
+                        f"a classifier needs at least two")
+    return classes
+
+
+def stratified_split(labels: list[str], valid_fraction: float, test_fraction: float,
+                     seed: int) -> dict[str, np.ndarray]:
+    """Row indices of "train", "valid" and "test", each sorted, split class by class.
+
+    Every class contributes round(n_c * fraction) rows to valid and to test (so class
+    proportions match across splits), drawn from a permutation fixed by ``seed``.
+    """
+    if not (0 < valid_fraction < 1 and 0 < test_fraction < 1
+            and valid_fraction + test_fraction < 1):
+        raise UserError(f"validation and test fractions must be in (0, 1) and sum below 1; "
+                        f"got {valid_fraction} and {test_fraction}")
+    rng = np.random.default_rng(seed)
+    labels_arr = np.asarray(labels)
+    parts = {"train": [], "valid": [], "test": []}
+    for label in sorted(set(labels)):
+        rows = rng.permutation(np.flatnonzero(labels_arr == label))
+        # Keep at least one training row per class, so the model sees every label.
+        n_test = min(int(round(len(rows) * test_fraction)), len(rows) - 1)
+        n_valid = min(int(round(len(rows) * valid_fraction)), len(rows) - 1 - n_test)
+        parts["test"].append(rows[:n_test])
+        parts["valid"].append(rows[n_test:n_test + n_valid])
+        parts["train"].append(rows[n_test + n_valid:])
+    split = {name: np.sort(np.concatenate(p)).astype(np.int64) for name, p in parts.items()}
+    empty = [name for name, idx in split.items() if len(idx) == 0]
+    if empty:
+        raise UserError(f"only {len(labels)} labelled rows: too few for a train/validation/test "
+                        f"split ({', '.join(empty)} would be empty)")
+    return split

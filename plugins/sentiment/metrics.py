@@ -1,0 +1,93 @@
+"""Classification metrics and the human-readable report.
+
+Conventions (as scikit-learn's defaults): the confusion matrix has true classes as rows and
+predicted classes as columns; a precision or recall whose denominator is zero is 0.0; F1 is
+the harmonic mean of precision and recall (0.0 when both are 0); macro-F1 is the unweighted
+mean of the per-class F1 values.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, K) logits in float64, stable for large values."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def cross_entropy(probs: np.ndarray, y: np.ndarray) -> float:
+    """Mean negative log-likelihood of classes y (N,) under probabilities (N, K)."""
+    p = probs[np.arange(len(y)), y]
+    return float(-np.mean(np.log(np.maximum(p, 1e-300))))
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """(K, K) int64 counts: entry [i, j] = rows of true class i predicted as class j."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return cm
+
+
+def classification_metrics(y_true, y_pred, classes: list[str]) -> dict:
+    """Flat dict: accuracy, macro_f1, precision/<c>, recall/<c>, f1/<c>, support/<c>, and
+    confusion (list of lists, rows true, columns predicted, classes in ``classes`` order)."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if len(y_true) == 0:
+        raise ValueError("no rows to evaluate")
+    k = len(classes)
+    cm = confusion_matrix(y_true, y_pred, k)
+    tp = np.diag(cm).astype(np.float64)
+    predicted = cm.sum(axis=0)  # column sums: rows predicted as class j
+    actual = cm.sum(axis=1)  # row sums: rows truly in class i
+    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros(k), where=actual > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
+    out = {"accuracy": float(tp.sum() / len(y_true)), "macro_f1": float(f1.mean())}
+    for i, name in enumerate(classes):
+        out[f"precision/{name}"] = float(precision[i])
+        out[f"recall/{name}"] = float(recall[i])
+        out[f"f1/{name}"] = float(f1[i])
+        out[f"support/{name}"] = int(actual[i])
+    out["confusion"] = cm.tolist()
+    return out
+
+
+def format_report(results: dict[str, dict], classes: list[str], title: str = "") -> str:
+    """A plain-text report: one summary table with a column per model (the RNN and each
+    baseline), then per-class precision/recall/F1 and the confusion matrix of each model."""
+    names = list(results)
+    lines = [title] if title else []
+    keys = ["accuracy", "macro_f1", "loss"]
+    for c in classes:
+        keys += [f"precision/{c}", f"recall/{c}", f"f1/{c}"]
+    width = max(12, *(len(n) for n in names)) + 2
+    label_w = max(len(k) for k in keys) + 2
+
+    def row(label, cells):
+        return label.ljust(label_w) + "".join(c.rjust(width) for c in cells)
+
+    def num(m, key):
+        v = m.get(key)
+        return "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
+
+    lines.append(row("", names))
+    for key in keys:
+        if any(key in results[n] for n in names):
+            lines.append(row(key, [num(results[n], key) for n in names]))
+    lines.append(row("rows", [str(sum(results[n].get(f"support/{c}", 0) for c in classes))
+                              for n in names]))
+    cw = max(8, *(len(c) for c in classes)) + 2
+    for n in names:
+        cm = results[n].get("confusion")
+        if cm is None:
+            continue
+        lines.append("")
+        lines.append(f"confusion matrix, {n} (rows: true class, columns: predicted)")
+        lines.append("".ljust(cw) + "".join(c.rjust(cw) for c in classes))
+        for c, counts in zip(classes, cm):
+            lines.append(c.ljust(cw) + "".join(str(v).rjust(cw) for v in counts))
+    return "\n".join(lines)

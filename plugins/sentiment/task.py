@@ -1,0 +1,274 @@
+"""The `sentiment` task: many-to-one text classification from a CSV file.
+
+Model: token ids -> embedding -> (bidirectional) RNN/LSTM/GRU over each row's own length ->
+pooling over valid steps (last | mean | max) -> dense -> K logits. The loss is softmax
+cross_entropy for every label set, binary included: for two classes a 2-way softmax is the
+same model as a sigmoid on the difference of the two logits, and it keeps one code path for
+metrics, probabilities and predict.
+
+Dimension legend: T tokens (padded per batch), B batch rows, N rows of a split, K classes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import click
+import numpy as np
+
+from recurrent.errors import UserError
+
+from . import baselines as bl
+from .dataset import BUNDLED_NAME, bundled_path, class_list, read_csv, stratified_split
+from .metrics import classification_metrics, cross_entropy, format_report, softmax
+from .text import build_vocab, encode, length_buckets, pad_batch, tokenize
+
+STATE_VERSION = 1
+EVAL_BATCH = 256  # rows per forward pass in evaluate/predict (no gradients kept)
+
+# Small per-process caches: the trainer calls batches()/evaluate()/baselines() many times
+# with the same state, and re-reading or refitting each time would dominate short runs.
+_files: dict = {}
+_baseline_models: dict = {}
+
+
+def _cached_read(path: str, text_column: str, label_column: str | None):
+    st = _stat(path)
+    key = (os.path.abspath(path), st, text_column, label_column)
+    if key not in _files:
+        _files.clear()  # keep one file in memory at a time
+        data = read_csv(path, text_column, label_column)
+        _files[key] = (data, [tokenize(t) for t in data.texts])
+    return _files[key]
+
+
+def _stat(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # read_csv reports the problem in its own words
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _vocab_key(vocab: list[str]) -> str:
+    return hashlib.sha256("\n".join(vocab).encode("utf-8")).hexdigest()
+
+
+def _positive_int(name, minimum=1):
+    def check(ctx, param, value):
+        if value is not None and value < minimum:
+            raise click.BadParameter(f"must be at least {minimum}, got {value}")
+        return value
+    return check
+
+
+class SentimentTask:
+    name = "sentiment"
+    help = "Text classification from CSV (default data: Rotten Tomatoes fresh/rotten snippets)"
+    loss = "cross_entropy"
+
+    # ---- CLI ---------------------------------------------------------------------------
+    def options(self) -> list:
+        return [
+            click.Option(["--data"], type=str, default=None,
+                         help=f"CSV file (UTF-8, header row; .gz/.bz2 ok) [default: bundled "
+                              f"{BUNDLED_NAME}]"),
+            click.Option(["--text-column"], default="text", show_default=True,
+                         help="Column holding the text."),
+            click.Option(["--label-column"], default="label", show_default=True,
+                         help="Column holding the class label (any label set)."),
+            click.Option(["--max-vocab"], type=int, default=20000, show_default=True,
+                         callback=_positive_int("max_vocab", 3),
+                         help="Vocabulary size, <pad> and <unk> included."),
+            click.Option(["--min-freq"], type=int, default=2, show_default=True,
+                         callback=_positive_int("min_freq"),
+                         help="Keep training-split tokens seen at least this often."),
+            click.Option(["--max-tokens"], type=int, default=100, show_default=True,
+                         callback=_positive_int("max_tokens"),
+                         help="Cut texts to their first N tokens."),
+            click.Option(["--pooling"], type=click.Choice(["last", "mean", "max"]),
+                         default="mean", show_default=True,
+                         help="How the RNN outputs over a text's valid steps become one vector."),
+            click.Option(["--embed-dim"], type=int, default=64, show_default=True,
+                         callback=_positive_int("embed_dim"), help="Token embedding size."),
+            click.Option(["--valid-fraction"], type=float, default=0.1, show_default=True,
+                         help="Share of each class held out for validation."),
+            click.Option(["--test-fraction"], type=float, default=0.1, show_default=True,
+                         help="Share of each class held out for the test split."),
+            click.Option(["--split-seed"], type=int, default=0, show_default=True,
+                         help="Seed of the stratified split (independent of --seed)."),
+        ]
+
+    def defaults(self) -> dict:
+        return {"cell": "gru", "hidden": 64, "layers": 1, "bidirectional": True,
+                "batch_size": 32, "epochs": 4, "lr": 2e-3, "optimizer": "adam",
+                "dropout": 0.0}
+
+    # ---- data --------------------------------------------------------------------------
+    def prepare(self, config: dict) -> dict:
+        path = config.get("data") or bundled_path()
+        text_column = config.get("text_column") or "text"
+        label_column = config.get("label_column") or "label"
+        data, tokens = _cached_read(path, text_column, label_column)
+        classes = class_list(data.labels, path)
+        split = stratified_split(data.labels, float(config.get("valid_fraction", 0.1)),
+                                 float(config.get("test_fraction", 0.1)),
+                                 int(config.get("split_seed", 0)))
+        vocab = build_vocab((tokens[i] for i in split["train"]),
+                            int(config.get("max_vocab", 20000)), int(config.get("min_freq", 2)))
+        return {
+            "version": STATE_VERSION,
+            "data": os.path.abspath(config["data"]) if config.get("data") else None,
+            "sha256": data.sha256,
+            "text_column": text_column,
+            "label_column": label_column,
+            "classes": classes,
+            "vocab": vocab,
+            "max_tokens": int(config.get("max_tokens", 100)),
+            "valid_fraction": float(config.get("valid_fraction", 0.1)),
+            "test_fraction": float(config.get("test_fraction", 0.1)),
+            "split_seed": int(config.get("split_seed", 0)),
+            "split_sizes": {name: int(len(idx)) for name, idx in split.items()},
+        }
+
+    def _encode_all(self, state, token_lists):
+        index = {tok: i for i, tok in enumerate(state["vocab"])}
+        return [encode(toks, index, state["max_tokens"]) for toks in token_lists]
+
+    def _label_ids(self, state, labels, path):
+        ids = {c: i for i, c in enumerate(state["classes"])}
+        unknown = sorted(set(labels) - set(ids))
+        if unknown:
+            raise UserError(f"{path} has labels the model was not trained on: "
+                            f"{', '.join(map(repr, unknown[:5]))}; trained labels: "
+                            f"{', '.join(map(repr, state['classes']))}")
+        return np.array([ids[label] for label in labels], dtype=np.int64)
+
+    def split_rows(self, state: dict, split: str, config: dict):
+        """(sequences, y) of a split: token-id lists and class ids (N,) int64.
+
+        split "test" with config["eval_data"] reads that whole file instead (same columns,
+        vocabulary and labels as training)."""
+        if split not in ("train", "valid", "test"):
+            raise ValueError(f"split must be train, valid or test, got {split!r}")
+        eval_data = config.get("eval_data")
+        if split == "test" and eval_data:
+            data, tokens = _cached_read(eval_data, state["text_column"], state["label_column"])
+            return (self._encode_all(state, tokens),
+                    self._label_ids(state, data.labels, eval_data))
+        path = state["data"] or bundled_path()
+        data, tokens = _cached_read(path, state["text_column"], state["label_column"])
+        if data.sha256 != state["sha256"]:
+            raise UserError(f"{path} has changed since this run was trained (its split and "
+                            f"vocabulary no longer match); evaluate on a file with --data")
+        idx = stratified_split(data.labels, state["valid_fraction"], state["test_fraction"],
+                               state["split_seed"])[split]
+        y = self._label_ids(state, [data.labels[i] for i in idx], path)
+        return self._encode_all(state, [tokens[i] for i in idx]), y
+
+    def model_spec(self, state: dict, config: dict) -> dict:
+        return {"input": "tokens", "vocab_size": len(state["vocab"]),
+                "embed_dim": int(config.get("embed_dim", 64)),
+                "output": config.get("pooling", "mean"),
+                "output_size": len(state["classes"])}
+
+    def batches(self, state: dict, split: str, config: dict, rng: np.random.Generator):
+        """Batches of texts of similar length (shuffled for "train", sorted otherwise):
+        x (T, B) int64 ids padded with <pad>, lengths (B,), y (B,) class ids."""
+        sequences, y = self.split_rows(state, split, config)
+        lengths = np.array([len(s) for s in sequences], dtype=np.int64)  # (N,)
+        order_rng = rng if split == "train" else None
+        for rows in length_buckets(lengths, int(config.get("batch_size", 32)), order_rng):
+            x, batch_lengths = pad_batch([sequences[i] for i in rows])
+            yield {"x": x, "lengths": batch_lengths, "y": y[rows], "reset": True}
+
+    # ---- model outputs -----------------------------------------------------------------
+    def probabilities(self, model, sequences: list[list[int]]) -> np.ndarray:
+        """(N, K) class probabilities, in the order of ``sequences``."""
+        lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+        probs = None
+        for rows in length_buckets(lengths, EVAL_BATCH, None):
+            x, batch_lengths = pad_batch([sequences[i] for i in rows])
+            logits, _ = model.forward(x, batch_lengths)  # (B, K)
+            p = softmax(logits)
+            if probs is None:
+                probs = np.empty((len(sequences), p.shape[1]))
+            probs[rows] = p
+        return probs
+
+    def evaluate(self, state: dict, split: str, config: dict, model) -> dict:
+        sequences, y = self.split_rows(state, split, config)
+        probs = self.probabilities(model, sequences)
+        metrics = classification_metrics(y, probs.argmax(axis=1), state["classes"])
+        metrics["loss"] = cross_entropy(probs, y)
+        return metrics
+
+    def baselines(self, state: dict, split: str, config: dict) -> dict:
+        """Majority class (its loss: the training class frequencies as probabilities) and
+        bag-of-words logistic regression, fitted on train (L2 chosen on valid)."""
+        k = len(state["classes"])
+        train_seqs, y_train = self.split_rows(state, "train", {})
+        key = (state["sha256"], _vocab_key(state["vocab"]), state["max_tokens"],
+               state["split_seed"], state["valid_fraction"], state["test_fraction"])
+        if key not in _baseline_models:
+            valid_seqs, y_valid = self.split_rows(state, "valid", {})
+            v = len(state["vocab"])
+            logreg = bl.fit_logistic_regression(
+                bl.bag_of_words(train_seqs, v), y_train,
+                bl.bag_of_words(valid_seqs, v), y_valid, k)
+            prior = np.bincount(y_train, minlength=k) / len(y_train)
+            _baseline_models.clear()
+            _baseline_models[key] = (bl.majority_class(y_train, k), prior, logreg)
+        majority, prior, logreg = _baseline_models[key]
+
+        sequences, y = self.split_rows(state, split, config)
+        out = {}
+        probs = np.tile(prior, (len(y), 1))
+        out["majority"] = classification_metrics(y, np.full(len(y), majority), state["classes"])
+        out["majority"]["loss"] = cross_entropy(probs, y)
+        probs = logreg.predict_proba(bl.bag_of_words(sequences, len(state["vocab"])))
+        out["bow_logreg"] = classification_metrics(y, probs.argmax(axis=1), state["classes"])
+        out["bow_logreg"]["loss"] = cross_entropy(probs, y)
+        return out
+
+    def format_report(self, state: dict, metrics: dict, baselines: dict, title: str = "") -> str:
+        """The human-readable evaluation report: the model beside each baseline."""
+        return format_report({"model": metrics, **baselines}, state["classes"], title)
+
+    # ---- predict -----------------------------------------------------------------------
+    def predict_options(self) -> list:
+        return [
+            click.Argument(["texts"], nargs=-1),
+            click.Option(["--data"], type=str, default=None,
+                         help="CSV file whose text column to classify (one output line per row)."),
+            click.Option(["--text-column"], default=None,
+                         help="Text column of --data [default: the training text column]."),
+            click.Option(["--json", "as_json"], is_flag=True,
+                         help="One JSON object per line instead of tab-separated text."),
+        ]
+
+    def predict(self, state: dict, config: dict, model, options: dict):
+        """One line per text: label, then each class's probability, then the text."""
+        texts = list(options.get("texts") or ())
+        for i, text in enumerate(texts, 1):
+            if not text.strip():
+                raise UserError(f"text argument {i} is empty")
+        if options.get("data"):
+            column = options.get("text_column") or state["text_column"]
+            texts += read_csv(options["data"], column, None).texts
+        if not texts:
+            raise UserError("nothing to classify: give texts as arguments or --data FILE")
+        classes = state["classes"]
+        probs = self.probabilities(model, self._encode_all(state, [tokenize(t) for t in texts]))
+        for text, p in zip(texts, probs):
+            label = classes[int(p.argmax())]
+            if options.get("as_json"):
+                yield json.dumps({"label": label, "probabilities": dict(zip(classes, map(float, p))),
+                                  "text": text})
+            else:
+                scores = " ".join(f"{c}={q:.3f}" for c, q in zip(classes, p))
+                yield f"{label}\t{scores}\t{text}"
+
+
+TASK = SentimentTask()

@@ -1,0 +1,79 @@
+"""Tokenizer, vocabulary and padded batches of token ids.
+
+Dimension legend: T time steps (tokens, padded to the longest row of a batch), B batch rows,
+V vocabulary size.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import numpy as np
+
+PAD, UNK = "<pad>", "<unk>"
+PAD_ID, UNK_ID = 0, 1
+
+# A word (letters/digits/underscore, with inner apostrophes: "it's", "don't") or any single
+# other non-space character (punctuation, symbols). Every non-space character lands in some
+# token, so a non-blank text never tokenizes to nothing.
+_TOKEN = re.compile(r"\w+(?:['\u2019]\w+)*|[^\w\s]")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased words and punctuation: "Not bad, really!" -> [not, bad, ",", really, "!"]."""
+    return _TOKEN.findall(text.lower())
+
+
+def build_vocab(token_lists, max_vocab: int, min_freq: int) -> list[str]:
+    """Id -> token list: <pad>, <unk>, then tokens seen at least ``min_freq`` times, most
+    frequent first (ties alphabetically, so the result is deterministic), ``max_vocab``
+    entries in all (0 = no limit)."""
+    if max_vocab and max_vocab < 3:
+        raise ValueError(f"max_vocab must be 0 (no limit) or at least 3, got {max_vocab}")
+    if min_freq < 1:
+        raise ValueError(f"min_freq must be at least 1, got {min_freq}")
+    counts = Counter(tok for tokens in token_lists for tok in tokens)
+    ranked = sorted((tok for tok, n in counts.items() if n >= min_freq and tok not in (PAD, UNK)),
+                    key=lambda tok: (-counts[tok], tok))
+    vocab = [PAD, UNK] + ranked
+    return vocab[:max_vocab] if max_vocab else vocab
+
+
+def encode(tokens: list[str], index: dict[str, int], max_tokens: int) -> list[int]:
+    """Token ids, unknown tokens -> <unk>, cut to the first ``max_tokens`` (0 = no cut)."""
+    if max_tokens:
+        tokens = tokens[:max_tokens]
+    return [index.get(tok, UNK_ID) for tok in tokens]
+
+
+def pad_batch(sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Time-major padded ids and lengths: x (T, B) int64 filled with <pad>, lengths (B,) int64."""
+    lengths = np.array([len(s) for s in sequences], dtype=np.int64)  # (B,)
+    if len(lengths) == 0 or lengths.min() < 1:
+        raise ValueError("pad_batch needs at least one sequence and no empty sequence")
+    x = np.full((int(lengths.max()), len(sequences)), PAD_ID, dtype=np.int64)  # (T, B)
+    for b, seq in enumerate(sequences):
+        x[:len(seq), b] = seq
+    return x, lengths
+
+
+def length_buckets(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None,
+                   pool_batches: int = 50) -> list[np.ndarray]:
+    """Split row positions 0..N-1 into batches of similar length (less padding, less work).
+
+    With ``rng``: shuffle, sort by length within pools of ``pool_batches`` batches, cut, and
+    shuffle the batch order, so batches differ from epoch to epoch. Without: sort all rows by
+    length (stable) and cut, for deterministic evaluation.
+    """
+    n = len(lengths)
+    if rng is None:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    order = rng.permutation(n)
+    pool = batch_size * pool_batches
+    batches = []
+    for start in range(0, n, pool):
+        chunk = order[start:start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]

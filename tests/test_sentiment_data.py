@@ -1,0 +1,198 @@
+"""sentiment task: CSV reading, every bad-input path, the stratified split, tokenizer and
+vocabulary, against hand-checked values."""
+import bz2
+import gzip
+
+import numpy as np
+import pytest
+
+from recurrent.errors import UserError
+from recurrent_plugins.sentiment.dataset import (bundled_path, class_list, read_csv,
+                                                 stratified_split)
+from recurrent_plugins.sentiment.text import (PAD_ID, UNK_ID, build_vocab, encode,
+                                              length_buckets, pad_batch, tokenize)
+
+
+def write(tmp_path, content, name="d.csv"):
+    path = tmp_path / name
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    path.write_bytes(content)
+    return str(path)
+
+
+def one_line(exc_info):
+    message = str(exc_info.value)
+    assert "\n" not in message
+    return message
+
+
+# ---- reading -------------------------------------------------------------------------------
+
+def test_read_csv_columns_quotes_and_blank_lines(tmp_path):
+    path = write(tmp_path, 'id,label,text\n1,pos,"Great, really great."\n\n2,neg,"said ""meh"""\n')
+    data = read_csv(path, "text", "label")
+    assert data.texts == ["Great, really great.", 'said "meh"']
+    assert data.labels == ["pos", "neg"]
+    assert len(data.sha256) == 64
+
+
+def test_read_csv_compressed_and_bom(tmp_path):
+    body = "\ufefftext,label\nok,a\nbad,b\n".encode("utf-8")
+    for name, packed in (("d.csv.gz", gzip.compress(body)), ("d.csv.bz2", bz2.compress(body))):
+        data = read_csv(write(tmp_path, packed, name), "text", "label")
+        assert data.texts == ["ok", "bad"] and data.labels == ["a", "b"]
+
+
+def test_read_csv_without_label_column(tmp_path):
+    data = read_csv(write(tmp_path, "review\nfine film\n"), "review", None)
+    assert data.texts == ["fine film"] and data.labels is None
+
+
+def test_bundled_data_is_the_documented_file():
+    data = read_csv(bundled_path(), "text", "label")
+    assert len(data.texts) == 12752
+    assert data.labels.count("fresh") == 7368 and data.labels.count("rotten") == 5384
+    assert data.sha256 == "4c025e4886506544a10d76b5e0810cbb53bc6da0ea7e32287eb4665e4ec17655"
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(UserError, match="data file not found") as e:
+        read_csv(str(tmp_path / "nope.csv"), "text", "label")
+    one_line(e)
+
+
+def test_directory_instead_of_file(tmp_path):
+    with pytest.raises(UserError, match="directory") as e:
+        read_csv(str(tmp_path), "text", "label")
+    one_line(e)
+
+
+def test_non_utf8_file(tmp_path):
+    path = write(tmp_path, "text,label\ncaf\xe9 cr\xe8me,a\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"not UTF-8 text \(byte 0xe9 at offset 14\)") as e:
+        read_csv(path, "text", "label")
+    one_line(e)
+
+
+def test_corrupt_gzip(tmp_path):
+    with pytest.raises(UserError, match="cannot decompress") as e:
+        read_csv(write(tmp_path, b"not gzip at all", "d.csv.gz"), "text", "label")
+    one_line(e)
+
+
+def test_empty_file_and_header_only(tmp_path):
+    with pytest.raises(UserError, match="is empty") as e:
+        read_csv(write(tmp_path, ""), "text", "label")
+    one_line(e)
+    with pytest.raises(UserError, match="no data rows"):
+        read_csv(write(tmp_path, "text,label\n\n"), "text", "label")
+
+
+def test_missing_columns_name_the_columns_found(tmp_path):
+    path = write(tmp_path, "review,sentiment\nnice,pos\n")
+    with pytest.raises(UserError) as e:
+        read_csv(path, "text", "label")
+    message = one_line(e)
+    assert "no column 'text' or 'label'" in message
+    assert "columns found: 'review', 'sentiment'" in message
+    with pytest.raises(UserError, match="no column 'label'; columns found"):
+        read_csv(path, "review", "label")
+
+
+def test_empty_text_and_empty_label_rows(tmp_path):
+    with pytest.raises(UserError, match=r"line 3: empty text in column 'text'") as e:
+        read_csv(write(tmp_path, "text,label\nfine,a\n   ,b\n"), "text", "label")
+    one_line(e)
+    with pytest.raises(UserError, match=r"line 2: empty label in column 'label'"):
+        read_csv(write(tmp_path, "text,label\nfine,\n"), "text", "label")
+    with pytest.raises(UserError, match=r"line 2: empty label"):
+        read_csv(write(tmp_path, "text,label\nshort row\n"), "text", "label")
+
+
+def test_malformed_csv(tmp_path):
+    with pytest.raises(UserError, match="malformed CSV") as e:
+        read_csv(write(tmp_path, 'text,label\n"fine"x,a\n'), "text", "label")
+    one_line(e)
+
+
+def test_single_class():
+    assert class_list(["b", "a", "b"], "f.csv") == ["a", "b"]
+    with pytest.raises(UserError, match="single class 'pos'") as e:
+        class_list(["pos", "pos"], "f.csv")
+    one_line(e)
+
+
+# ---- split ---------------------------------------------------------------------------------
+
+def test_stratified_split_sizes_disjoint_and_deterministic():
+    labels = ["a"] * 60 + ["b"] * 30 + ["c"] * 10
+    split = stratified_split(labels, 0.1, 0.2, seed=3)
+    # per class: test round(n*0.2), valid round(n*0.1), train the rest
+    counts = {name: {c: sum(labels[i] == c for i in idx) for c in "abc"}
+              for name, idx in split.items()}
+    assert counts["test"] == {"a": 12, "b": 6, "c": 2}
+    assert counts["valid"] == {"a": 6, "b": 3, "c": 1}
+    assert counts["train"] == {"a": 42, "b": 21, "c": 7}
+    together = np.concatenate(list(split.values()))
+    assert sorted(together.tolist()) == list(range(100))
+    again = stratified_split(labels, 0.1, 0.2, seed=3)
+    assert all(np.array_equal(split[k], again[k]) for k in split)
+    other = stratified_split(labels, 0.1, 0.2, seed=4)
+    assert not np.array_equal(split["test"], other["test"])
+
+
+def test_split_keeps_a_training_row_per_class_and_rejects_tiny_data():
+    split = stratified_split(["a"] * 10 + ["b"], 0.1, 0.1, seed=0)
+    assert any(i == 10 for i in split["train"])
+    with pytest.raises(UserError, match="too few for a train/validation/test split") as e:
+        stratified_split(["a", "b", "a", "b"], 0.1, 0.1, seed=0)
+    one_line(e)
+    with pytest.raises(UserError, match="fractions"):
+        stratified_split(["a", "b"] * 10, 0.6, 0.5, seed=0)
+
+
+# ---- tokens --------------------------------------------------------------------------------
+
+def test_tokenize_words_and_punctuation():
+    assert tokenize("It's NOT bad... really!") == ["it's", "not", "bad", ".", ".", ".",
+                                                   "really", "!"]
+    assert tokenize("Don\u2019t -- 10/10 :)") == ["don\u2019t", "-", "-", "10", "/", "10",
+                                                  ":", ")"]
+    assert tokenize("Café  crème") == ["café", "crème"]
+
+
+def test_build_vocab_frequency_order_min_freq_and_cap():
+    docs = [["b", "a", "b"], ["c", "a", "b"], ["d"]]
+    assert build_vocab(docs, 0, 1) == ["<pad>", "<unk>", "b", "a", "c", "d"]
+    assert build_vocab(docs, 0, 2) == ["<pad>", "<unk>", "b", "a"]
+    assert build_vocab(docs, 3, 1) == ["<pad>", "<unk>", "b"]
+    with pytest.raises(ValueError, match="max_vocab"):
+        build_vocab(docs, 2, 1)
+
+
+def test_encode_unknown_and_cut():
+    index = {"<pad>": 0, "<unk>": 1, "good": 2}
+    assert encode(["good", "odd", "good"], index, 0) == [2, UNK_ID, 2]
+    assert encode(["good", "odd", "good"], index, 2) == [2, UNK_ID]
+
+
+def test_pad_batch_time_major():
+    x, lengths = pad_batch([[5, 6], [7], [8, 9, 4]])
+    assert x.dtype == np.int64 and x.shape == (3, 3)
+    assert lengths.tolist() == [2, 1, 3]
+    assert x[:, 0].tolist() == [5, 6, PAD_ID]
+    assert x[:, 1].tolist() == [7, PAD_ID, PAD_ID]
+    assert x[:, 2].tolist() == [8, 9, 4]
+
+
+def test_length_buckets_cover_every_row_once():
+    lengths = np.array([5, 1, 9, 3, 3, 7, 2, 8, 1, 4])
+    sorted_batches = length_buckets(lengths, 4, None)
+    assert [len(b) for b in sorted_batches] == [4, 4, 2]
+    flat = np.concatenate(sorted_batches)
+    assert lengths[flat].tolist() == sorted(lengths.tolist())
+    shuffled = length_buckets(lengths, 3, np.random.default_rng(0), pool_batches=2)
+    assert sorted(np.concatenate(shuffled).tolist()) == list(range(10))
+    for batch in shuffled:  # each pool is sorted, so each batch is non-decreasing in length
+        assert np.all(np.diff(lengths[batch]) >= 0)

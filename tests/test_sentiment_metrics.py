@@ -1,0 +1,105 @@
+"""sentiment task: metrics against hand-computed values, and the two baselines."""
+import numpy as np
+import pytest
+import scipy.optimize
+import scipy.sparse
+
+from recurrent_plugins.sentiment.baselines import (LogisticRegression, bag_of_words,
+                                                   fit_logistic_regression, majority_class)
+from recurrent_plugins.sentiment.metrics import (classification_metrics, confusion_matrix,
+                                                 cross_entropy, format_report, softmax)
+
+
+def test_three_class_metrics_by_hand():
+    y_true = [0, 0, 0, 1, 1, 2]
+    y_pred = [0, 1, 0, 1, 2, 2]
+    m = classification_metrics(y_true, y_pred, ["a", "b", "c"])
+    assert m["confusion"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    # precision = tp / predicted: a 2/2, b 1/2, c 1/2; recall = tp / actual: 2/3, 1/2, 1/1
+    assert [m["precision/a"], m["precision/b"], m["precision/c"]] == pytest.approx([1, .5, .5])
+    assert [m["recall/a"], m["recall/b"], m["recall/c"]] == pytest.approx([2 / 3, .5, 1])
+    # f1 a = 2*1*(2/3)/(5/3) = 0.8; b = 0.5; c = 2*0.5*1/1.5 = 2/3
+    assert [m["f1/a"], m["f1/b"], m["f1/c"]] == pytest.approx([0.8, 0.5, 2 / 3])
+    assert m["macro_f1"] == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+    assert [m["support/a"], m["support/b"], m["support/c"]] == [3, 2, 1]
+
+
+def test_class_never_predicted_scores_zero_not_nan():
+    m = classification_metrics([0, 0, 1], [0, 0, 0], ["pos", "neg"])
+    assert m["precision/neg"] == 0.0 and m["recall/neg"] == 0.0 and m["f1/neg"] == 0.0
+    assert m["precision/pos"] == pytest.approx(2 / 3) and m["f1/pos"] == pytest.approx(0.8)
+    assert m["macro_f1"] == pytest.approx(0.4)
+
+
+def test_confusion_rows_true_columns_predicted():
+    cm = confusion_matrix(np.array([1, 1, 0]), np.array([0, 1, 0]), 2)
+    assert cm.tolist() == [[1, 0], [1, 1]]
+
+
+def test_softmax_and_cross_entropy():
+    probs = softmax(np.array([[0.0, np.log(3.0)], [1000.0, 1000.0]]))
+    assert probs == pytest.approx(np.array([[0.25, 0.75], [0.5, 0.5]]))
+    assert cross_entropy(probs, np.array([1, 0])) == pytest.approx(
+        -(np.log(0.75) + np.log(0.5)) / 2)
+
+
+def test_report_lists_models_side_by_side():
+    a = classification_metrics([0, 1, 1], [0, 1, 0], ["fresh", "rotten"])
+    a["loss"] = 0.5
+    b = classification_metrics([0, 1, 1], [0, 0, 0], ["fresh", "rotten"])
+    text = format_report({"model": a, "majority": b}, ["fresh", "rotten"], "test split")
+    lines = text.splitlines()
+    assert lines[0] == "test split"
+    assert lines[1].split() == ["model", "majority"]
+    assert lines[2].split() == ["accuracy", "0.6667", "0.3333"]
+    assert lines[4].split() == ["loss", "0.5000", "-"]
+    assert "confusion matrix, majority (rows: true class, columns: predicted)" in text
+    assert lines[-2].split() == ["fresh", "1", "0"] and lines[-1].split() == ["rotten", "2", "0"]
+
+
+# ---- baselines -----------------------------------------------------------------------------
+
+def test_majority_class_ties_to_lowest_id():
+    assert majority_class(np.array([2, 1, 2, 0]), 3) == 2
+    assert majority_class(np.array([1, 0]), 2) == 0
+
+
+def test_bag_of_words_presence_ignores_pad_and_unk():
+    x = bag_of_words([[2, 3, 2, 1], [0, 4]], 5).toarray()
+    assert x.tolist() == [[0, 0, 1, 1, 0], [0, 0, 0, 0, 1]]
+
+
+def test_logistic_regression_gradient_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    x = scipy.sparse.csr_matrix((rng.random((12, 5)) < 0.4).astype(float))
+    onehot = np.eye(3)[rng.integers(0, 3, 12)]
+    model = LogisticRegression(l2=0.1)
+    theta = rng.standard_normal(5 * 3 + 3)
+    err = scipy.optimize.check_grad(lambda t: model.objective(t, x, onehot)[0],
+                                    lambda t: model.objective(t, x, onehot)[1], theta)
+    assert err < 1e-5
+    # at theta = 0 every class has probability 1/K
+    assert model.objective(np.zeros_like(theta), x, onehot)[0] == pytest.approx(np.log(3))
+
+
+def test_logistic_regression_learns_word_polarity():
+    # word 2 marks class 1, word 3 marks class 0, word 4 is noise in both
+    docs = [[2, 4]] * 20 + [[3, 4]] * 20 + [[2]] * 5 + [[3]] * 5
+    y = np.array([1] * 20 + [0] * 20 + [1] * 5 + [0] * 5)
+    x = bag_of_words(docs, 5)
+    model = fit_logistic_regression(x, y, x, y, 2)
+    probs = model.predict_proba(bag_of_words([[2], [3], [4]], 5))
+    assert probs[0, 1] > 0.9 and probs[1, 0] > 0.9
+    assert probs[2] == pytest.approx([0.5, 0.5], abs=0.05)  # noise word: no evidence
+    # the chosen L2 strength is the strongest one reaching the best validation accuracy
+    assert model.l2 == 1e-2
+
+
+def test_stronger_l2_shrinks_weights():
+    docs = [[2], [3]] * 10
+    y = np.array([1, 0] * 10)
+    x = bag_of_words(docs, 4)
+    weak = LogisticRegression(1e-4).fit(x, y, 2)
+    strong = LogisticRegression(1.0).fit(x, y, 2)
+    assert np.abs(strong.weight).sum() < np.abs(weak.weight).sum()
