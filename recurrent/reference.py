@@ -262,3 +262,61 @@ def get_reference_cell(name):
 # Losses
 # ======
 # Plain-numpy references of the built-in losses (appended by the losses' author).
+#
+# Written the textbook way, one formula per line, computed in float64 whatever the input
+# dtype: the oracle for plugins/losses.py. Same contract as recurrent.protocols.Loss:
+# outputs (N, K); targets (N,) class ids for cross-entropy, (N, K) floats otherwise; mask
+# (N,) selects the rows that count; the value is the mean over valid rows (cross-entropy) or
+# valid elements (the others); masked rows get zero gradient. Each returns (value, d_outputs).
+
+
+def _valid_rows(mask, N):
+    """(N,) float64 0/1 weights of the rows that count."""
+    return np.ones(N) if mask is None else (np.asarray(mask) != 0).astype(np.float64)
+
+
+def cross_entropy(outputs, targets, mask=None):
+    """-log softmax(outputs)[target], averaged over valid rows."""
+    z = np.asarray(outputs, np.float64)                      # (N, V)
+    N = z.shape[0]
+    w = _valid_rows(mask, N)                                 # (N,)
+    t = np.where(w > 0, targets, 0)                          # padded rows may carry any id
+    log_softmax = z - z.max(axis=1, keepdims=True)
+    log_softmax = log_softmax - np.log(np.exp(log_softmax).sum(axis=1, keepdims=True))
+    n = max(w.sum(), 1.0)
+    value = -(w * log_softmax[np.arange(N), t]).sum() / n
+    onehot = np.zeros_like(z)
+    onehot[np.arange(N), t] = 1.0
+    grad = (np.exp(log_softmax) - onehot) * w[:, None] / n   # d value / d outputs
+    return value, grad
+
+
+def binary_cross_entropy(outputs, targets, mask=None):
+    """-(y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))), averaged over valid elements."""
+    x = np.asarray(outputs, np.float64)                      # (N, K)
+    y = np.asarray(targets, np.float64)
+    w = _valid_rows(mask, x.shape[0])[:, None]
+    n = max(w.sum() * x.shape[1], 1.0)
+    # log sigmoid(x) = -log(1 + exp(-x)), log(1 - sigmoid(x)) = -log(1 + exp(x))
+    value = (w * (y * np.logaddexp(0, -x) + (1 - y) * np.logaddexp(0, x))).sum() / n
+    grad = w * (_sigmoid(x) - y) / n
+    return value, grad
+
+
+def mse(outputs, targets, mask=None):
+    """(x - y)^2, averaged over valid elements."""
+    x, y = np.asarray(outputs, np.float64), np.asarray(targets, np.float64)
+    w = _valid_rows(mask, x.shape[0])[:, None]
+    n = max(w.sum() * x.shape[1], 1.0)
+    return (w * (x - y) ** 2).sum() / n, w * 2 * (x - y) / n
+
+
+def mae(outputs, targets, mask=None):
+    """|x - y|, averaged over valid elements (subgradient 0 at x == y)."""
+    x, y = np.asarray(outputs, np.float64), np.asarray(targets, np.float64)
+    w = _valid_rows(mask, x.shape[0])[:, None]
+    n = max(w.sum() * x.shape[1], 1.0)
+    return (w * np.abs(x - y)).sum() / n, w * np.sign(x - y) / n
+
+
+LOSSES = {f.__name__: f for f in (cross_entropy, binary_cross_entropy, mse, mae)}
