@@ -1,0 +1,139 @@
+"""sentiment task object: prepare/state, splits, batches, baselines on real snippets, and the
+error paths that do not need a trained model."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from recurrent.errors import UserError
+from recurrent_plugins.sentiment import TASK
+from recurrent_plugins.sentiment.dataset import bundled_path, read_csv
+from recurrent_plugins.sentiment.text import PAD_ID
+
+
+def write_csv(path, rows, header=("text", "label")):
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def slice_csv(tmp_path_factory):
+    """The first 200 fresh and 200 rotten bundled snippets: a small real data set."""
+    data = read_csv(bundled_path(), "text", "label")
+    rows = [(t, lab) for t, lab in zip(data.texts, data.labels) if lab == "fresh"][:200]
+    rows += [(t, lab) for t, lab in zip(data.texts, data.labels) if lab == "rotten"][:200]
+    return write_csv(tmp_path_factory.mktemp("rt") / "slice.csv", rows)
+
+
+def config(**kw):
+    base = {"data": None, "text_column": "text", "label_column": "label", "max_vocab": 20000,
+            "min_freq": 1, "max_tokens": 100, "pooling": "mean", "embed_dim": 8,
+            "valid_fraction": 0.1, "test_fraction": 0.1, "split_seed": 0, "batch_size": 16}
+    base.update(kw)
+    return base
+
+
+def test_prepare_state_is_json_and_describes_the_split(slice_csv):
+    state = TASK.prepare(config(data=slice_csv))
+    assert json.loads(json.dumps(state)) == state
+    assert state["classes"] == ["fresh", "rotten"]
+    assert state["split_sizes"] == {"train": 320, "valid": 40, "test": 40}
+    assert state["vocab"][:2] == ["<pad>", "<unk>"]
+    assert state["vocab"][2] in (".", "the", ",")  # the most frequent tokens come first
+    spec = TASK.model_spec(state, config(data=slice_csv))
+    assert spec == {"input": "tokens", "vocab_size": len(state["vocab"]), "embed_dim": 8,
+                    "output": "mean", "output_size": 2}
+
+
+def test_vocabulary_comes_from_the_training_split_only(slice_csv):
+    state = TASK.prepare(config(data=slice_csv))
+    index = {tok: i for i, tok in enumerate(state["vocab"])}
+    data = read_csv(slice_csv, "text", "label")
+    train_seqs, _ = TASK.split_rows(state, "train", {})
+    test_seqs, _ = TASK.split_rows(state, "test", {})
+    # training rows never hit <unk> at min_freq 1; held-out rows do (unseen words)
+    assert all(1 not in seq for seq in train_seqs)
+    assert any(1 in seq for seq in test_seqs)
+    assert len(index) == len(state["vocab"]) and len(data.texts) == 400
+
+
+def test_max_vocab_and_min_freq(slice_csv):
+    assert len(TASK.prepare(config(data=slice_csv, max_vocab=50))["vocab"]) == 50
+    all_words = len(TASK.prepare(config(data=slice_csv, min_freq=1))["vocab"])
+    frequent = len(TASK.prepare(config(data=slice_csv, min_freq=3))["vocab"])
+    assert frequent < all_words
+
+
+def test_batches_time_major_with_lengths(slice_csv):
+    cfg = config(data=slice_csv, max_tokens=12)
+    state = TASK.prepare(cfg)
+    batches = list(TASK.batches(state, "train", cfg, np.random.default_rng(0)))
+    assert sum(len(b["y"]) for b in batches) == 320
+    for b in batches:
+        t, n = b["x"].shape
+        assert b["x"].dtype == np.int64 and b["lengths"].dtype == np.int64
+        assert b["lengths"].shape == (n,) and b["y"].shape == (n,) and n <= 16
+        assert t == b["lengths"].max() <= 12 and b["reset"] is True
+        for col, length in enumerate(b["lengths"]):
+            assert np.all(b["x"][length:, col] == PAD_ID) and np.all(b["x"][:length, col] > PAD_ID)
+    again = list(TASK.batches(state, "train", cfg, np.random.default_rng(0)))
+    assert all(np.array_equal(a["x"], b["x"]) for a, b in zip(batches, again))
+    valid = list(TASK.batches(state, "valid", cfg, np.random.default_rng(0)))
+    assert sum(len(b["y"]) for b in valid) == 40
+
+
+def test_eval_data_reads_the_whole_file_with_saved_labels(slice_csv, tmp_path):
+    state = TASK.prepare(config(data=slice_csv))
+    other = write_csv(tmp_path / "other.csv", [("A triumph.", "fresh"), ("Dull.", "rotten"),
+                                               ("Zyzzyva!", "fresh")])
+    seqs, y = TASK.split_rows(state, "test", {"eval_data": other})
+    assert y.tolist() == [0, 1, 0] and len(seqs) == 3
+    bad = write_csv(tmp_path / "bad.csv", [("Fine.", "neutral"), ("Dull.", "rotten")])
+    with pytest.raises(UserError, match="labels the model was not trained on: 'neutral'"):
+        TASK.split_rows(state, "test", {"eval_data": bad})
+
+
+def test_changed_training_file_is_refused(tmp_path):
+    path = write_csv(tmp_path / "d.csv", [(f"good film {i}", "pos") for i in range(10)]
+                     + [(f"bad film {i}", "neg") for i in range(10)])
+    state = TASK.prepare(config(data=path))
+    write_csv(path, [(f"good movie {i}", "pos") for i in range(10)]
+              + [(f"bad movie {i}", "neg") for i in range(10)])
+    with pytest.raises(UserError, match="has changed since this run was trained"):
+        TASK.split_rows(state, "valid", {})
+
+
+def test_prepare_error_paths(tmp_path):
+    with pytest.raises(UserError, match="single class 'pos'"):
+        TASK.prepare(config(data=write_csv(tmp_path / "one.csv", [("ok", "pos")] * 20)))
+    with pytest.raises(UserError, match="columns found: 'review', 'label'"):
+        TASK.prepare(config(data=write_csv(tmp_path / "cols.csv", [("ok", "pos")],
+                                           header=("review", "label"))))
+    with pytest.raises(UserError, match="not found"):
+        TASK.prepare(config(data=str(tmp_path / "missing.csv")))
+
+
+def test_three_classes_work(tmp_path):
+    rows = [(f"great {i}", "positive") for i in range(10)] + \
+           [(f"fine {i}", "neutral") for i in range(10)] + \
+           [(f"awful {i}", "negative") for i in range(10)]
+    state = TASK.prepare(config(data=write_csv(tmp_path / "three.csv", rows)))
+    assert state["classes"] == ["negative", "neutral", "positive"]
+    assert TASK.model_spec(state, config())["output_size"] == 3
+    base = TASK.baselines(state, "test", {})
+    assert base["bow_logreg"]["accuracy"] == 1.0  # one polarity word per class decides it
+
+
+def test_baselines_on_real_snippets(slice_csv):
+    state = TASK.prepare(config(data=slice_csv))
+    base = TASK.baselines(state, "valid", {})
+    assert set(base) == {"majority", "bow_logreg"}
+    majority = base["majority"]
+    assert majority["accuracy"] == 0.5  # balanced slice: 20 fresh, 20 rotten in valid
+    assert majority["loss"] == pytest.approx(np.log(2))
+    assert sorted(majority["confusion"][0] + majority["confusion"][1]) == [0, 0, 20, 20]
+    assert base["bow_logreg"]["accuracy"] > 0.5 and base["bow_logreg"]["loss"] < np.log(2)
