@@ -1,59 +1,397 @@
-"""Plugin manager and the registries of cells, losses and tasks.
+"""Plugin manager and the registries of cells, losses, tasks and commands.
 
 Built-ins are ordinary plugins (DEFAULT_PLUGINS) registered through the hooks in
 recurrent/hookspecs.py, exactly as a third-party package would through the "recurrent"
 entry-point group.
+
+How a registry is built: every registered plugin's hooks are called separately, in
+registration order (built-ins first), each into its own staging list. A plugin whose hook
+raises, which registers a malformed object, or which claims a name another plugin already
+holds is recorded as *broken* (name + one-line error), unregistered, and contributes nothing;
+everything else keeps working. Plugins that fail to import are recorded the same way.
+
+The result is cached and rebuilt only when the set of registered plugins changes, so
+``get_cell(name)`` in a hot path costs a dict lookup and a short list comparison.
+
+Environment:
+  RECURRENT_NO_ENTRYPOINTS=1   do not load third-party plugins (the test suite sets this)
+  RECURRENT_PLUGINS=a,b        load only the entry points named a and b
 """
+from __future__ import annotations
+
 import importlib
+import importlib.metadata
+import os
+from dataclasses import dataclass
+from typing import Any
 
 import pluggy
 
 from . import hookspecs
 from .errors import UserError
 
+ENTRY_POINT_GROUP = "recurrent"
+
 DEFAULT_PLUGINS = (
     "recurrent_plugins.cells",
+    "recurrent_plugins.losses",
 )
+
+# kind -> (hook name, attributes a registered object must have)
+KINDS = {
+    "cell": ("register_cells", ("name", "num_gates", "state_names", "param_shapes",
+                                "init_params", "forward", "backward", "step")),
+    "loss": ("register_losses", ("name", "value_and_grad")),
+    "task": ("register_tasks", ("name", "help", "loss", "options", "defaults", "prepare",
+                                "model_spec", "batches", "evaluate")),
+    "command": ("register_commands", ()),
+}
+PLURAL = {"cell": "cells", "loss": "losses", "task": "tasks", "command": "commands"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered object and where it came from."""
+    kind: str  # "cell" | "loss" | "task" | "command"
+    name: str
+    obj: Any
+    plugin: str  # plugin name: module name for built-ins, entry-point name otherwise
+    version: str  # version of the distribution providing the plugin
+
+
+def _one_line(exc: BaseException) -> str:
+    """``TypeName: first line of the message`` (plugin errors are shown as one line)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _core_version() -> str:
+    from . import __version__
+    return __version__
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+class Registry:
+    """A pluggy PluginManager plus the cached registries built from its plugins.
+
+    The module keeps one instance (``_registry``, over ``pm``); tests may build their own
+    to load entry points in isolation.
+    """
+
+    def __init__(self, manager: pluggy.PluginManager | None = None,
+                 default_plugins: tuple[str, ...] = DEFAULT_PLUGINS):
+        if manager is None:
+            manager = pluggy.PluginManager("recurrent")
+            manager.add_hookspecs(hookspecs)
+        self.pm = manager
+        self.default_plugins = default_plugins
+        self.broken: dict[str, str] = {}  # plugin name -> one-line error
+        self.versions: dict[str, str] = {}  # plugin name -> version
+        self._loaded = False
+        self._cache_key: list | None = None
+        self._entries: dict[str, dict[str, Entry]] = {}
+
+    # ---- loading -------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Register the built-in plugins and the entry points, once (idempotent)."""
+        if self._loaded:
+            return
+        self._loaded = True
+        for module_name in self.default_plugins:
+            try:
+                module = importlib.import_module(module_name)
+            except Exception as exc:  # a broken built-in must not take the CLI down either
+                self.broken[module_name] = _one_line(exc)
+                continue
+            self._add(module, module_name, _core_version())
+        if not _env_flag("RECURRENT_NO_ENTRYPOINTS"):
+            self._load_entry_points()
+        self._check_pending()
+
+    def _load_entry_points(self) -> None:
+        allowed = os.environ.get("RECURRENT_PLUGINS", "").strip()
+        allow = {n.strip() for n in allowed.split(",") if n.strip()} if allowed else None
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if allow is not None and ep.name not in allow:
+                continue
+            if self.pm.has_plugin(ep.name) or ep.name in self.broken:
+                continue  # the same distribution seen twice on sys.path
+            version = ep.dist.version if ep.dist is not None else "?"
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                self.broken[ep.name] = _one_line(exc)
+                continue
+            self._add(plugin, ep.name, version)
+
+    def _add(self, plugin: Any, name: str, version: str) -> bool:
+        """pm.register with failures recorded instead of raised; True on success."""
+        try:
+            forgotten = _undecorated_hooks(plugin, self.pm)
+            if forgotten:
+                raise pluggy.PluginValidationError(
+                    plugin, f"{', '.join(forgotten)} lacks the @recurrent.hookimpl decorator")
+            self.pm.register(plugin, name=name)
+        except Exception as exc:
+            self.broken[name] = _one_line(exc)
+            return False
+        self.broken.pop(name, None)
+        self.versions[name] = version
+        return True
+
+    def _check_pending(self) -> None:
+        """pm.check_pending() until clean: each plugin with a misspelled hook is unregistered
+        and recorded as broken, instead of the first one stopping everything."""
+        while True:
+            try:
+                self.pm.check_pending()
+                return
+            except pluggy.PluginValidationError as exc:
+                name = self.pm.get_name(exc.plugin) or repr(exc.plugin)
+                self.broken[name] = _unknown_hook_message(exc.plugin, self.pm)
+                self.pm.unregister(exc.plugin)
+
+    def register_plugin(self, plugin: Any, name: str, version: str | None = None) -> None:
+        """Register a plugin object/module programmatically (tests, notebooks).
+
+        Raises UserError if it is invalid (bad hook names, name taken); its objects are
+        validated when the registries are next built (see broken_plugins())."""
+        self.load()
+        if self.pm.has_plugin(name):
+            raise UserError(f"a plugin named {name!r} is already registered")
+        if version is None:
+            version = str(getattr(plugin, "__version__", "-"))
+        if not self._add(plugin, name, version):
+            raise UserError(f"plugin {name!r} cannot be registered: {self.broken.pop(name)}")
+        if _unknown_hooks(plugin, self.pm):
+            message = _unknown_hook_message(plugin, self.pm)
+            self.unregister_plugin(name)
+            raise UserError(f"plugin {name!r} cannot be registered: {message}")
+
+    def unregister_plugin(self, name: str) -> None:
+        """Remove a plugin registered under ``name`` (no error if it is not there)."""
+        if self.pm.has_plugin(name):
+            self.pm.unregister(name=name)
+        self.broken.pop(name, None)
+        self.versions.pop(name, None)
+
+    # ---- registries ----------------------------------------------------------------------
+
+    def entries(self, kind: str) -> dict[str, Entry]:
+        """name -> Entry for one kind ("cell", "loss", "task", "command")."""
+        self.load()
+        key = self.pm.list_name_plugin()
+        if key != self._cache_key:
+            self._rebuild()
+            # broken plugins were unregistered during the rebuild: key on what remains
+            self._cache_key = self.pm.list_name_plugin()
+        return self._entries[kind]
+
+    def _rebuild(self) -> None:
+        accepted: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        for name, plugin in self.pm.list_name_plugin():
+            if plugin is None:  # blocked name
+                continue
+            try:
+                staged = self._stage(name, plugin, accepted)
+            except Exception as exc:
+                self.broken[name] = _one_line(exc)
+                self.pm.unregister(plugin)
+                continue
+            for entry in staged:
+                accepted[entry.kind][entry.name] = entry
+        self._entries = accepted
+
+    def _stage(self, name: str, plugin: Any, accepted: dict) -> list[Entry]:
+        """Run one plugin's hooks; return its entries or raise on any problem."""
+        version = self.versions.get(name, "-")
+        staged: list[Entry] = []
+        seen: set[tuple[str, str]] = set()
+
+        def add(kind: str, obj_name: Any, obj: Any) -> None:
+            if not isinstance(obj_name, str) or not obj_name:
+                raise ValueError(f"registered a {kind} without a string name: {obj!r}")
+            missing = [a for a in KINDS[kind][1] if not hasattr(obj, a)]
+            if missing:
+                raise ValueError(f"{kind} {obj_name!r} lacks {', '.join(missing)}")
+            other = accepted[kind].get(obj_name)
+            if other is not None:
+                raise ValueError(f"{kind} name {obj_name!r} is already taken by "
+                                 f"plugin {other.plugin!r}")
+            if (kind, obj_name) in seen:
+                raise ValueError(f"registers the {kind} name {obj_name!r} twice")
+            seen.add((kind, obj_name))
+            staged.append(Entry(kind, obj_name, obj, name, version))
+
+        for kind, (hook_name, _) in KINDS.items():
+            for impl in _impls_of(self.pm, hook_name, plugin):
+                if kind == "command":
+                    # Run against a scratch group to learn which commands the plugin adds.
+                    import click
+                    group = click.Group("recurrent")
+                    _call(impl, cli=group)
+                    for cmd_name, cmd in group.commands.items():
+                        add("command", cmd_name, cmd)
+                else:
+                    _call(impl, register=lambda obj, kind=kind: add(kind, getattr(obj, "name", None), obj))
+        return staged
+
+    def get(self, kind: str, name: str) -> Any:
+        """The object registered under ``name``; an unknown name lists the known ones."""
+        known = self.entries(kind)
+        entry = known.get(name)
+        if entry is None:
+            message = (f"unknown {kind} {name!r}; known {PLURAL[kind]}: "
+                       f"{', '.join(sorted(known)) or '(none)'}")
+            if self.broken:
+                message += f" (broken plugins: {', '.join(sorted(self.broken))}; see `recurrent plugins`)"
+            raise UserError(message)
+        return entry.obj
+
+    def register_commands(self, cli: Any) -> None:
+        """Let every working plugin add its commands to the real CLI group.
+
+        Each plugin's hook runs on its own: one that raises, or adds a command whose name is
+        taken (e.g. "train"), is recorded as broken, its additions are undone, and the CLI
+        keeps working."""
+        for kind in KINDS:  # make sure broken plugins are found and removed first
+            self.entries(kind)
+        for name, plugin in self.pm.list_name_plugin():
+            if plugin is None:
+                continue
+            for impl in _impls_of(self.pm, "register_commands", plugin):
+                before = dict(cli.commands)
+                try:
+                    _call(impl, cli=cli)
+                    clashes = [c for c in cli.commands if c in before and cli.commands[c] is not before[c]]
+                    if clashes:
+                        raise ValueError(f"command name {', '.join(clashes)} is already taken")
+                except Exception as exc:
+                    cli.commands.clear()
+                    cli.commands.update(before)
+                    self.broken[name] = _one_line(exc)
+                    self.pm.unregister(plugin)
+                    break
+
+
+def _impls_of(manager: pluggy.PluginManager, hook_name: str, plugin: Any) -> list:
+    hook = getattr(manager.hook, hook_name, None)
+    if hook is None:
+        return []
+    return [impl for impl in hook.get_hookimpls() if impl.plugin is plugin]
+
+
+def _call(impl, **kwargs) -> Any:
+    """Call one hook implementation with the arguments it declares (pluggy allows a subset)."""
+    return impl.function(*[kwargs[arg] for arg in impl.argnames])
+
+
+def _unknown_hooks(plugin: Any, manager: pluggy.PluginManager) -> list[str]:
+    """Names of the plugin's hook implementations that match no hook specification."""
+    unknown = []
+    for attr in dir(plugin):
+        try:
+            opts = manager.parse_hookimpl_opts(plugin, attr)
+        except Exception:
+            continue
+        if opts is None or opts.get("optionalhook"):
+            continue
+        hook = getattr(manager.hook, attr, None)
+        if hook is None or not hook.has_spec():
+            unknown.append(attr)
+    return unknown
+
+
+def _unknown_hook_message(plugin: Any, manager: pluggy.PluginManager) -> str:
+    known = ", ".join(hook for hook, _ in KINDS.values())
+    return f"unknown hook {', '.join(_unknown_hooks(plugin, manager)) or '?'}; known hooks: {known}"
+
+
+def _undecorated_hooks(plugin: Any, manager: pluggy.PluginManager) -> list[str]:
+    """Hook-named functions missing the hookimpl marker: pluggy would silently skip them."""
+    forgotten = []
+    for hook_name, _ in KINDS.values():
+        if callable(getattr(plugin, hook_name, None)) and \
+                manager.parse_hookimpl_opts(plugin, hook_name) is None:
+            forgotten.append(hook_name)
+    return forgotten
+
+
+# ---- the process-wide registry ---------------------------------------------------------
 
 pm = pluggy.PluginManager("recurrent")
 pm.add_hookspecs(hookspecs)
-_loaded = False
+_registry = Registry(pm)
 
 
-def load_plugins():
-    """Register the built-in plugins once (idempotent)."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for module_name in DEFAULT_PLUGINS:
-        module = importlib.import_module(module_name)
-        if not pm.is_registered(module):
-            pm.register(module, name=module_name)
-    pm.check_pending()
+def load_plugins() -> None:
+    """Register the built-in plugins and the entry points once (idempotent)."""
+    _registry.load()
 
 
-def _collect(hook):
-    load_plugins()
-    found = {}
-
-    def register(obj):
-        if obj.name in found:
-            raise UserError(f"two plugins register the name {obj.name!r}")
-        found[obj.name] = obj
-
-    hook(register=register)
-    return found
+def register_plugin(plugin: Any, name: str, version: str | None = None) -> None:
+    """Register a plugin module/object under ``name`` (undo with unregister_plugin)."""
+    _registry.register_plugin(plugin, name, version)
 
 
-def cells():
+def unregister_plugin(name: str) -> None:
+    """Unregister the plugin named ``name``."""
+    _registry.unregister_plugin(name)
+
+
+def register_commands(cli: Any) -> None:
+    """Add every plugin's commands to ``cli`` (a click.Group); failures are isolated."""
+    _registry.register_commands(cli)
+
+
+def entries(kind: str) -> dict[str, Entry]:
+    """name -> Entry (object, providing plugin and version) for one kind."""
+    return _registry.entries(kind)
+
+
+def broken_plugins() -> dict[str, str]:
+    """Plugins that failed to load or register: name -> one-line error."""
+    for kind in KINDS:
+        _registry.entries(kind)
+    return dict(_registry.broken)
+
+
+def plugin_versions() -> dict[str, str]:
+    """Loaded plugins: name -> version."""
+    _registry.load()
+    return {name: _registry.versions.get(name, "-")
+            for name, plugin in pm.list_name_plugin() if plugin is not None}
+
+
+def cells() -> dict[str, Any]:
     """All registered cells by name."""
-    return _collect(pm.hook.register_cells)
+    return {name: e.obj for name, e in entries("cell").items()}
 
 
-def get_cell(name):
+def losses() -> dict[str, Any]:
+    """All registered losses by name."""
+    return {name: e.obj for name, e in entries("loss").items()}
+
+
+def tasks() -> dict[str, Any]:
+    """All registered tasks by name."""
+    return {name: e.obj for name, e in entries("task").items()}
+
+
+def get_cell(name: str) -> Any:
     """The cell registered under ``name``; an unknown name lists the known ones."""
-    known = cells()
-    if name not in known:
-        raise UserError(f"unknown cell {name!r}; known cells: {', '.join(sorted(known))}")
-    return known[name]
+    return _registry.get("cell", name)
+
+
+def get_loss(name: str) -> Any:
+    """The loss registered under ``name``; an unknown name lists the known ones."""
+    return _registry.get("loss", name)
+
+
+def get_task(name: str) -> Any:
+    """The task registered under ``name``; an unknown name lists the known ones."""
+    return _registry.get("task", name)

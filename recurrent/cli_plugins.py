@@ -1,0 +1,190 @@
+"""`recurrent plugins`, `recurrent plugins check NAME` and `recurrent info`.
+
+Click objects only: recurrent/cli.py adds them to the root group with ``cli.add_command``.
+Errors are click exceptions (one line on stderr, exit status 1 or 2), so the commands behave
+the same under any root group.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from . import plugins
+from .errors import UserError
+
+CORE = "recurrent"  # provider shown for commands the framework itself defines
+
+
+def _listing(ctx: click.Context) -> dict:
+    """Everything loaded, as plain data: {"cells": [...], ..., "broken": [...]}."""
+    listing = {}
+    for kind in ("cell", "loss", "task", "command"):
+        rows = [{"name": e.name, "plugin": e.plugin, "version": e.version,
+                 "help": _summary(e)} for e in plugins.entries(kind).values()]
+        if kind == "command":
+            rows += _core_commands(ctx, {row["name"] for row in rows})
+        listing[plugins.PLURAL[kind]] = sorted(rows, key=lambda row: row["name"])
+    listing["broken"] = [{"plugin": name, "error": error}
+                         for name, error in sorted(plugins.broken_plugins().items())]
+    return listing
+
+
+def _summary(entry) -> str:
+    if entry.kind == "command":
+        return entry.obj.get_short_help_str(limit=60)
+    if entry.kind == "task":
+        return _shorten(str(getattr(entry.obj, "help", "")))
+    doc = (type(entry.obj).__doc__ or "").strip().splitlines()
+    return _shorten(doc[0]) if doc else ""
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
+
+
+def _core_commands(ctx: click.Context, from_plugins: set) -> list[dict]:
+    """Commands of the root group that no plugin added (train, eval, plugins, ...)."""
+    from . import __version__
+    root = ctx.find_root().command
+    if not isinstance(root, click.Group) or root is ctx.command:
+        return []
+    return [{"name": name, "plugin": CORE, "version": __version__,
+             "help": cmd.get_short_help_str(limit=60)}
+            for name, cmd in root.commands.items() if name not in from_plugins]
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(str(r[c]).ljust(w) for c, w in zip(columns, widths)).rstrip()
+              for r in rows]
+    return "\n".join(lines)
+
+
+@click.group("plugins", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the listing as JSON.")
+@click.pass_context
+def plugins_group(ctx, as_json):
+    """List cells, losses, tasks and commands, with the plugin providing each.
+
+    Broken plugins (failed import, name clash, misspelled hook) are listed with their error.
+    Third-party plugins load from the "recurrent" entry-point group; set
+    RECURRENT_NO_ENTRYPOINTS=1 to skip them or RECURRENT_PLUGINS=a,b to allow only some.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    listing = _listing(ctx)
+    if as_json:
+        click.echo(json.dumps(listing, indent=2))
+        return
+    for key in ("cells", "losses", "tasks", "commands"):
+        click.echo(f"{key.capitalize()}:")
+        rows = listing[key]
+        click.echo(_indent(_table(rows, ["name", "plugin", "version", "help"])) if rows
+                   else "  (none)")
+        click.echo()
+    if listing["broken"]:
+        click.echo("Broken plugins:")
+        click.echo(_indent(_table(listing["broken"], ["plugin", "error"])))
+
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+@plugins_group.command("check")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["cell", "loss"]), default=None,
+              help="Check the cell or the loss of this name (needed only if both exist).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the random inputs and parameters.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def check_command(name, kind, seed, as_json):
+    """Run the conformance kit on the cell or loss NAME.
+
+    Cells: float64 finite-difference gradients for x, states and every parameter; shapes;
+    sequence vs step; lengths (padding invariance, zero outputs and ignored gradients past
+    a row's length); float32; threads. Losses: gradients, masks, means. Prints PASS/FAIL per
+    check and exits 1 if any check fails.
+    """
+    from . import conformance
+    try:
+        kind, results = conformance.check(name, kind, seed)
+    except UserError as exc:
+        raise click.BadParameter(str(exc), param_hint="'NAME'") from None
+    failed = [r for r in results if not r.passed]
+    if as_json:
+        click.echo(json.dumps({"name": name, "kind": kind, "passed": not failed,
+                               "checks": [r._asdict() for r in results]}, indent=2))
+    else:
+        width = max(len(r.name) for r in results)
+        for r in results:
+            click.echo(f"{'PASS' if r.passed else 'FAIL'}  {r.name.ljust(width)}  {r.detail}")
+        click.echo(f"{kind} {name!r}: {len(results) - len(failed)}/{len(results)} checks passed")
+    if failed:
+        click.get_current_context().exit(1)
+
+
+def _info() -> dict:
+    import numpy
+    import scipy
+    import scipy.linalg  # noqa: F401  (loads scipy's BLAS so threadpoolctl can see it)
+    import threadpoolctl
+
+    from . import __version__
+    info = {"recurrent": __version__, "python": sys.version.split()[0],
+            "numpy": numpy.__version__, "scipy": scipy.__version__}
+    try:
+        from . import threads
+        info["openmp"] = bool(threads.openmp_enabled())
+        info["default_threads"] = _default_threads(threads)
+    except ImportError as exc:  # kernels not built: say so rather than fail
+        info["openmp"] = None
+        info["default_threads"] = None
+        info["kernels_error"] = str(exc).splitlines()[0]
+    info["blas"] = [{key: lib.get(key) for key in ("internal_api", "version", "architecture",
+                                                    "num_threads", "threading_layer", "filepath")}
+                    for lib in threadpoolctl.threadpool_info() if lib.get("user_api") == "blas"]
+    return info
+
+
+def _default_threads(threads) -> int | None:
+    """The thread count kernels use when none is given (recurrent.threads decides)."""
+    for name in ("default_threads", "default_num_threads"):
+        if callable(getattr(threads, name, None)):
+            return int(getattr(threads, name)())
+    if callable(getattr(threads, "resolve_threads", None)):
+        # The choice depends on the batch: report the one for a large batch (the maximum).
+        return int(threads.resolve_threads(None, 1 << 16, 1 << 10))
+    return None
+
+
+@click.command("info")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def info_command(as_json):
+    """Show versions, OpenMP, threads and the BLAS libraries in use."""
+    info = _info()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    openmp = {True: "on", False: "OFF (kernels built single-threaded)", None: "unknown"}
+    click.echo(f"recurrent   {info['recurrent']} (python {info['python']})")
+    click.echo(f"numpy       {info['numpy']}")
+    click.echo(f"scipy       {info['scipy']}")
+    click.echo(f"openmp      {openmp[info['openmp']]}")
+    click.echo(f"threads     {info['default_threads'] if info['default_threads'] is not None else 'unknown'} (default)")
+    if "kernels_error" in info:
+        click.echo(f"kernels     not available: {info['kernels_error']}")
+    if not info["blas"]:
+        click.echo("blas        none found by threadpoolctl")
+    for lib in info["blas"]:
+        click.echo(f"blas        {lib['internal_api']} {lib['version']}, kernel "
+                   f"{lib['architecture']}, {lib['num_threads']} threads "
+                   f"({lib['threading_layer']}): {lib['filepath']}")
+
+
+# What recurrent/cli.py adds to the root group: ``for command in COMMANDS: cli.add_command(command)``
+COMMANDS = (plugins_group, info_command)
