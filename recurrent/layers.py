@@ -1,0 +1,493 @@
+"""Recurrent layers with torch.nn semantics on numpy arrays, time-major: RNN, LSTM, GRU.
+
+A layer stacks ``num_layers`` layers of one or two directions over ANY cell following
+recurrent.protocols.Cell (a registered name such as "lstm", or a cell object). The cell runs
+the whole time loop of one layer and direction; the layer owns what lies between cells:
+stacking, inter-layer dropout, the reverse direction, lengths, state packing, parameters
+under PyTorch's names, and input checking.
+
+Dimension legend: T time steps, B batch rows, I input features, H hidden units,
+L layers, D directions (1, or 2 when bidirectional), G = num_gates * H.
+
+The reverse direction feeds the cell a per-row reversed copy of each row's valid prefix
+(row b: x[len_b - 1], ..., x[0], then padding) and un-reverses its output, so it starts at
+each row's own last valid step and its final state is the state after step 0, as torch's.
+"""
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+
+from .layout import GATE_ORDER, param_name
+
+INITS = ("uniform", "orthogonal", "glorot")
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_BIAS_KINDS = ("bias_ih", "bias_hh")
+
+
+def _resolve_cell(cell):
+    """A Cell object from a registered name, or the object itself."""
+    if isinstance(cell, str):
+        from .errors import UserError
+        from .plugins import get_cell
+        try:
+            return get_cell(cell)
+        except UserError as exc:
+            raise ValueError(f"cell: {exc}") from None
+    missing = [attr for attr in ("name", "num_gates", "state_names", "param_shapes",
+                                 "init_params", "forward", "backward", "step")
+               if not hasattr(cell, attr)]
+    if missing:
+        raise ValueError(f"cell: expected a cell name or an object following "
+                         f"recurrent.protocols.Cell, got {type(cell).__name__} "
+                         f"without {', '.join(missing)}")
+    return cell
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
+def _reversal_index(lengths, T, B):
+    """(T, B) time index that reverses each row's valid prefix and leaves padding in place.
+
+    idx[t, b] = len_b - 1 - t for t < len_b, else t. It is its own inverse, so the same
+    gather reverses the input and un-reverses the output (and their gradients).
+    """
+    t = np.arange(T)[:, None]                                  # (T, 1)
+    if lengths is None:
+        return np.broadcast_to(T - 1 - t, (T, B))
+    return np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
+
+
+def _orthogonal(rng, n, dtype):
+    """A random n x n orthogonal matrix (QR of a Gaussian, signs fixed so it is uniform)."""
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return (q * np.sign(np.diag(r))).astype(dtype)
+
+
+def _glorot(rng, fan_out, fan_in, dtype):
+    bound = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-bound, bound, size=(fan_out, fan_in)).astype(dtype)
+
+
+class Recurrent:
+    """A stack of recurrent layers over one cell type. See docs/ARCHITECTURE.md (Layer API).
+
+    out, state = layer(x, state=None, lengths=None)
+        x (T, B, I); out (T, B, D*H); state h_n (L*D, B, H), or a tuple (h_n, c_n) for a
+        cell with two states (LSTM). lengths (B,) ints in 1..T, any order.
+    dx, dstate = layer.backward(d_out, d_state=None)   # grads accumulate into grads()
+    out_t, state = layer.step(x_t, state=None)         # one time step, D=1 only
+    """
+
+    def __init__(self, cell, input_size, hidden_size, num_layers=1, bias=True, dropout=0.0,
+                 bidirectional=False, dtype=np.float32, seed=None, init="uniform",
+                 forget_bias=None, num_threads=None):
+        self.cell = _resolve_cell(cell)
+        self.input_size = _positive_int(input_size, "input_size")
+        self.hidden_size = _positive_int(hidden_size, "hidden_size")
+        self.num_layers = _positive_int(num_layers, "num_layers")
+        if not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        if dropout > 0 and self.num_layers == 1:
+            warnings.warn("dropout acts between stacked layers; with num_layers=1 it does "
+                          "nothing", stacklevel=2)
+        self.dropout = float(dropout)
+        self.bias = bool(bias)
+        self.bidirectional = bool(bidirectional)
+        self.num_directions = 2 if self.bidirectional else 1
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            raise ValueError(f"dtype: expected float32 or float64, got {dtype!r}") from None
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype: expected float32 or float64, got {self.dtype}")
+        self.num_threads = num_threads
+        self.training = True
+        self.state_names = tuple(self.cell.state_names)
+
+        H, D = self.hidden_size, self.num_directions
+        self._units = []        # per (layer, direction), in order k*D + d: kind -> torch name
+        self._shapes = {}       # torch name -> shape, in flat-buffer order
+        self._fixed = []        # per unit: kind -> (zero params, scratch grads) when bias=False
+        for k in range(self.num_layers):
+            unit_input = self.input_size if k == 0 else D * H
+            for d in range(D):
+                names, fixed = {}, {}
+                for kind, shape in self.cell.param_shapes(unit_input, H).items():
+                    shape = tuple(int(n) for n in shape)
+                    if not self.bias and kind in _BIAS_KINDS:
+                        fixed[kind] = (np.zeros(shape, self.dtype), np.zeros(shape, self.dtype))
+                        continue
+                    names[kind] = param_name(kind, k, reverse=d == 1)
+                    self._shapes[names[kind]] = shape
+                self._units.append(names)
+                self._fixed.append(fixed)
+        self._params = {n: np.zeros(s, self.dtype) for n, s in self._shapes.items()}
+        self._grads = {n: np.zeros(s, self.dtype) for n, s in self._shapes.items()}
+        self._cache = None
+
+        init_seq, cell_seq, dropout_seq = np.random.SeedSequence(seed).spawn(3)
+        self._dropout_rng = np.random.default_rng(dropout_seq)
+        self.reset_parameters(init, forget_bias, np.random.default_rng(init_seq),
+                              np.random.default_rng(cell_seq))
+
+    # -- parameters -------------------------------------------------------------------
+    def _unit_params(self, u):
+        """kind -> array for unit u, as the cell wants them (zeros for absent biases)."""
+        params = {kind: self._params[name] for kind, name in self._units[u].items()}
+        params.update({kind: pair[0] for kind, pair in self._fixed[u].items()})
+        return params
+
+    def _unit_grads(self, u):
+        grads = {kind: self._grads[name] for kind, name in self._units[u].items()}
+        for kind, (_, scratch) in self._fixed[u].items():
+            scratch.fill(0)          # gradients of the absent biases are thrown away
+            grads[kind] = scratch
+        return grads
+
+    def reset_parameters(self, init="uniform", forget_bias=None, rng=None, cell_rng=None):
+        """(Re)initialise every parameter.
+
+        init "uniform": PyTorch's default, U(-1/sqrt(H), 1/sqrt(H)) for weights and biases;
+        "orthogonal": each gate block of weight_hh orthogonal, weight_ih Glorot-uniform per
+        gate block, biases zero; "glorot": Glorot-uniform per gate block, biases zero.
+        Parameter kinds a cell adds beyond PyTorch's four keep the cell's own init_params.
+        forget_bias: value of the forget-gate bias (in bias_ih; bias_hh's block is zeroed so
+        the two sum to it); only for cells with an "f" gate.
+        """
+        if init not in INITS:
+            raise ValueError(f"init: expected one of {', '.join(INITS)}, got {init!r}")
+        gate_order = getattr(self.cell, "gate_order", None) or GATE_ORDER.get(self.cell.name)
+        if forget_bias is not None:
+            if not gate_order or "f" not in gate_order:
+                raise ValueError(f"forget_bias: cell {self.cell.name!r} has no forget gate")
+            if not self.bias:
+                raise ValueError("forget_bias: the layer was built with bias=False")
+        rng = rng if rng is not None else np.random.default_rng()
+        cell_rng = cell_rng if cell_rng is not None else np.random.default_rng()
+        H = self.hidden_size
+        for u in range(len(self._units)):
+            params = self._unit_params(u)
+            self.cell.init_params(params, H, cell_rng)
+            for zeros, _ in self._fixed[u].values():
+                zeros.fill(0)
+            trainable = self._units[u]
+            for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                if kind not in trainable:
+                    continue
+                p = params[kind]
+                if init == "uniform":
+                    bound = 1.0 / np.sqrt(H)
+                    p[...] = rng.uniform(-bound, bound, size=p.shape)
+                elif kind.startswith("bias"):
+                    p.fill(0)
+                elif kind == "weight_hh" and init == "orthogonal" and p.shape[1] == H:
+                    for g in range(p.shape[0] // H):
+                        p[g * H:(g + 1) * H] = _orthogonal(rng, H, self.dtype)
+                else:
+                    for g in range(p.shape[0] // H):
+                        p[g * H:(g + 1) * H] = _glorot(rng, H, p.shape[1], self.dtype)
+            if forget_bias is not None:
+                f = slice(gate_order.index("f") * H, (gate_order.index("f") + 1) * H)
+                params["bias_ih"][f] = forget_bias
+                params["bias_hh"][f] = 0
+
+    def param_shapes(self):
+        """{torch name: shape}, in flat-buffer order."""
+        return dict(self._shapes)
+
+    def params(self):
+        """{torch name: the live parameter array} (not copies)."""
+        return dict(self._params)
+
+    def grads(self):
+        """{torch name: the live gradient array}: backward adds into these."""
+        return dict(self._grads)
+
+    def zero_grad(self):
+        for g in self._grads.values():
+            g.fill(0)
+
+    def state_dict(self):
+        """{torch name: copy of the parameter}; torch's names, shapes and gate order."""
+        return {name: p.copy() for name, p in self._params.items()}
+
+    def _check_named_arrays(self, arrays, what):
+        """Problems with a {name: array} dict against this layer's names and shapes."""
+        problems = []
+        missing = [n for n in self._shapes if n not in arrays]
+        unexpected = [n for n in arrays if n not in self._shapes]
+        if missing:
+            problems.append(f"missing {', '.join(missing)}")
+        if unexpected:
+            problems.append(f"unexpected {', '.join(map(str, unexpected))}")
+        for name, shape in self._shapes.items():
+            if name in arrays and np.shape(arrays[name]) != shape:
+                problems.append(f"{name} has shape {np.shape(arrays[name])}, "
+                                f"expected {shape}")
+        if problems:
+            raise ValueError(f"{what}: {'; '.join(problems)}")
+
+    def load_state_dict(self, state_dict):
+        """Copy parameters in from {torch name: array} (e.g. a torch state_dict as numpy)."""
+        if not hasattr(state_dict, "keys"):
+            raise ValueError(f"state_dict: expected a dict of arrays, "
+                             f"got {type(state_dict).__name__}")
+        self._check_named_arrays(state_dict, "state_dict")
+        values = {}
+        for name in self._shapes:
+            value = np.asarray(state_dict[name])
+            if value.dtype.kind != "f":
+                raise ValueError(f"state_dict: {name} has dtype {value.dtype}, "
+                                 f"expected a float array")
+            if not np.isfinite(value).all():
+                raise ValueError(f"state_dict: {name} contains NaN or infinity")
+            values[name] = value
+        for name, value in values.items():
+            self._params[name][...] = value
+
+    def bind(self, params, grads):
+        """Move parameter and gradient storage into caller-owned arrays (e.g. views of one
+        flat buffer): current values are copied over, then the layer uses those arrays."""
+        for arrays, what in ((params, "params"), (grads, "grads")):
+            self._check_named_arrays(arrays, f"bind {what}")
+            for name, a in arrays.items():
+                if not isinstance(a, np.ndarray) or a.dtype != self.dtype \
+                        or not a.flags.c_contiguous or not a.flags.writeable:
+                    raise ValueError(f"bind {what}: {name} must be a writeable C-contiguous "
+                                     f"{self.dtype} array, got "
+                                     f"{getattr(a, 'dtype', type(a).__name__)}")
+        for name in self._shapes:
+            params[name][...] = self._params[name]
+            grads[name][...] = self._grads[name]
+        self._params = {name: params[name] for name in self._shapes}
+        self._grads = {name: grads[name] for name in self._shapes}
+
+    def train(self, mode=True):
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    # -- threads ----------------------------------------------------------------------
+    @property
+    def num_threads(self):
+        return self._num_threads
+
+    @num_threads.setter
+    def num_threads(self, value):
+        if value is not None:
+            value = _positive_int(value, "num_threads")
+        self._num_threads = value
+
+    def _threads_for(self, batch):
+        if self._num_threads is not None:
+            return self._num_threads
+        try:
+            from .threads import resolve_threads
+        except ImportError:  # TEMP until recurrent/threads.py lands
+            return 1
+        return resolve_threads(None, batch, self.hidden_size)
+
+    # -- input checks -------------------------------------------------------------------
+    def _as_float(self, name, value, expected_shape):
+        """``value`` as a C-contiguous array of the layer dtype, or a ValueError."""
+        a = np.asarray(value)
+        if a.shape != tuple(expected_shape):
+            raise ValueError(f"{name}: expected shape {tuple(expected_shape)} "
+                             f"(rank {len(expected_shape)}), got shape {a.shape}")
+        if a.dtype.kind != "f":
+            raise ValueError(f"{name}: expected a float array, got dtype {a.dtype}")
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name}: contains NaN or infinity")
+        return np.ascontiguousarray(a, dtype=self.dtype)
+
+    def _check_x(self, x):
+        a = np.asarray(x)
+        if a.ndim != 3 or a.shape[2] != self.input_size or a.shape[0] < 1 or a.shape[1] < 1:
+            raise ValueError(f"x: expected shape (T, B, {self.input_size}) with T, B >= 1, "
+                             f"got shape {a.shape}")
+        return self._as_float("x", a, a.shape)
+
+    def _check_lengths(self, lengths, T, B):
+        if lengths is None:
+            return None
+        a = np.asarray(lengths)
+        if a.dtype.kind not in "iu":
+            raise ValueError(f"lengths: expected an integer array, got dtype {a.dtype}")
+        if a.shape != (B,):
+            raise ValueError(f"lengths: expected shape ({B},), got shape {a.shape}")
+        if a.min() < 1 or a.max() > T:
+            raise ValueError(f"lengths: expected values in 1..{T} (T), got values from "
+                             f"{a.min()} to {a.max()}")
+        return np.ascontiguousarray(a, dtype=np.int64)
+
+    def _check_states(self, state, B, name, rows):
+        """Normalised tuple of (rows, B, H) arrays, one per cell state; zeros for None."""
+        n = len(self.state_names)
+        if state is None:
+            return tuple(np.zeros((rows, B, self.hidden_size), self.dtype) for _ in range(n))
+        parts = (state,) if n == 1 else state
+        if n > 1 and (not isinstance(state, (tuple, list)) or len(state) != n):
+            raise ValueError(f"{name}: expected a tuple of {n} arrays "
+                             f"({', '.join(self.state_names)}), got {type(state).__name__}")
+        expected = (rows, B, self.hidden_size)
+        return tuple(self._as_float(name if n == 1 else f"{name}[{i}]", part, expected)
+                     for i, part in enumerate(parts))
+
+    def _pack_state(self, arrays):
+        return arrays[0] if len(arrays) == 1 else tuple(arrays)
+
+    # -- forward / backward -------------------------------------------------------------
+    def __call__(self, x, state=None, lengths=None):
+        return self.forward(x, state, lengths)
+
+    def _dropout_mask(self, shape):
+        keep = 1.0 - self.dropout
+        return (self._dropout_rng.random(shape) < keep).astype(self.dtype) / self.dtype.type(keep)
+
+    def forward(self, x, state=None, lengths=None):
+        """x (T, B, I) -> out (T, B, D*H), state (h_n, or (h_n, c_n); each (L*D, B, H))."""
+        x = self._check_x(x)
+        T, B, _ = x.shape
+        H, D = self.hidden_size, self.num_directions
+        lengths = self._check_lengths(lengths, T, B)
+        init_states = self._check_states(state, B, "state", self.num_layers * D)
+        threads = self._threads_for(B)
+        rev = _reversal_index(lengths, T, B) if D == 2 else None     # (T, B)
+        rows = np.arange(B)[None, :]                                   # (1, B)
+
+        final_states = tuple(np.empty_like(s) for s in init_states)   # each (L*D, B, H)
+        layer_caches = []
+        layer_in = x                                                   # (T, B, I or D*H)
+        for k in range(self.num_layers):
+            mask = None
+            if k > 0 and self.training and self.dropout > 0:
+                mask = self._dropout_mask(layer_in.shape)              # (T, B, D*H)
+                layer_in = layer_in * mask
+            outs, caches = [], []
+            for d in range(D):
+                u = k * D + d
+                cell_in = layer_in if d == 0 else layer_in[rev, rows]
+                out_d, finals, cache = self.cell.forward(
+                    np.ascontiguousarray(cell_in), tuple(s[u] for s in init_states),
+                    self._unit_params(u), lengths, threads)
+                outs.append(out_d if d == 0 else out_d[rev, rows])      # (T, B, H)
+                for target, final in zip(final_states, finals):
+                    target[u] = final
+                caches.append(cache)
+            layer_caches.append((mask, caches))
+            layer_in = outs[0] if D == 1 else np.concatenate(outs, axis=2)
+        self._cache = (T, B, rev, layer_caches)
+        return layer_in, self._pack_state(final_states)
+
+    def backward(self, d_out, d_state=None):
+        """BPTT through the last forward call. d_out (T, B, D*H); d_state like the returned
+        state (entries may be None). Parameter gradients are ADDED into grads().
+        Returns (dx (T, B, I), dstate) with dstate shaped like the state argument."""
+        if self._cache is None:
+            raise ValueError("backward: no forward pass to differentiate; call forward first")
+        T, B, rev, layer_caches = self._cache
+        H, D, L = self.hidden_size, self.num_directions, self.num_layers
+        d_layer_out = self._as_float("d_out", d_out, (T, B, D * H))
+        d_finals = self._check_d_state(d_state, B)
+        threads = self._threads_for(B)
+        rows = np.arange(B)[None, :]
+
+        d_init = tuple(np.zeros((L * D, B, H), self.dtype) for _ in self.state_names)
+        for k in reversed(range(L)):
+            mask, caches = layer_caches[k]
+            d_in = None
+            for d in range(D):
+                u = k * D + d
+                d_dir = d_layer_out[:, :, d * H:(d + 1) * H]
+                if d == 1:
+                    d_dir = d_dir[rev, rows]
+                dx_d, d_states = self.cell.backward(
+                    np.ascontiguousarray(d_dir),
+                    tuple(None if df is None else df[u] for df in d_finals),
+                    caches[d], self._unit_grads(u), threads)
+                if d == 1:
+                    dx_d = dx_d[rev, rows]
+                d_in = dx_d if d_in is None else d_in + dx_d
+                for target, ds in zip(d_init, d_states):
+                    target[u] = ds
+            if mask is not None:
+                d_in = d_in * mask
+            d_layer_out = d_in
+        return d_layer_out, self._pack_state(d_init)
+
+    def _check_d_state(self, d_state, B):
+        """Tuple with one (L*D, B, H) array or None per cell state."""
+        n = len(self.state_names)
+        if d_state is None:
+            return (None,) * n
+        parts = (d_state,) if n == 1 else d_state
+        if n > 1 and (not isinstance(d_state, (tuple, list)) or len(d_state) != n):
+            raise ValueError(f"d_state: expected a tuple of {n} arrays or None "
+                             f"({', '.join(self.state_names)}), got {type(d_state).__name__}")
+        expected = (self.num_layers * self.num_directions, B, self.hidden_size)
+        return tuple(None if p is None else
+                     self._as_float("d_state" if n == 1 else f"d_state[{i}]", p, expected)
+                     for i, p in enumerate(parts))
+
+    def step(self, x_t, state=None):
+        """One time step for streaming inference: x_t (B, I) -> (out_t (B, H), state).
+        Equals forward() on the sequence, one step at a time. Unidirectional layers only."""
+        if self.bidirectional:
+            raise ValueError("step: a bidirectional layer needs the whole sequence; "
+                             "use forward()")
+        a = np.asarray(x_t)
+        if a.ndim != 2 or a.shape[1] != self.input_size or a.shape[0] < 1:
+            raise ValueError(f"x_t: expected shape (B, {self.input_size}) with B >= 1, "
+                             f"got shape {a.shape}")
+        inp = self._as_float("x_t", a, a.shape)
+        B = inp.shape[0]
+        states = self._check_states(state, B, "state", self.num_layers)
+        new_states = tuple(np.empty_like(s) for s in states)
+        for k in range(self.num_layers):
+            if k > 0 and self.training and self.dropout > 0:
+                inp = inp * self._dropout_mask(inp.shape)
+            new = self.cell.step(np.ascontiguousarray(inp), tuple(s[k] for s in states),
+                                 self._unit_params(k))
+            for target, value in zip(new_states, new):
+                target[k] = value
+            inp = new[0]
+        return inp, self._pack_state(new_states)
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(cell={self.cell.name!r}, input_size={self.input_size}, "
+                f"hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
+                f"bias={self.bias}, dropout={self.dropout}, "
+                f"bidirectional={self.bidirectional}, dtype={self.dtype.name})")
+
+
+class RNN(Recurrent):
+    """Elman RNN, h' = tanh or relu(x W_ih^T + b_ih + h W_hh^T + b_hh) (torch.nn.RNN)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", **kwargs):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(f"rnn_{nonlinearity}", input_size, hidden_size, num_layers, **kwargs)
+
+
+class LSTM(Recurrent):
+    """Long short-term memory (torch.nn.LSTM); state is the tuple (h_n, c_n)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, **kwargs):
+        super().__init__("lstm", input_size, hidden_size, num_layers, **kwargs)
+
+
+class GRU(Recurrent):
+    """Gated recurrent unit (torch.nn.GRU), b_hn inside the reset product."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, **kwargs):
+        super().__init__("gru", input_size, hidden_size, num_layers, **kwargs)
