@@ -1,0 +1,414 @@
+"""Conformance kit: does a cell or loss keep the contract of recurrent.protocols?
+
+`recurrent plugins check NAME` runs it on any registered cell or loss; plugin authors use it
+as their test suite (``assert all(passed for _, passed, _ in check_cell(MyCell()))``).
+
+Every check returns (check name, passed, detail). A check that raises is a failure whose
+detail is the exception, so one broken method never hides the other results.
+
+Cells, all in float64 unless stated (tiny sizes: every parameter is checked element-wise):
+  parameters    param_shapes / init_params: identifier kinds, positive int shapes,
+                weight_ih (G, I) when present, init fills finite values, seeded = repeatable
+  shapes        out (T, B, H), one (B, H) final state per state name, dtype kept (f32, f64)
+  inputs        forward/backward never modify x, states or params
+  step          a loop of step() equals the sequence forward
+  gradient      analytic backward vs central finite differences of
+                L = sum(out * R) + sum_k sum(final_k * S_k), for x, every initial state and
+                every parameter kind, with and without lengths
+  accumulate    backward ADDS into grads; d_final_states None means zero
+  lengths       zero outputs past a row's length; padding invariance (a row alone equals the
+                row batched with longer ones; padded inputs are ignored); d_out past a row's
+                length is ignored; dx past the length is zero
+  float32       the float32 forward agrees with float64
+  threads       num_threads 1 and 2 agree
+Losses: shapes and dtypes, finite differences with and without a mask, masked rows neither
+count nor get gradient, a mask of ones equals no mask, the value is a mean over valid rows,
+extreme outputs give finite values.
+
+Legend: T time, B batch, I input, H hidden, G gates*H, N rows, K outputs per row.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+# Sizes of the cell checks: small enough to check every element by finite differences.
+T, B, I, H = 4, 3, 3, 4
+LENGTHS = np.array([2, 4, 1], dtype=np.int64)  # (B,): unsorted, one full row, one length-1 row
+EPS = 1e-6  # finite-difference step (float64)
+GRAD_TOL = 1e-6  # max |analytic - numeric| / max(1, max |numeric|)
+
+
+class CheckResult(NamedTuple):
+    name: str
+    passed: bool
+    detail: str
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"raised {type(exc).__name__}: {text[0]}" if text else f"raised {type(exc).__name__}"
+
+
+def _max_err(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shape {a.shape} != expected {b.shape}")
+    return float(np.max(np.abs(a - b), initial=0.0))
+
+
+def _rel_err(analytic, numeric) -> float:
+    return _max_err(analytic, numeric) / max(1.0, float(np.max(np.abs(numeric), initial=0.0)))
+
+
+def _numeric_grad(f: Callable[[], float], array: np.ndarray) -> np.ndarray:
+    """Central differences of f() with respect to every element of ``array`` (in place)."""
+    grad = np.zeros(array.shape, np.float64)
+    flat, gflat = array.reshape(-1), grad.reshape(-1)
+    for k in range(flat.size):
+        saved = flat[k]
+        flat[k] = saved + EPS
+        up = f()
+        flat[k] = saved - EPS
+        down = f()
+        flat[k] = saved
+        gflat[k] = (up - down) / (2 * EPS)
+    return grad
+
+
+class _Runner:
+    """Collects results; each check runs on its own so one exception fails only that check."""
+
+    def __init__(self):
+        self.results: list[CheckResult] = []
+
+    def run(self, name: str, check: Callable[[], Any]) -> None:
+        try:
+            outcome = check()
+        except Exception as exc:
+            self.results.append(CheckResult(name, False, _one_line(exc)))
+            return
+        if isinstance(outcome, list):  # a check reporting several named results
+            self.results.extend(CheckResult(*r) for r in outcome)
+        else:
+            passed, detail = outcome
+            self.results.append(CheckResult(name, bool(passed), detail))
+
+
+# ---- cells ------------------------------------------------------------------------------
+
+class _CellHarness:
+    """Random inputs, parameters and projections for one cell, plus forward/backward helpers."""
+
+    def __init__(self, cell, seed: int):
+        self.cell = cell
+        rng = np.random.default_rng(seed)
+        self.shapes = {k: tuple(int(n) for n in s) for k, s in cell.param_shapes(I, H).items()}
+        self.params = {k: np.zeros(s) for k, s in self.shapes.items()}  # float64 views by kind
+        cell.init_params(self.params, H, rng)
+        self.x = rng.normal(size=(T, B, I))  # (T, B, I)
+        self.states = tuple(rng.normal(scale=0.5, size=(B, H)) for _ in cell.state_names)
+        self.r = rng.normal(size=(T, B, H))  # d L / d out
+        self.s = tuple(rng.normal(size=(B, H)) for _ in cell.state_names)  # d L / d finals
+
+    def forward(self, x=None, states=None, params=None, lengths=None, num_threads=1):
+        x = self.x if x is None else x
+        return self.cell.forward(x, self.states if states is None else states,
+                                 self.params if params is None else params, lengths, num_threads)
+
+    def objective(self, lengths) -> float:
+        out, finals, _ = self.forward(lengths=lengths)
+        return float(np.sum(out * self.r) + sum(np.sum(f * s) for f, s in zip(finals, self.s)))
+
+    def backward(self, lengths, d_out=None, d_finals=None, grads=None):
+        _, _, cache = self.forward(lengths=lengths)
+        if grads is None:
+            grads = {k: np.zeros(s) for k, s in self.shapes.items()}
+        dx, d_states = self.cell.backward(self.r if d_out is None else d_out,
+                                          self.s if d_finals is None else d_finals,
+                                          cache, grads, 1)
+        return dx, d_states, grads
+
+
+def check_cell(cell, seed: int = 0) -> list[CheckResult]:
+    """Run every cell check on ``cell`` (an object following recurrent.protocols.Cell)."""
+    runner = _Runner()
+    try:
+        h = _CellHarness(cell, seed)
+    except Exception as exc:
+        return [CheckResult("parameters", False, _one_line(exc))]
+    state_names = tuple(cell.state_names)
+
+    def parameters():
+        problems = []
+        if not state_names or state_names[0] != "h":
+            problems.append(f"state_names {state_names!r} must start with 'h'")
+        for kind, shape in h.shapes.items():
+            if not kind.isidentifier():
+                problems.append(f"kind {kind!r} is not an identifier")
+            if not shape or any(n <= 0 for n in shape):
+                problems.append(f"{kind} shape {shape}")
+        if "weight_ih" in h.shapes and h.shapes["weight_ih"] != (cell.num_gates * H, I):
+            problems.append(f"weight_ih {h.shapes['weight_ih']} != (num_gates*H, I) = "
+                            f"{(cell.num_gates * H, I)}")
+        for kind, value in h.params.items():
+            if not np.all(np.isfinite(value)) or (not np.any(value) and kind.startswith("weight")):
+                problems.append(f"init_params left {kind} non-finite or all zero")
+        again = {k: np.zeros(s) for k, s in h.shapes.items()}
+        cell.init_params(again, H, np.random.default_rng(seed))
+        if any(not np.array_equal(again[k], h.params[k]) for k in h.shapes):
+            problems.append("init_params with the same seed gave different values")
+        return not problems, "; ".join(problems) or f"{len(h.shapes)} kinds: {', '.join(h.shapes)}"
+
+    def shapes():
+        problems = []
+        for dtype in (np.float64, np.float32):
+            out, finals, _ = h.forward(x=h.x.astype(dtype),
+                                       states=tuple(s.astype(dtype) for s in h.states),
+                                       params={k: v.astype(dtype) for k, v in h.params.items()})
+            if out.shape != (T, B, H) or out.dtype != dtype:
+                problems.append(f"out {out.dtype} {out.shape}, expected {np.dtype(dtype)} "
+                                f"{(T, B, H)}")
+            if len(finals) != len(state_names):
+                problems.append(f"{len(finals)} final states for state_names {state_names}")
+            for name, f in zip(state_names, finals):
+                if f.shape != (B, H) or f.dtype != dtype:
+                    problems.append(f"final {name} {f.dtype} {f.shape}")
+        out, finals, _ = h.forward()
+        if _max_err(finals[0], out[-1]) > 0:
+            problems.append("final h differs from the last output")
+        return not problems, "; ".join(problems) or "out (T, B, H), states (B, H), f32 and f64"
+
+    def inputs_untouched():
+        before = (h.x.copy(), [s.copy() for s in h.states], {k: v.copy() for k, v in h.params.items()})
+        h.backward(LENGTHS)
+        changed = []
+        if not np.array_equal(before[0], h.x):
+            changed.append("x")
+        changed += [n for n, a, b in zip(state_names, before[1], h.states) if not np.array_equal(a, b)]
+        changed += [k for k in h.params if not np.array_equal(before[2][k], h.params[k])]
+        return not changed, f"modified: {', '.join(changed)}" if changed else "unchanged"
+
+    def step_equivalence():
+        out, finals, _ = h.forward()
+        states = h.states
+        err = 0.0
+        for t in range(T):
+            states = tuple(cell.step(h.x[t], states, h.params))
+            err = max(err, _max_err(states[0], out[t]))
+        err = max(err, *(_max_err(a, b) for a, b in zip(states, finals)))
+        return err <= 1e-12, f"max |step - forward| = {err:.1e}"
+
+    def gradients():
+        results = []
+        targets = [("x", lambda: h.x, lambda dx, ds, g: dx)]
+        targets += [(f"state {n}", (lambda k=k: h.states[k]), (lambda dx, ds, g, k=k: ds[k]))
+                    for k, n in enumerate(state_names)]
+        targets += [(kind, (lambda kind=kind: h.params[kind]), (lambda dx, ds, g, kind=kind: g[kind]))
+                    for kind in h.shapes]
+        analytic = {lengths_name: h.backward(lengths)
+                    for lengths_name, lengths in (("no lengths", None), ("lengths", LENGTHS))}
+        for target, array, pick in targets:
+            errors = []
+            for lengths_name, lengths in (("no lengths", None), ("lengths", LENGTHS)):
+                numeric = _numeric_grad(lambda: h.objective(lengths), array())
+                errors.append((lengths_name, _rel_err(pick(*analytic[lengths_name]), numeric)))
+            passed = all(e <= GRAD_TOL for _, e in errors)
+            detail = ", ".join(f"{e:.1e} ({n})" for n, e in errors)
+            results.append((f"gradient: {target}", passed, f"rel err {detail}"))
+        return results
+
+    def accumulate():
+        dx0, ds0, fresh = h.backward(None)
+        preset = {k: np.full(s, 0.5) for k, s in h.shapes.items()}
+        h.backward(None, grads=preset)
+        err = max(_max_err(preset[k] - 0.5, fresh[k]) for k in h.shapes)
+        zeros = tuple(np.zeros((B, H)) for _ in state_names)
+        dx_none, ds_none, g_none = h.backward(None, d_finals=(None,) * len(state_names))
+        dx_zero, ds_zero, g_zero = h.backward(None, d_finals=zeros)
+        err_none = max(_max_err(dx_none, dx_zero), *(_max_err(a, b) for a, b in zip(ds_none, ds_zero)),
+                       *(_max_err(g_none[k], g_zero[k]) for k in h.shapes))
+        passed = err <= 1e-12 and err_none <= 1e-12
+        return passed, f"grads += (err {err:.1e}); d_final None == zeros (err {err_none:.1e})"
+
+    def zero_past_length():
+        out, _, _ = h.forward(lengths=LENGTHS)
+        past = np.arange(T)[:, None] >= LENGTHS[None, :]  # (T, B)
+        worst = float(np.max(np.abs(out[past]), initial=0.0))
+        return worst == 0.0, f"max |out| past length = {worst:.1e}"
+
+    def padding_invariance():
+        garbage = h.x.copy()
+        past = np.arange(T)[:, None] >= LENGTHS[None, :]
+        garbage[past] = 1e3  # padded inputs must not matter
+        out, finals, _ = h.forward(x=garbage, lengths=LENGTHS)
+        err = 0.0
+        for b, n in enumerate(LENGTHS):
+            row_out, row_finals, _ = h.forward(
+                x=np.ascontiguousarray(h.x[:n, b:b + 1]),
+                states=tuple(np.ascontiguousarray(s[b:b + 1]) for s in h.states))
+            err = max(err, _max_err(out[:n, b:b + 1], row_out),
+                      *(_max_err(f[b:b + 1], rf) for f, rf in zip(finals, row_finals)))
+        return err <= 1e-12, f"max |batched - alone| = {err:.1e} (outputs and final states)"
+
+    def ignored_past_length():
+        past = np.arange(T)[:, None] >= LENGTHS[None, :]
+        d_clean = np.where(past[:, :, None], 0.0, h.r)
+        d_noisy = np.where(past[:, :, None], 1e3, h.r)
+        dx_c, ds_c, g_c = h.backward(LENGTHS, d_out=d_clean)
+        dx_n, ds_n, g_n = h.backward(LENGTHS, d_out=d_noisy)
+        err = max(_max_err(dx_c, dx_n), *(_max_err(a, b) for a, b in zip(ds_c, ds_n)),
+                  *(_max_err(g_c[k], g_n[k]) for k in h.shapes))
+        dx_past = float(np.max(np.abs(dx_n[past]), initial=0.0))
+        passed = err <= 1e-12 and dx_past == 0.0
+        return passed, f"d_out past length changes grads by {err:.1e}; max |dx| past length {dx_past:.1e}"
+
+    def float32():
+        out64, finals64, _ = h.forward(lengths=LENGTHS)
+        p32 = {k: v.astype(np.float32) for k, v in h.params.items()}
+        x32 = h.x.astype(np.float32)
+        s32 = tuple(s.astype(np.float32) for s in h.states)
+        out32, finals32, cache = cell.forward(x32, s32, p32, LENGTHS, 1)
+        g32 = {k: np.zeros(s, np.float32) for k, s in h.shapes.items()}
+        dx32, _ = cell.backward(h.r.astype(np.float32), tuple(s.astype(np.float32) for s in h.s),
+                                cache, g32, 1)
+        dx64, _, _ = h.backward(LENGTHS)
+        err = max(_max_err(out32, out64), *(_max_err(a, b) for a, b in zip(finals32, finals64)))
+        err_dx = _rel_err(dx32, dx64)
+        passed = err <= 1e-4 and err_dx <= 1e-4 and dx32.dtype == np.float32
+        return passed, f"|f32 - f64|: outputs {err:.1e}, dx {err_dx:.1e} ({dx32.dtype})"
+
+    def threads():
+        out1, fin1, _ = h.forward(lengths=LENGTHS, num_threads=1)
+        out2, fin2, _ = h.forward(lengths=LENGTHS, num_threads=2)
+        err = max(_max_err(out1, out2), *(_max_err(a, b) for a, b in zip(fin1, fin2)))
+        return err <= 1e-12, f"max |1 thread - 2 threads| = {err:.1e}"
+
+    runner.run("parameters", parameters)
+    runner.run("shapes", shapes)
+    runner.run("inputs untouched", inputs_untouched)
+    runner.run("step equals forward", step_equivalence)
+    runner.run("gradient", gradients)
+    runner.run("gradients accumulate", accumulate)
+    runner.run("lengths: zero outputs past length", zero_past_length)
+    runner.run("lengths: padding invariance", padding_invariance)
+    runner.run("lengths: gradients past length ignored", ignored_past_length)
+    runner.run("float32 agrees with float64", float32)
+    runner.run("threads: 1 and 2 agree", threads)
+    return runner.results
+
+
+# ---- losses -----------------------------------------------------------------------------
+
+N, K = 6, 4  # rows, outputs per row
+
+
+def _target_kind(loss, outputs, rng) -> str:
+    """"class" (int ids (N,)) or "dense" (floats (N, K)): the loss's ``target_kind``
+    attribute if it has one, else whichever the loss accepts."""
+    kind = getattr(loss, "target_kind", None)
+    if kind in ("class", "dense"):
+        return kind
+    try:
+        loss.value_and_grad(outputs, rng.random((N, K)), None)
+        return "dense"
+    except Exception:
+        return "class"
+
+
+def check_loss(loss, seed: int = 0) -> list[CheckResult]:
+    """Run every loss check on ``loss`` (an object following recurrent.protocols.Loss)."""
+    runner = _Runner()
+    rng = np.random.default_rng(seed)
+    outputs = rng.normal(size=(N, K))  # (N, K)
+    kind = _target_kind(loss, outputs, rng)
+    targets = rng.integers(0, K, size=N) if kind == "class" else rng.random((N, K))
+    mask = np.array([1, 0, 1, 1, 0, 1], dtype=bool)  # (N,)
+
+    def value_and_grad(o, t=targets, m=None):
+        value, grad = loss.value_and_grad(o, t, m)
+        return float(value), np.asarray(grad)
+
+    def shapes():
+        problems = []
+        for dtype in (np.float64, np.float32):
+            value, grad = value_and_grad(outputs.astype(dtype))
+            if grad.shape != (N, K) or grad.dtype != dtype:
+                problems.append(f"gradient {grad.dtype} {grad.shape} for {np.dtype(dtype)} "
+                                f"{(N, K)} outputs")
+            if not np.isfinite(value):
+                problems.append(f"value {value}")
+        return not problems, "; ".join(problems) or f"{kind} targets; value float, gradient (N, K)"
+
+    def gradient(m):
+        def check():
+            _, analytic = value_and_grad(outputs, m=m)
+            work = outputs.copy()
+            numeric = _numeric_grad(lambda: value_and_grad(work, m=m)[0], work)
+            err = _rel_err(analytic, numeric)
+            return err <= GRAD_TOL, f"rel err {err:.1e}"
+        return check
+
+    def masked_rows():
+        value, grad = value_and_grad(outputs, m=mask)
+        changed_out = outputs.copy()
+        changed_out[~mask] = 50.0
+        changed_t = targets.copy()
+        changed_t[~mask] = (changed_t[~mask] + 1) % K if kind == "class" else 0.5
+        value2, grad2 = value_and_grad(changed_out, t=changed_t, m=mask)
+        worst = float(np.max(np.abs(grad[~mask]), initial=0.0))
+        err = max(abs(value - value2), _max_err(grad[mask], grad2[mask]))
+        return worst == 0.0 and err <= 1e-12, \
+            f"max |grad| on masked rows {worst:.1e}; masked rows change the result by {err:.1e}"
+
+    def ones_mask():
+        v1, g1 = value_and_grad(outputs)
+        v2, g2 = value_and_grad(outputs, m=np.ones(N, bool))
+        err = max(abs(v1 - v2), _max_err(g1, g2))
+        return err <= 1e-12, f"|no mask - ones| = {err:.1e}"
+
+    def mean():
+        v1, g1 = value_and_grad(outputs)
+        doubled = np.concatenate([targets, targets])
+        v2, g2 = value_and_grad(np.concatenate([outputs, outputs]), t=doubled)
+        v3, _ = value_and_grad(outputs, m=mask)
+        v4, _ = value_and_grad(np.ascontiguousarray(outputs[mask]), t=targets[mask])
+        err = max(abs(v1 - v2), _max_err(g2[:N] * 2, g1), abs(v3 - v4))
+        return err <= 1e-12, f"value is a mean over valid rows (err {err:.1e})"
+
+    def extreme():
+        value, grad = value_and_grad(outputs * 1e4)
+        ok = np.isfinite(value) and np.all(np.isfinite(grad))
+        return ok, f"outputs ~1e4: value {value:.3g}, gradient finite: {bool(np.all(np.isfinite(grad)))}"
+
+    runner.run("shapes", shapes)
+    runner.run("gradient", gradient(None))
+    runner.run("gradient with mask", gradient(mask))
+    runner.run("mask: masked rows ignored", masked_rows)
+    runner.run("mask: ones equal no mask", ones_mask)
+    runner.run("mean over valid rows", mean)
+    runner.run("extreme outputs stay finite", extreme)
+    return runner.results
+
+
+# ---- by registry name -------------------------------------------------------------------
+
+def check(name: str, kind: str | None = None, seed: int = 0) -> tuple[str, list[CheckResult]]:
+    """Run the kit on the registered cell or loss called ``name``; returns (kind, results).
+
+    ``kind`` ("cell" or "loss") settles a name registered as both. Unknown names raise
+    recurrent.errors.UserError listing the known cells and losses."""
+    from . import plugins
+    from .errors import UserError
+
+    found = {k: plugins.entries(k) for k in ("cell", "loss") if kind in (None, k)}
+    hits = [k for k, known in found.items() if name in known]
+    if not hits:
+        known = ", ".join(sorted(set().union(*found.values())))
+        raise UserError(f"no cell or loss named {name!r}; known: {known or '(none)'}")
+    if len(hits) > 1:
+        raise UserError(f"{name!r} is both a cell and a loss; pass --kind cell or --kind loss")
+    kind = hits[0]
+    obj = found[kind][name].obj
+    return kind, (check_cell(obj, seed) if kind == "cell" else check_loss(obj, seed))

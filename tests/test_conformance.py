@@ -1,0 +1,167 @@
+"""The conformance kit passes on every built-in cell and loss, and catches broken ones."""
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import recurrent
+from recurrent import conformance, plugins
+from recurrent.cli_plugins import plugins_group
+from recurrent.reference import GRUCell, LSTMCell
+
+from conftest import CELL_NAMES, cell_for
+
+LOSS_NAMES = ("cross_entropy", "binary_cross_entropy", "mse", "mae")
+
+
+def failures(results):
+    return {r.name: r.detail for r in results if not r.passed}
+
+
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_kit_passes_on_builtin_cells(name, backend):
+    results = conformance.check_cell(cell_for(name, backend))
+    assert failures(results) == {}
+    names = [r.name for r in results]
+    assert "gradient: weight_hh" in names and "lengths: padding invariance" in names
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_kit_passes_on_builtin_losses(name):
+    results = conformance.check_loss(plugins.get_loss(name))
+    assert failures(results) == {}
+    assert len(results) == 7
+
+
+def test_kit_passes_on_example_peephole_cell_and_huber_loss():
+    peephole = pytest.importorskip("recurrent_peephole",
+                                   reason="examples/recurrent-peephole is not installed")
+    results = conformance.check_cell(peephole.PeepholeLSTMCell())
+    assert failures(results) == {}
+    assert {"gradient: peephole_i", "gradient: peephole_f", "gradient: peephole_o"} <= \
+        {r.name for r in results}
+    assert failures(conformance.check_loss(peephole.HuberLoss())) == {}
+
+
+# ---- deliberately broken cells and losses -----------------------------------------------
+
+class WrongRecurrentGradient(LSTMCell):
+    """weight_hh gradient 1% too large."""
+
+    def _step_backward(self, d_new_states, step_cache, params, grads):
+        before = grads["weight_hh"].copy()
+        result = super()._step_backward(d_new_states, step_cache, params, grads)
+        grads["weight_hh"] += 0.01 * (grads["weight_hh"] - before)
+        return result
+
+
+class IgnoresLengths(GRUCell):
+    def forward(self, x, states, params, lengths, num_threads=1):
+        return super().forward(x, states, params, None, num_threads)
+
+
+class StepWithoutBias(GRUCell):
+    def step(self, x_t, states, params):
+        params = dict(params, bias_ih=np.zeros_like(params["bias_ih"]))
+        return super().step(x_t, states, params)
+
+
+class OverwritesGrads(LSTMCell):
+    def backward(self, d_out, d_final_states, cache, grads, num_threads=1):
+        fresh = {k: np.zeros_like(v) for k, v in grads.items()}
+        result = super().backward(d_out, d_final_states, cache, fresh, num_threads)
+        for k in grads:
+            grads[k][...] = fresh[k]
+        return result
+
+
+class ExplodingForward(GRUCell):
+    def forward(self, x, states, params, lengths, num_threads=1):
+        raise RuntimeError("kernel not built")
+
+
+def test_kit_catches_a_wrong_gradient():
+    failed = failures(conformance.check_cell(WrongRecurrentGradient()))
+    assert set(failed) == {"gradient: weight_hh"}
+    assert "rel err" in failed["gradient: weight_hh"]
+
+
+def test_kit_catches_ignored_lengths():
+    failed = failures(conformance.check_cell(IgnoresLengths()))
+    assert {"lengths: zero outputs past length", "lengths: padding invariance",
+            "lengths: gradients past length ignored"} <= set(failed)
+    # forward and backward ignore lengths consistently: finite differences cannot tell
+    assert not any(name.startswith("gradient") for name in failed)
+
+
+def test_kit_catches_step_differing_from_forward():
+    assert set(failures(conformance.check_cell(StepWithoutBias()))) == {"step equals forward"}
+
+
+def test_kit_catches_overwritten_gradients():
+    assert set(failures(conformance.check_cell(OverwritesGrads()))) == {"gradients accumulate"}
+
+
+def test_kit_reports_exceptions_as_failures():
+    failed = failures(conformance.check_cell(ExplodingForward()))
+    assert failed["shapes"] == "raised RuntimeError: kernel not built"
+    assert "parameters" not in failed  # param_shapes/init_params still work
+
+
+class MaskBlindMSE:
+    name = "mask_blind_mse"
+
+    def value_and_grad(self, outputs, targets, mask=None):
+        diff = outputs - targets
+        return float(np.mean(diff ** 2)), 2 * diff / diff.size
+
+
+class HalfGradientMSE(MaskBlindMSE):
+    name = "half_gradient_mse"
+
+    def value_and_grad(self, outputs, targets, mask=None):
+        value, grad = plugins.get_loss("mse").value_and_grad(outputs, targets, mask)
+        return value, grad / 2
+
+
+def test_kit_catches_broken_losses():
+    blind = failures(conformance.check_loss(MaskBlindMSE()))
+    assert {"mask: masked rows ignored", "mean over valid rows"} <= set(blind)
+    assert "gradient" not in blind and "gradient with mask" not in blind  # self-consistent
+    half = failures(conformance.check_loss(HalfGradientMSE()))
+    assert {"gradient", "gradient with mask"} <= set(half)
+
+
+# ---- `recurrent plugins check NAME` -----------------------------------------------------
+
+class BrokenCellPlugin:
+    @recurrent.hookimpl
+    def register_cells(self, register):
+        cell = WrongRecurrentGradient()
+        cell.name = "broken_lstm_for_test"
+        register(cell)
+
+
+def test_check_command_passes_on_a_builtin_loss():
+    result = CliRunner().invoke(plugins_group, ["check", "mse"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert all(line.startswith("PASS  ") for line in lines[:-1])
+    assert lines[-1] == "loss 'mse': 7/7 checks passed"
+
+
+def test_check_command_fails_on_a_broken_cell():
+    plugins.register_plugin(BrokenCellPlugin(), "broken-cell-plugin")
+    try:
+        result = CliRunner().invoke(plugins_group, ["check", "broken_lstm_for_test"])
+    finally:
+        plugins.unregister_plugin("broken-cell-plugin")
+    assert result.exit_code == 1
+    assert any(line.startswith("FAIL  gradient: weight_hh") for line in result.output.splitlines())
+    assert "PASS  gradient: weight_ih" in result.output
+
+
+def test_check_command_unknown_name():
+    result = CliRunner().invoke(plugins_group, ["check", "lstn"])
+    assert result.exit_code == 2
+    assert "no cell or loss named 'lstn'; known: " in result.output
+    assert "cross_entropy" in result.output
