@@ -327,6 +327,8 @@ class Recurrent:
         if a.min() < 1 or a.max() > T:
             raise ValueError(f"lengths: expected values in 1..{T} (T), got values from "
                              f"{a.min()} to {a.max()}")
+        if a.min() == T:
+            return None      # every row full length: the cells' unmasked path, same result
         return np.ascontiguousarray(a, dtype=np.int64)
 
     def _check_states(self, state, B, name, rows):
@@ -349,12 +351,20 @@ class Recurrent:
     def __call__(self, x, state=None, lengths=None):
         return self.forward(x, state, lengths)
 
+    def reseed_dropout(self, seed):
+        """Restart the inter-layer dropout masks from ``seed`` (int, ints or SeedSequence),
+        e.g. so that a resumed training run draws the masks an uninterrupted one would."""
+        self._dropout_rng = np.random.default_rng(seed)
+
     def _dropout_mask(self, shape):
         keep = 1.0 - self.dropout
         return (self._dropout_rng.random(shape) < keep).astype(self.dtype) / self.dtype.type(keep)
 
     def forward(self, x, state=None, lengths=None):
-        """x (T, B, I) -> out (T, B, D*H), state (h_n, or (h_n, c_n); each (L*D, B, H))."""
+        """x (T, B, I) -> out (T, B, D*H), state (h_n, or (h_n, c_n); each (L*D, B, H)).
+
+        The arrays returned may be what backward reads: do not modify them in place before
+        calling backward."""
         x = self._check_x(x)
         T, B, _ = x.shape
         H, D = self.hidden_size, self.num_directions

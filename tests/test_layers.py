@@ -81,7 +81,7 @@ def test_gradients_through_dropout_match_central_differences(name, backend, rng)
 
     def run():
         # The same dropout masks on every call: re-seed the layer's dropout generator.
-        layer._dropout_rng = np.random.default_rng(0)
+        layer.reseed_dropout(0)
         return layer(x)
 
     eval_out, _ = layer.eval()(x)
@@ -233,6 +233,22 @@ def test_dropout_only_in_training_mode_and_seeded(rng):
     _, h_n = single(x)
     np.testing.assert_array_equal(h_n[0], plain(x)[1][0])
     assert np.any(h_n[1] != plain(x)[1][1])
+
+
+def test_reseed_dropout_repeats_the_masks(rng):
+    layer = Recurrent(get_reference_cell("rnn_tanh"), I, H, num_layers=3, dropout=0.5, seed=0)
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    layer.reseed_dropout([7, 100])
+    first, _ = layer(x)
+    layer(x)
+    layer.reseed_dropout([7, 100])
+    np.testing.assert_array_equal(layer(x)[0], first)
+
+
+def test_full_lengths_equal_no_lengths(rng):
+    layer = Recurrent(get_reference_cell("gru"), I, H, bidirectional=True, seed=0)
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    np.testing.assert_array_equal(layer(x, lengths=np.full(B, T, np.int32))[0], layer(x)[0])
 
 
 def test_dropout_keeps_the_expected_fraction():
