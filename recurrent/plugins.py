@@ -35,6 +35,7 @@ ENTRY_POINT_GROUP = "recurrent"
 DEFAULT_PLUGINS = (
     "recurrent_plugins.cells",
     "recurrent_plugins.losses",
+    "recurrent_plugins.sentiment",
 )
 
 # kind -> (hook name, attributes a registered object must have)
