@@ -36,6 +36,7 @@ DEFAULT_PLUGINS = (
     "recurrent_plugins.cells",
     "recurrent_plugins.losses",
     "recurrent_plugins.sentiment",
+    "recurrent_plugins.char_lm",
 )
 
 # kind -> (hook name, attributes a registered object must have)

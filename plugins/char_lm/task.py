@@ -1,0 +1,267 @@
+"""The char-lm task: next-character prediction on a UTF-8 text, sampled from the CLI.
+
+Dimension legend: N characters, T window (seq_len), B streams (batch_size), V vocabulary.
+
+Data flow: prepare() reads --data (default: the bundled Shakespeare plays), builds the
+sorted character vocabulary and fixes a contiguous 95/5 train/validation split (the
+validation text is the END of the corpus, unseen in training). The run state records the
+vocabulary, the split sizes and a content fingerprint, so eval/predict after a checkpoint
+round trip use exactly the training vocabulary and notice a changed data file.
+Model: token embedding -> recurrent stack -> V logits per step, cross-entropy.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import click
+import numpy as np
+
+from recurrent.errors import UserError
+
+from . import metrics, sampling, streams, text
+
+VALID_FRACTION = 0.05
+EVAL_STREAMS = 32  # streams scored side by side in evaluate()
+EVAL_WARMUP = 200  # characters each later stream reads before scoring
+EVAL_CHUNK = 512  # steps per forward call in evaluate(): bounds the (T, S, V) logits
+EMBED_DIM = 64  # default --embed-dim
+
+# Defaults of the shared training options for this task (see docs in the task help).
+# Chosen by time-to-quality on 2 cores: validation <= 1.5 nats/char on the bundled corpus.
+DEFAULTS = {
+    "cell": "lstm",
+    "hidden": 256,
+    "layers": 1,
+    "seq_len": 64,
+    "batch_size": 32,
+    "optimizer": "adam",
+    "lr": 0.004,
+    "clip_norm": 5.0,
+    "epochs": 1,
+}
+
+
+class _Corpus:
+    """The decoded text of one file, cached while its size and mtime are unchanged."""
+
+    _cache: dict = {}
+
+    @classmethod
+    def text(cls, path: str) -> str:
+        try:
+            st = os.stat(path)
+            key = (path, st.st_size, st.st_mtime_ns)
+        except OSError:
+            key = None  # let read_text report the problem
+        if key is not None and key in cls._cache:
+            return cls._cache[key]
+        value = text.read_text(path)
+        if key is not None:
+            cls._cache = {key: value}  # one corpus at a time: they can be large
+        return value
+
+
+def _int_option(config: dict, key: str, default: int, minimum: int) -> int:
+    value = config.get(key)
+    if value is None:
+        value = default
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        raise UserError(f"--{key.replace('_', '-')} must be an integer, got {value!r}") from None
+    if value < minimum:
+        raise UserError(f"--{key.replace('_', '-')} must be >= {minimum}, got {value}")
+    return value
+
+
+def _min_chars(batch_size: int, seq_len: int) -> int:
+    """Smallest file length whose split holds one training window of B streams x T chars
+    (B*T + 1 characters) and one validation window (T + 1 characters)."""
+    n = max(math.ceil((batch_size * seq_len + 1) / (1 - VALID_FRACTION)),
+            math.ceil((seq_len + 1) / VALID_FRACTION))
+    while not _split_ok(n, batch_size, seq_len):
+        n += 1
+    while n > 1 and _split_ok(n - 1, batch_size, seq_len):
+        n -= 1
+    return n
+
+
+def _split_sizes(n: int) -> tuple[int, int]:
+    n_valid = int(n * VALID_FRACTION)
+    return n - n_valid, n_valid
+
+
+def _split_ok(n: int, batch_size: int, seq_len: int) -> bool:
+    n_train, n_valid = _split_sizes(n)
+    return n_train >= batch_size * seq_len + 1 and n_valid >= seq_len + 1
+
+
+class CharLM:
+    name = "char-lm"
+    help = "Character-level language model: train on a UTF-8 text, sample new text."
+    loss = "cross_entropy"
+
+    # ---- CLI surface -------------------------------------------------------------------
+
+    def options(self) -> list:
+        return [
+            click.Option(["--data"], default=text.BUNDLED, show_default=True,
+                         help="UTF-8 text file (plain, .gz or .xz); the default is the "
+                              "bundled Shakespeare plays (2.2 MB). Last 5% = validation."),
+            click.Option(["--max-chars"], type=click.IntRange(min=0), default=0,
+                         show_default=True,
+                         help="Use only the first N characters of the data (0 = all)."),
+            click.Option(["--embed-dim"], type=click.IntRange(min=1), default=EMBED_DIM,
+                         show_default=True, help="Character embedding size."),
+        ]
+
+    def defaults(self) -> dict:
+        return dict(DEFAULTS)
+
+    def predict_options(self) -> list:
+        return [
+            click.Option(["--prime"], default=None,
+                         help="Text to start from (default: a newline)."),
+            click.Option(["--length"], type=click.IntRange(min=0), default=500,
+                         show_default=True, help="Characters to generate."),
+            click.Option(["--temperature"], type=click.FloatRange(min=0.0), default=0.8,
+                         show_default=True, help="Sampling temperature; 0 = always argmax."),
+            click.Option(["--top-k"], type=click.IntRange(min=1), default=None,
+                         help="Sample only among the K most likely characters."),
+            click.Option(["--seed"], type=int, default=None,
+                         help="Random seed: the same seed gives the same text."),
+        ]
+
+    # ---- data ---------------------------------------------------------------------------
+
+    def prepare(self, config: dict) -> dict:
+        data = config.get("data") or text.BUNDLED
+        path = text.resolve_path(data)
+        name = os.path.basename(path)
+        corpus = _Corpus.text(path)
+        max_chars = _int_option(config, "max_chars", 0, 0)
+        if max_chars:
+            corpus = corpus[:max_chars]
+        batch_size = _int_option(config, "batch_size", DEFAULTS["batch_size"], 1)
+        seq_len = _int_option(config, "seq_len", DEFAULTS["seq_len"], 1)
+        n = len(corpus)
+        if not _split_ok(n, batch_size, seq_len):
+            raise UserError(
+                f"{name} has {n} characters, shorter than one training window: "
+                f"--batch-size {batch_size} x --seq-len {seq_len} needs at least "
+                f"{_min_chars(batch_size, seq_len)} (lower them or use more text)")
+        vocab = text.Vocabulary.from_text(corpus)
+        n_train, n_valid = _split_sizes(n)
+        return {
+            "data": data if data == text.BUNDLED else path,
+            "max_chars": max_chars,
+            "fingerprint": text.fingerprint(corpus),
+            "vocab": vocab.chars,
+            "n_chars": n,
+            "n_train": n_train,
+            "n_valid": n_valid,
+        }
+
+    def _corpus_ids(self, state: dict) -> np.ndarray:
+        """(N,) int64 ids of the training corpus, checked against the run state."""
+        path = text.resolve_path(state["data"])
+        corpus = _Corpus.text(path)
+        if state.get("max_chars"):
+            corpus = corpus[:state["max_chars"]]
+        if text.fingerprint(corpus) != state["fingerprint"]:
+            raise UserError(f"{os.path.basename(path)} changed since this run was trained "
+                            "(content fingerprint differs)")
+        return text.Vocabulary(state["vocab"]).encode(corpus, os.path.basename(path))
+
+    def split_ids(self, state: dict, split: str, config: dict) -> np.ndarray:
+        """Ids of one split. "test" is the --data file of `recurrent eval`, read whole with
+        the run's vocabulary; without one it falls back to the validation split."""
+        if split == "test" and config.get("eval_data"):
+            path = text.resolve_path(config["eval_data"])
+            name = os.path.basename(path)
+            ids = text.Vocabulary(state["vocab"]).encode(_Corpus.text(path), name)
+            if len(ids) < 2:
+                raise UserError(f"{name} has {len(ids)} character(s): evaluation needs at "
+                                "least 2 (one to read, one to predict)")
+            return ids
+        if split not in ("train", "valid", "test"):
+            raise UserError(f"unknown split {split!r}: char-lm has train, valid and test")
+        ids = self._corpus_ids(state)
+        n_train = state["n_train"]
+        return ids[:n_train] if split == "train" else ids[n_train:]
+
+    def batches(self, state: dict, split: str, config: dict, rng: np.random.Generator):
+        ids = self.split_ids(state, split, config)
+        batch_size = _int_option(config, "batch_size", DEFAULTS["batch_size"], 1)
+        seq_len = _int_option(config, "seq_len", DEFAULTS["seq_len"], 1)
+        if split == "train":
+            return streams.stream_windows(ids, batch_size, seq_len, rng)
+        # Evaluation splits are short: fewer streams so at least one window fits.
+        rows = max(1, min(batch_size, (len(ids) - 1) // seq_len))
+        return streams.stream_windows(ids, rows, min(seq_len, len(ids) - 1), None)
+
+    # ---- model and metrics --------------------------------------------------------------
+
+    def model_spec(self, state: dict, config: dict) -> dict:
+        vocab_size = len(state["vocab"])
+        return {
+            "input": "tokens",
+            "vocab_size": vocab_size,
+            "embed_dim": _int_option(config, "embed_dim", EMBED_DIM, 1),
+            "output": "sequence",
+            "output_size": vocab_size,
+        }
+
+    def evaluate(self, state: dict, split: str, config: dict, model) -> dict:
+        ids = self.split_ids(state, split, config)
+        x, y, mask = streams.eval_streams(ids, EVAL_STREAMS, EVAL_WARMUP)  # (W+L, S) each
+        vocab_size = len(state["vocab"])
+        total, correct, count = 0.0, 0, 0
+        model_state = None
+        for start in range(0, x.shape[0], EVAL_CHUNK):
+            rows = slice(start, start + EVAL_CHUNK)
+            logits, model_state = model.forward(x[rows], state=model_state)  # (t, S, V)
+            keep = mask[rows].ravel()  # (t*S,)
+            nll, hit = metrics.logits_nll(
+                np.asarray(logits).reshape(-1, vocab_size)[keep], y[rows].ravel()[keep])
+            total += float(nll.sum())
+            correct += int(hit.sum())
+            count += int(keep.sum())
+        return metrics.summarize(total, correct, count)
+
+    def baselines(self, state: dict, split: str, config: dict) -> dict:
+        train_ids = self.split_ids(state, "train", config)
+        return metrics.baseline_metrics(train_ids, self.split_ids(state, split, config),
+                                        len(state["vocab"]))
+
+    # ---- sampling -----------------------------------------------------------------------
+
+    def predict(self, state: dict, config: dict, model, options: dict):
+        vocab = text.Vocabulary(state["vocab"])
+        prime = options.get("prime")
+        if prime is None:
+            prime = "\n" if "\n" in vocab else vocab.chars[0]
+        if prime == "":
+            raise UserError("--prime must not be empty")
+        missing = vocab.unknown(prime)
+        if missing:
+            shown = ", ".join(repr(c) for c in missing[:5])
+            raise UserError(f"--prime has characters not in the model's vocabulary: {shown}")
+        length = options.get("length", 500)
+        temperature = options.get("temperature", 0.8)
+        top_k = options.get("top_k")
+        if length is None or int(length) < 0:
+            raise UserError(f"--length must be >= 0, got {length}")
+        if temperature is None or not float(temperature) >= 0.0 \
+                or not math.isfinite(float(temperature)):
+            raise UserError(f"--temperature must be a finite number >= 0, got {temperature}")
+        if top_k is not None and int(top_k) < 1:
+            raise UserError(f"--top-k must be >= 1, got {top_k}")
+        new_ids = sampling.generate(model, vocab.encode(prime, "--prime"), int(length),
+                                    float(temperature), None if top_k is None else int(top_k),
+                                    options.get("seed"))
+        yield from (prime + vocab.decode(new_ids)).split("\n")
+
+
+TASK = CharLM()

@@ -1,0 +1,140 @@
+"""Reading a text corpus, checking it, and mapping characters to ids.
+
+Bad files fail here with a one-line UserError (missing, empty, binary, not UTF-8), so the
+rest of the task can assume a non-empty str. Character ids are int64 indices into the
+sorted vocabulary; encoding goes through code points in bulk (no Python loop per char).
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import lzma
+import os
+from importlib import resources
+
+import numpy as np
+
+from recurrent.errors import UserError
+
+BUNDLED_NAME = "shakespeare_plays.txt.xz"
+# What a user sees as the --data default (and what the run state records for it).
+BUNDLED = "bundled:" + BUNDLED_NAME
+
+
+def bundled_path() -> str:
+    """Filesystem path of the compressed Shakespeare corpus shipped in the package."""
+    return str(resources.files(__package__).joinpath("data", BUNDLED_NAME))
+
+
+def resolve_path(data: str | None) -> str:
+    """The file behind a --data value: None or BUNDLED mean the shipped corpus."""
+    if data is None or data == "" or data == BUNDLED:
+        return bundled_path()
+    return os.path.abspath(os.path.expanduser(str(data)))
+
+
+def read_bytes(path: str) -> bytes:
+    """Raw bytes of ``path``, decompressed when it ends in .xz or .gz."""
+    name = os.path.basename(path)
+    try:
+        if path.endswith(".xz"):
+            with lzma.open(path, "rb") as f:
+                return f.read()
+        if path.endswith(".gz"):
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise UserError(f"data file not found: {path}") from None
+    except IsADirectoryError:
+        raise UserError(f"data path is a directory, not a text file: {path}") from None
+    except PermissionError:
+        raise UserError(f"data file is not readable (permission denied): {path}") from None
+    except (lzma.LZMAError, gzip.BadGzipFile, EOFError) as exc:
+        raise UserError(f"{name}: cannot decompress ({exc})") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def decode_text(raw: bytes, name: str) -> str:
+    """UTF-8 text from ``raw``; empty, binary or non-UTF-8 content is a UserError."""
+    if len(raw) == 0:
+        raise UserError(f"{name} is empty: char-lm needs UTF-8 text")
+    if b"\x00" in raw:
+        # NUL never occurs in text files; it is the cheapest reliable binary signal.
+        raise UserError(f"{name} looks binary (contains NUL bytes): char-lm needs UTF-8 text")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{name} is not valid UTF-8 (bad byte at offset {exc.start}): "
+                        "char-lm needs UTF-8 text") from None
+    if text.startswith("\ufeff"):  # a byte-order mark is an encoding marker, not content
+        text = text[1:]
+    if not text:
+        raise UserError(f"{name} is empty: char-lm needs UTF-8 text")
+    return text
+
+
+def read_text(path: str) -> str:
+    """Read and check one UTF-8 text file (plain, .xz or .gz)."""
+    return decode_text(read_bytes(path), os.path.basename(path))
+
+
+def fingerprint(text: str) -> str:
+    """A short content hash recorded in the run state, to notice a changed data file."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _code_points(text: str) -> np.ndarray:
+    # (N,) uint32: one code point per character, converted in C.
+    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+
+
+def _describe(chars) -> str:
+    shown = ", ".join(repr(c) for c in list(chars)[:5])
+    more = len(chars) - 5
+    return shown + (f" (and {more} more)" if more > 0 else "")
+
+
+class Vocabulary:
+    """The sorted characters of a corpus; id k is ``chars[k]``."""
+
+    def __init__(self, chars):
+        chars = list(chars)
+        if not chars or any(not isinstance(c, str) or len(c) != 1 for c in chars):
+            raise ValueError("vocabulary must be a non-empty list of single characters")
+        if sorted(set(chars)) != chars:
+            raise ValueError("vocabulary characters must be unique and sorted")
+        self.chars = chars
+        self._points = np.array([ord(c) for c in chars], dtype=np.uint32)  # (V,)
+
+    @classmethod
+    def from_text(cls, text: str) -> "Vocabulary":
+        return cls(chr(int(p)) for p in np.unique(_code_points(text)))
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def __contains__(self, char: str) -> bool:
+        return char in self.chars
+
+    def unknown(self, text: str) -> list[str]:
+        """Characters of ``text`` outside the vocabulary, sorted."""
+        return sorted(set(text) - set(self.chars))
+
+    def encode(self, text: str, what: str = "text") -> np.ndarray:
+        """(N,) int64 ids of ``text``; characters outside the vocabulary are a UserError
+        naming them (``what`` says where the text came from)."""
+        points = _code_points(text)
+        ids = np.searchsorted(self._points, points)
+        ids[ids == len(self._points)] = 0
+        bad = self._points[ids] != points
+        if bad.any():
+            missing = sorted({chr(int(p)) for p in points[bad]})
+            raise UserError(f"{what} has characters not in the model's vocabulary: "
+                            f"{_describe(missing)}")
+        return ids.astype(np.int64)
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
