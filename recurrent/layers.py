@@ -399,8 +399,8 @@ class Recurrent:
         return layer_in, self._pack_state(final_states)
 
     def backward(self, d_out, d_state=None):
-        """BPTT through the last forward call. d_out (T, B, D*H); d_state like the returned
-        state (entries may be None). Parameter gradients are ADDED into grads().
+        """BPTT through the last forward call, once. d_out (T, B, D*H); d_state like the
+        returned state (entries may be None). Parameter gradients are ADDED into grads().
         Returns (dx (T, B, I), dstate) with dstate shaped like the state argument."""
         if self._cache is None:
             raise ValueError("backward: no forward pass to differentiate; call forward first")
@@ -432,6 +432,7 @@ class Recurrent:
             if mask is not None:
                 d_in = d_in * mask
             d_layer_out = d_in
+        self._cache = None   # one backward per forward (cells may reuse their caches)
         return d_layer_out, self._pack_state(d_init)
 
     def _check_d_state(self, d_state, B):

@@ -265,6 +265,9 @@ def test_grads_accumulate_and_zero_grad_resets(rng):
     out, _ = layer(x)
     layer.backward(np.ones_like(out))
     once = {k: v.copy() for k, v in layer.grads().items()}
+    with pytest.raises(ValueError, match="backward: no forward pass"):
+        layer.backward(np.ones_like(out))          # one backward per forward
+    layer(x)
     layer.backward(np.ones_like(out))
     for k, g in layer.grads().items():
         np.testing.assert_allclose(g, 2 * once[k])
