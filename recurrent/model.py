@@ -359,9 +359,7 @@ class SequenceModel:
         seq = np.random.SeedSequence(list(seed_words))
         own, stack = seq.spawn(2)
         self.dropout.rng = np.random.default_rng(own)
-        # The stack keeps its inter-layer dropout generator privately; replace it too.
-        if hasattr(self.rnn, "_dropout_rng"):
-            self.rnn._dropout_rng = np.random.default_rng(stack)
+        self.rnn.reseed_dropout(stack)
 
     # -- forward / backward ------------------------------------------------------------
     def _embed(self, x):

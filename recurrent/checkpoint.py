@@ -1,0 +1,181 @@
+"""Run directories and checkpoints: a safe format, atomic writes, exact resume.
+
+A run directory holds:
+  config.json     {"format": 1, "task": name, "config": resolved options,
+                   "task_state": the task's JSON state (vocabulary, scaler, ...),
+                   "model_spec": the task's model spec, "version": recurrent version}
+  last.npz        the latest checkpoint: parameters, optimizer state, trainer position
+                  (step, epoch, batch, window), rng states, carried recurrent state
+  best.npz        the parameters with the best validation loss so far (same layout)
+  metrics.jsonl   one JSON object per line: every evaluation (and periodic training loss)
+
+Checkpoints are .npz files of plain arrays, read with allow_pickle=False, so loading one
+cannot run code. Non-array data (trainer position, rng states) travel as one JSON string
+stored under "meta". Every file is written to a temporary file in the same directory,
+flushed, fsynced and moved over the old one with os.replace: a crash or Ctrl-C during a
+write leaves the previous file intact. Any unreadable file becomes a one-line UserError
+naming it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from .errors import UserError
+
+FORMAT = 1
+CONFIG_FILE = "config.json"
+LAST = "last.npz"
+BEST = "best.npz"
+METRICS = "metrics.jsonl"
+
+
+def _fsync_dir(directory: str) -> None:
+    """Make a rename durable (directories can be fsynced on POSIX only)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str, write) -> None:
+    """Call ``write(file)`` on a temp file beside ``path``, fsync it, then os.replace it over
+    ``path``. On any failure (including KeyboardInterrupt) the temp file is removed and
+    ``path`` keeps its previous content."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                               dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(directory)
+
+
+def save_arrays(path: str, arrays: dict, meta: dict) -> None:
+    """Write ``arrays`` (name -> numpy array) and ``meta`` (JSON-able dict) as one .npz."""
+    payload = {name: np.asarray(a, order="C") for name, a in arrays.items()}  # keeps 0-d
+    if "meta" in payload:
+        raise ValueError("'meta' is reserved for the JSON metadata")
+    payload["meta"] = np.array(json.dumps(meta))
+    atomic_write(path, lambda f: np.savez(f, **payload))
+
+
+def load_arrays(path: str) -> tuple[dict, dict]:
+    """Read a file written by save_arrays -> (arrays, meta). Unreadable -> UserError."""
+    if not os.path.exists(path):
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+        meta = json.loads(str(arrays.pop("meta")))
+        if not isinstance(meta, dict):
+            raise ValueError("meta is not a JSON object")
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+        raise UserError(f"checkpoint {path} is corrupted or truncated ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else 'unreadable'})") from None
+    return arrays, meta
+
+
+def write_json(path: str, obj: dict) -> None:
+    text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def read_json(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            obj = json.load(f)
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist") from None
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path} is corrupted or unreadable ({type(e).__name__})") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{path} is corrupted: expected a JSON object")
+    return obj
+
+
+class RunDir:
+    """One training run's directory."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    @classmethod
+    def create(cls, path: str, task: str, config: dict, task_state: dict, model_spec: dict,
+               version: str) -> "RunDir":
+        """A new run directory; refuses one that already holds a run."""
+        if os.path.exists(os.path.join(path, CONFIG_FILE)):
+            raise UserError(f"{path} already holds a run: continue it with --resume {path} "
+                            f"or choose another --out")
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise UserError(f"--out {path} exists and is not a directory")
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create run directory {path}: {e.strerror}") from None
+        run = cls(path)
+        write_json(run.file(CONFIG_FILE), {"format": FORMAT, "task": task, "config": config,
+                                           "task_state": task_state, "model_spec": model_spec,
+                                           "version": version})
+        return run
+
+    @classmethod
+    def open(cls, path: str) -> "RunDir":
+        if not os.path.isdir(path):
+            raise UserError(f"run directory {path} does not exist")
+        run = cls(path)
+        info = run.info()
+        for key in ("task", "config", "task_state", "model_spec"):
+            if key not in info:
+                raise UserError(f"{run.file(CONFIG_FILE)} is corrupted: no {key!r}")
+        if info.get("format") != FORMAT:
+            raise UserError(f"{run.file(CONFIG_FILE)} has format {info.get('format')!r}; "
+                            f"this recurrent reads format {FORMAT}")
+        return run
+
+    def info(self) -> dict:
+        return read_json(self.file(CONFIG_FILE))
+
+    def update_config(self, config: dict) -> None:
+        """Replace the saved options (resume with a new --steps, --epochs, ...)."""
+        info = self.info()
+        info["config"] = config
+        write_json(self.file(CONFIG_FILE), info)
+
+    def has(self, name: str) -> bool:
+        return os.path.exists(self.file(name))
+
+    def append_metrics(self, record: dict) -> None:
+        """One JSON line per record; a line is written with a single write call."""
+        line = json.dumps(record, sort_keys=True, allow_nan=True) + "\n"
+        with open(self.file(METRICS), "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+
+    def read_metrics(self) -> list[dict]:
+        if not self.has(METRICS):
+            return []
+        with open(self.file(METRICS), encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]

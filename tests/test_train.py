@@ -1,0 +1,268 @@
+"""The training loop, checkpoints and exact resume, through the library API (train.py),
+with throwaway task plugins on generated data (tests/train_toys.py)."""
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import train_toys
+from recurrent import checkpoint
+from recurrent.checkpoint import BEST, LAST, RunDir, atomic_write, load_arrays, save_arrays
+from recurrent.errors import UserError
+from recurrent.plugins import get_task
+from recurrent.train import Trainer, resolve_config, resume_run, start_run
+
+
+@pytest.fixture(autouse=True)
+def toys():
+    with train_toys.registered():
+        yield
+
+
+def config_for(task_name, **overrides):
+    task = get_task(task_name)
+    base = {p.name: p.default for p in task.options()}
+    base.update(overrides)
+    config = resolve_config(task, base)
+    config.setdefault("threads", 1)
+    config["threads"] = config["threads"] or 1
+    config["quiet"] = True
+    return task, config
+
+
+def train(tmp_path, task_name, name="run", **overrides):
+    task, config = config_for(task_name, **overrides)
+    trainer = start_run(task, config, str(tmp_path / name), echo=lambda line: None)
+    return trainer, trainer.fit()
+
+
+def train_records(run_path):
+    return [r for r in RunDir(run_path).read_metrics() if r["kind"] == "train"]
+
+
+def eval_records(run_path):
+    return [r for r in RunDir(run_path).read_metrics() if r["kind"] == "eval"]
+
+
+# ---- checkpoint files ----------------------------------------------------------------
+
+def test_arrays_round_trip_without_pickle(tmp_path):
+    path = str(tmp_path / "c.npz")
+    save_arrays(path, {"a": np.arange(6, dtype=np.float32).reshape(2, 3)}, {"step": 3})
+    arrays, meta = load_arrays(path)
+    np.testing.assert_array_equal(arrays["a"], np.arange(6).reshape(2, 3))
+    assert meta == {"step": 3}
+    with zipfile.ZipFile(path) as z:  # plain .npy members only
+        assert sorted(z.namelist()) == ["a.npy", "meta.npy"]
+
+
+def test_interrupted_write_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
+    path = str(tmp_path / "last.npz")
+    save_arrays(path, {"w": np.ones(4, np.float32)}, {"step": 1})
+
+    def interrupted_fsync(fd):
+        raise KeyboardInterrupt  # Ctrl-C after the bytes were written, before the rename
+
+    monkeypatch.setattr(checkpoint.os, "fsync", interrupted_fsync)
+    with pytest.raises(KeyboardInterrupt):
+        save_arrays(path, {"w": np.zeros(4, np.float32)}, {"step": 2})
+    monkeypatch.undo()
+    arrays, meta = load_arrays(path)
+    assert meta["step"] == 1 and np.all(arrays["w"] == 1)
+    assert os.listdir(tmp_path) == ["last.npz"]  # the temp file was removed
+
+
+def test_write_that_fails_midway_keeps_old_file(tmp_path):
+    path = str(tmp_path / "config.json")
+    checkpoint.write_json(path, {"a": 1})
+
+    def half_then_fail(f):
+        f.write(b'{"a": ')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_write(path, half_then_fail)
+    assert checkpoint.read_json(path) == {"a": 1}
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "missing-meta"])
+def test_corrupted_checkpoint_is_one_line_user_error_naming_the_file(tmp_path, damage):
+    path = str(tmp_path / "last.npz")
+    save_arrays(path, {"w": np.ones(1000, np.float32)}, {"step": 1})
+    data = open(path, "rb").read()
+    if damage == "truncate":
+        open(path, "wb").write(data[: len(data) // 2])
+    elif damage == "garbage":
+        open(path, "wb").write(b"not a zip file at all" * 10)
+    elif damage == "empty":
+        open(path, "wb").close()
+    else:
+        np.savez(path, w=np.ones(3))
+    with pytest.raises(UserError) as info:
+        load_arrays(path)
+    message = str(info.value)
+    assert path in message and "\n" not in message
+
+
+# ---- training ------------------------------------------------------------------------
+
+def test_loss_falls_and_files_are_written(tmp_path):
+    trainer, summary = train(tmp_path, "toy-lm", epochs=2)
+    run = str(tmp_path / "run")
+    assert summary["status"] == "done"
+    evals = eval_records(run)
+    assert len(evals) == 2  # once per epoch
+    uniform = np.log(train_toys.PERIOD)
+    assert evals[-1]["metrics"]["loss"] < 0.6 * uniform  # learned the cycle
+    assert evals[-1]["metrics"]["accuracy"] > 0.7
+    losses = [r["loss"] for r in train_records(run)]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    for name in ("config.json", LAST, BEST, "metrics.jsonl"):
+        assert os.path.exists(os.path.join(run, name)), name
+    info = RunDir.open(run).info()
+    assert info["task"] == "toy-lm" and info["task_state"]["length"] == 1200
+    baselines = [r for r in RunDir(run).read_metrics() if r["kind"] == "baselines"]
+    assert baselines[0]["baselines"]["uniform"]["loss"] == pytest.approx(uniform)
+
+
+def test_pooled_task_with_lengths_learns(tmp_path):
+    _, summary = train(tmp_path, "toy-sign", epochs=4)
+    evals = eval_records(str(tmp_path / "run"))
+    assert evals[-1]["metrics"]["loss"] < evals[0]["metrics"]["loss"]
+    assert evals[-1]["metrics"]["loss"] < np.log(2)
+    assert summary["best_loss"] == min(e["metrics"]["loss"] for e in evals)
+
+
+def test_same_seed_gives_identical_runs_at_one_thread(tmp_path):
+    a, _ = train(tmp_path, "toy-wave", name="a", epochs=1, dropout=0.2, layers=2)
+    b, _ = train(tmp_path, "toy-wave", name="b", epochs=1, dropout=0.2, layers=2)
+    np.testing.assert_array_equal(a.model.params, b.model.params)
+    assert [r["loss"] for r in train_records(str(tmp_path / "a"))] == \
+        [r["loss"] for r in train_records(str(tmp_path / "b"))]
+    c, _ = train(tmp_path, "toy-wave", name="c", epochs=1, dropout=0.2, layers=2, seed=1)
+    assert not np.array_equal(a.model.params, c.model.params)
+
+
+@pytest.mark.parametrize("task_name, extra", [
+    ("toy-lm", {}),  # stateful streams: the carried state is part of the checkpoint
+    ("toy-wave", {"tbptt": 5, "dropout": 0.3, "layers": 2}),  # stopped mid-batch
+    ("toy-sign", {"optimizer": "sgd", "nesterov": True, "schedule": "step", "decay_every": 3,
+                  "warmup": 2}),
+])
+def test_resume_equals_uninterrupted_run(tmp_path, task_name, extra):
+    full, _ = train(tmp_path, task_name, name="full", epochs=2, log_every=1, **extra)
+    steps = full.step
+    half, summary = train(tmp_path, task_name, name="half", epochs=2, log_every=1,
+                          steps=steps // 2 + 1, **extra)
+    assert summary["step"] == steps // 2 + 1
+    run = RunDir.open(str(tmp_path / "half"))
+    config = run.info()["config"]
+    config["steps"] = 0
+    run.update_config(config)
+    resumed = resume_run(get_task(task_name), run, echo=lambda line: None)
+    resumed.fit(resume=True)
+    np.testing.assert_array_equal(resumed.model.params, full.model.params)
+    assert [r["loss"] for r in train_records(str(tmp_path / "half"))] == \
+        [r["loss"] for r in train_records(str(tmp_path / "full"))]
+    np.testing.assert_array_equal(resumed.optimizer.buffers[resumed.optimizer.buffer_names[0]],
+                                  full.optimizer.buffers[full.optimizer.buffer_names[0]])
+
+
+def test_tbptt_cuts_batches_into_windows(tmp_path):
+    trainer, _ = train(tmp_path, "toy-wave", epochs=1, tbptt=6)
+    untruncated, _ = train(tmp_path, "toy-wave", name="full", epochs=1)
+    # T = 20 per batch: windows of 6, 6, 6, 2 -> four optimizer steps per batch
+    assert trainer.step == 4 * untruncated.step
+
+
+def test_tbptt_windows_with_lengths_keep_finished_rows(tmp_path):
+    task, config = config_for("toy-wave", tbptt=3)
+    trainer = start_run(task, config, str(tmp_path / "r"), echo=lambda line: None)
+    x = np.zeros((7, 2, 1), np.float32)
+    windows = trainer._windows({"x": x, "y": x, "lengths": np.array([7, 2])})
+    assert [w[0].shape[0] for w in windows] == [3, 3, 1]
+    assert [list(w[2]) for w in windows] == [[3, 2], [3, 0], [1, 0]]
+    before = np.random.default_rng(0).standard_normal((1, 2, 6)).astype(np.float32)
+    trainer.carry = (before.copy(), before.copy())
+    trainer._train_window(*windows[1], lr=0.01)
+    # row 1 had ended: its carried state passes through the window unchanged
+    np.testing.assert_array_equal(trainer.carry[0][:, 1], before[:, 1])
+    assert not np.allclose(trainer.carry[0][:, 0], before[:, 0])
+
+
+def test_tbptt_refused_for_pooled_outputs_and_bidirectional(tmp_path):
+    with pytest.raises(UserError, match="pools over the whole sequence"):
+        train(tmp_path, "toy-sign", tbptt=3)
+    with pytest.raises(UserError, match="bidirectional"):
+        train(tmp_path, "toy-wave", name="bi", tbptt=3, bidirectional=True)
+
+
+def test_early_stopping(tmp_path):
+    # lr so small that float32 parameters cannot move: validation never improves again
+    _, summary = train(tmp_path, "toy-wave", optimizer="sgd", lr=1e-30, momentum=0.0,
+                       epochs=20, eval_every=2, patience=2)
+    assert summary["status"] == "early-stopped"
+    evals = eval_records(str(tmp_path / "run"))
+    assert len(evals) == 3 and [e["best"] for e in evals] == [True, False, False]
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    task, config = config_for("toy-wave", spike_at=3, eval_every=2)
+    trainer = start_run(task, config, str(tmp_path / "run"), echo=lambda line: None)
+    with pytest.raises(UserError, match=r"step 4: loss is (inf|nan)") as info:
+        trainer.fit()
+    assert "last.npz" in str(info.value)
+    arrays, meta = load_arrays(str(tmp_path / "run" / LAST))
+    assert meta["step"] == 2
+    assert all(np.isfinite(v).all() for v in arrays.values())
+
+
+def test_ctrl_c_saves_checkpoint_and_resume_finishes_like_an_uninterrupted_run(tmp_path):
+    full, _ = train(tmp_path, "toy-sign", name="full", epochs=2, log_every=1)
+    stopped, summary = train(tmp_path, "toy-sign", name="stopped", epochs=2, log_every=1,
+                             interrupt_at=3)
+    assert summary["status"] == "interrupted"
+    assert summary["step"] == 4  # the SIGINT came while batch 3 was produced; it still ran
+    _, meta = load_arrays(str(tmp_path / "stopped" / LAST))
+    assert meta["step"] == 4
+    run = RunDir.open(str(tmp_path / "stopped"))
+    config = run.info()["config"]
+    config["interrupt_at"] = None
+    run.update_config(config)
+    resumed = resume_run(get_task("toy-sign"), run, echo=lambda line: None)
+    assert resumed.fit(resume=True)["status"] == "done"
+    np.testing.assert_array_equal(resumed.model.params, full.model.params)
+
+
+def test_clipping_is_logged(tmp_path):
+    _, summary = train(tmp_path, "toy-wave", epochs=1, clip_norm=1e-3, log_every=1)
+    records = train_records(str(tmp_path / "run"))
+    assert summary["clipped_fraction"] == 1.0
+    assert all(r["grad_norm"] > 1e-3 for r in records)  # the pre-clip norm is logged
+    _, summary = train(tmp_path, "toy-wave", name="value", epochs=1, clip_norm=0,
+                       clip_value=1e6)
+    assert summary["clipped_fraction"] == 0.0
+
+
+def test_metrics_jsonl_lines_are_json(tmp_path):
+    train(tmp_path, "toy-sign", epochs=1)
+    with open(tmp_path / "run" / "metrics.jsonl") as f:
+        kinds = [json.loads(line)["kind"] for line in f]
+    assert kinds[0] == "baselines" and "eval" in kinds
+
+
+def test_new_run_refuses_an_existing_run_directory(tmp_path):
+    train(tmp_path, "toy-sign", epochs=1)
+    with pytest.raises(UserError, match="--resume"):
+        train(tmp_path, "toy-sign", epochs=1)
+
+
+def test_trainer_reads_everything_from_the_run_directory(tmp_path):
+    trainer, _ = train(tmp_path, "toy-sign", epochs=1)
+    again = Trainer(get_task("toy-sign"), RunDir.open(str(tmp_path / "run")),
+                    trainer.loss)
+    again.restore()
+    np.testing.assert_array_equal(again.model.params, trainer.model.params)
+    assert again.step == trainer.step
