@@ -1,0 +1,403 @@
+"""The `recurrent` command line: thin click commands over train.py, checkpoint.py and the
+plugin registry.
+
+Error policy: a UserError, a bad option value or an unknown name prints ONE line on stderr
+("Error: ...") and exits non-zero (1, or 2 for usage errors); a traceback appears only with
+--debug. Plugins add commands through register_commands(cli=cli) at the bottom.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import click
+from click.core import ParameterSource
+
+from . import __version__, plugins
+from .errors import UserError
+
+QUICK_START = """Fast CPU RNN / LSTM / GRU training from the command line.
+
+\b
+Quick start (each line runs as-is on the bundled data):
+  recurrent train char-lm --steps 300 --out runs/shakespeare
+  recurrent predict runs/shakespeare --prime "ROMEO:" --length 300
+  recurrent train sentiment --out runs/reviews
+  recurrent eval runs/reviews --split test
+  recurrent train forecast --out runs/sunspots
+  recurrent predict runs/sunspots --steps 12
+  recurrent train char-lm --resume runs/shakespeare --steps 600
+  recurrent plugins          # cells, losses, tasks, commands and who provides them
+  recurrent info             # version, OpenMP, threads, BLAS
+
+`recurrent train TASK --help` lists a task's options; every option has a default.
+"""
+
+
+class RecurrentGroup(click.Group):
+    """The root group: its main() turns every failure into one line on stderr."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        args = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in args or bool(os.environ.get("RECURRENT_DEBUG"))
+        try:
+            rv = super().main(args, prog_name or "recurrent", complete_var,
+                              standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+        except click.exceptions.Abort:
+            if debug:
+                raise
+            click.echo("Aborted.", err=True)
+            code = 130
+        except click.ClickException as e:
+            if debug:
+                raise
+            click.echo(f"Error: {_one_line(e.format_message())}", err=True)
+            code = e.exit_code
+        except UserError as e:
+            if debug:
+                raise
+            click.echo(f"Error: {_one_line(str(e))}", err=True)
+            code = 1
+        except Exception as e:  # a bug: say so in one line; --debug shows the traceback
+            if debug:
+                raise
+            click.echo(f"Error: internal error ({type(e).__name__}: {_one_line(str(e))}); "
+                       f"rerun with --debug for the traceback", err=True)
+            code = 1
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return " ".join(lines) if lines else "failed"
+
+
+@click.group(cls=RecurrentGroup, help=QUICK_START,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="recurrent")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+def cli(debug):
+    pass
+
+
+# ---- train --------------------------------------------------------------------------
+
+def _shared_options(defaults: dict) -> list:
+    """The training options every task gets, with the task's defaults filled in."""
+    d = defaults
+
+    def opt(decls, help, **kw):
+        name = kw.pop("key")
+        return click.Option(decls, default=d.get(name), show_default=True, help=help, **kw)
+
+    return [
+        opt(["--cell"], "Recurrent cell (see `recurrent plugins`).", key="cell"),
+        opt(["--hidden"], "Hidden units per layer and direction.", key="hidden",
+            type=click.IntRange(min=1)),
+        opt(["--layers"], "Stacked recurrent layers.", key="layers", type=click.IntRange(min=1)),
+        opt(["--dropout"], "Dropout between stacked layers and before the output head.",
+            key="dropout", type=click.FloatRange(0, 1, max_open=True)),
+        opt(["--bidirectional/--unidirectional"], "Run a reverse direction too.",
+            key="bidirectional"),
+        opt(["--init"], "Weight initialisation.", key="init",
+            type=click.Choice(["uniform", "orthogonal", "glorot"])),
+        opt(["--optimizer"], "Optimizer.", key="optimizer",
+            type=click.Choice(["sgd", "adam", "adamw", "rmsprop"])),
+        opt(["--lr"], "Learning rate.", key="lr", type=click.FloatRange(min=0, min_open=True)),
+        opt(["--weight-decay"], "Weight decay (L2; decoupled for adamw).", key="weight_decay",
+            type=click.FloatRange(min=0)),
+        opt(["--momentum"], "Momentum of sgd and rmsprop.", key="momentum",
+            type=click.FloatRange(0, 1, max_open=True)),
+        opt(["--nesterov/--no-nesterov"], "Nesterov momentum (sgd).", key="nesterov"),
+        opt(["--schedule"], "Learning-rate schedule after the warm-up.", key="schedule",
+            type=click.Choice(["constant", "step", "cosine"])),
+        opt(["--warmup"], "Linear warm-up steps.", key="warmup", type=click.IntRange(min=0)),
+        opt(["--decay-every"], "Steps between decays of the step schedule.", key="decay_every",
+            type=click.IntRange(min=1)),
+        opt(["--decay-gamma"], "Factor of each decay of the step schedule.", key="decay_gamma",
+            type=click.FloatRange(min=0, min_open=True)),
+        opt(["--min-lr"], "Final learning rate of the cosine schedule.", key="min_lr",
+            type=click.FloatRange(min=0)),
+        opt(["--epochs"], "Passes over the training data.", key="epochs",
+            type=click.IntRange(min=0)),
+        opt(["--steps"], "Stop after this many optimizer steps (0 = no limit).", key="steps",
+            type=click.IntRange(min=0)),
+        opt(["--batch-size"], "Rows per batch.", key="batch_size", type=click.IntRange(min=1)),
+        opt(["--seq-len"], "Time steps per training sequence (tasks that cut streams).",
+            key="seq_len", type=click.IntRange(min=1)),
+        opt(["--clip-norm"], "Clip the global gradient L2 norm to this (0 = off).",
+            key="clip_norm", type=click.FloatRange(min=0)),
+        opt(["--clip-value"], "Clip every gradient element to [-v, v].", key="clip_value",
+            type=click.FloatRange(min=0, min_open=True)),
+        opt(["--tbptt"], "Truncated BPTT: cut sequences into windows of K steps (0 = off).",
+            key="tbptt", type=click.IntRange(min=0)),
+        opt(["--threads"], "Kernel threads (default: recurrent's choice).", key="threads",
+            type=click.IntRange(min=1)),
+        opt(["--seed"], "Random seed: same seed, same run (bit-identical at 1 thread).",
+            key="seed", type=int),
+        opt(["--patience"], "Stop after N evaluations without improvement (0 = off).",
+            key="patience", type=click.IntRange(min=0)),
+        opt(["--eval-every"], "Evaluate every N steps (0 = after every epoch).",
+            key="eval_every", type=click.IntRange(min=0)),
+        opt(["--log-every"], "Log the training loss every N steps (0 = auto).",
+            key="log_every", type=click.IntRange(min=0)),
+        opt(["--quiet"], "Print only errors and the final summary.", key="quiet", is_flag=True),
+        click.Option(["--out"], default=None, metavar="RUN",
+                     help="Run directory to create [default: runs/TASK-DATE-TIME]."),
+        click.Option(["--resume"], default=None, metavar="RUN",
+                     help="Continue the run in RUN exactly where it stopped."),
+    ]
+
+
+def _train_command(task) -> click.Command:
+    from .train import resolve_config
+    defaults = resolve_config(task, {})
+    task_params = list(task.options() or [])
+    taken = {p.name for p in task_params}
+    params = [p for p in _shared_options(defaults) if p.name not in taken] + task_params
+    for p in task_params:  # a task's own option may also take a default from defaults()
+        if p.name in (task.defaults() or {}):
+            p.default = task.defaults()[p.name]
+
+    def callback(**values):
+        ctx = click.get_current_context()
+        _train(ctx, task, values)
+
+    return click.Command(task.name, params=params, callback=callback,
+                         help=f"{task.help}\n\nEvery option has a default: `recurrent train "
+                              f"{task.name}` alone trains on the task's bundled data.",
+                         short_help=task.help, context_settings={"max_content_width": 100})
+
+
+def _default_out(task_name):
+    base = os.path.join("runs", f"{task_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    path, n = base, 1
+    while os.path.exists(path):
+        n += 1
+        path = f"{base}-{n}"
+    return path
+
+
+def _train(ctx, task, values):
+    from .checkpoint import RunDir
+    from .train import RESUMABLE, resolve_config, resume_run, start_run
+    out, resume = values.pop("out"), values.pop("resume")
+    quiet = values.get("quiet")
+
+    def echo(line):
+        click.echo(line)
+
+    if resume:
+        if out:
+            raise UserError("give either --out (a new run) or --resume (an existing one)")
+        run = RunDir.open(resume)
+        info = run.info()
+        if info["task"] != task.name:
+            raise UserError(f"{resume} is a {info['task']!r} run, not {task.name!r}")
+        saved = dict(info["config"])
+        for key, value in values.items():
+            if ctx.get_parameter_source(key) != ParameterSource.COMMANDLINE:
+                continue
+            if key in RESUMABLE:
+                saved[key] = value
+            elif _jsonable(saved.get(key)) != _jsonable(value):
+                raise UserError(f"--{key.replace('_', '-')} cannot change when resuming "
+                                f"(the run has {saved.get(key)!r}); start a new run with --out")
+        run.update_config(saved)
+        trainer = resume_run(task, run, echo)
+        resumed = True
+    else:
+        config = resolve_config(task, values)
+        config["loss"] = config.get("loss") or task.loss
+        trainer = start_run(task, config, out or _default_out(task.name), echo)
+        resumed = False
+    if not quiet:
+        click.echo(f"{'resuming' if resumed else 'training'} {task.name} in {trainer.run.path}: "
+                   f"{trainer.config['cell']} x{trainer.config['layers']} hidden "
+                   f"{trainer.config['hidden']}, {trainer.model.num_params:,} parameters")
+    summary = trainer.fit(resume=resumed)
+    _print_summary(task, summary)
+    if summary["status"] == "interrupted":
+        ctx.exit(130)
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value))
+
+
+def _print_summary(task, summary):
+    run = summary["run"]
+    best = summary["best_loss"]
+    best_text = f"best valid loss {best:.4f}" if best != float("inf") else "no evaluation"
+    if summary["status"] == "interrupted":
+        click.echo(f"interrupted at step {summary['step']}: checkpoint saved; continue with "
+                   f"`recurrent train {task.name} --resume {run}`")
+        return
+    how = "stopped early" if summary["status"] == "early-stopped" else "done"
+    click.echo(f"{how} after {summary['step']} steps: {best_text}, clipped "
+               f"{summary['clipped_fraction']:.0%} of steps; run in {run} "
+               f"(next: `recurrent eval {run}`, `recurrent predict {run} ...`)")
+
+
+class TrainGroup(click.Group):
+    """`recurrent train TASK`: one subcommand per registered task, built on demand."""
+
+    def list_commands(self, ctx):
+        return sorted(plugins.tasks())
+
+    def get_command(self, ctx, name):
+        try:
+            return _train_command(plugins.get_task(name))
+        except UserError:
+            return None
+
+    def resolve_command(self, ctx, args):
+        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
+            plugins.get_task(args[0])  # raises the UserError listing the known tasks
+        return super().resolve_command(ctx, args)
+
+
+@cli.group("train", cls=TrainGroup, invoke_without_command=True,
+           context_settings={"max_content_width": 100})
+@click.option("--resume", default=None, metavar="RUN",
+              help="Continue the run in RUN (its task and options are saved there).")
+@click.pass_context
+def train_group(ctx, resume):
+    """Train a model for TASK (`recurrent train TASK --help` shows its options)."""
+    if ctx.invoked_subcommand is not None:
+        if resume:
+            raise UserError("put --resume after the task name: "
+                            "recurrent train TASK --resume RUN")
+        return
+    if not resume:
+        click.echo(ctx.get_help())
+        return
+    from .checkpoint import RunDir
+    task = plugins.get_task(RunDir.open(resume).info()["task"])
+    command = _train_command(task)
+    sub = command.make_context(task.name, ["--resume", resume], parent=ctx)
+    with sub:
+        command.invoke(sub)
+
+
+# ---- eval -----------------------------------------------------------------------------
+
+def _open_run(path):
+    from .checkpoint import RunDir
+    run = RunDir.open(path)
+    info = run.info()
+    return run, info, plugins.get_task(info["task"])
+
+
+@cli.command("eval")
+@click.argument("run")
+@click.option("--data", default=None, metavar="FILE",
+              help="Evaluate on this file instead (read with the run's vocabulary/scaler).")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test",
+              show_default=True, help="Which split of the run's data.")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best",
+              show_default=True, help="Best validation parameters, or the latest.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Kernel threads.")
+@click.option("--json", "as_json", is_flag=True, help="Print metrics and baselines as JSON.")
+def eval_command(run, data, split, checkpoint, threads, as_json):
+    """Evaluate a trained RUN on a split (or --data FILE) beside the task's baselines."""
+    from .train import load_model
+    run_dir, info, task = _open_run(run)
+    model, info = load_model(run_dir, checkpoint, threads)
+    config = dict(info["config"])
+    if data:
+        if not os.path.isfile(data):
+            raise UserError(f"--data {data}: no such file")
+        config["eval_data"] = data
+        split = "test"
+    state = info["task_state"]
+    metrics = task.evaluate(state, split, config, model.runner())
+    baselines = task.baselines(state, split, config) if hasattr(task, "baselines") else {}
+    if as_json:
+        click.echo(json.dumps({"run": run, "task": task.name, "split": split, "data": data,
+                               "metrics": metrics, "baselines": baselines}, indent=2,
+                              default=float))
+        return
+    click.echo(f"{task.name} run {run}, split {split}{' (' + data + ')' if data else ''}")
+    click.echo(_metrics_table(metrics, baselines))
+
+
+def _metrics_table(metrics: dict, baselines: dict) -> str:
+    """Scalar metrics as rows, the model and each baseline as columns; the rest below."""
+    def scalar(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    columns = ["model", *baselines]
+    names = [k for k, v in metrics.items() if scalar(v)]
+    for values in baselines.values():
+        names += [k for k, v in values.items() if scalar(v) and k not in names]
+
+    def cell(values, name):
+        v = values.get(name)
+        if not scalar(v):
+            return "-"
+        return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    rows = [["metric", *columns]] + [[n, cell(metrics, n), *(cell(baselines[b], n)
+                                                           for b in baselines)] for n in names]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
+                       enumerate(zip(r, widths))) for r in rows]
+    for k, v in metrics.items():
+        if not scalar(v):
+            lines.append(f"{k}: {json.dumps(v, default=float)}")
+    return "\n".join(lines)
+
+
+# ---- predict ---------------------------------------------------------------------------
+
+@cli.command("predict", add_help_option=False,
+             context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("run", required=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("-h", "--help", "show_help", is_flag=True, help="Show the task's predict options.")
+@click.pass_context
+def predict_command(ctx, run, args, show_help):
+    """Run a trained RUN as its task defines: sample text, classify, forecast.
+
+    The options after RUN are the task's: `recurrent predict RUN --help` lists them.
+    """
+    if run is None:
+        if show_help:
+            click.echo(ctx.get_help())
+            return
+        raise click.UsageError("missing argument RUN (a run directory made by `recurrent train`)")
+    from .train import load_model
+    run_dir, info, task = _open_run(run)
+    params = list(task.predict_options()) if hasattr(task, "predict_options") else []
+    command = click.Command("predict", params=params, help=f"Predict with the {task.name} run "
+                            f"{run}.", context_settings={"max_content_width": 100})
+    extra = list(args) + (["--help"] if show_help else [])
+    sub = command.make_context(f"recurrent predict {run}", extra, parent=ctx)
+    options = dict(sub.params)
+    model, info = load_model(run_dir, "best")
+    for line in task.predict(info["task_state"], dict(info["config"]), model.runner(), options):
+        click.echo(line)
+
+
+# ---- plugins, info and plugin commands ------------------------------------------------
+
+def _add_plugin_listing_commands():
+    from .cli_plugins import info_command, plugins_group
+    cli.add_command(plugins_group)
+    cli.add_command(info_command)
+
+
+_add_plugin_listing_commands()
+plugins.register_commands(cli=cli)
+
+
+def main(argv=None):
+    """Console-script entry point (`recurrent`)."""
+    cli.main(args=argv, prog_name="recurrent")

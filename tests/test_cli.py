@@ -1,0 +1,285 @@
+"""The `recurrent` command line through click's CliRunner: every command and error path,
+with throwaway task plugins (tests/train_toys.py) registered and removed around each test."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import click
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import recurrent
+import train_toys
+from recurrent import plugins
+from recurrent.checkpoint import LAST, RunDir, load_arrays
+from recurrent.cli import cli
+from recurrent.errors import UserError
+
+
+@pytest.fixture(autouse=True)
+def toys():
+    with train_toys.registered():
+        yield
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *fragments, code=None):
+    assert result.exit_code != 0, result.output
+    if code is not None:
+        assert result.exit_code == code
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def lm_run(tmp_path):
+    run = tmp_path / "lm"
+    result = invoke("train", "toy-lm", "--out", run, "--epochs", 1, "--threads", 1)
+    assert result.exit_code == 0, result.output + result.stderr
+    return run
+
+
+def test_help_is_a_quick_start_and_version():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    assert "Quick start" in result.output and "recurrent train char-lm" in result.output
+    for command in ("train", "eval", "predict", "plugins", "info"):
+        assert command in result.output
+    result = invoke("--version")
+    assert result.exit_code == 0 and recurrent.__version__ in result.output
+
+
+def test_python_dash_m_runs_the_cli():
+    out = subprocess.run([sys.executable, "-m", "recurrent", "--version"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and recurrent.__version__ in out.stdout
+
+
+def test_train_help_lists_tasks_and_task_options_with_task_defaults():
+    result = invoke("train", "--help")
+    assert result.exit_code == 0 and "toy-lm" in result.output
+    result = invoke("train", "toy-lm", "--help")
+    assert result.exit_code == 0
+    assert "--length" in result.output and "--clip-norm" in result.output
+    assert "--tbptt" in result.output and "--resume" in result.output
+    hidden = result.output.split("--hidden")[1].split("--layers")[0]
+    assert re.search(r"default: 8\b", hidden)  # the task's default beats the shared 128
+
+
+def test_train_eval_predict_end_to_end(lm_run):
+    info = RunDir.open(str(lm_run)).info()
+    assert info["task"] == "toy-lm" and info["config"]["hidden"] == 8
+    metrics = [json.loads(line) for line in open(lm_run / "metrics.jsonl")]
+    assert any(r["kind"] == "eval" for r in metrics)
+
+    result = invoke("eval", lm_run, "--split", "valid")
+    assert result.exit_code == 0, result.stderr
+    header, *rows = result.output.splitlines()[1:]
+    assert header.split() == ["metric", "model", "uniform"]
+    loss_row = [r for r in rows if r.startswith("loss")][0].split()
+    assert float(loss_row[1]) < float(loss_row[2])  # the model beats the uniform baseline
+
+    result = invoke("eval", lm_run, "--json")
+    data = json.loads(result.output)
+    assert data["task"] == "toy-lm" and data["metrics"]["loss"] < np.log(5)
+    assert data["baselines"]["uniform"]["loss"] == pytest.approx(np.log(5))
+
+    result = invoke("predict", lm_run, "--count", 5, "--start", 2)
+    assert result.exit_code == 0, result.stderr
+    assert result.output.split() == ["3", "4", "0", "1", "2"]  # it learned the cycle
+
+    result = invoke("predict", lm_run, "--help")
+    assert result.exit_code == 0 and "--count" in result.output and "--start" in result.output
+
+
+def test_training_output_shows_evaluations_beside_baselines(tmp_path):
+    result = invoke("train", "toy-sign", "--out", tmp_path / "s", "--epochs", 2)
+    assert result.exit_code == 0, result.stderr
+    assert result.output.count("eval step") == 2
+    assert result.output.count("baseline majority: accuracy") == 2
+    assert "done after" in result.output
+    quiet = invoke("train", "toy-sign", "--out", tmp_path / "q", "--epochs", 2, "--quiet")
+    assert quiet.exit_code == 0 and "eval step" not in quiet.output
+    assert quiet.output.strip().startswith("done after")
+
+
+def test_predict_with_arguments(tmp_path):
+    run = tmp_path / "s"
+    assert invoke("train", "toy-sign", "--out", run, "--epochs", 3).exit_code == 0
+    result = invoke("predict", run, "--", "2.5", "1.0", "0.5")
+    assert result.exit_code == 0, result.stderr
+    assert result.output.strip() in ("positive", "negative")
+    assert_one_line_error(invoke("predict", run), "at least one value")
+
+
+def test_resume_through_the_cli_equals_an_uninterrupted_run(tmp_path):
+    full, half = tmp_path / "full", tmp_path / "half"
+    assert invoke("train", "toy-wave", "--out", full, "--threads", 1, "--log-every", 1,
+                  "--dropout", 0.2).exit_code == 0
+    result = invoke("train", "toy-wave", "--out", half, "--threads", 1, "--log-every", 1,
+                    "--dropout", 0.2, "--steps", 7)
+    assert result.exit_code == 0 and "done after 7 steps" in result.output
+    result = invoke("train", "toy-wave", "--resume", half, "--steps", 0)
+    assert result.exit_code == 0, result.stderr
+    assert "resuming toy-wave" in result.output
+
+    def losses(run):
+        return [r["loss"] for r in RunDir(str(run)).read_metrics() if r["kind"] == "train"]
+
+    assert losses(half) == losses(full)
+    a, _ = load_arrays(str(full / LAST))
+    b, _ = load_arrays(str(half / LAST))
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+    # `recurrent train --resume RUN` finds the task itself; a finished run stays finished
+    result = invoke("train", "--resume", half)
+    assert result.exit_code == 0 and "done after" in result.output
+
+
+def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
+    run = tmp_path / "s"
+    # --quiet: no step-counting pass over the data before training (the hook would fire there)
+    result = invoke("train", "toy-sign", "--out", run, "--interrupt-at", 2, "--quiet")
+    assert result.exit_code == 130
+    assert f"--resume {run}" in result.output
+    _, meta = load_arrays(str(run / LAST))
+    assert meta["step"] == 3
+
+
+def test_error_unknown_task_lists_known_ones():
+    assert_one_line_error(invoke("train", "nope"), "unknown task 'nope'", "toy-lm", "toy-sign")
+
+
+def test_error_unknown_cell_lists_known_ones(tmp_path):
+    result = invoke("train", "toy-lm", "--cell", "nope", "--out", tmp_path / "r")
+    assert_one_line_error(result, "unknown cell 'nope'", "ref_gru", code=1)
+    assert not (tmp_path / "r").exists()  # nothing half-made
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--hidden", "0"], "--hidden"),
+    (["--lr", "abc"], "--lr"),
+    (["--optimizer", "adagrad"], "adagrad"),
+    (["--dropout", "1.5"], "--dropout"),
+    (["--no-such-option"], "--no-such-option"),
+])
+def test_error_bad_option_values(tmp_path, args, fragment):
+    result = invoke("train", "toy-lm", "--out", tmp_path / "r", *args)
+    assert_one_line_error(result, fragment, code=2)
+
+
+def test_error_task_rejects_its_input(tmp_path):
+    assert_one_line_error(invoke("train", "toy-lm", "--length", 5, "--out", tmp_path / "r"),
+                          "--length must be >= 100", code=1)
+
+
+def test_error_tbptt_with_pooled_task(tmp_path):
+    assert_one_line_error(invoke("train", "toy-sign", "--tbptt", 3, "--out", tmp_path / "r"),
+                          "--tbptt needs per-step outputs")
+
+
+def test_error_run_directories(tmp_path, lm_run):
+    assert_one_line_error(invoke("eval", tmp_path / "missing"), "does not exist")
+    assert_one_line_error(invoke("predict", tmp_path / "missing"), "does not exist")
+    assert_one_line_error(invoke("train", "toy-lm", "--out", lm_run), "already holds a run")
+    assert_one_line_error(invoke("train", "toy-lm", "--resume", lm_run, "--hidden", 16),
+                          "--hidden cannot change when resuming")
+    assert_one_line_error(invoke("train", "toy-sign", "--resume", lm_run), "'toy-lm' run")
+    assert_one_line_error(invoke("predict", lm_run, "--bogus"), "--bogus", code=2)
+    assert_one_line_error(invoke("eval", lm_run, "--data", tmp_path / "none.txt"),
+                          "no such file")
+    assert_one_line_error(invoke("predict"), "missing argument RUN", code=2)
+
+
+def test_error_corrupted_checkpoint_names_the_file(lm_run):
+    for name in ("best.npz", LAST):
+        path = lm_run / name
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 3])
+    assert_one_line_error(invoke("eval", lm_run), str(lm_run / "best.npz"), "corrupted")
+    assert_one_line_error(invoke("train", "toy-lm", "--resume", lm_run),
+                          str(lm_run / LAST), "corrupted")
+    (lm_run / "config.json").write_text("{not json")
+    assert_one_line_error(invoke("eval", lm_run), "config.json")
+
+
+def test_error_non_finite_loss_keeps_last_good_checkpoint(tmp_path):
+    run = tmp_path / "w"
+    result = invoke("train", "toy-wave", "--out", run, "--spike-at", 3, "--eval-every", 2)
+    assert_one_line_error(result, "step 4", "loss is", str(run / LAST), code=1)
+    _, meta = load_arrays(str(run / LAST))
+    assert meta["step"] == 2
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = invoke("--debug", "train", "nope")
+    assert isinstance(result.exception, UserError)  # re-raised, not turned into one line
+
+
+def test_internal_errors_are_one_line_without_debug(tmp_path):
+    run = tmp_path / "lm"
+    assert invoke("train", "toy-lm", "--out", run, "--epochs", 1).exit_code == 0
+    state_file = run / "config.json"
+    info = json.loads(state_file.read_text())
+    del info["task_state"]["noise"]  # a task that trips over its own state: a bug, not input
+    state_file.write_text(json.dumps(info))
+    result = invoke("eval", run)
+    assert_one_line_error(result, "internal error", "--debug")
+
+
+def test_plugin_commands_are_added_and_clashes_are_isolated():
+    class CommandPlugin:
+        @recurrent.hookimpl
+        def register_commands(self, cli):
+            @cli.command("toy-hello")
+            def hello():
+                """Say hello."""
+                click.echo("hello from a plugin")
+
+    class ClashingPlugin:
+        @recurrent.hookimpl
+        def register_commands(self, cli):
+            @cli.command("train")
+            def train():
+                click.echo("hijacked")
+
+    before = dict(cli.commands)
+    plugins.register_plugin(CommandPlugin(), "test-command-plugin")
+    plugins.register_plugin(ClashingPlugin(), "test-clashing-plugin")
+    try:
+        plugins.register_commands(cli=cli)
+        assert invoke("toy-hello").output == "hello from a plugin\n"
+        assert invoke("train", "--help").exit_code == 0
+        assert "hijacked" not in invoke("train").output
+        assert "test-clashing-plugin" in plugins.broken_plugins()
+    finally:
+        plugins.unregister_plugin("test-command-plugin")
+        plugins.unregister_plugin("test-clashing-plugin")
+        cli.commands.clear()
+        cli.commands.update(before)
+
+
+def test_plugins_and_info_commands_are_wired():
+    result = invoke("plugins", "--json")
+    assert result.exit_code == 0, result.stderr
+    listing = json.loads(result.output)
+    assert "toy-lm" in [t["name"] for t in listing["tasks"]]
+    assert invoke("info").exit_code == 0
+
+
+def test_default_out_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("train", "toy-sign", "--epochs", 1, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    runs = os.listdir(tmp_path / "runs")
+    assert len(runs) == 1 and runs[0].startswith("toy-sign-")
