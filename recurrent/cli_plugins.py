@@ -152,12 +152,11 @@ def _info() -> dict:
 
 
 def _default_threads(threads) -> int | None:
-    """The thread count kernels use when none is given (recurrent.threads decides)."""
-    for name in ("default_threads", "default_num_threads"):
-        if callable(getattr(threads, name, None)):
-            return int(getattr(threads, name)())
+    """The most threads a kernel uses when none is given (recurrent.threads decides; small
+    batches get fewer so that they are never slower than one thread)."""
+    if callable(getattr(threads, "max_threads", None)):
+        return int(threads.max_threads())
     if callable(getattr(threads, "resolve_threads", None)):
-        # The choice depends on the batch: report the one for a large batch (the maximum).
         return int(threads.resolve_threads(None, 1 << 16, 1 << 10))
     return None
 
@@ -175,7 +174,11 @@ def info_command(as_json):
     click.echo(f"numpy       {info['numpy']}")
     click.echo(f"scipy       {info['scipy']}")
     click.echo(f"openmp      {openmp[info['openmp']]}")
-    click.echo(f"threads     {info['default_threads'] if info['default_threads'] is not None else 'unknown'} (default)")
+    if info["default_threads"] is None:
+        click.echo("threads     unknown")
+    else:
+        click.echo(f"threads     {info['default_threads']} by default (fewer for small batches; "
+                   f"--threads N or RECURRENT_NUM_THREADS to choose)")
     if "kernels_error" in info:
         click.echo(f"kernels     not available: {info['kernels_error']}")
     if not info["blas"]:
