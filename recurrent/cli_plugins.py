@@ -96,14 +96,16 @@ def _indent(text: str) -> str:
 
 
 @plugins_group.command("check")
-@click.argument("name")
+@click.argument("names", metavar="NAME...", nargs=-1)
+@click.option("--all", "check_all", is_flag=True,
+              help="Check every registered cell and loss.")
 @click.option("--kind", type=click.Choice(["cell", "loss"]), default=None,
               help="Check the cell or the loss of this name (needed only if both exist).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the random inputs and parameters.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def check_command(name, kind, seed, as_json):
-    """Run the conformance kit on the cell or loss NAME.
+def check_command(names, check_all, kind, seed, as_json):
+    """Run the conformance kit on the cells or losses NAME... (or --all).
 
     Cells: float64 finite-difference gradients for x, states and every parameter; shapes;
     sequence vs step; lengths (padding invariance, zero outputs and ignored gradients past
@@ -111,20 +113,37 @@ def check_command(name, kind, seed, as_json):
     check and exits 1 if any check fails.
     """
     from . import conformance
-    try:
-        kind, results = conformance.check(name, kind, seed)
-    except UserError as exc:
-        raise click.BadParameter(str(exc), param_hint="'NAME'") from None
-    failed = [r for r in results if not r.passed]
-    if as_json:
-        click.echo(json.dumps({"name": name, "kind": kind, "passed": not failed,
-                               "checks": [r._asdict() for r in results]}, indent=2))
+    if check_all:
+        if names:
+            raise click.UsageError("give NAME... or --all, not both")
+        targets = [(n, k) for k in ("cell", "loss") if kind in (None, k)
+                   for n in sorted(plugins.entries(k))]
+    elif names:
+        targets = [(n, kind) for n in names]
     else:
-        width = max(len(r.name) for r in results)
-        for r in results:
-            click.echo(f"{'PASS' if r.passed else 'FAIL'}  {r.name.ljust(width)}  {r.detail}")
-        click.echo(f"{kind} {name!r}: {len(results) - len(failed)}/{len(results)} checks passed")
-    if failed:
+        raise click.UsageError("give the NAME of a cell or loss to check, or --all")
+    reports, any_failed = [], False
+    for name, wanted in targets:
+        try:
+            found, results = conformance.check(name, wanted, seed)
+        except UserError as exc:
+            raise click.BadParameter(str(exc), param_hint="'NAME'") from None
+        failed = [r for r in results if not r.passed]
+        any_failed = any_failed or bool(failed)
+        reports.append({"name": name, "kind": found, "passed": not failed,
+                        "checks": [r._asdict() for r in results]})
+        if not as_json:
+            if len(targets) > 1:
+                click.echo(f"== {found} {name}")
+            width = max(len(r.name) for r in results)
+            for r in results:
+                click.echo(f"{'PASS' if r.passed else 'FAIL'}  {r.name.ljust(width)}  {r.detail}")
+            click.echo(f"{found} {name!r}: {len(results) - len(failed)}/{len(results)} "
+                       f"checks passed")
+    if as_json:
+        click.echo(json.dumps(reports[0] if len(reports) == 1 and not check_all else reports,
+                              indent=2))
+    if any_failed:
         click.get_current_context().exit(1)
 
 

@@ -165,3 +165,20 @@ def test_check_command_unknown_name():
     assert result.exit_code == 2
     assert "no cell or loss named 'lstn'; known: " in result.output
     assert "cross_entropy" in result.output
+
+
+def test_check_command_all_and_several_names():
+    import json
+    result = CliRunner().invoke(plugins_group, ["check", "--all", "--json"])
+    assert result.exit_code == 0, result.output
+    reports = json.loads(result.output)
+    checked = {(r["kind"], r["name"]) for r in reports}
+    expected = {("cell", n) for n in plugins.cells()} | {("loss", n) for n in plugins.losses()}
+    assert checked == expected and all(r["passed"] for r in reports)
+
+    both = CliRunner().invoke(plugins_group, ["check", "mse", "mae"])
+    assert both.exit_code == 0
+    assert "== loss mse" in both.output and "loss 'mae': 7/7 checks passed" in both.output
+
+    neither = CliRunner().invoke(plugins_group, ["check"])
+    assert neither.exit_code == 2 and "give the NAME of a cell or loss to check, or --all" in neither.output
