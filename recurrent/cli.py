@@ -379,7 +379,7 @@ def predict_command(ctx, run, args, show_help):
     command = click.Command("predict", params=params, help=f"Predict with the {task.name} run "
                             f"{run}.", context_settings={"max_content_width": 100})
     extra = list(args) + (["--help"] if show_help else [])
-    sub = command.make_context(f"recurrent predict {run}", extra, parent=ctx)
+    sub = command.make_context(f"recurrent predict {run}", extra)
     options = dict(sub.params)
     model, info = load_model(run_dir, "best")
     for line in task.predict(info["task_state"], dict(info["config"]), model.runner(), options):

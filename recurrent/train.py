@@ -205,6 +205,10 @@ class _Progress:
         self._mark_time, self._mark_items = now, self._items
         return rate
 
+    def restart_rate(self):
+        """Throughput counts training only: restart the clock after an evaluation."""
+        self._mark_time, self._mark_items = time.perf_counter(), self._items
+
     def write(self, line):
         if self.quiet:
             return
@@ -225,13 +229,16 @@ def _duration(seconds):
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def _format_metrics(metrics: dict) -> str:
-    parts = []
-    for key, value in metrics.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue  # matrices and per-class lists stay in metrics.jsonl
-        parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
-    return "  ".join(parts)
+def headline_keys(metrics: dict) -> list:
+    """The metrics worth a log line: floats, not per-class ("precision/fresh") entries;
+    "loss" first. The rest (counts, matrices, per-class) stays in metrics.jsonl."""
+    keys = [k for k, v in metrics.items() if isinstance(v, float) and "/" not in k]
+    return sorted(keys, key=lambda k: k != "loss")
+
+
+def _format_metrics(metrics: dict, keys) -> str:
+    return "  ".join(f"{k} {metrics[k]:.4f}" for k in keys
+                     if isinstance(metrics.get(k), (int, float)))
 
 
 def _state_arrays(state):
@@ -285,7 +292,8 @@ class Trainer:
         self.best_loss = math.inf
         self.bad_evals = 0
         self.clipped_steps = 0
-        self.loss_sum, self.loss_count = 0.0, 0
+        self.loss_sum, self.loss_count = 0.0, 0  # since the last "train" log record
+        self.eval_sum, self.eval_count = 0.0, 0  # since the last evaluation
         self.last_eval_step = -1
         self.finished = False
 
@@ -295,6 +303,7 @@ class Trainer:
                 "step": self.step, "best_loss": self.best_loss if math.isfinite(self.best_loss)
                 else None, "bad_evals": self.bad_evals, "clipped_steps": self.clipped_steps,
                 "loss_sum": self.loss_sum, "loss_count": self.loss_count,
+                "eval_sum": self.eval_sum, "eval_count": self.eval_count,
                 "last_eval_step": self.last_eval_step, "finished": self.finished,
                 "optimizer": self.optimizer.name, "version": __version__,
                 "carry_states": len(_state_arrays(self.carry))}
@@ -327,6 +336,7 @@ class Trainer:
             self.best_loss = math.inf if meta["best_loss"] is None else float(meta["best_loss"])
             self.bad_evals, self.clipped_steps = int(meta["bad_evals"]), int(meta["clipped_steps"])
             self.loss_sum, self.loss_count = float(meta["loss_sum"]), int(meta["loss_count"])
+            self.eval_sum, self.eval_count = float(meta["eval_sum"]), int(meta["eval_count"])
             self.last_eval_step = int(meta["last_eval_step"])
         except (KeyError, ValueError, TypeError) as e:
             raise UserError(f"checkpoint {path} is corrupted or incomplete "
@@ -432,18 +442,23 @@ class Trainer:
             self.best_loss, self.bad_evals = loss, 0
         else:
             self.bad_evals += 1
-        train_loss = self.loss_sum / self.loss_count if self.loss_count else None
+        train_loss = self.eval_sum / self.eval_count if self.eval_count else None
+        self.eval_sum, self.eval_count = 0.0, 0
         record = {"kind": "eval", "split": "valid", "step": self.step, "epoch": self.epoch,
                   "metrics": metrics, "train_loss": train_loss,
                   "clipped_fraction": self.clipped_steps / self.step if self.step else 0.0,
                   "best": improved, "time": time.time()}
         self.run.append_metrics(record)
-        line = f"eval step {self.step}  valid {_format_metrics(metrics)}"
+        keys = headline_keys(metrics)
+        line = f"eval step {self.step}  valid  {_format_metrics(metrics, keys)}"
+        line += "  *best" if improved else ""
         if train_loss is not None:
-            line += f"  (train loss {train_loss:.4g}, clipped {record['clipped_fraction']:.0%})"
-        progress.write(line + ("  *best" if improved else ""))
+            line += f"  (train loss {train_loss:.4f}, clipped {record['clipped_fraction']:.0%})"
+        progress.write(line)
+        width = max([len(name) for name in (baselines or {})] + [0])
         for name, values in (baselines or {}).items():
-            progress.write(f"    baseline {name}: {_format_metrics(values)}")
+            progress.write(f"    baseline {name.ljust(width)}  {_format_metrics(values, keys)}")
+        progress.restart_rate()
         self.last_eval_step = self.step
         if improved:
             self.save(BEST)
@@ -535,6 +550,8 @@ class Trainer:
                     self.step += 1
                     self.loss_sum += loss
                     self.loss_count += 1
+                    self.eval_sum += loss
+                    self.eval_count += 1
                     last_window = w_index + 1 == len(windows)
                     self.batch_index = b_index + 1 if last_window else b_index
                     self.window_index = 0 if last_window else w_index + 1
