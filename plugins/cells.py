@@ -1,0 +1,291 @@
+"""The built-in cells rnn_tanh, rnn_relu, lstm and gru over the Cython/OpenMP kernels.
+
+Each cell follows recurrent.protocols.Cell: it allocates outputs and caches, combines the
+biases the way its kernel wants them, and makes ONE kernel call per sequence (forward or
+backward) with the GIL released and BLAS single-threaded. Layers validate user input; the
+cells only check cheap internal invariants (one float dtype, C-contiguous arrays).
+
+Legend: T time steps, B batch rows, I input size, H hidden size, G = gates * H.
+
+Caches: the arrays backward reads. Backward overwrites the gate cache with gradients, so a
+cache serves exactly one backward call (a second one raises). The `out` array returned by
+forward is also read by backward, so it is returned read-only.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import recurrent
+from recurrent._kernels import gru as _gru
+from recurrent._kernels import lstm as _lstm
+from recurrent._kernels import rnn as _rnn
+from recurrent.layout import PARAM_KINDS, STATE_NAMES
+from recurrent.threads import resolve_threads, single_threaded_blas
+
+_FLOATS = (np.float32, np.float64)
+
+
+def _check_arrays(dtype, **arrays):
+    """Internal invariant: one float dtype, C-contiguous (layers guarantee it for users)."""
+    if dtype not in _FLOATS:
+        raise ValueError(f"cells run in float32 or float64, got {dtype}")
+    for name, a in arrays.items():
+        if a.dtype != dtype or not a.flags.c_contiguous:
+            raise ValueError(f"{name}: expected a C-contiguous {dtype} array, "
+                             f"got {a.dtype} (contiguous={a.flags.c_contiguous})")
+
+
+def _lengths(lengths, T, B):
+    """int64 (B,) valid lengths; None means every row runs all T steps."""
+    if lengths is None:
+        return np.full(B, T, dtype=np.int64)
+    return np.ascontiguousarray(lengths, dtype=np.int64)
+
+
+def _bias(params, kind, G, dtype):
+    """A cell's bias, or zeros when the layer was built without biases."""
+    b = params.get(kind)
+    return np.zeros(G, dtype) if b is None else b
+
+
+def _add_grad(grads, kind, value):
+    if kind in grads and grads[kind] is not None:
+        grads[kind] += value
+
+
+def _zeros_or(d, shape, dtype):
+    """The given state gradient (copied: kernels overwrite it) or zeros."""
+    if d is None:
+        return np.zeros(shape, dtype)
+    return np.array(d, dtype=dtype, order="C", copy=True)
+
+
+class _Cache:
+    """What backward needs from one forward call; usable once (see module docstring)."""
+
+    __slots__ = ("arrays", "lengths", "num_threads", "used")
+
+    def __init__(self, arrays, lengths, num_threads):
+        self.arrays = arrays
+        self.lengths = lengths
+        self.num_threads = num_threads
+        self.used = False
+
+    def take(self):
+        if self.used:
+            raise ValueError("this forward cache was already used by a backward call "
+                             "(backward overwrites it); run forward again")
+        self.used = True
+        return self.arrays
+
+
+class _KernelCell:
+    """Parameter shapes, init and step shared by the built-in cells."""
+
+    name: str
+    num_gates: int
+
+    def __init__(self):
+        self.state_names = STATE_NAMES[self.name]
+
+    def __repr__(self):
+        return f"<cell {self.name!r} (Cython kernels)>"
+
+    def param_shapes(self, input_size, hidden_size):
+        G = self.num_gates * hidden_size
+        shapes = {"weight_ih": (G, input_size), "weight_hh": (G, hidden_size),
+                  "bias_ih": (G,), "bias_hh": (G,)}
+        return {kind: shapes[kind] for kind in PARAM_KINDS}
+
+    def init_params(self, params, hidden_size, rng):
+        # PyTorch's default: every parameter U(-1/sqrt(H), 1/sqrt(H)).
+        bound = 1.0 / np.sqrt(hidden_size)
+        for array in params.values():
+            array[...] = rng.uniform(-bound, bound, size=array.shape)
+
+    def step(self, x_t, states, params):
+        _, new_states, _ = self.forward(x_t[None], states, params, None, None)
+        return new_states
+
+    def _threads(self, num_threads, B, H):
+        return resolve_threads(num_threads, B, H)
+
+
+class RNNCell(_KernelCell):
+    """h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), act = tanh or relu."""
+
+    num_gates = 1
+
+    def __init__(self, nonlinearity):
+        self.name = f"rnn_{nonlinearity}"
+        self.use_relu = nonlinearity == "relu"
+        super().__init__()
+
+    def forward(self, x, states, params, lengths, num_threads):
+        (h0,) = states
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        dtype = x.dtype
+        w_ih, w_hh = params["weight_ih"], params["weight_hh"]
+        _check_arrays(dtype, x=x, h0=h0, weight_ih=w_ih, weight_hh=w_hh)
+        bias = _bias(params, "bias_ih", H, dtype) + _bias(params, "bias_hh", H, dtype)
+        lengths = _lengths(lengths, T, B)
+        nt = self._threads(num_threads, B, H)
+        out = np.empty((T, B, H), dtype)       # (T, B, H)
+        h_n = np.empty((B, H), dtype)          # (B, H)
+        with single_threaded_blas():
+            _rnn.forward(out, h_n, x, h0, w_ih, w_hh, bias, lengths, self.use_relu, nt)
+        out.flags.writeable = False
+        cache = _Cache((x, h0, out, w_ih, w_hh), lengths, nt)
+        return out, (h_n,), cache
+
+    def backward(self, d_out, d_final_states, cache, grads, num_threads):
+        x, h0, out, w_ih, w_hh = cache.take()
+        T, B, I = x.shape
+        H = h0.shape[1]
+        dtype = x.dtype
+        d_out = np.ascontiguousarray(d_out, dtype=dtype)
+        nt = cache.num_threads if num_threads is None else resolve_threads(num_threads, B, H)
+        dh = _zeros_or(d_final_states[0], (B, H), dtype)   # d h_n in, d h0 out
+        dx = np.empty((T, B, I), dtype)        # (T, B, I)
+        da = np.empty((T, B, H), dtype)        # (T, B, H) work: d pre-activations
+        dw_ih = _grad_target(grads, "weight_ih", (H, I), dtype)
+        dw_hh = _grad_target(grads, "weight_hh", (H, H), dtype)
+        db = np.zeros(H, dtype)
+        with single_threaded_blas():
+            _rnn.backward(dx, dh, dw_ih, dw_hh, db, da, d_out, x, h0, out, w_ih, w_hh,
+                          cache.lengths, self.use_relu, nt)
+        _finish_grads(grads, dw_ih, dw_hh)
+        _add_grad(grads, "bias_ih", db)
+        _add_grad(grads, "bias_hh", db)
+        return dx, (dh,)
+
+
+class LSTMCell(_KernelCell):
+    """PyTorch's LSTM cell, gates i, f, g, o."""
+
+    name = "lstm"
+    num_gates = 4
+
+    def forward(self, x, states, params, lengths, num_threads):
+        h0, c0 = states
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        G = 4 * H
+        dtype = x.dtype
+        w_ih, w_hh = params["weight_ih"], params["weight_hh"]
+        _check_arrays(dtype, x=x, h0=h0, c0=c0, weight_ih=w_ih, weight_hh=w_hh)
+        bias = _bias(params, "bias_ih", G, dtype) + _bias(params, "bias_hh", G, dtype)
+        lengths = _lengths(lengths, T, B)
+        nt = self._threads(num_threads, B, H)
+        out = np.empty((T, B, H), dtype)       # (T, B, H)  every h_t
+        gates = np.empty((T, B, G), dtype)     # (T, B, G)  activated i, f, g, o
+        cells = np.empty((T, B, H), dtype)     # (T, B, H)  every c_t
+        h_n = np.empty((B, H), dtype)
+        c_n = np.empty((B, H), dtype)
+        with single_threaded_blas():
+            _lstm.forward(out, gates, cells, h_n, c_n, x, h0, c0, w_ih, w_hh, bias, lengths, nt)
+        out.flags.writeable = False
+        cache = _Cache((x, h0, c0, out, gates, cells, w_ih, w_hh), lengths, nt)
+        return out, (h_n, c_n), cache
+
+    def backward(self, d_out, d_final_states, cache, grads, num_threads):
+        x, h0, c0, out, gates, cells, w_ih, w_hh = cache.take()
+        T, B, I = x.shape
+        H = h0.shape[1]
+        G = 4 * H
+        dtype = x.dtype
+        d_out = np.ascontiguousarray(d_out, dtype=dtype)
+        nt = cache.num_threads if num_threads is None else resolve_threads(num_threads, B, H)
+        dh = _zeros_or(d_final_states[0], (B, H), dtype)   # d h_n in, d h0 out
+        dc = _zeros_or(d_final_states[1], (B, H), dtype)   # d c_n in, d c0 out
+        dx = np.empty((T, B, I), dtype)
+        dw_ih = _grad_target(grads, "weight_ih", (G, I), dtype)
+        dw_hh = _grad_target(grads, "weight_hh", (G, H), dtype)
+        db = np.zeros(G, dtype)
+        with single_threaded_blas():
+            _lstm.backward(dx, dh, dc, dw_ih, dw_hh, db, gates, d_out, x, h0, c0, out, cells,
+                           w_ih, w_hh, cache.lengths, nt)
+        _finish_grads(grads, dw_ih, dw_hh)
+        _add_grad(grads, "bias_ih", db)
+        _add_grad(grads, "bias_hh", db)
+        return dx, (dh, dc)
+
+
+class GRUCell(_KernelCell):
+    """PyTorch's GRU cell, gates r, z, n, with b_hn inside the reset product."""
+
+    name = "gru"
+    num_gates = 3
+
+    def forward(self, x, states, params, lengths, num_threads):
+        (h0,) = states
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        G = 3 * H
+        dtype = x.dtype
+        w_ih, w_hh = params["weight_ih"], params["weight_hh"]
+        _check_arrays(dtype, x=x, h0=h0, weight_ih=w_ih, weight_hh=w_hh)
+        b_ih = _bias(params, "bias_ih", G, dtype)
+        b_hh = _bias(params, "bias_hh", G, dtype)
+        bias_x = b_ih.copy()                   # (G,) b_ih + [b_hr, b_hz, 0]
+        bias_x[:2 * H] += b_hh[:2 * H]
+        b_hn = np.ascontiguousarray(b_hh[2 * H:])
+        lengths = _lengths(lengths, T, B)
+        nt = self._threads(num_threads, B, H)
+        out = np.empty((T, B, H), dtype)       # (T, B, H)
+        cache = np.empty((T, B, 4 * H), dtype)  # (T, B, 4H) r, z, hn, n
+        work = np.empty((B, G), dtype)         # (B, G) h_{t-1} W_hh^T of one step
+        h_n = np.empty((B, H), dtype)
+        with single_threaded_blas():
+            _gru.forward(out, h_n, cache, work, x, h0, w_ih, w_hh, bias_x, b_hn, lengths, nt)
+        out.flags.writeable = False
+        return out, (h_n,), _Cache((x, h0, out, cache, w_ih, w_hh), lengths, nt)
+
+    def backward(self, d_out, d_final_states, cache, grads, num_threads):
+        x, h0, out, gate_cache, w_ih, w_hh = cache.take()
+        T, B, I = x.shape
+        H = h0.shape[1]
+        G = 3 * H
+        dtype = x.dtype
+        d_out = np.ascontiguousarray(d_out, dtype=dtype)
+        nt = cache.num_threads if num_threads is None else resolve_threads(num_threads, B, H)
+        dh = _zeros_or(d_final_states[0], (B, H), dtype)
+        dx = np.empty((T, B, I), dtype)
+        dw_ih = _grad_target(grads, "weight_ih", (G, I), dtype)
+        dw_hh = _grad_target(grads, "weight_hh", (G, H), dtype)
+        db_ih = np.zeros(G, dtype)
+        db_hh = np.zeros(G, dtype)
+        with single_threaded_blas():
+            _gru.backward(dx, dh, dw_ih, dw_hh, db_ih, db_hh, gate_cache, d_out, x, h0, out,
+                          w_ih, w_hh, cache.lengths, nt)
+        _finish_grads(grads, dw_ih, dw_hh)
+        _add_grad(grads, "bias_ih", db_ih)
+        _add_grad(grads, "bias_hh", db_hh)
+        return dx, (dh,)
+
+
+def _grad_target(grads, kind, shape, dtype):
+    """The array the kernel adds a weight gradient into: grads[kind] itself when it is a
+    C-contiguous array of the right dtype (the usual case: a view of the flat buffer),
+    else a zeroed temporary that _finish_grads adds over."""
+    g = grads.get(kind)
+    if g is not None and g.dtype == dtype and g.flags.c_contiguous and g.flags.writeable:
+        return g
+    return np.zeros(shape, dtype)
+
+
+def _finish_grads(grads, dw_ih, dw_hh):
+    for kind, value in (("weight_ih", dw_ih), ("weight_hh", dw_hh)):
+        g = grads.get(kind)
+        if g is not None and g is not value:
+            g += value
+
+
+BUILTIN_CELLS = (RNNCell("tanh"), RNNCell("relu"), LSTMCell(), GRUCell())
+
+
+@recurrent.hookimpl
+def register_cells(register):
+    for cell in BUILTIN_CELLS:
+        register(cell)

@@ -1,0 +1,226 @@
+"""LSTM kernels: the whole sequence forward, and backpropagation through time, one call each.
+
+Legend: T time steps, B batch rows, I input size, H hidden size, G = 4H gate rows in the
+order i, f, g, o (recurrent/layout.py, PyTorch's layout).
+
+Forward, for step t of a valid row (t < lengths[b]):
+    a   = x_t W_ih^T + (b_ih + b_hh) + h_{t-1} W_hh^T          (G,) pre-activations
+    i, f, g, o = sigmoid(a_i), sigmoid(a_f), tanh(a_g), sigmoid(a_o)
+    c_t = f * c_{t-1} + i * g
+    h_t = o * tanh(c_t)
+The input part of `a` for all T steps is one GEMM before the loop; the loop adds one GEMM
+per step and makes one fused elementwise pass per row. A row past its length keeps (h, c),
+outputs zeros and costs nothing but the wasted GEMM rows.
+
+Cache read by backward: the activated gates (T, B, G), every c_t (T, B, H), every h_t (the
+outputs). Backward overwrites the gate cache with dA = d loss / d a, so a cache serves one
+backward call.
+
+Threads: the projection splits its T*B rows between threads; the time loop is ONE parallel
+region in which each thread owns a contiguous slice of batch rows for all T steps and
+calls single-threaded BLAS; after the backward loop, dx splits its T*B rows and the weight
+gradients their G rows between threads.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t
+from libc.string cimport memcpy, memset
+
+from ._activations cimport sigmoid, tanh_
+from ._blas cimport gemm
+from ._rows cimport add_hidden_grads, add_input_grads, project_rows, split
+
+
+cdef inline void _cell_forward(floating* a, const floating* c_prev, floating* c, floating* h,
+                               int H) noexcept nogil:
+    # a (G,): pre-activations in, activated gates out; c_prev, c, h (H,)
+    cdef int j
+    cdef floating gi, gf, gg, go, cj
+    for j in range(H):
+        gi = sigmoid(a[j])
+        gf = sigmoid(a[H + j])
+        gg = tanh_(a[2 * H + j])
+        go = sigmoid(a[3 * H + j])
+        cj = gf * c_prev[j] + gi * gg
+        a[j] = gi
+        a[H + j] = gf
+        a[2 * H + j] = gg
+        a[3 * H + j] = go
+        c[j] = cj
+        h[j] = go * tanh_(cj)
+
+
+cdef inline void _cell_backward(floating* a, const floating* c_prev, const floating* c,
+                                const floating* d_out, floating* dh, floating* dc,
+                                int H) noexcept nogil:
+    # a (G,): activated gates in, dA out. dh (H,): carried d h_t in, zeroed out (the caller
+    # adds dA W_hh next); dc (H,): d c_t in, d c_{t-1} out.
+    cdef int j
+    cdef floating gi, gf, gg, go, tc, dhj, dcj
+    for j in range(H):
+        gi = a[j]
+        gf = a[H + j]
+        gg = a[2 * H + j]
+        go = a[3 * H + j]
+        tc = tanh_(c[j])
+        dhj = d_out[j] + dh[j]
+        # h_t = o * tanh(c_t)
+        dcj = dc[j] + dhj * go * (1 - tc * tc)
+        # c_t = f * c_{t-1} + i * g, then through each gate's nonlinearity
+        a[j] = dcj * gg * gi * (1 - gi)
+        a[H + j] = dcj * c_prev[j] * gf * (1 - gf)
+        a[2 * H + j] = dcj * gi * (1 - gg * gg)
+        a[3 * H + j] = dhj * tc * go * (1 - go)
+        dc[j] = dcj * gf
+        dh[j] = 0
+
+
+cdef void _forward_rows(floating* out, floating* gates, floating* cells,
+                        floating* h_n, floating* c_n,
+                        const floating* h0, const floating* c0, const floating* w_hh,
+                        const int64_t* lengths, Py_ssize_t T, Py_ssize_t B, int H,
+                        Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    """The time loop for batch rows b0:b1."""
+    cdef int G = 4 * H
+    cdef int nb = <int> (b1 - b0)
+    cdef Py_ssize_t t, b, row
+    cdef const floating* h_prev
+    cdef const floating* c_prev
+    if nb <= 0:
+        return
+    for t in range(T):
+        if t == 0:
+            h_prev = h0 + b0 * H
+        else:
+            h_prev = out + ((t - 1) * B + b0) * H
+        # a[t, b0:b1] (nb, G) += h_{t-1} (nb, H) @ W_hh^T (H, G)
+        gemm(False, True, nb, G, H, 1, h_prev, H, w_hh, H, 1, gates + (t * B + b0) * G, G)
+        for b in range(b0, b1):
+            row = t * B + b
+            if t >= lengths[b]:
+                memset(out + row * H, 0, H * sizeof(floating))
+                continue
+            if t == 0:
+                c_prev = c0 + b * H
+            else:
+                c_prev = cells + (row - B) * H
+            _cell_forward(gates + row * G, c_prev, cells + row * H, out + row * H, H)
+            if t == lengths[b] - 1:
+                memcpy(h_n + b * H, out + row * H, H * sizeof(floating))
+                memcpy(c_n + b * H, cells + row * H, H * sizeof(floating))
+
+
+cdef void _backward_rows(floating* dh, floating* dc, floating* gates,
+                         const floating* d_out, const floating* cells, const floating* c0,
+                         const floating* w_hh, const int64_t* lengths,
+                         Py_ssize_t T, Py_ssize_t B, int H,
+                         Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    """Reverse time loop for batch rows b0:b1; dh, dc (B, H) carry the state gradients."""
+    cdef int G = 4 * H
+    cdef int nb = <int> (b1 - b0)
+    cdef Py_ssize_t t, b, row
+    cdef const floating* c_prev
+    if nb <= 0:
+        return
+    for t in range(T - 1, -1, -1):
+        for b in range(b0, b1):
+            row = t * B + b
+            if t >= lengths[b]:
+                # padded step: no gradient through it; dh, dc pass through unchanged
+                memset(gates + row * G, 0, G * sizeof(floating))
+                continue
+            if t == 0:
+                c_prev = c0 + b * H
+            else:
+                c_prev = cells + (row - B) * H
+            _cell_backward(gates + row * G, c_prev, cells + row * H, d_out + row * H,
+                           dh + b * H, dc + b * H, H)
+        # dh[b0:b1] (nb, H) += dA_t (nb, G) @ W_hh (G, H)     (a = ... + h_{t-1} W_hh^T)
+        gemm(False, False, nb, H, G, 1, gates + (t * B + b0) * G, G, w_hh, H, 1,
+             dh + b0 * H, H)
+
+
+def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, ::1] cells,
+            floating[:, ::1] h_n, floating[:, ::1] c_n,
+            const floating[:, :, ::1] x, const floating[:, ::1] h0, const floating[:, ::1] c0,
+            const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
+            const floating[::1] bias, const int64_t[::1] lengths, int num_threads):
+    """out (T, B, H), gates (T, B, G), cells (T, B, H), h_n, c_n (B, H) are written;
+    bias (G,) = b_ih + b_hh; lengths (B,) in 1..T. Shapes are trusted (cells check them)."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
+    cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
+    cdef int G = 4 * H
+    cdef int nt = <int> max(1, min(num_threads, B))
+    cdef int nt_proj = <int> max(1, min(num_threads, T * B))
+    cdef int k
+    cdef floating* out_p = &out[0, 0, 0]
+    cdef floating* gates_p = &gates[0, 0, 0]
+    cdef floating* cells_p = &cells[0, 0, 0]
+    cdef floating* h_n_p = &h_n[0, 0]
+    cdef floating* c_n_p = &c_n[0, 0]
+    cdef const floating* x_p = &x[0, 0, 0]
+    cdef const floating* h0_p = &h0[0, 0]
+    cdef const floating* c0_p = &c0[0, 0]
+    cdef const floating* w_ih_p = &w_ih[0, 0]
+    cdef const floating* w_hh_p = &w_hh[0, 0]
+    cdef const floating* bias_p = &bias[0]
+    cdef const int64_t* len_p = &lengths[0]
+    with nogil:
+        for k in prange(nt_proj, num_threads=nt_proj, schedule="static", chunksize=1):
+            project_rows(gates_p, G, x_p, I, w_ih_p, G, bias_p,
+                         split(T * B, nt_proj, k), split(T * B, nt_proj, k + 1))
+        for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+            _forward_rows(out_p, gates_p, cells_p, h_n_p, c_n_p, h0_p, c0_p, w_hh_p, len_p,
+                          T, B, H, split(B, nt, k), split(B, nt, k + 1))
+
+
+def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
+             floating[:, ::1] dw_ih, floating[:, ::1] dw_hh, floating[::1] db,
+             floating[:, :, ::1] gates,
+             const floating[:, :, ::1] d_out, const floating[:, :, ::1] x,
+             const floating[:, ::1] h0, const floating[:, ::1] c0,
+             const floating[:, :, ::1] out, const floating[:, :, ::1] cells,
+             const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
+             const int64_t[::1] lengths, int num_threads):
+    """dx (T, B, I) is written. dh, dc (B, H) hold d h_n, d c_n on entry and d h0, d c0 on
+    return. dw_ih, dw_hh and db (G,: the gradient of b_ih and of b_hh alike) are ADDED to.
+    gates is the forward cache and is overwritten with dA."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
+    cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
+    cdef int G = 4 * H
+    cdef int nt = <int> max(1, min(num_threads, B))
+    cdef int nt_post = <int> max(1, min(num_threads, G))
+    cdef int k, g0, g1
+    cdef Py_ssize_t r0, r1
+    cdef floating* dx_p = &dx[0, 0, 0]
+    cdef floating* dh_p = &dh[0, 0]
+    cdef floating* dc_p = &dc[0, 0]
+    cdef floating* dw_ih_p = &dw_ih[0, 0]
+    cdef floating* dw_hh_p = &dw_hh[0, 0]
+    cdef floating* db_p = &db[0]
+    cdef floating* da_p = &gates[0, 0, 0]
+    cdef const floating* d_out_p = &d_out[0, 0, 0]
+    cdef const floating* x_p = &x[0, 0, 0]
+    cdef const floating* h0_p = &h0[0, 0]
+    cdef const floating* c0_p = &c0[0, 0]
+    cdef const floating* out_p = &out[0, 0, 0]
+    cdef const floating* cells_p = &cells[0, 0, 0]
+    cdef const floating* w_ih_p = &w_ih[0, 0]
+    cdef const floating* w_hh_p = &w_hh[0, 0]
+    cdef const int64_t* len_p = &lengths[0]
+    with nogil:
+        for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+            _backward_rows(dh_p, dc_p, da_p, d_out_p, cells_p, c0_p, w_hh_p, len_p,
+                           T, B, H, split(B, nt, k), split(B, nt, k + 1))
+        for k in prange(nt_post, num_threads=nt_post, schedule="static", chunksize=1):
+            # dx[r0:r1] (n, I) = dA[r0:r1] (n, G) @ W_ih (G, I)
+            r0 = split(T * B, nt_post, k)
+            r1 = split(T * B, nt_post, k + 1)
+            gemm(False, False, <int> (r1 - r0), I, G, 1, da_p + r0 * G, G, w_ih_p, I, 0,
+                 dx_p + r0 * I, I)
+            # weight and bias gradients for gate rows g0:g1
+            g0 = <int> split(G, nt_post, k)
+            g1 = <int> split(G, nt_post, k + 1)
+            add_input_grads(dw_ih_p + g0 * I, db_p + g0, da_p + g0, G, g1 - g0, x_p, I, T * B)
+            add_hidden_grads(dw_hh_p + g0 * H, NULL, da_p + g0, G, g1 - g0, h0_p, out_p, H,
+                             T, B)

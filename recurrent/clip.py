@@ -1,0 +1,112 @@
+"""Gradient clipping with PyTorch's semantics, in place, over any set of gradient arrays.
+
+`grads` may be a dict of arrays (its values), a list or tuple of arrays, or one array (for
+example the model's flat gradient buffer). None entries are skipped, as torch skips
+parameters without a gradient. Contiguous float arrays go through the kernels in
+recurrent/_kernels/gradclip.pyx; anything else through numpy, with the same results.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._kernels import gradclip
+
+
+def _arrays(grads):
+    if isinstance(grads, np.ndarray):
+        items = [grads]
+    elif isinstance(grads, dict):
+        items = list(grads.values())
+    elif isinstance(grads, (list, tuple)):
+        items = list(grads)
+    else:
+        raise ValueError(f"grads must be an array, a list/tuple of arrays or a dict of arrays, "
+                         f"got {type(grads).__name__}")
+    arrays = []
+    for g in items:
+        if g is None:
+            continue
+        if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
+            raise ValueError(f"every gradient must be a float numpy array, got "
+                             f"{getattr(g, 'dtype', type(g).__name__)}")
+        if not g.flags.writeable:
+            raise ValueError("gradients are clipped in place, but an array is read-only")
+        if g.size:
+            arrays.append(g)
+    return arrays
+
+
+def _flat(g):
+    """A 1-D view for the kernels, or None when the array needs the numpy path."""
+    if g.dtype in (np.float32, np.float64) and g.flags.c_contiguous:
+        return g.reshape(-1)
+    return None
+
+
+def _norm_part(g, p):
+    flat = _flat(g)
+    if flat is not None:
+        return gradclip.norm_part(flat, p)
+    a = np.abs(g.astype(np.float64))
+    if p == math.inf:
+        return float(a.max())
+    return float((a ** p).sum())
+
+
+def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False) -> float:
+    """Scale all gradients together so that their global norm is at most `max_norm`.
+
+    As torch.nn.utils.clip_grad_norm_: total_norm is the norm_type-norm of all entries;
+    each array is multiplied by min(1, max_norm / (total_norm + 1e-6)). Returns total_norm
+    from before clipping. A NaN or infinite total norm raises FloatingPointError when
+    error_if_nonfinite is true, else (as in torch) it propagates into the gradients.
+    """
+    p = float(norm_type)
+    if not p > 0:
+        raise ValueError(f"norm_type must be positive (or inf), got {norm_type!r}")
+    max_norm = float(max_norm)
+    if math.isnan(max_norm) or max_norm < 0:
+        raise ValueError(f"max_norm must be >= 0, got {max_norm!r}")
+    arrays = _arrays(grads)
+    if not arrays:
+        return 0.0
+    parts = [_norm_part(g, p) for g in arrays]
+    if p == math.inf:
+        total = max(parts, key=lambda v: (math.isnan(v), v))
+    elif p == 2:
+        total = math.sqrt(math.fsum(parts))
+    elif p == 1:
+        total = math.fsum(parts)
+    else:
+        total = math.fsum(parts) ** (1.0 / p)
+    if error_if_nonfinite and not math.isfinite(total):
+        raise FloatingPointError(
+            f"the total norm of order {norm_type} of the gradients is {total}, so they "
+            f"cannot be clipped; set error_if_nonfinite=False to clip anyway")
+    factor = max_norm / (total + 1e-6) if math.isfinite(total) else (
+        math.nan if math.isnan(total) else 0.0)
+    factor = min(factor, 1.0) if not math.isnan(factor) else factor
+    if factor != 1.0:
+        for g in arrays:
+            flat = _flat(g)
+            if flat is not None:
+                gradclip.scale(flat, factor)
+            else:
+                g *= g.dtype.type(factor)
+    return total
+
+
+def clip_grad_value(grads, clip_value) -> None:
+    """Clip every gradient entry to [-clip_value, clip_value] in place (NaN stays NaN), as
+    torch.nn.utils.clip_grad_value_."""
+    clip_value = float(clip_value)
+    if math.isnan(clip_value) or clip_value < 0:
+        raise ValueError(f"clip_value must be >= 0, got {clip_value!r}")
+    for g in _arrays(grads):
+        flat = _flat(g)
+        if flat is not None:
+            gradclip.clamp(flat, clip_value)
+        else:
+            np.clip(g, -clip_value, clip_value, out=g)

@@ -1,0 +1,166 @@
+"""Threads: whether OpenMP was compiled in, how many threads a kernel call uses, and keeping
+BLAS single-threaded while our own threads run.
+
+The kernels run one OpenMP region per phase in which each thread calls BLAS on its own
+slice of rows. If OpenBLAS also started its threads inside each call, 2 OpenMP threads x
+2 OpenBLAS threads would fight over 2 cores (measured on this project: 37x slower). So
+every kernel call runs inside `single_threaded_blas()`, which sets OpenBLAS to 1 thread
+through its own C entry point (about a microsecond, measured in benchmarks/README.md) and
+restores the previous count afterwards; other BLAS libraries go through threadpoolctl.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from contextlib import contextmanager
+
+# A thread must own at least this many batch rows before splitting the batch pays: below
+# that, per-step BLAS calls on tiny blocks cost more than the second core saves
+# (measured with benchmarks/bench_kernels.py; see benchmarks/README.md).
+MIN_ROWS_PER_THREAD = 4
+
+
+def openmp_enabled() -> bool:
+    """True when the kernels were compiled with OpenMP (so num_threads > 1 can run)."""
+    from ._kernels import ompinfo
+    return ompinfo.compiled_with_openmp()
+
+
+def available_cores() -> int:
+    """Cores this process may run on (CPU affinity, not the machine's total)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def max_threads() -> int:
+    """Upper bound for the default choice: RECURRENT_NUM_THREADS, else OMP_NUM_THREADS,
+    else the available cores; 1 when OpenMP is not compiled in."""
+    if not openmp_enabled():
+        return 1
+    for name in ("RECURRENT_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").split(",")[0].strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return available_cores()
+
+
+def resolve_threads(num_threads: int | None, batch: int, hidden: int) -> int:
+    """The thread count for a kernel call on `batch` rows of `hidden` units.
+
+    An int is honoured as given (the kernels never use more threads than batch rows).
+    None picks a count that is never slower than 1 thread: each thread gets at least
+    MIN_ROWS_PER_THREAD rows, and no more threads than max_threads().
+    """
+    if num_threads is not None:
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+            raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
+        return num_threads
+    del hidden  # the measured rule depends on rows only (see MIN_ROWS_PER_THREAD)
+    return max(1, min(max_threads(), batch // MIN_ROWS_PER_THREAD))
+
+
+class _OpenBLASEntryPoints:
+    """openblas_get/set_num_threads of one loaded OpenBLAS, called directly through ctypes."""
+
+    def __init__(self, path):
+        lib = ctypes.CDLL(path)
+        self.get = self.set = None
+        for prefix in ("", "scipy_"):
+            for suffix in ("", "64_", "_64"):
+                name = f"{prefix}openblas_get_num_threads{suffix}"
+                if hasattr(lib, name):
+                    self.get = getattr(lib, name)
+                    self.set = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}")
+                    self.get.restype = ctypes.c_int
+                    self.get.argtypes = []
+                    self.set.restype = None
+                    self.set.argtypes = [ctypes.c_int]
+                    return
+
+
+class _BlasLimiter:
+    """Nestable, thread-safe "BLAS uses 1 thread" switch: the first holder saves and sets,
+    the last one out restores."""
+
+    def __init__(self):
+        from threadpoolctl import ThreadpoolController
+
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._saved = []
+        self._fallback = None
+        controller = ThreadpoolController()
+        self._openblas = []
+        others = False
+        for info in controller.info():
+            if info.get("user_api") != "blas":
+                continue
+            entry = None
+            if info.get("internal_api") == "openblas" and info.get("threading_layer") != "openmp":
+                entry = _OpenBLASEntryPoints(info["filepath"])
+            if entry is not None and entry.get is not None:
+                self._openblas.append(entry)
+            else:
+                others = True
+        # MKL, BLIS, OpenMP-threaded OpenBLAS...: threadpoolctl knows how to limit them.
+        self._controller = controller if others else None
+
+    def acquire(self):
+        with self._lock:
+            self._holders += 1
+            if self._holders > 1:
+                return
+            self._saved = [entry.get() for entry in self._openblas]
+            for entry, count in zip(self._openblas, self._saved):
+                if count != 1:
+                    entry.set(1)
+            if self._controller is not None:
+                self._fallback = self._controller.limit(limits=1, user_api="blas")
+
+    def release(self):
+        with self._lock:
+            self._holders -= 1
+            if self._holders > 0:
+                return
+            for entry, count in zip(self._openblas, self._saved):
+                if count != 1:
+                    entry.set(count)
+            if self._fallback is not None:
+                self._fallback.restore_original_limits()
+                self._fallback = None
+
+
+_limiter = None
+_limiter_lock = threading.Lock()
+
+
+def _get_limiter() -> _BlasLimiter:
+    global _limiter
+    if _limiter is None:
+        with _limiter_lock:
+            if _limiter is None:
+                # BLAS libraries are loaded by now: scipy's through the kernels' import
+                import scipy.linalg.cython_blas  # noqa: F401
+                _limiter = _BlasLimiter()
+    return _limiter
+
+
+@contextmanager
+def single_threaded_blas():
+    """Within this block every loaded BLAS library runs single-threaded."""
+    limiter = _get_limiter()
+    limiter.acquire()
+    try:
+        yield
+    finally:
+        limiter.release()
+
+
+def blas_info() -> list[dict]:
+    """threadpoolctl's view of the loaded BLAS libraries (kernel architecture, threads)."""
+    from threadpoolctl import threadpool_info
+    _get_limiter()
+    return [info for info in threadpool_info() if info.get("user_api") == "blas"]

@@ -1,0 +1,261 @@
+"""The built-in Cython cells against the plain-numpy reference cells and torch, the gate
+nonlinearities' accuracy, thread-count handling and BLAS single-threading.
+
+Legend: T time, B batch, I input, H hidden.
+"""
+import numpy as np
+import pytest
+
+from recurrent import conformance, threads
+from recurrent._kernels import activations, ompinfo
+from recurrent.plugins import get_cell
+from recurrent.reference import get_reference_cell
+
+CELL_NAMES = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+
+# (T, B, I, H): general, T=1, B=1, more rows than threads with an odd split, H not a
+# multiple of any vector width.
+SIZES = [(5, 3, 4, 6), (1, 2, 3, 4), (6, 1, 3, 5), (4, 9, 2, 7)]
+TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-4, atol=2e-5)}
+
+
+def _problem(cell, T, B, I, H, dtype, with_lengths, seed=0):
+    """Random parameters, inputs, initial states, output gradients and lengths."""
+    rng = np.random.default_rng(seed)
+    shapes = cell.param_shapes(I, H)
+    params = {k: np.zeros(s, dtype) for k, s in shapes.items()}
+    cell.init_params(params, H, rng)
+    x = rng.normal(size=(T, B, I)).astype(dtype)
+    states = tuple(rng.normal(scale=0.5, size=(B, H)).astype(dtype) for _ in cell.state_names)
+    d_out = rng.normal(size=(T, B, H)).astype(dtype)
+    d_finals = tuple(rng.normal(size=(B, H)).astype(dtype) for _ in cell.state_names)
+    lengths = rng.integers(1, T + 1, size=B).astype(np.int64) if with_lengths else None
+    if with_lengths:
+        lengths[0] = T  # at least one full row
+    return params, x, states, d_out, d_finals, lengths
+
+
+def _run(cell, params, x, states, d_out, d_finals, lengths, num_threads):
+    """forward + backward; returns every result as a flat dict of arrays."""
+    out, finals, cache = cell.forward(x, states, params, lengths, num_threads)
+    out = np.array(out)
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    dx, d_states = cell.backward(d_out, d_finals, cache, grads, num_threads)
+    result = {"out": out, "dx": dx}
+    result.update({f"final_{i}": f for i, f in enumerate(finals)})
+    result.update({f"d_state_{i}": d for i, d in enumerate(d_states)})
+    result.update({f"grad_{k}": g for k, g in grads.items()})
+    return result
+
+
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_builtin_cell_is_registered(name):
+    cell = get_cell(name)
+    assert cell.name == name
+    assert type(cell).__module__ == "recurrent_plugins.cells"
+
+
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_conformance_kit_passes(name):
+    failures = [r for r in conformance.check_cell(get_cell(name)) if not r.passed]
+    assert failures == []
+
+
+@pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: "T{}B{}I{}H{}".format(*s))
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_matches_reference(name, size, dtype, with_lengths):
+    fast, ref = get_cell(name), get_reference_cell(name)
+    problem = _problem(fast, *size, dtype, with_lengths)
+    got = _run(fast, *problem, num_threads=2)
+    want = _run(ref, *problem, num_threads=1)
+    assert got.keys() == want.keys()
+    for key in want:
+        assert got[key].dtype == dtype, key
+        np.testing.assert_allclose(got[key], want[key], err_msg=key, **TOL[dtype])
+
+
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_padded_steps_output_zero_and_pass_gradients_through(name):
+    cell = get_cell(name)
+    params, x, states, d_out, d_finals, _ = _problem(cell, 6, 4, 3, 5, np.float64, False)
+    lengths = np.array([6, 2, 1, 4], dtype=np.int64)
+    res = _run(cell, params, x, states, d_out, d_finals, lengths, 2)
+    for b, n in enumerate(lengths):
+        assert np.all(res["out"][n:, b] == 0)
+        assert np.all(res["dx"][n:, b] == 0)
+    # a row batched with longer ones equals the row alone, truncated to its length
+    b, n = 1, lengths[1]
+    alone = _run(cell, params, np.ascontiguousarray(x[:n, b:b + 1]),
+                 tuple(np.ascontiguousarray(s[b:b + 1]) for s in states),
+                 np.ascontiguousarray(d_out[:n, b:b + 1]),
+                 tuple(np.ascontiguousarray(d[b:b + 1]) for d in d_finals), None, 1)
+    np.testing.assert_allclose(res["out"][:n, b], alone["out"][:, 0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(res["dx"][:n, b], alone["dx"][:, 0], rtol=1e-12, atol=1e-14)
+    for i in range(len(cell.state_names)):
+        np.testing.assert_allclose(res[f"final_{i}"][b], alone[f"final_{i}"][0], rtol=1e-12)
+        np.testing.assert_allclose(res[f"d_state_{i}"][b], alone[f"d_state_{i}"][0],
+                                   rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_thread_counts_agree_to_rounding(name, dtype):
+    # Every row gets the same arithmetic whatever the split, except inside BLAS: OpenBLAS
+    # picks its kernels by block size, so a GEMM on 5 rows can round an element differently
+    # (1 ulp) than the same row inside a GEMM on 11 rows. Hence rounding-level tolerances.
+    cell = get_cell(name)
+    problem = _problem(cell, 7, 11, 5, 9, dtype, True, seed=3)
+    tol = dict(rtol=1e-13, atol=1e-15) if dtype == np.float64 else dict(rtol=2e-6, atol=1e-6)
+    one = _run(cell, *problem, num_threads=1)
+    for num_threads in (2, 3):
+        other = _run(cell, *problem, num_threads=num_threads)
+        for key in one:
+            np.testing.assert_allclose(other[key], one[key], err_msg=f"{key} {num_threads}",
+                                       **tol)
+
+
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_missing_biases_mean_zero_biases(name):
+    cell = get_cell(name)
+    params, x, states, d_out, d_finals, lengths = _problem(cell, 4, 3, 2, 5, np.float64, True)
+    zero_bias = dict(params, bias_ih=np.zeros_like(params["bias_ih"]),
+                     bias_hh=np.zeros_like(params["bias_hh"]))
+    no_bias = {k: v for k, v in params.items() if not k.startswith("bias")}
+    want = _run(cell, zero_bias, x, states, d_out, d_finals, lengths, 1)
+    got = _run(cell, no_bias, x, states, d_out, d_finals, lengths, 1)
+    for key in got:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_backward_adds_into_grads_and_cache_is_single_use(name):
+    cell = get_cell(name)
+    params, x, states, d_out, d_finals, lengths = _problem(cell, 3, 2, 2, 3, np.float64, False)
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    for _ in range(2):
+        _, _, cache = cell.forward(x, states, params, lengths, 1)
+        cell.backward(d_out, d_finals, cache, grads, 1)
+    once = _run(cell, params, x, states, d_out, d_finals, lengths, 1)
+    for k in params:
+        np.testing.assert_allclose(grads[k], 2 * once[f"grad_{k}"], rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="already used"):
+        cell.backward(d_out, d_finals, cache, grads, 1)
+
+
+def test_forward_output_is_read_only_because_backward_reads_it():
+    cell = get_cell("lstm")
+    params, x, states, *_ = _problem(cell, 2, 2, 2, 3, np.float32, False)
+    out, finals, _ = cell.forward(x, states, params, None, 1)
+    with pytest.raises(ValueError):
+        out[0, 0, 0] = 1.0
+    finals[0][0, 0] = 1.0  # final states are the caller's own
+
+
+def test_wrong_dtype_is_rejected_with_a_clear_message():
+    cell = get_cell("gru")
+    params, x, states, *_ = _problem(cell, 2, 2, 2, 3, np.float32, False)
+    with pytest.raises(ValueError, match="C-contiguous float32"):
+        cell.forward(x, tuple(s.astype(np.float64) for s in states), params, None, 1)
+
+
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_matches_torch_float32(name):
+    torch = pytest.importorskip("torch", reason="torch not installed")
+    T, B, I, H = 6, 4, 5, 8
+    cell = get_cell(name)
+    params, x, states, d_out, d_finals, _ = _problem(cell, T, B, I, H, np.float32, False)
+    module = {"rnn_tanh": lambda: torch.nn.RNN(I, H), "lstm": lambda: torch.nn.LSTM(I, H),
+              "rnn_relu": lambda: torch.nn.RNN(I, H, nonlinearity="relu"),
+              "gru": lambda: torch.nn.GRU(I, H)}[name]()
+    module.load_state_dict({f"{k}_l0": torch.from_numpy(v) for k, v in params.items()})
+    xt = torch.from_numpy(x).requires_grad_()
+    st = [torch.from_numpy(s[None]).requires_grad_() for s in states]
+    out_t, fin_t = module(xt, tuple(st) if len(st) == 2 else st[0])
+    fin_t = fin_t if isinstance(fin_t, tuple) else (fin_t,)
+    loss = (out_t * torch.from_numpy(d_out)).sum() + sum(
+        (f[0] * torch.from_numpy(d)).sum() for f, d in zip(fin_t, d_finals))
+    loss.backward()
+    got = _run(cell, params, x, states, d_out, d_finals, None, 2)
+    tol = dict(rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got["out"], out_t.detach().numpy(), **tol)
+    np.testing.assert_allclose(got["dx"], xt.grad.numpy(), **tol)
+    for i, (f, s) in enumerate(zip(fin_t, st)):
+        np.testing.assert_allclose(got[f"final_{i}"], f.detach().numpy()[0], **tol)
+        np.testing.assert_allclose(got[f"d_state_{i}"], s.grad.numpy()[0], **tol)
+    for k in params:
+        np.testing.assert_allclose(got[f"grad_{k}"], getattr(module, f"{k}_l0").grad.numpy(),
+                                   err_msg=k, **tol)
+
+
+# ---- gate nonlinearities ----------------------------------------------------------------
+
+def _float32_grid():
+    """Dense float32 values covering both tanh branches, saturation and tiny magnitudes."""
+    rng = np.random.default_rng(0)
+    parts = [np.linspace(-20, 20, 400_001), rng.normal(scale=3, size=100_000),
+             np.linspace(-0.7, 0.7, 100_001), 10.0 ** np.linspace(-30, 2, 2_001),
+             -(10.0 ** np.linspace(-30, 2, 2_001)), [0.625, -0.625, 88.0, -87.0, 100, -100]]
+    return np.concatenate([np.asarray(p, np.float64) for p in parts]).astype(np.float32)
+
+
+@pytest.mark.parametrize("fn", ["sigmoid", "tanh"])
+def test_float32_nonlinearities_within_1e6_relative(fn):
+    x = _float32_grid()
+    got = np.empty_like(x)
+    getattr(activations, fn)(x, got)
+    xd = x.astype(np.float64)
+    exact = np.tanh(xd) if fn == "tanh" else 1 / (1 + np.exp(-xd))
+    # libm's float32 sigmoid underflows to 0 below x = -87 too: there compare absolutely
+    tiny = np.abs(exact) < 1e-30
+    rel = np.abs(got[~tiny] - exact[~tiny]) / np.abs(exact[~tiny])
+    assert rel.max() < 1e-6, (rel.max(), x[~tiny][rel.argmax()])
+    assert np.abs(got[tiny] - exact[tiny]).max() < 1e-30
+
+
+@pytest.mark.parametrize("fn", ["sigmoid", "tanh"])
+def test_nonlinearities_special_values(fn):
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], np.float32)
+    got = np.empty_like(x)
+    getattr(activations, fn)(x, got)
+    want = np.tanh(x) if fn == "tanh" else np.array([np.nan, 1, 0, 0.5, 0.5], np.float32)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-37)  # sigmoid(-inf) ~ 6e-39
+    assert np.signbit(got[4]) == (fn == "tanh")  # tanh(-0) = -0
+
+
+# ---- threads ----------------------------------------------------------------------------
+
+def test_openmp_is_compiled_in_and_runs_a_team():
+    # This project builds with gcc -fopenmp; a build without it is a failure here.
+    assert threads.openmp_enabled() is True
+    assert ompinfo.team_size(2) == 2
+
+
+def test_resolve_threads_honours_ints_and_defaults_sensibly(monkeypatch):
+    assert threads.resolve_threads(3, 1, 8) == 3
+    assert threads.resolve_threads(1, 512, 512) == 1
+    monkeypatch.setenv("RECURRENT_NUM_THREADS", "2")
+    assert threads.resolve_threads(None, 1, 64) == 1  # small batches stay single-threaded
+    assert threads.resolve_threads(None, 2 * threads.MIN_ROWS_PER_THREAD, 64) == 2
+    assert threads.resolve_threads(None, 4096, 64) == 2
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(ValueError, match="num_threads"):
+            threads.resolve_threads(bad, 8, 8)
+
+
+def test_blas_is_single_threaded_inside_kernel_calls_and_restored_after():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def openblas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["internal_api"] == "openblas"]
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = openblas_threads()
+        assert before and all(n == 2 for n in before)
+        with threads.single_threaded_blas():
+            assert all(n == 1 for n in openblas_threads())
+            with threads.single_threaded_blas():  # nested
+                assert all(n == 1 for n in openblas_threads())
+            assert all(n == 1 for n in openblas_threads())
+        assert openblas_threads() == before
