@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 
 from .layout import GATE_ORDER, param_name
+from .threads import resolve_threads
 
 INITS = ("uniform", "orthogonal", "glorot")
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -290,10 +291,6 @@ class Recurrent:
     def _threads_for(self, batch):
         if self._num_threads is not None:
             return self._num_threads
-        try:
-            from .threads import resolve_threads
-        except ImportError:  # TEMP until recurrent/threads.py lands
-            return 1
         return resolve_threads(None, batch, self.hidden_size)
 
     # -- input checks -------------------------------------------------------------------

@@ -197,18 +197,25 @@ def test_reverse_direction_starts_at_each_rows_last_valid_step(rng):
 
 
 @pytest.mark.parametrize("name", CELL_NAMES)
-def test_one_and_two_threads_give_identical_results(name, backend, rng):
-    results = []
-    for threads in (1, 2):
+def test_thread_counts_agree_and_each_is_deterministic(name, backend):
+    def run(threads):
         layer = Recurrent(cell_for(name, backend), I, H, num_layers=2, bidirectional=True,
                           seed=6, num_threads=threads)
         assert layer.num_threads == threads
         x = np.random.default_rng(0).standard_normal((6, 5, I)).astype(np.float32)
         out, finals = layer(x, lengths=np.array([6, 2, 5, 1, 4]))
         dx, dstate = layer.backward(np.ones_like(out))
-        results.append([out, *as_list(finals), dx, *as_list(dstate), *layer.grads().values()])
-    for a, b in zip(*results):
+        return [out, *as_list(finals), dx, *as_list(dstate), *layer.grads().values()]
+
+    one, two = run(1), run(2)
+    for a, b in zip(one, run(1)):
         np.testing.assert_array_equal(a, b)
+    for a, b in zip(two, run(2)):
+        np.testing.assert_array_equal(a, b)
+    # Across thread counts only BLAS rounding may differ: OpenBLAS picks its kernels by
+    # block size, so a row can round by an ulp differently in a GEMM over fewer rows.
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-6)
 
 
 def test_dropout_only_in_training_mode_and_seeded(rng):
