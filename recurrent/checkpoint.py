@@ -175,7 +175,24 @@ class RunDir:
             f.flush()
 
     def read_metrics(self) -> list[dict]:
+        """The records of metrics.jsonl; a cut-off line (a killed process) is skipped."""
         if not self.has(METRICS):
             return []
+        records = []
         with open(self.file(METRICS), encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict):
+                    records.append(record)
+        return records
+
+    def drop_metrics_after(self, step: int) -> None:
+        """Forget records of steps after ``step`` (a resumed run redoes those steps)."""
+        records = self.read_metrics()
+        kept = [r for r in records if not (isinstance(r.get("step"), int) and r["step"] > step)]
+        if len(kept) != len(records):
+            text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
+            atomic_write(self.file(METRICS), lambda f: f.write(text.encode("utf-8")))

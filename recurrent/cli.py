@@ -148,6 +148,8 @@ def _shared_options(defaults: dict) -> list:
         opt(["--log-every"], "Log the training loss every N steps (0 = auto).",
             key="log_every", type=click.IntRange(min=0)),
         opt(["--quiet"], "Print only errors and the final summary.", key="quiet", is_flag=True),
+        opt(["--plot/--no-plot"], "Write loss.png in the run directory (needs matplotlib).",
+            key="plot"),
         click.Option(["--out"], default=None, metavar="RUN",
                      help="Run directory to create [default: runs/TASK-DATE-TIME]."),
         click.Option(["--resume"], default=None, metavar="RUN",

@@ -45,7 +45,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import __version__
-from .checkpoint import BEST, LAST, RunDir, load_arrays, save_arrays
+from .checkpoint import BEST, LAST, RunDir, atomic_write, load_arrays, save_arrays
 from .errors import UserError
 from .model import SequenceModel, valid_mask
 from .optim import Schedule, make_optimizer
@@ -82,10 +82,12 @@ SHARED_DEFAULTS = {
     "eval_every": 0,
     "log_every": 0,
     "quiet": False,
+    "plot": True,
 }
 
 # Options that may change when a run is resumed; anything else must match the run.
-RESUMABLE = ("epochs", "steps", "patience", "eval_every", "log_every", "quiet", "threads")
+RESUMABLE = ("epochs", "steps", "patience", "eval_every", "log_every", "quiet", "threads",
+             "plot")
 
 
 def resolve_config(task, overrides: dict) -> dict:
@@ -338,6 +340,7 @@ class Trainer:
             self.loss_sum, self.loss_count = float(meta["loss_sum"]), int(meta["loss_count"])
             self.eval_sum, self.eval_count = float(meta["eval_sum"]), int(meta["eval_count"])
             self.last_eval_step = int(meta["last_eval_step"])
+            self.run.drop_metrics_after(self.step)
         except (KeyError, ValueError, TypeError) as e:
             raise UserError(f"checkpoint {path} is corrupted or incomplete "
                             f"({type(e).__name__}: {e})") from None
@@ -527,6 +530,8 @@ class Trainer:
                 f"--clip-norm); no checkpoint had been written yet") from None
         finally:
             progress.close()
+            if c.get("plot") and self.step:
+                write_loss_plot(self.run)
         return {"status": status, "step": self.step, "epoch": self.epoch,
                 "best_loss": self.best_loss, "run": self.run.path,
                 "clipped_fraction": self.clipped_steps / self.step if self.step else 0.0}
@@ -588,6 +593,40 @@ class Trainer:
             if interrupt.requested:
                 return "interrupted"
         return "done"
+
+
+def write_loss_plot(run: RunDir) -> bool:
+    """loss.png in the run directory: mean training loss per log interval, validation loss per
+    evaluation and the baselines' validation losses as lines. False without matplotlib."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return False
+    records = run.read_metrics()
+    train = {r["step"]: r.get("mean_loss", r["loss"]) for r in records if r.get("kind") == "train"}
+    valid = {r["step"]: r["metrics"]["loss"] for r in records if r.get("kind") == "eval"}
+    baselines = next((r["baselines"] for r in records if r.get("kind") == "baselines"), {})
+    if not train and not valid:
+        return False
+    figure = Figure(figsize=(8, 4.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.subplots()
+    for label, points, style in (("train", train, "-"), ("valid", valid, "o-")):
+        finite = sorted((k, v) for k, v in points.items() if v is not None and math.isfinite(v))
+        if finite:
+            ax.plot(*zip(*finite), style, label=label, markersize=4)
+    for name, values in (baselines or {}).items():
+        if isinstance(values.get("loss"), (int, float)):
+            ax.axhline(values["loss"], linestyle="--", linewidth=1, color="gray")
+            ax.annotate(f"{name} (valid)", (0, values["loss"]), xycoords=("axes fraction", "data"),
+                        fontsize="small", color="gray", va="bottom")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    atomic_write(run.file("loss.png"), lambda f: figure.savefig(f, format="png", dpi=100))
+    return True
 
 
 def start_run(task, config: dict, out: str, echo=print) -> Trainer:

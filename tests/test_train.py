@@ -219,6 +219,28 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert all(np.isfinite(v).all() for v in arrays.values())
 
 
+def test_resume_after_a_failure_redoes_the_lost_steps_once(tmp_path):
+    task, config = config_for("toy-wave", spike_at=3, eval_every=2, log_every=1)
+    trainer = start_run(task, config, str(tmp_path / "run"), echo=lambda line: None)
+    with pytest.raises(UserError):
+        trainer.fit()
+    assert [r["step"] for r in train_records(str(tmp_path / "run"))] == [1, 2, 3]
+    run = RunDir.open(str(tmp_path / "run"))
+    config = run.info()["config"]
+    config["spike_at"] = None
+    run.update_config(config)
+    resume_run(task, run, echo=lambda line: None).fit(resume=True)
+    steps = [r["step"] for r in train_records(str(tmp_path / "run"))]
+    assert steps == list(range(1, len(steps) + 1))  # step 3 is logged once, by the resumed run
+
+
+def test_loss_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    train(tmp_path, "toy-sign", epochs=2, plot=True)
+    png = (tmp_path / "run" / "loss.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+
+
 def test_ctrl_c_saves_checkpoint_and_resume_finishes_like_an_uninterrupted_run(tmp_path):
     full, _ = train(tmp_path, "toy-sign", name="full", epochs=2, log_every=1)
     stopped, summary = train(tmp_path, "toy-sign", name="stopped", epochs=2, log_every=1,

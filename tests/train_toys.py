@@ -65,7 +65,7 @@ class ToyLM:
 
     def defaults(self):
         return {"cell": "ref_gru", "hidden": 8, "seq_len": 10, "batch_size": 4, "epochs": 2,
-                "lr": 0.05, "log_every": 5}
+                "lr": 0.05, "log_every": 5, "plot": False}
 
     def prepare(self, config):
         if config["length"] < 100:
@@ -136,7 +136,8 @@ class ToySign:
                 click.Option(["--interrupt-at"], type=int, default=None)]
 
     def defaults(self):
-        return {"cell": "ref_gru", "hidden": 8, "batch_size": 16, "epochs": 3, "lr": 0.05}
+        return {"cell": "ref_gru", "hidden": 8, "batch_size": 16, "epochs": 3, "lr": 0.05,
+                "plot": False}
 
     def prepare(self, config):
         return {"samples": config["samples"], "seed": config["seed"]}
@@ -204,7 +205,7 @@ class ToyWave:
 
     def defaults(self):
         return {"cell": "ref_lstm", "hidden": 6, "batch_size": 4, "seq_len": 20, "epochs": 2,
-                "lr": 0.03}
+                "lr": 0.03, "plot": False}
 
     def prepare(self, config):
         return {"seed": config["seed"]}
