@@ -231,6 +231,9 @@ class Registry:
 
         for kind, (hook_name, _) in KINDS.items():
             for impl in _impls_of(self.pm, hook_name, plugin):
+                if impl.wrapper or impl.hookwrapper:
+                    raise ValueError(f"{hook_name} cannot be a hook wrapper: register objects "
+                                     f"by calling the callback")
                 if kind == "command":
                     # Run against a scratch group to learn which commands the plugin adds.
                     import click

@@ -349,3 +349,18 @@ def test_info_command_reports_versions_and_blas():
     assert text.exit_code == 0
     assert text.output.startswith(f"recurrent   {recurrent.__version__}")
     assert "blas        " in text.output
+
+
+def test_hook_wrapper_is_broken():
+    class Wrapper:
+        @recurrent.hookimpl(wrapper=True)
+        def register_losses(self, register):
+            register(Named("wrapped_loss"))
+            return (yield)
+
+    plugins.register_plugin(Wrapper(), "wrapper")
+    try:
+        assert "wrapped_loss" not in plugins.losses()
+        assert "cannot be a hook wrapper" in plugins.broken_plugins()["wrapper"]
+    finally:
+        plugins.unregister_plugin("wrapper")
