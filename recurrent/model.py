@@ -1,7 +1,7 @@
 """The model around the recurrent stack, with every parameter in ONE flat buffer.
 
-    tokens (T, B) -> Embedding -> (T, B, E) ─┐
-    features (T, B, I) ──────────────────────┴-> Recurrent (any cell) -> (T, B, D*H)
+    tokens (T, B) -> Embedding -> (T, B, E)  \
+    features (T, B, I) -----------------------+-> Recurrent (any cell) -> (T, B, D*H)
       -> pool over valid steps (last | mean | max) -> (B, D*H)   [pooled outputs]
       -> dropout -> Dense head -> (T, B, K) or (B, K)
 
@@ -245,6 +245,12 @@ def check_spec(spec: dict) -> dict:
     return spec
 
 
+def _strip(named: dict, prefix: str) -> dict:
+    """{"rnn.weight_ih_l0": a} -> {"weight_ih_l0": a} for the names under ``prefix``."""
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in named.items() if k.startswith(prefix + ".")}
+
+
 class SequenceModel:
     """Embedding (for token input) -> Recurrent stack -> pooling (for pooled output) ->
     dropout -> Dense head, all parameters in one flat buffer.
@@ -301,13 +307,12 @@ class SequenceModel:
         self.named_params = self._views(self.params)
         self.named_grads = self._views(self.grads)
         for prefix, module in self.modules.items():
-            n = len(prefix) + 1
-            module.bind({k[n:]: v for k, v in self.named_params.items() if k.startswith(prefix + ".")},
-                        {k[n:]: v for k, v in self.named_grads.items() if k.startswith(prefix + ".")})
+            module.bind(_strip(self.named_params, prefix), _strip(self.named_grads, prefix))
         self._cache = None
 
     def _views(self, flat):
-        return {name: flat[o:o + int(np.prod(s))].reshape(s) for name, (o, s) in self.layout.items()}
+        return {name: flat[o:o + int(np.prod(s))].reshape(s)
+                for name, (o, s) in self.layout.items()}
 
     # -- module surface -------------------------------------------------------------------
     @property

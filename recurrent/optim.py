@@ -28,7 +28,8 @@ class Optimizer:
 
     def __init__(self, params: np.ndarray, grads: np.ndarray, lr: float):
         if params.dtype != np.float32 or grads.dtype != np.float32:
-            raise ValueError(f"params and grads must be float32, got {params.dtype} and {grads.dtype}")
+            raise ValueError(f"params and grads must be float32, got {params.dtype} and "
+                             f"{grads.dtype}")
         if params.ndim != 1 or params.shape != grads.shape or not params.flags.c_contiguous \
                 or not grads.flags.c_contiguous:
             raise ValueError(f"params and grads must be contiguous 1-d arrays of one length, "
