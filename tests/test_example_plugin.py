@@ -88,9 +88,10 @@ def test_peephole_cell_in_a_layer(rng):
 
 # ---- through the installed `recurrent` command, entry points on ------------------------
 
-def _recurrent(*args, plugins_env=True):
+def _recurrent(*args, cwd, plugins_env=True):
     """Run `python -m recurrent ARGS` in a fresh process; entry points on and limited to the
-    example (plugins_env) or off."""
+    example (plugins_env) or off. ``cwd`` must not be the repository root, or `-m` would
+    import the source tree (without compiled kernels) instead of the installed package."""
     import os
     import subprocess
     import sys
@@ -100,7 +101,7 @@ def _recurrent(*args, plugins_env=True):
         env["RECURRENT_PLUGINS"] = "peephole"
     else:
         env["RECURRENT_NO_ENTRYPOINTS"] = "1"
-    return subprocess.run([sys.executable, "-m", "recurrent", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "recurrent", *args], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -111,7 +112,8 @@ def test_train_and_eval_with_the_plugin_cell_through_the_cli(tmp_path):
     result = _recurrent("train", "char-lm", "--cell", "peephole_lstm", "--hidden", "16",
                         "--max-chars", "20000", "--batch-size", "8", "--seq-len", "16",
                         "--steps", "40", "--eval-every", "20", "--log-every", "10",
-                        "--seed", "0", "--threads", "1", "--quiet", "--out", str(run))
+                        "--seed", "0", "--threads", "1", "--quiet", "--out", str(run),
+                        cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads((run / "config.json").read_text())["config"]["cell"] == "peephole_lstm"
     with np.load(run / "best.npz", allow_pickle=False) as weights:
@@ -123,21 +125,21 @@ def test_train_and_eval_with_the_plugin_cell_through_the_cli(tmp_path):
     assert train_losses[-1] < train_losses[0] - 0.3  # it learns (from ~ln V = 4.1)
     assert valid_losses[-1] < valid_losses[0]
 
-    evaluated = _recurrent("eval", str(run), "--split", "valid", "--json")
+    evaluated = _recurrent("eval", str(run), "--split", "valid", "--json", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["metrics"]["loss"] == pytest.approx(min(valid_losses), rel=1e-6)  # best checkpoint
 
     # without the plugin the run cannot be loaded: one line naming the missing cell
-    missing = _recurrent("eval", str(run), plugins_env=False)
+    missing = _recurrent("eval", str(run), cwd=tmp_path, plugins_env=False)
     assert missing.returncode == 1
     assert missing.stderr.strip().splitlines() == [missing.stderr.strip()]
     assert "unknown cell 'peephole_lstm'; known cells: gru, lstm" in missing.stderr
 
 
-def test_plugins_listing_and_check_through_the_cli():
+def test_plugins_listing_and_check_through_the_cli(tmp_path):
     pytest.importorskip("recurrent.cli", reason="the CLI is not there yet")
     import json
-    listed = _recurrent("plugins", "--json")
+    listed = _recurrent("plugins", "--json", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     listing = json.loads(listed.stdout)
     rows = {(kind, row["name"]): row for kind in ("cells", "losses", "commands")
@@ -147,7 +149,7 @@ def test_plugins_listing_and_check_through_the_cli():
     assert rows[("commands", "train")]["plugin"] == "recurrent"
     assert listing["broken"] == []
 
-    checked = _recurrent("plugins", "check", "peephole_lstm")
+    checked = _recurrent("plugins", "check", "peephole_lstm", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "PASS  gradient: peephole_f" in checked.stdout
     assert checked.stdout.strip().endswith("cell 'peephole_lstm': 20/20 checks passed")
