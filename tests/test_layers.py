@@ -525,3 +525,22 @@ def test_load_state_dict_lists_every_problem(lstm):
         np.testing.assert_array_equal(v, before[k])
     with pytest.raises(ValueError, match="state_dict: expected a dict"):
         lstm.load_state_dict([1, 2])
+
+
+def test_a_third_party_cell_with_extra_parameter_kinds_works_in_a_layer(rng):
+    peephole = pytest.importorskip("recurrent_peephole.cell",
+                                   reason="the example plugin recurrent-peephole is not installed")
+    cell = peephole.PeepholeLSTMCell()
+    layer = Recurrent(cell, I, H, num_layers=2, bidirectional=True, dtype=np.float64, seed=0)
+    shapes = layer.param_shapes()
+    assert shapes["peephole_f_l1_reverse"] == (H,) and len(shapes) == 4 * 7
+    x = rng.standard_normal((T, B, I))
+    lengths = np.array([4, 1, 3])
+    d_out = rng.standard_normal((T, B, 2 * H))
+    layer(x, lengths=lengths)
+    dx, _ = layer.backward(d_out)
+    loss = lambda: float(np.sum(layer(x, lengths=lengths)[0] * d_out))  # noqa: E731
+    check_directional_derivative(loss, x, dx, rng, "x")
+    grads = layer.grads()
+    for pname in ("peephole_o_l0", "peephole_i_l1_reverse", "weight_hh_l1"):
+        check_directional_derivative(loss, layer.params()[pname], grads[pname], rng, pname)
