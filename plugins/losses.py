@@ -80,6 +80,9 @@ class CrossEntropy:
         nll *= row_scale
         grad *= (row_scale / sums).astype(logits.dtype)[:, None]
         grad[rows, t] -= row_scale.astype(logits.dtype)
+        if weights is not None:  # junk (even NaN) in padded rows must not leak: 0 * nan = nan
+            nll[~valid] = 0.0
+            grad[~valid] = 0.0
         return float(nll.sum()), grad.reshape(np.shape(outputs))
 
 
@@ -96,9 +99,10 @@ class _Elementwise:
             return 0.0, np.zeros(np.shape(outputs), values.dtype)
         loss_rows, grad = self._pointwise(values, targets)  # (N,), (N, K)
         scale = 1.0 / (n_valid * K)
-        if weights is not None:
-            loss_rows = loss_rows * weights
-            grad *= weights[:, None]
+        if weights is not None:  # assignment, not a product: padded rows may hold NaN
+            padded = weights == 0
+            loss_rows[padded] = 0.0
+            grad[padded] = 0.0
         grad *= values.dtype.type(scale)
         return float(loss_rows.sum(dtype=np.float64) * scale), grad.reshape(np.shape(outputs))
 

@@ -136,3 +136,15 @@ def test_matches_torch(name, rng):
     value, grad = get_loss(name).value_and_grad(outputs, targets, mask)
     assert value == pytest.approx(expected.item(), rel=1e-5)
     np.testing.assert_allclose(grad, x.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_nan_in_padded_rows_does_not_leak(name, rng):
+    outputs, targets, mask = make_case(name, rng, np.float32)
+    clean_value, clean_grad = get_loss(name).value_and_grad(outputs, targets, mask)
+    outputs[~mask] = np.nan
+    if name != "cross_entropy":
+        targets[~mask] = np.nan
+    value, grad = get_loss(name).value_and_grad(outputs, targets, mask)
+    assert value == clean_value
+    np.testing.assert_array_equal(grad, clean_grad)
