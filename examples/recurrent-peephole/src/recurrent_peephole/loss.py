@@ -37,5 +37,6 @@ class HuberLoss:
         small = np.abs(r) <= self.delta
         per_element = np.where(small, 0.5 * r * r, self.delta * (np.abs(r) - 0.5 * self.delta))
         value = float(per_element[rows].sum(dtype=np.float64) / n)
-        grad = np.clip(r, -self.delta, self.delta) * rows[:, None] / n
+        # np.where, not a product with the mask: padded rows may hold NaN (0 * nan = nan)
+        grad = np.where(rows[:, None], np.clip(r, -self.delta, self.delta) / n, 0.0)
         return value, grad.astype(outputs.dtype).reshape(outputs.shape)
