@@ -54,15 +54,23 @@ def _positive_int(value, name):
 
 
 def _reversal_index(lengths, T, B):
-    """(T, B) time index that reverses each row's valid prefix and leaves padding in place.
+    """(T, B) time index that reverses each row's valid prefix and leaves padding in place,
+    or None when every row has all T steps (then a plain flip of the time axis does it).
 
     idx[t, b] = len_b - 1 - t for t < len_b, else t. It is its own inverse, so the same
     gather reverses the input and un-reverses the output (and their gradients).
     """
-    t = np.arange(T)[:, None]                                  # (T, 1)
     if lengths is None:
-        return np.broadcast_to(T - 1 - t, (T, B))
+        return None
+    t = np.arange(T)[:, None]                                  # (T, 1)
     return np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
+
+
+def _reverse_rows(a, rev):
+    """a (T, B, ...) with each row's valid prefix reversed (see _reversal_index), contiguous."""
+    if rev is None:
+        return np.ascontiguousarray(a[::-1])
+    return a[rev, np.arange(a.shape[1])[None, :]]
 
 
 def _orthogonal(rng, n, dtype):
@@ -368,8 +376,7 @@ class Recurrent:
         lengths = self._check_lengths(lengths, T, B)
         init_states = self._check_states(state, B, "state", self.num_layers * D)
         threads = self._threads_for(B)
-        rev = _reversal_index(lengths, T, B) if D == 2 else None     # (T, B)
-        rows = np.arange(B)[None, :]                                   # (1, B)
+        rev = _reversal_index(lengths, T, B) if D == 2 else None     # (T, B) or None
 
         final_states = tuple(np.empty_like(s) for s in init_states)   # each (L*D, B, H)
         layer_caches = []
@@ -382,11 +389,11 @@ class Recurrent:
             outs, caches = [], []
             for d in range(D):
                 u = k * D + d
-                cell_in = layer_in if d == 0 else layer_in[rev, rows]
+                cell_in = layer_in if d == 0 else _reverse_rows(layer_in, rev)
                 out_d, finals, cache = self.cell.forward(
                     np.ascontiguousarray(cell_in), tuple(s[u] for s in init_states),
                     self._unit_params(u), lengths, threads)
-                outs.append(out_d if d == 0 else out_d[rev, rows])      # (T, B, H)
+                outs.append(out_d if d == 0 else _reverse_rows(out_d, rev))  # (T, B, H)
                 for target, final in zip(final_states, finals):
                     target[u] = final
                 caches.append(cache)
@@ -406,7 +413,6 @@ class Recurrent:
         d_layer_out = self._as_float("d_out", d_out, (T, B, D * H))
         d_finals = self._check_d_state(d_state, B)
         threads = self._threads_for(B)
-        rows = np.arange(B)[None, :]
 
         d_init = tuple(np.zeros((L * D, B, H), self.dtype) for _ in self.state_names)
         for k in reversed(range(L)):
@@ -416,13 +422,13 @@ class Recurrent:
                 u = k * D + d
                 d_dir = d_layer_out[:, :, d * H:(d + 1) * H]
                 if d == 1:
-                    d_dir = d_dir[rev, rows]
+                    d_dir = _reverse_rows(d_dir, rev)
                 dx_d, d_states = self.cell.backward(
                     np.ascontiguousarray(d_dir),
                     tuple(None if df is None else df[u] for df in d_finals),
                     caches[d], self._unit_grads(u), threads)
                 if d == 1:
-                    dx_d = dx_d[rev, rows]
+                    dx_d = _reverse_rows(dx_d, rev)
                 d_in = dx_d if d_in is None else d_in + dx_d
                 for target, ds in zip(d_init, d_states):
                     target[u] = ds
