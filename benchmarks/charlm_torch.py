@@ -1,0 +1,165 @@
+"""PyTorch twin of `recurrent train char-lm`: same data, model, hyperparameters and metric.
+
+Trains embedding -> LSTM/GRU/RNN stack -> linear head with torch on CPU, on the char-lm
+task's own batches (B streams, stateful windows of seq_len, reset at epoch start) and
+scores validation with the task's own evaluate(), so the two time-to-quality figures
+differ only in the engine. Wall time counts training only (evaluations are excluded,
+as in benchmarks/charlm_quality.py).
+
+    python benchmarks/charlm_torch.py --threads 2 --target 1.5 [--hidden 256 ...]
+
+Prints one JSON line per evaluation and a summary line; exit code 0 when the target was
+reached. Defaults are the task's defaults (recurrent_plugins.char_lm.task.DEFAULTS).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+try:
+    import torch
+except ImportError:  # torch is a benchmark extra, never a runtime dependency
+    sys.exit("charlm_torch.py needs torch (pip install 'recurrent[bench]')")
+
+from recurrent.optim import Schedule
+from recurrent.train import SHARED_DEFAULTS
+from recurrent_plugins.char_lm.task import DEFAULTS as TASK_DEFAULTS, EMBED_DIM, TASK
+
+DEFAULTS = {**SHARED_DEFAULTS, **TASK_DEFAULTS}  # what `recurrent train char-lm` uses
+
+CELLS = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn_tanh": torch.nn.RNN}
+
+
+class TorchCharModel(torch.nn.Module):
+    """Embedding (V, E) -> recurrent stack (E -> H) -> Linear (H -> V), time-major."""
+
+    def __init__(self, vocab_size, embed_dim, cell, hidden, layers, dropout):
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab_size, embed_dim)
+        # As recurrent's SequenceModel: dropout between stacked layers and before the head.
+        self.rnn = CELLS[cell](embed_dim, hidden, num_layers=layers,
+                               dropout=dropout if layers > 1 else 0.0)
+        self.drop = torch.nn.Dropout(dropout)
+        self.head = torch.nn.Linear(hidden, vocab_size)
+
+    def forward(self, x, state=None):  # x (T, B) int64 -> logits (T, B, V)
+        out, state = self.rnn(self.embed(x), state)
+        return self.head(self.drop(out)), state
+
+
+class TorchRunner:
+    """recurrent.protocols.Runner over the torch model, for the task's evaluate()."""
+
+    def __init__(self, model):
+        self.model = model
+
+    @torch.no_grad()
+    def forward(self, x, lengths=None, state=None):
+        logits, state = self.model(torch.from_numpy(np.ascontiguousarray(x)), state)
+        return logits.numpy(), state
+
+    @torch.no_grad()
+    def step(self, x_t, state=None):
+        logits, state = self.model(torch.from_numpy(x_t).reshape(1, -1), state)
+        return logits[0].numpy(), state
+
+
+def detach(state):
+    if state is None:
+        return None
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--target", type=float, default=1.5, help="validation nats/char to reach")
+    p.add_argument("--max-minutes", type=float, default=15.0, help="training time budget")
+    p.add_argument("--eval-every", type=int, default=100, help="steps between evaluations")
+    p.add_argument("--cell", default=DEFAULTS["cell"], choices=sorted(CELLS))
+    p.add_argument("--hidden", type=int, default=DEFAULTS["hidden"])
+    p.add_argument("--layers", type=int, default=DEFAULTS["layers"])
+    p.add_argument("--embed-dim", type=int, default=EMBED_DIM)
+    p.add_argument("--seq-len", type=int, default=DEFAULTS["seq_len"])
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
+    p.add_argument("--dropout", type=float, default=DEFAULTS["dropout"])
+    p.add_argument("--schedule", default=DEFAULTS["schedule"], choices=Schedule.kinds)
+    p.add_argument("--warmup", type=int, default=DEFAULTS["warmup"])
+    p.add_argument("--min-lr", type=float, default=DEFAULTS["min_lr"])
+    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    p.add_argument("--steps", type=int, default=DEFAULTS["steps"])
+    p.add_argument("--clip-norm", type=float, default=DEFAULTS["clip_norm"])
+    p.add_argument("--max-chars", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    config = {"batch_size": args.batch_size, "seq_len": args.seq_len,
+              "max_chars": args.max_chars, "embed_dim": args.embed_dim}
+    state = TASK.prepare(config)
+    V = len(state["vocab"])
+    model = TorchCharModel(V, args.embed_dim, args.cell, args.hidden, args.layers,
+                           args.dropout)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    # The same step budget and learning-rate schedule as recurrent's trainer.
+    per_epoch = sum(1 for _ in TASK.batches(state, "train", config, np.random.default_rng(0)))
+    total = args.epochs * per_epoch
+    if args.steps:
+        total = min(total, args.steps) if args.epochs else args.steps
+    schedule = Schedule(args.schedule, args.lr, total_steps=total, warmup=args.warmup,
+                        min_lr=args.min_lr)
+    runner = TorchRunner(model)
+
+    train_seconds, step, epoch, best = 0.0, 0, 0, float("inf")
+    reached = None
+    while reached is None and step < total and train_seconds < 60 * args.max_minutes:
+        rng = np.random.default_rng([args.seed, epoch])  # as the trainer seeds each epoch
+        epoch += 1
+        hidden = None
+        for batch in TASK.batches(state, "train", config, rng):
+            t0 = time.perf_counter()
+            for group in opt.param_groups:
+                group["lr"] = schedule(step)
+            model.train()
+            hidden = None if batch["reset"] else detach(hidden)
+            logits, hidden = model(torch.from_numpy(batch["x"]), hidden)
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V),
+                                                     torch.from_numpy(batch["y"]).reshape(-1))
+            opt.zero_grad(set_to_none=False)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_norm)
+            opt.step()
+            train_seconds += time.perf_counter() - t0
+            step += 1
+            if step % args.eval_every == 0 or step == total:
+                model.eval()
+                metrics = TASK.evaluate(state, "valid", config, runner)
+                best = min(best, metrics["loss"])
+                print(json.dumps({"engine": "torch", "step": step, "epoch": epoch,
+                                  "train_seconds": round(train_seconds, 2),
+                                  "train_loss": round(float(loss), 4),
+                                  "valid_loss": round(metrics["loss"], 4),
+                                  "bits_per_char": round(metrics["bits_per_char"], 4)}),
+                      flush=True)
+                if metrics["loss"] <= args.target:
+                    reached = train_seconds
+                    break
+            if step >= total or train_seconds >= 60 * args.max_minutes:
+                break
+    summary = {"engine": "torch", "threads": args.threads, "target": args.target,
+               "reached": reached is not None, "seconds_to_target": reached, "steps": step,
+               "best_valid_loss": best, **{k: getattr(args, k) for k in (
+                   "cell", "hidden", "layers", "embed_dim", "seq_len", "batch_size", "lr", "dropout",
+                   "schedule", "epochs")}}
+    print(json.dumps(summary), flush=True)
+    return 0 if reached is not None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""char-lm end to end through the CLI (click's CliRunner): train a small LSTM on a slice of
+the bundled Shakespeare for a few steps, then eval and predict from the run directory."""
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("recurrent_plugins.cells",
+                    reason="the fast built-in cells (recurrent_plugins.cells) are not built")
+
+from recurrent.checkpoint import RunDir  # noqa: E402
+from recurrent.cli import cli  # noqa: E402
+from recurrent.train import load_model  # noqa: E402
+from recurrent_plugins.char_lm import text  # noqa: E402
+
+SLICE = 40_000  # characters of the bundled corpus: Hamlet's first scenes
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def one_line_error(result, *fragments):
+    assert result.exit_code != 0, result.output
+    err = result.stderr.strip()
+    assert err.startswith("Error:") and "\n" not in err, err
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("charlm") / "run")
+    result = invoke("train", "char-lm", "--max-chars", SLICE, "--hidden", 48,
+                    "--embed-dim", 16, "--batch-size", 16, "--seq-len", 32, "--steps", 70,
+                    "--eval-every", 70, "--lr", 0.01, "--threads", 1, "--seed", 3,
+                    "--quiet", "--out", path)
+    assert result.exit_code == 0, result.output + result.stderr
+    return path
+
+
+def records(run, kind):
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+        return [r for r in map(json.loads, f) if r["kind"] == kind]
+
+
+def test_loss_falls_below_the_unigram_baseline(run):
+    baselines = records(run, "baselines")[0]["baselines"]
+    final = records(run, "eval")[-1]["metrics"]
+    assert final["chars"] == baselines["unigram"]["chars"] == int(SLICE * 0.05) - 1
+    assert final["loss"] < baselines["unigram"]["loss"] - 0.3
+    assert baselines["bigram"]["loss"] < baselines["unigram"]["loss"]
+    assert final["bits_per_char"] == pytest.approx(final["loss"] / np.log(2))
+    assert final["perplexity"] == pytest.approx(np.exp(final["loss"]))
+
+
+def test_vocabulary_and_weights_survive_the_checkpoint_round_trip(run):
+    corpus = text.read_text(text.bundled_path())[:SLICE]
+    state = RunDir.open(run).info()["task_state"]
+    assert state["vocab"] == sorted(set(corpus))
+    # Reloaded from disk, the model scores the validation text exactly as during training.
+    result = invoke("eval", run, "--split", "valid", "--json", "--threads", 1)
+    assert result.exit_code == 0, result.stderr
+    reloaded = json.loads(result.output)
+    assert reloaded["metrics"]["loss"] == pytest.approx(
+        records(run, "eval")[-1]["metrics"]["loss"], rel=1e-5)
+    assert set(reloaded["baselines"]) == {"unigram", "bigram"}
+
+
+def test_sampling_is_deterministic_per_seed(run):
+    args = ("predict", run, "--prime", "ROMEO:", "--length", 200, "--temperature", 0.8,
+            "--seed", 1)
+    first, again = invoke(*args), invoke(*args)
+    assert first.exit_code == 0, first.stderr
+    assert first.output == again.output
+    assert first.output.startswith("ROMEO:")
+    assert len(first.output) == len("ROMEO:") + 200 + 1  # + click's final newline
+    other = invoke(*args[:-1], 2)
+    assert other.output != first.output
+    top1 = invoke(*args, "--top-k", 1)
+    greedy = invoke("predict", run, "--prime", "ROMEO:", "--length", 200, "--temperature", 0)
+    assert top1.output == greedy.output  # top-1 sampling is argmax whatever the seed
+
+
+def test_temperature_zero_is_the_argmax_continuation(run):
+    result = invoke("predict", run, "--prime", "Ham.\n", "--length", 30, "--temperature", 0)
+    assert result.exit_code == 0, result.stderr
+    run_dir = RunDir.open(run)
+    model, info = load_model(run_dir, "best")
+    vocab = info["task_state"]["vocab"]
+    runner = model.runner()
+    logits, state = runner.forward(np.array([[vocab.index(c)] for c in "Ham.\n"]))
+    last, chars = logits[-1, 0], []
+    for _ in range(30):  # greedy decoding written out by hand
+        k = int(np.argmax(last))
+        chars.append(vocab[k])
+        step_logits, state = runner.step(np.array([k]), state)
+        last = step_logits[0]
+    assert result.output == "Ham.\n" + "".join(chars) + "\n"
+
+
+def test_prime_outside_the_vocabulary_is_a_one_line_error(run):
+    result = invoke("predict", run, "--prime", "ROMEO \u20ac", "--length", 10)
+    one_line_error(result, "--prime", "not in the model's vocabulary", "'\u20ac'")
+    result = invoke("predict", run, "--prime", "")
+    one_line_error(result, "--prime must not be empty")
+    result = invoke("predict", run, "--top-k", 0)
+    one_line_error(result, "--top-k")
+    result = invoke("predict", run, "--temperature", -0.5)
+    one_line_error(result, "--temperature")
+
+
+def test_eval_on_another_file(run, tmp_path):
+    good = tmp_path / "speech.txt"
+    good.write_text("Ham.\nTo be, or not to be, that is the question.\n", encoding="utf-8")
+    result = invoke("eval", run, "--data", good, "--json", "--threads", 1)
+    assert result.exit_code == 0, result.stderr
+    metrics = json.loads(result.output)["metrics"]
+    assert metrics["chars"] == len(good.read_text()) - 1
+    bad = tmp_path / "euro.txt"
+    bad.write_text("price: 5\u20ac\n", encoding="utf-8")
+    one_line_error(invoke("eval", run, "--data", bad), "euro.txt", "'\u20ac'")
+
+
+@pytest.mark.parametrize("payload, fragment", [
+    (b"", "is empty"),
+    (b"\x7fELF\x02\x01\x01\x00\x00\x00binary", "looks binary"),
+    ("na\u00efve".encode("latin-1"), "not valid UTF-8"),
+    (b"To be, or not to be.\n" * 3, "shorter than one training window"),
+])
+def test_bad_training_data_is_a_one_line_error(tmp_path, payload, fragment):
+    data = tmp_path / "data.txt"
+    data.write_bytes(payload)
+    out = tmp_path / "run"
+    result = invoke("train", "char-lm", "--data", data, "--steps", 1, "--out", out)
+    one_line_error(result, fragment)
+    assert not out.exists()  # nothing half-made is left behind
+
+
+def test_missing_data_file(tmp_path):
+    result = invoke("train", "char-lm", "--data", tmp_path / "nope.txt", "--steps", 1,
+                    "--out", tmp_path / "run")
+    one_line_error(result, "data file not found")
