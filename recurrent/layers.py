@@ -37,6 +37,9 @@ def _resolve_cell(cell):
             return get_cell(cell)
         except UserError as exc:
             raise ValueError(f"cell: {exc}") from None
+    if isinstance(cell, type):
+        raise ValueError(f"cell: expected a cell name or a cell object, got the class "
+                         f"{cell.__name__} (instantiate it)")
     missing = [attr for attr in ("name", "num_gates", "state_names", "param_shapes",
                                  "init_params", "forward", "backward", "step")
                if not hasattr(cell, attr)]

@@ -389,6 +389,9 @@ def test_named_layers_resolve_registered_cells(cls, name, state_count, rng):
     out, state = layer(rng.standard_normal((T, B, I)).astype(np.float32))
     assert out.shape == (T, B, H) and len(as_list(state)) == state_count
     assert RNN(I, H, nonlinearity="relu").cell.name == "rnn_relu"
+    import recurrent
+    assert (recurrent.Recurrent, recurrent.RNN, recurrent.LSTM, recurrent.GRU) == \
+        (Recurrent, RNN, LSTM, GRU)
     assert Recurrent("gru", I, H).cell.name == "gru"
 
 
@@ -481,6 +484,7 @@ def test_bad_step_calls(lstm):
     (dict(init="he"), "init: expected one of uniform, orthogonal, glorot, got 'he'"),
     (dict(num_threads=0), "num_threads: expected a positive integer, got 0"),
     (dict(cell=object()), "cell: expected a cell name or an object following"),
+    (dict(cell=type(get_reference_cell("gru"))), "cell: .*got the class GRUCell"),
     (dict(cell="gru", forget_bias=1.0), "forget_bias: cell 'gru' has no forget gate"),
     (dict(bias=False, forget_bias=1.0), "forget_bias: the layer was built with bias=False"),
 ])
