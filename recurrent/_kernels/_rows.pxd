@@ -6,9 +6,39 @@ from cython cimport floating
 from ._blas cimport gemm
 
 
+# The hoisted GEMMs (input projection, dx, weight gradients) are cut into blocks whose
+# size depends on the problem only, never on the thread count: OpenBLAS may round an
+# element differently depending on the GEMM's shape, so a thread-dependent split would
+# make 1 and 2 threads disagree in the last bit. Threads then share the blocks.
+cdef enum:
+    ROW_PARTS = 16    # about 16 blocks of T*B rows (projection, dx)
+    GATE_PARTS = 8    # about 8 blocks of G gate rows (weight gradients)
+    ALIGN = 16
+
+
 cdef inline Py_ssize_t split(Py_ssize_t n, int parts, int k) noexcept nogil:
     """Start of part k when n items are cut into `parts` contiguous, near-equal parts."""
     return (n * k) // parts
+
+
+cdef inline Py_ssize_t _block(Py_ssize_t n, int parts) noexcept nogil:
+    cdef Py_ssize_t b = (n + parts - 1) // parts
+    b = ((b + ALIGN - 1) // ALIGN) * ALIGN
+    return b if b > 0 else 1
+
+
+cdef inline Py_ssize_t row_block(Py_ssize_t rows) noexcept nogil:
+    """Rows per block of the T*B-row GEMMs (a function of the size only)."""
+    return _block(rows, ROW_PARTS)
+
+
+cdef inline Py_ssize_t gate_block(Py_ssize_t gates) noexcept nogil:
+    """Gate rows per block of the weight-gradient GEMMs (a function of the size only)."""
+    return _block(gates, GATE_PARTS)
+
+
+cdef inline Py_ssize_t num_blocks(Py_ssize_t n, Py_ssize_t block) noexcept nogil:
+    return (n + block - 1) // block
 
 
 cdef inline void project_rows(floating* dst, int ldd, const floating* x, int I,

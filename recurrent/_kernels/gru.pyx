@@ -23,11 +23,14 @@ Threads: as in lstm.pyx.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from ._activations cimport sigmoid, tanh_
 from ._blas cimport gemm
-from ._rows cimport add_hidden_grads, add_input_grads, project_rows, split
+from ._recmat cimport pack, packed_len, recmat
+from ._rows cimport (add_hidden_grads, add_input_grads, gate_block, num_blocks,
+                     project_rows, row_block, split)
 
 
 cdef inline void _cell_forward(floating* a, const floating* ah, const floating* b_hn,
@@ -69,10 +72,11 @@ cdef inline void _cell_backward(floating* a, const floating* h_prev, const float
 
 
 cdef void _forward_rows(floating* out, floating* cache, floating* ah, floating* h_n,
-                        const floating* h0, const floating* w_hh, const floating* b_hn,
+                        const floating* h0, const floating* w_hh_t, const floating* b_hn,
                         const int64_t* lengths, Py_ssize_t T, Py_ssize_t B, int H,
                         Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
-    """The time loop for batch rows b0:b1; ah (B, G) is per-step work space."""
+    """The time loop for batch rows b0:b1; ah (B, G) is per-step work space; w_hh_t is
+    W_hh^T packed for recmat."""
     cdef int G = 3 * H, C = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, j, row
@@ -86,7 +90,7 @@ cdef void _forward_rows(floating* out, floating* cache, floating* ah, floating* 
         else:
             h_prev = out + ((t - 1) * B + b0) * H
         # ah[b0:b1] (nb, G) = h_{t-1} (nb, H) @ W_hh^T (H, G)
-        gemm(False, True, nb, G, H, 1, h_prev, H, w_hh, H, 0, ah + b0 * G, G)
+        recmat(nb, G, H, h_prev, H, w_hh_t, ah + b0 * G, G, False)
         for b in range(b0, b1):
             row = t * B + b
             h = out + row * H
@@ -100,10 +104,11 @@ cdef void _forward_rows(floating* out, floating* cache, floating* ah, floating* 
 
 
 cdef void _backward_rows(floating* dh, floating* cache, const floating* d_out,
-                         const floating* h0, const floating* out, const floating* w_hh,
+                         const floating* h0, const floating* out, const floating* w_hh_p,
                          const int64_t* lengths, Py_ssize_t T, Py_ssize_t B, int H,
                          Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
-    """Reverse time loop for batch rows b0:b1; dh (B, H) carries d h_t between steps."""
+    """Reverse time loop for batch rows b0:b1; dh (B, H) carries d h_t between steps;
+    w_hh_p is W_hh packed for recmat."""
     cdef int G = 3 * H, C = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, row
@@ -122,8 +127,7 @@ cdef void _backward_rows(floating* dh, floating* cache, const floating* d_out,
                 h_prev = out + (row - B) * H
             _cell_backward(cache + row * C, h_prev, d_out + row * H, dh + b * H, H)
         # dh[b0:b1] (nb, H) += dAh_t (nb, G) @ W_hh (G, H)
-        gemm(False, False, nb, H, G, 1, cache + (t * B + b0) * C, C, w_hh, H, 1,
-             dh + b0 * H, H)
+        recmat(nb, H, G, cache + (t * B + b0) * C, C, w_hh_p, dh + b0 * H, H, True)
 
 
 def forward(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, :, ::1] cache,
@@ -138,7 +142,7 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, :, ::1] c
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 3 * H, C = 4 * H
     cdef int nt = <int> max(1, min(num_threads, B))
-    cdef int nt_proj = <int> max(1, min(num_threads, T * B))
+    cdef Py_ssize_t rb = row_block(T * B), nrb = num_blocks(T * B, rb)
     cdef int k
     cdef floating* out_p = &out[0, 0, 0]
     cdef floating* h_n_p = &h_n[0, 0]
@@ -151,13 +155,17 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, :, ::1] c
     cdef const floating* bias_p = &bias_x[0]
     cdef const floating* b_hn_p = &b_hn[0]
     cdef const int64_t* len_p = &lengths[0]
+    cdef floating* w_hh_t = <floating*> malloc(packed_len(H, G, w_hh_p) * sizeof(floating))
+    if w_hh_t == NULL:
+        raise MemoryError()
     with nogil:
-        for k in prange(nt_proj, num_threads=nt_proj, schedule="static", chunksize=1):
-            project_rows(cache_p, C, x_p, I, w_ih_p, G, bias_p,
-                         split(T * B, nt_proj, k), split(T * B, nt_proj, k + 1))
+        pack(w_hh_p, H, G, 1, H, w_hh_t)  # W_hh^T
+        for k in prange(nrb, num_threads=num_threads, schedule="dynamic", chunksize=1):
+            project_rows(cache_p, C, x_p, I, w_ih_p, G, bias_p, k * rb, min((k + 1) * rb, T * B))
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-            _forward_rows(out_p, cache_p, work_p, h_n_p, h0_p, w_hh_p, b_hn_p, len_p,
+            _forward_rows(out_p, cache_p, work_p, h_n_p, h0_p, w_hh_t, b_hn_p, len_p,
                           T, B, H, split(B, nt, k), split(B, nt, k + 1))
+    free(w_hh_t)
 
 
 cdef inline void _input_grads_rows(floating* dw_ih, floating* db_ih, const floating* da,
@@ -188,9 +196,9 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 3 * H, C = 4 * H
     cdef int nt = <int> max(1, min(num_threads, B))
-    cdef int nt_post = <int> max(1, min(num_threads, G))
-    cdef int k, g0, g1
-    cdef Py_ssize_t r0, r1
+    cdef Py_ssize_t rb = row_block(T * B), nrb = num_blocks(T * B, rb)
+    cdef Py_ssize_t gb = gate_block(G), ngb = num_blocks(G, gb)
+    cdef Py_ssize_t k, r0, r1, g0, g1
     cdef floating* dx_p = &dx[0, 0, 0]
     cdef floating* dh_p = &dh[0, 0]
     cdef floating* dw_ih_p = &dw_ih[0, 0]
@@ -205,20 +213,27 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
     cdef const floating* w_ih_p = &w_ih[0, 0]
     cdef const floating* w_hh_p = &w_hh[0, 0]
     cdef const int64_t* len_p = &lengths[0]
+    cdef floating* w_hh_packed = <floating*> malloc(packed_len(G, H, w_hh_p) * sizeof(floating))
+    if w_hh_packed == NULL:
+        raise MemoryError()
     with nogil:
+        pack(w_hh_p, G, H, H, 1, w_hh_packed)  # W_hh as is
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-            _backward_rows(dh_p, da_p, d_out_p, h0_p, out_p, w_hh_p, len_p, T, B, H,
-                           split(B, nt, k), split(B, nt, k + 1))
-        for k in prange(nt_post, num_threads=nt_post, schedule="static", chunksize=1):
-            # dx[r0:r1] (n, I) = dA_rz (n, 2H) @ W_ih[:2H] + dA_n (n, H) @ W_ih[2H:]
-            r0 = split(T * B, nt_post, k)
-            r1 = split(T * B, nt_post, k + 1)
-            gemm(False, False, <int> (r1 - r0), I, 2 * H, 1, da_p + r0 * C, C, w_ih_p, I, 0,
-                 dx_p + r0 * I, I)
-            gemm(False, False, <int> (r1 - r0), I, H, 1, da_p + r0 * C + 3 * H, C,
-                 w_ih_p + 2 * H * I, I, 1, dx_p + r0 * I, I)
-            g0 = <int> split(G, nt_post, k)
-            g1 = <int> split(G, nt_post, k + 1)
-            _input_grads_rows(dw_ih_p, db_ih_p, da_p, x_p, I, H, T * B, g0, g1)
-            add_hidden_grads(dw_hh_p + g0 * H, db_hh_p + g0, da_p + g0, C, g1 - g0, h0_p,
-                             out_p, H, T, B)
+            _backward_rows(dh_p, da_p, d_out_p, h0_p, out_p, w_hh_packed, len_p, T, B, H,
+                           split(B, nt, <int> k), split(B, nt, <int> k + 1))
+        for k in prange(nrb + ngb, num_threads=num_threads, schedule="dynamic", chunksize=1):
+            if k < nrb:
+                # dx[r0:r1] (n, I) = dA_rz (n, 2H) @ W_ih[:2H] + dA_n (n, H) @ W_ih[2H:]
+                r0 = k * rb
+                r1 = min(r0 + rb, T * B)
+                gemm(False, False, <int> (r1 - r0), I, 2 * H, 1, da_p + r0 * C, C, w_ih_p, I,
+                     0, dx_p + r0 * I, I)
+                gemm(False, False, <int> (r1 - r0), I, H, 1, da_p + r0 * C + 3 * H, C,
+                     w_ih_p + 2 * H * I, I, 1, dx_p + r0 * I, I)
+            else:
+                g0 = (k - nrb) * gb
+                g1 = min(g0 + gb, G)
+                _input_grads_rows(dw_ih_p, db_ih_p, da_p, x_p, I, H, T * B, <int> g0, <int> g1)
+                add_hidden_grads(dw_hh_p + g0 * H, db_hh_p + g0, da_p + g0, C, <int> (g1 - g0),
+                                 h0_p, out_p, H, T, B)
+    free(w_hh_packed)

@@ -24,11 +24,14 @@ gradients their G rows between threads.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from ._activations cimport sigmoid, tanh_
 from ._blas cimport gemm
-from ._rows cimport add_hidden_grads, add_input_grads, project_rows, split
+from ._recmat cimport pack, packed_len, recmat
+from ._rows cimport (add_hidden_grads, add_input_grads, gate_block, num_blocks,
+                     project_rows, row_block, split)
 
 
 cdef inline void _cell_forward(floating* a, const floating* c_prev, floating* c, floating* h,
@@ -77,10 +80,10 @@ cdef inline void _cell_backward(floating* a, const floating* c_prev, const float
 
 cdef void _forward_rows(floating* out, floating* gates, floating* cells,
                         floating* h_n, floating* c_n,
-                        const floating* h0, const floating* c0, const floating* w_hh,
+                        const floating* h0, const floating* c0, const floating* w_hh_t,
                         const int64_t* lengths, Py_ssize_t T, Py_ssize_t B, int H,
                         Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
-    """The time loop for batch rows b0:b1."""
+    """The time loop for batch rows b0:b1; w_hh_t is W_hh^T (H, G) packed for recmat."""
     cdef int G = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, row
@@ -94,7 +97,7 @@ cdef void _forward_rows(floating* out, floating* gates, floating* cells,
         else:
             h_prev = out + ((t - 1) * B + b0) * H
         # a[t, b0:b1] (nb, G) += h_{t-1} (nb, H) @ W_hh^T (H, G)
-        gemm(False, True, nb, G, H, 1, h_prev, H, w_hh, H, 1, gates + (t * B + b0) * G, G)
+        recmat(nb, G, H, h_prev, H, w_hh_t, gates + (t * B + b0) * G, G, True)
         for b in range(b0, b1):
             row = t * B + b
             if t >= lengths[b]:
@@ -112,10 +115,11 @@ cdef void _forward_rows(floating* out, floating* gates, floating* cells,
 
 cdef void _backward_rows(floating* dh, floating* dc, floating* gates,
                          const floating* d_out, const floating* cells, const floating* c0,
-                         const floating* w_hh, const int64_t* lengths,
+                         const floating* w_hh_p, const int64_t* lengths,
                          Py_ssize_t T, Py_ssize_t B, int H,
                          Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
-    """Reverse time loop for batch rows b0:b1; dh, dc (B, H) carry the state gradients."""
+    """Reverse time loop for batch rows b0:b1; dh, dc (B, H) carry the state gradients;
+    w_hh_p is W_hh (G, H) packed for recmat."""
     cdef int G = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, row
@@ -136,8 +140,7 @@ cdef void _backward_rows(floating* dh, floating* dc, floating* gates,
             _cell_backward(gates + row * G, c_prev, cells + row * H, d_out + row * H,
                            dh + b * H, dc + b * H, H)
         # dh[b0:b1] (nb, H) += dA_t (nb, G) @ W_hh (G, H)     (a = ... + h_{t-1} W_hh^T)
-        gemm(False, False, nb, H, G, 1, gates + (t * B + b0) * G, G, w_hh, H, 1,
-             dh + b0 * H, H)
+        recmat(nb, H, G, gates + (t * B + b0) * G, G, w_hh_p, dh + b0 * H, H, True)
 
 
 def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, ::1] cells,
@@ -151,7 +154,7 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
     cdef int nt = <int> max(1, min(num_threads, B))
-    cdef int nt_proj = <int> max(1, min(num_threads, T * B))
+    cdef Py_ssize_t rb = row_block(T * B), nrb = num_blocks(T * B, rb)
     cdef int k
     cdef floating* out_p = &out[0, 0, 0]
     cdef floating* gates_p = &gates[0, 0, 0]
@@ -165,13 +168,17 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
     cdef const floating* w_hh_p = &w_hh[0, 0]
     cdef const floating* bias_p = &bias[0]
     cdef const int64_t* len_p = &lengths[0]
+    cdef floating* w_hh_t = <floating*> malloc(packed_len(H, G, w_hh_p) * sizeof(floating))
+    if w_hh_t == NULL:
+        raise MemoryError()
     with nogil:
-        for k in prange(nt_proj, num_threads=nt_proj, schedule="static", chunksize=1):
-            project_rows(gates_p, G, x_p, I, w_ih_p, G, bias_p,
-                         split(T * B, nt_proj, k), split(T * B, nt_proj, k + 1))
+        pack(w_hh_p, H, G, 1, H, w_hh_t)  # W_hh^T: element (k, n) = W_hh[n, k]
+        for k in prange(nrb, num_threads=num_threads, schedule="dynamic", chunksize=1):
+            project_rows(gates_p, G, x_p, I, w_ih_p, G, bias_p, k * rb, min((k + 1) * rb, T * B))
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-            _forward_rows(out_p, gates_p, cells_p, h_n_p, c_n_p, h0_p, c0_p, w_hh_p, len_p,
+            _forward_rows(out_p, gates_p, cells_p, h_n_p, c_n_p, h0_p, c0_p, w_hh_t, len_p,
                           T, B, H, split(B, nt, k), split(B, nt, k + 1))
+    free(w_hh_t)
 
 
 def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
@@ -189,9 +196,9 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
     cdef int nt = <int> max(1, min(num_threads, B))
-    cdef int nt_post = <int> max(1, min(num_threads, G))
-    cdef int k, g0, g1
-    cdef Py_ssize_t r0, r1
+    cdef Py_ssize_t rb = row_block(T * B), nrb = num_blocks(T * B, rb)
+    cdef Py_ssize_t gb = gate_block(G), ngb = num_blocks(G, gb)
+    cdef Py_ssize_t k, r0, r1, g0, g1
     cdef floating* dx_p = &dx[0, 0, 0]
     cdef floating* dh_p = &dh[0, 0]
     cdef floating* dc_p = &dc[0, 0]
@@ -208,19 +215,27 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
     cdef const floating* w_ih_p = &w_ih[0, 0]
     cdef const floating* w_hh_p = &w_hh[0, 0]
     cdef const int64_t* len_p = &lengths[0]
+    cdef floating* w_hh_packed = <floating*> malloc(packed_len(G, H, w_hh_p) * sizeof(floating))
+    if w_hh_packed == NULL:
+        raise MemoryError()
     with nogil:
+        pack(w_hh_p, G, H, H, 1, w_hh_packed)  # W_hh as is: element (k, n) = W_hh[k, n]
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-            _backward_rows(dh_p, dc_p, da_p, d_out_p, cells_p, c0_p, w_hh_p, len_p,
-                           T, B, H, split(B, nt, k), split(B, nt, k + 1))
-        for k in prange(nt_post, num_threads=nt_post, schedule="static", chunksize=1):
-            # dx[r0:r1] (n, I) = dA[r0:r1] (n, G) @ W_ih (G, I)
-            r0 = split(T * B, nt_post, k)
-            r1 = split(T * B, nt_post, k + 1)
-            gemm(False, False, <int> (r1 - r0), I, G, 1, da_p + r0 * G, G, w_ih_p, I, 0,
-                 dx_p + r0 * I, I)
-            # weight and bias gradients for gate rows g0:g1
-            g0 = <int> split(G, nt_post, k)
-            g1 = <int> split(G, nt_post, k + 1)
-            add_input_grads(dw_ih_p + g0 * I, db_p + g0, da_p + g0, G, g1 - g0, x_p, I, T * B)
-            add_hidden_grads(dw_hh_p + g0 * H, NULL, da_p + g0, G, g1 - g0, h0_p, out_p, H,
-                             T, B)
+            _backward_rows(dh_p, dc_p, da_p, d_out_p, cells_p, c0_p, w_hh_packed, len_p,
+                           T, B, H, split(B, nt, <int> k), split(B, nt, <int> k + 1))
+        for k in prange(nrb + ngb, num_threads=num_threads, schedule="dynamic", chunksize=1):
+            if k < nrb:
+                # dx[r0:r1] (n, I) = dA[r0:r1] (n, G) @ W_ih (G, I)
+                r0 = k * rb
+                r1 = min(r0 + rb, T * B)
+                gemm(False, False, <int> (r1 - r0), I, G, 1, da_p + r0 * G, G, w_ih_p, I, 0,
+                     dx_p + r0 * I, I)
+            else:
+                # weight and bias gradients for gate rows g0:g1
+                g0 = (k - nrb) * gb
+                g1 = min(g0 + gb, G)
+                add_input_grads(dw_ih_p + g0 * I, db_p + g0, da_p + g0, G, <int> (g1 - g0),
+                                x_p, I, T * B)
+                add_hidden_grads(dw_hh_p + g0 * H, NULL, da_p + g0, G, <int> (g1 - g0), h0_p,
+                                 out_p, H, T, B)
+    free(w_hh_packed)

@@ -15,18 +15,22 @@ region, weight gradients by rows after the loop).
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from ._activations cimport relu, tanh_
 from ._blas cimport gemm
-from ._rows cimport add_hidden_grads, add_input_grads, project_rows, split
+from ._recmat cimport pack, packed_len, recmat
+from ._rows cimport (add_hidden_grads, add_input_grads, gate_block, num_blocks,
+                     project_rows, row_block, split)
 
 
 cdef void _forward_rows(floating* out, floating* h_n, const floating* h0,
-                        const floating* w_hh, const int64_t* lengths, bint use_relu,
+                        const floating* w_hh_t, const int64_t* lengths, bint use_relu,
                         Py_ssize_t T, Py_ssize_t B, int H,
                         Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
-    """The time loop for batch rows b0:b1; out[t] holds the projected inputs on entry."""
+    """The time loop for batch rows b0:b1; out[t] holds the projected inputs on entry;
+    w_hh_t is W_hh^T packed for recmat."""
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, j
     cdef const floating* h_prev
@@ -39,7 +43,7 @@ cdef void _forward_rows(floating* out, floating* h_n, const floating* h0,
         else:
             h_prev = out + ((t - 1) * B + b0) * H
         # a[t, b0:b1] (nb, H) += h_{t-1} (nb, H) @ W_hh^T (H, H)
-        gemm(False, True, nb, H, H, 1, h_prev, H, w_hh, H, 1, out + (t * B + b0) * H, H)
+        recmat(nb, H, H, h_prev, H, w_hh_t, out + (t * B + b0) * H, H, True)
         for b in range(b0, b1):
             h = out + (t * B + b) * H
             if t >= lengths[b]:
@@ -56,10 +60,11 @@ cdef void _forward_rows(floating* out, floating* h_n, const floating* h0,
 
 
 cdef void _backward_rows(floating* dh, floating* da, const floating* d_out,
-                         const floating* out, const floating* w_hh, const int64_t* lengths,
+                         const floating* out, const floating* w_hh_p, const int64_t* lengths,
                          bint use_relu, Py_ssize_t T, Py_ssize_t B, int H,
                          Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
-    """Reverse time loop for batch rows b0:b1; dh (B, H) carries d h_t between steps."""
+    """Reverse time loop for batch rows b0:b1; dh (B, H) carries d h_t between steps;
+    w_hh_p is W_hh packed for recmat."""
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, j, row
     cdef floating* d
@@ -88,7 +93,7 @@ cdef void _backward_rows(floating* dh, floating* da, const floating* d_out,
                     d[j] = (g[j] + dhb[j]) * (1 - h[j] * h[j])
                     dhb[j] = 0
         # dh[b0:b1] (nb, H) += dA_t (nb, H) @ W_hh (H, H)
-        gemm(False, False, nb, H, H, 1, da + (t * B + b0) * H, H, w_hh, H, 1, dh + b0 * H, H)
+        recmat(nb, H, H, da + (t * B + b0) * H, H, w_hh_p, dh + b0 * H, H, True)
 
 
 def forward(floating[:, :, ::1] out, floating[:, ::1] h_n,
@@ -100,7 +105,7 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n,
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int nt = <int> max(1, min(num_threads, B))
-    cdef int nt_proj = <int> max(1, min(num_threads, T * B))
+    cdef Py_ssize_t rb = row_block(T * B), nrb = num_blocks(T * B, rb)
     cdef int k
     cdef floating* out_p = &out[0, 0, 0]
     cdef floating* h_n_p = &h_n[0, 0]
@@ -110,13 +115,17 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n,
     cdef const floating* w_hh_p = &w_hh[0, 0]
     cdef const floating* bias_p = &bias[0]
     cdef const int64_t* len_p = &lengths[0]
+    cdef floating* w_hh_t = <floating*> malloc(packed_len(H, H, w_hh_p) * sizeof(floating))
+    if w_hh_t == NULL:
+        raise MemoryError()
     with nogil:
-        for k in prange(nt_proj, num_threads=nt_proj, schedule="static", chunksize=1):
-            project_rows(out_p, H, x_p, I, w_ih_p, H, bias_p,
-                         split(T * B, nt_proj, k), split(T * B, nt_proj, k + 1))
+        pack(w_hh_p, H, H, 1, H, w_hh_t)  # W_hh^T
+        for k in prange(nrb, num_threads=num_threads, schedule="dynamic", chunksize=1):
+            project_rows(out_p, H, x_p, I, w_ih_p, H, bias_p, k * rb, min((k + 1) * rb, T * B))
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-            _forward_rows(out_p, h_n_p, h0_p, w_hh_p, len_p, use_relu, T, B, H,
+            _forward_rows(out_p, h_n_p, h0_p, w_hh_t, len_p, use_relu, T, B, H,
                           split(B, nt, k), split(B, nt, k + 1))
+    free(w_hh_t)
 
 
 def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
@@ -132,9 +141,9 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int nt = <int> max(1, min(num_threads, B))
-    cdef int nt_post = <int> max(1, min(num_threads, H))
-    cdef int k, g0, g1
-    cdef Py_ssize_t r0, r1
+    cdef Py_ssize_t rb = row_block(T * B), nrb = num_blocks(T * B, rb)
+    cdef Py_ssize_t gb = gate_block(H), ngb = num_blocks(H, gb)
+    cdef Py_ssize_t k, r0, r1, g0, g1
     cdef floating* dx_p = &dx[0, 0, 0]
     cdef floating* dh_p = &dh[0, 0]
     cdef floating* dw_ih_p = &dw_ih[0, 0]
@@ -148,18 +157,26 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
     cdef const floating* w_ih_p = &w_ih[0, 0]
     cdef const floating* w_hh_p = &w_hh[0, 0]
     cdef const int64_t* len_p = &lengths[0]
+    cdef floating* w_hh_packed = <floating*> malloc(packed_len(H, H, w_hh_p) * sizeof(floating))
+    if w_hh_packed == NULL:
+        raise MemoryError()
     with nogil:
+        pack(w_hh_p, H, H, H, 1, w_hh_packed)  # W_hh as is
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-            _backward_rows(dh_p, da_p, d_out_p, out_p, w_hh_p, len_p, use_relu, T, B, H,
-                           split(B, nt, k), split(B, nt, k + 1))
-        for k in prange(nt_post, num_threads=nt_post, schedule="static", chunksize=1):
-            # dx[r0:r1] (n, I) = dA[r0:r1] (n, H) @ W_ih (H, I)
-            r0 = split(T * B, nt_post, k)
-            r1 = split(T * B, nt_post, k + 1)
-            gemm(False, False, <int> (r1 - r0), I, H, 1, da_p + r0 * H, H, w_ih_p, I, 0,
-                 dx_p + r0 * I, I)
-            g0 = <int> split(H, nt_post, k)
-            g1 = <int> split(H, nt_post, k + 1)
-            add_input_grads(dw_ih_p + g0 * I, db_p + g0, da_p + g0, H, g1 - g0, x_p, I, T * B)
-            add_hidden_grads(dw_hh_p + g0 * H, NULL, da_p + g0, H, g1 - g0, h0_p, out_p, H,
-                             T, B)
+            _backward_rows(dh_p, da_p, d_out_p, out_p, w_hh_packed, len_p, use_relu, T, B, H,
+                           split(B, nt, <int> k), split(B, nt, <int> k + 1))
+        for k in prange(nrb + ngb, num_threads=num_threads, schedule="dynamic", chunksize=1):
+            if k < nrb:
+                # dx[r0:r1] (n, I) = dA[r0:r1] (n, H) @ W_ih (H, I)
+                r0 = k * rb
+                r1 = min(r0 + rb, T * B)
+                gemm(False, False, <int> (r1 - r0), I, H, 1, da_p + r0 * H, H, w_ih_p, I, 0,
+                     dx_p + r0 * I, I)
+            else:
+                g0 = (k - nrb) * gb
+                g1 = min(g0 + gb, H)
+                add_input_grads(dw_ih_p + g0 * I, db_p + g0, da_p + g0, H, <int> (g1 - g0),
+                                x_p, I, T * B)
+                add_hidden_grads(dw_hh_p + g0 * H, NULL, da_p + g0, H, <int> (g1 - g0), h0_p,
+                                 out_p, H, T, B)
+    free(w_hh_packed)

@@ -1,0 +1,167 @@
+/* The recurrent product of one time step: C (m, N) (+)= A (m, K) @ Bmat (K, N), with Bmat
+ * packed ONCE per sequence call into panels of NR columns (forward: Bmat = W_hh^T,
+ * backward: Bmat = W_hh).
+ *
+ * Why not BLAS: a BLAS GEMM call re-packs W_hh at every step and, for the few rows a
+ * thread owns, runs far below peak (measured here: 10-70 GFLOP/s for 4..64 rows); for
+ * B = 1 the call overhead alone exceeds the work. And OpenBLAS rounds a row differently
+ * depending on how many rows share the call, so 1 and 2 threads would disagree in the
+ * last bit. Here every output element is the same sequence of operations whatever the
+ * tile it falls in: acc = 0; for k in 0..K-1: acc += A[r,k] * Bmat[k,n]; then
+ * C = acc or C = C + acc. So results do not depend on the thread split.
+ *
+ * Packed layout: P[p][k][j] = Bmat[k][p * NR + j], zero past column N; NR * sizeof(T) =
+ * 64 bytes (one AVX-512 register, two AVX2 ones). A tile of MR rows x NP panels keeps
+ * MR * NP vector accumulators in registers. Variants: AVX-512 and AVX2+FMA (chosen at run
+ * time from the CPU, gcc/clang on x86-64) and portable C (everything else; float64).
+ */
+#ifndef RECURRENT_RECMAT_H
+#define RECURRENT_RECMAT_H
+
+#include <string.h>
+
+#define RC_NR_F32 16
+#define RC_NR_F64 8
+#define RC_MAXMR 8
+#define RC_MAXNP 4
+
+typedef float rc_v16sf __attribute__((vector_size(64)));
+typedef double rc_v8df __attribute__((vector_size(64)));
+
+/* Pack: P[p][k][j] = b[k * sk + n * sn] for n = p * NR + j < N, else 0. */
+#define RC_DEFINE_PACK(NAME, T, NR)                                                      \
+static void NAME(const T* b, int K, int N, long sk, long sn, T* P)                       \
+{                                                                                        \
+    int np = (N + NR - 1) / NR;                                                          \
+    for (int p = 0; p < np; p++)                                                         \
+        for (int k = 0; k < K; k++)                                                      \
+            for (int j = 0; j < NR; j++) {                                               \
+                int n = p * NR + j;                                                      \
+                P[((long)p * K + k) * NR + j] = n < N ? b[k * sk + n * sn] : (T)0;      \
+            }                                                                            \
+}
+RC_DEFINE_PACK(rc_pack_f32, float, RC_NR_F32)
+RC_DEFINE_PACK(rc_pack_f64, double, RC_NR_F64)
+
+/* One tile: mr rows x npn panels, accumulated over all K, then stored (ncols valid
+ * columns from the tile's first column). always_inline with constant mr/npn: the
+ * accumulator array becomes registers in each variant. */
+#define RC_DEFINE_TILE(NAME, T, V, NR)                                                   \
+static inline __attribute__((always_inline)) void                                        \
+NAME(const int mr, const int npn, int K, const T* A, long lda, const T* P, long ps,     \
+     T* C, long ldc, int ncols, int accumulate)                                          \
+{                                                                                        \
+    V acc[RC_MAXMR][RC_MAXNP];                                                           \
+    for (int i = 0; i < mr; i++)                                                         \
+        for (int q = 0; q < npn; q++)                                                    \
+            acc[i][q] = (V){0};                                                          \
+    for (int k = 0; k < K; k++) {                                                        \
+        V b[RC_MAXNP];                                                                   \
+        for (int q = 0; q < npn; q++)                                                    \
+            memcpy(&b[q], P + q * ps + (long)k * NR, sizeof(V));                         \
+        for (int i = 0; i < mr; i++) {                                                   \
+            T a = A[i * lda + k];                                                        \
+            for (int q = 0; q < npn; q++)                                                \
+                acc[i][q] += a * b[q];                                                   \
+        }                                                                                \
+    }                                                                                    \
+    for (int i = 0; i < mr; i++)                                                         \
+        for (int q = 0; q < npn; q++) {                                                  \
+            int c0 = q * NR;                                                             \
+            T* dst = C + i * ldc + c0;                                                   \
+            if (ncols - c0 >= NR) {                                                      \
+                V v = acc[i][q];                                                         \
+                if (accumulate) {                                                        \
+                    V old;                                                               \
+                    memcpy(&old, dst, sizeof(V));                                        \
+                    v = old + v;                                                         \
+                }                                                                        \
+                memcpy(dst, &v, sizeof(V));                                              \
+            } else if (ncols > c0) {                                                     \
+                T tmp[NR];                                                               \
+                memcpy(tmp, &acc[i][q], sizeof(V));                                      \
+                for (int j = 0; j < ncols - c0; j++)                                     \
+                    dst[j] = accumulate ? dst[j] + tmp[j] : tmp[j];                      \
+            }                                                                            \
+        }                                                                                \
+}
+RC_DEFINE_TILE(rc_tile_f32, float, rc_v16sf, RC_NR_F32)
+RC_DEFINE_TILE(rc_tile_f64, double, rc_v8df, RC_NR_F64)
+
+/* The product over all rows and panels with MR x NP tiles. Panels are the outer loop, so
+ * one group of panels (K * NP * 64 bytes) is reused from cache by every row tile. */
+#define RC_RECMAT_BODY(TILE, NR, MR, NP)                                                 \
+    int np = (N + NR - 1) / NR;                                                          \
+    long ps = (long)K * NR;                                                              \
+    for (int p0 = 0; p0 < np; p0 += NP) {                                                \
+        int cols = N - p0 * NR;                                                          \
+        int r;                                                                           \
+        if (np - p0 >= NP) {                                                             \
+            for (r = 0; r + MR <= m; r += MR)                                            \
+                TILE(MR, NP, K, A + r * lda, lda, P + p0 * ps, ps,                       \
+                     C + r * ldc + p0 * NR, ldc, cols, accumulate);                      \
+            for (; r < m; r++)                                                           \
+                TILE(1, NP, K, A + r * lda, lda, P + p0 * ps, ps,                        \
+                     C + r * ldc + p0 * NR, ldc, cols, accumulate);                      \
+        } else {                                                                         \
+            for (int q = p0; q < np; q++) {                                              \
+                for (r = 0; r + MR <= m; r += MR)                                        \
+                    TILE(MR, 1, K, A + r * lda, lda, P + q * ps, ps,                     \
+                         C + r * ldc + q * NR, ldc, N - q * NR, accumulate);             \
+                for (; r < m; r++)                                                       \
+                    TILE(1, 1, K, A + r * lda, lda, P + q * ps, ps,                      \
+                         C + r * ldc + q * NR, ldc, N - q * NR, accumulate);             \
+            }                                                                            \
+        }                                                                                \
+    }
+
+#define RC_RECMAT_ARGS int m, int N, int K, const float* A, long lda, const float* P,     \
+                       float* C, long ldc, int accumulate
+
+static void rc_recmat_f32_portable(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 2, 1) }
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#define RC_HAVE_X86_VARIANTS 1
+__attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+static void rc_recmat_f32_avx512(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 4, 2) }
+
+__attribute__((target("avx2,fma")))
+static void rc_recmat_f32_avx2(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 4, 1) }
+#endif
+
+/* 0 portable, 2 AVX2+FMA, 3 AVX-512: the variant this CPU runs. */
+static inline int rc_recmat_level(void)
+{
+#ifdef RC_HAVE_X86_VARIANTS
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
+        return 3;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return 2;
+#endif
+    return 0;
+}
+
+static int rc_recmat_level_cached = -1;
+
+static inline void rc_recmat_f32(RC_RECMAT_ARGS)
+{
+    int level = rc_recmat_level_cached;
+    if (level < 0)  /* benign race: every thread computes the same value */
+        rc_recmat_level_cached = level = rc_recmat_level();
+#ifdef RC_HAVE_X86_VARIANTS
+    if (level == 3) { rc_recmat_f32_avx512(m, N, K, A, lda, P, C, ldc, accumulate); return; }
+    if (level == 2) { rc_recmat_f32_avx2(m, N, K, A, lda, P, C, ldc, accumulate); return; }
+#endif
+    rc_recmat_f32_portable(m, N, K, A, lda, P, C, ldc, accumulate);
+}
+
+/* float64 (gradient checks): portable only. */
+static inline void rc_recmat_f64(int m, int N, int K, const double* A, long lda,
+                                 const double* P, double* C, long ldc, int accumulate)
+{
+    RC_RECMAT_BODY(rc_tile_f64, RC_NR_F64, 2, 1)
+}
+
+#endif
