@@ -178,7 +178,7 @@ class _Progress:
         self.bar = None
         if not quiet and sys.stderr.isatty():
             from tqdm import tqdm
-            self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True,
+            self.bar = tqdm(total=total, initial=initial, unit="step",
                             leave=False)
         self._mark_time, self._mark_items, self._items = time.perf_counter(), 0, 0
         self._start_time, self._start_step = self._mark_time, initial
