@@ -96,7 +96,8 @@ def load_arrays(path: str) -> tuple[dict, dict]:
 
 
 def write_json(path: str, obj: dict) -> None:
-    text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
+    # default=str: option values such as pathlib.Path are saved as their text
+    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 

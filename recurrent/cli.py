@@ -230,7 +230,8 @@ def _train(ctx, task, values):
 
 
 def _jsonable(value):
-    return json.loads(json.dumps(value))
+    """The value as config.json stores it (tuples become lists, paths text)."""
+    return json.loads(json.dumps(value, default=str))
 
 
 def _print_summary(task, summary):

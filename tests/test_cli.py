@@ -283,3 +283,21 @@ def test_default_out_directory(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.stderr
     runs = os.listdir(tmp_path / "runs")
     assert len(runs) == 1 and runs[0].startswith("toy-sign-")
+
+
+def test_built_in_fast_cells_train_through_the_cli(tmp_path):
+    pytest.importorskip("recurrent_plugins.cells", reason="the compiled cells are not built")
+    args = ["--threads", 1, "--epochs", 2, "--cell", "gru", "--layers", 2, "--bidirectional",
+            "--dropout", 0.1, "--quiet"]
+    assert invoke("train", "toy-sign", "--out", tmp_path / "a", *args).exit_code == 0
+    assert invoke("train", "toy-sign", "--out", tmp_path / "b", *args).exit_code == 0
+    a, _ = load_arrays(str(tmp_path / "a" / LAST))
+    b, _ = load_arrays(str(tmp_path / "b" / LAST))
+    assert "param/rnn.weight_hh_l1_reverse" in a
+    for name in a:  # bit-identical at one thread
+        np.testing.assert_array_equal(a[name], b[name])
+    evals = [r for r in RunDir(str(tmp_path / "a")).read_metrics() if r["kind"] == "eval"]
+    assert min(e["metrics"]["loss"] for e in evals) < 0.5  # far below chance, ln 2 = 0.69
+    result = invoke("train", "toy-wave", "--out", tmp_path / "w", "--cell", "lstm", "--tbptt", 7,
+                    "--threads", 1, "--epochs", 1, "--quiet")
+    assert result.exit_code == 0, result.stderr
