@@ -107,6 +107,8 @@ def _shared_options(defaults: dict) -> list:
             key="bidirectional"),
         opt(["--init"], "Weight initialisation.", key="init",
             type=click.Choice(["uniform", "orthogonal", "glorot"])),
+        click.Option(["--loss"], default=None,
+                     help="Loss (see `recurrent plugins`) [default: the task's]."),
         opt(["--optimizer"], "Optimizer.", key="optimizer",
             type=click.Choice(["sgd", "adam", "adamw", "rmsprop"])),
         opt(["--lr"], "Learning rate.", key="lr", type=click.FloatRange(min=0, min_open=True)),

@@ -83,6 +83,7 @@ SHARED_DEFAULTS = {
     "log_every": 0,
     "quiet": False,
     "plot": True,
+    "loss": None,  # None: the task's loss
 }
 
 # Options that may change when a run is resumed; anything else must match the run.
@@ -139,6 +140,34 @@ def _load_params(model, arrays, path):
         model.load_state_dict(params)
     except ValueError as e:
         raise UserError(f"checkpoint {path} does not fit this model: {str(e)[:200]}") from None
+
+
+def check_training_options(task, spec: dict, c: dict) -> None:
+    """UserError for options that cannot train this task (checked before a run is made)."""
+    tbptt = int(c.get("tbptt") or 0)
+    if tbptt < 0:
+        raise UserError(f"--tbptt must be >= 0, got {tbptt}")
+    if tbptt and spec["output"] != "sequence":
+        raise UserError(f"--tbptt needs per-step outputs; task {task.name!r} pools over "
+                        f"the whole sequence ({spec['output']}), so its gradient "
+                        f"needs the whole sequence: drop --tbptt")
+    if tbptt and c["bidirectional"]:
+        raise UserError("--tbptt cannot be used with --bidirectional: the reverse "
+                        "direction needs the whole sequence")
+    for key in ("epochs", "steps", "patience", "eval_every", "log_every"):
+        if int(c.get(key) or 0) < 0:
+            raise UserError(f"--{key.replace('_', '-')} must be >= 0, got {c[key]}")
+    if not int(c.get("epochs") or 0) and not int(c.get("steps") or 0):
+        raise UserError("nothing to train: --epochs and --steps are both 0")
+    if c.get("clip_norm") is not None and c["clip_norm"] < 0:
+        raise UserError(f"--clip-norm must be >= 0 (0 = off), got {c['clip_norm']}")
+    if c.get("clip_value") is not None and not c["clip_value"] > 0:
+        raise UserError(f"--clip-value must be > 0, got {c['clip_value']}")
+    try:
+        Schedule(c["schedule"], c["lr"], total_steps=1, warmup=c["warmup"],
+                 step_size=c["decay_every"], gamma=c["decay_gamma"], min_lr=c["min_lr"])
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
 class NonFinite(Exception):
@@ -266,25 +295,9 @@ class Trainer:
         self.task_state = info["task_state"]
         self.spec = info["model_spec"]
         c = self.config
+        check_training_options(task, self.spec, c)
         self.sequence_output = self.spec["output"] == "sequence"
         self.tbptt = int(c.get("tbptt") or 0)
-        if self.tbptt < 0:
-            raise UserError(f"--tbptt must be >= 0, got {self.tbptt}")
-        if self.tbptt and not self.sequence_output:
-            raise UserError(f"--tbptt needs per-step outputs; task {task.name!r} pools over "
-                            f"the whole sequence ({self.spec['output']}), so its gradient "
-                            f"needs the whole sequence: drop --tbptt")
-        if self.tbptt and c["bidirectional"]:
-            raise UserError("--tbptt cannot be used with --bidirectional: the reverse "
-                            "direction needs the whole sequence")
-        for key, low in (("epochs", 0), ("steps", 0), ("patience", 0), ("eval_every", 0),
-                         ("log_every", 0)):
-            if int(c.get(key) or 0) < low:
-                raise UserError(f"--{key.replace('_', '-')} must be >= {low}, got {c[key]}")
-        if c.get("clip_norm") is not None and c["clip_norm"] < 0:
-            raise UserError(f"--clip-norm must be >= 0 (0 = off), got {c['clip_norm']}")
-        if c.get("clip_value") is not None and not c["clip_value"] > 0:
-            raise UserError(f"--clip-value must be > 0, got {c['clip_value']}")
         self.model = build_model(self.spec, c)
         self.optimizer = build_optimizer(self.model, c)
         self.seed = int(c["seed"])
@@ -477,8 +490,6 @@ class Trainer:
         if resume:
             self.restore()
         epochs, max_steps = int(c["epochs"]), int(c.get("steps") or 0)
-        if not epochs and not max_steps:
-            raise UserError("nothing to train: --epochs and --steps are both 0")
         # The number of steps is known only by generating an epoch's batches: done when the
         # cosine schedule or the progress display (ETA) needs it.
         total = max_steps or None
@@ -507,6 +518,7 @@ class Trainer:
         unit = "tok" if self.sequence_output else "samples"
         progress = _Progress(total, self.step, unit, c.get("quiet"), log_every, self.echo)
         status = "done"
+        plot = True
         limits = dict(max_steps=max_steps, eval_every=eval_every, log_every=log_every,
                       schedule=schedule, progress=progress, baselines=baselines)
         blas_limit = threadpool_limits(limits=int(c["threads"]), user_api="blas") \
@@ -528,9 +540,12 @@ class Trainer:
                 if self.run.has(LAST) else
                 f"training stopped at step {self.step + 1}: {e} (try a lower --lr or "
                 f"--clip-norm); no checkpoint had been written yet") from None
+        except KeyboardInterrupt:  # a second Ctrl-C: leave at once, no plot
+            plot = False
+            raise
         finally:
             progress.close()
-            if c.get("plot") and self.step:
+            if plot and c.get("plot") and self.step:
                 write_loss_plot(self.run)
         return {"status": status, "step": self.step, "epoch": self.epoch,
                 "best_loss": self.best_loss, "run": self.run.path,
@@ -604,7 +619,8 @@ def write_loss_plot(run: RunDir) -> bool:
     except ImportError:
         return False
     records = run.read_metrics()
-    train = {r["step"]: r.get("mean_loss", r["loss"]) for r in records if r.get("kind") == "train"}
+    train = {r["step"]: r.get("mean_loss", r["loss"])
+             for r in records if r.get("kind") == "train"}
     valid = {r["step"]: r["metrics"]["loss"] for r in records if r.get("kind") == "eval"}
     baselines = next((r["baselines"] for r in records if r.get("kind") == "baselines"), {})
     if not train and not valid:
@@ -619,8 +635,9 @@ def write_loss_plot(run: RunDir) -> bool:
     for name, values in (baselines or {}).items():
         if isinstance(values.get("loss"), (int, float)):
             ax.axhline(values["loss"], linestyle="--", linewidth=1, color="gray")
-            ax.annotate(f"{name} (valid)", (0, values["loss"]), xycoords=("axes fraction", "data"),
-                        fontsize="small", color="gray", va="bottom")
+            ax.annotate(f"{name} (valid)", (0, values["loss"]),
+                        xycoords=("axes fraction", "data"), fontsize="small", color="gray",
+                        va="bottom")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
@@ -638,9 +655,12 @@ def start_run(task, config: dict, out: str, echo=print) -> Trainer:
         check_spec(spec)
     except ValueError as e:
         raise UserError(f"task {task.name!r} gave a bad model spec: {e}") from None
-    build_model(spec, config)  # fail on bad model options before creating the directory
+    # fail on bad options, model settings or loss names before making the run directory
+    check_training_options(task, spec, config)
+    build_model(spec, config)
+    loss = _loss_for(task, config)
     run = RunDir.create(out, task.name, config, task_state, spec, __version__)
-    return Trainer(task, run, _loss_for(task, config), echo)
+    return Trainer(task, run, loss, echo)
 
 
 def resume_run(task, run: RunDir, echo=print) -> Trainer:

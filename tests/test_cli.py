@@ -186,6 +186,16 @@ def test_error_task_rejects_its_input(tmp_path):
 def test_error_tbptt_with_pooled_task(tmp_path):
     assert_one_line_error(invoke("train", "toy-sign", "--tbptt", 3, "--out", tmp_path / "r"),
                           "--tbptt needs per-step outputs")
+    assert not (tmp_path / "r").exists()
+
+
+def test_loss_option(tmp_path):
+    result = invoke("train", "toy-wave", "--loss", "nope", "--out", tmp_path / "r")
+    assert_one_line_error(result, "unknown loss 'nope'", "mse", "mae")
+    assert not (tmp_path / "r").exists()
+    result = invoke("train", "toy-wave", "--loss", "mae", "--out", tmp_path / "r", "--epochs", 1)
+    assert result.exit_code == 0, result.stderr
+    assert RunDir.open(str(tmp_path / "r")).info()["config"]["loss"] == "mae"
 
 
 def test_error_run_directories(tmp_path, lm_run):
