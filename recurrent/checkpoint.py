@@ -95,9 +95,18 @@ def load_arrays(path: str) -> tuple[dict, dict]:
     return arrays, meta
 
 
+def json_default(value):
+    """json.dumps(default=...) for what tasks and options hand over: numpy scalars and
+    arrays as numbers and lists, anything else (e.g. pathlib.Path) as its text."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
 def write_json(path: str, obj: dict) -> None:
-    # default=str: option values such as pathlib.Path are saved as their text
-    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+    text = json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n"
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
@@ -170,7 +179,7 @@ class RunDir:
 
     def append_metrics(self, record: dict) -> None:
         """One JSON line per record; a line is written with a single write call."""
-        line = json.dumps(record, sort_keys=True, allow_nan=True) + "\n"
+        line = json.dumps(record, sort_keys=True, default=json_default) + "\n"
         with open(self.file(METRICS), "a", encoding="utf-8") as f:
             f.write(line)
             f.flush()
@@ -195,5 +204,6 @@ class RunDir:
         records = self.read_metrics()
         kept = [r for r in records if not (isinstance(r.get("step"), int) and r["step"] > step)]
         if len(kept) != len(records):
-            text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
+            text = "".join(json.dumps(r, sort_keys=True, default=json_default) + "\n"
+                           for r in kept)
             atomic_write(self.file(METRICS), lambda f: f.write(text.encode("utf-8")))

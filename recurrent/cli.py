@@ -13,9 +13,11 @@ import sys
 import time
 
 import click
+import numpy as np
 from click.core import ParameterSource
 
 from . import __version__, plugins
+from .checkpoint import json_default
 from .errors import UserError
 
 QUICK_START = """Fast CPU RNN / LSTM / GRU training from the command line.
@@ -233,7 +235,7 @@ def _train(ctx, task, values):
 
 def _jsonable(value):
     """The value as config.json stores it (tuples become lists, paths text)."""
-    return json.loads(json.dumps(value, default=str))
+    return json.loads(json.dumps(value, default=json_default))
 
 
 def _print_summary(task, summary):
@@ -327,7 +329,7 @@ def eval_command(run, data, split, checkpoint, threads, as_json):
     if as_json:
         click.echo(json.dumps({"run": run, "task": task.name, "split": split, "data": data,
                                "metrics": metrics, "baselines": baselines}, indent=2,
-                              default=float))
+                              default=json_default))
         return
     click.echo(f"{task.name} run {run}, split {split}{' (' + data + ')' if data else ''}")
     click.echo(_metrics_table(metrics, baselines))
@@ -336,7 +338,7 @@ def eval_command(run, data, split, checkpoint, threads, as_json):
 def _metrics_table(metrics: dict, baselines: dict) -> str:
     """Scalar metrics as rows, the model and each baseline as columns; the rest below."""
     def scalar(v):
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
+        return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
     columns = ["model", *baselines]
     names = [k for k, v in metrics.items() if scalar(v)]
@@ -347,7 +349,7 @@ def _metrics_table(metrics: dict, baselines: dict) -> str:
         v = values.get(name)
         if not scalar(v):
             return "-"
-        return f"{v:.4f}" if isinstance(v, float) else str(v)
+        return f"{v:.4f}" if isinstance(v, (float, np.floating)) else str(v)
 
     rows = [["metric", *columns]] + [[n, cell(metrics, n), *(cell(baselines[b], n)
                                                            for b in baselines)] for n in names]
@@ -356,7 +358,7 @@ def _metrics_table(metrics: dict, baselines: dict) -> str:
                        enumerate(zip(r, widths))) for r in rows]
     for k, v in metrics.items():
         if not scalar(v):
-            lines.append(f"{k}: {json.dumps(v, default=float)}")
+            lines.append(f"{k}: {json.dumps(v, default=json_default)}")
     return "\n".join(lines)
 
 

@@ -263,13 +263,14 @@ def _duration(seconds):
 def headline_keys(metrics: dict) -> list:
     """The metrics worth a log line: floats, not per-class ("precision/fresh") entries;
     "loss" first. The rest (counts, matrices, per-class) stays in metrics.jsonl."""
-    keys = [k for k, v in metrics.items() if isinstance(v, float) and "/" not in k]
+    keys = [k for k, v in metrics.items()
+            if isinstance(v, (float, np.floating)) and "/" not in k]
     return sorted(keys, key=lambda k: k != "loss")
 
 
 def _format_metrics(metrics: dict, keys) -> str:
-    return "  ".join(f"{k} {metrics[k]:.4f}" for k in keys
-                     if isinstance(metrics.get(k), (int, float)))
+    return "  ".join(f"{k} {float(metrics[k]):.4f}" for k in keys
+                     if isinstance(metrics.get(k), (int, float, np.number)))
 
 
 def _state_arrays(state):

@@ -120,6 +120,10 @@ def test_predict_with_arguments(tmp_path):
     assert result.exit_code == 0, result.stderr
     assert result.output.strip() in ("positive", "negative")
     assert_one_line_error(invoke("predict", run), "at least one value")
+    data = json.loads(invoke("eval", run, "--json").output)
+    assert 0 <= data["metrics"]["accuracy"] <= 1 and data["metrics"]["count"] == 48
+    table = invoke("eval", run).output
+    assert re.search(r"accuracy +0\.\d{4} +0\.\d{4}", table)
 
 
 def test_resume_through_the_cli_equals_an_uninterrupted_run(tmp_path):

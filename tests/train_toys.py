@@ -176,7 +176,9 @@ class ToySign:
             total -= logp[np.arange(len(batch["y"])), batch["y"]].sum()
             correct += int((logits.argmax(1) == batch["y"]).sum())
             n += len(batch["y"])
-        return {"loss": total / n, "accuracy": correct / n}
+        # numpy scalars on purpose: tasks often return them; logs and JSON must cope
+        return {"loss": np.float64(total / n), "accuracy": np.float32(correct / n),
+                "count": np.int64(n)}
 
     def baselines(self, state, split, config):
         _, _, y = self._data(state)
