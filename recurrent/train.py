@@ -28,9 +28,14 @@ direction needs the whole sequence.
 Evaluation every --eval-every steps (0: at the end of every epoch) and at the end: the
 task's metrics on "valid", printed beside its baselines, appended to metrics.jsonl; the
 best validation loss keeps best.npz; --patience N stops after N evaluations without
-improvement. last.npz is written at every evaluation, at the end and on Ctrl-C.
-A non-finite loss or gradient norm stops training before the update with a clear message;
-the last good checkpoint stays.
+improvement. last.npz is written at every evaluation, at the end and on Ctrl-C (the
+first Ctrl-C stops at the next window boundary and saves; a second one aborts at once,
+leaving the previous checkpoint). A non-finite loss or gradient norm stops training before
+the update with a clear message; the last good checkpoint stays.
+
+Schedules see the step index; the cosine schedule spans the run's planned steps (epochs x
+steps per epoch, or --steps if smaller), so changing --epochs/--steps on resume reshapes
+its remaining part. --threads N reaches every kernel and limits BLAS to N threads.
 """
 from __future__ import annotations
 
