@@ -215,6 +215,7 @@ def _train(ctx, task, values):
             elif _jsonable(saved.get(key)) != _jsonable(value):
                 raise UserError(f"--{key.replace('_', '-')} cannot change when resuming "
                                 f"(the run has {saved.get(key)!r}); start a new run with --out")
+        saved["quiet"] = quiet  # how this invocation prints, not a property of the run
         run.update_config(saved)
         trainer = resume_run(task, run, echo)
         resumed = True
