@@ -393,63 +393,27 @@ class Trainer:
 
     # -- one step ---------------------------------------------------------------------------
     def _train_window(self, x, y, lengths, lr):
-        """forward -> loss -> backward -> clip -> update. Returns (loss, pre-clip norm, items)."""
-        model = self.model
+        """One optimizer step on one window, with the carried state. Returns (loss,
+        pre-clip norm, items) where items counts valid tokens (sequence) or rows."""
         B = np.shape(x)[1]
         carry_in = self.carry
         if carry_in is not None and _state_arrays(carry_in)[0].shape[1] != B:
             carry_in = None  # batch size changed: nothing to carry
-        ended = None
-        run_lengths = lengths
-        if lengths is not None and (lengths == 0).any():
-            ended = lengths == 0  # rows finished before this window: keep their state
-            run_lengths = np.maximum(lengths, 1)
-        model.reseed_dropout((self.seed, self.step))
-        model.zero_grad()
-        outputs, state = model.forward(x, run_lengths, carry_in)
-        mask = None
-        if self.sequence_output and lengths is not None:
-            mask = valid_mask(lengths, outputs.shape[0], B)  # (T, B)
-        loss, d_outputs = self.loss.value_and_grad(outputs, y, mask)
-        loss = float(loss)
-        if not math.isfinite(loss):
-            raise NonFinite(f"loss is {loss}")
-        model.backward(d_outputs)
-        norm, clipped = self._clip()
-        if not math.isfinite(norm):
-            raise NonFinite(f"gradient norm is {norm}")
-        self.optimizer.step(lr)
+        self.model.reseed_dropout((self.seed, self.step))
+        loss, norm, clipped, state = train_step(
+            self.model, self.loss, self.optimizer, x, y, lengths, carry_in, lr,
+            self.config.get("clip_norm"), self.config.get("clip_value"))
         new_carry = [np.array(a, copy=True) for a in _state_arrays(state)]
-        if ended is not None:
+        if lengths is not None and (lengths == 0).any():
+            ended = lengths == 0  # rows finished before this window keep their state
             old = _state_arrays(carry_in)
             for i, a in enumerate(new_carry):
                 a[:, ended] = old[i][:, ended] if old else 0
         self.carry = _pack_state(new_carry)
         self.clipped_steps += int(clipped)
-        if self.sequence_output:
-            items = int(B * outputs.shape[0] if mask is None else mask.sum())
-        else:
-            items = B
-        return loss, norm, items
-
-    def _clip(self):
-        """Clip the flat gradient buffer; returns (pre-clip global L2 norm, clipped?)."""
-        from .clip import clip_grad_norm, clip_grad_value
-        grads = self.model.grads
-        c = self.config
-        clipped = False
-        norm = None
-        if c.get("clip_value"):
-            norm = float(np.linalg.norm(grads))
-            clipped = bool(np.abs(grads).max() > c["clip_value"]) if grads.size else False
-            clip_grad_value([grads], c["clip_value"])
-        if c.get("clip_norm"):
-            before = float(clip_grad_norm([grads], c["clip_norm"]))  # norm before this clip
-            norm = before if norm is None else norm
-            clipped = clipped or before > c["clip_norm"]
-        if norm is None:
-            norm = float(np.linalg.norm(grads))
-        return norm, clipped
+        if not self.sequence_output:
+            return loss, norm, B
+        return loss, norm, int(np.shape(x)[0] * B if lengths is None else lengths.sum())
 
     # -- evaluation -------------------------------------------------------------------------
     def evaluate(self, progress, baselines):
@@ -614,6 +578,54 @@ class Trainer:
             if interrupt.requested:
                 return "interrupted"
         return "done"
+
+
+def train_step(model, loss_fn, optimizer, x, y, lengths, state, lr, clip_norm=5.0,
+               clip_value=None):
+    """The ONE place that orders a training step:
+    forward -> loss -> backward -> clip -> update.
+
+    x, y, lengths: one batch (or TBPTT window) as a task yields it; rows with length 0 run
+    one step that counts in no loss (the caller restores their state). state: the carried
+    recurrent state or None. Returns (loss, pre-clip gradient norm, clipped?, new state).
+    Raises NonFinite before the update when the loss or the gradient norm is not finite,
+    so the parameters stay those of the last good step.
+    """
+    model.zero_grad()
+    run_lengths = None if lengths is None else np.maximum(lengths, 1)
+    outputs, new_state = model.forward(x, run_lengths, state)
+    mask = None
+    if model.output == "sequence" and lengths is not None:
+        mask = valid_mask(lengths, outputs.shape[0], outputs.shape[1])  # (T, B)
+    loss, d_outputs = loss_fn.value_and_grad(outputs, y, mask)
+    loss = float(loss)
+    if not math.isfinite(loss):
+        raise NonFinite(f"loss is {loss}")
+    model.backward(d_outputs)
+    norm, clipped = clip_gradients(model.grads, clip_norm, clip_value)
+    if not math.isfinite(norm):
+        raise NonFinite(f"gradient norm is {norm}")
+    optimizer.step(lr)
+    return loss, norm, clipped, new_state
+
+
+def clip_gradients(grads, clip_norm=None, clip_value=None):
+    """Clip the flat gradient buffer (by value, then by global L2 norm; either may be
+    off). Returns (global L2 norm before any clipping, whether anything was clipped)."""
+    from .clip import clip_grad_norm, clip_grad_value
+    clipped = False
+    norm = None
+    if clip_value:
+        norm = float(np.linalg.norm(grads))
+        clipped = bool(grads.size and np.abs(grads).max() > clip_value)
+        clip_grad_value([grads], clip_value)
+    if clip_norm:
+        before = float(clip_grad_norm([grads], clip_norm))  # norm before this clip
+        norm = before if norm is None else norm
+        clipped = clipped or before > clip_norm
+    if norm is None:
+        norm = float(np.linalg.norm(grads))
+    return norm, clipped
 
 
 def write_loss_plot(run: RunDir) -> bool:
