@@ -111,6 +111,8 @@ def _shared_options(defaults: dict) -> list:
             type=click.Choice(["uniform", "orthogonal", "glorot"])),
         click.Option(["--loss"], default=None,
                      help="Loss (see `recurrent plugins`) [default: the task's]."),
+        opt(["--forget-bias"], "Initial forget-gate bias of cells that have one (LSTM), "
+            "e.g. 1.0.", key="forget_bias", type=float),
         opt(["--optimizer"], "Optimizer.", key="optimizer",
             type=click.Choice(["sgd", "adam", "adamw", "rmsprop"])),
         opt(["--lr"], "Learning rate.", key="lr", type=click.FloatRange(min=0, min_open=True)),

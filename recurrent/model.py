@@ -271,7 +271,8 @@ class SequenceModel:
     """
 
     def __init__(self, spec: dict, cell="lstm", hidden_size=128, num_layers=1, dropout=0.0,
-                 bidirectional=False, seed=0, num_threads=None, dtype=np.float32, init="uniform"):
+                 bidirectional=False, seed=0, num_threads=None, dtype=np.float32, init="uniform",
+                 forget_bias=None):
         from .layers import Recurrent  # layers import the registry: keep model import light
 
         self.spec = check_spec(spec)
@@ -292,7 +293,7 @@ class SequenceModel:
                              dropout=dropout if num_layers > 1 else 0.0,
                              bidirectional=bidirectional, dtype=self.dtype,
                              seed=int(rnn_seed.generate_state(1)[0]), init=init,
-                             num_threads=num_threads)
+                             forget_bias=forget_bias, num_threads=num_threads)
         self.num_directions = 2 if bidirectional else 1
         features = self.num_directions * self.rnn.hidden_size
         self.dropout = Dropout(dropout, np.random.default_rng(dropout_seed))

@@ -64,6 +64,7 @@ SHARED_DEFAULTS = {
     "dropout": 0.0,
     "bidirectional": False,
     "init": "uniform",
+    "forget_bias": None,
     "optimizer": "adam",
     "lr": 2e-3,
     "weight_decay": 0.0,
@@ -110,7 +111,8 @@ def build_model(spec: dict, config: dict) -> SequenceModel:
         return SequenceModel(spec, cell=config["cell"], hidden_size=config["hidden"],
                              num_layers=config["layers"], dropout=config["dropout"],
                              bidirectional=config["bidirectional"], seed=config["seed"],
-                             num_threads=config.get("threads"), init=config.get("init", "uniform"))
+                             num_threads=config.get("threads"), init=config.get("init", "uniform"),
+                             forget_bias=config.get("forget_bias"))
     except ValueError as e:
         raise UserError(str(e).splitlines()[0]) from None
 

@@ -182,6 +182,15 @@ def test_error_bad_option_values(tmp_path, args, fragment):
     assert_one_line_error(result, fragment, code=2)
 
 
+def test_forget_bias_option(tmp_path):
+    assert_one_line_error(invoke("train", "toy-sign", "--forget-bias", 1, "--out", tmp_path / "g"),
+                          "ref_gru", "no forget gate")
+    result = invoke("train", "toy-wave", "--forget-bias", 1, "--out", tmp_path / "l", "--steps", 1)
+    assert result.exit_code == 0, result.stderr
+    arrays, _ = load_arrays(str(tmp_path / "l" / "last.npz"))
+    assert np.all(np.abs(arrays["param/rnn.bias_ih_l0"][6:12] - 1) < 0.1)  # i f g o, H=6
+
+
 def test_error_task_rejects_its_input(tmp_path):
     assert_one_line_error(invoke("train", "toy-lm", "--length", 5, "--out", tmp_path / "r"),
                           "--length must be >= 100", code=1)
