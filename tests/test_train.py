@@ -288,3 +288,15 @@ def test_trainer_reads_everything_from_the_run_directory(tmp_path):
     again.restore()
     np.testing.assert_array_equal(again.model.params, trainer.model.params)
     assert again.step == trainer.step
+
+
+def test_second_ctrl_c_aborts_at_once():
+    import signal
+
+    from recurrent.train import _Interrupt
+    with _Interrupt() as interrupt:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert interrupt.requested  # the first one only asks the loop to stop
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
