@@ -54,6 +54,9 @@ class RecurrentGroup(click.Group):
                 raise
             click.echo("Aborted.", err=True)
             code = 130
+        except click.exceptions.NoArgsIsHelpError as e:  # bare `recurrent`: the quick start
+            click.echo(e.ctx.get_help() if e.ctx else e.format_message())
+            code = 0
         except click.ClickException as e:
             if debug:
                 raise

@@ -55,6 +55,8 @@ def test_help_is_a_quick_start_and_version():
     assert "Quick start" in result.output and "recurrent train char-lm" in result.output
     for command in ("train", "eval", "predict", "plugins", "info"):
         assert command in result.output
+    bare = invoke()
+    assert bare.exit_code == 0 and bare.output == result.output  # no command: the same help
     result = invoke("--version")
     assert result.exit_code == 0 and recurrent.__version__ in result.output
 
