@@ -1,0 +1,164 @@
+"""sentiment task end to end through the CLI (train on a small real slice, eval, predict),
+every bad-input path as a one-line error, and padding invariance of the trained model."""
+import csv
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from recurrent.cli import cli
+from recurrent.model import SequenceModel
+from recurrent_plugins.sentiment import TASK
+from recurrent_plugins.sentiment.dataset import bundled_path, read_csv
+from recurrent_plugins.sentiment.metrics import softmax
+from recurrent_plugins.sentiment.text import pad_batch
+
+SMALL = ["--hidden", "8", "--embed-dim", "8", "--epochs", "1", "--threads", "1", "--quiet",
+         "--no-plot"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def ok(result):
+    assert result.exit_code == 0, result.output + result.stderr
+    return result.stdout
+
+
+def one_line_error(result, pattern):
+    assert result.exit_code != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    assert pattern in lines[0], lines[0]
+
+
+def write_csv(path, rows, header=("text", "label")):
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def slice_rows():
+    """160 fresh and 160 rotten bundled snippets: small, real, balanced."""
+    data = read_csv(bundled_path(), "text", "label")
+    pairs = list(zip(data.texts, data.labels))
+    return ([p for p in pairs if p[1] == "fresh"][:160]
+            + [p for p in pairs if p[1] == "rotten"][:160])
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, slice_rows):
+    root = tmp_path_factory.mktemp("sentiment")
+    data = write_csv(root / "slice.csv", slice_rows)
+    run = root / "run"
+    result = invoke("train", "sentiment", "--data", data, "--out", run, "--batch-size", "64",
+                    *SMALL)
+    ok(result)
+    return run, root
+
+
+def test_eval_table_json_and_other_file(trained_run, slice_rows):
+    run, root = trained_run
+    table = ok(invoke("eval", run))
+    header = table.splitlines()[1].split()
+    assert header == ["metric", "model", "majority", "bow_logreg"]
+    assert any(line.startswith("f1/rotten") for line in table.splitlines())
+
+    report = json.loads(ok(invoke("eval", run, "--json")))
+    metrics = report["metrics"]
+    assert sum(map(sum, metrics["confusion"])) == 32  # 10% of 160 per class
+    assert metrics["support/fresh"] == metrics["support/rotten"] == 16
+    assert 0 <= metrics["accuracy"] <= 1 and metrics["loss"] > 0
+    assert report["baselines"]["majority"]["accuracy"] == 0.5
+
+    other = write_csv(root / "other.csv", slice_rows[:5] + slice_rows[-3:])
+    report = json.loads(ok(invoke("eval", run, "--data", other, "--json")))
+    assert report["metrics"]["confusion"] and sum(map(sum, report["metrics"]["confusion"])) == 8
+    assert report["metrics"]["support/fresh"] == 5
+
+
+def test_predict_texts_file_and_json(trained_run):
+    run, root = trained_run
+    lines = ok(invoke("predict", run, "A moving, funny film.", "Dull.")).splitlines()
+    assert len(lines) == 2
+    label, scores, text = lines[0].split("\t")
+    assert label in ("fresh", "rotten") and text == "A moving, funny film."
+    probs = dict(s.split("=") for s in scores.split())
+    assert set(probs) == {"fresh", "rotten"}
+    assert sum(map(float, probs.values())) == pytest.approx(1, abs=2e-3)
+    assert probs[label] == max(probs.values())
+
+    texts = write_csv(root / "texts.csv", [("Sublime.",), ("Tedious beyond words.",)],
+                      header=("text",))
+    rows = [json.loads(line) for line in
+            ok(invoke("predict", run, "--data", texts, "--json")).splitlines()]
+    assert [r["text"] for r in rows] == ["Sublime.", "Tedious beyond words."]
+    assert all(r["label"] == max(r["probabilities"], key=r["probabilities"].get) for r in rows)
+
+
+def test_predict_errors(trained_run, tmp_path):
+    run, _ = trained_run
+    one_line_error(invoke("predict", run), "nothing to classify")
+    one_line_error(invoke("predict", run, "fine", "  "), "text argument 2 is empty")
+    bad = write_csv(tmp_path / "bad.csv", [("x",)], header=("review",))
+    one_line_error(invoke("predict", run, "--data", bad), "columns found: 'review'")
+
+
+def test_eval_errors(trained_run, tmp_path):
+    run, _ = trained_run
+    unseen = write_csv(tmp_path / "u.csv", [("ok", "neutral"), ("bad", "rotten")])
+    one_line_error(invoke("eval", run, "--data", unseen), "not trained on: 'neutral'")
+    empty = write_csv(tmp_path / "e.csv", [("ok", "fresh"), ("", "rotten")])
+    one_line_error(invoke("eval", run, "--data", empty), "line 3: empty text")
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: write_csv(p, [("a", "x")], header=("review", "stars")),
+     "no column 'text' or 'label'; columns found: 'review', 'stars'"),
+    (lambda p: write_csv(p, [("good", "pos"), ("", "neg")]), "line 3: empty text"),
+    (lambda p: write_csv(p, [("good", "pos"), ("bad", "")]), "line 3: empty label"),
+    (lambda p: write_csv(p, [("good", "pos")] * 30), "single class 'pos'"),
+    (lambda p: (p.write_bytes("text,label\nna\xefve,pos\n".encode("latin-1")), str(p))[1],
+     "is not UTF-8 text"),
+    (lambda p: str(p) + ".missing", "data file not found"),
+])
+def test_train_bad_data_is_one_line(tmp_path, make, message):
+    data = make(tmp_path / "d.csv")
+    result = invoke("train", "sentiment", "--data", data, "--out", tmp_path / "run", *SMALL)
+    one_line_error(result, message)
+    assert not (tmp_path / "run").exists()  # nothing half-written
+
+
+def test_train_bad_option_values(tmp_path):
+    result = invoke("train", "sentiment", "--min-freq", "0", "--out", tmp_path / "r", *SMALL)
+    assert result.exit_code != 0 and "must be at least 1" in result.output + result.stderr
+    result = invoke("train", "sentiment", "--pooling", "median", "--out", tmp_path / "r", *SMALL)
+    assert result.exit_code != 0
+
+
+# ---- padding invariance ------------------------------------------------------------------
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn_tanh"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+def test_prediction_unchanged_when_batched_with_longer_texts(cell, pooling):
+    state = TASK.prepare({"max_vocab": 2000})
+    spec = TASK.model_spec(state, {"embed_dim": 6, "pooling": pooling})
+    model = SequenceModel(spec, cell=cell, hidden_size=5, bidirectional=True, seed=3)
+    runner = model.runner()
+    sequences, _ = TASK.split_rows(state, "valid", {})
+    by_length = sorted(sequences[:60], key=len)
+    short, longer = by_length[:4], by_length[-4:]
+    assert len(longer[0]) > len(short[-1])
+    alone = np.vstack([softmax(runner.forward(*pad_batch([s]))[0]) for s in short])
+    mixed_batch = [longer[0], short[0], longer[1], short[1], short[2], longer[2], short[3]]
+    mixed = softmax(runner.forward(*pad_batch(mixed_batch))[0])
+    np.testing.assert_allclose(mixed[[1, 3, 4, 6]], alone, rtol=0, atol=1e-6)
+    # and through the task's own batching, which sorts rows by length
+    np.testing.assert_allclose(TASK.probabilities(runner, mixed_batch)[[1, 3, 4, 6]], alone,
+                               rtol=0, atol=1e-6)
