@@ -11,7 +11,6 @@ cdef extern from "recmat.h" nogil:
                        float* C, long ldc, int accumulate)
     void rc_recmat_f64(int m, int N, int K, const double* A, long lda, const double* P,
                        double* C, long ldc, int accumulate)
-    int rc_recmat_level()
 
 
 cdef inline Py_ssize_t packed_len(int K, int N, const floating* like) noexcept nogil:

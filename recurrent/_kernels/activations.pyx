@@ -3,6 +3,13 @@ vectorisable versions of fastmath.h; float64: libm), exposed so tests can measur
 from cython cimport floating
 
 from ._activations cimport sigmoid as _sigmoid, tanh_ as _tanh
+from ._gates cimport rc_cpu_level
+
+
+def vector_level():
+    """Which compiled variant the gate and recurrent-product kernels run on this CPU:
+    "avx512", "avx2" or "portable"."""
+    return {3: "avx512", 2: "avx2"}.get(rc_cpu_level(), "portable")
 
 
 def sigmoid(const floating[::1] x, floating[::1] out):

@@ -28,6 +28,7 @@ from libc.string cimport memset
 
 from ._activations cimport sigmoid, tanh_
 from ._blas cimport gemm
+from ._gates cimport rc_gru_backward_f32, rc_gru_forward_f32
 from ._recmat cimport pack, packed_len, recmat
 from ._rows cimport (add_hidden_grads, add_input_grads, gate_block, num_blocks,
                      project_rows, row_block, split)
@@ -38,16 +39,19 @@ cdef inline void _cell_forward(floating* a, const floating* ah, const floating* 
     # a (C,): [ax_r, ax_z, ax_n, -] in, [r, z, hn, n] out; ah (G,); h_prev, h (H,)
     cdef int j
     cdef floating r, z, hn, n
-    for j in range(H):
-        r = sigmoid(a[j] + ah[j])
-        z = sigmoid(a[H + j] + ah[H + j])
-        hn = ah[2 * H + j] + b_hn[j]
-        n = tanh_(a[2 * H + j] + r * hn)
-        a[j] = r
-        a[H + j] = z
-        a[2 * H + j] = hn
-        a[3 * H + j] = n
-        h[j] = (1 - z) * n + z * h_prev[j]
+    if floating is float:  # the same lines, vectorised (gates.h)
+        rc_gru_forward_f32(a, ah, b_hn, h_prev, h, H)
+    else:
+        for j in range(H):
+            r = sigmoid(a[j] + ah[j])
+            z = sigmoid(a[H + j] + ah[H + j])
+            hn = ah[2 * H + j] + b_hn[j]
+            n = tanh_(a[2 * H + j] + r * hn)
+            a[j] = r
+            a[H + j] = z
+            a[2 * H + j] = hn
+            a[3 * H + j] = n
+            h[j] = (1 - z) * n + z * h_prev[j]
 
 
 cdef inline void _cell_backward(floating* a, const floating* h_prev, const floating* d_out,
@@ -56,19 +60,22 @@ cdef inline void _cell_backward(floating* a, const floating* h_prev, const float
     # the direct part z * d h_t of d h_{t-1} out (the caller adds the W_hh path)
     cdef int j
     cdef floating r, z, hn, n, dhj, dn
-    for j in range(H):
-        r = a[j]
-        z = a[H + j]
-        hn = a[2 * H + j]
-        n = a[3 * H + j]
-        dhj = d_out[j] + dh[j]
-        # h_t = (1 - z) * n + z * h_{t-1};  n = tanh(ax_n + r * hn)
-        dn = dhj * (1 - z) * (1 - n * n)
-        a[j] = dn * hn * r * (1 - r)
-        a[H + j] = dhj * (h_prev[j] - n) * z * (1 - z)
-        a[2 * H + j] = dn * r
-        a[3 * H + j] = dn
-        dh[j] = dhj * z
+    if floating is float:
+        rc_gru_backward_f32(a, h_prev, d_out, dh, H)
+    else:
+        for j in range(H):
+            r = a[j]
+            z = a[H + j]
+            hn = a[2 * H + j]
+            n = a[3 * H + j]
+            dhj = d_out[j] + dh[j]
+            # h_t = (1 - z) * n + z * h_{t-1};  n = tanh(ax_n + r * hn)
+            dn = dhj * (1 - z) * (1 - n * n)
+            a[j] = dn * hn * r * (1 - r)
+            a[H + j] = dhj * (h_prev[j] - n) * z * (1 - z)
+            a[2 * H + j] = dn * r
+            a[3 * H + j] = dn
+            dh[j] = dhj * z
 
 
 cdef void _forward_rows(floating* out, floating* cache, floating* ah, floating* h_n,

@@ -29,6 +29,7 @@ from libc.string cimport memcpy, memset
 
 from ._activations cimport sigmoid, tanh_
 from ._blas cimport gemm
+from ._gates cimport rc_lstm_backward_f32, rc_lstm_forward_f32
 from ._recmat cimport pack, packed_len, recmat
 from ._rows cimport (add_hidden_grads, add_input_grads, gate_block, num_blocks,
                      project_rows, row_block, split)
@@ -39,18 +40,21 @@ cdef inline void _cell_forward(floating* a, const floating* c_prev, floating* c,
     # a (G,): pre-activations in, activated gates out; c_prev, c, h (H,)
     cdef int j
     cdef floating gi, gf, gg, go, cj
-    for j in range(H):
-        gi = sigmoid(a[j])
-        gf = sigmoid(a[H + j])
-        gg = tanh_(a[2 * H + j])
-        go = sigmoid(a[3 * H + j])
-        cj = gf * c_prev[j] + gi * gg
-        a[j] = gi
-        a[H + j] = gf
-        a[2 * H + j] = gg
-        a[3 * H + j] = go
-        c[j] = cj
-        h[j] = go * tanh_(cj)
+    if floating is float:  # the same lines, vectorised (gates.h)
+        rc_lstm_forward_f32(a, c_prev, c, h, H)
+    else:
+        for j in range(H):
+            gi = sigmoid(a[j])
+            gf = sigmoid(a[H + j])
+            gg = tanh_(a[2 * H + j])
+            go = sigmoid(a[3 * H + j])
+            cj = gf * c_prev[j] + gi * gg
+            a[j] = gi
+            a[H + j] = gf
+            a[2 * H + j] = gg
+            a[3 * H + j] = go
+            c[j] = cj
+            h[j] = go * tanh_(cj)
 
 
 cdef inline void _cell_backward(floating* a, const floating* c_prev, const floating* c,
@@ -60,22 +64,25 @@ cdef inline void _cell_backward(floating* a, const floating* c_prev, const float
     # adds dA W_hh next); dc (H,): d c_t in, d c_{t-1} out.
     cdef int j
     cdef floating gi, gf, gg, go, tc, dhj, dcj
-    for j in range(H):
-        gi = a[j]
-        gf = a[H + j]
-        gg = a[2 * H + j]
-        go = a[3 * H + j]
-        tc = tanh_(c[j])
-        dhj = d_out[j] + dh[j]
-        # h_t = o * tanh(c_t)
-        dcj = dc[j] + dhj * go * (1 - tc * tc)
-        # c_t = f * c_{t-1} + i * g, then through each gate's nonlinearity
-        a[j] = dcj * gg * gi * (1 - gi)
-        a[H + j] = dcj * c_prev[j] * gf * (1 - gf)
-        a[2 * H + j] = dcj * gi * (1 - gg * gg)
-        a[3 * H + j] = dhj * tc * go * (1 - go)
-        dc[j] = dcj * gf
-        dh[j] = 0
+    if floating is float:
+        rc_lstm_backward_f32(a, c_prev, c, d_out, dh, dc, H)
+    else:
+        for j in range(H):
+            gi = a[j]
+            gf = a[H + j]
+            gg = a[2 * H + j]
+            go = a[3 * H + j]
+            tc = tanh_(c[j])
+            dhj = d_out[j] + dh[j]
+            # h_t = o * tanh(c_t)
+            dcj = dc[j] + dhj * go * (1 - tc * tc)
+            # c_t = f * c_{t-1} + i * g, then through each gate's nonlinearity
+            a[j] = dcj * gg * gi * (1 - gi)
+            a[H + j] = dcj * c_prev[j] * gf * (1 - gf)
+            a[2 * H + j] = dcj * gi * (1 - gg * gg)
+            a[3 * H + j] = dhj * tc * go * (1 - go)
+            dc[j] = dcj * gf
+            dh[j] = 0
 
 
 cdef void _forward_rows(floating* out, floating* gates, floating* cells,

@@ -20,6 +20,8 @@
 
 #include <string.h>
 
+#include "cpu.h"
+
 #define RC_NR_F32 16
 #define RC_NR_F64 8
 #define RC_MAXMR 8
@@ -120,37 +122,18 @@ RC_DEFINE_TILE(rc_tile_f64, double, rc_v8df, RC_NR_F64)
 
 static void rc_recmat_f32_portable(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 2, 1) }
 
-#if defined(__GNUC__) && defined(__x86_64__)
-#define RC_HAVE_X86_VARIANTS 1
-__attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+#ifdef RC_HAVE_X86_VARIANTS
+RC_TARGET_AVX512
 static void rc_recmat_f32_avx512(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 4, 2) }
 
-__attribute__((target("avx2,fma")))
+RC_TARGET_AVX2
 static void rc_recmat_f32_avx2(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 4, 1) }
 #endif
 
-/* 0 portable, 2 AVX2+FMA, 3 AVX-512: the variant this CPU runs. */
-static inline int rc_recmat_level(void)
-{
-#ifdef RC_HAVE_X86_VARIANTS
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
-        && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
-        return 3;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return 2;
-#endif
-    return 0;
-}
-
-static int rc_recmat_level_cached = -1;
-
 static inline void rc_recmat_f32(RC_RECMAT_ARGS)
 {
-    int level = rc_recmat_level_cached;
-    if (level < 0)  /* benign race: every thread computes the same value */
-        rc_recmat_level_cached = level = rc_recmat_level();
 #ifdef RC_HAVE_X86_VARIANTS
+    int level = rc_cpu_level();
     if (level == 3) { rc_recmat_f32_avx512(m, N, K, A, lda, P, C, ldc, accumulate); return; }
     if (level == 2) { rc_recmat_f32_avx2(m, N, K, A, lda, P, C, ldc, accumulate); return; }
 #endif

@@ -20,6 +20,7 @@ from libc.string cimport memcpy, memset
 
 from ._activations cimport relu, tanh_
 from ._blas cimport gemm
+from ._gates cimport rc_tanh_inplace_f32
 from ._recmat cimport pack, packed_len, recmat
 from ._rows cimport (add_hidden_grads, add_input_grads, gate_block, num_blocks,
                      project_rows, row_block, split)
@@ -52,6 +53,8 @@ cdef void _forward_rows(floating* out, floating* h_n, const floating* h0,
             if use_relu:
                 for j in range(H):
                     h[j] = relu(h[j])
+            elif floating is float:
+                rc_tanh_inplace_f32(h, H)  # vectorised (gates.h)
             else:
                 for j in range(H):
                     h[j] = tanh_(h[j])

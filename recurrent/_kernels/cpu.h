@@ -1,0 +1,60 @@
+/* Run-time choice between code variants compiled for different x86-64 vector extensions.
+ *
+ * A function is compiled three times (RC_MULTIVERSION below): for AVX-512, for AVX2+FMA
+ * and portable, and a dispatcher calls the best one this CPU supports. So one build runs
+ * everywhere and still uses the widest vectors available. gcc/clang on x86-64 only; other
+ * compilers and machines get the portable version.
+ */
+#ifndef RECURRENT_CPU_H
+#define RECURRENT_CPU_H
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(RECURRENT_PORTABLE_ONLY)
+#define RC_HAVE_X86_VARIANTS 1
+#define RC_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+#define RC_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#endif
+
+/* 0 portable, 2 AVX2+FMA, 3 AVX-512. */
+static inline int rc_cpu_level_detect(void)
+{
+#ifdef RC_HAVE_X86_VARIANTS
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
+        return 3;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return 2;
+#endif
+    return 0;
+}
+
+static int rc_cpu_level_cached = -1;
+
+static inline int rc_cpu_level(void)
+{
+    int level = rc_cpu_level_cached;
+    if (level < 0)  /* benign race: every thread computes the same value */
+        rc_cpu_level_cached = level = rc_cpu_level_detect();
+    return level;
+}
+
+/* Define NAME_avx512, NAME_avx2, NAME_portable with one body, and the dispatcher NAME.
+ * PARAMS is the parenthesised parameter list, ARGS the parenthesised argument names. */
+#ifdef RC_HAVE_X86_VARIANTS
+#define RC_MULTIVERSION(NAME, PARAMS, ARGS, ...)                                          \
+    RC_TARGET_AVX512 static void NAME##_avx512 PARAMS { __VA_ARGS__ }                    \
+    RC_TARGET_AVX2 static void NAME##_avx2 PARAMS { __VA_ARGS__ }                        \
+    static void NAME##_portable PARAMS { __VA_ARGS__ }                                   \
+    static inline void NAME PARAMS                                                       \
+    {                                                                                    \
+        int level = rc_cpu_level();                                                      \
+        if (level == 3) NAME##_avx512 ARGS;                                              \
+        else if (level == 2) NAME##_avx2 ARGS;                                           \
+        else NAME##_portable ARGS;                                                       \
+    }
+#else
+#define RC_MULTIVERSION(NAME, PARAMS, ARGS, ...)                                          \
+    static void NAME PARAMS { __VA_ARGS__ }
+#endif
+
+#endif

@@ -1,0 +1,98 @@
+/* float32 fused gate passes for one batch row (H units), compiled per vector extension
+ * (cpu.h) so that the loops run 16 (AVX-512) or 8 (AVX2) lanes wide. The arithmetic is
+ * exactly that of the float64 Cython loops in lstm.pyx / gru.pyx / rnn.pyx (the reference
+ * for these lines); each line's comment names the forward equation it computes or
+ * differentiates. Vectorising the exp/tanh clamps needs -fno-trapping-math (setup.py),
+ * which changes no value, only whether FP exception flags may be raised speculatively.
+ */
+#ifndef RECURRENT_GATES_H
+#define RECURRENT_GATES_H
+
+#include "cpu.h"
+#include "fastmath.h"
+
+/* The four gate blocks of a row are read and written at offsets j, H + j, ... of one
+ * pointer; gcc cannot prove those never overlap across iterations for a run-time H and
+ * would fall back to scalar code. They never do: tell it so. */
+#define RC_IVDEP _Pragma("GCC ivdep")
+
+/* LSTM forward. a (4H): pre-activations in, activated i, f, g, o out. */
+RC_MULTIVERSION(rc_lstm_forward_f32,
+    (float* restrict a, const float* restrict c_prev, float* restrict c, float* restrict h,
+     int H),
+    (a, c_prev, c, h, H),
+    RC_IVDEP for (int j = 0; j < H; j++) {
+        float i = rc_sigmoidf(a[j]);
+        float f = rc_sigmoidf(a[H + j]);
+        float g = rc_tanhf(a[2 * H + j]);
+        float o = rc_sigmoidf(a[3 * H + j]);
+        float cj = f * c_prev[j] + i * g;          /* c_t = f * c_{t-1} + i * g */
+        a[j] = i;
+        a[H + j] = f;
+        a[2 * H + j] = g;
+        a[3 * H + j] = o;
+        c[j] = cj;
+        h[j] = o * rc_tanhf(cj);                   /* h_t = o * tanh(c_t) */
+    })
+
+/* LSTM backward. a (4H): activated gates in, dA out; dh: carried d h_t in, zero out;
+ * dc: d c_t in, d c_{t-1} out. */
+RC_MULTIVERSION(rc_lstm_backward_f32,
+    (float* restrict a, const float* restrict c_prev, const float* restrict c,
+     const float* restrict d_out, float* restrict dh, float* restrict dc, int H),
+    (a, c_prev, c, d_out, dh, dc, H),
+    RC_IVDEP for (int j = 0; j < H; j++) {
+        float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
+        float tc = rc_tanhf(c[j]);
+        float dhj = d_out[j] + dh[j];
+        float dcj = dc[j] + dhj * o * (1 - tc * tc);   /* h_t = o * tanh(c_t) */
+        a[j] = dcj * g * i * (1 - i);                  /* c_t = f * c_{t-1} + i * g */
+        a[H + j] = dcj * c_prev[j] * f * (1 - f);
+        a[2 * H + j] = dcj * i * (1 - g * g);
+        a[3 * H + j] = dhj * tc * o * (1 - o);
+        dc[j] = dcj * f;
+        dh[j] = 0;
+    })
+
+/* GRU forward. a (4H): [ax_r, ax_z, ax_n, -] in, [r, z, hn, n] out; ah (3H). */
+RC_MULTIVERSION(rc_gru_forward_f32,
+    (float* restrict a, const float* restrict ah, const float* restrict b_hn,
+     const float* restrict h_prev, float* restrict h, int H),
+    (a, ah, b_hn, h_prev, h, H),
+    RC_IVDEP for (int j = 0; j < H; j++) {
+        float r = rc_sigmoidf(a[j] + ah[j]);
+        float z = rc_sigmoidf(a[H + j] + ah[H + j]);
+        float hn = ah[2 * H + j] + b_hn[j];
+        float n = rc_tanhf(a[2 * H + j] + r * hn);     /* n = tanh(ax_n + r * hn) */
+        a[j] = r;
+        a[H + j] = z;
+        a[2 * H + j] = hn;
+        a[3 * H + j] = n;
+        h[j] = (1 - z) * n + z * h_prev[j];            /* h_t = (1 - z) n + z h_{t-1} */
+    })
+
+/* GRU backward. a (4H): [r, z, hn, n] in, [dA_r, dA_z, r * dA_n, dA_n] out; dh: d h_t in,
+ * z * d h_t out (the caller adds the W_hh path). */
+RC_MULTIVERSION(rc_gru_backward_f32,
+    (float* restrict a, const float* restrict h_prev, const float* restrict d_out,
+     float* restrict dh, int H),
+    (a, h_prev, d_out, dh, H),
+    RC_IVDEP for (int j = 0; j < H; j++) {
+        float r = a[j], z = a[H + j], hn = a[2 * H + j], n = a[3 * H + j];
+        float dhj = d_out[j] + dh[j];
+        float dn = dhj * (1 - z) * (1 - n * n);        /* through h_t, then tanh */
+        a[j] = dn * hn * r * (1 - r);
+        a[H + j] = dhj * (h_prev[j] - n) * z * (1 - z);
+        a[2 * H + j] = dn * r;
+        a[3 * H + j] = dn;
+        dh[j] = dhj * z;
+    })
+
+/* Elman RNN, tanh: h = tanh(a) in place. */
+RC_MULTIVERSION(rc_tanh_inplace_f32,
+    (float* restrict h, int H),
+    (h, H),
+    RC_IVDEP for (int j = 0; j < H; j++)
+        h[j] = rc_tanhf(h[j]);)
+
+#endif
