@@ -90,44 +90,48 @@ NAME(const int mr, const int npn, int K, const T* A, long lda, const T* P, long 
 RC_DEFINE_TILE(rc_tile_f32, float, rc_v16sf, RC_NR_F32)
 RC_DEFINE_TILE(rc_tile_f64, double, rc_v8df, RC_NR_F64)
 
-/* The product over all rows and panels with MR x NP tiles. Panels are the outer loop, so
- * one group of panels (K * NP * 64 bytes) is reused from cache by every row tile. */
-#define RC_RECMAT_BODY(TILE, NR, MR, NP)                                                 \
+/* Rows r0..m-1 against panels p0..p0+npn-1 (npn <= NP): tiles of MR rows, then of 4, then
+ * single rows, which take NP1 panels at a time (more independent accumulator chains for
+ * the latency-bound B = 1 case). Tile shapes never change an element's arithmetic. */
+#define RC_RECMAT_PANELS(TILE, NR, MR, NPN)                                               \
+    for (r = 0; r + MR <= m; r += MR)                                                     \
+        TILE(MR, NPN, K, A + r * lda, lda, P + p0 * ps, ps, C + r * ldc + p0 * NR, ldc,  \
+             N - p0 * NR, accumulate);                                                    \
+    for (; MR > 4 && r + 4 <= m; r += 4)                                                  \
+        TILE(4, NPN, K, A + r * lda, lda, P + p0 * ps, ps, C + r * ldc + p0 * NR, ldc,   \
+             N - p0 * NR, accumulate);
+
+/* The product over all rows and panels. Panels are the outer loop, so one group of panels
+ * (K * NP * 64 bytes) is reused from cache by every row tile. */
+#define RC_RECMAT_BODY(TILE, NR, MR, NP, NP1)                                            \
     int np = (N + NR - 1) / NR;                                                          \
     long ps = (long)K * NR;                                                              \
-    for (int p0 = 0; p0 < np; p0 += NP) {                                                \
-        int cols = N - p0 * NR;                                                          \
-        int r;                                                                           \
-        if (np - p0 >= NP) {                                                             \
-            for (r = 0; r + MR <= m; r += MR)                                            \
-                TILE(MR, NP, K, A + r * lda, lda, P + p0 * ps, ps,                       \
-                     C + r * ldc + p0 * NR, ldc, cols, accumulate);                      \
-            for (; r < m; r++)                                                           \
-                TILE(1, NP, K, A + r * lda, lda, P + p0 * ps, ps,                        \
-                     C + r * ldc + p0 * NR, ldc, cols, accumulate);                      \
-        } else {                                                                         \
-            for (int q = p0; q < np; q++) {                                              \
-                for (r = 0; r + MR <= m; r += MR)                                        \
-                    TILE(MR, 1, K, A + r * lda, lda, P + q * ps, ps,                     \
-                         C + r * ldc + q * NR, ldc, N - q * NR, accumulate);             \
-                for (; r < m; r++)                                                       \
-                    TILE(1, 1, K, A + r * lda, lda, P + q * ps, ps,                      \
-                         C + r * ldc + q * NR, ldc, N - q * NR, accumulate);             \
-            }                                                                            \
-        }                                                                                \
+    int r = 0, r1, p0;                                                                    \
+    /* rows in tiles of MR, then 4; every panel group leaves r at the same first row */   \
+    for (p0 = 0; p0 + NP <= np; p0 += NP) { RC_RECMAT_PANELS(TILE, NR, MR, NP) }          \
+    for (; p0 < np; p0++) { RC_RECMAT_PANELS(TILE, NR, MR, 1) }                           \
+    /* the remaining single rows */                                                       \
+    r1 = r;                                                                               \
+    for (r = r1; r < m; r++) {                                                            \
+        for (p0 = 0; p0 + NP1 <= np; p0 += NP1)                                          \
+            TILE(1, NP1, K, A + r * lda, lda, P + p0 * ps, ps, C + r * ldc + p0 * NR,   \
+                 ldc, N - p0 * NR, accumulate);                                          \
+        for (; p0 < np; p0++)                                                             \
+            TILE(1, 1, K, A + r * lda, lda, P + p0 * ps, ps, C + r * ldc + p0 * NR,     \
+                 ldc, N - p0 * NR, accumulate);                                          \
     }
 
 #define RC_RECMAT_ARGS int m, int N, int K, const float* A, long lda, const float* P,     \
                        float* C, long ldc, int accumulate
 
-static void rc_recmat_f32_portable(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 2, 1) }
+static void rc_recmat_f32_portable(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 2, 1, 2) }
 
 #ifdef RC_HAVE_X86_VARIANTS
 RC_TARGET_AVX512
-static void rc_recmat_f32_avx512(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 4, 2) }
+static void rc_recmat_f32_avx512(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 8, 2, 4) }
 
 RC_TARGET_AVX2
-static void rc_recmat_f32_avx2(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 4, 1) }
+static void rc_recmat_f32_avx2(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 4, 1, 2) }
 #endif
 
 static inline void rc_recmat_f32(RC_RECMAT_ARGS)
@@ -144,7 +148,7 @@ static inline void rc_recmat_f32(RC_RECMAT_ARGS)
 static inline void rc_recmat_f64(int m, int N, int K, const double* A, long lda,
                                  const double* P, double* C, long ldc, int accumulate)
 {
-    RC_RECMAT_BODY(rc_tile_f64, RC_NR_F64, 2, 1)
+    RC_RECMAT_BODY(rc_tile_f64, RC_NR_F64, 2, 1, 2)
 }
 
 #endif
