@@ -3,8 +3,8 @@
 Trains embedding -> LSTM/GRU/RNN stack -> linear head with torch on CPU, on the char-lm
 task's own batches (B streams, stateful windows of seq_len, reset at epoch start) and
 scores validation with the task's own evaluate(), so the two time-to-quality figures
-differ only in the engine. Wall time counts training only (evaluations are excluded,
-as in benchmarks/charlm_quality.py).
+differ only in the engine. Wall time counts training including batching, and excludes
+evaluations, as benchmarks/charlm_quality.py does.
 
     python benchmarks/charlm_torch.py --threads 2 --target 1.5 [--hidden 256 ...]
 
@@ -26,7 +26,7 @@ except ImportError:  # torch is a benchmark extra, never a runtime dependency
     sys.exit("charlm_torch.py needs torch (pip install 'recurrent[bench]')")
 
 from recurrent.optim import Schedule
-from recurrent.train import SHARED_DEFAULTS
+from recurrent.train import SHARED_DEFAULTS, build_model
 from recurrent_plugins.char_lm.task import DEFAULTS as TASK_DEFAULTS, EMBED_DIM, TASK
 
 DEFAULTS = {**SHARED_DEFAULTS, **TASK_DEFAULTS}  # what `recurrent train char-lm` uses
@@ -68,6 +68,20 @@ class TorchRunner:
         return logits[0].numpy(), state
 
 
+def copy_initial_weights(model, spec, args):
+    """Start from the very weights `recurrent train char-lm --seed S` starts from (the same
+    seed gives the same initial model there), so both engines run the same computation."""
+    ours = build_model(spec, {"cell": args.cell, "hidden": args.hidden, "layers": args.layers,
+                              "dropout": args.dropout, "bidirectional": False,
+                              "seed": args.seed, "threads": 1}).named_params
+    with torch.no_grad():
+        model.embed.weight.copy_(torch.from_numpy(ours["embedding.weight"]))
+        for name, param in model.rnn.named_parameters():  # PyTorch's names: weight_ih_l0 ...
+            param.copy_(torch.from_numpy(ours[f"rnn.{name}"]))
+        model.head.weight.copy_(torch.from_numpy(ours["head.weight"]))
+        model.head.bias.copy_(torch.from_numpy(ours["head.bias"]))
+
+
 def detach(state):
     if state is None:
         return None
@@ -95,7 +109,9 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=DEFAULTS["steps"])
     p.add_argument("--clip-norm", type=float, default=DEFAULTS["clip_norm"])
     p.add_argument("--max-chars", type=int, default=0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    p.add_argument("--torch-init", action="store_true",
+                   help="use torch's own random init instead of recurrent's initial weights")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -106,6 +122,8 @@ def main(argv=None):
     V = len(state["vocab"])
     model = TorchCharModel(V, args.embed_dim, args.cell, args.hidden, args.layers,
                            args.dropout)
+    if not args.torch_init:
+        copy_initial_weights(model, TASK.model_spec(state, config), args)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     # The same step budget and learning-rate schedule as recurrent's trainer.
     per_epoch = sum(1 for _ in TASK.batches(state, "train", config, np.random.default_rng(0)))
@@ -116,14 +134,16 @@ def main(argv=None):
                         min_lr=args.min_lr)
     runner = TorchRunner(model)
 
-    train_seconds, step, epoch, best = 0.0, 0, 0, float("inf")
+    step, epoch, best = 0, 0, float("inf")
+    # Training time = wall time since the start minus evaluations (batching included).
+    started, eval_seconds = time.perf_counter(), 0.0
+    train_seconds = 0.0
     reached = None
     while reached is None and step < total and train_seconds < 60 * args.max_minutes:
         rng = np.random.default_rng([args.seed, epoch])  # as the trainer seeds each epoch
         epoch += 1
         hidden = None
         for batch in TASK.batches(state, "train", config, rng):
-            t0 = time.perf_counter()
             for group in opt.param_groups:
                 group["lr"] = schedule(step)
             model.train()
@@ -135,15 +155,17 @@ def main(argv=None):
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_norm)
             opt.step()
-            train_seconds += time.perf_counter() - t0
+            train_seconds = time.perf_counter() - started - eval_seconds
             step += 1
             if step % args.eval_every == 0 or step == total:
+                t0 = time.perf_counter()
                 model.eval()
                 metrics = TASK.evaluate(state, "valid", config, runner)
+                eval_seconds += time.perf_counter() - t0
                 best = min(best, metrics["loss"])
                 print(json.dumps({"engine": "torch", "step": step, "epoch": epoch,
                                   "train_seconds": round(train_seconds, 2),
-                                  "train_loss": round(float(loss), 4),
+                                  "train_loss": round(loss.item(), 4),
                                   "valid_loss": round(metrics["loss"], 4),
                                   "bits_per_char": round(metrics["bits_per_char"], 4)}),
                       flush=True)

@@ -36,30 +36,58 @@ DEFAULTS = {
     "seq_len": 64,
     "batch_size": 32,
     "optimizer": "adam",
-    "lr": 0.004,
+    "lr": 0.005,
+    "schedule": "cosine",
     "clip_norm": 5.0,
-    "epochs": 1,
+    "epochs": 5,
 }
 
 
 class _Corpus:
-    """The decoded text of one file, cached while its size and mtime are unchanged."""
+    """The decoded text of one file and its encoded ids, cached while the file's size and
+    mtime are unchanged: every epoch and evaluation asks again, and decoding, hashing and
+    encoding 2 MB each time would cost about a second."""
 
-    _cache: dict = {}
+    _text: dict = {}  # (path, size, mtime) -> str; one corpus at a time: they can be large
+    _ids: dict = {}  # (text key, max_chars, vocab, fingerprint) -> (N,) int64 ids
+
+    @staticmethod
+    def _key(path: str):
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None  # let read_text report the problem
+        return (path, st.st_size, st.st_mtime_ns)
 
     @classmethod
     def text(cls, path: str) -> str:
-        try:
-            st = os.stat(path)
-            key = (path, st.st_size, st.st_mtime_ns)
-        except OSError:
-            key = None  # let read_text report the problem
-        if key is not None and key in cls._cache:
-            return cls._cache[key]
+        key = cls._key(path)
+        if key is not None and key in cls._text:
+            return cls._text[key]
         value = text.read_text(path)
         if key is not None:
-            cls._cache = {key: value}  # one corpus at a time: they can be large
+            cls._text = {key: value}
         return value
+
+    @classmethod
+    def ids(cls, path: str, max_chars: int, vocab: list, fingerprint: str) -> np.ndarray:
+        """Ids of the (first max_chars characters of the) file; a UserError if its content
+        no longer has ``fingerprint``."""
+        key = (cls._key(path), max_chars, tuple(vocab), fingerprint)
+        if key[0] is not None and key in cls._ids:
+            return cls._ids[key]
+        corpus = cls.text(path)
+        if max_chars:
+            corpus = corpus[:max_chars]
+        name = os.path.basename(path)
+        if text.fingerprint(corpus) != fingerprint:
+            raise UserError(f"{name} changed since this run was trained "
+                            "(content fingerprint differs)")
+        ids = text.Vocabulary(vocab).encode(corpus, name)
+        ids.setflags(write=False)  # shared by every caller
+        if key[0] is not None:
+            cls._ids = {key: ids}
+        return ids
 
 
 def _int_option(config: dict, key: str, default: int, minimum: int) -> int:
@@ -106,7 +134,7 @@ class CharLM:
 
     def options(self) -> list:
         return [
-            click.Option(["--data"], default=text.BUNDLED, show_default=True,
+            click.Option(["--data"], default=text.BUNDLED, show_default=True, metavar="FILE",
                          help="UTF-8 text file (plain, .gz or .xz); the default is the "
                               "bundled Shakespeare plays (2.2 MB). Last 5% = validation."),
             click.Option(["--max-chars"], type=click.IntRange(min=0), default=0,
@@ -165,14 +193,8 @@ class CharLM:
 
     def _corpus_ids(self, state: dict) -> np.ndarray:
         """(N,) int64 ids of the training corpus, checked against the run state."""
-        path = text.resolve_path(state["data"])
-        corpus = _Corpus.text(path)
-        if state.get("max_chars"):
-            corpus = corpus[:state["max_chars"]]
-        if text.fingerprint(corpus) != state["fingerprint"]:
-            raise UserError(f"{os.path.basename(path)} changed since this run was trained "
-                            "(content fingerprint differs)")
-        return text.Vocabulary(state["vocab"]).encode(corpus, os.path.basename(path))
+        return _Corpus.ids(text.resolve_path(state["data"]), state.get("max_chars") or 0,
+                           state["vocab"], state["fingerprint"])
 
     def split_ids(self, state: dict, split: str, config: dict) -> np.ndarray:
         """Ids of one split. "test" is the --data file of `recurrent eval`, read whole with

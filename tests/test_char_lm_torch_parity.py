@@ -1,0 +1,66 @@
+"""The char-lm model trained by recurrent equals the same model trained by PyTorch, step for
+step, from the same initial weights on the same batches: the premise of comparing the two
+in benchmarks/charlm_quality.py and benchmarks/charlm_torch.py."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("recurrent_plugins.cells",
+                    reason="the fast built-in cells (recurrent_plugins.cells) are not built")
+
+from recurrent.optim import Schedule  # noqa: E402
+from recurrent.train import build_model, resolve_config, start_run  # noqa: E402
+from recurrent_plugins.char_lm.task import TASK  # noqa: E402
+
+STEPS = 6
+
+
+def test_training_matches_torch_step_for_step(tmp_path):
+    config = resolve_config(TASK, {"max_chars": 30_000, "hidden": 24, "embed_dim": 8,
+                                   "batch_size": 4, "seq_len": 16, "steps": STEPS,
+                                   "epochs": 0, "threads": 1, "log_every": 1, "quiet": True,
+                                   "plot": False, "seed": 5})
+    config["loss"] = TASK.loss
+    trainer = start_run(TASK, config, str(tmp_path / "run"), echo=lambda line: None)
+    state, spec = trainer.task_state, trainer.spec
+    initial = build_model(spec, config).named_params  # the trainer starts from these
+
+    # The torch twin, loaded with the same initial weights (PyTorch's names and layout).
+    V, E, H = spec["vocab_size"], spec["embed_dim"], config["hidden"]
+    embed, lstm, head = torch.nn.Embedding(V, E), torch.nn.LSTM(E, H), torch.nn.Linear(H, V)
+    with torch.no_grad():
+        embed.weight.copy_(torch.from_numpy(initial["embedding.weight"]))
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            getattr(lstm, name).copy_(torch.from_numpy(initial[f"rnn.{name}"]))
+        head.weight.copy_(torch.from_numpy(initial["head.weight"]))
+        head.bias.copy_(torch.from_numpy(initial["head.bias"]))
+    params = [*embed.parameters(), *lstm.parameters(), *head.parameters()]
+    opt = torch.optim.Adam(params, lr=config["lr"])
+    schedule = Schedule(config["schedule"], config["lr"], total_steps=STEPS)
+
+    trainer.fit()
+    ours = [r["loss"] for r in trainer.run.read_metrics() if r["kind"] == "train"]
+
+    theirs, hidden = [], None
+    batches = TASK.batches(state, "train", config, np.random.default_rng([config["seed"], 0]))
+    for step, batch in zip(range(STEPS), batches):
+        hidden = None if batch["reset"] else tuple(h.detach() for h in hidden)
+        for group in opt.param_groups:
+            group["lr"] = schedule(step)
+        out, hidden = lstm(embed(torch.from_numpy(batch["x"])), hidden)
+        loss = torch.nn.functional.cross_entropy(head(out).reshape(-1, V),
+                                                 torch.from_numpy(batch["y"]).reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, config["clip_norm"])
+        opt.step()
+        theirs.append(loss.item())
+
+    assert len(ours) == STEPS
+    np.testing.assert_allclose(ours, theirs, rtol=2e-5)
+    final = trainer.model.named_params
+    np.testing.assert_allclose(final["rnn.weight_hh_l0"], lstm.weight_hh_l0.detach().numpy(),
+                               atol=2e-5)
+    np.testing.assert_allclose(final["head.weight"], head.weight.detach().numpy(), atol=2e-5)
+    np.testing.assert_allclose(final["embedding.weight"], embed.weight.detach().numpy(),
+                               atol=2e-5)
