@@ -137,9 +137,13 @@ def test_train_bad_data_is_one_line(tmp_path, make, message):
 
 def test_train_bad_option_values(tmp_path):
     result = invoke("train", "sentiment", "--min-freq", "0", "--out", tmp_path / "r", *SMALL)
-    assert result.exit_code != 0 and "must be at least 1" in result.output + result.stderr
+    assert result.exit_code != 0 and "--min-freq" in result.output + result.stderr
     result = invoke("train", "sentiment", "--pooling", "median", "--out", tmp_path / "r", *SMALL)
-    assert result.exit_code != 0
+    assert result.exit_code != 0 and "median" in result.output + result.stderr
+    result = invoke("train", "sentiment", "--valid-fraction", "0.5", "--test-fraction", "0.5",
+                    "--out", tmp_path / "r", *SMALL)
+    one_line_error(result, "fractions must be in (0, 1) and sum below 1")
+    assert not (tmp_path / "r").exists()
 
 
 # ---- padding invariance ------------------------------------------------------------------

@@ -26,6 +26,7 @@ from .text import build_vocab, encode, length_buckets, pad_batch, tokenize
 
 STATE_VERSION = 1
 EVAL_BATCH = 256  # rows per forward pass in evaluate/predict (no gradients kept)
+FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 
 # Small per-process caches: the trainer calls batches()/evaluate()/baselines() many times
 # with the same state, and re-reading or refitting each time would dominate short runs.
@@ -55,14 +56,6 @@ def _vocab_key(vocab: list[str]) -> str:
     return hashlib.sha256("\n".join(vocab).encode("utf-8")).hexdigest()
 
 
-def _positive_int(name, minimum=1):
-    def check(ctx, param, value):
-        if value is not None and value < minimum:
-            raise click.BadParameter(f"must be at least {minimum}, got {value}")
-        return value
-    return check
-
-
 class SentimentTask:
     name = "sentiment"
     help = "Text classification from CSV (default data: Rotten Tomatoes fresh/rotten snippets)"
@@ -78,23 +71,22 @@ class SentimentTask:
                          help="Column holding the text."),
             click.Option(["--label-column"], default="label", show_default=True,
                          help="Column holding the class label (any label set)."),
-            click.Option(["--max-vocab"], type=int, default=20000, show_default=True,
-                         callback=_positive_int("max_vocab", 3),
+            click.Option(["--max-vocab"], type=click.IntRange(min=3), default=20000,
+                         show_default=True,
                          help="Vocabulary size, <pad> and <unk> included."),
-            click.Option(["--min-freq"], type=int, default=2, show_default=True,
-                         callback=_positive_int("min_freq"),
+            click.Option(["--min-freq"], type=click.IntRange(min=1), default=2, show_default=True,
                          help="Keep training-split tokens seen at least this often."),
-            click.Option(["--max-tokens"], type=int, default=100, show_default=True,
-                         callback=_positive_int("max_tokens"),
+            click.Option(["--max-tokens"], type=click.IntRange(min=1), default=100,
+                         show_default=True,
                          help="Cut texts to their first N tokens."),
             click.Option(["--pooling"], type=click.Choice(["last", "mean", "max"]),
                          default="mean", show_default=True,
                          help="How the RNN outputs over a text's valid steps become one vector."),
-            click.Option(["--embed-dim"], type=int, default=64, show_default=True,
-                         callback=_positive_int("embed_dim"), help="Token embedding size."),
-            click.Option(["--valid-fraction"], type=float, default=0.1, show_default=True,
+            click.Option(["--embed-dim"], type=click.IntRange(min=1), default=64,
+                         show_default=True, help="Token embedding size."),
+            click.Option(["--valid-fraction"], type=FRACTION, default=0.1, show_default=True,
                          help="Share of each class held out for validation."),
-            click.Option(["--test-fraction"], type=float, default=0.1, show_default=True,
+            click.Option(["--test-fraction"], type=FRACTION, default=0.1, show_default=True,
                          help="Share of each class held out for the test split."),
             click.Option(["--split-seed"], type=int, default=0, show_default=True,
                          help="Seed of the stratified split (independent of --seed)."),
