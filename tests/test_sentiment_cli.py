@@ -96,6 +96,9 @@ def test_predict_texts_file_and_json(trained_run):
 
     texts = write_csv(root / "texts.csv", [("Sublime.",), ("Tedious beyond words.",)],
                       header=("text",))
+    tsv = ok(invoke("predict", run, "--data", texts, "Two\tlines\nhere")).splitlines()
+    assert len(tsv) == 3 and [line.split("\t")[2] for line in tsv] == [
+        "Two lines here", "Sublime.", "Tedious beyond words."]
     rows = [json.loads(line) for line in
             ok(invoke("predict", run, "--data", texts, "--json")).splitlines()]
     assert [r["text"] for r in rows] == ["Sublime.", "Tedious beyond words."]

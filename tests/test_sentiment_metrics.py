@@ -7,7 +7,7 @@ import scipy.sparse
 from recurrent_plugins.sentiment.baselines import (LogisticRegression, bag_of_words,
                                                    fit_logistic_regression, majority_class)
 from recurrent_plugins.sentiment.metrics import (classification_metrics, confusion_matrix,
-                                                 cross_entropy, format_report, softmax)
+                                                 cross_entropy, softmax)
 
 
 def test_three_class_metrics_by_hand():
@@ -42,20 +42,6 @@ def test_softmax_and_cross_entropy():
     assert probs == pytest.approx(np.array([[0.25, 0.75], [0.5, 0.5]]))
     assert cross_entropy(probs, np.array([1, 0])) == pytest.approx(
         -(np.log(0.75) + np.log(0.5)) / 2)
-
-
-def test_report_lists_models_side_by_side():
-    a = classification_metrics([0, 1, 1], [0, 1, 0], ["fresh", "rotten"])
-    a["loss"] = 0.5
-    b = classification_metrics([0, 1, 1], [0, 0, 0], ["fresh", "rotten"])
-    text = format_report({"model": a, "majority": b}, ["fresh", "rotten"], "test split")
-    lines = text.splitlines()
-    assert lines[0] == "test split"
-    assert lines[1].split() == ["model", "majority"]
-    assert lines[2].split() == ["accuracy", "0.6667", "0.3333"]
-    assert lines[4].split() == ["loss", "0.5000", "-"]
-    assert "confusion matrix, majority (rows: true class, columns: predicted)" in text
-    assert lines[-2].split() == ["fresh", "1", "0"] and lines[-1].split() == ["rotten", "2", "0"]
 
 
 # ---- baselines -----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Classification metrics and the human-readable report.
+"""Classification metrics.
 
 Conventions (as scikit-learn's defaults): the confusion matrix has true classes as rows and
 predicted classes as columns; a precision or recall whose denominator is zero is 0.0; F1 is
@@ -55,39 +55,3 @@ def classification_metrics(y_true, y_pred, classes: list[str]) -> dict:
     out["confusion"] = cm.tolist()
     return out
 
-
-def format_report(results: dict[str, dict], classes: list[str], title: str = "") -> str:
-    """A plain-text report: one summary table with a column per model (the RNN and each
-    baseline), then per-class precision/recall/F1 and the confusion matrix of each model."""
-    names = list(results)
-    lines = [title] if title else []
-    keys = ["accuracy", "macro_f1", "loss"]
-    for c in classes:
-        keys += [f"precision/{c}", f"recall/{c}", f"f1/{c}"]
-    width = max(12, *(len(n) for n in names)) + 2
-    label_w = max(len(k) for k in keys) + 2
-
-    def row(label, cells):
-        return label.ljust(label_w) + "".join(c.rjust(width) for c in cells)
-
-    def num(m, key):
-        v = m.get(key)
-        return "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
-
-    lines.append(row("", names))
-    for key in keys:
-        if any(key in results[n] for n in names):
-            lines.append(row(key, [num(results[n], key) for n in names]))
-    lines.append(row("rows", [str(sum(results[n].get(f"support/{c}", 0) for c in classes))
-                              for n in names]))
-    cw = max(8, *(len(c) for c in classes)) + 2
-    for n in names:
-        cm = results[n].get("confusion")
-        if cm is None:
-            continue
-        lines.append("")
-        lines.append(f"confusion matrix, {n} (rows: true class, columns: predicted)")
-        lines.append("".ljust(cw) + "".join(c.rjust(cw) for c in classes))
-        for c, counts in zip(classes, cm):
-            lines.append(c.ljust(cw) + "".join(str(v).rjust(cw) for v in counts))
-    return "\n".join(lines)

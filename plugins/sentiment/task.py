@@ -21,7 +21,7 @@ from recurrent.errors import UserError
 
 from . import baselines as bl
 from .dataset import BUNDLED_NAME, bundled_path, class_list, read_csv, stratified_split
-from .metrics import classification_metrics, cross_entropy, format_report, softmax
+from .metrics import classification_metrics, cross_entropy, softmax
 from .text import build_vocab, encode, length_buckets, pad_batch, tokenize
 
 STATE_VERSION = 1
@@ -224,10 +224,6 @@ class SentimentTask:
         out["bow_logreg"]["loss"] = cross_entropy(probs, y)
         return out
 
-    def format_report(self, state: dict, metrics: dict, baselines: dict, title: str = "") -> str:
-        """The human-readable evaluation report: the model beside each baseline."""
-        return format_report({"model": metrics, **baselines}, state["classes"], title)
-
     # ---- predict -----------------------------------------------------------------------
     def predict_options(self) -> list:
         return [
@@ -256,11 +252,12 @@ class SentimentTask:
         for text, p in zip(texts, probs):
             label = classes[int(p.argmax())]
             if options.get("as_json"):
-                yield json.dumps({"label": label, "probabilities": dict(zip(classes, map(float, p))),
-                                  "text": text})
+                probabilities = dict(zip(classes, map(float, p)))
+                yield json.dumps({"label": label, "probabilities": probabilities, "text": text})
             else:
                 scores = " ".join(f"{c}={q:.3f}" for c, q in zip(classes, p))
-                yield f"{label}\t{scores}\t{text}"
+                flat = " ".join(text.split())  # tabs/newlines would break one line per text
+                yield f"{label}\t{scores}\t{flat}"
 
 
 TASK = SentimentTask()
