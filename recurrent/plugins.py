@@ -37,6 +37,7 @@ DEFAULT_PLUGINS = (
     "recurrent_plugins.losses",
     "recurrent_plugins.sentiment",
     "recurrent_plugins.char_lm",
+    "recurrent_plugins.bench",
 )
 
 # kind -> (hook name, attributes a registered object must have)

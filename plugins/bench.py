@@ -1,0 +1,364 @@
+"""`recurrent bench`: the built-in kernels against PyTorch, side by side, same weights.
+
+For every (cell, config, thread count) it builds one float32 problem, loads the same
+weights into torch.nn.LSTM/GRU/RNN through the state_dict, checks that both sides agree
+(outputs; in train mode also dx and every weight gradient) and only then times them:
+warm-up calls, then repeated calls, median and interquartile range in ms, the ratio
+ours / torch, and the GFLOP/s each side achieves on the GEMM work.
+
+A training step is forward + backward with loss = sum of outputs (d_out = 1) and dx
+computed; inference is the forward pass alone (torch under no_grad).
+
+The measurement runs in a child process: OpenBLAS reads OPENBLAS_CORETYPE and
+OPENBLAS_L2_SIZE when it is loaded, and this project's environment sets them to force
+slower AVX2 kernels for tests. The bench child runs without them (unless --keep-blas-env)
+and reports which kernel threadpoolctl says is in use.
+
+Legend: T time steps, B batch, I input size, H hidden size, G = gates * H.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import recurrent
+
+DEFAULT_CELLS = ("lstm", "gru", "rnn_tanh")
+DEFAULT_CONFIGS = ((100, 32, 64, 128), (100, 64, 128, 256), (50, 128, 512, 512),
+                   (200, 1, 32, 64))
+BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+NUM_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+
+
+# ---- problems and the two sides ---------------------------------------------------------
+
+class Problem:
+    """One float32 problem: parameters, input, zero initial states, d_out = ones."""
+
+    def __init__(self, cell_name, T, B, I, H, seed=0):
+        from recurrent.plugins import get_cell
+        self.cell = get_cell(cell_name)
+        self.name, self.size = cell_name, (T, B, I, H)
+        rng = np.random.default_rng(seed)
+        shapes = self.cell.param_shapes(I, H)
+        self.params = {k: np.zeros(s, np.float32) for k, s in shapes.items()}
+        self.cell.init_params(self.params, H, rng)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.x = rng.standard_normal((T, B, I)).astype(np.float32)         # (T, B, I)
+        self.states = tuple(np.zeros((B, H), np.float32) for _ in self.cell.state_names)
+        self.d_out = np.ones((T, B, H), np.float32)                          # (T, B, H)
+
+    def flops(self, mode):
+        """GEMM work of one call: forward 2*T*B*G*(I+H); backward twice that (dx and dh
+        products, weight gradients)."""
+        T, B, I, H = self.size
+        forward = 2.0 * T * B * NUM_GATES[self.name] * H * (I + H)
+        return forward if mode == "infer" else 3 * forward
+
+    def ours(self, mode, num_threads):
+        """A no-argument callable running our side once; returns (out, dx or None)."""
+        cell, none = self.cell, (None,) * len(self.states)
+
+        def infer():
+            out, _, _ = cell.forward(self.x, self.states, self.params, None, num_threads)
+            return out, None
+
+        def train():
+            out, _, cache = cell.forward(self.x, self.states, self.params, None, num_threads)
+            dx, _ = cell.backward(self.d_out, none, cache, self.grads, num_threads)
+            return out, dx
+
+        return infer if mode == "infer" else train
+
+    def torch_side(self, mode):
+        """(callable, module, x tensor) for the same problem in torch."""
+        import torch
+        T, B, I, H = self.size
+        if self.name == "lstm":
+            module = torch.nn.LSTM(I, H)
+        elif self.name == "gru":
+            module = torch.nn.GRU(I, H)
+        else:
+            module = torch.nn.RNN(I, H, nonlinearity=self.name.split("_")[1])
+        module.load_state_dict({f"{k}_l0": torch.from_numpy(v.copy())
+                                for k, v in self.params.items()})
+        x = torch.from_numpy(self.x.copy()).requires_grad_(mode == "train")
+
+        def infer():
+            with torch.no_grad():
+                out, _ = module(x)
+            return out, None
+
+        def train():
+            module.zero_grad(set_to_none=True)
+            x.grad = None
+            out, _ = module(x)
+            out.sum().backward()
+            return out, x.grad
+
+        return (infer if mode == "infer" else train), module, x
+
+
+def check_agreement(problem, mode, num_threads):
+    """Run both sides once and compare; returns the largest difference seen. Raises
+    recurrent.UserError when they disagree (then timing them would mean nothing)."""
+    torch_fn, module, _ = problem.torch_side(mode)
+    for g in problem.grads.values():
+        g[...] = 0
+    out, dx = problem.ours(mode, num_threads)()
+    t_out, t_dx = torch_fn()
+    pairs = [("output", out, t_out.detach().numpy())]
+    if mode == "train":
+        pairs.append(("dx", dx, t_dx.numpy()))
+        pairs += [(k, problem.grads[k], getattr(module, f"{k}_l0").grad.numpy())
+                  for k in problem.params]
+    worst = 0.0
+    for what, ours, theirs in pairs:
+        scale = max(1.0, float(np.abs(theirs).max()))
+        diff = float(np.abs(ours - theirs).max()) / scale
+        worst = max(worst, diff)
+        if not diff <= 1e-3:
+            raise recurrent.UserError(
+                f"{problem.name} {problem.size}: {what} differs from torch by {diff:.2e} "
+                f"(relative to its largest value); not timing a wrong result")
+    return worst
+
+
+def time_calls(fn, repeats, min_seconds=0.3, warmup=2):
+    """Seconds per call: `warmup` untimed calls, then at least `repeats` timed ones (more
+    for fast calls, up to min_seconds in total)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < repeats or (time.perf_counter() - start < min_seconds
+                                   and len(times) < 50 * repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _stats(times):
+    q1, median, q3 = np.percentile(np.asarray(times) * 1e3, [25, 50, 75])
+    return {"median_ms": float(median), "iqr_ms": float(q3 - q1), "calls": len(times)}
+
+
+def sgemm_rate(num_threads, n=1024, repeats=5):
+    """GFLOP/s of one (n x n) @ (n x n) float32 GEMM through scipy's BLAS, the same
+    library the kernels call, with num_threads BLAS threads."""
+    from scipy.linalg import blas
+    from threadpoolctl import threadpool_limits
+    rng = np.random.default_rng(0)
+    a = np.asfortranarray(rng.standard_normal((n, n), dtype=np.float32))
+    b = np.asfortranarray(rng.standard_normal((n, n), dtype=np.float32))
+    with threadpool_limits(limits=num_threads, user_api="blas"):
+        times = time_calls(lambda: blas.sgemm(1.0, a, b), repeats, min_seconds=0.2)
+    return 2.0 * n ** 3 / float(np.median(times)) / 1e9
+
+
+def environment():
+    """What ran: BLAS libraries and kernels (threadpoolctl), vector code, OpenMP, versions."""
+    from recurrent import threads
+    from recurrent._kernels import activations
+    info = {"recurrent": recurrent.__version__, "numpy": np.__version__,
+            "openmp": threads.openmp_enabled(), "vector_code": activations.vector_level(),
+            "cores": threads.available_cores(),
+            "blas": [{k: lib.get(k) for k in ("filepath", "version", "architecture",
+                                              "threading_layer")}
+                     for lib in threads.blas_info()],
+            "env": {k: os.environ.get(k) for k in BLAS_ENV}}
+    try:
+        import torch
+        info["torch"] = torch.__version__
+    except ImportError:
+        info["torch"] = None
+    return info
+
+
+def run_rows(cells, configs, thread_counts, mode, vs, repeats, emit):
+    """Measure every combination; emit(row dict) as each finishes."""
+    torch = None
+    if vs == "torch":
+        import torch
+    rates = {}
+    for nt in thread_counts:
+        rates[nt] = sgemm_rate(nt)
+    for name in cells:
+        for size in configs:
+            problem = Problem(name, *size)
+            for nt in thread_counts:
+                row = {"cell": name, "T": size[0], "B": size[1], "I": size[2], "H": size[3],
+                       "threads": nt, "mode": mode, "sgemm_gflops": rates[nt]}
+                if torch is not None:
+                    torch.set_num_threads(nt)
+                    row["max_rel_diff"] = check_agreement(problem, mode, nt)
+                ours = _stats(time_calls(problem.ours(mode, nt), repeats))
+                row["ours"] = ours
+                row["ours"]["gflops"] = problem.flops(mode) / ours["median_ms"] / 1e6
+                if torch is not None:
+                    fn, _, _ = problem.torch_side(mode)
+                    theirs = _stats(time_calls(fn, repeats))
+                    theirs["gflops"] = problem.flops(mode) / theirs["median_ms"] / 1e6
+                    row["torch"] = theirs
+                    row["ratio"] = ours["median_ms"] / theirs["median_ms"]
+                emit(row)
+
+
+# ---- the child process ------------------------------------------------------------------
+
+def _child(spec):
+    """Entry point of the measuring process: JSON lines on stdout."""
+    def emit(kind, **data):
+        print(json.dumps({"kind": kind, **data}), flush=True)
+
+    try:
+        emit("environment", **environment())
+        run_rows(spec["cells"], [tuple(c) for c in spec["configs"]], spec["threads"],
+                 spec["mode"], spec["vs"], spec["repeats"], lambda row: emit("row", **row))
+    except recurrent.UserError as e:
+        emit("error", message=str(e))
+        sys.exit(1)
+
+
+# ---- the command ------------------------------------------------------------------------
+
+def _parse_list(text, option, convert):
+    try:
+        values = [convert(v.strip()) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise recurrent.UserError(f"{option}: expected a comma-separated list, got {text!r}")
+    return values
+
+
+def _parse_config(text):
+    parts = _parse_list(text, "--config", int)
+    if len(parts) != 4 or min(parts) < 1:
+        raise recurrent.UserError(f"--config: expected T,B,I,H (four positive ints), got {text!r}")
+    return tuple(parts)
+
+
+def _format_row(row):
+    size = f"({row['T']},{row['B']},{row['I']},{row['H']})"
+    ours = row["ours"]
+    text = (f"{row['cell']:9s} {size:20s} {row['threads']:>2d}  "
+            f"{ours['median_ms']:9.2f} ±{ours['iqr_ms']:<7.2f} {ours['gflops']:6.0f}")
+    if "torch" in row:
+        theirs = row["torch"]
+        text += (f"  {theirs['median_ms']:9.2f} ±{theirs['iqr_ms']:<7.2f} "
+                 f"{theirs['gflops']:6.0f}  {row['ratio']:6.2f}")
+    return text
+
+
+def _header(vs):
+    text = (f"{'cell':9s} {'(T,B,I,H)':20s} {'th':>2s}  {'ours ms':>9s} {'±iqr':8s} "
+            f"{'GF/s':>6s}")
+    if vs == "torch":
+        text += f"  {'torch ms':>9s} {'±iqr':8s} {'GF/s':>6s}  {'ratio':>6s}"
+    return text
+
+
+def _write_json(path, payload):
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=1)
+    os.replace(tmp, path)
+
+
+@recurrent.hookimpl
+def register_commands(cli):
+    import click
+
+    @cli.command("bench")
+    @click.option("--cell", "cells", default=",".join(DEFAULT_CELLS), show_default=True,
+                  help="Comma-separated cell names.")
+    @click.option("--config", "configs", multiple=True, metavar="T,B,I,H",
+                  help="A problem size; repeat for several. Default: the four of issue 7.")
+    @click.option("--threads", default="1,2", show_default=True,
+                  help="Comma-separated thread counts (ours and torch alike).")
+    @click.option("--mode", type=click.Choice(["train", "infer"]), default="train",
+                  show_default=True, help="train: forward + backward; infer: forward only.")
+    @click.option("--vs", type=click.Choice(["torch", "none"]), default="torch",
+                  show_default=True, help="Compare against torch, or time recurrent alone.")
+    @click.option("--repeats", type=click.IntRange(min=1), default=7, show_default=True,
+                  help="Timed calls per measurement (at least).")
+    @click.option("--json", "json_path", default=None, metavar="FILE",
+                  help="Also write every measurement and the environment as JSON.")
+    @click.option("--keep-blas-env", is_flag=True,
+                  help="Keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (default: unset for the run).")
+    def bench(cells, configs, threads, mode, vs, repeats, json_path, keep_blas_env):
+        """Time recurrent's kernels beside PyTorch: same weights, outputs checked first.
+
+        Prints per cell, size and thread count the median ms (± interquartile range) and
+        GFLOP/s of each side and the ratio ours / torch (below 1: recurrent is faster).
+        Example: recurrent bench --cell lstm --config 100,32,64,128 --threads 1
+        """
+        from recurrent.plugins import get_cell
+        cell_names = _parse_list(cells, "--cell", str)
+        for name in cell_names:
+            get_cell(name)  # unknown names list the known ones
+            if name not in NUM_GATES:
+                raise recurrent.UserError(f"--cell: bench compares built-in cells with torch; "
+                                          f"{name!r} is not one of {', '.join(NUM_GATES)}")
+        sizes = [_parse_config(c) for c in configs] or list(DEFAULT_CONFIGS)
+        thread_counts = _parse_list(threads, "--threads", int)
+        if min(thread_counts) < 1:
+            raise recurrent.UserError(f"--threads: thread counts must be >= 1, got {threads!r}")
+        if vs == "torch":
+            try:
+                import torch  # noqa: F401
+            except ImportError:
+                raise recurrent.UserError(
+                    "torch is not installed: pip install torch==2.13.0 (the CPU wheel), "
+                    "or run with --vs none to time recurrent alone") from None
+        spec = {"cells": cell_names, "configs": sizes, "threads": thread_counts,
+                "mode": mode, "vs": vs, "repeats": repeats}
+        env = dict(os.environ)
+        if not keep_blas_env:
+            for key in BLAS_ENV:
+                env.pop(key, None)
+        child = subprocess.Popen([sys.executable, "-m", "recurrent_plugins.bench",
+                                  json.dumps(spec)], env=env, stdout=subprocess.PIPE,
+                                 text=True)
+        payload = {"spec": spec, "rows": []}
+        error = None
+        for line in child.stdout:
+            message = json.loads(line)
+            kind = message.pop("kind")
+            if kind == "environment":
+                payload["environment"] = message
+                kernels = ", ".join(f"{os.path.basename(b['filepath'] or '?')}: "
+                                    f"{b['architecture']}" for b in message["blas"])
+                click.echo(f"BLAS kernels: {kernels}; recurrent vector code: "
+                           f"{message['vector_code']}; torch {message['torch'] or '-'}; "
+                           f"{message['cores']} cores")
+                click.echo(f"mode {mode}; median of >= {repeats} calls after warm-up; "
+                           f"ratio = ours / torch (below 1: recurrent faster)")
+                click.echo(_header(vs))
+            elif kind == "row":
+                payload["rows"].append(message)
+                click.echo(_format_row(message))
+            elif kind == "error":
+                error = message["message"]
+        if child.wait() != 0 or error:
+            raise recurrent.UserError(error or f"the benchmark process failed "
+                                      f"(exit code {child.returncode})")
+        if payload["rows"]:
+            rate = ", ".join(f"{r['threads']} thread(s) {r['sgemm_gflops']:.0f}"
+                             for r in {r["threads"]: r for r in payload["rows"]}.values())
+            click.echo(f"sgemm 1024^3 in this run, GFLOP/s: {rate}")
+        if json_path:
+            _write_json(json_path, payload)
+            click.echo(f"wrote {json_path}")
+
+
+if __name__ == "__main__":
+    _child(json.loads(sys.argv[1]))
