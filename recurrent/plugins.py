@@ -37,6 +37,7 @@ DEFAULT_PLUGINS = (
     "recurrent_plugins.losses",
     "recurrent_plugins.sentiment",
     "recurrent_plugins.char_lm",
+    "recurrent_plugins.forecast",
     "recurrent_plugins.bench",
 )
 

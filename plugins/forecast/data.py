@@ -1,0 +1,247 @@
+"""Reading a time series from CSV: bundled series, column checks, times, gap filling.
+
+Dimension legend: N rows (time steps) of the file, C value columns.
+
+Every problem with the user's file becomes a one-line recurrent.errors.UserError that names
+the file, the column and the line, so the CLI can print it as-is.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from recurrent.errors import UserError
+
+DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+# name -> (file in DATA_DIR, time column, value column); see data/SOURCE.md.
+BUNDLED = {
+    "sunspots": ("sunspots.csv.gz", "year", "sunspots"),
+    "co2": ("co2.csv.gz", "date", "co2"),
+}
+
+# Cell texts read as "no value" (compared lower-cased, after stripping blanks).
+MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
+
+
+@dataclass
+class Source:
+    """Where a series comes from: a bundled name or a file path, with its defaults."""
+    path: str  # absolute path of the CSV (possibly .gz)
+    label: str  # what messages call it: the bundled name or the path as given
+    bundled: str | None = None  # bundled series name, else None
+    time_column: str | None = None  # the bundled series' time column
+    column: str | None = None  # the bundled series' value column
+
+
+@dataclass
+class Series:
+    """A series as read: NaN marks a missing value (before filling)."""
+    label: str
+    columns: list[str]
+    values: np.ndarray  # (N, C) float64, NaN where missing
+    times: np.ndarray | None  # (N,) float64 or datetime64, strictly increasing; None: row order
+    time_column: str | None
+    lines: np.ndarray  # (N,) int64 file line number of each row (for messages)
+
+    @property
+    def observed(self) -> np.ndarray:
+        """(N, C) bool: the cells that held a real value in the file."""
+        return ~np.isnan(self.values)
+
+
+def resolve_source(data: str | None) -> Source:
+    """``data`` is a CSV path or the name of a bundled series (default: sunspots)."""
+    if data is None or data == "":
+        data = "sunspots"
+    if os.path.exists(data):
+        return Source(path=os.path.abspath(data), label=data)
+    if data in BUNDLED:
+        file_name, time_column, column = BUNDLED[data]
+        return Source(path=os.path.join(DATA_DIR, file_name), label=data, bundled=data,
+                      time_column=time_column, column=column)
+    raise UserError(f"data file {data!r} not found (bundled series: {', '.join(sorted(BUNDLED))})")
+
+
+def _read_rows(path: str, label: str) -> list[tuple[int, list[str]]]:
+    """(file line number where the row ends, cells) for every CSV row."""
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f)
+            return [(reader.line_num, row) for row in reader]
+    except IsADirectoryError:
+        raise UserError(f"data file {label!r} is a directory, not a CSV file") from None
+    except OSError as e:  # includes gzip.BadGzipFile
+        reason = e.strerror or str(e)
+        raise UserError(f"cannot read data file {label!r}: {reason}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"data file {label!r} is not UTF-8 text") from None
+    except csv.Error as e:
+        raise UserError(f"data file {label!r} is not valid CSV: {e}") from None
+
+
+def read_series(source: Source, columns: list[str] | tuple[str, ...] | None,
+                time_column: str | None) -> Series:
+    """Read the value ``columns`` (and ``time_column``) of a CSV file with a header row.
+
+    Without ``columns``: the bundled series' column, or the file's only non-time column.
+    """
+    label = source.label
+    rows = _read_rows(source.path, label)
+    # Keep file line numbers beside each row for messages; drop empty lines (csv gives []).
+    # A line holding only "" is a row whose one cell is missing, not an empty line.
+    numbered = [(line, row) for line, row in rows if row]
+    if not numbered:
+        raise UserError(f"data file {label!r} is empty")
+    header_line, header = numbered[0]
+    header = [name.strip() for name in header]
+    body = numbered[1:]
+    if not body:
+        raise UserError(f"data file {label!r} has a header but no data rows")
+
+    if time_column is None and source.bundled is not None:
+        time_column = source.time_column
+    if not columns:
+        columns = _default_columns(source, header, time_column)
+    columns = list(dict.fromkeys(columns))  # drop repeats, keep order
+    for name in [*columns, *([time_column] if time_column else [])]:
+        if name not in header:
+            found = ", ".join(repr(h) for h in header)
+            raise UserError(f"column {name!r} not found in {label!r}; columns found: {found}")
+    if time_column in columns:
+        raise UserError(f"column {time_column!r} is both the time column and a value column")
+
+    values = np.empty((len(body), len(columns)), dtype=np.float64)  # (N, C)
+    for c, name in enumerate(columns):
+        index = header.index(name)
+        for r, (line, row) in enumerate(body):
+            values[r, c] = _parse_value(row[index] if index < len(row) else "", name, line, label)
+
+    times = None
+    if time_column:
+        index = header.index(time_column)
+        texts = [(line, row[index].strip() if index < len(row) else "") for line, row in body]
+        times = parse_times(texts, time_column, label)
+    return Series(label=label, columns=columns, values=values, times=times,
+                  time_column=time_column,
+                  lines=np.array([line for line, _ in body], dtype=np.int64))
+
+
+def _default_columns(source: Source, header: list[str], time_column: str | None) -> list[str]:
+    if source.bundled is not None:
+        return [source.column]
+    candidates = [h for h in header if h != time_column]
+    if len(candidates) == 1:
+        return candidates
+    found = ", ".join(repr(h) for h in candidates)
+    raise UserError(f"{source.label!r} has several columns ({found}); choose with --column")
+
+
+def _parse_value(text: str, column: str, line: int, label: str) -> float:
+    text = text.strip()
+    if text.lower() in MISSING_MARKERS:
+        return np.nan
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"column {column!r} is not numeric: {text!r} at line {line} "
+                        f"of {label!r}") from None
+    if not np.isfinite(value):
+        raise UserError(f"column {column!r} has a non-finite value {text!r} at line {line} "
+                        f"of {label!r}")
+    return value
+
+
+def parse_times(texts: list[tuple[int, str]], column: str, label: str) -> np.ndarray:
+    """Times as numbers (e.g. years) or ISO dates/datetimes; must strictly increase.
+
+    texts: (file line, cell text) per row. Returns (N,) float64 or datetime64.
+    """
+    for line, text in texts:
+        if text == "":
+            raise UserError(f"time column {column!r} is empty at line {line} of {label!r}")
+    try:
+        times = np.array([float(text) for _, text in texts], dtype=np.float64)
+        if not np.all(np.isfinite(times)):
+            raise ValueError
+    except ValueError:
+        try:
+            # One array call picks the finest unit any row needs (days, minutes, ...).
+            times = np.array([text for _, text in texts], dtype="datetime64")
+        except ValueError:
+            for line, text in texts:
+                try:
+                    np.datetime64(text)
+                except ValueError:
+                    raise UserError(f"time column {column!r} has {text!r} at line {line} of "
+                                    f"{label!r}: neither a number nor an ISO date") from None
+            raise UserError(f"time column {column!r} of {label!r} mixes numbers and dates") \
+                from None
+        if np.isnat(times).any():
+            line = texts[int(np.flatnonzero(np.isnat(times))[0])][0]
+            raise UserError(f"time column {column!r} has no date at line {line} of {label!r}")
+    steps = np.diff(times)
+    bad = np.flatnonzero(steps <= steps.dtype.type(0))
+    if bad.size:
+        line = texts[int(bad[0]) + 1][0]
+        raise UserError(f"time column {column!r} does not increase at line {line} of {label!r} "
+                        f"(sort the file by time and remove duplicate times)")
+    return times
+
+
+def check_values(series: Series, fill: bool) -> None:
+    """Reject columns without values, constant columns and (with fill off) any gap."""
+    observed = series.observed
+    for c, name in enumerate(series.columns):
+        column = series.values[observed[:, c], c]
+        if column.size == 0:
+            raise UserError(f"column {name!r} of {series.label!r} has no values")
+        if column.size > 1 and np.all(column == column[0]):
+            raise UserError(f"column {name!r} of {series.label!r} is constant "
+                            f"(every value is {column[0]:g}): nothing to forecast")
+        missing = np.flatnonzero(~observed[:, c])
+        if missing.size and not fill:
+            raise UserError(f"column {name!r} of {series.label!r} has {missing.size} missing "
+                            f"values (first at line {int(series.lines[missing[0]])}); "
+                            f"drop --no-fill to interpolate them")
+
+
+def time_positions(series: Series) -> np.ndarray:
+    """(N,) float64 positions on the time axis: the times when given, else row numbers."""
+    if series.times is None:
+        return np.arange(series.values.shape[0], dtype=np.float64)
+    if np.issubdtype(series.times.dtype, np.datetime64):
+        return series.times.astype(np.int64).astype(np.float64)
+    return series.times.astype(np.float64)
+
+
+def fill_gaps(series: Series, segment_ends: list[int]) -> np.ndarray:
+    """Linear interpolation in time of the missing values, split by split.
+
+    Rows are cut into consecutive segments ending at ``segment_ends`` (the last one is N).
+    A gap inside a segment is interpolated from observed values up to that segment's end
+    only, so a value is never filled from a later split (no leakage from validation or test
+    into training); a gap at a segment's end holds the last value seen.
+    Returns (N, C) float64 without NaN.
+    """
+    values = series.values.copy()  # (N, C)
+    observed = series.observed  # (N, C)
+    positions = time_positions(series)  # (N,)
+    start = 0
+    for end in segment_ends:
+        for c, name in enumerate(series.columns):
+            gaps = np.flatnonzero(~observed[start:end, c]) + start
+            if gaps.size == 0:
+                continue
+            known = np.flatnonzero(observed[:end, c])
+            if known.size == 0:
+                raise UserError(f"column {name!r} of {series.label!r} has no values up to "
+                                f"line {int(series.lines[end - 1])}: nothing to fill gaps from")
+            values[gaps, c] = np.interp(positions[gaps], positions[known], values[known, c])
+        start = end
+    return values

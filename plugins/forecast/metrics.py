@@ -1,0 +1,119 @@
+"""Forecast accuracy metrics, the naive baselines and season detection.
+
+Dimension legend: N rows, C value columns, B forecast origins (windows), H horizon.
+All metrics are in the series' original units (no scaling).
+
+- RMSE, MAE: the usual, over every (origin, step) pair.
+- MAPE: mean |e| / |y| in percent, over the actual values that are not 0 (undefined there).
+- sMAPE: mean 2|e| / (|y| + |f|) in percent, a pair with y = f = 0 counting as 0.
+- MASE: MAE divided by the in-sample MAE of the one-step naive forecast on the TRAINING
+  rows (Hyndman & Koehler 2006, m = 1): below 1 means more accurate than predicting "same
+  as the previous step" was in training.
+With several columns each metric is computed per column and averaged (the per-column values
+are reported too, as "rmse[column]").
+"""
+from __future__ import annotations
+
+import numpy as np
+
+METRICS = ("rmse", "mae", "mape", "smape", "mase")
+
+
+def naive_scale(values: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """(C,) MASE denominators: mean |y_t - y_{t-1}| over consecutive observed pairs.
+
+    values, observed: (N, C) of the training rows only.
+    """
+    both = observed[1:] & observed[:-1]  # (N-1, C)
+    steps = np.abs(np.diff(values, axis=0))  # (N-1, C)
+    scale = np.empty(values.shape[1])
+    for c in range(values.shape[1]):
+        pairs = steps[both[:, c], c]
+        scale[c] = pairs.mean() if pairs.size else np.nan
+    return scale
+
+
+def column_metrics(actual: np.ndarray, forecast: np.ndarray, mase_scale: float) -> dict:
+    """Metrics of one column. actual, forecast: 1-D, same length, original units."""
+    error = forecast - actual
+    abs_error = np.abs(error)
+    nonzero = actual != 0
+    denominator = np.abs(actual) + np.abs(forecast)
+    smape_terms = np.divide(2 * abs_error, denominator, out=np.zeros_like(abs_error),
+                            where=denominator > 0)
+    mae = float(abs_error.mean())
+    return {
+        "rmse": float(np.sqrt(np.mean(error ** 2))),
+        "mae": mae,
+        "mape": float(100 * np.mean(abs_error[nonzero] / np.abs(actual[nonzero])))
+        if nonzero.any() else float("nan"),
+        "smape": float(100 * smape_terms.mean()),
+        "mase": mae / float(mase_scale) if mase_scale > 0 else float("nan"),
+    }
+
+
+def forecast_metrics(actual: np.ndarray, forecast: np.ndarray, mase_scale: np.ndarray,
+                     columns: list[str], mask: np.ndarray | None = None) -> dict:
+    """Metrics of (B, H, C) forecasts against (B, H, C) actuals.
+
+    mask (B, H, C) bool selects the pairs that count (actuals that were observed, not
+    gap-filled). Returns the column means, plus per-column keys when C > 1.
+    """
+    if mask is None:
+        mask = np.ones(actual.shape, dtype=bool)
+    per_column = []
+    for c in range(actual.shape[-1]):
+        keep = mask[..., c]
+        if not keep.any():
+            raise ValueError(f"column {columns[c]!r} has no observed actual values to score")
+        per_column.append(column_metrics(actual[..., c][keep], forecast[..., c][keep],
+                                         mase_scale[c]))
+    result = {name: float(np.mean([m[name] for m in per_column])) for name in METRICS}
+    if len(columns) > 1:
+        for column, m in zip(columns, per_column):
+            for name in METRICS:
+                result[f"{name}[{column}]"] = m[name]
+    return result
+
+
+def naive_forecast(last: np.ndarray, horizon: int) -> np.ndarray:
+    """Last known value repeated: last (B, C) -> (B, H, C)."""
+    return np.repeat(last[:, None, :], horizon, axis=1)
+
+
+def seasonal_rows(origins: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    """Rows the seasonal-naive forecast copies: the same step of the last season seen,
+    f(t+h) = y(t+h - m*ceil(h/m)). -> (B, H), every row <= its origin t.
+
+    Needs origins >= season - 1 (a full season of history); the caller checks.
+    """
+    steps = np.arange(1, horizon + 1)
+    lag = season * -(-steps // season)  # m * ceil(h / m)
+    return origins[:, None] + steps[None, :] - lag[None, :]
+
+
+def detect_season(values: np.ndarray, max_lag: int | None = None,
+                  min_correlation: float = 0.3) -> int:
+    """Season length of a 1-D series by autocorrelation, or 1 when there is none.
+
+    A least-squares line is removed first (a trend would make every lag look correlated);
+    the season is the lag with the highest local maximum of the autocorrelation function
+    among lags 2 .. max_lag (default N // 3), if that maximum reaches ``min_correlation``.
+    """
+    n = values.shape[0]
+    max_lag = min(max_lag or n // 3, n - 2)
+    if max_lag < 3:
+        return 1
+    t = np.arange(n, dtype=np.float64)
+    slope, intercept = np.polyfit(t, values, 1)
+    residual = values - (slope * t + intercept)
+    residual = residual - residual.mean()
+    power = float(residual @ residual)
+    if power == 0.0:
+        return 1
+    acf = np.array([residual[:n - k] @ residual[k:] / power for k in range(max_lag + 2)])
+    peaks = [k for k in range(2, max_lag + 1) if acf[k] > acf[k - 1] and acf[k] >= acf[k + 1]]
+    if not peaks:
+        return 1
+    best = max(peaks, key=lambda k: acf[k])
+    return int(best) if acf[best] >= min_correlation else 1

@@ -1,0 +1,148 @@
+"""`recurrent predict RUN` for the forecast task: forecast S steps from an origin.
+
+Dimension legend: N rows, C value columns, W window, S forecast steps.
+
+The origin is the last row of the data (the future), or with --origin test the row before
+the training data's test split, so the forecast can be set against the test actuals. The
+baseline shown beside it is seasonal-naive when the run has a season, else naive; both
+see only what was known at the origin.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import click
+import numpy as np
+
+from recurrent.errors import UserError
+
+from . import data as dataio
+from . import metrics as fm
+from . import plot as fplot
+from . import windows as win
+
+
+def run_predict(task, state, config, model, options):
+    steps = options.get("steps") or state["horizon"]
+    origin_kind = options.get("origin") or "end"
+    recent = options.get("data")
+    window = state["window"]
+    if recent:
+        if origin_kind == "test":
+            raise UserError("--origin test forecasts the training data's test split: "
+                            "drop --data")
+        prepared = task.load_file(state, dataio.resolve_source(recent), whole_file=True,
+                                   min_rows=window)
+        test_start = None
+    else:
+        prepared = task.load(state, {})
+        test_start = prepared.ranges["test"][0]
+    series = prepared.series
+    n = series.values.shape[0]
+    origin = n - 1 if origin_kind == "end" else test_start - 1
+    at = np.array([origin])
+
+    inputs = win.known_at(prepared.scaled, prepared.last_seen, win.input_rows(at, window),
+                          at)[0]  # (W, C)
+    forecast = win.unscale(rollout(model, inputs, steps, state["horizon"],
+                                   state["difference"]), state["scaler"])  # (S, C)
+    baseline, baseline_name = _baseline(state, prepared, origin, steps)  # (S, C)
+    times = _forecast_times(series.times, origin, steps)  # (S,) or None
+    labels = [_time_text(t) for t in times] if times is not None else list(range(1, steps + 1))
+    actual = None
+    if origin_kind == "test":
+        stop = min(origin + 1 + steps, n)
+        actual = np.full((steps, len(series.columns)), np.nan)
+        actual[:stop - origin - 1] = series.values[origin + 1:stop]  # NaN: gap or past the end
+
+    if options.get("plot"):
+        history_start = max(0, origin + 1 - max(3 * steps, 2 * window, 150))
+        history_times = (series.times if series.times is not None
+                         else np.arange(n, dtype=np.float64))
+        forecast_axis = times if times is not None else origin + np.arange(1, steps + 1)
+        where = "test split" if origin_kind == "test" else "last row"
+        fplot.forecast_plot(
+            options["plot"], f"{state['data_label'] if not recent else recent}: {steps}-step "
+            f"forecast from the {where}", series.columns, series.time_column or "row",
+            history_times[history_start:], series.values[history_start:],
+            None if test_start is None else test_start - history_start,
+            forecast_axis, forecast, baseline, baseline_name)
+        click.echo(f"wrote {options['plot']}", err=True)
+
+    if options.get("as_json"):
+        result = {
+            "columns": series.columns,
+            "origin": _time_text(series.times[origin]) if series.times is not None else origin,
+            "steps": steps,
+            "time": labels,
+            "forecast": _by_column(series.columns, forecast),
+            "baseline": {"name": baseline_name, **_by_column(series.columns, baseline)},
+        }
+        if actual is not None:
+            result["actual"] = _by_column(series.columns, actual)
+        yield json.dumps(result)
+        return
+    yield ",".join([series.time_column or "step", *series.columns])
+    for label, row in zip(labels, forecast):
+        yield ",".join([str(label), *(f"{v:.6g}" for v in row)])
+
+
+def _baseline(state, prepared, origin, steps):
+    """Seasonal-naive (when the run has a season and enough history) or naive: (S, C)."""
+    at = np.array([origin])
+    season = state["season"]
+    if season > 1 and origin >= season - 1:
+        rows = fm.seasonal_rows(at, steps, season)
+        name = f"seasonal naive (m={season})"
+    else:
+        rows = np.full((1, steps), origin)
+        name = "naive (last value)"
+    return win.known_at(prepared.filled, prepared.last_seen, rows, at)[0], name
+
+
+def _forecast_times(times, origin, steps):
+    """(S,) times of the forecast steps: real ones inside the data, then extrapolated by
+    the median spacing. None without a time column (or a single row)."""
+    if times is None or len(times) < 2:
+        return None
+    n = len(times)
+    spacing = np.diff(times)
+    if np.issubdtype(times.dtype, np.datetime64):
+        step = np.median(spacing.astype(np.int64)).astype(np.int64).astype(spacing.dtype)
+    else:
+        step = np.median(spacing)
+    rows = origin + np.arange(1, steps + 1)
+    inside = np.minimum(rows, n - 1)
+    return np.where(rows < n, times[inside], times[n - 1] + step * (rows - (n - 1)))
+
+
+def _time_text(t):
+    if isinstance(t, np.datetime64):
+        return str(np.datetime_as_string(t))
+    t = float(t)
+    return int(t) if t.is_integer() else round(t, 9)
+
+
+def _by_column(columns, values):
+    return {name: [None if np.isnan(v) else float(v) for v in values[:, c]]
+            for c, name in enumerate(columns)}
+
+
+def rollout(model, window_scaled: np.ndarray, steps: int, horizon: int,
+            difference: bool) -> np.ndarray:
+    """Forecast ``steps`` values after a window: window_scaled (W, C) -> (S, C) scaled.
+
+    H steps come from one model call; beyond H the forecasts are appended to the window
+    and the model runs again on the shifted window.
+    """
+    window = window_scaled.shape[0]
+    history = [row for row in np.asarray(window_scaled, dtype=np.float64)]
+    produced = []
+    for _ in range(math.ceil(steps / horizon)):
+        x = np.ascontiguousarray(np.stack(history[-window:])[:, None, :], dtype=np.float32)
+        outputs, _ = model.forward(x)  # (1, H*C)
+        forecast = win.decode_outputs(outputs, history[-1][None, :], horizon, difference)[0]
+        produced.extend(forecast)
+        history.extend(forecast)
+    return np.stack(produced[:steps])

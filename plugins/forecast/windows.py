@@ -1,0 +1,159 @@
+"""Time-ordered splits, the scaler, and sliding windows.
+
+Dimension legend: N rows, C value columns, W window (input steps), H horizon (output steps),
+B windows in a batch.
+
+A window is named by its origin t, the index of its last input row: inputs are rows
+t-W+1 .. t, targets rows t+1 .. t+H. A window belongs to the split holding all its targets;
+its inputs may reach back into earlier splits (the past is known at forecast time), never
+forwards. Splits are consecutive row ranges [0, train_end), [train_end, valid_end),
+[valid_end, N): nothing is shuffled across them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from recurrent.errors import UserError
+
+SCALINGS = ("standard", "minmax")
+
+
+def split_ends(n: int, window: int, horizon: int, valid_fraction: float,
+               test_fraction: float, label: str = "the data") -> tuple[int, int]:
+    """(train_end, valid_end) for N rows; at least one window in every split."""
+    train_end, valid_end = _ends(n, horizon, valid_fraction, test_fraction)
+    if train_end - window - horizon + 1 < 1:
+        need = window + 3 * horizon
+        while _ends(need, horizon, valid_fraction, test_fraction)[0] < window + horizon:
+            need += 1
+        raise UserError(f"too few rows in {label}: {n} rows, but --window {window} and "
+                        f"--horizon {horizon} need at least {need} (training, validation "
+                        f"and test windows)")
+    return train_end, valid_end
+
+
+def _ends(n: int, horizon: int, valid_fraction: float, test_fraction: float) -> tuple[int, int]:
+    # A split needs at least H target rows to hold one window.
+    n_test = max(horizon, int(round(n * test_fraction)))
+    n_valid = max(horizon, int(round(n * valid_fraction)))
+    return n - n_test - n_valid, n - n_test
+
+
+def split_range(state: dict, split: str) -> tuple[int, int]:
+    """The row range [start, end) whose rows are the targets of ``split``."""
+    train_end, valid_end, n = state["split_ends"]
+    ranges = {"train": (0, train_end), "valid": (train_end, valid_end), "test": (valid_end, n)}
+    if split not in ranges:
+        raise ValueError(f"split must be one of train, valid, test; got {split!r}")
+    return ranges[split]
+
+
+def window_origins(start: int, end: int, window: int, horizon: int) -> np.ndarray:
+    """Origins of every window whose H targets lie in rows [start, end): (B,) int64."""
+    first = max(start - 1, window - 1)
+    last = end - horizon - 1
+    return np.arange(first, last + 1, dtype=np.int64)
+
+
+def fit_scaler(values: np.ndarray, observed: np.ndarray, kind: str,
+               columns: list[str]) -> dict:
+    """Per-column scaler fitted on the given rows' OBSERVED values (gap fills excluded).
+
+    values (N, C) and observed (N, C) hold only the training rows: the caller slices them,
+    which is what keeps validation and test data out of the scaler.
+    standard: (v - mean) / std; minmax: (v - min) / (max - min), so training data is in [0, 1].
+    """
+    if kind not in SCALINGS:
+        raise UserError(f"unknown scaling {kind!r}; known: {', '.join(SCALINGS)}")
+    center, scale = [], []
+    for c, name in enumerate(columns):
+        column = values[observed[:, c], c]
+        if column.size == 0:
+            raise UserError(f"column {name!r} has no values in the training split")
+        if kind == "standard":
+            lo, spread = float(column.mean()), float(column.std())
+        else:
+            lo, spread = float(column.min()), float(column.max() - column.min())
+        if spread == 0.0:
+            raise UserError(f"column {name!r} is constant in the training split "
+                            f"(every value is {column[0]:g}): nothing to learn from")
+        center.append(lo)
+        scale.append(spread)
+    return {"kind": kind, "center": center, "scale": scale}
+
+
+def scale(values: np.ndarray, scaler: dict) -> np.ndarray:
+    """(..., C) original units -> (..., C) scaled units."""
+    return (values - np.asarray(scaler["center"])) / np.asarray(scaler["scale"])
+
+
+def unscale(values: np.ndarray, scaler: dict) -> np.ndarray:
+    """(..., C) scaled units -> (..., C) original units."""
+    return values * np.asarray(scaler["scale"]) + np.asarray(scaler["center"])
+
+
+def last_observed(observed: np.ndarray) -> np.ndarray:
+    """(N, C) int64: the last row at or before each row where the column was observed, -1
+    when there is none yet."""
+    rows = np.arange(observed.shape[0])[:, None]
+    return np.maximum.accumulate(np.where(observed, rows, -1), axis=0)
+
+
+def known_at(values: np.ndarray, last_seen: np.ndarray, rows: np.ndarray,
+             origins: np.ndarray) -> np.ndarray:
+    """values[rows] as they were known at each origin: (B, K, C).
+
+    rows (B, K) are all <= their origin. A gap filled by interpolation borrows the next
+    observed value, which lies in the future when that observation comes after the origin:
+    such trailing gaps hold the origin's last observed value instead, so no window ever
+    sees past its origin. values (N, C) gap-filled; last_seen (N, C) from last_observed().
+    """
+    out = values[rows]  # (B, K, C)
+    last = last_seen[origins]  # (B, C)
+    held = np.take_along_axis(values, np.maximum(last, 0), axis=0)  # (B, C)
+    stale = (rows[:, :, None] > last[:, None, :]) & (last[:, None, :] >= 0)  # (B, K, C)
+    return np.where(stale, held[:, None, :], out)
+
+
+def input_rows(origins: np.ndarray, window: int) -> np.ndarray:
+    """(B, W) row index of every input step."""
+    return origins[:, None] + np.arange(1 - window, 1)[None, :]
+
+
+def input_windows(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
+                  window: int) -> np.ndarray:
+    """scaled (N, C) -> x (W, B, C) float32, C-contiguous, time-major, as known at origin."""
+    inputs = known_at(scaled, last_seen, input_rows(origins, window), origins)  # (B, W, C)
+    return np.ascontiguousarray(inputs.transpose(1, 0, 2), dtype=np.float32)
+
+
+def target_rows(origins: np.ndarray, horizon: int) -> np.ndarray:
+    """(B, H) row index of every target."""
+    return origins[:, None] + np.arange(1, horizon + 1)[None, :]
+
+
+def encode_targets(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
+                   horizon: int, difference: bool) -> np.ndarray:
+    """The head's training targets: (B, H*C) float32, step-major (h * C + c).
+
+    With ``difference`` the head learns the change from the window's last value, so an
+    all-zero output is the naive forecast and a trend outside the training range stays
+    representable.
+    """
+    targets = scaled[target_rows(origins, horizon)]  # (B, H, C)
+    if difference:
+        last = known_at(scaled, last_seen, origins[:, None], origins)  # (B, 1, C)
+        targets = targets - last
+    return np.ascontiguousarray(targets.reshape(len(origins), -1), dtype=np.float32)
+
+
+def decode_outputs(outputs: np.ndarray, last_scaled: np.ndarray, horizon: int,
+                   difference: bool) -> np.ndarray:
+    """Head outputs (B, H*C) -> scaled forecasts (B, H, C).
+
+    last_scaled (B, C): each origin's value as known at the origin (known_at).
+    """
+    forecasts = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), horizon, -1)
+    if difference:
+        forecasts = forecasts + last_scaled[:, None, :]
+    return forecasts

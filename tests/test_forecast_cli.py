@@ -1,0 +1,208 @@
+"""forecast task end to end through the CLI: train on the bundled sunspots, eval (also on a
+new file), predict (CSV, JSON, recursive roll-out, --data, the PNG), every bad-input path
+as a one-line error, and the default run's quality (MASE < 1, better than naive)."""
+import csv
+import json
+import struct
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from recurrent.cli import cli
+from recurrent_plugins.forecast import data as dataio
+
+SMALL = ["--hidden", "8", "--epochs", "2", "--threads", "1", "--quiet", "--no-plot"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def ok(result):
+    assert result.exit_code == 0, result.output + result.stderr
+    return result.stdout
+
+
+def one_line_error(result, pattern):
+    assert result.exit_code != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    assert pattern in lines[0], lines[0]
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def sunspots():
+    """[(year, value)] of the bundled series."""
+    series = dataio.read_series(dataio.resolve_source("sunspots"), None, None)
+    return [(int(t), float(v)) for t, v in zip(series.times, series.values[:, 0])]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A small run on the bundled sunspots: window 30, horizon 2."""
+    path = tmp_path_factory.mktemp("forecast") / "run"
+    ok(invoke("train", "forecast", "--horizon", 2, "--out", path, *SMALL))
+    return path
+
+
+def png_size(path):
+    """(width, height) of a PNG, checking the signature and the IHDR chunk."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    assert data.rstrip(b"\x00")[-8:-4] == b"IEND"
+    return width, height
+
+
+def test_eval_reports_metrics_beside_both_baselines(run):
+    report = json.loads(ok(invoke("eval", run, "--json")))
+    metrics, baselines = report["metrics"], report["baselines"]
+    assert set(baselines) == {"naive", "seasonal_naive"}
+    assert baselines["seasonal_naive"]["season"] == 11
+    for name in ("rmse", "mae", "mape", "smape", "mase", "loss"):
+        assert np.isfinite(metrics[name]) and metrics[name] > 0
+        assert np.isfinite(baselines["naive"][name])
+    assert metrics["windows"] == baselines["naive"]["windows"] == 46 - 2 + 1
+    table = ok(invoke("eval", run))
+    assert "mase" in table and "seasonal_naive" in table
+
+
+def test_eval_on_a_new_file_uses_the_saved_scaler(run, sunspots, tmp_path):
+    recent = write_csv(tmp_path / "recent.csv", ["year", "sunspots"], sunspots[-80:])
+    report = json.loads(ok(invoke("eval", run, "--data", recent, "--json")))
+    assert report["metrics"]["windows"] == 80 - 30 - 2 + 1
+    assert report["baselines"]["naive"]["windows"] == 80 - 30 - 2 + 1
+    missing = write_csv(tmp_path / "other.csv", ["year", "spots"], sunspots[-80:])
+    one_line_error(invoke("eval", run, "--data", missing),
+                   "column 'sunspots' not found in")
+
+
+def test_predict_prints_a_forecast_after_the_data(run):
+    lines = ok(invoke("predict", run, "--steps", 7)).splitlines()
+    assert lines[0] == "year,sunspots"
+    assert [line.split(",")[0] for line in lines[1:]] == [str(y) for y in range(2009, 2016)]
+    values = [float(line.split(",")[1]) for line in lines[1:]]
+    assert all(np.isfinite(values))
+    # Default steps = the horizon.
+    assert len(ok(invoke("predict", run)).splitlines()) == 1 + 2
+
+
+def test_predict_json_from_the_test_split_has_the_actuals(run, sunspots):
+    result = json.loads(ok(invoke("predict", run, "--steps", 5, "--origin", "test", "--json")))
+    assert result["origin"] == 1962 and result["time"] == [1963, 1964, 1965, 1966, 1967]
+    assert result["actual"]["sunspots"] == [v for y, v in sunspots if 1963 <= y <= 1967]
+    assert result["baseline"]["name"] == "seasonal naive (m=11)"
+    # seasonal naive copies the same year of the last cycle: 1963 <- 1952, ...
+    assert result["baseline"]["sunspots"] == [v for y, v in sunspots if 1952 <= y <= 1956]
+    assert len(result["forecast"]["sunspots"]) == 5
+
+
+def test_predict_from_recent_data(run, sunspots, tmp_path):
+    recent = write_csv(tmp_path / "recent.csv", ["year", "sunspots"], sunspots[100:140])
+    lines = ok(invoke("predict", run, "--data", recent, "--steps", 3)).splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == ["1840", "1841", "1842"]
+    # The forecast depends on the history given.
+    other = write_csv(tmp_path / "other.csv", ["year", "sunspots"], sunspots[110:150])
+    assert ok(invoke("predict", run, "--data", other, "--steps", 3)).splitlines()[1:] != lines[1:]
+
+
+def test_predict_plot_is_a_valid_png(run, tmp_path):
+    path = tmp_path / "forecast.png"
+    result = invoke("predict", run, "--steps", 20, "--origin", "test", "--plot", path)
+    ok(result)
+    width, height = png_size(path)
+    assert width > 100 and height > 100 and path.stat().st_size > 5000
+    assert [p.name for p in tmp_path.iterdir()] == ["forecast.png"]  # no temp file left
+
+
+def test_predict_plot_without_matplotlib(run, tmp_path, monkeypatch):
+    for module in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, module, None)  # makes the import fail
+    path = tmp_path / "forecast.png"
+    one_line_error(invoke("predict", run, "--plot", path),
+                   "plotting needs matplotlib, which is not installed: pip install "
+                   "'recurrent[plot]'")
+    assert not path.exists()
+
+
+def test_predict_errors(run, sunspots, tmp_path):
+    recent = write_csv(tmp_path / "recent.csv", ["year", "sunspots"], sunspots[-40:])
+    one_line_error(invoke("predict", run, "--data", recent, "--origin", "test"),
+                   "--origin test forecasts the training data's test split")
+    short = write_csv(tmp_path / "short.csv", ["year", "sunspots"], sunspots[-10:])
+    one_line_error(invoke("predict", run, "--data", short), "too few rows")
+    one_line_error(invoke("predict", run, "--data", tmp_path / "nope.csv"), "not found")
+    one_line_error(invoke("predict", run, "--plot", tmp_path / "no-dir" / "f.png"),
+                   "cannot write plot")
+
+
+@pytest.mark.parametrize("rows, options, pattern", [
+    ([[i, "x" if i == 50 else i % 7] for i in range(100)], [],
+     "column 'v' is not numeric: 'x' at line 52"),
+    ([[i, i % 7] for i in range(100)], ["--column", "w"],
+     "column 'w' not found in"),
+    ([[i, i % 7] for i in range(40)], [],
+     "too few rows in"),
+    ([[i, 4.5] for i in range(100)], [],
+     "is constant (every value is 4.5): nothing to forecast"),
+    ([[i, "" if i == 20 else i % 7] for i in range(100)], ["--no-fill"],
+     "1 missing values (first at line 22); drop --no-fill"),
+    ([[100 - i, i % 7] for i in range(100)], [],
+     "time column 't' does not increase at line 3"),
+])
+def test_train_rejects_bad_data_in_one_line(tmp_path, rows, options, pattern):
+    path = write_csv(tmp_path / "bad.csv", ["t", "v"], rows)
+    result = invoke("train", "forecast", "--data", path, "--time-column", "t", *options,
+                    "--out", tmp_path / "run", *SMALL)
+    one_line_error(result, pattern)
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_error_messages_for_files(tmp_path):
+    one_line_error(invoke("train", "forecast", "--data", tmp_path / "absent.csv", *SMALL),
+                   "not found (bundled series: co2, sunspots)")
+    one_line_error(invoke("train", "forecast", "--data", "co2", "--no-fill", *SMALL),
+                   "column 'co2' of 'co2' has 59 missing values")
+    path = write_csv(tmp_path / "two.csv", ["a", "b"], [[1, 2]] * 5)
+    one_line_error(invoke("train", "forecast", "--data", path, *SMALL),
+                   "has several columns ('a', 'b'); choose with --column")
+
+
+def test_several_columns_are_forecast_together(tmp_path, sunspots):
+    # Two real series side by side (sunspots and the gappy weekly CO2): a shapes test.
+    co2 = dataio.read_series(dataio.resolve_source("co2"), None, None).values[:, 0]
+    rows = [[y, s, "" if np.isnan(c) else c] for (y, s), c in zip(sunspots, co2[:309])]
+    path = write_csv(tmp_path / "two.csv", ["year", "spots", "co2"], rows)
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", path, "--time-column", "year", "--column", "spots",
+              "--column", "co2", "--window", 10, "--horizon", 3, "--scaling", "minmax",
+              "--out", run, *SMALL))
+    config = json.loads((run / "config.json").read_text())
+    assert json.dumps(config).count('"output_size": 6') == 1  # H * C
+    metrics = json.loads(ok(invoke("eval", run, "--json")))["metrics"]
+    assert {"mase[spots]", "mase[co2]"} <= set(metrics)
+    assert metrics["mase"] == pytest.approx((metrics["mase[spots]"] + metrics["mase[co2]"]) / 2)
+    lines = ok(invoke("predict", run, "--steps", 5)).splitlines()
+    assert lines[0] == "year,spots,co2" and len(lines) == 6
+
+
+def test_default_run_beats_naive(tmp_path):
+    """`recurrent train forecast` with no data options: MASE < 1 on the test split."""
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--out", run, "--threads", "1", "--quiet", "--no-plot"))
+    report = json.loads(ok(invoke("eval", run, "--json")))
+    assert report["metrics"]["mase"] < 1.0
+    assert report["metrics"]["mae"] < report["baselines"]["naive"]["mae"]
+    assert report["metrics"]["mae"] < report["baselines"]["seasonal_naive"]["mae"]

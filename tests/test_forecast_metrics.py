@@ -1,0 +1,110 @@
+"""forecast task: metrics against hand-computed values, the naive baselines, season
+detection, and the task's evaluation pipeline with a real model whose head outputs zero
+(in --difference mode that model IS the naive forecast, so both must score the same)."""
+import math
+
+import numpy as np
+import pytest
+
+from recurrent.model import SequenceModel
+from recurrent.reference import get_reference_cell
+from recurrent_plugins.forecast import metrics as fm
+from recurrent_plugins.forecast.predict import rollout
+from recurrent_plugins.forecast.task import ForecastTask
+
+
+def test_column_metrics_by_hand():
+    actual = np.array([2.0, 4, 0, 5])
+    forecast = np.array([3.0, 2, 1, 5])
+    m = fm.column_metrics(actual, forecast, mase_scale=0.5)
+    # errors 1, -2, 1, 0
+    assert m["mae"] == pytest.approx(1.0)
+    assert m["rmse"] == pytest.approx(math.sqrt(6 / 4))
+    # MAPE skips the zero actual: (1/2 + 2/4 + 0/5) / 3
+    assert m["mape"] == pytest.approx(100 / 3)
+    # sMAPE: 2/5, 4/6, 2/1, 0/10
+    assert m["smape"] == pytest.approx(100 * (0.4 + 4 / 6 + 2 + 0) / 4)
+    assert m["mase"] == pytest.approx(2.0)
+
+
+def test_smape_zero_over_zero_counts_as_exact_and_mape_undefined():
+    m = fm.column_metrics(np.zeros(3), np.zeros(3), mase_scale=1.0)
+    assert m["smape"] == 0.0 and m["mae"] == 0.0
+    assert math.isnan(m["mape"])
+
+
+def test_multi_column_metrics_average_and_mask():
+    actual = np.array([[[1.0, 10]], [[2, 20]], [[3, 30]]])  # (B=3, H=1, C=2)
+    forecast = actual + np.array([[[1.0, 0]], [[1, 5]], [[100, 5]]])
+    mask = np.ones_like(actual, dtype=bool)
+    mask[2, 0, 0] = False  # a gap-filled actual: the 100 error must not count
+    m = fm.forecast_metrics(actual, forecast, np.array([1.0, 5.0]), ["a", "b"], mask=mask)
+    assert m["mae[a]"] == pytest.approx(1.0)
+    assert m["mae[b]"] == pytest.approx(10 / 3)
+    assert m["mae"] == pytest.approx((1.0 + 10 / 3) / 2)
+    assert m["mase[b]"] == pytest.approx(10 / 3 / 5)
+
+
+def test_naive_scale_uses_observed_consecutive_pairs():
+    values = np.array([[1.0], [3], [0], [4], [2]])
+    observed = np.array([[True], [True], [False], [True], [True]])
+    # pairs (1,3) and (4,2): both differ by 2; pairs touching the gap are skipped
+    assert fm.naive_scale(values, observed).tolist() == [2.0]
+
+
+def test_baseline_forecasts():
+    last = np.array([[5.0, -1]])  # (B=1, C=2)
+    np.testing.assert_array_equal(fm.naive_forecast(last, 3)[0], [[5, -1]] * 3)
+    rows = fm.seasonal_rows(np.array([20, 30]), horizon=5, season=3)
+    # h = 1..5: lag = 3, 3, 3, 6, 6 -> same step of the last season seen
+    assert rows.tolist() == [[18, 19, 20, 18, 19], [28, 29, 30, 28, 29]]
+
+
+def test_detect_season():
+    rng = np.random.default_rng(0)
+    t = np.arange(240)
+    seasonal = 0.05 * t + np.sin(2 * np.pi * t / 12) + 0.2 * rng.standard_normal(240)
+    assert fm.detect_season(seasonal) == 12
+    assert fm.detect_season(rng.standard_normal(240)) == 1  # white noise: no season
+    assert fm.detect_season(np.arange(5.0)) == 1  # too short to tell
+
+
+def zero_head_model(spec):
+    model = SequenceModel(spec, cell=get_reference_cell("gru"), hidden_size=4, seed=0)
+    model.named_params["head.weight"][...] = 0
+    model.named_params["head.bias"][...] = 0
+    return model
+
+
+def test_zero_change_model_scores_exactly_as_the_naive_baseline():
+    task = ForecastTask()
+    config = {"data": "co2", "window": 8, "horizon": 3, "season": 52}
+    state = task.prepare(config)
+    model = zero_head_model(task.model_spec(state, config))
+    metrics = task.evaluate(state, "test", config, model.runner())
+    baselines = task.baselines(state, "test", config)
+    assert set(baselines) == {"naive", "seasonal_naive"}
+    assert baselines["seasonal_naive"]["season"] == 52
+    for key in ("rmse", "mae", "mape", "smape", "mase", "loss", "windows"):
+        assert metrics[key] == pytest.approx(baselines["naive"][key], rel=1e-5), key
+    # The naive baseline's MAE by hand, in ppm, on the observed test actuals.
+    prepared = task.load(state, config)
+    start, end = prepared.ranges["test"]
+    y, seen = prepared.series.values[:, 0], prepared.observed[:, 0]
+    errors = []
+    for origin in range(start - 1, end - 3):
+        last = prepared.filled[prepared.last_seen[origin, 0], 0]
+        errors += [abs(y[r] - last) for r in range(origin + 1, origin + 4) if seen[r]]
+    assert baselines["naive"]["mae"] == pytest.approx(np.mean(errors))
+
+
+def test_rollout_beyond_the_horizon_repeats_the_last_value_for_a_zero_model():
+    task = ForecastTask()
+    config = {"data": "sunspots", "window": 5, "horizon": 2}
+    state = task.prepare(config)
+    model = zero_head_model(task.model_spec(state, config))
+    window = np.linspace(-1, 1, 5)[:, None]  # (W, C)
+    out = rollout(model.runner(), window, steps=7, horizon=2, difference=True)
+    np.testing.assert_allclose(out[:, 0], np.ones(7))
+    levels = rollout(model.runner(), window, steps=3, horizon=2, difference=False)
+    np.testing.assert_allclose(levels[:, 0], np.zeros(3))
