@@ -38,7 +38,8 @@ def _cached_read(path: str, text_column: str, label_column: str | None):
     st = _stat(path)
     key = (os.path.abspath(path), st, text_column, label_column)
     if key not in _files:
-        _files.clear()  # keep one file in memory at a time
+        if len(_files) >= 2:  # the training file and one evaluation file at most
+            del _files[next(iter(_files))]
         data = read_csv(path, text_column, label_column)
         _files[key] = (data, [tokenize(t) for t in data.texts])
     return _files[key]
