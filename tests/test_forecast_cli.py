@@ -206,3 +206,26 @@ def test_default_run_beats_naive(tmp_path):
     assert report["metrics"]["mase"] < 1.0
     assert report["metrics"]["mae"] < report["baselines"]["naive"]["mae"]
     assert report["metrics"]["mae"] < report["baselines"]["seasonal_naive"]["mae"]
+
+
+def test_relative_inputs_make_forecasts_shift_with_the_level(tmp_path):
+    """--inputs relative with --difference: a series raised by 50 ppm gets the same forecast
+    raised by 50 ppm (the model sees only shapes: why co2's trend cannot push it off range)."""
+    co2 = dataio.read_series(dataio.resolve_source("co2"), None, None)
+    dates = [str(t) for t in co2.times[:400]]
+    values = ["" if np.isnan(v) else v for v in co2.values[:400, 0]]
+    path = write_csv(tmp_path / "co2.csv", ["date", "co2"], list(zip(dates, values)))
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", path, "--time-column", "date", "--window", 20,
+              "--horizon", 4, "--inputs", "relative", "--out", run, *SMALL))
+    recent = co2.values[250:290, 0]  # holds gaps: they are filled in both files alike
+    rows = [(d, "" if np.isnan(v) else f"{v:.1f}") for d, v in zip(dates[250:290], recent)]
+    raised = [(d, v and f"{float(v) + 50:.1f}") for d, v in rows]
+    assert sum(v == "" for _, v in rows) > 0
+    base = json.loads(ok(invoke("predict", run, "--data", write_csv(
+        tmp_path / "a.csv", ["date", "co2"], rows), "--steps", 9, "--json")))
+    high = json.loads(ok(invoke("predict", run, "--data", write_csv(
+        tmp_path / "b.csv", ["date", "co2"], raised), "--steps", 9, "--json")))
+    assert base["time"] == high["time"] and len(base["time"]) == 9
+    np.testing.assert_allclose(np.array(high["forecast"]["co2"]) - base["forecast"]["co2"],
+                               50.0, atol=1e-3)

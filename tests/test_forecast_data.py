@@ -170,6 +170,9 @@ def test_windows_are_time_ordered_and_splits_do_not_overlap():
     assert x.shape == (4, 5, 2) and x.dtype == np.float32 and x.flags.c_contiguous
     np.testing.assert_array_equal(x[:, 0, 0], [22, 23, 24, 25])
     np.testing.assert_array_equal(x[:, 0, 1], [-22, -23, -24, -25])
+    relative = win.input_windows(scaled, last_seen, origins["test"], 4, relative=True)
+    np.testing.assert_array_equal(relative[:, 0, 0], [-3, -2, -1, 0])  # shape, not level
+    np.testing.assert_array_equal(relative, x - x[-1:])
     levels = win.encode_targets(scaled, last_seen, origins["test"], 2, difference=False)
     np.testing.assert_array_equal(levels[0], [26, -26, 27, -27])  # step-major (h * C + c)
     changes = win.encode_targets(scaled, last_seen, origins["test"], 2, difference=True)

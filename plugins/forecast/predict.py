@@ -45,8 +45,8 @@ def run_predict(task, state, config, model, options):
 
     inputs = win.known_at(prepared.scaled, prepared.last_seen, win.input_rows(at, window),
                           at)[0]  # (W, C)
-    forecast = win.unscale(rollout(model, inputs, steps, state["horizon"],
-                                   state["difference"]), state["scaler"])  # (S, C)
+    forecast = win.unscale(rollout(model, inputs, steps, state["horizon"], state["difference"],
+                                   win.relative_inputs(state)), state["scaler"])  # (S, C)
     baseline, baseline_name = _baseline(state, prepared, origin, steps)  # (S, C)
     times = _forecast_times(series.times, origin, steps)  # (S,) or None
     labels = [_time_text(t) for t in times] if times is not None else list(range(1, steps + 1))
@@ -130,7 +130,7 @@ def _by_column(columns, values):
 
 
 def rollout(model, window_scaled: np.ndarray, steps: int, horizon: int,
-            difference: bool) -> np.ndarray:
+            difference: bool, relative: bool = False) -> np.ndarray:
     """Forecast ``steps`` values after a window: window_scaled (W, C) -> (S, C) scaled.
 
     H steps come from one model call; beyond H the forecasts are appended to the window
@@ -140,7 +140,10 @@ def rollout(model, window_scaled: np.ndarray, steps: int, horizon: int,
     history = [row for row in np.asarray(window_scaled, dtype=np.float64)]
     produced = []
     for _ in range(math.ceil(steps / horizon)):
-        x = np.ascontiguousarray(np.stack(history[-window:])[:, None, :], dtype=np.float32)
+        inputs = np.stack(history[-window:])  # (W, C)
+        if relative:
+            inputs = inputs - inputs[-1]
+        x = np.ascontiguousarray(inputs[:, None, :], dtype=np.float32)
         outputs, _ = model.forward(x)  # (1, H*C)
         forecast = win.decode_outputs(outputs, history[-1][None, :], horizon, difference)[0]
         produced.extend(forecast)

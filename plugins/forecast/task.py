@@ -87,6 +87,10 @@ class ForecastTask:
                          help="Share of rows at the end held out for the test metrics."),
             click.Option(["--difference/--no-difference"], default=True, show_default=True,
                          help="Predict changes from the window's last value, or levels."),
+            click.Option(["--inputs"], type=click.Choice(win.INPUT_MODES), default="level",
+                         show_default=True,
+                         help="Feed the window as scaled levels, or relative to its last "
+                              "value (for trending series such as co2)."),
         ]
 
     def defaults(self):
@@ -143,6 +147,7 @@ class ForecastTask:
             "window": window,
             "horizon": horizon,
             "difference": bool(config.get("difference", True)),
+            "inputs": config.get("inputs") or "level",
             "season": int(season),
             "split_ends": [train_end, valid_end, n],
             "scaler": scaler,
@@ -184,9 +189,10 @@ class ForecastTask:
         window, horizon = state["window"], state["horizon"]
         if whole_file:
             if n < min_rows:
-                raise UserError(f"too few rows in {source.label!r}: {n} rows, but the model's "
-                                f"window {window} and horizon {horizon} need at least "
-                                f"{min_rows}")
+                need = (f"window {window} and horizon {horizon} need" if min_rows > window
+                        else f"window {window} needs")
+                raise UserError(f"too few rows in {source.label!r}: {n} rows, but the "
+                                f"model's {need} at least {min_rows}")
             ranges = {"test": (0, n)}
             filled = dataio.fill_gaps(series, [n])
         else:
@@ -225,7 +231,7 @@ class ForecastTask:
             chunk = origins[start:start + batch_size]
             yield {
                 "x": win.input_windows(prepared.scaled, prepared.last_seen, chunk,
-                                       state["window"]),
+                                       state["window"], win.relative_inputs(state)),
                 "lengths": None,
                 "y": win.encode_targets(prepared.scaled, prepared.last_seen, chunk,
                                         state["horizon"], state["difference"]),
@@ -239,7 +245,8 @@ class ForecastTask:
         parts = []
         for start in range(0, len(origins), EVAL_CHUNK):
             chunk = origins[start:start + EVAL_CHUNK]
-            x = win.input_windows(prepared.scaled, prepared.last_seen, chunk, state["window"])
+            x = win.input_windows(prepared.scaled, prepared.last_seen, chunk, state["window"],
+                                  win.relative_inputs(state))
             outputs, _ = model.forward(x)
             parts.append(win.decode_outputs(outputs, self._last(prepared.scaled, prepared,
                                                                 chunk),

@@ -16,6 +16,7 @@ import numpy as np
 from recurrent.errors import UserError
 
 SCALINGS = ("standard", "minmax")
+INPUT_MODES = ("level", "relative")  # --inputs
 
 
 def split_ends(n: int, window: int, horizon: int, valid_fraction: float,
@@ -120,10 +121,21 @@ def input_rows(origins: np.ndarray, window: int) -> np.ndarray:
     return origins[:, None] + np.arange(1 - window, 1)[None, :]
 
 
+def relative_inputs(state: dict) -> bool:
+    """Whether a run feeds windows relative to their last value (--inputs relative)."""
+    return state.get("inputs", "level") == "relative"
+
+
 def input_windows(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
-                  window: int) -> np.ndarray:
-    """scaled (N, C) -> x (W, B, C) float32, C-contiguous, time-major, as known at origin."""
+                  window: int, relative: bool = False) -> np.ndarray:
+    """scaled (N, C) -> x (W, B, C) float32, C-contiguous, time-major, as known at origin.
+
+    ``relative`` subtracts each window's last value: the model sees the window's shape, not
+    its level (a trending series then never leaves the range seen in training).
+    """
     inputs = known_at(scaled, last_seen, input_rows(origins, window), origins)  # (B, W, C)
+    if relative:
+        inputs = inputs - inputs[:, -1:, :]
     return np.ascontiguousarray(inputs.transpose(1, 0, 2), dtype=np.float32)
 
 
