@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from recurrent.cli import cli
 from recurrent_plugins.forecast import data as dataio
+from recurrent_plugins.forecast.plot import matplotlib_available
 
 SMALL = ["--hidden", "8", "--epochs", "2", "--threads", "1", "--quiet", "--no-plot"]
 
@@ -199,9 +200,13 @@ def test_several_columns_are_forecast_together(tmp_path, sunspots):
 
 
 def test_default_run_beats_naive(tmp_path):
-    """`recurrent train forecast` with no data options: MASE < 1 on the test split."""
+    """`recurrent train forecast` with no data options: MASE < 1 on the test split, and the
+    loss curve written beside the run when matplotlib is there."""
     run = tmp_path / "run"
-    ok(invoke("train", "forecast", "--out", run, "--threads", "1", "--quiet", "--no-plot"))
+    ok(invoke("train", "forecast", "--out", run, "--threads", "1", "--quiet"))
+    if matplotlib_available():
+        width, height = png_size(run / "loss.png")
+        assert width > 100 and height > 100
     report = json.loads(ok(invoke("eval", run, "--json")))
     assert report["metrics"]["mase"] < 1.0
     assert report["metrics"]["mae"] < report["baselines"]["naive"]["mae"]
