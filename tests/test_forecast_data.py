@@ -136,6 +136,8 @@ def test_too_few_rows_names_the_minimum():
     with pytest.raises(UserError, match="40 rows, but --window 30 and --horizon 2 need at "
                                         "least 46"):
         win.split_ends(40, 30, 2, 0.15, 0.15)
+    with pytest.raises(UserError, match="leave too little for training"):
+        win.split_ends(1000, 30, 2, 0.5, 0.45)
     # and 46 really is enough: one training window, H target rows in valid and test
     train_end, valid_end = win.split_ends(46, 30, 2, 0.15, 0.15)
     assert len(win.window_origins(0, train_end, 30, 2)) == 1

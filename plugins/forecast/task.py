@@ -78,7 +78,8 @@ class ForecastTask:
                          show_default=True, help="Steps predicted at once."),
             click.Option(["--season"], type=click.IntRange(min=1), default=None,
                          help="Season length of the seasonal-naive baseline (1: none). "
-                              "Default: detected by autocorrelation on the training split."),
+                              "Default: detected by autocorrelation of the first column's "
+                              "training rows."),
             click.Option(["--valid-fraction"], default=0.15, show_default=True,
                          type=click.FloatRange(0, 0.5, min_open=True),
                          help="Share of rows (at the end, before the test rows) for validation."),

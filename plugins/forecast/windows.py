@@ -22,6 +22,9 @@ INPUT_MODES = ("level", "relative")  # --inputs
 def split_ends(n: int, window: int, horizon: int, valid_fraction: float,
                test_fraction: float, label: str = "the data") -> tuple[int, int]:
     """(train_end, valid_end) for N rows; at least one window in every split."""
+    if valid_fraction + test_fraction > 0.9:
+        raise UserError(f"--valid-fraction {valid_fraction} + --test-fraction {test_fraction} "
+                        f"leave too little for training (their sum must be at most 0.9)")
     train_end, valid_end = _ends(n, horizon, valid_fraction, test_fraction)
     if train_end - window - horizon + 1 < 1:
         need = window + 3 * horizon
