@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from recurrent.cli import cli
-from recurrent_plugins.forecast import data as dataio
+from recurrent_plugins.forecast import series as dataio
 from recurrent_plugins.forecast.plot import matplotlib_available
 
 SMALL = ["--hidden", "8", "--epochs", "2", "--threads", "1", "--quiet", "--no-plot"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from recurrent.errors import UserError
-from recurrent_plugins.forecast import data as dataio
+from recurrent_plugins.forecast import series as dataio
 from recurrent_plugins.forecast import windows as win
 from recurrent_plugins.forecast.task import ForecastTask
 

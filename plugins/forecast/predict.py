@@ -17,7 +17,7 @@ import numpy as np
 
 from recurrent.errors import UserError
 
-from . import data as dataio
+from . import series as dataio
 from . import metrics as fm
 from . import plot as fplot
 from . import windows as win

@@ -22,7 +22,7 @@ import numpy as np
 
 from recurrent.errors import UserError
 
-from . import data as dataio
+from . import series as dataio
 from . import metrics as fm
 from . import windows as win
 from .predict import run_predict
