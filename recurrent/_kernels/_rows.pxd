@@ -4,6 +4,7 @@
 from cython cimport floating
 
 from ._blas cimport gemm
+from ._recmat cimport recmat
 
 
 # The hoisted GEMMs (input projection, dx, weight gradients) are cut into blocks whose
@@ -42,11 +43,12 @@ cdef inline Py_ssize_t num_blocks(Py_ssize_t n, Py_ssize_t block) noexcept nogil
 
 
 cdef inline void project_rows(floating* dst, int ldd, const floating* x, int I,
-                              const floating* w_ih, int G, const floating* bias,
+                              const floating* w_ih_t, int G, const floating* bias,
                               Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
-    """dst[r0:r1, :G] = x[r0:r1] (n, I) @ W_ih^T (I, G) + bias (G,).  dst row stride ldd."""
+    """dst[r0:r1, :G] = x[r0:r1] (n, I) @ W_ih^T (I, G) + bias (G,).  dst row stride ldd;
+    w_ih_t is W_ih^T packed for recmat (a block of a few hundred rows keeps x in L2)."""
     cdef Py_ssize_t r, j
-    gemm(False, True, <int>(r1 - r0), G, I, 1, x + r0 * I, I, w_ih, I, 0, dst + r0 * ldd, ldd)
+    recmat(<int> (r1 - r0), G, I, x + r0 * I, I, w_ih_t, dst + r0 * ldd, ldd, False)
     for r in range(r0, r1):
         for j in range(G):
             dst[r * ldd + j] += bias[j]

@@ -11,9 +11,10 @@
 #include "cpu.h"
 #include "fastmath.h"
 
-/* The four gate blocks of a row are read and written at offsets j, H + j, ... of one
- * pointer; gcc cannot prove those never overlap across iterations for a run-time H and
- * would fall back to scalar code. They never do: tell it so. */
+/* The gate blocks of a row are addressed through one pointer each (a + k * H), indexed
+ * by the loop counter: with Python's -fwrapv, a[H + j] might wrap for all gcc knows, and
+ * it would emit gathers/scatters. gcc cannot prove the blocks never overlap across
+ * iterations for a run-time H either; they never do: RC_IVDEP tells it so. */
 #define RC_IVDEP _Pragma("GCC ivdep")
 
 /* LSTM forward. a (4H): pre-activations in, activated i, f, g, o out. */
@@ -21,16 +22,17 @@ RC_MULTIVERSION(rc_lstm_forward_f32,
     (float* restrict a, const float* restrict c_prev, float* restrict c, float* restrict h,
      int H),
     (a, c_prev, c, h, H),
+    float* ai = a; float* af = a + H; float* ag = a + 2 * H; float* ao = a + 3 * H;
     RC_IVDEP for (int j = 0; j < H; j++) {
-        float i = rc_sigmoidf(a[j]);
-        float f = rc_sigmoidf(a[H + j]);
-        float g = rc_tanhf(a[2 * H + j]);
-        float o = rc_sigmoidf(a[3 * H + j]);
+        float i = rc_sigmoidf(ai[j]);
+        float f = rc_sigmoidf(af[j]);
+        float g = rc_tanhf(ag[j]);
+        float o = rc_sigmoidf(ao[j]);
         float cj = f * c_prev[j] + i * g;          /* c_t = f * c_{t-1} + i * g */
-        a[j] = i;
-        a[H + j] = f;
-        a[2 * H + j] = g;
-        a[3 * H + j] = o;
+        ai[j] = i;
+        af[j] = f;
+        ag[j] = g;
+        ao[j] = o;
         c[j] = cj;
         h[j] = o * rc_tanhf(cj);                   /* h_t = o * tanh(c_t) */
     })
@@ -41,15 +43,16 @@ RC_MULTIVERSION(rc_lstm_backward_f32,
     (float* restrict a, const float* restrict c_prev, const float* restrict c,
      const float* restrict d_out, float* restrict dh, float* restrict dc, int H),
     (a, c_prev, c, d_out, dh, dc, H),
+    float* ai = a; float* af = a + H; float* ag = a + 2 * H; float* ao = a + 3 * H;
     RC_IVDEP for (int j = 0; j < H; j++) {
-        float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
+        float i = ai[j], f = af[j], g = ag[j], o = ao[j];
         float tc = rc_tanhf(c[j]);
         float dhj = d_out[j] + dh[j];
         float dcj = dc[j] + dhj * o * (1 - tc * tc);   /* h_t = o * tanh(c_t) */
-        a[j] = dcj * g * i * (1 - i);                  /* c_t = f * c_{t-1} + i * g */
-        a[H + j] = dcj * c_prev[j] * f * (1 - f);
-        a[2 * H + j] = dcj * i * (1 - g * g);
-        a[3 * H + j] = dhj * tc * o * (1 - o);
+        ai[j] = dcj * g * i * (1 - i);                 /* c_t = f * c_{t-1} + i * g */
+        af[j] = dcj * c_prev[j] * f * (1 - f);
+        ag[j] = dcj * i * (1 - g * g);
+        ao[j] = dhj * tc * o * (1 - o);
         dc[j] = dcj * f;
         dh[j] = 0;
     })
@@ -59,15 +62,17 @@ RC_MULTIVERSION(rc_gru_forward_f32,
     (float* restrict a, const float* restrict ah, const float* restrict b_hn,
      const float* restrict h_prev, float* restrict h, int H),
     (a, ah, b_hn, h_prev, h, H),
+    float* ar = a; float* az = a + H; float* an = a + 2 * H; float* a3 = a + 3 * H;
+    const float* hr = ah; const float* hz = ah + H; const float* hh = ah + 2 * H;
     RC_IVDEP for (int j = 0; j < H; j++) {
-        float r = rc_sigmoidf(a[j] + ah[j]);
-        float z = rc_sigmoidf(a[H + j] + ah[H + j]);
-        float hn = ah[2 * H + j] + b_hn[j];
-        float n = rc_tanhf(a[2 * H + j] + r * hn);     /* n = tanh(ax_n + r * hn) */
-        a[j] = r;
-        a[H + j] = z;
-        a[2 * H + j] = hn;
-        a[3 * H + j] = n;
+        float r = rc_sigmoidf(ar[j] + hr[j]);
+        float z = rc_sigmoidf(az[j] + hz[j]);
+        float hn = hh[j] + b_hn[j];
+        float n = rc_tanhf(an[j] + r * hn);            /* n = tanh(ax_n + r * hn) */
+        ar[j] = r;
+        az[j] = z;
+        an[j] = hn;
+        a3[j] = n;
         h[j] = (1 - z) * n + z * h_prev[j];            /* h_t = (1 - z) n + z h_{t-1} */
     })
 
@@ -77,14 +82,15 @@ RC_MULTIVERSION(rc_gru_backward_f32,
     (float* restrict a, const float* restrict h_prev, const float* restrict d_out,
      float* restrict dh, int H),
     (a, h_prev, d_out, dh, H),
+    float* ar = a; float* az = a + H; float* an = a + 2 * H; float* a3 = a + 3 * H;
     RC_IVDEP for (int j = 0; j < H; j++) {
-        float r = a[j], z = a[H + j], hn = a[2 * H + j], n = a[3 * H + j];
+        float r = ar[j], z = az[j], hn = an[j], n = a3[j];
         float dhj = d_out[j] + dh[j];
         float dn = dhj * (1 - z) * (1 - n * n);        /* through h_t, then tanh */
-        a[j] = dn * hn * r * (1 - r);
-        a[H + j] = dhj * (h_prev[j] - n) * z * (1 - z);
-        a[2 * H + j] = dn * r;
-        a[3 * H + j] = dn;
+        ar[j] = dn * hn * r * (1 - r);
+        az[j] = dhj * (h_prev[j] - n) * z * (1 - z);
+        an[j] = dn * r;
+        a3[j] = dn;
         dh[j] = dhj * z;
     })
 

@@ -163,16 +163,21 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, :, ::1] c
     cdef const floating* b_hn_p = &b_hn[0]
     cdef const int64_t* len_p = &lengths[0]
     cdef floating* w_hh_t = <floating*> malloc(packed_len(H, G, w_hh_p) * sizeof(floating))
-    if w_hh_t == NULL:
+    cdef floating* w_ih_t = <floating*> malloc(packed_len(I, G, w_ih_p) * sizeof(floating))
+    if w_hh_t == NULL or w_ih_t == NULL:
+        free(w_hh_t)
+        free(w_ih_t)
         raise MemoryError()
     with nogil:
         pack(w_hh_p, H, G, 1, H, w_hh_t)  # W_hh^T
+        pack(w_ih_p, I, G, 1, I, w_ih_t)  # W_ih^T
         for k in prange(nrb, num_threads=num_threads, schedule="dynamic", chunksize=1):
-            project_rows(cache_p, C, x_p, I, w_ih_p, G, bias_p, k * rb, min((k + 1) * rb, T * B))
+            project_rows(cache_p, C, x_p, I, w_ih_t, G, bias_p, k * rb, min((k + 1) * rb, T * B))
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
             _forward_rows(out_p, cache_p, work_p, h_n_p, h0_p, w_hh_t, b_hn_p, len_p,
                           T, B, H, split(B, nt, k), split(B, nt, k + 1))
     free(w_hh_t)
+    free(w_ih_t)
 
 
 cdef inline void _input_grads_rows(floating* dw_ih, floating* db_ih, const floating* da,
@@ -221,10 +226,18 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
     cdef const floating* w_hh_p = &w_hh[0, 0]
     cdef const int64_t* len_p = &lengths[0]
     cdef floating* w_hh_packed = <floating*> malloc(packed_len(G, H, w_hh_p) * sizeof(floating))
-    if w_hh_packed == NULL:
+    # W_ih as is, in two parts: rows r, z (2H) and rows n (H), matching dA's blocks 0-1, 3
+    cdef floating* w_rz_packed = <floating*> malloc(packed_len(2 * H, I, w_ih_p) * sizeof(floating))
+    cdef floating* w_n_packed = <floating*> malloc(packed_len(H, I, w_ih_p) * sizeof(floating))
+    if w_hh_packed == NULL or w_rz_packed == NULL or w_n_packed == NULL:
+        free(w_hh_packed)
+        free(w_rz_packed)
+        free(w_n_packed)
         raise MemoryError()
     with nogil:
         pack(w_hh_p, G, H, H, 1, w_hh_packed)  # W_hh as is
+        pack(w_ih_p, 2 * H, I, I, 1, w_rz_packed)
+        pack(w_ih_p + 2 * H * I, H, I, I, 1, w_n_packed)
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
             _backward_rows(dh_p, da_p, d_out_p, h0_p, out_p, w_hh_packed, len_p, T, B, H,
                            split(B, nt, <int> k), split(B, nt, <int> k + 1))
@@ -233,10 +246,10 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
                 # dx[r0:r1] (n, I) = dA_rz (n, 2H) @ W_ih[:2H] + dA_n (n, H) @ W_ih[2H:]
                 r0 = k * rb
                 r1 = min(r0 + rb, T * B)
-                gemm(False, False, <int> (r1 - r0), I, 2 * H, 1, da_p + r0 * C, C, w_ih_p, I,
-                     0, dx_p + r0 * I, I)
-                gemm(False, False, <int> (r1 - r0), I, H, 1, da_p + r0 * C + 3 * H, C,
-                     w_ih_p + 2 * H * I, I, 1, dx_p + r0 * I, I)
+                recmat(<int> (r1 - r0), I, 2 * H, da_p + r0 * C, C, w_rz_packed, dx_p + r0 * I,
+                       I, False)
+                recmat(<int> (r1 - r0), I, H, da_p + r0 * C + 3 * H, C, w_n_packed,
+                       dx_p + r0 * I, I, True)
             else:
                 g0 = (k - nrb) * gb
                 g1 = min(g0 + gb, G)
@@ -244,3 +257,5 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
                 add_hidden_grads(dw_hh_p + g0 * H, db_hh_p + g0, da_p + g0, C, <int> (g1 - g0),
                                  h0_p, out_p, H, T, B)
     free(w_hh_packed)
+    free(w_rz_packed)
+    free(w_n_packed)

@@ -176,16 +176,21 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
     cdef const floating* bias_p = &bias[0]
     cdef const int64_t* len_p = &lengths[0]
     cdef floating* w_hh_t = <floating*> malloc(packed_len(H, G, w_hh_p) * sizeof(floating))
-    if w_hh_t == NULL:
+    cdef floating* w_ih_t = <floating*> malloc(packed_len(I, G, w_ih_p) * sizeof(floating))
+    if w_hh_t == NULL or w_ih_t == NULL:
+        free(w_hh_t)
+        free(w_ih_t)
         raise MemoryError()
     with nogil:
         pack(w_hh_p, H, G, 1, H, w_hh_t)  # W_hh^T: element (k, n) = W_hh[n, k]
+        pack(w_ih_p, I, G, 1, I, w_ih_t)  # W_ih^T
         for k in prange(nrb, num_threads=num_threads, schedule="dynamic", chunksize=1):
-            project_rows(gates_p, G, x_p, I, w_ih_p, G, bias_p, k * rb, min((k + 1) * rb, T * B))
+            project_rows(gates_p, G, x_p, I, w_ih_t, G, bias_p, k * rb, min((k + 1) * rb, T * B))
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
             _forward_rows(out_p, gates_p, cells_p, h_n_p, c_n_p, h0_p, c0_p, w_hh_t, len_p,
                           T, B, H, split(B, nt, k), split(B, nt, k + 1))
     free(w_hh_t)
+    free(w_ih_t)
 
 
 def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
@@ -223,10 +228,14 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
     cdef const floating* w_hh_p = &w_hh[0, 0]
     cdef const int64_t* len_p = &lengths[0]
     cdef floating* w_hh_packed = <floating*> malloc(packed_len(G, H, w_hh_p) * sizeof(floating))
-    if w_hh_packed == NULL:
+    cdef floating* w_ih_packed = <floating*> malloc(packed_len(G, I, w_ih_p) * sizeof(floating))
+    if w_hh_packed == NULL or w_ih_packed == NULL:
+        free(w_hh_packed)
+        free(w_ih_packed)
         raise MemoryError()
     with nogil:
         pack(w_hh_p, G, H, H, 1, w_hh_packed)  # W_hh as is: element (k, n) = W_hh[k, n]
+        pack(w_ih_p, G, I, I, 1, w_ih_packed)  # W_ih as is
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
             _backward_rows(dh_p, dc_p, da_p, d_out_p, cells_p, c0_p, w_hh_packed, len_p,
                            T, B, H, split(B, nt, <int> k), split(B, nt, <int> k + 1))
@@ -235,8 +244,8 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
                 # dx[r0:r1] (n, I) = dA[r0:r1] (n, G) @ W_ih (G, I)
                 r0 = k * rb
                 r1 = min(r0 + rb, T * B)
-                gemm(False, False, <int> (r1 - r0), I, G, 1, da_p + r0 * G, G, w_ih_p, I, 0,
-                     dx_p + r0 * I, I)
+                recmat(<int> (r1 - r0), I, G, da_p + r0 * G, G, w_ih_packed, dx_p + r0 * I, I,
+                       False)
             else:
                 # weight and bias gradients for gate rows g0:g1
                 g0 = (k - nrb) * gb
@@ -246,3 +255,4 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
                 add_hidden_grads(dw_hh_p + g0 * H, NULL, da_p + g0, G, <int> (g1 - g0), h0_p,
                                  out_p, H, T, B)
     free(w_hh_packed)
+    free(w_ih_packed)

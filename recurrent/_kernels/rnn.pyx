@@ -119,16 +119,21 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n,
     cdef const floating* bias_p = &bias[0]
     cdef const int64_t* len_p = &lengths[0]
     cdef floating* w_hh_t = <floating*> malloc(packed_len(H, H, w_hh_p) * sizeof(floating))
-    if w_hh_t == NULL:
+    cdef floating* w_ih_t = <floating*> malloc(packed_len(I, H, w_ih_p) * sizeof(floating))
+    if w_hh_t == NULL or w_ih_t == NULL:
+        free(w_hh_t)
+        free(w_ih_t)
         raise MemoryError()
     with nogil:
         pack(w_hh_p, H, H, 1, H, w_hh_t)  # W_hh^T
+        pack(w_ih_p, I, H, 1, I, w_ih_t)  # W_ih^T
         for k in prange(nrb, num_threads=num_threads, schedule="dynamic", chunksize=1):
-            project_rows(out_p, H, x_p, I, w_ih_p, H, bias_p, k * rb, min((k + 1) * rb, T * B))
+            project_rows(out_p, H, x_p, I, w_ih_t, H, bias_p, k * rb, min((k + 1) * rb, T * B))
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
             _forward_rows(out_p, h_n_p, h0_p, w_hh_t, len_p, use_relu, T, B, H,
                           split(B, nt, k), split(B, nt, k + 1))
     free(w_hh_t)
+    free(w_ih_t)
 
 
 def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
@@ -161,10 +166,14 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
     cdef const floating* w_hh_p = &w_hh[0, 0]
     cdef const int64_t* len_p = &lengths[0]
     cdef floating* w_hh_packed = <floating*> malloc(packed_len(H, H, w_hh_p) * sizeof(floating))
-    if w_hh_packed == NULL:
+    cdef floating* w_ih_packed = <floating*> malloc(packed_len(H, I, w_ih_p) * sizeof(floating))
+    if w_hh_packed == NULL or w_ih_packed == NULL:
+        free(w_hh_packed)
+        free(w_ih_packed)
         raise MemoryError()
     with nogil:
         pack(w_hh_p, H, H, H, 1, w_hh_packed)  # W_hh as is
+        pack(w_ih_p, H, I, I, 1, w_ih_packed)  # W_ih as is
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
             _backward_rows(dh_p, da_p, d_out_p, out_p, w_hh_packed, len_p, use_relu, T, B, H,
                            split(B, nt, <int> k), split(B, nt, <int> k + 1))
@@ -173,8 +182,8 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
                 # dx[r0:r1] (n, I) = dA[r0:r1] (n, H) @ W_ih (H, I)
                 r0 = k * rb
                 r1 = min(r0 + rb, T * B)
-                gemm(False, False, <int> (r1 - r0), I, H, 1, da_p + r0 * H, H, w_ih_p, I, 0,
-                     dx_p + r0 * I, I)
+                recmat(<int> (r1 - r0), I, H, da_p + r0 * H, H, w_ih_packed, dx_p + r0 * I, I,
+                       False)
             else:
                 g0 = (k - nrb) * gb
                 g1 = min(g0 + gb, H)
@@ -183,3 +192,4 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
                 add_hidden_grads(dw_hh_p + g0 * H, NULL, da_p + g0, H, <int> (g1 - g0), h0_p,
                                  out_p, H, T, B)
     free(w_hh_packed)
+    free(w_ih_packed)
