@@ -47,19 +47,32 @@ def max_threads() -> int:
     return available_cores()
 
 
+def idle_cores() -> int:
+    """Cores not busy with other work, from the 1-minute load average (which counts this
+    process's running thread too). A parallel region ends when its slowest thread does: a
+    thread that has to share its core with another busy process makes the whole call wait
+    for the scheduler (measured on this project's shared 2-core machine: +37 ms per call)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return available_cores()
+    return max(1, min(available_cores(), int(available_cores() - max(0.0, load - 1.0) + 0.5)))
+
+
 def resolve_threads(num_threads: int | None, batch: int, hidden: int) -> int:
     """The thread count for a kernel call on `batch` rows of `hidden` units.
 
     An int is honoured as given (the kernels never use more threads than batch rows).
-    None picks a count that is never slower than 1 thread: each thread gets at least
-    MIN_ROWS_PER_THREAD rows, and no more threads than max_threads().
+    None picks a count meant never to be slower than 1 thread: each thread gets at least
+    MIN_ROWS_PER_THREAD rows, no more threads than max_threads(), and no more than the
+    cores other processes leave idle. Results do not depend on the count (bitwise).
     """
     if num_threads is not None:
         if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
             raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
         return num_threads
     del hidden  # the measured rule depends on rows only (see MIN_ROWS_PER_THREAD)
-    return max(1, min(max_threads(), batch // MIN_ROWS_PER_THREAD))
+    return max(1, min(max_threads(), batch // MIN_ROWS_PER_THREAD, idle_cores()))
 
 
 class _OpenBLASEntryPoints:

@@ -235,12 +235,22 @@ def test_resolve_threads_honours_ints_and_defaults_sensibly(monkeypatch):
     assert threads.resolve_threads(3, 1, 8) == 3
     assert threads.resolve_threads(1, 512, 512) == 1
     monkeypatch.setenv("RECURRENT_NUM_THREADS", "2")
+    monkeypatch.setattr(threads, "idle_cores", lambda: 4)  # a quiet machine
     assert threads.resolve_threads(None, 1, 64) == 1  # small batches stay single-threaded
     assert threads.resolve_threads(None, 2 * threads.MIN_ROWS_PER_THREAD, 64) == 2
     assert threads.resolve_threads(None, 4096, 64) == 2
+    monkeypatch.setattr(threads, "idle_cores", lambda: 1)  # a busy machine
+    assert threads.resolve_threads(None, 4096, 64) == 1
     for bad in (0, -1, 1.5, "2", True):
         with pytest.raises(ValueError, match="num_threads"):
             threads.resolve_threads(bad, 8, 8)
+
+
+def test_idle_cores_follows_the_load_average(monkeypatch):
+    monkeypatch.setattr(threads, "available_cores", lambda: 4)
+    for load, idle in [(0.0, 4), (1.0, 4), (2.0, 3), (3.6, 1), (9.0, 1)]:
+        monkeypatch.setattr(threads.os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
+        assert threads.idle_cores() == idle
 
 
 def test_blas_is_single_threaded_inside_kernel_calls_and_restored_after():
