@@ -64,6 +64,9 @@ extensions = [
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
         extra_link_args=link_omp,
+        # the kernels' C headers and Cython declarations: rebuild when they change
+        depends=sorted(glob.glob(os.path.join("recurrent", "_kernels", "*.h"))
+                       + glob.glob(os.path.join("recurrent", "_kernels", "*.pxd"))),
     )
     for path in sorted(glob.glob(os.path.join("recurrent", "_kernels", "*.pyx")))
 ]

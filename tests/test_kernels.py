@@ -268,3 +268,53 @@ def test_blas_is_single_threaded_inside_kernel_calls_and_restored_after():
                 assert all(n == 1 for n in openblas_threads())
             assert all(n == 1 for n in openblas_threads())
         assert openblas_threads() == before
+
+
+# ---- every compiled variant -------------------------------------------------------------
+
+_VARIANT_CHECK = """
+import numpy as np
+from recurrent._kernels import activations
+from recurrent.plugins import get_cell
+from recurrent.reference import get_reference_cell
+print(activations.vector_level())
+for name in ("rnn_tanh", "lstm", "gru"):
+    fast, ref = get_cell(name), get_reference_cell(name)
+    rng = np.random.default_rng(1)
+    T, B, I, H = 5, 11, 7, 37        # 11 rows, 37 units: every tile and panel tail
+    params = {k: np.zeros(s, np.float32) for k, s in fast.param_shapes(I, H).items()}
+    fast.init_params(params, H, rng)
+    x = rng.normal(size=(T, B, I)).astype(np.float32)
+    states = tuple(rng.normal(size=(B, H)).astype(np.float32) for _ in fast.state_names)
+    d_out = rng.normal(size=(T, B, H)).astype(np.float32)
+    lengths = rng.integers(1, T + 1, size=B)
+    results = []
+    for cell in (fast, ref):
+        out, finals, cache = cell.forward(x, states, params, lengths, 2)
+        grads = {k: np.zeros_like(v) for k, v in params.items()}
+        dx, _ = cell.backward(d_out, (None,) * len(states), cache, grads, 2)
+        results.append([np.array(out), dx, *finals, *grads.values()])
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-5)
+    a = np.linspace(-30, 30, 10001, dtype=np.float32)
+    t = np.empty_like(a)
+    activations.tanh(a, t)
+    assert np.max(np.abs(t - np.tanh(a.astype(np.float64)))) < 1e-6
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("level", ["avx2", "portable"])
+def test_lower_vector_variants_match_reference(level):
+    """The AVX2 and portable builds of the gate passes and recurrent product (chosen at run
+    time; this machine would otherwise only run its best one) give the reference results."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, RECURRENT_VECTOR_LEVEL=level)
+    result = subprocess.run([sys.executable, "-c", _VARIANT_CHECK], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    chosen, status = result.stdout.split()
+    assert status == "ok"
+    assert chosen == level or (level == "avx2" and chosen == "portable")  # CPU without AVX2

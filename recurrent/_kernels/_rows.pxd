@@ -42,6 +42,15 @@ cdef inline Py_ssize_t num_blocks(Py_ssize_t n, Py_ssize_t block) noexcept nogil
     return (n + block - 1) // block
 
 
+cdef inline int hoist_threads(int requested, Py_ssize_t blocks, double flops) noexcept nogil:
+    """Threads for a hoisted product of `flops` in `blocks` blocks. Below about a
+    millisecond of work, waking a second thread costs more than it saves (and on a busy
+    machine it may wait a whole scheduler slice), so small products stay on one thread."""
+    if flops < 2e7 or requested < 1:
+        return 1
+    return <int> min(<Py_ssize_t> requested, blocks)
+
+
 cdef inline void project_rows(floating* dst, int ldd, const floating* x, int I,
                               const floating* w_ih_t, int G, const floating* bias,
                               Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:

@@ -4,8 +4,8 @@ Legend: T time steps, B batch rows, I input size, H hidden size, G = 3H gate row
 order r, z, n (recurrent/layout.py). The cache has 4 blocks of H per row, "C = 4H".
 
 Forward, for step t of a valid row (t < lengths[b]):
-    ax   = x_t W_ih^T + b_ih                 (G,)  all T steps in one GEMM before the loop
-    ah   = h_{t-1} W_hh^T                    (G,)  one GEMM per step (reset-after form)
+    ax   = x_t W_ih^T + b_ih                 (G,)  all T steps in one product before the loop
+    ah   = h_{t-1} W_hh^T                    (G,)  one product per step (reset-after form)
     r    = sigmoid(ax_r + ah_r + b_hr)       (b_hr and b_hz are folded into ax)
     z    = sigmoid(ax_z + ah_z + b_hz)
     hn   = ah_n + b_hn                       b_hn stays inside the reset product
@@ -30,8 +30,8 @@ from ._activations cimport sigmoid, tanh_
 from ._blas cimport gemm
 from ._gates cimport rc_gru_backward_f32, rc_gru_forward_f32
 from ._recmat cimport pack, packed_len, recmat
-from ._rows cimport (add_hidden_grads, add_input_grads, gate_block, num_blocks,
-                     project_rows, row_block, split)
+from ._rows cimport (add_hidden_grads, add_input_grads, gate_block, hoist_threads,
+                     num_blocks, project_rows, row_block, split)
 
 
 cdef inline void _cell_forward(floating* a, const floating* ah, const floating* b_hn,
@@ -171,7 +171,8 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, :, ::1] c
     with nogil:
         pack(w_hh_p, H, G, 1, H, w_hh_t)  # W_hh^T
         pack(w_ih_p, I, G, 1, I, w_ih_t)  # W_ih^T
-        for k in prange(nrb, num_threads=num_threads, schedule="dynamic", chunksize=1):
+        for k in prange(nrb, num_threads=hoist_threads(num_threads, nrb, 2.0 * T * B * I * G),
+                        schedule="dynamic", chunksize=1):
             project_rows(cache_p, C, x_p, I, w_ih_t, G, bias_p, k * rb, min((k + 1) * rb, T * B))
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
             _forward_rows(out_p, cache_p, work_p, h_n_p, h0_p, w_hh_t, b_hn_p, len_p,
@@ -241,7 +242,10 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
             _backward_rows(dh_p, da_p, d_out_p, h0_p, out_p, w_hh_packed, len_p, T, B, H,
                            split(B, nt, <int> k), split(B, nt, <int> k + 1))
-        for k in prange(nrb + ngb, num_threads=num_threads, schedule="dynamic", chunksize=1):
+        for k in prange(nrb + ngb,
+                        num_threads=hoist_threads(num_threads, nrb + ngb,
+                                                  2.0 * T * B * G * (2 * I + H)),
+                        schedule="dynamic", chunksize=1):
             if k < nrb:
                 # dx[r0:r1] (n, I) = dA_rz (n, 2H) @ W_ih[:2H] + dA_n (n, H) @ W_ih[2H:]
                 r0 = k * rb

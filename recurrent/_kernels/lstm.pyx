@@ -8,18 +8,21 @@ Forward, for step t of a valid row (t < lengths[b]):
     i, f, g, o = sigmoid(a_i), sigmoid(a_f), tanh(a_g), sigmoid(a_o)
     c_t = f * c_{t-1} + i * g
     h_t = o * tanh(c_t)
-The input part of `a` for all T steps is one GEMM before the loop; the loop adds one GEMM
-per step and makes one fused elementwise pass per row. A row past its length keeps (h, c),
-outputs zeros and costs nothing but the wasted GEMM rows.
+The input part of `a` for all T steps is one product before the loop; the loop adds one
+product per step and makes one fused elementwise pass per row. Both products go through
+recmat (recmat.h) with W_ih / W_hh packed once per call; the weight gradients after the
+backward loop through BLAS. A row past its length keeps (h, c), outputs zeros and costs
+nothing but the wasted product rows.
 
 Cache read by backward: the activated gates (T, B, G), every c_t (T, B, H), every h_t (the
 outputs). Backward overwrites the gate cache with dA = d loss / d a, so a cache serves one
 backward call.
 
-Threads: the projection splits its T*B rows between threads; the time loop is ONE parallel
-region in which each thread owns a contiguous slice of batch rows for all T steps and
-calls single-threaded BLAS; after the backward loop, dx splits its T*B rows and the weight
-gradients their G rows between threads.
+Threads: the time loop is ONE parallel region in which each thread owns a contiguous slice
+of batch rows for all T steps. The hoisted products (projection, dx, weight gradients)
+are cut into blocks that depend on the sizes only (_rows.pxd) and shared between threads
+(BLAS single-threaded inside). Every element is computed the same way whatever the thread
+count, so 1, 2, ... threads give bitwise identical results.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -31,8 +34,8 @@ from ._activations cimport sigmoid, tanh_
 from ._blas cimport gemm
 from ._gates cimport rc_lstm_backward_f32, rc_lstm_forward_f32
 from ._recmat cimport pack, packed_len, recmat
-from ._rows cimport (add_hidden_grads, add_input_grads, gate_block, num_blocks,
-                     project_rows, row_block, split)
+from ._rows cimport (add_hidden_grads, add_input_grads, gate_block, hoist_threads,
+                     num_blocks, project_rows, row_block, split)
 
 
 cdef inline void _cell_forward(floating* a, const floating* c_prev, floating* c, floating* h,
@@ -184,7 +187,8 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
     with nogil:
         pack(w_hh_p, H, G, 1, H, w_hh_t)  # W_hh^T: element (k, n) = W_hh[n, k]
         pack(w_ih_p, I, G, 1, I, w_ih_t)  # W_ih^T
-        for k in prange(nrb, num_threads=num_threads, schedule="dynamic", chunksize=1):
+        for k in prange(nrb, num_threads=hoist_threads(num_threads, nrb, 2.0 * T * B * I * G),
+                        schedule="dynamic", chunksize=1):
             project_rows(gates_p, G, x_p, I, w_ih_t, G, bias_p, k * rb, min((k + 1) * rb, T * B))
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
             _forward_rows(out_p, gates_p, cells_p, h_n_p, c_n_p, h0_p, c0_p, w_hh_t, len_p,
@@ -239,7 +243,10 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
             _backward_rows(dh_p, dc_p, da_p, d_out_p, cells_p, c0_p, w_hh_packed, len_p,
                            T, B, H, split(B, nt, <int> k), split(B, nt, <int> k + 1))
-        for k in prange(nrb + ngb, num_threads=num_threads, schedule="dynamic", chunksize=1):
+        for k in prange(nrb + ngb,
+                        num_threads=hoist_threads(num_threads, nrb + ngb,
+                                                  2.0 * T * B * G * (2 * I + H)),
+                        schedule="dynamic", chunksize=1):
             if k < nrb:
                 # dx[r0:r1] (n, I) = dA[r0:r1] (n, G) @ W_ih (G, I)
                 r0 = k * rb

@@ -4,13 +4,13 @@ Legend: T time steps, B batch rows, I input size, H hidden size (G = H: one gate
 
 Forward, for step t of a valid row (t < lengths[b]):
     h_t = act(x_t W_ih^T + (b_ih + b_hh) + h_{t-1} W_hh^T)
-The input projection for all T steps is one GEMM straight into `out` before the loop; each
-step adds one GEMM and applies act in place. Rows past their length keep h and output zeros.
+The input projection for all T steps goes straight into `out` before the loop; each step
+adds the recurrent product (recmat.h, W_hh packed once per call) and applies act in place.
+Rows past their length keep h and output zeros.
 The only cache is `out` itself: act'(a) is a function of h (1 - h^2 for tanh, h > 0 for
 relu). Backward needs one work buffer dA (T, B, H).
 
-Threads: as in lstm.pyx (projection by rows, time loop by batch slices in one parallel
-region, weight gradients by rows after the loop).
+Threads: as in lstm.pyx (bitwise identical results for any thread count).
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -22,8 +22,8 @@ from ._activations cimport relu, tanh_
 from ._blas cimport gemm
 from ._gates cimport rc_tanh_inplace_f32
 from ._recmat cimport pack, packed_len, recmat
-from ._rows cimport (add_hidden_grads, add_input_grads, gate_block, num_blocks,
-                     project_rows, row_block, split)
+from ._rows cimport (add_hidden_grads, add_input_grads, gate_block, hoist_threads,
+                     num_blocks, project_rows, row_block, split)
 
 
 cdef void _forward_rows(floating* out, floating* h_n, const floating* h0,
@@ -127,7 +127,8 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n,
     with nogil:
         pack(w_hh_p, H, H, 1, H, w_hh_t)  # W_hh^T
         pack(w_ih_p, I, H, 1, I, w_ih_t)  # W_ih^T
-        for k in prange(nrb, num_threads=num_threads, schedule="dynamic", chunksize=1):
+        for k in prange(nrb, num_threads=hoist_threads(num_threads, nrb, 2.0 * T * B * I * H),
+                        schedule="dynamic", chunksize=1):
             project_rows(out_p, H, x_p, I, w_ih_t, H, bias_p, k * rb, min((k + 1) * rb, T * B))
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
             _forward_rows(out_p, h_n_p, h0_p, w_hh_t, len_p, use_relu, T, B, H,
@@ -177,7 +178,10 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
             _backward_rows(dh_p, da_p, d_out_p, out_p, w_hh_packed, len_p, use_relu, T, B, H,
                            split(B, nt, <int> k), split(B, nt, <int> k + 1))
-        for k in prange(nrb + ngb, num_threads=num_threads, schedule="dynamic", chunksize=1):
+        for k in prange(nrb + ngb,
+                        num_threads=hoist_threads(num_threads, nrb + ngb,
+                                                  2.0 * T * B * H * (2 * I + H)),
+                        schedule="dynamic", chunksize=1):
             if k < nrb:
                 # dx[r0:r1] (n, I) = dA[r0:r1] (n, H) @ W_ih (H, I)
                 r0 = k * rb
