@@ -36,10 +36,15 @@ def _check_arrays(dtype, **arrays):
 
 
 def _lengths(lengths, T, B):
-    """int64 (B,) valid lengths; None means every row runs all T steps."""
+    """int64 (B,) valid lengths; None means every row runs all T steps. The kernels index
+    with them, so the (cheap) range check stays even though layers validate first."""
     if lengths is None:
         return np.full(B, T, dtype=np.int64)
-    return np.ascontiguousarray(lengths, dtype=np.int64)
+    lengths = np.ascontiguousarray(lengths, dtype=np.int64)
+    if lengths.shape != (B,) or lengths.min() < 1 or lengths.max() > T:
+        raise ValueError(f"lengths: expected {B} ints in 1..{T}, got shape {lengths.shape} "
+                         f"with range {lengths.min()}..{lengths.max()}")
+    return lengths
 
 
 def _bias(params, kind, G, dtype):

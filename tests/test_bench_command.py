@@ -45,3 +45,11 @@ def test_bench_bad_options_give_one_line_errors(args, message):
     result = CliRunner().invoke(cli, ["bench", "--vs", "none", *args])
     assert result.exit_code == 1
     assert message in result.output
+
+
+def test_bench_without_torch_says_how_to_get_it(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+    result = CliRunner().invoke(cli, ["bench", "--cell", "lstm", "--config", "2,1,1,2"])
+    assert result.exit_code == 1
+    assert "torch is not installed" in result.output and "--vs none" in result.output

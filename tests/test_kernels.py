@@ -152,6 +152,14 @@ def test_forward_output_is_read_only_because_backward_reads_it():
     finals[0][0, 0] = 1.0  # final states are the caller's own
 
 
+@pytest.mark.parametrize("lengths", [[0, 2], [3, 2], [1, 2, 2]])
+def test_lengths_out_of_range_are_rejected(lengths):
+    cell = get_cell("lstm")
+    params, x, states, *_ = _problem(cell, 2, 2, 2, 3, np.float32, False)
+    with pytest.raises(ValueError, match="lengths: expected 2 ints in 1..2"):
+        cell.forward(x, states, params, np.array(lengths), 1)
+
+
 def test_wrong_dtype_is_rejected_with_a_clear_message():
     cell = get_cell("gru")
     params, x, states, *_ = _problem(cell, 2, 2, 2, 3, np.float32, False)
