@@ -183,23 +183,28 @@ def environment():
 
 
 def run_rows(cells, configs, thread_counts, mode, vs, repeats, emit):
-    """Measure every combination; emit(row dict) as each finishes."""
-    torch = None
+    """Measure every combination; emit(row dict) as each finishes. A thread count of
+    "auto" means each library's default: recurrent's num_threads=None (see
+    recurrent.threads.resolve_threads), torch's own default thread count."""
+    from recurrent.threads import available_cores
+    torch = torch_default = None
     if vs == "torch":
         import torch
+        torch_default = torch.get_num_threads()
     rates = {}
     for nt in thread_counts:
-        rates[nt] = sgemm_rate(nt)
+        rates[nt] = sgemm_rate(available_cores() if nt == "auto" else nt)
     for name in cells:
         for size in configs:
             problem = Problem(name, *size)
             for nt in thread_counts:
                 row = {"cell": name, "T": size[0], "B": size[1], "I": size[2], "H": size[3],
                        "threads": nt, "mode": mode, "sgemm_gflops": rates[nt]}
+                ours_nt = None if nt == "auto" else nt
                 if torch is not None:
-                    torch.set_num_threads(nt)
-                    row["max_rel_diff"] = check_agreement(problem, mode, nt)
-                ours = _stats(time_calls(problem.ours(mode, nt), repeats))
+                    torch.set_num_threads(torch_default if nt == "auto" else nt)
+                    row["max_rel_diff"] = check_agreement(problem, mode, ours_nt)
+                ours = _stats(time_calls(problem.ours(mode, ours_nt), repeats))
                 row["ours"] = ours
                 row["ours"]["gflops"] = problem.flops(mode) / ours["median_ms"] / 1e6
                 if torch is not None:
@@ -249,7 +254,7 @@ def _parse_config(text):
 def _format_row(row):
     size = f"({row['T']},{row['B']},{row['I']},{row['H']})"
     ours = row["ours"]
-    text = (f"{row['cell']:9s} {size:20s} {row['threads']:>2d}  "
+    text = (f"{row['cell']:9s} {size:20s} {row['threads']:>4}  "
             f"{ours['median_ms']:9.2f} ±{ours['iqr_ms']:<7.2f} {ours['gflops']:6.0f}")
     if "torch" in row:
         theirs = row["torch"]
@@ -259,7 +264,7 @@ def _format_row(row):
 
 
 def _header(vs):
-    text = (f"{'cell':9s} {'(T,B,I,H)':20s} {'th':>2s}  {'ours ms':>9s} {'±iqr':8s} "
+    text = (f"{'cell':9s} {'(T,B,I,H)':20s} {'th':>4s}  {'ours ms':>9s} {'±iqr':8s} "
             f"{'GF/s':>6s}")
     if vs == "torch":
         text += f"  {'torch ms':>9s} {'±iqr':8s} {'GF/s':>6s}  {'ratio':>6s}"
@@ -283,7 +288,8 @@ def register_commands(cli):
     @click.option("--config", "configs", multiple=True, metavar="T,B,I,H",
                   help="A problem size; repeat for several. Default: the four of issue 7.")
     @click.option("--threads", default="1,2", show_default=True,
-                  help="Comma-separated thread counts (ours and torch alike).")
+                  help="Comma-separated thread counts (ours and torch alike); 'auto' "
+                       "for each library's default choice.")
     @click.option("--mode", type=click.Choice(["train", "infer"]), default="train",
                   show_default=True, help="train: forward + backward; infer: forward only.")
     @click.option("--vs", type=click.Choice(["torch", "none"]), default="torch",
@@ -309,9 +315,11 @@ def register_commands(cli):
                 raise recurrent.UserError(f"--cell: bench compares built-in cells with torch; "
                                           f"{name!r} is not one of {', '.join(NUM_GATES)}")
         sizes = [_parse_config(c) for c in configs] or list(DEFAULT_CONFIGS)
-        thread_counts = _parse_list(threads, "--threads", int)
-        if min(thread_counts) < 1:
-            raise recurrent.UserError(f"--threads: thread counts must be >= 1, got {threads!r}")
+        thread_counts = _parse_list(threads, "--threads",
+                                    lambda v: v if v == "auto" else int(v))
+        if any(n != "auto" and n < 1 for n in thread_counts):
+            raise recurrent.UserError(f"--threads: thread counts must be >= 1 or 'auto', "
+                                      f"got {threads!r}")
         if vs == "torch":
             try:
                 import torch  # noqa: F401

@@ -15,10 +15,12 @@ import os
 import threading
 from contextlib import contextmanager
 
-# A thread must own at least this many batch rows before splitting the batch pays: below
-# that, per-step BLAS calls on tiny blocks cost more than the second core saves
-# (measured with benchmarks/bench_kernels.py; see benchmarks/README.md).
+# A thread must own at least this many batch rows, and rows * hidden^2 of at least
+# MIN_WORK_PER_THREAD (a step's recurrent product is ~2 * rows * gates * hidden^2 flops),
+# before another thread pays for waking it: e.g. (T, B, H) = (20, 16, 16) took 0.11 ms with
+# 2 threads and 0.07 ms with 1 (`recurrent bench --threads 1,auto`).
 MIN_ROWS_PER_THREAD = 4
+MIN_WORK_PER_THREAD = 32768
 
 
 def openmp_enabled() -> bool:
@@ -64,15 +66,16 @@ def resolve_threads(num_threads: int | None, batch: int, hidden: int) -> int:
 
     An int is honoured as given (the kernels never use more threads than batch rows).
     None picks a count meant never to be slower than 1 thread: each thread gets at least
-    MIN_ROWS_PER_THREAD rows, no more threads than max_threads(), and no more than the
-    cores other processes leave idle. Results do not depend on the count (bitwise).
+    MIN_ROWS_PER_THREAD rows and MIN_WORK_PER_THREAD of rows * hidden^2, no more threads
+    than max_threads(), and no more than the cores other processes leave idle. Results do
+    not depend on the count (bitwise).
     """
     if num_threads is not None:
         if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
             raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
         return num_threads
-    del hidden  # the measured rule depends on rows only (see MIN_ROWS_PER_THREAD)
-    return max(1, min(max_threads(), batch // MIN_ROWS_PER_THREAD, idle_cores()))
+    by_work = batch * hidden * hidden // MIN_WORK_PER_THREAD
+    return max(1, min(max_threads(), batch // MIN_ROWS_PER_THREAD, by_work, idle_cores()))
 
 
 class _OpenBLASEntryPoints:

@@ -245,7 +245,8 @@ def test_resolve_threads_honours_ints_and_defaults_sensibly(monkeypatch):
     monkeypatch.setenv("RECURRENT_NUM_THREADS", "2")
     monkeypatch.setattr(threads, "idle_cores", lambda: 4)  # a quiet machine
     assert threads.resolve_threads(None, 1, 64) == 1  # small batches stay single-threaded
-    assert threads.resolve_threads(None, 2 * threads.MIN_ROWS_PER_THREAD, 64) == 2
+    assert threads.resolve_threads(None, 16, 16) == 1  # so does little work per step
+    assert threads.resolve_threads(None, 2 * threads.MIN_ROWS_PER_THREAD, 128) == 2
     assert threads.resolve_threads(None, 4096, 64) == 2
     monkeypatch.setattr(threads, "idle_cores", lambda: 1)  # a busy machine
     assert threads.resolve_threads(None, 4096, 64) == 1
