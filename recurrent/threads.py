@@ -1,12 +1,13 @@
 """Threads: whether OpenMP was compiled in, how many threads a kernel call uses, and keeping
 BLAS single-threaded while our own threads run.
 
-The kernels run one OpenMP region per phase in which each thread calls BLAS on its own
-slice of rows. If OpenBLAS also started its threads inside each call, 2 OpenMP threads x
-2 OpenBLAS threads would fight over 2 cores (measured on this project: 37x slower). So
-every kernel call runs inside `single_threaded_blas()`, which sets OpenBLAS to 1 thread
-through its own C entry point (about a microsecond, measured in benchmarks/README.md) and
-restores the previous count afterwards; other BLAS libraries go through threadpoolctl.
+The kernels run a few OpenMP regions per call; in the weight-gradient phase each thread
+calls BLAS on its own block. If OpenBLAS also started its threads inside those calls, its
+threads and ours would fight over the cores (measured here: a 1-thread LSTM training step
+took 396 ms instead of 18 ms). So every kernel call runs inside `single_threaded_blas()`,
+which sets OpenBLAS to 1 thread through its own C entry point (3.6 us per call, measured
+in benchmarks/README.md) and restores the previous count afterwards; other BLAS libraries
+go through threadpoolctl.
 """
 from __future__ import annotations
 
