@@ -3,7 +3,8 @@
 Each cell follows recurrent.protocols.Cell: it allocates outputs and caches, combines the
 biases the way its kernel wants them, and makes ONE kernel call per sequence (forward or
 backward) with the GIL released and BLAS single-threaded. Layers validate user input; the
-cells only check cheap internal invariants (one float dtype, C-contiguous arrays).
+cells only check cheap internal invariants (one float dtype, C-contiguous arrays, lengths
+in 1..T).
 
 Legend: T time steps, B batch rows, I input size, H hidden size, G = gates * H.
 

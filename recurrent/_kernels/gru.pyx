@@ -27,7 +27,6 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from ._activations cimport sigmoid, tanh_
-from ._blas cimport gemm
 from ._gates cimport rc_gru_backward_f32, rc_gru_forward_f32
 from ._recmat cimport pack, packed_len, recmat
 from ._rows cimport (add_hidden_grads, add_input_grads, gate_block, hoist_threads,

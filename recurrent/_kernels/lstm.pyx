@@ -31,7 +31,6 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from ._activations cimport sigmoid, tanh_
-from ._blas cimport gemm
 from ._gates cimport rc_lstm_backward_f32, rc_lstm_forward_f32
 from ._recmat cimport pack, packed_len, recmat
 from ._rows cimport (add_hidden_grads, add_input_grads, gate_block, hoist_threads,

@@ -19,7 +19,6 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from ._activations cimport relu, tanh_
-from ._blas cimport gemm
 from ._gates cimport rc_tanh_inplace_f32
 from ._recmat cimport pack, packed_len, recmat
 from ._rows cimport (add_hidden_grads, add_input_grads, gate_block, hoist_threads,
