@@ -329,7 +329,9 @@ def register_commands(cli):
                     "or run with --vs none to time recurrent alone") from None
         spec = {"cells": cell_names, "configs": sizes, "threads": thread_counts,
                 "mode": mode, "vs": vs, "repeats": repeats}
-        env = dict(os.environ)
+        # PYTHONSAFEPATH: the child must import the installed package, not a source
+        # checkout that happens to be the current directory (it has no compiled kernels).
+        env = dict(os.environ, PYTHONSAFEPATH="1")
         if not keep_blas_env:
             for key in BLAS_ENV:
                 env.pop(key, None)

@@ -337,7 +337,8 @@ def test_lower_vector_variants_match_reference(level):
     import os
     import subprocess
     import sys
-    env = dict(os.environ, RECURRENT_VECTOR_LEVEL=level)
+    # PYTHONSAFEPATH keeps `-c` from importing the uncompiled source tree when run from the repo.
+    env = dict(os.environ, RECURRENT_VECTOR_LEVEL=level, PYTHONSAFEPATH="1")
     result = subprocess.run([sys.executable, "-c", _VARIANT_CHECK], env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
