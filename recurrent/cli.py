@@ -13,10 +13,9 @@ import sys
 import time
 
 import click
-import numpy as np
 from click.core import ParameterSource
 
-from . import __version__, plugins
+from . import __version__, plugins, report
 from .checkpoint import json_default
 from .errors import UserError
 
@@ -338,34 +337,13 @@ def eval_command(run, data, split, checkpoint, threads, as_json):
                               default=json_default))
         return
     click.echo(f"{task.name} run {run}, split {split}{' (' + data + ')' if data else ''}")
-    click.echo(_metrics_table(metrics, baselines))
-
-
-def _metrics_table(metrics: dict, baselines: dict) -> str:
-    """Scalar metrics as rows, the model and each baseline as columns; the rest below."""
-    def scalar(v):
-        return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-    columns = ["model", *baselines]
-    names = [k for k, v in metrics.items() if scalar(v)]
-    for values in baselines.values():
-        names += [k for k, v in values.items() if scalar(v) and k not in names]
-
-    def cell(values, name):
-        v = values.get(name)
-        if not scalar(v):
-            return "-"
-        return f"{v:.4f}" if isinstance(v, (float, np.floating)) else str(v)
-
-    rows = [["metric", *columns]] + [[n, cell(metrics, n), *(cell(baselines[b], n)
-                                                           for b in baselines)] for n in names]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
-                       enumerate(zip(r, widths))) for r in rows]
-    for k, v in metrics.items():
-        if not scalar(v):
-            lines.append(f"{k}: {json.dumps(v, default=json_default)}")
-    return "\n".join(lines)
+    # A task may lay out its own report (labelled per-class rows, matrices, ...); the JSON
+    # above is the same either way.
+    if hasattr(task, "format_report"):
+        lines = task.format_report(state, metrics, baselines)
+    else:
+        lines = report.generic_report(metrics, baselines)
+    click.echo("\n".join(lines))
 
 
 # ---- predict ---------------------------------------------------------------------------

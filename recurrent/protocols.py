@@ -131,6 +131,13 @@ class Task(Protocol):
         """Trivial baselines' metrics on ``split``, keyed by baseline name:
         {"unigram": {"loss": ..., ...}, "bigram": {...}}. Shown beside every evaluation."""
 
+    # Optional. Without it `recurrent eval RUN` prints recurrent.report.generic_report: one
+    # row per scalar metric, the model and each baseline as columns.
+    def format_report(self, state: dict, metrics: dict, baselines: dict) -> list[str]:
+        """The human-readable report of `recurrent eval RUN` (without --json), as lines:
+        ``metrics`` from evaluate(), ``baselines`` from baselines(). Presentation only: the
+        same dicts are printed as they are with --json. recurrent.report has table helpers."""
+
     def predict_options(self) -> list:
         """click.Option / click.Argument objects of `recurrent predict RUN ...`."""
 

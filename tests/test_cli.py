@@ -128,6 +128,49 @@ def test_predict_with_arguments(tmp_path):
     assert re.search(r"accuracy +0\.\d{4} +0\.\d{4}", table)
 
 
+def test_eval_prints_the_tasks_own_report_when_it_has_one(tmp_path, monkeypatch):
+    run = tmp_path / "s"
+    assert invoke("train", "toy-sign", "--out", run, "--epochs", 1).exit_code == 0
+    generic = invoke("eval", run).output.splitlines()
+    assert generic[1].split() == ["metric", "model", "majority"]
+    as_json = invoke("eval", run, "--json").output
+    seen = []
+
+    def format_report(state, metrics, baselines):  # the optional Task method
+        seen.append((state, metrics, baselines))
+        return [f"accuracy {metrics['accuracy']:.3f} vs {baselines['majority']['accuracy']:.3f}",
+                "second line"]
+
+    monkeypatch.setattr(plugins.get_task("toy-sign"), "format_report", format_report,
+                        raising=False)
+    result = invoke("eval", run)
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(as_json)
+    assert result.output.splitlines() == [
+        generic[0], f"accuracy {data['metrics']['accuracy']:.3f} vs "
+                    f"{data['baselines']['majority']['accuracy']:.3f}", "second line"]
+    state, metrics, baselines = seen[0]
+    assert metrics == data["metrics"] and baselines == data["baselines"]
+    assert state == RunDir.open(str(run)).info()["task_state"]
+    assert invoke("eval", run, "--json").output == as_json  # --json ignores the layout
+
+
+def test_report_helpers_align_labels_left_and_numbers_right():
+    from recurrent.report import format_value, generic_report, text_table
+    assert text_table([["name", "n"], ["a", "10"], ["long", "7"]]) == [
+        "name   n", "a     10", "long   7"]
+    assert text_table([["x", "yy"], ["ab", "c"]], align="rl") == [" x  yy", "ab  c"]
+    assert [format_value(v) for v in (0.5, np.float32(2), 3, np.int64(4), True, None, [1])] \
+        == ["0.5000", "2.0000", "3", "4", "-", "-", "-"]
+    lines = generic_report({"loss": 0.25, "count": 8, "matrix": [[1, 0], [0, 1]]},
+                           {"zero": {"loss": 1.0, "extra": 2}})
+    assert lines == ["metric   model    zero",
+                     "loss    0.2500  1.0000",
+                     "count        8       -",
+                     "extra        -       2",
+                     "matrix: [[1, 0], [0, 1]]"]
+
+
 def test_resume_through_the_cli_equals_an_uninterrupted_run(tmp_path):
     full, half = tmp_path / "full", tmp_path / "half"
     assert invoke("train", "toy-wave", "--out", full, "--threads", 1, "--log-every", 1,
@@ -198,9 +241,9 @@ def test_error_task_rejects_its_input(tmp_path):
                           "--length must be >= 100", code=1)
 
 
-def test_error_tbptt_with_pooled_task(tmp_path):
-    assert_one_line_error(invoke("train", "toy-sign", "--tbptt", 3, "--out", tmp_path / "r"),
-                          "--tbptt needs per-step outputs")
+def test_error_tbptt_with_bidirectional(tmp_path):
+    assert_one_line_error(invoke("train", "toy-sign", "--tbptt", 3, "--bidirectional",
+                                 "--out", tmp_path / "r"), "--tbptt cannot be used")
     assert not (tmp_path / "r").exists()
 
 

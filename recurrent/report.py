@@ -1,0 +1,60 @@
+"""Plain-text tables for `recurrent eval`: the generic metrics table, and the pieces a task's
+``format_report`` may reuse (recurrent.protocols.Task). Everything here takes plain dicts,
+lists and numbers and returns lines of text: no click, no model.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from .checkpoint import json_default
+
+
+def is_scalar(value) -> bool:
+    """A number that fits one table cell (bools are flags, not metrics)."""
+    return (isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, (bool, np.bool_)))
+
+
+def format_value(value) -> str:
+    """One table cell: floats with 4 decimals, ints as they are, "-" for anything else
+    (a metric a column does not have)."""
+    if not is_scalar(value):
+        return "-"
+    return f"{value:.4f}" if isinstance(value, (float, np.floating)) else str(value)
+
+
+def text_table(rows: list[list[str]], align: str | None = None) -> list[str]:
+    """Rows of cells (the first row is the header) as aligned lines. ``align`` has one
+    letter per column, "l" (labels) or "r" (numbers); default: the first column "l", the
+    others "r"."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    align = align or "l" + "r" * (len(widths) - 1)
+    return ["  ".join(c.ljust(w) if a == "l" else c.rjust(w)
+                      for c, w, a in zip(r, widths, align)).rstrip() for r in rows]
+
+
+def metrics_table(metrics: dict, baselines: dict, names: list[str] | None = None) -> list[str]:
+    """Metric names as rows, the model and each baseline as columns.
+
+    ``names``: the rows to show, in order (default: every scalar of the model, then those
+    only a baseline has)."""
+    if names is None:
+        names = [k for k, v in metrics.items() if is_scalar(v)]
+        for values in baselines.values():
+            names += [k for k, v in values.items() if is_scalar(v) and k not in names]
+    rows = [["metric", "model", *baselines]]
+    rows += [[n, format_value(metrics.get(n)),
+              *(format_value(values.get(n)) for values in baselines.values())] for n in names]
+    return text_table(rows)
+
+
+def generic_report(metrics: dict, baselines: dict) -> list[str]:
+    """What `recurrent eval` prints for a task without ``format_report``: the scalar table,
+    then each non-scalar model metric (e.g. a matrix) as JSON on its own line."""
+    lines = metrics_table(metrics, baselines)
+    for key, value in metrics.items():
+        if not is_scalar(value):
+            lines.append(f"{key}: {json.dumps(value, default=json_default)}")
+    return lines
