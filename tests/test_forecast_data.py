@@ -1,10 +1,10 @@
 """forecast task: CSV reading, gap filling, splits, the scaler (no leakage), windows, and the
 task state on the bundled series. No model here: see test_forecast_cli.py for end to end."""
-import csv
 import gzip
 
 import numpy as np
 import pytest
+from helpers import sunspot_rows, write_csv
 
 from recurrent.errors import UserError
 from recurrent_plugins.forecast import series as dataio
@@ -12,21 +12,8 @@ from recurrent_plugins.forecast import windows as win
 from recurrent_plugins.forecast.task import ForecastTask
 
 
-def write_csv(path, header, rows):
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return str(path)
-
-
 def read(path, columns=None, time_column=None):
     return dataio.read_series(dataio.resolve_source(str(path)), columns, time_column)
-
-
-def sunspot_rows():
-    series = dataio.read_series(dataio.resolve_source("sunspots"), None, None)
-    return [[int(t), v] for t, v in zip(series.times, series.values[:, 0])]
 
 
 # ---- bundled data ---------------------------------------------------------------------------

@@ -1,32 +1,21 @@
 """sentiment task object: prepare/state, splits, batches, baselines on real snippets, and the
 error paths that do not need a trained model."""
-import csv
 import json
 
 import numpy as np
 import pytest
+from helpers import bundled_reviews, write_reviews
 
 from recurrent.errors import UserError
 from recurrent_plugins.sentiment import TASK
-from recurrent_plugins.sentiment.dataset import bundled_path, read_csv
+from recurrent_plugins.sentiment.dataset import read_csv
 from recurrent_plugins.sentiment.text import PAD_ID
-
-
-def write_csv(path, rows, header=("text", "label")):
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
-    return str(path)
 
 
 @pytest.fixture(scope="module")
 def slice_csv(tmp_path_factory):
     """The first 200 fresh and 200 rotten bundled snippets: a small real data set."""
-    data = read_csv(bundled_path(), "text", "label")
-    rows = [(t, lab) for t, lab in zip(data.texts, data.labels) if lab == "fresh"][:200]
-    rows += [(t, lab) for t, lab in zip(data.texts, data.labels) if lab == "rotten"][:200]
-    return write_csv(tmp_path_factory.mktemp("rt") / "slice.csv", rows)
+    return write_reviews(tmp_path_factory.mktemp("rt") / "slice.csv", bundled_reviews(200))
 
 
 def config(**kw):
@@ -88,31 +77,31 @@ def test_batches_time_major_with_lengths(slice_csv):
 
 def test_eval_data_reads_the_whole_file_with_saved_labels(slice_csv, tmp_path):
     state = TASK.prepare(config(data=slice_csv))
-    other = write_csv(tmp_path / "other.csv", [("A triumph.", "fresh"), ("Dull.", "rotten"),
-                                               ("Zyzzyva!", "fresh")])
+    other = write_reviews(tmp_path / "other.csv", [("A triumph.", "fresh"), ("Dull.", "rotten"),
+                                                   ("Zyzzyva!", "fresh")])
     seqs, y = TASK.split_rows(state, "test", {"eval_data": other})
     assert y.tolist() == [0, 1, 0] and len(seqs) == 3
-    bad = write_csv(tmp_path / "bad.csv", [("Fine.", "neutral"), ("Dull.", "rotten")])
+    bad = write_reviews(tmp_path / "bad.csv", [("Fine.", "neutral"), ("Dull.", "rotten")])
     with pytest.raises(UserError, match="labels the model was not trained on: 'neutral'"):
         TASK.split_rows(state, "test", {"eval_data": bad})
 
 
 def test_changed_training_file_is_refused(tmp_path):
-    path = write_csv(tmp_path / "d.csv", [(f"good film {i}", "pos") for i in range(10)]
-                     + [(f"bad film {i}", "neg") for i in range(10)])
+    path = write_reviews(tmp_path / "d.csv", [(f"good film {i}", "pos") for i in range(10)]
+                         + [(f"bad film {i}", "neg") for i in range(10)])
     state = TASK.prepare(config(data=path))
-    write_csv(path, [(f"good movie {i}", "pos") for i in range(10)]
-              + [(f"bad movie {i}", "neg") for i in range(10)])
+    write_reviews(path, [(f"good movie {i}", "pos") for i in range(10)]
+                  + [(f"bad movie {i}", "neg") for i in range(10)])
     with pytest.raises(UserError, match="has changed since this run was trained"):
         TASK.split_rows(state, "valid", {})
 
 
 def test_prepare_error_paths(tmp_path):
     with pytest.raises(UserError, match="single class 'pos'"):
-        TASK.prepare(config(data=write_csv(tmp_path / "one.csv", [("ok", "pos")] * 20)))
+        TASK.prepare(config(data=write_reviews(tmp_path / "one.csv", [("ok", "pos")] * 20)))
     with pytest.raises(UserError, match="columns found: 'review', 'label'"):
-        TASK.prepare(config(data=write_csv(tmp_path / "cols.csv", [("ok", "pos")],
-                                           header=("review", "label"))))
+        TASK.prepare(config(data=write_reviews(tmp_path / "cols.csv", [("ok", "pos")],
+                                               header=("review", "label"))))
     with pytest.raises(UserError, match="not found"):
         TASK.prepare(config(data=str(tmp_path / "missing.csv")))
 
@@ -121,7 +110,7 @@ def test_three_classes_work(tmp_path):
     rows = [(f"great {i}", "positive") for i in range(10)] + \
            [(f"fine {i}", "neutral") for i in range(10)] + \
            [(f"awful {i}", "negative") for i in range(10)]
-    state = TASK.prepare(config(data=write_csv(tmp_path / "three.csv", rows)))
+    state = TASK.prepare(config(data=write_reviews(tmp_path / "three.csv", rows)))
     assert state["classes"] == ["negative", "neutral", "positive"]
     assert TASK.model_spec(state, config())["output_size"] == 3
     base = TASK.baselines(state, "test", {})

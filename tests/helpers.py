@@ -1,0 +1,68 @@
+"""Helpers shared by the task tests (sentiment, forecast): run the CLI in-process, check a
+one-line error, write small CSV files, and pick small real slices of the bundled data.
+
+Plain functions, imported as `from helpers import ...` (pytest puts tests/ on sys.path, as
+for train_toys.py); fixtures stay in each test module so their scope and size stay visible.
+"""
+from __future__ import annotations
+
+import csv
+
+from click.testing import CliRunner
+
+from recurrent.cli import cli
+
+REVIEW_HEADER = ("text", "label")
+
+
+def invoke(*args):
+    """`recurrent ARGS...` through click's CliRunner (arguments may be paths or numbers)."""
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def ok(result) -> str:
+    """The stdout of a command that must have succeeded (else fail with its output)."""
+    assert result.exit_code == 0, result.output + result.stderr
+    return result.stdout
+
+
+def one_line_error(result, *fragments):
+    """The command failed with exactly one non-blank stderr line, holding every fragment,
+    and printed no traceback."""
+    assert result.exit_code != 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def write_csv(path, header, rows) -> str:
+    """A UTF-8 CSV file with a header row; returns its path as text."""
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)
+
+
+def write_reviews(path, rows, header=REVIEW_HEADER) -> str:
+    """A sentiment CSV: (text, label) rows under the task's default column names."""
+    return write_csv(path, header, rows)
+
+
+def bundled_reviews(per_class: int) -> list[tuple[str, str]]:
+    """The first ``per_class`` fresh and then the first ``per_class`` rotten bundled Rotten
+    Tomatoes snippets: a small, real, balanced slice."""
+    from recurrent_plugins.sentiment.dataset import bundled_path, read_csv
+    data = read_csv(bundled_path(), "text", "label")
+    pairs = list(zip(data.texts, data.labels))
+    return ([p for p in pairs if p[1] == "fresh"][:per_class]
+            + [p for p in pairs if p[1] == "rotten"][:per_class])
+
+
+def sunspot_rows() -> list[list]:
+    """[[year, value], ...] of the bundled yearly sunspots series (1700-2008)."""
+    from recurrent_plugins.forecast import series as dataio
+    series = dataio.read_series(dataio.resolve_source("sunspots"), None, None)
+    return [[int(t), float(v)] for t, v in zip(series.times, series.values[:, 0])]
