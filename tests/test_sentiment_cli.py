@@ -1,16 +1,13 @@
 """sentiment task end to end through the CLI (train on a small real slice, eval, predict),
 every bad-input path as a one-line error, and padding invariance of the trained model."""
-import csv
 import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import bundled_reviews, invoke, ok, one_line_error, write_reviews
 
-from recurrent.cli import cli
 from recurrent.model import SequenceModel
 from recurrent_plugins.sentiment import TASK
-from recurrent_plugins.sentiment.dataset import bundled_path, read_csv
 from recurrent_plugins.sentiment.metrics import softmax
 from recurrent_plugins.sentiment.text import pad_batch
 
@@ -18,44 +15,16 @@ SMALL = ["--hidden", "8", "--embed-dim", "8", "--epochs", "1", "--threads", "1",
          "--no-plot"]
 
 
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def ok(result):
-    assert result.exit_code == 0, result.output + result.stderr
-    return result.stdout
-
-
-def one_line_error(result, pattern):
-    assert result.exit_code != 0
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output + result.stderr
-    assert pattern in lines[0], lines[0]
-
-
-def write_csv(path, rows, header=("text", "label")):
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
-    return str(path)
-
-
 @pytest.fixture(scope="module")
 def slice_rows():
     """160 fresh and 160 rotten bundled snippets: small, real, balanced."""
-    data = read_csv(bundled_path(), "text", "label")
-    pairs = list(zip(data.texts, data.labels))
-    return ([p for p in pairs if p[1] == "fresh"][:160]
-            + [p for p in pairs if p[1] == "rotten"][:160])
+    return bundled_reviews(160)
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, slice_rows):
     root = tmp_path_factory.mktemp("sentiment")
-    data = write_csv(root / "slice.csv", slice_rows)
+    data = write_reviews(root / "slice.csv", slice_rows)
     run = root / "run"
     result = invoke("train", "sentiment", "--data", data, "--out", run, "--batch-size", "64",
                     *SMALL)
@@ -63,13 +32,63 @@ def trained_run(tmp_path_factory, slice_rows):
     return run, root
 
 
-def test_eval_table_json_and_other_file(trained_run, slice_rows):
-    run, root = trained_run
-    table = ok(invoke("eval", run))
-    header = table.splitlines()[1].split()
-    assert header == ["metric", "model", "majority", "bow_logreg"]
-    assert any(line.startswith("f1/rotten") for line in table.splitlines())
+def sections(text):
+    """The report's blocks of lines, split at blank lines (the first line names the run)."""
+    blocks, block = [], []
+    for line in text.splitlines()[1:]:
+        if line.strip():
+            block.append(line)
+        elif block:
+            blocks, block = blocks + [block], []
+    return blocks + [block] if block else blocks
 
+
+def test_eval_report_is_labelled_for_the_model_and_both_baselines(trained_run):
+    run, _ = trained_run
+    text = ok(invoke("eval", run))
+    data = json.loads(ok(invoke("eval", run, "--json")))
+    predictors = {"model": data["metrics"], **data["baselines"]}
+    assert list(predictors) == ["model", "majority", "bow_logreg"]
+    summary, overall, per_class, *matrices = sections(text)
+    assert summary == ["32 texts, classes: fresh, rotten"]
+
+    # overall scores: one row per metric, one column per predictor, values as in --json
+    assert overall[0].split() == ["metric", "model", "majority", "bow_logreg"]
+    rows = {line.split()[0]: line.split()[1:] for line in overall[1:]}
+    assert list(rows) == ["accuracy", "macro_f1", "loss"]
+    for name, values in rows.items():
+        assert values == [f"{m[name]:.4f}" for m in predictors.values()], name
+
+    # per class: the class name and its support on its first row, then its metrics
+    assert per_class[0].split() == ["class", "support", "metric", *predictors]
+    assert len(per_class) == 1 + 2 * 3
+    for first in (1, 4):
+        label, support, metric, *values = per_class[first].split()
+        assert label in ("fresh", "rotten") and support == "16" and metric == "precision"
+        assert values == [f"{m['precision/' + label]:.4f}" for m in predictors.values()]
+        for line, metric in zip(per_class[first + 1:first + 3], ("recall", "f1")):
+            assert line.split() == [metric, *(f"{m[metric + '/' + label]:.4f}"
+                                              for m in predictors.values())]
+
+    # one labelled confusion matrix per predictor, rows true, columns predicted
+    assert len(matrices) == 3
+    for block, (name, m) in zip(matrices, predictors.items()):
+        assert block[0] == (f"confusion matrix of {name} "
+                            f"(rows: true class, columns: predicted)")
+        assert block[1].split() == ["true", "\\", "predicted", "fresh", "rotten"]
+        assert [line.split() for line in block[2:]] == [
+            [label, *map(str, counts)] for label, counts in zip(["fresh", "rotten"],
+                                                                 m["confusion"])]
+    for m in predictors.values():  # the baselines' scores come from their own predictions
+        assert m["accuracy"] == pytest.approx(np.trace(m["confusion"]) / 32)
+    # the majority baseline really predicts one class (fresh: ties go to the first class)
+    assert data["baselines"]["majority"]["confusion"] == [[16, 0], [16, 0]]
+    assert matrices[1][2:] == ["fresh                16       0",
+                               "rotten               16       0"]
+
+
+def test_eval_json_and_other_file(trained_run, slice_rows):
+    run, root = trained_run
     report = json.loads(ok(invoke("eval", run, "--json")))
     metrics = report["metrics"]
     assert sum(map(sum, metrics["confusion"])) == 32  # 10% of 160 per class
@@ -77,7 +96,7 @@ def test_eval_table_json_and_other_file(trained_run, slice_rows):
     assert 0 <= metrics["accuracy"] <= 1 and metrics["loss"] > 0
     assert report["baselines"]["majority"]["accuracy"] == 0.5
 
-    other = write_csv(root / "other.csv", slice_rows[:5] + slice_rows[-3:])
+    other = write_reviews(root / "other.csv", slice_rows[:5] + slice_rows[-3:])
     report = json.loads(ok(invoke("eval", run, "--data", other, "--json")))
     assert report["metrics"]["confusion"] and sum(map(sum, report["metrics"]["confusion"])) == 8
     assert report["metrics"]["support/fresh"] == 5
@@ -94,8 +113,8 @@ def test_predict_texts_file_and_json(trained_run):
     assert sum(map(float, probs.values())) == pytest.approx(1, abs=2e-3)
     assert probs[label] == max(probs.values())
 
-    texts = write_csv(root / "texts.csv", [("Sublime.",), ("Tedious beyond words.",)],
-                      header=("text",))
+    texts = write_reviews(root / "texts.csv", [("Sublime.",), ("Tedious beyond words.",)],
+                          header=("text",))
     tsv = ok(invoke("predict", run, "--data", texts, "Two\tlines\nhere")).splitlines()
     assert len(tsv) == 3 and [line.split("\t")[2] for line in tsv] == [
         "Two lines here", "Sublime.", "Tedious beyond words."]
@@ -109,24 +128,24 @@ def test_predict_errors(trained_run, tmp_path):
     run, _ = trained_run
     one_line_error(invoke("predict", run), "nothing to classify")
     one_line_error(invoke("predict", run, "fine", "  "), "text argument 2 is empty")
-    bad = write_csv(tmp_path / "bad.csv", [("x",)], header=("review",))
+    bad = write_reviews(tmp_path / "bad.csv", [("x",)], header=("review",))
     one_line_error(invoke("predict", run, "--data", bad), "columns found: 'review'")
 
 
 def test_eval_errors(trained_run, tmp_path):
     run, _ = trained_run
-    unseen = write_csv(tmp_path / "u.csv", [("ok", "neutral"), ("bad", "rotten")])
+    unseen = write_reviews(tmp_path / "u.csv", [("ok", "neutral"), ("bad", "rotten")])
     one_line_error(invoke("eval", run, "--data", unseen), "not trained on: 'neutral'")
-    empty = write_csv(tmp_path / "e.csv", [("ok", "fresh"), ("", "rotten")])
+    empty = write_reviews(tmp_path / "e.csv", [("ok", "fresh"), ("", "rotten")])
     one_line_error(invoke("eval", run, "--data", empty), "line 3: empty text")
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda p: write_csv(p, [("a", "x")], header=("review", "stars")),
+    (lambda p: write_reviews(p, [("a", "x")], header=("review", "stars")),
      "no column 'text' or 'label'; columns found: 'review', 'stars'"),
-    (lambda p: write_csv(p, [("good", "pos"), ("", "neg")]), "line 3: empty text"),
-    (lambda p: write_csv(p, [("good", "pos"), ("bad", "")]), "line 3: empty label"),
-    (lambda p: write_csv(p, [("good", "pos")] * 30), "single class 'pos'"),
+    (lambda p: write_reviews(p, [("good", "pos"), ("", "neg")]), "line 3: empty text"),
+    (lambda p: write_reviews(p, [("good", "pos"), ("bad", "")]), "line 3: empty label"),
+    (lambda p: write_reviews(p, [("good", "pos")] * 30), "single class 'pos'"),
     (lambda p: (p.write_bytes("text,label\nna\xefve,pos\n".encode("latin-1")), str(p))[1],
      "is not UTF-8 text"),
     (lambda p: str(p) + ".missing", "data file not found"),

@@ -8,6 +8,7 @@ from recurrent_plugins.sentiment.baselines import (LogisticRegression, bag_of_wo
                                                    fit_logistic_regression, majority_class)
 from recurrent_plugins.sentiment.metrics import (classification_metrics, confusion_matrix,
                                                  cross_entropy, softmax)
+from recurrent_plugins.sentiment.report import format_report
 
 
 def test_three_class_metrics_by_hand():
@@ -89,3 +90,44 @@ def test_stronger_l2_shrinks_weights():
     weak = LogisticRegression(1e-4).fit(x, y, 2)
     strong = LogisticRegression(1.0).fit(x, y, 2)
     assert np.abs(strong.weight).sum() < np.abs(weak.weight).sum()
+
+
+def test_eval_report_lays_out_hand_checked_metrics():
+    """The `recurrent eval` text of a 3-class problem, every number checked by hand above:
+    model precision 1, .5, .5; recall 2/3, .5, 1; majority (always "neg") precision 3/6."""
+    classes = ["neg", "neutral", "pos"]
+    y_true = [0, 0, 0, 1, 1, 2]
+    model = classification_metrics(y_true, [0, 1, 0, 1, 2, 2], classes)
+    model["loss"] = 0.5
+    majority = classification_metrics(y_true, [0] * 6, classes)
+    assert format_report(classes, model, {"majority": majority}) == [
+        "6 texts, classes: neg, neutral, pos",
+        "",
+        "metric     model  majority",
+        "accuracy  0.6667    0.5000",
+        "macro_f1  0.6556    0.2222",
+        "loss      0.5000         -",  # the baseline has no loss here: a dash, not a zero
+        "",
+        "class    support  metric      model  majority",
+        "neg            3  precision  1.0000    0.5000",
+        "                  recall     0.6667    1.0000",
+        "                  f1         0.8000    0.6667",
+        "neutral        2  precision  0.5000    0.0000",
+        "                  recall     0.5000    0.0000",
+        "                  f1         0.5000    0.0000",
+        "pos            1  precision  0.5000    0.0000",
+        "                  recall     1.0000    0.0000",
+        "                  f1         0.6667    0.0000",
+        "",
+        "confusion matrix of model (rows: true class, columns: predicted)",
+        "true \\ predicted  neg  neutral  pos",
+        "neg                 2        1    0",
+        "neutral             0        1    1",
+        "pos                 0        0    1",
+        "",
+        "confusion matrix of majority (rows: true class, columns: predicted)",
+        "true \\ predicted  neg  neutral  pos",
+        "neg                 3        0    0",
+        "neutral             2        0    0",
+        "pos                 1        0    0",
+    ]

@@ -20,6 +20,7 @@ import numpy as np
 from recurrent.errors import UserError
 
 from . import baselines as bl
+from . import report
 from .dataset import BUNDLED_NAME, bundled_path, class_list, read_csv, stratified_split
 from .metrics import classification_metrics, cross_entropy, softmax
 from .text import build_vocab, encode, length_buckets, pad_batch, tokenize
@@ -224,6 +225,11 @@ class SentimentTask:
         out["bow_logreg"] = classification_metrics(y, probs.argmax(axis=1), state["classes"])
         out["bow_logreg"]["loss"] = cross_entropy(probs, y)
         return out
+
+    def format_report(self, state: dict, metrics: dict, baselines: dict) -> list[str]:
+        """`recurrent eval` text: overall scores, labelled per-class rows and confusion
+        matrices of the model and of each baseline (see report.py)."""
+        return report.format_report(state["classes"], metrics, baselines)
 
     # ---- predict -----------------------------------------------------------------------
     def predict_options(self) -> list:

@@ -1,0 +1,45 @@
+"""The human-readable `recurrent eval` report of a sentiment run.
+
+The metric dicts are those of metrics.classification_metrics (plus "loss"), for the model
+and for each baseline alike; this module only lays them out: the overall scores, labelled
+per-class rows, and one labelled confusion matrix per predictor (rows: true class, columns:
+predicted class). `recurrent eval --json` prints the same dicts unchanged.
+"""
+from __future__ import annotations
+
+from recurrent.report import format_value, metrics_table, text_table
+
+OVERALL = ("accuracy", "macro_f1", "loss")
+PER_CLASS = ("precision", "recall", "f1")
+
+
+def per_class_table(classes: list[str], predictors: dict[str, dict]) -> list[str]:
+    """Rows "class, support, metric" with one column per predictor; the class name and its
+    support (true rows of that class) are written on the class's first row only."""
+    rows = [["class", "support", "metric", *predictors]]
+    for c in classes:
+        support = next(iter(predictors.values())).get(f"support/{c}")
+        for i, metric in enumerate(PER_CLASS):
+            rows.append([c if i == 0 else "", format_value(support) if i == 0 else "", metric,
+                         *(format_value(m.get(f"{metric}/{c}")) for m in predictors.values())])
+    return text_table(rows, align="lrl" + "r" * len(predictors))
+
+
+def confusion_table(classes: list[str], confusion: list[list[int]]) -> list[str]:
+    """A K x K count matrix with its rows and columns named by class."""
+    rows = [["true \\ predicted", *classes]]
+    rows += [[c, *(str(int(n)) for n in counts)] for c, counts in zip(classes, confusion)]
+    return text_table(rows)
+
+
+def format_report(classes: list[str], metrics: dict, baselines: dict) -> list[str]:
+    predictors = {"model": metrics, **baselines}
+    rows = sum(int(metrics.get(f"support/{c}", 0)) for c in classes)
+    lines = [f"{rows} texts, classes: {', '.join(classes)}", ""]
+    lines += metrics_table(metrics, baselines, names=[n for n in OVERALL if n in metrics])
+    lines += ["", *per_class_table(classes, predictors)]
+    for name, m in predictors.items():
+        if "confusion" in m:
+            lines += ["", f"confusion matrix of {name} (rows: true class, columns: predicted)",
+                      *confusion_table(classes, m["confusion"])]
+    return lines
