@@ -1,52 +1,24 @@
 """forecast task end to end through the CLI: train on the bundled sunspots, eval (also on a
 new file), predict (CSV, JSON, recursive roll-out, --data, the PNG), every bad-input path
 as a one-line error, and the default run's quality (MASE < 1, better than naive)."""
-import csv
 import json
 import struct
 import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import invoke, ok, one_line_error, sunspot_rows, write_csv
 
-from recurrent.cli import cli
 from recurrent_plugins.forecast import series as dataio
 from recurrent_plugins.forecast.plot import matplotlib_available
 
 SMALL = ["--hidden", "8", "--epochs", "2", "--threads", "1", "--quiet", "--no-plot"]
 
 
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def ok(result):
-    assert result.exit_code == 0, result.output + result.stderr
-    return result.stdout
-
-
-def one_line_error(result, pattern):
-    assert result.exit_code != 0
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output + result.stderr
-    assert pattern in lines[0], lines[0]
-
-
-def write_csv(path, header, rows):
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return str(path)
-
-
 @pytest.fixture(scope="module")
 def sunspots():
-    """[(year, value)] of the bundled series."""
-    series = dataio.read_series(dataio.resolve_source("sunspots"), None, None)
-    return [(int(t), float(v)) for t, v in zip(series.times, series.values[:, 0])]
+    """[[year, value]] of the bundled series."""
+    return sunspot_rows()
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +48,14 @@ def test_eval_reports_metrics_beside_both_baselines(run):
         assert np.isfinite(metrics[name]) and metrics[name] > 0
         assert np.isfinite(baselines["naive"][name])
     assert metrics["windows"] == baselines["naive"]["windows"] == 46 - 2 + 1
-    table = ok(invoke("eval", run))
-    assert "mase" in table and "seasonal_naive" in table
+    lines = ok(invoke("eval", run)).splitlines()
+    assert lines[1] == "45 windows: 30 past steps -> 2 forecast step(s) of sunspots"
+    table = lines[lines.index("") + 1:]
+    assert table[0].split() == ["metric", "model", "naive", "seasonal_naive", "(m=11)"]
+    predictors = [metrics, baselines["naive"], baselines["seasonal_naive"]]
+    assert [row.split() for row in table[1:]] == [
+        [name, *(f"{m[name]:.4f}" for m in predictors)]
+        for name in ("rmse", "mae", "mape", "smape", "mase", "loss")]
 
 
 def test_eval_on_a_new_file_uses_the_saved_scaler(run, sunspots, tmp_path):
@@ -195,6 +173,17 @@ def test_several_columns_are_forecast_together(tmp_path, sunspots):
     metrics = json.loads(ok(invoke("eval", run, "--json")))["metrics"]
     assert {"mase[spots]", "mase[co2]"} <= set(metrics)
     assert metrics["mase"] == pytest.approx((metrics["mase[spots]"] + metrics["mase[co2]"]) / 2)
+    lines = ok(invoke("eval", run)).splitlines()
+    assert "(the mean over columns)" in lines[2]
+    start = next(i for i, line in enumerate(lines) if line.startswith("column "))
+    header, *rows = lines[start:]
+    assert header.split()[:3] == ["column", "metric", "model"]
+    assert len(rows) == 2 * 5  # a labelled block of the five metrics per value column
+    for block, column in zip((rows[:5], rows[5:]), ("spots", "co2")):
+        assert block[0].split()[0] == column and not block[1].startswith(column)
+        for row, name in zip(block, ("rmse", "mae", "mape", "smape", "mase")):
+            cells = row.split()[1:] if row.startswith(column) else row.split()
+            assert cells[:2] == [name, f"{metrics[name + '[' + column + ']']:.4f}"]
     lines = ok(invoke("predict", run, "--steps", 5)).splitlines()
     assert lines[0] == "year,spots,co2" and len(lines) == 6
 

@@ -24,6 +24,7 @@ from recurrent.errors import UserError
 
 from . import series as dataio
 from . import metrics as fm
+from . import report
 from . import windows as win
 from .predict import run_predict
 
@@ -289,6 +290,10 @@ class ForecastTask:
             result["seasonal_naive"] = self._score(state, prepared, origins, seasonal)
             result["seasonal_naive"]["season"] = season
         return result
+
+    def format_report(self, state, metrics, baselines):
+        """`recurrent eval` text: the model beside naive and seasonal-naive (report.py)."""
+        return report.format_report(state, metrics, baselines)
 
     # ---- predict ---------------------------------------------------------------------------
 

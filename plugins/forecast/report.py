@@ -1,0 +1,41 @@
+"""The human-readable `recurrent eval` report of a forecast run.
+
+Lays out the dicts of ForecastTask.evaluate / baselines (`recurrent eval --json` prints them
+unchanged): a line saying what was scored, the metrics with the model and each baseline as
+columns (the seasonal baseline's column names its season), and with several value columns
+one labelled block of rows per column.
+"""
+from __future__ import annotations
+
+from recurrent.report import format_value, metrics_table, text_table
+
+from .metrics import METRICS
+
+
+def _column_name(name: str, values: dict) -> str:
+    return f"{name} (m={values['season']})" if "season" in values else name
+
+
+def per_column_table(columns: list[str], predictors: dict[str, dict]) -> list[str]:
+    """Rows "value column, metric" with one column per predictor ("rmse[co2]" keys)."""
+    rows = [["column", "metric", *(_column_name(n, v) for n, v in predictors.items())]]
+    for column in columns:
+        for i, metric in enumerate(METRICS):
+            rows.append([column if i == 0 else "", metric,
+                         *(format_value(v.get(f"{metric}[{column}]"))
+                           for v in predictors.values())])
+    return text_table(rows, align="ll" + "r" * len(predictors))
+
+
+def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
+    columns = state["columns"]
+    mean = " (the mean over columns)" if len(columns) > 1 else ""
+    lines = [f"{metrics.get('windows', '?')} windows: {state['window']} past steps -> "
+             f"{state['horizon']} forecast step(s) of {', '.join(columns)}",
+             f"rmse, mae in the data's units, mape, smape in %{mean}; mase = mae / naive mae "
+             f"on the training rows (below 1 beats it); loss = mse on scaled values", ""]
+    titled = {_column_name(n, v): v for n, v in baselines.items()}
+    lines += metrics_table(metrics, titled, names=[*METRICS, "loss"])
+    if len(columns) > 1:
+        lines += ["", *per_column_table(columns, {"model": metrics, **baselines})]
+    return lines
