@@ -14,55 +14,31 @@ than the in-sample one-step naive forecast).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
-import tempfile
-import time
 
-from click.testing import CliRunner
-
-from recurrent.cli import cli
+from _quality import parse_args, train_and_evaluate
 
 METRICS = ("rmse", "mae", "mape", "smape", "mase")
 
 
-def run_cli(args):
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    if result.exit_code != 0:
-        sys.exit(f"recurrent {' '.join(map(str, args))} failed: {result.stderr.strip()}")
-    return result.stdout
-
-
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--threads", type=int, default=None, help="kernel threads (default: auto)")
-    p.add_argument("--target", type=float, default=1.0, help="model test MASE to stay below")
-    p.add_argument("train_args", nargs="*", help="extra `recurrent train forecast` options")
-    args = p.parse_args(argv)
-    threads = ["--threads", args.threads] if args.threads else []
+    args = parse_args(__doc__, "forecast", 1.0, "model test MASE to stay below", argv)
     header = "| seed | forecaster | " + " | ".join(METRICS) + " | train s |"
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     mases, seconds = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        for seed in args.seeds:
-            run = f"{tmp}/seed{seed}"
-            t0 = time.perf_counter()
-            run_cli(["train", "forecast", "--out", run, "--seed", seed, "--quiet", "--no-plot",
-                     *threads, *args.train_args])
-            seconds.append(time.perf_counter() - t0)
-            report = json.loads(run_cli(["eval", run, "--json", *threads]))
-            rows = [("model", report["metrics"])]
-            rows += [(name, b) for name, b in report["baselines"].items()]
-            for name, m in rows:
-                label = f"{name} (m={m['season']})" if "season" in m else name
-                cells = " | ".join(f"{m[k]:.3f}" for k in METRICS)
-                took = f"{seconds[-1]:.1f}" if name == "model" else ""
-                print(f"| {seed} | {label} | {cells} | {took} |", flush=True)
-            mases.append(report["metrics"]["mase"])
+    for seed, took, report in train_and_evaluate("forecast", args):
+        seconds.append(took)
+        rows = [("model", report["metrics"])]
+        rows += [(name, b) for name, b in report["baselines"].items()]
+        for name, m in rows:
+            label = f"{name} (m={m['season']})" if "season" in m else name
+            cells = " | ".join(f"{m[k]:.3f}" for k in METRICS)
+            time_cell = f"{took:.1f}" if name == "model" else ""
+            print(f"| {seed} | {label} | {cells} | {time_cell} |", flush=True)
+        mases.append(report["metrics"]["mase"])
     print(json.dumps({"summary": True, "seeds": args.seeds, "threads": args.threads or "auto",
                       "extra_args": args.train_args,
                       "median_model_mase": round(statistics.median(mases), 4),

@@ -14,53 +14,28 @@ if every seed reaches --target test accuracy (0.72 by default).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-import tempfile
-import time
 
-from click.testing import CliRunner
-
-from recurrent.cli import cli
-
-
-def run_cli(args):
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    if result.exit_code != 0:
-        sys.exit(f"recurrent {' '.join(map(str, args))} failed: {result.stderr.strip()}")
-    return result.stdout
+from _quality import parse_args, train_and_evaluate
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--threads", type=int, default=None, help="kernel threads (default: auto)")
-    p.add_argument("--target", type=float, default=0.72, help="test accuracy to reach")
-    p.add_argument("train_args", nargs="*", help="extra `recurrent train sentiment` options")
-    args = p.parse_args(argv)
-    threads = ["--threads", args.threads] if args.threads else []
+    args = parse_args(__doc__, "sentiment", 0.72, "test accuracy to reach", argv)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for seed in args.seeds:
-            run = f"{tmp}/seed{seed}"
-            t0 = time.perf_counter()
-            run_cli(["train", "sentiment", "--out", run, "--seed", seed, "--quiet", "--no-plot",
-                     *threads, *args.train_args])
-            seconds = time.perf_counter() - t0
-            report = json.loads(run_cli(["eval", run, "--json", *threads]))
-            m, b = report["metrics"], report["baselines"]
-            row = {"seed": seed, "train_seconds": round(seconds, 1),
-                   "threads": args.threads or "auto",
-                   "test_accuracy": round(m["accuracy"], 4),
-                   "test_macro_f1": round(m["macro_f1"], 4),
-                   "test_loss": round(m["loss"], 4),
-                   "majority_accuracy": round(b["majority"]["accuracy"], 4),
-                   "bow_logreg_accuracy": round(b["bow_logreg"]["accuracy"], 4),
-                   "bow_logreg_macro_f1": round(b["bow_logreg"]["macro_f1"], 4),
-                   "extra_args": args.train_args}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+    for seed, seconds, report in train_and_evaluate("sentiment", args):
+        m, b = report["metrics"], report["baselines"]
+        row = {"seed": seed, "train_seconds": round(seconds, 1),
+               "threads": args.threads or "auto",
+               "test_accuracy": round(m["accuracy"], 4),
+               "test_macro_f1": round(m["macro_f1"], 4),
+               "test_loss": round(m["loss"], 4),
+               "majority_accuracy": round(b["majority"]["accuracy"], 4),
+               "bow_logreg_accuracy": round(b["bow_logreg"]["accuracy"], 4),
+               "bow_logreg_macro_f1": round(b["bow_logreg"]["macro_f1"], 4),
+               "extra_args": args.train_args}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
     accs = [r["test_accuracy"] for r in rows]
     secs = [r["train_seconds"] for r in rows]
     print(json.dumps({"summary": True, "seeds": args.seeds,
