@@ -14,7 +14,10 @@ them ("embedding.weight", "rnn.weight_ih_l0", ..., "head.weight", "head.bias"). 
 the optimizer and checkpoints each touch one array; the views keep PyTorch's names.
 
 Backward accumulates (+=) into the gradient views; ``zero_grad()`` clears the whole buffer
-once per step. Training-mode forward caches what backward needs; eval mode turns dropout
+once per step. Truncated BPTT of pooled outputs (``forward(..., truncate=K)``): the
+outputs are those of the whole sequence, the gradient flows back through each row's last
+K valid steps; the earlier steps enter as constants (their final state, and for
+mean/max pooling their outputs' sum/maximum). Training-mode forward caches what backward needs; eval mode turns dropout
 off. ``runner()`` gives tasks the protocols.Runner view (eval mode, numpy in and out).
 """
 from __future__ import annotations
@@ -184,12 +187,17 @@ def valid_mask(lengths, T, B):
     return np.arange(T)[:, None] < np.asarray(lengths)[None, :]
 
 
-def pool_forward(out, lengths, mode, num_directions):
+def pool_forward(out, lengths, mode, num_directions, prefix=None):
     """out (T, B, D*H) -> (pooled (B, D*H), cache) over each row's valid steps.
 
     "last": the forward direction's output at the row's last valid step, and for a
     bidirectional layer the reverse direction's output at step 0 (where the reverse pass
     ends): exactly h_n of the top layer, as torch's. "mean" / "max": over valid steps.
+
+    ``prefix`` (truncated BPTT, D = 1 only): a PrefixSummary of steps that came before
+    ``out`` and take part in the pool as constants (no gradient reaches them): "mean" adds
+    their sum and count, "max" compares with their maximum (on a tie the earlier, prefix
+    step wins, as argmax over the whole sequence would pick it), "last" ignores them.
     """
     T, B, DH = out.shape
     H = DH // num_directions
@@ -204,12 +212,20 @@ def pool_forward(out, lengths, mode, num_directions):
     mask = valid_mask(lengths, T, B)  # (T, B)
     if mode == "mean":
         counts = mask.sum(axis=0).astype(out.dtype)  # (B,)
-        pooled = np.where(mask[:, :, None], out, 0).sum(axis=0) / counts[:, None]
+        total = np.where(mask[:, :, None], out, 0).sum(axis=0)  # (B, DH)
+        if prefix is not None:
+            counts = counts + prefix.steps.astype(out.dtype)
+            total = total + prefix.total
+        pooled = total / counts[:, None]
         return pooled.astype(out.dtype, copy=False), (mode, out.shape, (mask, counts))
     if mode == "max":
         masked = np.where(mask[:, :, None], out, -np.inf)  # (T, B, DH)
         arg = masked.argmax(axis=0)  # (B, DH) time index of each maximum
         pooled = np.take_along_axis(out, arg[None], axis=0)[0]
+        if prefix is not None:
+            earlier = prefix.maximum >= pooled  # (B, DH) the constant prefix step wins
+            pooled = np.where(earlier, prefix.maximum, pooled).astype(out.dtype, copy=False)
+            arg = np.where(earlier, -1, arg)  # -1: no gradient
         return pooled, (mode, out.shape, arg)
     raise ValueError(f"pooling: expected one of last, mean, max, got {mode!r}")
 
@@ -229,8 +245,40 @@ def pool_backward(d_pooled, cache, num_directions):
         mask, counts = saved
         d_out[...] = mask[:, :, None] * (d_pooled / counts[:, None])[None]
     else:
-        np.put_along_axis(d_out, saved[None], d_pooled[None], axis=0)
+        from_prefix = saved < 0  # maxima taken from a constant prefix: no gradient
+        np.put_along_axis(d_out, np.maximum(saved, 0)[None],
+                          np.where(from_prefix, 0, d_pooled)[None], axis=0)
     return d_out
+
+
+class PrefixSummary:
+    """What pooling needs from the steps of a truncated-BPTT prefix, all constants:
+    per row the number of prefix steps (B,), the sum (B, H) and the maximum (B, H) of
+    their outputs (0 and -inf for a row without prefix)."""
+
+    def __init__(self, out, steps):
+        """out (P, B, H) outputs of the prefix pass; steps (B,) valid prefix steps per row."""
+        mask = valid_mask(steps, out.shape[0], out.shape[1])[:, :, None]  # (P, B, 1)
+        self.steps = np.asarray(steps)
+        self.total = np.where(mask, out, 0).sum(axis=0)  # (B, H)
+        self.maximum = np.where(mask, out, -np.inf).max(axis=0).astype(out.dtype)  # (B, H)
+
+
+def truncation_plan(lengths, T, B, K):
+    """Which steps of each row a K-step truncated BPTT pass differentiates.
+
+    Row b (length len_b) gets a constant prefix of p_b = len_b - min(K, len_b) steps and a
+    differentiated suffix of s_b = min(K, len_b) steps. Returns (prefix (B,), suffix (B,),
+    index (S, B)) with S = max s_b and index[j, b] = p_b + j: the time step that suffix
+    step j of row b gathers. It never leaves 0..T-1 (s_b = K ends at len_b - 1; otherwise
+    p_b = 0 and j < S <= T) and past s_b it points at the row's padding, as the layer's
+    reversal gather does.
+    """
+    lengths = np.full(B, T, np.int64) if lengths is None else np.asarray(lengths, np.int64)
+    suffix = np.minimum(lengths, K)  # (B,)
+    prefix = lengths - suffix  # (B,)
+    index = prefix[None, :] + np.arange(int(suffix.max()))[:, None]  # (S, B)
+    return prefix, suffix, index
 
 
 def check_spec(spec: dict) -> dict:
@@ -253,6 +301,20 @@ def check_spec(spec: dict) -> dict:
     return spec
 
 
+def state_arrays(state):
+    """A layer's state (h_n, or a tuple like (h_n, c_n)) as a list of arrays; [] for None."""
+    if state is None:
+        return []
+    return [state] if isinstance(state, np.ndarray) else list(state)
+
+
+def pack_state(arrays):
+    """Inverse of state_arrays."""
+    if not arrays:
+        return None
+    return arrays[0] if len(arrays) == 1 else tuple(arrays)
+
+
 def _strip(named: dict, prefix: str) -> dict:
     """{"rnn.weight_ih_l0": a} -> {"weight_ih_l0": a} for the names under ``prefix``."""
     n = len(prefix) + 1
@@ -263,10 +325,11 @@ class SequenceModel:
     """Embedding (for token input) -> Recurrent stack -> pooling (for pooled output) ->
     dropout -> Dense head, all parameters in one flat buffer.
 
-    forward(x, lengths=None, state=None) -> (outputs, state)
+    forward(x, lengths=None, state=None, truncate=0) -> (outputs, state)
         x (T, B) int token ids or (T, B, I) floats; outputs (T, B, K) for "sequence"
         (zero at padded steps) or (B, K) for pooled models; state as the layer's
-        (h_n, or (h_n, c_n)), each (L*D, B, H).
+        (h_n, or (h_n, c_n)), each (L*D, B, H). truncate=K: truncated BPTT of a pooled
+        model (the gradient of each row flows back through its last K valid steps only).
     backward(d_outputs) accumulates every parameter gradient into ``grads``.
     """
 
@@ -384,8 +447,23 @@ class SequenceModel:
             return self.embedding.forward(x)  # (T, B, E)
         return x
 
-    def forward(self, x, lengths=None, state=None):
+    def forward(self, x, lengths=None, state=None, truncate=0):
+        """x -> (outputs, state); see the class docstring.
+
+        truncate=K (pooled unidirectional models; the trainer's --tbptt): the same outputs
+        and state, but backward() differentiates only each row's last min(K, len_b) valid
+        steps. A first pass runs the earlier steps and hands on its state (and, for
+        "mean"/"max", its outputs' sum/maximum) as constants; a second pass runs the last
+        steps, gathered per row (truncation_plan), from that state.
+        """
         h_in = self._embed(x)  # (T, B, E or I)
+        if truncate:
+            return self._forward_truncated(h_in, lengths, state, truncate)
+        return self._forward_full(h_in, lengths, state)
+
+    __call__ = forward
+
+    def _forward_full(self, h_in, lengths, state):
         out, new_state = self.rnn.forward(h_in, state, lengths)  # (T, B, D*H)
         T, B, DH = out.shape
         if self.output == "sequence":
@@ -395,20 +473,52 @@ class SequenceModel:
             if lengths is not None:
                 mask = valid_mask(lengths, T, B)[:, :, None]
                 y *= mask  # padded steps emit zeros, as the layer's outputs do
-            self._cache = (out.shape, mask, None)
+            self._cache = (out.shape, mask, None, None)
             return y, new_state
         pooled, pool_cache = pool_forward(out, lengths, self.output, self.num_directions)
         y = self.head.forward(self.dropout.forward(pooled))  # (B, K)
-        self._cache = (out.shape, None, pool_cache)
+        self._cache = (out.shape, None, pool_cache, None)
         return y, new_state
 
-    __call__ = forward
+    def _forward_truncated(self, h_in, lengths, state, K):
+        K = _positive_int(K, "truncate")
+        if self.output == "sequence":
+            raise ValueError("truncate: per-step outputs are truncated by cutting the "
+                             "sequence into windows (the trainer's --tbptt); truncate is "
+                             "for pooled outputs")
+        if self.num_directions == 2:
+            raise ValueError("truncate: a bidirectional model needs the whole sequence "
+                             "(its reverse direction starts at the end)")
+        T, B = h_in.shape[:2]
+        prefix, suffix, index = truncation_plan(lengths, T, B, K)
+        P = int(prefix.max())
+        if P == 0:  # every row fits in K steps: plain BPTT
+            return self._forward_full(h_in, lengths, state)
+        # Pass 1, constant: each row's first p_b steps (rows without prefix run one step
+        # that is thrown away: the layer needs lengths >= 1).
+        pre_out, pre_state = self.rnn.forward(h_in[:P], state, np.maximum(prefix, 1))
+        summary = PrefixSummary(pre_out, prefix)
+        no_prefix = prefix == 0  # (B,) these rows start pass 2 from the given state
+        given = [np.asarray(g) for g in state_arrays(state)]
+        starts = []
+        for i, s in enumerate(state_arrays(pre_state)):
+            s = np.array(s, copy=True)  # (L, B, H)
+            s[:, no_prefix] = given[i][:, no_prefix] if given else 0
+            starts.append(s)
+        # Pass 2, differentiated: the last s_b steps of each row, from the prefix state.
+        rows = np.arange(B)[None, :]
+        x_last = h_in[index, rows]  # (S, B, E or I)
+        out, new_state = self.rnn.forward(x_last, pack_state(starts), suffix)  # (S, B, H)
+        pooled, pool_cache = pool_forward(out, suffix, self.output, 1, prefix=summary)
+        y = self.head.forward(self.dropout.forward(pooled))  # (B, K)
+        self._cache = (out.shape, None, pool_cache, (index, suffix, T))
+        return y, new_state
 
     def backward(self, d_outputs):
         """d_outputs like the outputs of the last forward -> gradients added into ``grads``."""
         if self._cache is None:
             raise ValueError("backward: no forward pass to differentiate; call forward first")
-        out_shape, mask, pool_cache = self._cache
+        out_shape, mask, pool_cache, gathered = self._cache
         T, B, DH = out_shape
         d_outputs = np.asarray(d_outputs, self.dtype)
         if self.output == "sequence":
@@ -419,9 +529,16 @@ class SequenceModel:
         else:
             d_pooled = self.dropout.backward(self.head.backward(d_outputs))  # (B, D*H)
             d_out = pool_backward(d_pooled, pool_cache, self.num_directions)
-        dx, _ = self.rnn.backward(np.ascontiguousarray(d_out))  # (T, B, E or I)
-        if self.tokens:
-            self.embedding.backward(dx)
+        dx, _ = self.rnn.backward(np.ascontiguousarray(d_out))  # (T or S, B, E or I)
+        if not self.tokens:
+            return
+        if gathered is not None:
+            # x_last = h_in[index, rows]: scatter back; prefix steps get no gradient
+            index, suffix, T_full = gathered
+            d_in = np.zeros((T_full,) + dx.shape[1:], dx.dtype)  # (T, B, E)
+            d_in[index, np.arange(B)[None, :]] = dx * valid_mask(suffix, T, B)[:, :, None]
+            dx = d_in
+        self.embedding.backward(dx)
 
     def step(self, x_t, state=None):
         """One time step for streaming: x_t (B,) token ids or (B, I) -> ((B, K), state).

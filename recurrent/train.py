@@ -15,15 +15,19 @@ previous batch (or window) ended with (stateful streams); "reset": True (the def
 change of batch size, and every new epoch start from zeros. No gradient flows into a
 carried state: it enters the next forward pass as a constant.
 
-Truncated BPTT (--tbptt K). A batch longer than K steps is cut into consecutive windows of
-K steps, each an optimizer step of its own; the state carries from window to window
-(forward) but no gradient crosses a window boundary. Rows whose sequence ended before a
-window keep their state through it and count nothing in its loss. Only tasks with
-per-step ("sequence") outputs can be truncated: a pooled output (last/mean/max over the
-whole sequence) has one loss for the whole sequence, and cutting its gradient at window
-boundaries would silently train a different model than the one evaluated, so --tbptt with
-a pooled task is refused with a message. A bidirectional model is refused too: its reverse
-direction needs the whole sequence.
+Truncated BPTT (--tbptt K): the gradient of every step reaches back at most K steps.
+  Per-step ("sequence") outputs: a batch longer than K steps is cut into consecutive
+  windows of K steps, each an optimizer step of its own; the state carries from window to
+  window (forward) but no gradient crosses a window boundary. Rows whose sequence ended
+  before a window keep their state through it and count nothing in its loss.
+  Pooled outputs (last/mean/max): one loss per sequence, so one optimizer step per batch.
+  The forward pass computes exactly the outputs of the untruncated model (evaluation sees
+  the same model as training); the gradient flows back through at most the last K valid
+  steps of EACH row (rows no longer than K: full BPTT). The model runs each row's first
+  len_b - K steps without gradient, then the last K from that state; their state, and
+  for "mean"/"max" their outputs' sum/maximum, enter the pool as constants (see
+  SequenceModel.forward(truncate=K)).
+  A bidirectional model is refused: its reverse direction needs the whole sequence.
 
 Evaluation every --eval-every steps (0: at the end of every epoch) and at the end: the
 task's metrics on "valid", printed beside its baselines, appended to metrics.jsonl; the
@@ -52,7 +56,7 @@ from threadpoolctl import threadpool_limits
 from . import __version__
 from .checkpoint import BEST, LAST, RunDir, atomic_write, load_arrays, save_arrays
 from .errors import UserError
-from .model import SequenceModel, valid_mask
+from .model import SequenceModel, pack_state, state_arrays, valid_mask
 from .optim import Schedule, make_optimizer
 
 # Shared training options and their defaults; a task's defaults() override these, CLI
@@ -154,13 +158,9 @@ def check_training_options(task, spec: dict, c: dict) -> None:
     tbptt = int(c.get("tbptt") or 0)
     if tbptt < 0:
         raise UserError(f"--tbptt must be >= 0, got {tbptt}")
-    if tbptt and spec["output"] != "sequence":
-        raise UserError(f"--tbptt needs per-step outputs; task {task.name!r} pools over "
-                        f"the whole sequence ({spec['output']}), so its gradient "
-                        f"needs the whole sequence: drop --tbptt")
     if tbptt and c["bidirectional"]:
-        raise UserError("--tbptt cannot be used with --bidirectional: the reverse "
-                        "direction needs the whole sequence")
+        raise UserError("--tbptt cannot be used with --bidirectional (add "
+                        "--unidirectional): the reverse direction needs the whole sequence")
     for key in ("epochs", "steps", "patience", "eval_every", "log_every"):
         if int(c.get(key) or 0) < 0:
             raise UserError(f"--{key.replace('_', '-')} must be >= 0, got {c[key]}")
@@ -280,19 +280,6 @@ def _format_metrics(metrics: dict, keys) -> str:
                      if isinstance(metrics.get(k), (int, float, np.number)))
 
 
-def _state_arrays(state):
-    """The layer's state (h_n or a tuple) as a list of arrays, or []."""
-    if state is None:
-        return []
-    return [state] if isinstance(state, np.ndarray) else list(state)
-
-
-def _pack_state(arrays):
-    if not arrays:
-        return None
-    return arrays[0] if len(arrays) == 1 else tuple(arrays)
-
-
 class Trainer:
     """Runs (or resumes) one training run in a run directory. ``echo`` prints a line."""
 
@@ -329,7 +316,7 @@ class Trainer:
                 "eval_sum": self.eval_sum, "eval_count": self.eval_count,
                 "last_eval_step": self.last_eval_step, "finished": self.finished,
                 "optimizer": self.optimizer.name, "version": __version__,
-                "carry_states": len(_state_arrays(self.carry))}
+                "carry_states": len(state_arrays(self.carry))}
 
     def _param_arrays(self):
         return {f"param/{name}": view for name, view in self.model.named_params.items()}
@@ -339,7 +326,7 @@ class Trainer:
         if name == LAST:
             arrays.update({f"optim/{k}": np.asarray(v)
                            for k, v in self.optimizer.state_dict().items()})
-            arrays.update({f"carry/{i}": a for i, a in enumerate(_state_arrays(self.carry))})
+            arrays.update({f"carry/{i}": a for i, a in enumerate(state_arrays(self.carry))})
         save_arrays(self.run.file(name), arrays, self._meta())
 
     def restore(self):
@@ -352,7 +339,7 @@ class Trainer:
             if meta.get("optimizer") != self.optimizer.name:
                 raise ValueError(f"saved by optimizer {meta.get('optimizer')!r}")
             self.optimizer.load_state_dict(optim_state)
-            self.carry = _pack_state([arrays[f"carry/{i}"]
+            self.carry = pack_state([arrays[f"carry/{i}"]
                                       for i in range(int(meta["carry_states"]))])
             self.epoch, self.batch_index = int(meta["epoch"]), int(meta["batch"])
             self.window_index, self.step = int(meta["window"]), int(meta["step"])
@@ -379,8 +366,8 @@ class Trainer:
             lengths = np.asarray(lengths, np.int64)
         T = np.shape(x)[0]
         K = self.tbptt
-        if not K or K >= T:
-            return [(x, y, lengths)]
+        if not K or K >= T or not self.sequence_output:
+            return [(x, y, lengths)]  # pooled outputs truncate inside the model
         out = []
         for t0 in range(0, T, K):
             t1 = min(T, t0 + K)
@@ -399,19 +386,20 @@ class Trainer:
         pre-clip norm, items) where items counts valid tokens (sequence) or rows."""
         B = np.shape(x)[1]
         carry_in = self.carry
-        if carry_in is not None and _state_arrays(carry_in)[0].shape[1] != B:
+        if carry_in is not None and state_arrays(carry_in)[0].shape[1] != B:
             carry_in = None  # batch size changed: nothing to carry
         self.model.reseed_dropout((self.seed, self.step))
         loss, norm, clipped, state = train_step(
             self.model, self.loss, self.optimizer, x, y, lengths, carry_in, lr,
-            self.config.get("clip_norm"), self.config.get("clip_value"))
-        new_carry = [np.array(a, copy=True) for a in _state_arrays(state)]
+            self.config.get("clip_norm"), self.config.get("clip_value"),
+            truncate=0 if self.sequence_output else self.tbptt)
+        new_carry = [np.array(a, copy=True) for a in state_arrays(state)]
         if lengths is not None and (lengths == 0).any():
             ended = lengths == 0  # rows finished before this window keep their state
-            old = _state_arrays(carry_in)
+            old = state_arrays(carry_in)
             for i, a in enumerate(new_carry):
                 a[:, ended] = old[i][:, ended] if old else 0
-        self.carry = _pack_state(new_carry)
+        self.carry = pack_state(new_carry)
         self.clipped_steps += int(clipped)
         if not self.sequence_output:
             return loss, norm, B
@@ -583,19 +571,20 @@ class Trainer:
 
 
 def train_step(model, loss_fn, optimizer, x, y, lengths, state, lr, clip_norm=5.0,
-               clip_value=None):
+               clip_value=None, truncate=0):
     """The ONE place that orders a training step:
     forward -> loss -> backward -> clip -> update.
 
     x, y, lengths: one batch (or TBPTT window) as a task yields it; rows with length 0 run
     one step that counts in no loss (the caller restores their state). state: the carried
-    recurrent state or None. Returns (loss, pre-clip gradient norm, clipped?, new state).
+    recurrent state or None. truncate=K: truncated BPTT of a pooled model (see
+    SequenceModel.forward). Returns (loss, pre-clip gradient norm, clipped?, new state).
     Raises NonFinite before the update when the loss or the gradient norm is not finite,
     so the parameters stay those of the last good step.
     """
     model.zero_grad()
     run_lengths = None if lengths is None else np.maximum(lengths, 1)
-    outputs, new_state = model.forward(x, run_lengths, state)
+    outputs, new_state = model.forward(x, run_lengths, state, truncate=truncate)
     mask = None
     if model.output == "sequence" and lengths is not None:
         mask = valid_mask(lengths, outputs.shape[0], outputs.shape[1])  # (T, B)

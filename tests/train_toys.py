@@ -5,8 +5,8 @@ them again.
 
   toy-lm    next token of a noisy period-5 cycle; tokens in, sequence out, stateful streams
             (reset only at an epoch's first batch), cross_entropy
-  toy-sign  is the sum of a variable-length sequence positive? features in, "last" pooling,
-            cross_entropy, lengths
+  toy-sign  is the sum of a variable-length sequence positive? features in, --pooling
+            last (default), mean or max, cross_entropy, lengths
   toy-wave  next value of a noisy sine wave; features in, sequence out, mse; --spike-at B
             puts an infinite target into batch B (a non-finite loss)
 
@@ -133,6 +133,8 @@ class ToySign:
 
     def options(self):
         return [click.Option(["--samples"], type=int, default=192),
+                click.Option(["--pooling"], type=click.Choice(["last", "mean", "max"]),
+                             default="last"),
                 click.Option(["--interrupt-at"], type=int, default=None)]
 
     def defaults(self):
@@ -152,7 +154,8 @@ class ToySign:
         return x, lengths, y
 
     def model_spec(self, state, config):
-        return {"input": "features", "input_size": 1, "output": "last", "output_size": 2}
+        return {"input": "features", "input_size": 1,
+                "output": config.get("pooling") or "last", "output_size": 2}
 
     def batches(self, state, split, config, rng):
         first = _first_epoch(rng, config["seed"])
