@@ -1,10 +1,14 @@
-# Row-block helpers shared by the cell kernels: how work is split between threads, the
-# hoisted input projection before the time loop, and the weight-gradient GEMMs after it.
+# The scaffolding every cell kernel shares: how work is split between threads, packed
+# weight copies, the hoisted input projection before the time loop, and dx plus the weight
+# gradients after the backward loop. A kernel (lstm.pyx, gru.pyx, rnn.pyx) keeps only its
+# own time loop and gate arithmetic.
 # Legend: T time, B batch, I input, H hidden, G gate rows; "TB" = T * B stacked rows.
 from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdlib cimport free, malloc
 
 from ._blas cimport gemm
-from ._recmat cimport recmat
+from ._recmat cimport pack, packed_len, recmat
 
 
 # The hoisted GEMMs (input projection, dx, weight gradients) are cut into blocks whose
@@ -20,6 +24,21 @@ cdef enum:
 cdef inline Py_ssize_t split(Py_ssize_t n, int parts, int k) noexcept nogil:
     """Start of part k when n items are cut into `parts` contiguous, near-equal parts."""
     return (n * k) // parts
+
+
+cdef inline const floating* state_before(const floating* seq, const floating* first,
+                                         Py_ssize_t t, Py_ssize_t B, int H,
+                                         Py_ssize_t b) noexcept nogil:
+    """Row b of the state before step t: first (B, H) at t = 0, else seq[t - 1], seq being
+    a (T, B, H) sequence of states (the outputs h_t, LSTM's cells c_t)."""
+    if t == 0:
+        return first + b * H
+    return seq + ((t - 1) * B + b) * H
+
+
+cdef inline int loop_threads(int requested, Py_ssize_t B) noexcept nogil:
+    """Threads of the time loop: each owns a slice of batch rows, so at most B."""
+    return <int> max(1, min(<Py_ssize_t> requested, B))
 
 
 cdef inline Py_ssize_t _block(Py_ssize_t n, int parts) noexcept nogil:
@@ -91,3 +110,91 @@ cdef inline void add_hidden_grads(floating* dw_hh, floating* db, const floating*
     gemm(True, False, ng, H, <int> ((T - 1) * B), 1, d + B * ldd, ldd, out, H, 1, dw_hh, H)
     if db != NULL:
         add_colsum(db, d, ldd, T * B, ng)
+
+
+cdef inline floating* packed_copy(const floating* w, int K, int N, long sk,
+                                  long sn) noexcept nogil:
+    """A malloc'd copy of Bmat (K, N), Bmat[k, n] = w[k * sk + n * sn], packed for recmat;
+    NULL when out of memory. The caller frees it."""
+    cdef floating* P = <floating*> malloc(packed_len(K, N, w) * sizeof(floating))
+    if P != NULL:
+        pack(w, K, N, sk, sn, P)
+    return P
+
+
+cdef inline int project_inputs(floating* dst, int ldd, const floating* x,
+                               const floating* w_ih, const floating* bias,
+                               Py_ssize_t TB, int I, int G, int num_threads) noexcept nogil:
+    """dst[:, :G] (TB, G; row stride ldd) = X (TB, I) @ W_ih^T (I, G) + bias (G,), for all
+    T steps at once, in row blocks shared by up to num_threads threads. Returns -1 when out
+    of memory (nothing written), else 0."""
+    cdef Py_ssize_t rb = row_block(TB), nrb = num_blocks(TB, rb)
+    cdef Py_ssize_t k
+    cdef floating* w_ih_t = packed_copy(w_ih, I, G, 1, I)  # W_ih^T: (k, n) = W_ih[n, k]
+    if w_ih_t == NULL:
+        return -1
+    for k in prange(nrb, num_threads=hoist_threads(num_threads, nrb, 2.0 * TB * I * G),
+                    schedule="dynamic", chunksize=1):
+        project_rows(dst, ldd, x, I, w_ih_t, G, bias, k * rb, min((k + 1) * rb, TB))
+    free(w_ih_t)
+    return 0
+
+
+cdef inline int input_and_weight_grads(floating* dx, floating* dw_ih, floating* db_ih,
+                                       floating* dw_hh, floating* db_hh,
+                                       const floating* da, int ldd, int G, int split_row,
+                                       int gap, const floating* x, const floating* h0,
+                                       const floating* out, const floating* w_ih,
+                                       Py_ssize_t T, Py_ssize_t B, int I, int H,
+                                       int num_threads) noexcept nogil:
+    """Everything backward computes after its time loop from dA (TB, ldd), the gradient
+    of the pre-activations, in blocks shared by up to num_threads threads:
+        dx (TB, I)       = dA_in @ W_ih (G, I)                        (written)
+        dW_ih (G, I)    += dA_in^T @ X;    db_ih (G,) += column sums of dA_in
+        dW_hh (G, H)    += sum_t dA_t[:, :G]^T @ h_{t-1};  db_hh (if not NULL) likewise
+    dA_in, the gradient of the input projection, is dA's columns 0..G-1, except that rows
+    g >= split_row of W_ih are read from column g + gap (GRU keeps a gap block there; the
+    other cells pass split_row = G, gap = 0). Returns -1 when out of memory, else 0."""
+    cdef Py_ssize_t TB = T * B
+    cdef Py_ssize_t rb = row_block(TB), nrb = num_blocks(TB, rb)
+    cdef Py_ssize_t gb = gate_block(G), ngb = num_blocks(G, gb)
+    cdef Py_ssize_t k, r0, r1, g0, g1, a1, n0
+    # W_ih as is, in two parts (rows 0..split_row-1, then the rest): (k, n) = W_ih[k, n]
+    cdef floating* w_head = packed_copy(w_ih, split_row, I, I, 1)
+    cdef floating* w_tail = NULL
+    if split_row < G:
+        w_tail = packed_copy(w_ih + split_row * I, G - split_row, I, I, 1)
+    if w_head == NULL or (split_row < G and w_tail == NULL):
+        free(w_head)
+        free(w_tail)
+        return -1
+    for k in prange(nrb + ngb,
+                    num_threads=hoist_threads(num_threads, nrb + ngb,
+                                              2.0 * TB * G * (2 * I + H)),
+                    schedule="dynamic", chunksize=1):
+        if k < nrb:
+            # dx[r0:r1] (n, I) = dA_in[r0:r1] (n, G) @ W_ih (G, I), by the two parts
+            r0 = k * rb
+            r1 = min(r0 + rb, TB)
+            recmat(<int> (r1 - r0), I, split_row, da + r0 * ldd, ldd, w_head, dx + r0 * I, I,
+                   False)
+            if w_tail != NULL:
+                recmat(<int> (r1 - r0), I, G - split_row, da + r0 * ldd + split_row + gap,
+                       ldd, w_tail, dx + r0 * I, I, True)
+        else:
+            # weight and bias gradients for gate rows g0:g1 (cut at split_row)
+            g0 = (k - nrb) * gb
+            g1 = min(g0 + gb, G)
+            a1 = min(g1, split_row)
+            n0 = max(g0, split_row)
+            if a1 > g0:
+                add_input_grads(dw_ih + g0 * I, db_ih + g0, da + g0, ldd, <int> (a1 - g0),
+                                x, I, TB)
+            if g1 > n0:
+                add_input_grads(dw_ih + n0 * I, db_ih + n0, da + n0 + gap, ldd,
+                                <int> (g1 - n0), x, I, TB)
+            add_hidden_grads(dw_hh + g0 * H, NULL if db_hh == NULL else db_hh + g0, da + g0,
+                             ldd, <int> (g1 - g0), h0, out, H, T, B)
+    free(w_head)
+    free(w_tail)
+    return 0

@@ -23,14 +23,14 @@ Threads: as in lstm.pyx.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free
 from libc.string cimport memset
 
 from ._activations cimport sigmoid, tanh_
 from ._gates cimport rc_gru_backward_f32, rc_gru_forward_f32
-from ._recmat cimport pack, packed_len, recmat
-from ._rows cimport (add_hidden_grads, add_input_grads, gate_block, hoist_threads,
-                     num_blocks, project_rows, row_block, split)
+from ._recmat cimport recmat
+from ._rows cimport (input_and_weight_grads, loop_threads, packed_copy, project_inputs,
+                     split, state_before)
 
 
 cdef inline void _cell_forward(floating* a, const floating* ah, const floating* b_hn,
@@ -91,10 +91,7 @@ cdef void _forward_rows(floating* out, floating* cache, floating* ah, floating* 
     if nb <= 0:
         return
     for t in range(T):
-        if t == 0:
-            h_prev = h0 + b0 * H
-        else:
-            h_prev = out + ((t - 1) * B + b0) * H
+        h_prev = state_before(out, h0, t, B, H, b0)
         # ah[b0:b1] (nb, G) = h_{t-1} (nb, H) @ W_hh^T (H, G)
         recmat(nb, G, H, h_prev, H, w_hh_t, ah + b0 * G, G, False)
         for b in range(b0, b1):
@@ -127,10 +124,7 @@ cdef void _backward_rows(floating* dh, floating* cache, const floating* d_out,
             if t >= lengths[b]:
                 memset(cache + row * C, 0, C * sizeof(floating))  # dh passes through
                 continue
-            if t == 0:
-                h_prev = h0 + b * H
-            else:
-                h_prev = out + (row - B) * H
+            h_prev = state_before(out, h0, t, B, H, b)
             _cell_backward(cache + row * C, h_prev, d_out + row * H, dh + b * H, H)
         # dh[b0:b1] (nb, H) += dAh_t (nb, G) @ W_hh (G, H)
         recmat(nb, H, G, cache + (t * B + b0) * C, C, w_hh_p, dh + b0 * H, H, True)
@@ -147,51 +141,29 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, :, ::1] c
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 3 * H, C = 4 * H
-    cdef int nt = <int> max(1, min(num_threads, B))
-    cdef Py_ssize_t rb = row_block(T * B), nrb = num_blocks(T * B, rb)
-    cdef int k
+    cdef int nt = loop_threads(num_threads, B)
+    cdef int k, status
     cdef floating* out_p = &out[0, 0, 0]
     cdef floating* h_n_p = &h_n[0, 0]
     cdef floating* cache_p = &cache[0, 0, 0]
     cdef floating* work_p = &work[0, 0]
-    cdef const floating* x_p = &x[0, 0, 0]
     cdef const floating* h0_p = &h0[0, 0]
-    cdef const floating* w_ih_p = &w_ih[0, 0]
-    cdef const floating* w_hh_p = &w_hh[0, 0]
-    cdef const floating* bias_p = &bias_x[0]
     cdef const floating* b_hn_p = &b_hn[0]
     cdef const int64_t* len_p = &lengths[0]
-    cdef floating* w_hh_t = <floating*> malloc(packed_len(H, G, w_hh_p) * sizeof(floating))
-    cdef floating* w_ih_t = <floating*> malloc(packed_len(I, G, w_ih_p) * sizeof(floating))
-    if w_hh_t == NULL or w_ih_t == NULL:
-        free(w_hh_t)
-        free(w_ih_t)
+    cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, G, 1, H)  # W_hh^T (H, G)
+    if w_hh_t == NULL:
         raise MemoryError()
     with nogil:
-        pack(w_hh_p, H, G, 1, H, w_hh_t)  # W_hh^T
-        pack(w_ih_p, I, G, 1, I, w_ih_t)  # W_ih^T
-        for k in prange(nrb, num_threads=hoist_threads(num_threads, nrb, 2.0 * T * B * I * G),
-                        schedule="dynamic", chunksize=1):
-            project_rows(cache_p, C, x_p, I, w_ih_t, G, bias_p, k * rb, min((k + 1) * rb, T * B))
-        for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-            _forward_rows(out_p, cache_p, work_p, h_n_p, h0_p, w_hh_t, b_hn_p, len_p,
-                          T, B, H, split(B, nt, k), split(B, nt, k + 1))
+        # ax (T*B, G) = X @ W_ih^T + bias_x, into the first 3 blocks of the cache
+        status = project_inputs(cache_p, C, &x[0, 0, 0], &w_ih[0, 0], &bias_x[0], T * B, I, G,
+                                num_threads)
+        if status == 0:
+            for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+                _forward_rows(out_p, cache_p, work_p, h_n_p, h0_p, w_hh_t, b_hn_p, len_p,
+                              T, B, H, split(B, nt, k), split(B, nt, k + 1))
     free(w_hh_t)
-    free(w_ih_t)
-
-
-cdef inline void _input_grads_rows(floating* dw_ih, floating* db_ih, const floating* da,
-                                   const floating* x, int I, int H, Py_ssize_t TB,
-                                   int g0, int g1) noexcept nogil:
-    """Gate rows g0:g1 of dW_ih and db_ih. Rows r, z (g < 2H) read dA at column g; rows n
-    (g >= 2H) read the dA_n block at column g + H."""
-    cdef int C = 4 * H
-    cdef int a0 = g0, a1 = min(g1, 2 * H)
-    cdef int n0 = max(g0, 2 * H), n1 = g1
-    if a1 > a0:
-        add_input_grads(dw_ih + a0 * I, db_ih + a0, da + a0, C, a1 - a0, x, I, TB)
-    if n1 > n0:
-        add_input_grads(dw_ih + n0 * I, db_ih + n0, da + n0 + H, C, n1 - n0, x, I, TB)
+    if status != 0:
+        raise MemoryError()
 
 
 def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
@@ -207,58 +179,26 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 3 * H, C = 4 * H
-    cdef int nt = <int> max(1, min(num_threads, B))
-    cdef Py_ssize_t rb = row_block(T * B), nrb = num_blocks(T * B, rb)
-    cdef Py_ssize_t gb = gate_block(G), ngb = num_blocks(G, gb)
-    cdef Py_ssize_t k, r0, r1, g0, g1
-    cdef floating* dx_p = &dx[0, 0, 0]
+    cdef int nt = loop_threads(num_threads, B)
+    cdef int k, status
     cdef floating* dh_p = &dh[0, 0]
-    cdef floating* dw_ih_p = &dw_ih[0, 0]
-    cdef floating* dw_hh_p = &dw_hh[0, 0]
-    cdef floating* db_ih_p = &db_ih[0]
-    cdef floating* db_hh_p = &db_hh[0]
     cdef floating* da_p = &cache[0, 0, 0]
     cdef const floating* d_out_p = &d_out[0, 0, 0]
-    cdef const floating* x_p = &x[0, 0, 0]
     cdef const floating* h0_p = &h0[0, 0]
     cdef const floating* out_p = &out[0, 0, 0]
-    cdef const floating* w_ih_p = &w_ih[0, 0]
-    cdef const floating* w_hh_p = &w_hh[0, 0]
     cdef const int64_t* len_p = &lengths[0]
-    cdef floating* w_hh_packed = <floating*> malloc(packed_len(G, H, w_hh_p) * sizeof(floating))
-    # W_ih as is, in two parts: rows r, z (2H) and rows n (H), matching dA's blocks 0-1, 3
-    cdef floating* w_rz_packed = <floating*> malloc(packed_len(2 * H, I, w_ih_p) * sizeof(floating))
-    cdef floating* w_n_packed = <floating*> malloc(packed_len(H, I, w_ih_p) * sizeof(floating))
-    if w_hh_packed == NULL or w_rz_packed == NULL or w_n_packed == NULL:
-        free(w_hh_packed)
-        free(w_rz_packed)
-        free(w_n_packed)
+    cdef floating* w_hh_packed = packed_copy(&w_hh[0, 0], G, H, H, 1)  # W_hh (G, H) as is
+    if w_hh_packed == NULL:
         raise MemoryError()
     with nogil:
-        pack(w_hh_p, G, H, H, 1, w_hh_packed)  # W_hh as is
-        pack(w_ih_p, 2 * H, I, I, 1, w_rz_packed)
-        pack(w_ih_p + 2 * H * I, H, I, I, 1, w_n_packed)
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
             _backward_rows(dh_p, da_p, d_out_p, h0_p, out_p, w_hh_packed, len_p, T, B, H,
-                           split(B, nt, <int> k), split(B, nt, <int> k + 1))
-        for k in prange(nrb + ngb,
-                        num_threads=hoist_threads(num_threads, nrb + ngb,
-                                                  2.0 * T * B * G * (2 * I + H)),
-                        schedule="dynamic", chunksize=1):
-            if k < nrb:
-                # dx[r0:r1] (n, I) = dA_rz (n, 2H) @ W_ih[:2H] + dA_n (n, H) @ W_ih[2H:]
-                r0 = k * rb
-                r1 = min(r0 + rb, T * B)
-                recmat(<int> (r1 - r0), I, 2 * H, da_p + r0 * C, C, w_rz_packed, dx_p + r0 * I,
-                       I, False)
-                recmat(<int> (r1 - r0), I, H, da_p + r0 * C + 3 * H, C, w_n_packed,
-                       dx_p + r0 * I, I, True)
-            else:
-                g0 = (k - nrb) * gb
-                g1 = min(g0 + gb, G)
-                _input_grads_rows(dw_ih_p, db_ih_p, da_p, x_p, I, H, T * B, <int> g0, <int> g1)
-                add_hidden_grads(dw_hh_p + g0 * H, db_hh_p + g0, da_p + g0, C, <int> (g1 - g0),
-                                 h0_p, out_p, H, T, B)
+                           split(B, nt, k), split(B, nt, k + 1))
+        # The input projection's gradient is dA's blocks r, z, then n one block later
+        # (the cache holds [dA_r, dA_z, r * dA_n, dA_n]); the recurrent one is blocks 0-2.
+        status = input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db_ih[0], &dw_hh[0, 0],
+                                        &db_hh[0], da_p, C, G, 2 * H, H, &x[0, 0, 0], h0_p,
+                                        out_p, &w_ih[0, 0], T, B, I, H, num_threads)
     free(w_hh_packed)
-    free(w_rz_packed)
-    free(w_n_packed)
+    if status != 0:
+        raise MemoryError()

@@ -27,14 +27,14 @@ count, so 1, 2, ... threads give bitwise identical results.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from ._activations cimport sigmoid, tanh_
 from ._gates cimport rc_lstm_backward_f32, rc_lstm_forward_f32
-from ._recmat cimport pack, packed_len, recmat
-from ._rows cimport (add_hidden_grads, add_input_grads, gate_block, hoist_threads,
-                     num_blocks, project_rows, row_block, split)
+from ._recmat cimport recmat
+from ._rows cimport (input_and_weight_grads, loop_threads, packed_copy, project_inputs,
+                     split, state_before)
 
 
 cdef inline void _cell_forward(floating* a, const floating* c_prev, floating* c, floating* h,
@@ -101,10 +101,7 @@ cdef void _forward_rows(floating* out, floating* gates, floating* cells,
     if nb <= 0:
         return
     for t in range(T):
-        if t == 0:
-            h_prev = h0 + b0 * H
-        else:
-            h_prev = out + ((t - 1) * B + b0) * H
+        h_prev = state_before(out, h0, t, B, H, b0)
         # a[t, b0:b1] (nb, G) += h_{t-1} (nb, H) @ W_hh^T (H, G)
         recmat(nb, G, H, h_prev, H, w_hh_t, gates + (t * B + b0) * G, G, True)
         for b in range(b0, b1):
@@ -112,10 +109,7 @@ cdef void _forward_rows(floating* out, floating* gates, floating* cells,
             if t >= lengths[b]:
                 memset(out + row * H, 0, H * sizeof(floating))
                 continue
-            if t == 0:
-                c_prev = c0 + b * H
-            else:
-                c_prev = cells + (row - B) * H
+            c_prev = state_before(cells, c0, t, B, H, b)
             _cell_forward(gates + row * G, c_prev, cells + row * H, out + row * H, H)
             if t == lengths[b] - 1:
                 memcpy(h_n + b * H, out + row * H, H * sizeof(floating))
@@ -142,10 +136,7 @@ cdef void _backward_rows(floating* dh, floating* dc, floating* gates,
                 # padded step: no gradient through it; dh, dc pass through unchanged
                 memset(gates + row * G, 0, G * sizeof(floating))
                 continue
-            if t == 0:
-                c_prev = c0 + b * H
-            else:
-                c_prev = cells + (row - B) * H
+            c_prev = state_before(cells, c0, t, B, H, b)
             _cell_backward(gates + row * G, c_prev, cells + row * H, d_out + row * H,
                            dh + b * H, dc + b * H, H)
         # dh[b0:b1] (nb, H) += dA_t (nb, G) @ W_hh (G, H)     (a = ... + h_{t-1} W_hh^T)
@@ -162,38 +153,30 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
-    cdef int nt = <int> max(1, min(num_threads, B))
-    cdef Py_ssize_t rb = row_block(T * B), nrb = num_blocks(T * B, rb)
-    cdef int k
+    cdef int nt = loop_threads(num_threads, B)
+    cdef int k, status
     cdef floating* out_p = &out[0, 0, 0]
     cdef floating* gates_p = &gates[0, 0, 0]
     cdef floating* cells_p = &cells[0, 0, 0]
     cdef floating* h_n_p = &h_n[0, 0]
     cdef floating* c_n_p = &c_n[0, 0]
-    cdef const floating* x_p = &x[0, 0, 0]
     cdef const floating* h0_p = &h0[0, 0]
     cdef const floating* c0_p = &c0[0, 0]
-    cdef const floating* w_ih_p = &w_ih[0, 0]
-    cdef const floating* w_hh_p = &w_hh[0, 0]
-    cdef const floating* bias_p = &bias[0]
     cdef const int64_t* len_p = &lengths[0]
-    cdef floating* w_hh_t = <floating*> malloc(packed_len(H, G, w_hh_p) * sizeof(floating))
-    cdef floating* w_ih_t = <floating*> malloc(packed_len(I, G, w_ih_p) * sizeof(floating))
-    if w_hh_t == NULL or w_ih_t == NULL:
-        free(w_hh_t)
-        free(w_ih_t)
+    cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, G, 1, H)  # W_hh^T (H, G)
+    if w_hh_t == NULL:
         raise MemoryError()
     with nogil:
-        pack(w_hh_p, H, G, 1, H, w_hh_t)  # W_hh^T: element (k, n) = W_hh[n, k]
-        pack(w_ih_p, I, G, 1, I, w_ih_t)  # W_ih^T
-        for k in prange(nrb, num_threads=hoist_threads(num_threads, nrb, 2.0 * T * B * I * G),
-                        schedule="dynamic", chunksize=1):
-            project_rows(gates_p, G, x_p, I, w_ih_t, G, bias_p, k * rb, min((k + 1) * rb, T * B))
-        for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-            _forward_rows(out_p, gates_p, cells_p, h_n_p, c_n_p, h0_p, c0_p, w_hh_t, len_p,
-                          T, B, H, split(B, nt, k), split(B, nt, k + 1))
+        # a (T*B, G) = X @ W_ih^T + bias, into the gate cache
+        status = project_inputs(gates_p, G, &x[0, 0, 0], &w_ih[0, 0], &bias[0], T * B, I, G,
+                                num_threads)
+        if status == 0:
+            for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+                _forward_rows(out_p, gates_p, cells_p, h_n_p, c_n_p, h0_p, c0_p, w_hh_t,
+                              len_p, T, B, H, split(B, nt, k), split(B, nt, k + 1))
     free(w_hh_t)
-    free(w_ih_t)
+    if status != 0:
+        raise MemoryError()
 
 
 def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
@@ -210,55 +193,25 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
-    cdef int nt = <int> max(1, min(num_threads, B))
-    cdef Py_ssize_t rb = row_block(T * B), nrb = num_blocks(T * B, rb)
-    cdef Py_ssize_t gb = gate_block(G), ngb = num_blocks(G, gb)
-    cdef Py_ssize_t k, r0, r1, g0, g1
-    cdef floating* dx_p = &dx[0, 0, 0]
+    cdef int nt = loop_threads(num_threads, B)
+    cdef int k, status
     cdef floating* dh_p = &dh[0, 0]
     cdef floating* dc_p = &dc[0, 0]
-    cdef floating* dw_ih_p = &dw_ih[0, 0]
-    cdef floating* dw_hh_p = &dw_hh[0, 0]
-    cdef floating* db_p = &db[0]
     cdef floating* da_p = &gates[0, 0, 0]
     cdef const floating* d_out_p = &d_out[0, 0, 0]
-    cdef const floating* x_p = &x[0, 0, 0]
-    cdef const floating* h0_p = &h0[0, 0]
     cdef const floating* c0_p = &c0[0, 0]
-    cdef const floating* out_p = &out[0, 0, 0]
     cdef const floating* cells_p = &cells[0, 0, 0]
-    cdef const floating* w_ih_p = &w_ih[0, 0]
-    cdef const floating* w_hh_p = &w_hh[0, 0]
     cdef const int64_t* len_p = &lengths[0]
-    cdef floating* w_hh_packed = <floating*> malloc(packed_len(G, H, w_hh_p) * sizeof(floating))
-    cdef floating* w_ih_packed = <floating*> malloc(packed_len(G, I, w_ih_p) * sizeof(floating))
-    if w_hh_packed == NULL or w_ih_packed == NULL:
-        free(w_hh_packed)
-        free(w_ih_packed)
+    cdef floating* w_hh_packed = packed_copy(&w_hh[0, 0], G, H, H, 1)  # W_hh (G, H) as is
+    if w_hh_packed == NULL:
         raise MemoryError()
     with nogil:
-        pack(w_hh_p, G, H, H, 1, w_hh_packed)  # W_hh as is: element (k, n) = W_hh[k, n]
-        pack(w_ih_p, G, I, I, 1, w_ih_packed)  # W_ih as is
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
             _backward_rows(dh_p, dc_p, da_p, d_out_p, cells_p, c0_p, w_hh_packed, len_p,
-                           T, B, H, split(B, nt, <int> k), split(B, nt, <int> k + 1))
-        for k in prange(nrb + ngb,
-                        num_threads=hoist_threads(num_threads, nrb + ngb,
-                                                  2.0 * T * B * G * (2 * I + H)),
-                        schedule="dynamic", chunksize=1):
-            if k < nrb:
-                # dx[r0:r1] (n, I) = dA[r0:r1] (n, G) @ W_ih (G, I)
-                r0 = k * rb
-                r1 = min(r0 + rb, T * B)
-                recmat(<int> (r1 - r0), I, G, da_p + r0 * G, G, w_ih_packed, dx_p + r0 * I, I,
-                       False)
-            else:
-                # weight and bias gradients for gate rows g0:g1
-                g0 = (k - nrb) * gb
-                g1 = min(g0 + gb, G)
-                add_input_grads(dw_ih_p + g0 * I, db_p + g0, da_p + g0, G, <int> (g1 - g0),
-                                x_p, I, T * B)
-                add_hidden_grads(dw_hh_p + g0 * H, NULL, da_p + g0, G, <int> (g1 - g0), h0_p,
-                                 out_p, H, T, B)
+                           T, B, H, split(B, nt, k), split(B, nt, k + 1))
+        status = input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db[0], &dw_hh[0, 0], NULL,
+                                        da_p, G, G, G, 0, &x[0, 0, 0], &h0[0, 0],
+                                        &out[0, 0, 0], &w_ih[0, 0], T, B, I, H, num_threads)
     free(w_hh_packed)
-    free(w_ih_packed)
+    if status != 0:
+        raise MemoryError()
