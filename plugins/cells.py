@@ -20,7 +20,8 @@ import recurrent
 from recurrent._kernels import gru as _gru
 from recurrent._kernels import lstm as _lstm
 from recurrent._kernels import rnn as _rnn
-from recurrent.layout import PARAM_KINDS, STATE_NAMES
+from recurrent.cellbase import TorchLayoutCell
+from recurrent.layout import STATE_NAMES
 from recurrent.threads import resolve_threads, single_threaded_blas
 
 _FLOATS = (np.float32, np.float64)
@@ -85,8 +86,9 @@ class _Cache:
         return self.arrays
 
 
-class _KernelCell:
-    """Parameter shapes, init and step shared by the built-in cells."""
+class _KernelCell(TorchLayoutCell):
+    """Step and thread choice shared by the built-in cells (parameter shapes and init:
+    recurrent.cellbase, shared with the reference cells)."""
 
     name: str
     num_gates: int
@@ -96,18 +98,6 @@ class _KernelCell:
 
     def __repr__(self):
         return f"<cell {self.name!r} (Cython kernels)>"
-
-    def param_shapes(self, input_size, hidden_size):
-        G = self.num_gates * hidden_size
-        shapes = {"weight_ih": (G, input_size), "weight_hh": (G, hidden_size),
-                  "bias_ih": (G,), "bias_hh": (G,)}
-        return {kind: shapes[kind] for kind in PARAM_KINDS}
-
-    def init_params(self, params, hidden_size, rng):
-        # PyTorch's default: every parameter U(-1/sqrt(H), 1/sqrt(H)).
-        bound = 1.0 / np.sqrt(hidden_size)
-        for array in params.values():
-            array[...] = rng.uniform(-bound, bound, size=array.shape)
 
     def step(self, x_t, states, params):
         _, new_states, _ = self.forward(x_t[None], states, params, None, None)

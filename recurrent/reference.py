@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layout import GATE_ORDER, PARAM_KINDS, STATE_NAMES
+from .cellbase import TorchLayoutCell
+from .layout import GATE_ORDER, STATE_NAMES
 
 
 def _sigmoid(a):
@@ -31,8 +32,9 @@ def valid_mask(lengths, T, B):
     return np.arange(T)[:, None] < np.asarray(lengths)[None, :]
 
 
-class ReferenceCell:
-    """The time loop, masking and BPTT shared by every reference cell.
+class ReferenceCell(TorchLayoutCell):
+    """The time loop, masking and BPTT shared by every reference cell (parameter shapes and
+    init: recurrent/cellbase.py, shared with the compiled cells).
 
     A subclass supplies one step forward (x_t, states -> new states, step cache) and its
     backward (d new states, step cache -> dx_t, d previous states), adding into ``grads``.
@@ -47,18 +49,6 @@ class ReferenceCell:
 
     def __repr__(self):
         return f"<reference cell {self.name!r}>"
-
-    def param_shapes(self, input_size, hidden_size):
-        G = self.num_gates * hidden_size
-        shapes = {"weight_ih": (G, input_size), "weight_hh": (G, hidden_size),
-                  "bias_ih": (G,), "bias_hh": (G,)}
-        return {kind: shapes[kind] for kind in PARAM_KINDS}
-
-    def init_params(self, params, hidden_size, rng):
-        # PyTorch's default: every parameter U(-1/sqrt(H), 1/sqrt(H)).
-        bound = 1.0 / np.sqrt(hidden_size)
-        for array in params.values():
-            array[...] = rng.uniform(-bound, bound, size=array.shape)
 
     def step(self, x_t, states, params):
         new_states, _ = self._step_forward(x_t, states, params)
