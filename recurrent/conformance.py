@@ -62,8 +62,9 @@ def _rel_err(analytic, numeric) -> float:
     return _max_err(analytic, numeric) / max(1.0, float(np.max(np.abs(numeric), initial=0.0)))
 
 
-def _numeric_grad(f: Callable[[], float], array: np.ndarray) -> np.ndarray:
-    """Central differences of f() with respect to every element of ``array`` (in place)."""
+def numeric_grad(f: Callable[[], float], array: np.ndarray) -> np.ndarray:
+    """Central differences of f() with respect to every element of ``array`` (changed in
+    place, restored). Public: the model tests use it too."""
     grad = np.zeros(array.shape, np.float64)
     flat, gflat = array.reshape(-1), grad.reshape(-1)
     for k in range(flat.size):
@@ -212,7 +213,7 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
         for target, array, pick in targets:
             errors = []
             for lengths_name, lengths in (("no lengths", None), ("lengths", LENGTHS)):
-                numeric = _numeric_grad(lambda: h.objective(lengths), array())
+                numeric = numeric_grad(lambda: h.objective(lengths), array())
                 errors.append((lengths_name, _rel_err(pick(*analytic[lengths_name]), numeric)))
             passed = all(e <= GRAD_TOL for _, e in errors)
             detail = ", ".join(f"{e:.1e} ({n})" for n, e in errors)
@@ -345,7 +346,7 @@ def check_loss(loss, seed: int = 0) -> list[CheckResult]:
         def check():
             _, analytic = value_and_grad(outputs, m=m)
             work = outputs.copy()
-            numeric = _numeric_grad(lambda: value_and_grad(work, m=m)[0], work)
+            numeric = numeric_grad(lambda: value_and_grad(work, m=m)[0], work)
             err = _rel_err(analytic, numeric)
             return err <= GRAD_TOL, f"rel err {err:.1e}"
         return check

@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 
 from .layout import GATE_ORDER, param_name
+from .params import ParamModule
 from .threads import resolve_threads
 
 INITS = ("uniform", "orthogonal", "glorot")
@@ -87,8 +88,10 @@ def _glorot(rng, fan_out, fan_in, dtype):
     return rng.uniform(-bound, bound, size=(fan_out, fan_in)).astype(dtype)
 
 
-class Recurrent:
+class Recurrent(ParamModule):
     """A stack of recurrent layers over one cell type. See docs/ARCHITECTURE.md (Layer API).
+    Parameters under torch's names; the parameter surface (state_dict, bind, grads, ...)
+    is recurrent.params.ParamModule's.
 
     out, state = layer(x, state=None, lengths=None)
         x (T, B, I); out (T, B, D*H); state h_n (L*D, B, H), or a tuple (h_n, c_n) for a
@@ -120,7 +123,6 @@ class Recurrent:
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype: expected float32 or float64, got {self.dtype}")
         self.num_threads = num_threads
-        self.training = True
         self.state_names = tuple(self.cell.state_names)
 
         H, D = self.hidden_size, self.num_directions
@@ -140,8 +142,7 @@ class Recurrent:
                     self._shapes[names[kind]] = shape
                 self._units.append(names)
                 self._fixed.append(fixed)
-        self._params = {n: np.zeros(s, self.dtype) for n, s in self._shapes.items()}
-        self._grads = {n: np.zeros(s, self.dtype) for n, s in self._shapes.items()}
+        ParamModule.__init__(self, self._shapes, self.dtype)  # _params, _grads: zeros
         self._cache = None
 
         init_seq, cell_seq, dropout_seq = np.random.SeedSequence(seed).spawn(3)
@@ -209,84 +210,6 @@ class Recurrent:
                 f = slice(gate_order.index("f") * H, (gate_order.index("f") + 1) * H)
                 params["bias_ih"][f] = forget_bias
                 params["bias_hh"][f] = 0
-
-    def param_shapes(self):
-        """{torch name: shape}, in flat-buffer order."""
-        return dict(self._shapes)
-
-    def params(self):
-        """{torch name: the live parameter array} (not copies)."""
-        return dict(self._params)
-
-    def grads(self):
-        """{torch name: the live gradient array}: backward adds into these."""
-        return dict(self._grads)
-
-    def zero_grad(self):
-        for g in self._grads.values():
-            g.fill(0)
-
-    def state_dict(self):
-        """{torch name: copy of the parameter}; torch's names, shapes and gate order."""
-        return {name: p.copy() for name, p in self._params.items()}
-
-    def _check_named_arrays(self, arrays, what):
-        """Problems with a {name: array} dict against this layer's names and shapes."""
-        problems = []
-        missing = [n for n in self._shapes if n not in arrays]
-        unexpected = [n for n in arrays if n not in self._shapes]
-        if missing:
-            problems.append(f"missing {', '.join(missing)}")
-        if unexpected:
-            problems.append(f"unexpected {', '.join(map(str, unexpected))}")
-        for name, shape in self._shapes.items():
-            if name in arrays and np.shape(arrays[name]) != shape:
-                problems.append(f"{name} has shape {np.shape(arrays[name])}, "
-                                f"expected {shape}")
-        if problems:
-            raise ValueError(f"{what}: {'; '.join(problems)}")
-
-    def load_state_dict(self, state_dict):
-        """Copy parameters in from {torch name: array} (e.g. a torch state_dict as numpy)."""
-        if not hasattr(state_dict, "keys"):
-            raise ValueError(f"state_dict: expected a dict of arrays, "
-                             f"got {type(state_dict).__name__}")
-        self._check_named_arrays(state_dict, "state_dict")
-        values = {}
-        for name in self._shapes:
-            value = np.asarray(state_dict[name])
-            if value.dtype.kind != "f":
-                raise ValueError(f"state_dict: {name} has dtype {value.dtype}, "
-                                 f"expected a float array")
-            if not np.isfinite(value).all():
-                raise ValueError(f"state_dict: {name} contains NaN or infinity")
-            values[name] = value
-        for name, value in values.items():
-            self._params[name][...] = value
-
-    def bind(self, params, grads):
-        """Move parameter and gradient storage into caller-owned arrays (e.g. views of one
-        flat buffer): current values are copied over, then the layer uses those arrays."""
-        for arrays, what in ((params, "params"), (grads, "grads")):
-            self._check_named_arrays(arrays, f"bind {what}")
-            for name, a in arrays.items():
-                if not isinstance(a, np.ndarray) or a.dtype != self.dtype \
-                        or not a.flags.c_contiguous or not a.flags.writeable:
-                    raise ValueError(f"bind {what}: {name} must be a writeable C-contiguous "
-                                     f"{self.dtype} array, got "
-                                     f"{getattr(a, 'dtype', type(a).__name__)}")
-        for name in self._shapes:
-            params[name][...] = self._params[name]
-            grads[name][...] = self._grads[name]
-        self._params = {name: params[name] for name in self._shapes}
-        self._grads = {name: grads[name] for name in self._shapes}
-
-    def train(self, mode=True):
-        self.training = bool(mode)
-        return self
-
-    def eval(self):
-        return self.train(False)
 
     # -- threads ----------------------------------------------------------------------
     @property

@@ -12,6 +12,8 @@ Flat buffer: SequenceModel allocates one contiguous array ``params`` (P,) for al
 parameters and one ``grads`` (P,) mirroring it, and binds every module to named views of
 them ("embedding.weight", "rnn.weight_ih_l0", ..., "head.weight", "head.bias"). Clipping,
 the optimizer and checkpoints each touch one array; the views keep PyTorch's names.
+Embedding, Dense and the layers share their parameter surface (bind, state_dict, grads,
+...) through recurrent.params.ParamModule.
 
 Backward accumulates (+=) into the gradient views; ``zero_grad()`` clears the whole buffer
 once per step. Truncated BPTT of pooled outputs (``forward(..., truncate=K)``): the
@@ -26,6 +28,8 @@ import numbers
 
 import numpy as np
 
+from .params import ParamModule, checked_state_dict
+
 INPUT_KINDS = ("tokens", "features")
 OUTPUT_KINDS = ("sequence", "last", "mean", "max")
 
@@ -36,61 +40,7 @@ def _positive_int(value, name):
     return int(value)
 
 
-class _Module:
-    """Own storage until ``bind`` moves it into caller-owned views (values copied over)."""
-
-    def __init__(self, shapes: dict, dtype):
-        self.dtype = np.dtype(dtype)
-        self._shapes = dict(shapes)
-        self._params = {n: np.zeros(s, self.dtype) for n, s in shapes.items()}
-        self._grads = {n: np.zeros(s, self.dtype) for n, s in shapes.items()}
-        self.training = True
-
-    def param_shapes(self):
-        return dict(self._shapes)
-
-    def params(self):
-        return dict(self._params)
-
-    def grads(self):
-        return dict(self._grads)
-
-    def zero_grad(self):
-        for g in self._grads.values():
-            g.fill(0)
-
-    def state_dict(self):
-        return {n: p.copy() for n, p in self._params.items()}
-
-    def load_state_dict(self, state):
-        for name, shape in self._shapes.items():
-            if name not in state or np.shape(state[name]) != shape:
-                raise ValueError(f"state_dict: expected {name} with shape {shape}, got "
-                                 f"{np.shape(state[name]) if name in state else 'nothing'}")
-        for name in self._shapes:
-            self._params[name][...] = state[name]
-
-    def bind(self, params, grads):
-        for name in self._shapes:
-            for arrays, what in ((params, "params"), (grads, "grads")):
-                a = arrays.get(name)
-                if a is None or a.shape != self._shapes[name] or a.dtype != self.dtype:
-                    raise ValueError(f"bind {what}: {name} must be a {self.dtype} array of "
-                                     f"shape {self._shapes[name]}")
-            params[name][...] = self._params[name]
-            grads[name][...] = self._grads[name]
-        self._params = {n: params[n] for n in self._shapes}
-        self._grads = {n: grads[n] for n in self._shapes}
-
-    def train(self, mode=True):
-        self.training = bool(mode)
-        return self
-
-    def eval(self):
-        return self.train(False)
-
-
-class Embedding(_Module):
+class Embedding(ParamModule):
     """Token ids (any shape S) -> vectors (S + (E,)). Initialised N(0, 1) as torch's."""
 
     def __init__(self, num_embeddings, embedding_dim, dtype=np.float32, rng=None):
@@ -130,7 +80,7 @@ class Embedding(_Module):
         self._grads["weight"][sorted_ids[starts]] += np.add.reduceat(rows, starts, axis=0)
 
 
-class Dense(_Module):
+class Dense(ParamModule):
     """x (N, F) -> x @ weight.T + bias (N, K); torch.nn.Linear's init U(-1/sqrt(F), 1/sqrt(F))."""
 
     def __init__(self, in_features, out_features, dtype=np.float32, rng=None):
@@ -398,16 +348,9 @@ class SequenceModel:
         return {name: v.copy() for name, v in self.named_params.items()}
 
     def load_state_dict(self, state):
-        problems = [name for name, (_, shape) in self.layout.items()
-                    if name not in state or np.shape(state[name]) != shape]
-        extra = [name for name in state if name not in self.layout]
-        if problems or extra:
-            raise ValueError("state_dict: " + "; ".join(
-                [f"{n}: expected shape {self.layout[n][1]}, got "
-                 f"{np.shape(state[n]) if n in state else 'nothing'}" for n in problems]
-                + [f"unexpected {n}" for n in extra]))
-        for name, view in self.named_params.items():
-            view[...] = state[name]
+        """Copy every parameter in from {name: array} (names as in ``layout``)."""
+        for name, value in checked_state_dict(state, self.param_shapes()).items():
+            self.named_params[name][...] = value
 
     def zero_grad(self):
         self.grads.fill(0)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from recurrent.conformance import numeric_grad
 from recurrent.model import (Dense, Dropout, Embedding, SequenceModel, check_spec,
                              pool_backward, pool_forward)
 from recurrent.reference import get_reference_cell
@@ -13,21 +14,6 @@ TOKENS = {"input": "tokens", "vocab_size": 7, "embed_dim": 3, "output": "sequenc
 
 def features_spec(output, size=2):
     return {"input": "features", "input_size": 3, "output": output, "output_size": size}
-
-
-def numeric_grad(f, a, eps=1e-6):
-    """Central differences of the scalar f() w.r.t. every element of a (changed in place)."""
-    g = np.zeros_like(a)
-    flat, gflat = a.reshape(-1), g.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        up = f()
-        flat[i] = old - eps
-        down = f()
-        flat[i] = old
-        gflat[i] = (up - down) / (2 * eps)
-    return g
 
 
 def test_embedding_gradient_accumulates_repeated_ids():

@@ -8,10 +8,10 @@ from click.testing import CliRunner
 
 import train_toys
 from recurrent.cli import cli
+from recurrent.conformance import numeric_grad
 from recurrent.model import SequenceModel, truncation_plan
 from recurrent.plugins import get_cell
 from recurrent.reference import get_reference_cell
-from test_model import numeric_grad
 from test_train import eval_records, train
 
 

@@ -1,0 +1,110 @@
+"""Named parameters and their gradients: the surface every parameter-holding module shares.
+
+Layers (recurrent/layers.py), Embedding and Dense (recurrent/model.py) each keep
+``{name: array}`` dicts of parameters and of gradients (same names and shapes). They start
+with storage of their own; ``bind(params, grads)`` moves it into caller-owned arrays (the
+views of SequenceModel's one flat buffer), copying the current values over. The checks
+name every problem at once (missing, unexpected, wrong shape) so a checkpoint that does
+not fit says why in one message.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def check_named_arrays(arrays, shapes, what):
+    """ValueError listing every problem of ``arrays`` ({name: array}) against ``shapes``
+    ({name: shape}): missing and unexpected names, wrong shapes."""
+    problems = []
+    missing = [n for n in shapes if n not in arrays]
+    unexpected = [n for n in arrays if n not in shapes]
+    if missing:
+        problems.append(f"missing {', '.join(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {', '.join(map(str, unexpected))}")
+    for name, shape in shapes.items():
+        if name in arrays and np.shape(arrays[name]) != shape:
+            problems.append(f"{name} has shape {np.shape(arrays[name])}, expected {shape}")
+    if problems:
+        raise ValueError(f"{what}: {'; '.join(problems)}")
+
+
+def checked_state_dict(state_dict, shapes):
+    """{name: float array} from a state_dict that fits ``shapes`` exactly (finite floats),
+    or a ValueError; nothing is loaded until everything has been checked."""
+    if not hasattr(state_dict, "keys"):
+        raise ValueError(f"state_dict: expected a dict of arrays, "
+                         f"got {type(state_dict).__name__}")
+    check_named_arrays(state_dict, shapes, "state_dict")
+    values = {}
+    for name in shapes:
+        value = np.asarray(state_dict[name])
+        if value.dtype.kind != "f":
+            raise ValueError(f"state_dict: {name} has dtype {value.dtype}, "
+                             f"expected a float array")
+        if not np.isfinite(value).all():
+            raise ValueError(f"state_dict: {name} contains NaN or infinity")
+        values[name] = value
+    return values
+
+
+class ParamModule:
+    """param_shapes / params / grads / zero_grad / state_dict / load_state_dict / bind /
+    train / eval over ``_shapes`` ({name: shape}, flat-buffer order), ``_params`` and
+    ``_grads`` ({name: array}). Subclasses call ``__init__(shapes, dtype)``."""
+
+    def __init__(self, shapes, dtype):
+        self.dtype = np.dtype(dtype)
+        self._shapes = {name: tuple(int(n) for n in shape) for name, shape in shapes.items()}
+        self._params = {n: np.zeros(s, self.dtype) for n, s in self._shapes.items()}
+        self._grads = {n: np.zeros(s, self.dtype) for n, s in self._shapes.items()}
+        self.training = True
+
+    def param_shapes(self):
+        """{name: shape}, in flat-buffer order."""
+        return dict(self._shapes)
+
+    def params(self):
+        """{name: the live parameter array} (not copies)."""
+        return dict(self._params)
+
+    def grads(self):
+        """{name: the live gradient array}: backward adds into these."""
+        return dict(self._grads)
+
+    def zero_grad(self):
+        for g in self._grads.values():
+            g.fill(0)
+
+    def state_dict(self):
+        """{name: copy of the parameter}."""
+        return {name: p.copy() for name, p in self._params.items()}
+
+    def load_state_dict(self, state_dict):
+        """Copy parameters in from {name: array} (all of them, checked first)."""
+        for name, value in checked_state_dict(state_dict, self._shapes).items():
+            self._params[name][...] = value
+
+    def bind(self, params, grads):
+        """Move parameter and gradient storage into caller-owned arrays (e.g. views of one
+        flat buffer): current values are copied over, then the module uses those arrays."""
+        for arrays, what in ((params, "params"), (grads, "grads")):
+            check_named_arrays(arrays, self._shapes, f"bind {what}")
+            for name, a in arrays.items():
+                if not isinstance(a, np.ndarray) or a.dtype != self.dtype \
+                        or not a.flags.c_contiguous or not a.flags.writeable:
+                    raise ValueError(f"bind {what}: {name} must be a writeable C-contiguous "
+                                     f"{self.dtype} array, got "
+                                     f"{getattr(a, 'dtype', type(a).__name__)}")
+        for name in self._shapes:
+            params[name][...] = self._params[name]
+            grads[name][...] = self._grads[name]
+        self._params = {name: params[name] for name in self._shapes}
+        self._grads = {name: grads[name] for name in self._shapes}
+
+    def train(self, mode=True):
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
