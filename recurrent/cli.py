@@ -143,7 +143,8 @@ def _shared_options(defaults: dict) -> list:
             key="clip_norm", type=click.FloatRange(min=0)),
         opt(["--clip-value"], "Clip every gradient element to [-v, v].", key="clip_value",
             type=click.FloatRange(min=0, min_open=True)),
-        opt(["--tbptt"], "Truncated BPTT: cut sequences into windows of K steps (0 = off).",
+        opt(["--tbptt"], "Truncated BPTT: gradients reach back at most K steps (windows "
+            "for per-step outputs, each row's last K steps for pooled ones; 0 = off).",
             key="tbptt", type=click.IntRange(min=0)),
         opt(["--threads"], "Kernel threads (default: recurrent's choice).", key="threads",
             type=click.IntRange(min=1)),
