@@ -150,6 +150,7 @@ def test_same_seed_gives_identical_runs_at_one_thread(tmp_path):
     ("toy-wave", {"tbptt": 5, "dropout": 0.3, "layers": 2}),  # stopped mid-batch
     ("toy-sign", {"optimizer": "sgd", "nesterov": True, "schedule": "step", "decay_every": 3,
                   "warmup": 2}),
+    ("toy-sign", {"tbptt": 3, "pooling": "max", "layers": 2, "dropout": 0.3}),  # truncated pool
 ])
 def test_resume_equals_uninterrupted_run(tmp_path, task_name, extra):
     full, _ = train(tmp_path, task_name, name="full", epochs=2, log_every=1, **extra)
