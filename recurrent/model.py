@@ -432,7 +432,16 @@ class SequenceModel:
         if self.num_directions == 2:
             raise ValueError("truncate: a bidirectional model needs the whole sequence "
                              "(its reverse direction starts at the end)")
+        h_in = np.asarray(h_in)
+        if h_in.ndim != 3:
+            raise ValueError(f"x: expected shape (T, B, I), got shape {h_in.shape}")
         T, B = h_in.shape[:2]
+        if lengths is not None:  # checked before the plan indexes with them
+            lengths = np.asarray(lengths)
+            if lengths.dtype.kind not in "iu" or lengths.shape != (B,) or \
+                    lengths.min() < 1 or lengths.max() > T:
+                raise ValueError(f"lengths: expected {B} integers in 1..{T} (T), got "
+                                 f"{lengths.dtype} of shape {lengths.shape}")
         prefix, suffix, index = truncation_plan(lengths, T, B, K)
         P = int(prefix.max())
         if P == 0:  # every row fits in K steps: plain BPTT

@@ -156,6 +156,13 @@ def test_truncate_is_refused_where_it_has_no_meaning():
                               dtype=np.float64, **kwargs)
         with pytest.raises(ValueError, match=message):
             model.forward(np.zeros((4, 2, 2)), truncate=2)
+    model = SequenceModel(spec_for("max", False), cell=get_reference_cell("gru"),
+                          hidden_size=3, dtype=np.float64)
+    for lengths in (np.array([5, 1]), np.array([0, 3]), np.array([2.0, 3.0])):
+        with pytest.raises(ValueError, match=r"lengths: expected 2 integers in 1..4"):
+            model.forward(np.zeros((4, 2, 2)), lengths, truncate=2)
+    with pytest.raises(ValueError, match="truncate: expected a positive integer"):
+        model.forward(np.zeros((4, 2, 2)), truncate=-1)
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean"])
