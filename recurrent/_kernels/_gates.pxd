@@ -9,3 +9,11 @@ cdef extern from "gates.h" nogil:
                              int H)
     void rc_tanh_inplace_f32(float* h, int H)
     int rc_cpu_level()
+
+
+# float32 LSTM step with the gate pass fused into the recurrent product (lstmstep.h).
+cdef extern from "lstmstep.h" nogil:
+    long rc_lstm_packed_len(int H)
+    void rc_lstm_pack_f32(const float* w_hh, int H, float* P)
+    void rc_lstm_step_f32(int m, int H, const float* A, const float* P, const float* proj,
+                          const float* c_prev, float* c, float* h, float* gates)

@@ -8,10 +8,11 @@ Forward, for step t of a valid row (t < lengths[b]):
     i, f, g, o = sigmoid(a_i), sigmoid(a_f), tanh(a_g), sigmoid(a_o)
     c_t = f * c_{t-1} + i * g
     h_t = o * tanh(c_t)
-The input part of `a` for all T steps is one product before the loop; the loop adds one
-product per step and makes one fused elementwise pass per row. Both products go through
-recmat (recmat.h) with W_ih / W_hh packed once per call; the weight gradients after the
-backward loop through BLAS. A row past its length keeps (h, c), outputs zeros and costs
+The input part of `a` for all T steps is one product before the loop (recmat.h, W_ih
+packed once per call). Each step adds h_{t-1} W_hh^T; in float32 the gate pass is fused
+into that product (lstmstep.h: W_hh^T packed so that a register tile holds the four
+gates of the same units, activated while still in registers); float64 runs recmat and a
+separate pass. The weight gradients after the backward loop go through BLAS. A row past its length keeps (h, c), outputs zeros and costs
 nothing but the wasted product rows.
 
 Cache read by backward: the activated gates (T, B, G), every c_t (T, B, H), every h_t (the
@@ -27,36 +28,35 @@ count, so 1, 2, ... threads give bitwise identical results.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
-from libc.stdlib cimport free
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from ._activations cimport sigmoid, tanh_
-from ._gates cimport rc_lstm_backward_f32, rc_lstm_forward_f32
+from ._gates cimport (rc_lstm_backward_f32, rc_lstm_pack_f32, rc_lstm_packed_len,
+                      rc_lstm_step_f32)
 from ._recmat cimport recmat
 from ._rows cimport (input_and_weight_grads, loop_threads, packed_copy, project_inputs,
                      split, state_before)
 
 
-cdef inline void _cell_forward(floating* a, const floating* c_prev, floating* c, floating* h,
+cdef inline void _cell_forward(double* a, const double* c_prev, double* c, double* h,
                                int H) noexcept nogil:
+    # float64 (gradient checks); float32 runs the fused step of lstmstep.h, same lines.
     # a (G,): pre-activations in, activated gates out; c_prev, c, h (H,)
     cdef int j
-    cdef floating gi, gf, gg, go, cj
-    if floating is float:  # the same lines, vectorised (gates.h)
-        rc_lstm_forward_f32(a, c_prev, c, h, H)
-    else:
-        for j in range(H):
-            gi = sigmoid(a[j])
-            gf = sigmoid(a[H + j])
-            gg = tanh_(a[2 * H + j])
-            go = sigmoid(a[3 * H + j])
-            cj = gf * c_prev[j] + gi * gg
-            a[j] = gi
-            a[H + j] = gf
-            a[2 * H + j] = gg
-            a[3 * H + j] = go
-            c[j] = cj
-            h[j] = go * tanh_(cj)
+    cdef double gi, gf, gg, go, cj
+    for j in range(H):
+        gi = sigmoid(a[j])
+        gf = sigmoid(a[H + j])
+        gg = tanh_(a[2 * H + j])
+        go = sigmoid(a[3 * H + j])
+        cj = gf * c_prev[j] + gi * gg
+        a[j] = gi
+        a[H + j] = gf
+        a[2 * H + j] = gg
+        a[3 * H + j] = go
+        c[j] = cj
+        h[j] = go * tanh_(cj)
 
 
 cdef inline void _cell_backward(floating* a, const floating* c_prev, const floating* c,
@@ -92,28 +92,40 @@ cdef void _forward_rows(floating* out, floating* gates, floating* cells,
                         const floating* h0, const floating* c0, const floating* w_hh_t,
                         const int64_t* lengths, Py_ssize_t T, Py_ssize_t B, int H,
                         Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
-    """The time loop for batch rows b0:b1; w_hh_t is W_hh^T (H, G) packed for recmat."""
+    """The time loop for batch rows b0:b1; w_hh_t is W_hh^T packed for lstmstep.h (float32)
+    or for recmat (float64)."""
     cdef int G = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, row
     cdef const floating* h_prev
     cdef const floating* c_prev
+    cdef floating* c
+    cdef floating* a
     if nb <= 0:
         return
     for t in range(T):
         h_prev = state_before(out, h0, t, B, H, b0)
-        # a[t, b0:b1] (nb, G) += h_{t-1} (nb, H) @ W_hh^T (H, G)
-        recmat(nb, G, H, h_prev, H, w_hh_t, gates + (t * B + b0) * G, G, True)
+        c_prev = state_before(cells, c0, t, B, H, b0)
+        a = gates + (t * B + b0) * G
+        c = cells + (t * B + b0) * H
+        if floating is float:
+            # a[t, b0:b1] (nb, G) += h_{t-1} (nb, H) @ W_hh^T (H, G), gate pass fused
+            # (lstmstep.h): activated gates into a, c_t and h_t (nb, H)
+            rc_lstm_step_f32(nb, H, h_prev, w_hh_t, a, c_prev, c, out + (t * B + b0) * H, a)
+        else:
+            # a[t, b0:b1] (nb, G) += h_{t-1} (nb, H) @ W_hh^T (H, G), then the gate pass
+            recmat(nb, G, H, h_prev, H, w_hh_t, a, G, True)
+            for b in range(b0, b1):
+                if t < lengths[b]:
+                    _cell_forward(a + (b - b0) * G, c_prev + (b - b0) * H, c + (b - b0) * H,
+                                  out + (t * B + b) * H, H)
         for b in range(b0, b1):
             row = t * B + b
-            if t >= lengths[b]:
+            if t >= lengths[b]:  # past its length: output zero; state no longer read
                 memset(out + row * H, 0, H * sizeof(floating))
-                continue
-            c_prev = state_before(cells, c0, t, B, H, b)
-            _cell_forward(gates + row * G, c_prev, cells + row * H, out + row * H, H)
-            if t == lengths[b] - 1:
+            elif t == lengths[b] - 1:
                 memcpy(h_n + b * H, out + row * H, H * sizeof(floating))
-                memcpy(c_n + b * H, cells + row * H, H * sizeof(floating))
+                memcpy(c_n + b * H, c + (b - b0) * H, H * sizeof(floating))
 
 
 cdef void _backward_rows(floating* dh, floating* dc, floating* gates,
@@ -163,7 +175,13 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
     cdef const floating* h0_p = &h0[0, 0]
     cdef const floating* c0_p = &c0[0, 0]
     cdef const int64_t* len_p = &lengths[0]
-    cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, G, 1, H)  # W_hh^T (H, G)
+    cdef floating* w_hh_t
+    if floating is float:  # W_hh^T in groups of the 4 gates' panels (lstmstep.h)
+        w_hh_t = <floating*> malloc(rc_lstm_packed_len(H) * sizeof(float))
+        if w_hh_t != NULL:
+            rc_lstm_pack_f32(&w_hh[0, 0], H, w_hh_t)
+    else:
+        w_hh_t = packed_copy(&w_hh[0, 0], H, G, 1, H)  # W_hh^T (H, G)
     if w_hh_t == NULL:
         raise MemoryError()
     with nogil:

@@ -1,0 +1,168 @@
+/* One float32 LSTM time step for a block of rows, with the gate pass fused into the
+ * recurrent product: the pre-activations of a tile never leave registers / L1 before
+ * their nonlinearities are applied.
+ *
+ * Per row r of the block and hidden unit j:
+ *     a_q = proj[r, q*H + j] + (h_prev[r] W_hh^T)[q*H + j]      q = i, f, g, o
+ *     i, f, g, o = sigmoid(a_i), sigmoid(a_f), tanh(a_g), sigmoid(a_o)
+ *     c[r, j] = f * c_prev[r, j] + i * g;   h[r, j] = o * tanh(c[r, j])
+ * and, when `gates` is not NULL (training: backward reads them), the activated i, f, g, o
+ * are stored there. proj holds the input projection plus biases (the hoisted GEMM).
+ *
+ * Why: the unfused step wrote the G = 4H pre-activations of every row, then read them
+ * back for the gate pass (and wrote the activated gates again). Here W_hh^T is packed so
+ * that one group of 4 panels holds the 4 gates of the same 16 hidden units: a tile of MR
+ * rows x 4 panels ends with complete pre-activations for MR rows x 16 units.
+ *
+ * Same arithmetic as the unfused path: each pre-activation is proj + (k-ordered sum of
+ * products), the sum accumulated exactly as recmat.h does, so results do not depend on
+ * the tile a row falls in, hence not on the thread split. c_prev may equal c (inference
+ * keeps one running c): each element is read before it is written.
+ */
+#ifndef RECURRENT_LSTMSTEP_H
+#define RECURRENT_LSTMSTEP_H
+
+#include <string.h>
+
+#include "cpu.h"
+#include "fastmath.h"
+#include "recmat.h"
+
+#define RC_LSTM_NR 16  /* hidden units per panel: one 64-byte vector of float32 */
+
+/* Elements of the packed W_hh^T: ceil(H / 16) groups x 4 panels x H x 16. */
+static inline long rc_lstm_packed_len(int H)
+{
+    return (long)((H + RC_LSTM_NR - 1) / RC_LSTM_NR) * 4 * H * RC_LSTM_NR;
+}
+
+/* P[p][q][k][j] = W_hh[q*H + p*16 + j][k] (zero past unit H-1); w_hh (4H, H) row-major. */
+static inline void rc_lstm_pack_f32(const float* w_hh, int H, float* P)
+{
+    int ngroups = (H + RC_LSTM_NR - 1) / RC_LSTM_NR;
+    for (int p = 0; p < ngroups; p++)
+        for (int q = 0; q < 4; q++)
+            for (int k = 0; k < H; k++)
+                for (int j = 0; j < RC_LSTM_NR; j++) {
+                    int n = p * RC_LSTM_NR + j;
+                    P[(((long)p * 4 + q) * H + k) * RC_LSTM_NR + j] =
+                        n < H ? w_hh[((long)q * H + n) * H + k] : 0.0f;
+                }
+}
+
+/* The gate pass for one row and nu <= 16 units from the tile's sums s[q][j]; pointers are
+ * at the row's first unit of the group. Each line is the one in gates.h's unfused pass.
+ * All 16 lanes are computed on local copies (lanes past nu on zeros), so the loop has a
+ * constant trip count and no aliasing question: gcc makes it one vector per line. */
+static inline __attribute__((always_inline)) void
+rc_lstm_units(const int nu, float (*s)[RC_LSTM_NR], const float* proj, int H,
+              const float* c_prev, float* c, float* h, float* gates)
+{
+    float p[4][RC_LSTM_NR], cp[RC_LSTM_NR], cl[RC_LSTM_NR], hl[RC_LSTM_NR];
+    float g4[4][RC_LSTM_NR];
+    if (nu < RC_LSTM_NR) {
+        memset(p, 0, sizeof(p));
+        memset(cp, 0, sizeof(cp));
+    }
+    for (int q = 0; q < 4; q++)
+        memcpy(p[q], proj + (long)q * H, nu * sizeof(float));
+    memcpy(cp, c_prev, nu * sizeof(float));
+    for (int j = 0; j < RC_LSTM_NR; j++) {
+        float i = rc_sigmoidf(p[0][j] + s[0][j]);
+        float f = rc_sigmoidf(p[1][j] + s[1][j]);
+        float g = rc_tanhf(p[2][j] + s[2][j]);
+        float o = rc_sigmoidf(p[3][j] + s[3][j]);
+        float cj = f * cp[j] + i * g;              /* c_t = f * c_{t-1} + i * g */
+        cl[j] = cj;
+        hl[j] = o * rc_tanhf(cj);                  /* h_t = o * tanh(c_t) */
+        g4[0][j] = i; g4[1][j] = f; g4[2][j] = g; g4[3][j] = o;
+    }
+    memcpy(c, cl, nu * sizeof(float));
+    memcpy(h, hl, nu * sizeof(float));
+    if (gates)
+        for (int q = 0; q < 4; q++)
+            memcpy(gates + (long)q * H, g4[q], nu * sizeof(float));
+}
+
+/* MR rows x one group of 4 panels: the recurrent sums in registers, then the gate pass.
+ * Row r's arrays: A + r*H (h_prev), proj/gates + r*4H, c_prev/c/h + r*H; all pointers
+ * already offset to the group's first unit (A excepted). */
+static inline __attribute__((always_inline)) void
+rc_lstm_tile(const int mr, int H, int nu, const float* A, const float* P, const float* proj,
+             const float* c_prev, float* c, float* h, float* gates)
+{
+    const long ps = (long)H * RC_LSTM_NR;
+    rc_v16sf acc[RC_MAXMR][4];
+    for (int i = 0; i < mr; i++)
+        for (int q = 0; q < 4; q++)
+            acc[i][q] = (rc_v16sf){0};
+    for (int k = 0; k < H; k++) {
+        rc_v16sf b[4];
+        for (int q = 0; q < 4; q++)
+            memcpy(&b[q], P + q * ps + (long)k * RC_LSTM_NR, sizeof(rc_v16sf));
+        for (int i = 0; i < mr; i++) {
+            float a = A[(long)i * H + k];
+            for (int q = 0; q < 4; q++)
+                acc[i][q] += a * b[q];
+        }
+    }
+    const long G = 4L * H;
+    for (int i = 0; i < mr; i++) {
+        float s[4][RC_LSTM_NR];
+        memcpy(s, acc[i], sizeof(s));
+        float* gr = gates ? gates + i * G : NULL;
+        if (nu == RC_LSTM_NR)  /* constant trip count: one vector per line */
+            rc_lstm_units(RC_LSTM_NR, s, proj + i * G, H, c_prev + (long)i * H,
+                          c + (long)i * H, h + (long)i * H, gr);
+        else
+            rc_lstm_units(nu, s, proj + i * G, H, c_prev + (long)i * H, c + (long)i * H,
+                          h + (long)i * H, gr);
+    }
+}
+
+/* m rows: h (m, H) and c (m, H) written, gates (m, 4H) too unless NULL. Groups outer so
+ * that one group of panels (H * 256 bytes) is reused by every row tile. */
+#define RC_LSTM_STEP_BODY(MR)                                                            \
+    int ngroups = (H + RC_LSTM_NR - 1) / RC_LSTM_NR;                                     \
+    for (int p = 0; p < ngroups; p++) {                                                  \
+        int u0 = p * RC_LSTM_NR;                                                         \
+        int nu = H - u0 < RC_LSTM_NR ? H - u0 : RC_LSTM_NR;                              \
+        const float* Pp = P + (long)p * 4 * H * RC_LSTM_NR;                              \
+        int r = 0;                                                                       \
+        for (; r + MR <= m; r += MR)                                                     \
+            RC_LSTM_TILE_AT(MR);                                                         \
+        for (; MR > 2 && r + 2 <= m; r += 2)                                             \
+            RC_LSTM_TILE_AT(2);                                                          \
+        for (; r < m; r++)                                                               \
+            RC_LSTM_TILE_AT(1);                                                          \
+    }
+
+#define RC_LSTM_TILE_AT(MRC)                                                             \
+    rc_lstm_tile(MRC, H, nu, A + (long)r * H, Pp, proj + r * 4L * H + u0,               \
+                 c_prev + (long)r * H + u0, c + (long)r * H + u0, h + (long)r * H + u0, \
+                 gates ? gates + r * 4L * H + u0 : NULL)
+
+#define RC_LSTM_STEP_ARGS int m, int H, const float* A, const float* P, const float* proj, \
+                          const float* c_prev, float* c, float* h, float* gates
+
+static void rc_lstm_step_f32_portable(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(1) }
+
+#ifdef RC_HAVE_X86_VARIANTS
+RC_TARGET_AVX512
+static void rc_lstm_step_f32_avx512(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(4) }
+
+RC_TARGET_AVX2
+static void rc_lstm_step_f32_avx2(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(1) }
+#endif
+
+static inline void rc_lstm_step_f32(RC_LSTM_STEP_ARGS)
+{
+#ifdef RC_HAVE_X86_VARIANTS
+    int level = rc_cpu_level();
+    if (level == 3) { rc_lstm_step_f32_avx512(m, H, A, P, proj, c_prev, c, h, gates); return; }
+    if (level == 2) { rc_lstm_step_f32_avx2(m, H, A, P, proj, c_prev, c, h, gates); return; }
+#endif
+    rc_lstm_step_f32_portable(m, H, A, P, proj, c_prev, c, h, gates);
+}
+
+#endif
