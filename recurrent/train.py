@@ -666,10 +666,38 @@ def start_run(task, config: dict, out: str, echo=print) -> Trainer:
         raise UserError(f"task {task.name!r} gave a bad model spec: {e}") from None
     # fail on bad options, model settings or loss names before making the run directory
     check_training_options(task, spec, config)
-    build_model(spec, config)
+    model = build_model(spec, config)
     loss = _loss_for(task, config)
+    _check_loss_fits(task, task_state, config, model, loss)
     run = RunDir.create(out, task.name, config, task_state, spec, __version__)
     return Trainer(task, run, loss, echo)
+
+
+def _check_loss_fits(task, task_state, config, model, loss) -> None:
+    """UserError when the loss cannot score the task's targets (e.g. --loss mse for
+    class ids): one forward pass of a throwaway model on the first training batch,
+    before the run directory exists."""
+    rng = np.random.default_rng([int(config["seed"]), 0])
+    batch = next(iter(task.batches(task_state, "train", config, rng)), None)
+    if batch is None:
+        return  # the trainer reports a task without training batches
+    lengths = batch.get("lengths")
+    lengths = None if lengths is None else np.asarray(lengths, np.int64)
+    model.eval()
+    outputs, _ = model.forward(batch["x"], None if lengths is None
+                               else np.maximum(lengths, 1))
+    mask = None
+    if model.output == "sequence" and lengths is not None:
+        mask = valid_mask(lengths, outputs.shape[0], outputs.shape[1])  # (T, B)
+    try:
+        loss.value_and_grad(outputs, batch["y"], mask)
+    except ValueError as e:
+        raise UserError(f"--loss {loss.name} does not fit task {task.name!r} (its default "
+                        f"is {task.loss}): {_first_line(e)}") from None
+
+
+def _first_line(error) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def resume_run(task, run: RunDir, echo=print) -> Trainer:

@@ -256,6 +256,17 @@ def test_loss_option(tmp_path):
     assert RunDir.open(str(tmp_path / "r")).info()["config"]["loss"] == "mae"
 
 
+@pytest.mark.parametrize("task, loss, fragment", [
+    ("toy-lm", "mse", "targets: expected shape"),      # class ids, not one value per output
+    ("toy-sign", "mse", "targets: expected shape"),    # pooled classes
+    ("toy-wave", "cross_entropy", "targets: expected shape"),  # real values, not class ids
+])
+def test_error_loss_that_does_not_fit_the_task(tmp_path, task, loss, fragment):
+    result = invoke("train", task, "--loss", loss, "--out", tmp_path / "r", "--steps", 1)
+    assert_one_line_error(result, f"--loss {loss} does not fit task {task!r}", fragment, code=1)
+    assert not (tmp_path / "r").exists()  # refused before the run directory is made
+
+
 def test_error_run_directories(tmp_path, lm_run):
     assert_one_line_error(invoke("eval", tmp_path / "missing"), "does not exist")
     assert_one_line_error(invoke("predict", tmp_path / "missing"), "does not exist")
