@@ -157,9 +157,13 @@ class RunDir:
             raise UserError(f"run directory {path} does not exist")
         run = cls(path)
         info = run.info()
-        for key in ("task", "config", "task_state", "model_spec"):
+        for key, kind in (("task", str), ("config", dict), ("task_state", dict),
+                          ("model_spec", dict)):
             if key not in info:
                 raise UserError(f"{run.file(CONFIG_FILE)} is corrupted: no {key!r}")
+            if not isinstance(info[key], kind):
+                raise UserError(f"{run.file(CONFIG_FILE)} is corrupted: {key!r} is not "
+                                f"a JSON {'string' if kind is str else 'object'}")
         if info.get("format") != FORMAT:
             raise UserError(f"{run.file(CONFIG_FILE)} has format {info.get('format')!r}; "
                             f"this recurrent reads format {FORMAT}")

@@ -54,7 +54,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import __version__
-from .checkpoint import BEST, LAST, RunDir, atomic_write, load_arrays, save_arrays
+from .checkpoint import BEST, CONFIG_FILE, LAST, RunDir, atomic_write, load_arrays, save_arrays
 from .errors import UserError
 from .model import SequenceModel, pack_state, state_arrays, valid_mask
 from .optim import Schedule, make_optimizer
@@ -134,6 +134,7 @@ def load_model(run: RunDir, which: str = "best", threads=None):
     """(model, info) of a run: the best parameters if any, else the last ones."""
     info = run.info()
     config = dict(info["config"])
+    check_saved_options(run, config)
     config["threads"] = threads if threads is not None else config.get("threads")
     model = build_model(info["model_spec"], config)
     name = BEST if which == "best" and run.has(BEST) else LAST
@@ -143,6 +144,15 @@ def load_model(run: RunDir, which: str = "best", threads=None):
     _load_params(model, arrays, run.file(name))
     model.eval()
     return model, info
+
+
+def check_saved_options(run: RunDir, config: dict) -> None:
+    """UserError naming the shared options a hand-edited or damaged config.json lacks
+    (instead of a KeyError deep inside model building)."""
+    missing = sorted(key for key in SHARED_DEFAULTS if key not in config)
+    if missing:
+        raise UserError(f"{run.file(CONFIG_FILE)} is corrupted: its config has no "
+                        f"{', '.join(repr(k) for k in missing)}")
 
 
 def _load_params(model, arrays, path):
@@ -701,6 +711,7 @@ def _first_line(error) -> str:
 
 
 def resume_run(task, run: RunDir, echo=print) -> Trainer:
+    check_saved_options(run, run.info()["config"])
     return Trainer(task, run, _loss_for(task, run.info()["config"]), echo)
 
 

@@ -292,6 +292,25 @@ def test_error_corrupted_checkpoint_names_the_file(lm_run):
     assert_one_line_error(invoke("eval", lm_run), "config.json")
 
 
+def test_error_damaged_config_json_names_what_is_wrong(lm_run):
+    config_path = lm_run / "config.json"
+    original = json.loads(config_path.read_text())
+
+    def save(edit):
+        info = json.loads(json.dumps(original))
+        edit(info)
+        config_path.write_text(json.dumps(info))
+
+    save(lambda info: info["config"].pop("hidden"))
+    for args in (["eval", lm_run], ["predict", lm_run],
+                 ["train", "toy-lm", "--resume", lm_run]):
+        assert_one_line_error(invoke(*args), str(config_path), "corrupted", "'hidden'", code=1)
+    save(lambda info: info.update(config=["not", "an", "object"]))
+    assert_one_line_error(invoke("eval", lm_run), "'config' is not a JSON object", code=1)
+    save(lambda info: info.update(task_state=None))
+    assert_one_line_error(invoke("eval", lm_run), "'task_state' is not a JSON object", code=1)
+
+
 def test_error_non_finite_loss_keeps_last_good_checkpoint(tmp_path):
     run = tmp_path / "w"
     result = invoke("train", "toy-wave", "--out", run, "--spike-at", 3, "--eval-every", 2)
