@@ -100,6 +100,20 @@ def test_eval_json_and_other_file(trained_run, slice_rows):
     report = json.loads(ok(invoke("eval", run, "--data", other, "--json")))
     assert report["metrics"]["confusion"] and sum(map(sum, report["metrics"]["confusion"])) == 8
     assert report["metrics"]["support/fresh"] == 5
+    # eval's scores are those of predict's probabilities for the same rows and true labels
+    predicted = [json.loads(line) for line in
+                 ok(invoke("predict", run, "--data", other, "--json")).splitlines()]
+    truth = [label for _, label in slice_rows[:5] + slice_rows[-3:]]
+    assert [p["text"] for p in predicted] == [text for text, _ in slice_rows[:5] + slice_rows[-3:]]
+    want_loss = np.mean([-np.log(p["probabilities"][t]) for p, t in zip(predicted, truth)])
+    assert report["metrics"]["loss"] == pytest.approx(want_loss, rel=1e-5)
+    want_accuracy = np.mean([p["label"] == t for p, t in zip(predicted, truth)])
+    assert report["metrics"]["accuracy"] == pytest.approx(want_accuracy)
+    classes = ["fresh", "rotten"]
+    confusion = np.zeros((2, 2), int)
+    for p, t in zip(predicted, truth):
+        confusion[classes.index(t), classes.index(p["label"])] += 1
+    assert report["metrics"]["confusion"] == confusion.tolist()
 
 
 def test_predict_texts_file_and_json(trained_run):
