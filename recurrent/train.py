@@ -176,6 +176,11 @@ def check_training_options(task, spec: dict, c: dict) -> None:
             raise UserError(f"--{key.replace('_', '-')} must be >= 0, got {c[key]}")
     if not int(c.get("epochs") or 0) and not int(c.get("steps") or 0):
         raise UserError("nothing to train: --epochs and --steps are both 0")
+    for key in ("lr", "weight_decay", "momentum", "decay_gamma", "min_lr", "clip_norm",
+                "clip_value", "forget_bias", "dropout"):
+        value = c.get(key)
+        if isinstance(value, (int, float)) and not math.isfinite(value):
+            raise UserError(f"--{key.replace('_', '-')} must be a finite number, got {value}")
     if c.get("clip_norm") is not None and c["clip_norm"] < 0:
         raise UserError(f"--clip-norm must be >= 0 (0 = off), got {c['clip_norm']}")
     if c.get("clip_value") is not None and not c["clip_value"] > 0:

@@ -227,6 +227,17 @@ def test_error_bad_option_values(tmp_path, args, fragment):
     assert_one_line_error(result, fragment, code=2)
 
 
+@pytest.mark.parametrize("option, value", [
+    ("--lr", "inf"), ("--lr", "nan"), ("--weight-decay", "inf"), ("--min-lr", "nan"),
+    ("--clip-norm", "nan"), ("--clip-value", "inf"), ("--momentum", "nan"),
+    ("--decay-gamma", "inf"), ("--forget-bias", "nan"),
+])
+def test_error_non_finite_option_values(tmp_path, option, value):
+    result = invoke("train", "toy-wave", option, value, "--steps", 2, "--out", tmp_path / "r")
+    assert_one_line_error(result, f"{option} must be a finite number, got {value}", code=1)
+    assert not (tmp_path / "r").exists()
+
+
 def test_forget_bias_option(tmp_path):
     assert_one_line_error(invoke("train", "toy-sign", "--forget-bias", 1, "--out", tmp_path / "g"),
                           "ref_gru", "no forget gate")
