@@ -17,25 +17,7 @@
  * iterations for a run-time H either; they never do: RC_IVDEP tells it so. */
 #define RC_IVDEP _Pragma("GCC ivdep")
 
-/* LSTM forward. a (4H): pre-activations in, activated i, f, g, o out. */
-RC_MULTIVERSION(rc_lstm_forward_f32,
-    (float* restrict a, const float* restrict c_prev, float* restrict c, float* restrict h,
-     int H),
-    (a, c_prev, c, h, H),
-    float* ai = a; float* af = a + H; float* ag = a + 2 * H; float* ao = a + 3 * H;
-    RC_IVDEP for (int j = 0; j < H; j++) {
-        float i = rc_sigmoidf(ai[j]);
-        float f = rc_sigmoidf(af[j]);
-        float g = rc_tanhf(ag[j]);
-        float o = rc_sigmoidf(ao[j]);
-        float cj = f * c_prev[j] + i * g;          /* c_t = f * c_{t-1} + i * g */
-        ai[j] = i;
-        af[j] = f;
-        ag[j] = g;
-        ao[j] = o;
-        c[j] = cj;
-        h[j] = o * rc_tanhf(cj);                   /* h_t = o * tanh(c_t) */
-    })
+/* (The LSTM forward pass is fused into its recurrent product: lstmstep.h.) */
 
 /* LSTM backward. a (4H): activated gates in, dA out; dh: carried d h_t in, zero out;
  * dc: d c_t in, d c_{t-1} out. */

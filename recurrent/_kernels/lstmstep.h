@@ -51,7 +51,7 @@ static inline void rc_lstm_pack_f32(const float* w_hh, int H, float* P)
 }
 
 /* The gate pass for one row and nu <= 16 units from the tile's sums s[q][j]; pointers are
- * at the row's first unit of the group. Each line is the one in gates.h's unfused pass.
+ * at the row's first unit of the group. The lines are lstm.pyx's float64 _cell_forward.
  * All 16 lanes are computed on local copies (lanes past nu on zeros), so the loop has a
  * constant trip count and no aliasing question: gcc makes it one vector per line. */
 static inline __attribute__((always_inline)) void
