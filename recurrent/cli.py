@@ -149,7 +149,7 @@ def _shared_options(defaults: dict) -> list:
         opt(["--threads"], "Kernel threads (default: recurrent's choice).", key="threads",
             type=click.IntRange(min=1)),
         opt(["--seed"], "Random seed: same seed, same run (bit-identical at 1 thread).",
-            key="seed", type=int),
+            key="seed", type=click.IntRange(min=0)),
         opt(["--patience"], "Stop after N evaluations without improvement (0 = off).",
             key="patience", type=click.IntRange(min=0)),
         opt(["--eval-every"], "Evaluate every N steps (0 = after every epoch).",

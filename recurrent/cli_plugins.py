@@ -101,7 +101,7 @@ def _indent(text: str) -> str:
               help="Check every registered cell and loss.")
 @click.option("--kind", type=click.Choice(["cell", "loss"]), default=None,
               help="Check the cell or the loss of this name (needed only if both exist).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the random inputs and parameters.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def check_command(names, check_all, kind, seed, as_json):

@@ -112,6 +112,8 @@ def test_prime_outside_the_vocabulary_is_a_one_line_error(run):
     one_line_error(result, "--top-k")
     result = invoke("predict", run, "--temperature", -0.5)
     one_line_error(result, "--temperature")
+    result = invoke("predict", run, "--seed", -1)
+    one_line_error(result, "--seed", "-1 is not in the range x>=0")
 
 
 def test_eval_on_another_file(run, tmp_path):

@@ -220,6 +220,7 @@ def test_error_unknown_cell_lists_known_ones(tmp_path):
     (["--lr", "abc"], "--lr"),
     (["--optimizer", "adagrad"], "adagrad"),
     (["--dropout", "1.5"], "--dropout"),
+    (["--seed", "-1"], "--seed"),
     (["--no-such-option"], "--no-such-option"),
 ])
 def test_error_bad_option_values(tmp_path, args, fragment):

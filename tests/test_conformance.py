@@ -167,6 +167,13 @@ def test_check_command_unknown_name():
     assert "cross_entropy" in result.output
 
 
+def test_check_command_refuses_a_negative_seed():
+    result = CliRunner().invoke(plugins_group, ["check", "lstm", "--seed", "-1"])
+    assert result.exit_code == 2
+    assert "'--seed': -1 is not in the range x>=0" in result.output
+    assert "PASS" not in result.output and "FAIL" not in result.output
+
+
 def test_check_command_all_and_several_names():
     import json
     result = CliRunner().invoke(plugins_group, ["check", "--all", "--json"])

@@ -166,7 +166,7 @@ class CharLM:
                          show_default=True, help="Sampling temperature; 0 = always argmax."),
             click.Option(["--top-k"], type=click.IntRange(min=1), default=None,
                          help="Sample only among the K most likely characters."),
-            click.Option(["--seed"], type=int, default=None,
+            click.Option(["--seed"], type=click.IntRange(min=0), default=None,
                          help="Random seed: the same seed gives the same text."),
         ]
 
