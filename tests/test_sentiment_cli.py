@@ -143,7 +143,8 @@ def test_predict_errors(trained_run, tmp_path):
     one_line_error(invoke("predict", run), "nothing to classify")
     one_line_error(invoke("predict", run, "fine", "  "), "text argument 2 is empty")
     bad = write_reviews(tmp_path / "bad.csv", [("x",)], header=("review",))
-    one_line_error(invoke("predict", run, "--data", bad), "columns found: 'review'")
+    one_line_error(invoke("predict", run, "--data", bad),
+                   "columns found: 'review' (choose with --text-column)")
 
 
 def test_eval_errors(trained_run, tmp_path):
@@ -152,6 +153,11 @@ def test_eval_errors(trained_run, tmp_path):
     one_line_error(invoke("eval", run, "--data", unseen), "not trained on: 'neutral'")
     empty = write_reviews(tmp_path / "e.csv", [("ok", "fresh"), ("", "rotten")])
     one_line_error(invoke("eval", run, "--data", empty), "line 3: empty text")
+    # eval has no column options: the hint says what it needs instead of naming options
+    other_columns = write_reviews(tmp_path / "c.csv", [("ok", "fresh")], header=("review", "y"))
+    one_line_error(invoke("eval", run, "--data", other_columns),
+                   "no column 'text' or 'label'; columns found: 'review', 'y' "
+                   "(eval --data needs the run's training column names)")
 
 
 @pytest.mark.parametrize("make, message", [

@@ -65,11 +65,16 @@ def _decode(path: str, raw: bytes) -> str:
                         f"{e.start}); re-save it as UTF-8") from None
 
 
-def read_csv(path: str, text_column: str, label_column: str | None) -> LabelledText:
+TRAIN_COLUMN_HINT = "choose with --text-column/--label-column"
+
+
+def read_csv(path: str, text_column: str, label_column: str | None,
+             column_hint: str = TRAIN_COLUMN_HINT) -> LabelledText:
     """Read ``text_column`` (and ``label_column`` unless None) of a UTF-8 CSV with a header.
 
     Rejects, with one line each: a missing or unreadable file, non-UTF-8 bytes, an empty file,
-    missing columns (naming the columns found), rows whose text or label is empty, malformed
+    missing columns (naming the columns found and ``column_hint``, how the caller's command
+    chooses them), rows whose text or label is empty, malformed
     CSV. Blank lines are not rows and are skipped.
     """
     raw = _read_bytes(path)
@@ -85,7 +90,7 @@ def read_csv(path: str, text_column: str, label_column: str | None) -> LabelledT
         if missing:
             found = ", ".join(repr(c) for c in columns)
             raise UserError(f"{path} has no column {' or '.join(repr(c) for c in missing)}; "
-                            f"columns found: {found} (choose with --text-column/--label-column)")
+                            f"columns found: {found} ({column_hint})")
         text_at = columns.index(text_column)
         label_at = columns.index(label_column) if label_column is not None else None
         texts, labels = [], []

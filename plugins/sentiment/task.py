@@ -21,7 +21,8 @@ from recurrent.errors import UserError
 
 from . import baselines as bl
 from . import report
-from .dataset import BUNDLED_NAME, bundled_path, class_list, read_csv, stratified_split
+from .dataset import (BUNDLED_NAME, TRAIN_COLUMN_HINT, bundled_path, class_list, read_csv,
+                      stratified_split)
 from .metrics import classification_metrics, cross_entropy, softmax
 from .text import build_vocab, encode, length_buckets, pad_batch, tokenize
 
@@ -35,13 +36,14 @@ _files: dict = {}
 _baseline_models: dict = {}
 
 
-def _cached_read(path: str, text_column: str, label_column: str | None):
+def _cached_read(path: str, text_column: str, label_column: str | None,
+                 column_hint: str = TRAIN_COLUMN_HINT):
     st = _stat(path)
     key = (os.path.abspath(path), st, text_column, label_column)
     if key not in _files:
         if len(_files) >= 2:  # the training file and one evaluation file at most
             del _files[next(iter(_files))]
-        data = read_csv(path, text_column, label_column)
+        data = read_csv(path, text_column, label_column, column_hint)
         _files[key] = (data, [tokenize(t) for t in data.texts])
     return _files[key]
 
@@ -148,7 +150,8 @@ class SentimentTask:
             raise ValueError(f"split must be train, valid or test, got {split!r}")
         eval_data = config.get("eval_data")
         if split == "test" and eval_data:
-            data, tokens = _cached_read(eval_data, state["text_column"], state["label_column"])
+            data, tokens = _cached_read(eval_data, state["text_column"], state["label_column"],
+                                        "eval --data needs the run's training column names")
             return (self._encode_all(state, tokens),
                     self._label_ids(state, data.labels, eval_data))
         path = state["data"] or bundled_path()
@@ -251,7 +254,7 @@ class SentimentTask:
                 raise UserError(f"text argument {i} is empty")
         if options.get("data"):
             column = options.get("text_column") or state["text_column"]
-            texts += read_csv(options["data"], column, None).texts
+            texts += read_csv(options["data"], column, None, "choose with --text-column").texts
         if not texts:
             raise UserError("nothing to classify: give texts as arguments or --data FILE")
         classes = state["classes"]
