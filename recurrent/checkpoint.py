@@ -48,6 +48,12 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str, write) -> None:
     """Call ``write(file)`` on a temp file beside ``path``, fsync it, then os.replace it over
     ``path``. On any failure (including KeyboardInterrupt) the temp file is removed and
@@ -56,6 +62,9 @@ def atomic_write(path: str, write) -> None:
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=directory)
     try:
+        # mkstemp makes the file owner-only (0600); give it the mode open() would (0666
+        # minus the umask), like metrics.jsonl, so a shared run directory stays readable
+        os.chmod(tmp, 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -58,6 +58,22 @@ def test_arrays_round_trip_without_pickle(tmp_path):
         assert sorted(z.namelist()) == ["a.npy", "meta.npy"]
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_atomic_writes_get_the_mode_of_a_plain_file_write(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        atomic_write(str(tmp_path / "config.json"), lambda f: f.write(b"{}"))
+        save_arrays(str(tmp_path / LAST), {"w": np.ones(2)}, {})
+        with open(tmp_path / "plain", "w"):
+            pass
+    finally:
+        os.umask(previous)
+    want = 0o666 & ~umask
+    assert os.stat(tmp_path / "plain").st_mode & 0o777 == want
+    for name in ("config.json", LAST):
+        assert os.stat(tmp_path / name).st_mode & 0o777 == want, name
+
+
 def test_interrupted_write_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
     path = str(tmp_path / "last.npz")
     save_arrays(path, {"w": np.ones(4, np.float32)}, {"step": 1})
