@@ -72,7 +72,7 @@ def test_peephole_cell_without_peepholes_is_an_lstm(rng):
 
 
 def test_peephole_cell_in_a_layer(rng):
-    layers = pytest.importorskip("recurrent.layers")
+    from recurrent import layers
     layer = layers.Recurrent(peephole.PeepholeLSTMCell(), input_size=3, hidden_size=4,
                              num_layers=2, bidirectional=True, seed=0, dtype=np.float64)
     assert "peephole_o_l1_reverse" in layer.state_dict()
@@ -106,7 +106,6 @@ def _recurrent(*args, cwd, plugins_env=True):
 
 
 def test_train_and_eval_with_the_plugin_cell_through_the_cli(tmp_path):
-    pytest.importorskip("recurrent.cli", reason="the CLI is not there yet")
     import json
     run = tmp_path / "peephole-run"
     result = _recurrent("train", "char-lm", "--cell", "peephole_lstm", "--hidden", "16",
@@ -137,7 +136,6 @@ def test_train_and_eval_with_the_plugin_cell_through_the_cli(tmp_path):
 
 
 def test_plugins_listing_and_check_through_the_cli(tmp_path):
-    pytest.importorskip("recurrent.cli", reason="the CLI is not there yet")
     import json
     listed = _recurrent("plugins", "--json", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
