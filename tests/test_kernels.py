@@ -76,6 +76,20 @@ def test_matches_reference(name, size, dtype, with_lengths):
         np.testing.assert_allclose(got[key], want[key], err_msg=key, **TOL[dtype])
 
 
+@pytest.mark.parametrize("size", [(5, 11, 7, 37), (4, 6, 5, 32), (3, 1, 4, 16)],
+                         ids=lambda s: "T{}B{}I{}H{}".format(*s))
+def test_fused_lstm_step_matches_reference(size):
+    # The float32 LSTM forward runs lstmstep.h: 4-row tiles over groups of 16 units. These
+    # sizes take full groups (H = 16, 32), a partial last group (37), and 4-, 2- and 1-row
+    # tiles (B = 11, 6, 1) on this machine's best vector variant, with lengths.
+    fast, ref = get_cell("lstm"), get_reference_cell("lstm")
+    problem = _problem(fast, *size, np.float32, True, seed=5)
+    got = _run(fast, *problem, num_threads=2)
+    want = _run(ref, *problem, num_threads=1)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], err_msg=key, **TOL[np.float32])
+
+
 @pytest.mark.parametrize("name", CELL_NAMES)
 def test_padded_steps_output_zero_and_pass_gradients_through(name):
     cell = get_cell(name)
