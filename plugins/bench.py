@@ -3,8 +3,11 @@
 For every (cell, config, thread count) it builds one float32 problem, loads the same
 weights into torch.nn.LSTM/GRU/RNN through the state_dict, checks that both sides agree
 (outputs; in train mode also dx and every weight gradient) and only then times them:
-warm-up calls, then repeated calls, median and interquartile range in ms, the ratio
-ours / torch, and the GFLOP/s each side achieves on the GEMM work.
+warm-up calls, then R interleaved rounds (a block of our calls, then a block of torch's,
+the first call of each block untimed), median and interquartile range in ms over every
+timed call of a side, and the GFLOP/s each side achieves on the GEMM work.
+The ratio is the median over rounds of (ours block median / torch block median), so a
+machine whose speed drifts over seconds moves both sides of each round's ratio alike.
 
 A training step is forward + backward with loss = sum of outputs (d_out = 1) and dx
 computed; inference is the forward pass alone (torch under no_grad).
@@ -182,7 +185,44 @@ def environment():
     return info
 
 
-def run_rows(cells, configs, thread_counts, mode, vs, repeats, emit):
+def run_rounds(sides, rounds, repeats, min_seconds=0.3, warmup=1,
+               clock=time.perf_counter):
+    """Time the callables in `sides` (a list) in interleaved rounds: after `warmup` untimed
+    calls each, every round runs one block per side in list order (ours, torch, ours, ...).
+    A block starts with one untimed call (the other library's OpenMP threads may still be
+    spinning), then times at least ceil(repeats / rounds) calls, more for fast calls, up
+    to min_seconds / rounds per block. Returns, per side, one list of seconds per round."""
+    per_block = max(1, math.ceil(repeats / rounds))
+    block_seconds = min_seconds / rounds
+    for fn in sides:
+        for _ in range(warmup):
+            fn()
+    timed = [[] for _ in sides]
+    for _ in range(rounds):
+        for fn, side_rounds in zip(sides, timed):
+            fn()  # untimed: lets the previous block's threads go idle
+            times = []
+            start = clock()
+            while len(times) < per_block or (clock() - start < block_seconds
+                                             and len(times) < 50 * per_block):
+                t0 = clock()
+                fn()
+                times.append(clock() - t0)
+            side_rounds.append(times)
+    return timed
+
+
+def round_ratios(ours_rounds, torch_rounds):
+    """Per round: median of our block / median of torch's block."""
+    return [float(np.median(a) / np.median(b)) for a, b in zip(ours_rounds, torch_rounds)]
+
+
+def _iqr(values):
+    q1, q3 = np.percentile(values, [25, 75])
+    return float(q3 - q1)
+
+
+def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit):
     """Measure every combination; emit(row dict) as each finishes. A thread count of
     "auto" means each library's default: recurrent's num_threads=None (see
     recurrent.threads.resolve_threads), torch's own default thread count."""
@@ -199,20 +239,24 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, emit):
             problem = Problem(name, *size)
             for nt in thread_counts:
                 row = {"cell": name, "T": size[0], "B": size[1], "I": size[2], "H": size[3],
-                       "threads": nt, "mode": mode, "sgemm_gflops": rates[nt]}
+                       "threads": nt, "mode": mode, "sgemm_gflops": rates[nt],
+                       "rounds": rounds}
                 ours_nt = None if nt == "auto" else nt
+                sides = [problem.ours(mode, ours_nt)]
                 if torch is not None:
                     torch.set_num_threads(torch_default if nt == "auto" else nt)
                     row["max_rel_diff"] = check_agreement(problem, mode, ours_nt)
-                ours = _stats(time_calls(problem.ours(mode, ours_nt), repeats))
-                row["ours"] = ours
-                row["ours"]["gflops"] = problem.flops(mode) / ours["median_ms"] / 1e6
+                    sides.append(problem.torch_side(mode)[0])
+                timed = run_rounds(sides, rounds, repeats)
+                for key, side_rounds in zip(("ours", "torch"), timed):
+                    stats = _stats([t for block in side_rounds for t in block])
+                    stats["gflops"] = problem.flops(mode) / stats["median_ms"] / 1e6
+                    row[key] = stats
                 if torch is not None:
-                    fn, _, _ = problem.torch_side(mode)
-                    theirs = _stats(time_calls(fn, repeats))
-                    theirs["gflops"] = problem.flops(mode) / theirs["median_ms"] / 1e6
-                    row["torch"] = theirs
-                    row["ratio"] = ours["median_ms"] / theirs["median_ms"]
+                    ratios = round_ratios(*timed)
+                    row["round_ratios"] = ratios
+                    row["ratio"] = float(np.median(ratios))
+                    row["ratio_iqr"] = _iqr(ratios)
                 emit(row)
 
 
@@ -226,7 +270,8 @@ def _child(spec):
     try:
         emit("environment", **environment())
         run_rows(spec["cells"], [tuple(c) for c in spec["configs"]], spec["threads"],
-                 spec["mode"], spec["vs"], spec["repeats"], lambda row: emit("row", **row))
+                 spec["mode"], spec["vs"], spec["repeats"], spec["rounds"],
+                 lambda row: emit("row", **row))
     except recurrent.UserError as e:
         emit("error", message=str(e))
         sys.exit(1)
@@ -259,7 +304,7 @@ def _format_row(row):
     if "torch" in row:
         theirs = row["torch"]
         text += (f"  {theirs['median_ms']:9.2f} ±{theirs['iqr_ms']:<7.2f} "
-                 f"{theirs['gflops']:6.0f}  {row['ratio']:6.2f}")
+                 f"{theirs['gflops']:6.0f}  {row['ratio']:6.2f} ±{row['ratio_iqr']:.2f}")
     return text
 
 
@@ -267,7 +312,7 @@ def _header(vs):
     text = (f"{'cell':9s} {'(T,B,I,H)':20s} {'th':>4s}  {'ours ms':>9s} {'±iqr':8s} "
             f"{'GF/s':>6s}")
     if vs == "torch":
-        text += f"  {'torch ms':>9s} {'±iqr':8s} {'GF/s':>6s}  {'ratio':>6s}"
+        text += f"  {'torch ms':>9s} {'±iqr':8s} {'GF/s':>6s}  {'ratio':>6s} ±iqr"
     return text
 
 
@@ -295,16 +340,21 @@ def register_commands(cli):
     @click.option("--vs", type=click.Choice(["torch", "none"]), default="torch",
                   show_default=True, help="Compare against torch, or time recurrent alone.")
     @click.option("--repeats", type=click.IntRange(min=1), default=7, show_default=True,
-                  help="Timed calls per measurement (at least).")
+                  help="Timed calls per side (at least), spread over the rounds.")
+    @click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True,
+                  help="Interleaved rounds: a block of our calls, then a block of torch's, "
+                       "R times; the ratio is the median of the R per-round ratios.")
     @click.option("--json", "json_path", default=None, metavar="FILE",
                   help="Also write every measurement and the environment as JSON.")
     @click.option("--keep-blas-env", is_flag=True,
                   help="Keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (default: unset for the run).")
-    def bench(cells, configs, threads, mode, vs, repeats, json_path, keep_blas_env):
+    def bench(cells, configs, threads, mode, vs, repeats, rounds, json_path,
+              keep_blas_env):
         """Time recurrent's kernels beside PyTorch: same weights, outputs checked first.
 
         Prints per cell, size and thread count the median ms (± interquartile range) and
-        GFLOP/s of each side and the ratio ours / torch (below 1: recurrent is faster).
+        GFLOP/s of each side and the ratio ours / torch (below 1: recurrent is faster):
+        the median over --rounds interleaved rounds of each round's ratio, ± their IQR.
         Example: recurrent bench --cell lstm --config 100,32,64,128 --threads 1
         """
         from recurrent.plugins import get_cell
@@ -328,7 +378,8 @@ def register_commands(cli):
                     "torch is not installed: pip install torch==2.13.0 (the CPU wheel), "
                     "or run with --vs none to time recurrent alone") from None
         spec = {"cells": cell_names, "configs": sizes, "threads": thread_counts,
-                "mode": mode, "vs": vs, "repeats": repeats}
+                "mode": mode, "vs": vs, "repeats": repeats,
+                "rounds": rounds}
         # PYTHONSAFEPATH: the child must import the installed package, not a source
         # checkout that happens to be the current directory (it has no compiled kernels).
         env = dict(os.environ, PYTHONSAFEPATH="1")
@@ -350,8 +401,12 @@ def register_commands(cli):
                 click.echo(f"BLAS kernels: {kernels}; recurrent vector code: "
                            f"{message['vector_code']}; torch {message['torch'] or '-'}; "
                            f"{message['cores']} cores")
-                click.echo(f"mode {mode}; median of >= {repeats} calls after warm-up; "
-                           f"ratio = ours / torch (below 1: recurrent faster)")
+                legend = (f"mode {mode}; {rounds} rounds, >= {repeats} timed calls per side "
+                          f"after warm-up")
+                if vs == "torch":
+                    legend += ("; blocks interleaved ours, torch, ...; ratio = median over "
+                               "rounds of ours/torch block medians (below 1: recurrent faster)")
+                click.echo(legend)
                 click.echo(_header(vs))
             elif kind == "row":
                 payload["rows"].append(message)

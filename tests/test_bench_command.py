@@ -1,10 +1,13 @@
-"""`recurrent bench`: runs in a child process, checks agreement, reports rows and JSON."""
+"""`recurrent bench`: runs in a child process, checks agreement, reports rows and JSON;
+the interleaved-round schedule behind its ratios."""
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from recurrent.cli import cli
+from recurrent_plugins.bench import round_ratios, run_rounds
 
 
 def _bench(*args):
@@ -33,7 +36,76 @@ def test_bench_against_torch_checks_agreement_first():
                     "--repeats", "2")
     assert result.exit_code == 0, result.output
     row = result.output.splitlines()[3].split()
-    assert row[0] == "lstm" and float(row[-1]) > 0  # the ratio column
+    # the ratio column, then the spread of the per-round ratios
+    assert row[0] == "lstm" and float(row[-2]) > 0 and row[-1].startswith("±")
+
+
+def test_bench_ratio_is_the_median_of_the_per_round_ratios(tmp_path):
+    pytest.importorskip("torch", reason="torch not installed")
+    out = tmp_path / "bench.json"
+    result = _bench("--cell", "rnn_tanh,gru", "--config", "6,2,3,4", "--threads", "1",
+                    "--repeats", "3", "--rounds", "4", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    assert "ratio = median over rounds" in result.output
+    payload = json.loads(out.read_text())
+    assert payload["spec"]["rounds"] == 4
+    for row in payload["rows"]:
+        ratios = row["round_ratios"]
+        assert len(ratios) == 4 and all(r > 0 for r in ratios)
+        assert row["ratio"] == pytest.approx(float(np.median(ratios)), rel=1e-12)
+        q1, q3 = np.percentile(ratios, [25, 75])
+        assert row["ratio_iqr"] == pytest.approx(q3 - q1, rel=1e-12, abs=1e-15)
+        # every round times at least ceil(3 / 4) = 1 call per side
+        assert row["ours"]["calls"] >= 4 and row["torch"]["calls"] >= 4
+        assert row["max_rel_diff"] <= 1e-3
+
+
+class FakeClock:
+    """A clock that only moves when a fake call says how long it took."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_run_rounds_alternates_sides_and_skips_each_blocks_first_call():
+    clock, calls = FakeClock(), []
+
+    def side(name, base):
+        count = [0]
+
+        def call():
+            count[0] += 1
+            calls.append(name)
+            clock.now += base + count[0]  # the n-th call of this side lasts base + n
+        return call
+
+    ours, torch = side("ours", 100.0), side("torch", 1000.0)
+    timed = run_rounds([ours, torch], rounds=3, repeats=5, min_seconds=0.0, warmup=1,
+                       clock=clock)
+    # warm-up once each, then per round: ours block, torch block, each of
+    # 1 untimed + ceil(5 / 3) = 2 timed calls
+    block = ["ours"] * 3 + ["torch"] * 3
+    assert calls == ["ours", "torch"] + block * 3
+    # call numbers per side: 1 = warm-up; blocks are 2-4, 5-7, 8-10 with the first untimed
+    assert timed[0] == [[103.0, 104.0], [106.0, 107.0], [109.0, 110.0]]
+    assert timed[1] == [[1003.0, 1004.0], [1006.0, 1007.0], [1009.0, 1010.0]]
+    assert round_ratios(*timed) == pytest.approx([103.5 / 1003.5, 106.5 / 1006.5,
+                                                  109.5 / 1009.5])
+
+
+def test_run_rounds_alone_times_one_side_per_round():
+    clock, count = FakeClock(), [0]
+
+    def ours():
+        count[0] += 1
+        clock.now += 1.0
+
+    timed = run_rounds([ours], rounds=4, repeats=1, min_seconds=0.0, warmup=2, clock=clock)
+    assert [len(block) for block in timed[0]] == [1, 1, 1, 1]
+    assert count[0] == 2 + 4 * 2
 
 
 @pytest.mark.parametrize("args, message", [
@@ -45,6 +117,14 @@ def test_bench_bad_options_give_one_line_errors(args, message):
     result = CliRunner().invoke(cli, ["bench", "--vs", "none", *args])
     assert result.exit_code == 1
     assert message in result.output
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many"])
+def test_bench_bad_rounds_give_one_line_usage_errors(value):
+    result = CliRunner().invoke(cli, ["bench", "--vs", "none", "--rounds", value])
+    assert result.exit_code == 2  # click's usage error, printed as one line
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "--rounds" in lines[0] and lines[0].startswith("Error:")
 
 
 def test_bench_without_torch_says_how_to_get_it(monkeypatch):
