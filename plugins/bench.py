@@ -68,8 +68,11 @@ class Problem:
         """A no-argument callable running our side once; returns (out, dx or None)."""
         cell, none = self.cell, (None,) * len(self.states)
 
-        def infer():
-            out, _, _ = cell.forward(self.x, self.states, self.params, None, num_threads)
+        def infer():  # the cell's cache-free path when it has one, as layers use it
+            if hasattr(cell, "infer"):
+                out, _ = cell.infer(self.x, self.states, self.params, None, num_threads)
+            else:
+                out, _, _ = cell.forward(self.x, self.states, self.params, None, num_threads)
             return out, None
 
         def train():

@@ -185,6 +185,29 @@ class LSTMCell(_KernelCell):
         cache = _Cache((x, h0, c0, out, gates, cells, w_ih, w_hh), lengths, nt)
         return out, (h_n, c_n), cache
 
+    def infer(self, x, states, params, lengths, num_threads):
+        """forward() without the gate and cell caches (bitwise the same results): for
+        evaluation and prediction, where no backward follows."""
+        h0, c0 = states
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        dtype = x.dtype
+        w_ih, w_hh = params["weight_ih"], params["weight_hh"]
+        _check_arrays(dtype, x=x, h0=h0, c0=c0, weight_ih=w_ih, weight_hh=w_hh)
+        bias = _bias(params, "bias_ih", 4 * H, dtype) + _bias(params, "bias_hh", 4 * H, dtype)
+        lengths = _lengths(lengths, T, B)
+        out = np.empty((T, B, H), dtype)       # (T, B, H)
+        h_n = np.empty((B, H), dtype)
+        c_n = np.empty((B, H), dtype)
+        with single_threaded_blas():
+            _lstm.infer(out, h_n, c_n, x, h0, c0, w_ih, w_hh, bias, lengths,
+                        self._threads(num_threads, B, H))
+        return out, (h_n, c_n)
+
+    def step(self, x_t, states, params):
+        _, new_states = self.infer(x_t[None], states, params, None, None)
+        return new_states
+
     def backward(self, d_out, d_final_states, cache, grads, num_threads):
         x, h0, c0, out, gates, cells, w_ih, w_hh = cache.take()
         T, B, I = x.shape

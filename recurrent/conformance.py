@@ -286,6 +286,23 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
         err = max(_max_err(out1, out2), *(_max_err(a, b) for a, b in zip(fin1, fin2)))
         return err <= 1e-12, f"max |1 thread - 2 threads| = {err:.1e}"
 
+    def infer_matches_forward():
+        err = err32 = 0.0
+        for dtype in (np.float64, np.float32):
+            x = h.x.astype(dtype)
+            states = tuple(s.astype(dtype) for s in h.states)
+            params = {k: v.astype(dtype) for k, v in h.params.items()}
+            for nt in (1, 2):
+                out, finals, _ = cell.forward(x, states, params, LENGTHS, nt)
+                out_i, finals_i = cell.infer(x, states, params, LENGTHS, nt)
+                e = max(_max_err(out, out_i), *(_max_err(a, b) for a, b in zip(finals, finals_i)))
+                if dtype == np.float64:
+                    err = max(err, e)
+                else:
+                    err32 = max(err32, e)
+        return (err <= 1e-12 and err32 <= 1e-6,
+                f"max |infer - forward| = {err:.1e} (f64), {err32:.1e} (f32), 1 and 2 threads")
+
     runner.run("parameters", parameters)
     runner.run("shapes", shapes)
     runner.run("inputs untouched", inputs_untouched)
@@ -297,6 +314,8 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
     runner.run("lengths: gradients past length ignored", ignored_past_length)
     runner.run("float32 agrees with float64", float32)
     runner.run("threads: 1 and 2 agree", threads)
+    if callable(getattr(cell, "infer", None)):  # optional (recurrent.protocols.Cell)
+        runner.run("infer equals forward", infer_matches_forward)
     return runner.results
 
 

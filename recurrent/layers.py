@@ -279,8 +279,8 @@ class Recurrent(ParamModule):
         return arrays[0] if len(arrays) == 1 else tuple(arrays)
 
     # -- forward / backward -------------------------------------------------------------
-    def __call__(self, x, state=None, lengths=None):
-        return self.forward(x, state, lengths)
+    def __call__(self, x, state=None, lengths=None, need_grad=True):
+        return self.forward(x, state, lengths, need_grad)
 
     def reseed_dropout(self, seed):
         """Restart the inter-layer dropout masks from ``seed`` (int, ints or SeedSequence),
@@ -291,11 +291,12 @@ class Recurrent(ParamModule):
         keep = 1.0 - self.dropout
         return (self._dropout_rng.random(shape) < keep).astype(self.dtype) / self.dtype.type(keep)
 
-    def forward(self, x, state=None, lengths=None):
+    def forward(self, x, state=None, lengths=None, need_grad=True):
         """x (T, B, I) -> out (T, B, D*H), state (h_n, or (h_n, c_n); each (L*D, B, H)).
 
         The arrays returned may be what backward reads: do not modify them in place before
-        calling backward."""
+        calling backward. need_grad=False (evaluation, prediction) keeps nothing for
+        backward: cells with an infer() method then skip their caches."""
         x = self._check_x(x)
         T, B, _ = x.shape
         H, D = self.hidden_size, self.num_directions
@@ -316,24 +317,34 @@ class Recurrent(ParamModule):
             for d in range(D):
                 u = k * D + d
                 cell_in = layer_in if d == 0 else _reverse_rows(layer_in, rev)
-                out_d, finals, cache = self.cell.forward(
-                    np.ascontiguousarray(cell_in), tuple(s[u] for s in init_states),
-                    self._unit_params(u), lengths, threads)
+                out_d, finals, cache = self._run_cell(
+                    need_grad, np.ascontiguousarray(cell_in),
+                    tuple(s[u] for s in init_states), self._unit_params(u), lengths, threads)
                 outs.append(out_d if d == 0 else _reverse_rows(out_d, rev))  # (T, B, H)
                 for target, final in zip(final_states, finals):
                     target[u] = final
                 caches.append(cache)
             layer_caches.append((mask, caches))
             layer_in = outs[0] if D == 1 else np.concatenate(outs, axis=2)
-        self._cache = (T, B, rev, layer_caches)
+        self._cache = (T, B, rev, layer_caches) if need_grad else None
         return layer_in, self._pack_state(final_states)
+
+    def _run_cell(self, need_grad, x, states, params, lengths, threads):
+        """(out, finals, cache) of one cell run; cache is None when no gradient is wanted."""
+        infer = None if need_grad else getattr(self.cell, "infer", None)
+        if infer is not None:
+            out, finals = infer(x, states, params, lengths, threads)
+            return out, finals, None
+        out, finals, cache = self.cell.forward(x, states, params, lengths, threads)
+        return out, finals, (cache if need_grad else None)
 
     def backward(self, d_out, d_state=None):
         """BPTT through the last forward call, once. d_out (T, B, D*H); d_state like the
         returned state (entries may be None). Parameter gradients are ADDED into grads().
         Returns (dx (T, B, I), dstate) with dstate shaped like the state argument."""
         if self._cache is None:
-            raise ValueError("backward: no forward pass to differentiate; call forward first")
+            raise ValueError("backward: no forward pass to differentiate; call forward "
+                             "first (with need_grad=True)")
         T, B, rev, layer_caches = self._cache
         H, D, L = self.hidden_size, self.num_directions, self.num_layers
         d_layer_out = self._as_float("d_out", d_out, (T, B, D * H))

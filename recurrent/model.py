@@ -390,8 +390,11 @@ class SequenceModel:
             return self.embedding.forward(x)  # (T, B, E)
         return x
 
-    def forward(self, x, lengths=None, state=None, truncate=0):
+    def forward(self, x, lengths=None, state=None, truncate=0, need_grad=True):
         """x -> (outputs, state); see the class docstring.
+
+        need_grad=False (evaluation, prediction): nothing is kept for backward, so the
+        recurrent cells may skip their caches; truncate is then irrelevant and ignored.
 
         truncate=K (pooled unidirectional models; the trainer's --tbptt): the same outputs
         and state, but backward() differentiates only each row's last min(K, len_b) valid
@@ -400,14 +403,18 @@ class SequenceModel:
         steps, gathered per row (truncation_plan), from that state.
         """
         h_in = self._embed(x)  # (T, B, E or I)
+        if not need_grad:
+            outputs, new_state = self._forward_full(h_in, lengths, state, need_grad=False)
+            self._cache = None
+            return outputs, new_state
         if truncate:
             return self._forward_truncated(h_in, lengths, state, truncate)
         return self._forward_full(h_in, lengths, state)
 
     __call__ = forward
 
-    def _forward_full(self, h_in, lengths, state):
-        out, new_state = self.rnn.forward(h_in, state, lengths)  # (T, B, D*H)
+    def _forward_full(self, h_in, lengths, state, need_grad=True):
+        out, new_state = self.rnn.forward(h_in, state, lengths, need_grad)  # (T, B, D*H)
         T, B, DH = out.shape
         if self.output == "sequence":
             feats = self.dropout.forward(out.reshape(T * B, DH))  # (N, D*H)
@@ -469,7 +476,8 @@ class SequenceModel:
     def backward(self, d_outputs):
         """d_outputs like the outputs of the last forward -> gradients added into ``grads``."""
         if self._cache is None:
-            raise ValueError("backward: no forward pass to differentiate; call forward first")
+            raise ValueError("backward: no forward pass to differentiate; call forward "
+                             "first (with need_grad=True)")
         out_shape, mask, pool_cache, gathered = self._cache
         T, B, DH = out_shape
         d_outputs = np.asarray(d_outputs, self.dtype)
@@ -523,7 +531,7 @@ class Runner:
             self.model.train(was_training)
 
     def forward(self, x, lengths=None, state=None):
-        return self._in_eval(self.model.forward, x, lengths, state)
+        return self._in_eval(self.model.forward, x, lengths, state, 0, False)
 
     def step(self, x_t, state=None):
         return self._in_eval(self.model.step, x_t, state)

@@ -63,6 +63,12 @@ class Cell(Protocol):
         """One time step for streaming inference: x_t (B, I) -> new states (each (B, H)).
         Equals forward() on a length-1 sequence; the output is new_states[0]."""
 
+    # Optional: a cell may also define
+    #     infer(x, states, params, lengths, num_threads) -> (out, final_states)
+    # forward() without keeping what backward needs (less memory and work). Layers call it
+    # when no gradient is wanted; without it they call forward() and drop the cache. The
+    # conformance kit checks that it agrees with forward().
+
 
 class Loss(Protocol):
     """A loss with its gradient computed in the same pass."""

@@ -702,7 +702,7 @@ def _check_loss_fits(task, task_state, config, model, loss) -> None:
     lengths = None if lengths is None else np.asarray(lengths, np.int64)
     model.eval()
     outputs, _ = model.forward(batch["x"], None if lengths is None
-                               else np.maximum(lengths, 1))
+                               else np.maximum(lengths, 1), need_grad=False)
     mask = None
     if model.output == "sequence" and lengths is not None:
         mask = valid_mask(lengths, outputs.shape[0], outputs.shape[1])  # (T, B)

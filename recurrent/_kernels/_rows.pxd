@@ -122,20 +122,27 @@ cdef inline floating* packed_copy(const floating* w, int K, int N, long sk,
     return P
 
 
-cdef inline int project_inputs(floating* dst, int ldd, const floating* x,
-                               const floating* w_ih, const floating* bias,
-                               Py_ssize_t TB, int I, int G, int num_threads) noexcept nogil:
-    """dst[:, :G] (TB, G; row stride ldd) = X (TB, I) @ W_ih^T (I, G) + bias (G,), for all
-    T steps at once, in row blocks shared by up to num_threads threads. Returns -1 when out
-    of memory (nothing written), else 0."""
+cdef inline void project_packed(floating* dst, int ldd, const floating* x,
+                                const floating* w_ih_t, const floating* bias,
+                                Py_ssize_t TB, int I, int G, int num_threads) noexcept nogil:
+    """dst[:, :G] (TB, G; row stride ldd) = X (TB, I) @ W_ih^T (I, G) + bias (G,), in row
+    blocks shared by up to num_threads threads; w_ih_t is W_ih^T packed for recmat."""
     cdef Py_ssize_t rb = row_block(TB), nrb = num_blocks(TB, rb)
     cdef Py_ssize_t k
-    cdef floating* w_ih_t = packed_copy(w_ih, I, G, 1, I)  # W_ih^T: (k, n) = W_ih[n, k]
-    if w_ih_t == NULL:
-        return -1
     for k in prange(nrb, num_threads=hoist_threads(num_threads, nrb, 2.0 * TB * I * G),
                     schedule="dynamic", chunksize=1):
         project_rows(dst, ldd, x, I, w_ih_t, G, bias, k * rb, min((k + 1) * rb, TB))
+
+
+cdef inline int project_inputs(floating* dst, int ldd, const floating* x,
+                               const floating* w_ih, const floating* bias,
+                               Py_ssize_t TB, int I, int G, int num_threads) noexcept nogil:
+    """project_packed for all T steps at once, packing W_ih (G, I) here. Returns -1 when
+    out of memory (nothing written), else 0."""
+    cdef floating* w_ih_t = packed_copy(w_ih, I, G, 1, I)  # W_ih^T: (k, n) = W_ih[n, k]
+    if w_ih_t == NULL:
+        return -1
+    project_packed(dst, ldd, x, w_ih_t, bias, TB, I, G, num_threads)
     free(w_ih_t)
     return 0
 

@@ -17,7 +17,7 @@ nothing but the wasted product rows.
 
 Cache read by backward: the activated gates (T, B, G), every c_t (T, B, H), every h_t (the
 outputs). Backward overwrites the gate cache with dA = d loss / d a, so a cache serves one
-backward call.
+backward call. infer() (evaluation) keeps none of them: same arithmetic, bitwise equal.
 
 Threads: the time loop is ONE parallel region in which each thread owns a contiguous slice
 of batch rows for all T steps. The hoisted products (projection, dx, weight gradients)
@@ -36,7 +36,7 @@ from ._gates cimport (rc_lstm_backward_f32, rc_lstm_pack_f32, rc_lstm_packed_len
                       rc_lstm_step_f32)
 from ._recmat cimport recmat
 from ._rows cimport (input_and_weight_grads, loop_threads, packed_copy, project_inputs,
-                     split, state_before)
+                     project_packed, split, state_before)
 
 
 cdef inline void _cell_forward(double* a, const double* c_prev, double* c, double* h,
@@ -87,13 +87,17 @@ cdef inline void _cell_backward(floating* a, const floating* c_prev, const float
             dh[j] = 0
 
 
-cdef void _forward_rows(floating* out, floating* gates, floating* cells,
+cdef void _forward_rows(floating* out, floating* pre, floating* cells, bint running_c,
                         floating* h_n, floating* c_n,
                         const floating* h0, const floating* c0, const floating* w_hh_t,
-                        const int64_t* lengths, Py_ssize_t T, Py_ssize_t B, int H,
-                        Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
-    """The time loop for batch rows b0:b1; w_hh_t is W_hh^T packed for lstmstep.h (float32)
-    or for recmat (float64)."""
+                        const int64_t* lengths, Py_ssize_t t0, Py_ssize_t t1,
+                        Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    """Steps t0:t1 of the time loop for batch rows b0:b1; w_hh_t is W_hh^T packed for
+    lstmstep.h (float32) or for recmat (float64).
+    pre holds the pre-activation input part of steps t0:t1, (t1 - t0, B, G).
+    Training (running_c false): pre is the gate cache (t0 = 0) and gets the activated gates;
+    cells (T, B, H) gets every c_t. Inference (running_c true): cells (B, H) is the running
+    c, updated in place, and no gates are kept (float64 leaves them in pre, a scratch)."""
     cdef int G = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, row
@@ -103,15 +107,19 @@ cdef void _forward_rows(floating* out, floating* gates, floating* cells,
     cdef floating* a
     if nb <= 0:
         return
-    for t in range(T):
+    for t in range(t0, t1):
         h_prev = state_before(out, h0, t, B, H, b0)
-        c_prev = state_before(cells, c0, t, B, H, b0)
-        a = gates + (t * B + b0) * G
-        c = cells + (t * B + b0) * H
+        if running_c:
+            c_prev = c = cells + b0 * H
+        else:
+            c_prev = state_before(cells, c0, t, B, H, b0)
+            c = cells + (t * B + b0) * H
+        a = pre + ((t - t0) * B + b0) * G
         if floating is float:
             # a[t, b0:b1] (nb, G) += h_{t-1} (nb, H) @ W_hh^T (H, G), gate pass fused
-            # (lstmstep.h): activated gates into a, c_t and h_t (nb, H)
-            rc_lstm_step_f32(nb, H, h_prev, w_hh_t, a, c_prev, c, out + (t * B + b0) * H, a)
+            # (lstmstep.h): c_t and h_t (nb, H), activated gates into a unless inferring
+            rc_lstm_step_f32(nb, H, h_prev, w_hh_t, a, c_prev, c, out + (t * B + b0) * H,
+                             NULL if running_c else a)
         else:
             # a[t, b0:b1] (nb, G) += h_{t-1} (nb, H) @ W_hh^T (H, G), then the gate pass
             recmat(nb, G, H, h_prev, H, w_hh_t, a, G, True)
@@ -155,6 +163,19 @@ cdef void _backward_rows(floating* dh, floating* dc, floating* gates,
         recmat(nb, H, G, gates + (t * B + b0) * G, G, w_hh_p, dh + b0 * H, H, True)
 
 
+cdef floating* _packed_w_hh_t(const floating* w_hh, int H) noexcept nogil:
+    """A malloc'd W_hh^T for the forward step (NULL when out of memory): float32 in groups
+    of the 4 gates' panels (lstmstep.h), float64 packed for recmat."""
+    cdef floating* w_hh_t
+    if floating is float:
+        w_hh_t = <floating*> malloc(rc_lstm_packed_len(H) * sizeof(float))
+        if w_hh_t != NULL:
+            rc_lstm_pack_f32(w_hh, H, w_hh_t)
+    else:
+        w_hh_t = packed_copy(w_hh, H, 4 * H, 1, H)  # W_hh^T (H, G)
+    return w_hh_t
+
+
 def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, ::1] cells,
             floating[:, ::1] h_n, floating[:, ::1] c_n,
             const floating[:, :, ::1] x, const floating[:, ::1] h0, const floating[:, ::1] c0,
@@ -175,13 +196,7 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
     cdef const floating* h0_p = &h0[0, 0]
     cdef const floating* c0_p = &c0[0, 0]
     cdef const int64_t* len_p = &lengths[0]
-    cdef floating* w_hh_t
-    if floating is float:  # W_hh^T in groups of the 4 gates' panels (lstmstep.h)
-        w_hh_t = <floating*> malloc(rc_lstm_packed_len(H) * sizeof(float))
-        if w_hh_t != NULL:
-            rc_lstm_pack_f32(&w_hh[0, 0], H, w_hh_t)
-    else:
-        w_hh_t = packed_copy(&w_hh[0, 0], H, G, 1, H)  # W_hh^T (H, G)
+    cdef floating* w_hh_t = _packed_w_hh_t(&w_hh[0, 0], H)
     if w_hh_t == NULL:
         raise MemoryError()
     with nogil:
@@ -190,11 +205,64 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
                                 num_threads)
         if status == 0:
             for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-                _forward_rows(out_p, gates_p, cells_p, h_n_p, c_n_p, h0_p, c0_p, w_hh_t,
-                              len_p, T, B, H, split(B, nt, k), split(B, nt, k + 1))
+                _forward_rows(out_p, gates_p, cells_p, False, h_n_p, c_n_p, h0_p, c0_p, w_hh_t,
+                              len_p, 0, T, B, H, split(B, nt, k), split(B, nt, k + 1))
     free(w_hh_t)
     if status != 0:
         raise MemoryError()
+
+
+# Inference projects the inputs a few steps at a time into a reused scratch of about this
+# many bytes (instead of all T steps into a (T, B, G) cache that would leave the caches):
+cdef enum:
+    INFER_CHUNK_BYTES = 4 << 20
+
+
+def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
+          const floating[:, :, ::1] x, const floating[:, ::1] h0, const floating[:, ::1] c0,
+          const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
+          const floating[::1] bias, const int64_t[::1] lengths, int num_threads):
+    """forward() without what backward needs: out (T, B, H), h_n, c_n (B, H) are written,
+    bitwise equal to forward()'s; no gate or cell cache. The input projection runs chunk by
+    chunk of steps into a small scratch, and c is one running (B, H) state."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
+    cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
+    cdef int G = 4 * H
+    cdef int nt = loop_threads(num_threads, B)
+    cdef int k
+    cdef Py_ssize_t t0, t1
+    cdef Py_ssize_t chunk = max(1, min(T, INFER_CHUNK_BYTES // (B * G * sizeof(floating))))
+    cdef floating* out_p = &out[0, 0, 0]
+    cdef floating* h_n_p = &h_n[0, 0]
+    cdef floating* c_n_p = &c_n[0, 0]
+    cdef const floating* h0_p = &h0[0, 0]
+    cdef const floating* x_p = &x[0, 0, 0]
+    cdef const int64_t* len_p = &lengths[0]
+    cdef floating* w_hh_t = _packed_w_hh_t(&w_hh[0, 0], H)
+    cdef floating* w_ih_t = packed_copy(&w_ih[0, 0], I, G, 1, I)  # W_ih^T (I, G)
+    cdef floating* pre = <floating*> malloc(chunk * B * G * sizeof(floating))  # (chunk, B, G)
+    cdef floating* c_run = <floating*> malloc(B * H * sizeof(floating))         # (B, H)
+    if w_hh_t == NULL or w_ih_t == NULL or pre == NULL or c_run == NULL:
+        free(w_hh_t)
+        free(w_ih_t)
+        free(pre)
+        free(c_run)
+        raise MemoryError()
+    memcpy(c_run, &c0[0, 0], B * H * sizeof(floating))
+    with nogil:
+        t0 = 0
+        while t0 < T:
+            t1 = min(t0 + chunk, T)
+            project_packed(pre, G, x_p + t0 * B * I, w_ih_t, &bias[0], (t1 - t0) * B, I, G,
+                           num_threads)
+            for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+                _forward_rows(out_p, pre, c_run, True, h_n_p, c_n_p, h0_p, NULL, w_hh_t,
+                              len_p, t0, t1, B, H, split(B, nt, k), split(B, nt, k + 1))
+            t0 = t1
+    free(w_hh_t)
+    free(w_ih_t)
+    free(pre)
+    free(c_run)
 
 
 def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
