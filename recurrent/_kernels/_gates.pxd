@@ -12,7 +12,8 @@ cdef extern from "gates.h" nogil:
 
 # float32 LSTM step with the gate pass fused into the recurrent product (lstmstep.h).
 cdef extern from "lstmstep.h" nogil:
-    long rc_lstm_packed_len(int H)
-    void rc_lstm_pack_f32(const float* w_hh, int H, float* P)
-    void rc_lstm_step_f32(int m, int H, const float* A, const float* P, const float* proj,
+    long rc_lstm_packed_len(int H, int K)
+    void rc_lstm_pack_f32(const float* w, int H, int K, float* P)
+    void rc_lstm_step_f32(int m, int I, int H, const float* X, const float* A,
+                          const float* Pi, const float* Ph, const float* pre, long pre_stride,
                           const float* c_prev, float* c, float* h, float* gates)

@@ -90,14 +90,18 @@ cdef inline void _cell_backward(floating* a, const floating* c_prev, const float
 cdef void _forward_rows(floating* out, floating* pre, floating* cells, bint running_c,
                         floating* h_n, floating* c_n,
                         const floating* h0, const floating* c0, const floating* w_hh_t,
-                        const int64_t* lengths, Py_ssize_t t0, Py_ssize_t t1,
+                        const floating* x, const floating* w_ih_t, const floating* bias,
+                        int I, const int64_t* lengths, Py_ssize_t t0, Py_ssize_t t1,
                         Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
     """Steps t0:t1 of the time loop for batch rows b0:b1; w_hh_t is W_hh^T packed for
     lstmstep.h (float32) or for recmat (float64).
-    pre holds the pre-activation input part of steps t0:t1, (t1 - t0, B, G).
-    Training (running_c false): pre is the gate cache (t0 = 0) and gets the activated gates;
-    cells (T, B, H) gets every c_t. Inference (running_c true): cells (B, H) is the running
-    c, updated in place, and no gates are kept (float64 leaves them in pre, a scratch)."""
+    Input part hoisted (x NULL): pre holds it for steps t0:t1, (t1 - t0, B, G); in training
+    pre is the gate cache (t0 = 0) and gets the activated gates.
+    Input part in the tile (float32, x not NULL: inputs (T, B, I), w_ih_t W_ih^T packed for
+    lstmstep.h, bias (G,)): pre is the gate cache (T, B, G) in training, NULL in inference.
+    Training (running_c false): cells (T, B, H) gets every c_t. Inference (running_c true):
+    cells (B, H) is the running c, updated in place, and no gates are kept (float64 leaves
+    them in pre, a scratch)."""
     cdef int G = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, row
@@ -114,14 +118,20 @@ cdef void _forward_rows(floating* out, floating* pre, floating* cells, bint runn
         else:
             c_prev = state_before(cells, c0, t, B, H, b0)
             c = cells + (t * B + b0) * H
-        a = pre + ((t - t0) * B + b0) * G
         if floating is float:
-            # a[t, b0:b1] (nb, G) += h_{t-1} (nb, H) @ W_hh^T (H, G), gate pass fused
-            # (lstmstep.h): c_t and h_t (nb, H), activated gates into a unless inferring
-            rc_lstm_step_f32(nb, H, h_prev, w_hh_t, a, c_prev, c, out + (t * B + b0) * H,
-                             NULL if running_c else a)
+            # gates (nb, G) = [x_t W_ih^T +] h_{t-1} W_hh^T + pre, gate pass fused
+            # (lstmstep.h): c_t and h_t (nb, H), activated gates kept unless inferring
+            if x != NULL:
+                rc_lstm_step_f32(nb, I, H, x + (t * B + b0) * I, h_prev, w_ih_t, w_hh_t,
+                                 bias, 0, c_prev, c, out + (t * B + b0) * H,
+                                 NULL if pre == NULL else pre + (t * B + b0) * G)
+            else:
+                a = pre + ((t - t0) * B + b0) * G
+                rc_lstm_step_f32(nb, 0, H, h_prev, h_prev, w_hh_t, w_hh_t, a, G, c_prev, c,
+                                 out + (t * B + b0) * H, NULL if running_c else a)
         else:
             # a[t, b0:b1] (nb, G) += h_{t-1} (nb, H) @ W_hh^T (H, G), then the gate pass
+            a = pre + ((t - t0) * B + b0) * G
             recmat(nb, G, H, h_prev, H, w_hh_t, a, G, True)
             for b in range(b0, b1):
                 if t < lengths[b]:
@@ -168,12 +178,36 @@ cdef floating* _packed_w_hh_t(const floating* w_hh, int H) noexcept nogil:
     of the 4 gates' panels (lstmstep.h), float64 packed for recmat."""
     cdef floating* w_hh_t
     if floating is float:
-        w_hh_t = <floating*> malloc(rc_lstm_packed_len(H) * sizeof(float))
+        w_hh_t = <floating*> malloc(rc_lstm_packed_len(H, H) * sizeof(float))
         if w_hh_t != NULL:
-            rc_lstm_pack_f32(w_hh, H, w_hh_t)
+            rc_lstm_pack_f32(w_hh, H, H, w_hh_t)
     else:
         w_hh_t = packed_copy(w_hh, H, 4 * H, 1, H)  # W_hh^T (H, G)
     return w_hh_t
+
+
+# float32 with at least this many batch rows computes the input part x_t W_ih^T inside
+# each step's tiles instead of hoisting it (lstmstep.h). The choice depends on B only,
+# never on the thread count, so results stay bitwise identical across thread counts.
+cdef enum:
+    IN_TILE_MIN_ROWS = 4
+    # hoisted inference projects a few steps at a time into a reused scratch of about
+    # this many bytes (not all T steps into a (T, B, G) array)
+    INFER_CHUNK_BYTES = 4 << 20
+
+
+cdef inline bint _input_in_tile(floating* like, Py_ssize_t B) noexcept nogil:
+    return floating is float and B >= IN_TILE_MIN_ROWS
+
+
+cdef floating* _packed_w_ih_in_tile(const floating* w_ih, int H, int I) noexcept nogil:
+    """W_ih^T packed for the in-tile input part (float32 only; NULL when out of memory)."""
+    cdef floating* w_ih_t = NULL
+    if floating is float:
+        w_ih_t = <floating*> malloc(rc_lstm_packed_len(H, I) * sizeof(float))
+        if w_ih_t != NULL:
+            rc_lstm_pack_f32(w_ih, H, I, w_ih_t)
+    return w_ih_t
 
 
 def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, ::1] cells,
@@ -187,7 +221,7 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
     cdef int nt = loop_threads(num_threads, B)
-    cdef int k, status
+    cdef int k, status = 0
     cdef floating* out_p = &out[0, 0, 0]
     cdef floating* gates_p = &gates[0, 0, 0]
     cdef floating* cells_p = &cells[0, 0, 0]
@@ -196,26 +230,29 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
     cdef const floating* h0_p = &h0[0, 0]
     cdef const floating* c0_p = &c0[0, 0]
     cdef const int64_t* len_p = &lengths[0]
+    cdef const floating* x_p = &x[0, 0, 0]
+    cdef bint in_tile = _input_in_tile(out_p, B)
     cdef floating* w_hh_t = _packed_w_hh_t(&w_hh[0, 0], H)
-    if w_hh_t == NULL:
+    cdef floating* w_ih_t = _packed_w_ih_in_tile(&w_ih[0, 0], H, I) if in_tile else NULL
+    if w_hh_t == NULL or (in_tile and w_ih_t == NULL):
+        free(w_hh_t)
+        free(w_ih_t)
         raise MemoryError()
     with nogil:
-        # a (T*B, G) = X @ W_ih^T + bias, into the gate cache
-        status = project_inputs(gates_p, G, &x[0, 0, 0], &w_ih[0, 0], &bias[0], T * B, I, G,
-                                num_threads)
+        if not in_tile:
+            # a (T*B, G) = X @ W_ih^T + bias, into the gate cache; the loop reads it there
+            status = project_inputs(gates_p, G, x_p, &w_ih[0, 0], &bias[0], T * B, I, G,
+                                    num_threads)
+            x_p = NULL
         if status == 0:
             for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
                 _forward_rows(out_p, gates_p, cells_p, False, h_n_p, c_n_p, h0_p, c0_p, w_hh_t,
-                              len_p, 0, T, B, H, split(B, nt, k), split(B, nt, k + 1))
+                              x_p, w_ih_t, &bias[0], I, len_p, 0, T, B, H,
+                              split(B, nt, k), split(B, nt, k + 1))
     free(w_hh_t)
+    free(w_ih_t)
     if status != 0:
         raise MemoryError()
-
-
-# Inference projects the inputs a few steps at a time into a reused scratch of about this
-# many bytes (instead of all T steps into a (T, B, G) cache that would leave the caches):
-cdef enum:
-    INFER_CHUNK_BYTES = 4 << 20
 
 
 def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
@@ -223,26 +260,33 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
           const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
           const floating[::1] bias, const int64_t[::1] lengths, int num_threads):
     """forward() without what backward needs: out (T, B, H), h_n, c_n (B, H) are written,
-    bitwise equal to forward()'s; no gate or cell cache. The input projection runs chunk by
-    chunk of steps into a small scratch, and c is one running (B, H) state."""
+    bitwise equal to forward()'s; no gate or cell cache, c is one running (B, H) state.
+    When the input part is hoisted it runs chunk by chunk of steps into a small scratch."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
     cdef int nt = loop_threads(num_threads, B)
     cdef int k
-    cdef Py_ssize_t t0, t1
-    cdef Py_ssize_t chunk = max(1, min(T, INFER_CHUNK_BYTES // (B * G * sizeof(floating))))
+    cdef Py_ssize_t t0 = 0, t1
     cdef floating* out_p = &out[0, 0, 0]
+    cdef bint in_tile = _input_in_tile(out_p, B)
+    cdef Py_ssize_t chunk = T if in_tile else max(
+        1, min(T, INFER_CHUNK_BYTES // (B * G * sizeof(floating))))
     cdef floating* h_n_p = &h_n[0, 0]
     cdef floating* c_n_p = &c_n[0, 0]
     cdef const floating* h0_p = &h0[0, 0]
     cdef const floating* x_p = &x[0, 0, 0]
     cdef const int64_t* len_p = &lengths[0]
     cdef floating* w_hh_t = _packed_w_hh_t(&w_hh[0, 0], H)
-    cdef floating* w_ih_t = packed_copy(&w_ih[0, 0], I, G, 1, I)  # W_ih^T (I, G)
-    cdef floating* pre = <floating*> malloc(chunk * B * G * sizeof(floating))  # (chunk, B, G)
+    cdef floating* w_ih_t   # in tile: packed for lstmstep.h; hoisted: W_ih^T (I, G) for recmat
+    cdef floating* pre = NULL   # hoisted: (chunk, B, G) scratch
     cdef floating* c_run = <floating*> malloc(B * H * sizeof(floating))         # (B, H)
-    if w_hh_t == NULL or w_ih_t == NULL or pre == NULL or c_run == NULL:
+    if in_tile:
+        w_ih_t = _packed_w_ih_in_tile(&w_ih[0, 0], H, I)
+    else:
+        w_ih_t = packed_copy(&w_ih[0, 0], I, G, 1, I)
+        pre = <floating*> malloc(chunk * B * G * sizeof(floating))
+    if w_hh_t == NULL or w_ih_t == NULL or (not in_tile and pre == NULL) or c_run == NULL:
         free(w_hh_t)
         free(w_ih_t)
         free(pre)
@@ -250,14 +294,15 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
         raise MemoryError()
     memcpy(c_run, &c0[0, 0], B * H * sizeof(floating))
     with nogil:
-        t0 = 0
         while t0 < T:
             t1 = min(t0 + chunk, T)
-            project_packed(pre, G, x_p + t0 * B * I, w_ih_t, &bias[0], (t1 - t0) * B, I, G,
-                           num_threads)
+            if not in_tile:
+                project_packed(pre, G, x_p + t0 * B * I, w_ih_t, &bias[0], (t1 - t0) * B, I,
+                               G, num_threads)
             for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
                 _forward_rows(out_p, pre, c_run, True, h_n_p, c_n_p, h0_p, NULL, w_hh_t,
-                              len_p, t0, t1, B, H, split(B, nt, k), split(B, nt, k + 1))
+                              x_p if in_tile else NULL, w_ih_t, &bias[0], I, len_p, t0, t1,
+                              B, H, split(B, nt, k), split(B, nt, k + 1))
             t0 = t1
     free(w_hh_t)
     free(w_ih_t)

@@ -3,21 +3,28 @@
  * their nonlinearities are applied.
  *
  * Per row r of the block and hidden unit j:
- *     a_q = proj[r, q*H + j] + (h_prev[r] W_hh^T)[q*H + j]      q = i, f, g, o
+ *     a_q = pre[r, q*H + j] + sum_q[r, j]                              q = i, f, g, o
+ *     sum_q[r, j] = (x_t[r] W_ih^T)[q*H + j] + (h_prev[r] W_hh^T)[q*H + j]
  *     i, f, g, o = sigmoid(a_i), sigmoid(a_f), tanh(a_g), sigmoid(a_o)
  *     c[r, j] = f * c_prev[r, j] + i * g;   h[r, j] = o * tanh(c[r, j])
  * and, when `gates` is not NULL (training: backward reads them), the activated i, f, g, o
- * are stored there. proj holds the input projection plus biases (the hoisted GEMM).
+ * are stored there. Two ways to get the input part:
+ *   - hoisted (I = 0): pre holds x_t W_ih^T + biases, computed for all steps before the
+ *     loop by one big product (pre_stride = 4H);
+ *   - in the tile (I > 0): the tile's sum runs over x_t's I inputs, then h_prev's H, and
+ *     pre is the bias (pre_stride = 0). No (T, B, 4H) projection is written and read
+ *     back, and the gate pass is spread over I + H products instead of H (measured 5-15%
+ *     faster at B >= 4, H <= 256; slower at B = 1, where the hoisted product is a real
+ *     GEMM and the per-step weights are the bottleneck).
  *
- * Why: the unfused step wrote the G = 4H pre-activations of every row, then read them
- * back for the gate pass (and wrote the activated gates again). Here W_hh^T is packed so
- * that one group of 4 panels holds the 4 gates of the same 16 hidden units: a tile of MR
- * rows x 4 panels ends with complete pre-activations for MR rows x 16 units.
+ * Why fused: the unfused step wrote the G = 4H pre-activations of every row, then read
+ * them back for the gate pass (and wrote the activated gates again). Here the weights are
+ * packed so that one group of 4 panels holds the 4 gates of the same 16 hidden units: a
+ * tile of MR rows x 4 panels ends with complete sums for MR rows x 16 units.
  *
- * Same arithmetic as the unfused path: each pre-activation is proj + (k-ordered sum of
- * products), the sum accumulated exactly as recmat.h does, so results do not depend on
- * the tile a row falls in, hence not on the thread split. c_prev may equal c (inference
- * keeps one running c): each element is read before it is written.
+ * Each sum is accumulated in a fixed k order from zero, the same in every tile, so results
+ * do not depend on the tile a row falls in, hence not on the thread split. c_prev may
+ * equal c (inference keeps one running c): each element is read before it is written.
  */
 #ifndef RECURRENT_LSTMSTEP_H
 #define RECURRENT_LSTMSTEP_H
@@ -30,23 +37,24 @@
 
 #define RC_LSTM_NR 16  /* hidden units per panel: one 64-byte vector of float32 */
 
-/* Elements of the packed W_hh^T: ceil(H / 16) groups x 4 panels x H x 16. */
-static inline long rc_lstm_packed_len(int H)
+/* Elements of a packed W^T for W (4H, K): ceil(H / 16) groups x 4 panels x K x 16. */
+static inline long rc_lstm_packed_len(int H, int K)
 {
-    return (long)((H + RC_LSTM_NR - 1) / RC_LSTM_NR) * 4 * H * RC_LSTM_NR;
+    return (long)((H + RC_LSTM_NR - 1) / RC_LSTM_NR) * 4 * K * RC_LSTM_NR;
 }
 
-/* P[p][q][k][j] = W_hh[q*H + p*16 + j][k] (zero past unit H-1); w_hh (4H, H) row-major. */
-static inline void rc_lstm_pack_f32(const float* w_hh, int H, float* P)
+/* P[p][q][k][j] = w[q*H + p*16 + j][k] (zero past unit H-1); w (4H, K) row-major: W_hh
+ * (K = H) or W_ih (K = I). */
+static inline void rc_lstm_pack_f32(const float* w, int H, int K, float* P)
 {
     int ngroups = (H + RC_LSTM_NR - 1) / RC_LSTM_NR;
     for (int p = 0; p < ngroups; p++)
         for (int q = 0; q < 4; q++)
-            for (int k = 0; k < H; k++)
+            for (int k = 0; k < K; k++)
                 for (int j = 0; j < RC_LSTM_NR; j++) {
                     int n = p * RC_LSTM_NR + j;
-                    P[(((long)p * 4 + q) * H + k) * RC_LSTM_NR + j] =
-                        n < H ? w_hh[((long)q * H + n) * H + k] : 0.0f;
+                    P[(((long)p * 4 + q) * K + k) * RC_LSTM_NR + j] =
+                        n < H ? w[((long)q * H + n) * K + k] : 0.0f;
                 }
 }
 
@@ -84,50 +92,65 @@ rc_lstm_units(const int nu, float (*s)[RC_LSTM_NR], const float* proj, int H,
             memcpy(gates + (long)q * H, g4[q], nu * sizeof(float));
 }
 
-/* MR rows x one group of 4 panels: the recurrent sums in registers, then the gate pass.
- * Row r's arrays: A + r*H (h_prev), proj/gates + r*4H, c_prev/c/h + r*H; all pointers
- * already offset to the group's first unit (A excepted). */
+/* acc[i][q] += A[i, 0:K] @ (one group's panel q), for MR rows (row stride lda). */
 static inline __attribute__((always_inline)) void
-rc_lstm_tile(const int mr, int H, int nu, const float* A, const float* P, const float* proj,
-             const float* c_prev, float* c, float* h, float* gates)
+rc_lstm_sums(const int mr, int K, const float* A, long lda, const float* P,
+             rc_v16sf (*acc)[4])
 {
-    const long ps = (long)H * RC_LSTM_NR;
-    rc_v16sf acc[RC_MAXMR][4];
-    for (int i = 0; i < mr; i++)
-        for (int q = 0; q < 4; q++)
-            acc[i][q] = (rc_v16sf){0};
-    for (int k = 0; k < H; k++) {
+    const long ps = (long)K * RC_LSTM_NR;
+    for (int k = 0; k < K; k++) {
         rc_v16sf b[4];
         for (int q = 0; q < 4; q++)
             memcpy(&b[q], P + q * ps + (long)k * RC_LSTM_NR, sizeof(rc_v16sf));
         for (int i = 0; i < mr; i++) {
-            float a = A[(long)i * H + k];
+            float a = A[i * lda + k];
             for (int q = 0; q < 4; q++)
                 acc[i][q] += a * b[q];
         }
     }
+}
+
+/* MR rows x one group of 4 panels: the sums in registers (inputs X first when I > 0,
+ * then h_prev A), then the gate pass. Row r's arrays: X + r*I, A + r*H, pre + r*pre_stride,
+ * gates + r*4H, c_prev/c/h + r*H; pointers already offset to the group's first unit
+ * (X, A excepted). */
+static inline __attribute__((always_inline)) void
+rc_lstm_tile(const int mr, int I, int H, int nu, const float* X, const float* A,
+             const float* Pi, const float* Ph, const float* pre, long pre_stride,
+             const float* c_prev, float* c, float* h, float* gates)
+{
+    rc_v16sf acc[RC_MAXMR][4];
+    for (int i = 0; i < mr; i++)
+        for (int q = 0; q < 4; q++)
+            acc[i][q] = (rc_v16sf){0};
+    if (I > 0)
+        rc_lstm_sums(mr, I, X, I, Pi, acc);
+    rc_lstm_sums(mr, H, A, H, Ph, acc);
     const long G = 4L * H;
     for (int i = 0; i < mr; i++) {
         float s[4][RC_LSTM_NR];
         memcpy(s, acc[i], sizeof(s));
         float* gr = gates ? gates + i * G : NULL;
         if (nu == RC_LSTM_NR)  /* constant trip count: one vector per line */
-            rc_lstm_units(RC_LSTM_NR, s, proj + i * G, H, c_prev + (long)i * H,
+            rc_lstm_units(RC_LSTM_NR, s, pre + i * pre_stride, H, c_prev + (long)i * H,
                           c + (long)i * H, h + (long)i * H, gr);
         else
-            rc_lstm_units(nu, s, proj + i * G, H, c_prev + (long)i * H, c + (long)i * H,
-                          h + (long)i * H, gr);
+            rc_lstm_units(nu, s, pre + i * pre_stride, H, c_prev + (long)i * H,
+                          c + (long)i * H, h + (long)i * H, gr);
     }
 }
 
-/* m rows: h (m, H) and c (m, H) written, gates (m, 4H) too unless NULL. Groups outer so
- * that one group of panels (H * 256 bytes) is reused by every row tile. */
+/* m rows: h (m, H) and c (m, H) written, gates (m, 4H) too unless NULL. X (m, I) is
+ * x_t's rows (unused when I = 0), A (m, H) h_prev's, Pi / Ph the packed W_ih^T / W_hh^T.
+ * Groups outer so that one group of panels ((I + H) * 256 bytes) is reused by every row
+ * tile. */
 #define RC_LSTM_STEP_BODY(MR)                                                            \
     int ngroups = (H + RC_LSTM_NR - 1) / RC_LSTM_NR;                                     \
     for (int p = 0; p < ngroups; p++) {                                                  \
         int u0 = p * RC_LSTM_NR;                                                         \
         int nu = H - u0 < RC_LSTM_NR ? H - u0 : RC_LSTM_NR;                              \
-        const float* Pp = P + (long)p * 4 * H * RC_LSTM_NR;                              \
+        const float* Pip = Pi + (long)p * 4 * I * RC_LSTM_NR;                            \
+        const float* Php = Ph + (long)p * 4 * H * RC_LSTM_NR;                            \
         int r = 0;                                                                       \
         for (; r + MR <= m; r += MR)                                                     \
             RC_LSTM_TILE_AT(MR);                                                         \
@@ -138,12 +161,17 @@ rc_lstm_tile(const int mr, int H, int nu, const float* A, const float* P, const 
     }
 
 #define RC_LSTM_TILE_AT(MRC)                                                             \
-    rc_lstm_tile(MRC, H, nu, A + (long)r * H, Pp, proj + r * 4L * H + u0,               \
-                 c_prev + (long)r * H + u0, c + (long)r * H + u0, h + (long)r * H + u0, \
+    rc_lstm_tile(MRC, I, H, nu, X + (long)r * I, A + (long)r * H, Pip, Php,             \
+                 pre + r * pre_stride + u0, pre_stride, c_prev + (long)r * H + u0,      \
+                 c + (long)r * H + u0, h + (long)r * H + u0,                            \
                  gates ? gates + r * 4L * H + u0 : NULL)
 
-#define RC_LSTM_STEP_ARGS int m, int H, const float* A, const float* P, const float* proj, \
-                          const float* c_prev, float* c, float* h, float* gates
+#define RC_LSTM_STEP_ARGS int m, int I, int H, const float* X, const float* A,            \
+                          const float* Pi, const float* Ph, const float* pre,              \
+                          long pre_stride, const float* c_prev, float* c, float* h,        \
+                          float* gates
+#define RC_LSTM_STEP_CALL(NAME) \
+    NAME(m, I, H, X, A, Pi, Ph, pre, pre_stride, c_prev, c, h, gates)
 
 static void rc_lstm_step_f32_portable(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(1) }
 
@@ -159,10 +187,10 @@ static inline void rc_lstm_step_f32(RC_LSTM_STEP_ARGS)
 {
 #ifdef RC_HAVE_X86_VARIANTS
     int level = rc_cpu_level();
-    if (level == 3) { rc_lstm_step_f32_avx512(m, H, A, P, proj, c_prev, c, h, gates); return; }
-    if (level == 2) { rc_lstm_step_f32_avx2(m, H, A, P, proj, c_prev, c, h, gates); return; }
+    if (level == 3) { RC_LSTM_STEP_CALL(rc_lstm_step_f32_avx512); return; }
+    if (level == 2) { RC_LSTM_STEP_CALL(rc_lstm_step_f32_avx2); return; }
 #endif
-    rc_lstm_step_f32_portable(m, H, A, P, proj, c_prev, c, h, gates);
+    RC_LSTM_STEP_CALL(rc_lstm_step_f32_portable);
 }
 
 #endif
