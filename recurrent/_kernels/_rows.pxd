@@ -17,7 +17,8 @@ from ._recmat cimport pack, packed_len, recmat
 # make 1 and 2 threads disagree in the last bit. Threads then share the blocks.
 cdef enum:
     ROW_PARTS = 16    # about 16 blocks of T*B rows (projection, dx)
-    GATE_PARTS = 8    # about 8 blocks of G gate rows (weight gradients)
+    GATE_PARTS = 8    # about 8 blocks of G gate rows (weight gradients) ...
+    MIN_GATE_BLOCK = 256  # ... of at least this many rows
     ALIGN = 16
 
 
@@ -53,8 +54,10 @@ cdef inline Py_ssize_t row_block(Py_ssize_t rows) noexcept nogil:
 
 
 cdef inline Py_ssize_t gate_block(Py_ssize_t gates) noexcept nogil:
-    """Gate rows per block of the weight-gradient GEMMs (a function of the size only)."""
-    return _block(gates, GATE_PARTS)
+    """Gate rows per block of the weight-gradient GEMMs (a function of the size only).
+    At least MIN_GATE_BLOCK rows: every block makes BLAS re-pack all of X and h (T*B rows),
+    which for small G cost as much as the multiply (perf: 15% of a training step)."""
+    return max(_block(gates, GATE_PARTS), min(gates, MIN_GATE_BLOCK))
 
 
 cdef inline Py_ssize_t num_blocks(Py_ssize_t n, Py_ssize_t block) noexcept nogil:
