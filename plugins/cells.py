@@ -2,9 +2,10 @@
 
 Each cell follows recurrent.protocols.Cell: it allocates outputs and caches, combines the
 biases the way its kernel wants them, and makes ONE kernel call per sequence (forward or
-backward) with the GIL released and BLAS single-threaded. Layers validate user input; the
-cells only check cheap internal invariants (one float dtype, C-contiguous arrays, lengths
-in 1..T).
+backward) with the GIL released. Forward kernels make no BLAS call (their products are
+recmat.h's); backward's weight-gradient GEMMs run with BLAS single-threaded. Layers
+validate user input; the cells only check cheap internal invariants (one float dtype,
+C-contiguous arrays, lengths in 1..T).
 
 Legend: T time steps, B batch rows, I input size, H hidden size, G = gates * H.
 
@@ -129,8 +130,7 @@ class RNNCell(_KernelCell):
         nt = self._threads(num_threads, B, H)
         out = np.empty((T, B, H), dtype)       # (T, B, H)
         h_n = np.empty((B, H), dtype)          # (B, H)
-        with single_threaded_blas():
-            _rnn.forward(out, h_n, x, h0, w_ih, w_hh, bias, lengths, self.use_relu, nt)
+        _rnn.forward(out, h_n, x, h0, w_ih, w_hh, bias, lengths, self.use_relu, nt)
         out.flags.writeable = False
         cache = _Cache((x, h0, out, w_ih, w_hh), lengths, nt)
         return out, (h_n,), cache
@@ -179,8 +179,7 @@ class LSTMCell(_KernelCell):
         cells = np.empty((T, B, H), dtype)     # (T, B, H)  every c_t
         h_n = np.empty((B, H), dtype)
         c_n = np.empty((B, H), dtype)
-        with single_threaded_blas():
-            _lstm.forward(out, gates, cells, h_n, c_n, x, h0, c0, w_ih, w_hh, bias, lengths, nt)
+        _lstm.forward(out, gates, cells, h_n, c_n, x, h0, c0, w_ih, w_hh, bias, lengths, nt)
         out.flags.writeable = False
         cache = _Cache((x, h0, c0, out, gates, cells, w_ih, w_hh), lengths, nt)
         return out, (h_n, c_n), cache
@@ -199,9 +198,8 @@ class LSTMCell(_KernelCell):
         out = np.empty((T, B, H), dtype)       # (T, B, H)
         h_n = np.empty((B, H), dtype)
         c_n = np.empty((B, H), dtype)
-        with single_threaded_blas():
-            _lstm.infer(out, h_n, c_n, x, h0, c0, w_ih, w_hh, bias, lengths,
-                        self._threads(num_threads, B, H))
+        _lstm.infer(out, h_n, c_n, x, h0, c0, w_ih, w_hh, bias, lengths,
+                    self._threads(num_threads, B, H))
         return out, (h_n, c_n)
 
     def step(self, x_t, states, params):
@@ -256,8 +254,7 @@ class GRUCell(_KernelCell):
         cache = np.empty((T, B, 4 * H), dtype)  # (T, B, 4H) r, z, hn, n
         work = np.empty((B, G), dtype)         # (B, G) h_{t-1} W_hh^T of one step
         h_n = np.empty((B, H), dtype)
-        with single_threaded_blas():
-            _gru.forward(out, h_n, cache, work, x, h0, w_ih, w_hh, bias_x, b_hn, lengths, nt)
+        _gru.forward(out, h_n, cache, work, x, h0, w_ih, w_hh, bias_x, b_hn, lengths, nt)
         out.flags.writeable = False
         return out, (h_n,), _Cache((x, h0, out, cache, w_ih, w_hh), lengths, nt)
 
