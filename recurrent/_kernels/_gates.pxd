@@ -16,4 +16,5 @@ cdef extern from "lstmstep.h" nogil:
     void rc_lstm_pack_f32(const float* w, int H, int K, float* P)
     void rc_lstm_step_f32(int m, int I, int H, const float* X, const float* A,
                           const float* Pi, const float* Ph, const float* pre, long pre_stride,
-                          const float* c_prev, float* c, float* h, float* gates)
+                          const float* c_prev, float* c, float* h, float* gates,
+                          int reverse)

@@ -124,11 +124,11 @@ cdef void _forward_rows(floating* out, floating* pre, floating* cells, bint runn
             if x != NULL:
                 rc_lstm_step_f32(nb, I, H, x + (t * B + b0) * I, h_prev, w_ih_t, w_hh_t,
                                  bias, 0, c_prev, c, out + (t * B + b0) * H,
-                                 NULL if pre == NULL else pre + (t * B + b0) * G)
+                                 NULL if pre == NULL else pre + (t * B + b0) * G, t & 1)
             else:
                 a = pre + ((t - t0) * B + b0) * G
                 rc_lstm_step_f32(nb, 0, H, h_prev, h_prev, w_hh_t, w_hh_t, a, G, c_prev, c,
-                                 out + (t * B + b0) * H, NULL if running_c else a)
+                                 out + (t * B + b0) * H, NULL if running_c else a, t & 1)
         else:
             # a[t, b0:b1] (nb, G) += h_{t-1} (nb, H) @ W_hh^T (H, G), then the gate pass
             a = pre + ((t - t0) * B + b0) * G

@@ -143,10 +143,13 @@ rc_lstm_tile(const int mr, int I, int H, int nu, const float* X, const float* A,
 /* m rows: h (m, H) and c (m, H) written, gates (m, 4H) too unless NULL. X (m, I) is
  * x_t's rows (unused when I = 0), A (m, H) h_prev's, Pi / Ph the packed W_ih^T / W_hh^T.
  * Groups outer so that one group of panels ((I + H) * 256 bytes) is reused by every row
- * tile. */
+ * tile. reverse: visit the groups last to first. Callers alternate it from step to step,
+ * so a step starts on the panels the previous one used last, still in cache when the
+ * weights do not fit (each group's results are independent of the order). */
 #define RC_LSTM_STEP_BODY(MR)                                                            \
     int ngroups = (H + RC_LSTM_NR - 1) / RC_LSTM_NR;                                     \
-    for (int p = 0; p < ngroups; p++) {                                                  \
+    for (int pi = 0; pi < ngroups; pi++) {                                               \
+        int p = reverse ? ngroups - 1 - pi : pi;                                         \
         int u0 = p * RC_LSTM_NR;                                                         \
         int nu = H - u0 < RC_LSTM_NR ? H - u0 : RC_LSTM_NR;                              \
         const float* Pip = Pi + (long)p * 4 * I * RC_LSTM_NR;                            \
@@ -169,9 +172,9 @@ rc_lstm_tile(const int mr, int I, int H, int nu, const float* X, const float* A,
 #define RC_LSTM_STEP_ARGS int m, int I, int H, const float* X, const float* A,            \
                           const float* Pi, const float* Ph, const float* pre,              \
                           long pre_stride, const float* c_prev, float* c, float* h,        \
-                          float* gates
+                          float* gates, int reverse
 #define RC_LSTM_STEP_CALL(NAME) \
-    NAME(m, I, H, X, A, Pi, Ph, pre, pre_stride, c_prev, c, h, gates)
+    NAME(m, I, H, X, A, Pi, Ph, pre, pre_stride, c_prev, c, h, gates, reverse)
 
 static void rc_lstm_step_f32_portable(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(1) }
 
