@@ -29,6 +29,7 @@ import numbers
 import numpy as np
 
 from .params import ParamModule, checked_state_dict
+from .threads import single_threaded_blas
 
 INPUT_KINDS = ("tokens", "features")
 OUTPUT_KINDS = ("sequence", "last", "mean", "max")
@@ -516,7 +517,9 @@ class SequenceModel:
 
 class Runner:
     """protocols.Runner for tasks: eval mode (no dropout), numpy in and out. The model's
-    training/eval mode is restored after each call."""
+    training/eval mode is restored after each call. Each call runs with BLAS on one thread:
+    the head's numpy GEMMs would otherwise leave OpenBLAS threads spinning against the
+    kernels' OpenMP threads (the trainer does the same for the whole run)."""
 
     def __init__(self, model: SequenceModel):
         self.model = model
@@ -526,7 +529,8 @@ class Runner:
         was_training = self.model.training
         self.model.eval()
         try:
-            return fn(*args)
+            with single_threaded_blas():
+                return fn(*args)
         finally:
             self.model.train(was_training)
 

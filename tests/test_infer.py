@@ -132,3 +132,25 @@ def test_conformance_checks_infer_when_a_cell_has_it():
     assert "infer equals forward" not in {r.name for r in conformance.check_cell(ReferenceLSTM())}
     failed = {r.name for r in conformance.check_cell(InferOffByOnePercent()) if not r.passed}
     assert failed == {"infer equals forward"}
+
+
+def test_runner_calls_run_with_blas_on_one_thread(monkeypatch):
+    """Evaluation and prediction (task runners) keep numpy's BLAS on one thread during
+    each call, as training does: its spinning threads would fight the kernels' threads."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+    spec = {"input": "features", "input_size": 4, "output_size": 3, "output": "mean"}
+    model = SequenceModel(spec, cell="lstm", hidden_size=8, seed=0)
+    seen = []
+    real_forward = model.forward
+
+    def recording_forward(*args, **kwargs):
+        seen.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", recording_forward)
+    x = np.zeros((3, 2, 4), np.float32)
+    with threadpool_limits(limits=2, user_api="blas"):
+        model.runner().forward(x)
+        after = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    assert seen and set(seen) == {1}
+    assert set(after) == {2}  # restored after the call
