@@ -4,16 +4,18 @@ BLAS single-threaded while our own threads run.
 The kernels run a few OpenMP regions per call; in the weight-gradient phase each thread
 calls BLAS on its own block. If OpenBLAS also started its threads inside those calls, its
 threads and ours would fight over the cores (measured here: a 1-thread LSTM training step
-took 396 ms instead of 18 ms). So every kernel call runs inside `single_threaded_blas()`,
-which sets OpenBLAS to 1 thread through its own C entry point (3.6 us per call, measured
-in benchmarks/README.md) and restores the previous count afterwards; other BLAS libraries
-go through threadpoolctl.
+took 396 ms instead of 18 ms). So every kernel call that uses BLAS (the backward ones;
+forward kernels make no BLAS call) runs inside `single_threaded_blas()`, which sets
+OpenBLAS to 1 thread through its own C entry point (3.6 us per call, measured in
+benchmarks/README.md) and restores the previous count afterwards; other BLAS libraries go
+through threadpoolctl.
 """
 from __future__ import annotations
 
 import ctypes
 import os
 import threading
+import time
 from contextlib import contextmanager
 
 # A thread must own at least this many batch rows, and rows * hidden^2 of at least
@@ -50,16 +52,61 @@ def max_threads() -> int:
     return available_cores()
 
 
-def idle_cores() -> int:
-    """Cores not busy with other work, from the 1-minute load average (which counts this
-    process's running thread too). A parallel region ends when its slowest thread does: a
-    thread that has to share its core with another busy process makes the whole call wait
-    for the scheduler (measured on this project's shared 2-core machine: +37 ms per call)."""
+# How long an idle_cores() answer is reused: reading /proc costs tens of microseconds,
+# and a kernel call may take less than that.
+IDLE_CORES_TTL = 0.5
+
+
+def _runnable_elsewhere() -> int | None:
+    """Threads of OTHER processes runnable right now (Linux), else None: the running
+    count of /proc/loadavg minus this process's own threads in state R (its OpenMP and
+    BLAS workers included, spinning ones too)."""
     try:
-        load = os.getloadavg()[0]
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+        own = 0
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:  # the thread ended meanwhile
+                continue
+            own += stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] == b"R"
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, running - own)
+
+
+def _busy_elsewhere() -> float:
+    """How many cores other processes keep busy. Linux: their runnable threads now. Else
+    the 1-minute load average less this process's one thread (which over-counts while
+    our own threads run, so it is the fallback only)."""
+    others = _runnable_elsewhere()
+    if others is not None:
+        return float(others)
+    try:
+        return max(0.0, os.getloadavg()[0] - 1.0)
     except (AttributeError, OSError):
-        return available_cores()
-    return max(1, min(available_cores(), int(available_cores() - max(0.0, load - 1.0) + 0.5)))
+        return 0.0
+
+
+_idle_cache = (-1.0, 0)  # (monotonic time, answer)
+
+
+def idle_cores() -> int:
+    """Cores not busy with other processes (at least 1). A parallel region ends when its
+    slowest thread does: a thread that has to share its core with another busy process
+    makes the whole call wait for the scheduler (measured on this project's shared 2-core
+    machine: +37 ms per call). Our own threads do not count: the load average did, so a
+    sustained 2-thread run used to talk itself down to 1 thread."""
+    global _idle_cache
+    now = time.monotonic()
+    if now - _idle_cache[0] < IDLE_CORES_TTL:
+        return _idle_cache[1]
+    cores = available_cores()
+    idle = max(1, min(cores, int(cores - _busy_elsewhere() + 0.5)))
+    _idle_cache = (now, idle)
+    return idle
 
 
 def resolve_threads(num_threads: int | None, batch: int, hidden: int) -> int:
@@ -76,7 +123,8 @@ def resolve_threads(num_threads: int | None, batch: int, hidden: int) -> int:
             raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
         return num_threads
     by_work = batch * hidden * hidden // MIN_WORK_PER_THREAD
-    return max(1, min(max_threads(), batch // MIN_ROWS_PER_THREAD, by_work, idle_cores()))
+    wanted = min(max_threads(), batch // MIN_ROWS_PER_THREAD, by_work)
+    return 1 if wanted <= 1 else max(1, min(wanted, idle_cores()))
 
 
 class _OpenBLASEntryPoints:

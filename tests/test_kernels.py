@@ -3,6 +3,12 @@ nonlinearities' accuracy, thread-count handling and BLAS single-threading.
 
 Legend: T time, B batch, I input, H hidden.
 """
+import os
+import subprocess
+import sys
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -286,11 +292,61 @@ def test_max_threads_reads_the_environment(monkeypatch):
     assert threads.max_threads() == 1
 
 
-def test_idle_cores_follows_the_load_average(monkeypatch):
+def test_idle_cores_counts_other_processes_runnable_threads(monkeypatch):
     monkeypatch.setattr(threads, "available_cores", lambda: 4)
+    for others, idle in [(0, 4), (1, 3), (3, 1), (9, 1)]:
+        monkeypatch.setattr(threads, "_idle_cache", (-1.0, 0))
+        monkeypatch.setattr(threads, "_runnable_elsewhere", lambda others=others: others)
+        assert threads.idle_cores() == idle
+    # the answer is reused for IDLE_CORES_TTL seconds (reading /proc costs ~100 us)
+    monkeypatch.setattr(threads, "_runnable_elsewhere", lambda: 0)
+    assert threads.idle_cores() == 1
+
+
+def test_idle_cores_falls_back_to_the_load_average(monkeypatch):
+    monkeypatch.setattr(threads, "available_cores", lambda: 4)
+    monkeypatch.setattr(threads, "_runnable_elsewhere", lambda: None)  # no /proc
     for load, idle in [(0.0, 4), (1.0, 4), (2.0, 3), (3.6, 1), (9.0, 1)]:
+        monkeypatch.setattr(threads, "_idle_cache", (-1.0, 0))
         monkeypatch.setattr(threads.os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
         assert threads.idle_cores() == idle
+
+
+def _runnable_elsewhere_samples(seconds):
+    deadline, samples = time.monotonic() + seconds, []
+    while time.monotonic() < deadline:
+        samples.append(threads._runnable_elsewhere())
+        time.sleep(0.02)
+    return samples
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
+def test_a_busy_process_counts_and_our_own_busy_threads_do_not():
+    """The default thread count used to follow the load average, which counts our own
+    threads: a sustained 2-thread run talked itself down to 1 thread."""
+    stop = threading.Event()
+    a = np.ones((300, 300))
+
+    def burn():  # our own thread, busy in numpy with the GIL released
+        while not stop.is_set():
+            a @ a
+
+    worker = threading.Thread(target=burn)
+    worker.start()
+    try:
+        ours_busy = _runnable_elsewhere_samples(0.5)
+    finally:
+        stop.set()
+        worker.join()
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.2)
+        other_busy = _runnable_elsewhere_samples(1.0)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert min(ours_busy) == 0, ours_busy  # unless other processes never rested
+    assert max(other_busy) >= 1 and min(other_busy) >= 1, other_busy
 
 
 def test_blas_is_single_threaded_inside_kernel_calls_and_restored_after():
