@@ -13,6 +13,7 @@ through threadpoolctl.
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import threading
 import time
@@ -52,9 +53,12 @@ def max_threads() -> int:
     return available_cores()
 
 
-# How long an idle_cores() answer is reused: reading /proc costs tens of microseconds,
-# and a kernel call may take less than that.
-IDLE_CORES_TTL = 0.5
+# idle_cores() samples the runnable threads of other processes at most every SAMPLE_EVERY
+# seconds (reading /proc costs ~100 us; a kernel call may take less) and averages the
+# samples over about BUSY_TIME_CONSTANT seconds: a kernel thread that is runnable now and
+# then (kworker, kdamond) must not halve the threads, a CPU-bound neighbour must.
+SAMPLE_EVERY = 0.02
+BUSY_TIME_CONSTANT = 1.0
 
 
 def _runnable_elsewhere() -> int | None:
@@ -77,7 +81,7 @@ def _runnable_elsewhere() -> int | None:
     return max(0, running - own)
 
 
-def _busy_elsewhere() -> float:
+def _busy_elsewhere_now() -> float:
     """How many cores other processes keep busy. Linux: their runnable threads now. Else
     the 1-minute load average less this process's one thread (which over-counts while
     our own threads run, so it is the fallback only)."""
@@ -90,7 +94,7 @@ def _busy_elsewhere() -> float:
         return 0.0
 
 
-_idle_cache = (-1.0, 0)  # (monotonic time, answer)
+_busy_average = [-1.0, 0.0]  # [monotonic time of the last sample, average busy cores]
 
 
 def idle_cores() -> int:
@@ -99,14 +103,15 @@ def idle_cores() -> int:
     makes the whole call wait for the scheduler (measured on this project's shared 2-core
     machine: +37 ms per call). Our own threads do not count: the load average did, so a
     sustained 2-thread run used to talk itself down to 1 thread."""
-    global _idle_cache
     now = time.monotonic()
-    if now - _idle_cache[0] < IDLE_CORES_TTL:
-        return _idle_cache[1]
+    last, average = _busy_average
+    if last < 0 or now - last >= SAMPLE_EVERY:
+        busy = _busy_elsewhere_now()
+        weight = 1.0 if last < 0 else 1.0 - math.exp(-(now - last) / BUSY_TIME_CONSTANT)
+        average += weight * (busy - average)
+        _busy_average[:] = [now, average]
     cores = available_cores()
-    idle = max(1, min(cores, int(cores - _busy_elsewhere() + 0.5)))
-    _idle_cache = (now, idle)
-    return idle
+    return max(1, min(cores, int(cores - average + 0.5)))
 
 
 def resolve_threads(num_threads: int | None, batch: int, hidden: int) -> int:

@@ -292,22 +292,53 @@ def test_max_threads_reads_the_environment(monkeypatch):
     assert threads.max_threads() == 1
 
 
+class _FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def _sampled_idle_cores(monkeypatch, samples, every=0.05):
+    """idle_cores() after feeding it `samples` (runnable threads elsewhere) `every` s apart."""
+    clock = _FakeClock()
+    monkeypatch.setattr(threads.time, "monotonic", clock)
+    monkeypatch.setattr(threads, "_busy_average", [-1.0, 0.0])
+    feed = iter(samples)
+    monkeypatch.setattr(threads, "_runnable_elsewhere", lambda: next(feed))
+    for _ in samples:
+        idle = threads.idle_cores()
+        clock.now += every
+    return idle
+
+
 def test_idle_cores_counts_other_processes_runnable_threads(monkeypatch):
     monkeypatch.setattr(threads, "available_cores", lambda: 4)
     for others, idle in [(0, 4), (1, 3), (3, 1), (9, 1)]:
-        monkeypatch.setattr(threads, "_idle_cache", (-1.0, 0))
-        monkeypatch.setattr(threads, "_runnable_elsewhere", lambda others=others: others)
-        assert threads.idle_cores() == idle
-    # the answer is reused for IDLE_CORES_TTL seconds (reading /proc costs ~100 us)
-    monkeypatch.setattr(threads, "_runnable_elsewhere", lambda: 0)
-    assert threads.idle_cores() == 1
+        assert _sampled_idle_cores(monkeypatch, [others] * 40) == idle
+    # a kernel thread runnable in one sample out of ten does not cost a core...
+    assert _sampled_idle_cores(monkeypatch, [0] + [0, 0, 0, 0, 1, 0, 0, 0, 0, 0] * 8) == 4
+    # ...a neighbour that starts running does, within about a second
+    assert _sampled_idle_cores(monkeypatch, [0] * 20 + [1] * 30) == 3
+
+
+def test_idle_cores_samples_at_most_every_20_ms(monkeypatch):
+    monkeypatch.setattr(threads, "available_cores", lambda: 4)
+    calls = []
+    monkeypatch.setattr(threads, "_runnable_elsewhere", lambda: calls.append(1) or 0)
+    _sampled_idle_cores(monkeypatch, [0] * 3)  # resets the average
+    monkeypatch.setattr(threads, "_runnable_elsewhere", lambda: calls.append(1) or 0)
+    for _ in range(100):  # same fake instant: one sample at most
+        threads.idle_cores()
+    assert len(calls) <= 1
 
 
 def test_idle_cores_falls_back_to_the_load_average(monkeypatch):
     monkeypatch.setattr(threads, "available_cores", lambda: 4)
     monkeypatch.setattr(threads, "_runnable_elsewhere", lambda: None)  # no /proc
     for load, idle in [(0.0, 4), (1.0, 4), (2.0, 3), (3.6, 1), (9.0, 1)]:
-        monkeypatch.setattr(threads, "_idle_cache", (-1.0, 0))
+        monkeypatch.setattr(threads, "_busy_average", [-1.0, 0.0])
         monkeypatch.setattr(threads.os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
         assert threads.idle_cores() == idle
 
