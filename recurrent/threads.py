@@ -59,6 +59,9 @@ def max_threads() -> int:
 # then (kworker, kdamond) must not halve the threads, a CPU-bound neighbour must.
 SAMPLE_EVERY = 0.02
 BUSY_TIME_CONSTANT = 1.0
+# No single sample weighs more than this, even after a long pause between kernel calls:
+# it takes 4 busy samples in a row to give a core up (a transient is one sample).
+MAX_SAMPLE_WEIGHT = 0.2
 
 
 def _runnable_elsewhere() -> int | None:
@@ -81,13 +84,9 @@ def _runnable_elsewhere() -> int | None:
     return max(0, running - own)
 
 
-def _busy_elsewhere_now() -> float:
-    """How many cores other processes keep busy. Linux: their runnable threads now. Else
-    the 1-minute load average less this process's one thread (which over-counts while
-    our own threads run, so it is the fallback only)."""
-    others = _runnable_elsewhere()
-    if others is not None:
-        return float(others)
+def _load_average_elsewhere() -> float:
+    """Without /proc: the 1-minute load average less this process's one thread (it
+    over-counts while our own threads run, so it is the fallback only)."""
     try:
         return max(0.0, os.getloadavg()[0] - 1.0)
     except (AttributeError, OSError):
@@ -106,9 +105,13 @@ def idle_cores() -> int:
     now = time.monotonic()
     last, average = _busy_average
     if last < 0 or now - last >= SAMPLE_EVERY:
-        busy = _busy_elsewhere_now()
-        weight = 1.0 if last < 0 else 1.0 - math.exp(-(now - last) / BUSY_TIME_CONSTANT)
-        average += weight * (busy - average)
+        busy = _runnable_elsewhere()
+        if busy is None:  # already an average
+            average = _load_average_elsewhere()
+        else:
+            weight = MAX_SAMPLE_WEIGHT if last < 0 else min(
+                MAX_SAMPLE_WEIGHT, 1.0 - math.exp(-(now - last) / BUSY_TIME_CONSTANT))
+            average += weight * (busy - average)
         _busy_average[:] = [now, average]
     cores = available_cores()
     return max(1, min(cores, int(cores - average + 0.5)))

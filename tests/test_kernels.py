@@ -319,8 +319,11 @@ def test_idle_cores_counts_other_processes_runnable_threads(monkeypatch):
         assert _sampled_idle_cores(monkeypatch, [others] * 40) == idle
     # a kernel thread runnable in one sample out of ten does not cost a core...
     assert _sampled_idle_cores(monkeypatch, [0] + [0, 0, 0, 0, 1, 0, 0, 0, 0, 0] * 8) == 4
+    # ...nor one caught after a long pause between kernel calls...
+    assert _sampled_idle_cores(monkeypatch, [0, 0, 0, 1, 0], every=5.0) == 4
     # ...a neighbour that starts running does, within about a second
     assert _sampled_idle_cores(monkeypatch, [0] * 20 + [1] * 30) == 3
+    assert _sampled_idle_cores(monkeypatch, [0, 0, 1, 1, 1, 1, 1], every=5.0) == 3
 
 
 def test_idle_cores_samples_at_most_every_20_ms(monkeypatch):
