@@ -18,7 +18,7 @@ from ._recmat cimport pack, packed_len, recmat
 cdef enum:
     ROW_PARTS = 16    # about 16 blocks of T*B rows (projection, dx)
     GATE_PARTS = 8    # about 8 blocks of G gate rows (weight gradients) ...
-    MIN_GATE_BLOCK = 256  # ... of at least this many rows
+    MIN_GATE_BLOCK = 128  # ... of at least this many rows
     ALIGN = 16
 
 
@@ -56,7 +56,8 @@ cdef inline Py_ssize_t row_block(Py_ssize_t rows) noexcept nogil:
 cdef inline Py_ssize_t gate_block(Py_ssize_t gates) noexcept nogil:
     """Gate rows per block of the weight-gradient GEMMs (a function of the size only).
     At least MIN_GATE_BLOCK rows: every block makes BLAS re-pack all of X and h (T*B rows),
-    which for small G cost as much as the multiply (perf: 15% of a training step)."""
+    which for small G cost as much as the multiply (perf: 15% of a training step with
+    64-row blocks). Not more: with 2 threads one block per thread is the least."""
     return max(_block(gates, GATE_PARTS), min(gates, MIN_GATE_BLOCK))
 
 
@@ -182,9 +183,9 @@ cdef inline int input_and_weight_grads(floating* dx, floating* dw_ih, floating* 
                     num_threads=hoist_threads(num_threads, nrb + ngb,
                                               2.0 * TB * G * (2 * I + H)),
                     schedule="dynamic", chunksize=1):
-        if k < nrb:
+        if k >= ngb:  # the big weight-gradient blocks first, the many small dx blocks fill in
             # dx[r0:r1] (n, I) = dA_in[r0:r1] (n, G) @ W_ih (G, I), by the two parts
-            r0 = k * rb
+            r0 = (k - ngb) * rb
             r1 = min(r0 + rb, TB)
             recmat(<int> (r1 - r0), I, split_row, da + r0 * ldd, ldd, w_head, dx + r0 * I, I,
                    False)
@@ -193,7 +194,7 @@ cdef inline int input_and_weight_grads(floating* dx, floating* dw_ih, floating* 
                        ldd, w_tail, dx + r0 * I, I, True)
         else:
             # weight and bias gradients for gate rows g0:g1 (cut at split_row)
-            g0 = (k - nrb) * gb
+            g0 = k * gb
             g1 = min(g0 + gb, G)
             a1 = min(g1, split_row)
             n0 = max(g0, split_row)
