@@ -235,7 +235,9 @@ class GRUCell(_KernelCell):
     name = "gru"
     num_gates = 3
 
-    def forward(self, x, states, params, lengths, num_threads):
+    def _prepare(self, x, states, params, lengths):
+        """Checked arrays and the kernel's bias split: bias_x (G,) = b_ih + [b_hr, b_hz, 0]
+        and b_hn (H,), which stays inside the reset product."""
         (h0,) = states
         T, B, _ = x.shape
         H = h0.shape[1]
@@ -245,18 +247,41 @@ class GRUCell(_KernelCell):
         _check_arrays(dtype, x=x, h0=h0, weight_ih=w_ih, weight_hh=w_hh)
         b_ih = _bias(params, "bias_ih", G, dtype)
         b_hh = _bias(params, "bias_hh", G, dtype)
-        bias_x = b_ih.copy()                   # (G,) b_ih + [b_hr, b_hz, 0]
+        bias_x = b_ih.copy()
         bias_x[:2 * H] += b_hh[:2 * H]
         b_hn = np.ascontiguousarray(b_hh[2 * H:])
-        lengths = _lengths(lengths, T, B)
+        return h0, w_ih, w_hh, bias_x, b_hn, _lengths(lengths, T, B)
+
+    def forward(self, x, states, params, lengths, num_threads):
+        h0, w_ih, w_hh, bias_x, b_hn, lengths = self._prepare(x, states, params, lengths)
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        dtype = x.dtype
         nt = self._threads(num_threads, B, H)
         out = np.empty((T, B, H), dtype)       # (T, B, H)
         cache = np.empty((T, B, 4 * H), dtype)  # (T, B, 4H) r, z, hn, n
-        work = np.empty((B, G), dtype)         # (B, G) h_{t-1} W_hh^T of one step
+        work = np.empty((B, 3 * H), dtype)     # (B, G) h_{t-1} W_hh^T of one step
         h_n = np.empty((B, H), dtype)
         _gru.forward(out, h_n, cache, work, x, h0, w_ih, w_hh, bias_x, b_hn, lengths, nt)
         out.flags.writeable = False
         return out, (h_n,), _Cache((x, h0, out, cache, w_ih, w_hh), lengths, nt)
+
+    def infer(self, x, states, params, lengths, num_threads):
+        """forward() without the (T, B, 4H) cache (bitwise the same results)."""
+        h0, w_ih, w_hh, bias_x, b_hn, lengths = self._prepare(x, states, params, lengths)
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        dtype = x.dtype
+        out = np.empty((T, B, H), dtype)       # (T, B, H)
+        work = np.empty((B, 3 * H), dtype)     # (B, G) h_{t-1} W_hh^T of one step
+        h_n = np.empty((B, H), dtype)
+        _gru.infer(out, h_n, work, x, h0, w_ih, w_hh, bias_x, b_hn, lengths,
+                   self._threads(num_threads, B, H))
+        return out, (h_n,)
+
+    def step(self, x_t, states, params):
+        _, new_states = self.infer(x_t[None], states, params, None, None)
+        return new_states
 
     def backward(self, d_out, d_final_states, cache, grads, num_threads):
         x, h0, out, gate_cache, w_ih, w_hh = cache.take()

@@ -13,23 +13,30 @@ from recurrent.plugins import get_cell
 from recurrent.reference import LSTMCell as ReferenceLSTM
 
 
-def _lstm_problem(T, B, I, H, dtype, seed):
+def _problem(name, T, B, I, H, dtype, seed):
     rng = np.random.default_rng(seed)
-    cell = get_cell("lstm")
+    cell = get_cell(name)
     params = {k: np.zeros(s, dtype) for k, s in cell.param_shapes(I, H).items()}
     cell.init_params(params, H, rng)
+    for v in params.values():  # non-zero biases: their split and folding are exercised
+        v += dtype(0.1) * rng.standard_normal(v.shape).astype(dtype)
     x = rng.standard_normal((T, B, I)).astype(dtype)                        # (T, B, I)
-    states = tuple(rng.standard_normal((B, H)).astype(dtype) for _ in range(2))
+    states = tuple(rng.standard_normal((B, H)).astype(dtype) for _ in cell.state_names)
     lengths = rng.integers(1, T + 1, B).astype(np.int64)                   # (B,)
     return cell, x, states, params, lengths
 
 
+def _lstm_problem(T, B, I, H, dtype, seed):
+    return _problem("lstm", T, B, I, H, dtype, seed)
+
+
 # T, B, I, H: one row; odd sizes; several input-projection chunks (B * 4H * 4 bytes per step)
+@pytest.mark.parametrize("name", ["lstm", "gru"])
 @pytest.mark.parametrize("size", [(9, 1, 3, 16), (13, 5, 7, 20), (40, 70, 8, 300)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("num_threads", [1, 2])
-def test_lstm_infer_is_bitwise_forward(size, dtype, num_threads):
-    cell, x, states, params, lengths = _lstm_problem(*size, dtype, seed=sum(size))
+def test_infer_is_bitwise_forward(name, size, dtype, num_threads):
+    cell, x, states, params, lengths = _problem(name, *size, dtype, seed=sum(size))
     out, finals, _ = cell.forward(x, states, params, lengths, num_threads)
     out_i, finals_i = cell.infer(x, states, params, lengths, num_threads)
     assert out_i.dtype == dtype and out_i.shape == out.shape

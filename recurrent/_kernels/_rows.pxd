@@ -22,6 +22,18 @@ cdef enum:
     ALIGN = 16
 
 
+cdef enum:
+    # inference (no backward follows) projects the inputs a few steps at a time into a
+    # reused scratch of about this many bytes, not all T steps into a (T, B, .) cache
+    INFER_CHUNK_BYTES = 4 << 20
+
+
+cdef inline Py_ssize_t infer_chunk(Py_ssize_t T, Py_ssize_t B, int row_len,
+                                   size_t itemsize) noexcept nogil:
+    """Steps per inference chunk for rows of row_len values (at least 1, at most T)."""
+    return max(1, min(T, <Py_ssize_t> (INFER_CHUNK_BYTES // (B * row_len * itemsize))))
+
+
 cdef inline Py_ssize_t split(Py_ssize_t n, int parts, int k) noexcept nogil:
     """Start of part k when n items are cut into `parts` contiguous, near-equal parts."""
     return (n * k) // parts

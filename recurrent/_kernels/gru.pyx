@@ -18,19 +18,19 @@ Backward overwrites the cache with [dA_r, dA_z, r * dA_n, dA_n] where dA_* are t
 gradients of the pre-activations. Then the gradient w.r.t. ah is the contiguous first 3H
 columns (one GEMM per step for d h_{t-1}, one for dW_hh), and w.r.t. ax the blocks 0, 1, 3.
 
-Threads: as in lstm.pyx.
+Threads: as in lstm.pyx. infer() (evaluation) keeps no cache: bitwise the same outputs.
 """
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
-from libc.stdlib cimport free
+from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from ._activations cimport sigmoid, tanh_
 from ._gates cimport rc_gru_backward_f32, rc_gru_forward_f32
 from ._recmat cimport recmat
-from ._rows cimport (input_and_weight_grads, loop_threads, packed_copy, project_inputs,
-                     split, state_before)
+from ._rows cimport (infer_chunk, input_and_weight_grads, loop_threads, packed_copy,
+                     project_inputs, project_packed, split, state_before)
 
 
 cdef inline void _cell_forward(floating* a, const floating* ah, const floating* b_hn,
@@ -79,10 +79,11 @@ cdef inline void _cell_backward(floating* a, const floating* h_prev, const float
 
 cdef void _forward_rows(floating* out, floating* cache, floating* ah, floating* h_n,
                         const floating* h0, const floating* w_hh_t, const floating* b_hn,
-                        const int64_t* lengths, Py_ssize_t T, Py_ssize_t B, int H,
-                        Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
-    """The time loop for batch rows b0:b1; ah (B, G) is per-step work space; w_hh_t is
-    W_hh^T packed for recmat."""
+                        const int64_t* lengths, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t B,
+                        int H, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    """Steps t0:t1 of the time loop for batch rows b0:b1; cache holds those steps,
+    (t1 - t0, B, C) (training: the whole cache, t0 = 0; inference: a scratch chunk);
+    ah (B, G) is per-step work space; w_hh_t is W_hh^T packed for recmat."""
     cdef int G = 3 * H, C = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, j, row
@@ -90,7 +91,7 @@ cdef void _forward_rows(floating* out, floating* cache, floating* ah, floating* 
     cdef floating* h
     if nb <= 0:
         return
-    for t in range(T):
+    for t in range(t0, t1):
         h_prev = state_before(out, h0, t, B, H, b0)
         # ah[b0:b1] (nb, G) = h_{t-1} (nb, H) @ W_hh^T (H, G)
         recmat(nb, G, H, h_prev, H, w_hh_t, ah + b0 * G, G, False)
@@ -100,7 +101,8 @@ cdef void _forward_rows(floating* out, floating* cache, floating* ah, floating* 
             if t >= lengths[b]:
                 memset(h, 0, H * sizeof(floating))
                 continue
-            _cell_forward(cache + row * C, ah + b * G, b_hn, h_prev + (b - b0) * H, h, H)
+            _cell_forward(cache + ((t - t0) * B + b) * C, ah + b * G, b_hn,
+                          h_prev + (b - b0) * H, h, H)
             if t == lengths[b] - 1:
                 for j in range(H):
                     h_n[b * H + j] = h[j]
@@ -160,10 +162,55 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, :, ::1] c
         if status == 0:
             for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
                 _forward_rows(out_p, cache_p, work_p, h_n_p, h0_p, w_hh_t, b_hn_p, len_p,
-                              T, B, H, split(B, nt, k), split(B, nt, k + 1))
+                              0, T, B, H, split(B, nt, k), split(B, nt, k + 1))
     free(w_hh_t)
     if status != 0:
         raise MemoryError()
+
+
+def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] work,
+          const floating[:, :, ::1] x, const floating[:, ::1] h0,
+          const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
+          const floating[::1] bias_x, const floating[::1] b_hn,
+          const int64_t[::1] lengths, int num_threads):
+    """forward() without the (T, B, 4H) cache: out (T, B, H) and h_n (B, H) are written,
+    bitwise equal to forward()'s. The input projection runs chunk by chunk of steps into a
+    small scratch laid out like the cache; work (B, 3H) is scratch."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
+    cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
+    cdef int G = 3 * H, C = 4 * H
+    cdef int nt = loop_threads(num_threads, B)
+    cdef int k
+    cdef Py_ssize_t t0 = 0, t1
+    cdef Py_ssize_t chunk = infer_chunk(T, B, C, sizeof(floating))
+    cdef floating* out_p = &out[0, 0, 0]
+    cdef floating* h_n_p = &h_n[0, 0]
+    cdef floating* work_p = &work[0, 0]
+    cdef const floating* h0_p = &h0[0, 0]
+    cdef const floating* x_p = &x[0, 0, 0]
+    cdef const floating* b_hn_p = &b_hn[0]
+    cdef const int64_t* len_p = &lengths[0]
+    cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, G, 1, H)  # W_hh^T (H, G)
+    cdef floating* w_ih_t = packed_copy(&w_ih[0, 0], I, G, 1, I)  # W_ih^T (I, G)
+    cdef floating* scratch = <floating*> malloc(chunk * B * C * sizeof(floating))
+    if w_hh_t == NULL or w_ih_t == NULL or scratch == NULL:
+        free(w_hh_t)
+        free(w_ih_t)
+        free(scratch)
+        raise MemoryError()
+    with nogil:
+        while t0 < T:
+            t1 = min(t0 + chunk, T)
+            # ax of steps t0:t1 into the first 3 blocks of the scratch rows
+            project_packed(scratch, C, x_p + t0 * B * I, w_ih_t, &bias_x[0], (t1 - t0) * B,
+                           I, G, num_threads)
+            for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+                _forward_rows(out_p, scratch, work_p, h_n_p, h0_p, w_hh_t, b_hn_p, len_p,
+                              t0, t1, B, H, split(B, nt, k), split(B, nt, k + 1))
+            t0 = t1
+    free(w_hh_t)
+    free(w_ih_t)
+    free(scratch)
 
 
 def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,

@@ -35,8 +35,8 @@ from ._activations cimport sigmoid, tanh_
 from ._gates cimport (rc_lstm_backward_f32, rc_lstm_pack_f32, rc_lstm_packed_len,
                       rc_lstm_step_f32)
 from ._recmat cimport recmat
-from ._rows cimport (input_and_weight_grads, loop_threads, packed_copy, project_inputs,
-                     project_packed, split, state_before)
+from ._rows cimport (infer_chunk, input_and_weight_grads, loop_threads, packed_copy,
+                     project_inputs, project_packed, split, state_before)
 
 
 cdef inline void _cell_forward(double* a, const double* c_prev, double* c, double* h,
@@ -191,9 +191,6 @@ cdef floating* _packed_w_hh_t(const floating* w_hh, int H) noexcept nogil:
 # never on the thread count, so results stay bitwise identical across thread counts.
 cdef enum:
     IN_TILE_MIN_ROWS = 4
-    # hoisted inference projects a few steps at a time into a reused scratch of about
-    # this many bytes (not all T steps into a (T, B, G) array)
-    INFER_CHUNK_BYTES = 4 << 20
 
 
 cdef inline bint _input_in_tile(floating* like, Py_ssize_t B) noexcept nogil:
@@ -270,8 +267,7 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
     cdef Py_ssize_t t0 = 0, t1
     cdef floating* out_p = &out[0, 0, 0]
     cdef bint in_tile = _input_in_tile(out_p, B)
-    cdef Py_ssize_t chunk = T if in_tile else max(
-        1, min(T, INFER_CHUNK_BYTES // (B * G * sizeof(floating))))
+    cdef Py_ssize_t chunk = T if in_tile else infer_chunk(T, B, G, sizeof(floating))
     cdef floating* h_n_p = &h_n[0, 0]
     cdef floating* c_n_p = &c_n[0, 0]
     cdef const floating* h0_p = &h0[0, 0]
