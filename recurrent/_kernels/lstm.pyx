@@ -8,12 +8,13 @@ Forward, for step t of a valid row (t < lengths[b]):
     i, f, g, o = sigmoid(a_i), sigmoid(a_f), tanh(a_g), sigmoid(a_o)
     c_t = f * c_{t-1} + i * g
     h_t = o * tanh(c_t)
-The input part of `a` for all T steps is one product before the loop (recmat.h, W_ih
-packed once per call). Each step adds h_{t-1} W_hh^T; in float32 the gate pass is fused
-into that product (lstmstep.h: W_hh^T packed so that a register tile holds the four
-gates of the same units, activated while still in registers); float64 runs recmat and a
-separate pass. The weight gradients after the backward loop go through BLAS. A row past its length keeps (h, c), outputs zeros and costs
-nothing but the wasted product rows.
+In float32 each step is one fused pass (lstmstep.h): the weights are packed so that a
+register tile holds the four gates of the same units, which are activated while still in
+registers. With B >= 4 the tile also sums the input part x_t W_ih^T; with fewer rows that
+part is one product for all T steps before the loop (recmat.h), where it is a real GEMM.
+float64 hoists the input part, then runs recmat and a separate gate pass. The weight
+gradients after the backward loop go through BLAS. A row past its length keeps (h, c),
+outputs zeros and costs nothing but the wasted product rows.
 
 Cache read by backward: the activated gates (T, B, G), every c_t (T, B, H), every h_t (the
 outputs). Backward overwrites the gate cache with dA = d loss / d a, so a cache serves one
