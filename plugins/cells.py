@@ -101,8 +101,10 @@ class _KernelCell(TorchLayoutCell):
         return f"<cell {self.name!r} (Cython kernels)>"
 
     def step(self, x_t, states, params):
-        _, new_states, _ = self.forward(x_t[None], states, params, None, None)
-        return new_states
+        """One step through infer() when the cell has it (no cache), else forward()."""
+        if hasattr(self, "infer"):
+            return self.infer(x_t[None], states, params, None, None)[1]
+        return self.forward(x_t[None], states, params, None, None)[1]
 
     def _threads(self, num_threads, B, H):
         return resolve_threads(num_threads, B, H)
@@ -163,19 +165,25 @@ class LSTMCell(_KernelCell):
     name = "lstm"
     num_gates = 4
 
-    def forward(self, x, states, params, lengths, num_threads):
+    def _prepare(self, x, states, params, lengths):
+        """Checked arrays and the one bias the kernel adds, b_ih + b_hh (G,)."""
         h0, c0 = states
         T, B, _ = x.shape
-        H = h0.shape[1]
-        G = 4 * H
+        G = 4 * h0.shape[1]
         dtype = x.dtype
         w_ih, w_hh = params["weight_ih"], params["weight_hh"]
         _check_arrays(dtype, x=x, h0=h0, c0=c0, weight_ih=w_ih, weight_hh=w_hh)
         bias = _bias(params, "bias_ih", G, dtype) + _bias(params, "bias_hh", G, dtype)
-        lengths = _lengths(lengths, T, B)
+        return h0, c0, w_ih, w_hh, bias, _lengths(lengths, T, B)
+
+    def forward(self, x, states, params, lengths, num_threads):
+        h0, c0, w_ih, w_hh, bias, lengths = self._prepare(x, states, params, lengths)
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        dtype = x.dtype
         nt = self._threads(num_threads, B, H)
         out = np.empty((T, B, H), dtype)       # (T, B, H)  every h_t
-        gates = np.empty((T, B, G), dtype)     # (T, B, G)  activated i, f, g, o
+        gates = np.empty((T, B, 4 * H), dtype)  # (T, B, G)  activated i, f, g, o
         cells = np.empty((T, B, H), dtype)     # (T, B, H)  every c_t
         h_n = np.empty((B, H), dtype)
         c_n = np.empty((B, H), dtype)
@@ -187,24 +195,15 @@ class LSTMCell(_KernelCell):
     def infer(self, x, states, params, lengths, num_threads):
         """forward() without the gate and cell caches (bitwise the same results): for
         evaluation and prediction, where no backward follows."""
-        h0, c0 = states
+        h0, c0, w_ih, w_hh, bias, lengths = self._prepare(x, states, params, lengths)
         T, B, _ = x.shape
         H = h0.shape[1]
-        dtype = x.dtype
-        w_ih, w_hh = params["weight_ih"], params["weight_hh"]
-        _check_arrays(dtype, x=x, h0=h0, c0=c0, weight_ih=w_ih, weight_hh=w_hh)
-        bias = _bias(params, "bias_ih", 4 * H, dtype) + _bias(params, "bias_hh", 4 * H, dtype)
-        lengths = _lengths(lengths, T, B)
-        out = np.empty((T, B, H), dtype)       # (T, B, H)
-        h_n = np.empty((B, H), dtype)
-        c_n = np.empty((B, H), dtype)
+        out = np.empty((T, B, H), x.dtype)     # (T, B, H)
+        h_n = np.empty((B, H), x.dtype)
+        c_n = np.empty((B, H), x.dtype)
         _lstm.infer(out, h_n, c_n, x, h0, c0, w_ih, w_hh, bias, lengths,
                     self._threads(num_threads, B, H))
         return out, (h_n, c_n)
-
-    def step(self, x_t, states, params):
-        _, new_states = self.infer(x_t[None], states, params, None, None)
-        return new_states
 
     def backward(self, d_out, d_final_states, cache, grads, num_threads):
         x, h0, c0, out, gates, cells, w_ih, w_hh = cache.take()
@@ -278,10 +277,6 @@ class GRUCell(_KernelCell):
         _gru.infer(out, h_n, work, x, h0, w_ih, w_hh, bias_x, b_hn, lengths,
                    self._threads(num_threads, B, H))
         return out, (h_n,)
-
-    def step(self, x_t, states, params):
-        _, new_states = self.infer(x_t[None], states, params, None, None)
-        return new_states
 
     def backward(self, d_out, d_final_states, cache, grads, num_threads):
         x, h0, out, gate_cache, w_ih, w_hh = cache.take()
