@@ -50,13 +50,13 @@ import threading
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from . import __version__
 from .checkpoint import BEST, CONFIG_FILE, LAST, RunDir, atomic_write, load_arrays, save_arrays
 from .errors import UserError
 from .model import SequenceModel, pack_state, state_arrays, valid_mask
 from .optim import Schedule, make_optimizer
+from .threads import single_threaded_blas
 
 # Shared training options and their defaults; a task's defaults() override these, CLI
 # options override both.
@@ -499,9 +499,8 @@ class Trainer:
         # OpenBLAS's pthreads spin after each call and then fight the kernels' OpenMP threads
         # for the cores (measured on 2 cores, char-lm defaults, --threads 2, 150 steps:
         # 7.25 s with numpy's BLAS at 2 threads, 3.69 s at 1).
-        blas_limit = threadpool_limits(limits=1, user_api="blas")
         try:
-            with _Interrupt() as interrupt, blas_limit:
+            with _Interrupt() as interrupt, single_threaded_blas():
                 status = self._loop(epochs, interrupt, **limits)
                 if status in ("done", "step-limit") and self.last_eval_step != self.step:
                     self.evaluate(progress, baselines)
