@@ -22,16 +22,21 @@ THREADS = [pytest.param(n, id=f"{n}thr") for n in (1, 2)]
 MODES = ("infer", "train")
 
 
+def every_case(test):
+    """Parametrize a benchmark over cells x sizes x thread counts x modes."""
+    for name, values in (("mode", MODES), ("threads", THREADS), ("config", CONFIGS),
+                         ("cell", CELLS)):
+        test = pytest.mark.parametrize(name, values)(test)
+    return test
+
+
 def _rounds(problem, mode):
     """Fewer rounds for the big sizes so the whole file runs in minutes, not hours."""
     work = problem.flops(mode)
     return 3 if work > 5e9 else 10 if work > 2e8 else 30
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("config", CONFIGS)
-@pytest.mark.parametrize("cell", CELLS)
+@every_case
 def test_recurrent(benchmark, cell, config, threads, mode):
     problem = Problem(cell, *config)
     benchmark.extra_info["gflop"] = problem.flops(mode) / 1e9
@@ -39,10 +44,7 @@ def test_recurrent(benchmark, cell, config, threads, mode):
                        warmup_rounds=1)
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("config", CONFIGS)
-@pytest.mark.parametrize("cell", CELLS)
+@every_case
 def test_numpy_reference(benchmark, cell, config, threads, mode):
     problem = Problem(cell, *config)
     ref = get_reference_cell(cell)
@@ -57,10 +59,7 @@ def test_numpy_reference(benchmark, cell, config, threads, mode):
         benchmark.pedantic(run, rounds=max(1, _rounds(problem, mode) // 3), warmup_rounds=1)
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("config", CONFIGS)
-@pytest.mark.parametrize("cell", CELLS)
+@every_case
 def test_torch(benchmark, cell, config, threads, mode):
     torch = pytest.importorskip("torch", reason="torch not installed")
     problem = Problem(cell, *config)
