@@ -256,7 +256,6 @@ def test_nonlinearities_special_values(fn):
 def test_openmp_is_compiled_in_and_runs_a_team():
     # A build without OpenMP works single-threaded, but unless asked for (setup.py reads
     # RECURRENT_NO_OPENMP) it means the compiler probe failed: that is a failure here.
-    import os
     if os.environ.get("RECURRENT_NO_OPENMP"):
         assert ompinfo.team_size(2) == 1
         pytest.skip("built without OpenMP on request (RECURRENT_NO_OPENMP)")
