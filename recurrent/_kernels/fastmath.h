@@ -16,32 +16,40 @@
 static inline float rc_bits_to_float(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 static inline uint32_t rc_float_to_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 
-/* exp(x) = 2^k * exp(r), k = round(x / ln2), |r| <= ln2 / 2.
- * x is clamped to [-87, 88] so that 2^k stays a normal float: exp saturates at 1.65e38
- * (callers only feed it to sigmoid/tanh, where that equals infinity) and at 1.6e-38 below. */
-static inline float rc_expf(float x)
+/* expm1(r) for x = k ln2 + r, k = round(x / ln2), |r| <= ln2 / 2, with 2^k in *scale:
+ * exp(x) = scale * (1 + q) and expm1(x) = scale * q + (scale - 1), q the return value.
+ * The caller keeps x within [-87, 88] so that 2^k stays a normal float. */
+static inline float rc_expm1_reduced(float x, float* scale)
 {
     const float magic = 12582912.0f;          /* 1.5 * 2^23: adding it rounds to an integer */
-    x = x > 88.0f ? 88.0f : x;
-    x = x < -87.0f ? -87.0f : x;
     float t = x * 1.44269504088896341f + magic;
     float k = t - magic;                      /* round(x / ln2) */
     /* Cody-Waite: ln2 split so that k * ln2_hi is exact */
     float r = x - k * 0.693359375f;
     r = r + k * 2.12194440e-4f;
-    /* Taylor series of exp(r) to degree 7: truncation error < 6e-9 for |r| <= 0.347 */
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
+    /* expm1(r) = r * P(r), P of degree 5 fitted for minimax relative error on |r| <= ln2/2
+     * (1.1e-8 in exact arithmetic); Estrin's scheme: a shorter dependency chain than
+     * Horner's, which the single-row (B = 1) steps are bound by */
+    float r2 = r * r;
+    float p01 = 0.4999999701976776f * r + 1.0f;
+    float p23 = 0.041667137295007706f * r + 0.16666506230831146f;
+    float p45 = 0.0013888872927054763f * r + 0.00836906861513853f;
+    float p = p45 * (r2 * r2) + (p23 * r2 + p01);
     /* the low mantissa bits of t hold k; build 2^k from them with unsigned arithmetic */
     uint32_t kbits = rc_float_to_bits(t) - rc_float_to_bits(magic);
-    float scale = rc_bits_to_float((kbits + 127u) << 23);
-    return p * scale;
+    *scale = rc_bits_to_float((kbits + 127u) << 23);
+    return p * r;
+}
+
+/* x is clamped to [-87, 88]: exp saturates at 1.65e38 (callers only feed it to sigmoid,
+ * where that equals infinity) and at 1.6e-38 below. */
+static inline float rc_expf(float x)
+{
+    x = x > 88.0f ? 88.0f : x;
+    x = x < -87.0f ? -87.0f : x;
+    float scale;
+    float q = rc_expm1_reduced(x, &scale);
+    return scale * q + scale;
 }
 
 static inline float rc_sigmoidf(float x)
@@ -49,23 +57,17 @@ static inline float rc_sigmoidf(float x)
     return 1.0f / (1.0f + rc_expf(-x));
 }
 
-/* tanh: an odd polynomial near 0 (where 1 - 2/(e^2x + 1) would cancel), the exp form
- * elsewhere. Both are computed and one selected, which vectorises better than a branch. */
+/* tanh|x| = -e / (2 + e) with e = expm1(-2|x|) in (-1, 0]: no cancellation near 0 (expm1
+ * is accurate relative to its small result), no overflow, one branch-free formula.
+ * |x| >= 10 gives 1 (tanh 10 = 1 - 4e-9, which rounds to 1). */
 static inline float rc_tanhf(float x)
 {
-    float a = x < 0.0f ? -x : x;
-    float u = x * x;
-    /* least-squares fit of tanh(x)/x in u = x^2 on |x| <= 0.625 (error 4.5e-9) */
-    float q = -5.704042525e-03f;
-    q = q * u + 2.063786149e-02f;
-    q = q * u - 5.373915650e-02f;
-    q = q * u + 1.333143175e-01f;
-    q = q * u - 3.333328128e-01f;
-    q = q * u + 1.0f;
-    float small = x * q;
-    float big = 1.0f - 2.0f / (rc_expf(2.0f * a) + 1.0f);
-    big = x < 0.0f ? -big : big;
-    return a < 0.625f ? small : big;
+    float y = -2.0f * (x < 0.0f ? -x : x);
+    y = y < -20.0f ? -20.0f : y;
+    float scale;
+    float q = rc_expm1_reduced(y, &scale);
+    float e = scale * q + (scale - 1.0f);
+    return __builtin_copysignf(-e / (2.0f + e), x);
 }
 
 #endif
