@@ -82,6 +82,21 @@ def test_matches_reference(name, size, dtype, with_lengths):
         np.testing.assert_allclose(got[key], want[key], err_msg=key, **TOL[dtype])
 
 
+@pytest.mark.parametrize("size", [(3, 5, 21, 37), (2, 1, 33, 48)],
+                         ids=lambda s: "T{}B{}I{}H{}".format(*s))
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_float32_at_vector_sized_weights(name, size):
+    # Packing a weight matrix transposes 16 x 16 blocks in registers (AVX-512) and the
+    # rest element by element: I and H here take both, with partial blocks (21 = 16 + 5,
+    # 37 = 2 * 16 + 5) and full ones (48); B = 5 takes the LSTM's in-tile input part.
+    fast, ref = get_cell(name), get_reference_cell(name)
+    problem = _problem(fast, *size, np.float32, True, seed=7)
+    got = _run(fast, *problem, num_threads=2)
+    want = _run(ref, *problem, num_threads=1)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], err_msg=key, **TOL[np.float32])
+
+
 @pytest.mark.parametrize("size", [(5, 11, 7, 37), (4, 6, 5, 32), (3, 1, 4, 16)],
                          ids=lambda s: "T{}B{}I{}H{}".format(*s))
 def test_fused_lstm_step_matches_reference(size):

@@ -47,15 +47,11 @@ static inline long rc_lstm_packed_len(int H, int K)
  * (K = H) or W_ih (K = I). */
 static inline void rc_lstm_pack_f32(const float* w, int H, int K, float* P)
 {
-    int ngroups = (H + RC_LSTM_NR - 1) / RC_LSTM_NR;
-    for (int p = 0; p < ngroups; p++)
-        for (int q = 0; q < 4; q++)
-            for (int k = 0; k < K; k++)
-                for (int j = 0; j < RC_LSTM_NR; j++) {
-                    int n = p * RC_LSTM_NR + j;
-                    P[(((long)p * 4 + q) * K + k) * RC_LSTM_NR + j] =
-                        n < H ? w[((long)q * H + n) * K + k] : 0.0f;
-                }
+    for (int u0 = 0; u0 < H; u0 += RC_LSTM_NR)
+        for (int q = 0; q < 4; q++)  /* panel (group u0 / 16, gate q): 16 rows of w */
+            rc_transpose16_f32(w + ((long)q * H + u0) * K, K,
+                               H - u0 < RC_LSTM_NR ? H - u0 : RC_LSTM_NR, K,
+                               P + ((long)u0 * 4 + (long)q * RC_LSTM_NR) * K);
 }
 
 /* The gate pass for one row and nu <= 16 units from the tile's sums s[q][j]; pointers are
