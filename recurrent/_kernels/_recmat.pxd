@@ -3,6 +3,7 @@ from cython cimport floating
 
 
 cdef extern from "recmat.h" nogil:
+    void* rc_malloc64(size_t bytes)  # 64-byte aligned; free() frees it
     int RC_NR_F32
     int RC_NR_F64
     void rc_pack_f32(const float* b, int K, int N, long sk, long sn, float* P)

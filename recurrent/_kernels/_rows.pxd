@@ -5,10 +5,10 @@
 # Legend: T time, B batch, I input, H hidden, G gate rows; "TB" = T * B stacked rows.
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free
 
 from ._blas cimport gemm
-from ._recmat cimport pack, packed_len, recmat
+from ._recmat cimport pack, packed_len, rc_malloc64, recmat
 
 
 # The hoisted GEMMs (input projection, dx, weight gradients) are cut into blocks whose
@@ -134,9 +134,9 @@ cdef inline void add_hidden_grads(floating* dw_hh, floating* db, const floating*
 
 cdef inline floating* packed_copy(const floating* w, int K, int N, long sk,
                                   long sn) noexcept nogil:
-    """A malloc'd copy of Bmat (K, N), Bmat[k, n] = w[k * sk + n * sn], packed for recmat;
+    """A 64-byte aligned copy of Bmat (K, N), Bmat[k, n] = w[k * sk + n * sn], packed for recmat;
     NULL when out of memory. The caller frees it."""
-    cdef floating* P = <floating*> malloc(packed_len(K, N, w) * sizeof(floating))
+    cdef floating* P = <floating*> rc_malloc64(packed_len(K, N, w) * sizeof(floating))
     if P != NULL:
         pack(w, K, N, sk, sn, P)
     return P

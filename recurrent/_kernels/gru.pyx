@@ -23,12 +23,12 @@ Threads: as in lstm.pyx. infer() (evaluation) keeps no cache: bitwise the same o
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free
 from libc.string cimport memset
 
 from ._activations cimport sigmoid, tanh_
 from ._gates cimport rc_gru_backward_f32, rc_gru_forward_f32
-from ._recmat cimport recmat
+from ._recmat cimport rc_malloc64, recmat
 from ._rows cimport (infer_chunk, input_and_weight_grads, loop_threads, packed_copy,
                      project_inputs, project_packed, split, state_before)
 
@@ -192,7 +192,7 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] work,
     cdef const int64_t* len_p = &lengths[0]
     cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, G, 1, H)  # W_hh^T (H, G)
     cdef floating* w_ih_t = packed_copy(&w_ih[0, 0], I, G, 1, I)  # W_ih^T (I, G)
-    cdef floating* scratch = <floating*> malloc(chunk * B * C * sizeof(floating))
+    cdef floating* scratch = <floating*> rc_malloc64(chunk * B * C * sizeof(floating))
     if w_hh_t == NULL or w_ih_t == NULL or scratch == NULL:
         free(w_hh_t)
         free(w_ih_t)

@@ -29,13 +29,13 @@ count, so 1, 2, ... threads give bitwise identical results.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from ._activations cimport sigmoid, tanh_
 from ._gates cimport (rc_lstm_backward_f32, rc_lstm_pack_f32, rc_lstm_packed_len,
                       rc_lstm_step_f32)
-from ._recmat cimport recmat
+from ._recmat cimport rc_malloc64, recmat
 from ._rows cimport (infer_chunk, input_and_weight_grads, loop_threads, packed_copy,
                      project_inputs, project_packed, split, state_before)
 
@@ -175,11 +175,11 @@ cdef void _backward_rows(floating* dh, floating* dc, floating* gates,
 
 
 cdef floating* _packed_w_hh_t(const floating* w_hh, int H) noexcept nogil:
-    """A malloc'd W_hh^T for the forward step (NULL when out of memory): float32 in groups
-    of the 4 gates' panels (lstmstep.h), float64 packed for recmat."""
+    """A 64-byte aligned W_hh^T for the forward step (NULL when out of memory): float32
+    in groups of the 4 gates' panels (lstmstep.h), float64 packed for recmat."""
     cdef floating* w_hh_t
     if floating is float:
-        w_hh_t = <floating*> malloc(rc_lstm_packed_len(H, H) * sizeof(float))
+        w_hh_t = <floating*> rc_malloc64(rc_lstm_packed_len(H, H) * sizeof(float))
         if w_hh_t != NULL:
             rc_lstm_pack_f32(w_hh, H, H, w_hh_t)
     else:
@@ -202,7 +202,7 @@ cdef floating* _packed_w_ih_in_tile(const floating* w_ih, int H, int I) noexcept
     """W_ih^T packed for the in-tile input part (float32 only; NULL when out of memory)."""
     cdef floating* w_ih_t = NULL
     if floating is float:
-        w_ih_t = <floating*> malloc(rc_lstm_packed_len(H, I) * sizeof(float))
+        w_ih_t = <floating*> rc_malloc64(rc_lstm_packed_len(H, I) * sizeof(float))
         if w_ih_t != NULL:
             rc_lstm_pack_f32(w_ih, H, I, w_ih_t)
     return w_ih_t
@@ -277,12 +277,12 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
     cdef floating* w_hh_t = _packed_w_hh_t(&w_hh[0, 0], H)
     cdef floating* w_ih_t   # in tile: packed for lstmstep.h; hoisted: W_ih^T (I, G) for recmat
     cdef floating* pre = NULL   # hoisted: (chunk, B, G) scratch
-    cdef floating* c_run = <floating*> malloc(B * H * sizeof(floating))         # (B, H)
+    cdef floating* c_run = <floating*> rc_malloc64(B * H * sizeof(floating))  # (B, H)
     if in_tile:
         w_ih_t = _packed_w_ih_in_tile(&w_ih[0, 0], H, I)
     else:
         w_ih_t = packed_copy(&w_ih[0, 0], I, G, 1, I)
-        pre = <floating*> malloc(chunk * B * G * sizeof(floating))
+        pre = <floating*> rc_malloc64(chunk * B * G * sizeof(floating))
     if w_hh_t == NULL or w_ih_t == NULL or (not in_tile and pre == NULL) or c_run == NULL:
         free(w_hh_t)
         free(w_ih_t)
