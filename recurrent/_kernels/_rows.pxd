@@ -134,8 +134,8 @@ cdef inline void add_hidden_grads(floating* dw_hh, floating* db, const floating*
 
 cdef inline floating* packed_copy(const floating* w, int K, int N, long sk,
                                   long sn) noexcept nogil:
-    """A 64-byte aligned copy of Bmat (K, N), Bmat[k, n] = w[k * sk + n * sn], packed for recmat;
-    NULL when out of memory. The caller frees it."""
+    """A copy of Bmat (K, N), Bmat[k, n] = w[k * sk + n * sn], packed for recmat in 64-byte
+    aligned memory; NULL when out of memory. The caller frees it."""
     cdef floating* P = <floating*> rc_malloc64(packed_len(K, N, w) * sizeof(floating))
     if P != NULL:
         pack(w, K, N, sk, sn, P)
