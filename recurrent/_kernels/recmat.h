@@ -42,7 +42,9 @@ static void rc_transpose16_f32_scalar(const float* w, long ld, int nrows, int K,
             P[(long)k * 16 + j] = j < nrows ? w[j * ld + k] : 0.0f;
 }
 
-#ifdef RC_HAVE_X86_VARIANTS
+/* __builtin_shuffle is gcc's (clang spells it differently): other compilers keep the loop */
+#if defined(RC_HAVE_X86_VARIANTS) && !defined(__clang__)
+#define RC_HAVE_TRANSPOSE16_AVX512 1
 typedef int rc_v16si __attribute__((vector_size(64)));
 
 /* One stage of a 16 x 16 in-register transpose swaps bit B of the row index with bit B of
@@ -91,7 +93,7 @@ static void rc_transpose16_f32_avx512(const float* w, long ld, int nrows, int K,
 
 static inline void rc_transpose16_f32(const float* w, long ld, int nrows, int K, float* P)
 {
-#ifdef RC_HAVE_X86_VARIANTS
+#ifdef RC_HAVE_TRANSPOSE16_AVX512
     if (rc_cpu_level() == 3) {
         rc_transpose16_f32_avx512(w, ld, nrows, K, P);
         return;
