@@ -38,6 +38,13 @@ def _check_arrays(dtype, **arrays):
                              f"got {a.dtype} (contiguous={a.flags.c_contiguous})")
 
 
+def _checked_weights(x, params, **states):
+    """(weight_ih, weight_hh), checked with x and the initial states by _check_arrays."""
+    w_ih, w_hh = params["weight_ih"], params["weight_hh"]
+    _check_arrays(x.dtype, x=x, **states, weight_ih=w_ih, weight_hh=w_hh)
+    return w_ih, w_hh
+
+
 def _lengths(lengths, T, B):
     """int64 (B,) valid lengths; None means every row runs all T steps. The kernels index
     with them, so the (cheap) range check stays even though layers validate first."""
@@ -125,8 +132,7 @@ class RNNCell(_KernelCell):
         T, B, _ = x.shape
         H = h0.shape[1]
         dtype = x.dtype
-        w_ih, w_hh = params["weight_ih"], params["weight_hh"]
-        _check_arrays(dtype, x=x, h0=h0, weight_ih=w_ih, weight_hh=w_hh)
+        w_ih, w_hh = _checked_weights(x, params, h0=h0)
         bias = _bias(params, "bias_ih", H, dtype) + _bias(params, "bias_hh", H, dtype)
         lengths = _lengths(lengths, T, B)
         nt = self._threads(num_threads, B, H)
@@ -171,8 +177,7 @@ class LSTMCell(_KernelCell):
         T, B, _ = x.shape
         G = 4 * h0.shape[1]
         dtype = x.dtype
-        w_ih, w_hh = params["weight_ih"], params["weight_hh"]
-        _check_arrays(dtype, x=x, h0=h0, c0=c0, weight_ih=w_ih, weight_hh=w_hh)
+        w_ih, w_hh = _checked_weights(x, params, h0=h0, c0=c0)
         bias = _bias(params, "bias_ih", G, dtype) + _bias(params, "bias_hh", G, dtype)
         return h0, c0, w_ih, w_hh, bias, _lengths(lengths, T, B)
 
@@ -242,8 +247,7 @@ class GRUCell(_KernelCell):
         H = h0.shape[1]
         G = 3 * H
         dtype = x.dtype
-        w_ih, w_hh = params["weight_ih"], params["weight_hh"]
-        _check_arrays(dtype, x=x, h0=h0, weight_ih=w_ih, weight_hh=w_hh)
+        w_ih, w_hh = _checked_weights(x, params, h0=h0)
         b_ih = _bias(params, "bias_ih", G, dtype)
         b_hh = _bias(params, "bias_hh", G, dtype)
         bias_x = b_ih.copy()
