@@ -1,0 +1,26 @@
+"""Argument checks shared by the library's public classes (one line, naming the argument)."""
+from __future__ import annotations
+
+import numbers
+
+
+def positive_int(value, name: str) -> int:
+    """``value`` as an int >= 1, else ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
+def probability(value, name: str) -> float:
+    """``value`` as a float in [0, 1), else ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ValueError(f"{name}: expected a probability in [0, 1), got {value!r}")
+    return float(value)
+
+
+def one_line(text) -> str:
+    """The first non-empty line of ``text`` (an exception or a str), for one-line errors."""
+    if isinstance(text, BaseException):
+        text = str(text) or type(text).__name__
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    return lines[0] if lines else ""
