@@ -367,6 +367,8 @@ def predict_command(ctx, run, args, show_help):
         raise click.UsageError("missing argument RUN (a run directory made by `recurrent train`)")
     from .train import load_model
     run_dir, info, task = _open_run(run)
+    if not hasattr(task, "predict"):  # optional (recurrent.protocols.Task)
+        raise UserError(f"task {task.name!r} has no predict: use `recurrent eval {run}`")
     params = list(task.predict_options()) if hasattr(task, "predict_options") else []
     command = click.Command("predict", params=params, help=f"Predict with the {task.name} run "
                             f"{run}.", context_settings={"max_content_width": 100})

@@ -6,6 +6,8 @@ as their test suite (``assert all(passed for _, passed, _ in check_cell(MyCell()
 Every check returns (check name, passed, detail). A check that raises is a failure whose
 detail is the exception, so one broken method never hides the other results.
 
+Cells and losses first: members, the protocol's required members are there (the names come
+from recurrent.protocols.MEMBERS; the detail lists the optional ones present).
 Cells, all in float64 unless stated (tiny sizes: every parameter is checked element-wise):
   parameters    param_shapes / init_params: identifier kinds, positive int shapes,
                 weight_ih (G, I) when present, init fills finite values, seeded = repeatable
@@ -33,6 +35,8 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from .protocols import MEMBERS, Cell, Loss, missing_members
+
 # Sizes of the cell checks: small enough to check every element by finite differences.
 T, B, I, H = 4, 3, 3, 4
 LENGTHS = np.array([2, 4, 1], dtype=np.int64)  # (B,): unsorted, one full row, one length-1 row
@@ -49,6 +53,15 @@ class CheckResult(NamedTuple):
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"raised {type(exc).__name__}: {text[0]}" if text else f"raised {type(exc).__name__}"
+
+
+def _members(obj, protocol) -> tuple[bool, str]:
+    """The members check: the protocol's required members present; which optional ones are."""
+    missing = missing_members(obj, protocol)
+    if missing:
+        return False, f"lacks {', '.join(missing)}"
+    optional = [name for name in MEMBERS[protocol].optional if hasattr(obj, name)]
+    return True, f"all required; optional: {', '.join(optional) or 'none'}"
 
 
 def _max_err(a, b) -> float:
@@ -135,10 +148,11 @@ class _CellHarness:
 def check_cell(cell, seed: int = 0) -> list[CheckResult]:
     """Run every cell check on ``cell`` (an object following recurrent.protocols.Cell)."""
     runner = _Runner()
+    runner.run("members", lambda: _members(cell, Cell))
     try:
         h = _CellHarness(cell, seed)
     except Exception as exc:
-        return [CheckResult("parameters", False, _one_line(exc))]
+        return runner.results + [CheckResult("parameters", False, _one_line(exc))]
     state_names = tuple(cell.state_names)
 
     def parameters():
@@ -314,7 +328,7 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
     runner.run("lengths: gradients past length ignored", ignored_past_length)
     runner.run("float32 agrees with float64", float32)
     runner.run("threads: 1 and 2 agree", threads)
-    if callable(getattr(cell, "infer", None)):  # optional (recurrent.protocols.Cell)
+    if callable(getattr(cell, "infer", None)):  # optional member of recurrent.protocols.Cell
         runner.run("infer equals forward", infer_matches_forward)
     return runner.results
 
@@ -340,6 +354,7 @@ def _target_kind(loss, outputs, rng) -> str:
 def check_loss(loss, seed: int = 0) -> list[CheckResult]:
     """Run every loss check on ``loss`` (an object following recurrent.protocols.Loss)."""
     runner = _Runner()
+    runner.run("members", lambda: _members(loss, Loss))
     rng = np.random.default_rng(seed)
     outputs = rng.normal(size=(N, K))  # (N, K)
     kind = _target_kind(loss, outputs, rng)

@@ -3,7 +3,8 @@
 A plugin is any module or object with functions named like the hooks below, decorated with
 ``recurrent.hookimpl``. First-party cells, losses and tasks use exactly these hooks.
 Plugins receive and return ints, numpy arrays and plain dicts; the object protocols they
-implement (Cell, Loss, Task) are documented in recurrent/protocols.py.
+implement (Cell, Loss, Task), with their required and optional members, are stated in
+recurrent/protocols.py.
 """
 import pluggy
 
@@ -13,11 +14,8 @@ hookimpl = pluggy.HookimplMarker("recurrent")
 
 @hookspec
 def register_cells(register):
-    """Register recurrent cells: call ``register(cell)`` once per cell object.
-
-    ``cell`` follows recurrent.protocols.Cell (name, num_gates, state_names, param_shapes,
-    init_params, forward, backward, step).
-    """
+    """Register recurrent cells: call ``register(cell)`` once per cell object
+    (recurrent.protocols.Cell)."""
 
 
 @hookspec

@@ -29,6 +29,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import UserError
+from .protocols import Cell, Loss, Task, missing_members
 
 ENTRY_POINT_GROUP = "recurrent"
 
@@ -41,14 +42,13 @@ DEFAULT_PLUGINS = (
     "recurrent_plugins.bench",
 )
 
-# kind -> (hook name, attributes a registered object must have)
+# kind -> (hook name, the protocol of recurrent.protocols a registered object follows;
+# commands are click commands, with no protocol of their own)
 KINDS = {
-    "cell": ("register_cells", ("name", "num_gates", "state_names", "param_shapes",
-                                "init_params", "forward", "backward", "step")),
-    "loss": ("register_losses", ("name", "value_and_grad")),
-    "task": ("register_tasks", ("name", "help", "loss", "options", "defaults", "prepare",
-                                "model_spec", "batches", "evaluate")),
-    "command": ("register_commands", ()),
+    "cell": ("register_cells", Cell),
+    "loss": ("register_losses", Loss),
+    "task": ("register_tasks", Task),
+    "command": ("register_commands", None),
 }
 PLURAL = {"cell": "cells", "loss": "losses", "task": "tasks", "command": "commands"}
 
@@ -219,7 +219,8 @@ class Registry:
         def add(kind: str, obj_name: Any, obj: Any) -> None:
             if not isinstance(obj_name, str) or not obj_name:
                 raise ValueError(f"registered a {kind} without a string name: {obj!r}")
-            missing = [a for a in KINDS[kind][1] if not hasattr(obj, a)]
+            protocol = KINDS[kind][1]
+            missing = missing_members(obj, protocol) if protocol is not None else []
             if missing:
                 raise ValueError(f"{kind} {obj_name!r} lacks {', '.join(missing)}")
             other = accepted[kind].get(obj_name)

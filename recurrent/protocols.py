@@ -1,15 +1,23 @@
-"""The object protocols plugins implement: Cell, Loss and Task.
+"""The plugin contract on one page: Cell, Loss and Task (what plugins provide), Runner (what
+tasks are handed), and MEMBERS, the required and optional member names of each.
 
-These are typing.Protocol classes: documentation and static checking only. A plugin object
-does not inherit from them; it just has these attributes. Everything crossing this boundary
+The classes are typing.Protocol classes: a plugin object does not inherit from them, it just
+has these members. Optional members are declared in the class too, so that the whole
+contract reads in one place; MEMBERS says which ones may be absent, and the framework reads
+an optional member only after checking that it is there. The registry
+(recurrent/plugins.py), the layers and the conformance kit (recurrent/conformance.py) take
+the member names from MEMBERS, through missing_members(). Everything crossing this boundary
 is an int, a str, a numpy array, a tuple of arrays or a plain dict.
+
+Commands are click commands added through the register_commands hook
+(recurrent/hookspecs.py); they have no members of their own to check.
 
 Dimension legend: T time steps, B batch rows, I input features, H hidden units,
 G = num_gates * H, V vocabulary size, K output features.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Iterable, Iterator, NamedTuple, Protocol
 
 import numpy as np
 
@@ -18,10 +26,22 @@ class Cell(Protocol):
     """One recurrent cell, one direction, one layer: the whole time loop in one call.
 
     Arrays are C-contiguous and share one dtype (float32 for training, float64 for gradient
-    checks). Variable lengths: row b is valid for steps t < lengths[b]; past its length a row
-    keeps its state unchanged and its output is zero. Cells only run forwards in time: the
-    layer feeds a reversed copy of each row's valid prefix for the reverse direction.
+    checks). Cells only run forwards in time: the layer feeds a reversed copy of each row's
+    valid prefix for the reverse direction.
+
+    lengths is always an int64 (B,) array with values in 0..T (the layer checks it and
+    passes full rows as T, never None). Row b is valid for steps t < lengths[b]; past its
+    length a row keeps its state unchanged and its output is zero. A row of length 0 is
+    valid: its outputs are all zero, its final states are its initial states, and it gets
+    zero gradients (dx zero, nothing added to the parameter gradients, and the gradient of
+    its initial states is just d_final_states).
+
+    num_threads is always an int >= 1: the layer resolves it where the call enters the
+    library. A cell may use fewer threads (e.g. for small sizes), never more, and never
+    decides the count itself.
     """
+
+    # ---- required ----
 
     name: str  # registry key, e.g. "lstm"
     num_gates: int  # stacked gate blocks: weight_ih has num_gates * H rows
@@ -37,14 +57,15 @@ class Cell(Protocol):
         """Fill ``params`` (views, by kind) in place with the cell's default initialisation."""
 
     def forward(self, x: np.ndarray, states: tuple[np.ndarray, ...],
-                params: dict[str, np.ndarray], lengths: np.ndarray | None,
+                params: dict[str, np.ndarray], lengths: np.ndarray,
                 num_threads: int) -> tuple[np.ndarray, tuple[np.ndarray, ...], Any]:
         """Run the sequence.
 
         x (T, B, I); states: one (B, H) array per state name (never modified);
-        params: by kind; lengths: None (all rows length T) or int64 (B,) with 1 <= len <= T.
+        params: by kind; lengths: int64 (B,), each in 0..T; num_threads: int >= 1.
         Returns (out (T, B, H), final_states (each (B, H), the state at the row's last valid
-        step), cache). ``cache`` is opaque: it is only handed back to ``backward``.
+        step, or the initial state for a row of length 0), cache). ``cache`` is opaque: it
+        is only handed back to ``backward``.
         """
 
     def backward(self, d_out: np.ndarray, d_final_states: tuple[np.ndarray | None, ...],
@@ -53,9 +74,10 @@ class Cell(Protocol):
         """Backpropagation through time for the forward call that produced ``cache``.
 
         d_out (T, B, H): gradient w.r.t. out (entries past a row's length are ignored);
-        d_final_states: per state, (B, H) or None. Parameter gradients are ADDED into
-        ``grads`` (by kind, same shapes as params). Returns (dx (T, B, I), d_states), with
-        d_states the gradient w.r.t. the initial states (each (B, H)).
+        d_final_states: per state, (B, H) or None (None means zero); num_threads: int >= 1.
+        Parameter gradients are ADDED into ``grads`` (by kind, same shapes as params).
+        Returns (dx (T, B, I), d_states), with d_states the gradient w.r.t. the initial
+        states (each (B, H)); dx is zero past a row's length.
         """
 
     def step(self, x_t: np.ndarray, states: tuple[np.ndarray, ...],
@@ -63,15 +85,28 @@ class Cell(Protocol):
         """One time step for streaming inference: x_t (B, I) -> new states (each (B, H)).
         Equals forward() on a length-1 sequence; the output is new_states[0]."""
 
-    # Optional: a cell may also define
-    #     infer(x, states, params, lengths, num_threads) -> (out, final_states)
-    # forward() without keeping what backward needs (less memory and work). Layers call it
-    # when no gradient is wanted; without it they call forward() and drop the cache. The
-    # conformance kit checks that it agrees with forward().
+    # ---- optional ----
+
+    gate_order: tuple[str, ...]
+    """One letter per gate block, in row order of weight_ih / weight_hh, e.g.
+    ("i", "f", "g", "o"). An "f" marks a forget gate: the layer's ``forget_bias`` option
+    sets that block of the biases. Without it the layer looks the cell's name up in
+    recurrent.layout.GATE_ORDER (the built-in cells), and ``forget_bias`` is refused for
+    cells it cannot place."""
+
+    def infer(self, x: np.ndarray, states: tuple[np.ndarray, ...],
+              params: dict[str, np.ndarray], lengths: np.ndarray,
+              num_threads: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """forward() without keeping what backward needs (less memory and work): same
+        arguments, returns (out, final_states). Layers call it when no gradient is wanted;
+        without it they call forward() and drop the cache. The conformance kit checks that
+        it agrees with forward()."""
 
 
 class Loss(Protocol):
     """A loss with its gradient computed in the same pass."""
+
+    # ---- required ----
 
     name: str
 
@@ -83,6 +118,13 @@ class Loss(Protocol):
         for cross_entropy, (N, K) floats otherwise; mask (N,) bool/0-1 selects the rows
         that count (padding rows get zero gradient). Returns (loss, d_outputs (N, K))."""
 
+    # ---- optional ----
+
+    target_kind: str
+    """"class" (targets are int class ids (N,)) or "dense" (float targets (N, K)). The
+    conformance kit builds its targets from it; without it the kit tries dense targets
+    and falls back to class ids."""
+
 
 class Task(Protocol):
     """A learning problem runnable from the CLI: `recurrent train NAME`.
@@ -92,6 +134,8 @@ class Task(Protocol):
     baselines and what `predict` means. ``config`` is the plain dict of all resolved CLI
     options (shared ones like "batch_size", "seq_len", "seed" and the task's own).
     """
+
+    # ---- required ----
 
     name: str  # e.g. "char-lm"
     help: str  # one line for `recurrent --help` / `recurrent plugins`
@@ -133,27 +177,32 @@ class Task(Protocol):
         """Metrics on ``split`` as a flat dict of floats/ints (lists allowed for matrices).
         Includes the loss the trainer minimises under "loss" (lower is better)."""
 
+    # ---- optional ----
+
     def baselines(self, state: dict, split: str, config: dict) -> dict:
         """Trivial baselines' metrics on ``split``, keyed by baseline name:
-        {"unigram": {"loss": ..., ...}, "bigram": {...}}. Shown beside every evaluation."""
+        {"unigram": {"loss": ..., ...}, "bigram": {...}}. Shown beside every evaluation;
+        without it there are none ({})."""
 
-    # Optional. Without it `recurrent eval RUN` prints recurrent.report.generic_report: one
-    # row per scalar metric, the model and each baseline as columns.
     def format_report(self, state: dict, metrics: dict, baselines: dict) -> list[str]:
         """The human-readable report of `recurrent eval RUN` (without --json), as lines:
         ``metrics`` from evaluate(), ``baselines`` from baselines(). Presentation only: the
-        same dicts are printed as they are with --json. recurrent.report has table helpers."""
+        same dicts are printed as they are with --json. recurrent.report has table helpers.
+        Without it `recurrent eval RUN` prints recurrent.report.generic_report: one row per
+        scalar metric, the model and each baseline as columns."""
 
     def predict_options(self) -> list:
-        """click.Option / click.Argument objects of `recurrent predict RUN ...`."""
+        """click.Option / click.Argument objects of `recurrent predict RUN ...`; without it
+        the command takes no options."""
 
     def predict(self, state: dict, config: dict, model: "Runner", options: dict) -> Iterable[str]:
         """Run the trained model as the task defines (sample text, classify, forecast);
-        yield lines to print."""
+        yield lines to print. Without it `recurrent predict` says the task has none."""
 
 
 class Runner(Protocol):
-    """A trained model as tasks see it: numpy in, numpy out, eval mode (no dropout)."""
+    """A trained model as tasks see it: numpy in, numpy out, eval mode (no dropout).
+    The framework provides it (SequenceModel.runner()); tasks only call it."""
 
     def forward(self, x: np.ndarray, lengths: np.ndarray | None = None,
                 state: Any = None) -> tuple[np.ndarray, Any]:
@@ -162,3 +211,30 @@ class Runner(Protocol):
 
     def step(self, x_t: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
         """One step: x_t (B,) token ids or (B, I) -> (outputs (B, K), state)."""
+
+
+# ---- member names: the data the checks derive from ----------------------------------------
+
+class Members(NamedTuple):
+    """The member names of one protocol: those an object must have, those it may have."""
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+
+MEMBERS: dict[type, Members] = {
+    Cell: Members(required=("name", "num_gates", "state_names", "param_shapes", "init_params",
+                            "forward", "backward", "step"),
+                  optional=("gate_order", "infer")),
+    Loss: Members(required=("name", "value_and_grad"),
+                  optional=("target_kind",)),
+    Task: Members(required=("name", "help", "loss", "options", "defaults", "prepare",
+                            "model_spec", "batches", "evaluate"),
+                  optional=("baselines", "format_report", "predict_options", "predict")),
+    Runner: Members(required=("forward", "step")),
+}
+
+
+def missing_members(obj: Any, protocol: type) -> list[str]:
+    """The required members of ``protocol`` (Cell, Loss, Task or Runner) that ``obj``
+    lacks, in contract order; [] when it has them all."""
+    return [name for name in MEMBERS[protocol].required if not hasattr(obj, name)]

@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import types
 
 import click
 import numpy as np
@@ -17,6 +18,7 @@ from recurrent import plugins
 from recurrent.checkpoint import LAST, RunDir, load_arrays
 from recurrent.cli import cli
 from recurrent.errors import UserError
+from recurrent.protocols import MEMBERS, Task
 
 
 @pytest.fixture(autouse=True)
@@ -153,6 +155,19 @@ def test_eval_prints_the_tasks_own_report_when_it_has_one(tmp_path, monkeypatch)
     assert metrics == data["metrics"] and baselines == data["baselines"]
     assert state == RunDir.open(str(run)).info()["task_state"]
     assert invoke("eval", run, "--json").output == as_json  # --json ignores the layout
+
+
+def test_a_task_with_only_the_required_members_evaluates_and_refuses_predict(tmp_path,
+                                                                            monkeypatch):
+    run = tmp_path / "s"
+    assert invoke("train", "toy-sign", "--out", run, "--epochs", 1).exit_code == 0
+    full = plugins.get_task("toy-sign")
+    bare = types.SimpleNamespace(**{n: getattr(full, n) for n in MEMBERS[Task].required})
+    monkeypatch.setattr(plugins, "get_task", lambda name: bare)
+    assert json.loads(invoke("eval", run, "--json").output)["baselines"] == {}
+    result = invoke("eval", run)
+    assert result.exit_code == 0 and result.output.splitlines()[1].split() == ["metric", "model"]
+    assert_one_line_error(invoke("predict", run), "task 'toy-sign' has no predict", code=1)
 
 
 def test_report_helpers_align_labels_left_and_numbers_right():

@@ -29,7 +29,7 @@ def test_kit_passes_on_builtin_cells(name, backend):
 def test_kit_passes_on_builtin_losses(name):
     results = conformance.check_loss(plugins.get_loss(name))
     assert failures(results) == {}
-    assert len(results) == 7
+    assert len(results) == 8  # members + 7
 
 
 def test_kit_passes_on_example_peephole_cell_and_huber_loss():
@@ -107,6 +107,18 @@ def test_kit_reports_exceptions_as_failures():
     assert "parameters" not in failed  # param_shapes/init_params still work
 
 
+def test_kit_names_missing_and_optional_members():
+    methods = {k: getattr(GRUCell, k) for k in ("param_shapes", "init_params", "forward",
+                                                 "backward")}
+    results = conformance.check_cell(type("NoStep", (), methods)())
+    assert results[0] == ("members", False, "lacks name, num_gates, state_names, step")
+    assert not all(r.passed for r in results[1:])  # the other checks still run and fail
+    found = conformance.check_cell(cell_for("lstm", "reference"))[0]
+    assert found.name == "members" and found.passed and "optional: gate_order" in found.detail
+    assert conformance.check_loss(MaskBlindMSE())[0] == ("members", True,
+                                                         "all required; optional: none")
+
+
 class MaskBlindMSE:
     name = "mask_blind_mse"
 
@@ -146,7 +158,7 @@ def test_check_command_passes_on_a_builtin_loss():
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert all(line.startswith("PASS  ") for line in lines[:-1])
-    assert lines[-1] == "loss 'mse': 7/7 checks passed"
+    assert lines[-1] == "loss 'mse': 8/8 checks passed"
 
 
 def test_check_command_fails_on_a_broken_cell():
@@ -185,7 +197,7 @@ def test_check_command_all_and_several_names():
 
     both = CliRunner().invoke(plugins_group, ["check", "mse", "mae"])
     assert both.exit_code == 0
-    assert "== loss mse" in both.output and "loss 'mae': 7/7 checks passed" in both.output
+    assert "== loss mse" in both.output and "loss 'mae': 8/8 checks passed" in both.output
 
     neither = CliRunner().invoke(plugins_group, ["check"])
     assert neither.exit_code == 2 and "give the NAME of a cell or loss to check, or --all" in neither.output
