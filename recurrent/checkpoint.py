@@ -25,7 +25,7 @@ import zipfile
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, error_line
 
 FORMAT = 1
 CONFIG_FILE = "config.json"
@@ -99,8 +99,8 @@ def load_arrays(path: str) -> tuple[dict, dict]:
         if not isinstance(meta, dict):
             raise ValueError("meta is not a JSON object")
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
-        raise UserError(f"checkpoint {path} is corrupted or truncated ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else 'unreadable'})") from None
+        raise UserError(f"checkpoint {path} is corrupted or truncated "
+                        f"({error_line(e)})") from None
     return arrays, meta
 
 

@@ -17,7 +17,8 @@ from click.core import ParameterSource
 
 from . import __version__, plugins, report
 from .checkpoint import json_default
-from .errors import UserError
+from .checks import one_line
+from .errors import UserError, error_line
 
 QUICK_START = """Fast CPU RNN / LSTM / GRU training from the command line.
 
@@ -59,27 +60,22 @@ class RecurrentGroup(click.Group):
         except click.ClickException as e:
             if debug:
                 raise
-            click.echo(f"Error: {_one_line(e.format_message())}", err=True)
+            click.echo(f"Error: {one_line(e.format_message())}", err=True)
             code = e.exit_code
         except UserError as e:
             if debug:
                 raise
-            click.echo(f"Error: {_one_line(str(e))}", err=True)
+            click.echo(f"Error: {one_line(e)}", err=True)
             code = 1
         except Exception as e:  # a bug: say so in one line; --debug shows the traceback
             if debug:
                 raise
-            click.echo(f"Error: internal error ({type(e).__name__}: {_one_line(str(e))}); "
+            click.echo(f"Error: internal error ({error_line(e)}); "
                        f"rerun with --debug for the traceback", err=True)
             code = 1
         if standalone_mode:
             sys.exit(code)
         return code
-
-
-def _one_line(text: str) -> str:
-    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
-    return " ".join(lines) if lines else "failed"
 
 
 @click.group(cls=RecurrentGroup, help=QUICK_START,

@@ -12,6 +12,7 @@ import sys
 import click
 
 from . import plugins
+from .checks import one_line
 from .errors import UserError
 
 CORE = "recurrent"  # provider shown for commands the framework itself defines
@@ -163,7 +164,7 @@ def _info() -> dict:
     except ImportError as exc:  # kernels not built: say so rather than fail
         info["openmp"] = None
         info["default_threads"] = None
-        info["kernels_error"] = str(exc).splitlines()[0]
+        info["kernels_error"] = one_line(exc)
     info["blas"] = [{key: lib.get(key) for key in ("internal_api", "version", "architecture",
                                                     "num_threads", "threading_layer", "filepath")}
                     for lib in threadpoolctl.threadpool_info() if lib.get("user_api") == "blas"]

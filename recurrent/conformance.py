@@ -35,6 +35,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from .errors import error_line
 from .protocols import MEMBERS, Cell, Loss, missing_members
 
 # Sizes of the cell checks: small enough to check every element by finite differences.
@@ -50,9 +51,8 @@ class CheckResult(NamedTuple):
     detail: str
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"raised {type(exc).__name__}: {text[0]}" if text else f"raised {type(exc).__name__}"
+def _raised(exc: BaseException) -> str:
+    return f"raised {error_line(exc)}"
 
 
 def _members(obj, protocol) -> tuple[bool, str]:
@@ -101,7 +101,7 @@ class _Runner:
         try:
             outcome = check()
         except Exception as exc:
-            self.results.append(CheckResult(name, False, _one_line(exc)))
+            self.results.append(CheckResult(name, False, _raised(exc)))
             return
         if isinstance(outcome, list):  # a check reporting several named results
             self.results.extend(CheckResult(*r) for r in outcome)
@@ -152,7 +152,7 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
     try:
         h = _CellHarness(cell, seed)
     except Exception as exc:
-        return runner.results + [CheckResult("parameters", False, _one_line(exc))]
+        return runner.results + [CheckResult("parameters", False, _raised(exc))]
     state_names = tuple(cell.state_names)
 
     def parameters():

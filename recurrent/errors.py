@@ -1,5 +1,15 @@
-"""Errors meant for the user: the CLI prints their message as one line and exits non-zero."""
+"""Errors meant for the user, and the one-line form in which failures are reported."""
+from __future__ import annotations
+
+from .checks import one_line
 
 
 class UserError(Exception):
     """Bad input from the user (data, options, files). The message is one line, shown as-is."""
+
+
+def error_line(exc: BaseException) -> str:
+    """``TypeName: first line of the message`` (just ``TypeName`` without a message): how
+    broken plugins, failed checks and internal errors are shown, one line each."""
+    message = one_line(str(exc))
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

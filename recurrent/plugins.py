@@ -28,7 +28,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import UserError
+from .errors import UserError, error_line
 from .protocols import Cell, Loss, Task, missing_members
 
 ENTRY_POINT_GROUP = "recurrent"
@@ -61,12 +61,6 @@ class Entry:
     obj: Any
     plugin: str  # plugin name: module name for built-ins, entry-point name otherwise
     version: str  # version of the distribution providing the plugin
-
-
-def _one_line(exc: BaseException) -> str:
-    """``TypeName: first line of the message`` (plugin errors are shown as one line)."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _core_version() -> str:
@@ -109,7 +103,7 @@ class Registry:
             try:
                 module = importlib.import_module(module_name)
             except Exception as exc:  # a broken built-in must not take the CLI down either
-                self.broken[module_name] = _one_line(exc)
+                self.broken[module_name] = error_line(exc)
                 continue
             self._add(module, module_name, _core_version())
         if not _env_flag("RECURRENT_NO_ENTRYPOINTS"):
@@ -128,7 +122,7 @@ class Registry:
             try:
                 plugin = ep.load()
             except Exception as exc:
-                self.broken[ep.name] = _one_line(exc)
+                self.broken[ep.name] = error_line(exc)
                 continue
             self._add(plugin, ep.name, version)
 
@@ -141,7 +135,7 @@ class Registry:
                     plugin, f"{', '.join(forgotten)} lacks the @recurrent.hookimpl decorator")
             self.pm.register(plugin, name=name)
         except Exception as exc:
-            self.broken[name] = _one_line(exc)
+            self.broken[name] = error_line(exc)
             return False
         self.broken.pop(name, None)
         self.versions[name] = version
@@ -203,7 +197,7 @@ class Registry:
             try:
                 staged = self._stage(name, plugin, accepted)
             except Exception as exc:
-                self.broken[name] = _one_line(exc)
+                self.broken[name] = error_line(exc)
                 self.pm.unregister(plugin)
                 continue
             for entry in staged:
@@ -281,7 +275,7 @@ class Registry:
                 except Exception as exc:
                     cli.commands.clear()
                     cli.commands.update(before)
-                    self.broken[name] = _one_line(exc)
+                    self.broken[name] = error_line(exc)
                     self.pm.unregister(plugin)
                     break
 
