@@ -207,7 +207,3 @@ def info_command(as_json):
         click.echo(f"blas        {lib['internal_api']} {lib['version']}, kernel "
                    f"{lib['architecture']}, {lib['num_threads']} threads "
                    f"({lib['threading_layer']}): {lib['filepath']}")
-
-
-# What recurrent/cli.py adds to the root group: ``for command in COMMANDS: cli.add_command(command)``
-COMMANDS = (plugins_group, info_command)
