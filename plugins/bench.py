@@ -13,9 +13,9 @@ A training step is forward + backward with loss = sum of outputs (d_out = 1) and
 computed; inference is the forward pass alone (torch under no_grad).
 
 The measurement runs in a child process: OpenBLAS reads OPENBLAS_CORETYPE and
-OPENBLAS_L2_SIZE when it is loaded, and this project's environment sets them to force
-slower AVX2 kernels for tests. The bench child runs without them (unless --keep-blas-env)
-and reports which kernel threadpoolctl says is in use.
+OPENBLAS_L2_SIZE when it is loaded, and an environment may set them to force other kernels
+than OpenBLAS would choose (e.g. for reproducible tests). The bench child runs without them
+(unless --keep-blas-env) and reports which kernel threadpoolctl says is in use.
 
 Legend: T time steps, B batch, I input size, H hidden size, G = gates * H.
 """

@@ -31,13 +31,9 @@ EVAL_WARMUP = 200  # characters each later stream reads before scoring
 EVAL_CHUNK = 512  # steps per forward call in evaluate(): bounds the (T, S, V) logits
 EMBED_DIM = 64  # default --embed-dim
 
-# Defaults of the shared training options for this task, chosen for the shortest time to
-# validation <= 1.5 nats/char on the bundled corpus on 2 cores (benchmarks/charlm_*.py).
-# Measured from the seed-0 initial weights (cosine schedule over the whole run): lr 5e-3
-# ends at 1.53 after 3 epochs and 1.47 after 5; lr 1e-2 at 1.46 after 4 epochs (1.5 is
-# crossed near step 2800) and 1.445 after 5; lr 1.5e-2 stalls at 1.51. The initial
-# weights alone move the final loss by about 0.03, so 4 epochs keep that margin. A larger
-# model (H=512, or 2 layers) costs 2-3.5x per step, more than it saves in steps here.
+# Defaults of the shared training options for this task: the shortest training found to
+# reach a validation loss <= 1.5 nats/char on the bundled corpus, with a margin for other
+# initial weights (the sweep behind them: benchmarks/README.md, "char-lm defaults").
 DEFAULTS = {
     "cell": "lstm",
     "hidden": 256,
@@ -55,7 +51,7 @@ DEFAULTS = {
 class _Corpus:
     """The decoded text of one file and its encoded ids, cached while the file's size and
     mtime are unchanged: every epoch and evaluation asks again, and decoding, hashing and
-    encoding 2 MB each time would cost about a second."""
+    encoding the whole file each time would dominate short runs."""
 
     _text: dict = {}  # (path, size, mtime) -> str; one corpus at a time: they can be large
     _ids: dict = {}  # (text key, max_chars, vocab, fingerprint) -> (N,) int64 ids
