@@ -61,7 +61,7 @@ def test_recurrent_layer_only(benchmark, name):
     h_in = model.embedding.forward(x)
 
     def step():
-        out, _ = model.rnn.forward(h_in, None, lengths)
+        out, _ = model.rnn.forward(h_in, lengths=lengths)
         model.rnn.backward(np.ones_like(out))
 
     benchmark(step)

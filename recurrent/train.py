@@ -54,8 +54,10 @@ import numpy as np
 from . import __version__
 from .checkpoint import BEST, CONFIG_FILE, LAST, RunDir, atomic_write, load_arrays, save_arrays
 from .errors import UserError
-from .model import SequenceModel, pack_state, state_arrays, valid_mask
+from .lengths import valid_mask
+from .model import SequenceModel
 from .optim import Schedule, make_optimizer
+from .state import pack_state, state_arrays
 from .threads import single_threaded_blas
 
 # Shared training options and their defaults; a task's defaults() override these, CLI
@@ -600,7 +602,7 @@ def train_step(model, loss_fn, optimizer, x, y, lengths, state, lr, clip_norm=5.
     """
     model.zero_grad()
     run_lengths = None if lengths is None else np.maximum(lengths, 1)
-    outputs, new_state = model.forward(x, run_lengths, state, truncate=truncate)
+    outputs, new_state = model.forward(x, lengths=run_lengths, state=state, truncate=truncate)
     mask = None
     if model.output == "sequence" and lengths is not None:
         mask = valid_mask(lengths, outputs.shape[0], outputs.shape[1])  # (T, B)
@@ -700,7 +702,7 @@ def _check_loss_fits(task, task_state, config, model, loss) -> None:
     lengths = batch.get("lengths")
     lengths = None if lengths is None else np.asarray(lengths, np.int64)
     model.eval()
-    outputs, _ = model.forward(batch["x"], None if lengths is None
+    outputs, _ = model.forward(batch["x"], lengths=None if lengths is None
                                else np.maximum(lengths, 1), need_grad=False)
     mask = None
     if model.output == "sequence" and lengths is not None:
