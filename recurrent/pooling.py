@@ -4,6 +4,8 @@ Modes: "last" (the forward direction's output at the row's last valid step, and 
 bidirectional layer the reverse direction's output at step 0, where the reverse pass ends:
 exactly h_n of the top layer, as torch's), "mean" and "max" (over valid steps).
 
+A row of length 0 pools to zeros and gets no gradient.
+
 Truncated BPTT of pooled outputs (recurrent/truncation.py) runs each row's first steps
 without gradient; a PrefixSummary hands what pooling needs from those steps on as
 constants.
@@ -45,11 +47,12 @@ def pool_forward(out, lengths, mode, num_directions, prefix=None):
     H = DH // num_directions
     rows = np.arange(B)
     if mode == "last":
-        last = lengths - 1  # (B,)
+        last = lengths - 1  # (B,); -1 for a row of length 0
         pooled = np.empty((B, DH), out.dtype)
         pooled[:, :H] = out[last, rows, :H]
         if num_directions == 2:
             pooled[:, H:] = out[0, :, H:]
+        pooled[last < 0] = 0
         return pooled, (mode, out.shape, last)
     mask = valid_mask(lengths, T, B)  # (T, B)
     if mode == "mean":
@@ -58,6 +61,7 @@ def pool_forward(out, lengths, mode, num_directions, prefix=None):
         if prefix is not None:
             counts = counts + prefix.steps.astype(out.dtype)
             total = total + prefix.total
+        counts = np.maximum(counts, 1)  # a row without steps: total 0, pooled 0
         pooled = total / counts[:, None]
         return pooled.astype(out.dtype, copy=False), (mode, out.shape, (mask, counts))
     if mode == "max":
@@ -68,6 +72,11 @@ def pool_forward(out, lengths, mode, num_directions, prefix=None):
             earlier = prefix.maximum >= pooled  # (B, DH) the constant prefix step wins
             pooled = np.where(earlier, prefix.maximum, pooled).astype(out.dtype, copy=False)
             arg = np.where(earlier, -1, arg)  # -1: no gradient
+        empty = lengths == 0  # (B,) nothing to take the maximum of
+        if prefix is not None:
+            empty &= prefix.steps == 0
+        pooled[empty] = 0
+        arg[empty] = -1
         return pooled, (mode, out.shape, arg)
     raise ValueError(f"pooling: expected one of {', '.join(MODES)}, got {mode!r}")
 
@@ -80,14 +89,15 @@ def pool_backward(d_pooled, cache, num_directions):
     d_out = np.zeros(shape, d_pooled.dtype)
     rows = np.arange(B)
     if mode == "last":
-        d_out[saved, rows, :H] = d_pooled[:, :H]
+        used = saved >= 0  # (B,) rows of length 0 get no gradient
+        d_out[saved[used], rows[used], :H] = d_pooled[used, :H]
         if num_directions == 2:
-            d_out[0, :, H:] += d_pooled[:, H:]
+            d_out[0, used, H:] += d_pooled[used, H:]
     elif mode == "mean":
         mask, counts = saved
         d_out[...] = mask[:, :, None] * (d_pooled / counts[:, None])[None]
     else:
-        from_prefix = saved < 0  # maxima taken from a constant prefix: no gradient
+        constant = saved < 0  # maxima of a constant prefix, or of no steps: no gradient
         np.put_along_axis(d_out, np.maximum(saved, 0)[None],
-                          np.where(from_prefix, 0, d_pooled)[None], axis=0)
+                          np.where(constant, 0, d_pooled)[None], axis=0)
     return d_out

@@ -94,6 +94,20 @@ def test_pooling_values():
     np.testing.assert_array_equal(mx, -out[0])
 
 
+@pytest.mark.parametrize("mode", ["last", "mean", "max"])
+@pytest.mark.parametrize("directions", [1, 2])
+def test_a_row_of_length_0_pools_to_zeros_and_gets_no_gradient(mode, directions):
+    rng = np.random.default_rng(4)
+    out = rng.standard_normal((3, 2, directions * 2))  # padding not zero: not read either
+    lengths = np.array([0, 2])
+    pooled, cache = pool_forward(out, lengths, mode, directions)
+    assert np.all(pooled[0] == 0)
+    np.testing.assert_array_equal(pooled[1], pool_forward(out[:, 1:], lengths[1:], mode,
+                                                          directions)[0][0])
+    d_out = pool_backward(np.ones_like(pooled), cache, directions)
+    assert np.all(d_out[:, 0] == 0) and np.isfinite(d_out).all()
+
+
 def make_model(spec, cell="lstm", **kw):
     kw.setdefault("hidden_size", 4)
     return SequenceModel(spec, cell=get_reference_cell(cell), dtype=np.float64, seed=5, **kw)
