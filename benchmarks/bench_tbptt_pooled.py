@@ -1,5 +1,5 @@
 """What --tbptt K costs or saves for a pooled model: one whole training step
-(recurrent.train.train_step) of a mean-pooled unidirectional LSTM over long rows, full BPTT
+(recurrent.step.train_step) of a mean-pooled unidirectional LSTM over long rows, full BPTT
 beside truncation to the last K steps of each row.
 
     pytest benchmarks/bench_tbptt_pooled.py --benchmark-columns=median,iqr \
@@ -16,7 +16,7 @@ import pytest
 from recurrent.model import SequenceModel
 from recurrent.optim import Adam
 from recurrent.plugins import get_loss
-from recurrent.train import train_step
+from recurrent.step import train_step
 
 T, B, V, E, H = 200, 32, 2000, 64, 128
 

@@ -1,4 +1,4 @@
-"""One whole training step (recurrent.train.train_step: forward, loss, backward, clip,
+"""One whole training step (recurrent.step.train_step: forward, loss, backward, clip,
 optimizer update) beside the recurrent layer's forward+backward alone and PyTorch's same
 step, to show what the framework around the kernels costs.
 
@@ -16,7 +16,7 @@ import pytest
 from recurrent.model import SequenceModel
 from recurrent.optim import Adam
 from recurrent.plugins import get_loss
-from recurrent.train import train_step
+from recurrent.step import train_step
 
 CONFIGS = {
     "charlm": dict(T=64, B=32, V=65, E=64, H=256, cell="lstm", bidirectional=False,
@@ -61,7 +61,7 @@ def test_recurrent_layer_only(benchmark, name):
     h_in = model.embedding.forward(x)
 
     def step():
-        out, _ = model.rnn.forward(h_in, None, lengths)
+        out, _ = model.rnn.forward(h_in, lengths=lengths)
         model.rnn.backward(np.ones_like(out))
 
     benchmark(step)

@@ -1,6 +1,6 @@
 """Time to quality of `recurrent train char-lm` with its defaults on the bundled corpus.
 
-Runs the real trainer (recurrent.train) with exactly the configuration the CLI resolves
+Runs the real trainer (recurrent.trainer) with exactly the configuration the CLI resolves
 for `recurrent train char-lm` (shared defaults + the task's defaults), adding only an
 evaluation cadence, and reports the training wall time until validation cross-entropy
 first reaches --target nats/char (1.5 by default). Evaluation time is excluded, as in
@@ -22,7 +22,9 @@ import sys
 import tempfile
 import time
 
-from recurrent.train import Trainer, resolve_config, start_run
+from recurrent.config import TrainingConfig
+from recurrent.runs import start_run
+from recurrent.trainer import Trainer
 from recurrent_plugins.char_lm.task import TASK
 
 
@@ -47,7 +49,8 @@ class TimedTrainer(Trainer):
         self.eval_seconds += time.perf_counter() - t0
         evals = [r for r in self.run.read_metrics() if r.get("kind") == "eval"]
         latest = float(evals[-1]["metrics"]["loss"])
-        print(json.dumps({"engine": "recurrent", "step": self.step, "epoch": self.epoch,
+        print(json.dumps({"engine": "recurrent", "step": self.position.step,
+                          "epoch": self.position.epoch,
                           "train_seconds": round(train_seconds, 2),
                           "valid_loss": round(float(latest), 4)}), flush=True)
         if self.reached is None and latest <= self.target:
@@ -75,12 +78,12 @@ def main(argv=None):
     p.add_argument("--out", default=None, help="run directory (default: a temporary one)")
     args = p.parse_args(argv)
 
-    config = resolve_config(TASK, {"threads": args.threads, "eval_every": args.eval_every,
+    config = TrainingConfig.resolve(TASK, {"threads": args.threads, "eval_every": args.eval_every,
                                    "quiet": True})
     config["loss"] = TASK.loss
     out = args.out or tempfile.mkdtemp(prefix="charlm-quality-") + "/run"
     first = start_run(TASK, config, out, echo=print)
-    trainer = TimedTrainer(TASK, first.run, first.loss, echo=print, target=args.target,
+    trainer = TimedTrainer(TASK, first.run, echo=print, target=args.target,
                            stop_at_target=not args.full)
     summary = trainer.fit()
     median = statistics.median(trainer.step_seconds)

@@ -29,7 +29,7 @@ except ImportError:  # torch is a benchmark extra, never a runtime dependency
     sys.exit("charlm_torch.py needs torch (pip install 'recurrent[bench]')")
 
 from recurrent.optim import Schedule
-from recurrent.train import SHARED_DEFAULTS, build_model
+from recurrent.config import SHARED_DEFAULTS, TrainingConfig
 from recurrent_plugins.char_lm.task import DEFAULTS as TASK_DEFAULTS, EMBED_DIM, TASK
 
 DEFAULTS = {**SHARED_DEFAULTS, **TASK_DEFAULTS}  # what `recurrent train char-lm` uses
@@ -74,9 +74,9 @@ class TorchRunner:
 def copy_initial_weights(model, spec, args):
     """Start from the very weights `recurrent train char-lm --seed S` starts from (the same
     seed gives the same initial model there), so both engines run the same computation."""
-    ours = build_model(spec, {"cell": args.cell, "hidden": args.hidden, "layers": args.layers,
-                              "dropout": args.dropout, "bidirectional": False,
-                              "seed": args.seed, "threads": 1}).named_params
+    ours = TrainingConfig({"cell": args.cell, "hidden": args.hidden, "layers": args.layers,
+                           "dropout": args.dropout, "bidirectional": False,
+                           "seed": args.seed, "threads": 1}).build_model(spec).named_params
     with torch.no_grad():
         model.embed.weight.copy_(torch.from_numpy(ours["embedding.weight"]))
         for name, param in model.rnn.named_parameters():  # PyTorch's names: weight_ih_l0 ...

@@ -1,4 +1,4 @@
-"""The `recurrent` command line: thin click commands over train.py, checkpoint.py and the
+"""The `recurrent` command line: thin click commands over runs.py, checkpoint.py and the
 plugin registry.
 
 Error policy: a UserError, a bad option value or an unknown name prints ONE line on stderr
@@ -163,8 +163,8 @@ def _shared_options(defaults: dict) -> list:
 
 
 def _train_command(task) -> click.Command:
-    from .train import resolve_config
-    defaults = resolve_config(task, {})
+    from .config import TrainingConfig
+    defaults = TrainingConfig.resolve(task, {})
     task_params = list(task.options() or [])
     taken = {p.name for p in task_params}
     params = [p for p in _shared_options(defaults) if p.name not in taken] + task_params
@@ -193,7 +193,8 @@ def _default_out(task_name):
 
 def _train(ctx, task, values):
     from .checkpoint import RunDir
-    from .train import RESUMABLE, resolve_config, resume_run, start_run
+    from .config import TrainingConfig
+    from .runs import resume_run, start_run
     out, resume = values.pop("out"), values.pop("resume")
     quiet = values.get("quiet")
 
@@ -207,21 +208,13 @@ def _train(ctx, task, values):
         info = run.info()
         if info["task"] != task.name:
             raise UserError(f"{resume} is a {info['task']!r} run, not {task.name!r}")
-        saved = dict(info["config"])
-        for key, value in values.items():
-            if ctx.get_parameter_source(key) != ParameterSource.COMMANDLINE:
-                continue
-            if key in RESUMABLE:
-                saved[key] = value
-            elif _jsonable(saved.get(key)) != _jsonable(value):
-                raise UserError(f"--{key.replace('_', '-')} cannot change when resuming "
-                                f"(the run has {saved.get(key)!r}); start a new run with --out")
-        saved["quiet"] = quiet  # how this invocation prints, not a property of the run
-        run.update_config(saved)
-        trainer = resume_run(task, run, echo)
+        changes = {key: value for key, value in values.items()
+                   if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE}
+        changes["quiet"] = quiet  # how this invocation prints, not a property of the run
+        trainer = resume_run(task, run, echo, changes)
         resumed = True
     else:
-        config = resolve_config(task, values)
+        config = TrainingConfig.resolve(task, values)
         config["loss"] = config.get("loss") or task.loss
         trainer = start_run(task, config, out or _default_out(task.name), echo)
         resumed = False
@@ -233,11 +226,6 @@ def _train(ctx, task, values):
     _print_summary(task, summary)
     if summary["status"] == "interrupted":
         ctx.exit(130)
-
-
-def _jsonable(value):
-    """The value as config.json stores it (tuples become lists, paths text)."""
-    return json.loads(json.dumps(value, default=json_default))
 
 
 def _print_summary(task, summary):
@@ -316,7 +304,7 @@ def _open_run(path):
 @click.option("--json", "as_json", is_flag=True, help="Print metrics and baselines as JSON.")
 def eval_command(run, data, split, checkpoint, threads, as_json):
     """Evaluate a trained RUN on a split (or --data FILE) beside the task's baselines."""
-    from .train import load_model
+    from .runs import load_model
     run_dir, info, task = _open_run(run)
     model, info = load_model(run_dir, checkpoint, threads)
     config = dict(info["config"])
@@ -361,7 +349,7 @@ def predict_command(ctx, run, args, show_help):
             click.echo(ctx.get_help())
             return
         raise click.UsageError("missing argument RUN (a run directory made by `recurrent train`)")
-    from .train import load_model
+    from .runs import load_model
     run_dir, info, task = _open_run(run)
     if not hasattr(task, "predict"):  # optional (recurrent.protocols.Task)
         raise UserError(f"task {task.name!r} has no predict: use `recurrent eval {run}`")

@@ -179,15 +179,22 @@ class Schedule:
 
     def __init__(self, kind: str, lr: float, total_steps: int | None = None, warmup: int = 0,
                  step_size: int = 1000, gamma: float = 0.5, min_lr: float = 0.0):
-        if kind not in self.kinds:
-            raise ValueError(f"unknown schedule {kind!r}; known schedules: {', '.join(self.kinds)}")
-        if warmup < 0 or step_size < 1 or not gamma > 0 or min_lr < 0:
-            raise ValueError(f"bad schedule settings warmup={warmup} step_size={step_size} "
-                             f"gamma={gamma} min_lr={min_lr}")
+        self.check_settings(kind, warmup, step_size, gamma, min_lr)
         if kind == "cosine" and not total_steps:
             raise ValueError("the cosine schedule needs the total number of steps")
         self.kind, self.lr, self.total_steps = kind, float(lr), total_steps
         self.warmup, self.step_size, self.gamma, self.min_lr = warmup, step_size, gamma, min_lr
+
+    @classmethod
+    def check_settings(cls, kind: str, warmup: int = 0, step_size: int = 1000,
+                       gamma: float = 0.5, min_lr: float = 0.0) -> None:
+        """ValueError for settings no schedule accepts (the total step count aside, which
+        a run knows only once it starts)."""
+        if kind not in cls.kinds:
+            raise ValueError(f"unknown schedule {kind!r}; known schedules: {', '.join(cls.kinds)}")
+        if warmup < 0 or step_size < 1 or not gamma > 0 or min_lr < 0:
+            raise ValueError(f"bad schedule settings warmup={warmup} step_size={step_size} "
+                             f"gamma={gamma} min_lr={min_lr}")
 
     def __call__(self, step: int) -> float:
         if step < self.warmup:

@@ -1,6 +1,6 @@
 """Named parameters and their gradients: the surface every parameter-holding module shares.
 
-Layers (recurrent/layers.py), Embedding and Dense (recurrent/model.py) each keep
+Layers (recurrent/layers.py), Embedding and Dense (recurrent/modules.py) each keep
 ``{name: array}`` dicts of parameters and of gradients (same names and shapes). They start
 with storage of their own; ``bind(params, grads)`` moves it into caller-owned arrays (the
 views of SequenceModel's one flat buffer), copying the current values over. The checks

@@ -12,7 +12,7 @@ pytest.importorskip("recurrent_plugins.cells",
 
 from recurrent.checkpoint import RunDir  # noqa: E402
 from recurrent.cli import cli  # noqa: E402
-from recurrent.train import load_model  # noqa: E402
+from recurrent.runs import load_model  # noqa: E402
 from recurrent_plugins.char_lm import text  # noqa: E402
 
 SLICE = 40_000  # characters of the bundled corpus: Hamlet's first scenes

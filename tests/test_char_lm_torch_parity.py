@@ -9,21 +9,22 @@ pytest.importorskip("recurrent_plugins.cells",
                     reason="the fast built-in cells (recurrent_plugins.cells) are not built")
 
 from recurrent.optim import Schedule  # noqa: E402
-from recurrent.train import build_model, resolve_config, start_run  # noqa: E402
+from recurrent.config import TrainingConfig  # noqa: E402
+from recurrent.runs import start_run  # noqa: E402
 from recurrent_plugins.char_lm.task import TASK  # noqa: E402
 
 STEPS = 6
 
 
 def test_training_matches_torch_step_for_step(tmp_path):
-    config = resolve_config(TASK, {"max_chars": 30_000, "hidden": 24, "embed_dim": 8,
+    config = TrainingConfig.resolve(TASK, {"max_chars": 30_000, "hidden": 24, "embed_dim": 8,
                                    "batch_size": 4, "seq_len": 16, "steps": STEPS,
                                    "epochs": 0, "threads": 1, "log_every": 1, "quiet": True,
                                    "plot": False, "seed": 5})
     config["loss"] = TASK.loss
     trainer = start_run(TASK, config, str(tmp_path / "run"), echo=lambda line: None)
     state, spec = trainer.task_state, trainer.spec
-    initial = build_model(spec, config).named_params  # the trainer starts from these
+    initial = config.build_model(spec).named_params  # the trainer starts from these
 
     # The torch twin, loaded with the same initial weights (PyTorch's names and layout).
     V, E, H = spec["vocab_size"], spec["embed_dim"], config["hidden"]

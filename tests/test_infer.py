@@ -110,8 +110,8 @@ def test_model_runner_forward_keeps_nothing_for_backward():
     x = rng.standard_normal((9, 5, 4)).astype(np.float32)
     lengths = np.array([9, 2, 5, 9, 1])
     model.eval()
-    y, _ = model.forward(x, lengths)
-    y_run, _ = model.runner().forward(x, lengths)
+    y, _ = model.forward(x, lengths=lengths)
+    y_run, _ = model.runner().forward(x, lengths=lengths)
     np.testing.assert_array_equal(y_run, y)
     with pytest.raises(ValueError, match="need_grad=True"):
         model.backward(np.ones_like(y_run))

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from recurrent.conformance import numeric_grad
-from recurrent.model import (Dense, Dropout, Embedding, SequenceModel, check_spec,
-                             pool_backward, pool_forward)
+from recurrent.dropout import Dropout
+from recurrent.model import SequenceModel, check_spec
+from recurrent.modules import Dense, Embedding
+from recurrent.pooling import pool_backward, pool_forward
 from recurrent.reference import get_reference_cell
 
 TOKENS = {"input": "tokens", "vocab_size": 7, "embed_dim": 3, "output": "sequence",
@@ -92,6 +94,20 @@ def test_pooling_values():
     np.testing.assert_array_equal(mx, -out[0])
 
 
+@pytest.mark.parametrize("mode", ["last", "mean", "max"])
+@pytest.mark.parametrize("directions", [1, 2])
+def test_a_row_of_length_0_pools_to_zeros_and_gets_no_gradient(mode, directions):
+    rng = np.random.default_rng(4)
+    out = rng.standard_normal((3, 2, directions * 2))  # padding not zero: not read either
+    lengths = np.array([0, 2])
+    pooled, cache = pool_forward(out, lengths, mode, directions)
+    assert np.all(pooled[0] == 0)
+    np.testing.assert_array_equal(pooled[1], pool_forward(out[:, 1:], lengths[1:], mode,
+                                                          directions)[0][0])
+    d_out = pool_backward(np.ones_like(pooled), cache, directions)
+    assert np.all(d_out[:, 0] == 0) and np.isfinite(d_out).all()
+
+
 def make_model(spec, cell="lstm", **kw):
     kw.setdefault("hidden_size", 4)
     return SequenceModel(spec, cell=get_reference_cell(cell), dtype=np.float64, seed=5, **kw)
@@ -136,12 +152,12 @@ def test_whole_model_gradient_by_finite_differences(spec, cell, bidirectional):
         x = rng.integers(0, spec["vocab_size"], (T, B))
     else:
         x = rng.standard_normal((T, B, spec["input_size"]))
-    y, _ = model.forward(x, lengths)
+    y, _ = model.forward(x, lengths=lengths)
     probe = rng.standard_normal(y.shape)
     model.zero_grad()
     model.backward(probe)
     analytic = model.grads.copy()
-    numeric = numeric_grad(lambda: float((model.forward(x, lengths)[0] * probe).sum()),
+    numeric = numeric_grad(lambda: float((model.forward(x, lengths=lengths)[0] * probe).sum()),
                            model.params)
     np.testing.assert_allclose(analytic, numeric, atol=1e-6, rtol=1e-5)
 
@@ -155,7 +171,7 @@ def test_padding_does_not_change_a_rows_result(output, bidirectional):
     alone, _ = model.forward(short)
     batch = rng.standard_normal((6, 2, 3)) * 10  # garbage past the short row's length
     batch[:3, 0] = short[:, 0]
-    together, _ = model.forward(batch, np.array([3, 6]))
+    together, _ = model.forward(batch, lengths=np.array([3, 6]))
     if output == "sequence":
         np.testing.assert_allclose(together[:3, 0], alone[:, 0], atol=1e-12)
         assert np.all(together[3:, 0] == 0)
@@ -169,9 +185,9 @@ def test_last_pooling_of_bidirectional_layer_is_h_n():
     model.head.params()["bias"][...] = 0
     x = np.random.default_rng(8).standard_normal((5, 3, 3))
     lengths = np.array([5, 1, 3])
-    out, _ = model.rnn.forward(x, None, lengths)
+    out, _ = model.rnn.forward(x, lengths=lengths)
     pooled, _ = pool_forward(out, lengths, "last", 2)
-    _, (h_n, _) = model.rnn.forward(x, None, lengths)
+    _, (h_n, _) = model.rnn.forward(x, lengths=lengths)
     np.testing.assert_allclose(pooled, np.concatenate([h_n[-2], h_n[-1]], axis=1), atol=1e-12)
 
 

@@ -190,6 +190,11 @@ def test_train_bad_option_values(tmp_path):
 
 # ---- padding invariance ------------------------------------------------------------------
 
+def _forward(runner, texts):
+    x, lengths = pad_batch(texts)
+    return runner.forward(x, lengths=lengths)[0]
+
+
 @pytest.mark.parametrize("cell", ["gru", "lstm", "rnn_tanh"])
 @pytest.mark.parametrize("pooling", ["last", "mean", "max"])
 def test_prediction_unchanged_when_batched_with_longer_texts(cell, pooling):
@@ -201,9 +206,9 @@ def test_prediction_unchanged_when_batched_with_longer_texts(cell, pooling):
     by_length = sorted(sequences[:60], key=len)
     short, longer = by_length[:4], by_length[-4:]
     assert len(longer[0]) > len(short[-1])
-    alone = np.vstack([softmax(runner.forward(*pad_batch([s]))[0]) for s in short])
+    alone = np.vstack([softmax(_forward(runner, [s])) for s in short])
     mixed_batch = [longer[0], short[0], longer[1], short[1], short[2], longer[2], short[3]]
-    mixed = softmax(runner.forward(*pad_batch(mixed_batch))[0])
+    mixed = softmax(_forward(runner, mixed_batch))
     np.testing.assert_allclose(mixed[[1, 3, 4, 6]], alone, rtol=0, atol=1e-6)
     # and through the task's own batching, which sorts rows by length
     np.testing.assert_allclose(TASK.probabilities(runner, mixed_batch)[[1, 3, 4, 6]], alone,

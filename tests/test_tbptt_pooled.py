@@ -9,7 +9,8 @@ from click.testing import CliRunner
 import train_toys
 from recurrent.cli import cli
 from recurrent.conformance import numeric_grad
-from recurrent.model import SequenceModel, truncation_plan
+from recurrent.model import SequenceModel
+from recurrent.truncation import truncation_plan
 from recurrent.plugins import get_cell
 from recurrent.reference import get_reference_cell
 from test_train import eval_records, train
@@ -35,11 +36,11 @@ def inputs(spec, T, B, rng):
 
 
 def test_truncation_plan_gathers_each_rows_last_k_steps():
-    prefix, suffix, index = truncation_plan(np.array([6, 2, 4]), 6, 3, 3)
+    prefix, suffix, index = truncation_plan(np.array([6, 2, 4]), 3)
     assert list(prefix) == [3, 0, 1] and list(suffix) == [3, 2, 3]
     # row 0: steps 3..5; row 1: steps 0, 1 (then its padding, 2); row 2: steps 1..3
     assert index.tolist() == [[3, 0, 1], [4, 1, 2], [5, 2, 3]]
-    prefix, suffix, index = truncation_plan(None, 5, 2, 2)
+    prefix, suffix, index = truncation_plan(np.array([5, 5]), 2)
     assert list(prefix) == [3, 3] and index.tolist() == [[3, 3], [4, 4]]
 
 
@@ -60,9 +61,9 @@ def test_truncated_forward_equals_untruncated(output, cell, dtype, tol):
         lengths = np.array([7, 2, 5, 4])
         state = tuple(rng.standard_normal((2, B, 4)).astype(dtype) for _ in range(2))
         for lens in (lengths, None):
-            full, (h, c) = model.forward(x, lens, state)
+            full, (h, c) = model.forward(x, lengths=lens, state=state)
             for K in (1, 2, 3, 6, 7, 9):
-                truncated, (h_k, c_k) = model.forward(x, lens, state, truncate=K)
+                truncated, (h_k, c_k) = model.forward(x, lengths=lens, state=state, truncate=K)
                 np.testing.assert_allclose(truncated, full, atol=tol, rtol=0)
                 np.testing.assert_allclose(h_k, h, atol=tol, rtol=0)
                 np.testing.assert_allclose(c_k, c, atol=tol, rtol=0)
@@ -79,7 +80,7 @@ def test_k_covering_every_row_gives_the_full_bptt_gradient(output):
     grads = []
     for K in (0, 4, 6, 50):
         model.zero_grad()
-        model.forward(x, lengths, truncate=K)
+        model.forward(x, lengths=lengths, truncate=K)
         model.backward(probe)
         grads.append(model.grads.copy())
     for g in grads[1:]:
@@ -100,7 +101,7 @@ def reference_objective(model, x, lengths, K, probe):
         if p:
             h_in = model.embedding.params()["weight"][x[:p, b:b + 1]] if tokens \
                 else x[:p, b:b + 1]
-            pre_out, start = model.rnn.forward(h_in, None)  # (p, 1, H): constants
+            pre_out, start = model.rnn.forward(h_in)  # (p, 1, H): constants
             start = tuple(s.copy() for s in start) if isinstance(start, tuple) \
                 else start.copy()
             pre_sum, pre_max = pre_out.sum(axis=0), pre_out.max(axis=0)
@@ -111,7 +112,7 @@ def reference_objective(model, x, lengths, K, probe):
         for b, p, length, start, pre_sum, pre_max in rows:
             ids_or_x = x[p:length, b:b + 1]
             h_in = model.embedding.params()["weight"][ids_or_x] if tokens else ids_or_x
-            out, _ = model.rnn.forward(h_in, start)  # (steps, 1, H)
+            out, _ = model.rnn.forward(h_in, state=start)  # (steps, 1, H)
             if output == "last":
                 pooled = out[-1]
             elif output == "mean":
@@ -136,14 +137,14 @@ def test_truncated_gradient_treats_the_prefix_as_constant(output, tokens, layers
     lengths = np.array([6, 2, 5])  # prefixes 4, 0, 3
     probe = rng.standard_normal((3, 2))
     model.zero_grad()
-    model.forward(x, lengths, truncate=K)
+    model.forward(x, lengths=lengths, truncate=K)
     model.backward(probe)
     analytic = model.grads.copy()
     numeric = numeric_grad(reference_objective(model, x, lengths, K, probe), model.params)
     np.testing.assert_allclose(analytic, numeric, atol=1e-7, rtol=1e-5)
     # and it is not the full gradient: the prefix really is cut off
     model.zero_grad()
-    model.forward(x, lengths)
+    model.forward(x, lengths=lengths)
     model.backward(probe)
     assert not np.allclose(model.grads, analytic, atol=1e-4)
 
@@ -158,9 +159,10 @@ def test_truncate_is_refused_where_it_has_no_meaning():
             model.forward(np.zeros((4, 2, 2)), truncate=2)
     model = SequenceModel(spec_for("max", False), cell=get_reference_cell("gru"),
                           hidden_size=3, dtype=np.float64)
-    for lengths in (np.array([5, 1]), np.array([0, 3]), np.array([2.0, 3.0])):
-        with pytest.raises(ValueError, match=r"lengths: expected 2 integers in 1..4"):
-            model.forward(np.zeros((4, 2, 2)), lengths, truncate=2)
+    for lengths, message in ((np.array([5, 1]), r"values in 0..4 \(T\)"),
+                             (np.array([2.0, 3.0]), "an integer array")):
+        with pytest.raises(ValueError, match=f"lengths: expected {message}"):
+            model.forward(np.zeros((4, 2, 2)), lengths=lengths, truncate=2)
     with pytest.raises(ValueError, match="truncate: expected a positive integer"):
         model.forward(np.zeros((4, 2, 2)), truncate=-1)
 
@@ -170,7 +172,8 @@ def test_training_a_pooled_task_with_tbptt_reduces_the_loss(tmp_path, pooling):
     trainer, summary = train(tmp_path, "toy-sign", epochs=4, tbptt=3, pooling=pooling)
     untruncated, _ = train(tmp_path, "toy-sign", name="full", epochs=1, pooling=pooling)
     assert summary["status"] == "done"
-    assert trainer.step == 4 * untruncated.step  # one optimizer step per batch, no windows
+    # one optimizer step per batch, no windows
+    assert trainer.position.step == 4 * untruncated.position.step
     evals = eval_records(str(tmp_path / "run"))
     assert evals[-1]["metrics"]["loss"] < evals[0]["metrics"]["loss"]
     assert evals[-1]["metrics"]["loss"] < np.log(2)

@@ -1,6 +1,7 @@
-"""The training loop, checkpoints and exact resume, through the library API (train.py),
+"""The training loop, checkpoints and exact resume, through the library API (runs.py),
 with throwaway task plugins on generated data (tests/train_toys.py)."""
 import json
+import math
 import os
 import zipfile
 
@@ -12,7 +13,9 @@ from recurrent import checkpoint
 from recurrent.checkpoint import BEST, LAST, RunDir, atomic_write, load_arrays, save_arrays
 from recurrent.errors import UserError
 from recurrent.plugins import get_task
-from recurrent.train import Trainer, resolve_config, resume_run, start_run
+from recurrent.position import Position
+from recurrent.config import TrainingConfig
+from recurrent.runs import resume_run, start_run
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +28,7 @@ def config_for(task_name, **overrides):
     task = get_task(task_name)
     base = {p.name: p.default for p in task.options()}
     base.update(overrides)
-    config = resolve_config(task, base)
+    config = TrainingConfig.resolve(task, base)
     config.setdefault("threads", 1)
     config["threads"] = config["threads"] or 1
     config["quiet"] = True
@@ -170,7 +173,7 @@ def test_same_seed_gives_identical_runs_at_one_thread(tmp_path):
 ])
 def test_resume_equals_uninterrupted_run(tmp_path, task_name, extra):
     full, _ = train(tmp_path, task_name, name="full", epochs=2, log_every=1, **extra)
-    steps = full.step
+    steps = full.position.step
     half, summary = train(tmp_path, task_name, name="half", epochs=2, log_every=1,
                           steps=steps // 2 + 1, **extra)
     assert summary["step"] == steps // 2 + 1
@@ -191,7 +194,7 @@ def test_tbptt_cuts_batches_into_windows(tmp_path):
     trainer, _ = train(tmp_path, "toy-wave", epochs=1, tbptt=6)
     untruncated, _ = train(tmp_path, "toy-wave", name="full", epochs=1)
     # T = 20 per batch: windows of 6, 6, 6, 2 -> four optimizer steps per batch
-    assert trainer.step == 4 * untruncated.step
+    assert trainer.position.step == 4 * untruncated.position.step
 
 
 def test_tbptt_windows_with_lengths_keep_finished_rows(tmp_path):
@@ -300,20 +303,41 @@ def test_new_run_refuses_an_existing_run_directory(tmp_path):
 
 def test_trainer_reads_everything_from_the_run_directory(tmp_path):
     trainer, _ = train(tmp_path, "toy-sign", epochs=1)
-    again = Trainer(get_task("toy-sign"), RunDir.open(str(tmp_path / "run")),
-                    trainer.loss)
+    again = resume_run(get_task("toy-sign"), RunDir.open(str(tmp_path / "run")))
     again.restore()
     np.testing.assert_array_equal(again.model.params, trainer.model.params)
-    assert again.step == trainer.step
+    assert again.position == trainer.position
 
 
 def test_second_ctrl_c_aborts_at_once():
     import signal
 
-    from recurrent.train import _Interrupt
-    with _Interrupt() as interrupt:
+    from recurrent.interrupt import Interrupt
+    with Interrupt() as interrupt:
         os.kill(os.getpid(), signal.SIGINT)
         assert interrupt.requested  # the first one only asks the loop to stop
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_position_round_trips_through_checkpoint_meta(tmp_path):
+    p = Position(epoch=2, batch=3, window=1, step=40, best_loss=0.5, bad_evals=1,
+                 clipped_steps=4, loss_sum=1.5, loss_count=3, eval_sum=2.0, eval_count=4,
+                 last_eval_step=36, finished=True)
+    assert Position.from_meta(json.loads(json.dumps(p.to_meta()))) == p
+    assert Position().to_meta()["best_loss"] is None  # JSON has no infinity
+    assert Position.from_meta(Position().to_meta()).best_loss == math.inf
+    trainer, _ = train(tmp_path, "toy-sign", epochs=1)
+    _, meta = load_arrays(str(tmp_path / "run" / LAST))
+    assert Position.from_meta(meta) == trainer.position
+
+
+def test_options_are_checked_once_per_start_and_once_per_resume(tmp_path, monkeypatch):
+    checks = []
+    check = TrainingConfig.check
+    monkeypatch.setattr(TrainingConfig, "check", lambda self: checks.append(1) or check(self))
+    train(tmp_path, "toy-sign", epochs=1)
+    assert len(checks) == 1
+    resume_run(get_task("toy-sign"), RunDir.open(str(tmp_path / "run")))
+    assert len(checks) == 2

@@ -173,7 +173,7 @@ class ToySign:
     def evaluate(self, state, split, config, model):
         total, correct, n = 0.0, 0, 0
         for batch in self.batches(state, "valid", config, None):
-            logits, _ = model.forward(batch["x"], batch["lengths"])
+            logits, _ = model.forward(batch["x"], lengths=batch["lengths"])
             logits = logits.astype(np.float64)
             logp = logits - np.logaddexp(logits[:, :1], logits[:, 1:])
             total -= logp[np.arange(len(batch["y"])), batch["y"]].sum()

@@ -187,7 +187,7 @@ class SentimentTask:
         probs = None
         for rows in length_buckets(lengths, EVAL_BATCH, None):
             x, batch_lengths = pad_batch([sequences[i] for i in rows])
-            logits, _ = model.forward(x, batch_lengths)  # (B, K)
+            logits, _ = model.forward(x, lengths=batch_lengths)  # (B, K)
             p = softmax(logits)
             if probs is None:
                 probs = np.empty((len(sequences), p.shape[1]))

@@ -1,0 +1,160 @@
+"""A training run's options: the shared defaults, how a run's options are resolved,
+checked, saved in config.json and changed on resume, and the model, optimizer and loss
+they describe.
+
+Resolution: SHARED_DEFAULTS, then the task's defaults(), then overrides (CLI options).
+On resume only the options in RESUMABLE may change; any other must keep its value.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+from .checks import one_line
+from .checkpoint import json_default
+from .errors import UserError
+from .model import SequenceModel
+from .optim import Schedule, make_optimizer
+
+SHARED_DEFAULTS = {
+    "cell": "lstm",
+    "hidden": 128,
+    "layers": 1,
+    "dropout": 0.0,
+    "bidirectional": False,
+    "init": "uniform",
+    "forget_bias": None,
+    "optimizer": "adam",
+    "lr": 2e-3,
+    "weight_decay": 0.0,
+    "momentum": 0.9,
+    "nesterov": False,
+    "schedule": "constant",
+    "warmup": 0,
+    "decay_every": 1000,
+    "decay_gamma": 0.5,
+    "min_lr": 0.0,
+    "epochs": 10,
+    "steps": 0,
+    "batch_size": 32,
+    "seq_len": 100,
+    "clip_norm": 5.0,
+    "clip_value": None,
+    "tbptt": 0,
+    "threads": None,
+    "seed": 0,
+    "patience": 0,
+    "eval_every": 0,
+    "log_every": 0,
+    "quiet": False,
+    "plot": True,
+    "loss": None,  # None: the task's loss
+}
+
+# Options that may change when a run is resumed; anything else must match the run.
+RESUMABLE = ("epochs", "steps", "patience", "eval_every", "log_every", "quiet", "threads",
+             "plot")
+
+
+def _as_saved(value):
+    """The value as config.json stores it (tuples become lists, paths text)."""
+    return json.loads(json.dumps(value, default=json_default))
+
+
+class TrainingConfig(dict):
+    """A run's resolved options, shared and task-specific, in one dict: tasks receive it
+    as their ``config``. Saved as the "config" object of config.json (to_json /
+    from_json)."""
+
+    @classmethod
+    def resolve(cls, task, overrides: dict) -> "TrainingConfig":
+        """Shared defaults, then the task's defaults, then ``overrides`` (e.g. CLI values)."""
+        config = cls(SHARED_DEFAULTS)
+        config.update(task.defaults() or {})
+        config.update(overrides)
+        return config
+
+    # -- saving -------------------------------------------------------------------------
+    def to_json(self) -> dict:
+        """The "config" object of config.json."""
+        return dict(self)
+
+    @classmethod
+    def from_json(cls, options: dict, source: str) -> "TrainingConfig":
+        """The options saved in ``source`` (a config.json); UserError naming the shared
+        options a hand-edited or damaged file lacks."""
+        missing = sorted(key for key in SHARED_DEFAULTS if key not in options)
+        if missing:
+            raise UserError(f"{source} is corrupted: its config has no "
+                            f"{', '.join(repr(k) for k in missing)}")
+        return cls(options)
+
+    def resumed(self, changes: dict) -> "TrainingConfig":
+        """These options with ``changes`` (options given again to a resumed run) applied:
+        those in RESUMABLE may change, any other must keep its value (UserError)."""
+        config = TrainingConfig(self)
+        for key, value in changes.items():
+            if key in RESUMABLE:
+                config[key] = value
+            elif _as_saved(self.get(key)) != _as_saved(value):
+                raise UserError(f"--{key.replace('_', '-')} cannot change when resuming "
+                                f"(the run has {self.get(key)!r}); start a new run with --out")
+        return config
+
+    # -- checks -------------------------------------------------------------------------
+    def check(self) -> None:
+        """UserError for options that cannot train; run once when a run starts (before
+        its directory is made) and once when it resumes."""
+        tbptt = int(self.get("tbptt") or 0)
+        if tbptt < 0:
+            raise UserError(f"--tbptt must be >= 0, got {tbptt}")
+        if tbptt and self["bidirectional"]:
+            raise UserError("--tbptt cannot be used with --bidirectional (add "
+                            "--unidirectional): the reverse direction needs the whole sequence")
+        for key in ("epochs", "steps", "patience", "eval_every", "log_every"):
+            if int(self.get(key) or 0) < 0:
+                raise UserError(f"--{key.replace('_', '-')} must be >= 0, got {self[key]}")
+        if not int(self.get("epochs") or 0) and not int(self.get("steps") or 0):
+            raise UserError("nothing to train: --epochs and --steps are both 0")
+        for key in ("lr", "weight_decay", "momentum", "decay_gamma", "min_lr", "clip_norm",
+                    "clip_value", "forget_bias", "dropout"):
+            value = self.get(key)
+            if isinstance(value, (int, float)) and not math.isfinite(value):
+                raise UserError(f"--{key.replace('_', '-')} must be a finite number, got {value}")
+        if self.get("clip_norm") is not None and self["clip_norm"] < 0:
+            raise UserError(f"--clip-norm must be >= 0 (0 = off), got {self['clip_norm']}")
+        if self.get("clip_value") is not None and not self["clip_value"] > 0:
+            raise UserError(f"--clip-value must be > 0, got {self['clip_value']}")
+        try:
+            Schedule.check_settings(self["schedule"], warmup=self["warmup"],
+                                    step_size=self["decay_every"], gamma=self["decay_gamma"],
+                                    min_lr=self["min_lr"])
+        except ValueError as e:
+            raise UserError(str(e)) from None
+
+    # -- what the options describe -----------------------------------------------------
+    def build_model(self, spec: dict) -> SequenceModel:
+        """The SequenceModel these options describe for a task's model spec."""
+        try:
+            return SequenceModel(spec, cell=self["cell"], hidden_size=self["hidden"],
+                                 num_layers=self["layers"], dropout=self["dropout"],
+                                 bidirectional=self["bidirectional"], seed=self["seed"],
+                                 num_threads=self.get("threads"),
+                                 init=self.get("init", "uniform"),
+                                 forget_bias=self.get("forget_bias"))
+        except ValueError as e:
+            raise UserError(one_line(e)) from None
+
+    def build_optimizer(self, model: SequenceModel):
+        """The optimizer these options describe, over the model's flat buffers."""
+        try:
+            return make_optimizer(self["optimizer"], model.params, model.grads, self["lr"],
+                                  weight_decay=self["weight_decay"], momentum=self["momentum"],
+                                  nesterov=self["nesterov"])
+        except ValueError as e:
+            raise UserError(str(e)) from None
+
+    def loss_function(self, task):
+        """The registered loss named by --loss, else the task's own."""
+        from .plugins import get_loss
+        return get_loss(self.get("loss") or task.loss)

@@ -1,0 +1,42 @@
+"""loss.png in a run directory, drawn from metrics.jsonl (needs matplotlib)."""
+from __future__ import annotations
+
+import math
+
+from .checkpoint import RunDir, atomic_write
+
+
+def write_loss_plot(run: RunDir) -> bool:
+    """Mean training loss per log interval, validation loss per evaluation and the
+    baselines' validation losses as lines. False without matplotlib or without records."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return False
+    records = run.read_metrics()
+    train = {r["step"]: r.get("mean_loss", r["loss"])
+             for r in records if r.get("kind") == "train"}
+    valid = {r["step"]: r["metrics"]["loss"] for r in records if r.get("kind") == "eval"}
+    baselines = next((r["baselines"] for r in records if r.get("kind") == "baselines"), {})
+    if not train and not valid:
+        return False
+    figure = Figure(figsize=(8, 4.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.subplots()
+    for label, points, style in (("train", train, "-"), ("valid", valid, "o-")):
+        finite = sorted((k, v) for k, v in points.items() if v is not None and math.isfinite(v))
+        if finite:
+            ax.plot(*zip(*finite), style, label=label, markersize=4)
+    for name, values in (baselines or {}).items():
+        if isinstance(values.get("loss"), (int, float)):
+            ax.axhline(values["loss"], linestyle="--", linewidth=1, color="gray")
+            ax.annotate(f"{name} (valid)", (0, values["loss"]),
+                        xycoords=("axes fraction", "data"), fontsize="small", color="gray",
+                        va="bottom")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    atomic_write(run.file("loss.png"), lambda f: figure.savefig(f, format="png", dpi=100))
+    return True

@@ -1,0 +1,42 @@
+"""Where a training run is and what it has counted so far: the part of last.npz that
+lets a resumed run continue exactly where it stopped. The dataclass fields are the one
+list of what is saved and restored."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+
+@dataclasses.dataclass
+class Position:
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches of the current epoch completed
+    window: int = 0  # TBPTT windows of the current batch completed
+    step: int = 0  # optimizer steps taken
+    best_loss: float = math.inf  # best validation loss so far
+    bad_evals: int = 0  # evaluations since the best one
+    clipped_steps: int = 0  # steps whose gradient was clipped
+    loss_sum: float = 0.0  # training loss since the last "train" log record
+    loss_count: int = 0
+    eval_sum: float = 0.0  # training loss since the last evaluation
+    eval_count: int = 0
+    last_eval_step: int = -1
+    finished: bool = False  # the run reached its end (epochs / steps)
+
+    def to_meta(self) -> dict:
+        """The fields as JSON values (an infinite best_loss as null)."""
+        meta = dataclasses.asdict(self)
+        if not math.isfinite(self.best_loss):
+            meta["best_loss"] = None
+        return meta
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "Position":
+        """Inverse of to_meta; KeyError, ValueError or TypeError for a damaged ``meta``."""
+        values = {}
+        for field in dataclasses.fields(cls):
+            value = meta[field.name]
+            if field.name == "best_loss" and value is None:
+                value = math.inf
+            values[field.name] = type(field.default)(value)
+        return cls(**values)

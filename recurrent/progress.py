@@ -1,0 +1,99 @@
+"""What a training run prints: a tqdm bar on a terminal, plain log lines otherwise,
+nothing with --quiet; and the evaluation lines (validation metrics beside the task's
+baselines)."""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+
+def duration(seconds) -> str:
+    """"1h02m" or "3m05s"."""
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def headline_keys(metrics: dict) -> list:
+    """The metrics worth a log line: floats, not per-class ("precision/fresh") entries;
+    "loss" first. The rest (counts, matrices, per-class) stays in metrics.jsonl."""
+    keys = [k for k, v in metrics.items()
+            if isinstance(v, (float, np.floating)) and "/" not in k]
+    return sorted(keys, key=lambda k: k != "loss")
+
+
+def format_metrics(metrics: dict, keys) -> str:
+    """"loss 0.6931  accuracy 0.5000" for the numeric ``keys`` of ``metrics``."""
+    return "  ".join(f"{k} {float(metrics[k]):.4f}" for k in keys
+                     if isinstance(metrics.get(k), (int, float, np.number)))
+
+
+class Progress:
+    """Progress of one fit(): ``update`` after every step, ``write`` for other lines."""
+
+    def __init__(self, total, initial, unit, quiet, log_every, echo):
+        self.unit, self.quiet, self.log_every, self.echo = unit, quiet, log_every, echo
+        self.total = total
+        self.bar = None
+        if not quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, initial=initial, unit="step",
+                            leave=False)
+        self._mark_time, self._mark_items, self._items = time.perf_counter(), 0, 0
+        self._start_time, self._start_step = self._mark_time, initial
+
+    def update(self, step, epoch, loss, items, lr, grad_norm):
+        self._items += items
+        if self.bar is not None:
+            self.bar.update(1)
+            if step % 10 == 0 or step == self.total:
+                rate = self._rate()
+                self.bar.set_postfix_str(f"loss {loss:.4f} {rate:,.0f} {self.unit}/s")
+        elif not self.quiet and self.log_every and step % self.log_every == 0:
+            rate = self._rate()
+            elapsed = time.perf_counter() - self._start_time
+            done = step - self._start_step
+            eta = ""
+            if self.total and done > 0:
+                eta = f"  ETA {duration(elapsed / done * max(0, self.total - step))}"
+            self.echo(f"step {step}{'/' + str(self.total) if self.total else ''}  "
+                      f"epoch {epoch + 1}  loss {loss:.4f}  grad-norm {grad_norm:.3g}  "
+                      f"lr {lr:.3g}  {rate:,.0f} {self.unit}/s{eta}")
+
+    def _rate(self):
+        now = time.perf_counter()
+        rate = (self._items - self._mark_items) / max(now - self._mark_time, 1e-9)
+        self._mark_time, self._mark_items = now, self._items
+        return rate
+
+    def restart_rate(self):
+        """Throughput counts training only: restart the clock after an evaluation."""
+        self._mark_time, self._mark_items = time.perf_counter(), self._items
+
+    def write(self, line):
+        if self.quiet:
+            return
+        if self.bar is not None:
+            self.bar.write(line)
+        else:
+            self.echo(line)
+
+    def write_evaluation(self, step, metrics, baselines, best, train_loss, clipped_fraction):
+        """The validation metrics of an evaluation at ``step``, then one line per baseline
+        with the same metrics."""
+        keys = headline_keys(metrics)
+        line = f"eval step {step}  valid  {format_metrics(metrics, keys)}"
+        line += "  *best" if best else ""
+        if train_loss is not None:
+            line += f"  (train loss {train_loss:.4f}, clipped {clipped_fraction:.0%})"
+        self.write(line)
+        width = max([len(name) for name in (baselines or {})] + [0])
+        for name, values in (baselines or {}).items():
+            self.write(f"    baseline {name.ljust(width)}  {format_metrics(values, keys)}")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()

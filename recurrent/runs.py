@@ -1,0 +1,83 @@
+"""Starting, resuming and loading training runs: the library entry points behind
+`recurrent train / eval / predict`. Each checks what it is given once, before anything
+is written, and hands a Trainer (or a model) back."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import __version__
+from .checkpoint import BEST, CONFIG_FILE, LAST, RunDir, load_arrays
+from .checks import one_line
+from .config import TrainingConfig
+from .errors import UserError
+from .lengths import valid_mask
+from .model import check_spec
+from .step import runnable_lengths
+from .trainer import Trainer, load_params
+
+
+def start_run(task, config: dict, out: str, echo=print) -> Trainer:
+    """Prepare the task's data, check the options, create the run directory ``out`` and
+    a Trainer for it. ``config``: resolved options (TrainingConfig.resolve)."""
+    config = TrainingConfig(config)
+    task_state = task.prepare(config)
+    spec = task.model_spec(task_state, config)
+    try:
+        check_spec(spec)
+    except ValueError as e:
+        raise UserError(f"task {task.name!r} gave a bad model spec: {e}") from None
+    # fail on bad options, model settings or loss names before making the run directory
+    config.check()
+    _check_loss_fits(task, task_state, config, spec)
+    run = RunDir.create(out, task.name, config.to_json(), task_state, spec, __version__)
+    return Trainer(task, run, echo)
+
+
+def resume_run(task, run: RunDir, echo=print, changes: dict | None = None) -> Trainer:
+    """A Trainer continuing ``run``; ``changes``: options given again (only those in
+    config.RESUMABLE may differ), saved in the run before it continues."""
+    config = TrainingConfig.from_json(run.info()["config"], run.file(CONFIG_FILE))
+    if changes:
+        config = config.resumed(changes)
+        run.update_config(config.to_json())
+    config.check()
+    return Trainer(task, run, echo)
+
+
+def load_model(run: RunDir, which: str = "best", threads=None):
+    """(model, info) of a run in eval mode: the best parameters if any, else the last ones."""
+    info = run.info()
+    config = TrainingConfig.from_json(info["config"], run.file(CONFIG_FILE))
+    config["threads"] = threads if threads is not None else config.get("threads")
+    model = config.build_model(info["model_spec"])
+    name = BEST if which == "best" and run.has(BEST) else LAST
+    if not run.has(name):
+        raise UserError(f"{run.path} has no checkpoint yet ({LAST} is missing)")
+    arrays, _ = load_arrays(run.file(name))
+    load_params(model, arrays, run.file(name))
+    model.eval()
+    return model, info
+
+
+def _check_loss_fits(task, task_state, config, spec) -> None:
+    """UserError when the model settings are bad or the loss cannot score the task's
+    targets (e.g. --loss mse for class ids): one forward pass of a throwaway model on the
+    first training batch, before the run directory exists."""
+    model = config.build_model(spec)
+    loss = config.loss_function(task)
+    rng = np.random.default_rng([int(config["seed"]), 0])
+    batch = next(iter(task.batches(task_state, "train", config, rng)), None)
+    if batch is None:
+        return  # the trainer reports a task without training batches
+    lengths = batch.get("lengths")
+    lengths = None if lengths is None else np.asarray(lengths, np.int64)
+    model.eval()
+    outputs, _ = model.forward(batch["x"], lengths=runnable_lengths(lengths), need_grad=False)
+    mask = None
+    if model.output == "sequence" and lengths is not None:
+        mask = valid_mask(lengths, outputs.shape[0], outputs.shape[1])  # (T, B)
+    try:
+        loss.value_and_grad(outputs, batch["y"], mask)
+    except ValueError as e:
+        raise UserError(f"--loss {loss.name} does not fit task {task.name!r} (its default "
+                        f"is {task.loss}): {one_line(e)}") from None

@@ -1,0 +1,110 @@
+"""One training step, the ONE place that orders it:
+
+    model.forward -> loss.value_and_grad -> model.backward -> clip -> optimizer.step(lr)
+
+and the batch cut into truncated-BPTT windows, each a step of its own.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .clip import clip_grad_norm, clip_grad_value
+from .lengths import valid_mask
+from .state import pack_state, state_arrays
+
+
+class NonFinite(Exception):
+    """The loss or the gradient norm of a step is not finite (raised before the update)."""
+
+
+def windows(batch: dict, K: int, sequence_output: bool) -> list:
+    """A task's batch as a list of (x, y, lengths) windows: one window without truncation
+    (K = 0) or for pooled outputs (the model truncates those itself), else consecutive
+    windows of K steps. lengths are per window (0 for a row that ended before it); a
+    window that no row reaches ends the list."""
+    x, y = batch["x"], batch["y"]
+    lengths = batch.get("lengths")
+    if lengths is not None:
+        lengths = np.asarray(lengths, np.int64)
+    T = np.shape(x)[0]
+    if not K or K >= T or not sequence_output:
+        return [(x, y, lengths)]
+    out = []
+    for t0 in range(0, T, K):
+        t1 = min(T, t0 + K)
+        lw = None if lengths is None else np.clip(lengths - t0, 0, t1 - t0)
+        if lw is not None and not lw.any():
+            break  # every row ended before this window
+        out.append((np.ascontiguousarray(x[t0:t1]), np.ascontiguousarray(y[t0:t1]), lw))
+    return out
+
+
+def train_step(model, loss_fn, optimizer, x, y, lengths, state, lr, clip_norm=5.0,
+               clip_value=None, truncate=0):
+    """forward -> loss -> backward -> clip -> update, on one batch or TBPTT window.
+
+    x, y, lengths: as a task yields them (lengths may be None: all rows full); a row of
+    length 0 counts in no loss and keeps ``state``. state: the carried recurrent state or
+    None. truncate=K: truncated BPTT of a pooled model (see SequenceModel.forward).
+    Returns (loss, pre-clip gradient norm, clipped?, new state). Raises NonFinite before
+    the update when the loss or the gradient norm is not finite, so the parameters stay
+    those of the last good step.
+    """
+    model.zero_grad()
+    outputs, new_state = model.forward(x, lengths=runnable_lengths(lengths), state=state,
+                                       truncate=truncate)
+    mask = None
+    if model.output == "sequence" and lengths is not None:
+        mask = valid_mask(lengths, outputs.shape[0], outputs.shape[1])  # (T, B)
+    loss, d_outputs = loss_fn.value_and_grad(outputs, y, mask)
+    loss = float(loss)
+    if not math.isfinite(loss):
+        raise NonFinite(f"loss is {loss}")
+    model.backward(d_outputs)
+    norm, clipped = clip_gradients(model.grads, clip_norm, clip_value)
+    if not math.isfinite(norm):
+        raise NonFinite(f"gradient norm is {norm}")
+    optimizer.step(lr)
+    return loss, norm, clipped, keep_state_of_empty_rows(new_state, state, lengths)
+
+
+def clip_gradients(grads, clip_norm=None, clip_value=None):
+    """Clip the flat gradient buffer (by value, then by global L2 norm; either may be
+    off). Returns (global L2 norm before any clipping, whether anything was clipped)."""
+    clipped = False
+    norm = None
+    if clip_value:
+        norm = float(np.linalg.norm(grads))
+        clipped = bool(grads.size and np.abs(grads).max() > clip_value)
+        clip_grad_value([grads], clip_value)
+    if clip_norm:
+        before = float(clip_grad_norm([grads], clip_norm))  # norm before this clip
+        norm = before if norm is None else norm
+        clipped = clipped or before > clip_norm
+    if norm is None:
+        norm = float(np.linalg.norm(grads))
+    return norm, clipped
+
+
+# -- ZERO-LENGTH WORKAROUND ---------------------------------------------------------------
+# The layers reject rows of length 0 (a TBPTT window after a row has ended, an empty
+# text). Such a row runs one step whose output counts in no loss, and gets its previous
+# state back afterwards. Both functions go once the layers accept length 0.
+
+def runnable_lengths(lengths):
+    """lengths with every 0 raised to 1 (None stays None)."""
+    return None if lengths is None else np.maximum(lengths, 1)
+
+
+def keep_state_of_empty_rows(new_state, old_state, lengths):
+    """new_state with the rows of length 0 set back to old_state (zeros for None)."""
+    if lengths is None or not (lengths == 0).any():
+        return new_state
+    empty = lengths == 0  # (B,)
+    old = state_arrays(old_state)
+    arrays = [np.array(a, copy=True) for a in state_arrays(new_state)]
+    for i, a in enumerate(arrays):
+        a[:, empty] = old[i][:, empty] if old else 0
+    return pack_state(arrays)

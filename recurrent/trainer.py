@@ -1,0 +1,320 @@
+"""The training loop: batches -> windows -> steps, evaluation, early stopping, checkpoints.
+
+Each optimizer step is recurrent.step.train_step on one batch or TBPTT window.
+
+Position and exact resume. Training position is (epoch, batch, window, step). Epoch e's
+batches come from ``task.batches(..., rng=default_rng([seed, e]))`` and dropout masks of
+step s from a generator seeded with (seed, s); so a resumed run regenerates epoch e, skips
+the batches and windows already done, restores parameters, optimizer state, the carried
+recurrent state and the Position (recurrent/position.py) from last.npz, and then
+computes exactly what an uninterrupted run computes (bit-identical at 1 thread).
+
+Recurrent state across batches. A batch with "reset": False starts from the state the
+previous batch (or window) ended with (stateful streams); "reset": True (the default), a
+change of batch size, and every new epoch start from zeros. No gradient flows into a
+carried state: it enters the next forward pass as a constant.
+
+Truncated BPTT (--tbptt K): the gradient of every step reaches back at most K steps.
+  Per-step ("sequence") outputs: a batch longer than K steps is cut into consecutive
+  windows of K steps (recurrent.step.windows), each an optimizer step of its own; the
+  state carries from window to window (forward) but no gradient crosses a window
+  boundary. Rows whose sequence ended before a window keep their state through it and
+  count nothing in its loss.
+  Pooled outputs (last/mean/max): one loss per sequence, so one optimizer step per batch.
+  The forward pass computes exactly the outputs of the untruncated model (evaluation sees
+  the same model as training); the gradient flows back through at most the last K valid
+  steps of EACH row (rows no longer than K: full BPTT); see recurrent/truncation.py.
+  A bidirectional model is refused: its reverse direction needs the whole sequence.
+
+Evaluation every --eval-every steps (0: at the end of every epoch) and at the end: the
+task's metrics on "valid", printed beside its baselines, appended to metrics.jsonl; the
+best validation loss keeps best.npz; --patience N stops after N evaluations without
+improvement. last.npz is written at every evaluation, at the end and on Ctrl-C
+(recurrent/interrupt.py). A non-finite loss or gradient norm stops training before the
+update with a clear message; the last good checkpoint stays.
+
+Schedules see the step index; the cosine schedule spans the run's planned steps (epochs x
+steps per epoch, or --steps if smaller), so changing --epochs/--steps on resume reshapes
+its remaining part. --threads N reaches every kernel; numpy's BLAS stays at 1 thread (see
+fit()).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import __version__
+from .checkpoint import BEST, LAST, RunDir, load_arrays, save_arrays
+from .config import TrainingConfig
+from .errors import UserError
+from .interrupt import Interrupt
+from .loss_plot import write_loss_plot
+from .optim import Schedule
+from .position import Position
+from .progress import Progress
+from .state import pack_state, state_arrays
+from .step import NonFinite, train_step, windows
+from .threads import single_threaded_blas
+
+
+def load_params(model, arrays: dict, path: str) -> None:
+    """The "param/..." arrays of a checkpoint into ``model`` (UserError if they do not fit)."""
+    params = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
+    try:
+        model.load_state_dict(params)
+    except ValueError as e:
+        raise UserError(f"checkpoint {path} does not fit this model: {str(e)[:200]}") from None
+
+
+class Trainer:
+    """Runs (or resumes) one training run, reading everything from its run directory
+    (options, task state, model spec), so that a fresh and a resumed run see the same
+    values. The options have been checked by whoever made or reopened the run
+    (recurrent/runs.py). ``echo`` prints a line."""
+
+    def __init__(self, task, run: RunDir, echo=print):
+        info = run.info()
+        self.task, self.run, self.echo = task, run, echo
+        self.config = TrainingConfig(info["config"])
+        self.task_state = info["task_state"]
+        self.spec = info["model_spec"]
+        self.sequence_output = self.spec["output"] == "sequence"
+        self.tbptt = int(self.config.get("tbptt") or 0)
+        self.model = self.config.build_model(self.spec)
+        self.optimizer = self.config.build_optimizer(self.model)
+        self.loss = self.config.loss_function(task)
+        self.seed = int(self.config["seed"])
+        self.position = Position()
+        self.carry = None  # the recurrent state carried into the next batch or window
+
+    # -- checkpoints --------------------------------------------------------------------
+    def save(self, name=LAST):
+        """best.npz: the parameters; last.npz: also the optimizer state, the carried
+        state and the Position."""
+        arrays = {f"param/{name}": view for name, view in self.model.named_params.items()}
+        if name == LAST:
+            arrays.update({f"optim/{k}": np.asarray(v)
+                           for k, v in self.optimizer.state_dict().items()})
+            arrays.update({f"carry/{i}": a for i, a in enumerate(state_arrays(self.carry))})
+        meta = {**self.position.to_meta(), "optimizer": self.optimizer.name,
+                "version": __version__, "carry_states": len(state_arrays(self.carry))}
+        save_arrays(self.run.file(name), arrays, meta)
+
+    def restore(self):
+        """Everything save(LAST) wrote, back from last.npz."""
+        path = self.run.file(LAST)
+        arrays, meta = load_arrays(path)
+        load_params(self.model, arrays, path)
+        try:
+            optim_state = {k[len("optim/"):]: v for k, v in arrays.items()
+                           if k.startswith("optim/")}
+            if meta.get("optimizer") != self.optimizer.name:
+                raise ValueError(f"saved by optimizer {meta.get('optimizer')!r}")
+            self.optimizer.load_state_dict(optim_state)
+            self.carry = pack_state([arrays[f"carry/{i}"]
+                                     for i in range(int(meta["carry_states"]))])
+            self.position = Position.from_meta(meta)
+            self.run.drop_metrics_after(self.position.step)
+        except (KeyError, ValueError, TypeError) as e:
+            raise UserError(f"checkpoint {path} is corrupted or incomplete "
+                            f"({type(e).__name__}: {e})") from None
+
+    # -- data -----------------------------------------------------------------------------
+    def _epoch_batches(self, epoch):
+        rng = np.random.default_rng([self.seed, epoch])
+        return self.task.batches(self.task_state, "train", self.config, rng)
+
+    def _windows(self, batch):
+        return windows(batch, self.tbptt, self.sequence_output)
+
+    def _count_steps_per_epoch(self):
+        return sum(len(self._windows(b)) for b in self._epoch_batches(0))
+
+    # -- one step ---------------------------------------------------------------------------
+    def _train_window(self, x, y, lengths, lr):
+        """One optimizer step on one window, with the carried state. Returns (loss,
+        pre-clip norm, items) where items counts valid tokens (sequence) or rows."""
+        B = np.shape(x)[1]
+        carry_in = self.carry
+        if carry_in is not None and state_arrays(carry_in)[0].shape[1] != B:
+            carry_in = None  # batch size changed: nothing to carry
+        self.model.reseed_dropout((self.seed, self.position.step))
+        loss, norm, clipped, state = train_step(
+            self.model, self.loss, self.optimizer, x, y, lengths, carry_in, lr,
+            self.config.get("clip_norm"), self.config.get("clip_value"),
+            truncate=0 if self.sequence_output else self.tbptt)
+        self.carry = pack_state([np.array(a, copy=True) for a in state_arrays(state)])
+        self.position.clipped_steps += int(clipped)
+        if not self.sequence_output:
+            return loss, norm, B
+        return loss, norm, int(np.shape(x)[0] * B if lengths is None else lengths.sum())
+
+    # -- evaluation -------------------------------------------------------------------------
+    def evaluate(self, progress, baselines):
+        """Validation metrics: logged, best.npz if they improved, last.npz. Returns True
+        when --patience says stop."""
+        p = self.position
+        was_training = self.model.training
+        metrics = self.task.evaluate(self.task_state, "valid", self.config, self.model.runner())
+        self.model.train(was_training)
+        if "loss" not in metrics:
+            raise UserError(f"task {self.task.name!r} returned no 'loss' from evaluate()")
+        loss = float(metrics["loss"])
+        improved = loss < p.best_loss
+        if improved:
+            p.best_loss, p.bad_evals = loss, 0
+        else:
+            p.bad_evals += 1
+        train_loss = p.eval_sum / p.eval_count if p.eval_count else None
+        p.eval_sum, p.eval_count = 0.0, 0
+        record = {"kind": "eval", "split": "valid", "step": p.step, "epoch": p.epoch,
+                  "metrics": metrics, "train_loss": train_loss,
+                  "clipped_fraction": p.clipped_steps / p.step if p.step else 0.0,
+                  "best": improved, "time": time.time()}
+        self.run.append_metrics(record)
+        progress.write_evaluation(p.step, metrics, baselines, improved, train_loss,
+                                  record["clipped_fraction"])
+        progress.restart_rate()
+        p.last_eval_step = p.step
+        if improved:
+            self.save(BEST)
+        self.save(LAST)
+        patience = int(self.config.get("patience") or 0)
+        return bool(patience and p.bad_evals >= patience)
+
+    # -- the loop -----------------------------------------------------------------------------
+    def _planned_steps(self, epochs, max_steps):
+        """The run's total steps for the cosine schedule and the progress display (ETA),
+        or None when neither needs it: known only by generating an epoch's batches."""
+        c = self.config
+        total = max_steps or None
+        if c["schedule"] == "cosine" or not c.get("quiet"):
+            steps_per_epoch = self._count_steps_per_epoch()
+            if steps_per_epoch == 0:
+                raise UserError(f"task {self.task.name!r} produced no training batches: "
+                                f"too little data for --batch-size {c['batch_size']}")
+            total = epochs * steps_per_epoch
+            if max_steps:
+                total = min(total, max_steps) if epochs else max_steps
+        return total
+
+    def fit(self, resume=False):
+        """Train until --epochs / --steps, early stopping, Ctrl-C or a non-finite loss.
+        Returns a summary dict: {"status": "done" | "early-stopped" | "interrupted", ...}."""
+        c = self.config
+        if resume:
+            self.restore()
+        p = self.position
+        p.finished = False  # until this fit reaches the end
+        epochs, max_steps = int(c["epochs"]), int(c.get("steps") or 0)
+        total = self._planned_steps(epochs, max_steps)
+        try:
+            schedule = Schedule(c["schedule"], c["lr"], total_steps=total, warmup=c["warmup"],
+                                step_size=c["decay_every"], gamma=c["decay_gamma"],
+                                min_lr=c["min_lr"])
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        eval_every = int(c.get("eval_every") or 0)
+        log_every = int(c.get("log_every") or 0) or max(1, min(100, (total or 0) // 20))
+        baselines = None
+        if hasattr(self.task, "baselines"):
+            baselines = self.task.baselines(self.task_state, "valid", self.config)
+            if not resume:
+                self.run.append_metrics({"kind": "baselines", "split": "valid",
+                                         "baselines": baselines})
+        unit = "tok" if self.sequence_output else "samples"
+        progress = Progress(total, p.step, unit, c.get("quiet"), log_every, self.echo)
+        status = "done"
+        plot = True
+        limits = dict(max_steps=max_steps, eval_every=eval_every, log_every=log_every,
+                      schedule=schedule, progress=progress, baselines=baselines)
+        # numpy's BLAS (head, embedding, loss) stays on one thread whatever --threads says:
+        # OpenBLAS's threads spin after each call and then compete with the kernels'
+        # OpenMP threads for the cores.
+        try:
+            with Interrupt() as interrupt, single_threaded_blas():
+                status = self._loop(epochs, interrupt, **limits)
+                if status in ("done", "step-limit") and p.last_eval_step != p.step:
+                    self.evaluate(progress, baselines)
+                if status in ("done", "step-limit"):
+                    status = "done"
+                    p.finished = True
+                self.save(LAST)
+        except NonFinite as e:
+            progress.close()
+            raise UserError(
+                f"training stopped at step {p.step + 1}: {e} (try a lower --lr or "
+                f"--clip-norm); the last good checkpoint stays in {self.run.file(LAST)}"
+                if self.run.has(LAST) else
+                f"training stopped at step {p.step + 1}: {e} (try a lower --lr or "
+                f"--clip-norm); no checkpoint had been written yet") from None
+        except KeyboardInterrupt:  # a second Ctrl-C: leave at once, no plot
+            plot = False
+            raise
+        finally:
+            progress.close()
+            if plot and c.get("plot") and p.step:
+                write_loss_plot(self.run)
+        return {"status": status, "step": p.step, "epoch": p.epoch,
+                "best_loss": p.best_loss, "run": self.run.path,
+                "clipped_fraction": p.clipped_steps / p.step if p.step else 0.0}
+
+    def _loop(self, epochs, interrupt, max_steps, eval_every, log_every, schedule, progress,
+              baselines):
+        p = self.position
+        while p.epoch < epochs or (max_steps and not epochs):
+            skip_batches = p.batch
+            seen = 0
+            for b_index, batch in enumerate(self._epoch_batches(p.epoch)):
+                seen += 1
+                if b_index < skip_batches:
+                    continue
+                batch_windows = self._windows(batch)
+                if p.window == 0 and batch.get("reset", True):
+                    self.carry = None
+                for w_index in range(p.window, len(batch_windows)):
+                    x, y, lengths = batch_windows[w_index]
+                    lr = schedule(p.step)
+                    loss, norm, items = self._train_window(x, y, lengths, lr)
+                    p.step += 1
+                    p.loss_sum += loss
+                    p.loss_count += 1
+                    p.eval_sum += loss
+                    p.eval_count += 1
+                    last_window = w_index + 1 == len(batch_windows)
+                    p.batch = b_index + 1 if last_window else b_index
+                    p.window = 0 if last_window else w_index + 1
+                    progress.update(p.step, p.epoch, loss, items, lr, norm)
+                    if p.step % log_every == 0:
+                        self.run.append_metrics({
+                            "kind": "train", "step": p.step, "epoch": p.epoch,
+                            "loss": loss, "mean_loss": p.loss_sum / p.loss_count,
+                            "grad_norm": norm, "lr": lr,
+                            "clipped_fraction": p.clipped_steps / p.step})
+                        p.loss_sum, p.loss_count = 0.0, 0
+                    if eval_every and p.step % eval_every == 0:
+                        if self.evaluate(progress, baselines):
+                            progress.write(f"early stopping: no improvement in "
+                                           f"{p.bad_evals} evaluations")
+                            return "early-stopped"
+                    if max_steps and p.step >= max_steps:
+                        return "step-limit"
+                    if interrupt.requested:
+                        return "interrupted"
+            if seen == 0:
+                raise UserError(f"task {self.task.name!r} produced no training batches in "
+                                f"epoch {p.epoch + 1}: too little data for --batch-size "
+                                f"{self.config['batch_size']}?")
+            # epoch boundary: state resets, the next epoch starts at its first batch
+            p.epoch += 1
+            p.batch = p.window = 0
+            self.carry = None
+            if not eval_every and p.last_eval_step != p.step:
+                if self.evaluate(progress, baselines):
+                    progress.write(f"early stopping: no improvement in {p.bad_evals} "
+                                   f"evaluations")
+                    return "early-stopped"
+            if interrupt.requested:
+                return "interrupted"
+        return "done"
