@@ -139,10 +139,11 @@ def test_padded_steps_output_zero_and_pass_gradients_through(name):
 def test_thread_counts_give_identical_results(name, dtype):
     # Bitwise: the per-step product computes each element the same way whatever rows share
     # a thread (recmat.h), and the hoisted GEMMs use blocks that do not depend on threads.
-    # (20, 40, 32, 64) is large enough for the weight-gradient blocks to be shared by
-    # threads (hoist_threads), in two or more blocks of gate rows.
+    # Small problems run on one thread (kernel_threads in _rows.pxd); (20, 40, 32, 64) and
+    # (30, 48, 24, 96) are large enough for every cell's time loops and hoisted products
+    # to be shared by threads, the weight gradients in two or more blocks of gate rows.
     cell = get_cell(name)
-    for size in [(7, 11, 5, 9), (5, 37, 20, 70), (20, 40, 32, 64)]:
+    for size in [(7, 11, 5, 9), (5, 37, 20, 70), (20, 40, 32, 64), (30, 48, 24, 96)]:
         problem = _problem(cell, *size, dtype, True, seed=3)
         one = _run(cell, *problem, num_threads=1)
         for num_threads in (2, 3):
