@@ -65,19 +65,28 @@ class Problem:
         return forward if mode == "infer" else 3 * forward
 
     def ours(self, mode, num_threads):
-        """A no-argument callable running our side once; returns (out, dx or None)."""
+        """A no-argument callable running our side once; returns (out, dx or None). Like a
+        layer's public call, each resolves the thread count (None: the default choice) and
+        keeps BLAS single-threaded; cells take lengths (B,) and an int thread count."""
+        from recurrent.threads import resolve_threads, single_threaded_blas
         cell, none = self.cell, (None,) * len(self.states)
+        T, B, _, H = self.size
+        lengths = np.full(B, T, dtype=np.int64)
 
         def infer():  # the cell's cache-free path when it has one, as layers use it
-            if hasattr(cell, "infer"):
-                out, _ = cell.infer(self.x, self.states, self.params, None, num_threads)
-            else:
-                out, _, _ = cell.forward(self.x, self.states, self.params, None, num_threads)
+            with single_threaded_blas():
+                nt = resolve_threads(num_threads, B, H)
+                if hasattr(cell, "infer"):
+                    out, _ = cell.infer(self.x, self.states, self.params, lengths, nt)
+                else:
+                    out, _, _ = cell.forward(self.x, self.states, self.params, lengths, nt)
             return out, None
 
         def train():
-            out, _, cache = cell.forward(self.x, self.states, self.params, None, num_threads)
-            dx, _ = cell.backward(self.d_out, none, cache, self.grads, num_threads)
+            with single_threaded_blas():
+                nt = resolve_threads(num_threads, B, H)
+                out, _, cache = cell.forward(self.x, self.states, self.params, lengths, nt)
+                dx, _ = cell.backward(self.d_out, none, cache, self.grads, nt)
             return out, dx
 
         return infer if mode == "infer" else train
