@@ -415,7 +415,8 @@ class SequenceModel:
     __call__ = forward
 
     def _forward_full(self, h_in, lengths, state, need_grad=True):
-        out, new_state = self.rnn.forward(h_in, state, lengths, need_grad)  # (T, B, D*H)
+        out, new_state = self.rnn.forward(h_in, state=state, lengths=lengths,
+                                          need_grad=need_grad)  # (T, B, D*H)
         T, B, DH = out.shape
         if self.output == "sequence":
             feats = self.dropout.forward(out.reshape(T * B, DH))  # (N, D*H)
@@ -456,7 +457,8 @@ class SequenceModel:
             return self._forward_full(h_in, lengths, state)
         # Pass 1, constant: each row's first p_b steps (rows without prefix run one step
         # that is thrown away: the layer needs lengths >= 1).
-        pre_out, pre_state = self.rnn.forward(h_in[:P], state, np.maximum(prefix, 1))
+        pre_out, pre_state = self.rnn.forward(h_in[:P], state=state,
+                                              lengths=np.maximum(prefix, 1))
         summary = PrefixSummary(pre_out, prefix)
         no_prefix = prefix == 0  # (B,) these rows start pass 2 from the given state
         given = [np.asarray(g) for g in state_arrays(state)]
@@ -468,7 +470,8 @@ class SequenceModel:
         # Pass 2, differentiated: the last s_b steps of each row, from the prefix state.
         rows = np.arange(B)[None, :]
         x_last = h_in[index, rows]  # (S, B, E or I)
-        out, new_state = self.rnn.forward(x_last, pack_state(starts), suffix)  # (S, B, H)
+        out, new_state = self.rnn.forward(x_last, state=pack_state(starts),
+                                          lengths=suffix)  # (S, B, H)
         pooled, pool_cache = pool_forward(out, suffix, self.output, 1, prefix=summary)
         y = self.head.forward(self.dropout.forward(pooled))  # (B, K)
         self._cache = (out.shape, None, pool_cache, (index, suffix, T))

@@ -169,9 +169,9 @@ def test_last_pooling_of_bidirectional_layer_is_h_n():
     model.head.params()["bias"][...] = 0
     x = np.random.default_rng(8).standard_normal((5, 3, 3))
     lengths = np.array([5, 1, 3])
-    out, _ = model.rnn.forward(x, None, lengths)
+    out, _ = model.rnn.forward(x, lengths=lengths)
     pooled, _ = pool_forward(out, lengths, "last", 2)
-    _, (h_n, _) = model.rnn.forward(x, None, lengths)
+    _, (h_n, _) = model.rnn.forward(x, lengths=lengths)
     np.testing.assert_allclose(pooled, np.concatenate([h_n[-2], h_n[-1]], axis=1), atol=1e-12)
 
 

@@ -100,7 +100,7 @@ def reference_objective(model, x, lengths, K, probe):
         if p:
             h_in = model.embedding.params()["weight"][x[:p, b:b + 1]] if tokens \
                 else x[:p, b:b + 1]
-            pre_out, start = model.rnn.forward(h_in, None)  # (p, 1, H): constants
+            pre_out, start = model.rnn.forward(h_in)  # (p, 1, H): constants
             start = tuple(s.copy() for s in start) if isinstance(start, tuple) \
                 else start.copy()
             pre_sum, pre_max = pre_out.sum(axis=0), pre_out.max(axis=0)
@@ -111,7 +111,7 @@ def reference_objective(model, x, lengths, K, probe):
         for b, p, length, start, pre_sum, pre_max in rows:
             ids_or_x = x[p:length, b:b + 1]
             h_in = model.embedding.params()["weight"][ids_or_x] if tokens else ids_or_x
-            out, _ = model.rnn.forward(h_in, start)  # (steps, 1, H)
+            out, _ = model.rnn.forward(h_in, state=start)  # (steps, 1, H)
             if output == "last":
                 pooled = out[-1]
             elif output == "mean":
