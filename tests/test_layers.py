@@ -269,6 +269,48 @@ def test_thread_counts_agree_and_each_is_deterministic(name, backend):
         np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-6)
 
 
+def test_the_thread_count_is_resolved_once_per_public_call_with_blas_pinned(monkeypatch,
+                                                                            rng):
+    # The layer's public methods resolve the count (resolve_threads) and keep BLAS on one
+    # thread; cells get it as an int and lengths as int64 (B,); backward reuses forward's.
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import recurrent.layers as layers_module
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    seen, resolved = [], []
+
+    class Spy(type(get_reference_cell("gru"))):
+        def forward(self, x, states, params, lengths, num_threads):
+            seen.append(("forward", num_threads, lengths.dtype, lengths.shape, blas_threads()))
+            return super().forward(x, states, params, lengths, num_threads)
+
+        def backward(self, d_out, d_finals, cache, grads, num_threads):
+            seen.append(("backward", num_threads, None, None, blas_threads()))
+            return super().backward(d_out, d_finals, cache, grads, num_threads)
+
+    def resolve(num_threads, batch, hidden):
+        resolved.append((num_threads, batch, hidden))
+        return 3
+
+    monkeypatch.setattr(layers_module, "resolve_threads", resolve)
+    layer = Recurrent(Spy(), I, H, num_layers=2, seed=0)
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    with threadpool_limits(limits=2, user_api="blas"):
+        out, _ = layer(x, lengths=[4, 0, 2])
+        layer.backward(np.ones_like(out))
+        layer.step(x[0])
+        assert all(n == 2 for n in blas_threads())       # restored after each call
+    assert resolved == [(None, B, H), (None, B, H)]      # forward and step, not backward
+    assert [s[0] for s in seen] == ["forward"] * 2 + ["backward"] * 2 + ["forward"] * 2
+    for _, num_threads, dtype, shape, blas in seen:
+        assert num_threads == 3 and type(num_threads) is int
+        assert all(n == 1 for n in blas)
+        assert dtype in (None, np.int64) and shape in (None, (B,))
+
+
 def test_dropout_only_in_training_mode_and_seeded(rng):
     cell = get_reference_cell("gru")
     x = rng.standard_normal((T, B, I)).astype(np.float32)
