@@ -13,9 +13,9 @@ A training step is forward + backward with loss = sum of outputs (d_out = 1) and
 computed; inference is the forward pass alone (torch under no_grad).
 
 The measurement runs in a child process: OpenBLAS reads OPENBLAS_CORETYPE and
-OPENBLAS_L2_SIZE when it is loaded, and an environment may set them to force other kernels
-than OpenBLAS would choose (e.g. for reproducible tests). The bench child runs without them
-(unless --keep-blas-env) and reports which kernel threadpoolctl says is in use.
+OPENBLAS_L2_SIZE when it is loaded, and this project's environment sets them to force
+slower AVX2 kernels for tests. The bench child runs without them (unless --keep-blas-env)
+and reports which kernel threadpoolctl says is in use.
 
 Legend: T time steps, B batch, I input size, H hidden size, G = gates * H.
 """
@@ -36,14 +36,13 @@ DEFAULT_CELLS = ("lstm", "gru", "rnn_tanh")
 DEFAULT_CONFIGS = ((100, 32, 64, 128), (100, 64, 128, 256), (50, 128, 512, 512),
                    (200, 1, 32, 64))
 BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-TORCH_CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")  # built-in cells torch.nn also has
+NUM_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 
 
 # ---- problems and the two sides ---------------------------------------------------------
 
 class Problem:
-    """One float32 problem: parameters, input, zero initial states, full lengths,
-    d_out = ones."""
+    """One float32 problem: parameters, input, zero initial states, d_out = ones."""
 
     def __init__(self, cell_name, T, B, I, H, seed=0):
         from recurrent.plugins import get_cell
@@ -56,35 +55,38 @@ class Problem:
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.x = rng.standard_normal((T, B, I)).astype(np.float32)         # (T, B, I)
         self.states = tuple(np.zeros((B, H), np.float32) for _ in self.cell.state_names)
-        self.lengths = np.full(B, T, np.int64)                              # (B,)
         self.d_out = np.ones((T, B, H), np.float32)                          # (T, B, H)
 
     def flops(self, mode):
         """GEMM work of one call: forward 2*T*B*G*(I+H); backward twice that (dx and dh
         products, weight gradients)."""
         T, B, I, H = self.size
-        forward = 2.0 * T * B * self.cell.num_gates * H * (I + H)
+        forward = 2.0 * T * B * NUM_GATES[self.name] * H * (I + H)
         return forward if mode == "infer" else 3 * forward
 
     def ours(self, mode, num_threads):
-        """A no-argument callable running our side once; returns (out, dx or None).
-        num_threads None: each call resolves the count as a layer call would."""
-        from recurrent.threads import resolve_threads
+        """A no-argument callable running our side once; returns (out, dx or None). Like a
+        layer's public call, each resolves the thread count (None: the default choice) and
+        keeps BLAS single-threaded; cells take lengths (B,) and an int thread count."""
+        from recurrent.threads import resolve_threads, single_threaded_blas
         cell, none = self.cell, (None,) * len(self.states)
-        _, B, _, H = self.size
+        T, B, _, H = self.size
+        lengths = np.full(B, T, dtype=np.int64)
 
         def infer():  # the cell's cache-free path when it has one, as layers use it
-            nt = resolve_threads(num_threads, B, H)
-            if hasattr(cell, "infer"):
-                out, _ = cell.infer(self.x, self.states, self.params, self.lengths, nt)
-            else:
-                out, _, _ = cell.forward(self.x, self.states, self.params, self.lengths, nt)
+            with single_threaded_blas():
+                nt = resolve_threads(num_threads, B, H)
+                if hasattr(cell, "infer"):
+                    out, _ = cell.infer(self.x, self.states, self.params, lengths, nt)
+                else:
+                    out, _, _ = cell.forward(self.x, self.states, self.params, lengths, nt)
             return out, None
 
         def train():
-            nt = resolve_threads(num_threads, B, H)
-            out, _, cache = cell.forward(self.x, self.states, self.params, self.lengths, nt)
-            dx, _ = cell.backward(self.d_out, none, cache, self.grads, nt)
+            with single_threaded_blas():
+                nt = resolve_threads(num_threads, B, H)
+                out, _, cache = cell.forward(self.x, self.states, self.params, lengths, nt)
+                dx, _ = cell.backward(self.d_out, none, cache, self.grads, nt)
             return out, dx
 
         return infer if mode == "infer" else train
@@ -371,9 +373,9 @@ def register_commands(cli):
         cell_names = _parse_list(cells, "--cell", str)
         for name in cell_names:
             get_cell(name)  # unknown names list the known ones
-            if name not in TORCH_CELLS:
+            if name not in NUM_GATES:
                 raise recurrent.UserError(f"--cell: bench compares built-in cells with torch; "
-                                          f"{name!r} is not one of {', '.join(TORCH_CELLS)}")
+                                          f"{name!r} is not one of {', '.join(NUM_GATES)}")
         sizes = [_parse_config(c) for c in configs] or list(DEFAULT_CONFIGS)
         thread_counts = _parse_list(threads, "--threads",
                                     lambda v: v if v == "auto" else int(v))

@@ -2,10 +2,10 @@
 
 Each cell follows recurrent.protocols.Cell: it allocates outputs and caches, combines the
 biases the way its kernel wants them, and makes ONE kernel call per sequence (forward or
-backward) with the GIL released. Forward kernels make no BLAS call (their products are
-recmat.h's); backward's weight-gradient GEMMs run with BLAS single-threaded. Layers
-validate user input; the cells only check cheap internal invariants (one float dtype,
-C-contiguous arrays, lengths in 1..T).
+backward) with the GIL released. Layers validate user input, resolve the thread count and
+keep BLAS single-threaded (backward's weight-gradient GEMMs call it from the kernels'
+threads); the cells get lengths as int64 (B,) in 0..T and num_threads as an int >= 1,
+and only check cheap internal invariants (one float dtype, C-contiguous arrays).
 
 Legend: T time steps, B batch rows, I input size, H hidden size, G = gates * H.
 
@@ -23,7 +23,6 @@ from recurrent._kernels import lstm as _lstm
 from recurrent._kernels import rnn as _rnn
 from recurrent.cellbase import TorchLayoutCell
 from recurrent.layout import STATE_NAMES
-from recurrent.threads import resolve_threads, single_threaded_blas
 
 _FLOATS = (np.float32, np.float64)
 
@@ -43,18 +42,6 @@ def _checked_weights(x, params, **states):
     w_ih, w_hh = params["weight_ih"], params["weight_hh"]
     _check_arrays(x.dtype, x=x, **states, weight_ih=w_ih, weight_hh=w_hh)
     return w_ih, w_hh
-
-
-def _lengths(lengths, T, B):
-    """int64 (B,) valid lengths; None means every row runs all T steps. The kernels index
-    with them, so the (cheap) range check stays even though layers validate first."""
-    if lengths is None:
-        return np.full(B, T, dtype=np.int64)
-    lengths = np.ascontiguousarray(lengths, dtype=np.int64)
-    if lengths.shape != (B,) or lengths.min() < 1 or lengths.max() > T:
-        raise ValueError(f"lengths: expected {B} ints in 1..{T}, got shape {lengths.shape} "
-                         f"with range {lengths.min()}..{lengths.max()}")
-    return lengths
 
 
 def _bias(params, kind, G, dtype):
@@ -78,12 +65,11 @@ def _zeros_or(d, shape, dtype):
 class _Cache:
     """What backward needs from one forward call; usable once (see module docstring)."""
 
-    __slots__ = ("arrays", "lengths", "num_threads", "used")
+    __slots__ = ("arrays", "lengths", "used")
 
-    def __init__(self, arrays, lengths, num_threads):
+    def __init__(self, arrays, lengths):
         self.arrays = arrays
         self.lengths = lengths
-        self.num_threads = num_threads
         self.used = False
 
     def take(self):
@@ -95,8 +81,8 @@ class _Cache:
 
 
 class _KernelCell(TorchLayoutCell):
-    """Step and thread choice shared by the built-in cells (parameter shapes and init:
-    recurrent.cellbase, shared with the reference cells)."""
+    """What the built-in cells share beyond parameter shapes and init (recurrent.cellbase,
+    shared with the reference cells): names and the single step."""
 
     name: str
     num_gates: int
@@ -108,13 +94,11 @@ class _KernelCell(TorchLayoutCell):
         return f"<cell {self.name!r} (Cython kernels)>"
 
     def step(self, x_t, states, params):
-        """One step through infer() when the cell has it (no cache), else forward()."""
-        if hasattr(self, "infer"):
-            return self.infer(x_t[None], states, params, None, None)[1]
-        return self.forward(x_t[None], states, params, None, None)[1]
-
-    def _threads(self, num_threads, B, H):
-        return resolve_threads(num_threads, B, H)
+        """One step: a sequence of one step through infer() when the cell has it (no
+        cache), else forward(), on one thread (the protocol's step takes no thread count;
+        a layer's step runs infer() or forward() with the count it resolved)."""
+        run = getattr(self, "infer", None) or self.forward
+        return run(x_t[None], states, params, np.ones(x_t.shape[0], np.int64), 1)[1]
 
 
 class RNNCell(_KernelCell):
@@ -134,13 +118,11 @@ class RNNCell(_KernelCell):
         dtype = x.dtype
         w_ih, w_hh = _checked_weights(x, params, h0=h0)
         bias = _bias(params, "bias_ih", H, dtype) + _bias(params, "bias_hh", H, dtype)
-        lengths = _lengths(lengths, T, B)
-        nt = self._threads(num_threads, B, H)
         out = np.empty((T, B, H), dtype)       # (T, B, H)
         h_n = np.empty((B, H), dtype)          # (B, H)
-        _rnn.forward(out, h_n, x, h0, w_ih, w_hh, bias, lengths, self.use_relu, nt)
+        _rnn.forward(out, h_n, x, h0, w_ih, w_hh, bias, lengths, self.use_relu, num_threads)
         out.flags.writeable = False
-        cache = _Cache((x, h0, out, w_ih, w_hh), lengths, nt)
+        cache = _Cache((x, h0, out, w_ih, w_hh), lengths)
         return out, (h_n,), cache
 
     def backward(self, d_out, d_final_states, cache, grads, num_threads):
@@ -149,16 +131,14 @@ class RNNCell(_KernelCell):
         H = h0.shape[1]
         dtype = x.dtype
         d_out = np.ascontiguousarray(d_out, dtype=dtype)
-        nt = cache.num_threads if num_threads is None else resolve_threads(num_threads, B, H)
         dh = _zeros_or(d_final_states[0], (B, H), dtype)   # d h_n in, d h0 out
         dx = np.empty((T, B, I), dtype)        # (T, B, I)
         da = np.empty((T, B, H), dtype)        # (T, B, H) work: d pre-activations
         dw_ih = _grad_target(grads, "weight_ih", (H, I), dtype)
         dw_hh = _grad_target(grads, "weight_hh", (H, H), dtype)
         db = np.zeros(H, dtype)
-        with single_threaded_blas():
-            _rnn.backward(dx, dh, dw_ih, dw_hh, db, da, d_out, x, h0, out, w_ih, w_hh,
-                          cache.lengths, self.use_relu, nt)
+        _rnn.backward(dx, dh, dw_ih, dw_hh, db, da, d_out, x, h0, out, w_ih, w_hh,
+                      cache.lengths, self.use_relu, num_threads)
         _finish_grads(grads, dw_ih, dw_hh)
         _add_grad(grads, "bias_ih", db)
         _add_grad(grads, "bias_hh", db)
@@ -171,43 +151,41 @@ class LSTMCell(_KernelCell):
     name = "lstm"
     num_gates = 4
 
-    def _prepare(self, x, states, params, lengths):
+    def _prepare(self, x, states, params):
         """Checked arrays and the one bias the kernel adds, b_ih + b_hh (G,)."""
         h0, c0 = states
-        T, B, _ = x.shape
         G = 4 * h0.shape[1]
         dtype = x.dtype
         w_ih, w_hh = _checked_weights(x, params, h0=h0, c0=c0)
         bias = _bias(params, "bias_ih", G, dtype) + _bias(params, "bias_hh", G, dtype)
-        return h0, c0, w_ih, w_hh, bias, _lengths(lengths, T, B)
+        return h0, c0, w_ih, w_hh, bias
 
     def forward(self, x, states, params, lengths, num_threads):
-        h0, c0, w_ih, w_hh, bias, lengths = self._prepare(x, states, params, lengths)
+        h0, c0, w_ih, w_hh, bias = self._prepare(x, states, params)
         T, B, _ = x.shape
         H = h0.shape[1]
         dtype = x.dtype
-        nt = self._threads(num_threads, B, H)
         out = np.empty((T, B, H), dtype)       # (T, B, H)  every h_t
         gates = np.empty((T, B, 4 * H), dtype)  # (T, B, G)  activated i, f, g, o
         cells = np.empty((T, B, H), dtype)     # (T, B, H)  every c_t
         h_n = np.empty((B, H), dtype)
         c_n = np.empty((B, H), dtype)
-        _lstm.forward(out, gates, cells, h_n, c_n, x, h0, c0, w_ih, w_hh, bias, lengths, nt)
+        _lstm.forward(out, gates, cells, h_n, c_n, x, h0, c0, w_ih, w_hh, bias, lengths,
+                      num_threads)
         out.flags.writeable = False
-        cache = _Cache((x, h0, c0, out, gates, cells, w_ih, w_hh), lengths, nt)
+        cache = _Cache((x, h0, c0, out, gates, cells, w_ih, w_hh), lengths)
         return out, (h_n, c_n), cache
 
     def infer(self, x, states, params, lengths, num_threads):
         """forward() without the gate and cell caches (bitwise the same results): for
         evaluation and prediction, where no backward follows."""
-        h0, c0, w_ih, w_hh, bias, lengths = self._prepare(x, states, params, lengths)
+        h0, c0, w_ih, w_hh, bias = self._prepare(x, states, params)
         T, B, _ = x.shape
         H = h0.shape[1]
         out = np.empty((T, B, H), x.dtype)     # (T, B, H)
         h_n = np.empty((B, H), x.dtype)
         c_n = np.empty((B, H), x.dtype)
-        _lstm.infer(out, h_n, c_n, x, h0, c0, w_ih, w_hh, bias, lengths,
-                    self._threads(num_threads, B, H))
+        _lstm.infer(out, h_n, c_n, x, h0, c0, w_ih, w_hh, bias, lengths, num_threads)
         return out, (h_n, c_n)
 
     def backward(self, d_out, d_final_states, cache, grads, num_threads):
@@ -217,16 +195,14 @@ class LSTMCell(_KernelCell):
         G = 4 * H
         dtype = x.dtype
         d_out = np.ascontiguousarray(d_out, dtype=dtype)
-        nt = cache.num_threads if num_threads is None else resolve_threads(num_threads, B, H)
         dh = _zeros_or(d_final_states[0], (B, H), dtype)   # d h_n in, d h0 out
         dc = _zeros_or(d_final_states[1], (B, H), dtype)   # d c_n in, d c0 out
         dx = np.empty((T, B, I), dtype)
         dw_ih = _grad_target(grads, "weight_ih", (G, I), dtype)
         dw_hh = _grad_target(grads, "weight_hh", (G, H), dtype)
         db = np.zeros(G, dtype)
-        with single_threaded_blas():
-            _lstm.backward(dx, dh, dc, dw_ih, dw_hh, db, gates, d_out, x, h0, c0, out, cells,
-                           w_ih, w_hh, cache.lengths, nt)
+        _lstm.backward(dx, dh, dc, dw_ih, dw_hh, db, gates, d_out, x, h0, c0, out, cells,
+                       w_ih, w_hh, cache.lengths, num_threads)
         _finish_grads(grads, dw_ih, dw_hh)
         _add_grad(grads, "bias_ih", db)
         _add_grad(grads, "bias_hh", db)
@@ -239,11 +215,10 @@ class GRUCell(_KernelCell):
     name = "gru"
     num_gates = 3
 
-    def _prepare(self, x, states, params, lengths):
+    def _prepare(self, x, states, params):
         """Checked arrays and the kernel's bias split: bias_x (G,) = b_ih + [b_hr, b_hz, 0]
         and b_hn (H,), which stays inside the reset product."""
         (h0,) = states
-        T, B, _ = x.shape
         H = h0.shape[1]
         G = 3 * H
         dtype = x.dtype
@@ -253,33 +228,32 @@ class GRUCell(_KernelCell):
         bias_x = b_ih.copy()
         bias_x[:2 * H] += b_hh[:2 * H]
         b_hn = np.ascontiguousarray(b_hh[2 * H:])
-        return h0, w_ih, w_hh, bias_x, b_hn, _lengths(lengths, T, B)
+        return h0, w_ih, w_hh, bias_x, b_hn
 
     def forward(self, x, states, params, lengths, num_threads):
-        h0, w_ih, w_hh, bias_x, b_hn, lengths = self._prepare(x, states, params, lengths)
+        h0, w_ih, w_hh, bias_x, b_hn = self._prepare(x, states, params)
         T, B, _ = x.shape
         H = h0.shape[1]
         dtype = x.dtype
-        nt = self._threads(num_threads, B, H)
         out = np.empty((T, B, H), dtype)       # (T, B, H)
         cache = np.empty((T, B, 4 * H), dtype)  # (T, B, 4H) r, z, hn, n
         work = np.empty((B, 3 * H), dtype)     # (B, G) h_{t-1} W_hh^T of one step
         h_n = np.empty((B, H), dtype)
-        _gru.forward(out, h_n, cache, work, x, h0, w_ih, w_hh, bias_x, b_hn, lengths, nt)
+        _gru.forward(out, h_n, cache, work, x, h0, w_ih, w_hh, bias_x, b_hn, lengths,
+                     num_threads)
         out.flags.writeable = False
-        return out, (h_n,), _Cache((x, h0, out, cache, w_ih, w_hh), lengths, nt)
+        return out, (h_n,), _Cache((x, h0, out, cache, w_ih, w_hh), lengths)
 
     def infer(self, x, states, params, lengths, num_threads):
         """forward() without the (T, B, 4H) cache (bitwise the same results)."""
-        h0, w_ih, w_hh, bias_x, b_hn, lengths = self._prepare(x, states, params, lengths)
+        h0, w_ih, w_hh, bias_x, b_hn = self._prepare(x, states, params)
         T, B, _ = x.shape
         H = h0.shape[1]
         dtype = x.dtype
         out = np.empty((T, B, H), dtype)       # (T, B, H)
         work = np.empty((B, 3 * H), dtype)     # (B, G) h_{t-1} W_hh^T of one step
         h_n = np.empty((B, H), dtype)
-        _gru.infer(out, h_n, work, x, h0, w_ih, w_hh, bias_x, b_hn, lengths,
-                   self._threads(num_threads, B, H))
+        _gru.infer(out, h_n, work, x, h0, w_ih, w_hh, bias_x, b_hn, lengths, num_threads)
         return out, (h_n,)
 
     def backward(self, d_out, d_final_states, cache, grads, num_threads):
@@ -289,16 +263,14 @@ class GRUCell(_KernelCell):
         G = 3 * H
         dtype = x.dtype
         d_out = np.ascontiguousarray(d_out, dtype=dtype)
-        nt = cache.num_threads if num_threads is None else resolve_threads(num_threads, B, H)
         dh = _zeros_or(d_final_states[0], (B, H), dtype)
         dx = np.empty((T, B, I), dtype)
         dw_ih = _grad_target(grads, "weight_ih", (G, I), dtype)
         dw_hh = _grad_target(grads, "weight_hh", (G, H), dtype)
         db_ih = np.zeros(G, dtype)
         db_hh = np.zeros(G, dtype)
-        with single_threaded_blas():
-            _gru.backward(dx, dh, dw_ih, dw_hh, db_ih, db_hh, gate_cache, d_out, x, h0, out,
-                          w_ih, w_hh, cache.lengths, nt)
+        _gru.backward(dx, dh, dw_ih, dw_hh, db_ih, db_hh, gate_cache, d_out, x, h0, out,
+                      w_ih, w_hh, cache.lengths, num_threads)
         _finish_grads(grads, dw_ih, dw_hh)
         _add_grad(grads, "bias_ih", db_ih)
         _add_grad(grads, "bias_hh", db_hh)

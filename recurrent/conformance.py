@@ -20,7 +20,9 @@ Cells, all in float64 unless stated (tiny sizes: every parameter is checked elem
   accumulate    backward ADDS into grads; d_final_states None means zero
   lengths       zero outputs past a row's length; padding invariance (a row alone equals the
                 row batched with longer ones; padded inputs are ignored); d_out past a row's
-                length is ignored; dx past the length is zero
+                length is ignored; dx past the length is zero; a row of length 0 outputs
+                zeros, keeps its initial states, gets zero dx, passes d final states to d
+                initial states unchanged and adds nothing to the parameter gradients
   float32       the float32 forward agrees with float64
   threads       num_threads 1 and 2 agree
 Losses: shapes and dtypes, finite differences with and without a mask, masked rows neither
@@ -41,6 +43,9 @@ from .protocols import MEMBERS, Cell, Loss, missing_members
 # Sizes of the cell checks: small enough to check every element by finite differences.
 T, B, I, H = 4, 3, 3, 4
 LENGTHS = np.array([2, 4, 1], dtype=np.int64)  # (B,): unsorted, one full row, one length-1 row
+FULL = np.full(B, T, dtype=np.int64)  # (B,): every row has all T steps
+EMPTY_ROW = 1
+WITH_EMPTY = np.array([3, 0, 4], dtype=np.int64)  # (B,): row EMPTY_ROW has length 0
 EPS = 1e-6  # finite-difference step (float64)
 GRAD_TOL = 1e-6  # max |analytic - numeric| / max(1, max |numeric|)
 
@@ -127,7 +132,11 @@ class _CellHarness:
         self.s = tuple(rng.normal(size=(B, H)) for _ in cell.state_names)  # d L / d finals
 
     def forward(self, x=None, states=None, params=None, lengths=None, num_threads=1):
+        """cell.forward on the harness's arrays unless given; lengths None: every row full
+        (cells always get an int64 (B,) array)."""
         x = self.x if x is None else x
+        if lengths is None:
+            lengths = np.full(x.shape[1], x.shape[0], dtype=np.int64)
         return self.cell.forward(x, self.states if states is None else states,
                                  self.params if params is None else params, lengths, num_threads)
 
@@ -223,10 +232,10 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
         targets += [(kind, (lambda kind=kind: h.params[kind]), (lambda dx, ds, g, kind=kind: g[kind]))
                     for kind in h.shapes]
         analytic = {lengths_name: h.backward(lengths)
-                    for lengths_name, lengths in (("no lengths", None), ("lengths", LENGTHS))}
+                    for lengths_name, lengths in (("no lengths", FULL), ("lengths", LENGTHS))}
         for target, array, pick in targets:
             errors = []
-            for lengths_name, lengths in (("no lengths", None), ("lengths", LENGTHS)):
+            for lengths_name, lengths in (("no lengths", FULL), ("lengths", LENGTHS)):
                 numeric = numeric_grad(lambda: h.objective(lengths), array())
                 errors.append((lengths_name, _rel_err(pick(*analytic[lengths_name]), numeric)))
             passed = all(e <= GRAD_TOL for _, e in errors)
@@ -235,13 +244,13 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
         return results
 
     def accumulate():
-        dx0, ds0, fresh = h.backward(None)
+        dx0, ds0, fresh = h.backward(FULL)
         preset = {k: np.full(s, 0.5) for k, s in h.shapes.items()}
-        h.backward(None, grads=preset)
+        h.backward(FULL, grads=preset)
         err = max(_max_err(preset[k] - 0.5, fresh[k]) for k in h.shapes)
         zeros = tuple(np.zeros((B, H)) for _ in state_names)
-        dx_none, ds_none, g_none = h.backward(None, d_finals=(None,) * len(state_names))
-        dx_zero, ds_zero, g_zero = h.backward(None, d_finals=zeros)
+        dx_none, ds_none, g_none = h.backward(FULL, d_finals=(None,) * len(state_names))
+        dx_zero, ds_zero, g_zero = h.backward(FULL, d_finals=zeros)
         err_none = max(_max_err(dx_none, dx_zero), *(_max_err(a, b) for a, b in zip(ds_none, ds_zero)),
                        *(_max_err(g_none[k], g_zero[k]) for k in h.shapes))
         passed = err <= 1e-12 and err_none <= 1e-12
@@ -278,6 +287,36 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
         dx_past = float(np.max(np.abs(dx_n[past]), initial=0.0))
         passed = err <= 1e-12 and dx_past == 0.0
         return passed, f"d_out past length changes grads by {err:.1e}; max |dx| past length {dx_past:.1e}"
+
+    def empty_row():
+        # row EMPTY_ROW runs no step; the others are the batch without it
+        out, finals, _ = h.forward(lengths=WITH_EMPTY)
+        dx, d_states, grads = h.backward(WITH_EMPTY)
+        keep = [b for b in range(B) if b != EMPTY_ROW]
+        sub = lambda a: np.ascontiguousarray(a[:, keep] if a.ndim == 3 else a[keep])  # noqa: E731
+        rest_out, rest_finals, rest_cache = h.forward(
+            x=sub(h.x), states=tuple(sub(s) for s in h.states), lengths=WITH_EMPTY[keep])
+        rest_grads = {k: np.zeros(s) for k, s in h.shapes.items()}
+        rest_dx, rest_ds = cell.backward(sub(h.r), tuple(sub(s) for s in h.s), rest_cache,
+                                         rest_grads, 1)
+        problems = []
+        if np.any(out[:, EMPTY_ROW] != 0):
+            problems.append("nonzero outputs")
+        if any(not np.array_equal(f[EMPTY_ROW], s[EMPTY_ROW]) for f, s in zip(finals, h.states)):
+            problems.append("final states differ from the initial states")
+        if np.any(dx[:, EMPTY_ROW] != 0):
+            problems.append("nonzero dx")
+        if any(not np.array_equal(d[EMPTY_ROW], s[EMPTY_ROW]) for d, s in zip(d_states, h.s)):
+            problems.append("d initial states differ from d final states")
+        err = max(_max_err(out[:, keep], rest_out), _max_err(dx[:, keep], rest_dx),
+                  *(_max_err(f[keep], r) for f, r in zip(finals, rest_finals)),
+                  *(_max_err(d[keep], r) for d, r in zip(d_states, rest_ds)),
+                  *(_rel_err(grads[k], rest_grads[k]) for k in h.shapes))
+        if err > 1e-12:
+            problems.append(f"the other rows or the parameter gradients change by {err:.1e}")
+        return not problems, "; ".join(problems) or (
+            "zero outputs and dx, initial states kept, d states passed through, no "
+            "parameter gradient")
 
     def float32():
         out64, finals64, _ = h.forward(lengths=LENGTHS)
@@ -326,6 +365,7 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
     runner.run("lengths: zero outputs past length", zero_past_length)
     runner.run("lengths: padding invariance", padding_invariance)
     runner.run("lengths: gradients past length ignored", ignored_past_length)
+    runner.run("lengths: a row of length 0", empty_row)
     runner.run("float32 agrees with float64", float32)
     runner.run("threads: 1 and 2 agree", threads)
     if callable(getattr(cell, "infer", None)):  # optional member of recurrent.protocols.Cell

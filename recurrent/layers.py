@@ -12,17 +12,25 @@ L layers, D directions (1, or 2 when bidirectional), G = num_gates * H.
 The reverse direction feeds the cell a per-row reversed copy of each row's valid prefix
 (row b: x[len_b - 1], ..., x[0], then padding) and un-reverses its output, so it starts at
 each row's own last valid step and its final state is the state after step 0, as torch's.
+A row of length 0 outputs zeros and keeps its initial state in both directions.
+
+The public methods (forward, backward, step) check their inputs, resolve the thread count
+once (recurrent.threads.resolve_threads) and keep BLAS single-threaded while they run;
+run() and run_backward() are the same passes on already-checked inputs, for the model.
 """
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import numpy as np
 
+from .checks import positive_int, probability
+from .dropout import dropout_mask
 from .layout import GATE_ORDER, param_name
+from .lengths import check_lengths
 from .params import ParamModule
-from .threads import resolve_threads
+from .state import pack_state
+from .threads import resolve_threads, single_threaded_blas
 
 INITS = ("uniform", "orthogonal", "glorot")
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -51,20 +59,15 @@ def _resolve_cell(cell):
     return cell
 
 
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return int(value)
-
-
-def _reversal_index(lengths, T, B):
-    """(T, B) time index that reverses each row's valid prefix and leaves padding in place,
-    or None when every row has all T steps (then a plain flip of the time axis does it).
+def _reversal_index(lengths, T):
+    """(T, B) time index that reverses each row's valid prefix and leaves padding in place
+    (a row of length 0 is all padding), or None when every row has all T steps (then a
+    plain flip of the time axis does it).
 
     idx[t, b] = len_b - 1 - t for t < len_b, else t. It is its own inverse, so the same
     gather reverses the input and un-reverses the output (and their gradients).
     """
-    if lengths is None:
+    if np.all(lengths == T):
         return None
     t = np.arange(T)[:, None]                                  # (T, 1)
     return np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
@@ -93,9 +96,10 @@ class Recurrent(ParamModule):
     Parameters under torch's names; the parameter surface (state_dict, bind, grads, ...)
     is recurrent.params.ParamModule's.
 
-    out, state = layer(x, state=None, lengths=None)
+    out, state = layer(x, state=None, lengths=None)    # state, lengths keyword-only
         x (T, B, I); out (T, B, D*H); state h_n (L*D, B, H), or a tuple (h_n, c_n) for a
-        cell with two states (LSTM). lengths (B,) ints in 1..T, any order.
+        cell with two states (LSTM). lengths (B,) ints in 0..T, any order; a row of
+        length 0 outputs zeros and returns its initial state.
     dx, dstate = layer.backward(d_out, d_state=None)   # grads accumulate into grads()
     out_t, state = layer.step(x_t, state=None)         # one time step, D=1 only
     """
@@ -104,15 +108,13 @@ class Recurrent(ParamModule):
                  bidirectional=False, dtype=np.float32, seed=None, init="uniform",
                  forget_bias=None, num_threads=None):
         self.cell = _resolve_cell(cell)
-        self.input_size = _positive_int(input_size, "input_size")
-        self.hidden_size = _positive_int(hidden_size, "hidden_size")
-        self.num_layers = _positive_int(num_layers, "num_layers")
-        if not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
-        if dropout > 0 and self.num_layers == 1:
+        self.input_size = positive_int(input_size, "input_size")
+        self.hidden_size = positive_int(hidden_size, "hidden_size")
+        self.num_layers = positive_int(num_layers, "num_layers")
+        self.dropout = probability(dropout, "dropout")
+        if self.dropout > 0 and self.num_layers == 1:
             warnings.warn("dropout acts between stacked layers; with num_layers=1 it does "
                           "nothing", stacklevel=2)
-        self.dropout = float(dropout)
         self.bias = bool(bias)
         self.bidirectional = bool(bidirectional)
         self.num_directions = 2 if self.bidirectional else 1
@@ -219,13 +221,12 @@ class Recurrent(ParamModule):
     @num_threads.setter
     def num_threads(self, value):
         if value is not None:
-            value = _positive_int(value, "num_threads")
+            value = positive_int(value, "num_threads")
         self._num_threads = value
 
     def _threads_for(self, batch):
-        if self._num_threads is not None:
-            return self._num_threads
-        return resolve_threads(None, batch, self.hidden_size)
+        """The thread count of one public call on `batch` rows (resolved once per call)."""
+        return resolve_threads(self._num_threads, batch, self.hidden_size)
 
     # -- input checks -------------------------------------------------------------------
     def _as_float(self, name, value, expected_shape):
@@ -247,21 +248,6 @@ class Recurrent(ParamModule):
                              f"got shape {a.shape}")
         return self._as_float("x", a, a.shape)
 
-    def _check_lengths(self, lengths, T, B):
-        if lengths is None:
-            return None
-        a = np.asarray(lengths)
-        if a.dtype.kind not in "iu":
-            raise ValueError(f"lengths: expected an integer array, got dtype {a.dtype}")
-        if a.shape != (B,):
-            raise ValueError(f"lengths: expected shape ({B},), got shape {a.shape}")
-        if a.min() < 1 or a.max() > T:
-            raise ValueError(f"lengths: expected values in 1..{T} (T), got values from "
-                             f"{a.min()} to {a.max()}")
-        if a.min() == T:
-            return None      # every row full length: the cells' unmasked path, same result
-        return np.ascontiguousarray(a, dtype=np.int64)
-
     def _check_states(self, state, B, name, rows):
         """Normalised tuple of (rows, B, H) arrays, one per cell state; zeros for None."""
         n = len(self.state_names)
@@ -275,12 +261,9 @@ class Recurrent(ParamModule):
         return tuple(self._as_float(name if n == 1 else f"{name}[{i}]", part, expected)
                      for i, part in enumerate(parts))
 
-    def _pack_state(self, arrays):
-        return arrays[0] if len(arrays) == 1 else tuple(arrays)
-
     # -- forward / backward -------------------------------------------------------------
-    def __call__(self, x, state=None, lengths=None, need_grad=True):
-        return self.forward(x, state, lengths, need_grad)
+    def __call__(self, x, *, state=None, lengths=None, need_grad=True):
+        return self.forward(x, state=state, lengths=lengths, need_grad=need_grad)
 
     def reseed_dropout(self, seed):
         """Restart the inter-layer dropout masks from ``seed`` (int, ints or SeedSequence),
@@ -288,24 +271,33 @@ class Recurrent(ParamModule):
         self._dropout_rng = np.random.default_rng(seed)
 
     def _dropout_mask(self, shape):
-        keep = 1.0 - self.dropout
-        return (self._dropout_rng.random(shape) < keep).astype(self.dtype) / self.dtype.type(keep)
+        return dropout_mask(self._dropout_rng, shape, self.dropout, self.dtype)
 
-    def forward(self, x, state=None, lengths=None, need_grad=True):
+    def forward(self, x, *, state=None, lengths=None, need_grad=True):
         """x (T, B, I) -> out (T, B, D*H), state (h_n, or (h_n, c_n); each (L*D, B, H)).
 
-        The arrays returned may be what backward reads: do not modify them in place before
-        calling backward. need_grad=False (evaluation, prediction) keeps nothing for
-        backward: cells with an infer() method then skip their caches."""
+        lengths (B,) ints in 0..T (None: every row has T steps). The arrays returned may be
+        what backward reads: do not modify them in place before calling backward.
+        need_grad=False (evaluation, prediction) keeps nothing for backward: cells with an
+        infer() method then skip their caches."""
         x = self._check_x(x)
         T, B, _ = x.shape
-        H, D = self.hidden_size, self.num_directions
-        lengths = self._check_lengths(lengths, T, B)
-        init_states = self._check_states(state, B, "state", self.num_layers * D)
+        lengths = check_lengths(lengths, T, B)
+        states = self._check_states(state, B, "state", self.num_layers * self.num_directions)
         threads = self._threads_for(B)
-        rev = _reversal_index(lengths, T, B) if D == 2 else None     # (T, B) or None
+        with single_threaded_blas():
+            out, finals = self.run(x, states, lengths, need_grad, threads)
+        return out, pack_state(finals)
 
-        final_states = tuple(np.empty_like(s) for s in init_states)   # each (L*D, B, H)
+    def run(self, x, states, lengths, need_grad, num_threads):
+        """forward() on checked inputs: x C-contiguous (T, B, I) of the layer dtype, states
+        a tuple of (L*D, B, H) arrays (one per state name), lengths int64 (B,) in 0..T,
+        num_threads an int >= 1. Returns (out (T, B, D*H), tuple of final states). The
+        caller keeps BLAS single-threaded (recurrent.threads.single_threaded_blas)."""
+        T, B, _ = x.shape
+        D = self.num_directions
+        rev = _reversal_index(lengths, T) if D == 2 else None        # (T, B) or None
+        final_states = tuple(np.empty_like(s) for s in states)        # each (L*D, B, H)
         layer_caches = []
         layer_in = x                                                   # (T, B, I or D*H)
         for k in range(self.num_layers):
@@ -319,15 +311,15 @@ class Recurrent(ParamModule):
                 cell_in = layer_in if d == 0 else _reverse_rows(layer_in, rev)
                 out_d, finals, cache = self._run_cell(
                     need_grad, np.ascontiguousarray(cell_in),
-                    tuple(s[u] for s in init_states), self._unit_params(u), lengths, threads)
+                    tuple(s[u] for s in states), self._unit_params(u), lengths, num_threads)
                 outs.append(out_d if d == 0 else _reverse_rows(out_d, rev))  # (T, B, H)
                 for target, final in zip(final_states, finals):
                     target[u] = final
                 caches.append(cache)
             layer_caches.append((mask, caches))
             layer_in = outs[0] if D == 1 else np.concatenate(outs, axis=2)
-        self._cache = (T, B, rev, layer_caches) if need_grad else None
-        return layer_in, self._pack_state(final_states)
+        self._cache = (T, B, rev, layer_caches, num_threads) if need_grad else None
+        return layer_in, final_states
 
     def _run_cell(self, need_grad, x, states, params, lengths, threads):
         """(out, finals, cache) of one cell run; cache is None when no gradient is wanted."""
@@ -339,18 +331,32 @@ class Recurrent(ParamModule):
         return out, finals, (cache if need_grad else None)
 
     def backward(self, d_out, d_state=None):
-        """BPTT through the last forward call, once. d_out (T, B, D*H); d_state like the
-        returned state (entries may be None). Parameter gradients are ADDED into grads().
-        Returns (dx (T, B, I), dstate) with dstate shaped like the state argument."""
+        """BPTT through the last forward call, once, with the thread count that forward
+        used. d_out (T, B, D*H); d_state like the returned state (entries may be None).
+        Parameter gradients are ADDED into grads(). Returns (dx (T, B, I), dstate) with
+        dstate shaped like the state argument."""
         if self._cache is None:
             raise ValueError("backward: no forward pass to differentiate; call forward "
                              "first (with need_grad=True)")
-        T, B, rev, layer_caches = self._cache
-        H, D, L = self.hidden_size, self.num_directions, self.num_layers
-        d_layer_out = self._as_float("d_out", d_out, (T, B, D * H))
+        T, B, _, _, threads = self._cache
+        D = self.num_directions
+        d_out = self._as_float("d_out", d_out, (T, B, D * self.hidden_size))
         d_finals = self._check_d_state(d_state, B)
-        threads = self._threads_for(B)
+        with single_threaded_blas():
+            dx, d_init = self.run_backward(d_out, d_finals, threads)
+        return dx, pack_state(d_init)
 
+    def run_backward(self, d_out, d_finals, num_threads):
+        """backward() on checked inputs: d_out C-contiguous (T, B, D*H) of the layer dtype,
+        d_finals a tuple with one (L*D, B, H) array or None per state name, num_threads an
+        int >= 1. Returns (dx (T, B, I), tuple of initial-state gradients). The caller keeps
+        BLAS single-threaded."""
+        if self._cache is None:
+            raise ValueError("backward: no forward pass to differentiate; call forward "
+                             "first (with need_grad=True)")
+        T, B, rev, layer_caches, _ = self._cache
+        H, D, L = self.hidden_size, self.num_directions, self.num_layers
+        d_layer_out = d_out
         d_init = tuple(np.zeros((L * D, B, H), self.dtype) for _ in self.state_names)
         for k in reversed(range(L)):
             mask, caches = layer_caches[k]
@@ -363,7 +369,7 @@ class Recurrent(ParamModule):
                 dx_d, d_states = self.cell.backward(
                     np.ascontiguousarray(d_dir),
                     tuple(None if df is None else df[u] for df in d_finals),
-                    caches[d], self._unit_grads(u), threads)
+                    caches[d], self._unit_grads(u), num_threads)
                 if d == 1:
                     dx_d = _reverse_rows(dx_d, rev)
                 d_in = dx_d if d_in is None else d_in + dx_d
@@ -373,7 +379,7 @@ class Recurrent(ParamModule):
                 d_in = d_in * mask
             d_layer_out = d_in
         self._cache = None   # one backward per forward (cells may reuse their caches)
-        return d_layer_out, self._pack_state(d_init)
+        return d_layer_out, d_init
 
     def _check_d_state(self, d_state, B):
         """Tuple with one (L*D, B, H) array or None per cell state."""
@@ -391,7 +397,8 @@ class Recurrent(ParamModule):
 
     def step(self, x_t, state=None):
         """One time step for streaming inference: x_t (B, I) -> (out_t (B, H), state).
-        Equals forward() on the sequence, one step at a time. Unidirectional layers only."""
+        Equals forward() on the sequence, one step at a time (it is forward() on a sequence
+        of one step, keeping nothing for backward). Unidirectional layers only."""
         if self.bidirectional:
             raise ValueError("step: a bidirectional layer needs the whole sequence; "
                              "use forward()")
@@ -399,19 +406,15 @@ class Recurrent(ParamModule):
         if a.ndim != 2 or a.shape[1] != self.input_size or a.shape[0] < 1:
             raise ValueError(f"x_t: expected shape (B, {self.input_size}) with B >= 1, "
                              f"got shape {a.shape}")
-        inp = self._as_float("x_t", a, a.shape)
-        B = inp.shape[0]
+        x = self._as_float("x_t", a, a.shape)[None]                  # (1, B, I)
+        B = x.shape[1]
         states = self._check_states(state, B, "state", self.num_layers)
-        new_states = tuple(np.empty_like(s) for s in states)
-        for k in range(self.num_layers):
-            if k > 0 and self.training and self.dropout > 0:
-                inp = inp * self._dropout_mask(inp.shape)
-            new = self.cell.step(np.ascontiguousarray(inp), tuple(s[k] for s in states),
-                                 self._unit_params(k))
-            for target, value in zip(new_states, new):
-                target[k] = value
-            inp = new[0]
-        return inp, self._pack_state(new_states)
+        threads = self._threads_for(B)
+        cache = self._cache   # a step between forward and backward leaves that pair alone
+        with single_threaded_blas():
+            out, finals = self.run(x, states, np.ones(B, np.int64), False, threads)
+        self._cache = cache
+        return out[0], pack_state(finals)
 
     def __repr__(self):
         return (f"{type(self).__name__}(cell={self.cell.name!r}, input_size={self.input_size}, "

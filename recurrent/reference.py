@@ -8,8 +8,10 @@ and they run in whatever float dtype they are given (float32, float64, ...).
 Dimension legend: T time steps, B batch rows, I input features, H hidden units,
 G = num_gates * H rows of the stacked gate weights (gate order from recurrent/layout.py).
 
-Variable lengths (mask m[t, b] = t < lengths[b]): a row past its length keeps its state,
-outputs zero, ignores d_out there, and passes its state gradients through unchanged.
+Variable lengths (mask m[t, b] = t < lengths[b], lengths an int64 (B,) array in 0..T): a
+row past its length keeps its state, outputs zero, ignores d_out there, and passes its state
+gradients through unchanged. A row of length 0 is past its length from the start: zero
+outputs, final state = initial state, zero gradients except d initial = d final.
 """
 from __future__ import annotations
 
@@ -17,19 +19,13 @@ import numpy as np
 
 from .cellbase import TorchLayoutCell
 from .layout import GATE_ORDER, STATE_NAMES
+from .lengths import valid_mask
 
 
 def _sigmoid(a):
     # Written with exp of a non-positive number only, so it never overflows.
     e = np.exp(-np.abs(a))
     return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(a.dtype, copy=False)
-
-
-def valid_mask(lengths, T, B):
-    """(T, B) bool: True where step t of row b is inside the row's length."""
-    if lengths is None:
-        return np.ones((T, B), dtype=bool)
-    return np.arange(T)[:, None] < np.asarray(lengths)[None, :]
 
 
 class ReferenceCell(TorchLayoutCell):

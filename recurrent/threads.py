@@ -1,14 +1,17 @@
-"""Threads: whether OpenMP was compiled in, how many threads a kernel call uses, and keeping
-BLAS single-threaded while our own threads run.
+"""Threads: whether OpenMP was compiled in, how many threads a call into the library uses,
+and keeping BLAS single-threaded while our own threads run.
+
+The thread count is resolved once, where a call enters the library (the layers' and the
+model's public methods, the task runner), by resolve_threads(), and passed down as an int;
+the kernels may use fewer for small work (kernel_threads in recurrent/_kernels/_rows.pxd).
 
 The kernels run a few OpenMP regions per call; in the weight-gradient phase each thread
 calls BLAS on its own block. If OpenBLAS also started its threads inside those calls, its
-threads and ours would fight over the cores (measured here: a 1-thread LSTM training step
-took 396 ms instead of 18 ms). So every kernel call that uses BLAS (the backward ones;
-forward kernels make no BLAS call) runs inside `single_threaded_blas()`, which sets
-OpenBLAS to 1 thread through its own C entry point (3.6 us per call, measured in
-benchmarks/README.md) and restores the previous count afterwards; other BLAS libraries go
-through threadpoolctl.
+threads and ours would fight over the cores and a step would take many times longer. So
+the same entry points (and Trainer.fit) run inside `single_threaded_blas()`, which sets
+OpenBLAS to 1 thread through its own C entry point (cheap: benchmarks/README.md) and
+restores the previous count afterwards; other BLAS libraries go through threadpoolctl.
+Cells and kernels never pin BLAS themselves.
 """
 from __future__ import annotations
 
@@ -21,8 +24,7 @@ from contextlib import contextmanager
 
 # A thread must own at least this many batch rows, and rows * hidden^2 of at least
 # MIN_WORK_PER_THREAD (a step's recurrent product is ~2 * rows * gates * hidden^2 flops),
-# before another thread pays for waking it: e.g. (T, B, H) = (20, 16, 16) took 0.11 ms with
-# 2 threads and 0.07 ms with 1 (`recurrent bench --threads 1,auto`).
+# before another thread pays for waking it (`recurrent bench --threads 1,auto` compares).
 MIN_ROWS_PER_THREAD = 4
 MIN_WORK_PER_THREAD = 32768
 
@@ -54,7 +56,7 @@ def max_threads() -> int:
 
 
 # idle_cores() samples the runnable threads of other processes at most every SAMPLE_EVERY
-# seconds (reading /proc costs ~100 us; a kernel call may take less) and averages the
+# seconds (reading /proc may cost more than a small kernel call) and averages the
 # samples over about BUSY_TIME_CONSTANT seconds: a kernel thread that is runnable now and
 # then (kworker, kdamond) must not halve the threads, a CPU-bound neighbour must.
 SAMPLE_EVERY = 0.02
@@ -99,9 +101,9 @@ _busy_average = [-1.0, 0.0]  # [monotonic time of the last sample, average busy 
 def idle_cores() -> int:
     """Cores not busy with other processes (at least 1). A parallel region ends when its
     slowest thread does: a thread that has to share its core with another busy process
-    makes the whole call wait for the scheduler (measured on this project's shared 2-core
-    machine: +37 ms per call). Our own threads do not count: the load average did, so a
-    sustained 2-thread run used to talk itself down to 1 thread."""
+    makes the whole call wait for the scheduler. Our own threads do not count (the load
+    average counts them: following it, a sustained multi-threaded run would talk itself
+    down to 1 thread)."""
     now = time.monotonic()
     last, average = _busy_average
     if last < 0 or now - last >= SAMPLE_EVERY:
@@ -118,9 +120,11 @@ def idle_cores() -> int:
 
 
 def resolve_threads(num_threads: int | None, batch: int, hidden: int) -> int:
-    """The thread count for a kernel call on `batch` rows of `hidden` units.
+    """The thread count for a call on `batch` rows of `hidden` units: THE place that turns
+    a user's setting (None or an int) into the int passed down to cells and kernels.
 
-    An int is honoured as given (the kernels never use more threads than batch rows).
+    An int is honoured as given (as an upper bound: kernel_threads in _rows.pxd uses fewer
+    for fewer batch rows or little work).
     None picks a count meant never to be slower than 1 thread: each thread gets at least
     MIN_ROWS_PER_THREAD rows and MIN_WORK_PER_THREAD of rows * hidden^2, no more threads
     than max_threads(), and no more than the cores other processes leave idle. Results do
@@ -131,8 +135,8 @@ def resolve_threads(num_threads: int | None, batch: int, hidden: int) -> int:
             raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
         return num_threads
     wanted = min(batch // MIN_ROWS_PER_THREAD, batch * hidden * hidden // MIN_WORK_PER_THREAD)
-    if wanted <= 1:  # the size alone decides: skip the environment and /proc lookups
-        return 1     # (4 us, +15% on a B = 1 RNN inference call)
+    if wanted <= 1:  # the size alone decides: skip the environment and /proc lookups,
+        return 1     # which cost as much as a tiny call
     wanted = min(wanted, max_threads())
     return 1 if wanted <= 1 else max(1, min(wanted, idle_cores()))
 

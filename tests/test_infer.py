@@ -22,7 +22,8 @@ def _problem(name, T, B, I, H, dtype, seed):
         v += dtype(0.1) * rng.standard_normal(v.shape).astype(dtype)
     x = rng.standard_normal((T, B, I)).astype(dtype)                        # (T, B, I)
     states = tuple(rng.standard_normal((B, H)).astype(dtype) for _ in cell.state_names)
-    lengths = rng.integers(1, T + 1, B).astype(np.int64)                   # (B,)
+    lengths = rng.integers(0, T + 1, B).astype(np.int64)                   # (B,)
+    lengths[0] = 0                                      # a row of length 0 among the others
     return cell, x, states, params, lengths
 
 
@@ -59,7 +60,7 @@ def test_layer_without_grad_equals_forward_and_refuses_backward(layer_cls, bidir
     rng = np.random.default_rng(3)
     layer = layer_cls(6, 16, num_layers=2, bidirectional=bidirectional, seed=3)
     x = rng.standard_normal((11, 4, 6)).astype(np.float32)  # (T, B, I)
-    lengths = np.array([11, 3, 7, 1])
+    lengths = np.array([11, 3, 0, 1])
     out, state = layer.forward(x, lengths=lengths)
     out_i, state_i = layer.forward(x, lengths=lengths, need_grad=False)
     np.testing.assert_array_equal(out_i, out)

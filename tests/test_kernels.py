@@ -25,8 +25,15 @@ SIZES = [(5, 3, 4, 6), (1, 2, 3, 4), (6, 1, 3, 5), (4, 9, 2, 7)]
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-4, atol=2e-5)}
 
 
+def _full(x):
+    """lengths of a batch whose rows all have every step of x (T, B, I)."""
+    return np.full(x.shape[1], x.shape[0], dtype=np.int64)
+
+
 def _problem(cell, T, B, I, H, dtype, with_lengths, seed=0):
-    """Random parameters, inputs, initial states, output gradients and lengths."""
+    """Random parameters, inputs, initial states, output gradients and lengths: every row
+    full (with_lengths False), lengths in 1..T with one full row (True), or lengths in 0..T
+    with row 0 of length 0 and, when B > 1, the last row full ("empty")."""
     rng = np.random.default_rng(seed)
     shapes = cell.param_shapes(I, H)
     params = {k: np.zeros(s, dtype) for k, s in shapes.items()}
@@ -35,9 +42,15 @@ def _problem(cell, T, B, I, H, dtype, with_lengths, seed=0):
     states = tuple(rng.normal(scale=0.5, size=(B, H)).astype(dtype) for _ in cell.state_names)
     d_out = rng.normal(size=(T, B, H)).astype(dtype)
     d_finals = tuple(rng.normal(size=(B, H)).astype(dtype) for _ in cell.state_names)
-    lengths = rng.integers(1, T + 1, size=B).astype(np.int64) if with_lengths else None
-    if with_lengths:
+    if with_lengths == "empty":
+        lengths = rng.integers(0, T + 1, size=B).astype(np.int64)
+        lengths[-1] = T
+        lengths[0] = 0
+    elif with_lengths:
+        lengths = rng.integers(1, T + 1, size=B).astype(np.int64)
         lengths[0] = T  # at least one full row
+    else:
+        lengths = np.full(B, T, dtype=np.int64)
     return params, x, states, d_out, d_finals, lengths
 
 
@@ -67,7 +80,8 @@ def test_conformance_kit_passes(name):
     assert failures == []
 
 
-@pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
+@pytest.mark.parametrize("with_lengths", [False, True, "empty"],
+                         ids=["full", "lengths", "zero-length"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: "T{}B{}I{}H{}".format(*s))
 @pytest.mark.parametrize("name", CELL_NAMES)
@@ -125,7 +139,8 @@ def test_padded_steps_output_zero_and_pass_gradients_through(name):
     alone = _run(cell, params, np.ascontiguousarray(x[:n, b:b + 1]),
                  tuple(np.ascontiguousarray(s[b:b + 1]) for s in states),
                  np.ascontiguousarray(d_out[:n, b:b + 1]),
-                 tuple(np.ascontiguousarray(d[b:b + 1]) for d in d_finals), None, 1)
+                 tuple(np.ascontiguousarray(d[b:b + 1]) for d in d_finals),
+                 np.array([n], dtype=np.int64), 1)
     np.testing.assert_allclose(res["out"][:n, b], alone["out"][:, 0], rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(res["dx"][:n, b], alone["dx"][:, 0], rtol=1e-12, atol=1e-14)
     for i in range(len(cell.state_names)):
@@ -139,17 +154,26 @@ def test_padded_steps_output_zero_and_pass_gradients_through(name):
 def test_thread_counts_give_identical_results(name, dtype):
     # Bitwise: the per-step product computes each element the same way whatever rows share
     # a thread (recmat.h), and the hoisted GEMMs use blocks that do not depend on threads.
-    # (20, 40, 32, 64) is large enough for the weight-gradient blocks to be shared by
-    # threads (hoist_threads), in two or more blocks of gate rows.
+    # Small problems run on one thread (kernel_threads in _rows.pxd); (20, 40, 32, 64) and
+    # (30, 48, 24, 96) are large enough for every cell's time loops and hoisted products
+    # to be shared by threads, the weight gradients in two or more blocks of gate rows.
+    # Rows of length 0 (row 0) too.
     cell = get_cell(name)
-    for size in [(7, 11, 5, 9), (5, 37, 20, 70), (20, 40, 32, 64)]:
-        problem = _problem(cell, *size, dtype, True, seed=3)
+    for size in [(7, 11, 5, 9), (5, 37, 20, 70), (20, 40, 32, 64), (30, 48, 24, 96)]:
+        problem = _problem(cell, *size, dtype, "empty", seed=3)
         one = _run(cell, *problem, num_threads=1)
         for num_threads in (2, 3):
             other = _run(cell, *problem, num_threads=num_threads)
             for key in one:
                 np.testing.assert_array_equal(other[key], one[key],
                                               err_msg=f"{key} {num_threads} threads {size}")
+        if hasattr(cell, "infer"):
+            params, x, states, _, _, lengths = problem
+            for num_threads in (1, 3):
+                out, finals = cell.infer(x, states, params, lengths, num_threads)
+                np.testing.assert_array_equal(out, one["out"])
+                for i, f in enumerate(finals):
+                    np.testing.assert_array_equal(f, one[f"final_{i}"])
 
 
 @pytest.mark.parametrize("name", CELL_NAMES)
@@ -183,25 +207,59 @@ def test_backward_adds_into_grads_and_cache_is_single_use(name):
 def test_forward_output_is_read_only_because_backward_reads_it():
     cell = get_cell("lstm")
     params, x, states, *_ = _problem(cell, 2, 2, 2, 3, np.float32, False)
-    out, finals, _ = cell.forward(x, states, params, None, 1)
+    out, finals, _ = cell.forward(x, states, params, _full(x), 1)
     with pytest.raises(ValueError):
         out[0, 0, 0] = 1.0
     finals[0][0, 0] = 1.0  # final states are the caller's own
 
 
-@pytest.mark.parametrize("lengths", [[0, 2], [3, 2], [1, 2, 2]])
-def test_lengths_out_of_range_are_rejected(lengths):
-    cell = get_cell("lstm")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("B", [1, 5], ids=["B1", "B5"])  # B >= 4: LSTM's in-tile input
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_rows_of_length_zero_run_no_step(name, B, dtype):
+    # By definition: zero outputs and dx, final states = initial states, d initial states =
+    # d final states, and no parameter gradient (the same as without those rows).
+    cell = get_cell(name)
+    params, x, states, d_out, d_finals, _ = _problem(cell, 4, B, 3, 5, dtype, False, seed=2)
+    lengths = np.zeros(B, dtype=np.int64)
+    lengths[1:] = [4, 2, 0, 3][:B - 1]
+    empty = lengths == 0
+    res = _run(cell, params, x, states, d_out, d_finals, lengths, 2)
+    assert np.all(res["out"][:, empty] == 0) and np.all(res["dx"][:, empty] == 0)
+    for i, (s, d) in enumerate(zip(states, d_finals)):
+        np.testing.assert_array_equal(res[f"final_{i}"][empty], s[empty])
+        np.testing.assert_array_equal(res[f"d_state_{i}"][empty], d[empty])
+    if hasattr(cell, "infer"):
+        out, finals = cell.infer(x, states, params, lengths, 2)
+        np.testing.assert_array_equal(out, res["out"])
+        for i, f in enumerate(finals):
+            np.testing.assert_array_equal(f, res[f"final_{i}"])
+    if B > 1:  # the other rows alone give the same parameter gradients
+        rows = ~empty
+        sub = tuple(np.ascontiguousarray(a[:, rows]) for a in (x, d_out))
+        rest = _run(cell, params, sub[0], tuple(np.ascontiguousarray(s[rows]) for s in states),
+                    sub[1], tuple(np.ascontiguousarray(d[rows]) for d in d_finals),
+                    lengths[rows], 1)
+        for k in params:
+            np.testing.assert_allclose(res[f"grad_{k}"], rest[f"grad_{k}"], err_msg=k,
+                                       **TOL[dtype])
+    else:  # nothing ran: no parameter gradient at all
+        for k in params:
+            assert np.all(res[f"grad_{k}"] == 0), k
+
+
+def test_kernels_need_a_lengths_array():
+    cell = get_cell("gru")
     params, x, states, *_ = _problem(cell, 2, 2, 2, 3, np.float32, False)
-    with pytest.raises(ValueError, match="lengths: expected 2 ints in 1..2"):
-        cell.forward(x, states, params, np.array(lengths), 1)
+    with pytest.raises(TypeError, match="lengths"):
+        cell.forward(x, states, params, None, 1)
 
 
 def test_wrong_dtype_is_rejected_with_a_clear_message():
     cell = get_cell("gru")
     params, x, states, *_ = _problem(cell, 2, 2, 2, 3, np.float32, False)
     with pytest.raises(ValueError, match="C-contiguous float32"):
-        cell.forward(x, tuple(s.astype(np.float64) for s in states), params, None, 1)
+        cell.forward(x, tuple(s.astype(np.float64) for s in states), params, _full(x), 1)
 
 
 @pytest.mark.parametrize("name", CELL_NAMES)
@@ -221,7 +279,7 @@ def test_matches_torch_float32(name):
     loss = (out_t * torch.from_numpy(d_out)).sum() + sum(
         (f[0] * torch.from_numpy(d)).sum() for f, d in zip(fin_t, d_finals))
     loss.backward()
-    got = _run(cell, params, x, states, d_out, d_finals, None, 2)
+    got = _run(cell, params, x, states, d_out, d_finals, _full(x), 2)
     tol = dict(rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got["out"], out_t.detach().numpy(), **tol)
     np.testing.assert_allclose(got["dx"], xt.grad.numpy(), **tol)
@@ -433,7 +491,8 @@ for name in ("rnn_tanh", "lstm", "gru"):
     x = rng.normal(size=(T, B, I)).astype(np.float32)
     states = tuple(rng.normal(size=(B, H)).astype(np.float32) for _ in fast.state_names)
     d_out = rng.normal(size=(T, B, H)).astype(np.float32)
-    lengths = rng.integers(1, T + 1, size=B)
+    lengths = rng.integers(0, T + 1, size=B)   # int64, rows of length 0 included
+    lengths[0] = 0
     results = []
     for cell in (fast, ref):
         out, finals, cache = cell.forward(x, states, params, lengths, 2)

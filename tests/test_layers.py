@@ -25,7 +25,7 @@ def random_state(layer, rng, B=B):
 
 
 def weighted_loss(layer, x, state, lengths, d_out, d_finals):
-    out, finals = layer(x, state, lengths)
+    out, finals = layer(x, state=state, lengths=lengths)
     return np.sum(out * d_out) + sum(np.sum(f * d) for f, d in zip(as_list(finals), d_finals))
 
 
@@ -45,22 +45,22 @@ def check_directional_derivative(loss, array, analytic, rng, what):
         f"{what}: analytic {expected} vs numeric {numeric}"
 
 
-@pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
+@pytest.mark.parametrize("lengths", [None, [2, 4, 1], [2, 0, 4]],
+                         ids=["full", "lengths", "zero-length"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize("L", [1, 2], ids=lambda n: f"L{n}")
 @pytest.mark.parametrize("name", CELL_NAMES)
-def test_gradients_match_central_differences(name, L, bidirectional, with_lengths, backend,
-                                             rng):
+def test_gradients_match_central_differences(name, L, bidirectional, lengths, backend, rng):
     layer = Recurrent(cell_for(name, backend), I, H, num_layers=L,
                       bidirectional=bidirectional, dtype=np.float64, seed=1)
     D = layer.num_directions
     x = rng.standard_normal((T, B, I))
     state = random_state(layer, rng)
-    lengths = np.array([2, 4, 1]) if with_lengths else None
+    lengths = None if lengths is None else np.array(lengths)
     d_out = rng.standard_normal((T, B, D * H))
     d_finals = [rng.standard_normal((L * D, B, H)) for _ in layer.state_names]
 
-    layer(x, state, lengths)
+    layer(x, state=state, lengths=lengths)
     dx, dstate = layer.backward(d_out, pack(layer, d_finals))
     loss = lambda: weighted_loss(layer, x, state, lengths, d_out, d_finals)  # noqa: E731
 
@@ -97,14 +97,18 @@ def test_gradients_through_dropout_match_central_differences(name, backend, rng)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("config", ["L1-uni", "L2-bi-lengths", "L2-uni-lengths", "B1", "T1"])
+@pytest.mark.parametrize("config", ["L1-uni", "L2-bi-lengths", "L2-uni-lengths", "L2-bi-zero",
+                                    "B1", "B1-zero", "T1"])
 @pytest.mark.parametrize("name", CELL_NAMES)
 def test_fast_cells_match_reference(name, config, dtype, rng):
     fast = cell_for(name, "fast")
-    L = 1 if config in ("L1-uni", "B1", "T1") else 2
+    L = 1 if config in ("L1-uni", "B1", "B1-zero", "T1") else 2
     bidirectional = "bi" in config or config == "T1"
-    T_, B_ = {"B1": (5, 1), "T1": (1, 3)}.get(config, (5, 4))
+    T_, B_ = {"B1": (5, 1), "B1-zero": (5, 1), "T1": (1, 3)}.get(config, (5, 4))
     lengths = rng.integers(1, T_ + 1, size=B_) if "lengths" in config else None
+    if "zero" in config:    # rows of length 0: row 0, and row 2 when there is one
+        lengths = rng.integers(0, T_ + 1, size=B_)
+        lengths[0::2] = 0
     layers = [Recurrent(cell, I, H, num_layers=L, bidirectional=bidirectional, dtype=dtype,
                         seed=2) for cell in (fast, get_reference_cell(name))]
     D = layers[0].num_directions
@@ -115,7 +119,7 @@ def test_fast_cells_match_reference(name, config, dtype, rng):
                                 layers[0].state_names])
     results = []
     for layer in layers:
-        out, finals = layer(x, state, lengths)
+        out, finals = layer(x, state=state, lengths=lengths)
         dx, dstate = layer.backward(d_out, d_finals)
         results.append([out, *as_list(finals), dx, *as_list(dstate), *layer.grads().values()])
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
@@ -129,13 +133,60 @@ def test_sequence_equals_loop_of_single_steps(name, backend, rng):
     layer = Recurrent(cell_for(name, backend), I, H, num_layers=2, dropout=0.3, seed=3).eval()
     x = rng.standard_normal((T, B, I)).astype(np.float32)
     state = pack(layer, [s.astype(np.float32) for s in as_list(random_state(layer, rng))])
-    out, finals = layer(x, state)
+    out, finals = layer(x, state=state)
     carried = state
     for t in range(T):
         out_t, carried = layer.step(x[t], carried)
         np.testing.assert_allclose(out_t, out[t], rtol=1e-6, atol=1e-6)
     for f, c in zip(as_list(finals), as_list(carried)):
         np.testing.assert_allclose(f, c, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_rows_of_length_zero_output_zeros_and_keep_their_state(name, bidirectional, backend,
+                                                               rng):
+    # Through stacked layers and both directions, with inter-layer dropout in training:
+    # zero outputs and dx, final states = initial states, d initial states = d final
+    # states. In eval mode the other rows get what they get without the empty ones.
+    layer = Recurrent(cell_for(name, backend), I, H, num_layers=2, dropout=0.3,
+                      bidirectional=bidirectional, dtype=np.float64, seed=4)
+    D = layer.num_directions
+    x = rng.standard_normal((5, 4, I))
+    lengths = np.array([0, 5, 0, 2])
+    state = random_state(layer, rng, B=4)
+    d_out = rng.standard_normal((5, 4, D * H))
+    d_finals = [rng.standard_normal((2 * D, 4, H)) for _ in layer.state_names]
+
+    def run(rows, lengths):
+        layer.zero_grad()
+        out, finals = layer(x[:, rows], lengths=lengths[rows],
+                            state=pack(layer, [s[:, rows] for s in as_list(state)]))
+        dx, d_state = layer.backward(d_out[:, rows], pack(layer, [d[:, rows] for d in d_finals]))
+        return out, as_list(finals), dx, as_list(d_state), layer.grads()
+
+    for training in (True, False):
+        layer.train(training)
+        out, finals, dx, d_state, grads = run(slice(None), lengths)
+        assert np.all(out[:, [0, 2]] == 0) and np.all(dx[:, [0, 2]] == 0)
+        for f, s, ds, d in zip(finals, as_list(state), d_state, d_finals):
+            np.testing.assert_array_equal(f[:, [0, 2]], s[:, [0, 2]])
+            np.testing.assert_array_equal(ds[:, [0, 2]], d[:, [0, 2]])
+    grads = {k: v.copy() for k, v in grads.items()}
+    out2, finals2, dx2, d_state2, grads2 = run([1, 3], lengths)
+    np.testing.assert_allclose(out[:, [1, 3]], out2, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(dx[:, [1, 3]], dx2, rtol=1e-10, atol=1e-12)
+    for a, b in zip(finals + d_state, finals2 + d_state2):
+        np.testing.assert_allclose(a[:, [1, 3]], b, rtol=1e-10, atol=1e-12)
+    for k, g in grads2.items():
+        np.testing.assert_allclose(grads[k], g, rtol=1e-10, atol=1e-12, err_msg=k)
+    # a batch whose every row is empty: no parameter gradient at all
+    out, finals, dx, d_state, grads = run(slice(None), np.zeros(4, np.int64))
+    assert np.all(out == 0) and np.all(dx == 0)
+    assert all(np.all(g == 0) for g in grads.values())
+    for f, s, ds, d in zip(finals, as_list(state), d_state, d_finals):
+        np.testing.assert_array_equal(f, s)
+        np.testing.assert_array_equal(ds, d)
 
 
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
@@ -191,7 +242,7 @@ def test_reverse_direction_starts_at_each_rows_last_valid_step(rng):
                   if k.endswith("_reverse")}
     cell = get_reference_cell("rnn_tanh")
     rev_out, (rev_h,), _ = cell.forward(x[2::-1, 1:2].copy(), (np.zeros((1, H)),),
-                                        rev_params, None, 1)
+                                        rev_params, np.array([3]), 1)
     np.testing.assert_allclose(out[:3, 1, H:], rev_out[::-1, 0], rtol=1e-12)
     np.testing.assert_allclose(h_n[1, 1], rev_h[0], rtol=1e-12)
 
@@ -203,7 +254,7 @@ def test_thread_counts_agree_and_each_is_deterministic(name, backend):
                           seed=6, num_threads=threads)
         assert layer.num_threads == threads
         x = np.random.default_rng(0).standard_normal((6, 5, I)).astype(np.float32)
-        out, finals = layer(x, lengths=np.array([6, 2, 5, 1, 4]))
+        out, finals = layer(x, lengths=np.array([6, 2, 0, 1, 4]))
         dx, dstate = layer.backward(np.ones_like(out))
         return [out, *as_list(finals), dx, *as_list(dstate), *layer.grads().values()]
 
@@ -216,6 +267,48 @@ def test_thread_counts_agree_and_each_is_deterministic(name, backend):
     # block size, so a row can round by an ulp differently in a GEMM over fewer rows.
     for a, b in zip(one, two):
         np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-6)
+
+
+def test_the_thread_count_is_resolved_once_per_public_call_with_blas_pinned(monkeypatch,
+                                                                            rng):
+    # The layer's public methods resolve the count (resolve_threads) and keep BLAS on one
+    # thread; cells get it as an int and lengths as int64 (B,); backward reuses forward's.
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import recurrent.layers as layers_module
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    seen, resolved = [], []
+
+    class Spy(type(get_reference_cell("gru"))):
+        def forward(self, x, states, params, lengths, num_threads):
+            seen.append(("forward", num_threads, lengths.dtype, lengths.shape, blas_threads()))
+            return super().forward(x, states, params, lengths, num_threads)
+
+        def backward(self, d_out, d_finals, cache, grads, num_threads):
+            seen.append(("backward", num_threads, None, None, blas_threads()))
+            return super().backward(d_out, d_finals, cache, grads, num_threads)
+
+    def resolve(num_threads, batch, hidden):
+        resolved.append((num_threads, batch, hidden))
+        return 3
+
+    monkeypatch.setattr(layers_module, "resolve_threads", resolve)
+    layer = Recurrent(Spy(), I, H, num_layers=2, seed=0)
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    with threadpool_limits(limits=2, user_api="blas"):
+        out, _ = layer(x, lengths=[4, 0, 2])
+        layer.backward(np.ones_like(out))
+        layer.step(x[0])
+        assert all(n == 2 for n in blas_threads())       # restored after each call
+    assert resolved == [(None, B, H), (None, B, H)]      # forward and step, not backward
+    assert [s[0] for s in seen] == ["forward"] * 2 + ["backward"] * 2 + ["forward"] * 2
+    for _, num_threads, dtype, shape, blas in seen:
+        assert num_threads == 3 and type(num_threads) is int
+        assert all(n == 1 for n in blas)
+        assert dtype in (None, np.int64) and shape in (None, (B,))
 
 
 def test_dropout_only_in_training_mode_and_seeded(rng):
@@ -430,8 +523,8 @@ def test_bad_x(lstm, x, message):
     (np.array([1.0, 2.0, 3.0]), "lengths: expected an integer array, got dtype float64"),
     (np.array([1, 2]), r"lengths: expected shape \(3,\), got shape \(2,\)"),
     (np.array([[1, 2, 3]]), r"lengths: expected shape \(3,\), got shape \(1, 3\)"),
-    (np.array([0, 2, 3]), r"lengths: expected values in 1..4 \(T\), got values from 0 to 3"),
-    (np.array([1, 5, 3]), r"lengths: expected values in 1..4 \(T\), got values from 1 to 5"),
+    (np.array([-1, 2, 3]), r"lengths: expected values in 0..4 \(T\), got values from -1 to 3"),
+    (np.array([1, 5, 3]), r"lengths: expected values in 0..4 \(T\), got values from 1 to 5"),
 ])
 def test_bad_lengths(lstm, lengths, message):
     with pytest.raises(ValueError, match=message):
@@ -441,13 +534,15 @@ def test_bad_lengths(lstm, lengths, message):
 def test_bad_state_and_gradients(lstm):
     x = np.zeros((T, B, I), np.float32)
     h = np.zeros((2, B, H), np.float32)
+    with pytest.raises(TypeError):  # state and lengths are keyword-only
+        lstm(x, (h, h))
     with pytest.raises(ValueError, match="state: expected a tuple of 2 arrays"):
-        lstm(x, h)
+        lstm(x, state=h)
     with pytest.raises(ValueError, match=r"state\[1\]: expected shape \(2, 3, 4\).*"
                                          r"got shape \(1, 3, 4\)"):
-        lstm(x, (h, h[:1]))
+        lstm(x, state=(h, h[:1]))
     with pytest.raises(ValueError, match=r"state\[0\]: contains NaN"):
-        lstm(x, (h + np.inf, h))
+        lstm(x, state=(h + np.inf, h))
     with pytest.raises(ValueError, match="backward: no forward pass"):
         lstm.backward(np.zeros((T, B, H)))
     lstm(x)
@@ -460,7 +555,7 @@ def test_bad_state_and_gradients(lstm):
         lstm.backward(np.zeros((T, B, H)), (h[0], None))
     gru = Recurrent(get_reference_cell("gru"), I, H)
     with pytest.raises(ValueError, match=r"state: expected shape \(1, 3, 4\)"):
-        gru(x, np.zeros((B, H)))
+        gru(x, state=np.zeros((B, H)))
 
 
 def test_bad_step_calls(lstm):

@@ -24,12 +24,13 @@ def weighted_loss(cell, x, states, params, lengths, d_out, d_finals):
     return np.sum(out * d_out) + sum(np.sum(f * d) for f, d in zip(finals, d_finals))
 
 
-@pytest.mark.parametrize("lengths", [None, [4, 1, 3]], ids=["full", "lengths"])
+@pytest.mark.parametrize("lengths", [[4, 4, 4], [4, 1, 3], [4, 0, 3]],
+                         ids=["full", "lengths", "zero-length"])
 @pytest.mark.parametrize("name", CELL_NAMES)
 def test_gradients_match_central_differences(name, lengths, rng):
     cell = get_reference_cell(name)
     x, states, params = make_inputs(cell, rng)
-    lengths = None if lengths is None else np.array(lengths, np.int64)
+    lengths = np.array(lengths, np.int64)
     d_out = rng.standard_normal((T, B, H))
     d_finals = tuple(rng.standard_normal((B, H)) for _ in states)
 
@@ -65,11 +66,36 @@ def test_rows_past_their_length_keep_state_and_output_zero(name, rng):
     out, finals, _ = cell.forward(x, states, params, lengths, 1)
     for b, n in enumerate(lengths):
         alone_out, alone_finals, _ = cell.forward(
-            x[:n, b:b + 1].copy(), tuple(s[b:b + 1] for s in states), params, None, 1)
+            x[:n, b:b + 1].copy(), tuple(s[b:b + 1] for s in states), params,
+            np.array([n]), 1)
         np.testing.assert_allclose(out[:n, b], alone_out[:, 0], rtol=1e-12)
         assert np.all(out[n:, b] == 0)
         for f, a in zip(finals, alone_finals):
             np.testing.assert_allclose(f[b], a[0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_a_row_of_length_zero_runs_no_step(name, rng):
+    cell = get_reference_cell(name)
+    x, states, params = make_inputs(cell, rng)
+    lengths = np.array([4, 0, 2])
+    d_out = rng.standard_normal((T, B, H))
+    d_finals = tuple(rng.standard_normal((B, H)) for _ in states)
+    out, finals, cache = cell.forward(x, states, params, lengths, 1)
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    dx, d_states = cell.backward(d_out, d_finals, cache, grads, 1)
+    assert np.all(out[:, 1] == 0) and np.all(dx[:, 1] == 0)
+    for f, s, ds, d in zip(finals, states, d_states, d_finals):
+        np.testing.assert_array_equal(f[1], s[1])     # final state = initial state
+        np.testing.assert_array_equal(ds[1], d[1])    # d initial state = d final state
+    # the row adds nothing to the parameter gradients: the batch without it gives them
+    rows = [0, 2]
+    _, _, cache = cell.forward(x[:, rows], tuple(s[rows] for s in states), params,
+                               lengths[rows], 1)
+    rest = {k: np.zeros_like(v) for k, v in params.items()}
+    cell.backward(d_out[:, rows], tuple(d[rows] for d in d_finals), cache, rest, 1)
+    for k in params:
+        np.testing.assert_allclose(grads[k], rest[k], rtol=1e-12, atol=1e-14, err_msg=k)
 
 
 @pytest.mark.parametrize("name", CELL_NAMES)
@@ -101,7 +127,7 @@ def test_gradient_past_length_is_ignored_and_state_gradient_passes_through(name,
 def test_loop_of_steps_equals_sequence(name, rng):
     cell = get_reference_cell(name)
     x, states, params = make_inputs(cell, rng)
-    out, finals, _ = cell.forward(x, states, params, None, 1)
+    out, finals, _ = cell.forward(x, states, params, np.full(B, T), 1)
     carried = states
     for t in range(T):
         carried = cell.step(x[t], carried, params)
@@ -114,10 +140,11 @@ def test_loop_of_steps_equals_sequence(name, rng):
 def test_float32_runs_in_float32_and_agrees_with_float64(name, rng):
     cell = get_reference_cell(name)
     x, states, params = make_inputs(cell, rng)
-    out64, finals64, cache64 = cell.forward(x, states, params, None, 1)
+    full = np.full(B, T)
+    out64, finals64, cache64 = cell.forward(x, states, params, full, 1)
     f32 = lambda a: a.astype(np.float32)  # noqa: E731
     params32 = {k: f32(v) for k, v in params.items()}
-    out32, finals32, cache32 = cell.forward(f32(x), tuple(map(f32, states)), params32, None, 1)
+    out32, finals32, cache32 = cell.forward(f32(x), tuple(map(f32, states)), params32, full, 1)
     assert out32.dtype == np.float32 and all(f.dtype == np.float32 for f in finals32)
     np.testing.assert_allclose(out32, out64, atol=1e-5)
     grads32 = {k: np.zeros_like(v) for k, v in params32.items()}
@@ -151,14 +178,14 @@ def test_gates_follow_layout_and_extreme_inputs_stay_finite(rng):
     bias[:] = 0
     bias[0:H] = -50.0       # i closed
     bias[H:2 * H] = 50.0    # f open
-    _, (h, c), _ = cell.forward(x, states, params, None, 1)
+    _, (h, c), _ = cell.forward(x, states, params, np.full(B, 1), 1)
     np.testing.assert_allclose(c, states[1], atol=1e-12)
     # Huge pre-activations: sigmoid written without overflow, results finite.
     with np.errstate(over="raise"):
         for name in CELL_NAMES:
             c2 = get_reference_cell(name)
             x2, s2, p2 = make_inputs(c2, rng)
-            out, _, _ = c2.forward(1e4 * x2, s2, p2, None, 1)
+            out, _, _ = c2.forward(1e4 * x2, s2, p2, np.full(B, T), 1)
             assert np.isfinite(out).all()
 
 

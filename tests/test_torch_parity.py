@@ -1,6 +1,10 @@
 """Layers against torch.nn.RNN / LSTM / GRU with the same weights (float32, within 1e-5):
 outputs, h_n, c_n, dx, d(h0, c0) and every weight gradient, with and without lengths
-(torch: pack_padded_sequence(enforce_sorted=False)), 1 to 3 layers, uni/bidirectional."""
+(torch: pack_padded_sequence(enforce_sorted=False)), 1 to 3 layers, uni/bidirectional.
+
+torch packs only positive lengths: with rows of length 0, torch runs the other rows, which
+must match, and the empty rows are checked by definition (zero outputs and dx, final states
+= initial states, d initial states = d final states, no parameter gradient)."""
 import numpy as np
 import pytest
 
@@ -52,6 +56,7 @@ def torch_run(module, x, states, lengths, d_out, d_states):
 
 
 def compare(name, backend, L, bidirectional, with_lengths, size, bias=True, seed=0):
+    """with_lengths: False (every row full), True (1..T) or "empty" (0..T, row 0 empty)."""
     T, B, I, H = SIZES[size]
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -64,39 +69,59 @@ def compare(name, backend, L, bidirectional, with_lengths, size, bias=True, seed
     D = 2 if bidirectional else 1
     x = rng.standard_normal((T, B, I)).astype(np.float32)
     states = [rng.standard_normal((L * D, B, H)).astype(np.float32) for _ in layer.state_names]
-    lengths = rng.integers(1, T + 1, size=B) if with_lengths else None
+    lengths = None
+    if with_lengths == "empty":
+        lengths = rng.integers(0, T + 1, size=B)
+        lengths[0] = 0
+    elif with_lengths:
+        lengths = rng.integers(1, T + 1, size=B)
     if with_lengths and B > 1:
-        lengths[0] = T          # torch's padded output is as long as the longest row
+        lengths[-1] = T         # torch's padded output is as long as the longest row
     d_out = rng.standard_normal((T, B, D * H)).astype(np.float32)
     d_states = [rng.standard_normal((L * D, B, H)).astype(np.float32) for _ in states]
 
-    want_out, want_finals, want_dx, want_dstates, want_grads = torch_run(
-        module, x, states, None if lengths is None else lengths.tolist(), d_out, d_states)
-    if with_lengths:
-        # torch pads to the longest row; rows are zero past their length either way.
-        want_out = np.concatenate(
-            [want_out, np.zeros((T - want_out.shape[0],) + want_out.shape[1:], np.float32)])
-
     state_arg = states[0] if len(states) == 1 else tuple(states)
-    out, finals = layer(x, state_arg, lengths)
+    out, finals = layer(x, state=state_arg, lengths=lengths)
     finals = [finals] if len(states) == 1 else list(finals)
     dx, dstates = layer.backward(d_out, d_states[0] if len(states) == 1 else tuple(d_states))
     dstates = [dstates] if len(states) == 1 else list(dstates)
-
-    np.testing.assert_allclose(out, want_out, **TOL, err_msg="out")
-    for i, (got, want) in enumerate(zip(finals, want_finals)):
-        np.testing.assert_allclose(got, want, **TOL, err_msg=f"final state {i}")
-    np.testing.assert_allclose(dx, want_dx, **TOL, err_msg="dx")
-    for i, (got, want) in enumerate(zip(dstates, want_dstates)):
-        np.testing.assert_allclose(got, want, **TOL, err_msg=f"d initial state {i}")
     grads = layer.grads()
+
+    # torch runs the rows of positive length
+    run = np.ones(B, bool) if lengths is None else lengths > 0
+    if run.any():
+        want_out, want_finals, want_dx, want_dstates, want_grads = torch_run(
+            module, x[:, run], [s[:, run] for s in states],
+            None if lengths is None else lengths[run].tolist(), d_out[:, run],
+            [d[:, run] for d in d_states])
+    else:
+        want_grads = {n: np.zeros(p.shape, np.float32) for n, p in module.named_parameters()}
+    if run.any():
+        # torch pads to the longest row; rows are zero past their length either way.
+        want_out = np.concatenate(
+            [want_out, np.zeros((T - want_out.shape[0],) + want_out.shape[1:], np.float32)])
+        np.testing.assert_allclose(out[:, run], want_out, **TOL, err_msg="out")
+        for i, (got, want) in enumerate(zip(finals, want_finals)):
+            np.testing.assert_allclose(got[:, run], want, **TOL, err_msg=f"final state {i}")
+        np.testing.assert_allclose(dx[:, run], want_dx, **TOL, err_msg="dx")
+        for i, (got, want) in enumerate(zip(dstates, want_dstates)):
+            np.testing.assert_allclose(got[:, run], want, **TOL,
+                                       err_msg=f"d initial state {i}")
     assert set(grads) == set(want_grads)
     for pname, want in want_grads.items():
         np.testing.assert_allclose(grads[pname], want, **TOL, err_msg=pname)
+    # rows of length 0, by definition
+    empty = ~run
+    assert np.all(out[:, empty] == 0) and np.all(dx[:, empty] == 0)
+    for i, (got, initial) in enumerate(zip(finals, states)):
+        np.testing.assert_array_equal(got[:, empty], initial[:, empty], err_msg=f"state {i}")
+    for i, (got, d_final) in enumerate(zip(dstates, d_states)):
+        np.testing.assert_array_equal(got[:, empty], d_final[:, empty], err_msg=f"d state {i}")
 
 
 @pytest.mark.parametrize("size", list(SIZES))
-@pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
+@pytest.mark.parametrize("with_lengths", [False, True, "empty"],
+                         ids=["full", "lengths", "zero-length"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize("L", [1, 2, 3], ids=lambda n: f"L{n}")
 @pytest.mark.parametrize("name", CELL_NAMES)
@@ -106,7 +131,7 @@ def test_matches_torch(name, L, bidirectional, with_lengths, size, backend):
 
 @pytest.mark.parametrize("name", CELL_NAMES)
 def test_matches_torch_without_bias(name, backend):
-    compare(name, backend, 2, True, True, "T5-B3", bias=False, seed=3)
+    compare(name, backend, 2, True, "empty", "T5-B3", bias=False, seed=3)
 
 
 @pytest.mark.parametrize("name", CELL_NAMES)

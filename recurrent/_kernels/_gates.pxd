@@ -10,11 +10,16 @@ cdef extern from "gates.h" nogil:
     int rc_cpu_level()
 
 
-# float32 LSTM step with the gate pass fused into the recurrent product (lstmstep.h).
+# float32 LSTM step with the gate pass fused into the recurrent product (lstmstep.h): the
+# input part hoisted before the loop, or computed in the tile.
 cdef extern from "lstmstep.h" nogil:
     long rc_lstm_packed_len(int H, int K)
     void rc_lstm_pack_f32(const float* w, int H, int K, float* P)
-    void rc_lstm_step_f32(int m, int I, int H, const float* X, const float* A,
-                          const float* Pi, const float* Ph, const float* pre, long pre_stride,
-                          const float* c_prev, float* c, float* h, float* gates,
-                          int reverse)
+    void rc_lstm_step_hoisted_f32(int m, int H, const float* h_prev, const float* Ph,
+                                  const float* pre, const float* c_prev, float* c, float* h,
+                                  float* gates, int reverse_groups)
+    void rc_lstm_step_in_tile_f32(int m, int I, int H, const float* x_t, const float* h_prev,
+                                  const float* Pi, const float* Ph, const float* bias,
+                                  const float* c_prev, float* c, float* h, float* gates,
+                                  int reverse_groups)
+    int rc_lstm_group_order(long t)

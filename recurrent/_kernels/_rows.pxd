@@ -5,7 +5,9 @@
 # Legend: T time, B batch, I input, H hidden, G gate rows; "TB" = T * B stacked rows.
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.stdint cimport int64_t
 from libc.stdlib cimport free
+from libc.string cimport memcpy
 
 from ._blas cimport gemm
 from ._recmat cimport pack, packed_len, rc_malloc64, recmat
@@ -50,9 +52,15 @@ cdef inline const floating* state_before(const floating* seq, const floating* fi
     return seq + ((t - 1) * B + b) * H
 
 
-cdef inline int loop_threads(int requested, Py_ssize_t B) noexcept nogil:
-    """Threads of the time loop: each owns a slice of batch rows, so at most B."""
-    return <int> max(1, min(<Py_ssize_t> requested, B))
+cdef inline void copy_empty_rows(floating* final, const floating* first,
+                                 const int64_t* lengths, Py_ssize_t B, int H) noexcept nogil:
+    """final[b] = first[b] (H values) for every row b of length 0: such a row runs no step,
+    so its final state is its initial state (the time loops write the others' at their
+    last step)."""
+    cdef Py_ssize_t b
+    for b in range(B):
+        if lengths[b] == 0:
+            memcpy(final + b * H, first + b * H, H * sizeof(floating))
 
 
 cdef inline Py_ssize_t _block(Py_ssize_t n, int parts) noexcept nogil:
@@ -69,10 +77,8 @@ cdef inline Py_ssize_t row_block(Py_ssize_t rows) noexcept nogil:
 cdef inline Py_ssize_t gate_block(Py_ssize_t gates) noexcept nogil:
     """Gate rows per block of the weight-gradient GEMMs (a function of the size only).
     Every block makes BLAS re-pack all of X and h (T*B rows), which for small G costs as
-    much as the multiply (perf: 15% of an LSTM training step with 64-row blocks), so
-    blocks are as large as leaves two of them (one per thread on 2 cores), up to
-    HALF_GATE_BLOCK rows: LSTM training at (100,32,64,128) and (100,64,128,256) went 4%
-    faster with blocks of 256 rows than of 128 (G = 512, 1024; 1 and 2 threads)."""
+    much as the multiply, so blocks are as large as leaves two of them (one per thread on
+    two cores), up to HALF_GATE_BLOCK rows (benchmarks/README.md)."""
     return max(_block(gates, GATE_PARTS), min(gates, MIN_GATE_BLOCK),
                min(_block(gates, 2), HALF_GATE_BLOCK))
 
@@ -81,13 +87,23 @@ cdef inline Py_ssize_t num_blocks(Py_ssize_t n, Py_ssize_t block) noexcept nogil
     return (n + block - 1) // block
 
 
-cdef inline int hoist_threads(int requested, Py_ssize_t blocks, double flops) noexcept nogil:
-    """Threads for a hoisted product of `flops` in `blocks` blocks. Below about a
-    millisecond of work, waking a second thread costs more than it saves (and on a busy
-    machine it may wait a whole scheduler slice), so small products stay on one thread."""
-    if flops < 2e7 or requested < 1:
+# THE thread rule of every parallel region in the kernels. The caller's count (resolved
+# once where the call entered the library, recurrent.threads.resolve_threads) is an upper
+# bound; a region uses fewer threads when it has fewer independent units of work (batch
+# rows in a time loop, blocks in a hoisted product) or when its total work is below
+# MIN_PARALLEL_FLOPS, about where waking a second thread costs as much as it saves (and a
+# woken thread on a busy machine may wait a whole scheduler slice). Results never depend on
+# the count: every element is computed the same way on any thread (see recmat.h and the
+# size-only blocks above).
+cdef enum:
+    MIN_PARALLEL_FLOPS = 20000000
+
+
+cdef inline int kernel_threads(int requested, Py_ssize_t units, double flops) noexcept nogil:
+    """Threads for a parallel region of `units` independent pieces and `flops` of work."""
+    if flops < MIN_PARALLEL_FLOPS or requested <= 1 or units <= 1:
         return 1
-    return <int> min(<Py_ssize_t> requested, blocks)
+    return <int> min(<Py_ssize_t> requested, units)
 
 
 cdef inline void project_rows(floating* dst, int ldd, const floating* x, int I,
@@ -149,7 +165,7 @@ cdef inline void project_packed(floating* dst, int ldd, const floating* x,
     blocks shared by up to num_threads threads; w_ih_t is W_ih^T packed for recmat."""
     cdef Py_ssize_t rb = row_block(TB), nrb = num_blocks(TB, rb)
     cdef Py_ssize_t k
-    for k in prange(nrb, num_threads=hoist_threads(num_threads, nrb, 2.0 * TB * I * G),
+    for k in prange(nrb, num_threads=kernel_threads(num_threads, nrb, 2.0 * TB * I * G),
                     schedule="dynamic", chunksize=1):
         project_rows(dst, ldd, x, I, w_ih_t, G, bias, k * rb, min((k + 1) * rb, TB))
 
@@ -167,10 +183,34 @@ cdef inline int project_inputs(floating* dst, int ldd, const floating* x,
     return 0
 
 
+# The gradient of the input projection, dA_in (TB, G), is made of column blocks of dA
+# (TB, ldd), the gradient of the pre-activations: W_ih rows first[p] .. first[p + 1] - 1
+# take theirs from dA's columns starting at column[p]. One part (column 0) when dA_in is
+# dA's first G columns (RNN, LSTM: whole_input_part); GRU's dA holds another block between
+# its input gates' (gru.pyx).
+cdef enum:
+    MAX_INPUT_PARTS = 2
+
+
+cdef struct InputParts:
+    int count
+    int first[MAX_INPUT_PARTS + 1]
+    int column[MAX_INPUT_PARTS]
+
+
+cdef inline InputParts whole_input_part(int G) noexcept nogil:
+    """dA_in is dA's columns 0..G-1."""
+    cdef InputParts parts
+    parts.count = 1
+    parts.first[:] = [0, G, G]     # every field set: the struct is copied whole
+    parts.column[:] = [0, 0]
+    return parts
+
+
 cdef inline int input_and_weight_grads(floating* dx, floating* dw_ih, floating* db_ih,
                                        floating* dw_hh, floating* db_hh,
-                                       const floating* da, int ldd, int G, int split_row,
-                                       int gap, const floating* x, const floating* h0,
+                                       const floating* da, int ldd, int G, InputParts parts,
+                                       const floating* x, const floating* h0,
                                        const floating* out, const floating* w_ih,
                                        Py_ssize_t T, Py_ssize_t B, int I, int H,
                                        int num_threads) noexcept nogil:
@@ -179,49 +219,47 @@ cdef inline int input_and_weight_grads(floating* dx, floating* dw_ih, floating* 
         dx (TB, I)       = dA_in @ W_ih (G, I)                        (written)
         dW_ih (G, I)    += dA_in^T @ X;    db_ih (G,) += column sums of dA_in
         dW_hh (G, H)    += sum_t dA_t[:, :G]^T @ h_{t-1};  db_hh (if not NULL) likewise
-    dA_in, the gradient of the input projection, is dA's columns 0..G-1, except that rows
-    g >= split_row of W_ih are read from column g + gap (GRU keeps a gap block there; the
-    other cells pass split_row = G, gap = 0). Returns -1 when out of memory, else 0."""
+    dA_in as described by `parts` (InputParts); dx is summed part by part, in order.
+    Returns -1 when out of memory, else 0."""
     cdef Py_ssize_t TB = T * B
     cdef Py_ssize_t rb = row_block(TB), nrb = num_blocks(TB, rb)
     cdef Py_ssize_t gb = gate_block(G), ngb = num_blocks(G, gb)
-    cdef Py_ssize_t k, r0, r1, g0, g1, a1, n0
-    # W_ih as is, in two parts (rows 0..split_row-1, then the rest): (k, n) = W_ih[k, n]
-    cdef floating* w_head = packed_copy(w_ih, split_row, I, I, 1)
-    cdef floating* w_tail = NULL
-    if split_row < G:
-        w_tail = packed_copy(w_ih + split_row * I, G - split_row, I, I, 1)
-    if w_head == NULL or (split_row < G and w_tail == NULL):
-        free(w_head)
-        free(w_tail)
+    cdef Py_ssize_t k, r0, r1, g0, g1, a0, a1
+    cdef int p, failed = 0
+    # W_ih as is, one packed copy per part: (k, n) = W_ih[first[p] + k, n]
+    cdef floating* w_part[MAX_INPUT_PARTS]
+    for p in range(parts.count):
+        w_part[p] = packed_copy(w_ih + parts.first[p] * I, parts.first[p + 1] - parts.first[p],
+                                I, I, 1)
+        failed = failed or w_part[p] == NULL
+    if failed:
+        for p in range(parts.count):
+            free(w_part[p])
         return -1
     for k in prange(nrb + ngb,
-                    num_threads=hoist_threads(num_threads, nrb + ngb,
-                                              2.0 * TB * G * (2 * I + H)),
+                    num_threads=kernel_threads(num_threads, nrb + ngb,
+                                               2.0 * TB * G * (2 * I + H)),
                     schedule="dynamic", chunksize=1):
         if k >= ngb:  # the big weight-gradient blocks first, the many small dx blocks fill in
-            # dx[r0:r1] (n, I) = dA_in[r0:r1] (n, G) @ W_ih (G, I), by the two parts
+            # dx[r0:r1] (n, I) = sum over parts of dA_in[r0:r1, part] @ W_ih[part]
             r0 = (k - ngb) * rb
             r1 = min(r0 + rb, TB)
-            recmat(<int> (r1 - r0), I, split_row, da + r0 * ldd, ldd, w_head, dx + r0 * I, I,
-                   False)
-            if w_tail != NULL:
-                recmat(<int> (r1 - r0), I, G - split_row, da + r0 * ldd + split_row + gap,
-                       ldd, w_tail, dx + r0 * I, I, True)
+            for p in range(parts.count):
+                recmat(<int> (r1 - r0), I, parts.first[p + 1] - parts.first[p],
+                       da + r0 * ldd + parts.column[p], ldd, w_part[p], dx + r0 * I, I, p > 0)
         else:
-            # weight and bias gradients for gate rows g0:g1 (cut at split_row)
+            # weight and bias gradients for gate rows g0:g1, cut where the parts meet
             g0 = k * gb
             g1 = min(g0 + gb, G)
-            a1 = min(g1, split_row)
-            n0 = max(g0, split_row)
-            if a1 > g0:
-                add_input_grads(dw_ih + g0 * I, db_ih + g0, da + g0, ldd, <int> (a1 - g0),
-                                x, I, TB)
-            if g1 > n0:
-                add_input_grads(dw_ih + n0 * I, db_ih + n0, da + n0 + gap, ldd,
-                                <int> (g1 - n0), x, I, TB)
+            for p in range(parts.count):
+                a0 = max(g0, parts.first[p])
+                a1 = min(g1, parts.first[p + 1])
+                if a1 > a0:
+                    add_input_grads(dw_ih + a0 * I, db_ih + a0,
+                                    da + a0 - parts.first[p] + parts.column[p], ldd,
+                                    <int> (a1 - a0), x, I, TB)
             add_hidden_grads(dw_hh + g0 * H, NULL if db_hh == NULL else db_hh + g0, da + g0,
                              ldd, <int> (g1 - g0), h0, out, H, T, B)
-    free(w_head)
-    free(w_tail)
+    for p in range(parts.count):
+        free(w_part[p])
     return 0

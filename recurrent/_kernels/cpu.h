@@ -18,8 +18,7 @@
 #endif
 
 /* Kernel scratch and packed weights start on a 64-byte boundary (malloc gives 16): a
- * 64-byte vector load from a misaligned panel spans two cache lines, which cost the
- * LSTM step 2% when batched and 16% at B = 1 (C harness, same binary). Freed by free(). */
+ * 64-byte vector load from a misaligned panel spans two cache lines. Freed by free(). */
 static inline void* rc_malloc64(size_t bytes)
 {
     void* p = NULL;

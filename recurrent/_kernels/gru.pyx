@@ -18,7 +18,9 @@ Backward overwrites the cache with [dA_r, dA_z, r * dA_n, dA_n] where dA_* are t
 gradients of the pre-activations. Then the gradient w.r.t. ah is the contiguous first 3H
 columns (one GEMM per step for d h_{t-1}, one for dW_hh), and w.r.t. ax the blocks 0, 1, 3.
 
-Threads: as in lstm.pyx. infer() (evaluation) keeps no cache: bitwise the same outputs.
+A row of length 0 runs no step: final state = initial state, zero gradients, d h0 = d h_n.
+
+Threads: as in lstm.pyx (kernel_threads). infer() (evaluation) keeps no cache: bitwise the same outputs.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -29,8 +31,9 @@ from libc.string cimport memset
 from ._activations cimport sigmoid, tanh_
 from ._gates cimport rc_gru_backward_f32, rc_gru_forward_f32
 from ._recmat cimport rc_malloc64, recmat
-from ._rows cimport (infer_chunk, input_and_weight_grads, loop_threads, packed_copy,
-                     project_inputs, project_packed, split, state_before)
+from ._rows cimport (InputParts, copy_empty_rows, infer_chunk, input_and_weight_grads,
+                     kernel_threads, packed_copy, project_inputs, project_packed, split,
+                     state_before)
 
 
 cdef inline void _cell_forward(floating* a, const floating* ah, const floating* b_hn,
@@ -132,18 +135,33 @@ cdef void _backward_rows(floating* dh, floating* cache, const floating* d_out,
         recmat(nb, H, G, cache + (t * B + b0) * C, C, w_hh_p, dh + b0 * H, H, True)
 
 
+cdef inline InputParts _input_parts(int H) noexcept nogil:
+    """Where backward's cache [dA_r, dA_z, r * dA_n, dA_n] keeps the gradient of the input
+    projection ax: W_ih rows r, z (0..2H-1) from columns 0..2H-1, rows n (2H..3H-1) from
+    the last block, columns 3H..4H-1 (the recurrent side's is the first 3H columns)."""
+    cdef InputParts parts
+    parts.count = 2
+    parts.first[0] = 0
+    parts.first[1] = 2 * H
+    parts.first[2] = 3 * H
+    parts.column[0] = 0
+    parts.column[1] = 3 * H
+    return parts
+
+
 def forward(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, :, ::1] cache,
             floating[:, ::1] work,
             const floating[:, :, ::1] x, const floating[:, ::1] h0,
             const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
             const floating[::1] bias_x, const floating[::1] b_hn,
-            const int64_t[::1] lengths, int num_threads):
+            const int64_t[::1] lengths not None, int num_threads):
     """out (T, B, H), h_n (B, H) and cache (T, B, 4H) are written; work (B, 3H) is scratch.
-    bias_x (3H,) = b_ih + [b_hr, b_hz, 0]; b_hn (H,) the last block of b_hh."""
+    bias_x (3H,) = b_ih + [b_hr, b_hz, 0]; b_hn (H,) the last block of b_hh; lengths (B,)
+    in 0..T."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 3 * H, C = 4 * H
-    cdef int nt = loop_threads(num_threads, B)
+    cdef int nt = kernel_threads(num_threads, B, 2.0 * T * B * G * H)
     cdef int k, status
     cdef floating* out_p = &out[0, 0, 0]
     cdef floating* h_n_p = &h_n[0, 0]
@@ -156,6 +174,7 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, :, ::1] c
     if w_hh_t == NULL:
         raise MemoryError()
     with nogil:
+        copy_empty_rows(h_n_p, h0_p, len_p, B, H)
         # ax (T*B, G) = X @ W_ih^T + bias_x, into the first 3 blocks of the cache
         status = project_inputs(cache_p, C, &x[0, 0, 0], &w_ih[0, 0], &bias_x[0], T * B, I, G,
                                 num_threads)
@@ -172,15 +191,14 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] work,
           const floating[:, :, ::1] x, const floating[:, ::1] h0,
           const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
           const floating[::1] bias_x, const floating[::1] b_hn,
-          const int64_t[::1] lengths, int num_threads):
+          const int64_t[::1] lengths not None, int num_threads):
     """forward() without the (T, B, 4H) cache: out (T, B, H) and h_n (B, H) are written,
     bitwise equal to forward()'s. The input projection runs chunk by chunk of steps into a
     small scratch laid out like the cache; work (B, 3H) is scratch."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 3 * H, C = 4 * H
-    cdef int nt = loop_threads(num_threads, B)
-    cdef int k
+    cdef int k, nt
     cdef Py_ssize_t t0 = 0, t1
     cdef Py_ssize_t chunk = infer_chunk(T, B, C, sizeof(floating))
     cdef floating* out_p = &out[0, 0, 0]
@@ -199,11 +217,13 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] work,
         free(scratch)
         raise MemoryError()
     with nogil:
+        copy_empty_rows(h_n_p, h0_p, len_p, B, H)
         while t0 < T:
             t1 = min(t0 + chunk, T)
             # ax of steps t0:t1 into the first 3 blocks of the scratch rows
             project_packed(scratch, C, x_p + t0 * B * I, w_ih_t, &bias_x[0], (t1 - t0) * B,
                            I, G, num_threads)
+            nt = kernel_threads(num_threads, B, 2.0 * (t1 - t0) * B * G * H)
             for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
                 _forward_rows(out_p, scratch, work_p, h_n_p, h0_p, w_hh_t, b_hn_p, len_p,
                               t0, t1, B, H, split(B, nt, k), split(B, nt, k + 1))
@@ -220,13 +240,14 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
              const floating[:, :, ::1] d_out, const floating[:, :, ::1] x,
              const floating[:, ::1] h0, const floating[:, :, ::1] out,
              const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
-             const int64_t[::1] lengths, int num_threads):
-    """dx (T, B, I) is written. dh (B, H) holds d h_n on entry and d h0 on return.
-    dw_ih, dw_hh, db_ih, db_hh are ADDED to. cache (the forward's) is overwritten."""
+             const int64_t[::1] lengths not None, int num_threads):
+    """dx (T, B, I) is written. dh (B, H) holds d h_n on entry and d h0 on return
+    (unchanged for a row of length 0). dw_ih, dw_hh, db_ih, db_hh are ADDED to. cache (the
+    forward's) is overwritten."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 3 * H, C = 4 * H
-    cdef int nt = loop_threads(num_threads, B)
+    cdef int nt = kernel_threads(num_threads, B, 2.0 * T * B * G * H)
     cdef int k, status
     cdef floating* dh_p = &dh[0, 0]
     cdef floating* da_p = &cache[0, 0, 0]
@@ -241,11 +262,9 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
             _backward_rows(dh_p, da_p, d_out_p, h0_p, out_p, w_hh_packed, len_p, T, B, H,
                            split(B, nt, k), split(B, nt, k + 1))
-        # The input projection's gradient is dA's blocks r, z, then n one block later
-        # (the cache holds [dA_r, dA_z, r * dA_n, dA_n]); the recurrent one is blocks 0-2.
         status = input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db_ih[0], &dw_hh[0, 0],
-                                        &db_hh[0], da_p, C, G, 2 * H, H, &x[0, 0, 0], h0_p,
-                                        out_p, &w_ih[0, 0], T, B, I, H, num_threads)
+                                        &db_hh[0], da_p, C, G, _input_parts(H), &x[0, 0, 0],
+                                        h0_p, out_p, &w_ih[0, 0], T, B, I, H, num_threads)
     free(w_hh_packed)
     if status != 0:
         raise MemoryError()

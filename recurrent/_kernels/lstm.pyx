@@ -14,7 +14,8 @@ registers. With B >= 4 the tile also sums the input part x_t W_ih^T; with fewer 
 part is one product for all T steps before the loop (recmat.h), where it is a real GEMM.
 float64 hoists the input part, then runs recmat and a separate gate pass. The weight
 gradients after the backward loop go through BLAS. A row past its length keeps (h, c),
-outputs zeros and costs nothing but the wasted product rows.
+outputs zeros and costs nothing but the wasted product rows; a row of length 0 runs no
+step: its final state is its initial state and its gradients are zero, d h0 = d h_n.
 
 Cache read by backward: the activated gates (T, B, G), every c_t (T, B, H), every h_t (the
 outputs). Backward overwrites the gate cache with dA = d loss / d a, so a cache serves one
@@ -23,8 +24,9 @@ backward call. infer() (evaluation) keeps none of them: same arithmetic, bitwise
 Threads: the time loop is ONE parallel region in which each thread owns a contiguous slice
 of batch rows for all T steps. The hoisted products (projection, dx, weight gradients)
 are cut into blocks that depend on the sizes only (_rows.pxd) and shared between threads
-(BLAS single-threaded inside). Every element is computed the same way whatever the thread
-count, so 1, 2, ... threads give bitwise identical results.
+(BLAS single-threaded inside). Every region takes its thread count from kernel_threads
+(_rows.pxd). Every element is computed the same way whatever the thread count, so 1, 2,
+... threads give bitwise identical results.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -33,11 +35,12 @@ from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from ._activations cimport sigmoid, tanh_
-from ._gates cimport (rc_lstm_backward_f32, rc_lstm_pack_f32, rc_lstm_packed_len,
-                      rc_lstm_step_f32)
+from ._gates cimport (rc_lstm_backward_f32, rc_lstm_group_order, rc_lstm_pack_f32,
+                      rc_lstm_packed_len, rc_lstm_step_hoisted_f32, rc_lstm_step_in_tile_f32)
 from ._recmat cimport rc_malloc64, recmat
-from ._rows cimport (infer_chunk, input_and_weight_grads, loop_threads, packed_copy,
-                     project_inputs, project_packed, split, state_before)
+from ._rows cimport (copy_empty_rows, infer_chunk, input_and_weight_grads, kernel_threads,
+                     packed_copy, project_inputs, project_packed, split, state_before,
+                     whole_input_part)
 
 
 cdef inline void _cell_forward(double* a, const double* c_prev, double* c, double* h,
@@ -88,63 +91,118 @@ cdef inline void _cell_backward(floating* a, const floating* c_prev, const float
             dh[j] = 0
 
 
-cdef void _forward_rows(floating* out, floating* pre, floating* cells, bint running_c,
-                        floating* h_n, floating* c_n,
-                        const floating* h0, const floating* c0, const floating* w_hh_t,
-                        const floating* x, const floating* w_ih_t, const floating* bias,
-                        int I, const int64_t* lengths, Py_ssize_t t0, Py_ssize_t t1,
-                        Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
-    """Steps t0:t1 of the time loop for batch rows b0:b1; w_hh_t is W_hh^T packed for
-    lstmstep.h (float32) or for recmat (float64).
-    Input part hoisted (x NULL): pre holds it for steps t0:t1, (t1 - t0, B, G); in training
-    pre is the gate cache (t0 = 0) and gets the activated gates.
-    Input part in the tile (float32, x not NULL: inputs (T, B, I), w_ih_t W_ih^T packed for
-    lstmstep.h, bias (G,)): pre is the gate cache (T, B, G) in training, NULL in inference.
-    Training (running_c false): cells (T, B, H) gets every c_t. Inference (running_c true):
-    cells (B, H) is the running c, updated in place, and no gates are kept (float64 leaves
-    them in pre, a scratch)."""
+# A forward step for nb rows from b0 comes in one of two kinds, by where the input part
+# x_t W_ih^T + bias comes from (chosen per call from B and the dtype, _input_in_tile):
+#   _step_hoisted: projected for all steps before the loop, read from a (nb, G);
+#   _step_in_tile: float32 only, computed inside the fused step's tiles.
+# Either writes c (nb, H), h (nb, H) and, unless gates is NULL (inference), the activated
+# gates (nb, G). Then _finish_step applies the lengths. Training (_train_rows) keeps every
+# c_t and the gates for backward; inference (_infer_rows) keeps one running c and no gates.
+
+
+cdef inline void _step_hoisted(floating* a, floating* gates, const floating* h_prev,
+                               const floating* w_hh_t, const floating* c_prev, floating* c,
+                               floating* h, const int64_t* lengths, Py_ssize_t t, int H,
+                               Py_ssize_t b0, int nb) noexcept nogil:
+    """a (nb, G) holds the input part; gates is a itself (training) or NULL (inference).
+    float32: the fused step (lstmstep.h). float64: a += h_{t-1} W_hh^T (recmat), then the
+    gate pass of the rows still inside their length, which leaves the activated gates in a
+    whatever gates is (a is then scratch)."""
+    cdef int G = 4 * H
+    cdef Py_ssize_t r
+    if floating is float:
+        rc_lstm_step_hoisted_f32(nb, H, h_prev, w_hh_t, a, c_prev, c, h, gates,
+                                 rc_lstm_group_order(t))
+    else:
+        recmat(nb, G, H, h_prev, H, w_hh_t, a, G, True)
+        for r in range(nb):
+            if t < lengths[b0 + r]:
+                _cell_forward(a + r * G, c_prev + r * H, c + r * H, h + r * H, H)
+
+
+cdef inline void _step_in_tile(const floating* x_t, const floating* w_ih_t,
+                               const floating* bias, int I, const floating* h_prev,
+                               const floating* w_hh_t, const floating* c_prev, floating* c,
+                               floating* h, floating* gates, Py_ssize_t t, int H,
+                               int nb) noexcept nogil:
+    """x_t (nb, I) rows, w_ih_t W_ih^T packed for lstmstep.h, bias (G,); gates (nb, G) or
+    NULL. float32 only (_input_in_tile is false for float64)."""
+    if floating is float:
+        rc_lstm_step_in_tile_f32(nb, I, H, x_t, h_prev, w_ih_t, w_hh_t, bias, c_prev, c, h,
+                                 gates, rc_lstm_group_order(t))
+
+
+cdef inline void _finish_step(floating* out, floating* h_n, floating* c_n, const floating* c,
+                              const int64_t* lengths, Py_ssize_t t, Py_ssize_t B, int H,
+                              Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    """After step t of rows b0:b1 (c: their c_t, (b1 - b0, H)): a row past its length
+    outputs zero (its state is no longer read); a row at its last step hands on h_n, c_n."""
+    cdef Py_ssize_t b, row
+    for b in range(b0, b1):
+        row = t * B + b
+        if t >= lengths[b]:
+            memset(out + row * H, 0, H * sizeof(floating))
+        elif t == lengths[b] - 1:
+            memcpy(h_n + b * H, out + row * H, H * sizeof(floating))
+            memcpy(c_n + b * H, c + (b - b0) * H, H * sizeof(floating))
+
+
+cdef void _train_rows(floating* out, floating* gates, floating* cells, floating* h_n,
+                      floating* c_n, const floating* h0, const floating* c0,
+                      const floating* w_hh_t, bint in_tile, const floating* x,
+                      const floating* w_ih_t, const floating* bias, int I,
+                      const int64_t* lengths, Py_ssize_t T, Py_ssize_t B, int H,
+                      Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    """The time loop for batch rows b0:b1, keeping what backward reads: every c_t in cells
+    (T, B, H) and the activated gates in gates (T, B, G). Input part hoisted: gates holds
+    it on entry. In the tile (float32): x (T, B, I), w_ih_t W_ih^T packed for lstmstep.h,
+    bias (G,). w_hh_t is W_hh^T packed for lstmstep.h (float32) or recmat (float64)."""
     cdef int G = 4 * H
     cdef int nb = <int> (b1 - b0)
-    cdef Py_ssize_t t, b, row
+    cdef Py_ssize_t t, row0
     cdef const floating* h_prev
     cdef const floating* c_prev
-    cdef floating* c
-    cdef floating* a
+    if nb <= 0:
+        return
+    for t in range(T):
+        row0 = t * B + b0
+        h_prev = state_before(out, h0, t, B, H, b0)
+        c_prev = state_before(cells, c0, t, B, H, b0)
+        if in_tile:
+            _step_in_tile(x + row0 * I, w_ih_t, bias, I, h_prev, w_hh_t, c_prev,
+                          cells + row0 * H, out + row0 * H, gates + row0 * G, t, H, nb)
+        else:
+            _step_hoisted(gates + row0 * G, gates + row0 * G, h_prev, w_hh_t, c_prev,
+                          cells + row0 * H, out + row0 * H, lengths, t, H, b0, nb)
+        _finish_step(out, h_n, c_n, cells + row0 * H, lengths, t, B, H, b0, b1)
+
+
+cdef void _infer_rows(floating* out, floating* pre, floating* c_run, floating* h_n,
+                      floating* c_n, const floating* h0, const floating* w_hh_t,
+                      bint in_tile, const floating* x, const floating* w_ih_t,
+                      const floating* bias, int I, const int64_t* lengths, Py_ssize_t t0,
+                      Py_ssize_t t1, Py_ssize_t B, int H, Py_ssize_t b0,
+                      Py_ssize_t b1) noexcept nogil:
+    """Steps t0:t1 of the time loop for batch rows b0:b1 without caches: c_run (B, H) is
+    the running c, updated in place. Input part hoisted: pre (t1 - t0, B, G) holds it for
+    these steps (scratch). In the tile: as _train_rows; pre is not used."""
+    cdef int G = 4 * H
+    cdef int nb = <int> (b1 - b0)
+    cdef Py_ssize_t t, row0
+    cdef const floating* h_prev
+    cdef floating* c = c_run + b0 * H
     if nb <= 0:
         return
     for t in range(t0, t1):
+        row0 = t * B + b0
         h_prev = state_before(out, h0, t, B, H, b0)
-        if running_c:
-            c_prev = c = cells + b0 * H
+        if in_tile:
+            _step_in_tile(x + row0 * I, w_ih_t, bias, I, h_prev, w_hh_t, c, c,
+                          out + row0 * H, NULL, t, H, nb)
         else:
-            c_prev = state_before(cells, c0, t, B, H, b0)
-            c = cells + (t * B + b0) * H
-        if floating is float:
-            # gates (nb, G) = [x_t W_ih^T +] h_{t-1} W_hh^T + pre, gate pass fused
-            # (lstmstep.h): c_t and h_t (nb, H), activated gates kept unless inferring
-            if x != NULL:
-                rc_lstm_step_f32(nb, I, H, x + (t * B + b0) * I, h_prev, w_ih_t, w_hh_t,
-                                 bias, 0, c_prev, c, out + (t * B + b0) * H,
-                                 NULL if pre == NULL else pre + (t * B + b0) * G, t & 1)
-            else:
-                a = pre + ((t - t0) * B + b0) * G
-                rc_lstm_step_f32(nb, 0, H, h_prev, h_prev, w_hh_t, w_hh_t, a, G, c_prev, c,
-                                 out + (t * B + b0) * H, NULL if running_c else a, t & 1)
-        else:
-            # a[t, b0:b1] (nb, G) += h_{t-1} (nb, H) @ W_hh^T (H, G), then the gate pass
-            a = pre + ((t - t0) * B + b0) * G
-            recmat(nb, G, H, h_prev, H, w_hh_t, a, G, True)
-            for b in range(b0, b1):
-                if t < lengths[b]:
-                    _cell_forward(a + (b - b0) * G, c_prev + (b - b0) * H, c + (b - b0) * H,
-                                  out + (t * B + b) * H, H)
-        for b in range(b0, b1):
-            row = t * B + b
-            if t >= lengths[b]:  # past its length: output zero; state no longer read
-                memset(out + row * H, 0, H * sizeof(floating))
-            elif t == lengths[b] - 1:
-                memcpy(h_n + b * H, out + row * H, H * sizeof(floating))
-                memcpy(c_n + b * H, c + (b - b0) * H, H * sizeof(floating))
+            _step_hoisted(pre + ((t - t0) * B + b0) * G, NULL, h_prev, w_hh_t, c, c,
+                          out + row0 * H, lengths, t, H, b0, nb)
+        _finish_step(out, h_n, c_n, c, lengths, t, B, H, b0, b1)
 
 
 cdef void _backward_rows(floating* dh, floating* dc, floating* gates,
@@ -198,6 +256,13 @@ cdef inline bint _input_in_tile(floating* like, Py_ssize_t B) noexcept nogil:
     return floating is float and B >= IN_TILE_MIN_ROWS
 
 
+cdef inline double _loop_flops(Py_ssize_t steps, Py_ssize_t B, int I, int H,
+                               bint in_tile) noexcept nogil:
+    """Multiply-add work of `steps` forward steps (for kernel_threads): the recurrent
+    product, and the input part too when the tile computes it."""
+    return 2.0 * steps * B * 4 * H * (H + I if in_tile else H)
+
+
 cdef floating* _packed_w_ih_in_tile(const floating* w_ih, int H, int I) noexcept nogil:
     """W_ih^T packed for the in-tile input part (float32 only; NULL when out of memory)."""
     cdef floating* w_ih_t = NULL
@@ -212,14 +277,13 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
             floating[:, ::1] h_n, floating[:, ::1] c_n,
             const floating[:, :, ::1] x, const floating[:, ::1] h0, const floating[:, ::1] c0,
             const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
-            const floating[::1] bias, const int64_t[::1] lengths, int num_threads):
+            const floating[::1] bias, const int64_t[::1] lengths not None, int num_threads):
     """out (T, B, H), gates (T, B, G), cells (T, B, H), h_n, c_n (B, H) are written;
-    bias (G,) = b_ih + b_hh; lengths (B,) in 1..T. Shapes are trusted (cells check them)."""
+    bias (G,) = b_ih + b_hh; lengths (B,) in 0..T. Shapes are trusted (cells build them)."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
-    cdef int nt = loop_threads(num_threads, B)
-    cdef int k, status = 0
+    cdef int k, nt, status = 0
     cdef floating* out_p = &out[0, 0, 0]
     cdef floating* gates_p = &gates[0, 0, 0]
     cdef floating* cells_p = &cells[0, 0, 0]
@@ -228,7 +292,6 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
     cdef const floating* h0_p = &h0[0, 0]
     cdef const floating* c0_p = &c0[0, 0]
     cdef const int64_t* len_p = &lengths[0]
-    cdef const floating* x_p = &x[0, 0, 0]
     cdef bint in_tile = _input_in_tile(out_p, B)
     cdef floating* w_hh_t = _packed_w_hh_t(&w_hh[0, 0], H)
     cdef floating* w_ih_t = _packed_w_ih_in_tile(&w_ih[0, 0], H, I) if in_tile else NULL
@@ -236,17 +299,19 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
         free(w_hh_t)
         free(w_ih_t)
         raise MemoryError()
+    nt = kernel_threads(num_threads, B, _loop_flops(T, B, I, H, in_tile))
     with nogil:
+        copy_empty_rows(h_n_p, h0_p, len_p, B, H)
+        copy_empty_rows(c_n_p, c0_p, len_p, B, H)
         if not in_tile:
             # a (T*B, G) = X @ W_ih^T + bias, into the gate cache; the loop reads it there
-            status = project_inputs(gates_p, G, x_p, &w_ih[0, 0], &bias[0], T * B, I, G,
-                                    num_threads)
-            x_p = NULL
+            status = project_inputs(gates_p, G, &x[0, 0, 0], &w_ih[0, 0], &bias[0], T * B, I,
+                                    G, num_threads)
         if status == 0:
             for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-                _forward_rows(out_p, gates_p, cells_p, False, h_n_p, c_n_p, h0_p, c0_p, w_hh_t,
-                              x_p, w_ih_t, &bias[0], I, len_p, 0, T, B, H,
-                              split(B, nt, k), split(B, nt, k + 1))
+                _train_rows(out_p, gates_p, cells_p, h_n_p, c_n_p, h0_p, c0_p, w_hh_t,
+                            in_tile, &x[0, 0, 0], w_ih_t, &bias[0], I, len_p, T, B, H,
+                            split(B, nt, k), split(B, nt, k + 1))
     free(w_hh_t)
     free(w_ih_t)
     if status != 0:
@@ -256,15 +321,14 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
 def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
           const floating[:, :, ::1] x, const floating[:, ::1] h0, const floating[:, ::1] c0,
           const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
-          const floating[::1] bias, const int64_t[::1] lengths, int num_threads):
+          const floating[::1] bias, const int64_t[::1] lengths not None, int num_threads):
     """forward() without what backward needs: out (T, B, H), h_n, c_n (B, H) are written,
     bitwise equal to forward()'s; no gate or cell cache, c is one running (B, H) state.
     When the input part is hoisted it runs chunk by chunk of steps into a small scratch."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
-    cdef int nt = loop_threads(num_threads, B)
-    cdef int k
+    cdef int k, nt
     cdef Py_ssize_t t0 = 0, t1
     cdef floating* out_p = &out[0, 0, 0]
     cdef bint in_tile = _input_in_tile(out_p, B)
@@ -291,15 +355,18 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
         raise MemoryError()
     memcpy(c_run, &c0[0, 0], B * H * sizeof(floating))
     with nogil:
+        copy_empty_rows(h_n_p, h0_p, len_p, B, H)
+        copy_empty_rows(c_n_p, &c0[0, 0], len_p, B, H)
         while t0 < T:
             t1 = min(t0 + chunk, T)
             if not in_tile:
                 project_packed(pre, G, x_p + t0 * B * I, w_ih_t, &bias[0], (t1 - t0) * B, I,
                                G, num_threads)
+            nt = kernel_threads(num_threads, B, _loop_flops(t1 - t0, B, I, H, in_tile))
             for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-                _forward_rows(out_p, pre, c_run, True, h_n_p, c_n_p, h0_p, NULL, w_hh_t,
-                              x_p if in_tile else NULL, w_ih_t, &bias[0], I, len_p, t0, t1,
-                              B, H, split(B, nt, k), split(B, nt, k + 1))
+                _infer_rows(out_p, pre, c_run, h_n_p, c_n_p, h0_p, w_hh_t, in_tile, x_p,
+                            w_ih_t, &bias[0], I, len_p, t0, t1, B, H,
+                            split(B, nt, k), split(B, nt, k + 1))
             t0 = t1
     free(w_hh_t)
     free(w_ih_t)
@@ -314,14 +381,14 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
              const floating[:, ::1] h0, const floating[:, ::1] c0,
              const floating[:, :, ::1] out, const floating[:, :, ::1] cells,
              const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
-             const int64_t[::1] lengths, int num_threads):
+             const int64_t[::1] lengths not None, int num_threads):
     """dx (T, B, I) is written. dh, dc (B, H) hold d h_n, d c_n on entry and d h0, d c0 on
-    return. dw_ih, dw_hh and db (G,: the gradient of b_ih and of b_hh alike) are ADDED to.
-    gates is the forward cache and is overwritten with dA."""
+    return (unchanged for a row of length 0). dw_ih, dw_hh and db (G,: the gradient of b_ih
+    and of b_hh alike) are ADDED to. gates is the forward cache and is overwritten with dA."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
-    cdef int nt = loop_threads(num_threads, B)
+    cdef int nt = kernel_threads(num_threads, B, 2.0 * T * B * G * H)
     cdef int k, status
     cdef floating* dh_p = &dh[0, 0]
     cdef floating* dc_p = &dc[0, 0]
@@ -338,8 +405,9 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
             _backward_rows(dh_p, dc_p, da_p, d_out_p, cells_p, c0_p, w_hh_packed, len_p,
                            T, B, H, split(B, nt, k), split(B, nt, k + 1))
         status = input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db[0], &dw_hh[0, 0], NULL,
-                                        da_p, G, G, G, 0, &x[0, 0, 0], &h0[0, 0],
-                                        &out[0, 0, 0], &w_ih[0, 0], T, B, I, H, num_threads)
+                                        da_p, G, G, whole_input_part(G), &x[0, 0, 0],
+                                        &h0[0, 0], &out[0, 0, 0], &w_ih[0, 0], T, B, I, H,
+                                        num_threads)
     free(w_hh_packed)
     if status != 0:
         raise MemoryError()

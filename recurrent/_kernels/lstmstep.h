@@ -8,17 +8,17 @@
  *     i, f, g, o = sigmoid(a_i), sigmoid(a_f), tanh(a_g), sigmoid(a_o)
  *     c[r, j] = f * c_prev[r, j] + i * g;   h[r, j] = o * tanh(c[r, j])
  * and, when `gates` is not NULL (training: backward reads them), the activated i, f, g, o
- * are stored there. Two ways to get the input part:
- *   - hoisted (I = 0): pre holds x_t W_ih^T + biases, computed for all steps before the
- *     loop by one big product (pre_stride = 4H);
- *   - in the tile (I > 0): the tile's sum runs over x_t's I inputs, then h_prev's H, and
- *     pre is the bias (pre_stride = 0). No (T, B, 4H) projection is written and read
- *     back, and the gate pass is spread over I + H products instead of H (measured 5-15%
- *     faster at B >= 4, H <= 256; slower at B = 1, where the hoisted product is a real
- *     GEMM and the per-step weights are the bottleneck).
+ * are stored there. Two ways to get the input part, one entry point each (at the end):
+ *   - rc_lstm_step_hoisted_f32: pre (m, 4H) holds x_t W_ih^T + biases, computed for all
+ *     steps before the loop by one big product; the tile sums h_prev's H products only;
+ *   - rc_lstm_step_in_tile_f32: the tile's sum runs over x_t's I inputs, then h_prev's H,
+ *     and adds the bias (4H,). No (T, B, 4H) projection is written and read back, and the
+ *     gate pass is spread over I + H products instead of H; with very few rows the
+ *     hoisted product is the better GEMM and the per-step weights are the bottleneck, so
+ *     lstm.pyx picks this one from B (see IN_TILE_MIN_ROWS there).
  *
- * Why fused: the unfused step wrote the G = 4H pre-activations of every row, then read
- * them back for the gate pass (and wrote the activated gates again). Here the weights are
+ * Why fused: a separate gate pass would write the G = 4H pre-activations of every row,
+ * then read them back (and write the activated gates again). Here the weights are
  * packed so that one group of 4 panels holds the 4 gates of the same 16 hidden units: a
  * tile of MR rows x 4 panels ends with complete sums for MR rows x 16 units.
  *
@@ -137,18 +137,20 @@ rc_lstm_tile(const int mr, int I, int H, int nu, const float* X, const float* A,
 }
 
 /* m rows: h (m, H) and c (m, H) written, gates (m, 4H) too unless NULL. X (m, I) is
- * x_t's rows (unused when I = 0), A (m, H) h_prev's, Pi / Ph the packed W_ih^T / W_hh^T.
- * Groups outer so that one group of panels ((I + H) * 256 bytes) is reused by every row
- * tile. reverse: visit the groups last to first. Callers alternate it from step to step,
- * so a step starts on the panels the previous one used last, still in cache when the
- * weights do not fit (each group's results are independent of the order). */
+ * x_t's rows and Pi the packed W_ih^T (neither read when I = 0), A (m, H) h_prev's rows, Ph
+ * the packed W_hh^T. Groups outer so that one group of panels ((I + H) * 256 bytes) is
+ * reused by every row tile.
+ * reverse_groups: visit the groups last to first. Callers alternate it from step to step
+ * (rc_lstm_group_order), so a step starts on the panels the previous step used last,
+ * still in cache when the weights do not fit in it. Each group's results are independent
+ * of the order. */
 #define RC_LSTM_STEP_BODY(MR)                                                            \
     int ngroups = (H + RC_LSTM_NR - 1) / RC_LSTM_NR;                                     \
     for (int pi = 0; pi < ngroups; pi++) {                                               \
-        int p = reverse ? ngroups - 1 - pi : pi;                                         \
+        int p = reverse_groups ? ngroups - 1 - pi : pi;                                  \
         int u0 = p * RC_LSTM_NR;                                                         \
         int nu = H - u0 < RC_LSTM_NR ? H - u0 : RC_LSTM_NR;                              \
-        const float* Pip = Pi + (long)p * 4 * I * RC_LSTM_NR;                            \
+        const float* Pip = I > 0 ? Pi + (long)p * 4 * I * RC_LSTM_NR : NULL;             \
         const float* Php = Ph + (long)p * 4 * H * RC_LSTM_NR;                            \
         int r = 0;                                                                       \
         for (; r + MR <= m; r += MR)                                                     \
@@ -160,7 +162,8 @@ rc_lstm_tile(const int mr, int I, int H, int nu, const float* X, const float* A,
     }
 
 #define RC_LSTM_TILE_AT(MRC)                                                             \
-    rc_lstm_tile(MRC, I, H, nu, X + (long)r * I, A + (long)r * H, Pip, Php,             \
+    rc_lstm_tile(MRC, I, H, nu, I > 0 ? X + (long)r * I : NULL, A + (long)r * H,        \
+                 Pip, Php,                                                              \
                  pre + r * pre_stride + u0, pre_stride, c_prev + (long)r * H + u0,      \
                  c + (long)r * H + u0, h + (long)r * H + u0,                            \
                  gates ? gates + r * 4L * H + u0 : NULL)
@@ -168,9 +171,9 @@ rc_lstm_tile(const int mr, int I, int H, int nu, const float* X, const float* A,
 #define RC_LSTM_STEP_ARGS int m, int I, int H, const float* X, const float* A,            \
                           const float* Pi, const float* Ph, const float* pre,              \
                           long pre_stride, const float* c_prev, float* c, float* h,        \
-                          float* gates, int reverse
+                          float* gates, int reverse_groups
 #define RC_LSTM_STEP_CALL(NAME) \
-    NAME(m, I, H, X, A, Pi, Ph, pre, pre_stride, c_prev, c, h, gates, reverse)
+    NAME(m, I, H, X, A, Pi, Ph, pre, pre_stride, c_prev, c, h, gates, reverse_groups)
 
 static void rc_lstm_step_f32_portable(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(1) }
 
@@ -190,6 +193,33 @@ static inline void rc_lstm_step_f32(RC_LSTM_STEP_ARGS)
     if (level == 2) { RC_LSTM_STEP_CALL(rc_lstm_step_f32_avx2); return; }
 #endif
     RC_LSTM_STEP_CALL(rc_lstm_step_f32_portable);
+}
+
+/* The input part hoisted: pre (m, 4H) rows hold x_t W_ih^T + biases. gates may be pre
+ * itself (training: the pre-activations are replaced by the activated gates). */
+static inline void rc_lstm_step_hoisted_f32(int m, int H, const float* h_prev, const float* Ph,
+                                            const float* pre, const float* c_prev, float* c,
+                                            float* h, float* gates, int reverse_groups)
+{
+    rc_lstm_step_f32(m, 0, H, NULL, h_prev, NULL, Ph, pre, 4L * H, c_prev, c, h, gates,
+                     reverse_groups);
+}
+
+/* The input part in the tile: x_t (m, I) rows times Pi (packed W_ih^T), plus bias (4H,). */
+static inline void rc_lstm_step_in_tile_f32(int m, int I, int H, const float* x_t,
+                                            const float* h_prev, const float* Pi,
+                                            const float* Ph, const float* bias,
+                                            const float* c_prev, float* c, float* h,
+                                            float* gates, int reverse_groups)
+{
+    rc_lstm_step_f32(m, I, H, x_t, h_prev, Pi, Ph, bias, 0, c_prev, c, h, gates,
+                     reverse_groups);
+}
+
+/* reverse_groups for step t: the group order alternates from step to step (see above). */
+static inline int rc_lstm_group_order(long t)
+{
+    return (int)(t & 1);
 }
 
 #endif

@@ -3,8 +3,7 @@
  * backward: Bmat = W_hh).
  *
  * Why not BLAS: a BLAS GEMM call re-packs W_hh at every step and, for the few rows a
- * thread owns, runs far below peak (measured here: 10-70 GFLOP/s for 4..64 rows); for
- * B = 1 the call overhead alone exceeds the work. And OpenBLAS rounds a row differently
+ * thread owns, runs far below peak; for B = 1 the call overhead alone exceeds the work. And OpenBLAS rounds a row differently
  * depending on how many rows share the call, so 1 and 2 threads would disagree in the
  * last bit. Here every output element is the same sequence of operations whatever the
  * tile it falls in: acc = 0; for k in 0..K-1: acc += A[r,k] * Bmat[k,n]; then
@@ -32,8 +31,8 @@ typedef double rc_v8df __attribute__((vector_size(64)));
 
 /* P[k][j] = w[j * ld + k] for k < K, j < nrows (<= 16), zero for j >= nrows: 16 rows of
  * w (row stride ld) transposed into one panel. Packing W^T for the kernels is made of
- * these; at B = 1 a call's packing is a real part of its time (the scalar loop took 4.4 us
- * at H = 64, a third of the whole call at T = 1). */
+ * these; at B = 1 a call's packing is a real part of its time, hence the vector version
+ * below. */
 static void rc_transpose16_f32_scalar(const float* w, long ld, int nrows, int K, float* P,
                                       int k0)
 {
@@ -51,7 +50,7 @@ typedef int rc_v16si __attribute__((vector_size(64)));
  * the column index between rows j and j + 2^B: lane c of the new row j takes row j's lane
  * c (bit B clear) or row j+2^B's lane c - 2^B; the new row j + 2^B likewise. Four stages
  * transpose the block, each a two-register shuffle (vpermt2ps); written out pair by pair so
- * that r[] stays in registers (a loop over the pairs, even unrolled, took 1.7x as long). */
+ * that r[] stays in registers. */
 #define RC_TR_LO(B, c) (((c) >> (B) & 1) ? 16 + ((c) ^ (1 << (B))) : (c))
 #define RC_TR_HI(B, c) (((c) >> (B) & 1) ? 16 + (c) : ((c) | (1 << (B))))
 #define RC_TR_MASK(F, B) { F(B, 0), F(B, 1), F(B, 2), F(B, 3), F(B, 4), F(B, 5), F(B, 6),   \
@@ -66,8 +65,8 @@ typedef int rc_v16si __attribute__((vector_size(64)));
         r[J1] = __builtin_shuffle(a, b, hi);                                              \
     } while (0)
 
-/* AVX-512 only: 4x faster than the scalar loop there; on AVX2 gcc splits the 64-byte
- * shuffles and it was slower than the loop (measured), so that variant keeps the loop. */
+/* AVX-512 only: on AVX2 gcc splits the 64-byte shuffles and the result is slower than the
+ * scalar loop, so that variant keeps the loop. */
 RC_TARGET_AVX512
 static void rc_transpose16_f32_avx512(const float* w, long ld, int nrows, int K, float* P)
 {

@@ -6,11 +6,12 @@ Forward, for step t of a valid row (t < lengths[b]):
     h_t = act(x_t W_ih^T + (b_ih + b_hh) + h_{t-1} W_hh^T)
 The input projection for all T steps goes straight into `out` before the loop; each step
 adds the recurrent product (recmat.h, W_hh packed once per call) and applies act in place.
-Rows past their length keep h and output zeros.
+Rows past their length keep h and output zeros; a row of length 0 runs no step (final
+state = initial state, zero gradients, d h0 = d h_n).
 The only cache is `out` itself: act'(a) is a function of h (1 - h^2 for tanh, h > 0 for
 relu). Backward needs one work buffer dA (T, B, H).
 
-Threads: as in lstm.pyx (bitwise identical results for any thread count).
+Threads: as in lstm.pyx (kernel_threads; bitwise identical results for any thread count).
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -21,8 +22,8 @@ from libc.string cimport memcpy, memset
 from ._activations cimport relu, tanh_
 from ._gates cimport rc_tanh_inplace_f32
 from ._recmat cimport recmat
-from ._rows cimport (input_and_weight_grads, loop_threads, packed_copy, project_inputs,
-                     split, state_before)
+from ._rows cimport (copy_empty_rows, input_and_weight_grads, kernel_threads, packed_copy,
+                     project_inputs, split, state_before, whole_input_part)
 
 
 cdef void _forward_rows(floating* out, floating* h_n, const floating* h0,
@@ -98,12 +99,12 @@ cdef void _backward_rows(floating* dh, floating* da, const floating* d_out,
 def forward(floating[:, :, ::1] out, floating[:, ::1] h_n,
             const floating[:, :, ::1] x, const floating[:, ::1] h0,
             const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
-            const floating[::1] bias, const int64_t[::1] lengths, bint use_relu,
+            const floating[::1] bias, const int64_t[::1] lengths not None, bint use_relu,
             int num_threads):
-    """out (T, B, H) and h_n (B, H) are written; bias (H,) = b_ih + b_hh; lengths in 1..T."""
+    """out (T, B, H) and h_n (B, H) are written; bias (H,) = b_ih + b_hh; lengths in 0..T."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
-    cdef int nt = loop_threads(num_threads, B)
+    cdef int nt = kernel_threads(num_threads, B, 2.0 * T * B * H * H)
     cdef int k, status
     cdef floating* out_p = &out[0, 0, 0]
     cdef floating* h_n_p = &h_n[0, 0]
@@ -113,6 +114,7 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n,
     if w_hh_t == NULL:
         raise MemoryError()
     with nogil:
+        copy_empty_rows(h_n_p, h0_p, len_p, B, H)
         # a (T*B, H) = X @ W_ih^T + bias, straight into out
         status = project_inputs(out_p, H, &x[0, 0, 0], &w_ih[0, 0], &bias[0], T * B, I, H,
                                 num_threads)
@@ -131,13 +133,13 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
              const floating[:, :, ::1] d_out, const floating[:, :, ::1] x,
              const floating[:, ::1] h0, const floating[:, :, ::1] out,
              const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
-             const int64_t[::1] lengths, bint use_relu, int num_threads):
+             const int64_t[::1] lengths not None, bint use_relu, int num_threads):
     """dx (T, B, I) is written; da (T, B, H) is work space. dh (B, H) holds d h_n on entry
-    and d h0 on return. dw_ih, dw_hh and db (H,: the gradient of b_ih and b_hh alike) are
-    ADDED to."""
+    and d h0 on return (unchanged for a row of length 0). dw_ih, dw_hh and db (H,: the
+    gradient of b_ih and b_hh alike) are ADDED to."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
-    cdef int nt = loop_threads(num_threads, B)
+    cdef int nt = kernel_threads(num_threads, B, 2.0 * T * B * H * H)
     cdef int k, status
     cdef floating* dh_p = &dh[0, 0]
     cdef floating* da_p = &da[0, 0, 0]
@@ -152,8 +154,9 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
             _backward_rows(dh_p, da_p, d_out_p, out_p, w_hh_packed, len_p, use_relu, T, B, H,
                            split(B, nt, k), split(B, nt, k + 1))
         status = input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db[0], &dw_hh[0, 0], NULL,
-                                        da_p, H, H, H, 0, &x[0, 0, 0], &h0[0, 0], out_p,
-                                        &w_ih[0, 0], T, B, I, H, num_threads)
+                                        da_p, H, H, whole_input_part(H), &x[0, 0, 0],
+                                        &h0[0, 0], out_p, &w_ih[0, 0], T, B, I, H,
+                                        num_threads)
     free(w_hh_packed)
     if status != 0:
         raise MemoryError()

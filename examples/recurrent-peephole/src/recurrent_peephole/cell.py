@@ -17,8 +17,9 @@ Legend: T time, B batch, I input, H hidden, G = 4H.
 
 It follows recurrent.protocols.Cell: the input projection of all T steps is one matmul
 before the loop and the weight gradients are one matmul each after it; only the recurrent
-product and the gate arithmetic run per step. Lengths: a row past its length keeps its state,
-outputs zeros and passes state gradients through untouched.
+product and the gate arithmetic run per step. Lengths (int64 (B,), 0..T): a row past its
+length keeps its state, outputs zeros and passes state gradients through untouched; a row of
+length 0 thus outputs zeros, returns its initial state and gets zero gradients.
 """
 from __future__ import annotations
 
@@ -69,8 +70,7 @@ class PeepholeLSTMCell:
         T, B, I = x.shape
         H = states[0].shape[1]
         dtype = x.dtype
-        valid = np.ones((T, B), bool) if lengths is None else \
-            np.arange(T)[:, None] < np.asarray(lengths)[None, :]  # (T, B)
+        valid = np.arange(T)[:, None] < np.asarray(lengths)[None, :]  # (T, B)
         # all T input projections in one matmul; both biases folded in
         ax = (x.reshape(T * B, I) @ params["weight_ih"].T).reshape(T, B, 4 * H) \
             + (params["bias_ih"] + params["bias_hh"])  # (T, B, 4H)
