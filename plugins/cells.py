@@ -82,7 +82,7 @@ class _Cache:
 
 class _KernelCell(TorchLayoutCell):
     """What the built-in cells share beyond parameter shapes and init (recurrent.cellbase,
-    shared with the reference cells): names and the single step."""
+    shared with the reference cells): the registry name and state names."""
 
     name: str
     num_gates: int
@@ -92,13 +92,6 @@ class _KernelCell(TorchLayoutCell):
 
     def __repr__(self):
         return f"<cell {self.name!r} (Cython kernels)>"
-
-    def step(self, x_t, states, params):
-        """One step: a sequence of one step through infer() when the cell has it (no
-        cache), else forward(), on one thread (the protocol's step takes no thread count;
-        a layer's step runs infer() or forward() with the count it resolved)."""
-        run = getattr(self, "infer", None) or self.forward
-        return run(x_t[None], states, params, np.ones(x_t.shape[0], np.int64), 1)[1]
 
 
 class RNNCell(_KernelCell):

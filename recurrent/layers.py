@@ -29,6 +29,7 @@ from .dropout import dropout_mask
 from .layout import GATE_ORDER, param_name
 from .lengths import check_lengths
 from .params import ParamModule
+from .protocols import Cell, missing_members
 from .state import pack_state
 from .threads import resolve_threads, single_threaded_blas
 
@@ -49,9 +50,7 @@ def _resolve_cell(cell):
     if isinstance(cell, type):
         raise ValueError(f"cell: expected a cell name or a cell object, got the class "
                          f"{cell.__name__} (instantiate it)")
-    missing = [attr for attr in ("name", "num_gates", "state_names", "param_shapes",
-                                 "init_params", "forward", "backward", "step")
-               if not hasattr(cell, attr)]
+    missing = missing_members(cell, Cell)
     if missing:
         raise ValueError(f"cell: expected a cell name or an object following "
                          f"recurrent.protocols.Cell, got {type(cell).__name__} "
@@ -280,14 +279,20 @@ class Recurrent(ParamModule):
         what backward reads: do not modify them in place before calling backward.
         need_grad=False (evaluation, prediction) keeps nothing for backward: cells with an
         infer() method then skip their caches."""
+        x, states, lengths, threads = self.prepare(x, state=state, lengths=lengths)
+        with single_threaded_blas():
+            out, finals = self.run(x, states, lengths, need_grad, threads)
+        return out, pack_state(finals)
+
+    def prepare(self, x, *, state=None, lengths=None):
+        """The checks of forward(), once, for a caller that goes on with run(): returns
+        (x, states, lengths, num_threads) as run() takes them (ValueError, one line, for
+        bad input). The thread count is resolved here, for the whole call."""
         x = self._check_x(x)
         T, B, _ = x.shape
         lengths = check_lengths(lengths, T, B)
         states = self._check_states(state, B, "state", self.num_layers * self.num_directions)
-        threads = self._threads_for(B)
-        with single_threaded_blas():
-            out, finals = self.run(x, states, lengths, need_grad, threads)
-        return out, pack_state(finals)
+        return x, states, lengths, self._threads_for(B)
 
     def run(self, x, states, lengths, need_grad, num_threads):
         """forward() on checked inputs: x C-contiguous (T, B, I) of the layer dtype, states

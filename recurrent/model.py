@@ -29,11 +29,13 @@ import numpy as np
 from .checks import positive_int
 from .dropout import Dropout
 from .layers import Recurrent
-from .lengths import check_lengths, valid_mask
+from .lengths import valid_mask
 from .modules import Dense, Embedding
 from .params import checked_state_dict
 from .pooling import pool_backward, pool_forward
 from .runner import Runner
+from .state import pack_state
+from .threads import single_threaded_blas
 from .truncation import gather_suffix, run_prefix, scatter_suffix, truncation_plan
 
 INPUT_KINDS = ("tokens", "features")
@@ -200,17 +202,22 @@ class SequenceModel:
         truncate=K (pooled unidirectional models; the trainer's --tbptt): the same outputs
         and state, but backward() differentiates only each row's last min(K, len_b) valid
         steps (recurrent/truncation.py).
+
+        Inputs are checked and the thread count resolved once here (Recurrent.prepare);
+        the whole call runs with BLAS single-threaded.
         """
-        h_in = self._embed(x)  # (T, B, E or I)
-        T, B = np.shape(h_in)[:2]
-        lengths = check_lengths(lengths, T, B)
-        if not need_grad:
-            outputs, new_state = self._forward_full(h_in, lengths, state, need_grad=False)
+        if truncate and need_grad:
+            self._check_truncation(truncate)
+        with single_threaded_blas():
+            h_in = self._embed(x)  # (T, B, E or I)
+            h_in, states, lengths, threads = self.rnn.prepare(h_in, state=state,
+                                                              lengths=lengths)
             self._cache = None
-            return outputs, new_state
-        if truncate:
-            return self._forward_truncated(h_in, lengths, state, truncate)
-        return self._forward_full(h_in, lengths, state)
+            if not need_grad:
+                return self._forward_full(h_in, states, lengths, threads, need_grad=False)
+            if truncate:
+                return self._forward_truncated(h_in, states, lengths, threads, truncate)
+            return self._forward_full(h_in, states, lengths, threads)
 
     __call__ = forward
 
@@ -228,15 +235,15 @@ class SequenceModel:
         y = self.head.forward(self.dropout.forward(pooled))  # (B, K)
         return y, (None, pool_cache)
 
-    def _forward_full(self, h_in, lengths, state, need_grad=True):
-        out, new_state = self.rnn.forward(h_in, state=state, lengths=lengths,
-                                          need_grad=need_grad)  # (T, B, D*H)
+    def _forward_full(self, h_in, states, lengths, threads, need_grad=True):
+        out, finals = self.rnn.run(h_in, states, lengths, need_grad, threads)  # (T, B, D*H)
         y, head_cache = self._head(out, lengths)
-        self._cache = (out.shape, head_cache, None)
-        return y, new_state
+        if need_grad:
+            self._cache = (out.shape, head_cache, None, threads)
+        return y, pack_state(finals)
 
-    def _forward_truncated(self, h_in, lengths, state, K):
-        K = positive_int(K, "truncate")
+    def _check_truncation(self, K):
+        positive_int(K, "truncate")
         if self.output == "sequence":
             raise ValueError("truncate: per-step outputs are truncated by cutting the "
                              "sequence into windows (the trainer's --tbptt); truncate is "
@@ -244,39 +251,45 @@ class SequenceModel:
         if self.num_directions == 2:
             raise ValueError("truncate: a bidirectional model needs the whole sequence "
                              "(its reverse direction starts at the end)")
-        h_in = np.asarray(h_in)
-        prefix, suffix, index = truncation_plan(lengths, K)
+
+    def _forward_truncated(self, h_in, states, lengths, threads, K):
+        prefix, suffix, index = truncation_plan(lengths, int(K))
         if not prefix.any():  # every row fits in K steps: plain BPTT
-            return self._forward_full(h_in, lengths, state)
-        summary, start = run_prefix(self.rnn, h_in, state, prefix)
+            return self._forward_full(h_in, states, lengths, threads)
+        summary, start = run_prefix(self.rnn, h_in, states, prefix, threads)
         # Pass 2, differentiated: the last s_b steps of each row, from the prefix state.
-        out, new_state = self.rnn.forward(gather_suffix(h_in, index), state=start,
-                                          lengths=suffix)  # (S, B, H)
+        x_last = np.ascontiguousarray(gather_suffix(h_in, index))  # (S, B, E or I)
+        out, finals = self.rnn.run(x_last, start, suffix, True, threads)  # (S, B, H)
         y, head_cache = self._head(out, suffix, prefix=summary)
-        self._cache = (out.shape, head_cache, (index, suffix, h_in.shape[0]))
-        return y, new_state
+        self._cache = (out.shape, head_cache, (index, suffix, h_in.shape[0]), threads)
+        return y, pack_state(finals)
 
     def backward(self, d_outputs):
-        """d_outputs like the outputs of the last forward -> gradients added into ``grads``."""
+        """d_outputs like the outputs of the last forward -> gradients added into ``grads``,
+        with the thread count that forward resolved."""
         if self._cache is None:
             raise ValueError("backward: no forward pass to differentiate; call forward "
                              "first (with need_grad=True)")
-        out_shape, (mask, pool_cache), truncated = self._cache
+        out_shape, (mask, pool_cache), truncated, threads = self._cache
+        self._cache = None
         T, B, DH = out_shape
         d_outputs = np.asarray(d_outputs, self.dtype)
-        if self.output == "sequence":
-            d_feats = self.head.backward((d_outputs * mask).reshape(T * B, -1))  # (N, D*H)
-            d_out = self.dropout.backward(d_feats).reshape(T, B, DH)
-        else:
-            d_pooled = self.dropout.backward(self.head.backward(d_outputs))  # (B, D*H)
-            d_out = pool_backward(d_pooled, pool_cache, self.num_directions)
-        dx, _ = self.rnn.backward(np.ascontiguousarray(d_out))  # (T or S, B, E or I)
-        if not self.tokens:
-            return
-        if truncated is not None:
-            index, suffix, T_full = truncated
-            dx = scatter_suffix(dx, index, suffix, T_full)  # (T, B, E)
-        self.embedding.backward(dx)
+        with single_threaded_blas():
+            if self.output == "sequence":
+                d_feats = self.head.backward((d_outputs * mask).reshape(T * B, -1))  # (N, D*H)
+                d_out = self.dropout.backward(d_feats).reshape(T, B, DH)
+            else:
+                d_pooled = self.dropout.backward(self.head.backward(d_outputs))  # (B, D*H)
+                d_out = pool_backward(d_pooled, pool_cache, self.num_directions)
+            no_state_grads = (None,) * len(self.rnn.state_names)
+            dx, _ = self.rnn.run_backward(np.ascontiguousarray(d_out), no_state_grads,
+                                          threads)  # (T or S, B, E or I)
+            if not self.tokens:
+                return
+            if truncated is not None:
+                index, suffix, T_full = truncated
+                dx = scatter_suffix(dx, index, suffix, T_full)  # (T, B, E)
+            self.embedding.backward(dx)
 
     def step(self, x_t, state=None):
         """One time step for streaming: x_t (B,) token ids or (B, I) -> ((B, K), state).
@@ -284,6 +297,7 @@ class SequenceModel:
         if self.output in ("mean", "max"):
             raise ValueError(f"step: a model pooling by {self.output} needs the whole "
                              f"sequence; use forward()")
-        h_in = self._embed(np.asarray(x_t)[None])[0] if self.tokens else x_t  # (B, E or I)
-        h, new_state = self.rnn.step(h_in, state=state)  # (B, H)
-        return self.head.forward(self.dropout.forward(h)), new_state
+        with single_threaded_blas():
+            h_in = self._embed(np.asarray(x_t)[None])[0] if self.tokens else x_t  # (B, E|I)
+            h, new_state = self.rnn.step(h_in, state=state)  # (B, H)
+            return self.head.forward(self.dropout.forward(h)), new_state

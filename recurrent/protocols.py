@@ -80,11 +80,6 @@ class Cell(Protocol):
         states (each (B, H)); dx is zero past a row's length.
         """
 
-    def step(self, x_t: np.ndarray, states: tuple[np.ndarray, ...],
-             params: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
-        """One time step for streaming inference: x_t (B, I) -> new states (each (B, H)).
-        Equals forward() on a length-1 sequence; the output is new_states[0]."""
-
     # ---- optional ----
 
     gate_order: tuple[str, ...]
@@ -223,7 +218,7 @@ class Members(NamedTuple):
 
 MEMBERS: dict[type, Members] = {
     Cell: Members(required=("name", "num_gates", "state_names", "param_shapes", "init_params",
-                            "forward", "backward", "step"),
+                            "forward", "backward"),
                   optional=("gate_order", "infer")),
     Loss: Members(required=("name", "value_and_grad"),
                   optional=("target_kind",)),

@@ -1,14 +1,10 @@
 """Runner: a trained SequenceModel as tasks see it (recurrent.protocols.Runner)."""
 from __future__ import annotations
 
-from .threads import single_threaded_blas
-
 
 class Runner:
     """Eval mode (no dropout), numpy in and out. The model's training/eval mode is restored
-    after each call. Each call runs with BLAS on one thread: the head's numpy GEMMs would
-    otherwise leave OpenBLAS threads spinning against the kernels' OpenMP threads (the
-    trainer does the same for the whole run)."""
+    after each call. The model's own methods resolve threads and keep BLAS on one thread."""
 
     def __init__(self, model):
         self.model = model  # a recurrent.model.SequenceModel
@@ -18,8 +14,7 @@ class Runner:
         was_training = self.model.training
         self.model.eval()
         try:
-            with single_threaded_blas():
-                return fn(*args, **kwargs)
+            return fn(*args, **kwargs)
         finally:
             self.model.train(was_training)
 

@@ -12,7 +12,6 @@ from .config import TrainingConfig
 from .errors import UserError
 from .lengths import valid_mask
 from .model import check_spec
-from .step import runnable_lengths
 from .trainer import Trainer, load_params
 
 
@@ -72,7 +71,7 @@ def _check_loss_fits(task, task_state, config, spec) -> None:
     lengths = batch.get("lengths")
     lengths = None if lengths is None else np.asarray(lengths, np.int64)
     model.eval()
-    outputs, _ = model.forward(batch["x"], lengths=runnable_lengths(lengths), need_grad=False)
+    outputs, _ = model.forward(batch["x"], lengths=lengths, need_grad=False)
     mask = None
     if model.output == "sequence" and lengths is not None:
         mask = valid_mask(lengths, outputs.shape[0], outputs.shape[1])  # (T, B)

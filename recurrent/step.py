@@ -12,7 +12,6 @@ import numpy as np
 
 from .clip import clip_grad_norm, clip_grad_value
 from .lengths import valid_mask
-from .state import pack_state, state_arrays
 
 
 class NonFinite(Exception):
@@ -53,8 +52,7 @@ def train_step(model, loss_fn, optimizer, x, y, lengths, state, lr, clip_norm=5.
     those of the last good step.
     """
     model.zero_grad()
-    outputs, new_state = model.forward(x, lengths=runnable_lengths(lengths), state=state,
-                                       truncate=truncate)
+    outputs, new_state = model.forward(x, lengths=lengths, state=state, truncate=truncate)
     mask = None
     if model.output == "sequence" and lengths is not None:
         mask = valid_mask(lengths, outputs.shape[0], outputs.shape[1])  # (T, B)
@@ -67,7 +65,7 @@ def train_step(model, loss_fn, optimizer, x, y, lengths, state, lr, clip_norm=5.
     if not math.isfinite(norm):
         raise NonFinite(f"gradient norm is {norm}")
     optimizer.step(lr)
-    return loss, norm, clipped, keep_state_of_empty_rows(new_state, state, lengths)
+    return loss, norm, clipped, new_state
 
 
 def clip_gradients(grads, clip_norm=None, clip_value=None):
@@ -86,25 +84,3 @@ def clip_gradients(grads, clip_norm=None, clip_value=None):
     if norm is None:
         norm = float(np.linalg.norm(grads))
     return norm, clipped
-
-
-# -- ZERO-LENGTH WORKAROUND ---------------------------------------------------------------
-# The layers reject rows of length 0 (a TBPTT window after a row has ended, an empty
-# text). Such a row runs one step whose output counts in no loss, and gets its previous
-# state back afterwards. Both functions go once the layers accept length 0.
-
-def runnable_lengths(lengths):
-    """lengths with every 0 raised to 1 (None stays None)."""
-    return None if lengths is None else np.maximum(lengths, 1)
-
-
-def keep_state_of_empty_rows(new_state, old_state, lengths):
-    """new_state with the rows of length 0 set back to old_state (zeros for None)."""
-    if lengths is None or not (lengths == 0).any():
-        return new_state
-    empty = lengths == 0  # (B,)
-    old = state_arrays(old_state)
-    arrays = [np.array(a, copy=True) for a in state_arrays(new_state)]
-    for i, a in enumerate(arrays):
-        a[:, empty] = old[i][:, empty] if old else 0
-    return pack_state(arrays)

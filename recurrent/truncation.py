@@ -17,7 +17,6 @@ import numpy as np
 
 from .lengths import valid_mask
 from .pooling import PrefixSummary
-from .state import pack_state, state_arrays
 
 
 def truncation_plan(lengths, K):
@@ -34,23 +33,14 @@ def truncation_plan(lengths, K):
     return prefix, suffix, index
 
 
-def run_prefix(rnn, h_in, state, prefix):
+def run_prefix(rnn, h_in, states, prefix, num_threads):
     """Pass 1, constant: each row's first prefix[b] steps of h_in (T, B, E or I) through
-    the layer ``rnn`` from ``state``. Returns (PrefixSummary of their outputs, the state
-    each row starts its suffix from: the state after its prefix, or the given ``state``
-    (zeros for None) for a row without prefix)."""
+    the layer ``rnn`` (Recurrent.run) from ``states``, keeping nothing for backward.
+    Returns (PrefixSummary of their outputs, the states each row starts its suffix from;
+    a row without prefix keeps its given state)."""
     P = int(prefix.max())
-    # ZERO-LENGTH WORKAROUND, until the layers accept rows of length 0: a row without
-    # prefix runs one step that is thrown away, and gets the given state back below.
-    out, after = rnn.forward(h_in[:P], state=state, lengths=np.maximum(prefix, 1))
-    no_prefix = prefix == 0  # (B,)
-    given = [np.asarray(g) for g in state_arrays(state)]
-    starts = []
-    for i, s in enumerate(state_arrays(after)):
-        s = np.array(s, copy=True)  # (L, B, H)
-        s[:, no_prefix] = given[i][:, no_prefix] if given else 0
-        starts.append(s)
-    return PrefixSummary(out, prefix), pack_state(starts)
+    out, after = rnn.run(np.ascontiguousarray(h_in[:P]), states, prefix, False, num_threads)
+    return PrefixSummary(out, prefix), after
 
 
 def gather_suffix(h_in, index):

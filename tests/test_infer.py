@@ -144,18 +144,19 @@ def test_conformance_checks_infer_when_a_cell_has_it():
 
 def test_runner_calls_run_with_blas_on_one_thread(monkeypatch):
     """Evaluation and prediction (task runners) keep numpy's BLAS on one thread during
-    each call, as training does: its spinning threads would fight the kernels' threads."""
+    each call, as training does: the model's entry point pins it around the head's GEMMs
+    too, and restores the previous count afterwards."""
     from threadpoolctl import threadpool_info, threadpool_limits
     spec = {"input": "features", "input_size": 4, "output_size": 3, "output": "mean"}
     model = SequenceModel(spec, cell="lstm", hidden_size=8, seed=0)
     seen = []
-    real_forward = model.forward
+    real_head = model.head.forward
 
-    def recording_forward(*args, **kwargs):
+    def recording_head(*args, **kwargs):
         seen.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
-        return real_forward(*args, **kwargs)
+        return real_head(*args, **kwargs)
 
-    monkeypatch.setattr(model, "forward", recording_forward)
+    monkeypatch.setattr(model.head, "forward", recording_head)
     x = np.zeros((3, 2, 4), np.float32)
     with threadpool_limits(limits=2, user_api="blas"):
         model.runner().forward(x)

@@ -133,20 +133,20 @@ def test_hook_that_raises_is_broken_and_isolated():
 
 
 def test_malformed_object_is_broken():
-    class NoStep:
+    class Incomplete:
         @recurrent.hookimpl
         def register_cells(self, register):
-            cell = _renamed_reference_cell("gru", "stepless")
-            register(type("Partial", (), {"name": "stepless", "num_gates": 3,
+            cell = _renamed_reference_cell("gru", "incomplete")
+            register(type("Partial", (), {"name": "incomplete", "num_gates": 3,
                                            "forward": cell.forward})())
 
-    plugins.register_plugin(NoStep(), "stepless-plugin")
+    plugins.register_plugin(Incomplete(), "incomplete-plugin")
     try:
-        assert "stepless" not in plugins.cells()
-        assert "lacks state_names, param_shapes, init_params, backward, step" in \
-            plugins.broken_plugins()["stepless-plugin"]
+        assert "incomplete" not in plugins.cells()
+        assert "lacks state_names, param_shapes, init_params, backward" in \
+            plugins.broken_plugins()["incomplete-plugin"]
     finally:
-        plugins.unregister_plugin("stepless-plugin")
+        plugins.unregister_plugin("incomplete-plugin")
 
 
 def test_misspelled_hook_is_refused():

@@ -59,13 +59,6 @@ class PeepholeLSTMCell:
         o = _sigmoid(a_o + params["peephole_o"] * c_new)
         return i, f, g, o, c_new
 
-    def step(self, x_t, states, params):
-        h, c = states
-        a = x_t @ params["weight_ih"].T + params["bias_ih"] + h @ params["weight_hh"].T \
-            + params["bias_hh"]
-        i, f, g, o, c_new = self._gates(a, c, params)
-        return (o * np.tanh(c_new)).astype(x_t.dtype), c_new.astype(x_t.dtype)
-
     def forward(self, x, states, params, lengths, num_threads=1):
         T, B, I = x.shape
         H = states[0].shape[1]
