@@ -2,8 +2,9 @@
 and keeping BLAS single-threaded while our own threads run.
 
 The thread count is resolved once, where a call enters the library (the layers' and the
-model's public methods, the task runner), by resolve_threads(), and passed down as an int;
-the kernels may use fewer for small work (kernel_threads in recurrent/_kernels/_rows.pxd).
+model's public methods, which the task runner calls), by resolve_threads(), and passed
+down as an int; the kernels may use fewer for small work (kernel_threads in
+recurrent/_kernels/_rows.pxd).
 
 The kernels run a few OpenMP regions per call; in the weight-gradient phase each thread
 calls BLAS on its own block. If OpenBLAS also started its threads inside those calls, its
