@@ -130,8 +130,8 @@ def test_eval_on_another_file(run, tmp_path):
 
 @pytest.mark.parametrize("payload, fragment", [
     (b"", "is empty"),
-    (b"\x7fELF\x02\x01\x01\x00\x00\x00binary", "looks binary"),
-    ("na\u00efve".encode("latin-1"), "not valid UTF-8"),
+    (b"\x7fELF\x02\x01\x01\x00\x00\x00binary", "is an executable, not text"),
+    ("na\u00efve".encode("latin-1"), "not UTF-8 text (byte 0xef at offset 2"),
     (b"To be, or not to be.\n" * 3, "shorter than one training window"),
 ])
 def test_bad_training_data_is_a_one_line_error(tmp_path, payload, fragment):

@@ -27,8 +27,9 @@ def write(tmp_path, name, payload):
 @pytest.mark.parametrize("payload, message", [
     (b"", "is empty"),
     (b"\xef\xbb\xbf", "is empty"),  # only a byte-order mark
-    (b"PK\x03\x04\x00\x00binary zip header", "looks binary"),
-    ("caf\u00e9 cr\u00e8me".encode("latin-1"), "not valid UTF-8 (bad byte at offset 3)"),
+    (b"PK\x03\x04\x00\x00broken zip header", "truncated or corrupt zip data"),
+    (b"\x01\x02\x00\x03 raw bytes", "looks binary (NUL byte at offset 2)"),
+    ("caf\u00e9 cr\u00e8me".encode("latin-1"), "not UTF-8 text (byte 0xe9 at offset 3"),
 ])
 def test_bad_files_are_one_line_user_errors(tmp_path, payload, message):
     path = write(tmp_path, "bad.txt", payload)

@@ -70,7 +70,8 @@ def test_directory_instead_of_file(tmp_path):
 
 def test_non_utf8_file(tmp_path):
     path = write(tmp_path, "text,label\ncaf\xe9 cr\xe8me,a\n".encode("latin-1"))
-    with pytest.raises(UserError, match=r"not UTF-8 text \(byte 0xe9 at offset 14\)") as e:
+    with pytest.raises(UserError,
+                       match=r"not UTF-8 text \(byte 0xe9 at offset 14; tried UTF-8\)") as e:
         read_csv(path, "text", "label")
     one_line(e)
 

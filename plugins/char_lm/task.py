@@ -140,8 +140,9 @@ class CharLM:
     def options(self) -> list:
         return [
             click.Option(["--data"], default=text.BUNDLED, show_default=True, metavar="FILE",
-                         help="UTF-8 text file (plain, .gz or .xz); the default is the "
-                              "bundled Shakespeare plays (2.2 MB). Last 5% = validation."),
+                         help="UTF-8 text file (plain, .gz, .bz2, .xz or .zip); the default "
+                              "is the bundled Shakespeare plays (2.2 MB). Last 5% = "
+                              "validation."),
             click.Option(["--max-chars"], type=click.IntRange(min=0), default=0,
                          show_default=True,
                          help="Use only the first N characters of the data (0 = all)."),

@@ -1,19 +1,19 @@
 """Reading a text corpus, checking it, and mapping characters to ids.
 
-Bad files fail here with a one-line UserError (missing, empty, binary, not UTF-8), so the
-rest of the task can assume a non-empty str. Character ids are int64 indices into the
-sorted vocabulary; encoding goes through code points in bulk (no Python loop per char).
+Bad files fail here with a one-line UserError (missing, empty, binary, not UTF-8: see
+recurrent.datafile, which reads every task's files), so the rest of the task can assume a
+non-empty str. Character ids are int64 indices into the sorted vocabulary; encoding goes
+through code points in bulk (no Python loop per char).
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
-import lzma
 import os
 from importlib import resources
 
 import numpy as np
 
+from recurrent import datafile
 from recurrent.errors import UserError
 
 BUNDLED_NAME = "shakespeare_plays.txt.xz"
@@ -33,52 +33,13 @@ def resolve_path(data: str | None) -> str:
     return os.path.abspath(os.path.expanduser(str(data)))
 
 
-def read_bytes(path: str) -> bytes:
-    """Raw bytes of ``path``, decompressed when it ends in .xz or .gz."""
+def read_text(path: str) -> str:
+    """The text of one file (plain or compressed, see recurrent.datafile); empty is an error."""
     name = os.path.basename(path)
-    try:
-        if path.endswith(".xz"):
-            with lzma.open(path, "rb") as f:
-                return f.read()
-        if path.endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise UserError(f"data file not found: {path}") from None
-    except IsADirectoryError:
-        raise UserError(f"data path is a directory, not a text file: {path}") from None
-    except PermissionError:
-        raise UserError(f"data file is not readable (permission denied): {path}") from None
-    except (lzma.LZMAError, gzip.BadGzipFile, EOFError) as exc:
-        raise UserError(f"{name}: cannot decompress ({exc})") from None
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def decode_text(raw: bytes, name: str) -> str:
-    """UTF-8 text from ``raw``; empty, binary or non-UTF-8 content is a UserError."""
-    if len(raw) == 0:
-        raise UserError(f"{name} is empty: char-lm needs UTF-8 text")
-    if b"\x00" in raw:
-        # NUL never occurs in text files; it is the cheapest reliable binary signal.
-        raise UserError(f"{name} looks binary (contains NUL bytes): char-lm needs UTF-8 text")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{name} is not valid UTF-8 (bad byte at offset {exc.start}): "
-                        "char-lm needs UTF-8 text") from None
-    if text.startswith("\ufeff"):  # a byte-order mark is an encoding marker, not content
-        text = text[1:]
+    text = datafile.read_text(path, name)
     if not text:
         raise UserError(f"{name} is empty: char-lm needs UTF-8 text")
     return text
-
-
-def read_text(path: str) -> str:
-    """Read and check one UTF-8 text file (plain, .xz or .gz)."""
-    return decode_text(read_bytes(path), os.path.basename(path))
 
 
 def fingerprint(text: str) -> str:

@@ -8,12 +8,13 @@ the file, the column and the line, so the CLI can print it as-is.
 from __future__ import annotations
 
 import csv
-import gzip
+import io
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
+from recurrent import datafile
 from recurrent.errors import UserError
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
@@ -31,7 +32,7 @@ MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
 @dataclass
 class Source:
     """Where a series comes from: a bundled name or a file path, with its defaults."""
-    path: str  # absolute path of the CSV (possibly .gz)
+    path: str  # absolute path of the CSV (possibly compressed: recurrent.datafile)
     label: str  # what messages call it: the bundled name or the path as given
     bundled: str | None = None  # bundled series name, else None
     time_column: str | None = None  # the bundled series' time column
@@ -69,18 +70,10 @@ def resolve_source(data: str | None) -> Source:
 
 def _read_rows(path: str, label: str) -> list[tuple[int, list[str]]]:
     """(file line number where the row ends, cells) for every CSV row."""
-    opener = gzip.open if path.endswith(".gz") else open
+    text = datafile.read_text(path, repr(label))
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f)
-            return [(reader.line_num, row) for row in reader]
-    except IsADirectoryError:
-        raise UserError(f"data file {label!r} is a directory, not a CSV file") from None
-    except OSError as e:  # includes gzip.BadGzipFile
-        reason = e.strerror or str(e)
-        raise UserError(f"cannot read data file {label!r}: {reason}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"data file {label!r} is not UTF-8 text") from None
+        return [(reader.line_num, row) for row in reader]
     except csv.Error as e:
         raise UserError(f"data file {label!r} is not valid CSV: {e}") from None
 

@@ -62,7 +62,7 @@ class ForecastTask:
     def options(self):
         return [
             click.Option(["--data"], default="sunspots", show_default=True,
-                         help="CSV file with a header row (.gz allowed), or a bundled "
+                         help="CSV file with a header row (.gz/.bz2/.xz/.zip ok), or a bundled "
                               "series: sunspots (yearly 1700-2008), co2 (weekly 1958-2001)."),
             click.Option(["--column"], multiple=True,
                          help="Value column; repeat for several (each is input and forecast "

@@ -5,9 +5,7 @@ the file (and the line, where there is one); nothing here prints or exits.
 """
 from __future__ import annotations
 
-import bz2
 import csv
-import gzip
 import hashlib
 import io
 import os
@@ -16,6 +14,7 @@ from importlib import resources
 
 import numpy as np
 
+from recurrent import datafile
 from recurrent.errors import UserError
 
 BUNDLED_NAME = "rotten_tomatoes.csv.gz"
@@ -36,35 +35,6 @@ class LabelledText:
     sha256: str  # of the (decompressed) content: notices a changed file between train and eval
 
 
-def _read_bytes(path: str) -> bytes:
-    """The file's content, decompressed when its name ends in .gz or .bz2."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise UserError(f"data file not found: {path}") from None
-    except IsADirectoryError:
-        raise UserError(f"data path is a directory, not a CSV file: {path}") from None
-    except OSError as e:
-        raise UserError(f"cannot read data file {path}: {e.strerror}") from None
-    try:
-        if path.endswith(".gz"):
-            return gzip.decompress(raw)
-        if path.endswith(".bz2"):
-            return bz2.decompress(raw)
-    except (OSError, EOFError, ValueError) as e:
-        raise UserError(f"cannot decompress {path}: {e}") from None
-    return raw
-
-
-def _decode(path: str, raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8-sig")  # tolerate the byte-order mark Excel writes
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path} is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
-                        f"{e.start}); re-save it as UTF-8") from None
-
-
 TRAIN_COLUMN_HINT = "choose with --text-column/--label-column"
 
 
@@ -72,14 +42,15 @@ def read_csv(path: str, text_column: str, label_column: str | None,
              column_hint: str = TRAIN_COLUMN_HINT) -> LabelledText:
     """Read ``text_column`` (and ``label_column`` unless None) of a UTF-8 CSV with a header.
 
-    Rejects, with one line each: a missing or unreadable file, non-UTF-8 bytes, an empty file,
-    missing columns (naming the columns found and ``column_hint``, how the caller's command
-    chooses them), rows whose text or label is empty, malformed
-    CSV. Blank lines are not rows and are skipped.
+    The file may be compressed (recurrent.datafile reads it). Rejects, with one line each: a
+    missing, unreadable or binary file, non-UTF-8 bytes, an empty file, missing columns
+    (naming the columns found and ``column_hint``, how the caller's command chooses them),
+    rows whose text or label is empty, malformed CSV. Blank lines are not rows and are
+    skipped.
     """
-    raw = _read_bytes(path)
-    digest = hashlib.sha256(raw).hexdigest()
-    reader = csv.reader(io.StringIO(_decode(path, raw), newline=""), strict=True)
+    content = datafile.read(path)
+    digest = hashlib.sha256(content.data).hexdigest()
+    reader = csv.reader(io.StringIO(content.text, newline=""), strict=True)
     try:
         header = next(reader, None)
         if header is None or not any(h.strip() for h in header):

@@ -69,8 +69,8 @@ class SentimentTask:
     def options(self) -> list:
         return [
             click.Option(["--data"], type=str, default=None,
-                         help=f"CSV file (UTF-8, header row; .gz/.bz2 ok) [default: bundled "
-                              f"{BUNDLED_NAME}]"),
+                         help=f"CSV file (UTF-8, header row; .gz/.bz2/.xz/.zip ok) [default: "
+                              f"bundled {BUNDLED_NAME}]"),
             click.Option(["--text-column"], default="text", show_default=True,
                          help="Column holding the text."),
             click.Option(["--label-column"], default="label", show_default=True,

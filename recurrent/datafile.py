@@ -1,0 +1,228 @@
+"""Opening a data file for any task: decompression, text decoding, refusing binary data.
+
+One reader so that every task (and third-party task plugins) accepts the same files: plain,
+gzip, bzip2, xz/lzma, or a zip archive holding exactly one file, recognised by content (the
+magic bytes), with the file name's extension deciding only for raw .lzma, which has no magic.
+Text is UTF-8 (a leading byte-order mark is dropped) or UTF-16/32 with a byte-order mark.
+
+Every problem is a one-line recurrent.errors.UserError naming the file and the real problem:
+a corrupt archive, a zip with several members, a spreadsheet or image instead of text, the
+byte offset of the first byte that is not UTF-8 and how to convert the file.
+"""
+from __future__ import annotations
+
+import bz2
+import codecs
+import gzip
+import io
+import lzma
+import os
+import zipfile
+import zlib
+from dataclasses import dataclass
+
+from .checks import one_line
+from .errors import UserError
+
+# (magic bytes at offset 0, name) of the compressions read here.
+_COMPRESSIONS = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"PK\x03\x04", "zip"),
+    (b"PK\x05\x06", "zip"),  # an empty archive
+)
+# Extension -> the compression a file so named should hold.
+_EXTENSIONS = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bzip2", ".xz": "xz", ".lzma": "lzma",
+               ".zip": "zip"}
+
+# (magic bytes at offset 0, what the content is, what to do): binary formats people pass
+# by mistake, named so that the message says what the file is rather than "binary".
+_BINARY = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image", None),
+    (b"\xff\xd8\xff", "a JPEG image", None),
+    (b"GIF8", "a GIF image", None),
+    (b"%PDF-", "a PDF document", "extract the text first"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Office document (.xls/.doc)",
+     "save it as CSV or plain text (UTF-8)"),
+    (b"PAR1", "a Parquet file", "export it as CSV"),
+    (b"\x93NUMPY", "a NumPy .npy array", None),
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file", "export it as CSV"),
+    (b"SQLite format 3\x00", "an SQLite database", "export the table as CSV"),
+    (b"7z\xbc\xaf'\x1c", "a 7z archive", "extract the file first"),
+    (b"Rar!\x1a\x07", "a RAR archive", "extract the file first"),
+    (b"(\xb5/\xfd", "zstd-compressed data",
+     "decompress it (zstd -d) or recompress it with gzip, bzip2 or xz"),
+    (b"\x7fELF", "an executable", None),
+)
+
+# Byte-order marks, longest first (the UTF-32-LE mark starts with the UTF-16-LE one).
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+CONVERT_HINT = "convert it to UTF-8, e.g. iconv -f latin1 -t utf-8 FILE > FILE.utf8"
+
+
+def read_bytes(path, label: str | None = None) -> bytes:
+    """The content of ``path``, decompressed if it is gzip, bzip2, xz/lzma or a one-file zip.
+
+    ``label`` is what messages call the file (default: the path). Missing, unreadable and
+    corrupt files, a zip without exactly one member, and known binary formats (images,
+    spreadsheets, databases, other archives) are UserErrors.
+    """
+    return _load(path, label)[0]
+
+
+def _load(path, label: str | None) -> tuple[bytes, str | None]:
+    """(content, the compression it was read from or None)."""
+    path = os.fspath(path)
+    label = path if label is None else label
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise UserError(f"data file not found: {path}") from None
+    except IsADirectoryError:
+        raise UserError(f"data path is a directory, not a file: {path}") from None
+    except PermissionError:
+        raise UserError(f"data file is not readable (permission denied): {path}") from None
+    except OSError as e:
+        raise UserError(f"cannot read data file {path}: {e.strerror or e}") from None
+    kind = compression(raw, path)
+    if kind is not None:
+        raw = _decompress(raw, kind, label)
+    _refuse_binary(raw, label, inside=kind)
+    return raw, kind
+
+
+def decode(raw: bytes, label: str, compressed: bool = False) -> str:
+    """Text from ``raw``: UTF-8 (its byte-order mark dropped), or UTF-16/32 with a
+    byte-order mark. Bytes that are not text are a UserError naming the first bad offset
+    (in the decompressed content when ``compressed``) and how to convert the file."""
+    encoding = "utf-8"
+    for bom, name in _BOMS:
+        if raw.startswith(bom):
+            encoding = name
+            break
+    if encoding == "utf-8":
+        _refuse_nul(raw, label)
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        where = " of the decompressed content" if compressed else ""
+        shown = encoding.replace("-sig", "").upper()
+        raise UserError(f"{label} is not {shown} text (byte 0x{raw[e.start]:02x} at offset "
+                        f"{e.start}{where}; tried {shown}): {CONVERT_HINT}") from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+@dataclass(frozen=True)
+class Content:
+    """A text file as read: its (decompressed) bytes, their text and the compression."""
+    data: bytes
+    text: str
+    compression: str | None  # "gzip", "bzip2", "xz", "lzma", "zip" or None
+
+
+def read(path, label: str | None = None) -> Content:
+    """Read, decompress and decode a text file (see read_bytes and decode)."""
+    path = os.fspath(path)
+    label = path if label is None else label
+    raw, kind = _load(path, label)
+    return Content(raw, decode(raw, label, compressed=kind is not None), kind)
+
+
+def read_text(path, label: str | None = None) -> str:
+    """The text of a data file: ``read(path, label).text``."""
+    return read(path, label).text
+
+
+def compression(raw: bytes, path: str = "") -> str | None:
+    """The compression ``raw`` holds ("gzip", "bzip2", "xz", "lzma", "zip"), or None for
+    plain content. Decided by content; a name promising one that is absent is a UserError
+    from read_bytes, not plain text."""
+    for magic, kind in _COMPRESSIONS:
+        if raw.startswith(magic):
+            return kind
+    return _EXTENSIONS.get(os.path.splitext(path)[1].lower())
+
+
+def _decompress(raw: bytes, kind: str, label: str) -> bytes:
+    if kind != "lzma" and not any(raw.startswith(m) for m, k in _COMPRESSIONS if k == kind):
+        raise UserError(f"cannot decompress {label}: its name says {kind} but the content is "
+                        f"not {kind} data (it starts with {raw[:8]!r})")
+    try:
+        if kind == "gzip":
+            return gzip.decompress(raw)
+        if kind == "bzip2":
+            return bz2.decompress(raw)
+        if kind == "xz":
+            return lzma.decompress(raw, format=lzma.FORMAT_XZ)
+        if kind == "lzma":
+            return lzma.decompress(raw, format=lzma.FORMAT_ALONE)
+        return _unzip(raw, label)
+    except UserError:
+        raise
+    except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError, zipfile.BadZipFile,
+            RuntimeError, NotImplementedError) as e:
+        raise UserError(f"cannot decompress {label}: truncated or corrupt {kind} data "
+                        f"({one_line(e)})") from None
+
+
+def _unzip(raw: bytes, label: str) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        names = archive.namelist()
+        _refuse_office(names, archive, label)
+        # Folders and the metadata macOS adds are not data.
+        files = [n for n in names if not n.endswith("/") and not n.startswith("__MACOSX/")]
+        if len(files) != 1:
+            if not files:
+                raise UserError(f"{label} is an empty zip archive: a data zip must hold "
+                                f"exactly one file")
+            shown = ", ".join(files[:5]) + (f" (and {len(files) - 5} more)"
+                                            if len(files) > 5 else "")
+            raise UserError(f"{label} holds {len(files)} files ({shown}): a data zip must "
+                            f"hold exactly one; extract the one you want")
+        return archive.read(files[0])
+
+
+def _refuse_office(names: list[str], archive: zipfile.ZipFile, label: str) -> None:
+    what = None
+    if "[Content_Types].xml" in names:
+        prefixes = {n.split("/", 1)[0] for n in names}
+        what = ("an Excel workbook (.xlsx)" if "xl" in prefixes
+                else "a Word document (.docx)" if "word" in prefixes
+                else "an Office document")
+    elif "mimetype" in names and archive.read("mimetype").startswith(b"application/vnd.oasis"):
+        what = "an OpenDocument file (.ods/.odt)"
+    if what:
+        raise UserError(f"{label} is {what}, not text: save it as CSV or plain text (UTF-8)")
+
+
+def _refuse_binary(raw: bytes, label: str, inside: str | None) -> None:
+    where = f" (inside its {inside} compression)" if inside else ""
+    for magic, what, todo in _BINARY:
+        if raw.startswith(magic):
+            raise UserError(f"{label} is {what}{where}, not text" + (f": {todo}" if todo else ""))
+    if raw[257:262] == b"ustar":
+        raise UserError(f"{label} is a tar archive{where}, not text: extract the file first "
+                        f"(tar -xf)")
+    for magic, kind in _COMPRESSIONS:
+        if inside and raw.startswith(magic):
+            raise UserError(f"{label} holds {kind} data inside its {inside} compression: "
+                            f"decompress it once and pass that file")
+
+
+def _refuse_nul(raw: bytes, label: str) -> None:
+    at = raw.find(b"\x00")
+    if at < 0:
+        return
+    head = raw[:64]
+    if len(head) >= 4 and (head[1::2].count(0) == len(head[1::2])
+                           or head[0::2].count(0) == len(head[0::2])):
+        raise UserError(f"{label} looks like UTF-16 text without a byte-order mark: convert "
+                        f"it to UTF-8, e.g. iconv -f UTF-16LE -t UTF-8 FILE > FILE.utf8")
+    raise UserError(f"{label} looks binary (NUL byte at offset {at}), not text")
