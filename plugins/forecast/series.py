@@ -17,6 +17,8 @@ import numpy as np
 from recurrent import datafile
 from recurrent.errors import UserError
 
+from .times import parse_times
+
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
 # name -> (file in DATA_DIR, time column, value column); see data/SOURCE.md.
@@ -48,6 +50,7 @@ class Series:
     times: np.ndarray | None  # (N,) float64 or datetime64, strictly increasing; None: row order
     time_column: str | None
     lines: np.ndarray  # (N,) int64 file line number of each row (for messages)
+    date_order: str | None = None  # "dmy"/"mdy" when the dates start with day and month
 
     @property
     def observed(self) -> np.ndarray:
@@ -79,10 +82,12 @@ def _read_rows(path: str, label: str) -> list[tuple[int, list[str]]]:
 
 
 def read_series(source: Source, columns: list[str] | tuple[str, ...] | None,
-                time_column: str | None) -> Series:
+                time_column: str | None, date_order: str | None = None) -> Series:
     """Read the value ``columns`` (and ``time_column``) of a CSV file with a header row.
 
     Without ``columns``: the bundled series' column, or the file's only non-time column.
+    ``date_order`` ("dmy"/"mdy"): how to read dates such as 01/02/2010 when the column
+    itself does not tell (see times.py).
     """
     label = source.label
     rows = _read_rows(source.path, label)
@@ -119,10 +124,11 @@ def read_series(source: Source, columns: list[str] | tuple[str, ...] | None,
     if time_column:
         index = header.index(time_column)
         texts = [(line, row[index].strip() if index < len(row) else "") for line, row in body]
-        times = parse_times(texts, time_column, label)
+        times, date_order = parse_times(texts, time_column, label, date_order)
     return Series(label=label, columns=columns, values=values, times=times,
                   time_column=time_column,
-                  lines=np.array([line for line, _ in body], dtype=np.int64))
+                  lines=np.array([line for line, _ in body], dtype=np.int64),
+                  date_order=date_order if time_column else None)
 
 
 def _default_columns(source: Source, header: list[str], time_column: str | None) -> list[str]:
@@ -148,43 +154,6 @@ def _parse_value(text: str, column: str, line: int, label: str) -> float:
         raise UserError(f"column {column!r} has a non-finite value {text!r} at line {line} "
                         f"of {label!r}")
     return value
-
-
-def parse_times(texts: list[tuple[int, str]], column: str, label: str) -> np.ndarray:
-    """Times as numbers (e.g. years) or ISO dates/datetimes; must strictly increase.
-
-    texts: (file line, cell text) per row. Returns (N,) float64 or datetime64.
-    """
-    for line, text in texts:
-        if text == "":
-            raise UserError(f"time column {column!r} is empty at line {line} of {label!r}")
-    try:
-        times = np.array([float(text) for _, text in texts], dtype=np.float64)
-        if not np.all(np.isfinite(times)):
-            raise ValueError
-    except ValueError:
-        try:
-            # One array call picks the finest unit any row needs (days, minutes, ...).
-            times = np.array([text for _, text in texts], dtype="datetime64")
-        except ValueError:
-            for line, text in texts:
-                try:
-                    np.datetime64(text)
-                except ValueError:
-                    raise UserError(f"time column {column!r} has {text!r} at line {line} of "
-                                    f"{label!r}: neither a number nor an ISO date") from None
-            raise UserError(f"time column {column!r} of {label!r} mixes numbers and dates") \
-                from None
-        if np.isnat(times).any():
-            line = texts[int(np.flatnonzero(np.isnat(times))[0])][0]
-            raise UserError(f"time column {column!r} has no date at line {line} of {label!r}")
-    steps = np.diff(times)
-    bad = np.flatnonzero(steps <= steps.dtype.type(0))
-    if bad.size:
-        line = texts[int(bad[0]) + 1][0]
-        raise UserError(f"time column {column!r} does not increase at line {line} of {label!r} "
-                        f"(sort the file by time and remove duplicate times)")
-    return times
 
 
 def check_values(series: Series, fill: bool) -> None:

@@ -27,6 +27,7 @@ from . import metrics as fm
 from . import report
 from . import windows as win
 from .predict import run_predict
+from .times import DATE_ORDERS
 
 EVAL_CHUNK = 1024  # windows per model call in evaluation
 
@@ -68,8 +69,12 @@ class ForecastTask:
                          help="Value column; repeat for several (each is input and forecast "
                               "target). Default: the file's only non-time column."),
             click.Option(["--time-column"], default=None,
-                         help="Column of times (numbers or ISO dates), strictly increasing: "
-                              "used to interpolate gaps and to label forecasts."),
+                         help="Column of times (numbers, or dates in one format), strictly "
+                              "increasing: used to interpolate gaps and to label forecasts."),
+            click.Option(["--date-order"], type=click.Choice(DATE_ORDERS), default=None,
+                         help="Read dates such as 01/02/2010 as day/month/year (dmy) or "
+                              "month/day/year (mdy). Needed only when no row has a day "
+                              "above 12."),
             click.Option(["--fill/--no-fill"], default=True, show_default=True,
                          help="Interpolate missing values, or reject a file with gaps."),
             click.Option(["--scaling"], type=click.Choice(win.SCALINGS), default="standard",
@@ -122,7 +127,8 @@ class ForecastTask:
 
     def prepare(self, config):
         source = dataio.resolve_source(config.get("data"))
-        series = dataio.read_series(source, config.get("column"), config.get("time_column"))
+        series = dataio.read_series(source, config.get("column"), config.get("time_column"),
+                                    config.get("date_order"))
         fill = config.get("fill", True)
         dataio.check_values(series, fill)
         window, horizon = int(config.get("window", 30)), int(config.get("horizon", 1))
@@ -155,6 +161,8 @@ class ForecastTask:
             "split_ends": [train_end, valid_end, n],
             "scaler": scaler,
             "mase_scale": [float(v) for v in mase_scale],
+            # How dates such as 01/02/2010 were read, so that later files read the same way.
+            **({"date_order": series.date_order} if series.date_order else {}),
         }
 
     def _training_source(self, state):
@@ -186,7 +194,8 @@ class ForecastTask:
         return self._cache[key]
 
     def _read(self, state, source, whole_file, min_rows) -> Prepared:
-        series = dataio.read_series(source, state["columns"], state["time_column"])
+        series = dataio.read_series(source, state["columns"], state["time_column"],
+                                    state.get("date_order"))
         dataio.check_values(series, state["fill"])
         n = series.values.shape[0]
         window, horizon = state["window"], state["horizon"]

@@ -1,0 +1,168 @@
+"""Parsing a CSV time column: numbers, or dates and datetimes in one format per column.
+
+Dimension legend: N rows.
+
+A column is read as a whole, so that every row means the same thing:
+- If every cell is a finite number, the times are those numbers (years, unix seconds, ...).
+- Otherwise every cell must be a date in one and the same format (digits, letters and
+  separators in the same places; the sign of a UTC offset may vary). dateutil does the
+  parsing; a missing day means the first of the month, a missing year or month is refused.
+- Dates written with the day and month first (01/02/2010) are read in one order for the
+  whole column: a first number above 12 in any row means day/month/year, a second number
+  above 12 means month/day/year, both is a mixed column. When no row decides it, the
+  ``date_order`` argument ("dmy" or "mdy", the task's --date-order) must. Dates that start
+  with the year are always year/month/day.
+- Datetimes with a UTC offset are converted to UTC; naive ones are kept as they are.
+- Dates become datetime64 in the coarsest unit that holds every row exactly (days, minutes,
+  seconds or microseconds), so day-level data is labelled with plain dates.
+
+Every problem is a one-line UserError naming the column, the file, the line and the value.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import warnings
+
+import numpy as np
+from dateutil import parser as dateparser
+
+from recurrent.checks import one_line
+from recurrent.errors import UserError
+
+DATE_ORDERS = ("dmy", "mdy")
+_ORDER_WORDS = {"dmy": "day/month/year", "mdy": "month/day/year"}
+
+# Two defaults for fields a date leaves out: a field that differs between the two parses
+# was not in the text.
+_DEFAULT = dt.datetime(2000, 1, 1)
+_OTHER_DEFAULT = dt.datetime(2001, 2, 2)
+_UNITS = (("D", 86_400_000_000), ("m", 60_000_000), ("s", 1_000_000), ("us", 1))
+
+
+def parse_times(texts: list[tuple[int, str]], column: str, label: str,
+                date_order: str | None = None) -> tuple[np.ndarray, str | None]:
+    """(times, the date order used or None) of a time column.
+
+    texts: (file line, stripped cell text) per row. times: (N,) float64 numbers or
+    datetime64, strictly increasing. The date order is "dmy"/"mdy" when the column's dates
+    start with a day and a month (save it to read later files the same way), else None.
+    """
+    where = f"time column {column!r} of {label!r}"
+    for line, text in texts:
+        if text == "":
+            raise UserError(f"time column {column!r} is empty at line {line} of {label!r}")
+    numbers = [_number(text) for _, text in texts]
+    for (line, text), number in zip(texts, numbers):
+        if number is not None and not np.isfinite(number):
+            raise UserError(f"{where} has {text!r} at line {line}: a time must be finite")
+    if all(n is not None for n in numbers):
+        times, order = np.array(numbers, dtype=np.float64), None
+    else:
+        if any(n is not None for n in numbers):
+            (l1, t1), (l2, t2) = (texts[next(i for i, n in enumerate(numbers) if n is None)],
+                                  texts[next(i for i, n in enumerate(numbers) if n is not None)])
+            raise UserError(f"{where} mixes dates and numbers: {t1!r} at line {l1}, "
+                            f"{t2!r} at line {l2}")
+        times, order = _parse_dates(texts, where, date_order)
+    steps = np.diff(times)
+    bad = np.flatnonzero(steps <= steps.dtype.type(0))
+    if bad.size:
+        line = texts[int(bad[0]) + 1][0]
+        raise UserError(f"time column {column!r} does not increase at line {line} of {label!r} "
+                        f"(sort the file by time and remove duplicate times)")
+    return times, order
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _shape(text: str) -> str:
+    """The format of a date: digit runs -> 0, letter runs -> a, blanks -> one space, the
+    sign of a trailing UTC offset (after a time of day) -> +."""
+    offset = re.search(r"(?<=\d)[+-](?=\d\d(:?\d\d)?$)", text)
+    if offset and ":" in text[:offset.start()]:
+        text = text[:offset.start()] + "+" + text[offset.end():]
+    text = re.sub(r"\d+", "0", text)
+    text = re.sub(r"[^\W\d_]+", "a", text)
+    return re.sub(r"\s+", " ", text)
+
+
+def _parse_dates(texts, where: str, date_order: str | None):
+    first_line, first = texts[0]
+    shape = _shape(first)
+    for line, text in texts:
+        if _shape(text) != shape:
+            try:
+                _parse(text, False, False, _DEFAULT)
+            except (ValueError, OverflowError, dateparser.UnknownTimezoneWarning) as e:
+                raise _not_a_date(where, line, text, e) from None
+            raise UserError(f"{where} mixes date formats: {text!r} at line {line} is not "
+                            f"written like {first!r} at line {first_line} (use one format)")
+    year_first = len(re.match(r"\D*(\d*)", first).group(1)) >= 3
+    order = None
+    if not year_first and re.match(r"\s*0[/.-]0[/.-]0", shape):
+        order = _day_month_order(texts, where, date_order)
+    dayfirst = order == "dmy"
+    try:
+        missing = [name for name in ("year", "month")
+                   if getattr(_parse(first, dayfirst, year_first, _DEFAULT), name)
+                   != getattr(_parse(first, dayfirst, year_first, _OTHER_DEFAULT), name)]
+    except (ValueError, OverflowError, dateparser.UnknownTimezoneWarning) as e:
+        raise _not_a_date(where, first_line, first, e) from None
+    if missing:
+        raise UserError(f"{where} has {first!r} at line {first_line}: a date needs a year, a "
+                        f"month and a day (no {' or '.join(missing)})")
+    values = np.empty(len(texts), dtype=np.int64)  # (N,) microseconds since 1970, UTC
+    epoch = dt.datetime(1970, 1, 1)
+    for i, (line, text) in enumerate(texts):
+        try:
+            stamp = _parse(text, dayfirst, year_first, _DEFAULT)
+        except (ValueError, OverflowError, dateparser.UnknownTimezoneWarning) as e:
+            raise _not_a_date(where, line, text, e) from None
+        if stamp.tzinfo is not None:
+            stamp = stamp.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        values[i] = (stamp - epoch) // dt.timedelta(microseconds=1)
+    unit, size = next((u, s) for u, s in _UNITS if not np.any(values % s))
+    return (values // size).astype(f"datetime64[{unit}]"), order
+
+
+def _parse(text: str, dayfirst: bool, yearfirst: bool, default: dt.datetime) -> dt.datetime:
+    with warnings.catch_warnings():
+        # A zone name dateutil does not know would be dropped silently: make it an error.
+        warnings.simplefilter("error", dateparser.UnknownTimezoneWarning)
+        return dateparser.parse(text, dayfirst=dayfirst, yearfirst=yearfirst, default=default)
+
+
+def _not_a_date(where: str, line: int, text: str, exc: Exception) -> UserError:
+    if isinstance(exc, dateparser.UnknownTimezoneWarning):
+        reason = "unknown time zone name; write it as an offset such as +01:00"
+    else:
+        detail = one_line(exc).removesuffix(f": {text}")
+        reason = f"neither a number nor a date ({detail})"
+    return UserError(f"{where} has {text!r} at line {line}: {reason}")
+
+
+def _day_month_order(texts, where: str, date_order: str | None) -> str:
+    """"dmy" or "mdy" for a column of dates that start with two numbers below 32."""
+    fields = [(line, text, [int(f) for f in re.findall(r"\d+", text)[:2]])
+              for line, text in texts]
+    day_first = next(((line, text) for line, text, (a, b) in fields if a > 12), None)
+    month_first = next(((line, text) for line, text, (a, b) in fields if b > 12), None)
+    if day_first and month_first:
+        raise UserError(f"{where} mixes day/month orders: {day_first[1]!r} at line "
+                        f"{day_first[0]} is day first, {month_first[1]!r} at line "
+                        f"{month_first[0]} is month first")
+    found = "dmy" if day_first else "mdy" if month_first else None
+    if date_order is not None and found is not None and date_order != found:
+        line, text = day_first or month_first
+        raise UserError(f"{where} has {text!r} at line {line}, which is not "
+                        f"{_ORDER_WORDS[date_order]} (--date-order {date_order})")
+    if date_order is None and found is None:
+        raise UserError(f"{where} has dates such as {texts[0][1]!r} that read as day/month "
+                        f"or month/day in every row: say --date-order dmy or mdy")
+    return date_order or found

@@ -1,0 +1,135 @@
+"""forecast time columns: the formats CSV files have, one format and one day/month order per
+column, UTC offsets, and a one-line error naming the line and the value for everything else."""
+import re
+
+import numpy as np
+import pytest
+from helpers import invoke, ok, one_line_error, write_csv
+
+from recurrent.errors import UserError
+from recurrent_plugins.forecast import series as dataio
+from recurrent_plugins.forecast.times import parse_times
+
+
+def parse(values, date_order=None):
+    return parse_times([(i + 2, v) for i, v in enumerate(values)], "t", "f.csv", date_order)
+
+
+def dates(*texts):
+    return np.array(texts, dtype="datetime64")
+
+
+# ---- formats --------------------------------------------------------------------------------
+
+def test_slashes_with_year_first_and_a_time():
+    times, order = parse(["2010/01/01 00:00", "2010/01/01 01:00", "2010/01/02 23:30"])
+    np.testing.assert_array_equal(times, dates("2010-01-01T00:00", "2010-01-01T01:00",
+                                               "2010-01-02T23:30"))
+    assert times.dtype == np.dtype("datetime64[m]") and order is None
+
+
+def test_month_first_us_dates():
+    times, order = parse(["01/30/2010", "01/31/2010", "02/01/2010"])
+    np.testing.assert_array_equal(times, dates("2010-01-30", "2010-01-31", "2010-02-01"))
+    assert times.dtype == np.dtype("datetime64[D]") and order == "mdy"
+
+
+def test_utc_offsets_are_normalised_to_utc():
+    times, _ = parse(["2010-01-01 00:00:00+00:00", "2010-01-01 02:00:00+01:00",
+                      "2010-01-01 01:30:00-01:00"])
+    np.testing.assert_array_equal(times, dates("2010-01-01T00:00", "2010-01-01T01:00",
+                                               "2010-01-01T02:30"))
+    times, _ = parse(["2010-01-01T00:00:00Z", "2010-01-01T00:00:01Z"])
+    assert times.dtype == np.dtype("datetime64[s]")
+
+
+def test_unix_seconds_are_numbers():
+    times, order = parse(["1262304000", "1262307600", "1262311200.5"])
+    assert times.dtype == np.float64 and order is None
+    np.testing.assert_array_equal(times, [1262304000, 1262307600, 1262311200.5])
+
+
+def test_iso_dates_and_months_and_month_names():
+    assert parse(["1958-03-29", "1958-04-05"])[0].dtype == np.dtype("datetime64[D]")
+    np.testing.assert_array_equal(parse(["2010-01", "2010-02"])[0],
+                                  dates("2010-01-01", "2010-02-01"))
+    np.testing.assert_array_equal(parse(["Jan 2010", "Feb 2010"])[0],
+                                  dates("2010-01-01", "2010-02-01"))
+
+
+def test_bundled_co2_dates_are_unchanged():
+    co2 = dataio.read_series(dataio.resolve_source("co2"), None, None)
+    expected = np.array([str(t) for t in co2.times], dtype="datetime64")  # numpy's own parse
+    assert co2.times.dtype == expected.dtype == np.dtype("datetime64[D]")
+    np.testing.assert_array_equal(co2.times, expected)
+
+
+# ---- day/month order: one for the whole column -----------------------------------------------
+
+def test_a_day_above_12_in_any_row_makes_the_column_day_first():
+    times, order = parse(["30/01/2010", "31/01/2010", "01/02/2010", "02/02/2010"])
+    assert order == "dmy"
+    np.testing.assert_array_equal(times[2:], dates("2010-02-01", "2010-02-02"))
+
+
+def test_ambiguous_column_needs_the_option():
+    column = ["01/01/2010", "01/02/2010", "01/03/2010"]
+    with pytest.raises(UserError, match="read as day/month or month/day in every row: say "
+                                        "--date-order dmy or mdy") as info:
+        parse(column)
+    assert "\n" not in str(info.value)
+    times, order = parse(column, "dmy")
+    np.testing.assert_array_equal(times, dates("2010-01-01", "2010-02-01", "2010-03-01"))
+    times, order = parse(column, "mdy")
+    np.testing.assert_array_equal(times, dates("2010-01-01", "2010-01-02", "2010-01-03"))
+
+
+def test_option_contradicted_by_a_row_names_it():
+    with pytest.raises(UserError, match=r"'01/13/2010' at line 4, which is not day/month/year "
+                                        r"\(--date-order dmy\)"):
+        parse(["01/11/2010", "01/12/2010", "01/13/2010"], "dmy")
+
+
+# ---- mixed and bad columns --------------------------------------------------------------------
+
+@pytest.mark.parametrize("values, pattern", [
+    (["13/01/2010", "01/14/2010"], "mixes day/month orders: '13/01/2010' at line 2 is day "
+                                   "first, '01/14/2010' at line 3 is month first"),
+    (["2010-01-01", "2010-01-02 00:00"], "mixes date formats: '2010-01-02 00:00' at line 3 is "
+                                         "not written like '2010-01-01' at line 2"),
+    (["2010-01-01", "01/02/2010"], "mixes date formats: '01/02/2010' at line 3"),
+    (["2010-01-01", "2011", "2012-01-01"], "mixes dates and numbers: '2010-01-01' at line 2, "
+                                           "'2011' at line 3"),
+    (["2020-01-01", "soon", "2020-01-03"], "'soon' at line 3: neither a number nor a date"),
+    (["2010-02-28", "2010-02-30"], "'2010-02-30' at line 3: neither a number nor a date "
+                                   "(day is out of range for month)"),
+    (["10:00", "11:00"], "'10:00' at line 2: a date needs a year, a month and a day"),
+    (["2010-01-01 10:00 EST", "2010-01-01 11:00 EST"], "unknown time zone name"),
+    (["2010-01-01 01:00:00+01:00", "2010-01-01 00:00:00+00:00"], "does not increase at line 3"),
+    (["nan", "2", "3"], "'nan' at line 2: a time must be finite"),
+    (["1", "inf"], "'inf' at line 3: a time must be finite"),
+])
+def test_bad_columns_name_the_line_and_the_value(values, pattern):
+    with pytest.raises(UserError, match=re.escape(pattern)) as info:
+        parse(values)
+    assert "\n" not in str(info.value) and "'t' of 'f.csv'" in str(info.value) \
+        or "does not increase" in str(info.value)
+
+
+# ---- through the CLI: the order chosen in training is the one used later ------------------------
+
+def test_cli_date_order_is_kept_for_later_files(tmp_path):
+    days = np.arange("2010-01-01", "2010-03-12", dtype="datetime64[D]")
+    rows = [[f"{d.item().day:02d}/{d.item().month:02d}/{d.item().year}", f"{np.sin(i / 4):.4f}"]
+            for i, d in enumerate(days)]
+    path = write_csv(tmp_path / "d.csv", ["when", "v"], rows)
+    small = ["--time-column", "when", "--window", 5, "--hidden", 8, "--steps", 1,
+             "--threads", 1, "--quiet", "--no-plot"]
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", path, *small, "--out", run))
+    # The last 12 rows alone are ambiguous (days 1-11 of March); the run knows they are dmy.
+    recent = write_csv(tmp_path / "recent.csv", ["when", "v"], rows[-11:])
+    lines = ok(invoke("predict", run, "--data", recent, "--steps", 2)).splitlines()
+    assert lines[1].startswith("2010-03-12,") and lines[2].startswith("2010-03-13,")
+    result = invoke("train", "forecast", "--data", recent, *small, "--out", tmp_path / "r2")
+    one_line_error(result, "say --date-order dmy or mdy")
