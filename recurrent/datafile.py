@@ -114,8 +114,9 @@ def decode(raw: bytes, label: str, compressed: bool = False) -> str:
     except UnicodeDecodeError as e:
         where = " of the decompressed content" if compressed else ""
         shown = encoding.replace("-sig", "").upper()
+        hint = "decompress it and " + CONVERT_HINT if compressed else CONVERT_HINT
         raise UserError(f"{label} is not {shown} text (byte 0x{raw[e.start]:02x} at offset "
-                        f"{e.start}{where}; tried {shown}): {CONVERT_HINT}") from None
+                        f"{e.start}{where}; tried {shown}): {hint}") from None
     return text[1:] if text.startswith("\ufeff") else text
 
 

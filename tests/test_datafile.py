@@ -107,7 +107,8 @@ BAD_FILES = [
     ("latin1.csv", "t,v\ncafé,1\n".encode("latin-1"),
      "is not UTF-8 text (byte 0xe9 at offset 7; tried UTF-8): convert it to UTF-8"),
     ("latin1.csv.gz", gzip.compress("t,v\ncafé,1\n".encode("latin-1")),
-     "(byte 0xe9 at offset 7 of the decompressed content; tried UTF-8)"),
+     "(byte 0xe9 at offset 7 of the decompressed content; tried UTF-8): decompress it and "
+     "convert it to UTF-8"),
     ("image.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "is a PNG image, not text"),
     ("blob.bin", b"\x01\x02\x03\x00\x05\x06", "looks binary (NUL byte at offset 3), not text"),
     ("wide.csv", "t,v\n1,2\n".encode("utf-16-le"), "looks like UTF-16 text without a byte-order"),
