@@ -210,6 +210,29 @@ def test_resume_through_the_cli_equals_an_uninterrupted_run(tmp_path):
     assert result.exit_code == 0 and "done after" in result.output
 
 
+def _train_lrs(run):
+    return [r["lr"] for r in RunDir(str(run)).read_metrics() if r["kind"] == "train"]
+
+
+def test_resuming_with_more_steps_continues_the_cosine_without_a_jump(tmp_path):
+    run = tmp_path / "cos"
+    args = ("--threads", 1, "--log-every", 1, "--schedule", "cosine", "--min-lr", 1e-4)
+    assert invoke("train", "toy-wave", "--out", run, "--steps", 6, *args).exit_code == 0
+    first = _train_lrs(run)
+    result = invoke("train", "toy-wave", "--resume", run, "--steps", 12, "--log-every", 1)
+    assert result.exit_code == 0, result.stderr
+    lrs = _train_lrs(run)
+    assert lrs[:6] == first and len(lrs) == 12
+    assert lrs[6] == lrs[5]  # continues from the rate reached, no restart at --lr
+    assert all(b < a for a, b in zip(lrs[6:], lrs[7:]))  # then anneals to --min-lr
+    assert 1e-4 < lrs[-1] < lrs[5]
+    # the run's curve is kept: resumed again with the same horizon, nothing changes
+    result = invoke("train", "toy-wave", "--resume", run, "--steps", 14, "--log-every", 1)
+    assert result.exit_code == 0, result.stderr
+    lrs = _train_lrs(run)
+    assert lrs[12] == lrs[11] and lrs[13] < lrs[12]
+
+
 def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
     run = tmp_path / "s"
     # --quiet: no step-counting pass over the data before training (the hook would fire there)
