@@ -254,10 +254,31 @@ class TrainGroup(click.Group):
         except UserError:
             return None
 
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, _task_first(args))
+
     def resolve_command(self, ctx, args):
         if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
             plugins.get_task(args[0])  # raises the UserError listing the known tasks
         return super().resolve_command(ctx, args)
+
+
+def _task_first(args):
+    """`train --resume RUN [OPTIONS]` (no task name) as `train TASK --resume RUN [OPTIONS]`,
+    the task read from RUN, so the options that may change on resume work in both forms."""
+    args = list(args)
+    if any(a in plugins.tasks() for a in args):
+        return args  # a task is named: click parses as usual
+    for i, arg in enumerate(args):
+        if arg == "--resume" and i + 1 < len(args):
+            run, rest = args[i + 1], args[:i] + args[i + 2:]
+        elif arg.startswith("--resume="):
+            run, rest = arg[len("--resume="):], args[:i] + args[i + 1:]
+        else:
+            continue
+        from .checkpoint import RunDir
+        return [RunDir.open(run).info()["task"], "--resume", run, *rest]
+    return args
 
 
 @cli.group("train", cls=TrainGroup, invoke_without_command=True,
@@ -272,15 +293,7 @@ def train_group(ctx, resume):
             raise UserError("put --resume after the task name: "
                             "recurrent train TASK --resume RUN")
         return
-    if not resume:
-        click.echo(ctx.get_help())
-        return
-    from .checkpoint import RunDir
-    task = plugins.get_task(RunDir.open(resume).info()["task"])
-    command = _train_command(task)
-    sub = command.make_context(task.name, ["--resume", resume], parent=ctx)
-    with sub:
-        command.invoke(sub)
+    click.echo(ctx.get_help())  # `train --resume RUN ...` went to RUN's task (_task_first)
 
 
 # ---- eval -----------------------------------------------------------------------------

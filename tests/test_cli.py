@@ -233,6 +233,23 @@ def test_resuming_with_more_steps_continues_the_cosine_without_a_jump(tmp_path):
     assert lrs[12] == lrs[11] and lrs[13] < lrs[12]
 
 
+def test_bare_resume_takes_the_options_that_may_change_on_resume(tmp_path):
+    run = tmp_path / "s"
+    assert invoke("train", "toy-wave", "--out", run, "--steps", 3).exit_code == 0
+    result = invoke("train", "--resume", run, "--quiet", "--threads", 1, "--steps", 5)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [line for line in result.stdout.splitlines()
+                                          if line.startswith("done after 5 steps")]
+    result = invoke("train", "--threads", 1, f"--resume={run}", "--steps", 6, "--quiet")
+    assert result.exit_code == 0 and "done after 6 steps" in result.stdout, result.stderr
+    assert_one_line_error(invoke("train", "--resume", run, "--lr", 0.5),
+                          "--lr cannot change when resuming")
+    assert_one_line_error(invoke("train", "--resume", run, "toy-wave"),
+                          "put --resume after the task name")
+    assert_one_line_error(invoke("train", "--resume", tmp_path / "nope", "--quiet"),
+                          "does not exist")
+
+
 def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
     run = tmp_path / "s"
     # --quiet: no step-counting pass over the data before training (the hook would fire there)
