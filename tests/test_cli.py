@@ -250,6 +250,29 @@ def test_bare_resume_takes_the_options_that_may_change_on_resume(tmp_path):
                           "does not exist")
 
 
+def test_causal_tasks_refuse_options_that_show_the_targets(tmp_path, monkeypatch):
+    """A task declaring causal = True (here a plugin's) is refused --bidirectional before
+    its run directory is made, and a run made before it said so cannot resume."""
+    old = tmp_path / "old"
+    assert invoke("train", "toy-lm", "--out", old, "--steps", 2, "--bidirectional",
+                  "--threads", 1).exit_code == 0
+    monkeypatch.setattr(plugins.get_task("toy-lm"), "causal", True, raising=False)
+    out = tmp_path / "run"
+    assert_one_line_error(invoke("train", "toy-lm", "--out", out, "--bidirectional"),
+                          "task 'toy-lm' predicts the next step of its input",
+                          "--bidirectional would let the model read what it must predict",
+                          "--unidirectional", code=1)
+    assert not out.exists()
+    assert_one_line_error(invoke("train", "--resume", old, "--steps", 4), "--bidirectional")
+    assert invoke("train", "toy-lm", "--out", out, "--steps", 1).exit_code == 0
+    assert plugins.get_task("char-lm").causal is True
+    assert not getattr(plugins.get_task("sentiment"), "causal", False)
+    out = tmp_path / "lm"
+    assert_one_line_error(invoke("train", "char-lm", "--bidirectional", "--out", out),
+                          "task 'char-lm' predicts the next step", code=1)
+    assert not out.exists()
+
+
 def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
     run = tmp_path / "s"
     # --quiet: no step-counting pass over the data before training (the hook would fire there)

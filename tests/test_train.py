@@ -336,7 +336,8 @@ def test_position_round_trips_through_checkpoint_meta(tmp_path):
 def test_options_are_checked_once_per_start_and_once_per_resume(tmp_path, monkeypatch):
     checks = []
     check = TrainingConfig.check
-    monkeypatch.setattr(TrainingConfig, "check", lambda self: checks.append(1) or check(self))
+    monkeypatch.setattr(TrainingConfig, "check",
+                        lambda self, task=None: checks.append(1) or check(self, task))
     train(tmp_path, "toy-sign", epochs=1)
     assert len(checks) == 1
     resume_run(get_task("toy-sign"), RunDir.open(str(tmp_path / "run")))

@@ -134,6 +134,7 @@ class CharLM:
     name = "char-lm"
     help = "Character-level language model: train on a UTF-8 text, sample new text."
     loss = "cross_entropy"
+    causal = True  # the targets are the next characters of the input
 
     # ---- CLI surface -------------------------------------------------------------------
 
