@@ -309,8 +309,9 @@ def _open_run(path):
 @click.argument("run")
 @click.option("--data", default=None, metavar="FILE",
               help="Evaluate on this file instead (read with the run's vocabulary/scaler).")
-@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test",
-              show_default=True, help="Which split of the run's data.")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default=None,
+              help="Which split of the run's data [default: test, or valid for a task "
+                   "whose data has no test split].")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best",
               show_default=True, help="Best validation parameters, or the latest.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Kernel threads.")
@@ -326,6 +327,8 @@ def eval_command(run, data, split, checkpoint, threads, as_json):
             raise UserError(f"--data {data}: no such file")
         config["eval_data"] = data
         split = "test"
+    else:
+        split = _eval_split(task, split)
     state = info["task_state"]
     metrics = task.evaluate(state, split, config, model.runner())
     baselines = task.baselines(state, split, config) if hasattr(task, "baselines") else {}
@@ -334,7 +337,10 @@ def eval_command(run, data, split, checkpoint, threads, as_json):
                                "metrics": metrics, "baselines": baselines}, indent=2,
                               default=json_default))
         return
-    click.echo(f"{task.name} run {run}, split {split}{' (' + data + ')' if data else ''}")
+    note = f" ({data})" if data else ""
+    if split == "valid" and checkpoint == "best":
+        note = " (the split that chose this best checkpoint)"
+    click.echo(f"{task.name} run {run}, split {split}{note}")
     # A task may lay out its own report (labelled per-class rows, matrices, ...); the JSON
     # above is the same either way.
     if hasattr(task, "format_report"):
@@ -342,6 +348,19 @@ def eval_command(run, data, split, checkpoint, threads, as_json):
     else:
         lines = report.generic_report(metrics, baselines)
     click.echo("\n".join(lines))
+
+
+def _eval_split(task, split):
+    """The split `eval` scores without --data: the one asked for, else "test", else
+    "valid" for a task whose data has no test split (Task.splits); UserError for a split
+    the task's data does not have."""
+    splits = tuple(task.splits) if hasattr(task, "splits") else ("train", "valid", "test")
+    if split is None:
+        return "test" if "test" in splits else "valid"
+    if split not in splits:
+        raise UserError(f"task {task.name!r} has no {split} split (its data has "
+                        f"{', '.join(splits)}): choose one of those, or give --data FILE")
+    return split
 
 
 # ---- predict ---------------------------------------------------------------------------

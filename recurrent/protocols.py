@@ -180,6 +180,11 @@ class Task(Protocol):
     then refuses options that would show the model its targets (--bidirectional), for
     every task that sets it; without it (or False) the task sees whole sequences."""
 
+    splits: tuple[str, ...]
+    """The splits the task's data holds, from ("train", "valid", "test"); without it all
+    three. `recurrent eval` evaluates "test" by default, or "valid" when the task has no
+    test split (and refuses an explicit --split the task lacks, without --data)."""
+
     def baselines(self, state: dict, split: str, config: dict) -> dict:
         """Trivial baselines' metrics on ``split``, keyed by baseline name:
         {"unigram": {"loss": ..., ...}, "bigram": {...}}. Shown beside every evaluation;
@@ -230,7 +235,7 @@ MEMBERS: dict[type, Members] = {
                   optional=("target_kind",)),
     Task: Members(required=("name", "help", "loss", "options", "defaults", "prepare",
                             "model_spec", "batches", "evaluate"),
-                  optional=("causal", "baselines", "format_report",
+                  optional=("causal", "splits", "baselines", "format_report",
                             "predict_options", "predict")),
     Runner: Members(required=("forward", "step")),
 }
