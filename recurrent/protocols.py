@@ -185,6 +185,11 @@ class Task(Protocol):
     three. `recurrent eval` evaluates "test" by default, or "valid" when the task has no
     test split (and refuses an explicit --split the task lacks, without --data)."""
 
+    unused_options: tuple[str, ...]
+    """Shared training options the task never reads (config keys, e.g. ("seq_len",)):
+    `recurrent train NAME` does not offer them, so --help lists only what has an effect.
+    They keep their shared defaults in ``config``."""
+
     def baselines(self, state: dict, split: str, config: dict) -> dict:
         """Trivial baselines' metrics on ``split``, keyed by baseline name:
         {"unigram": {"loss": ..., ...}, "bigram": {...}}. Shown beside every evaluation;
@@ -235,8 +240,8 @@ MEMBERS: dict[type, Members] = {
                   optional=("target_kind",)),
     Task: Members(required=("name", "help", "loss", "options", "defaults", "prepare",
                             "model_spec", "batches", "evaluate"),
-                  optional=("causal", "splits", "baselines", "format_report",
-                            "predict_options", "predict")),
+                  optional=("causal", "splits", "unused_options", "baselines",
+                            "format_report", "predict_options", "predict")),
     Runner: Members(required=("forward", "step")),
 }
 

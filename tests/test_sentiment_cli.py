@@ -213,3 +213,9 @@ def test_prediction_unchanged_when_batched_with_longer_texts(cell, pooling):
     # and through the task's own batching, which sorts rows by length
     np.testing.assert_allclose(TASK.probabilities(runner, mixed_batch)[[1, 3, 4, 6]], alone,
                                rtol=0, atol=1e-6)
+
+
+def test_help_lists_only_options_the_task_reads():
+    assert "--seq-len" not in ok(invoke("train", "sentiment", "--help"))
+    assert "--seq-len" in ok(invoke("train", "char-lm", "--help"))
+    one_line_error(invoke("train", "sentiment", "--seq-len", 5), "No such option '--seq-len'")

@@ -64,6 +64,7 @@ class SentimentTask:
     name = "sentiment"
     help = "Text classification from CSV (default data: Rotten Tomatoes fresh/rotten snippets)"
     loss = "cross_entropy"
+    unused_options = ("seq_len",)  # texts keep their own lengths (cut at --max-tokens)
 
     # ---- CLI ---------------------------------------------------------------------------
     def options(self) -> list:
