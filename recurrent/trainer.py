@@ -41,6 +41,7 @@ remaining steps (optim.Schedule.continued; the horizons are kept in the Position
 """
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -50,7 +51,7 @@ from .checkpoint import BEST, LAST, RunDir, load_arrays, save_arrays
 from .config import TrainingConfig
 from .errors import UserError
 from .interrupt import Interrupt
-from .loss_plot import write_loss_plot
+from .loss_plot import missing_note, write_loss_plot
 from .optim import Schedule
 from .position import Position
 from .progress import Progress
@@ -236,6 +237,9 @@ class Trainer:
             if not resume:
                 self.run.append_metrics({"kind": "baselines", "split": "valid",
                                          "baselines": baselines})
+        note = missing_note() if c.get("plot") else None
+        if note:
+            print(note, file=sys.stderr)  # a warning: shown even with --quiet
         unit = "tok" if self.sequence_output else "samples"
         progress = Progress(total, p.step, unit, c.get("quiet"), log_every, self.echo)
         status = "done"

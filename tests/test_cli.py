@@ -250,6 +250,24 @@ def test_bare_resume_takes_the_options_that_may_change_on_resume(tmp_path):
                           "does not exist")
 
 
+def test_a_missing_matplotlib_is_said_once(tmp_path, monkeypatch):
+    from recurrent import loss_plot
+    for module in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, module, None)  # makes the import fail
+    monkeypatch.setattr(loss_plot, "_told", False)
+    first = invoke("train", "toy-sign", "--out", tmp_path / "a", "--steps", 2, "--plot",
+                   "--quiet")
+    assert first.exit_code == 0, first.stderr
+    assert first.stderr.splitlines() == [loss_plot.MISSING]
+    assert "pip install 'recurrent[plot]'" in loss_plot.MISSING
+    assert not (tmp_path / "a" / "loss.png").exists()
+    again = invoke("train", "toy-sign", "--out", tmp_path / "b", "--steps", 2, "--plot")
+    assert again.exit_code == 0 and again.stderr == ""
+    monkeypatch.setattr(loss_plot, "_told", False)
+    quiet = invoke("train", "toy-sign", "--out", tmp_path / "c", "--steps", 2, "--no-plot")
+    assert quiet.exit_code == 0 and quiet.stderr == ""  # nothing asked, nothing said
+
+
 def test_causal_tasks_refuse_options_that_show_the_targets(tmp_path, monkeypatch):
     """A task declaring causal = True (here a plugin's) is refused --bidirectional before
     its run directory is made, and a run made before it said so cannot resume."""
