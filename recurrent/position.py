@@ -23,7 +23,8 @@ class Position:
     last_eval_step: int = -1
     finished: bool = False  # the run reached its end (epochs / steps)
     # the cosine schedule's first horizon and its extensions (optim.Schedule): a resumed
-    # run given another horizon continues the curve it was on (0 / []: not started)
+    # run given another horizon continues the curve it was on (0 / []: not started or
+    # not a cosine)
     lr_horizon: int = dataclasses.field(default=0, metadata={"optional": True})
     lr_extensions: list = dataclasses.field(default_factory=list,
                                             metadata={"optional": True})

@@ -214,7 +214,7 @@ class Trainer:
             raise UserError(str(e)) from None
         if total:
             schedule = schedule.continued(p.step, total)
-        p.lr_horizon = schedule.total_steps or 0
+        p.lr_horizon = schedule.total_steps if schedule.kind == "cosine" else 0
         p.lr_extensions = [list(e) for e in schedule.extensions]
         return schedule
 

@@ -331,6 +331,10 @@ def test_position_round_trips_through_checkpoint_meta(tmp_path):
     trainer, _ = train(tmp_path, "toy-sign", epochs=1)
     _, meta = load_arrays(str(tmp_path / "run" / LAST))
     assert Position.from_meta(meta) == trainer.position
+    # a checkpoint written before the schedule's horizons were saved still loads
+    older = {k: v for k, v in meta.items() if not k.startswith("lr_")}
+    assert Position.from_meta(older).lr_horizon == 0
+    assert Position.from_meta(older).lr_extensions == []
 
 
 def test_options_are_checked_once_per_start_and_once_per_resume(tmp_path, monkeypatch):
