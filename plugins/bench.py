@@ -1,4 +1,5 @@
-"""`recurrent bench`: the built-in kernels against PyTorch, side by side, same weights.
+"""`recurrent bench`: the built-in kernels against PyTorch, side by side, same weights
+(or any registered cell alone, with --vs none).
 
 For every (cell, config, thread count) it builds one float32 problem, loads the same
 weights into torch.nn.LSTM/GRU/RNN through the state_dict, checks that both sides agree
@@ -33,10 +34,10 @@ import numpy as np
 import recurrent
 
 DEFAULT_CELLS = ("lstm", "gru", "rnn_tanh")
+TORCH_CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")  # the cells torch.nn has
 DEFAULT_CONFIGS = ((100, 32, 64, 128), (100, 64, 128, 256), (50, 128, 512, 512),
                    (200, 1, 32, 64))
 BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-NUM_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 
 
 # ---- problems and the two sides ---------------------------------------------------------
@@ -61,7 +62,7 @@ class Problem:
         """GEMM work of one call: forward 2*T*B*G*(I+H); backward twice that (dx and dh
         products, weight gradients)."""
         T, B, I, H = self.size
-        forward = 2.0 * T * B * NUM_GATES[self.name] * H * (I + H)
+        forward = 2.0 * T * B * self.cell.num_gates * H * (I + H)
         return forward if mode == "infer" else 3 * forward
 
     def ours(self, mode, num_threads):
@@ -368,14 +369,16 @@ def register_commands(cli):
         GFLOP/s of each side and the ratio ours / torch (below 1: recurrent is faster):
         the median over --rounds interleaved rounds of each round's ratio, ± their IQR.
         Example: recurrent bench --cell lstm --config 100,32,64,128 --threads 1
+        With --vs none any registered cell, a plugin's included, is timed alone.
         """
         from recurrent.plugins import get_cell
         cell_names = _parse_list(cells, "--cell", str)
         for name in cell_names:
             get_cell(name)  # unknown names list the known ones
-            if name not in NUM_GATES:
-                raise recurrent.UserError(f"--cell: bench compares built-in cells with torch; "
-                                          f"{name!r} is not one of {', '.join(NUM_GATES)}")
+            if vs == "torch" and name not in TORCH_CELLS:
+                raise recurrent.UserError(
+                    f"--cell {name}: torch has no such cell to compare with (it has "
+                    f"{', '.join(TORCH_CELLS)}); time it alone with --vs none")
         sizes = [_parse_config(c) for c in configs] or list(DEFAULT_CONFIGS)
         thread_counts = _parse_list(threads, "--threads",
                                     lambda v: v if v == "auto" else int(v))

@@ -166,7 +166,10 @@ def _train_command(task) -> click.Command:
     from .config import TrainingConfig
     defaults = TrainingConfig.resolve(task, {})
     task_params = list(task.options() or [])
+    # a task's own option replaces the shared one of that name; options the task never
+    # reads (Task.unused_options) are not offered
     taken = {p.name for p in task_params}
+    taken |= set(task.unused_options if hasattr(task, "unused_options") else ())
     params = [p for p in _shared_options(defaults) if p.name not in taken] + task_params
     for p in task_params:  # a task's own option may also take a default from defaults()
         if p.name in (task.defaults() or {}):
@@ -254,10 +257,31 @@ class TrainGroup(click.Group):
         except UserError:
             return None
 
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, _task_first(args))
+
     def resolve_command(self, ctx, args):
         if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
             plugins.get_task(args[0])  # raises the UserError listing the known tasks
         return super().resolve_command(ctx, args)
+
+
+def _task_first(args):
+    """`train --resume RUN [OPTIONS]` (no task name) as `train TASK --resume RUN [OPTIONS]`,
+    the task read from RUN, so the options that may change on resume work in both forms."""
+    args = list(args)
+    if any(a in plugins.tasks() for a in args):
+        return args  # a task is named: click parses as usual
+    for i, arg in enumerate(args):
+        if arg == "--resume" and i + 1 < len(args):
+            run, rest = args[i + 1], args[:i] + args[i + 2:]
+        elif arg.startswith("--resume="):
+            run, rest = arg[len("--resume="):], args[:i] + args[i + 1:]
+        else:
+            continue
+        from .checkpoint import RunDir
+        return [RunDir.open(run).info()["task"], "--resume", run, *rest]
+    return args
 
 
 @cli.group("train", cls=TrainGroup, invoke_without_command=True,
@@ -272,15 +296,7 @@ def train_group(ctx, resume):
             raise UserError("put --resume after the task name: "
                             "recurrent train TASK --resume RUN")
         return
-    if not resume:
-        click.echo(ctx.get_help())
-        return
-    from .checkpoint import RunDir
-    task = plugins.get_task(RunDir.open(resume).info()["task"])
-    command = _train_command(task)
-    sub = command.make_context(task.name, ["--resume", resume], parent=ctx)
-    with sub:
-        command.invoke(sub)
+    click.echo(ctx.get_help())  # `train --resume RUN ...` went to RUN's task (_task_first)
 
 
 # ---- eval -----------------------------------------------------------------------------
@@ -296,8 +312,9 @@ def _open_run(path):
 @click.argument("run")
 @click.option("--data", default=None, metavar="FILE",
               help="Evaluate on this file instead (read with the run's vocabulary/scaler).")
-@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test",
-              show_default=True, help="Which split of the run's data.")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default=None,
+              help="Which split of the run's data [default: test, or valid for a task "
+                   "whose data has no test split].")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best",
               show_default=True, help="Best validation parameters, or the latest.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Kernel threads.")
@@ -313,6 +330,8 @@ def eval_command(run, data, split, checkpoint, threads, as_json):
             raise UserError(f"--data {data}: no such file")
         config["eval_data"] = data
         split = "test"
+    else:
+        split = _eval_split(task, split)
     state = info["task_state"]
     metrics = task.evaluate(state, split, config, model.runner())
     baselines = task.baselines(state, split, config) if hasattr(task, "baselines") else {}
@@ -321,7 +340,10 @@ def eval_command(run, data, split, checkpoint, threads, as_json):
                                "metrics": metrics, "baselines": baselines}, indent=2,
                               default=json_default))
         return
-    click.echo(f"{task.name} run {run}, split {split}{' (' + data + ')' if data else ''}")
+    note = f" ({data})" if data else ""
+    if split == "valid" and checkpoint == "best":
+        note = " (the split that chose this best checkpoint)"
+    click.echo(f"{task.name} run {run}, split {split}{note}")
     # A task may lay out its own report (labelled per-class rows, matrices, ...); the JSON
     # above is the same either way.
     if hasattr(task, "format_report"):
@@ -329,6 +351,19 @@ def eval_command(run, data, split, checkpoint, threads, as_json):
     else:
         lines = report.generic_report(metrics, baselines)
     click.echo("\n".join(lines))
+
+
+def _eval_split(task, split):
+    """The split `eval` scores without --data: the one asked for, else "test", else
+    "valid" for a task whose data has no test split (Task.splits); UserError for a split
+    the task's data does not have."""
+    splits = tuple(task.splits) if hasattr(task, "splits") else ("train", "valid", "test")
+    if split is None:
+        return "test" if "test" in splits else "valid"
+    if split not in splits:
+        raise UserError(f"task {task.name!r} has no {split} split (its data has "
+                        f"{', '.join(splits)}): choose one of those, or give --data FILE")
+    return split
 
 
 # ---- predict ---------------------------------------------------------------------------

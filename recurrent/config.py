@@ -56,6 +56,13 @@ RESUMABLE = ("epochs", "steps", "patience", "eval_every", "log_every", "quiet", 
              "plot")
 
 
+# Options that would let a causal task's model read its targets, and why.
+SEES_THE_FUTURE = {
+    "bidirectional": "would let the model read what it must predict (the reverse direction "
+                     "reads the sequence from its end); use --unidirectional",
+}
+
+
 def _as_saved(value):
     """The value as config.json stores it (tuples become lists, paths text)."""
     return json.loads(json.dumps(value, default=json_default))
@@ -102,9 +109,11 @@ class TrainingConfig(dict):
         return config
 
     # -- checks -------------------------------------------------------------------------
-    def check(self) -> None:
-        """UserError for options that cannot train; run once when a run starts (before
-        its directory is made) and once when it resumes."""
+    def check(self, task=None) -> None:
+        """UserError for options that cannot train (for ``task``, when given); run once
+        when a run starts (before its directory is made) and once when it resumes."""
+        if task is not None:
+            self.check_causal(task)
         tbptt = int(self.get("tbptt") or 0)
         if tbptt < 0:
             raise UserError(f"--tbptt must be >= 0, got {tbptt}")
@@ -131,6 +140,16 @@ class TrainingConfig(dict):
                                     min_lr=self["min_lr"])
         except ValueError as e:
             raise UserError(str(e)) from None
+
+    def check_causal(self, task) -> None:
+        """UserError when ``task`` is causal (protocols.Task.causal: its targets are later
+        inputs) and an option would let the model read them."""
+        if not (hasattr(task, "causal") and task.causal):
+            return
+        for key, why in SEES_THE_FUTURE.items():
+            if self.get(key):
+                raise UserError(f"task {task.name!r} predicts the next step of its input: "
+                                f"--{key.replace('_', '-')} {why}")
 
     # -- what the options describe -----------------------------------------------------
     def build_model(self, spec: dict) -> SequenceModel:

@@ -6,14 +6,37 @@ import math
 from .checkpoint import RunDir, atomic_write
 
 
-def write_loss_plot(run: RunDir) -> bool:
-    """Mean training loss per log interval, validation loss per evaluation and the
-    baselines' validation losses as lines. False without matplotlib or without records."""
+MISSING = ("note: loss.png will not be written: matplotlib is not installed "
+           "(pip install 'recurrent[plot]', or pass --no-plot)")
+_told = False  # MISSING is said once per process
+
+
+def missing_note() -> str | None:
+    """MISSING the first time it is asked while matplotlib cannot be imported; else None."""
+    global _told
+    if _told or _matplotlib() is not None:
+        return None
+    _told = True
+    return MISSING
+
+
+def _matplotlib():
+    """(Figure, FigureCanvasAgg), or None when matplotlib cannot be imported."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
+        return None
+    return Figure, FigureCanvasAgg
+
+
+def write_loss_plot(run: RunDir) -> bool:
+    """Mean training loss per log interval, validation loss per evaluation and the
+    baselines' validation losses as lines. False without matplotlib or without records."""
+    classes = _matplotlib()
+    if classes is None:
         return False
+    Figure, FigureCanvasAgg = classes
     records = run.read_metrics()
     train = {r["step"]: r.get("mean_loss", r["loss"])
              for r in records if r.get("kind") == "train"}

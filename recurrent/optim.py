@@ -173,17 +173,23 @@ class Schedule:
       step:     lr * gamma ** (s // step_size)            s = steps since warm-up ended
       cosine:   min_lr + (lr - min_lr) * (1 + cos(pi * s / span)) / 2,
                 span = total_steps - warmup (then stays at min_lr)
+
+    A cosine run whose horizon changes part-way (a resumed run given more or fewer
+    steps) continues with ``extensions``: (start, lr_start, end) triples, each a cosine
+    from lr_start at step ``start`` down to min_lr at step ``end`` (see continued()).
     """
 
     kinds = ("constant", "step", "cosine")
 
     def __init__(self, kind: str, lr: float, total_steps: int | None = None, warmup: int = 0,
-                 step_size: int = 1000, gamma: float = 0.5, min_lr: float = 0.0):
+                 step_size: int = 1000, gamma: float = 0.5, min_lr: float = 0.0,
+                 extensions=()):
         self.check_settings(kind, warmup, step_size, gamma, min_lr)
         if kind == "cosine" and not total_steps:
             raise ValueError("the cosine schedule needs the total number of steps")
         self.kind, self.lr, self.total_steps = kind, float(lr), total_steps
         self.warmup, self.step_size, self.gamma, self.min_lr = warmup, step_size, gamma, min_lr
+        self.extensions = tuple((int(a), float(b), int(c)) for a, b, c in extensions)
 
     @classmethod
     def check_settings(cls, kind: str, warmup: int = 0, step_size: int = 1000,
@@ -196,6 +202,29 @@ class Schedule:
             raise ValueError(f"bad schedule settings warmup={warmup} step_size={step_size} "
                              f"gamma={gamma} min_lr={min_lr}")
 
+    @property
+    def end(self) -> int | None:
+        """The step at which the schedule reaches its final rate (cosine), else None."""
+        if self.kind != "cosine":
+            return None
+        return self.extensions[-1][2] if self.extensions else self.total_steps
+
+    def continued(self, step: int, total_steps: int) -> "Schedule":
+        """This schedule for a run that has taken ``step`` steps and now ends at
+        ``total_steps``: itself when the horizon is unchanged (or does not matter). A
+        cosine still warming up keeps its warm-up and spans the new horizon; past the
+        warm-up it continues from the rate the last step used, annealing to min_lr over
+        the new remaining steps, so the rate never jumps."""
+        if self.kind != "cosine" or total_steps == self.end or total_steps <= step:
+            return self
+        settings = dict(warmup=self.warmup, step_size=self.step_size, gamma=self.gamma,
+                        min_lr=self.min_lr)
+        if step <= self.warmup and not self.extensions:
+            return Schedule(self.kind, self.lr, total_steps, **settings)
+        extension = (step, self(step - 1), total_steps)
+        return Schedule(self.kind, self.lr, self.total_steps,
+                        extensions=self.extensions + (extension,), **settings)
+
     def __call__(self, step: int) -> float:
         if step < self.warmup:
             return self.lr * (step + 1) / self.warmup
@@ -204,6 +233,10 @@ class Schedule:
             return self.lr
         if self.kind == "step":
             return self.lr * self.gamma ** (s // self.step_size)
-        span = max(1, self.total_steps - self.warmup)
-        progress = min(1.0, s / span)
-        return self.min_lr + (self.lr - self.min_lr) * (1 + math.cos(math.pi * progress)) / 2
+        lr, start, end = self.lr, self.warmup, self.total_steps
+        for e_start, e_lr, e_end in self.extensions:
+            if step >= e_start:
+                start, lr, end = e_start, e_lr, e_end
+        span = max(1, end - start)
+        progress = min(1.0, (step - start) / span)
+        return self.min_lr + (lr - self.min_lr) * (1 + math.cos(math.pi * progress)) / 2

@@ -22,6 +22,12 @@ class Position:
     eval_count: int = 0
     last_eval_step: int = -1
     finished: bool = False  # the run reached its end (epochs / steps)
+    # the cosine schedule's first horizon and its extensions (optim.Schedule): a resumed
+    # run given another horizon continues the curve it was on (0 / []: not started or
+    # not a cosine)
+    lr_horizon: int = dataclasses.field(default=0, metadata={"optional": True})
+    lr_extensions: list = dataclasses.field(default_factory=list,
+                                            metadata={"optional": True})
 
     def to_meta(self) -> dict:
         """The fields as JSON values (an infinite best_loss as null)."""
@@ -35,8 +41,11 @@ class Position:
         """Inverse of to_meta; KeyError, ValueError or TypeError for a damaged ``meta``."""
         values = {}
         for field in dataclasses.fields(cls):
+            if field.metadata.get("optional") and field.name not in meta:
+                continue  # a checkpoint written before the field existed: its default
             value = meta[field.name]
             if field.name == "best_loss" and value is None:
                 value = math.inf
-            values[field.name] = type(field.default)(value)
+            kind = list if field.default is dataclasses.MISSING else type(field.default)
+            values[field.name] = kind(value)
         return cls(**values)

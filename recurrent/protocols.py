@@ -174,6 +174,22 @@ class Task(Protocol):
 
     # ---- optional ----
 
+    causal: bool
+    """True for a task whose targets are later inputs of the same sequence (next-step
+    prediction, e.g. char-lm): at step t the model may see inputs up to t only. Training
+    then refuses options that would show the model its targets (--bidirectional), for
+    every task that sets it; without it (or False) the task sees whole sequences."""
+
+    splits: tuple[str, ...]
+    """The splits the task's data holds, from ("train", "valid", "test"); without it all
+    three. `recurrent eval` evaluates "test" by default, or "valid" when the task has no
+    test split (and refuses an explicit --split the task lacks, without --data)."""
+
+    unused_options: tuple[str, ...]
+    """Shared training options the task never reads (config keys, e.g. ("seq_len",)):
+    `recurrent train NAME` does not offer them, so --help lists only what has an effect.
+    They keep their shared defaults in ``config``."""
+
     def baselines(self, state: dict, split: str, config: dict) -> dict:
         """Trivial baselines' metrics on ``split``, keyed by baseline name:
         {"unigram": {"loss": ..., ...}, "bigram": {...}}. Shown beside every evaluation;
@@ -224,7 +240,8 @@ MEMBERS: dict[type, Members] = {
                   optional=("target_kind",)),
     Task: Members(required=("name", "help", "loss", "options", "defaults", "prepare",
                             "model_spec", "batches", "evaluate"),
-                  optional=("baselines", "format_report", "predict_options", "predict")),
+                  optional=("causal", "splits", "unused_options", "baselines",
+                            "format_report", "predict_options", "predict")),
     Runner: Members(required=("forward", "step")),
 }
 

@@ -26,7 +26,7 @@ def start_run(task, config: dict, out: str, echo=print) -> Trainer:
     except ValueError as e:
         raise UserError(f"task {task.name!r} gave a bad model spec: {e}") from None
     # fail on bad options, model settings or loss names before making the run directory
-    config.check()
+    config.check(task)
     _check_loss_fits(task, task_state, config, spec)
     run = RunDir.create(out, task.name, config.to_json(), task_state, spec, __version__)
     return Trainer(task, run, echo)
@@ -38,8 +38,9 @@ def resume_run(task, run: RunDir, echo=print, changes: dict | None = None) -> Tr
     config = TrainingConfig.from_json(run.info()["config"], run.file(CONFIG_FILE))
     if changes:
         config = config.resumed(changes)
+    config.check(task)
+    if changes:
         run.update_config(config.to_json())
-    config.check()
     return Trainer(task, run, echo)
 
 

@@ -34,12 +34,14 @@ improvement. last.npz is written at every evaluation, at the end and on Ctrl-C
 update with a clear message; the last good checkpoint stays.
 
 Schedules see the step index; the cosine schedule spans the run's planned steps (epochs x
-steps per epoch, or --steps if smaller), so changing --epochs/--steps on resume reshapes
-its remaining part. --threads N reaches every kernel; numpy's BLAS stays at 1 thread (see
-fit()).
+steps per epoch, or --steps if smaller). Changing --epochs/--steps on resume does not
+restart or jump it: from the rate the last step used it anneals to --min-lr over the new
+remaining steps (optim.Schedule.continued; the horizons are kept in the Position).
+--threads N reaches every kernel; numpy's BLAS stays at 1 thread (see fit()).
 """
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -49,7 +51,7 @@ from .checkpoint import BEST, LAST, RunDir, load_arrays, save_arrays
 from .config import TrainingConfig
 from .errors import UserError
 from .interrupt import Interrupt
-from .loss_plot import write_loss_plot
+from .loss_plot import missing_note, write_loss_plot
 from .optim import Schedule
 from .position import Position
 from .progress import Progress
@@ -199,6 +201,23 @@ class Trainer:
                 total = min(total, max_steps) if epochs else max_steps
         return total
 
+    def _schedule(self, total):
+        """The learning-rate schedule; a cosine keeps the horizon the run started with and
+        continues smoothly when --steps / --epochs change it (Schedule.continued)."""
+        c, p = self.config, self.position
+        try:
+            schedule = Schedule(c["schedule"], c["lr"], total_steps=p.lr_horizon or total,
+                                warmup=c["warmup"], step_size=c["decay_every"],
+                                gamma=c["decay_gamma"], min_lr=c["min_lr"],
+                                extensions=p.lr_extensions)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        if total:
+            schedule = schedule.continued(p.step, total)
+        p.lr_horizon = schedule.total_steps if schedule.kind == "cosine" else 0
+        p.lr_extensions = [list(e) for e in schedule.extensions]
+        return schedule
+
     def fit(self, resume=False):
         """Train until --epochs / --steps, early stopping, Ctrl-C or a non-finite loss.
         Returns a summary dict: {"status": "done" | "early-stopped" | "interrupted", ...}."""
@@ -209,12 +228,7 @@ class Trainer:
         p.finished = False  # until this fit reaches the end
         epochs, max_steps = int(c["epochs"]), int(c.get("steps") or 0)
         total = self._planned_steps(epochs, max_steps)
-        try:
-            schedule = Schedule(c["schedule"], c["lr"], total_steps=total, warmup=c["warmup"],
-                                step_size=c["decay_every"], gamma=c["decay_gamma"],
-                                min_lr=c["min_lr"])
-        except ValueError as e:
-            raise UserError(str(e)) from None
+        schedule = self._schedule(total)
         eval_every = int(c.get("eval_every") or 0)
         log_every = int(c.get("log_every") or 0) or max(1, min(100, (total or 0) // 20))
         baselines = None
@@ -223,6 +237,9 @@ class Trainer:
             if not resume:
                 self.run.append_metrics({"kind": "baselines", "split": "valid",
                                          "baselines": baselines})
+        note = missing_note() if c.get("plot") else None
+        if note:
+            print(note, file=sys.stderr)  # a warning: shown even with --quiet
         unit = "tok" if self.sequence_output else "samples"
         progress = Progress(total, p.step, unit, c.get("quiet"), log_every, self.echo)
         status = "done"

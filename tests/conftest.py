@@ -1,8 +1,15 @@
 """Shared fixtures. Entry-point autoload is off for the whole suite, so third-party plugins
-installed in the environment cannot change test results."""
+installed in the environment cannot change test results; the result cache lives in a
+temporary directory."""
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ["RECURRENT_NO_ENTRYPOINTS"] = "1"
+# results cached per dataset (recurrent/cache.py) go to a directory of this session only
+os.environ["RECURRENT_CACHE_DIR"] = tempfile.mkdtemp(prefix="recurrent-test-cache-")
+atexit.register(shutil.rmtree, os.environ["RECURRENT_CACHE_DIR"], True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

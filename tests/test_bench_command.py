@@ -1,6 +1,9 @@
 """`recurrent bench`: runs in a child process, checks agreement, reports rows and JSON;
 the interleaved-round schedule behind its ratios."""
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -133,3 +136,29 @@ def test_bench_without_torch_says_how_to_get_it(monkeypatch):
     result = CliRunner().invoke(cli, ["bench", "--cell", "lstm", "--config", "2,1,1,2"])
     assert result.exit_code == 1
     assert "torch is not installed" in result.output and "--vs none" in result.output
+
+
+def test_bench_times_any_registered_cell_alone(tmp_path):
+    """A plugin cell (the example package's, through its entry point) is timed with
+    --vs none; only a torch comparison needs a cell torch has."""
+    pytest.importorskip("recurrent_peephole", reason="examples/recurrent-peephole is not "
+                        "installed (pip install -e examples/recurrent-peephole)")
+    env = {k: v for k, v in os.environ.items() if k != "RECURRENT_NO_ENTRYPOINTS"}
+    env.update(RECURRENT_PLUGINS="peephole", PYTHONSAFEPATH="1")
+
+    def bench(*args):
+        return subprocess.run([sys.executable, "-m", "recurrent", "bench", *args],
+                              capture_output=True, text=True, env=env, cwd=tmp_path)
+
+    out = tmp_path / "bench.json"
+    result = bench("--vs", "none", "--cell", "peephole_lstm", "--config", "4,2,3,5",
+                   "--threads", "1", "--repeats", "1", "--rounds", "1", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["cell"] == "peephole_lstm" and row["ours"]["gflops"] > 0
+    assert "torch" not in row
+    result = bench("--vs", "torch", "--cell", "peephole_lstm", "--config", "4,2,3,5")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        "Error: --cell peephole_lstm: torch has no such cell to compare with (it has "
+        "rnn_tanh, rnn_relu, lstm, gru); time it alone with --vs none")

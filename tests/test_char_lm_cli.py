@@ -116,6 +116,24 @@ def test_prime_outside_the_vocabulary_is_a_one_line_error(run):
     one_line_error(result, "--seed", "-1 is not in the range x>=0")
 
 
+def test_eval_names_the_split_it_scores(run, tmp_path):
+    # the corpus has train and valid only: plain `eval` scores valid and says so
+    result = invoke("eval", run, "--threads", 1)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0] == (
+        f"char-lm run {run}, split valid (the split that chose this best checkpoint)")
+    as_json = json.loads(invoke("eval", run, "--json", "--threads", 1).stdout)
+    assert as_json["split"] == "valid"
+    assert as_json["metrics"]["loss"] == pytest.approx(
+        records(run, "eval")[-1]["metrics"]["loss"], rel=1e-5)
+    one_line_error(invoke("eval", run, "--split", "test"),
+                   "task 'char-lm' has no test split", "--data FILE")
+    speech = tmp_path / "speech.txt"
+    speech.write_text("Ham.\nTo be, or not to be.\n", encoding="utf-8")
+    result = invoke("eval", run, "--data", speech, "--threads", 1)
+    assert result.stdout.splitlines()[0] == f"char-lm run {run}, split test ({speech})"
+
+
 def test_eval_on_another_file(run, tmp_path):
     good = tmp_path / "speech.txt"
     good.write_text("Ham.\nTo be, or not to be, that is the question.\n", encoding="utf-8")

@@ -210,6 +210,87 @@ def test_resume_through_the_cli_equals_an_uninterrupted_run(tmp_path):
     assert result.exit_code == 0 and "done after" in result.output
 
 
+def _train_lrs(run):
+    return [r["lr"] for r in RunDir(str(run)).read_metrics() if r["kind"] == "train"]
+
+
+def test_resuming_with_more_steps_continues_the_cosine_without_a_jump(tmp_path):
+    run = tmp_path / "cos"
+    args = ("--threads", 1, "--log-every", 1, "--schedule", "cosine", "--min-lr", 1e-4)
+    assert invoke("train", "toy-wave", "--out", run, "--steps", 6, *args).exit_code == 0
+    first = _train_lrs(run)
+    result = invoke("train", "toy-wave", "--resume", run, "--steps", 12, "--log-every", 1)
+    assert result.exit_code == 0, result.stderr
+    lrs = _train_lrs(run)
+    assert lrs[:6] == first and len(lrs) == 12
+    assert lrs[6] == lrs[5]  # continues from the rate reached, no restart at --lr
+    assert all(b < a for a, b in zip(lrs[6:], lrs[7:]))  # then anneals to --min-lr
+    assert 1e-4 < lrs[-1] < lrs[5]
+    # the run's curve is kept: resumed again with the same horizon, nothing changes
+    result = invoke("train", "toy-wave", "--resume", run, "--steps", 14, "--log-every", 1)
+    assert result.exit_code == 0, result.stderr
+    lrs = _train_lrs(run)
+    assert lrs[12] == lrs[11] and lrs[13] < lrs[12]
+
+
+def test_bare_resume_takes_the_options_that_may_change_on_resume(tmp_path):
+    run = tmp_path / "s"
+    assert invoke("train", "toy-wave", "--out", run, "--steps", 3).exit_code == 0
+    result = invoke("train", "--resume", run, "--quiet", "--threads", 1, "--steps", 5)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [line for line in result.stdout.splitlines()
+                                          if line.startswith("done after 5 steps")]
+    result = invoke("train", "--threads", 1, f"--resume={run}", "--steps", 6, "--quiet")
+    assert result.exit_code == 0 and "done after 6 steps" in result.stdout, result.stderr
+    assert_one_line_error(invoke("train", "--resume", run, "--lr", 0.5),
+                          "--lr cannot change when resuming")
+    assert_one_line_error(invoke("train", "--resume", run, "toy-wave"),
+                          "put --resume after the task name")
+    assert_one_line_error(invoke("train", "--resume", tmp_path / "nope", "--quiet"),
+                          "does not exist")
+
+
+def test_a_missing_matplotlib_is_said_once(tmp_path, monkeypatch):
+    from recurrent import loss_plot
+    for module in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, module, None)  # makes the import fail
+    monkeypatch.setattr(loss_plot, "_told", False)
+    first = invoke("train", "toy-sign", "--out", tmp_path / "a", "--steps", 2, "--plot",
+                   "--quiet")
+    assert first.exit_code == 0, first.stderr
+    assert first.stderr.splitlines() == [loss_plot.MISSING]
+    assert "pip install 'recurrent[plot]'" in loss_plot.MISSING
+    assert not (tmp_path / "a" / "loss.png").exists()
+    again = invoke("train", "toy-sign", "--out", tmp_path / "b", "--steps", 2, "--plot")
+    assert again.exit_code == 0 and again.stderr == ""
+    monkeypatch.setattr(loss_plot, "_told", False)
+    quiet = invoke("train", "toy-sign", "--out", tmp_path / "c", "--steps", 2, "--no-plot")
+    assert quiet.exit_code == 0 and quiet.stderr == ""  # nothing asked, nothing said
+
+
+def test_causal_tasks_refuse_options_that_show_the_targets(tmp_path, monkeypatch):
+    """A task declaring causal = True (here a plugin's) is refused --bidirectional before
+    its run directory is made, and a run made before it said so cannot resume."""
+    old = tmp_path / "old"
+    assert invoke("train", "toy-lm", "--out", old, "--steps", 2, "--bidirectional",
+                  "--threads", 1).exit_code == 0
+    monkeypatch.setattr(plugins.get_task("toy-lm"), "causal", True, raising=False)
+    out = tmp_path / "run"
+    assert_one_line_error(invoke("train", "toy-lm", "--out", out, "--bidirectional"),
+                          "task 'toy-lm' predicts the next step of its input",
+                          "--bidirectional would let the model read what it must predict",
+                          "--unidirectional", code=1)
+    assert not out.exists()
+    assert_one_line_error(invoke("train", "--resume", old, "--steps", 4), "--bidirectional")
+    assert invoke("train", "toy-lm", "--out", out, "--steps", 1).exit_code == 0
+    assert plugins.get_task("char-lm").causal is True
+    assert not getattr(plugins.get_task("sentiment"), "causal", False)
+    out = tmp_path / "lm"
+    assert_one_line_error(invoke("train", "char-lm", "--bidirectional", "--out", out),
+                          "task 'char-lm' predicts the next step", code=1)
+    assert not out.exists()
+
+
 def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
     run = tmp_path / "s"
     # --quiet: no step-counting pass over the data before training (the hook would fire there)

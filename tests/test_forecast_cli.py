@@ -2,6 +2,7 @@
 new file), predict (CSV, JSON, recursive roll-out, --data, the PNG), every bad-input path
 as a one-line error, and the default run's quality (MASE < 1, better than naive)."""
 import json
+import os
 import struct
 import sys
 
@@ -104,6 +105,16 @@ def test_predict_plot_is_a_valid_png(run, tmp_path):
     width, height = png_size(path)
     assert width > 100 and height > 100 and path.stat().st_size > 5000
     assert [p.name for p in tmp_path.iterdir()] == ["forecast.png"]  # no temp file left
+
+
+@pytest.mark.skipif(not matplotlib_available(), reason="matplotlib not installed")
+def test_predict_plot_gets_the_mode_of_the_other_files_the_cli_writes(run, tmp_path):
+    previous = os.umask(0o022)
+    try:
+        ok(invoke("predict", run, "--steps", 3, "--plot", tmp_path / "f.png"))
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "f.png").stat().st_mode & 0o777 == 0o644  # as config.json, last.npz
 
 
 def test_predict_plot_without_matplotlib(run, tmp_path, monkeypatch):

@@ -146,3 +146,27 @@ def test_schedule_errors():
         Schedule("cosine", 0.1)
     with pytest.raises(ValueError, match="known schedules"):
         Schedule("exp", 0.1)
+
+
+def test_cosine_continued_over_a_new_horizon_never_jumps():
+    base = Schedule("cosine", 0.01, total_steps=10, warmup=2, min_lr=1e-4)
+    assert base.continued(6, 10) is base  # same horizon: the same curve, exactly
+    longer = base.continued(6, 20)  # resumed at step 6 with 10 more steps
+    assert [longer(i) for i in range(6)] == [base(i) for i in range(6)]
+    assert longer(6) == base(5)  # from the rate the last step used...
+    lrs = [longer(i) for i in range(2, 21)]
+    assert all(b <= a for a, b in zip(lrs, lrs[1:]))  # ...annealing without a jump
+    assert longer(20) == pytest.approx(1e-4) and longer(19) > 1e-4
+    shorter = base.continued(6, 8)  # fewer steps: anneal faster, still from base(5)
+    assert shorter(6) == base(5) and shorter(8) == pytest.approx(1e-4)
+    again = longer.continued(12, 30)  # extensions chain
+    assert again(12) == longer(11) and again(30) == pytest.approx(1e-4)
+    # a finished run given more steps continues from its last rate, not from lr
+    done = base.continued(10, 16)
+    assert done(10) == base(9) < 0.01
+    # still warming up: the warm-up stays and the cosine spans the new horizon
+    early = base.continued(1, 20)
+    assert early.extensions == () and early.total_steps == 20 and early(1) == base(1)
+    for kind in ("constant", "step"):  # no horizon: nothing to continue
+        s = Schedule(kind, 0.1)
+        assert s.continued(5, 50) is s

@@ -213,3 +213,38 @@ def test_prediction_unchanged_when_batched_with_longer_texts(cell, pooling):
     # and through the task's own batching, which sorts rows by length
     np.testing.assert_allclose(TASK.probabilities(runner, mixed_batch)[[1, 3, 4, 6]], alone,
                                rtol=0, atol=1e-6)
+
+
+def test_baselines_are_fitted_once_per_dataset_and_reused(tmp_path, monkeypatch, slice_rows):
+    """A second run on the same data and split (a new process: nothing in memory) reads
+    the fitted baselines from the cache instead of refitting; another split refits."""
+    from recurrent_plugins.sentiment import baselines, task
+    monkeypatch.setenv("RECURRENT_CACHE_DIR", str(tmp_path / "cache"))
+    fits = []
+    fit = baselines.fit_logistic_regression
+    monkeypatch.setattr(baselines, "fit_logistic_regression",
+                        lambda *a, **k: fits.append(1) or fit(*a, **k))
+    data = write_reviews(tmp_path / "slice.csv", slice_rows)
+
+    def train(name, *extra):
+        task._baseline_models.clear()  # as in a new process
+        ok(invoke("train", "sentiment", "--data", data, "--out", tmp_path / name, "--steps",
+                  1, *SMALL, *extra))
+        with open(tmp_path / name / "metrics.jsonl") as f:
+            return next(r for r in map(json.loads, f) if r["kind"] == "baselines")
+
+    first = train("a")
+    assert len(fits) == 1
+    assert len(list((tmp_path / "cache").rglob("*.npz"))) == 1
+    assert train("b", "--seed", 7) == first and len(fits) == 1  # same data and split
+    train("c", "--split-seed", 1)
+    assert len(fits) == 2  # another split: fitted again
+    for entry in (tmp_path / "cache").rglob("*.npz"):
+        entry.write_bytes(b"damaged")  # a damaged entry is refitted, not an error
+    assert train("d") == first and len(fits) == 3
+
+
+def test_help_lists_only_options_the_task_reads():
+    assert "--seq-len" not in ok(invoke("train", "sentiment", "--help"))
+    assert "--seq-len" in ok(invoke("train", "char-lm", "--help"))
+    one_line_error(invoke("train", "sentiment", "--seq-len", 5), "No such option '--seq-len'")

@@ -331,12 +331,17 @@ def test_position_round_trips_through_checkpoint_meta(tmp_path):
     trainer, _ = train(tmp_path, "toy-sign", epochs=1)
     _, meta = load_arrays(str(tmp_path / "run" / LAST))
     assert Position.from_meta(meta) == trainer.position
+    # a checkpoint written before the schedule's horizons were saved still loads
+    older = {k: v for k, v in meta.items() if not k.startswith("lr_")}
+    assert Position.from_meta(older).lr_horizon == 0
+    assert Position.from_meta(older).lr_extensions == []
 
 
 def test_options_are_checked_once_per_start_and_once_per_resume(tmp_path, monkeypatch):
     checks = []
     check = TrainingConfig.check
-    monkeypatch.setattr(TrainingConfig, "check", lambda self: checks.append(1) or check(self))
+    monkeypatch.setattr(TrainingConfig, "check",
+                        lambda self, task=None: checks.append(1) or check(self, task))
     train(tmp_path, "toy-sign", epochs=1)
     assert len(checks) == 1
     resume_run(get_task("toy-sign"), RunDir.open(str(tmp_path / "run")))

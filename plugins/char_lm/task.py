@@ -10,8 +10,8 @@ round trip use exactly the training vocabulary and notice a changed data file. T
 vocabulary covers the whole file (as char-rnn does), so every validation character has an
 id; one that never occurs in training simply gets a low probability.
 Model: token embedding -> recurrent stack -> V logits per step, cross-entropy.
-Split "test" is the file given to `recurrent eval RUN --data FILE`; without one it means
-the validation split (the corpus has no third part).
+Split "test" is the file given to `recurrent eval RUN --data FILE`; the corpus itself has
+no third part (``splits``), so `recurrent eval RUN` scores the validation split and says so.
 """
 from __future__ import annotations
 
@@ -134,6 +134,8 @@ class CharLM:
     name = "char-lm"
     help = "Character-level language model: train on a UTF-8 text, sample new text."
     loss = "cross_entropy"
+    causal = True  # the targets are the next characters of the input
+    splits = ("train", "valid")  # the corpus is cut in two; `eval --data FILE` tests
 
     # ---- CLI surface -------------------------------------------------------------------
 

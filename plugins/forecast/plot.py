@@ -8,11 +8,9 @@ never leaves a half-written PNG behind.
 """
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 
+from recurrent.checkpoint import atomic_write
 from recurrent.errors import UserError
 
 
@@ -35,21 +33,12 @@ def matplotlib_available() -> bool:
 
 
 def _save(figure, canvas_class, path: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
+    """Write the PNG as every file the CLI writes (recurrent.checkpoint.atomic_write): whole
+    or not at all, with the mode open() would give it."""
     try:
-        handle, tmp = tempfile.mkstemp(suffix=".png.tmp", dir=directory)
+        atomic_write(path, canvas_class(figure).print_png)
     except OSError as e:
-        raise UserError(f"cannot write plot {path!r}: {e.strerror}") from None
-    try:
-        with os.fdopen(handle, "wb") as f:
-            canvas_class(figure).print_png(f)
-        os.replace(tmp, path)
-    except OSError as e:
-        os.unlink(tmp)
-        raise UserError(f"cannot write plot {path!r}: {e.strerror}") from None
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        raise UserError(f"cannot write plot {path!r}: {e.strerror or e}") from None
 
 
 def forecast_plot(path: str, title: str, columns: list[str], time_label: str,

@@ -54,6 +54,7 @@ class ForecastTask:
     help = ("Time-series forecasting from CSV: sliding windows, H steps at once "
             "(bundled: sunspots, co2)")
     loss = "mse"
+    unused_options = ("seq_len",)  # the input length is --window
 
     def __init__(self):
         self._cache = {}

@@ -17,6 +17,7 @@ import os
 import click
 import numpy as np
 
+from recurrent import cache
 from recurrent.errors import UserError
 
 from . import baselines as bl
@@ -27,11 +28,13 @@ from .metrics import classification_metrics, cross_entropy, softmax
 from .text import build_vocab, encode, length_buckets, pad_batch, tokenize
 
 STATE_VERSION = 1
+BASELINE_FORMAT = 1  # of the cached baseline models (recurrent.cache)
 EVAL_BATCH = 256  # rows per forward pass in evaluate/predict (no gradients kept)
 FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 
 # Small per-process caches: the trainer calls batches()/evaluate()/baselines() many times
-# with the same state, and re-reading or refitting each time would dominate short runs.
+# with the same state, and re-reading or refitting each time would dominate short runs
+# (the fitted baselines are also kept across runs: _baseline_models()).
 _files: dict = {}
 _baseline_models: dict = {}
 
@@ -60,10 +63,19 @@ def _vocab_key(vocab: list[str]) -> str:
     return hashlib.sha256("\n".join(vocab).encode("utf-8")).hexdigest()
 
 
+def _fits(stored: dict, vocab_size: int, num_classes: int) -> bool:
+    """A cached baseline entry has every array, in the shapes this run needs."""
+    shapes = {"majority": (), "prior": (num_classes,), "l2": (),
+              "weight": (vocab_size, num_classes), "bias": (num_classes,)}
+    return all(name in stored and stored[name].shape == shape
+               and stored[name].dtype.kind in "fi" for name, shape in shapes.items())
+
+
 class SentimentTask:
     name = "sentiment"
     help = "Text classification from CSV (default data: Rotten Tomatoes fresh/rotten snippets)"
     loss = "cross_entropy"
+    unused_options = ("seq_len",)  # texts keep their own lengths (cut at --max-tokens)
 
     # ---- CLI ---------------------------------------------------------------------------
     def options(self) -> list:
@@ -204,21 +216,7 @@ class SentimentTask:
     def baselines(self, state: dict, split: str, config: dict) -> dict:
         """Majority class (its loss: the training class frequencies as probabilities) and
         bag-of-words logistic regression, fitted on train (L2 chosen on valid)."""
-        k = len(state["classes"])
-        train_seqs, y_train = self.split_rows(state, "train", {})
-        key = (state["sha256"], _vocab_key(state["vocab"]), state["max_tokens"],
-               state["split_seed"], state["valid_fraction"], state["test_fraction"])
-        if key not in _baseline_models:
-            valid_seqs, y_valid = self.split_rows(state, "valid", {})
-            v = len(state["vocab"])
-            logreg = bl.fit_logistic_regression(
-                bl.bag_of_words(train_seqs, v), y_train,
-                bl.bag_of_words(valid_seqs, v), y_valid, k)
-            prior = np.bincount(y_train, minlength=k) / len(y_train)
-            _baseline_models.clear()
-            _baseline_models[key] = (bl.majority_class(y_train, k), prior, logreg)
-        majority, prior, logreg = _baseline_models[key]
-
+        majority, prior, logreg = self._baseline_models(state)
         sequences, y = self.split_rows(state, split, config)
         out = {}
         probs = np.tile(prior, (len(y), 1))
@@ -228,6 +226,40 @@ class SentimentTask:
         out["bow_logreg"] = classification_metrics(y, probs.argmax(axis=1), state["classes"])
         out["bow_logreg"]["loss"] = cross_entropy(probs, y)
         return out
+
+    def _baseline_models(self, state: dict):
+        """(majority class, training class frequencies (K,), fitted BoW logistic
+        regression), fitted once per dataset, split and vocabulary: kept for this process
+        and in the user's cache (recurrent.cache), so later runs on the same data reuse
+        them instead of refitting."""
+        k, v = len(state["classes"]), len(state["vocab"])
+        key = {"format": BASELINE_FORMAT, "sha256": state["sha256"],
+               "vocab": _vocab_key(state["vocab"]), "classes": list(state["classes"]),
+               "max_tokens": state["max_tokens"], "split_seed": state["split_seed"],
+               "valid_fraction": state["valid_fraction"],
+               "test_fraction": state["test_fraction"], "l2_grid": list(bl.L2_GRID)}
+        memo = json.dumps(key, sort_keys=True)
+        if memo in _baseline_models:
+            return _baseline_models[memo]
+        stored = cache.load("sentiment-baselines", key)
+        if stored is not None and _fits(stored, v, k):
+            logreg = bl.LogisticRegression(float(stored["l2"]))
+            logreg.weight, logreg.bias = stored["weight"], stored["bias"]
+            models = (int(stored["majority"]), stored["prior"], logreg)
+        else:
+            train_seqs, y_train = self.split_rows(state, "train", {})
+            valid_seqs, y_valid = self.split_rows(state, "valid", {})
+            logreg = bl.fit_logistic_regression(
+                bl.bag_of_words(train_seqs, v), y_train,
+                bl.bag_of_words(valid_seqs, v), y_valid, k)
+            prior = np.bincount(y_train, minlength=k) / len(y_train)
+            models = (bl.majority_class(y_train, k), prior, logreg)
+            cache.store("sentiment-baselines", key, {
+                "majority": np.int64(models[0]), "prior": prior, "l2": np.float64(logreg.l2),
+                "weight": logreg.weight, "bias": logreg.bias})
+        _baseline_models.clear()
+        _baseline_models[memo] = models
+        return models
 
     def format_report(self, state: dict, metrics: dict, baselines: dict) -> list[str]:
         """`recurrent eval` text: overall scores, labelled per-class rows and confusion

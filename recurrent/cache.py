@@ -1,0 +1,66 @@
+"""Results worth computing once per dataset rather than once per run (e.g. a task's fitted
+baselines), kept under the user's cache home and shared by every run.
+
+Each entry is one .npz file (recurrent.checkpoint: plain arrays read with
+allow_pickle=False, so a cache file cannot run code; written atomically) named by the
+SHA-256 of its key, the JSON of everything the result depends on (the data's hash, the
+options that matter, a format version). An entry that is missing, unreadable or does not
+fit is simply computed again; a cache that cannot be written is skipped.
+
+Where: $RECURRENT_CACHE_DIR, else $XDG_CACHE_HOME/recurrent, else ~/.cache/recurrent.
+RECURRENT_CACHE_DIR=off turns the cache off.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+from .checkpoint import load_arrays, save_arrays
+from .errors import UserError
+
+
+def cache_dir() -> str | None:
+    """The cache directory (not necessarily existing yet), or None when turned off."""
+    path = os.environ.get("RECURRENT_CACHE_DIR", "").strip()
+    if path.lower() in ("off", "0", "none", "false"):
+        return None
+    if not path:
+        home = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.join(
+            os.path.expanduser("~"), ".cache")
+        path = os.path.join(home, "recurrent")
+    return path
+
+
+def entry_path(namespace: str, key: dict) -> str | None:
+    """The file holding ``key``'s entry in ``namespace`` (None: cache off)."""
+    root = cache_dir()
+    if root is None:
+        return None
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode("utf-8")).hexdigest()
+    return os.path.join(root, namespace, digest + ".npz")
+
+
+def load(namespace: str, key: dict) -> dict | None:
+    """The arrays stored for ``key``, or None (no entry, cache off, or a damaged file)."""
+    path = entry_path(namespace, key)
+    if path is None or not os.path.isfile(path):
+        return None
+    try:
+        arrays, meta = load_arrays(path)
+    except UserError:
+        return None
+    return arrays if meta.get("key") == key else None
+
+
+def store(namespace: str, key: dict, arrays: dict) -> None:
+    """Keep ``arrays`` (name -> numpy array) for ``key``; silently skipped when the cache
+    is off or cannot be written."""
+    path = entry_path(namespace, key)
+    if path is None:
+        return
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        save_arrays(path, arrays, {"key": key})
+    except OSError:
+        pass
