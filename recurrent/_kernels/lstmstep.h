@@ -54,87 +54,93 @@ static inline void rc_lstm_pack_f32(const float* w, int H, int K, float* P)
                                P + ((long)u0 * 4 + (long)q * RC_LSTM_NR) * K);
 }
 
-/* The gate pass for one row and nu <= 16 units from the tile's sums s[q][j]; pointers are
- * at the row's first unit of the group. The lines are lstm.pyx's float64 _cell_forward.
- * All 16 lanes are computed on local copies (lanes past nu on zeros), so the loop has a
- * constant trip count and no aliasing question: gcc makes it one vector per line. */
-static inline __attribute__((always_inline)) void
-rc_lstm_units(const int nu, float (*s)[RC_LSTM_NR], const float* proj, int H,
-              const float* c_prev, float* c, float* h, float* gates)
-{
-    float p[4][RC_LSTM_NR], cp[RC_LSTM_NR], cl[RC_LSTM_NR], hl[RC_LSTM_NR];
-    float g4[4][RC_LSTM_NR];
-    if (nu < RC_LSTM_NR) {
-        memset(p, 0, sizeof(p));
-        memset(cp, 0, sizeof(cp));
-    }
-    for (int q = 0; q < 4; q++)
-        memcpy(p[q], proj + (long)q * H, nu * sizeof(float));
-    memcpy(cp, c_prev, nu * sizeof(float));
-    for (int j = 0; j < RC_LSTM_NR; j++) {
-        float i = rc_sigmoidf(p[0][j] + s[0][j]);
-        float f = rc_sigmoidf(p[1][j] + s[1][j]);
-        float g = rc_tanhf(p[2][j] + s[2][j]);
-        float o = rc_sigmoidf(p[3][j] + s[3][j]);
-        float cj = f * cp[j] + i * g;              /* c_t = f * c_{t-1} + i * g */
-        cl[j] = cj;
-        hl[j] = o * rc_tanhf(cj);                  /* h_t = o * tanh(c_t) */
-        g4[0][j] = i; g4[1][j] = f; g4[2][j] = g; g4[3][j] = o;
-    }
-    memcpy(c, cl, nu * sizeof(float));
-    memcpy(h, hl, nu * sizeof(float));
-    if (gates)
-        for (int q = 0; q < 4; q++)
-            memcpy(gates + (long)q * H, g4[q], nu * sizeof(float));
+/* The tile code for one vector type V of VW float lanes (VW = 16: AVX-512 and portable,
+ * one vector per panel row; VW = 8: AVX2, where gcc lowers 64-byte vectors through the
+ * stack, so a group's 16 units are done as two tiles of 8). SFX names the set. */
+#define RC_DEFINE_LSTM_TILE(SFX, V, VW, LOAD)                                                \
+/* The gate pass for one row and nu <= VW units from the tile's sums s[q][j]; pointers    \
+ * are at the row's first unit. The lines are lstm.pyx's float64 _cell_forward. All VW    \
+ * lanes are computed on local copies (lanes past nu on zeros), so the loop has a         \
+ * constant trip count and no aliasing question: gcc makes it one vector per line. */     \
+static inline __attribute__((always_inline)) void                                        \
+rc_lstm_units##SFX(const int nu, float (*s)[VW], const float* proj, int H,              \
+                   const float* c_prev, float* c, float* h, float* gates)               \
+{                                                                                        \
+    float p[4][VW], cp[VW], cl[VW], hl[VW];                                              \
+    float g4[4][VW];                                                                     \
+    if (nu < VW) {                                                                       \
+        memset(p, 0, sizeof(p));                                                         \
+        memset(cp, 0, sizeof(cp));                                                       \
+    }                                                                                    \
+    for (int q = 0; q < 4; q++)                                                          \
+        memcpy(p[q], proj + (long)q * H, nu * sizeof(float));                            \
+    memcpy(cp, c_prev, nu * sizeof(float));                                              \
+    for (int j = 0; j < VW; j++) {                                                       \
+        float i = rc_sigmoidf(p[0][j] + s[0][j]);                                        \
+        float f = rc_sigmoidf(p[1][j] + s[1][j]);                                        \
+        float g = rc_tanhf(p[2][j] + s[2][j]);                                           \
+        float o = rc_sigmoidf(p[3][j] + s[3][j]);                                        \
+        float cj = f * cp[j] + i * g;              /* c_t = f * c_{t-1} + i * g */        \
+        cl[j] = cj;                                                                      \
+        hl[j] = o * rc_tanhf(cj);                  /* h_t = o * tanh(c_t) */              \
+        g4[0][j] = i; g4[1][j] = f; g4[2][j] = g; g4[3][j] = o;                          \
+    }                                                                                    \
+    memcpy(c, cl, nu * sizeof(float));                                                   \
+    memcpy(h, hl, nu * sizeof(float));                                                   \
+    if (gates)                                                                           \
+        for (int q = 0; q < 4; q++)                                                      \
+            memcpy(gates + (long)q * H, g4[q], nu * sizeof(float));                      \
+}                                                                                        \
+                                                                                         \
+/* acc[i][q] += A[i, 0:K] @ (panel q's VW columns at P), for MR rows (row stride lda). */ \
+static inline __attribute__((always_inline)) void                                        \
+rc_lstm_sums##SFX(const int mr, int K, const float* A, long lda, const float* P,        \
+                  V (*acc)[4])                                                           \
+{                                                                                        \
+    const long ps = (long)K * RC_LSTM_NR;                                                \
+    for (int k = 0; k < K; k++) {                                                        \
+        V b[4];                                                                          \
+        for (int q = 0; q < 4; q++)                                                      \
+            LOAD(b[q], P + q * ps + (long)k * RC_LSTM_NR);                               \
+        for (int i = 0; i < mr; i++) {                                                   \
+            float a = A[i * lda + k];                                                    \
+            for (int q = 0; q < 4; q++)                                                  \
+                acc[i][q] += a * b[q];                                                   \
+        }                                                                                \
+    }                                                                                    \
+}                                                                                        \
+                                                                                         \
+/* MR rows x 4 gates x nu <= VW units: the sums in registers (inputs X first when I > 0,  \
+ * then h_prev A), then the gate pass. Row r's arrays: X + r*I, A + r*H,                  \
+ * pre + r*pre_stride, gates + r*4H, c_prev/c/h + r*H; pointers already offset to the     \
+ * tile's first unit (X, A excepted; Pi, Ph at the unit's column of the group's panels). */\
+static inline __attribute__((always_inline)) void                                        \
+rc_lstm_tile##SFX(const int mr, int I, int H, int nu, const float* X, const float* A,   \
+                  const float* Pi, const float* Ph, const float* pre, long pre_stride,  \
+                  const float* c_prev, float* c, float* h, float* gates)                \
+{                                                                                        \
+    V acc[RC_MAXMR][4];                                                                  \
+    for (int i = 0; i < mr; i++)                                                         \
+        for (int q = 0; q < 4; q++)                                                      \
+            acc[i][q] = (V){0};                                                          \
+    if (I > 0)                                                                           \
+        rc_lstm_sums##SFX(mr, I, X, I, Pi, acc);                                         \
+    rc_lstm_sums##SFX(mr, H, A, H, Ph, acc);                                             \
+    const long G = 4L * H;                                                               \
+    for (int i = 0; i < mr; i++) {                                                       \
+        float s[4][VW];                                                                  \
+        memcpy(s, acc[i], sizeof(s));                                                    \
+        float* gr = gates ? gates + i * G : NULL;                                        \
+        if (nu == VW)  /* constant trip count: one vector per line */                    \
+            rc_lstm_units##SFX(VW, s, pre + i * pre_stride, H, c_prev + (long)i * H,     \
+                               c + (long)i * H, h + (long)i * H, gr);                    \
+        else                                                                             \
+            rc_lstm_units##SFX(nu, s, pre + i * pre_stride, H, c_prev + (long)i * H,     \
+                               c + (long)i * H, h + (long)i * H, gr);                    \
+    }                                                                                    \
 }
-
-/* acc[i][q] += A[i, 0:K] @ (one group's panel q), for MR rows (row stride lda). */
-static inline __attribute__((always_inline)) void
-rc_lstm_sums(const int mr, int K, const float* A, long lda, const float* P,
-             rc_v16sf (*acc)[4])
-{
-    const long ps = (long)K * RC_LSTM_NR;
-    for (int k = 0; k < K; k++) {
-        rc_v16sf b[4];
-        for (int q = 0; q < 4; q++)
-            memcpy(&b[q], P + q * ps + (long)k * RC_LSTM_NR, sizeof(rc_v16sf));
-        for (int i = 0; i < mr; i++) {
-            float a = A[i * lda + k];
-            for (int q = 0; q < 4; q++)
-                acc[i][q] += a * b[q];
-        }
-    }
-}
-
-/* MR rows x one group of 4 panels: the sums in registers (inputs X first when I > 0,
- * then h_prev A), then the gate pass. Row r's arrays: X + r*I, A + r*H, pre + r*pre_stride,
- * gates + r*4H, c_prev/c/h + r*H; pointers already offset to the group's first unit
- * (X, A excepted). */
-static inline __attribute__((always_inline)) void
-rc_lstm_tile(const int mr, int I, int H, int nu, const float* X, const float* A,
-             const float* Pi, const float* Ph, const float* pre, long pre_stride,
-             const float* c_prev, float* c, float* h, float* gates)
-{
-    rc_v16sf acc[RC_MAXMR][4];
-    for (int i = 0; i < mr; i++)
-        for (int q = 0; q < 4; q++)
-            acc[i][q] = (rc_v16sf){0};
-    if (I > 0)
-        rc_lstm_sums(mr, I, X, I, Pi, acc);
-    rc_lstm_sums(mr, H, A, H, Ph, acc);
-    const long G = 4L * H;
-    for (int i = 0; i < mr; i++) {
-        float s[4][RC_LSTM_NR];
-        memcpy(s, acc[i], sizeof(s));
-        float* gr = gates ? gates + i * G : NULL;
-        if (nu == RC_LSTM_NR)  /* constant trip count: one vector per line */
-            rc_lstm_units(RC_LSTM_NR, s, pre + i * pre_stride, H, c_prev + (long)i * H,
-                          c + (long)i * H, h + (long)i * H, gr);
-        else
-            rc_lstm_units(nu, s, pre + i * pre_stride, H, c_prev + (long)i * H,
-                          c + (long)i * H, h + (long)i * H, gr);
-    }
-}
+RC_DEFINE_LSTM_TILE(, rc_v16sf, RC_LSTM_NR, RC_LOAD_V16SF)
+RC_DEFINE_LSTM_TILE(_v8, rc_v8sf, 8, RC_LOAD_V8SF)
 
 /* m rows: h (m, H) and c (m, H) written, gates (m, 4H) too unless NULL. X (m, I) is
  * x_t's rows and Pi the packed W_ih^T (neither read when I = 0), A (m, H) h_prev's rows, Ph
@@ -144,29 +150,49 @@ rc_lstm_tile(const int mr, int I, int H, int nu, const float* X, const float* A,
  * (rc_lstm_group_order), so a step starts on the panels the previous step used last,
  * still in cache when the weights do not fit in it. Each group's results are independent
  * of the order. */
-#define RC_LSTM_STEP_BODY(MR)                                                            \
+#define RC_LSTM_STEP_BODY(MR, SFX, COLUMNS)                                              \
     int ngroups = (H + RC_LSTM_NR - 1) / RC_LSTM_NR;                                     \
     for (int pi = 0; pi < ngroups; pi++) {                                               \
         int p = reverse_groups ? ngroups - 1 - pi : pi;                                  \
+        COLUMNS(MR, SFX)                                                                 \
+    }
+
+/* COLUMNS: how a group's 16 units are split into tiles. Whole: one tile of 16 units. */
+#define RC_LSTM_WHOLE_GROUP(MR, SFX)                                                     \
         int u0 = p * RC_LSTM_NR;                                                         \
         int nu = H - u0 < RC_LSTM_NR ? H - u0 : RC_LSTM_NR;                              \
         const float* Pip = I > 0 ? Pi + (long)p * 4 * I * RC_LSTM_NR : NULL;             \
         const float* Php = Ph + (long)p * 4 * H * RC_LSTM_NR;                            \
+        RC_LSTM_ROWS(MR, SFX)
+
+/* Halves: two tiles of 8 units (panel columns v0..v0+7), for 8-lane vectors. */
+#define RC_LSTM_HALF_GROUPS(MR, SFX)                                                     \
+        for (int v0 = 0; v0 < RC_LSTM_NR; v0 += 8) {                                     \
+            int u0 = p * RC_LSTM_NR + v0;                                                \
+            if (u0 >= H)                                                                 \
+                break;                                                                   \
+            int nu = H - u0 < 8 ? H - u0 : 8;                                            \
+            const float* Pip = I > 0 ? Pi + (long)p * 4 * I * RC_LSTM_NR + v0 : NULL;    \
+            const float* Php = Ph + (long)p * 4 * H * RC_LSTM_NR + v0;                   \
+            RC_LSTM_ROWS(MR, SFX)                                                        \
+        }
+
+/* All m rows against one tile column: tiles of MR rows, then 2, then 1. */
+#define RC_LSTM_ROWS(MR, SFX)                                                            \
         int r = 0;                                                                       \
         for (; r + MR <= m; r += MR)                                                     \
-            RC_LSTM_TILE_AT(MR);                                                         \
+            RC_LSTM_TILE_AT(SFX, MR);                                                    \
         for (; MR > 2 && r + 2 <= m; r += 2)                                             \
-            RC_LSTM_TILE_AT(2);                                                          \
+            RC_LSTM_TILE_AT(SFX, 2);                                                     \
         for (; r < m; r++)                                                               \
-            RC_LSTM_TILE_AT(1);                                                          \
-    }
+            RC_LSTM_TILE_AT(SFX, 1);
 
-#define RC_LSTM_TILE_AT(MRC)                                                             \
-    rc_lstm_tile(MRC, I, H, nu, I > 0 ? X + (long)r * I : NULL, A + (long)r * H,        \
-                 Pip, Php,                                                              \
-                 pre + r * pre_stride + u0, pre_stride, c_prev + (long)r * H + u0,      \
-                 c + (long)r * H + u0, h + (long)r * H + u0,                            \
-                 gates ? gates + r * 4L * H + u0 : NULL)
+#define RC_LSTM_TILE_AT(SFX, MRC)                                                        \
+    rc_lstm_tile##SFX(MRC, I, H, nu, I > 0 ? X + (long)r * I : NULL, A + (long)r * H,   \
+                      Pip, Php,                                                         \
+                      pre + r * pre_stride + u0, pre_stride, c_prev + (long)r * H + u0, \
+                      c + (long)r * H + u0, h + (long)r * H + u0,                       \
+                      gates ? gates + r * 4L * H + u0 : NULL)
 
 #define RC_LSTM_STEP_ARGS int m, int I, int H, const float* X, const float* A,            \
                           const float* Pi, const float* Ph, const float* pre,              \
@@ -175,14 +201,14 @@ rc_lstm_tile(const int mr, int I, int H, int nu, const float* X, const float* A,
 #define RC_LSTM_STEP_CALL(NAME) \
     NAME(m, I, H, X, A, Pi, Ph, pre, pre_stride, c_prev, c, h, gates, reverse_groups)
 
-static void rc_lstm_step_f32_portable(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(1) }
+static void rc_lstm_step_f32_portable(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(1, , RC_LSTM_WHOLE_GROUP) }
 
 #ifdef RC_HAVE_X86_VARIANTS
 RC_TARGET_AVX512
-static void rc_lstm_step_f32_avx512(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(4) }
+static void rc_lstm_step_f32_avx512(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(4, , RC_LSTM_WHOLE_GROUP) }
 
 RC_TARGET_AVX2
-static void rc_lstm_step_f32_avx2(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(1) }
+static void rc_lstm_step_f32_avx2(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(2, _v8, RC_LSTM_HALF_GROUPS) }
 #endif
 
 static inline void rc_lstm_step_f32(RC_LSTM_STEP_ARGS)

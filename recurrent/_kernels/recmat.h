@@ -11,7 +11,9 @@
  *
  * Packed layout: P[p][k][j] = Bmat[k][p * NR + j], zero past column N; NR * sizeof(T) =
  * 64 bytes (one AVX-512 register, two AVX2 ones). A tile of MR rows x NP panels keeps
- * MR * NP vector accumulators in registers. Variants: AVX-512 and AVX2+FMA (chosen at run
+ * MR * NP * NV vector accumulators in registers, NV vectors per panel row: the AVX2
+ * variant works on 32-byte vectors (NV = 2), because gcc lowers a 64-byte generic vector
+ * for AVX2 through the stack (lane-by-lane broadcasts, spilled accumulators). Variants: AVX-512 and AVX2+FMA (chosen at run
  * time from the CPU, gcc/clang on x86-64) and portable C (everything else; float64).
  */
 #ifndef RECURRENT_RECMAT_H
@@ -28,6 +30,13 @@
 
 typedef float rc_v16sf __attribute__((vector_size(64)));
 typedef double rc_v8df __attribute__((vector_size(64)));
+typedef float rc_v8sf __attribute__((vector_size(32)));  /* one AVX2 register */
+typedef float rc_v8sf_u __attribute__((vector_size(32), aligned(4), may_alias));
+
+/* V = *src for src aligned to 4 bytes only: a 64-byte copy, and a 32-byte load that gcc
+ * keeps in a register where a memcpy into an array of vectors may go through the stack. */
+#define RC_LOAD_V16SF(V, SRC) memcpy(&(V), (SRC), sizeof(rc_v16sf))
+#define RC_LOAD_V8SF(V, SRC) ((V) = *(const rc_v8sf_u*)(SRC))
 
 /* P[k][j] = w[j * ld + k] for k < K, j < nrows (<= 16), zero for j >= nrows: 16 rows of
  * w (row stride ld) transposed into one panel. Packing W^T for the kernels is made of
@@ -135,32 +144,35 @@ static inline void rc_pack_f64(const double* b, int K, int N, long sk, long sn, 
 }
 
 /* One tile: mr rows x npn panels, accumulated over all K, then stored (ncols valid
- * columns from the tile's first column). always_inline with constant mr/npn: the
- * accumulator array becomes registers in each variant. */
-#define RC_DEFINE_TILE(NAME, T, V, NR)                                                   \
+ * columns from the tile's first column). A panel row is NV vectors V of NR / NV elements.
+ * always_inline with constant mr/npn: the accumulator array becomes registers in each
+ * variant. */
+#define RC_DEFINE_TILE(NAME, T, V, NR, NV)                                               \
 static inline __attribute__((always_inline)) void                                        \
 NAME(const int mr, const int npn, int K, const T* A, long lda, const T* P, long ps,     \
      T* C, long ldc, int ncols, int accumulate)                                          \
 {                                                                                        \
-    V acc[RC_MAXMR][RC_MAXNP];                                                           \
+    enum { VW = NR / NV };                                                               \
+    V acc[RC_MAXMR][RC_MAXNP * NV];                                                      \
     for (int i = 0; i < mr; i++)                                                         \
-        for (int q = 0; q < npn; q++)                                                    \
+        for (int q = 0; q < npn * NV; q++)                                               \
             acc[i][q] = (V){0};                                                          \
     for (int k = 0; k < K; k++) {                                                        \
-        V b[RC_MAXNP];                                                                   \
+        V b[RC_MAXNP * NV];                                                              \
         for (int q = 0; q < npn; q++)                                                    \
-            memcpy(&b[q], P + q * ps + (long)k * NR, sizeof(V));                         \
+            for (int v = 0; v < NV; v++)                                                 \
+                memcpy(&b[q * NV + v], P + q * ps + (long)k * NR + v * VW, sizeof(V));   \
         for (int i = 0; i < mr; i++) {                                                   \
             T a = A[i * lda + k];                                                        \
-            for (int q = 0; q < npn; q++)                                                \
+            for (int q = 0; q < npn * NV; q++)                                           \
                 acc[i][q] += a * b[q];                                                   \
         }                                                                                \
     }                                                                                    \
     for (int i = 0; i < mr; i++)                                                         \
-        for (int q = 0; q < npn; q++) {                                                  \
-            int c0 = q * NR;                                                             \
+        for (int q = 0; q < npn * NV; q++) {                                             \
+            int c0 = q * VW;                                                             \
             T* dst = C + i * ldc + c0;                                                   \
-            if (ncols - c0 >= NR) {                                                      \
+            if (ncols - c0 >= VW) {                                                      \
                 V v = acc[i][q];                                                         \
                 if (accumulate) {                                                        \
                     V old;                                                               \
@@ -169,15 +181,16 @@ NAME(const int mr, const int npn, int K, const T* A, long lda, const T* P, long 
                 }                                                                        \
                 memcpy(dst, &v, sizeof(V));                                              \
             } else if (ncols > c0) {                                                     \
-                T tmp[NR];                                                               \
+                T tmp[VW];                                                               \
                 memcpy(tmp, &acc[i][q], sizeof(V));                                      \
                 for (int j = 0; j < ncols - c0; j++)                                     \
                     dst[j] = accumulate ? dst[j] + tmp[j] : tmp[j];                      \
             }                                                                            \
         }                                                                                \
 }
-RC_DEFINE_TILE(rc_tile_f32, float, rc_v16sf, RC_NR_F32)
-RC_DEFINE_TILE(rc_tile_f64, double, rc_v8df, RC_NR_F64)
+RC_DEFINE_TILE(rc_tile_f32, float, rc_v16sf, RC_NR_F32, 1)
+RC_DEFINE_TILE(rc_tile_f32_v8, float, rc_v8sf, RC_NR_F32, 2)
+RC_DEFINE_TILE(rc_tile_f64, double, rc_v8df, RC_NR_F64, 1)
 
 /* Rows r0..m-1 against panels p0..p0+npn-1 (npn <= NP): tiles of MR rows, then of 4, then
  * single rows, which take NP1 panels at a time (more independent accumulator chains for
@@ -220,7 +233,7 @@ RC_TARGET_AVX512
 static void rc_recmat_f32_avx512(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 8, 2, 4) }
 
 RC_TARGET_AVX2
-static void rc_recmat_f32_avx2(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 4, 1, 2) }
+static void rc_recmat_f32_avx2(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32_v8, RC_NR_F32, 6, 1, 4) }
 #endif
 
 static inline void rc_recmat_f32(RC_RECMAT_ARGS)
