@@ -33,10 +33,16 @@ typedef double rc_v8df __attribute__((vector_size(64)));
 typedef float rc_v8sf __attribute__((vector_size(32)));  /* one AVX2 register */
 typedef float rc_v8sf_u __attribute__((vector_size(32), aligned(4), may_alias));
 
-/* V = *src for src aligned to 4 bytes only: a 64-byte copy, and a 32-byte load that gcc
- * keeps in a register where a memcpy into an array of vectors may go through the stack. */
+/* V = *SRC, SRC aligned to 4 bytes only. The 32-byte load goes through a vector type
+ * (a memcpy into an array of vectors may go through the stack), and the empty asm pins
+ * the loaded value in a register: otherwise gcc folds it into every FMA that uses it,
+ * loading a panel row once per tile row instead of once. */
 #define RC_LOAD_V16SF(V, SRC) memcpy(&(V), (SRC), sizeof(rc_v16sf))
-#define RC_LOAD_V8SF(V, SRC) ((V) = *(const rc_v8sf_u*)(SRC))
+#define RC_LOAD_V8SF(V, SRC)                                                              \
+    do {                                                                                  \
+        (V) = *(const rc_v8sf_u*)(SRC);                                                   \
+        __asm__("" : "+x"(V));                                                            \
+    } while (0)
 
 /* P[k][j] = w[j * ld + k] for k < K, j < nrows (<= 16), zero for j >= nrows: 16 rows of
  * w (row stride ld) transposed into one panel. Packing W^T for the kernels is made of
@@ -147,7 +153,7 @@ static inline void rc_pack_f64(const double* b, int K, int N, long sk, long sn, 
  * columns from the tile's first column). A panel row is NV vectors V of NR / NV elements.
  * always_inline with constant mr/npn: the accumulator array becomes registers in each
  * variant. */
-#define RC_DEFINE_TILE(NAME, T, V, NR, NV)                                               \
+#define RC_DEFINE_TILE(NAME, T, V, NR, NV, LOAD)                                          \
 static inline __attribute__((always_inline)) void                                        \
 NAME(const int mr, const int npn, int K, const T* A, long lda, const T* P, long ps,     \
      T* C, long ldc, int ncols, int accumulate)                                          \
@@ -161,7 +167,7 @@ NAME(const int mr, const int npn, int K, const T* A, long lda, const T* P, long 
         V b[RC_MAXNP * NV];                                                              \
         for (int q = 0; q < npn; q++)                                                    \
             for (int v = 0; v < NV; v++)                                                 \
-                memcpy(&b[q * NV + v], P + q * ps + (long)k * NR + v * VW, sizeof(V));   \
+                LOAD(b[q * NV + v], P + q * ps + (long)k * NR + v * VW);                 \
         for (int i = 0; i < mr; i++) {                                                   \
             T a = A[i * lda + k];                                                        \
             for (int q = 0; q < npn * NV; q++)                                           \
@@ -188,9 +194,10 @@ NAME(const int mr, const int npn, int K, const T* A, long lda, const T* P, long 
             }                                                                            \
         }                                                                                \
 }
-RC_DEFINE_TILE(rc_tile_f32, float, rc_v16sf, RC_NR_F32, 1)
-RC_DEFINE_TILE(rc_tile_f32_v8, float, rc_v8sf, RC_NR_F32, 2)
-RC_DEFINE_TILE(rc_tile_f64, double, rc_v8df, RC_NR_F64, 1)
+#define RC_LOAD_V8DF(V, SRC) memcpy(&(V), (SRC), sizeof(rc_v8df))
+RC_DEFINE_TILE(rc_tile_f32, float, rc_v16sf, RC_NR_F32, 1, RC_LOAD_V16SF)
+RC_DEFINE_TILE(rc_tile_f32_v8, float, rc_v8sf, RC_NR_F32, 2, RC_LOAD_V8SF)
+RC_DEFINE_TILE(rc_tile_f64, double, rc_v8df, RC_NR_F64, 1, RC_LOAD_V8DF)
 
 /* Rows r0..m-1 against panels p0..p0+npn-1 (npn <= NP): tiles of MR rows, then of 4, then
  * single rows, which take NP1 panels at a time (more independent accumulator chains for
