@@ -37,16 +37,40 @@
 
 #define RC_LSTM_NR 16  /* hidden units per panel: one 64-byte vector of float32 */
 
-/* Elements of a packed W^T for W (4H, K): ceil(H / 16) groups x 4 panels x K x 16. */
+/* Units per group of panels: 16 (one 64-byte vector), or 8 for the AVX2 variant, whose
+ * tiles work on 8-lane vectors: a tile's panels are then contiguous, (I + H) * 128 bytes,
+ * not every other half of 64-byte panel rows spread over twice that. */
+static inline int rc_lstm_group_width(void)
+{
+#ifdef RC_HAVE_X86_VARIANTS
+    if (rc_cpu_level() == 2)
+        return 8;
+#endif
+    return RC_LSTM_NR;
+}
+
+/* Elements of a packed W^T for W (4H, K): ceil(H / 16) groups x 4 panels x K x 16 (enough
+ * for groups of 8 too). */
 static inline long rc_lstm_packed_len(int H, int K)
 {
     return (long)((H + RC_LSTM_NR - 1) / RC_LSTM_NR) * 4 * K * RC_LSTM_NR;
 }
 
-/* P[p][q][k][j] = w[q*H + p*16 + j][k] (zero past unit H-1); w (4H, K) row-major: W_hh
- * (K = H) or W_ih (K = I). */
+/* P[p][q][k][j] = w[q*H + p*GW + j][k] (zero past unit H-1), GW = rc_lstm_group_width();
+ * w (4H, K) row-major: W_hh (K = H) or W_ih (K = I). */
 static inline void rc_lstm_pack_f32(const float* w, int H, int K, float* P)
 {
+    if (rc_lstm_group_width() == 8) {
+        for (int u0 = 0; u0 < H; u0 += 8)
+            for (int q = 0; q < 4; q++) {  /* panel (group u0 / 8, gate q): 8 rows of w */
+                const float* wq = w + ((long)q * H + u0) * K;
+                float* Pq = P + ((long)u0 * 4 + (long)q * 8) * K;
+                for (int k = 0; k < K; k++)
+                    for (int j = 0; j < 8; j++)
+                        Pq[(long)k * 8 + j] = u0 + j < H ? wq[(long)j * K + k] : 0.0f;
+            }
+        return;
+    }
     for (int u0 = 0; u0 < H; u0 += RC_LSTM_NR)
         for (int q = 0; q < 4; q++)  /* panel (group u0 / 16, gate q): 16 rows of w */
             rc_transpose16_f32(w + ((long)q * H + u0) * K, K,
@@ -54,9 +78,9 @@ static inline void rc_lstm_pack_f32(const float* w, int H, int K, float* P)
                                P + ((long)u0 * 4 + (long)q * RC_LSTM_NR) * K);
 }
 
-/* The tile code for one vector type V of VW float lanes (VW = 16: AVX-512 and portable,
- * one vector per panel row; VW = 8: AVX2, where gcc lowers 64-byte vectors through the
- * stack, so a group's 16 units are done as two tiles of 8). SFX names the set. */
+/* The tile code for one vector type V of VW float lanes and groups of VW units (VW = 16:
+ * AVX-512 and portable; VW = 8: AVX2, where gcc lowers 64-byte vectors through the
+ * stack). SFX names the set. */
 #define RC_DEFINE_LSTM_TILE(SFX, V, VW, LOAD)                                                \
 /* The gate pass for one row and nu <= VW units from the tile's sums s[q][j]; pointers    \
  * are at the row's first unit. The lines are lstm.pyx's float64 _cell_forward. All VW    \
@@ -92,16 +116,16 @@ rc_lstm_units##SFX(const int nu, float (*s)[VW], const float* proj, int H,      
             memcpy(gates + (long)q * H, g4[q], nu * sizeof(float));                      \
 }                                                                                        \
                                                                                          \
-/* acc[i][q] += A[i, 0:K] @ (panel q's VW columns at P), for MR rows (row stride lda). */ \
+/* acc[i][q] += A[i, 0:K] @ (one group's panel q), for MR rows (row stride lda). */        \
 static inline __attribute__((always_inline)) void                                        \
 rc_lstm_sums##SFX(const int mr, int K, const float* A, long lda, const float* P,        \
                   V (*acc)[4])                                                           \
 {                                                                                        \
-    const long ps = (long)K * RC_LSTM_NR;                                                \
+    const long ps = (long)K * VW;                                                        \
     for (int k = 0; k < K; k++) {                                                        \
         V b[4];                                                                          \
         for (int q = 0; q < 4; q++)                                                      \
-            LOAD(b[q], P + q * ps + (long)k * RC_LSTM_NR);                               \
+            LOAD(b[q], P + q * ps + (long)k * VW);                                       \
         for (int i = 0; i < mr; i++) {                                                   \
             float a = A[i * lda + k];                                                    \
             for (int q = 0; q < 4; q++)                                                  \
@@ -113,7 +137,7 @@ rc_lstm_sums##SFX(const int mr, int K, const float* A, long lda, const float* P,
 /* MR rows x 4 gates x nu <= VW units: the sums in registers (inputs X first when I > 0,  \
  * then h_prev A), then the gate pass. Row r's arrays: X + r*I, A + r*H,                  \
  * pre + r*pre_stride, gates + r*4H, c_prev/c/h + r*H; pointers already offset to the     \
- * tile's first unit (X, A excepted; Pi, Ph at the unit's column of the group's panels). */\
+ * group's first unit (X, A excepted). */                                                \
 static inline __attribute__((always_inline)) void                                        \
 rc_lstm_tile##SFX(const int mr, int I, int H, int nu, const float* X, const float* A,   \
                   const float* Pi, const float* Ph, const float* pre, long pre_stride,  \
@@ -150,42 +174,22 @@ RC_DEFINE_LSTM_TILE(_v8, rc_v8sf, 8, RC_LOAD_V8SF)
  * (rc_lstm_group_order), so a step starts on the panels the previous step used last,
  * still in cache when the weights do not fit in it. Each group's results are independent
  * of the order. */
-#define RC_LSTM_STEP_BODY(MR, SFX, COLUMNS)                                              \
-    int ngroups = (H + RC_LSTM_NR - 1) / RC_LSTM_NR;                                     \
+#define RC_LSTM_STEP_BODY(MR, SFX, GW)                                                   \
+    int ngroups = (H + GW - 1) / GW;                                                     \
     for (int pi = 0; pi < ngroups; pi++) {                                               \
         int p = reverse_groups ? ngroups - 1 - pi : pi;                                  \
-        COLUMNS(MR, SFX)                                                                 \
-    }
-
-/* COLUMNS: how a group's 16 units are split into tiles. Whole: one tile of 16 units. */
-#define RC_LSTM_WHOLE_GROUP(MR, SFX)                                                     \
-        int u0 = p * RC_LSTM_NR;                                                         \
-        int nu = H - u0 < RC_LSTM_NR ? H - u0 : RC_LSTM_NR;                              \
-        const float* Pip = I > 0 ? Pi + (long)p * 4 * I * RC_LSTM_NR : NULL;             \
-        const float* Php = Ph + (long)p * 4 * H * RC_LSTM_NR;                            \
-        RC_LSTM_ROWS(MR, SFX)
-
-/* Halves: two tiles of 8 units (panel columns v0..v0+7), for 8-lane vectors. */
-#define RC_LSTM_HALF_GROUPS(MR, SFX)                                                     \
-        for (int v0 = 0; v0 < RC_LSTM_NR; v0 += 8) {                                     \
-            int u0 = p * RC_LSTM_NR + v0;                                                \
-            if (u0 >= H)                                                                 \
-                break;                                                                   \
-            int nu = H - u0 < 8 ? H - u0 : 8;                                            \
-            const float* Pip = I > 0 ? Pi + (long)p * 4 * I * RC_LSTM_NR + v0 : NULL;    \
-            const float* Php = Ph + (long)p * 4 * H * RC_LSTM_NR + v0;                   \
-            RC_LSTM_ROWS(MR, SFX)                                                        \
-        }
-
-/* All m rows against one tile column: tiles of MR rows, then 2, then 1. */
-#define RC_LSTM_ROWS(MR, SFX)                                                            \
+        int u0 = p * GW;                                                                 \
+        int nu = H - u0 < GW ? H - u0 : GW;                                              \
+        const float* Pip = I > 0 ? Pi + (long)p * 4 * I * GW : NULL;                     \
+        const float* Php = Ph + (long)p * 4 * H * GW;                                    \
         int r = 0;                                                                       \
         for (; r + MR <= m; r += MR)                                                     \
             RC_LSTM_TILE_AT(SFX, MR);                                                    \
         for (; MR > 2 && r + 2 <= m; r += 2)                                             \
             RC_LSTM_TILE_AT(SFX, 2);                                                     \
         for (; r < m; r++)                                                               \
-            RC_LSTM_TILE_AT(SFX, 1);
+            RC_LSTM_TILE_AT(SFX, 1);                                                     \
+    }
 
 #define RC_LSTM_TILE_AT(SFX, MRC)                                                        \
     rc_lstm_tile##SFX(MRC, I, H, nu, I > 0 ? X + (long)r * I : NULL, A + (long)r * H,   \
@@ -201,14 +205,14 @@ RC_DEFINE_LSTM_TILE(_v8, rc_v8sf, 8, RC_LOAD_V8SF)
 #define RC_LSTM_STEP_CALL(NAME) \
     NAME(m, I, H, X, A, Pi, Ph, pre, pre_stride, c_prev, c, h, gates, reverse_groups)
 
-static void rc_lstm_step_f32_portable(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(1, , RC_LSTM_WHOLE_GROUP) }
+static void rc_lstm_step_f32_portable(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(1, , RC_LSTM_NR) }
 
 #ifdef RC_HAVE_X86_VARIANTS
 RC_TARGET_AVX512
-static void rc_lstm_step_f32_avx512(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(4, , RC_LSTM_WHOLE_GROUP) }
+static void rc_lstm_step_f32_avx512(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(4, , RC_LSTM_NR) }
 
 RC_TARGET_AVX2
-static void rc_lstm_step_f32_avx2(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(2, _v8, RC_LSTM_HALF_GROUPS) }
+static void rc_lstm_step_f32_avx2(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(2, _v8, 8) }
 #endif
 
 static inline void rc_lstm_step_f32(RC_LSTM_STEP_ARGS)
