@@ -200,8 +200,9 @@ RC_DEFINE_TILE(rc_tile_f32_v8, float, rc_v8sf, RC_NR_F32, 2, RC_LOAD_V8SF)
 RC_DEFINE_TILE(rc_tile_f64, double, rc_v8df, RC_NR_F64, 1, RC_LOAD_V8DF)
 
 /* Rows r0..m-1 against panels p0..p0+npn-1 (npn <= NP): tiles of MR rows, then of 4, then
- * single rows, which take NP1 panels at a time (more independent accumulator chains for
- * the latency-bound B = 1 case). Tile shapes never change an element's arithmetic. */
+ * (PAIRS below) pairs of rows, then single rows, which take NP1 panels at a time (more
+ * independent accumulator chains for the latency-bound B = 1 case). Tile shapes never
+ * change an element's arithmetic. */
 #define RC_RECMAT_PANELS(TILE, NR, MR, NPN)                                               \
     for (r = 0; r + MR <= m; r += MR)                                                     \
         TILE(MR, NPN, K, A + r * lda, lda, P + p0 * ps, ps, C + r * ldc + p0 * NR, ldc,  \
@@ -212,13 +213,14 @@ RC_DEFINE_TILE(rc_tile_f64, double, rc_v8df, RC_NR_F64, 1, RC_LOAD_V8DF)
 
 /* The product over all rows and panels. Panels are the outer loop, so one group of panels
  * (K * NP * 64 bytes) is reused from cache by every row tile. */
-#define RC_RECMAT_BODY(TILE, NR, MR, NP, NP1)                                            \
+#define RC_RECMAT_BODY(TILE, NR, MR, NP, NP1, PAIRS)                                     \
     int np = (N + NR - 1) / NR;                                                          \
     long ps = (long)K * NR;                                                              \
     int r = 0, r1, p0;                                                                    \
     /* rows in tiles of MR, then 4; every panel group leaves r at the same first row */   \
     for (p0 = 0; p0 + NP <= np; p0 += NP) { RC_RECMAT_PANELS(TILE, NR, MR, NP) }          \
     for (; p0 < np; p0++) { RC_RECMAT_PANELS(TILE, NR, MR, 1) }                           \
+    PAIRS(TILE, NR)                                                                       \
     /* the remaining single rows */                                                       \
     r1 = r;                                                                               \
     for (r = r1; r < m; r++) {                                                            \
@@ -230,17 +232,31 @@ RC_DEFINE_TILE(rc_tile_f64, double, rc_v8df, RC_NR_F64, 1, RC_LOAD_V8DF)
                  ldc, N - p0 * NR, accumulate);                                          \
     }
 
+/* PAIRS: what happens to the rows left after the tiles before they go one by one. */
+#define RC_RECMAT_NO_PAIRS(TILE, NR)
+/* pairs of rows against 2 panels at a time: 8 accumulators of 8 lanes, where a single
+ * row x 4 panels loads 8 vectors per 8 FMAs */
+#define RC_RECMAT_PAIRS_X2(TILE, NR)                                                      \
+    for (; r + 2 <= m; r += 2) {                                                          \
+        for (p0 = 0; p0 + 2 <= np; p0 += 2)                                               \
+            TILE(2, 2, K, A + r * lda, lda, P + p0 * ps, ps, C + r * ldc + p0 * NR,     \
+                 ldc, N - p0 * NR, accumulate);                                          \
+        for (; p0 < np; p0++)                                                             \
+            TILE(2, 1, K, A + r * lda, lda, P + p0 * ps, ps, C + r * ldc + p0 * NR,     \
+                 ldc, N - p0 * NR, accumulate);                                          \
+    }
+
 #define RC_RECMAT_ARGS int m, int N, int K, const float* A, long lda, const float* P,     \
                        float* C, long ldc, int accumulate
 
-static void rc_recmat_f32_portable(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 2, 1, 2) }
+static void rc_recmat_f32_portable(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 2, 1, 2, RC_RECMAT_NO_PAIRS) }
 
 #ifdef RC_HAVE_X86_VARIANTS
 RC_TARGET_AVX512
-static void rc_recmat_f32_avx512(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 8, 2, 4) }
+static void rc_recmat_f32_avx512(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 8, 2, 4, RC_RECMAT_NO_PAIRS) }
 
 RC_TARGET_AVX2
-static void rc_recmat_f32_avx2(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32_v8, RC_NR_F32, 6, 1, 4) }
+static void rc_recmat_f32_avx2(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32_v8, RC_NR_F32, 6, 1, 4, RC_RECMAT_PAIRS_X2) }
 #endif
 
 static inline void rc_recmat_f32(RC_RECMAT_ARGS)
@@ -257,7 +273,7 @@ static inline void rc_recmat_f32(RC_RECMAT_ARGS)
 static inline void rc_recmat_f64(int m, int N, int K, const double* A, long lda,
                                  const double* P, double* C, long ldc, int accumulate)
 {
-    RC_RECMAT_BODY(rc_tile_f64, RC_NR_F64, 2, 1, 2)
+    RC_RECMAT_BODY(rc_tile_f64, RC_NR_F64, 2, 1, 2, RC_RECMAT_NO_PAIRS)
 }
 
 #endif
