@@ -19,8 +19,9 @@
  *
  * Why fused: a separate gate pass would write the G = 4H pre-activations of every row,
  * then read them back (and write the activated gates again). Here the weights are
- * packed so that one group of 4 panels holds the 4 gates of the same 16 hidden units: a
- * tile of MR rows x 4 panels ends with complete sums for MR rows x 16 units.
+ * packed so that one group of 4 panels holds the 4 gates of the same GW hidden units (16,
+ * or 8 on the AVX2 path): a tile of MR rows x 4 panels ends with complete sums for MR rows
+ * x GW units.
  *
  * Each sum is accumulated in a fixed k order from zero, the same in every tile, so results
  * do not depend on the tile a row falls in, hence not on the thread split. c_prev may
@@ -168,7 +169,7 @@ RC_DEFINE_LSTM_TILE(_v8, rc_v8sf, 8, RC_LOAD_V8SF)
 
 /* m rows: h (m, H) and c (m, H) written, gates (m, 4H) too unless NULL. X (m, I) is
  * x_t's rows and Pi the packed W_ih^T (neither read when I = 0), A (m, H) h_prev's rows, Ph
- * the packed W_hh^T. Groups outer so that one group of panels ((I + H) * 256 bytes) is
+ * the packed W_hh^T. Groups outer so that one group of panels ((I + H) * 16 * GW bytes) is
  * reused by every row tile.
  * reverse_groups: visit the groups last to first. Callers alternate it from step to step
  * (rc_lstm_group_order), so a step starts on the panels the previous step used last,
