@@ -19,8 +19,9 @@
  *
  * Why fused: a separate gate pass would write the G = 4H pre-activations of every row,
  * then read them back (and write the activated gates again). Here the weights are
- * packed so that one group of 4 panels holds the 4 gates of the same 16 hidden units: a
- * tile of MR rows x 4 panels ends with complete sums for MR rows x 16 units.
+ * packed so that one group of 4 panels holds the 4 gates of the same GW hidden units (16,
+ * or 8 on the AVX2 path): a tile of MR rows x 4 panels ends with complete sums for MR rows
+ * x GW units.
  *
  * Each sum is accumulated in a fixed k order from zero, the same in every tile, so results
  * do not depend on the tile a row falls in, hence not on the thread split. c_prev may
@@ -37,16 +38,40 @@
 
 #define RC_LSTM_NR 16  /* hidden units per panel: one 64-byte vector of float32 */
 
-/* Elements of a packed W^T for W (4H, K): ceil(H / 16) groups x 4 panels x K x 16. */
+/* Units per group of panels: 16 (one 64-byte vector), or 8 for the AVX2 variant, whose
+ * tiles work on 8-lane vectors: a tile's panels are then contiguous, (I + H) * 128 bytes,
+ * not every other half of 64-byte panel rows spread over twice that. */
+static inline int rc_lstm_group_width(void)
+{
+#ifdef RC_HAVE_X86_VARIANTS
+    if (rc_cpu_level() == 2)
+        return 8;
+#endif
+    return RC_LSTM_NR;
+}
+
+/* Elements of a packed W^T for W (4H, K): ceil(H / 16) groups x 4 panels x K x 16 (enough
+ * for groups of 8 too). */
 static inline long rc_lstm_packed_len(int H, int K)
 {
     return (long)((H + RC_LSTM_NR - 1) / RC_LSTM_NR) * 4 * K * RC_LSTM_NR;
 }
 
-/* P[p][q][k][j] = w[q*H + p*16 + j][k] (zero past unit H-1); w (4H, K) row-major: W_hh
- * (K = H) or W_ih (K = I). */
+/* P[p][q][k][j] = w[q*H + p*GW + j][k] (zero past unit H-1), GW = rc_lstm_group_width();
+ * w (4H, K) row-major: W_hh (K = H) or W_ih (K = I). */
 static inline void rc_lstm_pack_f32(const float* w, int H, int K, float* P)
 {
+    if (rc_lstm_group_width() == 8) {
+        for (int u0 = 0; u0 < H; u0 += 8)
+            for (int q = 0; q < 4; q++) {  /* panel (group u0 / 8, gate q): 8 rows of w */
+                const float* wq = w + ((long)q * H + u0) * K;
+                float* Pq = P + ((long)u0 * 4 + (long)q * 8) * K;
+                for (int k = 0; k < K; k++)
+                    for (int j = 0; j < 8; j++)
+                        Pq[(long)k * 8 + j] = u0 + j < H ? wq[(long)j * K + k] : 0.0f;
+            }
+        return;
+    }
     for (int u0 = 0; u0 < H; u0 += RC_LSTM_NR)
         for (int q = 0; q < 4; q++)  /* panel (group u0 / 16, gate q): 16 rows of w */
             rc_transpose16_f32(w + ((long)q * H + u0) * K, K,
@@ -54,119 +79,125 @@ static inline void rc_lstm_pack_f32(const float* w, int H, int K, float* P)
                                P + ((long)u0 * 4 + (long)q * RC_LSTM_NR) * K);
 }
 
-/* The gate pass for one row and nu <= 16 units from the tile's sums s[q][j]; pointers are
- * at the row's first unit of the group. The lines are lstm.pyx's float64 _cell_forward.
- * All 16 lanes are computed on local copies (lanes past nu on zeros), so the loop has a
- * constant trip count and no aliasing question: gcc makes it one vector per line. */
-static inline __attribute__((always_inline)) void
-rc_lstm_units(const int nu, float (*s)[RC_LSTM_NR], const float* proj, int H,
-              const float* c_prev, float* c, float* h, float* gates)
-{
-    float p[4][RC_LSTM_NR], cp[RC_LSTM_NR], cl[RC_LSTM_NR], hl[RC_LSTM_NR];
-    float g4[4][RC_LSTM_NR];
-    if (nu < RC_LSTM_NR) {
-        memset(p, 0, sizeof(p));
-        memset(cp, 0, sizeof(cp));
-    }
-    for (int q = 0; q < 4; q++)
-        memcpy(p[q], proj + (long)q * H, nu * sizeof(float));
-    memcpy(cp, c_prev, nu * sizeof(float));
-    for (int j = 0; j < RC_LSTM_NR; j++) {
-        float i = rc_sigmoidf(p[0][j] + s[0][j]);
-        float f = rc_sigmoidf(p[1][j] + s[1][j]);
-        float g = rc_tanhf(p[2][j] + s[2][j]);
-        float o = rc_sigmoidf(p[3][j] + s[3][j]);
-        float cj = f * cp[j] + i * g;              /* c_t = f * c_{t-1} + i * g */
-        cl[j] = cj;
-        hl[j] = o * rc_tanhf(cj);                  /* h_t = o * tanh(c_t) */
-        g4[0][j] = i; g4[1][j] = f; g4[2][j] = g; g4[3][j] = o;
-    }
-    memcpy(c, cl, nu * sizeof(float));
-    memcpy(h, hl, nu * sizeof(float));
-    if (gates)
-        for (int q = 0; q < 4; q++)
-            memcpy(gates + (long)q * H, g4[q], nu * sizeof(float));
+/* The tile code for one vector type V of VW float lanes and groups of VW units (VW = 16:
+ * AVX-512 and portable; VW = 8: AVX2, where gcc lowers 64-byte vectors through the
+ * stack). SFX names the set. */
+#define RC_DEFINE_LSTM_TILE(SFX, V, VW, LOAD)                                                \
+/* The gate pass for one row and nu <= VW units from the tile's sums s[q][j]; pointers    \
+ * are at the row's first unit. The lines are lstm.pyx's float64 _cell_forward. All VW    \
+ * lanes are computed on local copies (lanes past nu on zeros), so the loop has a         \
+ * constant trip count and no aliasing question: gcc makes it one vector per line. */     \
+static inline __attribute__((always_inline)) void                                        \
+rc_lstm_units##SFX(const int nu, float (*s)[VW], const float* proj, int H,              \
+                   const float* c_prev, float* c, float* h, float* gates)               \
+{                                                                                        \
+    float p[4][VW], cp[VW], cl[VW], hl[VW];                                              \
+    float g4[4][VW];                                                                     \
+    if (nu < VW) {                                                                       \
+        memset(p, 0, sizeof(p));                                                         \
+        memset(cp, 0, sizeof(cp));                                                       \
+    }                                                                                    \
+    for (int q = 0; q < 4; q++)                                                          \
+        memcpy(p[q], proj + (long)q * H, nu * sizeof(float));                            \
+    memcpy(cp, c_prev, nu * sizeof(float));                                              \
+    for (int j = 0; j < VW; j++) {                                                       \
+        float i = rc_sigmoidf(p[0][j] + s[0][j]);                                        \
+        float f = rc_sigmoidf(p[1][j] + s[1][j]);                                        \
+        float g = rc_tanhf(p[2][j] + s[2][j]);                                           \
+        float o = rc_sigmoidf(p[3][j] + s[3][j]);                                        \
+        float cj = f * cp[j] + i * g;              /* c_t = f * c_{t-1} + i * g */        \
+        cl[j] = cj;                                                                      \
+        hl[j] = o * rc_tanhf(cj);                  /* h_t = o * tanh(c_t) */              \
+        g4[0][j] = i; g4[1][j] = f; g4[2][j] = g; g4[3][j] = o;                          \
+    }                                                                                    \
+    memcpy(c, cl, nu * sizeof(float));                                                   \
+    memcpy(h, hl, nu * sizeof(float));                                                   \
+    if (gates)                                                                           \
+        for (int q = 0; q < 4; q++)                                                      \
+            memcpy(gates + (long)q * H, g4[q], nu * sizeof(float));                      \
+}                                                                                        \
+                                                                                         \
+/* acc[i][q] += A[i, 0:K] @ (one group's panel q), for MR rows (row stride lda). */        \
+static inline __attribute__((always_inline)) void                                        \
+rc_lstm_sums##SFX(const int mr, int K, const float* A, long lda, const float* P,        \
+                  V (*acc)[4])                                                           \
+{                                                                                        \
+    const long ps = (long)K * VW;                                                        \
+    for (int k = 0; k < K; k++) {                                                        \
+        V b[4];                                                                          \
+        for (int q = 0; q < 4; q++)                                                      \
+            LOAD(b[q], P + q * ps + (long)k * VW);                                       \
+        for (int i = 0; i < mr; i++) {                                                   \
+            float a = A[i * lda + k];                                                    \
+            for (int q = 0; q < 4; q++)                                                  \
+                acc[i][q] += a * b[q];                                                   \
+        }                                                                                \
+    }                                                                                    \
+}                                                                                        \
+                                                                                         \
+/* MR rows x 4 gates x nu <= VW units: the sums in registers (inputs X first when I > 0,  \
+ * then h_prev A), then the gate pass. Row r's arrays: X + r*I, A + r*H,                  \
+ * pre + r*pre_stride, gates + r*4H, c_prev/c/h + r*H; pointers already offset to the     \
+ * group's first unit (X, A excepted). */                                                \
+static inline __attribute__((always_inline)) void                                        \
+rc_lstm_tile##SFX(const int mr, int I, int H, int nu, const float* X, const float* A,   \
+                  const float* Pi, const float* Ph, const float* pre, long pre_stride,  \
+                  const float* c_prev, float* c, float* h, float* gates)                \
+{                                                                                        \
+    V acc[RC_MAXMR][4];                                                                  \
+    for (int i = 0; i < mr; i++)                                                         \
+        for (int q = 0; q < 4; q++)                                                      \
+            acc[i][q] = (V){0};                                                          \
+    if (I > 0)                                                                           \
+        rc_lstm_sums##SFX(mr, I, X, I, Pi, acc);                                         \
+    rc_lstm_sums##SFX(mr, H, A, H, Ph, acc);                                             \
+    const long G = 4L * H;                                                               \
+    for (int i = 0; i < mr; i++) {                                                       \
+        float s[4][VW];                                                                  \
+        memcpy(s, acc[i], sizeof(s));                                                    \
+        float* gr = gates ? gates + i * G : NULL;                                        \
+        if (nu == VW)  /* constant trip count: one vector per line */                    \
+            rc_lstm_units##SFX(VW, s, pre + i * pre_stride, H, c_prev + (long)i * H,     \
+                               c + (long)i * H, h + (long)i * H, gr);                    \
+        else                                                                             \
+            rc_lstm_units##SFX(nu, s, pre + i * pre_stride, H, c_prev + (long)i * H,     \
+                               c + (long)i * H, h + (long)i * H, gr);                    \
+    }                                                                                    \
 }
-
-/* acc[i][q] += A[i, 0:K] @ (one group's panel q), for MR rows (row stride lda). */
-static inline __attribute__((always_inline)) void
-rc_lstm_sums(const int mr, int K, const float* A, long lda, const float* P,
-             rc_v16sf (*acc)[4])
-{
-    const long ps = (long)K * RC_LSTM_NR;
-    for (int k = 0; k < K; k++) {
-        rc_v16sf b[4];
-        for (int q = 0; q < 4; q++)
-            memcpy(&b[q], P + q * ps + (long)k * RC_LSTM_NR, sizeof(rc_v16sf));
-        for (int i = 0; i < mr; i++) {
-            float a = A[i * lda + k];
-            for (int q = 0; q < 4; q++)
-                acc[i][q] += a * b[q];
-        }
-    }
-}
-
-/* MR rows x one group of 4 panels: the sums in registers (inputs X first when I > 0,
- * then h_prev A), then the gate pass. Row r's arrays: X + r*I, A + r*H, pre + r*pre_stride,
- * gates + r*4H, c_prev/c/h + r*H; pointers already offset to the group's first unit
- * (X, A excepted). */
-static inline __attribute__((always_inline)) void
-rc_lstm_tile(const int mr, int I, int H, int nu, const float* X, const float* A,
-             const float* Pi, const float* Ph, const float* pre, long pre_stride,
-             const float* c_prev, float* c, float* h, float* gates)
-{
-    rc_v16sf acc[RC_MAXMR][4];
-    for (int i = 0; i < mr; i++)
-        for (int q = 0; q < 4; q++)
-            acc[i][q] = (rc_v16sf){0};
-    if (I > 0)
-        rc_lstm_sums(mr, I, X, I, Pi, acc);
-    rc_lstm_sums(mr, H, A, H, Ph, acc);
-    const long G = 4L * H;
-    for (int i = 0; i < mr; i++) {
-        float s[4][RC_LSTM_NR];
-        memcpy(s, acc[i], sizeof(s));
-        float* gr = gates ? gates + i * G : NULL;
-        if (nu == RC_LSTM_NR)  /* constant trip count: one vector per line */
-            rc_lstm_units(RC_LSTM_NR, s, pre + i * pre_stride, H, c_prev + (long)i * H,
-                          c + (long)i * H, h + (long)i * H, gr);
-        else
-            rc_lstm_units(nu, s, pre + i * pre_stride, H, c_prev + (long)i * H,
-                          c + (long)i * H, h + (long)i * H, gr);
-    }
-}
+RC_DEFINE_LSTM_TILE(, rc_v16sf, RC_LSTM_NR, RC_LOAD_V16SF)
+RC_DEFINE_LSTM_TILE(_v8, rc_v8sf, 8, RC_LOAD_V8SF)
 
 /* m rows: h (m, H) and c (m, H) written, gates (m, 4H) too unless NULL. X (m, I) is
  * x_t's rows and Pi the packed W_ih^T (neither read when I = 0), A (m, H) h_prev's rows, Ph
- * the packed W_hh^T. Groups outer so that one group of panels ((I + H) * 256 bytes) is
+ * the packed W_hh^T. Groups outer so that one group of panels ((I + H) * 16 * GW bytes) is
  * reused by every row tile.
  * reverse_groups: visit the groups last to first. Callers alternate it from step to step
  * (rc_lstm_group_order), so a step starts on the panels the previous step used last,
  * still in cache when the weights do not fit in it. Each group's results are independent
  * of the order. */
-#define RC_LSTM_STEP_BODY(MR)                                                            \
-    int ngroups = (H + RC_LSTM_NR - 1) / RC_LSTM_NR;                                     \
+#define RC_LSTM_STEP_BODY(MR, SFX, GW)                                                   \
+    int ngroups = (H + GW - 1) / GW;                                                     \
     for (int pi = 0; pi < ngroups; pi++) {                                               \
         int p = reverse_groups ? ngroups - 1 - pi : pi;                                  \
-        int u0 = p * RC_LSTM_NR;                                                         \
-        int nu = H - u0 < RC_LSTM_NR ? H - u0 : RC_LSTM_NR;                              \
-        const float* Pip = I > 0 ? Pi + (long)p * 4 * I * RC_LSTM_NR : NULL;             \
-        const float* Php = Ph + (long)p * 4 * H * RC_LSTM_NR;                            \
+        int u0 = p * GW;                                                                 \
+        int nu = H - u0 < GW ? H - u0 : GW;                                              \
+        const float* Pip = I > 0 ? Pi + (long)p * 4 * I * GW : NULL;                     \
+        const float* Php = Ph + (long)p * 4 * H * GW;                                    \
         int r = 0;                                                                       \
         for (; r + MR <= m; r += MR)                                                     \
-            RC_LSTM_TILE_AT(MR);                                                         \
+            RC_LSTM_TILE_AT(SFX, MR);                                                    \
         for (; MR > 2 && r + 2 <= m; r += 2)                                             \
-            RC_LSTM_TILE_AT(2);                                                          \
+            RC_LSTM_TILE_AT(SFX, 2);                                                     \
         for (; r < m; r++)                                                               \
-            RC_LSTM_TILE_AT(1);                                                          \
+            RC_LSTM_TILE_AT(SFX, 1);                                                     \
     }
 
-#define RC_LSTM_TILE_AT(MRC)                                                             \
-    rc_lstm_tile(MRC, I, H, nu, I > 0 ? X + (long)r * I : NULL, A + (long)r * H,        \
-                 Pip, Php,                                                              \
-                 pre + r * pre_stride + u0, pre_stride, c_prev + (long)r * H + u0,      \
-                 c + (long)r * H + u0, h + (long)r * H + u0,                            \
-                 gates ? gates + r * 4L * H + u0 : NULL)
+#define RC_LSTM_TILE_AT(SFX, MRC)                                                        \
+    rc_lstm_tile##SFX(MRC, I, H, nu, I > 0 ? X + (long)r * I : NULL, A + (long)r * H,   \
+                      Pip, Php,                                                         \
+                      pre + r * pre_stride + u0, pre_stride, c_prev + (long)r * H + u0, \
+                      c + (long)r * H + u0, h + (long)r * H + u0,                       \
+                      gates ? gates + r * 4L * H + u0 : NULL)
 
 #define RC_LSTM_STEP_ARGS int m, int I, int H, const float* X, const float* A,            \
                           const float* Pi, const float* Ph, const float* pre,              \
@@ -175,14 +206,14 @@ rc_lstm_tile(const int mr, int I, int H, int nu, const float* X, const float* A,
 #define RC_LSTM_STEP_CALL(NAME) \
     NAME(m, I, H, X, A, Pi, Ph, pre, pre_stride, c_prev, c, h, gates, reverse_groups)
 
-static void rc_lstm_step_f32_portable(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(1) }
+static void rc_lstm_step_f32_portable(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(1, , RC_LSTM_NR) }
 
 #ifdef RC_HAVE_X86_VARIANTS
 RC_TARGET_AVX512
-static void rc_lstm_step_f32_avx512(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(4) }
+static void rc_lstm_step_f32_avx512(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(4, , RC_LSTM_NR) }
 
 RC_TARGET_AVX2
-static void rc_lstm_step_f32_avx2(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(1) }
+static void rc_lstm_step_f32_avx2(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(2, _v8, 8) }
 #endif
 
 static inline void rc_lstm_step_f32(RC_LSTM_STEP_ARGS)

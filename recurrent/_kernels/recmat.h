@@ -11,7 +11,9 @@
  *
  * Packed layout: P[p][k][j] = Bmat[k][p * NR + j], zero past column N; NR * sizeof(T) =
  * 64 bytes (one AVX-512 register, two AVX2 ones). A tile of MR rows x NP panels keeps
- * MR * NP vector accumulators in registers. Variants: AVX-512 and AVX2+FMA (chosen at run
+ * MR * NP * NV vector accumulators in registers, NV vectors per panel row: the AVX2
+ * variant works on 32-byte vectors (NV = 2), because gcc lowers a 64-byte generic vector
+ * for AVX2 through the stack (lane-by-lane broadcasts, spilled accumulators). Variants: AVX-512 and AVX2+FMA (chosen at run
  * time from the CPU, gcc/clang on x86-64) and portable C (everything else; float64).
  */
 #ifndef RECURRENT_RECMAT_H
@@ -28,6 +30,19 @@
 
 typedef float rc_v16sf __attribute__((vector_size(64)));
 typedef double rc_v8df __attribute__((vector_size(64)));
+typedef float rc_v8sf __attribute__((vector_size(32)));  /* one AVX2 register */
+typedef float rc_v8sf_u __attribute__((vector_size(32), aligned(4), may_alias));
+
+/* V = *SRC, SRC aligned to 4 bytes only. The 32-byte load goes through a vector type
+ * (a memcpy into an array of vectors may go through the stack), and the empty asm pins
+ * the loaded value in a register: otherwise gcc folds it into every FMA that uses it,
+ * loading a panel row once per tile row instead of once. */
+#define RC_LOAD_V16SF(V, SRC) memcpy(&(V), (SRC), sizeof(rc_v16sf))
+#define RC_LOAD_V8SF(V, SRC)                                                              \
+    do {                                                                                  \
+        (V) = *(const rc_v8sf_u*)(SRC);                                                   \
+        __asm__("" : "+x"(V));                                                            \
+    } while (0)
 
 /* P[k][j] = w[j * ld + k] for k < K, j < nrows (<= 16), zero for j >= nrows: 16 rows of
  * w (row stride ld) transposed into one panel. Packing W^T for the kernels is made of
@@ -135,32 +150,35 @@ static inline void rc_pack_f64(const double* b, int K, int N, long sk, long sn, 
 }
 
 /* One tile: mr rows x npn panels, accumulated over all K, then stored (ncols valid
- * columns from the tile's first column). always_inline with constant mr/npn: the
- * accumulator array becomes registers in each variant. */
-#define RC_DEFINE_TILE(NAME, T, V, NR)                                                   \
+ * columns from the tile's first column). A panel row is NV vectors V of NR / NV elements.
+ * always_inline with constant mr/npn: the accumulator array becomes registers in each
+ * variant. */
+#define RC_DEFINE_TILE(NAME, T, V, NR, NV, LOAD)                                          \
 static inline __attribute__((always_inline)) void                                        \
 NAME(const int mr, const int npn, int K, const T* A, long lda, const T* P, long ps,     \
      T* C, long ldc, int ncols, int accumulate)                                          \
 {                                                                                        \
-    V acc[RC_MAXMR][RC_MAXNP];                                                           \
+    enum { VW = NR / NV };                                                               \
+    V acc[RC_MAXMR][RC_MAXNP * NV];                                                      \
     for (int i = 0; i < mr; i++)                                                         \
-        for (int q = 0; q < npn; q++)                                                    \
+        for (int q = 0; q < npn * NV; q++)                                               \
             acc[i][q] = (V){0};                                                          \
     for (int k = 0; k < K; k++) {                                                        \
-        V b[RC_MAXNP];                                                                   \
+        V b[RC_MAXNP * NV];                                                              \
         for (int q = 0; q < npn; q++)                                                    \
-            memcpy(&b[q], P + q * ps + (long)k * NR, sizeof(V));                         \
+            for (int v = 0; v < NV; v++)                                                 \
+                LOAD(b[q * NV + v], P + q * ps + (long)k * NR + v * VW);                 \
         for (int i = 0; i < mr; i++) {                                                   \
             T a = A[i * lda + k];                                                        \
-            for (int q = 0; q < npn; q++)                                                \
+            for (int q = 0; q < npn * NV; q++)                                           \
                 acc[i][q] += a * b[q];                                                   \
         }                                                                                \
     }                                                                                    \
     for (int i = 0; i < mr; i++)                                                         \
-        for (int q = 0; q < npn; q++) {                                                  \
-            int c0 = q * NR;                                                             \
+        for (int q = 0; q < npn * NV; q++) {                                             \
+            int c0 = q * VW;                                                             \
             T* dst = C + i * ldc + c0;                                                   \
-            if (ncols - c0 >= NR) {                                                      \
+            if (ncols - c0 >= VW) {                                                      \
                 V v = acc[i][q];                                                         \
                 if (accumulate) {                                                        \
                     V old;                                                               \
@@ -169,19 +187,22 @@ NAME(const int mr, const int npn, int K, const T* A, long lda, const T* P, long 
                 }                                                                        \
                 memcpy(dst, &v, sizeof(V));                                              \
             } else if (ncols > c0) {                                                     \
-                T tmp[NR];                                                               \
+                T tmp[VW];                                                               \
                 memcpy(tmp, &acc[i][q], sizeof(V));                                      \
                 for (int j = 0; j < ncols - c0; j++)                                     \
                     dst[j] = accumulate ? dst[j] + tmp[j] : tmp[j];                      \
             }                                                                            \
         }                                                                                \
 }
-RC_DEFINE_TILE(rc_tile_f32, float, rc_v16sf, RC_NR_F32)
-RC_DEFINE_TILE(rc_tile_f64, double, rc_v8df, RC_NR_F64)
+#define RC_LOAD_V8DF(V, SRC) memcpy(&(V), (SRC), sizeof(rc_v8df))
+RC_DEFINE_TILE(rc_tile_f32, float, rc_v16sf, RC_NR_F32, 1, RC_LOAD_V16SF)
+RC_DEFINE_TILE(rc_tile_f32_v8, float, rc_v8sf, RC_NR_F32, 2, RC_LOAD_V8SF)
+RC_DEFINE_TILE(rc_tile_f64, double, rc_v8df, RC_NR_F64, 1, RC_LOAD_V8DF)
 
 /* Rows r0..m-1 against panels p0..p0+npn-1 (npn <= NP): tiles of MR rows, then of 4, then
- * single rows, which take NP1 panels at a time (more independent accumulator chains for
- * the latency-bound B = 1 case). Tile shapes never change an element's arithmetic. */
+ * (PAIRS below) pairs of rows, then single rows, which take NP1 panels at a time (more
+ * independent accumulator chains for the latency-bound B = 1 case). Tile shapes never
+ * change an element's arithmetic. */
 #define RC_RECMAT_PANELS(TILE, NR, MR, NPN)                                               \
     for (r = 0; r + MR <= m; r += MR)                                                     \
         TILE(MR, NPN, K, A + r * lda, lda, P + p0 * ps, ps, C + r * ldc + p0 * NR, ldc,  \
@@ -192,13 +213,14 @@ RC_DEFINE_TILE(rc_tile_f64, double, rc_v8df, RC_NR_F64)
 
 /* The product over all rows and panels. Panels are the outer loop, so one group of panels
  * (K * NP * 64 bytes) is reused from cache by every row tile. */
-#define RC_RECMAT_BODY(TILE, NR, MR, NP, NP1)                                            \
+#define RC_RECMAT_BODY(TILE, NR, MR, NP, NP1, PAIRS)                                     \
     int np = (N + NR - 1) / NR;                                                          \
     long ps = (long)K * NR;                                                              \
     int r = 0, r1, p0;                                                                    \
     /* rows in tiles of MR, then 4; every panel group leaves r at the same first row */   \
     for (p0 = 0; p0 + NP <= np; p0 += NP) { RC_RECMAT_PANELS(TILE, NR, MR, NP) }          \
     for (; p0 < np; p0++) { RC_RECMAT_PANELS(TILE, NR, MR, 1) }                           \
+    PAIRS(TILE, NR)                                                                       \
     /* the remaining single rows */                                                       \
     r1 = r;                                                                               \
     for (r = r1; r < m; r++) {                                                            \
@@ -210,17 +232,31 @@ RC_DEFINE_TILE(rc_tile_f64, double, rc_v8df, RC_NR_F64)
                  ldc, N - p0 * NR, accumulate);                                          \
     }
 
+/* PAIRS: what happens to the rows left after the tiles before they go one by one. */
+#define RC_RECMAT_NO_PAIRS(TILE, NR)
+/* pairs of rows against 2 panels at a time: 8 accumulators of 8 lanes, where a single
+ * row x 4 panels loads 8 vectors per 8 FMAs */
+#define RC_RECMAT_PAIRS_X2(TILE, NR)                                                      \
+    for (; r + 2 <= m; r += 2) {                                                          \
+        for (p0 = 0; p0 + 2 <= np; p0 += 2)                                               \
+            TILE(2, 2, K, A + r * lda, lda, P + p0 * ps, ps, C + r * ldc + p0 * NR,     \
+                 ldc, N - p0 * NR, accumulate);                                          \
+        for (; p0 < np; p0++)                                                             \
+            TILE(2, 1, K, A + r * lda, lda, P + p0 * ps, ps, C + r * ldc + p0 * NR,     \
+                 ldc, N - p0 * NR, accumulate);                                          \
+    }
+
 #define RC_RECMAT_ARGS int m, int N, int K, const float* A, long lda, const float* P,     \
                        float* C, long ldc, int accumulate
 
-static void rc_recmat_f32_portable(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 2, 1, 2) }
+static void rc_recmat_f32_portable(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 2, 1, 2, RC_RECMAT_NO_PAIRS) }
 
 #ifdef RC_HAVE_X86_VARIANTS
 RC_TARGET_AVX512
-static void rc_recmat_f32_avx512(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 8, 2, 4) }
+static void rc_recmat_f32_avx512(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 8, 2, 4, RC_RECMAT_NO_PAIRS) }
 
 RC_TARGET_AVX2
-static void rc_recmat_f32_avx2(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32, RC_NR_F32, 4, 1, 2) }
+static void rc_recmat_f32_avx2(RC_RECMAT_ARGS) { RC_RECMAT_BODY(rc_tile_f32_v8, RC_NR_F32, 6, 1, 4, RC_RECMAT_PAIRS_X2) }
 #endif
 
 static inline void rc_recmat_f32(RC_RECMAT_ARGS)
@@ -237,7 +273,7 @@ static inline void rc_recmat_f32(RC_RECMAT_ARGS)
 static inline void rc_recmat_f64(int m, int N, int K, const double* A, long lda,
                                  const double* P, double* C, long ldc, int accumulate)
 {
-    RC_RECMAT_BODY(rc_tile_f64, RC_NR_F64, 2, 1, 2)
+    RC_RECMAT_BODY(rc_tile_f64, RC_NR_F64, 2, 1, 2, RC_RECMAT_NO_PAIRS)
 }
 
 #endif
