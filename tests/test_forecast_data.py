@@ -237,9 +237,11 @@ def test_minmax_state_maps_training_rows_into_unit_interval():
 def test_batches_shapes_and_train_only_shuffle():
     task = ForecastTask()
     config = {"data": "sunspots", "window": 12, "horizon": 3, "batch_size": 50}
-    state = task.prepare(config)
+    state = {**task.prepare(config), "seasonal_inputs": False}
     assert task.model_spec(state, config) == {"input": "features", "input_size": 1,
                                               "output": "last", "output_size": 3}
+    seasonal = {**state, "seasonal_inputs": True}
+    assert task.model_spec(seasonal, config)["input_size"] == 2
     train = list(task.batches(state, "train", config, np.random.default_rng(0)))
     total = sum(b["x"].shape[1] for b in train)
     assert total == state["split_ends"][0] - 12 - 3 + 1

@@ -144,9 +144,17 @@ class ForecastTask:
                                 series.columns)
         mase_scale = fm.naive_scale(train_values, train_observed)
         season = config.get("season")
+        filled = dataio.fill_gaps(series, [train_end, valid_end, n])
         if season is None:
-            filled = dataio.fill_gaps(series, [train_end, valid_end, n])
             season = fm.detect_season(filled[:train_end, 0])
+        difference = bool(config.get("difference", True))
+        anchors = None
+        if difference:
+            # The forecast the head corrects, per step: the best simple one on the
+            # training windows (naive, seasonal naive, or seasonal naive with drift).
+            anchors = win.choose_anchors(
+                win.scale(filled[:train_end], scaler), train_observed,
+                win.window_origins(0, train_end, window, horizon), horizon, int(season))
         return {
             "data": None if source.bundled else source.path,
             "bundled": source.bundled,
@@ -156,7 +164,9 @@ class ForecastTask:
             "fill": bool(fill),
             "window": window,
             "horizon": horizon,
-            "difference": bool(config.get("difference", True)),
+            "difference": difference,
+            **({"anchors": anchors} if anchors else {}),
+            "seasonal_inputs": bool(anchors) and any(a != "last" for a in anchors),
             "inputs": config.get("inputs") or "level",
             "season": int(season),
             "split_ends": [train_end, valid_end, n],
@@ -231,7 +241,8 @@ class ForecastTask:
 
     def model_spec(self, state, config):
         columns = len(state["columns"])
-        return {"input": "features", "input_size": columns,
+        inputs = 2 * columns if win.seasonal_inputs(state) else columns
+        return {"input": "features", "input_size": inputs,
                 "output": "last", "output_size": state["horizon"] * columns}
 
     def batches(self, state, split, config, rng):
@@ -243,11 +254,9 @@ class ForecastTask:
         for start in range(0, len(origins), batch_size):
             chunk = origins[start:start + batch_size]
             yield {
-                "x": win.input_windows(prepared.scaled, prepared.last_seen, chunk,
-                                       state["window"], win.relative_inputs(state)),
+                "x": win.model_inputs(prepared.scaled, prepared.last_seen, chunk, state),
                 "lengths": None,
-                "y": win.encode_targets(prepared.scaled, prepared.last_seen, chunk,
-                                        state["horizon"], state["difference"]),
+                "y": win.model_targets(prepared.scaled, prepared.last_seen, chunk, state),
                 "reset": True,
             }
 
@@ -258,12 +267,10 @@ class ForecastTask:
         parts = []
         for start in range(0, len(origins), EVAL_CHUNK):
             chunk = origins[start:start + EVAL_CHUNK]
-            x = win.input_windows(prepared.scaled, prepared.last_seen, chunk, state["window"],
-                                  win.relative_inputs(state))
+            x = win.model_inputs(prepared.scaled, prepared.last_seen, chunk, state)
             outputs, _ = model.forward(x)
-            parts.append(win.decode_outputs(outputs, self._last(prepared.scaled, prepared,
-                                                                chunk),
-                                            state["horizon"], state["difference"]))
+            parts.append(win.model_forecasts(outputs, prepared.scaled, prepared.last_seen,
+                                             chunk, state))
         return np.concatenate(parts, axis=0)
 
     @staticmethod
