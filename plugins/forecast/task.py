@@ -278,7 +278,7 @@ class ForecastTask:
         """(B, C) each origin's value as known at the origin."""
         return win.known_at(values, prepared.last_seen, origins[:, None], origins)[:, 0, :]
 
-    def _score(self, state, prepared, origins, scaled_forecast):
+    def _score(self, state, prepared, origins, scaled_forecast, **extra):
         """Metrics (original units, observed actuals only) and the scaled mse "loss"."""
         rows = win.target_rows(origins, state["horizon"])  # (B, H)
         loss = float(np.mean((scaled_forecast - prepared.scaled[rows]) ** 2))
@@ -288,7 +288,7 @@ class ForecastTask:
                                      mask=prepared.observed[rows])
         result["loss"] = loss
         result["windows"] = int(len(origins))
-        return result
+        return {**result, **extra}
 
     def evaluate(self, state, split, config, model):
         prepared = self.load(state, config)
@@ -299,15 +299,52 @@ class ForecastTask:
     def baselines(self, state, split, config):
         prepared = self.load(state, config)
         origins = self._origins(state, prepared, split)
+        return {name: self._score(state, prepared, origins, forecast, **extra)
+                for name, (forecast, extra) in
+                self._baseline_forecasts(state, prepared, origins).items()}
+
+    def _baseline_forecasts(self, state, prepared, origins):
+        """name -> (scaled forecasts (B, H, C), extra keys of its metrics): naive, and
+        seasonal naive when the run has a season and every origin a season of history."""
         horizon, season = state["horizon"], state["season"]
         naive = fm.naive_forecast(self._last(prepared.scaled, prepared, origins), horizon)
-        result = {"naive": self._score(state, prepared, origins, naive)}
+        result = {"naive": (naive, {})}
         if season > 1 and origins.min() >= season - 1:
             rows = fm.seasonal_rows(origins, horizon, season)
             seasonal = win.known_at(prepared.scaled, prepared.last_seen, rows, origins)
-            result["seasonal_naive"] = self._score(state, prepared, origins, seasonal)
-            result["seasonal_naive"]["season"] = season
+            result["seasonal_naive"] = (seasonal, {"season": season})
         return result
+
+    def backtest(self, state, split, config, model, origins_count):
+        """Rolling-origin evaluation: ``origins_count`` forecast origins spread evenly over
+        the split's windows (its first and last included), each scored on its own H steps.
+        Per forecaster (model and baselines): the mean, standard deviation, minimum and
+        maximum of every metric over the origins."""
+        prepared = self.load(state, config)
+        origins = self._origins(state, prepared, split)
+        # An origin counts only if every column has an observed actual to score.
+        rows = win.target_rows(origins, state["horizon"])
+        origins = origins[prepared.observed[rows].any(axis=1).all(axis=-1)]
+        if origins_count > len(origins):
+            raise UserError(f"--backtest {origins_count}: the {split} split has only "
+                            f"{len(origins)} forecast origins; ask for at most that many")
+        picked = origins[np.unique(np.round(np.linspace(0, len(origins) - 1,
+                                                        origins_count)).astype(np.int64))]
+        forecasts = {"model": (self._scaled_forecasts(state, prepared, picked, model), {}),
+                     **self._baseline_forecasts(state, prepared, picked)}
+        result = {"origins": int(len(picked)),
+                  "origin_rows": [int(o) for o in picked], "forecasters": {}}
+        for name, (forecast, extra) in forecasts.items():
+            scores = [self._score(state, prepared, picked[i:i + 1], forecast[i:i + 1])
+                      for i in range(len(picked))]
+            result["forecasters"][name] = {**extra, **{
+                key: fm.spread([s[key] for s in scores])
+                for key in scores[0] if key != "windows"}}
+        return result
+
+    def format_backtest(self, state, split, result):
+        """`recurrent eval --backtest` text (report.py)."""
+        return report.format_backtest(state, split, result)
 
     def format_report(self, state, metrics, baselines):
         """`recurrent eval` text: the model beside naive and seasonal-naive (report.py)."""
