@@ -258,3 +258,20 @@ def test_season_is_detected_on_the_bundled_series():
     assert task.prepare({"data": "sunspots"})["season"] == 11  # the solar cycle
     assert task.prepare({"data": "co2", "window": 60})["season"] == 52  # weeks per year
     assert task.prepare({"data": "sunspots", "season": 1})["season"] == 1
+
+
+@pytest.mark.parametrize("data,mode", [("sunspots", "level"), ("co2", "relative")])
+def test_inputs_auto_is_relative_for_a_trending_series(data, mode):
+    task = ForecastTask()
+    assert task.prepare({"data": data})["inputs"] == mode
+    assert task.prepare({"data": data, "inputs": "auto"})["inputs"] == mode
+    for explicit in ("level", "relative"):
+        assert task.prepare({"data": data, "inputs": explicit})["inputs"] == explicit
+
+
+def test_resolve_inputs_by_the_share_of_variance_a_line_explains():
+    t = np.arange(200.0)
+    noise = np.random.default_rng(0).normal(size=200)
+    assert win.resolve_inputs("auto", (t + noise)[:, None]) == "relative"
+    assert win.resolve_inputs(None, (0.001 * t + noise)[:, None]) == "level"
+    assert win.resolve_inputs("level", (t + noise)[:, None]) == "level"

@@ -95,11 +95,13 @@ class ForecastTask:
                          type=click.FloatRange(0, 0.5, min_open=True),
                          help="Share of rows at the end held out for the test metrics."),
             click.Option(["--difference/--no-difference"], default=True, show_default=True,
-                         help="Predict changes from the window's last value, or levels."),
-            click.Option(["--inputs"], type=click.Choice(win.INPUT_MODES), default="level",
+                         help="Predict changes from an anchor forecast (last value or seasonal "
+                              "naive, chosen per step on the training rows), or levels."),
+            click.Option(["--inputs"], type=click.Choice(win.INPUT_MODES), default="auto",
                          show_default=True,
                          help="Feed the window as scaled levels, or relative to its last "
-                              "value (for trending series such as co2)."),
+                              "value (for trending series such as co2); auto: relative "
+                              "when a line explains half the training rows' variance."),
         ]
 
     def defaults(self):
@@ -167,7 +169,7 @@ class ForecastTask:
             "difference": difference,
             **({"anchors": anchors} if anchors else {}),
             "seasonal_inputs": bool(anchors) and any(a != "last" for a in anchors),
-            "inputs": config.get("inputs") or "level",
+            "inputs": win.resolve_inputs(config.get("inputs"), filled[:train_end]),
             "season": int(season),
             "split_ends": [train_end, valid_end, n],
             "scaler": scaler,

@@ -18,7 +18,8 @@ from recurrent.errors import UserError
 from .metrics import seasonal_rows
 
 SCALINGS = ("standard", "minmax")
-INPUT_MODES = ("level", "relative")  # --inputs
+INPUT_MODES = ("auto", "level", "relative")  # --inputs; runs save level or relative
+TREND_SHARE = 0.5  # --inputs auto: relative when a line explains this much of the variance
 
 
 def split_ends(n: int, window: int, horizon: int, valid_fraction: float,
@@ -124,6 +125,20 @@ def known_at(values: np.ndarray, last_seen: np.ndarray, rows: np.ndarray,
 def input_rows(origins: np.ndarray, window: int) -> np.ndarray:
     """(B, W) row index of every input step."""
     return origins[:, None] + np.arange(1 - window, 1)[None, :]
+
+
+def resolve_inputs(mode: str | None, train_filled: np.ndarray) -> str:
+    """--inputs auto -> "relative" when a least-squares line explains at least TREND_SHARE
+    of the training rows' variance (mean over columns: a trending series such as co2 would
+    leave the level range seen in training), else "level". Other modes are kept."""
+    if mode not in (None, "auto"):
+        return mode
+    t = np.arange(train_filled.shape[0], dtype=np.float64)
+    shares = []
+    for column in train_filled.T:
+        residual = column - np.polyval(np.polyfit(t, column, 1), t)
+        shares.append(1.0 - residual.var() / column.var())
+    return "relative" if float(np.mean(shares)) >= TREND_SHARE else "level"
 
 
 def relative_inputs(state: dict) -> bool:
