@@ -61,6 +61,20 @@ def test_column_not_found_lists_the_columns(tmp_path):
         read(path, ["c"])
 
 
+@pytest.mark.parametrize("header", [["Date", "sales"], ["sales", "timestamp"],
+                                    ["year", "count"]])
+def test_a_two_column_file_with_a_time_header_needs_no_options(tmp_path, header):
+    times = ["2010-01-01", "2010-02-01", "2010-03-01"] if header[0] == "Date" else [
+        "1", "2", "3"]
+    rows = [[t, v] if header[0] in ("Date", "year") else [v, t]
+            for t, v in zip(times, ["4", "5", "7"])]
+    series = read(write_csv(tmp_path / "d.csv", header, rows))
+    time_name = next(h for h in header if h.lower() in dataio.TIME_NAMES)
+    assert series.time_column == time_name
+    assert series.columns == [h for h in header if h != time_name]
+    assert series.values[:, 0].tolist() == [4.0, 5.0, 7.0]
+
+
 def test_several_columns_need_a_choice(tmp_path):
     path = write_csv(tmp_path / "d.csv", ["a", "b"], [["1", "2"]])
     with pytest.raises(UserError, match="several columns .* choose with --column"):
