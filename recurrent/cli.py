@@ -319,10 +319,20 @@ def _open_run(path):
               show_default=True, help="Best validation parameters, or the latest.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Kernel threads.")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics and baselines as JSON.")
-def eval_command(run, data, split, checkpoint, threads, as_json):
+@click.option("--backtest", type=int, default=None, metavar="N",
+              help="Rolling-origin evaluation: N forecast origins spread over the split, "
+                   "the mean and spread of each metric over them (tasks that offer it).")
+def eval_command(run, data, split, checkpoint, threads, as_json, backtest):
     """Evaluate a trained RUN on a split (or --data FILE) beside the task's baselines."""
     from .runs import load_model
     run_dir, info, task = _open_run(run)
+    if backtest is not None:
+        if not hasattr(task, "backtest"):
+            raise UserError(f"task {task.name!r} has no --backtest (rolling-origin "
+                            f"evaluation)")
+        if backtest < 2:
+            raise UserError(f"--backtest {backtest}: need at least 2 forecast origins for "
+                            f"a spread")
     model, info = load_model(run_dir, checkpoint, threads)
     config = dict(info["config"])
     if data:
@@ -333,6 +343,19 @@ def eval_command(run, data, split, checkpoint, threads, as_json):
     else:
         split = _eval_split(task, split)
     state = info["task_state"]
+    if backtest is not None:
+        result = task.backtest(state, split, config, model.runner(), backtest)
+        if as_json:
+            click.echo(json.dumps({"run": run, "task": task.name, "split": split,
+                                   "data": data, "backtest": result}, indent=2,
+                                  default=json_default))
+            return
+        click.echo(f"{task.name} run {run}, split {split}{f' ({data})' if data else ''}")
+        if hasattr(task, "format_backtest"):
+            click.echo("\n".join(task.format_backtest(state, split, result)))
+        else:
+            click.echo(json.dumps(result, indent=2, default=json_default))
+        return
     metrics = task.evaluate(state, split, config, model.runner())
     baselines = task.baselines(state, split, config) if hasattr(task, "baselines") else {}
     if as_json:

@@ -202,6 +202,17 @@ class Task(Protocol):
         Without it `recurrent eval RUN` prints recurrent.report.generic_report: one row per
         scalar metric, the model and each baseline as columns."""
 
+    def backtest(self, state: dict, split: str, config: dict, model: "Runner",
+                 origins: int) -> dict:
+        """Rolling-origin evaluation for `recurrent eval RUN --backtest N` (N >= 2, checked
+        by the CLI): ``origins`` forecast origins over ``split``, a JSON-able dict with the
+        mean and spread of each metric over them, per forecaster. Without it
+        `--backtest` is refused with one line."""
+
+    def format_backtest(self, state: dict, split: str, result: dict) -> list[str]:
+        """The text of `recurrent eval RUN --backtest N` (without --json) as lines, from
+        backtest()'s dict; without it the dict is printed as JSON."""
+
     def predict_options(self) -> list:
         """click.Option / click.Argument objects of `recurrent predict RUN ...`; without it
         the command takes no options."""
@@ -241,7 +252,8 @@ MEMBERS: dict[type, Members] = {
     Task: Members(required=("name", "help", "loss", "options", "defaults", "prepare",
                             "model_spec", "batches", "evaluate"),
                   optional=("causal", "splits", "unused_options", "baselines",
-                            "format_report", "predict_options", "predict")),
+                            "format_report", "backtest", "format_backtest",
+                            "predict_options", "predict")),
     Runner: Members(required=("forward", "step")),
 }
 

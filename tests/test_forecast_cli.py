@@ -234,3 +234,77 @@ def test_relative_inputs_make_forecasts_shift_with_the_level(tmp_path):
     assert base["time"] == high["time"] and len(base["time"]) == 9
     np.testing.assert_allclose(np.array(high["forecast"]["co2"]) - base["forecast"]["co2"],
                                50.0, atol=1e-3)
+
+
+def hourly_rows(days=24, seed=0):
+    """[[time, value]]: hourly values with a strong daily cycle (m = 24), a weekly swing,
+    a slow AR(1) level and noise: seasonal naive is hard to beat and naive is far worse."""
+    rng = np.random.default_rng(seed)
+    n = 24 * days
+    t = np.arange(n)
+    level = np.zeros(n)
+    for i in range(1, n):
+        level[i] = 0.98 * level[i - 1] + rng.normal(scale=0.3)
+    values = (10 * np.sin(2 * np.pi * t / 24) + 4 * np.sin(4 * np.pi * t / 24)
+              + 2 * np.sin(2 * np.pi * t / 168) + level + rng.normal(scale=0.5, size=n))
+    start = np.datetime64("2021-01-01T00:00")
+    return [[str(start + np.timedelta64(int(i), "h")), f"{v:.4f}"] for i, v in zip(t, values)]
+
+
+@pytest.mark.parametrize("horizon", [1, 24])
+def test_default_run_beats_both_baselines_on_a_strong_daily_cycle(tmp_path, horizon):
+    """Default options on hourly data with a daily cycle: the model corrects the seasonal
+    anchor the training rows chose and beats seasonal naive and naive at h=1 and h=m."""
+    path = write_csv(tmp_path / "hourly.csv", ["time", "load"], hourly_rows())
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", path, "--time-column", "time", "--horizon",
+              horizon, "--out", run, "--threads", "1", "--quiet", "--no-plot"))
+    state = json.loads((run / "config.json").read_text())["task_state"]
+    assert state["season"] == 24 and state["seasonal_inputs"]
+    report = json.loads(ok(invoke("eval", run, "--json")))
+    mase = report["metrics"]["mase"]
+    assert mase < report["baselines"]["seasonal_naive"]["mase"]
+    assert mase < report["baselines"]["naive"]["mase"]
+
+
+def test_backtest_reports_mean_and_spread_over_origins(run):
+    report = json.loads(ok(invoke("eval", run, "--backtest", 4, "--json")))
+    result = report["backtest"]
+    assert result["origins"] == 4 and len(result["origin_rows"]) == 4
+    assert result["origin_rows"] == sorted(result["origin_rows"])
+    forecasters = result["forecasters"]
+    assert set(forecasters) == {"model", "naive", "seasonal_naive"}
+    for name, values in forecasters.items():
+        for metric in ("rmse", "mae", "mape", "smape", "mase", "loss"):
+            s = values[metric]
+            assert s["min"] <= s["mean"] <= s["max"] and s["std"] >= 0, (name, metric)
+    # The first and last origins are the test split's first and last windows' (its
+    # targets start at row 263 of 309); with every window as an origin the mean MAE is the
+    # split's MAE (each window has the same number of targets).
+    whole = json.loads(ok(invoke("eval", run, "--json")))
+    assert result["origin_rows"][0] == 262
+    last = len(sunspot_rows()) - 2 - 1
+    assert result["origin_rows"][-1] == last
+    every = json.loads(ok(invoke("eval", run, "--backtest", whole["metrics"]["windows"],
+                                 "--json")))["backtest"]["forecasters"]["model"]
+    assert every["mae"]["mean"] == pytest.approx(whole["metrics"]["mae"], rel=1e-9)
+    text = ok(invoke("eval", run, "--backtest", 3)).splitlines()
+    assert text[1].startswith("rolling origin: 3 forecast origins over the test split")
+    assert text[3].split()[:2] == ["metric", "model"]
+    assert [row.split()[0] for row in text[4:]] == ["rmse", "mae", "mape", "smape", "mase",
+                                                    "loss"]
+
+
+@pytest.mark.parametrize("n,fragment", [(1, "--backtest 1: need at least 2"),
+                                        (0, "--backtest 0: need at least 2"),
+                                        (-3, "--backtest -3: need at least 2"),
+                                        (46, "--backtest 46: the test split has only 45")])
+def test_backtest_bad_n_is_one_line(run, n, fragment):
+    one_line_error(invoke("eval", run, "--backtest", n), fragment)
+
+
+def test_backtest_refused_for_a_task_without_it(tmp_path):
+    run = tmp_path / "run"
+    ok(invoke("train", "char-lm", "--steps", 1, "--out", run, "--hidden", 8, "--quiet",
+              "--no-plot", "--threads", 1))
+    one_line_error(invoke("eval", run, "--backtest", 3), "has no --backtest")

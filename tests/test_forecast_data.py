@@ -61,6 +61,20 @@ def test_column_not_found_lists_the_columns(tmp_path):
         read(path, ["c"])
 
 
+@pytest.mark.parametrize("header", [["Date", "sales"], ["sales", "timestamp"],
+                                    ["year", "count"]])
+def test_a_two_column_file_with_a_time_header_needs_no_options(tmp_path, header):
+    times = ["2010-01-01", "2010-02-01", "2010-03-01"] if header[0] == "Date" else [
+        "1", "2", "3"]
+    rows = [[t, v] if header[0] in ("Date", "year") else [v, t]
+            for t, v in zip(times, ["4", "5", "7"])]
+    series = read(write_csv(tmp_path / "d.csv", header, rows))
+    time_name = next(h for h in header if h.lower() in dataio.TIME_NAMES)
+    assert series.time_column == time_name
+    assert series.columns == [h for h in header if h != time_name]
+    assert series.values[:, 0].tolist() == [4.0, 5.0, 7.0]
+
+
 def test_several_columns_need_a_choice(tmp_path):
     path = write_csv(tmp_path / "d.csv", ["a", "b"], [["1", "2"]])
     with pytest.raises(UserError, match="several columns .* choose with --column"):
@@ -237,9 +251,11 @@ def test_minmax_state_maps_training_rows_into_unit_interval():
 def test_batches_shapes_and_train_only_shuffle():
     task = ForecastTask()
     config = {"data": "sunspots", "window": 12, "horizon": 3, "batch_size": 50}
-    state = task.prepare(config)
+    state = {**task.prepare(config), "seasonal_inputs": False}
     assert task.model_spec(state, config) == {"input": "features", "input_size": 1,
                                               "output": "last", "output_size": 3}
+    seasonal = {**state, "seasonal_inputs": True}
+    assert task.model_spec(seasonal, config)["input_size"] == 2
     train = list(task.batches(state, "train", config, np.random.default_rng(0)))
     total = sum(b["x"].shape[1] for b in train)
     assert total == state["split_ends"][0] - 12 - 3 + 1
@@ -256,3 +272,20 @@ def test_season_is_detected_on_the_bundled_series():
     assert task.prepare({"data": "sunspots"})["season"] == 11  # the solar cycle
     assert task.prepare({"data": "co2", "window": 60})["season"] == 52  # weeks per year
     assert task.prepare({"data": "sunspots", "season": 1})["season"] == 1
+
+
+@pytest.mark.parametrize("data,mode", [("sunspots", "level"), ("co2", "relative")])
+def test_inputs_auto_is_relative_for_a_trending_series(data, mode):
+    task = ForecastTask()
+    assert task.prepare({"data": data})["inputs"] == mode
+    assert task.prepare({"data": data, "inputs": "auto"})["inputs"] == mode
+    for explicit in ("level", "relative"):
+        assert task.prepare({"data": data, "inputs": explicit})["inputs"] == explicit
+
+
+def test_resolve_inputs_by_the_share_of_variance_a_line_explains():
+    t = np.arange(200.0)
+    noise = np.random.default_rng(0).normal(size=200)
+    assert win.resolve_inputs("auto", (t + noise)[:, None]) == "relative"
+    assert win.resolve_inputs(None, (0.001 * t + noise)[:, None]) == "level"
+    assert win.resolve_inputs("level", (t + noise)[:, None]) == "level"

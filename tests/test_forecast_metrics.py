@@ -9,6 +9,7 @@ import pytest
 from recurrent.model import SequenceModel
 from recurrent.reference import get_reference_cell
 from recurrent_plugins.forecast import metrics as fm
+from recurrent_plugins.forecast import windows as win
 from recurrent_plugins.forecast.predict import rollout
 from recurrent_plugins.forecast.task import ForecastTask
 
@@ -79,7 +80,7 @@ def zero_head_model(spec):
 def test_zero_change_model_scores_exactly_as_the_naive_baseline():
     task = ForecastTask()
     config = {"data": "co2", "window": 8, "horizon": 3, "season": 52}
-    state = task.prepare(config)
+    state = {**task.prepare(config), "anchors": ["last"] * 3, "seasonal_inputs": False}
     model = zero_head_model(task.model_spec(state, config))
     metrics = task.evaluate(state, "test", config, model.runner())
     baselines = task.baselines(state, "test", config)
@@ -98,13 +99,43 @@ def test_zero_change_model_scores_exactly_as_the_naive_baseline():
     assert baselines["naive"]["mae"] == pytest.approx(np.mean(errors))
 
 
+@pytest.mark.parametrize("data,season", [("co2", 52), ("sunspots", 11)])
+def test_zero_change_model_with_seasonal_anchors_scores_as_seasonal_naive(data, season):
+    task = ForecastTask()
+    config = {"data": data, "window": 8, "horizon": 3, "season": season}
+    state = {**task.prepare(config), "anchors": ["seasonal"] * 3, "seasonal_inputs": True}
+    model = zero_head_model(task.model_spec(state, config))
+    metrics = task.evaluate(state, "test", config, model.runner())
+    seasonal = task.baselines(state, "test", config)["seasonal_naive"]
+    for key in ("rmse", "mae", "mase", "windows"):
+        assert metrics[key] == pytest.approx(seasonal[key], rel=1e-5), key
+
+
+def test_anchors_are_chosen_per_step_on_the_training_windows():
+    t = np.arange(600)
+    season = 24
+    # A clean daily cycle: seasonal naive is exact, the last value is not.
+    scaled = np.sin(2 * np.pi * t / season)[:, None]
+    observed = np.ones_like(scaled, dtype=bool)
+    origins = np.arange(40, 500)
+    assert win.choose_anchors(scaled, observed, origins, 3, season) == ["seasonal"] * 3
+    # A trend added to the cycle: last year's change must be carried forward.
+    trending = scaled + 0.01 * t[:, None]
+    assert win.choose_anchors(trending, observed, origins, 2, season) == \
+        ["seasonal_drift"] * 2
+    # A random walk: nothing beats the last value.
+    walk = np.cumsum(np.random.default_rng(0).normal(size=600))[:, None]
+    assert win.choose_anchors(walk, observed, origins, 2, season) == ["last"] * 2
+    assert win.choose_anchors(walk, observed, origins, 2, 1) == ["last"] * 2
+
+
 def test_rollout_beyond_the_horizon_repeats_the_last_value_for_a_zero_model():
     task = ForecastTask()
     config = {"data": "sunspots", "window": 5, "horizon": 2}
     state = task.prepare(config)
     model = zero_head_model(task.model_spec(state, config))
     window = np.linspace(-1, 1, 5)[:, None]  # (W, C)
-    out = rollout(model.runner(), window, steps=7, horizon=2, difference=True)
+    out = rollout(model.runner(), window, 7, {**state, "anchors": ["last", "last"]})
     np.testing.assert_allclose(out[:, 0], np.ones(7))
-    levels = rollout(model.runner(), window, steps=3, horizon=2, difference=False)
+    levels = rollout(model.runner(), window, 3, {**state, "difference": False})
     np.testing.assert_allclose(levels[:, 0], np.zeros(3))

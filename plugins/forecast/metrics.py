@@ -76,6 +76,18 @@ def forecast_metrics(actual: np.ndarray, forecast: np.ndarray, mase_scale: np.nd
     return result
 
 
+def spread(values) -> dict:
+    """Mean, standard deviation (population), minimum and maximum of a list of floats (the
+    NaN ones left out, e.g. a MAPE of all-zero actuals)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[~np.isnan(v)]
+    if v.size == 0:
+        return {"mean": float("nan"), "std": float("nan"), "min": float("nan"),
+                "max": float("nan")}
+    return {"mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()),
+            "max": float(v.max())}
+
+
 def naive_forecast(last: np.ndarray, horizon: int) -> np.ndarray:
     """Last known value repeated: last (B, C) -> (B, H, C)."""
     return np.repeat(last[:, None, :], horizon, axis=1)

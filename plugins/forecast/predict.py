@@ -10,8 +10,6 @@ see only what was known at the origin.
 from __future__ import annotations
 
 import json
-import math
-
 import click
 import numpy as np
 
@@ -43,10 +41,11 @@ def run_predict(task, state, config, model, options):
     origin = n - 1 if origin_kind == "end" else test_start - 1
     at = np.array([origin])
 
-    inputs = win.known_at(prepared.scaled, prepared.last_seen, win.input_rows(at, window),
-                          at)[0]  # (W, C)
-    forecast = win.unscale(rollout(model, inputs, steps, state["horizon"], state["difference"],
-                                   win.relative_inputs(state)), state["scaler"])  # (S, C)
+    # Every row up to the origin as known there: the window, and the seasons before it
+    # that a seasonal run's anchors and inputs read.
+    history = win.known_at(prepared.scaled, prepared.last_seen,
+                           np.arange(origin + 1)[None, :], at)[0]  # (origin + 1, C)
+    forecast = win.unscale(rollout(model, history, steps, state), state["scaler"])  # (S, C)
     baseline, baseline_name = _baseline(state, prepared, origin, steps)  # (S, C)
     times = _forecast_times(series.times, origin, steps)  # (S,) or None
     labels = [_time_text(t) for t in times] if times is not None else list(range(1, steps + 1))
@@ -129,23 +128,21 @@ def _by_column(columns, values):
             for c, name in enumerate(columns)}
 
 
-def rollout(model, window_scaled: np.ndarray, steps: int, horizon: int,
-            difference: bool, relative: bool = False) -> np.ndarray:
-    """Forecast ``steps`` values after a window: window_scaled (W, C) -> (S, C) scaled.
+def rollout(model, history_scaled: np.ndarray, steps: int, state: dict) -> np.ndarray:
+    """Forecast ``steps`` values after a history: history_scaled (K, C) -> (S, C) scaled.
 
-    H steps come from one model call; beyond H the forecasts are appended to the window
-    and the model runs again on the shifted window.
+    The history holds at least the window (and, for a seasonal run, a season or more before
+    it). H steps come from one model call; beyond H the forecasts are appended to the
+    history and the model runs again from the new last row.
     """
-    window = window_scaled.shape[0]
-    history = [row for row in np.asarray(window_scaled, dtype=np.float64)]
-    produced = []
-    for _ in range(math.ceil(steps / horizon)):
-        inputs = np.stack(history[-window:])  # (W, C)
-        if relative:
-            inputs = inputs - inputs[-1]
-        x = np.ascontiguousarray(inputs[:, None, :], dtype=np.float32)
+    history = np.asarray(history_scaled, dtype=np.float64)
+    produced = 0
+    while produced < steps:
+        origin = np.array([history.shape[0] - 1])
+        seen = np.repeat(np.arange(history.shape[0])[:, None], history.shape[1], axis=1)
+        x = win.model_inputs(history, seen, origin, state)
         outputs, _ = model.forward(x)  # (1, H*C)
-        forecast = win.decode_outputs(outputs, history[-1][None, :], horizon, difference)[0]
-        produced.extend(forecast)
-        history.extend(forecast)
-    return np.stack(produced[:steps])
+        forecast = win.model_forecasts(outputs, history, seen, origin, state)[0]  # (H, C)
+        history = np.concatenate([history, forecast])
+        produced += forecast.shape[0]
+    return history[history.shape[0] - produced:][:steps]

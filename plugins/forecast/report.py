@@ -39,3 +39,21 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
     if len(columns) > 1:
         lines += ["", *per_column_table(columns, {"model": metrics, **baselines})]
     return lines
+
+
+def format_backtest(state: dict, split: str, result: dict) -> list[str]:
+    """Rolling-origin table: one row per metric, per forecaster "mean +- std [min, max]"
+    over the origins."""
+    forecasters = result["forecasters"]
+    lines = [f"rolling origin: {result['origins']} forecast origins over the {split} split, "
+             f"{state['horizon']} step(s) each; per metric the mean +- standard deviation "
+             f"[min, max] over origins", ""]
+    rows = [["metric", *(_column_name(n, v) for n, v in forecasters.items())]]
+    for metric in [*METRICS, "loss"]:
+        rows.append([metric, *(_spread_cell(v[metric]) for v in forecasters.values())])
+    return lines + text_table(rows)
+
+
+def _spread_cell(s: dict) -> str:
+    return (f"{format_value(s['mean'])} +- {format_value(s['std'])} "
+            f"[{format_value(s['min'])}, {format_value(s['max'])}]")

@@ -104,6 +104,8 @@ def read_series(source: Source, columns: list[str] | tuple[str, ...] | None,
 
     if time_column is None and source.bundled is not None:
         time_column = source.time_column
+    if time_column is None and not columns:
+        time_column = _named_time_column(header)
     if not columns:
         columns = _default_columns(source, header, time_column)
     columns = list(dict.fromkeys(columns))  # drop repeats, keep order
@@ -129,6 +131,18 @@ def read_series(source: Source, columns: list[str] | tuple[str, ...] | None,
                   time_column=time_column,
                   lines=np.array([line for line, _ in body], dtype=np.int64),
                   date_order=date_order if time_column else None)
+
+
+# Header names taken as the time column of a file given without --time-column or --column.
+TIME_NAMES = frozenset({"time", "date", "datetime", "timestamp", "ds", "year", "month",
+                        "week", "day", "hour", "period"})
+
+
+def _named_time_column(header: list[str]) -> str | None:
+    """In a two-column file, the column whose header names a time (`date,value`), so that
+    the file needs no options; None otherwise."""
+    named = [h for h in header if h.lower() in TIME_NAMES]
+    return named[0] if len(header) == 2 and len(named) == 1 else None
 
 
 def _default_columns(source: Source, header: list[str], time_column: str | None) -> list[str]:

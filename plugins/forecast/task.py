@@ -95,11 +95,13 @@ class ForecastTask:
                          type=click.FloatRange(0, 0.5, min_open=True),
                          help="Share of rows at the end held out for the test metrics."),
             click.Option(["--difference/--no-difference"], default=True, show_default=True,
-                         help="Predict changes from the window's last value, or levels."),
-            click.Option(["--inputs"], type=click.Choice(win.INPUT_MODES), default="level",
+                         help="Predict changes from an anchor forecast (last value or seasonal "
+                              "naive, chosen per step on the training rows), or levels."),
+            click.Option(["--inputs"], type=click.Choice(win.INPUT_MODES), default="auto",
                          show_default=True,
                          help="Feed the window as scaled levels, or relative to its last "
-                              "value (for trending series such as co2)."),
+                              "value (for trending series such as co2); auto: relative "
+                              "when a line explains half the training rows' variance."),
         ]
 
     def defaults(self):
@@ -144,9 +146,17 @@ class ForecastTask:
                                 series.columns)
         mase_scale = fm.naive_scale(train_values, train_observed)
         season = config.get("season")
+        filled = dataio.fill_gaps(series, [train_end, valid_end, n])
         if season is None:
-            filled = dataio.fill_gaps(series, [train_end, valid_end, n])
             season = fm.detect_season(filled[:train_end, 0])
+        difference = bool(config.get("difference", True))
+        anchors = None
+        if difference:
+            # The forecast the head corrects, per step: the best simple one on the
+            # training windows (naive, seasonal naive, or seasonal naive with drift).
+            anchors = win.choose_anchors(
+                win.scale(filled[:train_end], scaler), train_observed,
+                win.window_origins(0, train_end, window, horizon), horizon, int(season))
         return {
             "data": None if source.bundled else source.path,
             "bundled": source.bundled,
@@ -156,8 +166,10 @@ class ForecastTask:
             "fill": bool(fill),
             "window": window,
             "horizon": horizon,
-            "difference": bool(config.get("difference", True)),
-            "inputs": config.get("inputs") or "level",
+            "difference": difference,
+            **({"anchors": anchors} if anchors else {}),
+            "seasonal_inputs": bool(anchors) and any(a != "last" for a in anchors),
+            "inputs": win.resolve_inputs(config.get("inputs"), filled[:train_end]),
             "season": int(season),
             "split_ends": [train_end, valid_end, n],
             "scaler": scaler,
@@ -231,7 +243,8 @@ class ForecastTask:
 
     def model_spec(self, state, config):
         columns = len(state["columns"])
-        return {"input": "features", "input_size": columns,
+        inputs = 2 * columns if win.seasonal_inputs(state) else columns
+        return {"input": "features", "input_size": inputs,
                 "output": "last", "output_size": state["horizon"] * columns}
 
     def batches(self, state, split, config, rng):
@@ -243,11 +256,9 @@ class ForecastTask:
         for start in range(0, len(origins), batch_size):
             chunk = origins[start:start + batch_size]
             yield {
-                "x": win.input_windows(prepared.scaled, prepared.last_seen, chunk,
-                                       state["window"], win.relative_inputs(state)),
+                "x": win.model_inputs(prepared.scaled, prepared.last_seen, chunk, state),
                 "lengths": None,
-                "y": win.encode_targets(prepared.scaled, prepared.last_seen, chunk,
-                                        state["horizon"], state["difference"]),
+                "y": win.model_targets(prepared.scaled, prepared.last_seen, chunk, state),
                 "reset": True,
             }
 
@@ -258,12 +269,10 @@ class ForecastTask:
         parts = []
         for start in range(0, len(origins), EVAL_CHUNK):
             chunk = origins[start:start + EVAL_CHUNK]
-            x = win.input_windows(prepared.scaled, prepared.last_seen, chunk, state["window"],
-                                  win.relative_inputs(state))
+            x = win.model_inputs(prepared.scaled, prepared.last_seen, chunk, state)
             outputs, _ = model.forward(x)
-            parts.append(win.decode_outputs(outputs, self._last(prepared.scaled, prepared,
-                                                                chunk),
-                                            state["horizon"], state["difference"]))
+            parts.append(win.model_forecasts(outputs, prepared.scaled, prepared.last_seen,
+                                             chunk, state))
         return np.concatenate(parts, axis=0)
 
     @staticmethod
@@ -271,7 +280,7 @@ class ForecastTask:
         """(B, C) each origin's value as known at the origin."""
         return win.known_at(values, prepared.last_seen, origins[:, None], origins)[:, 0, :]
 
-    def _score(self, state, prepared, origins, scaled_forecast):
+    def _score(self, state, prepared, origins, scaled_forecast, **extra):
         """Metrics (original units, observed actuals only) and the scaled mse "loss"."""
         rows = win.target_rows(origins, state["horizon"])  # (B, H)
         loss = float(np.mean((scaled_forecast - prepared.scaled[rows]) ** 2))
@@ -281,7 +290,7 @@ class ForecastTask:
                                      mask=prepared.observed[rows])
         result["loss"] = loss
         result["windows"] = int(len(origins))
-        return result
+        return {**result, **extra}
 
     def evaluate(self, state, split, config, model):
         prepared = self.load(state, config)
@@ -292,15 +301,52 @@ class ForecastTask:
     def baselines(self, state, split, config):
         prepared = self.load(state, config)
         origins = self._origins(state, prepared, split)
+        return {name: self._score(state, prepared, origins, forecast, **extra)
+                for name, (forecast, extra) in
+                self._baseline_forecasts(state, prepared, origins).items()}
+
+    def _baseline_forecasts(self, state, prepared, origins):
+        """name -> (scaled forecasts (B, H, C), extra keys of its metrics): naive, and
+        seasonal naive when the run has a season and every origin a season of history."""
         horizon, season = state["horizon"], state["season"]
         naive = fm.naive_forecast(self._last(prepared.scaled, prepared, origins), horizon)
-        result = {"naive": self._score(state, prepared, origins, naive)}
+        result = {"naive": (naive, {})}
         if season > 1 and origins.min() >= season - 1:
             rows = fm.seasonal_rows(origins, horizon, season)
             seasonal = win.known_at(prepared.scaled, prepared.last_seen, rows, origins)
-            result["seasonal_naive"] = self._score(state, prepared, origins, seasonal)
-            result["seasonal_naive"]["season"] = season
+            result["seasonal_naive"] = (seasonal, {"season": season})
         return result
+
+    def backtest(self, state, split, config, model, origins_count):
+        """Rolling-origin evaluation: ``origins_count`` forecast origins spread evenly over
+        the split's windows (its first and last included), each scored on its own H steps.
+        Per forecaster (model and baselines): the mean, standard deviation, minimum and
+        maximum of every metric over the origins."""
+        prepared = self.load(state, config)
+        origins = self._origins(state, prepared, split)
+        # An origin counts only if every column has an observed actual to score.
+        rows = win.target_rows(origins, state["horizon"])
+        origins = origins[prepared.observed[rows].any(axis=1).all(axis=-1)]
+        if origins_count > len(origins):
+            raise UserError(f"--backtest {origins_count}: the {split} split has only "
+                            f"{len(origins)} forecast origins; ask for at most that many")
+        picked = origins[np.unique(np.round(np.linspace(0, len(origins) - 1,
+                                                        origins_count)).astype(np.int64))]
+        forecasts = {"model": (self._scaled_forecasts(state, prepared, picked, model), {}),
+                     **self._baseline_forecasts(state, prepared, picked)}
+        result = {"origins": int(len(picked)),
+                  "origin_rows": [int(o) for o in picked], "forecasters": {}}
+        for name, (forecast, extra) in forecasts.items():
+            scores = [self._score(state, prepared, picked[i:i + 1], forecast[i:i + 1])
+                      for i in range(len(picked))]
+            result["forecasters"][name] = {**extra, **{
+                key: fm.spread([s[key] for s in scores])
+                for key in scores[0] if key != "windows"}}
+        return result
+
+    def format_backtest(self, state, split, result):
+        """`recurrent eval --backtest` text (report.py)."""
+        return report.format_backtest(state, split, result)
 
     def format_report(self, state, metrics, baselines):
         """`recurrent eval` text: the model beside naive and seasonal-naive (report.py)."""

@@ -1,0 +1,55 @@
+"""Write the seasonal series that benchmarks/forecast_quality.py evaluates to CSV files.
+
+The series ship inside PyPI packages and are read from there at benchmark time (none is
+committed here; the library never fetches them):
+
+    pip install pmdarima statsmodels
+    python benchmarks/forecast_data.py OUT_DIR
+
+| file | package, loader | rows | step, season | licence note |
+|---|---|---|---|---|
+| airpassengers.csv | pmdarima load_airpassengers | 144 | monthly 1949-1960, 12 | Box & Jenkins (1976) classic, as in R datasets |
+| wineind.csv | pmdarima load_wineind | 176 | monthly 1980-1994, 12 | Australian Bureau of Statistics, via R forecast (GPL-3) |
+| taylor.csv | pmdarima load_taylor, first 4 of 12 weeks | 1344 | half-hourly from 2000-06-05, 48 (and 336) | Taylor (2003), via R forecast (GPL-3) |
+| elnino.csv | statsmodels elnino | 732 | monthly 1950-2010, 12 | NOAA, public domain |
+
+Each CSV has a `time` column (ISO dates) and a `value` column.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+
+def _write(path, times, values):
+    with open(path, "w") as f:
+        f.write("time,value\n")
+        for t, v in zip(times, values):
+            f.write(f"{t},{float(v):.6g}\n")
+
+
+def _months(start_year, n):
+    return [f"{start_year + i // 12}-{i % 12 + 1:02d}-01" for i in range(n)]
+
+
+def main(out):
+    import pmdarima.datasets as pm
+    import statsmodels.api as sm
+    os.makedirs(out, exist_ok=True)
+    air = pm.load_airpassengers()
+    _write(f"{out}/airpassengers.csv", _months(1949, len(air)), air)
+    wine = pm.load_wineind()
+    _write(f"{out}/wineind.csv", _months(1980, len(wine)), wine)
+    taylor = pm.load_taylor()[:4 * 7 * 48]  # 4 weeks: short training runs
+    start = np.datetime64("2000-06-05T00:00")
+    times = [str(start + np.timedelta64(30 * i, "m")) for i in range(len(taylor))]
+    _write(f"{out}/taylor.csv", times, taylor)
+    nino = sm.datasets.elnino.load_pandas().data
+    monthly = nino.drop(columns="YEAR").to_numpy().reshape(-1)
+    _write(f"{out}/elnino.csv", _months(int(nino["YEAR"].iloc[0]), len(monthly)), monthly)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "forecast-data")
