@@ -37,6 +37,7 @@ from .runner import Runner
 from .state import pack_state
 from .threads import single_threaded_blas
 from .truncation import gather_suffix, run_prefix, scatter_suffix, truncation_plan
+from .wide import Wide
 
 INPUT_KINDS = ("tokens", "features")
 OUTPUT_KINDS = ("sequence", "last", "mean", "max")
@@ -59,6 +60,14 @@ def check_spec(spec: dict) -> dict:
         raise ValueError(f"model_spec output: expected one of {', '.join(OUTPUT_KINDS)}, "
                          f"got {spec.get('output')!r}")
     positive_int(spec.get("output_size"), "model_spec output_size")
+    if "wide_bigrams" in spec:
+        if kind != "tokens" or spec["output"] == "sequence":
+            raise ValueError("model_spec wide_bigrams: a wide part needs token input and a "
+                             "pooled output")
+        buckets = spec["wide_bigrams"]
+        if not isinstance(buckets, (int, np.integer)) or isinstance(buckets, bool) \
+                or buckets < 0:
+            raise ValueError(f"model_spec wide_bigrams: expected an int >= 0, got {buckets!r}")
     return spec
 
 
@@ -108,10 +117,17 @@ class SequenceModel:
         self.dropout = Dropout(dropout, np.random.default_rng(dropout_seed))
         self.head = Dense(features, spec["output_size"], self.dtype,
                           np.random.default_rng(head_seed))
+        # Optional wide part (spec "wide_bigrams": hashed bigram buckets, 0 = unigrams only):
+        # a sparse linear model over the tokens' n-grams added to the head's logits.
+        self.wide = None
+        if "wide_bigrams" in spec:
+            self.wide = Wide(spec["vocab_size"], int(spec["wide_bigrams"]),
+                             spec["output_size"], self.dtype)
         self.training = True
 
         # The one flat buffer: names -> (offset, shape), in module order.
-        self.modules = {"embedding": self.embedding, "rnn": self.rnn, "head": self.head}
+        self.modules = {"embedding": self.embedding, "rnn": self.rnn, "head": self.head,
+                        "wide": self.wide}
         self.modules = {k: m for k, m in self.modules.items() if m is not None}
         self.layout = {}
         offset = 0
@@ -214,10 +230,14 @@ class SequenceModel:
                                                               lengths=lengths)
             self._cache = None
             if not need_grad:
-                return self._forward_full(h_in, states, lengths, threads, need_grad=False)
-            if truncate:
-                return self._forward_truncated(h_in, states, lengths, threads, truncate)
-            return self._forward_full(h_in, states, lengths, threads)
+                y, final = self._forward_full(h_in, states, lengths, threads, need_grad=False)
+            elif truncate:
+                y, final = self._forward_truncated(h_in, states, lengths, threads, truncate)
+            else:
+                y, final = self._forward_full(h_in, states, lengths, threads)
+            if self.wide is not None:
+                y += self.wide.forward(np.asarray(x), lengths)  # (B, K)
+            return y, final
 
     __call__ = forward
 
@@ -275,6 +295,8 @@ class SequenceModel:
         T, B, DH = out_shape
         d_outputs = np.asarray(d_outputs, self.dtype)
         with single_threaded_blas():
+            if self.wide is not None:
+                self.wide.backward(d_outputs)
             if self.output == "sequence":
                 d_feats = self.head.backward((d_outputs * mask).reshape(T * B, -1))  # (N, D*H)
                 d_out = self.dropout.backward(d_feats).reshape(T, B, DH)
@@ -297,6 +319,9 @@ class SequenceModel:
         if self.output in ("mean", "max"):
             raise ValueError(f"step: a model pooling by {self.output} needs the whole "
                              f"sequence; use forward()")
+        if self.wide is not None:
+            raise ValueError("step: a model with a wide part reads the whole sequence's "
+                             "n-grams; use forward()")
         with single_threaded_blas():
             h_in = self._embed(np.asarray(x_t)[None])[0] if self.tokens else x_t  # (B, E|I)
             h, new_state = self.rnn.step(h_in, state=state)  # (B, H)

@@ -34,8 +34,14 @@ def test_prepare_state_is_json_and_describes_the_split(slice_csv):
     assert state["vocab"][:2] == ["<pad>", "<unk>"]
     assert state["vocab"][2] in (".", "the", ",")  # the most frequent tokens come first
     spec = TASK.model_spec(state, config(data=slice_csv))
-    assert spec == {"input": "tokens", "vocab_size": len(state["vocab"]), "embed_dim": 8,
-                    "output": "mean", "output_size": 2}
+    deep = {"input": "tokens", "vocab_size": len(state["vocab"]), "embed_dim": 8,
+            "output": "mean", "output_size": 2}
+    assert spec == dict(deep, wide_bigrams=131072)  # the wide part is on by default
+    assert TASK.model_spec(state, config(data=slice_csv, wide="none")) == deep
+    assert TASK.model_spec(state, config(data=slice_csv, wide="unigrams",
+                                         bigram_buckets=8)) == dict(deep, wide_bigrams=0)
+    assert TASK.model_spec(state, config(data=slice_csv, wide="bigrams",
+                                         bigram_buckets=8)) == dict(deep, wide_bigrams=8)
 
 
 def test_vocabulary_comes_from_the_training_split_only(slice_csv):

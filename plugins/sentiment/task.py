@@ -98,6 +98,13 @@ class SentimentTask:
             click.Option(["--pooling"], type=click.Choice(["last", "mean", "max"]),
                          default="mean", show_default=True,
                          help="How the RNN outputs over a text's valid steps become one vector."),
+            click.Option(["--wide"], type=click.Choice(["none", "unigrams", "bigrams"]),
+                         default="bigrams", show_default=True,
+                         help="Wide part trained with the RNN: a sparse linear model over the "
+                              "text's words (and hashed word pairs) added to its logits."),
+            click.Option(["--bigram-buckets"], type=click.IntRange(min=1), default=131072,
+                         show_default=True,
+                         help="Hash buckets of the wide part's word pairs."),
             click.Option(["--embed-dim"], type=click.IntRange(min=1), default=64,
                          show_default=True, help="Token embedding size."),
             click.Option(["--valid-fraction"], type=FRACTION, default=0.1, show_default=True,
@@ -177,10 +184,15 @@ class SentimentTask:
         return self._encode_all(state, [tokens[i] for i in idx]), y
 
     def model_spec(self, state: dict, config: dict) -> dict:
-        return {"input": "tokens", "vocab_size": len(state["vocab"]),
+        spec = {"input": "tokens", "vocab_size": len(state["vocab"]),
                 "embed_dim": int(config.get("embed_dim", 64)),
                 "output": config.get("pooling", "mean"),
                 "output_size": len(state["classes"])}
+        wide = config.get("wide", "bigrams")
+        if wide != "none":
+            spec["wide_bigrams"] = (int(config.get("bigram_buckets", 131072))
+                                    if wide == "bigrams" else 0)
+        return spec
 
     def batches(self, state: dict, split: str, config: dict, rng: np.random.Generator):
         """Batches of texts of similar length (shuffled for "train", sorted otherwise):

@@ -1,0 +1,94 @@
+"""The wide part (recurrent/wide.py): n-gram features, alone a logistic regression, and in
+SequenceModel an addition to the logits that starts at zero."""
+import numpy as np
+import pytest
+
+from recurrent.conformance import numeric_grad
+from recurrent.model import SequenceModel, check_spec
+from recurrent.wide import Wide, ngram_features
+from recurrent_plugins.sentiment import baselines as bl
+from recurrent_plugins.sentiment.text import pad_batch
+
+SPEC = {"input": "tokens", "vocab_size": 9, "embed_dim": 4, "output": "mean",
+        "output_size": 3}
+
+
+def test_unigram_features_are_the_bag_of_words():
+    seqs = [[2, 5, 5, 8], [3], [7, 2, 6]]
+    x, lengths = pad_batch(seqs)
+    got = ngram_features(x, lengths, 9, 0).toarray()
+    np.testing.assert_array_equal(got, bl.bag_of_words(seqs, 9).toarray())
+
+
+def test_bigrams_see_word_order_and_ignore_padding():
+    x, lengths = pad_batch([[2, 3, 4], [4, 3, 2], [2, 3]])
+    f = ngram_features(x, lengths, 9, 64).toarray()
+    assert f[:, :9].sum(axis=1).tolist() == [3, 3, 2]  # padded steps add no unigram
+    assert f[:, 9:].sum(axis=1).tolist() == [2, 2, 1]  # one bigram per neighbouring pair
+    assert not np.array_equal(f[0, 9:], f[1, 9:])  # same words, another order
+    assert np.all(f[2, 9:] <= f[0, 9:])  # (2, 3) is shared with row 0
+
+
+def test_wide_alone_is_logistic_regression():
+    """Wide logits and weight gradient equal LogisticRegression's on the bag of words."""
+    rng = np.random.default_rng(0)
+    seqs = [list(rng.integers(2, 9, rng.integers(1, 6))) for _ in range(12)]
+    y = rng.integers(0, 3, 12)
+    wide = Wide(9, 0, 3, np.float64)
+    wide.params()["weight"][...] = rng.standard_normal((9, 3))
+    x, lengths = pad_batch(seqs)
+    logits = wide.forward(x, lengths)
+    logreg = bl.LogisticRegression(0.0)
+    logreg.weight, logreg.bias = wide.params()["weight"], np.zeros(3)
+    bow = bl.bag_of_words(seqs, 9)
+    np.testing.assert_allclose(logits, np.asarray(bow @ logreg.weight))
+    probs = logreg.predict_proba(bow)
+    onehot = np.eye(3)[y]
+    wide.backward((probs - onehot) / len(y))  # d mean cross-entropy / d logits
+    theta = np.concatenate([logreg.weight.ravel(), logreg.bias])
+    _, grad = logreg.objective(theta, bow, onehot)
+    np.testing.assert_allclose(wide.grads()["weight"].ravel(), grad[:27], atol=1e-12)
+
+
+def test_model_with_wide_part_starts_as_the_deep_model_and_differentiates():
+    rng = np.random.default_rng(1)
+    x, lengths = pad_batch([[2, 3, 4, 5], [6, 7], [8]])
+    deep = SequenceModel(SPEC, cell="gru", hidden_size=5, seed=3, dtype=np.float64)
+    both = SequenceModel(dict(SPEC, wide_bigrams=16), cell="gru", hidden_size=5, seed=3,
+                         dtype=np.float64)
+    assert both.param_shapes()["wide.weight"] == (9 + 16, 3)
+    np.testing.assert_array_equal(both.forward(x, lengths=lengths)[0],
+                                  deep.forward(x, lengths=lengths)[0])
+    both.named_params["wide.weight"][...] = rng.standard_normal((25, 3))
+    probe = rng.standard_normal((3, 3))
+
+    def loss():
+        return float((both.forward(x, lengths=lengths)[0] * probe).sum())
+
+    both.zero_grad()
+    both.forward(x, lengths=lengths)
+    both.backward(probe)
+    for name in ("wide.weight", "head.bias", "embedding.weight"):
+        np.testing.assert_allclose(both.named_grads[name],
+                                   numeric_grad(loss, both.named_params[name]), atol=1e-7)
+
+
+def test_an_empty_row_gets_no_wide_logits():
+    model = SequenceModel(dict(SPEC, wide_bigrams=4), cell="gru", hidden_size=3, seed=0)
+    model.named_params["wide.weight"][...] = 1.0
+    deep = SequenceModel(SPEC, cell="gru", hidden_size=3, seed=0)
+    x = np.array([[2, 3], [4, 5]])
+    lengths = np.array([0, 2])
+    np.testing.assert_array_equal(model.forward(x, lengths=lengths)[0][0],
+                                  deep.forward(x, lengths=lengths)[0][0])
+
+
+def test_wide_spec_is_checked():
+    with pytest.raises(ValueError, match="wide_bigrams"):
+        check_spec(dict(SPEC, wide_bigrams=-1))
+    with pytest.raises(ValueError, match="pooled"):
+        check_spec(dict(SPEC, output="sequence", wide_bigrams=0))
+    model = SequenceModel(dict(SPEC, output="last", wide_bigrams=0), cell="gru",
+                          hidden_size=3)
+    with pytest.raises(ValueError, match="wide"):
+        model.step(np.array([2]))
