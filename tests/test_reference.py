@@ -74,43 +74,48 @@ def test_rows_past_their_length_keep_state_and_output_zero(name, rng):
             np.testing.assert_allclose(f[b], a[0], rtol=1e-12)
 
 
-@pytest.mark.parametrize("name", CELL_NAMES)
-def test_a_row_of_length_zero_runs_no_step(name, rng):
+def _cell_and_gradients_in(name, rng):
+    """A reference cell, its inputs and random gradients of its outputs and final states."""
     cell = get_reference_cell(name)
     x, states, params = make_inputs(cell, rng)
-    lengths = np.array([4, 0, 2])
     d_out = rng.standard_normal((T, B, H))
     d_finals = tuple(rng.standard_normal((B, H)) for _ in states)
+    return cell, x, states, params, d_out, d_finals
+
+
+def _run_both_ways(cell, x, states, params, lengths, d_out, d_finals):
+    """forward then backward with fresh gradients: (out, finals, dx, d_states, grads)."""
     out, finals, cache = cell.forward(x, states, params, lengths, 1)
     grads = {k: np.zeros_like(v) for k, v in params.items()}
     dx, d_states = cell.backward(d_out, d_finals, cache, grads, 1)
+    return out, finals, dx, d_states, grads
+
+
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_a_row_of_length_zero_runs_no_step(name, rng):
+    cell, x, states, params, d_out, d_finals = _cell_and_gradients_in(name, rng)
+    lengths = np.array([4, 0, 2])
+    out, finals, dx, d_states, grads = _run_both_ways(cell, x, states, params, lengths,
+                                                      d_out, d_finals)
     assert np.all(out[:, 1] == 0) and np.all(dx[:, 1] == 0)
     for f, s, ds, d in zip(finals, states, d_states, d_finals):
         np.testing.assert_array_equal(f[1], s[1])     # final state = initial state
         np.testing.assert_array_equal(ds[1], d[1])    # d initial state = d final state
     # the row adds nothing to the parameter gradients: the batch without it gives them
     rows = [0, 2]
-    _, _, cache = cell.forward(x[:, rows], tuple(s[rows] for s in states), params,
-                               lengths[rows], 1)
-    rest = {k: np.zeros_like(v) for k, v in params.items()}
-    cell.backward(d_out[:, rows], tuple(d[rows] for d in d_finals), cache, rest, 1)
+    *_, rest = _run_both_ways(cell, x[:, rows], tuple(s[rows] for s in states), params,
+                              lengths[rows], d_out[:, rows], tuple(d[rows] for d in d_finals))
     for k in params:
         np.testing.assert_allclose(grads[k], rest[k], rtol=1e-12, atol=1e-14, err_msg=k)
 
 
 @pytest.mark.parametrize("name", CELL_NAMES)
 def test_gradient_past_length_is_ignored_and_state_gradient_passes_through(name, rng):
-    cell = get_reference_cell(name)
-    x, states, params = make_inputs(cell, rng)
+    cell, x, states, params, d_out, d_finals = _cell_and_gradients_in(name, rng)
     lengths = np.array([4, 2, 1])
-    d_out = rng.standard_normal((T, B, H))
-    d_finals = tuple(rng.standard_normal((B, H)) for _ in states)
 
     def run(d_out):
-        _, _, cache = cell.forward(x, states, params, lengths, 1)
-        grads = {k: np.zeros_like(v) for k, v in params.items()}
-        dx, d_states = cell.backward(d_out, d_finals, cache, grads, 1)
-        return dx, d_states, grads
+        return _run_both_ways(cell, x, states, params, lengths, d_out, d_finals)[2:]
 
     dx, d_states, grads = run(d_out)
     noisy = d_out.copy()
