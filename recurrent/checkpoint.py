@@ -220,3 +220,16 @@ class RunDir:
             text = "".join(json.dumps(r, sort_keys=True, default=json_default) + "\n"
                            for r in kept)
             atomic_write(self.file(METRICS), lambda f: f.write(text.encode("utf-8")))
+
+
+class RunCopy(RunDir):
+    """What a data-parallel rank other than 0 knows of the run: rank 0's ``info()``,
+    received from it (the directory may not be on this rank's machine; only rank 0
+    writes)."""
+
+    def __init__(self, path: str, info: dict):
+        super().__init__(path)
+        self._info = info
+
+    def info(self) -> dict:
+        return self._info

@@ -18,7 +18,7 @@ from click.core import ParameterSource
 from . import __version__, plugins, report
 from .checkpoint import json_default
 from .checks import one_line
-from .errors import UserError, error_line
+from .errors import AllRanksError, UserError, error_line
 
 QUICK_START = """Fast CPU RNN / LSTM / GRU training from the command line.
 
@@ -60,22 +60,34 @@ class RecurrentGroup(click.Group):
         except click.ClickException as e:
             if debug:
                 raise
-            click.echo(f"Error: {one_line(e.format_message())}", err=True)
-            code = e.exit_code
+            code = _report(f"Error: {one_line(e.format_message())}", e.exit_code)
+        except AllRanksError as e:
+            if debug:
+                raise
+            code = _report(f"Error: {one_line(e)}", 1, all_ranks=True)
         except UserError as e:
             if debug:
                 raise
-            click.echo(f"Error: {one_line(e)}", err=True)
-            code = 1
+            code = _report(f"Error: {one_line(e)}", 1)
         except Exception as e:  # a bug: say so in one line; --debug shows the traceback
             if debug:
                 raise
-            click.echo(f"Error: internal error ({error_line(e)}); "
-                       f"rerun with --debug for the traceback", err=True)
-            code = 1
+            code = _report(f"Error: internal error ({error_line(e)}); "
+                           f"rerun with --debug for the traceback", 1)
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _report(line: str, code: int, all_ranks: bool = False) -> int:
+    """Print a failure line; in a data-parallel job, also stop the other ranks
+    (distributed.report_failure). Returns the exit code."""
+    from . import distributed
+    world = distributed.current()
+    if world is None or world.size == 1:
+        click.echo(line, err=True)
+        return code
+    return distributed.report_failure(world, line, code, all_ranks)
 
 
 @click.group(cls=RecurrentGroup, help=QUICK_START,
@@ -159,6 +171,9 @@ def _shared_options(defaults: dict) -> list:
                      help="Run directory to create [default: runs/TASK-DATE-TIME]."),
         click.Option(["--resume"], default=None, metavar="RUN",
                      help="Continue the run in RUN exactly where it stopped."),
+        click.Option(["--ranks"], default=None, type=click.IntRange(min=1), metavar="N",
+                     help="Train data-parallel on N processes of this machine (starts "
+                          "mpiexec; needs recurrent[mpi]; docs/distributed.md)."),
     ]
 
 
@@ -195,10 +210,37 @@ def _default_out(task_name):
 
 
 def _train(ctx, task, values):
+    from .distributed import world as current_world
+    from .runs import parallel_trainer
+    out, resume, ranks = values.pop("out"), values.pop("resume"), values.pop("ranks")
+    world = current_world()
+    if ranks is not None and world.size == 1 and ranks > 1:
+        from .launch import launch
+        ctx.exit(launch(ranks, sys.argv[1:]))
+    if ranks is not None and ranks != world.size:
+        raise AllRanksError(f"--ranks {ranks}: this job already runs on {world.size} "
+                        f"rank(s); give --ranks without mpiexec, or mpiexec without --ranks")
+    trainer = parallel_trainer(task, world, lambda: _make_trainer(
+        ctx, task, values, out, resume, world))
+    quiet = values.get("quiet") or not world.is_root
+    resumed = bool(resume)
+    if not quiet:
+        click.echo(f"{'resuming' if resumed else 'training'} {task.name} in {trainer.run.path}: "
+                   f"{trainer.config['cell']} x{trainer.config['layers']} hidden "
+                   f"{trainer.config['hidden']}, {trainer.model.num_params:,} parameters"
+                   + (f", data-parallel on {world.size} ranks" if world.size > 1 else ""))
+    summary = trainer.fit(resume=resumed)
+    if world.is_root:
+        _print_summary(task, summary)
+    if summary["status"] == "interrupted":
+        ctx.exit(130)
+
+
+def _make_trainer(ctx, task, values, out, resume, world):
+    """The Trainer of a new run (--out) or of a resumed one (--resume RUN)."""
     from .checkpoint import RunDir
     from .config import TrainingConfig
     from .runs import resume_run, start_run
-    out, resume = values.pop("out"), values.pop("resume")
     quiet = values.get("quiet")
 
     def echo(line):
@@ -214,21 +256,10 @@ def _train(ctx, task, values):
         changes = {key: value for key, value in values.items()
                    if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE}
         changes["quiet"] = quiet  # how this invocation prints, not a property of the run
-        trainer = resume_run(task, run, echo, changes)
-        resumed = True
-    else:
-        config = TrainingConfig.resolve(task, values)
-        config["loss"] = config.get("loss") or task.loss
-        trainer = start_run(task, config, out or _default_out(task.name), echo)
-        resumed = False
-    if not quiet:
-        click.echo(f"{'resuming' if resumed else 'training'} {task.name} in {trainer.run.path}: "
-                   f"{trainer.config['cell']} x{trainer.config['layers']} hidden "
-                   f"{trainer.config['hidden']}, {trainer.model.num_params:,} parameters")
-    summary = trainer.fit(resume=resumed)
-    _print_summary(task, summary)
-    if summary["status"] == "interrupted":
-        ctx.exit(130)
+        return resume_run(task, run, echo, changes, world)
+    config = TrainingConfig.resolve(task, values)
+    config["loss"] = config.get("loss") or task.loss
+    return start_run(task, config, out or _default_out(task.name), echo, world)
 
 
 def _print_summary(task, summary):

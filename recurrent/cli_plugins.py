@@ -168,7 +168,18 @@ def _info() -> dict:
     info["blas"] = [{key: lib.get(key) for key in ("internal_api", "version", "architecture",
                                                     "num_threads", "threading_layer", "filepath")}
                     for lib in threadpoolctl.threadpool_info() if lib.get("user_api") == "blas"]
+    info["mpi"] = _mpi_info()
     return info
+
+
+def _mpi_info() -> dict:
+    """Under mpiexec: the MPI library and which ranks run on which host (every rank takes
+    part); otherwise whether the `mpi` extra is installed."""
+    from . import distributed
+    world = distributed.world()
+    if world.size > 1:
+        return world.describe()
+    return {"size": 1, "installed": distributed.mpi_available()}
 
 
 def _default_threads(threads) -> int | None:
@@ -185,7 +196,11 @@ def _default_threads(threads) -> int | None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def info_command(as_json):
     """Show versions, OpenMP, threads and the BLAS libraries in use."""
+    from .distributed import world
+    job = world()  # first: under mpiexec it sets this rank's default thread count
     info = _info()
+    if not job.is_root:
+        return  # rank 0 prints the job's info
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -207,3 +222,15 @@ def info_command(as_json):
         click.echo(f"blas        {lib['internal_api']} {lib['version']}, kernel "
                    f"{lib['architecture']}, {lib['num_threads']} threads "
                    f"({lib['threading_layer']}): {lib['filepath']}")
+    mpi = info["mpi"]
+    if mpi["size"] > 1:
+        layout = "; ".join(f"{host}: ranks {', '.join(map(str, ranks))}"
+                           for host, ranks in mpi["hosts"].items())
+        click.echo(f"mpi         {mpi['library']} (mpi4py {mpi['mpi4py']}), {mpi['size']} "
+                   f"ranks on {len(mpi['hosts'])} host(s): {layout}")
+    else:
+        click.echo("mpi         " + ("mpi4py installed; run under mpiexec or with "
+                                     "`train --ranks N` for data-parallel training"
+                                     if mpi["installed"] else
+                                     "not installed (pip install 'recurrent[mpi]' for "
+                                     "data-parallel training)"))

@@ -8,6 +8,12 @@ class UserError(Exception):
     """Bad input from the user (data, options, files). The message is one line, shown as-is."""
 
 
+class AllRanksError(UserError):
+    """A UserError that every rank of a data-parallel run raises at the same point (e.g. a
+    non-finite loss, computed after the reduction): rank 0 reports it, the others exit
+    quietly with the same code, and no rank has to abort the job."""
+
+
 def error_line(exc: BaseException) -> str:
     """``TypeName: first line of the message`` (just ``TypeName`` without a message): how
     broken plugins, failed checks and internal errors are shown, one line each."""

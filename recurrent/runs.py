@@ -6,18 +6,19 @@ from __future__ import annotations
 import numpy as np
 
 from . import __version__
-from .checkpoint import BEST, CONFIG_FILE, LAST, RunDir, load_arrays
+from .checkpoint import BEST, CONFIG_FILE, LAST, RunCopy, RunDir, load_arrays
 from .checks import one_line
 from .config import TrainingConfig
-from .errors import UserError
+from .errors import AllRanksError, UserError
 from .lengths import valid_mask
 from .model import check_spec
 from .trainer import Trainer, load_params
 
 
-def start_run(task, config: dict, out: str, echo=print) -> Trainer:
+def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
     """Prepare the task's data, check the options, create the run directory ``out`` and
-    a Trainer for it. ``config``: resolved options (TrainingConfig.resolve)."""
+    a Trainer for it. ``config``: resolved options (TrainingConfig.resolve). ``world``:
+    the ranks of a data-parallel run (see parallel_trainer)."""
     config = TrainingConfig(config)
     task_state = task.prepare(config)
     spec = task.model_spec(task_state, config)
@@ -29,10 +30,11 @@ def start_run(task, config: dict, out: str, echo=print) -> Trainer:
     config.check(task)
     _check_loss_fits(task, task_state, config, spec)
     run = RunDir.create(out, task.name, config.to_json(), task_state, spec, __version__)
-    return Trainer(task, run, echo)
+    return Trainer(task, run, echo, world)
 
 
-def resume_run(task, run: RunDir, echo=print, changes: dict | None = None) -> Trainer:
+def resume_run(task, run: RunDir, echo=print, changes: dict | None = None,
+               world=None) -> Trainer:
     """A Trainer continuing ``run``; ``changes``: options given again (only those in
     config.RESUMABLE may differ), saved in the run before it continues."""
     config = TrainingConfig.from_json(run.info()["config"], run.file(CONFIG_FILE))
@@ -41,7 +43,30 @@ def resume_run(task, run: RunDir, echo=print, changes: dict | None = None) -> Tr
     config.check(task)
     if changes:
         run.update_config(config.to_json())
-    return Trainer(task, run, echo)
+    return Trainer(task, run, echo, world)
+
+
+def parallel_trainer(task, world, make) -> Trainer:
+    """The Trainer of this rank of a data-parallel run. Rank 0 calls ``make()`` (start_run
+    or resume_run with this ``world``: it checks the options and creates or reopens the
+    run directory); the other ranks receive what rank 0 knows of the run and train
+    silently. A UserError on rank 0 reaches every rank as an AllRanksError, so no rank
+    is left waiting."""
+    if world.size == 1:
+        return make()
+    trainer = message = None
+    if world.is_root:
+        try:
+            trainer = make()
+        except UserError as e:
+            message = str(e)
+    payload = world.bcast((message, None, None) if message is not None or trainer is None
+                          else (None, trainer.run.path, trainer.run.info()))
+    if payload[0] is not None:
+        raise AllRanksError(payload[0])
+    if trainer is None:
+        trainer = Trainer(task, RunCopy(payload[1], payload[2]), lambda line: None, world)
+    return trainer
 
 
 def load_model(run: RunDir, which: str = "best", threads=None):

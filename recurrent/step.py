@@ -41,26 +41,38 @@ def windows(batch: dict, K: int, sequence_output: bool) -> list:
 
 
 def train_step(model, loss_fn, optimizer, x, y, lengths, state, lr, clip_norm=5.0,
-               clip_value=None, truncate=0):
-    """forward -> loss -> backward -> clip -> update, on one batch or TBPTT window.
+               clip_value=None, truncate=0, reduce=None):
+    """forward -> loss -> backward -> [reduce] -> clip -> update, on one batch or TBPTT
+    window.
 
     x, y, lengths: as a task yields them (lengths may be None: all rows full); a row of
     length 0 counts in no loss and keeps ``state``. state: the carried recurrent state or
     None. truncate=K: truncated BPTT of a pooled model (see SequenceModel.forward).
+    reduce(grads, loss) -> loss: data-parallel training's reduction of the gradients and
+    the loss over the ranks (recurrent/data_parallel.py); a rank may then hold no rows
+    of the window (x with 0 rows), and contributes zero.
     Returns (loss, pre-clip gradient norm, clipped?, new state). Raises NonFinite before
     the update when the loss or the gradient norm is not finite, so the parameters stay
     those of the last good step.
     """
     model.zero_grad()
-    outputs, new_state = model.forward(x, lengths=lengths, state=state, truncate=truncate)
-    mask = None
-    if model.output == "sequence" and lengths is not None:
-        mask = valid_mask(lengths, outputs.shape[0], outputs.shape[1])  # (T, B)
-    loss, d_outputs = loss_fn.value_and_grad(outputs, y, mask)
-    loss = float(loss)
-    if not math.isfinite(loss):
-        raise NonFinite(f"loss is {loss}")
-    model.backward(d_outputs)
+    if np.shape(x)[1] == 0 and reduce is not None:
+        loss, new_state = 0.0, state
+    else:
+        outputs, new_state = model.forward(x, lengths=lengths, state=state,
+                                           truncate=truncate)
+        mask = None
+        if model.output == "sequence" and lengths is not None:
+            mask = valid_mask(lengths, outputs.shape[0], outputs.shape[1])  # (T, B)
+        loss, d_outputs = loss_fn.value_and_grad(outputs, y, mask)
+        loss = float(loss)
+        if not math.isfinite(loss) and reduce is None:
+            raise NonFinite(f"loss is {loss}")
+        model.backward(d_outputs)
+    if reduce is not None:  # every rank gets the same loss: they all raise or none does
+        loss = reduce(model.grads, loss)
+        if not math.isfinite(loss):
+            raise NonFinite(f"loss is {loss}")
     norm, clipped = clip_gradients(model.grads, clip_norm, clip_value)
     if not math.isfinite(norm):
         raise NonFinite(f"gradient norm is {norm}")

@@ -38,6 +38,10 @@ steps per epoch, or --steps if smaller). Changing --epochs/--steps on resume doe
 restart or jump it: from the rate the last step used it anneals to --min-lr over the new
 remaining steps (optim.Schedule.continued; the horizons are kept in the Position).
 --threads N reaches every kernel; numpy's BLAS stays at 1 thread (see fit()).
+
+Data-parallel runs (mpiexec, recurrent/distributed.py): every rank runs this loop on its
+share of each batch (recurrent/data_parallel.py); rank 0 alone writes the run directory
+and prints, the other ranks are silent.
 """
 from __future__ import annotations
 
@@ -49,7 +53,9 @@ import numpy as np
 from . import __version__
 from .checkpoint import BEST, LAST, RunDir, load_arrays, save_arrays
 from .config import TrainingConfig
-from .errors import UserError
+from .data_parallel import DataParallel
+from .distributed import World
+from .errors import AllRanksError, UserError
 from .interrupt import Interrupt
 from .loss_plot import missing_note, write_loss_plot
 from .optim import Schedule
@@ -73,11 +79,13 @@ class Trainer:
     """Runs (or resumes) one training run, reading everything from its run directory
     (options, task state, model spec), so that a fresh and a resumed run see the same
     values. The options have been checked by whoever made or reopened the run
-    (recurrent/runs.py). ``echo`` prints a line."""
+    (recurrent/runs.py). ``echo`` prints a line. ``world``: the ranks of a data-parallel
+    run (default: this process alone)."""
 
-    def __init__(self, task, run: RunDir, echo=print):
+    def __init__(self, task, run: RunDir, echo=print, world=None):
         info = run.info()
         self.task, self.run, self.echo = task, run, echo
+        self.world = world if world is not None else World()
         self.config = TrainingConfig(info["config"])
         self.task_state = info["task_state"]
         self.spec = info["model_spec"]
@@ -89,24 +97,34 @@ class Trainer:
         self.seed = int(self.config["seed"])
         self.position = Position()
         self.carry = None  # the recurrent state carried into the next batch or window
+        self.parallel = (DataParallel(self.world, self.sequence_output)
+                         if self.world.size > 1 else None)
+        self.interrupt = None
 
     # -- checkpoints --------------------------------------------------------------------
     def save(self, name=LAST):
         """best.npz: the parameters; last.npz: also the optimizer state, the carried
         state and the Position."""
+        carry = self.carry
+        if self.parallel is not None and name == LAST:
+            carry = self.parallel.global_state(carry)  # every rank takes part
+        if not self.world.is_root:
+            return
         arrays = {f"param/{name}": view for name, view in self.model.named_params.items()}
         if name == LAST:
             arrays.update({f"optim/{k}": np.asarray(v)
                            for k, v in self.optimizer.state_dict().items()})
-            arrays.update({f"carry/{i}": a for i, a in enumerate(state_arrays(self.carry))})
+            arrays.update({f"carry/{i}": a for i, a in enumerate(state_arrays(carry))})
         meta = {**self.position.to_meta(), "optimizer": self.optimizer.name,
-                "version": __version__, "carry_states": len(state_arrays(self.carry))}
+                "version": __version__, "carry_states": len(state_arrays(carry))}
         save_arrays(self.run.file(name), arrays, meta)
 
     def restore(self):
         """Everything save(LAST) wrote, back from last.npz."""
         path = self.run.file(LAST)
-        arrays, meta = load_arrays(path)
+        arrays, meta = load_arrays(path) if self.world.is_root else (None, None)
+        if self.parallel is not None:
+            arrays, meta = self.world.bcast((arrays, meta))
         load_params(self.model, arrays, path)
         try:
             optim_state = {k[len("optim/"):]: v for k, v in arrays.items()
@@ -116,8 +134,12 @@ class Trainer:
             self.optimizer.load_state_dict(optim_state)
             self.carry = pack_state([arrays[f"carry/{i}"]
                                      for i in range(int(meta["carry_states"]))])
+            if self.parallel is not None and self.carry is not None:
+                rows = state_arrays(self.carry)[0].shape[1]
+                self.carry = self.parallel.local_state(self.carry, rows)
             self.position = Position.from_meta(meta)
-            self.run.drop_metrics_after(self.position.step)
+            if self.world.is_root:
+                self.run.drop_metrics_after(self.position.step)
         except (KeyError, ValueError, TypeError) as e:
             raise UserError(f"checkpoint {path} is corrupted or incomplete "
                             f"({type(e).__name__}: {e})") from None
@@ -138,6 +160,13 @@ class Trainer:
         """One optimizer step on one window, with the carried state. Returns (loss,
         pre-clip norm, items) where items counts valid tokens (sequence) or rows."""
         B = np.shape(x)[1]
+        items = B if not self.sequence_output else int(
+            np.shape(x)[0] * B if lengths is None else lengths.sum())
+        reduce = None
+        if self.parallel is not None:
+            x, y, lengths, share = self.parallel.shard(x, y, lengths)
+            B = np.shape(x)[1]
+            reduce = self.parallel.reducer(share, lambda: self.interrupt.requested)
         carry_in = self.carry
         if carry_in is not None and state_arrays(carry_in)[0].shape[1] != B:
             carry_in = None  # batch size changed: nothing to carry
@@ -145,12 +174,14 @@ class Trainer:
         loss, norm, clipped, state = train_step(
             self.model, self.loss, self.optimizer, x, y, lengths, carry_in, lr,
             self.config.get("clip_norm"), self.config.get("clip_value"),
-            truncate=0 if self.sequence_output else self.tbptt)
+            truncate=0 if self.sequence_output else self.tbptt, reduce=reduce)
         self.carry = pack_state([np.array(a, copy=True) for a in state_arrays(state)])
         self.position.clipped_steps += int(clipped)
-        if not self.sequence_output:
-            return loss, norm, B
-        return loss, norm, int(np.shape(x)[0] * B if lengths is None else lengths.sum())
+        return loss, norm, items
+
+    def _stop_requested(self):
+        """Ctrl-C seen: by this process, or (data-parallel) by any rank at the last step."""
+        return self.parallel.stop if self.parallel is not None else self.interrupt.requested
 
     # -- evaluation -------------------------------------------------------------------------
     def evaluate(self, progress, baselines):
@@ -158,7 +189,9 @@ class Trainer:
         when --patience says stop."""
         p = self.position
         was_training = self.model.training
-        metrics = self.task.evaluate(self.task_state, "valid", self.config, self.model.runner())
+        runner = (self.parallel.runner(self.model) if self.parallel is not None
+                  else self.model.runner())
+        metrics = self.task.evaluate(self.task_state, "valid", self.config, runner)
         self.model.train(was_training)
         if "loss" not in metrics:
             raise UserError(f"task {self.task.name!r} returned no 'loss' from evaluate()")
@@ -174,7 +207,8 @@ class Trainer:
                   "metrics": metrics, "train_loss": train_loss,
                   "clipped_fraction": p.clipped_steps / p.step if p.step else 0.0,
                   "best": improved, "time": time.time()}
-        self.run.append_metrics(record)
+        if self.world.is_root:
+            self.run.append_metrics(record)
         progress.write_evaluation(p.step, metrics, baselines, improved, train_loss,
                                   record["clipped_fraction"])
         progress.restart_rate()
@@ -224,6 +258,9 @@ class Trainer:
         c = self.config
         if resume:
             self.restore()
+        elif self.parallel is not None:  # every replica starts from rank 0's parameters
+            self.model.params[...] = self.world.bcast(
+                self.model.params if self.world.is_root else None)
         p = self.position
         p.finished = False  # until this fit reaches the end
         epochs, max_steps = int(c["epochs"]), int(c.get("steps") or 0)
@@ -231,17 +268,20 @@ class Trainer:
         schedule = self._schedule(total)
         eval_every = int(c.get("eval_every") or 0)
         log_every = int(c.get("log_every") or 0) or max(1, min(100, (total or 0) // 20))
+        root = self.world.is_root
         baselines = None
         if hasattr(self.task, "baselines"):
-            baselines = self.task.baselines(self.task_state, "valid", self.config)
-            if not resume:
+            if root:  # computed once, shown by rank 0 only
+                baselines = self.task.baselines(self.task_state, "valid", self.config)
+            if root and not resume:
                 self.run.append_metrics({"kind": "baselines", "split": "valid",
                                          "baselines": baselines})
-        note = missing_note() if c.get("plot") else None
+        note = missing_note() if c.get("plot") and root else None
         if note:
             print(note, file=sys.stderr)  # a warning: shown even with --quiet
         unit = "tok" if self.sequence_output else "samples"
-        progress = Progress(total, p.step, unit, c.get("quiet"), log_every, self.echo)
+        progress = Progress(total, p.step, unit, c.get("quiet") or not root, log_every,
+                            self.echo)
         status = "done"
         plot = True
         limits = dict(max_steps=max_steps, eval_every=eval_every, log_every=log_every,
@@ -250,17 +290,17 @@ class Trainer:
         # OpenBLAS's threads spin after each call and then compete with the kernels'
         # OpenMP threads for the cores.
         try:
-            with Interrupt() as interrupt, single_threaded_blas():
-                status = self._loop(epochs, interrupt, **limits)
+            with Interrupt() as self.interrupt, single_threaded_blas():
+                status = self._loop(epochs, **limits)
                 if status in ("done", "step-limit") and p.last_eval_step != p.step:
                     self.evaluate(progress, baselines)
                 if status in ("done", "step-limit"):
                     status = "done"
                     p.finished = True
                 self.save(LAST)
-        except NonFinite as e:
+        except NonFinite as e:  # every rank of a data-parallel run raises it at this step
             progress.close()
-            raise UserError(
+            raise AllRanksError(
                 f"training stopped at step {p.step + 1}: {e} (try a lower --lr or "
                 f"--clip-norm); the last good checkpoint stays in {self.run.file(LAST)}"
                 if self.run.has(LAST) else
@@ -271,14 +311,13 @@ class Trainer:
             raise
         finally:
             progress.close()
-            if plot and c.get("plot") and p.step:
+            if plot and c.get("plot") and p.step and root:
                 write_loss_plot(self.run)
         return {"status": status, "step": p.step, "epoch": p.epoch,
                 "best_loss": p.best_loss, "run": self.run.path,
                 "clipped_fraction": p.clipped_steps / p.step if p.step else 0.0}
 
-    def _loop(self, epochs, interrupt, max_steps, eval_every, log_every, schedule, progress,
-              baselines):
+    def _loop(self, epochs, max_steps, eval_every, log_every, schedule, progress, baselines):
         p = self.position
         while p.epoch < epochs or (max_steps and not epochs):
             skip_batches = p.batch
@@ -303,7 +342,7 @@ class Trainer:
                     p.batch = b_index + 1 if last_window else b_index
                     p.window = 0 if last_window else w_index + 1
                     progress.update(p.step, p.epoch, loss, items, lr, norm)
-                    if p.step % log_every == 0:
+                    if p.step % log_every == 0 and self.world.is_root:
                         self.run.append_metrics({
                             "kind": "train", "step": p.step, "epoch": p.epoch,
                             "loss": loss, "mean_loss": p.loss_sum / p.loss_count,
@@ -317,7 +356,7 @@ class Trainer:
                             return "early-stopped"
                     if max_steps and p.step >= max_steps:
                         return "step-limit"
-                    if interrupt.requested:
+                    if self._stop_requested():
                         return "interrupted"
             if seen == 0:
                 raise UserError(f"task {self.task.name!r} produced no training batches in "
@@ -332,6 +371,6 @@ class Trainer:
                     progress.write(f"early stopping: no improvement in {p.bad_evals} "
                                    f"evaluations")
                     return "early-stopped"
-            if interrupt.requested:
+            if self._stop_requested():
                 return "interrupted"
         return "done"

@@ -1,0 +1,240 @@
+"""The process group a run trains in: one process, or the ranks of an MPI job.
+
+`recurrent train` started by ``mpiexec -n N`` (or by ``--ranks N``, recurrent/launch.py)
+runs one rank per process; ``world()`` tells which. Without MPI launcher variables in the
+environment mpi4py is never imported, so a single-process run neither needs nor pays for
+MPI.
+
+Every collective an MPI rank enters is watched: if it has not completed after
+RECURRENT_MPI_TIMEOUT seconds (default 600), the rank prints one line naming itself and
+the operation and aborts the whole job, so a rank that hangs or dies without MPI
+noticing never leaves the others waiting forever. A rank that fails prints one line and
+aborts the job (``fail``); a rank killed outright is noticed by mpiexec, which stops the
+others.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+from .errors import UserError
+
+# Environment variables an MPI launcher sets: the number of ranks of the job.
+SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
+TIMEOUT_VARIABLE = "RECURRENT_MPI_TIMEOUT"
+DEFAULT_TIMEOUT = 600.0
+INSTALL_HINT = "pip install 'recurrent[mpi]'"
+# Where a `--ranks N` launcher asks each rank to leave its pid (launch.py names the rank
+# of a process mpiexec reports killed).
+LAUNCH_DIR_VARIABLE = "RECURRENT_LAUNCH_DIR"
+
+
+class World:
+    """A single process: rank 0 of 1, every collective the identity."""
+
+    rank = 0
+    size = 1
+    local_rank = 0
+    local_size = 1
+    hosts = 1
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    def allreduce(self, array: np.ndarray) -> np.ndarray:
+        """Sum ``array`` over the ranks, in place (every rank gets the same sum)."""
+        return array
+
+    def bcast(self, obj):
+        """Rank 0's ``obj`` on every rank."""
+        return obj
+
+    def allgather(self, obj) -> list:
+        """[obj of rank 0, obj of rank 1, ...] on every rank."""
+        return [obj]
+
+    def gather(self, obj) -> list | None:
+        """The list of every rank's obj on rank 0, None elsewhere."""
+        return [obj]
+
+    def fail(self, line: str, code: int = 1):
+        """Report a failure of this rank (one line on stderr) and end the process."""
+        print(line, file=sys.stderr, flush=True)
+        sys.exit(code)
+
+    def describe(self) -> dict:
+        return {"size": 1}
+
+
+class MPIWorld(World):
+    """The ranks of an MPI job, through mpi4py's COMM_WORLD."""
+
+    def __init__(self, MPI, timeout: float):
+        self.MPI = MPI
+        self.comm = MPI.COMM_WORLD
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        local = self.comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
+        self.local_rank, self.local_size = local.Get_rank(), local.Get_size()
+        leaders = self.comm.allgather(self.rank if self.local_rank == 0 else None)
+        self.hosts = sum(r is not None for r in leaders)
+        local.Free()
+        self.host = socket.gethostname()
+        self.timeout = timeout
+        self._waiting = None  # (operation, start time) while in a collective
+        self._lock = threading.Lock()
+        threading.Thread(target=self._watch, name="recurrent-mpi-watchdog",
+                         daemon=True).start()
+        launch_dir = os.environ.get(LAUNCH_DIR_VARIABLE)
+        if launch_dir and os.path.isdir(launch_dir):
+            with open(os.path.join(launch_dir, f"rank-{self.rank}"), "w") as f:
+                f.write(f"{os.getpid()} {self.host}\n")
+
+    # -- the watchdog ---------------------------------------------------------------------
+    @contextmanager
+    def _collective(self, operation: str):
+        with self._lock:
+            self._waiting = (operation, time.monotonic())
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._waiting = None
+
+    def _watch(self):
+        while True:
+            time.sleep(min(1.0, self.timeout / 4))
+            with self._lock:
+                waiting = self._waiting
+            if waiting and time.monotonic() - waiting[1] > self.timeout:
+                self.fail(f"Error: rank {self.rank}: no answer from the other ranks for "
+                          f"{self.timeout:g} s in {waiting[0]} (a rank hung or died); "
+                          f"stopping all ranks")
+
+    # -- collectives ------------------------------------------------------------------------
+    def allreduce(self, array):
+        with self._collective("allreduce"):
+            self.comm.Allreduce(self.MPI.IN_PLACE, array, op=self.MPI.SUM)
+        return array
+
+    def bcast(self, obj):
+        with self._collective("broadcast"):
+            return self.comm.bcast(obj, root=0)
+
+    def allgather(self, obj):
+        with self._collective("allgather"):
+            return self.comm.allgather(obj)
+
+    def gather(self, obj):
+        with self._collective("gather"):
+            return self.comm.gather(obj, root=0)
+
+    def fail(self, line: str, code: int = 1):
+        """One line on stderr, then MPI_Abort: mpiexec stops every rank."""
+        print(line, file=sys.stderr, flush=True)
+        self.comm.Abort(code)
+
+    def describe(self) -> dict:
+        layout = self.comm.allgather((self.host, self.rank))
+        by_host = {}
+        for host, rank in layout:
+            by_host.setdefault(host, []).append(rank)
+        return {"size": self.size, "hosts": by_host,
+                "library": " ".join(self.MPI.Get_library_version().split("\n")[0].split()),
+                "mpi4py": __import__("mpi4py").__version__}
+
+
+def launched_size() -> int:
+    """The job size an MPI launcher announced in the environment (1: none)."""
+    for name in SIZE_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return 1
+
+
+def mpi_available() -> bool:
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _timeout() -> float:
+    value = os.environ.get(TIMEOUT_VARIABLE, "")
+    try:
+        timeout = float(value) if value else DEFAULT_TIMEOUT
+    except ValueError:
+        raise UserError(f"{TIMEOUT_VARIABLE}={value!r}: expected seconds") from None
+    if not timeout > 0:
+        raise UserError(f"{TIMEOUT_VARIABLE}={value!r}: expected seconds > 0")
+    return timeout
+
+
+_WORLD = None
+
+
+def current() -> World | None:
+    """The World made by world(), or None when nothing asked for one yet."""
+    return _WORLD
+
+
+def report_failure(world: World, line: str, code: int, all_ranks: bool) -> int:
+    """A failure of this rank of ``world``, reported once for the job.
+
+    all_ranks: every rank fails at this point (AllRanksError): rank 0 prints the line and
+    all exit with ``code``. Otherwise this rank alone failed: it prints the line (prefixed
+    with its rank, unless it is rank 0) and aborts the job, so no rank waits for it. A
+    rank other than 0 waits a moment first: when rank 0 fails at the same time, rank 0's
+    abort ends the job with rank 0's line alone.
+    """
+    if all_ranks:
+        if world.is_root:
+            print(line, file=sys.stderr, flush=True)
+        return code
+    if not world.is_root:
+        time.sleep(1.0)
+        line = line.replace("Error: ", f"Error: rank {world.rank}: ", 1)
+    world.fail(line, code)
+    return code
+
+
+def world() -> World:
+    """This process's World (made once): an MPIWorld under an MPI launcher with more
+    than one rank, else the single-process World. Under MPI, the default kernel thread
+    count becomes the cores of this machine divided by the ranks on it (unless
+    RECURRENT_NUM_THREADS or OMP_NUM_THREADS says otherwise)."""
+    global _WORLD
+    if _WORLD is not None:
+        return _WORLD
+    size = launched_size()
+    if size <= 1:
+        _WORLD = World()
+        return _WORLD
+    if not mpi_available():
+        raise UserError(f"started by an MPI launcher with {size} ranks, but mpi4py is not "
+                        f"installed: {INSTALL_HINT}")
+    timeout = _timeout()
+    from mpi4py import MPI
+    _WORLD = MPIWorld(MPI, timeout) if MPI.COMM_WORLD.Get_size() > 1 else World()
+    if _WORLD.size > 1 and not any(os.environ.get(v) for v in
+                                   ("RECURRENT_NUM_THREADS", "OMP_NUM_THREADS")):
+        from .threads import available_cores
+        share = max(1, available_cores() // _WORLD.local_size)
+        os.environ["RECURRENT_NUM_THREADS"] = str(share)
+    return _WORLD
+
+
+def row_share(rows: int, rank: int, size: int) -> slice:
+    """Rank ``rank``'s rows of a global batch of ``rows``: consecutive, the first
+    ``rows % size`` ranks one more."""
+    base, extra = divmod(rows, size)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (rank < extra))

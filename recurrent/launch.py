@@ -1,0 +1,125 @@
+"""`recurrent train TASK --ranks N`: the same command, data-parallel on N processes of this
+machine, started through the mpiexec of the installed MPI library (the MPICH wheel of
+`recurrent[mpi]` puts one next to the Python interpreter).
+
+mpiexec's own failure banners are condensed into one line naming the rank that failed;
+a rank's own error line passes through as it is. Ctrl-C reaches the ranks through
+mpiexec, which forwards it once; they agree on a step, save a checkpoint and stop.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+
+from .distributed import INSTALL_HINT, LAUNCH_DIR_VARIABLE, mpi_available
+from .errors import UserError
+
+# Lines of mpiexec (MPICH's hydra) that a user of --ranks does not need to read.
+NOISE = (re.compile(r"^=+\s*$"), re.compile(r"^=\s{2,}(BAD TERMINATION|CLEANING UP|YOU CAN)"),
+         re.compile(r"^This typically refers to a problem"),
+         re.compile(r"^Please see the FAQ page"), re.compile(r"^Abort\(\d+\) on node"),
+         re.compile(r"^\[mpiexec@[^\]]*\] (Sending Ctrl-C|Press Ctrl-C)"),
+         re.compile(r"^=\s+EXIT CODE:"))
+KILLED_PID = re.compile(r"^=\s+PID (\d+) RUNNING AT (\S+)")
+EXIT_STRING = re.compile(r"^YOUR APPLICATION TERMINATED WITH THE EXIT STRING: (.*)$")
+
+
+def mpiexec() -> str | None:
+    """The mpiexec beside this interpreter (a virtual environment's), else on PATH."""
+    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    if os.access(here, os.X_OK):
+        return here
+    return shutil.which("mpiexec")
+
+
+def without_ranks(args: list[str]) -> list[str]:
+    """The command-line arguments minus ``--ranks N`` / ``--ranks=N``."""
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--ranks":
+            skip = True
+        elif not arg.startswith("--ranks="):
+            out.append(arg)
+    return out
+
+
+class _Filter:
+    """Copies mpiexec's output through, minus its banners, remembering what they said."""
+
+    def __init__(self):
+        self.killed = self.exit_string = None
+        self.reported = False  # a rank printed its own "Error: ..." line
+        self.lock = threading.Lock()
+
+    def copy(self, source, sink):
+        blank = 0  # blank lines held back: a banner starts with one
+        for line in source:
+            text = line.rstrip("\n")
+            with self.lock:
+                if not text.strip():
+                    blank += 1
+                    continue
+                if KILLED_PID.match(text):
+                    self.killed = KILLED_PID.match(text).groups()
+                elif EXIT_STRING.match(text):
+                    self.exit_string = EXIT_STRING.match(text).group(1)
+                elif not any(p.match(text) for p in NOISE):
+                    self.reported = self.reported or text.startswith("Error:")
+                    print("\n" * blank + text, file=sink, flush=True)
+                blank = 0
+
+
+def _rank_of(pid: str, launch_dir: str) -> str | None:
+    for name in os.listdir(launch_dir):
+        with open(os.path.join(launch_dir, name)) as f:
+            if f.read().split()[:1] == [pid]:
+                return name.split("-", 1)[1]
+    return None
+
+
+def launch(ranks: int, args: list[str]) -> int:
+    """Run ``recurrent ARGS`` (without --ranks) on ``ranks`` MPI processes; the exit code."""
+    if not mpi_available():
+        raise UserError(f"--ranks needs mpi4py and an MPI library: {INSTALL_HINT}")
+    exe = mpiexec()
+    if exe is None:
+        raise UserError(f"--ranks: no mpiexec found next to {sys.executable} or on PATH "
+                        f"({INSTALL_HINT} installs MPICH's)")
+    with tempfile.TemporaryDirectory(prefix="recurrent-ranks-") as launch_dir:
+        env = {**os.environ, LAUNCH_DIR_VARIABLE: launch_dir}
+        command = [exe, "-n", str(ranks), sys.executable, "-m", "recurrent",
+                   *without_ranks(args)]
+        # Ctrl-C reaches mpiexec from the terminal and mpiexec forwards it to the ranks;
+        # this process only waits for them (a handler, unlike SIG_IGN, is not inherited).
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
+        try:
+            proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, errors="replace",
+                                    bufsize=1)
+            seen = _Filter()
+            readers = [threading.Thread(target=seen.copy, args=(proc.stdout, sys.stdout)),
+                       threading.Thread(target=seen.copy, args=(proc.stderr, sys.stderr))]
+            for reader in readers:
+                reader.start()
+            for reader in readers:
+                reader.join()
+            code = proc.wait()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        killed, exit_string, reported = seen.killed, seen.exit_string, seen.reported
+        if killed and not reported:
+            pid, host = killed
+            rank = _rank_of(pid, launch_dir)
+            who = f"rank {rank}" if rank is not None else f"a rank (pid {pid})"
+            print(f"Error: {who} on {host} ended abnormally ({exit_string or 'no reason given'}); "
+                  f"all ranks stopped, the last checkpoint is intact (continue with --resume)",
+                  file=sys.stderr, flush=True)
+    return code if code else 0

@@ -1,0 +1,248 @@
+"""Data-parallel training on MPI ranks (recurrent/distributed.py, data_parallel.py,
+launch.py), run for real under the mpiexec of the `mpi` extra (MPICH)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from recurrent.checkpoint import load_arrays
+from recurrent.distributed import row_share
+
+pytest.importorskip("mpi4py")
+from recurrent.launch import mpiexec, without_ranks  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TINY = ["--steps", "8", "--hidden", "16", "--batch-size", "7", "--seq-len", "12",
+        "--eval-every", "4", "--threads", "1", "--quiet", "--no-plot"]
+
+
+def _env(tmp_path, **extra):
+    env = {**os.environ,  # RECURRENT_CACHE_DIR: the session's (tests/conftest.py)
+           "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), HERE,
+                                          os.environ.get("PYTHONPATH", "")])}
+    env.pop("RECURRENT_NUM_THREADS", None)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def recurrent_cmd(args, tmp_path, ranks=None, timeout=120, **env):
+    """`recurrent ARGS`, under `mpiexec -n RANKS` when ranks is given."""
+    launcher = [] if ranks is None else [mpiexec(), "-n", str(ranks)]
+    return subprocess.run([*launcher, sys.executable, "-m", "recurrent", *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
+                          env=_env(tmp_path, **env))
+
+
+def losses(run):
+    """(kind, step, loss) of every record of a run's metrics.jsonl."""
+    import json
+    out = []
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+        for line in f:
+            r = json.loads(line)
+            if r["kind"] == "train":
+                out.append(("train", r["step"], r["loss"]))
+            elif r["kind"] == "eval":
+                out.append(("eval", r["step"], r["metrics"]["loss"]))
+    return out
+
+
+def assert_same_run(a, b, tol=2e-4):
+    la, lb = losses(a), losses(b)
+    assert [x[:2] for x in la] == [x[:2] for x in lb] and la
+    np.testing.assert_allclose([x[2] for x in la], [x[2] for x in lb], rtol=tol)
+    pa, _ = load_arrays(os.path.join(a, "last.npz"))
+    pb, _ = load_arrays(os.path.join(b, "last.npz"))
+    assert sorted(pa) == sorted(pb)
+    for key in pa:
+        assert pa[key].shape == pb[key].shape, key
+        np.testing.assert_allclose(pa[key], pb[key], atol=tol, err_msg=key)
+
+
+@pytest.fixture
+def faulty_plugin(tmp_path):
+    """tests/mpi/faulty_lm.py registered through a real entry point (a dist-info on
+    PYTHONPATH), so `python -m recurrent` on every rank finds the task."""
+    info = tmp_path / "site" / "faulty_lm-0.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: faulty-lm\nVersion: 0.0\n")
+    (info / "entry_points.txt").write_text("[recurrent]\nfaulty = mpi.faulty_lm\n")
+    return {"RECURRENT_NO_ENTRYPOINTS": "", "RECURRENT_PLUGINS": "faulty"}
+
+
+def test_row_share_partitions_every_batch():
+    for rows in range(0, 12):
+        for size in range(1, 5):
+            shares = [row_share(rows, r, size) for r in range(size)]
+            assert [i for s in shares for i in range(rows)[s]] == list(range(rows))
+            assert max(s.stop - s.start for s in shares) - min(
+                s.stop - s.start for s in shares) <= 1
+
+
+def test_without_ranks_drops_only_the_ranks_option():
+    assert without_ranks(["train", "char-lm", "--ranks", "2", "--steps", "3"]) == \
+        ["train", "char-lm", "--steps", "3"]
+    assert without_ranks(["train", "--ranks=4", "--resume", "r"]) == ["train", "--resume", "r"]
+
+
+@pytest.mark.parametrize("task,extra", [
+    ("char-lm", []),                                          # per-step outputs, carried state
+    ("sentiment", ["--hidden", "8", "--steps", "6"]),        # pooled outputs, lengths
+    ("forecast", ["--tbptt", "0"]),                          # float features
+])
+def test_two_ranks_train_as_one_rank_does(tmp_path, task, extra):
+    args = [a for a in TINY if task == "char-lm" or a not in ("--seq-len", "12")]
+    one = recurrent_cmd(["train", task, *args, *extra, "--out", "one"], tmp_path)
+    assert one.returncode == 0, one.stderr
+    two = recurrent_cmd(["train", task, *args, *extra, "--out", "two"], tmp_path, ranks=2)
+    assert two.returncode == 0, two.stderr
+    assert two.stderr == ""
+    assert two.stdout.count("done after") == 1  # rank 0 alone prints
+    assert sorted(os.listdir(tmp_path / "one")) == sorted(os.listdir(tmp_path / "two"))
+    assert_same_run(tmp_path / "one", tmp_path / "two")
+
+
+@pytest.mark.parametrize("task", ["char-lm", "forecast"])
+def test_replicas_stay_bitwise_equal(tmp_path, task):
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ["--steps", "6", "--hidden", "16", "--batch_size", "5", "--threads", "1",
+            "--eval_every", "3"]
+    job = subprocess.run([mpiexec(), "-n", "2", sys.executable,
+                          os.path.join(HERE, "mpi", "replicas.py"), str(out), task, *args],
+                         capture_output=True, text=True, timeout=120, env=_env(tmp_path))
+    assert job.returncode == 0, job.stderr
+    p0, p1 = np.load(out / "rank-0.npy"), np.load(out / "rank-1.npy")
+    assert p0.tobytes() == p1.tobytes()
+    trained, _ = load_arrays(str(out / "run" / "last.npz"))
+    assert not np.array_equal(np.concatenate([v.ravel() for k, v in sorted(trained.items())
+                                              if k.startswith("param/")]), 0)
+
+
+def test_resume_at_another_rank_count(tmp_path):
+    first = ["--steps", "6", "--schedule", "constant"]
+    one = recurrent_cmd(["train", "char-lm", *TINY, *first, "--out", "one"], tmp_path)
+    assert one.returncode == 0, one.stderr
+    one = recurrent_cmd(["train", "--resume", "one", "--steps", "12"], tmp_path)
+    assert one.returncode == 0, one.stderr
+    many = recurrent_cmd(["train", "char-lm", *TINY, *first, "--out", "many"], tmp_path,
+                         ranks=3)  # 7 rows: 3 + 2 + 2
+    assert many.returncode == 0, many.stderr
+    many = recurrent_cmd(["train", "--resume", "many", "--steps", "12"], tmp_path, ranks=2)
+    assert many.returncode == 0, many.stderr
+    assert_same_run(tmp_path / "one", tmp_path / "many")
+
+
+def _one_line(stderr):
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("mode,expected", [
+    ("kill", "Error: rank 1 on "),
+    ("raise", "Error: rank 1: internal error (RuntimeError: evaluation 3 is broken)"),
+])
+def test_a_failing_rank_stops_the_job_with_one_line(tmp_path, faulty_plugin, mode, expected):
+    args = ["train", "faulty-lm", *TINY, "--steps", "40", "--eval-every", "2",
+            "--out", "run", "--ranks", "2"]
+    start = time.monotonic()
+    job = recurrent_cmd(args, tmp_path, FAULTY_RANK=1, FAULTY_EVALUATION=3, FAULTY_MODE=mode,
+                        **faulty_plugin)
+    assert job.returncode != 0
+    assert time.monotonic() - start < 60
+    line = _one_line(job.stderr)
+    assert line.startswith(expected), line
+    # the checkpoint of the last evaluation before (step 4) is intact and resumes
+    arrays, meta = load_arrays(str(tmp_path / "run" / "last.npz"))
+    assert meta["step"] == 4
+    resumed = recurrent_cmd(["train", "--resume", "run", "--steps", "8"], tmp_path,
+                            **faulty_plugin)
+    assert resumed.returncode == 0, resumed.stderr
+
+
+def test_a_hanging_rank_ends_the_job_after_the_timeout(tmp_path, faulty_plugin):
+    args = ["train", "faulty-lm", *TINY, "--steps", "40", "--out", "run", "--ranks", "2"]
+    start = time.monotonic()
+    job = recurrent_cmd(args, tmp_path, FAULTY_RANK=1, FAULTY_EVALUATION=1, FAULTY_MODE="hang",
+                        RECURRENT_MPI_TIMEOUT=3, **faulty_plugin)
+    assert job.returncode != 0
+    assert time.monotonic() - start < 60
+    line = _one_line(job.stderr)
+    assert line.startswith("Error: rank 0: no answer from the other ranks for 3 s"), line
+
+
+def test_ctrl_c_on_the_launcher_saves_a_checkpoint(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recurrent", "train", "char-lm", *TINY[:-2], "--no-plot",
+         "--steps", "100000", "--log-every", "1", "--out", "run", "--ranks", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env=_env(tmp_path), start_new_session=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith("step 5"):
+                break
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "interrupted at step" in out
+    assert err.strip() == ""
+    _, meta = load_arrays(str(tmp_path / "run" / "last.npz"))
+    assert meta["step"] >= 5
+    resumed = recurrent_cmd(["train", "--resume", "run", "--steps", str(meta["step"] + 2)],
+                            tmp_path, ranks=2)
+    assert resumed.returncode == 0, resumed.stderr
+
+
+def test_a_hostfile_job_on_two_local_hosts(tmp_path):
+    (tmp_path / "hosts").write_text("localhost:1\n127.0.0.1:1\n")
+    job = subprocess.run([mpiexec(), "-f", "hosts", "-n", "2", sys.executable, "-m",
+                          "recurrent", "train", "char-lm", *TINY, "--out", "run"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env=_env(tmp_path))
+    assert job.returncode == 0, job.stderr
+    assert (tmp_path / "run" / "best.npz").exists()
+
+
+def test_info_shows_the_rank_layout(tmp_path):
+    job = recurrent_cmd(["info"], tmp_path, ranks=2)
+    assert job.returncode == 0, job.stderr
+    mpi = [line for line in job.stdout.splitlines() if line.startswith("mpi ")]
+    assert len(mpi) == 1 and "MPICH" in mpi[0] and "2 ranks on 1 host(s)" in mpi[0], job.stdout
+    assert "threads     1 by default" in job.stdout  # 2 cores / 2 ranks... or 1 core
+
+
+def test_ranks_without_mpi4py_says_how_to_install(tmp_path):
+    code = ("import sys; sys.modules['mpi4py'] = None; from recurrent.cli import main; "
+            "sys.argv = ['recurrent', 'train', 'char-lm', '--ranks', '2']; main()")
+    job = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert job.returncode == 1
+    assert _one_line(job.stderr) == ("Error: --ranks needs mpi4py and an MPI library: "
+                                     "pip install 'recurrent[mpi]'")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_ranks_disagreeing_with_mpiexec_is_refused(tmp_path):
+    job = recurrent_cmd(["train", "char-lm", *TINY, "--ranks", "3", "--out", "run"],
+                        tmp_path, ranks=2)
+    assert job.returncode == 1
+    assert _one_line(job.stderr).startswith("Error: --ranks 3: this job already runs on 2")
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_options_under_mpiexec_give_one_line_and_no_abort(tmp_path):
+    job = recurrent_cmd(["train", "char-lm", "--data", "missing.txt", "--out", "run"],
+                        tmp_path, ranks=2)
+    assert job.returncode == 1
+    assert "missing.txt" in _one_line(job.stderr)
+    assert not (tmp_path / "run").exists()
