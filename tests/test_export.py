@@ -299,6 +299,28 @@ def test_imported_run_predicts_as_the_original(task_runs, tmp_path):
     assert ok(invoke("predict", tmp_path / "s", *texts)) == ok(invoke("predict", run, *texts))
 
 
+def test_readme_onnxruntime_snippet_runs_and_agrees_with_predict(task_runs, tmp_path,
+                                                                  monkeypatch, capsys):
+    import re
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"),
+                  encoding="utf-8").read()
+    section = readme.split("\n## Export\n", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    run = task_runs / "sentiment"
+    ok(invoke("export", run, "--format", "onnx", "--out", tmp_path / "rt.onnx"))
+    monkeypatch.chdir(tmp_path)
+    exec(code.replace("runs/rt.onnx", "rt.onnx"), {})
+    printed = eval(capsys.readouterr().out)
+    texts = ["a gorgeous, witty, seductive movie", "dull, and far too long"]
+    assert texts[0] in code and texts[1] in code
+    predicted = [json.loads(line)["probabilities"]
+                 for line in ok(invoke("predict", run, *texts, "--json")).splitlines()]
+    assert len(printed) == len(predicted) == 2
+    for got, want in zip(printed, predicted):
+        assert list(got) == list(want)
+        assert all(abs(got[c] - want[c]) <= 5e-4 + 1e-6 for c in want)  # printed rounded
+
+
 def test_default_out_is_beside_the_run(task_runs):
     run = task_runs / "forecast"
     printed = ok(invoke("export", run, "--format", "safetensors"))
