@@ -456,9 +456,12 @@ def predict_command(ctx, run, args, show_help):
 # ---- plugins, info and plugin commands ------------------------------------------------
 
 def _add_plugin_listing_commands():
+    from .cli_export import export_command, import_command
     from .cli_plugins import info_command, plugins_group
     cli.add_command(plugins_group)
     cli.add_command(info_command)
+    cli.add_command(export_command)
+    cli.add_command(import_command)
 
 
 _add_plugin_listing_commands()

@@ -20,7 +20,7 @@ from .checks import positive_int
 from .lengths import valid_mask
 from .params import ParamModule
 
-_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit multiplier (golden ratio) of the bigram hash
+BIGRAM_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit multiplier (golden ratio), bigram hash
 
 
 def ngram_features(ids: np.ndarray, lengths: np.ndarray, vocab_size: int,
@@ -37,7 +37,7 @@ def ngram_features(ids: np.ndarray, lengths: np.ndarray, vocab_size: int,
         pair = mask[1:]  # (T-1, B): steps t and t+1 both valid
         key = (ids[:-1][pair].astype(np.uint64) * np.uint64(vocab_size)
                + ids[1:][pair].astype(np.uint64))
-        cols.append(vocab_size + ((key * _MIX) >> np.uint64(17)).astype(np.int64)
+        cols.append(vocab_size + ((key * BIGRAM_MIX) >> np.uint64(17)).astype(np.int64)
                     % bigram_buckets)
         row_of.append(rows[1:][pair])
     num_features = vocab_size + bigram_buckets

@@ -1,0 +1,39 @@
+"""`recurrent export` and `recurrent import`: a trained run to an ONNX, safetensors or
+torch file, and a safetensors file back to a run (recurrent/export/)."""
+from __future__ import annotations
+
+import click
+
+from .export import EXTENSIONS, FORMATS
+
+
+@click.command("export")
+@click.argument("run")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
+              help="onnx: the whole model as an ONNX graph (needs recurrent[onnx]); "
+                   "safetensors: weights under PyTorch names plus the run's config; "
+                   "torch: a safetensors state_dict for torch.nn modules, whose code "
+                   "is printed.")
+@click.option("--out", default=None, metavar="FILE",
+              help="File to write [default: RUN" + ", RUN".join(EXTENSIONS.values()) + "].")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best",
+              show_default=True, help="Best validation parameters, or the latest.")
+@click.option("--state-inputs", is_flag=True,
+              help="onnx: take the initial recurrent state as inputs h_0 (and c_0), to "
+                   "run a sequence piece by piece [default: zeros].")
+def export_command(run, fmt, out, checkpoint, state_inputs):
+    """Export a trained RUN's model to a file (docs/export.md: inputs, outputs, names)."""
+    from .export.run import export_run
+    _, lines = export_run(run, fmt, out, checkpoint, state_inputs)
+    click.echo("\n".join(lines))
+
+
+@click.command("import")
+@click.argument("file")
+@click.option("--out", required=True, metavar="RUN", help="Run directory to create.")
+def import_command(file, out):
+    """Make a run directory from a file of `recurrent export --format safetensors|torch`;
+    eval and predict then work on it."""
+    from .export.run import import_file
+    run = import_file(file, out)
+    click.echo(f"imported {file} as run {run.path} (next: `recurrent predict {run.path} ...`)")

@@ -1,0 +1,247 @@
+"""A SequenceModel as an ONNX graph, built with the onnx package's helper API.
+
+Inputs (dynamic axes "time" T and "batch" B):
+  tokens   (T, B) int64 token ids           for token models (char-lm, sentiment)
+  features (T, B, I) float32                for feature models (forecast)
+  lengths  (B,) int64 in 0..T               valid steps per row (T for every row: no padding)
+  h_0      (L*D, B, H) float32              initial hidden state, as torch's (only with
+  c_0      likewise, LSTM only              state_inputs; else zeros); a row of length 0
+                                            keeps its initial state
+Outputs:
+  outputs        (T, B, K) per-step outputs, zero at padded steps ("sequence" models),
+                 or (B, K) for pooled models (last / mean / max over valid steps)
+  probabilities  softmax of outputs over K, for models trained with cross_entropy
+  h_n            (L*D, B, H) final hidden state, as torch's; c_n too for LSTM
+
+The recurrent stack uses the ONNX RNN/GRU/LSTM operators with sequence_lens, one per
+layer (both directions in one operator); their gate blocks are reordered from PyTorch's
+(LSTM i,f,g,o -> i,o,f,c; GRU r,z,n -> z,r,h with linear_before_reset=1). The wide part
+of a sentiment model (recurrent/wide.py) is computed inside the graph from the token ids:
+unigrams, hashed bigrams, each counted once per row.
+
+Dimension legend: T time steps, B batch rows, I input features, E embedding size,
+H hidden units, D directions, L layers, K outputs, N = 2T - 1 n-gram positions.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ..layout import gate_slice
+from ..wide import BIGRAM_MIX
+from . import torch_names
+
+OPSET = 21  # onnxruntime >= 1.18 runs it
+IR_VERSION = 10
+
+# ONNX's gate order per built-in cell, in our (PyTorch's) gate names.
+ONNX_GATES = {"rnn_tanh": ("h",), "rnn_relu": ("h",), "lstm": ("i", "o", "f", "g"),
+              "gru": ("z", "r", "n")}
+OPERATOR = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+class _Graph:
+    """Nodes and initializers with generated unique names."""
+
+    def __init__(self):
+        self.nodes, self.initializers, self._n = [], [], 0
+
+    def name(self, hint):
+        self._n += 1
+        return f"{hint}_{self._n}"
+
+    def const(self, value, hint="const"):
+        name = self.name(hint)
+        self.initializers.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def op(self, op_type, inputs, outputs=1, hint=None, **attrs):
+        """Add one node; its output name, or names when it has several."""
+        names = [self.name(hint or op_type.lower()) for _ in range(outputs)] \
+            if isinstance(outputs, int) else list(outputs)
+        self.nodes.append(helper.make_node(op_type, list(inputs), names, **attrs))
+        return names[0] if len(names) == 1 else names
+
+
+def _reorder(a, cell, H):
+    """Rows (or entries) of a stacked PyTorch gate array in ONNX's gate order."""
+    return np.concatenate([a[gate_slice(cell, g, H)] for g in ONNX_GATES[cell]], axis=0)
+
+
+def _recurrent_layer(g, x, seq_lens, initial, weights, cell, layer, D, H):
+    """One ONNX RNN/GRU/LSTM node for layer ``layer`` -> (Y (T, D, B, H), Y_h, Y_c);
+    ``initial``: its initial states, each (D, B, H) (h, and c for LSTM)."""
+    W, R, Bias = [], [], []
+    for d in range(D):
+        name = lambda kind: torch_names.rnn_param(kind, layer, d == 1)  # noqa: E731
+        W.append(_reorder(weights[name("weight_ih")], cell, H))
+        R.append(_reorder(weights[name("weight_hh")], cell, H))
+        Bias.append(np.concatenate([_reorder(weights[name("bias_ih")], cell, H),
+                                    _reorder(weights[name("bias_hh")], cell, H)]))
+    attrs = {"hidden_size": H, "direction": "bidirectional" if D == 2 else "forward"}
+    if cell == "gru":
+        attrs["linear_before_reset"] = 1
+    if OPERATOR[cell] == "RNN":
+        attrs["activations"] = ["Relu" if cell == "rnn_relu" else "Tanh"] * D
+    inputs = [x, g.const(np.stack(W), f"W_l{layer}"), g.const(np.stack(R), f"R_l{layer}"),
+              g.const(np.stack(Bias), f"B_l{layer}"), seq_lens, *initial]
+    outputs = 3 if cell == "lstm" else 2
+    names = g.op(OPERATOR[cell], inputs, outputs, hint=f"{OPERATOR[cell].lower()}_l{layer}",
+                 **attrs)
+    return names[0], names[1], names[2] if cell == "lstm" else None
+
+
+def _wide_logits(g, tokens, mask, wide, weight):
+    """(B, K) logits of the wide part: the rows of ``weight`` of each row's distinct
+    unigrams and hashed bigrams among its valid steps, summed (recurrent/wide.py)."""
+    V, buckets = wide.vocab_size, wide.bigram_buckets
+    ids, valid = tokens, mask  # (T, B)
+    if buckets:
+        zero, one, big = g.const(np.array([0])), g.const(np.array([1])), \
+            g.const(np.array([2 ** 62]))
+        axis0 = g.const(np.array([0]))
+        first = g.op("Slice", [tokens, zero, g.const(np.array([-1])), axis0])  # (T-1, B)
+        second = g.op("Slice", [tokens, one, big, axis0])  # (T-1, B)
+        key = g.op("Add", [g.op("Mul", [first, g.const(np.array(V, np.int64))]), second])
+        # The 64-bit product wraps as uint64 multiplication does; the shift is logical.
+        mixed = g.op("Mul", [key, g.const(np.array(BIGRAM_MIX).astype(np.int64))])
+        shifted = g.op("BitShift", [g.op("Cast", [mixed], to=TensorProto.UINT64),
+                                    g.const(np.array(17, np.uint64))], direction="RIGHT")
+        bucket = g.op("Mod", [g.op("Cast", [shifted], to=TensorProto.INT64),
+                              g.const(np.array(buckets, np.int64))])
+        pairs = g.op("Add", [bucket, g.const(np.array(V, np.int64))])  # (T-1, B)
+        ids = g.op("Concat", [tokens, pairs], axis=0)  # (N, B)
+        valid = g.op("Concat", [mask, g.op("Slice", [mask, one, big, axis0])], axis=0)
+    # A feature counts once per row: drop position n if an earlier valid m has its id.
+    same = g.op("Equal", [g.op("Unsqueeze", [ids, g.const(np.array([1]))]),
+                          g.op("Unsqueeze", [ids, g.const(np.array([0]))])])  # (N, N, B)
+    n = g.op("Squeeze", [g.op("Shape", [ids], start=0, end=1)])
+    pos = g.op("Range", [g.const(np.array(0, np.int64)), n, g.const(np.array(1, np.int64))])
+    earlier = g.op("Less", [g.op("Unsqueeze", [pos, g.const(np.array([0, 2]))]),
+                            g.op("Unsqueeze", [pos, g.const(np.array([1, 2]))])])  # [m < n]
+    seen = g.op("And", [g.op("And", [same, earlier]),
+                        g.op("Unsqueeze", [valid, g.const(np.array([0]))])])  # (N, N, B)
+    repeated = g.op("Cast", [g.op("ReduceMax", [g.op("Cast", [seen], to=TensorProto.FLOAT),
+                                                g.const(np.array([1]))], keepdims=0)],
+                    to=TensorProto.BOOL)  # (N, B)
+    keep = g.op("Cast", [g.op("And", [valid, g.op("Not", [repeated])])],
+                to=TensorProto.FLOAT)  # (N, B)
+    rows = g.op("Gather", [g.const(weight, "wide_weight"), ids], axis=0)  # (N, B, K)
+    kept = g.op("Mul", [rows, g.op("Unsqueeze", [keep, g.const(np.array([2]))])])
+    return g.op("ReduceSum", [kept, g.const(np.array([0]))], keepdims=0)  # (B, K)
+
+
+def _initial_states(g, cell, LD, H, as_inputs):
+    """([graph inputs], [state (L*D, B, H)] for h (and c)): the inputs h_0 (c_0) when
+    ``as_inputs``, else zeros of the batch's size."""
+    names = ("h_0", "c_0") if cell == "lstm" else ("h_0",)
+    if as_inputs:
+        return ([helper.make_tensor_value_info(name, TensorProto.FLOAT, [LD, "batch", H])
+                 for name in names], list(names))
+    shape = g.op("Concat", [g.const(np.array([LD])), g.op("Shape", ["lengths"]),
+                            g.const(np.array([H]))], axis=0)
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])
+    return [], [g.op("ConstantOfShape", [shape], value=zero) for _ in names]
+
+
+def _pooled(g, output, x, top_h, mask3, some):
+    """Layer outputs x (T, B, D*H) -> (B, D*H) pooled over valid steps, as
+    recurrent/pooling.py; ``top_h`` the top layer's Y_h (D, B, H), ``some`` (1, B, 1)
+    rows with at least one step."""
+    if output == "last":  # the top layer's final states; zeros for no steps
+        last = g.op("Where", [some, top_h, g.const(np.float32(0))])  # (D, B, H)
+        return g.op("Reshape", [g.op("Transpose", [last], perm=[1, 0, 2]),
+                                g.const(np.array([0, -1]))])  # (B, D*H)
+    if output == "mean":
+        fmask = g.op("Cast", [mask3], to=TensorProto.FLOAT)  # (T, B, 1)
+        total = g.op("ReduceSum", [g.op("Mul", [x, fmask]), g.const(np.array([0]))],
+                     keepdims=0)  # (B, DH)
+        count = g.op("ReduceSum", [fmask, g.const(np.array([0]))], keepdims=0)  # (B, 1)
+        return g.op("Div", [total, g.op("Max", [count, g.const(np.float32(1))])])
+    # max over valid steps; a row without steps pools to zeros
+    masked = g.op("Where", [mask3, x, g.const(np.float32(-np.inf))])
+    top = g.op("ReduceMax", [masked, g.const(np.array([0]))], keepdims=0)
+    return g.op("Where", [g.op("Squeeze", [some, g.const(np.array([0]))]), top,
+                          g.const(np.float32(0))])  # (B, DH)
+
+
+def onnx_model(model, softmax: bool, metadata: dict | None = None,
+               state_inputs: bool = False) -> onnx.ModelProto:
+    """The ONNX model of ``model`` (a SequenceModel); ``softmax``: add "probabilities";
+    ``state_inputs``: add the inputs h_0 (and c_0) for the initial state (else zeros).
+    UserError for a cell without an ONNX operator."""
+    cell = torch_names.check_torch_cell(model, "ONNX operator")
+    weights = torch_names.tensors(model)
+    rnn = model.rnn
+    L, D, H = rnn.num_layers, model.num_directions, rnn.hidden_size
+    g = _Graph()
+    if model.tokens:
+        x_in = helper.make_tensor_value_info("tokens", TensorProto.INT64, ["time", "batch"])
+        x = g.op("Gather", [g.const(weights["embedding.weight"], "embedding_weight"),
+                            "tokens"], axis=0)  # (T, B, E)
+    else:
+        x_in = helper.make_tensor_value_info("features", TensorProto.FLOAT,
+                                             ["time", "batch", rnn.input_size])
+        x = "features"
+    lengths_in = helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"])
+    seq_lens = g.op("Cast", ["lengths"], to=TensorProto.INT32)
+    steps = g.op("Squeeze", [g.op("Shape", [x_in.name], start=0, end=1)])
+    time = g.op("Range", [g.const(np.array(0, np.int64)), steps,
+                          g.const(np.array(1, np.int64))])  # (T,)
+    mask = g.op("Less", [g.op("Unsqueeze", [time, g.const(np.array([1]))]),
+                         g.op("Unsqueeze", ["lengths", g.const(np.array([0]))])])  # (T, B)
+    mask3 = g.op("Unsqueeze", [mask, g.const(np.array([2]))])  # (T, B, 1)
+
+    state_values, full_states = _initial_states(g, cell, L * D, H, state_inputs)
+
+    # A row of length 0 keeps its initial state (onnxruntime's operators return zeros).
+    some = g.op("Unsqueeze", [g.op("Greater", ["lengths", g.const(np.array(0))]),
+                              g.const(np.array([0, 2]))])  # (1, B, 1)
+    finals_h, finals_c = [], []
+    flat = g.const(np.array([0, 0, -1]))
+    for k in range(L):
+        rows = [g.const(np.array([k * D])), g.const(np.array([(k + 1) * D])),
+                g.const(np.array([0]))]
+        initial = [g.op("Slice", [full, *rows]) for full in full_states]  # (D, B, H)
+        y, y_h, y_c = _recurrent_layer(g, x, seq_lens, initial, weights, cell, k, D, H)
+        x = g.op("Reshape", [g.op("Transpose", [y], perm=[0, 2, 1, 3]), flat])  # (T, B, DH)
+        top_h = y_h
+        finals_h.append(g.op("Where", [some, y_h, initial[0]]))
+        if cell == "lstm":
+            finals_c.append(g.op("Where", [some, y_c, initial[1]]))
+
+    head_w = g.const(np.ascontiguousarray(weights["head.weight"].T), "head_weight")
+    head_b = g.const(weights["head.bias"], "head_bias")
+    if model.output == "sequence":
+        logits = g.op("Add", [g.op("MatMul", [x, head_w]), head_b])  # (T, B, K)
+        out = g.op("Mul", [logits, g.op("Cast", [mask3], to=TensorProto.FLOAT)])
+    else:
+        pooled = _pooled(g, model.output, x, top_h, mask3, some)
+        out = g.op("Add", [g.op("MatMul", [pooled, head_w]), head_b])  # (B, K)
+        if model.wide is not None:
+            out = g.op("Add", [out, _wide_logits(g, "tokens", mask, model.wide,
+                                                 weights["wide.weight"])])
+    K = model.head.out_features
+    out_dims = ["time", "batch", K] if model.output == "sequence" else ["batch", K]
+    g.op("Identity", [out], ["outputs"])
+    outputs = [helper.make_tensor_value_info("outputs", TensorProto.FLOAT, out_dims)]
+    if softmax:
+        g.op("Softmax", ["outputs"], ["probabilities"], axis=-1)
+        outputs.append(helper.make_tensor_value_info("probabilities", TensorProto.FLOAT,
+                                                     out_dims))
+    states = [("h_n", finals_h)] + ([("c_n", finals_c)] if cell == "lstm" else [])
+    for name, finals in states:
+        g.op("Concat", finals, [name], axis=0)
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT,
+                                                     [L * D, "batch", H]))
+    graph = helper.make_graph(g.nodes, "recurrent", [x_in, lengths_in, *state_values],
+                              outputs, initializer=g.initializers)
+    result = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                               producer_name="recurrent")
+    result.ir_version = IR_VERSION
+    if metadata:
+        helper.set_model_props(result, metadata)
+    onnx.checker.check_model(result, full_check=True)
+    return result
+

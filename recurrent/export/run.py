@@ -1,0 +1,110 @@
+"""Exporting a run directory to a file, and making a run directory from an exported file:
+what `recurrent export` and `recurrent import` do.
+
+Every check runs before anything is written; files are written atomically (a temporary
+file moved over the target), so a failed export leaves no partial file.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from .. import __version__
+from ..checkpoint import BEST, RunDir, atomic_write, json_default, save_arrays
+from ..config import TrainingConfig
+from ..errors import UserError
+from ..runs import load_model
+from . import EXTENSIONS, FORMATS
+from . import safetensors as st
+from . import torch_names
+
+SOFTMAX_LOSSES = ("cross_entropy",)  # models whose outputs are logits of a softmax
+
+
+def default_out(run_path: str, fmt: str) -> str:
+    """runs/shakespeare -> runs/shakespeare.onnx (beside the run directory)."""
+    return os.path.normpath(run_path) + EXTENSIONS[fmt]
+
+
+def _check_out(out: str) -> None:
+    if os.path.isdir(out):
+        raise UserError(f"--out {out} is a directory; give a file name")
+    directory = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(directory):
+        raise UserError(f"--out {out}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise UserError(f"--out {out}: directory {directory} is not writable")
+
+
+def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str = "best",
+               state_inputs: bool = False) -> tuple[str, list[str]]:
+    """Write the run's model in format ``fmt`` -> (path written, lines to show).
+    ``state_inputs`` (onnx): the graph takes the initial state as inputs h_0 (c_0)."""
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if state_inputs and fmt != "onnx":
+        raise UserError("--state-inputs is for --format onnx (the graph's inputs)")
+    run = RunDir.open(run_path)
+    out = out or default_out(run_path, fmt)
+    _check_out(out)
+    model, info = load_model(run, checkpoint)
+    if fmt == "onnx":
+        return out, _export_onnx(model, info, out, state_inputs)
+    if fmt == "torch":
+        source = torch_names.torch_source(model, out)  # refuses cells torch lacks
+    st.write(out, torch_names.tensors(model), info)
+    lines = [f"wrote {out}: {model.num_params:,} parameters under PyTorch names, "
+             f"the run's config.json as metadata"]
+    if fmt == "torch":
+        lines += ["shapes:"]
+        lines += [f"  {name} {tuple(shape)}" for name, shape in model.param_shapes().items()]
+        lines += ["a torch model that loads it (strict=True):", ""] + source
+    else:
+        lines += [f"make a run of it again: recurrent import {out} --out RUN"]
+    return out, lines
+
+
+def _export_onnx(model, info, out, state_inputs):
+    try:
+        from . import onnx as onnx_export
+    except ImportError:
+        raise UserError("--format onnx needs the onnx package: "
+                        "pip install 'recurrent[onnx]'") from None
+    softmax = info["config"].get("loss") in SOFTMAX_LOSSES
+    metadata = {"config.json": json.dumps(info, sort_keys=True, default=json_default)}
+    proto = onnx_export.onnx_model(model, softmax, metadata, state_inputs)
+    data = proto.SerializeToString()
+    atomic_write(out, lambda f: f.write(data))
+    graph = proto.graph
+    describe = lambda v: f"  {v.name} {_dims(v)}"  # noqa: E731
+    return ([f"wrote {out}: ONNX opset {onnx_export.OPSET}, IR version {proto.ir_version}",
+             "inputs:"] + [describe(v) for v in graph.input]
+            + ["outputs:"] + [describe(v) for v in graph.output])
+
+
+def _dims(value) -> str:
+    dims = value.type.tensor_type.shape.dim
+    return "(" + ", ".join(d.dim_param or str(d.dim_value) for d in dims) + ")"
+
+
+def import_file(path: str, out: str) -> RunDir:
+    """A run directory ``out`` made from an exported safetensors file: its config.json
+    from the metadata, its best.npz from the tensors (checked against the model first)."""
+    from ..plugins import get_task
+    tensors, info = st.read(path)
+    for key in ("task", "config", "task_state", "model_spec"):
+        if key not in info:
+            raise UserError(f"{path}: its config.json metadata has no {key!r}")
+    get_task(info["task"])  # UserError naming the registered tasks
+    config = TrainingConfig.from_json(info["config"], path)
+    model = config.build_model(info["model_spec"])
+    try:
+        model.load_state_dict(tensors)
+    except ValueError as e:
+        raise UserError(f"{path} does not fit the model its metadata describes: "
+                        f"{str(e)[:200]}") from None
+    run = RunDir.create(out, info["task"], info["config"], info["task_state"],
+                        info["model_spec"], info.get("version", __version__))
+    save_arrays(run.file(BEST), {f"param/{k}": v for k, v in model.state_dict().items()},
+                {"version": __version__, "imported_from": os.path.basename(path)})
+    return run

@@ -1,0 +1,91 @@
+"""The PyTorch view of a SequenceModel: which torch.nn module holds each parameter.
+
+A SequenceModel binds its modules under the prefixes "embedding", "rnn", "head" and
+"wide" (recurrent/model.py) and the recurrent stack names its parameters as torch does
+(recurrent/layout.py), so ``model.state_dict()`` already carries PyTorch's names. This
+module adds the torch.nn module each prefix stands for, which built-in cells torch (and
+so ONNX) has an equivalent of, and the Python source of that torch model. Every export
+format takes its tensor names from here.
+
+  embedding  torch.nn.Embedding(V, E)                       weight (V, E)
+  rnn        torch.nn.RNN/LSTM/GRU(I, H, num_layers=L, bidirectional=...)
+  head       torch.nn.Linear(D*H, K)                        weight (K, D*H), bias (K,)
+  wide       torch.nn.EmbeddingBag(F, K, mode="sum")        weight (F, K)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UserError
+from ..layout import GATE_ORDER, PARAM_KINDS, param_name
+
+# Built-in cell name -> (torch.nn class, extra constructor keywords).
+TORCH_RNN = {
+    "rnn_tanh": ("RNN", {"nonlinearity": "tanh"}),
+    "rnn_relu": ("RNN", {"nonlinearity": "relu"}),
+    "lstm": ("LSTM", {}),
+    "gru": ("GRU", {}),
+}
+
+
+def cell_name(model) -> str:
+    return model.rnn.cell.name
+
+
+def check_torch_cell(model, what: str) -> str:
+    """The built-in cell name of the model's stack, or a UserError naming the cell that
+    ``what`` (e.g. "ONNX") has no operator for."""
+    name = cell_name(model)
+    kinds = set(model.rnn.cell.param_shapes(1, 1))
+    if name not in TORCH_RNN or name not in GATE_ORDER or kinds != set(PARAM_KINDS):
+        raise UserError(f"cell {name!r} has no {what} equivalent (only "
+                        f"{', '.join(TORCH_RNN)} do); export it with --format safetensors")
+    return name
+
+
+def tensors(model) -> dict:
+    """{PyTorch name: contiguous float32 array} of every parameter, in flat-buffer order."""
+    return {name: np.ascontiguousarray(value, dtype=np.float32)
+            for name, value in model.state_dict().items()}
+
+
+def rnn_param(kind: str, layer: int, reverse: bool) -> str:
+    """The full name of one recurrent parameter in ``tensors``: 'rnn.weight_ih_l0'."""
+    return f"rnn.{param_name(kind, layer, reverse)}"
+
+
+def torch_modules(model) -> list[tuple[str, str]]:
+    """[(attribute, constructor expression)] of the torch modules holding the parameters."""
+    rnn = model.rnn
+    cls, extra = TORCH_RNN[check_torch_cell(model, "PyTorch")]
+    modules = []
+    if model.embedding is not None:
+        e = model.embedding
+        modules.append(("embedding", f"torch.nn.Embedding({e.num_embeddings}, "
+                                     f"{e.embedding_dim})"))
+    keywords = "".join(f", {k}={v!r}" for k, v in extra.items())
+    modules.append(("rnn", f"torch.nn.{cls}({rnn.input_size}, {rnn.hidden_size}, "
+                           f"num_layers={rnn.num_layers}, bidirectional={rnn.bidirectional}"
+                           f"{keywords})"))
+    modules.append(("head", f"torch.nn.Linear({model.head.in_features}, "
+                            f"{model.head.out_features})"))
+    if model.wide is not None:
+        features, classes = model.layout["wide.weight"][1]
+        modules.append(("wide", f"torch.nn.EmbeddingBag({features}, {classes}, "
+                                f"mode='sum')"))
+    return modules
+
+
+def torch_source(model, path: str) -> list[str]:
+    """Python lines defining the torch model and loading ``path`` into it (strict)."""
+    lines = ["import torch",
+             "from safetensors.torch import load_file",
+             "",
+             "class Model(torch.nn.Module):",
+             "    def __init__(self):",
+             "        super().__init__()"]
+    lines += [f"        self.{attr} = {expr}" for attr, expr in torch_modules(model)]
+    lines += ["",
+              "model = Model()",
+              f"model.load_state_dict(load_file({path!r}), strict=True)"]
+    return lines

@@ -1,0 +1,409 @@
+"""`recurrent export` / `recurrent import` and recurrent/export/: round trips ours ->
+onnxruntime, ours -> torch (the printed module, strict load) and safetensors -> ours, for
+every task through the CLI and for every built-in cell kind with lengths, bidirectional
+and stacked layers; the refusal of a cell without an ONNX operator; bad input."""
+import json
+import os
+
+import numpy as np
+import pytest
+from helpers import bundled_reviews, invoke, ok, one_line_error, write_reviews
+
+from recurrent.checkpoint import RunDir
+from recurrent.errors import UserError
+from recurrent.export import safetensors as st
+from recurrent.export import torch_names
+from recurrent.model import SequenceModel
+from recurrent.runs import load_model
+from recurrent.wide import ngram_features
+
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (recurrent[onnx])")
+torch = pytest.importorskip("torch")
+from recurrent.export.onnx import onnx_model  # noqa: E402  (needs the onnx package)
+
+TOL = 1e-5
+CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+TINY = ["--threads", "1", "--quiet", "--no-plot", "--steps", "2", "--eval-every", "0"]
+
+
+# ---- helpers ---------------------------------------------------------------------------
+
+def onnx_run(proto, x, lengths, tokens, state=None):
+    session = ort.InferenceSession(proto.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    feeds = {"tokens" if tokens else "features": x, "lengths": np.asarray(lengths, np.int64)}
+    if state is not None:
+        feeds.update(zip(("h_0", "c_0"), states(state)))
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, feeds)))
+
+
+def torch_model(source_lines):
+    """The torch model that `export --format torch` printed, built and loaded by running
+    the printed code itself."""
+    scope = {}
+    exec("\n".join(source_lines), scope)
+    return scope["model"].eval()
+
+
+def torch_forward(tm, model, x, lengths):
+    """Our model's computation written with the torch modules of ``tm`` (time-major,
+    packed sequences for the lengths, pooling, head, wide part) -> (outputs, h_n)."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    T = x.shape[0]
+    with torch.no_grad():
+        inp = tm.embedding(torch.as_tensor(x)) if model.tokens else torch.as_tensor(x)
+        packed = pack_padded_sequence(inp, torch.as_tensor(lengths), enforce_sorted=False)
+        out, state = tm.rnn(packed)
+        out, _ = pad_packed_sequence(out, total_length=T)  # (T, B, D*H), zeros when padded
+        h_n = state[0] if isinstance(state, tuple) else state
+        mask = (torch.arange(T)[:, None] < torch.as_tensor(lengths)[None, :])[:, :, None]
+        D = model.num_directions
+        if model.output == "sequence":
+            y = tm.head(out) * mask
+        else:
+            if model.output == "last":
+                pooled = torch.cat(list(h_n[-D:]), dim=1)
+            elif model.output == "mean":
+                pooled = out.sum(0) / mask.sum(0)
+            else:
+                pooled = out.masked_fill(~mask, float("-inf")).amax(0)
+            y = tm.head(pooled)
+            if model.wide is not None:
+                f = ngram_features(x, np.asarray(lengths), model.wide.vocab_size,
+                                   model.wide.bigram_buckets)
+                y = y + tm.wide(torch.as_tensor(f.indices, dtype=torch.int64),
+                                torch.as_tensor(f.indptr[:-1], dtype=torch.int64))
+        return y.numpy(), h_n.numpy()
+
+
+def random_model(cell, output, layers, bidirectional, tokens=True, wide=None, seed=0):
+    spec = ({"input": "tokens", "vocab_size": 23, "embed_dim": 5} if tokens
+            else {"input": "features", "input_size": 3})
+    spec.update({"output": output, "output_size": 4})
+    if wide is not None:
+        spec["wide_bigrams"] = wide
+    model = SequenceModel(spec, cell=cell, hidden_size=6, num_layers=layers,
+                          bidirectional=bidirectional, seed=seed).eval()
+    if wide is not None:  # a trained wide part is non-zero; start it so
+        w = model.named_params["wide.weight"]
+        w[...] = np.random.default_rng(seed).standard_normal(w.shape)
+    return model
+
+
+def random_batch(model, lengths, seed=1):
+    rng = np.random.default_rng(seed)
+    T, B = max(lengths), len(lengths)
+    if model.tokens:
+        return rng.integers(0, model.embedding.num_embeddings, (T, B))
+    return rng.standard_normal((T, B, model.rnn.input_size)).astype(np.float32)
+
+
+def states(state):
+    return state if isinstance(state, tuple) else (state,)
+
+
+# ---- every cell kind, lengths, bidirectional, 1-3 layers -------------------------------
+
+SHAPES = [("sequence", 1, False), ("last", 2, True), ("mean", 3, True), ("max", 2, True),
+          ("last", 3, False)]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_onnx_matches_our_forward_for_every_cell_and_shape(cell):
+    lengths = [7, 3, 1, 0, 5]  # a row of length 0 too: zeros, pooled to zeros
+    for output, layers, bidirectional in SHAPES:
+        for tokens in (True, False):
+            model = random_model(cell, output, layers, bidirectional, tokens)
+            x = random_batch(model, lengths)
+            y, state = model.forward(x, lengths=np.array(lengths), need_grad=False)
+            got = onnx_run(onnx_model(model, softmax=True), x, lengths, tokens)
+            label = (output, layers, bidirectional, tokens)
+            np.testing.assert_allclose(got["outputs"], y, atol=TOL, err_msg=str(label))
+            e = np.exp(y - y.max(-1, keepdims=True))
+            np.testing.assert_allclose(got["probabilities"], e / e.sum(-1, keepdims=True),
+                                       atol=TOL)
+            names = ("h_n", "c_n") if cell == "lstm" else ("h_n",)
+            assert [n for n in got if n.endswith("_n")] == list(names)
+            for name, ours in zip(names, states(state)):
+                np.testing.assert_allclose(got[name], ours, atol=TOL, err_msg=name)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_printed_torch_model_loads_strictly_and_matches(cell, tmp_path):
+    lengths = [6, 2, 4, 1]  # torch's packed sequences need every length >= 1
+    for output, layers, bidirectional in SHAPES:
+        model = random_model(cell, output, layers, bidirectional)
+        path = str(tmp_path / "m.safetensors")
+        st.write(path, torch_names.tensors(model), {})
+        tm = torch_model(torch_names.torch_source(model, path))
+        x = random_batch(model, lengths)
+        y, state = model.forward(x, lengths=np.array(lengths), need_grad=False)
+        got, h_n = torch_forward(tm, model, x, lengths)
+        np.testing.assert_allclose(got, y, atol=TOL, err_msg=str((output, layers)))
+        np.testing.assert_allclose(h_n, states(state)[0], atol=TOL)
+
+
+@pytest.mark.parametrize("buckets", [0, 40])
+def test_wide_part_in_onnx_and_torch_matches(buckets, tmp_path):
+    """The sentiment wide part: unigrams and hashed bigrams computed inside the ONNX graph
+    from the token ids; in torch an EmbeddingBag over recurrent.wide's feature ids."""
+    lengths = [9, 4, 1, 7, 9]
+    model = random_model("gru", "mean", 1, True, wide=buckets)
+    x = random_batch(model, lengths)
+    x[:4, 0] = x[4:8, 0]  # repeated unigrams and bigrams within a row count once
+    y, _ = model.forward(x, lengths=np.array(lengths), need_grad=False)
+    wide_alone = model.wide.forward(x, np.array(lengths))
+    assert np.abs(wide_alone).mean() > 0.5  # the wide part really contributes
+    got = onnx_run(onnx_model(model, softmax=False), x, lengths, True)
+    assert list(got) == ["outputs", "h_n"]
+    np.testing.assert_allclose(got["outputs"], y, atol=TOL)
+    path = str(tmp_path / "w.safetensors")
+    st.write(path, torch_names.tensors(model), {})
+    torch_y, _ = torch_forward(torch_model(torch_names.torch_source(model, path)), model,
+                               x, lengths)
+    np.testing.assert_allclose(torch_y, y, atol=TOL)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_onnx_initial_state_input_continues_a_sequence(cell):
+    """h_0 (and c_0) carry a state in, as model.forward(state=...) does: running two
+    halves with the state passed on equals running the whole; length-0 rows keep it."""
+    model = random_model(cell, "sequence", 2, False)
+    plain = onnx_model(model, softmax=False)
+    proto = onnx_model(model, softmax=False, state_inputs=True)
+    assert [v.name for v in plain.graph.input] == ["tokens", "lengths"]
+    assert [v.name for v in proto.graph.input][2:] == (["h_0", "c_0"] if cell == "lstm"
+                                                       else ["h_0"])
+    x = random_batch(model, [8, 8, 8])
+    first = onnx_run(plain, x[:5], [5, 5, 5], True)
+    carried = tuple(first[n] for n in ("h_n", "c_n") if n in first)
+    carried = carried if cell == "lstm" else carried[0]
+    second = onnx_run(proto, x[5:], [3, 0, 2], True, state=carried)
+    y, state = model.forward(x[5:], lengths=np.array([3, 0, 2]), state=carried,
+                             need_grad=False)
+    np.testing.assert_allclose(second["outputs"], y, atol=TOL)
+    for got, ours, given in zip((second[n] for n in ("h_n", "c_n") if n in second),
+                                states(state), states(carried)):
+        np.testing.assert_allclose(got, ours, atol=TOL)
+        np.testing.assert_allclose(got[:, 1], given[:, 1], atol=TOL)  # length 0: kept
+    whole, _ = model.forward(x[:7], lengths=np.array([7, 5, 7]), need_grad=False)
+    np.testing.assert_allclose(second["outputs"][:2, [0, 2]], whole[5:7, [0, 2]], atol=TOL)
+
+    pooled = random_model(cell, "last", 2, True)  # "last" pools zeros for a length-0 row
+    start = tuple(np.random.default_rng(5).standard_normal((2, 4, 4, 6)).astype(np.float32))
+    start = start if cell == "lstm" else start[0]
+    x = random_batch(pooled, [8, 0, 3, 1])
+    got = onnx_run(onnx_model(pooled, softmax=False, state_inputs=True), x, [8, 0, 3, 1],
+                   True, state=start)
+    y, _ = pooled.forward(x, lengths=np.array([8, 0, 3, 1]), state=start, need_grad=False)
+    np.testing.assert_allclose(got["outputs"], y, atol=TOL)
+
+
+def test_onnx_graph_has_dynamic_axes_and_the_standard_operators():
+    model = random_model("lstm", "sequence", 2, False)
+    proto = onnx_model(model, softmax=True)
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("LSTM") == 2 and "Softmax" in ops
+    dims = [[d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+            for v in proto.graph.input]
+    assert dims == [["time", "batch"], ["batch"]]
+    lstm = next(n for n in proto.graph.node if n.op_type == "LSTM")
+    assert len(lstm.input) == 7 and lstm.input[4]  # sequence_lens and initial h, c wired
+
+
+# ---- every task through the CLI --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def task_runs(tmp_path_factory):
+    """Tiny runs of the three tasks: char-lm (LSTM, 2 layers), sentiment (bidirectional
+    GRU, mean pooling, wide bigrams), forecast (bidirectional 2-layer tanh RNN)."""
+    root = tmp_path_factory.mktemp("export")
+    reviews = write_reviews(root / "reviews.csv", bundled_reviews(60))
+    runs = {
+        "char-lm": ["--hidden", "12", "--embed-dim", "6", "--layers", "2", "--seq-len", "16",
+                    "--batch-size", "4", "--max-chars", "20000"],
+        "sentiment": ["--data", reviews, "--hidden", "8", "--embed-dim", "6",
+                      "--bigram-buckets", "64", "--batch-size", "32"],
+        "forecast": ["--cell", "rnn_tanh", "--hidden", "8", "--layers", "2",
+                     "--bidirectional", "--window", "12"],
+    }
+    for task, args in runs.items():
+        ok(invoke("train", task, "--out", root / task, *args, *TINY))
+    return root
+
+
+def first_batch(run):
+    from recurrent import plugins
+    info = RunDir.open(str(run)).info()
+    task = plugins.get_task(info["task"])
+    batches = task.batches(info["task_state"], "valid", dict(info["config"]),
+                           np.random.default_rng(0))
+    batch = next(iter(batches))
+    x = batch["x"]
+    lengths = batch["lengths"]
+    if lengths is None:
+        lengths = np.full(x.shape[1], x.shape[0], np.int64)
+    if task.name == "char-lm":  # a padded batch: cut rows to different lengths
+        lengths = np.maximum(1, x.shape[0] - 3 * np.arange(x.shape[1]))
+    return x, np.asarray(lengths, np.int64)
+
+
+@pytest.mark.parametrize("task", ["char-lm", "sentiment", "forecast"])
+def test_every_task_exports_to_onnx_torch_and_back(task, task_runs, tmp_path):
+    run = task_runs / task
+    model, info = load_model(RunDir.open(str(run)))
+    x, lengths = first_batch(run)
+    y, state = model.forward(x, lengths=lengths, need_grad=False)
+
+    out = tmp_path / "m.onnx"
+    printed = ok(invoke("export", run, "--format", "onnx", "--out", out))
+    assert f"wrote {out}" in printed and "lengths (batch)" in printed
+    import onnx
+    proto = onnx.load(str(out))
+    got = onnx_run(proto, x, lengths, model.tokens)
+    np.testing.assert_allclose(got["outputs"], y, atol=TOL)
+    assert ("probabilities" in got) == (info["config"]["loss"] == "cross_entropy")
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta["config.json"])["task_state"] == info["task_state"]
+
+    out = tmp_path / "m.torch.safetensors"
+    printed = ok(invoke("export", run, "--format", "torch", "--out", out))
+    source = printed.split("(strict=True):\n", 1)[1].splitlines()
+    shapes = dict(line.strip().split(" ", 1) for line in
+                  printed.split("shapes:\n")[1].split("\na torch")[0].splitlines())
+    tm = torch_model(source)
+    assert {k: str(tuple(v.shape)) for k, v in tm.state_dict().items()} == shapes
+    torch_y, _ = torch_forward(tm, model, x, lengths)
+    np.testing.assert_allclose(torch_y, y, atol=TOL)
+
+    out = tmp_path / "m.safetensors"
+    ok(invoke("export", run, "--format", "safetensors", "--out", out))
+    from safetensors.numpy import load_file  # the file needs nothing of recurrent
+    assert set(load_file(str(out))) == set(model.state_dict())
+    ok(invoke("import", out, "--out", tmp_path / "back"))
+    again, info_again = load_model(RunDir.open(str(tmp_path / "back")))
+    for k in ("task", "config", "task_state", "model_spec"):
+        assert info_again[k] == info[k]
+    y2, state2 = again.forward(x, lengths=lengths, need_grad=False)
+    np.testing.assert_array_equal(y2, y)
+    for a, b in zip(states(state2), states(state)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_imported_run_predicts_as_the_original(task_runs, tmp_path):
+    run = task_runs / "sentiment"
+    ok(invoke("export", run, "--format", "safetensors", "--out", tmp_path / "s.safetensors"))
+    ok(invoke("import", tmp_path / "s.safetensors", "--out", tmp_path / "s"))
+    texts = ["A gripping, funny film.", "Dull and far too long."]
+    assert ok(invoke("predict", tmp_path / "s", *texts)) == ok(invoke("predict", run, *texts))
+
+
+def test_readme_onnxruntime_snippet_runs_and_agrees_with_predict(task_runs, tmp_path,
+                                                                  monkeypatch, capsys):
+    import re
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"),
+                  encoding="utf-8").read()
+    section = readme.split("\n## Export\n", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    run = task_runs / "sentiment"
+    ok(invoke("export", run, "--format", "onnx", "--out", tmp_path / "rt.onnx"))
+    monkeypatch.chdir(tmp_path)
+    exec(code.replace("runs/rt.onnx", "rt.onnx"), {})
+    printed = eval(capsys.readouterr().out)
+    texts = ["a gorgeous, witty, seductive movie", "dull, and far too long"]
+    assert texts[0] in code and texts[1] in code
+    predicted = [json.loads(line)["probabilities"]
+                 for line in ok(invoke("predict", run, *texts, "--json")).splitlines()]
+    assert len(printed) == len(predicted) == 2
+    for got, want in zip(printed, predicted):
+        assert list(got) == list(want)
+        assert all(abs(got[c] - want[c]) <= 5e-4 + 1e-6 for c in want)  # printed rounded
+
+
+def test_default_out_is_beside_the_run(task_runs):
+    run = task_runs / "forecast"
+    printed = ok(invoke("export", run, "--format", "safetensors"))
+    assert f"wrote {run}.safetensors" in printed
+    assert os.path.isfile(f"{run}.safetensors")
+    os.remove(f"{run}.safetensors")
+
+
+# ---- refusal and bad input ---------------------------------------------------------------
+
+def test_a_cell_without_onnx_operator_is_refused_but_safetensors_works(tmp_path):
+    peephole = pytest.importorskip("recurrent_peephole")
+    spec = {"input": "tokens", "vocab_size": 9, "embed_dim": 3, "output": "sequence",
+            "output_size": 9}
+    model = SequenceModel(spec, cell=peephole.PeepholeLSTMCell(), hidden_size=4)
+    for call in (lambda: onnx_model(model, softmax=True),
+                 lambda: torch_names.torch_source(model, "x")):
+        with pytest.raises(UserError, match="cell 'peephole_lstm' has no .* equivalent"):
+            call()
+
+
+def test_cli_refuses_a_plugin_cell_in_one_line(tmp_path):
+    pytest.importorskip("recurrent_peephole")
+    from test_example_plugin import _recurrent
+    run = tmp_path / "pp"
+    trained = _recurrent("train", "char-lm", "--cell", "peephole_lstm", "--hidden", "4",
+                         "--embed-dim", "3", "--max-chars", "5000", "--batch-size", "4",
+                         "--seq-len", "8", *TINY, "--out", str(run), cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    for fmt in ("onnx", "torch"):
+        result = _recurrent("export", str(run), "--format", fmt, cwd=tmp_path)
+        assert result.returncode == 1
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "cell 'peephole_lstm' has no" in lines[0], result.stderr
+        assert not any(p.name.startswith("pp.") for p in tmp_path.iterdir())  # no file
+    saved = _recurrent("export", str(run), "--format", "safetensors", cwd=tmp_path)
+    assert saved.returncode == 0, saved.stderr
+    back = _recurrent("import", f"{run}.safetensors", "--out", str(tmp_path / "pp2"),
+                      cwd=tmp_path)
+    assert back.returncode == 0, back.stderr
+    with np.load(run / "best.npz") as a, np.load(tmp_path / "pp2" / "best.npz") as b:
+        for name in a.files:
+            if name.startswith("param/"):
+                np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_bad_input_is_one_line_and_writes_nothing(task_runs, tmp_path):
+    run = task_runs / "forecast"
+    one_line_error(invoke("export", tmp_path / "nope", "--format", "onnx"), "does not exist")
+    one_line_error(invoke("export", run, "--format", "keras"), "'keras' is not one of")
+    one_line_error(invoke("export", run, "--format", "onnx", "--out", tmp_path / "a" / "m"),
+                   "does not exist")
+    one_line_error(invoke("export", run, "--format", "onnx", "--out", tmp_path),
+                   "is a directory")
+    one_line_error(invoke("export", run, "--format", "torch", "--state-inputs"),
+                   "--state-inputs is for --format onnx")
+    one_line_error(invoke("import", tmp_path / "none.safetensors", "--out", tmp_path / "r"),
+                   "does not exist")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    one_line_error(invoke("import", junk, "--out", tmp_path / "r"), "not a readable")
+    from safetensors.numpy import save_file
+    save_file({"w": np.zeros(3, np.float32)}, str(tmp_path / "plain.safetensors"))
+    one_line_error(invoke("import", tmp_path / "plain.safetensors", "--out", tmp_path / "r"),
+                   "holds no recurrent run")
+    good = tmp_path / "good.safetensors"
+    ok(invoke("export", run, "--format", "safetensors", "--out", good))
+    one_line_error(invoke("import", good, "--out", run), "already holds a run")
+    truncated = tmp_path / "cut.safetensors"
+    truncated.write_bytes(good.read_bytes()[:-50])
+    one_line_error(invoke("import", truncated, "--out", tmp_path / "r"), "not a readable")
+    assert not (tmp_path / "r").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "cut.safetensors", "good.safetensors", "junk.safetensors", "plain.safetensors"]
+
+
+def test_import_refuses_tensors_that_do_not_fit(task_runs, tmp_path):
+    run = task_runs / "forecast"
+    good = tmp_path / "good.safetensors"
+    ok(invoke("export", run, "--format", "safetensors", "--out", good))
+    tensors, info = st.read(str(good))
+    tensors["head.bias"] = np.zeros(99, np.float32)
+    st.write(str(tmp_path / "bad.safetensors"), tensors, info)
+    one_line_error(invoke("import", tmp_path / "bad.safetensors", "--out", tmp_path / "r"),
+                   "does not fit", "head.bias")
+    assert not (tmp_path / "r").exists()
