@@ -213,7 +213,7 @@ class StreamPool:
         except (KeyError, TypeError):
             unknown = next(i for i in ids if not self._is_open(i))
             raise KeyError(f"step: no open stream {unknown!r} (open it first)") from None
-        if B > 1 and np.unique(rows).size != B:
+        if B > 1 and len(set(rows.tolist())) != B:
             raise ValueError("step: an id appears more than once in one call; a call "
                              "advances each stream by one step")
         x = self._check_inputs(xs, B)
