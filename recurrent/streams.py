@@ -26,6 +26,7 @@ What y_t is (per advanced stream):
   bytes, F = vocabulary + bigram buckets) and the running sum of their weights;
 - with softmax (the default for a run whose loss is cross_entropy) the outputs become
   class probabilities (float64).
+Steps run in eval mode (no dropout) whatever mode the model is in; it is restored after.
 Stepping streams in any interleaving gives what a whole-sequence forward of each stream
 gives (to float rounding). A bidirectional model is refused: its reverse direction starts
 at the end of the sequence.
@@ -84,7 +85,7 @@ class StreamPool:
         if rnn.bidirectional:
             raise ValueError("StreamPool: a bidirectional model reads each sequence from its "
                              "end too, so it cannot run one step at a time; stream a "
-                             "unidirectional one")
+                             "unidirectional one (recurrent train TASK --unidirectional)")
         self.num_threads = (rnn.num_threads if num_threads is None
                             else positive_int(num_threads, "num_threads"))
         model = self.model
@@ -115,7 +116,7 @@ class StreamPool:
         return len(self._rows)
 
     def __contains__(self, stream_id):
-        return stream_id in self._rows
+        return self._is_open(stream_id)
 
     def ids(self):
         """The open streams' ids, in opening order."""
@@ -123,6 +124,11 @@ class StreamPool:
 
     def open(self, stream_id):
         """Start a stream at the model's initial state (zeros; nothing read yet)."""
+        try:
+            hash(stream_id)
+        except TypeError:
+            raise ValueError(f"open: a stream id must be hashable (a str, an int, a "
+                             f"tuple...), got {type(stream_id).__name__}") from None
         if stream_id in self._rows:
             raise ValueError(f"open: stream {stream_id!r} is already open")
         if not self._free:
@@ -179,8 +185,10 @@ class StreamPool:
             if a.shape != tuple(shape):
                 raise ValueError(f"restore: {name} has shape {a.shape}, expected "
                                  f"{tuple(shape)} (a state of another model?)")
-            if np.dtype(dtype).kind == "f" and not np.isfinite(a).all():
-                if not (name == "maximum" and not np.isnan(a).any()):
+            if np.dtype(dtype).kind == "f":
+                # a running maximum is -inf before the first step; nothing else may be
+                bad = np.isnan(a) | (np.isposinf(a) if name == "maximum" else np.isinf(a))
+                if bad.any():
                     raise ValueError(f"restore: {name} contains NaN or infinity")
             checked[name] = a.astype(dtype, copy=False)
         if stream_id not in self._rows:
@@ -217,15 +225,16 @@ class StreamPool:
             raise ValueError("step: an id appears more than once in one call; a call "
                              "advances each stream by one step")
         x = self._check_inputs(xs, B)
-        was_training = None if self.model is None else self.model.training
+        module = self.rnn if self.model is None else self.model
+        was_training = module.training  # streams run in eval mode: no dropout
         if was_training:
-            self.model.eval()
+            module.eval()
         try:
             with single_threaded_blas():
                 return self._advance(rows, x)
         finally:
             if was_training:
-                self.model.train(True)
+                module.train(True)
 
     def _is_open(self, stream_id):
         try:
@@ -237,7 +246,11 @@ class StreamPool:
         return self.rnn.hidden_size if self.model is None else self.model.head.out_features
 
     def _check_inputs(self, xs, B):
-        a = np.asarray(xs)
+        try:
+            a = np.asarray(xs)
+        except ValueError:
+            raise ValueError("step: the inputs have different shapes; give one token id "
+                             "or one row of features per stream") from None
         if self.tokens:
             if a.shape != (B,):
                 raise ValueError(f"step: expected {B} token ids, one per stream (shape "

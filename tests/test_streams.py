@@ -32,11 +32,14 @@ def interleaved(pool, sequences, rng):
                                           ("lstm", 3)])
 def test_interleaved_steps_equal_whole_sequence_forward(cell, layers):
     rng = np.random.default_rng(layers)
-    layer = Recurrent(cell, 5, 12, num_layers=layers, seed=7)
+    layer = Recurrent(cell, 5, 12, num_layers=layers, seed=7,
+                      dropout=0.5 if layers > 1 else 0.0)  # in training mode: dropout on
     seqs = {f"s{k}": rng.standard_normal((int(rng.integers(1, 9)), 5)).astype(np.float32)
             for k in range(6)}
     pool = recurrent.StreamPool(layer, capacity=8)
-    got = interleaved(pool, seqs, rng)
+    got = interleaved(pool, seqs, rng)  # streams run in eval mode
+    assert layer.training
+    layer.eval()
     for i, x in seqs.items():
         out, _ = layer.forward(x[:, None], need_grad=False)  # (T, 1, H)
         np.testing.assert_allclose(got[i], out[:, 0], **TOL)
@@ -132,6 +135,9 @@ def test_bad_calls_fail_with_one_line_messages():
         (ValueError, "shape (1, 3)", lambda: pool.step({"a": np.zeros(4)})),
         (ValueError, "NaN", lambda: pool.step({"a": np.full(3, np.nan)})),
         (ValueError, "more than once", lambda: pool.step_arrays(["a", "a"], np.zeros((2, 3)))),
+        (ValueError, "different shapes", lambda: pool.step({"a": np.zeros(3),
+                                                              "b": np.zeros(2)})),
+        (ValueError, "hashable", lambda: pool.open(["a"])),
         (ValueError, "keys", lambda: pool.restore("b", {"h": np.zeros((1, 4))})),
         (ValueError, "shape", lambda: pool.restore("b", {"h": np.zeros((2, 4)),
                                                           "c": np.zeros((1, 4))})),
