@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import invoke, ok, write_csv
+from helpers import invoke, ok, one_line_error, write_csv
 
 from recurrent.checkpoint import RunDir
 from recurrent.modules import softmax
@@ -100,6 +100,8 @@ def test_forecast_stream_appends_rows_and_forecasts_as_predict_does(tmp_path):
     answers = [json.loads(line) for line in result.stdout.splitlines()]
     assert "expected 1 finite number (sunspots)" in answers[0]["error"]
     expected = json.loads(ok(invoke("predict", run, "--data", whole, "--steps", 3, "--json")))
+    one_line_error(invoke("predict", run, "--stream", "--plot", tmp_path / "f.png"),
+                   "--plot", "--stream")
     assert answers[-1]["values"] == [float(rows[-1][1])]
     np.testing.assert_allclose(answers[-1]["forecast"]["sunspots"],
                                expected["forecast"]["sunspots"], rtol=1e-9)
@@ -120,6 +122,7 @@ def test_sentiment_stream_answers_each_text_as_predict_json(tmp_path):
     answers = result.stdout.splitlines()
     assert "empty" in json.loads(answers[1])["error"]
     expected = ok(invoke("predict", run, *texts, "--json")).splitlines()
+    one_line_error(invoke("predict", run, "--stream", texts[0]), "--stream reads one text")
     for answer, line in zip((answers[0], answers[2]), expected):  # batched with padding
         got, want = json.loads(answer), json.loads(line)            # there: float rounding
         assert (got["label"], got["text"]) == (want["label"], want["text"])

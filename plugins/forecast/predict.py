@@ -162,6 +162,8 @@ def forecast_stream(task, state, model, options):
     the original units, as `predict` would give on the data with those rows appended:
     {"values": [...], "forecast": {column: [...]}}. A line that is not one finite number
     per column raises UserError and is not appended."""
+    if options.get("plot"):
+        raise UserError("--plot draws one forecast: it does not go with --stream")
     steps = options.get("steps") or state["horizon"]
     prepared, _, _, history = _origin(task, state, options)
     columns = prepared.series.columns

@@ -293,6 +293,9 @@ class SentimentTask:
     def predict_stream(self, state: dict, config: dict, model, options: dict):
         """Each stdin line is one text, answered as `predict --json` answers a text
         (texts are independent: nothing is carried from one line to the next)."""
+        if options.get("texts") or options.get("data"):
+            raise UserError("--stream reads one text per line from stdin: drop the text "
+                            "arguments and --data")
         classes = state["classes"]
 
         def answer(line):
