@@ -6,7 +6,7 @@
   rows (index_select), runs one batched LSTMCell and writes them back (index_copy_);
 - the pool: recurrent.StreamPool(recurrent.LSTM(I, H)), step_arrays(ids, x).
 
-    python benchmarks/bench_streams.py                 # the markdown table
+    python benchmarks/bench_streams.py --seconds 10    # the markdown table (~2 min)
     python benchmarks/bench_streams.py --json out.json # the rows as JSON too
 
 Cases: N open streams, A advancing per call (a fresh random subset each call, the same
