@@ -163,3 +163,24 @@ def test_bad_calls_fail_with_one_line_messages():
         recurrent.StreamPool(layer, capacity=0)
     # a failed call changes nothing: the stream continues as if it had not happened
     assert len(pool) == 2 and pool.ids() == ["a", "b"]
+
+
+def test_the_stream_benchmark_checks_its_sides_and_prints_the_table(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    pytest.importorskip("torch")
+    script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_streams.py")
+    out = tmp_path / "rows.json"
+    result = subprocess.run([sys.executable, script, "--cases", "30/7,9/9", "--input", "3",
+                             "--hidden", "5", "--rounds", "1", "--seconds", "0.05",
+                             "--calls", "4", "--json", str(out)], capture_output=True,
+                            text=True, cwd=tmp_path, env=dict(os.environ, PYTHONSAFEPATH="1"),
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    table = [line for line in result.stdout.splitlines() if line.startswith("| 30 / 7")]
+    assert [line.split(" | ")[1] for line in table] == ["pool", "torch loop", "torch batched"]
+    rows = json.loads(out.read_text())["rows"]
+    assert rows[0]["max_abs_diff"] < 1e-4 and "layer" in rows[1] and "layer" not in rows[0]
+    assert "BLAS (threadpoolctl)" in result.stdout
