@@ -1,5 +1,6 @@
 """The model's two plain parameter modules: Embedding (token ids -> vectors) and Dense
-(the output head), and softmax, the output activation of classification heads. Their parameter surface (bind, state_dict, grads, ...) is
+(the output head), and softmax, the output activation of classification heads. The
+modules' parameter surface (bind, state_dict, grads, ...) is
 recurrent.params.ParamModule's; SequenceModel binds them to views of its flat buffer.
 
 Dimension legend: S any shape of token ids, E embedding size, N rows, F input features,
