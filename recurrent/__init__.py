@@ -18,6 +18,7 @@ _LAZY = {
     "RNN": "recurrent.layers",
     "LSTM": "recurrent.layers",
     "GRU": "recurrent.layers",
+    "StreamPool": "recurrent.streams",
     "clip_grad_norm": "recurrent.clip",
     "clip_grad_value": "recurrent.clip",
     "openmp_enabled": "recurrent.threads",

@@ -443,14 +443,49 @@ def predict_command(ctx, run, args, show_help):
     if not hasattr(task, "predict"):  # optional (recurrent.protocols.Task)
         raise UserError(f"task {task.name!r} has no predict: use `recurrent eval {run}`")
     params = list(task.predict_options()) if hasattr(task, "predict_options") else []
+    if hasattr(task, "predict_stream"):
+        params.append(click.Option(["--stream"], is_flag=True, help=STREAM_HELP))
     command = click.Command("predict", params=params, help=f"Predict with the {task.name} run "
                             f"{run}.", context_settings={"max_content_width": 100})
     extra = list(args) + (["--help"] if show_help else [])
+    if "--stream" in extra and not hasattr(task, "predict_stream"):
+        raise UserError(f"task {task.name!r} has no --stream: give its inputs as options")
     sub = command.make_context(f"recurrent predict {run}", extra)
     options = dict(sub.params)
+    stream = options.pop("stream", False)
     model, info = load_model(run_dir, "best")
-    for line in task.predict(info["task_state"], dict(info["config"]), model.runner(), options):
+    state, config = info["task_state"], dict(info["config"])
+    if stream:
+        answer = task.predict_stream(state, config, model.runner(), options)
+        return _stream_lines(answer, sys.stdin)
+    for line in task.predict(state, config, model.runner(), options):
         click.echo(line)
+
+
+STREAM_HELP = ("Read inputs from stdin as they arrive, one per line, and answer each with "
+               "one JSON line (flushed). A line the task cannot read gets "
+               '{"error": ...} and one line on stderr; the stream goes on and the exit '
+               "status is 1 at the end.")
+
+
+def _stream_lines(answer, lines) -> int:
+    """`predict --stream`: answer(line) for each line of ``lines`` as it arrives, one JSON
+    line out per line in, flushed (click.echo flushes). A UserError for a line is answered
+    with {"error": message} on stdout and one line on stderr, and the stream goes on;
+    returns the exit status: 1 when any line was refused, else 0."""
+    refused = False
+    for number, line in enumerate(iter(lines.readline, ""), 1):
+        line = line[:-1] if line.endswith("\n") else line
+        try:
+            result = answer(line)
+        except UserError as e:
+            refused = True
+            message = one_line(e)
+            click.echo(json.dumps({"error": message}))
+            click.echo(f"Error: line {number}: {message}", err=True)
+            continue
+        click.echo(json.dumps(result, default=json_default))
+    return 1 if refused else 0
 
 
 # ---- plugins, info and plugin commands ------------------------------------------------

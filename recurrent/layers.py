@@ -411,15 +411,24 @@ class Recurrent(ParamModule):
         if a.ndim != 2 or a.shape[1] != self.input_size or a.shape[0] < 1:
             raise ValueError(f"x_t: expected shape (B, {self.input_size}) with B >= 1, "
                              f"got shape {a.shape}")
-        x = self._as_float("x_t", a, a.shape)[None]                  # (1, B, I)
-        B = x.shape[1]
+        x = self._as_float("x_t", a, a.shape)                        # (B, I)
+        B = x.shape[0]
         states = self._check_states(state, B, "state", self.num_layers)
-        threads = self._threads_for(B)
-        cache = self._cache   # a step between forward and backward leaves that pair alone
         with single_threaded_blas():
-            out, finals = self.run(x, states, np.ones(B, np.int64), False, threads)
+            out, finals = self.run_step(x, states, self._threads_for(B))
+        return out, pack_state(finals)
+
+    def run_step(self, x_t, states, num_threads):
+        """step() on checked inputs (x_t C-contiguous (B, I) of the layer dtype, states a
+        tuple of (L, B, H) arrays, num_threads an int >= 1; unidirectional layers): one
+        call of each layer's cell, nothing kept for backward, and a forward/backward pair
+        around it left alone. Returns (out_t (B, H), tuple of new states). The caller keeps
+        BLAS single-threaded."""
+        cache = self._cache
+        out, finals = self.run(x_t[None], states, np.ones(x_t.shape[0], np.int64), False,
+                               num_threads)
         self._cache = cache
-        return out[0], pack_state(finals)
+        return out[0], finals
 
     def __repr__(self):
         return (f"{type(self).__name__}(cell={self.cell.name!r}, input_size={self.input_size}, "

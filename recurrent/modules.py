@@ -1,5 +1,6 @@
 """The model's two plain parameter modules: Embedding (token ids -> vectors) and Dense
-(the output head). Their parameter surface (bind, state_dict, grads, ...) is
+(the output head), and softmax, the output activation of classification heads. The
+modules' parameter surface (bind, state_dict, grads, ...) is
 recurrent.params.ParamModule's; SequenceModel binds them to views of its flat buffer.
 
 Dimension legend: S any shape of token ids, E embedding size, N rows, F input features,
@@ -11,6 +12,15 @@ import numpy as np
 
 from .checks import positive_int
 from .params import ParamModule
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, K) logits in float64, stable for large values: the class
+    probabilities of a classification head."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
 
 
 class Embedding(ParamModule):

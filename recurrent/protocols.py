@@ -17,7 +17,7 @@ G = num_gates * H, V vocabulary size, K output features.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, NamedTuple, Protocol
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol
 
 import numpy as np
 
@@ -221,6 +221,15 @@ class Task(Protocol):
         """Run the trained model as the task defines (sample text, classify, forecast);
         yield lines to print. Without it `recurrent predict` says the task has none."""
 
+    def predict_stream(self, state: dict, config: dict, model: "Runner",
+                       options: dict) -> Callable[[str], dict]:
+        """`recurrent predict RUN --stream`: a function answering one input line of stdin
+        (without its line break) with a JSON-able dict, called for each line as it arrives;
+        it keeps what it needs between lines (a recurrent state, a window of values). It
+        raises recurrent.errors.UserError for a line it cannot read, and must then leave
+        its state as it was, so the stream goes on. ``options`` are predict_options()'s.
+        Without it `--stream` is refused for the task."""
+
 
 class Runner(Protocol):
     """A trained model as tasks see it: numpy in, numpy out, eval mode (no dropout).
@@ -253,7 +262,7 @@ MEMBERS: dict[type, Members] = {
                             "model_spec", "batches", "evaluate"),
                   optional=("causal", "splits", "unused_options", "baselines",
                             "format_report", "backtest", "format_backtest",
-                            "predict_options", "predict")),
+                            "predict_options", "predict", "predict_stream")),
     Runner: Members(required=("forward", "step")),
 }
 

@@ -23,6 +23,15 @@ from .params import ParamModule
 BIGRAM_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit multiplier (golden ratio), bigram hash
 
 
+def bigram_features(first: np.ndarray, second: np.ndarray, vocab_size: int,
+                    bigram_buckets: int) -> np.ndarray:
+    """The feature index (int64, V .. F-1) of each bigram (first[i], second[i]) of token
+    ids: the pair hashed into one of ``bigram_buckets`` >= 1 buckets after the vocabulary."""
+    key = (np.asarray(first).astype(np.uint64) * np.uint64(vocab_size)
+           + np.asarray(second).astype(np.uint64))
+    return vocab_size + ((key * BIGRAM_MIX) >> np.uint64(17)).astype(np.int64) % bigram_buckets
+
+
 def ngram_features(ids: np.ndarray, lengths: np.ndarray, vocab_size: int,
                    bigram_buckets: int) -> scipy.sparse.csr_matrix:
     """(B, F) 0/1 matrix of the unigrams and hashed bigrams of each row's valid steps.
@@ -35,10 +44,8 @@ def ngram_features(ids: np.ndarray, lengths: np.ndarray, vocab_size: int,
     row_of = [rows[mask]]
     if bigram_buckets and T > 1:
         pair = mask[1:]  # (T-1, B): steps t and t+1 both valid
-        key = (ids[:-1][pair].astype(np.uint64) * np.uint64(vocab_size)
-               + ids[1:][pair].astype(np.uint64))
-        cols.append(vocab_size + ((key * BIGRAM_MIX) >> np.uint64(17)).astype(np.int64)
-                    % bigram_buckets)
+        cols.append(bigram_features(ids[:-1][pair], ids[1:][pair], vocab_size,
+                                    bigram_buckets))
         row_of.append(rows[1:][pair])
     num_features = vocab_size + bigram_buckets
     codes = np.unique(np.concatenate(row_of).astype(np.int64) * num_features

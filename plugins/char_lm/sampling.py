@@ -4,10 +4,15 @@ Dimension legend: V vocabulary size. The model is a recurrent.protocols.Runner: 
 is read in one forward call (state carried out), then each new character is one step().
 Temperature 0 means greedy (argmax); top-k keeps only the k most likely characters.
 Draws come from one numpy Generator seeded by the caller, so a seed fixes the text.
+
+`predict --stream` (next_char_stream) reads text line by line through a StreamPool of one
+stream and answers each line with the most likely next characters.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from recurrent.errors import UserError
 
 
 def next_char_distribution(logits: np.ndarray, temperature: float,
@@ -47,3 +52,38 @@ def generate(model, prime_ids: np.ndarray, length: int, temperature: float,
             step_logits, state = model.step(np.array([k], dtype=np.int64), state)  # (1, V)
             last = step_logits[0]
     return out
+
+
+def next_char_stream(model, vocab, top_k: int, prime: str | None):
+    """answer(line) -> {"text": line, "next": [[char, probability], ...]}: the line is read
+    as the continuation of everything before it, and the answer holds the ``top_k`` most
+    likely characters to follow it (probabilities at temperature 1, most likely first).
+    The line break between two lines is read at the start of the next line (left out when
+    the vocabulary has none), so the answer to a line is about the character right after
+    its last one. ``prime`` is read first, answered by nothing. A line with characters
+    outside the vocabulary raises UserError and reads nothing."""
+    from recurrent import StreamPool
+    pool = StreamPool(model, capacity=1, softmax=True)
+    pool.open(0)
+    newline = "\n" in vocab
+    last = {"p": None, "pending": ""}  # the latest distribution; a line break to read
+
+    def read(ids):
+        for i in ids:  # one step per character
+            last["p"] = pool.step_arrays([0], [i])[0]  # (V,)
+
+    if prime:
+        read(vocab.encode(prime, "--prime"))
+
+    def answer(line):
+        ids = vocab.encode(last["pending"] + line, "the line")
+        if last["p"] is None and len(ids) == 0:
+            raise UserError("nothing to continue yet: the first line (or --prime) must "
+                            "have characters")
+        read(ids)
+        last["pending"] = "\n" if newline else ""
+        p = last["p"]
+        top = np.argsort(-p, kind="stable")[:top_k]
+        return {"text": line, "next": [[vocab.chars[k], round(float(p[k]), 6)] for k in top]}
+
+    return answer

@@ -27,6 +27,7 @@ from . import metrics, sampling, streams, text
 
 VALID_FRACTION = 0.05
 EVAL_STREAMS = 32  # streams scored side by side in evaluate()
+STREAM_TOP_K = 5  # next characters in each answer of `predict --stream`
 EVAL_WARMUP = 200  # characters each later stream reads before scoring
 EVAL_CHUNK = 512  # steps per forward call in evaluate(): bounds the (T, S, V) logits
 EMBED_DIM = 64  # default --embed-dim
@@ -158,13 +159,15 @@ class CharLM:
     def predict_options(self) -> list:
         return [
             click.Option(["--prime"], default=None,
-                         help="Text to start from (default: a newline)."),
+                         help="Text to start from (default: a newline; with --stream: "
+                              "nothing)."),
             click.Option(["--length"], type=click.IntRange(min=0), default=500,
                          show_default=True, help="Characters to generate."),
             click.Option(["--temperature"], type=click.FloatRange(min=0.0), default=0.8,
                          show_default=True, help="Sampling temperature; 0 = always argmax."),
             click.Option(["--top-k"], type=click.IntRange(min=1), default=None,
-                         help="Sample only among the K most likely characters."),
+                         help="Sample only among the K most likely characters (with "
+                              "--stream: answer with them, default 5)."),
             click.Option(["--seed"], type=click.IntRange(min=0), default=None,
                          help="Random seed: the same seed gives the same text."),
         ]
@@ -266,6 +269,13 @@ class CharLM:
                                         len(state["vocab"]))
 
     # ---- sampling -----------------------------------------------------------------------
+
+    def predict_stream(self, state: dict, config: dict, model, options: dict):
+        """Each stdin line continues the text; the answer is the --top-k (default 5) most
+        likely next characters (sampling.next_char_stream)."""
+        return sampling.next_char_stream(model, text.Vocabulary(state["vocab"]),
+                                         int(options.get("top_k") or STREAM_TOP_K),
+                                         options.get("prime"))
 
     def predict(self, state: dict, config: dict, model, options: dict):
         vocab = text.Vocabulary(state["vocab"])

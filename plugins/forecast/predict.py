@@ -21,30 +21,37 @@ from . import plot as fplot
 from . import windows as win
 
 
-def run_predict(task, state, config, model, options):
-    steps = options.get("steps") or state["horizon"]
+def _origin(task, state, options):
+    """(prepared, origin row, first test row or None, history (origin + 1, C) scaled):
+    the data --data / --origin name, and every row up to the origin as known there (the
+    window, and the seasons before it that a seasonal run's anchors and inputs read)."""
     origin_kind = options.get("origin") or "end"
     recent = options.get("data")
-    window = state["window"]
     if recent:
         if origin_kind == "test":
             raise UserError("--origin test forecasts the training data's test split: "
                             "drop --data")
         prepared = task.load_file(state, dataio.resolve_source(recent), whole_file=True,
-                                   min_rows=window)
+                                   min_rows=state["window"])
         test_start = None
     else:
         prepared = task.load(state, {})
         test_start = prepared.ranges["test"][0]
+    n = prepared.series.values.shape[0]
+    origin = n - 1 if origin_kind == "end" else test_start - 1
+    history = win.known_at(prepared.scaled, prepared.last_seen,
+                           np.arange(origin + 1)[None, :], np.array([origin]))[0]
+    return prepared, origin, test_start, history
+
+
+def run_predict(task, state, config, model, options):
+    steps = options.get("steps") or state["horizon"]
+    origin_kind = options.get("origin") or "end"
+    recent = options.get("data")
+    window = state["window"]
+    prepared, origin, test_start, history = _origin(task, state, options)
     series = prepared.series
     n = series.values.shape[0]
-    origin = n - 1 if origin_kind == "end" else test_start - 1
-    at = np.array([origin])
-
-    # Every row up to the origin as known there: the window, and the seasons before it
-    # that a seasonal run's anchors and inputs read.
-    history = win.known_at(prepared.scaled, prepared.last_seen,
-                           np.arange(origin + 1)[None, :], at)[0]  # (origin + 1, C)
     forecast = win.unscale(rollout(model, history, steps, state), state["scaler"])  # (S, C)
     baseline, baseline_name = _baseline(state, prepared, origin, steps)  # (S, C)
     times = _forecast_times(series.times, origin, steps)  # (S,) or None
@@ -146,3 +153,44 @@ def rollout(model, history_scaled: np.ndarray, steps: int, state: dict) -> np.nd
         history = np.concatenate([history, forecast])
         produced += forecast.shape[0]
     return history[history.shape[0] - produced:][:steps]
+
+
+def forecast_stream(task, state, model, options):
+    """answer(line) for `predict RUN --stream`: each line is the next row's values (one
+    number per column, comma-separated), appended after the data's last row (--data,
+    --origin as in predict); the answer is the forecast of the --steps rows after it in
+    the original units, as `predict` would give on the data with those rows appended:
+    {"values": [...], "forecast": {column: [...]}}. A line that is not one finite number
+    per column raises UserError and is not appended."""
+    if options.get("plot"):
+        raise UserError("--plot draws one forecast: it does not go with --stream")
+    steps = options.get("steps") or state["horizon"]
+    prepared, _, _, history = _origin(task, state, options)
+    columns = prepared.series.columns
+    # rows the model's inputs and anchors read back from the origin: the window and a season
+    keep = state["window"] + max(int(state["season"]), 1) + 1
+    recent = {"history": history[-keep:]}
+
+    def answer(line):
+        values = _parse_row(line, columns)
+        row = win.scale(values[None, :], state["scaler"])  # (1, C)
+        history = np.concatenate([recent["history"], row])[-keep:]
+        forecast = win.unscale(rollout(model, history, steps, state), state["scaler"])
+        recent["history"] = history
+        return {"values": values.tolist(), "forecast": _by_column(columns, forecast)}
+
+    return answer
+
+
+def _parse_row(line, columns):
+    """(C,) float64 from "v1,v2,...", one finite number per column, or UserError."""
+    parts = [p.strip() for p in line.split(",")]
+    try:
+        values = np.array([float(p) for p in parts], dtype=np.float64)
+    except ValueError:
+        values = None
+    if values is None or len(values) != len(columns) or not np.isfinite(values).all():
+        raise UserError(f"expected {len(columns)} finite number"
+                        f"{'s' if len(columns) > 1 else ''} ({', '.join(columns)}), "
+                        f"comma-separated, got {line[:60]!r}")
+    return values

@@ -26,7 +26,7 @@ from . import series as dataio
 from . import metrics as fm
 from . import report
 from . import windows as win
-from .predict import run_predict
+from .predict import forecast_stream, run_predict
 from .times import DATE_ORDERS
 
 EVAL_CHUNK = 1024  # windows per model call in evaluation
@@ -356,3 +356,6 @@ class ForecastTask:
 
     def predict(self, state, config, model, options):
         return run_predict(self, state, config, model, options)
+
+    def predict_stream(self, state, config, model, options):
+        return forecast_stream(self, state, model, options)

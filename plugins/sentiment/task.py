@@ -290,6 +290,22 @@ class SentimentTask:
                          help="One JSON object per line instead of tab-separated text."),
         ]
 
+    def predict_stream(self, state: dict, config: dict, model, options: dict):
+        """Each stdin line is one text, answered as `predict --json` answers a text
+        (texts are independent: nothing is carried from one line to the next)."""
+        if options.get("texts") or options.get("data"):
+            raise UserError("--stream reads one text per line from stdin: drop the text "
+                            "arguments and --data")
+        classes = state["classes"]
+
+        def answer(line):
+            if not line.strip():
+                raise UserError("the line is empty: one text per line")
+            p = self.probabilities(model, self._encode_all(state, [tokenize(line)]))[0]
+            return _answer(classes, p, line)
+
+        return answer
+
     def predict(self, state: dict, config: dict, model, options: dict):
         """One line per text: label, then each class's probability, then the text."""
         texts = list(options.get("texts") or ())
@@ -306,12 +322,17 @@ class SentimentTask:
         for text, p in zip(texts, probs):
             label = classes[int(p.argmax())]
             if options.get("as_json"):
-                probabilities = dict(zip(classes, map(float, p)))
-                yield json.dumps({"label": label, "probabilities": probabilities, "text": text})
+                yield json.dumps(_answer(classes, p, text))
             else:
                 scores = " ".join(f"{c}={q:.3f}" for c, q in zip(classes, p))
                 flat = " ".join(text.split())  # tabs/newlines would break one line per text
                 yield f"{label}\t{scores}\t{flat}"
+
+
+def _answer(classes, p, text):
+    """The JSON answer for one text: its label, each class's probability, the text."""
+    return {"label": classes[int(p.argmax())],
+            "probabilities": dict(zip(classes, map(float, p))), "text": text}
 
 
 TASK = SentimentTask()

@@ -1,0 +1,322 @@
+"""StreamPool: many live sequences advanced one step at a time, batched.
+
+    pool = recurrent.StreamPool(model_or_run, capacity=1000)
+    pool.open("alice"); pool.open("bob")
+    ys = pool.step({"alice": x_a, "bob": x_b})        # {id: y_t}
+    ys = pool.step_arrays(ids, xs)                    # xs (B,) ids or (B, I) -> (B, K)
+    saved = pool.state("alice"); pool.close("alice")  # move a stream elsewhere:
+    other.restore("alice", saved)
+
+Every stream's recurrent state lives in ONE preallocated slab (S, L, capacity, H) (S state
+names, L layers); an id maps to a slab row, taken from a free list on open and given back
+on close. A step call gathers the rows of the streams it advances (any number, any order),
+runs each layer's cell once on that batch (Recurrent.run_step), and writes the new states
+back: the work per call is a few numpy gathers and scatters plus one kernel call per layer,
+whatever the number of streams.
+
+What y_t is (per advanced stream):
+- a Recurrent layer: the top layer's output h_t (H,);
+- a SequenceModel with per-step outputs ("sequence") or "last" pooling: the head applied
+  to h_t, i.e. the outputs a whole-sequence forward gives at step t;
+- "mean" / "max" pooling: the head applied to the mean / maximum of h_1..h_t, kept as a
+  running sum and count / running maximum per stream: the model's output for the prefix
+  read so far, as if the sequence ended at t;
+- a wide part (sentiment's n-gram model): its logits for the prefix's distinct unigrams
+  and hashed bigrams, kept per stream as a bit set of the features seen (capacity * F / 8
+  bytes, F = vocabulary + bigram buckets) and the running sum of their weights;
+- with softmax (the default for a run whose loss is cross_entropy) the outputs become
+  class probabilities (float64).
+Steps run in eval mode (no dropout) whatever mode the model is in; it is restored after.
+Stepping streams in any interleaving gives what a whole-sequence forward of each stream
+gives (to float rounding). A bidirectional model is refused: its reverse direction starts
+at the end of the sequence.
+
+Dimension legend: B streams advanced in a call, I input features, E embedding size,
+H hidden units, L layers, S state names, K outputs, F wide features.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .checks import positive_int
+from .layers import Recurrent
+from .modules import softmax
+from .threads import resolve_threads, single_threaded_blas
+from .wide import bigram_features
+
+_NO_TOKEN = -1  # the previous token of a stream that has read nothing yet
+
+
+def _resolve(model_or_run, softmax_flag):
+    """(SequenceModel or None, Recurrent, softmax) from what the user gave."""
+    from .model import SequenceModel
+    from .runner import Runner
+    if isinstance(model_or_run, (str, os.PathLike)):
+        from .checkpoint import RunDir
+        from .runs import load_model
+        model, info = load_model(RunDir.open(os.fspath(model_or_run)))
+        if softmax_flag is None:
+            softmax_flag = info["config"].get("loss") == "cross_entropy"
+        return model, model.rnn, bool(softmax_flag)
+    if isinstance(model_or_run, Runner):
+        model_or_run = model_or_run.model
+    if isinstance(model_or_run, SequenceModel):
+        return model_or_run, model_or_run.rnn, bool(softmax_flag)
+    if isinstance(model_or_run, Recurrent):
+        if softmax_flag:
+            raise ValueError("softmax: a bare recurrent layer has no head to apply it to")
+        return None, model_or_run, False
+    raise ValueError(f"model_or_run: expected a SequenceModel, its runner, a Recurrent "
+                     f"layer or a run directory, got {type(model_or_run).__name__}")
+
+
+class StreamPool:
+    """Up to ``capacity`` open streams of one model, advanced in batched steps; see the
+    module docstring. Ids are any hashable values. ``softmax`` (None: True for a run whose
+    loss is cross_entropy, else False) turns a model's outputs into probabilities.
+    ``num_threads`` (None: the model's setting) bounds the kernel threads of each call."""
+
+    def __init__(self, model_or_run, capacity, *, softmax=None, num_threads=None):
+        self.model, self.rnn, self.softmax = _resolve(model_or_run, softmax)
+        self.capacity = positive_int(capacity, "capacity")
+        rnn = self.rnn
+        if rnn.bidirectional:
+            raise ValueError("StreamPool: a bidirectional model reads each sequence from its "
+                             "end too, so it cannot run one step at a time; stream a "
+                             "unidirectional one (recurrent train TASK --unidirectional)")
+        self.num_threads = (rnn.num_threads if num_threads is None
+                            else positive_int(num_threads, "num_threads"))
+        model = self.model
+        self.output = "layer" if model is None else model.output
+        self.tokens = model is not None and model.tokens
+        self.input_size = rnn.input_size
+        self.dtype = rnn.dtype
+        H, L, C = rnn.hidden_size, rnn.num_layers, self.capacity
+        self.state_names = rnn.state_names
+        self._slab = np.zeros((len(self.state_names), L, C, H), self.dtype)  # (S, L, C, H)
+        self._extra = {}  # per-stream arrays beyond the recurrent state, (C, ...) each
+        if self.output == "mean":
+            self._extra["total"] = np.zeros((C, H), self.dtype)
+            self._extra["count"] = np.zeros(C, np.int64)
+        elif self.output == "max":
+            self._extra["maximum"] = np.full((C, H), -np.inf, self.dtype)
+        self.wide = None if model is None else model.wide
+        if self.wide is not None:
+            features = self.wide.vocab_size + self.wide.bigram_buckets
+            self._extra["seen"] = np.zeros((C, (features + 7) // 8), np.uint8)
+            self._extra["previous"] = np.full(C, _NO_TOKEN, np.int64)
+            self._extra["wide"] = np.zeros((C, self.wide.out_features), np.float64)
+        self._rows = {}                        # id -> slab row
+        self._free = list(range(C - 1, -1, -1))  # free rows; pop() takes the lowest
+
+    # ---- opening, closing, moving -----------------------------------------------------------
+    def __len__(self):
+        return len(self._rows)
+
+    def __contains__(self, stream_id):
+        return self._is_open(stream_id)
+
+    def ids(self):
+        """The open streams' ids, in opening order."""
+        return list(self._rows)
+
+    def open(self, stream_id):
+        """Start a stream at the model's initial state (zeros; nothing read yet)."""
+        try:
+            hash(stream_id)
+        except TypeError:
+            raise ValueError(f"open: a stream id must be hashable (a str, an int, a "
+                             f"tuple...), got {type(stream_id).__name__}") from None
+        if stream_id in self._rows:
+            raise ValueError(f"open: stream {stream_id!r} is already open")
+        if not self._free:
+            raise ValueError(f"open: the pool is full ({self.capacity} streams open); close "
+                             f"one or make a pool with a larger capacity")
+        row = self._free.pop()
+        self._reset(row)
+        self._rows[stream_id] = row
+
+    def close(self, stream_id):
+        """End a stream and free its row."""
+        self._known(stream_id, "close")
+        self._free.append(self._rows.pop(stream_id))
+
+    def _known(self, stream_id, what):
+        try:
+            return self._rows[stream_id]
+        except (KeyError, TypeError):
+            raise KeyError(f"{what}: no open stream {stream_id!r}") from None
+
+    def _reset(self, row):
+        self._slab[:, :, row] = 0
+        for name, a in self._extra.items():
+            a[row] = {"maximum": -np.inf, "previous": _NO_TOKEN}.get(name, 0)
+
+    def _state_shapes(self):
+        L, H = self.rnn.num_layers, self.rnn.hidden_size
+        shapes = {name: ((L, H), self.dtype) for name in self.state_names}
+        shapes.update({name: (a.shape[1:], a.dtype) for name, a in self._extra.items()})
+        return shapes
+
+    def state(self, stream_id):
+        """A copy of the stream's whole state as {name: array}: one (L, H) array per state
+        name ("h", and "c" for an LSTM) and the pooling / wide running values, if any.
+        restore() on a pool of the same model takes it back."""
+        row = self._known(stream_id, "state")
+        saved = {name: self._slab[s, :, row].copy() for s, name in enumerate(self.state_names)}
+        saved.update({name: np.array(a[row]) for name, a in self._extra.items()})
+        return saved
+
+    def restore(self, stream_id, state):
+        """Set a stream's state from state(): the stream is opened first if it is not."""
+        if not isinstance(state, dict):
+            raise ValueError(f"restore: expected the dict that state() returns, got "
+                             f"{type(state).__name__}")
+        shapes = self._state_shapes()
+        if set(state) != set(shapes):
+            raise ValueError(f"restore: expected the keys {', '.join(shapes)}, got "
+                             f"{', '.join(map(str, state)) or 'none'} (a state of another "
+                             f"kind of model?)")
+        checked = {}
+        for name, (shape, dtype) in shapes.items():
+            a = np.asarray(state[name])
+            if a.shape != tuple(shape):
+                raise ValueError(f"restore: {name} has shape {a.shape}, expected "
+                                 f"{tuple(shape)} (a state of another model?)")
+            if np.dtype(dtype).kind == "f":
+                # a running maximum is -inf before the first step; nothing else may be
+                bad = np.isnan(a) | (np.isposinf(a) if name == "maximum" else np.isinf(a))
+                if bad.any():
+                    raise ValueError(f"restore: {name} contains NaN or infinity")
+            checked[name] = a.astype(dtype, copy=False)
+        if stream_id not in self._rows:
+            self.open(stream_id)
+        row = self._rows[stream_id]
+        for s, name in enumerate(self.state_names):
+            self._slab[s, :, row] = checked[name]
+        for name, a in self._extra.items():
+            a[row] = checked[name]
+
+    # ---- stepping ---------------------------------------------------------------------------
+    def step(self, inputs):
+        """{id: x_t} -> {id: y_t}: one step of each stream named (x_t a token id, or (I,)
+        features); see the module docstring for y_t."""
+        if not isinstance(inputs, dict):
+            raise ValueError(f"step: expected a dict {{id: input}}, got "
+                             f"{type(inputs).__name__} (step_arrays takes ids and an array)")
+        ids = list(inputs)
+        ys = self.step_arrays(ids, list(inputs.values()) if ids else None)
+        return dict(zip(ids, ys))
+
+    def step_arrays(self, ids, xs):
+        """ids (B distinct open ids), xs (B,) token ids or (B, I) features -> ys (B, K)."""
+        ids = list(ids)
+        B = len(ids)
+        if B == 0:
+            return np.zeros((0, self._output_size()), np.float64 if self.softmax else self.dtype)
+        try:
+            rows = np.fromiter(map(self._rows.__getitem__, ids), np.int64, B)
+        except (KeyError, TypeError):
+            unknown = next(i for i in ids if not self._is_open(i))
+            raise KeyError(f"step: no open stream {unknown!r} (open it first)") from None
+        if B > 1 and len(set(rows.tolist())) != B:
+            raise ValueError("step: an id appears more than once in one call; a call "
+                             "advances each stream by one step")
+        x = self._check_inputs(xs, B)
+        module = self.rnn if self.model is None else self.model
+        was_training = module.training  # streams run in eval mode: no dropout
+        if was_training:
+            module.eval()
+        try:
+            with single_threaded_blas():
+                return self._advance(rows, x)
+        finally:
+            if was_training:
+                module.train(True)
+
+    def _is_open(self, stream_id):
+        try:
+            return stream_id in self._rows
+        except TypeError:
+            return False
+
+    def _output_size(self):
+        return self.rnn.hidden_size if self.model is None else self.model.head.out_features
+
+    def _check_inputs(self, xs, B):
+        try:
+            a = np.asarray(xs)
+        except ValueError:
+            raise ValueError("step: the inputs have different shapes; give one token id "
+                             "or one row of features per stream") from None
+        if self.tokens:
+            if a.shape != (B,):
+                raise ValueError(f"step: expected {B} token ids, one per stream (shape "
+                                 f"({B},)), got shape {a.shape}")
+            return self.model.embedding.check_ids(a)
+        if a.shape != (B, self.input_size):
+            raise ValueError(f"step: expected inputs of shape ({B}, {self.input_size}), "
+                             f"one row of {self.input_size} features per stream, got shape "
+                             f"{a.shape}")
+        if a.dtype.kind not in "fiu":
+            raise ValueError(f"step: expected float inputs, got dtype {a.dtype}")
+        if not np.isfinite(a).all():
+            raise ValueError("step: inputs contain NaN or infinity")
+        return np.ascontiguousarray(a, dtype=self.dtype)
+
+    def _advance(self, rows, x):
+        """One step of the streams in slab rows ``rows`` (B,), inputs checked."""
+        rnn, model = self.rnn, self.model
+        h_in = model.embedding.forward(x) if self.tokens else x     # (B, E or I)
+        states = np.take(self._slab, rows, axis=2)                   # (S, L, B, H) gather
+        threads = resolve_threads(self.num_threads, len(rows), rnn.hidden_size)
+        top, finals = rnn.run_step(h_in, tuple(states), threads)     # (B, H)
+        for s, final in enumerate(finals):                           # scatter
+            self._slab[s][:, rows] = final
+        if model is None:
+            return top
+        if self.output == "mean":
+            total, count = self._extra["total"], self._extra["count"]
+            total[rows] += top
+            count[rows] += 1
+            pooled = total[rows] / count[rows].astype(self.dtype)[:, None]
+        elif self.output == "max":
+            maximum = self._extra["maximum"]
+            maximum[rows] = np.maximum(maximum[rows], top)
+            pooled = maximum[rows]
+        else:                                                        # "sequence", "last"
+            pooled = top
+        y = model.head.forward(model.dropout.forward(pooled))        # (B, K)
+        if self.wide is not None:
+            y += self._wide_step(rows, x).astype(self.dtype)
+        return softmax(y) if self.softmax else y
+
+    def _wide_step(self, rows, tokens):
+        """The wide part's logits (B, K) for each stream's prefix: the weights of features
+        seen for the first time are added to the stream's running sum."""
+        seen, previous, acc = (self._extra[k] for k in ("seen", "previous", "wide"))
+        weight = self.wide.params()["weight"]  # (F, K)
+        self._add_features(rows, tokens, seen, acc, weight)
+        if self.wide.bigram_buckets:
+            prev = previous[rows]
+            has = prev != _NO_TOKEN
+            bigrams = bigram_features(prev[has], tokens[has], self.wide.vocab_size,
+                                      self.wide.bigram_buckets)
+            self._add_features(rows[has], bigrams, seen, acc, weight)
+        previous[rows] = tokens
+        return acc[rows]
+
+    @staticmethod
+    def _add_features(rows, features, seen, acc, weight):
+        """Mark ``features`` (one per row, rows distinct) seen; add the weights of those not
+        seen before to ``acc``."""
+        byte, bit = features >> 3, (1 << (features & 7)).astype(np.uint8)
+        new = (seen[rows, byte] & bit) == 0
+        acc[rows[new]] += weight[features[new]]
+        seen[rows, byte] |= bit
+
+    def __repr__(self):
+        return (f"StreamPool({len(self)}/{self.capacity} streams open, {self.output} "
+                f"outputs, {self.rnn!r})")
