@@ -148,6 +148,7 @@ class Recurrent(ParamModule):
 
         init_seq, cell_seq, dropout_seq = np.random.SeedSequence(seed).spawn(3)
         self._dropout_rng = np.random.default_rng(dropout_seq)
+        self._dropout_rows = None  # see reseed_dropout
         self.reset_parameters(init, forget_bias, np.random.default_rng(init_seq),
                               np.random.default_rng(cell_seq))
 
@@ -264,13 +265,17 @@ class Recurrent(ParamModule):
     def __call__(self, x, *, state=None, lengths=None, need_grad=True):
         return self.forward(x, state=state, lengths=lengths, need_grad=need_grad)
 
-    def reseed_dropout(self, seed):
+    def reseed_dropout(self, seed, rows=None):
         """Restart the inter-layer dropout masks from ``seed`` (int, ints or SeedSequence),
-        e.g. so that a resumed training run draws the masks an uninterrupted one would."""
+        e.g. so that a resumed training run draws the masks an uninterrupted one would.
+        rows=(start, stop, total): the next inputs hold those rows of a larger batch
+        (recurrent.dropout.dropout_mask)."""
         self._dropout_rng = np.random.default_rng(seed)
+        self._dropout_rows = rows
 
-    def _dropout_mask(self, shape):
-        return dropout_mask(self._dropout_rng, shape, self.dropout, self.dtype)
+    def _dropout_mask(self, shape):  # shape (T, B, D*H)
+        return dropout_mask(self._dropout_rng, shape, self.dropout, self.dtype,
+                            self._dropout_rows, axis=1)
 
     def forward(self, x, *, state=None, lengths=None, need_grad=True):
         """x (T, B, I) -> out (T, B, D*H), state (h_n, or (h_n, c_n); each (L*D, B, H)).

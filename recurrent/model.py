@@ -185,13 +185,16 @@ class SequenceModel:
     def num_threads(self, value):
         self.rnn.num_threads = value
 
-    def reseed_dropout(self, seed_words):
+    def reseed_dropout(self, seed_words, rows=None):
         """Make the next dropout masks a function of ``seed_words`` (e.g. (seed, step)), so
-        a run resumed at step s draws the same masks as one that never stopped."""
+        a run resumed at step s draws the same masks as one that never stopped.
+        rows=(start, stop, total): the next batch is those rows of a batch of ``total``
+        (a data-parallel rank's share); the masks are those of the whole batch, cut."""
         seq = np.random.SeedSequence(list(seed_words))
         own, stack = seq.spawn(2)
         self.dropout.rng = np.random.default_rng(own)
-        self.rnn.reseed_dropout(stack)
+        self.dropout.rows = rows
+        self.rnn.reseed_dropout(stack, rows)
 
     def runner(self):
         return Runner(self)
@@ -245,7 +248,7 @@ class SequenceModel:
         """Layer outputs (T, B, D*H) -> (outputs, cache) through pooling, dropout, head."""
         T, B, DH = out.shape
         if self.output == "sequence":
-            feats = self.dropout.forward(out.reshape(T * B, DH))  # (N, D*H)
+            feats = self.dropout.forward(out, batch_axis=1).reshape(T * B, DH)  # (N, D*H)
             y = self.head.forward(feats).reshape(T, B, -1)  # (T, B, K)
             mask = valid_mask(lengths, T, B)[:, :, None]  # (T, B, 1)
             y *= mask  # padded steps emit zeros, as the layer's outputs do
@@ -299,7 +302,7 @@ class SequenceModel:
                 self.wide.backward(d_outputs)
             if self.output == "sequence":
                 d_feats = self.head.backward((d_outputs * mask).reshape(T * B, -1))  # (N, D*H)
-                d_out = self.dropout.backward(d_feats).reshape(T, B, DH)
+                d_out = self.dropout.backward(d_feats.reshape(T, B, DH))
             else:
                 d_pooled = self.dropout.backward(self.head.backward(d_outputs))  # (B, D*H)
                 d_out = pool_backward(d_pooled, pool_cache, self.num_directions)

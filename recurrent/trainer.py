@@ -162,15 +162,17 @@ class Trainer:
         B = np.shape(x)[1]
         items = B if not self.sequence_output else int(
             np.shape(x)[0] * B if lengths is None else lengths.sum())
-        reduce = None
+        reduce = rows = None
         if self.parallel is not None:
+            share_rows = self.parallel.rows(B)
+            rows = (share_rows.start, share_rows.stop, B)  # the dropout masks' rows
             x, y, lengths, share = self.parallel.shard(x, y, lengths)
             B = np.shape(x)[1]
             reduce = self.parallel.reducer(share, lambda: self.interrupt.requested)
         carry_in = self.carry
         if carry_in is not None and state_arrays(carry_in)[0].shape[1] != B:
             carry_in = None  # batch size changed: nothing to carry
-        self.model.reseed_dropout((self.seed, self.position.step))
+        self.model.reseed_dropout((self.seed, self.position.step), rows)
         loss, norm, clipped, state = train_step(
             self.model, self.loss, self.optimizer, x, y, lengths, carry_in, lr,
             self.config.get("clip_norm"), self.config.get("clip_value"),

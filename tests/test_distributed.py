@@ -92,7 +92,8 @@ def test_without_ranks_drops_only_the_ranks_option():
 
 
 @pytest.mark.parametrize("task,extra", [
-    ("char-lm", []),                                          # per-step outputs, carried state
+    ("char-lm", ["--dropout", "0.3", "--layers", "2"]),      # per-step outputs, carried
+                                                              # state, dropout masks
     ("sentiment", ["--hidden", "8", "--steps", "6"]),        # pooled outputs, lengths
     ("forecast", ["--tbptt", "0"]),                          # float features
 ])
