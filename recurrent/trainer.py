@@ -38,6 +38,10 @@ steps per epoch, or --steps if smaller). Changing --epochs/--steps on resume doe
 restart or jump it: from the rate the last step used it anneals to --min-lr over the new
 remaining steps (optim.Schedule.continued; the horizons are kept in the Position).
 --threads N reaches every kernel; numpy's BLAS stays at 1 thread (see fit()).
+
+When training ends (not on Ctrl-C), a task with the optional after_training member makes
+its choices that need the trained model on the validation split, with the best
+checkpoint's parameters; the task state it returns is saved in the run.
 """
 from __future__ import annotations
 
@@ -185,6 +189,21 @@ class Trainer:
         patience = int(self.config.get("patience") or 0)
         return bool(patience and p.bad_evals >= patience)
 
+    def _after_training(self):
+        """The task's optional after_training choices, made with the best parameters
+        (the last ones when no evaluation improved) and saved as the run's task state."""
+        if not hasattr(self.task, "after_training"):
+            return
+        model = self.config.build_model(self.spec)
+        name = BEST if self.run.has(BEST) else LAST
+        arrays, _ = load_arrays(self.run.file(name))
+        load_params(model, arrays, self.run.file(name))
+        model.eval()
+        state = self.task.after_training(self.task_state, self.config, model.runner())
+        if state != self.task_state:
+            self.task_state = state
+            self.run.update_task_state(state)
+
     # -- the loop -----------------------------------------------------------------------------
     def _planned_steps(self, epochs, max_steps):
         """The run's total steps for the cosine schedule and the progress display (ETA),
@@ -258,6 +277,8 @@ class Trainer:
                     status = "done"
                     p.finished = True
                 self.save(LAST)
+                if status != "interrupted":
+                    self._after_training()
         except NonFinite as e:
             progress.close()
             raise UserError(
