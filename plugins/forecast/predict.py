@@ -18,6 +18,8 @@ from recurrent.errors import UserError
 from . import series as dataio
 from . import metrics as fm
 from . import plot as fplot
+from . import anchors as anc
+from . import calendar as cal
 from . import windows as win
 
 
@@ -45,9 +47,14 @@ def run_predict(task, state, config, model, options):
     # that a seasonal run's anchors and inputs read.
     history = win.known_at(prepared.scaled, prepared.last_seen,
                            np.arange(origin + 1)[None, :], at)[0]  # (origin + 1, C)
-    forecast = win.unscale(rollout(model, history, steps, state), state["scaler"])  # (S, C)
-    baseline, baseline_name = _baseline(state, prepared, origin, steps)  # (S, C)
     times = _forecast_times(series.times, origin, steps)  # (S,) or None
+    calendar = None
+    if state.get("calendar"):
+        calendar = cal.features(np.concatenate([series.times[:origin + 1], times]),
+                                state["calendar"])  # (origin + 1 + S, F)
+    forecast = win.unscale(rollout(model, history, steps, state, calendar),
+                           state["scaler"])  # (S, C)
+    baseline, baseline_name = _baseline(state, prepared, origin, steps)  # (S, C)
     labels = [_time_text(t) for t in times] if times is not None else list(range(1, steps + 1))
     actual = None
     if origin_kind == "test":
@@ -128,21 +135,24 @@ def _by_column(columns, values):
             for c, name in enumerate(columns)}
 
 
-def rollout(model, history_scaled: np.ndarray, steps: int, state: dict) -> np.ndarray:
+def rollout(model, history_scaled: np.ndarray, steps: int, state: dict,
+            calendar: np.ndarray | None = None) -> np.ndarray:
     """Forecast ``steps`` values after a history: history_scaled (K, C) -> (S, C) scaled.
 
     The history holds at least the window (and, for a seasonal run, a season or more before
     it). H steps come from one model call; beyond H the forecasts are appended to the
-    history and the model runs again from the new last row.
+    history and the model runs again from the new last row. A run with calendar features
+    needs ``calendar`` (K + S, F) or longer: the features of the history's rows and
+    the forecast steps' (calendar.py).
     """
     history = np.asarray(history_scaled, dtype=np.float64)
     produced = 0
     while produced < steps:
         origin = np.array([history.shape[0] - 1])
         seen = np.repeat(np.arange(history.shape[0])[:, None], history.shape[1], axis=1)
-        x = win.model_inputs(history, seen, origin, state)
+        x = win.model_inputs(history, seen, origin, state, calendar)
         outputs, _ = model.forward(x)  # (1, H*C)
-        forecast = win.model_forecasts(outputs, history, seen, origin, state)[0]  # (H, C)
+        forecast = anc.model_forecasts(outputs, history, seen, origin, state)[0]  # (H, C)
         history = np.concatenate([history, forecast])
         produced += forecast.shape[0]
     return history[history.shape[0] - produced:][:steps]
