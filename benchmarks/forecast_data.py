@@ -14,8 +14,10 @@ committed here; the library never fetches them):
 | elnino.csv | statsmodels elnino | 732 | monthly 1950-2010, 12 | NOAA, public domain |
 | ausbeer.csv | pmdarima load_ausbeer | 212 | quarterly 1956-2008, 4 | Australian Bureau of Statistics, via R fpp (GPL-2/3) |
 | elec_equip.csv | statsmodels elec_equip | 257 | monthly 1995-2016, 12 | Eurostat, public domain (statsmodels' note) |
+| woolyrnq.csv | pmdarima load_woolyrnq | 119 | quarterly 1965-1994, 4 | Australian Bureau of Statistics, via R forecast (GPL-3) |
+| lynx.csv | pmdarima load_lynx | 114 | yearly 1821-1934 (numeric years), a ~10-year cycle | Campbell & Walker (1977), as in R datasets |
 
-Each CSV has a `time` column (ISO dates) and a `value` column.
+Each CSV has a `time` column (ISO dates; years for lynx) and a `value` column.
 """
 from __future__ import annotations
 
@@ -58,6 +60,10 @@ def main(out):
     _write(f"{out}/elnino.csv", _months(int(nino["YEAR"].iloc[0]), len(monthly)), monthly)
     beer = pm.load_ausbeer()
     _write(f"{out}/ausbeer.csv", _quarters(1956, len(beer)), beer)
+    wool = pm.load_woolyrnq()
+    _write(f"{out}/woolyrnq.csv", _quarters(1965, len(wool)), wool)
+    lynx = pm.load_lynx()
+    _write(f"{out}/lynx.csv", range(1821, 1821 + len(lynx)), lynx)
     elec = elec_equip.load_pandas().data
     _write(f"{out}/elec_equip.csv", [str(t.date()) for t in elec.index], elec.iloc[:, 0])
 

@@ -174,3 +174,56 @@ def test_eval_and_predict_use_the_saved_blend(tmp_path):
     ok(invoke("train", "forecast", "--data", path, "--out", full, "--blend", "full", *SMALL))
     state = json.loads((full / "config.json").read_text())["task_state"]
     assert state["blend_mode"] == "full" and "blend" not in state
+
+
+def test_the_season_dates_imply():
+    def season(start, step, n, unit, train=None):
+        times = _every(start, step, n, unit)
+        return cal.calendar_season(times, train or n)
+    assert season("2021-01-01T00", 1, 24 * 30, "h") == 24
+    assert season("2021-01-01T00:00", 30, 48 * 30, "m") == 48
+    assert season("2021-01-01", 1, 60, "D") == 7
+    assert season("2000-01-03", 7, 3 * 53, "D") == 52
+    monthly = np.array([f"{2000 + i // 12}-{i % 12 + 1:02d}-01" for i in range(60)],
+                       dtype="datetime64[D]")
+    assert cal.calendar_season(monthly, 60) == 12
+    assert cal.calendar_season(monthly, 18) is None  # not two years of training rows
+    quarterly = np.array([f"{1990 + i // 4}-{3 * (i % 4) + 1:02d}-01" for i in range(40)],
+                         dtype="datetime64[D]")
+    assert cal.calendar_season(quarterly, 40) == 4
+    assert cal.calendar_season(np.arange(1821.0, 1900.0), 79) is None  # numeric years
+    assert cal.calendar_season(None, 79) is None
+
+
+def test_the_season_whose_seasonal_naive_fits_the_training_rows_is_kept():
+    from recurrent_plugins.forecast import metrics as fm
+    t = np.arange(240)
+    rng = np.random.default_rng(0)
+    # A 3-step cycle on a wandering level: a season back is closer than a year back.
+    level = np.cumsum(rng.normal(scale=0.5, size=240))
+    assert fm.choose_season(5 * np.sin(2 * np.pi * t / 3) + level, [3, 12]) == 3
+    # A yearly shape: a year back repeats it, three months back does not.
+    yearly = np.sin(2 * np.pi * t / 12) + 0.1 * rng.normal(size=240)
+    assert fm.choose_season(yearly, [3, 12]) == 12
+    walk = np.cumsum(rng.normal(size=240))
+    assert fm.choose_season(walk, [1, 12]) == 1
+    assert fm.choose_season(walk[:20], [12]) == 1  # 12 does not fit twice into 20 rows
+
+
+def test_a_monthly_file_takes_the_yearly_season_when_it_forecasts_better(tmp_path):
+    t = np.arange(180)
+    rng = np.random.default_rng(1)
+    # A wandering level, a yearly and a 3-month cycle, noise: autocorrelation's highest
+    # peak is at 24 months, but a year back forecasts the training rows better.
+    values = np.cumsum(rng.normal(scale=0.5, size=180)) + np.sin(2 * np.pi * t / 12) \
+        + np.sin(2 * np.pi * t / 3) + rng.normal(size=180)
+    rows = [[f"{2000 + i // 12}-{i % 12 + 1:02d}-01", f"{v:.4f}"] for i, v in zip(t, values)]
+    path = write_csv(tmp_path / "monthly.csv", ["date", "value"], rows)
+    task = ForecastTask()
+    from recurrent_plugins.forecast import metrics as fm
+    train_end = task.prepare({"data": path})["split_ends"][0]
+    assert fm.detect_season(values[:train_end]) != 12
+    assert task.prepare({"data": path})["season"] == 12
+    assert task.prepare({"data": path, "season": 3})["season"] == 3
+    plain = write_csv(tmp_path / "plain.csv", ["value"], [[r[1]] for r in rows])
+    assert task.prepare({"data": plain})["season"] == fm.detect_season(values[:train_end])

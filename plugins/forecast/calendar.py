@@ -40,6 +40,28 @@ def choose_cycles(mode: str | None, times: np.ndarray | None, train_end: int) ->
             if step < length and span >= MIN_CYCLES * length]
 
 
+def calendar_season(times: np.ndarray | None, train_end: int) -> int | None:
+    """The season the dates imply, as the usual frequency of a series: the steps in the
+    shortest cycle longer than a step (hourly: 24 per day, half-hourly 48, daily: 7 per
+    week, weekly: 52 per year, monthly 12, quarterly 4), if the training rows span it at
+    least MIN_CYCLES times and it holds a whole number of steps (to 5%); else None.
+    Reads the training rows only."""
+    if times is None or not np.issubdtype(times.dtype, np.datetime64) or train_end < 2:
+        return None
+    days = _days(times[:train_end])
+    step = float(np.median(np.diff(days)))
+    span = float(days[-1] - days[0])
+    for length in CYCLES.values():
+        if step < length:
+            steps = length / step
+            season = int(round(steps))
+            if span >= MIN_CYCLES * length and season >= 2 \
+                    and abs(steps - season) <= 0.05 * season:
+                return season
+            return None
+    return None
+
+
 def phases(times: np.ndarray, cycle: str) -> np.ndarray:
     """(N,) float64 in [0, 1): where each datetime64 time falls in ``cycle``."""
     if cycle == "day":

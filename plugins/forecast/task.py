@@ -90,7 +90,9 @@ class ForecastTask:
             click.Option(["--season"], type=click.IntRange(min=1), default=None,
                          help="Season length of the seasonal-naive baseline (1: none). "
                               "Default: detected by autocorrelation of the first column's "
-                              "training rows."),
+                              "training rows or, when a time column of dates implies "
+                              "one (12 for monthly rows, 24 for hourly...), whichever of "
+                              "the two seasonal naive forecasts the training rows better."),
             click.Option(["--valid-fraction"], default=0.15, show_default=True,
                          type=click.FloatRange(0, 0.5, min_open=True),
                          help="Share of rows (at the end, before the test rows) for validation."),
@@ -163,7 +165,12 @@ class ForecastTask:
         season = config.get("season")
         filled = dataio.fill_gaps(series, [train_end, valid_end, n])
         if season is None:
-            season = fm.detect_season(filled[:train_end, 0])
+            # Autocorrelation's season, or the one the dates imply (12 for monthly rows):
+            # whichever seasonal naive forecasts the training rows better.
+            detected = fm.detect_season(filled[:train_end, 0])
+            dated = cal.calendar_season(series.times, train_end)
+            season = detected if dated is None else fm.choose_season(
+                filled[:train_end, 0], [detected, dated])
         difference = bool(config.get("difference", True))
         anchors = None
         if difference:
