@@ -12,8 +12,12 @@ committed here; the library never fetches them):
 | wineind.csv | pmdarima load_wineind | 176 | monthly 1980-1994, 12 | Australian Bureau of Statistics, via R forecast (GPL-3) |
 | taylor.csv | pmdarima load_taylor, first 4 of 12 weeks | 1344 | half-hourly from 2000-06-05, 48 (and 336) | Taylor (2003), via R forecast (GPL-3) |
 | elnino.csv | statsmodels elnino | 732 | monthly 1950-2010, 12 | NOAA, public domain |
+| ausbeer.csv | pmdarima load_ausbeer | 212 | quarterly 1956-2008, 4 | Australian Bureau of Statistics, via R fpp (GPL-2/3) |
+| elec_equip.csv | statsmodels elec_equip | 257 | monthly 1995-2016, 12 | Eurostat, public domain (statsmodels' note) |
+| woolyrnq.csv | pmdarima load_woolyrnq | 119 | quarterly 1965-1994, 4 | Australian Bureau of Statistics, via R forecast (GPL-3) |
+| lynx.csv | pmdarima load_lynx | 114 | yearly 1821-1934 (numeric years), a ~10-year cycle | Campbell & Walker (1977), as in R datasets |
 
-Each CSV has a `time` column (ISO dates) and a `value` column.
+Each CSV has a `time` column (ISO dates; years for lynx) and a `value` column.
 """
 from __future__ import annotations
 
@@ -34,9 +38,14 @@ def _months(start_year, n):
     return [f"{start_year + i // 12}-{i % 12 + 1:02d}-01" for i in range(n)]
 
 
+def _quarters(start_year, n):
+    return [f"{start_year + i // 4}-{3 * (i % 4) + 1:02d}-01" for i in range(n)]
+
+
 def main(out):
     import pmdarima.datasets as pm
     import statsmodels.api as sm
+    import statsmodels.datasets.elec_equip as elec_equip
     os.makedirs(out, exist_ok=True)
     air = pm.load_airpassengers()
     _write(f"{out}/airpassengers.csv", _months(1949, len(air)), air)
@@ -49,6 +58,14 @@ def main(out):
     nino = sm.datasets.elnino.load_pandas().data
     monthly = nino.drop(columns="YEAR").to_numpy().reshape(-1)
     _write(f"{out}/elnino.csv", _months(int(nino["YEAR"].iloc[0]), len(monthly)), monthly)
+    beer = pm.load_ausbeer()
+    _write(f"{out}/ausbeer.csv", _quarters(1956, len(beer)), beer)
+    wool = pm.load_woolyrnq()
+    _write(f"{out}/woolyrnq.csv", _quarters(1965, len(wool)), wool)
+    lynx = pm.load_lynx()
+    _write(f"{out}/lynx.csv", range(1821, 1821 + len(lynx)), lynx)
+    elec = elec_equip.load_pandas().data
+    _write(f"{out}/elec_equip.csv", [str(t.date()) for t in elec.index], elec.iloc[:, 0])
 
 
 if __name__ == "__main__":

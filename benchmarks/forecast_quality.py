@@ -30,15 +30,22 @@ import tempfile
 from _quality import parse_args, train_and_evaluate
 
 # (label, train options, horizons): bundled series, then forecast_data.py's files
-# ("{data}" is their directory). airpassengers is the series the defaults were tuned on;
-# the others were held out.
+# ("{data}" is their directory). airpassengers is the series the anchors were tuned on;
+# wineind, elnino and taylor were held out for the anchors and then used to choose the
+# calendar features and the blend; ausbeer and elec_equip were held out from those (and
+# elec_equip then showed the season detection's flaw: the dated season came after);
+# woolyrnq and lynx were held out from everything.
 SUITE = [
     ("sunspots (bundled)", [], [1]),
     ("co2 (bundled)", ["--data", "co2"], [1]),
     ("airpassengers (tuned on)", ["--data", "{data}/airpassengers.csv"], [1, 12]),
-    ("wineind", ["--data", "{data}/wineind.csv"], [1, 12]),
-    ("elnino", ["--data", "{data}/elnino.csv"], [1, 12]),
-    ("taylor", ["--data", "{data}/taylor.csv"], [1, 48]),
+    ("wineind (tuned on)", ["--data", "{data}/wineind.csv"], [1, 12]),
+    ("elnino (tuned on)", ["--data", "{data}/elnino.csv"], [1, 12]),
+    ("taylor (tuned on)", ["--data", "{data}/taylor.csv"], [1, 48]),
+    ("ausbeer (seen)", ["--data", "{data}/ausbeer.csv"], [1, 4]),
+    ("elec_equip (seen)", ["--data", "{data}/elec_equip.csv"], [1, 12]),
+    ("woolyrnq (held out)", ["--data", "{data}/woolyrnq.csv"], [1, 4]),
+    ("lynx (held out)", ["--data", "{data}/lynx.csv"], [1]),
 ]
 
 METRICS = ("rmse", "mae", "mape", "smape", "mase")

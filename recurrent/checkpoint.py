@@ -187,6 +187,12 @@ class RunDir:
         info["config"] = config
         write_json(self.file(CONFIG_FILE), info)
 
+    def update_task_state(self, task_state: dict) -> None:
+        """Replace the saved task state (choices a task makes after training)."""
+        info = self.info()
+        info["task_state"] = task_state
+        write_json(self.file(CONFIG_FILE), info)
+
     def has(self, name: str) -> bool:
         return os.path.exists(self.file(name))
 

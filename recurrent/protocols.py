@@ -209,6 +209,13 @@ class Task(Protocol):
         mean and spread of each metric over them, per forecaster. Without it
         `--backtest` is refused with one line."""
 
+    def after_training(self, state: dict, config: dict, model: "Runner") -> dict:
+        """Choices that need the trained model, made on the "valid" split (never "test"):
+        called once when training ends (not on Ctrl-C) with the best checkpoint's model;
+        returns the task state to keep, which replaces the saved one, so that eval,
+        predict and backtest use it. Extending a finished run (--resume) calls it again
+        at the new end; the evaluations in between see the earlier choice."""
+
     def format_backtest(self, state: dict, split: str, result: dict) -> list[str]:
         """The text of `recurrent eval RUN --backtest N` (without --json) as lines, from
         backtest()'s dict; without it the dict is printed as JSON."""
@@ -261,7 +268,7 @@ MEMBERS: dict[type, Members] = {
     Task: Members(required=("name", "help", "loss", "options", "defaults", "prepare",
                             "model_spec", "batches", "evaluate"),
                   optional=("causal", "splits", "unused_options", "baselines",
-                            "format_report", "backtest", "format_backtest",
+                            "format_report", "after_training", "backtest", "format_backtest",
                             "predict_options", "predict", "predict_stream")),
     Runner: Members(required=("forward", "step")),
 }

@@ -42,6 +42,10 @@ remaining steps (optim.Schedule.continued; the horizons are kept in the Position
 Data-parallel runs (mpiexec, recurrent/distributed.py): every rank runs this loop on its
 share of each batch (recurrent/data_parallel.py); rank 0 alone writes the run directory
 and prints, the other ranks are silent.
+
+When training ends (not on Ctrl-C), a task with the optional after_training member makes
+its choices that need the trained model on the validation split, with the best
+checkpoint's parameters; the task state it returns is saved in the run.
 """
 from __future__ import annotations
 
@@ -221,6 +225,21 @@ class Trainer:
         patience = int(self.config.get("patience") or 0)
         return bool(patience and p.bad_evals >= patience)
 
+    def _after_training(self):
+        """The task's optional after_training choices, made with the best parameters
+        (the last ones when no evaluation improved) and saved as the run's task state."""
+        if not hasattr(self.task, "after_training") or not self.world.is_root:
+            return  # (the other ranks of a data-parallel run end here: nothing to keep)
+        model = self.config.build_model(self.spec)
+        name = BEST if self.run.has(BEST) else LAST
+        arrays, _ = load_arrays(self.run.file(name))
+        load_params(model, arrays, self.run.file(name))
+        model.eval()
+        state = self.task.after_training(self.task_state, self.config, model.runner())
+        if state != self.task_state:
+            self.task_state = state
+            self.run.update_task_state(state)
+
     # -- the loop -----------------------------------------------------------------------------
     def _planned_steps(self, epochs, max_steps):
         """The run's total steps for the cosine schedule and the progress display (ETA),
@@ -300,6 +319,8 @@ class Trainer:
                     status = "done"
                     p.finished = True
                 self.save(LAST)
+                if status != "interrupted":
+                    self._after_training()
         except NonFinite as e:  # every rank of a data-parallel run raises it at this step
             progress.close()
             raise AllRanksError(

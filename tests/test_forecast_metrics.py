@@ -8,6 +8,7 @@ import pytest
 
 from recurrent.model import SequenceModel
 from recurrent.reference import get_reference_cell
+from recurrent_plugins.forecast import anchors as anc
 from recurrent_plugins.forecast import metrics as fm
 from recurrent_plugins.forecast import windows as win
 from recurrent_plugins.forecast.predict import rollout
@@ -118,15 +119,15 @@ def test_anchors_are_chosen_per_step_on_the_training_windows():
     scaled = np.sin(2 * np.pi * t / season)[:, None]
     observed = np.ones_like(scaled, dtype=bool)
     origins = np.arange(40, 500)
-    assert win.choose_anchors(scaled, observed, origins, 3, season) == ["seasonal"] * 3
+    assert anc.choose_anchors(scaled, observed, origins, 3, season) == ["seasonal"] * 3
     # A trend added to the cycle: last year's change must be carried forward.
     trending = scaled + 0.01 * t[:, None]
-    assert win.choose_anchors(trending, observed, origins, 2, season) == \
+    assert anc.choose_anchors(trending, observed, origins, 2, season) == \
         ["seasonal_drift"] * 2
     # A random walk: nothing beats the last value.
     walk = np.cumsum(np.random.default_rng(0).normal(size=600))[:, None]
-    assert win.choose_anchors(walk, observed, origins, 2, season) == ["last"] * 2
-    assert win.choose_anchors(walk, observed, origins, 2, 1) == ["last"] * 2
+    assert anc.choose_anchors(walk, observed, origins, 2, season) == ["last"] * 2
+    assert anc.choose_anchors(walk, observed, origins, 2, 1) == ["last"] * 2
 
 
 def test_rollout_beyond_the_horizon_repeats_the_last_value_for_a_zero_model():

@@ -127,3 +127,30 @@ def test_sentiment_stream_answers_each_text_as_predict_json(tmp_path):
         got, want = json.loads(answer), json.loads(line)            # there: float rounding
         assert (got["label"], got["text"]) == (want["label"], want["text"])
         assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-6)
+
+
+def test_forecast_stream_of_a_dated_series_keeps_its_calendar_features(tmp_path):
+    """Rows streamed into a run with calendar features are dated one spacing after the last
+    row, as `predict --data` dates them when they are in the file."""
+    days = np.arange(np.datetime64("2024-01-01T00"), np.datetime64("2024-01-29T00"),
+                     np.timedelta64(1, "h"))  # 4 weeks, hourly: a daily cycle
+    t = np.arange(len(days))
+    values = 10 + 3 * np.sin(2 * np.pi * t / 24) + 0.01 * t
+    rows = [(str(d), f"{v:.4f}") for d, v in zip(days, values)]
+    data = write_csv(tmp_path / "hourly.csv", ["time", "load"], rows[:-3])
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", data, "--horizon", 2, "--window", 24,
+              "--steps", 4, "--quiet", "--no-plot", "--threads", 1, "--out", run))
+    assert RunDir.open(str(run)).info()["task_state"]["calendar"]  # the daily cycle is used
+    whole = write_csv(tmp_path / "whole.csv", ["time", "load"], rows)
+    from click.testing import CliRunner
+
+    from recurrent.cli import cli
+    result = CliRunner().invoke(cli, ["predict", str(run), "--stream", "--data", data,
+                                      "--steps", "3"],
+                                input="\n".join(v for _, v in rows[-3:]) + "\n")
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout.splitlines()[-1])
+    expected = json.loads(ok(invoke("predict", run, "--data", whole, "--steps", 3, "--json")))
+    np.testing.assert_allclose(answer["forecast"]["load"], expected["forecast"]["load"],
+                               rtol=1e-9)

@@ -346,3 +346,26 @@ def test_options_are_checked_once_per_start_and_once_per_resume(tmp_path, monkey
     assert len(checks) == 1
     resume_run(get_task("toy-sign"), RunDir.open(str(tmp_path / "run")))
     assert len(checks) == 2
+
+
+def test_after_training_sees_the_best_model_and_its_state_is_saved(tmp_path, monkeypatch):
+    task = get_task("toy-sign")
+    calls = []
+
+    def after_training(state, config, model):
+        loss = task.evaluate(state, "valid", config, model)["loss"]
+        calls.append(loss)
+        return {**state, "chosen_on_valid": loss}
+
+    monkeypatch.setattr(task, "after_training", after_training, raising=False)
+    assert get_task("toy-sign").after_training is after_training
+    _, summary = train(tmp_path, "toy-sign", epochs=2)
+    assert len(calls) == 1
+    # The best checkpoint's model, not the last one's: its validation loss is the best.
+    assert calls[0] == pytest.approx(summary["best_loss"], rel=1e-6)
+    saved = RunDir.open(str(tmp_path / "run")).info()["task_state"]
+    assert saved["chosen_on_valid"] == calls[0]
+    calls.clear()
+    _, summary = train(tmp_path, "toy-sign", name="stopped", epochs=2, interrupt_at=3)
+    assert summary["status"] == "interrupted" and calls == []
+    assert "chosen_on_valid" not in RunDir.open(str(tmp_path / "stopped")).info()["task_state"]

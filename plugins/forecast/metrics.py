@@ -129,3 +129,17 @@ def detect_season(values: np.ndarray, max_lag: int | None = None,
         return 1
     best = max(peaks, key=lambda k: acf[k])
     return int(best) if acf[best] >= min_correlation else 1
+
+
+def seasonal_error(values: np.ndarray, season: int) -> float:
+    """Mean |y_t - y_{t-m}| of a 1-D series: how well the one-season-back value forecasts
+    it (m = 1: the last value)."""
+    return float(np.mean(np.abs(values[season:] - values[:-season])))
+
+
+def choose_season(values: np.ndarray, candidates) -> int:
+    """Among candidate season lengths, the one whose seasonal-naive forecast has the
+    smallest error on ``values`` (1-D, the training rows); seasons that do not fit twice
+    into the rows are skipped, and 1 is the answer when none is left."""
+    usable = [m for m in dict.fromkeys(candidates) if 1 <= m <= len(values) // 2]
+    return min(usable, key=lambda m: (seasonal_error(values, m), m)) if usable else 1

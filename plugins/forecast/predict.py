@@ -18,6 +18,8 @@ from recurrent.errors import UserError
 from . import series as dataio
 from . import metrics as fm
 from . import plot as fplot
+from . import anchors as anc
+from . import calendar as cal
 from . import windows as win
 
 
@@ -52,9 +54,14 @@ def run_predict(task, state, config, model, options):
     prepared, origin, test_start, history = _origin(task, state, options)
     series = prepared.series
     n = series.values.shape[0]
-    forecast = win.unscale(rollout(model, history, steps, state), state["scaler"])  # (S, C)
-    baseline, baseline_name = _baseline(state, prepared, origin, steps)  # (S, C)
     times = _forecast_times(series.times, origin, steps)  # (S,) or None
+    calendar = None
+    if state.get("calendar"):
+        calendar = cal.features(np.concatenate([series.times[:origin + 1], times]),
+                                state["calendar"])  # (origin + 1 + S, F)
+    forecast = win.unscale(rollout(model, history, steps, state, calendar),
+                           state["scaler"])  # (S, C)
+    baseline, baseline_name = _baseline(state, prepared, origin, steps)  # (S, C)
     labels = [_time_text(t) for t in times] if times is not None else list(range(1, steps + 1))
     actual = None
     if origin_kind == "test":
@@ -135,21 +142,24 @@ def _by_column(columns, values):
             for c, name in enumerate(columns)}
 
 
-def rollout(model, history_scaled: np.ndarray, steps: int, state: dict) -> np.ndarray:
+def rollout(model, history_scaled: np.ndarray, steps: int, state: dict,
+            calendar: np.ndarray | None = None) -> np.ndarray:
     """Forecast ``steps`` values after a history: history_scaled (K, C) -> (S, C) scaled.
 
     The history holds at least the window (and, for a seasonal run, a season or more before
     it). H steps come from one model call; beyond H the forecasts are appended to the
-    history and the model runs again from the new last row.
+    history and the model runs again from the new last row. A run with calendar features
+    needs ``calendar`` (K + S, F) or longer: the features of the history's rows and
+    the forecast steps' (calendar.py).
     """
     history = np.asarray(history_scaled, dtype=np.float64)
     produced = 0
     while produced < steps:
         origin = np.array([history.shape[0] - 1])
         seen = np.repeat(np.arange(history.shape[0])[:, None], history.shape[1], axis=1)
-        x = win.model_inputs(history, seen, origin, state)
+        x = win.model_inputs(history, seen, origin, state, calendar)
         outputs, _ = model.forward(x)  # (1, H*C)
-        forecast = win.model_forecasts(outputs, history, seen, origin, state)[0]  # (H, C)
+        forecast = anc.model_forecasts(outputs, history, seen, origin, state)[0]  # (H, C)
         history = np.concatenate([history, forecast])
         produced += forecast.shape[0]
     return history[history.shape[0] - produced:][:steps]
@@ -165,18 +175,30 @@ def forecast_stream(task, state, model, options):
     if options.get("plot"):
         raise UserError("--plot draws one forecast: it does not go with --stream")
     steps = options.get("steps") or state["horizon"]
-    prepared, _, _, history = _origin(task, state, options)
+    prepared, origin, _, history = _origin(task, state, options)
     columns = prepared.series.columns
     # rows the model's inputs and anchors read back from the origin: the window and a season
     keep = state["window"] + max(int(state["season"]), 1) + 1
-    recent = {"history": history[-keep:]}
+    times = prepared.series.times
+    # each appended row is one median spacing after the last (as predict's future steps)
+    recent = {"history": history[-keep:],
+              "times": None if times is None else times[:origin + 1][-keep:]}
 
     def answer(line):
         values = _parse_row(line, columns)
         row = win.scale(values[None, :], state["scaler"])  # (1, C)
         history = np.concatenate([recent["history"], row])[-keep:]
-        forecast = win.unscale(rollout(model, history, steps, state), state["scaler"])
-        recent["history"] = history
+        row_times = calendar = None
+        if recent["times"] is not None:
+            last = len(recent["times"]) - 1
+            row_times = np.concatenate([recent["times"],
+                                        _forecast_times(recent["times"], last, 1)])[-keep:]
+        if state.get("calendar"):
+            future = _forecast_times(row_times, len(row_times) - 1, steps)
+            calendar = cal.features(np.concatenate([row_times, future]), state["calendar"])
+        forecast = win.unscale(rollout(model, history, steps, state, calendar),
+                               state["scaler"])
+        recent["history"], recent["times"] = history, row_times
         return {"values": values.tolist(), "forecast": _by_column(columns, forecast)}
 
     return answer

@@ -33,7 +33,11 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
     lines = [f"{metrics.get('windows', '?')} windows: {state['window']} past steps -> "
              f"{state['horizon']} forecast step(s) of {', '.join(columns)}",
              f"rmse, mae in the data's units, mape, smape in %{mean}; mase = mae / naive mae "
-             f"on the training rows (below 1 beats it); loss = mse on scaled values", ""]
+             f"on the training rows (below 1 beats it); loss = mse on scaled values"]
+    if "blend" in state:
+        lines.append(f"model = anchor + {format_value(state['blend'])} x the network's "
+                     f"correction (share chosen on the validation split, --blend)")
+    lines.append("")
     titled = {_column_name(n, v): v for n, v in baselines.items()}
     lines += metrics_table(metrics, titled, names=[*METRICS, "loss"])
     if len(columns) > 1:

@@ -25,6 +25,8 @@ from recurrent.errors import UserError
 from . import series as dataio
 from . import metrics as fm
 from . import report
+from . import anchors as anc
+from . import calendar as cal
 from . import windows as win
 from .predict import forecast_stream, run_predict
 from .times import DATE_ORDERS
@@ -47,6 +49,7 @@ class Prepared:
     observed: np.ndarray  # (N, C) bool: the cell held a real value
     last_seen: np.ndarray  # (N, C) int64 last observed row at or before each row
     ranges: dict  # split -> (start, end) rows of its targets
+    calendar: np.ndarray | None = None  # (N, F) calendar features of the run, if any
 
 
 class ForecastTask:
@@ -87,7 +90,9 @@ class ForecastTask:
             click.Option(["--season"], type=click.IntRange(min=1), default=None,
                          help="Season length of the seasonal-naive baseline (1: none). "
                               "Default: detected by autocorrelation of the first column's "
-                              "training rows."),
+                              "training rows or, when a time column of dates implies "
+                              "one (12 for monthly rows, 24 for hourly...), whichever of "
+                              "the two seasonal naive forecasts the training rows better."),
             click.Option(["--valid-fraction"], default=0.15, show_default=True,
                          type=click.FloatRange(0, 0.5, min_open=True),
                          help="Share of rows (at the end, before the test rows) for validation."),
@@ -97,6 +102,18 @@ class ForecastTask:
             click.Option(["--difference/--no-difference"], default=True, show_default=True,
                          help="Predict changes from an anchor forecast (last value or seasonal "
                               "naive, chosen per step on the training rows), or levels."),
+            click.Option(["--calendar"], type=click.Choice(cal.CALENDAR_MODES),
+                         default="auto", show_default=True,
+                         help="Feed where each step falls in the day, week and year (sin "
+                              "and cos), from a time column of dates; auto: the cycles "
+                              "longer than a step that the training rows span twice; none: "
+                              "no calendar features."),
+            click.Option(["--blend"], type=click.Choice(anc.BLEND_MODES), default="auto",
+                         show_default=True,
+                         help="With --difference: keep the share of the model's correction "
+                              "of its anchor (1, 0.75, 0.5, 0.25 or 0) that forecasts the "
+                              "validation split best, chosen after training (auto), or all "
+                              "of it (full)."),
             click.Option(["--inputs"], type=click.Choice(win.INPUT_MODES), default="auto",
                          show_default=True,
                          help="Feed the window as scaled levels, or relative to its last "
@@ -148,13 +165,18 @@ class ForecastTask:
         season = config.get("season")
         filled = dataio.fill_gaps(series, [train_end, valid_end, n])
         if season is None:
-            season = fm.detect_season(filled[:train_end, 0])
+            # Autocorrelation's season, or the one the dates imply (12 for monthly rows):
+            # whichever seasonal naive forecasts the training rows better.
+            detected = fm.detect_season(filled[:train_end, 0])
+            dated = cal.calendar_season(series.times, train_end)
+            season = detected if dated is None else fm.choose_season(
+                filled[:train_end, 0], [detected, dated])
         difference = bool(config.get("difference", True))
         anchors = None
         if difference:
             # The forecast the head corrects, per step: the best simple one on the
-            # training windows (naive, seasonal naive, or seasonal naive with drift).
-            anchors = win.choose_anchors(
+            # training windows (anchors.py).
+            anchors = anc.choose_anchors(
                 win.scale(filled[:train_end], scaler), train_observed,
                 win.window_origins(0, train_end, window, horizon), horizon, int(season))
         return {
@@ -168,7 +190,10 @@ class ForecastTask:
             "horizon": horizon,
             "difference": difference,
             **({"anchors": anchors} if anchors else {}),
+            "blend_mode": config.get("blend", "auto") if difference else "full",
             "seasonal_inputs": bool(anchors) and any(a != "last" for a in anchors),
+            "calendar": cal.choose_cycles(config.get("calendar", "auto"), series.times,
+                                          train_end),
             "inputs": win.resolve_inputs(config.get("inputs"), filled[:train_end]),
             "season": int(season),
             "split_ends": [train_end, valid_end, n],
@@ -230,7 +255,8 @@ class ForecastTask:
             filled = dataio.fill_gaps(series, [train_end, valid_end, n])
         return Prepared(series=series, filled=filled, scaled=win.scale(filled, state["scaler"]),
                         observed=series.observed, last_seen=win.last_observed(series.observed),
-                        ranges=ranges)
+                        ranges=ranges,
+                        calendar=cal.features(series.times, state.get("calendar", [])))
 
     def _origins(self, state, prepared, split):
         if split not in prepared.ranges:
@@ -243,7 +269,8 @@ class ForecastTask:
 
     def model_spec(self, state, config):
         columns = len(state["columns"])
-        inputs = 2 * columns if win.seasonal_inputs(state) else columns
+        inputs = (2 * columns if win.seasonal_inputs(state) else columns) \
+            + 2 * len(state.get("calendar", []))
         return {"input": "features", "input_size": inputs,
                 "output": "last", "output_size": state["horizon"] * columns}
 
@@ -256,11 +283,30 @@ class ForecastTask:
         for start in range(0, len(origins), batch_size):
             chunk = origins[start:start + batch_size]
             yield {
-                "x": win.model_inputs(prepared.scaled, prepared.last_seen, chunk, state),
+                "x": win.model_inputs(prepared.scaled, prepared.last_seen, chunk, state,
+                                      prepared.calendar),
                 "lengths": None,
-                "y": win.model_targets(prepared.scaled, prepared.last_seen, chunk, state),
+                "y": anc.model_targets(prepared.scaled, prepared.last_seen, chunk, state),
                 "reset": True,
             }
+
+    def after_training(self, state, config, model):
+        """--blend auto: the share of the head's correction to keep, chosen by the MASE
+        of the validation windows (anchors.choose_blend); saved in the run's state."""
+        anchors = anc.run_anchors(state)
+        if state.get("blend_mode", "full") != "auto" or anchors is None:
+            return state
+        prepared = self.load(state, {})
+        origins = self._origins(state, prepared, "valid")
+        horizon = state["horizon"]
+        full = self._scaled_forecasts({**state, "blend": 1.0}, prepared, origins, model)
+        anchor = anc.anchor_forecast(prepared.scaled, prepared.last_seen, origins, horizon,
+                                     state["season"], anchors)
+        rows = win.target_rows(origins, horizon)
+        scale = np.asarray(state["mase_scale"]) / np.asarray(state["scaler"]["scale"])
+        blend = anc.choose_blend(full - anchor, anchor, prepared.scaled[rows],
+                                 prepared.observed[rows], scale)
+        return {**state, "blend": blend}
 
     # ---- evaluation ------------------------------------------------------------------------
 
@@ -269,9 +315,10 @@ class ForecastTask:
         parts = []
         for start in range(0, len(origins), EVAL_CHUNK):
             chunk = origins[start:start + EVAL_CHUNK]
-            x = win.model_inputs(prepared.scaled, prepared.last_seen, chunk, state)
+            x = win.model_inputs(prepared.scaled, prepared.last_seen, chunk, state,
+                                      prepared.calendar)
             outputs, _ = model.forward(x)
-            parts.append(win.model_forecasts(outputs, prepared.scaled, prepared.last_seen,
+            parts.append(anc.model_forecasts(outputs, prepared.scaled, prepared.last_seen,
                                              chunk, state))
         return np.concatenate(parts, axis=0)
 

@@ -15,8 +15,6 @@ import numpy as np
 
 from recurrent.errors import UserError
 
-from .metrics import seasonal_rows
-
 SCALINGS = ("standard", "minmax")
 INPUT_MODES = ("auto", "level", "relative")  # --inputs; runs save level or relative
 TREND_SHARE = 0.5  # --inputs auto: relative when a line explains this much of the variance
@@ -191,120 +189,36 @@ def decode_outputs(outputs: np.ndarray, last_scaled: np.ndarray, horizon: int,
     return forecasts
 
 
-# ---- anchors: the forecast a zero head output stands for ---------------------------------
-#
-# With --difference the head predicts, for each step h, the change from an anchor forecast
-# that needs no training; a zero output IS that forecast. The anchor of each step is chosen
-# once, on the training windows (choose_anchors), among:
-#   "last"            y(t): the naive forecast;
-#   "seasonal"        y(t+h - m*ceil(h/m)): the seasonal-naive forecast;
-#   "seasonal_drift"  seasonal naive plus the last seasonal change y(t) - y(t-m): the naive
-#                     forecast of the seasonally differenced series (a trending seasonal
-#                     series such as monthly airline passengers).
-# A run whose anchors are seasonal also feeds the seasonal differences y(s) - y(s-m) of the
-# window as extra input columns, so the model sees the series it corrects.
-
-ANCHORS = ("last", "seasonal", "seasonal_drift")
-SEASONAL_MARGIN = 0.8  # a seasonal anchor's training error relative to the last value's
-
-
-def run_anchors(state: dict) -> list[str] | None:
-    """The run's anchor per horizon step, or None when the head predicts levels. Runs
-    saved before anchors existed predict changes from the last value."""
-    if not state.get("difference", True):
-        return None
-    return list(state.get("anchors") or ["last"] * int(state["horizon"]))
-
-
 def seasonal_inputs(state: dict) -> bool:
-    """Whether the model's input has the window's seasonal differences as extra columns."""
+    """Whether the model's input has the window's seasonal differences as extra columns
+    (runs whose anchors are seasonal: anchors.py)."""
     return bool(state.get("seasonal_inputs", False))
 
 
-def _lagged(scaled, last_seen, rows, origins):
+def lagged(scaled: np.ndarray, last_seen: np.ndarray, rows: np.ndarray,
+           origins: np.ndarray) -> np.ndarray:
     """known_at for rows that may lie before the first row: those take row 0 (no history
     is older; only the earliest training windows of a long season reach there)."""
     return known_at(scaled, last_seen, np.maximum(rows, 0), origins)
 
 
-def anchor_forecast(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
-                    horizon: int, season: int, anchors: list[str]) -> np.ndarray:
-    """(B, H, C) the anchor forecast of every step, from what was known at each origin."""
-    last = known_at(scaled, last_seen, origins[:, None], origins)  # (B, 1, C)
-    out = np.repeat(last, horizon, axis=1)  # (B, H, C)
-    if season > 1 and any(a != "last" for a in anchors):
-        seasonal = _lagged(scaled, last_seen, seasonal_rows(origins, horizon, season),
-                           origins)  # (B, H, C)
-        drift = last - _lagged(scaled, last_seen, origins[:, None] - season, origins)
-        for h, kind in enumerate(anchors):
-            if kind == "seasonal":
-                out[:, h] = seasonal[:, h]
-            elif kind == "seasonal_drift":
-                out[:, h] = seasonal[:, h] + drift[:, 0]
-    return out
-
-
-def choose_anchors(scaled: np.ndarray, observed: np.ndarray, origins: np.ndarray,
-                   horizon: int, season: int) -> list[str]:
-    """Per step, the anchor with the smallest mean absolute error on the given (training)
-    windows' observed targets, a seasonal one only when its error is at most
-    SEASONAL_MARGIN times the last value's; "last" without a season. scaled (N, C)
-    gap-filled."""
-    if season <= 1:
-        return ["last"] * horizon
-    last_seen = last_observed(observed)
-    rows = target_rows(origins, horizon)  # (B, H)
-    actual, keep = scaled[rows], observed[rows]  # (B, H, C)
-    errors = []
-    for kind in ANCHORS:
-        forecast = anchor_forecast(scaled, last_seen, origins, horizon, season,
-                                   [kind] * horizon)
-        err = np.where(keep, np.abs(forecast - actual), 0.0).sum(axis=(0, 2))
-        errors.append(err / np.maximum(keep.sum(axis=(0, 2)), 1))  # (H,)
-    errors = np.stack(errors)  # (anchors, H)
-    best = np.argmin(errors, axis=0)
-    # A seasonal anchor must be clearly better than the last value: a cycle that is not a
-    # fixed season (sunspots' 11 years or so) barely beats it on training rows and makes
-    # a worse model.
-    clear = errors[best, np.arange(horizon)] <= SEASONAL_MARGIN * errors[0]
-    return [ANCHORS[i] if ok else "last" for i, ok in zip(best, clear)]
-
-
 def model_inputs(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
-                 state: dict) -> np.ndarray:
-    """The run's model input for these origins: (W, B, C) or, with seasonal inputs,
-    (W, B, 2C) whose last C columns are y(s) - y(s-m) of every window step s."""
+                 state: dict, calendar: np.ndarray | None = None) -> np.ndarray:
+    """The run's model input for these origins: (W, B, C), then with seasonal inputs C
+    more columns, y(s) - y(s-m) of every window step s, then with calendar cycles their
+    features (calendar.py) of every window step: calendar (N, F) holds them per row."""
     window = state["window"]
     x = input_windows(scaled, last_seen, origins, window, relative_inputs(state))
-    if not seasonal_inputs(state):
-        return x
+    parts = [x]
     rows = input_rows(origins, window)
-    diff = (known_at(scaled, last_seen, rows, origins)
-            - _lagged(scaled, last_seen, rows - state["season"], origins))  # (B, W, C)
-    extra = diff.transpose(1, 0, 2).astype(np.float32)
-    return np.ascontiguousarray(np.concatenate([x, extra], axis=2))
-
-
-def model_targets(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
-                  state: dict) -> np.ndarray:
-    """The head's training targets (B, H*C) float32, step-major: levels, or the change
-    from each step's anchor."""
-    horizon = state["horizon"]
-    targets = scaled[target_rows(origins, horizon)]  # (B, H, C)
-    anchors = run_anchors(state)
-    if anchors is not None:
-        targets = targets - anchor_forecast(scaled, last_seen, origins, horizon,
-                                            state["season"], anchors)
-    return np.ascontiguousarray(targets.reshape(len(origins), -1), dtype=np.float32)
-
-
-def model_forecasts(outputs: np.ndarray, scaled: np.ndarray, last_seen: np.ndarray,
-                    origins: np.ndarray, state: dict) -> np.ndarray:
-    """Head outputs (B, H*C) -> scaled forecasts (B, H, C) (model_targets inverted)."""
-    horizon = state["horizon"]
-    forecasts = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), horizon, -1)
-    anchors = run_anchors(state)
-    if anchors is not None:
-        forecasts = forecasts + anchor_forecast(scaled, last_seen, origins, horizon,
-                                                state["season"], anchors)
-    return forecasts
+    if seasonal_inputs(state):
+        diff = (known_at(scaled, last_seen, rows, origins)
+                - lagged(scaled, last_seen, rows - state["season"], origins))  # (B, W, C)
+        parts.append(diff.transpose(1, 0, 2).astype(np.float32))
+    if state.get("calendar"):
+        if calendar is None:
+            raise ValueError("this run's inputs have calendar features: pass calendar")
+        parts.append(calendar[rows].transpose(1, 0, 2).astype(np.float32))  # (W, B, F)
+    if len(parts) == 1:
+        return x
+    return np.ascontiguousarray(np.concatenate(parts, axis=2))

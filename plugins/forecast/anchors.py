@@ -1,0 +1,141 @@
+"""Anchors and the choices made against the baselines: what the forecast head corrects.
+
+Dimension legend: N rows, C value columns, B windows (origins), H horizon, A anchors.
+
+With --difference the head predicts, for each step h, the change from an anchor forecast
+that needs no training; a zero output IS that forecast. The anchors:
+  "last"            y(t): the naive forecast;
+  "seasonal"        y(t+h - m*ceil(h/m)): the seasonal-naive forecast;
+  "seasonal_drift"  seasonal naive plus the last seasonal change y(t) - y(t-m): the naive
+                    forecast of the seasonally differenced series (a trending seasonal
+                    series such as monthly airline passengers).
+A run whose anchors are seasonal also feeds the seasonal differences y(s) - y(s-m) of the
+window as extra input columns (windows.model_inputs), so the model sees what it corrects.
+
+Two choices are made against the baselines, never on test rows:
+- choose_anchors, before training: per step, the anchor with the smallest error on the
+  training windows, a seasonal one only when clearly better than the last value
+  (SEASONAL_MARGIN).
+- choose_blend, after training: the share w of the head's correction kept,
+  forecast = anchor + w * correction, w from BLEND_GRID by the validation MASE; w = 0 is
+  the anchor itself, so a model that does not beat its anchor on validation falls back
+  to it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import windows as win
+from .metrics import seasonal_rows
+
+ANCHORS = ("last", "seasonal", "seasonal_drift")
+SEASONAL_MARGIN = 0.8  # a seasonal anchor's training error relative to the last value's
+BLEND_MODES = ("auto", "full")  # --blend
+BLEND_GRID = (1.0, 0.75, 0.5, 0.25, 0.0)  # correction shares tried, the full model first
+
+
+def run_anchors(state: dict) -> list[str] | None:
+    """The run's anchor per horizon step, or None when the head predicts levels. Runs
+    saved before anchors existed predict changes from the last value."""
+    if not state.get("difference", True):
+        return None
+    return list(state.get("anchors") or ["last"] * int(state["horizon"]))
+
+
+def run_blend(state: dict) -> float:
+    """The share of the head's correction a run's forecasts keep (1 until chosen)."""
+    return float(state.get("blend", 1.0))
+
+
+def anchor_forecast(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
+                    horizon: int, season: int, anchors: list[str]) -> np.ndarray:
+    """(B, H, C) the anchor forecast of every step, from what was known at each origin."""
+    last = win.known_at(scaled, last_seen, origins[:, None], origins)  # (B, 1, C)
+    out = np.repeat(last, horizon, axis=1)  # (B, H, C)
+    if season <= 1 or all(a == "last" for a in anchors):
+        return out
+    rows = seasonal_rows(origins, horizon, season)  # (B, H)
+    seasonal = win.lagged(scaled, last_seen, rows, origins)  # (B, H, C)
+    for h, kind in enumerate(anchors):
+        if kind == "seasonal":
+            out[:, h] = seasonal[:, h]
+        elif kind == "seasonal_drift":
+            drift = last[:, 0] - win.lagged(scaled, last_seen, origins[:, None] - season,
+                                            origins)[:, 0]
+            out[:, h] = seasonal[:, h] + drift
+    return out
+
+
+def anchor_errors(scaled: np.ndarray, observed: np.ndarray, origins: np.ndarray,
+                  horizon: int, season: int) -> np.ndarray:
+    """(A, H) mean absolute error of every anchor (ANCHORS order) per step over the given
+    windows' observed targets. scaled (N, C) gap-filled; rows past the targets unread."""
+    last_seen = win.last_observed(observed)
+    rows = win.target_rows(origins, horizon)  # (B, H)
+    actual, keep = scaled[rows], observed[rows]  # (B, H, C)
+    errors = []
+    for kind in ANCHORS:
+        forecast = anchor_forecast(scaled, last_seen, origins, horizon, season,
+                                   [kind] * horizon)
+        err = np.where(keep, np.abs(forecast - actual), 0.0).sum(axis=(0, 2))
+        errors.append(err / np.maximum(keep.sum(axis=(0, 2)), 1))
+    return np.stack(errors)
+
+
+def choose_anchors(scaled: np.ndarray, observed: np.ndarray, origins: np.ndarray,
+                   horizon: int, season: int) -> list[str]:
+    """Per step, the anchor with the smallest mean absolute error on the given (training)
+    windows' observed targets, a seasonal one only when its error is at most
+    SEASONAL_MARGIN times the last value's; "last" without a season. scaled, observed
+    (N, C) gap-filled, rows after the windows' targets unread."""
+    if season <= 1:
+        return ["last"] * horizon
+    errors = anchor_errors(scaled, observed, origins, horizon, season)  # (A, H)
+    best = np.argmin(errors, axis=0)
+    # A seasonal anchor must be clearly better than the last value: a cycle that is not a
+    # fixed season (sunspots' 11 years or so) barely beats it and makes a worse model.
+    clear = errors[best, np.arange(horizon)] <= SEASONAL_MARGIN * errors[0]
+    return [ANCHORS[i] if ok else "last" for i, ok in zip(best, clear)]
+
+
+def model_targets(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
+                  state: dict) -> np.ndarray:
+    """The head's training targets (B, H*C) float32, step-major: levels, or the change
+    from each step's anchor."""
+    horizon = state["horizon"]
+    targets = scaled[win.target_rows(origins, horizon)]  # (B, H, C)
+    anchors = run_anchors(state)
+    if anchors is not None:
+        targets = targets - anchor_forecast(scaled, last_seen, origins, horizon,
+                                            state["season"], anchors)
+    return np.ascontiguousarray(targets.reshape(len(origins), -1), dtype=np.float32)
+
+
+def model_forecasts(outputs: np.ndarray, scaled: np.ndarray, last_seen: np.ndarray,
+                    origins: np.ndarray, state: dict, blend: float | None = None) -> np.ndarray:
+    """Head outputs (B, H*C) -> scaled forecasts (B, H, C): model_targets inverted, the
+    correction scaled by the run's blend (or ``blend`` when given)."""
+    horizon = state["horizon"]
+    forecasts = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), horizon, -1)
+    anchors = run_anchors(state)
+    if anchors is not None:
+        w = run_blend(state) if blend is None else blend
+        forecasts = w * forecasts + anchor_forecast(scaled, last_seen, origins, horizon,
+                                                    state["season"], anchors)
+    return forecasts
+
+
+def choose_blend(corrections: np.ndarray, anchor: np.ndarray, actual: np.ndarray,
+                 observed: np.ndarray, scale: np.ndarray) -> float:
+    """The share w in BLEND_GRID with the smallest mean absolute error of anchor +
+    w * corrections against the actual values (all (B, H, C), scaled units, observed ones
+    only), each column's error divided by ``scale`` (C,) as MASE does; ties keep the
+    larger w."""
+    best, best_error = BLEND_GRID[0], np.inf
+    for w in BLEND_GRID:
+        err = np.abs(anchor + w * corrections - actual) / scale
+        error = float(np.mean([err[..., c][observed[..., c]].mean()
+                               for c in range(err.shape[-1])]))
+        if error < best_error - 1e-12:
+            best, best_error = w, error
+    return best
