@@ -13,6 +13,14 @@ batch is the same at every layout (data parallelism splits its rows).
 
 Models: "default" is `recurrent train char-lm`'s model (LSTM 256, batch 32 x 64 steps);
 "large" is a 2 x 512 LSTM at batch 64 x 64 steps.
+
+    python benchmarks/bench_distributed.py --time-to-loss 1.6
+
+trains the default char-lm through the CLI (`recurrent train char-lm --eval-every 100`,
+`mpiexec -n RANKS` for several ranks) at each layout until its validation loss reaches
+the target (or --max-steps), and reports the wall time from the run directory's creation
+to the first evaluation at or below it (evaluations included, the same count for every
+layout: the loss curve does not depend on the layout).
 """
 from __future__ import annotations
 
@@ -101,6 +109,55 @@ def orchestrate(models, steps, warmup) -> None:
                   f"{r['tokens_per_s'] / base:.2f} |", flush=True)
 
 
+def time_to_loss(target: float, max_steps: int) -> None:
+    from recurrent.launch import mpiexec
+    print(f"| ranks x threads | steps to valid loss <= {target} | wall s | vs 1 x 1 |")
+    print("|---|---|---|---|")
+    base = None
+    for ranks, threads in LAYOUTS:
+        with tempfile.TemporaryDirectory() as tmp:
+            run = os.path.join(tmp, "run")
+            cmd = [sys.executable, "-m", "recurrent", "train", "char-lm", "--out", run,
+                   "--threads", str(threads), "--eval-every", "100", "--steps",
+                   str(max_steps), "--quiet", "--no-plot"]
+            if ranks > 1:
+                cmd = [mpiexec(), "-n", str(ranks), *cmd]
+            env = {k: v for k, v in os.environ.items() if k != "RECURRENT_NUM_THREADS"}
+            start = time.time()
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+            reached = None
+            while proc.poll() is None and reached is None:
+                time.sleep(0.5)
+                reached = _reached(os.path.join(run, "metrics.jsonl"), target)
+            if proc.poll() is None:
+                proc.terminate()
+            proc.wait()
+            reached = reached or _reached(os.path.join(run, "metrics.jsonl"), target)
+            if reached is None:
+                print(f"| {ranks} x {threads} | not reached in {max_steps} | | |")
+                continue
+            step, when = reached
+            seconds = when - start
+            base = base or seconds
+            print(f"| {ranks} x {threads} | {step} | {seconds:.1f} | {base / seconds:.2f} |",
+                  flush=True)
+
+
+def _reached(metrics: str, target: float):
+    """(step, time) of the first evaluation with validation loss <= target, or None."""
+    if not os.path.exists(metrics):
+        return None
+    with open(metrics) as f:
+        for line in f:
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue
+            if r.get("kind") == "eval" and r["metrics"]["loss"] <= target:
+                return r["step"], r["time"]
+    return None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", choices=list(MODELS))
@@ -108,8 +165,12 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--time-to-loss", type=float, default=None, metavar="LOSS")
+    parser.add_argument("--max-steps", type=int, default=2000)
     args = parser.parse_args(argv)
-    if args.worker:
+    if args.time_to_loss is not None:
+        time_to_loss(args.time_to_loss, args.max_steps)
+    elif args.worker:
         worker(args.worker, args.threads, args.steps, args.warmup)
     else:
         orchestrate(args.models, args.steps, args.warmup)
