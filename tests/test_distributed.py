@@ -24,8 +24,10 @@ TINY = ["--steps", "8", "--hidden", "16", "--batch-size", "7", "--seq-len", "12"
 
 def _env(tmp_path, **extra):
     env = {**os.environ,  # RECURRENT_CACHE_DIR: the session's (tests/conftest.py)
-           "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), HERE,
-                                          os.environ.get("PYTHONPATH", "")])}
+           # no empty entry: that would put the working directory (a source checkout,
+           # kernels not compiled) before the installed package
+           "PYTHONPATH": os.pathsep.join(p for p in [str(tmp_path / "site"), HERE,
+                                                     os.environ.get("PYTHONPATH", "")] if p)}
     env.pop("RECURRENT_NUM_THREADS", None)
     env.update({k: str(v) for k, v in extra.items()})
     return env
