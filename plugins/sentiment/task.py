@@ -106,7 +106,7 @@ class SentimentTask:
                          show_default=True,
                          help="Hash buckets of the wide part's word pairs."),
             click.Option(["--word-dropout"], type=click.FloatRange(0, 1, max_open=True),
-                         default=0.05, show_default=True,
+                         default=0.0, show_default=True,
                          help="Training only: replace each token by <unk> with this "
                               "probability, drawn afresh every epoch (0 = off)."),
             click.Option(["--embed-dim"], type=click.IntRange(min=1), default=64,
