@@ -27,6 +27,7 @@ from . import metrics as fm
 from . import report
 from . import anchors as anc
 from . import calendar as cal
+from . import ets
 from . import windows as win
 from .predict import forecast_stream, run_predict
 from .times import DATE_ORDERS
@@ -50,6 +51,7 @@ class Prepared:
     last_seen: np.ndarray  # (N, C) int64 last observed row at or before each row
     ranges: dict  # split -> (start, end) rows of its targets
     calendar: np.ndarray | None = None  # (N, F) calendar features of the run, if any
+    ets: list | None = None  # the run's ETS fits per column (ets.py), None without one
 
 
 class ForecastTask:
@@ -171,6 +173,10 @@ class ForecastTask:
             dated = cal.calendar_season(series.times, train_end)
             season = detected if dated is None else fm.choose_season(
                 filled[:train_end, 0], [detected, dated])
+        # ETS per column on the training rows only (gap fills of those rows included).
+        ets_fits = ets.fit(filled[:train_end], int(season)) if ets.available() else None
+        if ets_fits is None:
+            click.echo(ets.MISSING_NOTE, err=True)  # a warning: shown even with --quiet
         difference = bool(config.get("difference", True))
         anchors = None
         if difference:
@@ -196,6 +202,7 @@ class ForecastTask:
                                           train_end),
             "inputs": win.resolve_inputs(config.get("inputs"), filled[:train_end]),
             "season": int(season),
+            **({"ets": ets_fits} if ets_fits is not None else {}),
             "split_ends": [train_end, valid_end, n],
             "scaler": scaler,
             "mase_scale": [float(v) for v in mase_scale],
@@ -256,7 +263,18 @@ class ForecastTask:
         return Prepared(series=series, filled=filled, scaled=win.scale(filled, state["scaler"]),
                         observed=series.observed, last_seen=win.last_observed(series.observed),
                         ranges=ranges,
-                        calendar=cal.features(series.times, state.get("calendar", [])))
+                        calendar=cal.features(series.times, state.get("calendar", [])),
+                        ets=self._ets_fits(state, filled, ranges))
+
+    @staticmethod
+    def _ets_fits(state, filled, ranges):
+        """The run's ETS fits; a run saved without them (statsmodels missing then) gets
+        them fitted now on its training rows when statsmodels is there."""
+        if "ets" in state:
+            return state["ets"]
+        if "train" not in ranges or not ets.available():
+            return None
+        return ets.fit(filled[:ranges["train"][1]], int(state["season"]))
 
     def _origins(self, state, prepared, split):
         if split not in prepared.ranges:
@@ -353,8 +371,9 @@ class ForecastTask:
                 self._baseline_forecasts(state, prepared, origins).items()}
 
     def _baseline_forecasts(self, state, prepared, origins):
-        """name -> (scaled forecasts (B, H, C), extra keys of its metrics): naive, and
-        seasonal naive when the run has a season and every origin a season of history."""
+        """name -> (scaled forecasts (B, H, C), extra keys of its metrics): naive,
+        seasonal naive when the run has a season and every origin a season of history, and
+        ETS (ets.py) with the run's fits, filtered up to each origin."""
         horizon, season = state["horizon"], state["season"]
         naive = fm.naive_forecast(self._last(prepared.scaled, prepared, origins), horizon)
         result = {"naive": (naive, {})}
@@ -362,6 +381,10 @@ class ForecastTask:
             rows = fm.seasonal_rows(origins, horizon, season)
             seasonal = win.known_at(prepared.scaled, prepared.last_seen, rows, origins)
             result["seasonal_naive"] = (seasonal, {"season": season})
+        if prepared.ets is not None and any(f is not None for f in prepared.ets):
+            table, _, _ = ets.components(prepared.filled, prepared.ets, horizon)  # (N, H, C)
+            result["ets"] = (win.scale(table[origins], state["scaler"]),
+                             {"model": ets.describe(prepared.ets)})
         return result
 
     def backtest(self, state, split, config, model, origins_count):

@@ -1,0 +1,112 @@
+"""forecast: the exponential-smoothing (ETS) baseline, fitted by statsmodels on the training
+rows only and filtered through the data up to each origin with the fitted parameters."""
+import json
+import sys
+
+import numpy as np
+import pytest
+from helpers import invoke, ok, write_csv
+
+pytest.importorskip("statsmodels", reason="the ETS baseline needs the ets extra")
+
+from statsmodels.tsa.exponential_smoothing.ets import ETSModel  # noqa: E402
+
+from recurrent_plugins.forecast import ets  # noqa: E402
+from recurrent_plugins.forecast.task import ForecastTask  # noqa: E402
+
+SMALL = ["--hidden", "8", "--epochs", "2", "--threads", "1", "--quiet", "--no-plot"]
+
+
+def monthly_rows(n=144, seed=0, growth=0.01):
+    """[[date, value]]: a positive, growing series with a multiplicative yearly cycle."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    values = (100 * np.exp(growth * t) * (1 + 0.2 * np.sin(2 * np.pi * t / 12))
+              + rng.normal(scale=2.0, size=n))
+    return [[f"{2000 + i // 12}-{i % 12 + 1:02d}-01", f"{v:.4f}"] for i, v in zip(t, values)]
+
+
+def test_the_fit_never_sees_validation_or_test_rows(tmp_path):
+    rows = monthly_rows()
+    changed = [list(r) for r in rows]
+    for r in changed[-40:]:  # the validation and test rows (15% each of 144 = 22 + 22)
+        r[1] = f"{float(r[1]) * 3 + 50:.4f}"
+    task = ForecastTask()
+    states = [task.prepare({"data": write_csv(tmp_path / f"{name}.csv", ["date", "value"],
+                                              data), "time_column": "date", "window": 12})
+              for name, data in (("a", rows), ("b", changed))]
+    assert states[0]["split_ends"][0] <= len(rows) - 40
+    assert states[0]["ets"] == states[1]["ets"]
+    fit = states[0]["ets"][0]
+    assert fit["kind"] in ("hw_add", "hw_mul") and fit["season"] == 12
+    # ...and it is the fit statsmodels makes of the training rows themselves.
+    train = np.array([float(r[1]) for r in rows[:states[0]["split_ends"][0]]])
+    assert ets.fit_column(train, 12) == fit
+
+
+def test_forecasts_from_every_origin_are_statsmodels_forecasts_from_the_rows_so_far():
+    rng = np.random.default_rng(1)
+    t = np.arange(120)
+    values = 50 + 0.3 * t + 8 * np.sin(2 * np.pi * t / 12) + rng.normal(size=120)
+    for kind in ("hw_add", "hw_mul", "holt", "ses"):
+        fit = ets._fit_one(values[:80], kind, 12)
+        forecast, level, _ = ets.column_components(values, fit, 5)
+        for origin in (13, 40, 79, 100, 114):
+            # A model smoothing only the rows up to the origin, with the same parameters
+            # and initial states: what was known there.
+            known = ets._filtered(values[:origin + 1], fit)
+            np.testing.assert_allclose(forecast[origin], known.forecast(5), rtol=1e-9)
+            assert level[origin] == pytest.approx(np.asarray(known.states)[-1, 0])
+    # The training rows' filtered states are those of statsmodels' own fit.
+    fit = ets._fit_one(values[:80], "hw_add", 12)
+    refit = ETSModel(values[:80], error="add", trend="add", seasonal="add",
+                     seasonal_periods=12, initialization_method="known",
+                     initial_level=fit["initial_level"], initial_trend=fit["initial_trend"],
+                     initial_seasonal=np.array(fit["initial_seasonal"]))
+    smoothed = refit.smooth([fit["smoothing"][n] for n in refit.param_names])
+    np.testing.assert_allclose(ets.column_components(values, fit, 1)[0][:79, 0],
+                               np.asarray(smoothed.fittedvalues)[1:80], rtol=1e-9)
+
+
+def test_candidates_follow_the_series():
+    rng = np.random.default_rng(2)
+    walk = np.cumsum(rng.normal(size=100)) - 20  # no season, some values negative
+    assert ets._candidates(walk, 12) == ["ses", "hw_add"]
+    assert ets._candidates(walk, 1) == ["ses", "holt"]
+    assert ets._candidates(np.abs(walk) + 1, 12) == ["ses", "hw_add", "hw_mul"]
+    assert ets._candidates(np.abs(walk[:20]) + 1, 12) == ["ses", "holt"]  # < 2 seasons
+    assert ets.fit_column(walk[:5], 1) is None
+
+
+def test_every_report_shows_the_ets_baseline_on_the_same_origins(tmp_path):
+    path = write_csv(tmp_path / "m.csv", ["date", "value"], monthly_rows())
+    run = tmp_path / "run"
+    result = invoke("train", "forecast", "--data", path, "--out", run, "--window", 12,
+                    "--horizon", 3, *SMALL[:-2], "--no-plot")
+    ok(result)
+    assert "baseline ets" in result.stdout + result.stderr
+    report = json.loads(ok(invoke("eval", run, "--json")))
+    assert report["baselines"]["ets"]["model"].startswith("hw_")
+    assert report["baselines"]["ets"]["mase"] < report["baselines"]["naive"]["mase"]
+    text = ok(invoke("eval", run))
+    assert "ets hw_" in text
+    back = json.loads(ok(invoke("eval", run, "--backtest", 4, "--json")))["backtest"]
+    assert set(back["forecasters"]) == {"model", "naive", "seasonal_naive", "ets"}
+    assert "ets hw_" in ok(invoke("eval", run, "--backtest", 4))
+
+
+def test_without_statsmodels_the_report_says_how_to_get_it(tmp_path, monkeypatch):
+    path = write_csv(tmp_path / "m.csv", ["date", "value"], monthly_rows())
+    run = tmp_path / "run"
+    # statsmodels not importable, as on an install without the ets extra
+    monkeypatch.setitem(sys.modules, "statsmodels.tsa.exponential_smoothing.ets", None)
+    assert not ets.available()
+    result = invoke("train", "forecast", "--data", path, "--out", run, "--window", 12,
+                    *SMALL)
+    ok(result)
+    assert result.stderr.count("pip install 'recurrent[ets]'") == 1
+    info = json.loads((run / "config.json").read_text())
+    assert "ets" not in info["task_state"]
+    text = ok(invoke("eval", run))
+    assert text.count(ets.MISSING_NOTE) == 1 and "ets hw" not in text
+    assert "ets" not in json.loads(ok(invoke("eval", run, "--json")))["baselines"]
