@@ -90,6 +90,14 @@ def test_every_report_shows_the_ets_baseline_on_the_same_origins(tmp_path):
     assert report["baselines"]["ets"]["mase"] < report["baselines"]["naive"]["mase"]
     text = ok(invoke("eval", run))
     assert "ets hw_" in text
+    # --model auto compared the ETS forecast with the plain anchors on the validation
+    # windows: the very MASE the validation report shows for the ETS baseline.
+    state = json.loads((run / "config.json").read_text())["task_state"]
+    valid = json.loads(ok(invoke("eval", run, "--json", "--split", "valid")))["baselines"]
+    choice = state["model_choice"]
+    assert choice["ets"] == pytest.approx(valid["ets"]["mase"], rel=1e-9)
+    assert state["model"] == ("hybrid" if choice["ets"] < choice["anchors"] else "rnn")
+    assert f"--model auto took {state['model']}" in text
     back = json.loads(ok(invoke("eval", run, "--backtest", 4, "--json")))["backtest"]
     assert set(back["forecasters"]) == {"model", "naive", "seasonal_naive", "ets"}
     assert "ets hw_" in ok(invoke("eval", run, "--backtest", 4))
@@ -110,3 +118,52 @@ def test_without_statsmodels_the_report_says_how_to_get_it(tmp_path, monkeypatch
     text = ok(invoke("eval", run))
     assert text.count(ets.MISSING_NOTE) == 1 and "ets hw" not in text
     assert "ets" not in json.loads(ok(invoke("eval", run, "--json")))["baselines"]
+
+
+def test_the_hybrid_corrects_the_ets_forecast_and_predicts_past_its_horizon(tmp_path):
+    from recurrent_plugins.forecast import anchors as anc
+
+    path = write_csv(tmp_path / "m.csv", ["date", "value"], monthly_rows())
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", path, "--out", run, "--window", 12,
+              "--horizon", 3, "--model", "hybrid", *SMALL))
+    info = json.loads((run / "config.json").read_text())
+    state = info["task_state"]
+    assert state["model"] == "hybrid" and state["anchors"] == ["ets"] * 3
+    # inputs: value, seasonal difference, ETS remainder, calendar sin and cos
+    assert info["model_spec"]["input_size"] == 5
+    # Without the network's correction the hybrid is its ETS baseline, exactly.
+    task = ForecastTask()
+    prepared = task.load(state, {})
+    origins = task._origins(state, prepared, "test")
+    zero = np.zeros((len(origins), 3), dtype=np.float32)
+    anchor = anc.model_forecasts(zero, prepared.scaled, prepared.last_seen, origins, state)
+    ets_forecast = task._baseline_forecasts(state, prepared, origins)["ets"][0]
+    np.testing.assert_allclose(anchor, ets_forecast, rtol=1e-12, atol=1e-12)
+    report = json.loads(ok(invoke("eval", run, "--json")))
+    if state["blend"] == 0:
+        assert report["metrics"]["mase"] == pytest.approx(report["baselines"]["ets"]["mase"])
+    lines = ok(invoke("predict", run, "--steps", 7)).splitlines()
+    assert len(lines) == 8 and all(np.isfinite(float(x.split(",")[1])) for x in lines[1:])
+
+
+def test_hybrid_needs_ets_and_differences(tmp_path, monkeypatch):
+    from helpers import one_line_error
+    path = write_csv(tmp_path / "m.csv", ["date", "value"], monthly_rows())
+    one_line_error(invoke("train", "forecast", "--data", path, "--out", tmp_path / "a",
+                          "--model", "hybrid", "--no-difference", *SMALL),
+                   "--model hybrid", "--no-difference")
+    plain = tmp_path / "plain"
+    ok(invoke("train", "forecast", "--data", path, "--out", plain, "--window", 12,
+              "--model", "rnn", *SMALL))
+    state = json.loads((plain / "config.json").read_text())["task_state"]
+    assert state["model"] == "rnn" and "ets" not in state["anchors"]
+    assert "ets" in state  # the baseline is there all the same
+    monkeypatch.setitem(sys.modules, "statsmodels.tsa.exponential_smoothing.ets", None)
+    one_line_error(invoke("train", "forecast", "--data", path, "--out", tmp_path / "b",
+                          "--model", "hybrid", *SMALL), "recurrent[ets]")
+    assert not (tmp_path / "b").exists()
+    ok(invoke("train", "forecast", "--data", path, "--out", tmp_path / "c", "--window", 12,
+              *SMALL))  # the default falls back to the plain rnn
+    state = json.loads((tmp_path / "c" / "config.json").read_text())["task_state"]
+    assert state["model"] == "rnn"

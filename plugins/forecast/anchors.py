@@ -8,14 +8,23 @@ that needs no training; a zero output IS that forecast. The anchors:
   "seasonal"        y(t+h - m*ceil(h/m)): the seasonal-naive forecast;
   "seasonal_drift"  seasonal naive plus the last seasonal change y(t) - y(t-m): the naive
                     forecast of the seasonally differenced series (a trending seasonal
-                    series such as monthly airline passengers).
+                    series such as monthly airline passengers);
+  "ets"             the forecast of the run's exponential smoothing (ets.py), fitted on the
+                    training rows and filtered up to the origin: the anchor of the hybrid
+                    model (--model hybrid), which re-levels and re-seasonalises the
+                    network's correction as ES-RNN does.
 A run whose anchors are seasonal also feeds the seasonal differences y(s) - y(s-m) of the
 window as extra input columns (windows.model_inputs), so the model sees what it corrects.
 
-Two choices are made against the baselines, never on test rows:
+Three choices are made against the baselines, never on test rows:
 - choose_anchors, before training: per step, the anchor with the smallest error on the
   training windows, a seasonal one only when clearly better than the last value
   (SEASONAL_MARGIN).
+- choose_model, before training (--model auto): the hybrid (every step anchored on ETS)
+  when the ETS forecast has a smaller MASE on the validation windows than the anchors
+  choose_anchors picked, else the plain network on those anchors. Only the anchors are
+  compared (no network is trained for it); the rows after the validation split are not
+  read.
 - choose_blend, after training: the share w of the head's correction kept,
   forecast = anchor + w * correction, w from BLEND_GRID by the validation MASE; w = 0 is
   the anchor itself, so a model that does not beat its anchor on validation falls back
@@ -25,6 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import ets
 from . import windows as win
 from .metrics import seasonal_rows
 
@@ -48,11 +58,18 @@ def run_blend(state: dict) -> float:
 
 
 def anchor_forecast(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
-                    horizon: int, season: int, anchors: list[str]) -> np.ndarray:
-    """(B, H, C) the anchor forecast of every step, from what was known at each origin."""
+                    horizon: int, season: int, anchors: list[str],
+                    state: dict | None = None) -> np.ndarray:
+    """(B, H, C) the anchor forecast of every step, from what was known at each origin.
+    The "ets" anchor needs the run's ``state`` (its fits and scaler)."""
     last = win.known_at(scaled, last_seen, origins[:, None], origins)  # (B, 1, C)
     out = np.repeat(last, horizon, axis=1)  # (B, H, C)
-    if season <= 1 or all(a == "last" for a in anchors):
+    if "ets" in anchors:
+        table = ets.scaled_components(scaled, state)[0]  # (N, H, C)
+        for h, kind in enumerate(anchors):
+            if kind == "ets":
+                out[:, h] = table[origins, h]
+    if season <= 1 or all(a in ("last", "ets") for a in anchors):
         return out
     rows = seasonal_rows(origins, horizon, season)  # (B, H)
     seasonal = win.lagged(scaled, last_seen, rows, origins)  # (B, H, C)
@@ -107,7 +124,7 @@ def model_targets(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray
     anchors = run_anchors(state)
     if anchors is not None:
         targets = targets - anchor_forecast(scaled, last_seen, origins, horizon,
-                                            state["season"], anchors)
+                                            state["season"], anchors, state)
     return np.ascontiguousarray(targets.reshape(len(origins), -1), dtype=np.float32)
 
 
@@ -121,8 +138,36 @@ def model_forecasts(outputs: np.ndarray, scaled: np.ndarray, last_seen: np.ndarr
     if anchors is not None:
         w = run_blend(state) if blend is None else blend
         forecasts = w * forecasts + anchor_forecast(scaled, last_seen, origins, horizon,
-                                                    state["season"], anchors)
+                                                    state["season"], anchors, state)
     return forecasts
+
+
+def scaled_mase(forecast: np.ndarray, actual: np.ndarray, observed: np.ndarray,
+                scale: np.ndarray) -> float:
+    """Mean over columns of the mean absolute error of (B, H, C) forecasts against the
+    actual values (scaled units, observed ones only), each column divided by ``scale``
+    (C,): the MASE when scale is the MASE denominator in scaled units."""
+    err = np.abs(forecast - actual) / scale
+    return float(np.mean([err[..., c][observed[..., c]].mean()
+                          for c in range(err.shape[-1])]))
+
+
+def choose_model(scaled: np.ndarray, observed: np.ndarray, origins: np.ndarray,
+                 anchors: list[str], state: dict, scale: np.ndarray) -> tuple[str, dict]:
+    """("hybrid" or "rnn", {"ets": MASE, "anchors": MASE}): whether the ETS forecast
+    beats the given anchors on the windows at ``origins`` (the validation windows).
+    scaled, observed (N, C) gap-filled rows up to the windows' last target; state holds
+    horizon, season, scaler and ets (the fits); scale (C,) the MASE denominators in
+    scaled units."""
+    horizon, season = state["horizon"], state["season"]
+    last_seen = win.last_observed(observed)
+    rows = win.target_rows(origins, horizon)
+    actual, keep = scaled[rows], observed[rows]
+    errors = {}
+    for name, kinds in (("ets", ["ets"] * horizon), ("anchors", anchors)):
+        forecast = anchor_forecast(scaled, last_seen, origins, horizon, season, kinds, state)
+        errors[name] = scaled_mase(forecast, actual, keep, scale)
+    return ("hybrid" if errors["ets"] < errors["anchors"] else "rnn"), errors
 
 
 def choose_blend(corrections: np.ndarray, anchor: np.ndarray, actual: np.ndarray,
@@ -133,9 +178,7 @@ def choose_blend(corrections: np.ndarray, anchor: np.ndarray, actual: np.ndarray
     larger w."""
     best, best_error = BLEND_GRID[0], np.inf
     for w in BLEND_GRID:
-        err = np.abs(anchor + w * corrections - actual) / scale
-        error = float(np.mean([err[..., c][observed[..., c]].mean()
-                               for c in range(err.shape[-1])]))
+        error = scaled_mase(anchor + w * corrections, actual, observed, scale)
         if error < best_error - 1e-12:
             best, best_error = w, error
     return best

@@ -146,8 +146,14 @@ def column_components(values: np.ndarray, fit: dict, horizon: int):
     """values (N,) gap-filled original units -> (forecast (N, H), level (N,),
     deseasonalised (N,)): row o of forecast is the ETS forecast of rows o+1..o+H made from
     the states filtered up to row o; deseasonalised[t] is y(t) without the seasonal index
-    the states held before row t (y - s, or y / s for a multiplicative season)."""
+    the states held before row t (y - s, or y / s for a multiplicative season). A series
+    of at most one season of rows (a short --data history) gets the naive forecast, the
+    values as level and as deseasonalised values."""
     n = len(values)
+    if n <= fit.get("season", 1):
+        # statsmodels cannot filter fewer rows than a season: the naive forecast stands in
+        return (np.repeat(np.asarray(values, dtype=np.float64)[:, None], horizon, axis=1),
+                np.asarray(values, dtype=np.float64), np.asarray(values, dtype=np.float64))
     result = _filtered(values, fit)
     states = np.asarray(result.states, dtype=np.float64)  # (N, k): level[, trend][, season]
     level = states[:, 0]
@@ -197,6 +203,16 @@ def components(filled: np.ndarray, fits: list, horizon: int):
             _MEMO.clear()
         _MEMO[key] = (forecast, level, deseason)
     return _MEMO[key]
+
+
+def scaled_components(scaled: np.ndarray, state: dict):
+    """components() of a run's scaled rows (N, C), in scaled units: forecast (N, H, C),
+    level (N, C), deseasonalised (N, C). The run's state holds the fits and the scaler."""
+    center = np.asarray(state["scaler"]["center"])
+    spread = np.asarray(state["scaler"]["scale"])
+    forecast, level, deseason = components(scaled * spread + center, state["ets"],
+                                           int(state["horizon"]))
+    return (forecast - center) / spread, (level - center) / spread, (deseason - center) / spread
 
 
 def describe(fits: list) -> str:

@@ -178,7 +178,9 @@ def forecast_stream(task, state, model, options):
     prepared, origin, _, history = _origin(task, state, options)
     columns = prepared.series.columns
     # rows the model's inputs and anchors read back from the origin: the window and a season
-    keep = state["window"] + max(int(state["season"]), 1) + 1
+    # (the hybrid's ETS filters the whole history, so it keeps every row)
+    keep = (1 << 62 if win.hybrid_model(state)
+            else state["window"] + max(int(state["season"]), 1) + 1)
     times = prepared.series.times
     # each appended row is one median spacing after the last (as predict's future steps)
     recent = {"history": history[-keep:],

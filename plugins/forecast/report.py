@@ -44,8 +44,14 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
              f"rmse, mae in the data's units, mape, smape in %{mean}; mase = mae / naive mae "
              f"on the training rows (below 1 beats it); loss = mse on scaled values"]
     if "blend" in state:
-        lines.append(f"model = anchor + {format_value(state['blend'])} x the network's "
+        anchor = "ETS forecast" if state.get("model") == "hybrid" else "anchor"
+        lines.append(f"model = {anchor} + {format_value(state['blend'])} x the network's "
                      f"correction (share chosen on the validation split, --blend)")
+    if "model_choice" in state:
+        choice = state["model_choice"]
+        lines.append(f"--model auto took {state['model']}: validation MASE of the ETS "
+                     f"forecast {format_value(choice['ets'])}, of the plain anchors "
+                     f"{format_value(choice['anchors'])}")
     lines += ets_note(baselines)
     lines.append("")
     titled = {_column_name(n, v): v for n, v in baselines.items()}

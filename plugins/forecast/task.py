@@ -33,6 +33,7 @@ from .predict import forecast_stream, run_predict
 from .times import DATE_ORDERS
 
 EVAL_CHUNK = 1024  # windows per model call in evaluation
+MODELS = ("auto", "hybrid", "rnn")  # --model
 
 # Training defaults of this task, pinned here (not inherited) because the documented
 # quality (test MASE < 1 on the bundled sunspots; benchmarks/forecast_quality.py) was
@@ -116,6 +117,14 @@ class ForecastTask:
                               "of its anchor (1, 0.75, 0.5, 0.25 or 0) that forecasts the "
                               "validation split best, chosen after training (auto), or all "
                               "of it (full)."),
+            click.Option(["--model", "forecast_model"], type=click.Choice(MODELS),
+                         default="auto", show_default=True,
+                         help="hybrid: the network corrects the run's exponential smoothing "
+                              "(ETS, fitted on the training rows) and sees the window "
+                              "relative to its level and season (needs statsmodels: "
+                              "recurrent[ets]); rnn: it corrects the naive or seasonal-"
+                              "naive forecast; auto: hybrid when the ETS forecast beats "
+                              "those on the validation split, else rnn."),
             click.Option(["--inputs"], type=click.Choice(win.INPUT_MODES), default="auto",
                          show_default=True,
                          help="Feed the window as scaled levels, or relative to its last "
@@ -175,16 +184,28 @@ class ForecastTask:
                 filled[:train_end, 0], [detected, dated])
         # ETS per column on the training rows only (gap fills of those rows included).
         ets_fits = ets.fit(filled[:train_end], int(season)) if ets.available() else None
+        difference = bool(config.get("difference", True))
+        model = self._model_kind(config, ets_fits, difference)
         if ets_fits is None:
             click.echo(ets.MISSING_NOTE, err=True)  # a warning: shown even with --quiet
-        difference = bool(config.get("difference", True))
-        anchors = None
+        anchors = choice = None
         if difference:
             # The forecast the head corrects, per step: the best simple one on the
             # training windows (anchors.py).
             anchors = anc.choose_anchors(
                 win.scale(filled[:train_end], scaler), train_observed,
                 win.window_origins(0, train_end, window, horizon), horizon, int(season))
+        if model == "auto":
+            # Hybrid or not by the validation windows' MASE of the two anchors (rows up
+            # to the end of the validation split only).
+            scale = np.asarray(mase_scale) / np.asarray(scaler["scale"])
+            model, choice = anc.choose_model(
+                win.scale(filled[:valid_end], scaler), series.observed[:valid_end],
+                win.window_origins(train_end, valid_end, window, horizon), anchors,
+                {"horizon": horizon, "season": int(season), "scaler": scaler,
+                 "ets": ets_fits}, scale)
+        if model == "hybrid":
+            anchors = ["ets"] * horizon
         return {
             "data": None if source.bundled else source.path,
             "bundled": source.bundled,
@@ -197,7 +218,11 @@ class ForecastTask:
             "difference": difference,
             **({"anchors": anchors} if anchors else {}),
             "blend_mode": config.get("blend", "auto") if difference else "full",
-            "seasonal_inputs": bool(anchors) and any(a != "last" for a in anchors),
+            "model": model,
+            **({"model_choice": choice} if choice else {}),
+            "seasonal_inputs": bool(anchors) and any(
+                a in ("seasonal", "seasonal_drift") or (a == "ets" and season > 1)
+                for a in anchors),
             "calendar": cal.choose_cycles(config.get("calendar", "auto"), series.times,
                                           train_end),
             "inputs": win.resolve_inputs(config.get("inputs"), filled[:train_end]),
@@ -209,6 +234,27 @@ class ForecastTask:
             # How dates such as 01/02/2010 were read, so that later files read the same way.
             **({"date_order": series.date_order} if series.date_order else {}),
         }
+
+    @staticmethod
+    def _model_kind(config, ets_fits, difference):
+        """--model resolved: hybrid, rnn, or auto (to be chosen on validation) when there
+        are ETS fits and --difference, else rnn; UserError when hybrid is asked for and
+        cannot be built."""
+        asked = config.get("forecast_model")
+        has_ets = ets_fits is not None and any(f is not None for f in ets_fits)
+        if asked == "hybrid":
+            if ets_fits is None:
+                raise UserError(f"--model hybrid: {ets.MISSING_NOTE}")
+            if not has_ets:
+                raise UserError("--model hybrid: no exponential smoothing fits the training "
+                                f"rows (fewer than {ets.MIN_ROWS}?); use --model rnn")
+            if not difference:
+                raise UserError("--model hybrid corrects its ETS forecast: it does not go "
+                                "with --no-difference")
+            return "hybrid"
+        if asked == "rnn":
+            return "rnn"
+        return "auto" if has_ets and difference else "rnn"
 
     def _training_source(self, state):
         if state.get("bundled"):
@@ -288,6 +334,7 @@ class ForecastTask:
     def model_spec(self, state, config):
         columns = len(state["columns"])
         inputs = (2 * columns if win.seasonal_inputs(state) else columns) \
+            + (columns if win.hybrid_model(state) else 0) \
             + 2 * len(state.get("calendar", []))
         return {"input": "features", "input_size": inputs,
                 "output": "last", "output_size": state["horizon"] * columns}
@@ -319,7 +366,7 @@ class ForecastTask:
         horizon = state["horizon"]
         full = self._scaled_forecasts({**state, "blend": 1.0}, prepared, origins, model)
         anchor = anc.anchor_forecast(prepared.scaled, prepared.last_seen, origins, horizon,
-                                     state["season"], anchors)
+                                     state["season"], anchors, state)
         rows = win.target_rows(origins, horizon)
         scale = np.asarray(state["mase_scale"]) / np.asarray(state["scaler"]["scale"])
         blend = anc.choose_blend(full - anchor, anchor, prepared.scaled[rows],
