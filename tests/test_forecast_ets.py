@@ -96,7 +96,10 @@ def test_every_report_shows_the_ets_baseline_on_the_same_origins(tmp_path):
     valid = json.loads(ok(invoke("eval", run, "--json", "--split", "valid")))["baselines"]
     choice = state["model_choice"]
     assert choice["ets"] == pytest.approx(valid["ets"]["mase"], rel=1e-9)
-    assert state["model"] == ("hybrid" if choice["ets"] < choice["anchors"] else "rnn")
+    assert set(choice) == {"anchors", "ets", "combined"}
+    best = min(choice, key=choice.get)
+    assert state["model"] == ("rnn" if best == "anchors" else "hybrid")
+    assert "ets" in state["anchors"][0] or best == "anchors"
     assert f"--model auto took {state['model']}" in text
     back = json.loads(ok(invoke("eval", run, "--backtest", 4, "--json")))["backtest"]
     assert set(back["forecasters"]) == {"model", "naive", "seasonal_naive", "ets"}
@@ -167,3 +170,47 @@ def test_hybrid_needs_ets_and_differences(tmp_path, monkeypatch):
               *SMALL))  # the default falls back to the plain rnn
     state = json.loads((tmp_path / "c" / "config.json").read_text())["task_state"]
     assert state["model"] == "rnn"
+
+
+def test_a_combined_anchor_is_the_mean_of_its_parts():
+    from recurrent_plugins.forecast import anchors as anc
+    task = ForecastTask()
+    state = task.prepare({"data": "co2", "window": 8, "horizon": 3})
+    prepared = task.load(state, {})
+    origins = task._origins(state, prepared, "valid")
+    args = (prepared.scaled, prepared.last_seen, origins, 3, state["season"])
+    combined = anc.anchor_forecast(*args, ["ets+last", "ets+seasonal", "seasonal_drift"],
+                                   state)
+    ets_only = anc.anchor_forecast(*args, ["ets"] * 3, state)
+    np.testing.assert_allclose(combined[:, 0], (ets_only[:, 0] + anc.anchor_forecast(
+        *args, ["last"] * 3)[:, 0]) / 2)
+    np.testing.assert_allclose(combined[:, 1], (ets_only[:, 1] + anc.anchor_forecast(
+        *args, ["seasonal"] * 3)[:, 1]) / 2)
+    np.testing.assert_allclose(combined[:, 2], anc.anchor_forecast(
+        *args, ["seasonal_drift"] * 3)[:, 2])
+
+
+def test_an_origin_inside_a_gap_forecasts_from_the_last_observed_row(tmp_path):
+    from recurrent_plugins.forecast import windows as win
+    rows = monthly_rows()
+    gap = range(120, 124)  # rows 120-123 missing: origins 120-122 lie inside the gap
+    task = ForecastTask()
+    forecasts = []
+    for after in (0.0, 500.0):  # the first value after the gap, changed
+        data = [[d, "" if i in gap else (f"{float(v) + after:.4f}" if i == 124 else v)]
+                for i, (d, v) in enumerate(rows)]
+        path = write_csv(tmp_path / f"gap{after}.csv", ["date", "value"], data)
+        state = task.prepare({"data": path, "time_column": "date", "window": 12,
+                              "horizon": 3})
+        prepared = task.load(state, {})
+        origins = np.array([119, 120, 122])
+        forecasts.append(ets.forecast_at(prepared.scaled, prepared.last_seen, origins,
+                                         state))
+    # What was known at origins 120 and 122 does not depend on row 124...
+    np.testing.assert_array_equal(forecasts[0], forecasts[1])
+    # ...and is the forecast made at row 119, the last observed one, further ahead.
+    table = ets.scaled_components(prepared.scaled, state, 3 + 4)[0]
+    np.testing.assert_allclose(forecasts[0][1], table[119, 1:4])
+    np.testing.assert_allclose(forecasts[0][2], table[119, 3:6])
+    np.testing.assert_allclose(forecasts[0][0], table[119, :3])
+    assert win.last_observed(prepared.observed)[122, 0] == 119

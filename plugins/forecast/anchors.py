@@ -20,11 +20,12 @@ Three choices are made against the baselines, never on test rows:
 - choose_anchors, before training: per step, the anchor with the smallest error on the
   training windows, a seasonal one only when clearly better than the last value
   (SEASONAL_MARGIN).
-- choose_model, before training (--model auto): the hybrid (every step anchored on ETS)
-  when the ETS forecast has a smaller MASE on the validation windows than the anchors
-  choose_anchors picked, else the plain network on those anchors. Only the anchors are
-  compared (no network is trained for it); the rows after the validation split are not
-  read.
+- choose_model, before training (--model auto): among the anchors choose_anchors
+  picked (the plain network), the ETS forecast and the mean of the two per step
+  (COMBINED: "ets+seasonal"...; averaging forecasts of different kinds is the classic
+  combination of the M competitions), the one with the smallest MASE on the validation
+  windows; the hybrid model when it involves ETS. Only the anchors are compared (no
+  network is trained for it); the rows after the validation split are not read.
 - choose_blend, after training: the share w of the head's correction kept,
   forecast = anchor + w * correction, w from BLEND_GRID by the validation MASE; w = 0 is
   the anchor itself, so a model that does not beat its anchor on validation falls back
@@ -61,25 +62,31 @@ def anchor_forecast(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarr
                     horizon: int, season: int, anchors: list[str],
                     state: dict | None = None) -> np.ndarray:
     """(B, H, C) the anchor forecast of every step, from what was known at each origin.
-    The "ets" anchor needs the run's ``state`` (its fits and scaler)."""
+    A step's anchor "a+b" is the mean of anchors a and b (COMBINED). The "ets" anchor
+    needs the run's ``state`` (its fits and scaler)."""
     last = win.known_at(scaled, last_seen, origins[:, None], origins)  # (B, 1, C)
     out = np.repeat(last, horizon, axis=1)  # (B, H, C)
-    if "ets" in anchors:
-        table = ets.scaled_components(scaled, state)[0]  # (N, H, C)
-        for h, kind in enumerate(anchors):
-            if kind == "ets":
-                out[:, h] = table[origins, h]
-    if season <= 1 or all(a in ("last", "ets") for a in anchors):
+    kinds = {part for a in anchors for part in a.split("+")}
+    if kinds == {"last"}:
         return out
-    rows = seasonal_rows(origins, horizon, season)  # (B, H)
-    seasonal = win.lagged(scaled, last_seen, rows, origins)  # (B, H, C)
-    for h, kind in enumerate(anchors):
-        if kind == "seasonal":
-            out[:, h] = seasonal[:, h]
-        elif kind == "seasonal_drift":
+    parts = {"last": out.copy()}
+    if "ets" in kinds:
+        parts["ets"] = ets.forecast_at(scaled, last_seen, origins, state)  # (B, H, C)
+    if kinds & {"seasonal", "seasonal_drift"}:
+        seasonal = parts["last"]
+        if season > 1:
+            rows = seasonal_rows(origins, horizon, season)  # (B, H)
+            seasonal = win.lagged(scaled, last_seen, rows, origins)  # (B, H, C)
+        parts["seasonal"] = seasonal
+        if "seasonal_drift" in kinds and season > 1:
             drift = last[:, 0] - win.lagged(scaled, last_seen, origins[:, None] - season,
-                                            origins)[:, 0]
-            out[:, h] = seasonal[:, h] + drift
+                                            origins)[:, 0]  # (B, C)
+            parts["seasonal_drift"] = seasonal + drift[:, None, :]
+        else:
+            parts["seasonal_drift"] = seasonal
+    for h, kind in enumerate(anchors):
+        names = kind.split("+")
+        out[:, h] = sum(parts[name][:, h] for name in names) / len(names)
     return out
 
 
@@ -153,21 +160,26 @@ def scaled_mase(forecast: np.ndarray, actual: np.ndarray, observed: np.ndarray,
 
 
 def choose_model(scaled: np.ndarray, observed: np.ndarray, origins: np.ndarray,
-                 anchors: list[str], state: dict, scale: np.ndarray) -> tuple[str, dict]:
-    """("hybrid" or "rnn", {"ets": MASE, "anchors": MASE}): whether the ETS forecast
-    beats the given anchors on the windows at ``origins`` (the validation windows).
-    scaled, observed (N, C) gap-filled rows up to the windows' last target; state holds
-    horizon, season, scaler and ets (the fits); scale (C,) the MASE denominators in
-    scaled units."""
+                 anchors: list[str], state: dict,
+                 scale: np.ndarray) -> tuple[str, list[str], dict]:
+    """(model "hybrid" or "rnn", its anchors, {"anchors": MASE, "ets": MASE, "combined":
+    MASE}): the given (plain) anchors, the ETS forecast or their per-step mean, whichever
+    has the smallest MASE on the windows at ``origins`` (the validation windows; ties
+    keep the earlier). scaled, observed (N, C) gap-filled rows up to the windows' last
+    target; state holds horizon, season, scaler and ets (the fits); scale (C,) the MASE
+    denominators in scaled units."""
     horizon, season = state["horizon"], state["season"]
     last_seen = win.last_observed(observed)
     rows = win.target_rows(origins, horizon)
     actual, keep = scaled[rows], observed[rows]
+    candidates = {"anchors": list(anchors), "ets": ["ets"] * horizon,
+                  "combined": [f"ets+{a}" for a in anchors]}
     errors = {}
-    for name, kinds in (("ets", ["ets"] * horizon), ("anchors", anchors)):
+    for name, kinds in candidates.items():
         forecast = anchor_forecast(scaled, last_seen, origins, horizon, season, kinds, state)
         errors[name] = scaled_mase(forecast, actual, keep, scale)
-    return ("hybrid" if errors["ets"] < errors["anchors"] else "rnn"), errors
+    best = min(errors, key=lambda name: (errors[name], list(candidates).index(name)))
+    return ("rnn" if best == "anchors" else "hybrid"), candidates[best], errors
 
 
 def choose_blend(corrections: np.ndarray, anchor: np.ndarray, actual: np.ndarray,

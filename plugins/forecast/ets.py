@@ -205,14 +205,33 @@ def components(filled: np.ndarray, fits: list, horizon: int):
     return _MEMO[key]
 
 
-def scaled_components(scaled: np.ndarray, state: dict):
+def scaled_components(scaled: np.ndarray, state: dict, horizon: int | None = None):
     """components() of a run's scaled rows (N, C), in scaled units: forecast (N, H, C),
-    level (N, C), deseasonalised (N, C). The run's state holds the fits and the scaler."""
+    level (N, C), deseasonalised (N, C). The run's state holds the fits and the scaler;
+    ``horizon`` defaults to the run's."""
     center = np.asarray(state["scaler"]["center"])
     spread = np.asarray(state["scaler"]["scale"])
     forecast, level, deseason = components(scaled * spread + center, state["ets"],
-                                           int(state["horizon"]))
+                                           int(horizon or state["horizon"]))
     return (forecast - center) / spread, (level - center) / spread, (deseason - center) / spread
+
+
+def forecast_at(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
+                state: dict) -> np.ndarray:
+    """(B, H, C) scaled: the ETS forecast of each origin's H targets as known at the
+    origin. An origin inside a gap forecasts from the states of the column's last
+    observed row (the gap's interpolated rows lean on the next observation, which lies
+    after the origin), that many steps further ahead. scaled, last_seen (N, C)."""
+    horizon = int(state["horizon"])
+    rows = np.arange(len(last_seen))[:, None]
+    lags = np.where(last_seen >= 0, rows - last_seen, 0)  # (N, C) rows since observed
+    longest = int(lags.max()) if lags.size else 0  # one table for every origin
+    table = scaled_components(scaled, state, horizon + longest)[0]  # (N, H + G, C)
+    lag = lags[origins]  # (B, C)
+    start = origins[:, None] - lag  # (B, C) the row forecast from
+    steps = lag[:, None, :] + np.arange(horizon)[None, :, None]  # (B, H, C)
+    columns = np.arange(table.shape[2])[None, None, :]
+    return table[start[:, None, :], steps, columns]
 
 
 def describe(fits: list) -> str:

@@ -49,9 +49,11 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
                      f"correction (share chosen on the validation split, --blend)")
     if "model_choice" in state:
         choice = state["model_choice"]
-        lines.append(f"--model auto took {state['model']}: validation MASE of the ETS "
-                     f"forecast {format_value(choice['ets'])}, of the plain anchors "
-                     f"{format_value(choice['anchors'])}")
+        took = {"anchors": "the plain anchors", "ets": "the ETS forecast",
+                "combined": "their mean"}
+        best = min(choice, key=choice.get)
+        lines.append(f"--model auto took {state['model']} on {took[best]}: validation MASE "
+                     + ", ".join(f"{took[k]} {format_value(v)}" for k, v in choice.items()))
     lines += ets_note(baselines)
     lines.append("")
     titled = {_column_name(n, v): v for n, v in baselines.items()}

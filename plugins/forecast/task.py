@@ -199,12 +199,12 @@ class ForecastTask:
             # Hybrid or not by the validation windows' MASE of the two anchors (rows up
             # to the end of the validation split only).
             scale = np.asarray(mase_scale) / np.asarray(scaler["scale"])
-            model, choice = anc.choose_model(
+            model, anchors, choice = anc.choose_model(
                 win.scale(filled[:valid_end], scaler), series.observed[:valid_end],
                 win.window_origins(train_end, valid_end, window, horizon), anchors,
                 {"horizon": horizon, "season": int(season), "scaler": scaler,
                  "ets": ets_fits}, scale)
-        if model == "hybrid":
+        elif model == "hybrid":
             anchors = ["ets"] * horizon
         return {
             "data": None if source.bundled else source.path,
@@ -221,8 +221,7 @@ class ForecastTask:
             "model": model,
             **({"model_choice": choice} if choice else {}),
             "seasonal_inputs": bool(anchors) and any(
-                a in ("seasonal", "seasonal_drift") or (a == "ets" and season > 1)
-                for a in anchors),
+                "seasonal" in a or ("ets" in a and season > 1) for a in anchors),
             "calendar": cal.choose_cycles(config.get("calendar", "auto"), series.times,
                                           train_end),
             "inputs": win.resolve_inputs(config.get("inputs"), filled[:train_end]),
@@ -429,9 +428,9 @@ class ForecastTask:
             seasonal = win.known_at(prepared.scaled, prepared.last_seen, rows, origins)
             result["seasonal_naive"] = (seasonal, {"season": season})
         if prepared.ets is not None and any(f is not None for f in prepared.ets):
-            table, _, _ = ets.components(prepared.filled, prepared.ets, horizon)  # (N, H, C)
-            result["ets"] = (win.scale(table[origins], state["scaler"]),
-                             {"model": ets.describe(prepared.ets)})
+            forecast = ets.forecast_at(prepared.scaled, prepared.last_seen, origins,
+                                       {**state, "ets": prepared.ets})  # (B, H, C)
+            result["ets"] = (forecast, {"model": ets.describe(prepared.ets)})
         return result
 
     def backtest(self, state, split, config, model, origins_count):
