@@ -214,3 +214,26 @@ def test_an_origin_inside_a_gap_forecasts_from_the_last_observed_row(tmp_path):
     np.testing.assert_allclose(forecasts[0][2], table[119, 3:6])
     np.testing.assert_allclose(forecasts[0][0], table[119, :3])
     assert win.last_observed(prepared.observed)[122, 0] == 119
+
+
+def test_a_recent_file_restarts_the_states_from_its_first_window(tmp_path):
+    rows = monthly_rows()
+    path = write_csv(tmp_path / "m.csv", ["date", "value"], rows)
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", path, "--out", run, "--window", 30,
+              "--model", "hybrid", *SMALL))
+    # A recent file starting in another month, at another level than training did.
+    recent = write_csv(tmp_path / "recent.csv", ["date", "value"], rows[-67:])
+    report = json.loads(ok(invoke("eval", run, "--data", recent, "--json")))
+    base = report["baselines"]
+    assert base["ets"]["mase"] < min(base["seasonal_naive"]["mase"], base["naive"]["mase"])
+    assert report["metrics"]["mase"] < base["naive"]["mase"]
+    # The restart reads the file's first window only: never a forecast target.
+    state = json.loads((run / "config.json").read_text())["task_state"]
+    task = ForecastTask()
+    changed = [list(r) for r in rows[-67:]]
+    for r in changed[30:]:
+        r[1] = f"{float(r[1]) * 2:.4f}"
+    other = write_csv(tmp_path / "other.csv", ["date", "value"], changed)
+    fits = [task.load(state, {"eval_data": f}).ets for f in (recent, other)]
+    assert fits[0] == fits[1] and fits[0] != state["ets"]

@@ -84,12 +84,11 @@ def _fit_one(values: np.ndarray, kind: str, season: int) -> dict | None:
             continue
         if not np.isfinite(result.aic):
             continue
-        names = list(result.model._smoothing_param_names) if hasattr(
-            result.model, "_smoothing_param_names") else []
         params = dict(zip(result.param_names, np.asarray(result.params, dtype=float)))
         fit = {"kind": kind, "season": int(season) if "seasonal" in SPECS[kind] else 1,
                "aic": float(result.aic),
-               "smoothing": {k: float(params[k]) for k in names if k in params},
+               # the smoothing coefficients; the initial states are kept apart below
+               "smoothing": {k: v for k, v in params.items() if not k.startswith("initial_")},
                "initial_level": float(result.initial_level)}
         if "trend" in SPECS[kind]:
             fit["initial_trend"] = float(result.initial_trend)
@@ -140,6 +139,50 @@ def _filtered(values: np.ndarray, fit: dict):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return model.smooth(params)
+
+
+def restart(fits: list, head: np.ndarray) -> list:
+    """The fits moved to a series that starts elsewhere (a recent file given to eval or
+    predict --data), from its first rows head (K, C) original units, K = the run's
+    window: rows that are never a forecast target (every window's targets come after
+    its W input rows). The smoothing coefficients are kept; the initial states are
+    statsmodels' estimate on the head with those coefficients fixed, or, when the head
+    holds fewer than two seasons, the training ones with the level shifted so that the
+    one-step forecast of the first row is its value."""
+    moved = []
+    for c, fit in enumerate(fits):
+        moved.append(None if fit is None else _restart_column(fit, head[:, c]))
+    return moved
+
+
+def _restart_column(fit: dict, head: np.ndarray) -> dict:
+    seasonal = "initial_seasonal" in fit
+    if len(head) >= max(MIN_ROWS, 2 * fit["season"] + 2 if seasonal else 0):
+        model = _model(head, fit["kind"], fit["season"], initialization_method="estimated")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with model.fix_params(fit["smoothing"]):
+                    result = model.fit(disp=False)
+            moved = {**fit, "initial_level": float(result.initial_level)}
+            if "initial_trend" in fit:
+                moved["initial_trend"] = float(result.initial_trend)
+            if seasonal:
+                moved["initial_seasonal"] = [float(v)
+                                             for v in np.ravel(result.initial_seasonal)]
+            return moved
+        except (ValueError, np.linalg.LinAlgError):
+            pass
+    # Fewer than two seasons: the training states, the level moved to the first row.
+    y0 = float(head[0])
+    rows = np.full(max(fit["season"], 1) + 1, y0)  # statsmodels filters at least a season
+    predicted = float(np.asarray(_filtered(rows, fit).fittedvalues)[0])
+    base = fit["initial_level"] + fit.get("initial_trend", 0.0)
+    if fit["kind"] == "hw_mul" and base != 0:
+        shift = (y0 - predicted) / (predicted / base)  # in level units
+    else:
+        shift = y0 - predicted
+    return {**fit, "initial_level": fit["initial_level"] + shift}
 
 
 def column_components(values: np.ndarray, fit: dict, horizon: int):
@@ -232,6 +275,14 @@ def forecast_at(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
     steps = lag[:, None, :] + np.arange(horizon)[None, :, None]  # (B, H, C)
     columns = np.arange(table.shape[2])[None, None, :]
     return table[start[:, None, :], steps, columns]
+
+
+def with_fits(state: dict, fits: list | None) -> dict:
+    """A run's state with the ETS fits of the data being read (restarted at a new file's
+    first rows: restart), for the hybrid's anchor and inputs."""
+    if "ets" not in state or fits is None or fits is state["ets"]:
+        return state
+    return {**state, "ets": fits}
 
 
 def describe(fits: list) -> str:

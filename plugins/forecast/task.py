@@ -123,8 +123,9 @@ class ForecastTask:
                               "(ETS, fitted on the training rows) and sees the window "
                               "relative to its level and season (needs statsmodels: "
                               "recurrent[ets]); rnn: it corrects the naive or seasonal-"
-                              "naive forecast; auto: hybrid when the ETS forecast beats "
-                              "those on the validation split, else rnn."),
+                              "naive forecast; auto: whichever of those anchors, the ETS "
+                              "forecast and their mean forecasts the validation split "
+                              "best (the hybrid when ETS is in it)."),
             click.Option(["--inputs"], type=click.Choice(win.INPUT_MODES), default="auto",
                          show_default=True,
                          help="Feed the window as scaled levels, or relative to its last "
@@ -309,14 +310,16 @@ class ForecastTask:
                         observed=series.observed, last_seen=win.last_observed(series.observed),
                         ranges=ranges,
                         calendar=cal.features(series.times, state.get("calendar", [])),
-                        ets=self._ets_fits(state, filled, ranges))
+                        ets=self._ets_fits(state, filled, ranges, whole_file))
 
     @staticmethod
-    def _ets_fits(state, filled, ranges):
-        """The run's ETS fits; a run saved without them (statsmodels missing then) gets
-        them fitted now on its training rows when statsmodels is there."""
+    def _ets_fits(state, filled, ranges, whole_file=False):
+        """The run's ETS fits (restarted at a new file's first row: ets.restart); a run
+        saved without them (statsmodels missing then) gets them fitted now on its
+        training rows when statsmodels is there."""
         if "ets" in state:
-            return state["ets"]
+            return (ets.restart(state["ets"], filled[:state["window"]]) if whole_file
+                    else state["ets"])
         if "train" not in ranges or not ets.available():
             return None
         return ets.fit(filled[:ranges["train"][1]], int(state["season"]))
@@ -376,6 +379,7 @@ class ForecastTask:
 
     def _scaled_forecasts(self, state, prepared, origins, model):
         """Model forecasts (B, H, C) in scaled units, one model call per EVAL_CHUNK windows."""
+        state = ets.with_fits(state, prepared.ets)
         parts = []
         for start in range(0, len(origins), EVAL_CHUNK):
             chunk = origins[start:start + EVAL_CHUNK]
