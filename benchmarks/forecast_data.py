@@ -3,7 +3,7 @@
 The series ship inside PyPI packages and are read from there at benchmark time (none is
 committed here; the library never fetches them):
 
-    pip install pmdarima statsmodels
+    pip install pmdarima statsmodels vega_datasets
     python benchmarks/forecast_data.py OUT_DIR
 
 | file | package, loader | rows | step, season | licence note |
@@ -16,6 +16,8 @@ committed here; the library never fetches them):
 | elec_equip.csv | statsmodels elec_equip | 257 | monthly 1995-2016, 12 | Eurostat, public domain (statsmodels' note) |
 | woolyrnq.csv | pmdarima load_woolyrnq | 119 | quarterly 1965-1994, 4 | Australian Bureau of Statistics, via R forecast (GPL-3) |
 | lynx.csv | pmdarima load_lynx | 114 | yearly 1821-1934 (numeric years), a ~10-year cycle | Campbell & Walker (1977), as in R datasets |
+| sf_temps.csv | vega_datasets local_data.sf_temps, first 8 weeks | 1344 | hourly from 2010-01-01, 24 | NOAA San Francisco temperatures, public domain |
+| seattle_weekly.csv | vega_datasets local_data.seattle_weather, weekly mean of temp_max | 208 | weekly 2012-2015, 52 | NOAA Seattle daily weather, public domain |
 
 Each CSV has a `time` column (ISO dates; years for lynx) and a `value` column.
 """
@@ -66,6 +68,13 @@ def main(out):
     _write(f"{out}/lynx.csv", range(1821, 1821 + len(lynx)), lynx)
     elec = elec_equip.load_pandas().data
     _write(f"{out}/elec_equip.csv", [str(t.date()) for t in elec.index], elec.iloc[:, 0])
+    from vega_datasets import local_data
+    sf = local_data.sf_temps().sort_values("date").iloc[:8 * 7 * 24]
+    _write(f"{out}/sf_temps.csv", [t.isoformat() for t in sf["date"]], sf["temp"])
+    weather = local_data.seattle_weather().set_index("date")["temp_max"]
+    weekly = weather.iloc[:208 * 7].to_numpy().reshape(208, 7).mean(axis=1)
+    _write(f"{out}/seattle_weekly.csv", [str(t.date()) for t in weather.index[:208 * 7:7]],
+           weekly)
 
 
 if __name__ == "__main__":

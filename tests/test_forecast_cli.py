@@ -43,7 +43,7 @@ def png_size(path):
 def test_eval_reports_metrics_beside_both_baselines(run):
     report = json.loads(ok(invoke("eval", run, "--json")))
     metrics, baselines = report["metrics"], report["baselines"]
-    assert set(baselines) == {"naive", "seasonal_naive"}
+    assert set(baselines) == {"naive", "seasonal_naive", "ets"}
     assert baselines["seasonal_naive"]["season"] == 11
     for name in ("rmse", "mae", "mape", "smape", "mase", "loss"):
         assert np.isfinite(metrics[name]) and metrics[name] > 0
@@ -52,8 +52,9 @@ def test_eval_reports_metrics_beside_both_baselines(run):
     lines = ok(invoke("eval", run)).splitlines()
     assert lines[1] == "45 windows: 30 past steps -> 2 forecast step(s) of sunspots"
     table = lines[lines.index("") + 1:]
-    assert table[0].split() == ["metric", "model", "naive", "seasonal_naive", "(m=11)"]
-    predictors = [metrics, baselines["naive"], baselines["seasonal_naive"]]
+    assert table[0].split() == ["metric", "model", "naive", "seasonal_naive", "(m=11)",
+                                "ets", *baselines["ets"]["model"].split()]
+    predictors = [metrics, baselines["naive"], baselines["seasonal_naive"], baselines["ets"]]
     assert [row.split() for row in table[1:]] == [
         [name, *(f"{m[name]:.4f}" for m in predictors)]
         for name in ("rmse", "mae", "mape", "smape", "mase", "loss")]
@@ -273,7 +274,7 @@ def test_backtest_reports_mean_and_spread_over_origins(run):
     assert result["origins"] == 4 and len(result["origin_rows"]) == 4
     assert result["origin_rows"] == sorted(result["origin_rows"])
     forecasters = result["forecasters"]
-    assert set(forecasters) == {"model", "naive", "seasonal_naive"}
+    assert set(forecasters) == {"model", "naive", "seasonal_naive", "ets"}
     for name, values in forecasters.items():
         for metric in ("rmse", "mae", "mape", "smape", "mase", "loss"):
             s = values[metric]

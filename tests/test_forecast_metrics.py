@@ -85,7 +85,7 @@ def test_zero_change_model_scores_exactly_as_the_naive_baseline():
     model = zero_head_model(task.model_spec(state, config))
     metrics = task.evaluate(state, "test", config, model.runner())
     baselines = task.baselines(state, "test", config)
-    assert set(baselines) == {"naive", "seasonal_naive"}
+    assert set(baselines) == {"naive", "seasonal_naive", "ets"}
     assert baselines["seasonal_naive"]["season"] == 52
     for key in ("rmse", "mae", "mape", "smape", "mase", "loss", "windows"):
         assert metrics[key] == pytest.approx(baselines["naive"][key], rel=1e-5), key

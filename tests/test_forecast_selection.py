@@ -64,7 +64,8 @@ def monthly_rows(n=180, seed=0):
 def test_a_dated_run_feeds_calendar_features_and_predicts_past_its_horizon(tmp_path):
     path = write_csv(tmp_path / "monthly.csv", ["date", "value"], monthly_rows())
     run = tmp_path / "run"
-    ok(invoke("train", "forecast", "--data", path, "--horizon", 2, "--out", run, *SMALL))
+    ok(invoke("train", "forecast", "--data", path, "--horizon", 2, "--out", run,
+              "--model", "rnn", *SMALL))
     info = json.loads((run / "config.json").read_text())
     state = info["task_state"]
     assert state["calendar"] == ["year"] and state["season"] == 12
@@ -75,7 +76,7 @@ def test_a_dated_run_feeds_calendar_features_and_predicts_past_its_horizon(tmp_p
     assert all(np.isfinite(float(line.split(",")[1])) for line in lines[1:])
     plain = tmp_path / "plain"
     ok(invoke("train", "forecast", "--data", path, "--horizon", 2, "--out", plain,
-              "--calendar", "none", *SMALL))
+              "--calendar", "none", "--model", "rnn", *SMALL))
     info = json.loads((plain / "config.json").read_text())
     assert info["task_state"]["calendar"] == [] and info["model_spec"]["input_size"] == 2
 
@@ -118,7 +119,7 @@ def _trained(tmp_path, rows, *options):
 
 def test_choices_never_read_the_test_rows(tmp_path):
     rows = monthly_rows()
-    path, run = _trained(tmp_path, rows)
+    path, run = _trained(tmp_path, rows, "--model", "rnn")
     info = RunDir.open(str(run)).info()
     state = info["task_state"]
     assert state["blend"] in anc.BLEND_GRID and state["anchors"] == ["seasonal"]
@@ -133,14 +134,20 @@ def test_choices_never_read_the_test_rows(tmp_path):
         repeat[r] = repeat[r - 12]
     noise = values.copy()
     noise[valid_end:] = np.random.default_rng(1).normal(scale=100, size=len(values) - valid_end)
+    auto = task.prepare({"data": path})  # --model auto: chosen on the validation rows
+    assert auto["model"] in ("hybrid", "rnn")
+    assert set(auto["model_choice"]) == {"ets", "anchors", "combined"}
     for name, changed in (("repeat", repeat), ("noise", noise)):
         other = write_csv(tmp_path / f"{name}.csv", ["date", "value"],
                           [[d, f"{v:.4f}"] for (d, _), v in zip(rows, changed)])
-        config = {"data": other, "horizon": 1}
+        config = {"data": other, "horizon": 1, "forecast_model": "rnn"}
         prepared = task.prepare(config)
         same = {k: v for k, v in prepared.items() if k not in ("data", "data_label")}
         before = {k: state[k] for k in same}
         assert same == before, name
+        other_auto = task.prepare({"data": other})
+        assert {k: v for k, v in other_auto.items() if k not in ("data", "data_label")} \
+            == {k: v for k, v in auto.items() if k not in ("data", "data_label")}, name
         moved = {**state, "data": str(dataio.resolve_source(other).path)}
         assert task.after_training({k: v for k, v in moved.items() if k != "blend"}, {},
                                    model.runner())["blend"] == state["blend"], name
@@ -157,7 +164,7 @@ def test_choices_never_read_the_test_rows(tmp_path):
 
 
 def test_eval_and_predict_use_the_saved_blend(tmp_path):
-    path, run = _trained(tmp_path, monthly_rows())
+    path, run = _trained(tmp_path, monthly_rows(), "--model", "rnn")
     config_file = run / "config.json"
     info = json.loads(config_file.read_text())
     assert info["task_state"]["blend_mode"] == "auto"

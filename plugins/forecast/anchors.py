@@ -8,14 +8,24 @@ that needs no training; a zero output IS that forecast. The anchors:
   "seasonal"        y(t+h - m*ceil(h/m)): the seasonal-naive forecast;
   "seasonal_drift"  seasonal naive plus the last seasonal change y(t) - y(t-m): the naive
                     forecast of the seasonally differenced series (a trending seasonal
-                    series such as monthly airline passengers).
+                    series such as monthly airline passengers);
+  "ets"             the forecast of the run's exponential smoothing (ets.py), fitted on the
+                    training rows and filtered up to the origin: the anchor of the hybrid
+                    model (--model hybrid), which re-levels and re-seasonalises the
+                    network's correction as ES-RNN does.
 A run whose anchors are seasonal also feeds the seasonal differences y(s) - y(s-m) of the
 window as extra input columns (windows.model_inputs), so the model sees what it corrects.
 
-Two choices are made against the baselines, never on test rows:
+Three choices are made against the baselines, never on test rows:
 - choose_anchors, before training: per step, the anchor with the smallest error on the
   training windows, a seasonal one only when clearly better than the last value
   (SEASONAL_MARGIN).
+- choose_model, before training (--model auto): among the anchors choose_anchors
+  picked (the plain network), the ETS forecast and the mean of the two per step
+  (COMBINED: "ets+seasonal"...; averaging forecasts of different kinds is the classic
+  combination of the M competitions), the one with the smallest MASE on the validation
+  windows; the hybrid model when it involves ETS. Only the anchors are compared (no
+  network is trained for it); the rows after the validation split are not read.
 - choose_blend, after training: the share w of the head's correction kept,
   forecast = anchor + w * correction, w from BLEND_GRID by the validation MASE; w = 0 is
   the anchor itself, so a model that does not beat its anchor on validation falls back
@@ -25,6 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import ets
 from . import windows as win
 from .metrics import seasonal_rows
 
@@ -48,21 +59,34 @@ def run_blend(state: dict) -> float:
 
 
 def anchor_forecast(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
-                    horizon: int, season: int, anchors: list[str]) -> np.ndarray:
-    """(B, H, C) the anchor forecast of every step, from what was known at each origin."""
+                    horizon: int, season: int, anchors: list[str],
+                    state: dict | None = None) -> np.ndarray:
+    """(B, H, C) the anchor forecast of every step, from what was known at each origin.
+    A step's anchor "a+b" is the mean of anchors a and b (COMBINED). The "ets" anchor
+    needs the run's ``state`` (its fits and scaler)."""
     last = win.known_at(scaled, last_seen, origins[:, None], origins)  # (B, 1, C)
     out = np.repeat(last, horizon, axis=1)  # (B, H, C)
-    if season <= 1 or all(a == "last" for a in anchors):
+    kinds = {part for a in anchors for part in a.split("+")}
+    if kinds == {"last"}:
         return out
-    rows = seasonal_rows(origins, horizon, season)  # (B, H)
-    seasonal = win.lagged(scaled, last_seen, rows, origins)  # (B, H, C)
-    for h, kind in enumerate(anchors):
-        if kind == "seasonal":
-            out[:, h] = seasonal[:, h]
-        elif kind == "seasonal_drift":
+    parts = {"last": out.copy()}
+    if "ets" in kinds:
+        parts["ets"] = ets.forecast_at(scaled, last_seen, origins, state)  # (B, H, C)
+    if kinds & {"seasonal", "seasonal_drift"}:
+        seasonal = parts["last"]
+        if season > 1:
+            rows = seasonal_rows(origins, horizon, season)  # (B, H)
+            seasonal = win.lagged(scaled, last_seen, rows, origins)  # (B, H, C)
+        parts["seasonal"] = seasonal
+        if "seasonal_drift" in kinds and season > 1:
             drift = last[:, 0] - win.lagged(scaled, last_seen, origins[:, None] - season,
-                                            origins)[:, 0]
-            out[:, h] = seasonal[:, h] + drift
+                                            origins)[:, 0]  # (B, C)
+            parts["seasonal_drift"] = seasonal + drift[:, None, :]
+        else:
+            parts["seasonal_drift"] = seasonal
+    for h, kind in enumerate(anchors):
+        names = kind.split("+")
+        out[:, h] = sum(parts[name][:, h] for name in names) / len(names)
     return out
 
 
@@ -107,7 +131,7 @@ def model_targets(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray
     anchors = run_anchors(state)
     if anchors is not None:
         targets = targets - anchor_forecast(scaled, last_seen, origins, horizon,
-                                            state["season"], anchors)
+                                            state["season"], anchors, state)
     return np.ascontiguousarray(targets.reshape(len(origins), -1), dtype=np.float32)
 
 
@@ -121,8 +145,41 @@ def model_forecasts(outputs: np.ndarray, scaled: np.ndarray, last_seen: np.ndarr
     if anchors is not None:
         w = run_blend(state) if blend is None else blend
         forecasts = w * forecasts + anchor_forecast(scaled, last_seen, origins, horizon,
-                                                    state["season"], anchors)
+                                                    state["season"], anchors, state)
     return forecasts
+
+
+def scaled_mase(forecast: np.ndarray, actual: np.ndarray, observed: np.ndarray,
+                scale: np.ndarray) -> float:
+    """Mean over columns of the mean absolute error of (B, H, C) forecasts against the
+    actual values (scaled units, observed ones only), each column divided by ``scale``
+    (C,): the MASE when scale is the MASE denominator in scaled units."""
+    err = np.abs(forecast - actual) / scale
+    return float(np.mean([err[..., c][observed[..., c]].mean()
+                          for c in range(err.shape[-1])]))
+
+
+def choose_model(scaled: np.ndarray, observed: np.ndarray, origins: np.ndarray,
+                 anchors: list[str], state: dict,
+                 scale: np.ndarray) -> tuple[str, list[str], dict]:
+    """(model "hybrid" or "rnn", its anchors, {"anchors": MASE, "ets": MASE, "combined":
+    MASE}): the given (plain) anchors, the ETS forecast or their per-step mean, whichever
+    has the smallest MASE on the windows at ``origins`` (the validation windows; ties
+    keep the earlier). scaled, observed (N, C) gap-filled rows up to the windows' last
+    target; state holds horizon, season, scaler and ets (the fits); scale (C,) the MASE
+    denominators in scaled units."""
+    horizon, season = state["horizon"], state["season"]
+    last_seen = win.last_observed(observed)
+    rows = win.target_rows(origins, horizon)
+    actual, keep = scaled[rows], observed[rows]
+    candidates = {"anchors": list(anchors), "ets": ["ets"] * horizon,
+                  "combined": [f"ets+{a}" for a in anchors]}
+    errors = {}
+    for name, kinds in candidates.items():
+        forecast = anchor_forecast(scaled, last_seen, origins, horizon, season, kinds, state)
+        errors[name] = scaled_mase(forecast, actual, keep, scale)
+    best = min(errors, key=lambda name: (errors[name], list(candidates).index(name)))
+    return ("rnn" if best == "anchors" else "hybrid"), candidates[best], errors
 
 
 def choose_blend(corrections: np.ndarray, anchor: np.ndarray, actual: np.ndarray,
@@ -133,9 +190,7 @@ def choose_blend(corrections: np.ndarray, anchor: np.ndarray, actual: np.ndarray
     larger w."""
     best, best_error = BLEND_GRID[0], np.inf
     for w in BLEND_GRID:
-        err = np.abs(anchor + w * corrections - actual) / scale
-        error = float(np.mean([err[..., c][observed[..., c]].mean()
-                               for c in range(err.shape[-1])]))
+        error = scaled_mase(anchor + w * corrections, actual, observed, scale)
         if error < best_error - 1e-12:
             best, best_error = w, error
     return best

@@ -9,11 +9,20 @@ from __future__ import annotations
 
 from recurrent.report import format_value, metrics_table, text_table
 
+from . import ets
 from .metrics import METRICS
 
 
 def _column_name(name: str, values: dict) -> str:
+    if "model" in values:
+        return f"{name} {values['model']}"
     return f"{name} (m={values['season']})" if "season" in values else name
+
+
+def ets_note(forecasters: dict) -> list[str]:
+    """One line telling how to get the ETS baseline, when the report lacks it because
+    statsmodels is missing."""
+    return [] if "ets" in forecasters or ets.available() else [ets.MISSING_NOTE]
 
 
 def per_column_table(columns: list[str], predictors: dict[str, dict]) -> list[str]:
@@ -35,8 +44,17 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
              f"rmse, mae in the data's units, mape, smape in %{mean}; mase = mae / naive mae "
              f"on the training rows (below 1 beats it); loss = mse on scaled values"]
     if "blend" in state:
-        lines.append(f"model = anchor + {format_value(state['blend'])} x the network's "
+        anchor = "ETS forecast" if state.get("model") == "hybrid" else "anchor"
+        lines.append(f"model = {anchor} + {format_value(state['blend'])} x the network's "
                      f"correction (share chosen on the validation split, --blend)")
+    if "model_choice" in state:
+        choice = state["model_choice"]
+        took = {"anchors": "the plain anchors", "ets": "the ETS forecast",
+                "combined": "their mean"}
+        best = min(choice, key=choice.get)
+        lines.append(f"--model auto took {state['model']} on {took[best]}: validation MASE "
+                     + ", ".join(f"{took[k]} {format_value(v)}" for k, v in choice.items()))
+    lines += ets_note(baselines)
     lines.append("")
     titled = {_column_name(n, v): v for n, v in baselines.items()}
     lines += metrics_table(metrics, titled, names=[*METRICS, "loss"])
@@ -51,7 +69,7 @@ def format_backtest(state: dict, split: str, result: dict) -> list[str]:
     forecasters = result["forecasters"]
     lines = [f"rolling origin: {result['origins']} forecast origins over the {split} split, "
              f"{state['horizon']} step(s) each; per metric the mean +- standard deviation "
-             f"[min, max] over origins", ""]
+             f"[min, max] over origins", *ets_note(forecasters), ""]
     rows = [["metric", *(_column_name(n, v) for n, v in forecasters.items())]]
     for metric in [*METRICS, "loss"]:
         rows.append([metric, *(_spread_cell(v[metric]) for v in forecasters.values())])

@@ -27,11 +27,13 @@ from . import metrics as fm
 from . import report
 from . import anchors as anc
 from . import calendar as cal
+from . import ets
 from . import windows as win
 from .predict import forecast_stream, run_predict
 from .times import DATE_ORDERS
 
 EVAL_CHUNK = 1024  # windows per model call in evaluation
+MODELS = ("auto", "hybrid", "rnn")  # --model
 
 # Training defaults of this task, pinned here (not inherited) because the documented
 # quality (test MASE < 1 on the bundled sunspots; benchmarks/forecast_quality.py) was
@@ -50,6 +52,7 @@ class Prepared:
     last_seen: np.ndarray  # (N, C) int64 last observed row at or before each row
     ranges: dict  # split -> (start, end) rows of its targets
     calendar: np.ndarray | None = None  # (N, F) calendar features of the run, if any
+    ets: list | None = None  # the run's ETS fits per column (ets.py), None without one
 
 
 class ForecastTask:
@@ -114,6 +117,15 @@ class ForecastTask:
                               "of its anchor (1, 0.75, 0.5, 0.25 or 0) that forecasts the "
                               "validation split best, chosen after training (auto), or all "
                               "of it (full)."),
+            click.Option(["--model", "forecast_model"], type=click.Choice(MODELS),
+                         default="auto", show_default=True,
+                         help="hybrid: the network corrects the run's exponential smoothing "
+                              "(ETS, fitted on the training rows) and sees the window "
+                              "relative to its level and season (needs statsmodels: "
+                              "recurrent[ets]); rnn: it corrects the naive or seasonal-"
+                              "naive forecast; auto: whichever of those anchors, the ETS "
+                              "forecast and their mean forecasts the validation split "
+                              "best (the hybrid when ETS is in it)."),
             click.Option(["--inputs"], type=click.Choice(win.INPUT_MODES), default="auto",
                          show_default=True,
                          help="Feed the window as scaled levels, or relative to its last "
@@ -171,14 +183,30 @@ class ForecastTask:
             dated = cal.calendar_season(series.times, train_end)
             season = detected if dated is None else fm.choose_season(
                 filled[:train_end, 0], [detected, dated])
+        # ETS per column on the training rows only (gap fills of those rows included).
+        ets_fits = ets.fit(filled[:train_end], int(season)) if ets.available() else None
         difference = bool(config.get("difference", True))
-        anchors = None
+        model = self._model_kind(config, ets_fits, difference)
+        if ets_fits is None:
+            click.echo(ets.MISSING_NOTE, err=True)  # a warning: shown even with --quiet
+        anchors = choice = None
         if difference:
             # The forecast the head corrects, per step: the best simple one on the
             # training windows (anchors.py).
             anchors = anc.choose_anchors(
                 win.scale(filled[:train_end], scaler), train_observed,
                 win.window_origins(0, train_end, window, horizon), horizon, int(season))
+        if model == "auto":
+            # Hybrid or not by the validation windows' MASE of the two anchors (rows up
+            # to the end of the validation split only).
+            scale = np.asarray(mase_scale) / np.asarray(scaler["scale"])
+            model, anchors, choice = anc.choose_model(
+                win.scale(filled[:valid_end], scaler), series.observed[:valid_end],
+                win.window_origins(train_end, valid_end, window, horizon), anchors,
+                {"horizon": horizon, "season": int(season), "scaler": scaler,
+                 "ets": ets_fits}, scale)
+        elif model == "hybrid":
+            anchors = ["ets"] * horizon
         return {
             "data": None if source.bundled else source.path,
             "bundled": source.bundled,
@@ -191,17 +219,42 @@ class ForecastTask:
             "difference": difference,
             **({"anchors": anchors} if anchors else {}),
             "blend_mode": config.get("blend", "auto") if difference else "full",
-            "seasonal_inputs": bool(anchors) and any(a != "last" for a in anchors),
+            "model": model,
+            **({"model_choice": choice} if choice else {}),
+            "seasonal_inputs": bool(anchors) and any(
+                "seasonal" in a or ("ets" in a and season > 1) for a in anchors),
             "calendar": cal.choose_cycles(config.get("calendar", "auto"), series.times,
                                           train_end),
             "inputs": win.resolve_inputs(config.get("inputs"), filled[:train_end]),
             "season": int(season),
+            **({"ets": ets_fits} if ets_fits is not None else {}),
             "split_ends": [train_end, valid_end, n],
             "scaler": scaler,
             "mase_scale": [float(v) for v in mase_scale],
             # How dates such as 01/02/2010 were read, so that later files read the same way.
             **({"date_order": series.date_order} if series.date_order else {}),
         }
+
+    @staticmethod
+    def _model_kind(config, ets_fits, difference):
+        """--model resolved: hybrid, rnn, or auto (to be chosen on validation) when there
+        are ETS fits and --difference, else rnn; UserError when hybrid is asked for and
+        cannot be built."""
+        asked = config.get("forecast_model")
+        has_ets = ets_fits is not None and any(f is not None for f in ets_fits)
+        if asked == "hybrid":
+            if ets_fits is None:
+                raise UserError(f"--model hybrid: {ets.MISSING_NOTE}")
+            if not has_ets:
+                raise UserError("--model hybrid: no exponential smoothing fits the training "
+                                f"rows (fewer than {ets.MIN_ROWS}?); use --model rnn")
+            if not difference:
+                raise UserError("--model hybrid corrects its ETS forecast: it does not go "
+                                "with --no-difference")
+            return "hybrid"
+        if asked == "rnn":
+            return "rnn"
+        return "auto" if has_ets and difference else "rnn"
 
     def _training_source(self, state):
         if state.get("bundled"):
@@ -256,7 +309,20 @@ class ForecastTask:
         return Prepared(series=series, filled=filled, scaled=win.scale(filled, state["scaler"]),
                         observed=series.observed, last_seen=win.last_observed(series.observed),
                         ranges=ranges,
-                        calendar=cal.features(series.times, state.get("calendar", [])))
+                        calendar=cal.features(series.times, state.get("calendar", [])),
+                        ets=self._ets_fits(state, filled, ranges, whole_file))
+
+    @staticmethod
+    def _ets_fits(state, filled, ranges, whole_file=False):
+        """The run's ETS fits (restarted at a new file's first row: ets.restart); a run
+        saved without them (statsmodels missing then) gets them fitted now on its
+        training rows when statsmodels is there."""
+        if "ets" in state:
+            return (ets.restart(state["ets"], filled[:state["window"]]) if whole_file
+                    else state["ets"])
+        if "train" not in ranges or not ets.available():
+            return None
+        return ets.fit(filled[:ranges["train"][1]], int(state["season"]))
 
     def _origins(self, state, prepared, split):
         if split not in prepared.ranges:
@@ -270,6 +336,7 @@ class ForecastTask:
     def model_spec(self, state, config):
         columns = len(state["columns"])
         inputs = (2 * columns if win.seasonal_inputs(state) else columns) \
+            + (columns if win.hybrid_model(state) else 0) \
             + 2 * len(state.get("calendar", []))
         return {"input": "features", "input_size": inputs,
                 "output": "last", "output_size": state["horizon"] * columns}
@@ -301,7 +368,7 @@ class ForecastTask:
         horizon = state["horizon"]
         full = self._scaled_forecasts({**state, "blend": 1.0}, prepared, origins, model)
         anchor = anc.anchor_forecast(prepared.scaled, prepared.last_seen, origins, horizon,
-                                     state["season"], anchors)
+                                     state["season"], anchors, state)
         rows = win.target_rows(origins, horizon)
         scale = np.asarray(state["mase_scale"]) / np.asarray(state["scaler"]["scale"])
         blend = anc.choose_blend(full - anchor, anchor, prepared.scaled[rows],
@@ -312,6 +379,7 @@ class ForecastTask:
 
     def _scaled_forecasts(self, state, prepared, origins, model):
         """Model forecasts (B, H, C) in scaled units, one model call per EVAL_CHUNK windows."""
+        state = ets.with_fits(state, prepared.ets)
         parts = []
         for start in range(0, len(origins), EVAL_CHUNK):
             chunk = origins[start:start + EVAL_CHUNK]
@@ -353,8 +421,9 @@ class ForecastTask:
                 self._baseline_forecasts(state, prepared, origins).items()}
 
     def _baseline_forecasts(self, state, prepared, origins):
-        """name -> (scaled forecasts (B, H, C), extra keys of its metrics): naive, and
-        seasonal naive when the run has a season and every origin a season of history."""
+        """name -> (scaled forecasts (B, H, C), extra keys of its metrics): naive,
+        seasonal naive when the run has a season and every origin a season of history, and
+        ETS (ets.py) with the run's fits, filtered up to each origin."""
         horizon, season = state["horizon"], state["season"]
         naive = fm.naive_forecast(self._last(prepared.scaled, prepared, origins), horizon)
         result = {"naive": (naive, {})}
@@ -362,6 +431,10 @@ class ForecastTask:
             rows = fm.seasonal_rows(origins, horizon, season)
             seasonal = win.known_at(prepared.scaled, prepared.last_seen, rows, origins)
             result["seasonal_naive"] = (seasonal, {"season": season})
+        if prepared.ets is not None and any(f is not None for f in prepared.ets):
+            forecast = ets.forecast_at(prepared.scaled, prepared.last_seen, origins,
+                                       {**state, "ets": prepared.ets})  # (B, H, C)
+            result["ets"] = (forecast, {"model": ets.describe(prepared.ets)})
         return result
 
     def backtest(self, state, split, config, model, origins_count):

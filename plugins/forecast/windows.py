@@ -15,6 +15,8 @@ import numpy as np
 
 from recurrent.errors import UserError
 
+from . import ets
+
 SCALINGS = ("standard", "minmax")
 INPUT_MODES = ("auto", "level", "relative")  # --inputs; runs save level or relative
 TREND_SHARE = 0.5  # --inputs auto: relative when a line explains this much of the variance
@@ -202,10 +204,18 @@ def lagged(scaled: np.ndarray, last_seen: np.ndarray, rows: np.ndarray,
     return known_at(scaled, last_seen, np.maximum(rows, 0), origins)
 
 
+def hybrid_model(state: dict) -> bool:
+    """Whether a run is the hybrid model (--model hybrid): an ETS anchor, and inputs
+    normalised by its level and seasonal index."""
+    return state.get("model", "rnn") == "hybrid"
+
+
 def model_inputs(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
                  state: dict, calendar: np.ndarray | None = None) -> np.ndarray:
     """The run's model input for these origins: (W, B, C), then with seasonal inputs C
-    more columns, y(s) - y(s-m) of every window step s, then with calendar cycles their
+    more columns, y(s) - y(s-m) of every window step s, then for the hybrid model C more,
+    every step's deseasonalised value less the ETS level at the origin (ES-RNN's
+    per-window normalisation, additive in scaled units), then with calendar cycles their
     features (calendar.py) of every window step: calendar (N, F) holds them per row."""
     window = state["window"]
     x = input_windows(scaled, last_seen, origins, window, relative_inputs(state))
@@ -215,6 +225,11 @@ def model_inputs(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
         diff = (known_at(scaled, last_seen, rows, origins)
                 - lagged(scaled, last_seen, rows - state["season"], origins))  # (B, W, C)
         parts.append(diff.transpose(1, 0, 2).astype(np.float32))
+    if hybrid_model(state):
+        _, level, deseasonalised = ets.scaled_components(scaled, state)
+        remainder = (known_at(deseasonalised, last_seen, rows, origins)
+                     - known_at(level, last_seen, origins[:, None], origins))  # (B, W, C)
+        parts.append(remainder.transpose(1, 0, 2).astype(np.float32))
     if state.get("calendar"):
         if calendar is None:
             raise ValueError("this run's inputs have calendar features: pass calendar")

@@ -1,0 +1,297 @@
+"""Exponential smoothing (ETS) by statsmodels: the classical baseline of every forecast
+report, and the anchor of the hybrid model (--model hybrid).
+
+Dimension legend: N rows, C value columns, B origins, H horizon, m season.
+
+fit() fits, per value column, on the TRAINING rows only (the caller slices them), the
+candidates statsmodels users compare: simple exponential smoothing ("ses", ETS(A,N,N)),
+Holt-Winters additive ("hw_add", ETS(A,A,A)) and, when every training value is positive,
+multiplicative ("hw_mul", ETS(M,A,M)), both with the run's season when the training rows
+hold two of them (else Holt's linear trend, "holt", ETS(A,A,N)); the one with the smallest
+AIC is kept. A fit is a small JSON-able dict: the model, its smoothing parameters and its
+initial states. It is cached per training rows and season (recurrent.cache), and saved in
+the run's state, so eval and predict filter with the very parameters chosen in training.
+
+components() filters a whole series through a fit (statsmodels' ETSModel.smooth with the
+fitted parameters and the initial states held fixed: no refit, nothing estimated from the
+rows being filtered) and returns, for every row taken as a forecast origin, the ETS
+forecast of the next H steps made from the states known at that row, plus the level and
+the deseasonalised value of every row (the hybrid's inputs).
+
+statsmodels and pandas are the optional extra `recurrent[ets]`; without them the report
+says so in one line (MISSING_NOTE) and the hybrid model is not offered.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+
+import numpy as np
+
+from recurrent import cache
+
+FORMAT = 1  # of the cached fits (recurrent.cache)
+NAMESPACE = "forecast-ets"
+MISSING_NOTE = ("ETS baseline and --model hybrid need statsmodels: "
+                "pip install 'recurrent[ets]'")
+SPECS = {
+    "ses": {"error": "add"},
+    "holt": {"error": "add", "trend": "add"},
+    "hw_add": {"error": "add", "trend": "add", "seasonal": "add"},
+    "hw_mul": {"error": "mul", "trend": "add", "seasonal": "mul"},
+}
+MIN_ROWS = 10  # fewer training rows: no ETS fit
+
+
+def available() -> bool:
+    """Whether statsmodels (and pandas, which it needs) can be imported."""
+    try:
+        import statsmodels.tsa.exponential_smoothing.ets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _model(values: np.ndarray, kind: str, season: int, **init):
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+    spec = dict(SPECS[kind])
+    if "seasonal" in spec:
+        spec["seasonal_periods"] = season
+    return ETSModel(np.asarray(values, dtype=np.float64), **spec, **init)
+
+
+def _candidates(values: np.ndarray, season: int) -> list[str]:
+    seasonal = season > 1 and len(values) >= 2 * season + 2
+    kinds = ["ses", "hw_add" if seasonal else "holt"]
+    if seasonal and np.all(values > 0):
+        kinds.append("hw_mul")
+    return kinds
+
+
+def _fit_one(values: np.ndarray, kind: str, season: int) -> dict | None:
+    """One candidate fitted by maximum likelihood; the seasonal ones start from
+    statsmodels' heuristic initial states (estimating m initial seasonal states too often
+    stalls the optimiser at a poor optimum), the others from estimated ones."""
+    tries = ["heuristic", "estimated"] if "seasonal" in SPECS[kind] else ["estimated"]
+    for init in tries:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = _model(values, kind, season, initialization_method=init).fit(
+                    disp=False)
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+        if not np.isfinite(result.aic):
+            continue
+        params = dict(zip(result.param_names, np.asarray(result.params, dtype=float)))
+        fit = {"kind": kind, "season": int(season) if "seasonal" in SPECS[kind] else 1,
+               "aic": float(result.aic),
+               # the smoothing coefficients; the initial states are kept apart below
+               "smoothing": {k: v for k, v in params.items() if not k.startswith("initial_")},
+               "initial_level": float(result.initial_level)}
+        if "trend" in SPECS[kind]:
+            fit["initial_trend"] = float(result.initial_trend)
+        if "seasonal" in SPECS[kind]:
+            fit["initial_seasonal"] = [float(v) for v in np.ravel(result.initial_seasonal)]
+        return fit
+    return None
+
+
+def fit_column(values: np.ndarray, season: int) -> dict | None:
+    """The candidate with the smallest AIC on one column's training rows (1-D), or None
+    when there are too few rows or no candidate fits."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < MIN_ROWS or not np.all(np.isfinite(values)):
+        return None
+    fits = [f for f in (_fit_one(values, k, season) for k in _candidates(values, season))
+            if f is not None]
+    return min(fits, key=lambda f: f["aic"]) if fits else None
+
+
+def fit(train_values: np.ndarray, season: int) -> list[dict | None]:
+    """Per column of train_values (N_train, C): fit_column, cached by the training rows'
+    bytes and the season (the cache key holds nothing of the rows after them)."""
+    train_values = np.ascontiguousarray(train_values, dtype=np.float64)
+    key = {"format": FORMAT, "season": int(season), "shape": list(train_values.shape),
+           "sha256": hashlib.sha256(train_values.tobytes()).hexdigest()}
+    stored = cache.load(NAMESPACE, key)
+    if stored is not None and "fits" in stored:
+        try:
+            return json.loads(str(stored["fits"]))
+        except ValueError:
+            pass
+    fits = [fit_column(train_values[:, c], season) for c in range(train_values.shape[1])]
+    cache.store(NAMESPACE, key, {"fits": np.array(json.dumps(fits))})
+    return fits
+
+
+def _filtered(values: np.ndarray, fit: dict):
+    """statsmodels' smoothing results of ``values`` (1-D) under a fit: its smoothing
+    parameters and initial states held fixed."""
+    init = {"initialization_method": "known", "initial_level": fit["initial_level"]}
+    if "initial_trend" in fit:
+        init["initial_trend"] = fit["initial_trend"]
+    if "initial_seasonal" in fit:
+        init["initial_seasonal"] = np.asarray(fit["initial_seasonal"])
+    model = _model(values, fit["kind"], fit["season"], **init)
+    params = [fit["smoothing"][name] for name in model.param_names]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model.smooth(params)
+
+
+def restart(fits: list, head: np.ndarray) -> list:
+    """The fits moved to a series that starts elsewhere (a recent file given to eval or
+    predict --data), from its first rows head (K, C) original units, K = the run's
+    window: rows that are never a forecast target (every window's targets come after
+    its W input rows). The smoothing coefficients are kept; the initial states are
+    statsmodels' estimate on the head with those coefficients fixed, or, when the head
+    holds fewer than two seasons, the training ones with the level shifted so that the
+    one-step forecast of the first row is its value."""
+    moved = []
+    for c, fit in enumerate(fits):
+        moved.append(None if fit is None else _restart_column(fit, head[:, c]))
+    return moved
+
+
+def _restart_column(fit: dict, head: np.ndarray) -> dict:
+    seasonal = "initial_seasonal" in fit
+    if len(head) >= max(MIN_ROWS, 2 * fit["season"] + 2 if seasonal else 0):
+        model = _model(head, fit["kind"], fit["season"], initialization_method="estimated")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with model.fix_params(fit["smoothing"]):
+                    result = model.fit(disp=False)
+            moved = {**fit, "initial_level": float(result.initial_level)}
+            if "initial_trend" in fit:
+                moved["initial_trend"] = float(result.initial_trend)
+            if seasonal:
+                moved["initial_seasonal"] = [float(v)
+                                             for v in np.ravel(result.initial_seasonal)]
+            return moved
+        except (ValueError, np.linalg.LinAlgError):
+            pass
+    # Fewer than two seasons: the training states, the level moved to the first row.
+    y0 = float(head[0])
+    rows = np.full(max(fit["season"], 1) + 1, y0)  # statsmodels filters at least a season
+    predicted = float(np.asarray(_filtered(rows, fit).fittedvalues)[0])
+    base = fit["initial_level"] + fit.get("initial_trend", 0.0)
+    if fit["kind"] == "hw_mul" and base != 0:
+        shift = (y0 - predicted) / (predicted / base)  # in level units
+    else:
+        shift = y0 - predicted
+    return {**fit, "initial_level": fit["initial_level"] + shift}
+
+
+def column_components(values: np.ndarray, fit: dict, horizon: int):
+    """values (N,) gap-filled original units -> (forecast (N, H), level (N,),
+    deseasonalised (N,)): row o of forecast is the ETS forecast of rows o+1..o+H made from
+    the states filtered up to row o; deseasonalised[t] is y(t) without the seasonal index
+    the states held before row t (y - s, or y / s for a multiplicative season). A series
+    of at most one season of rows (a short --data history) gets the naive forecast, the
+    values as level and as deseasonalised values."""
+    n = len(values)
+    if n <= fit.get("season", 1):
+        # statsmodels cannot filter fewer rows than a season: the naive forecast stands in
+        return (np.repeat(np.asarray(values, dtype=np.float64)[:, None], horizon, axis=1),
+                np.asarray(values, dtype=np.float64), np.asarray(values, dtype=np.float64))
+    result = _filtered(values, fit)
+    states = np.asarray(result.states, dtype=np.float64)  # (N, k): level[, trend][, season]
+    level = states[:, 0]
+    trend = states[:, 1] if "initial_trend" in fit else np.zeros(n)
+    steps = np.arange(1, horizon + 1)
+    forecast = level[:, None] + trend[:, None] * steps[None, :]  # (N, H)
+    deseasonalised = np.asarray(values, dtype=np.float64).copy()
+    if "initial_seasonal" in fit:
+        m = fit["season"]
+        seasonal = states[:, -1]
+        origins = np.arange(n)
+        rows = origins[:, None] + steps[None, :] - m * -(-steps // m)[None, :]  # (N, H)
+        index = seasonal[np.maximum(rows, 0)]
+        multiplicative = fit["kind"] == "hw_mul"
+        forecast = forecast * index if multiplicative else forecast + index
+        # Origins whose season reaches before row 0 need the initial seasonal states:
+        # statsmodels' own forecast from that origin (a few origins at the start).
+        for o in np.flatnonzero((rows < 0).any(axis=1)):
+            if o + horizon < n:
+                forecast[o] = np.asarray(result.predict(start=o + 1, end=o + horizon,
+                                                        dynamic=0))
+        before = seasonal[np.maximum(np.arange(n) - m, 0)]
+        before[:m] = seasonal[:m] if n else before[:m]
+        deseasonalised = deseasonalised / before if multiplicative else deseasonalised - before
+    return forecast, level, deseasonalised
+
+
+_MEMO: dict = {}
+
+
+def components(filled: np.ndarray, fits: list, horizon: int):
+    """filled (N, C) original units -> (forecast (N, H, C), level (N, C), deseasonalised
+    (N, C)), per column by column_components; a column without a fit keeps its last value
+    as forecast and level. Memoised on the rows' bytes (training calls it per batch)."""
+    filled = np.ascontiguousarray(filled, dtype=np.float64)
+    key = (hashlib.sha1(filled.tobytes()).hexdigest(), filled.shape,
+           json.dumps(fits, sort_keys=True), horizon)
+    if key not in _MEMO:
+        n, columns = filled.shape
+        forecast = np.repeat(filled[:, None, :], horizon, axis=1)
+        level, deseason = filled.copy(), filled.copy()
+        for c in range(columns):
+            if fits[c] is not None:
+                f, lv, d = column_components(filled[:, c], fits[c], horizon)
+                forecast[:, :, c], level[:, c], deseason[:, c] = f, lv, d
+        if len(_MEMO) >= 4:
+            _MEMO.clear()
+        _MEMO[key] = (forecast, level, deseason)
+    return _MEMO[key]
+
+
+def scaled_components(scaled: np.ndarray, state: dict, horizon: int | None = None):
+    """components() of a run's scaled rows (N, C), in scaled units: forecast (N, H, C),
+    level (N, C), deseasonalised (N, C). The run's state holds the fits and the scaler;
+    ``horizon`` defaults to the run's."""
+    center = np.asarray(state["scaler"]["center"])
+    spread = np.asarray(state["scaler"]["scale"])
+    forecast, level, deseason = components(scaled * spread + center, state["ets"],
+                                           int(horizon or state["horizon"]))
+    return (forecast - center) / spread, (level - center) / spread, (deseason - center) / spread
+
+
+def forecast_at(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
+                state: dict) -> np.ndarray:
+    """(B, H, C) scaled: the ETS forecast of each origin's H targets as known at the
+    origin. An origin inside a gap forecasts from the states of the column's last
+    observed row (the gap's interpolated rows lean on the next observation, which lies
+    after the origin), that many steps further ahead. scaled, last_seen (N, C)."""
+    horizon = int(state["horizon"])
+    rows = np.arange(len(last_seen))[:, None]
+    lags = np.where(last_seen >= 0, rows - last_seen, 0)  # (N, C) rows since observed
+    longest = int(lags.max()) if lags.size else 0  # one table for every origin
+    table = scaled_components(scaled, state, horizon + longest)[0]  # (N, H + G, C)
+    lag = lags[origins]  # (B, C)
+    start = origins[:, None] - lag  # (B, C) the row forecast from
+    steps = lag[:, None, :] + np.arange(horizon)[None, :, None]  # (B, H, C)
+    columns = np.arange(table.shape[2])[None, None, :]
+    return table[start[:, None, :], steps, columns]
+
+
+def with_fits(state: dict, fits: list | None) -> dict:
+    """A run's state with the ETS fits of the data being read (restarted at a new file's
+    first rows: restart), for the hybrid's anchor and inputs."""
+    if "ets" not in state or fits is None or fits is state["ets"]:
+        return state
+    return {**state, "ets": fits}
+
+
+def describe(fits: list) -> str:
+    """A short label of the chosen models: "hw_mul (m=12)", one per distinct choice."""
+    labels = []
+    for f in fits:
+        if f is None:
+            continue
+        label = f["kind"] + (f" (m={f['season']})" if f.get("season", 1) > 1 else "")
+        if label not in labels:
+            labels.append(label)
+    return ", ".join(labels) or "none"

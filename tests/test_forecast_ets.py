@@ -1,0 +1,239 @@
+"""forecast: the exponential-smoothing (ETS) baseline, fitted by statsmodels on the training
+rows only and filtered through the data up to each origin with the fitted parameters."""
+import json
+import sys
+
+import numpy as np
+import pytest
+from helpers import invoke, ok, write_csv
+
+pytest.importorskip("statsmodels", reason="the ETS baseline needs the ets extra")
+
+from statsmodels.tsa.exponential_smoothing.ets import ETSModel  # noqa: E402
+
+from recurrent_plugins.forecast import ets  # noqa: E402
+from recurrent_plugins.forecast.task import ForecastTask  # noqa: E402
+
+SMALL = ["--hidden", "8", "--epochs", "2", "--threads", "1", "--quiet", "--no-plot"]
+
+
+def monthly_rows(n=144, seed=0, growth=0.01):
+    """[[date, value]]: a positive, growing series with a multiplicative yearly cycle."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    values = (100 * np.exp(growth * t) * (1 + 0.2 * np.sin(2 * np.pi * t / 12))
+              + rng.normal(scale=2.0, size=n))
+    return [[f"{2000 + i // 12}-{i % 12 + 1:02d}-01", f"{v:.4f}"] for i, v in zip(t, values)]
+
+
+def test_the_fit_never_sees_validation_or_test_rows(tmp_path):
+    rows = monthly_rows()
+    changed = [list(r) for r in rows]
+    for r in changed[-40:]:  # the validation and test rows (15% each of 144 = 22 + 22)
+        r[1] = f"{float(r[1]) * 3 + 50:.4f}"
+    task = ForecastTask()
+    states = [task.prepare({"data": write_csv(tmp_path / f"{name}.csv", ["date", "value"],
+                                              data), "time_column": "date", "window": 12})
+              for name, data in (("a", rows), ("b", changed))]
+    assert states[0]["split_ends"][0] <= len(rows) - 40
+    assert states[0]["ets"] == states[1]["ets"]
+    fit = states[0]["ets"][0]
+    assert fit["kind"] in ("hw_add", "hw_mul") and fit["season"] == 12
+    # ...and it is the fit statsmodels makes of the training rows themselves.
+    train = np.array([float(r[1]) for r in rows[:states[0]["split_ends"][0]]])
+    assert ets.fit_column(train, 12) == fit
+
+
+def test_forecasts_from_every_origin_are_statsmodels_forecasts_from_the_rows_so_far():
+    rng = np.random.default_rng(1)
+    t = np.arange(120)
+    values = 50 + 0.3 * t + 8 * np.sin(2 * np.pi * t / 12) + rng.normal(size=120)
+    for kind in ("hw_add", "hw_mul", "holt", "ses"):
+        fit = ets._fit_one(values[:80], kind, 12)
+        forecast, level, _ = ets.column_components(values, fit, 5)
+        for origin in (13, 40, 79, 100, 114):
+            # A model smoothing only the rows up to the origin, with the same parameters
+            # and initial states: what was known there.
+            known = ets._filtered(values[:origin + 1], fit)
+            np.testing.assert_allclose(forecast[origin], known.forecast(5), rtol=1e-9)
+            assert level[origin] == pytest.approx(np.asarray(known.states)[-1, 0])
+    # The training rows' filtered states are those of statsmodels' own fit.
+    fit = ets._fit_one(values[:80], "hw_add", 12)
+    refit = ETSModel(values[:80], error="add", trend="add", seasonal="add",
+                     seasonal_periods=12, initialization_method="known",
+                     initial_level=fit["initial_level"], initial_trend=fit["initial_trend"],
+                     initial_seasonal=np.array(fit["initial_seasonal"]))
+    smoothed = refit.smooth([fit["smoothing"][n] for n in refit.param_names])
+    np.testing.assert_allclose(ets.column_components(values, fit, 1)[0][:79, 0],
+                               np.asarray(smoothed.fittedvalues)[1:80], rtol=1e-9)
+
+
+def test_candidates_follow_the_series():
+    rng = np.random.default_rng(2)
+    walk = np.cumsum(rng.normal(size=100)) - 20  # no season, some values negative
+    assert ets._candidates(walk, 12) == ["ses", "hw_add"]
+    assert ets._candidates(walk, 1) == ["ses", "holt"]
+    assert ets._candidates(np.abs(walk) + 1, 12) == ["ses", "hw_add", "hw_mul"]
+    assert ets._candidates(np.abs(walk[:20]) + 1, 12) == ["ses", "holt"]  # < 2 seasons
+    assert ets.fit_column(walk[:5], 1) is None
+
+
+def test_every_report_shows_the_ets_baseline_on_the_same_origins(tmp_path):
+    path = write_csv(tmp_path / "m.csv", ["date", "value"], monthly_rows())
+    run = tmp_path / "run"
+    result = invoke("train", "forecast", "--data", path, "--out", run, "--window", 12,
+                    "--horizon", 3, *SMALL[:-2], "--no-plot")
+    ok(result)
+    assert "baseline ets" in result.stdout + result.stderr
+    report = json.loads(ok(invoke("eval", run, "--json")))
+    assert report["baselines"]["ets"]["model"].startswith("hw_")
+    assert report["baselines"]["ets"]["mase"] < report["baselines"]["naive"]["mase"]
+    text = ok(invoke("eval", run))
+    assert "ets hw_" in text
+    # --model auto compared the ETS forecast with the plain anchors on the validation
+    # windows: the very MASE the validation report shows for the ETS baseline.
+    state = json.loads((run / "config.json").read_text())["task_state"]
+    valid = json.loads(ok(invoke("eval", run, "--json", "--split", "valid")))["baselines"]
+    choice = state["model_choice"]
+    assert choice["ets"] == pytest.approx(valid["ets"]["mase"], rel=1e-9)
+    assert set(choice) == {"anchors", "ets", "combined"}
+    best = min(choice, key=choice.get)
+    assert state["model"] == ("rnn" if best == "anchors" else "hybrid")
+    assert "ets" in state["anchors"][0] or best == "anchors"
+    assert f"--model auto took {state['model']}" in text
+    back = json.loads(ok(invoke("eval", run, "--backtest", 4, "--json")))["backtest"]
+    assert set(back["forecasters"]) == {"model", "naive", "seasonal_naive", "ets"}
+    assert "ets hw_" in ok(invoke("eval", run, "--backtest", 4))
+
+
+def test_without_statsmodels_the_report_says_how_to_get_it(tmp_path, monkeypatch):
+    path = write_csv(tmp_path / "m.csv", ["date", "value"], monthly_rows())
+    run = tmp_path / "run"
+    # statsmodels not importable, as on an install without the ets extra
+    monkeypatch.setitem(sys.modules, "statsmodels.tsa.exponential_smoothing.ets", None)
+    assert not ets.available()
+    result = invoke("train", "forecast", "--data", path, "--out", run, "--window", 12,
+                    *SMALL)
+    ok(result)
+    assert result.stderr.count("pip install 'recurrent[ets]'") == 1
+    info = json.loads((run / "config.json").read_text())
+    assert "ets" not in info["task_state"]
+    text = ok(invoke("eval", run))
+    assert text.count(ets.MISSING_NOTE) == 1 and "ets hw" not in text
+    assert "ets" not in json.loads(ok(invoke("eval", run, "--json")))["baselines"]
+
+
+def test_the_hybrid_corrects_the_ets_forecast_and_predicts_past_its_horizon(tmp_path):
+    from recurrent_plugins.forecast import anchors as anc
+
+    path = write_csv(tmp_path / "m.csv", ["date", "value"], monthly_rows())
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", path, "--out", run, "--window", 12,
+              "--horizon", 3, "--model", "hybrid", *SMALL))
+    info = json.loads((run / "config.json").read_text())
+    state = info["task_state"]
+    assert state["model"] == "hybrid" and state["anchors"] == ["ets"] * 3
+    # inputs: value, seasonal difference, ETS remainder, calendar sin and cos
+    assert info["model_spec"]["input_size"] == 5
+    # Without the network's correction the hybrid is its ETS baseline, exactly.
+    task = ForecastTask()
+    prepared = task.load(state, {})
+    origins = task._origins(state, prepared, "test")
+    zero = np.zeros((len(origins), 3), dtype=np.float32)
+    anchor = anc.model_forecasts(zero, prepared.scaled, prepared.last_seen, origins, state)
+    ets_forecast = task._baseline_forecasts(state, prepared, origins)["ets"][0]
+    np.testing.assert_allclose(anchor, ets_forecast, rtol=1e-12, atol=1e-12)
+    report = json.loads(ok(invoke("eval", run, "--json")))
+    if state["blend"] == 0:
+        assert report["metrics"]["mase"] == pytest.approx(report["baselines"]["ets"]["mase"])
+    lines = ok(invoke("predict", run, "--steps", 7)).splitlines()
+    assert len(lines) == 8 and all(np.isfinite(float(x.split(",")[1])) for x in lines[1:])
+
+
+def test_hybrid_needs_ets_and_differences(tmp_path, monkeypatch):
+    from helpers import one_line_error
+    path = write_csv(tmp_path / "m.csv", ["date", "value"], monthly_rows())
+    one_line_error(invoke("train", "forecast", "--data", path, "--out", tmp_path / "a",
+                          "--model", "hybrid", "--no-difference", *SMALL),
+                   "--model hybrid", "--no-difference")
+    plain = tmp_path / "plain"
+    ok(invoke("train", "forecast", "--data", path, "--out", plain, "--window", 12,
+              "--model", "rnn", *SMALL))
+    state = json.loads((plain / "config.json").read_text())["task_state"]
+    assert state["model"] == "rnn" and "ets" not in state["anchors"]
+    assert "ets" in state  # the baseline is there all the same
+    monkeypatch.setitem(sys.modules, "statsmodels.tsa.exponential_smoothing.ets", None)
+    one_line_error(invoke("train", "forecast", "--data", path, "--out", tmp_path / "b",
+                          "--model", "hybrid", *SMALL), "recurrent[ets]")
+    assert not (tmp_path / "b").exists()
+    ok(invoke("train", "forecast", "--data", path, "--out", tmp_path / "c", "--window", 12,
+              *SMALL))  # the default falls back to the plain rnn
+    state = json.loads((tmp_path / "c" / "config.json").read_text())["task_state"]
+    assert state["model"] == "rnn"
+
+
+def test_a_combined_anchor_is_the_mean_of_its_parts():
+    from recurrent_plugins.forecast import anchors as anc
+    task = ForecastTask()
+    state = task.prepare({"data": "co2", "window": 8, "horizon": 3})
+    prepared = task.load(state, {})
+    origins = task._origins(state, prepared, "valid")
+    args = (prepared.scaled, prepared.last_seen, origins, 3, state["season"])
+    combined = anc.anchor_forecast(*args, ["ets+last", "ets+seasonal", "seasonal_drift"],
+                                   state)
+    ets_only = anc.anchor_forecast(*args, ["ets"] * 3, state)
+    np.testing.assert_allclose(combined[:, 0], (ets_only[:, 0] + anc.anchor_forecast(
+        *args, ["last"] * 3)[:, 0]) / 2)
+    np.testing.assert_allclose(combined[:, 1], (ets_only[:, 1] + anc.anchor_forecast(
+        *args, ["seasonal"] * 3)[:, 1]) / 2)
+    np.testing.assert_allclose(combined[:, 2], anc.anchor_forecast(
+        *args, ["seasonal_drift"] * 3)[:, 2])
+
+
+def test_an_origin_inside_a_gap_forecasts_from_the_last_observed_row(tmp_path):
+    from recurrent_plugins.forecast import windows as win
+    rows = monthly_rows()
+    gap = range(120, 124)  # rows 120-123 missing: origins 120-122 lie inside the gap
+    task = ForecastTask()
+    forecasts = []
+    for after in (0.0, 500.0):  # the first value after the gap, changed
+        data = [[d, "" if i in gap else (f"{float(v) + after:.4f}" if i == 124 else v)]
+                for i, (d, v) in enumerate(rows)]
+        path = write_csv(tmp_path / f"gap{after}.csv", ["date", "value"], data)
+        state = task.prepare({"data": path, "time_column": "date", "window": 12,
+                              "horizon": 3})
+        prepared = task.load(state, {})
+        origins = np.array([119, 120, 122])
+        forecasts.append(ets.forecast_at(prepared.scaled, prepared.last_seen, origins,
+                                         state))
+    # What was known at origins 120 and 122 does not depend on row 124...
+    np.testing.assert_array_equal(forecasts[0], forecasts[1])
+    # ...and is the forecast made at row 119, the last observed one, further ahead.
+    table = ets.scaled_components(prepared.scaled, state, 3 + 4)[0]
+    np.testing.assert_allclose(forecasts[0][1], table[119, 1:4])
+    np.testing.assert_allclose(forecasts[0][2], table[119, 3:6])
+    np.testing.assert_allclose(forecasts[0][0], table[119, :3])
+    assert win.last_observed(prepared.observed)[122, 0] == 119
+
+
+def test_a_recent_file_restarts_the_states_from_its_first_window(tmp_path):
+    rows = monthly_rows()
+    path = write_csv(tmp_path / "m.csv", ["date", "value"], rows)
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", path, "--out", run, "--window", 30,
+              "--model", "hybrid", *SMALL))
+    # A recent file starting in another month, at another level than training did.
+    recent = write_csv(tmp_path / "recent.csv", ["date", "value"], rows[-67:])
+    report = json.loads(ok(invoke("eval", run, "--data", recent, "--json")))
+    base = report["baselines"]
+    assert base["ets"]["mase"] < min(base["seasonal_naive"]["mase"], base["naive"]["mase"])
+    assert report["metrics"]["mase"] < base["naive"]["mase"]
+    # The restart reads the file's first window only: never a forecast target.
+    state = json.loads((run / "config.json").read_text())["task_state"]
+    task = ForecastTask()
+    changed = [list(r) for r in rows[-67:]]
+    for r in changed[30:]:
+        r[1] = f"{float(r[1]) * 2:.4f}"
+    other = write_csv(tmp_path / "other.csv", ["date", "value"], changed)
+    fits = [task.load(state, {"eval_data": f}).ets for f in (recent, other)]
+    assert fits[0] == fits[1] and fits[0] != state["ets"]
