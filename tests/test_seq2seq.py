@@ -1,6 +1,6 @@
 """recurrent.seq2seq: float64 finite-difference gradients of the Luong attention and of
 the whole encoder-decoder loss (every parameter, lengths on both sides, rows of length
-0), the masked softmax, the bridge, and decoding: beam search with K = 1 finds what
+0; Luong and additive attention with input feeding), the masked softmax, the bridge, and decoding: beam search with K = 1 finds what
 greedy decoding finds, and decoding a batch equals decoding each sentence alone."""
 import numpy as np
 import pytest
@@ -79,7 +79,8 @@ def test_attention_gradients_match_finite_differences(score):
 
 @pytest.mark.parametrize("cell, layers, bidirectional, score",
                          [("lstm", 2, True, "general"), ("gru", 1, False, "dot"),
-                          ("rnn_tanh", 1, True, "dot")])
+                          ("rnn_tanh", 1, True, "dot"), ("lstm", 2, False, "additive"),
+                          ("gru", 1, True, "additive")])
 def test_encoder_decoder_loss_gradients_match_finite_differences(cell, layers,
                                                                   bidirectional, score):
     """Every parameter: both embeddings, the encoder (the bridge carries the decoder's
@@ -140,11 +141,14 @@ def sources(rng, lengths, vocab=7):
     return src
 
 
-@pytest.fixture(scope="module")
-def decoder_model():
-    """A random model with large weights, so that its outputs vary from step to step."""
-    model = Seq2SeqModel({**SPEC, "target_vocab": 9, "output_size": 9}, hidden_size=8,
-                         num_layers=2, bidirectional=True, seed=5, dtype=np.float64)
+@pytest.fixture(scope="module", params=["general", "additive"])
+def decoder_model(request):
+    """A random model with large weights, so that its outputs vary from step to step:
+    Luong attention, or additive attention with input feeding (its fed h~ is a state that
+    beam search reorders with the others)."""
+    model = Seq2SeqModel({**SPEC, "target_vocab": 9, "output_size": 9,
+                          "attention": request.param}, hidden_size=8, num_layers=2,
+                         bidirectional=True, seed=5, dtype=np.float64)
     model.params *= 4
     return model.eval()
 

@@ -80,9 +80,12 @@ class Seq2Seq:
                               "data."),
             click.Option(["--embed-dim"], type=click.IntRange(min=1), default=EMBED_DIM,
                          show_default=True, help="Embedding size (source and target)."),
-            click.Option(["--attention"], type=click.Choice(("general", "dot")),
+            click.Option(["--attention"], type=click.Choice(("general", "dot", "additive")),
                          default="general", show_default=True,
-                         help="Luong attention score: h.W.s (general) or h.s (dot)."),
+                         help="Luong attention after the decoder RNN, score h.W.s "
+                              "(general) or h.s (dot): the teacher-forced decoder runs in "
+                              "one call per layer; or additive (Bahdanau-style) attention "
+                              "with input feeding: a Python loop over target steps."),
         ]
 
     def defaults(self) -> dict:

@@ -13,6 +13,9 @@ grads, named_params, zero_grad, train/eval, reseed_dropout, runner, output "sequ
 Teacher forcing: the decoder reads the target shifted right (BOS, y_0, ..., y_{n-2}) and
 runs the whole target sequence in ONE call per layer (attention comes after the RNN, so
 no step depends on the previous step's attention); backward is one run_backward each.
+With "attention": "additive" the decoder instead reads [embedding; previous h~] (input
+feeding) and scores additively (recurrent/seq2seq/feeding.py): a loop over target steps,
+one cell call per layer and step.
 
 Batches. The trainer hands a model one array x and one lengths vector, so a pair batch is
 x (T, B, 2) int64: x[:, :, 0] the source ids, x[:, :, 1] the decoder input ids, each
@@ -38,8 +41,11 @@ from ..modules import Dense, Embedding
 from ..params import FlatModel
 from ..threads import single_threaded_blas
 from .attention import SCORES, LuongAttention
+from .feeding import AdditiveAttention, FeedingDecoder
 
 PAD_ID = 0  # padding, in both vocabularies
+ADDITIVE = "additive"  # Bahdanau-style additive attention with input feeding (feeding.py)
+ATTENTIONS = SCORES + (ADDITIVE,)
 KIND = "seq2seq"  # model_spec["model"] of an encoder-decoder
 
 
@@ -47,14 +53,14 @@ def check_spec(spec: dict) -> dict:
     """An encoder-decoder model_spec, checked: ValueError naming the bad key.
 
     {"model": "seq2seq", "source_vocab": Vs, "target_vocab": V, "embed_dim": E,
-     "attention": "general" | "dot", "bos": id, "eos": id, "output": "sequence",
+     "attention": "general" | "dot" | "additive", "bos": id, "eos": id, "output": "sequence",
      "output_size": V}"""
     if not isinstance(spec, dict) or spec.get("model") != KIND:
         raise ValueError(f"model_spec: expected a dict with model {KIND!r}")
     for key in ("source_vocab", "target_vocab", "embed_dim"):
         positive_int(spec.get(key), f"model_spec {key}")
-    if spec.get("attention", "general") not in SCORES:
-        raise ValueError(f"model_spec attention: expected one of {', '.join(SCORES)}, "
+    if spec.get("attention", "general") not in ATTENTIONS:
+        raise ValueError(f"model_spec attention: expected one of {', '.join(ATTENTIONS)}, "
                          f"got {spec.get('attention')!r}")
     for key in ("bos", "eos"):
         value = spec.get(key)
@@ -122,11 +128,17 @@ class Seq2SeqModel(FlatModel):
                                  init=init, forget_bias=forget_bias, num_threads=num_threads)
         F = D * self.encoder.hidden_size
         self.target_embedding = Embedding(spec["target_vocab"], E, self.dtype, rngs[2])
-        self.decoder = Recurrent(cell, E, F, num_layers=num_layers, dropout=layer_dropout,
+        kind = spec.get("attention", "general")
+        self.decoder = Recurrent(cell, E + F if kind == ADDITIVE else E, F,
+                                 num_layers=num_layers, dropout=layer_dropout,
                                  dtype=self.dtype, seed=int(seeds[3].generate_state(1)[0]),
                                  init=init, forget_bias=forget_bias, num_threads=num_threads)
-        self.attention = LuongAttention(F, F, spec.get("attention", "general"), self.dtype,
-                                        rngs[4])
+        self.feeding = None
+        if kind == ADDITIVE:
+            self.attention = AdditiveAttention(F, self.dtype, rngs[4])
+            self.feeding = FeedingDecoder(self.decoder, self.attention)
+        else:
+            self.attention = LuongAttention(F, F, kind, self.dtype, rngs[4])
         self.dropout = Dropout(dropout, rngs[5])
         self.head = Dense(F, spec["target_vocab"], self.dtype, rngs[6])
         self.modules = {"source_embedding": self.source_embedding, "encoder": self.encoder,
@@ -176,7 +188,10 @@ class Seq2SeqModel(FlatModel):
         h = self.source_embedding.forward(src)  # (S, B, E)
         h, states, src_len, threads = self.encoder.prepare(h, lengths=src_len)
         memory, finals = self.encoder.run(h, states, src_len, need_grad, threads)
-        return memory, bridge(finals, self.num_directions), threads
+        init = bridge(finals, self.num_directions)
+        if self.feeding is not None:
+            init = self.feeding.initial(init)  # plus the h~ fed to the first step
+        return memory, init, threads
 
     def forward(self, x, *, lengths=None, state=None, truncate=0, need_grad=True):
         """x (T, B, 2), lengths (B,) target lengths -> (logits (T, B, V), None); padded
@@ -191,9 +206,13 @@ class Seq2SeqModel(FlatModel):
             self._cache = None
             memory, init, threads = self.encode(src, src_len, need_grad)
             h = self.target_embedding.forward(tgt_in)  # (T', B, E)
-            dec, _ = self.decoder.run(np.ascontiguousarray(h), init, tgt_len, need_grad,
-                                      threads)  # (T', B, F)
-            att, _ = self.attention.forward(dec, memory, src_len, need_grad)  # (T', B, F)
+            if self.feeding is not None:
+                att = self.feeding.run(h, init, memory, src_len, tgt_len, need_grad,
+                                       threads)  # (T', B, F)
+            else:
+                dec, _ = self.decoder.run(np.ascontiguousarray(h), init, tgt_len, need_grad,
+                                          threads)  # (T', B, F)
+                att, _ = self.attention.forward(dec, memory, src_len, need_grad)
             Tt, _, F = att.shape
             logits = self.head.forward(self.dropout.forward(att.reshape(Tt * B, F)))
             mask = valid_mask(tgt_len, Tt, B)[:, :, None]  # (T', B, 1)
@@ -216,9 +235,13 @@ class Seq2SeqModel(FlatModel):
         d = np.asarray(d_outputs, self.dtype)[:Tt] * mask  # (T', B, V)
         with single_threaded_blas():
             d_att = self.dropout.backward(self.head.backward(d.reshape(Tt * B, -1)))
-            d_dec, d_memory = self.attention.backward(d_att.reshape(Tt, B, -1))
-            d_h, d_init = self.decoder.run_backward(
-                d_dec, (None,) * len(self.decoder.state_names), threads)
+            d_att = np.ascontiguousarray(d_att.reshape(Tt, B, -1))
+            if self.feeding is not None:
+                d_h, d_init, d_memory = self.feeding.backward(d_att)
+            else:
+                d_dec, d_memory = self.attention.backward(d_att)
+                d_h, d_init = self.decoder.run_backward(
+                    d_dec, (None,) * len(self.decoder.state_names), threads)
             self.target_embedding.backward(d_h)
             d_src, _ = self.encoder.run_backward(
                 d_memory, unbridge(d_init, self.num_directions), threads)
@@ -230,10 +253,15 @@ class Seq2SeqModel(FlatModel):
         and BOS at -inf, new states, attention weights (N, S)). Through Recurrent.run_step; nothing kept for
         backward; the caller holds single-threaded BLAS and eval mode."""
         h = self.target_embedding.forward(np.asarray(y_prev))  # (N, E)
-        out, states = self.decoder.run_step(np.ascontiguousarray(h), states, threads)
-        att, weights = self.attention.forward(out[None], memory, src_len, need_grad=False)
-        logits = self.head.forward(self.dropout.forward(att[0])).astype(np.float64)
+        if self.feeding is not None:
+            att, states, weights = self.feeding.step(h, states, memory, src_len, threads)
+        else:
+            out, states = self.decoder.run_step(np.ascontiguousarray(h), states, threads)
+            att, weights = self.attention.forward(out[None], memory, src_len,
+                                                  need_grad=False)
+            att, weights = att[0], weights[:, 0]
+        logits = self.head.forward(self.dropout.forward(att)).astype(np.float64)
         logits[:, [PAD_ID, self.bos]] = -np.inf  # never targets: never emitted
         top = logits.max(axis=1, keepdims=True)
         logp = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
-        return logp, states, weights[:, 0]
+        return logp, states, weights
