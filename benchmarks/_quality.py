@@ -37,9 +37,11 @@ def parse_args(doc: str, task: str, target: float, target_help: str, argv=None):
     return p.parse_args(argv)
 
 
-def train_and_evaluate(task: str, args):
+def train_and_evaluate(task: str, args, keep=False):
     """Per seed of ``args.seeds``: train TASK in a temporary run directory, then evaluate it
-    on the test split. Yields (seed, training wall seconds, the `eval --json` report)."""
+    on the test split. Yields (seed, training wall seconds, the `eval --json` report);
+    with ``keep`` the report also has "run", the run directory (valid until the next
+    seed)."""
     threads = ["--threads", args.threads] if args.threads else []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
@@ -48,4 +50,7 @@ def train_and_evaluate(task: str, args):
             run_cli(["train", task, "--out", run, "--seed", seed, "--quiet", "--no-plot",
                      *threads, *args.train_args])
             seconds = time.perf_counter() - t0
-            yield seed, seconds, json.loads(run_cli(["eval", run, "--json", *threads]))
+            report = json.loads(run_cli(["eval", run, "--json", *threads]))
+            if keep:
+                report["run"] = run
+            yield seed, seconds, report

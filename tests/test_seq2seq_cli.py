@@ -71,6 +71,18 @@ def test_predict_greedy_beam_json_and_plot(run, tmp_path):
     assert greedy["output"] == best
 
 
+def test_predict_stream_answers_each_line(run):
+    from click.testing import CliRunner
+
+    from recurrent.cli import cli
+    best = ok(invoke("predict", run, "dog")).strip()
+    result = CliRunner().invoke(cli, ["predict", str(run), "--stream"], input="dog\ncafé\n")
+    assert result.exit_code == 1  # one line refused, the stream went on
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines[0]["input"] == "dog" and lines[0]["output"] == best
+    assert "never saw" in lines[1]["error"]
+
+
 def test_predict_bad_input_is_one_line(run, tmp_path):
     one_line_error(invoke("predict", run, "café"), "never saw", "'é'")
     one_line_error(invoke("predict", run), "give the text")
@@ -94,6 +106,10 @@ def test_any_tsv_at_character_level_with_copy_baseline(tmp_path):
     copy = report["baselines"]["copy"]
     assert copy["exact"] == pytest.approx(palindromes / copy["pairs"])
     assert ok(invoke("predict", out, "abc")).strip().isalpha()
+    other = tmp_path / "other.tsv"
+    other.write_text("abc\tcba\nfed\tdef\nzz\tzz\n", encoding="utf-8")  # z: unseen
+    report = json.loads(ok(invoke("eval", out, "--data", other, "--json")))
+    assert report["metrics"]["pairs"] == 3 and report["baselines"]["copy"]["exact"] == 1 / 3
 
 
 def test_bad_tsv_is_one_line(tmp_path):
