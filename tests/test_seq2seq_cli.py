@@ -89,6 +89,9 @@ def test_predict_bad_input_is_one_line(run, tmp_path):
     one_line_error(invoke("predict", run, "cat", "--n-best", 3), "--beam")
     one_line_error(invoke("predict", run, "cat", "--plot", tmp_path / "no" / "a.png"),
                    "cannot write plot")
+    one_line_error(invoke("export", run, "--format", "safetensors", "--out",
+                          tmp_path / "m.safetensors"), "encoder-decoder")
+    assert not (tmp_path / "m.safetensors").exists()
 
 
 def test_any_tsv_at_character_level_with_copy_baseline(tmp_path):
