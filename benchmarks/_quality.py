@@ -37,10 +37,11 @@ def parse_args(doc: str, task: str, target: float, target_help: str, argv=None):
     return p.parse_args(argv)
 
 
-def train_and_evaluate(task: str, args, valid: bool = False):
+def train_and_evaluate(task: str, args, valid: bool = False, keep: bool = False):
     """Per seed of ``args.seeds``: train TASK in a temporary run directory, then evaluate it
     on the test split. Yields (seed, training wall seconds, the `eval --json` report); with
-    ``valid``, the report's "valid" entry is the `eval --split valid --json` report."""
+    ``valid``, the report's "valid" entry is the `eval --split valid --json` report; with
+    ``keep`` the report also has "run", the run directory (valid until the next seed)."""
     threads = ["--threads", args.threads] if args.threads else []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
@@ -53,4 +54,6 @@ def train_and_evaluate(task: str, args, valid: bool = False):
             if valid:
                 report["valid"] = json.loads(run_cli(["eval", run, "--split", "valid",
                                                       "--json", *threads]))
+            if keep:
+                report["run"] = run
             yield seed, seconds, report

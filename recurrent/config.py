@@ -13,8 +13,10 @@ import math
 from .checks import one_line
 from .checkpoint import json_default
 from .errors import UserError
-from .model import SequenceModel
+from .model import SequenceModel, check_spec
 from .optim import Schedule, make_optimizer
+from .seq2seq.model import KIND as SEQ2SEQ, Seq2SeqModel
+from .seq2seq.model import check_spec as check_seq2seq_spec
 
 SHARED_DEFAULTS = {
     "cell": "lstm",
@@ -61,6 +63,14 @@ SEES_THE_FUTURE = {
     "bidirectional": "would let the model read what it must predict (the reverse direction "
                      "reads the sequence from its end); use --unidirectional",
 }
+
+
+def check_model_spec(spec: dict) -> dict:
+    """A task's model_spec, checked (ValueError naming the bad key): an encoder-decoder's
+    ("model": "seq2seq", recurrent.seq2seq.check_spec) or a SequenceModel's."""
+    if isinstance(spec, dict) and spec.get("model") == SEQ2SEQ:
+        return check_seq2seq_spec(spec)
+    return check_spec(spec)
 
 
 def _as_saved(value):
@@ -153,9 +163,14 @@ class TrainingConfig(dict):
 
     # -- what the options describe -----------------------------------------------------
     def build_model(self, spec: dict) -> SequenceModel:
-        """The SequenceModel these options describe for a task's model spec."""
+        """The model these options describe for a task's model spec: a SequenceModel, or
+        for a spec with "model": "seq2seq" an encoder-decoder (recurrent.seq2seq), which
+        takes the same options."""
+        model_class = SequenceModel
+        if isinstance(spec, dict) and spec.get("model") == SEQ2SEQ:
+            model_class = Seq2SeqModel
         try:
-            return SequenceModel(spec, cell=self["cell"], hidden_size=self["hidden"],
+            return model_class(spec, cell=self["cell"], hidden_size=self["hidden"],
                                  num_layers=self["layers"], dropout=self["dropout"],
                                  bidirectional=self["bidirectional"], seed=self["seed"],
                                  num_threads=self.get("threads"),

@@ -31,7 +31,7 @@ from .dropout import Dropout
 from .layers import Recurrent
 from .lengths import valid_mask
 from .modules import Dense, Embedding
-from .params import checked_state_dict
+from .params import FlatModel
 from .pooling import pool_backward, pool_forward
 from .runner import Runner
 from .state import pack_state
@@ -71,13 +71,7 @@ def check_spec(spec: dict) -> dict:
     return spec
 
 
-def _strip(named: dict, prefix: str) -> dict:
-    """{"rnn.weight_ih_l0": a} -> {"weight_ih_l0": a} for the names under ``prefix``."""
-    n = len(prefix) + 1
-    return {k[n:]: v for k, v in named.items() if k.startswith(prefix + ".")}
-
-
-class SequenceModel:
+class SequenceModel(FlatModel):
     """Embedding (for token input) -> Recurrent stack -> pooling (for pooled output) ->
     dropout -> Dense head, all parameters in one flat buffer.
 
@@ -129,53 +123,8 @@ class SequenceModel:
         self.modules = {"embedding": self.embedding, "rnn": self.rnn, "head": self.head,
                         "wide": self.wide}
         self.modules = {k: m for k, m in self.modules.items() if m is not None}
-        self.layout = {}
-        offset = 0
-        for prefix, module in self.modules.items():
-            for name, shape in module.param_shapes().items():
-                size = int(np.prod(shape))
-                self.layout[f"{prefix}.{name}"] = (offset, tuple(shape))
-                offset += size
-        self.params = np.zeros(offset, self.dtype)  # (P,)
-        self.grads = np.zeros(offset, self.dtype)  # (P,)
-        self.named_params = self._views(self.params)
-        self.named_grads = self._views(self.grads)
-        for prefix, module in self.modules.items():
-            module.bind(_strip(self.named_params, prefix), _strip(self.named_grads, prefix))
+        self.bind_flat()
         self._cache = None
-
-    def _views(self, flat):
-        return {name: flat[o:o + int(np.prod(s))].reshape(s)
-                for name, (o, s) in self.layout.items()}
-
-    # -- module surface -------------------------------------------------------------------
-    @property
-    def num_params(self):
-        return self.params.size
-
-    def param_shapes(self):
-        return {name: shape for name, (_, shape) in self.layout.items()}
-
-    def state_dict(self):
-        return {name: v.copy() for name, v in self.named_params.items()}
-
-    def load_state_dict(self, state):
-        """Copy every parameter in from {name: array} (names as in ``layout``)."""
-        for name, value in checked_state_dict(state, self.param_shapes()).items():
-            self.named_params[name][...] = value
-
-    def zero_grad(self):
-        self.grads.fill(0)
-
-    def train(self, mode=True):
-        self.training = bool(mode)
-        for module in self.modules.values():
-            module.train(mode)
-        self.dropout.training = self.training
-        return self
-
-    def eval(self):
-        return self.train(False)
 
     @property
     def num_threads(self):

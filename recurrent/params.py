@@ -48,6 +48,68 @@ def checked_state_dict(state_dict, shapes):
     return values
 
 
+class FlatModel:
+    """The parameter surface of a model whose modules ({prefix: module} in ``modules``)
+    live in ONE flat parameter buffer and one gradient buffer (SequenceModel,
+    Seq2SeqModel). Subclasses set ``modules``, ``dtype`` and ``dropout`` (their Dropout
+    before the head), then call bind_flat()."""
+
+    def bind_flat(self):
+        (self.layout, self.params, self.grads, self.named_params,
+         self.named_grads) = flat_buffers(self.modules, self.dtype)
+
+    @property
+    def num_params(self):
+        return self.params.size
+
+    def param_shapes(self):
+        return {name: shape for name, (_, shape) in self.layout.items()}
+
+    def state_dict(self):
+        return {name: v.copy() for name, v in self.named_params.items()}
+
+    def load_state_dict(self, state):
+        """Copy every parameter in from {name: array} (names as in ``layout``)."""
+        for name, value in checked_state_dict(state, self.param_shapes()).items():
+            self.named_params[name][...] = value
+
+    def zero_grad(self):
+        self.grads.fill(0)
+
+    def train(self, mode=True):
+        self.training = bool(mode)
+        for module in self.modules.values():
+            module.train(mode)
+        self.dropout.training = self.training
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+
+def flat_buffers(modules: dict, dtype):
+    """ONE parameter buffer and ONE gradient buffer for ``modules`` ({prefix: module}),
+    every module bound to named views of them. Returns (layout {"prefix.name": (offset,
+    shape)}, params (P,), grads (P,), named params, named grads)."""
+    layout = {}
+    offset = 0
+    for prefix, module in modules.items():
+        for name, shape in module.param_shapes().items():
+            layout[f"{prefix}.{name}"] = (offset, tuple(shape))
+            offset += int(np.prod(shape))
+    params, grads = np.zeros(offset, dtype), np.zeros(offset, dtype)
+
+    def views(flat):
+        return {name: flat[o:o + int(np.prod(s))].reshape(s) for name, (o, s) in layout.items()}
+
+    named_params, named_grads = views(params), views(grads)
+    for prefix, module in modules.items():
+        n = len(prefix) + 1
+        module.bind({k[n:]: v for k, v in named_params.items() if k.startswith(prefix + ".")},
+                    {k[n:]: v for k, v in named_grads.items() if k.startswith(prefix + ".")})
+    return layout, params, grads, named_params, named_grads
+
+
 class ParamModule:
     """param_shapes / params / grads / zero_grad / state_dict / load_state_dict / bind /
     train / eval over ``_shapes`` ({name: shape}, flat-buffer order), ``_params`` and

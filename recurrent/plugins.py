@@ -39,6 +39,7 @@ DEFAULT_PLUGINS = (
     "recurrent_plugins.sentiment",
     "recurrent_plugins.char_lm",
     "recurrent_plugins.forecast",
+    "recurrent_plugins.seq2seq",
     "recurrent_plugins.bench",
 )
 

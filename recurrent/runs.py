@@ -8,10 +8,9 @@ import numpy as np
 from . import __version__
 from .checkpoint import BEST, CONFIG_FILE, LAST, RunCopy, RunDir, load_arrays
 from .checks import one_line
-from .config import TrainingConfig
+from .config import TrainingConfig, check_model_spec
 from .errors import AllRanksError, UserError
 from .lengths import valid_mask
-from .model import check_spec
 from .trainer import Trainer, load_params
 
 
@@ -23,7 +22,7 @@ def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
     task_state = task.prepare(config)
     spec = task.model_spec(task_state, config)
     try:
-        check_spec(spec)
+        check_model_spec(spec)
     except ValueError as e:
         raise UserError(f"task {task.name!r} gave a bad model spec: {e}") from None
     # fail on bad options, model settings or loss names before making the run directory

@@ -59,7 +59,7 @@ def _resolve(model_or_run, softmax_flag):
         model, info = load_model(RunDir.open(os.fspath(model_or_run)))
         if softmax_flag is None:
             softmax_flag = info["config"].get("loss") == "cross_entropy"
-        return model, model.rnn, bool(softmax_flag)
+        model_or_run = model  # an encoder-decoder run is refused below
     if isinstance(model_or_run, Runner):
         model_or_run = model_or_run.model
     if isinstance(model_or_run, SequenceModel):

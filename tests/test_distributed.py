@@ -98,6 +98,7 @@ def test_without_ranks_drops_only_the_ranks_option():
                                                               # state, dropout masks
     ("sentiment", ["--hidden", "8", "--steps", "6"]),        # pooled outputs, lengths
     ("forecast", ["--tbptt", "0"]),                          # float features
+    ("seq2seq", ["--max-train", "300", "--max-eval", "40"]),  # pair batches, decoding
 ])
 def test_two_ranks_train_as_one_rank_does(tmp_path, task, extra):
     args = [a for a in TINY if task == "char-lm" or a not in ("--seq-len", "12")]

@@ -14,6 +14,7 @@ from ..checkpoint import BEST, RunDir, atomic_write, json_default, save_arrays
 from ..config import TrainingConfig
 from ..errors import UserError
 from ..runs import load_model
+from ..seq2seq import Seq2SeqModel
 from . import EXTENSIONS, FORMATS
 from . import safetensors as st
 from . import torch_names
@@ -48,6 +49,9 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
     out = out or default_out(run_path, fmt)
     _check_out(out)
     model, info = load_model(run, checkpoint)
+    if isinstance(model, Seq2SeqModel):
+        raise UserError(f"{run_path} is an encoder-decoder ({info['task']}): export covers "
+                        f"SequenceModel runs only; its weights are in the run's .npz files")
     if fmt == "onnx":
         return out, _export_onnx(model, info, out, state_inputs)
     if fmt == "torch":

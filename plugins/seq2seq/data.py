@@ -1,0 +1,145 @@
+"""Pairs of sequences for the seq2seq task: reading a TSV of source<TAB>target lines,
+splitting them by source, vocabularies, and pair batches.
+
+A line is ``source<TAB>target`` (the first tab splits; blank lines are skipped). Each side
+is read at character level (every character a symbol) or whitespace-token level.
+The split is fixed by a hash of the source text: 90% train, 5% valid, 5% test, so a
+source (a word, for grapheme-to-phoneme) never crosses splits and every run of the same
+file sees the same split, whatever its order.
+
+Dimension legend: T steps (the longer side + 1), B pairs, S source symbols.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from importlib import resources
+
+import numpy as np
+
+from recurrent import datafile
+from recurrent.errors import UserError
+from recurrent.seq2seq import PAD_ID
+
+BUNDLED_NAME = "cmudict_g2p.tsv.xz"
+BUNDLED = "bundled:" + BUNDLED_NAME
+LEVELS = ("char", "token")
+SPLITS = ("train", "valid", "test")
+SOURCE_SPECIALS = ("<pad>", "<unk>")  # PAD_ID = 0
+TARGET_SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
+BOS, EOS, UNK = 1, 2, 3  # target ids; the source's <unk> is 1
+SOURCE_UNK = 1
+
+
+def resolve_path(data: str | None) -> str:
+    """The file behind a --data value: None or BUNDLED mean the shipped dictionary."""
+    if not data or data == BUNDLED:
+        return str(resources.files(__package__).joinpath("data", BUNDLED_NAME))
+    return os.path.abspath(os.path.expanduser(str(data)))
+
+
+def symbols(text: str, level: str) -> list[str]:
+    return list(text) if level == "char" else text.split()
+
+
+def join(symbols_: list[str], level: str) -> str:
+    return "".join(symbols_) if level == "char" else " ".join(symbols_)
+
+
+def split_of(source: str) -> str:
+    """"train" / "valid" / "test" for a source text, from a hash of it (90/5/5)."""
+    bucket = int.from_bytes(hashlib.blake2b(source.encode("utf-8"), digest_size=4).digest(),
+                            "big") % 100
+    return "train" if bucket < 90 else "valid" if bucket < 95 else "test"
+
+
+class _Cache:
+    """The pairs of one file, kept while its size and mtime are unchanged (every epoch and
+    evaluation asks again)."""
+    key = None
+    value = None
+
+
+def read_pairs(path: str, label: str | None = None) -> tuple[list, str]:
+    """[(source, target), ...] of a TSV file and its content fingerprint; UserError (one
+    line, naming the line number) for a line without a tab or with an empty side."""
+    try:
+        st = os.stat(path)
+        key = (path, st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = None
+    if key is not None and key == _Cache.key:
+        return _Cache.value
+    label = label or os.path.basename(path)
+    text = datafile.read_text(path, label)
+    pairs = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        source, tab, target = line.partition("\t")
+        if not tab:
+            raise UserError(f"{label} line {number}: expected source<TAB>target, found no "
+                            f"tab")
+        if not source.strip() or not target.strip():
+            raise UserError(f"{label} line {number}: the "
+                            f"{'source' if not source.strip() else 'target'} is empty")
+        pairs.append((source, target.rstrip("\r")))
+    if not pairs:
+        raise UserError(f"{label} holds no source<TAB>target pairs")
+    value = (pairs, hashlib.sha256(text.encode("utf-8")).hexdigest()[:16])
+    if key is not None:
+        _Cache.key, _Cache.value = key, value
+    return value
+
+
+class Vocabulary:
+    """Symbols <-> ids; ``specials`` first (PAD_ID = 0), then the sorted symbols."""
+
+    def __init__(self, items: list[str]):
+        self.items = list(items)
+        self.index = {s: i for i, s in enumerate(self.items)}
+
+    @classmethod
+    def build(cls, sequences, specials):
+        seen = sorted({s for seq in sequences for s in seq} - set(specials))
+        return cls(list(specials) + seen)
+
+    def encode(self, seq: list[str], unk: int) -> np.ndarray:
+        return np.array([self.index.get(s, unk) for s in seq], np.int64)
+
+    def unknown(self, seq: list[str]) -> list[str]:
+        return sorted({s for s in seq if s not in self.index})
+
+    def decode(self, ids) -> list[str]:
+        return [self.items[i] for i in ids]
+
+    def __len__(self):
+        return len(self.items)
+
+
+def pair_batch(sources: list, targets: list) -> dict:
+    """Encoded pairs -> one batch as the trainer and Seq2SeqModel read it:
+    x (T, B, 2) [source ids | BOS + target ids], y (T, B) target ids + EOS, lengths (B,)
+    target lengths + 1 (the EOS step), all padded with PAD_ID."""
+    B = len(sources)
+    T = max(max(len(s) for s in sources), max(len(t) for t in targets) + 1)
+    x = np.full((T, B, 2), PAD_ID, np.int64)
+    y = np.full((T, B), PAD_ID, np.int64)
+    lengths = np.zeros(B, np.int64)
+    for b, (s, t) in enumerate(zip(sources, targets)):
+        x[:len(s), b, 0] = s
+        x[0, b, 1] = BOS
+        x[1:len(t) + 1, b, 1] = t
+        y[:len(t), b] = t
+        y[len(t), b] = EOS
+        lengths[b] = len(t) + 1
+    return {"x": x, "y": y, "lengths": lengths}
+
+
+def source_batch(sources: list) -> np.ndarray:
+    """Encoded sources -> (S, B) ids padded with PAD_ID (what decoding reads)."""
+    S = max(1, max(len(s) for s in sources))
+    src = np.full((S, len(sources)), PAD_ID, np.int64)
+    for b, s in enumerate(sources):
+        src[:len(s), b] = s
+    return src

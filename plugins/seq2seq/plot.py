@@ -1,0 +1,31 @@
+"""The attention matrix of one decoded sequence as a PNG (matplotlib, optional extra
+"plot"): output symbols down, source symbols across, written atomically."""
+from __future__ import annotations
+
+import numpy as np
+
+from recurrent.checkpoint import atomic_write
+from recurrent.errors import UserError
+
+
+def attention_plot(path: str, source: list, output: list, weights: np.ndarray) -> None:
+    """weights (len(output), len(source)): row t is the attention of output step t."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise UserError("--plot needs matplotlib, which is not installed: "
+                        "pip install 'recurrent[plot]'") from None
+    figure = Figure(figsize=(1.5 + 0.45 * len(source), 1.2 + 0.4 * len(output)),
+                    layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(source)), source)
+    ax.set_yticks(range(len(output)), output)
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    figure.colorbar(image, ax=ax, label="attention weight")
+    try:
+        atomic_write(path, FigureCanvasAgg(figure).print_png)
+    except OSError as e:
+        raise UserError(f"cannot write plot {path!r}: {e.strerror or e}") from None

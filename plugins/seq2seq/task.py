@@ -1,0 +1,316 @@
+"""The seq2seq task: transduce a source sequence into a target sequence with an
+encoder-decoder with attention (recurrent.seq2seq), on any TSV of source<TAB>target pairs.
+
+Default data: English grapheme-to-phoneme conversion on the CMU Pronouncing Dictionary
+(data/SOURCE.md): a word's letters -> its phonemes. Data flow: prepare() reads the file,
+splits the pairs by a hash of the source (data.split_of: 90/5/5, fixed), and builds both
+vocabularies from the training split (a symbol seen only in valid/test reads as <unk>).
+The run state records the file, the levels, the vocabularies and a content fingerprint.
+
+Model spec "model": "seq2seq": TrainingConfig.build_model makes a Seq2SeqModel with the
+run's --cell, --hidden, --layers, --bidirectional, --dropout (the decoder has the
+encoder's layers and D*H units). Loss: cross-entropy of the teacher-forced next target
+symbol. evaluate() adds greedy-decoding metrics (metrics.score): exact match, BLEU, chrF,
+and the symbol error rate (PER and WER for g2p).
+
+Dimension legend: B pairs, S source symbols, t decoded symbols.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import click
+import numpy as np
+
+from recurrent.errors import UserError
+from recurrent.lengths import valid_mask
+from recurrent.plugins import get_loss
+from recurrent_plugins.sentiment.text import length_buckets
+
+from . import data, metrics
+from .data import BOS, EOS, SOURCE_UNK, UNK, Vocabulary
+
+EMBED_DIM = 64
+EVAL_BATCH = 512  # pairs per decoding call in evaluate()
+
+# Defaults of the shared training options for this task (benchmarks/README.md, seq2seq).
+DEFAULTS = {
+    "cell": "lstm",
+    "hidden": 128,
+    "layers": 1,
+    "bidirectional": True,
+    "batch_size": 128,
+    "optimizer": "adam",
+    "lr": 3e-3,
+    "schedule": "cosine",
+    "clip_norm": 5.0,
+    "epochs": 2,
+}
+
+
+class Seq2Seq:
+    name = "seq2seq"
+    help = ("Sequence to sequence (encoder-decoder with attention) on source<TAB>target "
+            "pairs; default: English grapheme-to-phoneme (CMUdict).")
+    loss = "cross_entropy"
+    unused_options = ("seq_len", "tbptt")
+
+    # ---- CLI surface -------------------------------------------------------------------
+
+    def options(self) -> list:
+        return [
+            click.Option(["--data"], default=data.BUNDLED, show_default=True, metavar="FILE",
+                         help="TSV of source<TAB>target lines (plain or compressed); the "
+                              "default is the bundled CMUdict grapheme-to-phoneme pairs. "
+                              "Split by a hash of the source: 90% train, 5% valid, 5% test."),
+            click.Option(["--source-level"], type=click.Choice(data.LEVELS), default="char",
+                         show_default=True, help="Source symbols: characters or "
+                                                 "whitespace-separated tokens."),
+            click.Option(["--target-level"], type=click.Choice(data.LEVELS), default=None,
+                         help="Target symbols (default: token for the bundled data, where "
+                              "phonemes are separated by spaces, else as --source-level)."),
+            click.Option(["--max-train"], type=click.IntRange(min=0), default=0,
+                         show_default=True,
+                         help="Train on the first N training pairs only (0 = all)."),
+            click.Option(["--max-eval"], type=click.IntRange(min=0), default=0,
+                         show_default=True,
+                         help="Score the first N validation/test pairs only (0 = all): "
+                              "decoding every pair at each evaluation costs time on large "
+                              "data."),
+            click.Option(["--embed-dim"], type=click.IntRange(min=1), default=EMBED_DIM,
+                         show_default=True, help="Embedding size (source and target)."),
+            click.Option(["--attention"], type=click.Choice(("general", "dot", "additive")),
+                         default="general", show_default=True,
+                         help="Luong attention after the decoder RNN, score h.W.s "
+                              "(general) or h.s (dot): the teacher-forced decoder runs in "
+                              "one call per layer; or additive (Bahdanau-style) attention "
+                              "with input feeding: a Python loop over target steps."),
+        ]
+
+    def defaults(self) -> dict:
+        return dict(DEFAULTS)
+
+    def predict_options(self) -> list:
+        return [
+            click.Argument(["inputs"], nargs=-1),
+            click.Option(["--beam"], type=click.IntRange(min=1), default=1,
+                         show_default=True, help="Beam width (1 = greedy decoding)."),
+            click.Option(["--n-best"], type=click.IntRange(min=1), default=1,
+                         show_default=True, help="Hypotheses shown per input (<= --beam)."),
+            click.Option(["--alpha"], type=click.FloatRange(min=0.0), default=1.0,
+                         show_default=True,
+                         help="Length normalisation of the beam's final ranking: score / "
+                              "length^alpha (0 = raw log-probability)."),
+            click.Option(["--max-len"], type=click.IntRange(min=1), default=None,
+                         help="Longest output (default: 2 x the longest input + 10)."),
+            click.Option(["--json", "as_json"], is_flag=True,
+                         help="One JSON object per input."),
+            click.Option(["--plot"], default=None, metavar="FILE.png",
+                         help="Draw the attention weights of the first input's best "
+                              "hypothesis (needs matplotlib)."),
+        ]
+
+    # ---- data ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _levels(config: dict) -> tuple[str, str]:
+        bundled = (config.get("data") or data.BUNDLED) == data.BUNDLED
+        source = config.get("source_level") or "char"
+        target = config.get("target_level") or ("token" if bundled else source)
+        return source, target
+
+    def prepare(self, config: dict) -> dict:
+        metrics.require_sacrebleu()  # before training, not at the first evaluation
+        name = config.get("data") or data.BUNDLED
+        path = data.resolve_path(name)
+        pairs, fingerprint = data.read_pairs(path)
+        source_level, target_level = self._levels(config)
+        train = [(data.symbols(s, source_level), data.symbols(t, target_level))
+                 for s, t in pairs if data.split_of(s) == "train"]
+        max_train = int(config.get("max_train") or 0)
+        if max_train:
+            train = train[:max_train]
+        if not train:
+            raise UserError(f"{os.path.basename(path)} has no training pairs (90% of the "
+                            f"sources, by hash; it has {len(pairs)} pairs)")
+        counts = {split: sum(data.split_of(s) == split for s, _ in pairs)
+                  for split in data.SPLITS}
+        counts["train"] = len(train)
+        return {
+            "data": name if name == data.BUNDLED else path,
+            "fingerprint": fingerprint,
+            "source_level": source_level,
+            "target_level": target_level,
+            "max_train": max_train,
+            "g2p": name == data.BUNDLED,
+            "lowercase_input": name == data.BUNDLED,
+            "source_vocab": Vocabulary.build((s for s, _ in train),
+                                             data.SOURCE_SPECIALS).items,
+            "target_vocab": Vocabulary.build((t for _, t in train),
+                                             data.TARGET_SPECIALS).items,
+            "counts": counts,
+        }
+
+    def pairs(self, state: dict, split: str, config: dict) -> list:
+        """[(source symbols, target symbols)] of a split; "test" with `eval --data FILE`
+        is that whole file."""
+        if split == "test" and config.get("eval_data"):
+            pairs, _ = data.read_pairs(data.resolve_path(config["eval_data"]))
+        else:
+            if split not in data.SPLITS:
+                raise UserError(f"unknown split {split!r}: seq2seq has train, valid, test")
+            pairs, fingerprint = data.read_pairs(data.resolve_path(state["data"]))
+            if fingerprint != state["fingerprint"]:
+                raise UserError(f"{os.path.basename(data.resolve_path(state['data']))} "
+                                f"changed since this run was trained (content fingerprint "
+                                f"differs)")
+            pairs = [p for p in pairs if data.split_of(p[0]) == split]
+            limit = state.get("max_train") if split == "train" else config.get("max_eval")
+            if limit:
+                pairs = pairs[:int(limit)]
+        return [(data.symbols(s, state["source_level"]), data.symbols(t, state["target_level"]))
+                for s, t in pairs]
+
+    def _encoded(self, state, pairs):
+        src_vocab, tgt_vocab = Vocabulary(state["source_vocab"]), Vocabulary(state["target_vocab"])
+        return ([src_vocab.encode(s, SOURCE_UNK) for s, _ in pairs],
+                [tgt_vocab.encode(t, UNK) for _, t in pairs])
+
+    def batches(self, state: dict, split: str, config: dict, rng: np.random.Generator):
+        pairs = self.pairs(state, split, config)
+        sources, targets = self._encoded(state, pairs)
+        batch_size = int(config.get("batch_size") or DEFAULTS["batch_size"])
+        lengths = np.array([len(s) for s in sources])
+        order = length_buckets(lengths, batch_size, rng if split == "train" else None)
+        for rows in order:
+            yield data.pair_batch([sources[i] for i in rows], [targets[i] for i in rows])
+
+    # ---- model and metrics --------------------------------------------------------------
+
+    def model_spec(self, state: dict, config: dict) -> dict:
+        V = len(state["target_vocab"])
+        return {"model": "seq2seq", "source_vocab": len(state["source_vocab"]),
+                "target_vocab": V, "embed_dim": int(config.get("embed_dim") or EMBED_DIM),
+                "attention": config.get("attention") or "general", "bos": BOS, "eos": EOS,
+                "output": "sequence", "output_size": V}
+
+    def evaluate(self, state: dict, split: str, config: dict, model) -> dict:
+        pairs = self.pairs(state, split, config)
+        if not pairs:
+            raise UserError(f"the {split} split holds no pairs")
+        sources, targets = self._encoded(state, pairs)
+        loss_fn = get_loss(self.loss)
+        total, count = 0.0, 0
+        order = length_buckets(np.array([len(s) for s in sources]), EVAL_BATCH, None)
+        for rows in order:
+            batch = data.pair_batch([sources[i] for i in rows], [targets[i] for i in rows])
+            logits, _ = model.forward(batch["x"], lengths=batch["lengths"])
+            mask = valid_mask(batch["lengths"], *batch["y"].shape)
+            loss, _ = loss_fn.value_and_grad(logits, batch["y"], mask)
+            n = int(batch["lengths"].sum())
+            total += float(loss) * n
+            count += n
+        tgt_vocab = Vocabulary(state["target_vocab"])
+        # A data-parallel run's sharded runner scores the loss; every rank decodes whole.
+        decoder = model if hasattr(model, "decode") else model.model.runner()
+        hyps = []
+        for rows in order:
+            h = decoder.decode(data.source_batch([sources[i] for i in rows]))
+            hyps.extend(tgt_vocab.decode(h.tokens[b, 0, :h.lengths[b, 0]])
+                        for b in range(len(rows)))
+        refs = [pairs[i][1] for rows in order for i in rows]
+        out = {"loss": total / count}
+        out.update(metrics.score(hyps, refs, state["target_level"], state.get("g2p", False)))
+        return out
+
+    def baselines(self, state: dict, split: str, config: dict) -> dict:
+        train = self.pairs(state, "train", config)
+        pairs = self.pairs(state, split, config)
+        refs = [t for _, t in pairs]
+        g2p = state.get("g2p", False)
+        level = state["target_level"]
+        mapping = metrics.majority_mapping(train)
+        out = {"majority": metrics.score([metrics.apply_mapping(mapping, s) for s, _ in pairs],
+                                         refs, level, g2p)}
+        if state["source_level"] == level:
+            out["copy"] = metrics.score([s for s, _ in pairs], refs, level, g2p)
+        return out
+
+    # ---- prediction ---------------------------------------------------------------------
+
+    def _sources(self, state: dict, inputs) -> list:
+        if not inputs:
+            raise UserError("give the text to transduce, e.g. recurrent predict RUN "
+                            "\"word\"")
+        vocab = Vocabulary(state["source_vocab"])
+        out = []
+        for text in inputs:
+            if state.get("lowercase_input"):
+                text = text.lower()
+            seq = data.symbols(text, state["source_level"])
+            if not seq:
+                raise UserError("an input is empty")
+            unknown = vocab.unknown(seq)
+            if unknown:
+                shown = ", ".join(repr(s) for s in unknown[:5])
+                raise UserError(f"input {text!r} has symbols the model never saw in "
+                                f"training: {shown}")
+            out.append(vocab.encode(seq, SOURCE_UNK))
+        return out
+
+    def predict(self, state: dict, config: dict, model, options: dict):
+        inputs = list(options.get("inputs") or ())
+        beam = int(options.get("beam") or 1)
+        n_best = int(options.get("n_best") or 1)
+        if n_best > beam:
+            raise UserError(f"--n-best {n_best} needs --beam >= {n_best}")
+        sources = self._sources(state, inputs)
+        hyps = model.decode(data.source_batch(sources), beam=beam,
+                            max_len=options.get("max_len"), alpha=options.get("alpha", 1.0))
+        tgt_vocab = Vocabulary(state["target_vocab"])
+        level = state["target_level"]
+        if options.get("plot"):
+            from .plot import attention_plot
+            b = 0
+            n = int(hyps.lengths[b, 0])
+            steps = n + int(hyps.finished[b, 0])  # EOS's row too
+            attention_plot(options["plot"], data.symbols(inputs[0].lower()
+                                                         if state.get("lowercase_input")
+                                                         else inputs[0],
+                                                         state["source_level"]),
+                           tgt_vocab.decode(hyps.tokens[b, 0, :n]) +
+                           (["</s>"] if steps > n else []),
+                           hyps.attention[b, 0, :steps, :len(sources[b])])
+        for b, text in enumerate(inputs):
+            found = [{"output": data.join(tgt_vocab.decode(hyps.tokens[b, k, :hyps.lengths[b, k]]),
+                                          level),
+                      "score": float(hyps.scores[b, k]),
+                      "normalised": float(hyps.normalised[b, k]),
+                      "finished": bool(hyps.finished[b, k])}
+                     for k in range(n_best)]
+            if options.get("as_json"):
+                yield json.dumps({"input": text, "hypotheses": found})
+            elif n_best == 1:
+                yield found[0]["output"] if len(inputs) == 1 else f"{text}\t{found[0]['output']}"
+            else:
+                for k, h in enumerate(found, 1):
+                    yield f"{text}\t{k}\t{h['normalised']:.4f}\t{h['output']}"
+
+    def predict_stream(self, state: dict, config: dict, model, options: dict):
+        """Each stdin line is one input; the answer is its best hypothesis."""
+        beam = int(options.get("beam") or 1)
+        tgt_vocab = Vocabulary(state["target_vocab"])
+
+        def answer(line: str) -> dict:
+            sources = self._sources(state, [line])
+            h = model.decode(data.source_batch(sources), beam=beam,
+                             max_len=options.get("max_len"), alpha=options.get("alpha", 1.0))
+            return {"input": line,
+                    "output": data.join(tgt_vocab.decode(h.tokens[0, 0, :h.lengths[0, 0]]),
+                                        state["target_level"]),
+                    "score": float(h.scores[0, 0])}
+        return answer
+
+
+TASK = Seq2Seq()

@@ -1,0 +1,153 @@
+"""Greedy and beam-search decoding of a Seq2SeqModel, batched over sentences.
+
+All hypotheses of all sentences are the rows of ONE decoder batch (B*K rows, K = beam
+width, sentence b's hypotheses in rows b*K .. b*K+K-1): each step is one
+Recurrent.run_step per layer, one attention call and one head call for all of them, then
+a top-K over each sentence's K*V continuations (numpy, per sentence row: no Python loop
+over hypotheses). greedy() is the argmax path, equal to beam search with K = 1.
+
+Search ranks partial hypotheses by their summed log-probability; a hypothesis that
+emitted EOS is finished: it keeps its score and stays in the beam (its only continuation
+is itself, at no cost). The final ranking divides each score by its length (tokens
+including EOS) to the power ``alpha`` (length normalisation; alpha = 0: raw sums).
+Decoding stops when every hypothesis is finished or after ``max_len`` tokens.
+
+Dimension legend: S source steps, B sentences, K beam width, R = B*K rows, V target
+vocabulary, L layers, F decoder hidden size, t decoded steps.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..checks import positive_int
+from ..threads import single_threaded_blas
+from .model import source_lengths
+
+
+class Hypotheses(NamedTuple):
+    """The K best hypotheses of each of B sentences, best first (by normalised score).
+
+    tokens (B, K, t) int64 ids, EOS excluded, padded with -1 past each hypothesis' end;
+    lengths (B, K): its number of tokens (EOS excluded); finished (B, K): ended with EOS
+    (not cut by max_len); scores (B, K): summed log-probabilities (EOS included);
+    normalised (B, K): the ranking score; attention (B, K, t, S): the attention weights at
+    each emitted step (EOS's step included when t allows)."""
+    tokens: np.ndarray
+    lengths: np.ndarray
+    finished: np.ndarray
+    scores: np.ndarray
+    normalised: np.ndarray
+    attention: np.ndarray
+
+
+def default_max_len(src_len):
+    """Decoding limit when none is given: twice the longest source, plus 10."""
+    return 2 * int(np.max(src_len, initial=0)) + 10
+
+
+def _start(src, max_len):
+    src = np.asarray(src, np.int64)
+    if src.ndim != 2 or src.shape[1] < 1:
+        raise ValueError(f"src: expected source ids of shape (S, B), got shape {src.shape}")
+    src_len = source_lengths(src)
+    max_len = default_max_len(src_len) if max_len is None else positive_int(max_len,
+                                                                             "max_len")
+    return src[:max(1, int(src_len.max(initial=0)))], src_len, max_len
+
+
+def greedy(model, src, max_len=None):
+    """The most likely next token at every step, for each sentence of ``src`` (S, B) ->
+    Hypotheses with K = 1 (what beam search with K = 1 finds, more cheaply: an argmax
+    instead of a sort). The model should be in eval mode."""
+    src, src_len, max_len = _start(src, max_len)
+    B = src.shape[1]
+    with single_threaded_blas():
+        memory, states, threads = model.encode(src, src_len)
+        prev = np.full(B, model.bos, np.int64)
+        finished = np.zeros(B, bool)
+        scores = np.zeros(B)
+        lengths = np.zeros(B, np.int64)
+        tokens, attn = [], []
+        for _ in range(max_len):
+            logp, states, weights = model.decoder_step(prev, states, memory, src_len,
+                                                       threads)
+            token = np.argmax(logp, axis=1)
+            live = ~finished
+            scores[live] += logp[live, token[live]]
+            lengths += live
+            token = np.where(finished, model.eos, token)
+            tokens.append(token)
+            attn.append(weights)
+            finished |= token == model.eos
+            prev = token
+            if finished.all():
+                break
+    history = np.array(tokens).reshape(-1, B)
+    return _hypotheses(history, np.array(attn).reshape(len(tokens), B, -1), lengths,
+                       finished, scores, B, 1, 0.0, model.eos)
+
+
+def search(model, src, beam=1, max_len=None, alpha=1.0):
+    """Decode source ids ``src`` (S, B) (padded with PAD_ID) with beam width ``beam``
+    -> Hypotheses with K = beam. The model should be in eval mode."""
+    K = positive_int(beam, "beam")
+    src, src_len, max_len = _start(src, max_len)
+    B = src.shape[1]
+    R = B * K
+    eos = model.eos
+    with single_threaded_blas():
+        memory, states, threads = model.encode(src, src_len)
+        rows = np.repeat(np.arange(B), K)  # (R,) the sentence of each row
+        memory = np.ascontiguousarray(memory[:, rows])  # (S, R, F)
+        row_len = src_len[rows]
+        states = tuple(np.ascontiguousarray(s[:, rows]) for s in states)
+        scores = np.full((B, K), -np.inf)
+        scores[:, 0] = 0.0  # one live hypothesis per sentence to start from
+        scores = scores.reshape(R)
+        finished = np.zeros(R, bool)
+        prev = np.full(R, model.bos, np.int64)
+        history = np.zeros((0, R), np.int64)  # (t, R) emitted ids
+        attn = np.zeros((0, R, memory.shape[0]))  # (t, R, S)
+        lengths = np.zeros(R, np.int64)  # tokens emitted, EOS included
+        base = (np.arange(B) * K)[:, None]  # (B, 1) first row of each sentence
+        for _ in range(max_len):
+            logp, states, weights = model.decoder_step(prev, states, memory, row_len,
+                                                       threads)  # (R, V)
+            V = logp.shape[1]
+            # A finished hypothesis continues only as itself (token EOS, cost 0).
+            logp[finished] = -np.inf
+            logp[finished, eos] = 0.0
+            total = (scores[:, None] + logp).reshape(B, K * V)  # (B, K*V)
+            order = np.argsort(-total, axis=1, kind="stable")[:, :K]  # (B, K)
+            parent = (base + order // V).reshape(R)  # (R,) rows the survivors extend
+            token = (order % V).reshape(R)
+            scores = np.take_along_axis(total, order, axis=1).reshape(R)
+            was_finished = finished[parent]
+            history = np.concatenate([history[:, parent], token[None]], axis=0)
+            attn = np.concatenate([attn[:, parent], weights[parent][None]], axis=0)
+            lengths = lengths[parent] + ~was_finished
+            finished = was_finished | (token == eos)
+            states = tuple(np.ascontiguousarray(s[:, parent]) for s in states)
+            prev = token
+            if finished.all():
+                break
+    return _hypotheses(history, attn, lengths, finished, scores, B, K, alpha, eos)
+
+
+def _hypotheses(history, attn, lengths, finished, scores, B, K, alpha, eos):
+    """The search's rows -> Hypotheses, each sentence's K sorted by normalised score."""
+    t = history.shape[0]
+    norm = scores / np.maximum(lengths, 1) ** alpha if alpha else scores.copy()
+    norm = np.where(np.isfinite(scores), norm, -np.inf).reshape(B, K)
+    order = np.argsort(-norm, axis=1, kind="stable")  # (B, K)
+    rows = ((np.arange(B) * K)[:, None] + order).reshape(-1)
+    tokens = history[:, rows].T.reshape(B, K, t)
+    n_tokens = (lengths[rows] - finished[rows]).reshape(B, K)  # EOS excluded
+    tokens = np.where(np.arange(t)[None, None, :] < n_tokens[:, :, None], tokens, -1)
+    return Hypotheses(tokens=tokens, lengths=n_tokens,
+                      finished=finished[rows].reshape(B, K),
+                      scores=scores[rows].reshape(B, K),
+                      normalised=np.take_along_axis(norm, order, axis=1),
+                      attention=attn[:, rows].transpose(1, 0, 2).reshape(B, K, t, -1))

@@ -1,0 +1,21 @@
+"""Seq2SeqRunner: a trained Seq2SeqModel as tasks see it (recurrent.protocols.Runner),
+plus decoding (greedy and beam search, recurrent/seq2seq/decode.py)."""
+from __future__ import annotations
+
+from ..runner import Runner
+from . import decode
+
+
+class Seq2SeqRunner(Runner):
+    """forward(x, lengths): teacher-forced logits (the loss); decode(src): hypotheses."""
+
+    def step(self, x_t, state=None):
+        raise ValueError("an encoder-decoder steps through decode(), not step()")
+
+    def decode(self, src, beam=1, max_len=None, alpha=1.0):
+        """Source ids (S, B) padded with PAD_ID -> decode.Hypotheses: greedy for beam 1,
+        else beam search (decode.search)."""
+        if beam == 1:
+            return self._in_eval(decode.greedy, self.model, src, max_len=max_len)
+        return self._in_eval(decode.search, self.model, src, beam=beam, max_len=max_len,
+                             alpha=alpha)

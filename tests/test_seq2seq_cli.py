@@ -1,0 +1,141 @@
+"""seq2seq task end to end through the CLI on real data (a slice of the bundled CMUdict
+grapheme-to-phoneme pairs): train, eval beside the baselines, predict (greedy, beam,
+n-best, JSON, --stream, the attention PNG), any TSV at character level, the fixed split,
+and bad input as one-line errors."""
+import json
+import lzma
+
+import numpy as np
+import pytest
+from helpers import invoke, ok, one_line_error
+
+from recurrent_plugins.seq2seq import data, metrics
+
+SMALL = ["--hidden", "16", "--embed-dim", "8", "--epochs", "1", "--threads", "1",
+         "--quiet", "--no-plot"]
+
+
+@pytest.fixture(scope="module")
+def bundled_pairs():
+    with lzma.open(data.resolve_path(None), "rt", encoding="utf-8") as f:
+        return [tuple(line.rstrip("\n").split("\t")) for line in f]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("seq2seq") / "run"
+    ok(invoke("train", "seq2seq", "--max-train", 600, "--max-eval", 400, "--out", path,
+              *SMALL))
+    return path
+
+
+def test_bundled_data_is_one_pronunciation_per_word_split_by_word(bundled_pairs):
+    words = [w for w, _ in bundled_pairs]
+    assert len(words) == len(set(words)) > 100_000
+    assert all(w.isalpha() and w.islower() for w in words)
+    phonemes = {p for _, t in bundled_pairs for p in t.split()}
+    assert len(phonemes) == 39 and not any(c.isdigit() for p in phonemes for c in p)
+    splits = [data.split_of(w) for w in words]
+    shares = {s: splits.count(s) / len(words) for s in data.SPLITS}
+    assert abs(shares["train"] - 0.9) < 0.01 and abs(shares["test"] - 0.05) < 0.005
+    assert [data.split_of(w) for w in words[:50]] == splits[:50]  # a function of the word
+
+
+def test_eval_reports_g2p_metrics_beside_the_majority_baseline(run):
+    report = json.loads(ok(invoke("eval", run, "--json")))
+    m, base = report["metrics"], report["baselines"]
+    assert set(base) == {"majority"}  # letters -> phonemes: no copy baseline
+    for key in ("loss", "exact", "bleu", "chrf", "wer", "per"):
+        assert np.isfinite(m[key]) and np.isfinite(base["majority"].get(key, 0.0))
+    assert m["wer"] == pytest.approx(1 - m["exact"])
+    assert 0 < base["majority"]["per"] < 1 and m["pairs"] == base["majority"]["pairs"] == 400
+    text = ok(invoke("eval", run))
+    assert "majority" in text and "per" in text
+
+
+def test_predict_greedy_beam_json_and_plot(run, tmp_path):
+    best = ok(invoke("predict", run, "cat")).strip()
+    assert best and all(p.isupper() for p in best.split())
+    assert ok(invoke("predict", run, "CAT")).strip() == best  # words are lower-cased
+    nbest = ok(invoke("predict", run, "cat", "dog", "--beam", 3, "--n-best", 2)).splitlines()
+    assert [line.split("\t")[:2] for line in nbest] == [["cat", "1"], ["cat", "2"],
+                                                        ["dog", "1"], ["dog", "2"]]
+    scores = [float(line.split("\t")[2]) for line in nbest]
+    assert scores[0] >= scores[1] and scores[2] >= scores[3]
+    png = tmp_path / "attn.png"
+    out = ok(invoke("predict", run, "cat", "--beam", 3, "--json", "--plot", png))
+    answer = json.loads(out)
+    assert answer["input"] == "cat" and len(answer["hypotheses"]) == 1
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    greedy = json.loads(ok(invoke("predict", run, "cat", "--json")))["hypotheses"][0]
+    assert greedy["output"] == best
+
+
+def test_predict_stream_answers_each_line(run):
+    from click.testing import CliRunner
+
+    from recurrent.cli import cli
+    best = ok(invoke("predict", run, "dog")).strip()
+    result = CliRunner().invoke(cli, ["predict", str(run), "--stream"], input="dog\ncafé\n")
+    assert result.exit_code == 1  # one line refused, the stream went on
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines[0]["input"] == "dog" and lines[0]["output"] == best
+    assert "never saw" in lines[1]["error"]
+
+
+def test_predict_bad_input_is_one_line(run, tmp_path):
+    one_line_error(invoke("predict", run, "café"), "never saw", "'é'")
+    one_line_error(invoke("predict", run), "give the text")
+    one_line_error(invoke("predict", run, "cat", "--n-best", 3), "--beam")
+    one_line_error(invoke("predict", run, "cat", "--plot", tmp_path / "no" / "a.png"),
+                   "cannot write plot")
+    one_line_error(invoke("export", run, "--format", "safetensors", "--out",
+                          tmp_path / "m.safetensors"), "encoder-decoder")
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_any_tsv_at_character_level_with_copy_baseline(tmp_path):
+    rng = np.random.default_rng(0)
+    words = sorted({"".join(rng.choice(list("abcdef"), rng.integers(2, 7)))
+                    for _ in range(3000)})
+    tsv = tmp_path / "reverse.tsv"
+    tsv.write_text("".join(f"{w}\t{w[::-1]}\n" for w in words), encoding="utf-8")
+    out = tmp_path / "run"
+    ok(invoke("train", "seq2seq", "--data", tsv, "--out", out, *SMALL))
+    report = json.loads(ok(invoke("eval", out, "--json")))
+    assert set(report["baselines"]) == {"majority", "copy"}
+    assert "ser" in report["metrics"] and "wer" not in report["metrics"]
+    palindromes = sum(w == w[::-1] for w in words if data.split_of(w) == "test")
+    copy = report["baselines"]["copy"]
+    assert copy["exact"] == pytest.approx(palindromes / copy["pairs"])
+    assert ok(invoke("predict", out, "abc")).strip().isalpha()
+    other = tmp_path / "other.tsv"
+    other.write_text("abc\tcba\nfed\tdef\nzz\tzz\n", encoding="utf-8")  # z: unseen
+    report = json.loads(ok(invoke("eval", out, "--data", other, "--json")))
+    assert report["metrics"]["pairs"] == 3 and report["baselines"]["copy"]["exact"] == 1 / 3
+
+
+def test_bad_tsv_is_one_line(tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("a\tb\nno tab here\n", encoding="utf-8")
+    one_line_error(invoke("train", "seq2seq", "--data", bad, "--out", tmp_path / "r",
+                          *SMALL), "line 2", "no tab")
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("a\t \n", encoding="utf-8")
+    one_line_error(invoke("train", "seq2seq", "--data", empty, "--out", tmp_path / "r",
+                          *SMALL), "line 1", "target is empty")
+
+
+def test_metrics_edit_distance_and_majority_mapping():
+    assert metrics.edit_distance(list("kitten"), list("sitting")) == 3
+    assert metrics.edit_distance([], ["a", "b"]) == 2
+    mapping = metrics.majority_mapping([(list("ab"), ["A", "B"]), (list("ab"), ["A", "C"]),
+                                        (list("abc"), ["X"])])
+    assert mapping == {"a": "A", "b": "B"}
+    refs = [["HH", "AH", "L", "OW"], ["K", "AE", "T", "S"]]
+    perfect = metrics.score(refs, refs, "token", True)
+    assert perfect["exact"] == 1 and perfect["per"] == 0 and perfect["wer"] == 0
+    assert perfect["bleu"] == pytest.approx(100) and perfect["chrf"] == pytest.approx(100)
+    worse = metrics.score([["HH", "L", "OW"], ["K", "AE", "T", "S"]], refs, "token", True)
+    assert worse["per"] == pytest.approx(1 / 8) and worse["wer"] == 0.5
+    assert 0 < worse["bleu"] < 100 and 0 < worse["chrf"] < 100
