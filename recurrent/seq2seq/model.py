@@ -157,11 +157,16 @@ class Seq2SeqModel(FlatModel):
         self.encoder.num_threads = value
         self.decoder.num_threads = value
 
-    def reseed_dropout(self, seed_words):
+    def reseed_dropout(self, seed_words, rows=None):
+        """As SequenceModel.reseed_dropout. With ``rows`` (a data-parallel rank's share of
+        the batch) the masks are cut from those of the whole batch; the decoder's masks
+        span the longest target of the rank's rows, so they equal a single process's only
+        where that is the batch's longest (the encoder's always do)."""
         own, enc, dec = np.random.SeedSequence(list(seed_words)).spawn(3)
         self.dropout.rng = np.random.default_rng(own)
-        self.encoder.reseed_dropout(enc)
-        self.decoder.reseed_dropout(dec)
+        self.dropout.rows = rows
+        self.encoder.reseed_dropout(enc, rows)
+        self.decoder.reseed_dropout(dec, rows)
 
     def runner(self):
         from .runner import Seq2SeqRunner
@@ -214,7 +219,8 @@ class Seq2SeqModel(FlatModel):
                                           threads)  # (T', B, F)
                 att, _ = self.attention.forward(dec, memory, src_len, need_grad)
             Tt, _, F = att.shape
-            logits = self.head.forward(self.dropout.forward(att.reshape(Tt * B, F)))
+            logits = self.head.forward(
+                self.dropout.forward(att, batch_axis=1).reshape(Tt * B, F))
             mask = valid_mask(tgt_len, Tt, B)[:, :, None]  # (T', B, 1)
             out = np.zeros((T, B, logits.shape[1]), logits.dtype)
             out[:Tt] = logits.reshape(Tt, B, -1) * mask
@@ -234,8 +240,8 @@ class Seq2SeqModel(FlatModel):
         self._cache = None
         d = np.asarray(d_outputs, self.dtype)[:Tt] * mask  # (T', B, V)
         with single_threaded_blas():
-            d_att = self.dropout.backward(self.head.backward(d.reshape(Tt * B, -1)))
-            d_att = np.ascontiguousarray(d_att.reshape(Tt, B, -1))
+            d_att = self.head.backward(d.reshape(Tt * B, -1)).reshape(Tt, B, -1)
+            d_att = np.ascontiguousarray(self.dropout.backward(d_att))
             if self.feeding is not None:
                 d_h, d_init, d_memory = self.feeding.backward(d_att)
             else:
