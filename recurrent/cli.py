@@ -52,8 +52,7 @@ class RecurrentGroup(click.Group):
         except click.exceptions.Abort:
             if debug:
                 raise
-            click.echo("Aborted.", err=True)
-            code = 130
+            code = _report("Aborted.", 130)
         except click.exceptions.NoArgsIsHelpError as e:  # bare `recurrent`: the quick start
             click.echo(e.ctx.get_help() if e.ctx else e.format_message())
             code = 0

@@ -104,6 +104,8 @@ class ShardedRunner(Runner):
     def forward(self, x, *, lengths=None, state=None):
         x = np.asarray(x)
         B = x.shape[BATCH_AXIS]
+        if B == 0:  # nothing to share: every rank runs the empty batch as one process does
+            return super().forward(x, lengths=lengths, state=state)
         rows = self.parallel.rows(B)
         local_lengths = None if lengths is None else np.asarray(lengths)[rows]
         local_state = self.parallel.local_state(state, B)

@@ -28,6 +28,9 @@ from .errors import UserError
 # Environment variables an MPI launcher sets: the number of ranks of the job.
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
 TIMEOUT_VARIABLE = "RECURRENT_MPI_TIMEOUT"
+# Set to 1: run as one process even under an MPI launcher (e.g. `srun -n 4` of independent
+# runs, one per seed).
+OPT_OUT_VARIABLE = "RECURRENT_NO_MPI"
 DEFAULT_TIMEOUT = 600.0
 INSTALL_HINT = "pip install 'recurrent[mpi]'"
 # Where a `--ranks N` launcher asks each rank to leave its pid (launch.py names the rank
@@ -52,8 +55,9 @@ class World:
         """Sum ``array`` over the ranks, in place (every rank gets the same sum)."""
         return array
 
-    def bcast(self, obj):
-        """Rank 0's ``obj`` on every rank."""
+    def bcast(self, obj, watched: bool = True):
+        """Rank 0's ``obj`` on every rank. watched=False: no timeout (the other ranks wait
+        while rank 0 alone prepares data or fits baselines, which may take long)."""
         return obj
 
     def allgather(self, obj) -> list:
@@ -123,7 +127,9 @@ class MPIWorld(World):
             self.comm.Allreduce(self.MPI.IN_PLACE, array, op=self.MPI.SUM)
         return array
 
-    def bcast(self, obj):
+    def bcast(self, obj, watched: bool = True):
+        if not watched:
+            return self.comm.bcast(obj, root=0)
         with self._collective("broadcast"):
             return self.comm.bcast(obj, root=0)
 
@@ -215,7 +221,7 @@ def world() -> World:
     if _WORLD is not None:
         return _WORLD
     size = launched_size()
-    if size <= 1:
+    if size <= 1 or os.environ.get(OPT_OUT_VARIABLE, "").strip() not in ("", "0"):
         _WORLD = World()
         return _WORLD
     if not mpi_available():

@@ -60,7 +60,8 @@ def parallel_trainer(task, world, make) -> Trainer:
         except UserError as e:
             message = str(e)
     payload = world.bcast((message, None, None) if message is not None or trainer is None
-                          else (None, trainer.run.path, trainer.run.info()))
+                          else (None, trainer.run.path, trainer.run.info()),
+                          watched=False)  # rank 0 prepares the data meanwhile
     if payload[0] is not None:
         raise AllRanksError(payload[0])
     if trainer is None:

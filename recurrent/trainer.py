@@ -101,6 +101,7 @@ class Trainer:
         self.seed = int(self.config["seed"])
         self.position = Position()
         self.carry = None  # the recurrent state carried into the next batch or window
+        self.carry_rows = 0  # rows of the whole batch the carry came from (data-parallel)
         self.parallel = (DataParallel(self.world, self.sequence_output)
                          if self.world.size > 1 else None)
         self.interrupt = None
@@ -138,9 +139,10 @@ class Trainer:
             self.optimizer.load_state_dict(optim_state)
             self.carry = pack_state([arrays[f"carry/{i}"]
                                      for i in range(int(meta["carry_states"]))])
-            if self.parallel is not None and self.carry is not None:
-                rows = state_arrays(self.carry)[0].shape[1]
-                self.carry = self.parallel.local_state(self.carry, rows)
+            if self.carry is not None:
+                self.carry_rows = state_arrays(self.carry)[0].shape[1]
+                if self.parallel is not None:
+                    self.carry = self.parallel.local_state(self.carry, self.carry_rows)
             self.position = Position.from_meta(meta)
             if self.world.is_root:
                 self.run.drop_metrics_after(self.position.step)
@@ -163,7 +165,7 @@ class Trainer:
     def _train_window(self, x, y, lengths, lr):
         """One optimizer step on one window, with the carried state. Returns (loss,
         pre-clip norm, items) where items counts valid tokens (sequence) or rows."""
-        B = np.shape(x)[1]
+        B = batch_rows = np.shape(x)[1]
         items = B if not self.sequence_output else int(
             np.shape(x)[0] * B if lengths is None else lengths.sum())
         reduce = rows = None
@@ -174,7 +176,9 @@ class Trainer:
             B = np.shape(x)[1]
             reduce = self.parallel.reducer(share, lambda: self.interrupt.requested)
         carry_in = self.carry
-        if carry_in is not None and state_arrays(carry_in)[0].shape[1] != B:
+        # a data-parallel rank's carry holds its share of rows: compare the whole batch's
+        if carry_in is not None and (state_arrays(carry_in)[0].shape[1] if self.parallel is None
+                                     else self.carry_rows) != batch_rows:
             carry_in = None  # batch size changed: nothing to carry
         self.model.reseed_dropout((self.seed, self.position.step), rows)
         loss, norm, clipped, state = train_step(
@@ -182,6 +186,7 @@ class Trainer:
             self.config.get("clip_norm"), self.config.get("clip_value"),
             truncate=0 if self.sequence_output else self.tbptt, reduce=reduce)
         self.carry = pack_state([np.array(a, copy=True) for a in state_arrays(state)])
+        self.carry_rows = batch_rows
         self.position.clipped_steps += int(clipped)
         return loss, norm, items
 
@@ -198,6 +203,8 @@ class Trainer:
         runner = (self.parallel.runner(self.model) if self.parallel is not None
                   else self.model.runner())
         metrics = self.task.evaluate(self.task_state, "valid", self.config, runner)
+        if self.parallel is not None:  # rank 0's numbers decide early stopping everywhere
+            metrics = self.world.bcast(metrics)
         self.model.train(was_training)
         if "loss" not in metrics:
             raise UserError(f"task {self.task.name!r} returned no 'loss' from evaluate()")
@@ -297,6 +304,8 @@ class Trainer:
             if root and not resume:
                 self.run.append_metrics({"kind": "baselines", "split": "valid",
                                          "baselines": baselines})
+            if self.parallel is not None:  # the others wait, unwatched, while rank 0 fits
+                self.world.bcast(None, watched=False)
         note = missing_note() if c.get("plot") and root else None
         if note:
             print(note, file=sys.stderr)  # a warning: shown even with --quiet

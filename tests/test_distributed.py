@@ -250,3 +250,10 @@ def test_bad_options_under_mpiexec_give_one_line_and_no_abort(tmp_path):
     assert job.returncode == 1
     assert "missing.txt" in _one_line(job.stderr)
     assert not (tmp_path / "run").exists()
+
+
+def test_no_mpi_runs_each_process_on_its_own_under_a_launcher(tmp_path):
+    job = recurrent_cmd(["info"], tmp_path, ranks=2, RECURRENT_NO_MPI=1)
+    assert job.returncode == 0, job.stderr
+    mpi = [line for line in job.stdout.splitlines() if line.startswith("mpi ")]
+    assert len(mpi) == 2 and all("mpi4py installed" in line for line in mpi), job.stdout
