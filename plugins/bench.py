@@ -32,9 +32,11 @@ import time
 import numpy as np
 
 import recurrent
+from recurrent.checks import one_line
 
 DEFAULT_CELLS = ("lstm", "gru", "rnn_tanh")
 TORCH_CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")  # the cells torch.nn has
+INT8_CELLS = ("lstm", "gru")  # the recurrent modules quantize_dynamic converts
 DEFAULT_CONFIGS = ((100, 32, 64, 128), (100, 64, 128, 256), (50, 128, 512, 512),
                    (200, 1, 32, 64))
 BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -92,8 +94,12 @@ class Problem:
 
         return infer if mode == "infer" else train
 
-    def torch_side(self, mode):
-        """(callable, module, x tensor) for the same problem in torch."""
+    def torch_side(self, mode, precision="fp32"):
+        """(callable, module, x tensor) for the same problem in torch. precision: fp32;
+        bf16 (torch.autocast on the CPU around the forward, as a torch user turns it on);
+        int8 (inference with torch.ao.quantization.quantize_dynamic's int8 weights)."""
+        import contextlib
+
         import torch
         T, B, I, H = self.size
         if self.name == "lstm":
@@ -105,30 +111,52 @@ class Problem:
         module.load_state_dict({f"{k}_l0": torch.from_numpy(v.copy())
                                 for k, v in self.params.items()})
         x = torch.from_numpy(self.x.copy()).requires_grad_(mode == "train")
+        if precision == "int8":
+            module = torch.ao.quantization.quantize_dynamic(module, dtype=torch.qint8)
+
+        def autocast():
+            return (torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16"
+                    else contextlib.nullcontext())
 
         def infer():
-            with torch.no_grad():
+            with torch.no_grad(), autocast():
                 out, _ = module(x)
-            return out, None
+            infer.dtype = str(out.dtype).replace("torch.", "")  # what autocast chose
+            return out.float(), None
 
         def train():
             module.zero_grad(set_to_none=True)
             x.grad = None
-            out, _ = module(x)
-            out.sum().backward()
-            return out, x.grad
+            with autocast():
+                out, _ = module(x)
+            out.float().sum().backward()
+            train.dtype = str(out.dtype).replace("torch.", "")
+            return out.float(), x.grad
+
 
         return (infer if mode == "infer" else train), module, x
 
 
-def check_agreement(problem, mode, num_threads):
+# Largest difference from torch (relative to the largest value) before a comparison is
+# refused: float32 against float32, and torch in a lower precision against our float32
+# (bf16 keeps 8 bits of mantissa, int8 weights about 7).
+TOLERANCE = {"fp32": 1e-3, "bf16": 1e-1, "int8": 1e-1}
+TORCH_PRECISIONS = tuple(TOLERANCE)
+
+
+def check_agreement(problem, mode, num_threads, precision="fp32"):
     """Run both sides once and compare; returns the largest difference seen. Raises
     recurrent.UserError when they disagree (then timing them would mean nothing)."""
-    torch_fn, module, _ = problem.torch_side(mode)
+    torch_fn, module, _ = problem.torch_side(mode, precision)
     for g in problem.grads.values():
         g[...] = 0
     out, dx = problem.ours(mode, num_threads)()
-    t_out, t_dx = torch_fn()
+    try:
+        t_out, t_dx = torch_fn()
+    except RuntimeError as e:  # e.g. oneDNN without the CPU's bf16 instructions
+        raise recurrent.UserError(
+            f"torch cannot run {problem.name} {mode} in {precision} on this CPU "
+            f"({one_line(e)[:160]})") from None
     pairs = [("output", out, t_out.detach().numpy())]
     if mode == "train":
         pairs.append(("dx", dx, t_dx.numpy()))
@@ -139,7 +167,7 @@ def check_agreement(problem, mode, num_threads):
         scale = max(1.0, float(np.abs(theirs).max()))
         diff = float(np.abs(ours - theirs).max()) / scale
         worst = max(worst, diff)
-        if not diff <= 1e-3:
+        if not diff <= TOLERANCE[precision]:
             raise recurrent.UserError(
                 f"{problem.name} {problem.size}: {what} differs from torch by {diff:.2e} "
                 f"(relative to its largest value); not timing a wrong result")
@@ -235,7 +263,8 @@ def _iqr(values):
     return float(q3 - q1)
 
 
-def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit):
+def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
+             torch_precision="fp32"):
     """Measure every combination; emit(row dict) as each finishes. A thread count of
     "auto" means each library's default: recurrent's num_threads=None (see
     recurrent.threads.resolve_threads), torch's own default thread count."""
@@ -253,13 +282,17 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit):
             for nt in thread_counts:
                 row = {"cell": name, "T": size[0], "B": size[1], "I": size[2], "H": size[3],
                        "threads": nt, "mode": mode, "sgemm_gflops": rates[nt],
-                       "rounds": rounds}
+                       "rounds": rounds, "torch_precision": torch_precision}
                 ours_nt = None if nt == "auto" else nt
                 sides = [problem.ours(mode, ours_nt)]
                 if torch is not None:
                     torch.set_num_threads(torch_default if nt == "auto" else nt)
-                    row["max_rel_diff"] = check_agreement(problem, mode, ours_nt)
-                    sides.append(problem.torch_side(mode)[0])
+                    row["max_rel_diff"] = check_agreement(problem, mode, ours_nt,
+                                                          torch_precision)
+                    torch_fn = problem.torch_side(mode, torch_precision)[0]
+                    torch_fn()
+                    row["torch_output_dtype"] = torch_fn.dtype  # autocast may keep float32
+                    sides.append(torch_fn)
                 timed = run_rounds(sides, rounds, repeats)
                 for key, side_rounds in zip(("ours", "torch"), timed):
                     stats = _stats([t for block in side_rounds for t in block])
@@ -284,7 +317,7 @@ def _child(spec):
         emit("environment", **environment())
         run_rows(spec["cells"], [tuple(c) for c in spec["configs"]], spec["threads"],
                  spec["mode"], spec["vs"], spec["repeats"], spec["rounds"],
-                 lambda row: emit("row", **row))
+                 lambda row: emit("row", **row), spec.get("torch_precision", "fp32"))
     except recurrent.UserError as e:
         emit("error", message=str(e))
         sys.exit(1)
@@ -359,10 +392,14 @@ def register_commands(cli):
                        "R times; the ratio is the median of the R per-round ratios.")
     @click.option("--json", "json_path", default=None, metavar="FILE",
                   help="Also write every measurement and the environment as JSON.")
+    @click.option("--torch-precision", type=click.Choice(TORCH_PRECISIONS), default="fp32",
+                  show_default=True,
+                  help="torch's side: float32, bf16 autocast, or int8 dynamic quantisation "
+                       "(inference); recurrent runs float32.")
     @click.option("--keep-blas-env", is_flag=True,
                   help="Keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (default: unset for the run).")
     def bench(cells, configs, threads, mode, vs, repeats, rounds, json_path,
-              keep_blas_env):
+              torch_precision, keep_blas_env):
         """Time recurrent's kernels beside PyTorch: same weights, outputs checked first.
 
         Prints per cell, size and thread count the median ms (± interquartile range) and
@@ -379,6 +416,13 @@ def register_commands(cli):
                 raise recurrent.UserError(
                     f"--cell {name}: torch has no such cell to compare with (it has "
                     f"{', '.join(TORCH_CELLS)}); time it alone with --vs none")
+        if torch_precision != "fp32" and vs != "torch":
+            raise recurrent.UserError("--torch-precision sets torch's side: it needs --vs torch")
+        if torch_precision == "int8" and (mode != "infer" or any(
+                name not in INT8_CELLS for name in cell_names)):
+            raise recurrent.UserError(
+                f"--torch-precision int8 is torch's dynamic quantisation, for inference "
+                f"(--mode infer) of {', '.join(INT8_CELLS)}")
         sizes = [_parse_config(c) for c in configs] or list(DEFAULT_CONFIGS)
         thread_counts = _parse_list(threads, "--threads",
                                     lambda v: v if v == "auto" else int(v))
@@ -394,7 +438,7 @@ def register_commands(cli):
                     "or run with --vs none to time recurrent alone") from None
         spec = {"cells": cell_names, "configs": sizes, "threads": thread_counts,
                 "mode": mode, "vs": vs, "repeats": repeats,
-                "rounds": rounds}
+                "rounds": rounds, "torch_precision": torch_precision}
         # PYTHONSAFEPATH: the child must import the installed package, not a source
         # checkout that happens to be the current directory (it has no compiled kernels).
         env = dict(os.environ, PYTHONSAFEPATH="1")
@@ -418,6 +462,8 @@ def register_commands(cli):
                            f"{message['cores']} cores")
                 legend = (f"mode {mode}; {rounds} rounds, >= {repeats} timed calls per side "
                           f"after warm-up")
+                if vs == "torch" and torch_precision != "fp32":
+                    legend += f"; torch in {torch_precision}, recurrent in fp32"
                 if vs == "torch":
                     legend += ("; blocks interleaved ours, torch, ...; ratio = median over "
                                "rounds of ours/torch block medians (below 1: recurrent faster)")

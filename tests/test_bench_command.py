@@ -162,3 +162,52 @@ def test_bench_times_any_registered_cell_alone(tmp_path):
     assert result.stderr.strip() == (
         "Error: --cell peephole_lstm: torch has no such cell to compare with (it has "
         "rnn_tanh, rnn_relu, lstm, gru); time it alone with --vs none")
+
+
+@pytest.mark.parametrize("precision,mode,cells", [("bf16", "train", "rnn_tanh,gru"),
+                                                  ("int8", "infer", "lstm,gru")])
+def test_bench_against_torch_in_a_lower_precision(tmp_path, precision, mode, cells):
+    """torch's bf16 autocast and int8 dynamic quantisation beside our float32: checked to
+    agree within the lower precision's tolerance first, then timed, the precision and the
+    dtype torch's output really had in the rows (autocast keeps a GRU in float32)."""
+    pytest.importorskip("torch", reason="torch not installed")
+    out = tmp_path / "bench.json"
+    result = _bench("--cell", cells, "--config", "8,4,6,8", "--threads", "1",
+                    "--repeats", "2", "--rounds", "2", "--mode", mode,
+                    "--torch-precision", precision, "--json", str(out))
+    assert result.exit_code == 0, result.output
+    assert f"torch in {precision}, recurrent in fp32" in result.output
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["cell"] for r in rows] == cells.split(",")
+    for row in rows:
+        assert row["torch_precision"] == precision and row["torch"]["median_ms"] > 0
+        assert row["max_rel_diff"] <= 1e-1
+    if precision == "bf16":
+        assert [r["torch_output_dtype"] for r in rows] == ["bfloat16", "float32"]
+        assert rows[0]["max_rel_diff"] > 1e-4  # bf16 really ran: not float32's agreement
+
+
+def test_bench_bf16_lstm_runs_or_says_the_cpu_cannot():
+    """torch's bf16 LSTM needs oneDNN's bf16 support: where the CPU lacks it, one line."""
+    pytest.importorskip("torch", reason="torch not installed")
+    result = _bench("--cell", "lstm", "--config", "8,4,6,8", "--threads", "1",
+                    "--repeats", "1", "--rounds", "1", "--torch-precision", "bf16")
+    if result.exit_code == 0:
+        assert "torch in bf16" in result.output
+    else:
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+        assert len(errors) == 1 and result.output.strip().endswith(errors[0])
+        assert errors[0].startswith("Error: torch cannot run lstm train in bf16 on this CPU (")
+
+
+def test_bench_lower_precision_refusals():
+    one_line = [("--torch-precision", "int8"),  # int8 is for inference
+                ("--torch-precision", "int8", "--mode", "infer", "--cell", "rnn_tanh"),
+                ("--torch-precision", "bf16", "--vs", "none")]
+    messages = []
+    for args in one_line:
+        result = _bench(*args, "--config", "4,2,3,4", "--threads", "1")
+        assert result.exit_code == 1
+        messages.append(result.output.strip())
+    assert all(m.startswith("Error: --torch-precision") and "\n" not in m for m in messages)
