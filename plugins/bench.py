@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -112,7 +113,9 @@ class Problem:
                                 for k, v in self.params.items()})
         x = torch.from_numpy(self.x.copy()).requires_grad_(mode == "train")
         if precision == "int8":
-            module = torch.ao.quantization.quantize_dynamic(module, dtype=torch.qint8)
+            with warnings.catch_warnings():  # its notice that it moves to torchao
+                warnings.simplefilter("ignore")
+                module = torch.ao.quantization.quantize_dynamic(module, dtype=torch.qint8)
 
         def autocast():
             return (torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16"
