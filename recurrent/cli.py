@@ -171,7 +171,7 @@ def _shared_options(defaults: dict) -> list:
         click.Option(["--resume"], default=None, metavar="RUN",
                      help="Continue the run in RUN exactly where it stopped."),
         click.Option(["--ranks"], default=None, type=click.IntRange(min=1), metavar="N",
-                     help="Train data-parallel on N processes of this machine (starts "
+                     help="Train data-parallel on N processes of the local computer (starts "
                           "mpiexec; needs recurrent[mpi]; docs/distributed.md)."),
     ]
 

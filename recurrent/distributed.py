@@ -215,7 +215,7 @@ def report_failure(world: World, line: str, code: int, all_ranks: bool) -> int:
 def world() -> World:
     """This process's World (made once): an MPIWorld under an MPI launcher with more
     than one rank, else the single-process World. Under MPI, the default kernel thread
-    count becomes the cores of this machine divided by the ranks on it (unless
+    count becomes the cores of the rank's host divided by the ranks on that host (unless
     RECURRENT_NUM_THREADS or OMP_NUM_THREADS says otherwise)."""
     global _WORLD
     if _WORLD is not None:

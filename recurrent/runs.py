@@ -53,20 +53,17 @@ def parallel_trainer(task, world, make) -> Trainer:
     is left waiting."""
     if world.size == 1:
         return make()
-    trainer = message = None
+    trainer = payload = None
     if world.is_root:
         try:
             trainer = make()
+            payload = (None, trainer.run.path, trainer.run.info())
         except UserError as e:
-            message = str(e)
-    payload = world.bcast((message, None, None) if message is not None or trainer is None
-                          else (None, trainer.run.path, trainer.run.info()),
-                          watched=False)  # rank 0 prepares the data meanwhile
-    if payload[0] is not None:
-        raise AllRanksError(payload[0])
-    if trainer is None:
-        trainer = Trainer(task, RunCopy(payload[1], payload[2]), lambda line: None, world)
-    return trainer
+            payload = (str(e), None, None)
+    message, path, info = world.bcast(payload, watched=False)  # rank 0 prepares the data
+    if message is not None:
+        raise AllRanksError(message)
+    return trainer or Trainer(task, RunCopy(path, info), lambda line: None, world)
 
 
 def load_model(run: RunDir, which: str = "best", threads=None):
