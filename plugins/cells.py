@@ -9,6 +9,9 @@ and only check cheap internal invariants (one float dtype, C-contiguous arrays).
 
 Legend: T time steps, B batch rows, I input size, H hidden size, G = gates * H.
 
+Recurrent dropout and zoneout: every built-in cell takes ``masks`` (recurrent/masks.py)
+in forward and infer and hands them to its kernel, which applies them inside the time loop.
+
 Caches: the arrays backward reads. Backward overwrites the gate cache with gradients, so a
 cache serves exactly one backward call (a second one raises). The `out` array returned by
 forward is also read by backward, so it is returned read-only.
@@ -23,6 +26,7 @@ from recurrent._kernels import lstm as _lstm
 from recurrent._kernels import rnn as _rnn
 from recurrent.cellbase import TorchLayoutCell
 from recurrent.layout import STATE_NAMES
+from recurrent.masks import MASK_KINDS, check_masks
 
 _FLOATS = (np.float32, np.float64)
 
@@ -86,9 +90,15 @@ class _KernelCell(TorchLayoutCell):
 
     name: str
     num_gates: int
+    mask_kinds = MASK_KINDS
 
     def __init__(self):
         self.state_names = STATE_NAMES[self.name]
+
+    def _masks(self, masks, x, H):
+        """(recurrent mask or None, zoneout tuple or None), checked (recurrent.masks)."""
+        T, B, _ = x.shape
+        return check_masks(masks, len(self.state_names), T, B, H, x.dtype)
 
     def __repr__(self):
         return f"<cell {self.name!r} (Cython kernels)>"
@@ -104,34 +114,50 @@ class RNNCell(_KernelCell):
         self.use_relu = nonlinearity == "relu"
         super().__init__()
 
-    def forward(self, x, states, params, lengths, num_threads):
+    def forward(self, x, states, params, lengths, num_threads, masks=None):
+        return self._forward(x, states, params, lengths, num_threads, masks, True)
+
+    def infer(self, x, states, params, lengths, num_threads, masks=None):
+        """forward() keeping nothing for backward (bitwise the same results)."""
+        out, finals, _ = self._forward(x, states, params, lengths, num_threads, masks, False)
+        return out, finals
+
+    def _forward(self, x, states, params, lengths, num_threads, masks, need_grad):
         (h0,) = states
         T, B, _ = x.shape
         H = h0.shape[1]
         dtype = x.dtype
         w_ih, w_hh = _checked_weights(x, params, h0=h0)
+        rec, zone = self._masks(masks, x, H)
         bias = _bias(params, "bias_ih", H, dtype) + _bias(params, "bias_hh", H, dtype)
         out = np.empty((T, B, H), dtype)       # (T, B, H)
         h_n = np.empty((B, H), dtype)          # (B, H)
-        _rnn.forward(out, h_n, x, h0, w_ih, w_hh, bias, lengths, self.use_relu, num_threads)
+        # with zoneout: (T, B, H) the candidates act(a_t); backward's work space after
+        cand = None if zone is None or not need_grad else np.empty((T, B, H), dtype)
+        _rnn.forward(out, h_n, x, h0, w_ih, w_hh, bias, lengths, self.use_relu, num_threads,
+                     rec, None if zone is None else zone[0], cand)
         out.flags.writeable = False
-        cache = _Cache((x, h0, out, w_ih, w_hh), lengths)
+        if not need_grad:
+            return out, (h_n,), None
+        cache = _Cache((x, h0, out, w_ih, w_hh, rec, zone, cand), lengths)
         return out, (h_n,), cache
 
     def backward(self, d_out, d_final_states, cache, grads, num_threads):
-        x, h0, out, w_ih, w_hh = cache.take()
+        x, h0, out, w_ih, w_hh, rec, zone, cand = cache.take()
         T, B, I = x.shape
         H = h0.shape[1]
         dtype = x.dtype
         d_out = np.ascontiguousarray(d_out, dtype=dtype)
         dh = _zeros_or(d_final_states[0], (B, H), dtype)   # d h_n in, d h0 out
         dx = np.empty((T, B, I), dtype)        # (T, B, I)
-        da = np.empty((T, B, H), dtype)        # (T, B, H) work: d pre-activations
+        # (T, B, H) work: d pre-activations (over the candidates: read before written)
+        da = np.empty((T, B, H), dtype) if cand is None else cand
         dw_ih = _grad_target(grads, "weight_ih", (H, I), dtype)
         dw_hh = _grad_target(grads, "weight_hh", (H, H), dtype)
         db = np.zeros(H, dtype)
         _rnn.backward(dx, dh, dw_ih, dw_hh, db, da, d_out, x, h0, out, w_ih, w_hh,
-                      cache.lengths, self.use_relu, num_threads)
+                      cache.lengths, self.use_relu, num_threads, rec,
+                      None if zone is None else zone[0], cand)
         _finish_grads(grads, dw_ih, dw_hh)
         _add_grad(grads, "bias_ih", db)
         _add_grad(grads, "bias_hh", db)
@@ -153,36 +179,39 @@ class LSTMCell(_KernelCell):
         bias = _bias(params, "bias_ih", G, dtype) + _bias(params, "bias_hh", G, dtype)
         return h0, c0, w_ih, w_hh, bias
 
-    def forward(self, x, states, params, lengths, num_threads):
+    def forward(self, x, states, params, lengths, num_threads, masks=None):
         h0, c0, w_ih, w_hh, bias = self._prepare(x, states, params)
         T, B, _ = x.shape
         H = h0.shape[1]
         dtype = x.dtype
+        rec, zone = self._masks(masks, x, H)
         out = np.empty((T, B, H), dtype)       # (T, B, H)  every h_t
         gates = np.empty((T, B, 4 * H), dtype)  # (T, B, G)  activated i, f, g, o
         cells = np.empty((T, B, H), dtype)     # (T, B, H)  every c_t
         h_n = np.empty((B, H), dtype)
         c_n = np.empty((B, H), dtype)
         _lstm.forward(out, gates, cells, h_n, c_n, x, h0, c0, w_ih, w_hh, bias, lengths,
-                      num_threads)
+                      num_threads, rec, zone)
         out.flags.writeable = False
-        cache = _Cache((x, h0, c0, out, gates, cells, w_ih, w_hh), lengths)
+        cache = _Cache((x, h0, c0, out, gates, cells, w_ih, w_hh, rec, zone), lengths)
         return out, (h_n, c_n), cache
 
-    def infer(self, x, states, params, lengths, num_threads):
+    def infer(self, x, states, params, lengths, num_threads, masks=None):
         """forward() without the gate and cell caches (bitwise the same results): for
         evaluation and prediction, where no backward follows."""
         h0, c0, w_ih, w_hh, bias = self._prepare(x, states, params)
         T, B, _ = x.shape
         H = h0.shape[1]
+        rec, zone = self._masks(masks, x, H)
         out = np.empty((T, B, H), x.dtype)     # (T, B, H)
         h_n = np.empty((B, H), x.dtype)
         c_n = np.empty((B, H), x.dtype)
-        _lstm.infer(out, h_n, c_n, x, h0, c0, w_ih, w_hh, bias, lengths, num_threads)
+        _lstm.infer(out, h_n, c_n, x, h0, c0, w_ih, w_hh, bias, lengths, num_threads, rec,
+                    zone)
         return out, (h_n, c_n)
 
     def backward(self, d_out, d_final_states, cache, grads, num_threads):
-        x, h0, c0, out, gates, cells, w_ih, w_hh = cache.take()
+        x, h0, c0, out, gates, cells, w_ih, w_hh, rec, zone = cache.take()
         T, B, I = x.shape
         H = h0.shape[1]
         G = 4 * H
@@ -195,7 +224,7 @@ class LSTMCell(_KernelCell):
         dw_hh = _grad_target(grads, "weight_hh", (G, H), dtype)
         db = np.zeros(G, dtype)
         _lstm.backward(dx, dh, dc, dw_ih, dw_hh, db, gates, d_out, x, h0, c0, out, cells,
-                       w_ih, w_hh, cache.lengths, num_threads)
+                       w_ih, w_hh, cache.lengths, num_threads, rec, zone)
         _finish_grads(grads, dw_ih, dw_hh)
         _add_grad(grads, "bias_ih", db)
         _add_grad(grads, "bias_hh", db)
@@ -223,34 +252,39 @@ class GRUCell(_KernelCell):
         b_hn = np.ascontiguousarray(b_hh[2 * H:])
         return h0, w_ih, w_hh, bias_x, b_hn
 
-    def forward(self, x, states, params, lengths, num_threads):
+    def forward(self, x, states, params, lengths, num_threads, masks=None):
         h0, w_ih, w_hh, bias_x, b_hn = self._prepare(x, states, params)
         T, B, _ = x.shape
         H = h0.shape[1]
         dtype = x.dtype
+        rec, zone = self._masks(masks, x, H)
+        zone = None if zone is None else zone[0]
         out = np.empty((T, B, H), dtype)       # (T, B, H)
         cache = np.empty((T, B, 4 * H), dtype)  # (T, B, 4H) r, z, hn, n
         work = np.empty((B, 3 * H), dtype)     # (B, G) h_{t-1} W_hh^T of one step
         h_n = np.empty((B, H), dtype)
         _gru.forward(out, h_n, cache, work, x, h0, w_ih, w_hh, bias_x, b_hn, lengths,
-                     num_threads)
+                     num_threads, rec, zone)
         out.flags.writeable = False
-        return out, (h_n,), _Cache((x, h0, out, cache, w_ih, w_hh), lengths)
+        return out, (h_n,), _Cache((x, h0, out, cache, w_ih, w_hh, rec, zone), lengths)
 
-    def infer(self, x, states, params, lengths, num_threads):
+    def infer(self, x, states, params, lengths, num_threads, masks=None):
         """forward() without the (T, B, 4H) cache (bitwise the same results)."""
         h0, w_ih, w_hh, bias_x, b_hn = self._prepare(x, states, params)
         T, B, _ = x.shape
         H = h0.shape[1]
         dtype = x.dtype
+        rec, zone = self._masks(masks, x, H)
+        zone = None if zone is None else zone[0]
         out = np.empty((T, B, H), dtype)       # (T, B, H)
         work = np.empty((B, 3 * H), dtype)     # (B, G) h_{t-1} W_hh^T of one step
         h_n = np.empty((B, H), dtype)
-        _gru.infer(out, h_n, work, x, h0, w_ih, w_hh, bias_x, b_hn, lengths, num_threads)
+        _gru.infer(out, h_n, work, x, h0, w_ih, w_hh, bias_x, b_hn, lengths, num_threads,
+                   rec, zone)
         return out, (h_n,)
 
     def backward(self, d_out, d_final_states, cache, grads, num_threads):
-        x, h0, out, gate_cache, w_ih, w_hh = cache.take()
+        x, h0, out, gate_cache, w_ih, w_hh, rec, zone = cache.take()
         T, B, I = x.shape
         H = h0.shape[1]
         G = 3 * H
@@ -263,7 +297,7 @@ class GRUCell(_KernelCell):
         db_ih = np.zeros(G, dtype)
         db_hh = np.zeros(G, dtype)
         _gru.backward(dx, dh, dw_ih, dw_hh, db_ih, db_hh, gate_cache, d_out, x, h0, out,
-                      w_ih, w_hh, cache.lengths, num_threads)
+                      w_ih, w_hh, cache.lengths, num_threads, rec, zone)
         _finish_grads(grads, dw_ih, dw_hh)
         _add_grad(grads, "bias_ih", db_ih)
         _add_grad(grads, "bias_hh", db_hh)

@@ -114,6 +114,12 @@ def _shared_options(defaults: dict) -> list:
         opt(["--layers"], "Stacked recurrent layers.", key="layers", type=click.IntRange(min=1)),
         opt(["--dropout"], "Dropout between stacked layers and before the output head.",
             key="dropout", type=click.FloatRange(0, 1, max_open=True)),
+        opt(["--recurrent-dropout"], "Variational dropout of the recurrent state: one mask "
+            "per sequence on h where it enters the recurrent product (training only).",
+            key="recurrent_dropout", type=click.FloatRange(0, 1, max_open=True)),
+        opt(["--zoneout"], "Zoneout: each unit of h (and an LSTM's c) keeps its previous "
+            "value with this probability at each training step; evaluation uses the "
+            "expectation.", key="zoneout", type=click.FloatRange(0, 1, max_open=True)),
         opt(["--bidirectional/--unidirectional"], "Run a reverse direction too.",
             key="bidirectional"),
         opt(["--init"], "Weight initialisation.", key="init",

@@ -23,6 +23,8 @@ SHARED_DEFAULTS = {
     "hidden": 128,
     "layers": 1,
     "dropout": 0.0,
+    "recurrent_dropout": 0.0,
+    "zoneout": 0.0,
     "bidirectional": False,
     "init": "uniform",
     "forget_bias": None,
@@ -52,6 +54,9 @@ SHARED_DEFAULTS = {
     "plot": True,
     "loss": None,  # None: the task's loss
 }
+
+# Options added after runs were first saved: a config.json without them takes these.
+LATER_DEFAULTS = {"recurrent_dropout": 0.0, "zoneout": 0.0}
 
 # Options that may change when a run is resumed; anything else must match the run.
 RESUMABLE = ("epochs", "steps", "patience", "eval_every", "log_every", "quiet", "threads",
@@ -100,11 +105,12 @@ class TrainingConfig(dict):
     def from_json(cls, options: dict, source: str) -> "TrainingConfig":
         """The options saved in ``source`` (a config.json); UserError naming the shared
         options a hand-edited or damaged file lacks."""
-        missing = sorted(key for key in SHARED_DEFAULTS if key not in options)
+        missing = sorted(key for key in SHARED_DEFAULTS
+                         if key not in options and key not in LATER_DEFAULTS)
         if missing:
             raise UserError(f"{source} is corrupted: its config has no "
                             f"{', '.join(repr(k) for k in missing)}")
-        return cls(options)
+        return cls({**LATER_DEFAULTS, **options})
 
     def resumed(self, changes: dict) -> "TrainingConfig":
         """These options with ``changes`` (options given again to a resumed run) applied:
@@ -136,7 +142,7 @@ class TrainingConfig(dict):
         if not int(self.get("epochs") or 0) and not int(self.get("steps") or 0):
             raise UserError("nothing to train: --epochs and --steps are both 0")
         for key in ("lr", "weight_decay", "momentum", "decay_gamma", "min_lr", "clip_norm",
-                    "clip_value", "forget_bias", "dropout"):
+                    "clip_value", "forget_bias", "dropout", "recurrent_dropout", "zoneout"):
             value = self.get(key)
             if isinstance(value, (int, float)) and not math.isfinite(value):
                 raise UserError(f"--{key.replace('_', '-')} must be a finite number, got {value}")
@@ -175,7 +181,9 @@ class TrainingConfig(dict):
                                  bidirectional=self["bidirectional"], seed=self["seed"],
                                  num_threads=self.get("threads"),
                                  init=self.get("init", "uniform"),
-                                 forget_bias=self.get("forget_bias"))
+                                 forget_bias=self.get("forget_bias"),
+                                 recurrent_dropout=self.get("recurrent_dropout", 0.0),
+                                 zoneout=self.get("zoneout", 0.0))
         except ValueError as e:
             raise UserError(one_line(e)) from None
 

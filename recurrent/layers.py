@@ -4,7 +4,11 @@ A layer stacks ``num_layers`` layers of one or two directions over ANY cell foll
 recurrent.protocols.Cell (a registered name such as "lstm", or a cell object). The cell runs
 the whole time loop of one layer and direction; the layer owns what lies between cells:
 stacking, inter-layer dropout, the reverse direction, lengths, state packing, parameters
-under PyTorch's names, and input checking.
+under PyTorch's names, and input checking. It also draws the masks of recurrent dropout and
+zoneout (recurrent/masks.py) for cells that take them: in a training-mode forward that
+keeps what backward needs, one variational mask (B, H) per layer and direction and one
+zoneout array (T, B, H) per state; every other pass (evaluation, need_grad=False, single
+steps) runs without recurrent dropout and with zoneout's expectation.
 
 Dimension legend: T time steps, B batch rows, I input features, H hidden units,
 L layers, D directions (1, or 2 when bidirectional), G = num_gates * H.
@@ -28,6 +32,7 @@ from .checks import positive_int, probability
 from .dropout import dropout_mask
 from .layout import GATE_ORDER, param_name
 from .lengths import check_lengths
+from .masks import OPTIONS, supported, variational_mask, zoneout_expectation, zoneout_mask
 from .params import ParamModule
 from .protocols import Cell, missing_members
 from .state import pack_state
@@ -105,8 +110,14 @@ class Recurrent(ParamModule):
 
     def __init__(self, cell, input_size, hidden_size, num_layers=1, bias=True, dropout=0.0,
                  bidirectional=False, dtype=np.float32, seed=None, init="uniform",
-                 forget_bias=None, num_threads=None):
+                 forget_bias=None, num_threads=None, recurrent_dropout=0.0, zoneout=0.0):
         self.cell = _resolve_cell(cell)
+        self.recurrent_dropout = probability(recurrent_dropout, "recurrent_dropout")
+        self.zoneout = probability(zoneout, "zoneout")
+        for kind, p in (("recurrent", self.recurrent_dropout), ("zoneout", self.zoneout)):
+            if p > 0 and kind not in supported(self.cell):
+                raise ValueError(f"{OPTIONS[kind]}: cell {self.cell.name!r} does not support "
+                                 f"it (its mask_kinds do not list {kind!r})")
         self.input_size = positive_int(input_size, "input_size")
         self.hidden_size = positive_int(hidden_size, "hidden_size")
         self.num_layers = positive_int(num_layers, "num_layers")
@@ -277,6 +288,23 @@ class Recurrent(ParamModule):
         return dropout_mask(self._dropout_rng, shape, self.dropout, self.dtype,
                             self._dropout_rows, axis=1)
 
+    def _cell_masks(self, T, B, draw):
+        """The masks argument of one cell run (recurrent/masks.py), or None when neither
+        option is on. draw: a training pass that backward follows (random masks from the
+        dropout generator); otherwise no recurrent dropout and zoneout's expectation."""
+        H, masks = self.hidden_size, {}
+        if draw and self.recurrent_dropout > 0:
+            masks["recurrent"] = variational_mask(self._dropout_rng, B, H,
+                                                  self.recurrent_dropout, self.dtype,
+                                                  self._dropout_rows)
+        if self.zoneout > 0:
+            masks["zoneout"] = tuple(
+                zoneout_mask(self._dropout_rng, T, B, H, self.zoneout, self.dtype,
+                             self._dropout_rows) if draw else
+                zoneout_expectation(B, H, self.zoneout, self.dtype)
+                for _ in self.state_names)
+        return masks or None
+
     def forward(self, x, *, state=None, lengths=None, need_grad=True):
         """x (T, B, I) -> out (T, B, D*H), state (h_n, or (h_n, c_n); each (L*D, B, H)).
 
@@ -310,6 +338,7 @@ class Recurrent(ParamModule):
         final_states = tuple(np.empty_like(s) for s in states)        # each (L*D, B, H)
         layer_caches = []
         layer_in = x                                                   # (T, B, I or D*H)
+        draw = self.training and need_grad
         for k in range(self.num_layers):
             mask = None
             if k > 0 and self.training and self.dropout > 0:
@@ -321,7 +350,8 @@ class Recurrent(ParamModule):
                 cell_in = layer_in if d == 0 else _reverse_rows(layer_in, rev)
                 out_d, finals, cache = self._run_cell(
                     need_grad, np.ascontiguousarray(cell_in),
-                    tuple(s[u] for s in states), self._unit_params(u), lengths, num_threads)
+                    tuple(s[u] for s in states), self._unit_params(u), lengths, num_threads,
+                    self._cell_masks(T, B, draw))
                 outs.append(out_d if d == 0 else _reverse_rows(out_d, rev))  # (T, B, H)
                 for target, final in zip(final_states, finals):
                     target[u] = final
@@ -331,13 +361,15 @@ class Recurrent(ParamModule):
         self._cache = (T, B, rev, layer_caches, num_threads) if need_grad else None
         return layer_in, final_states
 
-    def _run_cell(self, need_grad, x, states, params, lengths, threads):
-        """(out, finals, cache) of one cell run; cache is None when no gradient is wanted."""
+    def _run_cell(self, need_grad, x, states, params, lengths, threads, masks=None):
+        """(out, finals, cache) of one cell run; cache is None when no gradient is wanted.
+        masks (recurrent/masks.py) reach the cell only when there are some."""
+        extra = {} if masks is None else {"masks": masks}
         infer = None if need_grad else getattr(self.cell, "infer", None)
         if infer is not None:
-            out, finals = infer(x, states, params, lengths, threads)
+            out, finals = infer(x, states, params, lengths, threads, **extra)
             return out, finals, None
-        out, finals, cache = self.cell.forward(x, states, params, lengths, threads)
+        out, finals, cache = self.cell.forward(x, states, params, lengths, threads, **extra)
         return out, finals, (cache if need_grad else None)
 
     def backward(self, d_out, d_state=None):
@@ -439,6 +471,7 @@ class Recurrent(ParamModule):
         return (f"{type(self).__name__}(cell={self.cell.name!r}, input_size={self.input_size}, "
                 f"hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
                 f"bias={self.bias}, dropout={self.dropout}, "
+                f"recurrent_dropout={self.recurrent_dropout}, zoneout={self.zoneout}, "
                 f"bidirectional={self.bidirectional}, dtype={self.dtype.name})")
 
 

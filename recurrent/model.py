@@ -86,7 +86,7 @@ class SequenceModel(FlatModel):
 
     def __init__(self, spec: dict, cell="lstm", hidden_size=128, num_layers=1, dropout=0.0,
                  bidirectional=False, seed=0, num_threads=None, dtype=np.float32, init="uniform",
-                 forget_bias=None):
+                 forget_bias=None, recurrent_dropout=0.0, zoneout=0.0):
         self.spec = check_spec(spec)
         self.dtype = np.dtype(dtype)
         self.output = spec["output"]
@@ -105,7 +105,8 @@ class SequenceModel(FlatModel):
                              dropout=dropout if num_layers > 1 else 0.0,
                              bidirectional=bidirectional, dtype=self.dtype,
                              seed=int(rnn_seed.generate_state(1)[0]), init=init,
-                             forget_bias=forget_bias, num_threads=num_threads)
+                             forget_bias=forget_bias, num_threads=num_threads,
+                             recurrent_dropout=recurrent_dropout, zoneout=zoneout)
         self.num_directions = 2 if bidirectional else 1
         features = self.num_directions * self.rnn.hidden_size
         self.dropout = Dropout(dropout, np.random.default_rng(dropout_seed))

@@ -97,6 +97,16 @@ class Cell(Protocol):
         without it they call forward() and drop the cache. The conformance kit checks that
         it agrees with forward()."""
 
+    mask_kinds: tuple[str, ...]
+    """The masks the cell takes, from ("recurrent", "zoneout") (recurrent/masks.py:
+    variational recurrent dropout and zoneout). A cell that lists any takes a keyword
+    argument ``masks`` in forward() (and infer(), if it has one): a dict {"recurrent":
+    (B, H), "zoneout": one (T or 1, B, H) array or None per state}, either key optional;
+    backward() then differentiates that call, masks fixed. Layers pass ``masks`` only
+    when the layer's recurrent_dropout or zoneout option is on, and refuse the option,
+    naming the cell, for a cell that does not list its kind. recurrent.masks.check_masks
+    is the check to call on it."""
+
 
 class Loss(Protocol):
     """A loss with its gradient computed in the same pass."""
@@ -262,7 +272,7 @@ class Members(NamedTuple):
 MEMBERS: dict[type, Members] = {
     Cell: Members(required=("name", "num_gates", "state_names", "param_shapes", "init_params",
                             "forward", "backward"),
-                  optional=("gate_order", "infer")),
+                  optional=("gate_order", "infer", "mask_kinds")),
     Loss: Members(required=("name", "value_and_grad"),
                   optional=("target_kind",)),
     Task: Members(required=("name", "help", "loss", "options", "defaults", "prepare",

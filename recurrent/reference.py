@@ -12,6 +12,10 @@ Variable lengths (mask m[t, b] = t < lengths[b], lengths an int64 (B,) array in 
 row past its length keeps its state, outputs zero, ignores d_out there, and passes its state
 gradients through unchanged. A row of length 0 is past its length from the start: zero
 outputs, final state = initial state, zero gradients except d initial = d final.
+
+Recurrent dropout and zoneout (``masks``, recurrent/masks.py): the recurrent product reads
+h * m; after the step each state is mixed with its previous value,
+s_t = k * s_{t-1} + (1 - k) * candidate_t, and its backward splits d s_t the same way.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import numpy as np
 from .cellbase import TorchLayoutCell
 from .layout import GATE_ORDER, STATE_NAMES
 from .lengths import valid_mask
+from .masks import MASK_KINDS, check_masks
 
 
 def _sigmoid(a):
@@ -39,6 +44,7 @@ class ReferenceCell(TorchLayoutCell):
     name: str
     num_gates: int
     state_names: tuple
+    mask_kinds = MASK_KINDS
 
     def __init__(self):
         self.gate_order = GATE_ORDER[self.name]
@@ -50,24 +56,30 @@ class ReferenceCell(TorchLayoutCell):
         new_states, _ = self._step_forward(x_t, states, params)
         return new_states
 
-    def forward(self, x, states, params, lengths, num_threads=1):
+    def forward(self, x, states, params, lengths, num_threads=1, masks=None):
         T, B, _ = x.shape
         valid = valid_mask(lengths, T, B)                     # (T, B)
         H = states[0].shape[1]
+        m, zone = check_masks(masks, len(self.state_names), T, B, H, x.dtype)
         out = np.zeros((T, B, H), dtype=x.dtype)              # (T, B, H)
         states = tuple(np.array(s, dtype=x.dtype) for s in states)   # copies: never modify inputs
         step_caches = []
         for t in range(T):
-            new_states, step_cache = self._step_forward(x[t], states, params)
+            new_states, step_cache = self._step_forward(x[t], states, params, m)
+            if zone is not None:
+                # s_t = k * s_{t-1} + (1 - k) * candidate_t
+                ks = _zone_at(zone, t)
+                new_states = tuple(k * old + (1 - k) * new
+                                   for k, old, new in zip(ks, states, new_states))
             keep = valid[t][:, None]                           # (B, 1)
             out[t] = np.where(keep, new_states[0], 0)
             states = tuple(np.where(keep, new, old) for new, old in zip(new_states, states))
             step_caches.append(step_cache)
-        cache = (valid, step_caches, params, x.shape[2])
+        cache = (valid, step_caches, params, x.shape[2], zone)
         return out, states, cache
 
     def backward(self, d_out, d_final_states, cache, grads, num_threads=1):
-        valid, step_caches, params, input_size = cache
+        valid, step_caches, params, input_size, zone = cache
         T, B, H = d_out.shape
         # d_states: gradient w.r.t. the state carried INTO the step being processed next.
         d_states = [np.zeros((B, H), d_out.dtype) if d is None else np.array(d, d_out.dtype)
@@ -79,17 +91,41 @@ class ReferenceCell(TorchLayoutCell):
             # the new state on valid rows and the old one elsewhere.
             d_new = [np.where(keep, d, 0) for d in d_states]
             d_new[0] = d_new[0] + np.where(keep, d_out[t], 0)
+            d_direct = None
+            if zone is not None:
+                # s_t = k * s_{t-1} + (1 - k) * candidate_t
+                ks = _zone_at(zone, t)
+                d_direct = [k * d for k, d in zip(ks, d_new)]
+                d_new = [(1 - k) * d for k, d in zip(ks, d_new)]
             dx_t, d_prev = self._step_backward(d_new, step_caches[t], params, grads)
+            if d_direct is not None:
+                d_prev = [dp + dd for dp, dd in zip(d_prev, d_direct)]
             dx[t] = np.where(keep, dx_t, 0)
             d_states = [np.where(keep, dp, d) for dp, d in zip(d_prev, d_states)]
         return dx, tuple(d_states)
 
     # -- one step: supplied by each cell -------------------------------------------------
-    def _step_forward(self, x_t, states, params):
+    # m: the recurrent-dropout mask (B, H) or None; the recurrent product reads h * m.
+    def _step_forward(self, x_t, states, params, m=None):
         raise NotImplementedError
 
     def _step_backward(self, d_new_states, step_cache, params, grads):
         raise NotImplementedError
+
+
+def _zone_at(zone, t):
+    """Each state's zoneout values (B, H) at step t (arrays (T, B, H) or (1, B, H))."""
+    return [k[t] if k.shape[0] > 1 else k[0] for k in zone]
+
+
+def _masked(h, m):
+    """h as the recurrent product reads it: times the recurrent-dropout mask m, if any."""
+    return h if m is None else h * m
+
+
+def _unmasked(dh, m):
+    """The gradient reaching h through the product that read h * m."""
+    return dh if m is None else dh * m
 
 
 def _add_weight_grads(grads, d_gates_ih, d_gates_hh, x_t, h_prev):
@@ -111,21 +147,22 @@ class _SimpleRNNCell(ReferenceCell):
     def _activation_grad(self, a, h_new):
         raise NotImplementedError
 
-    def _step_forward(self, x_t, states, params):
+    def _step_forward(self, x_t, states, params, m=None):
         (h,) = states
-        a = x_t @ params["weight_ih"].T + params["bias_ih"] + h @ params["weight_hh"].T \
+        hm = _masked(h, m)
+        a = x_t @ params["weight_ih"].T + params["bias_ih"] + hm @ params["weight_hh"].T \
             + params["bias_hh"]                                # (B, H)
         h_new = self._activation(a)
-        return (h_new,), (x_t, h, a, h_new)
+        return (h_new,), (x_t, hm, m, a, h_new)
 
     def _step_backward(self, d_new_states, step_cache, params, grads):
         (dh_new,) = d_new_states
-        x_t, h, a, h_new = step_cache
+        x_t, hm, m, a, h_new = step_cache
         # h_new = act(a)
         da = dh_new * self._activation_grad(a, h_new)
-        _add_weight_grads(grads, da, da, x_t, h)
-        # a = x W_ih^T + ... + h W_hh^T + ...
-        return da @ params["weight_ih"], (da @ params["weight_hh"],)
+        _add_weight_grads(grads, da, da, x_t, hm)
+        # a = x W_ih^T + ... + (h * m) W_hh^T + ...
+        return da @ params["weight_ih"], (_unmasked(da @ params["weight_hh"], m),)
 
 
 class RNNTanhCell(_SimpleRNNCell):
@@ -161,20 +198,21 @@ class LSTMCell(ReferenceCell):
     num_gates = 4
     state_names = STATE_NAMES["lstm"]
 
-    def _step_forward(self, x_t, states, params):
+    def _step_forward(self, x_t, states, params, m=None):
         h, c = states
-        a = x_t @ params["weight_ih"].T + params["bias_ih"] + h @ params["weight_hh"].T \
+        hm = _masked(h, m)
+        a = x_t @ params["weight_ih"].T + params["bias_ih"] + hm @ params["weight_hh"].T \
             + params["bias_hh"]                                # (B, 4H)
         a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)
         i, f, g, o = _sigmoid(a_i), _sigmoid(a_f), np.tanh(a_g), _sigmoid(a_o)
         c_new = f * c + i * g
         tanh_c = np.tanh(c_new)
         h_new = o * tanh_c
-        return (h_new, c_new), (x_t, h, c, i, f, g, o, tanh_c)
+        return (h_new, c_new), (x_t, hm, m, c, i, f, g, o, tanh_c)
 
     def _step_backward(self, d_new_states, step_cache, params, grads):
         dh_new, dc_new = d_new_states
-        x_t, h, c, i, f, g, o, tanh_c = step_cache
+        x_t, hm, m, c, i, f, g, o, tanh_c = step_cache
         # h' = o * tanh(c')
         d_o = dh_new * tanh_c
         dc = dc_new + dh_new * o * (1 - tanh_c * tanh_c)
@@ -186,8 +224,8 @@ class LSTMCell(ReferenceCell):
         # i, f, o = sigmoid(a_*), g = tanh(a_g)
         da = np.concatenate([d_i * i * (1 - i), d_f * f * (1 - f), d_g * (1 - g * g),
                              d_o * o * (1 - o)], axis=1)     # (B, 4H)
-        _add_weight_grads(grads, da, da, x_t, h)
-        return da @ params["weight_ih"], (da @ params["weight_hh"], dc_prev)
+        _add_weight_grads(grads, da, da, x_t, hm)
+        return da @ params["weight_ih"], (_unmasked(da @ params["weight_hh"], m), dc_prev)
 
 
 class GRUCell(ReferenceCell):
@@ -202,21 +240,22 @@ class GRUCell(ReferenceCell):
     num_gates = 3
     state_names = STATE_NAMES["gru"]
 
-    def _step_forward(self, x_t, states, params):
+    def _step_forward(self, x_t, states, params, m=None):
         (h,) = states
+        hm = _masked(h, m)
         a_x = x_t @ params["weight_ih"].T + params["bias_ih"]   # (B, 3H) input part
-        a_h = h @ params["weight_hh"].T + params["bias_hh"]     # (B, 3H) recurrent part
+        a_h = hm @ params["weight_hh"].T + params["bias_hh"]    # (B, 3H) recurrent part
         ax_r, ax_z, ax_n = np.split(a_x, 3, axis=1)
         ah_r, ah_z, ah_n = np.split(a_h, 3, axis=1)
         r = _sigmoid(ax_r + ah_r)
         z = _sigmoid(ax_z + ah_z)
         n = np.tanh(ax_n + r * ah_n)
         h_new = (1 - z) * n + z * h
-        return (h_new,), (x_t, h, r, z, n, ah_n)
+        return (h_new,), (x_t, h, hm, m, r, z, n, ah_n)
 
     def _step_backward(self, d_new_states, step_cache, params, grads):
         (dh_new,) = d_new_states
-        x_t, h, r, z, n, ah_n = step_cache
+        x_t, h, hm, m, r, z, n, ah_n = step_cache
         # h' = (1 - z) * n + z * h
         d_n = dh_new * (1 - z)
         d_z = dh_new * (h - n)
@@ -230,8 +269,9 @@ class GRUCell(ReferenceCell):
         da_z = d_z * z * (1 - z)
         dax = np.concatenate([da_r, da_z, da_n], axis=1)      # (B, 3H)
         dah = np.concatenate([da_r, da_z, dah_n], axis=1)     # (B, 3H)
-        _add_weight_grads(grads, dax, dah, x_t, h)
-        return dax @ params["weight_ih"], (dah @ params["weight_hh"] + dh_direct,)
+        _add_weight_grads(grads, dax, dah, x_t, hm)
+        # a_h = (h * m) W_hh^T + b_hh
+        return dax @ params["weight_ih"], (_unmasked(dah @ params["weight_hh"], m) + dh_direct,)
 
 
 # One instance per cell: reference cells hold no state between calls.

@@ -263,3 +263,66 @@ cdef inline int input_and_weight_grads(floating* dx, floating* dw_ih, floating* 
     for p in range(parts.count):
         free(w_part[p])
     return 0
+
+
+# Recurrent dropout and zoneout (recurrent.protocols.Cell, "masks"), the same in every
+# kernel. A variational mask m (B, H) multiplies h_{t-1} where it enters the recurrent
+# product (h_{t-1} W_hh^T), the same at every step; the state itself, the output and
+# everything else read the unmasked h. A zoneout array k (T, B, H), or (1, B, H) for one
+# value per row and unit at every step (the expectation in evaluation), mixes each state
+# with its previous value after the step: s_t = k * s_{t-1} + (1 - k) * candidate_t.
+# Pointers are NULL when the option is off; masks are per row, so results stay bitwise
+# the same for any thread split.
+
+cdef inline const floating* masked_rows(floating* scratch, const floating* h,
+                                        const floating* m, Py_ssize_t n) noexcept nogil:
+    """h * m (n values) into scratch, returned; h itself when m is NULL."""
+    cdef Py_ssize_t j
+    if m == NULL:
+        return h
+    for j in range(n):
+        scratch[j] = h[j] * m[j]
+    return scratch
+
+
+cdef inline void zone_rows(floating* s, const floating* s_prev, const floating* k,
+                           Py_ssize_t n) noexcept nogil:
+    """s = k * s_prev + (1 - k) * s (n values): zoneout of a state's candidate s."""
+    cdef Py_ssize_t j
+    for j in range(n):
+        s[j] = k[j] * s_prev[j] + (1 - k[j]) * s[j]
+
+
+cdef inline const floating* zone_at(const floating* k, Py_ssize_t kstep, Py_ssize_t t,
+                                    Py_ssize_t B, int H, Py_ssize_t b) noexcept nogil:
+    """Row b of a zoneout array at step t (kstep: B * H for (T, B, H), 0 for (1, B, H));
+    NULL when k is NULL."""
+    if k == NULL:
+        return NULL
+    return k + t * kstep + b * H
+
+
+cdef inline void add_masked(floating* dh, const floating* d, const floating* m,
+                            Py_ssize_t n) noexcept nogil:
+    """dh += d * m (n values): the recurrent product's gradient reaching a masked h."""
+    cdef Py_ssize_t j
+    for j in range(n):
+        dh[j] += d[j] * m[j]
+
+
+cdef inline floating* masked_history(const floating* h0, const floating* out,
+                                     const floating* m, Py_ssize_t T, Py_ssize_t B,
+                                     int H) noexcept nogil:
+    """h_{t-1} as the recurrent product saw it, for the weight gradients: a (T, B, H)
+    buffer [h0 * m, out[0] * m, ..., out[T - 2] * m] (the caller frees it; NULL when out of
+    memory). add_hidden_grads then reads h0 = buf, out = buf + B * H."""
+    cdef floating* buf = <floating*> rc_malloc64(T * B * H * sizeof(floating))
+    cdef Py_ssize_t t, j, n = B * H
+    if buf == NULL:
+        return NULL
+    for j in range(n):
+        buf[j] = h0[j] * m[j]
+    for t in range(1, T):
+        for j in range(n):
+            buf[t * n + j] = out[(t - 1) * n + j] * m[j]
+    return buf

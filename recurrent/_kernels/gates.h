@@ -39,6 +39,31 @@ RC_MULTIVERSION(rc_lstm_backward_f32,
         dh[j] = 0;
     })
 
+/* LSTM backward with zoneout (_rows.pxd): kh, kc (H) the zoneout values of h and c at
+ * this step. The candidate c~ = f * c_{t-1} + i * g is recomputed from the gates (the cell
+ * cache holds the zoned c_t). a (4H): activated gates in, dA out; dh: carried d h_t in,
+ * kh * (d_out + d h_t) out (the caller adds the W_hh path); dc: d c_t in, d c_{t-1} out. */
+RC_MULTIVERSION(rc_lstm_backward_zone_f32,
+    (float* restrict a, const float* restrict c_prev, const float* restrict d_out,
+     float* restrict dh, float* restrict dc, const float* restrict kh,
+     const float* restrict kc, int H),
+    (a, c_prev, d_out, dh, dc, kh, kc, H),
+    float* ai = a; float* af = a + H; float* ag = a + 2 * H; float* ao = a + 3 * H;
+    RC_IVDEP for (int j = 0; j < H; j++) {
+        float i = ai[j], f = af[j], g = ag[j], o = ao[j];
+        float cc = f * c_prev[j] + i * g;              /* c~ = f * c_{t-1} + i * g */
+        float tc = rc_tanhf(cc);
+        float gt = d_out[j] + dh[j];
+        float dhc = (1 - kh[j]) * gt;        /* h_t = kh h_{t-1} + (1 - kh) o tanh(c~) */
+        float dcc = (1 - kc[j]) * dc[j] + dhc * o * (1 - tc * tc);  /* c_t = kc c_{t-1} + (1 - kc) c~ */
+        ai[j] = dcc * g * i * (1 - i);
+        af[j] = dcc * c_prev[j] * f * (1 - f);
+        ag[j] = dcc * i * (1 - g * g);
+        ao[j] = dhc * tc * o * (1 - o);
+        dc[j] = kc[j] * dc[j] + dcc * f;
+        dh[j] = kh[j] * gt;
+    })
+
 /* GRU forward. a (4H): [ax_r, ax_z, ax_n, -] in, [r, z, hn, n] out; ah (3H). */
 RC_MULTIVERSION(rc_gru_forward_f32,
     (float* restrict a, const float* restrict ah, const float* restrict b_hn,
@@ -74,6 +99,25 @@ RC_MULTIVERSION(rc_gru_backward_f32,
         an[j] = dn * r;
         a3[j] = dn;
         dh[j] = dhj * z;
+    })
+
+/* GRU backward with zoneout: k (H) the zoneout values of h at this step; as
+ * rc_gru_backward_f32, dh out being z * d h~ + k * (d_out + d h_t). */
+RC_MULTIVERSION(rc_gru_backward_zone_f32,
+    (float* restrict a, const float* restrict h_prev, const float* restrict d_out,
+     float* restrict dh, const float* restrict k, int H),
+    (a, h_prev, d_out, dh, k, H),
+    float* ar = a; float* az = a + H; float* an = a + 2 * H; float* a3 = a + 3 * H;
+    RC_IVDEP for (int j = 0; j < H; j++) {
+        float r = ar[j], z = az[j], hn = an[j], n = a3[j];
+        float gt = d_out[j] + dh[j];
+        float dhj = (1 - k[j]) * gt;                   /* h_t = k h_{t-1} + (1 - k) h~ */
+        float dn = dhj * (1 - z) * (1 - n * n);
+        ar[j] = dn * hn * r * (1 - r);
+        az[j] = dhj * (h_prev[j] - n) * z * (1 - z);
+        an[j] = dn * r;
+        a3[j] = dn;
+        dh[j] = dhj * z + k[j] * gt;
     })
 
 /* Elman RNN, tanh: h = tanh(a) in place. */

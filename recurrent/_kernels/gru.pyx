@@ -20,6 +20,11 @@ columns (one GEMM per step for d h_{t-1}, one for dW_hh), and w.r.t. ax the bloc
 
 A row of length 0 runs no step: final state = initial state, zero gradients, d h0 = d h_n.
 
+Recurrent dropout and zoneout (_rows.pxd): with a mask m (B, H), ah = (h_{t-1} * m) W_hh^T
+(the blend z * h_{t-1} reads the unmasked h); with a zoneout array k,
+h_t = k * h_{t-1} + (1 - k) * ((1 - z) * n + z * h_{t-1}). The cache needs nothing more;
+dW_hh reads the masked h_{t-1} (masked_history).
+
 Threads: as in lstm.pyx (kernel_threads). infer() (evaluation) keeps no cache: bitwise the same outputs.
 """
 from cython cimport floating
@@ -29,11 +34,12 @@ from libc.stdlib cimport free
 from libc.string cimport memset
 
 from ._activations cimport sigmoid, tanh_
-from ._gates cimport rc_gru_backward_f32, rc_gru_forward_f32
+from ._gates cimport rc_gru_backward_f32, rc_gru_backward_zone_f32, rc_gru_forward_f32
 from ._recmat cimport rc_malloc64, recmat
-from ._rows cimport (InputParts, copy_empty_rows, infer_chunk, input_and_weight_grads,
-                     kernel_threads, packed_copy, project_inputs, project_packed, split,
-                     state_before)
+from ._rows cimport (InputParts, add_masked, copy_empty_rows, infer_chunk,
+                     input_and_weight_grads, kernel_threads, masked_history, masked_rows,
+                     packed_copy, project_inputs, project_packed, split, state_before,
+                     zone_at, zone_rows)
 
 
 cdef inline void _cell_forward(floating* a, const floating* ah, const floating* b_hn,
@@ -80,24 +86,55 @@ cdef inline void _cell_backward(floating* a, const floating* h_prev, const float
             dh[j] = dhj * z
 
 
+cdef inline void _cell_backward_zone(floating* a, const floating* h_prev,
+                                     const floating* d_out, floating* dh, const floating* k,
+                                     int H) noexcept nogil:
+    # _cell_backward with zoneout k (H,): h_t = k * h_{t-1} + (1 - k) * h~, h~ the cell's;
+    # dh out: z * d h~ + k * (d_out + d h_t)
+    cdef int j
+    cdef floating r, z, hn, n, gt, dhj, dn
+    if floating is float:
+        rc_gru_backward_zone_f32(a, h_prev, d_out, dh, k, H)
+    else:
+        for j in range(H):
+            r = a[j]
+            z = a[H + j]
+            hn = a[2 * H + j]
+            n = a[3 * H + j]
+            gt = d_out[j] + dh[j]
+            dhj = (1 - k[j]) * gt
+            dn = dhj * (1 - z) * (1 - n * n)
+            a[j] = dn * hn * r * (1 - r)
+            a[H + j] = dhj * (h_prev[j] - n) * z * (1 - z)
+            a[2 * H + j] = dn * r
+            a[3 * H + j] = dn
+            dh[j] = dhj * z + k[j] * gt
+
+
 cdef void _forward_rows(floating* out, floating* cache, floating* ah, floating* h_n,
                         const floating* h0, const floating* w_hh_t, const floating* b_hn,
                         const int64_t* lengths, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t B,
-                        int H, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+                        int H, Py_ssize_t b0, Py_ssize_t b1, const floating* rmask,
+                        const floating* keep, Py_ssize_t kstep,
+                        floating* scratch) noexcept nogil:
     """Steps t0:t1 of the time loop for batch rows b0:b1; cache holds those steps,
     (t1 - t0, B, C) (training: the whole cache, t0 = 0; inference: a scratch chunk);
-    ah (B, G) is per-step work space; w_hh_t is W_hh^T packed for recmat."""
+    ah (B, G) is per-step work space; w_hh_t is W_hh^T packed for recmat. rmask (B, H) and
+    keep (zoneout, kstep) as in _rows.pxd or NULL; scratch (B, H) work space for the
+    masked h_{t-1} when rmask is not NULL."""
     cdef int G = 3 * H, C = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, j, row
     cdef const floating* h_prev
     cdef floating* h
+    cdef const floating* m = NULL if rmask == NULL else rmask + b0 * H
     if nb <= 0:
         return
     for t in range(t0, t1):
         h_prev = state_before(out, h0, t, B, H, b0)
-        # ah[b0:b1] (nb, G) = h_{t-1} (nb, H) @ W_hh^T (H, G)
-        recmat(nb, G, H, h_prev, H, w_hh_t, ah + b0 * G, G, False)
+        # ah[b0:b1] (nb, G) = (h_{t-1} [* m]) (nb, H) @ W_hh^T (H, G)
+        recmat(nb, G, H, masked_rows(scratch + b0 * H, h_prev, m, nb * H), H, w_hh_t,
+               ah + b0 * G, G, False)
         for b in range(b0, b1):
             row = t * B + b
             h = out + row * H
@@ -106,6 +143,8 @@ cdef void _forward_rows(floating* out, floating* cache, floating* ah, floating* 
                 continue
             _cell_forward(cache + ((t - t0) * B + b) * C, ah + b * G, b_hn,
                           h_prev + (b - b0) * H, h, H)
+            if keep != NULL:
+                zone_rows(h, h_prev + (b - b0) * H, zone_at(keep, kstep, t, B, H, b), H)
             if t == lengths[b] - 1:
                 for j in range(H):
                     h_n[b * H + j] = h[j]
@@ -114,9 +153,11 @@ cdef void _forward_rows(floating* out, floating* cache, floating* ah, floating* 
 cdef void _backward_rows(floating* dh, floating* cache, const floating* d_out,
                          const floating* h0, const floating* out, const floating* w_hh_p,
                          const int64_t* lengths, Py_ssize_t T, Py_ssize_t B, int H,
-                         Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+                         Py_ssize_t b0, Py_ssize_t b1, const floating* rmask,
+                         const floating* keep, Py_ssize_t kstep,
+                         floating* scratch) noexcept nogil:
     """Reverse time loop for batch rows b0:b1; dh (B, H) carries d h_t between steps;
-    w_hh_p is W_hh packed for recmat."""
+    w_hh_p is W_hh packed for recmat. rmask, keep, kstep, scratch as forward's."""
     cdef int G = 3 * H, C = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, row
@@ -130,9 +171,17 @@ cdef void _backward_rows(floating* dh, floating* cache, const floating* d_out,
                 memset(cache + row * C, 0, C * sizeof(floating))  # dh passes through
                 continue
             h_prev = state_before(out, h0, t, B, H, b)
-            _cell_backward(cache + row * C, h_prev, d_out + row * H, dh + b * H, H)
-        # dh[b0:b1] (nb, H) += dAh_t (nb, G) @ W_hh (G, H)
-        recmat(nb, H, G, cache + (t * B + b0) * C, C, w_hh_p, dh + b0 * H, H, True)
+            if keep != NULL:
+                _cell_backward_zone(cache + row * C, h_prev, d_out + row * H, dh + b * H,
+                                    zone_at(keep, kstep, t, B, H, b), H)
+            else:
+                _cell_backward(cache + row * C, h_prev, d_out + row * H, dh + b * H, H)
+        # dh[b0:b1] (nb, H) += dAh_t (nb, G) @ W_hh (G, H) [* m]
+        if rmask == NULL:
+            recmat(nb, H, G, cache + (t * B + b0) * C, C, w_hh_p, dh + b0 * H, H, True)
+        else:
+            recmat(nb, H, G, cache + (t * B + b0) * C, C, w_hh_p, scratch + b0 * H, H, False)
+            add_masked(dh + b0 * H, scratch + b0 * H, rmask + b0 * H, nb * H)
 
 
 cdef inline InputParts _input_parts(int H) noexcept nogil:
@@ -154,10 +203,12 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, :, ::1] c
             const floating[:, :, ::1] x, const floating[:, ::1] h0,
             const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
             const floating[::1] bias_x, const floating[::1] b_hn,
-            const int64_t[::1] lengths not None, int num_threads):
+            const int64_t[::1] lengths not None, int num_threads, rec_mask=None,
+            zoneout=None):
     """out (T, B, H), h_n (B, H) and cache (T, B, 4H) are written; work (B, 3H) is scratch.
     bias_x (3H,) = b_ih + [b_hr, b_hz, 0]; b_hn (H,) the last block of b_hh; lengths (B,)
-    in 0..T."""
+    in 0..T. rec_mask (B, H), zoneout (T or 1, B, H): see the module docstring (None:
+    off)."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 3 * H, C = 4 * H
@@ -170,8 +221,25 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, :, ::1] c
     cdef const floating* h0_p = &h0[0, 0]
     cdef const floating* b_hn_p = &b_hn[0]
     cdef const int64_t* len_p = &lengths[0]
+    cdef const floating[:, ::1] m_view
+    cdef const floating[:, :, ::1] k_view
+    cdef const floating* m_p = NULL
+    cdef const floating* k_p = NULL
+    cdef floating* scratch = NULL
+    cdef Py_ssize_t kstep = 0
+    if rec_mask is not None:
+        m_view = rec_mask
+        m_p = &m_view[0, 0]
+        scratch = <floating*> rc_malloc64(B * H * sizeof(floating))
+        if scratch == NULL:
+            raise MemoryError()
+    if zoneout is not None:
+        k_view = zoneout
+        k_p = &k_view[0, 0, 0]
+        kstep = B * H if k_view.shape[0] > 1 else 0
     cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, G, 1, H)  # W_hh^T (H, G)
     if w_hh_t == NULL:
+        free(scratch)
         raise MemoryError()
     with nogil:
         copy_empty_rows(h_n_p, h0_p, len_p, B, H)
@@ -181,8 +249,10 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, :, ::1] c
         if status == 0:
             for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
                 _forward_rows(out_p, cache_p, work_p, h_n_p, h0_p, w_hh_t, b_hn_p, len_p,
-                              0, T, B, H, split(B, nt, k), split(B, nt, k + 1))
+                              0, T, B, H, split(B, nt, k), split(B, nt, k + 1), m_p, k_p,
+                              kstep, scratch)
     free(w_hh_t)
+    free(scratch)
     if status != 0:
         raise MemoryError()
 
@@ -191,10 +261,12 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] work,
           const floating[:, :, ::1] x, const floating[:, ::1] h0,
           const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
           const floating[::1] bias_x, const floating[::1] b_hn,
-          const int64_t[::1] lengths not None, int num_threads):
+          const int64_t[::1] lengths not None, int num_threads, rec_mask=None,
+          zoneout=None):
     """forward() without the (T, B, 4H) cache: out (T, B, H) and h_n (B, H) are written,
     bitwise equal to forward()'s. The input projection runs chunk by chunk of steps into a
-    small scratch laid out like the cache; work (B, 3H) is scratch."""
+    small scratch laid out like the cache; work (B, 3H) is scratch. rec_mask, zoneout as
+    forward's."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 3 * H, C = 4 * H
@@ -208,6 +280,22 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] work,
     cdef const floating* x_p = &x[0, 0, 0]
     cdef const floating* b_hn_p = &b_hn[0]
     cdef const int64_t* len_p = &lengths[0]
+    cdef const floating[:, ::1] m_view
+    cdef const floating[:, :, ::1] k_view
+    cdef const floating* m_p = NULL
+    cdef const floating* k_p = NULL
+    cdef floating* hm = NULL
+    cdef Py_ssize_t kstep = 0
+    if rec_mask is not None:
+        m_view = rec_mask
+        m_p = &m_view[0, 0]
+        hm = <floating*> rc_malloc64(B * H * sizeof(floating))
+        if hm == NULL:
+            raise MemoryError()
+    if zoneout is not None:
+        k_view = zoneout
+        k_p = &k_view[0, 0, 0]
+        kstep = B * H if k_view.shape[0] > 1 else 0
     cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, G, 1, H)  # W_hh^T (H, G)
     cdef floating* w_ih_t = packed_copy(&w_ih[0, 0], I, G, 1, I)  # W_ih^T (I, G)
     cdef floating* scratch = <floating*> rc_malloc64(chunk * B * C * sizeof(floating))
@@ -215,6 +303,7 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] work,
         free(w_hh_t)
         free(w_ih_t)
         free(scratch)
+        free(hm)
         raise MemoryError()
     with nogil:
         copy_empty_rows(h_n_p, h0_p, len_p, B, H)
@@ -226,11 +315,13 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] work,
             nt = kernel_threads(num_threads, B, 2.0 * (t1 - t0) * B * G * H)
             for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
                 _forward_rows(out_p, scratch, work_p, h_n_p, h0_p, w_hh_t, b_hn_p, len_p,
-                              t0, t1, B, H, split(B, nt, k), split(B, nt, k + 1))
+                              t0, t1, B, H, split(B, nt, k), split(B, nt, k + 1), m_p, k_p,
+                              kstep, hm)
             t0 = t1
     free(w_hh_t)
     free(w_ih_t)
     free(scratch)
+    free(hm)
 
 
 def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
@@ -240,10 +331,11 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
              const floating[:, :, ::1] d_out, const floating[:, :, ::1] x,
              const floating[:, ::1] h0, const floating[:, :, ::1] out,
              const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
-             const int64_t[::1] lengths not None, int num_threads):
+             const int64_t[::1] lengths not None, int num_threads, rec_mask=None,
+             zoneout=None):
     """dx (T, B, I) is written. dh (B, H) holds d h_n on entry and d h0 on return
     (unchanged for a row of length 0). dw_ih, dw_hh, db_ih, db_hh are ADDED to. cache (the
-    forward's) is overwritten."""
+    forward's) is overwritten. rec_mask, zoneout: forward's."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 3 * H, C = 4 * H
@@ -255,16 +347,41 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
     cdef const floating* h0_p = &h0[0, 0]
     cdef const floating* out_p = &out[0, 0, 0]
     cdef const int64_t* len_p = &lengths[0]
+    cdef const floating[:, ::1] m_view
+    cdef const floating[:, :, ::1] k_view
+    cdef const floating* m_p = NULL
+    cdef const floating* k_p = NULL
+    cdef floating* scratch = NULL
+    cdef Py_ssize_t kstep = 0
+    if rec_mask is not None:
+        m_view = rec_mask
+        m_p = &m_view[0, 0]
+        scratch = <floating*> rc_malloc64(B * H * sizeof(floating))
+        if scratch == NULL:
+            raise MemoryError()
+    if zoneout is not None:
+        k_view = zoneout
+        k_p = &k_view[0, 0, 0]
+        kstep = B * H if k_view.shape[0] > 1 else 0
+    cdef floating* hist = NULL if m_p == NULL else masked_history(h0_p, out_p, m_p, T, B, H)
     cdef floating* w_hh_packed = packed_copy(&w_hh[0, 0], G, H, H, 1)  # W_hh (G, H) as is
-    if w_hh_packed == NULL:
+    if w_hh_packed == NULL or (m_p != NULL and hist == NULL):
+        free(w_hh_packed)
+        free(scratch)
+        free(hist)
         raise MemoryError()
     with nogil:
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
             _backward_rows(dh_p, da_p, d_out_p, h0_p, out_p, w_hh_packed, len_p, T, B, H,
-                           split(B, nt, k), split(B, nt, k + 1))
+                           split(B, nt, k), split(B, nt, k + 1), m_p, k_p, kstep, scratch)
+        # dW_hh reads h_{t-1} as the product saw it: masked when rec_mask is given
         status = input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db_ih[0], &dw_hh[0, 0],
                                         &db_hh[0], da_p, C, G, _input_parts(H), &x[0, 0, 0],
-                                        h0_p, out_p, &w_ih[0, 0], T, B, I, H, num_threads)
+                                        h0_p if hist == NULL else hist,
+                                        out_p if hist == NULL else hist + B * H,
+                                        &w_ih[0, 0], T, B, I, H, num_threads)
     free(w_hh_packed)
+    free(scratch)
+    free(hist)
     if status != 0:
         raise MemoryError()

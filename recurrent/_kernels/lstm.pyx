@@ -27,6 +27,13 @@ are cut into blocks that depend on the sizes only (_rows.pxd) and shared between
 (BLAS single-threaded inside). Every region takes its thread count from kernel_threads
 (_rows.pxd). Every element is computed the same way whatever the thread count, so 1, 2,
 ... threads give bitwise identical results.
+
+Recurrent dropout and zoneout (_rows.pxd; Gal & Ghahramani 2016, Krueger et al. 2016):
+with a mask m (B, H) the product reads h_{t-1} * m; with zoneout arrays kh, kc (T or 1,
+B, H), c~ = f * c_{t-1} + i * g and
+    c_t = kc * c_{t-1} + (1 - kc) * c~,    h_t = kh * h_{t-1} + (1 - kh) * o * tanh(c~).
+The cell cache keeps the zoned c_t; backward recomputes c~ from the gates and c_{t-1}, and
+dW_hh reads the masked h_{t-1} (masked_history).
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -35,20 +42,37 @@ from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from ._activations cimport sigmoid, tanh_
-from ._gates cimport (rc_lstm_backward_f32, rc_lstm_group_order, rc_lstm_pack_f32,
-                      rc_lstm_packed_len, rc_lstm_step_hoisted_f32, rc_lstm_step_in_tile_f32)
+from ._gates cimport (rc_lstm_backward_f32, rc_lstm_backward_zone_f32, rc_lstm_group_order,
+                      rc_lstm_pack_f32, rc_lstm_packed_len, rc_lstm_step_hoisted_f32,
+                      rc_lstm_step_in_tile_f32)
 from ._recmat cimport rc_malloc64, recmat
-from ._rows cimport (copy_empty_rows, infer_chunk, input_and_weight_grads, kernel_threads,
-                     packed_copy, project_inputs, project_packed, split, state_before,
-                     whole_input_part)
+from ._rows cimport (add_masked, copy_empty_rows, infer_chunk, input_and_weight_grads,
+                     kernel_threads, masked_history, masked_rows, packed_copy, project_inputs,
+                     project_packed, split, state_before, whole_input_part, zone_at)
 
 
 cdef inline void _cell_forward(double* a, const double* c_prev, double* c, double* h,
+                               const double* h_prev, const double* kh, const double* kc,
                                int H) noexcept nogil:
     # float64 (gradient checks); float32 runs the fused step of lstmstep.h, same lines.
-    # a (G,): pre-activations in, activated gates out; c_prev, c, h (H,)
+    # a (G,): pre-activations in, activated gates out; c_prev, c, h (H,); c may be c_prev
+    # (each element is read before it is written). kh, kc (H,): zoneout, or NULL.
     cdef int j
     cdef double gi, gf, gg, go, cj
+    if kh != NULL:
+        for j in range(H):
+            gi = sigmoid(a[j])
+            gf = sigmoid(a[H + j])
+            gg = tanh_(a[2 * H + j])
+            go = sigmoid(a[3 * H + j])
+            cj = gf * c_prev[j] + gi * gg
+            a[j] = gi
+            a[H + j] = gf
+            a[2 * H + j] = gg
+            a[3 * H + j] = go
+            h[j] = kh[j] * h_prev[j] + (1 - kh[j]) * (go * tanh_(cj))
+            c[j] = kc[j] * c_prev[j] + (1 - kc[j]) * cj
+        return
     for j in range(H):
         gi = sigmoid(a[j])
         gf = sigmoid(a[H + j])
@@ -91,18 +115,53 @@ cdef inline void _cell_backward(floating* a, const floating* c_prev, const float
             dh[j] = 0
 
 
+cdef inline void _cell_backward_zone(floating* a, const floating* c_prev,
+                                     const floating* d_out, floating* dh, floating* dc,
+                                     const floating* kh, const floating* kc,
+                                     int H) noexcept nogil:
+    # _cell_backward with zoneout kh, kc (H,): dh out is kh * (d_out + d h_t) (the caller
+    # adds dA W_hh next); c~ is recomputed from the gates and c_{t-1}.
+    cdef int j
+    cdef floating gi, gf, gg, go, cc, tc, gt, dhc, dcc
+    if floating is float:
+        rc_lstm_backward_zone_f32(a, c_prev, d_out, dh, dc, kh, kc, H)
+    else:
+        for j in range(H):
+            gi = a[j]
+            gf = a[H + j]
+            gg = a[2 * H + j]
+            go = a[3 * H + j]
+            cc = gf * c_prev[j] + gi * gg
+            tc = tanh_(cc)
+            gt = d_out[j] + dh[j]
+            # h_t = kh * h_{t-1} + (1 - kh) * o * tanh(c~)
+            dhc = (1 - kh[j]) * gt
+            # c_t = kc * c_{t-1} + (1 - kc) * c~
+            dcc = (1 - kc[j]) * dc[j] + dhc * go * (1 - tc * tc)
+            a[j] = dcc * gg * gi * (1 - gi)
+            a[H + j] = dcc * c_prev[j] * gf * (1 - gf)
+            a[2 * H + j] = dcc * gi * (1 - gg * gg)
+            a[3 * H + j] = dhc * tc * go * (1 - go)
+            dc[j] = kc[j] * dc[j] + dcc * gf
+            dh[j] = kh[j] * gt
+
+
 # A forward step for nb rows from b0 comes in one of two kinds, by where the input part
 # x_t W_ih^T + bias comes from (chosen per call from B and the dtype, _input_in_tile):
 #   _step_hoisted: projected for all steps before the loop, read from a (nb, G);
 #   _step_in_tile: float32 only, computed inside the fused step's tiles.
 # Either writes c (nb, H), h (nb, H) and, unless gates is NULL (inference), the activated
-# gates (nb, G). Then _finish_step applies the lengths. Training (_train_rows) keeps every
+# gates (nb, G). h_prev (nb, H) is the previous h, A (nb, H) what the recurrent product
+# reads (h_prev, or h_prev times the recurrent-dropout mask); kh, kc (nb, H) the step's
+# zoneout rows or NULL. Then _finish_step applies the lengths. Training (_train_rows) keeps every
 # c_t and the gates for backward; inference (_infer_rows) keeps one running c and no gates.
 
 
 cdef inline void _step_hoisted(floating* a, floating* gates, const floating* h_prev,
-                               const floating* w_hh_t, const floating* c_prev, floating* c,
-                               floating* h, const int64_t* lengths, Py_ssize_t t, int H,
+                               const floating* A, const floating* w_hh_t,
+                               const floating* c_prev, floating* c, floating* h,
+                               const floating* kh, const floating* kc,
+                               const int64_t* lengths, Py_ssize_t t, int H,
                                Py_ssize_t b0, int nb) noexcept nogil:
     """a (nb, G) holds the input part; gates is a itself (training) or NULL (inference).
     float32: the fused step (lstmstep.h). float64: a += h_{t-1} W_hh^T (recmat), then the
@@ -111,25 +170,28 @@ cdef inline void _step_hoisted(floating* a, floating* gates, const floating* h_p
     cdef int G = 4 * H
     cdef Py_ssize_t r
     if floating is float:
-        rc_lstm_step_hoisted_f32(nb, H, h_prev, w_hh_t, a, c_prev, c, h, gates,
+        rc_lstm_step_hoisted_f32(nb, H, h_prev, A, w_hh_t, a, c_prev, c, h, gates, kh, kc,
                                  rc_lstm_group_order(t))
     else:
-        recmat(nb, G, H, h_prev, H, w_hh_t, a, G, True)
+        recmat(nb, G, H, A, H, w_hh_t, a, G, True)
         for r in range(nb):
             if t < lengths[b0 + r]:
-                _cell_forward(a + r * G, c_prev + r * H, c + r * H, h + r * H, H)
+                _cell_forward(a + r * G, c_prev + r * H, c + r * H, h + r * H,
+                              h_prev + r * H, NULL if kh == NULL else kh + r * H,
+                              NULL if kc == NULL else kc + r * H, H)
 
 
 cdef inline void _step_in_tile(const floating* x_t, const floating* w_ih_t,
                                const floating* bias, int I, const floating* h_prev,
-                               const floating* w_hh_t, const floating* c_prev, floating* c,
-                               floating* h, floating* gates, Py_ssize_t t, int H,
-                               int nb) noexcept nogil:
+                               const floating* A, const floating* w_hh_t,
+                               const floating* c_prev, floating* c, floating* h,
+                               floating* gates, const floating* kh, const floating* kc,
+                               Py_ssize_t t, int H, int nb) noexcept nogil:
     """x_t (nb, I) rows, w_ih_t W_ih^T packed for lstmstep.h, bias (G,); gates (nb, G) or
     NULL. float32 only (_input_in_tile is false for float64)."""
     if floating is float:
-        rc_lstm_step_in_tile_f32(nb, I, H, x_t, h_prev, w_ih_t, w_hh_t, bias, c_prev, c, h,
-                                 gates, rc_lstm_group_order(t))
+        rc_lstm_step_in_tile_f32(nb, I, H, x_t, h_prev, A, w_ih_t, w_hh_t, bias, c_prev, c, h,
+                                 gates, kh, kc, rc_lstm_group_order(t))
 
 
 cdef inline void _finish_step(floating* out, floating* h_n, floating* c_n, const floating* c,
@@ -152,28 +214,40 @@ cdef void _train_rows(floating* out, floating* gates, floating* cells, floating*
                       const floating* w_hh_t, bint in_tile, const floating* x,
                       const floating* w_ih_t, const floating* bias, int I,
                       const int64_t* lengths, Py_ssize_t T, Py_ssize_t B, int H,
-                      Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+                      Py_ssize_t b0, Py_ssize_t b1, const floating* rmask,
+                      const floating* keep_h, const floating* keep_c, Py_ssize_t kstep,
+                      floating* scratch) noexcept nogil:
     """The time loop for batch rows b0:b1, keeping what backward reads: every c_t in cells
     (T, B, H) and the activated gates in gates (T, B, G). Input part hoisted: gates holds
     it on entry. In the tile (float32): x (T, B, I), w_ih_t W_ih^T packed for lstmstep.h,
-    bias (G,). w_hh_t is W_hh^T packed for lstmstep.h (float32) or recmat (float64)."""
+    bias (G,). w_hh_t is W_hh^T packed for lstmstep.h (float32) or recmat (float64).
+    rmask (B, H), keep_h, keep_c (zoneout, kstep) as in _rows.pxd or NULL; scratch (B, H)
+    work space for the masked h_{t-1} when rmask is not NULL."""
     cdef int G = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, row0
     cdef const floating* h_prev
     cdef const floating* c_prev
+    cdef const floating* A
+    cdef const floating* kh
+    cdef const floating* kc
+    cdef const floating* m = NULL if rmask == NULL else rmask + b0 * H
     if nb <= 0:
         return
     for t in range(T):
         row0 = t * B + b0
         h_prev = state_before(out, h0, t, B, H, b0)
         c_prev = state_before(cells, c0, t, B, H, b0)
+        A = masked_rows(scratch + b0 * H, h_prev, m, nb * H)
+        kh = zone_at(keep_h, kstep, t, B, H, b0)
+        kc = zone_at(keep_c, kstep, t, B, H, b0)
         if in_tile:
-            _step_in_tile(x + row0 * I, w_ih_t, bias, I, h_prev, w_hh_t, c_prev,
-                          cells + row0 * H, out + row0 * H, gates + row0 * G, t, H, nb)
+            _step_in_tile(x + row0 * I, w_ih_t, bias, I, h_prev, A, w_hh_t, c_prev,
+                          cells + row0 * H, out + row0 * H, gates + row0 * G, kh, kc, t, H,
+                          nb)
         else:
-            _step_hoisted(gates + row0 * G, gates + row0 * G, h_prev, w_hh_t, c_prev,
-                          cells + row0 * H, out + row0 * H, lengths, t, H, b0, nb)
+            _step_hoisted(gates + row0 * G, gates + row0 * G, h_prev, A, w_hh_t, c_prev,
+                          cells + row0 * H, out + row0 * H, kh, kc, lengths, t, H, b0, nb)
         _finish_step(out, h_n, c_n, cells + row0 * H, lengths, t, B, H, b0, b1)
 
 
@@ -182,26 +256,36 @@ cdef void _infer_rows(floating* out, floating* pre, floating* c_run, floating* h
                       bint in_tile, const floating* x, const floating* w_ih_t,
                       const floating* bias, int I, const int64_t* lengths, Py_ssize_t t0,
                       Py_ssize_t t1, Py_ssize_t B, int H, Py_ssize_t b0,
-                      Py_ssize_t b1) noexcept nogil:
+                      Py_ssize_t b1, const floating* rmask, const floating* keep_h,
+                      const floating* keep_c, Py_ssize_t kstep,
+                      floating* scratch) noexcept nogil:
     """Steps t0:t1 of the time loop for batch rows b0:b1 without caches: c_run (B, H) is
     the running c, updated in place. Input part hoisted: pre (t1 - t0, B, G) holds it for
-    these steps (scratch). In the tile: as _train_rows; pre is not used."""
+    these steps (scratch). In the tile: as _train_rows; pre is not used. rmask, keep_h,
+    keep_c, kstep, scratch: as _train_rows."""
     cdef int G = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, row0
     cdef const floating* h_prev
+    cdef const floating* A
+    cdef const floating* kh
+    cdef const floating* kc
+    cdef const floating* m = NULL if rmask == NULL else rmask + b0 * H
     cdef floating* c = c_run + b0 * H
     if nb <= 0:
         return
     for t in range(t0, t1):
         row0 = t * B + b0
         h_prev = state_before(out, h0, t, B, H, b0)
+        A = masked_rows(scratch + b0 * H, h_prev, m, nb * H)
+        kh = zone_at(keep_h, kstep, t, B, H, b0)
+        kc = zone_at(keep_c, kstep, t, B, H, b0)
         if in_tile:
-            _step_in_tile(x + row0 * I, w_ih_t, bias, I, h_prev, w_hh_t, c, c,
-                          out + row0 * H, NULL, t, H, nb)
+            _step_in_tile(x + row0 * I, w_ih_t, bias, I, h_prev, A, w_hh_t, c, c,
+                          out + row0 * H, NULL, kh, kc, t, H, nb)
         else:
-            _step_hoisted(pre + ((t - t0) * B + b0) * G, NULL, h_prev, w_hh_t, c, c,
-                          out + row0 * H, lengths, t, H, b0, nb)
+            _step_hoisted(pre + ((t - t0) * B + b0) * G, NULL, h_prev, A, w_hh_t, c, c,
+                          out + row0 * H, kh, kc, lengths, t, H, b0, nb)
         _finish_step(out, h_n, c_n, c, lengths, t, B, H, b0, b1)
 
 
@@ -209,9 +293,12 @@ cdef void _backward_rows(floating* dh, floating* dc, floating* gates,
                          const floating* d_out, const floating* cells, const floating* c0,
                          const floating* w_hh_p, const int64_t* lengths,
                          Py_ssize_t T, Py_ssize_t B, int H,
-                         Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+                         Py_ssize_t b0, Py_ssize_t b1, const floating* rmask,
+                         const floating* keep_h, const floating* keep_c, Py_ssize_t kstep,
+                         floating* scratch) noexcept nogil:
     """Reverse time loop for batch rows b0:b1; dh, dc (B, H) carry the state gradients;
-    w_hh_p is W_hh (G, H) packed for recmat."""
+    w_hh_p is W_hh (G, H) packed for recmat. rmask, keep_h, keep_c, kstep, scratch as
+    forward's."""
     cdef int G = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, row
@@ -226,10 +313,19 @@ cdef void _backward_rows(floating* dh, floating* dc, floating* gates,
                 memset(gates + row * G, 0, G * sizeof(floating))
                 continue
             c_prev = state_before(cells, c0, t, B, H, b)
-            _cell_backward(gates + row * G, c_prev, cells + row * H, d_out + row * H,
-                           dh + b * H, dc + b * H, H)
-        # dh[b0:b1] (nb, H) += dA_t (nb, G) @ W_hh (G, H)     (a = ... + h_{t-1} W_hh^T)
-        recmat(nb, H, G, gates + (t * B + b0) * G, G, w_hh_p, dh + b0 * H, H, True)
+            if keep_h != NULL:
+                _cell_backward_zone(gates + row * G, c_prev, d_out + row * H, dh + b * H,
+                                    dc + b * H, zone_at(keep_h, kstep, t, B, H, b),
+                                    zone_at(keep_c, kstep, t, B, H, b), H)
+            else:
+                _cell_backward(gates + row * G, c_prev, cells + row * H, d_out + row * H,
+                               dh + b * H, dc + b * H, H)
+        # dh[b0:b1] (nb, H) += dA_t (nb, G) @ W_hh (G, H) [* m]  (a = ... + h_{t-1} W_hh^T)
+        if rmask == NULL:
+            recmat(nb, H, G, gates + (t * B + b0) * G, G, w_hh_p, dh + b0 * H, H, True)
+        else:
+            recmat(nb, H, G, gates + (t * B + b0) * G, G, w_hh_p, scratch + b0 * H, H, False)
+            add_masked(dh + b0 * H, scratch + b0 * H, rmask + b0 * H, nb * H)
 
 
 cdef floating* _packed_w_hh_t(const floating* w_hh, int H) noexcept nogil:
@@ -277,9 +373,12 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
             floating[:, ::1] h_n, floating[:, ::1] c_n,
             const floating[:, :, ::1] x, const floating[:, ::1] h0, const floating[:, ::1] c0,
             const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
-            const floating[::1] bias, const int64_t[::1] lengths not None, int num_threads):
+            const floating[::1] bias, const int64_t[::1] lengths not None, int num_threads,
+            rec_mask=None, zoneout=None):
     """out (T, B, H), gates (T, B, G), cells (T, B, H), h_n, c_n (B, H) are written;
-    bias (G,) = b_ih + b_hh; lengths (B,) in 0..T. Shapes are trusted (cells build them)."""
+    bias (G,) = b_ih + b_hh; lengths (B,) in 0..T. Shapes are trusted (cells build them).
+    rec_mask (B, H) or None; zoneout None or (kh, kc), each (T or 1, B, H): see the module
+    docstring."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
@@ -292,12 +391,32 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
     cdef const floating* h0_p = &h0[0, 0]
     cdef const floating* c0_p = &c0[0, 0]
     cdef const int64_t* len_p = &lengths[0]
+    cdef const floating[:, ::1] m_view
+    cdef const floating[:, :, ::1] kh_view
+    cdef const floating[:, :, ::1] kc_view
+    cdef const floating* m_p = NULL
+    cdef const floating* kh_p = NULL
+    cdef const floating* kc_p = NULL
+    cdef floating* scratch = NULL   # (B, H) masked h_{t-1}
+    cdef Py_ssize_t kstep = 0
+    if rec_mask is not None:
+        m_view = rec_mask
+        m_p = &m_view[0, 0]
+        scratch = <floating*> rc_malloc64(B * H * sizeof(floating))
+        if scratch == NULL:
+            raise MemoryError()
+    if zoneout is not None:
+        kh_view, kc_view = zoneout
+        kh_p = &kh_view[0, 0, 0]
+        kc_p = &kc_view[0, 0, 0]
+        kstep = B * H if kh_view.shape[0] > 1 else 0
     cdef bint in_tile = _input_in_tile(out_p, B)
     cdef floating* w_hh_t = _packed_w_hh_t(&w_hh[0, 0], H)
     cdef floating* w_ih_t = _packed_w_ih_in_tile(&w_ih[0, 0], H, I) if in_tile else NULL
     if w_hh_t == NULL or (in_tile and w_ih_t == NULL):
         free(w_hh_t)
         free(w_ih_t)
+        free(scratch)
         raise MemoryError()
     nt = kernel_threads(num_threads, B, _loop_flops(T, B, I, H, in_tile))
     with nogil:
@@ -311,9 +430,11 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
             for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
                 _train_rows(out_p, gates_p, cells_p, h_n_p, c_n_p, h0_p, c0_p, w_hh_t,
                             in_tile, &x[0, 0, 0], w_ih_t, &bias[0], I, len_p, T, B, H,
-                            split(B, nt, k), split(B, nt, k + 1))
+                            split(B, nt, k), split(B, nt, k + 1), m_p, kh_p, kc_p, kstep,
+                            scratch)
     free(w_hh_t)
     free(w_ih_t)
+    free(scratch)
     if status != 0:
         raise MemoryError()
 
@@ -321,10 +442,12 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
 def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
           const floating[:, :, ::1] x, const floating[:, ::1] h0, const floating[:, ::1] c0,
           const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
-          const floating[::1] bias, const int64_t[::1] lengths not None, int num_threads):
+          const floating[::1] bias, const int64_t[::1] lengths not None, int num_threads,
+          rec_mask=None, zoneout=None):
     """forward() without what backward needs: out (T, B, H), h_n, c_n (B, H) are written,
     bitwise equal to forward()'s; no gate or cell cache, c is one running (B, H) state.
-    When the input part is hoisted it runs chunk by chunk of steps into a small scratch."""
+    When the input part is hoisted it runs chunk by chunk of steps into a small scratch.
+    rec_mask, zoneout as forward's."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
@@ -341,6 +464,25 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
     cdef floating* w_hh_t = _packed_w_hh_t(&w_hh[0, 0], H)
     cdef floating* w_ih_t   # in tile: packed for lstmstep.h; hoisted: W_ih^T (I, G) for recmat
     cdef floating* pre = NULL   # hoisted: (chunk, B, G) scratch
+    cdef const floating[:, ::1] m_view
+    cdef const floating[:, :, ::1] kh_view
+    cdef const floating[:, :, ::1] kc_view
+    cdef const floating* m_p = NULL
+    cdef const floating* kh_p = NULL
+    cdef const floating* kc_p = NULL
+    cdef floating* scratch = NULL   # (B, H) masked h_{t-1}
+    cdef Py_ssize_t kstep = 0
+    if rec_mask is not None:
+        m_view = rec_mask
+        m_p = &m_view[0, 0]
+        scratch = <floating*> rc_malloc64(B * H * sizeof(floating))
+        if scratch == NULL:
+            raise MemoryError()
+    if zoneout is not None:
+        kh_view, kc_view = zoneout
+        kh_p = &kh_view[0, 0, 0]
+        kc_p = &kc_view[0, 0, 0]
+        kstep = B * H if kh_view.shape[0] > 1 else 0
     cdef floating* c_run = <floating*> rc_malloc64(B * H * sizeof(floating))  # (B, H)
     if in_tile:
         w_ih_t = _packed_w_ih_in_tile(&w_ih[0, 0], H, I)
@@ -352,6 +494,7 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
         free(w_ih_t)
         free(pre)
         free(c_run)
+        free(scratch)
         raise MemoryError()
     memcpy(c_run, &c0[0, 0], B * H * sizeof(floating))
     with nogil:
@@ -366,12 +509,14 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
             for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
                 _infer_rows(out_p, pre, c_run, h_n_p, c_n_p, h0_p, w_hh_t, in_tile, x_p,
                             w_ih_t, &bias[0], I, len_p, t0, t1, B, H,
-                            split(B, nt, k), split(B, nt, k + 1))
+                            split(B, nt, k), split(B, nt, k + 1), m_p, kh_p, kc_p, kstep,
+                            scratch)
             t0 = t1
     free(w_hh_t)
     free(w_ih_t)
     free(pre)
     free(c_run)
+    free(scratch)
 
 
 def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
@@ -381,10 +526,12 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
              const floating[:, ::1] h0, const floating[:, ::1] c0,
              const floating[:, :, ::1] out, const floating[:, :, ::1] cells,
              const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
-             const int64_t[::1] lengths not None, int num_threads):
+             const int64_t[::1] lengths not None, int num_threads, rec_mask=None,
+             zoneout=None):
     """dx (T, B, I) is written. dh, dc (B, H) hold d h_n, d c_n on entry and d h0, d c0 on
     return (unchanged for a row of length 0). dw_ih, dw_hh and db (G,: the gradient of b_ih
-    and of b_hh alike) are ADDED to. gates is the forward cache and is overwritten with dA."""
+    and of b_hh alike) are ADDED to. gates is the forward cache and is overwritten with dA.
+    rec_mask, zoneout: forward's."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
@@ -397,17 +544,46 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
     cdef const floating* c0_p = &c0[0, 0]
     cdef const floating* cells_p = &cells[0, 0, 0]
     cdef const int64_t* len_p = &lengths[0]
+    cdef const floating[:, ::1] m_view
+    cdef const floating[:, :, ::1] kh_view
+    cdef const floating[:, :, ::1] kc_view
+    cdef const floating* m_p = NULL
+    cdef const floating* kh_p = NULL
+    cdef const floating* kc_p = NULL
+    cdef floating* scratch = NULL   # (B, H) masked h_{t-1}
+    cdef Py_ssize_t kstep = 0
+    if rec_mask is not None:
+        m_view = rec_mask
+        m_p = &m_view[0, 0]
+        scratch = <floating*> rc_malloc64(B * H * sizeof(floating))
+        if scratch == NULL:
+            raise MemoryError()
+    if zoneout is not None:
+        kh_view, kc_view = zoneout
+        kh_p = &kh_view[0, 0, 0]
+        kc_p = &kc_view[0, 0, 0]
+        kstep = B * H if kh_view.shape[0] > 1 else 0
+    cdef floating* hist = NULL if m_p == NULL else masked_history(&h0[0, 0], &out[0, 0, 0],
+                                                                  m_p, T, B, H)
     cdef floating* w_hh_packed = packed_copy(&w_hh[0, 0], G, H, H, 1)  # W_hh (G, H) as is
-    if w_hh_packed == NULL:
+    if w_hh_packed == NULL or (m_p != NULL and hist == NULL):
+        free(w_hh_packed)
+        free(scratch)
+        free(hist)
         raise MemoryError()
     with nogil:
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
             _backward_rows(dh_p, dc_p, da_p, d_out_p, cells_p, c0_p, w_hh_packed, len_p,
-                           T, B, H, split(B, nt, k), split(B, nt, k + 1))
+                           T, B, H, split(B, nt, k), split(B, nt, k + 1), m_p, kh_p, kc_p,
+                           kstep, scratch)
+        # dW_hh reads h_{t-1} as the product saw it: masked when rec_mask is given
         status = input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db[0], &dw_hh[0, 0], NULL,
                                         da_p, G, G, whole_input_part(G), &x[0, 0, 0],
-                                        &h0[0, 0], &out[0, 0, 0], &w_ih[0, 0], T, B, I, H,
-                                        num_threads)
+                                        &h0[0, 0] if hist == NULL else hist,
+                                        &out[0, 0, 0] if hist == NULL else hist + B * H,
+                                        &w_ih[0, 0], T, B, I, H, num_threads)
     free(w_hh_packed)
+    free(scratch)
+    free(hist)
     if status != 0:
         raise MemoryError()

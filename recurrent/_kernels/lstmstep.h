@@ -89,7 +89,8 @@ static inline void rc_lstm_pack_f32(const float* w, int H, int K, float* P)
  * constant trip count and no aliasing question: gcc makes it one vector per line. */     \
 static inline __attribute__((always_inline)) void                                        \
 rc_lstm_units##SFX(const int nu, float (*s)[VW], const float* proj, int H,              \
-                   const float* c_prev, float* c, float* h, float* gates)               \
+                   const float* c_prev, float* c, float* h, float* gates,               \
+                   const float* hp, const float* kh, const float* kc)                   \
 {                                                                                        \
     float p[4][VW], cp[VW], cl[VW], hl[VW];                                              \
     float g4[4][VW];                                                                     \
@@ -109,6 +110,21 @@ rc_lstm_units##SFX(const int nu, float (*s)[VW], const float* proj, int H,      
         cl[j] = cj;                                                                      \
         hl[j] = o * rc_tanhf(cj);                  /* h_t = o * tanh(c_t) */              \
         g4[0][j] = i; g4[1][j] = f; g4[2][j] = g; g4[3][j] = o;                          \
+    }                                                                                    \
+    if (kh) {  /* zoneout: s_t = k * s_{t-1} + (1 - k) * candidate, for h and c */     \
+        float khl[VW], kcl[VW], hpl[VW];                                                 \
+        if (nu < VW) {                                                                   \
+            memset(khl, 0, sizeof(khl));                                                 \
+            memset(kcl, 0, sizeof(kcl));                                                 \
+            memset(hpl, 0, sizeof(hpl));                                                 \
+        }                                                                                \
+        memcpy(khl, kh, nu * sizeof(float));                                             \
+        memcpy(kcl, kc, nu * sizeof(float));                                             \
+        memcpy(hpl, hp, nu * sizeof(float));                                             \
+        for (int j = 0; j < VW; j++) {                                                   \
+            cl[j] = kcl[j] * cp[j] + (1 - kcl[j]) * cl[j];                               \
+            hl[j] = khl[j] * hpl[j] + (1 - khl[j]) * hl[j];                              \
+        }                                                                                \
     }                                                                                    \
     memcpy(c, cl, nu * sizeof(float));                                                   \
     memcpy(h, hl, nu * sizeof(float));                                                   \
@@ -142,7 +158,8 @@ rc_lstm_sums##SFX(const int mr, int K, const float* A, long lda, const float* P,
 static inline __attribute__((always_inline)) void                                        \
 rc_lstm_tile##SFX(const int mr, int I, int H, int nu, const float* X, const float* A,   \
                   const float* Pi, const float* Ph, const float* pre, long pre_stride,  \
-                  const float* c_prev, float* c, float* h, float* gates)                \
+                  const float* c_prev, float* c, float* h, float* gates,                \
+                  const float* Hp, const float* Kh, const float* Kc)                    \
 {                                                                                        \
     V acc[RC_MAXMR][4];                                                                  \
     for (int i = 0; i < mr; i++)                                                         \
@@ -156,12 +173,15 @@ rc_lstm_tile##SFX(const int mr, int I, int H, int nu, const float* X, const floa
         float s[4][VW];                                                                  \
         memcpy(s, acc[i], sizeof(s));                                                    \
         float* gr = gates ? gates + i * G : NULL;                                        \
+        const float* hpr = Kh ? Hp + (long)i * H : NULL;                                 \
+        const float* khr = Kh ? Kh + (long)i * H : NULL;                                 \
+        const float* kcr = Kh ? Kc + (long)i * H : NULL;                                 \
         if (nu == VW)  /* constant trip count: one vector per line */                    \
             rc_lstm_units##SFX(VW, s, pre + i * pre_stride, H, c_prev + (long)i * H,     \
-                               c + (long)i * H, h + (long)i * H, gr);                    \
+                               c + (long)i * H, h + (long)i * H, gr, hpr, khr, kcr);     \
         else                                                                             \
             rc_lstm_units##SFX(nu, s, pre + i * pre_stride, H, c_prev + (long)i * H,     \
-                               c + (long)i * H, h + (long)i * H, gr);                    \
+                               c + (long)i * H, h + (long)i * H, gr, hpr, khr, kcr);     \
     }                                                                                    \
 }
 RC_DEFINE_LSTM_TILE(, rc_v16sf, RC_LSTM_NR, RC_LOAD_V16SF)
@@ -197,14 +217,18 @@ RC_DEFINE_LSTM_TILE(_v8, rc_v8sf, 8, RC_LOAD_V8SF)
                       Pip, Php,                                                         \
                       pre + r * pre_stride + u0, pre_stride, c_prev + (long)r * H + u0, \
                       c + (long)r * H + u0, h + (long)r * H + u0,                       \
-                      gates ? gates + r * 4L * H + u0 : NULL)
+                      gates ? gates + r * 4L * H + u0 : NULL,                           \
+                      Kh ? Hp + (long)r * H + u0 : NULL,                                \
+                      Kh ? Kh + (long)r * H + u0 : NULL,                                \
+                      Kh ? Kc + (long)r * H + u0 : NULL)
 
 #define RC_LSTM_STEP_ARGS int m, int I, int H, const float* X, const float* A,            \
                           const float* Pi, const float* Ph, const float* pre,              \
                           long pre_stride, const float* c_prev, float* c, float* h,        \
-                          float* gates, int reverse_groups
+                          float* gates, const float* Hp, const float* Kh, const float* Kc, \
+                          int reverse_groups
 #define RC_LSTM_STEP_CALL(NAME) \
-    NAME(m, I, H, X, A, Pi, Ph, pre, pre_stride, c_prev, c, h, gates, reverse_groups)
+    NAME(m, I, H, X, A, Pi, Ph, pre, pre_stride, c_prev, c, h, gates, Hp, Kh, Kc, reverse_groups)
 
 static void rc_lstm_step_f32_portable(RC_LSTM_STEP_ARGS) { RC_LSTM_STEP_BODY(1, , RC_LSTM_NR) }
 
@@ -226,24 +250,32 @@ static inline void rc_lstm_step_f32(RC_LSTM_STEP_ARGS)
     RC_LSTM_STEP_CALL(rc_lstm_step_f32_portable);
 }
 
-/* The input part hoisted: pre (m, 4H) rows hold x_t W_ih^T + biases. gates may be pre
+/* Both entry points take, beside h_prev (m, H), the product's input A (m, H): h_prev
+ * itself, or h_prev times a recurrent-dropout mask; and zoneout (see lstm.pyx): kh, kc
+ * (m, H) rows of the zoneout values of h and c (both NULL: no zoneout), applied after the
+ * gate pass, h_t = kh * h_prev + (1 - kh) * o * tanh(c~), c_t = kc * c_prev + (1 - kc) * c~.
+ *
+ * The input part hoisted: pre (m, 4H) rows hold x_t W_ih^T + biases. gates may be pre
  * itself (training: the pre-activations are replaced by the activated gates). */
-static inline void rc_lstm_step_hoisted_f32(int m, int H, const float* h_prev, const float* Ph,
-                                            const float* pre, const float* c_prev, float* c,
-                                            float* h, float* gates, int reverse_groups)
+static inline void rc_lstm_step_hoisted_f32(int m, int H, const float* h_prev, const float* A,
+                                            const float* Ph, const float* pre,
+                                            const float* c_prev, float* c, float* h,
+                                            float* gates, const float* kh, const float* kc,
+                                            int reverse_groups)
 {
-    rc_lstm_step_f32(m, 0, H, NULL, h_prev, NULL, Ph, pre, 4L * H, c_prev, c, h, gates,
-                     reverse_groups);
+    rc_lstm_step_f32(m, 0, H, NULL, A, NULL, Ph, pre, 4L * H, c_prev, c, h, gates, h_prev,
+                     kh, kc, reverse_groups);
 }
 
 /* The input part in the tile: x_t (m, I) rows times Pi (packed W_ih^T), plus bias (4H,). */
 static inline void rc_lstm_step_in_tile_f32(int m, int I, int H, const float* x_t,
-                                            const float* h_prev, const float* Pi,
-                                            const float* Ph, const float* bias,
-                                            const float* c_prev, float* c, float* h,
-                                            float* gates, int reverse_groups)
+                                            const float* h_prev, const float* A,
+                                            const float* Pi, const float* Ph,
+                                            const float* bias, const float* c_prev, float* c,
+                                            float* h, float* gates, const float* kh,
+                                            const float* kc, int reverse_groups)
 {
-    rc_lstm_step_f32(m, I, H, x_t, h_prev, Pi, Ph, bias, 0, c_prev, c, h, gates,
+    rc_lstm_step_f32(m, I, H, x_t, A, Pi, Ph, bias, 0, c_prev, c, h, gates, h_prev, kh, kc,
                      reverse_groups);
 }
 

@@ -11,6 +11,11 @@ state = initial state, zero gradients, d h0 = d h_n).
 The only cache is `out` itself: act'(a) is a function of h (1 - h^2 for tanh, h > 0 for
 relu). Backward needs one work buffer dA (T, B, H).
 
+Recurrent dropout and zoneout (_rows.pxd): with a mask m (B, H) the product reads
+h_{t-1} * m; with a zoneout array k, h_t = k * h_{t-1} + (1 - k) * act(a_t). Backward then
+needs act(a_t) itself (the candidate, `cand` (T, B, H), written by forward) and the masked
+h_{t-1} for dW_hh (masked_history).
+
 Threads: as in lstm.pyx (kernel_threads; bitwise identical results for any thread count).
 """
 from cython cimport floating
@@ -21,27 +26,34 @@ from libc.string cimport memcpy, memset
 
 from ._activations cimport relu, tanh_
 from ._gates cimport rc_tanh_inplace_f32
-from ._recmat cimport recmat
-from ._rows cimport (copy_empty_rows, input_and_weight_grads, kernel_threads, packed_copy,
-                     project_inputs, split, state_before, whole_input_part)
+from ._recmat cimport rc_malloc64, recmat
+from ._rows cimport (add_masked, copy_empty_rows, input_and_weight_grads, kernel_threads,
+                     masked_history, masked_rows, packed_copy, project_inputs, split,
+                     state_before, whole_input_part, zone_at, zone_rows)
 
 
 cdef void _forward_rows(floating* out, floating* h_n, const floating* h0,
                         const floating* w_hh_t, const int64_t* lengths, bint use_relu,
                         Py_ssize_t T, Py_ssize_t B, int H,
-                        Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+                        Py_ssize_t b0, Py_ssize_t b1, const floating* rmask,
+                        const floating* keep, Py_ssize_t kstep, floating* cand,
+                        floating* scratch) noexcept nogil:
     """The time loop for batch rows b0:b1; out[t] holds the projected inputs on entry;
-    w_hh_t is W_hh^T packed for recmat."""
+    w_hh_t is W_hh^T packed for recmat. rmask (B, H), keep (zoneout, kstep) as in
+    _rows.pxd or NULL; cand (T, B, H) receives act(a_t) when zoneout is on (or NULL);
+    scratch (B, H) work space for the masked h_{t-1} when rmask is not NULL."""
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, j
     cdef const floating* h_prev
     cdef floating* h
+    cdef const floating* m = NULL if rmask == NULL else rmask + b0 * H
     if nb <= 0:
         return
     for t in range(T):
         h_prev = state_before(out, h0, t, B, H, b0)
-        # a[t, b0:b1] (nb, H) += h_{t-1} (nb, H) @ W_hh^T (H, H)
-        recmat(nb, H, H, h_prev, H, w_hh_t, out + (t * B + b0) * H, H, True)
+        # a[t, b0:b1] (nb, H) += (h_{t-1} [* m]) (nb, H) @ W_hh^T (H, H)
+        recmat(nb, H, H, masked_rows(scratch + b0 * H, h_prev, m, nb * H), H, w_hh_t,
+               out + (t * B + b0) * H, H, True)
         for b in range(b0, b1):
             h = out + (t * B + b) * H
             if t >= lengths[b]:
@@ -55,6 +67,10 @@ cdef void _forward_rows(floating* out, floating* h_n, const floating* h0,
             else:
                 for j in range(H):
                     h[j] = tanh_(h[j])
+            if keep != NULL:
+                if cand != NULL:
+                    memcpy(cand + (t * B + b) * H, h, H * sizeof(floating))
+                zone_rows(h, h_prev + (b - b0) * H, zone_at(keep, kstep, t, B, H, b), H)
             if t == lengths[b] - 1:
                 memcpy(h_n + b * H, h, H * sizeof(floating))
 
@@ -62,15 +78,21 @@ cdef void _forward_rows(floating* out, floating* h_n, const floating* h0,
 cdef void _backward_rows(floating* dh, floating* da, const floating* d_out,
                          const floating* out, const floating* w_hh_p, const int64_t* lengths,
                          bint use_relu, Py_ssize_t T, Py_ssize_t B, int H,
-                         Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+                         Py_ssize_t b0, Py_ssize_t b1, const floating* rmask,
+                         const floating* keep, Py_ssize_t kstep, const floating* cand,
+                         floating* scratch) noexcept nogil:
     """Reverse time loop for batch rows b0:b1; dh (B, H) carries d h_t between steps;
-    w_hh_p is W_hh packed for recmat."""
+    w_hh_p is W_hh packed for recmat. rmask, keep, kstep, cand as forward's (cand: the
+    candidates act(a_t) when keep is not NULL; it may be da itself: each element is read
+    before it is written); scratch (B, H) work space when rmask is not NULL."""
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, j, row
     cdef floating* d
     cdef const floating* h
     cdef const floating* g
+    cdef const floating* k
     cdef floating* dhb
+    cdef floating gt, dc
     if nb <= 0:
         return
     for t in range(T - 1, -1, -1):
@@ -83,6 +105,19 @@ cdef void _backward_rows(floating* dh, floating* da, const floating* d_out,
             h = out + row * H
             g = d_out + row * H
             dhb = dh + b * H
+            if keep != NULL:
+                # h_t = k * h_{t-1} + (1 - k) * c,  c = act(a_t) (the candidate)
+                h = cand + row * H
+                k = zone_at(keep, kstep, t, B, H, b)
+                for j in range(H):
+                    gt = g[j] + dhb[j]
+                    dc = (1 - k[j]) * gt
+                    dhb[j] = k[j] * gt
+                    if use_relu:
+                        d[j] = dc if h[j] > 0 else 0
+                    else:
+                        d[j] = dc * (1 - h[j] * h[j])
+                continue
             # h_t = act(a_t)
             if use_relu:
                 for j in range(H):
@@ -92,16 +127,22 @@ cdef void _backward_rows(floating* dh, floating* da, const floating* d_out,
                 for j in range(H):
                     d[j] = (g[j] + dhb[j]) * (1 - h[j] * h[j])
                     dhb[j] = 0
-        # dh[b0:b1] (nb, H) += dA_t (nb, H) @ W_hh (H, H)
-        recmat(nb, H, H, da + (t * B + b0) * H, H, w_hh_p, dh + b0 * H, H, True)
+        # dh[b0:b1] (nb, H) += dA_t (nb, H) @ W_hh (H, H) [* m]
+        if rmask == NULL:
+            recmat(nb, H, H, da + (t * B + b0) * H, H, w_hh_p, dh + b0 * H, H, True)
+        else:
+            recmat(nb, H, H, da + (t * B + b0) * H, H, w_hh_p, scratch + b0 * H, H, False)
+            add_masked(dh + b0 * H, scratch + b0 * H, rmask + b0 * H, nb * H)
 
 
 def forward(floating[:, :, ::1] out, floating[:, ::1] h_n,
             const floating[:, :, ::1] x, const floating[:, ::1] h0,
             const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
             const floating[::1] bias, const int64_t[::1] lengths not None, bint use_relu,
-            int num_threads):
-    """out (T, B, H) and h_n (B, H) are written; bias (H,) = b_ih + b_hh; lengths in 0..T."""
+            int num_threads, rec_mask=None, zoneout=None, cand=None):
+    """out (T, B, H) and h_n (B, H) are written; bias (H,) = b_ih + b_hh; lengths in 0..T.
+    rec_mask (B, H), zoneout (T or 1, B, H): see the module docstring (None: off); cand
+    (T, B, H) receives the candidates with zoneout (None in inference)."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int nt = kernel_threads(num_threads, B, 2.0 * T * B * H * H)
@@ -110,8 +151,30 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n,
     cdef floating* h_n_p = &h_n[0, 0]
     cdef const floating* h0_p = &h0[0, 0]
     cdef const int64_t* len_p = &lengths[0]
+    cdef const floating[:, ::1] m_view
+    cdef const floating[:, :, ::1] k_view
+    cdef floating[:, :, ::1] cand_view
+    cdef const floating* m_p = NULL
+    cdef const floating* k_p = NULL
+    cdef floating* cand_p = NULL
+    cdef floating* scratch = NULL
+    cdef Py_ssize_t kstep = 0
+    if rec_mask is not None:
+        m_view = rec_mask
+        m_p = &m_view[0, 0]
+    if zoneout is not None:
+        k_view = zoneout
+        k_p = &k_view[0, 0, 0]
+        kstep = B * H if k_view.shape[0] > 1 else 0
+    if cand is not None:
+        cand_view = cand
+        cand_p = &cand_view[0, 0, 0]
     cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, H, 1, H)  # W_hh^T (H, H)
-    if w_hh_t == NULL:
+    if m_p != NULL:
+        scratch = <floating*> rc_malloc64(B * H * sizeof(floating))
+    if w_hh_t == NULL or (m_p != NULL and scratch == NULL):
+        free(w_hh_t)
+        free(scratch)
         raise MemoryError()
     with nogil:
         copy_empty_rows(h_n_p, h0_p, len_p, B, H)
@@ -121,8 +184,10 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n,
         if status == 0:
             for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
                 _forward_rows(out_p, h_n_p, h0_p, w_hh_t, len_p, use_relu, T, B, H,
-                              split(B, nt, k), split(B, nt, k + 1))
+                              split(B, nt, k), split(B, nt, k + 1), m_p, k_p, kstep, cand_p,
+                              scratch)
     free(w_hh_t)
+    free(scratch)
     if status != 0:
         raise MemoryError()
 
@@ -133,10 +198,12 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
              const floating[:, :, ::1] d_out, const floating[:, :, ::1] x,
              const floating[:, ::1] h0, const floating[:, :, ::1] out,
              const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
-             const int64_t[::1] lengths not None, bint use_relu, int num_threads):
+             const int64_t[::1] lengths not None, bint use_relu, int num_threads,
+             rec_mask=None, zoneout=None, cand=None):
     """dx (T, B, I) is written; da (T, B, H) is work space. dh (B, H) holds d h_n on entry
     and d h0 on return (unchanged for a row of length 0). dw_ih, dw_hh and db (H,: the
-    gradient of b_ih and b_hh alike) are ADDED to."""
+    gradient of b_ih and b_hh alike) are ADDED to. rec_mask, zoneout as forward's; cand:
+    forward's candidates (needed with zoneout; may be da itself)."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int nt = kernel_threads(num_threads, B, 2.0 * T * B * H * H)
@@ -146,17 +213,45 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
     cdef const floating* d_out_p = &d_out[0, 0, 0]
     cdef const floating* out_p = &out[0, 0, 0]
     cdef const int64_t* len_p = &lengths[0]
+    cdef const floating[:, ::1] m_view
+    cdef const floating[:, :, ::1] k_view
+    cdef const floating[:, :, ::1] cand_view
+    cdef const floating* m_p = NULL
+    cdef const floating* k_p = NULL
+    cdef const floating* cand_p = NULL
+    cdef floating* scratch = NULL
+    cdef floating* hist = NULL     # masked h_{t-1} (T, B, H) for dW_hh
+    cdef Py_ssize_t kstep = 0
+    if rec_mask is not None:
+        m_view = rec_mask
+        m_p = &m_view[0, 0]
+    if zoneout is not None:
+        k_view = zoneout
+        k_p = &k_view[0, 0, 0]
+        kstep = B * H if k_view.shape[0] > 1 else 0
+        cand_view = cand
+        cand_p = &cand_view[0, 0, 0]
     cdef floating* w_hh_packed = packed_copy(&w_hh[0, 0], H, H, H, 1)  # W_hh (H, H) as is
-    if w_hh_packed == NULL:
+    if m_p != NULL:
+        scratch = <floating*> rc_malloc64(B * H * sizeof(floating))
+        hist = masked_history(&h0[0, 0], out_p, m_p, T, B, H)
+    if w_hh_packed == NULL or (m_p != NULL and (scratch == NULL or hist == NULL)):
+        free(w_hh_packed)
+        free(scratch)
+        free(hist)
         raise MemoryError()
     with nogil:
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
             _backward_rows(dh_p, da_p, d_out_p, out_p, w_hh_packed, len_p, use_relu, T, B, H,
-                           split(B, nt, k), split(B, nt, k + 1))
+                           split(B, nt, k), split(B, nt, k + 1), m_p, k_p, kstep, cand_p,
+                           scratch)
         status = input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db[0], &dw_hh[0, 0], NULL,
                                         da_p, H, H, whole_input_part(H), &x[0, 0, 0],
-                                        &h0[0, 0], out_p, &w_ih[0, 0], T, B, I, H,
-                                        num_threads)
+                                        &h0[0, 0] if hist == NULL else hist,
+                                        out_p if hist == NULL else hist + B * H,
+                                        &w_ih[0, 0], T, B, I, H, num_threads)
     free(w_hh_packed)
+    free(scratch)
+    free(hist)
     if status != 0:
         raise MemoryError()

@@ -112,7 +112,7 @@ class Seq2SeqModel(FlatModel):
 
     def __init__(self, spec: dict, cell="lstm", hidden_size=128, num_layers=1, dropout=0.0,
                  bidirectional=False, seed=0, num_threads=None, dtype=np.float32,
-                 init="uniform", forget_bias=None):
+                 init="uniform", forget_bias=None, recurrent_dropout=0.0, zoneout=0.0):
         self.spec = check_spec(spec)
         self.dtype = np.dtype(dtype)
         self.bos, self.eos = int(spec["bos"]), int(spec["eos"])
@@ -121,18 +121,25 @@ class Seq2SeqModel(FlatModel):
         E = spec["embed_dim"]
         self.num_directions = D = 2 if bidirectional else 1
         layer_dropout = dropout if num_layers > 1 else 0.0
+        kind = spec.get("attention", "general")
+        regularized = dict(recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+        if kind == ADDITIVE and (recurrent_dropout or zoneout):
+            raise ValueError("recurrent_dropout, zoneout: the decoder with additive attention "
+                             "steps its cell one step at a time, without them; use "
+                             "another attention")
         self.source_embedding = Embedding(spec["source_vocab"], E, self.dtype, rngs[0])
         self.encoder = Recurrent(cell, E, hidden_size, num_layers=num_layers,
                                  dropout=layer_dropout, bidirectional=bidirectional,
                                  dtype=self.dtype, seed=int(seeds[1].generate_state(1)[0]),
-                                 init=init, forget_bias=forget_bias, num_threads=num_threads)
+                                 init=init, forget_bias=forget_bias, num_threads=num_threads,
+                                 **regularized)
         F = D * self.encoder.hidden_size
         self.target_embedding = Embedding(spec["target_vocab"], E, self.dtype, rngs[2])
-        kind = spec.get("attention", "general")
         self.decoder = Recurrent(cell, E + F if kind == ADDITIVE else E, F,
                                  num_layers=num_layers, dropout=layer_dropout,
                                  dtype=self.dtype, seed=int(seeds[3].generate_state(1)[0]),
-                                 init=init, forget_bias=forget_bias, num_threads=num_threads)
+                                 init=init, forget_bias=forget_bias, num_threads=num_threads,
+                                 **regularized)
         self.feeding = None
         if kind == ADDITIVE:
             self.attention = AdditiveAttention(F, self.dtype, rngs[4])

@@ -1,0 +1,96 @@
+"""Recurrent dropout and zoneout: the masks a cell is handed, how layers draw them, and the
+one check of them that cells call.
+
+A cell that supports them declares it (recurrent.protocols.Cell.mask_kinds, e.g.
+("recurrent", "zoneout")) and takes ``masks`` in forward() and infer():
+
+    masks = {"recurrent": m, "zoneout": (k_h, ...)}     (either key may be absent)
+
+- "recurrent" (B, H): variational recurrent dropout (Gal & Ghahramani 2016). h_{t-1} is
+  multiplied by m where it enters the recurrent product h_{t-1} W_hh^T, the same mask at
+  every step of the sequence; the state, the output and any other use of h (e.g. GRU's
+  z * h_{t-1}) read the unmasked h. In training m holds 0 and 1 / (1 - p).
+- "zoneout": one entry per state name, each None or an array k (T, B, H), or (1, B, H)
+  for the same values at every step (Krueger et al. 2016). After each step, every state s
+  keeps its previous value by k: s_t = k * s_{t-1} + (1 - k) * candidate_t, the candidate
+  being what the cell computes without zoneout from the zoned s_{t-1} (an LSTM's h
+  candidate is o * tanh(c~), c~ the un-zoned cell candidate). In training k is 0 or 1,
+  drawn per step, row and unit (1 with probability p); in evaluation k = p, the
+  expectation.
+
+Rows past their length keep their state as always (the masks do not apply there). The
+backward of a forward call with masks differentiates that call, masks fixed.
+
+Layers (recurrent/layers.py) draw the masks in training from the run's seeded generator,
+through variational_mask and zoneout_mask; with ``rows`` (a data-parallel rank's share of
+the batch) they are drawn for the whole batch and cut, as recurrent.dropout.dropout_mask.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .dropout import dropout_mask
+
+MASK_KINDS = ("recurrent", "zoneout")
+# the layer option asking for each kind
+OPTIONS = {"recurrent": "recurrent_dropout", "zoneout": "zoneout"}
+
+
+def supported(cell) -> tuple[str, ...]:
+    """The mask kinds ``cell`` takes (its optional mask_kinds member; none without it)."""
+    return tuple(getattr(cell, "mask_kinds", ()) or ())
+
+
+def variational_mask(rng, B, H, p, dtype, rows=None) -> np.ndarray:
+    """(B, H): 0 with probability p, else 1 / (1 - p); one per sequence and direction."""
+    return np.ascontiguousarray(dropout_mask(rng, (B, H), p, dtype, rows, axis=0))
+
+
+def zoneout_mask(rng, T, B, H, p, dtype, rows=None) -> np.ndarray:
+    """(T, B, H): 1 (keep the previous value) with probability p, else 0.
+    rows=(start, stop, total): drawn for ``total`` rows and cut (dropout_mask's rule)."""
+    dtype = np.dtype(dtype)
+    if rows is None:
+        return (rng.random((T, B, H)) < p).astype(dtype)
+    start, stop, total = rows
+    keep = (rng.random((T, total, H)) < p).astype(dtype)
+    return np.ascontiguousarray(keep[:, start:stop])
+
+
+def zoneout_expectation(B, H, p, dtype) -> np.ndarray:
+    """(1, B, H) full of p: zoneout in evaluation, the same at every step."""
+    return np.full((1, B, H), p, dtype)
+
+
+def check_masks(masks, num_states, T, B, H, dtype):
+    """A cell's ``masks`` argument as (recurrent (B, H) or None, zoneout or None), arrays
+    C-contiguous in ``dtype``; zoneout a tuple with one (T or 1, B, H) array per state
+    (a None entry becomes zeros, no zoneout of that state), or None when every entry is
+    None. ValueError naming the problem."""
+    if masks is None:
+        return None, None
+    if not isinstance(masks, dict) or set(masks) - set(MASK_KINDS):
+        raise ValueError(f"masks: expected a dict with keys from {', '.join(MASK_KINDS)}, "
+                         f"got {masks!r:.80}")
+    rec = masks.get("recurrent")
+    if rec is not None:
+        rec = np.ascontiguousarray(rec, dtype)
+        if rec.shape != (B, H):
+            raise ValueError(f"masks['recurrent']: expected shape {(B, H)}, got {rec.shape}")
+    zone = masks.get("zoneout")
+    if zone is not None:
+        zone = tuple(zone)
+        if len(zone) != num_states:
+            raise ValueError(f"masks['zoneout']: expected {num_states} entries (one per "
+                             f"state), got {len(zone)}")
+        if all(k is None for k in zone):
+            return rec, None
+        checked = []
+        for k in zone:
+            k = np.zeros((1, B, H), dtype) if k is None else np.ascontiguousarray(k, dtype)
+            if k.ndim != 3 or k.shape[0] not in (1, T) or k.shape[1:] != (B, H):
+                raise ValueError(f"masks['zoneout']: expected shape ({T} or 1, {B}, {H}), "
+                                 f"got {k.shape}")
+            checked.append(k)
+        zone = tuple(checked)
+    return rec, zone

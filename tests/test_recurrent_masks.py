@@ -1,0 +1,316 @@
+"""Recurrent dropout and zoneout (recurrent/masks.py): the kernels against the numpy
+reference and torch, finite differences with the masks fixed, lengths, threads, the
+layer's drawing of the masks (training, evaluation, data-parallel rows) and its refusal for
+cells that do not take them.
+
+Legend: T time, B batch, I input, H hidden.
+"""
+import numpy as np
+import pytest
+
+from recurrent import conformance
+from recurrent.layers import Recurrent
+from recurrent.masks import check_masks, variational_mask, zoneout_mask
+from recurrent.plugins import get_cell
+from recurrent.reference import get_reference_cell
+
+CELL_NAMES = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+KINDS = ("recurrent", "zoneout", "both", "expectation")
+TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-4, atol=2e-5)}
+
+
+def _masks(cell, kind, T, B, H, dtype, rng, p=0.3):
+    """A masks argument: random recurrent-dropout mask, random 0/1 zoneout per state,
+    both, or zoneout's expectation (1, B, H)."""
+    masks = {}
+    if kind in ("recurrent", "both"):
+        masks["recurrent"] = variational_mask(rng, B, H, p, dtype)
+    if kind in ("zoneout", "both"):
+        masks["zoneout"] = tuple(zoneout_mask(rng, T, B, H, p, dtype) for _ in cell.state_names)
+    if kind == "expectation":
+        masks["zoneout"] = tuple(np.full((1, B, H), p, dtype) for _ in cell.state_names)
+    return masks
+
+
+def _problem(cell, T, B, I, H, dtype, kind, seed=0):
+    rng = np.random.default_rng(seed)
+    params = {k: rng.uniform(-0.4, 0.4, s).astype(dtype)
+              for k, s in cell.param_shapes(I, H).items()}
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    states = tuple((0.5 * rng.standard_normal((B, H))).astype(dtype) for _ in cell.state_names)
+    lengths = rng.integers(0, T + 1, B).astype(np.int64)
+    lengths[-1] = T
+    d_out = rng.standard_normal((T, B, H)).astype(dtype)
+    d_finals = tuple(rng.standard_normal((B, H)).astype(dtype) for _ in cell.state_names)
+    return params, x, states, lengths, d_out, d_finals, _masks(cell, kind, T, B, H, dtype, rng)
+
+
+def _run(cell, problem, num_threads=1):
+    params, x, states, lengths, d_out, d_finals, masks = problem
+    out, finals, cache = cell.forward(x, states, params, lengths, num_threads, masks=masks)
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    dx, d_states = cell.backward(d_out, d_finals, cache, grads, num_threads)
+    return {"out": out, **{f"final{i}": f for i, f in enumerate(finals)}, "dx": dx,
+            **{f"d_state{i}": d for i, d in enumerate(d_states)}, **grads}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_kernels_equal_the_reference_with_masks(name, kind, dtype):
+    fast, ref = get_cell(name), get_reference_cell(name)
+    # B = 2 and 6: the float32 LSTM's hoisted and in-tile steps; H = 20 is not a multiple
+    # of a vector width; lengths include 0 and T
+    for T, B, I, H in ((5, 2, 3, 20), (6, 6, 4, 20)):
+        problem = _problem(fast, T, B, I, H, dtype, kind)
+        got, want = _run(fast, problem, 2), _run(ref, problem)
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], **TOL[dtype],
+                                       err_msg=f"{name} {kind} {key} {(T, B, I, H)}")
+        params, x, states, lengths, _, _, masks = problem
+        out, finals = fast.infer(x, states, params, lengths, 1, masks=masks)
+        np.testing.assert_array_equal(out, got["out"])
+        for i, f in enumerate(finals):
+            np.testing.assert_array_equal(f, got[f"final{i}"])
+
+
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_masks_change_the_result_and_no_masks_is_the_plain_cell(name):
+    cell = get_cell(name)
+    problem = _problem(cell, 6, 5, 3, 16, np.float32, "both")
+    plain = _run(cell, problem[:-1] + (None,))
+    empty = _run(cell, problem[:-1] + ({},))
+    masked = _run(cell, problem)
+    for key in plain:
+        np.testing.assert_array_equal(plain[key], empty[key])
+    assert not np.allclose(plain["out"], masked["out"])
+    # zoneout of 0 everywhere and a mask of ones are the plain cell
+    params, x, states, lengths, d_out, d_finals, _ = problem
+    ones = {"recurrent": np.ones((5, 16), np.float32),
+            "zoneout": tuple(np.zeros((6, 5, 16), np.float32) for _ in cell.state_names)}
+    neutral = _run(cell, (params, x, states, lengths, d_out, d_finals, ones))
+    for key in plain:
+        np.testing.assert_allclose(neutral[key], plain[key], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["recurrent", "zoneout", "both", "expectation"])
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_finite_differences_with_fixed_masks(name, kind):
+    cell = get_cell(name)
+    T, B, I, H = 4, 3, 2, 3
+    params, x, states, _, d_out, d_finals, masks = _problem(cell, T, B, I, H, np.float64,
+                                                            kind, seed=1)
+    lengths = np.array([2, 4, 0], np.int64)
+
+    def objective():
+        out, finals, _ = cell.forward(x, states, params, lengths, 1, masks=masks)
+        return float(np.sum(out * d_out) + sum(np.sum(f * s) for f, s in zip(finals, d_finals)))
+
+    _, _, cache = cell.forward(x, states, params, lengths, 1, masks=masks)
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    dx, d_states = cell.backward(d_out, d_finals, cache, grads, 1)
+    targets = [(dx, x)] + list(zip(d_states, states)) + [(grads[k], params[k]) for k in params]
+    for analytic, array in targets:
+        numeric = conformance.numeric_grad(objective, array)
+        np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_thread_counts_give_identical_results_with_masks(name, dtype):
+    # large enough for kernel_threads to use 2 and 3 threads in every region
+    cell = get_cell(name)
+    problem = _problem(cell, 20, 24, 16, 128, dtype, "both")
+    one = _run(cell, problem, 1)
+    for num_threads in (2, 3):
+        other = _run(cell, problem, num_threads)
+        for key in one:
+            np.testing.assert_array_equal(one[key], other[key], err_msg=f"{key} {num_threads}")
+
+
+# ---- torch: loops of its cells with the same masks, autograd gradients ------------------
+
+def _torch_step(torch, name, x_t, h, c, m, p):
+    """One step of torch's cell arithmetic with the recurrent product reading h * m."""
+    hm = h * m
+    if name.startswith("rnn"):
+        act = torch.tanh if name == "rnn_tanh" else torch.relu
+        return act(x_t @ p["weight_ih"].T + p["bias_ih"] + hm @ p["weight_hh"].T
+                   + p["bias_hh"]), None
+    if name == "lstm":
+        cell = torch.nn.functional
+        h_new, c_new = torch._VF.lstm_cell(x_t, (hm, c), p["weight_ih"], p["weight_hh"],
+                                           p["bias_ih"], p["bias_hh"])
+        return h_new, c_new
+    # GRU: torch.nn.GRUCell's equations, h * m inside the recurrent product only
+    ax = x_t @ p["weight_ih"].T + p["bias_ih"]
+    ah = hm @ p["weight_hh"].T + p["bias_hh"]
+    H = h.shape[1]
+    r = torch.sigmoid(ax[:, :H] + ah[:, :H])
+    z = torch.sigmoid(ax[:, H:2 * H] + ah[:, H:2 * H])
+    n = torch.tanh(ax[:, 2 * H:] + r * ah[:, 2 * H:])
+    return (1 - z) * n + z * h, None
+
+
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_against_torch_cells_with_the_same_masks(name):
+    torch = pytest.importorskip("torch")
+    cell = get_cell(name)
+    T, B, I, H = 6, 4, 3, 5
+    params, x, states, _, d_out, d_finals, masks = _problem(cell, T, B, I, H, np.float64,
+                                                            "both", seed=2)
+    lengths = np.full(B, T, np.int64)
+    got = _run(cell, (params, x, states, lengths, d_out, d_finals, masks))
+    if name == "gru":  # the same equations through torch.nn.GRUCell, masks off
+        gru = torch.nn.GRUCell(I, H).double()
+        with torch.no_grad():
+            for k, v in params.items():
+                getattr(gru, k).copy_(torch.from_numpy(v))
+        h0 = torch.from_numpy(states[0])
+        ones = torch.ones(B, H, dtype=torch.float64)
+        tp = {k: torch.from_numpy(v) for k, v in params.items()}
+        np.testing.assert_allclose(
+            _torch_step(torch, name, torch.from_numpy(x[0]), h0, None, ones, tp)[0].detach(),
+            gru(torch.from_numpy(x[0]), h0).detach(), rtol=1e-12)
+    tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    tx = torch.tensor(x, requires_grad=True)
+    ts = [torch.tensor(s, requires_grad=True) for s in states]
+    m = torch.from_numpy(masks["recurrent"])
+    k = [torch.from_numpy(z) for z in masks["zoneout"]]
+    h, c = ts[0], ts[1] if len(ts) > 1 else None
+    outs = []
+    for t in range(T):
+        h_new, c_new = _torch_step(torch, name, tx[t], h, c, m, tp)
+        h = k[0][t] * h + (1 - k[0][t]) * h_new          # zoneout of h
+        if c is not None:
+            c = k[1][t] * c + (1 - k[1][t]) * c_new      # and of an LSTM's c
+        outs.append(h)
+    out = torch.stack(outs)
+    finals = [h] if c is None else [h, c]
+    loss = (out * torch.from_numpy(d_out)).sum() + sum(
+        (f * torch.from_numpy(d)).sum() for f, d in zip(finals, d_finals))
+    loss.backward()
+    np.testing.assert_allclose(got["out"], out.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got["dx"], tx.grad.numpy(), rtol=1e-9, atol=1e-11)
+    for i, s in enumerate(ts):
+        np.testing.assert_allclose(got[f"d_state{i}"], s.grad.numpy(), rtol=1e-9, atol=1e-11)
+    for key, v in tp.items():
+        np.testing.assert_allclose(got[key], v.grad.numpy(), rtol=1e-9, atol=1e-11,
+                                   err_msg=key)
+
+
+# ---- the layer --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_layer_draws_the_same_masks_for_the_fast_and_the_reference_cell(name):
+    # training, two layers, both directions, lengths: the same seeds give the same masks,
+    # so the fast stack equals the reference stack; evaluation uses zoneout's expectation
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((7, 4, 3))
+    lengths = np.array([7, 3, 0, 5])
+    layers = [Recurrent(cell, 3, 6, num_layers=2, bidirectional=True, dtype=np.float64,
+                        seed=5, recurrent_dropout=0.3, zoneout=0.2, dropout=0.1)
+              for cell in (name, get_reference_cell(name))]
+    d_out = rng.standard_normal((7, 4, 12))
+    results = []
+    for layer in layers:
+        layer.reseed_dropout(11)
+        out, _ = layer(x, lengths=lengths)
+        dx, _ = layer.backward(d_out)
+        layer.eval()
+        out_eval, _ = layer(x, lengths=lengths)
+        results.append((out, dx, layer.grads(), out_eval))
+    (a, da, ga, ea), (b, db, gb, eb) = results
+    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(da, db, rtol=1e-10, atol=1e-12)
+    for key in ga:
+        np.testing.assert_allclose(ga[key], gb[key], rtol=1e-10, atol=1e-12, err_msg=key)
+    np.testing.assert_allclose(ea, eb, rtol=1e-10, atol=1e-12)
+    # evaluation: deterministic, and the reference with the expectation's masks
+    layer = layers[1]
+    again, _ = layer(x, lengths=lengths)
+    np.testing.assert_array_equal(again, eb)
+    plain = Recurrent(get_reference_cell(name), 3, 6, num_layers=2, bidirectional=True,
+                      dtype=np.float64, seed=5)
+    plain.eval()
+    assert not np.allclose(plain(x, lengths=lengths)[0], eb)
+
+
+def test_training_masks_follow_the_seed_and_eval_and_steps_use_none():
+    layer = Recurrent("lstm", 3, 8, seed=0, recurrent_dropout=0.5, zoneout=0.3)
+    x = np.random.default_rng(0).standard_normal((5, 4, 3)).astype(np.float32)
+    layer.reseed_dropout(1)
+    a, _ = layer(x)
+    layer.reseed_dropout(1)
+    b, _ = layer(x)
+    layer.reseed_dropout(2)
+    c, _ = layer(x)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    # need_grad=False and single steps: no recurrent dropout, zoneout's expectation
+    no_grad, _ = layer(x, need_grad=False)
+    layer.eval()
+    evaluated, _ = layer(x)
+    np.testing.assert_array_equal(no_grad, evaluated)
+    state = None
+    for t in range(5):
+        out_t, state = layer.step(x[t], state)
+        np.testing.assert_allclose(out_t, evaluated[t], rtol=1e-5, atol=1e-6)
+
+
+def test_data_parallel_rows_are_cut_from_the_whole_batch():
+    rng = np.random.default_rng(0)
+    whole_m = variational_mask(np.random.default_rng(4), 6, 5, 0.3, np.float32)
+    cut_m = variational_mask(np.random.default_rng(4), 2, 5, 0.3, np.float32, rows=(3, 5, 6))
+    np.testing.assert_array_equal(whole_m[3:5], cut_m)
+    whole_z = zoneout_mask(np.random.default_rng(4), 4, 6, 5, 0.3, np.float32)
+    cut_z = zoneout_mask(np.random.default_rng(4), 4, 2, 5, 0.3, np.float32, rows=(3, 5, 6))
+    np.testing.assert_array_equal(whole_z[:, 3:5], cut_z)
+    assert set(np.unique(whole_z)) == {0.0, 1.0}
+    assert 0.15 < whole_z.mean() < 0.45
+    # a layer's rows of a batch equal those rows of the whole batch's run
+    x = rng.standard_normal((5, 6, 3)).astype(np.float32)
+    layer = Recurrent("gru", 3, 5, seed=0, recurrent_dropout=0.3, zoneout=0.2)
+    layer.reseed_dropout(9)
+    whole, _ = layer(x)
+    layer.reseed_dropout(9, rows=(3, 5, 6))
+    part, _ = layer(np.ascontiguousarray(x[:, 3:5]))
+    np.testing.assert_array_equal(whole[:, 3:5], part)
+
+
+class _PlainCell:
+    """A protocol cell that declares no mask kinds (the reference LSTM's arithmetic)."""
+
+    def __init__(self):
+        self._ref = get_reference_cell("lstm")
+        self.name, self.num_gates = "plain_lstm", 4
+        self.state_names = self._ref.state_names
+        self.param_shapes, self.init_params = self._ref.param_shapes, self._ref.init_params
+
+    def forward(self, x, states, params, lengths, num_threads):
+        return self._ref.forward(x, states, params, lengths, num_threads)
+
+    def backward(self, d_out, d_finals, cache, grads, num_threads):
+        return self._ref.backward(d_out, d_finals, cache, grads, num_threads)
+
+
+@pytest.mark.parametrize("option", ["recurrent_dropout", "zoneout"])
+def test_a_cell_without_mask_kinds_is_refused_naming_it(option):
+    with pytest.raises(ValueError, match=f"^{option}: cell 'plain_lstm' does not support it"):
+        Recurrent(_PlainCell(), 3, 4, **{option: 0.1})
+    layer = Recurrent(_PlainCell(), 3, 4, dropout=0.0)  # without the options it runs
+    layer(np.zeros((2, 1, 3), np.float32))
+
+
+def test_check_masks_names_what_is_wrong():
+    with pytest.raises(ValueError, match="keys from recurrent, zoneout"):
+        check_masks({"dropout": 1}, 1, 2, 3, 4, np.float32)
+    with pytest.raises(ValueError, match=r"masks\['recurrent'\]: expected shape \(3, 4\)"):
+        check_masks({"recurrent": np.ones((4, 3))}, 1, 2, 3, 4, np.float32)
+    with pytest.raises(ValueError, match="expected 2 entries"):
+        check_masks({"zoneout": (np.ones((2, 3, 4)),)}, 2, 2, 3, 4, np.float32)
+    with pytest.raises(ValueError, match=r"expected shape \(2 or 1, 3, 4\)"):
+        check_masks({"zoneout": (np.ones((3, 3, 4)),)}, 1, 2, 3, 4, np.float32)
+    rec, zone = check_masks({"zoneout": (None, np.ones((2, 3, 4)))}, 2, 2, 3, 4, np.float32)
+    assert rec is None and zone[0].shape == (1, 3, 4) and not zone[0].any()
+    assert check_masks({"zoneout": (None,)}, 1, 2, 3, 4, np.float32) == (None, None)
