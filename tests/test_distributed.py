@@ -96,6 +96,7 @@ def test_without_ranks_drops_only_the_ranks_option():
 @pytest.mark.parametrize("task,extra", [
     ("char-lm", ["--dropout", "0.3", "--layers", "2"]),      # per-step outputs, carried
                                                               # state, dropout masks
+    ("char-lm", ["--recurrent-dropout", "0.3", "--zoneout", "0.2"]),  # cell masks
     ("sentiment", ["--hidden", "8", "--steps", "6"]),        # pooled outputs, lengths
     ("forecast", ["--tbptt", "0"]),                          # float features
     ("seq2seq", ["--max-train", "300", "--max-eval", "40"]),  # pair batches, decoding
