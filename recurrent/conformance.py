@@ -25,6 +25,9 @@ Cells, all in float64 unless stated (tiny sizes: every parameter is checked elem
                 initial states unchanged and adds nothing to the parameter gradients
   float32       the float32 forward agrees with float64
   threads       num_threads 1 and 2 agree
+  masks         (cells with mask_kinds, recurrent/masks.py) finite differences with fixed
+                masks of each declared kind, with lengths; a mask of ones and zoneout of
+                zeros equal no masks; infer (if any) equals forward with masks
 Losses: shapes and dtypes, finite differences with and without a mask, masked rows neither
 count nor get gradient, a mask of ones equals no mask, the value is a mean over valid rows,
 extreme outputs give finite values.
@@ -131,21 +134,24 @@ class _CellHarness:
         self.r = rng.normal(size=(T, B, H))  # d L / d out
         self.s = tuple(rng.normal(size=(B, H)) for _ in cell.state_names)  # d L / d finals
 
-    def forward(self, x=None, states=None, params=None, lengths=None, num_threads=1):
+    def forward(self, x=None, states=None, params=None, lengths=None, num_threads=1,
+                masks=None):
         """cell.forward on the harness's arrays unless given; lengths None: every row full
-        (cells always get an int64 (B,) array)."""
+        (cells always get an int64 (B,) array); masks passed only when given."""
         x = self.x if x is None else x
         if lengths is None:
             lengths = np.full(x.shape[1], x.shape[0], dtype=np.int64)
+        extra = {} if masks is None else {"masks": masks}
         return self.cell.forward(x, self.states if states is None else states,
-                                 self.params if params is None else params, lengths, num_threads)
+                                 self.params if params is None else params, lengths,
+                                 num_threads, **extra)
 
-    def objective(self, lengths) -> float:
-        out, finals, _ = self.forward(lengths=lengths)
+    def objective(self, lengths, masks=None) -> float:
+        out, finals, _ = self.forward(lengths=lengths, masks=masks)
         return float(np.sum(out * self.r) + sum(np.sum(f * s) for f, s in zip(finals, self.s)))
 
-    def backward(self, lengths, d_out=None, d_finals=None, grads=None):
-        _, _, cache = self.forward(lengths=lengths)
+    def backward(self, lengths, d_out=None, d_finals=None, grads=None, masks=None):
+        _, _, cache = self.forward(lengths=lengths, masks=masks)
         if grads is None:
             grads = {k: np.zeros(s) for k, s in self.shapes.items()}
         dx, d_states = self.cell.backward(self.r if d_out is None else d_out,
@@ -346,6 +352,55 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
         return (err <= 1e-12 and err32 <= 1e-6,
                 f"max |infer - forward| = {err:.1e} (f64), {err32:.1e} (f32), 1 and 2 threads")
 
+    kinds = [k for k in getattr(cell, "mask_kinds", ()) or () if k in ("recurrent", "zoneout")]
+
+    def some_masks(kind, seed_offset=0):
+        """Fixed masks of one kind: a recurrent-dropout mask of 0 and 2, or zoneout values
+        in (0, 1) (any value is allowed, and the gradient is exact for all of them)."""
+        rng = np.random.default_rng(seed + 100 + seed_offset)
+        if kind == "recurrent":
+            return {"recurrent": 2.0 * (rng.random((B, H)) < 0.5)}
+        return {"zoneout": tuple(rng.uniform(0.1, 0.9, (T, B, H)) for _ in state_names)}
+
+    def mask_gradients():
+        results = []
+        for kind in kinds:
+            masks = some_masks(kind)
+            dx, d_states, grads = h.backward(LENGTHS, masks=masks)
+            targets = [("x", h.x, dx)]
+            targets += [(f"state {n}", s, d) for n, s, d in zip(state_names, h.states, d_states)]
+            targets += [(k, h.params[k], grads[k]) for k in h.shapes]
+            errors = [(name, _rel_err(analytic, numeric_grad(
+                lambda: h.objective(LENGTHS, masks), array)))
+                for name, array, analytic in targets]
+            worst = max(errors, key=lambda e: e[1])
+            results.append((f"masks: gradient ({kind})", worst[1] <= GRAD_TOL,
+                            f"max rel err {worst[1]:.1e} ({worst[0]}), with lengths"))
+        return results
+
+    def mask_neutral():
+        plain_out, plain_finals, _ = h.forward(lengths=LENGTHS)
+        masks = {}
+        if "recurrent" in kinds:
+            masks["recurrent"] = np.ones((B, H))
+        if "zoneout" in kinds:
+            masks["zoneout"] = tuple(np.zeros((T, B, H)) for _ in state_names)
+        out, finals, _ = h.forward(lengths=LENGTHS, masks=masks)
+        changed, _, _ = h.forward(lengths=LENGTHS, masks=some_masks(kinds[0]))
+        err = max(_max_err(out, plain_out), *(_max_err(a, b) for a, b in zip(finals, plain_finals)))
+        moved = _max_err(changed, plain_out)
+        return (err <= 1e-12 and moved > 1e-6,
+                f"ones / zeros vs no masks {err:.1e}; masks change outputs by {moved:.1e}")
+
+    def mask_infer():
+        masks = {}
+        for kind in kinds:
+            masks.update(some_masks(kind, 1))
+        out, finals, _ = h.forward(lengths=LENGTHS, masks=masks)
+        out_i, finals_i = cell.infer(h.x, h.states, h.params, LENGTHS, 1, masks=masks)
+        err = max(_max_err(out, out_i), *(_max_err(a, b) for a, b in zip(finals, finals_i)))
+        return err <= 1e-12, f"max |infer - forward| with masks = {err:.1e}"
+
     runner.run("parameters", parameters)
     runner.run("shapes", shapes)
     runner.run("inputs untouched", inputs_untouched)
@@ -359,6 +414,11 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
     runner.run("threads: 1 and 2 agree", threads)
     if callable(getattr(cell, "infer", None)):  # optional member of recurrent.protocols.Cell
         runner.run("infer equals forward", infer_matches_forward)
+    if kinds:  # optional member mask_kinds: recurrent dropout and zoneout
+        runner.run("masks: gradient", mask_gradients)
+        runner.run("masks: ones and zeros change nothing", mask_neutral)
+        if callable(getattr(cell, "infer", None)):
+            runner.run("masks: infer equals forward", mask_infer)
     return runner.results
 
 

@@ -24,6 +24,8 @@ def test_kit_passes_on_builtin_cells(name, backend):
     names = [r.name for r in results]
     assert "gradient: weight_hh" in names and "lengths: padding invariance" in names
     assert "lengths: a row of length 0" in names
+    assert {"masks: gradient (recurrent)", "masks: gradient (zoneout)",
+            "masks: ones and zeros change nothing"} <= set(names)
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)
@@ -48,6 +50,8 @@ def test_kit_passes_on_example_peephole_cell_and_huber_loss():
 class WrongRecurrentGradient(LSTMCell):
     """weight_hh gradient 1% too large."""
 
+    mask_kinds = ()  # the broken cells below break one thing each: no mask checks
+
     def _step_backward(self, d_new_states, step_cache, params, grads):
         before = grads["weight_hh"].copy()
         result = super()._step_backward(d_new_states, step_cache, params, grads)
@@ -56,12 +60,16 @@ class WrongRecurrentGradient(LSTMCell):
 
 
 class IgnoresLengths(GRUCell):
+    mask_kinds = ()
+
     def forward(self, x, states, params, lengths, num_threads=1):
         full = np.full(x.shape[1], x.shape[0], dtype=np.int64)
         return super().forward(x, states, params, full, num_threads)
 
 
 class OverwritesGrads(LSTMCell):
+    mask_kinds = ()
+
     def backward(self, d_out, d_final_states, cache, grads, num_threads=1):
         fresh = {k: np.zeros_like(v) for k, v in grads.items()}
         result = super().backward(d_out, d_final_states, cache, fresh, num_threads)
@@ -71,8 +79,24 @@ class OverwritesGrads(LSTMCell):
 
 
 class ExplodingForward(GRUCell):
+    mask_kinds = ()
+
     def forward(self, x, states, params, lengths, num_threads=1):
         raise RuntimeError("kernel not built")
+
+
+class MaskBlindBackward(GRUCell):
+    """Applies the recurrent-dropout mask forward, forgets it in backward's dh."""
+
+    def _step_backward(self, d_new_states, step_cache, params, grads):
+        x_t, h, hm, m, *rest = step_cache
+        return super()._step_backward(d_new_states, (x_t, h, hm, None, *rest), params, grads)
+
+
+def test_kit_catches_a_mask_forgotten_in_backward():
+    failed = failures(conformance.check_cell(MaskBlindBackward()))
+    assert set(failed) == {"masks: gradient (recurrent)"}
+    assert "rel err" in failed["masks: gradient (recurrent)"]
 
 
 def test_kit_catches_a_wrong_gradient():

@@ -7,8 +7,11 @@ Legend: T time, B batch, I input, H hidden.
 """
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
-from recurrent import conformance
+import recurrent
+from recurrent import conformance, plugins
+from recurrent.cli import cli
 from recurrent.layers import Recurrent
 from recurrent.masks import check_masks, variational_mask, zoneout_mask
 from recurrent.plugins import get_cell
@@ -314,3 +317,36 @@ def test_check_masks_names_what_is_wrong():
     rec, zone = check_masks({"zoneout": (None, np.ones((2, 3, 4)))}, 2, 2, 3, 4, np.float32)
     assert rec is None and zone[0].shape == (1, 3, 4) and not zone[0].any()
     assert check_masks({"zoneout": (None,)}, 1, 2, 3, 4, np.float32) == (None, None)
+
+
+# ---- the command line -------------------------------------------------------------------
+
+class _PlainCellPlugin:
+    @recurrent.hookimpl
+    def register_cells(self, register):
+        register(_PlainCell())
+
+
+def _invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_cli_refuses_the_options_for_a_cell_without_them_in_one_line(tmp_path):
+    plugins.register_plugin(_PlainCellPlugin(), "plain-test")
+    try:
+        result = _invoke("train", "char-lm", "--cell", "plain_lstm", "--zoneout", "0.1",
+                         "--steps", 1, "--out", tmp_path / "run")
+    finally:
+        plugins.unregister_plugin("plain-test")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: zoneout: cell 'plain_lstm' does not support it (its mask_kinds do not list "
+        "'zoneout')"]
+    assert not (tmp_path / "run").exists()
+    result = _invoke("train", "seq2seq", "--attention", "additive", "--recurrent-dropout", "0.2",
+                     "--steps", 1, "--out", tmp_path / "s2s")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: recurrent_dropout, zoneout: the decoder with "
+                                    "additive attention")
+    bad = _invoke("train", "char-lm", "--zoneout", "1.0", "--steps", 1)
+    assert bad.exit_code == 2 and "Invalid value for '--zoneout'" in bad.stderr

@@ -326,3 +326,31 @@ cdef inline floating* masked_history(const floating* h0, const floating* out,
         for j in range(n):
             buf[t * n + j] = out[(t - 1) * n + j] * m[j]
     return buf
+
+
+cdef inline const floating* data_of(object a, const floating* like) except? NULL:
+    """The data of a C-contiguous array of the kernel's dtype (the cell checked it), NULL
+    for None. The caller's reference keeps the array alive for the call; ``like`` only
+    picks the dtype."""
+    cdef const floating[::1] flat
+    if a is None:
+        return NULL
+    flat = a.reshape(-1)
+    return &flat[0]
+
+
+cdef inline Py_ssize_t zoneout_step(object k, Py_ssize_t B, int H):
+    """kstep of a zoneout array (T or 1, B, H) or None: B * H with a value per step."""
+    return 0 if k is None or k.shape[0] == 1 else B * H
+
+
+cdef inline floating* mask_scratch(const floating* m, Py_ssize_t B, int H) except? NULL:
+    """(B, H) work space for the masked h_{t-1} (the caller frees it) when m is not NULL,
+    else NULL."""
+    cdef floating* p
+    if m == NULL:
+        return NULL
+    p = <floating*> rc_malloc64(B * H * sizeof(floating))
+    if p == NULL:
+        raise MemoryError()
+    return p

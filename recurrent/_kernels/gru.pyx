@@ -36,10 +36,10 @@ from libc.string cimport memset
 from ._activations cimport sigmoid, tanh_
 from ._gates cimport rc_gru_backward_f32, rc_gru_backward_zone_f32, rc_gru_forward_f32
 from ._recmat cimport rc_malloc64, recmat
-from ._rows cimport (InputParts, add_masked, copy_empty_rows, infer_chunk,
-                     input_and_weight_grads, kernel_threads, masked_history, masked_rows,
-                     packed_copy, project_inputs, project_packed, split, state_before,
-                     zone_at, zone_rows)
+from ._rows cimport (InputParts, add_masked, copy_empty_rows, data_of, infer_chunk,
+                     input_and_weight_grads, kernel_threads, mask_scratch, masked_history,
+                     masked_rows, packed_copy, project_inputs, project_packed, split,
+                     state_before, zone_at, zone_rows, zoneout_step)
 
 
 cdef inline void _cell_forward(floating* a, const floating* ah, const floating* b_hn,
@@ -221,22 +221,10 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, :, ::1] c
     cdef const floating* h0_p = &h0[0, 0]
     cdef const floating* b_hn_p = &b_hn[0]
     cdef const int64_t* len_p = &lengths[0]
-    cdef const floating[:, ::1] m_view
-    cdef const floating[:, :, ::1] k_view
-    cdef const floating* m_p = NULL
-    cdef const floating* k_p = NULL
-    cdef floating* scratch = NULL
-    cdef Py_ssize_t kstep = 0
-    if rec_mask is not None:
-        m_view = rec_mask
-        m_p = &m_view[0, 0]
-        scratch = <floating*> rc_malloc64(B * H * sizeof(floating))
-        if scratch == NULL:
-            raise MemoryError()
-    if zoneout is not None:
-        k_view = zoneout
-        k_p = &k_view[0, 0, 0]
-        kstep = B * H if k_view.shape[0] > 1 else 0
+    cdef const floating* m_p = data_of(rec_mask, &x[0, 0, 0])
+    cdef const floating* k_p = data_of(zoneout, &x[0, 0, 0])
+    cdef Py_ssize_t kstep = zoneout_step(zoneout, B, H)
+    cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
     cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, G, 1, H)  # W_hh^T (H, G)
     if w_hh_t == NULL:
         free(scratch)
@@ -280,22 +268,10 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] work,
     cdef const floating* x_p = &x[0, 0, 0]
     cdef const floating* b_hn_p = &b_hn[0]
     cdef const int64_t* len_p = &lengths[0]
-    cdef const floating[:, ::1] m_view
-    cdef const floating[:, :, ::1] k_view
-    cdef const floating* m_p = NULL
-    cdef const floating* k_p = NULL
-    cdef floating* hm = NULL
-    cdef Py_ssize_t kstep = 0
-    if rec_mask is not None:
-        m_view = rec_mask
-        m_p = &m_view[0, 0]
-        hm = <floating*> rc_malloc64(B * H * sizeof(floating))
-        if hm == NULL:
-            raise MemoryError()
-    if zoneout is not None:
-        k_view = zoneout
-        k_p = &k_view[0, 0, 0]
-        kstep = B * H if k_view.shape[0] > 1 else 0
+    cdef const floating* m_p = data_of(rec_mask, &x[0, 0, 0])
+    cdef const floating* k_p = data_of(zoneout, &x[0, 0, 0])
+    cdef Py_ssize_t kstep = zoneout_step(zoneout, B, H)
+    cdef floating* hm = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
     cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, G, 1, H)  # W_hh^T (H, G)
     cdef floating* w_ih_t = packed_copy(&w_ih[0, 0], I, G, 1, I)  # W_ih^T (I, G)
     cdef floating* scratch = <floating*> rc_malloc64(chunk * B * C * sizeof(floating))
@@ -347,22 +323,10 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
     cdef const floating* h0_p = &h0[0, 0]
     cdef const floating* out_p = &out[0, 0, 0]
     cdef const int64_t* len_p = &lengths[0]
-    cdef const floating[:, ::1] m_view
-    cdef const floating[:, :, ::1] k_view
-    cdef const floating* m_p = NULL
-    cdef const floating* k_p = NULL
-    cdef floating* scratch = NULL
-    cdef Py_ssize_t kstep = 0
-    if rec_mask is not None:
-        m_view = rec_mask
-        m_p = &m_view[0, 0]
-        scratch = <floating*> rc_malloc64(B * H * sizeof(floating))
-        if scratch == NULL:
-            raise MemoryError()
-    if zoneout is not None:
-        k_view = zoneout
-        k_p = &k_view[0, 0, 0]
-        kstep = B * H if k_view.shape[0] > 1 else 0
+    cdef const floating* m_p = data_of(rec_mask, &x[0, 0, 0])
+    cdef const floating* k_p = data_of(zoneout, &x[0, 0, 0])
+    cdef Py_ssize_t kstep = zoneout_step(zoneout, B, H)
+    cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
     cdef floating* hist = NULL if m_p == NULL else masked_history(h0_p, out_p, m_p, T, B, H)
     cdef floating* w_hh_packed = packed_copy(&w_hh[0, 0], G, H, H, 1)  # W_hh (G, H) as is
     if w_hh_packed == NULL or (m_p != NULL and hist == NULL):

@@ -46,9 +46,10 @@ from ._gates cimport (rc_lstm_backward_f32, rc_lstm_backward_zone_f32, rc_lstm_g
                       rc_lstm_pack_f32, rc_lstm_packed_len, rc_lstm_step_hoisted_f32,
                       rc_lstm_step_in_tile_f32)
 from ._recmat cimport rc_malloc64, recmat
-from ._rows cimport (add_masked, copy_empty_rows, infer_chunk, input_and_weight_grads,
-                     kernel_threads, masked_history, masked_rows, packed_copy, project_inputs,
-                     project_packed, split, state_before, whole_input_part, zone_at)
+from ._rows cimport (add_masked, copy_empty_rows, data_of, infer_chunk,
+                     input_and_weight_grads, kernel_threads, mask_scratch, masked_history,
+                     masked_rows, packed_copy, project_inputs, project_packed, split,
+                     state_before, whole_input_part, zone_at, zoneout_step)
 
 
 cdef inline void _cell_forward(double* a, const double* c_prev, double* c, double* h,
@@ -391,25 +392,12 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
     cdef const floating* h0_p = &h0[0, 0]
     cdef const floating* c0_p = &c0[0, 0]
     cdef const int64_t* len_p = &lengths[0]
-    cdef const floating[:, ::1] m_view
-    cdef const floating[:, :, ::1] kh_view
-    cdef const floating[:, :, ::1] kc_view
-    cdef const floating* m_p = NULL
-    cdef const floating* kh_p = NULL
-    cdef const floating* kc_p = NULL
-    cdef floating* scratch = NULL   # (B, H) masked h_{t-1}
-    cdef Py_ssize_t kstep = 0
-    if rec_mask is not None:
-        m_view = rec_mask
-        m_p = &m_view[0, 0]
-        scratch = <floating*> rc_malloc64(B * H * sizeof(floating))
-        if scratch == NULL:
-            raise MemoryError()
-    if zoneout is not None:
-        kh_view, kc_view = zoneout
-        kh_p = &kh_view[0, 0, 0]
-        kc_p = &kc_view[0, 0, 0]
-        kstep = B * H if kh_view.shape[0] > 1 else 0
+    kh, kc = (None, None) if zoneout is None else zoneout
+    cdef const floating* m_p = data_of(rec_mask, &x[0, 0, 0])
+    cdef const floating* kh_p = data_of(kh, &x[0, 0, 0])
+    cdef const floating* kc_p = data_of(kc, &x[0, 0, 0])
+    cdef Py_ssize_t kstep = zoneout_step(kh, B, H)
+    cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
     cdef bint in_tile = _input_in_tile(out_p, B)
     cdef floating* w_hh_t = _packed_w_hh_t(&w_hh[0, 0], H)
     cdef floating* w_ih_t = _packed_w_ih_in_tile(&w_ih[0, 0], H, I) if in_tile else NULL
@@ -464,25 +452,12 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
     cdef floating* w_hh_t = _packed_w_hh_t(&w_hh[0, 0], H)
     cdef floating* w_ih_t   # in tile: packed for lstmstep.h; hoisted: W_ih^T (I, G) for recmat
     cdef floating* pre = NULL   # hoisted: (chunk, B, G) scratch
-    cdef const floating[:, ::1] m_view
-    cdef const floating[:, :, ::1] kh_view
-    cdef const floating[:, :, ::1] kc_view
-    cdef const floating* m_p = NULL
-    cdef const floating* kh_p = NULL
-    cdef const floating* kc_p = NULL
-    cdef floating* scratch = NULL   # (B, H) masked h_{t-1}
-    cdef Py_ssize_t kstep = 0
-    if rec_mask is not None:
-        m_view = rec_mask
-        m_p = &m_view[0, 0]
-        scratch = <floating*> rc_malloc64(B * H * sizeof(floating))
-        if scratch == NULL:
-            raise MemoryError()
-    if zoneout is not None:
-        kh_view, kc_view = zoneout
-        kh_p = &kh_view[0, 0, 0]
-        kc_p = &kc_view[0, 0, 0]
-        kstep = B * H if kh_view.shape[0] > 1 else 0
+    kh, kc = (None, None) if zoneout is None else zoneout
+    cdef const floating* m_p = data_of(rec_mask, &x[0, 0, 0])
+    cdef const floating* kh_p = data_of(kh, &x[0, 0, 0])
+    cdef const floating* kc_p = data_of(kc, &x[0, 0, 0])
+    cdef Py_ssize_t kstep = zoneout_step(kh, B, H)
+    cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
     cdef floating* c_run = <floating*> rc_malloc64(B * H * sizeof(floating))  # (B, H)
     if in_tile:
         w_ih_t = _packed_w_ih_in_tile(&w_ih[0, 0], H, I)
@@ -544,25 +519,12 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
     cdef const floating* c0_p = &c0[0, 0]
     cdef const floating* cells_p = &cells[0, 0, 0]
     cdef const int64_t* len_p = &lengths[0]
-    cdef const floating[:, ::1] m_view
-    cdef const floating[:, :, ::1] kh_view
-    cdef const floating[:, :, ::1] kc_view
-    cdef const floating* m_p = NULL
-    cdef const floating* kh_p = NULL
-    cdef const floating* kc_p = NULL
-    cdef floating* scratch = NULL   # (B, H) masked h_{t-1}
-    cdef Py_ssize_t kstep = 0
-    if rec_mask is not None:
-        m_view = rec_mask
-        m_p = &m_view[0, 0]
-        scratch = <floating*> rc_malloc64(B * H * sizeof(floating))
-        if scratch == NULL:
-            raise MemoryError()
-    if zoneout is not None:
-        kh_view, kc_view = zoneout
-        kh_p = &kh_view[0, 0, 0]
-        kc_p = &kc_view[0, 0, 0]
-        kstep = B * H if kh_view.shape[0] > 1 else 0
+    kh, kc = (None, None) if zoneout is None else zoneout
+    cdef const floating* m_p = data_of(rec_mask, &x[0, 0, 0])
+    cdef const floating* kh_p = data_of(kh, &x[0, 0, 0])
+    cdef const floating* kc_p = data_of(kc, &x[0, 0, 0])
+    cdef Py_ssize_t kstep = zoneout_step(kh, B, H)
+    cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
     cdef floating* hist = NULL if m_p == NULL else masked_history(&h0[0, 0], &out[0, 0, 0],
                                                                   m_p, T, B, H)
     cdef floating* w_hh_packed = packed_copy(&w_hh[0, 0], G, H, H, 1)  # W_hh (G, H) as is

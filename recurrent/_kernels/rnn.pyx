@@ -27,9 +27,10 @@ from libc.string cimport memcpy, memset
 from ._activations cimport relu, tanh_
 from ._gates cimport rc_tanh_inplace_f32
 from ._recmat cimport rc_malloc64, recmat
-from ._rows cimport (add_masked, copy_empty_rows, input_and_weight_grads, kernel_threads,
-                     masked_history, masked_rows, packed_copy, project_inputs, split,
-                     state_before, whole_input_part, zone_at, zone_rows)
+from ._rows cimport (add_masked, copy_empty_rows, data_of, input_and_weight_grads,
+                     kernel_threads, mask_scratch, masked_history, masked_rows, packed_copy,
+                     project_inputs, split, state_before, whole_input_part, zone_at,
+                     zone_rows, zoneout_step)
 
 
 cdef void _forward_rows(floating* out, floating* h_n, const floating* h0,
@@ -151,29 +152,13 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n,
     cdef floating* h_n_p = &h_n[0, 0]
     cdef const floating* h0_p = &h0[0, 0]
     cdef const int64_t* len_p = &lengths[0]
-    cdef const floating[:, ::1] m_view
-    cdef const floating[:, :, ::1] k_view
-    cdef floating[:, :, ::1] cand_view
-    cdef const floating* m_p = NULL
-    cdef const floating* k_p = NULL
-    cdef floating* cand_p = NULL
-    cdef floating* scratch = NULL
-    cdef Py_ssize_t kstep = 0
-    if rec_mask is not None:
-        m_view = rec_mask
-        m_p = &m_view[0, 0]
-    if zoneout is not None:
-        k_view = zoneout
-        k_p = &k_view[0, 0, 0]
-        kstep = B * H if k_view.shape[0] > 1 else 0
-    if cand is not None:
-        cand_view = cand
-        cand_p = &cand_view[0, 0, 0]
+    cdef const floating* m_p = data_of(rec_mask, &x[0, 0, 0])
+    cdef const floating* k_p = data_of(zoneout, &x[0, 0, 0])
+    cdef floating* cand_p = <floating*> data_of(cand, &x[0, 0, 0])   # written
+    cdef Py_ssize_t kstep = zoneout_step(zoneout, B, H)
+    cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
     cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, H, 1, H)  # W_hh^T (H, H)
-    if m_p != NULL:
-        scratch = <floating*> rc_malloc64(B * H * sizeof(floating))
-    if w_hh_t == NULL or (m_p != NULL and scratch == NULL):
-        free(w_hh_t)
+    if w_hh_t == NULL:
         free(scratch)
         raise MemoryError()
     with nogil:
@@ -213,29 +198,16 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
     cdef const floating* d_out_p = &d_out[0, 0, 0]
     cdef const floating* out_p = &out[0, 0, 0]
     cdef const int64_t* len_p = &lengths[0]
-    cdef const floating[:, ::1] m_view
-    cdef const floating[:, :, ::1] k_view
-    cdef const floating[:, :, ::1] cand_view
-    cdef const floating* m_p = NULL
-    cdef const floating* k_p = NULL
-    cdef const floating* cand_p = NULL
-    cdef floating* scratch = NULL
-    cdef floating* hist = NULL     # masked h_{t-1} (T, B, H) for dW_hh
-    cdef Py_ssize_t kstep = 0
-    if rec_mask is not None:
-        m_view = rec_mask
-        m_p = &m_view[0, 0]
-    if zoneout is not None:
-        k_view = zoneout
-        k_p = &k_view[0, 0, 0]
-        kstep = B * H if k_view.shape[0] > 1 else 0
-        cand_view = cand
-        cand_p = &cand_view[0, 0, 0]
+    cdef const floating* m_p = data_of(rec_mask, &x[0, 0, 0])
+    cdef const floating* k_p = data_of(zoneout, &x[0, 0, 0])
+    cdef const floating* cand_p = data_of(cand, &x[0, 0, 0])
+    cdef Py_ssize_t kstep = zoneout_step(zoneout, B, H)
+    cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1} products
+    # masked h_{t-1} (T, B, H) for dW_hh
+    cdef floating* hist = NULL if m_p == NULL else masked_history(&h0[0, 0], out_p, m_p, T,
+                                                                  B, H)
     cdef floating* w_hh_packed = packed_copy(&w_hh[0, 0], H, H, H, 1)  # W_hh (H, H) as is
-    if m_p != NULL:
-        scratch = <floating*> rc_malloc64(B * H * sizeof(floating))
-        hist = masked_history(&h0[0, 0], out_p, m_p, T, B, H)
-    if w_hh_packed == NULL or (m_p != NULL and (scratch == NULL or hist == NULL)):
+    if w_hh_packed == NULL or (m_p != NULL and hist == NULL):
         free(w_hh_packed)
         free(scratch)
         free(hist)
