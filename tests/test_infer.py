@@ -121,6 +121,8 @@ def test_model_runner_forward_keeps_nothing_for_backward():
 class InferOffByOnePercent:
     """A cell whose infer() disagrees with its forward(): the kit must notice."""
 
+    mask_kinds = ()  # no masks: only infer is broken
+
     def __init__(self):
         self._cell = get_cell("lstm")
         self.name, self.num_gates = "bad_infer", 4
