@@ -350,3 +350,19 @@ def test_cli_refuses_the_options_for_a_cell_without_them_in_one_line(tmp_path):
                                     "additive attention")
     bad = _invoke("train", "char-lm", "--zoneout", "1.0", "--steps", 1)
     assert bad.exit_code == 2 and "Invalid value for '--zoneout'" in bad.stderr
+
+
+def test_export_refuses_a_zoneout_run_where_the_format_cannot_express_it(tmp_path):
+    run = tmp_path / "run"
+    trained = _invoke("train", "char-lm", "--zoneout", "0.1", "--hidden", 8, "--steps", 2,
+                      "--seq-len", 8, "--batch-size", 2, "--threads", 1, "--quiet",
+                      "--no-plot", "--out", run)
+    assert trained.exit_code == 0, trained.stderr
+    for fmt in ("torch", "onnx"):
+        result = _invoke("export", run, "--format", fmt, "--out", tmp_path / f"m.{fmt}")
+        assert result.exit_code == 1
+        assert result.stderr.startswith(f"Error: --format {fmt}: the run was trained with "
+                                        f"--zoneout")
+        assert len(result.stderr.strip().splitlines()) == 1
+    kept = _invoke("export", run, "--format", "safetensors", "--out", tmp_path / "m.st")
+    assert kept.exit_code == 0, kept.stderr

@@ -52,6 +52,12 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
     if isinstance(model, Seq2SeqModel):
         raise UserError(f"{run_path} is an encoder-decoder ({info['task']}): export covers "
                         f"SequenceModel runs only; its weights are in the run's .npz files")
+    if fmt in ("onnx", "torch") and model.rnn.zoneout > 0:
+        target = "ONNX's" if fmt == "onnx" else "torch.nn's"
+        raise UserError(f"--format {fmt}: the run was trained with --zoneout, which its "
+                        f"evaluation keeps (each state mixes in its previous value) and "
+                        f"{target} recurrent modules cannot express; --format safetensors "
+                        f"keeps the weights")
     if fmt == "onnx":
         return out, _export_onnx(model, info, out, state_inputs)
     if fmt == "torch":
