@@ -13,7 +13,8 @@ Cells, all in float64 unless stated (tiny sizes: every parameter is checked elem
                 weight_ih (G, I) when present, init fills finite values, seeded = repeatable
   shapes        out (T, B, H), one (B, H) final state per state name, dtype kept (f32, f64)
   inputs        forward/backward never modify x, states or params
-  step          a loop of step() equals the sequence forward
+  step          a loop of one-step forward calls (how layers step a cell) equals the
+                sequence forward, with lengths, and with masks for cells that take them
   gradient      analytic backward vs central finite differences of
                 L = sum(out * R) + sum_k sum(final_k * S_k), for x, every initial state and
                 every parameter kind, with and without lengths
@@ -220,6 +221,35 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
         changed += [k for k in h.params if not np.array_equal(before[2][k], h.params[k])]
         return not changed, f"modified: {', '.join(changed)}" if changed else "unchanged"
 
+    def step_loop():
+        """Each step is forward on a one-step sequence, the row's length there 1 or 0, the
+        recurrent-dropout mask the same at every step, zoneout's values those of step t."""
+        cases = [("lengths", None)]
+        if kinds:
+            masks = {}
+            for kind in kinds:
+                masks.update(some_masks(kind, 2))
+            cases.append(("lengths, masks", masks))
+        errors = []
+        for case, masks in cases:
+            out, finals, _ = h.forward(lengths=LENGTHS, masks=masks)
+            states = h.states
+            err = 0.0
+            for t in range(T):
+                step_masks = None
+                if masks is not None:
+                    step_masks = {k: v for k, v in masks.items() if k == "recurrent"}
+                    if "zoneout" in masks:
+                        step_masks["zoneout"] = tuple(z[t:t + 1] for z in masks["zoneout"])
+                out_t, states, _ = h.forward(x=h.x[t:t + 1], states=states,
+                                             lengths=(t < LENGTHS).astype(np.int64),
+                                             masks=step_masks)
+                err = max(err, _max_err(out_t[0], out[t]))
+            err = max(err, *(_max_err(a, b) for a, b in zip(states, finals)))
+            errors.append((case, err))
+        return (all(e <= 1e-10 for _, e in errors),
+                "max |loop - sequence| " + ", ".join(f"{e:.1e} ({c})" for c, e in errors))
+
     def gradients():
         results = []
         targets = [("x", lambda: h.x, lambda dx, ds, g: dx)]
@@ -404,6 +434,7 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
     runner.run("parameters", parameters)
     runner.run("shapes", shapes)
     runner.run("inputs untouched", inputs_untouched)
+    runner.run("step: a loop of one-step calls equals the sequence", step_loop)
     runner.run("gradient", gradients)
     runner.run("gradients accumulate", accumulate)
     runner.run("lengths: zero outputs past length", zero_past_length)

@@ -24,6 +24,7 @@ def test_kit_passes_on_builtin_cells(name, backend):
     names = [r.name for r in results]
     assert "gradient: weight_hh" in names and "lengths: padding invariance" in names
     assert "lengths: a row of length 0" in names
+    assert "step: a loop of one-step calls equals the sequence" in names
     assert {"masks: gradient (recurrent)", "masks: gradient (zoneout)",
             "masks: ones and zeros change nothing"} <= set(names)
 
@@ -91,6 +92,23 @@ class MaskBlindBackward(GRUCell):
     def _step_backward(self, d_new_states, step_cache, params, grads):
         x_t, h, hm, m, *rest = step_cache
         return super()._step_backward(d_new_states, (x_t, h, hm, None, *rest), params, grads)
+
+
+class FirstStepZoneout(LSTMCell):
+    """Applies zoneout's values of the first step at every step: consistent in forward and
+    backward, so only the loop of one-step calls tells."""
+
+    def forward(self, x, states, params, lengths, num_threads=1, masks=None):
+        if masks and masks.get("zoneout") is not None:
+            masks = {**masks, "zoneout": tuple(None if k is None else k[:1]
+                                               for k in masks["zoneout"])}
+        return super().forward(x, states, params, lengths, num_threads, masks=masks)
+
+
+def test_kit_catches_zoneout_read_at_the_wrong_step():
+    failed = failures(conformance.check_cell(FirstStepZoneout()))
+    assert set(failed) == {"step: a loop of one-step calls equals the sequence"}
+    assert "(lengths, masks)" in failed["step: a loop of one-step calls equals the sequence"]
 
 
 def test_kit_catches_a_mask_forgotten_in_backward():

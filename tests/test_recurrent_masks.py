@@ -5,6 +5,8 @@ cells that do not take them.
 
 Legend: T time, B batch, I input, H hidden.
 """
+import json
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -239,8 +241,9 @@ def test_layer_draws_the_same_masks_for_the_fast_and_the_reference_cell(name):
     assert not np.allclose(plain(x, lengths=lengths)[0], eb)
 
 
-def test_training_masks_follow_the_seed_and_eval_and_steps_use_none():
-    layer = Recurrent("lstm", 3, 8, seed=0, recurrent_dropout=0.5, zoneout=0.3)
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_training_masks_follow_the_seed_and_eval_and_steps_use_none(name):
+    layer = Recurrent(name, 3, 8, seed=0, recurrent_dropout=0.5, zoneout=0.3)
     x = np.random.default_rng(0).standard_normal((5, 4, 3)).astype(np.float32)
     layer.reseed_dropout(1)
     a, _ = layer(x)
@@ -350,6 +353,58 @@ def test_cli_refuses_the_options_for_a_cell_without_them_in_one_line(tmp_path):
                                     "additive attention")
     bad = _invoke("train", "char-lm", "--zoneout", "1.0", "--steps", 1)
     assert bad.exit_code == 2 and "Invalid value for '--zoneout'" in bad.stderr
+
+
+# a small, quick char-lm run
+TINY = ("--hidden", 8, "--seq-len", 8, "--batch-size", 2, "--threads", 1, "--quiet",
+        "--no-plot")
+
+
+def _one_line_error(result, fragment, code=1):
+    assert result.exit_code == code, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0], lines
+
+
+def test_cli_options_are_checked_in_one_line_and_kept_on_resume(tmp_path):
+    for option in ("--recurrent-dropout", "--zoneout"):
+        for value in ("1", "-0.1", "x"):
+            _one_line_error(_invoke("train", "char-lm", option, value, "--steps", 1,
+                                    "--out", tmp_path / "bad"),
+                            f"Invalid value for '{option}'", code=2)
+        _one_line_error(_invoke("train", "char-lm", option, "nan", "--steps", 1,
+                                "--out", tmp_path / "bad"),
+                        f"{option} must be a finite number, got nan")
+    assert not (tmp_path / "bad").exists()
+    run = tmp_path / "run"
+    trained = _invoke("train", "char-lm", "--recurrent-dropout", 0.2, "--zoneout", 0.1,
+                      "--steps", 2, *TINY, "--out", run)
+    assert trained.exit_code == 0, trained.stderr
+    for option, value in (("--zoneout", 0.2), ("--recurrent-dropout", 0)):
+        _one_line_error(_invoke("train", "char-lm", "--resume", run, option, value),
+                        f"{option} cannot change when resuming")
+    resumed = _invoke("train", "char-lm", "--resume", run, "--zoneout", 0.1, "--steps", 3,
+                      *TINY)
+    assert resumed.exit_code == 0, resumed.stderr
+
+
+def test_a_run_saved_before_the_options_reads_as_without_them(tmp_path):
+    run = tmp_path / "run"
+    trained = _invoke("train", "char-lm", "--steps", 2, *TINY, "--out", run)
+    assert trained.exit_code == 0, trained.stderr
+    before = _invoke("eval", run, "--json")
+    assert before.exit_code == 0, before.stderr
+    path = run / "config.json"
+    saved = json.loads(path.read_text())
+    assert saved["config"]["recurrent_dropout"] == 0 and saved["config"]["zoneout"] == 0
+    for key in ("recurrent_dropout", "zoneout"):
+        del saved["config"][key]
+    path.write_text(json.dumps(saved))
+    after = _invoke("eval", run, "--json")
+    assert after.exit_code == 0, after.stderr
+    assert json.loads(after.stdout) == json.loads(before.stdout)
+    resumed = _invoke("train", "char-lm", "--resume", run, "--steps", 3, *TINY)
+    assert resumed.exit_code == 0, resumed.stderr
 
 
 def test_export_refuses_a_zoneout_run_where_the_format_cannot_express_it(tmp_path):
