@@ -10,7 +10,9 @@ block median), so load that drifts over seconds moves both sides of a round alik
     python benchmarks/bench_regularizers.py --threads 1
     python benchmarks/bench_regularizers.py --cell lstm --config 100,32,64,128 --rounds 9
 
-Prints one line per cell, size and variant: plain ms, variant ms, ratio [IQR over rounds].
+Prints a markdown table, one row per cell, size (T, B, I, H) and variant: the plain and the
+variant's median ms per training step, and the ratio [IQR over rounds]; --json prints one
+JSON object per row instead.
 """
 from __future__ import annotations
 
@@ -64,6 +66,12 @@ def main(argv=None):
     variants = {"recurrent-dropout": (args.recurrent_dropout, 0.0),
                 "zoneout": (0.0, args.zoneout),
                 "both": (args.recurrent_dropout, args.zoneout)}
+    if not args.json:
+        print(f"float32, {args.threads} thread(s), recurrent dropout "
+              f"{args.recurrent_dropout}, zoneout {args.zoneout}; ratio = median over "
+              f"{args.rounds} interleaved rounds of variant / plain\n")
+        print("| cell | T, B, I, H | variant | plain ms | variant ms | ratio [IQR] |")
+        print("|---|---|---|---|---|---|", flush=True)
     for name in args.cell.split(","):
         for size in configs:
             problem = Problem(name, *size)
@@ -84,10 +92,9 @@ def main(argv=None):
                 if args.json:
                     print(json.dumps(row), flush=True)
                 else:
-                    print(f"{name:9s} {str(size):22s} {variant:18s} plain "
-                          f"{row['plain_ms']:8.2f} ms  variant {row['variant_ms']:8.2f} ms  "
-                          f"ratio {row['ratio']:.3f} [IQR {row['ratio_iqr']:.3f}]",
-                          flush=True)
+                    print(f"| {name} | {', '.join(map(str, size))} | {variant} | "
+                          f"{row['plain_ms']:.2f} | {row['variant_ms']:.2f} | "
+                          f"{row['ratio']:.3f} [{row['ratio_iqr']:.3f}] |", flush=True)
 
 
 if __name__ == "__main__":
