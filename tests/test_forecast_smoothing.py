@@ -130,3 +130,8 @@ def test_esrnn_bad_input_is_one_line(tmp_path):
     assert not (tmp_path / "a").exists()
     one_line_error(invoke("train", "forecast", "--data", path, "--out", tmp_path / "b",
                           "--model", "es-rnn", *SMALL), "--model")
+    short = write_csv(tmp_path / "short.csv", ["date", "value"], quarterly_rows(n=12))
+    one_line_error(invoke("train", "forecast", "--data", short, "--out", tmp_path / "c",
+                          "--window", 2, "--model", "esrnn", *SMALL),
+                   "--model esrnn", "too few rows", "--model rnn")
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()

@@ -276,9 +276,9 @@ class ForecastTask:
             return "hybrid"
         if asked == "esrnn":
             if not has_es:
-                raise UserError("--model esrnn: too few training rows to learn the "
-                                f"smoothing (fewer than {smoothing.MIN_ROWS} and a horizon); "
-                                "use --model rnn")
+                raise UserError("--model esrnn: the training split has too few rows to "
+                                f"learn the smoothing (it needs {smoothing.MIN_ROWS} and "
+                                "the horizon + 2); use --model rnn")
             return "esrnn"
         if asked == "rnn":
             return "rnn"
