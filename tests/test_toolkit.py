@@ -24,10 +24,13 @@ from cython cimport floating
 from libc.stdint cimport int64_t, uintptr_t
 from libc.stdlib cimport free
 
-from recurrent_toolkit cimport (API_VERSION, copy_empty_rows, input_and_weight_grads,
-                                kernel_threads, matmul_packed, pack_weights,
-                                pack_weights_t, project_inputs, rc_cpu_level, rc_malloc64,
-                                sigmoid, split, state_before, tanh_, whole_input_part)
+from recurrent_toolkit cimport (API_VERSION, InputParts, MIN_PARALLEL_FLOPS,
+                                add_hidden_grads, add_input_grads, copy_empty_rows, gemm,
+                                input_and_weight_grads, kernel_threads, matmul_packed,
+                                pack, pack_weights, pack_weights_t, packed_copy, packed_len,
+                                project_inputs, project_packed, rc_cpu_level, rc_expf,
+                                rc_malloc64, rc_sigmoidf, rc_tanhf, recmat, relu, sigmoid,
+                                split, state_before, tanh_, whole_input_part)
 
 cdef extern from *:
     """
@@ -52,6 +55,66 @@ def cpu_level():
 
 def scaled_tanh(float[::1] x, float s):
     probe_scale(&x[0], <int> x.shape[0], s)
+
+
+def min_parallel_flops():
+    return MIN_PARALLEL_FLOPS
+
+
+def input_parts(int G):
+    cdef InputParts parts = whole_input_part(G)
+    return parts.count, [parts.first[0], parts.first[1]], parts.column[0]
+
+
+def float_activations(float x):
+    return rc_expf(x), rc_sigmoidf(x), rc_tanhf(x)
+
+
+def relus(const double[::1] x, double[::1] out):
+    cdef Py_ssize_t j
+    for j in range(x.shape[0]):
+        out[j] = relu(x[j])
+
+
+def raw_product(const floating[:, ::1] a, const floating[:, ::1] w, floating[:, ::1] c):
+    """c (m, G) = a (m, K) @ w (G, K)^T through packed_len, rc_malloc64, pack, recmat, and
+    the same through packed_copy into c again with accumulate (so c = 2 a w^T)."""
+    cdef int m = <int> a.shape[0], K = <int> a.shape[1], G = <int> w.shape[0]
+    cdef floating* P = <floating*> rc_malloc64(packed_len(K, G, &w[0, 0]) * sizeof(floating))
+    pack(&w[0, 0], K, G, 1, K, P)
+    recmat(m, G, K, &a[0, 0], K, P, &c[0, 0], G, False)
+    free(P)
+    P = packed_copy(&w[0, 0], K, G, 1, K)
+    recmat(m, G, K, &a[0, 0], K, P, &c[0, 0], G, True)
+    free(P)
+
+
+def gemm_nt(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] c):
+    """c = 2 a @ b^T + c (row-major BLAS)."""
+    gemm(False, True, <int> a.shape[0], <int> b.shape[0], <int> a.shape[1], 2, &a[0, 0],
+         <int> a.shape[1], &b[0, 0], <int> b.shape[1], 1, &c[0, 0], <int> c.shape[1])
+
+
+def project_prepacked(floating[:, ::1] dst, const floating[:, ::1] x,
+                      const floating[:, ::1] w, const floating[::1] bias, int num_threads):
+    cdef int G = <int> w.shape[0], I = <int> w.shape[1]
+    cdef floating* wt = pack_weights_t(&w[0, 0], G, I)
+    project_packed(&dst[0, 0], <int> dst.shape[1], &x[0, 0], wt, &bias[0], x.shape[0], I,
+                   G, num_threads)
+    free(wt)
+
+
+def block_grads(floating[:, ::1] dw_ih, floating[::1] db_ih, floating[:, ::1] dw_hh,
+                floating[::1] db_hh, const floating[:, :, ::1] da,
+                const floating[:, :, ::1] x, const floating[:, ::1] h0,
+                const floating[:, :, ::1] out, int g0, int g1):
+    """Gate rows g0:g1 of the weight and bias gradients, through the one-block GEMMs."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
+    cdef int I = <int> x.shape[2], H = <int> h0.shape[1], G = <int> da.shape[2]
+    add_input_grads(&dw_ih[g0, 0], &db_ih[g0], &da[0, 0, g0], G, g1 - g0, &x[0, 0, 0], I,
+                    T * B)
+    add_hidden_grads(&dw_hh[g0, 0], &db_hh[g0], &da[0, 0, g0], G, g1 - g0, &h0[0, 0],
+                     &out[0, 0, 0], H, T, B)
 
 
 def threads(int requested, Py_ssize_t units, double flops):
@@ -265,3 +328,53 @@ def test_state_rows_and_empty_rows(probe, rng):
     final = np.zeros((B, H))
     probe.empty_rows(final, first, np.array([0, 3, 0, 1]))
     assert np.array_equal(final[[0, 2]], first[[0, 2]]) and not final[[1, 3]].any()
+
+
+def test_the_remaining_public_names(probe, rng):
+    assert probe.min_parallel_flops() == 20_000_000
+    assert probe.threads(2, 10, probe.min_parallel_flops()) == 2
+    assert probe.threads(2, 10, probe.min_parallel_flops() - 1) == 1
+    assert probe.input_parts(12) == (1, [0, 12], 0)
+    e, s, t = probe.float_activations(0.5)
+    assert e == pytest.approx(np.exp(0.5), rel=1e-6)
+    assert s == pytest.approx(1 / (1 + np.exp(-0.5)), rel=1e-6)
+    assert t == pytest.approx(np.tanh(0.5), rel=1e-6)
+    x = np.array([-2.0, 0.0, 3.0, np.nan])
+    r = np.empty_like(x)
+    probe.relus(x, r)
+    assert np.array_equal(r[:3], [0.0, 0.0, 3.0]) and np.isnan(r[3])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_raw_packing_gemm_and_one_block_gradients(probe, rng, dtype):
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    a = rng.standard_normal((7, 19)).astype(dtype)
+    w = rng.standard_normal((21, 19)).astype(dtype)
+    c = np.full((7, 21), np.nan, dtype)
+    probe.raw_product(a, w, c)
+    np.testing.assert_allclose(c, 2 * a @ w.T, rtol=tol, atol=tol)
+    c = np.ones((7, 21), dtype)
+    probe.gemm_nt(a, w, c)
+    np.testing.assert_allclose(c, 1 + 2 * a @ w.T, rtol=tol, atol=tol)
+
+    T, B, I, H, G = 4, 3, 5, 6, 24
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    w_ih = rng.standard_normal((G, I)).astype(dtype)
+    bias = rng.standard_normal(G).astype(dtype)
+    dst = np.empty((T * B, G), dtype)
+    probe.project_prepacked(dst, x.reshape(T * B, I), w_ih, bias, 2)
+    np.testing.assert_allclose(dst, x.reshape(T * B, I) @ w_ih.T + bias, rtol=tol, atol=tol)
+
+    da = rng.standard_normal((T, B, G)).astype(dtype)
+    h0 = rng.standard_normal((B, H)).astype(dtype)
+    out = rng.standard_normal((T, B, H)).astype(dtype)
+    dw_ih, db_ih = np.zeros((G, I), dtype), np.zeros(G, dtype)
+    dw_hh, db_hh = np.zeros((G, H), dtype), np.zeros(G, dtype)
+    probe.block_grads(dw_ih, db_ih, dw_hh, db_hh, da, x, h0, out, 8, 20)
+    flat = da.reshape(T * B, G)[:, 8:20]
+    h_prev = np.concatenate([h0[None], out[:-1]]).reshape(T * B, H)
+    np.testing.assert_allclose(dw_ih[8:20], flat.T @ x.reshape(T * B, I), rtol=tol, atol=tol)
+    np.testing.assert_allclose(dw_hh[8:20], flat.T @ h_prev, rtol=tol, atol=tol)
+    np.testing.assert_allclose(db_ih[8:20], flat.sum(axis=0), rtol=tol, atol=tol)
+    np.testing.assert_allclose(db_hh, db_ih, rtol=0, atol=0)
+    assert not dw_ih[:8].any() and not dw_hh[20:].any()

@@ -37,9 +37,10 @@ from recurrent._kernels._activations cimport relu, sigmoid, tanh_
 # recmat(m, N, K, A, lda, P, C, ldc, accumulate): C (m, N) = [C +] A (m, K) @ Bmat.
 from recurrent._kernels._recmat cimport pack, packed_len, recmat
 
-# packed_copy(w, K, N, sk, sn): a 64-byte aligned packed copy of Bmat (as pack), NULL when
-# out of memory; the caller frees it.
+
 # ---- scaffolding shared by the cell kernels (see _rows.pxd for each one's contract) ----
+# packed_copy(w, K, N, sk, sn): a 64-byte aligned packed copy of Bmat (as pack), NULL when
+#   out of memory; the caller frees it (pack_weights_t and pack_weights below use it);
 # kernel_threads(requested, units, flops): the threads one parallel region uses;
 # split(n, parts, k): start of part k of n items cut into contiguous near-equal parts;
 # state_before(seq, first, t, B, H, b): row b of the state entering step t;
