@@ -31,6 +31,7 @@ STATE_VERSION = 1
 BASELINE_FORMAT = 1  # of the cached baseline models (recurrent.cache)
 NB_FORMAT = 1  # of the cached NB logistic regressions (recurrent.cache)
 BIGRAM_BUCKETS = 131072  # the wide part's default, and the nb_logreg baseline's features
+WIDE_DROPOUT = 0.5  # the wide part's default feature dropout
 EVAL_BATCH = 256  # rows per forward pass in evaluate/predict (no gradients kept)
 FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 
@@ -132,9 +133,9 @@ class SentimentTask:
                          show_default=True,
                          help="Hash buckets of the wide part's word pairs."),
             click.Option(["--wide-dropout"], type=click.FloatRange(0, 1, max_open=True),
-                         default=0.0, show_default=True,
-                         help="Training only: drop each n-gram feature of the wide part "
-                              "with this probability (0 = off)."),
+                         default=None,
+                         help=f"Training only: drop each n-gram feature of the wide part "
+                              f"with this probability (0 = off) [default: {WIDE_DROPOUT}]."),
             click.Option(["--word-dropout"], type=click.FloatRange(0, 1, max_open=True),
                          default=0.0, show_default=True,
                          help="Training only: replace each token by <unk> with this "
@@ -223,12 +224,13 @@ class SentimentTask:
                 "output": config.get("pooling", "mean"),
                 "output_size": len(state["classes"])}
         wide = config.get("wide", "bigrams")
-        dropout = float(config.get("wide_dropout", 0.0))
+        dropout = config.get("wide_dropout")
         fit = config.get("wide_fit", "nb")
         if wide == "none":
-            if dropout > 0:
+            if dropout:
                 raise UserError("--wide-dropout needs a wide part (--wide unigrams|bigrams)")
             return spec
+        dropout = WIDE_DROPOUT if dropout is None else float(dropout)
         spec["wide_bigrams"] = _buckets(config)
         if fit == "nb":
             spec["wide_fixed"] = True
