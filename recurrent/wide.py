@@ -9,11 +9,12 @@ bag-of-n-grams logistic regression. Weights start at zero, so an untrained wide 
 nothing and the model starts as the deep part alone.
 
 Feature dropout (``dropout`` p > 0, training only): each present feature of each row is
-zeroed with probability p and the kept ones scaled by 1/(1-p), which regularises the
-linear model much as an adaptive L2 penalty does (Wager, Wang & Liang 2013) and keeps it
-from memorising the rare n-grams of the training rows. The keep/drop draw of (row,
-feature) is a hash of a per-step salt, the row's place in the whole batch and the feature,
-so a data-parallel rank holding rows start:stop draws what one process draws for them.
+zeroed with probability p and the kept ones scaled by 1/(1-p), which regularises a trained
+linear model much as an adaptive L2 penalty does (Wager, Wang & Liang 2013); on a fixed
+wide part it leaves the rest of the model part of the signal to carry on every row. The
+keep/drop draw of (row, feature) is a hash of a per-step salt, the row's place in the whole
+batch and the feature, so a data-parallel rank holding rows start:stop draws what one
+process draws for them.
 
 A fixed wide part (``fixed``) keeps the weights it is given (a linear model fitted before
 training, see the sentiment task's --wide-fit) and adds no gradient; SequenceModel then
