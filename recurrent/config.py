@@ -188,9 +188,12 @@ class TrainingConfig(dict):
             raise UserError(one_line(e)) from None
 
     def build_optimizer(self, model: SequenceModel):
-        """The optimizer these options describe, over the model's flat buffers."""
+        """The optimizer these options describe, over the model's flat buffers (their
+        first model.num_trained entries: the parameters it trains)."""
+        n = model.num_trained
         try:
-            return make_optimizer(self["optimizer"], model.params, model.grads, self["lr"],
+            return make_optimizer(self["optimizer"], model.params[:n], model.grads[:n],
+                                  self["lr"],
                                   weight_decay=self["weight_decay"], momentum=self["momentum"],
                                   nesterov=self["nesterov"])
         except ValueError as e:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import positive_int
+from .checks import positive_int, probability
 from .dropout import Dropout
 from .layers import Recurrent
 from .lengths import valid_mask
@@ -68,6 +68,14 @@ def check_spec(spec: dict) -> dict:
         if not isinstance(buckets, (int, np.integer)) or isinstance(buckets, bool) \
                 or buckets < 0:
             raise ValueError(f"model_spec wide_bigrams: expected an int >= 0, got {buckets!r}")
+    if "wide_dropout" in spec:
+        if "wide_bigrams" not in spec:
+            raise ValueError("model_spec wide_dropout: needs a wide part (wide_bigrams)")
+        probability(spec["wide_dropout"], "model_spec wide_dropout")
+    if "wide_fixed" in spec:
+        if "wide_bigrams" not in spec or not isinstance(spec["wide_fixed"], bool):
+            raise ValueError(f"model_spec wide_fixed: expected true or false with a wide "
+                             f"part (wide_bigrams), got {spec['wide_fixed']!r}")
     return spec
 
 
@@ -91,7 +99,8 @@ class SequenceModel(FlatModel):
         self.dtype = np.dtype(dtype)
         self.output = spec["output"]
         self.tokens = spec["input"] == "tokens"
-        embed_seed, rnn_seed, head_seed, dropout_seed = np.random.SeedSequence(seed).spawn(4)
+        embed_seed, rnn_seed, head_seed, dropout_seed, wide_seed = \
+            np.random.SeedSequence(seed).spawn(5)
         self.embedding = None
         if self.tokens:
             self.embedding = Embedding(spec["vocab_size"], spec["embed_dim"], self.dtype,
@@ -117,7 +126,10 @@ class SequenceModel(FlatModel):
         self.wide = None
         if "wide_bigrams" in spec:
             self.wide = Wide(spec["vocab_size"], int(spec["wide_bigrams"]),
-                             spec["output_size"], self.dtype)
+                             spec["output_size"], self.dtype,
+                             dropout=float(spec.get("wide_dropout", 0.0)),
+                             rng=np.random.default_rng(wide_seed),
+                             fixed=bool(spec.get("wide_fixed", False)))
         self.training = True
 
         # The one flat buffer: names -> (offset, shape), in module order.
@@ -131,6 +143,15 @@ class SequenceModel(FlatModel):
     def num_threads(self):
         return self.rnn.num_threads
 
+    @property
+    def num_trained(self):
+        """Leading entries of ``params`` the optimizer updates: a fixed wide part (spec
+        "wide_fixed": its weights set before training, e.g. by a task's initial_params)
+        is the last module of the buffer and is left out."""
+        if self.wide is not None and self.wide.fixed:
+            return self.layout["wide.weight"][0]
+        return self.params.size
+
     @num_threads.setter
     def num_threads(self, value):
         self.rnn.num_threads = value
@@ -141,9 +162,11 @@ class SequenceModel(FlatModel):
         rows=(start, stop, total): the next batch is those rows of a batch of ``total``
         (a data-parallel rank's share); the masks are those of the whole batch, cut."""
         seq = np.random.SeedSequence(list(seed_words))
-        own, stack = seq.spawn(2)
+        own, stack, wide = seq.spawn(3)
         self.dropout.rng = np.random.default_rng(own)
         self.dropout.rows = rows
+        if self.wide is not None:
+            self.wide.rng, self.wide.rows = np.random.default_rng(wide), rows
         self.rnn.reseed_dropout(stack, rows)
 
     def runner(self):

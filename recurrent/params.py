@@ -62,6 +62,13 @@ class FlatModel:
     def num_params(self):
         return self.params.size
 
+    @property
+    def num_trained(self):
+        """How many leading entries of ``params`` the optimizer updates: all of them,
+        unless a subclass keeps its last parameters fixed (SequenceModel's fitted wide
+        part)."""
+        return self.params.size
+
     def param_shapes(self):
         return {name: shape for name, (_, shape) in self.layout.items()}
 

@@ -219,6 +219,12 @@ class Task(Protocol):
         mean and spread of each metric over them, per forecaster. Without it
         `--backtest` is refused with one line."""
 
+    def initial_params(self, state: dict, config: dict) -> dict:
+        """Parameters a fresh run starts from instead of the model's own initialisation,
+        {name as in the model's param_shapes(): array of that shape} (any subset; {} for
+        none), e.g. a part fitted on the data before training. Not called on resume.
+        Without it every parameter keeps the model's initialisation."""
+
     def after_training(self, state: dict, config: dict, model: "Runner") -> dict:
         """Choices that need the trained model, made on the "valid" split (never "test"):
         called once when training ends (not on Ctrl-C) with the best checkpoint's model;
@@ -278,7 +284,8 @@ MEMBERS: dict[type, Members] = {
     Task: Members(required=("name", "help", "loss", "options", "defaults", "prepare",
                             "model_spec", "batches", "evaluate"),
                   optional=("causal", "splits", "unused_options", "baselines",
-                            "format_report", "after_training", "backtest", "format_backtest",
+                            "format_report", "initial_params", "after_training", "backtest",
+                            "format_backtest",
                             "predict_options", "predict", "predict_stream")),
     Runner: Members(required=("forward", "step")),
 }

@@ -232,6 +232,20 @@ class Trainer:
         patience = int(self.config.get("patience") or 0)
         return bool(patience and p.bad_evals >= patience)
 
+    def _initial_params(self):
+        """A fresh run's parameters that the task's optional initial_params sets (rank 0;
+        the others receive rank 0's parameters)."""
+        if not hasattr(self.task, "initial_params") or not self.world.is_root:
+            return
+        values = self.task.initial_params(self.task_state, self.config)
+        shapes = self.model.param_shapes()
+        for name, value in values.items():
+            value = np.asarray(value)
+            if shapes.get(name) != value.shape:
+                raise UserError(f"task {self.task.name!r} initial_params: {name} has shape "
+                                f"{value.shape}, the model's is {shapes.get(name)}")
+            self.model.named_params[name][...] = value
+
     def _after_training(self):
         """The task's optional after_training choices, made with the best parameters
         (the last ones when no evaluation improved) and saved as the run's task state."""
@@ -286,7 +300,9 @@ class Trainer:
         c = self.config
         if resume:
             self.restore()
-        elif self.parallel is not None:  # every replica starts from rank 0's parameters
+        else:
+            self._initial_params()
+        if not resume and self.parallel is not None:  # every replica starts from rank 0's
             self.model.params[...] = self.world.bcast(
                 self.model.params if self.world.is_root else None)
         p = self.position

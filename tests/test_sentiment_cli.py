@@ -43,17 +43,17 @@ def sections(text):
     return blocks + [block] if block else blocks
 
 
-def test_eval_report_is_labelled_for_the_model_and_both_baselines(trained_run):
+def test_eval_report_is_labelled_for_the_model_and_every_baseline(trained_run):
     run, _ = trained_run
     text = ok(invoke("eval", run))
     data = json.loads(ok(invoke("eval", run, "--json")))
     predictors = {"model": data["metrics"], **data["baselines"]}
-    assert list(predictors) == ["model", "majority", "bow_logreg"]
+    assert list(predictors) == ["model", "majority", "bow_logreg", "nb_logreg"]
     summary, overall, per_class, *matrices = sections(text)
     assert summary == ["32 texts, classes: fresh, rotten"]
 
     # overall scores: one row per metric, one column per predictor, values as in --json
-    assert overall[0].split() == ["metric", "model", "majority", "bow_logreg"]
+    assert overall[0].split() == ["metric", "model", "majority", "bow_logreg", "nb_logreg"]
     rows = {line.split()[0]: line.split()[1:] for line in overall[1:]}
     assert list(rows) == ["accuracy", "macro_f1", "loss"]
     for name, values in rows.items():
@@ -71,7 +71,7 @@ def test_eval_report_is_labelled_for_the_model_and_both_baselines(trained_run):
                                               for m in predictors.values())]
 
     # one labelled confusion matrix per predictor, rows true, columns predicted
-    assert len(matrices) == 3
+    assert len(matrices) == 4
     for block, (name, m) in zip(matrices, predictors.items()):
         assert block[0] == (f"confusion matrix of {name} "
                             f"(rows: true class, columns: predicted)")
@@ -209,6 +209,45 @@ def test_word_dropout_trains_differently_and_resumes_exactly(tmp_path, slice_row
     assert not (tmp_path / "r").exists()
 
 
+def _params(run):
+    with np.load(run / "last.npz") as f:
+        return {k[len("param/"):]: f[k] for k in f.files if k.startswith("param/")}
+
+
+def test_default_wide_part_is_the_nb_baseline_kept_fixed(trained_run):
+    """--wide-fit nb (the default): training starts from the nb_logreg baseline's weights
+    (its features at the default buckets) and leaves them as they are."""
+    run, _ = trained_run
+    with open(run / "config.json") as f:
+        state = json.load(f)["task_state"]
+    nb = TASK._nb_model(state, 131072)
+    params = _params(run)
+    np.testing.assert_array_equal(params["wide.weight"], nb.weight.astype(np.float32))
+    assert np.abs(nb.weight).max() > 0.1
+    assert not np.array_equal(params["head.bias"], nb.bias.astype(np.float32))  # trained
+
+
+def test_joint_wide_part_with_feature_dropout_trains_and_resumes_exactly(tmp_path, slice_rows):
+    data = write_reviews(tmp_path / "slice.csv", slice_rows)
+    args = ["--data", data, *SMALL, "--epochs", "2", "--wide-fit", "joint"]
+    ok(invoke("train", "sentiment", "--out", tmp_path / "full", *args, "--wide-dropout", "0.3"))
+    ok(invoke("train", "sentiment", "--out", tmp_path / "half", *args, "--wide-dropout", "0.3",
+              "--steps", "5"))
+    ok(invoke("train", "--resume", tmp_path / "half", "--steps", "0"))
+    ok(invoke("train", "sentiment", "--out", tmp_path / "off", *args, "--wide-dropout", "0"))
+    full, resumed, off = (_params(tmp_path / r) for r in ("full", "half", "off"))
+    assert all(np.array_equal(full[k], resumed[k]) for k in full)
+    assert np.abs(full["wide.weight"]).max() > 0  # trained from zero with the RNN
+    assert not np.array_equal(full["wide.weight"], off["wide.weight"])
+
+
+def test_wide_dropout_without_a_wide_part_is_one_line(tmp_path):
+    result = invoke("train", "sentiment", "--out", tmp_path / "r", *SMALL, "--wide", "none",
+                    "--wide-dropout", "0.3")
+    one_line_error(result, "--wide-dropout needs a wide part (--wide unigrams|bigrams)")
+    assert not (tmp_path / "r").exists()
+
+
 # ---- padding invariance ------------------------------------------------------------------
 
 def _forward(runner, texts):
@@ -249,6 +288,7 @@ def test_baselines_are_fitted_once_per_dataset_and_reused(tmp_path, monkeypatch,
 
     def train(name, *extra):
         task._baseline_models.clear()  # as in a new process
+        task._nb_models.clear()
         ok(invoke("train", "sentiment", "--data", data, "--out", tmp_path / name, "--steps",
                   1, *SMALL, *extra))
         with open(tmp_path / name / "metrics.jsonl") as f:
@@ -256,7 +296,7 @@ def test_baselines_are_fitted_once_per_dataset_and_reused(tmp_path, monkeypatch,
 
     first = train("a")
     assert len(fits) == 1
-    assert len(list((tmp_path / "cache").rglob("*.npz"))) == 1
+    assert len(list((tmp_path / "cache").rglob("*.npz"))) == 2  # BoW and NB models
     assert train("b", "--seed", 7) == first and len(fits) == 1  # same data and split
     train("c", "--split-seed", 1)
     assert len(fits) == 2  # another split: fitted again

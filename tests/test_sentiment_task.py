@@ -36,12 +36,17 @@ def test_prepare_state_is_json_and_describes_the_split(slice_csv):
     spec = TASK.model_spec(state, config(data=slice_csv))
     deep = {"input": "tokens", "vocab_size": len(state["vocab"]), "embed_dim": 8,
             "output": "mean", "output_size": 2}
-    assert spec == dict(deep, wide_bigrams=131072)  # the wide part is on by default
+    # the wide part is on by default, fitted before training (--wide-fit nb) and fixed,
+    # its features dropped with probability 0.5 in training
+    assert spec == dict(deep, wide_bigrams=131072, wide_fixed=True, wide_dropout=0.5)
     assert TASK.model_spec(state, config(data=slice_csv, wide="none")) == deep
-    assert TASK.model_spec(state, config(data=slice_csv, wide="unigrams",
-                                         bigram_buckets=8)) == dict(deep, wide_bigrams=0)
-    assert TASK.model_spec(state, config(data=slice_csv, wide="bigrams",
-                                         bigram_buckets=8)) == dict(deep, wide_bigrams=8)
+    joint = config(data=slice_csv, wide_fit="joint", wide_dropout=0.0)
+    assert TASK.model_spec(state, dict(joint, wide="unigrams",
+                                       bigram_buckets=8)) == dict(deep, wide_bigrams=0)
+    assert TASK.model_spec(state, dict(joint, wide="bigrams",
+                                       bigram_buckets=8)) == dict(deep, wide_bigrams=8)
+    assert TASK.model_spec(state, dict(joint, wide_dropout=0.25)) == dict(
+        deep, wide_bigrams=131072, wide_dropout=0.25)
 
 
 def test_vocabulary_comes_from_the_training_split_only(slice_csv):
@@ -155,9 +160,10 @@ def test_three_classes_work(tmp_path):
 def test_baselines_on_real_snippets(slice_csv):
     state = TASK.prepare(config(data=slice_csv))
     base = TASK.baselines(state, "valid", {})
-    assert set(base) == {"majority", "bow_logreg"}
+    assert set(base) == {"majority", "bow_logreg", "nb_logreg"}
     majority = base["majority"]
     assert majority["accuracy"] == 0.5  # balanced slice: 20 fresh, 20 rotten in valid
     assert majority["loss"] == pytest.approx(np.log(2))
     assert sorted(majority["confusion"][0] + majority["confusion"][1]) == [0, 0, 20, 20]
     assert base["bow_logreg"]["accuracy"] > 0.5 and base["bow_logreg"]["loss"] < np.log(2)
+    assert base["nb_logreg"]["accuracy"] > 0.5 and base["nb_logreg"]["loss"] < np.log(2)

@@ -92,3 +92,66 @@ def test_wide_spec_is_checked():
                           hidden_size=3)
     with pytest.raises(ValueError, match="wide"):
         model.step(np.array([2]))
+
+
+def test_feature_dropout_in_training_only_and_differentiated_with_its_mask():
+    rng = np.random.default_rng(2)
+    seqs = [list(rng.integers(2, 9, rng.integers(3, 8))) for _ in range(40)]
+    x, lengths = pad_batch(seqs)
+    wide = Wide(9, 32, 3, np.float64, dropout=0.5, rng=np.random.default_rng(5))
+    wide.params()["weight"][...] = rng.standard_normal((41, 3))
+    plain = ngram_features(x, lengths, 9, 32)
+    wide.eval()
+    np.testing.assert_allclose(wide.forward(x, lengths), plain @ wide.params()["weight"])
+    wide.train()
+    dropped = wide._drop(plain)
+    assert set(np.unique(dropped.data)) == {2.0}  # kept features scaled by 1 / (1 - p)
+    kept = dropped.nnz / plain.nnz
+    assert 0.4 < kept < 0.6
+    assert (dropped.toarray() <= 2 * plain.toarray()).all()  # only present features kept
+    probe = rng.standard_normal((40, 3))
+
+    def loss():
+        wide.rng = np.random.default_rng(7)  # the same mask at every call
+        return float((wide.forward(x, lengths) * probe).sum())
+
+    loss()
+    wide.zero_grad()
+    wide.backward(probe)
+    np.testing.assert_allclose(wide.grads()["weight"],
+                               numeric_grad(loss, wide.params()["weight"]), atol=1e-7)
+
+
+def test_feature_dropout_of_a_ranks_rows_is_that_of_the_whole_batch():
+    """A data-parallel rank holding rows 3:7 of a batch of 7 drops what one process
+    drops for those rows."""
+    x, lengths = pad_batch([[2, 3, 4], [5, 6], [7, 8, 2, 3], [4, 4, 5], [6, 7, 8], [2], [3, 5]])
+    whole = Wide(9, 16, 2, np.float64, dropout=0.3, rng=np.random.default_rng(1))
+    whole.params()["weight"][...] = np.arange(50).reshape(25, 2)
+    part = Wide(9, 16, 2, np.float64, dropout=0.3, rng=np.random.default_rng(1))
+    part.params()["weight"][...] = whole.params()["weight"]
+    part.rows = (3, 7, 7)
+    np.testing.assert_array_equal(part.forward(x[:, 3:], lengths[3:]),
+                                  whole.forward(x, lengths)[3:])
+
+
+def test_feature_dropout_spec_is_checked():
+    with pytest.raises(ValueError, match="wide_dropout: needs a wide part"):
+        check_spec(dict(SPEC, wide_dropout=0.5))
+    with pytest.raises(ValueError, match="wide_dropout"):
+        SequenceModel(dict(SPEC, wide_bigrams=4, wide_dropout=1.0), cell="gru", hidden_size=3)
+
+
+def test_a_fixed_wide_part_gets_no_gradient_and_is_left_out_of_the_optimizer():
+    spec = dict(SPEC, wide_bigrams=8, wide_fixed=True)
+    model = SequenceModel(spec, cell="gru", hidden_size=3, seed=0)
+    assert model.num_trained == model.layout["wide.weight"][0] == model.num_params - 17 * 3
+    model.named_params["wide.weight"][...] = 1.0
+    x, lengths = pad_batch([[2, 3, 4], [5, 6]])
+    model.forward(x, lengths=lengths)
+    model.backward(np.ones((2, 3), np.float32))
+    assert not model.named_grads["wide.weight"].any() and model.named_grads["head.bias"].any()
+    assert SequenceModel(dict(spec, wide_fixed=False), cell="gru",
+                         hidden_size=3).num_trained == model.num_params
+    with pytest.raises(ValueError, match="wide_fixed"):
+        check_spec(dict(SPEC, wide_fixed=True))

@@ -29,6 +29,9 @@ from .text import PAD_ID, UNK_ID, build_vocab, encode, length_buckets, pad_batch
 
 STATE_VERSION = 1
 BASELINE_FORMAT = 1  # of the cached baseline models (recurrent.cache)
+NB_FORMAT = 1  # of the cached NB logistic regressions (recurrent.cache)
+BIGRAM_BUCKETS = 131072  # the wide part's default, and the nb_logreg baseline's features
+WIDE_DROPOUT = 0.5  # the wide part's default feature dropout
 EVAL_BATCH = 256  # rows per forward pass in evaluate/predict (no gradients kept)
 FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 
@@ -37,6 +40,7 @@ FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 # (the fitted baselines are also kept across runs: _baseline_models()).
 _files: dict = {}
 _baseline_models: dict = {}
+_nb_models: dict = {}
 
 
 def _cached_read(path: str, text_column: str, label_column: str | None,
@@ -61,6 +65,22 @@ def _stat(path):
 
 def _vocab_key(vocab: list[str]) -> str:
     return hashlib.sha256("\n".join(vocab).encode("utf-8")).hexdigest()
+
+
+def _split_key(state: dict) -> dict:
+    """What a baseline fitted on a run's training split depends on: the data, the
+    vocabulary, the classes, the text cut and the split."""
+    return {"sha256": state["sha256"], "vocab": _vocab_key(state["vocab"]),
+            "classes": list(state["classes"]), "max_tokens": state["max_tokens"],
+            "split_seed": state["split_seed"], "valid_fraction": state["valid_fraction"],
+            "test_fraction": state["test_fraction"]}
+
+
+def _buckets(config: dict) -> int:
+    """The wide part's hashed bigram buckets (0: unigrams only)."""
+    if config.get("wide", "bigrams") == "bigrams":
+        return int(config.get("bigram_buckets", BIGRAM_BUCKETS))
+    return 0
 
 
 def _fits(stored: dict, vocab_size: int, num_classes: int) -> bool:
@@ -100,11 +120,22 @@ class SentimentTask:
                          help="How the RNN outputs over a text's valid steps become one vector."),
             click.Option(["--wide"], type=click.Choice(["none", "unigrams", "bigrams"]),
                          default="bigrams", show_default=True,
-                         help="Wide part trained with the RNN: a sparse linear model over the "
-                              "text's words (and hashed word pairs) added to its logits."),
-            click.Option(["--bigram-buckets"], type=click.IntRange(min=1), default=131072,
+                         help="Wide part: a sparse linear model over the text's words (and "
+                              "hashed word pairs) added to the RNN's logits (see --wide-fit)."),
+            click.Option(["--wide-fit"], type=click.Choice(["nb", "joint"]), default="nb",
+                         show_default=True,
+                         help="nb: the wide part is the nb_logreg baseline's NB logistic "
+                              "regression (on --bigram-buckets), fitted before training and "
+                              "kept fixed, and the RNN learns what it leaves; joint: trained "
+                              "from zero with the RNN."),
+            click.Option(["--bigram-buckets"], type=click.IntRange(min=1),
+                         default=BIGRAM_BUCKETS,
                          show_default=True,
                          help="Hash buckets of the wide part's word pairs."),
+            click.Option(["--wide-dropout"], type=click.FloatRange(0, 1, max_open=True),
+                         default=None,
+                         help=f"Training only: drop each n-gram feature of the wide part "
+                              f"with this probability (0 = off) [default: {WIDE_DROPOUT}]."),
             click.Option(["--word-dropout"], type=click.FloatRange(0, 1, max_open=True),
                          default=0.0, show_default=True,
                          help="Training only: replace each token by <unk> with this "
@@ -193,10 +224,31 @@ class SentimentTask:
                 "output": config.get("pooling", "mean"),
                 "output_size": len(state["classes"])}
         wide = config.get("wide", "bigrams")
-        if wide != "none":
-            spec["wide_bigrams"] = (int(config.get("bigram_buckets", 131072))
-                                    if wide == "bigrams" else 0)
+        dropout = config.get("wide_dropout")
+        fit = config.get("wide_fit", "nb")
+        if wide == "none":
+            if dropout:
+                raise UserError("--wide-dropout needs a wide part (--wide unigrams|bigrams)")
+            return spec
+        dropout = WIDE_DROPOUT if dropout is None else float(dropout)
+        spec["wide_bigrams"] = _buckets(config)
+        if fit == "nb":
+            spec["wide_fixed"] = True
+        if dropout > 0:
+            spec["wide_dropout"] = dropout
         return spec
+
+    def initial_params(self, state: dict, config: dict) -> dict:
+        """With --wide-fit nb: the wide part's weights and the head's bias from the NB
+        logistic regression on the wide part's own features (fitted on the training split,
+        its L2 chosen on the validation split; cached as the baselines are), so training
+        starts as that classifier and the RNN learns what it leaves."""
+        spec = self.model_spec(state, config)
+        if not spec.get("wide_fixed"):
+            return {}
+        model = self._nb_model(state, spec["wide_bigrams"])
+        return {"wide.weight": model.weight.astype(np.float32),
+                "head.bias": model.bias.astype(np.float32)}
 
     def batches(self, state: dict, split: str, config: dict, rng: np.random.Generator):
         """Batches of texts of similar length (shuffled for "train", sorted otherwise):
@@ -238,8 +290,10 @@ class SentimentTask:
         return metrics
 
     def baselines(self, state: dict, split: str, config: dict) -> dict:
-        """Majority class (its loss: the training class frequencies as probabilities) and
-        bag-of-words logistic regression, fitted on train (L2 chosen on valid)."""
+        """Majority class (its loss: the training class frequencies as probabilities),
+        bag-of-words logistic regression, and NB logistic regression over unigrams and
+        hashed bigrams (baselines.fit_nb_logistic_regression), fitted on train (L2 chosen
+        on valid)."""
         majority, prior, logreg = self._baseline_models(state)
         sequences, y = self.split_rows(state, split, config)
         out = {}
@@ -249,7 +303,44 @@ class SentimentTask:
         probs = logreg.predict_proba(bl.bag_of_words(sequences, len(state["vocab"])))
         out["bow_logreg"] = classification_metrics(y, probs.argmax(axis=1), state["classes"])
         out["bow_logreg"]["loss"] = cross_entropy(probs, y)
+        nb = self._nb_model(state, BIGRAM_BUCKETS)
+        probs = nb.predict_proba(bl.ngram_matrix(sequences, len(state["vocab"]),
+                                                 BIGRAM_BUCKETS))
+        out["nb_logreg"] = classification_metrics(y, probs.argmax(axis=1), state["classes"])
+        out["nb_logreg"]["loss"] = cross_entropy(probs, y)
         return out
+
+    def _nb_model(self, state: dict, buckets: int):
+        """The NB logistic regression over unigrams and ``buckets`` hashed bigrams (0:
+        unigrams only), fitted on the training split with L2 chosen on the validation
+        split; once per dataset, split, vocabulary and buckets (this process and
+        recurrent.cache)."""
+        k, f = len(state["classes"]), len(state["vocab"]) + buckets
+        key = dict(_split_key(state), format=NB_FORMAT, buckets=buckets,
+                   l2_grid=list(bl.L2_GRID))
+        memo = json.dumps(key, sort_keys=True)
+        if memo in _nb_models:
+            return _nb_models[memo]
+        stored = cache.load("sentiment-nb-logreg", key)
+        shapes = {"l2": (), "weight": (f, k), "bias": (k,)}
+        if stored is not None and all(n in stored and stored[n].shape == s
+                                      and stored[n].dtype.kind == "f"
+                                      for n, s in shapes.items()):
+            model = bl.LogisticRegression(float(stored["l2"]))
+            model.weight, model.bias = stored["weight"], stored["bias"]
+        else:
+            v = len(state["vocab"])
+            (train_seqs, y_train), (valid_seqs, y_valid) = (
+                self.split_rows(state, split, {}) for split in ("train", "valid"))
+            model = bl.fit_nb_logistic_regression(
+                bl.ngram_matrix(train_seqs, v, buckets), y_train,
+                bl.ngram_matrix(valid_seqs, v, buckets), y_valid, k)
+            cache.store("sentiment-nb-logreg", key, {
+                "l2": np.float64(model.l2), "weight": model.weight, "bias": model.bias})
+        if len(_nb_models) >= 2:  # the baseline's features and a run's own at most
+            del _nb_models[next(iter(_nb_models))]
+        _nb_models[memo] = model
+        return model
 
     def _baseline_models(self, state: dict):
         """(majority class, training class frequencies (K,), fitted BoW logistic
@@ -257,11 +348,7 @@ class SentimentTask:
         and in the user's cache (recurrent.cache), so later runs on the same data reuse
         them instead of refitting."""
         k, v = len(state["classes"]), len(state["vocab"])
-        key = {"format": BASELINE_FORMAT, "sha256": state["sha256"],
-               "vocab": _vocab_key(state["vocab"]), "classes": list(state["classes"]),
-               "max_tokens": state["max_tokens"], "split_seed": state["split_seed"],
-               "valid_fraction": state["valid_fraction"],
-               "test_fraction": state["test_fraction"], "l2_grid": list(bl.L2_GRID)}
+        key = dict(_split_key(state), format=BASELINE_FORMAT, l2_grid=list(bl.L2_GRID))
         memo = json.dumps(key, sort_keys=True)
         if memo in _baseline_models:
             return _baseline_models[memo]

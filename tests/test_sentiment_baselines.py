@@ -1,0 +1,68 @@
+"""NB logistic regression (plugins/sentiment/baselines.py), the nb_logreg baseline and the
+--wide-fit nb starting point, on real snippets; and a task's initial_params checked by the
+trainer."""
+import numpy as np
+import pytest
+import scipy.sparse
+from helpers import bundled_reviews, write_reviews
+
+from recurrent.config import TrainingConfig
+from recurrent.errors import UserError
+from recurrent.runs import start_run
+from recurrent_plugins.sentiment import TASK, SentimentTask
+from recurrent_plugins.sentiment import baselines as bl
+
+
+def test_nb_ratios_are_log_count_ratios():
+    x = scipy.sparse.csr_matrix(np.array([[1, 1, 0], [1, 0, 0], [0, 0, 1]], float))
+    r = bl.nb_ratios(x, np.array([True, True, False]))
+    p, q = np.array([3, 2, 1]), np.array([1, 1, 2])  # alpha 1 plus the counts
+    np.testing.assert_allclose(r, np.log(p / 6) - np.log(q / 4))
+
+
+@pytest.fixture(scope="module")
+def rt(tmp_path_factory):
+    """600 fresh and 600 rotten bundled snippets: their features at 4096 bigram buckets,
+    per split."""
+    data = write_reviews(tmp_path_factory.mktemp("rt") / "slice.csv", bundled_reviews(600))
+    state = TASK.prepare({"data": data, "min_freq": 1})
+    v = len(state["vocab"])
+    return {split: (bl.ngram_matrix(seqs, v, 4096), y) for split, (seqs, y) in
+            ((s, TASK.split_rows(state, s, {})) for s in ("train", "valid"))}
+
+
+def test_nb_logistic_regression_beats_bag_of_words_on_snippets(rt):
+    (x, y), (xv, yv) = rt["train"], rt["valid"]
+    model = bl.fit_nb_logistic_regression(x, y, xv, yv, 2, grid=(1e-3, 3e-3))
+    assert model.weight.shape == (x.shape[1], 2) and not model.weight[:, 0].any()
+    acc = np.mean(model.predict_proba(xv).argmax(axis=1) == yv)
+    bow = bl.fit_logistic_regression(x, y, xv, yv, 2, grid=(1e-3, 3e-3))
+    assert acc > np.mean(bow.predict_proba(xv).argmax(axis=1) == yv) and acc > 0.7
+
+
+def test_nb_logistic_regression_one_vs_rest_for_three_classes(rt):
+    """Three classes (fresh snippets split by whether they have a comma): one column per
+    class, each fitted against the rest."""
+    (x, y), (xv, yv) = rt["train"], rt["valid"]
+    comma = np.asarray(x[:, 3].todense()).ravel() > 0  # a frequent token's column
+    y3, comma_v = y + 2 * ((y == 0) & comma), np.asarray(xv[:, 3].todense()).ravel() > 0
+    yv3 = yv + 2 * ((yv == 0) & comma_v)
+    model = bl.fit_nb_logistic_regression(x, y3, xv, yv3, 3, grid=(1e-3,))
+    assert model.weight.shape == (x.shape[1], 3) and model.weight.any(axis=0).all()
+    assert np.mean(model.predict_proba(xv).argmax(axis=1) == yv3) > 0.6
+
+
+class _BadStart(SentimentTask):
+    def initial_params(self, state, config):
+        return {"head.bias": np.zeros(5)}
+
+
+def test_initial_params_of_the_wrong_shape_is_one_line(tmp_path):
+    task = _BadStart()
+    base = {p.name: p.default for p in task.options()}
+    config = TrainingConfig.resolve(task, dict(base, threads=1, quiet=True, steps=1,
+                                               hidden=4, embed_dim=4))
+    trainer = start_run(task, config, str(tmp_path / "run"), echo=lambda line: None)
+    with pytest.raises(UserError, match=r"^task 'sentiment' initial_params: head.bias has "
+                                        r"shape \(5,\), the model's is \(2,\)$"):
+        trainer.fit()
