@@ -30,6 +30,7 @@ from .layout import GATE_ORDER, param_name
 from .lengths import check_lengths
 from .params import ParamModule
 from .protocols import Cell, missing_members
+from .quant import check_precision
 from .state import pack_state
 from .threads import resolve_threads, single_threaded_blas
 
@@ -105,7 +106,7 @@ class Recurrent(ParamModule):
 
     def __init__(self, cell, input_size, hidden_size, num_layers=1, bias=True, dropout=0.0,
                  bidirectional=False, dtype=np.float32, seed=None, init="uniform",
-                 forget_bias=None, num_threads=None):
+                 forget_bias=None, num_threads=None, precision="fp32"):
         self.cell = _resolve_cell(cell)
         self.input_size = positive_int(input_size, "input_size")
         self.hidden_size = positive_int(hidden_size, "hidden_size")
@@ -145,6 +146,8 @@ class Recurrent(ParamModule):
                 self._fixed.append(fixed)
         ParamModule.__init__(self, self._shapes, self.dtype)  # _params, _grads: zeros
         self._cache = None
+        self._quantized = {}    # unit -> (copy of its params, the cell's int8 form of them)
+        self.precision = precision
 
         init_seq, cell_seq, dropout_seq = np.random.SeedSequence(seed).spawn(3)
         self._dropout_rng = np.random.default_rng(dropout_seq)
@@ -212,6 +215,45 @@ class Recurrent(ParamModule):
                 f = slice(gate_order.index("f") * H, (gate_order.index("f") + 1) * H)
                 params["bias_ih"][f] = forget_bias
                 params["bias_hh"][f] = 0
+
+    # -- inference precision ------------------------------------------------------------
+    @property
+    def precision(self):
+        """The precision of inference (need_grad=False, step, run_step): "fp32", or "int8"
+        (recurrent/quant.py) for a float32 layer whose cell has quantize() and
+        infer_int8(). Training always runs in the layer's dtype; a forward pass that keeps
+        gradients refuses int8."""
+        return self._precision
+
+    @precision.setter
+    def precision(self, value):
+        self.check_precision(value)
+        self._precision = value
+
+    def check_precision(self, value):
+        """ValueError (one line) unless this layer can run inference in ``value``."""
+        check_precision(value)
+        if value == "int8":
+            if not (hasattr(self.cell, "infer_int8") and hasattr(self.cell, "quantize")):
+                raise ValueError(f"precision int8: cell {self.cell.name!r} has no int8 path")
+            if self.dtype != np.float32:
+                raise ValueError(f"precision int8: needs a float32 layer, this one is "
+                                 f"{self.dtype.name}")
+        return value
+
+    def _int8_params(self, u):
+        """The cell's int8 form of unit u's parameters, made once and kept until they
+        change (compared byte for byte with the copy kept beside it at every call: one
+        pass over the weights, against one per time step for the products)."""
+        from ._kernels.int8 import same_bytes
+        params = self._unit_params(u)
+        kept = self._quantized.get(u)
+        if kept is not None and kept[0].keys() == params.keys() and all(
+                same_bytes(kept[0][k], v) for k, v in params.items()):
+            return kept[1]
+        quantized = self.cell.quantize(params)
+        self._quantized[u] = ({k: np.array(v) for k, v in params.items()}, quantized)
+        return quantized
 
     # -- threads ----------------------------------------------------------------------
     @property
@@ -299,11 +341,17 @@ class Recurrent(ParamModule):
         states = self._check_states(state, B, "state", self.num_layers * self.num_directions)
         return x, states, lengths, self._threads_for(B)
 
-    def run(self, x, states, lengths, need_grad, num_threads):
+    def run(self, x, states, lengths, need_grad, num_threads, precision=None):
         """forward() on checked inputs: x C-contiguous (T, B, I) of the layer dtype, states
         a tuple of (L*D, B, H) arrays (one per state name), lengths int64 (B,) in 0..T,
         num_threads an int >= 1. Returns (out (T, B, D*H), tuple of final states). The
-        caller keeps BLAS single-threaded (recurrent.threads.single_threaded_blas)."""
+        caller keeps BLAS single-threaded (recurrent.threads.single_threaded_blas).
+        precision: None for the layer's (self.precision), or a checked one; int8 needs
+        need_grad=False."""
+        precision = self._precision if precision is None else precision
+        if precision != "fp32" and need_grad:
+            raise ValueError(f"precision {precision} is for inference: call with "
+                             f"need_grad=False, or set precision to 'fp32' to train")
         T, B, _ = x.shape
         D = self.num_directions
         rev = _reversal_index(lengths, T) if D == 2 else None        # (T, B) or None
@@ -319,9 +367,17 @@ class Recurrent(ParamModule):
             for d in range(D):
                 u = k * D + d
                 cell_in = layer_in if d == 0 else _reverse_rows(layer_in, rev)
-                out_d, finals, cache = self._run_cell(
-                    need_grad, np.ascontiguousarray(cell_in),
-                    tuple(s[u] for s in states), self._unit_params(u), lengths, num_threads)
+                cell_in = np.ascontiguousarray(cell_in)
+                unit_states = tuple(s[u] for s in states)
+                if precision == "int8":
+                    out_d, finals = self.cell.infer_int8(cell_in, unit_states,
+                                                         self._int8_params(u), lengths,
+                                                         num_threads)
+                    cache = None
+                else:
+                    out_d, finals, cache = self._run_cell(
+                        need_grad, cell_in, unit_states, self._unit_params(u), lengths,
+                        num_threads)
                 outs.append(out_d if d == 0 else _reverse_rows(out_d, rev))  # (T, B, H)
                 for target, final in zip(final_states, finals):
                     target[u] = final
@@ -423,15 +479,15 @@ class Recurrent(ParamModule):
             out, finals = self.run_step(x, states, self._threads_for(B))
         return out, pack_state(finals)
 
-    def run_step(self, x_t, states, num_threads):
+    def run_step(self, x_t, states, num_threads, precision=None):
         """step() on checked inputs (x_t C-contiguous (B, I) of the layer dtype, states a
         tuple of (L, B, H) arrays, num_threads an int >= 1; unidirectional layers): one
         call of each layer's cell, nothing kept for backward, and a forward/backward pair
         around it left alone. Returns (out_t (B, H), tuple of new states). The caller keeps
-        BLAS single-threaded."""
+        BLAS single-threaded. precision as in run()."""
         cache = self._cache
         out, finals = self.run(x_t[None], states, np.ones(x_t.shape[0], np.int64), False,
-                               num_threads)
+                               num_threads, precision)
         self._cache = cache
         return out[0], finals
 
@@ -439,7 +495,8 @@ class Recurrent(ParamModule):
         return (f"{type(self).__name__}(cell={self.cell.name!r}, input_size={self.input_size}, "
                 f"hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
                 f"bias={self.bias}, dropout={self.dropout}, "
-                f"bidirectional={self.bidirectional}, dtype={self.dtype.name})")
+                f"bidirectional={self.bidirectional}, dtype={self.dtype.name}"
+                + (f", precision={self._precision!r})" if self._precision != "fp32" else ")"))
 
 
 class RNN(Recurrent):
