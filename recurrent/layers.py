@@ -146,7 +146,7 @@ class Recurrent(ParamModule):
                 self._fixed.append(fixed)
         ParamModule.__init__(self, self._shapes, self.dtype)  # _params, _grads: zeros
         self._cache = None
-        self._quantized = {}    # unit -> (copy of its params, the cell's int8 form of them)
+        self._quantized = {}    # unit -> (params_version, the cell's int8 form of its params)
         self.precision = precision
 
         init_seq, cell_seq, dropout_seq = np.random.SeedSequence(seed).spawn(3)
@@ -215,6 +215,7 @@ class Recurrent(ParamModule):
                 f = slice(gate_order.index("f") * H, (gate_order.index("f") + 1) * H)
                 params["bias_ih"][f] = forget_bias
                 params["bias_hh"][f] = 0
+        self.params_changed()
 
     # -- inference precision ------------------------------------------------------------
     @property
@@ -222,7 +223,8 @@ class Recurrent(ParamModule):
         """The precision of inference (need_grad=False, step, run_step): "fp32", or "int8"
         (recurrent/quant.py) for a float32 layer whose cell has quantize() and
         infer_int8(). Training always runs in the layer's dtype; a forward pass that keeps
-        gradients refuses int8."""
+        gradients refuses int8. The int8 weights are made at the first int8 call and kept
+        until params_changed() (code writing into the parameters directly calls it)."""
         return self._precision
 
     @precision.setter
@@ -243,16 +245,12 @@ class Recurrent(ParamModule):
 
     def _int8_params(self, u):
         """The cell's int8 form of unit u's parameters, made once and kept until they
-        change (compared byte for byte with the copy kept beside it at every call: one
-        pass over the weights, against one per time step for the products)."""
-        from ._kernels.int8 import same_bytes
-        params = self._unit_params(u)
+        change: until params_changed() (recurrent/params.py) counts a change."""
         kept = self._quantized.get(u)
-        if kept is not None and kept[0].keys() == params.keys() and all(
-                same_bytes(kept[0][k], v) for k, v in params.items()):
+        if kept is not None and kept[0] == self.params_version:
             return kept[1]
-        quantized = self.cell.quantize(params)
-        self._quantized[u] = ({k: np.array(v) for k, v in params.items()}, quantized)
+        quantized = self.cell.quantize(self._unit_params(u))
+        self._quantized[u] = (self.params_version, quantized)
         return quantized
 
     # -- threads ----------------------------------------------------------------------

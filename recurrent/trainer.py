@@ -289,6 +289,7 @@ class Trainer:
         elif self.parallel is not None:  # every replica starts from rank 0's parameters
             self.model.params[...] = self.world.bcast(
                 self.model.params if self.world.is_root else None)
+            self.model.params_changed()
         p = self.position
         p.finished = False  # until this fit reaches the end
         epochs, max_steps = int(c["epochs"]), int(c.get("steps") or 0)
