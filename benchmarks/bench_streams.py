@@ -236,7 +236,8 @@ def markdown(rows, env, command):
                       "torch_batched_int8": f"{row.get('vs_batched_int8', 0):.2f}x",
                       "layer": f"{row.get('share_of_layer', 0):.0%} of its GFLOP/s"}[name]
             label = {"layer": "layer alone (T=1, bench)",
-                     "pool": f"pool ({row.get('precision', 'fp32')})",
+                     "pool": "pool" if row.get("precision", "fp32") == "fp32"
+                     else f"pool ({row['precision']})",
                      "pool_fp32": "pool (fp32)"}.get(name, name.replace("_", " "))
             lines.append(f"| {case} | {label} | {s['steps_per_s']:,.0f} | {s['p50_ms']:.3f} "
                          f"| {s['p99_ms']:.3f} | {s['gflops']:.1f} | {versus} |")
