@@ -8,11 +8,12 @@ gates and the cell state stay float32, with the float32 kernels' gate arithmetic
 Legend: T time steps, B batch rows, I input size, H hidden size, G = gates * H rows of
 W_ih / W_hh; Ip, Hp = I, H rounded up to even (the quantised rows' length).
 
-Per call: the input part (x_t W_ih^T + bias) of a chunk of steps is one int8 product over
-all their rows, in blocks of rows shared between threads; then the time loop, each thread
-owning a contiguous slice of batch rows (one parallel region per chunk), quantises its
-rows of h_{t-1}, multiplies, and runs the gate pass. The sums are exact and every float
-operation is the same whatever the split, so any thread count gives bitwise equal results.
+Per call: ONE parallel region in which each thread owns a contiguous slice of batch rows
+for all T steps; per step it quantises its rows of x_t and h_{t-1}, computes the input
+part x_t W_ih^T + bias and adds h_{t-1} W_hh^T (or keeps it apart, GRU), then runs the gate
+pass. No barrier between steps or chunks of steps: on a busy machine every barrier waits
+for the slowest thread's next time slice. The sums are exact and every float operation is
+the same whatever the split, so any thread count gives bitwise equal results.
 """
 import numpy as np
 
@@ -21,9 +22,9 @@ from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uintptr_t
 from libc.stdlib cimport free
 from libc.string cimport memcmp, memcpy, memset
 
-from ._gates cimport rc_gru_forward_f32
+from ._gates cimport rc_cpu_level, rc_gru_forward_f32
 from ._recmat cimport rc_malloc64
-from ._rows cimport copy_empty_rows, infer_chunk, kernel_threads, split, state_before
+from ._rows cimport copy_empty_rows, kernel_threads, split, state_before
 
 
 cdef extern from "qmat.h" nogil:
@@ -55,8 +56,10 @@ cpdef enum Kind:   # the cell a call runs
     RNN_TANH = 2
     RNN_RELU = 3
 
-cdef enum:
-    PROJECT_ROWS = 64   # rows per block of the input product (a size-only choice)
+def instruction_path():
+    """The int8 products' code on this CPU: "avx2" (vpmaddwd, also on AVX-512 CPUs) or
+    "portable" (scalar C)."""
+    return "avx2" if rc_cpu_level() >= 2 else "portable"
 
 
 def _aligned_int16(Py_ssize_t n):
@@ -118,60 +121,54 @@ def same_bytes(a, b):
     return memcmp(&x[0], &y[0], x.shape[0]) == 0
 
 
-cdef void _project_block(const float* x, int I, int16_t* xq, float* sx, const int16_t* P_ih,
-                         const float* sw_ih, const float* bias, float* pre, int ldp, int G,
-                         Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
-    """pre[r0:r1, :G] (row stride ldp) = dequantised (x[r0:r1] W_ih^T) + bias."""
-    cdef int Ip = rc_q_kpad(I)
-    cdef rc_q_out o
-    memset(&o, 0, sizeof(o))
-    rc_q_rows(<int> (r1 - r0), I, x + r0 * I, I, xq + r0 * Ip, sx + r0)
-    o.mode = RC_Q_DEQUANT
-    o.N = G
-    o.sa = sx + r0
-    o.sw = sw_ih
-    o.bias = bias
-    o.C = pre + r0 * ldp
-    o.ldc = ldp
-    o.accumulate = 0
-    rc_qmat(<int> (r1 - r0), I, xq + r0 * Ip, Ip, P_ih, &o)
-
-
-cdef void _rows_loop(int kind, float* out, float* pre, int ldp, float* ah, float* c_run,
-                     float* h_n, float* c_n, const float* h0, int16_t* hq, float* sh,
-                     const int16_t* P_hh, const float* sw_hh, const float* b_hn,
-                     const int64_t* lengths, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t B,
-                     int H, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
-    """Steps t0:t1 for batch rows b0:b1; pre (t1 - t0, B, ldp) holds their input parts."""
+cdef void _rows_loop(int kind, float* out, const float* x, int I, int16_t* xq, float* sx,
+                     const int16_t* P_ih, const float* sw_ih, const float* bias, float* pre,
+                     int ldp, float* ah, float* c_run, float* h_n, float* c_n,
+                     const float* h0, int16_t* hq, float* sh, const int16_t* P_hh,
+                     const float* sw_hh, const float* b_hn, const int64_t* lengths,
+                     Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0,
+                     Py_ssize_t b1) noexcept nogil:
+    """The whole time loop for batch rows b0:b1: per step, the input part of their rows
+    into pre (B, ldp) rows b0:b1, the recurrent product, the gate pass. Scratch rows
+    b0:b1 of xq (B, Ip), sx (B,), hq (B, Hp), sh (B,), ah (GRU, (B, 3H)) are this
+    thread's."""
     cdef int nb = <int> (b1 - b0)
-    cdef int Hp = rc_q_kpad(H)
+    cdef int Ip = rc_q_kpad(I), Hp = rc_q_kpad(H)
     cdef int G = (4 if kind == LSTM else 3 if kind == GRU else 1) * H
     cdef Py_ssize_t t, b
     cdef const float* h_prev
-    cdef float* a
+    cdef float* a = pre + b0 * ldp
     cdef float* h
-    cdef rc_q_out o
+    cdef rc_q_out xo, ho
     if nb <= 0:
         return
-    memset(&o, 0, sizeof(o))
-    o.mode = RC_Q_DEQUANT
-    o.sa = sh + b0
-    o.sw = sw_hh
-    for t in range(t0, t1):
+    memset(&xo, 0, sizeof(xo))
+    xo.mode = RC_Q_DEQUANT        # a = x_t W_ih^T + bias
+    xo.N = G
+    xo.sa = sx + b0
+    xo.sw = sw_ih
+    xo.bias = bias
+    xo.C = a
+    xo.ldc = ldp
+    memset(&ho, 0, sizeof(ho))
+    ho.mode = RC_Q_DEQUANT
+    ho.sa = sh + b0
+    ho.sw = sw_hh
+    if kind == GRU:   # ah = h_{t-1} W_hh^T (b_hn is added inside the gate pass)
+        ho.N = 3 * H
+        ho.C = ah + b0 * 3 * H
+        ho.ldc = 3 * H
+    else:             # the pre-activations: input part + h_{t-1} W_hh^T
+        ho.N = G
+        ho.C = a
+        ho.ldc = ldp
+        ho.accumulate = 1
+    for t in range(T):
+        rc_q_rows(nb, I, x + (t * B + b0) * I, I, xq + b0 * Ip, sx + b0)
+        rc_qmat(nb, I, xq + b0 * Ip, Ip, P_ih, &xo)
         h_prev = state_before(out, h0, t, B, H, b0)
         rc_q_rows(nb, H, h_prev, H, hq + b0 * Hp, sh + b0)
-        a = pre + ((t - t0) * B + b0) * ldp
-        if kind == GRU:   # ah = h_{t-1} W_hh^T (b_hn is added inside the gate pass)
-            o.N = 3 * H
-            o.C = ah + b0 * 3 * H
-            o.ldc = 3 * H
-            o.accumulate = 0
-        else:             # the pre-activations: input part + h_{t-1} W_hh^T
-            o.N = G
-            o.C = a
-            o.ldc = ldp
-            o.accumulate = 1
-        rc_qmat(nb, H, hq + b0 * Hp, Hp, P_hh, &o)
+        rc_qmat(nb, H, hq + b0 * Hp, Hp, P_hh, &ho)
         for b in range(b0, b1):
             h = out + (t * B + b) * H
             if t >= lengths[b]:
@@ -206,18 +203,16 @@ def infer(int kind, float[:, :, ::1] out, float[:, ::1] h_n, float[:, ::1] c_n,
     cdef int G = gates * H
     cdef int ldp = 4 * H if kind == GRU else G   # GRU's gate pass writes a 4th block
     cdef int Ip = rc_q_kpad(I), Hp = rc_q_kpad(H)
-    cdef Py_ssize_t chunk = infer_chunk(T, B, ldp, sizeof(float))
-    cdef Py_ssize_t t0 = 0, t1, rows, nblocks, k
-    cdef int nt
+    cdef int k, nt = kernel_threads(num_threads, B, 2.0 * T * B * G * (I + H))
     cdef float* out_p = &out[0, 0, 0]
     cdef float* h_n_p = &h_n[0, 0]
     cdef float* c_n_p = &c_n[0, 0]
     cdef const float* h0_p = &h0[0, 0]
     cdef const float* x_p = &x[0, 0, 0]
     cdef const int64_t* len_p = &lengths[0]
-    cdef float* pre = <float*> rc_malloc64(chunk * B * ldp * sizeof(float))
-    cdef int16_t* xq = <int16_t*> rc_malloc64(chunk * B * Ip * sizeof(int16_t))
-    cdef float* sx = <float*> rc_malloc64(chunk * B * sizeof(float))
+    cdef float* pre = <float*> rc_malloc64(B * ldp * sizeof(float))
+    cdef int16_t* xq = <int16_t*> rc_malloc64(B * Ip * sizeof(int16_t))
+    cdef float* sx = <float*> rc_malloc64(B * sizeof(float))
     cdef int16_t* hq = <int16_t*> rc_malloc64(B * Hp * sizeof(int16_t))
     cdef float* sh = <float*> rc_malloc64(B * sizeof(float))
     cdef float* ah = <float*> rc_malloc64(B * 3 * H * sizeof(float)) if kind == GRU else NULL
@@ -232,20 +227,8 @@ def infer(int kind, float[:, :, ::1] out, float[:, ::1] h_n, float[:, ::1] c_n,
         copy_empty_rows(h_n_p, h0_p, len_p, B, H)
         if kind == LSTM:
             copy_empty_rows(c_n_p, &c0[0, 0], len_p, B, H)
-        while t0 < T:
-            t1 = min(t0 + chunk, T)
-            rows = (t1 - t0) * B
-            nblocks = (rows + PROJECT_ROWS - 1) // PROJECT_ROWS
-            for k in prange(nblocks, schedule="dynamic", chunksize=1,
-                            num_threads=kernel_threads(num_threads, nblocks,
-                                                       2.0 * rows * I * G)):
-                _project_block(x_p + t0 * B * I, I, xq, sx, &p_ih[0], &s_ih[0], &bias[0],
-                               pre, ldp, G, k * PROJECT_ROWS,
-                               min((k + 1) * PROJECT_ROWS, rows))
-            nt = kernel_threads(num_threads, B, 2.0 * (t1 - t0) * B * G * H)
-            for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-                _rows_loop(kind, out_p, pre, ldp, ah, c_run, h_n_p, c_n_p, h0_p, hq, sh,
-                           &p_hh[0], &s_hh[0], &b_hn[0], len_p, t0, t1, B, H,
-                           split(B, <int> nt, <int> k), split(B, <int> nt, <int> k + 1))
-            t0 = t1
+        for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+            _rows_loop(kind, out_p, x_p, I, xq, sx, &p_ih[0], &s_ih[0], &bias[0], pre, ldp,
+                       ah, c_run, h_n_p, c_n_p, h0_p, hq, sh, &p_hh[0], &s_hh[0], &b_hn[0],
+                       len_p, T, B, H, split(B, nt, k), split(B, nt, k + 1))
     free(pre); free(xq); free(sx); free(hq); free(sh); free(ah); free(c_run)
