@@ -42,6 +42,13 @@ def quantize_rows(a):
     return q, scale
 
 
+def dequantize_rows(q, scale):
+    """The float32 matrix (m, K) that quantised rows q (m, K) with scales (m,) stand for,
+    q * scale; quantize_rows gives back the same q and scale from it (exported int8
+    weights loaded again quantise to what was exported)."""
+    return np.asarray(q, np.float32) * np.asarray(scale, np.float32)[:, None]
+
+
 def int8_error_bound(a, w):
     """Bound (m, G) on |int8 product - a @ w.T| for a (m, K), w (G, K): see above."""
     a = np.asarray(a, np.float64)
