@@ -1,5 +1,6 @@
 """`recurrent bench`: the built-in kernels against PyTorch, side by side, same weights
-(or any registered cell alone, with --vs none).
+(any other registered cell, a plugin's included, is timed alone; --vs none times every
+cell alone).
 
 For every (cell, config, thread count) it builds one float32 problem, loads the same
 weights into torch.nn.LSTM/GRU/RNN through the state_dict, checks that both sides agree
@@ -296,6 +297,7 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
     for nt in thread_counts:
         rates[nt] = sgemm_rate(available_cores() if nt == "auto" else nt)
     for name in cells:
+        compare = torch is not None and name in TORCH_CELLS  # others are timed alone
         for size in configs:
             problem = Problem(name, *size)
             for nt in thread_counts:
@@ -305,7 +307,7 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
                        "precision": precision}
                 ours_nt = None if nt == "auto" else nt
                 sides, keys = [problem.ours(mode, ours_nt, precision)], ["ours"]
-                if torch is not None:
+                if compare:
                     torch.set_num_threads(torch_default if nt == "auto" else nt)
                     row["max_rel_diff"] = check_agreement(problem, mode, ours_nt,
                                                           torch_precision, precision)
@@ -322,7 +324,7 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
                     stats = _stats([t for block in side_rounds for t in block])
                     stats["gflops"] = problem.flops(mode) / stats["median_ms"] / 1e6
                     row[key] = stats
-                if torch is not None:
+                if compare:
                     ratios = round_ratios(timed["ours"], timed["torch"])
                     row["round_ratios"] = ratios
                     row["ratio"] = float(np.median(ratios))
@@ -374,12 +376,14 @@ def _parse_config(text):
 def _format_row(row):
     size = f"({row['T']},{row['B']},{row['I']},{row['H']})"
     ours = row["ours"]
-    text = (f"{row['cell']:9s} {size:20s} {row['threads']:>4}  "
+    text = (f"{row['cell']:13s} {size:20s} {row['threads']:>4}  "
             f"{ours['median_ms']:9.2f} ±{ours['iqr_ms']:<7.2f} {ours['gflops']:6.0f}")
     if "torch" in row:
         theirs = row["torch"]
         text += (f"  {theirs['median_ms']:9.2f} ±{theirs['iqr_ms']:<7.2f} "
                  f"{theirs['gflops']:6.0f}  {row['ratio']:6.2f} ±{row['ratio_iqr']:.2f}")
+    elif row["cell"] not in TORCH_CELLS:
+        text += "  (torch has no such cell: timed alone)"
     if "fp32" in row:
         text += (f"  {row['fp32']['median_ms']:9.2f}  {row['ratio_fp32']:6.2f} "
                  f"±{row['ratio_fp32_iqr']:.2f}")
@@ -387,7 +391,7 @@ def _format_row(row):
 
 
 def _header(vs, precision="fp32"):
-    text = (f"{'cell':9s} {'(T,B,I,H)':20s} {'th':>4s}  {'ours ms':>9s} {'±iqr':8s} "
+    text = (f"{'cell':13s} {'(T,B,I,H)':20s} {'th':>4s}  {'ours ms':>9s} {'±iqr':8s} "
             f"{'GF/s':>6s}")
     if vs == "torch":
         text += f"  {'torch ms':>9s} {'±iqr':8s} {'GF/s':>6s}  {'ratio':>6s} ±iqr"
@@ -417,8 +421,10 @@ def register_commands(cli):
                        "for each library's default choice.")
     @click.option("--mode", type=click.Choice(["train", "infer"]), default="train",
                   show_default=True, help="train: forward + backward; infer: forward only.")
-    @click.option("--vs", type=click.Choice(["torch", "none"]), default="torch",
-                  show_default=True, help="Compare against torch, or time recurrent alone.")
+    @click.option("--vs", type=click.Choice(["torch", "none"]), default=None,
+                  help="torch: compare every cell against torch; none: time recurrent "
+                       "alone. Default: compare the cells torch has (rnn_tanh, rnn_relu, "
+                       "lstm, gru) and time any other registered cell alone.")
     @click.option("--repeats", type=click.IntRange(min=1), default=7, show_default=True,
                   help="Timed calls per side (at least), spread over the rounds.")
     @click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True,
@@ -444,13 +450,19 @@ def register_commands(cli):
         GFLOP/s of each side and the ratio ours / torch (below 1: recurrent is faster):
         the median over --rounds interleaved rounds of each round's ratio, ± their IQR.
         Example: recurrent bench --cell lstm --config 100,32,64,128 --threads 1
-        With --vs none any registered cell, a plugin's included, is timed alone.
+        Any registered cell, a plugin's included, can be named: the ones torch lacks are
+        timed alone (--vs none times every cell alone).
         """
         from recurrent.plugins import get_cell
         cell_names = _parse_list(cells, "--cell", str)
+        if vs is None:  # torch where it has the cell (run_rows times the others alone)
+            vs = "torch" if any(name in TORCH_CELLS for name in cell_names) else "none"
+            explicit_vs = False
+        else:
+            explicit_vs = True
         for name in cell_names:
             get_cell(name)  # unknown names list the known ones
-            if vs == "torch" and name not in TORCH_CELLS:
+            if explicit_vs and vs == "torch" and name not in TORCH_CELLS:
                 raise recurrent.UserError(
                     f"--cell {name}: torch has no such cell to compare with (it has "
                     f"{', '.join(TORCH_CELLS)}); time it alone with --vs none")

@@ -232,7 +232,7 @@ def test_int8_is_refused_where_it_does_not_apply(rng):
         Recurrent("gru", 4, 6, dtype=np.float64, precision="int8")
     with pytest.raises(ValueError, match="expected one of fp32, int8"):
         layer.precision = "int4"
-    peephole = pytest.importorskip("recurrent_peephole.cell",
+    peephole = pytest.importorskip("recurrent_peephole",
                                    reason="the example plugin recurrent-peephole is not "
                                           "installed")
     with pytest.raises(ValueError, match="cell 'peephole_lstm' has no int8 path"):
