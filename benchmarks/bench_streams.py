@@ -6,8 +6,14 @@
   rows (index_select), runs one batched LSTMCell and writes them back (index_copy_);
 - the pool: recurrent.StreamPool(recurrent.LSTM(I, H)), step_arrays(ids, x).
 
+With --precision int8 the pool runs int8 inference (StreamPool(..., precision="int8"),
+issue 17) and two more sides join: the same pool in float32, and torch batched in int8
+(the LSTMCell through torch.ao.quantization.quantize_dynamic, int8 weights, activations
+quantised per call), so the pool is compared with torch's int8 as well as its float32.
+
     python benchmarks/bench_streams.py --seconds 10    # the markdown table (~2 min)
     python benchmarks/bench_streams.py --json out.json # the rows as JSON too
+    python benchmarks/bench_streams.py --precision int8 --cases 1000/100
 
 Cases: N open streams, A advancing per call (a fresh random subset each call, the same
 subsets for every side): 1,000 / 100 and 10,000 / 10,000. LSTM, I=64 inputs, H=256, float32,
@@ -19,7 +25,8 @@ the table adds the layer's own one-step rate at that batch, measured as `recurre
 --mode infer` times a cell (plugins/bench.py Problem.ours, T=1): the pool's GFLOP/s over
 it is the share of the layer's speed the pool keeps (gather, scatter, bookkeeping).
 
-Before timing, the three sides are run on the same inputs and must agree (1e-4).
+Before timing, the sides are run on the same inputs and must agree (1e-4 in float32, 0.05
+between an int8 side and a float32 one).
 threadpoolctl's view of the BLAS libraries and the OPENBLAS_* variables are printed: run
 it with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset to measure OpenBLAS's own kernel choice.
 """
@@ -50,14 +57,22 @@ def make_subsets(n_open, n_step, calls, seed):
 class Sides:
     """The three implementations of one case over the same LSTM weights."""
 
-    def __init__(self, n_open, n_step, I, H, calls, seed=0):
+    def __init__(self, n_open, n_step, I, H, calls, seed=0, precision="fp32"):
         import torch
-        self.n_open, self.n_step = n_open, n_step
+        self.n_open, self.n_step, self.precision = n_open, n_step, precision
         rng = np.random.default_rng(seed)
         self.layer = recurrent.LSTM(I, H, seed=seed, num_threads=1)
         self.cell = torch.nn.LSTMCell(I, H)
         sd = self.layer.state_dict()
         self.cell.load_state_dict({k[:-3]: torch.from_numpy(v.copy()) for k, v in sd.items()})
+        self.qcell = None
+        if precision == "int8":
+            import copy
+            import warnings
+            with warnings.catch_warnings():  # its notice that it moves to torchao
+                warnings.simplefilter("ignore")
+                self.qcell = torch.ao.quantization.quantize_dynamic(
+                    copy.deepcopy(self.cell), {torch.nn.LSTMCell}, dtype=torch.qint8)
         self.subsets = make_subsets(n_open, n_step, calls, seed + 1)
         self.inputs = [rng.standard_normal((n_step, I)).astype(np.float32)
                        for _ in range(min(calls, 8))]
@@ -68,14 +83,19 @@ class Sides:
     def reset(self):
         import torch
         N, H = self.n_open, self.layer.hidden_size
-        self.pool = recurrent.StreamPool(self.layer, capacity=N, num_threads=1)
+        self.pool = recurrent.StreamPool(self.layer, capacity=N, num_threads=1,
+                                         precision=self.precision)
+        self.pool32 = recurrent.StreamPool(self.layer, capacity=N, num_threads=1)
         for i in range(N):
             self.pool.open(i)
+            self.pool32.open(i)
         self.hs = [torch.zeros(1, H) for _ in range(N)]
         self.cs = [torch.zeros(1, H) for _ in range(N)]
         self.h_all = torch.zeros(N, H)
         self.c_all = torch.zeros(N, H)
-        self.k = {"pool": 0, "loop": 0, "batched": 0}
+        self.h_all_q = torch.zeros(N, H)
+        self.c_all_q = torch.zeros(N, H)
+        self.k = {"pool": 0, "pool32": 0, "loop": 0, "batched": 0, "batched_int8": 0}
 
     def _next(self, side):
         k = self.k[side]
@@ -85,6 +105,10 @@ class Sides:
     def pool_call(self):
         s, i = self._next("pool")
         return self.pool.step_arrays(self.subsets[s].tolist(), self.inputs[i])
+
+    def pool32_call(self):
+        s, i = self._next("pool32")
+        return self.pool32.step_arrays(self.subsets[s].tolist(), self.inputs[i])
 
     def loop_call(self):
         import torch
@@ -97,37 +121,52 @@ class Sides:
                 out.append(hs[r])
         return out
 
-    def batched_call(self):
+    def _batched(self, side, cell, h_all, c_all):
         import torch
-        s, i = self._next("batched")
+        s, i = self._next(side)
         idx = self.subsets_t[s]
         with torch.inference_mode():
-            h = self.h_all.index_select(0, idx)
-            c = self.c_all.index_select(0, idx)
-            h, c = self.cell(self.inputs_t[i], (h, c))
-            self.h_all.index_copy_(0, idx, h)
-            self.c_all.index_copy_(0, idx, c)
+            h = h_all.index_select(0, idx)
+            c = c_all.index_select(0, idx)
+            h, c = cell(self.inputs_t[i], (h, c))
+            h_all.index_copy_(0, idx, h)
+            c_all.index_copy_(0, idx, c)
         return h
 
+    def batched_call(self):
+        return self._batched("batched", self.cell, self.h_all, self.c_all)
+
+    def batched_int8_call(self):
+        return self._batched("batched_int8", self.qcell, self.h_all_q, self.c_all_q)
+
     def check(self, calls=3):
-        """The three sides agree over a few calls (same subsets, same inputs)."""
+        """The sides agree over a few calls (same subsets, same inputs): float32 ones
+        within 1e-4 of each other, int8 ones within 0.05 of float32."""
         import torch
         worst = 0.0
         for _ in range(calls):
             ours = self.pool_call()
+            fp32 = self.pool32_call()
             loop = torch.cat(self.loop_call()).numpy()
             batched = self.batched_call().numpy()
-            for theirs in (loop, batched):
-                worst = max(worst, float(np.abs(ours - theirs).max()))
-        if not worst <= 1e-4:
-            raise SystemExit(f"the sides disagree by {worst:.2e}; not timing wrong results")
+            sides = [(fp32, loop, 1e-4), (fp32, batched, 1e-4), (ours, fp32, 1e-4)]
+            if self.precision == "int8":
+                sides[-1] = (ours, fp32, 0.05)
+                sides.append((self.batched_int8_call().numpy(), fp32, 0.05))
+            for a, b, tolerance in sides:
+                diff = float(np.abs(a - b).max())
+                if not diff <= tolerance:
+                    raise SystemExit(f"the sides disagree by {diff:.2e}; not timing wrong "
+                                     f"results")
+                if tolerance == 1e-4:
+                    worst = max(worst, diff)
         self.reset()
         return worst
 
 
-def layer_rate_call(B, I, H):
+def layer_rate_call(B, I, H, precision="fp32"):
     """A callable timing what `recurrent bench --mode infer` times for (T=1, B, I, H)."""
-    return Problem("lstm", 1, B, I, H).ours("infer", 1)
+    return Problem("lstm", 1, B, I, H).ours("infer", 1, precision)
 
 
 def flops_per_call(B, I, H):
@@ -142,18 +181,21 @@ def summarize(times, n_step):
             "calls": len(times)}
 
 
-def run_case(n_open, n_step, I, H, rounds, seconds, max_calls):
+def run_case(n_open, n_step, I, H, rounds, seconds, max_calls, precision="fp32"):
     import torch
     torch.set_num_threads(1)
     calls = max_calls
-    sides = Sides(n_open, n_step, I, H, calls)
-    row = {"open": n_open, "advancing": n_step, "I": I, "H": H,
+    sides = Sides(n_open, n_step, I, H, calls, precision=precision)
+    row = {"open": n_open, "advancing": n_step, "I": I, "H": H, "precision": precision,
            "max_abs_diff": sides.check()}
     names = ["pool", "torch_loop", "torch_batched"]
     fns = [sides.pool_call, sides.loop_call, sides.batched_call]
+    if precision == "int8":
+        names += ["pool_fp32", "torch_batched_int8"]
+        fns += [sides.pool32_call, sides.batched_int8_call]
     if n_step == n_open:
         names.append("layer")
-        fns.append(layer_rate_call(n_step, I, H))
+        fns.append(layer_rate_call(n_step, I, H, precision))
     with single_threaded_blas():
         timed = run_rounds(fns, rounds, repeats=rounds * 2, min_seconds=seconds)
     for name, side_rounds in zip(names, timed):
@@ -163,6 +205,10 @@ def run_case(n_open, n_step, I, H, rounds, seconds, max_calls):
     pool = row["pool"]
     row["vs_loop"] = pool["steps_per_s"] / row["torch_loop"]["steps_per_s"]
     row["vs_batched"] = pool["steps_per_s"] / row["torch_batched"]["steps_per_s"]
+    if precision == "int8":
+        row["vs_pool_fp32"] = pool["steps_per_s"] / row["pool_fp32"]["steps_per_s"]
+        row["vs_batched_int8"] = (pool["steps_per_s"]
+                                  / row["torch_batched_int8"]["steps_per_s"])
     if "layer" in row:
         row["share_of_layer"] = pool["gflops"] / row["layer"]["gflops"]
     return row
@@ -179,14 +225,20 @@ def markdown(rows, env, command):
              "|---|---|---|---|---|---|---|"]
     for row in rows:
         case = f"{row['open']:,} / {row['advancing']:,}"
-        for name in ("pool", "torch_loop", "torch_batched", "layer"):
+        for name in ("pool", "pool_fp32", "torch_loop", "torch_batched",
+                     "torch_batched_int8", "layer"):
             if name not in row:
                 continue
             s = row[name]
             versus = {"pool": "", "torch_loop": f"{row['vs_loop']:.2f}x",
                       "torch_batched": f"{row['vs_batched']:.2f}x",
+                      "pool_fp32": f"{row.get('vs_pool_fp32', 0):.2f}x",
+                      "torch_batched_int8": f"{row.get('vs_batched_int8', 0):.2f}x",
                       "layer": f"{row.get('share_of_layer', 0):.0%} of its GFLOP/s"}[name]
-            label = {"layer": "layer alone (T=1, bench)"}.get(name, name.replace("_", " "))
+            label = {"layer": "layer alone (T=1, bench)",
+                     "pool": "pool" if row.get("precision", "fp32") == "fp32"
+                     else f"pool ({row['precision']})",
+                     "pool_fp32": "pool (fp32)"}.get(name, name.replace("_", " "))
             lines.append(f"| {case} | {label} | {s['steps_per_s']:,.0f} | {s['p50_ms']:.3f} "
                          f"| {s['p99_ms']:.3f} | {s['gflops']:.1f} | {versus} |")
     return "\n".join(lines)
@@ -203,6 +255,9 @@ def main(argv=None):
                         help="distinct random subsets drawn per case (cycled)")
     parser.add_argument("--cases", default="1000/100,10000/10000",
                         help="OPEN/ADVANCING pairs, comma-separated")
+    parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                        help="the pool's precision (int8 adds the fp32 pool and torch "
+                             "batched int8 as sides)")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
     args = parser.parse_args(argv)
     cases = [tuple(int(v) for v in c.split("/")) for c in args.cases.split(",")]
@@ -210,7 +265,7 @@ def main(argv=None):
     rows = []
     for n_open, n_step in cases:
         rows.append(run_case(n_open, n_step, args.input, args.hidden, args.rounds,
-                             args.seconds, args.calls))
+                             args.seconds, args.calls, args.precision))
         print(f"done {n_open}/{n_step}", file=sys.stderr, flush=True)
     command = "python " + " ".join(["benchmarks/bench_streams.py", *(argv or sys.argv[1:])])
     print(markdown(rows, env, command))

@@ -35,6 +35,7 @@ import numpy as np
 
 import recurrent
 from recurrent.checks import one_line
+from recurrent.quant import PRECISIONS
 
 DEFAULT_CELLS = ("lstm", "gru", "rnn_tanh")
 TORCH_CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")  # the cells torch.nn has
@@ -69,14 +70,27 @@ class Problem:
         forward = 2.0 * T * B * self.cell.num_gates * H * (I + H)
         return forward if mode == "infer" else 3 * forward
 
-    def ours(self, mode, num_threads):
+    def ours(self, mode, num_threads, precision="fp32"):
         """A no-argument callable running our side once; returns (out, dx or None). Like a
         layer's public call, each resolves the thread count (None: the default choice) and
-        keeps BLAS single-threaded; cells take lengths (B,) and an int thread count."""
+        keeps BLAS single-threaded; cells take lengths (B,) and an int thread count.
+        precision int8 (inference): the weights are quantised once, here, as a layer keeps
+        them; each call quantises its inputs and states."""
         from recurrent.threads import resolve_threads, single_threaded_blas
         cell, none = self.cell, (None,) * len(self.states)
         T, B, _, H = self.size
         lengths = np.full(B, T, dtype=np.int64)
+
+        if precision == "int8":
+            qparams = cell.quantize(self.params)
+
+            def infer_int8():
+                with single_threaded_blas():
+                    nt = resolve_threads(num_threads, B, H)
+                    out, _ = cell.infer_int8(self.x, self.states, qparams, lengths, nt)
+                return out, None
+
+            return infer_int8
 
         def infer():  # the cell's cache-free path when it has one, as layers use it
             with single_threaded_blas():
@@ -148,13 +162,13 @@ TOLERANCE = {"fp32": 1e-3, "bf16": 1e-1, "int8": 1e-1}
 TORCH_PRECISIONS = tuple(TOLERANCE)
 
 
-def check_agreement(problem, mode, num_threads, precision="fp32"):
+def check_agreement(problem, mode, num_threads, precision="fp32", ours_precision="fp32"):
     """Run both sides once and compare; returns the largest difference seen. Raises
     recurrent.UserError when they disagree (then timing them would mean nothing)."""
     torch_fn, module, _ = problem.torch_side(mode, precision)
     for g in problem.grads.values():
         g[...] = 0
-    out, dx = problem.ours(mode, num_threads)()
+    out, dx = problem.ours(mode, num_threads, ours_precision)()
     try:
         t_out, t_dx = torch_fn()
     except RuntimeError as e:  # e.g. oneDNN without the CPU's bf16 instructions
@@ -171,7 +185,7 @@ def check_agreement(problem, mode, num_threads, precision="fp32"):
         scale = max(1.0, float(np.abs(theirs).max()))
         diff = float(np.abs(ours - theirs).max()) / scale
         worst = max(worst, diff)
-        if not diff <= TOLERANCE[precision]:
+        if not diff <= max(TOLERANCE[precision], TOLERANCE[ours_precision]):
             raise recurrent.UserError(
                 f"{problem.name} {problem.size}: {what} differs from torch by {diff:.2e} "
                 f"(relative to its largest value); not timing a wrong result")
@@ -268,10 +282,12 @@ def _iqr(values):
 
 
 def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
-             torch_precision="fp32"):
+             torch_precision="fp32", precision="fp32"):
     """Measure every combination; emit(row dict) as each finishes. A thread count of
     "auto" means each library's default: recurrent's num_threads=None (see
-    recurrent.threads.resolve_threads), torch's own default thread count."""
+    recurrent.threads.resolve_threads), torch's own default thread count. precision:
+    our side's; with int8 our fp32 is timed too, as a third side of the same rounds
+    (row["fp32"], and row["ratio_fp32"] = ours / our fp32 per round, median)."""
     from recurrent.threads import available_cores
     torch = torch_default = None
     if vs == "torch":
@@ -287,27 +303,36 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
             for nt in thread_counts:
                 row = {"cell": name, "T": size[0], "B": size[1], "I": size[2], "H": size[3],
                        "threads": nt, "mode": mode, "sgemm_gflops": rates[nt],
-                       "rounds": rounds, "torch_precision": torch_precision}
+                       "rounds": rounds, "torch_precision": torch_precision,
+                       "precision": precision}
                 ours_nt = None if nt == "auto" else nt
-                sides = [problem.ours(mode, ours_nt)]
+                sides, keys = [problem.ours(mode, ours_nt, precision)], ["ours"]
                 if compare:
                     torch.set_num_threads(torch_default if nt == "auto" else nt)
                     row["max_rel_diff"] = check_agreement(problem, mode, ours_nt,
-                                                          torch_precision)
+                                                          torch_precision, precision)
                     torch_fn = problem.torch_side(mode, torch_precision)[0]
                     torch_fn()
                     row["torch_output_dtype"] = torch_fn.dtype  # autocast may keep float32
                     sides.append(torch_fn)
-                timed = run_rounds(sides, rounds, repeats)
-                for key, side_rounds in zip(("ours", "torch"), timed):
+                    keys.append("torch")
+                if precision != "fp32":
+                    sides.append(problem.ours(mode, ours_nt))
+                    keys.append("fp32")
+                timed = dict(zip(keys, run_rounds(sides, rounds, repeats)))
+                for key, side_rounds in timed.items():
                     stats = _stats([t for block in side_rounds for t in block])
                     stats["gflops"] = problem.flops(mode) / stats["median_ms"] / 1e6
                     row[key] = stats
                 if compare:
-                    ratios = round_ratios(*timed)
+                    ratios = round_ratios(timed["ours"], timed["torch"])
                     row["round_ratios"] = ratios
                     row["ratio"] = float(np.median(ratios))
                     row["ratio_iqr"] = _iqr(ratios)
+                if precision != "fp32":
+                    ratios = round_ratios(timed["ours"], timed["fp32"])
+                    row["ratio_fp32"] = float(np.median(ratios))
+                    row["ratio_fp32_iqr"] = _iqr(ratios)
                 emit(row)
 
 
@@ -322,7 +347,8 @@ def _child(spec):
         emit("environment", **environment())
         run_rows(spec["cells"], [tuple(c) for c in spec["configs"]], spec["threads"],
                  spec["mode"], spec["vs"], spec["repeats"], spec["rounds"],
-                 lambda row: emit("row", **row), spec.get("torch_precision", "fp32"))
+                 lambda row: emit("row", **row), spec.get("torch_precision", "fp32"),
+                 spec.get("precision", "fp32"))
     except recurrent.UserError as e:
         emit("error", message=str(e))
         sys.exit(1)
@@ -358,14 +384,19 @@ def _format_row(row):
                  f"{theirs['gflops']:6.0f}  {row['ratio']:6.2f} ±{row['ratio_iqr']:.2f}")
     elif row["cell"] not in TORCH_CELLS:
         text += "  (torch has no such cell: timed alone)"
+    if "fp32" in row:
+        text += (f"  {row['fp32']['median_ms']:9.2f}  {row['ratio_fp32']:6.2f} "
+                 f"±{row['ratio_fp32_iqr']:.2f}")
     return text
 
 
-def _header(vs):
+def _header(vs, precision="fp32"):
     text = (f"{'cell':13s} {'(T,B,I,H)':20s} {'th':>4s}  {'ours ms':>9s} {'±iqr':8s} "
             f"{'GF/s':>6s}")
     if vs == "torch":
         text += f"  {'torch ms':>9s} {'±iqr':8s} {'GF/s':>6s}  {'ratio':>6s} ±iqr"
+    if precision != "fp32":
+        text += f"  {'fp32 ms':>9s}  {'/fp32':>6s} ±iqr"
     return text
 
 
@@ -405,10 +436,14 @@ def register_commands(cli):
                   show_default=True,
                   help="torch's side: float32, bf16 autocast, or int8 dynamic quantisation "
                        "(inference); recurrent runs float32.")
+    @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32",
+                  show_default=True,
+                  help="recurrent's side: float32, or int8 inference (--mode infer; then "
+                       "our fp32 is timed in the same rounds, columns fp32 ms and /fp32).")
     @click.option("--keep-blas-env", is_flag=True,
                   help="Keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (default: unset for the run).")
     def bench(cells, configs, threads, mode, vs, repeats, rounds, json_path,
-              torch_precision, keep_blas_env):
+              torch_precision, precision, keep_blas_env):
         """Time recurrent's kernels beside PyTorch: same weights, outputs checked first.
 
         Prints per cell, size and thread count the median ms (± interquartile range) and
@@ -438,6 +473,14 @@ def register_commands(cli):
             raise recurrent.UserError(
                 f"--torch-precision int8 is torch's dynamic quantisation, for inference "
                 f"(--mode infer) of {', '.join(INT8_CELLS)}")
+        if precision == "int8":
+            if mode != "infer":
+                raise recurrent.UserError("--precision int8 is for inference: add --mode infer")
+            for name in cell_names:
+                cell = get_cell(name)
+                if not (hasattr(cell, "infer_int8") and hasattr(cell, "quantize")):
+                    raise recurrent.UserError(f"--precision int8: cell {name!r} has no int8 "
+                                              f"path")
         sizes = [_parse_config(c) for c in configs] or list(DEFAULT_CONFIGS)
         thread_counts = _parse_list(threads, "--threads",
                                     lambda v: v if v == "auto" else int(v))
@@ -453,7 +496,7 @@ def register_commands(cli):
                     "or run with --vs none to time recurrent alone") from None
         spec = {"cells": cell_names, "configs": sizes, "threads": thread_counts,
                 "mode": mode, "vs": vs, "repeats": repeats,
-                "rounds": rounds, "torch_precision": torch_precision}
+                "rounds": rounds, "torch_precision": torch_precision, "precision": precision}
         # PYTHONSAFEPATH: the child must import the installed package, not a source
         # checkout that happens to be the current directory (it has no compiled kernels).
         env = dict(os.environ, PYTHONSAFEPATH="1")
@@ -477,13 +520,14 @@ def register_commands(cli):
                            f"{message['cores']} cores")
                 legend = (f"mode {mode}; {rounds} rounds, >= {repeats} timed calls per side "
                           f"after warm-up")
-                if vs == "torch" and torch_precision != "fp32":
-                    legend += f"; torch in {torch_precision}, recurrent in fp32"
+                if precision != "fp32" or (vs == "torch" and torch_precision != "fp32"):
+                    legend += ((f"; torch in {torch_precision}," if vs == "torch" else ";")
+                               + f" recurrent in {precision}")
                 if vs == "torch":
                     legend += ("; blocks interleaved ours, torch, ...; ratio = median over "
                                "rounds of ours/torch block medians (below 1: recurrent faster)")
                 click.echo(legend)
-                click.echo(_header(vs))
+                click.echo(_header(vs, precision))
             elif kind == "row":
                 payload["rows"].append(message)
                 click.echo(_format_row(message))

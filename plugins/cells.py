@@ -22,11 +22,13 @@ import numpy as np
 
 import recurrent
 from recurrent._kernels import gru as _gru
+from recurrent._kernels import int8 as _int8
 from recurrent._kernels import lstm as _lstm
 from recurrent._kernels import rnn as _rnn
 from recurrent.cellbase import TorchLayoutCell
 from recurrent.layout import STATE_NAMES
 from recurrent.masks import MASK_KINDS, check_masks
+from recurrent.quant import QuantizedWeight
 
 _FLOATS = (np.float32, np.float64)
 
@@ -103,6 +105,42 @@ class _KernelCell(TorchLayoutCell):
     def __repr__(self):
         return f"<cell {self.name!r} (Cython kernels)>"
 
+    # -- int8 inference (recurrent/quant.py, recurrent/_kernels/int8.pyx) ---------------
+    int8_kind: int
+
+    def _int8_biases(self, params, H):
+        """(bias (G,), b_hn (H,) or None) as the int8 kernel adds them."""
+        G = self.num_gates * H
+        return _bias(params, "bias_ih", G, np.float32) + _bias(params, "bias_hh", G,
+                                                               np.float32), None
+
+    def quantize(self, params):
+        """params (float32) -> their int8 form for infer_int8: the weights quantised per
+        row and packed, the biases combined. Computed once per set of weights (the layer
+        keeps it)."""
+        H = params["weight_hh"].shape[1]
+        bias, b_hn = self._int8_biases(params, H)
+        return {"weight_ih": QuantizedWeight(params["weight_ih"]),
+                "weight_hh": QuantizedWeight(params["weight_hh"]),
+                "bias": np.ascontiguousarray(bias, np.float32),
+                "b_hn": np.zeros(1, np.float32) if b_hn is None
+                else np.ascontiguousarray(b_hn, np.float32)}
+
+    def infer_int8(self, x, states, qparams, lengths, num_threads):
+        """infer() with int8 products (float32 x and states): (out, final states)."""
+        _check_arrays(np.dtype(np.float32), x=x, **{f"state{i}": s for i, s in
+                                                   enumerate(states)})
+        T, B, _ = x.shape
+        H = states[0].shape[1]
+        out = np.empty((T, B, H), np.float32)
+        finals = tuple(np.empty((B, H), np.float32) for _ in states)
+        c0, c_n = (states[1], finals[1]) if len(states) > 1 else (states[0], finals[0])
+        w_ih, w_hh = qparams["weight_ih"], qparams["weight_hh"]
+        _int8.infer(self.int8_kind, out, finals[0], c_n, x, states[0], c0, w_ih.packed,
+                    w_ih.scale, w_hh.packed, w_hh.scale, qparams["bias"], qparams["b_hn"],
+                    lengths, num_threads)
+        return out, finals
+
 
 class RNNCell(_KernelCell):
     """h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), act = tanh or relu."""
@@ -112,6 +150,7 @@ class RNNCell(_KernelCell):
     def __init__(self, nonlinearity):
         self.name = f"rnn_{nonlinearity}"
         self.use_relu = nonlinearity == "relu"
+        self.int8_kind = int(_int8.Kind.RNN_RELU) if self.use_relu else int(_int8.Kind.RNN_TANH)
         super().__init__()
 
     def forward(self, x, states, params, lengths, num_threads, masks=None):
@@ -169,6 +208,7 @@ class LSTMCell(_KernelCell):
 
     name = "lstm"
     num_gates = 4
+    int8_kind = int(_int8.Kind.LSTM)
 
     def _prepare(self, x, states, params):
         """Checked arrays and the one bias the kernel adds, b_ih + b_hh (G,)."""
@@ -236,6 +276,14 @@ class GRUCell(_KernelCell):
 
     name = "gru"
     num_gates = 3
+    int8_kind = int(_int8.Kind.GRU)
+
+    def _int8_biases(self, params, H):
+        b_ih = _bias(params, "bias_ih", 3 * H, np.float32)
+        b_hh = _bias(params, "bias_hh", 3 * H, np.float32)
+        bias_x = b_ih.copy()
+        bias_x[:2 * H] += b_hh[:2 * H]
+        return bias_x, b_hh[2 * H:]
 
     def _prepare(self, x, states, params):
         """Checked arrays and the kernel's bias split: bias_x (G,) = b_ih + [b_hr, b_hz, 0]

@@ -19,6 +19,7 @@ from . import __version__, plugins, report
 from .checkpoint import json_default
 from .checks import one_line
 from .errors import AllRanksError, UserError, error_line
+from .quant import PRECISIONS
 
 QUICK_START = """Fast CPU RNN / LSTM / GRU training from the command line.
 
@@ -176,6 +177,9 @@ def _shared_options(defaults: dict) -> list:
                      help="Run directory to create [default: runs/TASK-DATE-TIME]."),
         click.Option(["--resume"], default=None, metavar="RUN",
                      help="Continue the run in RUN exactly where it stopped."),
+        click.Option(["--precision"], type=click.Choice(PRECISIONS), default="fp32",
+                     show_default=True, help="Training precision (int8 is for inference: "
+                     "predict, eval, bench --mode infer)."),
         click.Option(["--ranks"], default=None, type=click.IntRange(min=1), metavar="N",
                      help="Train data-parallel on N processes of the local computer (starts "
                           "mpiexec; needs recurrent[mpi]; docs/distributed.md)."),
@@ -218,6 +222,10 @@ def _train(ctx, task, values):
     from .distributed import world as current_world
     from .runs import parallel_trainer
     out, resume, ranks = values.pop("out"), values.pop("resume"), values.pop("ranks")
+    precision = values.pop("precision")
+    if precision != "fp32":
+        raise UserError(f"--precision {precision} is for inference only (predict, eval, "
+                        f"bench --mode infer); training runs in fp32")
     world = current_world()
     if ranks is not None and world.size == 1 and ranks > 1:
         from .launch import launch
@@ -337,6 +345,10 @@ def train_group(ctx, resume):
 
 # ---- eval -----------------------------------------------------------------------------
 
+PRECISION_HELP = ("Inference precision: int8 quantises the recurrent layers' weights per "
+                  "row and their inputs per step (recurrent/quant.py).")
+
+
 def _open_run(path):
     from .checkpoint import RunDir
     run = RunDir.open(path)
@@ -354,11 +366,13 @@ def _open_run(path):
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best",
               show_default=True, help="Best validation parameters, or the latest.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Kernel threads.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help=PRECISION_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print metrics and baselines as JSON.")
 @click.option("--backtest", type=int, default=None, metavar="N",
               help="Rolling-origin evaluation: N forecast origins spread over the split, "
                    "the mean and spread of each metric over them (tasks that offer it).")
-def eval_command(run, data, split, checkpoint, threads, as_json, backtest):
+def eval_command(run, data, split, checkpoint, threads, precision, as_json, backtest):
     """Evaluate a trained RUN on a split (or --data FILE) beside the task's baselines."""
     from .runs import load_model
     run_dir, info, task = _open_run(run)
@@ -369,7 +383,7 @@ def eval_command(run, data, split, checkpoint, threads, as_json, backtest):
         if backtest < 2:
             raise UserError(f"--backtest {backtest}: need at least 2 forecast origins for "
                             f"a spread")
-    model, info = load_model(run_dir, checkpoint, threads)
+    model, info = load_model(run_dir, checkpoint, threads, precision)
     config = dict(info["config"])
     if data:
         if not os.path.isfile(data):
@@ -450,6 +464,8 @@ def predict_command(ctx, run, args, show_help):
     params = list(task.predict_options()) if hasattr(task, "predict_options") else []
     if hasattr(task, "predict_stream"):
         params.append(click.Option(["--stream"], is_flag=True, help=STREAM_HELP))
+    params.append(click.Option(["--precision"], type=click.Choice(PRECISIONS), default="fp32",
+                               show_default=True, help=PRECISION_HELP))
     command = click.Command("predict", params=params, help=f"Predict with the {task.name} run "
                             f"{run}.", context_settings={"max_content_width": 100})
     extra = list(args) + (["--help"] if show_help else [])
@@ -458,7 +474,7 @@ def predict_command(ctx, run, args, show_help):
     sub = command.make_context(f"recurrent predict {run}", extra)
     options = dict(sub.params)
     stream = options.pop("stream", False)
-    model, info = load_model(run_dir, "best")
+    model, info = load_model(run_dir, "best", precision=options.pop("precision"))
     state, config = info["task_state"], dict(info["config"])
     if stream:
         answer = task.predict_stream(state, config, model.runner(), options)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .export import EXTENSIONS, FORMATS
+from .quant import PRECISIONS
 
 
 @click.command("export")
@@ -21,10 +22,13 @@ from .export import EXTENSIONS, FORMATS
 @click.option("--state-inputs", is_flag=True,
               help="onnx: take the initial recurrent state as inputs h_0 (and c_0), to "
                    "run a sequence piece by piece [default: zeros].")
-def export_command(run, fmt, out, checkpoint, state_inputs):
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
+              help="safetensors: int8 stores the recurrent weights quantised per row (int8 "
+                   "and a float32 scale per row), as int8 inference runs them.")
+def export_command(run, fmt, out, checkpoint, state_inputs, precision):
     """Export a trained RUN's model to a file (docs/export.md: inputs, outputs, names)."""
     from .export.run import export_run
-    _, lines = export_run(run, fmt, out, checkpoint, state_inputs)
+    _, lines = export_run(run, fmt, out, checkpoint, state_inputs, precision)
     click.echo("\n".join(lines))
 
 

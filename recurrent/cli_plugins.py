@@ -161,6 +161,8 @@ def _info() -> dict:
         from . import threads
         info["openmp"] = bool(threads.openmp_enabled())
         info["default_threads"] = _default_threads(threads)
+        from ._kernels import int8
+        info["int8"] = int8.instruction_path()
     except ImportError as exc:  # kernels not built: say so rather than fail
         info["openmp"] = None
         info["default_threads"] = None
@@ -216,6 +218,10 @@ def info_command(as_json):
                    f"--threads N or RECURRENT_NUM_THREADS to choose)")
     if "kernels_error" in info:
         click.echo(f"kernels     not available: {info['kernels_error']}")
+    if info.get("int8"):
+        path = {"avx2": "AVX2 vpmaddwd, exact int32 sums (no VNNI variant)",
+                "portable": "portable C (no AVX2 on this CPU)"}[info["int8"]]
+        click.echo(f"int8        inference products: {path}")
     if not info["blas"]:
         click.echo("blas        none found by threadpoolctl")
     for lib in info["blas"]:

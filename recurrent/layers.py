@@ -35,6 +35,7 @@ from .lengths import check_lengths
 from .masks import OPTIONS, supported, variational_mask, zoneout_expectation, zoneout_mask
 from .params import ParamModule
 from .protocols import Cell, missing_members
+from .quant import check_precision
 from .state import pack_state
 from .threads import resolve_threads, single_threaded_blas
 
@@ -110,7 +111,8 @@ class Recurrent(ParamModule):
 
     def __init__(self, cell, input_size, hidden_size, num_layers=1, bias=True, dropout=0.0,
                  bidirectional=False, dtype=np.float32, seed=None, init="uniform",
-                 forget_bias=None, num_threads=None, recurrent_dropout=0.0, zoneout=0.0):
+                 forget_bias=None, num_threads=None, recurrent_dropout=0.0, zoneout=0.0,
+                 precision="fp32"):
         self.cell = _resolve_cell(cell)
         self.recurrent_dropout = probability(recurrent_dropout, "recurrent_dropout")
         self.zoneout = probability(zoneout, "zoneout")
@@ -156,6 +158,8 @@ class Recurrent(ParamModule):
                 self._fixed.append(fixed)
         ParamModule.__init__(self, self._shapes, self.dtype)  # _params, _grads: zeros
         self._cache = None
+        self._quantized = {}    # unit -> (params_version, the cell's int8 form of its params)
+        self.precision = precision
 
         init_seq, cell_seq, dropout_seq = np.random.SeedSequence(seed).spawn(3)
         self._dropout_rng = np.random.default_rng(dropout_seq)
@@ -223,6 +227,47 @@ class Recurrent(ParamModule):
                 f = slice(gate_order.index("f") * H, (gate_order.index("f") + 1) * H)
                 params["bias_ih"][f] = forget_bias
                 params["bias_hh"][f] = 0
+        self.params_changed()
+
+    # -- inference precision ------------------------------------------------------------
+    @property
+    def precision(self):
+        """The precision of inference (need_grad=False, step, run_step): "fp32", or "int8"
+        (recurrent/quant.py) for a float32 layer whose cell has quantize() and
+        infer_int8(). Training always runs in the layer's dtype; a forward pass that keeps
+        gradients refuses int8. The int8 weights are made at the first int8 call and kept
+        until params_changed() (code writing into the parameters directly calls it)."""
+        return self._precision
+
+    @precision.setter
+    def precision(self, value):
+        self.check_precision(value)
+        self._precision = value
+
+    def check_precision(self, value):
+        """ValueError (one line) unless this layer can run inference in ``value``."""
+        check_precision(value)
+        if value == "int8":
+            if not (hasattr(self.cell, "infer_int8") and hasattr(self.cell, "quantize")):
+                raise ValueError(f"precision int8: cell {self.cell.name!r} has no int8 path")
+            if self.dtype != np.float32:
+                raise ValueError(f"precision int8: needs a float32 layer, this one is "
+                                 f"{self.dtype.name}")
+            if self.zoneout > 0:
+                raise ValueError("precision int8: not for a layer with zoneout (its "
+                                 "evaluation blends each step's state with the last; the "
+                                 "int8 kernels do not)")
+        return value
+
+    def _int8_params(self, u):
+        """The cell's int8 form of unit u's parameters, made once and kept until they
+        change: until params_changed() (recurrent/params.py) counts a change."""
+        kept = self._quantized.get(u)
+        if kept is not None and kept[0] == self.params_version:
+            return kept[1]
+        quantized = self.cell.quantize(self._unit_params(u))
+        self._quantized[u] = (self.params_version, quantized)
+        return quantized
 
     # -- threads ----------------------------------------------------------------------
     @property
@@ -327,11 +372,17 @@ class Recurrent(ParamModule):
         states = self._check_states(state, B, "state", self.num_layers * self.num_directions)
         return x, states, lengths, self._threads_for(B)
 
-    def run(self, x, states, lengths, need_grad, num_threads):
+    def run(self, x, states, lengths, need_grad, num_threads, precision=None):
         """forward() on checked inputs: x C-contiguous (T, B, I) of the layer dtype, states
         a tuple of (L*D, B, H) arrays (one per state name), lengths int64 (B,) in 0..T,
         num_threads an int >= 1. Returns (out (T, B, D*H), tuple of final states). The
-        caller keeps BLAS single-threaded (recurrent.threads.single_threaded_blas)."""
+        caller keeps BLAS single-threaded (recurrent.threads.single_threaded_blas).
+        precision: None for the layer's (self.precision), or a checked one; int8 needs
+        need_grad=False."""
+        precision = self._precision if precision is None else precision
+        if precision != "fp32" and need_grad:
+            raise ValueError(f"precision {precision} is for inference: call with "
+                             f"need_grad=False, or set precision to 'fp32' to train")
         T, B, _ = x.shape
         D = self.num_directions
         rev = _reversal_index(lengths, T) if D == 2 else None        # (T, B) or None
@@ -348,10 +399,17 @@ class Recurrent(ParamModule):
             for d in range(D):
                 u = k * D + d
                 cell_in = layer_in if d == 0 else _reverse_rows(layer_in, rev)
-                out_d, finals, cache = self._run_cell(
-                    need_grad, np.ascontiguousarray(cell_in),
-                    tuple(s[u] for s in states), self._unit_params(u), lengths, num_threads,
-                    self._cell_masks(T, B, draw))
+                cell_in = np.ascontiguousarray(cell_in)
+                unit_states = tuple(s[u] for s in states)
+                if precision == "int8":
+                    out_d, finals = self.cell.infer_int8(cell_in, unit_states,
+                                                         self._int8_params(u), lengths,
+                                                         num_threads)
+                    cache = None
+                else:
+                    out_d, finals, cache = self._run_cell(
+                        need_grad, cell_in, unit_states, self._unit_params(u), lengths,
+                        num_threads, self._cell_masks(T, B, draw))
                 outs.append(out_d if d == 0 else _reverse_rows(out_d, rev))  # (T, B, H)
                 for target, final in zip(final_states, finals):
                     target[u] = final
@@ -455,15 +513,15 @@ class Recurrent(ParamModule):
             out, finals = self.run_step(x, states, self._threads_for(B))
         return out, pack_state(finals)
 
-    def run_step(self, x_t, states, num_threads):
+    def run_step(self, x_t, states, num_threads, precision=None):
         """step() on checked inputs (x_t C-contiguous (B, I) of the layer dtype, states a
         tuple of (L, B, H) arrays, num_threads an int >= 1; unidirectional layers): one
         call of each layer's cell, nothing kept for backward, and a forward/backward pair
         around it left alone. Returns (out_t (B, H), tuple of new states). The caller keeps
-        BLAS single-threaded."""
+        BLAS single-threaded. precision as in run()."""
         cache = self._cache
         out, finals = self.run(x_t[None], states, np.ones(x_t.shape[0], np.int64), False,
-                               num_threads)
+                               num_threads, precision)
         self._cache = cache
         return out[0], finals
 
@@ -472,7 +530,8 @@ class Recurrent(ParamModule):
                 f"hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
                 f"bias={self.bias}, dropout={self.dropout}, "
                 f"recurrent_dropout={self.recurrent_dropout}, zoneout={self.zoneout}, "
-                f"bidirectional={self.bidirectional}, dtype={self.dtype.name})")
+                f"bidirectional={self.bidirectional}, dtype={self.dtype.name}"
+                + (f", precision={self._precision!r})" if self._precision != "fp32" else ")"))
 
 
 class RNN(Recurrent):

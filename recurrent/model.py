@@ -152,6 +152,16 @@ class SequenceModel(FlatModel):
             return self.layout["wide.weight"][0]
         return self.params.size
 
+    @property
+    def precision(self):
+        """The recurrent stack's inference precision (Recurrent.precision): "fp32" or
+        "int8"; embedding and head stay float32."""
+        return self.rnn.precision
+
+    @precision.setter
+    def precision(self, value):
+        self.rnn.precision = value
+
     @num_threads.setter
     def num_threads(self, value):
         self.rnn.num_threads = value

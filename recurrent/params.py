@@ -79,6 +79,14 @@ class FlatModel:
         """Copy every parameter in from {name: array} (names as in ``layout``)."""
         for name, value in checked_state_dict(state, self.param_shapes()).items():
             self.named_params[name][...] = value
+        self.params_changed()
+
+    def params_changed(self):
+        """Tell every module that values in ``params`` changed (ParamModule.params_changed):
+        the optimizer step (recurrent.step.train_step) and the loads call it; so must code
+        that writes into ``params`` itself."""
+        for module in self.modules.values():
+            module.params_changed()
 
     def zero_grad(self):
         self.grads.fill(0)
@@ -128,6 +136,13 @@ class ParamModule:
         self._params = {n: np.zeros(s, self.dtype) for n, s in self._shapes.items()}
         self._grads = {n: np.zeros(s, self.dtype) for n, s in self._shapes.items()}
         self.training = True
+        self.params_version = 0
+
+    def params_changed(self):
+        """Count a change of the parameter values (load_state_dict, bind and the training
+        step call it; code writing into the arrays itself must too): what a module derives
+        from its parameters and keeps (a layer's int8 weights) is made again after it."""
+        self.params_version += 1
 
     def param_shapes(self):
         """{name: shape}, in flat-buffer order."""
@@ -153,6 +168,7 @@ class ParamModule:
         """Copy parameters in from {name: array} (all of them, checked first)."""
         for name, value in checked_state_dict(state_dict, self._shapes).items():
             self._params[name][...] = value
+        self.params_changed()
 
     def bind(self, params, grads):
         """Move parameter and gradient storage into caller-owned arrays (e.g. views of one
@@ -170,6 +186,7 @@ class ParamModule:
             grads[name][...] = self._grads[name]
         self._params = {name: params[name] for name in self._shapes}
         self._grads = {name: grads[name] for name in self._shapes}
+        self.params_changed()
 
     def train(self, mode=True):
         self.training = bool(mode)

@@ -107,6 +107,17 @@ class Cell(Protocol):
     naming the cell, for a cell that does not list its kind. recurrent.masks.check_masks
     is the check to call on it."""
 
+    def quantize(self, params: dict[str, np.ndarray]) -> Any:
+        """The int8 form of float32 params (recurrent/quant.py), whatever infer_int8 takes.
+        With infer_int8, it lets a layer run inference in int8 (Recurrent.precision); the
+        layer keeps the result while the parameters stay the same."""
+
+    def infer_int8(self, x: np.ndarray, states: tuple[np.ndarray, ...], qparams: Any,
+                   lengths: np.ndarray,
+                   num_threads: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """infer() with int8 products: x and states float32, qparams from quantize();
+        returns (out, final_states) in float32."""
+
 
 class Loss(Protocol):
     """A loss with its gradient computed in the same pass."""
@@ -278,7 +289,7 @@ class Members(NamedTuple):
 MEMBERS: dict[type, Members] = {
     Cell: Members(required=("name", "num_gates", "state_names", "param_shapes", "init_params",
                             "forward", "backward"),
-                  optional=("gate_order", "infer", "mask_kinds")),
+                  optional=("gate_order", "infer", "mask_kinds", "quantize", "infer_int8")),
     Loss: Members(required=("name", "value_and_grad"),
                   optional=("target_kind",)),
     Task: Members(required=("name", "help", "loss", "options", "defaults", "prepare",

@@ -25,6 +25,7 @@ from .cellbase import TorchLayoutCell
 from .layout import GATE_ORDER, STATE_NAMES
 from .lengths import valid_mask
 from .masks import MASK_KINDS, check_masks
+from .quant import quantize_rows
 
 
 def _sigmoid(a):
@@ -55,6 +56,18 @@ class ReferenceCell(TorchLayoutCell):
     def step(self, x_t, states, params):
         new_states, _ = self._step_forward(x_t, states, params)
         return new_states
+
+    def quantize(self, params):
+        """params with the weights as Int8Weight: the int8 form infer_int8 takes."""
+        return {k: Int8Weight(v) if k.startswith("weight") else np.asarray(v, np.float32)
+                for k, v in params.items()}
+
+    def infer_int8(self, x, states, qparams, lengths, num_threads=1):
+        """The time loop with int8 products (float32): (out, final states)."""
+        out, finals, _ = self.forward(np.asarray(x, np.float32),
+                                      tuple(np.asarray(s, np.float32) for s in states),
+                                      qparams, lengths)
+        return out, finals
 
     def forward(self, x, states, params, lengths, num_threads=1, masks=None):
         T, B, _ = x.shape
@@ -128,6 +141,39 @@ def _unmasked(dh, m):
     return dh if m is None else dh * m
 
 
+# int8 inference
+# ===============
+# The arithmetic of recurrent/_kernels/int8.pyx in numpy: a reference cell's quantize()
+# puts Int8Weight objects where its params hold the weights, and its step equations'
+# products a @ W^T become int8_product(a, W): rows of a quantised as the kernels quantise
+# them (quantize_rows, bit for bit), exact integer sums int8_sums, dequantised.
+
+class Int8Weight:
+    """A weight matrix (G, K) quantised per row: q int8 (G, K), scale float32 (G,)."""
+
+    def __init__(self, w):
+        self.q, self.scale = quantize_rows(w)
+
+
+def int8_sums(qa, qw):
+    """The exact integer sums (m, G) of quantised rows qa (m, K) and qw (G, K), int32."""
+    return (qa.astype(np.int64) @ qw.astype(np.int64).T).astype(np.int32)
+
+
+def int8_product(a, w):
+    """a (m, K) @ W^T with W an Int8Weight: (m, G) float32, the sums times the scales."""
+    qa, sa = quantize_rows(a)
+    sums = int8_sums(qa, w.q).astype(np.float64)
+    return (sums * (sa[:, None] * w.scale[None, :])).astype(np.float32)
+
+
+def _times_wt(a, w):
+    """a @ w.T, or int8_product(a, w) when w is an Int8Weight (int8 inference)."""
+    if isinstance(w, Int8Weight):
+        return int8_product(a, w)
+    return a @ w.T
+
+
 def _add_weight_grads(grads, d_gates_ih, d_gates_hh, x_t, h_prev):
     """dW_ih += dA_ih^T x, dW_hh += dA_hh^T h, db += column sums (A = the pre-activations)."""
     grads["weight_ih"] += d_gates_ih.T @ x_t
@@ -150,8 +196,8 @@ class _SimpleRNNCell(ReferenceCell):
     def _step_forward(self, x_t, states, params, m=None):
         (h,) = states
         hm = _masked(h, m)
-        a = x_t @ params["weight_ih"].T + params["bias_ih"] + hm @ params["weight_hh"].T \
-            + params["bias_hh"]                                # (B, H)
+        a = _times_wt(x_t, params["weight_ih"]) + params["bias_ih"] \
+            + _times_wt(hm, params["weight_hh"]) + params["bias_hh"]  # (B, H)
         h_new = self._activation(a)
         return (h_new,), (x_t, hm, m, a, h_new)
 
@@ -201,8 +247,8 @@ class LSTMCell(ReferenceCell):
     def _step_forward(self, x_t, states, params, m=None):
         h, c = states
         hm = _masked(h, m)
-        a = x_t @ params["weight_ih"].T + params["bias_ih"] + hm @ params["weight_hh"].T \
-            + params["bias_hh"]                                # (B, 4H)
+        a = _times_wt(x_t, params["weight_ih"]) + params["bias_ih"] \
+            + _times_wt(hm, params["weight_hh"]) + params["bias_hh"]  # (B, 4H)
         a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)
         i, f, g, o = _sigmoid(a_i), _sigmoid(a_f), np.tanh(a_g), _sigmoid(a_o)
         c_new = f * c + i * g
@@ -243,8 +289,8 @@ class GRUCell(ReferenceCell):
     def _step_forward(self, x_t, states, params, m=None):
         (h,) = states
         hm = _masked(h, m)
-        a_x = x_t @ params["weight_ih"].T + params["bias_ih"]   # (B, 3H) input part
-        a_h = hm @ params["weight_hh"].T + params["bias_hh"]    # (B, 3H) recurrent part
+        a_x = _times_wt(x_t, params["weight_ih"]) + params["bias_ih"]  # (B, 3H) input part
+        a_h = _times_wt(hm, params["weight_hh"]) + params["bias_hh"]   # (B, 3H) recurrent
         ax_r, ax_z, ax_n = np.split(a_x, 3, axis=1)
         ah_r, ah_z, ah_n = np.split(a_h, 3, axis=1)
         r = _sigmoid(ax_r + ah_r)

@@ -66,8 +66,10 @@ def parallel_trainer(task, world, make) -> Trainer:
     return trainer or Trainer(task, RunCopy(path, info), lambda line: None, world)
 
 
-def load_model(run: RunDir, which: str = "best", threads=None):
-    """(model, info) of a run in eval mode: the best parameters if any, else the last ones."""
+def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32"):
+    """(model, info) of a run in eval mode: the best parameters if any, else the last ones.
+    precision: of its inference (SequenceModel.precision); UserError for a model or cell
+    without that precision."""
     info = run.info()
     config = TrainingConfig.from_json(info["config"], run.file(CONFIG_FILE))
     config["threads"] = threads if threads is not None else config.get("threads")
@@ -78,6 +80,14 @@ def load_model(run: RunDir, which: str = "best", threads=None):
     arrays, _ = load_arrays(run.file(name))
     load_params(model, arrays, run.file(name))
     model.eval()
+    if precision != "fp32":
+        if not hasattr(model, "precision"):
+            raise UserError(f"--precision {precision}: {type(model).__name__} runs have no "
+                            f"{precision} path (fp32 only)")
+        try:
+            model.precision = precision
+        except ValueError as exc:
+            raise UserError(one_line(exc)) from None
     return model, info
 
 

@@ -77,6 +77,7 @@ def train_step(model, loss_fn, optimizer, x, y, lengths, state, lr, clip_norm=5.
     if not math.isfinite(norm):
         raise NonFinite(f"gradient norm is {norm}")
     optimizer.step(lr)
+    model.params_changed()
     return loss, norm, clipped, new_state
 
 

@@ -76,9 +76,12 @@ class StreamPool:
     """Up to ``capacity`` open streams of one model, advanced in batched steps; see the
     module docstring. Ids are any hashable values. ``softmax`` (None: True for a run whose
     loss is cross_entropy, else False) turns a model's outputs into probabilities.
-    ``num_threads`` (None: the model's setting) bounds the kernel threads of each call."""
+    ``num_threads`` (None: the model's setting) bounds the kernel threads of each call.
+    ``precision`` (None: the model's, Recurrent.precision) of the steps: "fp32" or "int8"
+    (recurrent/quant.py: weights quantised once and kept, inputs and states per step)."""
 
-    def __init__(self, model_or_run, capacity, *, softmax=None, num_threads=None):
+    def __init__(self, model_or_run, capacity, *, softmax=None, num_threads=None,
+                 precision=None):
         self.model, self.rnn, self.softmax = _resolve(model_or_run, softmax)
         self.capacity = positive_int(capacity, "capacity")
         rnn = self.rnn
@@ -88,6 +91,8 @@ class StreamPool:
                              "unidirectional one (recurrent train TASK --unidirectional)")
         self.num_threads = (rnn.num_threads if num_threads is None
                             else positive_int(num_threads, "num_threads"))
+        self.precision = (rnn.precision if precision is None
+                          else rnn.check_precision(precision))
         model = self.model
         self.output = "layer" if model is None else model.output
         self.tokens = model is not None and model.tokens
@@ -272,7 +277,8 @@ class StreamPool:
         h_in = model.embedding.forward(x) if self.tokens else x     # (B, E or I)
         states = np.take(self._slab, rows, axis=2)                   # (S, L, B, H) gather
         threads = resolve_threads(self.num_threads, len(rows), rnn.hidden_size)
-        top, finals = rnn.run_step(h_in, tuple(states), threads)     # (B, H)
+        top, finals = rnn.run_step(h_in, tuple(states), threads,     # (B, H)
+                                   self.precision)
         for s, final in enumerate(finals):                           # scatter
             self._slab[s][:, rows] = final
         if model is None:

@@ -305,6 +305,7 @@ class Trainer:
         if not resume and self.parallel is not None:  # every replica starts from rank 0's
             self.model.params[...] = self.world.bcast(
                 self.model.params if self.world.is_root else None)
+            self.model.params_changed()
         p = self.position
         p.finished = False  # until this fit reaches the end
         epochs, max_steps = int(c["epochs"]), int(c.get("steps") or 0)

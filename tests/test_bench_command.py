@@ -224,3 +224,25 @@ def test_bench_lower_precision_refusals():
         assert result.exit_code == 1
         messages.append(result.output.strip())
     assert all(m.startswith("Error: --torch-precision") and "\n" not in m for m in messages)
+
+
+def test_bench_our_int8_beside_our_fp32_and_torch_int8(tmp_path):
+    """--precision int8: our int8 inference, checked against torch's int8 dynamic LSTM
+    within int8's tolerance, timed in the same rounds as torch's and as our fp32."""
+    pytest.importorskip("torch", reason="torch not installed")
+    out = tmp_path / "bench.json"
+    result = _bench("--cell", "lstm", "--config", "8,4,6,8", "--threads", "1",
+                    "--repeats", "2", "--rounds", "2", "--mode", "infer", "--precision",
+                    "int8", "--torch-precision", "int8", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    assert "torch in int8, recurrent in int8" in result.output
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["precision"] == "int8" and 0 < row["max_rel_diff"] <= 1e-1
+    assert row["fp32"]["median_ms"] > 0 and row["ratio_fp32"] > 0 and row["ratio"] > 0
+    assert len(row["round_ratios"]) == 2
+
+
+def test_bench_int8_is_for_inference():
+    result = CliRunner().invoke(cli, ["bench", "--config", "4,2,3,5", "--precision", "int8"])
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: --precision int8 is for inference: add --mode infer"

@@ -165,3 +165,22 @@ def test_missing_data_file(tmp_path):
     result = invoke("train", "char-lm", "--data", tmp_path / "nope.txt", "--steps", 1,
                     "--out", tmp_path / "run")
     one_line_error(result, "data file not found")
+
+
+def test_int8_inference_scores_and_samples_like_fp32(run, tmp_path):
+    """--precision int8 (issue 17) on a trained run: validation loss within 1% of fp32's
+    (issue 17's margin for char-lm), sampling works; training in int8 is refused."""
+    fp32 = json.loads(invoke("eval", run, "--json", "--threads", 1).stdout)["metrics"]
+    result = invoke("eval", run, "--json", "--threads", 1, "--precision", "int8")
+    assert result.exit_code == 0, result.stderr
+    int8 = json.loads(result.stdout)["metrics"]
+    assert int8["loss"] != fp32["loss"]   # it did run in int8
+    assert int8["loss"] == pytest.approx(fp32["loss"], rel=0.01)
+    sample = invoke("predict", run, "--prime", "ROMEO:", "--length", 50, "--seed", 1,
+                    "--precision", "int8")
+    assert sample.exit_code == 0, sample.stderr
+    assert sample.output.startswith("ROMEO:") and len(sample.output.strip()) >= 50
+    one_line_error(invoke("train", "char-lm", "--precision", "int8", "--steps", 1,
+                          "--out", tmp_path / "r"),
+                   "--precision int8 is for inference only")
+    assert not (tmp_path / "r").exists()

@@ -291,6 +291,70 @@ def test_every_task_exports_to_onnx_torch_and_back(task, task_runs, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("task", ["char-lm", "sentiment", "forecast"])
+def test_int8_safetensors_hold_the_int8_weights_and_import_to_the_same_int8_model(
+        task, task_runs, tmp_path):
+    """--precision int8: the recurrent weights as int8 with a float32 scale per row (the
+    quantisation int8 inference does), everything else float32; imported back, the run
+    in int8 gives the original run's int8 outputs bit for bit."""
+    run = task_runs / task
+    model, _ = load_model(RunDir.open(str(run)))
+    out = tmp_path / "q.safetensors"
+    printed = ok(invoke("export", run, "--format", "safetensors", "--precision", "int8",
+                        "--out", out))
+    assert "recurrent weights in int8" in printed
+    from safetensors import safe_open
+    with safe_open(str(out), framework="np") as f:
+        assert f.metadata()["precision"] == "int8"
+        stored = {name: f.get_tensor(name) for name in f.keys()}
+    params = model.state_dict()
+    quantised = torch_names.rnn_weights(model)
+    assert len(quantised) == 2 * model.rnn.num_layers * model.rnn.num_directions
+    assert set(stored) == set(params) | {n + ".scale" for n in quantised}
+    for name, value in params.items():
+        if name in quantised:
+            q, scale = stored[name], stored[name + ".scale"]
+            assert q.dtype == np.int8 and scale.shape == (value.shape[0],)
+            assert np.abs(q).max() == 127
+            step = np.abs(value).max(axis=1) / 127
+            assert np.all(np.abs(q * scale[:, None] - value) <= step[:, None] / 2 * 1.001)
+        else:
+            assert stored[name].dtype == np.float32
+            np.testing.assert_array_equal(stored[name], value)
+    ok(invoke("import", out, "--out", tmp_path / "back"))
+    x, lengths = first_batch(run)
+    want, _ = load_model(RunDir.open(str(run)), precision="int8")[0].forward(
+        x, lengths=lengths, need_grad=False)
+    got, _ = load_model(RunDir.open(str(tmp_path / "back")), precision="int8")[0].forward(
+        x, lengths=lengths, need_grad=False)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_int8_export_refusals_are_one_line(task_runs, tmp_path):
+    run = task_runs / "char-lm"
+    for fmt in ("onnx", "torch"):
+        one_line_error(invoke("export", run, "--format", fmt, "--precision", "int8",
+                              "--out", tmp_path / "m"),
+                       "--precision int8 is for --format safetensors")
+    good = tmp_path / "good.safetensors"
+    ok(invoke("export", run, "--format", "safetensors", "--precision", "int8", "--out", good))
+    tensors, info = st.read(str(good))
+    from safetensors.numpy import load_file, save_file
+    raw = load_file(str(good))
+    raw.pop("rnn.weight_hh_l0.scale")
+    metadata = {"format": st.FORMAT, st.CONFIG_KEY: json.dumps(info), "precision": "int8"}
+    save_file(raw, str(tmp_path / "noscale.safetensors"), metadata=metadata)
+    one_line_error(invoke("import", tmp_path / "noscale.safetensors", "--out", tmp_path / "r"),
+                   "int8 tensor 'rnn.weight_hh_l0' needs")
+    save_file(load_file(str(good)), str(tmp_path / "int4.safetensors"),
+              metadata=dict(metadata, precision="int4"))
+    one_line_error(invoke("import", tmp_path / "int4.safetensors", "--out", tmp_path / "r"),
+                   "precision 'int4'")
+    assert not (tmp_path / "r").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "good.safetensors", "int4.safetensors", "noscale.safetensors"]
+
+
 def test_imported_run_predicts_as_the_original(task_runs, tmp_path):
     run = task_runs / "sentiment"
     ok(invoke("export", run, "--format", "safetensors", "--out", tmp_path / "s.safetensors"))
@@ -356,6 +420,12 @@ def test_cli_refuses_a_plugin_cell_in_one_line(tmp_path):
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "cell 'peephole_lstm' has no" in lines[0], result.stderr
         assert not any(p.name.startswith("pp.") for p in tmp_path.iterdir())  # no file
+    result = _recurrent("export", str(run), "--format", "safetensors", "--precision", "int8",
+                        cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert "cell 'peephole_lstm' has no int8 path" in lines[0]
+    assert not any(p.name.startswith("pp.") for p in tmp_path.iterdir())
     saved = _recurrent("export", str(run), "--format", "safetensors", cwd=tmp_path)
     assert saved.returncode == 0, saved.stderr
     back = _recurrent("import", f"{run}.safetensors", "--out", str(tmp_path / "pp2"),

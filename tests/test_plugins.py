@@ -345,10 +345,14 @@ def test_info_command_reports_versions_and_blas():
     assert info["openmp"] in (True, False, None)
     assert info["blas"], "numpy and scipy link a BLAS that threadpoolctl should see"
     assert {"internal_api", "architecture", "num_threads"} <= set(info["blas"][0])
+    from recurrent._kernels import activations
+    assert info["int8"] == ("portable" if activations.vector_level() == "portable"
+                            else "avx2")
     text = CliRunner().invoke(info_command, [])
     assert text.exit_code == 0
     assert text.output.startswith(f"recurrent   {recurrent.__version__}")
     assert "blas        " in text.output
+    assert "int8        inference products: " in text.output
 
 
 def test_hook_wrapper_is_broken():

@@ -309,3 +309,21 @@ def test_help_lists_only_options_the_task_reads():
     assert "--seq-len" not in ok(invoke("train", "sentiment", "--help"))
     assert "--seq-len" in ok(invoke("train", "char-lm", "--help"))
     one_line_error(invoke("train", "sentiment", "--seq-len", 5), "No such option '--seq-len'")
+
+
+def test_int8_inference_classifies_like_fp32(trained_run):
+    """--precision int8 (issue 17): eval's accuracy within one text of fp32's on the 32
+    test texts and its loss within 1%; predict's probabilities within 0.01."""
+    run, _ = trained_run
+    fp32 = json.loads(ok(invoke("eval", run, "--json")))["metrics"]
+    int8 = json.loads(ok(invoke("eval", run, "--json", "--precision", "int8")))["metrics"]
+    assert int8["loss"] != fp32["loss"]   # it did run in int8
+    assert int8["loss"] == pytest.approx(fp32["loss"], rel=0.01)
+    assert abs(int8["accuracy"] - fp32["accuracy"]) <= 1 / 32 + 1e-9
+    texts = ("A moving, funny film.", "Dull and far too long.")
+    rows = [[json.loads(line)["probabilities"] for line in
+             ok(invoke("predict", run, *texts, "--json", *extra)).splitlines()]
+            for extra in ((), ("--precision", "int8"))]
+    for want, got in zip(*rows):
+        for label in want:
+            assert got[label] == pytest.approx(want[label], abs=0.01)

@@ -184,3 +184,24 @@ def test_the_stream_benchmark_checks_its_sides_and_prints_the_table(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert rows[0]["max_abs_diff"] < 1e-4 and "layer" in rows[1] and "layer" not in rows[0]
     assert "BLAS (threadpoolctl)" in result.stdout
+
+
+def test_the_stream_benchmark_in_int8_adds_our_fp32_and_torch_int8(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    pytest.importorskip("torch")
+    script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_streams.py")
+    out = tmp_path / "rows.json"
+    result = subprocess.run([sys.executable, script, "--cases", "30/7", "--input", "3",
+                             "--hidden", "5", "--rounds", "1", "--seconds", "0.05",
+                             "--calls", "4", "--precision", "int8", "--json", str(out)],
+                            capture_output=True, text=True, cwd=tmp_path,
+                            env=dict(os.environ, PYTHONSAFEPATH="1"), timeout=120)
+    assert result.returncode == 0, result.stderr
+    table = [line for line in result.stdout.splitlines() if line.startswith("| 30 / 7")]
+    assert [line.split(" | ")[1] for line in table] == [
+        "pool (int8)", "pool (fp32)", "torch loop", "torch batched", "torch batched int8"]
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["precision"] == "int8" and row["vs_batched_int8"] > 0

@@ -13,6 +13,7 @@ from .. import __version__
 from ..checkpoint import BEST, RunDir, atomic_write, json_default, save_arrays
 from ..config import TrainingConfig
 from ..errors import UserError
+from ..quant import PRECISIONS
 from ..runs import load_model
 from ..seq2seq import Seq2SeqModel
 from . import EXTENSIONS, FORMATS
@@ -38,17 +39,24 @@ def _check_out(out: str) -> None:
 
 
 def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str = "best",
-               state_inputs: bool = False) -> tuple[str, list[str]]:
+               state_inputs: bool = False, precision: str = "fp32") -> tuple[str, list[str]]:
     """Write the run's model in format ``fmt`` -> (path written, lines to show).
-    ``state_inputs`` (onnx): the graph takes the initial state as inputs h_0 (c_0)."""
+    ``state_inputs`` (onnx): the graph takes the initial state as inputs h_0 (c_0).
+    ``precision`` "int8" (safetensors): the recurrent weights stored as int8 with their
+    row scales, for models that run int8 inference."""
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     if state_inputs and fmt != "onnx":
         raise UserError("--state-inputs is for --format onnx (the graph's inputs)")
+    if precision != "fp32" and fmt != "safetensors":
+        raise UserError(f"--precision {precision} is for --format safetensors (onnx and torch "
+                        f"files hold float32 weights)")
     run = RunDir.open(run_path)
     out = out or default_out(run_path, fmt)
     _check_out(out)
-    model, info = load_model(run, checkpoint)
+    model, info = load_model(run, checkpoint, precision=precision)  # refuses no int8 path
     if isinstance(model, Seq2SeqModel):
         raise UserError(f"{run_path} is an encoder-decoder ({info['task']}): export covers "
                         f"SequenceModel runs only; its weights are in the run's .npz files")
@@ -62,9 +70,12 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
         return out, _export_onnx(model, info, out, state_inputs)
     if fmt == "torch":
         source = torch_names.torch_source(model, out)  # refuses cells torch lacks
-    st.write(out, torch_names.tensors(model), info)
+    int8 = tuple(torch_names.rnn_weights(model)) if precision == "int8" else ()
+    st.write(out, torch_names.tensors(model), info, int8)
     lines = [f"wrote {out}: {model.num_params:,} parameters under PyTorch names, "
-             f"the run's config.json as metadata"]
+             + (f"the recurrent weights in int8 with float32 row scales ('<name>"
+                f"{st.SCALE_SUFFIX}'), " if int8 else "")
+             + f"the run's config.json as metadata ({os.path.getsize(out):,} bytes)"]
     if fmt == "torch":
         lines += ["shapes:"]
         lines += [f"  {name} {tuple(shape)}" for name, shape in model.param_shapes().items()]

@@ -3,6 +3,13 @@ config.json as one metadata string, so the file alone says how to rebuild the mo
 
   metadata {"format": "recurrent", "config.json": "<the run's config.json as JSON text>"}
 
+With int8 weights (`recurrent export --precision int8`) the metadata adds
+"precision": "int8", and each quantised matrix W (G, K) is stored as two tensors: W's name,
+int8 (G, K), and "<name>.scale", float32 (G,), with W = int8 * scale row by row
+(recurrent/quant.py: symmetric, per output row, the quantisation int8 inference does).
+``read`` gives them back as float32 matrices, which quantise again to the same int8
+values and scales.
+
 Readable by the safetensors package alone (``safetensors.numpy.load_file``,
 ``safetensors.torch.load_file``); recurrent reads it back with ``load``.
 """
@@ -16,18 +23,48 @@ from safetensors.numpy import save
 
 from ..checkpoint import atomic_write, json_default
 from ..errors import UserError, error_line
+from ..quant import dequantize_rows, quantize_rows
 
 FORMAT = "recurrent"
 CONFIG_KEY = "config.json"
+PRECISION_KEY = "precision"
+SCALE_SUFFIX = ".scale"
 
 
-def write(path: str, tensors: dict, info: dict) -> None:
+def write(path: str, tensors: dict, info: dict, int8: tuple = ()) -> None:
     """``tensors`` ({name: float32 array}) and the run's ``info`` (its config.json
-    object) into ``path``, atomically."""
+    object) into ``path``, atomically; the matrices named in ``int8`` quantised per row
+    (int8 values and their "<name>.scale")."""
     metadata = {"format": FORMAT,
                 CONFIG_KEY: json.dumps(info, sort_keys=True, default=json_default)}
-    data = save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata=metadata)
+    out = {}
+    for name, value in tensors.items():
+        if name in int8:
+            out[name], out[name + SCALE_SUFFIX] = quantize_rows(value)
+        else:
+            out[name] = np.ascontiguousarray(value)
+    if int8:
+        metadata[PRECISION_KEY] = "int8"
+    data = save(out, metadata=metadata)
     atomic_write(path, lambda f: f.write(data))
+
+
+def _dequantize(path: str, tensors: dict) -> dict:
+    """The int8 matrices of a file with "precision": "int8" back to float32 (their scale
+    tensors dropped); UserError for a pair that does not fit."""
+    out = {}
+    for name, value in tensors.items():
+        if name.endswith(SCALE_SUFFIX) and name[:-len(SCALE_SUFFIX)] in tensors:
+            continue
+        scale = tensors.get(name + SCALE_SUFFIX)
+        if value.dtype == np.int8 or scale is not None:
+            if (scale is None or value.dtype != np.int8 or value.ndim != 2
+                    or scale.dtype != np.float32 or scale.shape != value.shape[:1]):
+                raise UserError(f"{path}: int8 tensor {name!r} needs an int8 matrix (G, K) "
+                                f"and a float32 {name + SCALE_SUFFIX!r} (G,)")
+            value = dequantize_rows(value, scale)
+        out[name] = value
+    return out
 
 
 def read(path: str) -> tuple[dict, dict]:
@@ -51,4 +88,10 @@ def read(path: str) -> tuple[dict, dict]:
             raise ValueError("not a JSON object")
     except ValueError as e:
         raise UserError(f"{path}: its {CONFIG_KEY} metadata is corrupted ({e})") from None
+    precision = metadata.get(PRECISION_KEY, "fp32")
+    if precision == "int8":
+        tensors = _dequantize(path, tensors)
+    elif precision != "fp32":
+        raise UserError(f"{path}: precision {precision!r} in its metadata is not one this "
+                        f"version reads (fp32, int8)")
     return tensors, info

@@ -54,6 +54,15 @@ def rnn_param(kind: str, layer: int, reverse: bool) -> str:
     return f"rnn.{param_name(kind, layer, reverse)}"
 
 
+def rnn_weights(model) -> list[str]:
+    """The names in ``tensors`` of the recurrent stack's weight matrices (W_ih, W_hh of
+    every layer and direction): what int8 inference quantises."""
+    rnn = model.rnn
+    return [rnn_param(kind, layer, reverse) for layer in range(rnn.num_layers)
+            for reverse in (False, True)[:rnn.num_directions]
+            for kind in ("weight_ih", "weight_hh")]
+
+
 def torch_modules(model) -> list[tuple[str, str]]:
     """[(attribute, constructor expression)] of the torch modules holding the parameters."""
     rnn = model.rnn

@@ -1,0 +1,234 @@
+"""int8 inference kernels for the built-in cells (lstm, gru, rnn_tanh, rnn_relu).
+
+The products x_t W_ih^T and h_{t-1} W_hh^T run on int8 values (qmat.h): weights quantised
+per output row once (recurrent/quant.py, packed here by pack()), x_t and h_{t-1}
+quantised per batch row at every step, exact int32 sums dequantised to float32; biases,
+gates and the cell state stay float32, with the float32 kernels' gate arithmetic.
+
+Legend: T time steps, B batch rows, I input size, H hidden size, G = gates * H rows of
+W_ih / W_hh; Ip, Hp = I, H rounded up to even (the quantised rows' length).
+
+Per call: ONE parallel region in which each thread owns a contiguous slice of batch rows
+for all T steps; per step it quantises its rows of x_t and h_{t-1}, computes the input
+part x_t W_ih^T + bias and adds h_{t-1} W_hh^T (or keeps it apart, GRU), then runs the gate
+pass. No barrier between steps or chunks of steps: on a busy machine every barrier waits
+for the slowest thread's next time slice. The sums are exact and every float operation is
+the same whatever the split, so any thread count gives bitwise equal results.
+"""
+import numpy as np
+
+from cython.parallel cimport prange
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uintptr_t
+from libc.stdlib cimport free
+from libc.string cimport memcmp, memcpy, memset
+
+from ._gates cimport rc_cpu_level, rc_gru_forward_f32
+from ._recmat cimport rc_malloc64
+from ._rows cimport copy_empty_rows, kernel_threads, split, state_before
+
+
+cdef extern from "qmat.h" nogil:
+    ctypedef struct rc_q_out:
+        int mode
+        int N
+        const float* sa
+        const float* sw
+        const float* bias
+        float* C
+        long ldc
+        int accumulate
+        int32_t* S
+    int RC_Q_DEQUANT
+    int RC_Q_RAW
+    int rc_q_kpad(int K)
+    long rc_q_packed_len(int N, int K)
+    void rc_q_pack(const int8_t* w, int N, int K, int16_t* P)
+    void rc_q_rows(int m, int K, const float* a, long lda, int16_t* q, float* s)
+    void rc_qmat(int m, int K, const int16_t* A, long lda, const int16_t* P,
+                 const rc_q_out* o)
+    void rc_q_lstm_gates_f32(const float* a, const float* c_prev, float* c, float* h, int H)
+    void rc_q_rnn_gates_f32(const float* a, float* h, int H, int relu)
+
+
+cpdef enum Kind:   # the cell a call runs
+    LSTM = 0
+    GRU = 1
+    RNN_TANH = 2
+    RNN_RELU = 3
+
+def instruction_path():
+    """The int8 products' code on this CPU: "avx2" (vpmaddwd, also on AVX-512 CPUs) or
+    "portable" (scalar C)."""
+    return "avx2" if rc_cpu_level() >= 2 else "portable"
+
+
+def _aligned_int16(Py_ssize_t n):
+    """A zeroed int16 array of n elements starting on a 64-byte boundary."""
+    buf = np.zeros(n + 32, np.int16)
+    cdef uintptr_t address = buf.ctypes.data
+    cdef Py_ssize_t skip = ((64 - address % 64) % 64) // 2
+    return buf[skip:skip + n]
+
+
+def pack(const int8_t[:, ::1] wq):
+    """The packed copy (int16, 64-byte aligned) of quantised weights wq (N, K) that
+    infer() and matmul_int32() take."""
+    cdef int N = <int> wq.shape[0], K = <int> wq.shape[1]
+    packed = _aligned_int16(rc_q_packed_len(N, K))
+    cdef int16_t[::1] P = packed
+    rc_q_pack(&wq[0, 0], N, K, &P[0])
+    return packed
+
+
+def quantize_rows(const float[:, ::1] a):
+    """The kernels' quantisation of rows a (m, K) (qmat.h): (q int16 (m, Kp), scales
+    float32 (m,)); q holds int8 values, zero past column K."""
+    cdef int m = <int> a.shape[0], K = <int> a.shape[1]
+    q = np.zeros((m, rc_q_kpad(K)), np.int16)
+    s = np.zeros(m, np.float32)
+    cdef int16_t[:, ::1] qv = q
+    cdef float[::1] sv = s
+    if m > 0:
+        rc_q_rows(m, K, &a[0, 0], K, &qv[0, 0], &sv[0])
+    return q, s
+
+
+def matmul_int32(const int16_t[:, ::1] q, const int16_t[::1] packed, int N, int K):
+    """The exact int32 sums (m, N) of quantised rows q (m, Kp) with packed weights of an
+    (N, K) matrix: what infer() dequantises."""
+    cdef int m = <int> q.shape[0]
+    out = np.zeros((m, N), np.int32)
+    cdef int32_t[:, ::1] ov = out
+    cdef rc_q_out o
+    memset(&o, 0, sizeof(o))
+    o.mode = RC_Q_RAW
+    o.N = N
+    o.ldc = N
+    if m > 0 and N > 0:
+        o.S = &ov[0, 0]
+        rc_qmat(m, K, &q[0, 0], q.shape[1], &packed[0], &o)
+    return out
+
+
+def same_bytes(a, b):
+    """True when the two C-contiguous arrays hold the same bytes (memcmp)."""
+    cdef const unsigned char[::1] x = a.reshape(-1).view(np.uint8)
+    cdef const unsigned char[::1] y = b.reshape(-1).view(np.uint8)
+    if x.shape[0] != y.shape[0]:
+        return False
+    if x.shape[0] == 0:
+        return True
+    return memcmp(&x[0], &y[0], x.shape[0]) == 0
+
+
+cdef void _rows_loop(int kind, float* out, const float* x, int I, int16_t* xq, float* sx,
+                     const int16_t* P_ih, const float* sw_ih, const float* bias, float* pre,
+                     int ldp, float* ah, float* c_run, float* h_n, float* c_n,
+                     const float* h0, int16_t* hq, float* sh, const int16_t* P_hh,
+                     const float* sw_hh, const float* b_hn, const int64_t* lengths,
+                     Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0,
+                     Py_ssize_t b1) noexcept nogil:
+    """The whole time loop for batch rows b0:b1: per step, the input part of their rows
+    into pre (B, ldp) rows b0:b1, the recurrent product, the gate pass. Scratch rows
+    b0:b1 of xq (B, Ip), sx (B,), hq (B, Hp), sh (B,), ah (GRU, (B, 3H)) are this
+    thread's."""
+    cdef int nb = <int> (b1 - b0)
+    cdef int Ip = rc_q_kpad(I), Hp = rc_q_kpad(H)
+    cdef int G = (4 if kind == LSTM else 3 if kind == GRU else 1) * H
+    cdef Py_ssize_t t, b
+    cdef const float* h_prev
+    cdef float* a = pre + b0 * ldp
+    cdef float* h
+    cdef rc_q_out xo, ho
+    if nb <= 0:
+        return
+    memset(&xo, 0, sizeof(xo))
+    xo.mode = RC_Q_DEQUANT        # a = x_t W_ih^T + bias
+    xo.N = G
+    xo.sa = sx + b0
+    xo.sw = sw_ih
+    xo.bias = bias
+    xo.C = a
+    xo.ldc = ldp
+    memset(&ho, 0, sizeof(ho))
+    ho.mode = RC_Q_DEQUANT
+    ho.sa = sh + b0
+    ho.sw = sw_hh
+    if kind == GRU:   # ah = h_{t-1} W_hh^T (b_hn is added inside the gate pass)
+        ho.N = 3 * H
+        ho.C = ah + b0 * 3 * H
+        ho.ldc = 3 * H
+    else:             # the pre-activations: input part + h_{t-1} W_hh^T
+        ho.N = G
+        ho.C = a
+        ho.ldc = ldp
+        ho.accumulate = 1
+    for t in range(T):
+        rc_q_rows(nb, I, x + (t * B + b0) * I, I, xq + b0 * Ip, sx + b0)
+        rc_qmat(nb, I, xq + b0 * Ip, Ip, P_ih, &xo)
+        h_prev = state_before(out, h0, t, B, H, b0)
+        rc_q_rows(nb, H, h_prev, H, hq + b0 * Hp, sh + b0)
+        rc_qmat(nb, H, hq + b0 * Hp, Hp, P_hh, &ho)
+        for b in range(b0, b1):
+            h = out + (t * B + b) * H
+            if t >= lengths[b]:
+                memset(h, 0, H * sizeof(float))
+                continue
+            if kind == LSTM:
+                rc_q_lstm_gates_f32(a + (b - b0) * ldp, c_run + b * H, c_run + b * H, h, H)
+            elif kind == GRU:
+                rc_gru_forward_f32(a + (b - b0) * ldp, ah + b * 3 * H, b_hn,
+                                   h_prev + (b - b0) * H, h, H)
+            else:
+                rc_q_rnn_gates_f32(a + (b - b0) * ldp, h, H, kind == RNN_RELU)
+            if t == lengths[b] - 1:
+                memcpy(h_n + b * H, h, H * sizeof(float))
+                if kind == LSTM:
+                    memcpy(c_n + b * H, c_run + b * H, H * sizeof(float))
+
+
+def infer(int kind, float[:, :, ::1] out, float[:, ::1] h_n, float[:, ::1] c_n,
+          const float[:, :, ::1] x, const float[:, ::1] h0, const float[:, ::1] c0,
+          const int16_t[::1] p_ih, const float[::1] s_ih, const int16_t[::1] p_hh,
+          const float[::1] s_hh, const float[::1] bias, const float[::1] b_hn,
+          const int64_t[::1] lengths not None, int num_threads):
+    """One layer-direction's sequence in int8: out (T, B, H), h_n (B, H) and, for the LSTM,
+    c_n (B, H) are written (c0, c_n: any (B, H) arrays for the other kinds). p_ih, p_hh:
+    pack() of the quantised W_ih (G, I), W_hh (G, H); s_ih, s_hh (G,) their row scales;
+    bias (G,): b_ih + b_hh (LSTM, RNN) or b_ih + [b_hr, b_hz, 0] (GRU); b_hn (H,): GRU's
+    b_hh's last block (any array otherwise). lengths (B,) in 0..T. Shapes are trusted."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
+    cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
+    cdef int gates = 4 if kind == LSTM else 3 if kind == GRU else 1
+    cdef int G = gates * H
+    cdef int ldp = 4 * H if kind == GRU else G   # GRU's gate pass writes a 4th block
+    cdef int Ip = rc_q_kpad(I), Hp = rc_q_kpad(H)
+    cdef int k, nt = kernel_threads(num_threads, B, 2.0 * T * B * G * (I + H))
+    cdef float* out_p = &out[0, 0, 0]
+    cdef float* h_n_p = &h_n[0, 0]
+    cdef float* c_n_p = &c_n[0, 0]
+    cdef const float* h0_p = &h0[0, 0]
+    cdef const float* x_p = &x[0, 0, 0]
+    cdef const int64_t* len_p = &lengths[0]
+    cdef float* pre = <float*> rc_malloc64(B * ldp * sizeof(float))
+    cdef int16_t* xq = <int16_t*> rc_malloc64(B * Ip * sizeof(int16_t))
+    cdef float* sx = <float*> rc_malloc64(B * sizeof(float))
+    cdef int16_t* hq = <int16_t*> rc_malloc64(B * Hp * sizeof(int16_t))
+    cdef float* sh = <float*> rc_malloc64(B * sizeof(float))
+    cdef float* ah = <float*> rc_malloc64(B * 3 * H * sizeof(float)) if kind == GRU else NULL
+    cdef float* c_run = <float*> rc_malloc64(B * H * sizeof(float)) if kind == LSTM else NULL
+    if (pre == NULL or xq == NULL or sx == NULL or hq == NULL or sh == NULL
+            or (kind == GRU and ah == NULL) or (kind == LSTM and c_run == NULL)):
+        free(pre); free(xq); free(sx); free(hq); free(sh); free(ah); free(c_run)
+        raise MemoryError()
+    if kind == LSTM:
+        memcpy(c_run, &c0[0, 0], B * H * sizeof(float))
+    with nogil:
+        copy_empty_rows(h_n_p, h0_p, len_p, B, H)
+        if kind == LSTM:
+            copy_empty_rows(c_n_p, &c0[0, 0], len_p, B, H)
+        for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+            _rows_loop(kind, out_p, x_p, I, xq, sx, &p_ih[0], &s_ih[0], &bias[0], pre, ldp,
+                       ah, c_run, h_n_p, c_n_p, h0_p, hq, sh, &p_hh[0], &s_hh[0], &b_hn[0],
+                       len_p, T, B, H, split(B, nt, k), split(B, nt, k + 1))
+    free(pre); free(xq); free(sx); free(hq); free(sh); free(ah); free(c_run)

@@ -1,0 +1,326 @@
+/* int8 inference products: rows quantised to int8 values, weights quantised per output
+ * row, exact int32 sums, dequantised to float32.
+ *
+ * Quantisation (symmetric, no zero point), the same for weights (per output row, once) and
+ * activations (per batch row, every step):
+ *     m = max_k |a[k]|;  if m == 0: q = 0, scale = 0
+ *     else: inv = 127.0f / m;  q[k] = rint(a[k] * inv)  (|q| <= 127);  scale = m / 127.0f
+ * each operation one IEEE float32 operation, rounding to nearest even, so numpy reproduces
+ * it bit for bit (recurrent/reference.py).
+ *
+ * The product of rows A (m, K) and weights W (N, K), both quantised:
+ *     S[r, n] = sum_k qa[r, k] * qw[n, k]                       int32, exact (|S| < 2^31
+ *                                                                for K < 133,000)
+ *     C[r, n] = fma((float) S[r, n], sa[r] * sw[n], base)       base: C[r, n] (accumulate),
+ *                                                                bias[n], or 0
+ * The sums are exact, so they do not depend on the order of the k loop, the tile a row
+ * falls in, the thread split or the vector variant; the dequantisation is the same float
+ * operations (one rounded product, one fused multiply-add) in every variant, so results
+ * are bitwise equal across thread counts and variants.
+ *
+ * Why int16 lanes (vpmaddwd) and not u8 x s8 (vpmaddubsw): vpmaddubsw adds two u8 x s8
+ * products into a saturating int16, which overflows for full-range int8 values (2 x 255 x
+ * 127 > 32767) unless weights or activations lose a bit, and needs a zero point for the
+ * unsigned side; it then needs a vpmaddwd by ones to widen, so both forms issue two
+ * multiplies per 32 products. vpmaddwd on int8 values held in int16 lanes gives exact
+ * int32 pair sums with full 8-bit precision on both sides; the packed weights take twice
+ * the bytes of int8 ones (half of float32).
+ *
+ * Layout: activations are int16 rows of Kp = K rounded up to even (zero padded); weights
+ * are packed in panels of 8 output rows: P[p][k2][n][e] = qw[8p + n][2 k2 + e] (zero
+ * padded), one 32-byte vector per (panel, k pair). A tile of up to 4 rows x 2 panels
+ * broadcasts a pair of a row's values (32 bits) and multiplies it with a panel vector.
+ * The column tiles are the outer loop so that a tile's weights (K x 16 values) stay in L1
+ * while every row tile of the block passes over them.
+ *
+ * Variants: AVX2 (also on AVX-512 CPUs) and portable C; no VNNI variant (vpdpwssd /
+ * vpdpbusd) because no CPU with it was at hand to test it.
+ */
+#ifndef RECURRENT_QMAT_H
+#define RECURRENT_QMAT_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cpu.h"
+
+#ifdef RC_HAVE_X86_VARIANTS
+#include <immintrin.h>
+#endif
+
+#define RC_Q_NR 8   /* output rows per panel: one vector of 8 int32 sums */
+#define RC_Q_MR 4   /* activation rows per tile */
+
+static inline int rc_q_kpad(int K) { return (K + 1) & ~1; }
+
+/* Panels of the packed copy of an (N, K) weight matrix: an even number (zero padded), so
+ * that every tile has two. */
+static inline int rc_q_panels(int N) { return ((N + 2 * RC_Q_NR - 1) / (2 * RC_Q_NR)) * 2; }
+
+/* int16 elements of the packed copy of an (N, K) weight matrix. */
+static inline long rc_q_packed_len(int N, int K)
+{
+    return (long)rc_q_panels(N) * (rc_q_kpad(K) / 2) * RC_Q_NR * 2;
+}
+
+static void rc_q_pack(const int8_t* w, int N, int K, int16_t* P)
+{
+    int K2 = rc_q_kpad(K) / 2, np = rc_q_panels(N);
+    for (int p = 0; p < np; p++)
+        for (int k2 = 0; k2 < K2; k2++)
+            for (int n = 0; n < RC_Q_NR; n++)
+                for (int e = 0; e < 2; e++) {
+                    int row = p * RC_Q_NR + n, k = 2 * k2 + e;
+                    P[(((long)p * K2 + k2) * RC_Q_NR + n) * 2 + e] =
+                        (row < N && k < K) ? w[(long)row * K + k] : 0;
+                }
+}
+
+/* ---- quantising one row --------------------------------------------------------------- */
+
+static float rc_q_row_portable(const float* a, int K, int16_t* q)
+{
+    float m = 0.0f;
+    for (int k = 0; k < K; k++)
+        m = fmaxf(m, fabsf(a[k]));
+    int Kp = rc_q_kpad(K);
+    if (m == 0.0f) {
+        memset(q, 0, (size_t)Kp * sizeof(int16_t));
+        return 0.0f;
+    }
+    float inv = 127.0f / m;
+    for (int k = 0; k < K; k++)
+        q[k] = (int16_t)rintf(a[k] * inv);
+    for (int k = K; k < Kp; k++)
+        q[k] = 0;
+    return m / 127.0f;
+}
+
+#ifdef RC_HAVE_X86_VARIANTS
+RC_TARGET_AVX2 static float rc_q_row_avx2(const float* a, int K, int16_t* q)
+{
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 mv = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 8 <= K; k += 8)
+        mv = _mm256_max_ps(mv, _mm256_and_ps(_mm256_loadu_ps(a + k), abs_mask));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+    float m = _mm_cvtss_f32(m4);
+    for (; k < K; k++)
+        m = fmaxf(m, fabsf(a[k]));
+    int Kp = rc_q_kpad(K);
+    if (m == 0.0f) {
+        memset(q, 0, (size_t)Kp * sizeof(int16_t));
+        return 0.0f;
+    }
+    float inv = 127.0f / m;
+    __m256 iv = _mm256_set1_ps(inv);
+    for (k = 0; k + 8 <= K; k += 8) {
+        __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(a + k), iv),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m256i i32 = _mm256_cvtps_epi32(v);
+        __m128i i16 = _mm_packs_epi32(_mm256_castsi256_si128(i32),
+                                      _mm256_extracti128_si256(i32, 1));
+        _mm_storeu_si128((__m128i*)(q + k), i16);
+    }
+    for (; k < K; k++)
+        q[k] = (int16_t)rintf(a[k] * inv);
+    for (k = K; k < Kp; k++)
+        q[k] = 0;
+    return m / 127.0f;
+}
+#endif
+
+/* q (Kp,) = the quantised row a (K,); returns its scale. */
+static inline float rc_q_row(const float* a, int K, int16_t* q)
+{
+#ifdef RC_HAVE_X86_VARIANTS
+    if (rc_cpu_level() >= 2)
+        return rc_q_row_avx2(a, K, q);
+#endif
+    return rc_q_row_portable(a, K, q);
+}
+
+/* m rows of a (row stride lda) quantised into q (row stride Kp) and scales s (m,). */
+static void rc_q_rows(int m, int K, const float* a, long lda, int16_t* q, float* s)
+{
+    int Kp = rc_q_kpad(K);
+    for (int r = 0; r < m; r++)
+        s[r] = rc_q_row(a + (long)r * lda, K, q + (long)r * Kp);
+}
+
+/* ---- the product ------------------------------------------------------------------------
+ * mode RC_Q_DEQUANT: C (float) as above. mode RC_Q_RAW: the int32 sums into S (for tests). */
+enum { RC_Q_DEQUANT = 0, RC_Q_RAW = 1 };
+
+typedef struct {
+    int mode;
+    int N;
+    const float* sa;     /* (m,) row scales */
+    const float* sw;     /* (N,) weight row scales */
+    const float* bias;   /* (N,) or NULL */
+    float* C;            /* (m, N) row stride ldc */
+    long ldc;
+    int accumulate;
+    int32_t* S;          /* RC_Q_RAW: (m, N) row stride ldc */
+} rc_q_out;
+
+/* One output element from its int32 sum: the same operations in every variant. */
+static inline void rc_q_store1(const rc_q_out* o, int r, int n, int32_t sum)
+{
+    if (o->mode == RC_Q_RAW) {
+        o->S[r * o->ldc + n] = sum;
+        return;
+    }
+    float* c = o->C + r * o->ldc + n;
+    float base = o->accumulate ? *c : (o->bias ? o->bias[n] : 0.0f);
+    *c = fmaf((float)sum, o->sa[r] * o->sw[n], base);
+}
+
+static void rc_q_tile_portable(int mr, int K2, const int16_t* A, long lda,
+                               const int16_t* P, long pstride, const rc_q_out* o, int r0,
+                               int n0)
+{
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < 2; v++)
+            for (int n = 0; n < RC_Q_NR; n++) {
+                int col = n0 + v * RC_Q_NR + n;
+                if (col >= o->N)
+                    break;
+                const int16_t* a = A + (long)r * lda;
+                const int16_t* p = P + v * pstride + n * 2;
+                int32_t sum = 0;
+                for (int k2 = 0; k2 < K2; k2++)
+                    sum += (int32_t)a[2 * k2] * p[k2 * 2 * RC_Q_NR]
+                           + (int32_t)a[2 * k2 + 1] * p[k2 * 2 * RC_Q_NR + 1];
+                rc_q_store1(o, r0 + r, col, sum);
+            }
+}
+
+#ifdef RC_HAVE_X86_VARIANTS
+/* The dequantising (or raw) store of a tile's sums acc[r][v], the same operations as
+ * rc_q_store1 for full vectors. */
+RC_TARGET_AVX2 static inline void rc_q_store_avx2(int mr, __m256i acc[][2],
+                                                  const rc_q_out* o, int r0, int n0)
+{
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < 2; v++) {
+            int col = n0 + v * RC_Q_NR;
+            if (col >= o->N)
+                break;
+            if (o->mode == RC_Q_DEQUANT && col + RC_Q_NR <= o->N) {
+                float* c = o->C + (r0 + r) * o->ldc + col;
+                __m256 base = o->accumulate ? _mm256_loadu_ps(c)
+                              : o->bias ? _mm256_loadu_ps(o->bias + col)
+                                        : _mm256_setzero_ps();
+                __m256 s = _mm256_mul_ps(_mm256_set1_ps(o->sa[r0 + r]),
+                                         _mm256_loadu_ps(o->sw + col));
+                _mm256_storeu_ps(c, _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][v]), s, base));
+            } else {
+                int32_t sums[RC_Q_NR];
+                _mm256_storeu_si256((__m256i*)sums, acc[r][v]);
+                for (int n = 0; n < RC_Q_NR && col + n < o->N; n++)
+                    rc_q_store1(o, r0 + r, col + n, sums[n]);
+            }
+        }
+}
+
+/* One row's pair k2 broadcast, times the two panel vectors w0, w1, into acc r. */
+#define RC_Q_MADD(r)                                                                      \
+    {                                                                                     \
+        int32_t pair;                                                                     \
+        memcpy(&pair, a##r, 4);                                                           \
+        a##r += 2;                                                                        \
+        __m256i b = _mm256_set1_epi32(pair);                                              \
+        c##r##0 = _mm256_add_epi32(c##r##0, _mm256_madd_epi16(b, w0));                   \
+        c##r##1 = _mm256_add_epi32(c##r##1, _mm256_madd_epi16(b, w1));                   \
+    }
+
+/* mr = 4 or 1 rows x 2 panels (16 outputs), accumulators in registers. */
+RC_TARGET_AVX2 static void rc_q_tile_avx2(int mr, int K2, const int16_t* A, long lda,
+                                          const int16_t* P, long pstride,
+                                          const rc_q_out* o, int r0, int n0)
+{
+    __m256i acc[RC_Q_MR][2];
+    __m256i c00 = _mm256_setzero_si256(), c01 = c00;
+    const int16_t* P1 = P + pstride;
+    const int16_t* a0 = A;
+    if (mr == RC_Q_MR) {
+        __m256i c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+        const int16_t *a1 = A + lda, *a2 = A + 2 * lda, *a3 = A + 3 * lda;
+        for (int k2 = 0; k2 < K2; k2++, P += 2 * RC_Q_NR, P1 += 2 * RC_Q_NR) {
+            __m256i w0 = _mm256_load_si256((const __m256i*)P);
+            __m256i w1 = _mm256_load_si256((const __m256i*)P1);
+            RC_Q_MADD(0) RC_Q_MADD(1) RC_Q_MADD(2) RC_Q_MADD(3)
+        }
+        acc[1][0] = c10; acc[1][1] = c11; acc[2][0] = c20; acc[2][1] = c21;
+        acc[3][0] = c30; acc[3][1] = c31;
+    } else {
+        for (int k2 = 0; k2 < K2; k2++, P += 2 * RC_Q_NR, P1 += 2 * RC_Q_NR) {
+            __m256i w0 = _mm256_load_si256((const __m256i*)P);
+            __m256i w1 = _mm256_load_si256((const __m256i*)P1);
+            RC_Q_MADD(0)
+        }
+    }
+    acc[0][0] = c00; acc[0][1] = c01;
+    rc_q_store_avx2(mr, acc, o, r0, n0);
+}
+#endif
+
+/* The product of m quantised rows A (int16, row stride lda >= Kp) with the packed weights
+ * P of an (N, K) matrix, out as described by o (rows 0..m-1 of its arrays). */
+static void rc_qmat(int m, int K, const int16_t* A, long lda, const int16_t* P,
+                    const rc_q_out* o)
+{
+    int K2 = rc_q_kpad(K) / 2;
+    long pstride = (long)K2 * 2 * RC_Q_NR;     /* int16 per panel */
+    int np = rc_q_panels(o->N);
+    void (*tile)(int, int, const int16_t*, long, const int16_t*, long, const rc_q_out*,
+                 int, int) = rc_q_tile_portable;
+#ifdef RC_HAVE_X86_VARIANTS
+    if (rc_cpu_level() >= 2)
+        tile = rc_q_tile_avx2;
+#endif
+    for (int p = 0; p < np; p += 2) {
+        const int16_t* Pp = P + p * pstride;
+        int r = 0;
+        for (; r + RC_Q_MR <= m; r += RC_Q_MR)
+            tile(RC_Q_MR, K2, A + r * lda, lda, Pp, pstride, o, r, p * RC_Q_NR);
+        for (; r < m; r++)
+            tile(1, K2, A + r * lda, lda, Pp, pstride, o, r, p * RC_Q_NR);
+    }
+}
+
+/* ---- gate passes of the int8 steps (float32, as the float32 kernels') ------------------ */
+#include "fastmath.h"
+
+/* LSTM: a (4H) pre-activations i, f, g, o; c_prev may be c. */
+RC_MULTIVERSION(rc_q_lstm_gates_f32,
+    (const float* restrict a, const float* c_prev, float* c, float* restrict h, int H),
+    (a, c_prev, c, h, H),
+    const float* ai = a; const float* af = a + H; const float* ag = a + 2 * H;
+    const float* ao = a + 3 * H;
+    _Pragma("GCC ivdep") for (int j = 0; j < H; j++) {
+        float i = rc_sigmoidf(ai[j]), f = rc_sigmoidf(af[j]);
+        float g = rc_tanhf(ag[j]), o = rc_sigmoidf(ao[j]);
+        float cj = f * c_prev[j] + i * g;             /* c_t = f c_{t-1} + i g */
+        c[j] = cj;
+        h[j] = o * rc_tanhf(cj);                      /* h_t = o tanh(c_t) */
+    })
+
+/* Elman RNN: h = tanh(a) or max(a, 0). */
+RC_MULTIVERSION(rc_q_rnn_gates_f32,
+    (const float* restrict a, float* restrict h, int H, int relu),
+    (a, h, H, relu),
+    if (relu) {
+        for (int j = 0; j < H; j++)
+            h[j] = a[j] > 0.0f ? a[j] : 0.0f;
+    } else {
+        _Pragma("GCC ivdep") for (int j = 0; j < H; j++)
+            h[j] = rc_tanhf(a[j]);
+    })
+
+#endif

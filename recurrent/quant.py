@@ -1,0 +1,73 @@
+"""int8 inference: the precisions, and the quantisation of weights and activations.
+
+Scheme (issue 17), symmetric, no zero point, no calibration data:
+- a weight matrix W (G, K) is quantised per output row, once: m = max|W[g]|,
+  scale[g] = m / 127, q[g] = rint(W[g] * (127 / m)) in -127..127 (a zero row: scale 0);
+- the activations x_t and h_{t-1} are quantised the same way per batch row at every step
+  (dynamic: the scale of a row is its own max-abs), by the kernels (recurrent/_kernels/
+  qmat.h) with the same float32 operations as quantize_rows() below, bit for bit;
+- the products are exact int32 sums of q_a * q_w, dequantised with scale_a * scale_w to
+  float32; biases, gates and the LSTM cell state stay float32.
+The error of one dequantised dot product sum_k a_k w_k is then at most
+    sum_k (|a_k| dw + |w_k| da + da dw),   da = scale_a / 2, dw = scale_w / 2
+(each quantised value is within half a step of the true one): int8_error_bound().
+
+Only inference runs in int8 (Recurrent.precision, recurrent/layers.py); training and
+gradients stay float32.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+PRECISIONS = ("fp32", "int8")
+
+
+def check_precision(value, name="precision"):
+    """The precision name, or a ValueError naming the choices."""
+    if value not in PRECISIONS:
+        raise ValueError(f"{name}: expected one of {', '.join(PRECISIONS)}, got {value!r}")
+    return value
+
+
+def quantize_rows(a):
+    """a (m, K) float -> (q int8 (m, K), scale float32 (m,)): symmetric per-row int8, each
+    step one float32 operation rounded to nearest even (as the kernels do)."""
+    a = np.asarray(a, np.float32)
+    m = np.max(np.abs(a), axis=1) if a.shape[1] else np.zeros(a.shape[0], np.float32)
+    nonzero = m > 0
+    inv = np.zeros_like(m)
+    inv[nonzero] = np.float32(127) / m[nonzero]
+    q = np.rint(a * inv[:, None]).astype(np.int8)
+    scale = (m / np.float32(127)).astype(np.float32)
+    return q, scale
+
+
+def dequantize_rows(q, scale):
+    """The float32 matrix (m, K) that quantised rows q (m, K) with scales (m,) stand for,
+    q * scale; quantize_rows gives back the same q and scale from it (exported int8
+    weights loaded again quantise to what was exported)."""
+    return np.asarray(q, np.float32) * np.asarray(scale, np.float32)[:, None]
+
+
+def int8_error_bound(a, w):
+    """Bound (m, G) on |int8 product - a @ w.T| for a (m, K), w (G, K): see above."""
+    a = np.asarray(a, np.float64)
+    w = np.asarray(w, np.float64)
+    da = np.max(np.abs(a), axis=1) / 127 / 2                           # (m,)
+    dw = np.max(np.abs(w), axis=1) / 127 / 2                           # (G,)
+    K = a.shape[1]
+    return (np.abs(a).sum(1)[:, None] * dw[None, :] + da[:, None] * np.abs(w).sum(1)[None, :]
+            + K * da[:, None] * dw[None, :])
+
+
+class QuantizedWeight:
+    """A weight matrix (G, K) quantised per row (quantize_rows), with its copy packed for
+    the kernels (recurrent._kernels.int8.pack)."""
+
+    __slots__ = ("q", "scale", "packed", "shape")
+
+    def __init__(self, w):
+        from ._kernels import int8 as _int8
+        self.q, self.scale = quantize_rows(w)
+        self.packed = _int8.pack(self.q)
+        self.shape = self.q.shape

@@ -1,0 +1,272 @@
+"""int8 inference (issue 17, recurrent/quant.py): the kernels against the numpy reference
+of the same arithmetic (recurrent/reference.py), and against float32 within the error
+the quantisation allows."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("recurrent_plugins.cells",
+                    reason="the fast built-in cells (recurrent_plugins.cells) are not built")
+
+from recurrent import StreamPool  # noqa: E402
+from recurrent._kernels import int8 as kernel  # noqa: E402
+from recurrent.layers import Recurrent  # noqa: E402
+from recurrent.quant import QuantizedWeight, int8_error_bound, quantize_rows  # noqa: E402
+from recurrent.reference import get_reference_cell, int8_sums  # noqa: E402
+
+CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+# (rows, K, N): rows not a multiple of the 4-row tile, K odd (padded pair), N not a
+# multiple of the 16-output tile, a single row, and a layer's real sizes
+PRODUCTS = ((1, 1, 1), (3, 7, 9), (13, 64, 17), (33, 129, 100), (64, 256, 1024))
+
+
+def _rows(rng, m, K):
+    """Rows of very different scales, one of them all zeros (scale 0)."""
+    a = rng.standard_normal((m, K)).astype(np.float32)
+    a *= rng.uniform(1e-3, 30, (m, 1)).astype(np.float32)
+    a[m // 2] = 0
+    return a
+
+
+def test_quantisation_and_integer_sums_equal_the_reference_bit_for_bit(rng):
+    for m, K, N in PRODUCTS:
+        a = _rows(rng, m, K)
+        q, scale = kernel.quantize_rows(a)
+        ref_q, ref_scale = quantize_rows(a)
+        assert q.shape == (m, K + K % 2) and not q[:, K:].any()
+        np.testing.assert_array_equal(q[:, :K], ref_q)
+        np.testing.assert_array_equal(scale.view(np.int32), ref_scale.view(np.int32))
+        assert np.abs(ref_q).max() <= 127
+        w = QuantizedWeight(rng.standard_normal((N, K)).astype(np.float32))
+        np.testing.assert_array_equal(kernel.matmul_int32(q, w.packed, N, K),
+                                      int8_sums(ref_q, w.q))
+
+
+_PORTABLE_CHECK = r"""
+import numpy as np
+from recurrent._kernels import activations, int8 as kernel
+from recurrent.layers import Recurrent
+from recurrent.quant import QuantizedWeight, quantize_rows
+from recurrent.reference import int8_sums
+rng = np.random.default_rng(5)
+a = rng.standard_normal((11, 37)).astype(np.float32)
+q, s = kernel.quantize_rows(a)
+w = QuantizedWeight(rng.standard_normal((45, 37)).astype(np.float32))
+assert np.array_equal(q[:, :37], quantize_rows(a)[0])
+assert np.array_equal(kernel.matmul_int32(q, w.packed, 45, 37), int8_sums(q[:, :37], w.q))
+outs = []
+for cell in ("lstm", "gru"):
+    layer = Recurrent(cell, 6, 10, seed=2, precision="int8")
+    x = rng.standard_normal((5, 7, 6)).astype(np.float32)
+    outs.append(layer(x, lengths=[5, 0, 3, 1, 5, 2, 4], need_grad=False)[0])
+np.save(__import__("sys").argv[1], np.concatenate([o.ravel() for o in outs]))
+print(activations.vector_level())
+"""
+
+
+def test_the_portable_variant_gives_the_same_sums_and_outputs(tmp_path):
+    """The portable C tile (CPUs without AVX2) against the reference sums, and its whole
+    outputs against this CPU's best variant: equal up to the gate passes' vector rounding
+    (the sums and their dequantisation are the same operations in both)."""
+    results = {}
+    for level in ("portable", "best"):
+        env = dict(os.environ, PYTHONSAFEPATH="1")
+        if level == "portable":
+            env["RECURRENT_VECTOR_LEVEL"] = "portable"
+        path = tmp_path / f"{level}.npy"
+        done = subprocess.run([sys.executable, "-c", _PORTABLE_CHECK, str(path)], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        if level == "portable":
+            assert done.stdout.split() == ["portable"]
+        results[level] = np.load(path)
+    np.testing.assert_allclose(results["portable"], results["best"], atol=2e-6)
+
+
+def _pair(cell, I, H, seed, **kwargs):
+    """A fast layer in int8 and a reference-cell layer with the same parameters."""
+    fast = Recurrent(cell, I, H, seed=seed, precision="int8", **kwargs)
+    ref = Recurrent(get_reference_cell(cell), I, H, seed=seed, precision="int8", **kwargs)
+    ref.load_state_dict(fast.state_dict())
+    return fast, ref
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_one_kernel_step_matches_the_reference_within_float32_rounding(cell, rng):
+    """One step from a given state, both directions, a row of length 0: x_t and h_{t-1}
+    quantise to the same int8 values and the sums are exact, so the kernel and the numpy
+    reference differ only by the float32 rounding of the dequantisation order and the
+    gate passes: within 4 ulp of the outputs' magnitude (2 seen)."""
+    B, I, H = 7, 13, 21
+    fast, ref = _pair(cell, I, H, 1, bidirectional=True)
+    x = rng.standard_normal((1, B, I)).astype(np.float32)
+    h0 = rng.uniform(-1, 1, (2, B, H)).astype(np.float32)
+    c0 = rng.uniform(-2, 2, (2, B, H)).astype(np.float32)
+    state = (h0, c0) if cell == "lstm" else h0
+    lengths = [1, 0, 1, 1, 1, 1, 1]
+    out, _ = fast(x, state=state, lengths=lengths, need_grad=False)
+    want, _ = ref(x, state=state, lengths=lengths, need_grad=False)
+    ulp = np.finfo(np.float32).eps * max(1.0, float(np.abs(want).max()))
+    assert np.abs(out - want).max() <= 4 * ulp
+    assert not out[:, 1].any()
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_kernel_sequences_match_the_reference_at_any_thread_count(cell, rng):
+    """Stacked, bidirectional, with lengths (0 included): the kernel against the numpy
+    reference of the same arithmetic, and bitwise equal at 1 and 2 threads. Tolerance: the
+    gate passes differ by float32 rounding (1e-6 relative), which can move a value of h
+    across a rounding boundary of its quantisation: one step of 1/127 of the row's
+    max-abs times a weight (<= 1/sqrt(H)), 4e-4 here, carried on by the recurrence."""
+    T, B, I, H = 9, 7, 13, 21
+    fast, ref = _pair(cell, I, H, 1, num_layers=2, bidirectional=True)
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    lengths = np.array([9, 0, 4, 1, 9, 7, 2])
+    out, state = fast(x, lengths=lengths, need_grad=False)
+    ref_out, ref_state = ref(x, lengths=lengths, need_grad=False)
+    np.testing.assert_allclose(out, ref_out, atol=2e-3)
+    for got, want in zip(np.atleast_3d(state) if cell != "lstm" else state,
+                         np.atleast_3d(ref_state) if cell != "lstm" else ref_state):
+        np.testing.assert_allclose(got, want, atol=2e-3)
+    assert not out[:, 1].any()  # a row of length 0 outputs zeros ...
+    fast.num_threads = 2
+    out2, state2 = fast(x, lengths=lengths, need_grad=False)
+    np.testing.assert_array_equal(out2, out)
+    np.testing.assert_array_equal(np.asarray(state2), np.asarray(state))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_one_step_is_within_the_quantisation_bound_of_float32(cell, rng):
+    """One step from a random state: every pre-activation is off by at most
+    int8_error_bound (x and h products), so h is off by at most that times the
+    activations' slopes (sigmoid 1/4, tanh and relu 1; LSTM through c), plus float32
+    rounding."""
+    B, I, H = 6, 24, 32
+    layer = Recurrent(cell, I, H, seed=3)
+    params = {k[:-3]: v for k, v in layer.state_dict().items()}
+    x = rng.standard_normal((1, B, I)).astype(np.float32)
+    h0 = rng.uniform(-1, 1, (1, B, H)).astype(np.float32)
+    c0 = rng.uniform(-2, 2, (1, B, H)).astype(np.float32)
+    state = (h0, c0) if cell == "lstm" else h0
+    want, _ = layer(x, state=state, need_grad=False)
+    layer.precision = "int8"
+    got, _ = layer(x, state=state, need_grad=False)
+    e = (int8_error_bound(x[0], params["weight_ih"])
+         + int8_error_bound(h0[0], params["weight_hh"]))           # (B, G)
+    blocks = np.split(e, layer.cell.num_gates, axis=1)
+    if cell == "lstm":
+        e_i, e_f, e_g, e_o = blocks
+        e_c = np.abs(c0[0]) * e_f / 4 + e_i / 4 + e_g
+        bound = e_o / 4 + e_c
+    elif cell == "gru":
+        e_r, e_z, e_n = blocks  # n = tanh(ax_n + r * ah_n): |ah_n| from the float32 step
+        ah_n = h0[0] @ params["weight_hh"][2 * H:].T + params["bias_hh"][2 * H:]
+        e_n_total = e_n + np.abs(ah_n) * e_r / 4
+        bound = e_n_total + 2 * e_z / 4   # h = (1 - z) n + z h: |n - h| <= 2
+    else:
+        bound = blocks[0]
+    err = np.abs(got[0] - want[0])
+    assert np.all(err <= bound + 1e-5), float(np.max(err - bound))
+    assert err.max() > 0   # it did run in int8
+
+
+@pytest.mark.parametrize("cell", ("lstm", "gru"))
+def test_sequences_stay_close_to_float32(cell, rng):
+    """Over 50 steps and 2 layers the outputs stay within 0.01 of float32: the error of a
+    step (at most a few 1e-3 at these sizes by int8_error_bound, 1e-3 seen) does not pile
+    up, the gates contract it (seen: 1e-3 for the LSTM, 4e-3 for the GRU)."""
+    T, B, I, H = 50, 8, 32, 64
+    layer = Recurrent(cell, I, H, seed=4, num_layers=2)
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    want, _ = layer(x, need_grad=False)
+    layer.precision = "int8"
+    got, _ = layer(x, need_grad=False)
+    assert np.abs(got - want).max() < 0.01
+
+
+def test_weights_are_quantised_once_and_again_when_they_change(rng):
+    """The int8 weights are kept until params_changed() counts a change: load_state_dict
+    and a training step count theirs; code writing into the arrays itself calls it."""
+    layer = Recurrent("lstm", 5, 8, seed=0, precision="int8")
+    x = rng.standard_normal((4, 3, 5)).astype(np.float32)
+    first, _ = layer(x, need_grad=False)
+    kept = layer._int8_params(0)
+    assert layer._int8_params(0) is kept      # unchanged parameters: the same int8 form
+    layer.params()["weight_hh_l0"][0, 0] += 0.5   # written in place ...
+    layer.params_changed()                         # ... and said so
+    changed, _ = layer(x, need_grad=False)
+    assert layer._int8_params(0) is not kept
+    fresh = Recurrent("lstm", 5, 8, seed=0, precision="int8")
+    fresh.load_state_dict(layer.state_dict())
+    np.testing.assert_array_equal(changed, fresh(x, need_grad=False)[0])
+    assert not np.array_equal(changed, first)
+    kept = fresh._int8_params(0)
+    fresh.load_state_dict(Recurrent("lstm", 5, 8, seed=1).state_dict())
+    assert fresh._int8_params(0) is not kept
+
+
+def test_a_training_step_counts_as_a_change(rng):
+    from recurrent.model import SequenceModel
+    from recurrent.optim import SGD
+    from recurrent.plugins import get_loss
+    from recurrent.step import train_step
+    spec = {"input": "tokens", "vocab_size": 7, "embed_dim": 4, "output": "sequence",
+            "output_size": 7}
+    model = SequenceModel(spec, hidden_size=6)
+    x = rng.integers(0, 7, (5, 2))
+    version = model.rnn.params_version
+    train_step(model, get_loss("cross_entropy"), SGD(model.params, model.grads), x,
+               rng.integers(0, 7, (5, 2)), None, None, 0.5)
+    assert model.rnn.params_version > version
+
+
+def test_int8_is_refused_where_it_does_not_apply(rng):
+    layer = Recurrent("gru", 4, 6, precision="int8")
+    x = rng.standard_normal((3, 2, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match="precision int8 is for inference"):
+        layer(x)   # need_grad=True: training stays float32
+    with pytest.raises(ValueError, match="needs a float32 layer"):
+        Recurrent("gru", 4, 6, dtype=np.float64, precision="int8")
+    with pytest.raises(ValueError, match="expected one of fp32, int8"):
+        layer.precision = "int4"
+    # zoneout's evaluation blends the states, which the int8 kernels do not do
+    with pytest.raises(ValueError, match="not for a layer with zoneout"):
+        Recurrent("lstm", 4, 6, zoneout=0.1, precision="int8")
+    Recurrent("lstm", 4, 6, recurrent_dropout=0.2, precision="int8")   # off in inference
+    peephole = pytest.importorskip("recurrent_peephole",
+                                   reason="the example plugin recurrent-peephole is not "
+                                          "installed")
+    with pytest.raises(ValueError, match="cell 'peephole_lstm' has no int8 path"):
+        Recurrent(peephole.PeepholeLSTMCell(), 4, 6, precision="int8")
+
+
+@pytest.mark.parametrize("cell", ("lstm", "gru"))
+def test_a_stream_pool_in_int8_steps_as_the_layer_runs_the_sequence(cell, rng):
+    """Streams advanced in any interleaving give, bit for bit, the int8 layer's outputs
+    for each whole sequence (the same per-row arithmetic), while the layer stays fp32."""
+    T, I, H = 6, 5, 12
+    layer = Recurrent(cell, I, H, num_layers=2, seed=7)
+    pool = StreamPool(layer, 8, precision="int8")
+    assert layer.precision == "fp32" and pool.precision == "int8"
+    xs = rng.standard_normal((T, 3, I)).astype(np.float32)
+    for i in range(3):
+        pool.open(i)
+    ys = np.zeros((T, 3, H), np.float32)
+    steps = [0, 0, 0]
+    order = [0, 1, 0, 2, 2, 1] * T
+    while min(steps) < T:
+        ids = [i for i in dict.fromkeys(order[:2]) if steps[i] < T] or \
+              [i for i in range(3) if steps[i] < T][:1]
+        order = order[2:] + order[:2]
+        out = pool.step_arrays(ids, np.stack([xs[steps[i], i] for i in ids]))
+        for i, y in zip(ids, out):
+            ys[steps[i], i] = y
+            steps[i] += 1
+    layer.precision = "int8"
+    want, _ = layer(xs, need_grad=False)
+    np.testing.assert_array_equal(ys, want)
+    with pytest.raises(ValueError, match="expected one of fp32, int8"):
+        StreamPool(layer, 2, precision="bf8")
