@@ -1,4 +1,5 @@
-"""The built-in cells rnn_tanh, rnn_relu, lstm and gru over the Cython/OpenMP kernels.
+"""The built-in cells rnn_tanh, rnn_relu, lstm, gru and ln_lstm over the Cython/OpenMP
+kernels.
 
 Each cell follows recurrent.protocols.Cell: it allocates outputs and caches, combines the
 biases the way its kernel wants them, and makes ONE kernel call per sequence (forward or
@@ -19,9 +20,10 @@ import numpy as np
 
 import recurrent
 from recurrent._kernels import gru as _gru
+from recurrent._kernels import lnlstm as _lnlstm
 from recurrent._kernels import lstm as _lstm
 from recurrent._kernels import rnn as _rnn
-from recurrent.cellbase import TorchLayoutCell
+from recurrent.cellbase import LN_EPS, LayerNormLSTMLayout, TorchLayoutCell
 from recurrent.layout import STATE_NAMES
 
 _FLOATS = (np.float32, np.float64)
@@ -270,6 +272,98 @@ class GRUCell(_KernelCell):
         return dx, (dh,)
 
 
+class LayerNormLSTMCell(LayerNormLSTMLayout, _KernelCell):
+    """The LSTM with layer normalisation (Ba, Kiros & Hinton 2016), each gate block of the
+    input and recurrent pre-activations normalised on its own, and the cell before the
+    output tanh (equations: recurrent/_kernels/lnlstm.pyx; parameters:
+    recurrent.cellbase.LayerNormLSTMLayout; reference: recurrent.reference)."""
+
+    name = "ln_lstm"
+    num_gates = 4
+
+    def _prepare(self, x, states, params):
+        """Checked arrays; the kernel's bias b_ih + b_hh (G,), a zero bias for the input
+        projection (normalised before any shift) and the gains and cell shift."""
+        h0, c0 = states
+        H = h0.shape[1]
+        G = 4 * H
+        dtype = x.dtype
+        w_ih, w_hh = _checked_weights(x, params, h0=h0, c0=c0)
+        bias = _bias(params, "bias_ih", G, dtype) + _bias(params, "bias_hh", G, dtype)
+        ln = tuple(params[kind] for kind in ("ln_gain_ih", "ln_gain_hh", "ln_gain_c",
+                                             "ln_bias_c"))
+        _check_arrays(dtype, **dict(zip(("ln_gain_ih", "ln_gain_hh", "ln_gain_c",
+                                         "ln_bias_c"), ln)))
+        return h0, c0, w_ih, w_hh, np.zeros(G, dtype), bias, ln
+
+    def forward(self, x, states, params, lengths, num_threads):
+        h0, c0, w_ih, w_hh, zeros, bias, ln = self._prepare(x, states, params)
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        G = 4 * H
+        dtype = x.dtype
+        out = np.empty((T, B, H), dtype)       # (T, B, H)  every h_t
+        xn = np.empty((T, B, G), dtype)        # (T, B, G)  LN(x W_ih^T)
+        nh = np.empty((T, B, G), dtype)        # (T, B, G)  LN(h W_hh^T)
+        gates = np.empty((T, B, G), dtype)     # (T, B, G)  activated i, f, g, o
+        cells = np.empty((T, B, H), dtype)     # (T, B, H)  every c_t
+        nc = np.empty((T, B, H), dtype)        # (T, B, H)  LN(c_t)
+        rs_x = np.empty((T, B, 4), dtype)      # (T, B, 4)  1 / std of each gate block
+        rs_h = np.empty((T, B, 4), dtype)
+        rs_c = np.empty((T, B), dtype)
+        h_n = np.empty((B, H), dtype)
+        c_n = np.empty((B, H), dtype)
+        _lnlstm.forward(out, xn, nh, gates, cells, nc, rs_x, rs_h, rs_c, h_n, c_n, x, h0, c0,
+                        w_ih, w_hh, zeros, bias, *ln, LN_EPS, lengths, num_threads)
+        out.flags.writeable = False
+        cache = _Cache((x, h0, c0, out, xn, nh, gates, cells, nc, rs_x, rs_h, rs_c, w_ih,
+                        w_hh, ln), lengths)
+        return out, (h_n, c_n), cache
+
+    def infer(self, x, states, params, lengths, num_threads):
+        """forward() without the caches (bitwise the same results)."""
+        h0, c0, w_ih, w_hh, zeros, bias, ln = self._prepare(x, states, params)
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        out = np.empty((T, B, H), x.dtype)     # (T, B, H)
+        h_n = np.empty((B, H), x.dtype)
+        c_n = np.empty((B, H), x.dtype)
+        _lnlstm.infer(out, h_n, c_n, x, h0, c0, w_ih, w_hh, zeros, bias, *ln, LN_EPS,
+                      lengths, num_threads)
+        return out, (h_n, c_n)
+
+    def backward(self, d_out, d_final_states, cache, grads, num_threads):
+        (x, h0, c0, out, xn, nh, gates, cells, nc, rs_x, rs_h, rs_c, w_ih, w_hh,
+         ln) = cache.take()
+        T, B, I = x.shape
+        H = h0.shape[1]
+        G = 4 * H
+        dtype = x.dtype
+        d_out = np.ascontiguousarray(d_out, dtype=dtype)
+        dh = _zeros_or(d_final_states[0], (B, H), dtype)   # d h_n in, d h0 out
+        dc = _zeros_or(d_final_states[1], (B, H), dtype)   # d c_n in, d c0 out
+        dx = np.empty((T, B, I), dtype)
+        dw_ih = _grad_target(grads, "weight_ih", (G, I), dtype)
+        dw_hh = _grad_target(grads, "weight_hh", (G, H), dtype)
+        db = np.zeros(G, dtype)
+        dg_ih = np.zeros(G, dtype)
+        acc_ghh = np.zeros((B, G), dtype)      # per row: gradients of ln_gain_hh,
+        acc_gc = np.zeros((B, H), dtype)       # ln_gain_c
+        acc_bc = np.zeros((B, H), dtype)       # and ln_bias_c
+        g_ih, g_hh, g_c, b_c = ln
+        _lnlstm.backward(dx, dh, dc, dw_ih, dw_hh, db, dg_ih, acc_ghh, acc_gc, acc_bc, xn,
+                         nh, gates, rs_x, rs_h, rs_c, cells, nc, d_out, x, h0, c0, out,
+                         w_ih, w_hh, g_ih, g_hh, g_c, b_c, cache.lengths, num_threads)
+        _finish_grads(grads, dw_ih, dw_hh)
+        _add_grad(grads, "bias_ih", db)
+        _add_grad(grads, "bias_hh", db)
+        _add_grad(grads, "ln_gain_ih", dg_ih)
+        _add_grad(grads, "ln_gain_hh", acc_ghh.sum(axis=0))
+        _add_grad(grads, "ln_gain_c", acc_gc.sum(axis=0))
+        _add_grad(grads, "ln_bias_c", acc_bc.sum(axis=0))
+        return dx, (dh, dc)
+
+
 def _grad_target(grads, kind, shape, dtype):
     """The array the kernel adds a weight gradient into: grads[kind] itself when it is a
     C-contiguous array of the right dtype (the usual case: a view of the flat buffer),
@@ -287,7 +381,7 @@ def _finish_grads(grads, dw_ih, dw_hh):
             g += value
 
 
-BUILTIN_CELLS = (RNNCell("tanh"), RNNCell("relu"), LSTMCell(), GRUCell())
+BUILTIN_CELLS = (RNNCell("tanh"), RNNCell("relu"), LSTMCell(), GRUCell(), LayerNormLSTMCell())
 
 
 @recurrent.hookimpl

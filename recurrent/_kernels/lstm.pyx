@@ -38,8 +38,8 @@ from ._activations cimport sigmoid, tanh_
 from ._gates cimport (rc_lstm_backward_f32, rc_lstm_group_order, rc_lstm_pack_f32,
                       rc_lstm_packed_len, rc_lstm_step_hoisted_f32, rc_lstm_step_in_tile_f32)
 from ._recmat cimport rc_malloc64, recmat
-from ._rows cimport (copy_empty_rows, infer_chunk, input_and_weight_grads, kernel_threads,
-                     packed_copy, project_inputs, project_packed, split, state_before,
+from ._rows cimport (copy_empty_rows, finish_step_hc, infer_chunk, input_and_weight_grads,
+                     kernel_threads, packed_copy, project_inputs, project_packed, split, state_before,
                      whole_input_part)
 
 
@@ -96,8 +96,9 @@ cdef inline void _cell_backward(floating* a, const floating* c_prev, const float
 #   _step_hoisted: projected for all steps before the loop, read from a (nb, G);
 #   _step_in_tile: float32 only, computed inside the fused step's tiles.
 # Either writes c (nb, H), h (nb, H) and, unless gates is NULL (inference), the activated
-# gates (nb, G). Then _finish_step applies the lengths. Training (_train_rows) keeps every
-# c_t and the gates for backward; inference (_infer_rows) keeps one running c and no gates.
+# gates (nb, G). Then finish_step_hc (_rows.pxd) applies the lengths. Training (_train_rows)
+# keeps every c_t and the gates for backward; inference (_infer_rows) keeps one running c
+# and no gates.
 
 
 cdef inline void _step_hoisted(floating* a, floating* gates, const floating* h_prev,
@@ -132,21 +133,6 @@ cdef inline void _step_in_tile(const floating* x_t, const floating* w_ih_t,
                                  gates, rc_lstm_group_order(t))
 
 
-cdef inline void _finish_step(floating* out, floating* h_n, floating* c_n, const floating* c,
-                              const int64_t* lengths, Py_ssize_t t, Py_ssize_t B, int H,
-                              Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
-    """After step t of rows b0:b1 (c: their c_t, (b1 - b0, H)): a row past its length
-    outputs zero (its state is no longer read); a row at its last step hands on h_n, c_n."""
-    cdef Py_ssize_t b, row
-    for b in range(b0, b1):
-        row = t * B + b
-        if t >= lengths[b]:
-            memset(out + row * H, 0, H * sizeof(floating))
-        elif t == lengths[b] - 1:
-            memcpy(h_n + b * H, out + row * H, H * sizeof(floating))
-            memcpy(c_n + b * H, c + (b - b0) * H, H * sizeof(floating))
-
-
 cdef void _train_rows(floating* out, floating* gates, floating* cells, floating* h_n,
                       floating* c_n, const floating* h0, const floating* c0,
                       const floating* w_hh_t, bint in_tile, const floating* x,
@@ -174,7 +160,7 @@ cdef void _train_rows(floating* out, floating* gates, floating* cells, floating*
         else:
             _step_hoisted(gates + row0 * G, gates + row0 * G, h_prev, w_hh_t, c_prev,
                           cells + row0 * H, out + row0 * H, lengths, t, H, b0, nb)
-        _finish_step(out, h_n, c_n, cells + row0 * H, lengths, t, B, H, b0, b1)
+        finish_step_hc(out, h_n, c_n, cells + row0 * H, lengths, t, B, H, b0, b1)
 
 
 cdef void _infer_rows(floating* out, floating* pre, floating* c_run, floating* h_n,
@@ -202,7 +188,7 @@ cdef void _infer_rows(floating* out, floating* pre, floating* c_run, floating* h
         else:
             _step_hoisted(pre + ((t - t0) * B + b0) * G, NULL, h_prev, w_hh_t, c, c,
                           out + row0 * H, lengths, t, H, b0, nb)
-        _finish_step(out, h_n, c_n, c, lengths, t, B, H, b0, b1)
+        finish_step_hc(out, h_n, c_n, c, lengths, t, B, H, b0, b1)
 
 
 cdef void _backward_rows(floating* dh, floating* dc, floating* gates,
