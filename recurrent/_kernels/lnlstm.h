@@ -22,8 +22,9 @@
 #define RC_IVDEP _Pragma("GCC ivdep")
 #define RC_LN_LANES 16
 
-/* OUT = sum over k in 0..N-1 of EXPR (an expression of k), in the fixed lane order above. */
-#define RC_LANE_SUM(TYPE, N, EXPR, OUT)                                                   \
+/* OUT = sum over k in 0..N-1 of EXPR (an expression of k), in the fixed lane order above
+ * (float64, portable). */
+#define RC_LANE_SUM_GENERIC(TYPE, N, EXPR, VEXPR, OUT)                                    \
     do {                                                                                  \
         TYPE acc_[RC_LN_LANES] = {0};                                                     \
         int n_ = (N), k0_ = 0;                                                            \
@@ -42,14 +43,42 @@
         (OUT) = acc_[0];                                                                  \
     } while (0)
 
+/* float32: the same 16 lanes as two 8-lane vectors (lanes 0-7, 8-15), VEXPR the vector
+ * form of EXPR over 8 consecutive k (RC_LD8 loads), so the fold is a few vector adds. */
+typedef float rc_ln_v8 __attribute__((vector_size(32)));
+#define RC_LD8(P) ({ rc_ln_v8 v8_; memcpy(&v8_, (P), sizeof(rc_ln_v8)); v8_; })
+#define RC_LANE_SUM_V8(TYPE, N, EXPR, VEXPR, OUT)                                         \
+    do {                                                                                  \
+        rc_ln_v8 a0_ = {0}, a1_ = {0};                                                    \
+        int n_ = (N), k0_ = 0;                                                            \
+        for (; k0_ + RC_LN_LANES <= n_; k0_ += RC_LN_LANES) {                             \
+            { const int k = k0_; a0_ += (VEXPR); }                                        \
+            { const int k = k0_ + 8; a1_ += (VEXPR); }                                    \
+        }                                                                                 \
+        if (k0_ < n_) {                                                                   \
+            float t_[RC_LN_LANES] = {0};                                                  \
+            for (int l_ = 0; k0_ + l_ < n_; l_++) {                                       \
+                int k = k0_ + l_;                                                         \
+                t_[l_] = (EXPR);                                                          \
+            }                                                                             \
+            a0_ += RC_LD8(t_);                                                            \
+            a1_ += RC_LD8(t_ + 8);                                                        \
+        }                                                                                 \
+        float f_[8];                                                                      \
+        rc_ln_v8 sv_ = a0_ + a1_;                                                         \
+        memcpy(f_, &sv_, sizeof(f_));                                                     \
+        (OUT) = ((f_[0] + f_[4]) + (f_[2] + f_[6])) + ((f_[1] + f_[5]) + (f_[3] + f_[7])); \
+    } while (0)
+
 /* V (N values) normalised in place; RSTD receives 1 / sqrt(variance + eps). */
 #define RC_LN_NORMALIZE(TYPE, SQRT, V, N, EPS, RSTD)                                      \
     do {                                                                                  \
         TYPE* v_ = (V);                                                                   \
         TYPE s_, q_;                                                                      \
-        RC_LANE_SUM(TYPE, N, v_[k], s_);                                                  \
+        RC_LANE_SUM(TYPE, N, v_[k], RC_LD8(v_ + k), s_);                                  \
         TYPE m_ = s_ / (TYPE)(N);                                                         \
-        RC_LANE_SUM(TYPE, N, (v_[k] - m_) * (v_[k] - m_), q_);                            \
+        RC_LANE_SUM(TYPE, N, (v_[k] - m_) * (v_[k] - m_),                                 \
+                    (RC_LD8(v_ + k) - m_) * (RC_LD8(v_ + k) - m_), q_);                   \
         TYPE r_ = (TYPE)1 / SQRT(q_ / (TYPE)(N) + (EPS));                                 \
         RC_IVDEP for (int k = 0; k < (N); k++)                                            \
             v_[k] = (v_[k] - m_) * r_;                                                    \
@@ -64,8 +93,9 @@
         const TYPE* g_ = (G);                                                             \
         TYPE* n_hat_ = (NH);                                                              \
         TYPE s1_, s2_;                                                                    \
-        RC_LANE_SUM(TYPE, N, d_[k] * g_[k], s1_);                                         \
-        RC_LANE_SUM(TYPE, N, d_[k] * g_[k] * n_hat_[k], s2_);                             \
+        RC_LANE_SUM(TYPE, N, d_[k] * g_[k], RC_LD8(d_ + k) * RC_LD8(g_ + k), s1_);        \
+        RC_LANE_SUM(TYPE, N, d_[k] * g_[k] * n_hat_[k],                                   \
+                    RC_LD8(d_ + k) * RC_LD8(g_ + k) * RC_LD8(n_hat_ + k), s2_);           \
         TYPE m1_ = s1_ / (TYPE)(N), m2_ = s2_ / (TYPE)(N), r_ = (RSTD);                   \
         RC_IVDEP for (int k = 0; k < (N); k++)                                            \
             n_hat_[k] = r_ * (d_[k] * g_[k] - m1_ - n_hat_[k] * m2_);                     \
@@ -193,6 +223,7 @@
 static inline double rc_sigmoid_f64(double x) { return 1.0 / (1.0 + exp(-x)); }
 
 /* float32: three variants, chosen at run time */
+#define RC_LANE_SUM RC_LANE_SUM_V8
 RC_MULTIVERSION(rc_lnlstm_forward_f32, RC_LNLSTM_FORWARD_PARAMS(float),
                 RC_LNLSTM_FORWARD_ARGS,
                 RC_LNLSTM_FORWARD_BODY(float, rc_sigmoidf, rc_tanhf, sqrtf))
@@ -215,6 +246,8 @@ RC_MULTIVERSION(rc_ln_colsums_f32,
                 RC_LN_COLSUMS_BODY(float))
 
 /* float64: portable */
+#undef RC_LANE_SUM
+#define RC_LANE_SUM RC_LANE_SUM_GENERIC
 static void rc_lnlstm_forward_f64 RC_LNLSTM_FORWARD_PARAMS(double)
 {
     RC_LNLSTM_FORWARD_BODY(double, rc_sigmoid_f64, tanh, sqrt)
