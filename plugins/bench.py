@@ -1,5 +1,6 @@
 """`recurrent bench`: the built-in kernels against PyTorch, side by side, same weights
-(or any registered cell alone, with --vs none).
+(or any registered cell alone, with --vs none, or beside another registered cell on the
+same sizes, with --vs CELL: e.g. `--cell ln_lstm --vs lstm`, ratio ln_lstm / lstm).
 
 For every (cell, config, thread count) it builds one float32 problem, loads the same
 weights into torch.nn.LSTM/GRU/RNN through the state_dict, checks that both sides agree
@@ -288,6 +289,9 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
                        "rounds": rounds, "torch_precision": torch_precision}
                 ours_nt = None if nt == "auto" else nt
                 sides = [problem.ours(mode, ours_nt)]
+                if vs not in ("torch", "none"):  # another of our cells, same sizes
+                    row["baseline_cell"] = vs
+                    sides.append(Problem(vs, *size).ours(mode, ours_nt))
                 if torch is not None:
                     torch.set_num_threads(torch_default if nt == "auto" else nt)
                     row["max_rel_diff"] = check_agreement(problem, mode, ours_nt,
@@ -297,11 +301,12 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
                     row["torch_output_dtype"] = torch_fn.dtype  # autocast may keep float32
                     sides.append(torch_fn)
                 timed = run_rounds(sides, rounds, repeats)
-                for key, side_rounds in zip(("ours", "torch"), timed):
+                other = "torch" if vs == "torch" else "baseline"
+                for key, side_rounds in zip(("ours", other), timed):
                     stats = _stats([t for block in side_rounds for t in block])
                     stats["gflops"] = problem.flops(mode) / stats["median_ms"] / 1e6
                     row[key] = stats
-                if torch is not None:
+                if len(timed) == 2:
                     ratios = round_ratios(*timed)
                     row["round_ratios"] = ratios
                     row["ratio"] = float(np.median(ratios))
@@ -350,8 +355,8 @@ def _format_row(row):
     ours = row["ours"]
     text = (f"{row['cell']:9s} {size:20s} {row['threads']:>4}  "
             f"{ours['median_ms']:9.2f} ±{ours['iqr_ms']:<7.2f} {ours['gflops']:6.0f}")
-    if "torch" in row:
-        theirs = row["torch"]
+    theirs = row.get("torch", row.get("baseline"))
+    if theirs is not None:
         text += (f"  {theirs['median_ms']:9.2f} ±{theirs['iqr_ms']:<7.2f} "
                  f"{theirs['gflops']:6.0f}  {row['ratio']:6.2f} ±{row['ratio_iqr']:.2f}")
     return text
@@ -360,8 +365,8 @@ def _format_row(row):
 def _header(vs):
     text = (f"{'cell':9s} {'(T,B,I,H)':20s} {'th':>4s}  {'ours ms':>9s} {'±iqr':8s} "
             f"{'GF/s':>6s}")
-    if vs == "torch":
-        text += f"  {'torch ms':>9s} {'±iqr':8s} {'GF/s':>6s}  {'ratio':>6s} ±iqr"
+    if vs != "none":
+        text += f"  {vs + ' ms':>9s} {'±iqr':8s} {'GF/s':>6s}  {'ratio':>6s} ±iqr"
     return text
 
 
@@ -386,8 +391,10 @@ def register_commands(cli):
                        "for each library's default choice.")
     @click.option("--mode", type=click.Choice(["train", "infer"]), default="train",
                   show_default=True, help="train: forward + backward; infer: forward only.")
-    @click.option("--vs", type=click.Choice(["torch", "none"]), default="torch",
-                  show_default=True, help="Compare against torch, or time recurrent alone.")
+    @click.option("--vs", default="torch", show_default=True, metavar="torch|none|CELL",
+                  help="Compare against torch, time recurrent alone (none), or beside "
+                       "another registered cell on the same sizes (e.g. lstm: the ratio "
+                       "is --cell's time over that cell's).")
     @click.option("--repeats", type=click.IntRange(min=1), default=7, show_default=True,
                   help="Timed calls per side (at least), spread over the rounds.")
     @click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True,
@@ -409,16 +416,24 @@ def register_commands(cli):
         GFLOP/s of each side and the ratio ours / torch (below 1: recurrent is faster):
         the median over --rounds interleaved rounds of each round's ratio, ± their IQR.
         Example: recurrent bench --cell lstm --config 100,32,64,128 --threads 1
-        With --vs none any registered cell, a plugin's included, is timed alone.
+        With --vs none any registered cell, a plugin's included, is timed alone; with
+        --vs CELL beside that cell: recurrent bench --cell ln_lstm --vs lstm --threads 1
         """
         from recurrent.plugins import get_cell
         cell_names = _parse_list(cells, "--cell", str)
+        if vs not in ("torch", "none"):
+            try:
+                get_cell(vs)
+            except recurrent.UserError as e:
+                raise recurrent.UserError(f"--vs: expected torch, none or a cell name; "
+                                          f"{e}") from None
         for name in cell_names:
             get_cell(name)  # unknown names list the known ones
             if vs == "torch" and name not in TORCH_CELLS:
                 raise recurrent.UserError(
                     f"--cell {name}: torch has no such cell to compare with (it has "
-                    f"{', '.join(TORCH_CELLS)}); time it alone with --vs none")
+                    f"{', '.join(TORCH_CELLS)}); time it alone with --vs none, or beside "
+                    f"one of ours with --vs lstm (or any cell name)")
         if torch_precision != "fp32" and vs != "torch":
             raise recurrent.UserError("--torch-precision sets torch's side: it needs --vs torch")
         if torch_precision == "int8" and (mode != "infer" or any(
@@ -470,6 +485,9 @@ def register_commands(cli):
                 if vs == "torch":
                     legend += ("; blocks interleaved ours, torch, ...; ratio = median over "
                                "rounds of ours/torch block medians (below 1: recurrent faster)")
+                elif vs != "none":
+                    legend += (f"; blocks interleaved cell, {vs}, ...; ratio = median over "
+                               f"rounds of cell/{vs} block medians")
                 click.echo(legend)
                 click.echo(_header(vs))
             elif kind == "row":

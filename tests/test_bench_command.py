@@ -161,7 +161,27 @@ def test_bench_times_any_registered_cell_alone(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == (
         "Error: --cell peephole_lstm: torch has no such cell to compare with (it has "
-        "rnn_tanh, rnn_relu, lstm, gru); time it alone with --vs none")
+        "rnn_tanh, rnn_relu, lstm, gru); time it alone with --vs none, or beside one of "
+        "ours with --vs lstm (or any cell name)")
+
+
+def test_bench_times_a_cell_beside_another_of_ours(tmp_path):
+    out = tmp_path / "bench.json"
+    result = _bench("--cell", "ln_lstm,lstm", "--vs", "lstm", "--config", "5,4,3,6",
+                    "--threads", "1", "--repeats", "2", "--rounds", "2", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    assert "ratio = median over rounds of cell/lstm block medians" in result.output
+    assert "lstm ms" in result.output
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["cell"], r["baseline_cell"]) for r in rows] == [("ln_lstm", "lstm"),
+                                                               ("lstm", "lstm")]
+    for row in rows:
+        assert "torch" not in row and row["baseline"]["median_ms"] > 0
+        assert len(row["round_ratios"]) == 2
+        assert row["ratio"] == pytest.approx(float(np.median(row["round_ratios"])))
+    one_line = CliRunner().invoke(cli, ["bench", "--vs", "nope", "--cell", "lstm"])
+    assert one_line.exit_code == 1
+    assert "--vs: expected torch, none or a cell name; unknown cell 'nope'" in one_line.output
 
 
 @pytest.mark.parametrize("precision,mode,cells", [("bf16", "train", "rnn_tanh,gru"),
