@@ -37,7 +37,9 @@ import recurrent
 from recurrent.checks import one_line
 
 DEFAULT_CELLS = ("lstm", "gru", "rnn_tanh")
-TORCH_CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")  # the cells torch.nn has
+# The cells with a torch side: torch.nn's modules, and ln_lstm's equations in torch ops
+# (torch_ln_lstm: what a torch user writes, as torch.nn has no layer-normalised LSTM).
+TORCH_CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "ln_lstm")
 INT8_CELLS = ("lstm", "gru")  # the recurrent modules quantize_dynamic converts
 DEFAULT_CONFIGS = ((100, 32, 64, 128), (100, 64, 128, 256), (50, 128, 512, 512),
                    (200, 1, 32, 64))
@@ -104,7 +106,9 @@ class Problem:
 
         import torch
         T, B, I, H = self.size
-        if self.name == "lstm":
+        if self.name == "ln_lstm":
+            module = torch_ln_lstm(I, H)
+        elif self.name == "lstm":
             module = torch.nn.LSTM(I, H)
         elif self.name == "gru":
             module = torch.nn.GRU(I, H)
@@ -139,6 +143,52 @@ class Problem:
 
 
         return (infer if mode == "infer" else train), module, x
+
+
+def torch_ln_lstm(input_size, hidden_size):
+    """A torch.nn.Module running recurrent's ln_lstm equations (recurrent.reference's
+    LayerNormLSTMCell) with torch ops, autograd doing the backward, one layer, parameters
+    under recurrent's names ("weight_ih_l0", ..., "ln_bias_c_l0", float32 zeros; load a
+    state_dict). module(x, (h0, c0) or None, lengths or None) -> (out, (h_n, c_n)), x
+    (T, B, I) time-major; a row past its length keeps its state and outputs zeros."""
+    import torch
+    from recurrent.cellbase import LN_EPS, LayerNormLSTMLayout
+    F = torch.nn.functional
+    H = hidden_size
+    shapes = LayerNormLSTMLayout().param_shapes(input_size, hidden_size)
+
+    class LayerNormLSTM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            for kind, shape in shapes.items():
+                setattr(self, f"{kind}_l0", torch.nn.Parameter(torch.zeros(shape)))
+
+        def forward(self, x, state=None, lengths=None):
+            p = {kind: getattr(self, f"{kind}_l0") for kind in shapes}
+            B = x.shape[1]
+            h, c = state if state is not None else (x.new_zeros(B, H), x.new_zeros(B, H))
+
+            def blocks(v):  # (B, 4H), each gate block of H normalised on its own
+                return F.layer_norm(v.reshape(B, 4, H), (H,), eps=LN_EPS).reshape(B, 4 * H)
+
+            outs = []
+            for t in range(x.shape[0]):
+                a = (p["ln_gain_ih"] * blocks(x[t] @ p["weight_ih"].T) + p["bias_ih"]
+                     + p["ln_gain_hh"] * blocks(h @ p["weight_hh"].T) + p["bias_hh"])
+                i, f, g, o = a.chunk(4, dim=1)
+                c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h_new = torch.sigmoid(o) * torch.tanh(
+                    F.layer_norm(c_new, (H,), p["ln_gain_c"], p["ln_bias_c"], eps=LN_EPS))
+                if lengths is None:
+                    h, c = h_new, c_new
+                    outs.append(h_new)
+                    continue
+                valid = torch.as_tensor(t < np.asarray(lengths))[:, None]
+                outs.append(torch.where(valid, h_new, torch.zeros_like(h_new)))
+                h, c = torch.where(valid, h_new, h), torch.where(valid, c_new, c)
+            return torch.stack(outs), (h, c)
+
+    return LayerNormLSTM()
 
 
 # Largest difference from torch (relative to the largest value) before a comparison is
@@ -431,7 +481,7 @@ def register_commands(cli):
             get_cell(name)  # unknown names list the known ones
             if vs == "torch" and name not in TORCH_CELLS:
                 raise recurrent.UserError(
-                    f"--cell {name}: torch has no such cell to compare with (it has "
+                    f"--cell {name}: no torch side to compare with (there is one for "
                     f"{', '.join(TORCH_CELLS)}); time it alone with --vs none, or beside "
                     f"one of ours with --vs lstm (or any cell name)")
         if torch_precision != "fp32" and vs != "torch":

@@ -160,9 +160,22 @@ def test_bench_times_any_registered_cell_alone(tmp_path):
     result = bench("--vs", "torch", "--cell", "peephole_lstm", "--config", "4,2,3,5")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == (
-        "Error: --cell peephole_lstm: torch has no such cell to compare with (it has "
-        "rnn_tanh, rnn_relu, lstm, gru); time it alone with --vs none, or beside one of "
-        "ours with --vs lstm (or any cell name)")
+        "Error: --cell peephole_lstm: no torch side to compare with (there is one for "
+        "rnn_tanh, rnn_relu, lstm, gru, ln_lstm); time it alone with --vs none, or beside "
+        "one of ours with --vs lstm (or any cell name)")
+
+
+def test_bench_compares_ln_lstm_with_its_equations_in_torch_ops(tmp_path):
+    # torch.nn has no layer-normalised LSTM: the torch side is the same equations in
+    # torch ops (what a torch user writes), checked to agree before timing
+    pytest.importorskip("torch", reason="torch not installed")
+    out = tmp_path / "bench.json"
+    result = _bench("--cell", "ln_lstm,lstm", "--config", "5,3,4,6", "--threads", "1",
+                    "--repeats", "2", "--rounds", "2", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["cell"] for r in rows] == ["ln_lstm", "lstm"]
+    assert all(r["max_rel_diff"] < 1e-5 and r["ratio"] > 0 for r in rows)
 
 
 def test_bench_times_a_cell_beside_another_of_ours(tmp_path):

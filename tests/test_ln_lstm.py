@@ -1,7 +1,8 @@
 """The layer-normalised LSTM (ln_lstm) beyond what every built-in cell is tested for
 (tests/test_kernels.py, test_layers.py, test_reference.py run it with the others):
-the same equations written in torch ops with autograd, a stack trained from the CLI, the
-single-step path, and the export formats' refusal.
+the same equations written in torch ops with autograd (the bench's torch side,
+plugins/bench.py: torch_ln_lstm), a stack trained from the CLI, the single-step path,
+and the export formats' refusal.
 
 Legend: T time, B batch, I input, H hidden, G = 4H.
 """
@@ -9,10 +10,10 @@ import numpy as np
 import pytest
 from helpers import invoke, ok, one_line_error
 
-from recurrent.cellbase import LN_EPS
 from recurrent.layers import Recurrent
 from recurrent.plugins import get_cell
 from recurrent.reference import get_reference_cell
+from recurrent_plugins.bench import torch_ln_lstm
 
 
 def _problem(T, B, I, H, seed):
@@ -31,33 +32,6 @@ def _problem(T, B, I, H, seed):
     return params, x, states, d_out, d_finals
 
 
-def _torch_ln_lstm(torch, params, x, states, lengths):
-    """The ln_lstm equations in torch ops (autograd does the backward): each gate block of
-    x W_ih^T and h W_hh^T layer-normalised, then the cell before the output tanh; a row
-    past its length keeps its state and outputs zero."""
-    F = torch.nn.functional
-    H = states[0].shape[1]
-    p = params
-    h, c = states
-
-    def blocks(v):  # (B, 4H) normalised per gate block of H
-        return F.layer_norm(v.reshape(v.shape[0], 4, H), (H,), eps=LN_EPS).reshape(v.shape)
-
-    outs = []
-    for t in range(x.shape[0]):
-        a = (p["ln_gain_ih"] * blocks(x[t] @ p["weight_ih"].T) + p["bias_ih"]
-             + p["ln_gain_hh"] * blocks(h @ p["weight_hh"].T) + p["bias_hh"])
-        i, f, g, o = a.chunk(4, dim=1)
-        c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        cn = F.layer_norm(c_new, (H,), weight=p["ln_gain_c"], bias=p["ln_bias_c"], eps=LN_EPS)
-        h_new = torch.sigmoid(o) * torch.tanh(cn)
-        valid = torch.as_tensor(t < lengths)[:, None]
-        outs.append(torch.where(valid, h_new, torch.zeros_like(h_new)))
-        h = torch.where(valid, h_new, h)
-        c = torch.where(valid, c_new, c)
-    return torch.stack(outs), (h, c)
-
-
 @pytest.mark.parametrize("backend", ["fast", "reference"])
 @pytest.mark.parametrize("lengths", [None, [5, 2, 0, 4]], ids=["full", "lengths"])
 def test_matches_the_same_equations_in_torch_autograd_float64(backend, lengths):
@@ -70,10 +44,11 @@ def test_matches_the_same_equations_in_torch_autograd_float64(backend, lengths):
     grads = {k: np.zeros_like(v) for k, v in params.items()}
     dx, d_states = cell.backward(d_out, d_finals, cache, grads, 2)
 
-    tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    module = torch_ln_lstm(I, H).double()   # the equations in torch ops, autograd
+    module.load_state_dict({f"{k}_l0": torch.tensor(v) for k, v in params.items()})
     tx = torch.tensor(x, requires_grad=True)
     ts = tuple(torch.tensor(s, requires_grad=True) for s in states)
-    t_out, t_finals = _torch_ln_lstm(torch, tp, tx, ts, lengths)
+    t_out, t_finals = module(tx, ts, lengths)
     loss = (t_out * torch.tensor(d_out)).sum() + sum(
         (f * torch.tensor(d)).sum() for f, d in zip(t_finals, d_finals))
     loss.backward()
@@ -85,7 +60,8 @@ def test_matches_the_same_equations_in_torch_autograd_float64(backend, lengths):
     for got, want in zip(d_states, ts):
         np.testing.assert_allclose(got, want.grad.numpy(), **tol)
     for kind in params:
-        np.testing.assert_allclose(grads[kind], tp[kind].grad.numpy(), err_msg=kind, **tol)
+        np.testing.assert_allclose(grads[kind], getattr(module, f"{kind}_l0").grad.numpy(),
+                                   err_msg=kind, **tol)
 
 
 def test_normalisation_and_cell_shift_do_what_the_equations_say():

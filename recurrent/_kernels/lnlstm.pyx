@@ -33,7 +33,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
 from ._recmat cimport rc_malloc64, recmat
 from ._rows cimport (copy_empty_rows, finish_step_hc, infer_chunk, kernel_threads,
