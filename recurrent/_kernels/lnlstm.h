@@ -70,18 +70,27 @@ typedef float rc_ln_v8 __attribute__((vector_size(32)));
         (OUT) = ((f_[0] + f_[4]) + (f_[2] + f_[6])) + ((f_[1] + f_[5]) + (f_[3] + f_[7])); \
     } while (0)
 
-/* V (N values) normalised in place; RSTD receives 1 / sqrt(variance + eps). */
-#define RC_LN_NORMALIZE(TYPE, SQRT, V, N, EPS, RSTD)                                      \
+/* MEAN and RSTD = 1 / sqrt(variance + eps) of V (N values). */
+#define RC_LN_STATS(TYPE, SQRT, V, N, EPS, MEAN, RSTD)                                    \
     do {                                                                                  \
-        TYPE* v_ = (V);                                                                   \
+        const TYPE* v_ = (V);                                                             \
         TYPE s_, q_;                                                                      \
         RC_LANE_SUM(TYPE, N, v_[k], RC_LD8(v_ + k), s_);                                  \
         TYPE m_ = s_ / (TYPE)(N);                                                         \
         RC_LANE_SUM(TYPE, N, (v_[k] - m_) * (v_[k] - m_),                                 \
                     (RC_LD8(v_ + k) - m_) * (RC_LD8(v_ + k) - m_), q_);                   \
-        TYPE r_ = (TYPE)1 / SQRT(q_ / (TYPE)(N) + (EPS));                                 \
+        (MEAN) = m_;                                                                      \
+        (RSTD) = (TYPE)1 / SQRT(q_ / (TYPE)(N) + (EPS));                                  \
+    } while (0)
+
+/* V (N values) normalised in place; RSTD receives 1 / sqrt(variance + eps). */
+#define RC_LN_NORMALIZE(TYPE, SQRT, V, N, EPS, RSTD)                                      \
+    do {                                                                                  \
+        TYPE* w_ = (V);                                                                   \
+        TYPE mean_, r_;                                                                   \
+        RC_LN_STATS(TYPE, SQRT, w_, N, EPS, mean_, r_);                                   \
         RC_IVDEP for (int k = 0; k < (N); k++)                                            \
-            v_[k] = (v_[k] - m_) * r_;                                                    \
+            w_[k] = (w_[k] - mean_) * r_;                                                 \
         (RSTD) = r_;                                                                      \
     } while (0)
 
@@ -109,27 +118,37 @@ typedef float rc_ln_v8 __attribute__((vector_size(32)));
  *     c = f * c_prev + i * g                                              -> c (H)
  *     nc = LN(c) (rs_c its rstd);  h = o * tanh(g_c * nc + b_c)           -> nc, h (H) */
 #define RC_LNLSTM_FORWARD_BODY(TYPE, SIG, TANH, SQRT)                                     \
-    for (int q = 0; q < 4; q++)                                                           \
-        RC_LN_NORMALIZE(TYPE, SQRT, nh + (long)q * H, H, eps, rs_h[q]);                   \
+    TYPE m4[4], r4[4];                            /* the recurrent part's block stats */  \
+    for (int q = 0; q < 4; q++) {                                                         \
+        RC_LN_STATS(TYPE, SQRT, nh + (long)q * H, H, eps, m4[q], r4[q]);                  \
+        rs_h[q] = r4[q];                                                                  \
+    }                                                                                     \
     const TYPE *xi = xn, *xf = xn + H, *xg = xn + 2L * H, *xo = xn + 3L * H;               \
-    const TYPE *hi = nh, *hf = nh + H, *hg = nh + 2L * H, *ho = nh + 3L * H;               \
+    TYPE *hi = nh, *hf = nh + H, *hg = nh + 2L * H, *ho = nh + 3L * H;                     \
     const TYPE *gxi = g_ih, *gxf = g_ih + H, *gxg = g_ih + 2L * H, *gxo = g_ih + 3L * H;   \
     const TYPE *ghi = g_hh, *ghf = g_hh + H, *ghg = g_hh + 2L * H, *gho = g_hh + 3L * H;   \
     const TYPE *bi = bias, *bf = bias + H, *bg = bias + 2L * H, *bo = bias + 3L * H;       \
     TYPE *ai = gates, *af = gates + H, *ag = gates + 2L * H, *ao = gates + 3L * H;         \
     RC_IVDEP for (int j = 0; j < H; j++) {                                                \
-        TYPE i = SIG(gxi[j] * xi[j] + ghi[j] * hi[j] + bi[j]);                            \
-        TYPE f = SIG(gxf[j] * xf[j] + ghf[j] * hf[j] + bf[j]);                            \
-        TYPE g = TANH(gxg[j] * xg[j] + ghg[j] * hg[j] + bg[j]);                           \
-        TYPE o = SIG(gxo[j] * xo[j] + gho[j] * ho[j] + bo[j]);                            \
+        TYPE ni = (hi[j] - m4[0]) * r4[0], nf = (hf[j] - m4[1]) * r4[1];                  \
+        TYPE ng = (hg[j] - m4[2]) * r4[2], no = (ho[j] - m4[3]) * r4[3];                  \
+        hi[j] = ni; hf[j] = nf; hg[j] = ng; ho[j] = no;                                   \
+        TYPE i = SIG(gxi[j] * xi[j] + ghi[j] * ni + bi[j]);                               \
+        TYPE f = SIG(gxf[j] * xf[j] + ghf[j] * nf + bf[j]);                               \
+        TYPE g = TANH(gxg[j] * xg[j] + ghg[j] * ng + bg[j]);                              \
+        TYPE o = SIG(gxo[j] * xo[j] + gho[j] * no + bo[j]);                               \
         TYPE cj = f * c_prev[j] + i * g;            /* c_t = f * c_{t-1} + i * g */        \
         c[j] = cj;                                                                        \
-        nc[j] = cj;                                                                       \
         ai[j] = i; af[j] = f; ag[j] = g; ao[j] = o;                                       \
     }                                                                                     \
-    RC_LN_NORMALIZE(TYPE, SQRT, nc, H, eps, *rs_c);                                       \
-    RC_IVDEP for (int j = 0; j < H; j++)                                                  \
-        h[j] = ao[j] * TANH(g_c[j] * nc[j] + b_c[j]);  /* h_t = o * tanh(LN(c_t)) */
+    TYPE mc, rc;                                                                          \
+    RC_LN_STATS(TYPE, SQRT, c, H, eps, mc, rc);                                           \
+    *rs_c = rc;                                                                           \
+    RC_IVDEP for (int j = 0; j < H; j++) {                                                \
+        TYPE ncj = (c[j] - mc) * rc;                                                      \
+        nc[j] = ncj;                                                                      \
+        h[j] = ao[j] * TANH(g_c[j] * ncj + b_c[j]);  /* h_t = o * tanh(LN(c_t)) */        \
+    }
 
 #define RC_LNLSTM_FORWARD_PARAMS(TYPE)                                                    \
     (int H, TYPE eps, const TYPE* restrict xn, TYPE* restrict nh, TYPE* restrict rs_h,    \
@@ -201,23 +220,19 @@ typedef float rc_ln_v8 __attribute__((vector_size(32)));
             RC_LN_NORMALIZE(TYPE, SQRT, v + r * 4L * H + (long)q * H, H, eps,             \
                             rs[r * 4 + q]);
 
-/* d (rows, 4H): dA; n (rows, 4H): normalised input part in, d (x_t W_ih^T) out. */
+/* d (rows, 4H): dA; n (rows, 4H): normalised input part in, d (x_t W_ih^T) out. Row by
+ * row, first db (4H) += d, dg (4H) += d * n (rows in order), then the LN backward. */
 #define RC_LN_ROWS_BACKWARD_BODY(TYPE)                                                    \
-    for (long r = 0; r < rows; r++)                                                       \
-        for (int q = 0; q < 4; q++)                                                       \
-            RC_LN_BACKWARD(TYPE, d + r * 4L * H + (long)q * H, g + (long)q * H,           \
-                           n + r * 4L * H + (long)q * H, H, rs[r * 4 + q]);
-
-/* Columns j0:j1 of d (rows, ld) and n: db[j] += sum_r d[r, j], dg[j] += sum_r d * n,
- * rows in order. */
-#define RC_LN_COLSUMS_BODY(TYPE)                                                          \
     for (long r = 0; r < rows; r++) {                                                     \
-        const TYPE* dr = d + r * ld;                                                      \
-        const TYPE* nr = n + r * ld;                                                      \
-        RC_IVDEP for (int j = j0; j < j1; j++) {                                          \
+        const TYPE* dr = d + r * 4L * H;                                                  \
+        TYPE* nr = n + r * 4L * H;                                                        \
+        RC_IVDEP for (long j = 0; j < 4L * H; j++) {                                      \
             db[j] += dr[j];                                                               \
             dg[j] += dr[j] * nr[j];                                                       \
         }                                                                                 \
+        for (int q = 0; q < 4; q++)                                                       \
+            RC_LN_BACKWARD(TYPE, dr + (long)q * H, g + (long)q * H, nr + (long)q * H, H,  \
+                           rs[r * 4 + q]);                                                \
     }
 
 static inline double rc_sigmoid_f64(double x) { return 1.0 / (1.0 + exp(-x)); }
@@ -236,15 +251,10 @@ RC_MULTIVERSION(rc_ln_rows_f32,
                 RC_LN_ROWS_BODY(float, sqrtf))
 RC_MULTIVERSION(rc_ln_rows_backward_f32,
                 (const float* restrict d, const float* restrict g, float* restrict n,
-                 const float* restrict rs, long rows, int H),
-                (d, g, n, rs, rows, H),
+                 const float* restrict rs, long rows, int H, float* restrict db,
+                 float* restrict dg),
+                (d, g, n, rs, rows, H, db, dg),
                 RC_LN_ROWS_BACKWARD_BODY(float))
-RC_MULTIVERSION(rc_ln_colsums_f32,
-                (const float* restrict d, const float* restrict n, long rows, long ld,
-                 int j0, int j1, float* restrict db, float* restrict dg),
-                (d, n, rows, ld, j0, j1, db, dg),
-                RC_LN_COLSUMS_BODY(float))
-
 /* float64: portable */
 #undef RC_LANE_SUM
 #define RC_LANE_SUM RC_LANE_SUM_GENERIC
@@ -263,15 +273,8 @@ static void rc_ln_rows_f64(double* restrict v, double* restrict rs, long rows, i
 }
 static void rc_ln_rows_backward_f64(const double* restrict d, const double* restrict g,
                                     double* restrict n, const double* restrict rs, long rows,
-                                    int H)
+                                    int H, double* restrict db, double* restrict dg)
 {
     RC_LN_ROWS_BACKWARD_BODY(double)
 }
-static void rc_ln_colsums_f64(const double* restrict d, const double* restrict n, long rows,
-                              long ld, int j0, int j1, double* restrict db,
-                              double* restrict dg)
-{
-    RC_LN_COLSUMS_BODY(double)
-}
-
 #endif

@@ -26,7 +26,8 @@ same values, bitwise equal.
 Threads: as lstm.pyx. The time loop is one parallel region in which each thread owns a
 contiguous slice of batch rows; the hoisted passes are cut into blocks that depend on the
 sizes only; the gain gradients of the recurrent side are summed per row (B, .) in the loop
-and over rows by the caller, those of the input side per column over all rows in order.
+and over rows by the caller, those of the input side per block of rows (a size-only split)
+and then over the blocks in order.
 So 1, 2, ... threads give bitwise identical results.
 """
 from cython cimport floating
@@ -65,18 +66,9 @@ cdef extern from "lnlstm.h" nogil:
     void rc_ln_rows_f32(float* v, float* rs, long rows, int H, float eps)
     void rc_ln_rows_f64(double* v, double* rs, long rows, int H, double eps)
     void rc_ln_rows_backward_f32(const float* d, const float* g, float* n, const float* rs,
-                                 long rows, int H)
+                                 long rows, int H, float* db, float* dg)
     void rc_ln_rows_backward_f64(const double* d, const double* g, double* n,
-                                 const double* rs, long rows, int H)
-    void rc_ln_colsums_f32(const float* d, const float* n, long rows, long ld, int j0,
-                           int j1, float* db, float* dg)
-    void rc_ln_colsums_f64(const double* d, const double* n, long rows, long ld, int j0,
-                           int j1, double* db, double* dg)
-
-
-# Columns per block of the input side's gain and bias sums (a size-only split).
-cdef enum:
-    COLUMN_BLOCK = 64
+                                 const double* rs, long rows, int H, double* db, double* dg)
 
 
 # ---- fused-type front ends of lnlstm.h ----------------------------------------------------
@@ -118,20 +110,12 @@ cdef inline void _ln_rows(floating* v, floating* rs, Py_ssize_t rows, int H,
 
 
 cdef inline void _ln_rows_backward(const floating* d, const floating* g, floating* n,
-                                   const floating* rs, Py_ssize_t rows,
-                                   int H) noexcept nogil:
+                                   const floating* rs, Py_ssize_t rows, int H, floating* db,
+                                   floating* dg) noexcept nogil:
     if floating is float:
-        rc_ln_rows_backward_f32(d, g, n, rs, rows, H)
+        rc_ln_rows_backward_f32(d, g, n, rs, rows, H, db, dg)
     else:
-        rc_ln_rows_backward_f64(d, g, n, rs, rows, H)
-
-
-cdef inline void _colsums(const floating* d, const floating* n, Py_ssize_t rows, int ld,
-                          int j0, int j1, floating* db, floating* dg) noexcept nogil:
-    if floating is float:
-        rc_ln_colsums_f32(d, n, rows, ld, j0, j1, db, dg)
-    else:
-        rc_ln_colsums_f64(d, n, rows, ld, j0, j1, db, dg)
+        rc_ln_rows_backward_f64(d, g, n, rs, rows, H, db, dg)
 
 
 # ---- the hoisted input part ---------------------------------------------------------------
@@ -376,7 +360,6 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
     cdef int G = 4 * H
     cdef Py_ssize_t TB = T * B
     cdef int nt = kernel_threads(num_threads, B, 2.0 * T * B * G * H)
-    cdef Py_ssize_t ncb = (G + COLUMN_BLOCK - 1) // COLUMN_BLOCK
     cdef Py_ssize_t rb = row_block(TB), nrb = num_blocks(TB, rb)
     cdef int k, status
     cdef Py_ssize_t j, r0
@@ -384,10 +367,14 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
     cdef floating* xn_p = &xn[0, 0, 0]
     cdef floating* w_hh_packed = packed_copy(&w_hh[0, 0], G, H, H, 1)  # W_hh (G, H) as is
     cdef floating* nc_work = <floating*> rc_malloc64(B * H * sizeof(floating))
-    if w_hh_packed == NULL or nc_work == NULL:
+    # per row block: its sums of dA (db) and dA * xn (dg_ih), added up in block order
+    cdef floating* part = <floating*> rc_malloc64(nrb * 2 * G * sizeof(floating))
+    if w_hh_packed == NULL or nc_work == NULL or part == NULL:
         free(w_hh_packed)
         free(nc_work)
+        free(part)
         raise MemoryError()
+    memset(part, 0, nrb * 2 * G * sizeof(floating))
     with nogil:
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
             _backward_rows(&dh[0, 0], &dc[0, 0], da_p, &nh[0, 0, 0], &rs_h[0, 0, 0],
@@ -395,16 +382,17 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
                            &c0[0, 0], w_hh_packed, &g_hh[0], &g_c[0], &b_c[0],
                            &acc_ghh[0, 0], &acc_gc[0, 0], &acc_bc[0, 0], nc_work, &lengths[0],
                            T, B, H, split(B, nt, k), split(B, nt, k + 1))
-        # the input side: a = g_ih * xn + b_ih + b_hh + ..., with xn = LN(x W_ih^T)
-        for j in prange(ncb, num_threads=kernel_threads(num_threads, ncb, 2.0 * TB * G),
-                        schedule="static", chunksize=1):
-            _colsums(da_p, xn_p, TB, G, <int> (j * COLUMN_BLOCK),
-                     <int> min((j + 1) * COLUMN_BLOCK, G), &db[0], &dg_ih[0])
-        for j in prange(nrb, num_threads=kernel_threads(num_threads, nrb, 8.0 * TB * G),
+        # the input side: a = g_ih * xn + b_ih + b_hh + ..., with xn = LN(x W_ih^T);
+        # row blocks of a size-only split, their sums added in block order
+        for j in prange(nrb, num_threads=kernel_threads(num_threads, nrb, 10.0 * TB * G),
                         schedule="dynamic", chunksize=1):
             r0 = j * rb
             _ln_rows_backward(da_p + r0 * G, &g_ih[0], xn_p + r0 * G, &rs_x[0, 0, 0] + r0 * 4,
-                              min(rb, TB - r0), H)
+                              min(rb, TB - r0), H, part + j * 2 * G, part + j * 2 * G + G)
+        for j in range(nrb):
+            for k in range(G):
+                db[k] += part[j * 2 * G + k]
+                dg_ih[k] += part[j * 2 * G + G + k]
         status = split_input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], NULL, &dw_hh[0, 0],
                                               NULL, xn_p, &nh[0, 0, 0], G, G,
                                               whole_input_part(G), &x[0, 0, 0], &h0[0, 0],
@@ -412,5 +400,6 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
                                               num_threads)
     free(w_hh_packed)
     free(nc_work)
+    free(part)
     if status != 0:
         raise MemoryError()
