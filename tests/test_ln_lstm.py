@@ -1,14 +1,14 @@
 """The layer-normalised LSTM (ln_lstm) beyond what every built-in cell is tested for
 (tests/test_kernels.py, test_layers.py, test_reference.py run it with the others):
 the same equations written in torch ops with autograd (the bench's torch side,
-plugins/bench.py: torch_ln_lstm), a stack trained from the CLI, the single-step path,
-and the export formats' refusal.
+plugins/bench.py: torch_ln_lstm), stacks trained from the CLI (char-lm; sentiment,
+bidirectional), the single-step path, and the export formats' refusal.
 
 Legend: T time, B batch, I input, H hidden, G = 4H.
 """
 import numpy as np
 import pytest
-from helpers import invoke, ok, one_line_error
+from helpers import bundled_reviews, invoke, ok, one_line_error, write_reviews
 
 from recurrent.layers import Recurrent
 from recurrent.plugins import get_cell
@@ -117,3 +117,21 @@ def test_char_lm_trains_with_ln_lstm_and_export_says_what_it_can_do(tmp_path):
         assert any("ln_gain_c_l1" in n for n in names)
         for name in names:
             np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_sentiment_trains_a_bidirectional_ln_lstm_and_classifies(tmp_path):
+    reviews = write_reviews(tmp_path / "reviews.csv", bundled_reviews(40))
+    run = tmp_path / "bi"
+    ok(invoke("train", "sentiment", "--data", reviews, "--cell", "ln_lstm",
+              "--bidirectional", "--layers", "2", "--hidden", "8", "--embed-dim", "6",
+              "--batch-size", "16", "--threads", "1", "--quiet", "--no-plot", "--steps", "3",
+              "--eval-every", "0", "--out", run))
+    with np.load(run / "best.npz") as a:
+        for name in ("ln_gain_hh_l0", "ln_gain_c_l1_reverse", "ln_bias_c_l1_reverse"):
+            assert f"param/rnn.{name}" in a.files
+    label, probs, text = ok(invoke("predict", run, "a warm and funny film")).split("\t")
+    assert label in ("fresh", "rotten") and text == "a warm and funny film\n"
+    shares = dict(p.split("=") for p in probs.split())
+    assert sorted(shares) == ["fresh", "rotten"]
+    assert abs(sum(float(v) for v in shares.values()) - 1) < 2e-3
+    one_line_error(invoke("export", run, "--format", "onnx"), "cell 'ln_lstm' has no ONNX")
