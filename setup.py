@@ -78,7 +78,7 @@ plugin_packages = ["recurrent_plugins"] + [
 setup(
     packages=packages + plugin_packages,
     package_dir={"recurrent_plugins": "plugins"},
-    package_data={"recurrent_plugins": ["data/*", "*/data/*"], "recurrent._kernels": ["*.pxd"]},
+    package_data={"recurrent_plugins": ["data/*", "*/data/*"], "recurrent._kernels": ["*.pxd", "*.h"]},
     ext_modules=cythonize(
         extensions,
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False,

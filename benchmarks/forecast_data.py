@@ -18,6 +18,8 @@ committed here; the library never fetches them):
 | lynx.csv | pmdarima load_lynx | 114 | yearly 1821-1934 (numeric years), a ~10-year cycle | Campbell & Walker (1977), as in R datasets |
 | sf_temps.csv | vega_datasets local_data.sf_temps, first 8 weeks | 1344 | hourly from 2010-01-01, 24 | NOAA San Francisco temperatures, public domain |
 | seattle_weekly.csv | vega_datasets local_data.seattle_weather, weekly mean of temp_max | 208 | weekly 2012-2015, 52 | NOAA Seattle daily weather, public domain |
+| seattle_hourly.csv | vega_datasets local_data.seattle_temps, first 8 weeks | 1344 | hourly from 2010-01-01, 24 | NOAA Seattle temperatures, public domain |
+| austres.csv | pmdarima load_austres | 89 | quarterly 1971 Q2-1993 Q2, 4 | Australian Bureau of Statistics, as in R datasets (Brockwell & Davis) |
 
 Each CSV has a `time` column (ISO dates; years for lynx) and a `value` column.
 """
@@ -75,6 +77,11 @@ def main(out):
     weekly = weather.iloc[:208 * 7].to_numpy().reshape(208, 7).mean(axis=1)
     _write(f"{out}/seattle_weekly.csv", [str(t.date()) for t in weather.index[:208 * 7:7]],
            weekly)
+    seattle = local_data.seattle_temps().sort_values("date").iloc[:8 * 7 * 24]
+    _write(f"{out}/seattle_hourly.csv", [t.isoformat() for t in seattle["date"]],
+           seattle["temp"])
+    austres = pm.load_austres()
+    _write(f"{out}/austres.csv", _quarters(1971, len(austres) + 1)[1:], austres)  # from Q2
 
 
 if __name__ == "__main__":

@@ -22,8 +22,10 @@ than the in-sample one-step naive forecast).
 benchmarks/README.md table: test MASE of the model (median [min, max] over the seeds)
 beside naive, seasonal naive and ETS, whether the model's worst seed beats the better of
 naive and seasonal naive, and whether it beats ETS (worst seed: yes; median only: median),
-then the validation MASE of the model and of ETS (what defaults are chosen on).
---held-out runs the HELD_OUT rows the same way. The series outside the repository are
+then the validation MASE of the model and of ETS (what defaults are chosen on), and the
+model each seed's run took (--model auto: rnn, hybrid or esrnn).
+--held-out runs the HELD_OUT rows the same way; --only NAME,NAME keeps the rows of those
+datasets. The series outside the repository are
 written by forecast_data.py from the PyPI packages pmdarima, statsmodels and
 vega_datasets (pip install them).
 """
@@ -42,7 +44,9 @@ from _quality import parse_args, run_cli, train_and_evaluate
 # calendar features and the blend; ausbeer and elec_equip were held out from those (and
 # elec_equip then showed the season detection's flaw: the dated season came after);
 # woolyrnq and lynx were held out from those and then seen while choosing the hybrid
-# model's default. HELD_OUT rows (--held-out) were run once, with the final defaults.
+# model's default; sf_temps and seattle_weekly were held out from that (run once) and then
+# seen while choosing the learned smoothing (esrnn). HELD_OUT rows (--held-out) were run
+# once, with the final defaults.
 SUITE = [
     ("sunspots (bundled)", [], [1]),
     ("co2 (bundled)", ["--data", "co2"], [1, 52]),
@@ -54,10 +58,12 @@ SUITE = [
     ("elec_equip (seen)", ["--data", "{data}/elec_equip.csv"], [1, 12]),
     ("woolyrnq (seen)", ["--data", "{data}/woolyrnq.csv"], [1, 4]),
     ("lynx (seen)", ["--data", "{data}/lynx.csv"], [1]),
+    ("sf_temps (seen)", ["--data", "{data}/sf_temps.csv"], [1, 24]),
+    ("seattle_weekly (seen)", ["--data", "{data}/seattle_weekly.csv"], [1, 52]),
 ]
 HELD_OUT = [
-    ("sf_temps (held out)", ["--data", "{data}/sf_temps.csv"], [1, 24]),
-    ("seattle_weekly (held out)", ["--data", "{data}/seattle_weekly.csv"], [1, 52]),
+    ("seattle_hourly (held out)", ["--data", "{data}/seattle_hourly.csv"], [1, 24]),
+    ("austres (held out)", ["--data", "{data}/austres.csv"], [1, 4]),
 ]
 
 METRICS = ("rmse", "mae", "mape", "smape", "mase")
@@ -69,14 +75,17 @@ def _range(values):
 
 
 def _runs(args):
-    """Per seed: train once, then the `eval --json` reports of the test and valid splits."""
+    """Per seed: train once, then the `eval --json` reports of the test and valid splits
+    (the test report also has "took": the model the run chose, from its config.json)."""
     threads = ["--threads", args.threads] if args.threads else []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             run = f"{tmp}/seed{seed}"
             run_cli(["train", "forecast", "--out", run, "--seed", seed, "--quiet",
                      "--no-plot", *threads, *args.train_args])
-            yield (json.loads(run_cli(["eval", run, "--json", *threads])),
+            with open(f"{run}/config.json") as f:
+                took = json.load(f)["task_state"]["model"]
+            yield ({**json.loads(run_cli(["eval", run, "--json", *threads])), "took": took},
                    json.loads(run_cli(["eval", run, "--json", "--split", "valid", *threads])))
 
 
@@ -86,8 +95,8 @@ def suite(args, rows):
     with tempfile.TemporaryDirectory() as data:
         forecast_data.main(data)
         print("| dataset | h | model MASE | naive | seasonal naive | ETS | "
-              "beats seasonal naive | beats ETS | model valid MASE (ETS) |")
-        print("|---|---|---|---|---|---|---|---|---|")
+              "beats seasonal naive | beats ETS | model valid MASE (ETS) | took |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for label, options, horizons in rows:
             options = [o.format(data=data) for o in options]
             if any(o.endswith(".csv") for o in options):
@@ -95,8 +104,9 @@ def suite(args, rows):
             for h in horizons:
                 args.train_args = [*options, "--horizon", str(h), *extra]
                 model, naive, seasonal, season, ets, ets_model = [], [], [], None, [], None
-                valid, valid_ets = [], []
+                valid, valid_ets, took = [], [], []
                 for report, valid_report in _runs(args):
+                    took.append(report["took"])
                     base = report["baselines"]
                     model.append(report["metrics"]["mase"])
                     valid.append(valid_report["metrics"]["mase"])
@@ -114,16 +124,24 @@ def suite(args, rows):
                       f"{f'{_range(ets)} ({ets_model})' if ets else '-'} | "
                       f"{'yes' if max(model) < floor else 'no'} | "
                       f"{('yes' if max(model) < min(ets) else 'median' if statistics.median(model) < min(ets) else 'no') if ets else '-'} | "
-                      f"{_range(valid)} ({_range(valid_ets) if valid_ets else '-'}) |",
+                      f"{_range(valid)} ({_range(valid_ets) if valid_ets else '-'}) | "
+                      f"{', '.join(dict.fromkeys(took))} |",
                       flush=True)
     return 0
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    only = None
+    if "--only" in argv:  # --only NAME,NAME: the suite rows of those datasets
+        i = argv.index("--only")
+        only = argv[i + 1].split(",")
+        del argv[i:i + 2]
     for flag, rows in (("--suite", SUITE), ("--held-out", HELD_OUT)):
         if flag in argv:
             argv.remove(flag)
+            if only:
+                rows = [r for r in rows if r[0].split()[0] in only]
             return suite(parse_args(__doc__, "forecast", 1.0, "unused with --suite", argv),
                          rows)
     args = parse_args(__doc__, "forecast", 1.0, "model test MASE to stay below", argv)

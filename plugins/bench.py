@@ -1,6 +1,7 @@
 """`recurrent bench`: the built-in kernels against PyTorch, side by side, same weights
-(or any registered cell alone, with --vs none, or beside another registered cell on the
-same sizes, with --vs CELL: e.g. `--cell ln_lstm --vs lstm`, ratio ln_lstm / lstm).
+(any other registered cell, a plugin's included, is timed alone; --vs none times every
+cell alone; --vs CELL times each cell beside another registered cell on the same sizes:
+e.g. `--cell ln_lstm --vs lstm`, ratio ln_lstm / lstm).
 
 For every (cell, config, thread count) it builds one float32 problem, loads the same
 weights into torch.nn.LSTM/GRU/RNN through the state_dict, checks that both sides agree
@@ -331,6 +332,7 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
     for nt in thread_counts:
         rates[nt] = sgemm_rate(available_cores() if nt == "auto" else nt)
     for name in cells:
+        compare = torch is not None and name in TORCH_CELLS  # others are timed alone
         for size in configs:
             problem = Problem(name, *size)
             for nt in thread_counts:
@@ -342,7 +344,7 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
                 if vs not in ("torch", "none"):  # another of our cells, same sizes
                     row["baseline_cell"] = vs
                     sides.append(Problem(vs, *size).ours(mode, ours_nt))
-                if torch is not None:
+                if compare:
                     torch.set_num_threads(torch_default if nt == "auto" else nt)
                     row["max_rel_diff"] = check_agreement(problem, mode, ours_nt,
                                                           torch_precision)
@@ -403,17 +405,19 @@ def _parse_config(text):
 def _format_row(row):
     size = f"({row['T']},{row['B']},{row['I']},{row['H']})"
     ours = row["ours"]
-    text = (f"{row['cell']:9s} {size:20s} {row['threads']:>4}  "
+    text = (f"{row['cell']:13s} {size:20s} {row['threads']:>4}  "
             f"{ours['median_ms']:9.2f} ±{ours['iqr_ms']:<7.2f} {ours['gflops']:6.0f}")
     theirs = row.get("torch", row.get("baseline"))
     if theirs is not None:
         text += (f"  {theirs['median_ms']:9.2f} ±{theirs['iqr_ms']:<7.2f} "
                  f"{theirs['gflops']:6.0f}  {row['ratio']:6.2f} ±{row['ratio_iqr']:.2f}")
+    elif row["cell"] not in TORCH_CELLS:
+        text += "  (torch has no such cell: timed alone)"
     return text
 
 
 def _header(vs):
-    text = (f"{'cell':9s} {'(T,B,I,H)':20s} {'th':>4s}  {'ours ms':>9s} {'±iqr':8s} "
+    text = (f"{'cell':13s} {'(T,B,I,H)':20s} {'th':>4s}  {'ours ms':>9s} {'±iqr':8s} "
             f"{'GF/s':>6s}")
     if vs != "none":
         text += f"  {vs + ' ms':>9s} {'±iqr':8s} {'GF/s':>6s}  {'ratio':>6s} ±iqr"
@@ -441,10 +445,13 @@ def register_commands(cli):
                        "for each library's default choice.")
     @click.option("--mode", type=click.Choice(["train", "infer"]), default="train",
                   show_default=True, help="train: forward + backward; infer: forward only.")
-    @click.option("--vs", default="torch", show_default=True, metavar="torch|none|CELL",
-                  help="Compare against torch, time recurrent alone (none), or beside "
-                       "another registered cell on the same sizes (e.g. lstm: the ratio "
-                       "is --cell's time over that cell's).")
+    @click.option("--vs", default=None, metavar="torch|none|CELL",
+                  help="torch: compare every cell against torch; none: time recurrent "
+                       "alone; CELL: time each cell beside that registered cell on the "
+                       "same sizes (e.g. lstm: the ratio is --cell's time over that "
+                       "cell's). Default: compare the cells torch has (rnn_tanh, rnn_relu, "
+                       "lstm, gru, ln_lstm's equations in torch ops) and time any other "
+                       "registered cell alone.")
     @click.option("--repeats", type=click.IntRange(min=1), default=7, show_default=True,
                   help="Timed calls per side (at least), spread over the rounds.")
     @click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True,
@@ -466,11 +473,17 @@ def register_commands(cli):
         GFLOP/s of each side and the ratio ours / torch (below 1: recurrent is faster):
         the median over --rounds interleaved rounds of each round's ratio, ± their IQR.
         Example: recurrent bench --cell lstm --config 100,32,64,128 --threads 1
-        With --vs none any registered cell, a plugin's included, is timed alone; with
-        --vs CELL beside that cell: recurrent bench --cell ln_lstm --vs lstm --threads 1
+        Any registered cell, a plugin's included, can be named: the ones torch lacks are
+        timed alone (--vs none times every cell alone); with --vs CELL each is timed
+        beside that cell: recurrent bench --cell ln_lstm --vs lstm --threads 1
         """
         from recurrent.plugins import get_cell
         cell_names = _parse_list(cells, "--cell", str)
+        if vs is None:  # torch where it has the cell (run_rows times the others alone)
+            vs = "torch" if any(name in TORCH_CELLS for name in cell_names) else "none"
+            explicit_vs = False
+        else:
+            explicit_vs = True
         if vs not in ("torch", "none"):
             try:
                 get_cell(vs)
@@ -479,7 +492,7 @@ def register_commands(cli):
                                           f"{e}") from None
         for name in cell_names:
             get_cell(name)  # unknown names list the known ones
-            if vs == "torch" and name not in TORCH_CELLS:
+            if explicit_vs and vs == "torch" and name not in TORCH_CELLS:
                 raise recurrent.UserError(
                     f"--cell {name}: no torch side to compare with (there is one for "
                     f"{', '.join(TORCH_CELLS)}); time it alone with --vs none, or beside "

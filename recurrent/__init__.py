@@ -7,10 +7,24 @@ Layers mirror torch.nn on numpy arrays, time-major:
     out, (h_n, c_n) = lstm(np.zeros((5, 3, 8), np.float32))
 """
 import importlib
+import os
 
 from .hookspecs import hookimpl
 
 __version__ = "0.1.0"
+
+# The version of the kernel toolkit a compiled plugin builds on (recurrent_toolkit.pxd and
+# recurrent_toolkit.h, where it is RECURRENT_TOOLKIT_API_VERSION): raised whenever a public
+# name there changes meaning or signature, or names are added (docs/plugins-native.md).
+TOOLKIT_API_VERSION = 1
+
+
+def get_include():
+    """The directory holding the kernel toolkit's public headers, recurrent_toolkit.h and
+    recurrent_toolkit.pxd: a compiled plugin passes it to its Extension's include_dirs and
+    to cythonize's include_path (docs/plugins-native.md), as with numpy.get_include()."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "_kernels")
+
 
 # Public names, imported on first use so that `import recurrent` (and the CLI) start fast.
 _LAZY = {
@@ -25,7 +39,7 @@ _LAZY = {
     "UserError": "recurrent.errors",
 }
 
-__all__ = ["hookimpl", "__version__", *_LAZY]
+__all__ = ["hookimpl", "__version__", "TOOLKIT_API_VERSION", "get_include", *_LAZY]
 
 
 def __getattr__(name):

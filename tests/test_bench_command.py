@@ -139,8 +139,9 @@ def test_bench_without_torch_says_how_to_get_it(monkeypatch):
 
 
 def test_bench_times_any_registered_cell_alone(tmp_path):
-    """A plugin cell (the example package's, through its entry point) is timed with
-    --vs none; only a torch comparison needs a cell torch has."""
+    """A plugin cell (the example package's, through its entry point) is timed alone,
+    beside torch's comparison of the cells torch has; only an explicit --vs torch
+    refuses it."""
     pytest.importorskip("recurrent_peephole", reason="examples/recurrent-peephole is not "
                         "installed (pip install -e examples/recurrent-peephole)")
     env = {k: v for k, v in os.environ.items() if k != "RECURRENT_NO_ENTRYPOINTS"}
@@ -163,6 +164,18 @@ def test_bench_times_any_registered_cell_alone(tmp_path):
         "Error: --cell peephole_lstm: no torch side to compare with (there is one for "
         "rnn_tanh, rnn_relu, lstm, gru, ln_lstm); time it alone with --vs none, or beside "
         "one of ours with --vs lstm (or any cell name)")
+
+    # without --vs: torch beside the cells it has, the others alone, in one table
+    pytest.importorskip("torch", reason="torch not installed")
+    result = bench("--cell", "peephole_lstm,lstm", "--config", "4,2,3,5", "--threads", "1",
+                   "--repeats", "1", "--rounds", "1", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = {row["cell"]: row for row in json.loads(out.read_text())["rows"]}
+    assert "torch" not in rows["peephole_lstm"] and "ratio" not in rows["peephole_lstm"]
+    assert rows["lstm"]["ratio"] > 0 and rows["lstm"]["max_rel_diff"] < 1e-3
+    table = result.stdout.splitlines()
+    assert any(line.startswith("peephole_lstm") and "timed alone" in line for line in table)
+    assert any(line.startswith("lstm") and "timed alone" not in line for line in table)
 
 
 def test_bench_compares_ln_lstm_with_its_equations_in_torch_ops(tmp_path):

@@ -151,3 +151,59 @@ def test_plugins_listing_and_check_through_the_cli(tmp_path):
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "PASS  gradient: peephole_f" in checked.stdout
     assert checked.stdout.strip().endswith("cell 'peephole_lstm': 21/21 checks passed")
+
+
+# ---- the compiled cell against its numpy reference --------------------------------------
+
+def _problem(rng, dtype, T=7, B=5, I=3, H=21):
+    """Parameters (peepholes scaled up so that they matter), input, states, lengths with a
+    row of length 0 and rows shorter than T, d_out and final-state gradients."""
+    ref = peephole.ReferencePeepholeLSTMCell()
+    params = {k: np.zeros(s, dtype) for k, s in ref.param_shapes(I, H).items()}
+    ref.init_params(params, H, rng)
+    for kind in ("peephole_i", "peephole_f", "peephole_o"):
+        params[kind] *= 4
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    states = tuple(rng.standard_normal((B, H)).astype(dtype) for _ in range(2))
+    lengths = np.resize([T, 0, 3, T, 1], B)
+    d_out = rng.standard_normal((T, B, H)).astype(dtype)
+    d_finals = (rng.standard_normal((B, H)).astype(dtype), rng.standard_normal((B, H)).astype(dtype))
+    return params, x, states, lengths, d_out, d_finals
+
+
+def _run(cell, problem, num_threads):
+    params, x, states, lengths, d_out, d_finals = problem
+    out, finals, cache = cell.forward(x, states, params, lengths, num_threads)
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    dx, d_states = cell.backward(d_out, d_finals, cache, grads, num_threads)
+    return {"out": out, "h_n": finals[0], "c_n": finals[1], "dx": dx, "dh0": d_states[0],
+            "dc0": d_states[1], **{f"grad {k}": v for k, v in grads.items()}}
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+def test_compiled_cell_matches_the_numpy_reference(rng, dtype, tol):
+    problem = _problem(rng, dtype)
+    fast = _run(peephole.PeepholeLSTMCell(), problem, 2)
+    ref = _run(peephole.ReferencePeepholeLSTMCell(), problem, 1)
+    for name, value in fast.items():
+        assert value.dtype == dtype, name
+        np.testing.assert_allclose(value, ref[name], rtol=tol, atol=tol, err_msg=name)
+    assert np.abs(fast["grad peephole_o"]).max() > 1e-2  # the peepholes do get gradients
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_cell_is_bitwise_equal_for_any_thread_count(rng, dtype):
+    # large enough that kernel_threads gives each region more than one thread
+    problem = _problem(rng, dtype, T=40, B=9, I=48, H=160)
+    one = _run(peephole.PeepholeLSTMCell(), problem, 1)
+    for num_threads in (2, 3):
+        other = _run(peephole.PeepholeLSTMCell(), problem, num_threads)
+        for name, value in one.items():
+            assert np.array_equal(value, other[name]), (name, num_threads)
+
+
+def test_compiled_cell_is_what_the_plugin_registers(entry_point_registry):
+    cell = entry_point_registry.get("cell", "peephole_lstm")
+    assert type(cell) is peephole.PeepholeLSTMCell
+    assert isinstance(cell, peephole.ReferencePeepholeLSTMCell)  # same params and init
+    assert "compiled" in repr(cell)

@@ -96,10 +96,10 @@ def test_every_report_shows_the_ets_baseline_on_the_same_origins(tmp_path):
     valid = json.loads(ok(invoke("eval", run, "--json", "--split", "valid")))["baselines"]
     choice = state["model_choice"]
     assert choice["ets"] == pytest.approx(valid["ets"]["mase"], rel=1e-9)
-    assert set(choice) == {"anchors", "ets", "combined"}
+    assert set(choice) == {"anchors", "ets", "combined", "es"}
     best = min(choice, key=choice.get)
-    assert state["model"] == ("rnn" if best == "anchors" else "hybrid")
-    assert "ets" in state["anchors"][0] or best == "anchors"
+    assert state["model"] == {"anchors": "rnn", "es": "esrnn"}.get(best, "hybrid")
+    assert best in ("anchors", "es") or "ets" in state["anchors"][0]
     assert f"--model auto took {state['model']}" in text
     back = json.loads(ok(invoke("eval", run, "--backtest", 4, "--json")))["backtest"]
     assert set(back["forecasters"]) == {"model", "naive", "seasonal_naive", "ets"}
@@ -167,9 +167,10 @@ def test_hybrid_needs_ets_and_differences(tmp_path, monkeypatch):
                           "--model", "hybrid", *SMALL), "recurrent[ets]")
     assert not (tmp_path / "b").exists()
     ok(invoke("train", "forecast", "--data", path, "--out", tmp_path / "c", "--window", 12,
-              *SMALL))  # the default falls back to the plain rnn
+              *SMALL))  # the default chooses without ETS: the plain rnn or esrnn
     state = json.loads((tmp_path / "c" / "config.json").read_text())["task_state"]
-    assert state["model"] == "rnn"
+    assert state["model"] in ("rnn", "esrnn") and "ets" not in state["model_choice"]
+    assert not any("ets" in a for a in state["anchors"])
 
 
 def test_a_combined_anchor_is_the_mean_of_its_parts():

@@ -135,8 +135,8 @@ def test_choices_never_read_the_test_rows(tmp_path):
     noise = values.copy()
     noise[valid_end:] = np.random.default_rng(1).normal(scale=100, size=len(values) - valid_end)
     auto = task.prepare({"data": path})  # --model auto: chosen on the validation rows
-    assert auto["model"] in ("hybrid", "rnn")
-    assert set(auto["model_choice"]) == {"ets", "anchors", "combined"}
+    assert auto["model"] in ("hybrid", "esrnn", "rnn")
+    assert set(auto["model_choice"]) == {"ets", "anchors", "combined", "es"}
     for name, changed in (("repeat", repeat), ("noise", noise)):
         other = write_csv(tmp_path / f"{name}.csv", ["date", "value"],
                           [[d, f"{v:.4f}"] for (d, _), v in zip(rows, changed)])

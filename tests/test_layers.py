@@ -631,7 +631,7 @@ def test_load_state_dict_lists_every_problem(lstm):
 
 
 def test_a_third_party_cell_with_extra_parameter_kinds_works_in_a_layer(rng):
-    peephole = pytest.importorskip("recurrent_peephole.cell",
+    peephole = pytest.importorskip("recurrent_peephole",
                                    reason="the example plugin recurrent-peephole is not installed")
     cell = peephole.PeepholeLSTMCell()
     layer = Recurrent(cell, I, H, num_layers=2, bidirectional=True, dtype=np.float64, seed=0)

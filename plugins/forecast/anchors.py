@@ -22,9 +22,10 @@ Three choices are made against the baselines, never on test rows:
   (SEASONAL_MARGIN).
 - choose_model, before training (--model auto): among the anchors choose_anchors
   picked (the plain network), the ETS forecast and the mean of the two per step
-  (COMBINED: "ets+seasonal"...; averaging forecasts of different kinds is the classic
-  combination of the M competitions), the one with the smallest MASE on the validation
-  windows; the hybrid model when it involves ETS. Only the anchors are compared (no
+  ("ets+seasonal"...; averaging forecasts of different kinds is the classic
+  combination of the M competitions), and the learned smoothing's forecast ("es"), the
+  one with the smallest MASE on the validation windows; the hybrid model when it
+  involves ETS, esrnn on "es". Only the anchors are compared (no
   network is trained for it); the rows after the validation split are not read.
 - choose_blend, after training: the share w of the head's correction kept,
   forecast = anchor + w * correction, w from BLEND_GRID by the validation MASE; w = 0 is
@@ -36,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ets
+from . import smoothing
 from . import windows as win
 from .metrics import seasonal_rows
 
@@ -72,6 +74,8 @@ def anchor_forecast(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarr
     parts = {"last": out.copy()}
     if "ets" in kinds:
         parts["ets"] = ets.forecast_at(scaled, last_seen, origins, state)  # (B, H, C)
+    if "es" in kinds:
+        parts["es"] = smoothing.forecast_at(scaled, last_seen, origins, state)
     if kinds & {"seasonal", "seasonal_drift"}:
         seasonal = parts["last"]
         if season > 1:
@@ -162,24 +166,31 @@ def scaled_mase(forecast: np.ndarray, actual: np.ndarray, observed: np.ndarray,
 def choose_model(scaled: np.ndarray, observed: np.ndarray, origins: np.ndarray,
                  anchors: list[str], state: dict,
                  scale: np.ndarray) -> tuple[str, list[str], dict]:
-    """(model "hybrid" or "rnn", its anchors, {"anchors": MASE, "ets": MASE, "combined":
-    MASE}): the given (plain) anchors, the ETS forecast or their per-step mean, whichever
-    has the smallest MASE on the windows at ``origins`` (the validation windows; ties
-    keep the earlier). scaled, observed (N, C) gap-filled rows up to the windows' last
+    """(model "hybrid", "esrnn" or "rnn", its anchors, {"anchors": MASE[, "ets": MASE,
+    "combined": MASE][, "es": MASE]}): the given (plain) anchors, the ETS forecast and
+    their per-step mean (when the state has ETS fits), the learned smoothing's forecast
+    (when it has those fits, "es"),
+    whichever has the smallest MASE on the windows at ``origins`` (the validation
+    windows; ties keep the earlier). scaled, observed (N, C) gap-filled rows up to the windows' last
     target; state holds horizon, season, scaler and ets (the fits); scale (C,) the MASE
     denominators in scaled units."""
     horizon, season = state["horizon"], state["season"]
     last_seen = win.last_observed(observed)
     rows = win.target_rows(origins, horizon)
     actual, keep = scaled[rows], observed[rows]
-    candidates = {"anchors": list(anchors), "ets": ["ets"] * horizon,
-                  "combined": [f"ets+{a}" for a in anchors]}
+    candidates = {"anchors": list(anchors)}
+    if state.get("ets") and any(f is not None for f in state["ets"]):
+        candidates["ets"] = ["ets"] * horizon
+        candidates["combined"] = [f"ets+{a}" for a in anchors]
+    if state.get("es") and any(f is not None for f in state["es"]):
+        candidates["es"] = ["es"] * horizon
     errors = {}
     for name, kinds in candidates.items():
         forecast = anchor_forecast(scaled, last_seen, origins, horizon, season, kinds, state)
         errors[name] = scaled_mase(forecast, actual, keep, scale)
     best = min(errors, key=lambda name: (errors[name], list(candidates).index(name)))
-    return ("rnn" if best == "anchors" else "hybrid"), candidates[best], errors
+    model = {"anchors": "rnn", "es": "esrnn"}.get(best, "hybrid")
+    return model, candidates[best], errors
 
 
 def choose_blend(corrections: np.ndarray, anchor: np.ndarray, actual: np.ndarray,

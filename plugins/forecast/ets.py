@@ -19,7 +19,7 @@ forecast of the next H steps made from the states known at that row, plus the le
 the deseasonalised value of every row (the hybrid's inputs).
 
 statsmodels and pandas are the optional extra `recurrent[ets]`; without them the report
-says so in one line (MISSING_NOTE) and the hybrid model is not offered.
+says so in one line (MISSING_NOTE) and the ETS hybrid (--model hybrid) is not offered.
 """
 from __future__ import annotations
 
@@ -262,14 +262,22 @@ def scaled_components(scaled: np.ndarray, state: dict, horizon: int | None = Non
 def forecast_at(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
                 state: dict) -> np.ndarray:
     """(B, H, C) scaled: the ETS forecast of each origin's H targets as known at the
-    origin. An origin inside a gap forecasts from the states of the column's last
-    observed row (the gap's interpolated rows lean on the next observation, which lies
-    after the origin), that many steps further ahead. scaled, last_seen (N, C)."""
-    horizon = int(state["horizon"])
+    origin (origin_forecasts). scaled, last_seen (N, C)."""
+    return origin_forecasts(lambda h: scaled_components(scaled, state, h)[0], last_seen,
+                            origins, int(state["horizon"]))
+
+
+def origin_forecasts(table, last_seen: np.ndarray, origins: np.ndarray,
+                     horizon: int) -> np.ndarray:
+    """(B, H, C): each origin's forecast of its H targets read from table(steps) ->
+    (N, steps, C), the forecast of every row taken as origin. An origin inside a gap
+    forecasts from the states of the column's last observed row (the gap's interpolated
+    rows lean on the next observation, which lies after the origin), that many steps
+    further ahead."""
     rows = np.arange(len(last_seen))[:, None]
     lags = np.where(last_seen >= 0, rows - last_seen, 0)  # (N, C) rows since observed
     longest = int(lags.max()) if lags.size else 0  # one table for every origin
-    table = scaled_components(scaled, state, horizon + longest)[0]  # (N, H + G, C)
+    table = table(horizon + longest)  # (N, H + G, C)
     lag = lags[origins]  # (B, C)
     start = origins[:, None] - lag  # (B, C) the row forecast from
     steps = lag[:, None, :] + np.arange(horizon)[None, :, None]  # (B, H, C)

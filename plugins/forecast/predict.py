@@ -19,7 +19,6 @@ from . import series as dataio
 from . import metrics as fm
 from . import plot as fplot
 from . import anchors as anc
-from . import ets
 from . import calendar as cal
 from . import windows as win
 
@@ -53,7 +52,7 @@ def run_predict(task, state, config, model, options):
     recent = options.get("data")
     window = state["window"]
     prepared, origin, test_start, history = _origin(task, state, options)
-    state = ets.with_fits(state, prepared.ets)
+    state = prepared.fitted(state)
     series = prepared.series
     n = series.values.shape[0]
     times = _forecast_times(series.times, origin, steps)  # (S,) or None
@@ -178,7 +177,7 @@ def forecast_stream(task, state, model, options):
         raise UserError("--plot draws one forecast: it does not go with --stream")
     steps = options.get("steps") or state["horizon"]
     prepared, origin, _, history = _origin(task, state, options)
-    state = ets.with_fits(state, prepared.ets)
+    state = prepared.fitted(state)
     columns = prepared.series.columns
     # rows the model's inputs and anchors read back from the origin: the window and a season
     # (the hybrid's ETS filters the whole history, so it keeps every row)

@@ -44,13 +44,14 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
              f"rmse, mae in the data's units, mape, smape in %{mean}; mase = mae / naive mae "
              f"on the training rows (below 1 beats it); loss = mse on scaled values"]
     if "blend" in state:
-        anchor = "ETS forecast" if state.get("model") == "hybrid" else "anchor"
+        anchor = {"hybrid": "ETS forecast", "esrnn": "learned ES forecast"}.get(
+            state.get("model"), "anchor")
         lines.append(f"model = {anchor} + {format_value(state['blend'])} x the network's "
                      f"correction (share chosen on the validation split, --blend)")
     if "model_choice" in state:
         choice = state["model_choice"]
         took = {"anchors": "the plain anchors", "ets": "the ETS forecast",
-                "combined": "their mean"}
+                "combined": "their mean", "es": "the learned smoothing"}
         best = min(choice, key=choice.get)
         lines.append(f"--model auto took {state['model']} on {took[best]}: validation MASE "
                      + ", ".join(f"{took[k]} {format_value(v)}" for k, v in choice.items()))

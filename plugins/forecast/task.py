@@ -28,12 +28,13 @@ from . import report
 from . import anchors as anc
 from . import calendar as cal
 from . import ets
+from . import smoothing
 from . import windows as win
 from .predict import forecast_stream, run_predict
 from .times import DATE_ORDERS
 
 EVAL_CHUNK = 1024  # windows per model call in evaluation
-MODELS = ("auto", "hybrid", "rnn")  # --model
+MODELS = ("auto", "hybrid", "esrnn", "rnn")  # --model
 
 # Training defaults of this task, pinned here (not inherited) because the documented
 # quality (test MASE < 1 on the bundled sunspots; benchmarks/forecast_quality.py) was
@@ -53,6 +54,15 @@ class Prepared:
     ranges: dict  # split -> (start, end) rows of its targets
     calendar: np.ndarray | None = None  # (N, F) calendar features of the run, if any
     ets: list | None = None  # the run's ETS fits per column (ets.py), None without one
+    es: list | None = None  # the run's learned smoothing (smoothing.py), None without it
+
+    def fitted(self, state: dict) -> dict:
+        """The run's state with the smoothing fits of this data (a new file's restarted
+        at its first rows), for the hybrid's anchors and inputs."""
+        state = ets.with_fits(state, self.ets)
+        if self.es is not None and "es" in state:
+            state = {**state, "es": self.es}
+        return state
 
 
 class ForecastTask:
@@ -122,10 +132,12 @@ class ForecastTask:
                          help="hybrid: the network corrects the run's exponential smoothing "
                               "(ETS, fitted on the training rows) and sees the window "
                               "relative to its level and season (needs statsmodels: "
-                              "recurrent[ets]); rnn: it corrects the naive or seasonal-"
-                              "naive forecast; auto: whichever of those anchors, the ETS "
-                              "forecast and their mean forecasts the validation split "
-                              "best (the hybrid when ETS is in it)."),
+                              "recurrent[ets]); esrnn: the same over ES-RNN's smoothing, "
+                              "its coefficients and initial season learned by gradient on "
+                              "the training rows' errors at the horizon; rnn: it corrects "
+                              "the naive or seasonal-naive forecast; auto: whichever of "
+                              "those anchors, the ETS forecast, their mean and the "
+                              "learned smoothing forecasts the validation split best."),
             click.Option(["--inputs"], type=click.Choice(win.INPUT_MODES), default="auto",
                          show_default=True,
                          help="Feed the window as scaled levels, or relative to its last "
@@ -186,7 +198,12 @@ class ForecastTask:
         # ETS per column on the training rows only (gap fills of those rows included).
         ets_fits = ets.fit(filled[:train_end], int(season)) if ets.available() else None
         difference = bool(config.get("difference", True))
-        model = self._model_kind(config, ets_fits, difference)
+        asked = config.get("forecast_model")
+        # The learned smoothing (ES-RNN's recursion) per column on the training rows'
+        # scaled values, for --model esrnn and as a candidate of auto.
+        es_fits = (smoothing.fit(win.scale(filled[:train_end], scaler), int(season), horizon)
+                   if difference and asked in (None, "auto", "esrnn") else None)
+        model = self._model_kind(config, ets_fits, difference, es_fits)
         if ets_fits is None:
             click.echo(ets.MISSING_NOTE, err=True)  # a warning: shown even with --quiet
         anchors = choice = None
@@ -204,9 +221,11 @@ class ForecastTask:
                 win.scale(filled[:valid_end], scaler), series.observed[:valid_end],
                 win.window_origins(train_end, valid_end, window, horizon), anchors,
                 {"horizon": horizon, "season": int(season), "scaler": scaler,
-                 "ets": ets_fits}, scale)
+                 "ets": ets_fits, "es": es_fits}, scale)
         elif model == "hybrid":
             anchors = ["ets"] * horizon
+        elif model == "esrnn":
+            anchors = ["es"] * horizon
         return {
             "data": None if source.bundled else source.path,
             "bundled": source.bundled,
@@ -222,12 +241,14 @@ class ForecastTask:
             "model": model,
             **({"model_choice": choice} if choice else {}),
             "seasonal_inputs": bool(anchors) and any(
-                "seasonal" in a or ("ets" in a and season > 1) for a in anchors),
+                "seasonal" in a or (("ets" in a or a == "es") and season > 1)
+                for a in anchors),
             "calendar": cal.choose_cycles(config.get("calendar", "auto"), series.times,
                                           train_end),
             "inputs": win.resolve_inputs(config.get("inputs"), filled[:train_end]),
             "season": int(season),
             **({"ets": ets_fits} if ets_fits is not None else {}),
+            **({"es": es_fits} if model == "esrnn" else {}),
             "split_ends": [train_end, valid_end, n],
             "scaler": scaler,
             "mase_scale": [float(v) for v in mase_scale],
@@ -236,25 +257,32 @@ class ForecastTask:
         }
 
     @staticmethod
-    def _model_kind(config, ets_fits, difference):
-        """--model resolved: hybrid, rnn, or auto (to be chosen on validation) when there
-        are ETS fits and --difference, else rnn; UserError when hybrid is asked for and
-        cannot be built."""
+    def _model_kind(config, ets_fits, difference, es_fits=None):
+        """--model resolved: hybrid, esrnn, rnn, or auto (to be chosen on validation) when
+        there are ETS or learned smoothing fits and --difference, else rnn; UserError when
+        hybrid or esrnn is asked for and cannot be built."""
         asked = config.get("forecast_model")
         has_ets = ets_fits is not None and any(f is not None for f in ets_fits)
+        has_es = es_fits is not None and any(f is not None for f in es_fits)
+        if asked in ("hybrid", "esrnn") and not difference:
+            raise UserError(f"--model {asked} corrects its smoothing's forecast: it does "
+                            f"not go with --no-difference")
         if asked == "hybrid":
             if ets_fits is None:
                 raise UserError(f"--model hybrid: {ets.MISSING_NOTE}")
             if not has_ets:
                 raise UserError("--model hybrid: no exponential smoothing fits the training "
                                 f"rows (fewer than {ets.MIN_ROWS}?); use --model rnn")
-            if not difference:
-                raise UserError("--model hybrid corrects its ETS forecast: it does not go "
-                                "with --no-difference")
             return "hybrid"
+        if asked == "esrnn":
+            if not has_es:
+                raise UserError("--model esrnn: the training split has too few rows to "
+                                f"learn the smoothing (it needs {smoothing.MIN_ROWS} and "
+                                "the horizon + 2); use --model rnn")
+            return "esrnn"
         if asked == "rnn":
             return "rnn"
-        return "auto" if has_ets and difference else "rnn"
+        return "auto" if (has_ets or has_es) and difference else "rnn"
 
     def _training_source(self, state):
         if state.get("bundled"):
@@ -310,7 +338,10 @@ class ForecastTask:
                         observed=series.observed, last_seen=win.last_observed(series.observed),
                         ranges=ranges,
                         calendar=cal.features(series.times, state.get("calendar", [])),
-                        ets=self._ets_fits(state, filled, ranges, whole_file))
+                        ets=self._ets_fits(state, filled, ranges, whole_file),
+                        es=(smoothing.restart(state["es"], win.scale(
+                            filled[:state["window"]], state["scaler"]))
+                            if whole_file and "es" in state else None))
 
     @staticmethod
     def _ets_fits(state, filled, ranges, whole_file=False):
@@ -379,7 +410,7 @@ class ForecastTask:
 
     def _scaled_forecasts(self, state, prepared, origins, model):
         """Model forecasts (B, H, C) in scaled units, one model call per EVAL_CHUNK windows."""
-        state = ets.with_fits(state, prepared.ets)
+        state = prepared.fitted(state)
         parts = []
         for start in range(0, len(origins), EVAL_CHUNK):
             chunk = origins[start:start + EVAL_CHUNK]

@@ -16,6 +16,7 @@ import numpy as np
 from recurrent.errors import UserError
 
 from . import ets
+from . import smoothing
 
 SCALINGS = ("standard", "minmax")
 INPUT_MODES = ("auto", "level", "relative")  # --inputs; runs save level or relative
@@ -205,9 +206,18 @@ def lagged(scaled: np.ndarray, last_seen: np.ndarray, rows: np.ndarray,
 
 
 def hybrid_model(state: dict) -> bool:
-    """Whether a run is the hybrid model (--model hybrid): an ETS anchor, and inputs
-    normalised by its level and seasonal index."""
-    return state.get("model", "rnn") == "hybrid"
+    """Whether a run is a hybrid model (--model hybrid: an ETS anchor; esrnn: the learned
+    smoothing's), whose inputs are normalised by the smoothing's level and seasonal
+    index."""
+    return state.get("model", "rnn") in ("hybrid", "esrnn")
+
+
+def smoothing_components(scaled: np.ndarray, state: dict):
+    """(forecast (N, H, C), level (N, C), deseasonalised (N, C)) scaled, of the hybrid's
+    smoothing: the learned one (esrnn) or ETS (hybrid)."""
+    if state.get("model") == "esrnn":
+        return smoothing.components(scaled, state["es"], int(state["horizon"]))
+    return ets.scaled_components(scaled, state)
 
 
 def model_inputs(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
@@ -226,7 +236,7 @@ def model_inputs(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
                 - lagged(scaled, last_seen, rows - state["season"], origins))  # (B, W, C)
         parts.append(diff.transpose(1, 0, 2).astype(np.float32))
     if hybrid_model(state):
-        _, level, deseasonalised = ets.scaled_components(scaled, state)
+        _, level, deseasonalised = smoothing_components(scaled, state)
         remainder = (known_at(deseasonalised, last_seen, rows, origins)
                      - known_at(level, last_seen, origins[:, None], origins))  # (B, W, C)
         parts.append(remainder.transpose(1, 0, 2).astype(np.float32))

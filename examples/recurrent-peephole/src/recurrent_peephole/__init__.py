@@ -1,6 +1,7 @@
 """recurrent-peephole: an example third-party plugin for recurrent.
 
-Adds the cell "peephole_lstm", the loss "huber" and the command `recurrent peephole-trace`.
+Adds the cell "peephole_lstm" (compiled on recurrent's kernel toolkit; its numpy reference
+is ReferencePeepholeLSTMCell), the loss "huber" and the command `recurrent peephole-trace`.
 recurrent finds this module through the entry point declared in pyproject.toml and registers
 it with its plugin manager; the three functions below are the hooks it calls.
 """
@@ -9,11 +10,12 @@ import numpy as np
 
 import recurrent
 
-from .cell import PeepholeLSTMCell
+from .cell import ReferencePeepholeLSTMCell
+from .compiled import PeepholeLSTMCell
 from .loss import HuberLoss
 
-__version__ = "0.1.0"
-__all__ = ["PeepholeLSTMCell", "HuberLoss"]
+__version__ = "0.2.0"
+__all__ = ["PeepholeLSTMCell", "ReferencePeepholeLSTMCell", "HuberLoss"]
 
 
 @recurrent.hookimpl

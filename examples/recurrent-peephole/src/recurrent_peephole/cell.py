@@ -1,4 +1,5 @@
-"""A peephole LSTM cell (Gers, Schraudolph & Schmidhuber 2002) in plain numpy.
+"""A peephole LSTM cell (Gers, Schraudolph & Schmidhuber 2002) in plain numpy: the reference
+the compiled cell (compiled.py, the one the plugin registers) is tested against.
 
 The gates also look at the cell state through diagonal "peephole" weights, which helps with
 precise timing. Neither torch.nn.LSTM nor keras.layers.LSTM has them.
@@ -31,7 +32,7 @@ def _sigmoid(a):
     return np.where(a >= 0, 1.0, e) / (1.0 + e)
 
 
-class PeepholeLSTMCell:
+class ReferencePeepholeLSTMCell:
     """LSTM whose gates also read the cell state (peephole weights), plain numpy."""
 
     name = "peephole_lstm"

@@ -1,0 +1,194 @@
+"""Learned exponential smoothing (ES-RNN's level and season recursion, Smyl 2020), with
+its gradients: the anchor of --model esrnn.
+
+Dimension legend: N rows, H horizon, m season, K origins scored in the loss.
+
+Per value column, in scaled units (additive: scaled values may be negative), with
+parameters theta = (a, g, s_0 .. s_{m-1}):
+
+    alpha = sigmoid(a), gamma = sigmoid(g)             level and seasonal smoothing
+    S[0:m] = s                                          initial seasonal indices
+    l[-1] = y[0] - S[0]
+    l[t] = alpha * (y[t] - S[t]) + (1 - alpha) * l[t-1]
+    S[t+m] = gamma * (y[t] - l[t]) + (1 - gamma) * S[t]
+    forecast from origin t, step k = 1..H:  l[t] + S[t + 1 + (k-1) mod m]
+
+(without a season, m = 1 and S stays 0: simple exponential smoothing). The recursion runs
+over the rows in the forward pass; loss_and_grad() gives the mean squared error of the
+H-step forecasts of every origin of the rows given and its gradient with respect to theta,
+by reverse-mode differentiation of the recursion (float64). fit() learns theta on the
+training rows by minimising that multi-step loss (scipy's L-BFGS-B with the analytic
+gradient): unlike statsmodels' ETS (ets.py), which maximises the one-step likelihood, the
+coefficients are chosen for the run's horizon.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+
+from . import ets
+
+MIN_ROWS = 10  # fewer training rows: no fit
+MAX_ITER = 200
+
+
+def _sigmoid(v: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-v)))
+
+
+def _run(y: np.ndarray, theta: np.ndarray, season: int):
+    """The recursion: (level (N,), S (N+m,), alpha, gamma)."""
+    n, m = len(y), season
+    alpha, gamma = _sigmoid(theta[0]), _sigmoid(theta[1])
+    S = np.zeros(n + m)
+    if m > 1:
+        S[:m] = theta[2:2 + m]
+    level = np.empty(n)
+    prev = y[0] - S[0]
+    for t in range(n):
+        prev = alpha * (y[t] - S[t]) + (1.0 - alpha) * prev
+        level[t] = prev
+        if m > 1:
+            S[t + m] = gamma * (y[t] - prev) + (1.0 - gamma) * S[t]
+    return level, S, alpha, gamma
+
+
+def _season_rows(origins: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    """(K, H) index into S of each origin's step k: t + 1 + (k-1) mod m."""
+    steps = np.arange(horizon)
+    return origins[:, None] + 1 + (steps % max(season, 1))[None, :]
+
+
+def forecast_table(y: np.ndarray, theta: np.ndarray, season: int, horizon: int):
+    """y (N,) -> (forecast (N, H) from every row as origin, level (N,), deseasonalised
+    (N,): y[t] - S[t], the value without the seasonal index known before row t)."""
+    level, S, _, _ = _run(np.asarray(y, dtype=np.float64), theta, season)
+    rows = _season_rows(np.arange(len(y)), horizon, season)
+    forecast = level[:, None] + (S[rows] if season > 1 else 0.0)
+    return forecast, level, y - S[:len(y)]
+
+
+def loss_and_grad(y: np.ndarray, theta: np.ndarray, season: int, horizon: int):
+    """(loss, d loss / d theta): the mean squared error of the H-step forecasts from every
+    origin t with t + H < N, against y (N,) float64."""
+    y = np.asarray(y, dtype=np.float64)
+    n, m = len(y), season
+    level, S, alpha, gamma = _run(y, theta, m)
+    origins = np.arange(n - horizon)
+    targets = y[origins[:, None] + 1 + np.arange(horizon)[None, :]]  # (K, H)
+    rows = _season_rows(origins, horizon, m)
+    forecast = level[origins][:, None] + (S[rows] if m > 1 else 0.0)
+    err = forecast - targets
+    loss = float(np.mean(err ** 2))
+    d_forecast = 2.0 * err / err.size
+    d_level = np.zeros(n)
+    d_level[origins] += d_forecast.sum(axis=1)
+    d_S = np.zeros(n + m)
+    if m > 1:
+        np.add.at(d_S, rows, d_forecast)
+    d_alpha = d_gamma = 0.0
+    for t in range(n - 1, -1, -1):
+        before = level[t - 1] if t > 0 else y[0] - S[0]
+        if m > 1:  # S[t+m] = gamma (y - l[t]) + (1 - gamma) S[t]
+            d_gamma += d_S[t + m] * ((y[t] - level[t]) - S[t])
+            d_level[t] -= gamma * d_S[t + m]
+            d_S[t] += (1.0 - gamma) * d_S[t + m]
+        # l[t] = alpha (y - S[t]) + (1 - alpha) l[t-1]
+        d_alpha += d_level[t] * ((y[t] - S[t]) - before)
+        d_S[t] -= alpha * d_level[t]
+        if t > 0:
+            d_level[t - 1] += (1.0 - alpha) * d_level[t]
+        else:  # l[-1] = y[0] - S[0]
+            d_S[0] -= (1.0 - alpha) * d_level[t]
+    grad = np.zeros_like(theta, dtype=np.float64)
+    grad[0] = d_alpha * alpha * (1.0 - alpha)
+    grad[1] = d_gamma * gamma * (1.0 - gamma)
+    if m > 1:
+        grad[2:2 + m] = d_S[:m]
+    return loss, grad
+
+
+def initial_theta(y: np.ndarray, season: int) -> np.ndarray:
+    """alpha 0.3, gamma 0.1, the first season's deviations from its mean."""
+    theta = np.zeros(2 + (season if season > 1 else 0))
+    theta[0], theta[1] = np.log(0.3 / 0.7), np.log(0.1 / 0.9)
+    if season > 1:
+        first = np.asarray(y[:season], dtype=np.float64)
+        theta[2:] = first - first.mean()
+    return theta
+
+
+def fit_column(y: np.ndarray, season: int, horizon: int) -> dict | None:
+    """theta learned on one column's training rows (1-D, scaled units), or None when the
+    rows are too few (two seasons and a horizon at least)."""
+    from scipy.optimize import minimize
+    y = np.asarray(y, dtype=np.float64)
+    m = season if season > 1 and len(y) >= 2 * season + horizon + 1 else 1
+    if len(y) < max(MIN_ROWS, horizon + 2) or not np.all(np.isfinite(y)):
+        return None
+    result = minimize(lambda th: loss_and_grad(y, th, m, horizon), initial_theta(y, m),
+                      jac=True, method="L-BFGS-B", options={"maxiter": MAX_ITER})
+    theta = np.asarray(result.x, dtype=np.float64)
+    if not np.all(np.isfinite(theta)):
+        return None
+    return {"season": int(m), "alpha": _sigmoid(theta[0]), "gamma": _sigmoid(theta[1]),
+            "theta": [float(v) for v in theta], "loss": float(result.fun)}
+
+
+def fit(train_scaled: np.ndarray, season: int, horizon: int) -> list:
+    """Per column of train_scaled (N_train, C): fit_column."""
+    return [fit_column(train_scaled[:, c], season, horizon)
+            for c in range(train_scaled.shape[1])]
+
+
+def restart(fits: list, head: np.ndarray) -> list:
+    """The fits moved to a series that starts elsewhere (a recent file given to eval or
+    predict --data), from its first rows head (K, C) scaled, K = the run's window (rows
+    that are never a forecast target): the learned coefficients are kept, the initial
+    seasonal indices become the head's first season's deviations from its mean (the
+    learned ones belong to the phase of the training rows' first row); with fewer rows
+    than a season they are kept."""
+    moved = []
+    for c, f in enumerate(fits):
+        if f is None or f["season"] <= 1 or len(head) < f["season"]:
+            moved.append(f)
+            continue
+        first = np.asarray(head[:f["season"], c], dtype=np.float64)
+        theta = [*f["theta"][:2], *(float(v) for v in first - first.mean())]
+        moved.append({**f, "theta": theta})
+    return moved
+
+
+_MEMO: dict = {}
+
+
+def components(scaled: np.ndarray, fits: list, horizon: int):
+    """scaled (N, C) -> (forecast (N, H, C), level (N, C), deseasonalised (N, C)) under
+    the learned fits; a column without a fit keeps its last value as forecast and level.
+    Memoised on the rows' bytes (training calls it per batch)."""
+    scaled = np.ascontiguousarray(scaled, dtype=np.float64)
+    key = (hashlib.sha1(scaled.tobytes()).hexdigest(), scaled.shape,
+           json.dumps(fits, sort_keys=True), horizon)
+    if key not in _MEMO:
+        forecast = np.repeat(scaled[:, None, :], horizon, axis=1)
+        level, deseason = scaled.copy(), scaled.copy()
+        for c, f in enumerate(fits):
+            if f is not None:
+                fc, lv, ds = forecast_table(scaled[:, c], np.asarray(f["theta"]),
+                                            f["season"], horizon)
+                forecast[:, :, c], level[:, c], deseason[:, c] = fc, lv, ds
+        if len(_MEMO) >= 4:
+            _MEMO.clear()
+        _MEMO[key] = (forecast, level, deseason)
+    return _MEMO[key]
+
+
+def forecast_at(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
+                state: dict) -> np.ndarray:
+    """(B, H, C) scaled: the learned smoothing's forecast of each origin's H targets as
+    known at the origin (an origin inside a gap forecasts from the last observed row, as
+    ets.origin_forecasts does). The recursion runs from the first of the rows given."""
+    return ets.origin_forecasts(lambda h: components(scaled, state["es"], h)[0],
+                                last_seen, origins, int(state["horizon"]))
