@@ -1,6 +1,7 @@
 """`recurrent bench`: the built-in kernels against PyTorch, side by side, same weights
 (any other registered cell, a plugin's included, is timed alone; --vs none times every
-cell alone).
+cell alone; --vs CELL times each cell beside another registered cell on the same sizes:
+e.g. `--cell ln_lstm --vs lstm`, ratio ln_lstm / lstm).
 
 For every (cell, config, thread count) it builds one float32 problem, loads the same
 weights into torch.nn.LSTM/GRU/RNN through the state_dict, checks that both sides agree
@@ -38,7 +39,9 @@ from recurrent.checks import one_line
 from recurrent.quant import PRECISIONS
 
 DEFAULT_CELLS = ("lstm", "gru", "rnn_tanh")
-TORCH_CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")  # the cells torch.nn has
+# The cells with a torch side: torch.nn's modules, and ln_lstm's equations in torch ops
+# (torch_ln_lstm: what a torch user writes, as torch.nn has no layer-normalised LSTM).
+TORCH_CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "ln_lstm")
 INT8_CELLS = ("lstm", "gru")  # the recurrent modules quantize_dynamic converts
 DEFAULT_CONFIGS = ((100, 32, 64, 128), (100, 64, 128, 256), (50, 128, 512, 512),
                    (200, 1, 32, 64))
@@ -118,7 +121,9 @@ class Problem:
 
         import torch
         T, B, I, H = self.size
-        if self.name == "lstm":
+        if self.name == "ln_lstm":
+            module = torch_ln_lstm(I, H)
+        elif self.name == "lstm":
             module = torch.nn.LSTM(I, H)
         elif self.name == "gru":
             module = torch.nn.GRU(I, H)
@@ -153,6 +158,52 @@ class Problem:
 
 
         return (infer if mode == "infer" else train), module, x
+
+
+def torch_ln_lstm(input_size, hidden_size):
+    """A torch.nn.Module running recurrent's ln_lstm equations (recurrent.reference's
+    LayerNormLSTMCell) with torch ops, autograd doing the backward, one layer, parameters
+    under recurrent's names ("weight_ih_l0", ..., "ln_bias_c_l0", float32 zeros; load a
+    state_dict). module(x, (h0, c0) or None, lengths or None) -> (out, (h_n, c_n)), x
+    (T, B, I) time-major; a row past its length keeps its state and outputs zeros."""
+    import torch
+    from recurrent.cellbase import LN_EPS, LayerNormLSTMLayout
+    F = torch.nn.functional
+    H = hidden_size
+    shapes = LayerNormLSTMLayout().param_shapes(input_size, hidden_size)
+
+    class LayerNormLSTM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            for kind, shape in shapes.items():
+                setattr(self, f"{kind}_l0", torch.nn.Parameter(torch.zeros(shape)))
+
+        def forward(self, x, state=None, lengths=None):
+            p = {kind: getattr(self, f"{kind}_l0") for kind in shapes}
+            B = x.shape[1]
+            h, c = state if state is not None else (x.new_zeros(B, H), x.new_zeros(B, H))
+
+            def blocks(v):  # (B, 4H), each gate block of H normalised on its own
+                return F.layer_norm(v.reshape(B, 4, H), (H,), eps=LN_EPS).reshape(B, 4 * H)
+
+            outs = []
+            for t in range(x.shape[0]):
+                a = (p["ln_gain_ih"] * blocks(x[t] @ p["weight_ih"].T) + p["bias_ih"]
+                     + p["ln_gain_hh"] * blocks(h @ p["weight_hh"].T) + p["bias_hh"])
+                i, f, g, o = a.chunk(4, dim=1)
+                c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h_new = torch.sigmoid(o) * torch.tanh(
+                    F.layer_norm(c_new, (H,), p["ln_gain_c"], p["ln_bias_c"], eps=LN_EPS))
+                if lengths is None:
+                    h, c = h_new, c_new
+                    outs.append(h_new)
+                    continue
+                valid = torch.as_tensor(t < np.asarray(lengths))[:, None]
+                outs.append(torch.where(valid, h_new, torch.zeros_like(h_new)))
+                h, c = torch.where(valid, h_new, h), torch.where(valid, c_new, c)
+            return torch.stack(outs), (h, c)
+
+    return LayerNormLSTM()
 
 
 # Largest difference from torch (relative to the largest value) before a comparison is
@@ -307,6 +358,10 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
                        "precision": precision}
                 ours_nt = None if nt == "auto" else nt
                 sides, keys = [problem.ours(mode, ours_nt, precision)], ["ours"]
+                if vs not in ("torch", "none"):  # another of our cells, same sizes
+                    row["baseline_cell"] = vs
+                    sides.append(Problem(vs, *size).ours(mode, ours_nt))
+                    keys.append("baseline")
                 if compare:
                     torch.set_num_threads(torch_default if nt == "auto" else nt)
                     row["max_rel_diff"] = check_agreement(problem, mode, ours_nt,
@@ -324,8 +379,9 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
                     stats = _stats([t for block in side_rounds for t in block])
                     stats["gflops"] = problem.flops(mode) / stats["median_ms"] / 1e6
                     row[key] = stats
-                if compare:
-                    ratios = round_ratios(timed["ours"], timed["torch"])
+                other = "torch" if "torch" in timed else "baseline"
+                if other in timed:
+                    ratios = round_ratios(timed["ours"], timed[other])
                     row["round_ratios"] = ratios
                     row["ratio"] = float(np.median(ratios))
                     row["ratio_iqr"] = _iqr(ratios)
@@ -378,8 +434,8 @@ def _format_row(row):
     ours = row["ours"]
     text = (f"{row['cell']:13s} {size:20s} {row['threads']:>4}  "
             f"{ours['median_ms']:9.2f} ±{ours['iqr_ms']:<7.2f} {ours['gflops']:6.0f}")
-    if "torch" in row:
-        theirs = row["torch"]
+    theirs = row.get("torch", row.get("baseline"))
+    if theirs is not None:
         text += (f"  {theirs['median_ms']:9.2f} ±{theirs['iqr_ms']:<7.2f} "
                  f"{theirs['gflops']:6.0f}  {row['ratio']:6.2f} ±{row['ratio_iqr']:.2f}")
     elif row["cell"] not in TORCH_CELLS:
@@ -393,8 +449,8 @@ def _format_row(row):
 def _header(vs, precision="fp32"):
     text = (f"{'cell':13s} {'(T,B,I,H)':20s} {'th':>4s}  {'ours ms':>9s} {'±iqr':8s} "
             f"{'GF/s':>6s}")
-    if vs == "torch":
-        text += f"  {'torch ms':>9s} {'±iqr':8s} {'GF/s':>6s}  {'ratio':>6s} ±iqr"
+    if vs != "none":
+        text += f"  {vs + ' ms':>9s} {'±iqr':8s} {'GF/s':>6s}  {'ratio':>6s} ±iqr"
     if precision != "fp32":
         text += f"  {'fp32 ms':>9s}  {'/fp32':>6s} ±iqr"
     return text
@@ -421,10 +477,13 @@ def register_commands(cli):
                        "for each library's default choice.")
     @click.option("--mode", type=click.Choice(["train", "infer"]), default="train",
                   show_default=True, help="train: forward + backward; infer: forward only.")
-    @click.option("--vs", type=click.Choice(["torch", "none"]), default=None,
+    @click.option("--vs", default=None, metavar="torch|none|CELL",
                   help="torch: compare every cell against torch; none: time recurrent "
-                       "alone. Default: compare the cells torch has (rnn_tanh, rnn_relu, "
-                       "lstm, gru) and time any other registered cell alone.")
+                       "alone; CELL: time each cell beside that registered cell on the "
+                       "same sizes (e.g. lstm: the ratio is --cell's time over that "
+                       "cell's). Default: compare the cells torch has (rnn_tanh, rnn_relu, "
+                       "lstm, gru, ln_lstm's equations in torch ops) and time any other "
+                       "registered cell alone.")
     @click.option("--repeats", type=click.IntRange(min=1), default=7, show_default=True,
                   help="Timed calls per side (at least), spread over the rounds.")
     @click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True,
@@ -451,7 +510,8 @@ def register_commands(cli):
         the median over --rounds interleaved rounds of each round's ratio, ± their IQR.
         Example: recurrent bench --cell lstm --config 100,32,64,128 --threads 1
         Any registered cell, a plugin's included, can be named: the ones torch lacks are
-        timed alone (--vs none times every cell alone).
+        timed alone (--vs none times every cell alone); with --vs CELL each is timed
+        beside that cell: recurrent bench --cell ln_lstm --vs lstm --threads 1
         """
         from recurrent.plugins import get_cell
         cell_names = _parse_list(cells, "--cell", str)
@@ -460,12 +520,19 @@ def register_commands(cli):
             explicit_vs = False
         else:
             explicit_vs = True
+        if vs not in ("torch", "none"):
+            try:
+                get_cell(vs)
+            except recurrent.UserError as e:
+                raise recurrent.UserError(f"--vs: expected torch, none or a cell name; "
+                                          f"{e}") from None
         for name in cell_names:
             get_cell(name)  # unknown names list the known ones
             if explicit_vs and vs == "torch" and name not in TORCH_CELLS:
                 raise recurrent.UserError(
-                    f"--cell {name}: torch has no such cell to compare with (it has "
-                    f"{', '.join(TORCH_CELLS)}); time it alone with --vs none")
+                    f"--cell {name}: no torch side to compare with (there is one for "
+                    f"{', '.join(TORCH_CELLS)}); time it alone with --vs none, or beside "
+                    f"one of ours with --vs lstm (or any cell name)")
         if torch_precision != "fp32" and vs != "torch":
             raise recurrent.UserError("--torch-precision sets torch's side: it needs --vs torch")
         if torch_precision == "int8" and (mode != "infer" or any(
@@ -526,6 +593,9 @@ def register_commands(cli):
                 if vs == "torch":
                     legend += ("; blocks interleaved ours, torch, ...; ratio = median over "
                                "rounds of ours/torch block medians (below 1: recurrent faster)")
+                elif vs != "none":
+                    legend += (f"; blocks interleaved cell, {vs}, ...; ratio = median over "
+                               f"rounds of cell/{vs} block medians")
                 click.echo(legend)
                 click.echo(_header(vs, precision))
             elif kind == "row":

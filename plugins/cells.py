@@ -1,4 +1,5 @@
-"""The built-in cells rnn_tanh, rnn_relu, lstm and gru over the Cython/OpenMP kernels.
+"""The built-in cells rnn_tanh, rnn_relu, lstm, gru and ln_lstm over the Cython/OpenMP
+kernels.
 
 Each cell follows recurrent.protocols.Cell: it allocates outputs and caches, combines the
 biases the way its kernel wants them, and makes ONE kernel call per sequence (forward or
@@ -23,9 +24,10 @@ import numpy as np
 import recurrent
 from recurrent._kernels import gru as _gru
 from recurrent._kernels import int8 as _int8
+from recurrent._kernels import lnlstm as _lnlstm
 from recurrent._kernels import lstm as _lstm
 from recurrent._kernels import rnn as _rnn
-from recurrent.cellbase import TorchLayoutCell
+from recurrent.cellbase import LN_EPS, LayerNormLSTMLayout, TorchLayoutCell
 from recurrent.layout import STATE_NAMES
 from recurrent.masks import MASK_KINDS, check_masks
 from recurrent.quant import QuantizedWeight
@@ -92,18 +94,25 @@ class _KernelCell(TorchLayoutCell):
 
     name: str
     num_gates: int
-    mask_kinds = MASK_KINDS
+    mask_kinds = ()
 
     def __init__(self):
         self.state_names = STATE_NAMES[self.name]
+
+    def __repr__(self):
+        return f"<cell {self.name!r} (Cython kernels)>"
+
+
+class _TorchEquationCell(_KernelCell):
+    """The cells with torch.nn's equations (rnn, lstm, gru): their kernels also take the
+    recurrent-dropout and zoneout masks and run int8 inference."""
+
+    mask_kinds = MASK_KINDS
 
     def _masks(self, masks, x, H):
         """(recurrent mask or None, zoneout tuple or None), checked (recurrent.masks)."""
         T, B, _ = x.shape
         return check_masks(masks, len(self.state_names), T, B, H, x.dtype)
-
-    def __repr__(self):
-        return f"<cell {self.name!r} (Cython kernels)>"
 
     # -- int8 inference (recurrent/quant.py, recurrent/_kernels/int8.pyx) ---------------
     int8_kind: int
@@ -142,7 +151,7 @@ class _KernelCell(TorchLayoutCell):
         return out, finals
 
 
-class RNNCell(_KernelCell):
+class RNNCell(_TorchEquationCell):
     """h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), act = tanh or relu."""
 
     num_gates = 1
@@ -203,7 +212,7 @@ class RNNCell(_KernelCell):
         return dx, (dh,)
 
 
-class LSTMCell(_KernelCell):
+class LSTMCell(_TorchEquationCell):
     """PyTorch's LSTM cell, gates i, f, g, o."""
 
     name = "lstm"
@@ -271,7 +280,7 @@ class LSTMCell(_KernelCell):
         return dx, (dh, dc)
 
 
-class GRUCell(_KernelCell):
+class GRUCell(_TorchEquationCell):
     """PyTorch's GRU cell, gates r, z, n, with b_hn inside the reset product."""
 
     name = "gru"
@@ -352,6 +361,98 @@ class GRUCell(_KernelCell):
         return dx, (dh,)
 
 
+class LayerNormLSTMCell(LayerNormLSTMLayout, _KernelCell):
+    """The LSTM with layer normalisation (Ba, Kiros & Hinton 2016), each gate block of the
+    input and recurrent pre-activations normalised on its own, and the cell before the
+    output tanh (equations: recurrent/_kernels/lnlstm.pyx; parameters:
+    recurrent.cellbase.LayerNormLSTMLayout; reference: recurrent.reference)."""
+
+    name = "ln_lstm"
+    num_gates = 4
+
+    def _prepare(self, x, states, params):
+        """Checked arrays; the kernel's bias b_ih + b_hh (G,), a zero bias for the input
+        projection (normalised before any shift) and the gains and cell shift."""
+        h0, c0 = states
+        H = h0.shape[1]
+        G = 4 * H
+        dtype = x.dtype
+        w_ih, w_hh = _checked_weights(x, params, h0=h0, c0=c0)
+        bias = _bias(params, "bias_ih", G, dtype) + _bias(params, "bias_hh", G, dtype)
+        ln = tuple(params[kind] for kind in ("ln_gain_ih", "ln_gain_hh", "ln_gain_c",
+                                             "ln_bias_c"))
+        _check_arrays(dtype, **dict(zip(("ln_gain_ih", "ln_gain_hh", "ln_gain_c",
+                                         "ln_bias_c"), ln)))
+        return h0, c0, w_ih, w_hh, np.zeros(G, dtype), bias, ln
+
+    def forward(self, x, states, params, lengths, num_threads):
+        h0, c0, w_ih, w_hh, zeros, bias, ln = self._prepare(x, states, params)
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        G = 4 * H
+        dtype = x.dtype
+        out = np.empty((T, B, H), dtype)       # (T, B, H)  every h_t
+        xn = np.empty((T, B, G), dtype)        # (T, B, G)  LN(x W_ih^T)
+        nh = np.empty((T, B, G), dtype)        # (T, B, G)  LN(h W_hh^T)
+        gates = np.empty((T, B, G), dtype)     # (T, B, G)  activated i, f, g, o
+        cells = np.empty((T, B, H), dtype)     # (T, B, H)  every c_t
+        nc = np.empty((T, B, H), dtype)        # (T, B, H)  LN(c_t)
+        rs_x = np.empty((T, B, 4), dtype)      # (T, B, 4)  1 / std of each gate block
+        rs_h = np.empty((T, B, 4), dtype)
+        rs_c = np.empty((T, B), dtype)
+        h_n = np.empty((B, H), dtype)
+        c_n = np.empty((B, H), dtype)
+        _lnlstm.forward(out, xn, nh, gates, cells, nc, rs_x, rs_h, rs_c, h_n, c_n, x, h0, c0,
+                        w_ih, w_hh, zeros, bias, *ln, LN_EPS, lengths, num_threads)
+        out.flags.writeable = False
+        cache = _Cache((x, h0, c0, out, xn, nh, gates, cells, nc, rs_x, rs_h, rs_c, w_ih,
+                        w_hh, ln), lengths)
+        return out, (h_n, c_n), cache
+
+    def infer(self, x, states, params, lengths, num_threads):
+        """forward() without the caches (bitwise the same results)."""
+        h0, c0, w_ih, w_hh, zeros, bias, ln = self._prepare(x, states, params)
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        out = np.empty((T, B, H), x.dtype)     # (T, B, H)
+        h_n = np.empty((B, H), x.dtype)
+        c_n = np.empty((B, H), x.dtype)
+        _lnlstm.infer(out, h_n, c_n, x, h0, c0, w_ih, w_hh, zeros, bias, *ln, LN_EPS,
+                      lengths, num_threads)
+        return out, (h_n, c_n)
+
+    def backward(self, d_out, d_final_states, cache, grads, num_threads):
+        (x, h0, c0, out, xn, nh, gates, cells, nc, rs_x, rs_h, rs_c, w_ih, w_hh,
+         ln) = cache.take()
+        T, B, I = x.shape
+        H = h0.shape[1]
+        G = 4 * H
+        dtype = x.dtype
+        d_out = np.ascontiguousarray(d_out, dtype=dtype)
+        dh = _zeros_or(d_final_states[0], (B, H), dtype)   # d h_n in, d h0 out
+        dc = _zeros_or(d_final_states[1], (B, H), dtype)   # d c_n in, d c0 out
+        dx = np.empty((T, B, I), dtype)
+        dw_ih = _grad_target(grads, "weight_ih", (G, I), dtype)
+        dw_hh = _grad_target(grads, "weight_hh", (G, H), dtype)
+        db = np.zeros(G, dtype)
+        dg_ih = np.zeros(G, dtype)
+        acc_ghh = np.zeros((B, G), dtype)      # per row: gradients of ln_gain_hh,
+        acc_gc = np.zeros((B, H), dtype)       # ln_gain_c
+        acc_bc = np.zeros((B, H), dtype)       # and ln_bias_c
+        g_ih, g_hh, g_c, b_c = ln
+        _lnlstm.backward(dx, dh, dc, dw_ih, dw_hh, db, dg_ih, acc_ghh, acc_gc, acc_bc, xn,
+                         nh, gates, rs_x, rs_h, rs_c, cells, nc, d_out, x, h0, c0, out,
+                         w_ih, w_hh, g_ih, g_hh, g_c, b_c, cache.lengths, num_threads)
+        _finish_grads(grads, dw_ih, dw_hh)
+        _add_grad(grads, "bias_ih", db)
+        _add_grad(grads, "bias_hh", db)
+        _add_grad(grads, "ln_gain_ih", dg_ih)
+        _add_grad(grads, "ln_gain_hh", acc_ghh.sum(axis=0))
+        _add_grad(grads, "ln_gain_c", acc_gc.sum(axis=0))
+        _add_grad(grads, "ln_bias_c", acc_bc.sum(axis=0))
+        return dx, (dh, dc)
+
+
 def _grad_target(grads, kind, shape, dtype):
     """The array the kernel adds a weight gradient into: grads[kind] itself when it is a
     C-contiguous array of the right dtype (the usual case: a view of the flat buffer),
@@ -369,7 +470,7 @@ def _finish_grads(grads, dw_ih, dw_hh):
             g += value
 
 
-BUILTIN_CELLS = (RNNCell("tanh"), RNNCell("relu"), LSTMCell(), GRUCell())
+BUILTIN_CELLS = (RNNCell("tanh"), RNNCell("relu"), LSTMCell(), GRUCell(), LayerNormLSTMCell())
 
 
 @recurrent.hookimpl

@@ -11,6 +11,11 @@ Legend: I input size, H hidden size, G = gates * H rows of the stacked weight ma
   bias_ih_l{k}[_reverse]    (G,)
   bias_hh_l{k}[_reverse]    (G,)     for GRU, b_hn stays inside the reset product:
                                       n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+
+ln_lstm (no torch.nn module) adds its layer-norm gains and cell shift after these four
+(recurrent/cellbase.py: LayerNormLSTMLayout):
+  ln_gain_ih_l{k}[_reverse] (G,)  ln_gain_hh_l{k}[_reverse] (G,)
+  ln_gain_c_l{k}[_reverse]  (H,)  ln_bias_c_l{k}[_reverse]  (H,)
 """
 
 # Gate blocks, in row order of weight_ih / weight_hh, per built-in cell.
@@ -19,6 +24,7 @@ GATE_ORDER = {
     "rnn_relu": ("h",),
     "lstm": ("i", "f", "g", "o"),  # input, forget, cell candidate, output
     "gru": ("r", "z", "n"),  # reset, update, new
+    "ln_lstm": ("i", "f", "g", "o"),  # the LSTM's, each block layer-normalised
 }
 
 # Recurrent state tensors carried between steps, per built-in cell.
@@ -27,6 +33,7 @@ STATE_NAMES = {
     "rnn_relu": ("h",),
     "lstm": ("h", "c"),
     "gru": ("h",),
+    "ln_lstm": ("h", "c"),
 }
 
 # The per-direction parameters of one layer, in flat-buffer order.

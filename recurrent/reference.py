@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cellbase import TorchLayoutCell
+from .cellbase import LN_EPS, LayerNormLSTMLayout, TorchLayoutCell
 from .layout import GATE_ORDER, STATE_NAMES
 from .lengths import valid_mask
 from .masks import MASK_KINDS, check_masks
@@ -320,12 +320,91 @@ class GRUCell(ReferenceCell):
         return dax @ params["weight_ih"], (_unmasked(dah @ params["weight_hh"], m) + dh_direct,)
 
 
+def _layer_norm(v, blocks):
+    """v (B, blocks * n) normalised over each block of n -> (v_hat, rstd (B, blocks, 1))."""
+    w = v.reshape(v.shape[0], blocks, -1)
+    mean = w.mean(axis=2, keepdims=True)
+    rstd = 1 / np.sqrt(((w - mean) ** 2).mean(axis=2, keepdims=True) + LN_EPS)
+    return ((w - mean) * rstd).reshape(v.shape), rstd
+
+
+def _layer_norm_backward(d_hat, v_hat, rstd, blocks):
+    """d v from d v_hat for v_hat = LN(v) per block (rstd as _layer_norm returned it)."""
+    d = d_hat.reshape(d_hat.shape[0], blocks, -1)
+    n = v_hat.reshape(d.shape)
+    dv = rstd * (d - d.mean(axis=2, keepdims=True) - n * (d * n).mean(axis=2, keepdims=True))
+    return dv.reshape(d_hat.shape)
+
+
+class LayerNormLSTMCell(LayerNormLSTMLayout, ReferenceCell):
+    """The LSTM with layer normalisation (Ba, Kiros & Hinton 2016), each gate block
+    normalised on its own (LN: mean and variance over the block's H values, recurrent/
+    cellbase.py for the parameters):
+        a = g_ih * LN(x W_ih^T) + b_ih + g_hh * LN(h W_hh^T) + b_hh      (B, 4H)
+        i, f, o = sigmoid(.), g = tanh(.)   of   a's blocks
+        c' = f * c + i * g
+        h' = o * tanh(g_c * LN(c') + b_c)
+    """
+
+    name = "ln_lstm"
+    num_gates = 4
+    state_names = STATE_NAMES["ln_lstm"]
+
+    def _step_forward(self, x_t, states, params, m=None):
+        h, c = states
+        hm = _masked(h, m)
+        nx, rs_x = _layer_norm(_times_wt(x_t, params["weight_ih"]), 4)  # (B, 4H), (B, 4, 1)
+        nh, rs_h = _layer_norm(_times_wt(hm, params["weight_hh"]), 4)
+        a = params["ln_gain_ih"] * nx + params["bias_ih"] + params["ln_gain_hh"] * nh \
+            + params["bias_hh"]                                # (B, 4H)
+        a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)
+        i, f, g, o = _sigmoid(a_i), _sigmoid(a_f), np.tanh(a_g), _sigmoid(a_o)
+        c_new = f * c + i * g
+        nc, rs_c = _layer_norm(c_new, 1)
+        tanh_c = np.tanh(params["ln_gain_c"] * nc + params["ln_bias_c"])
+        h_new = o * tanh_c
+        cache = (x_t, hm, m, c, nx, rs_x, nh, rs_h, i, f, g, o, nc, rs_c, tanh_c)
+        return (h_new, c_new), cache
+
+    def _step_backward(self, d_new_states, step_cache, params, grads):
+        dh_new, dc_new = d_new_states
+        x_t, hm, m, c, nx, rs_x, nh, rs_h, i, f, g, o, nc, rs_c, tanh_c = step_cache
+        # h' = o * tanh(g_c * nc + b_c)
+        d_o = dh_new * tanh_c
+        d_cn = dh_new * o * (1 - tanh_c * tanh_c)
+        grads["ln_gain_c"] += (d_cn * nc).sum(axis=0)
+        grads["ln_bias_c"] += d_cn.sum(axis=0)
+        # nc = LN(c')
+        dc = dc_new + _layer_norm_backward(d_cn * params["ln_gain_c"], nc, rs_c, 1)
+        # c' = f * c + i * g
+        d_f = dc * c
+        d_i = dc * g
+        d_g = dc * i
+        dc_prev = dc * f
+        # i, f, o = sigmoid(a_*), g = tanh(a_g)
+        da = np.concatenate([d_i * i * (1 - i), d_f * f * (1 - f), d_g * (1 - g * g),
+                             d_o * o * (1 - o)], axis=1)     # (B, 4H)
+        # a = g_ih * nx + b_ih + g_hh * nh + b_hh
+        grads["bias_ih"] += da.sum(axis=0)
+        grads["bias_hh"] += da.sum(axis=0)
+        grads["ln_gain_ih"] += (da * nx).sum(axis=0)
+        grads["ln_gain_hh"] += (da * nh).sum(axis=0)
+        # nx = LN(x W_ih^T), nh = LN(h W_hh^T)
+        d_xa = _layer_norm_backward(da * params["ln_gain_ih"], nx, rs_x, 4)
+        d_ha = _layer_norm_backward(da * params["ln_gain_hh"], nh, rs_h, 4)
+        grads["weight_ih"] += d_xa.T @ x_t
+        grads["weight_hh"] += d_ha.T @ hm
+        return d_xa @ params["weight_ih"], (_unmasked(d_ha @ params["weight_hh"], m), dc_prev)
+
+
 # One instance per cell: reference cells hold no state between calls.
-CELLS = {cell.name: cell for cell in (RNNTanhCell(), RNNReluCell(), LSTMCell(), GRUCell())}
+CELLS = {cell.name: cell for cell in (RNNTanhCell(), RNNReluCell(), LSTMCell(), GRUCell(),
+                                     LayerNormLSTMCell())}
 
 
 def get_reference_cell(name):
-    """The reference cell for a built-in cell name ('rnn_tanh', 'rnn_relu', 'lstm', 'gru')."""
+    """The reference cell for a built-in cell name ('rnn_tanh', 'rnn_relu', 'lstm', 'gru',
+    'ln_lstm')."""
     if name not in CELLS:
         raise ValueError(f"no reference cell {name!r}; known: {', '.join(sorted(CELLS))}")
     return CELLS[name]

@@ -14,7 +14,8 @@ atexit.register(shutil.rmtree, os.environ["RECURRENT_CACHE_DIR"], True)
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-CELL_NAMES = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+CELL_NAMES = ("rnn_tanh", "rnn_relu", "lstm", "gru", "ln_lstm")
+TORCH_CELL_NAMES = ("rnn_tanh", "rnn_relu", "lstm", "gru")  # the ones torch.nn has
 BACKENDS = ("reference", "fast")
 
 

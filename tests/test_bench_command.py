@@ -161,8 +161,9 @@ def test_bench_times_any_registered_cell_alone(tmp_path):
     result = bench("--vs", "torch", "--cell", "peephole_lstm", "--config", "4,2,3,5")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == (
-        "Error: --cell peephole_lstm: torch has no such cell to compare with (it has "
-        "rnn_tanh, rnn_relu, lstm, gru); time it alone with --vs none")
+        "Error: --cell peephole_lstm: no torch side to compare with (there is one for "
+        "rnn_tanh, rnn_relu, lstm, gru, ln_lstm); time it alone with --vs none, or beside "
+        "one of ours with --vs lstm (or any cell name)")
 
     # without --vs: torch beside the cells it has, the others alone, in one table
     pytest.importorskip("torch", reason="torch not installed")
@@ -175,6 +176,38 @@ def test_bench_times_any_registered_cell_alone(tmp_path):
     table = result.stdout.splitlines()
     assert any(line.startswith("peephole_lstm") and "timed alone" in line for line in table)
     assert any(line.startswith("lstm") and "timed alone" not in line for line in table)
+
+
+def test_bench_compares_ln_lstm_with_its_equations_in_torch_ops(tmp_path):
+    # torch.nn has no layer-normalised LSTM: the torch side is the same equations in
+    # torch ops (what a torch user writes), checked to agree before timing
+    pytest.importorskip("torch", reason="torch not installed")
+    out = tmp_path / "bench.json"
+    result = _bench("--cell", "ln_lstm,lstm", "--config", "5,3,4,6", "--threads", "1",
+                    "--repeats", "2", "--rounds", "2", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["cell"] for r in rows] == ["ln_lstm", "lstm"]
+    assert all(r["max_rel_diff"] < 1e-5 and r["ratio"] > 0 for r in rows)
+
+
+def test_bench_times_a_cell_beside_another_of_ours(tmp_path):
+    out = tmp_path / "bench.json"
+    result = _bench("--cell", "ln_lstm,lstm", "--vs", "lstm", "--config", "5,4,3,6",
+                    "--threads", "1", "--repeats", "2", "--rounds", "2", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    assert "ratio = median over rounds of cell/lstm block medians" in result.output
+    assert "lstm ms" in result.output
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["cell"], r["baseline_cell"]) for r in rows] == [("ln_lstm", "lstm"),
+                                                               ("lstm", "lstm")]
+    for row in rows:
+        assert "torch" not in row and row["baseline"]["median_ms"] > 0
+        assert len(row["round_ratios"]) == 2
+        assert row["ratio"] == pytest.approx(float(np.median(row["round_ratios"])))
+    one_line = CliRunner().invoke(cli, ["bench", "--vs", "nope", "--cell", "lstm"])
+    assert one_line.exit_code == 1
+    assert "--vs: expected torch, none or a cell name; unknown cell 'nope'" in one_line.output
 
 
 @pytest.mark.parametrize("precision,mode,cells", [("bf16", "train", "rnn_tanh,gru"),

@@ -132,7 +132,7 @@ def test_train_and_eval_with_the_plugin_cell_through_the_cli(tmp_path):
     missing = _recurrent("eval", str(run), cwd=tmp_path, plugins_env=False)
     assert missing.returncode == 1
     assert missing.stderr.strip().splitlines() == [missing.stderr.strip()]
-    assert "unknown cell 'peephole_lstm'; known cells: gru, lstm" in missing.stderr
+    assert "unknown cell 'peephole_lstm'; known cells: gru, ln_lstm, lstm" in missing.stderr
 
 
 def test_plugins_listing_and_check_through_the_cli(tmp_path):

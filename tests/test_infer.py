@@ -32,7 +32,7 @@ def _lstm_problem(T, B, I, H, dtype, seed):
 
 
 # T, B, I, H: one row; odd sizes; several input-projection chunks (B * 4H * 4 bytes per step)
-@pytest.mark.parametrize("name", ["lstm", "gru"])
+@pytest.mark.parametrize("name", ["lstm", "gru", "ln_lstm"])
 @pytest.mark.parametrize("size", [(9, 1, 3, 16), (13, 5, 7, 20), (40, 70, 8, 300)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("num_threads", [1, 2])

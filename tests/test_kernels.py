@@ -17,7 +17,8 @@ from recurrent._kernels import activations, ompinfo
 from recurrent.plugins import get_cell
 from recurrent.reference import get_reference_cell
 
-CELL_NAMES = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+CELL_NAMES = ("rnn_tanh", "rnn_relu", "lstm", "gru", "ln_lstm")
+TORCH_CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")  # ln_lstm: tests/test_ln_lstm.py
 
 # (T, B, I, H): general, T=1, B=1, more rows than threads with an odd split, H not a
 # multiple of any vector width.
@@ -262,7 +263,7 @@ def test_wrong_dtype_is_rejected_with_a_clear_message():
         cell.forward(x, tuple(s.astype(np.float64) for s in states), params, _full(x), 1)
 
 
-@pytest.mark.parametrize("name", CELL_NAMES)
+@pytest.mark.parametrize("name", TORCH_CELLS)
 def test_matches_torch_float32(name):
     torch = pytest.importorskip("torch", reason="torch not installed")
     T, B, I, H = 6, 4, 5, 8

@@ -123,6 +123,10 @@ def test_fast_cells_match_reference(name, config, dtype, rng):
         dx, dstate = layer.backward(d_out, d_finals)
         results.append([out, *as_list(finals), dx, *as_list(dstate), *layer.grads().values()])
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    if name == "ln_lstm" and dtype == np.float32:
+        # both sides round in float32, and layer normalisation over H = 4 units divides by
+        # a row's standard deviation, which amplifies that rounding (float64 stays tight)
+        tol = dict(rtol=1e-4, atol=1e-4)
     for got, want in zip(*results):
         np.testing.assert_allclose(got, want, **tol)
         assert got.dtype == dtype

@@ -201,9 +201,12 @@ def test_registry_of_reference_cells():
         assert cell.state_names == STATE_NAMES[name]
         assert cell.num_gates == len(GATE_ORDER[name])
         G = cell.num_gates * H
-        assert cell.param_shapes(I, H) == {"weight_ih": (G, I), "weight_hh": (G, H),
-                                           "bias_ih": (G,), "bias_hh": (G,)}
-    with pytest.raises(ValueError, match="known: gru, lstm, rnn_relu, rnn_tanh"):
+        torch_kinds = {"weight_ih": (G, I), "weight_hh": (G, H), "bias_ih": (G,),
+                       "bias_hh": (G,)}
+        ln_kinds = {"ln_gain_ih": (G,), "ln_gain_hh": (G,), "ln_gain_c": (H,),
+                    "ln_bias_c": (H,)} if name == "ln_lstm" else {}
+        assert cell.param_shapes(I, H) == {**torch_kinds, **ln_kinds}
+    with pytest.raises(ValueError, match="known: gru, ln_lstm, lstm, rnn_relu, rnn_tanh"):
         get_reference_cell("peephole")
 
 

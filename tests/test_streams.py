@@ -29,7 +29,7 @@ def interleaved(pool, sequences, rng):
 
 
 @pytest.mark.parametrize("cell, layers", [("lstm", 1), ("gru", 2), ("rnn_tanh", 3),
-                                          ("lstm", 3)])
+                                          ("lstm", 3), ("ln_lstm", 2)])
 def test_interleaved_steps_equal_whole_sequence_forward(cell, layers):
     rng = np.random.default_rng(layers)
     layer = Recurrent(cell, 5, 12, num_layers=layers, seed=7,

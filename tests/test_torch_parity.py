@@ -8,7 +8,7 @@ must match, and the empty rows are checked by definition (zero outputs and dx, f
 import numpy as np
 import pytest
 
-from conftest import CELL_NAMES, cell_for
+from conftest import TORCH_CELL_NAMES, cell_for
 from recurrent.layers import Recurrent
 
 torch = pytest.importorskip("torch", reason="torch is not installed")
@@ -124,17 +124,17 @@ def compare(name, backend, L, bidirectional, with_lengths, size, bias=True, seed
                          ids=["full", "lengths", "zero-length"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize("L", [1, 2, 3], ids=lambda n: f"L{n}")
-@pytest.mark.parametrize("name", CELL_NAMES)
+@pytest.mark.parametrize("name", TORCH_CELL_NAMES)
 def test_matches_torch(name, L, bidirectional, with_lengths, size, backend):
     compare(name, backend, L, bidirectional, with_lengths, size)
 
 
-@pytest.mark.parametrize("name", CELL_NAMES)
+@pytest.mark.parametrize("name", TORCH_CELL_NAMES)
 def test_matches_torch_without_bias(name, backend):
     compare(name, backend, 2, True, "empty", "T5-B3", bias=False, seed=3)
 
 
-@pytest.mark.parametrize("name", CELL_NAMES)
+@pytest.mark.parametrize("name", TORCH_CELL_NAMES)
 def test_outputs_match_torch_in_float64(name, backend):
     T, B, I, H = 6, 4, 3, 5
     rng = np.random.default_rng(7)

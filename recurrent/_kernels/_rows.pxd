@@ -7,7 +7,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm
 from ._recmat cimport pack, packed_len, rc_malloc64, recmat
@@ -61,6 +61,22 @@ cdef inline void copy_empty_rows(floating* final, const floating* first,
     for b in range(B):
         if lengths[b] == 0:
             memcpy(final + b * H, first + b * H, H * sizeof(floating))
+
+
+cdef inline void finish_step_hc(floating* out, floating* h_n, floating* c_n, const floating* c,
+                                const int64_t* lengths, Py_ssize_t t, Py_ssize_t B, int H,
+                                Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    """After step t of rows b0:b1 of a cell with states (h, c) (LSTM, LN-LSTM; c: their
+    c_t, (b1 - b0, H)): a row past its length outputs zero (its state is no longer read);
+    a row at its last step hands on h_n, c_n."""
+    cdef Py_ssize_t b, row
+    for b in range(b0, b1):
+        row = t * B + b
+        if t >= lengths[b]:
+            memset(out + row * H, 0, H * sizeof(floating))
+        elif t == lengths[b] - 1:
+            memcpy(h_n + b * H, out + row * H, H * sizeof(floating))
+            memcpy(c_n + b * H, c + (b - b0) * H, H * sizeof(floating))
 
 
 cdef inline Py_ssize_t _block(Py_ssize_t n, int parts) noexcept nogil:
@@ -131,9 +147,11 @@ cdef inline void add_input_grads(floating* dw_ih, floating* db, const floating* 
                                  int ng, const floating* x, int I,
                                  Py_ssize_t TB) noexcept nogil:
     """ng rows of the input-side gradients, d pointing at their first column of dA (TB, .):
-    dW_ih[rows] (ng, I) += dA[:, rows]^T (ng, TB) @ X (TB, I);  db[rows] += column sums."""
+    dW_ih[rows] (ng, I) += dA[:, rows]^T (ng, TB) @ X (TB, I);  db[rows] (if not NULL) +=
+    column sums."""
     gemm(True, False, ng, I, <int> TB, 1, d, ldd, x, I, 1, dw_ih, I)
-    add_colsum(db, d, ldd, TB, ng)
+    if db != NULL:
+        add_colsum(db, d, ldd, TB, ng)
 
 
 cdef inline void add_hidden_grads(floating* dw_hh, floating* db, const floating* d, int ldd,
@@ -221,6 +239,22 @@ cdef inline int input_and_weight_grads(floating* dx, floating* dw_ih, floating* 
         dW_hh (G, H)    += sum_t dA_t[:, :G]^T @ h_{t-1};  db_hh (if not NULL) likewise
     dA_in as described by `parts` (InputParts); dx is summed part by part, in order.
     Returns -1 when out of memory, else 0."""
+    return split_input_and_weight_grads(dx, dw_ih, db_ih, dw_hh, db_hh, da, da, ldd, G,
+                                        parts, x, h0, out, w_ih, T, B, I, H, num_threads)
+
+
+cdef inline int split_input_and_weight_grads(floating* dx, floating* dw_ih, floating* db_ih,
+                                             floating* dw_hh, floating* db_hh,
+                                             const floating* da, const floating* da_hh,
+                                             int ldd, int G, InputParts parts,
+                                             const floating* x, const floating* h0,
+                                             const floating* out, const floating* w_ih,
+                                             Py_ssize_t T, Py_ssize_t B, int I, int H,
+                                             int num_threads) noexcept nogil:
+    """input_and_weight_grads with the two sides' gradients in separate arrays of the same
+    row stride ldd: the input side (dx, dW_ih, db_ih) from da, the recurrent side (dW_hh,
+    db_hh) from da_hh (the layer-normalised LSTM, whose sides are normalised apart).
+    db_ih and db_hh may be NULL (no bias gradient wanted)."""
     cdef Py_ssize_t TB = T * B
     cdef Py_ssize_t rb = row_block(TB), nrb = num_blocks(TB, rb)
     cdef Py_ssize_t gb = gate_block(G), ngb = num_blocks(G, gb)
@@ -255,10 +289,10 @@ cdef inline int input_and_weight_grads(floating* dx, floating* dw_ih, floating* 
                 a0 = max(g0, parts.first[p])
                 a1 = min(g1, parts.first[p + 1])
                 if a1 > a0:
-                    add_input_grads(dw_ih + a0 * I, db_ih + a0,
+                    add_input_grads(dw_ih + a0 * I, NULL if db_ih == NULL else db_ih + a0,
                                     da + a0 - parts.first[p] + parts.column[p], ldd,
                                     <int> (a1 - a0), x, I, TB)
-            add_hidden_grads(dw_hh + g0 * H, NULL if db_hh == NULL else db_hh + g0, da + g0,
+            add_hidden_grads(dw_hh + g0 * H, NULL if db_hh == NULL else db_hh + g0, da_hh + g0,
                              ldd, <int> (g1 - g0), h0, out, H, T, B)
     for p in range(parts.count):
         free(w_part[p])

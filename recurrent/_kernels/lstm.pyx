@@ -46,7 +46,7 @@ from ._gates cimport (rc_lstm_backward_f32, rc_lstm_backward_zone_f32, rc_lstm_g
                       rc_lstm_pack_f32, rc_lstm_packed_len, rc_lstm_step_hoisted_f32,
                       rc_lstm_step_in_tile_f32)
 from ._recmat cimport rc_malloc64, recmat
-from ._rows cimport (add_masked, copy_empty_rows, data_of, infer_chunk,
+from ._rows cimport (add_masked, copy_empty_rows, data_of, finish_step_hc, infer_chunk,
                      input_and_weight_grads, kernel_threads, mask_scratch, masked_history,
                      masked_rows, packed_copy, project_inputs, project_packed, split,
                      state_before, whole_input_part, zone_at, zoneout_step)
@@ -154,7 +154,7 @@ cdef inline void _cell_backward_zone(floating* a, const floating* c_prev,
 # Either writes c (nb, H), h (nb, H) and, unless gates is NULL (inference), the activated
 # gates (nb, G). h_prev (nb, H) is the previous h, A (nb, H) what the recurrent product
 # reads (h_prev, or h_prev times the recurrent-dropout mask); kh, kc (nb, H) the step's
-# zoneout rows or NULL. Then _finish_step applies the lengths. Training (_train_rows) keeps every
+# zoneout rows or NULL. Then finish_step_hc (_rows.pxd) applies the lengths. Training (_train_rows) keeps every
 # c_t and the gates for backward; inference (_infer_rows) keeps one running c and no gates.
 
 
@@ -193,21 +193,6 @@ cdef inline void _step_in_tile(const floating* x_t, const floating* w_ih_t,
     if floating is float:
         rc_lstm_step_in_tile_f32(nb, I, H, x_t, h_prev, A, w_ih_t, w_hh_t, bias, c_prev, c, h,
                                  gates, kh, kc, rc_lstm_group_order(t))
-
-
-cdef inline void _finish_step(floating* out, floating* h_n, floating* c_n, const floating* c,
-                              const int64_t* lengths, Py_ssize_t t, Py_ssize_t B, int H,
-                              Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
-    """After step t of rows b0:b1 (c: their c_t, (b1 - b0, H)): a row past its length
-    outputs zero (its state is no longer read); a row at its last step hands on h_n, c_n."""
-    cdef Py_ssize_t b, row
-    for b in range(b0, b1):
-        row = t * B + b
-        if t >= lengths[b]:
-            memset(out + row * H, 0, H * sizeof(floating))
-        elif t == lengths[b] - 1:
-            memcpy(h_n + b * H, out + row * H, H * sizeof(floating))
-            memcpy(c_n + b * H, c + (b - b0) * H, H * sizeof(floating))
 
 
 cdef void _train_rows(floating* out, floating* gates, floating* cells, floating* h_n,
@@ -249,7 +234,7 @@ cdef void _train_rows(floating* out, floating* gates, floating* cells, floating*
         else:
             _step_hoisted(gates + row0 * G, gates + row0 * G, h_prev, A, w_hh_t, c_prev,
                           cells + row0 * H, out + row0 * H, kh, kc, lengths, t, H, b0, nb)
-        _finish_step(out, h_n, c_n, cells + row0 * H, lengths, t, B, H, b0, b1)
+        finish_step_hc(out, h_n, c_n, cells + row0 * H, lengths, t, B, H, b0, b1)
 
 
 cdef void _infer_rows(floating* out, floating* pre, floating* c_run, floating* h_n,
@@ -287,7 +272,7 @@ cdef void _infer_rows(floating* out, floating* pre, floating* c_run, floating* h
         else:
             _step_hoisted(pre + ((t - t0) * B + b0) * G, NULL, h_prev, A, w_hh_t, c, c,
                           out + row0 * H, kh, kc, lengths, t, H, b0, nb)
-        _finish_step(out, h_n, c_n, c, lengths, t, B, H, b0, b1)
+        finish_step_hc(out, h_n, c_n, c, lengths, t, B, H, b0, b1)
 
 
 cdef void _backward_rows(floating* dh, floating* dc, floating* gates,

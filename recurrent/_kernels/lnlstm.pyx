@@ -1,0 +1,405 @@
+"""Layer-normalised LSTM kernels (Ba, Kiros & Hinton 2016): the whole sequence forward,
+inference, and backpropagation through time, one call each.
+
+Legend: T time steps, B batch rows, I input size, H hidden size, G = 4H gate rows in the
+order i, f, g, o (recurrent/layout.py). LN(v) normalises each gate block of H values on
+its own (mean and variance over the block, eps inside the square root).
+
+Forward, for step t of a valid row (t < lengths[b]):
+    xn  = LN(x_t W_ih^T)        per gate block, hoisted: all T steps before the loop
+    nh  = LN(h_{t-1} W_hh^T)    per gate block, after each step's recurrent product
+    a   = g_ih * xn + g_hh * nh + (b_ih + b_hh)
+    i, f, g, o = sigmoid(a_i), sigmoid(a_f), tanh(a_g), sigmoid(a_o)
+    c_t = f * c_{t-1} + i * g
+    h_t = o * tanh(g_c * LN(c_t) + b_c)
+The recurrent product is recmat.h's over W_hh^T packed once per call; the per-row passes
+(normalisation, gates, their backward) are lnlstm.h's. A row past its length keeps (h, c),
+outputs zeros; a row of length 0 runs no step (final state = initial state, zero
+gradients, d h0 = d h_n).
+
+Caches read by backward: xn and nh (T, B, G) normalised, their rstd (T, B, 4), the
+activated gates (T, B, G), every c_t and LN(c_t) (T, B, H), its rstd (T, B), every h_t (the
+outputs). Backward overwrites gates with dA, nh with d (h W_hh^T) and xn with d (x W_ih^T),
+so a cache serves one backward call. infer() keeps none of them: same row passes on the
+same values, bitwise equal.
+
+Threads: as lstm.pyx. The time loop is one parallel region in which each thread owns a
+contiguous slice of batch rows; the hoisted passes are cut into blocks that depend on the
+sizes only; the gain gradients of the recurrent side are summed per row (B, .) in the loop
+and over rows by the caller, those of the input side per block of rows (a size-only split)
+and then over the blocks in order.
+So 1, 2, ... threads give bitwise identical results.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t
+from libc.stdlib cimport free
+from libc.string cimport memset
+
+from ._recmat cimport rc_malloc64, recmat
+from ._rows cimport (copy_empty_rows, finish_step_hc, infer_chunk, kernel_threads,
+                     num_blocks, packed_copy, project_inputs, project_packed, row_block,
+                     split, split_input_and_weight_grads, state_before, whole_input_part)
+
+
+cdef extern from "lnlstm.h" nogil:
+    void rc_lnlstm_forward_f32(int H, float eps, const float* xn, float* nh, float* rs_h,
+                               const float* g_ih, const float* g_hh, const float* bias,
+                               const float* c_prev, float* c, float* nc, float* rs_c,
+                               const float* g_c, const float* b_c, float* h, float* gates)
+    void rc_lnlstm_forward_f64(int H, double eps, const double* xn, double* nh,
+                               double* rs_h, const double* g_ih, const double* g_hh,
+                               const double* bias, const double* c_prev, double* c,
+                               double* nc, double* rs_c, const double* g_c,
+                               const double* b_c, double* h, double* gates)
+    void rc_lnlstm_backward_f32(int H, float* gates, float* nh, const float* rs_h,
+                                const float* g_hh, const float* c_prev, const float* nc,
+                                float rs_c, const float* g_c, const float* b_c,
+                                const float* d_out, float* dh, float* dc, float* acc_ghh,
+                                float* acc_gc, float* acc_bc, float* nc_work)
+    void rc_lnlstm_backward_f64(int H, double* gates, double* nh, const double* rs_h,
+                                const double* g_hh, const double* c_prev, const double* nc,
+                                double rs_c, const double* g_c, const double* b_c,
+                                const double* d_out, double* dh, double* dc,
+                                double* acc_ghh, double* acc_gc, double* acc_bc,
+                                double* nc_work)
+    void rc_ln_rows_f32(float* v, float* rs, long rows, int H, float eps)
+    void rc_ln_rows_f64(double* v, double* rs, long rows, int H, double eps)
+    void rc_ln_rows_backward_f32(const float* d, const float* g, float* n, const float* rs,
+                                 long rows, int H, float* db, float* dg)
+    void rc_ln_rows_backward_f64(const double* d, const double* g, double* n,
+                                 const double* rs, long rows, int H, double* db, double* dg)
+
+
+# ---- fused-type front ends of lnlstm.h ----------------------------------------------------
+
+cdef inline void _row_forward(int H, double eps, const floating* xn, floating* nh,
+                              floating* rs_h, const floating* g_ih, const floating* g_hh,
+                              const floating* bias, const floating* c_prev, floating* c,
+                              floating* nc, floating* rs_c, const floating* g_c,
+                              const floating* b_c, floating* h,
+                              floating* gates) noexcept nogil:
+    if floating is float:
+        rc_lnlstm_forward_f32(H, <float> eps, xn, nh, rs_h, g_ih, g_hh, bias, c_prev, c, nc,
+                              rs_c, g_c, b_c, h, gates)
+    else:
+        rc_lnlstm_forward_f64(H, eps, xn, nh, rs_h, g_ih, g_hh, bias, c_prev, c, nc, rs_c,
+                              g_c, b_c, h, gates)
+
+
+cdef inline void _row_backward(int H, floating* gates, floating* nh, const floating* rs_h,
+                               const floating* g_hh, const floating* c_prev,
+                               const floating* nc, floating rs_c, const floating* g_c,
+                               const floating* b_c, const floating* d_out, floating* dh,
+                               floating* dc, floating* acc_ghh, floating* acc_gc,
+                               floating* acc_bc, floating* nc_work) noexcept nogil:
+    if floating is float:
+        rc_lnlstm_backward_f32(H, gates, nh, rs_h, g_hh, c_prev, nc, rs_c, g_c, b_c, d_out,
+                               dh, dc, acc_ghh, acc_gc, acc_bc, nc_work)
+    else:
+        rc_lnlstm_backward_f64(H, gates, nh, rs_h, g_hh, c_prev, nc, rs_c, g_c, b_c, d_out,
+                               dh, dc, acc_ghh, acc_gc, acc_bc, nc_work)
+
+
+cdef inline void _ln_rows(floating* v, floating* rs, Py_ssize_t rows, int H,
+                          double eps) noexcept nogil:
+    if floating is float:
+        rc_ln_rows_f32(v, rs, rows, H, <float> eps)
+    else:
+        rc_ln_rows_f64(v, rs, rows, H, eps)
+
+
+cdef inline void _ln_rows_backward(const floating* d, const floating* g, floating* n,
+                                   const floating* rs, Py_ssize_t rows, int H, floating* db,
+                                   floating* dg) noexcept nogil:
+    if floating is float:
+        rc_ln_rows_backward_f32(d, g, n, rs, rows, H, db, dg)
+    else:
+        rc_ln_rows_backward_f64(d, g, n, rs, rows, H, db, dg)
+
+
+# ---- the hoisted input part ---------------------------------------------------------------
+
+cdef void _normalize_inputs(floating* xn, floating* rs_x, Py_ssize_t TB, int H, double eps,
+                            int num_threads) noexcept nogil:
+    """xn (TB, G) = LN(x W_ih^T) per gate block in place, rs_x (TB, 4) their rstd; row
+    blocks of a size-only split shared between threads."""
+    cdef Py_ssize_t rb = row_block(TB), nrb = num_blocks(TB, rb)
+    cdef Py_ssize_t k, r0
+    for k in prange(nrb, num_threads=kernel_threads(num_threads, nrb, 8.0 * TB * 4 * H),
+                    schedule="dynamic", chunksize=1):
+        r0 = k * rb
+        _ln_rows(xn + r0 * 4 * H, rs_x + r0 * 4, min(rb, TB - r0), H, eps)
+
+
+# ---- the time loops -------------------------------------------------------------------
+
+cdef void _train_rows(floating* out, floating* xn, floating* nh, floating* rs_h,
+                      floating* gates, floating* cells, floating* nc, floating* rs_c,
+                      floating* h_n, floating* c_n, const floating* h0, const floating* c0,
+                      const floating* w_hh_t, const floating* g_ih, const floating* g_hh,
+                      const floating* bias, const floating* g_c, const floating* b_c,
+                      double eps, const int64_t* lengths, Py_ssize_t T, Py_ssize_t B,
+                      int H, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    """The time loop for batch rows b0:b1, keeping every cache backward reads. nh's rows of
+    step t receive h_{t-1} W_hh^T (recmat over w_hh_t, W_hh^T packed) and are normalised
+    in place by the row pass."""
+    cdef int G = 4 * H
+    cdef int nb = <int> (b1 - b0)
+    cdef Py_ssize_t t, r, row
+    cdef const floating* h_prev
+    cdef const floating* c_prev
+    if nb <= 0:
+        return
+    for t in range(T):
+        row = t * B + b0
+        h_prev = state_before(out, h0, t, B, H, b0)
+        c_prev = state_before(cells, c0, t, B, H, b0)
+        recmat(nb, G, H, h_prev, H, w_hh_t, nh + row * G, G, False)
+        for r in range(nb):
+            if t < lengths[b0 + r]:
+                _row_forward(H, eps, xn + (row + r) * G, nh + (row + r) * G,
+                             rs_h + (row + r) * 4, g_ih, g_hh, bias, c_prev + r * H,
+                             cells + (row + r) * H, nc + (row + r) * H, rs_c + row + r, g_c,
+                             b_c, out + (row + r) * H, gates + (row + r) * G)
+        finish_step_hc(out, h_n, c_n, cells + row * H, lengths, t, B, H, b0, b1)
+
+
+cdef void _infer_rows(floating* out, const floating* xn, floating* work, floating* c_buf,
+                      floating* h_n, floating* c_n, const floating* h0, const floating* c0,
+                      const floating* w_hh_t, const floating* g_ih, const floating* g_hh,
+                      const floating* bias, const floating* g_c, const floating* b_c,
+                      double eps, const int64_t* lengths, Py_ssize_t t0, Py_ssize_t t1,
+                      Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    """Steps t0:t1 for batch rows b0:b1 without caches. xn (t1 - t0, B, G): the normalised
+    input part of these steps. work (B, 2G + H + 5) scratch per row: nh, gates, LN(c), the
+    rstds. c_buf (2, B, H): c_t lives in c_buf[t % 2] (a row's c is read only while the
+    row is valid, and its final c is copied out at its last step)."""
+    cdef int G = 4 * H
+    cdef int nb = <int> (b1 - b0)
+    cdef Py_ssize_t W = 2 * G + H + 5
+    cdef Py_ssize_t t, r, row
+    cdef const floating* h_prev
+    cdef const floating* c_prev
+    cdef floating* c
+    cdef floating* wr
+    if nb <= 0:
+        return
+    for t in range(t0, t1):
+        row = t * B + b0
+        h_prev = state_before(out, h0, t, B, H, b0)
+        c_prev = c0 + b0 * H if t == 0 else c_buf + ((t - 1) % 2) * B * H + b0 * H
+        c = c_buf + (t % 2) * B * H + b0 * H
+        recmat(nb, G, H, h_prev, H, w_hh_t, work + b0 * W, W, False)
+        for r in range(nb):
+            if t < lengths[b0 + r]:
+                wr = work + (b0 + r) * W
+                _row_forward(H, eps, xn + ((t - t0) * B + b0 + r) * G, wr, wr + 2 * G + H,
+                             g_ih, g_hh, bias, c_prev + r * H, c + r * H, wr + 2 * G,
+                             wr + 2 * G + H + 4, g_c, b_c, out + (row + r) * H, wr + G)
+        finish_step_hc(out, h_n, c_n, c, lengths, t, B, H, b0, b1)
+
+
+cdef void _backward_rows(floating* dh, floating* dc, floating* gates, floating* nh,
+                         const floating* rs_h, const floating* d_out, const floating* cells,
+                         const floating* nc, const floating* rs_c, const floating* c0,
+                         const floating* w_hh_p, const floating* g_hh, const floating* g_c,
+                         const floating* b_c, floating* acc_ghh, floating* acc_gc,
+                         floating* acc_bc, floating* nc_work, const int64_t* lengths,
+                         Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0,
+                         Py_ssize_t b1) noexcept nogil:
+    """Reverse time loop for batch rows b0:b1; dh, dc (B, H) carry the state gradients;
+    w_hh_p is W_hh (G, H) packed for recmat; acc_* (B, .) the per-row gain and bias sums;
+    nc_work (B, H) scratch."""
+    cdef int G = 4 * H
+    cdef int nb = <int> (b1 - b0)
+    cdef Py_ssize_t t, b, row
+    cdef const floating* c_prev
+    if nb <= 0:
+        return
+    for t in range(T - 1, -1, -1):
+        for b in range(b0, b1):
+            row = t * B + b
+            if t >= lengths[b]:
+                # padded step: no gradient through it; dh, dc pass through unchanged
+                memset(gates + row * G, 0, G * sizeof(floating))
+                memset(nh + row * G, 0, G * sizeof(floating))
+                continue
+            c_prev = state_before(cells, c0, t, B, H, b)
+            _row_backward(H, gates + row * G, nh + row * G, rs_h + row * 4, g_hh, c_prev,
+                          nc + row * H, rs_c[row], g_c, b_c, d_out + row * H, dh + b * H,
+                          dc + b * H, acc_ghh + b * G, acc_gc + b * H, acc_bc + b * H,
+                          nc_work + b * H)
+        # dh[b0:b1] (nb, H) += d(h W_hh^T)_t (nb, G) @ W_hh (G, H)
+        recmat(nb, H, G, nh + (t * B + b0) * G, G, w_hh_p, dh + b0 * H, H, True)
+
+
+# ---- entry points -------------------------------------------------------------------
+
+def forward(floating[:, :, ::1] out, floating[:, :, ::1] xn, floating[:, :, ::1] nh,
+            floating[:, :, ::1] gates, floating[:, :, ::1] cells, floating[:, :, ::1] nc,
+            floating[:, :, ::1] rs_x, floating[:, :, ::1] rs_h, floating[:, ::1] rs_c,
+            floating[:, ::1] h_n, floating[:, ::1] c_n,
+            const floating[:, :, ::1] x, const floating[:, ::1] h0, const floating[:, ::1] c0,
+            const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
+            const floating[::1] zeros, const floating[::1] bias, const floating[::1] g_ih,
+            const floating[::1] g_hh, const floating[::1] g_c, const floating[::1] b_c,
+            double eps, const int64_t[::1] lengths not None, int num_threads):
+    """out, cells, nc (T, B, H), xn, nh, gates (T, B, G), rs_x, rs_h (T, B, 4), rs_c (T, B),
+    h_n, c_n (B, H) are written. zeros (G,) zeros; bias (G,) = b_ih + b_hh; g_ih, g_hh
+    (G,), g_c, b_c (H,). Shapes are trusted (the cell builds them)."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
+    cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
+    cdef int G = 4 * H
+    cdef int k, nt, status
+    cdef floating* out_p = &out[0, 0, 0]
+    cdef floating* h_n_p = &h_n[0, 0]
+    cdef floating* c_n_p = &c_n[0, 0]
+    cdef const floating* h0_p = &h0[0, 0]
+    cdef const floating* c0_p = &c0[0, 0]
+    cdef const int64_t* len_p = &lengths[0]
+    cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, G, 1, H)  # W_hh^T (H, G)
+    if w_hh_t == NULL:
+        raise MemoryError()
+    nt = kernel_threads(num_threads, B, 2.0 * T * B * G * H)
+    with nogil:
+        copy_empty_rows(h_n_p, h0_p, len_p, B, H)
+        copy_empty_rows(c_n_p, c0_p, len_p, B, H)
+        status = project_inputs(&xn[0, 0, 0], G, &x[0, 0, 0], &w_ih[0, 0], &zeros[0], T * B,
+                                I, G, num_threads)
+        if status == 0:
+            _normalize_inputs(&xn[0, 0, 0], &rs_x[0, 0, 0], T * B, H, eps, num_threads)
+            for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+                _train_rows(out_p, &xn[0, 0, 0], &nh[0, 0, 0], &rs_h[0, 0, 0],
+                            &gates[0, 0, 0], &cells[0, 0, 0], &nc[0, 0, 0], &rs_c[0, 0],
+                            h_n_p, c_n_p, h0_p, c0_p, w_hh_t, &g_ih[0], &g_hh[0], &bias[0],
+                            &g_c[0], &b_c[0], eps, len_p, T, B, H, split(B, nt, k),
+                            split(B, nt, k + 1))
+    free(w_hh_t)
+    if status != 0:
+        raise MemoryError()
+
+
+def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
+          const floating[:, :, ::1] x, const floating[:, ::1] h0, const floating[:, ::1] c0,
+          const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
+          const floating[::1] zeros, const floating[::1] bias, const floating[::1] g_ih,
+          const floating[::1] g_hh, const floating[::1] g_c, const floating[::1] b_c,
+          double eps, const int64_t[::1] lengths not None, int num_threads):
+    """forward() without caches: out (T, B, H), h_n, c_n (B, H) are written, bitwise equal
+    to forward()'s. The input part runs chunk by chunk of steps into a small scratch."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
+    cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
+    cdef int G = 4 * H
+    cdef int k, nt
+    cdef Py_ssize_t t0 = 0, t1
+    cdef Py_ssize_t chunk = infer_chunk(T, B, G, sizeof(floating))
+    cdef floating* out_p = &out[0, 0, 0]
+    cdef floating* h_n_p = &h_n[0, 0]
+    cdef floating* c_n_p = &c_n[0, 0]
+    cdef const floating* h0_p = &h0[0, 0]
+    cdef const floating* c0_p = &c0[0, 0]
+    cdef const floating* x_p = &x[0, 0, 0]
+    cdef const int64_t* len_p = &lengths[0]
+    cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, G, 1, H)  # W_hh^T (H, G)
+    cdef floating* w_ih_t = packed_copy(&w_ih[0, 0], I, G, 1, I)  # W_ih^T (I, G)
+    cdef floating* pre = <floating*> rc_malloc64(chunk * B * G * sizeof(floating))
+    cdef floating* rs_x = <floating*> rc_malloc64(chunk * B * 4 * sizeof(floating))
+    cdef floating* work = <floating*> rc_malloc64(B * (2 * G + H + 5) * sizeof(floating))
+    cdef floating* c_buf = <floating*> rc_malloc64(2 * B * H * sizeof(floating))
+    if (w_hh_t == NULL or w_ih_t == NULL or pre == NULL or rs_x == NULL or work == NULL
+            or c_buf == NULL):
+        free(w_hh_t)
+        free(w_ih_t)
+        free(pre)
+        free(rs_x)
+        free(work)
+        free(c_buf)
+        raise MemoryError()
+    with nogil:
+        copy_empty_rows(h_n_p, h0_p, len_p, B, H)
+        copy_empty_rows(c_n_p, c0_p, len_p, B, H)
+        while t0 < T:
+            t1 = min(t0 + chunk, T)
+            project_packed(pre, G, x_p + t0 * B * I, w_ih_t, &zeros[0], (t1 - t0) * B, I, G,
+                           num_threads)
+            _normalize_inputs(pre, rs_x, (t1 - t0) * B, H, eps, num_threads)
+            nt = kernel_threads(num_threads, B, 2.0 * (t1 - t0) * B * G * H)
+            for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+                _infer_rows(out_p, pre, work, c_buf, h_n_p, c_n_p, h0_p, c0_p, w_hh_t,
+                            &g_ih[0], &g_hh[0], &bias[0], &g_c[0], &b_c[0], eps, len_p, t0,
+                            t1, B, H, split(B, nt, k), split(B, nt, k + 1))
+            t0 = t1
+    free(w_hh_t)
+    free(w_ih_t)
+    free(pre)
+    free(rs_x)
+    free(work)
+    free(c_buf)
+
+
+def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
+             floating[:, ::1] dw_ih, floating[:, ::1] dw_hh, floating[::1] db,
+             floating[::1] dg_ih, floating[:, ::1] acc_ghh, floating[:, ::1] acc_gc,
+             floating[:, ::1] acc_bc,
+             floating[:, :, ::1] xn, floating[:, :, ::1] nh, floating[:, :, ::1] gates,
+             const floating[:, :, ::1] rs_x, const floating[:, :, ::1] rs_h,
+             const floating[:, ::1] rs_c, const floating[:, :, ::1] cells,
+             const floating[:, :, ::1] nc, const floating[:, :, ::1] d_out,
+             const floating[:, :, ::1] x, const floating[:, ::1] h0,
+             const floating[:, ::1] c0, const floating[:, :, ::1] out,
+             const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
+             const floating[::1] g_ih, const floating[::1] g_hh, const floating[::1] g_c,
+             const floating[::1] b_c, const int64_t[::1] lengths not None, int num_threads):
+    """dx (T, B, I) is written. dh, dc (B, H) hold d h_n, d c_n on entry and d h0, d c0 on
+    return. ADDED to: dw_ih, dw_hh; db (G,: the gradient of b_ih and of b_hh alike), dg_ih
+    (G,); acc_ghh (B, G), acc_gc, acc_bc (B, H): per row, the gradients of g_hh, g_c and
+    b_c (the caller sums them over rows). xn, nh, gates are forward's caches, overwritten."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
+    cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
+    cdef int G = 4 * H
+    cdef Py_ssize_t TB = T * B
+    cdef int nt = kernel_threads(num_threads, B, 2.0 * T * B * G * H)
+    cdef Py_ssize_t rb = row_block(TB), nrb = num_blocks(TB, rb)
+    cdef int k, status
+    cdef Py_ssize_t j, r0
+    cdef floating* da_p = &gates[0, 0, 0]
+    cdef floating* xn_p = &xn[0, 0, 0]
+    cdef floating* w_hh_packed = packed_copy(&w_hh[0, 0], G, H, H, 1)  # W_hh (G, H) as is
+    cdef floating* nc_work = <floating*> rc_malloc64(B * H * sizeof(floating))
+    # per row block: its sums of dA (db) and dA * xn (dg_ih), added up in block order
+    cdef floating* part = <floating*> rc_malloc64(nrb * 2 * G * sizeof(floating))
+    if w_hh_packed == NULL or nc_work == NULL or part == NULL:
+        free(w_hh_packed)
+        free(nc_work)
+        free(part)
+        raise MemoryError()
+    memset(part, 0, nrb * 2 * G * sizeof(floating))
+    with nogil:
+        for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+            _backward_rows(&dh[0, 0], &dc[0, 0], da_p, &nh[0, 0, 0], &rs_h[0, 0, 0],
+                           &d_out[0, 0, 0], &cells[0, 0, 0], &nc[0, 0, 0], &rs_c[0, 0],
+                           &c0[0, 0], w_hh_packed, &g_hh[0], &g_c[0], &b_c[0],
+                           &acc_ghh[0, 0], &acc_gc[0, 0], &acc_bc[0, 0], nc_work, &lengths[0],
+                           T, B, H, split(B, nt, k), split(B, nt, k + 1))
+        # the input side: a = g_ih * xn + b_ih + b_hh + ..., with xn = LN(x W_ih^T);
+        # row blocks of a size-only split, their sums added in block order
+        for j in prange(nrb, num_threads=kernel_threads(num_threads, nrb, 10.0 * TB * G),
+                        schedule="dynamic", chunksize=1):
+            r0 = j * rb
+            _ln_rows_backward(da_p + r0 * G, &g_ih[0], xn_p + r0 * G, &rs_x[0, 0, 0] + r0 * 4,
+                              min(rb, TB - r0), H, part + j * 2 * G, part + j * 2 * G + G)
+        for j in range(nrb):
+            for k in range(G):
+                db[k] += part[j * 2 * G + k]
+                dg_ih[k] += part[j * 2 * G + G + k]
+        status = split_input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], NULL, &dw_hh[0, 0],
+                                              NULL, xn_p, &nh[0, 0, 0], G, G,
+                                              whole_input_part(G), &x[0, 0, 0], &h0[0, 0],
+                                              &out[0, 0, 0], &w_ih[0, 0], T, B, I, H,
+                                              num_threads)
+    free(w_hh_packed)
+    free(nc_work)
+    free(part)
+    if status != 0:
+        raise MemoryError()

@@ -1,0 +1,137 @@
+"""The layer-normalised LSTM (ln_lstm) beyond what every built-in cell is tested for
+(tests/test_kernels.py, test_layers.py, test_reference.py run it with the others):
+the same equations written in torch ops with autograd (the bench's torch side,
+plugins/bench.py: torch_ln_lstm), stacks trained from the CLI (char-lm; sentiment,
+bidirectional), the single-step path, and the export formats' refusal.
+
+Legend: T time, B batch, I input, H hidden, G = 4H.
+"""
+import numpy as np
+import pytest
+from helpers import bundled_reviews, invoke, ok, one_line_error, write_reviews
+
+from recurrent.layers import Recurrent
+from recurrent.plugins import get_cell
+from recurrent.reference import get_reference_cell
+from recurrent_plugins.bench import torch_ln_lstm
+
+
+def _problem(T, B, I, H, seed):
+    """Random float64 parameters (gains and cell shift away from their init), inputs,
+    states and output gradients of one ln_lstm cell."""
+    rng = np.random.default_rng(seed)
+    cell = get_cell("ln_lstm")
+    params = {k: np.zeros(s) for k, s in cell.param_shapes(I, H).items()}
+    cell.init_params(params, H, rng)
+    for kind in ("ln_gain_ih", "ln_gain_hh", "ln_gain_c", "ln_bias_c"):
+        params[kind] += rng.normal(scale=0.3, size=params[kind].shape)
+    x = rng.normal(size=(T, B, I))
+    states = tuple(rng.normal(scale=0.5, size=(B, H)) for _ in range(2))
+    d_out = rng.normal(size=(T, B, H))
+    d_finals = tuple(rng.normal(size=(B, H)) for _ in range(2))
+    return params, x, states, d_out, d_finals
+
+
+@pytest.mark.parametrize("backend", ["fast", "reference"])
+@pytest.mark.parametrize("lengths", [None, [5, 2, 0, 4]], ids=["full", "lengths"])
+def test_matches_the_same_equations_in_torch_autograd_float64(backend, lengths):
+    torch = pytest.importorskip("torch", reason="torch not installed")
+    T, B, I, H = 5, 4, 6, 12
+    params, x, states, d_out, d_finals = _problem(T, B, I, H, seed=3)
+    lengths = np.full(B, T, np.int64) if lengths is None else np.array(lengths, np.int64)
+    cell = get_cell("ln_lstm") if backend == "fast" else get_reference_cell("ln_lstm")
+    out, finals, cache = cell.forward(x, states, params, lengths, 2)
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    dx, d_states = cell.backward(d_out, d_finals, cache, grads, 2)
+
+    module = torch_ln_lstm(I, H).double()   # the equations in torch ops, autograd
+    module.load_state_dict({f"{k}_l0": torch.tensor(v) for k, v in params.items()})
+    tx = torch.tensor(x, requires_grad=True)
+    ts = tuple(torch.tensor(s, requires_grad=True) for s in states)
+    t_out, t_finals = module(tx, ts, lengths)
+    loss = (t_out * torch.tensor(d_out)).sum() + sum(
+        (f * torch.tensor(d)).sum() for f, d in zip(t_finals, d_finals))
+    loss.backward()
+    tol = dict(rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(out, t_out.detach().numpy(), **tol)
+    for got, want in zip(finals, t_finals):
+        np.testing.assert_allclose(got, want.detach().numpy(), **tol)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), **tol)
+    for got, want in zip(d_states, ts):
+        np.testing.assert_allclose(got, want.grad.numpy(), **tol)
+    for kind in params:
+        np.testing.assert_allclose(grads[kind], getattr(module, f"{kind}_l0").grad.numpy(),
+                                   err_msg=kind, **tol)
+
+
+def test_normalisation_and_cell_shift_do_what_the_equations_say():
+    params, x, states, _, _ = _problem(3, 2, 4, 8, seed=1)
+    cell = get_cell("ln_lstm")
+    lengths = np.full(2, 3, np.int64)
+    # LN(x W_ih^T) does not see the scale of x (up to eps in the variance); the LSTM does
+    out, _, _ = cell.forward(x, states, params, lengths, 1)
+    scaled, _, _ = cell.forward(7.0 * x, states, params, lengths, 1)
+    np.testing.assert_allclose(out, scaled, atol=1e-3)
+    lstm = get_cell("lstm")
+    torch_kinds = {k: params[k] for k in lstm.param_shapes(4, 8)}
+    plain, _, _ = lstm.forward(x, states, torch_kinds, lengths, 1)
+    plain_scaled, _, _ = lstm.forward(7.0 * x, states, torch_kinds, lengths, 1)
+    assert np.abs(plain - plain_scaled).max() > 0.1
+    # ln_gain_c = 0: h = o * tanh(b_c) whatever the cell state, o in (0, 1)
+    flat = dict(params, ln_gain_c=np.zeros(8))
+    out, _, _ = cell.forward(x, states, flat, lengths, 1)
+    again, _, _ = cell.forward(x, (states[0], states[1] + 5.0), flat, lengths, 1)
+    np.testing.assert_array_equal(out[0], again[0])
+    assert np.all(np.sign(out) == np.sign(np.tanh(params["ln_bias_c"]))[None, None])
+    assert np.all(np.abs(out) < np.abs(np.tanh(params["ln_bias_c"]))[None, None])
+
+
+def test_step_by_step_equals_the_sequence_in_float32():
+    # Recurrent.step runs the cache-free kernel one step at a time (StreamPool does too)
+    layer = Recurrent("ln_lstm", 5, 16, num_layers=2, seed=4)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 3, 5)).astype(np.float32)
+    out, (h_n, c_n) = layer(x, need_grad=False)
+    state = None
+    for t in range(6):
+        out_t, state = layer.step(x[t], state)
+        np.testing.assert_array_equal(out_t, out[t])
+    np.testing.assert_array_equal(state[0], h_n)
+    np.testing.assert_array_equal(state[1], c_n)
+
+
+def test_char_lm_trains_with_ln_lstm_and_export_says_what_it_can_do(tmp_path):
+    run = tmp_path / "ln"
+    ok(invoke("train", "char-lm", "--cell", "ln_lstm", "--hidden", "8", "--embed-dim", "4",
+              "--layers", "2", "--seq-len", "12", "--batch-size", "4",
+              "--max-chars", "4000", "--threads", "1", "--quiet", "--no-plot",
+              "--steps", "3", "--eval-every", "0", "--out", run))
+    for fmt in ("onnx", "torch"):
+        one_line_error(invoke("export", run, "--format", fmt), "cell 'ln_lstm' has no")
+        assert not any(p.name.startswith("ln.") for p in tmp_path.iterdir())
+    pytest.importorskip("safetensors", reason="safetensors not installed")
+    ok(invoke("export", run, "--format", "safetensors"))
+    ok(invoke("import", f"{run}.safetensors", "--out", tmp_path / "back"))
+    with np.load(run / "best.npz") as a, np.load(tmp_path / "back" / "best.npz") as b:
+        names = [n for n in a.files if n.startswith("param/")]
+        assert any("ln_gain_c_l1" in n for n in names)
+        for name in names:
+            np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_sentiment_trains_a_bidirectional_ln_lstm_and_classifies(tmp_path):
+    reviews = write_reviews(tmp_path / "reviews.csv", bundled_reviews(40))
+    run = tmp_path / "bi"
+    ok(invoke("train", "sentiment", "--data", reviews, "--cell", "ln_lstm",
+              "--bidirectional", "--layers", "2", "--hidden", "8", "--embed-dim", "6",
+              "--batch-size", "16", "--threads", "1", "--quiet", "--no-plot", "--steps", "3",
+              "--eval-every", "0", "--out", run))
+    with np.load(run / "best.npz") as a:
+        for name in ("ln_gain_hh_l0", "ln_gain_c_l1_reverse", "ln_bias_c_l1_reverse"):
+            assert f"param/rnn.{name}" in a.files
+    label, probs, text = ok(invoke("predict", run, "a warm and funny film")).split("\t")
+    assert label in ("fresh", "rotten") and text == "a warm and funny film\n"
+    shares = dict(p.split("=") for p in probs.split())
+    assert sorted(shares) == ["fresh", "rotten"]
+    assert abs(sum(float(v) for v in shares.values()) - 1) < 2e-3
+    one_line_error(invoke("export", run, "--format", "onnx"), "cell 'ln_lstm' has no ONNX")
