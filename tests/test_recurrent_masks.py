@@ -15,7 +15,7 @@ import recurrent
 from recurrent import conformance, plugins
 from recurrent.cli import cli
 from recurrent.layers import Recurrent
-from recurrent.masks import check_masks, variational_mask, zoneout_mask
+from recurrent.masks import bernoulli, check_masks, variational_mask, zoneout_mask
 from recurrent.plugins import get_cell
 from recurrent.reference import get_reference_cell
 
@@ -262,6 +262,26 @@ def test_training_masks_follow_the_seed_and_eval_and_steps_use_none(name):
     for t in range(5):
         out_t, state = layer.step(x[t], state)
         np.testing.assert_allclose(out_t, evaluated[t], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("p", (0.0, 0.1, 0.25, 0.5, 0.3 + 1 / 512, 0.999))
+def test_bernoulli_draws_true_with_probability_p(p):
+    """The leading-byte draw with ties resolved by a float uniform: the frequency of True
+    is p within 5 standard errors on 2e6 draws, also for a p whose own leading byte is
+    hit often enough to test the tie path (0.3 + 1/512 lies mid-byte)."""
+    n = 2_000_000
+    draws = bernoulli(np.random.default_rng(11), (n,), p)
+    assert draws.dtype == np.bool_ and draws.shape == (n,)
+    se = max(np.sqrt(p * (1 - p) / n), 1 / n)
+    assert abs(draws.mean() - p) < 5 * se
+    # the entries whose leading byte equals p's are True for the fraction frac(256 p)
+    k = int(p * 256)
+    lead = np.random.default_rng(11).integers(0, np.iinfo(np.uint64).max, size=n // 8,
+                                               dtype=np.uint64, endpoint=True).view(np.uint8)
+    tied = draws[lead == k]
+    if tied.size > 1000:
+        frac = p * 256 - k
+        assert abs(tied.mean() - frac) < 5 * np.sqrt(frac * (1 - frac) / tied.size) + 1e-3
 
 
 def test_data_parallel_rows_are_cut_from_the_whole_batch():
