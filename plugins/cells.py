@@ -192,16 +192,13 @@ class RNNCell(_TorchEquationCell):
 
     def backward(self, d_out, d_final_states, cache, grads, num_threads):
         x, h0, out, w_ih, w_hh, rec, zone, cand = cache.take()
-        T, B, I = x.shape
+        T, B, _ = x.shape
         H = h0.shape[1]
         dtype = x.dtype
-        d_out = np.ascontiguousarray(d_out, dtype=dtype)
-        dh = _zeros_or(d_final_states[0], (B, H), dtype)   # d h_n in, d h0 out
-        dx = np.empty((T, B, I), dtype)        # (T, B, I)
+        d_out, (dh,), dx, dw_ih, dw_hh = _backward_buffers(d_out, d_final_states, x, H, H,
+                                                           grads)
         # (T, B, H) work: d pre-activations (over the candidates: read before written)
         da = np.empty((T, B, H), dtype) if cand is None else cand
-        dw_ih = _grad_target(grads, "weight_ih", (H, I), dtype)
-        dw_hh = _grad_target(grads, "weight_hh", (H, H), dtype)
         db = np.zeros(H, dtype)
         _rnn.backward(dx, dh, dw_ih, dw_hh, db, da, d_out, x, h0, out, w_ih, w_hh,
                       cache.lengths, self.use_relu, num_threads, rec,
@@ -261,16 +258,11 @@ class LSTMCell(_TorchEquationCell):
 
     def backward(self, d_out, d_final_states, cache, grads, num_threads):
         x, h0, c0, out, gates, cells, w_ih, w_hh, rec, zone = cache.take()
-        T, B, I = x.shape
         H = h0.shape[1]
         G = 4 * H
         dtype = x.dtype
-        d_out = np.ascontiguousarray(d_out, dtype=dtype)
-        dh = _zeros_or(d_final_states[0], (B, H), dtype)   # d h_n in, d h0 out
-        dc = _zeros_or(d_final_states[1], (B, H), dtype)   # d c_n in, d c0 out
-        dx = np.empty((T, B, I), dtype)
-        dw_ih = _grad_target(grads, "weight_ih", (G, I), dtype)
-        dw_hh = _grad_target(grads, "weight_hh", (G, H), dtype)
+        d_out, (dh, dc), dx, dw_ih, dw_hh = _backward_buffers(d_out, d_final_states, x, H,
+                                                              G, grads)
         db = np.zeros(G, dtype)
         _lstm.backward(dx, dh, dc, dw_ih, dw_hh, db, gates, d_out, x, h0, c0, out, cells,
                        w_ih, w_hh, cache.lengths, num_threads, rec, zone)
@@ -342,15 +334,11 @@ class GRUCell(_TorchEquationCell):
 
     def backward(self, d_out, d_final_states, cache, grads, num_threads):
         x, h0, out, gate_cache, w_ih, w_hh, rec, zone = cache.take()
-        T, B, I = x.shape
         H = h0.shape[1]
         G = 3 * H
         dtype = x.dtype
-        d_out = np.ascontiguousarray(d_out, dtype=dtype)
-        dh = _zeros_or(d_final_states[0], (B, H), dtype)
-        dx = np.empty((T, B, I), dtype)
-        dw_ih = _grad_target(grads, "weight_ih", (G, I), dtype)
-        dw_hh = _grad_target(grads, "weight_hh", (G, H), dtype)
+        d_out, (dh,), dx, dw_ih, dw_hh = _backward_buffers(d_out, d_final_states, x, H, G,
+                                                           grads)
         db_ih = np.zeros(G, dtype)
         db_hh = np.zeros(G, dtype)
         _gru.backward(dx, dh, dw_ih, dw_hh, db_ih, db_hh, gate_cache, d_out, x, h0, out,
@@ -424,16 +412,12 @@ class LayerNormLSTMCell(LayerNormLSTMLayout, _KernelCell):
     def backward(self, d_out, d_final_states, cache, grads, num_threads):
         (x, h0, c0, out, xn, nh, gates, cells, nc, rs_x, rs_h, rs_c, w_ih, w_hh,
          ln) = cache.take()
-        T, B, I = x.shape
+        T, B, _ = x.shape
         H = h0.shape[1]
         G = 4 * H
         dtype = x.dtype
-        d_out = np.ascontiguousarray(d_out, dtype=dtype)
-        dh = _zeros_or(d_final_states[0], (B, H), dtype)   # d h_n in, d h0 out
-        dc = _zeros_or(d_final_states[1], (B, H), dtype)   # d c_n in, d c0 out
-        dx = np.empty((T, B, I), dtype)
-        dw_ih = _grad_target(grads, "weight_ih", (G, I), dtype)
-        dw_hh = _grad_target(grads, "weight_hh", (G, H), dtype)
+        d_out, (dh, dc), dx, dw_ih, dw_hh = _backward_buffers(d_out, d_final_states, x, H,
+                                                              G, grads)
         db = np.zeros(G, dtype)
         dg_ih = np.zeros(G, dtype)
         acc_ghh = np.zeros((B, G), dtype)      # per row: gradients of ln_gain_hh,
@@ -451,6 +435,18 @@ class LayerNormLSTMCell(LayerNormLSTMLayout, _KernelCell):
         _add_grad(grads, "ln_gain_c", acc_gc.sum(axis=0))
         _add_grad(grads, "ln_bias_c", acc_bc.sum(axis=0))
         return dx, (dh, dc)
+
+
+def _backward_buffers(d_out, d_final_states, x, H, G, grads):
+    """What every kernel backward fills: d_out C-contiguous in x's dtype, the state
+    gradients (d h_n, d c_n in; d h0, d c0 out: copies or zeros), dx (T, B, I) and the
+    weight-gradient targets dW_ih (G, I), dW_hh (G, H) (_grad_target)."""
+    T, B, I = x.shape
+    dtype = x.dtype
+    d_states = tuple(_zeros_or(d, (B, H), dtype) for d in d_final_states)
+    return (np.ascontiguousarray(d_out, dtype=dtype), d_states, np.empty((T, B, I), dtype),
+            _grad_target(grads, "weight_ih", (G, I), dtype),
+            _grad_target(grads, "weight_hh", (G, H), dtype))
 
 
 def _grad_target(grads, kind, shape, dtype):
