@@ -441,3 +441,9 @@ def test_export_refuses_a_zoneout_run_where_the_format_cannot_express_it(tmp_pat
         assert len(result.stderr.strip().splitlines()) == 1
     kept = _invoke("export", run, "--format", "safetensors", "--out", tmp_path / "m.st")
     assert kept.exit_code == 0, kept.stderr
+    # int8 inference does not blend states as zoneout's evaluation does: refused, one line
+    for command in (("eval", run, "--precision", "int8"),
+                    ("export", run, "--format", "safetensors", "--precision", "int8",
+                     "--out", tmp_path / "m8.st")):
+        _one_line_error(_invoke(*command), "precision int8: not for a layer with zoneout")
+    assert not (tmp_path / "m8.st").exists()
