@@ -63,52 +63,33 @@ cdef inline void _cell_forward(floating* a, const floating* ah, const floating* 
 
 
 cdef inline void _cell_backward(floating* a, const floating* h_prev, const floating* d_out,
-                                floating* dh, int H) noexcept nogil:
+                                floating* dh, const floating* k, int H) noexcept nogil:
     # a (C,): [r, z, hn, n] in, [dA_r, dA_z, r * dA_n, dA_n] out; dh (H,): d h_t in,
-    # the direct part z * d h_t of d h_{t-1} out (the caller adds the W_hh path)
+    # the direct part of d h_{t-1} out (the caller adds the W_hh path). k (H,): zoneout,
+    # h_t = k * h_{t-1} + (1 - k) * h~ with h~ the cell's, or NULL (k = 0).
     cdef int j
-    cdef floating r, z, hn, n, dhj, dn
+    cdef floating r, z, hn, n, kj, gt, dhj, dn
     if floating is float:
-        rc_gru_backward_f32(a, h_prev, d_out, dh, H)
+        if k == NULL:
+            rc_gru_backward_f32(a, h_prev, d_out, dh, H)
+        else:
+            rc_gru_backward_zone_f32(a, h_prev, d_out, dh, k, H)
     else:
         for j in range(H):
             r = a[j]
             z = a[H + j]
             hn = a[2 * H + j]
             n = a[3 * H + j]
-            dhj = d_out[j] + dh[j]
-            # h_t = (1 - z) * n + z * h_{t-1};  n = tanh(ax_n + r * hn)
-            dn = dhj * (1 - z) * (1 - n * n)
-            a[j] = dn * hn * r * (1 - r)
-            a[H + j] = dhj * (h_prev[j] - n) * z * (1 - z)
-            a[2 * H + j] = dn * r
-            a[3 * H + j] = dn
-            dh[j] = dhj * z
-
-
-cdef inline void _cell_backward_zone(floating* a, const floating* h_prev,
-                                     const floating* d_out, floating* dh, const floating* k,
-                                     int H) noexcept nogil:
-    # _cell_backward with zoneout k (H,): h_t = k * h_{t-1} + (1 - k) * h~, h~ the cell's;
-    # dh out: z * d h~ + k * (d_out + d h_t)
-    cdef int j
-    cdef floating r, z, hn, n, gt, dhj, dn
-    if floating is float:
-        rc_gru_backward_zone_f32(a, h_prev, d_out, dh, k, H)
-    else:
-        for j in range(H):
-            r = a[j]
-            z = a[H + j]
-            hn = a[2 * H + j]
-            n = a[3 * H + j]
+            kj = 0 if k == NULL else k[j]
             gt = d_out[j] + dh[j]
-            dhj = (1 - k[j]) * gt
+            dhj = (1 - kj) * gt
+            # h~ = (1 - z) * n + z * h_{t-1};  n = tanh(ax_n + r * hn)
             dn = dhj * (1 - z) * (1 - n * n)
             a[j] = dn * hn * r * (1 - r)
             a[H + j] = dhj * (h_prev[j] - n) * z * (1 - z)
             a[2 * H + j] = dn * r
             a[3 * H + j] = dn
-            dh[j] = dhj * z + k[j] * gt
+            dh[j] = dhj * z + kj * gt
 
 
 cdef void _forward_rows(floating* out, floating* cache, floating* ah, floating* h_n,
@@ -171,11 +152,8 @@ cdef void _backward_rows(floating* dh, floating* cache, const floating* d_out,
                 memset(cache + row * C, 0, C * sizeof(floating))  # dh passes through
                 continue
             h_prev = state_before(out, h0, t, B, H, b)
-            if keep != NULL:
-                _cell_backward_zone(cache + row * C, h_prev, d_out + row * H, dh + b * H,
-                                    zone_at(keep, kstep, t, B, H, b), H)
-            else:
-                _cell_backward(cache + row * C, h_prev, d_out + row * H, dh + b * H, H)
+            _cell_backward(cache + row * C, h_prev, d_out + row * H, dh + b * H,
+                           zone_at(keep, kstep, t, B, H, b), H)
         # dh[b0:b1] (nb, H) += dAh_t (nb, G) @ W_hh (G, H) [* m]
         if rmask == NULL:
             recmat(nb, H, G, cache + (t * B + b0) * C, C, w_hh_p, dh + b0 * H, H, True)

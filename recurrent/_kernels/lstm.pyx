@@ -59,21 +59,7 @@ cdef inline void _cell_forward(double* a, const double* c_prev, double* c, doubl
     # a (G,): pre-activations in, activated gates out; c_prev, c, h (H,); c may be c_prev
     # (each element is read before it is written). kh, kc (H,): zoneout, or NULL.
     cdef int j
-    cdef double gi, gf, gg, go, cj
-    if kh != NULL:
-        for j in range(H):
-            gi = sigmoid(a[j])
-            gf = sigmoid(a[H + j])
-            gg = tanh_(a[2 * H + j])
-            go = sigmoid(a[3 * H + j])
-            cj = gf * c_prev[j] + gi * gg
-            a[j] = gi
-            a[H + j] = gf
-            a[2 * H + j] = gg
-            a[3 * H + j] = go
-            h[j] = kh[j] * h_prev[j] + (1 - kh[j]) * (go * tanh_(cj))
-            c[j] = kc[j] * c_prev[j] + (1 - kc[j]) * cj
-        return
+    cdef double gi, gf, gg, go, cj, hj
     for j in range(H):
         gi = sigmoid(a[j])
         gf = sigmoid(a[H + j])
@@ -84,8 +70,12 @@ cdef inline void _cell_forward(double* a, const double* c_prev, double* c, doubl
         a[H + j] = gf
         a[2 * H + j] = gg
         a[3 * H + j] = go
+        hj = go * tanh_(cj)
+        if kh != NULL:
+            hj = kh[j] * h_prev[j] + (1 - kh[j]) * hj
+            cj = kc[j] * c_prev[j] + (1 - kc[j]) * cj
         c[j] = cj
-        h[j] = go * tanh_(cj)
+        h[j] = hj
 
 
 cdef inline void _cell_backward(floating* a, const floating* c_prev, const floating* c,
