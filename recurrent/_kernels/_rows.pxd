@@ -11,30 +11,28 @@ from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm
 from ._recmat cimport pack, packed_len, rc_malloc64, recmat
+from .tuning cimport MIN_PARALLEL_FLOPS, tuning
 
 
 # The hoisted GEMMs (input projection, dx, weight gradients) are cut into blocks whose
 # size depends on the problem only, never on the thread count: OpenBLAS may round an
 # element differently depending on the GEMM's shape, so a thread-dependent split would
-# make 1 and 2 threads disagree in the last bit. Threads then share the blocks.
+# make 1 and 2 threads disagree in the last bit. Threads then share the blocks. The
+# block sizes follow the run-time settings (tuning.pxd: row_parts, max_gate_block).
 cdef enum:
-    ROW_PARTS = 16    # about 16 blocks of T*B rows (projection, dx)
     GATE_PARTS = 8    # about 8 blocks of G gate rows (weight gradients) ...
     MIN_GATE_BLOCK = 128  # ... of at least this many rows ...
-    HALF_GATE_BLOCK = 256  # ... or half of G, up to this many
     ALIGN = 16
-
-
-cdef enum:
-    # inference (no backward follows) projects the inputs a few steps at a time into a
-    # reused scratch of about this many bytes, not all T steps into a (T, B, .) cache
-    INFER_CHUNK_BYTES = 4 << 20
 
 
 cdef inline Py_ssize_t infer_chunk(Py_ssize_t T, Py_ssize_t B, int row_len,
                                    size_t itemsize) noexcept nogil:
-    """Steps per inference chunk for rows of row_len values (at least 1, at most T)."""
-    return max(1, min(T, <Py_ssize_t> (INFER_CHUNK_BYTES // (B * row_len * itemsize))))
+    """Steps per inference chunk for rows of row_len values (at least 1, at most T):
+    inference (no backward follows) projects the inputs a few steps at a time into a
+    reused scratch of about tuning().infer_chunk_bytes, not all T steps into a (T, B, .)
+    cache."""
+    return max(1, min(T, <Py_ssize_t> (tuning().infer_chunk_bytes
+                                       // (B * row_len * <Py_ssize_t> itemsize))))
 
 
 cdef inline Py_ssize_t split(Py_ssize_t n, int parts, int k) noexcept nogil:
@@ -87,16 +85,16 @@ cdef inline Py_ssize_t _block(Py_ssize_t n, int parts) noexcept nogil:
 
 cdef inline Py_ssize_t row_block(Py_ssize_t rows) noexcept nogil:
     """Rows per block of the T*B-row GEMMs (a function of the size only)."""
-    return _block(rows, ROW_PARTS)
+    return _block(rows, <int> tuning().row_parts)
 
 
 cdef inline Py_ssize_t gate_block(Py_ssize_t gates) noexcept nogil:
     """Gate rows per block of the weight-gradient GEMMs (a function of the size only).
     Every block makes BLAS re-pack all of X and h (T*B rows), which for small G costs as
     much as the multiply, so blocks are as large as leaves two of them (one per thread on
-    two cores), up to HALF_GATE_BLOCK rows (benchmarks/README.md)."""
+    two cores), up to tuning().max_gate_block rows (benchmarks/README.md)."""
     return max(_block(gates, GATE_PARTS), min(gates, MIN_GATE_BLOCK),
-               min(_block(gates, 2), HALF_GATE_BLOCK))
+               min(_block(gates, 2), tuning().max_gate_block))
 
 
 cdef inline Py_ssize_t num_blocks(Py_ssize_t n, Py_ssize_t block) noexcept nogil:
@@ -107,17 +105,13 @@ cdef inline Py_ssize_t num_blocks(Py_ssize_t n, Py_ssize_t block) noexcept nogil
 # once where the call entered the library, recurrent.threads.resolve_threads) is an upper
 # bound; a region uses fewer threads when it has fewer independent units of work (batch
 # rows in a time loop, blocks in a hoisted product) or when its total work is below
-# MIN_PARALLEL_FLOPS, about where waking a second thread costs as much as it saves (and a
-# woken thread on a busy machine may wait a whole scheduler slice). Results never depend on
-# the count: every element is computed the same way on any thread (see recmat.h and the
-# size-only blocks above).
-cdef enum:
-    MIN_PARALLEL_FLOPS = 20000000
-
-
+# tuning().min_parallel_flops (default MIN_PARALLEL_FLOPS, tuning.pxd), about where waking
+# a second thread costs as much as it saves (and a woken thread on a busy machine may wait
+# a whole scheduler slice). Results never depend on the count: every element is computed
+# the same way on any thread (see recmat.h and the size-only blocks above).
 cdef inline int kernel_threads(int requested, Py_ssize_t units, double flops) noexcept nogil:
     """Threads for a parallel region of `units` independent pieces and `flops` of work."""
-    if flops < MIN_PARALLEL_FLOPS or requested <= 1 or units <= 1:
+    if flops < tuning().min_parallel_flops or requested <= 1 or units <= 1:
         return 1
     return <int> min(<Py_ssize_t> requested, units)
 

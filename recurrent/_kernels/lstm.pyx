@@ -50,6 +50,7 @@ from ._rows cimport (add_masked, copy_empty_rows, data_of, finish_step_hc, infer
                      input_and_weight_grads, kernel_threads, mask_scratch, masked_history,
                      masked_rows, packed_copy, project_inputs, project_packed, split,
                      state_before, whole_input_part, zone_at, zoneout_step)
+from .tuning cimport tuning
 
 
 cdef inline void _cell_forward(double* a, const double* c_prev, double* c, double* h,
@@ -317,15 +318,12 @@ cdef floating* _packed_w_hh_t(const floating* w_hh, int H) noexcept nogil:
     return w_hh_t
 
 
-# float32 with at least this many batch rows computes the input part x_t W_ih^T inside
-# each step's tiles instead of hoisting it (lstmstep.h). The choice depends on B only,
-# never on the thread count, so results stay bitwise identical across thread counts.
-cdef enum:
-    IN_TILE_MIN_ROWS = 4
-
-
 cdef inline bint _input_in_tile(floating* like, Py_ssize_t B) noexcept nogil:
-    return floating is float and B >= IN_TILE_MIN_ROWS
+    """float32 with at least tuning().lstm_in_tile_min_rows batch rows computes the input
+    part x_t W_ih^T inside each step's tiles instead of hoisting it (lstmstep.h). The
+    choice depends on B only, never on the thread count, so results stay bitwise
+    identical across thread counts."""
+    return floating is float and B >= tuning().lstm_in_tile_min_rows
 
 
 cdef inline double _loop_flops(Py_ssize_t steps, Py_ssize_t B, int I, int H,

@@ -15,7 +15,7 @@
  *     and adds the bias (4H,). No (T, B, 4H) projection is written and read back, and the
  *     gate pass is spread over I + H products instead of H; with very few rows the
  *     hoisted product is the better GEMM and the per-step weights are the bottleneck, so
- *     lstm.pyx picks this one from B (see IN_TILE_MIN_ROWS there).
+ *     lstm.pyx picks this one from B (lstm_in_tile_min_rows, tuning.pxd).
  *
  * Why fused: a separate gate pass would write the G = 4H pre-activations of every row,
  * then read them back (and write the activated gates again). Here the weights are
