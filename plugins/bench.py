@@ -80,6 +80,8 @@ class Problem:
         precision int8 (inference): the weights are quantised once, here, as a layer keeps
         them; each call quantises its inputs and states."""
         from recurrent.threads import resolve_threads, single_threaded_blas
+        from recurrent.tuning import ensure
+        ensure()   # as a layer's first call: the kernel tuning in use, or tuned once
         cell, none = self.cell, (None,) * len(self.states)
         T, B, _, H = self.size
         lengths = np.full(B, T, dtype=np.int64)
@@ -277,16 +279,20 @@ def sgemm_rate(num_threads, n=1024, repeats=5):
 
 
 def environment():
-    """What ran: BLAS libraries and kernels (threadpoolctl), vector code, OpenMP, versions."""
-    from recurrent import threads
+    """What ran: BLAS libraries and kernels (threadpoolctl), vector code, OpenMP, versions,
+    and the kernel tuning in use (loaded, or run once here, as a layer's first call does)."""
+    from recurrent import threads, tuning
     from recurrent._kernels import activations
+    tuning.ensure()
+    tuned = tuning.status()
     info = {"recurrent": recurrent.__version__, "numpy": np.__version__,
             "openmp": threads.openmp_enabled(), "vector_code": activations.vector_level(),
             "cores": threads.available_cores(),
             "blas": [{k: lib.get(k) for k in ("filepath", "version", "architecture",
                                               "threading_layer")}
                      for lib in threads.blas_info()],
-            "env": {k: os.environ.get(k) for k in BLAS_ENV}}
+            "env": {k: os.environ.get(k) for k in BLAS_ENV},
+            "tuning": {k: tuned[k] for k in ("mode", "path", "note", "settings")}}
     try:
         import torch
         info["torch"] = torch.__version__
@@ -446,6 +452,19 @@ def _format_row(row):
     return text
 
 
+def _tuning_line(tuned):
+    """The kernel tuning the benchmark ran with, in one line."""
+    if not tuned:
+        return "kernel tuning: unknown"
+    if tuned["mode"] == "cache":
+        return f"kernel tuning: {tuned['path']} ({_settings_text(tuned['settings'])})"
+    return f"kernel tuning: off, fixed defaults ({tuned['note'] or tuned['mode']})"
+
+
+def _settings_text(settings):
+    return ", ".join(f"{k}={v}" for k, v in settings.items())
+
+
 def _header(vs, precision="fp32"):
     text = (f"{'cell':13s} {'(T,B,I,H)':20s} {'th':>4s}  {'ours ms':>9s} {'±iqr':8s} "
             f"{'GF/s':>6s}")
@@ -585,6 +604,7 @@ def register_commands(cli):
                 click.echo(f"BLAS kernels: {kernels}; recurrent vector code: "
                            f"{message['vector_code']}; torch {message['torch'] or '-'}; "
                            f"{message['cores']} cores")
+                click.echo(_tuning_line(message.get("tuning")))
                 legend = (f"mode {mode}; {rounds} rounds, >= {repeats} timed calls per side "
                           f"after warm-up")
                 if precision != "fp32" or (vs == "torch" and torch_precision != "fp32"):

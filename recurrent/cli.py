@@ -33,7 +33,8 @@ Quick start (each line runs as-is on the bundled data):
   recurrent predict runs/sunspots --steps 12
   recurrent train char-lm --resume runs/shakespeare --steps 600
   recurrent plugins          # cells, losses, tasks, commands and who provides them
-  recurrent info             # version, OpenMP, threads, BLAS
+  recurrent info             # version, OpenMP, threads, BLAS, kernel tuning
+  recurrent tune             # measure the kernels' settings on this CPU (seconds)
 
 `recurrent train TASK --help` lists a task's options; every option has a default.
 """
@@ -513,9 +514,10 @@ def _stream_lines(answer, lines) -> int:
 
 def _add_plugin_listing_commands():
     from .cli_export import export_command, import_command
-    from .cli_plugins import info_command, plugins_group
+    from .cli_plugins import info_command, plugins_group, tune_command
     cli.add_command(plugins_group)
     cli.add_command(info_command)
+    cli.add_command(tune_command)
     cli.add_command(export_command)
     cli.add_command(import_command)
 

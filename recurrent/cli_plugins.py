@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import click
 
@@ -171,6 +172,9 @@ def _info() -> dict:
                                                     "num_threads", "threading_layer", "filepath")}
                     for lib in threadpoolctl.threadpool_info() if lib.get("user_api") == "blas"]
     info["mpi"] = _mpi_info()
+    if "kernels_error" not in info:
+        from . import tuning
+        info["tuning"] = tuning.status()
     return info
 
 
@@ -228,6 +232,9 @@ def info_command(as_json):
         click.echo(f"blas        {lib['internal_api']} {lib['version']}, kernel "
                    f"{lib['architecture']}, {lib['num_threads']} threads "
                    f"({lib['threading_layer']}): {lib['filepath']}")
+    if "tuning" in info:
+        for line in _tuning_lines(info["tuning"]):
+            click.echo(line)
     mpi = info["mpi"]
     if mpi["size"] > 1:
         layout = "; ".join(f"{host}: ranks {', '.join(map(str, ranks))}"
@@ -240,3 +247,94 @@ def info_command(as_json):
                                      if mpi["installed"] else
                                      "not installed (pip install 'recurrent[mpi]' for "
                                      "data-parallel training)"))
+
+
+# ---- kernel tuning -------------------------------------------------------------------
+
+def _value_text(name, value):
+    """A setting's value for people: sizes in KiB/MiB, the LSTM threshold's "never"."""
+    if name == "lstm_in_tile_min_rows" and value >= 1 << 30:
+        return "never"
+    if name == "infer_chunk_bytes":
+        return f"{value >> 20} MiB" if value % (1 << 20) == 0 else f"{value >> 10} KiB"
+    return str(value)
+
+
+def _tuning_lines(status) -> list[str]:
+    """`recurrent info`'s lines on the kernel tuning: where the settings come from and,
+    when tuned, what they are."""
+    mode = status["mode"]
+    if mode == "off":
+        lines = [f"tuning      off ({status['note']}): the kernels' fixed defaults"]
+    elif mode == "pending":
+        note = f" ({status['note']})" if status.get("note") else ""
+        lines = [f"tuning      no cache for this CPU and version yet{note}: the first kernel "
+                 f"call tunes (a few seconds), or run `recurrent tune`; would be "
+                 f"{status['path']}"]
+    else:
+        lines = [f"tuning      cache in use: {status['path']}"]
+    if mode == "cache":
+        chosen = ", ".join(
+            f"{name}={_value_text(name, value)}"
+            + ("" if value == status["defaults"][name]
+               else f" (default {_value_text(name, status['defaults'][name])})")
+            for name, value in status["settings"].items())
+        lines.append(f"            {chosen}")
+    return lines
+
+
+@click.command("tune")
+@click.option("--budget", type=float, default=None, metavar="SECONDS",
+              help="About how long to measure [default: 20].")
+@click.option("--threads", "num_threads", type=int, default=None,
+              help="Threads to measure with: the count you will run [default: the "
+                   "default thread count, see `recurrent info`].")
+@click.option("--off", "switch", flag_value="off",
+              help="Turn tuning off for this cache directory: the kernels' fixed defaults.")
+@click.option("--on", "switch", flag_value="on", help="Turn tuning back on.")
+def tune_command(budget, num_threads, switch):
+    """Measure the kernels' block sizes and path choices on this CPU and cache the fastest.
+
+    Runs in seconds; the result is stored per CPU and recurrent version and used by every
+    later run (the first kernel call of a run does a quicker tune itself when there is no
+    cache). RECURRENT_TUNE=off or `recurrent tune --off` keeps the fixed defaults."""
+    from . import tuning
+    if switch is not None:
+        if budget is not None or num_threads is not None:
+            raise UserError("--on/--off take no --budget or --threads")
+        try:
+            marker = tuning.set_enabled(switch == "on")
+        except (tuning.CacheError, OSError) as exc:
+            raise UserError(f"tune --{switch}: {one_line(exc)}") from None
+        if switch == "off":
+            click.echo(f"kernel tuning is off: the fixed defaults are used ({marker}); "
+                       f"`recurrent tune --on` turns it back on")
+        else:
+            click.echo("kernel tuning is on: " + _tuning_lines(tuning.status())[0][12:])
+        return
+    budget = tuning.DEFAULT_BUDGET if budget is None else budget
+    if not budget > 0:
+        raise UserError(f"--budget: expected a positive number of seconds, got {budget}")
+    if num_threads is not None and num_threads < 1:
+        raise UserError(f"--threads: expected a count >= 1, got {num_threads}")
+    from .threads import max_threads
+    threads = max_threads() if num_threads is None else num_threads
+    click.echo(f"tuning the kernels with {threads} thread(s), budget {budget:g} s", err=True)
+    start = time.monotonic()
+    try:
+        settings, outcomes, path = tuning.tune_and_store(
+            budget, threads, progress=lambda line: click.echo(line, err=True))
+    except (tuning.CacheError, OSError, TimeoutError) as exc:
+        raise UserError(f"tune: {one_line(exc)}") from None
+    tuning.reset()
+    seconds = time.monotonic() - start
+    click.echo(f"{'setting':24s} {'default':>9s} {'chosen':>9s} {'vs default':>10s} "
+               f"{'rounds':>6s}")
+    for o in outcomes:
+        gain = f"{o.speedup:.2f}x" if o.rounds else "skipped"
+        click.echo(f"{o.name:24s} {_value_text(o.name, o.default):>9s} "
+                   f"{_value_text(o.name, o.chosen):>9s} {gain:>10s} {o.rounds:>6d}")
+    click.echo(f"wrote {path} ({seconds:.1f} s, {threads} thread(s))")
+    state = tuning.status()
+    if state["mode"] == "off":
+        click.echo(f"note: tuning is off ({state['note']}), so runs use the fixed defaults")

@@ -38,6 +38,7 @@ from .protocols import Cell, missing_members
 from .quant import check_precision
 from .state import pack_state
 from .threads import resolve_threads, single_threaded_blas
+from .tuning import ensure as ensure_tuned
 
 INITS = ("uniform", "orthogonal", "glorot")
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -379,6 +380,7 @@ class Recurrent(ParamModule):
         caller keeps BLAS single-threaded (recurrent.threads.single_threaded_blas).
         precision: None for the layer's (self.precision), or a checked one; int8 needs
         need_grad=False."""
+        ensure_tuned()   # the process's first kernel call loads or runs the kernel tuning
         precision = self._precision if precision is None else precision
         if precision != "fp32" and need_grad:
             raise ValueError(f"precision {precision} is for inference: call with "

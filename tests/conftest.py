@@ -1,6 +1,6 @@
 """Shared fixtures. Entry-point autoload is off for the whole suite, so third-party plugins
 installed in the environment cannot change test results; the result cache lives in a
-temporary directory."""
+temporary directory; kernel tuning is off."""
 import atexit
 import os
 import shutil
@@ -10,6 +10,9 @@ os.environ["RECURRENT_NO_ENTRYPOINTS"] = "1"
 # results cached per dataset (recurrent/cache.py) go to a directory of this session only
 os.environ["RECURRENT_CACHE_DIR"] = tempfile.mkdtemp(prefix="recurrent-test-cache-")
 atexit.register(shutil.rmtree, os.environ["RECURRENT_CACHE_DIR"], True)
+# the kernels run their fixed default settings: no test waits for (or depends on) the
+# automatic first-use tuning (recurrent/tuning.py); tests/test_tuning.py turns it on
+os.environ["RECURRENT_TUNE"] = "off"
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

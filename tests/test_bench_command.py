@@ -31,6 +31,9 @@ def test_bench_alone_writes_rows_and_environment(tmp_path):
     # the child runs without the variables that force OpenBLAS's AVX2 kernels
     assert payload["environment"]["env"] == {"OPENBLAS_CORETYPE": None,
                                              "OPENBLAS_L2_SIZE": None}
+    # and says which kernel settings it ran with (the suite runs with tuning off)
+    assert payload["environment"]["tuning"]["mode"] == "off"
+    assert "kernel tuning: off, fixed defaults (RECURRENT_TUNE=off)" in result.output
 
 
 def test_bench_against_torch_checks_agreement_first():
@@ -38,7 +41,7 @@ def test_bench_against_torch_checks_agreement_first():
     result = _bench("--cell", "lstm", "--config", "5,2,3,4", "--threads", "1",
                     "--repeats", "2")
     assert result.exit_code == 0, result.output
-    row = result.output.splitlines()[3].split()
+    row = next(line for line in result.output.splitlines() if line.startswith("lstm ")).split()
     # the ratio column, then the spread of the per-round ratios
     assert row[0] == "lstm" and float(row[-2]) > 0 and row[-1].startswith("±")
 

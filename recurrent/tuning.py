@@ -1,0 +1,508 @@
+"""Tuning that follows the machine: the kernels' path choices and block sizes chosen by
+measurement on this CPU, once, and cached per machine and package version.
+
+What is tuned (recurrent/_kernels/tuning.pxd holds the fixed defaults, used when tuning
+is off): the batch rows from which the float32 LSTM step computes its input part inside
+the register tiles rather than hoisting it, the block sizes of the hoisted GEMMs (row
+blocks of the input projection and dx, gate blocks of the weight gradients), the step
+chunk of inference's input projection, and the work below which a parallel region runs on
+one thread. Every choice depends on the problem's sizes only, never on the thread count:
+a setting may change the last bits of a result between machines, never between thread
+counts. The settings are not keyed by thread count for that reason; the tuner measures
+with the threads the user runs (`recurrent tune --threads`, else the default count).
+
+How (like FFTW's wisdom or cuDNN's benchmark mode, but once per machine): each decision
+times its candidates on a few small representative problems of the cells it affects
+(float32 training and inference), in rounds that interleave the candidates so a load
+change hits them alike (at least MIN_ROUNDS), keeps each problem's fastest round, and
+picks the candidate with the smallest sum of times relative to the default's; the default
+stays unless another is at least MARGIN faster. Decisions run one after another, each
+with the earlier ones' choices in force, within a time budget (a decision that finds the
+budget spent keeps its default).
+
+Where: <cache dir>/tuning/<key hash>.json (recurrent/cache.py: RECURRENT_CACHE_DIR, else
+the user's cache home), the key being the CPU model, its vector ISA flags, the kernels'
+vector path and the package version; the file is written atomically (a temporary file
+renamed over it) under a lock, so several processes starting at once tune once and never
+read half a file. A file that is unreadable, malformed or made for another machine or
+version is ignored with one line on stderr and tuned again.
+
+When: the first kernel call of a layer (recurrent.layers) or a benchmark calls ensure():
+it loads the cache, or runs the quick tune (AUTO_BUDGET seconds, silent) and stores it.
+RECURRENT_TUNE=off, or `recurrent tune --off` (a marker file in the cache directory), or
+a turned-off cache directory keeps the fixed defaults.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+FORMAT = 1
+ENV = "RECURRENT_TUNE"
+AUTO_BUDGET = 5.0        # seconds of the automatic first-use run
+DEFAULT_BUDGET = 20.0    # seconds of `recurrent tune`
+MARGIN = 0.05            # a candidate must beat the default by this fraction to replace it
+MIN_ROUNDS = 2           # a decision that starts times every candidate at least this often
+MAX_ROUNDS = 6
+LOCK_WAIT = 120.0        # seconds to wait for another process's tune before giving up
+
+# CPU flags that decide which vector code runs (the cache key names those present)
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw",
+             "avx512vl", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16",
+             "amx_int8", "asimd", "sve", "sve2")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One timed problem: a cell, training (forward + backward) or inference, and its
+    (T, B, I, H)."""
+    cell: str
+    train: bool
+    T: int
+    B: int
+    I: int  # noqa: E741
+    H: int
+
+
+def _w(cell, mode, T, B, I, H):  # noqa: E741
+    return Workload(cell, mode == "train", T, B, I, H)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A kernel setting (name as in _kernels/tuning.pyx), its candidates and the problems
+    that judge them. in_tile: the setting is a batch-row threshold, so two candidates on
+    the same side of a problem's B run the same code (timed once). parallel: only matters
+    with more than one thread."""
+    name: str
+    candidates: tuple
+    workloads: tuple
+    in_tile: bool = False
+    parallel: bool = False
+
+    def effect(self, value, workload):
+        """What running `workload` with this value does: equal effects, equal code."""
+        return workload.B >= value if self.in_tile else value
+
+
+def _both(cell, T, B, I, H):  # noqa: E741
+    return (_w(cell, "train", T, B, I, H), _w(cell, "infer", 2 * T, B, I, H))
+
+
+DECISIONS = (
+    Decision("lstm_in_tile_min_rows", (1, 2, 4, 8, 16, 32, 1 << 30),
+             tuple(w for B in (1, 2, 4, 8, 16, 32) for w in _both("lstm", 16, B, 64, 128))
+             + tuple(w for B in (4, 16) for w in _both("lstm", 16, B, 128, 256)),
+             in_tile=True),
+    Decision("max_gate_block", (128, 256, 512, 1024),
+             (_w("lstm", "train", 16, 32, 64, 128), _w("gru", "train", 16, 32, 128, 256),
+              _w("rnn_tanh", "train", 16, 32, 128, 512), _w("lstm", "train", 16, 16, 256, 512))),
+    Decision("row_parts", (4, 8, 16, 32),
+             (_w("gru", "train", 16, 32, 128, 256), _w("rnn_tanh", "train", 16, 32, 128, 256),
+              _w("lstm", "train", 16, 32, 64, 128), _w("gru", "infer", 32, 32, 128, 256),
+              _w("rnn_relu", "infer", 32, 32, 128, 256))),
+    Decision("infer_chunk_bytes", (1 << 20, 4 << 20, 16 << 20),
+             (_w("gru", "infer", 32, 64, 128, 256), _w("gru", "infer", 64, 16, 64, 128),
+              _w("lstm", "infer", 64, 2, 128, 256))),
+    Decision("min_parallel_flops", (5_000_000, 20_000_000, 80_000_000),
+             (_w("lstm", "train", 16, 8, 32, 64), _w("gru", "train", 16, 8, 32, 64),
+              _w("rnn_tanh", "train", 16, 16, 64, 128), _w("lstm", "infer", 16, 8, 64, 128),
+              _w("gru", "infer", 16, 16, 64, 128)),
+             parallel=True),
+)
+
+
+def _kernels():
+    from ._kernels import tuning as kernel_tuning
+    return kernel_tuning
+
+
+def defaults() -> dict:
+    """The fixed defaults, {name: int} (recurrent/_kernels/tuning.pxd)."""
+    return _kernels().defaults()
+
+
+def current() -> dict:
+    """The settings the kernels use now."""
+    return _kernels().current()
+
+
+# -- the cache key and file ------------------------------------------------------------
+
+def _cpu() -> tuple[str, list[str]]:
+    """(CPU model string, the ISA_FLAGS it has)."""
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "Hardware", "cpu model") and not model:
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return model or platform.processor() or platform.machine(), [f for f in ISA_FLAGS
+                                                                  if f in flags]
+
+
+def machine_key() -> dict:
+    """Everything a tuning result depends on besides the problem sizes."""
+    from . import __version__
+    from ._kernels import activations
+    model, flags = _cpu()
+    return {"format": FORMAT, "recurrent": __version__, "machine": platform.machine(),
+            "cpu": model, "isa": flags, "vector_code": activations.vector_level()}
+
+
+def _tuning_dir() -> str | None:
+    from .cache import cache_dir
+    root = cache_dir()
+    return None if root is None else os.path.join(root, "tuning")
+
+
+def cache_path() -> str | None:
+    """This machine's and version's tuning file (None when the cache is turned off)."""
+    folder = _tuning_dir()
+    if folder is None:
+        return None
+    digest = hashlib.sha256(json.dumps(machine_key(), sort_keys=True).encode()).hexdigest()
+    return os.path.join(folder, f"{digest[:16]}.json")
+
+
+def _off_marker() -> str | None:
+    folder = _tuning_dir()
+    return None if folder is None else os.path.join(folder, "off")
+
+
+class CacheError(Exception):
+    """A tuning file that cannot be used (the message says why, in one line)."""
+
+
+def read_cache(path: str) -> dict:
+    """The settings stored in `path`, checked against this machine and version; CacheError
+    when unreadable, malformed or made elsewhere."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CacheError(f"unreadable ({type(exc).__name__})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("settings"), dict):
+        raise CacheError("not a tuning file")
+    if data.get("key") != machine_key():
+        raise CacheError("made for another CPU or recurrent version")
+    try:
+        return _kernels().check(data["settings"])
+    except ValueError as exc:
+        raise CacheError(str(exc)) from None
+
+
+def write_cache(path: str, settings: dict, info: dict) -> None:
+    """Store `settings` (and `info`: threads, budget, decisions) atomically: a complete
+    temporary file in the same directory renamed over `path`."""
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    data = {"key": machine_key(), "settings": settings,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **info}
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tuning-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), 0o644)
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class _FileLock:
+    """An exclusive lock on `path` between processes (fcntl; a no-op where missing)."""
+
+    def __init__(self, path, wait):
+        self.path, self.wait, self.fd = path, wait, None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:
+            return self
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        end = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() > end:
+                    os.close(self.fd)
+                    self.fd = None
+                    raise TimeoutError("another process holds the tuning lock") from None
+                time.sleep(0.05)
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)   # closing releases the lock
+            self.fd = None
+
+
+# -- measuring -------------------------------------------------------------------------
+
+class _Problem:
+    """A workload's cell, parameters and data, run by calling it (returns seconds)."""
+
+    def __init__(self, workload: Workload, num_threads: int):
+        from .plugins import get_cell
+        w = workload
+        self.cell = get_cell(w.cell)
+        self.train, self.threads = w.train, num_threads
+        rng = np.random.default_rng(0)
+        self.params = {k: np.zeros(s, np.float32)
+                       for k, s in self.cell.param_shapes(w.I, w.H).items()}
+        self.cell.init_params(self.params, w.H, rng)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.x = rng.standard_normal((w.T, w.B, w.I), dtype=np.float32)
+        self.states = tuple(np.zeros((w.B, w.H), np.float32) for _ in self.cell.state_names)
+        self.d_out = rng.standard_normal((w.T, w.B, w.H), dtype=np.float32)
+        self.none = (None,) * len(self.cell.state_names)
+        self.lengths = np.full(w.B, w.T, np.int64)
+
+    def __call__(self) -> float:
+        start = time.perf_counter()
+        if self.train:
+            _, _, cache = self.cell.forward(self.x, self.states, self.params, self.lengths,
+                                            self.threads)
+            self.cell.backward(self.d_out, self.none, cache, self.grads, self.threads)
+        else:
+            self.cell.infer(self.x, self.states, self.params, self.lengths, self.threads)
+        return time.perf_counter() - start
+
+
+@dataclass
+class Outcome:
+    """One decision's result: the chosen value, the default, the speed-up of the choice
+    over the default on the decision's problems (1.0: kept), and the timing rounds run
+    (0: skipped, the budget was spent)."""
+    name: str
+    default: int
+    chosen: int
+    speedup: float
+    rounds: int
+
+
+def _decide(decision, settings, num_threads, problems, seconds, progress) -> Outcome:
+    """Time the candidates of one decision for about `seconds` (at least MIN_ROUNDS
+    rounds)."""
+    kernels = _kernels()
+    default = settings[decision.name]
+    candidates = decision.candidates if default in decision.candidates else (
+        (default,) + decision.candidates)
+    # each (workload, effect) is timed once, with the first candidate that has the effect
+    runs = {}
+    for w in decision.workloads:
+        for c in candidates:
+            runs.setdefault((w, decision.effect(c, w)), c)
+    best = {}
+    end = time.monotonic() + seconds
+    rounds = 0
+    try:
+        while rounds < MAX_ROUNDS and (rounds < MIN_ROUNDS or time.monotonic() < end):
+            for (w, effect), c in runs.items():
+                kernels.apply({**settings, decision.name: c})
+                problem = problems.get(w)
+                if problem is None:
+                    problem = problems[w] = _Problem(w, num_threads)
+                    problem()   # untimed: first-call allocations, caches
+                t = problem()
+                best[w, effect] = min(t, best.get((w, effect), t))
+            rounds += 1
+    finally:
+        kernels.apply(settings)
+
+    def score(c):
+        return sum(best[w, decision.effect(c, w)] / best[w, decision.effect(default, w)]
+                   for w in decision.workloads)
+
+    base = score(default)
+    chosen = min(candidates, key=score)
+    if score(chosen) > base * (1 - MARGIN):
+        chosen = default
+    speedup = base / score(chosen)
+    if progress:
+        progress(f"  {decision.name}: {chosen} (default {default}, {speedup:.2f}x on "
+                 f"{len(decision.workloads)} problems, {rounds} round(s))")
+    return Outcome(decision.name, default, chosen, speedup, rounds)
+
+
+def tune(budget: float = DEFAULT_BUDGET, num_threads: int | None = None,
+         progress=None) -> tuple[dict, list[Outcome]]:
+    """Measure every decision on this CPU with num_threads threads (None: the default
+    count) within about `budget` seconds. Returns (settings, outcomes); the kernels keep
+    the settings they had. progress: a function taking one line, or None."""
+    from .threads import max_threads, single_threaded_blas
+    threads = max_threads() if num_threads is None else num_threads
+    settings = defaults()
+    previous = current()
+    start = time.monotonic()
+    decisions = [d for d in DECISIONS if threads > 1 or not d.parallel]
+    outcomes = []
+    problems = {}
+    with single_threaded_blas():
+        try:
+            for i, decision in enumerate(decisions):
+                left = budget - (time.monotonic() - start)
+                if left <= 0:
+                    outcomes.append(Outcome(decision.name, settings[decision.name],
+                                            settings[decision.name], 1.0, 0))
+                    if progress:
+                        progress(f"  {decision.name}: default kept (budget spent)")
+                    continue
+                if progress:
+                    progress(f"tuning {decision.name} ({len(decision.candidates)} candidates)")
+                outcome = _decide(decision, settings, threads, problems,
+                                  left / (len(decisions) - i), progress)
+                settings[decision.name] = outcome.chosen
+                outcomes.append(outcome)
+        finally:
+            _kernels().apply(previous)
+    return settings, outcomes
+
+
+def tune_and_store(budget: float, num_threads: int | None = None, progress=None,
+                   path: str | None = None, reuse: bool = False):
+    """tune(), then write the cache file (path: this machine's). Returns (settings,
+    outcomes, path); outcomes is None when `reuse` found a valid file written by another
+    process while this one waited for the lock (nothing is tuned then)."""
+    from .threads import max_threads
+    threads = max_threads() if num_threads is None else num_threads
+    path = path or cache_path()
+    if path is None:
+        raise CacheError("the cache is turned off (RECURRENT_CACHE_DIR=off)")
+    with _FileLock(path + ".lock", LOCK_WAIT):
+        if reuse and os.path.exists(path):
+            try:
+                return read_cache(path), None, path
+            except CacheError:
+                pass
+        start = time.monotonic()
+        settings, outcomes = tune(budget, threads, progress)
+        write_cache(path, settings, {
+            "threads": threads, "budget": budget,
+            "seconds": round(time.monotonic() - start, 2),
+            "decisions": [o.__dict__ for o in outcomes]})
+    return settings, outcomes, path
+
+
+# -- using it --------------------------------------------------------------------------
+
+_state: dict = {}            # what ensure() decided: mode, settings, path, note
+_lock = threading.Lock()
+
+
+def _env_off() -> bool:
+    value = os.environ.get(ENV, "").strip().lower()
+    if value in ("", "on", "auto", "1", "yes", "true"):
+        return False
+    if value not in ("off", "0", "no", "false"):
+        _say(f"{ENV}={value!r} is not on or off; tuning stays on")
+        return False
+    return True
+
+
+def _say(line):
+    """One line on stderr (the only output of the automatic run)."""
+    sys.stderr.write(f"recurrent: {line}\n")
+
+
+def _plan(auto: bool) -> dict:
+    """The settings for this process and where they come from: {mode, settings, path,
+    note}, mode "off" (defaults), "cache", or "pending" (no cache yet; only when not
+    auto: with auto the quick tune runs and stores its result)."""
+    def plan(mode, settings=None, path=None, note=None):
+        return {"mode": mode, "settings": settings or defaults(), "path": path, "note": note}
+
+    if _env_off():
+        return plan("off", note=f"{ENV}=off")
+    path, marker = cache_path(), _off_marker()
+    if path is None:
+        return plan("off", note="the cache is turned off (RECURRENT_CACHE_DIR=off)")
+    if os.path.exists(marker):
+        return plan("off", note=f"`recurrent tune --off` ({marker})")
+    if os.path.exists(path):
+        try:
+            return plan("cache", read_cache(path), path)
+        except CacheError as exc:
+            _say(f"ignoring the tuning cache {path}: {exc}; "
+                 + ("tuning again" if auto else "the first kernel call tunes again"))
+            if not auto:
+                return plan("pending", path=path, note=f"the file there is ignored: {exc}")
+    if not auto:
+        return plan("pending", path=path)
+    try:
+        settings, _, path = tune_and_store(AUTO_BUDGET, path=path, reuse=True)
+        return plan("cache", settings, path)
+    except (OSError, TimeoutError, CacheError) as exc:
+        _say(f"kernel tuning skipped ({type(exc).__name__}: {exc}); using the defaults")
+        return plan("off", note="the automatic tuning failed")
+
+
+def ensure() -> None:
+    """Before a process's first kernel call: load this machine's tuning, or tune it once
+    (about AUTO_BUDGET seconds), unless tuning is off. Later calls return at once."""
+    if _state:
+        return
+    with _lock:
+        if not _state:
+            plan = _plan(auto=True)
+            _kernels().apply(plan["settings"])
+            _state.update(plan)
+
+
+def reset() -> None:
+    """Forget what ensure() decided and go back to the defaults (the next ensure() decides
+    again: after a change of the environment or of the cache, or in tests)."""
+    with _lock:
+        _state.clear()
+        _kernels().apply(defaults())
+
+
+def status() -> dict:
+    """For `recurrent info`: mode ("off", "cache", or "pending": no usable cache yet, the
+    first kernel call tunes), path, note, the settings in use or to be used, and the
+    defaults. Never runs a tune."""
+    info = dict(_state) if _state else _plan(auto=False)
+    info["defaults"] = defaults()
+    return info
+
+
+def set_enabled(enabled: bool) -> str:
+    """`recurrent tune --on/--off`: remove or create the off marker; returns its path."""
+    marker = _off_marker()
+    if marker is None:
+        raise CacheError("the cache is turned off (RECURRENT_CACHE_DIR=off), so is tuning")
+    if enabled:
+        try:
+            os.unlink(marker)
+        except FileNotFoundError:
+            pass
+    else:
+        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        with open(marker, "w") as f:
+            f.write("kernel tuning is off: `recurrent tune --on` turns it back on\n")
+    reset()
+    return marker

@@ -1,0 +1,284 @@
+"""Kernel tuning (recurrent/tuning.py, recurrent/_kernels/tuning.pyx): every setting keeps
+results bitwise equal across thread counts and close to the reference cells; the cache
+file round-trips, is written atomically and is ignored (one line) when corrupt or made
+for another machine or version; RECURRENT_TUNE=off and `recurrent tune --off` keep the
+fixed defaults; `recurrent tune` and `recurrent info`.
+
+Legend: T time, B batch, I input, H hidden.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import invoke, ok, one_line_error
+
+from recurrent import tuning
+from recurrent.layers import GRU, LSTM
+from recurrent.plugins import get_cell
+from recurrent.reference import get_reference_cell
+from recurrent.tuning import Decision, Workload
+
+CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+TOL = dict(rtol=1e-4, atol=2e-5)
+# T * B = 200 rows: row blocks of 16 to 64 rows; H = 80: LSTM's G = 320 gate rows cut into
+# 128- or 160-row gradient blocks; B = 20 on either side of the LSTM in-tile thresholds.
+SIZE = (10, 20, 24, 80)
+# one small decision, so that tests of the mechanism tune in well under a second
+TINY = (Decision("row_parts", (8, 16), (Workload("gru", True, 4, 4, 8, 16),
+                                        Workload("lstm", False, 4, 4, 8, 16))),)
+
+
+@pytest.fixture
+def tuning_on(monkeypatch, tmp_path):
+    """Tuning on, with an empty cache directory of this test; defaults again afterwards."""
+    monkeypatch.setenv("RECURRENT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("RECURRENT_TUNE", "on")
+    tuning.reset()
+    yield tmp_path
+    tuning.reset()
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    monkeypatch.setattr(tuning, "DECISIONS", TINY)
+    monkeypatch.setattr(tuning, "AUTO_BUDGET", 0.05)
+
+
+@pytest.fixture
+def settings_restored():
+    yield
+    tuning.reset()
+
+
+def _problem(name, T, B, I, H, seed=0):  # noqa: E741
+    cell = get_cell(name)
+    rng = np.random.default_rng(seed)
+    params = {k: np.zeros(s, np.float32) for k, s in cell.param_shapes(I, H).items()}
+    cell.init_params(params, H, rng)
+    x = rng.normal(size=(T, B, I)).astype(np.float32)
+    states = tuple(rng.normal(scale=0.5, size=(B, H)).astype(np.float32)
+                   for _ in cell.state_names)
+    d_out = rng.normal(size=(T, B, H)).astype(np.float32)
+    d_finals = tuple(rng.normal(size=(B, H)).astype(np.float32) for _ in cell.state_names)
+    lengths = rng.integers(1, T + 1, size=B).astype(np.int64)
+    lengths[0] = T
+    return params, x, states, d_out, d_finals, lengths
+
+
+def _run(cell, params, x, states, d_out, d_finals, lengths, num_threads):
+    """Training (forward + backward) and inference results, as a flat dict."""
+    out, finals, cache = cell.forward(x, states, params, lengths, num_threads)
+    result = {"out": np.array(out)}
+    result.update({f"final_{i}": np.array(f) for i, f in enumerate(finals)})
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    dx, d_states = cell.backward(d_out, d_finals, cache, grads, num_threads)
+    result["dx"] = dx
+    result.update({f"d_state_{i}": d for i, d in enumerate(d_states)})
+    result.update({f"grad_{k}": g for k, g in grads.items()})
+    if hasattr(cell, "infer"):
+        out, finals = cell.infer(x, states, params, lengths, num_threads)
+        result["infer_out"] = np.array(out)
+        result.update({f"infer_final_{i}": np.array(f) for i, f in enumerate(finals)})
+    return result
+
+
+def _candidate_settings():
+    """Every candidate of every decision, with the other settings at their defaults, and
+    the extremes the checks allow: the LSTM input part always / never in the tile, one
+    inference step per chunk."""
+    out = [{d.name: c} for d in tuning.DECISIONS for c in d.candidates]
+    out += [{"lstm_in_tile_min_rows": 1, "row_parts": 1, "max_gate_block": 16,
+             "infer_chunk_bytes": 4096},
+            {"lstm_in_tile_min_rows": 1 << 40, "row_parts": 200}]
+    # min_parallel_flops 0: the small problems here still run on two threads
+    return [{"min_parallel_flops": 0, **s} if "min_parallel_flops" not in s else s
+            for s in out]
+
+
+SETTINGS = _candidate_settings()
+
+
+def test_the_defaults_are_the_fixed_constants_and_tuning_off_uses_them(settings_restored):
+    assert tuning.defaults() == {"lstm_in_tile_min_rows": 4, "row_parts": 16,
+                                 "max_gate_block": 256, "infer_chunk_bytes": 4 << 20,
+                                 "min_parallel_flops": 20_000_000}
+    tuning.reset()
+    layer = LSTM(3, 8, seed=0)
+    layer(np.ones((2, 5, 3), np.float32))    # the first kernel call decides
+    status = tuning.status()
+    assert status["mode"] == "off" and status["note"] == "RECURRENT_TUNE=off"
+    assert tuning.current() == tuning.defaults()
+    assert not os.path.exists(os.path.join(os.environ["RECURRENT_CACHE_DIR"], "tuning"))
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: ",".join(
+    f"{k}={v}" for k, v in s.items() if k != "min_parallel_flops" or v))
+@pytest.mark.parametrize("name", CELLS)
+def test_every_candidate_matches_the_reference_and_is_bitwise_equal_across_threads(
+        name, settings, settings_restored):
+    problem = _problem(name, *SIZE)
+    want = _run(get_reference_cell(name), *problem, num_threads=1)
+    tuning._kernels().apply(settings)
+    one = _run(get_cell(name), *problem, num_threads=1)
+    two = _run(get_cell(name), *problem, num_threads=2)
+    for key in one:
+        np.testing.assert_array_equal(two[key], one[key], err_msg=key)
+        np.testing.assert_allclose(one[key], want[key.replace("infer_", "")], err_msg=key,
+                                   **TOL)
+
+
+def test_a_tuned_layer_gives_the_same_bits_at_1_and_2_threads(tuning_on, tiny):
+    # a real (tiny) tune, then a layer trained on its settings at 1 and 2 threads
+    settings, _, path = tuning.tune_and_store(0.05, num_threads=2)
+    tuning.reset()
+    x = np.random.default_rng(3).normal(size=(12, 9, 5)).astype(np.float32)
+    results = []
+    for threads in (1, 2):
+        layer = GRU(5, 24, num_layers=2, seed=1, num_threads=threads)
+        out, h = layer(x)
+        dx, _ = layer.backward(np.ones_like(out))
+        results.append((out, h, dx, layer.grads()))
+        assert tuning.status()["mode"] == "cache" and tuning.current() == settings
+    (out1, h1, dx1, g1), (out2, h2, dx2, g2) = results
+    np.testing.assert_array_equal(out1, out2)
+    np.testing.assert_array_equal(h1, h2)
+    np.testing.assert_array_equal(dx1, dx2)
+    for key in g1:
+        np.testing.assert_array_equal(g1[key], g2[key], err_msg=key)
+
+
+def test_the_cache_round_trips_and_the_first_kernel_call_loads_it(tuning_on):
+    path = tuning.cache_path()
+    assert path.startswith(str(tuning_on))
+    chosen = dict(tuning.defaults(), row_parts=8, max_gate_block=512)
+    tuning.write_cache(path, chosen, {"threads": 1})
+    assert tuning.read_cache(path) == chosen
+    LSTM(3, 8, seed=0)(np.ones((2, 5, 3), np.float32))
+    assert tuning.current() == chosen
+    status = tuning.status()
+    assert status["mode"] == "cache" and status["path"] == path
+
+
+def test_the_first_kernel_call_tunes_once_and_stores_the_result(tuning_on, tiny, capfd):
+    path = tuning.cache_path()
+    assert tuning.status()["mode"] == "pending"   # info does not tune
+    assert not os.path.exists(path)
+    LSTM(3, 8, seed=0)(np.ones((2, 5, 3), np.float32))
+    stored = tuning.read_cache(path)
+    assert tuning.current() == stored and tuning.status()["mode"] == "cache"
+    assert capfd.readouterr().err == ""           # the automatic run is silent
+    with open(path) as f:
+        data = json.load(f)
+    assert data["key"] == tuning.machine_key()
+    assert [d["name"] for d in data["decisions"]] == ["row_parts"]
+    mtime = os.stat(path).st_mtime_ns
+    LSTM(3, 8, seed=0)(np.ones((2, 5, 3), np.float32))
+    assert os.stat(path).st_mtime_ns == mtime     # once per process
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"settings": {"row_parts": 8}}',
+                                     "\x00\xff"], ids=["syntax", "list", "no-key", "binary"])
+def test_a_corrupt_cache_is_ignored_with_one_line_and_tuned_again(tuning_on, tiny, capfd,
+                                                                   content):
+    path = tuning.cache_path()
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w", encoding="latin-1") as f:
+        f.write(content)
+    LSTM(3, 8, seed=0)(np.ones((2, 5, 3), np.float32))
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "ignoring the tuning cache" in err and path in err
+    assert "Traceback" not in err
+    assert tuning.read_cache(path) == tuning.current()   # replaced by a good one
+
+
+@pytest.mark.parametrize("field, value", [("recurrent", "0.0.1"), ("cpu", "Other CPU 9000"),
+                                          ("isa", ["sse4_2"])])
+def test_a_cache_for_another_machine_or_version_is_ignored(tuning_on, field, value, capfd):
+    path = tuning.cache_path()
+    tuning.write_cache(path, dict(tuning.defaults(), row_parts=4), {})
+    with open(path) as f:
+        data = json.load(f)
+    data["key"][field] = value
+    with open(path, "w") as f:
+        json.dump(data, f)
+    with pytest.raises(tuning.CacheError, match="another CPU or recurrent version"):
+        tuning.read_cache(path)
+    status = tuning.status()
+    assert status["mode"] == "pending" and tuning.current() == tuning.defaults()
+    assert capfd.readouterr().err.count("\n") == 1
+
+
+def test_out_of_range_settings_are_refused_and_change_nothing(settings_restored):
+    kernels = tuning._kernels()
+    for bad in ({"row_parts": 0}, {"nope": 3}, {"max_gate_block": 2.5}):
+        with pytest.raises(ValueError):
+            kernels.apply(bad)
+        assert kernels.current() == tuning.defaults()
+
+
+def test_tune_off_keeps_the_defaults_even_with_a_cache(tuning_on):
+    path = tuning.cache_path()
+    tuning.write_cache(path, dict(tuning.defaults(), row_parts=8), {})
+    assert "kernel tuning is off" in ok(invoke("tune", "--off"))
+    LSTM(3, 8, seed=0)(np.ones((2, 5, 3), np.float32))
+    assert tuning.status()["mode"] == "off" and tuning.current() == tuning.defaults()
+    assert "tuning      off" in ok(invoke("info"))
+    assert "cache in use" in ok(invoke("tune", "--on"))
+    tuning.reset()
+    LSTM(3, 8, seed=0)(np.ones((2, 5, 3), np.float32))
+    assert tuning.current()["row_parts"] == 8
+
+
+def test_the_tune_command_writes_the_cache_atomically(tuning_on):
+    path = tuning.cache_path()
+    tuning.write_cache(path, tuning.defaults(), {})
+    before = os.stat(path).st_ino
+    result = invoke("tune", "--budget", "0.01", "--threads", "1")
+    out = ok(result)
+    assert "lstm_in_tile_min_rows" in out and f"wrote {path}" in out
+    assert "tuning lstm_in_tile_min_rows" in result.stderr        # progress on stderr
+    assert "skipped" in out                                        # the budget was spent
+    # a new file renamed over the old one, no temporary left behind
+    assert os.stat(path).st_ino != before
+    assert sorted(os.listdir(os.path.dirname(path))) == sorted(
+        [os.path.basename(path), os.path.basename(path) + ".lock"])
+    with open(path) as f:
+        data = json.load(f)
+    assert data["threads"] == 1 and data["settings"] == tuning.read_cache(path)
+    info = ok(invoke("info"))
+    assert f"cache in use: {path}" in info
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--budget", "0"], "--budget"), (["--threads", "0"], "--threads"),
+    (["--off", "--budget", "3"], "--on/--off")])
+def test_the_tune_command_refuses_bad_options_in_one_line(tuning_on, args, fragment):
+    one_line_error(invoke("tune", *args), fragment)
+
+
+def test_info_says_tuning_is_off_under_the_test_suite():
+    assert "tuning      off (RECURRENT_TUNE=off)" in ok(invoke("info"))
+
+
+def test_processes_starting_together_tune_once(tmp_path):
+    # two processes, no cache: one tunes under the lock, the other waits and loads its file
+    script = ("import sys, numpy as np; from recurrent import tuning; "
+              "from recurrent.tuning import Decision, Workload; "
+              "tuning.DECISIONS = (Decision('row_parts', (8, 16), "
+              "(Workload('gru', True, 4, 4, 8, 16),)),); tuning.AUTO_BUDGET = 0.3; "
+              "from recurrent.layers import GRU; GRU(3, 8)(np.ones((2, 2, 3), np.float32)); "
+              "s = tuning.status(); print(s['mode'], s['settings']['row_parts'])")
+    env = dict(os.environ, RECURRENT_CACHE_DIR=str(tmp_path), RECURRENT_TUNE="on")
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert all(err == "" for _, err in outs), outs
+    assert outs[0][0] == outs[1][0] and outs[0][0].startswith("cache ")
+    files = os.listdir(tmp_path / "tuning")
+    assert len([f for f in files if f.endswith(".json")]) == 1
+    assert not [f for f in files if f.endswith(".tmp")]
