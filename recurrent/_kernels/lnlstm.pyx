@@ -146,6 +146,18 @@ cdef void _normalize_inputs(floating* xn, floating* rs_x, Py_ssize_t TB, int H, 
 
 # ---- the time loops -------------------------------------------------------------------
 
+cdef inline void _zone_step(floating* c, const floating* c_prev, floating* h,
+                            const floating* h_prev, const floating* keep_h,
+                            const floating* keep_c, Py_ssize_t kstep, Py_ssize_t t,
+                            Py_ssize_t B, int H, Py_ssize_t b) noexcept nogil:
+    """Zoneout of row b's step t (training and inference alike): c, h (H,) hold the
+    candidates c~, h~ the row pass wrote and become the blends with c_prev, h_prev;
+    nothing when keep_h is NULL (zoneout off)."""
+    if keep_h != NULL:
+        zone_rows(c, c_prev, zone_at(keep_c, kstep, t, B, H, b), H)
+        zone_rows(h, h_prev, zone_at(keep_h, kstep, t, B, H, b), H)
+
+
 cdef void _train_rows(floating* out, floating* xn, floating* nh, floating* rs_h,
                       floating* gates, floating* cells, floating* nc, floating* rs_c,
                       floating* h_n, floating* c_n, const floating* h0, const floating* c0,
@@ -180,11 +192,8 @@ cdef void _train_rows(floating* out, floating* xn, floating* nh, floating* rs_h,
                              rs_h + (row + r) * 4, g_ih, g_hh, bias, c_prev + r * H,
                              cells + (row + r) * H, nc + (row + r) * H, rs_c + row + r, g_c,
                              b_c, out + (row + r) * H, gates + (row + r) * G)
-                if keep_h != NULL:
-                    zone_rows(cells + (row + r) * H, c_prev + r * H,
-                              zone_at(keep_c, kstep, t, B, H, b0 + r), H)
-                    zone_rows(out + (row + r) * H, h_prev + r * H,
-                              zone_at(keep_h, kstep, t, B, H, b0 + r), H)
+                _zone_step(cells + (row + r) * H, c_prev + r * H, out + (row + r) * H,
+                           h_prev + r * H, keep_h, keep_c, kstep, t, B, H, b0 + r)
         finish_step_hc(out, h_n, c_n, cells + row * H, lengths, t, B, H, b0, b1)
 
 
@@ -225,11 +234,8 @@ cdef void _infer_rows(floating* out, const floating* xn, floating* work, floatin
                 _row_forward(H, eps, xn + ((t - t0) * B + b0 + r) * G, wr, wr + 2 * G + H,
                              g_ih, g_hh, bias, c_prev + r * H, c + r * H, wr + 2 * G,
                              wr + 2 * G + H + 4, g_c, b_c, out + (row + r) * H, wr + G)
-                if keep_h != NULL:
-                    zone_rows(c + r * H, c_prev + r * H,
-                              zone_at(keep_c, kstep, t, B, H, b0 + r), H)
-                    zone_rows(out + (row + r) * H, h_prev + r * H,
-                              zone_at(keep_h, kstep, t, B, H, b0 + r), H)
+                _zone_step(c + r * H, c_prev + r * H, out + (row + r) * H, h_prev + r * H,
+                           keep_h, keep_c, kstep, t, B, H, b0 + r)
         finish_step_hc(out, h_n, c_n, c, lengths, t, B, H, b0, b1)
 
 
