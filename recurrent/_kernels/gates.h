@@ -127,4 +127,46 @@ RC_MULTIVERSION(rc_tanh_inplace_f32,
     RC_IVDEP for (int j = 0; j < H; j++)
         h[j] = rc_tanhf(h[j]);)
 
+/* Elman RNN forward with zoneout (_rows.pxd): h holds a = x_t W_ih^T + b + h_{t-1} W_hh^T
+ * on entry; the candidate act(a) (relu: 0 if a < 0 else a, NaN passing; else tanh) goes to
+ * cand when it is not NULL, and h = k * h_prev + (1 - k) * act(a). */
+RC_MULTIVERSION(rc_rnn_zone_f32,
+    (float* restrict h, float* restrict cand, const float* restrict h_prev,
+     const float* restrict k, int H, int relu),
+    (h, cand, h_prev, k, H, relu),
+    if (relu) {
+        RC_IVDEP for (int j = 0; j < H; j++)
+            h[j] = h[j] < 0 ? 0 : h[j];
+    } else {
+        RC_IVDEP for (int j = 0; j < H; j++)
+            h[j] = rc_tanhf(h[j]);
+    }
+    if (cand != NULL)
+        memcpy(cand, h, (size_t) H * sizeof(float));
+    RC_IVDEP for (int j = 0; j < H; j++)
+        h[j] = k[j] * h_prev[j] + (1 - k[j]) * h[j];)
+
+/* Elman RNN backward with zoneout. a (H): the candidate c = act(a_t) in, dA out (in place:
+ * the cell hands forward's candidate buffer as backward's work space); g: d_out at this
+ * step; dh: carried d h_t in, k * (g + d h_t) out (the caller adds the W_hh path). */
+RC_MULTIVERSION(rc_rnn_backward_zone_f32,
+    (float* restrict a, const float* restrict g, float* restrict dh,
+     const float* restrict k, int H, int relu),
+    (a, g, dh, k, H, relu),
+    if (relu) {
+        RC_IVDEP for (int j = 0; j < H; j++) {
+            float gt = g[j] + dh[j];
+            float dc = (1 - k[j]) * gt;          /* h_t = k h_{t-1} + (1 - k) c */
+            dh[j] = k[j] * gt;
+            a[j] = a[j] > 0 ? dc : 0;            /* c = relu(a_t) */
+        }
+    } else {
+        RC_IVDEP for (int j = 0; j < H; j++) {
+            float gt = g[j] + dh[j];
+            float dc = (1 - k[j]) * gt;
+            dh[j] = k[j] * gt;
+            a[j] = dc * (1 - a[j] * a[j]);       /* c = tanh(a_t) */
+        }
+    })
+
 #endif

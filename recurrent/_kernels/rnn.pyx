@@ -14,7 +14,8 @@ relu). Backward needs one work buffer dA (T, B, H).
 Recurrent dropout and zoneout (_rows.pxd): with a mask m (B, H) the product reads
 h_{t-1} * m; with a zoneout array k, h_t = k * h_{t-1} + (1 - k) * act(a_t). Backward then
 needs act(a_t) itself (the candidate, `cand` (T, B, H), written by forward) and the masked
-h_{t-1} for dW_hh (masked_history).
+h_{t-1} for dW_hh (masked_history). In float32 the zoneout passes of a row are one fused
+call each way (gates.h), vectorised like the activation.
 
 Threads: as in lstm.pyx (kernel_threads; bitwise identical results for any thread count).
 """
@@ -25,7 +26,7 @@ from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from ._activations cimport relu, tanh_
-from ._gates cimport rc_tanh_inplace_f32
+from ._gates cimport rc_rnn_backward_zone_f32, rc_rnn_zone_f32, rc_tanh_inplace_f32
 from ._recmat cimport rc_malloc64, recmat
 from ._rows cimport (add_masked, copy_empty_rows, data_of, input_and_weight_grads,
                      kernel_threads, mask_scratch, masked_history, masked_rows, packed_copy,
@@ -60,18 +61,24 @@ cdef void _forward_rows(floating* out, floating* h_n, const floating* h0,
             if t >= lengths[b]:
                 memset(h, 0, H * sizeof(floating))
                 continue
-            if use_relu:
-                for j in range(H):
-                    h[j] = relu(h[j])
-            elif floating is float:
-                rc_tanh_inplace_f32(h, H)  # vectorised (gates.h)
+            if floating is float and keep != NULL:
+                # the activation, the candidate's copy and zoneout in one call (gates.h)
+                rc_rnn_zone_f32(h, NULL if cand == NULL else cand + (t * B + b) * H,
+                                h_prev + (b - b0) * H, zone_at(keep, kstep, t, B, H, b), H,
+                                use_relu)
             else:
-                for j in range(H):
-                    h[j] = tanh_(h[j])
-            if keep != NULL:
-                if cand != NULL:
-                    memcpy(cand + (t * B + b) * H, h, H * sizeof(floating))
-                zone_rows(h, h_prev + (b - b0) * H, zone_at(keep, kstep, t, B, H, b), H)
+                if use_relu:
+                    for j in range(H):
+                        h[j] = relu(h[j])
+                elif floating is float:
+                    rc_tanh_inplace_f32(h, H)  # vectorised (gates.h)
+                else:
+                    for j in range(H):
+                        h[j] = tanh_(h[j])
+                if keep != NULL:
+                    if cand != NULL:
+                        memcpy(cand + (t * B + b) * H, h, H * sizeof(floating))
+                    zone_rows(h, h_prev + (b - b0) * H, zone_at(keep, kstep, t, B, H, b), H)
             if t == lengths[b] - 1:
                 memcpy(h_n + b * H, h, H * sizeof(floating))
 
@@ -110,6 +117,11 @@ cdef void _backward_rows(floating* dh, floating* da, const floating* d_out,
                 # h_t = k * h_{t-1} + (1 - k) * c,  c = act(a_t) (the candidate)
                 h = cand + row * H
                 k = zone_at(keep, kstep, t, B, H, b)
+                if floating is float:
+                    if h != d:
+                        memcpy(d, h, H * sizeof(floating))
+                    rc_rnn_backward_zone_f32(d, g, dhb, k, H, use_relu)  # in place (gates.h)
+                    continue
                 for j in range(H):
                     gt = g[j] + dhb[j]
                     dc = (1 - k[j]) * gt
