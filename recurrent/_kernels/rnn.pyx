@@ -14,8 +14,9 @@ relu). Backward needs one work buffer dA (T, B, H).
 Recurrent dropout and zoneout (_rows.pxd): with a mask m (B, H) the product reads
 h_{t-1} * m; with a zoneout array k, h_t = k * h_{t-1} + (1 - k) * act(a_t). Backward then
 needs act(a_t) itself (the candidate, `cand` (T, B, H), written by forward) and the masked
-h_{t-1} for dW_hh (masked_history). In float32 the zoneout passes of a row are one fused
-call each way (gates.h), vectorised like the activation.
+h_{t-1} for dW_hh (masked_history). In float32 each row's element-wise pass (activation,
+zoneout, their derivatives) is one call each way, vectorised (gates.h); float64 runs the
+Cython loops here, the reference for those lines.
 
 Threads: as in lstm.pyx (kernel_threads; bitwise identical results for any thread count).
 """
@@ -26,7 +27,7 @@ from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from ._activations cimport relu, tanh_
-from ._gates cimport rc_rnn_backward_zone_f32, rc_rnn_zone_f32, rc_tanh_inplace_f32
+from ._gates cimport rc_rnn_backward_f32, rc_rnn_backward_zone_f32, rc_rnn_forward_f32
 from ._recmat cimport rc_malloc64, recmat
 from ._rows cimport (add_masked, copy_empty_rows, data_of, input_and_weight_grads,
                      kernel_threads, mask_scratch, masked_history, masked_rows, packed_copy,
@@ -61,17 +62,15 @@ cdef void _forward_rows(floating* out, floating* h_n, const floating* h0,
             if t >= lengths[b]:
                 memset(h, 0, H * sizeof(floating))
                 continue
-            if floating is float and keep != NULL:
-                # the activation, the candidate's copy and zoneout in one call (gates.h)
-                rc_rnn_zone_f32(h, NULL if cand == NULL else cand + (t * B + b) * H,
-                                h_prev + (b - b0) * H, zone_at(keep, kstep, t, B, H, b), H,
-                                use_relu)
+            if floating is float:
+                # activation, candidate copy and zoneout in one vectorised call (gates.h)
+                rc_rnn_forward_f32(h, NULL if cand == NULL else cand + (t * B + b) * H,
+                                   h_prev + (b - b0) * H, zone_at(keep, kstep, t, B, H, b), H,
+                                   use_relu)
             else:
                 if use_relu:
                     for j in range(H):
                         h[j] = relu(h[j])
-                elif floating is float:
-                    rc_tanh_inplace_f32(h, H)  # vectorised (gates.h)
                 else:
                     for j in range(H):
                         h[j] = tanh_(h[j])
@@ -132,7 +131,9 @@ cdef void _backward_rows(floating* dh, floating* da, const floating* d_out,
                         d[j] = dc * (1 - h[j] * h[j])
                 continue
             # h_t = act(a_t)
-            if use_relu:
+            if floating is float:
+                rc_rnn_backward_f32(d, h, g, dhb, H, use_relu)  # vectorised (gates.h)
+            elif use_relu:
                 for j in range(H):
                     d[j] = (g[j] + dhb[j]) if h[j] > 0 else 0
                     dhb[j] = 0
