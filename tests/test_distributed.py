@@ -98,8 +98,8 @@ def test_without_ranks_drops_only_the_ranks_option():
     ("char-lm", ["--dropout", "0.3", "--layers", "2"]),      # per-step outputs, carried
                                                               # state, dropout masks
     ("char-lm", ["--recurrent-dropout", "0.3", "--zoneout", "0.2"]),  # cell masks
-    ("sentiment", ["--hidden", "8", "--steps", "6", "--data", "slice.csv"]),  # pooled
-                                               # outputs, lengths, cross-fitted wide part
+    ("sentiment", ["--hidden", "8", "--steps", "6", "--data", "slice.csv",
+                   "--wide-folds", "5"]),  # pooled outputs, lengths, cross-fitted wide part
     ("forecast", ["--tbptt", "0"]),                          # float features
     ("seq2seq", ["--max-train", "300", "--max-eval", "40"]),  # pair batches, decoding
 ])

@@ -275,9 +275,21 @@ def test_cross_fitted_wide_part_scores_training_rows_out_of_fold_and_resumes(tmp
                                    + fold.bias, rtol=1e-4, atol=1e-4)
         assert not np.allclose(in_training[rows], in_eval[rows], atol=1e-2)
 
+    # --wide-folds-eval mean: outside training, the mean of the same fold models
+    ok(invoke("train", "sentiment", "--out", tmp_path / "mean", *args, "--steps", "1",
+              "--wide-folds-eval", "mean"))
+    mean = _params(tmp_path / "mean")
+    np.testing.assert_array_equal(mean["wide.fold_weight"], full["wide.fold_weight"])
+    np.testing.assert_allclose(mean["wide.weight"], full["wide.fold_weight"].mean(axis=0),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(mean["wide.weight"], full["wide.weight"], atol=1e-3)
+
     for bad, message in (
             (["--wide-folds", "1"], "--wide-folds: cross-fitting needs 2 folds or more "
                                     "(0 = off)"),
+            (["--wide-folds", "0", "--wide-folds-eval", "mean"],
+             "--wide-folds-eval mean needs a cross-fitted wide part (--wide-folds 2 or "
+             "more)"),
             (["--wide-fit", "joint"],
              "--wide-folds cross-fits the NB wide part: it needs --wide-fit nb")):
         one_line_error(invoke("train", "sentiment", "--out", tmp_path / "r", *args, *bad),

@@ -33,7 +33,7 @@ NB_FORMAT = 1  # of the cached NB logistic regressions (recurrent.cache)
 FOLDS_FORMAT = 1  # of the cached cross-fitted fold models (recurrent.cache)
 BIGRAM_BUCKETS = 131072  # the wide part's default, and the nb_logreg baseline's features
 WIDE_DROPOUT = 0.5  # the wide part's default feature dropout
-WIDE_FOLDS = 5  # the fixed wide part's default cross-fitting folds
+WIDE_FOLDS = 0  # the fixed wide part's default cross-fitting folds (0: off)
 EVAL_BATCH = 256  # rows per forward pass in evaluate/predict (no gradients kept)
 FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 
@@ -143,6 +143,12 @@ class SentimentTask:
                               f"folds, so in training each text gets the logits of a fold "
                               f"model fitted without it (0 = off: the model fitted on every "
                               f"training text, which has seen it) [default: {WIDE_FOLDS}]."),
+            click.Option(["--wide-folds-eval"], type=click.Choice(["full", "mean"]),
+                         default="full", show_default=True,
+                         help="With --wide-folds: outside training the wide part is the "
+                              "model fitted on every training text (full) or the mean of "
+                              "the fold models (mean: logits like those the RNN trained "
+                              "beside)."),
             click.Option(["--bigram-buckets"], type=click.IntRange(min=1),
                          default=BIGRAM_BUCKETS,
                          show_default=True,
@@ -257,6 +263,9 @@ class SentimentTask:
             folds = WIDE_FOLDS if folds is None else int(folds)
             if folds:
                 spec["wide_folds"] = folds
+        if config.get("wide_folds_eval", "full") != "full" and not spec.get("wide_folds"):
+            raise UserError("--wide-folds-eval mean needs a cross-fitted wide part "
+                            "(--wide-folds 2 or more)")
         if dropout > 0:
             spec["wide_dropout"] = dropout
         return spec
@@ -276,8 +285,13 @@ class SentimentTask:
         if spec.get("wide_folds"):
             fold_weight, fold_bias = self._fold_models(state, spec["wide_bigrams"],
                                                        spec["wide_folds"], model)
+            bias = model.bias
+            if config.get("wide_folds_eval", "full") == "mean":
+                values["wide.weight"] = fold_weight.mean(axis=0).astype(np.float32)
+                bias = fold_bias.mean(axis=0)
+                values["head.bias"] = bias.astype(np.float32)
             values["wide.fold_weight"] = fold_weight.astype(np.float32)
-            values["wide.fold_bias"] = (fold_bias - model.bias).astype(np.float32)
+            values["wide.fold_bias"] = (fold_bias - bias).astype(np.float32)
         return values
 
     def _fold_models(self, state: dict, buckets: int, folds: int, full):
