@@ -483,7 +483,8 @@ from recurrent._kernels import activations
 from recurrent.plugins import get_cell
 from recurrent.reference import get_reference_cell
 print(activations.vector_level())
-for name in ("rnn_tanh", "lstm", "gru"):
+for name, zoned in [(n, z) for n in ("rnn_tanh", "rnn_relu", "lstm", "gru")
+                    for z in (False, True)]:
     fast, ref = get_cell(name), get_reference_cell(name)
     rng = np.random.default_rng(1)
     T, B, I, H = 5, 11, 7, 37        # 11 rows, 37 units: every tile and panel tail
@@ -494,9 +495,12 @@ for name in ("rnn_tanh", "lstm", "gru"):
     d_out = rng.normal(size=(T, B, H)).astype(np.float32)
     lengths = rng.integers(0, T + 1, size=B)   # int64, rows of length 0 included
     lengths[0] = 0
+    # zoneout's fused gate passes: 0/1 values as in training, and fractional ones
+    masks = {"zoneout": tuple(rng.choice(np.float32([0, 1, 0.3]), size=(T, B, H))
+                              for _ in fast.state_names)} if zoned else None
     results = []
     for cell in (fast, ref):
-        out, finals, cache = cell.forward(x, states, params, lengths, 2)
+        out, finals, cache = cell.forward(x, states, params, lengths, 2, masks=masks)
         grads = {k: np.zeros_like(v) for k, v in params.items()}
         dx, _ = cell.backward(d_out, (None,) * len(states), cache, grads, 2)
         results.append([np.array(out), dx, *finals, *grads.values()])
@@ -525,3 +529,37 @@ def test_lower_vector_variants_match_reference(level):
     chosen, status = result.stdout.split()
     assert status == "ok"
     assert chosen == level or (level == "avx2" and chosen == "portable")  # CPU without AVX2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("use_relu", [False, True])
+def test_rnn_zoneout_backward_with_separate_candidates_equals_in_place(use_relu, dtype):
+    """The rnn kernel's backward takes the candidates either as its work space (as the cell
+    hands them) or in a separate array; both give the same gradients, candidates intact."""
+    from recurrent._kernels import rnn
+    rng = np.random.default_rng(3)
+    T, B, I, H = 4, 5, 3, 19
+    x = rng.normal(size=(T, B, I)).astype(dtype)
+    h0 = rng.normal(size=(B, H)).astype(dtype)
+    w_ih = rng.normal(scale=0.4, size=(H, I)).astype(dtype)
+    w_hh = rng.normal(scale=0.3, size=(H, H)).astype(dtype)
+    bias = rng.normal(size=H).astype(dtype)
+    lengths = np.array([4, 0, 2, 4, 3], np.int64)
+    keep = rng.choice(np.array([0, 1, 0.4], dtype), size=(T, B, H))
+    d_out = rng.normal(size=(T, B, H)).astype(dtype)
+    out, h_n, cand = (np.empty((T, B, H), dtype), np.empty((B, H), dtype),
+                      np.empty((T, B, H), dtype))
+    rnn.forward(out, h_n, x, h0, w_ih, w_hh, bias, lengths, use_relu, 1, None, keep, cand)
+    results = []
+    for separate in (False, True):
+        c = cand.copy()
+        da = np.empty_like(c) if separate else c
+        dx, dh = np.empty_like(x), np.ones((B, H), dtype)
+        dw_ih, dw_hh, db = np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros(H, dtype)
+        rnn.backward(dx, dh, dw_ih, dw_hh, db, da, d_out, x, h0, out, w_ih, w_hh, lengths,
+                     use_relu, 1, None, keep, c)
+        if separate:
+            np.testing.assert_array_equal(c, cand)
+        results.append((dx, dh, dw_ih, dw_hh, db))
+    for got, want in zip(*results):
+        np.testing.assert_array_equal(got, want)

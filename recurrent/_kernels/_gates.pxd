@@ -11,7 +11,12 @@ cdef extern from "gates.h" nogil:
                             const float* h_prev, float* h, int H)
     void rc_gru_backward_f32(float* a, const float* h_prev, const float* d_out, float* dh,
                              int H)
-    void rc_tanh_inplace_f32(float* h, int H)
+    void rc_rnn_forward_f32(float* h, float* cand, const float* h_prev, const float* k,
+                            int H, int relu)
+    void rc_rnn_backward_f32(float* d, const float* h, const float* g, float* dh, int H,
+                             int relu)
+    void rc_rnn_backward_zone_f32(float* a, const float* g, float* dh, const float* k, int H,
+                                  int relu)
     int rc_cpu_level()
 
 

@@ -120,11 +120,71 @@ RC_MULTIVERSION(rc_gru_backward_zone_f32,
         dh[j] = dhj * z + k[j] * gt;
     })
 
-/* Elman RNN, tanh: h = tanh(a) in place. */
-RC_MULTIVERSION(rc_tanh_inplace_f32,
-    (float* restrict h, int H),
-    (h, H),
+/* Elman RNN activation in place over H units: relu (0 if a < 0 else a, NaN passing, as
+ * torch.relu) or tanh. One definition for the passes below. */
+#define RC_RNN_ACT(h, H, relu)                                                          \
+    if (relu) {                                                                         \
+        RC_IVDEP for (int j = 0; j < (H); j++)                                          \
+            (h)[j] = (h)[j] < 0 ? 0 : (h)[j];                                           \
+    } else {                                                                            \
+        RC_IVDEP for (int j = 0; j < (H); j++)                                          \
+            (h)[j] = rc_tanhf((h)[j]);                                                  \
+    }
+
+/* Elman RNN forward: h holds a = x_t W_ih^T + b + h_{t-1} W_hh^T on entry and act(a) on
+ * return. With zoneout (k not NULL, _rows.pxd): the candidate act(a) also goes to cand
+ * when cand is not NULL, and h = k * h_prev + (1 - k) * act(a). */
+RC_MULTIVERSION(rc_rnn_forward_f32,
+    (float* restrict h, float* restrict cand, const float* restrict h_prev,
+     const float* restrict k, int H, int relu),
+    (h, cand, h_prev, k, H, relu),
+    RC_RNN_ACT(h, H, relu)
+    if (k == NULL)
+        return;
+    if (cand != NULL)
+        memcpy(cand, h, (size_t) H * sizeof(float));
     RC_IVDEP for (int j = 0; j < H; j++)
-        h[j] = rc_tanhf(h[j]);)
+        h[j] = k[j] * h_prev[j] + (1 - k[j]) * h[j];)
+
+/* Elman RNN backward, h_t = act(a_t). h: h_t; g: d_out at this step; dh: carried d h_t in,
+ * zero out (the caller adds the W_hh path); d: dA out. */
+RC_MULTIVERSION(rc_rnn_backward_f32,
+    (float* restrict d, const float* restrict h, const float* restrict g,
+     float* restrict dh, int H, int relu),
+    (d, h, g, dh, H, relu),
+    if (relu) {
+        RC_IVDEP for (int j = 0; j < H; j++) {
+            d[j] = h[j] > 0 ? g[j] + dh[j] : 0;
+            dh[j] = 0;
+        }
+    } else {
+        RC_IVDEP for (int j = 0; j < H; j++) {
+            d[j] = (g[j] + dh[j]) * (1 - h[j] * h[j]);
+            dh[j] = 0;
+        }
+    })
+
+/* Elman RNN backward with zoneout. a (H): the candidate c = act(a_t) in, dA out (in place:
+ * the cell hands forward's candidate buffer as backward's work space); g: d_out at this
+ * step; dh: carried d h_t in, k * (g + d h_t) out (the caller adds the W_hh path). */
+RC_MULTIVERSION(rc_rnn_backward_zone_f32,
+    (float* restrict a, const float* restrict g, float* restrict dh,
+     const float* restrict k, int H, int relu),
+    (a, g, dh, k, H, relu),
+    if (relu) {
+        RC_IVDEP for (int j = 0; j < H; j++) {
+            float gt = g[j] + dh[j];
+            float dc = (1 - k[j]) * gt;          /* h_t = k h_{t-1} + (1 - k) c */
+            dh[j] = k[j] * gt;
+            a[j] = a[j] > 0 ? dc : 0;            /* c = relu(a_t) */
+        }
+    } else {
+        RC_IVDEP for (int j = 0; j < H; j++) {
+            float gt = g[j] + dh[j];
+            float dc = (1 - k[j]) * gt;
+            dh[j] = k[j] * gt;
+            a[j] = dc * (1 - a[j] * a[j]);       /* c = tanh(a_t) */
+        }
+    })
 
 #endif

@@ -14,7 +14,9 @@ relu). Backward needs one work buffer dA (T, B, H).
 Recurrent dropout and zoneout (_rows.pxd): with a mask m (B, H) the product reads
 h_{t-1} * m; with a zoneout array k, h_t = k * h_{t-1} + (1 - k) * act(a_t). Backward then
 needs act(a_t) itself (the candidate, `cand` (T, B, H), written by forward) and the masked
-h_{t-1} for dW_hh (masked_history).
+h_{t-1} for dW_hh (masked_history). In float32 each row's element-wise pass (activation,
+zoneout, their derivatives) is one call each way, vectorised (gates.h); float64 runs the
+Cython loops here, the reference for those lines.
 
 Threads: as in lstm.pyx (kernel_threads; bitwise identical results for any thread count).
 """
@@ -25,7 +27,7 @@ from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from ._activations cimport relu, tanh_
-from ._gates cimport rc_tanh_inplace_f32
+from ._gates cimport rc_rnn_backward_f32, rc_rnn_backward_zone_f32, rc_rnn_forward_f32
 from ._recmat cimport rc_malloc64, recmat
 from ._rows cimport (add_masked, copy_empty_rows, data_of, input_and_weight_grads,
                      kernel_threads, mask_scratch, masked_history, masked_rows, packed_copy,
@@ -60,18 +62,22 @@ cdef void _forward_rows(floating* out, floating* h_n, const floating* h0,
             if t >= lengths[b]:
                 memset(h, 0, H * sizeof(floating))
                 continue
-            if use_relu:
-                for j in range(H):
-                    h[j] = relu(h[j])
-            elif floating is float:
-                rc_tanh_inplace_f32(h, H)  # vectorised (gates.h)
+            if floating is float:
+                # activation, candidate copy and zoneout in one vectorised call (gates.h)
+                rc_rnn_forward_f32(h, NULL if cand == NULL else cand + (t * B + b) * H,
+                                   h_prev + (b - b0) * H, zone_at(keep, kstep, t, B, H, b), H,
+                                   use_relu)
             else:
-                for j in range(H):
-                    h[j] = tanh_(h[j])
-            if keep != NULL:
-                if cand != NULL:
-                    memcpy(cand + (t * B + b) * H, h, H * sizeof(floating))
-                zone_rows(h, h_prev + (b - b0) * H, zone_at(keep, kstep, t, B, H, b), H)
+                if use_relu:
+                    for j in range(H):
+                        h[j] = relu(h[j])
+                else:
+                    for j in range(H):
+                        h[j] = tanh_(h[j])
+                if keep != NULL:
+                    if cand != NULL:
+                        memcpy(cand + (t * B + b) * H, h, H * sizeof(floating))
+                    zone_rows(h, h_prev + (b - b0) * H, zone_at(keep, kstep, t, B, H, b), H)
             if t == lengths[b] - 1:
                 memcpy(h_n + b * H, h, H * sizeof(floating))
 
@@ -110,6 +116,11 @@ cdef void _backward_rows(floating* dh, floating* da, const floating* d_out,
                 # h_t = k * h_{t-1} + (1 - k) * c,  c = act(a_t) (the candidate)
                 h = cand + row * H
                 k = zone_at(keep, kstep, t, B, H, b)
+                if floating is float:
+                    if h != d:
+                        memcpy(d, h, H * sizeof(floating))
+                    rc_rnn_backward_zone_f32(d, g, dhb, k, H, use_relu)  # in place (gates.h)
+                    continue
                 for j in range(H):
                     gt = g[j] + dhb[j]
                     dc = (1 - k[j]) * gt
@@ -120,7 +131,9 @@ cdef void _backward_rows(floating* dh, floating* da, const floating* d_out,
                         d[j] = dc * (1 - h[j] * h[j])
                 continue
             # h_t = act(a_t)
-            if use_relu:
+            if floating is float:
+                rc_rnn_backward_f32(d, h, g, dhb, H, use_relu)  # vectorised (gates.h)
+            elif use_relu:
                 for j in range(H):
                     d[j] = (g[j] + dhb[j]) if h[j] > 0 else 0
                     dhb[j] = 0
