@@ -110,6 +110,9 @@ def feature_keep(salt: int, rows: np.ndarray, cols: np.ndarray, p: float) -> np.
 class Wide(ParamModule):
     """Token ids (T, B) with lengths (B,) -> logits (B, K) = ngram_features @ weight."""
 
+    # parameters used in training only (cross-fitted rows): not part of an exported model
+    TRAINING_ONLY = ("fold_weight", "fold_bias")
+
     def __init__(self, vocab_size, bigram_buckets, out_features, dtype=np.float32,
                  dropout=0.0, rng=None, fixed=False, folds=0):
         self.vocab_size = positive_int(vocab_size, "vocab_size")
