@@ -26,7 +26,7 @@ from recurrent.threads import single_threaded_blas
 from recurrent_plugins.bench import Problem, _iqr, round_ratios, run_rounds
 
 CONFIGS = ((100, 32, 64, 128), (100, 64, 128, 256))
-CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru", "ln_lstm")
 
 
 def train_call(problem, threads, recurrent_dropout, zoneout, rng):

@@ -90,11 +90,12 @@ class _Cache:
 
 class _KernelCell(TorchLayoutCell):
     """What the built-in cells share beyond parameter shapes and init (recurrent.cellbase,
-    shared with the reference cells): the registry name and state names."""
+    shared with the reference cells): the registry name and state names, and the
+    recurrent-dropout and zoneout masks, which every kernel takes."""
 
     name: str
     num_gates: int
-    mask_kinds = ()
+    mask_kinds = MASK_KINDS
 
     def __init__(self):
         self.state_names = STATE_NAMES[self.name]
@@ -102,17 +103,15 @@ class _KernelCell(TorchLayoutCell):
     def __repr__(self):
         return f"<cell {self.name!r} (Cython kernels)>"
 
-
-class _TorchEquationCell(_KernelCell):
-    """The cells with torch.nn's equations (rnn, lstm, gru): their kernels also take the
-    recurrent-dropout and zoneout masks and run int8 inference."""
-
-    mask_kinds = MASK_KINDS
-
     def _masks(self, masks, x, H):
         """(recurrent mask or None, zoneout tuple or None), checked (recurrent.masks)."""
         T, B, _ = x.shape
         return check_masks(masks, len(self.state_names), T, B, H, x.dtype)
+
+
+class _TorchEquationCell(_KernelCell):
+    """The cells with torch.nn's equations (rnn, lstm, gru): their kernels also run int8
+    inference."""
 
     # -- int8 inference (recurrent/quant.py, recurrent/_kernels/int8.pyx) ---------------
     int8_kind: int
@@ -373,12 +372,13 @@ class LayerNormLSTMCell(LayerNormLSTMLayout, _KernelCell):
                                          "ln_bias_c"), ln)))
         return h0, c0, w_ih, w_hh, np.zeros(G, dtype), bias, ln
 
-    def forward(self, x, states, params, lengths, num_threads):
+    def forward(self, x, states, params, lengths, num_threads, masks=None):
         h0, c0, w_ih, w_hh, zeros, bias, ln = self._prepare(x, states, params)
         T, B, _ = x.shape
         H = h0.shape[1]
         G = 4 * H
         dtype = x.dtype
+        rec, zone = self._masks(masks, x, H)
         out = np.empty((T, B, H), dtype)       # (T, B, H)  every h_t
         xn = np.empty((T, B, G), dtype)        # (T, B, G)  LN(x W_ih^T)
         nh = np.empty((T, B, G), dtype)        # (T, B, G)  LN(h W_hh^T)
@@ -391,27 +391,29 @@ class LayerNormLSTMCell(LayerNormLSTMLayout, _KernelCell):
         h_n = np.empty((B, H), dtype)
         c_n = np.empty((B, H), dtype)
         _lnlstm.forward(out, xn, nh, gates, cells, nc, rs_x, rs_h, rs_c, h_n, c_n, x, h0, c0,
-                        w_ih, w_hh, zeros, bias, *ln, LN_EPS, lengths, num_threads)
+                        w_ih, w_hh, zeros, bias, *ln, LN_EPS, lengths, num_threads, rec,
+                        zone)
         out.flags.writeable = False
         cache = _Cache((x, h0, c0, out, xn, nh, gates, cells, nc, rs_x, rs_h, rs_c, w_ih,
-                        w_hh, ln), lengths)
+                        w_hh, ln, rec, zone), lengths)
         return out, (h_n, c_n), cache
 
-    def infer(self, x, states, params, lengths, num_threads):
+    def infer(self, x, states, params, lengths, num_threads, masks=None):
         """forward() without the caches (bitwise the same results)."""
         h0, c0, w_ih, w_hh, zeros, bias, ln = self._prepare(x, states, params)
         T, B, _ = x.shape
         H = h0.shape[1]
+        rec, zone = self._masks(masks, x, H)
         out = np.empty((T, B, H), x.dtype)     # (T, B, H)
         h_n = np.empty((B, H), x.dtype)
         c_n = np.empty((B, H), x.dtype)
         _lnlstm.infer(out, h_n, c_n, x, h0, c0, w_ih, w_hh, zeros, bias, *ln, LN_EPS,
-                      lengths, num_threads)
+                      lengths, num_threads, rec, zone)
         return out, (h_n, c_n)
 
     def backward(self, d_out, d_final_states, cache, grads, num_threads):
-        (x, h0, c0, out, xn, nh, gates, cells, nc, rs_x, rs_h, rs_c, w_ih, w_hh,
-         ln) = cache.take()
+        (x, h0, c0, out, xn, nh, gates, cells, nc, rs_x, rs_h, rs_c, w_ih, w_hh, ln, rec,
+         zone) = cache.take()
         T, B, _ = x.shape
         H = h0.shape[1]
         G = 4 * H
@@ -426,7 +428,8 @@ class LayerNormLSTMCell(LayerNormLSTMLayout, _KernelCell):
         g_ih, g_hh, g_c, b_c = ln
         _lnlstm.backward(dx, dh, dc, dw_ih, dw_hh, db, dg_ih, acc_ghh, acc_gc, acc_bc, xn,
                          nh, gates, rs_x, rs_h, rs_c, cells, nc, d_out, x, h0, c0, out,
-                         w_ih, w_hh, g_ih, g_hh, g_c, b_c, cache.lengths, num_threads)
+                         w_ih, w_hh, g_ih, g_hh, g_c, b_c, cache.lengths, num_threads, rec,
+                         zone)
         _finish_grads(grads, dw_ih, dw_hh)
         _add_grad(grads, "bias_ih", db)
         _add_grad(grads, "bias_hh", db)

@@ -1,8 +1,9 @@
 """The layer-normalised LSTM (ln_lstm) beyond what every built-in cell is tested for
 (tests/test_kernels.py, test_layers.py, test_reference.py run it with the others):
 the same equations written in torch ops with autograd (the bench's torch side,
-plugins/bench.py: torch_ln_lstm), stacks trained from the CLI (char-lm; sentiment,
-bidirectional), the single-step path, and the export formats' refusal.
+plugins/bench.py: torch_ln_lstm), stacks trained from the CLI (char-lm, also with
+recurrent dropout and zoneout; sentiment, bidirectional), the single-step path, and the
+export formats' and int8's refusal.
 
 Legend: T time, B batch, I input, H hidden, G = 4H.
 """
@@ -117,6 +118,23 @@ def test_char_lm_trains_with_ln_lstm_and_export_says_what_it_can_do(tmp_path):
         assert any("ln_gain_c_l1" in n for n in names)
         for name in names:
             np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_char_lm_trains_ln_lstm_with_recurrent_dropout_and_zoneout(tmp_path):
+    # the options reach ln_lstm's kernels (tests/test_recurrent_masks.py tests them with
+    # every built-in cell); evaluation uses zoneout's expectation: the same each time
+    run = tmp_path / "reg"
+    ok(invoke("train", "char-lm", "--cell", "ln_lstm", "--recurrent-dropout", "0.2",
+              "--zoneout", "0.1", "--hidden", "8", "--embed-dim", "4", "--layers", "2",
+              "--seq-len", "12", "--batch-size", "4", "--max-chars", "4000", "--threads",
+              "1", "--quiet", "--no-plot", "--steps", "3", "--eval-every", "0", "--out", run))
+    first = ok(invoke("eval", run, "--json"))
+    assert ok(invoke("eval", run, "--json")) == first
+    # ln_lstm has no int8 kernel, zoneout or not: refused in one line
+    one_line_error(invoke("eval", run, "--precision", "int8"),
+                   "precision int8: cell 'ln_lstm' has no int8 path")
+    with pytest.raises(ValueError, match="cell 'ln_lstm' has no int8 path"):
+        Recurrent("ln_lstm", 4, 6, recurrent_dropout=0.2, precision="int8")
 
 
 def test_sentiment_trains_a_bidirectional_ln_lstm_and_classifies(tmp_path):

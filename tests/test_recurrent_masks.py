@@ -14,12 +14,13 @@ from click.testing import CliRunner
 import recurrent
 from recurrent import conformance, plugins
 from recurrent.cli import cli
+from recurrent.cellbase import LN_EPS
 from recurrent.layers import Recurrent
 from recurrent.masks import bernoulli, check_masks, variational_mask, zoneout_mask
 from recurrent.plugins import get_cell
 from recurrent.reference import get_reference_cell
 
-CELL_NAMES = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+CELL_NAMES = ("rnn_tanh", "rnn_relu", "lstm", "gru", "ln_lstm")
 KINDS = ("recurrent", "zoneout", "both", "expectation")
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-4, atol=2e-5)}
 
@@ -147,6 +148,20 @@ def _torch_step(torch, name, x_t, h, c, m, p):
         h_new, c_new = torch._VF.lstm_cell(x_t, (hm, c), p["weight_ih"], p["weight_hh"],
                                            p["bias_ih"], p["bias_hh"])
         return h_new, c_new
+    if name == "ln_lstm":  # recurrent.reference's equations in torch ops
+        F = torch.nn.functional
+        B, H = h.shape
+
+        def blocks(v):  # (B, 4H), each gate block normalised on its own
+            return F.layer_norm(v.reshape(B, 4, H), (H,), eps=LN_EPS).reshape(B, 4 * H)
+
+        a = (p["ln_gain_ih"] * blocks(x_t @ p["weight_ih"].T) + p["bias_ih"]
+             + p["ln_gain_hh"] * blocks(hm @ p["weight_hh"].T) + p["bias_hh"])
+        a_i, a_f, a_g, a_o = a.chunk(4, dim=1)
+        c_new = torch.sigmoid(a_f) * c + torch.sigmoid(a_i) * torch.tanh(a_g)
+        h_new = torch.sigmoid(a_o) * torch.tanh(
+            F.layer_norm(c_new, (H,), p["ln_gain_c"], p["ln_bias_c"], eps=LN_EPS))
+        return h_new, c_new
     # GRU: torch.nn.GRUCell's equations, h * m inside the recurrent product only
     ax = x_t @ p["weight_ih"].T + p["bias_ih"]
     ah = hm @ p["weight_hh"].T + p["bias_hh"]
@@ -188,7 +203,7 @@ def test_against_torch_cells_with_the_same_masks(name):
         h_new, c_new = _torch_step(torch, name, tx[t], h, c, m, tp)
         h = k[0][t] * h + (1 - k[0][t]) * h_new          # zoneout of h
         if c is not None:
-            c = k[1][t] * c + (1 - k[1][t]) * c_new      # and of an LSTM's c
+            c = k[1][t] * c + (1 - k[1][t]) * c_new      # and of an LSTM's c (and ln_lstm's)
         outs.append(h)
     out = torch.stack(outs)
     finals = [h] if c is None else [h, c]

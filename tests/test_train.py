@@ -171,6 +171,7 @@ def test_same_seed_gives_identical_runs_at_one_thread(tmp_path):
                   "warmup": 2}),
     ("toy-sign", {"tbptt": 3, "pooling": "max", "layers": 2, "dropout": 0.3}),  # truncated pool
     ("toy-lm", {"recurrent_dropout": 0.3, "zoneout": 0.2}),  # masks drawn per step
+    ("toy-lm", {"cell": "ln_lstm", "recurrent_dropout": 0.3, "zoneout": 0.2}),
 ])
 def test_resume_equals_uninterrupted_run(tmp_path, task_name, extra):
     full, _ = train(tmp_path, task_name, name="full", epochs=2, log_every=1, **extra)

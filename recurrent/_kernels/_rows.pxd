@@ -344,6 +344,37 @@ cdef inline void add_masked(floating* dh, const floating* d, const floating* m,
         dh[j] += d[j] * m[j]
 
 
+cdef inline void zone_split_hc(floating* d_cand, floating* held_h, floating* held_c,
+                               floating* dh, floating* dc, const floating* d_out,
+                               const floating* kh, const floating* kc, int H) noexcept nogil:
+    """Backward of zoneout for one row of a cell with states (h, c) whose row backward
+    takes d_out + the carried dh as d h_t and dc as d c_t (the layer-normalised LSTM), run
+    before it: with g = d_out + dh, d_cand = (1 - kh) * g is the candidate h's gradient
+    (the row backward's d_out, dh zeroed), dc becomes (1 - kc) * dc, the candidate c's, and
+    held_h = kh * g, held_c = kc * dc are the direct parts of d h_{t-1}, d c_{t-1}, added
+    back by zone_join_hc after the row backward. All (H,)."""
+    cdef Py_ssize_t j
+    cdef floating g
+    for j in range(H):
+        g = d_out[j] + dh[j]
+        d_cand[j] = (1 - kh[j]) * g
+        held_h[j] = kh[j] * g
+        dh[j] = 0
+        held_c[j] = kc[j] * dc[j]
+        dc[j] = (1 - kc[j]) * dc[j]
+
+
+cdef inline void zone_join_hc(floating* dh, floating* dc, const floating* held_h,
+                              const floating* held_c, int H) noexcept nogil:
+    """dh += held_h, dc += held_c (H,): zone_split_hc's direct parts, after the row
+    backward has left d h_{t-1} (before the W_hh path) and d c_{t-1} through the
+    candidates."""
+    cdef Py_ssize_t j
+    for j in range(H):
+        dh[j] += held_h[j]
+        dc[j] += held_c[j]
+
+
 cdef inline floating* masked_history(const floating* h0, const floating* out,
                                      const floating* m, Py_ssize_t T, Py_ssize_t B,
                                      int H) noexcept nogil:

@@ -29,6 +29,16 @@ sizes only; the gain gradients of the recurrent side are summed per row (B, .) i
 and over rows by the caller, those of the input side per block of rows (a size-only split)
 and then over the blocks in order.
 So 1, 2, ... threads give bitwise identical results.
+
+Recurrent dropout and zoneout (_rows.pxd, the same rules as every cell kernel): with a
+mask m (B, H) the recurrent product reads h_{t-1} * m, nh = LN((h_{t-1} * m) W_hh^T), and
+dW_hh reads the masked h_{t-1} (masked_history). With zoneout arrays kh, kc (T or 1, B, H)
+the step above computes the candidates c~ (c_t's line) and h~ = o * tanh(g_c * LN(c~) +
+b_c), and then
+    c_t = kc * c_{t-1} + (1 - kc) * c~,    h_t = kh * h_{t-1} + (1 - kh) * h~.
+The caches keep LN(c~) and its rstd (all backward reads of the cell line) and the zoned
+c_t (the next step's c_{t-1}); backward splits d h_t and d c_t between the candidates and
+the previous states (zone_split_hc, zone_join_hc) around the same row pass.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -37,9 +47,11 @@ from libc.stdlib cimport free
 from libc.string cimport memset
 
 from ._recmat cimport rc_malloc64, recmat
-from ._rows cimport (copy_empty_rows, finish_step_hc, infer_chunk, kernel_threads,
-                     num_blocks, packed_copy, project_inputs, project_packed, row_block,
-                     split, split_input_and_weight_grads, state_before, whole_input_part)
+from ._rows cimport (add_masked, copy_empty_rows, data_of, finish_step_hc, infer_chunk,
+                     kernel_threads, mask_scratch, masked_history, masked_rows, num_blocks,
+                     packed_copy, project_inputs, project_packed, row_block, split,
+                     split_input_and_weight_grads, state_before, whole_input_part, zone_at,
+                     zone_join_hc, zone_rows, zone_split_hc, zoneout_step)
 
 
 cdef extern from "lnlstm.h" nogil:
@@ -134,34 +146,54 @@ cdef void _normalize_inputs(floating* xn, floating* rs_x, Py_ssize_t TB, int H, 
 
 # ---- the time loops -------------------------------------------------------------------
 
+cdef inline void _zone_step(floating* c, const floating* c_prev, floating* h,
+                            const floating* h_prev, const floating* keep_h,
+                            const floating* keep_c, Py_ssize_t kstep, Py_ssize_t t,
+                            Py_ssize_t B, int H, Py_ssize_t b) noexcept nogil:
+    """Zoneout of row b's step t (training and inference alike): c, h (H,) hold the
+    candidates c~, h~ the row pass wrote and become the blends with c_prev, h_prev;
+    nothing when keep_h is NULL (zoneout off)."""
+    if keep_h != NULL:
+        zone_rows(c, c_prev, zone_at(keep_c, kstep, t, B, H, b), H)
+        zone_rows(h, h_prev, zone_at(keep_h, kstep, t, B, H, b), H)
+
+
 cdef void _train_rows(floating* out, floating* xn, floating* nh, floating* rs_h,
                       floating* gates, floating* cells, floating* nc, floating* rs_c,
                       floating* h_n, floating* c_n, const floating* h0, const floating* c0,
                       const floating* w_hh_t, const floating* g_ih, const floating* g_hh,
                       const floating* bias, const floating* g_c, const floating* b_c,
                       double eps, const int64_t* lengths, Py_ssize_t T, Py_ssize_t B,
-                      int H, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+                      int H, Py_ssize_t b0, Py_ssize_t b1, const floating* rmask,
+                      const floating* keep_h, const floating* keep_c, Py_ssize_t kstep,
+                      floating* scratch) noexcept nogil:
     """The time loop for batch rows b0:b1, keeping every cache backward reads. nh's rows of
     step t receive h_{t-1} W_hh^T (recmat over w_hh_t, W_hh^T packed) and are normalised
-    in place by the row pass."""
+    in place by the row pass. rmask (B, H) the recurrent-dropout mask, keep_h, keep_c the
+    zoneout arrays (kstep: _rows.pxd zone_at), each NULL when off; scratch (B, H) holds
+    the masked h_{t-1} when rmask is not NULL."""
     cdef int G = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, r, row
     cdef const floating* h_prev
     cdef const floating* c_prev
+    cdef const floating* m = NULL if rmask == NULL else rmask + b0 * H
     if nb <= 0:
         return
     for t in range(T):
         row = t * B + b0
         h_prev = state_before(out, h0, t, B, H, b0)
         c_prev = state_before(cells, c0, t, B, H, b0)
-        recmat(nb, G, H, h_prev, H, w_hh_t, nh + row * G, G, False)
+        recmat(nb, G, H, masked_rows(scratch + b0 * H, h_prev, m, nb * H), H, w_hh_t,
+               nh + row * G, G, False)
         for r in range(nb):
             if t < lengths[b0 + r]:
                 _row_forward(H, eps, xn + (row + r) * G, nh + (row + r) * G,
                              rs_h + (row + r) * 4, g_ih, g_hh, bias, c_prev + r * H,
                              cells + (row + r) * H, nc + (row + r) * H, rs_c + row + r, g_c,
                              b_c, out + (row + r) * H, gates + (row + r) * G)
+                _zone_step(cells + (row + r) * H, c_prev + r * H, out + (row + r) * H,
+                           h_prev + r * H, keep_h, keep_c, kstep, t, B, H, b0 + r)
         finish_step_hc(out, h_n, c_n, cells + row * H, lengths, t, B, H, b0, b1)
 
 
@@ -170,11 +202,14 @@ cdef void _infer_rows(floating* out, const floating* xn, floating* work, floatin
                       const floating* w_hh_t, const floating* g_ih, const floating* g_hh,
                       const floating* bias, const floating* g_c, const floating* b_c,
                       double eps, const int64_t* lengths, Py_ssize_t t0, Py_ssize_t t1,
-                      Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+                      Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1,
+                      const floating* rmask, const floating* keep_h, const floating* keep_c,
+                      Py_ssize_t kstep, floating* scratch) noexcept nogil:
     """Steps t0:t1 for batch rows b0:b1 without caches. xn (t1 - t0, B, G): the normalised
     input part of these steps. work (B, 2G + H + 5) scratch per row: nh, gates, LN(c), the
     rstds. c_buf (2, B, H): c_t lives in c_buf[t % 2] (a row's c is read only while the
-    row is valid, and its final c is copied out at its last step)."""
+    row is valid, and its final c is copied out at its last step). rmask, keep_h, keep_c,
+    kstep, scratch: as _train_rows."""
     cdef int G = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t W = 2 * G + H + 5
@@ -183,6 +218,7 @@ cdef void _infer_rows(floating* out, const floating* xn, floating* work, floatin
     cdef const floating* c_prev
     cdef floating* c
     cdef floating* wr
+    cdef const floating* m = NULL if rmask == NULL else rmask + b0 * H
     if nb <= 0:
         return
     for t in range(t0, t1):
@@ -190,13 +226,16 @@ cdef void _infer_rows(floating* out, const floating* xn, floating* work, floatin
         h_prev = state_before(out, h0, t, B, H, b0)
         c_prev = c0 + b0 * H if t == 0 else c_buf + ((t - 1) % 2) * B * H + b0 * H
         c = c_buf + (t % 2) * B * H + b0 * H
-        recmat(nb, G, H, h_prev, H, w_hh_t, work + b0 * W, W, False)
+        recmat(nb, G, H, masked_rows(scratch + b0 * H, h_prev, m, nb * H), H, w_hh_t,
+               work + b0 * W, W, False)
         for r in range(nb):
             if t < lengths[b0 + r]:
                 wr = work + (b0 + r) * W
                 _row_forward(H, eps, xn + ((t - t0) * B + b0 + r) * G, wr, wr + 2 * G + H,
                              g_ih, g_hh, bias, c_prev + r * H, c + r * H, wr + 2 * G,
                              wr + 2 * G + H + 4, g_c, b_c, out + (row + r) * H, wr + G)
+                _zone_step(c + r * H, c_prev + r * H, out + (row + r) * H, h_prev + r * H,
+                           keep_h, keep_c, kstep, t, B, H, b0 + r)
         finish_step_hc(out, h_n, c_n, c, lengths, t, B, H, b0, b1)
 
 
@@ -207,14 +246,18 @@ cdef void _backward_rows(floating* dh, floating* dc, floating* gates, floating* 
                          const floating* b_c, floating* acc_ghh, floating* acc_gc,
                          floating* acc_bc, floating* nc_work, const int64_t* lengths,
                          Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0,
-                         Py_ssize_t b1) noexcept nogil:
+                         Py_ssize_t b1, const floating* rmask, const floating* keep_h,
+                         const floating* keep_c, Py_ssize_t kstep, floating* scratch,
+                         floating* zone_work) noexcept nogil:
     """Reverse time loop for batch rows b0:b1; dh, dc (B, H) carry the state gradients;
     w_hh_p is W_hh (G, H) packed for recmat; acc_* (B, .) the per-row gain and bias sums;
-    nc_work (B, H) scratch."""
+    nc_work (B, H) scratch. rmask, keep_h, keep_c, kstep, scratch as forward's;
+    zone_work (B, 3H) scratch when keep_h is not NULL (zone_split_hc's three rows)."""
     cdef int G = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, row
     cdef const floating* c_prev
+    cdef floating* zw
     if nb <= 0:
         return
     for t in range(T - 1, -1, -1):
@@ -226,12 +269,27 @@ cdef void _backward_rows(floating* dh, floating* dc, floating* gates, floating* 
                 memset(nh + row * G, 0, G * sizeof(floating))
                 continue
             c_prev = state_before(cells, c0, t, B, H, b)
+            if keep_h == NULL:
+                _row_backward(H, gates + row * G, nh + row * G, rs_h + row * 4, g_hh,
+                              c_prev, nc + row * H, rs_c[row], g_c, b_c, d_out + row * H,
+                              dh + b * H, dc + b * H, acc_ghh + b * G, acc_gc + b * H,
+                              acc_bc + b * H, nc_work + b * H)
+                continue
+            # zoneout: the row pass differentiates the candidates h~, c~
+            zw = zone_work + b * 3 * H
+            zone_split_hc(zw, zw + H, zw + 2 * H, dh + b * H, dc + b * H, d_out + row * H,
+                          zone_at(keep_h, kstep, t, B, H, b),
+                          zone_at(keep_c, kstep, t, B, H, b), H)
             _row_backward(H, gates + row * G, nh + row * G, rs_h + row * 4, g_hh, c_prev,
-                          nc + row * H, rs_c[row], g_c, b_c, d_out + row * H, dh + b * H,
-                          dc + b * H, acc_ghh + b * G, acc_gc + b * H, acc_bc + b * H,
-                          nc_work + b * H)
-        # dh[b0:b1] (nb, H) += d(h W_hh^T)_t (nb, G) @ W_hh (G, H)
-        recmat(nb, H, G, nh + (t * B + b0) * G, G, w_hh_p, dh + b0 * H, H, True)
+                          nc + row * H, rs_c[row], g_c, b_c, zw, dh + b * H, dc + b * H,
+                          acc_ghh + b * G, acc_gc + b * H, acc_bc + b * H, nc_work + b * H)
+            zone_join_hc(dh + b * H, dc + b * H, zw + H, zw + 2 * H, H)
+        # dh[b0:b1] (nb, H) += d(h W_hh^T)_t (nb, G) @ W_hh (G, H) [* m]
+        if rmask == NULL:
+            recmat(nb, H, G, nh + (t * B + b0) * G, G, w_hh_p, dh + b0 * H, H, True)
+        else:
+            recmat(nb, H, G, nh + (t * B + b0) * G, G, w_hh_p, scratch + b0 * H, H, False)
+            add_masked(dh + b0 * H, scratch + b0 * H, rmask + b0 * H, nb * H)
 
 
 # ---- entry points -------------------------------------------------------------------
@@ -244,10 +302,12 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] xn, floating[:, :, ::1]
             const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
             const floating[::1] zeros, const floating[::1] bias, const floating[::1] g_ih,
             const floating[::1] g_hh, const floating[::1] g_c, const floating[::1] b_c,
-            double eps, const int64_t[::1] lengths not None, int num_threads):
+            double eps, const int64_t[::1] lengths not None, int num_threads,
+            rec_mask=None, zoneout=None):
     """out, cells, nc (T, B, H), xn, nh, gates (T, B, G), rs_x, rs_h (T, B, 4), rs_c (T, B),
     h_n, c_n (B, H) are written. zeros (G,) zeros; bias (G,) = b_ih + b_hh; g_ih, g_hh
-    (G,), g_c, b_c (H,). Shapes are trusted (the cell builds them)."""
+    (G,), g_c, b_c (H,). Shapes are trusted (the cell builds them). rec_mask (B, H) or
+    None; zoneout None or (kh, kc), each (T or 1, B, H): see the module docstring."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
@@ -258,8 +318,15 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] xn, floating[:, :, ::1]
     cdef const floating* h0_p = &h0[0, 0]
     cdef const floating* c0_p = &c0[0, 0]
     cdef const int64_t* len_p = &lengths[0]
+    kh, kc = (None, None) if zoneout is None else zoneout
+    cdef const floating* m_p = data_of(rec_mask, &x[0, 0, 0])
+    cdef const floating* kh_p = data_of(kh, &x[0, 0, 0])
+    cdef const floating* kc_p = data_of(kc, &x[0, 0, 0])
+    cdef Py_ssize_t kstep = zoneout_step(kh, B, H)
+    cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
     cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, G, 1, H)  # W_hh^T (H, G)
     if w_hh_t == NULL:
+        free(scratch)
         raise MemoryError()
     nt = kernel_threads(num_threads, B, 2.0 * T * B * G * H)
     with nogil:
@@ -274,8 +341,9 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] xn, floating[:, :, ::1]
                             &gates[0, 0, 0], &cells[0, 0, 0], &nc[0, 0, 0], &rs_c[0, 0],
                             h_n_p, c_n_p, h0_p, c0_p, w_hh_t, &g_ih[0], &g_hh[0], &bias[0],
                             &g_c[0], &b_c[0], eps, len_p, T, B, H, split(B, nt, k),
-                            split(B, nt, k + 1))
+                            split(B, nt, k + 1), m_p, kh_p, kc_p, kstep, scratch)
     free(w_hh_t)
+    free(scratch)
     if status != 0:
         raise MemoryError()
 
@@ -285,9 +353,11 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
           const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
           const floating[::1] zeros, const floating[::1] bias, const floating[::1] g_ih,
           const floating[::1] g_hh, const floating[::1] g_c, const floating[::1] b_c,
-          double eps, const int64_t[::1] lengths not None, int num_threads):
+          double eps, const int64_t[::1] lengths not None, int num_threads,
+          rec_mask=None, zoneout=None):
     """forward() without caches: out (T, B, H), h_n, c_n (B, H) are written, bitwise equal
-    to forward()'s. The input part runs chunk by chunk of steps into a small scratch."""
+    to forward()'s. The input part runs chunk by chunk of steps into a small scratch.
+    rec_mask, zoneout as forward's."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
@@ -301,6 +371,12 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
     cdef const floating* c0_p = &c0[0, 0]
     cdef const floating* x_p = &x[0, 0, 0]
     cdef const int64_t* len_p = &lengths[0]
+    kh, kc = (None, None) if zoneout is None else zoneout
+    cdef const floating* m_p = data_of(rec_mask, &x[0, 0, 0])
+    cdef const floating* kh_p = data_of(kh, &x[0, 0, 0])
+    cdef const floating* kc_p = data_of(kc, &x[0, 0, 0])
+    cdef Py_ssize_t kstep = zoneout_step(kh, B, H)
+    cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
     cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, G, 1, H)  # W_hh^T (H, G)
     cdef floating* w_ih_t = packed_copy(&w_ih[0, 0], I, G, 1, I)  # W_ih^T (I, G)
     cdef floating* pre = <floating*> rc_malloc64(chunk * B * G * sizeof(floating))
@@ -315,6 +391,7 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
         free(rs_x)
         free(work)
         free(c_buf)
+        free(scratch)
         raise MemoryError()
     with nogil:
         copy_empty_rows(h_n_p, h0_p, len_p, B, H)
@@ -328,7 +405,8 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
             for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
                 _infer_rows(out_p, pre, work, c_buf, h_n_p, c_n_p, h0_p, c0_p, w_hh_t,
                             &g_ih[0], &g_hh[0], &bias[0], &g_c[0], &b_c[0], eps, len_p, t0,
-                            t1, B, H, split(B, nt, k), split(B, nt, k + 1))
+                            t1, B, H, split(B, nt, k), split(B, nt, k + 1), m_p, kh_p, kc_p,
+                            kstep, scratch)
             t0 = t1
     free(w_hh_t)
     free(w_ih_t)
@@ -336,6 +414,7 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
     free(rs_x)
     free(work)
     free(c_buf)
+    free(scratch)
 
 
 def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
@@ -350,11 +429,13 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
              const floating[:, ::1] c0, const floating[:, :, ::1] out,
              const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
              const floating[::1] g_ih, const floating[::1] g_hh, const floating[::1] g_c,
-             const floating[::1] b_c, const int64_t[::1] lengths not None, int num_threads):
+             const floating[::1] b_c, const int64_t[::1] lengths not None, int num_threads,
+             rec_mask=None, zoneout=None):
     """dx (T, B, I) is written. dh, dc (B, H) hold d h_n, d c_n on entry and d h0, d c0 on
     return. ADDED to: dw_ih, dw_hh; db (G,: the gradient of b_ih and of b_hh alike), dg_ih
     (G,); acc_ghh (B, G), acc_gc, acc_bc (B, H): per row, the gradients of g_hh, g_c and
-    b_c (the caller sums them over rows). xn, nh, gates are forward's caches, overwritten."""
+    b_c (the caller sums them over rows). xn, nh, gates are forward's caches, overwritten.
+    rec_mask, zoneout: forward's."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
@@ -365,14 +446,28 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
     cdef Py_ssize_t j, r0
     cdef floating* da_p = &gates[0, 0, 0]
     cdef floating* xn_p = &xn[0, 0, 0]
+    kh, kc = (None, None) if zoneout is None else zoneout
+    cdef const floating* m_p = data_of(rec_mask, &x[0, 0, 0])
+    cdef const floating* kh_p = data_of(kh, &x[0, 0, 0])
+    cdef const floating* kc_p = data_of(kc, &x[0, 0, 0])
+    cdef Py_ssize_t kstep = zoneout_step(kh, B, H)
+    cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) d of the masked h_{t-1}
+    cdef floating* hist = NULL if m_p == NULL else masked_history(&h0[0, 0], &out[0, 0, 0],
+                                                                  m_p, T, B, H)
+    cdef floating* zone_work = NULL if kh_p == NULL else <floating*> rc_malloc64(
+        B * 3 * H * sizeof(floating))   # (B, 3H): zone_split_hc's rows
     cdef floating* w_hh_packed = packed_copy(&w_hh[0, 0], G, H, H, 1)  # W_hh (G, H) as is
     cdef floating* nc_work = <floating*> rc_malloc64(B * H * sizeof(floating))
     # per row block: its sums of dA (db) and dA * xn (dg_ih), added up in block order
     cdef floating* part = <floating*> rc_malloc64(nrb * 2 * G * sizeof(floating))
-    if w_hh_packed == NULL or nc_work == NULL or part == NULL:
+    if (w_hh_packed == NULL or nc_work == NULL or part == NULL
+            or (m_p != NULL and hist == NULL) or (kh_p != NULL and zone_work == NULL)):
         free(w_hh_packed)
         free(nc_work)
         free(part)
+        free(scratch)
+        free(hist)
+        free(zone_work)
         raise MemoryError()
     memset(part, 0, nrb * 2 * G * sizeof(floating))
     with nogil:
@@ -381,7 +476,8 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
                            &d_out[0, 0, 0], &cells[0, 0, 0], &nc[0, 0, 0], &rs_c[0, 0],
                            &c0[0, 0], w_hh_packed, &g_hh[0], &g_c[0], &b_c[0],
                            &acc_ghh[0, 0], &acc_gc[0, 0], &acc_bc[0, 0], nc_work, &lengths[0],
-                           T, B, H, split(B, nt, k), split(B, nt, k + 1))
+                           T, B, H, split(B, nt, k), split(B, nt, k + 1), m_p, kh_p, kc_p,
+                           kstep, scratch, zone_work)
         # the input side: a = g_ih * xn + b_ih + b_hh + ..., with xn = LN(x W_ih^T);
         # row blocks of a size-only split, their sums added in block order
         for j in prange(nrb, num_threads=kernel_threads(num_threads, nrb, 10.0 * TB * G),
@@ -393,13 +489,18 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
             for k in range(G):
                 db[k] += part[j * 2 * G + k]
                 dg_ih[k] += part[j * 2 * G + G + k]
+        # dW_hh reads h_{t-1} as the product saw it: masked when rec_mask is given
         status = split_input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], NULL, &dw_hh[0, 0],
                                               NULL, xn_p, &nh[0, 0, 0], G, G,
-                                              whole_input_part(G), &x[0, 0, 0], &h0[0, 0],
-                                              &out[0, 0, 0], &w_ih[0, 0], T, B, I, H,
-                                              num_threads)
+                                              whole_input_part(G), &x[0, 0, 0],
+                                              &h0[0, 0] if hist == NULL else hist,
+                                              &out[0, 0, 0] if hist == NULL else hist + B * H,
+                                              &w_ih[0, 0], T, B, I, H, num_threads)
     free(w_hh_packed)
     free(nc_work)
     free(part)
+    free(scratch)
+    free(hist)
+    free(zone_work)
     if status != 0:
         raise MemoryError()
