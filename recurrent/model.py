@@ -76,6 +76,12 @@ def check_spec(spec: dict) -> dict:
         if "wide_bigrams" not in spec or not isinstance(spec["wide_fixed"], bool):
             raise ValueError(f"model_spec wide_fixed: expected true or false with a wide "
                              f"part (wide_bigrams), got {spec['wide_fixed']!r}")
+    if "wide_folds" in spec:
+        folds = spec["wide_folds"]
+        if not spec.get("wide_fixed") or not isinstance(folds, (int, np.integer)) \
+                or isinstance(folds, bool) or folds < 2:
+            raise ValueError(f"model_spec wide_folds: expected an int >= 2 with a fixed wide "
+                             f"part (wide_fixed), got {folds!r}")
     return spec
 
 
@@ -129,7 +135,8 @@ class SequenceModel(FlatModel):
                              spec["output_size"], self.dtype,
                              dropout=float(spec.get("wide_dropout", 0.0)),
                              rng=np.random.default_rng(wide_seed),
-                             fixed=bool(spec.get("wide_fixed", False)))
+                             fixed=bool(spec.get("wide_fixed", False)),
+                             folds=int(spec.get("wide_folds", 0)))
         self.training = True
 
         # The one flat buffer: names -> (offset, shape), in module order.

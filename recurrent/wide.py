@@ -20,6 +20,18 @@ A fixed wide part (``fixed``) keeps the weights it is given (a linear model fitt
 training, see the sentiment task's --wide-fit) and adds no gradient; SequenceModel then
 leaves it out of what the optimizer updates.
 
+Cross-fitted rows (``folds`` k >= 2, fixed wide parts only): a linear model fitted on the
+very rows the rest of the model then trains on is over-confident on them, so the deep part
+learns little that carries over to unseen rows (the stacking leak). With k folds the module
+also holds k fold models (``fold_weight`` (k, F, K), and ``fold_bias`` (k, K): each fold
+model's bias minus the full model's, whose bias lives in the head), each fitted on the
+training rows outside its fold; in training, a row's wide logits come from the model of its
+own fold, which never saw it, and in evaluation from ``weight`` (fitted on every row). A
+row's fold is a hash of its valid token ids and their positions (``row_folds``), so it is
+the same in every batch, epoch, run and data-parallel rank, copies of a text share it, and
+whoever fits the fold models assigns rows exactly as the module does. Word dropout changes
+a row's tokens, so with it a row may be scored by a fold model that saw it.
+
 Dimension legend: T time steps, B batch rows, V vocabulary size, F = V + bigram_buckets
 features, K output features.
 """
@@ -66,6 +78,23 @@ def ngram_features(ids: np.ndarray, lengths: np.ndarray, vocab_size: int,
     return scipy.sparse.csr_matrix((np.ones(len(codes)), (r, c)), shape=(B, num_features))
 
 
+def row_folds(ids: np.ndarray, lengths: np.ndarray, folds: int) -> np.ndarray:
+    """(B,) int64 fold in 0..folds-1 of each row of ids (T, B) with lengths (B,): a hash of
+    its valid token ids and their positions (padding and T do not matter)."""
+    T, B = ids.shape
+    mask = valid_mask(lengths, T, B)  # (T, B)
+    with np.errstate(over="ignore"):
+        key = ((ids.astype(np.uint64) << np.uint64(16))
+               ^ np.arange(T, dtype=np.uint64)[:, None]) * BIGRAM_MIX
+        key ^= key >> np.uint64(31)
+        key *= BIGRAM_MIX
+        total = np.where(mask, key, np.uint64(0)).sum(axis=0, dtype=np.uint64)  # (B,)
+        total ^= total >> np.uint64(29)
+        total *= BIGRAM_MIX
+        total ^= total >> np.uint64(32)
+    return (total % np.uint64(folds)).astype(np.int64)
+
+
 def feature_keep(salt: int, rows: np.ndarray, cols: np.ndarray, p: float) -> np.ndarray:
     """Bool per (rows[i], cols[i]): kept by feature dropout of rate p, a function of
     ``salt`` (a 63-bit int), the row and the column only."""
@@ -81,15 +110,27 @@ def feature_keep(salt: int, rows: np.ndarray, cols: np.ndarray, p: float) -> np.
 class Wide(ParamModule):
     """Token ids (T, B) with lengths (B,) -> logits (B, K) = ngram_features @ weight."""
 
+    # parameters used in training only (cross-fitted rows): not part of an exported model
+    TRAINING_ONLY = ("fold_weight", "fold_bias")
+
     def __init__(self, vocab_size, bigram_buckets, out_features, dtype=np.float32,
-                 dropout=0.0, rng=None, fixed=False):
+                 dropout=0.0, rng=None, fixed=False, folds=0):
         self.vocab_size = positive_int(vocab_size, "vocab_size")
         if not isinstance(bigram_buckets, (int, np.integer)) or bigram_buckets < 0:
             raise ValueError(f"bigram_buckets: expected an int >= 0, got {bigram_buckets!r}")
         self.bigram_buckets = int(bigram_buckets)
         self.out_features = positive_int(out_features, "out_features")
         num_features = self.vocab_size + self.bigram_buckets
-        super().__init__({"weight": (num_features, self.out_features)}, dtype)
+        if not isinstance(folds, (int, np.integer)) or folds == 1 or folds < 0:
+            raise ValueError(f"folds: expected 0 or an int >= 2, got {folds!r}")
+        self.folds = int(folds)
+        if self.folds and not fixed:
+            raise ValueError("folds: cross-fitted fold models need a fixed wide part")
+        shapes = {"weight": (num_features, self.out_features)}
+        if self.folds:
+            shapes["fold_weight"] = (self.folds, num_features, self.out_features)
+            shapes["fold_bias"] = (self.folds, self.out_features)
+        super().__init__(shapes, dtype)
         self.dropout = probability(dropout, "wide dropout")
         self.rng = rng if rng is not None else np.random.default_rng()
         self.rows = None  # (start, stop, total): this batch is those rows of a larger one
@@ -103,7 +144,16 @@ class Wide(ParamModule):
         self._x = self.features(ids, lengths)  # (B, F)
         if self.training and self.dropout > 0:
             self._x = self._drop(self._x)
-        return np.asarray(self._x @ self._params["weight"], dtype=self.dtype)  # (B, K)
+        if not (self.training and self.folds):
+            return np.asarray(self._x @ self._params["weight"], dtype=self.dtype)  # (B, K)
+        fold = row_folds(np.asarray(ids), lengths, self.folds)  # (B,)
+        y = np.empty((len(fold), self.out_features), self.dtype)  # (B, K)
+        for f in range(self.folds):
+            rows = np.flatnonzero(fold == f)
+            if len(rows):
+                y[rows] = (self._x[rows] @ self._params["fold_weight"][f]
+                           + self._params["fold_bias"][f])
+        return y
 
     def _drop(self, x):
         """x (B, F) 0/1 CSR with each present feature kept with probability 1 - p and

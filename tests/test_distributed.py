@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from helpers import bundled_reviews, write_reviews
 
 from recurrent.checkpoint import load_arrays
 from recurrent.distributed import row_share
@@ -97,12 +98,15 @@ def test_without_ranks_drops_only_the_ranks_option():
     ("char-lm", ["--dropout", "0.3", "--layers", "2"]),      # per-step outputs, carried
                                                               # state, dropout masks
     ("char-lm", ["--recurrent-dropout", "0.3", "--zoneout", "0.2"]),  # cell masks
-    ("sentiment", ["--hidden", "8", "--steps", "6"]),        # pooled outputs, lengths
+    ("sentiment", ["--hidden", "8", "--steps", "6", "--data", "slice.csv",
+                   "--wide-folds", "5"]),  # pooled outputs, lengths, cross-fitted wide part
     ("forecast", ["--tbptt", "0"]),                          # float features
     ("seq2seq", ["--max-train", "300", "--max-eval", "40"]),  # pair batches, decoding
 ])
 def test_two_ranks_train_as_one_rank_does(tmp_path, task, extra):
     args = [a for a in TINY if task == "char-lm" or a not in ("--seq-len", "12")]
+    if task == "sentiment":  # a small real slice: its baselines fit in seconds
+        write_reviews(tmp_path / "slice.csv", bundled_reviews(160))
     one = recurrent_cmd(["train", task, *args, *extra, "--out", "one"], tmp_path)
     assert one.returncode == 0, one.stderr
     two = recurrent_cmd(["train", task, *args, *extra, "--out", "two"], tmp_path, ranks=2)

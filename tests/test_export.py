@@ -77,17 +77,22 @@ def torch_forward(tm, model, x, lengths):
         return y.numpy(), h_n.numpy()
 
 
-def random_model(cell, output, layers, bidirectional, tokens=True, wide=None, seed=0):
+def random_model(cell, output, layers, bidirectional, tokens=True, wide=None, seed=0,
+                 folds=0):
     spec = ({"input": "tokens", "vocab_size": 23, "embed_dim": 5} if tokens
             else {"input": "features", "input_size": 3})
     spec.update({"output": output, "output_size": 4})
     if wide is not None:
         spec["wide_bigrams"] = wide
+    if folds:
+        spec.update(wide_fixed=True, wide_folds=folds)
     model = SequenceModel(spec, cell=cell, hidden_size=6, num_layers=layers,
                           bidirectional=bidirectional, seed=seed).eval()
     if wide is not None:  # a trained wide part is non-zero; start it so
-        w = model.named_params["wide.weight"]
-        w[...] = np.random.default_rng(seed).standard_normal(w.shape)
+        rng = np.random.default_rng(seed)
+        for name, w in model.named_params.items():
+            if name.startswith("wide."):
+                w[...] = rng.standard_normal(w.shape)
     return model
 
 
@@ -144,12 +149,16 @@ def test_printed_torch_model_loads_strictly_and_matches(cell, tmp_path):
         np.testing.assert_allclose(h_n, states(state)[0], atol=TOL)
 
 
-@pytest.mark.parametrize("buckets", [0, 40])
-def test_wide_part_in_onnx_and_torch_matches(buckets, tmp_path):
+@pytest.mark.parametrize("buckets,folds", [(0, 0), (40, 0), (40, 3)])
+def test_wide_part_in_onnx_and_torch_matches(buckets, folds, tmp_path):
     """The sentiment wide part: unigrams and hashed bigrams computed inside the ONNX graph
-    from the token ids; in torch an EmbeddingBag over recurrent.wide's feature ids."""
+    from the token ids; in torch an EmbeddingBag over recurrent.wide's feature ids. A
+    cross-fitted wide part exports its full model only (the fold models are for
+    training)."""
     lengths = [9, 4, 1, 7, 9]
-    model = random_model("gru", "mean", 1, True, wide=buckets)
+    model = random_model("gru", "mean", 1, True, wide=buckets, folds=folds)
+    assert ("wide.fold_weight" in model.named_params) == bool(folds)
+    assert not any("fold" in name for name in torch_names.tensors(model))
     x = random_batch(model, lengths)
     x[:4, 0] = x[4:8, 0]  # repeated unigrams and bigrams within a row count once
     y, _ = model.forward(x, lengths=np.array(lengths), need_grad=False)

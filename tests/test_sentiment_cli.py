@@ -7,7 +7,9 @@ import pytest
 from helpers import bundled_reviews, invoke, ok, one_line_error, write_reviews
 
 from recurrent.model import SequenceModel
+from recurrent.wide import Wide, ngram_features
 from recurrent_plugins.sentiment import TASK
+from recurrent_plugins.sentiment import baselines as bl
 from recurrent_plugins.sentiment.metrics import softmax
 from recurrent_plugins.sentiment.text import pad_batch
 
@@ -227,6 +229,74 @@ def test_default_wide_part_is_the_nb_baseline_kept_fixed(trained_run):
     assert not np.array_equal(params["head.bias"], nb.bias.astype(np.float32))  # trained
 
 
+def test_cross_fitted_wide_part_scores_training_rows_out_of_fold_and_resumes(tmp_path,
+                                                                            slice_rows):
+    """--wide-folds 5: in training, each training text gets the logits of the NB fold
+    model fitted on the other folds' texts (at the full model's L2), not those of the full
+    model, which was fitted on it; evaluation uses the full model. A resumed run ends
+    where an unbroken one does."""
+    data = write_reviews(tmp_path / "slice.csv", slice_rows)
+    args = ["--data", data, *SMALL, "--epochs", "2", "--wide-folds", "5"]
+    ok(invoke("train", "sentiment", "--out", tmp_path / "full", *args))
+    ok(invoke("train", "sentiment", "--out", tmp_path / "half", *args, "--steps", "5"))
+    ok(invoke("train", "--resume", tmp_path / "half", "--steps", "0"))
+    ok(invoke("train", "sentiment", "--out", tmp_path / "off", *args, "--wide-folds", "0"))
+    full, resumed, off = (_params(tmp_path / r) for r in ("full", "half", "off"))
+    assert "wide.fold_weight" in full and "wide.fold_weight" not in off
+    assert all(np.array_equal(full[k], resumed[k]) for k in full)
+    assert not np.array_equal(full["head.weight"], off["head.weight"])
+
+    with open(tmp_path / "full" / "config.json") as f:
+        state = json.load(f)["task_state"]
+    nb = TASK._nb_model(state, 131072)
+    seqs, y = TASK.split_rows(state, "train", {})
+    folds = bl.sequence_folds(seqs, 5)
+    v = len(state["vocab"])
+    x = bl.ngram_matrix(seqs, v, 131072)
+    wide = Wide(v, 131072, 2, fixed=True, folds=5)
+    for name, value in wide.params().items():
+        value[...] = full[f"wide.{name}"]
+    ids, lengths = pad_batch(seqs)
+    assert (ngram_features(ids, lengths, v, 131072) != x).nnz == 0  # what the folds saw
+    in_training = wide.forward(ids, lengths) + nb.bias  # the head starts at nb.bias
+    wide.eval()
+    in_eval = wide.forward(ids, lengths) + nb.bias
+    np.testing.assert_allclose(in_eval, np.asarray(x @ nb.weight) + nb.bias, rtol=1e-5,
+                               atol=1e-5)
+    # the full model has seen the training texts: more confident on them than the folds
+    assert (np.abs(in_eval[:, 1] - in_eval[:, 0]).mean()
+            > np.abs(in_training[:, 1] - in_training[:, 0]).mean())
+    for f in range(5):
+        rows = folds == f
+        assert 30 < rows.sum() < 100
+        fold = bl.fit_nb_logistic_regression(x[~rows], y[~rows], x[rows], y[rows], 2,
+                                             grid=(nb.l2,))
+        np.testing.assert_allclose(in_training[rows], np.asarray(x[rows] @ fold.weight)
+                                   + fold.bias, rtol=1e-4, atol=1e-4)
+        assert not np.allclose(in_training[rows], in_eval[rows], atol=1e-2)
+
+    # --wide-folds-eval mean: outside training, the mean of the same fold models
+    ok(invoke("train", "sentiment", "--out", tmp_path / "mean", *args, "--steps", "1",
+              "--wide-folds-eval", "mean"))
+    mean = _params(tmp_path / "mean")
+    np.testing.assert_array_equal(mean["wide.fold_weight"], full["wide.fold_weight"])
+    np.testing.assert_allclose(mean["wide.weight"], full["wide.fold_weight"].mean(axis=0),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(mean["wide.weight"], full["wide.weight"], atol=1e-3)
+
+    for bad, message in (
+            (["--wide-folds", "1"], "--wide-folds: cross-fitting needs 2 folds or more "
+                                    "(0 = off)"),
+            (["--wide-folds", "0", "--wide-folds-eval", "mean"],
+             "--wide-folds-eval mean needs a cross-fitted wide part (--wide-folds 2 or "
+             "more)"),
+            (["--wide-fit", "joint"],
+             "--wide-folds cross-fits the NB wide part: it needs --wide-fit nb")):
+        one_line_error(invoke("train", "sentiment", "--out", tmp_path / "r", *args, *bad),
+                       message)
+        assert not (tmp_path / "r").exists()
+
+
 def test_joint_wide_part_with_feature_dropout_trains_and_resumes_exactly(tmp_path, slice_rows):
     data = write_reviews(tmp_path / "slice.csv", slice_rows)
     args = ["--data", data, *SMALL, "--epochs", "2", "--wide-fit", "joint"]
@@ -289,6 +359,7 @@ def test_baselines_are_fitted_once_per_dataset_and_reused(tmp_path, monkeypatch,
     def train(name, *extra):
         task._baseline_models.clear()  # as in a new process
         task._nb_models.clear()
+        task._fold_models.clear()
         ok(invoke("train", "sentiment", "--data", data, "--out", tmp_path / name, "--steps",
                   1, *SMALL, *extra))
         with open(tmp_path / name / "metrics.jsonl") as f:
@@ -296,7 +367,8 @@ def test_baselines_are_fitted_once_per_dataset_and_reused(tmp_path, monkeypatch,
 
     first = train("a")
     assert len(fits) == 1
-    assert len(list((tmp_path / "cache").rglob("*.npz"))) == 2  # BoW and NB models
+    for namespace in ("sentiment-baselines", "sentiment-nb-logreg"):  # BoW and NB models
+        assert len(list((tmp_path / "cache" / namespace).glob("*.npz"))) == 1
     assert train("b", "--seed", 7) == first and len(fits) == 1  # same data and split
     train("c", "--split-seed", 1)
     assert len(fits) == 2  # another split: fitted again

@@ -37,8 +37,10 @@ def test_prepare_state_is_json_and_describes_the_split(slice_csv):
     deep = {"input": "tokens", "vocab_size": len(state["vocab"]), "embed_dim": 8,
             "output": "mean", "output_size": 2}
     # the wide part is on by default, fitted before training (--wide-fit nb) and fixed,
-    # its features dropped with probability 0.5 in training
+    # its features dropped with probability 0.5 in training; cross-fitting is an option
     assert spec == dict(deep, wide_bigrams=131072, wide_fixed=True, wide_dropout=0.5)
+    assert TASK.model_spec(state, config(data=slice_csv, wide_folds=5)) == dict(
+        deep, wide_bigrams=131072, wide_fixed=True, wide_folds=5, wide_dropout=0.5)
     assert TASK.model_spec(state, config(data=slice_csv, wide="none")) == deep
     joint = config(data=slice_csv, wide_fit="joint", wide_dropout=0.0)
     assert TASK.model_spec(state, dict(joint, wide="unigrams",

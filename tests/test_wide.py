@@ -5,7 +5,7 @@ import pytest
 
 from recurrent.conformance import numeric_grad
 from recurrent.model import SequenceModel, check_spec
-from recurrent.wide import Wide, ngram_features
+from recurrent.wide import Wide, ngram_features, row_folds
 from recurrent_plugins.sentiment import baselines as bl
 from recurrent_plugins.sentiment.text import pad_batch
 
@@ -155,3 +155,68 @@ def test_a_fixed_wide_part_gets_no_gradient_and_is_left_out_of_the_optimizer():
                          hidden_size=3).num_trained == model.num_params
     with pytest.raises(ValueError, match="wide_fixed"):
         check_spec(dict(SPEC, wide_fixed=True))
+
+
+def test_row_folds_depend_on_the_rows_tokens_only():
+    """A row's fold is the same alone, padded in any batch, and for a copy of its text;
+    over many rows every fold is used about equally."""
+    rng = np.random.default_rng(3)
+    seqs = [list(rng.integers(2, 500, rng.integers(1, 30))) for _ in range(2000)]
+    x, lengths = pad_batch(seqs)
+    folds = row_folds(x, lengths, 5)
+    assert folds.min() == 0 and folds.max() == 4
+    assert (np.bincount(folds) > 300).all()
+    alone = [int(row_folds(*pad_batch([s]), 5)[0]) for s in seqs[:50]]
+    assert alone == folds[:50].tolist()
+    x2, lengths2 = pad_batch(seqs[:3] + [seqs[0]])
+    assert row_folds(x2, lengths2, 5)[3] == folds[0]
+    # the same words in another order usually land elsewhere: position matters
+    swapped = [[s[1], s[0], *s[2:]] for s in seqs[:200] if len(s) > 1 and s[0] != s[1]]
+    assert (row_folds(*pad_batch(swapped), 5) != np.array(
+        [folds[i] for i, s in enumerate(seqs[:200]) if len(s) > 1 and s[0] != s[1]])).any()
+
+
+def test_cross_fitted_rows_get_their_fold_models_logits_in_training_only():
+    """folds=k: in training each row's logits are its fold model's (weights and bias
+    offset), also with feature dropout and on a data-parallel rank's rows; in
+    evaluation the full model's."""
+    rng = np.random.default_rng(4)
+    seqs = [list(rng.integers(2, 9, rng.integers(1, 7))) for _ in range(30)]
+    x, lengths = pad_batch(seqs)
+    wide = Wide(9, 16, 3, np.float64, fixed=True, folds=3)
+    for name, value in wide.params().items():
+        value[...] = rng.standard_normal(value.shape)
+    p = wide.params()
+    feats = ngram_features(x, lengths, 9, 16)
+    fold = row_folds(x, lengths, 3)
+    assert len(set(fold.tolist())) == 3
+    expected = np.stack([feats[b] @ p["fold_weight"][fold[b]] + p["fold_bias"][fold[b]]
+                         for b in range(30)])[:, 0]
+    np.testing.assert_allclose(wide.forward(x, lengths), expected)
+    wide.eval()
+    np.testing.assert_allclose(wide.forward(x, lengths), feats @ p["weight"])
+    # with feature dropout, a rank holding rows 10:30 gets what one process gets for them
+    whole = Wide(9, 16, 3, np.float64, dropout=0.4, rng=np.random.default_rng(1),
+                 fixed=True, folds=3)
+    part = Wide(9, 16, 3, np.float64, dropout=0.4, rng=np.random.default_rng(1),
+                fixed=True, folds=3)
+    for name in p:
+        whole.params()[name][...] = part.params()[name][...] = p[name]
+    part.rows = (10, 30, 30)
+    np.testing.assert_array_equal(part.forward(x[:, 10:], lengths[10:]),
+                                  whole.forward(x, lengths)[10:])
+
+
+def test_fold_spec_is_checked():
+    spec = dict(SPEC, wide_bigrams=8, wide_fixed=True, wide_folds=4)
+    model = SequenceModel(spec, cell="gru", hidden_size=3, seed=0)
+    shapes = model.param_shapes()
+    assert shapes["wide.fold_weight"] == (4, 17, 3) and shapes["wide.fold_bias"] == (4, 3)
+    assert model.num_trained == model.layout["wide.weight"][0]  # fold models are fixed too
+    for bad in (1, 0, True, 2.0):
+        with pytest.raises(ValueError, match="wide_folds"):
+            check_spec(dict(spec, wide_folds=bad))
+    with pytest.raises(ValueError, match="wide_folds"):
+        check_spec(dict(spec, wide_fixed=False))
+    with pytest.raises(ValueError, match="folds"):
+        Wide(9, 0, 2, folds=3)

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse
 
-from recurrent.wide import ngram_features
+from recurrent.wide import ngram_features, row_folds
 
 from .text import UNK_ID, pad_batch
 
@@ -107,6 +107,32 @@ def ngram_matrix(sequences: list[list[int]], vocab_size: int,
         x, lengths = pad_batch(sequences[start:start + 1024])
         parts.append(ngram_features(x, lengths, vocab_size, bigram_buckets))
     return scipy.sparse.vstack(parts, format="csr")
+
+
+def sequence_folds(sequences: list[list[int]], folds: int) -> np.ndarray:
+    """(N,) fold of each sequence, as the wide part assigns it in training
+    (recurrent.wide.row_folds)."""
+    parts = []
+    for start in range(0, len(sequences), 1024):
+        x, lengths = pad_batch(sequences[start:start + 1024])
+        parts.append(row_folds(x, lengths, folds))
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def cross_fit_nb(x_train, y_train, folds: np.ndarray, num_folds: int, num_classes: int,
+                 l2: float) -> list[LogisticRegression]:
+    """One NB logistic regression per fold f (at the given L2), fitted on the training rows
+    whose fold is not f: the fold models of a cross-fitted wide part."""
+    models = []
+    for f in range(num_folds):
+        held = folds == f
+        if held.all() or not held.any():
+            raise ValueError(f"fold {f} holds {int(held.sum())} of {len(held)} training "
+                             f"rows: too few rows to cross-fit {num_folds} folds")
+        models.append(fit_nb_logistic_regression(x_train[~held], y_train[~held],
+                                                 x_train[held], y_train[held], num_classes,
+                                                 grid=(l2,)))
+    return models
 
 
 def nb_ratios(x, positive: np.ndarray, alpha: float = 1.0) -> np.ndarray:

@@ -30,8 +30,10 @@ from .text import PAD_ID, UNK_ID, build_vocab, encode, length_buckets, pad_batch
 STATE_VERSION = 1
 BASELINE_FORMAT = 1  # of the cached baseline models (recurrent.cache)
 NB_FORMAT = 1  # of the cached NB logistic regressions (recurrent.cache)
+FOLDS_FORMAT = 1  # of the cached cross-fitted fold models (recurrent.cache)
 BIGRAM_BUCKETS = 131072  # the wide part's default, and the nb_logreg baseline's features
 WIDE_DROPOUT = 0.5  # the wide part's default feature dropout
+WIDE_FOLDS = 0  # the fixed wide part's default cross-fitting folds (0: off)
 EVAL_BATCH = 256  # rows per forward pass in evaluate/predict (no gradients kept)
 FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 
@@ -41,6 +43,7 @@ FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 _files: dict = {}
 _baseline_models: dict = {}
 _nb_models: dict = {}
+_fold_models: dict = {}
 
 
 def _cached_read(path: str, text_column: str, label_column: str | None,
@@ -81,6 +84,13 @@ def _buckets(config: dict) -> int:
     if config.get("wide", "bigrams") == "bigrams":
         return int(config.get("bigram_buckets", BIGRAM_BUCKETS))
     return 0
+
+
+def _has(stored: dict | None, shapes: dict) -> bool:
+    """A cached entry holds float arrays of these {name: shape}."""
+    return stored is not None and all(n in stored and stored[n].shape == s
+                                      and stored[n].dtype.kind == "f"
+                                      for n, s in shapes.items())
 
 
 def _fits(stored: dict, vocab_size: int, num_classes: int) -> bool:
@@ -128,6 +138,17 @@ class SentimentTask:
                               "regression (on --bigram-buckets), fitted before training and "
                               "kept fixed, and the RNN learns what it leaves; joint: trained "
                               "from zero with the RNN."),
+            click.Option(["--wide-folds"], type=click.IntRange(min=0), default=None,
+                         help=f"With --wide-fit nb: cross-fit the wide part in this many "
+                              f"folds, so in training each text gets the logits of a fold "
+                              f"model fitted without it (0 = off: the model fitted on every "
+                              f"training text, which has seen it) [default: {WIDE_FOLDS}]."),
+            click.Option(["--wide-folds-eval"], type=click.Choice(["full", "mean"]),
+                         default="full", show_default=True,
+                         help="With --wide-folds: outside training the wide part is the "
+                              "model fitted on every training text (full) or the mean of "
+                              "the fold models (mean: logits like those the RNN trained "
+                              "beside)."),
             click.Option(["--bigram-buckets"], type=click.IntRange(min=1),
                          default=BIGRAM_BUCKETS,
                          show_default=True,
@@ -231,9 +252,20 @@ class SentimentTask:
                 raise UserError("--wide-dropout needs a wide part (--wide unigrams|bigrams)")
             return spec
         dropout = WIDE_DROPOUT if dropout is None else float(dropout)
+        folds = config.get("wide_folds")
+        if folds == 1:
+            raise UserError("--wide-folds: cross-fitting needs 2 folds or more (0 = off)")
+        if fit != "nb" and folds:
+            raise UserError("--wide-folds cross-fits the NB wide part: it needs --wide-fit nb")
         spec["wide_bigrams"] = _buckets(config)
         if fit == "nb":
             spec["wide_fixed"] = True
+            folds = WIDE_FOLDS if folds is None else int(folds)
+            if folds:
+                spec["wide_folds"] = folds
+        if config.get("wide_folds_eval", "full") != "full" and not spec.get("wide_folds"):
+            raise UserError("--wide-folds-eval mean needs a cross-fitted wide part "
+                            "(--wide-folds 2 or more)")
         if dropout > 0:
             spec["wide_dropout"] = dropout
         return spec
@@ -242,13 +274,53 @@ class SentimentTask:
         """With --wide-fit nb: the wide part's weights and the head's bias from the NB
         logistic regression on the wide part's own features (fitted on the training split,
         its L2 chosen on the validation split; cached as the baselines are), so training
-        starts as that classifier and the RNN learns what it leaves."""
+        starts as that classifier and the RNN learns what it leaves. With --wide-folds k
+        also the k fold models (recurrent/wide.py, cross-fitted rows), at the same L2."""
         spec = self.model_spec(state, config)
         if not spec.get("wide_fixed"):
             return {}
         model = self._nb_model(state, spec["wide_bigrams"])
-        return {"wide.weight": model.weight.astype(np.float32),
-                "head.bias": model.bias.astype(np.float32)}
+        values = {"wide.weight": model.weight.astype(np.float32),
+                  "head.bias": model.bias.astype(np.float32)}
+        if spec.get("wide_folds"):
+            fold_weight, fold_bias = self._fold_models(state, spec["wide_bigrams"],
+                                                       spec["wide_folds"], model)
+            bias = model.bias
+            if config.get("wide_folds_eval", "full") == "mean":
+                values["wide.weight"] = fold_weight.mean(axis=0).astype(np.float32)
+                bias = fold_bias.mean(axis=0)
+                values["head.bias"] = bias.astype(np.float32)
+            values["wide.fold_weight"] = fold_weight.astype(np.float32)
+            values["wide.fold_bias"] = (fold_bias - bias).astype(np.float32)
+        return values
+
+    def _fold_models(self, state: dict, buckets: int, folds: int, full):
+        """(weight (k, F, K), bias (k, K)) of the ``folds`` NB logistic regressions
+        cross-fitted on the training split at the L2 of ``full`` (the model fitted on all
+        of it); once per dataset, split, vocabulary, buckets and folds (this process and
+        recurrent.cache)."""
+        k, f = len(state["classes"]), len(state["vocab"]) + buckets
+        key = dict(_split_key(state), format=FOLDS_FORMAT, buckets=buckets, folds=folds,
+                   l2=float(full.l2))
+        memo = json.dumps(key, sort_keys=True)
+        if memo in _fold_models:
+            return _fold_models[memo]
+        stored = cache.load("sentiment-nb-folds", key)
+        if _has(stored, {"weight": (folds, f, k), "bias": (folds, k)}):
+            models = (stored["weight"], stored["bias"])
+        else:
+            train_seqs, y_train = self.split_rows(state, "train", {})
+            x_train = bl.ngram_matrix(train_seqs, len(state["vocab"]), buckets)
+            try:
+                fits = bl.cross_fit_nb(x_train, y_train, bl.sequence_folds(train_seqs, folds),
+                                       folds, k, float(full.l2))
+            except ValueError as e:
+                raise UserError(f"--wide-folds {folds}: {e}") from None
+            models = (np.stack([m.weight for m in fits]), np.stack([m.bias for m in fits]))
+            cache.store("sentiment-nb-folds", key, {"weight": models[0], "bias": models[1]})
+        _fold_models.clear()
+        _fold_models[memo] = models
+        return models
 
     def batches(self, state: dict, split: str, config: dict, rng: np.random.Generator):
         """Batches of texts of similar length (shuffled for "train", sorted otherwise):
@@ -322,10 +394,7 @@ class SentimentTask:
         if memo in _nb_models:
             return _nb_models[memo]
         stored = cache.load("sentiment-nb-logreg", key)
-        shapes = {"l2": (), "weight": (f, k), "bias": (k,)}
-        if stored is not None and all(n in stored and stored[n].shape == s
-                                      and stored[n].dtype.kind == "f"
-                                      for n, s in shapes.items()):
+        if _has(stored, {"l2": (), "weight": (f, k), "bias": (k,)}):
             model = bl.LogisticRegression(float(stored["l2"]))
             model.weight, model.bias = stored["weight"], stored["bias"]
         else:

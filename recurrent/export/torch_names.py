@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..layout import GATE_ORDER, PARAM_KINDS, param_name
+from ..wide import Wide
 
 # Built-in cell name -> (torch.nn class, extra constructor keywords).
 TORCH_RNN = {
@@ -44,9 +45,11 @@ def check_torch_cell(model, what: str) -> str:
 
 
 def tensors(model) -> dict:
-    """{PyTorch name: contiguous float32 array} of every parameter, in flat-buffer order."""
+    """{PyTorch name: contiguous float32 array} of every parameter an exported model uses
+    (not the wide part's training-only fold models), in flat-buffer order."""
+    training_only = {f"wide.{name}" for name in Wide.TRAINING_ONLY}
     return {name: np.ascontiguousarray(value, dtype=np.float32)
-            for name, value in model.state_dict().items()}
+            for name, value in model.state_dict().items() if name not in training_only}
 
 
 def rnn_param(kind: str, layer: int, reverse: bool) -> str:
