@@ -21,7 +21,7 @@ import json
 
 import numpy as np
 
-from recurrent.masks import variational_mask, zoneout_mask
+from recurrent.masks import takes_flags, variational_mask, zoneout_mask
 from recurrent.threads import single_threaded_blas
 from recurrent_plugins.bench import Problem, _iqr, round_ratios, run_rounds
 
@@ -35,13 +35,15 @@ def train_call(problem, threads, recurrent_dropout, zoneout, rng):
     T, B, _, H = problem.size
     lengths = np.full(B, T, np.int64)
     none = (None,) * len(problem.states)
+    # zoneout's draws as a layer makes them: flags for cells that take them
+    flag_type = np.bool_ if takes_flags(cell, np.float32) else np.float32
 
     def call():
         masks = {}
         if recurrent_dropout:
             masks["recurrent"] = variational_mask(rng, B, H, recurrent_dropout, np.float32)
         if zoneout:
-            masks["zoneout"] = tuple(zoneout_mask(rng, T, B, H, zoneout, np.float32)
+            masks["zoneout"] = tuple(zoneout_mask(rng, T, B, H, zoneout, flag_type)
                                      for _ in problem.states)
         with single_threaded_blas():
             out, _, cache = cell.forward(problem.x, problem.states, problem.params, lengths,

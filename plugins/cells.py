@@ -29,7 +29,7 @@ from recurrent._kernels import lstm as _lstm
 from recurrent._kernels import rnn as _rnn
 from recurrent.cellbase import LN_EPS, LayerNormLSTMLayout, TorchLayoutCell
 from recurrent.layout import STATE_NAMES
-from recurrent.masks import MASK_KINDS, check_masks
+from recurrent.masks import MASK_KINDS, check_masks, takes_flags
 from recurrent.quant import QuantizedWeight
 
 _FLOATS = (np.float32, np.float64)
@@ -103,10 +103,13 @@ class _KernelCell(TorchLayoutCell):
     def __repr__(self):
         return f"<cell {self.name!r} (Cython kernels)>"
 
+    zoneout_flags = ()  # dtypes whose kernels take zoneout's draws as flags (masks.takes_flags)
+
     def _masks(self, masks, x, H):
         """(recurrent mask or None, zoneout tuple or None), checked (recurrent.masks)."""
         T, B, _ = x.shape
-        return check_masks(masks, len(self.state_names), T, B, H, x.dtype)
+        return check_masks(masks, len(self.state_names), T, B, H, x.dtype,
+                           flags=takes_flags(self, x.dtype))
 
 
 class _TorchEquationCell(_KernelCell):
@@ -154,6 +157,7 @@ class RNNCell(_TorchEquationCell):
     """h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), act = tanh or relu."""
 
     num_gates = 1
+    zoneout_flags = (np.float32,)
 
     def __init__(self, nonlinearity):
         self.name = f"rnn_{nonlinearity}"
@@ -179,8 +183,10 @@ class RNNCell(_TorchEquationCell):
         bias = _bias(params, "bias_ih", H, dtype) + _bias(params, "bias_hh", H, dtype)
         out = np.empty((T, B, H), dtype)       # (T, B, H)
         h_n = np.empty((B, H), dtype)          # (B, H)
-        # with zoneout: (T, B, H) the candidates act(a_t); backward's work space after
-        cand = None if zone is None or not need_grad else np.empty((T, B, H), dtype)
+        # with zoneout values: (T, B, H) the candidates act(a_t), backward's work space
+        # after; flags (uint8) need none (a kept unit's candidate gets no gradient)
+        cand = (None if zone is None or zone[0].dtype == np.uint8 or not need_grad
+                else np.empty((T, B, H), dtype))
         _rnn.forward(out, h_n, x, h0, w_ih, w_hh, bias, lengths, self.use_relu, num_threads,
                      rec, None if zone is None else zone[0], cand)
         out.flags.writeable = False

@@ -32,7 +32,8 @@ from .checks import positive_int, probability
 from .dropout import dropout_mask
 from .layout import GATE_ORDER, param_name
 from .lengths import check_lengths
-from .masks import OPTIONS, supported, variational_mask, zoneout_expectation, zoneout_mask
+from .masks import (OPTIONS, supported, takes_flags, variational_mask, zoneout_expectation,
+                    zoneout_mask)
 from .params import ParamModule
 from .protocols import Cell, missing_members
 from .quant import check_precision
@@ -345,7 +346,8 @@ class Recurrent(ParamModule):
                                                   self._dropout_rows)
         if self.zoneout > 0:
             masks["zoneout"] = tuple(
-                zoneout_mask(self._dropout_rng, T, B, H, self.zoneout, self.dtype,
+                zoneout_mask(self._dropout_rng, T, B, H, self.zoneout,
+                             np.bool_ if takes_flags(self.cell, self.dtype) else self.dtype,
                              self._dropout_rows) if draw else
                 zoneout_expectation(B, H, self.zoneout, self.dtype)
                 for _ in self.state_names)

@@ -16,7 +16,8 @@ A cell that supports them declares it (recurrent.protocols.Cell.mask_kinds, e.g.
   being what the cell computes without zoneout from the zoned s_{t-1} (an LSTM's h
   candidate is o * tanh(c~), c~ the un-zoned cell candidate). In training k is 0 or 1,
   drawn per step, row and unit (1 with probability p); in evaluation k = p, the
-  expectation.
+  expectation. A cell may take the training draws as bool flags instead (its
+  zoneout_flags lists the dtypes: takes_flags); layers then hand them so.
 
 Rows past their length keep their state as always (the masks do not apply there). The
 backward of a forward call with masks differentiates that call, masks fixed.
@@ -65,14 +66,24 @@ def bernoulli(rng, shape, p) -> np.ndarray:
 
 
 def zoneout_mask(rng, T, B, H, p, dtype, rows=None) -> np.ndarray:
-    """(T, B, H): 1 (keep the previous value) with probability p, else 0.
+    """(T, B, H): 1 (keep the previous value) with probability p, else 0; dtype bool gives
+    the flags themselves (a byte each), which cells that list the run's dtype in
+    ``zoneout_flags`` take as they are (takes_flags).
     rows=(start, stop, total): drawn for ``total`` rows and cut (dropout_mask's rule)."""
     dtype = np.dtype(dtype)
     if rows is None:
-        return bernoulli(rng, (T, B, H), p).astype(dtype)
+        return bernoulli(rng, (T, B, H), p).astype(dtype, copy=False)
     start, stop, total = rows
-    keep = bernoulli(rng, (T, total, H), p).astype(dtype)
+    keep = bernoulli(rng, (T, total, H), p).astype(dtype, copy=False)
     return np.ascontiguousarray(keep[:, start:stop])
+
+
+def takes_flags(cell, dtype) -> bool:
+    """Whether ``cell`` takes zoneout's training draws as bool flags in ``dtype`` runs (its
+    optional zoneout_flags member lists those dtypes); otherwise they come as 0/1 values of
+    the run's dtype. Flags are binary by type, so a kernel needs no copy of the candidates
+    for backward and reads a byte per entry instead of a float."""
+    return np.dtype(dtype) in tuple(np.dtype(d) for d in getattr(cell, "zoneout_flags", ()))
 
 
 def zoneout_expectation(B, H, p, dtype) -> np.ndarray:
@@ -80,11 +91,12 @@ def zoneout_expectation(B, H, p, dtype) -> np.ndarray:
     return np.full((1, B, H), p, dtype)
 
 
-def check_masks(masks, num_states, T, B, H, dtype):
+def check_masks(masks, num_states, T, B, H, dtype, flags=False):
     """A cell's ``masks`` argument as (recurrent (B, H) or None, zoneout or None), arrays
     C-contiguous in ``dtype``; zoneout a tuple with one (T or 1, B, H) array per state
     (a None entry becomes zeros, no zoneout of that state), or None when every entry is
-    None. ValueError naming the problem."""
+    None. With ``flags`` (a cell that takes them, takes_flags) bool zoneout arrays stay
+    flags, as uint8 views. ValueError naming the problem."""
     if masks is None:
         return None, None
     if not isinstance(masks, dict) or set(masks) - set(MASK_KINDS):
@@ -105,7 +117,12 @@ def check_masks(masks, num_states, T, B, H, dtype):
             return rec, None
         checked = []
         for k in zone:
-            k = np.zeros((1, B, H), dtype) if k is None else np.ascontiguousarray(k, dtype)
+            if k is None:
+                k = np.zeros((1, B, H), dtype)
+            elif flags and np.asarray(k).dtype == np.bool_:
+                k = np.ascontiguousarray(k).view(np.uint8)
+            else:
+                k = np.ascontiguousarray(k, dtype)
             if k.ndim != 3 or k.shape[0] not in (1, T) or k.shape[1:] != (B, H):
                 raise ValueError(f"masks['zoneout']: expected shape ({T} or 1, {B}, {H}), "
                                  f"got {k.shape}")

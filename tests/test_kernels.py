@@ -484,7 +484,7 @@ from recurrent.plugins import get_cell
 from recurrent.reference import get_reference_cell
 print(activations.vector_level())
 for name, zoned in [(n, z) for n in ("rnn_tanh", "rnn_relu", "lstm", "gru")
-                    for z in (False, True)]:
+                    for z in (False, True, "flags")]:
     fast, ref = get_cell(name), get_reference_cell(name)
     rng = np.random.default_rng(1)
     T, B, I, H = 5, 11, 7, 37        # 11 rows, 37 units: every tile and panel tail
@@ -495,8 +495,9 @@ for name, zoned in [(n, z) for n in ("rnn_tanh", "rnn_relu", "lstm", "gru")
     d_out = rng.normal(size=(T, B, H)).astype(np.float32)
     lengths = rng.integers(0, T + 1, size=B)   # int64, rows of length 0 included
     lengths[0] = 0
-    # zoneout's fused gate passes: 0/1 values as in training, and fractional ones
-    masks = {"zoneout": tuple(rng.choice(np.float32([0, 1, 0.3]), size=(T, B, H))
+    # zoneout's fused gate passes: 0/1 and fractional values, and bool flags (training)
+    masks = {"zoneout": tuple(rng.random((T, B, H)) < 0.4 if zoned == "flags" else
+                              rng.choice(np.float32([0, 1, 0.3]), size=(T, B, H))
                               for _ in fast.state_names)} if zoned else None
     results = []
     for cell in (fast, ref):

@@ -462,3 +462,52 @@ def test_export_refuses_a_zoneout_run_where_the_format_cannot_express_it(tmp_pat
                      "--out", tmp_path / "m8.st")):
         _one_line_error(_invoke(*command), "precision int8: not for a layer with zoneout")
     assert not (tmp_path / "m8.st").exists()
+
+
+# ---- zoneout's training draws as flags ----------------------------------------------------
+
+@pytest.mark.parametrize("name", ["rnn_tanh", "rnn_relu"])
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_zoneout_flags_give_what_the_same_values_give(name, num_threads):
+    """A cell that takes bool flags (rnn, float32) computes what it computes from the same
+    draws as 0/1 float32 values (no candidate copy; a byte per entry)."""
+    from recurrent.masks import takes_flags
+    cell = get_cell(name)
+    assert takes_flags(cell, np.float32) and not takes_flags(cell, np.float64)
+    params, x, states, lengths, d_out, d_finals, _ = _problem(cell, 7, 5, 3, 21, np.float32,
+                                                              "zoneout")
+    flags = zoneout_mask(np.random.default_rng(5), 7, 5, 21, 0.4, np.bool_)
+    assert flags.dtype == np.bool_ and 0 < flags.mean() < 1
+    for rec in (None, variational_mask(np.random.default_rng(6), 5, 21, 0.3, np.float32)):
+        results = []
+        for k in (flags, flags.astype(np.float32)):
+            masks = {"zoneout": (k,), **({"recurrent": rec} if rec is not None else {})}
+            results.append(_run(cell, (params, x, states, lengths, d_out, d_finals, masks),
+                                num_threads))
+        for key in results[0]:
+            np.testing.assert_array_equal(results[0][key], results[1][key], err_msg=key)
+
+
+def test_zoneout_flags_are_converted_for_cells_and_dtypes_without_them():
+    """check_masks keeps bool flags (as uint8) only when asked; float64 rnn and the lstm
+    get values, and the float64 kernel refuses flags handed to it directly."""
+    from recurrent._kernels import rnn
+    flags = zoneout_mask(np.random.default_rng(1), 3, 2, 4, 0.5, np.bool_)
+    _, (kept,) = check_masks({"zoneout": (flags,)}, 1, 3, 2, 4, np.float32, flags=True)
+    assert kept.dtype == np.uint8 and np.array_equal(kept, flags)
+    _, (values,) = check_masks({"zoneout": (flags,)}, 1, 3, 2, 4, np.float32)
+    assert values.dtype == np.float32 and np.array_equal(values, flags)
+    for name, dtype in (("rnn_tanh", np.float64), ("lstm", np.float32)):
+        cell = get_cell(name)
+        problem = _problem(cell, 3, 2, 3, 4, dtype, "zoneout")
+        masks = {"zoneout": tuple(flags for _ in cell.state_names)}
+        as_flags = _run(cell, problem[:-1] + (masks,))
+        as_values = _run(cell, problem[:-1] + (
+            {"zoneout": tuple(flags.astype(dtype) for _ in cell.state_names)},))
+        for key in as_flags:
+            np.testing.assert_array_equal(as_flags[key], as_values[key], err_msg=key)
+    x = np.zeros((3, 2, 3))
+    with pytest.raises(ValueError, match="flags"):
+        rnn.forward(np.empty((3, 2, 4)), np.empty((2, 4)), x, np.zeros((2, 4)),
+                    np.zeros((4, 3)), np.zeros((4, 4)), np.zeros(4),
+                    np.full(2, 3, np.int64), False, 1, None, flags.view(np.uint8), None)

@@ -15,6 +15,10 @@ cdef extern from "gates.h" nogil:
                             int H, int relu)
     void rc_rnn_backward_f32(float* d, const float* h, const float* g, float* dh, int H,
                              int relu)
+    void rc_rnn_forward_flags_f32(float* h, const float* h_prev, const unsigned char* k8,
+                                  int H, int relu)
+    void rc_rnn_backward_flags_f32(float* d, const float* h, const float* g, float* dh,
+                                   const unsigned char* k8, int H, int relu)
     void rc_rnn_backward_zone_f32(float* a, const float* g, float* dh, const float* k, int H,
                                   int relu)
     int rc_cpu_level()

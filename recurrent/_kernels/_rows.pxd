@@ -398,6 +398,16 @@ cdef inline const floating* data_of(object a, const floating* like) except? NULL
     return &flat[0]
 
 
+cdef inline const unsigned char* flags_of(object a) except? NULL:
+    """The data of a C-contiguous uint8 array (zoneout flags, recurrent.masks), NULL for
+    None."""
+    cdef const unsigned char[::1] flat
+    if a is None:
+        return NULL
+    flat = a.reshape(-1)
+    return &flat[0]
+
+
 cdef inline Py_ssize_t zoneout_step(object k, Py_ssize_t B, int H):
     """kstep of a zoneout array (T or 1, B, H) or None: B * H with a value per step."""
     return 0 if k is None or k.shape[0] == 1 else B * H

@@ -146,6 +146,39 @@ RC_MULTIVERSION(rc_rnn_forward_f32,
     RC_IVDEP for (int j = 0; j < H; j++)
         h[j] = k[j] * h_prev[j] + (1 - k[j]) * h[j];)
 
+/* Elman RNN forward with zoneout flags (training draws, a byte each: 1 keeps the unit):
+ * h holds a on entry; h = h_prev where the flag is set, else act(a) (what the blend
+ * k * h_prev + (1 - k) * act(a) gives for k in {0, 1}). */
+RC_MULTIVERSION(rc_rnn_forward_flags_f32,
+    (float* restrict h, const float* restrict h_prev, const unsigned char* restrict k8,
+     int H, int relu),
+    (h, h_prev, k8, H, relu),
+    RC_RNN_ACT(h, H, relu)
+    RC_IVDEP for (int j = 0; j < H; j++)
+        h[j] = k8[j] ? h_prev[j] : h[j];)
+
+/* Elman RNN backward with zoneout flags. h: h_t, which is the candidate act(a_t) where
+ * the flag is clear; where it is set the candidate gets no gradient. g: d_out at this
+ * step; dh: carried d h_t in, the kept units' (g + d h_t) out (the caller adds the W_hh
+ * path); d: dA out. */
+RC_MULTIVERSION(rc_rnn_backward_flags_f32,
+    (float* restrict d, const float* restrict h, const float* restrict g,
+     float* restrict dh, const unsigned char* restrict k8, int H, int relu),
+    (d, h, g, dh, k8, H, relu),
+    if (relu) {
+        RC_IVDEP for (int j = 0; j < H; j++) {
+            float gt = g[j] + dh[j];
+            d[j] = k8[j] ? 0 : (h[j] > 0 ? gt : 0);
+            dh[j] = k8[j] ? gt : 0;
+        }
+    } else {
+        RC_IVDEP for (int j = 0; j < H; j++) {
+            float gt = g[j] + dh[j];
+            d[j] = k8[j] ? 0 : gt * (1 - h[j] * h[j]);
+            dh[j] = k8[j] ? gt : 0;
+        }
+    })
+
 /* Elman RNN backward, h_t = act(a_t). h: h_t; g: d_out at this step; dh: carried d h_t in,
  * zero out (the caller adds the W_hh path); d: dA out. */
 RC_MULTIVERSION(rc_rnn_backward_f32,

@@ -27,9 +27,10 @@ from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from ._activations cimport relu, tanh_
-from ._gates cimport rc_rnn_backward_f32, rc_rnn_backward_zone_f32, rc_rnn_forward_f32
+from ._gates cimport (rc_rnn_backward_f32, rc_rnn_backward_flags_f32, rc_rnn_backward_zone_f32,
+                     rc_rnn_forward_f32, rc_rnn_forward_flags_f32)
 from ._recmat cimport rc_malloc64, recmat
-from ._rows cimport (add_masked, copy_empty_rows, data_of, input_and_weight_grads,
+from ._rows cimport (add_masked, copy_empty_rows, data_of, flags_of, input_and_weight_grads,
                      kernel_threads, mask_scratch, masked_history, masked_rows, packed_copy,
                      project_inputs, split, state_before, whole_input_part, zone_at,
                      zone_rows, zoneout_step)
@@ -39,12 +40,13 @@ cdef void _forward_rows(floating* out, floating* h_n, const floating* h0,
                         const floating* w_hh_t, const int64_t* lengths, bint use_relu,
                         Py_ssize_t T, Py_ssize_t B, int H,
                         Py_ssize_t b0, Py_ssize_t b1, const floating* rmask,
-                        const floating* keep, Py_ssize_t kstep, floating* cand,
-                        floating* scratch) noexcept nogil:
+                        const floating* keep, const unsigned char* keep8,
+                        Py_ssize_t kstep, floating* cand, floating* scratch) noexcept nogil:
     """The time loop for batch rows b0:b1; out[t] holds the projected inputs on entry;
-    w_hh_t is W_hh^T packed for recmat. rmask (B, H), keep (zoneout, kstep) as in
-    _rows.pxd or NULL; cand (T, B, H) receives act(a_t) when zoneout is on (or NULL);
-    scratch (B, H) work space for the masked h_{t-1} when rmask is not NULL."""
+    w_hh_t is W_hh^T packed for recmat. rmask (B, H), keep (zoneout values, kstep) as in
+    _rows.pxd or NULL; keep8 zoneout flags instead (float32 only) or NULL; cand (T, B, H)
+    receives act(a_t) when zoneout values are on (or NULL); scratch (B, H) work space for
+    the masked h_{t-1} when rmask is not NULL."""
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, j
     cdef const floating* h_prev
@@ -62,7 +64,10 @@ cdef void _forward_rows(floating* out, floating* h_n, const floating* h0,
             if t >= lengths[b]:
                 memset(h, 0, H * sizeof(floating))
                 continue
-            if floating is float:
+            if floating is float and keep8 != NULL:
+                rc_rnn_forward_flags_f32(h, h_prev + (b - b0) * H,
+                                         keep8 + t * kstep + b * H, H, use_relu)
+            elif floating is float:
                 # activation, candidate copy and zoneout in one vectorised call (gates.h)
                 rc_rnn_forward_f32(h, NULL if cand == NULL else cand + (t * B + b) * H,
                                    h_prev + (b - b0) * H, zone_at(keep, kstep, t, B, H, b), H,
@@ -86,12 +91,13 @@ cdef void _backward_rows(floating* dh, floating* da, const floating* d_out,
                          const floating* out, const floating* w_hh_p, const int64_t* lengths,
                          bint use_relu, Py_ssize_t T, Py_ssize_t B, int H,
                          Py_ssize_t b0, Py_ssize_t b1, const floating* rmask,
-                         const floating* keep, Py_ssize_t kstep, const floating* cand,
+                         const floating* keep, const unsigned char* keep8,
+                         Py_ssize_t kstep, const floating* cand,
                          floating* scratch) noexcept nogil:
     """Reverse time loop for batch rows b0:b1; dh (B, H) carries d h_t between steps;
-    w_hh_p is W_hh packed for recmat. rmask, keep, kstep, cand as forward's (cand: the
-    candidates act(a_t) when keep is not NULL; it may be da itself: each element is read
-    before it is written); scratch (B, H) work space when rmask is not NULL."""
+    w_hh_p is W_hh packed for recmat. rmask, keep, keep8, kstep, cand as forward's (cand:
+    the candidates act(a_t) when keep is not NULL; it may be da itself: each element is
+    read before it is written); scratch (B, H) work space when rmask is not NULL."""
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, j, row
     cdef floating* d
@@ -112,6 +118,10 @@ cdef void _backward_rows(floating* dh, floating* da, const floating* d_out,
             h = out + row * H
             g = d_out + row * H
             dhb = dh + b * H
+            if floating is float and keep8 != NULL:
+                rc_rnn_backward_flags_f32(d, h, g, dhb, keep8 + t * kstep + b * H, H,
+                                          use_relu)
+                continue
             if keep != NULL:
                 # h_t = k * h_{t-1} + (1 - k) * c,  c = act(a_t) (the candidate)
                 h = cand + row * H
@@ -155,8 +165,9 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n,
             const floating[::1] bias, const int64_t[::1] lengths not None, bint use_relu,
             int num_threads, rec_mask=None, zoneout=None, cand=None):
     """out (T, B, H) and h_n (B, H) are written; bias (H,) = b_ih + b_hh; lengths in 0..T.
-    rec_mask (B, H), zoneout (T or 1, B, H): see the module docstring (None: off); cand
-    (T, B, H) receives the candidates with zoneout (None in inference)."""
+    rec_mask (B, H), zoneout (T or 1, B, H): see the module docstring (None: off); zoneout
+    may be uint8 flags (float32 only: recurrent.masks), then cand stays None; cand (T, B, H)
+    receives the candidates with zoneout values (None in inference)."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int nt = kernel_threads(num_threads, B, 2.0 * T * B * H * H)
@@ -166,11 +177,17 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n,
     cdef const floating* h0_p = &h0[0, 0]
     cdef const int64_t* len_p = &lengths[0]
     cdef const floating* m_p = data_of(rec_mask, &x[0, 0, 0])
-    cdef const floating* k_p = data_of(zoneout, &x[0, 0, 0])
+    cdef bint flags = zoneout is not None and zoneout.dtype.itemsize == 1
+    cdef const floating* k_p = NULL if flags else data_of(zoneout, &x[0, 0, 0])
+    cdef const unsigned char* k8_p = flags_of(zoneout) if flags else NULL
     cdef floating* cand_p = <floating*> data_of(cand, &x[0, 0, 0])   # written
     cdef Py_ssize_t kstep = zoneout_step(zoneout, B, H)
     cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
-    cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, H, 1, H)  # W_hh^T (H, H)
+    cdef floating* w_hh_t = NULL
+    if flags and floating is double:
+        free(scratch)
+        raise ValueError("zoneout flags (uint8) are for float32 kernels; give values")
+    w_hh_t = packed_copy(&w_hh[0, 0], H, H, 1, H)  # W_hh^T (H, H)
     if w_hh_t == NULL:
         free(scratch)
         raise MemoryError()
@@ -182,8 +199,8 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n,
         if status == 0:
             for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
                 _forward_rows(out_p, h_n_p, h0_p, w_hh_t, len_p, use_relu, T, B, H,
-                              split(B, nt, k), split(B, nt, k + 1), m_p, k_p, kstep, cand_p,
-                              scratch)
+                              split(B, nt, k), split(B, nt, k + 1), m_p, k_p, k8_p, kstep,
+                              cand_p, scratch)
     free(w_hh_t)
     free(scratch)
     if status != 0:
@@ -212,14 +229,21 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
     cdef const floating* out_p = &out[0, 0, 0]
     cdef const int64_t* len_p = &lengths[0]
     cdef const floating* m_p = data_of(rec_mask, &x[0, 0, 0])
-    cdef const floating* k_p = data_of(zoneout, &x[0, 0, 0])
+    cdef bint flags = zoneout is not None and zoneout.dtype.itemsize == 1
+    cdef const floating* k_p = NULL if flags else data_of(zoneout, &x[0, 0, 0])
+    cdef const unsigned char* k8_p = flags_of(zoneout) if flags else NULL
     cdef const floating* cand_p = data_of(cand, &x[0, 0, 0])
     cdef Py_ssize_t kstep = zoneout_step(zoneout, B, H)
     cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1} products
     # masked h_{t-1} (T, B, H) for dW_hh
     cdef floating* hist = NULL if m_p == NULL else masked_history(&h0[0, 0], out_p, m_p, T,
                                                                   B, H)
-    cdef floating* w_hh_packed = packed_copy(&w_hh[0, 0], H, H, H, 1)  # W_hh (H, H) as is
+    cdef floating* w_hh_packed = NULL
+    if flags and floating is double:
+        free(scratch)
+        free(hist)
+        raise ValueError("zoneout flags (uint8) are for float32 kernels; give values")
+    w_hh_packed = packed_copy(&w_hh[0, 0], H, H, H, 1)  # W_hh (H, H) as is
     if w_hh_packed == NULL or (m_p != NULL and hist == NULL):
         free(w_hh_packed)
         free(scratch)
@@ -228,8 +252,8 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
     with nogil:
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
             _backward_rows(dh_p, da_p, d_out_p, out_p, w_hh_packed, len_p, use_relu, T, B, H,
-                           split(B, nt, k), split(B, nt, k + 1), m_p, k_p, kstep, cand_p,
-                           scratch)
+                           split(B, nt, k), split(B, nt, k + 1), m_p, k_p, k8_p, kstep,
+                           cand_p, scratch)
         status = input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db[0], &dw_hh[0, 0], NULL,
                                         da_p, H, H, whole_input_part(H), &x[0, 0, 0],
                                         &h0[0, 0] if hist == NULL else hist,
