@@ -39,12 +39,13 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 
 import numpy as np
+
+from .checkpoint import atomic_write
 
 FORMAT = 1
 ENV = "RECURRENT_TUNE"
@@ -208,26 +209,14 @@ def read_cache(path: str) -> dict:
 
 
 def write_cache(path: str, settings: dict, info: dict) -> None:
-    """Store `settings` (and `info`: threads, budget, decisions) atomically: a complete
-    temporary file in the same directory renamed over `path`."""
+    """Store `settings` (and `info`: threads, budget, decisions) atomically
+    (checkpoint.atomic_write: a complete temporary file renamed over `path`)."""
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
     data = {"key": machine_key(), "settings": settings,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **info}
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tuning-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.fchmod(f.fileno(), 0o644)
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    text = json.dumps(data, indent=1, sort_keys=True)
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 class _FileLock:
