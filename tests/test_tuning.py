@@ -271,7 +271,10 @@ def test_processes_starting_together_tune_once(tmp_path):
               "(Workload('gru', True, 4, 4, 8, 16),)),); tuning.AUTO_BUDGET = 0.3; "
               "from recurrent.layers import GRU; GRU(3, 8)(np.ones((2, 2, 3), np.float32)); "
               "s = tuning.status(); print(s['mode'], s['settings']['row_parts'])")
-    env = dict(os.environ, RECURRENT_CACHE_DIR=str(tmp_path), RECURRENT_TUNE="on")
+    # PYTHONSAFEPATH: `-c` must import the installed package, not an uncompiled source tree
+    # in the working directory
+    env = dict(os.environ, RECURRENT_CACHE_DIR=str(tmp_path), RECURRENT_TUNE="on",
+               PYTHONSAFEPATH="1")
     procs = [subprocess.Popen([sys.executable, "-c", script], env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for _ in range(2)]
