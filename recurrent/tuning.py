@@ -173,7 +173,7 @@ def _tuning_dir() -> str | None:
 
 
 def cache_path() -> str | None:
-    """This machine's and version's tuning file (None when the cache is turned off)."""
+    """The tuning file of the current CPU and version (None when the cache is off)."""
     folder = _tuning_dir()
     if folder is None:
         return None
@@ -191,8 +191,8 @@ class CacheError(Exception):
 
 
 def read_cache(path: str) -> dict:
-    """The settings stored in `path`, checked against this machine and version; CacheError
-    when unreadable, malformed or made elsewhere."""
+    """The settings stored in `path`, checked against the current CPU and version;
+    CacheError when unreadable, malformed or made elsewhere."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -374,7 +374,7 @@ def tune(budget: float = DEFAULT_BUDGET, num_threads: int | None = None,
 
 def tune_and_store(budget: float, num_threads: int | None = None, progress=None,
                    path: str | None = None, reuse: bool = False):
-    """tune(), then write the cache file (path: this machine's). Returns (settings,
+    """tune(), then write the cache file (path: the current CPU's). Returns (settings,
     outcomes, path); outcomes is None when `reuse` found a valid file written by another
     process while this one waited for the lock (nothing is tuned then)."""
     from .threads import max_threads
@@ -451,7 +451,7 @@ def _plan(auto: bool) -> dict:
 
 
 def ensure() -> None:
-    """Before a process's first kernel call: load this machine's tuning, or tune it once
+    """Before a process's first kernel call: load the current CPU's tuning, or tune it once
     (about AUTO_BUDGET seconds), unless tuning is off. Later calls return at once."""
     if _state:
         return
