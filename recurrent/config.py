@@ -191,9 +191,13 @@ class TrainingConfig(dict):
         """The optimizer these options describe, over the model's flat buffers (their
         first model.num_trained entries: the parameters it trains)."""
         n = model.num_trained
+        return self.build_optimizer_over(model.params[:n], model.grads[:n])
+
+    def build_optimizer_over(self, params, grads):
+        """The optimizer these options describe over any flat float32 parameter and
+        gradient buffers (a task's trained parameters: recurrent/task_params.py)."""
         try:
-            return make_optimizer(self["optimizer"], model.params[:n], model.grads[:n],
-                                  self["lr"],
+            return make_optimizer(self["optimizer"], params, grads, self["lr"],
                                   weight_decay=self["weight_decay"], momentum=self["momentum"],
                                   nesterov=self["nesterov"])
         except ValueError as e:

@@ -62,11 +62,13 @@ class DataParallel:
         return x, y, lengths, share
 
     def reducer(self, share: float, interrupted):
-        """The reduce(grads, loss) -> global loss that train_step calls after backward."""
-        def reduce(grads, loss):
-            if share != 1.0:
-                grads *= grads.dtype.type(share)
-            self.world.allreduce(grads)
+        """The reduce(buffers, loss) -> global loss that train_step calls after backward:
+        every gradient buffer in the list is scaled by this rank's share and summed."""
+        def reduce(buffers, loss):
+            for grads in buffers:  # the model's and the task's (recurrent/task_params.py)
+                if share != 1.0:
+                    grads *= grads.dtype.type(share)
+                self.world.allreduce(grads)
             totals = np.array([loss * share, float(bool(interrupted()))])
             self.world.allreduce(totals)
             self.stop = bool(totals[1])

@@ -95,7 +95,8 @@ class SequenceModel(FlatModel):
         models; state as the layer's (h_n, or (h_n, c_n)), each (L*D, B, H). truncate=K:
         truncated BPTT of a pooled model (the gradient of each row flows back through its
         last K valid steps only).
-    backward(d_outputs) accumulates every parameter gradient into ``grads``.
+    backward(d_outputs) accumulates every parameter gradient into ``grads`` and returns
+    the gradient on feature input x (None for tokens).
     """
 
     def __init__(self, spec: dict, cell="lstm", hidden_size=128, num_layers=1, dropout=0.0,
@@ -279,7 +280,9 @@ class SequenceModel(FlatModel):
 
     def backward(self, d_outputs):
         """d_outputs like the outputs of the last forward -> gradients added into ``grads``,
-        with the thread count that forward resolved."""
+        with the thread count that forward resolved. Returns the gradient on the feature
+        input x (T, B, I) (zero at steps a truncated pass did not differentiate), None
+        for token input."""
         if self._cache is None:
             raise ValueError("backward: no forward pass to differentiate; call forward "
                              "first (with need_grad=True)")
@@ -299,12 +302,13 @@ class SequenceModel(FlatModel):
             no_state_grads = (None,) * len(self.rnn.state_names)
             dx, _ = self.rnn.run_backward(np.ascontiguousarray(d_out), no_state_grads,
                                           threads)  # (T or S, B, E or I)
-            if not self.tokens:
-                return
             if truncated is not None:
                 index, suffix, T_full = truncated
-                dx = scatter_suffix(dx, index, suffix, T_full)  # (T, B, E)
+                dx = scatter_suffix(dx, index, suffix, T_full)  # (T, B, E or I)
+            if not self.tokens:
+                return dx
             self.embedding.backward(dx)
+            return None
 
     def step(self, x_t, state=None):
         """One time step for streaming: x_t (B,) token ids or (B, I) -> ((B, K), state).

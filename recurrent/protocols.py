@@ -236,6 +236,21 @@ class Task(Protocol):
         none), e.g. a part fitted on the data before training. Not called on resume.
         Without it every parameter keeps the model's initialisation."""
 
+    def trained_params(self, state: dict, config: dict) -> dict:
+        """Parameters of the task's own that train with the network, {name: float array}
+        of their starting values ({} for none), e.g. coefficients that shape the inputs
+        and targets (recurrent/task_params.py). The trainer then updates them in the
+        network's step with an optimizer of the same kind, checkpoints them as
+        "task/<name>", and calls batches(..., params={name: live array}) on "train": each
+        batch is made with the current values and carries "backward", a function
+        (d_outputs, d_inputs, rows) -> {name: gradient} of the loss for the batch rows
+        ``rows`` (a slice), from the gradients on the model's outputs and on its
+        feature inputs (T, B, I). Needs one window per batch. With it, with_params."""
+
+    def with_params(self, state: dict, values: dict) -> dict:
+        """The task state with trained_params' values {name: array} folded in (JSON-able),
+        as evaluation during training, after_training, eval, predict and export see it."""
+
     def after_training(self, state: dict, config: dict, model: "Runner") -> dict:
         """Choices that need the trained model, made on the "valid" split (never "test"):
         called once when training ends (not on Ctrl-C) with the best checkpoint's model;
@@ -295,7 +310,8 @@ MEMBERS: dict[type, Members] = {
     Task: Members(required=("name", "help", "loss", "options", "defaults", "prepare",
                             "model_spec", "batches", "evaluate"),
                   optional=("causal", "splits", "unused_options", "baselines",
-                            "format_report", "initial_params", "after_training", "backtest",
+                            "format_report", "initial_params", "trained_params",
+                            "with_params", "after_training", "backtest",
                             "format_backtest",
                             "predict_options", "predict", "predict_stream")),
     Runner: Members(required=("forward", "step")),

@@ -11,7 +11,8 @@ from .checks import one_line
 from .config import TrainingConfig, check_model_spec
 from .errors import AllRanksError, UserError
 from .lengths import valid_mask
-from .trainer import Trainer, load_params
+from .task_params import PREFIX as TASK_PREFIX
+from .trainer import Trainer, load_params, task_state_of
 
 
 def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
@@ -79,6 +80,10 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
         raise UserError(f"{run.path} has no checkpoint yet ({LAST} is missing)")
     arrays, _ = load_arrays(run.file(name))
     load_params(model, arrays, run.file(name))
+    if any(k.startswith(TASK_PREFIX) for k in arrays):  # the task's trained parameters
+        from .plugins import get_task
+        info = {**info, "task_state": task_state_of(get_task(info["task"]),
+                                                    info["task_state"], arrays)}
     model.eval()
     if precision != "fp32":
         if not hasattr(model, "precision"):

@@ -41,21 +41,29 @@ def windows(batch: dict, K: int, sequence_output: bool) -> list:
 
 
 def train_step(model, loss_fn, optimizer, x, y, lengths, state, lr, clip_norm=5.0,
-               clip_value=None, truncate=0, reduce=None):
+               clip_value=None, truncate=0, reduce=None, task_params=None,
+               task_backward=None):
     """forward -> loss -> backward -> [reduce] -> clip -> update, on one batch or TBPTT
     window.
 
     x, y, lengths: as a task yields them (lengths may be None: all rows full); a row of
     length 0 counts in no loss and keeps ``state``. state: the carried recurrent state or
     None. truncate=K: truncated BPTT of a pooled model (see SequenceModel.forward).
-    reduce(grads, loss) -> loss: data-parallel training's reduction of the gradients and
-    the loss over the ranks (recurrent/data_parallel.py); a rank may then hold no rows
-    of the window (x with 0 rows), and contributes zero.
+    reduce(grads, loss) -> loss: data-parallel training's reduction of the gradient
+    buffers (a list) and the loss over the ranks (recurrent/data_parallel.py); a rank
+    may then hold no rows of the window (x with 0 rows), and contributes zero.
+    task_params: the task's trained parameters (recurrent.task_params.TaskParams, with
+    its ``optimizer``), updated in the same step from task_backward(d_outputs, d_inputs)
+    -> {name: gradient}, the batch's "backward" for this window's rows.
     Returns (loss, pre-clip gradient norm, clipped?, new state). Raises NonFinite before
     the update when the loss or the gradient norm is not finite, so the parameters stay
     those of the last good step.
     """
     model.zero_grad()
+    buffers = [model.grads]
+    if task_params is not None:
+        task_params.grads.fill(0)
+        buffers.append(task_params.grads)
     if np.shape(x)[1] == 0 and reduce is not None:
         loss, new_state = 0.0, state
     else:
@@ -68,32 +76,45 @@ def train_step(model, loss_fn, optimizer, x, y, lengths, state, lr, clip_norm=5.
         loss = float(loss)
         if not math.isfinite(loss) and reduce is None:
             raise NonFinite(f"loss is {loss}")
-        model.backward(d_outputs)
+        d_inputs = model.backward(d_outputs)
+        if task_params is not None:
+            task_params.add_grads(task_backward(d_outputs, d_inputs))
     if reduce is not None:  # every rank gets the same loss: they all raise or none does
-        loss = reduce(model.grads, loss)
+        loss = reduce(buffers, loss)
         if not math.isfinite(loss):
             raise NonFinite(f"loss is {loss}")
-    norm, clipped = clip_gradients(model.grads, clip_norm, clip_value)
+    norm, clipped = clip_gradients(buffers if len(buffers) > 1 else model.grads,
+                                   clip_norm, clip_value)
     if not math.isfinite(norm):
         raise NonFinite(f"gradient norm is {norm}")
     optimizer.step(lr)
+    if task_params is not None:
+        task_params.optimizer.step(lr)
     model.params_changed()
     return loss, norm, clipped, new_state
 
 
 def clip_gradients(grads, clip_norm=None, clip_value=None):
-    """Clip the flat gradient buffer (by value, then by global L2 norm; either may be
-    off). Returns (global L2 norm before any clipping, whether anything was clipped)."""
+    """Clip the flat gradient buffer, or a list of them clipped together (by value, then
+    by their global L2 norm; either may be off). Returns (global L2 norm before any
+    clipping, whether anything was clipped)."""
+    arrays = list(grads) if isinstance(grads, (list, tuple)) else [grads]
     clipped = False
     norm = None
     if clip_value:
-        norm = float(np.linalg.norm(grads))
-        clipped = bool(grads.size and np.abs(grads).max() > clip_value)
-        clip_grad_value([grads], clip_value)
+        norm = _global_norm(arrays)
+        clipped = any(g.size and np.abs(g).max() > clip_value for g in arrays)
+        clip_grad_value(arrays, clip_value)
     if clip_norm:
-        before = float(clip_grad_norm([grads], clip_norm))  # norm before this clip
+        before = float(clip_grad_norm(arrays, clip_norm))  # norm before this clip
         norm = before if norm is None else norm
         clipped = clipped or before > clip_norm
     if norm is None:
-        norm = float(np.linalg.norm(grads))
-    return norm, clipped
+        norm = _global_norm(arrays)
+    return norm, bool(clipped)
+
+
+def _global_norm(arrays) -> float:
+    if len(arrays) == 1:
+        return float(np.linalg.norm(arrays[0]))
+    return math.sqrt(sum(float(np.linalg.norm(g)) ** 2 for g in arrays))

@@ -67,7 +67,18 @@ from .position import Position
 from .progress import Progress
 from .state import pack_state, state_arrays
 from .step import NonFinite, train_step, windows
+from .task_params import OPTIM_PREFIX, TaskParams, from_arrays
 from .threads import single_threaded_blas
+
+
+def task_state_of(task, state: dict, arrays: dict) -> dict:
+    """The task state with the values of the task's trained parameters that a
+    checkpoint holds (its "task/<name>" arrays: recurrent/task_params.py), folded in by
+    the task's with_params; the state as it is when there are none."""
+    values = from_arrays(arrays)
+    if not values or not hasattr(task, "with_params"):
+        return state
+    return task.with_params(state, values)
 
 
 def load_params(model, arrays: dict, path: str) -> None:
@@ -97,6 +108,7 @@ class Trainer:
         self.tbptt = int(self.config.get("tbptt") or 0)
         self.model = self.config.build_model(self.spec)
         self.optimizer = self.config.build_optimizer(self.model)
+        self.task_params = self._task_params()
         self.loss = self.config.loss_function(task)
         self.seed = int(self.config["seed"])
         self.position = Position()
@@ -106,19 +118,42 @@ class Trainer:
                          if self.world.size > 1 else None)
         self.interrupt = None
 
+    def _task_params(self):
+        """The task's trained parameters (Task.trained_params, recurrent/task_params.py)
+        with an optimizer of their own of the run's kind, or None."""
+        if not hasattr(self.task, "trained_params"):
+            return None
+        values = self.task.trained_params(self.task_state, self.config)
+        if not values:
+            return None
+        params = TaskParams(values)
+        params.optimizer = self.config.build_optimizer_over(params.params, params.grads)
+        return params
+
+    def current_task_state(self):
+        """The task state with the current values of the task's trained parameters."""
+        if self.task_params is None:
+            return self.task_state
+        return self.task.with_params(self.task_state, self.task_params.values())
+
     # -- checkpoints --------------------------------------------------------------------
     def save(self, name=LAST):
-        """best.npz: the parameters; last.npz: also the optimizer state, the carried
-        state and the Position."""
+        """best.npz: the parameters (the model's, the task's); last.npz: also the
+        optimizer state, the carried state and the Position."""
         carry = self.carry
         if self.parallel is not None and name == LAST:
             carry = self.parallel.global_state(carry)  # every rank takes part
         if not self.world.is_root:
             return
         arrays = {f"param/{name}": view for name, view in self.model.named_params.items()}
+        if self.task_params is not None:
+            arrays.update(self.task_params.arrays())
         if name == LAST:
             arrays.update({f"optim/{k}": np.asarray(v)
                            for k, v in self.optimizer.state_dict().items()})
+            if self.task_params is not None:
+                arrays.update({OPTIM_PREFIX + k: np.asarray(v) for k, v in
+                               self.task_params.optimizer.state_dict().items()})
             arrays.update({f"carry/{i}": a for i, a in enumerate(state_arrays(carry))})
         meta = {**self.position.to_meta(), "optimizer": self.optimizer.name,
                 "version": __version__, "carry_states": len(state_arrays(carry))}
@@ -137,6 +172,11 @@ class Trainer:
             if meta.get("optimizer") != self.optimizer.name:
                 raise ValueError(f"saved by optimizer {meta.get('optimizer')!r}")
             self.optimizer.load_state_dict(optim_state)
+            if self.task_params is not None:
+                self.task_params.load(from_arrays(arrays), f"checkpoint {path}")
+                self.task_params.optimizer.load_state_dict(
+                    {k[len(OPTIM_PREFIX):]: v for k, v in arrays.items()
+                     if k.startswith(OPTIM_PREFIX)})
             self.carry = pack_state([arrays[f"carry/{i}"]
                                      for i in range(int(meta["carry_states"]))])
             if self.carry is not None:
@@ -153,6 +193,9 @@ class Trainer:
     # -- data -----------------------------------------------------------------------------
     def _epoch_batches(self, epoch):
         rng = np.random.default_rng([self.seed, epoch])
+        if self.task_params is not None:  # each batch made with the values of its step
+            return self.task.batches(self.task_state, "train", self.config, rng,
+                                     params=self.task_params.named)
         return self.task.batches(self.task_state, "train", self.config, rng)
 
     def _windows(self, batch):
@@ -162,15 +205,17 @@ class Trainer:
         return sum(len(self._windows(b)) for b in self._epoch_batches(0))
 
     # -- one step ---------------------------------------------------------------------------
-    def _train_window(self, x, y, lengths, lr):
+    def _train_window(self, x, y, lengths, lr, task_backward=None):
         """One optimizer step on one window, with the carried state. Returns (loss,
-        pre-clip norm, items) where items counts valid tokens (sequence) or rows."""
+        pre-clip norm, items) where items counts valid tokens (sequence) or rows.
+        task_backward: the batch's "backward" (the task's trained parameters)."""
         B = batch_rows = np.shape(x)[1]
         items = B if not self.sequence_output else int(
             np.shape(x)[0] * B if lengths is None else lengths.sum())
         reduce = rows = None
+        own = slice(0, B)  # the rows of the batch this process computes
         if self.parallel is not None:
-            share_rows = self.parallel.rows(B)
+            own = share_rows = self.parallel.rows(B)
             rows = (share_rows.start, share_rows.stop, B)  # the dropout masks' rows
             x, y, lengths, share = self.parallel.shard(x, y, lengths)
             B = np.shape(x)[1]
@@ -184,7 +229,10 @@ class Trainer:
         loss, norm, clipped, state = train_step(
             self.model, self.loss, self.optimizer, x, y, lengths, carry_in, lr,
             self.config.get("clip_norm"), self.config.get("clip_value"),
-            truncate=0 if self.sequence_output else self.tbptt, reduce=reduce)
+            truncate=0 if self.sequence_output else self.tbptt, reduce=reduce,
+            task_params=self.task_params,
+            task_backward=None if task_backward is None else (
+                lambda d_outputs, d_inputs: task_backward(d_outputs, d_inputs, own)))
         self.carry = pack_state([np.array(a, copy=True) for a in state_arrays(state)])
         self.carry_rows = batch_rows
         self.position.clipped_steps += int(clipped)
@@ -202,7 +250,8 @@ class Trainer:
         was_training = self.model.training
         runner = (self.parallel.runner(self.model) if self.parallel is not None
                   else self.model.runner())
-        metrics = self.task.evaluate(self.task_state, "valid", self.config, runner)
+        metrics = self.task.evaluate(self.current_task_state(), "valid", self.config,
+                                     runner)
         if self.parallel is not None:  # rank 0's numbers decide early stopping everywhere
             metrics = self.world.bcast(metrics)
         self.model.train(was_training)
@@ -256,7 +305,8 @@ class Trainer:
         arrays, _ = load_arrays(self.run.file(name))
         load_params(model, arrays, self.run.file(name))
         model.eval()
-        state = self.task.after_training(self.task_state, self.config, model.runner())
+        state = task_state_of(self.task, self.task_state, arrays)
+        state = self.task.after_training(state, self.config, model.runner())
         if state != self.task_state:
             self.task_state = state
             self.run.update_task_state(state)
@@ -306,6 +356,9 @@ class Trainer:
             self.model.params[...] = self.world.bcast(
                 self.model.params if self.world.is_root else None)
             self.model.params_changed()
+            if self.task_params is not None:
+                self.task_params.params[...] = self.world.bcast(
+                    self.task_params.params if self.world.is_root else None)
         p = self.position
         p.finished = False  # until this fit reaches the end
         epochs, max_steps = int(c["epochs"]), int(c.get("steps") or 0)
@@ -376,12 +429,17 @@ class Trainer:
                 if b_index < skip_batches:
                     continue
                 batch_windows = self._windows(batch)
+                task_backward = batch.get("backward") if self.task_params is not None else None
+                if task_backward is not None and len(batch_windows) > 1:
+                    raise UserError(f"task {self.task.name!r} trains parameters of its "
+                                    f"own: it needs one window per batch (no --tbptt "
+                                    f"shorter than its sequences)")
                 if p.window == 0 and batch.get("reset", True):
                     self.carry = None
                 for w_index in range(p.window, len(batch_windows)):
                     x, y, lengths = batch_windows[w_index]
                     lr = schedule(p.step)
-                    loss, norm, items = self._train_window(x, y, lengths, lr)
+                    loss, norm, items = self._train_window(x, y, lengths, lr, task_backward)
                     p.step += 1
                     p.loss_sum += loss
                     p.loss_count += 1
