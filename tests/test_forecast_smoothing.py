@@ -135,3 +135,130 @@ def test_esrnn_bad_input_is_one_line(tmp_path):
                           "--window", 2, "--model", "esrnn", *SMALL),
                    "--model esrnn", "too few rows", "--model rnn")
     assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+    one_line_error(invoke("train", "forecast", "--data", path, "--out", tmp_path / "d",
+                          "--model", "esrnn", "--loss", "binary_cross_entropy", *SMALL),
+                   "--es-train joint", "--loss mse")
+    assert not (tmp_path / "d").exists()
+
+
+def test_joint_training_moves_the_smoothing_and_eval_uses_the_learned_values(tmp_path):
+    """--es-train joint: the smoothing's theta leaves the fit it started from, the best
+    checkpoint holds it and the run's state is that checkpoint's; eval scores with it.
+    --es-train first: the fit stays as it was, and no checkpoint holds a task part."""
+    from recurrent.checkpoint import RunDir, load_arrays
+    from recurrent.runs import load_model
+    path = write_csv(tmp_path / "q.csv", ["date", "value"], quarterly_rows())
+    runs = {}
+    for mode in ("joint", "first"):
+        runs[mode] = tmp_path / mode
+        ok(invoke("train", "forecast", "--data", path, "--out", runs[mode], "--window", 8,
+                  "--horizon", 4, "--model", "esrnn", "--es-train", mode, *SMALL))
+    states = {m: json.loads((r / "config.json").read_text())["task_state"]
+              for m, r in runs.items()}
+    fitted = smoothing.fit(np.asarray(ForecastTask().load(states["first"], {}).scaled[
+        :states["first"]["split_ends"][0]]), 4, 4)
+    assert states["first"]["es"] == fitted and states["first"]["es_train"] == "first"
+    best = load_arrays(str(runs["joint"] / "best.npz"))[0]
+    assert [k for k in best if k.startswith("task")] == ["task/es.0"]
+    assert states["joint"]["es"][0]["theta"] == [float(v) for v in best["task/es.0"]]
+    assert np.abs(best["task/es.0"] - np.float32(fitted[0]["theta"])).max() > 1e-4
+    assert not any(k.startswith("task") for k in load_arrays(
+        str(runs["first"] / "best.npz"))[0])
+    # eval reads the learned values (load_model folds the checkpoint's into the state)
+    model, info = load_model(RunDir.open(str(runs["joint"])))
+    assert info["task_state"]["es"] == states["joint"]["es"]
+    report = json.loads(ok(invoke("eval", runs["joint"], "--json")))
+    task = ForecastTask()
+    mine = task.evaluate(info["task_state"], "test", {}, model.runner())
+    assert report["metrics"]["mase"] == pytest.approx(mine["mase"], rel=1e-12)
+    fit_state = {**info["task_state"], "es": fitted}
+    assert task.evaluate(fit_state, "test", {}, model.runner())["mase"] != \
+        pytest.approx(mine["mase"], rel=1e-9)
+
+
+def joint_run(tmp_path, gaps=True):
+    """A two-column seasonal series (m=4) with gaps, prepared for --model esrnn
+    --es-train joint: (task, state, prepared)."""
+    a, b = seasonal_series(n=90, seed=1), seasonal_series(n=90, seed=2)[::-1] * 0.5
+    rows = [[f"{u:.6f}", f"{v:.6f}"] for u, v in zip(a, b)]
+    if gaps:
+        rows[17][0] = rows[18][0] = rows[40][1] = ""  # gaps: windows read known values
+    path = write_csv(tmp_path / "two.csv", ["a", "b"], rows)
+    task = ForecastTask()
+    state = task.prepare({"data": path, "column": ("a", "b"), "window": 6, "horizon": 3,
+                          "season": 4, "forecast_model": "esrnn", "es_train": "joint"})
+    return task, state, task.load(state, {})
+
+
+def test_gradients_of_the_hybrids_smoothing_through_the_network_match_finite_differences(
+        tmp_path):
+    """The whole chain of --es-train joint in float64: theta -> the smoothing's level,
+    season and forecast -> the network's inputs and its targets (y - anchor) -> a small
+    float64 LSTM -> mse; joint.theta_grads with the model's input gradient against
+    central differences of that loss."""
+    from recurrent.model import SequenceModel
+    from recurrent.plugins import get_loss
+    from recurrent_plugins.forecast import joint
+    from recurrent_plugins.forecast import windows as win
+    task, state, prepared = joint_run(tmp_path)
+    assert state["model"] == "esrnn" and win.hybrid_model(state)
+    model = SequenceModel(task.model_spec(state, {}), cell="lstm", hidden_size=5,
+                          dtype=np.float64, seed=3)
+    loss_fn = get_loss("mse")
+    origins = np.array([9, 16, 18, 19, 33, 41, 47])  # windows over and after the gaps
+    theta = {k: v.astype(np.float64) for k, v in joint.trained_params(state).items()}
+    assert sorted(theta) == ["es.0", "es.1"] and len(theta["es.0"]) == 6
+    for value in theta.values():  # alpha and gamma away from the sigmoid's flat ends
+        value[:2] = [0.4, -0.7]
+
+    def batch(values):
+        now = joint.with_params(state, values)
+        x = win.model_inputs(prepared.scaled, prepared.last_seen, origins, now,
+                             prepared.calendar, dtype=np.float64)
+        y = anc.model_targets(prepared.scaled, prepared.last_seen, origins, now,
+                              dtype=np.float64)
+        return now, x, y
+
+    def loss(values):
+        _, x, y = batch(values)
+        outputs, _ = model.forward(x, need_grad=False)
+        return loss_fn.value_and_grad(outputs, y)[0]
+
+    now, x, y = batch(theta)
+    outputs, _ = model.forward(x)
+    _, d_outputs = loss_fn.value_and_grad(outputs, y)
+    d_inputs = model.backward(d_outputs)
+    grads = joint.theta_grads(prepared.scaled, prepared.last_seen, origins, now, d_outputs,
+                              d_inputs)
+    eps = 1e-6
+    for name, value in theta.items():
+        assert grads[name].shape == value.shape
+        for i in range(len(value)):
+            up, down = value.copy(), value.copy()
+            up[i] += eps
+            down[i] -= eps
+            fd = (loss({**theta, name: up}) - loss({**theta, name: down})) / (2 * eps)
+            assert grads[name][i] == pytest.approx(fd, rel=1e-5, abs=1e-10), (name, i)
+        assert np.all(np.abs(grads[name][:2]) > 1e-8)  # alpha and gamma both matter
+
+
+def test_the_gradient_through_the_inputs_alone_and_the_anchor_alone_both_count(tmp_path):
+    """Neither path of joint.theta_grads is idle: the inputs' part and the anchor's
+    part are each non-zero and they add up to the whole."""
+    from recurrent_plugins.forecast import joint
+    _, state, prepared = joint_run(tmp_path, gaps=False)
+    origins = np.arange(8, 40)
+    rng = np.random.default_rng(0)
+    d_outputs = rng.normal(size=(len(origins), 3 * 2))
+    d_inputs = rng.normal(size=(6, len(origins), ForecastTask().model_spec(
+        state, {})["input_size"]))
+    both = joint.theta_grads(prepared.scaled, prepared.last_seen, origins, state,
+                             d_outputs, d_inputs)
+    anchor = joint.theta_grads(prepared.scaled, prepared.last_seen, origins, state,
+                               d_outputs, None)
+    inputs = joint.theta_grads(prepared.scaled, prepared.last_seen, origins, state,
+                               0 * d_outputs, d_inputs)
+    for name in both:
+        assert np.abs(anchor[name]).max() > 1e-6 and np.abs(inputs[name]).max() > 1e-6
+        np.testing.assert_allclose(anchor[name] + inputs[name], both[name], rtol=1e-9,
+                                   atol=1e-12)

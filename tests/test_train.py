@@ -172,6 +172,9 @@ def test_same_seed_gives_identical_runs_at_one_thread(tmp_path):
     ("toy-sign", {"tbptt": 3, "pooling": "max", "layers": 2, "dropout": 0.3}),  # truncated pool
     ("toy-lm", {"recurrent_dropout": 0.3, "zoneout": 0.2}),  # masks drawn per step
     ("toy-lm", {"cell": "ln_lstm", "recurrent_dropout": 0.3, "zoneout": 0.2}),
+    # the task's own trained parameters (the learned smoothing) and their optimizer state
+    ("forecast", {"forecast_model": "esrnn", "es_train": "joint", "hidden": 8,
+                  "column": ()}),
 ])
 def test_resume_equals_uninterrupted_run(tmp_path, task_name, extra):
     full, _ = train(tmp_path, task_name, name="full", epochs=2, log_every=1, **extra)
@@ -190,6 +193,14 @@ def test_resume_equals_uninterrupted_run(tmp_path, task_name, extra):
         [r["loss"] for r in train_records(str(tmp_path / "full"))]
     np.testing.assert_array_equal(resumed.optimizer.buffers[resumed.optimizer.buffer_names[0]],
                                   full.optimizer.buffers[full.optimizer.buffer_names[0]])
+    assert (full.task_params is None) == (task_name != "forecast")
+    if full.task_params is not None:
+        np.testing.assert_array_equal(resumed.task_params.params, full.task_params.params)
+        for name in full.task_params.optimizer.buffer_names:
+            np.testing.assert_array_equal(resumed.task_params.optimizer.buffers[name],
+                                          full.task_params.optimizer.buffers[name])
+        assert RunDir.open(str(tmp_path / "half")).info()["task_state"] == \
+            RunDir.open(str(tmp_path / "full")).info()["task_state"]
 
 
 def test_tbptt_cuts_batches_into_windows(tmp_path):

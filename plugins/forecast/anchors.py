@@ -127,16 +127,16 @@ def choose_anchors(scaled: np.ndarray, observed: np.ndarray, origins: np.ndarray
 
 
 def model_targets(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
-                  state: dict) -> np.ndarray:
-    """The head's training targets (B, H*C) float32, step-major: levels, or the change
-    from each step's anchor."""
+                  state: dict, dtype=np.float32) -> np.ndarray:
+    """The head's training targets (B, H*C) float32 (or ``dtype``), step-major: levels,
+    or the change from each step's anchor."""
     horizon = state["horizon"]
     targets = scaled[win.target_rows(origins, horizon)]  # (B, H, C)
     anchors = run_anchors(state)
     if anchors is not None:
         targets = targets - anchor_forecast(scaled, last_seen, origins, horizon,
                                             state["season"], anchors, state)
-    return np.ascontiguousarray(targets.reshape(len(origins), -1), dtype=np.float32)
+    return np.ascontiguousarray(targets.reshape(len(origins), -1), dtype=dtype)
 
 
 def model_forecasts(outputs: np.ndarray, scaled: np.ndarray, last_seen: np.ndarray,

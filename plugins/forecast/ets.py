@@ -274,15 +274,22 @@ def origin_forecasts(table, last_seen: np.ndarray, origins: np.ndarray,
     forecasts from the states of the column's last observed row (the gap's interpolated
     rows lean on the next observation, which lies after the origin), that many steps
     further ahead."""
+    index, depth = origin_index(last_seen, origins, horizon)
+    return table(depth)[index]
+
+
+def origin_index(last_seen: np.ndarray, origins: np.ndarray, horizon: int):
+    """(index, depth): origin_forecasts' forecasts are table(depth)[index], index a
+    tuple of (B, 1, C) rows, (B, H, C) steps and (1, 1, C) columns into the (N, depth, C)
+    table (depth = H + the longest gap)."""
     rows = np.arange(len(last_seen))[:, None]
     lags = np.where(last_seen >= 0, rows - last_seen, 0)  # (N, C) rows since observed
     longest = int(lags.max()) if lags.size else 0  # one table for every origin
-    table = table(horizon + longest)  # (N, H + G, C)
     lag = lags[origins]  # (B, C)
     start = origins[:, None] - lag  # (B, C) the row forecast from
     steps = lag[:, None, :] + np.arange(horizon)[None, :, None]  # (B, H, C)
-    columns = np.arange(table.shape[2])[None, None, :]
-    return table[start[:, None, :], steps, columns]
+    columns = np.arange(last_seen.shape[1])[None, None, :]
+    return (start[:, None, :], steps, columns), horizon + longest
 
 
 def with_fits(state: dict, fits: list | None) -> dict:

@@ -88,6 +88,17 @@ def loss_and_grad(y: np.ndarray, theta: np.ndarray, season: int, horizon: int):
     d_S = np.zeros(n + m)
     if m > 1:
         np.add.at(d_S, rows, d_forecast)
+    return loss, reverse(y, theta, m, level, S, d_level, d_S)
+
+
+def reverse(y: np.ndarray, theta: np.ndarray, season: int, level: np.ndarray,
+            S: np.ndarray, d_level: np.ndarray, d_S: np.ndarray) -> np.ndarray:
+    """d / d theta of any function of the recursion's outputs, given its gradients
+    d_level (N,) on the levels and d_S (N+m,) on the seasonal indices (both consumed:
+    the recursion's reverse pass accumulates into them); level and S from _run(y,
+    theta, season)."""
+    n, m = len(y), season
+    alpha, gamma = _sigmoid(theta[0]), _sigmoid(theta[1])
     d_alpha = d_gamma = 0.0
     for t in range(n - 1, -1, -1):
         before = level[t - 1] if t > 0 else y[0] - S[0]
@@ -102,12 +113,12 @@ def loss_and_grad(y: np.ndarray, theta: np.ndarray, season: int, horizon: int):
             d_level[t - 1] += (1.0 - alpha) * d_level[t]
         else:  # l[-1] = y[0] - S[0]
             d_S[0] -= (1.0 - alpha) * d_level[t]
-    grad = np.zeros_like(theta, dtype=np.float64)
+    grad = np.zeros(len(theta), dtype=np.float64)
     grad[0] = d_alpha * alpha * (1.0 - alpha)
     grad[1] = d_gamma * gamma * (1.0 - gamma)
     if m > 1:
         grad[2:2 + m] = d_S[:m]
-    return loss, grad
+    return grad
 
 
 def initial_theta(y: np.ndarray, season: int) -> np.ndarray:
@@ -183,6 +194,29 @@ def components(scaled: np.ndarray, fits: list, horizon: int):
             _MEMO.clear()
         _MEMO[key] = (forecast, level, deseason)
     return _MEMO[key]
+
+
+def components_grad(scaled: np.ndarray, fits: list, d_forecast: np.ndarray,
+                    d_level: np.ndarray, d_deseason: np.ndarray) -> list:
+    """Per column, d / d theta (float64; None for a column without a fit) of a function
+    of components(scaled, fits, K)'s outputs, from its gradients on them: d_forecast
+    (N, K, C), d_level (N, C) and d_deseason (N, C)."""
+    scaled = np.asarray(scaled, dtype=np.float64)
+    n, steps = scaled.shape[0], d_forecast.shape[1]
+    grads = []
+    for c, f in enumerate(fits):
+        if f is None:
+            grads.append(None)
+            continue
+        y, m, theta = scaled[:, c], int(f["season"]), np.asarray(f["theta"], np.float64)
+        level, S, _, _ = _run(y, theta, m)
+        d_l = d_level[:, c] + d_forecast[:, :, c].sum(axis=1)
+        d_S = np.zeros(n + m)
+        if m > 1:  # forecast[t, k] = l[t] + S[t + 1 + k mod m]; deseasonalised = y - S
+            np.add.at(d_S, _season_rows(np.arange(n), steps, m), d_forecast[:, :, c])
+            d_S[:n] -= d_deseason[:, c]
+        grads.append(reverse(y, theta, m, level, S, d_l, d_S))
+    return grads
 
 
 def forecast_at(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,

@@ -28,6 +28,7 @@ from . import report
 from . import anchors as anc
 from . import calendar as cal
 from . import ets
+from . import joint
 from . import smoothing
 from . import windows as win
 from .predict import forecast_stream, run_predict
@@ -138,6 +139,13 @@ class ForecastTask:
                               "the naive or seasonal-naive forecast; auto: whichever of "
                               "those anchors, the ETS forecast, their mean and the "
                               "learned smoothing forecasts the validation split best."),
+            click.Option(["--es-train"], type=click.Choice(joint.ES_TRAIN),
+                         default=joint.DEFAULT, show_default=True,
+                         help="The learned smoothing of --model esrnn (also when auto "
+                              "takes it): joint: its coefficients and initial season "
+                              "trained with the network, by the gradient of the "
+                              "network's loss, from the fit on the training rows; first: "
+                              "that fit kept fixed."),
             click.Option(["--inputs"], type=click.Choice(win.INPUT_MODES), default="auto",
                          show_default=True,
                          help="Feed the window as scaled levels, or relative to its last "
@@ -226,6 +234,8 @@ class ForecastTask:
             anchors = ["ets"] * horizon
         elif model == "esrnn":
             anchors = ["es"] * horizon
+        if model == "esrnn":
+            joint.check_loss(config.get("es_train") or joint.DEFAULT, config.get("loss"))
         return {
             "data": None if source.bundled else source.path,
             "bundled": source.bundled,
@@ -248,7 +258,8 @@ class ForecastTask:
             "inputs": win.resolve_inputs(config.get("inputs"), filled[:train_end]),
             "season": int(season),
             **({"ets": ets_fits} if ets_fits is not None else {}),
-            **({"es": es_fits} if model == "esrnn" else {}),
+            **({"es": es_fits, "es_train": config.get("es_train") or joint.DEFAULT}
+               if model == "esrnn" else {}),
             "split_ends": [train_end, valid_end, n],
             "scaler": scaler,
             "mase_scale": [float(v) for v in mase_scale],
@@ -372,7 +383,18 @@ class ForecastTask:
         return {"input": "features", "input_size": inputs,
                 "output": "last", "output_size": state["horizon"] * columns}
 
-    def batches(self, state, split, config, rng):
+    def trained_params(self, state, config):
+        """The learned smoothing's theta per column when it trains with the network
+        (--es-train joint: joint.py), else {}."""
+        return joint.trained_params(state)
+
+    def with_params(self, state, values):
+        return joint.with_params(state, values)
+
+    def batches(self, state, split, config, rng, params=None):
+        """Training or evaluation windows; ``params``: the live values of the trained
+        smoothing (trained_params), read as each batch is made, whose batches carry the
+        gradient of the loss with respect to them ("backward": joint.py)."""
         prepared = self.load(state, config)
         origins = self._origins(state, prepared, split)
         if split == "train":
@@ -380,13 +402,18 @@ class ForecastTask:
         batch_size = int(config.get("batch_size") or DEFAULTS["batch_size"])
         for start in range(0, len(origins), batch_size):
             chunk = origins[start:start + batch_size]
-            yield {
-                "x": win.model_inputs(prepared.scaled, prepared.last_seen, chunk, state,
+            now = state if params is None else joint.with_params(state, params)
+            batch = {
+                "x": win.model_inputs(prepared.scaled, prepared.last_seen, chunk, now,
                                       prepared.calendar),
                 "lengths": None,
-                "y": anc.model_targets(prepared.scaled, prepared.last_seen, chunk, state),
+                "y": anc.model_targets(prepared.scaled, prepared.last_seen, chunk, now),
                 "reset": True,
             }
+            if params is not None:
+                batch["backward"] = joint.batch_backward(prepared.scaled,
+                                                         prepared.last_seen, chunk, now)
+            yield batch
 
     def after_training(self, state, config, model):
         """--blend auto: the share of the head's correction to keep, chosen by the MASE

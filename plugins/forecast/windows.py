@@ -116,11 +116,16 @@ def known_at(values: np.ndarray, last_seen: np.ndarray, rows: np.ndarray,
     such trailing gaps hold the origin's last observed value instead, so no window ever
     sees past its origin. values (N, C) gap-filled; last_seen (N, C) from last_observed().
     """
-    out = values[rows]  # (B, K, C)
+    return values[known_rows(last_seen, rows, origins), np.arange(values.shape[1])]
+
+
+def known_rows(last_seen: np.ndarray, rows: np.ndarray, origins: np.ndarray) -> np.ndarray:
+    """(B, K, C) the row known_at reads for each of rows (B, K) and column: the row
+    itself, or the origin's last observed row of the column when the row is a trailing
+    gap."""
     last = last_seen[origins]  # (B, C)
-    held = np.take_along_axis(values, np.maximum(last, 0), axis=0)  # (B, C)
     stale = (rows[:, :, None] > last[:, None, :]) & (last[:, None, :] >= 0)  # (B, K, C)
-    return np.where(stale, held[:, None, :], out)
+    return np.where(stale, last[:, None, :], rows[:, :, None])
 
 
 def input_rows(origins: np.ndarray, window: int) -> np.ndarray:
@@ -148,8 +153,9 @@ def relative_inputs(state: dict) -> bool:
 
 
 def input_windows(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
-                  window: int, relative: bool = False) -> np.ndarray:
-    """scaled (N, C) -> x (W, B, C) float32, C-contiguous, time-major, as known at origin.
+                  window: int, relative: bool = False, dtype=np.float32) -> np.ndarray:
+    """scaled (N, C) -> x (W, B, C) float32 (or ``dtype``), C-contiguous, time-major, as
+    known at origin.
 
     ``relative`` subtracts each window's last value: the model sees the window's shape, not
     its level (a trending series then never leaves the range seen in training).
@@ -157,7 +163,7 @@ def input_windows(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray
     inputs = known_at(scaled, last_seen, input_rows(origins, window), origins)  # (B, W, C)
     if relative:
         inputs = inputs - inputs[:, -1:, :]
-    return np.ascontiguousarray(inputs.transpose(1, 0, 2), dtype=np.float32)
+    return np.ascontiguousarray(inputs.transpose(1, 0, 2), dtype=dtype)
 
 
 def target_rows(origins: np.ndarray, horizon: int) -> np.ndarray:
@@ -205,6 +211,12 @@ def lagged(scaled: np.ndarray, last_seen: np.ndarray, rows: np.ndarray,
     return known_at(scaled, last_seen, np.maximum(rows, 0), origins)
 
 
+def hybrid_offset(state: dict) -> int:
+    """The first of the hybrid model's C input columns (model_inputs' order)."""
+    columns = len(state["columns"])
+    return 2 * columns if seasonal_inputs(state) else columns
+
+
 def hybrid_model(state: dict) -> bool:
     """Whether a run is a hybrid model (--model hybrid: an ETS anchor; esrnn: the learned
     smoothing's), whose inputs are normalised by the smoothing's level and seasonal
@@ -221,29 +233,31 @@ def smoothing_components(scaled: np.ndarray, state: dict):
 
 
 def model_inputs(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
-                 state: dict, calendar: np.ndarray | None = None) -> np.ndarray:
+                 state: dict, calendar: np.ndarray | None = None,
+                 dtype=np.float32) -> np.ndarray:
     """The run's model input for these origins: (W, B, C), then with seasonal inputs C
     more columns, y(s) - y(s-m) of every window step s, then for the hybrid model C more,
     every step's deseasonalised value less the ETS level at the origin (ES-RNN's
     per-window normalisation, additive in scaled units), then with calendar cycles their
-    features (calendar.py) of every window step: calendar (N, F) holds them per row."""
+    features (calendar.py) of every window step: calendar (N, F) holds them per row.
+    float32, or ``dtype`` (float64 for the gradient checks)."""
     window = state["window"]
-    x = input_windows(scaled, last_seen, origins, window, relative_inputs(state))
+    x = input_windows(scaled, last_seen, origins, window, relative_inputs(state), dtype)
     parts = [x]
     rows = input_rows(origins, window)
     if seasonal_inputs(state):
         diff = (known_at(scaled, last_seen, rows, origins)
                 - lagged(scaled, last_seen, rows - state["season"], origins))  # (B, W, C)
-        parts.append(diff.transpose(1, 0, 2).astype(np.float32))
+        parts.append(diff.transpose(1, 0, 2).astype(dtype))
     if hybrid_model(state):
         _, level, deseasonalised = smoothing_components(scaled, state)
         remainder = (known_at(deseasonalised, last_seen, rows, origins)
                      - known_at(level, last_seen, origins[:, None], origins))  # (B, W, C)
-        parts.append(remainder.transpose(1, 0, 2).astype(np.float32))
+        parts.append(remainder.transpose(1, 0, 2).astype(dtype))
     if state.get("calendar"):
         if calendar is None:
             raise ValueError("this run's inputs have calendar features: pass calendar")
-        parts.append(calendar[rows].transpose(1, 0, 2).astype(np.float32))  # (W, B, F)
+        parts.append(calendar[rows].transpose(1, 0, 2).astype(dtype))  # (W, B, F)
     if len(parts) == 1:
         return x
     return np.ascontiguousarray(np.concatenate(parts, axis=2))

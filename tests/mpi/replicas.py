@@ -1,5 +1,5 @@
 """Run under mpiexec: train TASK with the library API on every rank, then save this rank's
-parameters to OUT/rank-R.npy (tests/test_distributed.py checks the replicas are bitwise
+parameters (the model's, then the task's) to OUT/rank-R.npy (tests/test_distributed.py checks the replicas are bitwise
 equal). Usage: replicas.py OUT TASK [--option value ...] (options as config keys)."""
 import sys
 
@@ -21,7 +21,10 @@ def main(out, task_name, *pairs):
     trainer = parallel_trainer(task, world, lambda: start_run(
         task, config, f"{out}/run", lambda line: None, world))
     trainer.fit()
-    np.save(f"{out}/rank-{world.rank}.npy", trainer.model.params)
+    params = [trainer.model.params]
+    if trainer.task_params is not None:  # the task's trained parameters too
+        params.append(trainer.task_params.params)
+    np.save(f"{out}/rank-{world.rank}.npy", np.concatenate(params))
 
 
 if __name__ == "__main__":
