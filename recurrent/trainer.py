@@ -49,12 +49,14 @@ checkpoint's parameters; the task state it returns is saved in the run.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 
 import numpy as np
 
 from . import __version__
+from .averaging import WeightAverage
 from .checkpoint import BEST, LAST, RunDir, load_arrays, save_arrays
 from .config import TrainingConfig
 from .data_parallel import DataParallel
@@ -105,24 +107,40 @@ class Trainer:
         self.parallel = (DataParallel(self.world, self.sequence_output)
                          if self.world.size > 1 else None)
         self.interrupt = None
+        # --average: evaluation and checkpoints use the average (recurrent/averaging.py)
+        self.average = WeightAverage.from_option(self.config.get("average", "off"),
+                                                 self.model)
 
     # -- checkpoints --------------------------------------------------------------------
     def save(self, name=LAST):
-        """best.npz: the parameters; last.npz: also the optimizer state, the carried
-        state and the Position."""
+        """best.npz: the parameters (averaged, with --average); last.npz: also the
+        optimizer state, the carried state, the Position and, with --average, the
+        trained parameters and the averaging count."""
         carry = self.carry
         if self.parallel is not None and name == LAST:
             carry = self.parallel.global_state(carry)  # every rank takes part
         if not self.world.is_root:
             return
-        arrays = {f"param/{name}": view for name, view in self.model.named_params.items()}
+        with self._averaged():
+            arrays = {f"param/{name}": view.copy()
+                      for name, view in self.model.named_params.items()}
+        meta = {**self.position.to_meta(), "optimizer": self.optimizer.name,
+                "version": __version__, "carry_states": len(state_arrays(carry))}
         if name == LAST:
             arrays.update({f"optim/{k}": np.asarray(v)
                            for k, v in self.optimizer.state_dict().items()})
             arrays.update({f"carry/{i}": a for i, a in enumerate(state_arrays(carry))})
-        meta = {**self.position.to_meta(), "optimizer": self.optimizer.name,
-                "version": __version__, "carry_states": len(state_arrays(carry))}
+            if self.average is not None:
+                arrays["train/params"] = self.model.params
+                meta.update(self.average.to_meta())
         save_arrays(self.run.file(name), arrays, meta)
+
+    def _averaged(self):
+        """A context in which the model holds the averaged parameters (--average), or
+        its own when averaging is off."""
+        if self.average is None:
+            return contextlib.nullcontext()
+        return self.average.applied(self.model)
 
     def restore(self):
         """Everything save(LAST) wrote, back from last.npz."""
@@ -137,6 +155,14 @@ class Trainer:
             if meta.get("optimizer") != self.optimizer.name:
                 raise ValueError(f"saved by optimizer {meta.get('optimizer')!r}")
             self.optimizer.load_state_dict(optim_state)
+            if self.average is not None:  # param/ holds the average, train/ the parameters
+                self.average.restore(self.model.params, meta["average_count"])
+                trained = arrays["train/params"]
+                if trained.shape != self.model.params.shape:
+                    raise ValueError(f"train/params has shape {trained.shape}, "
+                                     f"expected {self.model.params.shape}")
+                self.model.params[...] = trained
+                self.model.params_changed()
             self.carry = pack_state([arrays[f"carry/{i}"]
                                      for i in range(int(meta["carry_states"]))])
             if self.carry is not None:
@@ -202,7 +228,8 @@ class Trainer:
         was_training = self.model.training
         runner = (self.parallel.runner(self.model) if self.parallel is not None
                   else self.model.runner())
-        metrics = self.task.evaluate(self.task_state, "valid", self.config, runner)
+        with self._averaged():
+            metrics = self.task.evaluate(self.task_state, "valid", self.config, runner)
         if self.parallel is not None:  # rank 0's numbers decide early stopping everywhere
             metrics = self.world.bcast(metrics)
         self.model.train(was_training)
@@ -383,6 +410,8 @@ class Trainer:
                     lr = schedule(p.step)
                     loss, norm, items = self._train_window(x, y, lengths, lr)
                     p.step += 1
+                    if self.average is not None:
+                        self.average.update(self.model.params, p.step)
                     p.loss_sum += loss
                     p.loss_count += 1
                     p.eval_sum += loss
