@@ -43,6 +43,12 @@ Data-parallel runs (mpiexec, recurrent/distributed.py): every rank runs this loo
 share of each batch (recurrent/data_parallel.py); rank 0 alone writes the run directory
 and prints, the other ranks are silent.
 
+Weight averaging (--average ema:D | swa:S, recurrent/averaging.py): after every step the
+running average of the trained parameters is updated; evaluation, the choice of best.npz
+and the "param/..." arrays of both checkpoints are the averaged parameters, and last.npz
+also keeps the trained ones ("train/params") and the count, so a resumed run continues
+both exactly.
+
 When training ends (not on Ctrl-C), a task with the optional after_training member makes
 its choices that need the trained model on the validation split, with the best
 checkpoint's parameters; the task state it returns is saved in the run.

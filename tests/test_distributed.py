@@ -101,6 +101,7 @@ def test_without_ranks_drops_only_the_ranks_option():
     ("sentiment", ["--hidden", "8", "--steps", "6", "--data", "slice.csv",
                    "--wide-folds", "5"]),  # pooled outputs, lengths, cross-fitted wide part
     ("forecast", ["--tbptt", "0"]),                          # float features
+    ("forecast", ["--average", "ema:0.9"]),                  # weight averaging
     ("seq2seq", ["--max-train", "300", "--max-eval", "40"]),  # pair batches, decoding
 ])
 def test_two_ranks_train_as_one_rank_does(tmp_path, task, extra):
@@ -117,18 +118,23 @@ def test_two_ranks_train_as_one_rank_does(tmp_path, task, extra):
     assert_same_run(tmp_path / "one", tmp_path / "two")
 
 
-@pytest.mark.parametrize("task", ["char-lm", "forecast"])
-def test_replicas_stay_bitwise_equal(tmp_path, task):
+@pytest.mark.parametrize("task, extra", [("char-lm", []), ("forecast", []),
+                                         ("forecast", ["--average", "ema:0.9"])])
+def test_replicas_stay_bitwise_equal(tmp_path, task, extra):
     out = tmp_path / "out"
     out.mkdir()
     args = ["--steps", "6", "--hidden", "16", "--batch_size", "5", "--threads", "1",
-            "--eval_every", "3"]
+            "--eval_every", "3", *extra]
     job = subprocess.run([mpiexec(), "-n", "2", sys.executable,
                           os.path.join(HERE, "mpi", "replicas.py"), str(out), task, *args],
                          capture_output=True, text=True, timeout=120, env=_env(tmp_path))
     assert job.returncode == 0, job.stderr
     p0, p1 = np.load(out / "rank-0.npy"), np.load(out / "rank-1.npy")
     assert p0.tobytes() == p1.tobytes()
+    if extra:  # the averages too, and they differ from the trained parameters
+        a0, a1 = np.load(out / "rank-0-average.npy"), np.load(out / "rank-1-average.npy")
+        assert a0.tobytes() == a1.tobytes()
+        assert not np.array_equal(a0, p0[:a0.size])
     trained, _ = load_arrays(str(out / "run" / "last.npz"))
     assert not np.array_equal(np.concatenate([v.ravel() for k, v in sorted(trained.items())
                                               if k.startswith("param/")]), 0)

@@ -172,6 +172,8 @@ def test_same_seed_gives_identical_runs_at_one_thread(tmp_path):
     ("toy-sign", {"tbptt": 3, "pooling": "max", "layers": 2, "dropout": 0.3}),  # truncated pool
     ("toy-lm", {"recurrent_dropout": 0.3, "zoneout": 0.2}),  # masks drawn per step
     ("toy-lm", {"cell": "ln_lstm", "recurrent_dropout": 0.3, "zoneout": 0.2}),
+    ("toy-wave", {"tbptt": 5, "average": "ema:0.95"}),  # weight average, mid-batch
+    ("toy-lm", {"average": "swa:4"}),
 ])
 def test_resume_equals_uninterrupted_run(tmp_path, task_name, extra):
     full, _ = train(tmp_path, task_name, name="full", epochs=2, log_every=1, **extra)
@@ -190,6 +192,9 @@ def test_resume_equals_uninterrupted_run(tmp_path, task_name, extra):
         [r["loss"] for r in train_records(str(tmp_path / "full"))]
     np.testing.assert_array_equal(resumed.optimizer.buffers[resumed.optimizer.buffer_names[0]],
                                   full.optimizer.buffers[full.optimizer.buffer_names[0]])
+    if full.average is not None:
+        np.testing.assert_array_equal(resumed.average.values, full.average.values)
+        assert resumed.average.count == full.average.count > 0
 
 
 def test_tbptt_cuts_batches_into_windows(tmp_path):

@@ -1,6 +1,6 @@
 """Run under mpiexec: train TASK with the library API on every rank, then save this rank's
-parameters to OUT/rank-R.npy (tests/test_distributed.py checks the replicas are bitwise
-equal). Usage: replicas.py OUT TASK [--option value ...] (options as config keys)."""
+parameters to OUT/rank-R.npy, and with --average its average to OUT/rank-R-average.npy
+(tests/test_distributed.py checks the replicas are bitwise equal). Usage: replicas.py OUT TASK [--option value ...] (options as config keys)."""
 import sys
 
 import numpy as np
@@ -22,6 +22,8 @@ def main(out, task_name, *pairs):
         task, config, f"{out}/run", lambda line: None, world))
     trainer.fit()
     np.save(f"{out}/rank-{world.rank}.npy", trainer.model.params)
+    if trainer.average is not None:
+        np.save(f"{out}/rank-{world.rank}-average.npy", trainer.average.values)
 
 
 if __name__ == "__main__":
