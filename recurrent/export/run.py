@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
+
 from .. import __version__
 from ..checkpoint import BEST, RunDir, atomic_write, json_default, save_arrays
 from ..config import TrainingConfig
@@ -119,6 +121,8 @@ def import_file(path: str, out: str) -> RunDir:
     get_task(info["task"])  # UserError naming the registered tasks
     config = TrainingConfig.from_json(info["config"], path)
     model = config.build_model(info["model_spec"])
+    if "wide.scale" in model.param_shapes() and "wide.scale" not in tensors:
+        tensors["wide.scale"] = np.ones(1, np.float32)  # export folded it into wide.weight
     try:
         model.load_state_dict(tensors)
     except ValueError as e:
