@@ -130,6 +130,65 @@ def test_anchors_are_chosen_per_step_on_the_training_windows():
     assert anc.choose_anchors(walk, observed, origins, 2, 1) == ["last"] * 2
 
 
+def _cycle_with_anomaly(phi, n=3000, season=24, seed=0):
+    """A daily cycle plus an AR(1) anomaly of coefficient phi: the anomaly against the
+    last season fades as phi ** h."""
+    rng = np.random.default_rng(seed)
+    anomaly = np.zeros(n)
+    for t in range(1, n):
+        anomaly[t] = phi * anomaly[t - 1] + rng.normal()
+    return (20 * np.sin(2 * np.pi * np.arange(n) / season) + anomaly)[:, None]
+
+
+def test_damped_shares_follow_the_fading_anomaly_and_its_bounds_are_the_seasonal_anchors():
+    season, horizon = 24, 6
+    scaled = _cycle_with_anomaly(0.7)
+    observed = np.ones_like(scaled, dtype=bool)
+    origins = np.arange(48, 2900)
+    damping = np.array(anc.fit_damping(scaled, observed, origins, horizon, season))
+    assert damping.shape == (horizon, 1)
+    # The least-absolute-error share of y(t) - y(t-m) is about phi ** h.
+    np.testing.assert_allclose(damping[:, 0], 0.7 ** np.arange(1, horizon + 1), atol=0.08)
+    assert np.all(np.diff(damping[:, 0]) <= 0)
+    anchors = anc.choose_anchors(scaled, observed, origins, horizon, season, damping)
+    assert anchors[:3] == ["seasonal_damped"] * 3
+    # Those shares beat both seasonal anchors on the windows they were fitted on.
+    errors = anc.anchor_errors(scaled, observed, origins, horizon, season, damping)
+    damped = anc.ANCHORS.index("seasonal_damped")
+    assert np.all(errors[damped] < errors[anc.ANCHORS.index("seasonal")])
+    assert np.all(errors[damped] < errors[anc.ANCHORS.index("seasonal_drift")])
+    # Share 0 is seasonal naive, share 1 the seasonal drift, exactly.
+    last_seen = win.last_observed(observed)
+    args = (scaled, last_seen, origins, horizon, season)
+    for share, kind in ((0.0, "seasonal"), (1.0, "seasonal_drift")):
+        state = {"damping": [[share]] * horizon}
+        np.testing.assert_array_equal(
+            anc.anchor_forecast(*args, ["seasonal_damped"] * horizon, state),
+            anc.anchor_forecast(*args, [kind] * horizon))
+    # Without a season there is nothing to damp.
+    assert anc.fit_damping(scaled, observed, origins, 2, 1) == [[0.0], [0.0]]
+
+
+def test_the_kind_of_model_is_chosen_on_the_undamped_anchors():
+    season, horizon = 24, 3
+    scaled = _cycle_with_anomaly(0.7)
+    observed = np.ones_like(scaled, dtype=bool)
+    train, valid = np.arange(48, 2000), np.arange(2000, 2900)
+    damping = anc.fit_damping(scaled, observed, train, horizon, season)
+    refined = anc.choose_anchors(scaled, observed, train, horizon, season, damping)
+    plain = anc.choose_anchors(scaled, observed, train, horizon, season, damping,
+                               kinds=anc.UNDAMPED)
+    assert "seasonal_damped" in refined and "seasonal_damped" not in plain
+    state = {"horizon": horizon, "season": season, "damping": damping}
+    model, anchors, errors = anc.choose_model(scaled, observed, valid, plain, state,
+                                              np.ones(1), refined=refined)
+    assert (model, anchors) == ("rnn", refined)
+    last_seen = win.last_observed(observed)
+    forecast = anc.anchor_forecast(scaled, last_seen, valid, horizon, season, plain)
+    actual = scaled[win.target_rows(valid, horizon)]
+    assert errors["anchors"] == pytest.approx(np.abs(forecast - actual).mean())
+
+
 def test_rollout_beyond_the_horizon_repeats_the_last_value_for_a_zero_model():
     task = ForecastTask()
     config = {"data": "sunspots", "window": 5, "horizon": 2}

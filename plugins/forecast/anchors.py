@@ -9,6 +9,11 @@ that needs no training; a zero output IS that forecast. The anchors:
   "seasonal_drift"  seasonal naive plus the last seasonal change y(t) - y(t-m): the naive
                     forecast of the seasonally differenced series (a trending seasonal
                     series such as monthly airline passengers);
+  "seasonal_damped" seasonal naive plus a share b[h] of that change, b[h] in [0, 1] per
+                    step and column fitted on the training windows (fit_damping): the
+                    departure from the last season that fades with the lead time (an
+                    hourly temperature's from yesterday's); b = 0 is seasonal naive,
+                    b = 1 seasonal_drift;
   "ets"             the forecast of the run's exponential smoothing (ets.py), fitted on the
                     training rows and filtered up to the origin: the anchor of the hybrid
                     model (--model hybrid), which re-levels and re-seasonalises the
@@ -41,10 +46,12 @@ from . import smoothing
 from . import windows as win
 from .metrics import seasonal_rows
 
-ANCHORS = ("last", "seasonal", "seasonal_drift")
+ANCHORS = ("last", "seasonal", "seasonal_drift", "seasonal_damped")
+UNDAMPED = ANCHORS[:3]  # the anchors without fitted shares
 SEASONAL_MARGIN = 0.8  # a seasonal anchor's training error relative to the last value's
 BLEND_MODES = ("auto", "full")  # --blend
 BLEND_GRID = (1.0, 0.75, 0.5, 0.25, 0.0)  # correction shares tried, the full model first
+DAMPING_GRID = np.linspace(0.0, 1.0, 21)  # shares of the seasonal change tried per step
 
 
 def run_anchors(state: dict) -> list[str] | None:
@@ -76,49 +83,82 @@ def anchor_forecast(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarr
         parts["ets"] = ets.forecast_at(scaled, last_seen, origins, state)  # (B, H, C)
     if "es" in kinds:
         parts["es"] = smoothing.forecast_at(scaled, last_seen, origins, state)
-    if kinds & {"seasonal", "seasonal_drift"}:
+    if kinds & {"seasonal", "seasonal_drift", "seasonal_damped"}:
         seasonal = parts["last"]
         if season > 1:
             rows = seasonal_rows(origins, horizon, season)  # (B, H)
             seasonal = win.lagged(scaled, last_seen, rows, origins)  # (B, H, C)
         parts["seasonal"] = seasonal
-        if "seasonal_drift" in kinds and season > 1:
-            drift = last[:, 0] - win.lagged(scaled, last_seen, origins[:, None] - season,
-                                            origins)[:, 0]  # (B, C)
-            parts["seasonal_drift"] = seasonal + drift[:, None, :]
+        if kinds & {"seasonal_drift", "seasonal_damped"} and season > 1:
+            drift = seasonal_change(scaled, last_seen, origins, season)[:, None, :]
+            parts["seasonal_drift"] = seasonal + drift
+            if "seasonal_damped" in kinds:
+                parts["seasonal_damped"] = seasonal + np.asarray(state["damping"]) * drift
         else:
-            parts["seasonal_drift"] = seasonal
+            parts["seasonal_drift"] = parts["seasonal_damped"] = seasonal
     for h, kind in enumerate(anchors):
         names = kind.split("+")
         out[:, h] = sum(parts[name][:, h] for name in names) / len(names)
     return out
 
 
+def seasonal_change(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
+                    season: int) -> np.ndarray:
+    """(B, C) the last seasonal change y(t) - y(t-m) known at each origin."""
+    last = win.known_at(scaled, last_seen, origins[:, None], origins)[:, 0]
+    return last - win.lagged(scaled, last_seen, origins[:, None] - season, origins)[:, 0]
+
+
+def fit_damping(scaled: np.ndarray, observed: np.ndarray, origins: np.ndarray,
+                horizon: int, season: int) -> list[list[float]]:
+    """(H, C) the share b of the last seasonal change that seasonal_damped adds to the
+    seasonal-naive forecast: per step and column, the DAMPING_GRID value with the smallest
+    mean absolute error over the given (training) windows' observed targets (ties keep
+    the smaller share). scaled, observed (N, C) gap-filled; rows past the targets unread."""
+    columns = scaled.shape[1]
+    if season <= 1:
+        return [[0.0] * columns for _ in range(horizon)]
+    last_seen = win.last_observed(observed)
+    rows = win.target_rows(origins, horizon)
+    actual, keep = scaled[rows], observed[rows]  # (B, H, C)
+    seasonal = win.lagged(scaled, last_seen, seasonal_rows(origins, horizon, season),
+                          origins)  # (B, H, C)
+    drift = seasonal_change(scaled, last_seen, origins, season)[:, None, :]  # (B, 1, C)
+    errors = np.stack([np.where(keep, np.abs(seasonal + b * drift - actual), 0.0).sum(axis=0)
+                       for b in DAMPING_GRID])  # (G, H, C)
+    return DAMPING_GRID[np.argmin(errors, axis=0)].tolist()
+
+
 def anchor_errors(scaled: np.ndarray, observed: np.ndarray, origins: np.ndarray,
-                  horizon: int, season: int) -> np.ndarray:
+                  horizon: int, season: int, damping=None) -> np.ndarray:
     """(A, H) mean absolute error of every anchor (ANCHORS order) per step over the given
-    windows' observed targets. scaled (N, C) gap-filled; rows past the targets unread."""
+    windows' observed targets; seasonal_damped with ``damping`` (H, C), or fitted on the
+    same windows. scaled (N, C) gap-filled; rows past the targets unread."""
     last_seen = win.last_observed(observed)
     rows = win.target_rows(origins, horizon)  # (B, H)
     actual, keep = scaled[rows], observed[rows]  # (B, H, C)
+    if damping is None:
+        damping = fit_damping(scaled, observed, origins, horizon, season)
     errors = []
     for kind in ANCHORS:
         forecast = anchor_forecast(scaled, last_seen, origins, horizon, season,
-                                   [kind] * horizon)
+                                   [kind] * horizon, {"damping": damping})
         err = np.where(keep, np.abs(forecast - actual), 0.0).sum(axis=(0, 2))
         errors.append(err / np.maximum(keep.sum(axis=(0, 2)), 1))
     return np.stack(errors)
 
 
 def choose_anchors(scaled: np.ndarray, observed: np.ndarray, origins: np.ndarray,
-                   horizon: int, season: int) -> list[str]:
-    """Per step, the anchor with the smallest mean absolute error on the given (training)
-    windows' observed targets, a seasonal one only when its error is at most
-    SEASONAL_MARGIN times the last value's; "last" without a season. scaled, observed
-    (N, C) gap-filled, rows after the windows' targets unread."""
+                   horizon: int, season: int, damping=None, kinds=ANCHORS) -> list[str]:
+    """Per step, the anchor among ``kinds`` with the smallest mean absolute error on the
+    given (training) windows' observed targets, a seasonal one only when its error is at
+    most SEASONAL_MARGIN times the last value's; "last" without a season. seasonal_damped
+    uses ``damping`` (H, C) or shares fitted on the same windows. scaled, observed (N, C)
+    gap-filled, rows after the windows' targets unread."""
     if season <= 1:
         return ["last"] * horizon
-    errors = anchor_errors(scaled, observed, origins, horizon, season)  # (A, H)
+    errors = anchor_errors(scaled, observed, origins, horizon, season, damping)  # (A, H)
+    errors = np.where(np.isin(ANCHORS, kinds)[:, None], errors, np.inf)
     best = np.argmin(errors, axis=0)
     # A seasonal anchor must be clearly better than the last value: a cycle that is not a
     # fixed season (sunspots' 11 years or so) barely beats it and makes a worse model.
@@ -164,33 +204,40 @@ def scaled_mase(forecast: np.ndarray, actual: np.ndarray, observed: np.ndarray,
 
 
 def choose_model(scaled: np.ndarray, observed: np.ndarray, origins: np.ndarray,
-                 anchors: list[str], state: dict,
-                 scale: np.ndarray) -> tuple[str, list[str], dict]:
+                 anchors: list[str], state: dict, scale: np.ndarray,
+                 refined: list[str] | None = None) -> tuple[str, list[str], dict]:
     """(model "hybrid", "esrnn" or "rnn", its anchors, {"anchors": MASE[, "ets": MASE,
     "combined": MASE][, "es": MASE]}): the given (plain) anchors, the ETS forecast and
     their per-step mean (when the state has ETS fits), the learned smoothing's forecast
-    (when it has those fits, "es"),
-    whichever has the smallest MASE on the windows at ``origins`` (the validation
-    windows; ties keep the earlier). scaled, observed (N, C) gap-filled rows up to the windows' last
-    target; state holds horizon, season, scaler and ets (the fits); scale (C,) the MASE
-    denominators in scaled units."""
+    (when it has those fits, "es"), whichever has the smallest MASE on the windows at
+    ``origins`` (the validation windows; ties keep the earlier). The anchors returned
+    for the plain and combined candidates are built from ``refined`` when given (the
+    plain anchors with seasonal_damped steps: the kind of model is chosen on the
+    undamped ones, see docs/forecast.md). scaled, observed (N, C) gap-filled rows up to
+    the windows' last target; state holds horizon, season, scaler, ets, es and damping;
+    scale (C,) the MASE denominators in scaled units."""
     horizon, season = state["horizon"], state["season"]
     last_seen = win.last_observed(observed)
     rows = win.target_rows(origins, horizon)
     actual, keep = scaled[rows], observed[rows]
-    candidates = {"anchors": list(anchors)}
-    if state.get("ets") and any(f is not None for f in state["ets"]):
-        candidates["ets"] = ["ets"] * horizon
-        candidates["combined"] = [f"ets+{a}" for a in anchors]
-    if state.get("es") and any(f is not None for f in state["es"]):
-        candidates["es"] = ["es"] * horizon
+
+    def candidates(plain):
+        out = {"anchors": list(plain)}
+        if state.get("ets") and any(f is not None for f in state["ets"]):
+            out["ets"] = ["ets"] * horizon
+            out["combined"] = [f"ets+{a}" for a in plain]
+        if state.get("es") and any(f is not None for f in state["es"]):
+            out["es"] = ["es"] * horizon
+        return out
+
+    compared = candidates(anchors)
     errors = {}
-    for name, kinds in candidates.items():
+    for name, kinds in compared.items():
         forecast = anchor_forecast(scaled, last_seen, origins, horizon, season, kinds, state)
         errors[name] = scaled_mase(forecast, actual, keep, scale)
-    best = min(errors, key=lambda name: (errors[name], list(candidates).index(name)))
+    best = min(errors, key=lambda name: (errors[name], list(compared).index(name)))
     model = {"anchors": "rnn", "es": "esrnn"}.get(best, "hybrid")
-    return model, candidates[best], errors
+    return model, candidates(refined or anchors)[best], errors
 
 
 def choose_blend(corrections: np.ndarray, anchor: np.ndarray, actual: np.ndarray,

@@ -206,22 +206,26 @@ class ForecastTask:
         model = self._model_kind(config, ets_fits, difference, es_fits)
         if ets_fits is None:
             click.echo(ets.MISSING_NOTE, err=True)  # a warning: shown even with --quiet
-        anchors = choice = None
+        anchors = choice = damping = None
         if difference:
             # The forecast the head corrects, per step: the best simple one on the
-            # training windows (anchors.py).
-            anchors = anc.choose_anchors(
-                win.scale(filled[:train_end], scaler), train_observed,
-                win.window_origins(0, train_end, window, horizon), horizon, int(season))
+            # training windows (anchors.py), with the damped seasonal shares fitted there.
+            train_windows = (win.scale(filled[:train_end], scaler), train_observed,
+                             win.window_origins(0, train_end, window, horizon), horizon,
+                             int(season))
+            damping = anc.fit_damping(*train_windows)
+            anchors = anc.choose_anchors(*train_windows, damping)
         if model == "auto":
-            # Hybrid or not by the validation windows' MASE of the two anchors (rows up
-            # to the end of the validation split only).
+            # The kind of model by the validation windows' MASE of the candidates' anchors
+            # (rows up to the end of the validation split only); the plain candidate
+            # compared without the damped steps (docs/forecast.md).
             scale = np.asarray(mase_scale) / np.asarray(scaler["scale"])
             model, anchors, choice = anc.choose_model(
                 win.scale(filled[:valid_end], scaler), series.observed[:valid_end],
-                win.window_origins(train_end, valid_end, window, horizon), anchors,
+                win.window_origins(train_end, valid_end, window, horizon),
+                anc.choose_anchors(*train_windows, damping, kinds=anc.UNDAMPED),
                 {"horizon": horizon, "season": int(season), "scaler": scaler,
-                 "ets": ets_fits, "es": es_fits}, scale)
+                 "ets": ets_fits, "es": es_fits, "damping": damping}, scale, refined=anchors)
         elif model == "hybrid":
             anchors = ["ets"] * horizon
         elif model == "esrnn":
@@ -237,6 +241,8 @@ class ForecastTask:
             "horizon": horizon,
             "difference": difference,
             **({"anchors": anchors} if anchors else {}),
+            **({"damping": damping} if anchors and any("seasonal_damped" in a for a in anchors)
+               else {}),
             "blend_mode": config.get("blend", "auto") if difference else "full",
             "model": model,
             **({"model_choice": choice} if choice else {}),
