@@ -156,3 +156,21 @@ def test_averaging_cannot_change_on_resume(tmp_path):
                                       "--average", "off"])
     assert result.exit_code != 0
     assert "--average cannot change when resuming" in result.stderr
+
+
+def test_a_task_may_turn_averaging_on_by_default(tmp_path, monkeypatch):
+    task = get_task("toy-sign")
+    defaults = task.defaults()
+    monkeypatch.setattr(type(task), "defaults", lambda self: {**defaults,
+                                                              "average": "ema:0.9"})
+    help_text = CliRunner().invoke(cli, ["train", "toy-sign", "--help"]).output
+    assert "default: ema:0.9" in help_text.replace("\n", " ").replace("  ", " ")
+    on, off = tmp_path / "on", tmp_path / "off"
+    assert CliRunner().invoke(cli, ["train", "toy-sign", "--out", str(on), "--steps", "5",
+                                    "--quiet"]).exit_code == 0
+    assert CliRunner().invoke(cli, ["train", "toy-sign", "--out", str(off), "--steps", "5",
+                                    "--quiet", "--average", "off"]).exit_code == 0
+    assert RunDir.open(str(on)).info()["config"]["average"] == "ema:0.9"
+    assert load_arrays(str(on / LAST))[1]["average_count"] == 5
+    assert "average_count" not in load_arrays(str(off / LAST))[1]
+    assert "train/params" not in load_arrays(str(off / LAST))[0]
