@@ -15,7 +15,7 @@ import time
 import click
 from click.core import ParameterSource
 
-from . import __version__, plugins, report
+from . import __version__, averaging, plugins, report
 from .checkpoint import json_default
 from .checks import one_line
 from .errors import AllRanksError, UserError, error_line
@@ -101,6 +101,15 @@ def cli(debug):
 
 # ---- train --------------------------------------------------------------------------
 
+def _average_option(ctx, param, value):
+    """--average checked when the command line is read (averaging.parse)."""
+    try:
+        averaging.parse(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e).split(": ", 1)[-1], ctx, param) from None
+    return value
+
+
 def _shared_options(defaults: dict) -> list:
     """The training options every task gets, with the task's defaults filled in."""
     d = defaults
@@ -135,6 +144,8 @@ def _shared_options(defaults: dict) -> list:
         opt(["--lr"], "Learning rate.", key="lr", type=click.FloatRange(min=0, min_open=True)),
         opt(["--weight-decay"], "Weight decay (L2; decoupled for adamw).", key="weight_decay",
             type=click.FloatRange(min=0)),
+        opt(["--average"], averaging.HELP, key="average", metavar="off|ema:D|swa:S",
+            callback=_average_option),
         opt(["--momentum"], "Momentum of sgd and rmsprop.", key="momentum",
             type=click.FloatRange(0, 1, max_open=True)),
         opt(["--nesterov/--no-nesterov"], "Nesterov momentum (sgd).", key="nesterov"),

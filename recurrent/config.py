@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 
+from . import averaging
 from .checks import one_line
 from .checkpoint import json_default
 from .errors import UserError
@@ -53,10 +54,11 @@ SHARED_DEFAULTS = {
     "quiet": False,
     "plot": True,
     "loss": None,  # None: the task's loss
+    "average": "off",  # weight averaging (recurrent/averaging.py)
 }
 
 # Options added after runs were first saved: a config.json without them takes these.
-LATER_DEFAULTS = {"recurrent_dropout": 0.0, "zoneout": 0.0}
+LATER_DEFAULTS = {"recurrent_dropout": 0.0, "zoneout": 0.0, "average": "off"}
 
 # Options that may change when a run is resumed; anything else must match the run.
 RESUMABLE = ("epochs", "steps", "patience", "eval_every", "log_every", "quiet", "threads",
@@ -139,6 +141,10 @@ class TrainingConfig(dict):
         for key in ("epochs", "steps", "patience", "eval_every", "log_every"):
             if int(self.get(key) or 0) < 0:
                 raise UserError(f"--{key.replace('_', '-')} must be >= 0, got {self[key]}")
+        try:
+            averaging.parse(self.get("average", "off"))
+        except ValueError as e:
+            raise UserError(str(e)) from None
         if not int(self.get("epochs") or 0) and not int(self.get("steps") or 0):
             raise UserError("nothing to train: --epochs and --steps are both 0")
         for key in ("lr", "weight_decay", "momentum", "decay_gamma", "min_lr", "clip_norm",

@@ -72,6 +72,10 @@ def check_spec(spec: dict) -> dict:
         if "wide_bigrams" not in spec:
             raise ValueError("model_spec wide_dropout: needs a wide part (wide_bigrams)")
         probability(spec["wide_dropout"], "model_spec wide_dropout")
+    if "wide_scale" in spec:
+        if "wide_bigrams" not in spec or not isinstance(spec["wide_scale"], bool):
+            raise ValueError(f"model_spec wide_scale: expected true or false with a wide "
+                             f"part (wide_bigrams), got {spec['wide_scale']!r}")
     if "wide_fixed" in spec:
         if "wide_bigrams" not in spec or not isinstance(spec["wide_fixed"], bool):
             raise ValueError(f"model_spec wide_fixed: expected true or false with a wide "
@@ -137,7 +141,8 @@ class SequenceModel(FlatModel):
                              dropout=float(spec.get("wide_dropout", 0.0)),
                              rng=np.random.default_rng(wide_seed),
                              fixed=bool(spec.get("wide_fixed", False)),
-                             folds=int(spec.get("wide_folds", 0)))
+                             folds=int(spec.get("wide_folds", 0)),
+                             scale=bool(spec.get("wide_scale", False)))
         self.training = True
 
         # The one flat buffer: names -> (offset, shape), in module order.
@@ -155,7 +160,8 @@ class SequenceModel(FlatModel):
     def num_trained(self):
         """Leading entries of ``params`` the optimizer updates: a fixed wide part (spec
         "wide_fixed": its weights set before training, e.g. by a task's initial_params)
-        is the last module of the buffer and is left out."""
+        is the last module of the buffer and is left out (its learned scale, which
+        precedes its weights, is trained)."""
         if self.wide is not None and self.wide.fixed:
             return self.layout["wide.weight"][0]
         return self.params.size

@@ -29,6 +29,7 @@ def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
     # fail on bad options, model settings or loss names before making the run directory
     config.check(task)
     _check_loss_fits(task, task_state, config, spec)
+    _check_average_covers(task, task_state, config)
     run = RunDir.create(out, task.name, config.to_json(), task_state, spec, __version__)
     return Trainer(task, run, echo, world)
 
@@ -94,6 +95,21 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
         except ValueError as exc:
             raise UserError(one_line(exc)) from None
     return model, info
+
+
+def _check_average_covers(task, task_state, config) -> None:
+    """UserError for --average in a run that also trains the task's own parameters
+    (Task.trained_params): the average covers the network's parameters only, and a
+    checkpoint of averaged network and last task parameters would pair values from
+    different points of the trajectory."""
+    if str(config.get("average", "off")).strip().lower() == "off":
+        return
+    owned = task.trained_params(task_state, config) if hasattr(task, "trained_params") \
+        else None
+    if owned:
+        raise UserError(f"--average cannot be used in this {task.name} run: it also trains "
+                        f"the task's own parameters ({', '.join(sorted(owned))}), which "
+                        "the average does not cover; use --average off")
 
 
 def _check_loss_fits(task, task_state, config, spec) -> None:

@@ -43,18 +43,26 @@ Data-parallel runs (mpiexec, recurrent/distributed.py): every rank runs this loo
 share of each batch (recurrent/data_parallel.py); rank 0 alone writes the run directory
 and prints, the other ranks are silent.
 
+Weight averaging (--average ema:D | swa:S, recurrent/averaging.py): after every step the
+running average of the trained parameters is updated; evaluation, the choice of best.npz
+and the "param/..." arrays of both checkpoints are the averaged parameters, and last.npz
+also keeps the trained ones ("train/params") and the count, so a resumed run continues
+both exactly.
+
 When training ends (not on Ctrl-C), a task with the optional after_training member makes
 its choices that need the trained model on the validation split, with the best
 checkpoint's parameters; the task state it returns is saved in the run.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 
 import numpy as np
 
 from . import __version__
+from .averaging import WeightAverage
 from .checkpoint import BEST, LAST, RunDir, load_arrays, save_arrays
 from .config import TrainingConfig
 from .data_parallel import DataParallel
@@ -117,6 +125,9 @@ class Trainer:
         self.parallel = (DataParallel(self.world, self.sequence_output)
                          if self.world.size > 1 else None)
         self.interrupt = None
+        # --average: evaluation and checkpoints use the average (recurrent/averaging.py)
+        self.average = WeightAverage.from_option(self.config.get("average", "off"),
+                                                 self.model)
 
     def _task_params(self):
         """The task's trained parameters (Task.trained_params, recurrent/task_params.py)
@@ -138,16 +149,21 @@ class Trainer:
 
     # -- checkpoints --------------------------------------------------------------------
     def save(self, name=LAST):
-        """best.npz: the parameters (the model's, the task's); last.npz: also the
-        optimizer state, the carried state and the Position."""
+        """best.npz: the parameters (the model's, averaged with --average; the task's);
+        last.npz: also the optimizer state, the carried state, the Position and, with
+        --average, the trained parameters and the averaging count."""
         carry = self.carry
         if self.parallel is not None and name == LAST:
             carry = self.parallel.global_state(carry)  # every rank takes part
         if not self.world.is_root:
             return
-        arrays = {f"param/{name}": view for name, view in self.model.named_params.items()}
+        with self._averaged():
+            arrays = {f"param/{name}": view.copy()
+                      for name, view in self.model.named_params.items()}
         if self.task_params is not None:
             arrays.update(self.task_params.arrays())
+        meta = {**self.position.to_meta(), "optimizer": self.optimizer.name,
+                "version": __version__, "carry_states": len(state_arrays(carry))}
         if name == LAST:
             arrays.update({f"optim/{k}": np.asarray(v)
                            for k, v in self.optimizer.state_dict().items()})
@@ -155,9 +171,17 @@ class Trainer:
                 arrays.update({OPTIM_PREFIX + k: np.asarray(v) for k, v in
                                self.task_params.optimizer.state_dict().items()})
             arrays.update({f"carry/{i}": a for i, a in enumerate(state_arrays(carry))})
-        meta = {**self.position.to_meta(), "optimizer": self.optimizer.name,
-                "version": __version__, "carry_states": len(state_arrays(carry))}
+            if self.average is not None:
+                arrays["train/params"] = self.model.params
+                meta.update(self.average.to_meta())
         save_arrays(self.run.file(name), arrays, meta)
+
+    def _averaged(self):
+        """A context in which the model holds the averaged parameters (--average), or
+        its own when averaging is off."""
+        if self.average is None:
+            return contextlib.nullcontext()
+        return self.average.applied(self.model)
 
     def restore(self):
         """Everything save(LAST) wrote, back from last.npz."""
@@ -177,6 +201,14 @@ class Trainer:
                 self.task_params.optimizer.load_state_dict(
                     {k[len(OPTIM_PREFIX):]: v for k, v in arrays.items()
                      if k.startswith(OPTIM_PREFIX)})
+            if self.average is not None:  # param/ holds the average, train/ the parameters
+                self.average.restore(self.model.params, meta["average_count"])
+                trained = arrays["train/params"]
+                if trained.shape != self.model.params.shape:
+                    raise ValueError(f"train/params has shape {trained.shape}, "
+                                     f"expected {self.model.params.shape}")
+                self.model.params[...] = trained
+                self.model.params_changed()
             self.carry = pack_state([arrays[f"carry/{i}"]
                                      for i in range(int(meta["carry_states"]))])
             if self.carry is not None:
@@ -250,8 +282,9 @@ class Trainer:
         was_training = self.model.training
         runner = (self.parallel.runner(self.model) if self.parallel is not None
                   else self.model.runner())
-        metrics = self.task.evaluate(self.current_task_state(), "valid", self.config,
-                                     runner)
+        with self._averaged():
+            metrics = self.task.evaluate(self.current_task_state(), "valid", self.config,
+                                         runner)
         if self.parallel is not None:  # rank 0's numbers decide early stopping everywhere
             metrics = self.world.bcast(metrics)
         self.model.train(was_training)
@@ -441,6 +474,8 @@ class Trainer:
                     lr = schedule(p.step)
                     loss, norm, items = self._train_window(x, y, lengths, lr, task_backward)
                     p.step += 1
+                    if self.average is not None:
+                        self.average.update(self.model.params, p.step)
                     p.loss_sum += loss
                     p.loss_count += 1
                     p.eval_sum += loss

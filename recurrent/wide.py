@@ -32,6 +32,11 @@ the same in every batch, epoch, run and data-parallel rank, copies of a text sha
 whoever fits the fold models assigns rows exactly as the module does. Word dropout changes
 a row's tokens, so with it a row may be scored by a fold model that saw it.
 
+A learned scale (``scale``): the wide logits are multiplied by one trained scalar
+(parameter "scale", starting at 1), so the rest of the model learns how much to trust a
+fixed wide part; the scale precedes "weight" in the flat buffer and is trained even when
+the weights are fixed. Exports fold it into the weights (recurrent/export/torch_names.py).
+
 Dimension legend: T time steps, B batch rows, V vocabulary size, F = V + bigram_buckets
 features, K output features.
 """
@@ -114,7 +119,7 @@ class Wide(ParamModule):
     TRAINING_ONLY = ("fold_weight", "fold_bias")
 
     def __init__(self, vocab_size, bigram_buckets, out_features, dtype=np.float32,
-                 dropout=0.0, rng=None, fixed=False, folds=0):
+                 dropout=0.0, rng=None, fixed=False, folds=0, scale=False):
         self.vocab_size = positive_int(vocab_size, "vocab_size")
         if not isinstance(bigram_buckets, (int, np.integer)) or bigram_buckets < 0:
             raise ValueError(f"bigram_buckets: expected an int >= 0, got {bigram_buckets!r}")
@@ -126,21 +131,34 @@ class Wide(ParamModule):
         self.folds = int(folds)
         if self.folds and not fixed:
             raise ValueError("folds: cross-fitted fold models need a fixed wide part")
-        shapes = {"weight": (num_features, self.out_features)}
+        self.scaled = bool(scale)
+        shapes = {"scale": (1,)} if self.scaled else {}
+        shapes["weight"] = (num_features, self.out_features)
         if self.folds:
             shapes["fold_weight"] = (self.folds, num_features, self.out_features)
             shapes["fold_bias"] = (self.folds, self.out_features)
         super().__init__(shapes, dtype)
+        if self.scaled:
+            self._params["scale"][...] = 1.0
         self.dropout = probability(dropout, "wide dropout")
         self.rng = rng if rng is not None else np.random.default_rng()
         self.rows = None  # (start, stop, total): this batch is those rows of a larger one
         self.fixed = bool(fixed)  # weights set from outside and not trained: no gradient
         self._x = None
+        self._z = None  # the unscaled wide logits of the last forward (learned scale)
 
     def features(self, ids, lengths):
         return ngram_features(ids, lengths, self.vocab_size, self.bigram_buckets)
 
     def forward(self, ids, lengths):
+        z = self._logits(ids, lengths)  # (B, K)
+        if not self.scaled:
+            return z
+        self._z = z
+        return z * self._params["scale"][0]
+
+    def _logits(self, ids, lengths):
+        """The wide logits before the learned scale."""
         self._x = self.features(ids, lengths)  # (B, F)
         if self.training and self.dropout > 0:
             self._x = self._drop(self._x)
@@ -168,7 +186,10 @@ class Wide(ParamModule):
 
     def backward(self, d_y):
         """d_y (B, K): weight gradient x^T d_y, added into the rows of present features
-        (nothing for a fixed wide part)."""
+        (nothing for a fixed wide part), and the learned scale's, sum(d_y * z)."""
+        if self.scaled:
+            self._grads["scale"] += (np.asarray(d_y, np.float64) * self._z).sum()
+            d_y = d_y * self._params["scale"][0]
         if self.fixed:
             return
         x = self._x.tocoo()

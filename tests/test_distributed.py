@@ -102,6 +102,7 @@ def test_without_ranks_drops_only_the_ranks_option():
                    "--wide-folds", "5"]),  # pooled outputs, lengths, cross-fitted wide part
     ("forecast", ["--tbptt", "0"]),                          # float features
     ("forecast", ["--model", "esrnn", "--es-train", "joint"]),  # the task's parameters
+    ("forecast", ["--average", "ema:0.9"]),                  # weight averaging
     ("seq2seq", ["--max-train", "300", "--max-eval", "40"]),  # pair batches, decoding
 ])
 def test_two_ranks_train_as_one_rank_does(tmp_path, task, extra):
@@ -121,6 +122,7 @@ def test_two_ranks_train_as_one_rank_does(tmp_path, task, extra):
 @pytest.mark.parametrize("task,extra", [
     ("char-lm", []), ("forecast", []),
     ("forecast", ["--forecast_model", "esrnn", "--es_train", "joint"]),  # task parameters
+    ("forecast", ["--average", "ema:0.9"]),                            # weight averaging
 ])
 def test_replicas_stay_bitwise_equal(tmp_path, task, extra):
     out = tmp_path / "out"
@@ -133,6 +135,10 @@ def test_replicas_stay_bitwise_equal(tmp_path, task, extra):
     assert job.returncode == 0, job.stderr
     p0, p1 = np.load(out / "rank-0.npy"), np.load(out / "rank-1.npy")
     assert p0.tobytes() == p1.tobytes()
+    if "--average" in extra:  # the averages too, and they differ from the trained ones
+        a0, a1 = np.load(out / "rank-0-average.npy"), np.load(out / "rank-1-average.npy")
+        assert a0.tobytes() == a1.tobytes()
+        assert not np.array_equal(a0, p0[:a0.size])
     trained, _ = load_arrays(str(out / "run" / "last.npz"))
     assert not np.array_equal(np.concatenate([v.ravel() for k, v in sorted(trained.items())
                                               if k.startswith("param/")]), 0)

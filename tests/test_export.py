@@ -78,7 +78,7 @@ def torch_forward(tm, model, x, lengths):
 
 
 def random_model(cell, output, layers, bidirectional, tokens=True, wide=None, seed=0,
-                 folds=0):
+                 folds=0, scale=False):
     spec = ({"input": "tokens", "vocab_size": 23, "embed_dim": 5} if tokens
             else {"input": "features", "input_size": 3})
     spec.update({"output": output, "output_size": 4})
@@ -86,6 +86,8 @@ def random_model(cell, output, layers, bidirectional, tokens=True, wide=None, se
         spec["wide_bigrams"] = wide
     if folds:
         spec.update(wide_fixed=True, wide_folds=folds)
+    if scale:
+        spec["wide_scale"] = True
     model = SequenceModel(spec, cell=cell, hidden_size=6, num_layers=layers,
                           bidirectional=bidirectional, seed=seed).eval()
     if wide is not None:  # a trained wide part is non-zero; start it so
@@ -149,16 +151,24 @@ def test_printed_torch_model_loads_strictly_and_matches(cell, tmp_path):
         np.testing.assert_allclose(h_n, states(state)[0], atol=TOL)
 
 
-@pytest.mark.parametrize("buckets,folds", [(0, 0), (40, 0), (40, 3)])
-def test_wide_part_in_onnx_and_torch_matches(buckets, folds, tmp_path):
+@pytest.mark.parametrize("buckets,folds,scale", [(0, 0, False), (40, 0, False),
+                                                 (40, 3, False), (40, 0, True)])
+def test_wide_part_in_onnx_and_torch_matches(buckets, folds, scale, tmp_path):
     """The sentiment wide part: unigrams and hashed bigrams computed inside the ONNX graph
     from the token ids; in torch an EmbeddingBag over recurrent.wide's feature ids. A
     cross-fitted wide part exports its full model only (the fold models are for
-    training)."""
+    training); a learned scale is multiplied into the exported weights."""
     lengths = [9, 4, 1, 7, 9]
-    model = random_model("gru", "mean", 1, True, wide=buckets, folds=folds)
+    model = random_model("gru", "mean", 1, True, wide=buckets, folds=folds, scale=scale)
     assert ("wide.fold_weight" in model.named_params) == bool(folds)
     assert not any("fold" in name for name in torch_names.tensors(model))
+    if scale:
+        model.named_params["wide.scale"][...] = 0.37
+        model.params_changed()
+        exported = torch_names.tensors(model)
+        assert "wide.scale" not in exported
+        np.testing.assert_allclose(exported["wide.weight"],
+                                   0.37 * model.named_params["wide.weight"], rtol=1e-6)
     x = random_batch(model, lengths)
     x[:4, 0] = x[4:8, 0]  # repeated unigrams and bigrams within a row count once
     y, _ = model.forward(x, lengths=np.array(lengths), need_grad=False)
@@ -226,14 +236,15 @@ def test_onnx_graph_has_dynamic_axes_and_the_standard_operators():
 @pytest.fixture(scope="module")
 def task_runs(tmp_path_factory):
     """Tiny runs of the three tasks: char-lm (LSTM, 2 layers), sentiment (bidirectional
-    GRU, mean pooling, wide bigrams), forecast (bidirectional 2-layer tanh RNN)."""
+    GRU, mean pooling, wide bigrams with a learned scale, weight averaging), forecast (bidirectional 2-layer tanh RNN)."""
     root = tmp_path_factory.mktemp("export")
     reviews = write_reviews(root / "reviews.csv", bundled_reviews(60))
     runs = {
         "char-lm": ["--hidden", "12", "--embed-dim", "6", "--layers", "2", "--seq-len", "16",
                     "--batch-size", "4", "--max-chars", "20000"],
         "sentiment": ["--data", reviews, "--hidden", "8", "--embed-dim", "6",
-                      "--bigram-buckets", "64", "--batch-size", "32"],
+                      "--bigram-buckets", "64", "--batch-size", "32", "--wide-scale",
+                      "--average", "ema:0.9"],
         "forecast": ["--cell", "rnn_tanh", "--hidden", "8", "--layers", "2",
                      "--bidirectional", "--window", "12"],
     }

@@ -139,6 +139,13 @@ def test_esrnn_bad_input_is_one_line(tmp_path):
                           "--model", "esrnn", "--loss", "binary_cross_entropy", *SMALL),
                    "--es-train joint", "--loss mse")
     assert not (tmp_path / "d").exists()
+    # Weight averaging covers the network only, not the smoothing it trains with.
+    one_line_error(invoke("train", "forecast", "--data", path, "--out", tmp_path / "e",
+                          "--model", "esrnn", "--average", "ema:0.9", *SMALL),
+                   "--average", "the task's own parameters", "--average off")
+    assert not (tmp_path / "e").exists()
+    ok(invoke("train", "forecast", "--data", path, "--out", tmp_path / "f",
+              "--model", "esrnn", "--es-train", "first", "--average", "ema:0.9", *SMALL))
 
 
 def test_joint_training_moves_the_smoothing_and_eval_uses_the_learned_values(tmp_path):

@@ -175,6 +175,8 @@ def test_same_seed_gives_identical_runs_at_one_thread(tmp_path):
     # the task's own trained parameters (the learned smoothing) and their optimizer state
     ("forecast", {"forecast_model": "esrnn", "es_train": "joint", "hidden": 8,
                   "column": ()}),
+    ("toy-wave", {"tbptt": 5, "average": "ema:0.95"}),  # weight average, mid-batch
+    ("toy-lm", {"average": "swa:4"}),
 ])
 def test_resume_equals_uninterrupted_run(tmp_path, task_name, extra):
     full, _ = train(tmp_path, task_name, name="full", epochs=2, log_every=1, **extra)
@@ -201,6 +203,9 @@ def test_resume_equals_uninterrupted_run(tmp_path, task_name, extra):
                                           full.task_params.optimizer.buffers[name])
         assert RunDir.open(str(tmp_path / "half")).info()["task_state"] == \
             RunDir.open(str(tmp_path / "full")).info()["task_state"]
+    if full.average is not None:
+        np.testing.assert_array_equal(resumed.average.values, full.average.values)
+        assert resumed.average.count == full.average.count > 0
 
 
 def test_tbptt_cuts_batches_into_windows(tmp_path):

@@ -220,3 +220,64 @@ def test_fold_spec_is_checked():
         check_spec(dict(spec, wide_fixed=False))
     with pytest.raises(ValueError, match="folds"):
         Wide(9, 0, 2, folds=3)
+
+
+def test_a_learned_scale_multiplies_a_fixed_wide_part_and_is_trained():
+    rng = np.random.default_rng(4)
+    x, lengths = pad_batch([[2, 3, 4, 5], [6, 7], [8]])
+    spec = dict(SPEC, wide_bigrams=16, wide_fixed=True)
+    plain = SequenceModel(spec, cell="gru", hidden_size=5, seed=3, dtype=np.float64)
+    scaled = SequenceModel(dict(spec, wide_scale=True), cell="gru", hidden_size=5, seed=3,
+                           dtype=np.float64)
+    weight = rng.standard_normal((25, 3))
+    plain.named_params["wide.weight"][...] = weight
+    scaled.named_params["wide.weight"][...] = weight
+    # starts at 1: the same logits as without it; then scale s gives deep + s * wide
+    assert scaled.named_params["wide.scale"][0] == 1.0
+    np.testing.assert_array_equal(scaled.forward(x, lengths=lengths)[0],
+                                  plain.forward(x, lengths=lengths)[0])
+    scaled.named_params["wide.scale"][...] = 0.3
+    wide = plain.wide.forward(x, lengths)
+    deep = plain.forward(x, lengths=lengths)[0] - wide
+    np.testing.assert_allclose(scaled.forward(x, lengths=lengths)[0], deep + 0.3 * wide,
+                               atol=1e-12)
+    # the scale is trained (inside num_trained), the fixed weights are not
+    assert scaled.layout["wide.scale"][0] < scaled.num_trained == \
+        scaled.layout["wide.weight"][0]
+    probe = rng.standard_normal((3, 3))
+
+    def loss():
+        return float((scaled.forward(x, lengths=lengths)[0] * probe).sum())
+
+    scaled.zero_grad()
+    scaled.forward(x, lengths=lengths)
+    scaled.backward(probe)
+    for name in ("wide.scale", "head.weight", "embedding.weight"):
+        np.testing.assert_allclose(scaled.named_grads[name],
+                                   numeric_grad(loss, scaled.named_params[name]), atol=1e-7)
+    assert not scaled.named_grads["wide.weight"].any()
+    for bad in ("yes", 1):
+        with pytest.raises(ValueError, match="wide_scale"):
+            check_spec(dict(spec, wide_scale=bad))
+    with pytest.raises(ValueError, match="wide_scale"):
+        check_spec(dict(SPEC, wide_scale=True))
+
+
+def test_a_trained_wide_part_with_a_scale_differentiates_both():
+    rng = np.random.default_rng(5)
+    x, lengths = pad_batch([[2, 3, 4], [6, 7]])
+    model = SequenceModel(dict(SPEC, wide_bigrams=8, wide_scale=True), cell="gru",
+                          hidden_size=4, seed=1, dtype=np.float64)
+    model.named_params["wide.weight"][...] = rng.standard_normal((17, 3))
+    model.named_params["wide.scale"][...] = 0.7
+    probe = rng.standard_normal((2, 3))
+
+    def loss():
+        return float((model.forward(x, lengths=lengths)[0] * probe).sum())
+
+    model.zero_grad()
+    model.forward(x, lengths=lengths)
+    model.backward(probe)
+    for name in ("wide.scale", "wide.weight"):
+        np.testing.assert_allclose(model.named_grads[name],
+                                   numeric_grad(loss, model.named_params[name]), atol=1e-7)

@@ -34,6 +34,7 @@ FOLDS_FORMAT = 1  # of the cached cross-fitted fold models (recurrent.cache)
 BIGRAM_BUCKETS = 131072  # the wide part's default, and the nb_logreg baseline's features
 WIDE_DROPOUT = 0.5  # the wide part's default feature dropout
 WIDE_FOLDS = 0  # the fixed wide part's default cross-fitting folds (0: off)
+WIDE_SCALE = False  # the default of --wide-scale: a learned scale on the wide logits
 EVAL_BATCH = 256  # rows per forward pass in evaluate/predict (no gradients kept)
 FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 
@@ -149,6 +150,11 @@ class SentimentTask:
                               "model fitted on every training text (full) or the mean of "
                               "the fold models (mean: logits like those the RNN trained "
                               "beside)."),
+            click.Option(["--wide-scale/--no-wide-scale"], default=None,
+                         help=f"Multiply the wide part's logits by one learned scalar "
+                              f"(starting at 1): the model learns how much to trust a "
+                              f"fixed wide part [default: "
+                              f"{'wide-scale' if WIDE_SCALE else 'no-wide-scale'}]."),
             click.Option(["--bigram-buckets"], type=click.IntRange(min=1),
                          default=BIGRAM_BUCKETS,
                          show_default=True,
@@ -247,10 +253,15 @@ class SentimentTask:
         wide = config.get("wide", "bigrams")
         dropout = config.get("wide_dropout")
         fit = config.get("wide_fit", "nb")
+        scale = config.get("wide_scale")
         if wide == "none":
             if dropout:
                 raise UserError("--wide-dropout needs a wide part (--wide unigrams|bigrams)")
+            if scale:
+                raise UserError("--wide-scale needs a wide part (--wide unigrams|bigrams)")
             return spec
+        if WIDE_SCALE if scale is None else scale:
+            spec["wide_scale"] = True
         dropout = WIDE_DROPOUT if dropout is None else float(dropout)
         folds = config.get("wide_folds")
         if folds == 1:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
+
 from .. import __version__
 from ..checkpoint import BEST, RunDir, atomic_write, json_default, save_arrays
 from ..config import TrainingConfig
@@ -71,14 +73,15 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
     if fmt == "torch":
         source = torch_names.torch_source(model, out)  # refuses cells torch lacks
     int8 = tuple(torch_names.rnn_weights(model)) if precision == "int8" else ()
-    st.write(out, torch_names.tensors(model), info, int8)
+    tensors = torch_names.tensors(model, fold_scale=fmt == "torch")
+    st.write(out, tensors, info, int8)
     lines = [f"wrote {out}: {model.num_params:,} parameters under PyTorch names, "
              + (f"the recurrent weights in int8 with float32 row scales ('<name>"
                 f"{st.SCALE_SUFFIX}'), " if int8 else "")
              + f"the run's config.json as metadata ({os.path.getsize(out):,} bytes)"]
     if fmt == "torch":
         lines += ["shapes:"]
-        lines += [f"  {name} {tuple(shape)}" for name, shape in model.param_shapes().items()]
+        lines += [f"  {name} {tuple(value.shape)}" for name, value in tensors.items()]
         lines += ["a torch model that loads it (strict=True):", ""] + source
     else:
         lines += [f"make a run of it again: recurrent import {out} --out RUN"]
@@ -119,6 +122,8 @@ def import_file(path: str, out: str) -> RunDir:
     get_task(info["task"])  # UserError naming the registered tasks
     config = TrainingConfig.from_json(info["config"], path)
     model = config.build_model(info["model_spec"])
+    if "wide.scale" in model.param_shapes() and "wide.scale" not in tensors:
+        tensors["wide.scale"] = np.ones(1, np.float32)  # --format torch folded it in
     try:
         model.load_state_dict(tensors)
     except ValueError as e:

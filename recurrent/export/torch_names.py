@@ -44,12 +44,18 @@ def check_torch_cell(model, what: str) -> str:
     return name
 
 
-def tensors(model) -> dict:
+def tensors(model, fold_scale=True) -> dict:
     """{PyTorch name: contiguous float32 array} of every parameter an exported model uses
-    (not the wide part's training-only fold models), in flat-buffer order."""
+    (not the wide part's training-only fold models), in flat-buffer order. A learned
+    wide scale is multiplied into the wide weights (torch and ONNX have no place for it),
+    or with ``fold_scale=False`` kept as "wide.scale" (a safetensors file that imports
+    back to the very same model)."""
     training_only = {f"wide.{name}" for name in Wide.TRAINING_ONLY}
+    state = model.state_dict()
+    if fold_scale and "wide.scale" in state:  # a learned scale of the wide logits: folded into the weights
+        state["wide.weight"] = state["wide.weight"] * state.pop("wide.scale")[0]
     return {name: np.ascontiguousarray(value, dtype=np.float32)
-            for name, value in model.state_dict().items() if name not in training_only}
+            for name, value in state.items() if name not in training_only}
 
 
 def rnn_param(kind: str, layer: int, reverse: bool) -> str:

@@ -1,5 +1,6 @@
 """Run under mpiexec: train TASK with the library API on every rank, then save this rank's
-parameters (the model's, then the task's) to OUT/rank-R.npy (tests/test_distributed.py checks the replicas are bitwise
+parameters (the model's, then the task's) to OUT/rank-R.npy, and with --average the
+average to OUT/rank-R-average.npy (tests/test_distributed.py checks the replicas are bitwise
 equal). Usage: replicas.py OUT TASK [--option value ...] (options as config keys)."""
 import sys
 
@@ -25,6 +26,8 @@ def main(out, task_name, *pairs):
     if trainer.task_params is not None:  # the task's trained parameters too
         params.append(trainer.task_params.params)
     np.save(f"{out}/rank-{world.rank}.npy", np.concatenate(params))
+    if trainer.average is not None:
+        np.save(f"{out}/rank-{world.rank}-average.npy", trainer.average.values)
 
 
 if __name__ == "__main__":
