@@ -13,6 +13,20 @@ SPEC = {"input": "tokens", "vocab_size": 9, "embed_dim": 4, "output": "mean",
         "output_size": 3}
 
 
+def check_grads(model, x, lengths, probe, names):
+    """The model's gradients of sum(outputs * probe) for ``names`` match central finite
+    differences (float64 models)."""
+    def loss():
+        return float((model.forward(x, lengths=lengths)[0] * probe).sum())
+
+    model.zero_grad()
+    model.forward(x, lengths=lengths)
+    model.backward(probe)
+    for name in names:
+        np.testing.assert_allclose(model.named_grads[name],
+                                   numeric_grad(loss, model.named_params[name]), atol=1e-7)
+
+
 def test_unigram_features_are_the_bag_of_words():
     seqs = [[2, 5, 5, 8], [3], [7, 2, 6]]
     x, lengths = pad_batch(seqs)
@@ -60,17 +74,8 @@ def test_model_with_wide_part_starts_as_the_deep_model_and_differentiates():
     np.testing.assert_array_equal(both.forward(x, lengths=lengths)[0],
                                   deep.forward(x, lengths=lengths)[0])
     both.named_params["wide.weight"][...] = rng.standard_normal((25, 3))
-    probe = rng.standard_normal((3, 3))
-
-    def loss():
-        return float((both.forward(x, lengths=lengths)[0] * probe).sum())
-
-    both.zero_grad()
-    both.forward(x, lengths=lengths)
-    both.backward(probe)
-    for name in ("wide.weight", "head.bias", "embedding.weight"):
-        np.testing.assert_allclose(both.named_grads[name],
-                                   numeric_grad(loss, both.named_params[name]), atol=1e-7)
+    check_grads(both, x, lengths, rng.standard_normal((3, 3)),
+                ("wide.weight", "head.bias", "embedding.weight"))
 
 
 def test_an_empty_row_gets_no_wide_logits():
@@ -244,17 +249,8 @@ def test_a_learned_scale_multiplies_a_fixed_wide_part_and_is_trained():
     # the scale is trained (inside num_trained), the fixed weights are not
     assert scaled.layout["wide.scale"][0] < scaled.num_trained == \
         scaled.layout["wide.weight"][0]
-    probe = rng.standard_normal((3, 3))
-
-    def loss():
-        return float((scaled.forward(x, lengths=lengths)[0] * probe).sum())
-
-    scaled.zero_grad()
-    scaled.forward(x, lengths=lengths)
-    scaled.backward(probe)
-    for name in ("wide.scale", "head.weight", "embedding.weight"):
-        np.testing.assert_allclose(scaled.named_grads[name],
-                                   numeric_grad(loss, scaled.named_params[name]), atol=1e-7)
+    check_grads(scaled, x, lengths, rng.standard_normal((3, 3)),
+                ("wide.scale", "head.weight", "embedding.weight"))
     assert not scaled.named_grads["wide.weight"].any()
     for bad in ("yes", 1):
         with pytest.raises(ValueError, match="wide_scale"):
