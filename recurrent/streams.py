@@ -301,7 +301,8 @@ class StreamPool:
 
     def _wide_step(self, rows, tokens):
         """The wide part's logits (B, K) for each stream's prefix: the weights of features
-        seen for the first time are added to the stream's running sum."""
+        seen for the first time are added to the stream's running sum, which the learned
+        scale (when the wide part has one) multiplies."""
         seen, previous, acc = (self._extra[k] for k in ("seen", "previous", "wide"))
         weight = self.wide.params()["weight"]  # (F, K)
         self._add_features(rows, tokens, seen, acc, weight)
@@ -312,7 +313,7 @@ class StreamPool:
                                       self.wide.bigram_buckets)
             self._add_features(rows[has], bigrams, seen, acc, weight)
         previous[rows] = tokens
-        return acc[rows]
+        return acc[rows] * self.wide.logit_scale()
 
     @staticmethod
     def _add_features(rows, features, seen, acc, weight):

@@ -155,7 +155,11 @@ class Wide(ParamModule):
         if not self.scaled:
             return z
         self._z = z
-        return z * self._params["scale"][0]
+        return z * self.logit_scale()
+
+    def logit_scale(self):
+        """The factor on the wide logits: the learned scale, or 1 without one."""
+        return self._params["scale"][0] if self.scaled else 1.0
 
     def _logits(self, ids, lengths):
         """The wide logits before the learned scale."""

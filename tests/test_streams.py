@@ -57,14 +57,19 @@ def prefix_outputs(model, ids):
     return softmax(y)
 
 
-@pytest.mark.parametrize("pooling, cell", [("mean", "lstm"), ("max", "gru"),
-                                           ("last", "rnn_relu")])
-def test_pooled_token_model_with_wide_part_gives_each_prefix_probabilities(pooling, cell):
+@pytest.mark.parametrize("pooling, cell, scale", [("mean", "lstm", False),
+                                                  ("max", "gru", False),
+                                                  ("last", "rnn_relu", False),
+                                                  ("mean", "gru", True)])
+def test_pooled_token_model_with_wide_part_gives_each_prefix_probabilities(pooling, cell,
+                                                                           scale):
     spec = {"input": "tokens", "vocab_size": 11, "embed_dim": 6, "output": pooling,
-            "output_size": 3, "wide_bigrams": 16}
+            "output_size": 3, "wide_bigrams": 16, **({"wide_scale": True} if scale else {})}
     model = SequenceModel(spec, cell=cell, hidden_size=10, num_layers=2, seed=3)
     wide = model.named_params["wide.weight"]
     wide[...] = np.random.default_rng(0).standard_normal(wide.shape)  # trained-looking
+    if scale:  # a learned scale multiplies the wide logits in the pool as in forward
+        model.named_params["wide.scale"][...] = 3.0
     rng = np.random.default_rng(5)
     # repeated tokens and bigrams: the wide part counts each feature once per stream
     seqs = {k: rng.integers(0, 4, size=int(rng.integers(1, 12))) for k in range(5)}
