@@ -200,11 +200,13 @@ class TrainingConfig(dict):
         return self.build_optimizer_over(model.params[:n], model.grads[:n])
 
     def build_optimizer_over(self, params, grads):
-        """The optimizer these options describe over any flat float32 parameter and
-        gradient buffers (a task's trained parameters: recurrent/task_params.py)."""
+        """The optimizer these options describe over a task's trained parameters (flat
+        float32 parameter and gradient buffers: recurrent/task_params.py), without weight
+        decay: their natural values are not 0 (a smoothing coefficient's logit, a seasonal
+        index), so decay would pull them towards an arbitrary point."""
         try:
             return make_optimizer(self["optimizer"], params, grads, self["lr"],
-                                  weight_decay=self["weight_decay"], momentum=self["momentum"],
+                                  weight_decay=0.0, momentum=self["momentum"],
                                   nesterov=self["nesterov"])
         except ValueError as e:
             raise UserError(str(e)) from None

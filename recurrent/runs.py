@@ -109,7 +109,8 @@ def _check_average_covers(task, task_state, config) -> None:
     if owned:
         raise UserError(f"--average cannot be used in this {task.name} run: it also trains "
                         f"the task's own parameters ({', '.join(sorted(owned))}), which "
-                        "the average does not cover; use --average off")
+                        "the average does not cover; use --average off, or the task's option that "
+                        "keeps them fixed")
 
 
 def _check_loss_fits(task, task_state, config, spec) -> None:

@@ -11,10 +11,11 @@ import pytest
 import train_toys
 from recurrent import checkpoint
 from recurrent.checkpoint import BEST, LAST, RunDir, atomic_write, load_arrays, save_arrays
+from recurrent.config import SHARED_DEFAULTS, TrainingConfig
 from recurrent.errors import UserError
+from recurrent.optim import make_optimizer
 from recurrent.plugins import get_task
 from recurrent.position import Position
-from recurrent.config import TrainingConfig
 from recurrent.runs import resume_run, start_run
 
 
@@ -387,3 +388,17 @@ def test_after_training_sees_the_best_model_and_its_state_is_saved(tmp_path, mon
     _, summary = train(tmp_path, "toy-sign", name="stopped", epochs=2, interrupt_at=3)
     assert summary["status"] == "interrupted" and calls == []
     assert "chosen_on_valid" not in RunDir.open(str(tmp_path / "stopped")).info()["task_state"]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop"])
+def test_weight_decay_reaches_the_network_but_not_a_tasks_own_parameters(optimizer):
+    config = TrainingConfig({**SHARED_DEFAULTS, "optimizer": optimizer, "lr": 0.1,
+                             "weight_decay": 0.5, "momentum": 0.0})
+    values = np.full(4, 2.0, np.float32)
+    grads = np.zeros_like(values)  # no gradient: only decay could move them
+    config.build_optimizer_over(values, grads).step(0.1)
+    np.testing.assert_array_equal(values, 2.0)
+    network = np.full(4, 2.0, np.float32)
+    make_optimizer(optimizer, network, np.zeros_like(network), 0.1,
+                   weight_decay=0.5).step(0.1)
+    assert np.all(network < 2.0)  # the same options decay the network's parameters
