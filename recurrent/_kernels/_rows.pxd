@@ -413,6 +413,20 @@ cdef inline Py_ssize_t zoneout_step(object k, Py_ssize_t B, int H):
     return 0 if k is None or k.shape[0] == 1 else B * H
 
 
+cdef inline Py_ssize_t two_state_masks(object rec_mask, object zoneout,
+                                       const floating* like, Py_ssize_t B, int H,
+                                       const floating** m, const floating** kh,
+                                       const floating** kc) except -1:
+    """The masks of a cell with states h and c (the LSTMs): m <- rec_mask's data, kh, kc
+    <- the data of zoneout's (kh, kc) pair, each NULL when off; returns zoneout's kstep.
+    ``like`` only picks the dtype."""
+    zone_h, zone_c = (None, None) if zoneout is None else zoneout
+    m[0] = data_of(rec_mask, like)
+    kh[0] = data_of(zone_h, like)
+    kc[0] = data_of(zone_c, like)
+    return zoneout_step(zone_h, B, H)
+
+
 cdef inline floating* mask_scratch(const floating* m, Py_ssize_t B, int H) except? NULL:
     """(B, H) work space for the masked h_{t-1} (the caller frees it) when m is not NULL,
     else NULL."""

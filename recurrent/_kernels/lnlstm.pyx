@@ -47,11 +47,11 @@ from libc.stdlib cimport free
 from libc.string cimport memset
 
 from ._recmat cimport rc_malloc64, recmat
-from ._rows cimport (add_masked, copy_empty_rows, data_of, finish_step_hc, infer_chunk,
+from ._rows cimport (add_masked, copy_empty_rows, finish_step_hc, infer_chunk,
                      kernel_threads, mask_scratch, masked_history, masked_rows, num_blocks,
                      packed_copy, project_inputs, project_packed, row_block, split,
-                     split_input_and_weight_grads, state_before, whole_input_part, zone_at,
-                     zone_join_hc, zone_rows, zone_split_hc, zoneout_step)
+                     split_input_and_weight_grads, state_before, two_state_masks,
+                     whole_input_part, zone_at, zone_join_hc, zone_rows, zone_split_hc)
 
 
 cdef extern from "lnlstm.h" nogil:
@@ -318,11 +318,11 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] xn, floating[:, :, ::1]
     cdef const floating* h0_p = &h0[0, 0]
     cdef const floating* c0_p = &c0[0, 0]
     cdef const int64_t* len_p = &lengths[0]
-    kh, kc = (None, None) if zoneout is None else zoneout
-    cdef const floating* m_p = data_of(rec_mask, &x[0, 0, 0])
-    cdef const floating* kh_p = data_of(kh, &x[0, 0, 0])
-    cdef const floating* kc_p = data_of(kc, &x[0, 0, 0])
-    cdef Py_ssize_t kstep = zoneout_step(kh, B, H)
+    cdef const floating* m_p   # recurrent dropout, zoneout of h and c: NULL when off
+    cdef const floating* kh_p
+    cdef const floating* kc_p
+    cdef Py_ssize_t kstep = two_state_masks(rec_mask, zoneout, &x[0, 0, 0], B, H, &m_p,
+                                            &kh_p, &kc_p)
     cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
     cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, G, 1, H)  # W_hh^T (H, G)
     if w_hh_t == NULL:
@@ -371,11 +371,11 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
     cdef const floating* c0_p = &c0[0, 0]
     cdef const floating* x_p = &x[0, 0, 0]
     cdef const int64_t* len_p = &lengths[0]
-    kh, kc = (None, None) if zoneout is None else zoneout
-    cdef const floating* m_p = data_of(rec_mask, &x[0, 0, 0])
-    cdef const floating* kh_p = data_of(kh, &x[0, 0, 0])
-    cdef const floating* kc_p = data_of(kc, &x[0, 0, 0])
-    cdef Py_ssize_t kstep = zoneout_step(kh, B, H)
+    cdef const floating* m_p   # recurrent dropout, zoneout of h and c: NULL when off
+    cdef const floating* kh_p
+    cdef const floating* kc_p
+    cdef Py_ssize_t kstep = two_state_masks(rec_mask, zoneout, &x[0, 0, 0], B, H, &m_p,
+                                            &kh_p, &kc_p)
     cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
     cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, G, 1, H)  # W_hh^T (H, G)
     cdef floating* w_ih_t = packed_copy(&w_ih[0, 0], I, G, 1, I)  # W_ih^T (I, G)
@@ -446,11 +446,11 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
     cdef Py_ssize_t j, r0
     cdef floating* da_p = &gates[0, 0, 0]
     cdef floating* xn_p = &xn[0, 0, 0]
-    kh, kc = (None, None) if zoneout is None else zoneout
-    cdef const floating* m_p = data_of(rec_mask, &x[0, 0, 0])
-    cdef const floating* kh_p = data_of(kh, &x[0, 0, 0])
-    cdef const floating* kc_p = data_of(kc, &x[0, 0, 0])
-    cdef Py_ssize_t kstep = zoneout_step(kh, B, H)
+    cdef const floating* m_p   # recurrent dropout, zoneout of h and c: NULL when off
+    cdef const floating* kh_p
+    cdef const floating* kc_p
+    cdef Py_ssize_t kstep = two_state_masks(rec_mask, zoneout, &x[0, 0, 0], B, H, &m_p,
+                                            &kh_p, &kc_p)
     cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) d of the masked h_{t-1}
     cdef floating* hist = NULL if m_p == NULL else masked_history(&h0[0, 0], &out[0, 0, 0],
                                                                   m_p, T, B, H)

@@ -46,10 +46,10 @@ from ._gates cimport (rc_lstm_backward_f32, rc_lstm_backward_zone_f32, rc_lstm_g
                       rc_lstm_pack_f32, rc_lstm_packed_len, rc_lstm_step_hoisted_f32,
                       rc_lstm_step_in_tile_f32)
 from ._recmat cimport rc_malloc64, recmat
-from ._rows cimport (add_masked, copy_empty_rows, data_of, finish_step_hc, infer_chunk,
+from ._rows cimport (add_masked, copy_empty_rows, finish_step_hc, infer_chunk,
                      input_and_weight_grads, kernel_threads, mask_scratch, masked_history,
                      masked_rows, packed_copy, project_inputs, project_packed, split,
-                     state_before, whole_input_part, zone_at, zoneout_step)
+                     state_before, two_state_masks, whole_input_part, zone_at)
 from .tuning cimport tuning
 
 
@@ -365,11 +365,11 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
     cdef const floating* h0_p = &h0[0, 0]
     cdef const floating* c0_p = &c0[0, 0]
     cdef const int64_t* len_p = &lengths[0]
-    kh, kc = (None, None) if zoneout is None else zoneout
-    cdef const floating* m_p = data_of(rec_mask, &x[0, 0, 0])
-    cdef const floating* kh_p = data_of(kh, &x[0, 0, 0])
-    cdef const floating* kc_p = data_of(kc, &x[0, 0, 0])
-    cdef Py_ssize_t kstep = zoneout_step(kh, B, H)
+    cdef const floating* m_p   # recurrent dropout, zoneout of h and c: NULL when off
+    cdef const floating* kh_p
+    cdef const floating* kc_p
+    cdef Py_ssize_t kstep = two_state_masks(rec_mask, zoneout, &x[0, 0, 0], B, H, &m_p,
+                                            &kh_p, &kc_p)
     cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
     cdef bint in_tile = _input_in_tile(out_p, B)
     cdef floating* w_hh_t = _packed_w_hh_t(&w_hh[0, 0], H)
@@ -425,11 +425,11 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
     cdef floating* w_hh_t = _packed_w_hh_t(&w_hh[0, 0], H)
     cdef floating* w_ih_t   # in tile: packed for lstmstep.h; hoisted: W_ih^T (I, G) for recmat
     cdef floating* pre = NULL   # hoisted: (chunk, B, G) scratch
-    kh, kc = (None, None) if zoneout is None else zoneout
-    cdef const floating* m_p = data_of(rec_mask, &x[0, 0, 0])
-    cdef const floating* kh_p = data_of(kh, &x[0, 0, 0])
-    cdef const floating* kc_p = data_of(kc, &x[0, 0, 0])
-    cdef Py_ssize_t kstep = zoneout_step(kh, B, H)
+    cdef const floating* m_p   # recurrent dropout, zoneout of h and c: NULL when off
+    cdef const floating* kh_p
+    cdef const floating* kc_p
+    cdef Py_ssize_t kstep = two_state_masks(rec_mask, zoneout, &x[0, 0, 0], B, H, &m_p,
+                                            &kh_p, &kc_p)
     cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
     cdef floating* c_run = <floating*> rc_malloc64(B * H * sizeof(floating))  # (B, H)
     if in_tile:
@@ -492,11 +492,11 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
     cdef const floating* c0_p = &c0[0, 0]
     cdef const floating* cells_p = &cells[0, 0, 0]
     cdef const int64_t* len_p = &lengths[0]
-    kh, kc = (None, None) if zoneout is None else zoneout
-    cdef const floating* m_p = data_of(rec_mask, &x[0, 0, 0])
-    cdef const floating* kh_p = data_of(kh, &x[0, 0, 0])
-    cdef const floating* kc_p = data_of(kc, &x[0, 0, 0])
-    cdef Py_ssize_t kstep = zoneout_step(kh, B, H)
+    cdef const floating* m_p   # recurrent dropout, zoneout of h and c: NULL when off
+    cdef const floating* kh_p
+    cdef const floating* kc_p
+    cdef Py_ssize_t kstep = two_state_masks(rec_mask, zoneout, &x[0, 0, 0], B, H, &m_p,
+                                            &kh_p, &kc_p)
     cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
     cdef floating* hist = NULL if m_p == NULL else masked_history(&h0[0, 0], &out[0, 0, 0],
                                                                   m_p, T, B, H)
