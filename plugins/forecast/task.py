@@ -320,10 +320,14 @@ class ForecastTask:
         return self.load_file(state, self._training_source(state), whole_file=False)
 
     def load_file(self, state, source, whole_file, min_rows=0) -> Prepared:
-        """Cached _read: evaluation runs every few hundred steps on the same file."""
+        """Cached _read: evaluation runs every few hundred steps on the same file. The
+        learned smoothing's values ("es", which change every step when they train with
+        the network) shape only a new file's reading (its restart), so they key only
+        that."""
         stat = os.stat(source.path)
+        keyed = state if whole_file else {k: v for k, v in state.items() if k != "es"}
         key = (source.path, stat.st_mtime_ns, stat.st_size, whole_file, min_rows,
-               json.dumps(state, sort_keys=True))
+               json.dumps(keyed, sort_keys=True))
         if key not in self._cache:
             self._cache.clear()  # one series at a time is all a run needs
             self._cache[key] = self._read(state, source, whole_file, min_rows)
