@@ -19,6 +19,7 @@ import numpy as np
 
 from recurrent import cache
 from recurrent.errors import UserError
+from recurrent.pretrain import pretrain_language_model
 
 from . import baselines as bl
 from . import report
@@ -35,6 +36,7 @@ BIGRAM_BUCKETS = 131072  # the wide part's default, and the nb_logreg baseline's
 WIDE_DROPOUT = 0.5  # the wide part's default feature dropout
 WIDE_FOLDS = 0  # the fixed wide part's default cross-fitting folds (0: off)
 WIDE_SCALE = False  # the default of --wide-scale: a learned scale on the wide logits
+PRETRAIN_EPOCHS = 0  # the default of --pretrain-epochs (0: no language-model pretraining)
 EVAL_BATCH = 256  # rows per forward pass in evaluate/predict (no gradients kept)
 FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 
@@ -167,6 +169,12 @@ class SentimentTask:
                          default=0.0, show_default=True,
                          help="Training only: replace each token by <unk> with this "
                               "probability, drawn afresh every epoch (0 = off)."),
+            click.Option(["--pretrain-epochs"], type=click.IntRange(min=0), default=None,
+                         help=f"Before training, pretrain the embedding and the RNN as "
+                              f"language models on the training texts (labels unused) for "
+                              f"this many epochs: next-token prediction, and previous-token "
+                              f"for the reverse direction (0 = off) [default: "
+                              f"{PRETRAIN_EPOCHS}]."),
             click.Option(["--embed-dim"], type=click.IntRange(min=1), default=64,
                          show_default=True, help="Token embedding size."),
             click.Option(["--valid-fraction"], type=FRACTION, default=0.1, show_default=True,
@@ -282,6 +290,29 @@ class SentimentTask:
         return spec
 
     def initial_params(self, state: dict, config: dict) -> dict:
+        """The parameters a fresh run starts from that are not drawn at random: the
+        language-model pretraining's embedding and RNN (--pretrain-epochs), and the fixed
+        wide part's (_wide_params)."""
+        values = {}
+        epochs = config.get("pretrain_epochs")
+        epochs = PRETRAIN_EPOCHS if epochs is None else int(epochs)
+        if epochs:
+            sequences, _ = self.split_rows(state, "train", {})
+            lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+            batch_size = int(config.get("batch_size", 32))
+
+            def batches(rng):
+                for rows in length_buckets(lengths, batch_size, rng):
+                    yield pad_batch([sequences[i] for i in rows])
+
+            pretrained, _ = pretrain_language_model(config, len(state["vocab"]),
+                                                    int(config.get("embed_dim", 64)),
+                                                    batches, epochs)
+            values.update(pretrained)
+        values.update(self._wide_params(state, config))
+        return values
+
+    def _wide_params(self, state: dict, config: dict) -> dict:
         """With --wide-fit nb: the wide part's weights and the head's bias from the NB
         logistic regression on the wide part's own features (fitted on the training split,
         its L2 chosen on the validation split; cached as the baselines are), so training
