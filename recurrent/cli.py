@@ -178,6 +178,10 @@ def _shared_options(defaults: dict) -> list:
             key="seed", type=click.IntRange(min=0)),
         opt(["--patience"], "Stop after N evaluations without improvement (0 = off).",
             key="patience", type=click.IntRange(min=0)),
+        opt(["--select-by"], "Validation figure that picks the best checkpoint (and that "
+            "--patience watches): loss, or a metric with its direction, NAME:max or "
+            "NAME:min (e.g. accuracy:max).", key="select_by",
+            metavar="loss|NAME:max|NAME:min"),
         opt(["--eval-every"], "Evaluate every N steps (0 = after every epoch).",
             key="eval_every", type=click.IntRange(min=0)),
         opt(["--log-every"], "Log the training loss every N steps (0 = auto).",
@@ -289,8 +293,7 @@ def _make_trainer(ctx, task, values, out, resume, world):
 
 def _print_summary(task, summary):
     run = summary["run"]
-    best = summary["best_loss"]
-    best_text = f"best valid loss {best:.4f}" if best != float("inf") else "no evaluation"
+    best_text = f"best {summary['best']}" if summary.get("best") else "no evaluation"
     if summary["status"] == "interrupted":
         click.echo(f"interrupted at step {summary['step']}: checkpoint saved; continue with "
                    f"`recurrent train {task.name} --resume {run}`")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 
-from . import averaging
+from . import averaging, selection
 from .checks import one_line
 from .checkpoint import json_default
 from .errors import UserError
@@ -55,10 +55,12 @@ SHARED_DEFAULTS = {
     "plot": True,
     "loss": None,  # None: the task's loss
     "average": "off",  # weight averaging (recurrent/averaging.py)
+    "select_by": "loss",  # the validation figure that picks the best checkpoint
 }
 
 # Options added after runs were first saved: a config.json without them takes these.
-LATER_DEFAULTS = {"recurrent_dropout": 0.0, "zoneout": 0.0, "average": "off"}
+LATER_DEFAULTS = {"recurrent_dropout": 0.0, "zoneout": 0.0, "average": "off",
+                  "select_by": "loss"}
 
 # Options that may change when a run is resumed; anything else must match the run.
 RESUMABLE = ("epochs", "steps", "patience", "eval_every", "log_every", "quiet", "threads",
@@ -143,6 +145,7 @@ class TrainingConfig(dict):
                 raise UserError(f"--{key.replace('_', '-')} must be >= 0, got {self[key]}")
         try:
             averaging.parse(self.get("average", "off"))
+            selection.parse(self.get("select_by"))
         except ValueError as e:
             raise UserError(str(e)) from None
         if not int(self.get("epochs") or 0) and not int(self.get("steps") or 0):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+INFINITE_WHEN_UNSET = ("best_loss", "best_score")  # saved as null before any evaluation
+
 
 @dataclasses.dataclass
 class Position:
@@ -13,7 +15,7 @@ class Position:
     batch: int = 0  # batches of the current epoch completed
     window: int = 0  # TBPTT windows of the current batch completed
     step: int = 0  # optimizer steps taken
-    best_loss: float = math.inf  # best validation loss so far
+    best_loss: float = math.inf  # validation loss of the best evaluation so far
     bad_evals: int = 0  # evaluations since the best one
     clipped_steps: int = 0  # steps whose gradient was clipped
     loss_sum: float = 0.0  # training loss since the last "train" log record
@@ -28,12 +30,16 @@ class Position:
     lr_horizon: int = dataclasses.field(default=0, metadata={"optional": True})
     lr_extensions: list = dataclasses.field(default_factory=list,
                                             metadata={"optional": True})
+    # the best evaluation's --select-by score (recurrent/selection.py; lower is better),
+    # when that is not the loss
+    best_score: float = dataclasses.field(default=math.inf, metadata={"optional": True})
 
     def to_meta(self) -> dict:
         """The fields as JSON values (an infinite best_loss as null)."""
         meta = dataclasses.asdict(self)
-        if not math.isfinite(self.best_loss):
-            meta["best_loss"] = None
+        for name in INFINITE_WHEN_UNSET:
+            if not math.isfinite(meta[name]):
+                meta[name] = None
         return meta
 
     @classmethod
@@ -44,7 +50,7 @@ class Position:
             if field.metadata.get("optional") and field.name not in meta:
                 continue  # a checkpoint written before the field existed: its default
             value = meta[field.name]
-            if field.name == "best_loss" and value is None:
+            if field.name in INFINITE_WHEN_UNSET and value is None:
                 value = math.inf
             kind = list if field.default is dataclasses.MISSING else type(field.default)
             values[field.name] = kind(value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import __version__
+from . import __version__, selection
 from .checkpoint import BEST, CONFIG_FILE, LAST, RunCopy, RunDir, load_arrays
 from .checks import one_line
 from .config import TrainingConfig, check_model_spec
@@ -30,6 +30,7 @@ def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
     config.check(task)
     _check_loss_fits(task, task_state, config, spec)
     _check_average_covers(task, task_state, config)
+    _check_selection(task, task_state, config, spec)
     run = RunDir.create(out, task.name, config.to_json(), task_state, spec, __version__)
     return Trainer(task, run, echo, world)
 
@@ -111,6 +112,22 @@ def _check_average_covers(task, task_state, config) -> None:
                         f"the task's own parameters ({', '.join(sorted(owned))}), which "
                         "the average does not cover; use --average off, or the task's option that "
                         "keeps them fixed")
+
+
+def _check_selection(task, task_state, config, spec) -> None:
+    """UserError when --select-by names a metric the task's validation metrics lack: one
+    evaluation of a throwaway model on the validation split, before the run directory
+    exists (only when the choice is not the loss, which every task reports)."""
+    chosen = selection.parse(config.get("select_by"))
+    if chosen == selection.parse(None):
+        return
+    model = config.build_model(spec)
+    model.eval()
+    metrics = task.evaluate(task_state, "valid", config, model.runner())
+    try:
+        chosen.score(metrics)
+    except KeyError as e:
+        raise UserError(e.args[0]) from None
 
 
 def _check_loss_fits(task, task_state, config, spec) -> None:

@@ -56,12 +56,13 @@ checkpoint's parameters; the task state it returns is saved in the run.
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import time
 
 import numpy as np
 
-from . import __version__
+from . import __version__, selection
 from .averaging import WeightAverage
 from .checkpoint import BEST, LAST, RunDir, load_arrays, save_arrays
 from .config import TrainingConfig
@@ -128,6 +129,7 @@ class Trainer:
         # --average: evaluation and checkpoints use the average (recurrent/averaging.py)
         self.average = WeightAverage.from_option(self.config.get("average", "off"),
                                                  self.model)
+        self.selection = selection.parse(self.config.get("select_by"))
 
     def _task_params(self):
         """The task's trained parameters (Task.trained_params, recurrent/task_params.py)
@@ -291,9 +293,13 @@ class Trainer:
         if "loss" not in metrics:
             raise UserError(f"task {self.task.name!r} returned no 'loss' from evaluate()")
         loss = float(metrics["loss"])
-        improved = loss < p.best_loss
+        try:
+            score = self.selection.score(metrics)
+        except KeyError as e:
+            raise UserError(e.args[0]) from None
+        improved = (loss < p.best_loss if self._selects_loss() else score < p.best_score)
         if improved:
-            p.best_loss, p.bad_evals = loss, 0
+            p.best_loss, p.best_score, p.bad_evals = loss, score, 0
         else:
             p.bad_evals += 1
         train_loss = p.eval_sum / p.eval_count if p.eval_count else None
@@ -313,6 +319,19 @@ class Trainer:
         self.save(LAST)
         patience = int(self.config.get("patience") or 0)
         return bool(patience and p.bad_evals >= patience)
+
+    def _selects_loss(self):
+        """--select-by loss: its best is best_loss itself (runs saved before --select-by
+        existed have no best_score)."""
+        return self.selection == selection.parse(None)
+
+    def _best_text(self):
+        """'valid loss 0.4552' / 'valid accuracy 0.7882': the selected checkpoint's figure,
+        or None before any evaluation."""
+        p = self.position
+        if not math.isfinite(p.best_loss):
+            return None
+        return self.selection.describe(p.best_loss if self._selects_loss() else p.best_score)
 
     def _initial_params(self):
         """A fresh run's parameters that the task's optional initial_params sets (rank 0;
@@ -450,6 +469,7 @@ class Trainer:
                 write_loss_plot(self.run)
         return {"status": status, "step": p.step, "epoch": p.epoch,
                 "best_loss": p.best_loss, "run": self.run.path,
+                "best": self._best_text(),
                 "clipped_fraction": p.clipped_steps / p.step if p.step else 0.0}
 
     def _loop(self, epochs, max_steps, eval_every, log_every, schedule, progress, baselines):

@@ -1,0 +1,66 @@
+"""Which validation figure picks the best checkpoint (--select-by): the one place that
+reads the option, scores an evaluation and names the choice.
+
+"loss" (the default) keeps the checkpoint with the lowest validation loss. "NAME:max" or
+"NAME:min" keeps the one with the highest or lowest validation metric NAME, any number
+the task's evaluate() reports (accuracy, macro_f1, mase, bleu, ...): the direction is
+always spelt out, as no name says on its own whether more is better. Early stopping
+(--patience) counts evaluations without improvement of the same figure.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+DEFAULT = "loss"
+DIRECTIONS = ("max", "min")
+
+
+class Selection(NamedTuple):
+    metric: str  # a key of the task's validation metrics
+    direction: str  # "max" or "min"
+
+    def score(self, metrics: dict) -> float:
+        """The figure to minimise: the metric, negated for "max". KeyError naming the
+        metrics there are when the task reports no such number."""
+        value = metrics.get(self.metric)
+        if not _is_number(value):
+            raise KeyError(f"--select-by {self.text}: the task's validation metrics have no "
+                           f"number {self.metric!r} (they have: {', '.join(numeric_names(metrics))})")
+        value = float(value)
+        return -value if self.direction == "max" else value
+
+    @property
+    def text(self) -> str:
+        return DEFAULT if self == parse(DEFAULT) else f"{self.metric}:{self.direction}"
+
+    def describe(self, score: float) -> str:
+        """'valid loss 0.4552' / 'valid accuracy 0.7882': the best score, as measured."""
+        value = -score if self.direction == "max" else score
+        return f"valid {self.metric} {value:.4f}"
+
+
+def parse(text: str | None) -> Selection:
+    """"loss" | "NAME:max" | "NAME:min" -> Selection; ValueError in one line otherwise."""
+    text = DEFAULT if text is None else str(text)
+    if text == DEFAULT:
+        return Selection("loss", "min")
+    name, sep, direction = text.rpartition(":")
+    if not sep or not name or direction not in DIRECTIONS:
+        raise ValueError(f"--select-by {text!r}: expected 'loss' or a validation metric "
+                         f"with its direction, NAME:max or NAME:min (e.g. accuracy:max)")
+    return Selection(name, direction)
+
+
+def numeric_names(metrics: dict) -> list[str]:
+    """The names of the numeric entries of a task's metrics."""
+    return [k for k, v in metrics.items() if _is_number(v)]
+
+
+def _is_number(value) -> bool:
+    """A real number, Python's or numpy's (tasks return either), not a bool."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+            and math.isfinite(value))
