@@ -6,7 +6,8 @@ A run directory holds:
                    "model_spec": the task's model spec, "version": recurrent version}
   last.npz        the latest checkpoint: parameters, optimizer state, trainer position
                   (step, epoch, batch, window), rng states, carried recurrent state
-  best.npz        the parameters with the best validation loss so far (same layout)
+  best.npz        the parameters with the best validation loss (or --select-by figure)
+                  so far (same layout)
   metrics.jsonl   one JSON object per line: every evaluation (and periodic training loss)
 
 Checkpoints are .npz files of plain arrays, read with allow_pickle=False, so loading one

@@ -31,7 +31,7 @@ import numpy as np
 from .checks import positive_int, probability
 from .dropout import dropout_mask
 from .layout import GATE_ORDER, param_name
-from .lengths import check_lengths
+from .lengths import check_lengths, reversal_index, reverse_rows
 from .masks import (OPTIONS, supported, takes_flags, variational_mask, zoneout_expectation,
                     zoneout_mask)
 from .params import ParamModule
@@ -64,27 +64,6 @@ def _resolve_cell(cell):
                          f"recurrent.protocols.Cell, got {type(cell).__name__} "
                          f"without {', '.join(missing)}")
     return cell
-
-
-def _reversal_index(lengths, T):
-    """(T, B) time index that reverses each row's valid prefix and leaves padding in place
-    (a row of length 0 is all padding), or None when every row has all T steps (then a
-    plain flip of the time axis does it).
-
-    idx[t, b] = len_b - 1 - t for t < len_b, else t. It is its own inverse, so the same
-    gather reverses the input and un-reverses the output (and their gradients).
-    """
-    if np.all(lengths == T):
-        return None
-    t = np.arange(T)[:, None]                                  # (T, 1)
-    return np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
-
-
-def _reverse_rows(a, rev):
-    """a (T, B, ...) with each row's valid prefix reversed (see _reversal_index), contiguous."""
-    if rev is None:
-        return np.ascontiguousarray(a[::-1])
-    return a[rev, np.arange(a.shape[1])[None, :]]
 
 
 def _orthogonal(rng, n, dtype):
@@ -389,7 +368,7 @@ class Recurrent(ParamModule):
                              f"need_grad=False, or set precision to 'fp32' to train")
         T, B, _ = x.shape
         D = self.num_directions
-        rev = _reversal_index(lengths, T) if D == 2 else None        # (T, B) or None
+        rev = reversal_index(lengths, T) if D == 2 else None        # (T, B) or None
         final_states = tuple(np.empty_like(s) for s in states)        # each (L*D, B, H)
         layer_caches = []
         layer_in = x                                                   # (T, B, I or D*H)
@@ -402,7 +381,7 @@ class Recurrent(ParamModule):
             outs, caches = [], []
             for d in range(D):
                 u = k * D + d
-                cell_in = layer_in if d == 0 else _reverse_rows(layer_in, rev)
+                cell_in = layer_in if d == 0 else reverse_rows(layer_in, rev)
                 cell_in = np.ascontiguousarray(cell_in)
                 unit_states = tuple(s[u] for s in states)
                 if precision == "int8":
@@ -414,7 +393,7 @@ class Recurrent(ParamModule):
                     out_d, finals, cache = self._run_cell(
                         need_grad, cell_in, unit_states, self._unit_params(u), lengths,
                         num_threads, self._cell_masks(T, B, draw))
-                outs.append(out_d if d == 0 else _reverse_rows(out_d, rev))  # (T, B, H)
+                outs.append(out_d if d == 0 else reverse_rows(out_d, rev))  # (T, B, H)
                 for target, final in zip(final_states, finals):
                     target[u] = final
                 caches.append(cache)
@@ -469,13 +448,13 @@ class Recurrent(ParamModule):
                 u = k * D + d
                 d_dir = d_layer_out[:, :, d * H:(d + 1) * H]
                 if d == 1:
-                    d_dir = _reverse_rows(d_dir, rev)
+                    d_dir = reverse_rows(d_dir, rev)
                 dx_d, d_states = self.cell.backward(
                     np.ascontiguousarray(d_dir),
                     tuple(None if df is None else df[u] for df in d_finals),
                     caches[d], self._unit_grads(u), num_threads)
                 if d == 1:
-                    dx_d = _reverse_rows(dx_d, rev)
+                    dx_d = reverse_rows(dx_d, rev)
                 d_in = dx_d if d_in is None else d_in + dx_d
                 for target, ds in zip(d_init, d_states):
                     target[u] = ds

@@ -29,3 +29,24 @@ def check_lengths(lengths, T: int, B: int) -> np.ndarray:
 def valid_mask(lengths: np.ndarray, T: int, B: int) -> np.ndarray:
     """(T, B) bool: step t of row b is valid (t < lengths[b])."""
     return np.arange(T)[:, None] < np.asarray(lengths)[None, :B]
+
+
+def reversal_index(lengths, T):
+    """(T, B) time index that reverses each row's valid prefix and leaves padding in place
+    (a row of length 0 is all padding), or None when every row has all T steps (then a
+    plain flip of the time axis does it).
+
+    idx[t, b] = len_b - 1 - t for t < len_b, else t. It is its own inverse, so the same
+    gather reverses the input and un-reverses the output (and their gradients).
+    """
+    if np.all(lengths == T):
+        return None
+    t = np.arange(T)[:, None]                                  # (T, 1)
+    return np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
+
+
+def reverse_rows(a, rev):
+    """a (T, B, ...) with each row's valid prefix reversed (see reversal_index), contiguous."""
+    if rev is None:
+        return np.ascontiguousarray(a[::-1])
+    return a[rev, np.arange(a.shape[1])[None, :]]

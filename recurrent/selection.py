@@ -9,7 +9,6 @@ always spelt out, as no name says on its own whether more is better. Early stopp
 """
 from __future__ import annotations
 
-import math
 import numbers
 from typing import NamedTuple
 
@@ -24,8 +23,10 @@ class Selection(NamedTuple):
     direction: str  # "max" or "min"
 
     def score(self, metrics: dict) -> float:
-        """The figure to minimise: the metric, negated for "max". KeyError naming the
-        metrics there are when the task reports no such number."""
+        """The figure to minimise: the metric, negated for "max" (NaN when the metric is
+        not a number this time, e.g. a MASE over a constant series: such an evaluation
+        is never the best). KeyError naming the metrics there are when the task reports
+        no such number."""
         value = metrics.get(self.metric)
         if not _is_number(value):
             raise KeyError(f"--select-by {self.text}: the task's validation metrics have no "
@@ -62,5 +63,4 @@ def numeric_names(metrics: dict) -> list[str]:
 
 def _is_number(value) -> bool:
     """A real number, Python's or numpy's (tasks return either), not a bool."""
-    return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-            and math.isfinite(value))
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))

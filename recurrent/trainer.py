@@ -329,9 +329,8 @@ class Trainer:
         """'valid loss 0.4552' / 'valid accuracy 0.7882': the selected checkpoint's figure,
         or None before any evaluation."""
         p = self.position
-        if not math.isfinite(p.best_loss):
-            return None
-        return self.selection.describe(p.best_loss if self._selects_loss() else p.best_score)
+        best = p.best_loss if self._selects_loss() else p.best_score
+        return self.selection.describe(best) if math.isfinite(best) else None
 
     def _initial_params(self):
         """A fresh run's parameters that the task's optional initial_params sets (rank 0;
@@ -405,8 +404,9 @@ class Trainer:
         else:
             self._initial_params()
         if not resume and self.parallel is not None:  # every replica starts from rank 0's
+            # unwatched: rank 0's initial_params may fit or pretrain for a long time
             self.model.params[...] = self.world.bcast(
-                self.model.params if self.world.is_root else None)
+                self.model.params if self.world.is_root else None, watched=False)
             self.model.params_changed()
             if self.task_params is not None:
                 self.task_params.params[...] = self.world.bcast(

@@ -5,17 +5,18 @@ import pytest
 from helpers import bundled_reviews, write_reviews
 
 from recurrent.config import TrainingConfig
-from recurrent.pretrain import next_token_batch, pretrain_language_model, reverse_rows
+from recurrent.errors import UserError
+from recurrent.lengths import reversal_index, reverse_rows
+from recurrent.pretrain import next_token_batch, pretrain_language_model
 from recurrent.runs import start_run
 from recurrent_plugins.sentiment import TASK
 from recurrent_plugins.sentiment.text import length_buckets, pad_batch
 
 
-def test_reverse_rows_reverses_each_row_within_its_length():
+def test_reverse_rows_reverses_each_row_of_ids_within_its_length():
     x = np.array([[1, 4, 7], [2, 5, 0], [3, 0, 0]])  # (T=3, B=3), rows 123, 45, 7
-    out = reverse_rows(x, np.array([3, 2, 1]))
-    np.testing.assert_array_equal(out, [[3, 5, 7], [2, 4, 0], [1, 0, 0]])
-    np.testing.assert_array_equal(reverse_rows(out, np.array([3, 2, 1])), x)
+    rev = reversal_index(np.array([3, 2, 1]), 3)
+    np.testing.assert_array_equal(reverse_rows(x, rev), [[3, 5, 7], [2, 4, 0], [1, 0, 0]])
 
 
 def test_next_token_batch_shifts_by_one_and_drops_single_tokens():
@@ -66,19 +67,50 @@ def test_language_models_learn_the_texts(snippets):
     assert not any(n.startswith(("head.", "wide.")) for n in names)
 
 
-def test_the_reverse_model_reads_the_forward_embedding_and_predicts_backwards(snippets):
-    """The reverse half is trained on reversed rows: its weights differ from the forward
-    half's; the embedding is the forward model's (kept fixed while the reverse one
-    trains): one direction alone gives the same embedding."""
+def test_the_reverse_model_predicts_each_previous_token():
+    """Rows "a 2" with a drawn from ten tokens: the next token is always 2 (the forward
+    model learns it), the previous one is any of ten (the reverse model cannot do better
+    than log 10 nats): the reverse model reads the rows reversed."""
+    rng = np.random.default_rng(0)
+    first = rng.integers(3, 13, size=1024)
+
+    def batches(order):
+        for rows in np.array_split(order.permutation(1024), 32):
+            yield np.stack([first[rows], np.full(len(rows), 2)]), np.full(len(rows), 2)
+
+    _, losses = pretrain_language_model(_config(threads=1, lr=0.02), 13, 8, batches, 3)
+    assert losses[0][-1] < 0.1
+    assert np.log(10) - 0.1 < losses[1][-1] < np.log(10) + 0.3
+
+
+def test_both_directions_read_one_embedding(snippets):
+    """The embedding is the forward model's: the forward half is the one a
+    unidirectional run gets; the reverse half differs from it."""
     _, state, sequences = snippets
     vocab = len(state["vocab"])
     both, _ = pretrain_language_model(_config(threads=1), vocab, 16, _batches(sequences), 1)
     forward, _ = pretrain_language_model(_config(threads=1, bidirectional=False), vocab, 16,
                                          _batches(sequences), 1)
-    np.testing.assert_array_equal(both["embedding.weight"], forward["embedding.weight"])
-    np.testing.assert_array_equal(both["rnn.weight_hh_l0"], forward["rnn.weight_hh_l0"])
-    assert "rnn.weight_hh_l0_reverse" not in forward
+    assert set(forward) == {n for n in both if not n.endswith("_reverse")}
+    for name in forward:
+        np.testing.assert_array_equal(both[name], forward[name])
     assert not np.allclose(both["rnn.weight_hh_l0"], both["rnn.weight_hh_l0_reverse"])
+
+
+def test_a_unidirectional_run_gets_every_layer(snippets):
+    _, state, sequences = snippets
+    values, _ = pretrain_language_model(_config(threads=1, bidirectional=False, layers=2),
+                                        len(state["vocab"]), 8, _batches(sequences[:200]), 1)
+    assert {n for n in values if n.startswith("rnn.weight_hh")} == \
+        {"rnn.weight_hh_l0", "rnn.weight_hh_l1"}
+
+
+def test_a_diverging_language_model_is_one_line(snippets):
+    _, state, sequences = snippets
+    with pytest.raises(UserError, match=r"^pretraining the forward language model stopped: "
+                                        r".*\(try a lower --lr or --clip-norm\)$"):
+        pretrain_language_model(_config(threads=1, optimizer="sgd", lr=1e30, clip_norm=0),
+                                len(state["vocab"]), 16, _batches(sequences), 1)
 
 
 def test_pretraining_is_a_function_of_the_seed_and_not_of_the_threads(snippets):

@@ -11,7 +11,7 @@ from recurrent.checkpoint import BEST, RunDir, load_arrays
 from recurrent.errors import UserError
 from recurrent.plugins import get_task
 from recurrent.position import Position
-from recurrent.runs import resume_run
+from recurrent.runs import resume_run, start_run
 from recurrent.trainer import load_params
 from test_train import config_for, eval_records, train
 
@@ -64,12 +64,40 @@ def test_accuracy_picks_the_most_accurate_checkpoint(tmp_path):
     assert summary["best_loss"] == pytest.approx(losses[accuracies.index(max(accuracies))])
 
 
-def test_patience_counts_evaluations_without_a_better_selected_figure(tmp_path):
-    # lr so small that float32 parameters cannot move: accuracy never improves again
-    _, summary = train(tmp_path, "toy-sign", optimizer="sgd", lr=1e-30, momentum=0.0,
-                       epochs=20, eval_every=2, patience=2, select_by="accuracy:max")
-    assert summary["status"] == "early-stopped"
-    assert [e["best"] for e in eval_records(str(tmp_path / "run"))] == [True, False, False]
+class _Scripted:
+    """toy-sign with scripted validation metrics: the loss falls at every evaluation, the
+    accuracy stops rising after the second (and is NaN at the fourth)."""
+
+    def __init__(self, script):
+        self._task, self._script = get_task("toy-sign"), iter(script)
+
+    def __getattr__(self, name):
+        return getattr(self._task, name)
+
+    def evaluate(self, state, split, config, model):
+        return next(self._script)
+
+
+SCRIPT = [{"loss": 1.0 - 0.1 * i, "accuracy": a}
+          for i, a in enumerate([0.5, 0.6, 0.6, float("nan"), 0.6, 0.6, 0.6])]
+
+
+@pytest.mark.parametrize("select_by, marks, status", [
+    ("accuracy:max", [True, True, False, False, False], "early-stopped"),
+    ("loss", [True] * 6, "done"),
+])
+def test_patience_counts_evaluations_without_a_better_selected_figure(
+        tmp_path, select_by, marks, status):
+    task, config = config_for("toy-sign", select_by=select_by, eval_every=1, steps=6,
+                              patience=3)
+    script = SCRIPT if select_by == "loss" else SCRIPT[:1] + SCRIPT  # + the start's check
+    trainer = start_run(_Scripted(script), config, str(tmp_path / "run"),
+                        echo=lambda line: None)
+    summary = trainer.fit()
+    assert summary["status"] == status
+    assert [e["best"] for e in eval_records(str(tmp_path / "run"))] == marks
+    assert summary["best"] == ("valid accuracy 0.6000" if select_by != "loss"
+                               else "valid loss 0.5000")
 
 
 def test_a_metric_the_task_lacks_is_one_line_before_the_run_directory(tmp_path):

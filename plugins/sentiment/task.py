@@ -170,11 +170,11 @@ class SentimentTask:
                          help="Training only: replace each token by <unk> with this "
                               "probability, drawn afresh every epoch (0 = off)."),
             click.Option(["--pretrain-epochs"], type=click.IntRange(min=0), default=None,
-                         help=f"Before training, pretrain the embedding and the RNN as "
-                              f"language models on the training texts (labels unused) for "
-                              f"this many epochs: next-token prediction, and previous-token "
-                              f"for the reverse direction (0 = off) [default: "
-                              f"{PRETRAIN_EPOCHS}]."),
+                         help=f"Before training, pretrain the embedding and the RNN (its "
+                              f"first layer, when bidirectional) as language models on the "
+                              f"training texts (labels unused) for this many epochs: "
+                              f"next-token prediction, and previous-token for the reverse "
+                              f"direction (0 = off) [default: {PRETRAIN_EPOCHS}]."),
             click.Option(["--embed-dim"], type=click.IntRange(min=1), default=64,
                          show_default=True, help="Token embedding size."),
             click.Option(["--valid-fraction"], type=FRACTION, default=0.1, show_default=True,
@@ -297,13 +297,10 @@ class SentimentTask:
         epochs = config.get("pretrain_epochs")
         epochs = PRETRAIN_EPOCHS if epochs is None else int(epochs)
         if epochs:
-            sequences, _ = self.split_rows(state, "train", {})
-            lengths = np.array([len(s) for s in sequences], dtype=np.int64)
-            batch_size = int(config.get("batch_size", 32))
-
-            def batches(rng):
-                for rows in length_buckets(lengths, batch_size, rng):
-                    yield pad_batch([sequences[i] for i in rows])
+            def batches(rng):  # the training batches as they are, without word dropout
+                plain = dict(config, word_dropout=0.0)
+                for batch in self.batches(state, "train", plain, rng):
+                    yield batch["x"], batch["lengths"]
 
             pretrained, _ = pretrain_language_model(config, len(state["vocab"]),
                                                     int(config.get("embed_dim", 64)),
