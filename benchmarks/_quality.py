@@ -1,6 +1,7 @@
 """What the task quality scripts (sentiment_quality.py, forecast_quality.py) share: the
 command line (--seeds, --threads, --target, extra train options after `--`) and one real
-`recurrent train TASK` + `recurrent eval RUN --json` per seed, timed.
+`recurrent train TASK` + `recurrent eval RUN --json` per seed, timed; and for the scripts
+that combine finished runs (sentiment_ensemble.py, forecast_combine.py), their loading.
 
 Imported as `from _quality import ...`: running `python benchmarks/X_quality.py` puts
 benchmarks/ on sys.path.
@@ -57,3 +58,16 @@ def train_and_evaluate(task: str, args, valid: bool = False, keep: bool = False)
             if keep:
                 report["run"] = run
             yield seed, seconds, report
+
+
+def finished_runs(doc: str, task_name: str, argv=None):
+    """(task, [(model, info), ...]) of the run directories named on the command line, each
+    loaded as `recurrent eval` loads it (best checkpoint, eval mode, 1 thread)."""
+    from recurrent.checkpoint import RunDir
+    from recurrent.plugins import get_task
+    from recurrent.runs import load_model
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("runs", nargs="+",
+                        help=f"{task_name} run directories (same data, split and options)")
+    args = parser.parse_args(argv)
+    return get_task(task_name), [load_model(RunDir.open(p), threads=1) for p in args.runs]

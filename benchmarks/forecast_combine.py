@@ -15,28 +15,20 @@ each baseline and weight w the median over runs of the mixture's MASE.
 """
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
+from _quality import finished_runs
 
-from recurrent.checkpoint import RunDir
 from recurrent.config import TrainingConfig
-from recurrent.plugins import get_task
-from recurrent.runs import load_model
 
 WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)  # the model's share in a mixture
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", help="forecast run directories (same data, horizon)")
-    args = parser.parse_args(argv)
-    task = get_task("forecast")
+    task, runs = finished_runs(__doc__, "forecast", argv)
     loaded = []
-    for path in args.runs:
-        model, info = load_model(RunDir.open(path), threads=1)
-        state, config = info["task_state"], TrainingConfig(info["config"])
-        loaded.append((model, state, task.load(state, config)))
+    for model, info in runs:
+        state = info["task_state"]
+        loaded.append((model, state, task.load(state, TrainingConfig(info["config"]))))
     for split in ("valid", "test"):
         forecasts, singles, mixes, baselines = [], [], {}, {}
         for model, state, prepared in loaded:

@@ -11,25 +11,15 @@ same file with the same split.
 """
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
+from _quality import finished_runs
 
-from recurrent.checkpoint import RunDir
-from recurrent.plugins import get_task
-from recurrent.runs import load_model
 from recurrent_plugins.sentiment.metrics import classification_metrics
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", help="sentiment run directories (same data, split)")
-    args = parser.parse_args(argv)
-    task = get_task("sentiment")
-    loaded = []
-    for path in args.runs:
-        model, info = load_model(RunDir.open(path), threads=1)
-        loaded.append((model, info["task_state"]))
+    task, runs = finished_runs(__doc__, "sentiment", argv)
+    loaded = [(model, info["task_state"]) for model, info in runs]
     for split in ("valid", "test"):
         probs, singles = [], []
         for model, state in loaded:

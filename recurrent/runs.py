@@ -119,7 +119,7 @@ def _check_selection(task, task_state, config, spec) -> None:
     evaluation of a throwaway model on the validation split, before the run directory
     exists (only when the choice is not the loss, which every task reports)."""
     chosen = selection.parse(config.get("select_by"))
-    if chosen == selection.parse(None):
+    if chosen.is_loss:
         return
     model = config.build_model(spec)
     model.eval()

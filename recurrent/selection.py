@@ -29,14 +29,20 @@ class Selection(NamedTuple):
         no such number."""
         value = metrics.get(self.metric)
         if not _is_number(value):
+            names = ", ".join(numeric_names(metrics))
             raise KeyError(f"--select-by {self.text}: the task's validation metrics have no "
-                           f"number {self.metric!r} (they have: {', '.join(numeric_names(metrics))})")
+                           f"number {self.metric!r} (they have: {names})")
         value = float(value)
         return -value if self.direction == "max" else value
 
     @property
+    def is_loss(self) -> bool:
+        """The default choice: the lowest validation loss."""
+        return self == LOSS
+
+    @property
     def text(self) -> str:
-        return DEFAULT if self == parse(DEFAULT) else f"{self.metric}:{self.direction}"
+        return DEFAULT if self.is_loss else f"{self.metric}:{self.direction}"
 
     def describe(self, score: float) -> str:
         """'valid loss 0.4552' / 'valid accuracy 0.7882': the best score, as measured."""
@@ -44,11 +50,14 @@ class Selection(NamedTuple):
         return f"valid {self.metric} {value:.4f}"
 
 
+LOSS = Selection("loss", "min")
+
+
 def parse(text: str | None) -> Selection:
     """"loss" | "NAME:max" | "NAME:min" -> Selection; ValueError in one line otherwise."""
     text = DEFAULT if text is None else str(text)
     if text == DEFAULT:
-        return Selection("loss", "min")
+        return LOSS
     name, sep, direction = text.rpartition(":")
     if not sep or not name or direction not in DIRECTIONS:
         raise ValueError(f"--select-by {text!r}: expected 'loss' or a validation metric "

@@ -297,7 +297,9 @@ class Trainer:
             score = self.selection.score(metrics)
         except KeyError as e:
             raise UserError(e.args[0]) from None
-        improved = (loss < p.best_loss if self._selects_loss() else score < p.best_score)
+        # --select-by loss: its best is best_loss itself (runs saved before --select-by
+        # existed have no best_score)
+        improved = loss < p.best_loss if self.selection.is_loss else score < p.best_score
         if improved:
             p.best_loss, p.best_score, p.bad_evals = loss, score, 0
         else:
@@ -320,16 +322,11 @@ class Trainer:
         patience = int(self.config.get("patience") or 0)
         return bool(patience and p.bad_evals >= patience)
 
-    def _selects_loss(self):
-        """--select-by loss: its best is best_loss itself (runs saved before --select-by
-        existed have no best_score)."""
-        return self.selection == selection.parse(None)
-
     def _best_text(self):
         """'valid loss 0.4552' / 'valid accuracy 0.7882': the selected checkpoint's figure,
         or None before any evaluation."""
         p = self.position
-        best = p.best_loss if self._selects_loss() else p.best_score
+        best = p.best_loss if self.selection.is_loss else p.best_score
         return self.selection.describe(best) if math.isfinite(best) else None
 
     def _initial_params(self):
