@@ -51,11 +51,25 @@ def _flatten(outputs, targets, mask, class_targets: bool):
     return logits, targets, weights
 
 
+def _log_mean_exp(a, axis=0):
+    """log(mean(exp(a), axis)), computed without overflow."""
+    top = a.max(axis=axis)
+    return top + np.log(np.mean(np.exp(a - np.expand_dims(top, axis)), axis=axis))
+
+
 class CrossEntropy:
     """Softmax cross-entropy on logits with integer class targets (fused log-softmax + NLL)."""
 
     name = "cross_entropy"
     target_kind = "class"
+
+    def combine(self, outputs):
+        """Members' logits -> the log of the mean of their softmax probabilities (a valid
+        logit vector whose softmax is that mean), in float64 then the outputs' dtype."""
+        z = np.stack(outputs).astype(np.float64)  # (M, ..., K)
+        z -= z.max(axis=-1, keepdims=True)
+        z -= np.log(np.exp(z).sum(axis=-1, keepdims=True))  # log-softmax per member
+        return _log_mean_exp(z).astype(outputs[0].dtype)
 
     def value_and_grad(self, outputs, targets, mask=None):
         logits, targets, weights = _flatten(outputs, targets, mask, class_targets=True)
@@ -141,6 +155,15 @@ class BinaryCrossEntropy(_Elementwise):
     """
 
     name = "binary_cross_entropy"
+
+    def combine(self, outputs):
+        """Members' logits -> the logit of the mean of their sigmoid probabilities:
+        log(mean p) - log(mean (1 - p)), with log p = -softplus(-x), log(1 - p) =
+        -softplus(x)."""
+        x = np.stack(outputs).astype(np.float64)  # (M, ..., K)
+        log_p = -np.logaddexp(0.0, -x)
+        log_q = -np.logaddexp(0.0, x)
+        return (_log_mean_exp(log_p) - _log_mean_exp(log_q)).astype(outputs[0].dtype)
 
     def _pointwise(self, x, y):
         e = np.exp(-np.abs(x))  # (N, K), in (0, 1]: never overflows

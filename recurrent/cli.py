@@ -182,6 +182,10 @@ def _shared_options(defaults: dict) -> list:
             "--patience watches): loss, or a metric with its direction, NAME:max or "
             "NAME:min (e.g. accuracy:max).", key="select_by",
             metavar="loss|NAME:max|NAME:min"),
+        opt(["--ensemble"], "Train this many members, each with its own seed, one after "
+            "another; eval, predict and export combine their outputs (the mean of their "
+            "probabilities for a softmax loss).", key="ensemble", metavar="K",
+            type=click.IntRange(min=1)),
         opt(["--eval-every"], "Evaluate every N steps (0 = after every epoch).",
             key="eval_every", type=click.IntRange(min=0)),
         opt(["--log-every"], "Log the training loss every N steps (0 = auto).",
@@ -256,7 +260,8 @@ def _train(ctx, task, values):
     if not quiet:
         click.echo(f"{'resuming' if resumed else 'training'} {task.name} in {trainer.run.path}: "
                    f"{trainer.config['cell']} x{trainer.config['layers']} hidden "
-                   f"{trainer.config['hidden']}, {trainer.model.num_params:,} parameters"
+                   f"{trainer.config['hidden']}, {trainer.num_params:,} parameters"
+                   + (f" in {trainer.size} members" if trainer.size > 1 else "")
                    + (f", data-parallel on {world.size} ranks" if world.size > 1 else ""))
     summary = trainer.fit(resume=resumed)
     if world.is_root:

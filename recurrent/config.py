@@ -56,11 +56,12 @@ SHARED_DEFAULTS = {
     "loss": None,  # None: the task's loss
     "average": "off",  # weight averaging (recurrent/averaging.py)
     "select_by": "loss",  # the validation figure that picks the best checkpoint
+    "ensemble": 1,  # members trained independently and combined (recurrent/ensemble.py)
 }
 
 # Options added after runs were first saved: a config.json without them takes these.
 LATER_DEFAULTS = {"recurrent_dropout": 0.0, "zoneout": 0.0, "average": "off",
-                  "select_by": "loss"}
+                  "select_by": "loss", "ensemble": 1}
 
 # Options that may change when a run is resumed; anything else must match the run.
 RESUMABLE = ("epochs", "steps", "patience", "eval_every", "log_every", "quiet", "threads",

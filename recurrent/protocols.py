@@ -141,6 +141,11 @@ class Loss(Protocol):
     conformance kit builds its targets from it; without it the kit tries dense targets
     and falls back to class ids."""
 
+    def combine(self, outputs: list[np.ndarray]) -> np.ndarray:
+        """The outputs of an ensemble's members (each (..., K), same shape) as one output
+        of that shape (recurrent/ensemble.py): e.g. for logits of a softmax, the log of
+        the mean of the members' probabilities. Without it an ensemble takes the mean."""
+
 
 class Task(Protocol):
     """A learning problem runnable from the CLI: `recurrent train NAME`.
@@ -306,7 +311,7 @@ MEMBERS: dict[type, Members] = {
                             "forward", "backward"),
                   optional=("gate_order", "infer", "mask_kinds", "quantize", "infer_int8")),
     Loss: Members(required=("name", "value_and_grad"),
-                  optional=("target_kind",)),
+                  optional=("target_kind", "combine")),
     Task: Members(required=("name", "help", "loss", "options", "defaults", "prepare",
                             "model_spec", "batches", "evaluate"),
                   optional=("causal", "splits", "unused_options", "baselines",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import __version__, selection
+from . import __version__, ensemble, selection
 from .checkpoint import BEST, CONFIG_FILE, LAST, RunCopy, RunDir, load_arrays
 from .checks import one_line
 from .config import TrainingConfig, check_model_spec
@@ -31,7 +31,17 @@ def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
     _check_loss_fits(task, task_state, config, spec)
     _check_average_covers(task, task_state, config)
     _check_selection(task, task_state, config, spec)
+    ensemble.check(task, task_state, config, spec)
     run = RunDir.create(out, task.name, config.to_json(), task_state, spec, __version__)
+    if ensemble.size(config) > 1:
+        ensemble.write_members(run)
+    return _trainer(task, run, echo, world)
+
+
+def _trainer(task, run: RunDir, echo, world):
+    """A Trainer for a plain run, an EnsembleTrainer for an ensemble's."""
+    if ensemble.size(run.info()["config"]) > 1:
+        return ensemble.EnsembleTrainer(task, run, echo, world)
     return Trainer(task, run, echo, world)
 
 
@@ -45,7 +55,9 @@ def resume_run(task, run: RunDir, echo=print, changes: dict | None = None,
     config.check(task)
     if changes:
         run.update_config(config.to_json())
-    return Trainer(task, run, echo, world)
+    if ensemble.size(config) > 1:
+        ensemble.write_members(run)
+    return _trainer(task, run, echo, world)
 
 
 def parallel_trainer(task, world, make) -> Trainer:
@@ -66,15 +78,22 @@ def parallel_trainer(task, world, make) -> Trainer:
     message, path, info = world.bcast(payload, watched=False)  # rank 0 prepares the data
     if message is not None:
         raise AllRanksError(message)
-    return trainer or Trainer(task, RunCopy(path, info), lambda line: None, world)
+    return trainer or _trainer(task, RunCopy(path, info), lambda line: None, world)
 
 
 def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32"):
-    """(model, info) of a run in eval mode: the best parameters if any, else the last ones.
-    precision: of its inference (SequenceModel.precision); UserError for a model or cell
-    without that precision."""
+    """(model, info) of a run in eval mode: the best parameters if any, else the last ones
+    (for an ensemble run, an EnsembleModel of its members loaded so). precision: of its
+    inference (SequenceModel.precision); UserError for a model or cell without that
+    precision."""
     info = run.info()
     config = TrainingConfig.from_json(info["config"], run.file(CONFIG_FILE))
+    if ensemble.size(config) > 1:
+        from .plugins import get_task
+        members = [load_model(member, which, threads, precision)[0]
+                   for member in ensemble.member_runs(run)]
+        loss = config.loss_function(get_task(info["task"]))
+        return ensemble.EnsembleModel(members, loss), info
     config["threads"] = threads if threads is not None else config.get("threads")
     model = config.build_model(info["model_spec"])
     name = BEST if which == "best" and run.has(BEST) else LAST

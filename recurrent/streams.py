@@ -41,6 +41,7 @@ import os
 import numpy as np
 
 from .checks import positive_int
+from .ensemble import EnsembleModel, combine
 from .layers import Recurrent
 from .modules import softmax
 from .threads import resolve_threads, single_threaded_blas
@@ -49,9 +50,8 @@ from .wide import bigram_features
 _NO_TOKEN = -1  # the previous token of a stream that has read nothing yet
 
 
-def _resolve(model_or_run, softmax_flag):
-    """(SequenceModel or None, Recurrent, softmax) from what the user gave."""
-    from .model import SequenceModel
+def _loaded(model_or_run, softmax_flag):
+    """(the model, softmax) from a model, its runner or a run directory."""
     from .runner import Runner
     if isinstance(model_or_run, (str, os.PathLike)):
         from .checkpoint import RunDir
@@ -59,9 +59,16 @@ def _resolve(model_or_run, softmax_flag):
         model, info = load_model(RunDir.open(os.fspath(model_or_run)))
         if softmax_flag is None:
             softmax_flag = info["config"].get("loss") == "cross_entropy"
-        model_or_run = model  # an encoder-decoder run is refused below
+        model_or_run = model  # an encoder-decoder run is refused by _resolve
     if isinstance(model_or_run, Runner):
         model_or_run = model_or_run.model
+    return model_or_run, softmax_flag
+
+
+def _resolve(model_or_run, softmax_flag):
+    """(SequenceModel or None, Recurrent, softmax) from what the user gave."""
+    from .model import SequenceModel
+    model_or_run, softmax_flag = _loaded(model_or_run, softmax_flag)
     if isinstance(model_or_run, SequenceModel):
         return model_or_run, model_or_run.rnn, bool(softmax_flag)
     if isinstance(model_or_run, Recurrent):
@@ -79,6 +86,17 @@ class StreamPool:
     ``num_threads`` (None: the model's setting) bounds the kernel threads of each call.
     ``precision`` (None: the model's, Recurrent.precision) of the steps: "fp32" or "int8"
     (recurrent/quant.py: weights quantised once and kept, inputs and states per step)."""
+
+    def __new__(cls, model_or_run, capacity, *, softmax=None, num_threads=None,
+                precision=None):
+        """A pool of an ensemble (recurrent/ensemble.py) is an EnsemblePool."""
+        if cls is StreamPool:
+            model_or_run, softmax = _loaded(model_or_run, softmax)
+            if isinstance(model_or_run, EnsembleModel):
+                pool = super().__new__(EnsemblePool)
+                pool.loaded = (model_or_run, softmax)  # for __init__: loaded once
+                return pool
+        return super().__new__(cls)
 
     def __init__(self, model_or_run, capacity, *, softmax=None, num_threads=None,
                  precision=None):
@@ -179,6 +197,17 @@ class StreamPool:
         if not isinstance(state, dict):
             raise ValueError(f"restore: expected the dict that state() returns, got "
                              f"{type(state).__name__}")
+        checked = self._check_state(state)
+        if stream_id not in self._rows:
+            self.open(stream_id)
+        row = self._rows[stream_id]
+        for s, name in enumerate(self.state_names):
+            self._slab[s, :, row] = checked[name]
+        for name, a in self._extra.items():
+            a[row] = checked[name]
+
+    def _check_state(self, state):
+        """A state() dict checked against this pool -> {name: array of its dtype}."""
         shapes = self._state_shapes()
         if set(state) != set(shapes):
             raise ValueError(f"restore: expected the keys {', '.join(shapes)}, got "
@@ -196,13 +225,7 @@ class StreamPool:
                 if bad.any():
                     raise ValueError(f"restore: {name} contains NaN or infinity")
             checked[name] = a.astype(dtype, copy=False)
-        if stream_id not in self._rows:
-            self.open(stream_id)
-        row = self._rows[stream_id]
-        for s, name in enumerate(self.state_names):
-            self._slab[s, :, row] = checked[name]
-        for name, a in self._extra.items():
-            a[row] = checked[name]
+        return checked
 
     # ---- stepping ---------------------------------------------------------------------------
     def step(self, inputs):
@@ -327,3 +350,70 @@ class StreamPool:
     def __repr__(self):
         return (f"StreamPool({len(self)}/{self.capacity} streams open, {self.output} "
                 f"outputs, {self.rnn!r})")
+
+
+class EnsemblePool(StreamPool):
+    """The StreamPool of an ensemble (recurrent/ensemble.py), which StreamPool(...) makes
+    for one: a pool per member, opened, closed and stepped together; each step combines
+    the members' outputs as the run's loss does (for cross_entropy with softmax, the
+    mean of their probabilities). state() holds every member's state, under
+    "member<k>.<name>"."""
+
+    def __init__(self, model_or_run, capacity, *, softmax=None, num_threads=None,
+                 precision=None):
+        model, softmax = self.__dict__.pop("loaded", None) or _loaded(model_or_run, softmax)
+        if not isinstance(model, EnsembleModel):
+            raise ValueError(f"model_or_run: expected an ensemble, got "
+                             f"{type(model).__name__}")
+        self.model, self.softmax = model, bool(softmax)
+        self.pools = [StreamPool(m, capacity, softmax=False, num_threads=num_threads,
+                                 precision=precision) for m in model.members]
+        first = self.pools[0]
+        self.capacity, self.rnn, self.output = first.capacity, first.rnn, first.output
+
+    def __len__(self):
+        return len(self.pools[0])
+
+    def __contains__(self, stream_id):
+        return stream_id in self.pools[0]
+
+    def ids(self):
+        return self.pools[0].ids()
+
+    def open(self, stream_id):
+        for pool in self.pools:  # the first refuses what every one would
+            pool.open(stream_id)
+
+    def close(self, stream_id):
+        for pool in self.pools:
+            pool.close(stream_id)
+
+    def state(self, stream_id):
+        return {f"member{k}.{name}": value for k, pool in enumerate(self.pools)
+                for name, value in pool.state(stream_id).items()}
+
+    def restore(self, stream_id, state):
+        if not isinstance(state, dict):
+            raise ValueError(f"restore: expected the dict that state() returns, got "
+                             f"{type(state).__name__}")
+        parts = [{} for _ in self.pools]
+        for key, value in state.items():
+            member, _, name = str(key).partition(".")
+            k = member[len("member"):]
+            if not (member.startswith("member") and k.isdigit() and int(k) < len(parts)):
+                raise ValueError(f"restore: {key!r} is not a member's state (expected "
+                                 f"keys member<k>.<name>, k < {len(parts)})")
+            parts[int(k)][name] = value
+        for pool, part in zip(self.pools, parts):  # each checks its part before changing
+            pool._check_state(part)
+        for pool, part in zip(self.pools, parts):
+            pool.restore(stream_id, part)
+
+    def step_arrays(self, ids, xs):
+        ys = [pool.step_arrays(ids, xs) for pool in self.pools]
+        y = combine(self.model.loss, ys)
+        return softmax(y) if self.softmax else y
+
+    def __repr__(self):
+        return (f"EnsemblePool({len(self)}/{self.capacity} streams open, "
+                f"{len(self.pools)} members, {self.output} outputs)")

@@ -131,6 +131,12 @@ class Trainer:
                                                  self.model)
         self.selection = selection.parse(self.config.get("select_by"))
 
+    size = 1  # one model (recurrent/ensemble.py trains several)
+
+    @property
+    def num_params(self):
+        return self.model.num_params
+
     def _task_params(self):
         """The task's trained parameters (Task.trained_params, recurrent/task_params.py)
         with an optimizer of their own of the run's kind, or None."""

@@ -144,6 +144,20 @@ def test_replicas_stay_bitwise_equal(tmp_path, task, extra):
                                               if k.startswith("param/")]), 0)
 
 
+def test_an_ensemble_trains_each_member_data_parallel(tmp_path):
+    write_reviews(tmp_path / "slice.csv", bundled_reviews(160))
+    args = ["train", "sentiment", "--data", "slice.csv", "--hidden", "8", "--steps", "6",
+            "--batch-size", "7", "--eval-every", "3", "--threads", "1", "--quiet",
+            "--no-plot", "--ensemble", "2"]
+    one = recurrent_cmd([*args, "--out", "one"], tmp_path)
+    assert one.returncode == 0, one.stderr
+    two = recurrent_cmd([*args, "--out", "two"], tmp_path, ranks=2)
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.count("done after") == 1 and "ensemble valid loss" in two.stdout
+    for member in ("member-0", "member-1"):
+        assert_same_run(tmp_path / "one" / member, tmp_path / "two" / member)
+
+
 def test_resume_at_another_rank_count(tmp_path):
     first = ["--steps", "6", "--schedule", "constant"]
     one = recurrent_cmd(["train", "char-lm", *TINY, *first, "--out", "one"], tmp_path)

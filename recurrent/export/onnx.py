@@ -167,34 +167,71 @@ def _pooled(g, output, x, top_h, mask3, some):
 
 
 def onnx_model(model, softmax: bool, metadata: dict | None = None,
-               state_inputs: bool = False) -> onnx.ModelProto:
-    """The ONNX model of ``model`` (a SequenceModel); ``softmax``: add "probabilities";
-    ``state_inputs``: add the inputs h_0 (and c_0) for the initial state (else zeros).
-    UserError for a cell without an ONNX operator."""
-    cell = torch_names.check_torch_cell(model, "ONNX operator")
-    weights = torch_names.tensors(model)
-    rnn = model.rnn
-    L, D, H = rnn.num_layers, model.num_directions, rnn.hidden_size
+               state_inputs: bool = False, loss: str | None = None) -> onnx.ModelProto:
+    """The ONNX model of ``model`` (a SequenceModel, or an EnsembleModel: see
+    _combined); ``softmax``: add "probabilities"; ``state_inputs``: add the inputs h_0
+    (and c_0) for the initial state (else zeros); ``loss``: the run's loss, which says
+    how an ensemble's members combine. UserError for a cell without an ONNX operator."""
+    members = getattr(model, "members", None)
+    first = members[0] if members else model
+    cell = torch_names.check_torch_cell(first, "ONNX operator")
+    rnn = first.rnn
+    L, D, H = rnn.num_layers, first.num_directions, rnn.hidden_size
     g = _Graph()
-    if model.tokens:
+    if first.tokens:
         x_in = helper.make_tensor_value_info("tokens", TensorProto.INT64, ["time", "batch"])
-        x = g.op("Gather", [g.const(weights["embedding.weight"], "embedding_weight"),
-                            "tokens"], axis=0)  # (T, B, E)
     else:
         x_in = helper.make_tensor_value_info("features", TensorProto.FLOAT,
                                              ["time", "batch", rnn.input_size])
-        x = "features"
     lengths_in = helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"])
-    seq_lens = g.op("Cast", ["lengths"], to=TensorProto.INT32)
     steps = g.op("Squeeze", [g.op("Shape", [x_in.name], start=0, end=1)])
     time = g.op("Range", [g.const(np.array(0, np.int64)), steps,
                           g.const(np.array(1, np.int64))])  # (T,)
     mask = g.op("Less", [g.op("Unsqueeze", [time, g.const(np.array([1]))]),
                          g.op("Unsqueeze", ["lengths", g.const(np.array([0]))])])  # (T, B)
     mask3 = g.op("Unsqueeze", [mask, g.const(np.array([2]))])  # (T, B, 1)
-
     state_values, full_states = _initial_states(g, cell, L * D, H, state_inputs)
+    if members:
+        outs = [_network(g, m, x_in.name, mask, mask3, full_states)[0] for m in members]
+        out = _combined(g, outs, loss, first.output == "sequence", mask3)
+        states = []
+    else:
+        out, states = _network(g, model, x_in.name, mask, mask3, full_states)
+    K = first.head.out_features
+    out_dims = ["time", "batch", K] if first.output == "sequence" else ["batch", K]
+    g.op("Identity", [out], ["outputs"])
+    outputs = [helper.make_tensor_value_info("outputs", TensorProto.FLOAT, out_dims)]
+    if softmax:
+        g.op("Softmax", ["outputs"], ["probabilities"], axis=-1)
+        outputs.append(helper.make_tensor_value_info("probabilities", TensorProto.FLOAT,
+                                                     out_dims))
+    for name, finals in zip(("h_n", "c_n"), states):
+        g.op("Concat", finals, [name], axis=0)
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT,
+                                                     [L * D, "batch", H]))
+    graph = helper.make_graph(g.nodes, "recurrent", [x_in, lengths_in, *state_values],
+                              outputs, initializer=g.initializers)
+    result = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                               producer_name="recurrent")
+    result.ir_version = IR_VERSION
+    if metadata:
+        helper.set_model_props(result, metadata)
+    onnx.checker.check_model(result, full_check=True)
+    return result
 
+
+def _network(g, model, x_name, mask, mask3, full_states):
+    """One SequenceModel's nodes: (its outputs, [final h per layer, final c per layer
+    (LSTM)])."""
+    cell = torch_names.cell_name(model)
+    weights = torch_names.tensors(model)
+    rnn = model.rnn
+    L, D, H = rnn.num_layers, model.num_directions, rnn.hidden_size
+    x = x_name
+    if model.tokens:
+        x = g.op("Gather", [g.const(weights["embedding.weight"], "embedding_weight"),
+                            x_name], axis=0)  # (T, B, E)
+    seq_lens = g.op("Cast", ["lengths"], to=TensorProto.INT32)
     # A row of length 0 keeps its initial state (onnxruntime's operators return zeros).
     some = g.op("Unsqueeze", [g.op("Greater", ["lengths", g.const(np.array(0))]),
                               g.const(np.array([0, 2]))])  # (1, B, 1)
@@ -220,28 +257,38 @@ def onnx_model(model, softmax: bool, metadata: dict | None = None,
         pooled = _pooled(g, model.output, x, top_h, mask3, some)
         out = g.op("Add", [g.op("MatMul", [pooled, head_w]), head_b])  # (B, K)
         if model.wide is not None:
-            out = g.op("Add", [out, _wide_logits(g, "tokens", mask, model.wide,
+            out = g.op("Add", [out, _wide_logits(g, x_name, mask, model.wide,
                                                  weights["wide.weight"])])
-    K = model.head.out_features
-    out_dims = ["time", "batch", K] if model.output == "sequence" else ["batch", K]
-    g.op("Identity", [out], ["outputs"])
-    outputs = [helper.make_tensor_value_info("outputs", TensorProto.FLOAT, out_dims)]
-    if softmax:
-        g.op("Softmax", ["outputs"], ["probabilities"], axis=-1)
-        outputs.append(helper.make_tensor_value_info("probabilities", TensorProto.FLOAT,
-                                                     out_dims))
-    states = [("h_n", finals_h)] + ([("c_n", finals_c)] if cell == "lstm" else [])
-    for name, finals in states:
-        g.op("Concat", finals, [name], axis=0)
-        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT,
-                                                     [L * D, "batch", H]))
-    graph = helper.make_graph(g.nodes, "recurrent", [x_in, lengths_in, *state_values],
-                              outputs, initializer=g.initializers)
-    result = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                               producer_name="recurrent")
-    result.ir_version = IR_VERSION
-    if metadata:
-        helper.set_model_props(result, metadata)
-    onnx.checker.check_model(result, full_check=True)
-    return result
+    return out, [finals_h] + ([finals_c] if cell == "lstm" else [])
 
+
+# How an ensemble's members combine in the graph, per loss (as the losses' combine() do
+# in plugins/losses.py): "log_mean_softmax" for softmax logits, "log_mean_sigmoid" for
+# sigmoid logits, "mean" for losses without a combine().
+COMBINE = {"cross_entropy": "log_mean_softmax", "binary_cross_entropy": "log_mean_sigmoid"}
+
+
+def _combined(g, outs, loss, sequence, mask3):
+    """The members' outputs (each (T, B, K) or (B, K)) combined as their loss combines
+    them; padded steps of per-step outputs stay zero."""
+    M = len(outs)
+    log_m = g.const(np.float32(np.log(M)))
+
+    def log_mean(parts):  # log of the mean of exp(parts), over the members
+        stacked = g.op("Concat", [g.op("Unsqueeze", [p, g.const(np.array([0]))])
+                                  for p in parts], axis=0)  # (M, ...)
+        lse = g.op("ReduceLogSumExp", [stacked, g.const(np.array([0]))], keepdims=0)
+        return g.op("Sub", [lse, log_m])
+
+    kind = COMBINE.get(loss, "mean")
+    if kind == "log_mean_softmax":
+        out = log_mean([g.op("LogSoftmax", [o], axis=-1) for o in outs])
+    elif kind == "log_mean_sigmoid":  # log p = -softplus(-x), log(1 - p) = -softplus(x)
+        log_p = log_mean([g.op("Neg", [g.op("Softplus", [g.op("Neg", [o])])]) for o in outs])
+        log_q = log_mean([g.op("Neg", [g.op("Softplus", [o])]) for o in outs])
+        out = g.op("Sub", [log_p, log_q])
+    else:
+        out = g.op("Mean", outs)
+    if sequence:
+        out = g.op("Mul", [out, g.op("Cast", [mask3], to=TensorProto.FLOAT)])
+    return out

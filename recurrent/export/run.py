@@ -14,6 +14,7 @@ import numpy as np
 from .. import __version__
 from ..checkpoint import BEST, RunDir, atomic_write, json_default, save_arrays
 from ..config import TrainingConfig
+from ..ensemble import EnsembleModel
 from ..errors import UserError
 from ..quant import PRECISIONS
 from ..runs import load_model
@@ -62,7 +63,11 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
     if isinstance(model, Seq2SeqModel):
         raise UserError(f"{run_path} is an encoder-decoder ({info['task']}): export covers "
                         f"SequenceModel runs only; its weights are in the run's .npz files")
-    if fmt in ("onnx", "torch") and model.rnn.zoneout > 0:
+    ensemble = isinstance(model, EnsembleModel)
+    if ensemble:
+        _check_ensemble(run_path, model, fmt, state_inputs)
+    rnn = (model.members[0] if ensemble else model).rnn
+    if fmt in ("onnx", "torch") and rnn.zoneout > 0:
         target = "ONNX's" if fmt == "onnx" else "torch.nn's"
         raise UserError(f"--format {fmt}: the run was trained with --zoneout, which its "
                         f"evaluation keeps (each state mixes in its previous value) and "
@@ -88,6 +93,36 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
     return out, lines
 
 
+def _check_ensemble(run_path, model, fmt, state_inputs):
+    """UserError for what an ensemble's export cannot hold: a weights file (safetensors,
+    torch) is one network's; the graph's initial states and final states are one
+    network's; a plugin loss's own way of combining members has no ONNX form."""
+    count = len(model.members)
+    if fmt != "onnx":
+        raise UserError(f"{run_path} is an ensemble of {count} members: --format {fmt} "
+                        f"holds one network's weights; export each member "
+                        f"({os.path.join(run_path, 'member-0')}, ...), or use --format "
+                        f"onnx, whose graph combines them")
+    if state_inputs:
+        raise UserError(f"--state-inputs: {run_path} is an ensemble of {count} members, "
+                        f"each with its own state; export a member to feed its state")
+    loss = model.loss
+    if hasattr(loss, "combine") and loss.name not in onnx_combinations():
+        raise UserError(f"--format onnx: the loss {loss.name!r} combines ensemble members "
+                        f"its own way (Loss.combine), which the graph cannot express; "
+                        f"export each member")
+
+
+def onnx_combinations():
+    """The losses whose combination of ensemble members the ONNX graph spells out."""
+    try:
+        from .onnx import COMBINE
+    except ImportError:
+        raise UserError("--format onnx needs the onnx package: "
+                        "pip install 'recurrent[onnx]'") from None
+    return COMBINE
+
+
 def _export_onnx(model, info, out, state_inputs):
     try:
         from . import onnx as onnx_export
@@ -96,7 +131,8 @@ def _export_onnx(model, info, out, state_inputs):
                         "pip install 'recurrent[onnx]'") from None
     softmax = info["config"].get("loss") in SOFTMAX_LOSSES
     metadata = {"config.json": json.dumps(info, sort_keys=True, default=json_default)}
-    proto = onnx_export.onnx_model(model, softmax, metadata, state_inputs)
+    proto = onnx_export.onnx_model(model, softmax, metadata, state_inputs,
+                                   loss=info["config"].get("loss"))
     data = proto.SerializeToString()
     atomic_write(out, lambda f: f.write(data))
     graph = proto.graph

@@ -1,0 +1,265 @@
+"""Ensembles: `recurrent train TASK --ensemble K` trains K members independently, each a
+whole run with its own seed, and evaluation, prediction and export use the combination
+of their outputs.
+
+Layout of an ensemble run directory RUN:
+  RUN/config.json      the ensemble's options ("ensemble": K), task state and model spec
+  RUN/metrics.jsonl    the ensemble's validation evaluation once every member is trained
+  RUN/member-0 ... RUN/member-{K-1}
+                       each a complete run directory (recurrent/checkpoint.py) whose
+                       options are the ensemble's with its own seed and "ensemble": 1:
+                       it trains, resumes, evaluates and exports on its own.
+
+Member 0 has the ensemble's seed, so a member trains exactly as the plain run of that
+seed would; member k > 0 has member_seed(seed, k), drawn from a SeedSequence of (seed,
+k), so ensembles of different seeds share no member. Every member shares the task state
+prepared once for the ensemble (vocabulary, split, fitted baselines).
+
+Combining: the outputs of the members' forward passes are combined by the run's loss
+(protocols.Loss.combine; without it, their mean). cross_entropy combines logits into the
+log of the mean of the members' softmax probabilities, so the ensemble's probabilities
+are the mean of theirs.
+
+A task whose runs change their own task state while or after they train
+(Task.trained_params, Task.after_training) cannot be ensembled this way, since each
+member would read its inputs through a different state; such runs are refused before
+anything is written.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from . import selection
+from .checkpoint import CONFIG_FILE, LAST, RunCopy, RunDir
+from .errors import UserError
+from .lengths import valid_mask
+from .progress import format_metrics, headline_keys
+from .runner import Runner
+from .seq2seq.model import KIND as SEQ2SEQ
+
+MEMBER_DIR = "member-{}"
+
+
+def size(config) -> int:
+    """The number of members a run's options ask for (1: a plain run)."""
+    return int(config.get("ensemble") or 1)
+
+
+def member_seed(seed: int, k: int) -> int:
+    """Member k's seed: the run's own for k = 0, else one drawn from (seed, k)."""
+    if k == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), k]).generate_state(1)[0] >> 1)
+
+
+def member_info(info: dict, k: int) -> dict:
+    """Member k's config.json contents, from the ensemble's."""
+    config = dict(info["config"], seed=member_seed(info["config"]["seed"], k), ensemble=1)
+    return {**info, "config": config}
+
+
+def member_path(path: str, k: int) -> str:
+    return os.path.join(path, MEMBER_DIR.format(k))
+
+
+def check(task, task_state: dict, config, spec: dict) -> None:
+    """UserError for an ensemble the task cannot have (see the module docstring)."""
+    if size(config) == 1:
+        return
+    if spec.get("model") == SEQ2SEQ:
+        raise UserError(f"--ensemble {size(config)}: task {task.name!r} is an "
+                        f"encoder-decoder, whose decoding reads one model's states; train "
+                        f"separate runs instead")
+    owned = task.trained_params(task_state, config) if hasattr(task, "trained_params") \
+        else None
+    if owned or hasattr(task, "after_training"):
+        raise UserError(f"--ensemble {size(config)}: task {task.name!r} sets parts of its "
+                        f"own state while or after each run trains, so members would read "
+                        f"their inputs differently; train separate runs instead")
+
+
+def write_members(run: RunDir) -> None:
+    """Create each member's run directory, or bring its options up to date with the
+    ensemble's (after options changed on resume)."""
+    info = run.info()
+    for k in range(size(info["config"])):
+        member = member_info(info, k)
+        path = member_path(run.path, k)
+        if os.path.exists(os.path.join(path, CONFIG_FILE)):
+            RunDir.open(path).update_config(member["config"])
+        else:
+            RunDir.create(path, member["task"], member["config"], member["task_state"],
+                          member["model_spec"], member["version"])
+
+
+def member_runs(run: RunDir) -> list[RunDir]:
+    """The members' run directories, each checked to be there."""
+    count = size(run.info()["config"])
+    members = []
+    for k in range(count):
+        path = member_path(run.path, k)
+        if not os.path.exists(os.path.join(path, CONFIG_FILE)):
+            raise UserError(f"{run.path} is an ensemble of {count} members and "
+                            f"{MEMBER_DIR.format(k)} is missing")
+        members.append(RunDir.open(path))
+    return members
+
+
+def combine(loss, outputs: list) -> np.ndarray:
+    """The members' outputs, combined as the loss says (its combine(), else the mean)."""
+    if hasattr(loss, "combine"):
+        return loss.combine(outputs)
+    return np.mean(np.stack(outputs), axis=0).astype(outputs[0].dtype, copy=False)
+
+
+class MemberStates(tuple):
+    """An ensemble's recurrent state: one state per member, in member order."""
+
+
+class EnsembleModel:
+    """K trained models whose outputs combine into one (inference only): forward and
+    step take and return what a member's do, with the state a MemberStates. Training
+    happens member by member (EnsembleTrainer)."""
+
+    def __init__(self, members: list, loss):
+        self.members = list(members)
+        self.loss = loss
+        first = self.members[0]
+        self.spec, self.output, self.tokens = first.spec, first.output, first.tokens
+        self.num_directions = first.num_directions
+
+    @property
+    def training(self):
+        return self.members[0].training
+
+    def train(self, mode=True):
+        for m in self.members:
+            m.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    @property
+    def num_params(self):
+        return sum(m.num_params for m in self.members)
+
+    @property
+    def num_threads(self):
+        return self.members[0].num_threads
+
+    @num_threads.setter
+    def num_threads(self, value):
+        for m in self.members:
+            m.num_threads = value
+
+    @property
+    def precision(self):
+        return self.members[0].precision
+
+    @precision.setter
+    def precision(self, value):
+        for m in self.members:
+            m.precision = value
+
+    def runner(self):
+        return Runner(self)
+
+    def _states(self, state):
+        if state is None:
+            return (None,) * len(self.members)
+        if not isinstance(state, MemberStates) or len(state) != len(self.members):
+            raise ValueError(f"state: expected the state an ensemble of {len(self.members)} "
+                             f"members returned (one per member)")
+        return state
+
+    def forward(self, x, *, lengths=None, state=None, truncate=0, need_grad=False):
+        """x -> (combined outputs, MemberStates); no gradients (members train alone)."""
+        if need_grad:
+            raise ValueError("an ensemble is trained member by member: forward it with "
+                             "need_grad=False")
+        results = [m.forward(x, lengths=lengths, state=s, need_grad=False)
+                   for m, s in zip(self.members, self._states(state))]
+        y = combine(self.loss, [out for out, _ in results])
+        if self.output == "sequence" and lengths is not None:  # padded steps stay zero
+            y = y * valid_mask(np.asarray(lengths), y.shape[0], y.shape[1])[:, :, None]
+        return y, MemberStates(final for _, final in results)
+
+    __call__ = forward
+
+    def step(self, x_t, state=None):
+        """One time step of every member: x_t -> (combined (B, K), MemberStates)."""
+        results = [m.step(x_t, s) for m, s in zip(self.members, self._states(state))]
+        return (combine(self.loss, [out for out, _ in results]),
+                MemberStates(final for _, final in results))
+
+
+class EnsembleTrainer:
+    """Trains an ensemble run's members one after another, each with the plain Trainer
+    (so each resumes, trains data-parallel and keeps checkpoints as a single run does),
+    then evaluates the combined model on the validation split. Resuming continues the
+    first member that has not finished."""
+
+    def __init__(self, task, run: RunDir, echo=print, world=None):
+        from .distributed import World
+        self.task, self.run, self.echo = task, run, echo
+        self.world = world if world is not None else World()
+        info = run.info()
+        self.config = info["config"]
+        self.size = size(self.config)
+        self.selection = selection.parse(self.config.get("select_by"))
+        self._infos = [member_info(info, k) for k in range(self.size)]
+
+    @property
+    def num_params(self):
+        return self.size * self._member(0).model.num_params
+
+    def _member(self, k):
+        from .trainer import Trainer
+        path = member_path(self.run.path, k)
+        run = RunDir(path) if self.world.is_root else RunCopy(path, self._infos[k])
+        return Trainer(self.task, run, self.echo, self.world)
+
+    def _started(self, k) -> bool:
+        """Whether member k has a checkpoint to resume from (rank 0 looks)."""
+        started = RunDir(member_path(self.run.path, k)).has(LAST) \
+            if self.world.is_root else None
+        return self.world.bcast(started) if self.world.size > 1 else started
+
+    def fit(self, resume=False):
+        quiet = self.config.get("quiet") or not self.world.is_root
+        steps, clipped = 0, 0.0
+        for k in range(self.size):
+            trainer = self._member(k)
+            if not quiet:
+                self.echo(f"member {k + 1}/{self.size} (seed {trainer.seed}) in "
+                          f"{trainer.run.path}")
+            summary = trainer.fit(resume=resume and self._started(k))
+            steps += summary["step"]
+            clipped += summary["clipped_fraction"] * summary["step"]
+            if summary["status"] == "interrupted":
+                return {**summary, "run": self.run.path, "step": steps}
+        best = self._evaluate(quiet) if self.world.is_root else None
+        return {"status": "done", "step": steps, "run": self.run.path, "members": self.size,
+                "best": best, "clipped_fraction": clipped / steps if steps else 0.0}
+
+    def _evaluate(self, quiet):
+        """The combined model's validation metrics, logged in the ensemble's metrics;
+        returns the summary's figure ('ensemble valid accuracy 0.7900')."""
+        from .runs import load_model
+        model, info = load_model(self.run)
+        metrics = self.task.evaluate(info["task_state"], "valid", info["config"],
+                                     model.runner())
+        self.run.append_metrics({"kind": "eval", "split": "valid", "ensemble": self.size,
+                                 "metrics": metrics, "time": time.time()})
+        try:
+            text = self.selection.describe(self.selection.score(metrics))
+        except KeyError as e:
+            raise UserError(e.args[0]) from None
+        if not quiet:
+            self.echo(f"ensemble of {self.size} members: valid  "
+                      f"{format_metrics(metrics, headline_keys(metrics))}")
+        return f"ensemble {text}"

@@ -1,0 +1,235 @@
+"""Ensembles (--ensemble K, recurrent/ensemble.py): members train as the plain runs of
+their seeds, resume where they stopped, and eval, predict, StreamPool and ONNX export
+combine their outputs as the loss says."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from scipy.special import expit
+from helpers import bundled_reviews, invoke, ok, one_line_error, write_reviews
+
+from recurrent.checkpoint import RunDir, load_arrays
+from recurrent.ensemble import EnsembleModel, MemberStates, member_seed
+from recurrent.modules import softmax
+from recurrent.plugins import get_loss
+from recurrent.runs import load_model
+from recurrent.streams import EnsemblePool, StreamPool
+from recurrent_plugins.sentiment import TASK
+from recurrent_plugins.sentiment.text import tokenize
+
+SMALL = ["--hidden", "8", "--embed-dim", "8", "--batch-size", "64", "--threads", "1",
+         "--quiet", "--no-plot"]
+LM = ["--hidden", "16", "--batch-size", "8", "--seq-len", "16", "--threads", "1",
+      "--quiet", "--no-plot"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ensemble")
+    return root, write_reviews(root / "slice.csv", bundled_reviews(160))
+
+
+@pytest.fixture(scope="module")
+def sentiment_ensemble(data):
+    root, csv = data
+    run = root / "ens"
+    ok(invoke("train", "sentiment", "--data", csv, "--out", run, "--ensemble", "3",
+              "--steps", "8", *SMALL))
+    return run
+
+
+def _params(path, name="best.npz"):
+    arrays, _ = load_arrays(str(path / name))
+    return {k: v for k, v in arrays.items() if k.startswith("param/")}
+
+
+def _same(a, b):
+    return sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_members_are_the_plain_runs_of_their_seeds(data, sentiment_ensemble):
+    root, csv = data
+    run = sentiment_ensemble
+    assert sorted(os.listdir(run)) == ["config.json", "member-0", "member-1", "member-2",
+                                       "metrics.jsonl"]
+    seeds = [json.loads((run / f"member-{k}" / "config.json").read_text())["config"]["seed"]
+             for k in range(3)]
+    assert seeds == [0, member_seed(0, 1), member_seed(0, 2)] and len(set(seeds)) == 3
+    assert member_seed(1, 1) not in seeds  # the ensemble of seed 1 shares no member
+    for k in (0, 2):  # member k is, bit for bit, the plain run of its seed
+        plain = root / f"plain-{k}"
+        ok(invoke("train", "sentiment", "--data", csv, "--out", plain, "--steps", "8",
+                  "--seed", seeds[k], *SMALL))
+        assert _same(_params(run / f"member-{k}"), _params(plain))
+    assert not _same(_params(run / "member-0"), _params(run / "member-1"))
+
+
+def test_outputs_are_the_mean_of_the_members_probabilities(sentiment_ensemble):
+    run = sentiment_ensemble
+    model, info = load_model(RunDir.open(str(run)))
+    assert isinstance(model, EnsembleModel) and len(model.members) == 3
+    members = [load_model(RunDir.open(str(run / f"member-{k}")))[0] for k in range(3)]
+    state = info["task_state"]
+    texts = ["a gorgeous, witty film", "dull , overlong and predictable", "meh"]
+    rows = TASK._encode_all(state, [tokenize(t) for t in texts])
+    expected = np.mean([TASK.probabilities(m, rows) for m in members], axis=0)
+    np.testing.assert_allclose(TASK.probabilities(model, rows), expected, atol=1e-6)
+    # eval's metrics are those of the mean probabilities on the test split
+    report = json.loads(ok(invoke("eval", run, "--json")))
+    test_rows, y = TASK.split_rows(state, "test", info["config"])
+    mean = np.mean([TASK.probabilities(m, test_rows) for m in members], axis=0)
+    assert report["metrics"]["accuracy"] == pytest.approx(np.mean(mean.argmax(1) == y))
+    # predict prints the mean probabilities
+    line = ok(invoke("predict", run, "--json", texts[0])).splitlines()[0]
+    got = json.loads(line)["probabilities"]
+    np.testing.assert_allclose(list(got.values()), expected[0], atol=1e-6)
+    # the ensemble's validation evaluation is logged in its own metrics
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in records] == ["eval"] and records[0]["ensemble"] == 3
+
+
+def test_combine_rules_of_the_losses():
+    rng = np.random.default_rng(0)
+    outs = [rng.normal(0, 3, (4, 5)).astype(np.float32) for _ in range(3)]
+    outs[0][0] = [800, -800, 0, 5, 1]  # extreme logits stay finite
+    ce = get_loss("cross_entropy").combine(outs)
+    assert ce.dtype == np.float32 and np.isfinite(ce).all()
+    np.testing.assert_allclose(softmax(ce), np.mean([softmax(o) for o in outs], axis=0),
+                               atol=1e-6)
+    bce = get_loss("binary_cross_entropy").combine(outs)
+    np.testing.assert_allclose(expit(bce), np.mean([expit(o) for o in outs], axis=0),
+                               atol=1e-6)
+    from recurrent.ensemble import combine
+    np.testing.assert_allclose(combine(get_loss("mse"), outs), np.mean(outs, axis=0),
+                               atol=1e-6)
+
+
+def test_resume_trains_what_is_missing_and_extends_every_member(data, tmp_path):
+    _, csv = data
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    ok(invoke("train", "sentiment", "--data", csv, "--out", whole, "--ensemble", "2",
+              "--steps", "12", *SMALL))
+    ok(invoke("train", "sentiment", "--data", csv, "--out", part, "--ensemble", "2",
+              "--steps", "6", *SMALL))
+    # as if stopped before member 1 began: its directory holds only its config
+    member = part / "member-1"
+    for name in os.listdir(member):
+        if name != "config.json":
+            os.remove(member / name)
+    os.remove(part / "metrics.jsonl")
+    ok(invoke("train", "--resume", part, "--steps", "12"))
+    for k in range(2):
+        assert _same(_params(whole / f"member-{k}", "last.npz"),
+                     _params(part / f"member-{k}", "last.npz"))
+        config = json.loads((part / f"member-{k}" / "config.json").read_text())["config"]
+        assert config["steps"] == 12 and config["ensemble"] == 1
+    # every member is a run of its own: it evaluates and resumes alone
+    ok(invoke("eval", part / "member-1"))
+    ok(invoke("train", "--resume", part / "member-1", "--steps", "14"))
+
+
+def test_a_missing_member_is_one_line(data, sentiment_ensemble, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(sentiment_ensemble, copy)
+    shutil.rmtree(copy / "member-2")
+    one_line_error(invoke("eval", copy), "ensemble of 3 members", "member-2 is missing")
+
+
+@pytest.mark.parametrize("task,extra,fragment", [
+    ("forecast", [], "sets parts of its own state"),
+    ("seq2seq", ["--max-train", "50", "--max-eval", "10"], "encoder-decoder"),
+])
+def test_tasks_that_cannot_be_ensembled_are_refused_before_the_run_exists(tmp_path, task,
+                                                                           extra, fragment):
+    out = tmp_path / "run"
+    one_line_error(invoke("train", task, "--ensemble", "2", "--steps", "2", "--out", out,
+                          *extra), "--ensemble 2", fragment)
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def lm_ensemble(tmp_path_factory):
+    run = tmp_path_factory.mktemp("lm") / "lm"
+    ok(invoke("train", "char-lm", "--out", run, "--ensemble", "2", "--steps", "6", *LM))
+    return run
+
+
+def test_stream_pool_steps_as_the_ensemble_reads_whole_sequences(lm_ensemble):
+    model, _ = load_model(RunDir.open(str(lm_ensemble)))
+    pool = StreamPool(str(lm_ensemble), capacity=3)
+    assert isinstance(pool, EnsemblePool) and pool.softmax
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, model.spec["vocab_size"], size=(7, 2))
+    whole, state = model.forward(x)
+    assert isinstance(state, MemberStates) and len(state) == 2
+    pool.open("a")
+    pool.open("b")
+    for t in range(4):
+        ys = pool.step({"a": x[t, 0], "b": x[t, 1]})
+        np.testing.assert_allclose(ys["a"], softmax(whole[t, :1])[0], atol=1e-5)
+        np.testing.assert_allclose(ys["b"], softmax(whole[t, 1:2])[0], atol=1e-5)
+    saved = pool.state("a")
+    assert sorted(saved) == ["member0.c", "member0.h", "member1.c", "member1.h"]
+    pool.close("a")
+    pool.restore("moved", saved)
+    for t in range(4, 7):
+        ys = pool.step({"moved": x[t, 0]})
+        np.testing.assert_allclose(ys["moved"], softmax(whole[t, :1])[0], atol=1e-5)
+    with pytest.raises(ValueError, match="not a member's state"):
+        pool.restore("c", {"h": saved["member0.h"]})
+    assert "c" not in pool  # nothing was opened by the refused restore
+    # forward continues from a MemberStates exactly as from the whole sequence
+    head, carried = model.forward(x[:3])
+    tail, _ = model.forward(x[3:], state=carried)
+    np.testing.assert_allclose(np.concatenate([head, tail]), whole, atol=1e-5)
+
+
+def test_onnx_export_combines_the_members_in_the_graph(sentiment_ensemble, lm_ensemble,
+                                                       tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    for run, name in ((sentiment_ensemble, "sent"), (lm_ensemble, "lm")):
+        out = tmp_path / f"{name}.onnx"
+        ok(invoke("export", run, "--format", "onnx", "--out", out))
+        model, _ = load_model(RunDir.open(str(run)))
+        rng = np.random.default_rng(2)
+        x = rng.integers(2, model.spec["vocab_size"], size=(9, 4))
+        lengths = np.array([9, 4, 1, 0])
+        expected, _ = model.forward(x, lengths=lengths)
+        session = ort.InferenceSession(str(out))
+        names = [o.name for o in session.get_outputs()]
+        assert names == ["outputs", "probabilities"]  # no single network's states
+        got = dict(zip(names, session.run(None, {"tokens": x, "lengths": lengths})))
+        np.testing.assert_allclose(got["outputs"], expected, atol=2e-5)
+        if name == "sent":
+            np.testing.assert_allclose(got["probabilities"], softmax(expected), atol=2e-6)
+    one_line_error(invoke("export", sentiment_ensemble, "--format", "safetensors", "--out",
+                          tmp_path / "x.safetensors"), "ensemble of 3 members",
+                   "export each member")
+    one_line_error(invoke("export", sentiment_ensemble, "--format", "onnx", "--state-inputs",
+                          "--out", tmp_path / "y.onnx"), "--state-inputs")
+    assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "y.onnx").exists()
+
+
+def test_bad_ensemble_sizes_and_changes_on_resume(data, sentiment_ensemble, tmp_path):
+    _, csv = data
+    result = invoke("train", "sentiment", "--data", csv, "--ensemble", "0",
+                    "--out", tmp_path / "r")
+    assert result.exit_code == 2 and "--ensemble" in result.output
+    one_line_error(invoke("train", "--resume", sentiment_ensemble, "--ensemble", "4"),
+                   "--ensemble cannot change when resuming")
+
+
+def test_members_share_the_ensembles_task_state(sentiment_ensemble):
+    """One vocabulary, one split, one model spec: prepared once for every member."""
+    run = sentiment_ensemble
+    root = json.loads((run / "config.json").read_text())
+    for k in range(3):
+        member = json.loads((run / f"member-{k}" / "config.json").read_text())
+        assert member["task_state"] == root["task_state"]
+        assert member["model_spec"] == root["model_spec"]
+        assert member["config"] == {**root["config"], "seed": member_seed(0, k),
+                                    "ensemble": 1}
