@@ -201,16 +201,18 @@ class TrainingConfig(dict):
         """The optimizer these options describe, over the model's flat buffers (their
         first model.num_trained entries: the parameters it trains)."""
         n = model.num_trained
-        return self.build_optimizer_over(model.params[:n], model.grads[:n])
+        return self.build_optimizer_over(model.params[:n], model.grads[:n],
+                                         weight_decay=self["weight_decay"])
 
-    def build_optimizer_over(self, params, grads):
-        """The optimizer these options describe over a task's trained parameters (flat
-        float32 parameter and gradient buffers: recurrent/task_params.py), without weight
-        decay: their natural values are not 0 (a smoothing coefficient's logit, a seasonal
-        index), so decay would pull them towards an arbitrary point."""
+    def build_optimizer_over(self, params, grads, weight_decay=0.0):
+        """The optimizer these options describe over flat float32 parameter and gradient
+        buffers. Without ``weight_decay`` (a task's trained parameters:
+        recurrent/task_params.py) there is no decay: their natural values are not 0 (a
+        smoothing coefficient's logit, a seasonal index), so decay would pull them
+        towards an arbitrary point."""
         try:
             return make_optimizer(self["optimizer"], params, grads, self["lr"],
-                                  weight_decay=0.0, momentum=self["momentum"],
+                                  weight_decay=weight_decay, momentum=self["momentum"],
                                   nesterov=self["nesterov"])
         except ValueError as e:
             raise UserError(str(e)) from None
