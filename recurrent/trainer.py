@@ -446,7 +446,11 @@ class Trainer:
         # OpenMP threads for the cores.
         try:
             with Interrupt() as self.interrupt, single_threaded_blas():
-                status = self._loop(epochs, **limits)
+                patience = int(c.get("patience") or 0)
+                if patience and p.bad_evals >= patience:  # resumed after it stopped early
+                    status = "early-stopped"
+                else:
+                    status = self._loop(epochs, **limits)
                 if status in ("done", "step-limit") and p.last_eval_step != p.step:
                     self.evaluate(progress, baselines)
                 if status in ("done", "step-limit"):
@@ -493,6 +497,8 @@ class Trainer:
                 if p.window == 0 and batch.get("reset", True):
                     self.carry = None
                 for w_index in range(p.window, len(batch_windows)):
+                    if max_steps and p.step >= max_steps:  # resumed at its end
+                        return "step-limit"
                     x, y, lengths = batch_windows[w_index]
                     lr = schedule(p.step)
                     loss, norm, items = self._train_window(x, y, lengths, lr, task_backward)

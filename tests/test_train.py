@@ -246,6 +246,31 @@ def test_early_stopping(tmp_path):
     assert len(evals) == 3 and [e["best"] for e in evals] == [True, False, False]
 
 
+def _checkpoint(path):
+    arrays, meta = load_arrays(str(path))
+    return {k: v for k, v in arrays.items() if not k.startswith("carry/")}, meta
+
+
+@pytest.mark.parametrize("ending", ["steps", "epochs", "early-stopped"])
+def test_resuming_a_run_that_ended_changes_nothing(tmp_path, ending):
+    options = {"steps": {"steps": 5, "epochs": 0},
+               "epochs": {"epochs": 2},
+               "early-stopped": {"optimizer": "sgd", "lr": 1e-30, "momentum": 0.0,
+                                 "epochs": 20, "eval_every": 2, "patience": 2}}[ending]
+    _, summary = train(tmp_path, "toy-wave", **options)
+    run = RunDir(str(tmp_path / "run"))
+    before, meta = _checkpoint(run.file(LAST))
+    records = run.read_metrics()
+    trainer = resume_run(get_task("toy-wave"), run, echo=lambda line: None)
+    again = trainer.fit(resume=True)
+    after, meta_after = _checkpoint(run.file(LAST))
+    assert again["status"] == summary["status"] and again["step"] == summary["step"]
+    assert meta_after["step"] == meta["step"] == summary["step"]
+    assert sorted(after) == sorted(before)
+    assert all(np.array_equal(after[k], before[k]) for k in before)
+    assert run.read_metrics() == records  # no step taken, no evaluation added
+
+
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     task, config = config_for("toy-wave", spike_at=3, eval_every=2)
     trainer = start_run(task, config, str(tmp_path / "run"), echo=lambda line: None)
