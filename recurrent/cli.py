@@ -300,11 +300,13 @@ def _print_summary(task, summary):
     run = summary["run"]
     best_text = f"best {summary['best']}" if summary.get("best") else "no evaluation"
     if summary["status"] == "interrupted":
-        click.echo(f"interrupted at step {summary['step']}: checkpoint saved; continue with "
-                   f"`recurrent train {task.name} --resume {run}`")
+        member = f" of member {summary['member']}" if summary.get("member") else ""
+        click.echo(f"interrupted at step {summary['step']}{member}: checkpoint saved; "
+                   f"continue with `recurrent train {task.name} --resume {run}`")
         return
     how = "stopped early" if summary["status"] == "early-stopped" else "done"
-    click.echo(f"{how} after {summary['step']} steps: {best_text}, clipped "
+    steps = summary.get("steps_text") or f"{summary['step']} steps"
+    click.echo(f"{how} after {steps}: {best_text}, clipped "
                f"{summary['clipped_fraction']:.0%} of steps; run in {run} "
                f"(next: `recurrent eval {run}`, `recurrent predict {run} ...`)")
 

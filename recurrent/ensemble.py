@@ -4,15 +4,16 @@ of their outputs.
 
 Layout of an ensemble run directory RUN:
   RUN/config.json      the ensemble's options ("ensemble": K), task state and model spec
-  RUN/metrics.jsonl    the ensemble's validation evaluation once every member is trained
+  RUN/metrics.jsonl    the combined model's validation evaluation, (re)written each time
+                       every member has been trained
   RUN/member-0 ... RUN/member-{K-1}
                        each a complete run directory (recurrent/checkpoint.py) whose
                        options are the ensemble's with its own seed and "ensemble": 1:
                        it trains, resumes, evaluates and exports on its own.
 
-Member 0 has the ensemble's seed, so a member trains exactly as the plain run of that
-seed would; member k > 0 has member_seed(seed, k), drawn from a SeedSequence of (seed,
-k), so ensembles of different seeds share no member. Every member shares the task state
+Member 0 has the ensemble's seed, so it trains exactly as the plain run of that seed
+would; member k > 0 has member_seed(seed, k), drawn from a SeedSequence of (seed, k), so
+the ensembles of different seeds are unlikely to share a member. Every member shares the task state
 prepared once for the ensemble (vocabulary, split, fitted baselines).
 
 Combining: the outputs of the members' forward passes are combined by the run's loss
@@ -27,29 +28,39 @@ anything is written.
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 
 import numpy as np
 
 from . import selection
-from .checkpoint import CONFIG_FILE, LAST, RunCopy, RunDir
+from .checkpoint import (CONFIG_FILE, LAST, METRICS, RunCopy, RunDir, atomic_write,
+                         json_default)
 from .errors import UserError
+from .interrupt import Interrupt
 from .lengths import valid_mask
 from .progress import format_metrics, headline_keys
 from .runner import Runner
 from .seq2seq.model import KIND as SEQ2SEQ
 
 MEMBER_DIR = "member-{}"
+SHARED = ("task", "task_state", "model_spec")  # what every member has as the ensemble
 
 
 def size(config) -> int:
-    """The number of members a run's options ask for (1: a plain run)."""
-    return int(config.get("ensemble") or 1)
+    """The number of members a run's options ask for (1: a plain run); UserError for a
+    value that is not a whole number >= 1 (a damaged config.json)."""
+    value = config.get("ensemble") or 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(f"the run's option ensemble is {value!r}: expected a whole number "
+                        f">= 1 (is its config.json damaged?)")
+    return value
 
 
 def member_seed(seed: int, k: int) -> int:
-    """Member k's seed: the run's own for k = 0, else one drawn from (seed, k)."""
+    """Member k's seed: the run's own for k = 0, else one drawn from (seed, k) (so the
+    ensembles of two seeds are unlikely to share a member)."""
     if k == 0:
         return int(seed)
     return int(np.random.SeedSequence([int(seed), k]).generate_state(1)[0] >> 1)
@@ -65,38 +76,53 @@ def member_path(path: str, k: int) -> str:
     return os.path.join(path, MEMBER_DIR.format(k))
 
 
-def check(task, task_state: dict, config, spec: dict) -> None:
-    """UserError for an ensemble the task cannot have (see the module docstring)."""
+def check(task, owned: dict | None, config, spec: dict) -> None:
+    """UserError for an ensemble the task cannot have (see the module docstring);
+    ``owned``: the task's trained parameters in this run (task_params.owned)."""
     if size(config) == 1:
         return
     if spec.get("model") == SEQ2SEQ:
         raise UserError(f"--ensemble {size(config)}: task {task.name!r} is an "
                         f"encoder-decoder, whose decoding reads one model's states; train "
                         f"separate runs instead")
-    owned = task.trained_params(task_state, config) if hasattr(task, "trained_params") \
-        else None
     if owned or hasattr(task, "after_training"):
         raise UserError(f"--ensemble {size(config)}: task {task.name!r} sets parts of its "
                         f"own state while or after each run trains, so members would read "
                         f"their inputs differently; train separate runs instead")
 
 
-def write_members(run: RunDir) -> None:
-    """Create each member's run directory, or bring its options up to date with the
-    ensemble's (after options changed on resume)."""
+def write_members(run: RunDir, fresh: bool) -> None:
+    """Create each member's run directory (``fresh``: a new ensemble, refusing any that
+    exists), or bring its options up to date with the ensemble's (after options changed
+    on resume), creating those never made."""
     info = run.info()
     for k in range(size(info["config"])):
         member = member_info(info, k)
         path = member_path(run.path, k)
-        if os.path.exists(os.path.join(path, CONFIG_FILE)):
-            RunDir.open(path).update_config(member["config"])
+        if not fresh and os.path.exists(os.path.join(path, CONFIG_FILE)):
+            _matching(run, RunDir.open(path), k).update_config(member["config"])
         else:
             RunDir.create(path, member["task"], member["config"], member["task_state"],
                           member["model_spec"], member["version"])
 
 
+def _matching(run: RunDir, member: RunDir, k: int) -> RunDir:
+    """``member``, checked to have the ensemble's task, task state, model spec and
+    options (but those that may change on resume: config.RESUMABLE)."""
+    from .config import RESUMABLE
+    ours, theirs = member_info(run.info(), k), member.info()
+    differs = [key.replace("_", " ") for key in SHARED if ours[key] != theirs[key]]
+    options = set(ours["config"]) | set(theirs["config"])
+    differs += [f"option {key}" for key in sorted(options - set(RESUMABLE))
+                if ours["config"].get(key) != theirs["config"].get(key)]
+    if differs:
+        raise UserError(f"{member.path} does not belong to the ensemble {run.path}: its "
+                        f"{differs[0]} differs from the ensemble's")
+    return member
+
+
 def member_runs(run: RunDir) -> list[RunDir]:
-    """The members' run directories, each checked to be there."""
+    """The members' run directories, each checked to be there and to match."""
     count = size(run.info()["config"])
     members = []
     for k in range(count):
@@ -104,7 +130,7 @@ def member_runs(run: RunDir) -> list[RunDir]:
         if not os.path.exists(os.path.join(path, CONFIG_FILE)):
             raise UserError(f"{run.path} is an ensemble of {count} members and "
                             f"{MEMBER_DIR.format(k)} is missing")
-        members.append(RunDir.open(path))
+        members.append(_matching(run, RunDir.open(path), k))
     return members
 
 
@@ -176,7 +202,7 @@ class EnsembleModel:
                              f"members returned (one per member)")
         return state
 
-    def forward(self, x, *, lengths=None, state=None, truncate=0, need_grad=False):
+    def forward(self, x, *, lengths=None, state=None, need_grad=False):
         """x -> (combined outputs, MemberStates); no gradients (members train alone)."""
         if need_grad:
             raise ValueError("an ensemble is trained member by member: forward it with "
@@ -199,9 +225,10 @@ class EnsembleModel:
 
 class EnsembleTrainer:
     """Trains an ensemble run's members one after another, each with the plain Trainer
-    (so each resumes, trains data-parallel and keeps checkpoints as a single run does),
-    then evaluates the combined model on the validation split. Resuming continues the
-    first member that has not finished."""
+    (so each resumes, trains data-parallel and keeps checkpoints as a single run does;
+    resuming a member that has ended changes nothing), then evaluates the combined model
+    on the validation split. Every rank trains from the ensemble's own description of
+    each member (member_info); rank 0 alone reads and writes files."""
 
     def __init__(self, task, run: RunDir, echo=print, world=None):
         from .distributed import World
@@ -215,50 +242,71 @@ class EnsembleTrainer:
 
     @property
     def num_params(self):
-        return self.size * self._member(0).model.num_params
+        from .config import TrainingConfig
+        info = self._infos[0]
+        return self.size * TrainingConfig(info["config"]).build_model(
+            info["model_spec"]).num_params
 
     def _member(self, k):
         from .trainer import Trainer
-        path = member_path(self.run.path, k)
-        run = RunDir(path) if self.world.is_root else RunCopy(path, self._infos[k])
-        return Trainer(self.task, run, self.echo, self.world)
+        return Trainer(self.task, RunCopy(member_path(self.run.path, k), self._infos[k]),
+                       self.echo, self.world)
 
     def _started(self, k) -> bool:
-        """Whether member k has a checkpoint to resume from (rank 0 looks)."""
-        started = RunDir(member_path(self.run.path, k)).has(LAST) \
-            if self.world.is_root else None
+        """Whether member k has a checkpoint to resume from (rank 0 looks; a member that
+        never saved one starts again, without the records of its first attempt)."""
+        started = None
+        if self.world.is_root:
+            member = RunDir(member_path(self.run.path, k))
+            started = member.has(LAST)
+            if not started and member.has(METRICS):
+                os.remove(member.file(METRICS))
         return self.world.bcast(started) if self.world.size > 1 else started
 
     def fit(self, resume=False):
         quiet = self.config.get("quiet") or not self.world.is_root
-        steps, clipped = 0, 0.0
-        for k in range(self.size):
-            trainer = self._member(k)
-            if not quiet:
-                self.echo(f"member {k + 1}/{self.size} (seed {trainer.seed}) in "
-                          f"{trainer.run.path}")
-            summary = trainer.fit(resume=resume and self._started(k))
-            steps += summary["step"]
-            clipped += summary["clipped_fraction"] * summary["step"]
-            if summary["status"] == "interrupted":
-                return {**summary, "run": self.run.path, "step": steps}
-        best = self._evaluate(quiet) if self.world.is_root else None
-        return {"status": "done", "step": steps, "run": self.run.path, "members": self.size,
-                "best": best, "clipped_fraction": clipped / steps if steps else 0.0}
+        summaries = []
+        with Interrupt() as interrupt:  # a Ctrl-C between members stops before the next
+            for k in range(self.size):
+                trainer = self._member(k)
+                if not quiet:
+                    self.echo(f"member {k + 1}/{self.size} (seed {trainer.seed}) in "
+                              f"{trainer.run.path}")
+                summary = trainer.fit(resume=resume and self._started(k))
+                summaries.append(summary)
+                stop = self.world.bcast(interrupt.requested) if self.world.size > 1 \
+                    else interrupt.requested
+                if summary["status"] == "interrupted" or (stop and k + 1 < self.size):
+                    return {**summary, "status": "interrupted", "run": self.run.path,
+                            "member": f"{k + 1}/{self.size}"}
+        steps = [s["step"] for s in summaries]
+        early = sum(s["status"] == "early-stopped" for s in summaries)
+        text = (f"{self.size} members of {steps[0]} steps each" if len(set(steps)) == 1
+                else f"{self.size} members of {', '.join(map(str, steps))} steps")
+        if early:
+            text += f" ({early} stopped early)"
+        best = self._evaluate(quiet, steps) if self.world.is_root else None
+        total = sum(steps)
+        clipped = sum(s["clipped_fraction"] * s["step"] for s in summaries)
+        return {"status": "done", "step": total, "steps_text": text, "run": self.run.path,
+                "members": self.size, "best": best,
+                "clipped_fraction": clipped / total if total else 0.0}
 
-    def _evaluate(self, quiet):
-        """The combined model's validation metrics, logged in the ensemble's metrics;
-        returns the summary's figure ('ensemble valid accuracy 0.7900')."""
+    def _evaluate(self, quiet, steps):
+        """The combined model's validation metrics, written as the ensemble's one
+        metrics record; returns the summary's figure ('ensemble valid loss 0.4391')."""
         from .runs import load_model
         model, info = load_model(self.run)
         metrics = self.task.evaluate(info["task_state"], "valid", info["config"],
                                      model.runner())
-        self.run.append_metrics({"kind": "eval", "split": "valid", "ensemble": self.size,
-                                 "metrics": metrics, "time": time.time()})
         try:
             text = self.selection.describe(self.selection.score(metrics))
         except KeyError as e:
             raise UserError(e.args[0]) from None
+        record = {"kind": "eval", "split": "valid", "ensemble": self.size,
+                  "member_steps": steps, "metrics": metrics, "time": time.time()}
+        line = json.dumps(record, sort_keys=True, default=json_default) + "\n"
+        atomic_write(self.run.file(METRICS), lambda f: f.write(line.encode("utf-8")))
         if not quiet:
             self.echo(f"ensemble of {self.size} members: valid  "
                       f"{format_metrics(metrics, headline_keys(metrics))}")

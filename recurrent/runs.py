@@ -12,6 +12,7 @@ from .config import TrainingConfig, check_model_spec
 from .errors import AllRanksError, UserError
 from .lengths import valid_mask
 from .task_params import PREFIX as TASK_PREFIX
+from .task_params import owned
 from .trainer import Trainer, load_params, task_state_of
 
 
@@ -31,10 +32,10 @@ def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
     _check_loss_fits(task, task_state, config, spec)
     _check_average_covers(task, task_state, config)
     _check_selection(task, task_state, config, spec)
-    ensemble.check(task, task_state, config, spec)
+    ensemble.check(task, owned(task, task_state, config), config, spec)
     run = RunDir.create(out, task.name, config.to_json(), task_state, spec, __version__)
     if ensemble.size(config) > 1:
-        ensemble.write_members(run)
+        ensemble.write_members(run, fresh=True)
     return _trainer(task, run, echo, world)
 
 
@@ -56,7 +57,7 @@ def resume_run(task, run: RunDir, echo=print, changes: dict | None = None,
     if changes:
         run.update_config(config.to_json())
     if ensemble.size(config) > 1:
-        ensemble.write_members(run)
+        ensemble.write_members(run, fresh=False)
     return _trainer(task, run, echo, world)
 
 
@@ -124,11 +125,10 @@ def _check_average_covers(task, task_state, config) -> None:
     different points of the trajectory."""
     if str(config.get("average", "off")).strip().lower() == "off":
         return
-    owned = task.trained_params(task_state, config) if hasattr(task, "trained_params") \
-        else None
-    if owned:
+    own = owned(task, task_state, config)
+    if own:
         raise UserError(f"--average cannot be used in this {task.name} run: it also trains "
-                        f"the task's own parameters ({', '.join(sorted(owned))}), which "
+                        f"the task's own parameters ({', '.join(sorted(own))}), which "
                         "the average does not cover; use --average off, or the task's option that "
                         "keeps them fixed")
 

@@ -65,6 +65,19 @@ def _loaded(model_or_run, softmax_flag):
     return model_or_run, softmax_flag
 
 
+def _is_ensemble(model_or_run) -> bool:
+    """An EnsembleModel, its runner, or the directory of an ensemble run (only its
+    config.json is read)."""
+    from .runner import Runner
+    if isinstance(model_or_run, (str, os.PathLike)):
+        from .checkpoint import RunDir
+        from .ensemble import size
+        return size(RunDir.open(os.fspath(model_or_run)).info()["config"]) > 1
+    if isinstance(model_or_run, Runner):
+        model_or_run = model_or_run.model
+    return isinstance(model_or_run, EnsembleModel)
+
+
 def _resolve(model_or_run, softmax_flag):
     """(SequenceModel or None, Recurrent, softmax) from what the user gave."""
     from .model import SequenceModel
@@ -87,15 +100,11 @@ class StreamPool:
     ``precision`` (None: the model's, Recurrent.precision) of the steps: "fp32" or "int8"
     (recurrent/quant.py: weights quantised once and kept, inputs and states per step)."""
 
-    def __new__(cls, model_or_run, capacity, *, softmax=None, num_threads=None,
-                precision=None):
-        """A pool of an ensemble (recurrent/ensemble.py) is an EnsemblePool."""
-        if cls is StreamPool:
-            model_or_run, softmax = _loaded(model_or_run, softmax)
-            if isinstance(model_or_run, EnsembleModel):
-                pool = super().__new__(EnsemblePool)
-                pool.loaded = (model_or_run, softmax)  # for __init__: loaded once
-                return pool
+    def __new__(cls, *args, **kwargs):
+        """StreamPool(ensemble or its run, ...) is an EnsemblePool (recurrent/ensemble.py).
+        (Called without arguments when a pool is copied or unpickled.)"""
+        if cls is StreamPool and args and _is_ensemble(args[0]):
+            return super().__new__(EnsemblePool)
         return super().__new__(cls)
 
     def __init__(self, model_or_run, capacity, *, softmax=None, num_threads=None,
@@ -361,7 +370,7 @@ class EnsemblePool(StreamPool):
 
     def __init__(self, model_or_run, capacity, *, softmax=None, num_threads=None,
                  precision=None):
-        model, softmax = self.__dict__.pop("loaded", None) or _loaded(model_or_run, softmax)
+        model, softmax = _loaded(model_or_run, softmax)
         if not isinstance(model, EnsembleModel):
             raise ValueError(f"model_or_run: expected an ensemble, got "
                              f"{type(model).__name__}")
@@ -369,7 +378,9 @@ class EnsemblePool(StreamPool):
         self.pools = [StreamPool(m, capacity, softmax=False, num_threads=num_threads,
                                  precision=precision) for m in model.members]
         first = self.pools[0]
-        self.capacity, self.rnn, self.output = first.capacity, first.rnn, first.output
+        for name in ("capacity", "rnn", "output", "tokens", "input_size", "dtype",
+                     "num_threads", "precision"):
+            setattr(self, name, getattr(first, name))
 
     def __len__(self):
         return len(self.pools[0])

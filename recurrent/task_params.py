@@ -30,6 +30,14 @@ PREFIX = "task/"
 OPTIM_PREFIX = "task_optim/"
 
 
+def owned(task, state: dict, config) -> dict:
+    """The task's trained parameters in a run with these options ({name: initial
+    value}; {} for a task without Task.trained_params or none in this run)."""
+    if not hasattr(task, "trained_params"):
+        return {}
+    return task.trained_params(state, config) or {}
+
+
 class TaskParams:
     """{name: array} of a task's trained parameters in one flat float32 buffer ``params``
     (P,) with its gradient buffer ``grads`` (P,); ``named`` and ``named_grads`` are the

@@ -76,7 +76,7 @@ from .position import Position
 from .progress import Progress
 from .state import pack_state, state_arrays
 from .step import NonFinite, train_step, windows
-from .task_params import OPTIM_PREFIX, TaskParams, from_arrays
+from .task_params import OPTIM_PREFIX, TaskParams, from_arrays, owned
 from .threads import single_threaded_blas
 
 
@@ -140,9 +140,7 @@ class Trainer:
     def _task_params(self):
         """The task's trained parameters (Task.trained_params, recurrent/task_params.py)
         with an optimizer of their own of the run's kind, or None."""
-        if not hasattr(self.task, "trained_params"):
-            return None
-        values = self.task.trained_params(self.task_state, self.config)
+        values = owned(self.task, self.task_state, self.config)
         if not values:
             return None
         params = TaskParams(values)

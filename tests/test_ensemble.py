@@ -3,8 +3,10 @@ their seeds, resume where they stopped, and eval, predict, StreamPool and ONNX e
 combine their outputs as the loss says."""
 from __future__ import annotations
 
+import copy
 import json
 import os
+import pickle
 import shutil
 
 import numpy as np
@@ -13,11 +15,15 @@ from scipy.special import expit
 from helpers import bundled_reviews, invoke, ok, one_line_error, write_reviews
 
 from recurrent.checkpoint import RunDir, load_arrays
+from recurrent.errors import UserError
 from recurrent.ensemble import EnsembleModel, MemberStates, member_seed
 from recurrent.modules import softmax
-from recurrent.plugins import get_loss
-from recurrent.runs import load_model
+from recurrent.config import TrainingConfig
+from recurrent.export.run import export_run
+from recurrent.plugins import get_loss, get_task
+from recurrent.runs import load_model, start_run
 from recurrent.streams import EnsemblePool, StreamPool
+from recurrent.trainer import Trainer
 from recurrent_plugins.sentiment import TASK
 from recurrent_plugins.sentiment.text import tokenize
 
@@ -132,22 +138,83 @@ def test_resume_trains_what_is_missing_and_extends_every_member(data, tmp_path):
     ok(invoke("train", "--resume", part / "member-1", "--steps", "14"))
 
 
-def test_a_missing_member_is_one_line(data, sentiment_ensemble, tmp_path):
+def test_an_interrupted_ensemble_resumes_to_the_uninterrupted_one(data, tmp_path,
+                                                                  monkeypatch):
+    _, csv = data
+    args = ["--data", csv, "--ensemble", "3", "--steps", "6", "--eval-every", "2", *SMALL]
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    ok(invoke("train", "sentiment", "--out", whole, *args))
+    # Ctrl-C during member 1's fourth step: it saves and the summary says where
+    member_1 = member_seed(0, 1)
+    monkeypatch.setattr(Trainer, "_stop_requested",
+                        lambda self: self.seed == member_1 and self.position.step == 4)
+    result = invoke("train", "sentiment", "--out", part, *args[:-2])  # not --quiet
+    assert result.exit_code == 130, result.output
+    assert "interrupted at step 4 of member 2/3" in result.output
+    assert not (part / "member-2" / "last.npz").exists()
+    monkeypatch.undo()
+    ok(invoke("train", "--resume", part))
+    for k in range(3):
+        for name in ("last.npz", "best.npz"):
+            assert _same(_params(whole / f"member-{k}", name),
+                         _params(part / f"member-{k}", name)), (k, name)
+    # resuming the finished ensemble changes no member and keeps one combined record
+    before = {k: _params(part / f"member-{k}", "last.npz") for k in range(3)}
+    out = ok(invoke("train", "--resume", part, "--quiet"))
+    assert "done after 3 members of 6 steps each: best ensemble valid loss" in out
+    assert all(_same(before[k], _params(part / f"member-{k}", "last.npz")) for k in range(3))
+    records = [json.loads(x) for x in (part / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 1 and records[0]["member_steps"] == [6, 6, 6]
+    first = json.loads((whole / "metrics.jsonl").read_text())
+    assert records[0]["metrics"] == first["metrics"]
+
+
+def test_a_missing_or_foreign_member_is_one_line(data, sentiment_ensemble, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(sentiment_ensemble, copy)
     shutil.rmtree(copy / "member-2")
     one_line_error(invoke("eval", copy), "ensemble of 3 members", "member-2 is missing")
+    _, csv = data
+    ok(invoke("train", "sentiment", "--data", csv, "--out", copy / "member-2", "--steps",
+              "2", "--hidden", "4", *SMALL[2:]))
+    one_line_error(invoke("eval", copy), "does not belong to the ensemble",
+                   "option hidden differs")
+    one_line_error(invoke("train", "--resume", copy), "does not belong to the ensemble")
+    config = json.loads((copy / "config.json").read_text())
+    config["config"]["ensemble"] = "two"
+    (copy / "config.json").write_text(json.dumps(config))
+    one_line_error(invoke("eval", copy), "ensemble is 'two'", "config.json damaged")
+
+
+def test_eval_options_reach_every_member(sentiment_ensemble):
+    base = json.loads(ok(invoke("eval", sentiment_ensemble, "--json")))["metrics"]
+    last = json.loads(ok(invoke("eval", sentiment_ensemble, "--json", "--checkpoint", "last",
+                                "--threads", "2")))["metrics"]
+    int8 = json.loads(ok(invoke("eval", sentiment_ensemble, "--json", "--precision",
+                                "int8")))["metrics"]
+    assert last["accuracy"] == pytest.approx(base["accuracy"], abs=0.05)
+    assert int8["loss"] != base["loss"] and int8["loss"] == pytest.approx(base["loss"],
+                                                                          rel=0.02)
 
 
 @pytest.mark.parametrize("task,extra,fragment", [
-    ("forecast", [], "sets parts of its own state"),
-    ("seq2seq", ["--max-train", "50", "--max-eval", "10"], "encoder-decoder"),
+    ("forecast", {}, "sets parts of its own state"),
+    ("seq2seq", {"max_train": 50, "max_eval": 10}, "encoder-decoder"),
 ])
 def test_tasks_that_cannot_be_ensembled_are_refused_before_the_run_exists(tmp_path, task,
                                                                            extra, fragment):
     out = tmp_path / "run"
-    one_line_error(invoke("train", task, "--ensemble", "2", "--steps", "2", "--out", out,
-                          *extra), "--ensemble 2", fragment)
+    # not offered on the command line ...
+    one_line_error(invoke("train", task, "--ensemble", "2", "--out", out),
+                   "No such option '--ensemble'")
+    # ... and refused through the library
+    task = get_task(task)
+    options = {p.name: p.default for p in task.options()  # click's own "unset" skipped
+               if isinstance(p.default, (int, float, str, type(None)))}
+    config = TrainingConfig.resolve(task, {**options, **extra, "ensemble": 2, "steps": 2,
+                                           "threads": 1})
+    with pytest.raises(UserError, match=f"--ensemble 2: .*{fragment}"):
+        start_run(task, config, str(out))
     assert not out.exists()
 
 
@@ -188,6 +255,28 @@ def test_stream_pool_steps_as_the_ensemble_reads_whole_sequences(lm_ensemble):
     np.testing.assert_allclose(np.concatenate([head, tail]), whole, atol=1e-5)
 
 
+def test_a_pool_of_a_pooled_sentiment_ensemble_with_its_wide_part(data, tmp_path):
+    _, csv = data
+    run = tmp_path / "uni"
+    ok(invoke("train", "sentiment", "--data", csv, "--out", run, "--ensemble", "2",
+              "--steps", "4", "--unidirectional", *SMALL))
+    model, info = load_model(RunDir.open(str(run)))
+    assert model.members[0].wide is not None and model.output == "mean"
+    rows = TASK._encode_all(info["task_state"], [tokenize("a gorgeous , witty film")])
+    tokens = np.array(rows[0])
+    pool = StreamPool(model.runner(), capacity=2)
+    assert isinstance(pool, EnsemblePool) and pool.softmax is False
+    pool.open(7)
+    for t, token in enumerate(tokens):  # the prefix's prediction at every step
+        y = pool.step({7: token})[7]
+        expected, _ = model.forward(tokens[:t + 1, None], lengths=np.array([t + 1]))
+        np.testing.assert_allclose(y, expected[0], atol=1e-5)
+    for clone in (copy.deepcopy(pool), pickle.loads(pickle.dumps(pool))):
+        assert type(clone) is EnsemblePool and clone.ids() == [7]
+        np.testing.assert_array_equal(clone.state(7)["member1.wide"],
+                                      pool.state(7)["member1.wide"])
+
+
 def test_onnx_export_combines_the_members_in_the_graph(sentiment_ensemble, lm_ensemble,
                                                        tmp_path):
     ort = pytest.importorskip("onnxruntime")
@@ -206,6 +295,21 @@ def test_onnx_export_combines_the_members_in_the_graph(sentiment_ensemble, lm_en
         np.testing.assert_allclose(got["outputs"], expected, atol=2e-5)
         if name == "sent":
             np.testing.assert_allclose(got["probabilities"], softmax(expected), atol=2e-6)
+    # an ensemble made through the library, whose options leave the loss to the task
+    config = TrainingConfig.resolve(get_task("char-lm"), {
+        "ensemble": 2, "steps": 2, "hidden": 8, "seq_len": 8, "threads": 1, "quiet": True,
+        "plot": False})
+    assert config.get("loss") is None
+    start_run(get_task("char-lm"), config, str(tmp_path / "lib"), echo=lambda line: None).fit()
+    out, _ = export_run(str(tmp_path / "lib"), "onnx", str(tmp_path / "lib.onnx"))
+    model, _ = load_model(RunDir.open(str(tmp_path / "lib")))
+    x = np.random.default_rng(3).integers(0, model.spec["vocab_size"], size=(5, 2))
+    lengths = np.array([5, 3])
+    session = ort.InferenceSession(out)
+    got = session.run(None, {"tokens": x, "lengths": lengths})
+    np.testing.assert_allclose(got[0], model.forward(x, lengths=lengths)[0], atol=2e-5)
+    np.testing.assert_allclose(got[1], softmax(got[0].reshape(-1, got[0].shape[-1]))
+                               .reshape(got[0].shape), atol=2e-6)
     one_line_error(invoke("export", sentiment_ensemble, "--format", "safetensors", "--out",
                           tmp_path / "x.safetensors"), "ensemble of 3 members",
                    "export each member")

@@ -71,7 +71,9 @@ class ForecastTask:
     help = ("Time-series forecasting from CSV: sliding windows, H steps at once "
             "(bundled: sunspots, co2)")
     loss = "mse"
-    unused_options = ("seq_len",)  # the input length is --window
+    # the input length is --window; each run sets its own smoothing and blend, so its
+    # runs cannot be ensembled (recurrent/ensemble.py)
+    unused_options = ("seq_len", "ensemble")
 
     def __init__(self):
         self._cache = {}

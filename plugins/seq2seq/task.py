@@ -54,7 +54,7 @@ class Seq2Seq:
     help = ("Sequence to sequence (encoder-decoder with attention) on source<TAB>target "
             "pairs; default: English grapheme-to-phoneme (CMUdict).")
     loss = "cross_entropy"
-    unused_options = ("seq_len", "tbptt")
+    unused_options = ("seq_len", "tbptt", "ensemble")  # decoding reads one model's states
 
     # ---- CLI surface -------------------------------------------------------------------
 

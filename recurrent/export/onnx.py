@@ -271,14 +271,11 @@ COMBINE = {"cross_entropy": "log_mean_softmax", "binary_cross_entropy": "log_mea
 def _combined(g, outs, loss, sequence, mask3):
     """The members' outputs (each (T, B, K) or (B, K)) combined as their loss combines
     them; padded steps of per-step outputs stay zero."""
-    M = len(outs)
-    log_m = g.const(np.float32(np.log(M)))
-
     def log_mean(parts):  # log of the mean of exp(parts), over the members
         stacked = g.op("Concat", [g.op("Unsqueeze", [p, g.const(np.array([0]))])
                                   for p in parts], axis=0)  # (M, ...)
         lse = g.op("ReduceLogSumExp", [stacked, g.const(np.array([0]))], keepdims=0)
-        return g.op("Sub", [lse, log_m])
+        return g.op("Sub", [lse, g.const(np.float32(np.log(len(parts))))])
 
     kind = COMBINE.get(loss, "mean")
     if kind == "log_mean_softmax":

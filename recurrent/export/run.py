@@ -16,6 +16,7 @@ from ..checkpoint import BEST, RunDir, atomic_write, json_default, save_arrays
 from ..config import TrainingConfig
 from ..ensemble import EnsembleModel
 from ..errors import UserError
+from ..plugins import get_task
 from ..quant import PRECISIONS
 from ..runs import load_model
 from ..seq2seq import Seq2SeqModel
@@ -106,21 +107,6 @@ def _check_ensemble(run_path, model, fmt, state_inputs):
     if state_inputs:
         raise UserError(f"--state-inputs: {run_path} is an ensemble of {count} members, "
                         f"each with its own state; export a member to feed its state")
-    loss = model.loss
-    if hasattr(loss, "combine") and loss.name not in onnx_combinations():
-        raise UserError(f"--format onnx: the loss {loss.name!r} combines ensemble members "
-                        f"its own way (Loss.combine), which the graph cannot express; "
-                        f"export each member")
-
-
-def onnx_combinations():
-    """The losses whose combination of ensemble members the ONNX graph spells out."""
-    try:
-        from .onnx import COMBINE
-    except ImportError:
-        raise UserError("--format onnx needs the onnx package: "
-                        "pip install 'recurrent[onnx]'") from None
-    return COMBINE
 
 
 def _export_onnx(model, info, out, state_inputs):
@@ -129,10 +115,17 @@ def _export_onnx(model, info, out, state_inputs):
     except ImportError:
         raise UserError("--format onnx needs the onnx package: "
                         "pip install 'recurrent[onnx]'") from None
-    softmax = info["config"].get("loss") in SOFTMAX_LOSSES
+    # the loss the run trained with (a run made through the library may leave it to
+    # the task's default)
+    loss = info["config"].get("loss") or get_task(info["task"]).loss
+    if isinstance(model, EnsembleModel) and hasattr(model.loss, "combine") \
+            and loss not in onnx_export.COMBINE:
+        raise UserError(f"--format onnx: the loss {loss!r} combines ensemble members its "
+                        f"own way (Loss.combine), which the graph cannot express; export "
+                        f"each member")
     metadata = {"config.json": json.dumps(info, sort_keys=True, default=json_default)}
-    proto = onnx_export.onnx_model(model, softmax, metadata, state_inputs,
-                                   loss=info["config"].get("loss"))
+    proto = onnx_export.onnx_model(model, loss in SOFTMAX_LOSSES, metadata, state_inputs,
+                                   loss=loss)
     data = proto.SerializeToString()
     atomic_write(out, lambda f: f.write(data))
     graph = proto.graph
