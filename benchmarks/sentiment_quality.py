@@ -172,7 +172,8 @@ def main(argv=None):
                "test_macro_f1": round(m["macro_f1"], 4),
                "test_loss": round(m["loss"], 4),
                "valid_accuracy": round(v["metrics"]["accuracy"], 4),
-               "valid_macro_f1": round(v["metrics"]["macro_f1"], 4)}
+               "valid_macro_f1": round(v["metrics"]["macro_f1"], 4),
+               "valid_loss": round(v["metrics"]["loss"], 4)}
         for name in BASELINES:
             for metric in ("accuracy", "macro_f1"):
                 row[f"{name}_{metric}"] = round(b[name][metric], 4)
@@ -181,7 +182,8 @@ def main(argv=None):
         rows.append(row)
         print(json.dumps(row), flush=True)
     summary = {"summary": True, "dataset": known.dataset, "seeds": args.seeds}
-    for key in ("test_accuracy", "test_macro_f1", "valid_accuracy", "valid_macro_f1",
+    for key in ("test_accuracy", "test_macro_f1", "test_loss", "valid_accuracy",
+                "valid_macro_f1", "valid_loss",
                 *(f"{split}{name}_{metric}" for split in ("", "valid_") for name in BASELINES
                   for metric in ("accuracy", "macro_f1")), "train_seconds"):
         summary[key] = spread([r[key] for r in rows])
