@@ -13,8 +13,8 @@ Layout of an ensemble run directory RUN:
 
 Member 0 has the ensemble's seed, so it trains exactly as the plain run of that seed
 would; member k > 0 has member_seed(seed, k), drawn from a SeedSequence of (seed, k), so
-the ensembles of different seeds are unlikely to share a member. Every member shares the task state
-prepared once for the ensemble (vocabulary, split, fitted baselines).
+the ensembles of different seeds are unlikely to share a member. Every member shares the
+task state prepared once for the ensemble (vocabulary, split, fitted baselines).
 
 Combining: the outputs of the members' forward passes are combined by the run's loss
 (protocols.Loss.combine; without it, their mean). cross_entropy combines logits into the

@@ -118,6 +118,15 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
     return model, info
 
 
+def loss_name(info: dict) -> str:
+    """The loss a run trained with, from its config.json contents (a run made through
+    the library may leave it to the task's default)."""
+    if info["config"].get("loss"):
+        return info["config"]["loss"]
+    from .plugins import get_task
+    return get_task(info["task"]).loss
+
+
 def _check_average_covers(task, task_state, config) -> None:
     """UserError for --average in a run that also trains the task's own parameters
     (Task.trained_params): the average covers the network's parameters only, and a

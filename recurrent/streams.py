@@ -55,10 +55,10 @@ def _loaded(model_or_run, softmax_flag):
     from .runner import Runner
     if isinstance(model_or_run, (str, os.PathLike)):
         from .checkpoint import RunDir
-        from .runs import load_model
+        from .runs import load_model, loss_name
         model, info = load_model(RunDir.open(os.fspath(model_or_run)))
         if softmax_flag is None:
-            softmax_flag = info["config"].get("loss") == "cross_entropy"
+            softmax_flag = loss_name(info) == "cross_entropy"
         model_or_run = model  # an encoder-decoder run is refused by _resolve
     if isinstance(model_or_run, Runner):
         model_or_run = model_or_run.model

@@ -16,9 +16,8 @@ from ..checkpoint import BEST, RunDir, atomic_write, json_default, save_arrays
 from ..config import TrainingConfig
 from ..ensemble import EnsembleModel
 from ..errors import UserError
-from ..plugins import get_task
 from ..quant import PRECISIONS
-from ..runs import load_model
+from ..runs import load_model, loss_name
 from ..seq2seq import Seq2SeqModel
 from . import EXTENSIONS, FORMATS
 from . import safetensors as st
@@ -115,9 +114,7 @@ def _export_onnx(model, info, out, state_inputs):
     except ImportError:
         raise UserError("--format onnx needs the onnx package: "
                         "pip install 'recurrent[onnx]'") from None
-    # the loss the run trained with (a run made through the library may leave it to
-    # the task's default)
-    loss = info["config"].get("loss") or get_task(info["task"]).loss
+    loss = loss_name(info)
     if isinstance(model, EnsembleModel) and hasattr(model.loss, "combine") \
             and loss not in onnx_export.COMBINE:
         raise UserError(f"--format onnx: the loss {loss!r} combines ensemble members its "
