@@ -31,7 +31,9 @@ Cells, all in float64 unless stated (tiny sizes: every parameter is checked elem
                 zeros equal no masks; infer (if any) equals forward with masks
 Losses: shapes and dtypes, finite differences with and without a mask, masked rows neither
 count nor get gradient, a mask of ones equals no mask, the value is a mean over valid rows,
-extreme outputs give finite values.
+extreme outputs give finite values; with the optional combine() (ensembles,
+recurrent/ensemble.py): the members' shape and dtype kept and finite values, and identical
+members score as one member does.
 
 Legend: T time, B batch, I input, H hidden, G gates*H, N rows, K outputs per row.
 """
@@ -537,6 +539,25 @@ def check_loss(loss, seed: int = 0) -> list[CheckResult]:
         ok = np.isfinite(value) and np.all(np.isfinite(grad))
         return ok, f"outputs ~1e4: value {value:.3g}, gradient finite: {bool(np.all(np.isfinite(grad)))}"
 
+    members = [outputs, rng.normal(size=(N, K)), rng.normal(size=(N, K)) * 3]
+
+    def combine():  # recurrent/ensemble.py: shape and dtype kept, finite for any outputs
+        problems = []
+        for dtype in (np.float64, np.float32):
+            for scale in (1.0, 1e4):
+                got = np.asarray(loss.combine([(m * scale).astype(dtype) for m in members]))
+                if got.shape != (N, K) or got.dtype != dtype:
+                    problems.append(f"{got.dtype} {got.shape} from {np.dtype(dtype)} {(N, K)}")
+                elif not np.all(np.isfinite(got)):
+                    problems.append(f"not finite for outputs ~{scale:g}")
+        return not problems, "; ".join(problems) or "(N, K) in the members' dtype, finite"
+
+    def combine_identical():
+        one, _ = value_and_grad(outputs)
+        three, _ = value_and_grad(np.asarray(loss.combine([outputs.copy() for _ in range(3)])))
+        err = abs(one - three)
+        return err <= 1e-9 * max(1.0, abs(one)), f"|loss(one) - loss(combined)| = {err:.1e}"
+
     runner.run("shapes", shapes)
     runner.run("gradient", gradient(None))
     runner.run("gradient with mask", gradient(mask))
@@ -544,6 +565,9 @@ def check_loss(loss, seed: int = 0) -> list[CheckResult]:
     runner.run("mask: ones equal no mask", ones_mask)
     runner.run("mean over valid rows", mean)
     runner.run("extreme outputs stay finite", extreme)
+    if hasattr(loss, "combine"):
+        runner.run("combine: members' outputs into one", combine)
+        runner.run("combine: identical members score as one", combine_identical)
     return runner.results
 
 

@@ -39,7 +39,8 @@ def test_kit_passes_on_builtin_cells(name, backend):
 def test_kit_passes_on_builtin_losses(name):
     results = conformance.check_loss(plugins.get_loss(name))
     assert failures(results) == {}
-    assert len(results) == 8  # members + 7
+    # members + 7, and the 2 checks of combine() for the losses that have one
+    assert len(results) == 8 + 2 * hasattr(plugins.get_loss(name), "combine")
 
 
 def test_kit_passes_on_example_peephole_cell_and_huber_loss():
@@ -173,6 +174,28 @@ class HalfGradientMSE(MaskBlindMSE):
     def value_and_grad(self, outputs, targets, mask=None):
         value, grad = plugins.get_loss("mse").value_and_grad(outputs, targets, mask)
         return value, grad / 2
+
+
+class SummingMSE(MaskBlindMSE):
+    name = "summing_mse"
+
+    def value_and_grad(self, outputs, targets, mask=None):
+        return plugins.get_loss("mse").value_and_grad(outputs, targets, mask)
+
+    def combine(self, outputs):  # the sum, not an average: three copies score as 3x
+        return np.sum(outputs, axis=0).astype(np.float32)
+
+
+def test_kit_checks_a_losss_combine():
+    for name in ("cross_entropy", "binary_cross_entropy"):
+        results = {r.name: r.passed for r in conformance.check_loss(plugins.get_loss(name))}
+        assert results["combine: members' outputs into one"]
+        assert results["combine: identical members score as one"]
+    broken = failures(conformance.check_loss(SummingMSE()))
+    assert set(broken) == {"combine: members' outputs into one",  # float32 for float64
+                           "combine: identical members score as one"}
+    assert "combine: members' outputs into one" not in {
+        r.name for r in conformance.check_loss(plugins.get_loss("mse"))}  # no combine()
 
 
 def test_kit_catches_broken_losses():
