@@ -141,6 +141,14 @@ def combine(loss, outputs: list) -> np.ndarray:
     return np.mean(np.stack(outputs), axis=0).astype(outputs[0].dtype, copy=False)
 
 
+def _every_member(name):
+    """A property read from the first member and set on every member."""
+    def set_all(self, value):
+        for m in self.members:
+            setattr(m, name, value)
+    return property(lambda self: getattr(self.members[0], name), set_all)
+
+
 class MemberStates(tuple):
     """An ensemble's recurrent state: one state per member, in member order."""
 
@@ -173,23 +181,8 @@ class EnsembleModel:
     def num_params(self):
         return sum(m.num_params for m in self.members)
 
-    @property
-    def num_threads(self):
-        return self.members[0].num_threads
-
-    @num_threads.setter
-    def num_threads(self, value):
-        for m in self.members:
-            m.num_threads = value
-
-    @property
-    def precision(self):
-        return self.members[0].precision
-
-    @precision.setter
-    def precision(self, value):
-        for m in self.members:
-            m.precision = value
+    num_threads = _every_member("num_threads")
+    precision = _every_member("precision")
 
     def runner(self):
         return Runner(self)
