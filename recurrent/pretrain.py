@@ -93,7 +93,7 @@ def _train(model, config, embedding, batches, rng, epochs, name) -> list[float]:
     (V, E) the model reads each row reversed, embedded by it (fixed) as its features."""
     from .plugins import get_loss  # (plugins imports the package: not at module level)
     loss_fn = get_loss("cross_entropy")
-    optimizer = config.build_optimizer(model)
+    optimizer = config.build_optimizer_over(model.params, model.grads)  # no weight decay
     per_epoch = []
     for epoch in range(int(epochs)):
         total, count = 0.0, 0

@@ -90,11 +90,10 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
     info = run.info()
     config = TrainingConfig.from_json(info["config"], run.file(CONFIG_FILE))
     if ensemble.size(config) > 1:
-        from .plugins import get_task
+        from .plugins import get_loss
         members = [load_model(member, which, threads, precision)[0]
                    for member in ensemble.member_runs(run)]
-        loss = config.loss_function(get_task(info["task"]))
-        return ensemble.EnsembleModel(members, loss), info
+        return ensemble.EnsembleModel(members, get_loss(loss_name(info))), info
     config["threads"] = threads if threads is not None else config.get("threads")
     model = config.build_model(info["model_spec"])
     name = BEST if which == "best" and run.has(BEST) else LAST
@@ -120,11 +119,10 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
 
 def loss_name(info: dict) -> str:
     """The loss a run trained with, from its config.json contents (a run made through
-    the library may leave it to the task's default)."""
-    if info["config"].get("loss"):
-        return info["config"]["loss"]
+    the library may leave it to the task's default), resolved as training resolves it
+    (TrainingConfig.loss_function)."""
     from .plugins import get_task
-    return get_task(info["task"]).loss
+    return TrainingConfig(info["config"]).loss_function(get_task(info["task"])).name
 
 
 def _check_average_covers(task, task_state, config) -> None:
