@@ -262,6 +262,8 @@ def _train(ctx, task, values):
                    f"{trainer.config['cell']} x{trainer.config['layers']} hidden "
                    f"{trainer.config['hidden']}, {trainer.num_params:,} parameters"
                    + (f" in {trainer.size} members" if trainer.size > 1 else "")
+                   + (f", {len(trainer.options)} candidates to choose from"
+                      if getattr(trainer, "options", None) else "")
                    + (f", data-parallel on {world.size} ranks" if world.size > 1 else ""))
     summary = trainer.fit(resume=resumed)
     if world.is_root:
@@ -300,8 +302,8 @@ def _print_summary(task, summary):
     run = summary["run"]
     best_text = f"best {summary['best']}" if summary.get("best") else "no evaluation"
     if summary["status"] == "interrupted":
-        member = f" of member {summary['member']}" if summary.get("member") else ""
-        click.echo(f"interrupted at step {summary['step']}{member}: checkpoint saved; "
+        part = f" of {summary['part']}" if summary.get("part") else ""
+        click.echo(f"interrupted at step {summary['step']}{part}: checkpoint saved; "
                    f"continue with `recurrent train {task.name} --resume {run}`")
         return
     how = "stopped early" if summary["status"] == "early-stopped" else "done"

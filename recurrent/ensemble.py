@@ -34,11 +34,9 @@ import time
 
 import numpy as np
 
-from . import selection
-from .checkpoint import (CONFIG_FILE, LAST, METRICS, RunCopy, RunDir, atomic_write,
-                         json_default)
+from . import in_turn, selection
+from .checkpoint import CONFIG_FILE, METRICS, RunCopy, RunDir, atomic_write, json_default
 from .errors import UserError
-from .interrupt import Interrupt
 from .lengths import valid_mask
 from .progress import format_metrics, headline_keys
 from .runner import Runner
@@ -242,36 +240,16 @@ class EnsembleTrainer:
 
     def _member(self, k):
         from .trainer import Trainer
-        return Trainer(self.task, RunCopy(member_path(self.run.path, k), self._infos[k]),
-                       self.echo, self.world)
-
-    def _started(self, k) -> bool:
-        """Whether member k has a checkpoint to resume from (rank 0 looks; a member that
-        never saved one starts again, without the records of its first attempt)."""
-        started = None
-        if self.world.is_root:
-            member = RunDir(member_path(self.run.path, k))
-            started = member.has(LAST)
-            if not started and member.has(METRICS):
-                os.remove(member.file(METRICS))
-        return self.world.bcast(started) if self.world.size > 1 else started
+        trainer = Trainer(self.task, RunCopy(member_path(self.run.path, k), self._infos[k]),
+                          self.echo, self.world)
+        return trainer, f"seed {trainer.seed}"
 
     def fit(self, resume=False):
         quiet = self.config.get("quiet") or not self.world.is_root
-        summaries = []
-        with Interrupt() as interrupt:  # a Ctrl-C between members stops before the next
-            for k in range(self.size):
-                trainer = self._member(k)
-                if not quiet:
-                    self.echo(f"member {k + 1}/{self.size} (seed {trainer.seed}) in "
-                              f"{trainer.run.path}")
-                summary = trainer.fit(resume=resume and self._started(k))
-                summaries.append(summary)
-                stop = self.world.bcast(interrupt.requested) if self.world.size > 1 \
-                    else interrupt.requested
-                if summary["status"] == "interrupted" or (stop and k + 1 < self.size):
-                    return {**summary, "status": "interrupted", "run": self.run.path,
-                            "member": f"{k + 1}/{self.size}"}
+        summaries, stopped = in_turn.train(self._member, self.size, "member", self.world,
+                                           resume, quiet, self.echo)
+        if stopped:
+            return {**stopped, "run": self.run.path}
         steps = [s["step"] for s in summaries]
         early = sum(s["status"] == "early-stopped" for s in summaries)
         text = (f"{self.size} members of {steps[0]} steps each" if len(set(steps)) == 1

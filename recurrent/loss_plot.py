@@ -6,6 +6,7 @@ import math
 from .checkpoint import RunDir, atomic_write
 
 
+PLOT_FILE = "loss.png"  # in the run directory
 MISSING = ("note: loss.png will not be written: matplotlib is not installed "
            "(pip install 'recurrent[plot]', or pass --no-plot)")
 _told = False  # MISSING is said once per process
@@ -61,5 +62,5 @@ def write_loss_plot(run: RunDir) -> bool:
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
     ax.legend()
-    atomic_write(run.file("loss.png"), lambda f: figure.savefig(f, format="png", dpi=100))
+    atomic_write(run.file(PLOT_FILE), lambda f: figure.savefig(f, format="png", dpi=100))
     return True

@@ -9,6 +9,20 @@ import time
 import numpy as np
 
 
+def warn_once(note: str) -> None:
+    """Print ``note`` on stderr (shown even with --quiet), once per command: a run that
+    prepares its task more than once (candidates, recurrent/candidates.py) warns once.
+    Outside a command (library use) every call prints."""
+    import click
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        told = ctx.meta.setdefault("recurrent.told", set())  # shared by nested contexts
+        if note in told:
+            return
+        told.add(note)
+    click.echo(note, err=True)
+
+
 def duration(seconds) -> str:
     """"1h02m" or "3m05s"."""
     seconds = int(seconds)

@@ -235,6 +235,14 @@ class Task(Protocol):
         mean and spread of each metric over them, per forecaster. Without it
         `--backtest` is refused with one line."""
 
+    def candidates(self, config: dict) -> list[dict]:
+        """Option values only training can choose between: a list of two or more
+        overrides ({option: value}), one per candidate, or [] for a plain run. A new run
+        (`recurrent train`, runs.start_run) then prepares and trains one run per override
+        and keeps the one whose finished model scores best on the validation split by
+        --select-by (recurrent/candidates.py). Called with the resolved options before
+        prepare(); without it every run is plain."""
+
     def initial_params(self, state: dict, config: dict) -> dict:
         """Parameters a fresh run starts from instead of the model's own initialisation,
         {name as in the model's param_shapes(): array of that shape} (any subset; {} for
@@ -315,7 +323,7 @@ MEMBERS: dict[type, Members] = {
     Task: Members(required=("name", "help", "loss", "options", "defaults", "prepare",
                             "model_spec", "batches", "evaluate"),
                   optional=("causal", "splits", "unused_options", "baselines",
-                            "format_report", "initial_params", "trained_params",
+                            "format_report", "candidates", "initial_params", "trained_params",
                             "with_params", "after_training", "backtest",
                             "format_backtest",
                             "predict_options", "predict", "predict_stream")),

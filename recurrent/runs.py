@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import __version__, ensemble, selection
+from . import __version__, candidates, ensemble, selection
 from .checkpoint import BEST, CONFIG_FILE, LAST, RunCopy, RunDir, load_arrays
 from .checks import one_line
 from .config import TrainingConfig, check_model_spec
@@ -19,8 +19,32 @@ from .trainer import Trainer, load_params, task_state_of
 def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
     """Prepare the task's data, check the options, create the run directory ``out`` and
     a Trainer for it. ``config``: resolved options (TrainingConfig.resolve). ``world``:
-    the ranks of a data-parallel run (see parallel_trainer)."""
+    the ranks of a data-parallel run (see parallel_trainer). A task that names
+    candidates for these options (Task.candidates) gets a run that trains each and keeps
+    the best on validation (recurrent/candidates.py); each is prepared and checked here."""
     config = TrainingConfig(config)
+    choices = candidates.overrides(task, config)
+    prepared = []
+    for override in choices or [{}]:
+        settings = TrainingConfig(dict(config, **override))
+        prepared.append((override, settings.to_json(), *_prepared(task, settings)))
+    if choices and ensemble.size(config) > 1:
+        raise UserError(f"--ensemble {ensemble.size(config)}: this {task.name} run chooses "
+                        f"among candidates ({'; '.join(map(candidates.describe, choices))}); "
+                        f"give one of them to ensemble it")
+    _, settings, task_state, spec = prepared[0]
+    run = RunDir.create(out, task.name, config.to_json() if choices else settings, task_state,
+                        spec, __version__)
+    if choices:
+        candidates.create(run, task, prepared)
+    elif ensemble.size(config) > 1:
+        ensemble.write_members(run, fresh=True)
+    return _trainer(task, run, echo, world)
+
+
+def _prepared(task, config: TrainingConfig) -> tuple[dict, dict]:
+    """(task state, model spec) of these options, every check done that can fail before
+    the run directory is made."""
     task_state = task.prepare(config)
     spec = task.model_spec(task_state, config)
     try:
@@ -33,15 +57,16 @@ def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
     _check_average_covers(task, task_state, config)
     _check_selection(task, task_state, config, spec)
     ensemble.check(task, owned(task, task_state, config), config, spec)
-    run = RunDir.create(out, task.name, config.to_json(), task_state, spec, __version__)
-    if ensemble.size(config) > 1:
-        ensemble.write_members(run, fresh=True)
-    return _trainer(task, run, echo, world)
+    return task_state, spec
 
 
 def _trainer(task, run: RunDir, echo, world):
-    """A Trainer for a plain run, an EnsembleTrainer for an ensemble's."""
-    if ensemble.size(run.info()["config"]) > 1:
+    """A Trainer for a plain run, an EnsembleTrainer for an ensemble's, a
+    CandidatesTrainer for a run still choosing among candidates."""
+    info = run.info()
+    if candidates.pending(info):
+        return candidates.CandidatesTrainer(task, run, echo, world)
+    if ensemble.size(info["config"]) > 1:
         return ensemble.EnsembleTrainer(task, run, echo, world)
     return Trainer(task, run, echo, world)
 
@@ -56,7 +81,9 @@ def resume_run(task, run: RunDir, echo=print, changes: dict | None = None,
     config.check(task)
     if changes:
         run.update_config(config.to_json())
-    if ensemble.size(config) > 1:
+    if candidates.pending(run.info()):
+        candidates.update(run, config.to_json())
+    elif ensemble.size(config) > 1:
         ensemble.write_members(run, fresh=False)
     return _trainer(task, run, echo, world)
 

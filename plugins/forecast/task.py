@@ -21,6 +21,7 @@ import click
 import numpy as np
 
 from recurrent.errors import UserError
+from recurrent.progress import warn_once
 
 from . import series as dataio
 from . import metrics as fm
@@ -151,9 +152,18 @@ class ForecastTask:
             click.Option(["--inputs"], type=click.Choice(win.INPUT_MODES), default="auto",
                          show_default=True,
                          help="Feed the window as scaled levels, or relative to its last "
-                              "value (for trending series such as co2); auto: relative "
-                              "when a line explains half the training rows' variance."),
+                              "value (for trending series such as co2); auto: train a "
+                              "model with each and keep the one with the better "
+                              "validation score (--select-by)."),
         ]
+
+    def candidates(self, config):
+        """--inputs auto: one candidate run per input mode, the better on validation kept
+        (recurrent/candidates.py); no single heuristic picked the better mode on the
+        suite's series (benchmarks/README.md)."""
+        if config.get("inputs") in (None, "auto"):
+            return [{"inputs": mode} for mode in win.INPUT_MODES if mode != "auto"]
+        return []
 
     def defaults(self):
         return dict(DEFAULTS)
@@ -215,7 +225,7 @@ class ForecastTask:
                    if difference and asked in (None, "auto", "esrnn") else None)
         model = self._model_kind(config, ets_fits, difference, es_fits)
         if ets_fits is None:
-            click.echo(ets.MISSING_NOTE, err=True)  # a warning: shown even with --quiet
+            warn_once(ets.MISSING_NOTE)
         anchors = choice = damping = None
         if difference:
             # The forecast the head corrects, per step: the best simple one on the

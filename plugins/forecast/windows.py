@@ -134,9 +134,12 @@ def input_rows(origins: np.ndarray, window: int) -> np.ndarray:
 
 
 def resolve_inputs(mode: str | None, train_filled: np.ndarray) -> str:
-    """--inputs auto -> "relative" when a least-squares line explains at least TREND_SHARE
-    of the training rows' variance (mean over columns: a trending series such as co2 would
-    leave the level range seen in training), else "level". Other modes are kept."""
+    """The input mode of a task state. A training run never prepares one with --inputs
+    auto (it trains a candidate of each mode: ForecastTask.candidates); a state prepared
+    on its own resolves auto as a guess: "relative" when a least-squares line explains at
+    least TREND_SHARE of the training rows' variance (mean over columns: a trending
+    series such as co2 would leave the level range seen in training), else "level".
+    Other modes are kept."""
     if mode not in (None, "auto"):
         return mode
     t = np.arange(train_filled.shape[0], dtype=np.float64)

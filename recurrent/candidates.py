@@ -1,0 +1,210 @@
+"""Runs that choose among candidates: a task may name option values that only training
+can decide between (Task.candidates); the run then trains one candidate per value and
+keeps the one that scores best on the validation split.
+
+Layout of such a run directory RUN while it trains:
+  RUN/config.json      the options as given, with "candidates": the list of option
+                       overrides, one per candidate (its task state and model spec are
+                       candidate 0's, until the choice)
+  RUN/candidate-0 ... RUN/candidate-{n-1}
+                       each a complete run directory (recurrent/checkpoint.py) whose
+                       options are the run's with that candidate's overrides, prepared
+                       and checked on its own, trained with the run's seed: candidate k is
+                       the plain run given its overrides explicitly, bit for bit.
+
+When every candidate has trained, each one's finished model (its best checkpoint, with
+the task state its after_training left) is evaluated on the validation split and scored
+by the run's --select-by, the figure `recurrent eval CANDIDATE --split valid` shows; the
+lowest score wins (a tie goes to the earlier candidate). RUN then becomes a copy of the
+winner: its checkpoints, metrics.jsonl and loss plot, and last its config.json, with
+"chose" recording every candidate's overrides and score and the index kept. From then on
+RUN is a plain run: eval, predict, export and --resume (which continues the winner in
+RUN) treat it as one; the candidate directories stay as the record.
+
+A Ctrl-C between or within candidates stops with the checkpoints saved; --resume RUN
+goes on from there, continuing a candidate that had started and leaving those that had
+ended as they are, so the interrupted run ends as the uninterrupted one would.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+from . import in_turn
+from .checkpoint import BEST, CONFIG_FILE, LAST, METRICS, RunCopy, RunDir, write_json
+from .errors import UserError
+from .loss_plot import PLOT_FILE
+
+CANDIDATE_DIR = "candidate-{}"
+PENDING = "candidates"  # config.json key of a run that has not chosen yet
+CHOSE = "chose"  # config.json key of the choice a run made
+COPIED = (LAST, BEST, METRICS, PLOT_FILE)  # what RUN takes from the winner (config last)
+
+
+def overrides(task, config) -> list[dict]:
+    """The option overrides of the candidates ``task`` names for these options
+    (Task.candidates), [] for a plain run; UserError for a malformed list (a plugin
+    bug)."""
+    if not hasattr(task, "candidates"):
+        return []
+    named = task.candidates(config)
+    if not named:
+        return []
+    if (not isinstance(named, list) or len(named) < 2
+            or not all(isinstance(o, dict) and o for o in named)):
+        raise UserError(f"task {task.name!r} named bad candidates {named!r}: expected a "
+                        f"list of two or more non-empty dicts of option overrides")
+    return [dict(o) for o in named]
+
+
+def describe(override: dict) -> str:
+    """'--inputs level': a candidate's overrides as command-line options."""
+    return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in override.items())
+
+
+def candidate_path(path: str, k: int) -> str:
+    return os.path.join(path, CANDIDATE_DIR.format(k))
+
+
+def pending(info: dict) -> list[dict]:
+    """The overrides of a run that still has to train its candidates and choose ([] for a
+    plain run or one that has chosen)."""
+    return list(info.get(PENDING) or [])
+
+
+def create(run: RunDir, task, prepared: list) -> None:
+    """Mark the new run ``run`` as choosing among candidates and create their run
+    directories; ``prepared``: (overrides, config, task state, model spec) per
+    candidate, already checked."""
+    info = run.info()
+    info[PENDING] = [o for o, _, _, _ in prepared]
+    write_json(run.file(CONFIG_FILE), info)
+    for k, (_, config, task_state, spec) in enumerate(prepared):
+        RunDir.create(candidate_path(run.path, k), task.name, config, task_state, spec,
+                      info["version"])
+
+
+def update(run: RunDir, config: dict) -> None:
+    """After options changed on resume: bring each candidate's options up to date
+    (config.RESUMABLE ones only), after checking that it belongs to the run."""
+    for k, override in enumerate(pending(run.info())):
+        candidate = _matching(run, k)
+        candidate.update_config(dict(config, **override))
+
+
+def _matching(run: RunDir, k: int) -> RunDir:
+    """Candidate k's run directory, checked to be there and to have the run's task and
+    options with its overrides (but those that may change on resume)."""
+    from .config import RESUMABLE
+    info = run.info()
+    override = pending(info)[k]
+    path = candidate_path(run.path, k)
+    if not os.path.exists(os.path.join(path, CONFIG_FILE)):
+        raise UserError(f"{run.path} chooses among {len(pending(info))} candidates and "
+                        f"{CANDIDATE_DIR.format(k)} is missing")
+    candidate = RunDir.open(path)
+    ours, theirs = dict(info["config"], **override), candidate.info()
+    differs = ["task"] if theirs["task"] != info["task"] else []
+    keys = set(ours) | set(theirs["config"])
+    differs += [f"option {key}" for key in sorted(keys - set(RESUMABLE))
+                if ours.get(key) != theirs["config"].get(key)]
+    if differs:
+        raise UserError(f"{path} does not belong to the run {run.path}: its {differs[0]} "
+                        f"differs from the run's")
+    return candidate
+
+
+def choose(scores: list[float]) -> int:
+    """The index of the lowest score (a tie: the earliest); NaN never wins unless every
+    score is NaN."""
+    best = 0
+    for k, score in enumerate(scores):
+        if score < scores[best] or (scores[best] != scores[best] and score == score):
+            best = k
+    return best
+
+
+def adopt(run: RunDir, k: int, scores: list[float], select_by: str) -> None:
+    """Make ``run`` a copy of candidate k (module docstring): its files, then its
+    config.json with the record of the choice. Files the winner lacks are removed, so
+    a copy cut short and redone leaves nothing of another state."""
+    info = run.info()
+    source = RunDir(candidate_path(run.path, k))
+    for name in COPIED:
+        if source.has(name):
+            temporary = run.file(name + ".tmp")
+            shutil.copyfile(source.file(name), temporary)
+            os.replace(temporary, run.file(name))
+        elif run.has(name):
+            os.remove(run.file(name))
+    chosen = source.info()
+    chosen[CHOSE] = {"candidates": pending(info), "scores": scores, "chosen": k,
+                     "select_by": select_by}
+    write_json(run.file(CONFIG_FILE), chosen)
+
+
+class CandidatesTrainer:
+    """Trains a run's candidates one after another, each with the plain Trainer (so each
+    resumes and trains data-parallel as a single run does), then scores them and makes
+    the run a copy of the winner (rank 0 alone reads and writes files; the other ranks
+    receive each candidate's description from it)."""
+
+    size = 1  # one model at the end (cli's header line)
+
+    def __init__(self, task, run: RunDir, echo=print, world=None):
+        from . import selection
+        from .distributed import World
+        self.task, self.run, self.echo = task, run, echo
+        self.world = world if world is not None else World()
+        info = run.info()
+        self.config = info["config"]
+        self.options = pending(info)
+        self.selection = selection.parse(self.config.get("select_by"))
+        self._spec = info["model_spec"]
+
+    @property
+    def num_params(self):
+        from .config import TrainingConfig
+        return TrainingConfig(self.config).build_model(self._spec).num_params
+
+    def _trainer(self, k):
+        from .trainer import Trainer
+        path = candidate_path(self.run.path, k)
+        info = _matching(self.run, k).info() if self.world.is_root else None
+        if self.world.size > 1:
+            info = self.world.bcast(info)
+        return (Trainer(self.task, RunCopy(path, info), self.echo, self.world),
+                describe(self.options[k]))
+
+    def fit(self, resume=False):
+        quiet = self.config.get("quiet") or not self.world.is_root
+        count = len(self.options)
+        summaries, stopped = in_turn.train(self._trainer, count, "candidate", self.world,
+                                           resume, quiet, self.echo)
+        if stopped:
+            return {**stopped, "run": self.run.path}
+        if not self.world.is_root:
+            return {**summaries[0], "run": self.run.path}
+        scores = [self._score(k) for k in range(count)]
+        k = choose(scores)
+        adopt(self.run, k, scores, self.selection.text)
+        if not quiet:
+            self.echo("candidates: " + "; ".join(
+                f"{describe(o)} {self.selection.describe(s)}"
+                for o, s in zip(self.options, scores)) + f"; kept {describe(self.options[k])}")
+        steps = [s["step"] for s in summaries]
+        text = (f"{count} candidates of {steps[0]} steps each" if len(set(steps)) == 1
+                else f"{count} candidates of {', '.join(map(str, steps))} steps")
+        return {**summaries[k], "run": self.run.path, "steps_text": text,
+                "best": f"{self.selection.describe(scores[k])} with {describe(self.options[k])}"}
+
+    def _score(self, k) -> float:
+        """Candidate k's finished model scored on the validation split by --select-by."""
+        from .runs import load_model
+        model, info = load_model(RunDir(candidate_path(self.run.path, k)))
+        metrics = self.task.evaluate(info["task_state"], "valid", info["config"],
+                                     model.runner())
+        try:
+            return float(self.selection.score(metrics))
+        except KeyError as e:
+            raise UserError(e.args[0]) from None

@@ -1,0 +1,41 @@
+"""Runs made of parts trained one after another (an ensemble's members, a run's
+candidates): each part a complete run directory trained by the plain Trainer, a Ctrl-C
+stopping before the next part, and --resume going on from the part that stopped."""
+from __future__ import annotations
+
+import os
+
+from .checkpoint import LAST, METRICS, RunDir
+from .interrupt import Interrupt
+
+
+def started(world, path: str) -> bool:
+    """Whether the part in ``path`` has a checkpoint to resume from (rank 0 looks; a part
+    that never saved one starts again, without the records of its first attempt)."""
+    found = None
+    if world.is_root:
+        part = RunDir(path)
+        found = part.has(LAST)
+        if not found and part.has(METRICS):
+            os.remove(part.file(METRICS))
+    return world.bcast(found) if world.size > 1 else found
+
+
+def train(make, count: int, noun: str, world, resume: bool, quiet: bool, echo):
+    """Train parts 0..count-1 in turn; ``make(k)`` -> (the part's Trainer, what sets it
+    apart, e.g. "seed 7"). Returns (the parts' summaries, None), or (those so far, the
+    summary of the interruption: "part" says which, e.g. "member 2/3")."""
+    summaries = []
+    with Interrupt() as interrupt:  # a Ctrl-C between parts stops before the next
+        for k in range(count):
+            trainer, text = make(k)
+            if not quiet:
+                echo(f"{noun} {k + 1}/{count} ({text}) in {trainer.run.path}")
+            summary = trainer.fit(resume=resume and started(world, trainer.run.path))
+            summaries.append(summary)
+            stop = world.bcast(interrupt.requested) if world.size > 1 \
+                else interrupt.requested
+            if summary["status"] == "interrupted" or (stop and k + 1 < count):
+                return summaries, {**summary, "status": "interrupted",
+                                   "part": f"{noun} {k + 1}/{count}"}
+    return summaries, None

@@ -1,0 +1,214 @@
+"""Runs that choose among candidates (recurrent/candidates.py): forecast's --inputs auto
+trains a run per input mode, keeps the better on validation, and the run is then that
+candidate's copy; interrupted runs resume to the uninterrupted one."""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+from helpers import invoke, ok, one_line_error
+
+from recurrent import candidates
+from recurrent.checkpoint import load_arrays
+from recurrent.config import TrainingConfig
+from recurrent.errors import UserError
+from recurrent.plugins import get_task
+from recurrent.runs import start_run
+from recurrent.trainer import Trainer
+
+SMALL = ["--hidden", "8", "--epochs", "2", "--threads", "1", "--quiet", "--no-plot"]
+
+
+def _params(path, name="best.npz"):
+    arrays, _ = load_arrays(str(path / name))
+    return {k: v for k, v in arrays.items() if k.startswith("param/")}
+
+
+def _same(a, b):
+    return sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def _info(run):
+    return json.loads((run / "config.json").read_text())
+
+
+def _valid_loss(run):
+    return json.loads(ok(invoke("eval", run, "--split", "valid", "--json")))["metrics"]["loss"]
+
+
+@pytest.fixture(scope="module")
+def chosen(tmp_path_factory):
+    run = tmp_path_factory.mktemp("candidates") / "run"
+    ok(invoke("train", "forecast", "--out", run, *SMALL))
+    return run
+
+
+def test_each_input_mode_trains_and_the_better_on_validation_is_kept(chosen):
+    record = _info(chosen)["chose"]
+    assert record["candidates"] == [{"inputs": "level"}, {"inputs": "relative"}]
+    assert record["select_by"] == "loss"
+    # every score is what `eval --split valid` shows for that candidate
+    scores = [_valid_loss(chosen / f"candidate-{k}") for k in range(2)]
+    assert record["scores"] == pytest.approx(scores, rel=1e-12)
+    k = record["chosen"]
+    assert k == int(np.argmin(scores))
+    # the run is now a copy of the winner: its options, state, checkpoints and records
+    winner = chosen / f"candidate-{k}"
+    info, theirs = _info(chosen), _info(winner)
+    assert info["config"] == theirs["config"]
+    assert info["config"]["inputs"] == ("level", "relative")[k]
+    assert info["task_state"] == theirs["task_state"]
+    for name in ("best.npz", "last.npz", "metrics.jsonl"):
+        assert (chosen / name).read_bytes() == (winner / name).read_bytes()
+    ours, theirs = (json.loads(ok(invoke("eval", r, "--json"))) for r in (chosen, winner))
+    assert ours.pop("run") != theirs.pop("run") and ours == theirs
+    assert ok(invoke("predict", chosen)) == ok(invoke("predict", winner))
+
+
+def test_a_candidate_is_the_plain_run_of_its_options(chosen, tmp_path):
+    for k, mode in enumerate(("level", "relative")):
+        plain = tmp_path / mode
+        ok(invoke("train", "forecast", "--out", plain, "--inputs", mode, *SMALL))
+        assert not (plain / "candidate-0").exists() and "chose" not in _info(plain)
+        assert _same(_params(plain), _params(chosen / f"candidate-{k}"))
+        assert _info(plain)["task_state"] == _info(chosen / f"candidate-{k}")["task_state"]
+
+
+def test_an_interrupted_choice_resumes_to_the_uninterrupted_one(chosen, tmp_path,
+                                                               monkeypatch):
+    part = tmp_path / "part"
+    # Ctrl-C during the second candidate's fifth step: it saves and the summary says where
+    monkeypatch.setattr(Trainer, "_stop_requested", lambda self: (
+        self.run.path.endswith("candidate-1") and self.position.step == 5))
+    result = invoke("train", "forecast", "--out", part, *SMALL[:-2])  # not --quiet
+    assert result.exit_code == 130, result.output
+    assert "candidate 1/2 (--inputs level)" in result.output
+    assert "interrupted at step 5 of candidate 2/2" in result.output
+    assert "chose" not in _info(part) and not (part / "best.npz").exists()
+    one_line_error(invoke("eval", part), "no checkpoint yet")
+    monkeypatch.undo()
+    out = ok(invoke("train", "--resume", part))
+    assert "candidates: --inputs level valid loss" in out and "kept --inputs" in out
+    for k in range(2):
+        for name in ("last.npz", "best.npz"):
+            assert _same(_params(chosen / f"candidate-{k}", name),
+                         _params(part / f"candidate-{k}", name)), (k, name)
+    assert _info(part)["chose"] == _info(chosen)["chose"]
+    assert _same(_params(part), _params(chosen))
+
+
+def test_after_the_choice_the_run_resumes_as_the_winner(chosen, tmp_path):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(chosen, run)
+    k = _info(run)["chose"]["chosen"]
+    before = _params(run / f"candidate-{k}", "last.npz")
+    out = ok(invoke("train", "--resume", run, "--epochs", "3", "--quiet"))
+    assert "candidates" not in out
+    assert _info(run)["config"]["epochs"] == 3 and "chose" in _info(run)
+    assert not _same(_params(run, "last.npz"), before)
+    assert _same(_params(run / f"candidate-{k}", "last.npz"), before)  # the record stays
+    one_line_error(invoke("train", "forecast", "--resume", run, "--inputs", "auto"),
+                   "--inputs cannot change when resuming")
+
+
+def test_a_missing_or_foreign_candidate_is_one_line(tmp_path, monkeypatch):
+    part = tmp_path / "part"
+    monkeypatch.setattr(Trainer, "_stop_requested", lambda self: self.position.step == 2)
+    assert invoke("train", "forecast", "--out", part, *SMALL).exit_code == 130
+    monkeypatch.undo()
+    config = _info(part / "candidate-1")
+    config["config"]["hidden"] = 4
+    (part / "candidate-1" / "config.json").write_text(json.dumps(config))
+    one_line_error(invoke("train", "--resume", part), "does not belong to the run",
+                   "option hidden differs")
+    for name in os.listdir(part / "candidate-1"):
+        os.remove(part / "candidate-1" / name)
+    os.rmdir(part / "candidate-1")
+    one_line_error(invoke("train", "--resume", part), "chooses among 2 candidates",
+                   "candidate-1 is missing")
+
+
+def test_choose_takes_the_lowest_score_the_earliest_on_a_tie_and_never_nan():
+    assert candidates.choose([0.3, 0.2, 0.2]) == 1
+    assert candidates.choose([math.nan, 0.5, 0.4]) == 2
+    assert candidates.choose([0.5, math.nan]) == 0
+    assert candidates.choose([math.nan, math.nan]) == 0
+
+
+class _Named:
+    name = "toy"
+
+    def __init__(self, named):
+        self.named = named
+
+    def candidates(self, config):
+        return self.named
+
+
+@pytest.mark.parametrize("named", [[{"inputs": "level"}], [{}, {}], ["level", "relative"],
+                                   ({"a": 1}, {"a": 2})])
+def test_a_task_naming_bad_candidates_is_one_line(named):
+    with pytest.raises(UserError, match="named bad candidates"):
+        candidates.overrides(_Named(named), {})
+    assert candidates.overrides(_Named([]), {}) == []
+    assert candidates.overrides(object(), {}) == []
+
+
+def test_ensembles_and_explicit_modes_make_no_candidates(tmp_path):
+    task = get_task("forecast")
+    assert task.candidates({"inputs": "level"}) == []
+    options = {p.name: p.default for p in task.options()
+               if isinstance(p.default, (int, float, str, type(None)))}
+    config = TrainingConfig.resolve(task, {**options, "steps": 2, "threads": 1})
+    assert len(candidates.overrides(task, config)) == 2
+    out = tmp_path / "run"
+    with pytest.raises(UserError, match="--ensemble 2: "):
+        start_run(task, TrainingConfig({**config, "ensemble": 2}), str(out))
+    assert not out.exists()
+
+
+class _PoolingChoice:
+    """toy-sign choosing its pooling among candidates: a task without after_training,
+    through the library."""
+
+    def __new__(cls):
+        from train_toys import ToySign
+
+        class PoolingChoice(ToySign):
+            def candidates(self, config):
+                if config.get("pooling") != "auto":
+                    return []
+                return [{"pooling": "last"}, {"pooling": "mean"}, {"pooling": "max"}]
+
+        return PoolingChoice()
+
+
+def test_any_task_can_name_candidates(tmp_path):
+    from train_toys import registered
+    with registered():  # its reference cells
+        _pooling_choice(tmp_path)
+
+
+def _pooling_choice(tmp_path):
+    task = _PoolingChoice()
+    config = TrainingConfig.resolve(task, {"samples": 96, "pooling": "auto", "threads": 1,
+                                           "quiet": True, "interrupt_at": None})
+    config["loss"] = task.loss
+    with pytest.raises(UserError, match="--ensemble 2: this toy-sign run chooses among "
+                                        "candidates .--pooling last; --pooling mean"):
+        start_run(task, TrainingConfig({**config, "ensemble": 2}), str(tmp_path / "e"))
+    assert not (tmp_path / "e").exists()
+    summary = start_run(task, config, str(tmp_path / "run"), echo=lambda line: None).fit()
+    record = _info(tmp_path / "run")["chose"]
+    assert len(record["scores"]) == 3 and record["chosen"] == int(np.argmin(record["scores"]))
+    assert summary["steps_text"] == "3 candidates of 15 steps each"
+    assert summary["best"].endswith(f"with --pooling {('last', 'mean', 'max')[record['chosen']]}")
+    for k, pooling in enumerate(("last", "mean", "max")):
+        plain = start_run(task, TrainingConfig({**config, "pooling": pooling}),
+                          str(tmp_path / pooling), echo=lambda line: None)
+        plain.fit()
+        assert _same(_params(tmp_path / pooling), _params(tmp_path / "run" / f"candidate-{k}"))
