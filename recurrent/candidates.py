@@ -31,8 +31,10 @@ import os
 import shutil
 
 from . import in_turn
-from .checkpoint import BEST, CONFIG_FILE, LAST, METRICS, RunCopy, RunDir, write_json
+from .checkpoint import (BEST, CONFIG_FILE, LAST, METRICS, RunCopy, RunDir, atomic_write,
+                         write_json)
 from .errors import UserError
+from .interrupt import Interrupt
 from .loss_plot import PLOT_FILE
 
 CANDIDATE_DIR = "candidate-{}"
@@ -72,23 +74,29 @@ def pending(info: dict) -> list[dict]:
     return list(info.get(PENDING) or [])
 
 
-def create(run: RunDir, task, prepared: list) -> None:
-    """Mark the new run ``run`` as choosing among candidates and create their run
-    directories; ``prepared``: (overrides, config, task state, model spec) per
-    candidate, already checked."""
-    info = run.info()
-    info[PENDING] = [o for o, _, _, _ in prepared]
-    write_json(run.file(CONFIG_FILE), info)
-    for k, (_, config, task_state, spec) in enumerate(prepared):
-        RunDir.create(candidate_path(run.path, k), task.name, config, task_state, spec,
-                      info["version"])
+def create(path: str, task, config: dict, prepared: list, version: str) -> RunDir:
+    """The run directory ``path`` of a run choosing among candidates: first each
+    candidate's run directory, then RUN/config.json with the options as given and the
+    overrides (the write that makes RUN a run). ``prepared``: (overrides, options, task
+    state, model spec) per candidate, already checked."""
+    RunDir.make_directory(path)
+    for k, (_, options, task_state, spec) in enumerate(prepared):
+        RunDir.create(candidate_path(path, k), task.name, options, task_state, spec, version)
+    _, _, task_state, spec = prepared[0]
+    return RunDir.create(path, task.name, config, task_state, spec, version,
+                         extra={PENDING: [o for o, _, _, _ in prepared]})
 
 
-def update(run: RunDir, config: dict) -> None:
-    """After options changed on resume: bring each candidate's options up to date
-    (config.RESUMABLE ones only), after checking that it belongs to the run."""
-    for k, override in enumerate(pending(run.info())):
-        candidate = _matching(run, k)
+def check(run: RunDir) -> list[RunDir]:
+    """Every candidate's run directory, each checked to be there and to belong to the
+    run (before a resume writes anything)."""
+    return [_matching(run, k) for k in range(len(pending(run.info())))]
+
+
+def update(candidates: list[RunDir], overrides: list[dict], config: dict) -> None:
+    """After options changed on resume: each candidate's options brought up to date
+    (config.RESUMABLE ones only; ``candidates`` from check())."""
+    for candidate, override in zip(candidates, overrides):
         candidate.update_config(dict(config, **override))
 
 
@@ -125,16 +133,16 @@ def choose(scores: list[float]) -> int:
 
 
 def adopt(run: RunDir, k: int, scores: list[float], select_by: str) -> None:
-    """Make ``run`` a copy of candidate k (module docstring): its files, then its
-    config.json with the record of the choice. Files the winner lacks are removed, so
-    a copy cut short and redone leaves nothing of another state."""
+    """Make ``run`` a copy of candidate k (module docstring): its files, each written
+    whole or not at all, then its config.json with the record of the choice (``scores``:
+    each candidate's validation figure as measured). Files the winner lacks are removed,
+    so a copy cut short and redone leaves nothing of another state."""
     info = run.info()
     source = RunDir(candidate_path(run.path, k))
     for name in COPIED:
         if source.has(name):
-            temporary = run.file(name + ".tmp")
-            shutil.copyfile(source.file(name), temporary)
-            os.replace(temporary, run.file(name))
+            with open(source.file(name), "rb") as f:
+                atomic_write(run.file(name), lambda out: shutil.copyfileobj(f, out))
         elif run.has(name):
             os.remove(run.file(name))
     chosen = source.info()
@@ -185,9 +193,11 @@ class CandidatesTrainer:
             return {**stopped, "run": self.run.path}
         if not self.world.is_root:
             return {**summaries[0], "run": self.run.path}
-        scores = [self._score(k) for k in range(count)]
-        k = choose(scores)
-        adopt(self.run, k, scores, self.selection.text)
+        with Interrupt():  # a Ctrl-C while scoring or copying waits until RUN is whole
+            scores = [self._score(k) for k in range(count)]
+            k = choose(scores)
+            adopt(self.run, k, [self.selection.value(s) for s in scores],
+                  self.selection.text)
         if not quiet:
             self.echo("candidates: " + "; ".join(
                 f"{describe(o)} {self.selection.describe(s)}"

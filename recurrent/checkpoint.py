@@ -144,8 +144,20 @@ class RunDir:
 
     @classmethod
     def create(cls, path: str, task: str, config: dict, task_state: dict, model_spec: dict,
-               version: str) -> "RunDir":
-        """A new run directory; refuses one that already holds a run."""
+               version: str, extra: dict | None = None) -> "RunDir":
+        """A new run directory, its config.json written once (with ``extra`` top-level
+        keys, if any); refuses one that already holds a run."""
+        cls.make_directory(path)
+        run = cls(path)
+        write_json(run.file(CONFIG_FILE), {"format": FORMAT, "task": task, "config": config,
+                                           "task_state": task_state, "model_spec": model_spec,
+                                           "version": version, **(extra or {})})
+        return run
+
+    @staticmethod
+    def make_directory(path: str) -> None:
+        """Create the directory of a new run at ``path`` (or take an empty or unused
+        one); UserError when it already holds a run or cannot be made."""
         if os.path.exists(os.path.join(path, CONFIG_FILE)):
             raise UserError(f"{path} already holds a run: continue it with --resume {path} "
                             f"or choose another --out")
@@ -155,11 +167,6 @@ class RunDir:
             os.makedirs(path, exist_ok=True)
         except OSError as e:
             raise UserError(f"cannot create run directory {path}: {e.strerror}") from None
-        run = cls(path)
-        write_json(run.file(CONFIG_FILE), {"format": FORMAT, "task": task, "config": config,
-                                           "task_state": task_state, "model_spec": model_spec,
-                                           "version": version})
-        return run
 
     @classmethod
     def open(cls, path: str) -> "RunDir":

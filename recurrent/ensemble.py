@@ -119,13 +119,16 @@ def _matching(run: RunDir, member: RunDir, k: int) -> RunDir:
     return member
 
 
-def member_runs(run: RunDir) -> list[RunDir]:
-    """The members' run directories, each checked to be there and to match."""
+def member_runs(run: RunDir, missing_ok: bool = False) -> list[RunDir]:
+    """The members' run directories, each checked to be there (``missing_ok``: those
+    there, as a resume finds them before it creates the others) and to match."""
     count = size(run.info()["config"])
     members = []
     for k in range(count):
         path = member_path(run.path, k)
         if not os.path.exists(os.path.join(path, CONFIG_FILE)):
+            if missing_ok:
+                continue
             raise UserError(f"{run.path} is an ensemble of {count} members and "
                             f"{MEMBER_DIR.format(k)} is missing")
         members.append(_matching(run, RunDir.open(path), k))

@@ -32,13 +32,13 @@ def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
         raise UserError(f"--ensemble {ensemble.size(config)}: this {task.name} run chooses "
                         f"among candidates ({'; '.join(map(candidates.describe, choices))}); "
                         f"give one of them to ensemble it")
-    _, settings, task_state, spec = prepared[0]
-    run = RunDir.create(out, task.name, config.to_json() if choices else settings, task_state,
-                        spec, __version__)
     if choices:
-        candidates.create(run, task, prepared)
-    elif ensemble.size(config) > 1:
-        ensemble.write_members(run, fresh=True)
+        run = candidates.create(out, task, config.to_json(), prepared, __version__)
+    else:
+        _, settings, task_state, spec = prepared[0]
+        run = RunDir.create(out, task.name, settings, task_state, spec, __version__)
+        if ensemble.size(config) > 1:
+            ensemble.write_members(run, fresh=True)
     return _trainer(task, run, echo, world)
 
 
@@ -75,14 +75,19 @@ def resume_run(task, run: RunDir, echo=print, changes: dict | None = None,
                world=None) -> Trainer:
     """A Trainer continuing ``run``; ``changes``: options given again (only those in
     config.RESUMABLE may differ), saved in the run before it continues."""
-    config = TrainingConfig.from_json(run.info()["config"], run.file(CONFIG_FILE))
+    info = run.info()
+    config = TrainingConfig.from_json(info["config"], run.file(CONFIG_FILE))
     if changes:
         config = config.resumed(changes)
     config.check(task)
+    # every part checked before anything is written: a refused resume changes no file
+    parts = candidates.check(run) if candidates.pending(info) else None
+    if ensemble.size(config) > 1:
+        ensemble.member_runs(run, missing_ok=True)
     if changes:
         run.update_config(config.to_json())
-    if candidates.pending(run.info()):
-        candidates.update(run, config.to_json())
+    if parts is not None:
+        candidates.update(parts, candidates.pending(info), config.to_json())
     elif ensemble.size(config) > 1:
         ensemble.write_members(run, fresh=False)
     return _trainer(task, run, echo, world)
@@ -116,6 +121,12 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
     precision."""
     info = run.info()
     config = TrainingConfig.from_json(info["config"], run.file(CONFIG_FILE))
+    overrides = candidates.pending(info)
+    if overrides:
+        raise UserError(f"{run.path} is still choosing among {len(overrides)} candidates "
+                        f"({'; '.join(map(candidates.describe, overrides))}): finish it "
+                        f"with `recurrent train --resume {run.path}`, or use one of its "
+                        f"candidates ({candidates.candidate_path(run.path, 0)} ...)")
     if ensemble.size(config) > 1:
         from .plugins import get_loss
         members = [load_model(member, which, threads, precision)[0]

@@ -44,10 +44,13 @@ class Selection(NamedTuple):
     def text(self) -> str:
         return DEFAULT if self.is_loss else f"{self.metric}:{self.direction}"
 
+    def value(self, score: float) -> float:
+        """The metric as measured, from its score (score() negates "max" metrics)."""
+        return -score if self.direction == "max" else score
+
     def describe(self, score: float) -> str:
         """'valid loss 0.4552' / 'valid accuracy 0.7882': the best score, as measured."""
-        value = -score if self.direction == "max" else score
-        return f"valid {self.metric} {value:.4f}"
+        return f"valid {self.metric} {self.value(score):.4f}"
 
 
 LOSS = Selection("loss", "min")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -88,7 +89,8 @@ def test_an_interrupted_choice_resumes_to_the_uninterrupted_one(chosen, tmp_path
     assert "candidate 1/2 (--inputs level)" in result.output
     assert "interrupted at step 5 of candidate 2/2" in result.output
     assert "chose" not in _info(part) and not (part / "best.npz").exists()
-    one_line_error(invoke("eval", part), "no checkpoint yet")
+    one_line_error(invoke("eval", part), "is still choosing among 2 candidates",
+                   "--resume")
     monkeypatch.undo()
     out = ok(invoke("train", "--resume", part))
     assert "candidates: --inputs level valid loss" in out and "kept --inputs" in out
@@ -101,7 +103,6 @@ def test_an_interrupted_choice_resumes_to_the_uninterrupted_one(chosen, tmp_path
 
 
 def test_after_the_choice_the_run_resumes_as_the_winner(chosen, tmp_path):
-    import shutil
     run = tmp_path / "run"
     shutil.copytree(chosen, run)
     k = _info(run)["chose"]["chosen"]
@@ -120,11 +121,20 @@ def test_a_missing_or_foreign_candidate_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "_stop_requested", lambda self: self.position.step == 2)
     assert invoke("train", "forecast", "--out", part, *SMALL).exit_code == 130
     monkeypatch.undo()
+    # a run cut off while copying the winner: its checkpoints are there, its options not
+    for name in ("best.npz", "last.npz"):
+        shutil.copyfile(part / "candidate-0" / "last.npz", part / name)
+    for command in (["eval", part], ["predict", part], ["export", part, "--format",
+                                                          "onnx", "--out", tmp_path / "m.onnx"]):
+        one_line_error(invoke(*command), "is still choosing among 2 candidates")
     config = _info(part / "candidate-1")
     config["config"]["hidden"] = 4
     (part / "candidate-1" / "config.json").write_text(json.dumps(config))
-    one_line_error(invoke("train", "--resume", part), "does not belong to the run",
-                   "option hidden differs")
+    before = {p: (p / "config.json").read_bytes() for p in (part, part / "candidate-0")}
+    one_line_error(invoke("train", "--resume", part, "--epochs", "3"),
+                   "does not belong to the run", "option hidden differs")
+    # a refused resume writes nothing
+    assert all((p / "config.json").read_bytes() == b for p, b in before.items())
     for name in os.listdir(part / "candidate-1"):
         os.remove(part / "candidate-1" / name)
     os.rmdir(part / "candidate-1")
@@ -196,7 +206,8 @@ def test_any_task_can_name_candidates(tmp_path):
 def _pooling_choice(tmp_path):
     task = _PoolingChoice()
     config = TrainingConfig.resolve(task, {"samples": 96, "pooling": "auto", "threads": 1,
-                                           "quiet": True, "interrupt_at": None})
+                                           "quiet": True, "interrupt_at": None,
+                                           "select_by": "accuracy:max"})
     config["loss"] = task.loss
     with pytest.raises(UserError, match="--ensemble 2: this toy-sign run chooses among "
                                         "candidates .--pooling last; --pooling mean"):
@@ -204,7 +215,10 @@ def _pooling_choice(tmp_path):
     assert not (tmp_path / "e").exists()
     summary = start_run(task, config, str(tmp_path / "run"), echo=lambda line: None).fit()
     record = _info(tmp_path / "run")["chose"]
-    assert len(record["scores"]) == 3 and record["chosen"] == int(np.argmin(record["scores"]))
+    # the record holds each candidate's validation accuracy as measured; the highest wins
+    assert record["select_by"] == "accuracy:max"
+    assert all(0.5 <= score <= 1 for score in record["scores"])
+    assert record["chosen"] == int(np.argmax(record["scores"]))
     assert summary["steps_text"] == "3 candidates of 15 steps each"
     assert summary["best"].endswith(f"with --pooling {('last', 'mean', 'max')[record['chosen']]}")
     for k, pooling in enumerate(("last", "mean", "max")):
