@@ -23,7 +23,8 @@ benchmarks/README.md table: test MASE of the model (median [min, max] over the s
 beside naive, seasonal naive and ETS, whether the model's worst seed beats the better of
 naive and seasonal naive, and whether it beats ETS (worst seed: yes; median only: median),
 then the validation MASE of the model and of ETS (what defaults are chosen on), and the
-model each seed's run took (--model auto: rnn, hybrid or esrnn).
+model kind and input mode each seed's run took (--model auto: rnn, hybrid or esrnn;
+--inputs auto: level or relative).
 --held-out runs the HELD_OUT rows the same way; --only NAME,NAME keeps the rows of those
 datasets. The series outside the repository are
 written by forecast_data.py from the PyPI packages pmdarima, statsmodels and
@@ -76,7 +77,8 @@ def _range(values):
 
 def _runs(args):
     """Per seed: train once, then the `eval --json` reports of the test and valid splits
-    (the test report also has "took": the model the run chose, from its config.json)."""
+    (the test report also has "took": the model kind and input mode the run chose, from
+    its config.json, e.g. "esrnn level")."""
     threads = ["--threads", args.threads] if args.threads else []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
@@ -84,7 +86,8 @@ def _runs(args):
             run_cli(["train", "forecast", "--out", run, "--seed", seed, "--quiet",
                      "--no-plot", *threads, *args.train_args])
             with open(f"{run}/config.json") as f:
-                took = json.load(f)["task_state"]["model"]
+                state = json.load(f)["task_state"]
+            took = f"{state['model']} {state['inputs']}"
             yield ({**json.loads(run_cli(["eval", run, "--json", *threads])), "took": took},
                    json.loads(run_cli(["eval", run, "--json", "--split", "valid", *threads])))
 

@@ -60,8 +60,16 @@ def overrides(task, config) -> list[dict]:
 
 
 def describe(override: dict) -> str:
-    """'--inputs level': a candidate's overrides as command-line options."""
-    return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in override.items())
+    """'--inputs level': a candidate's overrides as command-line options (a boolean as
+    its flag, '--wide-scale' / '--no-wide-scale')."""
+    words = []
+    for key, value in override.items():
+        name = key.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(f"--{name}" if value else f"--no-{name}")
+        else:
+            words.append(f"--{name} {value}")
+    return " ".join(words)
 
 
 def candidate_path(path: str, k: int) -> str:

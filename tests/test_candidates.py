@@ -142,6 +142,12 @@ def test_a_missing_or_foreign_candidate_is_one_line(tmp_path, monkeypatch):
                    "candidate-1 is missing")
 
 
+def test_candidates_are_described_as_their_options():
+    assert candidates.describe({"inputs": "level"}) == "--inputs level"
+    assert candidates.describe({"wide_scale": True, "hidden": 8}) == "--wide-scale --hidden 8"
+    assert candidates.describe({"wide_scale": False}) == "--no-wide-scale"
+
+
 def test_choose_takes_the_lowest_score_the_earliest_on_a_tie_and_never_nan():
     assert candidates.choose([0.3, 0.2, 0.2]) == 1
     assert candidates.choose([math.nan, 0.5, 0.4]) == 2
