@@ -159,6 +159,21 @@ def adopt(run: RunDir, k: int, scores: list[float], select_by: str) -> None:
     write_json(run.file(CONFIG_FILE), chosen)
 
 
+def chosen_text(info: dict) -> str | None:
+    """'chosen on validation: --inputs relative (valid loss 0.2357) over --inputs level
+    (valid loss 0.2558)': the choice a run made, for `recurrent eval`; None for a run
+    that made none."""
+    from . import selection
+    record = info.get(CHOSE)
+    if not record:
+        return None
+    metric = selection.parse(record["select_by"]).metric
+    parts = [f"{describe(o)} (valid {metric} {score:.4f})"
+             for o, score in zip(record["candidates"], record["scores"])]
+    kept = parts.pop(record["chosen"])
+    return f"chosen on validation: {kept} over {', '.join(parts)}"
+
+
 class CandidatesTrainer:
     """Trains a run's candidates one after another, each with the plain Trainer (so each
     resumes and trains data-parallel as a single run does), then scores them and makes

@@ -15,7 +15,7 @@ import time
 import click
 from click.core import ParameterSource
 
-from . import __version__, averaging, plugins, report
+from . import __version__, averaging, candidates, plugins, report
 from .checkpoint import json_default
 from .checks import one_line
 from .errors import AllRanksError, UserError, error_line
@@ -432,9 +432,11 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
         return
     metrics = task.evaluate(state, split, config, model.runner())
     baselines = task.baselines(state, split, config) if hasattr(task, "baselines") else {}
+    chose = info.get(candidates.CHOSE)
     if as_json:
         click.echo(json.dumps({"run": run, "task": task.name, "split": split, "data": data,
-                               "metrics": metrics, "baselines": baselines}, indent=2,
+                               "metrics": metrics, "baselines": baselines,
+                               **({"chose": chose} if chose else {})}, indent=2,
                               default=json_default))
         return
     note = f" ({data})" if data else ""
@@ -448,6 +450,8 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
     else:
         lines = report.generic_report(metrics, baselines)
     click.echo("\n".join(lines))
+    if chose:
+        click.echo(candidates.chosen_text(info))
 
 
 def _eval_split(task, split):

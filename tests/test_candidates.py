@@ -65,7 +65,13 @@ def test_each_input_mode_trains_and_the_better_on_validation_is_kept(chosen):
     for name in ("best.npz", "last.npz", "metrics.jsonl"):
         assert (chosen / name).read_bytes() == (winner / name).read_bytes()
     ours, theirs = (json.loads(ok(invoke("eval", r, "--json"))) for r in (chosen, winner))
+    assert ours.pop("chose") == record and "chose" not in theirs
     assert ours.pop("run") != theirs.pop("run") and ours == theirs
+    # the report says what was chosen, and over what
+    kept, other = ("level", "relative")[k], ("relative", "level")[k]
+    assert (f"chosen on validation: --inputs {kept} (valid loss {scores[k]:.4f}) over "
+            f"--inputs {other} (valid loss {scores[1 - k]:.4f})") in ok(invoke("eval", chosen))
+    assert "chosen on validation" not in ok(invoke("eval", winner))
     assert ok(invoke("predict", chosen)) == ok(invoke("predict", winner))
 
 

@@ -49,7 +49,8 @@ def test_eval_reports_metrics_beside_both_baselines(run):
         assert np.isfinite(metrics[name]) and metrics[name] > 0
         assert np.isfinite(baselines["naive"][name])
     assert metrics["windows"] == baselines["naive"]["windows"] == 46 - 2 + 1
-    lines = ok(invoke("eval", run)).splitlines()
+    *lines, chosen = ok(invoke("eval", run)).splitlines()
+    assert chosen.startswith("chosen on validation: --inputs ")  # --inputs auto's choice
     assert lines[1] == "45 windows: 30 past steps -> 2 forecast step(s) of sunspots"
     table = lines[lines.index("") + 1:]
     assert table[0].split() == ["metric", "model", "naive", "seasonal_naive", "(m=11)",
@@ -185,7 +186,7 @@ def test_several_columns_are_forecast_together(tmp_path, sunspots):
     metrics = json.loads(ok(invoke("eval", run, "--json")))["metrics"]
     assert {"mase[spots]", "mase[co2]"} <= set(metrics)
     assert metrics["mase"] == pytest.approx((metrics["mase[spots]"] + metrics["mase[co2]"]) / 2)
-    lines = ok(invoke("eval", run)).splitlines()
+    *lines, _ = ok(invoke("eval", run)).splitlines()  # the last: the input mode chosen
     assert "(the mean over columns)" in lines[2]
     start = next(i for i, line in enumerate(lines) if line.startswith("column "))
     header, *rows = lines[start:]
