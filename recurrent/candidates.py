@@ -195,8 +195,7 @@ class CandidatesTrainer:
 
     @property
     def num_params(self):
-        from .config import TrainingConfig
-        return TrainingConfig(self.config).build_model(self._spec).num_params
+        return in_turn.num_params(self.config, self._spec)
 
     def _trainer(self, k):
         from .trainer import Trainer
@@ -233,11 +232,5 @@ class CandidatesTrainer:
 
     def _score(self, k) -> float:
         """Candidate k's finished model scored on the validation split by --select-by."""
-        from .runs import load_model
-        model, info = load_model(RunDir(candidate_path(self.run.path, k)))
-        metrics = self.task.evaluate(info["task_state"], "valid", info["config"],
-                                     model.runner())
-        try:
-            return float(self.selection.score(metrics))
-        except KeyError as e:
-            raise UserError(e.args[0]) from None
+        metrics = in_turn.validation_metrics(self.task, candidate_path(self.run.path, k))
+        return float(self.selection.checked_score(metrics))

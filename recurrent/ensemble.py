@@ -236,10 +236,8 @@ class EnsembleTrainer:
 
     @property
     def num_params(self):
-        from .config import TrainingConfig
         info = self._infos[0]
-        return self.size * TrainingConfig(info["config"]).build_model(
-            info["model_spec"]).num_params
+        return self.size * in_turn.num_params(info["config"], info["model_spec"])
 
     def _member(self, k):
         from .trainer import Trainer
@@ -269,14 +267,8 @@ class EnsembleTrainer:
     def _evaluate(self, quiet, steps):
         """The combined model's validation metrics, written as the ensemble's one
         metrics record; returns the summary's figure ('ensemble valid loss 0.4391')."""
-        from .runs import load_model
-        model, info = load_model(self.run)
-        metrics = self.task.evaluate(info["task_state"], "valid", info["config"],
-                                     model.runner())
-        try:
-            text = self.selection.describe(self.selection.score(metrics))
-        except KeyError as e:
-            raise UserError(e.args[0]) from None
+        metrics = in_turn.validation_metrics(self.task, self.run.path)
+        text = self.selection.describe(self.selection.checked_score(metrics))
         record = {"kind": "eval", "split": "valid", "ensemble": self.size,
                   "member_steps": steps, "metrics": metrics, "time": time.time()}
         line = json.dumps(record, sort_keys=True, default=json_default) + "\n"

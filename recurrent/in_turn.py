@@ -21,6 +21,20 @@ def started(world, path: str) -> bool:
     return world.bcast(found) if world.size > 1 else found
 
 
+def num_params(config: dict, spec: dict) -> int:
+    """The parameter count of one part's model (the parts share their model spec)."""
+    from .config import TrainingConfig
+    return TrainingConfig(config).build_model(spec).num_params
+
+
+def validation_metrics(task, path: str) -> dict:
+    """The task's validation metrics of the finished run in ``path`` (of its best
+    checkpoint, with its task state as training left it)."""
+    from .runs import load_model
+    model, info = load_model(RunDir(path))
+    return task.evaluate(info["task_state"], "valid", info["config"], model.runner())
+
+
 def train(make, count: int, noun: str, world, resume: bool, quiet: bool, echo):
     """Train parts 0..count-1 in turn; ``make(k)`` -> (the part's Trainer, what sets it
     apart, e.g. "seed 7"). Returns (the parts' summaries, None), or (those so far, the

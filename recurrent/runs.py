@@ -187,11 +187,7 @@ def _check_selection(task, task_state, config, spec) -> None:
         return
     model = config.build_model(spec)
     model.eval()
-    metrics = task.evaluate(task_state, "valid", config, model.runner())
-    try:
-        chosen.score(metrics)
-    except KeyError as e:
-        raise UserError(e.args[0]) from None
+    chosen.checked_score(task.evaluate(task_state, "valid", config, model.runner()))
 
 
 def _check_loss_fits(task, task_state, config, spec) -> None:

@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .errors import UserError
+
 DEFAULT = "loss"
 DIRECTIONS = ("max", "min")
 
@@ -34,6 +36,14 @@ class Selection(NamedTuple):
                            f"number {self.metric!r} (they have: {names})")
         value = float(value)
         return -value if self.direction == "max" else value
+
+    def checked_score(self, metrics: dict) -> float:
+        """score() for a run being trained or chosen: a metric the task does not report
+        is the user's option error (UserError, one line)."""
+        try:
+            return self.score(metrics)
+        except KeyError as e:
+            raise UserError(e.args[0]) from None
 
     @property
     def is_loss(self) -> bool:

@@ -297,10 +297,7 @@ class Trainer:
         if "loss" not in metrics:
             raise UserError(f"task {self.task.name!r} returned no 'loss' from evaluate()")
         loss = float(metrics["loss"])
-        try:
-            score = self.selection.score(metrics)
-        except KeyError as e:
-            raise UserError(e.args[0]) from None
+        score = self.selection.checked_score(metrics)
         # --select-by loss: its best is best_loss itself (runs saved before --select-by
         # existed have no best_score)
         improved = loss < p.best_loss if self.selection.is_loss else score < p.best_score
