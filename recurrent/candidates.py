@@ -15,11 +15,14 @@ Layout of such a run directory RUN while it trains:
 When every candidate has trained, each one's finished model (its best checkpoint, with
 the task state its after_training left) is evaluated on the validation split and scored
 by the run's --select-by, the figure `recurrent eval CANDIDATE --split valid` shows; the
-lowest score wins (a tie goes to the earlier candidate). RUN then becomes a copy of the
-winner: its checkpoints, metrics.jsonl and loss plot, and last its config.json, with
-"chose" recording every candidate's overrides and score and the index kept. From then on
-RUN is a plain run: eval, predict, export and --resume (which continues the winner in
-RUN) treat it as one; the candidate directories stay as the record.
+lowest score wins (a tie goes to the earlier candidate). A candidate whose training
+diverges (a loss or gradient that is not finite: errors.Diverged) is left out, said in
+one line, and scored as None; only when every candidate diverges does the run stop, with
+the first one's message. RUN then becomes a copy of the winner: its checkpoints,
+metrics.jsonl and loss plot, and last its config.json, with "chose" recording every
+candidate's overrides and score and the index kept. From then on RUN is a plain run:
+eval, predict, export and --resume (which continues the winner in RUN) treat it as one;
+the candidate directories stay as the record.
 
 A Ctrl-C between or within candidates stops with the checkpoints saved; --resume RUN
 goes on from there, continuing a candidate that had started and leaving those that had
@@ -27,6 +30,7 @@ ended as they are, so the interrupted run ends as the uninterrupted one would.
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 
@@ -41,6 +45,7 @@ CANDIDATE_DIR = "candidate-{}"
 PENDING = "candidates"  # config.json key of a run that has not chosen yet
 CHOSE = "chose"  # config.json key of the choice a run made
 COPIED = (LAST, BEST, METRICS, PLOT_FILE)  # what RUN takes from the winner (config last)
+DIVERGED = "diverged"  # how a candidate left out is shown in place of its score
 
 
 def overrides(task, config) -> list[dict]:
@@ -143,8 +148,9 @@ def choose(scores: list[float]) -> int:
 def adopt(run: RunDir, k: int, scores: list[float], select_by: str) -> None:
     """Make ``run`` a copy of candidate k (module docstring): its files, each written
     whole or not at all, then its config.json with the record of the choice (``scores``:
-    each candidate's validation figure as measured). Files the winner lacks are removed,
-    so a copy cut short and redone leaves nothing of another state."""
+    each candidate's validation figure as measured, None for one that diverged). Files
+    the winner lacks are removed, so a copy cut short and redone leaves nothing of
+    another state."""
     info = run.info()
     source = RunDir(candidate_path(run.path, k))
     for name in COPIED:
@@ -168,7 +174,7 @@ def chosen_text(info: dict) -> str | None:
     if not record:
         return None
     metric = selection.parse(record["select_by"]).metric
-    parts = [f"{describe(o)} (valid {metric} {score:.4f})"
+    parts = [f"{describe(o)} ({DIVERGED if score is None else f'valid {metric} {score:.4f}'})"
              for o, score in zip(record["candidates"], record["scores"])]
     kept = parts.pop(record["chosen"])
     return f"chosen on validation: {kept} over {', '.join(parts)}"
@@ -210,23 +216,30 @@ class CandidatesTrainer:
         quiet = self.config.get("quiet") or not self.world.is_root
         count = len(self.options)
         summaries, stopped = in_turn.train(self._trainer, count, "candidate", self.world,
-                                           resume, quiet, self.echo)
+                                           resume, quiet, self.echo, skip_diverged=True)
         if stopped:
             return {**stopped, "run": self.run.path}
+        trained = [k for k, s in enumerate(summaries) if s["status"] != "diverged"]
+        if not trained:  # the same on every rank
+            raise UserError(f"every candidate's training diverged; candidate 1 "
+                            f"({describe(self.options[0])}): {summaries[0]['error']}")
         if not self.world.is_root:
-            return {**summaries[0], "run": self.run.path}
+            return {**summaries[trained[0]], "run": self.run.path}
         with Interrupt():  # a Ctrl-C while scoring or copying waits until RUN is whole
-            scores = [self._score(k) for k in range(count)]
-            k = choose(scores)
-            adopt(self.run, k, [self.selection.value(s) for s in scores],
-                  self.selection.text)
+            scores = [self._score(k) if k in trained else math.nan for k in range(count)]
+            k = choose(scores)  # NaN (diverged) never wins: one candidate at least trained
+            adopt(self.run, k, [self.selection.value(s) if j in trained else None
+                                for j, s in enumerate(scores)], self.selection.text)
         if not quiet:
             self.echo("candidates: " + "; ".join(
-                f"{describe(o)} {self.selection.describe(s)}"
-                for o, s in zip(self.options, scores)) + f"; kept {describe(self.options[k])}")
-        steps = [s["step"] for s in summaries]
+                f"{describe(o)} {self.selection.describe(s) if j in trained else DIVERGED}"
+                for j, (o, s) in enumerate(zip(self.options, scores)))
+                + f"; kept {describe(self.options[k])}")
+        steps = [summaries[j]["step"] for j in trained]
         text = (f"{count} candidates of {steps[0]} steps each" if len(set(steps)) == 1
                 else f"{count} candidates of {', '.join(map(str, steps))} steps")
+        if len(trained) < count:
+            text += f" ({count - len(trained)} diverged)"
         return {**summaries[k], "run": self.run.path, "steps_text": text,
                 "best": f"{self.selection.describe(scores[k])} with {describe(self.options[k])}"}
 

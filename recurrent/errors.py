@@ -14,6 +14,12 @@ class AllRanksError(UserError):
     quietly with the same code, and no rank has to abort the job."""
 
 
+class Diverged(AllRanksError):
+    """Training stopped because a step's loss or gradient norm was not finite (raised by
+    every rank at the same step). A run that chooses among candidates leaves such a
+    candidate out (recurrent/candidates.py); any other run stops with its message."""
+
+
 def error_line(exc: BaseException) -> str:
     """``TypeName: first line of the message`` (just ``TypeName`` without a message): how
     broken plugins, failed checks and internal errors are shown, one line each."""

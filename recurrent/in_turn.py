@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from .checkpoint import LAST, METRICS, RunDir
+from .errors import Diverged
 from .interrupt import Interrupt
 
 
@@ -35,17 +36,28 @@ def validation_metrics(task, path: str) -> dict:
     return task.evaluate(info["task_state"], "valid", info["config"], model.runner())
 
 
-def train(make, count: int, noun: str, world, resume: bool, quiet: bool, echo):
+def train(make, count: int, noun: str, world, resume: bool, quiet: bool, echo,
+          skip_diverged: bool = False):
     """Train parts 0..count-1 in turn; ``make(k)`` -> (the part's Trainer, what sets it
     apart, e.g. "seed 7"). Returns (the parts' summaries, None), or (those so far, the
-    summary of the interruption: "part" says which, e.g. "member 2/3")."""
+    summary of the interruption: "part" says which, e.g. "member 2/3"). A part whose
+    training diverges stops them all (errors.Diverged), unless ``skip_diverged``: then
+    its summary is {"status": "diverged", "error": the message} and the next part
+    trains."""
     summaries = []
     with Interrupt() as interrupt:  # a Ctrl-C between parts stops before the next
         for k in range(count):
             trainer, text = make(k)
             if not quiet:
                 echo(f"{noun} {k + 1}/{count} ({text}) in {trainer.run.path}")
-            summary = trainer.fit(resume=resume and started(world, trainer.run.path))
+            try:
+                summary = trainer.fit(resume=resume and started(world, trainer.run.path))
+            except Diverged as e:  # every rank raises it at the same step
+                if not skip_diverged:
+                    raise
+                if not quiet:
+                    echo(f"{noun} {k + 1}/{count} ({text}) left out: {e}")
+                summary = {"status": "diverged", "error": str(e)}
             summaries.append(summary)
             stop = world.bcast(interrupt.requested) if world.size > 1 \
                 else interrupt.requested

@@ -68,7 +68,7 @@ from .checkpoint import BEST, LAST, RunDir, load_arrays, save_arrays
 from .config import TrainingConfig
 from .data_parallel import DataParallel
 from .distributed import World
-from .errors import AllRanksError, UserError
+from .errors import Diverged, UserError
 from .interrupt import Interrupt
 from .loss_plot import missing_note, write_loss_plot
 from .optim import Schedule
@@ -456,7 +456,7 @@ class Trainer:
                     self._after_training()
         except NonFinite as e:  # every rank of a data-parallel run raises it at this step
             progress.close()
-            raise AllRanksError(
+            raise Diverged(
                 f"training stopped at step {p.step + 1}: {e} (try a lower --lr or "
                 f"--clip-norm); the last good checkpoint stays in {self.run.file(LAST)}"
                 if self.run.has(LAST) else

@@ -238,3 +238,62 @@ def _pooling_choice(tmp_path):
                           str(tmp_path / pooling), echo=lambda line: None)
         plain.fit()
         assert _same(_params(tmp_path / pooling), _params(tmp_path / "run" / f"candidate-{k}"))
+
+
+class _LearningRateChoice:
+    """toy-wave choosing its learning rate among candidates, some of which diverge."""
+
+    def __new__(cls, rates):
+        from train_toys import ToyWave
+
+        class LearningRateChoice(ToyWave):
+            def candidates(self, config):
+                return [{"lr": lr} for lr in rates]
+
+        return LearningRateChoice()
+
+
+def _rate_config(task):
+    config = TrainingConfig.resolve(task, {"threads": 1, "quiet": True, "interrupt_at": None,
+                                           "optimizer": "sgd", "clip_norm": 0})
+    config["loss"] = task.loss
+    return config
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # lr 1e10 and 1e30 diverge
+def test_a_candidate_that_diverges_is_left_out(tmp_path):
+    from train_toys import registered
+    with registered():
+        task = _LearningRateChoice([1e30, 0.01, 1e10])
+        lines = []
+        summary = start_run(task, TrainingConfig({**_rate_config(task), "quiet": False}),
+                            str(tmp_path / "run"), echo=lines.append).fit()
+        record = _info(tmp_path / "run")["chose"]
+        assert record["chosen"] == 1
+        assert record["scores"][0] is None and record["scores"][2] is None
+        assert math.isfinite(record["scores"][1])
+        assert summary["steps_text"].endswith("(2 diverged)")
+        left_out = [line for line in lines if "left out" in line]
+        assert len(left_out) == 2 and "candidate 1/3 (--lr 1e+30) left out: training " \
+            "stopped at step" in left_out[0]
+        assert "--lr 0.01 (valid loss" in candidates.chosen_text(_info(tmp_path / "run"))
+        assert "--lr 1e+30 (diverged)" in candidates.chosen_text(_info(tmp_path / "run"))
+        # a plain run of the diverging options stops with that one-line error
+        from train_toys import ToyWave
+        plain = ToyWave()
+        with pytest.raises(UserError, match=r"^training stopped at step \d+: .* \(try a "
+                                            r"lower --lr or --clip-norm\)"):
+            start_run(plain, TrainingConfig({**_rate_config(plain), "lr": 1e30}),
+                      str(tmp_path / "plain"), echo=lambda line: None).fit()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_when_every_candidate_diverges_the_run_stops_in_one_line(tmp_path):
+    from train_toys import registered
+    with registered():
+        task = _LearningRateChoice([1e30, 1e10])
+        with pytest.raises(UserError, match=r"every candidate's training diverged; "
+                                            r"candidate 1 \(--lr 1e\+30\): training stopped"):
+            start_run(task, _rate_config(task), str(tmp_path / "run"),
+                      echo=lambda line: None).fit()
+        assert "chose" not in _info(tmp_path / "run")
