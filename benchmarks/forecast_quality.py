@@ -23,8 +23,8 @@ benchmarks/README.md table: test MASE of the model (median [min, max] over the s
 beside naive, seasonal naive and ETS, whether the model's worst seed beats the better of
 naive and seasonal naive, and whether it beats ETS (worst seed: yes; median only: median),
 then the validation MASE of the model and of ETS (what defaults are chosen on), and the
-model kind and input mode each seed's run took (--model auto: rnn, hybrid or esrnn;
---inputs auto: level or relative).
+model kind, input mode and window each seed's run took (--model auto: rnn, hybrid or
+esrnn; --inputs auto: level or relative; --window auto: w30, w16 or w8).
 --held-out runs the HELD_OUT rows the same way; --only NAME,NAME keeps the rows of those
 datasets. The series outside the repository are
 written by forecast_data.py from the PyPI packages pmdarima, statsmodels and
@@ -77,8 +77,8 @@ def _range(values):
 
 def _runs(args):
     """Per seed: train once, then the `eval --json` reports of the test and valid splits
-    (the test report also has "took": the model kind and input mode the run chose, from
-    its config.json, e.g. "esrnn level")."""
+    (the test report also has "took": the model kind, input mode and window the run
+    chose, from its config.json, e.g. "esrnn level w30")."""
     threads = ["--threads", args.threads] if args.threads else []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
@@ -87,7 +87,7 @@ def _runs(args):
                      "--no-plot", *threads, *args.train_args])
             with open(f"{run}/config.json") as f:
                 state = json.load(f)["task_state"]
-            took = f"{state['model']} {state['inputs']}"
+            took = f"{state['model']} {state['inputs']} w{state['window']}"
             yield ({**json.loads(run_cli(["eval", run, "--json", *threads])), "took": took},
                    json.loads(run_cli(["eval", run, "--json", "--split", "valid", *threads])))
 

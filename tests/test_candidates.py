@@ -1,6 +1,7 @@
-"""Runs that choose among candidates (recurrent/candidates.py): forecast's --inputs auto
-trains a run per input mode, keeps the better on validation, and the run is then that
-candidate's copy; interrupted runs resume to the uninterrupted one."""
+"""Runs that choose among candidates (recurrent/candidates.py): forecast's --window auto
+and --inputs auto train a run per window length and input mode, keep the best on
+validation, and the run is then that candidate's copy; interrupted runs resume to the
+uninterrupted one."""
 from __future__ import annotations
 
 import json
@@ -21,6 +22,8 @@ from recurrent.runs import start_run
 from recurrent.trainer import Trainer
 
 SMALL = ["--hidden", "8", "--epochs", "2", "--threads", "1", "--quiet", "--no-plot"]
+# forecast's default candidates: every window length with every input mode
+DEFAULT = [{"inputs": m, "window": w} for w in (30, 16, 8) for m in ("level", "relative")]
 
 
 def _params(path, name="best.npz"):
@@ -47,12 +50,12 @@ def chosen(tmp_path_factory):
     return run
 
 
-def test_each_input_mode_trains_and_the_better_on_validation_is_kept(chosen):
+def test_each_window_and_input_mode_trains_and_the_best_on_validation_is_kept(chosen):
     record = _info(chosen)["chose"]
-    assert record["candidates"] == [{"inputs": "level"}, {"inputs": "relative"}]
+    assert record["candidates"] == DEFAULT
     assert record["select_by"] == "loss"
     # every score is what `eval --split valid` shows for that candidate
-    scores = [_valid_loss(chosen / f"candidate-{k}") for k in range(2)]
+    scores = [_valid_loss(chosen / f"candidate-{k}") for k in range(len(DEFAULT))]
     assert record["scores"] == pytest.approx(scores, rel=1e-12)
     k = record["chosen"]
     assert k == int(np.argmin(scores))
@@ -60,28 +63,49 @@ def test_each_input_mode_trains_and_the_better_on_validation_is_kept(chosen):
     winner = chosen / f"candidate-{k}"
     info, theirs = _info(chosen), _info(winner)
     assert info["config"] == theirs["config"]
-    assert info["config"]["inputs"] == ("level", "relative")[k]
+    assert {key: info["config"][key] for key in ("window", "inputs")} == DEFAULT[k]
     assert info["task_state"] == theirs["task_state"]
+    assert info["task_state"]["window"] == DEFAULT[k]["window"]
     for name in ("best.npz", "last.npz", "metrics.jsonl"):
         assert (chosen / name).read_bytes() == (winner / name).read_bytes()
     ours, theirs = (json.loads(ok(invoke("eval", r, "--json"))) for r in (chosen, winner))
     assert ours.pop("chose") == record and "chose" not in theirs
     assert ours.pop("run") != theirs.pop("run") and ours == theirs
     # the report says what was chosen, and over what
-    kept, other = ("level", "relative")[k], ("relative", "level")[k]
-    assert (f"chosen on validation: --inputs {kept} (valid loss {scores[k]:.4f}) over "
-            f"--inputs {other} (valid loss {scores[1 - k]:.4f})") in ok(invoke("eval", chosen))
+    parts = [f"{candidates.describe(o)} (valid loss {score:.4f})"
+             for o, score in zip(DEFAULT, scores)]
+    kept = parts.pop(k)
+    assert (f"chosen on validation: {kept} over {', '.join(parts)}"
+            in ok(invoke("eval", chosen)))
     assert "chosen on validation" not in ok(invoke("eval", winner))
     assert ok(invoke("predict", chosen)) == ok(invoke("predict", winner))
 
 
 def test_a_candidate_is_the_plain_run_of_its_options(chosen, tmp_path):
-    for k, mode in enumerate(("level", "relative")):
-        plain = tmp_path / mode
-        ok(invoke("train", "forecast", "--out", plain, "--inputs", mode, *SMALL))
+    for k, override in enumerate(DEFAULT):
+        plain = tmp_path / f"{k}"
+        ok(invoke("train", "forecast", "--out", plain, "--window", override["window"],
+                  "--inputs", override["inputs"], *SMALL))
         assert not (plain / "candidate-0").exists() and "chose" not in _info(plain)
         assert _same(_params(plain), _params(chosen / f"candidate-{k}"))
         assert _info(plain)["task_state"] == _info(chosen / f"candidate-{k}")["task_state"]
+
+
+@pytest.mark.parametrize("value, message", [("0", "0 is below 1"),
+                                            ("ten", "'ten' is neither a whole number")])
+def test_a_bad_window_is_one_line(tmp_path, value, message):
+    one_line_error(invoke("train", "forecast", "--window", value, "--out", tmp_path / "r"),
+                   "Invalid value for '--window'", message)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_given_window_or_mode_leaves_the_other_to_choose():
+    task = get_task("forecast")
+    assert task.candidates({"window": 12}) == [{"inputs": "level"}, {"inputs": "relative"}]
+    assert task.candidates({"window": "auto", "inputs": "relative"}) == [
+        {"window": 30}, {"window": 16}, {"window": 8}]
+    assert task.candidates({}) == DEFAULT
+    assert task.candidates({"window": 12, "inputs": "level"}) == []
 
 
 def test_an_interrupted_choice_resumes_to_the_uninterrupted_one(chosen, tmp_path,
@@ -92,15 +116,15 @@ def test_an_interrupted_choice_resumes_to_the_uninterrupted_one(chosen, tmp_path
         self.run.path.endswith("candidate-1") and self.position.step == 5))
     result = invoke("train", "forecast", "--out", part, *SMALL[:-2])  # not --quiet
     assert result.exit_code == 130, result.output
-    assert "candidate 1/2 (--inputs level)" in result.output
-    assert "interrupted at step 5 of candidate 2/2" in result.output
+    assert "candidate 1/6 (--inputs level --window 30)" in result.output
+    assert "interrupted at step 5 of candidate 2/6" in result.output
     assert "chose" not in _info(part) and not (part / "best.npz").exists()
-    one_line_error(invoke("eval", part), "is still choosing among 2 candidates",
+    one_line_error(invoke("eval", part), "is still choosing among 6 candidates",
                    "--resume")
     monkeypatch.undo()
     out = ok(invoke("train", "--resume", part))
-    assert "candidates: --inputs level valid loss" in out and "kept --inputs" in out
-    for k in range(2):
+    assert "candidates: --inputs level --window 30 valid loss" in out and "kept --" in out
+    for k in range(len(DEFAULT)):
         for name in ("last.npz", "best.npz"):
             assert _same(_params(chosen / f"candidate-{k}", name),
                          _params(part / f"candidate-{k}", name)), (k, name)
@@ -132,7 +156,7 @@ def test_a_missing_or_foreign_candidate_is_one_line(tmp_path, monkeypatch):
         shutil.copyfile(part / "candidate-0" / "last.npz", part / name)
     for command in (["eval", part], ["predict", part], ["export", part, "--format",
                                                           "onnx", "--out", tmp_path / "m.onnx"]):
-        one_line_error(invoke(*command), "is still choosing among 2 candidates")
+        one_line_error(invoke(*command), "is still choosing among 6 candidates")
     config = _info(part / "candidate-1")
     config["config"]["hidden"] = 4
     (part / "candidate-1" / "config.json").write_text(json.dumps(config))
@@ -144,7 +168,7 @@ def test_a_missing_or_foreign_candidate_is_one_line(tmp_path, monkeypatch):
     for name in os.listdir(part / "candidate-1"):
         os.remove(part / "candidate-1" / name)
     os.rmdir(part / "candidate-1")
-    one_line_error(invoke("train", "--resume", part), "chooses among 2 candidates",
+    one_line_error(invoke("train", "--resume", part), "chooses among 6 candidates",
                    "candidate-1 is missing")
 
 
@@ -182,11 +206,11 @@ def test_a_task_naming_bad_candidates_is_one_line(named):
 
 def test_ensembles_and_explicit_modes_make_no_candidates(tmp_path):
     task = get_task("forecast")
-    assert task.candidates({"inputs": "level"}) == []
+    assert task.candidates({"inputs": "level", "window": 30}) == []
     options = {p.name: p.default for p in task.options()
                if isinstance(p.default, (int, float, str, type(None)))}
     config = TrainingConfig.resolve(task, {**options, "steps": 2, "threads": 1})
-    assert len(candidates.overrides(task, config)) == 2
+    assert len(candidates.overrides(task, config)) == len(DEFAULT)
     out = tmp_path / "run"
     with pytest.raises(UserError, match="--ensemble 2: "):
         start_run(task, TrainingConfig({**config, "ensemble": 2}), str(out))

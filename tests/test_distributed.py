@@ -120,9 +120,10 @@ def test_two_ranks_train_as_one_rank_does(tmp_path, task, extra):
 
 
 @pytest.mark.parametrize("task,extra", [
-    ("char-lm", []), ("forecast", ["--inputs", "level"]),  # one run: no candidates
-    ("forecast", ["--forecast_model", "esrnn", "--es_train", "joint", "--inputs", "level"]),
-    ("forecast", ["--average", "ema:0.9", "--inputs", "level"]),       # weight averaging
+    ("char-lm", []), ("forecast", ["--inputs", "level", "--window", "30"]),  # no candidates
+    ("forecast", ["--forecast_model", "esrnn", "--es_train", "joint", "--inputs", "level",
+                  "--window", "30"]),
+    ("forecast", ["--average", "ema:0.9", "--inputs", "level", "--window", "30"]),  # averaging
 ])
 def test_replicas_stay_bitwise_equal(tmp_path, task, extra):
     out = tmp_path / "out"

@@ -50,8 +50,9 @@ def test_eval_reports_metrics_beside_both_baselines(run):
         assert np.isfinite(baselines["naive"][name])
     assert metrics["windows"] == baselines["naive"]["windows"] == 46 - 2 + 1
     *lines, chosen = ok(invoke("eval", run)).splitlines()
-    assert chosen.startswith("chosen on validation: --inputs ")  # --inputs auto's choice
-    assert lines[1] == "45 windows: 30 past steps -> 2 forecast step(s) of sunspots"
+    assert chosen.startswith("chosen on validation: --inputs ")  # the auto options' choice
+    window = json.loads((run / "config.json").read_text())["task_state"]["window"]
+    assert lines[1] == f"45 windows: {window} past steps -> 2 forecast step(s) of sunspots"
     table = lines[lines.index("") + 1:]
     assert table[0].split() == ["metric", "model", "naive", "seasonal_naive", "(m=11)",
                                 "ets", *baselines["ets"]["model"].split()]
@@ -64,8 +65,9 @@ def test_eval_reports_metrics_beside_both_baselines(run):
 def test_eval_on_a_new_file_uses_the_saved_scaler(run, sunspots, tmp_path):
     recent = write_csv(tmp_path / "recent.csv", ["year", "sunspots"], sunspots[-80:])
     report = json.loads(ok(invoke("eval", run, "--data", recent, "--json")))
-    assert report["metrics"]["windows"] == 80 - 30 - 2 + 1
-    assert report["baselines"]["naive"]["windows"] == 80 - 30 - 2 + 1
+    window = json.loads((run / "config.json").read_text())["task_state"]["window"]
+    assert report["metrics"]["windows"] == 80 - window - 2 + 1
+    assert report["baselines"]["naive"]["windows"] == 80 - window - 2 + 1
     missing = write_csv(tmp_path / "other.csv", ["year", "spots"], sunspots[-80:])
     one_line_error(invoke("eval", run, "--data", missing),
                    "column 'sunspots' not found in")

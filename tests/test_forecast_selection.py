@@ -141,7 +141,8 @@ def test_choices_never_read_the_test_rows(tmp_path):
     for name, changed in (("repeat", repeat), ("noise", noise)):
         other = write_csv(tmp_path / f"{name}.csv", ["date", "value"],
                           [[d, f"{v:.4f}"] for (d, _), v in zip(rows, changed)])
-        config = {"data": other, "horizon": 1, "forecast_model": "rnn"}
+        config = {"data": other, "horizon": 1, "forecast_model": "rnn",
+                  "window": state["window"], "inputs": state["inputs"]}
         prepared = task.prepare(config)
         same = {k: v for k, v in prepared.items() if k not in ("data", "data_label")}
         before = {k: state[k] for k in same}

@@ -174,7 +174,7 @@ def test_same_seed_gives_identical_runs_at_one_thread(tmp_path):
     ("toy-lm", {"cell": "ln_lstm", "recurrent_dropout": 0.3, "zoneout": 0.2}),
     # the task's own trained parameters (the learned smoothing) and their optimizer state
     ("forecast", {"forecast_model": "esrnn", "es_train": "joint", "hidden": 8,
-                  "column": (), "inputs": "level"}),
+                  "column": (), "inputs": "level", "window": 30}),
     ("toy-wave", {"tbptt": 5, "average": "ema:0.95"}),  # weight average, mid-batch
     ("toy-lm", {"average": "swa:4"}),
 ])

@@ -67,6 +67,14 @@ class Prepared:
         return state
 
 
+def _window_option(ctx, param, value):
+    """--window's click callback: "auto" or a number of steps (windows.parse_window)."""
+    try:
+        return win.parse_window(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
 class ForecastTask:
     name = "forecast"
     help = ("Time-series forecasting from CSV: sliding windows, H steps at once "
@@ -100,8 +108,12 @@ class ForecastTask:
                          help="Interpolate missing values, or reject a file with gaps."),
             click.Option(["--scaling"], type=click.Choice(win.SCALINGS), default="standard",
                          show_default=True, help="Scaler, fitted on the training split only."),
-            click.Option(["--window"], type=click.IntRange(min=1), default=30,
-                         show_default=True, help="Past steps the model sees."),
+            click.Option(["--window"], default="auto", show_default=True,
+                         callback=_window_option,
+                         help=f"Past steps the model sees; auto: train a model with each "
+                              f"of {', '.join(map(str, win.WINDOWS))} (with each --inputs "
+                              f"mode when that is auto too) and keep the one with the "
+                              f"better validation score (--select-by)."),
             click.Option(["--horizon"], type=click.IntRange(min=1), default=1,
                          show_default=True, help="Steps predicted at once."),
             click.Option(["--season"], type=click.IntRange(min=1), default=None,
@@ -158,12 +170,16 @@ class ForecastTask:
         ]
 
     def candidates(self, config):
-        """--inputs auto: one candidate run per input mode, the better on validation kept
-        (recurrent/candidates.py); no single heuristic picked the better mode on the
-        suite's series (benchmarks/README.md)."""
-        if config.get("inputs") in (None, "auto"):
-            return [{"inputs": mode} for mode in win.INPUT_MODES if mode != "auto"]
-        return []
+        """--window auto and --inputs auto: one candidate run per window length and input
+        mode left to choose (both auto: every pair, windows outermost), the best on
+        validation kept (recurrent/candidates.py); no single window or heuristic mode was
+        the better one on the suite's series (benchmarks/README.md)."""
+        windows = ([{"window": w} for w in win.WINDOWS]
+                   if win.parse_window(config.get("window")) == "auto" else [{}])
+        modes = ([{"inputs": mode} for mode in win.INPUT_MODES if mode != "auto"]
+                 if config.get("inputs") in (None, "auto") else [{}])
+        named = [{**m, **w} for w in windows for m in modes]  # keys in config.json's order
+        return named if len(named) > 1 else []
 
     def defaults(self):
         return dict(DEFAULTS)
@@ -195,7 +211,8 @@ class ForecastTask:
                                     config.get("date_order"))
         fill = config.get("fill", True)
         dataio.check_values(series, fill)
-        window, horizon = int(config.get("window", 30)), int(config.get("horizon", 1))
+        window = win.resolve_window(config.get("window"))
+        horizon = int(config.get("horizon", 1))
         n = series.values.shape[0]
         train_end, valid_end = win.split_ends(
             n, window, horizon, config.get("valid_fraction", 0.15),

@@ -21,6 +21,30 @@ from . import smoothing
 SCALINGS = ("standard", "minmax")
 INPUT_MODES = ("auto", "level", "relative")  # --inputs; runs save level or relative
 TREND_SHARE = 0.5  # --inputs auto: relative when a line explains this much of the variance
+# --window auto: a candidate run per window length, the longest first; a state prepared on
+# its own (not through a training run) takes the first.
+WINDOWS = (30, 16, 8)
+
+
+def parse_window(text) -> int | str:
+    """--window's value: "auto" or a whole number of past steps, at least 1 (ValueError
+    otherwise, with the reason)."""
+    if text is None or str(text).strip().lower() == "auto":
+        return "auto"
+    try:
+        window = int(str(text).strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a whole number of steps nor auto") from None
+    if window < 1:
+        raise ValueError(f"{window} is below 1")
+    return window
+
+
+def resolve_window(window) -> int:
+    """The window of a task state: --window auto (left to the candidate runs) as a state
+    prepared on its own takes it, WINDOWS[0]; a number as given."""
+    window = parse_window(window)
+    return WINDOWS[0] if window == "auto" else window
 
 
 def split_ends(n: int, window: int, horizon: int, valid_fraction: float,
