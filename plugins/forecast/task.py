@@ -109,11 +109,11 @@ class ForecastTask:
             click.Option(["--scaling"], type=click.Choice(win.SCALINGS), default="standard",
                          show_default=True, help="Scaler, fitted on the training split only."),
             click.Option(["--window"], default="auto", show_default=True,
-                         callback=_window_option,
+                         metavar="N|auto", callback=_window_option,
                          help=f"Past steps the model sees; auto: train a model with each "
                               f"of {', '.join(map(str, win.WINDOWS))} (with each --inputs "
                               f"mode when that is auto too) and keep the one with the "
-                              f"better validation score (--select-by)."),
+                              f"best validation score (--select-by)."),
             click.Option(["--horizon"], type=click.IntRange(min=1), default=1,
                          show_default=True, help="Steps predicted at once."),
             click.Option(["--season"], type=click.IntRange(min=1), default=None,
