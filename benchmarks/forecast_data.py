@@ -20,6 +20,9 @@ committed here; the library never fetches them):
 | seattle_weekly.csv | vega_datasets local_data.seattle_weather, weekly mean of temp_max | 208 | weekly 2012-2015, 52 | NOAA Seattle daily weather, public domain |
 | seattle_hourly.csv | vega_datasets local_data.seattle_temps, first 8 weeks | 1344 | hourly from 2010-01-01, 24 | NOAA Seattle temperatures, public domain |
 | austres.csv | pmdarima load_austres | 89 | quarterly 1971 Q2-1993 Q2, 4 | Australian Bureau of Statistics, as in R datasets (Brockwell & Davis) |
+| housing_starts.csv | statsmodels' Holt-Winters test data (tsa/holtwinters/tests/results/housing-data.csv), HOUSTNSA | 714 | monthly 1959-01 to 2018-06, 12 | US Census Bureau new privately-owned housing starts, not seasonally adjusted, via FRED; public domain |
+| vic_elec_daily.csv | statsmodels' MSTL test data (tsa/stl/tests/results/mstl_elec_vic.csv), hourly summed to daily | 150 | daily 2012-01-01 to 2012-05-29, 7 | Victoria (Australia) electricity demand, AEMO, via R tsibbledata vic_elec (GPL-3) |
+| danish_lrm.csv | statsmodels danish_data, lrm (log real money) | 55 | quarterly 1974 Q1-1987 Q3, 4 (a moderate season) | Johansen & Juselius (1990), not seasonally adjusted; public domain (statsmodels' note) |
 
 Each CSV has a `time` column (ISO dates; years for lynx) and a `value` column.
 """
@@ -82,6 +85,19 @@ def main(out):
            seattle["temp"])
     austres = pm.load_austres()
     _write(f"{out}/austres.csv", _quarters(1971, len(austres) + 1)[1:], austres)  # from Q2
+    # FRESH series (forecast_quality.py --fresh): the last two are test data that ship inside
+    # the statsmodels wheel (no loader reads them; nothing is downloaded).
+    import pandas as pd
+    import statsmodels
+    tests = os.path.join(os.path.dirname(statsmodels.__file__), "tsa")
+    housing = pd.read_csv(os.path.join(tests, "holtwinters/tests/results/housing-data.csv"))
+    _write(f"{out}/housing_starts.csv", housing["DATE"], housing["HOUSTNSA"])
+    vic = pd.read_csv(os.path.join(tests, "stl/tests/results/mstl_elec_vic.csv"),
+                      parse_dates=["ds"]).set_index("ds")["y"]
+    daily = vic.resample("D").sum()  # 3600 hours from midnight: 150 whole days
+    _write(f"{out}/vic_elec_daily.csv", [str(t.date()) for t in daily.index], daily)
+    danish = sm.datasets.danish_data.load_pandas().data
+    _write(f"{out}/danish_lrm.csv", _quarters(1974, len(danish)), danish["lrm"])
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ than the in-sample one-step naive forecast).
     python benchmarks/forecast_quality.py --suite --seeds 0 1 2 --threads 1
 
     python benchmarks/forecast_quality.py --held-out --seeds 0 1 2 --threads 1
+    python benchmarks/forecast_quality.py --fresh --seeds 0 1 2 --threads 1
     python benchmarks/forecast_quality.py --suite --seeds 0 1 2 --threads 1 -- --model rnn
 
 --suite runs every (dataset, horizon) of SUITE with default options (only --data,
@@ -25,8 +26,8 @@ naive and seasonal naive, and whether it beats ETS (worst seed: yes; median only
 then the validation MASE of the model and of ETS (what defaults are chosen on), and the
 model kind, input mode and window each seed's run took (--model auto: rnn, hybrid or
 esrnn; --inputs auto: level or relative; --window auto: w30, w16 or w8).
---held-out runs the HELD_OUT rows the same way; --only NAME,NAME keeps the rows of those
-datasets. The series outside the repository are
+--held-out runs the HELD_OUT rows the same way, --fresh the FRESH rows; --only NAME,NAME
+keeps the rows of those datasets. The series outside the repository are
 written by forecast_data.py from the PyPI packages pmdarima, statsmodels and
 vega_datasets (pip install them).
 """
@@ -65,6 +66,15 @@ SUITE = [
 HELD_OUT = [
     ("seattle_hourly (held out)", ["--data", "{data}/seattle_hourly.csv"], [1, 24]),
     ("austres (held out)", ["--data", "{data}/austres.csv"], [1, 4]),
+]
+# FRESH rows (--fresh): series the project had never used, run once with the defaults of
+# the time (no option tuned on them) to check the defaults on data nobody tuned on. Each
+# has h=1 and h=one season: monthly with a yearly season, daily with a weekly season, and
+# a short quarterly series with a moderate season (its test split is only 8 rows).
+FRESH = [
+    ("housing_starts (fresh)", ["--data", "{data}/housing_starts.csv"], [1, 12]),
+    ("vic_elec_daily (fresh)", ["--data", "{data}/vic_elec_daily.csv"], [1, 7]),
+    ("danish_lrm (fresh)", ["--data", "{data}/danish_lrm.csv"], [1, 4]),
 ]
 
 METRICS = ("rmse", "mae", "mape", "smape", "mase")
@@ -140,7 +150,7 @@ def main(argv=None):
         i = argv.index("--only")
         only = argv[i + 1].split(",")
         del argv[i:i + 2]
-    for flag, rows in (("--suite", SUITE), ("--held-out", HELD_OUT)):
+    for flag, rows in (("--suite", SUITE), ("--held-out", HELD_OUT), ("--fresh", FRESH)):
         if flag in argv:
             argv.remove(flag)
             if only:
