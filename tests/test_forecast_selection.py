@@ -220,6 +220,25 @@ def test_the_season_whose_seasonal_naive_fits_the_training_rows_is_kept():
     assert fm.choose_season(walk[:20], [12]) == 1  # 12 does not fit twice into 20 rows
 
 
+def test_with_a_start_the_season_is_chosen_on_the_rows_from_there_on():
+    from recurrent_plugins.forecast import metrics as fm
+    t = np.arange(300)
+    rng = np.random.default_rng(2)
+    # Noise whose 28-step shape repeats in the first 200 rows, then a clean 7-step cycle:
+    # the early rows favour 28, the later ones 7 (a daily series' summer, then autumn).
+    early = np.tile(rng.normal(size=28), 8)[:200]
+    late = np.sin(2 * np.pi * t[200:] / 7)
+    values = np.concatenate([early, late])
+    assert fm.choose_season(values[:200], [28, 7]) == 28
+    assert fm.choose_season(values, [28, 7], start=200) == 7
+    # only the rows from start on are scored, each forecast from the rows before it
+    changed = values.copy()
+    changed[:200 - 28] = 100.0
+    assert fm.choose_season(changed, [28, 7], start=200) == 7
+    # seasons that do not fit twice into the rows before start are skipped
+    assert fm.choose_season(values, [28], start=50) == 1
+
+
 def test_a_monthly_file_takes_the_yearly_season_when_it_forecasts_better(tmp_path):
     t = np.arange(180)
     rng = np.random.default_rng(1)

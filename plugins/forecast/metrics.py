@@ -137,9 +137,17 @@ def seasonal_error(values: np.ndarray, season: int) -> float:
     return float(np.mean(np.abs(values[season:] - values[:-season])))
 
 
-def choose_season(values: np.ndarray, candidates) -> int:
+def choose_season(values: np.ndarray, candidates, start: int = 0) -> int:
     """Among candidate season lengths, the one whose seasonal-naive forecast has the
-    smallest error on ``values`` (1-D, the training rows); seasons that do not fit twice
-    into the rows are skipped, and 1 is the answer when none is left."""
-    usable = [m for m in dict.fromkeys(candidates) if 1 <= m <= len(values) // 2]
-    return min(usable, key=lambda m: (seasonal_error(values, m), m)) if usable else 1
+    smallest mean absolute error on the rows of ``values`` (1-D) from ``start`` on, each
+    forecast from the rows before it (start 0: all of them; the forecast task passes the
+    rows up to the end of the validation split and the validation split's first row).
+    Seasons that do not fit twice into the rows before ``start`` (all rows when start is
+    0) are skipped, and 1 is the answer when none is left."""
+    before = start or len(values)
+    usable = [m for m in dict.fromkeys(candidates) if 1 <= m <= before // 2]
+    if not usable:
+        return 1
+    if not start:
+        return min(usable, key=lambda m: (seasonal_error(values, m), m))
+    return min(usable, key=lambda m: (seasonal_error(values[start - m:], m), m))

@@ -227,11 +227,13 @@ class ForecastTask:
         filled = dataio.fill_gaps(series, [train_end, valid_end, n])
         if season is None:
             # Autocorrelation's season, or the one the dates imply (12 for monthly rows):
-            # whichever seasonal naive forecasts the training rows better.
+            # whichever seasonal naive forecasts the validation rows better (a choice
+            # like the others made on validation; the training rows may come from
+            # another regime, as a summer's daily demand does before an autumn's).
             detected = fm.detect_season(filled[:train_end, 0])
             dated = cal.calendar_season(series.times, train_end)
             season = detected if dated is None else fm.choose_season(
-                filled[:train_end, 0], [detected, dated])
+                filled[:valid_end, 0], [detected, dated], start=train_end)
         # ETS per column on the training rows only (gap fills of those rows included).
         ets_fits = ets.fit(filled[:train_end], int(season)) if ets.available() else None
         difference = bool(config.get("difference", True))
