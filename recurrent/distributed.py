@@ -120,6 +120,9 @@ class MPIWorld(World):
                 self.fail(f"Error: rank {self.rank}: no answer from the other ranks for "
                           f"{self.timeout:g} s in {waiting[0]} (a rank hung or died); "
                           f"stopping all ranks")
+                # MPI_Abort only asks the launcher to kill the job (MPICH's returns at
+                # once): fire once, or the line would repeat until the kill arrives.
+                return
 
     # -- collectives ------------------------------------------------------------------------
     def allreduce(self, array):
@@ -144,6 +147,10 @@ class MPIWorld(World):
     def fail(self, line: str, code: int = 1):
         """One line on stderr, then MPI_Abort: mpiexec stops every rank."""
         print(line, file=sys.stderr, flush=True)
+        # The abort travels to mpiexec on another channel than our stderr, and mpiexec
+        # exits as soon as it gets it, dropping output its proxy has not forwarded yet:
+        # let the proxy read the line first, or the job may end without it.
+        _wait_for_stderr_read()
         self.comm.Abort(code)
 
     def describe(self) -> dict:
@@ -154,6 +161,28 @@ class MPIWorld(World):
         return {"size": self.size, "hosts": by_host,
                 "library": " ".join(self.MPI.Get_library_version().split("\n")[0].split()),
                 "mpi4py": __import__("mpi4py").__version__}
+
+
+def _wait_for_stderr_read(limit: float = 2.0):
+    """Wait until the reader of this process's stderr pipe (an MPI launcher's output
+    forwarder) has taken everything written to it, at most ``limit`` seconds. Nothing to
+    wait for when stderr is not a pipe (a file, a terminal) or is not a real file."""
+    try:
+        import fcntl
+        import stat
+        import termios
+        fd = sys.stderr.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return
+        unread = bytearray(4)  # FIONREAD: the bytes in the pipe, an int
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            fcntl.ioctl(fd, termios.FIONREAD, unread)
+            if not int.from_bytes(unread, sys.byteorder):
+                return
+            time.sleep(0.002)
+    except (ImportError, OSError, ValueError, AttributeError):
+        return  # no fileno (a replaced sys.stderr) or no FIONREAD (not POSIX)
 
 
 def launched_size() -> int:
