@@ -26,7 +26,8 @@ the candidate directories stay as the record.
 
 A Ctrl-C between or within candidates stops with the checkpoints saved; --resume RUN
 goes on from there, continuing a candidate that had started and leaving those that had
-ended as they are, so the interrupted run ends as the uninterrupted one would.
+ended (or diverged: in_turn.py) as they are, so the interrupted run ends as the
+uninterrupted one would.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ import shutil
 from . import in_turn
 from .checkpoint import (BEST, CONFIG_FILE, LAST, METRICS, RunCopy, RunDir, atomic_write,
                          write_json)
-from .errors import UserError
+from .errors import AllRanksError, UserError
 from .interrupt import Interrupt
 from .loss_plot import PLOT_FILE
 
@@ -220,14 +221,14 @@ class CandidatesTrainer:
         if stopped:
             return {**stopped, "run": self.run.path}
         trained = [k for k, s in enumerate(summaries) if s["status"] != "diverged"]
-        if not trained:  # the same on every rank
-            raise UserError(f"every candidate's training diverged; candidate 1 "
-                            f"({describe(self.options[0])}): {summaries[0]['error']}")
+        if not trained:  # the same on every rank, so each exits alike (no MPI abort)
+            raise AllRanksError(f"every candidate's training diverged; candidate 1 "
+                                f"({describe(self.options[0])}): {summaries[0]['error']}")
         if not self.world.is_root:
             return {**summaries[trained[0]], "run": self.run.path}
         with Interrupt():  # a Ctrl-C while scoring or copying waits until RUN is whole
             scores = [self._score(k) if k in trained else math.nan for k in range(count)]
-            k = choose(scores)  # NaN (diverged) never wins: one candidate at least trained
+            k = trained[choose([scores[j] for j in trained])]  # a diverged one never wins
             adopt(self.run, k, [self.selection.value(s) if j in trained else None
                                 for j, s in enumerate(scores)], self.selection.text)
         if not quiet:
@@ -236,10 +237,10 @@ class CandidatesTrainer:
                 for j, (o, s) in enumerate(zip(self.options, scores)))
                 + f"; kept {describe(self.options[k])}")
         steps = [summaries[j]["step"] for j in trained]
-        text = (f"{count} candidates of {steps[0]} steps each" if len(set(steps)) == 1
-                else f"{count} candidates of {', '.join(map(str, steps))} steps")
-        if len(trained) < count:
-            text += f" ({count - len(trained)} diverged)"
+        left_out = f" ({count - len(trained)} diverged)" if len(trained) < count else ""
+        text = (f"{count} candidates{left_out} of {steps[0]} steps each"
+                if len(set(steps)) == 1
+                else f"{count} candidates{left_out} of {', '.join(map(str, steps))} steps")
         return {**summaries[k], "run": self.run.path, "steps_text": text,
                 "best": f"{self.selection.describe(scores[k])} with {describe(self.options[k])}"}
 

@@ -33,6 +33,7 @@ CONFIG_FILE = "config.json"
 LAST = "last.npz"
 BEST = "best.npz"
 METRICS = "metrics.jsonl"
+DIVERGED = "diverged.json"  # a candidate left out: its error and step (recurrent/in_turn.py)
 
 
 def _fsync_dir(directory: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from .checkpoint import LAST, METRICS, RunDir
+from .checkpoint import DIVERGED, LAST, METRICS, RunDir, read_json, write_json
 from .errors import Diverged
 from .interrupt import Interrupt
 
@@ -19,6 +19,16 @@ def started(world, path: str) -> bool:
         found = part.has(LAST)
         if not found and part.has(METRICS):
             os.remove(part.file(METRICS))
+    return world.bcast(found) if world.size > 1 else found
+
+
+def diverged(world, path: str) -> dict | None:
+    """The summary a part left when its training diverged (its DIVERGED file), or None
+    (rank 0 reads it, the others receive it)."""
+    found = None
+    if world.is_root:
+        part = RunDir(path)
+        found = read_json(part.file(DIVERGED)) if part.has(DIVERGED) else None
     return world.bcast(found) if world.size > 1 else found
 
 
@@ -42,22 +52,28 @@ def train(make, count: int, noun: str, world, resume: bool, quiet: bool, echo,
     apart, e.g. "seed 7"). Returns (the parts' summaries, None), or (those so far, the
     summary of the interruption: "part" says which, e.g. "member 2/3"). A part whose
     training diverges stops them all (errors.Diverged), unless ``skip_diverged``: then
-    its summary is {"status": "diverged", "error": the message} and the next part
-    trains."""
+    its summary is {"status": "diverged", "error": the message, "step": the last step
+    completed}, kept in the part's DIVERGED file so that a resume leaves it out too
+    rather than training it again, and the next part trains."""
     summaries = []
     with Interrupt() as interrupt:  # a Ctrl-C between parts stops before the next
         for k in range(count):
             trainer, text = make(k)
+            path = trainer.run.path
             if not quiet:
-                echo(f"{noun} {k + 1}/{count} ({text}) in {trainer.run.path}")
-            try:
-                summary = trainer.fit(resume=resume and started(world, trainer.run.path))
-            except Diverged as e:  # every rank raises it at the same step
-                if not skip_diverged:
-                    raise
-                if not quiet:
-                    echo(f"{noun} {k + 1}/{count} ({text}) left out: {e}")
-                summary = {"status": "diverged", "error": str(e)}
+                echo(f"{noun} {k + 1}/{count} ({text}) in {path}")
+            summary = diverged(world, path) if skip_diverged and resume else None
+            if summary is None:
+                try:
+                    summary = trainer.fit(resume=resume and started(world, path))
+                except Diverged as e:  # every rank raises it at the same step
+                    if not skip_diverged:
+                        raise
+                    summary = {"status": "diverged", "error": str(e), "step": e.step}
+                    if world.is_root:
+                        write_json(RunDir(path).file(DIVERGED), summary)
+            if summary["status"] == "diverged" and not quiet:
+                echo(f"{noun} {k + 1}/{count} ({text}) left out: {summary['error']}")
             summaries.append(summary)
             stop = world.bcast(interrupt.requested) if world.size > 1 \
                 else interrupt.requested

@@ -25,9 +25,15 @@ def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
     config = TrainingConfig(config)
     choices = candidates.overrides(task, config)
     prepared = []
-    for override in choices or [{}]:
+    for k, override in enumerate(choices or [{}]):
         settings = TrainingConfig(dict(config, **override))
-        prepared.append((override, settings.to_json(), *_prepared(task, settings)))
+        try:
+            prepared.append((override, settings.to_json(), *_prepared(task, settings)))
+        except UserError as e:  # name the candidate: its options were not the user's
+            if not choices:
+                raise
+            raise UserError(f"candidate {k + 1}/{len(choices)} "
+                            f"({candidates.describe(override)}): {e}") from None
     if choices and ensemble.size(config) > 1:
         raise UserError(f"--ensemble {ensemble.size(config)}: this {task.name} run chooses "
                         f"among candidates ({'; '.join(map(candidates.describe, choices))}); "

@@ -59,6 +59,15 @@ def train_step(model, loss_fn, optimizer, x, y, lengths, state, lr, clip_norm=5.
     the update when the loss or the gradient norm is not finite, so the parameters stay
     those of the last good step.
     """
+    # The step reports a loss or gradient norm that is not finite itself, in one line;
+    # numpy's overflow warnings on the way there would only come before it as noise.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _step(model, loss_fn, optimizer, x, y, lengths, state, lr, clip_norm,
+                     clip_value, truncate, reduce, task_params, task_backward)
+
+
+def _step(model, loss_fn, optimizer, x, y, lengths, state, lr, clip_norm, clip_value,
+          truncate, reduce, task_params, task_backward):
     model.zero_grad()
     buffers = [model.grads]
     if task_params is not None:

@@ -461,7 +461,7 @@ class Trainer:
                 f"--clip-norm); the last good checkpoint stays in {self.run.file(LAST)}"
                 if self.run.has(LAST) else
                 f"training stopped at step {p.step + 1}: {e} (try a lower --lr or "
-                f"--clip-norm); no checkpoint had been written yet") from None
+                f"--clip-norm); no checkpoint had been written yet", step=p.step) from None
         except KeyboardInterrupt:  # a second Ctrl-C: leave at once, no plot
             plot = False
             raise

@@ -11,10 +11,10 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import invoke, ok, one_line_error
+from helpers import invoke, ok, one_line_error, write_csv
 
 from recurrent import candidates
-from recurrent.checkpoint import load_arrays
+from recurrent.checkpoint import RunDir, load_arrays
 from recurrent.config import TrainingConfig
 from recurrent.errors import UserError
 from recurrent.plugins import get_task
@@ -296,7 +296,7 @@ def test_a_candidate_that_diverges_is_left_out(tmp_path):
         assert record["chosen"] == 1
         assert record["scores"][0] is None and record["scores"][2] is None
         assert math.isfinite(record["scores"][1])
-        assert summary["steps_text"].endswith("(2 diverged)")
+        assert summary["steps_text"] == "3 candidates (2 diverged) of 14 steps each"
         left_out = [line for line in lines if "left out" in line]
         assert len(left_out) == 2 and "candidate 1/3 (--lr 1e+30) left out: training " \
             "stopped at step" in left_out[0]
@@ -321,3 +321,58 @@ def test_when_every_candidate_diverges_the_run_stops_in_one_line(tmp_path):
             start_run(task, _rate_config(task), str(tmp_path / "run"),
                       echo=lambda line: None).fit()
         assert "chose" not in _info(tmp_path / "run")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_diverged_candidate_never_wins_even_when_the_others_score_nan(tmp_path,
+                                                                         monkeypatch):
+    from train_toys import registered
+    from recurrent.candidates import CandidatesTrainer
+    monkeypatch.setattr(CandidatesTrainer, "_score", lambda self, k: math.nan)
+    with registered():
+        task = _LearningRateChoice([1e30, 0.01])
+        start_run(task, _rate_config(task), str(tmp_path / "run"),
+                  echo=lambda line: None).fit()
+    record = _info(tmp_path / "run")["chose"]
+    assert record["chosen"] == 1 and record["scores"][0] is None
+    assert (tmp_path / "run" / "best.npz").exists()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_resume_leaves_a_diverged_candidate_out_without_training_it(tmp_path,
+                                                                      monkeypatch):
+    from train_toys import registered
+    with registered():
+        task = _LearningRateChoice([1e30, 0.01, 0.02])
+        config = _rate_config(task)
+        start_run(task, config, str(tmp_path / "full"), echo=lambda line: None).fit()
+        # Ctrl-C in the third candidate; the first has diverged by then
+        monkeypatch.setattr(Trainer, "_stop_requested", lambda self: (
+            self.run.path.endswith("candidate-2") and self.position.step == 3))
+        part = str(tmp_path / "part")
+        summary = start_run(task, config, part, echo=lambda line: None).fit()
+        assert summary["status"] == "interrupted" and summary["part"] == "candidate 3/3"
+        assert json.loads((tmp_path / "part" / "candidate-0" / "diverged.json").read_text()
+                          )["status"] == "diverged"
+        monkeypatch.undo()
+        trained = []
+        fit = Trainer.fit
+        monkeypatch.setattr(Trainer, "fit", lambda self, resume=False: (
+            trained.append(os.path.basename(self.run.path)), fit(self, resume=resume))[1])
+        from recurrent.runs import resume_run
+        lines = []
+        resume_run(task, RunDir.open(part), echo=lines.append).fit(resume=True)
+    assert trained == ["candidate-1", "candidate-2"]  # the diverged one is not retrained
+    assert _info(tmp_path / "part")["chose"] == _info(tmp_path / "full")["chose"]
+    assert _same(_params(tmp_path / "part"), _params(tmp_path / "full"))
+
+
+def test_a_candidate_that_cannot_be_prepared_is_named(tmp_path):
+    rows = [[1900 + i, f"{np.sin(i / 3):.4f}"] for i in range(40)]
+    path = write_csv(tmp_path / "short.csv", ["year", "value"], rows)
+    one_line_error(invoke("train", "forecast", "--data", path, "--out", tmp_path / "r",
+                          *SMALL),
+                   "candidate 1/6 (--inputs level --window 30): too few rows")
+    assert not (tmp_path / "r").exists()
+    ok(invoke("train", "forecast", "--data", path, "--window", "8", "--out", tmp_path / "s",
+              *SMALL))

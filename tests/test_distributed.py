@@ -179,6 +179,18 @@ def _one_line(stderr):
     return lines[0]
 
 
+def test_candidates_that_all_diverge_end_every_rank_alike(tmp_path):
+    args = ["train", "forecast", "--lr", "1e30", "--hidden", "8", "--epochs", "2",
+            "--window", "30", "--threads", "1", "--no-plot", "--quiet", "--out", "run"]
+    one = recurrent_cmd(args, tmp_path)
+    assert one.returncode != 0
+    expected = _one_line(one.stderr)
+    assert expected.startswith("Error: every candidate's training diverged; candidate 1")
+    two = recurrent_cmd([*args[:-1], "run2"], tmp_path, ranks=2)
+    assert two.returncode == one.returncode
+    assert _one_line(two.stderr) == expected.replace("run/", "run2/")  # no MPI abort
+
+
 @pytest.mark.parametrize("mode,expected", [
     ("kill", "Error: rank 1 on "),
     ("raise", "Error: rank 1: internal error (RuntimeError: evaluation 3 is broken)"),

@@ -24,7 +24,7 @@ def sunspots():
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A small run on the bundled sunspots: window 30, horizon 2."""
+    """A small run on the bundled sunspots, horizon 2, window and inputs chosen."""
     path = tmp_path_factory.mktemp("forecast") / "run"
     ok(invoke("train", "forecast", "--horizon", 2, "--out", path, *SMALL))
     return path

@@ -165,8 +165,9 @@ class ForecastTask:
                          show_default=True,
                          help="Feed the window as scaled levels, or relative to its last "
                               "value (for trending series such as co2); auto: train a "
-                              "model with each and keep the one with the better "
-                              "validation score (--select-by)."),
+                              "model with each (and each window when --window is auto "
+                              "too) and keep the one with the best validation score "
+                              "(--select-by)."),
         ]
 
     def candidates(self, config):
