@@ -65,9 +65,11 @@ def test_eval_reports_metrics_beside_both_baselines(run):
 def test_eval_on_a_new_file_uses_the_saved_scaler(run, sunspots, tmp_path):
     recent = write_csv(tmp_path / "recent.csv", ["year", "sunspots"], sunspots[-80:])
     report = json.loads(ok(invoke("eval", run, "--data", recent, "--json")))
-    window = json.loads((run / "config.json").read_text())["task_state"]["window"]
-    assert report["metrics"]["windows"] == 80 - window - 2 + 1
-    assert report["baselines"]["naive"]["windows"] == 80 - window - 2 + 1
+    state = json.loads((run / "config.json").read_text())["task_state"]
+    # the file's first rows start the seasonal states (window, or two seasons and two)
+    head = max(state["window"], 2 * state["season"] + 2)
+    assert report["metrics"]["windows"] == 80 - head - 2 + 1
+    assert report["baselines"]["naive"]["windows"] == 80 - head - 2 + 1
     missing = write_csv(tmp_path / "other.csv", ["year", "spots"], sunspots[-80:])
     one_line_error(invoke("eval", run, "--data", missing),
                    "column 'sunspots' not found in")

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import invoke, ok, write_csv
+from helpers import invoke, ok, one_line_error, write_csv
 
 pytest.importorskip("statsmodels", reason="the ETS baseline needs the ets extra")
 
@@ -238,3 +238,31 @@ def test_a_recent_file_restarts_the_states_from_its_first_window(tmp_path):
     other = write_csv(tmp_path / "other.csv", ["date", "value"], changed)
     fits = [task.load(state, {"eval_data": f}).ets for f in (recent, other)]
     assert fits[0] == fits[1] and fits[0] != state["ets"]
+
+
+@pytest.mark.parametrize("window", [8, 16])
+def test_a_short_window_restarts_a_new_file_on_two_seasons(tmp_path, window):
+    rows = monthly_rows()
+    path = write_csv(tmp_path / "m.csv", ["date", "value"], rows)
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", path, "--out", run, "--window", window,
+              "--model", "hybrid", *SMALL))
+    # A file starting in another month: a window's rows hold less than a season, so the
+    # states restart on the first 2 x 12 + 2 rows, which are never forecast targets.
+    recent = write_csv(tmp_path / "recent.csv", ["date", "value"], rows[-67:])
+    report = json.loads(ok(invoke("eval", run, "--data", recent, "--json")))
+    base = report["baselines"]
+    assert report["metrics"]["windows"] == 67 - 26 - 1 + 1
+    assert base["ets"]["mase"] < min(base["seasonal_naive"]["mase"], base["naive"]["mase"])
+    state = json.loads((run / "config.json").read_text())["task_state"]
+    task = ForecastTask()
+    changed = [list(r) for r in rows[-67:]]
+    for r in changed[26:]:
+        r[1] = f"{float(r[1]) * 2:.4f}"
+    other = write_csv(tmp_path / "other.csv", ["date", "value"], changed)
+    fits = [task.load(state, {"eval_data": f}).ets for f in (recent, other)]
+    assert fits[0] == fits[1] and fits[0] != state["ets"]
+    # fewer rows than the restart and a horizon: one line naming what needs them
+    short = write_csv(tmp_path / "short.csv", ["date", "value"], rows[-20:])
+    one_line_error(invoke("eval", run, "--data", short), "too few rows",
+                   "the 26 rows that start its seasonal states")

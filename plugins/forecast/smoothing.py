@@ -156,7 +156,7 @@ def fit(train_scaled: np.ndarray, season: int, horizon: int) -> list:
 
 def restart(fits: list, head: np.ndarray) -> list:
     """The fits moved to a series that starts elsewhere (a recent file given to eval or
-    predict --data), from its first rows head (K, C) scaled, K = the run's window (rows
+    predict --data), from its first rows head (K, C) scaled, K = windows.head_rows (rows
     that are never a forecast target): the learned coefficients are kept, the initial
     seasonal indices become the head's first season's deviations from its mean (the
     learned ones belong to the phase of the training rows' first row); with fewer rows

@@ -348,7 +348,7 @@ class ForecastTask:
         if eval_data:
             source = dataio.resolve_source(eval_data)
             return self.load_file(state, source, whole_file=True,
-                                   min_rows=state["window"] + state["horizon"])
+                                   min_rows=win.head_rows(state) + state["horizon"])
         return self.load_file(state, self._training_source(state), whole_file=False)
 
     def load_file(self, state, source, whole_file, min_rows=0) -> Prepared:
@@ -371,13 +371,21 @@ class ForecastTask:
         dataio.check_values(series, state["fill"])
         n = series.values.shape[0]
         window, horizon = state["window"], state["horizon"]
+        head = window
         if whole_file:
+            # A new file: its first rows start the smoothing states, and the windows
+            # scored are those whose targets come after them (predict needs no targets
+            # and takes a shorter file, restarting on the rows it has).
+            head = min(win.head_rows(state), n)
             if n < min_rows:
                 need = (f"window {window} and horizon {horizon} need" if min_rows > window
                         else f"window {window} needs")
+                if min_rows > window + horizon:
+                    need = (f"window {window}, the {min_rows - horizon} rows that start "
+                            f"its seasonal states and horizon {horizon} need")
                 raise UserError(f"too few rows in {source.label!r}: {n} rows, but the "
                                 f"model's {need} at least {min_rows}")
-            ranges = {"test": (0, n)}
+            ranges = {"test": (head, n)}
             filled = dataio.fill_gaps(series, [n])
         else:
             train_end, valid_end, expected = state["split_ends"]
@@ -391,19 +399,20 @@ class ForecastTask:
                         observed=series.observed, last_seen=win.last_observed(series.observed),
                         ranges=ranges,
                         calendar=cal.features(series.times, state.get("calendar", [])),
-                        ets=self._ets_fits(state, filled, ranges, whole_file),
+                        ets=self._ets_fits(state, filled, ranges, head if whole_file
+                                           else 0),
                         es=(smoothing.restart(state["es"], win.scale(
-                            filled[:state["window"]], state["scaler"]))
+                            filled[:head], state["scaler"]))
                             if whole_file and "es" in state else None))
 
     @staticmethod
-    def _ets_fits(state, filled, ranges, whole_file=False):
-        """The run's ETS fits (restarted at a new file's first row: ets.restart); a run
-        saved without them (statsmodels missing then) gets them fitted now on its
-        training rows when statsmodels is there."""
+    def _ets_fits(state, filled, ranges, head=0):
+        """The run's ETS fits (restarted at a new file's first row from its ``head``
+        first rows: ets.restart; 0 for the training series); a run saved without them
+        (statsmodels missing then) gets them fitted now on its training rows when
+        statsmodels is there."""
         if "ets" in state:
-            return (ets.restart(state["ets"], filled[:state["window"]]) if whole_file
-                    else state["ets"])
+            return ets.restart(state["ets"], filled[:head]) if head else state["ets"]
         if "train" not in ranges or not ets.available():
             return None
         return ets.fit(filled[:ranges["train"][1]], int(state["season"]))

@@ -80,6 +80,16 @@ def split_range(state: dict, split: str) -> tuple[int, int]:
     return ranges[split]
 
 
+def head_rows(state: dict) -> int:
+    """How many first rows of a new file (eval or predict --data) start its smoothing
+    states (ets.restart, smoothing.restart) and are never a forecast target: the window,
+    or two seasons and two rows if that is more and the run is seasonal. Fewer rows than
+    that would leave the seasonal states at the phase of the training rows' start, which
+    a file starting elsewhere in the season does not share."""
+    season = int(state.get("season", 1))
+    return max(state["window"], 2 * season + 2) if season > 1 else state["window"]
+
+
 def window_origins(start: int, end: int, window: int, horizon: int) -> np.ndarray:
     """Origins of every window whose H targets lie in rows [start, end): (B,) int64."""
     first = max(start - 1, window - 1)
