@@ -230,13 +230,19 @@ def test_a_recent_file_restarts_the_states_from_its_first_window(tmp_path):
     assert base["ets"]["mase"] < min(base["seasonal_naive"]["mase"], base["naive"]["mase"])
     assert report["metrics"]["mase"] < base["naive"]["mase"]
     # The restart reads the file's first window only: never a forecast target.
+    _restart_reads_only_the_head(tmp_path, run, rows[-67:], recent, 30)
+
+
+def _restart_reads_only_the_head(tmp_path, run, rows, recent, head):
+    """The ETS states a new file restarts from change with its first ``head`` rows only
+    (and differ from the training ones): every later row doubled leaves them as they
+    were."""
     state = json.loads((run / "config.json").read_text())["task_state"]
-    task = ForecastTask()
-    changed = [list(r) for r in rows[-67:]]
-    for r in changed[30:]:
+    changed = [list(r) for r in rows]
+    for r in changed[head:]:
         r[1] = f"{float(r[1]) * 2:.4f}"
     other = write_csv(tmp_path / "other.csv", ["date", "value"], changed)
-    fits = [task.load(state, {"eval_data": f}).ets for f in (recent, other)]
+    fits = [ForecastTask().load(state, {"eval_data": f}).ets for f in (recent, other)]
     assert fits[0] == fits[1] and fits[0] != state["ets"]
 
 
@@ -254,14 +260,7 @@ def test_a_short_window_restarts_a_new_file_on_two_seasons(tmp_path, window):
     base = report["baselines"]
     assert report["metrics"]["windows"] == 67 - 26 - 1 + 1
     assert base["ets"]["mase"] < min(base["seasonal_naive"]["mase"], base["naive"]["mase"])
-    state = json.loads((run / "config.json").read_text())["task_state"]
-    task = ForecastTask()
-    changed = [list(r) for r in rows[-67:]]
-    for r in changed[26:]:
-        r[1] = f"{float(r[1]) * 2:.4f}"
-    other = write_csv(tmp_path / "other.csv", ["date", "value"], changed)
-    fits = [task.load(state, {"eval_data": f}).ets for f in (recent, other)]
-    assert fits[0] == fits[1] and fits[0] != state["ets"]
+    _restart_reads_only_the_head(tmp_path, run, rows[-67:], recent, 26)
     # fewer rows than the restart and a horizon: one line naming what needs them
     short = write_csv(tmp_path / "short.csv", ["date", "value"], rows[-20:])
     one_line_error(invoke("eval", run, "--data", short), "too few rows",
