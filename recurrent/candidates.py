@@ -36,8 +36,8 @@ import os
 import shutil
 
 from . import in_turn
-from .checkpoint import (BEST, CONFIG_FILE, LAST, METRICS, RunCopy, RunDir, atomic_write,
-                         write_json)
+from .checkpoint import (BEST, CONFIG_FILE, DIVERGED, LAST, METRICS, RunCopy, RunDir,
+                         atomic_write, write_json)
 from .errors import AllRanksError, UserError
 from .interrupt import Interrupt
 from .loss_plot import PLOT_FILE
@@ -46,7 +46,7 @@ CANDIDATE_DIR = "candidate-{}"
 PENDING = "candidates"  # config.json key of a run that has not chosen yet
 CHOSE = "chose"  # config.json key of the choice a run made
 COPIED = (LAST, BEST, METRICS, PLOT_FILE)  # what RUN takes from the winner (config last)
-DIVERGED = "diverged"  # how a candidate left out is shown in place of its score
+DIVERGED_TEXT = "diverged"  # how a candidate left out is shown in place of its score
 
 
 def overrides(task, config) -> list[dict]:
@@ -86,6 +86,14 @@ def pending(info: dict) -> list[dict]:
     """The overrides of a run that still has to train its candidates and choose ([] for a
     plain run or one that has chosen)."""
     return list(info.get(PENDING) or [])
+
+
+def all_diverged(run: RunDir) -> bool:
+    """Whether every candidate of a run still choosing has diverged in training (each
+    left its DIVERGED record: recurrent/in_turn.py), so that a resume cannot finish it."""
+    count = len(pending(run.info()))
+    return count > 0 and all(RunDir(candidate_path(run.path, k)).has(DIVERGED)
+                             for k in range(count))
 
 
 def create(path: str, task, config: dict, prepared: list, version: str) -> RunDir:
@@ -175,7 +183,8 @@ def chosen_text(info: dict) -> str | None:
     if not record:
         return None
     metric = selection.parse(record["select_by"]).metric
-    parts = [f"{describe(o)} ({DIVERGED if score is None else f'valid {metric} {score:.4f}'})"
+    parts = [f"{describe(o)} "
+             f"({DIVERGED_TEXT if score is None else f'valid {metric} {score:.4f}'})"
              for o, score in zip(record["candidates"], record["scores"])]
     kept = parts.pop(record["chosen"])
     return f"chosen on validation: {kept} over {', '.join(parts)}"
@@ -233,7 +242,8 @@ class CandidatesTrainer:
                                 for j, s in enumerate(scores)], self.selection.text)
         if not quiet:
             self.echo("candidates: " + "; ".join(
-                f"{describe(o)} {self.selection.describe(s) if j in trained else DIVERGED}"
+                f"{describe(o)} "
+                f"{self.selection.describe(s) if j in trained else DIVERGED_TEXT}"
                 for j, (o, s) in enumerate(zip(self.options, scores)))
                 + f"; kept {describe(self.options[k])}")
         steps = [summaries[j]["step"] for j in trained]

@@ -128,6 +128,9 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
     info = run.info()
     config = TrainingConfig.from_json(info["config"], run.file(CONFIG_FILE))
     overrides = candidates.pending(info)
+    if overrides and candidates.all_diverged(run):
+        raise UserError(f"every candidate of {run.path} diverged in training, so it holds "
+                        f"no model: start a new run with a lower --lr or --clip-norm")
     if overrides:
         raise UserError(f"{run.path} is still choosing among {len(overrides)} candidates "
                         f"({'; '.join(map(candidates.describe, overrides))}): finish it "

@@ -18,7 +18,7 @@ from recurrent.checkpoint import RunDir, load_arrays
 from recurrent.config import TrainingConfig
 from recurrent.errors import UserError
 from recurrent.plugins import get_task
-from recurrent.runs import start_run
+from recurrent.runs import load_model, start_run
 from recurrent.trainer import Trainer
 
 SMALL = ["--hidden", "8", "--epochs", "2", "--threads", "1", "--quiet", "--no-plot"]
@@ -321,6 +321,11 @@ def test_when_every_candidate_diverges_the_run_stops_in_one_line(tmp_path):
             start_run(task, _rate_config(task), str(tmp_path / "run"),
                       echo=lambda line: None).fit()
         assert "chose" not in _info(tmp_path / "run")
+        # eval and predict point at the way out, not at a resume that would diverge again
+        with pytest.raises(UserError, match=r"every candidate of .* diverged in training, "
+                                            r"so it holds no model: start a new run with a "
+                                            r"lower --lr or --clip-norm"):
+            load_model(RunDir.open(str(tmp_path / "run")))
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
