@@ -264,4 +264,18 @@ def test_a_short_window_restarts_a_new_file_on_two_seasons(tmp_path, window):
     # fewer rows than the restart and a horizon: one line naming what needs them
     short = write_csv(tmp_path / "short.csv", ["date", "value"], rows[-20:])
     one_line_error(invoke("eval", run, "--data", short), "too few rows",
-                   "the 26 rows that start its seasonal states")
+                   "first 26 rows (the window among them), which start its seasonal "
+                   "states, and horizon 1 need at least 27")
+    # predict restarts on the rows it has; a stream needs them all in its first file, so
+    # that the rows it appends never change the restart (as predict on the grown file)
+    ok(invoke("predict", run, "--data", short))
+    one_line_error(invoke("predict", run, "--data", short, "--stream"), "too few rows",
+                   "which start its seasonal states, need at least 26")
+
+
+def test_a_restart_holds_two_seasons_and_what_a_fit_needs():
+    from recurrent_plugins.forecast import windows as win
+    assert win.head_rows({"window": 8, "season": 12}) == 26
+    assert win.head_rows({"window": 30, "season": 12}) == 30
+    assert win.head_rows({"window": 8, "season": 3}) == ets.MIN_ROWS  # 2 x 3 + 2 < 10
+    assert win.head_rows({"window": 8, "season": 1}) == 8  # nothing seasonal to restart

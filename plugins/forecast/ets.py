@@ -44,6 +44,12 @@ SPECS = {
 MIN_ROWS = 10  # fewer training rows: no ETS fit
 
 
+def restart_rows(season: int) -> int:
+    """How many first rows of a new file restart a seasonal fit's states (restart):
+    two seasons and two rows, and at least MIN_ROWS."""
+    return max(MIN_ROWS, 2 * season + 2)
+
+
 def available() -> bool:
     """Whether statsmodels (and pandas, which it needs) can be imported."""
     try:
@@ -157,7 +163,7 @@ def restart(fits: list, head: np.ndarray) -> list:
 
 def _restart_column(fit: dict, head: np.ndarray) -> dict:
     seasonal = "initial_seasonal" in fit
-    if len(head) >= max(MIN_ROWS, 2 * fit["season"] + 2 if seasonal else 0):
+    if len(head) >= (restart_rows(fit["season"]) if seasonal else MIN_ROWS):
         model = _model(head, fit["kind"], fit["season"], initialization_method="estimated")
         try:
             with warnings.catch_warnings():

@@ -23,10 +23,13 @@ from . import calendar as cal
 from . import windows as win
 
 
-def _origin(task, state, options):
+def _origin(task, state, options, stream=False):
     """(prepared, origin row, first test row or None, history (origin + 1, C) scaled):
     the data --data / --origin name, and every row up to the origin as known there (the
-    window, and the seasons before it that a seasonal run's anchors and inputs read)."""
+    window, and the seasons before it that a seasonal run's anchors and inputs read).
+    A --data file needs the window's rows; a stream's first file all the rows a new
+    file's states restart on (windows.head_rows), so that the rows it appends never
+    change that restart, as they would not for predict on the grown file."""
     origin_kind = options.get("origin") or "end"
     recent = options.get("data")
     if recent:
@@ -34,7 +37,8 @@ def _origin(task, state, options):
             raise UserError("--origin test forecasts the training data's test split: "
                             "drop --data")
         prepared = task.load_file(state, dataio.resolve_source(recent), whole_file=True,
-                                   min_rows=state["window"])
+                                   min_rows=win.head_rows(state) if stream
+                                   else state["window"])
         test_start = None
     else:
         prepared = task.load(state, {})
@@ -176,7 +180,7 @@ def forecast_stream(task, state, model, options):
     if options.get("plot"):
         raise UserError("--plot draws one forecast: it does not go with --stream")
     steps = options.get("steps") or state["horizon"]
-    prepared, origin, _, history = _origin(task, state, options)
+    prepared, origin, _, history = _origin(task, state, options, stream=True)
     state = prepared.fitted(state)
     columns = prepared.series.columns
     # rows the model's inputs and anchors read back from the origin: the window and a season

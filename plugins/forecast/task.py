@@ -192,7 +192,8 @@ class ForecastTask:
                               "horizon rolls out recursively."),
             click.Option(["--data"], default=None,
                          help="Recent history to forecast from (same columns, at least "
-                              "--window rows). Default: the training data."),
+                              "--window rows; with --stream, of a seasonal run, two "
+                              "seasons and two). Default: the training data."),
             click.Option(["--origin"], type=click.Choice(["end", "test"]), default="end",
                          show_default=True,
                          help="Forecast after the last row, or from the start of the test "
@@ -373,20 +374,24 @@ class ForecastTask:
         window, horizon = state["window"], state["horizon"]
         head = window
         if whole_file:
-            # A new file: its first rows start the smoothing states, and the windows
-            # scored are those whose targets come after them (predict needs no targets
-            # and takes a shorter file, restarting on the rows it has).
+            # A new file: its first rows start the smoothing states (filled apart from
+            # the rest, so no later row reaches them), and the windows scored are those
+            # whose targets come after them (predict takes a shorter file, restarting on
+            # the rows it has).
             head = min(win.head_rows(state), n)
             if n < min_rows:
-                need = (f"window {window} and horizon {horizon} need" if min_rows > window
-                        else f"window {window} needs")
-                if min_rows > window + horizon:
-                    need = (f"window {window}, the {min_rows - horizon} rows that start "
-                            f"its seasonal states and horizon {horizon} need")
+                restart = win.head_rows(state)
+                if restart > window and min_rows >= restart:
+                    rows = (f"first {restart} rows (the window among them), which start "
+                            f"its seasonal states,")
+                else:
+                    rows, restart = f"window {window}", window
+                need = (f"{rows} and horizon {horizon} need" if min_rows > restart
+                        else f"{rows} need" if restart > window else f"{rows} needs")
                 raise UserError(f"too few rows in {source.label!r}: {n} rows, but the "
                                 f"model's {need} at least {min_rows}")
             ranges = {"test": (head, n)}
-            filled = dataio.fill_gaps(series, [n])
+            filled = dataio.fill_gaps(series, [head, n])
         else:
             train_end, valid_end, expected = state["split_ends"]
             if n != expected:

@@ -81,13 +81,14 @@ def split_range(state: dict, split: str) -> tuple[int, int]:
 
 
 def head_rows(state: dict) -> int:
-    """How many first rows of a new file (eval or predict --data) start its smoothing
-    states (ets.restart, smoothing.restart) and are never a forecast target: the window,
-    or two seasons and two rows if that is more and the run is seasonal. Fewer rows than
-    that would leave the seasonal states at the phase of the training rows' start, which
-    a file starting elsewhere in the season does not share."""
+    """How many first rows a new file (eval or predict --data) must hold to start its
+    smoothing states (ets.restart, smoothing.restart), rows that are never a forecast
+    target: the window, or what a seasonal restart needs (ets.restart_rows) if that is
+    more. Fewer rows would leave the seasonal states at the phase of the training rows'
+    start, which a file starting elsewhere in the season does not share."""
     season = int(state.get("season", 1))
-    return max(state["window"], 2 * season + 2) if season > 1 else state["window"]
+    return (max(state["window"], ets.restart_rows(season)) if season > 1
+            else state["window"])
 
 
 def window_origins(start: int, end: int, window: int, horizon: int) -> np.ndarray:
