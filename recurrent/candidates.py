@@ -96,6 +96,12 @@ def all_diverged(run: RunDir) -> bool:
                              for k in range(count))
 
 
+def all_diverged_text(run: RunDir) -> str:
+    """The one line for a run whose every candidate diverged (eval, predict, resume)."""
+    return (f"every candidate of {run.path} diverged in training, so it holds no model: "
+            f"start a new run with a lower --lr or --clip-norm")
+
+
 def create(path: str, task, config: dict, prepared: list, version: str) -> RunDir:
     """The run directory ``path`` of a run choosing among candidates: first each
     candidate's run directory, then RUN/config.json with the options as given and the

@@ -25,15 +25,22 @@ def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
     config = TrainingConfig(config)
     choices = candidates.overrides(task, config)
     prepared = []
+    failed = []
     for k, override in enumerate(choices or [{}]):
         settings = TrainingConfig(dict(config, **override))
         try:
             prepared.append((override, settings.to_json(), *_prepared(task, settings)))
-        except UserError as e:  # name the candidate: its options were not the user's
+        except UserError as e:
             if not choices:
                 raise
-            raise UserError(f"candidate {k + 1}/{len(choices)} "
-                            f"({candidates.describe(override)}): {e}") from None
+            failed.append((k, override, e))
+    if failed and len(failed) == len(choices):  # the options given fail, whatever the choice
+        raise failed[0][2]
+    if failed:  # name the candidate, whose option the user did not give, and the way out
+        k, override, e = failed[0]
+        raise UserError(f"candidate {k + 1}/{len(choices)} ({candidates.describe(override)}): "
+                        f"{e}; give the options of one that fits, e.g. "
+                        f"{candidates.describe(prepared[0][0])}")
     if choices and ensemble.size(config) > 1:
         raise UserError(f"--ensemble {ensemble.size(config)}: this {task.name} run chooses "
                         f"among candidates ({'; '.join(map(candidates.describe, choices))}); "
@@ -88,6 +95,8 @@ def resume_run(task, run: RunDir, echo=print, changes: dict | None = None,
     config.check(task)
     # every part checked before anything is written: a refused resume changes no file
     parts = candidates.check(run) if candidates.pending(info) else None
+    if parts is not None and candidates.all_diverged(run):
+        raise UserError(candidates.all_diverged_text(run))
     if ensemble.size(config) > 1:
         ensemble.member_runs(run, missing_ok=True)
     if changes:
@@ -129,8 +138,7 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
     config = TrainingConfig.from_json(info["config"], run.file(CONFIG_FILE))
     overrides = candidates.pending(info)
     if overrides and candidates.all_diverged(run):
-        raise UserError(f"every candidate of {run.path} diverged in training, so it holds "
-                        f"no model: start a new run with a lower --lr or --clip-norm")
+        raise UserError(candidates.all_diverged_text(run))
     if overrides:
         raise UserError(f"{run.path} is still choosing among {len(overrides)} candidates "
                         f"({'; '.join(map(candidates.describe, overrides))}): finish it "

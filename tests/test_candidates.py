@@ -18,7 +18,7 @@ from recurrent.checkpoint import RunDir, load_arrays
 from recurrent.config import TrainingConfig
 from recurrent.errors import UserError
 from recurrent.plugins import get_task
-from recurrent.runs import load_model, start_run
+from recurrent.runs import load_model, resume_run, start_run
 from recurrent.trainer import Trainer
 
 SMALL = ["--hidden", "8", "--epochs", "2", "--threads", "1", "--quiet", "--no-plot"]
@@ -322,10 +322,17 @@ def test_when_every_candidate_diverges_the_run_stops_in_one_line(tmp_path):
                       echo=lambda line: None).fit()
         assert "chose" not in _info(tmp_path / "run")
         # eval and predict point at the way out, not at a resume that would diverge again
-        with pytest.raises(UserError, match=r"every candidate of .* diverged in training, "
-                                            r"so it holds no model: start a new run with a "
-                                            r"lower --lr or --clip-norm"):
+        way_out = (r"every candidate of .* diverged in training, so it holds no model: "
+                   r"start a new run with a lower --lr or --clip-norm")
+        with pytest.raises(UserError, match=way_out):
             load_model(RunDir.open(str(tmp_path / "run")))
+        # a resume, which could only diverge again, says the same and writes nothing
+        files = [tmp_path / "run" / "config.json",
+                 *(tmp_path / "run" / f"candidate-{k}" / "config.json" for k in range(2))]
+        before = [f.read_bytes() for f in files]
+        with pytest.raises(UserError, match=way_out):
+            resume_run(task, RunDir.open(str(tmp_path / "run")), changes={"epochs": 5})
+        assert [f.read_bytes() for f in files] == before
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -377,7 +384,13 @@ def test_a_candidate_that_cannot_be_prepared_is_named(tmp_path):
     path = write_csv(tmp_path / "short.csv", ["year", "value"], rows)
     one_line_error(invoke("train", "forecast", "--data", path, "--out", tmp_path / "r",
                           *SMALL),
-                   "candidate 1/6 (--inputs level --window 30): too few rows")
+                   "candidate 1/6 (--inputs level --window 30): too few rows",
+                   "give the options of one that fits, e.g. --inputs level --window 16")
     assert not (tmp_path / "r").exists()
+    # an option of the user's that no candidate can take is the user's error, unprefixed
+    result = invoke("train", "forecast", "--data", path, "--column", "nosuch", "--out",
+                    tmp_path / "r", *SMALL)
+    one_line_error(result, "column 'nosuch' not found")
+    assert "candidate 1/6" not in result.stderr and not (tmp_path / "r").exists()
     ok(invoke("train", "forecast", "--data", path, "--window", "8", "--out", tmp_path / "s",
               *SMALL))
