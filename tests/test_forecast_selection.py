@@ -256,3 +256,25 @@ def test_a_monthly_file_takes_the_yearly_season_when_it_forecasts_better(tmp_pat
     assert task.prepare({"data": path, "season": 3})["season"] == 3
     plain = write_csv(tmp_path / "plain.csv", ["value"], [[r[1]] for r in rows])
     assert task.prepare({"data": plain})["season"] == fm.detect_season(values[:train_end])
+
+
+def test_a_dated_run_takes_the_season_the_validation_rows_favour(tmp_path):
+    # Daily rows: a 28-day shape in the training rows, a clean week after them (a
+    # summer's demand, then an autumn's); the validation rows decide, the test rows not.
+    rng = np.random.default_rng(3)
+    train_end, n = 140, 200
+    values = np.concatenate([np.tile(rng.normal(size=28), 5) * 5 + 50,
+                             50 + 5 * np.sin(2 * np.pi * np.arange(train_end, n) / 7)])
+    days = np.arange("2012-01-01", "2012-12-31", dtype="datetime64[D]")[:n]
+    task = ForecastTask()
+    seasons = []
+    for name, changed in (("a", values), ("b", np.r_[values[:170], values[170:] * 3])):
+        path = write_csv(tmp_path / f"{name}.csv", ["date", "value"],
+                         [[str(d), f"{v:.4f}"] for d, v in zip(days, changed)])
+        state = task.prepare({"data": path, "forecast_model": "rnn", "window": 8,
+                              "inputs": "level"})
+        assert state["split_ends"][:2] == [train_end, 170]
+        seasons.append(state["season"])
+    assert seasons == [7, 7]
+    from recurrent_plugins.forecast import metrics as fm
+    assert fm.choose_season(values[:train_end], [28, 7]) == 28  # the training rows' pick
