@@ -34,8 +34,7 @@ class Selection(NamedTuple):
             names = ", ".join(numeric_names(metrics))
             raise KeyError(f"--select-by {self.text}: the task's validation metrics have no "
                            f"number {self.metric!r} (they have: {names})")
-        value = float(value)
-        return -value if self.direction == "max" else value
+        return self.value(float(value))  # the same sign flip, either way round
 
     def checked_score(self, metrics: dict) -> float:
         """score() for a run being trained or chosen: a metric the task does not report

@@ -146,8 +146,5 @@ def choose_season(values: np.ndarray, candidates, start: int = 0) -> int:
     0) are skipped, and 1 is the answer when none is left."""
     before = start or len(values)
     usable = [m for m in dict.fromkeys(candidates) if 1 <= m <= before // 2]
-    if not usable:
-        return 1
-    if not start:
-        return min(usable, key=lambda m: (seasonal_error(values, m), m))
-    return min(usable, key=lambda m: (seasonal_error(values[start - m:], m), m))
+    return min(usable, key=lambda m: (seasonal_error(values[max(start - m, 0):], m), m)
+               ) if usable else 1

@@ -37,8 +37,7 @@ def _origin(task, state, options, stream=False):
             raise UserError("--origin test forecasts the training data's test split: "
                             "drop --data")
         prepared = task.load_file(state, dataio.resolve_source(recent), whole_file=True,
-                                   min_rows=win.head_rows(state) if stream
-                                   else state["window"])
+                                  restart=stream)
         test_start = None
     else:
         prepared = task.load(state, {})

@@ -348,48 +348,49 @@ class ForecastTask:
         eval_data = config.get("eval_data")
         if eval_data:
             source = dataio.resolve_source(eval_data)
-            return self.load_file(state, source, whole_file=True,
-                                   min_rows=win.head_rows(state) + state["horizon"])
+            return self.load_file(state, source, whole_file=True, restart=True,
+                                  targets=True)
         return self.load_file(state, self._training_source(state), whole_file=False)
 
-    def load_file(self, state, source, whole_file, min_rows=0) -> Prepared:
+    def load_file(self, state, source, whole_file, restart=False, targets=False) -> Prepared:
         """Cached _read: evaluation runs every few hundred steps on the same file. The
         learned smoothing's values ("es", which change every step when they train with
         the network) shape only a new file's reading (its restart), so they key only
         that."""
         stat = os.stat(source.path)
         keyed = state if whole_file else {k: v for k, v in state.items() if k != "es"}
-        key = (source.path, stat.st_mtime_ns, stat.st_size, whole_file, min_rows,
+        key = (source.path, stat.st_mtime_ns, stat.st_size, whole_file, restart, targets,
                json.dumps(keyed, sort_keys=True))
         if key not in self._cache:
             self._cache.clear()  # one series at a time is all a run needs
-            self._cache[key] = self._read(state, source, whole_file, min_rows)
+            self._cache[key] = self._read(state, source, whole_file, restart, targets)
         return self._cache[key]
 
-    def _read(self, state, source, whole_file, min_rows) -> Prepared:
+    def _read(self, state, source, whole_file, restart, targets) -> Prepared:
+        """A file read with the run's columns and scaler. A new file (``whole_file``) must
+        hold the window's rows, or with ``restart`` all the rows its smoothing states
+        restart on (windows.head_rows), and with ``targets`` a horizon after them."""
         series = dataio.read_series(source, state["columns"], state["time_column"],
                                     state.get("date_order"))
         dataio.check_values(series, state["fill"])
         n = series.values.shape[0]
         window, horizon = state["window"], state["horizon"]
-        head = window
+        head = 0  # the training series: its states are the run's own
         if whole_file:
             # A new file: its first rows start the smoothing states (filled apart from
             # the rest, so no later row reaches them), and the windows scored are those
             # whose targets come after them (predict takes a shorter file, restarting on
             # the rows it has).
-            head = min(win.head_rows(state), n)
+            first = win.head_rows(state) if restart else window
+            min_rows = first + (horizon if targets else 0)
             if n < min_rows:
-                restart = win.head_rows(state)
-                if restart > window and min_rows >= restart:
-                    rows = (f"first {restart} rows (the window among them), which start "
-                            f"its seasonal states,")
-                else:
-                    rows, restart = f"window {window}", window
-                need = (f"{rows} and horizon {horizon} need" if min_rows > restart
-                        else f"{rows} need" if restart > window else f"{rows} needs")
+                rows = (f"first {first} rows (the window among them), which start its "
+                        f"seasonal states," if first > window else f"window {window}")
+                need = (f"{rows} and horizon {horizon} need" if targets
+                        else f"{rows} need" if first > window else f"{rows} needs")
                 raise UserError(f"too few rows in {source.label!r}: {n} rows, but the "
                                 f"model's {need} at least {min_rows}")
+            head = min(win.head_rows(state), n)
             ranges = {"test": (head, n)}
             filled = dataio.fill_gaps(series, [head, n])
         else:
@@ -404,11 +405,10 @@ class ForecastTask:
                         observed=series.observed, last_seen=win.last_observed(series.observed),
                         ranges=ranges,
                         calendar=cal.features(series.times, state.get("calendar", [])),
-                        ets=self._ets_fits(state, filled, ranges, head if whole_file
-                                           else 0),
+                        ets=self._ets_fits(state, filled, ranges, head),
                         es=(smoothing.restart(state["es"], win.scale(
                             filled[:head], state["scaler"]))
-                            if whole_file and "es" in state else None))
+                            if head and "es" in state else None))
 
     @staticmethod
     def _ets_fits(state, filled, ranges, head=0):
