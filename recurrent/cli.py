@@ -302,9 +302,13 @@ def _print_summary(task, summary):
     run = summary["run"]
     best_text = f"best {summary['best']}" if summary.get("best") else "no evaluation"
     if summary["status"] == "interrupted":
-        part = f" of {summary['part']}" if summary.get("part") else ""
-        click.echo(f"interrupted at step {summary['step']}{part}: checkpoint saved; "
-                   f"continue with `recurrent train {task.name} --resume {run}`")
+        if summary.get("before"):  # between the parts of a run: none was cut short
+            where = f"before {summary['before']}: the parts before it are saved"
+        else:
+            part = f" of {summary['part']}" if summary.get("part") else ""
+            where = f"at step {summary['step']}{part}: checkpoint saved"
+        click.echo(f"interrupted {where}; continue with "
+                   f"`recurrent train {task.name} --resume {run}`")
         return
     how = "stopped early" if summary["status"] == "early-stopped" else "done"
     steps = summary.get("steps_text") or f"{summary['step']} steps"

@@ -50,7 +50,8 @@ def train(make, count: int, noun: str, world, resume: bool, quiet: bool, echo,
           skip_diverged: bool = False):
     """Train parts 0..count-1 in turn; ``make(k)`` -> (the part's Trainer, what sets it
     apart, e.g. "seed 7"). Returns (the parts' summaries, None), or (those so far, the
-    summary of the interruption: "part" says which, e.g. "member 2/3"). A part whose
+    summary of the interruption: "part" says which was cut short, e.g. "member 2/3", or
+"before" which would have started next after a Ctrl-C between parts). A part whose
     training diverges stops them all (errors.Diverged), unless ``skip_diverged``: then
     its summary is {"status": "diverged", "error": the message, "step": the last step
     completed}, kept in the part's DIVERGED file so that a resume leaves it out too
@@ -77,7 +78,9 @@ def train(make, count: int, noun: str, world, resume: bool, quiet: bool, echo,
             summaries.append(summary)
             stop = world.bcast(interrupt.requested) if world.size > 1 \
                 else interrupt.requested
-            if summary["status"] == "interrupted" or (stop and k + 1 < count):
+            if summary["status"] == "interrupted":
+                return summaries, {**summary, "part": f"{noun} {k + 1}/{count}"}
+            if stop and k + 1 < count:  # this part ended (or diverged): none is cut short
                 return summaries, {**summary, "status": "interrupted",
-                                   "part": f"{noun} {k + 1}/{count}"}
+                                   "before": f"{noun} {k + 2}/{count}"}
     return summaries, None

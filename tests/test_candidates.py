@@ -394,3 +394,33 @@ def test_a_candidate_that_cannot_be_prepared_is_named(tmp_path):
     assert "candidate 1/6" not in result.stderr and not (tmp_path / "r").exists()
     ok(invoke("train", "forecast", "--data", path, "--window", "8", "--out", tmp_path / "s",
               *SMALL))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_ctrl_c_between_candidates_names_the_next_not_a_saved_step(tmp_path, monkeypatch,
+                                                                     capsys):
+    import signal
+    from train_toys import registered
+    from recurrent.cli import _print_summary
+    fit = Trainer.fit
+
+    def first_gets_ctrl_c(self, resume=False):  # a Ctrl-C while the first one trains
+        if self.run.path.endswith("candidate-0"):
+            os.kill(os.getpid(), signal.SIGINT)
+        return fit(self, resume=resume)
+
+    monkeypatch.setattr(Trainer, "fit", first_gets_ctrl_c)
+    with registered():
+        task = _LearningRateChoice([1e30, 0.01])  # the first diverges
+        part = str(tmp_path / "part")
+        summary = start_run(task, _rate_config(task), part, echo=lambda line: None).fit()
+        assert summary["status"] == "interrupted" and summary["before"] == "candidate 2/2"
+        assert "part" not in summary
+        _print_summary(task, summary)
+        assert capsys.readouterr().out == (
+            f"interrupted before candidate 2/2: the parts before it are saved; continue "
+            f"with `recurrent train {task.name} --resume {part}`\n")
+        assert not (tmp_path / "part" / "candidate-1" / "last.npz").exists()
+        monkeypatch.undo()
+        resume_run(task, RunDir.open(part), echo=lambda line: None).fit(resume=True)
+    assert _info(tmp_path / "part")["chose"]["chosen"] == 1
