@@ -5,6 +5,7 @@ lists and numbers and returns lines of text: no click, no model.
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
@@ -48,6 +49,29 @@ def metrics_table(metrics: dict, baselines: dict, names: list[str] | None = None
     rows += [[n, format_value(metrics.get(n)),
               *(format_value(values.get(n)) for values in baselines.values())] for n in names]
     return text_table(rows)
+
+
+def leader_line(metrics: dict, baselines: dict, key: str, lower_is_better: bool,
+                names: dict | None = None) -> list[str]:
+    """One line saying whether the model or a baseline scores best on ``key`` (the
+    figure a reader compares first), e.g. "best mase: seasonal_naive (0.4840), ahead of
+    the model (0.5540)"; equal to 4 decimals is a tie. ``names``: a baseline's name as
+    the report shows it (default: its key). [] when the model or every baseline lacks
+    a number for ``key``."""
+    model = metrics.get(key)
+    scored = {n: v[key] for n, v in baselines.items()
+              if is_scalar(v.get(key)) and math.isfinite(v[key])}
+    if not is_scalar(model) or not math.isfinite(model) or not scored:
+        return []
+    sign = 1 if lower_is_better else -1
+    best = min(scored, key=lambda n: sign * scored[n])
+    name = (names or {}).get(best, best)
+    ours, theirs = format_value(float(model)), format_value(float(scored[best]))
+    if ours == theirs:
+        return [f"best {key}: the model ties {name} ({ours})"]
+    if sign * model < sign * scored[best]:
+        return [f"best {key}: the model ({ours}), ahead of {name} ({theirs})"]
+    return [f"best {key}: {name} ({theirs}), ahead of the model ({ours})"]
 
 
 def generic_report(metrics: dict, baselines: dict) -> list[str]:

@@ -186,6 +186,25 @@ def test_report_helpers_align_labels_left_and_numbers_right():
                      "matrix: [[1, 0], [0, 1]]"]
 
 
+def test_the_leader_line_names_who_scores_best_and_says_ties():
+    from recurrent.report import leader_line
+    base = {"naive": {"mase": 1.2}, "seasonal": {"mase": 0.484}, "none": {"loss": 1.0}}
+    assert leader_line({"mase": 0.554}, base, "mase", lower_is_better=True,
+                       names={"seasonal": "seasonal_naive (m=7)"}) == [
+        "best mase: seasonal_naive (m=7) (0.4840), ahead of the model (0.5540)"]
+    assert leader_line({"mase": 0.40}, base, "mase", lower_is_better=True) == [
+        "best mase: the model (0.4000), ahead of seasonal (0.4840)"]
+    assert leader_line({"mase": 0.48404}, base, "mase", lower_is_better=True) == [
+        "best mase: the model ties seasonal (0.4840)"]  # equal to 4 decimals
+    accuracy = {"bow": {"acc": 0.7639}, "nb": {"acc": 0.7757}}
+    assert leader_line({"acc": 0.7655}, accuracy, "acc", lower_is_better=False) == [
+        "best acc: nb (0.7757), ahead of the model (0.7655)"]
+    # nothing to compare: no line rather than a verdict on a missing or NaN figure
+    assert leader_line({"acc": float("nan")}, accuracy, "acc", False) == []
+    assert leader_line({"acc": 0.5}, {"bow": {"acc": None}}, "acc", False) == []
+    assert leader_line({}, accuracy, "acc", False) == []
+
+
 def test_resume_through_the_cli_equals_an_uninterrupted_run(tmp_path):
     full, half = tmp_path / "full", tmp_path / "half"
     assert invoke("train", "toy-wave", "--out", full, "--threads", 1, "--log-every", 1,

@@ -57,9 +57,15 @@ def test_eval_reports_metrics_beside_both_baselines(run):
     assert table[0].split() == ["metric", "model", "naive", "seasonal_naive", "(m=11)",
                                 "ets", *baselines["ets"]["model"].split()]
     predictors = [metrics, baselines["naive"], baselines["seasonal_naive"], baselines["ets"]]
-    assert [row.split() for row in table[1:]] == [
+    *rows, leader = table[1:]
+    assert [row.split() for row in rows] == [
         [name, *(f"{m[name]:.4f}" for m in predictors)]
         for name in ("rmse", "mae", "mape", "smape", "mase", "loss")]
+    mases = {"the model": metrics["mase"], "naive": baselines["naive"]["mase"],
+             "seasonal_naive (m=11)": baselines["seasonal_naive"]["mase"],
+             f"ets {baselines['ets']['model']}": baselines["ets"]["mase"]}
+    best = min(mases, key=mases.get)
+    assert leader.startswith(f"best mase: {best} ({mases[best]:.4f}), ahead of ")
 
 
 def test_eval_on_a_new_file_uses_the_saved_scaler(run, sunspots, tmp_path):

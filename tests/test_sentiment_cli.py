@@ -56,8 +56,14 @@ def test_eval_report_is_labelled_for_the_model_and_every_baseline(trained_run):
 
     # overall scores: one row per metric, one column per predictor, values as in --json
     assert overall[0].split() == ["metric", "model", "majority", "bow_logreg", "nb_logreg"]
-    rows = {line.split()[0]: line.split()[1:] for line in overall[1:]}
+    *table, best_accuracy, best_f1 = overall[1:]
+    rows = {line.split()[0]: line.split()[1:] for line in table}
     assert list(rows) == ["accuracy", "macro_f1", "loss"]
+    # then who scores best on each headline metric (recurrent/report.py: leader_line)
+    from recurrent.report import leader_line
+    assert [best_accuracy, best_f1] == [
+        *leader_line(data["metrics"], data["baselines"], "accuracy", False),
+        *leader_line(data["metrics"], data["baselines"], "macro_f1", False)]
     for name, values in rows.items():
         assert values == [f"{m[name]:.4f}" for m in predictors.values()], name
 

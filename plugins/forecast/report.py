@@ -2,12 +2,12 @@
 
 Lays out the dicts of ForecastTask.evaluate / baselines (`recurrent eval --json` prints them
 unchanged): a line saying what was scored, the metrics with the model and each baseline as
-columns (the seasonal baseline's column names its season), and with several value columns
-one labelled block of rows per column.
+columns (the seasonal baseline's column names its season), a line naming the best MASE,
+and with several value columns one labelled block of rows per column.
 """
 from __future__ import annotations
 
-from recurrent.report import format_value, metrics_table, text_table
+from recurrent.report import format_value, leader_line, metrics_table, text_table
 
 from . import ets
 from .metrics import METRICS
@@ -59,6 +59,8 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
     lines.append("")
     titled = {_column_name(n, v): v for n, v in baselines.items()}
     lines += metrics_table(metrics, titled, names=[*METRICS, "loss"])
+    lines += leader_line(metrics, baselines, "mase", lower_is_better=True,
+                         names={n: _column_name(n, v) for n, v in baselines.items()})
     if len(columns) > 1:
         lines += ["", *per_column_table(columns, {"model": metrics, **baselines})]
     return lines

@@ -1,15 +1,17 @@
 """The human-readable `recurrent eval` report of a sentiment run.
 
 The metric dicts are those of metrics.classification_metrics (plus "loss"), for the model
-and for each baseline alike; this module only lays them out: the overall scores, labelled
-per-class rows, and one labelled confusion matrix per predictor (rows: true class, columns:
-predicted class). `recurrent eval --json` prints the same dicts unchanged.
+and for each baseline alike; this module only lays them out: the overall scores, a line
+per headline metric naming who scores best, labelled per-class rows, and one labelled
+confusion matrix per predictor (rows: true class, columns: predicted class).
+`recurrent eval --json` prints the same dicts unchanged.
 """
 from __future__ import annotations
 
-from recurrent.report import format_value, metrics_table, text_table
+from recurrent.report import format_value, leader_line, metrics_table, text_table
 
 OVERALL = ("accuracy", "macro_f1", "loss")
+HEADLINE = ("accuracy", "macro_f1")  # each gets a line naming who scores best
 PER_CLASS = ("precision", "recall", "f1")
 
 
@@ -37,6 +39,8 @@ def format_report(classes: list[str], metrics: dict, baselines: dict) -> list[st
     rows = sum(int(metrics.get(f"support/{c}", 0)) for c in classes)
     lines = [f"{rows} texts, classes: {', '.join(classes)}", ""]
     lines += metrics_table(metrics, baselines, names=[n for n in OVERALL if n in metrics])
+    for key in HEADLINE:
+        lines += leader_line(metrics, baselines, key, lower_is_better=False)
     lines += ["", *per_class_table(classes, predictors)]
     for name, m in predictors.items():
         if "confusion" in m:
