@@ -1,9 +1,11 @@
 """Write the seasonal series that benchmarks/forecast_quality.py evaluates to CSV files.
 
-The series ship inside PyPI packages and are read from there at benchmark time (none is
-committed here; the library never fetches them):
+The series ship inside PyPI packages and Debian packages and are read from there at
+benchmark time (none is committed here; the library never fetches them). The last four
+(FRESH_2) come from two Debian packages that `apt-get download` fetches into OUT_DIR (run
+`apt-get update` once first); their R lazy-load data is read with the `rdata` package:
 
-    pip install pmdarima statsmodels vega_datasets
+    pip install pmdarima statsmodels vega_datasets rdata
     python benchmarks/forecast_data.py OUT_DIR
 
 | file | package, loader | rows | step, season | licence note |
@@ -23,6 +25,10 @@ committed here; the library never fetches them):
 | housing_starts.csv | statsmodels' Holt-Winters test data (tsa/holtwinters/tests/results/housing-data.csv), HOUSTNSA | 714 | monthly 1959-01 to 2018-06, 12 | US Census Bureau new privately-owned housing starts, not seasonally adjusted, via FRED; public domain |
 | vic_elec_daily.csv | statsmodels' MSTL test data (tsa/stl/tests/results/mstl_elec_vic.csv), hourly summed to daily | 150 | daily 2012-01-01 to 2012-05-29, 7 | Victoria (Australia) electricity demand, AEMO, via R tsibbledata vic_elec (GPL-3) |
 | danish_lrm.csv | statsmodels danish_data, lrm (log real money) | 55 | quarterly 1974 Q1-1987 Q3, 4 (a moderate season) | Johansen & Juselius (1990), not seasonally adjusted; public domain (statsmodels' note) |
+| drinks.csv | Debian r-cran-modeldata 1.1.0-1, R data set drinks | 309 | monthly 1992-01 to 2017-09, 12 | US Census Bureau wholesale beer, wine and liquor sales, not seasonally adjusted (FRED S4248SM144NCEN), public domain; modeldata is MIT |
+| chicago_daily.csv | Debian r-cran-modeldata 1.1.0-1, R data set Chicago, ridership, last 104 weeks | 728 | daily 2014-09-01 to 2016-08-28, 7 | boardings (thousands) at the Clark/Lake L station, Chicago Transit Authority via the City of Chicago open data portal, as in Kuhn & Johnson (2020); modeldata is MIT |
+| ukgas.csv | Debian r-base-core 4.2.2, R datasets UKgas | 108 | quarterly 1960 Q1-1986 Q4, 4 | UK gas consumption (million therms), Durbin & Koopman (2001); part of R (GPL-2) |
+| nottem.csv | Debian r-base-core 4.2.2, R datasets nottem | 240 | monthly 1920-1939, 12 | mean air temperature at Nottingham Castle (deg F), Anderson (1976); part of R (GPL-2) |
 
 Each CSV has a `time` column (ISO dates; years for lynx) and a `value` column.
 """
@@ -98,6 +104,56 @@ def main(out):
     _write(f"{out}/vic_elec_daily.csv", [str(t.date()) for t in daily.index], daily)
     danish = sm.datasets.danish_data.load_pandas().data
     _write(f"{out}/danish_lrm.csv", _quarters(1974, len(danish)), danish["lrm"])
+    try:  # needs apt-get and rdata: without them the other rows still run
+        _fresh_2(out)
+    except (OSError, RuntimeError, ImportError) as e:
+        print(f"forecast_data.py: the FRESH_2 files are not written: {e}", file=sys.stderr)
+
+
+# FRESH_2 series (forecast_quality.py --fresh-2): R data sets inside two Debian packages, the
+# versions pinned (the R objects' names and sizes are checked below).
+MODELDATA = ("r-cran-modeldata=1.1.0-1", "./usr/lib/R/site-library/modeldata/data/Rdata")
+R_BASE = ("r-base-core=4.2.2.20221110-2", "./usr/lib/R/library/datasets/data/Rdata")
+
+
+def _r_data(out, package, names):
+    """{name: object} of R data sets in a Debian package's lazy-load database, the .deb
+    fetched into ``out`` with `apt-get download` and read with the `rdata` package."""
+    import glob
+    import io
+    import subprocess
+    import tarfile
+    import rdata  # noqa: F401  the bench extra; missing: ImportError here (main skips), not
+    from sentiment_quality import _r_lazyload_table  # the reader's sys.exit; it also reads foods
+    spec, data = package
+    name = spec.split("=")[0]
+    if subprocess.run(["apt-get", "download", "-q", spec], cwd=out,
+                      capture_output=True).returncode:
+        raise RuntimeError(f"`apt-get download {spec}` failed (run `apt-get update`?)")
+    deb, = glob.glob(os.path.join(out, f"{name}_*.deb"))
+    tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", deb], check=True,
+                         capture_output=True).stdout
+    os.remove(deb)
+    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+        rdx, rdb = (t.extractfile(data + ext).read() for ext in (".rdx", ".rdb"))
+    return {n: _r_lazyload_table(rdx, rdb, n) for n in names}
+
+
+def _fresh_2(out):
+    import pandas as pd
+    md = _r_data(out, MODELDATA, ["drinks", "Chicago"])
+    drinks = md["drinks"]  # dates as days since 1970-01-01 (R's Date)
+    assert len(drinks) == 309, len(drinks)
+    _write(f"{out}/drinks.csv", pd.to_datetime(drinks["date"], unit="D").dt.date,
+           drinks["S4248SM144NCEN"])
+    assert len(md["Chicago"]) == 5698, len(md["Chicago"])  # daily from 2001-01-22
+    chicago = md["Chicago"].iloc[-104 * 7:]  # the last 2 years (to Sunday 2016-08-28)
+    _write(f"{out}/chicago_daily.csv", pd.to_datetime(chicago["date"], unit="D").dt.date,
+           chicago["ridership"])
+    base = _r_data(out, R_BASE, ["UKgas", "nottem"])  # ts objects read as values only:
+    assert (len(base["UKgas"]), len(base["nottem"])) == (108, 240)  # starts from R's help
+    _write(f"{out}/ukgas.csv", _quarters(1960, 108), base["UKgas"])
+    _write(f"{out}/nottem.csv", _months(1920, 240), base["nottem"])
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ than the in-sample one-step naive forecast).
 
     python benchmarks/forecast_quality.py --held-out --seeds 0 1 2 --threads 1
     python benchmarks/forecast_quality.py --fresh --seeds 0 1 2 --threads 1
+    python benchmarks/forecast_quality.py --fresh-2 --seeds 0 1 2 --threads 1
     python benchmarks/forecast_quality.py --suite --seeds 0 1 2 --threads 1 -- --model rnn
 
 --suite runs every (dataset, horizon) of SUITE with default options (only --data,
@@ -26,10 +27,11 @@ naive and seasonal naive, and whether it beats ETS (worst seed: yes; median only
 then the validation MASE of the model and of ETS (what defaults are chosen on), and the
 model kind, input mode and window each seed's run took (--model auto: rnn, hybrid or
 esrnn; --inputs auto: level or relative; --window auto: w30, w16 or w8).
---held-out runs the HELD_OUT rows the same way, --fresh the FRESH rows; --only NAME,NAME
-keeps the rows of those datasets. The series outside the repository are
-written by forecast_data.py from the PyPI packages pmdarima, statsmodels and
-vega_datasets (pip install them).
+--held-out runs the HELD_OUT rows the same way, --fresh the FRESH rows, --fresh-2 the
+FRESH_2 rows; --only NAME,NAME keeps the rows of those datasets. The series outside the
+repository are written by forecast_data.py from the PyPI packages pmdarima, statsmodels and
+vega_datasets (pip install them) and, for FRESH_2, from the Debian packages r-cran-modeldata
+and r-base-core (fetched with `apt-get download`, read with the PyPI package rdata).
 """
 from __future__ import annotations
 
@@ -75,6 +77,16 @@ FRESH = [
     ("housing_starts (fresh)", ["--data", "{data}/housing_starts.csv"], [1, 12]),
     ("vic_elec_daily (fresh)", ["--data", "{data}/vic_elec_daily.csv"], [1, 7]),
     ("danish_lrm (fresh)", ["--data", "{data}/danish_lrm.csv"], [1, 4]),
+]
+# FRESH_2 rows (--fresh-2): a second set of series the project had never used, run once with
+# the defaults of the time, h=1 and h=one season as in FRESH: monthly sales and monthly
+# temperatures with a yearly season, daily rail boardings with a weekly season, and a
+# quarterly series with a strong season that grows with the level.
+FRESH_2 = [
+    ("drinks (fresh 2)", ["--data", "{data}/drinks.csv"], [1, 12]),
+    ("chicago_daily (fresh 2)", ["--data", "{data}/chicago_daily.csv"], [1, 7]),
+    ("ukgas (fresh 2)", ["--data", "{data}/ukgas.csv"], [1, 4]),
+    ("nottem (fresh 2)", ["--data", "{data}/nottem.csv"], [1, 12]),
 ]
 
 METRICS = ("rmse", "mae", "mape", "smape", "mase")
@@ -150,7 +162,8 @@ def main(argv=None):
         i = argv.index("--only")
         only = argv[i + 1].split(",")
         del argv[i:i + 2]
-    for flag, rows in (("--suite", SUITE), ("--held-out", HELD_OUT), ("--fresh", FRESH)):
+    for flag, rows in (("--suite", SUITE), ("--held-out", HELD_OUT), ("--fresh", FRESH),
+                       ("--fresh-2", FRESH_2)):
         if flag in argv:
             argv.remove(flag)
             if only:
