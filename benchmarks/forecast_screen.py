@@ -13,8 +13,8 @@ choice a default run would make is simulated exactly from the lines.
 
 --part K/N runs every N-th candidate from the K-th (for N processes at once); lines
 already in --out are skipped, so an interrupted screen goes on where it stopped.
---fresh screens forecast_quality.py's FRESH rows instead; --only NAME,NAME keeps the
-rows of those datasets. --compare A B prints, per row, the medians over the seeds both
+--rows fresh or fresh-2 screens forecast_quality.py's FRESH or FRESH_2 rows instead of
+the suite and held-out ones; --only NAME,NAME keeps the rows of those datasets. --compare A B prints, per row, the medians over the seeds both
 files hold of the validation and test MASE of A's simulated choice and B's, the worst
 seed's test MASE beside the better of naive and seasonal naive and ETS, and the counts
 of rows better and worse on each split.
@@ -30,7 +30,7 @@ import sys
 import tempfile
 
 from _quality import run_cli
-from forecast_quality import FRESH, HELD_OUT, SUITE
+from forecast_quality import FRESH, FRESH_2, HELD_OUT, SUITE
 
 from recurrent.plugins import get_task
 
@@ -40,8 +40,11 @@ def _candidates():
     return get_task("forecast").candidates({})
 
 
-def _rows(fresh: bool, only):
-    rows = FRESH if fresh else SUITE + HELD_OUT
+ROWS = {"suite": SUITE + HELD_OUT, "fresh": FRESH, "fresh-2": FRESH_2}  # --rows
+
+
+def _rows(which: str, only):
+    rows = ROWS[which]
     for label, options, horizons in rows:
         name = label.split()[0]
         if only and name not in only:
@@ -61,7 +64,7 @@ def _done(path):
 def screen(args, extra):
     import forecast_data
     jobs = [(name, options, h, seed, c["window"], c["inputs"])
-            for seed in args.seeds for name, options, h in _rows(args.fresh, args.only)
+            for seed in args.seeds for name, options, h in _rows(args.rows, args.only)
             for c in _candidates()]
     part, parts = (int(x) for x in args.part.split("/"))
     done = _done(args.out)
@@ -74,9 +77,13 @@ def screen(args, extra):
             if any(o.endswith(".csv") for o in options):
                 options += ["--time-column", "time"]
             run = f"{tmp}/run-{i}"
-            run_cli(["train", "forecast", *options, "--horizon", h, "--seed", seed,
-                     "--window", w, "--inputs", inputs, "--threads", "1", "--quiet",
-                     "--no-plot", "--out", run, *extra])
+            try:
+                run_cli(["train", "forecast", *options, "--horizon", h, "--seed", seed,
+                         "--window", w, "--inputs", inputs, "--threads", "1", "--quiet",
+                         "--no-plot", "--out", run, *extra])
+            except SystemExit as e:  # an option the row's data refuses: no line, go on
+                print(f"{name}:{h} seed {seed} w{w} {inputs}: {e}", flush=True)
+                continue
             test = json.loads(run_cli(["eval", run, "--json", "--threads", "1"]))
             valid = json.loads(run_cli(["eval", run, "--json", "--split", "valid",
                                         "--threads", "1"]))
@@ -150,7 +157,7 @@ def main(argv=None):
     parser.add_argument("--out")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--part", default="0/1")
-    parser.add_argument("--fresh", action="store_true")
+    parser.add_argument("--rows", choices=ROWS, default="suite")
     parser.add_argument("--only", type=lambda s: s.split(","))
     parser.add_argument("--compare", nargs=2, metavar=("A", "B"))
     args = parser.parse_args(argv)
