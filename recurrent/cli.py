@@ -303,7 +303,8 @@ def _print_summary(task, summary):
     best_text = f"best {summary['best']}" if summary.get("best") else "no evaluation"
     if summary["status"] == "interrupted":
         if summary.get("before"):  # between the parts of a run: none was cut short
-            where = f"before {summary['before']}: the parts before it are saved"
+            noun = summary["before"].split()[0]
+            where = f"before {summary['before']}: the {noun}s before it are saved"
         else:
             part = f" of {summary['part']}" if summary.get("part") else ""
             where = f"at step {summary['step']}{part}: checkpoint saved"

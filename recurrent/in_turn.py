@@ -51,7 +51,7 @@ def train(make, count: int, noun: str, world, resume: bool, quiet: bool, echo,
     """Train parts 0..count-1 in turn; ``make(k)`` -> (the part's Trainer, what sets it
     apart, e.g. "seed 7"). Returns (the parts' summaries, None), or (those so far, the
     summary of the interruption: "part" says which was cut short, e.g. "member 2/3", or
-"before" which would have started next after a Ctrl-C between parts). A part whose
+    "before" which would have started next after a Ctrl-C between parts). A part whose
     training diverges stops them all (errors.Diverged), unless ``skip_diverged``: then
     its summary is {"status": "diverged", "error": the message, "step": the last step
     completed}, kept in the part's DIVERGED file so that a resume leaves it out too

@@ -396,20 +396,42 @@ def test_a_candidate_that_cannot_be_prepared_is_named(tmp_path):
               *SMALL))
 
 
+def _ctrl_c_around(monkeypatch, path_end, when):
+    """Trainer.fit of the part whose run path ends with ``path_end`` gets a real SIGINT
+    ``when``: "before" its fit (the part being set up, the outer handler installed),
+    "finishing" (after its loop, in its own handler) or "after" its fit (between parts,
+    even when it diverged)."""
+    import signal
+    fit, after = Trainer.fit, Trainer._after_training
+
+    def ctrl_c():
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def wrapped_fit(self, resume=False):
+        mine = self.run.path.endswith(path_end)
+        if mine and when == "before":
+            ctrl_c()
+        try:
+            return fit(self, resume=resume)
+        finally:
+            if mine and when == "after":
+                ctrl_c()
+
+    def wrapped_after(self):
+        if self.run.path.endswith(path_end) and when == "finishing":
+            ctrl_c()
+        return after(self)
+
+    monkeypatch.setattr(Trainer, "fit", wrapped_fit)
+    monkeypatch.setattr(Trainer, "_after_training", wrapped_after)
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_a_ctrl_c_between_candidates_names_the_next_not_a_saved_step(tmp_path, monkeypatch,
                                                                      capsys):
-    import signal
     from train_toys import registered
     from recurrent.cli import _print_summary
-    fit = Trainer.fit
-
-    def first_gets_ctrl_c(self, resume=False):  # a Ctrl-C while the first one trains
-        if self.run.path.endswith("candidate-0"):
-            os.kill(os.getpid(), signal.SIGINT)
-        return fit(self, resume=resume)
-
-    monkeypatch.setattr(Trainer, "fit", first_gets_ctrl_c)
+    _ctrl_c_around(monkeypatch, "candidate-0", "after")
     with registered():
         task = _LearningRateChoice([1e30, 0.01])  # the first diverges
         part = str(tmp_path / "part")
@@ -418,9 +440,40 @@ def test_a_ctrl_c_between_candidates_names_the_next_not_a_saved_step(tmp_path, m
         assert "part" not in summary
         _print_summary(task, summary)
         assert capsys.readouterr().out == (
-            f"interrupted before candidate 2/2: the parts before it are saved; continue "
-            f"with `recurrent train {task.name} --resume {part}`\n")
+            f"interrupted before candidate 2/2: the candidates before it are saved; "
+            f"continue with `recurrent train {task.name} --resume {part}`\n")
         assert not (tmp_path / "part" / "candidate-1" / "last.npz").exists()
         monkeypatch.undo()
         resume_run(task, RunDir.open(part), echo=lambda line: None).fit(resume=True)
     assert _info(tmp_path / "part")["chose"]["chosen"] == 1
+
+
+def test_a_ctrl_c_while_a_candidate_finishes_stops_before_the_next(tmp_path, monkeypatch):
+    from train_toys import registered
+    _ctrl_c_around(monkeypatch, "candidate-0", "finishing")
+    with registered():
+        task = _LearningRateChoice([0.01, 0.02])
+        summary = start_run(task, _rate_config(task), str(tmp_path / "part"),
+                            echo=lambda line: None).fit()
+    assert summary["status"] == "interrupted" and summary["before"] == "candidate 2/2"
+    assert (tmp_path / "part" / "candidate-0" / "last.npz").exists()
+    assert not (tmp_path / "part" / "candidate-1" / "last.npz").exists()
+
+
+def test_a_ctrl_c_while_a_candidate_is_set_up_stops_that_candidate(tmp_path, monkeypatch):
+    from train_toys import registered
+    with registered():
+        task = _LearningRateChoice([0.01, 0.02])
+        full = start_run(task, _rate_config(task), str(tmp_path / "full"),
+                         echo=lambda line: None).fit()
+        _ctrl_c_around(monkeypatch, "candidate-1", "before")  # the last one: not lost
+        part = str(tmp_path / "part")
+        summary = start_run(task, _rate_config(task), part, echo=lambda line: None).fit()
+        assert summary["status"] == "interrupted" and summary["part"] == "candidate 2/2"
+        assert summary["step"] < 14  # stopped at its first window, not trained through
+        monkeypatch.undo()
+        resumed = resume_run(task, RunDir.open(part), echo=lambda line: None)
+        assert resumed.fit(resume=True)["status"] == "done"
+    assert full["status"] == "done"
+    assert _info(tmp_path / "part")["chose"] == _info(tmp_path / "full")["chose"]
+    assert _same(_params(tmp_path / "part"), _params(tmp_path / "full"))

@@ -364,6 +364,25 @@ def test_second_ctrl_c_aborts_at_once():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
+def test_nested_ctrl_c_handlers_share_a_request_both_ways():
+    import signal
+
+    from recurrent.interrupt import Interrupt
+    with Interrupt() as outer:
+        os.kill(os.getpid(), signal.SIGINT)  # before the inner one is installed
+        with Interrupt() as inner:
+            assert inner.requested  # so the inner loop stops at its next boundary
+            with pytest.raises(KeyboardInterrupt):  # and a second Ctrl-C is a second
+                os.kill(os.getpid(), signal.SIGINT)
+    with Interrupt() as outer:
+        with Interrupt() as inner:
+            assert not inner.requested
+            os.kill(os.getpid(), signal.SIGINT)  # reaches the inner one only ...
+            assert inner.requested and not outer.requested
+        assert outer.requested  # ... which passes it out when it ends
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_position_round_trips_through_checkpoint_meta(tmp_path):
     p = Position(epoch=2, batch=3, window=1, step=40, best_loss=0.5, bad_evals=1,
                  clipped_steps=4, loss_sum=1.5, loss_count=3, eval_sum=2.0, eval_count=4,
