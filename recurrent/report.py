@@ -52,26 +52,31 @@ def metrics_table(metrics: dict, baselines: dict, names: list[str] | None = None
 
 
 def leader_line(metrics: dict, baselines: dict, key: str, lower_is_better: bool,
-                names: dict | None = None) -> list[str]:
+                names: dict | None = None, label: str | None = None) -> list[str]:
     """One line saying whether the model or a baseline scores best on ``key`` (the
-    figure a reader compares first), e.g. "best mase: seasonal_naive (0.4840), ahead of
-    the model (0.5540)"; equal to 4 decimals is a tie. ``names``: a baseline's name as
-    the report shows it (default: its key). [] when the model or every baseline lacks
-    a number for ``key``."""
+    figure a reader compares first), e.g. "best mase: seasonal_naive (m=7), 0.4840 (the
+    model: 0.5540)"; within 0.00005 (equal as the tables print them) is a tie.
+    ``names``: a baseline's name as the report shows it (default: its key); ``label``:
+    how to name the figure (default: ``key``). [] when the model or every baseline
+    lacks a number for ``key`` (NaN counts as lacking)."""
+    def number(value):
+        return is_scalar(value) and not math.isnan(value)
+
     model = metrics.get(key)
-    scored = {n: v[key] for n, v in baselines.items()
-              if is_scalar(v.get(key)) and math.isfinite(v[key])}
-    if not is_scalar(model) or not math.isfinite(model) or not scored:
+    scored = {n: float(v[key]) for n, v in baselines.items() if number(v.get(key))}
+    if not number(model) or not scored:
         return []
     sign = 1 if lower_is_better else -1
     best = min(scored, key=lambda n: sign * scored[n])
-    name = (names or {}).get(best, best)
-    ours, theirs = format_value(float(model)), format_value(float(scored[best]))
-    if ours == theirs:
-        return [f"best {key}: the model ties {name} ({ours})"]
-    if sign * model < sign * scored[best]:
-        return [f"best {key}: the model ({ours}), ahead of {name} ({theirs})"]
-    return [f"best {key}: {name} ({theirs}), ahead of the model ({ours})"]
+    name, label = (names or {}).get(best, best), label or key
+    ours, theirs = float(model), scored[best]
+    if abs(ours - theirs) < 5e-5:
+        return [f"best {label}: the model and {name}, tied at {format_value(ours)}"]
+    if sign * ours < sign * theirs:
+        return [f"best {label}: the model, {format_value(ours)} (next: {name}, "
+                f"{format_value(theirs)})"]
+    return [f"best {label}: {name}, {format_value(theirs)} (the model: "
+            f"{format_value(ours)})"]
 
 
 def generic_report(metrics: dict, baselines: dict) -> list[str]:

@@ -1,6 +1,7 @@
 """The `recurrent` command line through click's CliRunner: every command and error path,
 with throwaway task plugins (tests/train_toys.py) registered and removed around each test."""
 import json
+import math
 import os
 import re
 import subprocess
@@ -191,16 +192,21 @@ def test_the_leader_line_names_who_scores_best_and_says_ties():
     base = {"naive": {"mase": 1.2}, "seasonal": {"mase": 0.484}, "none": {"loss": 1.0}}
     assert leader_line({"mase": 0.554}, base, "mase", lower_is_better=True,
                        names={"seasonal": "seasonal_naive (m=7)"}) == [
-        "best mase: seasonal_naive (m=7) (0.4840), ahead of the model (0.5540)"]
-    assert leader_line({"mase": 0.40}, base, "mase", lower_is_better=True) == [
-        "best mase: the model (0.4000), ahead of seasonal (0.4840)"]
+        "best mase: seasonal_naive (m=7), 0.4840 (the model: 0.5540)"]
+    assert leader_line({"mase": 0.40}, base, "mase", lower_is_better=True,
+                       label="mase (the mean over columns)") == [
+        "best mase (the mean over columns): the model, 0.4000 (next: seasonal, 0.4840)"]
     assert leader_line({"mase": 0.48404}, base, "mase", lower_is_better=True) == [
-        "best mase: the model ties seasonal (0.4840)"]  # equal to 4 decimals
-    accuracy = {"bow": {"acc": 0.7639}, "nb": {"acc": 0.7757}}
+        "best mase: the model and seasonal, tied at 0.4840"]  # as the table prints them
+    assert leader_line({"d": -0.00001}, {"b": {"d": 0.00001}}, "d", True) == [
+        "best d: the model and b, tied at -0.0000"]
+    accuracy = {"bow": {"acc": 0.7639}, "nb": {"acc": 0.7757}, "nan": {"acc": math.nan}}
     assert leader_line({"acc": 0.7655}, accuracy, "acc", lower_is_better=False) == [
-        "best acc: nb (0.7757), ahead of the model (0.7655)"]
+        "best acc: nb, 0.7757 (the model: 0.7655)"]  # the NaN baseline left out
+    assert leader_line({"mase": math.inf}, base, "mase", True) == [
+        "best mase: seasonal, 0.4840 (the model: inf)"]
     # nothing to compare: no line rather than a verdict on a missing or NaN figure
-    assert leader_line({"acc": float("nan")}, accuracy, "acc", False) == []
+    assert leader_line({"acc": math.nan}, accuracy, "acc", False) == []
     assert leader_line({"acc": 0.5}, {"bow": {"acc": None}}, "acc", False) == []
     assert leader_line({}, accuracy, "acc", False) == []
 

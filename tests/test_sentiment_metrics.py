@@ -107,8 +107,8 @@ def test_eval_report_lays_out_hand_checked_metrics():
         "accuracy  0.6667    0.5000",
         "macro_f1  0.6556    0.2222",
         "loss      0.5000         -",  # the baseline has no loss here: a dash, not a zero
-        "best accuracy: the model (0.6667), ahead of majority (0.5000)",
-        "best macro_f1: the model (0.6556), ahead of majority (0.2222)",
+        "best accuracy: the model, 0.6667 (next: majority, 0.5000)",
+        "best macro_f1: the model, 0.6556 (next: majority, 0.2222)",
         "",
         "class    support  metric      model  majority",
         "neg            3  precision  1.0000    0.5000",

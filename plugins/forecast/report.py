@@ -60,7 +60,8 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
     titled = {_column_name(n, v): v for n, v in baselines.items()}
     lines += metrics_table(metrics, titled, names=[*METRICS, "loss"])
     lines += leader_line(metrics, baselines, "mase", lower_is_better=True,
-                         names={n: _column_name(n, v) for n, v in baselines.items()})
+                         names={n: _column_name(n, v) for n, v in baselines.items()},
+                         label="mase" + mean)
     if len(columns) > 1:
         lines += ["", *per_column_table(columns, {"model": metrics, **baselines})]
     return lines
