@@ -66,3 +66,36 @@ def sunspot_rows() -> list[list]:
     from recurrent_plugins.forecast import series as dataio
     series = dataio.read_series(dataio.resolve_source("sunspots"), None, None)
     return [[int(t), float(v)] for t, v in zip(series.times, series.values[:, 0])]
+
+
+def ctrl_c_around(monkeypatch, path_end, when):
+    """Trainer.fit of the part whose run path ends with ``path_end`` gets a real SIGINT
+    ``when``: "before" its fit (the part being set up, the outer handler installed),
+    "finishing" (after its loop, in its own handler) or "after" its fit (between parts,
+    even when it diverged)."""
+    import os
+    import signal
+
+    from recurrent.trainer import Trainer
+    fit, after = Trainer.fit, Trainer._after_training
+
+    def ctrl_c():
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def wrapped_fit(self, resume=False):
+        mine = self.run.path.endswith(path_end)
+        if mine and when == "before":
+            ctrl_c()
+        try:
+            return fit(self, resume=resume)
+        finally:
+            if mine and when == "after":
+                ctrl_c()
+
+    def wrapped_after(self):
+        if self.run.path.endswith(path_end) and when == "finishing":
+            ctrl_c()
+        return after(self)
+
+    monkeypatch.setattr(Trainer, "fit", wrapped_fit)
+    monkeypatch.setattr(Trainer, "_after_training", wrapped_after)

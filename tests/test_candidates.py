@@ -11,7 +11,7 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import invoke, ok, one_line_error, write_csv
+from helpers import ctrl_c_around, invoke, ok, one_line_error, write_csv
 
 from recurrent import candidates
 from recurrent.checkpoint import RunDir, load_arrays
@@ -396,42 +396,12 @@ def test_a_candidate_that_cannot_be_prepared_is_named(tmp_path):
               *SMALL))
 
 
-def _ctrl_c_around(monkeypatch, path_end, when):
-    """Trainer.fit of the part whose run path ends with ``path_end`` gets a real SIGINT
-    ``when``: "before" its fit (the part being set up, the outer handler installed),
-    "finishing" (after its loop, in its own handler) or "after" its fit (between parts,
-    even when it diverged)."""
-    import signal
-    fit, after = Trainer.fit, Trainer._after_training
-
-    def ctrl_c():
-        os.kill(os.getpid(), signal.SIGINT)
-
-    def wrapped_fit(self, resume=False):
-        mine = self.run.path.endswith(path_end)
-        if mine and when == "before":
-            ctrl_c()
-        try:
-            return fit(self, resume=resume)
-        finally:
-            if mine and when == "after":
-                ctrl_c()
-
-    def wrapped_after(self):
-        if self.run.path.endswith(path_end) and when == "finishing":
-            ctrl_c()
-        return after(self)
-
-    monkeypatch.setattr(Trainer, "fit", wrapped_fit)
-    monkeypatch.setattr(Trainer, "_after_training", wrapped_after)
-
-
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_a_ctrl_c_between_candidates_names_the_next_not_a_saved_step(tmp_path, monkeypatch,
                                                                      capsys):
     from train_toys import registered
     from recurrent.cli import _print_summary
-    _ctrl_c_around(monkeypatch, "candidate-0", "after")
+    ctrl_c_around(monkeypatch, "candidate-0", "after")
     with registered():
         task = _LearningRateChoice([1e30, 0.01])  # the first diverges
         part = str(tmp_path / "part")
@@ -450,7 +420,7 @@ def test_a_ctrl_c_between_candidates_names_the_next_not_a_saved_step(tmp_path, m
 
 def test_a_ctrl_c_while_a_candidate_finishes_stops_before_the_next(tmp_path, monkeypatch):
     from train_toys import registered
-    _ctrl_c_around(monkeypatch, "candidate-0", "finishing")
+    ctrl_c_around(monkeypatch, "candidate-0", "finishing")
     with registered():
         task = _LearningRateChoice([0.01, 0.02])
         summary = start_run(task, _rate_config(task), str(tmp_path / "part"),
@@ -466,7 +436,7 @@ def test_a_ctrl_c_while_a_candidate_is_set_up_stops_that_candidate(tmp_path, mon
         task = _LearningRateChoice([0.01, 0.02])
         full = start_run(task, _rate_config(task), str(tmp_path / "full"),
                          echo=lambda line: None).fit()
-        _ctrl_c_around(monkeypatch, "candidate-1", "before")  # the last one: not lost
+        ctrl_c_around(monkeypatch, "candidate-1", "before")  # the last one: not lost
         part = str(tmp_path / "part")
         summary = start_run(task, _rate_config(task), part, echo=lambda line: None).fit()
         assert summary["status"] == "interrupted" and summary["part"] == "candidate 2/2"

@@ -11,7 +11,8 @@ import shutil
 import numpy as np
 import pytest
 from scipy.special import expit
-from helpers import bundled_reviews, invoke, ok, one_line_error, write_reviews
+from helpers import (bundled_reviews, ctrl_c_around, invoke, ok, one_line_error,
+                     write_reviews)
 
 from recurrent.checkpoint import RunDir, load_arrays
 from recurrent.errors import UserError
@@ -166,6 +167,24 @@ def test_an_interrupted_ensemble_resumes_to_the_uninterrupted_one(data, tmp_path
     assert len(records) == 1 and records[0]["member_steps"] == [6, 6, 6]
     first = json.loads((whole / "metrics.jsonl").read_text())
     assert records[0]["metrics"] == first["metrics"]
+
+
+def test_a_ctrl_c_between_members_stops_before_the_next(data, tmp_path, monkeypatch):
+    _, csv = data
+    args = ["--data", csv, "--ensemble", "3", "--steps", "4", *SMALL]
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    ok(invoke("train", "sentiment", "--out", whole, *args))
+    ctrl_c_around(monkeypatch, "member-0", "finishing")  # its last checkpoint being written
+    result = invoke("train", "sentiment", "--out", part, *args[:-2])  # not --quiet
+    assert result.exit_code == 130, result.output
+    assert ("interrupted before member 2/3: the members before it are saved; continue "
+            f"with `recurrent train sentiment --resume {part}`") in result.output
+    assert (part / "member-0" / "last.npz").exists()
+    assert not (part / "member-1" / "last.npz").exists()
+    monkeypatch.undo()
+    ok(invoke("train", "--resume", part))
+    for k in range(3):
+        assert _same(_params(whole / f"member-{k}"), _params(part / f"member-{k}")), k
 
 
 def test_a_missing_or_foreign_member_is_one_line(data, sentiment_ensemble, tmp_path):
