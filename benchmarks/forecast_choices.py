@@ -20,7 +20,7 @@ import tempfile
 import numpy as np
 
 from _quality import run_cli
-from forecast_quality import HELD_OUT, SUITE
+from forecast_quality import HELD_OUT, SUITE, row_options
 
 
 def _forecasts(run, split, threads):
@@ -66,9 +66,7 @@ def main(argv=None):
         forecast_data.main(data)
         names = None
         for label, options, horizons in rows:
-            options = [o.format(data=data) for o in options]
-            if any(o.endswith(".csv") for o in options):
-                options += ["--time-column", "time"]
+            options = row_options(options, data)
             for h in horizons:
                 per_seed = []
                 for seed in args.seeds:

@@ -92,6 +92,14 @@ FRESH_2 = [
 METRICS = ("rmse", "mae", "mape", "smape", "mase")
 
 
+def row_options(options: list[str], data: str) -> list[str]:
+    """A row's train options with forecast_data.py's directory ``data`` filled in (and
+    the time column its CSV files have)."""
+    options = [o.format(data=data) for o in options]
+    return options + ["--time-column", "time"] if any(o.endswith(".csv")
+                                                      for o in options) else options
+
+
 def _range(values):
     return (f"{statistics.median(values):.3f} [{min(values):.3f}, {max(values):.3f}]"
             if len(set(values)) > 1 else f"{values[0]:.3f}")
@@ -123,9 +131,7 @@ def suite(args, rows):
               "beats seasonal naive | beats ETS | model valid MASE (ETS) | took |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for label, options, horizons in rows:
-            options = [o.format(data=data) for o in options]
-            if any(o.endswith(".csv") for o in options):
-                options += ["--time-column", "time"]
+            options = row_options(options, data)
             for h in horizons:
                 args.train_args = [*options, "--horizon", str(h), *extra]
                 model, naive, seasonal, season, ets, ets_model = [], [], [], None, [], None

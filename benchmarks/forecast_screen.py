@@ -35,7 +35,7 @@ import sys
 import tempfile
 
 from _quality import run_cli
-from forecast_quality import FRESH, FRESH_2, HELD_OUT, SUITE
+from forecast_quality import FRESH, FRESH_2, HELD_OUT, SUITE, row_options
 
 from recurrent.candidates import choose
 from recurrent.plugins import get_task
@@ -83,9 +83,7 @@ def screen(args, extra):
         for i, (name, options, h, seed, w, inputs) in enumerate(jobs):
             if i % parts != part or (f"{name}:{h}", seed, w, inputs) in done:
                 continue
-            options = [o.format(data=tmp) for o in options]
-            if any(o.endswith(".csv") for o in options):
-                options += ["--time-column", "time"]
+            options = row_options(options, tmp)
             run = f"{tmp}/run-{i}"
             line = {"row": f"{name}:{h}", "seed": seed, "window": w, "inputs": inputs,
                     "extra": extra}

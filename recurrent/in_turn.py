@@ -10,26 +10,31 @@ from .errors import Diverged
 from .interrupt import Interrupt
 
 
+def _from_root(world, read):
+    """``read()`` on rank 0 (the rank that reads and writes files), its result sent to
+    the others; they do not call it."""
+    found = read() if world.is_root else None
+    return world.bcast(found) if world.size > 1 else found
+
+
 def started(world, path: str) -> bool:
     """Whether the part in ``path`` has a checkpoint to resume from (rank 0 looks; a part
     that never saved one starts again, without the records of its first attempt)."""
-    found = None
-    if world.is_root:
+    def look():
         part = RunDir(path)
-        found = part.has(LAST)
-        if not found and part.has(METRICS):
+        if not part.has(LAST) and part.has(METRICS):
             os.remove(part.file(METRICS))
-    return world.bcast(found) if world.size > 1 else found
+        return part.has(LAST)
+    return _from_root(world, look)
 
 
 def diverged(world, path: str) -> dict | None:
     """The summary a part left when its training diverged (its DIVERGED file), or None
     (rank 0 reads it, the others receive it)."""
-    found = None
-    if world.is_root:
+    def look():
         part = RunDir(path)
-        found = read_json(part.file(DIVERGED)) if part.has(DIVERGED) else None
-    return world.bcast(found) if world.size > 1 else found
+        return read_json(part.file(DIVERGED)) if part.has(DIVERGED) else None
+    return _from_root(world, look)
 
 
 def num_params(config: dict, spec: dict) -> int:
