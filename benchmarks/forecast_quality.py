@@ -122,11 +122,12 @@ def _runs(args):
                    json.loads(run_cli(["eval", run, "--json", "--split", "valid", *threads])))
 
 
-def suite(args, rows):
+def suite(args, rows, fresh_2=False):
+    """The table of ``rows`` (fresh_2: they need forecast_data.py's FRESH_2 files)."""
     import forecast_data
     extra = list(args.train_args)
     with tempfile.TemporaryDirectory() as data:
-        forecast_data.main(data, fresh_2=rows is FRESH_2)
+        forecast_data.main(data, fresh_2=fresh_2)
         print("| dataset | h | model MASE | naive | seasonal naive | ETS | "
               "beats seasonal naive | beats ETS | model valid MASE (ETS) | took |")
         print("|---|---|---|---|---|---|---|---|---|---|")
@@ -175,7 +176,7 @@ def main(argv=None):
             if only:
                 rows = [r for r in rows if r[0].split()[0] in only]
             return suite(parse_args(__doc__, "forecast", 1.0, "unused with --suite", argv),
-                         rows)
+                         rows, fresh_2=flag == "--fresh-2")
     args = parse_args(__doc__, "forecast", 1.0, "model test MASE to stay below", argv)
     header = "| seed | forecaster | " + " | ".join(METRICS) + " | train s |"
     print(header)
