@@ -1,10 +1,11 @@
 """R data sets read out of Debian packages, for the benchmarks that evaluate on them
-(sentiment_quality.py's foods, forecast_data.py's FRESH_2 series).
+(sentiment_quality.py's foods, forecast_data.py's FRESH_2 and FRESH_3 series).
 
 A package's .deb is fetched once with `apt-get download` of a pinned version into a
 cache directory (never committed; run `apt-get update` first on a fresh machine) and
-kept there; its R lazy-load database (data/Rdata.rdx and .rdb) is read with the `rdata`
-package (the bench extra). Anything missing ends the script with one line.
+kept there; its R lazy-load database (data/Rdata.rdx and .rdb) or, in a package that
+ships its data as files, one data file (data/NAME.rda or .RData) is read with the
+`rdata` package (the bench extra). Anything missing ends the script with one line.
 """
 from __future__ import annotations
 
@@ -19,16 +20,43 @@ import subprocess
 import sys
 import tarfile
 import warnings
+import zlib
 
 # (apt-get spec, the lazy-load database's path in the package without .rdx/.rdb)
 MODELDATA = ("r-cran-modeldata=1.1.0-1", "./usr/lib/R/site-library/modeldata/data/Rdata")
 R_DATASETS = ("r-base-core=4.2.2.20221110-2", "./usr/lib/R/library/datasets/data/Rdata")
+LATTICEEXTRA = ("r-cran-latticeextra=0.6-30-1",
+                "./usr/lib/R/site-library/latticeExtra/data/Rdata")
+# (apt-get spec, the data directory): packages whose data are files, one object each
+AER = ("r-cran-aer=1.2-10-1", "./usr/lib/R/site-library/AER/data")
+SURVEILLANCE = ("r-cran-surveillance=1.20.3-1",
+                "./usr/lib/R/site-library/surveillance/data")
 
 
 def package_database(cache: str, package: tuple[str, str]) -> tuple[bytes, bytes]:
     """(rdx, rdb): the package's lazy-load index and objects, its .deb fetched into
     ``cache`` the first time."""
     spec, path = package
+    return _package_files(cache, spec, [path + ".rdx", path + ".rdb"])
+
+
+def data_file_object(cache: str, package: tuple[str, str], file: str):
+    """The object of the package's data file ``file`` (e.g. "UKNonDurables.rda"), which
+    holds one object named as the file, converted by `rdata`; the .deb fetched into
+    ``cache`` the first time. The file's own compression (gzip, bzip2 or xz) is undone
+    by rdata's parser."""
+    spec, directory = package
+    data, = _package_files(cache, spec, [f"{directory}/{file}"])
+    name = os.path.splitext(file)[0]
+    objects = _read(data)
+    if name not in objects:
+        raise ValueError(f"{file}: no object {name} (it holds {sorted(objects)})")
+    return objects[name]
+
+
+def _package_files(cache: str, spec: str, paths: list[str]) -> tuple[bytes, ...]:
+    """The contents of ``paths`` in the .deb of ``spec``, fetched into ``cache`` with
+    `apt-get download` the first time."""
     name, version = spec.split("=")
     os.makedirs(cache, exist_ok=True)
     pattern = os.path.join(cache, f"{name}_{version.split(':')[-1]}_*.deb")
@@ -41,28 +69,39 @@ def package_database(cache: str, package: tuple[str, str]) -> tuple[bytes, bytes
     tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", deb], check=True,
                          capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(tar)) as t:
-        return tuple(t.extractfile(path + ext).read() for ext in (".rdx", ".rdb"))
+        return tuple(t.extractfile(path).read() for path in paths)
 
 
 def lazyload_object(rdx: bytes, rdb: bytes, name: str):
     """One object of an R lazy-load database, converted by `rdata` (a data frame as a
     pandas DataFrame): the index is a gzipped serialized list of (offset, length) per
-    object; each object is a 4-byte length, a compression byte and the compressed
-    serialization ('Z': raw LZMA2 stream, as R's xz lazy-data compression writes it)."""
+    object and the database's compression (R's 1: zlib, 2: bzip2, 3: xz); each object is
+    a 4-byte length and the compressed serialization: with 1 a zlib stream (latticeExtra's
+    data), else a compression byte and the data ('Z': a raw LZMA2 stream, as R's xz
+    lazy-data compression writes it: the other pinned packages' data)."""
+    index = _read(gzip.decompress(rdx))
+    offset, length = (int(v) for v in index["variables"][name])
+    chunk = rdb[offset:offset + length]
+    size = struct.unpack(">I", chunk[:4])[0]
+    if int(index["compressed"][0]) == 1:
+        data = zlib.decompress(chunk[4:])
+    elif chunk[4:5] == b"Z":
+        data = lzma.decompress(chunk[5:], format=lzma.FORMAT_RAW, filters=[
+            {"id": lzma.FILTER_LZMA2, "preset": 6 | lzma.PRESET_EXTREME}])
+    else:
+        raise ValueError(f"{name}: compression {chunk[4:5]!r}, expected zlib or xz (b'Z')")
+    if len(data) != size:
+        raise ValueError(f"{name}: expected {size} bytes, decompressed {len(data)}")
+    return _read(data)
+
+
+def _read(data: bytes):
+    """R data (an .rda file's contents or a bare serialization) parsed and converted by
+    `rdata`, without its warning that a bare serialization is "assumed RDS"."""
     try:
         import rdata  # the bench extra; only these data sets need it
     except ImportError:
         sys.exit("this data set is R data read with the rdata package: pip install rdata")
-    with warnings.catch_warnings():  # rdata warns that a bare serialization "assumed RDS"
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        index = rdata.conversion.convert(rdata.parser.parse_data(gzip.decompress(rdx)))
-        offset, length = (int(v) for v in index["variables"][name])
-        chunk = rdb[offset:offset + length]
-        size, kind = struct.unpack(">I", chunk[:4])[0], chunk[4:5]
-        if kind != b"Z":  # the pinned packages' data is xz-compressed
-            raise ValueError(f"{name}: compression {kind!r}, expected xz (b'Z')")
-        data = lzma.decompress(chunk[5:], format=lzma.FORMAT_RAW, filters=[
-            {"id": lzma.FILTER_LZMA2, "preset": 6 | lzma.PRESET_EXTREME}])
-        if len(data) != size:
-            raise ValueError(f"{name}: expected {size} bytes, decompressed {len(data)}")
         return rdata.conversion.convert(rdata.parser.parse_data(data))

@@ -1,10 +1,11 @@
 """Write the seasonal series that benchmarks/forecast_quality.py evaluates to CSV files.
 
 The series ship inside PyPI packages and Debian packages and are read from there at
-benchmark time (none is committed here; the library never fetches them). The last four
-(FRESH_2) are written only when asked for (main(out, fresh_2=True), and by this script):
-they come from two Debian packages that _rdata.py fetches into benchmarks/.data once (run
-`apt-get update` first) and reads with the `rdata` package:
+benchmark time (none is committed here; the library never fetches them). The last eight
+(FRESH_2, then FRESH_3, four each) are written only when asked for (main(out,
+fresh_2=True) or main(out, fresh_3=True), and both by this script): they come from
+Debian packages (two for FRESH_2, four for FRESH_3) that _rdata.py fetches into
+benchmarks/.data once (run `apt-get update` first) and reads with the `rdata` package:
 
     pip install pmdarima statsmodels vega_datasets rdata
     python benchmarks/forecast_data.py OUT_DIR
@@ -30,6 +31,10 @@ they come from two Debian packages that _rdata.py fetches into benchmarks/.data 
 | chicago_daily.csv | Debian r-cran-modeldata 1.1.0-1, R data set Chicago, ridership, last 104 weeks | 728 | daily 2014-09-01 to 2016-08-28, 7 | boardings (thousands) at the Clark/Lake L station, Chicago Transit Authority via the City of Chicago open data portal, as in Kuhn & Johnson (2020); modeldata is MIT |
 | ukgas.csv | Debian r-base-core 4.2.2, R datasets UKgas | 108 | quarterly 1960 Q1-1986 Q4, 4 | UK gas consumption (million therms), Durbin & Koopman (2001); part of R (GPL-2) |
 | nottem.csv | Debian r-base-core 4.2.2, R datasets nottem | 240 | monthly 1920-1939, 12 | mean air temperature at Nottingham Castle (deg F), Anderson (1976); part of R (GPL-2) |
+| bioc_access.csv | Debian r-cran-latticeextra 0.6-30-1, R data set biocAccess, counts, first 8 weeks | 1344 | hourly from 2007-01-01 (local time), 24 (and 168) | access attempts per hour to the Bioconductor website, counted from its access log; latticeExtra is GPL (>= 2) |
+| campy_de.csv | Debian r-cran-surveillance 1.20.3-1, R data set campyDE, case | 522 | weekly 2001-12-31 to 2011-12-26 (Mondays), 52 | reported campylobacteriosis cases in Germany, Robert Koch Institute's SurvStat@RKI, as in Manitz & Hoehle (2013); surveillance is GPL-2 |
+| ukdriverdeaths.csv | Debian r-base-core 4.2.2, R datasets UKDriverDeaths | 192 | monthly 1969-1984, 12 | car drivers killed or seriously injured in Great Britain, Harvey (1989), Durbin & Koopman (2001); seat belts compulsory from 1983-01-31 (in the test split); part of R (GPL-2) |
+| uknondurables.csv | Debian r-cran-aer 1.2-10-1, R data set UKNonDurables | 136 | quarterly 1955 Q1-1988 Q4, 4 | UK consumption of non-durables (1985 prices), not seasonally adjusted, Franses (1998), Osborn (1988); AER is GPL-2 or GPL-3 |
 
 Each CSV has a `time` column (ISO dates; years for lynx) and a `value` column.
 """
@@ -60,8 +65,9 @@ def _quarters(start_year, n):
     return [f"{start_year + i // 4}-{3 * (i % 4) + 1:02d}-01" for i in range(n)]
 
 
-def main(out, fresh_2=False, cache=CACHE):
-    """Write the series' CSV files into ``out`` (FRESH_2's too when ``fresh_2``)."""
+def main(out, fresh_2=False, fresh_3=False, cache=CACHE):
+    """Write the series' CSV files into ``out`` (FRESH_2's too when ``fresh_2``, FRESH_3's
+    when ``fresh_3``)."""
     import pmdarima.datasets as pm
     import statsmodels.api as sm
     import statsmodels.datasets.elec_equip as elec_equip
@@ -112,6 +118,8 @@ def main(out, fresh_2=False, cache=CACHE):
     _write(f"{out}/danish_lrm.csv", _quarters(1974, len(danish)), danish["lrm"])
     if fresh_2:
         _fresh_2(out, cache)
+    if fresh_3:
+        _fresh_3(out, cache)
 
 
 def _fresh_2(out, cache):
@@ -136,5 +144,32 @@ def _fresh_2(out, cache):
     _write(f"{out}/nottem.csv", _months(1920, 240), temps)
 
 
+def _fresh_3(out, cache):
+    """The FRESH_3 series (forecast_quality.py --fresh-3): R data sets of four Debian
+    packages (_rdata.py), one series each; the objects' sizes are checked against the
+    pinned versions'."""
+    import pandas as pd
+    lattice = _rdata.package_database(cache, _rdata.LATTICEEXTRA)
+    access = _rdata.lazyload_object(*lattice, "biocAccess")  # hourly, 2007-01-01 to 05-31
+    assert len(access) == 3623, len(access)
+    # R's times, read as UTC, are the local wall clock, which skips an hour where summer
+    # time begins (2007-03-11): the first 8 weeks end before it
+    access = access.iloc[:8 * 7 * 24]
+    times = pd.to_datetime(access["time"], unit="s")
+    assert (times.diff().iloc[1:] == pd.Timedelta(hours=1)).all()
+    _write(f"{out}/bioc_access.csv", [t.isoformat() for t in times], access["counts"])
+    campy = _rdata.data_file_object(cache, _rdata.SURVEILLANCE, "campyDE.RData")
+    assert len(campy) == 522, len(campy)  # the Mondays of the weeks, R's days since 1970
+    _write(f"{out}/campy_de.csv", pd.to_datetime(campy["date"], unit="D").dt.date,
+           campy["case"])
+    # R's ts objects: the starts are those of R's help pages
+    datasets = _rdata.package_database(cache, _rdata.R_DATASETS)
+    deaths = _rdata.lazyload_object(*datasets, "UKDriverDeaths")
+    nondurables = _rdata.data_file_object(cache, _rdata.AER, "UKNonDurables.rda")
+    assert (len(deaths), len(nondurables)) == (192, 136), (len(deaths), len(nondurables))
+    _write(f"{out}/ukdriverdeaths.csv", _months(1969, 192), deaths)
+    _write(f"{out}/uknondurables.csv", _quarters(1955, 136), nondurables)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "forecast-data", fresh_2=True)
+    main(sys.argv[1] if len(sys.argv) > 1 else "forecast-data", fresh_2=True, fresh_3=True)

@@ -17,6 +17,7 @@ than the in-sample one-step naive forecast).
     python benchmarks/forecast_quality.py --held-out --seeds 0 1 2 --threads 1
     python benchmarks/forecast_quality.py --fresh --seeds 0 1 2 --threads 1
     python benchmarks/forecast_quality.py --fresh-2 --seeds 0 1 2 --threads 1
+    python benchmarks/forecast_quality.py --fresh-3 --seeds 0 1 2 --threads 1
     python benchmarks/forecast_quality.py --suite --seeds 0 1 2 --threads 1 -- --model rnn
 
 --suite runs every (dataset, horizon) of SUITE with default options (only --data,
@@ -28,10 +29,12 @@ then the validation MASE of the model and of ETS (what defaults are chosen on), 
 model kind, input mode and window each seed's run took (--model auto: rnn, hybrid or
 esrnn; --inputs auto: level or relative; --window auto: w30, w16 or w8).
 --held-out runs the HELD_OUT rows the same way, --fresh the FRESH rows, --fresh-2 the
-FRESH_2 rows; --only NAME,NAME keeps the rows of those datasets. The series outside the
-repository are written by forecast_data.py from the PyPI packages pmdarima, statsmodels and
-vega_datasets (pip install them) and, for FRESH_2, from the Debian packages r-cran-modeldata
-and r-base-core (fetched with `apt-get download`, read with the PyPI package rdata).
+FRESH_2 rows, --fresh-3 the FRESH_3 rows; --only NAME,NAME keeps the rows of those
+datasets. The series outside the repository are written by forecast_data.py from the PyPI
+packages pmdarima, statsmodels and vega_datasets (pip install them) and, for FRESH_2 and
+FRESH_3, from Debian packages (FRESH_2: r-cran-modeldata and r-base-core; FRESH_3:
+r-cran-latticeextra, r-cran-surveillance, r-base-core and r-cran-aer), fetched with
+`apt-get download` and read with the PyPI package rdata.
 """
 from __future__ import annotations
 
@@ -88,6 +91,17 @@ FRESH_2 = [
     ("ukgas (fresh 2)", ["--data", "{data}/ukgas.csv"], [1, 4]),
     ("nottem (fresh 2)", ["--data", "{data}/nottem.csv"], [1, 12]),
 ]
+# FRESH_3 rows (--fresh-3): a third set of series the project had never used, run once with
+# the defaults of the time, h=1 and h=one season as in FRESH: hourly website hits with a
+# daily (and weekly) season, weekly infection counts with a yearly season, monthly road
+# casualties with a yearly season (and a level shift from a law in the test split), and a
+# quarterly series with a strong season that grows with the level.
+FRESH_3 = [
+    ("bioc_access (fresh 3)", ["--data", "{data}/bioc_access.csv"], [1, 24]),
+    ("campy_de (fresh 3)", ["--data", "{data}/campy_de.csv"], [1, 52]),
+    ("ukdriverdeaths (fresh 3)", ["--data", "{data}/ukdriverdeaths.csv"], [1, 12]),
+    ("uknondurables (fresh 3)", ["--data", "{data}/uknondurables.csv"], [1, 4]),
+]
 
 METRICS = ("rmse", "mae", "mape", "smape", "mase")
 
@@ -122,12 +136,13 @@ def _runs(args):
                    json.loads(run_cli(["eval", run, "--json", "--split", "valid", *threads])))
 
 
-def suite(args, rows, fresh_2=False):
-    """The table of ``rows`` (fresh_2: they need forecast_data.py's FRESH_2 files)."""
+def suite(args, rows, fresh_2=False, fresh_3=False):
+    """The table of ``rows`` (fresh_2, fresh_3: they need forecast_data.py's FRESH_2 or
+    FRESH_3 files)."""
     import forecast_data
     extra = list(args.train_args)
     with tempfile.TemporaryDirectory() as data:
-        forecast_data.main(data, fresh_2=fresh_2)
+        forecast_data.main(data, fresh_2=fresh_2, fresh_3=fresh_3)
         print("| dataset | h | model MASE | naive | seasonal naive | ETS | "
               "beats seasonal naive | beats ETS | model valid MASE (ETS) | took |")
         print("|---|---|---|---|---|---|---|---|---|---|")
@@ -170,13 +185,13 @@ def main(argv=None):
         only = argv[i + 1].split(",")
         del argv[i:i + 2]
     for flag, rows in (("--suite", SUITE), ("--held-out", HELD_OUT), ("--fresh", FRESH),
-                       ("--fresh-2", FRESH_2)):
+                       ("--fresh-2", FRESH_2), ("--fresh-3", FRESH_3)):
         if flag in argv:
             argv.remove(flag)
             if only:
                 rows = [r for r in rows if r[0].split()[0] in only]
             return suite(parse_args(__doc__, "forecast", 1.0, "unused with --suite", argv),
-                         rows, fresh_2=flag == "--fresh-2")
+                         rows, fresh_2=flag == "--fresh-2", fresh_3=flag == "--fresh-3")
     args = parse_args(__doc__, "forecast", 1.0, "model test MASE to stay below", argv)
     header = "| seed | forecaster | " + " | ".join(METRICS) + " | train s |"
     print(header)

@@ -15,12 +15,12 @@ lines.
 
 --part K/N runs every N-th candidate from the K-th (for N processes at once); lines
 already in --out are skipped, so an interrupted screen goes on where it stopped (with
-the same options after `--` only). --rows fresh or fresh-2 screens forecast_quality.py's
-FRESH or FRESH_2 rows instead of the suite and held-out ones; --only NAME,NAME keeps the
-rows of those datasets. --compare A B prints, per row, the medians over the seeds both
-files hold of the validation and test MASE of A's simulated choice and B's, the worst
-seed's test MASE beside the better of naive and seasonal naive and ETS, and the counts
-of rows better and worse on each split.
+the same options after `--` only). --rows fresh, fresh-2 or fresh-3 screens
+forecast_quality.py's FRESH, FRESH_2 or FRESH_3 rows instead of the suite and held-out
+ones; --only NAME,NAME keeps the rows of those datasets. --compare A B prints, per row,
+the medians over the seeds both files hold of the validation and test MASE of A's
+simulated choice and B's, the worst seed's test MASE beside the better of naive and
+seasonal naive and ETS, and the counts of rows better and worse on each split.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ import sys
 import tempfile
 
 from _quality import run_cli
-from forecast_quality import FRESH, FRESH_2, HELD_OUT, SUITE, row_options
+from forecast_quality import FRESH, FRESH_2, FRESH_3, HELD_OUT, SUITE, row_options
 
 from recurrent.candidates import choose
 from recurrent.plugins import get_task
@@ -46,7 +46,8 @@ def _candidates():
     return get_task("forecast").candidates({})
 
 
-ROWS = {"suite": SUITE + HELD_OUT, "fresh": FRESH, "fresh-2": FRESH_2}  # --rows
+ROWS = {"suite": SUITE + HELD_OUT, "fresh": FRESH, "fresh-2": FRESH_2,  # --rows
+        "fresh-3": FRESH_3}
 
 
 def _rows(which: str, only):
@@ -79,7 +80,8 @@ def screen(args, extra):
     part, parts = (int(x) for x in args.part.split("/"))
     done = _done(args.out, extra)
     with tempfile.TemporaryDirectory() as tmp:
-        forecast_data.main(tmp, fresh_2=args.rows == "fresh-2")
+        forecast_data.main(tmp, fresh_2=args.rows == "fresh-2",
+                           fresh_3=args.rows == "fresh-3")
         for i, (name, options, h, seed, w, inputs) in enumerate(jobs):
             if i % parts != part or (f"{name}:{h}", seed, w, inputs) in done:
                 continue
