@@ -136,7 +136,8 @@ def _fresh_2(out, cache):
     chicago = chicago.iloc[-104 * 7:]  # the last 2 years, to Sunday 2016-08-28
     _write(f"{out}/chicago_daily.csv", pd.to_datetime(chicago["date"], unit="D").dt.date,
            chicago["ridership"])
-    # R's ts objects come as their values only; the starts are those of R's help pages
+    # The dates are written from the starts on R's help pages (and the lengths checked),
+    # not read from the ts objects' own time attributes.
     datasets = _rdata.package_database(cache, _rdata.R_DATASETS)
     gas, temps = (_rdata.lazyload_object(*datasets, n) for n in ("UKgas", "nottem"))
     assert (len(gas), len(temps)) == (108, 240), (len(gas), len(temps))
