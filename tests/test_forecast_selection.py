@@ -165,6 +165,16 @@ def test_choices_never_read_the_test_rows(tmp_path):
                             np.ones(target.shape, dtype=bool), np.ones(1)) == 0.0
 
 
+def test_the_report_names_what_the_correction_is_added_to():
+    from recurrent_plugins.forecast.report import anchor_label
+    assert anchor_label(["ets"] * 3) == "ETS forecast"
+    assert anchor_label(["es"]) == "learned ES forecast"
+    # --model auto's combined candidate is a hybrid run whose anchor is not ETS alone
+    assert anchor_label(["ets+seasonal", "ets+last"]) == \
+        "mean of the ETS forecast and the plain anchor"
+    assert anchor_label(["seasonal", "last"]) == anchor_label(["ets", "last"]) == "anchor"
+
+
 def test_eval_and_predict_use_the_saved_blend(tmp_path):
     path, run = _trained(tmp_path, monthly_rows(), "--model", "rnn")
     config_file = run / "config.json"

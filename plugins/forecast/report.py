@@ -44,8 +44,7 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
              f"rmse, mae in the data's units, mape, smape in %{mean}; mase = mae / naive mae "
              f"on the training rows (below 1 beats it); loss = mse on scaled values"]
     if "blend" in state:
-        anchor = {"hybrid": "ETS forecast", "esrnn": "learned ES forecast"}.get(
-            state.get("model"), "anchor")
+        anchor = anchor_label(state.get("anchors"))
         lines.append(f"model = {anchor} + {format_value(state['blend'])} x the network's "
                      f"correction (share chosen on the validation split, --blend)")
     if "model_choice" in state:
@@ -65,6 +64,20 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
     if len(columns) > 1:
         lines += ["", *per_column_table(columns, {"model": metrics, **baselines})]
     return lines
+
+
+def anchor_label(anchors: list[str] | None) -> str:
+    """What the network's correction is added to, named from the run's anchors per step
+    (anchors.py): one smoothing's forecast on every step, the mean of ETS with the plain
+    anchors (the combined candidate of --model auto), else "anchor"."""
+    kinds = set(anchors or [])
+    if kinds == {"ets"}:
+        return "ETS forecast"
+    if kinds == {"es"}:
+        return "learned ES forecast"
+    if kinds and all(k.startswith("ets+") for k in kinds):
+        return "mean of the ETS forecast and the plain anchor"
+    return "anchor"
 
 
 def format_backtest(state: dict, split: str, result: dict) -> list[str]:
