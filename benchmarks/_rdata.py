@@ -50,7 +50,7 @@ def data_file_object(cache: str, package: tuple[str, str], file: str):
     name = os.path.splitext(file)[0]
     objects = _read(data)
     if name not in objects:
-        raise ValueError(f"{file}: no object {name} (it holds {sorted(objects)})")
+        sys.exit(f"{spec}: {file} holds no object {name} (it holds {sorted(objects)})")
     return objects[name]
 
 
@@ -65,10 +65,18 @@ def _package_files(cache: str, spec: str, paths: list[str]) -> tuple[bytes, ...]
             sys.exit(f"this data set comes from the Debian package {spec}: no apt-get here")
         if subprocess.run(["apt-get", "download", "-q", spec], cwd=cache).returncode:
             sys.exit(f"`apt-get download {spec}` failed (run `apt-get update`?)")
-    deb, = glob.glob(pattern)
-    tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", deb], check=True,
-                         capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+    debs = sorted(glob.glob(pattern))
+    if len(debs) != 1:
+        sys.exit(f"expected one .deb of {spec} in {cache}, found {len(debs)}")
+    unpacked = subprocess.run(["dpkg-deb", "--fsys-tarfile", debs[0]], capture_output=True)
+    if unpacked.returncode:
+        sys.exit(f"`dpkg-deb --fsys-tarfile {debs[0]}` failed: "
+                 f"{unpacked.stderr.decode(errors='replace').strip()}")
+    with tarfile.open(fileobj=io.BytesIO(unpacked.stdout)) as t:
+        held = set(t.getnames())
+        missing = [path for path in paths if path not in held]
+        if missing:
+            sys.exit(f"{spec}: the package has no {missing[0]}")
         return tuple(t.extractfile(path).read() for path in paths)
 
 
@@ -80,6 +88,9 @@ def lazyload_object(rdx: bytes, rdb: bytes, name: str):
     data), else a compression byte and the data ('Z': a raw LZMA2 stream, as R's xz
     lazy-data compression writes it: the other pinned packages' data)."""
     index = _read(gzip.decompress(rdx))
+    if name not in index["variables"]:
+        sys.exit(f"the R lazy-load database holds no object {name} "
+                 f"({len(index['variables'])} objects)")
     offset, length = (int(v) for v in index["variables"][name])
     chunk = rdb[offset:offset + length]
     size = struct.unpack(">I", chunk[:4])[0]
@@ -89,9 +100,10 @@ def lazyload_object(rdx: bytes, rdb: bytes, name: str):
         data = lzma.decompress(chunk[5:], format=lzma.FORMAT_RAW, filters=[
             {"id": lzma.FILTER_LZMA2, "preset": 6 | lzma.PRESET_EXTREME}])
     else:
-        raise ValueError(f"{name}: compression {chunk[4:5]!r}, expected zlib or xz (b'Z')")
+        sys.exit(f"{name}: unsupported compression {chunk[4:5]!r} (read: zlib databases "
+                 f"and xz objects, b'Z')")
     if len(data) != size:
-        raise ValueError(f"{name}: expected {size} bytes, decompressed {len(data)}")
+        sys.exit(f"{name}: expected {size} bytes, decompressed {len(data)}")
     return _read(data)
 
 
