@@ -65,9 +65,10 @@ def _quarters(start_year, n):
     return [f"{start_year + i // 4}-{3 * (i % 4) + 1:02d}-01" for i in range(n)]
 
 
-def main(out, fresh_2=False, fresh_3=False, cache=CACHE):
-    """Write the series' CSV files into ``out`` (FRESH_2's too when ``fresh_2``, FRESH_3's
-    when ``fresh_3``)."""
+def main(out, sets=(), cache=CACHE):
+    """Write the series' CSV files into ``out``, and those of the optional sets named in
+    ``sets`` (keys of OPTIONAL: "fresh-2", "fresh-3"; other names have nothing more to
+    write)."""
     import pmdarima.datasets as pm
     import statsmodels.api as sm
     import statsmodels.datasets.elec_equip as elec_equip
@@ -116,10 +117,21 @@ def main(out, fresh_2=False, fresh_3=False, cache=CACHE):
     _write(f"{out}/vic_elec_daily.csv", [str(t.date()) for t in daily.index], daily)
     danish = sm.datasets.danish_data.load_pandas().data
     _write(f"{out}/danish_lrm.csv", _quarters(1974, len(danish)), danish["lrm"])
-    if fresh_2:
-        _fresh_2(out, cache)
-    if fresh_3:
-        _fresh_3(out, cache)
+    for name in sets:
+        if name in OPTIONAL:
+            OPTIONAL[name](out, cache)
+
+
+def _r_datasets(cache, *objects):
+    """The values of R's datasets ``objects`` ((name, rows) pairs, the rows checked), from
+    r-base-core. The CSV dates are written from the starts on R's help pages, not read
+    from the ts objects' own time attributes."""
+    datasets = _rdata.package_database(cache, _rdata.R_DATASETS)
+    values = []
+    for name, rows in objects:
+        values.append(_rdata.lazyload_object(*datasets, name))
+        assert len(values[-1]) == rows, (name, len(values[-1]))
+    return values
 
 
 def _fresh_2(out, cache):
@@ -136,11 +148,7 @@ def _fresh_2(out, cache):
     chicago = chicago.iloc[-104 * 7:]  # the last 2 years, to Sunday 2016-08-28
     _write(f"{out}/chicago_daily.csv", pd.to_datetime(chicago["date"], unit="D").dt.date,
            chicago["ridership"])
-    # The dates are written from the starts on R's help pages (and the lengths checked),
-    # not read from the ts objects' own time attributes.
-    datasets = _rdata.package_database(cache, _rdata.R_DATASETS)
-    gas, temps = (_rdata.lazyload_object(*datasets, n) for n in ("UKgas", "nottem"))
-    assert (len(gas), len(temps)) == (108, 240), (len(gas), len(temps))
+    gas, temps = _r_datasets(cache, ("UKgas", 108), ("nottem", 240))
     _write(f"{out}/ukgas.csv", _quarters(1960, 108), gas)
     _write(f"{out}/nottem.csv", _months(1920, 240), temps)
 
@@ -163,14 +171,14 @@ def _fresh_3(out, cache):
     assert len(campy) == 522, len(campy)  # the Mondays of the weeks, R's days since 1970
     _write(f"{out}/campy_de.csv", pd.to_datetime(campy["date"], unit="D").dt.date,
            campy["case"])
-    # R's ts objects: the starts are those of R's help pages
-    datasets = _rdata.package_database(cache, _rdata.R_DATASETS)
-    deaths = _rdata.lazyload_object(*datasets, "UKDriverDeaths")
+    deaths, = _r_datasets(cache, ("UKDriverDeaths", 192))
     nondurables = _rdata.data_file_object(cache, _rdata.AER, "UKNonDurables.rda")
-    assert (len(deaths), len(nondurables)) == (192, 136), (len(deaths), len(nondurables))
+    assert len(nondurables) == 136, len(nondurables)  # dated from its help page, as below
     _write(f"{out}/ukdriverdeaths.csv", _months(1969, 192), deaths)
     _write(f"{out}/uknondurables.csv", _quarters(1955, 136), nondurables)
 
 
+OPTIONAL = {"fresh-2": _fresh_2, "fresh-3": _fresh_3}  # sets written only when asked for
+
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "forecast-data", fresh_2=True, fresh_3=True)
+    main(sys.argv[1] if len(sys.argv) > 1 else "forecast-data", sets=OPTIONAL)

@@ -103,7 +103,21 @@ FRESH_3 = [
     ("uknondurables (fresh 3)", ["--data", "{data}/uknondurables.csv"], [1, 4]),
 ]
 
+SETS = {"suite": SUITE, "held-out": HELD_OUT, "fresh": FRESH, "fresh-2": FRESH_2,
+        "fresh-3": FRESH_3}  # --suite, --held-out, ...: the rows, by set name
+
 METRICS = ("rmse", "mae", "mape", "smape", "mase")
+
+
+def only_rows(rows, only):
+    """The rows of the datasets named in ``only`` (all of them without it)."""
+    return [r for r in rows if not only or r[0].split()[0] in only]
+
+
+def write_data(out, name):
+    """forecast_data.py's files for the set ``name`` into ``out``."""
+    import forecast_data
+    forecast_data.main(out, sets=[name])
 
 
 def row_options(options: list[str], data: str) -> list[str]:
@@ -136,13 +150,12 @@ def _runs(args):
                    json.loads(run_cli(["eval", run, "--json", "--split", "valid", *threads])))
 
 
-def suite(args, rows, fresh_2=False, fresh_3=False):
-    """The table of ``rows`` (fresh_2, fresh_3: they need forecast_data.py's FRESH_2 or
-    FRESH_3 files)."""
-    import forecast_data
+def suite(args, name, only=None):
+    """The table of the rows of set ``name`` (of those datasets in ``only``)."""
     extra = list(args.train_args)
+    rows = only_rows(SETS[name], only)
     with tempfile.TemporaryDirectory() as data:
-        forecast_data.main(data, fresh_2=fresh_2, fresh_3=fresh_3)
+        write_data(data, name)
         print("| dataset | h | model MASE | naive | seasonal naive | ETS | "
               "beats seasonal naive | beats ETS | model valid MASE (ETS) | took |")
         print("|---|---|---|---|---|---|---|---|---|---|")
@@ -184,14 +197,11 @@ def main(argv=None):
         i = argv.index("--only")
         only = argv[i + 1].split(",")
         del argv[i:i + 2]
-    for flag, rows in (("--suite", SUITE), ("--held-out", HELD_OUT), ("--fresh", FRESH),
-                       ("--fresh-2", FRESH_2), ("--fresh-3", FRESH_3)):
-        if flag in argv:
-            argv.remove(flag)
-            if only:
-                rows = [r for r in rows if r[0].split()[0] in only]
+    for name in SETS:
+        if f"--{name}" in argv:
+            argv.remove(f"--{name}")
             return suite(parse_args(__doc__, "forecast", 1.0, "unused with --suite", argv),
-                         rows, fresh_2=flag == "--fresh-2", fresh_3=flag == "--fresh-3")
+                         name, only)
     args = parse_args(__doc__, "forecast", 1.0, "model test MASE to stay below", argv)
     header = "| seed | forecaster | " + " | ".join(METRICS) + " | train s |"
     print(header)

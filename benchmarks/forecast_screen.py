@@ -35,7 +35,7 @@ import sys
 import tempfile
 
 from _quality import run_cli
-from forecast_quality import FRESH, FRESH_2, FRESH_3, HELD_OUT, SUITE, row_options
+from forecast_quality import SETS, only_rows, row_options, write_data
 
 from recurrent.candidates import choose
 from recurrent.plugins import get_task
@@ -46,18 +46,14 @@ def _candidates():
     return get_task("forecast").candidates({})
 
 
-ROWS = {"suite": SUITE + HELD_OUT, "fresh": FRESH, "fresh-2": FRESH_2,  # --rows
-        "fresh-3": FRESH_3}
+ROWS = {"suite": SETS["suite"] + SETS["held-out"],  # --rows: the fresh sets by their names
+        **{name: rows for name, rows in SETS.items() if name.startswith("fresh")}}
 
 
 def _rows(which: str, only):
-    rows = ROWS[which]
-    for label, options, horizons in rows:
-        name = label.split()[0]
-        if only and name not in only:
-            continue
+    for label, options, horizons in only_rows(ROWS[which], only):
         for h in horizons:
-            yield name, options, h
+            yield label.split()[0], options, h
 
 
 def _done(path, extra):
@@ -73,15 +69,13 @@ def _done(path, extra):
 
 
 def screen(args, extra):
-    import forecast_data
     jobs = [(name, options, h, seed, c["window"], c["inputs"])
             for seed in args.seeds for name, options, h in _rows(args.rows, args.only)
             for c in _candidates()]
     part, parts = (int(x) for x in args.part.split("/"))
     done = _done(args.out, extra)
     with tempfile.TemporaryDirectory() as tmp:
-        forecast_data.main(tmp, fresh_2=args.rows == "fresh-2",
-                           fresh_3=args.rows == "fresh-3")
+        write_data(tmp, args.rows)
         for i, (name, options, h, seed, w, inputs) in enumerate(jobs):
             if i % parts != part or (f"{name}:{h}", seed, w, inputs) in done:
                 continue
