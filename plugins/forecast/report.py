@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from recurrent.report import format_value, leader_line, metrics_table, text_table
 
+from . import anchors as anc
 from . import ets
 from .metrics import METRICS
+
+SMOOTHING = {"ets": "ETS forecast", "es": "learned ES forecast"}  # anchor kind -> name
 
 
 def _column_name(name: str, values: dict) -> str:
@@ -44,13 +47,13 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
              f"rmse, mae in the data's units, mape, smape in %{mean}; mase = mae / naive mae "
              f"on the training rows (below 1 beats it); loss = mse on scaled values"]
     if "blend" in state:
-        anchor = anchor_label(state.get("anchors"))
+        anchor = anchor_label(anc.run_anchors(state))
         lines.append(f"model = {anchor} + {format_value(state['blend'])} x the network's "
                      f"correction (share chosen on the validation split, --blend)")
     if "model_choice" in state:
         choice = state["model_choice"]
-        took = {"anchors": "the plain anchors", "ets": "the ETS forecast",
-                "combined": "their mean", "es": "the learned smoothing"}
+        took = {"anchors": "the plain anchors", "ets": f"the {SMOOTHING['ets']}",
+                "combined": "their mean", "es": f"the {SMOOTHING['es']}"}
         best = min(choice, key=choice.get)
         lines.append(f"--model auto took {state['model']} on {took[best]}: validation MASE "
                      + ", ".join(f"{took[k]} {format_value(v)}" for k, v in choice.items()))
@@ -71,12 +74,10 @@ def anchor_label(anchors: list[str] | None) -> str:
     (anchors.py): one smoothing's forecast on every step, the mean of ETS with the plain
     anchors (the combined candidate of --model auto), else "anchor"."""
     kinds = set(anchors or [])
-    if kinds == {"ets"}:
-        return "ETS forecast"
-    if kinds == {"es"}:
-        return "learned ES forecast"
+    if len(kinds) == 1 and kinds <= set(SMOOTHING):
+        return SMOOTHING[kinds.pop()]
     if kinds and all(k.startswith("ets+") for k in kinds):
-        return "mean of the ETS forecast and the plain anchor"
+        return f"mean of the {SMOOTHING['ets']} and the plain anchor"
     return "anchor"
 
 
