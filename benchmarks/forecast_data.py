@@ -3,7 +3,7 @@
 The series ship inside PyPI packages and Debian packages and are read from there at
 benchmark time (none is committed here; the library never fetches them). The last eight
 (FRESH_2, then FRESH_3, four each) are written only when asked for (main(out,
-fresh_2=True) or main(out, fresh_3=True), and both by this script): they come from
+sets=["fresh-2"]) or sets=["fresh-3"], and both by this script): they come from
 Debian packages (two for FRESH_2, four for FRESH_3) that _rdata.py fetches into
 benchmarks/.data once (run `apt-get update` first) and reads with the `rdata` package:
 
