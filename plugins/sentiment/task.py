@@ -405,21 +405,28 @@ class SentimentTask:
         bag-of-words logistic regression, and NB logistic regression over unigrams and
         hashed bigrams (baselines.fit_nb_logistic_regression), fitted on train (L2 chosen
         on valid)."""
-        majority, prior, logreg = self._baseline_models(state)
-        sequences, y = self.split_rows(state, split, config)
+        majority = self._baseline_models(state)[0]
+        y, probabilities = self.baseline_probabilities(state, split, config)
         out = {}
-        probs = np.tile(prior, (len(y), 1))
-        out["majority"] = classification_metrics(y, np.full(len(y), majority), state["classes"])
-        out["majority"]["loss"] = cross_entropy(probs, y)
-        probs = logreg.predict_proba(bl.bag_of_words(sequences, len(state["vocab"])))
-        out["bow_logreg"] = classification_metrics(y, probs.argmax(axis=1), state["classes"])
-        out["bow_logreg"]["loss"] = cross_entropy(probs, y)
-        nb = self._nb_model(state, BIGRAM_BUCKETS)
-        probs = nb.predict_proba(bl.ngram_matrix(sequences, len(state["vocab"]),
-                                                 BIGRAM_BUCKETS))
-        out["nb_logreg"] = classification_metrics(y, probs.argmax(axis=1), state["classes"])
-        out["nb_logreg"]["loss"] = cross_entropy(probs, y)
+        for name, probs in probabilities.items():
+            predicted = (np.full(len(y), majority) if name == "majority"
+                         else probs.argmax(axis=1))
+            out[name] = classification_metrics(y, predicted, state["classes"])
+            out[name]["loss"] = cross_entropy(probs, y)
         return out
+
+    def baseline_probabilities(self, state: dict, split: str, config: dict):
+        """(labels (N,), {baseline name: (N, K) class probabilities}) on ``split``: the
+        majority baseline's are the training class frequencies."""
+        _, prior, logreg = self._baseline_models(state)
+        sequences, y = self.split_rows(state, split, config)
+        nb = self._nb_model(state, BIGRAM_BUCKETS)
+        return y, {
+            "majority": np.tile(prior, (len(y), 1)),
+            "bow_logreg": logreg.predict_proba(bl.bag_of_words(sequences,
+                                                               len(state["vocab"]))),
+            "nb_logreg": nb.predict_proba(bl.ngram_matrix(sequences, len(state["vocab"]),
+                                                          BIGRAM_BUCKETS))}
 
     def _nb_model(self, state: dict, buckets: int):
         """The NB logistic regression over unigrams and ``buckets`` hashed bigrams (0:
