@@ -405,19 +405,17 @@ class SentimentTask:
         bag-of-words logistic regression, and NB logistic regression over unigrams and
         hashed bigrams (baselines.fit_nb_logistic_regression), fitted on train (L2 chosen
         on valid)."""
-        majority = self._baseline_models(state)[0]
         y, probabilities = self.baseline_probabilities(state, split, config)
         out = {}
         for name, probs in probabilities.items():
-            predicted = (np.full(len(y), majority) if name == "majority"
-                         else probs.argmax(axis=1))
-            out[name] = classification_metrics(y, predicted, state["classes"])
+            out[name] = classification_metrics(y, probs.argmax(axis=1), state["classes"])
             out[name]["loss"] = cross_entropy(probs, y)
         return out
 
     def baseline_probabilities(self, state: dict, split: str, config: dict):
         """(labels (N,), {baseline name: (N, K) class probabilities}) on ``split``: the
-        majority baseline's are the training class frequencies."""
+        majority baseline's are the training class frequencies (whose argmax is the
+        majority class, ties to the lowest id as baselines.majority_class)."""
         _, prior, logreg = self._baseline_models(state)
         sequences, y = self.split_rows(state, split, config)
         nb = self._nb_model(state, BIGRAM_BUCKETS)
