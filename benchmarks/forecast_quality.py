@@ -45,6 +45,12 @@ import tempfile
 
 from _quality import parse_args, run_cli, train_and_evaluate
 
+
+def _file(name: str, tag: str, horizons: list[int]) -> tuple:
+    """The row of forecast_data.py's file NAME.csv, labelled "NAME (TAG)"."""
+    return f"{name} ({tag})", ["--data", f"{{data}}/{name}.csv"], horizons
+
+
 # (label, train options, horizons): bundled series, then forecast_data.py's files
 # ("{data}" is their directory). airpassengers is the series the anchors were tuned on;
 # wineind, elnino and taylor were held out for the anchors and then used to choose the
@@ -57,39 +63,39 @@ from _quality import parse_args, run_cli, train_and_evaluate
 SUITE = [
     ("sunspots (bundled)", [], [1]),
     ("co2 (bundled)", ["--data", "co2"], [1, 52]),
-    ("airpassengers (tuned on)", ["--data", "{data}/airpassengers.csv"], [1, 12]),
-    ("wineind (tuned on)", ["--data", "{data}/wineind.csv"], [1, 12]),
-    ("elnino (tuned on)", ["--data", "{data}/elnino.csv"], [1, 12]),
-    ("taylor (tuned on)", ["--data", "{data}/taylor.csv"], [1, 48]),
-    ("ausbeer (seen)", ["--data", "{data}/ausbeer.csv"], [1, 4]),
-    ("elec_equip (seen)", ["--data", "{data}/elec_equip.csv"], [1, 12]),
-    ("woolyrnq (seen)", ["--data", "{data}/woolyrnq.csv"], [1, 4]),
-    ("lynx (seen)", ["--data", "{data}/lynx.csv"], [1]),
-    ("sf_temps (seen)", ["--data", "{data}/sf_temps.csv"], [1, 24]),
-    ("seattle_weekly (seen)", ["--data", "{data}/seattle_weekly.csv"], [1, 52]),
+    _file("airpassengers", "tuned on", [1, 12]),
+    _file("wineind", "tuned on", [1, 12]),
+    _file("elnino", "tuned on", [1, 12]),
+    _file("taylor", "tuned on", [1, 48]),
+    _file("ausbeer", "seen", [1, 4]),
+    _file("elec_equip", "seen", [1, 12]),
+    _file("woolyrnq", "seen", [1, 4]),
+    _file("lynx", "seen", [1]),
+    _file("sf_temps", "seen", [1, 24]),
+    _file("seattle_weekly", "seen", [1, 52]),
 ]
 HELD_OUT = [
-    ("seattle_hourly (held out)", ["--data", "{data}/seattle_hourly.csv"], [1, 24]),
-    ("austres (held out)", ["--data", "{data}/austres.csv"], [1, 4]),
+    _file("seattle_hourly", "held out", [1, 24]),
+    _file("austres", "held out", [1, 4]),
 ]
 # FRESH rows (--fresh): series the project had never used, run once with the defaults of
 # the time (no option tuned on them) to check the defaults on data nobody tuned on. Each
 # has h=1 and h=one season: monthly with a yearly season, daily with a weekly season, and
 # a short quarterly series with a moderate season (its test split is only 8 rows).
 FRESH = [
-    ("housing_starts (fresh)", ["--data", "{data}/housing_starts.csv"], [1, 12]),
-    ("vic_elec_daily (fresh)", ["--data", "{data}/vic_elec_daily.csv"], [1, 7]),
-    ("danish_lrm (fresh)", ["--data", "{data}/danish_lrm.csv"], [1, 4]),
+    _file("housing_starts", "fresh", [1, 12]),
+    _file("vic_elec_daily", "fresh", [1, 7]),
+    _file("danish_lrm", "fresh", [1, 4]),
 ]
 # FRESH_2 rows (--fresh-2): a second set of series the project had never used, run once with
 # the defaults of the time, h=1 and h=one season as in FRESH: monthly sales and monthly
 # temperatures with a yearly season, daily rail boardings with a weekly season, and a
 # quarterly series with a strong season that grows with the level.
 FRESH_2 = [
-    ("drinks (fresh 2)", ["--data", "{data}/drinks.csv"], [1, 12]),
-    ("chicago_daily (fresh 2)", ["--data", "{data}/chicago_daily.csv"], [1, 7]),
-    ("ukgas (fresh 2)", ["--data", "{data}/ukgas.csv"], [1, 4]),
-    ("nottem (fresh 2)", ["--data", "{data}/nottem.csv"], [1, 12]),
+    _file("drinks", "fresh 2", [1, 12]),
+    _file("chicago_daily", "fresh 2", [1, 7]),
+    _file("ukgas", "fresh 2", [1, 4]),
+    _file("nottem", "fresh 2", [1, 12]),
 ]
 # FRESH_3 rows (--fresh-3): a third set of series the project had never used, run once with
 # the defaults of the time, h=1 and h=one season as in FRESH: hourly website hits with a
@@ -97,10 +103,10 @@ FRESH_2 = [
 # casualties with a yearly season (and a level shift from a law in the test split), and a
 # quarterly series with a strong season that grows with the level.
 FRESH_3 = [
-    ("bioc_access (fresh 3)", ["--data", "{data}/bioc_access.csv"], [1, 24]),
-    ("campy_de (fresh 3)", ["--data", "{data}/campy_de.csv"], [1, 52]),
-    ("ukdriverdeaths (fresh 3)", ["--data", "{data}/ukdriverdeaths.csv"], [1, 12]),
-    ("uknondurables (fresh 3)", ["--data", "{data}/uknondurables.csv"], [1, 4]),
+    _file("bioc_access", "fresh 3", [1, 24]),
+    _file("campy_de", "fresh 3", [1, 52]),
+    _file("ukdriverdeaths", "fresh 3", [1, 12]),
+    _file("uknondurables", "fresh 3", [1, 4]),
 ]
 
 SETS = {"suite": SUITE, "held-out": HELD_OUT, "fresh": FRESH, "fresh-2": FRESH_2,
