@@ -1,11 +1,12 @@
 """R data sets read out of Debian packages, for the benchmarks that evaluate on them
-(sentiment_quality.py's foods, forecast_data.py's FRESH_2 and FRESH_3 series).
+(sentiment_quality.py's foods, forecast_data.py's FRESH_2, FRESH_3 and FRESH_4 series).
 
 A package's .deb is fetched once with `apt-get download` of a pinned version into a
 cache directory (never committed; run `apt-get update` first on a fresh machine) and
 kept there; its R lazy-load database (data/Rdata.rdx and .rdb) or, in a package that
 ships its data as files, one data file (data/NAME.rda or .RData) is read with the
-`rdata` package (the bench extra). Anything missing ends the script with one line.
+`rdata` package (the bench extra). Anything missing or unreadable ends the script with
+one line.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ LATTICEEXTRA = ("r-cran-latticeextra=0.6-30-1",
 AER = ("r-cran-aer=1.2-10-1", "./usr/lib/R/site-library/AER/data")
 SURVEILLANCE = ("r-cran-surveillance=1.20.3-1",
                 "./usr/lib/R/site-library/surveillance/data")
+EPI = ("r-cran-epi=2.47-1", "./usr/lib/R/site-library/Epi/data")
 
 
 def package_database(cache: str, package: tuple[str, str]) -> tuple[bytes, bytes]:
@@ -48,7 +50,7 @@ def data_file_object(cache: str, package: tuple[str, str], file: str):
     spec, directory = package
     data, = _package_files(cache, spec, [f"{directory}/{file}"])
     name = os.path.splitext(file)[0]
-    objects = _read(data)
+    objects = _read(data, f"{spec}: {file}")
     if name not in objects:
         sys.exit(f"{spec}: {file} holds no object {name} (it holds {sorted(objects)})")
     return objects[name]
@@ -87,7 +89,7 @@ def lazyload_object(rdx: bytes, rdb: bytes, name: str):
     a 4-byte length and the compressed serialization: with 1 a zlib stream (latticeExtra's
     data), else a compression byte and the data ('Z': a raw LZMA2 stream, as R's xz
     lazy-data compression writes it: the other pinned packages' data)."""
-    index = _read(gzip.decompress(rdx))
+    index = _read(gzip.decompress(rdx), "the R lazy-load database's index")
     if name not in index["variables"]:
         sys.exit(f"the R lazy-load database holds no object {name} "
                  f"({len(index['variables'])} objects)")
@@ -104,16 +106,21 @@ def lazyload_object(rdx: bytes, rdb: bytes, name: str):
                  f"and xz objects, b'Z')")
     if len(data) != size:
         sys.exit(f"{name}: expected {size} bytes, decompressed {len(data)}")
-    return _read(data)
+    return _read(data, f"the R lazy-load database's {name}")
 
 
-def _read(data: bytes):
+def _read(data: bytes, what: str):
     """R data (an .rda file's contents or a bare serialization) parsed and converted by
-    `rdata`, without its warning that a bare serialization is "assumed RDS"."""
+    `rdata`, without its warning that a bare serialization is "assumed RDS". ``what``
+    names the data in the one line that ends the script if rdata cannot read them."""
     try:
         import rdata  # the bench extra; only these data sets need it
     except ImportError:
         sys.exit("this data set is R data read with the rdata package: pip install rdata")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return rdata.conversion.convert(rdata.parser.parse_data(data))
+        try:
+            return rdata.conversion.convert(rdata.parser.parse_data(data))
+        except Exception as e:  # rdata's parser and converters raise many kinds
+            sys.exit(f"{what}: rdata {getattr(rdata, '__version__', '')} could not read "
+                     f"it: {type(e).__name__}: {e}".splitlines()[0])

