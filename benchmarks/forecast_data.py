@@ -137,7 +137,7 @@ def _r_datasets(cache, *objects):
     values = []
     for name, rows in objects:
         values.append(_rdata.lazyload_object(*datasets, name))
-        assert len(values[-1]) == rows, (name, len(values[-1]))
+        _expect(f"R's {name}", len(values[-1]), rows)
     return values
 
 
@@ -147,11 +147,11 @@ def _fresh_2(out, cache):
     import pandas as pd
     modeldata = _rdata.package_database(cache, _rdata.MODELDATA)
     drinks = _rdata.lazyload_object(*modeldata, "drinks")  # dates as R's days since 1970
-    assert len(drinks) == 309, len(drinks)
+    _expect("modeldata's drinks", len(drinks), 309)
     _write(f"{out}/drinks.csv", pd.to_datetime(drinks["date"], unit="D").dt.date,
            drinks["S4248SM144NCEN"])
     chicago = _rdata.lazyload_object(*modeldata, "Chicago")  # daily from 2001-01-22
-    assert len(chicago) == 5698, len(chicago)
+    _expect("modeldata's Chicago", len(chicago), 5698)
     chicago = chicago.iloc[-104 * 7:]  # the last 2 years, to Sunday 2016-08-28
     _write(f"{out}/chicago_daily.csv", pd.to_datetime(chicago["date"], unit="D").dt.date,
            chicago["ridership"])
@@ -167,20 +167,22 @@ def _fresh_3(out, cache):
     import pandas as pd
     lattice = _rdata.package_database(cache, _rdata.LATTICEEXTRA)
     access = _rdata.lazyload_object(*lattice, "biocAccess")  # hourly, 2007-01-01 to 05-31
-    assert len(access) == 3623, len(access)
+    _expect("latticeExtra's biocAccess", len(access), 3623)
     # R's times, read as UTC, are the local wall clock, which skips an hour where summer
     # time begins (2007-03-11): the first 8 weeks end before it
     access = access.iloc[:8 * 7 * 24]
     times = pd.to_datetime(access["time"], unit="s")
-    assert (times.diff().iloc[1:] == pd.Timedelta(hours=1)).all()
+    hourly = bool((times.diff().iloc[1:] == pd.Timedelta(hours=1)).all())
+    _expect("biocAccess's first 8 weeks in steps of an hour", hourly, True)
     _write(f"{out}/bioc_access.csv", [t.isoformat() for t in times], access["counts"])
     campy = _rdata.data_file_object(cache, _rdata.SURVEILLANCE, "campyDE.RData")
-    assert len(campy) == 522, len(campy)  # the Mondays of the weeks, R's days since 1970
+    # the Mondays of the weeks, as R's days since 1970
+    _expect("surveillance's campyDE", len(campy), 522)
     _write(f"{out}/campy_de.csv", pd.to_datetime(campy["date"], unit="D").dt.date,
            campy["case"])
     deaths, = _r_datasets(cache, ("UKDriverDeaths", 192))
     nondurables = _rdata.data_file_object(cache, _rdata.AER, "UKNonDurables.rda")
-    assert len(nondurables) == 136, len(nondurables)  # dated from its help page, as below
+    _expect("AER's UKNonDurables", len(nondurables), 136)  # dated from its help page, as below
     _write(f"{out}/ukdriverdeaths.csv", _months(1969, 192), deaths)
     _write(f"{out}/uknondurables.csv", _quarters(1955, 136), nondurables)
 
