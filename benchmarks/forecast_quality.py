@@ -28,7 +28,10 @@ beside naive, seasonal naive and ETS, whether the model's worst seed beats the b
 naive and seasonal naive, and whether it beats ETS (worst seed: yes; median only: median),
 then the validation MASE of the model and of ETS (what defaults are chosen on), and the
 model kind, input mode and window each seed's run took (--model auto: rnn, hybrid or
-esrnn; --inputs auto: level or relative; --window auto: w30, w16 or w8).
+esrnn; --inputs auto: level or relative; --window auto: w30, w16 or w8). A last line
+sums the rows up: on how many the model's median is below the better of naive and
+seasonal naive and below ETS, and the geometric mean over the rows of the
+ratio of the model's median MASE to each.
 --held-out runs the HELD_OUT rows the same way, --fresh the FRESH rows, --fresh-2 the
 FRESH_2 rows, --fresh-3 the FRESH_3 rows, --fresh-4 the FRESH_4 rows; --only NAME,NAME
 keeps the rows of those datasets. The series outside the repository are written by
@@ -41,6 +44,7 @@ r-cran-epi), fetched with `apt-get download` and read with the PyPI package rdat
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -127,6 +131,7 @@ SETS = {"suite": SUITE, "held-out": HELD_OUT, "fresh": FRESH, "fresh-2": FRESH_2
         "fresh-3": FRESH_3, "fresh-4": FRESH_4}  # --suite, --held-out, ...: rows by set
 
 METRICS = ("rmse", "mae", "mape", "smape", "mase")
+FLOOR = "the better of naive and seasonal naive"  # the bar issue 19 sets
 
 
 def only_rows(rows, only):
@@ -179,6 +184,7 @@ def suite(args, name, only=None):
         print("| dataset | h | model MASE | naive | seasonal naive | ETS | "
               "beats seasonal naive | beats ETS | model valid MASE (ETS) | took |")
         print("|---|---|---|---|---|---|---|---|---|---|")
+        ratios = {FLOOR: [], "ETS": []}  # per row: model median / the baseline's median
         for label, options, horizons in rows:
             options = row_options(options, data)
             for h in horizons:
@@ -199,6 +205,10 @@ def suite(args, name, only=None):
                         ets_model = base["ets"]["model"]
                         valid_ets.append(valid_report["baselines"]["ets"]["mase"])
                 floor = min(naive + seasonal)
+                ratios[FLOOR].append(statistics.median(model) / min(
+                    statistics.median(v) for v in (naive, seasonal) if v))
+                if ets:
+                    ratios["ETS"].append(statistics.median(model) / statistics.median(ets))
                 print(f"| {label} | {h} | {_range(model)} | {_range(naive)} | "
                       f"{f'{_range(seasonal)} (m={season})' if seasonal else '-'} | "
                       f"{f'{_range(ets)} ({ets_model})' if ets else '-'} | "
@@ -207,7 +217,17 @@ def suite(args, name, only=None):
                       f"{_range(valid)} ({_range(valid_ets) if valid_ets else '-'}) | "
                       f"{', '.join(dict.fromkeys(took))} |",
                       flush=True)
+    print("\n" + "; ".join(_aggregate(name, r) for name, r in ratios.items() if r))
     return 0
+
+
+def _aggregate(baseline: str, ratios: list[float]) -> str:
+    """How the rows' median model MASE compares with a baseline's over the rows: the
+    rows it is below, and the geometric mean of the ratios (the M4 competition's way of
+    averaging relative errors over series, so no one series' scale dominates)."""
+    mean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+    return (f"below {baseline} on {sum(r < 1 for r in ratios)} of {len(ratios)} rows, "
+            f"geometric mean of model / {baseline} {mean:.3f}")
 
 
 def main(argv=None):
