@@ -6,7 +6,8 @@ small-sample correction of Harvey, Leybourne & Newbold (1997).
 
 Each test window (one per forecast origin) gives a loss per forecaster: its absolute
 errors over the window's H steps and every column, scaled by the run's MASE scale and
-averaged (the run's test MASE is the mean of these over the windows). The differences
+averaged (with every target observed, the run's test MASE is the mean of these over
+the windows; windows without an observed target are left out). The differences
 of the model's and the baseline's losses are autocorrelated up to lag H-1, since
 neighbouring windows share H-1 targets: their mean is tested with statsmodels' HAC
 (Newey-West) variance with H-1 lags, and the statistic scaled by HLN's factor and read
@@ -26,13 +27,15 @@ from recurrent.config import TrainingConfig
 
 
 def window_losses(state, prepared, origins, scaled_forecast) -> np.ndarray:
-    """(B,) each window's mean absolute error over its observed targets, in MASE units."""
+    """(B,) each window's mean absolute error over its observed targets, in MASE units
+    (NaN for a window none of whose targets was observed: gaps the series' file had)."""
     import recurrent_plugins.forecast.windows as win
     rows = win.target_rows(origins, state["horizon"])  # (B, H)
     errors = np.abs(win.unscale(scaled_forecast, state["scaler"]) - prepared.filled[rows])
     errors /= np.asarray(state["mase_scale"])  # (B, H, C)
     observed = prepared.observed[rows]
-    return np.where(observed, errors, 0.0).sum(axis=(1, 2)) / observed.sum(axis=(1, 2))
+    counts = observed.sum(axis=(1, 2))
+    return np.where(observed, errors, 0.0).sum(axis=(1, 2)) / np.where(counts, counts, np.nan)
 
 
 def diebold_mariano(differences: np.ndarray, horizon: int) -> tuple[float, float]:
@@ -55,11 +58,13 @@ def main(argv=None):
         origins = task._origins(state, prepared, "test")
         ours = window_losses(state, prepared, origins,
                              task._scaled_forecasts(state, prepared, origins, model.runner()))
-        parts = [f"seed {info['config'].get('seed')}: {len(origins)} test windows, "
+        scored = ~np.isnan(ours)  # the windows with an observed target
+        ours = ours[scored]
+        parts = [f"seed {info['config'].get('seed')}: {len(ours)} test windows, "
                  f"h={state['horizon']}, model {ours.mean():.3f}"]
         for name, (forecast, _) in task._baseline_forecasts(state, prepared,
                                                             origins).items():
-            theirs = window_losses(state, prepared, origins, forecast)
+            theirs = window_losses(state, prepared, origins, forecast)[scored]
             difference = ours - theirs
             if not np.any(difference):
                 parts.append(f"{name} {theirs.mean():.3f} (identical)")
