@@ -437,10 +437,13 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
         return
     metrics = task.evaluate(state, split, config, model.runner())
     baselines = task.baselines(state, split, config) if hasattr(task, "baselines") else {}
+    paired = (task.paired(state, split, config, model.runner())
+              if hasattr(task, "paired") else {})
     chose = info.get(candidates.CHOSE)
     if as_json:
         click.echo(json.dumps({"run": run, "task": task.name, "split": split, "data": data,
                                "metrics": metrics, "baselines": baselines,
+                               **({"paired": paired} if paired else {}),
                                **({"chose": chose} if chose else {})}, indent=2,
                               default=json_default))
         return
@@ -454,7 +457,7 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
         lines = task.format_report(state, metrics, baselines)
     else:
         lines = report.generic_report(metrics, baselines)
-    click.echo("\n".join(lines))
+    click.echo("\n".join(lines + ["", *report.paired_line(paired)] if paired else lines))
     if chose:
         click.echo(candidates.chosen_text(info))
 

@@ -79,6 +79,21 @@ def leader_line(metrics: dict, baselines: dict, key: str, lower_is_better: bool,
             f"{format_value(ours)})"]
 
 
+def paired_line(paired: dict) -> list[str]:
+    """One line from a task's paired tests (recurrent/paired.py: per baseline a dict of
+    test, metric, difference, p, items and unit), e.g. "paired over the split's 46 windows,
+    model - baseline in mase (Diebold-Mariano): naive -0.2279 (p 0.003), ets +0.0490
+    (p 0.497); p < 0.05: more than this split's noise". [] without any."""
+    if not paired:
+        return []
+    first = next(iter(paired.values()))
+    tests = ", ".join(dict.fromkeys(r["test"] for r in paired.values()))
+    parts = ", ".join(f"{name} {r['difference']:+.4f} (p {r['p']:.3f})"
+                      for name, r in paired.items())
+    return [f"paired over the split's {first['items']} {first['unit']}, model - baseline in "
+            f"{first['metric']} ({tests}): {parts}; p < 0.05: more than this split's noise"]
+
+
 def generic_report(metrics: dict, baselines: dict) -> list[str]:
     """What `recurrent eval` prints for a task without ``format_report``: the scalar table,
     then each non-scalar model metric (e.g. a matrix) as JSON on its own line."""

@@ -49,8 +49,20 @@ def test_eval_reports_metrics_beside_both_baselines(run):
         assert np.isfinite(metrics[name]) and metrics[name] > 0
         assert np.isfinite(baselines["naive"][name])
     assert metrics["windows"] == baselines["naive"]["windows"] == 46 - 2 + 1
-    *lines, chosen = ok(invoke("eval", run)).splitlines()
+    *lines, blank, paired, chosen = ok(invoke("eval", run)).splitlines()
     assert chosen.startswith("chosen on validation: --inputs ")  # the auto options' choice
+    # under the report, the paired tests of the model against each baseline
+    from recurrent.report import paired_line
+    assert blank == "" and [paired] == paired_line(report["paired"])
+    assert set(report["paired"]) == set(baselines)
+    for name, result in report["paired"].items():
+        assert result["test"] == "Diebold-Mariano" and result["metric"] == "mase"
+        assert result["items"] == metrics["windows"] and result["unit"] == "windows"
+        # every sunspots target is observed: the windows' mean is the split's MASE
+        assert result["difference"] == pytest.approx(
+            metrics["mase"] - baselines[name]["mase"], abs=1e-9)
+        assert 0.0 <= result["p"] <= 1.0
+    assert report["paired"]["naive"]["p"] < 0.05  # the model is far better than naive
     window = json.loads((run / "config.json").read_text())["task_state"]["window"]
     assert lines[1] == f"45 windows: {window} past steps -> 2 forecast step(s) of sunspots"
     table = lines[lines.index("") + 1:]
@@ -196,7 +208,9 @@ def test_several_columns_are_forecast_together(tmp_path, sunspots):
     metrics = json.loads(ok(invoke("eval", run, "--json")))["metrics"]
     assert {"mase[spots]", "mase[co2]"} <= set(metrics)
     assert metrics["mase"] == pytest.approx((metrics["mase[spots]"] + metrics["mase[co2]"]) / 2)
-    *lines, _ = ok(invoke("eval", run)).splitlines()  # the last: the input mode chosen
+    # the last three: a blank line, the paired tests and the input mode chosen
+    *lines, _, paired, _ = ok(invoke("eval", run)).splitlines()
+    assert paired.startswith("paired over the split's ")
     assert "(the mean over columns)" in lines[2]
     start = next(i for i, line in enumerate(lines) if line.startswith("column "))
     header, *rows = lines[start:]

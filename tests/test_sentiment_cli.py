@@ -51,7 +51,7 @@ def test_eval_report_is_labelled_for_the_model_and_every_baseline(trained_run):
     data = json.loads(ok(invoke("eval", run, "--json")))
     predictors = {"model": data["metrics"], **data["baselines"]}
     assert list(predictors) == ["model", "majority", "bow_logreg", "nb_logreg"]
-    summary, overall, per_class, *matrices = sections(text)
+    summary, overall, per_class, *matrices, paired = sections(text)
     assert summary == ["32 texts, classes: fresh, rotten"]
 
     # overall scores: one row per metric, one column per predictor, values as in --json
@@ -89,6 +89,16 @@ def test_eval_report_is_labelled_for_the_model_and_every_baseline(trained_run):
                                                                  m["confusion"])]
     for m in predictors.values():  # the baselines' scores come from their own predictions
         assert m["accuracy"] == pytest.approx(np.trace(m["confusion"]) / 32)
+    # last, McNemar's test of the model against each baseline (recurrent/paired.py)
+    from recurrent.report import paired_line
+    assert paired == paired_line(data["paired"])
+    assert list(data["paired"]) == ["majority", "bow_logreg", "nb_logreg"]
+    for name, result in data["paired"].items():
+        assert (result["test"], result["metric"], result["items"], result["unit"]) == (
+            "McNemar", "accuracy", 32, "texts")
+        assert result["difference"] == pytest.approx(
+            data["metrics"]["accuracy"] - data["baselines"][name]["accuracy"])
+        assert 0.0 <= result["p"] <= 1.0
     # the majority baseline really predicts one class (fresh: ties go to the first class)
     assert data["baselines"]["majority"]["confusion"] == [[16, 0], [16, 0]]
     assert matrices[1][2:] == ["fresh                16       0",

@@ -76,6 +76,17 @@ def forecast_metrics(actual: np.ndarray, forecast: np.ndarray, mase_scale: np.nd
     return result
 
 
+def window_mase(actual: np.ndarray, forecast: np.ndarray, mase_scale: np.ndarray,
+                mask: np.ndarray) -> np.ndarray:
+    """(B,) each window's absolute errors over its observed (step, column) pairs, each
+    divided by its column's MASE scale, averaged: the windows' losses a paired test
+    compares (with every pair observed, their mean is forecast_metrics' MASE). NaN for a
+    window none of whose pairs was observed. actual, forecast, mask: (B, H, C)."""
+    errors = np.abs(forecast - actual) / np.asarray(mase_scale)
+    counts = mask.sum(axis=(1, 2))
+    return np.where(mask, errors, 0.0).sum(axis=(1, 2)) / np.where(counts, counts, np.nan)
+
+
 def spread(values) -> dict:
     """Mean, standard deviation (population), minimum and maximum of a list of floats (the
     NaN ones left out, e.g. a MAPE of all-zero actuals)."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import click
 import numpy as np
 
+from recurrent import paired as paired_tests
 from recurrent.errors import UserError
 from recurrent.progress import warn_once
 
@@ -533,6 +534,33 @@ class ForecastTask:
         return {name: self._score(state, prepared, origins, forecast, **extra)
                 for name, (forecast, extra) in
                 self._baseline_forecasts(state, prepared, origins).items()}
+
+    def paired(self, state, split, config, model):
+        """The Diebold-Mariano test of the model's MASE against each baseline's on the
+        split's windows (recurrent.paired; {} without statsmodels, which it needs, or with
+        fewer than two windows with an observed target)."""
+        if not paired_tests.diebold_mariano_available():
+            return {}
+        prepared = self.load(state, config)
+        origins = self._origins(state, prepared, split)
+        rows = win.target_rows(origins, state["horizon"])
+
+        def losses(scaled_forecast):
+            return fm.window_mase(prepared.filled[rows],
+                                  win.unscale(scaled_forecast, state["scaler"]),
+                                  state["mase_scale"], prepared.observed[rows])
+
+        ours = losses(self._scaled_forecasts(state, prepared, origins, model))
+        scored = ~np.isnan(ours)
+        if scored.sum() < 2:
+            return {}
+        out = {}
+        for name, (forecast, _) in self._baseline_forecasts(state, prepared, origins).items():
+            difference = ours[scored] - losses(forecast)[scored]
+            _, p = paired_tests.diebold_mariano(difference, state["horizon"])
+            out[name] = paired_tests.result("Diebold-Mariano", "mase", difference.mean(), p,
+                                            int(scored.sum()), "windows")
+        return out
 
     def _baseline_forecasts(self, state, prepared, origins):
         """name -> (scaled forecasts (B, H, C), extra keys of its metrics): naive,

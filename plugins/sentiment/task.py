@@ -18,6 +18,7 @@ import click
 import numpy as np
 
 from recurrent import cache
+from recurrent import paired as paired_tests
 from recurrent.errors import UserError
 from recurrent.pretrain import pretrain_language_model
 
@@ -410,6 +411,20 @@ class SentimentTask:
         for name, probs in probabilities.items():
             out[name] = classification_metrics(y, probs.argmax(axis=1), state["classes"])
             out[name]["loss"] = cross_entropy(probs, y)
+        return out
+
+    def paired(self, state: dict, split: str, config: dict, model) -> dict:
+        """McNemar's exact test of the model's accuracy against each baseline's on the
+        split's texts (recurrent.paired)."""
+        sequences, _ = self.split_rows(state, split, config)
+        y, probabilities = self.baseline_probabilities(state, split, config)
+        ours = self.probabilities(model, sequences).argmax(axis=1) == y
+        out = {}
+        for name, probs in probabilities.items():
+            theirs = probs.argmax(axis=1) == y
+            out[name] = paired_tests.result(
+                "McNemar", "accuracy", ours.mean() - theirs.mean(),
+                paired_tests.mcnemar(ours, theirs), len(y), "texts")
         return out
 
     def baseline_probabilities(self, state: dict, split: str, config: dict):
