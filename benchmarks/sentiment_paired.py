@@ -1,9 +1,9 @@
 """Whether a sentiment run and its strongest baseline differ on the test split by more
 than the split's sampling noise: both classify the same rows, so the comparison is
 paired. Per run: each one's accuracy, the rows only one of them gets right, McNemar's
-exact test on those rows (a two-sided binomial test of the split 1:1; scipy) and a
-95% bootstrap interval of the accuracy difference (rows resampled with replacement,
-10,000 draws, seeded).
+exact test on those rows (recurrent/paired.py, as `recurrent eval RUN` prints it for
+every baseline) and a 95% bootstrap interval of the accuracy difference (rows resampled
+with replacement, 10,000 draws, seeded).
 
     recurrent train sentiment [--data D.csv] --seed S --out RUN_S
     python benchmarks/sentiment_paired.py RUN_0 RUN_1 RUN_2
@@ -11,9 +11,9 @@ exact test on those rows (a two-sided binomial test of the split 1:1; scipy) and
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import binomtest
-
 from _quality import finished_runs
+
+from recurrent.paired import mcnemar
 
 BASELINE = "nb_logreg"
 DRAWS = 10_000
@@ -29,8 +29,7 @@ def main(argv=None):
         ours = task.probabilities(model.runner(), sequences).argmax(axis=1) == y
         theirs = baselines[BASELINE].argmax(axis=1) == y
         only_ours, only_theirs = int((ours & ~theirs).sum()), int((~ours & theirs).sum())
-        split = only_ours + only_theirs
-        p = binomtest(only_ours, split).pvalue if split else 1.0
+        p = mcnemar(ours, theirs)
         rows = rng.integers(0, len(y), size=(DRAWS, len(y)))
         low, high = np.percentile(ours[rows].mean(axis=1) - theirs[rows].mean(axis=1),
                                   [2.5, 97.5])
