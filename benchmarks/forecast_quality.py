@@ -223,8 +223,8 @@ def suite(args, name, only=None):
 
 def _aggregate(baseline: str, ratios: list[float]) -> str:
     """How the rows' median model MASE compares with a baseline's over the rows: the
-    rows it is below, and the geometric mean of the ratios (the M4 competition's way of
-    averaging relative errors over series, so no one series' scale dominates)."""
+    rows it is below, and the geometric mean of the ratios (the average relative error of
+    Davydenko & Fildes 2013, so no one series' scale dominates)."""
     mean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
     return (f"below {baseline} on {sum(r < 1 for r in ratios)} of {len(ratios)} rows, "
             f"geometric mean of model / {baseline} {mean:.3f}")

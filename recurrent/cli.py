@@ -437,8 +437,10 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
         return
     metrics = task.evaluate(state, split, config, model.runner())
     baselines = task.baselines(state, split, config) if hasattr(task, "baselines") else {}
+    # Paired tests on the test split only: the validation split chose the checkpoint (and
+    # a forecast's blend), and the training rows fitted the baselines.
     paired = (task.paired(state, split, config, model.runner())
-              if hasattr(task, "paired") else {})
+              if hasattr(task, "paired") and split == "test" else {})
     chose = info.get(candidates.CHOSE)
     if as_json:
         click.echo(json.dumps({"run": run, "task": task.name, "split": split, "data": data,
@@ -457,7 +459,8 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
         lines = task.format_report(state, metrics, baselines)
     else:
         lines = report.generic_report(metrics, baselines)
-    click.echo("\n".join(lines + ["", *report.paired_line(paired)] if paired else lines))
+    tests = report.paired_line(paired)
+    click.echo("\n".join(lines + ["", *tests] if tests else lines))
     if chose:
         click.echo(candidates.chosen_text(info))
 

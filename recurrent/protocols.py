@@ -223,10 +223,11 @@ class Task(Protocol):
 
     def paired(self, state: dict, split: str, config: dict, model: "Runner") -> dict:
         """Paired tests of the model against each baseline on ``split``'s items, for
-        `recurrent eval` (one line under the report, "paired" in --json): whether a
-        difference is more than the split's sampling noise. Keyed by baseline name, each
-        a recurrent.paired.result dict (test, metric, difference model - baseline, p,
-        items, unit); recurrent.paired has the tests. Without it there are none."""
+        `recurrent eval` of the test split (one line under the report, "paired" in
+        --json): whether a difference is more than the split's sampling noise. Keyed by
+        baseline name, each a recurrent.paired.result dict (test, metric, difference
+        model - baseline, p, items, unit); recurrent.paired has the tests. Without it
+        there are none."""
 
     def format_report(self, state: dict, metrics: dict, baselines: dict) -> list[str]:
         """The human-readable report of `recurrent eval RUN` (without --json), as lines:
@@ -330,10 +331,10 @@ MEMBERS: dict[type, Members] = {
     Task: Members(required=("name", "help", "loss", "options", "defaults", "prepare",
                             "model_spec", "batches", "evaluate"),
                   optional=("causal", "splits", "unused_options", "baselines",
-                            "paired", "format_report", "candidates", "initial_params", "trained_params",
-                            "with_params", "after_training", "backtest",
-                            "format_backtest",
-                            "predict_options", "predict", "predict_stream")),
+                            "paired", "format_report", "candidates", "initial_params",
+                            "trained_params", "with_params", "after_training", "backtest",
+                            "format_backtest", "predict_options", "predict",
+                            "predict_stream")),
     Runner: Members(required=("forward", "step")),
 }
 

@@ -81,14 +81,24 @@ def leader_line(metrics: dict, baselines: dict, key: str, lower_is_better: bool,
 
 def paired_line(paired: dict) -> list[str]:
     """One line from a task's paired tests (recurrent/paired.py: per baseline a dict of
-    test, metric, difference, p, items and unit), e.g. "paired over the split's 46 windows,
-    model - baseline in mase (Diebold-Mariano): naive -0.2279 (p 0.003), ets +0.0490
-    (p 0.497); p < 0.05: more than this split's noise". [] without any."""
+    test, metric, difference, p, items and unit), e.g. "paired over the split's 46
+    windows, model - baseline in mase (Diebold-Mariano): naive -0.2279 (p 0.003), ets
+    +0.0490 (p 0.497); p < 0.05: more than this split's noise". A p of None reads "no
+    test" (too few items), one below 0.001 "p < 0.001", equal scores with p 1
+    "identical". [] without any test."""
     if not paired:
         return []
     first = next(iter(paired.values()))
     tests = ", ".join(dict.fromkeys(r["test"] for r in paired.values()))
-    parts = ", ".join(f"{name} {r['difference']:+.4f} (p {r['p']:.3f})"
+
+    def cell(r):
+        if r["p"] is None:
+            return "no test"
+        if r["difference"] == 0.0 and r["p"] == 1.0:
+            return "identical"
+        return "p < 0.001" if r["p"] < 0.001 else f"p {r['p']:.3f}"
+
+    parts = ", ".join(f"{name} {r['difference']:+.4f} ({cell(r)})"
                       for name, r in paired.items())
     return [f"paired over the split's {first['items']} {first['unit']}, model - baseline in "
             f"{first['metric']} ({tests}): {parts}; p < 0.05: more than this split's noise"]

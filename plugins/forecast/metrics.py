@@ -78,13 +78,15 @@ def forecast_metrics(actual: np.ndarray, forecast: np.ndarray, mase_scale: np.nd
 
 def window_mase(actual: np.ndarray, forecast: np.ndarray, mase_scale: np.ndarray,
                 mask: np.ndarray) -> np.ndarray:
-    """(B,) each window's absolute errors over its observed (step, column) pairs, each
-    divided by its column's MASE scale, averaged: the windows' losses a paired test
-    compares (with every pair observed, their mean is forecast_metrics' MASE). NaN for a
-    window none of whose pairs was observed. actual, forecast, mask: (B, H, C)."""
-    errors = np.abs(forecast - actual) / np.asarray(mase_scale)
-    counts = mask.sum(axis=(1, 2))
-    return np.where(mask, errors, 0.0).sum(axis=(1, 2)) / np.where(counts, counts, np.nan)
+    """(B,) each window's share of forecast_metrics' MASE, times B: its absolute errors
+    over observed pairs divided by the column's MASE scale and by the column's count of
+    observed pairs over all B windows, summed, times B / C. Their mean over the windows is
+    that MASE exactly, gaps or not; a window with no observed pair scores 0. actual,
+    forecast, mask: (B, H, C)."""
+    errors = np.where(mask, np.abs(forecast - actual), 0.0) / np.asarray(mase_scale)
+    counts = mask.sum(axis=(0, 1))  # (C,) observed pairs per column over the split
+    per_column = errors.sum(axis=1) / np.where(counts, counts, 1)  # (B, C)
+    return per_column.sum(axis=1) * len(actual) / actual.shape[-1]
 
 
 def spread(values) -> dict:
