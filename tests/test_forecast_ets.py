@@ -123,6 +123,23 @@ def test_without_statsmodels_the_report_says_how_to_get_it(tmp_path, monkeypatch
     assert "ets" not in json.loads(ok(invoke("eval", run, "--json")))["baselines"]
 
 
+def test_a_run_fitted_with_statsmodels_is_read_without_it(tmp_path, monkeypatch):
+    path = write_csv(tmp_path / "m.csv", ["date", "value"], monthly_rows())
+    plain, hybrid = tmp_path / "plain", tmp_path / "hybrid"
+    ok(invoke("train", "forecast", "--data", path, "--out", plain, "--window", 12,
+              "--model", "rnn", *SMALL))
+    ok(invoke("train", "forecast", "--data", path, "--out", hybrid, "--window", 12,
+              "--model", "hybrid", *SMALL))
+    assert "ets" in json.loads((plain / "config.json").read_text())["task_state"]
+    # statsmodels not importable, as on an install without the ets extra
+    monkeypatch.setitem(sys.modules, "statsmodels.tsa.exponential_smoothing.ets", None)
+    text = ok(invoke("eval", plain))  # the model needs no ETS: only its baseline goes
+    assert text.count(ets.MISSING_NOTE) == 1 and "ets hw" not in text
+    assert "ets" not in json.loads(ok(invoke("eval", plain, "--json")))["baselines"]
+    one_line_error(invoke("eval", hybrid), "forecasts from exponential smoothing")
+    one_line_error(invoke("predict", hybrid), "forecasts from exponential smoothing")
+
+
 def test_the_hybrid_corrects_the_ets_forecast_and_predicts_past_its_horizon(tmp_path):
     from recurrent_plugins.forecast import anchors as anc
 

@@ -62,6 +62,13 @@ def run_anchors(state: dict) -> list[str] | None:
     return list(state.get("anchors") or ["last"] * int(state["horizon"]))
 
 
+def uses_ets(state: dict) -> bool:
+    """Whether a run's forecasts need its ETS fits (and so statsmodels): the hybrid model
+    (ETS-normalised inputs) or an anchor with an "ets" part."""
+    return state.get("model") == "hybrid" or any(
+        "ets" in anchor.split("+") for anchor in run_anchors(state) or [])
+
+
 def run_blend(state: dict) -> float:
     """The share of the head's correction a run's forecasts keep (1 until chosen)."""
     return float(state.get("blend", 1.0))

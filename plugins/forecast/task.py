@@ -416,7 +416,14 @@ class ForecastTask:
         """The run's ETS fits (restarted at a new file's first row from its ``head``
         first rows: ets.restart; 0 for the training series); a run saved without them
         (statsmodels missing then) gets them fitted now on its training rows when
-        statsmodels is there."""
+        statsmodels is there. A run saved with them, read without statsmodels, loses its
+        ETS baseline (the report says how to get it back), or is refused in one line
+        when its model forecasts from them."""
+        if "ets" in state and not ets.available():
+            if anc.uses_ets(state):
+                raise UserError(f"this run's model forecasts from exponential smoothing "
+                                f"(--model {state['model']}): {ets.MISSING_NOTE}")
+            return None
         if "ets" in state:
             return ets.restart(state["ets"], filled[:head]) if head else state["ets"]
         if "train" not in ranges or not ets.available():
