@@ -209,9 +209,14 @@ def test_several_columns_are_forecast_together(tmp_path, sunspots):
               "--out", run, *SMALL))
     config = json.loads((run / "config.json").read_text())
     assert json.dumps(config).count('"output_size": 6') == 1  # H * C
-    metrics = json.loads(ok(invoke("eval", run, "--json")))["metrics"]
+    report = json.loads(ok(invoke("eval", run, "--json")))
+    metrics = report["metrics"]
     assert {"mase[spots]", "mase[co2]"} <= set(metrics)
     assert metrics["mase"] == pytest.approx((metrics["mase[spots]"] + metrics["mase[co2]"]) / 2)
+    # the paired tests' differences are those of the column-mean MASE, co2's gaps and all
+    for name, result in report["paired"].items():
+        assert result["difference"] == pytest.approx(
+            metrics["mase"] - report["baselines"][name]["mase"], abs=1e-9)
     # the last three: a blank line, the paired tests and the input mode chosen
     *lines, _, paired, _ = ok(invoke("eval", run)).splitlines()
     assert paired.startswith("paired over the split's ")
