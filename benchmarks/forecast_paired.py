@@ -1,8 +1,9 @@
 """Whether forecast runs and their baselines differ on the test split by more than the
 split's noise: per run, the task's paired tests (ForecastTask.paired, recurrent/paired.py:
-the Diebold-Mariano test of equal MASE, a t-test on every H-th window so that no two
-tested windows share a target) against naive, seasonal naive and ETS, one line per run. `recurrent eval RUN` prints the same tests for one run under its
-report; this script lines up several seeds' runs.
+the Diebold-Mariano test of equal MASE over the split's windows, with an EWC long-run
+variance) against naive, seasonal naive and ETS, one line per run. `recurrent eval RUN`
+prints the same tests for one run under its report; this script lines up several
+seeds' runs.
 
     recurrent train forecast --data D.csv --time-column time --horizon H --seed S --out RUN_S
     python benchmarks/forecast_paired.py RUN_0 RUN_1 RUN_2

@@ -1,11 +1,13 @@
 """recurrent/paired.py's tests, the forecast windows' losses they compare, and
 report.paired_line.
 
-- t_test is scipy's one-sample t-test, with its degenerate cases made explicit; tested on
-  every H-th window (disjoint_windows), a difference of none holds the test's 5% size on
-  window means of noise where overlapping windows would not.
+- diebold_mariano: the EWC statistic written out by hand; its degenerate cases; and, with
+  no real difference, a 5% test rejects about 5% of the time on window means of noise
+  (the windows overlapping as a forecast split's do), also when the noise persists.
 - McNemar: the exact binomial test of the items only one side gets right.
 - window_mase: the windows' losses average to forecast_metrics' MASE, gaps or not."""
+import math
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -15,35 +17,46 @@ from recurrent.report import paired_line
 from recurrent_plugins.forecast import metrics as fm
 
 
-def test_t_test_is_the_one_sample_t_test_with_its_degenerate_cases():
-    d = np.random.default_rng(1).normal(0.1, 1.0, 40)
-    assert paired.t_test(d) == pytest.approx(stats.ttest_1samp(d, 0.0).pvalue, rel=1e-12)
-    assert paired.t_test(np.zeros(5)) == 1.0  # identical losses
-    assert paired.t_test(np.full(5, 0.3)) is None  # no variance to test with
-    assert paired.t_test(np.array([0.2])) is None
-    assert paired.t_test(np.array([])) is None
+def test_diebold_mariano_is_the_ewc_statistic_against_t_with_b_degrees_of_freedom():
+    d = np.random.default_rng(1).normal(0.2, 1.0, 60)
+    n, h = len(d), 3
+    b = min(n // (2 * h), math.ceil(0.41 * n ** (2 / 3)))  # 10 and 7: 7 cosines
+    e = d - d.mean()
+    lam = [math.sqrt(2 / n) * sum(e[t] * math.cos(math.pi * j * (t + 0.5) / n)
+                                  for t in range(n)) for j in range(1, b + 1)]
+    statistic = math.sqrt(n) * d.mean() / math.sqrt(sum(x * x for x in lam) / b)
+    assert paired.diebold_mariano(d, h) == pytest.approx(
+        2 * stats.t.sf(abs(statistic), df=b), rel=1e-10)
+    assert paired.diebold_mariano(-d, h) == pytest.approx(paired.diebold_mariano(d, h))
 
 
-def test_disjoint_windows_share_no_target():
-    chosen = paired.disjoint_windows(16, 7)
-    assert np.flatnonzero(chosen).tolist() == [0, 7, 14]
-    assert paired.disjoint_windows(5, 1).all()
+def test_diebold_mariano_degenerate_cases():
+    assert paired.diebold_mariano(np.zeros(10), 2) == 1.0  # identical forecasts
+    assert paired.diebold_mariano(np.full(10, 1e-13), 2) == 1.0
+    assert paired.diebold_mariano(np.full(10, 0.3), 2) is None  # no variance
+    assert paired.diebold_mariano(np.arange(7.0), 4) is None  # fewer than 2H windows
+    assert paired.diebold_mariano(np.array([0.1, np.nan, 0.3, 0.2]), 1) is None
+    assert paired.diebold_mariano(np.array([]), 1) is None
 
 
-@pytest.mark.parametrize("windows, horizon", [(16, 7), (49, 7), (96, 12), (27, 52)])
-def test_no_difference_is_rejected_about_as_often_as_the_level_says(windows, horizon):
-    # window means of i.i.d. target-level differences: the windows overlap as a
-    # forecast split's do, and the model and the baseline are equally good
+@pytest.mark.parametrize("windows, horizon, persistence", [
+    (46, 1, 0.0), (22, 1, 0.3), (16, 7, 0.0), (49, 7, 0.3), (96, 12, 0.0), (31, 4, 0.3)])
+def test_no_difference_is_rejected_about_as_often_as_the_level_says(windows, horizon,
+                                                                    persistence):
+    # window means of AR(1) target-level differences: the model and the baseline are
+    # equally good, and the windows overlap as a forecast split's do
     rng = np.random.default_rng(windows * 100 + horizon)
-    chosen = paired.disjoint_windows(windows, horizon)
     draws, rejected = 2000, 0
     for _ in range(draws):
-        targets = rng.standard_normal(windows + horizon - 1)
-        d = np.convolve(targets, np.ones(horizon) / horizon, mode="valid")
-        p = paired.t_test(d[chosen])
-        rejected += p is not None and p < 0.05
-    tested = chosen.sum() >= 2
-    assert (0.03 <= rejected / draws <= 0.07) if tested else rejected == 0
+        noise = rng.standard_normal(windows + horizon - 1)
+        targets = np.empty_like(noise)
+        targets[0] = noise[0]
+        for i in range(1, len(noise)):
+            targets[i] = persistence * targets[i - 1] + math.sqrt(1 - persistence ** 2) * noise[i]
+        p = paired.diebold_mariano(np.convolve(targets, np.ones(horizon) / horizon, "valid"),
+                                   horizon)
+        rejected += p < 0.05
+    assert 0.03 <= rejected / draws <= 0.08
 
 
 def test_mcnemar_is_the_exact_test_of_the_discordant_items():

@@ -543,14 +543,12 @@ class ForecastTask:
                 self._baseline_forecasts(state, prepared, origins).items()}
 
     def paired(self, state, split, config, model):
-        """The test of the model's MASE against each baseline's on the split's windows
-        (recurrent.paired.t_test: Diebold-Mariano on every H-th window, whose targets are
-        disjoint, among those with an observed target). The difference is that of the
-        split's MASE, over every window."""
+        """The Diebold-Mariano test of the model's MASE against each baseline's on the
+        split's windows (recurrent.paired), those with an observed target; the difference
+        is that of the split's MASE."""
         prepared = self.load(state, config)
         origins = self._origins(state, prepared, split)
-        horizon = state["horizon"]
-        rows = win.target_rows(origins, horizon)
+        rows = win.target_rows(origins, state["horizon"])
         observed = prepared.observed[rows]
 
         def losses(scaled_forecast):
@@ -558,15 +556,15 @@ class ForecastTask:
                                   win.unscale(scaled_forecast, state["scaler"]),
                                   state["mase_scale"], observed)
 
-        tested = paired_tests.disjoint_windows(len(origins), horizon) & observed.any(axis=(1, 2))
-        unit = "windows" if horizon == 1 else f"windows with disjoint targets (one in {horizon})"
+        tested = observed.any(axis=(1, 2))
         ours = losses(self._scaled_forecasts(state, prepared, origins, model))
         out = {}
         for name, (forecast, _) in self._baseline_forecasts(state, prepared, origins).items():
             difference = ours - losses(forecast)
             out[name] = paired_tests.result(
                 "Diebold-Mariano", "mase", difference.mean(),
-                paired_tests.t_test(difference[tested]), int(tested.sum()), unit)
+                paired_tests.diebold_mariano(difference[tested], state["horizon"]),
+                int(tested.sum()), "windows")
         return out
 
     def _baseline_forecasts(self, state, prepared, origins):
