@@ -84,7 +84,7 @@ def paired_line(paired: dict) -> list[str]:
     test, metric, difference, p, items and unit), e.g. "paired over the split's 46
     windows, model - baseline in mase (Diebold-Mariano): naive -0.2279 (p 0.003), ets
     +0.0490 (p 0.497); p < 0.05: more than this split's noise". A p of None reads "no
-    test" (too few items), one below 0.001 "p < 0.001", equal scores with p 1
+    test" (too few items), one below 0.001 "p < 0.001", equal scores (to 1e-12) with p 1
     "identical". [] without any test."""
     if not paired:
         return []
@@ -94,7 +94,7 @@ def paired_line(paired: dict) -> list[str]:
     def cell(r):
         if r["p"] is None:
             return "no test"
-        if r["difference"] == 0.0 and r["p"] == 1.0:
+        if abs(r["difference"]) <= 1e-12 and r["p"] == 1.0:
             return "identical"
         return "p < 0.001" if r["p"] < 0.001 else f"p {r['p']:.3f}"
 
