@@ -204,9 +204,8 @@ def suite(args, name, only=None):
                         ets.append(base["ets"]["mase"])
                         ets_model = base["ets"]["model"]
                         valid_ets.append(valid_report["baselines"]["ets"]["mase"])
-                floor = min(naive + seasonal)
-                ratios[FLOOR].append(statistics.median(model) / min(
-                    statistics.median(v) for v in (naive, seasonal) if v))
+                floor = min(naive + seasonal)  # the baselines' figures are the same each seed
+                ratios[FLOOR].append(statistics.median(model) / floor)
                 if ets:
                     ratios["ETS"].append(statistics.median(model) / statistics.median(ets))
                 print(f"| {label} | {h} | {_range(model)} | {_range(naive)} | "
