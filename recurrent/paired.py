@@ -19,6 +19,12 @@ builds; `recurrent eval` prints them in one line under the report of the test sp
   min(n / 2H, 0.41 n^(2/3)) cosines (at least 1), so the estimate reads frequencies
   below the windows' overlap and, per LLSW's rule, few enough for persistent errors; a
   split of fewer than 2H windows gets no test.
+- resampled_t: one score difference per random train/test split of the same data, the
+  model and the baseline refitted on each: the t-test of a zero mean difference with
+  Nadeau & Bengio's (2003) corrected variance, (1/J + n_test/n_train) s^2 over J splits.
+  The splits' training sets overlap, so their differences are correlated; the plain t-test
+  (variance s^2 / J) then rejects far more often than its level, the correction does not
+  (Bouckaert & Frank 2004). Used by benchmarks/sentiment_resplit.py.
 """
 from __future__ import annotations
 
@@ -65,3 +71,17 @@ def diebold_mariano(differences: np.ndarray, horizon: int) -> float | None:
         return None
     statistic = np.sqrt(n) * d.mean() / np.sqrt(variance)
     return float(2 * student_t.sf(abs(statistic), df=cosines))
+
+
+def resampled_t(differences: np.ndarray, test_share: float) -> float | None:
+    """Two-sided p of the corrected resampled t-test (module docstring) that J >= 2
+    per-split differences have a zero mean; ``test_share`` is n_test / n_train of each
+    split. 1.0 when every difference is 0 (to 1e-12); None when J < 2 or no variance."""
+    from scipy.stats import t as student_t
+    d = np.asarray(differences, dtype=np.float64)
+    if d.size and np.all(np.abs(d) <= 1e-12):
+        return 1.0
+    if d.size < 2 or not np.all(np.isfinite(d)) or np.ptp(d) == 0.0:
+        return None
+    variance = (1.0 / d.size + float(test_share)) * float(np.var(d, ddof=1))
+    return float(2 * student_t.sf(abs(d.mean()) / np.sqrt(variance), df=d.size - 1))

@@ -5,6 +5,7 @@ report.paired_line.
   no real difference, a 5% test rejects about 5% of the time on window means of noise
   (the windows overlapping as a forecast split's do), also when the noise persists.
 - McNemar: the exact binomial test of the items only one side gets right.
+- resampled_t: Nadeau & Bengio's corrected statistic written out by hand.
 - window_mase: the windows' losses average to forecast_metrics' MASE, gaps or not."""
 import math
 
@@ -70,6 +71,22 @@ def test_mcnemar_is_the_exact_test_of_the_discordant_items():
     # 20 items right only by one side, none by the other: p = 2 * 0.5**20
     right = np.array([True] * 20 + [False] * 5)
     assert paired.mcnemar(right, np.zeros(25, bool)) == pytest.approx(2 * 0.5 ** 20)
+
+
+def test_resampled_t_is_the_corrected_statistic_against_t_with_j_minus_1_df():
+    d = np.array([0.004, -0.011, 0.009, 0.002, 0.015, -0.003, 0.007, 0.001])
+    share = 0.125
+    mean = sum(d) / len(d)
+    s2 = sum((x - mean) ** 2 for x in d) / (len(d) - 1)
+    statistic = mean / math.sqrt((1 / len(d) + share) * s2)
+    p = paired.resampled_t(d, share)
+    assert p == pytest.approx(2 * stats.t.sf(abs(statistic), df=len(d) - 1), rel=1e-10)
+    # the correction widens the plain t-test's variance s2 / J, so p only grows
+    assert p > stats.ttest_1samp(d, 0.0).pvalue
+    assert paired.resampled_t(-d, share) == pytest.approx(p)
+    assert paired.resampled_t(np.zeros(5), share) == 1.0
+    assert paired.resampled_t(np.full(5, 0.01), share) is None  # no variance
+    assert paired.resampled_t(np.array([0.01]), share) is None  # one split
 
 
 def test_window_losses_average_to_the_split_mase_with_gaps_and_columns():
