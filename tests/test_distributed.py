@@ -99,7 +99,7 @@ def test_without_ranks_drops_only_the_ranks_option():
                                                               # state, dropout masks
     ("char-lm", ["--recurrent-dropout", "0.3", "--zoneout", "0.2"]),  # cell masks
     ("sentiment", ["--hidden", "8", "--steps", "6", "--data", "slice.csv",
-                   "--wide-folds", "5"]),  # pooled outputs, lengths, cross-fitted wide part
+                   "--wide-folds", "5", "--ensemble", "1"]),  # pooled outputs, lengths, cross-fitted wide part
     ("forecast", ["--tbptt", "0"]),                          # float features
     ("forecast", ["--model", "esrnn", "--es-train", "joint"]),  # the task's parameters
     ("forecast", ["--average", "ema:0.9"]),                  # weight averaging

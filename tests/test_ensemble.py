@@ -29,6 +29,7 @@ from recurrent_plugins.sentiment.text import tokenize
 
 SMALL = ["--hidden", "8", "--embed-dim", "8", "--batch-size", "64", "--threads", "1",
          "--quiet", "--no-plot"]
+ONE = ["--ensemble", "1"]  # a plain run (sentiment's default is an ensemble)
 LM = ["--hidden", "16", "--batch-size", "8", "--seq-len", "16", "--threads", "1",
       "--quiet", "--no-plot"]
 
@@ -69,7 +70,7 @@ def test_members_are_the_plain_runs_of_their_seeds(data, sentiment_ensemble):
     for k in (0, 2):  # member k is, bit for bit, the plain run of its seed
         plain = root / f"plain-{k}"
         ok(invoke("train", "sentiment", "--data", csv, "--out", plain, "--steps", "8",
-                  "--seed", seeds[k], *SMALL))
+                  "--seed", seeds[k], *SMALL, *ONE))
         assert _same(_params(run / f"member-{k}"), _params(plain))
     assert not _same(_params(run / "member-0"), _params(run / "member-1"))
 
@@ -187,6 +188,18 @@ def test_a_ctrl_c_between_members_stops_before_the_next(data, tmp_path, monkeypa
         assert _same(_params(whole / f"member-{k}"), _params(part / f"member-{k}")), k
 
 
+def test_sentiment_trains_an_ensemble_of_three_by_default(data, sentiment_ensemble,
+                                                         tmp_path):
+    # its default, chosen on validation over ten random splits (benchmarks/README.md)
+    _, csv = data
+    run = tmp_path / "default"
+    ok(invoke("train", "sentiment", "--data", csv, "--out", run, "--steps", "8", *SMALL))
+    assert json.loads((run / "config.json").read_text())["config"]["ensemble"] == 3
+    for k in range(3):
+        assert _same(_params(run / f"member-{k}"), _params(sentiment_ensemble / f"member-{k}"))
+    assert not (run / "member-3").exists()
+
+
 def test_a_missing_or_foreign_member_is_one_line(data, sentiment_ensemble, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(sentiment_ensemble, copy)
@@ -194,7 +207,7 @@ def test_a_missing_or_foreign_member_is_one_line(data, sentiment_ensemble, tmp_p
     one_line_error(invoke("eval", copy), "ensemble of 3 members", "member-2 is missing")
     _, csv = data
     ok(invoke("train", "sentiment", "--data", csv, "--out", copy / "member-2", "--steps",
-              "2", "--hidden", "4", *SMALL[2:]))
+              "2", "--hidden", "4", *SMALL[2:], *ONE))
     one_line_error(invoke("eval", copy), "does not belong to the ensemble",
                    "option hidden differs")
     one_line_error(invoke("train", "--resume", copy), "does not belong to the ensemble")

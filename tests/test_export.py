@@ -244,7 +244,7 @@ def task_runs(tmp_path_factory):
                     "--batch-size", "4", "--max-chars", "20000"],
         "sentiment": ["--data", reviews, "--hidden", "8", "--embed-dim", "6",
                       "--bigram-buckets", "64", "--batch-size", "32", "--wide-scale",
-                      "--average", "ema:0.9"],
+                      "--average", "ema:0.9", "--ensemble", "1"],
         "forecast": ["--cell", "rnn_tanh", "--hidden", "8", "--layers", "2",
                      "--bidirectional", "--window", "12"],
     }

@@ -143,7 +143,7 @@ def test_sentiment_trains_a_bidirectional_ln_lstm_and_classifies(tmp_path):
     ok(invoke("train", "sentiment", "--data", reviews, "--cell", "ln_lstm",
               "--bidirectional", "--layers", "2", "--hidden", "8", "--embed-dim", "6",
               "--batch-size", "16", "--threads", "1", "--quiet", "--no-plot", "--steps", "3",
-              "--eval-every", "0", "--out", run))
+              "--eval-every", "0", "--ensemble", "1", "--out", run))
     with np.load(run / "best.npz") as a:
         for name in ("ln_gain_hh_l0", "ln_gain_c_l1_reverse", "ln_bias_c_l1_reverse"):
             assert f"param/rnn.{name}" in a.files

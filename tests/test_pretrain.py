@@ -133,7 +133,7 @@ def test_sentiment_starts_from_the_pretrained_values(snippets, tmp_path):
     base = {p.name: p.default for p in TASK.options()}
     config = TrainingConfig.resolve(TASK, dict(base, data=data, threads=1, quiet=True,
                                                steps=1, hidden=8, embed_dim=8, cell="lstm",
-                                               layers=2, pretrain_epochs=1))
+                                               layers=2, pretrain_epochs=1, ensemble=1))
     expected = TASK.initial_params(TASK.prepare(config), config)
     trainer = start_run(TASK, config, str(tmp_path / "run"), echo=lambda line: None)
     trainer._initial_params()

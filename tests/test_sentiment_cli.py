@@ -14,7 +14,7 @@ from recurrent_plugins.sentiment.metrics import softmax
 from recurrent_plugins.sentiment.text import pad_batch
 
 SMALL = ["--hidden", "8", "--embed-dim", "8", "--epochs", "1", "--threads", "1", "--quiet",
-         "--no-plot"]
+         "--no-plot", "--ensemble", "1"]
 
 
 @pytest.fixture(scope="module")
