@@ -6,8 +6,8 @@ One test split of a thousand rows has a standard error of about 0.012 in accurac
 size of the gaps between the model and its strongest baseline; J splits shrink that. The
 splits' training sets overlap, so the per-split differences are correlated: the summary's
 p is the corrected resampled t-test (Nadeau & Bengio 2003; recurrent/paired.py), not the
-plain t-test. The model's defaults were chosen on split 0's validation rows, which other
-splits test on, so splits other than 0 are not fully unseen by that choice.
+plain t-test. A default chosen on the validation rows of some splits has seen rows that
+other splits test on, so no split's test rows are wholly unseen by such a choice.
 
 Per split S: `recurrent train sentiment --split-seed S --seed S --out RUN [--data CSV]
 [TRAIN OPTIONS]`, then `recurrent eval RUN --json`. Datasets as in sentiment_quality.py.
@@ -38,7 +38,8 @@ METRICS = ("accuracy", "macro_f1")
 
 
 def one_split(split: int, threads: int | None, train_args: list) -> dict:
-    """Train and evaluate on split ``split``; the model's and the baselines' test figures."""
+    """Train on split ``split`` and evaluate; the model's and the baselines' test and
+    validation figures."""
     threads_args = ["--threads", threads] if threads else []
     try:
         return _train_and_score(split, threads_args, train_args)
