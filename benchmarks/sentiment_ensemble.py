@@ -4,7 +4,7 @@ the runs' class probabilities), on the validation and test splits, for runs trai
 the same file with the same split. `recurrent train sentiment --ensemble K` trains such
 an ensemble as one run; this script combines runs that already exist.
 
-    recurrent train sentiment [--data D.csv] --seed S --out RUN_S
+    recurrent train sentiment [--data D.csv] --ensemble 1 --seed S --out RUN_S
     python benchmarks/sentiment_ensemble.py RUN_0 RUN_1 RUN_2
 """
 from __future__ import annotations

@@ -79,9 +79,11 @@ def resampled_t(differences: np.ndarray, test_share: float) -> float | None:
     split. 1.0 when every difference is 0 (to 1e-12); None when J < 2 or no variance."""
     from scipy.stats import t as student_t
     d = np.asarray(differences, dtype=np.float64)
-    if d.size and np.all(np.abs(d) <= 1e-12):
+    if d.size < 2:
+        return None
+    if np.all(np.abs(d) <= 1e-12):
         return 1.0
-    if d.size < 2 or not np.all(np.isfinite(d)) or np.ptp(d) == 0.0:
+    if not np.all(np.isfinite(d)) or np.ptp(d) <= 1e-12:  # constant up to rounding
         return None
     variance = (1.0 / d.size + float(test_share)) * float(np.var(d, ddof=1))
     return float(2 * student_t.sf(abs(d.mean()) / np.sqrt(variance), df=d.size - 1))

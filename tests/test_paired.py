@@ -86,7 +86,11 @@ def test_resampled_t_is_the_corrected_statistic_against_t_with_j_minus_1_df():
     assert paired.resampled_t(-d, share) == pytest.approx(p)
     assert paired.resampled_t(np.zeros(5), share) == 1.0
     assert paired.resampled_t(np.full(5, 0.01), share) is None  # no variance
+    # differences of 4-decimal figures: constant, but not bit for bit
+    assert paired.resampled_t(np.array([0.7686 - 0.7639, 0.7733 - 0.7686, 0.8047 - 0.8]),
+                              share) is None
     assert paired.resampled_t(np.array([0.01]), share) is None  # one split
+    assert paired.resampled_t(np.array([0.0]), share) is None
 
 
 def test_window_losses_average_to_the_split_mase_with_gaps_and_columns():
