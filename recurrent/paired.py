@@ -23,8 +23,9 @@ builds; `recurrent eval` prints them in one line under the report of the test sp
   model and the baseline refitted on each: the t-test of a zero mean difference with
   Nadeau & Bengio's (2003) corrected variance, (1/J + n_test/n_train) s^2 over J splits.
   The splits' training sets overlap, so their differences are correlated; the plain t-test
-  (variance s^2 / J) then rejects far more often than its level, the correction does not
-  (Bouckaert & Frank 2004). Used by benchmarks/sentiment_resplit.py.
+  (variance s^2 / J) then rejects far more often than its level, while the corrected one
+  stays near it in Nadeau & Bengio's simulations (Bouckaert & Frank 2004 compare the
+  two). Used by benchmarks/sentiment_resplit.py.
 """
 from __future__ import annotations
 
