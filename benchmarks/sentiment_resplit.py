@@ -27,9 +27,8 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 
-from _quality import run_cli
+from _quality import train_and_evaluate
 from sentiment_quality import BASELINES, foods_csv, tweets_csv
 
 from recurrent.paired import resampled_t
@@ -40,24 +39,21 @@ METRICS = ("accuracy", "macro_f1")
 def one_split(split: int, threads: int | None, train_args: list) -> dict:
     """Train on split ``split`` and evaluate; the model's and the baselines' test and
     validation figures."""
-    threads_args = ["--threads", threads] if threads else []
     try:
-        return _train_and_score(split, threads_args, train_args)
+        return _train_and_score(split, threads, train_args)
     except SystemExit as failed:  # run_cli's one-line error, carried out of the worker
         raise RuntimeError(str(failed)) from None
 
 
-def _train_and_score(split: int, threads_args: list, train_args: list) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        run = os.path.join(tmp, "run")
-        run_cli(["train", "sentiment", "--out", run, "--split-seed", split, "--seed", split,
-                 "--quiet", "--no-plot", *threads_args, *train_args])
-        report = json.loads(run_cli(["eval", run, "--json", *threads_args]))
-        valid = json.loads(run_cli(["eval", run, "--split", "valid", "--json", *threads_args]))
-        with open(os.path.join(run, "config.json")) as f:
+def _train_and_score(split: int, threads: int | None, train_args: list) -> dict:
+    # _quality's one train + eval of a seed, here with the split's seed as the seed
+    args = argparse.Namespace(seeds=[split], threads=threads,
+                              train_args=[*train_args, "--split-seed", split])
+    for _, _, report in train_and_evaluate("sentiment", args, valid=True, keep=True):
+        with open(os.path.join(report["run"], "config.json")) as f:
             sizes = json.load(f)["task_state"]["split_sizes"]
     row = {"split": split, "train_rows": sizes["train"], "test_rows": sizes["test"]}
-    for prefix, figures in (("", report), ("valid_", valid)):
+    for prefix, figures in (("", report), ("valid_", report["valid"])):
         for metric in METRICS:
             row[prefix + metric] = round(figures["metrics"][metric], 4)
             for name in BASELINES:

@@ -31,6 +31,18 @@ from __future__ import annotations
 
 import numpy as np
 
+IDENTICAL = 1e-12  # differences this small are rounding: equal scores, or no variance
+
+
+def _identical(d: np.ndarray) -> bool:
+    """Every difference 0 up to rounding: the two sides scored the same."""
+    return d.size > 0 and bool(np.all(np.abs(d) <= IDENTICAL))
+
+
+def _untestable(d: np.ndarray, minimum: int) -> bool:
+    """Fewer than ``minimum`` differences, a missing one, or no variance up to rounding."""
+    return d.size < minimum or not np.all(np.isfinite(d)) or np.ptp(d) <= IDENTICAL
+
 
 def result(test: str, metric: str, difference: float, p: float | None, items: int,
            unit: str) -> dict:
@@ -59,9 +71,9 @@ def diebold_mariano(differences: np.ndarray, horizon: int) -> float | None:
     from scipy.stats import t as student_t
     d = np.asarray(differences, dtype=np.float64)
     n = d.size
-    if n and np.all(np.abs(d) <= 1e-12):
+    if _identical(d):
         return 1.0
-    if n < max(2, 2 * horizon) or not np.all(np.isfinite(d)) or np.ptp(d) == 0.0:
+    if _untestable(d, max(2, 2 * horizon)):
         return None
     cosines = max(1, min(n // (2 * horizon), int(np.ceil(0.41 * n ** (2 / 3)))))
     t = np.arange(n) + 0.5
@@ -82,9 +94,9 @@ def resampled_t(differences: np.ndarray, test_share: float) -> float | None:
     d = np.asarray(differences, dtype=np.float64)
     if d.size < 2:
         return None
-    if np.all(np.abs(d) <= 1e-12):
+    if _identical(d):
         return 1.0
-    if not np.all(np.isfinite(d)) or np.ptp(d) <= 1e-12:  # constant up to rounding
+    if _untestable(d, 2):
         return None
     variance = (1.0 / d.size + float(test_share)) * float(np.var(d, ddof=1))
     return float(2 * student_t.sf(abs(d.mean()) / np.sqrt(variance), df=d.size - 1))

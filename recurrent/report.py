@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from . import paired as paired_tests
 from .checkpoint import json_default
 
 
@@ -94,7 +95,7 @@ def paired_line(paired: dict) -> list[str]:
     def cell(r):
         if r["p"] is None:
             return "no test"
-        if abs(r["difference"]) <= 1e-12 and r["p"] == 1.0:
+        if abs(r["difference"]) <= paired_tests.IDENTICAL and r["p"] == 1.0:
             return "identical"
         return "p < 0.001" if r["p"] < 0.001 else f"p {r['p']:.3f}"
 
