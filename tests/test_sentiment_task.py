@@ -9,7 +9,7 @@ from helpers import bundled_reviews, write_reviews
 from recurrent.errors import UserError
 from recurrent_plugins.sentiment import TASK
 from recurrent_plugins.sentiment.dataset import read_csv
-from recurrent_plugins.sentiment.text import PAD_ID, UNK_ID
+from recurrent_plugins.sentiment.text import PAD_ID, UNK_ID, tokenize
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,18 @@ def test_vocabulary_comes_from_the_training_split_only(slice_csv):
     assert all(1 not in seq for seq in train_seqs)
     assert any(1 in seq for seq in test_seqs)
     assert len(index) == len(state["vocab"]) and len(data.texts) == 400
+
+
+def test_the_default_cut_keeps_a_review_of_three_hundred_tokens_whole(tmp_path):
+    """Long reviews are read whole by default: --max-tokens defaults to 400 tokens."""
+    default = next(o.default for o in TASK.options() if o.name == "max_tokens")
+    # real snippets, each repeated and cut to exactly 300 tokens (more than the old 200)
+    reviews = [(" ".join((tokenize(text) * 300)[:300]), label)
+               for text, label in bundled_reviews(20)]
+    assert {len(tokenize(text)) for text, _ in reviews} == {300}
+    cfg = config(data=write_reviews(tmp_path / "long.csv", reviews), max_tokens=default)
+    sequences, _ = TASK.split_rows(TASK.prepare(cfg), "train", cfg)
+    assert {len(seq) for seq in sequences} == {300}
 
 
 def test_max_vocab_and_min_freq(slice_csv):
