@@ -64,15 +64,20 @@ def test_vocabulary_comes_from_the_training_split_only(slice_csv):
 
 
 def test_the_default_cut_keeps_a_review_of_three_hundred_tokens_whole(tmp_path):
-    """Long reviews are read whole by default: --max-tokens defaults to 400 tokens."""
+    """Long reviews are read whole by default: the --max-tokens default, which prepare()
+    also falls back to, keeps 300 tokens."""
     default = next(o.default for o in TASK.options() if o.name == "max_tokens")
-    # real snippets, each repeated and cut to exactly 300 tokens (more than the old 200)
+    # real snippets, each repeated and cut to exactly 300 tokens (more than 200, so a cut
+    # at 200 would shorten them)
     reviews = [(" ".join((tokenize(text) * 300)[:300]), label)
                for text, label in bundled_reviews(20)]
     assert {len(tokenize(text)) for text, _ in reviews} == {300}
-    cfg = config(data=write_reviews(tmp_path / "long.csv", reviews), max_tokens=default)
-    sequences, _ = TASK.split_rows(TASK.prepare(cfg), "train", cfg)
-    assert {len(seq) for seq in sequences} == {300}
+    path = write_reviews(tmp_path / "long.csv", reviews)
+    unset = config(data=path)
+    del unset["max_tokens"]
+    for cfg in (config(data=path, max_tokens=default), unset):
+        sequences, _ = TASK.split_rows(TASK.prepare(cfg), "train", cfg)
+        assert {len(seq) for seq in sequences} == {300}
 
 
 def test_max_vocab_and_min_freq(slice_csv):
