@@ -98,8 +98,9 @@ def test_without_ranks_drops_only_the_ranks_option():
     ("char-lm", ["--dropout", "0.3", "--layers", "2"]),      # per-step outputs, carried
                                                               # state, dropout masks
     ("char-lm", ["--recurrent-dropout", "0.3", "--zoneout", "0.2"]),  # cell masks
+    # pooled outputs, lengths, cross-fitted wide part
     ("sentiment", ["--hidden", "8", "--steps", "6", "--data", "slice.csv",
-                   "--wide-folds", "5", "--ensemble", "1"]),  # pooled outputs, lengths, cross-fitted wide part
+                   "--wide-folds", "5", "--ensemble", "1"]),
     ("forecast", ["--tbptt", "0"]),                          # float features
     ("forecast", ["--model", "esrnn", "--es-train", "joint"]),  # the task's parameters
     ("forecast", ["--average", "ema:0.9"]),                  # weight averaging

@@ -39,6 +39,9 @@ WIDE_FOLDS = 0  # the fixed wide part's default cross-fitting folds (0: off)
 # texts are cut to their first MAX_TOKENS tokens, for the model and the baselines alike;
 # chosen on validation over ten random splits (benchmarks/README.md)
 MAX_TOKENS = 400
+MAX_VOCAB = 20000  # the default vocabulary size, <pad> and <unk> included
+MIN_FREQ = 2  # the default training-split count a token needs to enter the vocabulary
+HELD_OUT = 0.1  # the default share of each class in the validation and in the test split
 WIDE_SCALE = False  # the default of --wide-scale: a learned scale on the wide logits
 PRETRAIN_EPOCHS = 0  # the default of --pretrain-epochs (0: no language-model pretraining)
 EVAL_BATCH = 256  # rows per forward pass in evaluate/predict (no gradients kept)
@@ -124,10 +127,11 @@ class SentimentTask:
                          help="Column holding the text."),
             click.Option(["--label-column"], default="label", show_default=True,
                          help="Column holding the class label (any label set)."),
-            click.Option(["--max-vocab"], type=click.IntRange(min=3), default=20000,
+            click.Option(["--max-vocab"], type=click.IntRange(min=3), default=MAX_VOCAB,
                          show_default=True,
                          help="Vocabulary size, <pad> and <unk> included."),
-            click.Option(["--min-freq"], type=click.IntRange(min=1), default=2, show_default=True,
+            click.Option(["--min-freq"], type=click.IntRange(min=1), default=MIN_FREQ,
+                         show_default=True,
                          help="Keep training-split tokens seen at least this often."),
             click.Option(["--max-tokens"], type=click.IntRange(min=1), default=MAX_TOKENS,
                          show_default=True,
@@ -181,9 +185,9 @@ class SentimentTask:
                               f"direction (0 = off) [default: {PRETRAIN_EPOCHS}]."),
             click.Option(["--embed-dim"], type=click.IntRange(min=1), default=64,
                          show_default=True, help="Token embedding size."),
-            click.Option(["--valid-fraction"], type=FRACTION, default=0.1, show_default=True,
+            click.Option(["--valid-fraction"], type=FRACTION, default=HELD_OUT, show_default=True,
                          help="Share of each class held out for validation."),
-            click.Option(["--test-fraction"], type=FRACTION, default=0.1, show_default=True,
+            click.Option(["--test-fraction"], type=FRACTION, default=HELD_OUT, show_default=True,
                          help="Share of each class held out for the test split."),
             click.Option(["--split-seed"], type=int, default=0, show_default=True,
                          help="Seed of the stratified split (independent of --seed)."),
@@ -203,11 +207,13 @@ class SentimentTask:
         label_column = config.get("label_column") or "label"
         data, tokens = _cached_read(path, text_column, label_column)
         classes = class_list(data.labels, path)
-        split = stratified_split(data.labels, float(config.get("valid_fraction", 0.1)),
-                                 float(config.get("test_fraction", 0.1)),
-                                 int(config.get("split_seed", 0)))
+        valid_fraction = float(config.get("valid_fraction", HELD_OUT))
+        test_fraction = float(config.get("test_fraction", HELD_OUT))
+        split_seed = int(config.get("split_seed", 0))
+        split = stratified_split(data.labels, valid_fraction, test_fraction, split_seed)
         vocab = build_vocab((tokens[i] for i in split["train"]),
-                            int(config.get("max_vocab", 20000)), int(config.get("min_freq", 2)))
+                            int(config.get("max_vocab", MAX_VOCAB)),
+                            int(config.get("min_freq", MIN_FREQ)))
         return {
             "version": STATE_VERSION,
             "data": os.path.abspath(config["data"]) if config.get("data") else None,
@@ -217,9 +223,9 @@ class SentimentTask:
             "classes": classes,
             "vocab": vocab,
             "max_tokens": int(config.get("max_tokens", MAX_TOKENS)),
-            "valid_fraction": float(config.get("valid_fraction", 0.1)),
-            "test_fraction": float(config.get("test_fraction", 0.1)),
-            "split_seed": int(config.get("split_seed", 0)),
+            "valid_fraction": valid_fraction,
+            "test_fraction": test_fraction,
+            "split_seed": split_seed,
             "split_sizes": {name: int(len(idx)) for name, idx in split.items()},
         }
 
