@@ -20,6 +20,7 @@ naming it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -114,6 +115,26 @@ def json_default(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
+
+
+def _finite(value):
+    """``value`` with every NaN or infinite float (nested in dicts, lists and tuples) as
+    None, and numpy scalars and arrays as Python numbers and lists."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        value = value.tolist()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_text(obj, indent=None) -> str:
+    """JSON for what the CLI prints: json_default's conversions, and NaN or infinite
+    numbers (a metric undefined on the data) as null, which strict parsers accept."""
+    return json.dumps(_finite(obj), indent=indent, default=json_default, allow_nan=False)
 
 
 def write_json(path: str, obj: dict) -> None:

@@ -16,7 +16,7 @@ import click
 from click.core import ParameterSource
 
 from . import __version__, averaging, candidates, plugins, report
-from .checkpoint import json_default
+from .checkpoint import json_text
 from .checks import one_line
 from .errors import AllRanksError, UserError, error_line
 from .quant import PRECISIONS
@@ -425,15 +425,14 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
     if backtest is not None:
         result = task.backtest(state, split, config, model.runner(), backtest)
         if as_json:
-            click.echo(json.dumps({"run": run, "task": task.name, "split": split,
-                                   "data": data, "backtest": result}, indent=2,
-                                  default=json_default))
+            click.echo(json_text({"run": run, "task": task.name, "split": split,
+                                  "data": data, "backtest": result}, indent=2))
             return
         click.echo(f"{task.name} run {run}, split {split}{f' ({data})' if data else ''}")
         if hasattr(task, "format_backtest"):
             click.echo("\n".join(task.format_backtest(state, split, result)))
         else:
-            click.echo(json.dumps(result, indent=2, default=json_default))
+            click.echo(json_text(result, indent=2))
         return
     metrics = task.evaluate(state, split, config, model.runner())
     baselines = task.baselines(state, split, config) if hasattr(task, "baselines") else {}
@@ -443,11 +442,10 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
               if hasattr(task, "paired") and split == "test" else {})
     chose = info.get(candidates.CHOSE)
     if as_json:
-        click.echo(json.dumps({"run": run, "task": task.name, "split": split, "data": data,
-                               "metrics": metrics, "baselines": baselines,
-                               **({"paired": paired} if paired else {}),
-                               **({"chose": chose} if chose else {})}, indent=2,
-                              default=json_default))
+        click.echo(json_text({"run": run, "task": task.name, "split": split, "data": data,
+                              "metrics": metrics, "baselines": baselines,
+                              **({"paired": paired} if paired else {}),
+                              **({"chose": chose} if chose else {})}, indent=2))
         return
     note = f" ({data})" if data else ""
     if split == "valid" and checkpoint == "best":
@@ -544,7 +542,7 @@ def _stream_lines(answer, lines) -> int:
             click.echo(json.dumps({"error": message}))
             click.echo(f"Error: line {number}: {message}", err=True)
             continue
-        click.echo(json.dumps(result, default=json_default))
+        click.echo(json_text(result))
     return 1 if refused else 0
 
 

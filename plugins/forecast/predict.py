@@ -9,10 +9,10 @@ see only what was known at the origin.
 """
 from __future__ import annotations
 
-import json
 import click
 import numpy as np
 
+from recurrent.checkpoint import json_text
 from recurrent.errors import UserError
 
 from . import series as dataio
@@ -24,12 +24,13 @@ from . import windows as win
 
 
 def _origin(task, state, options, stream=False):
-    """(prepared, origin row, first test row or None, history (origin + 1, C) scaled):
-    the data --data / --origin name, and every row up to the origin as known there (the
-    window, and the seasons before it that a seasonal run's anchors and inputs read).
-    A --data file needs the window's rows; a stream's first file all the rows a new
-    file's states restart on (windows.head_rows), so that the rows it appends never
-    change that restart, as they would not for predict on the grown file."""
+    """(prepared, origin row, first test row or None): the data --data / --origin name,
+    and the row forecast from. Every row up to the origin is as known there: a trailing
+    gap's interpolated rows lean on the next observation, after the origin, so the
+    forecasts read them through prepared.last_seen (windows.known_at, ets.origin_index)
+    as eval does. A --data file needs the window's rows; a stream's first file all the
+    rows a new file's states restart on (windows.head_rows), so that the rows it appends
+    never change that restart, as they would not for predict on the grown file."""
     origin_kind = options.get("origin") or "end"
     recent = options.get("data")
     if recent:
@@ -44,9 +45,7 @@ def _origin(task, state, options, stream=False):
         test_start = prepared.ranges["test"][0]
     n = prepared.series.values.shape[0]
     origin = n - 1 if origin_kind == "end" else test_start - 1
-    history = win.known_at(prepared.scaled, prepared.last_seen,
-                           np.arange(origin + 1)[None, :], np.array([origin]))[0]
-    return prepared, origin, test_start, history
+    return prepared, origin, test_start
 
 
 def run_predict(task, state, config, model, options):
@@ -54,7 +53,7 @@ def run_predict(task, state, config, model, options):
     origin_kind = options.get("origin") or "end"
     recent = options.get("data")
     window = state["window"]
-    prepared, origin, test_start, history = _origin(task, state, options)
+    prepared, origin, test_start = _origin(task, state, options)
     state = prepared.fitted(state)
     series = prepared.series
     n = series.values.shape[0]
@@ -63,8 +62,12 @@ def run_predict(task, state, config, model, options):
     if state.get("calendar"):
         calendar = cal.features(np.concatenate([series.times[:origin + 1], times]),
                                 state["calendar"])  # (origin + 1 + S, F)
-    forecast = win.unscale(rollout(model, history, steps, state, calendar),
-                           state["scaler"])  # (S, C)
+    # the first H steps are eval's forecast of the origin (task._scaled_forecasts): the
+    # whole prepared rows, read as known at the origin
+    positions = _positions(series.times, origin, times)  # (origin + 2,)
+    forecast = win.unscale(rollout(model, prepared.scaled, steps, state, calendar,
+                                   last_seen=prepared.last_seen, origin=origin,
+                                   positions=positions), state["scaler"])  # (S, C)
     baseline, baseline_name = _baseline(state, prepared, origin, steps)  # (S, C)
     labels = [_time_text(t) for t in times] if times is not None else list(range(1, steps + 1))
     actual = None
@@ -98,7 +101,7 @@ def run_predict(task, state, config, model, options):
         }
         if actual is not None:
             result["actual"] = _by_column(series.columns, actual)
-        yield json.dumps(result)
+        yield json_text(result)
         return
     yield ",".join([series.time_column or "step", *series.columns])
     for label, row in zip(labels, forecast):
@@ -119,19 +122,65 @@ def _baseline(state, prepared, origin, steps):
 
 
 def _forecast_times(times, origin, steps):
-    """(S,) times of the forecast steps: real ones inside the data, then extrapolated by
-    the median spacing. None without a time column (or a single row)."""
+    """(S,) times of the forecast steps: real ones inside the data, then extrapolated, in
+    the dtype of ``times``: by whole calendar months when the dates step by them
+    (_month_steps: monthly, quarterly, yearly dates, month ends included), else by the
+    median spacing. None without a time column (or a single row)."""
     if times is None or len(times) < 2:
         return None
     n = len(times)
+    rows = origin + np.arange(1, steps + 1)
+    inside = np.minimum(rows, n - 1)
+    ahead = rows - (n - 1)  # (S,) steps after the last row (<= 0 inside the data)
+    months = _month_steps(times)
+    if months is not None:
+        step, day, time_of_day = months
+        month = times[n - 1].astype("datetime64[M]") + step * np.maximum(ahead, 0)  # (S,)
+        first = month.astype("datetime64[D]")
+        length = ((month + 1).astype("datetime64[D]") - first).astype(np.int64)
+        later = (first + (np.minimum(day, length) - 1) + time_of_day).astype(times.dtype)
+        return np.where(rows < n, times[inside], later)
     spacing = np.diff(times)
     if np.issubdtype(times.dtype, np.datetime64):
         step = np.median(spacing.astype(np.int64)).astype(np.int64).astype(spacing.dtype)
     else:
         step = np.median(spacing)
-    rows = origin + np.arange(1, steps + 1)
-    inside = np.minimum(rows, n - 1)
-    return np.where(rows < n, times[inside], times[n - 1] + step * (rows - (n - 1)))
+    return np.where(rows < n, times[inside], times[n - 1] + step * ahead)
+
+
+def _month_steps(times):
+    """(months per step, day of month, time of day) when datetime64 times step by whole
+    calendar months: every row on the same day of its month, that day clamped to the
+    month's length (the 31st is every month's last day, the 30th February's last), at
+    the same time of day, each a month or more after the one before; the step is the
+    median number of months. Else None (numbers, sub-monthly or irregular dates)."""
+    if not np.issubdtype(times.dtype, np.datetime64):
+        return None
+    month = times.astype("datetime64[M]")
+    if np.any(np.diff(month.astype(np.int64)) < 1):
+        return None
+    first = month.astype("datetime64[D]")
+    days = times.astype("datetime64[D]")
+    length = ((month + 1).astype("datetime64[D]") - first).astype(np.int64)  # (N,)
+    day_of_month = (days - first).astype(np.int64) + 1  # (N,) 1..31
+    time_of_day = times - days.astype(times.dtype)  # (N,) timedelta, in the times' unit
+    day = int(day_of_month.max())
+    if np.any(day_of_month != np.minimum(day, length)) or np.any(time_of_day != time_of_day[0]):
+        return None
+    step = int(round(float(np.median(np.diff(month.astype(np.int64))))))
+    return step, day, time_of_day[0]
+
+
+def _positions(times, origin, forecast_times):
+    """(origin + 2,) float64 positions on the time axis (series.time_positions) of the
+    rows up to the origin and of the first forecast step: where a trailing gap's rows
+    lie between the last observation and that step (_bridged)."""
+    if times is None or forecast_times is None:
+        return np.arange(origin + 2, dtype=np.float64)
+    both = np.concatenate([times[:origin + 1], forecast_times[:1]])
+    if np.issubdtype(both.dtype, np.datetime64):
+        return both.astype(np.int64).astype(np.float64)
+    return both.astype(np.float64)
 
 
 def _time_text(t):
@@ -147,26 +196,71 @@ def _by_column(columns, values):
 
 
 def rollout(model, history_scaled: np.ndarray, steps: int, state: dict,
-            calendar: np.ndarray | None = None) -> np.ndarray:
-    """Forecast ``steps`` values after a history: history_scaled (K, C) -> (S, C) scaled.
+            calendar: np.ndarray | None = None, last_seen: np.ndarray | None = None,
+            origin: int | None = None, positions: np.ndarray | None = None) -> np.ndarray:
+    """Forecast ``steps`` values after an origin: history_scaled (K, C) -> (S, C) scaled.
 
-    The history holds at least the window (and, for a seasonal run, a season or more before
-    it). H steps come from one model call; beyond H the forecasts are appended to the
-    history and the model runs again from the new last row. A run with calendar features
-    needs ``calendar`` (K + S, F) or longer: the features of the history's rows and
-    the forecast steps' (calendar.py).
+    The history holds the rows up to the origin (row ``origin``, by default the last)
+    and maybe rows after it, on which no forecast depends: at least the window (and, for a
+    seasonal run, a season or more before it), gap-filled, with ``last_seen`` (K, C)
+    their last observed rows (windows.last_observed; by default every row observed).
+    The first H steps are one model call at the origin, as eval makes it
+    (task._scaled_forecasts): an origin in a gap forecasts from what was known there.
+    Beyond H the forecasts are appended after the origin and the model runs again from
+    the new last row, every row then taken as observed: a gap before the origin is
+    bridged from the last observation to the first forecast step (_bridged), as filling
+    a file with those steps appended would do, by ``positions`` (origin + 2,) on the
+    time axis (default: row numbers). A run with calendar features needs ``calendar``
+    (origin + 1 + S, F) or longer: the features of the rows up to the origin and of the
+    forecast steps (calendar.py).
     """
     history = np.asarray(history_scaled, dtype=np.float64)
-    produced = 0
+    if origin is None:
+        origin = history.shape[0] - 1
+    if last_seen is None:
+        last_seen = np.repeat(np.arange(history.shape[0])[:, None], history.shape[1], axis=1)
+    forecast = _model_call(model, history, last_seen, origin, state, calendar)  # (H, C)
+    if steps <= forecast.shape[0]:
+        return forecast[:steps]
+    if positions is None:
+        positions = np.arange(origin + 2, dtype=np.float64)
+    history = np.concatenate([_bridged(history[:origin + 1], last_seen[origin],
+                                       positions, forecast[0]), forecast])
+    produced = forecast.shape[0]
     while produced < steps:
-        origin = np.array([history.shape[0] - 1])
+        last = history.shape[0] - 1
         seen = np.repeat(np.arange(history.shape[0])[:, None], history.shape[1], axis=1)
-        x = win.model_inputs(history, seen, origin, state, calendar)
-        outputs, _ = model.forward(x)  # (1, H*C)
-        forecast = anc.model_forecasts(outputs, history, seen, origin, state)[0]  # (H, C)
+        forecast = _model_call(model, history, seen, last, state, calendar)
         history = np.concatenate([history, forecast])
         produced += forecast.shape[0]
-    return history[history.shape[0] - produced:][:steps]
+    return history[origin + 1:][:steps]
+
+
+def _model_call(model, scaled, last_seen, origin, state, calendar):
+    """(H, C) scaled: the model's forecast at row ``origin`` of scaled, last_seen (K, C)
+    (task._scaled_forecasts for one origin)."""
+    at = np.array([origin])
+    x = win.model_inputs(scaled, last_seen, at, state, calendar)
+    outputs, _ = model.forward(x)  # (1, H*C)
+    return anc.model_forecasts(outputs, scaled, last_seen, at, state)[0]
+
+
+def _bridged(history, last, positions, after):
+    """history (K, C) gap-filled with the rows after each column's last observed row
+    ``last`` (C,) (a trailing gap) interpolated linearly in time between that row's value
+    and ``after`` (C,), the value of the next row (K): series.fill_gaps' filling once
+    that row is known. positions (K + 1,) on the time axis. A column not observed yet
+    (last -1) is kept as it is."""
+    out = np.array(history, dtype=np.float64)
+    k = out.shape[0]
+    for c in range(out.shape[1]):
+        seen = int(last[c])
+        if seen < 0 or seen >= k - 1:
+            continue
+        gap = np.arange(seen + 1, k)
+        out[gap, c] = np.interp(positions[gap], positions[[seen, k]],
+                                [out[seen, c], after[c]])
+    return out
 
 
 def forecast_stream(task, state, model, options):
@@ -179,7 +273,7 @@ def forecast_stream(task, state, model, options):
     if options.get("plot"):
         raise UserError("--plot draws one forecast: it does not go with --stream")
     steps = options.get("steps") or state["horizon"]
-    prepared, origin, _, history = _origin(task, state, options, stream=True)
+    prepared, origin, _ = _origin(task, state, options, stream=True)
     state = prepared.fitted(state)
     columns = prepared.series.columns
     # rows the model's inputs and anchors read back from the origin: the window and a season
@@ -187,25 +281,35 @@ def forecast_stream(task, state, model, options):
     keep = (1 << 62 if win.hybrid_model(state)
             else state["window"] + max(int(state["season"]), 1) + 1)
     times = prepared.series.times
-    # each appended row is one median spacing after the last (as predict's future steps)
-    recent = {"history": history[-keep:],
-              "times": None if times is None else times[:origin + 1][-keep:]}
+    # The rows up to the origin, gap-filled, and each column's last observed row: a
+    # trailing gap is bridged to the first appended row (as filling the grown file
+    # would), then every row is observed. Each appended row is one step after the last
+    # (as predict's future steps: _forecast_times).
+    recent = {"history": prepared.scaled[:origin + 1],
+              "last": prepared.last_seen[origin],
+              "times": None if times is None else times[:origin + 1]}
 
     def answer(line):
         values = _parse_row(line, columns)
         row = win.scale(values[None, :], state["scaler"])  # (1, C)
-        history = np.concatenate([recent["history"], row])[-keep:]
+        last = len(recent["history"]) - 1
         row_times = calendar = None
         if recent["times"] is not None:
-            last = len(recent["times"]) - 1
             row_times = np.concatenate([recent["times"],
-                                        _forecast_times(recent["times"], last, 1)])[-keep:]
+                                        _forecast_times(recent["times"], last, 1)])
+        history = _bridged(recent["history"], recent["last"],
+                           _positions(row_times, last, None if row_times is None
+                                      else row_times[-1:]), row[0])
+        history = np.concatenate([history, row])[-keep:]
+        if row_times is not None:
+            row_times = row_times[-keep:]
         if state.get("calendar"):
             future = _forecast_times(row_times, len(row_times) - 1, steps)
             calendar = cal.features(np.concatenate([row_times, future]), state["calendar"])
         forecast = win.unscale(rollout(model, history, steps, state, calendar),
                                state["scaler"])
         recent["history"], recent["times"] = history, row_times
+        recent["last"] = np.full(len(columns), len(history) - 1)
         return {"values": values.tolist(), "forecast": _by_column(columns, forecast)}
 
     return answer
