@@ -11,6 +11,11 @@ hold two of them (else Holt's linear trend, "holt", ETS(A,A,N)); the one with th
 AIC is kept. A fit is a small JSON-able dict: the model, its smoothing parameters and its
 initial states. It is cached per training rows and season (recurrent.cache), and saved in
 the run's state, so eval and predict filter with the very parameters chosen in training.
+statsmodels cannot run a multiplicative model through a value <= 0, which later rows may
+hold though the training rows are positive: a multiplicative fit also carries the best
+additive one of the same training rows ("fallback"), and forecasts from the first such
+value on come from it (column_components), so no forecast depends on a row after its
+origin, nor the fit on any row after the training ones.
 
 components() filters a whole series through a fit (statsmodels' ETSModel.smooth with the
 fitted parameters and the initial states held fixed: no refit, nothing estimated from the
@@ -30,8 +35,9 @@ import warnings
 import numpy as np
 
 from recurrent import cache
+from recurrent.errors import UserError
 
-FORMAT = 1  # of the cached fits (recurrent.cache)
+FORMAT = 2  # of the cached fits (recurrent.cache)
 NAMESPACE = "forecast-ets"
 MISSING_NOTE = ("ETS baseline and --model hybrid need statsmodels: "
                 "pip install 'recurrent[ets]'")
@@ -112,7 +118,13 @@ def fit_column(values: np.ndarray, season: int) -> dict | None:
         return None
     fits = [f for f in (_fit_one(values, k, season) for k in _candidates(values, season))
             if f is not None]
-    return min(fits, key=lambda f: f["aic"]) if fits else None
+    if not fits:
+        return None
+    best = min(fits, key=lambda f: f["aic"])
+    additive = [f for f in fits if f["kind"] != "hw_mul"]
+    if best["kind"] == "hw_mul" and additive:  # for values <= 0 after the training rows
+        best = {**best, "fallback": min(additive, key=lambda f: f["aic"])}
+    return best
 
 
 def fit(train_values: np.ndarray, season: int) -> list[dict | None]:
@@ -162,6 +174,12 @@ def restart(fits: list, head: np.ndarray) -> list:
 
 
 def _restart_column(fit: dict, head: np.ndarray) -> dict:
+    if "fallback" in fit:
+        fallback = _restart_column(fit["fallback"], head)
+        own = {k: v for k, v in fit.items() if k != "fallback"}
+        # a head with a value <= 0 forecasts from the fallback only (column_components)
+        moved = _restart_column(own, head) if np.all(head > 0) else own
+        return {**moved, "fallback": fallback}
     seasonal = "initial_seasonal" in fit
     if len(head) >= (restart_rows(fit["season"]) if seasonal else MIN_ROWS):
         model = _model(head, fit["kind"], fit["season"], initialization_method="estimated")
@@ -197,7 +215,21 @@ def column_components(values: np.ndarray, fit: dict, horizon: int):
     the states filtered up to row o; deseasonalised[t] is y(t) without the seasonal index
     the states held before row t (y - s, or y / s for a multiplicative season). A series
     of at most one season of rows (a short --data history) gets the naive forecast, the
-    values as level and as deseasonalised values."""
+    values as level and as deseasonalised values. A multiplicative fit gives the rows
+    from the first value <= 0 on to its additive fallback (see the module docstring)."""
+    values = np.asarray(values, dtype=np.float64)
+    if fit["kind"] == "hw_mul" and np.any(values <= 0):
+        if "fallback" not in fit:
+            raise UserError("this run's multiplicative exponential smoothing (hw_mul) "
+                            "cannot run through a value <= 0, and the run predates its "
+                            "additive fallback: train it again")
+        first = int(np.argmax(values <= 0))
+        parts = column_components(values, fit["fallback"], horizon)
+        if first:  # the rows before it: the multiplicative fit's, filtered up to there
+            own = {k: v for k, v in fit.items() if k != "fallback"}
+            for whole, head in zip(parts, column_components(values[:first], own, horizon)):
+                whole[:first] = head
+        return parts
     n = len(values)
     if n <= fit.get("season", 1):
         # statsmodels cannot filter fewer rows than a season: the naive forecast stands in
