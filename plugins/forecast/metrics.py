@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from recurrent.errors import UserError
+
 METRICS = ("rmse", "mae", "mape", "smape", "mase")
 
 
@@ -31,6 +33,21 @@ def naive_scale(values: np.ndarray, observed: np.ndarray) -> np.ndarray:
         pairs = steps[both[:, c], c]
         scale[c] = pairs.mean() if pairs.size else np.nan
     return scale
+
+
+def check_scale(scale: np.ndarray, observed: np.ndarray, columns: list[str],
+                label: str) -> None:
+    """UserError for a column whose MASE denominator (naive_scale of the training rows,
+    ``observed`` their (N, C) mask) is undefined or zero: MASE, the metric every choice
+    and report rests on, would be NaN."""
+    for c, name in enumerate(columns):
+        if np.isfinite(scale[c]) and scale[c] > 0:
+            continue
+        why = ("no two consecutive training rows are both observed"
+               if not (observed[1:, c] & observed[:-1, c]).any()
+               else "the observed training values never change from one row to the next")
+        raise UserError(f"column {name!r} of {label!r}: MASE is scaled by the naive "
+                        f"forecast's error on the training rows, but {why}")
 
 
 def column_metrics(actual: np.ndarray, forecast: np.ndarray, mase_scale: float) -> dict:

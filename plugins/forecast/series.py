@@ -8,6 +8,7 @@ the file, the column and the line, so the CLI can print it as-is.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 from dataclasses import dataclass
@@ -185,6 +186,27 @@ def check_values(series: Series, fill: bool) -> None:
             raise UserError(f"column {name!r} of {series.label!r} has {missing.size} missing "
                             f"values (first at line {int(series.lines[missing[0]])}); "
                             f"drop --no-fill to interpolate them")
+
+
+def check_splits(series: Series, ranges: dict) -> None:
+    """Reject a split ({name: (start, end) rows}) in which a column has no observed value:
+    its windows would have no actual value to score (their targets are gap fills)."""
+    observed = series.observed
+    for split, (start, end) in ranges.items():
+        for c, name in enumerate(series.columns):
+            if end > start and not observed[start:end, c].any():
+                raise UserError(f"column {name!r} of {series.label!r} has no value in the "
+                                f"{split} split (lines {int(series.lines[start])}-"
+                                f"{int(series.lines[end - 1])}): nothing to score there")
+
+
+def digest(series: Series) -> str:
+    """SHA-256 of the values (NaN where missing) and times: whether a file still holds
+    the series a run was trained on."""
+    h = hashlib.sha256(np.ascontiguousarray(series.values, dtype=np.float64).tobytes())
+    if series.times is not None:
+        h.update(np.ascontiguousarray(series.times).tobytes())
+    return h.hexdigest()
 
 
 def time_positions(series: Series) -> np.ndarray:

@@ -220,12 +220,15 @@ class ForecastTask:
         train_end, valid_end = win.split_ends(
             n, window, horizon, config.get("valid_fraction", 0.15),
             config.get("test_fraction", 0.15), label=repr(source.label))
+        dataio.check_splits(series, {"train": (0, train_end), "valid": (train_end, valid_end),
+                                     "test": (valid_end, n)})
         train_values = series.values[:train_end]
         train_observed = series.observed[:train_end]
         # Scaler and MASE scale see the training rows only (observed values, no gap fills).
         scaler = win.fit_scaler(train_values, train_observed, config.get("scaling", "standard"),
                                 series.columns)
         mase_scale = fm.naive_scale(train_values, train_observed)
+        fm.check_scale(mase_scale, train_observed, series.columns, source.label)
         season = config.get("season")
         filled = dataio.fill_gaps(series, [train_end, valid_end, n])
         if season is None:
@@ -301,6 +304,7 @@ class ForecastTask:
             **({"es": es_fits, "es_train": config.get("es_train") or joint.DEFAULT}
                if model == "esrnn" else {}),
             "split_ends": [train_end, valid_end, n],
+            "data_sha256": dataio.digest(series),
             "scaler": scaler,
             "mase_scale": [float(v) for v in mase_scale],
             # How dates such as 01/02/2010 were read, so that later files read the same way.
@@ -393,12 +397,19 @@ class ForecastTask:
                                 f"model's {need} at least {min_rows}")
             head = min(win.head_rows(state), n)
             ranges = {"test": (head, n)}
+            if targets:
+                dataio.check_splits(series, ranges)
             filled = dataio.fill_gaps(series, [head, n])
         else:
             train_end, valid_end, expected = state["split_ends"]
             if n != expected:
                 raise UserError(f"the training data {source.label!r} changed since training "
                                 f"({n} rows, was {expected})")
+            stored = state.get("data_sha256")  # (runs saved before it have none)
+            if stored is not None and stored != dataio.digest(series):
+                raise UserError(f"the training data {source.label!r} changed since training "
+                                f"(same {n} rows, other values or times); pass it with "
+                                f"--data to evaluate on it as new data")
             ranges = {"train": (0, train_end), "valid": (train_end, valid_end),
                       "test": (valid_end, n)}
             filled = dataio.fill_gaps(series, [train_end, valid_end, n])
@@ -518,7 +529,9 @@ class ForecastTask:
         return win.known_at(values, prepared.last_seen, origins[:, None], origins)[:, 0, :]
 
     def _score(self, state, prepared, origins, scaled_forecast, **extra):
-        """Metrics (original units, observed actuals only) and the scaled mse "loss"."""
+        """Metrics (original units, observed actuals only) and the scaled mse "loss",
+        which counts gap-filled targets as the training loss does (it picks the best
+        checkpoint on the same terms the network is trained on)."""
         rows = win.target_rows(origins, state["horizon"])  # (B, H)
         loss = float(np.mean((scaled_forecast - prepared.scaled[rows]) ** 2))
         result = fm.forecast_metrics(prepared.filled[rows],
