@@ -187,6 +187,8 @@ def test_eval_errors(trained_run, tmp_path):
     (lambda p: (p.write_bytes("text,label\nna\xefve,pos\n".encode("latin-1")), str(p))[1],
      "is not UTF-8 text"),
     (lambda p: str(p) + ".missing", "data file not found"),
+    (lambda p: (p.write_text("text,label\ngood,pos\nslow, but fine,pos\n"), str(p))[1],
+     "line 3: 3 fields, the header has 2 (quote texts that contain commas)"),
 ])
 def test_train_bad_data_is_one_line(tmp_path, make, message):
     data = make(tmp_path / "d.csv")
@@ -204,6 +206,23 @@ def test_train_bad_option_values(tmp_path):
                     "--out", tmp_path / "r", *SMALL)
     one_line_error(result, "fractions must be in (0, 1) and sum below 1")
     assert not (tmp_path / "r").exists()
+    result = invoke("train", "sentiment", "--split-seed", "-1", "--out", tmp_path / "r", *SMALL)
+    assert result.exit_code == 2 and "internal error" not in result.output + result.stderr
+    assert "'--split-seed': -1 is not in the range x>=0" in result.output + result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_too_many_wide_folds_fail_before_the_run_directory_is_made(tmp_path, monkeypatch):
+    """--wide-folds whose folds cannot all hold training texts is refused before anything
+    is written, so the same --out works for a retry with fewer folds."""
+    monkeypatch.setattr(TASK, "baselines", lambda *args: {})  # not under test: skip fitting
+    data = write_reviews(tmp_path / "d.csv", bundled_reviews(20))
+    args = ["train", "sentiment", "--data", data, "--out", tmp_path / "run", "--steps", 1,
+            "--bigram-buckets", 64, *SMALL]
+    one_line_error(invoke(*args, "--wide-folds", 50),
+                   "--wide-folds 50: fold 0 holds 0 of 32 training rows")
+    assert not (tmp_path / "run").exists()
+    ok(invoke(*args, "--wide-folds", 2))
 
 
 def test_word_dropout_trains_differently_and_resumes_exactly(tmp_path, slice_rows):

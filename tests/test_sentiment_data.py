@@ -1,6 +1,7 @@
 """sentiment task: CSV reading, every bad-input path, the stratified split, tokenizer and
 vocabulary, against hand-checked values."""
 import bz2
+import csv
 import gzip
 
 import numpy as np
@@ -107,8 +108,44 @@ def test_empty_text_and_empty_label_rows(tmp_path):
     one_line(e)
     with pytest.raises(UserError, match=r"line 2: empty label in column 'label'"):
         read_csv(write(tmp_path, "text,label\nfine,\n"), "text", "label")
-    with pytest.raises(UserError, match=r"line 2: empty label"):
+    with pytest.raises(UserError, match=r"line 2: 1 fields, the header has 2"):
         read_csv(write(tmp_path, "text,label\nshort row\n"), "text", "label")
+
+
+def test_row_with_more_fields_than_the_header_is_refused(tmp_path):
+    """An unquoted comma in a text shifts a fragment of it into the label column: refused,
+    naming the line, rather than read as a label of its own."""
+    path = write(tmp_path, "text,label\nfine film,pos\nslow, but moving,pos\ndull,neg\n")
+    with pytest.raises(UserError) as e:
+        read_csv(path, "text", "label")
+    assert one_line(e) == (f"{path} line 3: 3 fields, the header has 2 "
+                           f"(quote texts that contain commas)")
+    with pytest.raises(UserError, match="line 2: 3 fields, the header has 2"):  # text only
+        read_csv(write(tmp_path, "review,label\nslow, but moving,pos\n"), "review", None)
+    quoted = read_csv(write(tmp_path, 'text,label\n"slow, but moving",pos\n'), "text", "label")
+    assert quoted.texts == ["slow, but moving"] and quoted.labels == ["pos"]
+
+
+def test_empty_fields_after_the_last_named_column_are_allowed(tmp_path):
+    """As a spreadsheet may write them: after the header's last named column, in the
+    header and in rows; a non-empty one there is refused."""
+    data = read_csv(write(tmp_path, "text,label,\nfine film,pos,\ndull,neg\nok,pos,, \n"),
+                    "text", "label")
+    assert data.texts == ["fine film", "dull", "ok"] and data.labels == ["pos", "neg", "pos"]
+    with pytest.raises(UserError, match="line 3: 3 fields, the header has 2"):
+        read_csv(write(tmp_path, "text,label,\nfine film,pos,\ndull,neg,x\n"),
+                 "text", "label")
+
+
+def test_text_longer_than_the_csv_modules_field_limit(tmp_path):
+    """A well-formed field beyond the csv module's default 131072-character limit reads
+    (texts are cut to --max-tokens later); the module's limit is left as it was."""
+    limit = csv.field_size_limit()
+    long_text = "word " * 40000  # 200000 characters
+    data = read_csv(write(tmp_path, f'text,label\n"{long_text}",pos\nshort,neg\n'),
+                    "text", "label")
+    assert data.texts == [long_text.strip(), "short"] and data.labels == ["pos", "neg"]
+    assert csv.field_size_limit() == limit
 
 
 def test_malformed_csv(tmp_path):

@@ -33,6 +33,41 @@ def test_class_never_predicted_scores_zero_not_nan():
     assert m["macro_f1"] == pytest.approx(0.4)
 
 
+def test_macro_f1_averages_only_classes_in_the_true_or_predicted_labels():
+    """As scikit-learn's macro average: a class in neither y_true nor y_pred has no F1 to
+    average (its per-class rows are still there, as 0.0)."""
+    m = classification_metrics([0, 0, 0, 0], [0, 0, 0, 0], ["fresh", "rotten"])
+    assert m["macro_f1"] == 1.0 and m["accuracy"] == 1.0
+    assert m["f1/rotten"] == 0.0 and m["support/rotten"] == 0
+    # "c" only predicted: it counts (F1 0); "d" in neither: it does not
+    m = classification_metrics([0, 1, 1], [0, 1, 2], ["a", "b", "c", "d"])
+    assert m["macro_f1"] == pytest.approx((1 + 2 / 3 + 0) / 3)
+    assert m["f1/d"] == 0.0 and m["support/d"] == 0
+
+
+def test_metrics_match_scikit_learn_on_random_labels():
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(5)
+    for _ in range(100):
+        k = int(rng.integers(2, 6))
+        n = int(rng.integers(1, 12))
+        # draw from a random subset of the classes, so some are often absent
+        y_true = rng.choice(rng.permutation(k)[:rng.integers(1, k + 1)], n)
+        y_pred = rng.choice(rng.permutation(k)[:rng.integers(1, k + 1)], n)
+        m = classification_metrics(y_true, y_pred, [f"c{i}" for i in range(k)])
+        assert m["macro_f1"] == pytest.approx(sklearn_metrics.f1_score(
+            y_true, y_pred, average="macro", zero_division=0))
+        assert m["accuracy"] == pytest.approx(sklearn_metrics.accuracy_score(y_true, y_pred))
+        labels = list(range(k))
+        for name, score in (("precision", sklearn_metrics.precision_score),
+                            ("recall", sklearn_metrics.recall_score),
+                            ("f1", sklearn_metrics.f1_score)):
+            theirs = score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+            assert [m[f"{name}/c{i}"] for i in labels] == pytest.approx(theirs)
+        assert m["confusion"] == sklearn_metrics.confusion_matrix(
+            y_true, y_pred, labels=labels).tolist()
+
+
 def test_confusion_rows_true_columns_predicted():
     cm = confusion_matrix(np.array([1, 1, 0]), np.array([0, 1, 0]), 2)
     assert cm.tolist() == [[1, 0], [1, 1]]

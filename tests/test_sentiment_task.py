@@ -186,3 +186,30 @@ def test_baselines_on_real_snippets(slice_csv):
     assert sorted(majority["confusion"][0] + majority["confusion"][1]) == [0, 0, 20, 20]
     assert base["bow_logreg"]["accuracy"] > 0.5 and base["bow_logreg"]["loss"] < np.log(2)
     assert base["nb_logreg"]["accuracy"] > 0.5 and base["nb_logreg"]["loss"] < np.log(2)
+
+
+def test_fitted_baselines_are_kept_apart_per_label_column(tmp_path, monkeypatch):
+    """Two label columns of one file, with the same classes and (max_vocab 3) the same
+    vocabulary: each gets baselines fitted on its own labels, in this process and through
+    the on-disk cache."""
+    from recurrent_plugins.sentiment import task
+    monkeypatch.setenv("RECURRENT_CACHE_DIR", str(tmp_path / "cache"))
+    rows = [(f"the good film {i}" if i % 4 else f"the bad film {i}",
+             "pos" if i % 4 else "neg", "pos" if i % 2 else "neg") for i in range(40)]
+    path = write_reviews(tmp_path / "two.csv", rows, header=("text", "label", "label2"))
+    states = {c: TASK.prepare(config(data=path, label_column=c, max_vocab=3))
+              for c in ("label", "label2")}
+    assert states["label"]["vocab"] == states["label2"]["vocab"]
+    assert states["label"]["classes"] == states["label2"]["classes"] == ["neg", "pos"]
+    for fresh in (False, True):  # fitted in this process, then read from the cache
+        for column, state in states.items():
+            if fresh:
+                for memo in (task._baseline_models, task._nb_models, task._fold_models):
+                    memo.clear()
+            _, y_train = TASK.split_rows(state, "train", {})
+            _, prior, _ = TASK._baseline_models(state)
+            np.testing.assert_allclose(prior, np.bincount(y_train, minlength=2) / len(y_train))
+            y, probs = TASK.baseline_probabilities(state, "valid", {})
+            np.testing.assert_allclose(probs["majority"], np.tile(prior, (len(y), 1)))
+    nb = [TASK._nb_model(s, 0) for s in states.values()]
+    assert not np.allclose(nb[0].weight, nb[1].weight)

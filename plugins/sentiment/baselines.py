@@ -119,16 +119,24 @@ def sequence_folds(sequences: list[list[int]], folds: int) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
+def check_folds(folds: np.ndarray, num_folds: int) -> None:
+    """ValueError unless each of the ``num_folds`` folds holds some but not all rows
+    (``folds``: (N,) fold of each row)."""
+    counts = np.bincount(folds, minlength=num_folds)
+    for f in range(num_folds):
+        if counts[f] == 0 or counts[f] == len(folds):
+            raise ValueError(f"fold {f} holds {int(counts[f])} of {len(folds)} training "
+                             f"rows: too few rows to cross-fit {num_folds} folds")
+
+
 def cross_fit_nb(x_train, y_train, folds: np.ndarray, num_folds: int, num_classes: int,
                  l2: float) -> list[LogisticRegression]:
     """One NB logistic regression per fold f (at the given L2), fitted on the training rows
     whose fold is not f: the fold models of a cross-fitted wide part."""
+    check_folds(folds, num_folds)
     models = []
     for f in range(num_folds):
         held = folds == f
-        if held.all() or not held.any():
-            raise ValueError(f"fold {f} holds {int(held.sum())} of {len(held)} training "
-                             f"rows: too few rows to cross-fit {num_folds} folds")
         models.append(fit_nb_logistic_regression(x_train[~held], y_train[~held],
                                                  x_train[held], y_train[held], num_classes,
                                                  grid=(l2,)))

@@ -45,12 +45,16 @@ def read_csv(path: str, text_column: str, label_column: str | None,
     The file may be compressed (recurrent.datafile reads it). Rejects, with one line each: a
     missing, unreadable or binary file, non-UTF-8 bytes, an empty file, missing columns
     (naming the columns found and ``column_hint``, how the caller's command chooses them),
-    rows whose text or label is empty, malformed CSV. Blank lines are not rows and are
-    skipped.
+    rows whose text or label is empty, rows with another number of fields than the header
+    (an unquoted comma in a text would otherwise shift a fragment of it into the label;
+    only empty fields after the header's last named column are allowed), malformed CSV.
+    Blank lines are not rows and are skipped. A field may be as long as the file (the csv
+    module's own limit, 131072 characters, is raised while reading).
     """
     content = datafile.read(path)
     digest = hashlib.sha256(content.data).hexdigest()
     reader = csv.reader(io.StringIO(content.text, newline=""), strict=True)
+    limit = csv.field_size_limit(max(csv.field_size_limit(), len(content.text) + 1))
     try:
         header = next(reader, None)
         if header is None or not any(h.strip() for h in header):
@@ -64,11 +68,17 @@ def read_csv(path: str, text_column: str, label_column: str | None,
                             f"columns found: {found} ({column_hint})")
         text_at = columns.index(text_column)
         label_at = columns.index(label_column) if label_column is not None else None
+        # fields a row must have: the header's up to its last named column (empty fields
+        # after it, as spreadsheets may write them, are allowed in the header and in rows)
+        width = max(i for i, c in enumerate(columns) if c) + 1
         texts, labels = [], []
         for row in reader:
             if not row:
                 continue  # a blank line
             line = reader.line_num
+            if len(row) < width or any(f.strip() for f in row[width:]):
+                raise UserError(f"{path} line {line}: {len(row)} fields, the header has "
+                                f"{width} (quote texts that contain commas)")
             text = row[text_at].strip() if text_at < len(row) else ""
             if not text:
                 raise UserError(f"{path} line {line}: empty text in column {text_column!r}")
@@ -80,6 +90,8 @@ def read_csv(path: str, text_column: str, label_column: str | None,
                 labels.append(label)
     except csv.Error as e:
         raise UserError(f"{path} line {reader.line_num}: malformed CSV ({e})") from None
+    finally:
+        csv.field_size_limit(limit)
     if not texts:
         raise UserError(f"{path} has a header but no data rows")
     return LabelledText(os.fspath(path), texts, labels if label_column is not None else None,

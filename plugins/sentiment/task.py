@@ -81,9 +81,11 @@ def _vocab_key(vocab: list[str]) -> str:
 
 
 def _split_key(state: dict) -> dict:
-    """What a baseline fitted on a run's training split depends on: the data, the
-    vocabulary, the classes, the text cut and the split."""
-    return {"sha256": state["sha256"], "vocab": _vocab_key(state["vocab"]),
+    """What a baseline fitted on a run's training split depends on: the data and which of
+    its columns are the texts and the labels, the vocabulary, the classes, the text cut
+    and the split."""
+    return {"sha256": state["sha256"], "text_column": state["text_column"],
+            "label_column": state["label_column"], "vocab": _vocab_key(state["vocab"]),
             "classes": list(state["classes"]), "max_tokens": state["max_tokens"],
             "split_seed": state["split_seed"], "valid_fraction": state["valid_fraction"],
             "test_fraction": state["test_fraction"]}
@@ -189,7 +191,8 @@ class SentimentTask:
                          help="Share of each class held out for validation."),
             click.Option(["--test-fraction"], type=FRACTION, default=HELD_OUT, show_default=True,
                          help="Share of each class held out for the test split."),
-            click.Option(["--split-seed"], type=int, default=0, show_default=True,
+            click.Option(["--split-seed"], type=click.IntRange(min=0), default=0,
+                         show_default=True,
                          help="Seed of the stratified split (independent of --seed)."),
         ]
 
@@ -293,6 +296,7 @@ class SentimentTask:
             spec["wide_fixed"] = True
             folds = WIDE_FOLDS if folds is None else int(folds)
             if folds:
+                self._check_folds(state, folds)
                 spec["wide_folds"] = folds
         if config.get("wide_folds_eval", "full") != "full" and not spec.get("wide_folds"):
             raise UserError("--wide-folds-eval mean needs a cross-fitted wide part "
@@ -300,6 +304,16 @@ class SentimentTask:
         if dropout > 0:
             spec["wide_dropout"] = dropout
         return spec
+
+    def _check_folds(self, state: dict, folds: int) -> None:
+        """UserError unless every one of ``folds`` cross-fitting folds holds some but not
+        all of the training texts (checked here, before the run directory is made, rather
+        than when the fold models are fitted)."""
+        train_seqs, _ = self.split_rows(state, "train", {})
+        try:
+            bl.check_folds(bl.sequence_folds(train_seqs, folds), folds)
+        except ValueError as e:
+            raise UserError(f"--wide-folds {folds}: {e}") from None
 
     def initial_params(self, state: dict, config: dict) -> dict:
         """The parameters a fresh run starts from that are not drawn at random: the
