@@ -74,7 +74,8 @@ def test_a_day_above_12_in_any_row_makes_the_column_day_first():
 
 def test_ambiguous_column_needs_the_option():
     column = ["01/01/2010", "01/02/2010", "01/03/2010"]
-    with pytest.raises(UserError, match="read as day/month or month/day in every row: say "
+    with pytest.raises(UserError, match="read as day/month or month/day in every row: write "
+                                        "them year first .* or say which with "
                                         "--date-order dmy or mdy") as info:
         parse(column)
     assert "\n" not in str(info.value)
@@ -132,4 +133,17 @@ def test_cli_date_order_is_kept_for_later_files(tmp_path):
     lines = ok(invoke("predict", run, "--data", recent, "--steps", 2)).splitlines()
     assert lines[1].startswith("2010-03-12,") and lines[2].startswith("2010-03-13,")
     result = invoke("train", "forecast", "--data", recent, *small, "--out", tmp_path / "r2")
-    one_line_error(result, "say --date-order dmy or mdy")
+    one_line_error(result, "say which with --date-order dmy or mdy")
+    # A run trained on ISO dates given such a file: predict is told the order; both
+    # orders read as dates here, the order changes the forecast's time labels.
+    iso = write_csv(tmp_path / "iso.csv", ["when", "v"],
+                    [[f"2010-01-{d:02d}", v] for d, (_, v) in enumerate(rows[:31], 1)])
+    iso_run = tmp_path / "iso_run"
+    ok(invoke("train", "forecast", "--data", iso, *small, "--out", iso_run))
+    one_line_error(invoke("predict", iso_run, "--data", recent), "write them year first",
+                   "--date-order dmy or mdy")
+    lines = ok(invoke("predict", iso_run, "--data", recent, "--date-order", "dmy",
+                      "--steps", 1)).splitlines()
+    assert lines[1].startswith("2010-03-12,")
+    one_line_error(invoke("predict", iso_run, "--date-order", "dmy"),
+                   "--date-order reads the dates of a --data file: give --data")

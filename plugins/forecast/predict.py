@@ -33,12 +33,14 @@ def _origin(task, state, options, stream=False):
     never change that restart, as they would not for predict on the grown file."""
     origin_kind = options.get("origin") or "end"
     recent = options.get("data")
+    if options.get("date_order") and not recent:
+        raise UserError("--date-order reads the dates of a --data file: give --data")
     if recent:
         if origin_kind == "test":
             raise UserError("--origin test forecasts the training data's test split: "
                             "drop --data")
         prepared = task.load_file(state, dataio.resolve_source(recent), whole_file=True,
-                                  restart=stream)
+                                  restart=stream, date_order=options.get("date_order"))
         test_start = None
     else:
         prepared = task.load(state, {})

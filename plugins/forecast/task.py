@@ -195,6 +195,10 @@ class ForecastTask:
                          help="Recent history to forecast from (same columns, at least "
                               "--window rows; with --stream, of a seasonal run, two "
                               "seasons and two). Default: the training data."),
+            click.Option(["--date-order"], type=click.Choice(DATE_ORDERS), default=None,
+                         help="How to read the --data file's dates such as 01/02/2010 when "
+                              "the file does not tell: dmy or mdy (default: as the "
+                              "training data's)."),
             click.Option(["--origin"], type=click.Choice(["end", "test"]), default="end",
                          show_default=True,
                          help="Forecast after the last row, or from the start of the test "
@@ -357,7 +361,8 @@ class ForecastTask:
                                   targets=True)
         return self.load_file(state, self._training_source(state), whole_file=False)
 
-    def load_file(self, state, source, whole_file, restart=False, targets=False) -> Prepared:
+    def load_file(self, state, source, whole_file, restart=False, targets=False,
+                  date_order=None) -> Prepared:
         """Cached _read: evaluation runs every few hundred steps on the same file. The
         learned smoothing's values ("es", which change every step when they train with
         the network) shape only a new file's reading (its restart), so they key only
@@ -365,18 +370,21 @@ class ForecastTask:
         stat = os.stat(source.path)
         keyed = state if whole_file else {k: v for k, v in state.items() if k != "es"}
         key = (source.path, stat.st_mtime_ns, stat.st_size, whole_file, restart, targets,
-               json.dumps(keyed, sort_keys=True))
+               date_order, json.dumps(keyed, sort_keys=True))
         if key not in self._cache:
             self._cache.clear()  # one series at a time is all a run needs
-            self._cache[key] = self._read(state, source, whole_file, restart, targets)
+            self._cache[key] = self._read(state, source, whole_file, restart, targets,
+                                          date_order)
         return self._cache[key]
 
-    def _read(self, state, source, whole_file, restart, targets) -> Prepared:
+    def _read(self, state, source, whole_file, restart, targets, date_order=None) -> Prepared:
         """A file read with the run's columns and scaler. A new file (``whole_file``) must
         hold the window's rows, or with ``restart`` all the rows its smoothing states
-        restart on (windows.head_rows), and with ``targets`` a horizon after them."""
+        restart on (windows.head_rows), and with ``targets`` a horizon after them. Its
+        dates are read in ``date_order`` when given (predict --date-order), else as the
+        training data's were."""
         series = dataio.read_series(source, state["columns"], state["time_column"],
-                                    state.get("date_order"))
+                                    date_order or state.get("date_order"))
         dataio.check_values(series, state["fill"])
         n = series.values.shape[0]
         window, horizon = state["window"], state["horizon"]

@@ -164,5 +164,6 @@ def _day_month_order(texts, where: str, date_order: str | None) -> str:
                         f"{_ORDER_WORDS[date_order]} (--date-order {date_order})")
     if date_order is None and found is None:
         raise UserError(f"{where} has dates such as {texts[0][1]!r} that read as day/month "
-                        f"or month/day in every row: say --date-order dmy or mdy")
+                        f"or month/day in every row: write them year first (2010-01-31), "
+                        f"or say which with --date-order dmy or mdy (train, predict)")
     return date_order or found
