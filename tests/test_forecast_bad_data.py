@@ -113,8 +113,29 @@ def test_the_fallback_takes_over_at_the_first_value_at_or_below_zero():
         np.testing.assert_array_equal(whole[:100], mul)  # nothing before it changes
         np.testing.assert_array_equal(whole[:100], clean[:100])
         np.testing.assert_array_equal(whole[100:], add[100:])
-    with pytest.raises(UserError, match="predates its additive fallback"):
+    with pytest.raises(UserError, match="has no additive fallback"):
         ets.column_components(changed, own, 3)
+
+
+def test_a_new_file_with_a_value_at_or_below_zero_restarts_on_the_rows_before_it():
+    """A new file's first rows restart the states: the multiplicative fit's on the rows
+    before the value <= 0 (not the training states), the fallback's on them all."""
+    values = np.array([v for _, v in seasonal_rows(200)])
+    fit = ets.fit_column(values[:84], 12)
+    head = values[120:150].copy()
+    clean = ets.restart([fit], head[:, None])[0]
+    head[26] = 0.0
+    moved = ets.restart([fit], head[:, None])[0]
+    assert moved["fallback"] != fit["fallback"]  # restarted on the head
+    # the rows before the zero are deseasonalised about as the clean restart has them
+    _, _, deseason = ets.column_components(head, moved, 1)
+    _, _, reference = ets.column_components(values[120:150], clean, 1)
+    np.testing.assert_allclose(deseason[14:26], reference[14:26], rtol=0.1)
+    # a fit without the fallback says so in one line, even at the very first row
+    own = {k: v for k, v in fit.items() if k != "fallback"}
+    head[0] = 0.0
+    with pytest.raises(UserError, match="has no additive fallback"):
+        ets.restart([own], head[:, None])
 
 
 def test_undefined_metrics_are_json_null(tmp_path):

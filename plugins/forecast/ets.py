@@ -174,12 +174,36 @@ def restart(fits: list, head: np.ndarray) -> list:
 
 
 def _restart_column(fit: dict, head: np.ndarray) -> dict:
-    if "fallback" in fit:
-        fallback = _restart_column(fit["fallback"], head)
+    """restart() of one column's fit. A multiplicative fit restarts on the head's rows
+    before its first value <= 0 (with none, it keeps its states: column_components gives
+    every row to the fallback), its additive fallback on the whole head."""
+    if fit["kind"] == "hw_mul":
+        positive = _positive_rows(head, fit)  # the multiplicative fit's rows of the head
+        fallback = {"fallback": _restart_column(fit["fallback"], head)} if "fallback" in fit \
+            else {}
         own = {k: v for k, v in fit.items() if k != "fallback"}
-        # a head with a value <= 0 forecasts from the fallback only (column_components)
-        moved = _restart_column(own, head) if np.all(head > 0) else own
-        return {**moved, "fallback": fallback}
+        if positive == 0:  # every row is the fallback's (column_components)
+            return {**own, **fallback}
+        return {**_restart_states(own, head[:positive]), **fallback}
+    return _restart_states(fit, head)
+
+
+def _positive_rows(values: np.ndarray, fit: dict) -> int:
+    """How many first rows of ``values`` a multiplicative fit filters: those before the
+    first value <= 0 (all when there is none). UserError when there is one and the fit has
+    no additive fallback to take over from it."""
+    bad = np.flatnonzero(np.asarray(values) <= 0)
+    if not bad.size:
+        return len(values)
+    if "fallback" not in fit:
+        raise UserError("this run's multiplicative exponential smoothing (hw_mul) cannot "
+                        "run through a value <= 0, and it has no additive fallback (the "
+                        "run predates it, or no additive model fitted its training rows)")
+    return int(bad[0])
+
+
+def _restart_states(fit: dict, head: np.ndarray) -> dict:
+    """One fit's initial states moved to a series that starts with ``head`` (restart)."""
     seasonal = "initial_seasonal" in fit
     if len(head) >= (restart_rows(fit["season"]) if seasonal else MIN_ROWS):
         model = _model(head, fit["kind"], fit["season"], initialization_method="estimated")
@@ -218,12 +242,8 @@ def column_components(values: np.ndarray, fit: dict, horizon: int):
     values as level and as deseasonalised values. A multiplicative fit gives the rows
     from the first value <= 0 on to its additive fallback (see the module docstring)."""
     values = np.asarray(values, dtype=np.float64)
-    if fit["kind"] == "hw_mul" and np.any(values <= 0):
-        if "fallback" not in fit:
-            raise UserError("this run's multiplicative exponential smoothing (hw_mul) "
-                            "cannot run through a value <= 0, and the run predates its "
-                            "additive fallback: train it again")
-        first = int(np.argmax(values <= 0))
+    first = _positive_rows(values, fit) if fit["kind"] == "hw_mul" else len(values)
+    if first < len(values):
         parts = column_components(values, fit["fallback"], horizon)
         if first:  # the rows before it: the multiplicative fit's, filtered up to there
             own = {k: v for k, v in fit.items() if k != "fallback"}
