@@ -45,7 +45,7 @@ def read_csv(path: str, text_column: str, label_column: str | None,
     The file may be compressed (recurrent.datafile reads it). Rejects, with one line each: a
     missing, unreadable or binary file, non-UTF-8 bytes, an empty file, missing columns
     (naming the columns found and ``column_hint``, how the caller's command chooses them),
-    rows whose text or label is empty, rows with another number of fields than the header
+    rows whose text or label is empty or missing, rows with more fields than the header
     (an unquoted comma in a text would otherwise shift a fragment of it into the label;
     only empty fields after the header's last named column are allowed), malformed CSV.
     Blank lines are not rows and are skipped. A field may be as long as the file (the csv
@@ -68,15 +68,16 @@ def read_csv(path: str, text_column: str, label_column: str | None,
                             f"columns found: {found} ({column_hint})")
         text_at = columns.index(text_column)
         label_at = columns.index(label_column) if label_column is not None else None
-        # fields a row must have: the header's up to its last named column (empty fields
-        # after it, as spreadsheets may write them, are allowed in the header and in rows)
+        # a row may not hold more fields than the header's up to its last named column
+        # (empty fields after it, as spreadsheets may write them, are allowed); a shorter
+        # row lacks trailing fields, and the text or label it lacks is refused below
         width = max(i for i, c in enumerate(columns) if c) + 1
         texts, labels = [], []
         for row in reader:
             if not row:
                 continue  # a blank line
             line = reader.line_num
-            if len(row) < width or any(f.strip() for f in row[width:]):
+            if any(f.strip() for f in row[width:]):
                 raise UserError(f"{path} line {line}: {len(row)} fields, the header has "
                                 f"{width} (quote texts that contain commas)")
             text = row[text_at].strip() if text_at < len(row) else ""
