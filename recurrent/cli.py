@@ -415,6 +415,9 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
     model, info = load_model(run_dir, checkpoint, threads, precision)
     config = dict(info["config"])
     if data:
+        if split is not None:
+            raise UserError(f"--split {split} chooses a split of the run's own data: it "
+                            f"does not go with --data (a --data file is scored whole)")
         if not os.path.isfile(data):
             raise UserError(f"--data {data}: no such file")
         config["eval_data"] = data

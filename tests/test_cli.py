@@ -94,6 +94,10 @@ def test_train_eval_predict_end_to_end(lm_run):
     loss_row = [r for r in rows if r.startswith("loss")][0].split()
     assert float(loss_row[1]) < float(loss_row[2])  # the model beats the uniform baseline
 
+    # --split names a split of the run's own data; a --data file is scored whole
+    assert_one_line_error(invoke("eval", lm_run, "--data", __file__, "--split", "valid"),
+                          "--split valid chooses a split of the run's own data")
+
     result = invoke("eval", lm_run, "--json")
     data = json.loads(result.output)
     assert data["task"] == "toy-lm" and data["metrics"]["loss"] < np.log(5)
