@@ -146,6 +146,26 @@ def test_eval_on_another_file(run, tmp_path):
     one_line_error(invoke("eval", run, "--data", bad), "euro.txt", "'\u20ac'")
 
 
+def test_a_validation_loss_past_709_nats_is_scored_with_infinite_perplexity(tmp_path):
+    # A huge --lr: the training loss stays finite (no divergence: docs/training.md), the
+    # validation loss passes exp's float range; the run ends and evaluates as usual.
+    out = tmp_path / "run"
+    result = invoke("train", "char-lm", "--max-chars", 20_000, "--hidden", 8, "--steps", 6,
+                    "--lr", 1000, "--seed", 1, "--threads", 1, "--quiet", "--no-plot",
+                    "--out", out)
+    assert result.exit_code == 0, result.output + result.stderr
+    last = records(out, "eval")[-1]["metrics"]
+    assert last["loss"] > 709.8 and last["perplexity"] == float("inf")
+    result = invoke("eval", out, "--json", "--threads", 1)
+    assert result.exit_code == 0, result.output + result.stderr
+    metrics = json.loads(result.stdout)["metrics"]
+    assert metrics["loss"] > 709.8 and metrics["perplexity"] is None  # JSON has no inf
+    result = invoke("eval", out, "--threads", 1)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert [line.split()[:2] for line in result.stdout.splitlines()
+            if line.startswith("perplexity")] == [["perplexity", "inf"]]
+
+
 @pytest.mark.parametrize("payload, fragment", [
     (b"", "is empty"),
     (b"\x7fELF\x02\x01\x01\x00\x00\x00binary", "is an executable, not text"),

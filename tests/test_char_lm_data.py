@@ -189,6 +189,14 @@ def test_logits_nll_by_hand():
     assert m["perplexity"] == pytest.approx(math.exp(m["loss"]))
 
 
+def test_perplexity_beyond_the_float_range_is_inf():
+    # exp(loss) overflows a float past ~709.78 nats: a diverging run's validation loss
+    m = metrics.summarize(800.0 * 4, 0, 4)
+    assert m["loss"] == 800.0 and m["perplexity"] == math.inf
+    assert m["bits_per_char"] == pytest.approx(800.0 / math.log(2))
+    assert metrics.summarize(709.0, 0, 1)["perplexity"] == pytest.approx(math.exp(709.0))
+
+
 def test_baselines_by_hand():
     train = np.array([0, 1, 0, 1])  # "abab": a->b twice, b->a once
     valid = np.array([0, 1, 0])  # targets: b after a, a after b

@@ -3,9 +3,11 @@
 Dimension legend: N scored characters, V vocabulary size.
 
 All losses are mean cross-entropy in nats per character; bits per character is the same
-number divided by ln 2, perplexity is exp(loss). The baselines are fitted on the training
-split with add-one (Laplace) smoothing, so a character never seen in a context still
-gets a finite probability, and are scored on exactly the targets the model is scored on.
+number divided by ln 2, perplexity is exp(loss) (inf beyond the float range: a loss over
+about 709 nats, as a run with too high a learning rate reaches, is no error). The
+baselines are fitted on the training split with add-one (Laplace) smoothing, so a
+character never seen in a context still gets a finite probability, and are scored on
+exactly the targets the model is scored on.
 """
 from __future__ import annotations
 
@@ -20,10 +22,18 @@ def summarize(total_nats: float, correct: int, count: int) -> dict:
     return {
         "loss": loss,
         "bits_per_char": loss / math.log(2.0),
-        "perplexity": math.exp(loss),
+        "perplexity": perplexity(loss),
         "accuracy": correct / count,
         "chars": int(count),
     }
+
+
+def perplexity(loss: float) -> float:
+    """exp(loss), inf when that exceeds the float range (math.exp would raise)."""
+    try:
+        return math.exp(loss)
+    except OverflowError:
+        return math.inf
 
 
 def logits_nll(logits: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
