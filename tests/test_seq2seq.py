@@ -180,6 +180,42 @@ def test_decoding_a_batch_equals_decoding_each_sentence_alone(decoder_model, bea
                                    atol=1e-12)
 
 
+@pytest.mark.parametrize("beam", [1, 4])
+def test_default_limit_is_each_sentences_own_so_a_batch_decodes_as_each_alone(
+        decoder_model, beam):
+    # Without max_len each sentence stops after 2 x its own length + 10 tokens, not the
+    # batch's longest: what `predict --stream` (one at a time) and `predict` (a batch) say.
+    lengths = [6, 3, 1, 5, 2, 4, 1, 2]
+    src = sources(np.random.default_rng(7), lengths)
+    batch = search(decoder_model, src, beam=beam) if beam > 1 else greedy(decoder_model, src)
+    for b, n in enumerate(lengths):
+        alone = (search(decoder_model, src[:n, b:b + 1], beam=beam) if beam > 1
+                 else greedy(decoder_model, src[:n, b:b + 1]))
+        t = alone.tokens.shape[2]
+        np.testing.assert_array_equal(alone.tokens[0], batch.tokens[b, :, :t])
+        assert np.all(batch.tokens[b, :, t:] == -1)
+        np.testing.assert_array_equal(alone.lengths[0], batch.lengths[b])
+        np.testing.assert_array_equal(alone.finished[0], batch.finished[b])
+        np.testing.assert_allclose(alone.scores[0], batch.scores[b], rtol=1e-10)
+        np.testing.assert_allclose(alone.normalised[0], batch.normalised[b], rtol=1e-10)
+        assert np.all(batch.lengths[b] <= 2 * n + 10)
+    cut = ~batch.finished[:, 0]
+    assert cut.any()  # some sentences ran to their own limit, below the longest's (22)
+    assert np.all(batch.lengths[cut, 0] == 2 * np.array(lengths)[cut] + 10)
+    assert (batch.lengths[cut, 0] < 22).any()
+
+
+def test_greedy_normalises_its_score_by_alpha_as_the_beam_does(decoder_model):
+    src = sources(np.random.default_rng(9), [6, 3, 1, 5])
+    for alpha in (0.0, 0.5, 1.0):
+        g = greedy(decoder_model, src, max_len=10, alpha=alpha)
+        b = search(decoder_model, src, beam=1, max_len=10, alpha=alpha)
+        steps = np.maximum(g.lengths + g.finished, 1)  # EOS counts
+        np.testing.assert_allclose(g.normalised, g.scores / steps ** alpha, rtol=1e-12)
+        np.testing.assert_allclose(g.normalised, b.normalised, rtol=1e-12)
+    assert not np.allclose(g.normalised, g.scores)  # alpha 1 changes them
+
+
 def test_beam_search_finds_at_least_the_greedy_score_and_sorts_its_hypotheses(
         decoder_model):
     src = sources(np.random.default_rng(8), [6, 3, 5, 4])

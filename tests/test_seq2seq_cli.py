@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from helpers import invoke, ok, one_line_error
 
+from recurrent.checkpoint import RunDir
+from recurrent.errors import UserError
 from recurrent_plugins.seq2seq import data, metrics
 
 SMALL = ["--hidden", "16", "--embed-dim", "8", "--epochs", "1", "--threads", "1",
@@ -110,9 +112,11 @@ def test_any_tsv_at_character_level_with_copy_baseline(tmp_path):
     assert copy["exact"] == pytest.approx(palindromes / copy["pairs"])
     assert ok(invoke("predict", out, "abc")).strip().isalpha()
     other = tmp_path / "other.tsv"
-    other.write_text("abc\tcba\nfed\tdef\nzz\tzz\n", encoding="utf-8")  # z: unseen
+    other.write_text("abc\tcba\nfed\tdef\naa\tzz\n", encoding="utf-8")  # z: unseen target
     report = json.loads(ok(invoke("eval", out, "--data", other, "--json")))
-    assert report["metrics"]["pairs"] == 3 and report["baselines"]["copy"]["exact"] == 1 / 3
+    assert report["metrics"]["pairs"] == 3 and report["baselines"]["copy"]["exact"] == 0
+    other.write_text("abc\tcba\nzz\tzz\n", encoding="utf-8")  # z: an unseen source
+    one_line_error(invoke("eval", out, "--data", other), "other.tsv", "never saw", "'z'")
 
 
 def test_bad_tsv_is_one_line(tmp_path):
@@ -139,3 +143,99 @@ def test_metrics_edit_distance_and_majority_mapping():
     worse = metrics.score([["HH", "L", "OW"], ["K", "AE", "T", "S"]], refs, "token", True)
     assert worse["per"] == pytest.approx(1 / 8) and worse["wer"] == 0.5
     assert 0 < worse["bleu"] < 100 and 0 < worse["chrf"] < 100
+
+
+# ---- defects found in review ------------------------------------------------------------
+
+def test_a_file_without_validation_or_test_pairs_is_refused_before_the_run_exists(tmp_path):
+    # a small TSV often hashes no source into valid (5%): BLEU of no pairs used to crash
+    words = [f"w{k}" for k in range(200)]
+    kept = [w for w in words if data.split_of(w) != "valid"][:19]
+    tsv = tmp_path / "novalid.tsv"
+    tsv.write_text("".join(f"{w}\t{w[::-1]}\n" for w in kept), encoding="utf-8")
+    out = tmp_path / "run"
+    one_line_error(invoke("train", "seq2seq", "--data", tsv, "--steps", 2, "--out", out,
+                          *SMALL), "novalid.tsv", "no validation", "19 pairs")
+    assert not out.exists()
+    kept = [w for w in words if data.split_of(w) == "train"][:19]
+    tsv.write_text("".join(f"{w}\t{w[::-1]}\n" for w in kept), encoding="utf-8")
+    one_line_error(invoke("train", "seq2seq", "--data", tsv, "--steps", 2, "--out", out,
+                          *SMALL), "no validation and no test pairs")
+    assert not out.exists()
+    with pytest.raises(UserError, match="no pairs"):
+        metrics.score([], [], "char", False)
+
+
+def test_character_targets_are_scored_by_character_ngrams():
+    # one-word targets have no word 2-4-grams: a perfect copy used to score BLEU 0
+    words = [list(w) for w in ("knight", "through", "phoneme", "cat")]
+    perfect = metrics.score(words, words, "char", False)
+    assert perfect["bleu"] == pytest.approx(100) and perfect["chrf"] == pytest.approx(100)
+    worse = metrics.score([list("night"), *words[1:]], words, "char", False)
+    assert 50 < worse["bleu"] < 100
+    # token-level targets (g2p phonemes) keep their figures: tokens, not characters
+    refs = [["HH", "AH", "L", "OW"], ["K", "AE", "T", "S"]]
+    hyps = [["HH", "L", "OW"], ["K", "AE", "T", "S"]]
+    import sacrebleu
+    expected = sacrebleu.corpus_bleu(["HH L OW", "K AE T S"], [["HH AH L OW", "K AE T S"]],
+                                     tokenize="none").score
+    assert metrics.score(hyps, refs, "token", True)["bleu"] == pytest.approx(expected)
+
+
+def test_eval_data_reads_sources_as_predict_does(run, bundled_pairs, tmp_path):
+    known = set(RunDir.open(run).info()["task_state"]["source_vocab"])
+    test = [(w, t) for w, t in bundled_pairs
+            if data.split_of(w) == "test" and set(w) <= known][:40]
+    lower, upper = tmp_path / "lower.tsv", tmp_path / "upper.tsv"
+    lower.write_text("".join(f"{w}\t{t}\n" for w, t in test), encoding="utf-8")
+    upper.write_text("".join(f"{w.upper()}\t{t}\n" for w, t in test), encoding="utf-8")
+    a = json.loads(ok(invoke("eval", run, "--data", lower, "--json")))
+    b = json.loads(ok(invoke("eval", run, "--data", upper, "--json")))
+    assert a["metrics"] == b["metrics"] and a["baselines"] == b["baselines"]
+    assert a["metrics"]["pairs"] == 40
+    first = test[0][0]
+    assert ok(invoke("predict", run, first.upper())) == ok(invoke("predict", run, first))
+    bad = tmp_path / "bad.tsv"
+    bad.write_text(f"{test[0][0]}\t{test[0][1]}\nCAFÉ\tK AE F EY\n", encoding="utf-8")
+    one_line_error(invoke("eval", run, "--data", bad), "bad.tsv", "never saw", "'é'",
+                   "CAFÉ")
+    one_line_error(invoke("predict", run, "CAFÉ"), "never saw", "'é'")
+
+
+def test_greedy_normalised_score_follows_alpha(run):
+    def best(*options):
+        return json.loads(ok(invoke("predict", run, "knight", "--json", *options))
+                          )["hypotheses"][0]
+    raw, mean = best("--alpha", 0), best("--alpha", 1)
+    assert raw["output"] == mean["output"] and raw["score"] == mean["score"]
+    steps = len(mean["output"].split()) + mean["finished"]  # EOS counts
+    assert steps > 1
+    assert raw["normalised"] == pytest.approx(raw["score"])
+    assert mean["normalised"] == pytest.approx(mean["score"] / steps)
+    assert best("--alpha", 0.5)["normalised"] == pytest.approx(mean["score"] / steps ** 0.5)
+
+
+def test_an_answer_does_not_depend_on_the_inputs_decoded_with_it(tmp_path):
+    # the default limit is per input (2 x its length + 10): an under-trained model that
+    # never emits </s> shows it; `predict` (one batch) and `--stream` (one at a time) agree
+    from click.testing import CliRunner
+
+    from recurrent.cli import cli
+    out = tmp_path / "run"
+    ok(invoke("train", "seq2seq", "--max-train", 200, "--max-eval", 20, "--steps", 1,
+              "--out", out, *SMALL))
+    words = ["a", "cat", "internationalisation"]
+    for beam in (1, 3):
+        together = ok(invoke("predict", out, *words, "--json", "--beam", beam)).splitlines()
+        result = CliRunner().invoke(cli, ["predict", str(out), "--stream", "--beam",
+                                          str(beam)], input="\n".join(words) + "\n")
+        assert result.exit_code == 0, result.output + result.stderr
+        streamed = [json.loads(line) for line in result.stdout.splitlines()]
+        for word, line, alone in zip(words, together, streamed):
+            h = json.loads(line)["hypotheses"][0]
+            assert h["output"] == alone["output"] == ok(invoke("predict", out, word,
+                                                               "--beam", beam)).strip()
+            assert h["score"] == pytest.approx(alone["score"], rel=1e-9)
+            n = len(h["output"].split())
+            assert n <= 2 * len(word) + 10
+        assert not json.loads(together[0])["hypotheses"][0]["finished"]  # cut at 12

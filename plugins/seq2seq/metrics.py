@@ -1,7 +1,11 @@
 """Metrics of transductions and the baselines they are compared with.
 
-BLEU and chrF come from sacrebleu (corpus level, its default settings; token-level
-targets are scored as already tokenized: tokenize "none"). Exact match: the fraction of
+BLEU and chrF come from sacrebleu (corpus level, its default settings otherwise). BLEU's
+n-grams are of the target's own symbols: token-level targets are scored as already
+tokenized (tokenize "none": the phonemes of g2p), character-level targets character by
+character (tokenize "char", whitespace not counted), so a one-word target (a
+transliteration, a spelling) has 2- to 4-grams too and a perfect copy scores 100 (word
+tokenization, "13a", would score it 0). Exact match: the fraction of
 outputs equal to their reference. Symbol error rate: the edit distance (insertions,
 deletions, substitutions) summed over the pairs, over the reference symbols; for
 grapheme-to-phoneme it is the phoneme error rate (PER), and 1 - exact match the word
@@ -39,15 +43,18 @@ def require_sacrebleu():
 
 def score(hypotheses: list[list[str]], references: list[list[str]], level: str,
           g2p: bool) -> dict:
-    """Metrics of hypotheses against references (lists of symbols, paired)."""
+    """Metrics of hypotheses against references (lists of symbols, paired; at least
+    one pair: prepare() refuses a file whose validation or test split is empty)."""
     sacrebleu = require_sacrebleu()
     n = len(references)
+    if not n:
+        raise UserError("no pairs to score")
     exact = sum(h == r for h, r in zip(hypotheses, references))
     errors = sum(edit_distance(h, r) for h, r in zip(hypotheses, references))
     ref_symbols = sum(len(r) for r in references)
     hyp_text = [join(h, level) for h in hypotheses]
     ref_text = [[join(r, level) for r in references]]
-    tokenize = "none" if level == "token" else "13a"
+    tokenize = "none" if level == "token" else "char"  # n-grams of the target's symbols
     bleu = sacrebleu.corpus_bleu(hyp_text, ref_text, tokenize=tokenize).score
     chrf = sacrebleu.corpus_chrf(hyp_text, ref_text).score
     out = {"exact": exact / n if n else 0.0, "bleu": float(bleu), "chrf": float(chrf)}

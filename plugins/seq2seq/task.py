@@ -103,7 +103,7 @@ class Seq2Seq:
                          help="Length normalisation of the beam's final ranking: score / "
                               "length^alpha (0 = raw log-probability)."),
             click.Option(["--max-len"], type=click.IntRange(min=1), default=None,
-                         help="Longest output (default: 2 x the longest input + 10)."),
+                         help="Longest output (default: 2 x each input's length + 10)."),
             click.Option(["--json", "as_json"], is_flag=True,
                          help="One JSON object per input."),
             click.Option(["--plot"], default=None, metavar="FILE.png",
@@ -137,6 +137,12 @@ class Seq2Seq:
         counts = {split: sum(data.split_of(s) == split for s, _ in pairs)
                   for split in data.SPLITS}
         counts["train"] = len(train)
+        empty = [name for split, name in (("valid", "validation"), ("test", "test"))
+                 if not counts[split]]
+        if empty:  # checked before the run directory is made: evaluation scores them
+            raise UserError(f"{os.path.basename(path)} has no {' and no '.join(empty)} "
+                            f"pairs (5% of the sources each, by hash; it has {len(pairs)} "
+                            f"pairs): give a larger file")
         return {
             "data": name if name == data.BUNDLED else path,
             "fingerprint": fingerprint,
@@ -154,9 +160,11 @@ class Seq2Seq:
 
     def pairs(self, state: dict, split: str, config: dict) -> list:
         """[(source symbols, target symbols)] of a split; "test" with `eval --data FILE`
-        is that whole file."""
+        is that whole file, its sources read as predict reads an input (lower-cased for
+        g2p; a source symbol the model never saw is refused, as char-lm's eval --data
+        refuses an unknown character)."""
         if split == "test" and config.get("eval_data"):
-            pairs, _ = data.read_pairs(data.resolve_path(config["eval_data"]))
+            return self._eval_data_pairs(state, config["eval_data"])
         else:
             if split not in data.SPLITS:
                 raise UserError(f"unknown split {split!r}: seq2seq has train, valid, test")
@@ -171,6 +179,27 @@ class Seq2Seq:
                 pairs = pairs[:int(limit)]
         return [(data.symbols(s, state["source_level"]), data.symbols(t, state["target_level"]))
                 for s, t in pairs]
+
+    def _eval_data_pairs(self, state: dict, name: str) -> list:
+        path = data.resolve_path(name)
+        label = os.path.basename(path)
+        pairs, _ = data.read_pairs(path)
+        vocab = Vocabulary(state["source_vocab"])
+        out, unknown, first = [], set(), None
+        for number, (s, t) in enumerate(pairs, 1):
+            source = data.symbols(s.lower() if state.get("lowercase_input") else s,
+                                  state["source_level"])
+            missing = vocab.unknown(source)
+            if missing and first is None:
+                first = (number, s)
+            unknown.update(missing)
+            out.append((source, data.symbols(t, state["target_level"])))
+        if unknown:
+            shown = ", ".join(repr(c) for c in sorted(unknown)[:5])
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            raise UserError(f"{label} has source symbols the model never saw in training: "
+                            f"{shown}{more} (first in pair {first[0]}, {first[1]!r})")
+        return out
 
     def _encoded(self, state, pairs):
         src_vocab, tgt_vocab = Vocabulary(state["source_vocab"]), Vocabulary(state["target_vocab"])

@@ -9,8 +9,10 @@ over hypotheses). greedy() is the argmax path, equal to beam search with K = 1.
 Search ranks partial hypotheses by their summed log-probability; a hypothesis that
 emitted EOS is finished: it keeps its score and stays in the beam (its only continuation
 is itself, at no cost). The final ranking divides each score by its length (tokens
-including EOS) to the power ``alpha`` (length normalisation; alpha = 0: raw sums).
-Decoding stops when every hypothesis is finished or after ``max_len`` tokens.
+including EOS) to the power ``alpha`` (length normalisation; alpha = 0: raw sums),
+greedy decoding's one hypothesis included. A sentence stops after ``max_len`` tokens
+(default: 2 x its own source length + 10, so that a sentence decodes the same whatever
+sentences share its batch); decoding ends when every hypothesis is finished or stopped.
 
 Dimension legend: S source steps, B sentences, K beam width, R = B*K rows, V target
 vocabulary, L layers, F decoder hidden size, t decoded steps.
@@ -43,25 +45,30 @@ class Hypotheses(NamedTuple):
 
 
 def default_max_len(src_len):
-    """Decoding limit when none is given: twice the longest source, plus 10."""
-    return 2 * int(np.max(src_len, initial=0)) + 10
+    """Decoding limit of each sentence when none is given: (B,) twice its own source
+    length, plus 10 (never the batch's longest: a sentence's output must not depend on
+    the sentences decoded with it)."""
+    return 2 * np.asarray(src_len, np.int64) + 10
 
 
 def _start(src, max_len):
+    """(src trimmed to its longest source, src_len (B,), limit (B,): each sentence's
+    maximum number of decoded tokens)."""
     src = np.asarray(src, np.int64)
     if src.ndim != 2 or src.shape[1] < 1:
         raise ValueError(f"src: expected source ids of shape (S, B), got shape {src.shape}")
     src_len = source_lengths(src)
-    max_len = default_max_len(src_len) if max_len is None else positive_int(max_len,
-                                                                             "max_len")
-    return src[:max(1, int(src_len.max(initial=0)))], src_len, max_len
+    limit = (default_max_len(src_len) if max_len is None else
+             np.full(src.shape[1], positive_int(max_len, "max_len"), np.int64))
+    return src[:max(1, int(src_len.max(initial=0)))], src_len, limit
 
 
-def greedy(model, src, max_len=None):
+def greedy(model, src, max_len=None, alpha=1.0):
     """The most likely next token at every step, for each sentence of ``src`` (S, B) ->
     Hypotheses with K = 1 (what beam search with K = 1 finds, more cheaply: an argmax
-    instead of a sort). The model should be in eval mode."""
-    src, src_len, max_len = _start(src, max_len)
+    instead of a sort; ``normalised`` is score / length^alpha as for the beam). The
+    model should be in eval mode."""
+    src, src_len, limit = _start(src, max_len)
     B = src.shape[1]
     with single_threaded_blas():
         memory, states, threads = model.encode(src, src_len)
@@ -70,30 +77,30 @@ def greedy(model, src, max_len=None):
         scores = np.zeros(B)
         lengths = np.zeros(B, np.int64)
         tokens, attn = [], []
-        for _ in range(max_len):
+        for step in range(int(limit.max())):
             logp, states, weights = model.decoder_step(prev, states, memory, src_len,
                                                        threads)
             token = np.argmax(logp, axis=1)
-            live = ~finished
+            live = ~finished & (step < limit)  # a sentence past its limit is stopped
             scores[live] += logp[live, token[live]]
             lengths += live
-            token = np.where(finished, model.eos, token)
+            token = np.where(live, token, model.eos)
             tokens.append(token)
             attn.append(weights)
-            finished |= token == model.eos
+            finished |= live & (token == model.eos)
             prev = token
-            if finished.all():
+            if not np.any(~finished & (step + 1 < limit)):
                 break
     history = np.array(tokens).reshape(-1, B)
     return _hypotheses(history, np.array(attn).reshape(len(tokens), B, -1), lengths,
-                       finished, scores, B, 1, 0.0, model.eos)
+                       finished, scores, B, 1, alpha, model.eos)
 
 
 def search(model, src, beam=1, max_len=None, alpha=1.0):
     """Decode source ids ``src`` (S, B) (padded with PAD_ID) with beam width ``beam``
     -> Hypotheses with K = beam. The model should be in eval mode."""
     K = positive_int(beam, "beam")
-    src, src_len, max_len = _start(src, max_len)
+    src, src_len, limit = _start(src, max_len)
     B = src.shape[1]
     R = B * K
     eos = model.eos
@@ -112,7 +119,8 @@ def search(model, src, beam=1, max_len=None, alpha=1.0):
         attn = np.zeros((0, R, memory.shape[0]))  # (t, R, S)
         lengths = np.zeros(R, np.int64)  # tokens emitted, EOS included
         base = (np.arange(B) * K)[:, None]  # (B, 1) first row of each sentence
-        for _ in range(max_len):
+        row_limit = limit[rows]  # (R,)
+        for step in range(int(limit.max())):
             logp, states, weights = model.decoder_step(prev, states, memory, row_len,
                                                        threads)  # (R, V)
             V = logp.shape[1]
@@ -123,15 +131,21 @@ def search(model, src, beam=1, max_len=None, alpha=1.0):
             order = np.argsort(-total, axis=1, kind="stable")[:, :K]  # (B, K)
             parent = (base + order // V).reshape(R)  # (R,) rows the survivors extend
             token = (order % V).reshape(R)
-            scores = np.take_along_axis(total, order, axis=1).reshape(R)
+            new_scores = np.take_along_axis(total, order, axis=1).reshape(R)
+            # A sentence past its limit is stopped: its rows stay as they are (in place,
+            # score and length kept, not finished), as if it had been decoded alone.
+            stopped = step >= row_limit  # (R,)
+            parent = np.where(stopped, np.arange(R), parent)
+            token = np.where(stopped, eos, token)
+            scores = np.where(stopped, scores, new_scores)
             was_finished = finished[parent]
             history = np.concatenate([history[:, parent], token[None]], axis=0)
             attn = np.concatenate([attn[:, parent], weights[parent][None]], axis=0)
-            lengths = lengths[parent] + ~was_finished
-            finished = was_finished | (token == eos)
+            lengths = lengths[parent] + ~(was_finished | stopped)
+            finished = was_finished | ((token == eos) & ~stopped)
             states = tuple(np.ascontiguousarray(s[:, parent]) for s in states)
             prev = token
-            if finished.all():
+            if not np.any(~finished & (step + 1 < row_limit)):
                 break
     return _hypotheses(history, attn, lengths, finished, scores, B, K, alpha, eos)
 

@@ -16,6 +16,7 @@ class Seq2SeqRunner(Runner):
         """Source ids (S, B) padded with PAD_ID -> decode.Hypotheses: greedy for beam 1,
         else beam search (decode.search)."""
         if beam == 1:
-            return self._in_eval(decode.greedy, self.model, src, max_len=max_len)
+            return self._in_eval(decode.greedy, self.model, src, max_len=max_len,
+                                 alpha=alpha)
         return self._in_eval(decode.search, self.model, src, beam=beam, max_len=max_len,
                              alpha=alpha)
