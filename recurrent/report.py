@@ -20,11 +20,14 @@ def is_scalar(value) -> bool:
 
 
 def format_value(value) -> str:
-    """One table cell: floats with 4 decimals, ints as they are, "-" for anything else
-    (a metric a column does not have)."""
+    """One table cell: floats with 4 decimals (in exponent form from 1e9 on, so that a
+    huge value such as a diverged model's perplexity stays one short cell), ints as they
+    are, "-" for anything else (a metric a column does not have)."""
     if not is_scalar(value):
         return "-"
-    return f"{value:.4f}" if isinstance(value, (float, np.floating)) else str(value)
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.4e}" if abs(value) >= 1e9 and np.isfinite(value) else f"{value:.4f}"
+    return str(value)
 
 
 def text_table(rows: list[list[str]], align: str | None = None) -> list[str]:

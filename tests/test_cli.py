@@ -182,6 +182,9 @@ def test_report_helpers_align_labels_left_and_numbers_right():
     assert text_table([["x", "yy"], ["ab", "c"]], align="rl") == [" x  yy", "ab  c"]
     assert [format_value(v) for v in (0.5, np.float32(2), 3, np.int64(4), True, None, [1])] \
         == ["0.5000", "2.0000", "3", "4", "-", "-", "-"]
+    # a huge value (a diverged model's perplexity) stays one short cell
+    assert [format_value(v) for v in (3.1e139, 123456789.0, float("inf"))] \
+        == ["3.1000e+139", "123456789.0000", "inf"]
     lines = generic_report({"loss": 0.25, "count": 8, "matrix": [[1, 0], [0, 1]]},
                            {"zero": {"loss": 1.0, "extra": 2}})
     assert lines == ["metric   model    zero",
