@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .export import EXTENSIONS, FORMATS
+from .export import EXTENSIONS, FORMATS, INT8_EXTENSION
 from .quant import PRECISIONS
 
 
@@ -16,7 +16,11 @@ from .quant import PRECISIONS
                    "torch: a safetensors state_dict for torch.nn modules, whose code "
                    "is printed.")
 @click.option("--out", default=None, metavar="FILE",
-              help="File to write [default: RUN" + ", RUN".join(EXTENSIONS.values()) + "].")
+              help="File to write, outside the run directory [default: RUN"
+                   + ", RUN".join(EXTENSIONS.values()) + f", RUN{INT8_EXTENSION} with "
+                   "--precision int8].")
+@click.option("--force", is_flag=True,
+              help="Replace --out if it exists (a path inside the run is always refused).")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best",
               show_default=True, help="Best validation parameters, or the latest.")
 @click.option("--state-inputs", is_flag=True,
@@ -25,10 +29,10 @@ from .quant import PRECISIONS
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="safetensors: int8 stores the recurrent weights quantised per row (int8 "
                    "and a float32 scale per row), as int8 inference runs them.")
-def export_command(run, fmt, out, checkpoint, state_inputs, precision):
+def export_command(run, fmt, out, force, checkpoint, state_inputs, precision):
     """Export a trained RUN's model to a file (docs/export.md: inputs, outputs, names)."""
     from .export.run import export_run
-    _, lines = export_run(run, fmt, out, checkpoint, state_inputs, precision)
+    _, lines = export_run(run, fmt, out, checkpoint, state_inputs, precision, force)
     click.echo("\n".join(lines))
 
 

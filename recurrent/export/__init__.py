@@ -11,3 +11,4 @@ holds which parameter. run.py ties them to run directories and the CLI.
 FORMATS = ("onnx", "safetensors", "torch")
 # --out default: the run directory's path plus this (runs/shakespeare.onnx)
 EXTENSIONS = {"onnx": ".onnx", "safetensors": ".safetensors", "torch": ".torch.safetensors"}
+INT8_EXTENSION = ".int8.safetensors"  # --format safetensors --precision int8

@@ -2,7 +2,8 @@
 what `recurrent export` and `recurrent import` do.
 
 Every check runs before anything is written; files are written atomically (a temporary
-file moved over the target), so a failed export leaves no partial file.
+file moved over the target), so a failed export leaves no partial file. An export never
+writes inside the run directory, nor over an existing file unless asked to (``force``).
 """
 from __future__ import annotations
 
@@ -19,34 +20,50 @@ from ..errors import UserError
 from ..quant import PRECISIONS
 from ..runs import load_model, loss_name
 from ..seq2seq import Seq2SeqModel
-from . import EXTENSIONS, FORMATS
+from . import EXTENSIONS, FORMATS, INT8_EXTENSION
 from . import safetensors as st
 from . import torch_names
 
 SOFTMAX_LOSSES = ("cross_entropy",)  # models whose outputs are logits of a softmax
 
 
-def default_out(run_path: str, fmt: str) -> str:
-    """runs/shakespeare -> runs/shakespeare.onnx (beside the run directory)."""
-    return os.path.normpath(run_path) + EXTENSIONS[fmt]
+def default_out(run_path: str, fmt: str, precision: str = "fp32") -> str:
+    """runs/shakespeare -> /abs/runs/shakespeare.onnx: beside the run directory, from its
+    absolute path (so "." names the directory, not a hidden file inside it); an int8
+    safetensors file gets its own name (runs/shakespeare.int8.safetensors), so it never
+    takes the float32 file's."""
+    ext = INT8_EXTENSION if fmt == "safetensors" and precision == "int8" else EXTENSIONS[fmt]
+    return os.path.abspath(run_path) + ext
 
 
-def _check_out(out: str) -> None:
+def _check_out(out: str, run_path: str, force: bool = False) -> None:
+    """UserError for an --out that cannot or must not be written: a directory, a missing
+    or read-only directory, a path inside the run directory (always: its checkpoints and
+    config.json are the run), or an existing file without ``force``."""
     if os.path.isdir(out):
         raise UserError(f"--out {out} is a directory; give a file name")
     directory = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(directory):
         raise UserError(f"--out {out}: directory {directory} does not exist")
+    run_real, out_real = os.path.realpath(run_path), os.path.realpath(out)
+    if os.path.commonpath([run_real, out_real]) == run_real:
+        via = "" if out_real == os.path.abspath(out) else f" (it resolves to {out_real})"
+        raise UserError(f"--out {out} is inside the run directory {run_path}{via}; write "
+                        f"the export outside it")
+    if os.path.lexists(out) and not force:
+        raise UserError(f"--out {out} already exists; give --force to replace it")
     if not os.access(directory, os.W_OK):
         raise UserError(f"--out {out}: directory {directory} is not writable")
 
 
 def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str = "best",
-               state_inputs: bool = False, precision: str = "fp32") -> tuple[str, list[str]]:
+               state_inputs: bool = False, precision: str = "fp32",
+               force: bool = False) -> tuple[str, list[str]]:
     """Write the run's model in format ``fmt`` -> (path written, lines to show).
     ``state_inputs`` (onnx): the graph takes the initial state as inputs h_0 (c_0).
     ``precision`` "int8" (safetensors): the recurrent weights stored as int8 with their
-    row scales, for models that run int8 inference."""
+    row scales, for models that run int8 inference. ``force``: replace an existing
+    ``out`` (never one inside the run directory)."""
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if precision not in PRECISIONS:
@@ -57,8 +74,8 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
         raise UserError(f"--precision {precision} is for --format safetensors (onnx and torch "
                         f"files hold float32 weights)")
     run = RunDir.open(run_path)
-    out = out or default_out(run_path, fmt)
-    _check_out(out)
+    out = out or default_out(run_path, fmt, precision)
+    _check_out(out, run.path, force)
     model, info = load_model(run, checkpoint, precision=precision)  # refuses no int8 path
     if isinstance(model, Seq2SeqModel):
         raise UserError(f"{run_path} is an encoder-decoder ({info['task']}): export covers "
@@ -80,7 +97,8 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
     int8 = tuple(torch_names.rnn_weights(model)) if precision == "int8" else ()
     tensors = torch_names.tensors(model, fold_scale=fmt == "torch")
     st.write(out, tensors, info, int8)
-    lines = [f"wrote {out}: {model.num_params:,} parameters under PyTorch names, "
+    written = sum(value.size for value in tensors.values())  # not the training-only ones
+    lines = [f"wrote {out}: {written:,} parameters under PyTorch names, "
              + (f"the recurrent weights in int8 with float32 row scales ('<name>"
                 f"{st.SCALE_SUFFIX}'), " if int8 else "")
              + f"the run's config.json as metadata ({os.path.getsize(out):,} bytes)"]
@@ -139,7 +157,10 @@ def _dims(value) -> str:
 
 def import_file(path: str, out: str) -> RunDir:
     """A run directory ``out`` made from an exported safetensors file: its config.json
-    from the metadata, its best.npz from the tensors (checked against the model first)."""
+    from the metadata, its best.npz from the tensors (checked against the model first).
+    The parameters no export holds because only training reads them (the wide part's
+    cross-fitted fold models, torch_names.training_only) are zeros: evaluation and
+    prediction never read them."""
     from ..plugins import get_task
     tensors, info = st.read(path)
     for key in ("task", "config", "task_state", "model_spec"):
@@ -150,6 +171,9 @@ def import_file(path: str, out: str) -> RunDir:
     model = config.build_model(info["model_spec"])
     if "wide.scale" in model.param_shapes() and "wide.scale" not in tensors:
         tensors["wide.scale"] = np.ones(1, np.float32)  # --format torch folded it in
+    for name, shape in torch_names.training_only(model).items():
+        if name not in tensors:
+            tensors[name] = np.zeros(shape, np.float32)
     try:
         model.load_state_dict(tensors)
     except ValueError as e:

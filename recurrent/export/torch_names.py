@@ -44,18 +44,27 @@ def check_torch_cell(model, what: str) -> str:
     return name
 
 
+TRAINING_ONLY = tuple(f"wide.{name}" for name in Wide.TRAINING_ONLY)
+
+
+def training_only(model) -> dict:
+    """{name: shape} of the model's parameters that only training reads (the wide part's
+    cross-fitted fold models): left out of every export, zeros again on import."""
+    return {name: shape for name, shape in model.param_shapes().items()
+            if name in TRAINING_ONLY}
+
+
 def tensors(model, fold_scale=True) -> dict:
     """{PyTorch name: contiguous float32 array} of every parameter an exported model uses
     (not the wide part's training-only fold models), in flat-buffer order. A learned
     wide scale is multiplied into the wide weights (torch and ONNX have no place for it),
     or with ``fold_scale=False`` kept as "wide.scale" (a safetensors file that imports
     back to the very same model)."""
-    training_only = {f"wide.{name}" for name in Wide.TRAINING_ONLY}
     state = model.state_dict()
     if fold_scale and "wide.scale" in state:  # a learned scale of the wide logits: folded into the weights
         state["wide.weight"] = state["wide.weight"] * state.pop("wide.scale")[0]
     return {name: np.ascontiguousarray(value, dtype=np.float32)
-            for name, value in state.items() if name not in training_only}
+            for name, value in state.items() if name not in TRAINING_ONLY}
 
 
 def rnn_param(kind: str, layer: int, reverse: bool) -> str:

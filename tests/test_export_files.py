@@ -1,0 +1,164 @@
+"""The files `recurrent export` writes and `recurrent import` reads back: a --wide-folds
+sentiment run (whose fold models no export holds) imports and evaluates as the original;
+--out is never inside the run and never an existing file without --force; the default
+--out of "." and of an int8 export; the message counts the parameters written."""
+import json
+import os
+
+import numpy as np
+import pytest
+from helpers import bundled_reviews, invoke, ok, one_line_error, write_reviews
+
+from recurrent.checkpoint import RunDir
+from recurrent.runs import load_model
+
+pytest.importorskip("safetensors")
+
+TINY = ["--threads", "1", "--quiet", "--no-plot", "--steps", "2", "--eval-every", "0"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Tiny runs: sentiment with a cross-fitted wide part (2 folds, a learned scale), its
+    eval from the fold models' mean and from the full model; forecast (rnn_tanh)."""
+    root = tmp_path_factory.mktemp("export_files")
+    reviews = write_reviews(root / "reviews.csv", bundled_reviews(60))
+    folds = ["--data", reviews, "--hidden", "8", "--embed-dim", "6", "--bigram-buckets",
+             "64", "--batch-size", "32", "--wide-folds", "2", "--wide-scale",
+             "--ensemble", "1", "--unidirectional", "--pooling", "last"]
+    for mode in ("mean", "full"):
+        ok(invoke("train", "sentiment", "--out", root / f"folds-{mode}", *folds,
+                  "--wide-folds-eval", mode, *TINY))
+    ok(invoke("train", "forecast", "--out", root / "forecast", "--cell", "rnn_tanh",
+              "--hidden", "6", "--window", "8", *TINY))
+    return root
+
+
+def evaluation(run) -> dict:
+    """`recurrent eval RUN --json` without the line naming the run."""
+    report = json.loads(ok(invoke("eval", run, "--json", "--threads", "1")))
+    report.pop("run")
+    return report
+
+
+def params(run) -> dict:
+    with np.load(os.path.join(run, "best.npz")) as f:
+        return {k[len("param/"):]: f[k] for k in f.files if k.startswith("param/")}
+
+
+def listing(directory) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+# ---- --wide-folds: the fold models are training-only -------------------------------------
+
+@pytest.mark.parametrize("mode", ["mean", "full"])
+def test_a_wide_folds_run_imports_and_evaluates_as_the_original(mode, runs, tmp_path):
+    """Export leaves out wide.fold_weight / wide.fold_bias (only training reads them);
+    import fills them with zeros, so both a safetensors and a torch file import, and the
+    imported run's eval is the original's: exactly from safetensors, up to the rounding
+    of the folded wide scale from torch."""
+    run = runs / f"folds-{mode}"
+    original = params(run)
+    assert original["wide.fold_weight"].shape[0] == 2 and np.abs(
+        original["wide.fold_weight"]).max() > 0
+    if mode == "mean":  # eval's wide part: the fold models' mean, set at the start
+        np.testing.assert_allclose(original["wide.weight"],
+                                   original["wide.fold_weight"].mean(axis=0), atol=1e-6)
+    want = evaluation(run)
+    for fmt in ("safetensors", "torch"):
+        out = tmp_path / f"m.{fmt}"
+        ok(invoke("export", run, "--format", fmt, "--out", out))
+        back = tmp_path / f"back-{fmt}"
+        ok(invoke("import", out, "--out", back))
+        imported = params(back)
+        assert set(imported) == set(original)
+        for name in ("wide.fold_weight", "wide.fold_bias"):
+            assert not imported[name].any() and imported[name].shape == original[name].shape
+        got = evaluation(back)
+        if fmt == "safetensors":
+            for name, value in original.items():
+                if "fold" not in name:
+                    np.testing.assert_array_equal(imported[name], value, err_msg=name)
+            assert got == want
+        else:
+            assert got["metrics"]["confusion"] == want["metrics"]["confusion"]
+            for key, value in want["metrics"].items():
+                if key != "confusion":
+                    assert got["metrics"][key] == pytest.approx(value, rel=1e-6), key
+    texts = ["A gripping, funny film.", "Dull and far too long."]
+    assert (ok(invoke("predict", tmp_path / "back-safetensors", *texts, "--json"))
+            == ok(invoke("predict", run, *texts, "--json")))
+
+
+def test_the_message_counts_the_parameters_written(runs, tmp_path):
+    from safetensors.numpy import load_file
+    run = runs / "folds-mean"
+    model, _ = load_model(RunDir.open(str(run)))
+    for fmt in ("safetensors", "torch"):
+        out = tmp_path / f"m.{fmt}"
+        printed = ok(invoke("export", run, "--format", fmt, "--out", out))
+        written = sum(v.size for v in load_file(str(out)).values())
+        assert written < model.num_params  # the fold models are not written
+        assert f"wrote {out}: {written:,} parameters" in printed, printed
+
+
+# ---- where an export may write -------------------------------------------------------------
+
+def test_out_inside_the_run_is_refused_even_with_force(runs, tmp_path):
+    run = runs / "forecast"
+    before = listing(run)
+    for name, fmt in (("best.npz", "onnx"), ("config.json", "safetensors"),
+                      ("last.npz", "torch"), ("new.onnx", "onnx")):
+        for force in ([], ["--force"]):
+            one_line_error(invoke("export", run, "--format", fmt, "--out", run / name,
+                                  *force), "is inside the run directory")
+    os.symlink(run / "best.npz", tmp_path / "link.npz")  # a link into the run
+    one_line_error(invoke("export", run, "--format", "onnx", "--out", tmp_path / "link.npz",
+                          "--force"), "is inside the run directory", "resolves to")
+    assert listing(run) == before
+
+
+def test_an_existing_out_is_refused_unless_forced(runs, tmp_path):
+    run = runs / "forecast"
+    keep = tmp_path / "keep.txt"
+    keep.write_text("keep me")
+    for fmt in ("onnx", "safetensors", "torch"):
+        one_line_error(invoke("export", run, "--format", fmt, "--out", keep),
+                       "already exists", "--force")
+        assert keep.read_text() == "keep me"
+    ok(invoke("export", run, "--format", "safetensors", "--out", keep, "--force"))
+    from safetensors.numpy import load_file
+    assert set(load_file(str(keep))) == set(params(run))
+    one_line_error(invoke("import", keep, "--out", run), "already holds a run")
+
+
+def test_default_outs_are_beside_the_run_and_int8_has_its_own(runs, monkeypatch):
+    """The default of "." (run from inside the run directory) is beside the directory, not
+    a hidden "..torch.safetensors" in it; int8 safetensors default to RUN.int8.safetensors,
+    so they do not replace RUN.safetensors; a second export to a default is refused."""
+    run = runs / "forecast"
+    before = listing(run)
+    made = [f"{run}{ext}" for ext in (".torch.safetensors", ".safetensors",
+                                      ".int8.safetensors")]
+    try:
+        monkeypatch.chdir(run)
+        printed = ok(invoke("export", ".", "--format", "torch"))
+        assert printed.startswith(f"wrote {made[0]}:")
+        ok(invoke("export", "./", "--format", "safetensors"))
+        fp32 = open(made[1], "rb").read()
+        printed = ok(invoke("export", ".", "--format", "safetensors", "--precision", "int8"))
+        assert printed.startswith(f"wrote {made[2]}:")
+        assert open(made[1], "rb").read() == fp32
+        from safetensors import safe_open
+        with safe_open(made[2], framework="np") as f:
+            assert f.metadata()["precision"] == "int8"
+        one_line_error(invoke("export", ".", "--format", "safetensors", "--precision",
+                              "int8"), "already exists", "--force")
+        ok(invoke("export", ".", "--format", "safetensors", "--precision", "int8",
+                  "--force"))
+        assert listing(run) == before  # nothing written inside the run
+    finally:
+        for path in made:
+            if os.path.exists(path):
+                os.remove(path)
