@@ -13,7 +13,7 @@ from .errors import AllRanksError, UserError
 from .lengths import valid_mask
 from .task_params import PREFIX as TASK_PREFIX
 from .task_params import owned
-from .trainer import Trainer, load_params, task_state_of
+from .trainer import Trainer, check_checkpoint, load_params, task_state_of
 
 
 def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
@@ -87,7 +87,9 @@ def _trainer(task, run: RunDir, echo, world):
 def resume_run(task, run: RunDir, echo=print, changes: dict | None = None,
                world=None) -> Trainer:
     """A Trainer continuing ``run``; ``changes``: options given again (only those in
-    config.RESUMABLE may differ), saved in the run before it continues."""
+    config.RESUMABLE may differ), saved in the run before it continues. Its checkpoint
+    (each part's, in a run of parts) must load; a run (or part) that has none yet
+    starts from the beginning with its saved options (Trainer.fit)."""
     info = run.info()
     config = TrainingConfig.from_json(info["config"], run.file(CONFIG_FILE))
     if changes:
@@ -97,8 +99,14 @@ def resume_run(task, run: RunDir, echo=print, changes: dict | None = None,
     parts = candidates.check(run) if candidates.pending(info) else None
     if parts is not None and candidates.all_diverged(run):
         raise UserError(candidates.all_diverged_text(run))
-    if ensemble.size(config) > 1:
-        ensemble.member_runs(run, missing_ok=True)
+    if parts is not None:
+        resumed = parts
+    elif ensemble.size(config) > 1:
+        resumed = ensemble.member_runs(run, missing_ok=True)
+    else:
+        resumed = [run]
+    for part in resumed:  # each checkpoint readable (a part without one starts anew)
+        check_checkpoint(task, part)
     if changes:
         run.update_config(config.to_json())
     if parts is not None:

@@ -30,8 +30,10 @@ Evaluation every --eval-every steps (0: at the end of every epoch) and at the en
 task's metrics on "valid", printed beside its baselines, appended to metrics.jsonl; the
 best validation loss keeps best.npz; --patience N stops after N evaluations without
 improvement. last.npz is written at every evaluation, at the end and on Ctrl-C
-(recurrent/interrupt.py). A non-finite loss or gradient norm stops training before the
-update with a clear message; the last good checkpoint stays.
+(recurrent/interrupt.py; one while fit sets up stops before the first step); resuming a
+run that has none yet trains it from the start with its saved options. A non-finite
+loss or gradient norm stops training before the update with a clear message; the last
+good checkpoint stays.
 
 Schedules see the step index; the cosine schedule spans the run's planned steps (epochs x
 steps per epoch, or --steps if smaller). Changing --epochs/--steps on resume does not
@@ -62,7 +64,7 @@ import time
 
 import numpy as np
 
-from . import __version__, selection
+from . import __version__, in_turn, selection
 from .averaging import WeightAverage
 from .checkpoint import BEST, LAST, RunDir, load_arrays, save_arrays
 from .config import TrainingConfig
@@ -97,6 +99,14 @@ def load_params(model, arrays: dict, path: str) -> None:
         model.load_state_dict(params)
     except ValueError as e:
         raise UserError(f"checkpoint {path} does not fit this model: {str(e)[:200]}") from None
+
+
+def check_checkpoint(task, run: RunDir) -> None:
+    """UserError when the last.npz of ``run`` cannot be restored (unreadable, or not
+    this run's model and optimizer); nothing when it has none yet. A throwaway Trainer
+    reads it, and no file is written: a resume checks before it changes anything."""
+    if run.has(LAST):
+        Trainer(task, run, echo=lambda line: None).restore(check_only=True)
 
 
 class Trainer:
@@ -189,8 +199,9 @@ class Trainer:
             return contextlib.nullcontext()
         return self.average.applied(self.model)
 
-    def restore(self):
-        """Everything save(LAST) wrote, back from last.npz."""
+    def restore(self, check_only=False):
+        """Everything save(LAST) wrote, back from last.npz (``check_only``: into this
+        Trainer only, metrics.jsonl left as it is; see check_checkpoint)."""
         path = self.run.file(LAST)
         arrays, meta = load_arrays(path) if self.world.is_root else (None, None)
         if self.parallel is not None:
@@ -222,7 +233,7 @@ class Trainer:
                 if self.parallel is not None:
                     self.carry = self.parallel.local_state(self.carry, self.carry_rows)
             self.position = Position.from_meta(meta)
-            if self.world.is_root:
+            if self.world.is_root and not check_only:
                 self.run.drop_metrics_after(self.position.step)
         except (KeyError, ValueError, TypeError) as e:
             raise UserError(f"checkpoint {path} is corrupted or incomplete "
@@ -362,11 +373,14 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------
     def _planned_steps(self, epochs, max_steps):
-        """The run's total steps for the cosine schedule and the progress display (ETA),
-        or None when neither needs it: known only by generating an epoch's batches."""
+        """The run's total steps for the cosine schedule, the automatic --log-every and
+        the progress display (ETA), or None when none needs it (a --quiet run with its
+        own --log-every): known only by generating an epoch's batches. --quiet does not
+        change the automatic log interval, so metrics.jsonl holds the same records."""
         c = self.config
         total = max_steps or None
-        if c["schedule"] == "cosine" or not c.get("quiet"):
+        automatic_log = not int(c.get("log_every") or 0)
+        if c["schedule"] == "cosine" or not c.get("quiet") or automatic_log:
             steps_per_epoch = self._count_steps_per_epoch()
             if steps_per_epoch == 0:
                 raise UserError(f"task {self.task.name!r} produced no training batches: "
@@ -395,7 +409,71 @@ class Trainer:
 
     def fit(self, resume=False):
         """Train until --epochs / --steps, early stopping, Ctrl-C or a non-finite loss.
-        Returns a summary dict: {"status": "done" | "early-stopped" | "interrupted", ...}."""
+        Returns a summary dict: {"status": "done" | "early-stopped" | "interrupted", ...}.
+        ``resume`` of a run without a checkpoint yet (stopped or failed before its first
+        last.npz) starts it from the beginning with its saved options, as in_turn does
+        for a part. The Ctrl-C handler covers the setup too (restoring, counting the
+        planned steps, the baselines): a Ctrl-C there stops before the first step, with a
+        checkpoint of step 0 to resume from."""
+        c = self.config
+        root = self.world.is_root
+        status = "done"
+        plot = True
+        progress = None
+        try:
+            with Interrupt() as self.interrupt:
+                if resume and not in_turn.started(self.world, self.run.path):
+                    if root:  # a notice: shown even with --quiet
+                        print(f"{self.run.path} has no checkpoint yet: training it from "
+                              f"the start with its saved options", file=sys.stderr)
+                    resume = False
+                progress, limits = self._set_up(resume)
+                p = self.position
+                # numpy's BLAS (head, embedding, loss) stays on one thread whatever
+                # --threads says: OpenBLAS's threads spin after each call and then
+                # compete with the kernels' OpenMP threads for the cores.
+                with single_threaded_blas():
+                    patience = int(c.get("patience") or 0)
+                    if patience and p.bad_evals >= patience:  # resumed after it stopped early
+                        status = "early-stopped"
+                    elif self._stop_requested():  # a Ctrl-C while it was being set up
+                        status = "interrupted"
+                    else:
+                        status = self._loop(limits.pop("epochs"), **limits)
+                    if status in ("done", "step-limit") and p.last_eval_step != p.step:
+                        self.evaluate(progress, limits["baselines"])
+                    if status in ("done", "step-limit"):
+                        status = "done"
+                        p.finished = True
+                    self.save(LAST)
+                    if status != "interrupted":
+                        self._after_training()
+        except NonFinite as e:  # every rank of a data-parallel run raises it at this step
+            p = self.position
+            raise Diverged(
+                f"training stopped at step {p.step + 1}: {e} (try a lower --lr or "
+                f"--clip-norm); the last good checkpoint stays in {self.run.file(LAST)}"
+                if self.run.has(LAST) else
+                f"training stopped at step {p.step + 1}: {e} (try a lower --lr or "
+                f"--clip-norm); no checkpoint had been written yet", step=p.step) from None
+        except KeyboardInterrupt:  # a second Ctrl-C: leave at once, no plot
+            plot = False
+            raise
+        finally:
+            if progress is not None:
+                progress.close()
+                if plot and c.get("plot") and self.position.step and root:
+                    write_loss_plot(self.run)
+        p = self.position
+        return {"status": status, "step": p.step, "epoch": p.epoch,
+                "best_loss": p.best_loss, "run": self.run.path,
+                "best": self._best_text(),
+                "clipped_fraction": p.clipped_steps / p.step if p.step else 0.0}
+
+    def _set_up(self, resume):
+        """The start of fit (under its Ctrl-C handler): the position and parameters
+        restored or initialised, the schedule, the baselines. Returns (the Progress
+        display, the keyword arguments of _loop)."""
         c = self.config
         if resume:
             self.restore()
@@ -432,47 +510,9 @@ class Trainer:
         unit = "tok" if self.sequence_output else "samples"
         progress = Progress(total, p.step, unit, c.get("quiet") or not root, log_every,
                             self.echo)
-        status = "done"
-        plot = True
-        limits = dict(max_steps=max_steps, eval_every=eval_every, log_every=log_every,
-                      schedule=schedule, progress=progress, baselines=baselines)
-        # numpy's BLAS (head, embedding, loss) stays on one thread whatever --threads says:
-        # OpenBLAS's threads spin after each call and then compete with the kernels'
-        # OpenMP threads for the cores.
-        try:
-            with Interrupt() as self.interrupt, single_threaded_blas():
-                patience = int(c.get("patience") or 0)
-                if patience and p.bad_evals >= patience:  # resumed after it stopped early
-                    status = "early-stopped"
-                else:
-                    status = self._loop(epochs, **limits)
-                if status in ("done", "step-limit") and p.last_eval_step != p.step:
-                    self.evaluate(progress, baselines)
-                if status in ("done", "step-limit"):
-                    status = "done"
-                    p.finished = True
-                self.save(LAST)
-                if status != "interrupted":
-                    self._after_training()
-        except NonFinite as e:  # every rank of a data-parallel run raises it at this step
-            progress.close()
-            raise Diverged(
-                f"training stopped at step {p.step + 1}: {e} (try a lower --lr or "
-                f"--clip-norm); the last good checkpoint stays in {self.run.file(LAST)}"
-                if self.run.has(LAST) else
-                f"training stopped at step {p.step + 1}: {e} (try a lower --lr or "
-                f"--clip-norm); no checkpoint had been written yet", step=p.step) from None
-        except KeyboardInterrupt:  # a second Ctrl-C: leave at once, no plot
-            plot = False
-            raise
-        finally:
-            progress.close()
-            if plot and c.get("plot") and p.step and root:
-                write_loss_plot(self.run)
-        return {"status": status, "step": p.step, "epoch": p.epoch,
-                "best_loss": p.best_loss, "run": self.run.path,
-                "best": self._best_text(),
-                "clipped_fraction": p.clipped_steps / p.step if p.step else 0.0}
+        return progress, dict(epochs=epochs, max_steps=max_steps, eval_every=eval_every,
+                              log_every=log_every, schedule=schedule, progress=progress,
+                              baselines=baselines)
 
     def _loop(self, epochs, max_steps, eval_every, log_every, schedule, progress, baselines):
         p = self.position

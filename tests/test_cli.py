@@ -325,8 +325,10 @@ def test_causal_tasks_refuse_options_that_show_the_targets(tmp_path, monkeypatch
 
 def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
     run = tmp_path / "s"
-    # --quiet: no step-counting pass over the data before training (the hook would fire there)
-    result = invoke("train", "toy-sign", "--out", run, "--interrupt-at", 2, "--quiet")
+    # --quiet and --log-every: no step-counting pass over the data before training (the
+    # hook would fire there)
+    result = invoke("train", "toy-sign", "--out", run, "--interrupt-at", 2, "--quiet",
+                    "--log-every", 1)
     assert result.exit_code == 130
     assert f"--resume {run}" in result.output
     _, meta = load_arrays(str(run / LAST))

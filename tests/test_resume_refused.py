@@ -1,0 +1,77 @@
+"""A resume that is refused changes no file: the checkpoint of the run (of each part, in
+a run of parts) is read and checked before the options given again are saved."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import train_toys
+from helpers import invoke, one_line_error
+
+from recurrent.checkpoint import CONFIG_FILE, LAST, RunDir, load_arrays, save_arrays
+from recurrent.config import TrainingConfig
+from recurrent.errors import UserError
+from recurrent.plugins import get_task
+from recurrent.runs import resume_run, start_run
+
+
+@pytest.fixture(autouse=True)
+def toys():
+    with train_toys.registered():
+        yield
+
+
+def _finished(tmp_path, name="run", **overrides):
+    task = get_task("toy-sign")
+    values = {p.name: p.default for p in task.options()}
+    values.update({"threads": 1, "quiet": True, "steps": 5, "epochs": 0, **overrides})
+    run = start_run(task, TrainingConfig.resolve(task, values), str(tmp_path / name),
+                    echo=lambda line: None)
+    assert run.fit()["status"] == "done"
+    return tmp_path / name
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+
+
+def _other_shapes(path):
+    arrays, meta = load_arrays(str(path))
+    save_arrays(str(path), {k: (np.zeros(3, v.dtype) if k.startswith("param/") else v)
+                            for k, v in arrays.items()}, meta)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_truncate, "is corrupted or truncated"),
+    (_other_shapes, "does not fit this model"),
+])
+def test_a_resume_refused_for_its_checkpoint_leaves_the_config_as_it_was(tmp_path, damage,
+                                                                        message):
+    run = _finished(tmp_path)
+    damage(run / LAST)
+    before = {name: (run / name).read_bytes() for name in (CONFIG_FILE, LAST, "metrics.jsonl")}
+    with pytest.raises(UserError, match=message):
+        resume_run(get_task("toy-sign"), RunDir.open(str(run)), echo=lambda line: None,
+                   changes={"steps": 20, "quiet": True})
+    assert {name: (run / name).read_bytes() for name in before} == before
+    one_line_error(invoke("train", "toy-sign", "--resume", run, "--steps", 20), message,
+                   str(run / LAST))
+    assert {name: (run / name).read_bytes() for name in before} == before
+
+
+def test_a_damaged_member_checkpoint_refuses_the_ensembles_resume_untouched(tmp_path):
+    run = _finished(tmp_path, ensemble=2)
+    _truncate(run / "member-1" / LAST)
+    files = [CONFIG_FILE, f"member-0/{CONFIG_FILE}", f"member-1/{CONFIG_FILE}"]
+    before = {name: (run / name).read_bytes() for name in files}
+    one_line_error(invoke("train", "toy-sign", "--resume", run, "--steps", 20),
+                   "is corrupted or truncated", str(run / "member-1" / LAST))
+    assert {name: (run / name).read_bytes() for name in files} == before
+
+
+def test_a_resume_with_a_sound_checkpoint_still_saves_the_new_options(tmp_path):
+    run = _finished(tmp_path)
+    resume_run(get_task("toy-sign"), RunDir.open(str(run)), echo=lambda line: None,
+               changes={"steps": 7, "quiet": True}).fit(resume=True)
+    assert RunDir(str(run)).info()["config"]["steps"] == 7
+    assert load_arrays(str(run / LAST))[1]["step"] == 7
