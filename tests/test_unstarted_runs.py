@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import train_toys
 from helpers import invoke, ok
+from test_train import config_for
 
 from recurrent.checkpoint import LAST, METRICS, RunDir, load_arrays
-from recurrent.config import TrainingConfig
 from recurrent.errors import UserError
 from recurrent.plugins import get_task
 from recurrent.runs import resume_run, start_run
@@ -28,16 +28,9 @@ def toys():
         yield
 
 
-def _config(task_name, **overrides):
-    task = get_task(task_name)
-    values = {p.name: p.default for p in task.options()}
-    values.update({"threads": 1, "quiet": True, **overrides})
-    return task, TrainingConfig.resolve(task, values)
-
-
 def _start(tmp_path, name, task_name="toy-sign", **overrides):
     """A new run directory (config.json written), its Trainer not yet fitted."""
-    task, config = _config(task_name, **overrides)
+    task, config = config_for(task_name, **overrides)
     return start_run(task, config, str(tmp_path / name), echo=lambda line: None)
 
 
