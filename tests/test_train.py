@@ -312,11 +312,7 @@ def test_ctrl_c_saves_checkpoint_and_resume_finishes_like_an_uninterrupted_run(t
     assert summary["step"] == 4  # the SIGINT came while batch 3 was produced; it still ran
     _, meta = load_arrays(str(tmp_path / "stopped" / LAST))
     assert meta["step"] == 4
-    run = RunDir.open(str(tmp_path / "stopped"))
-    config = run.info()["config"]
-    config["interrupt_at"] = None
-    run.update_config(config)
-    resumed = resume_run(get_task("toy-sign"), run, echo=lambda line: None)
+    resumed = train_toys.resume_uninterrupted(tmp_path / "stopped", "toy-sign")
     assert resumed.fit(resume=True)["status"] == "done"
     np.testing.assert_array_equal(resumed.model.params, full.model.params)
 

@@ -126,11 +126,7 @@ def test_a_ctrl_c_while_the_trainer_sets_up_stops_at_step_0_and_resumes(
     _, meta = load_arrays(str(tmp_path / "stopped" / LAST))
     assert meta["step"] == 0
     monkeypatch.undo()
-    run = RunDir.open(str(tmp_path / "stopped"))
-    config = run.info()["config"]
-    config["interrupt_at"] = None
-    run.update_config(config)
-    resumed = resume_run(get_task("toy-sign"), run, echo=lambda line: None)
+    resumed = train_toys.resume_uninterrupted(tmp_path / "stopped", "toy-sign")
     assert resumed.fit(resume=True)["status"] == "done"
     assert _same(_params(tmp_path / "stopped"), _params(tmp_path / "full"))
     assert full["status"] == "done"

@@ -283,3 +283,15 @@ def registered():
         yield
     finally:
         plugins.unregister_plugin(PLUGIN_NAME)
+
+
+def resume_uninterrupted(path, task_name):
+    """The Trainer of the run at ``path`` resumed with its --interrupt-at cleared (so the
+    resumed run trains to its end), not yet fitted."""
+    from recurrent.checkpoint import RunDir
+    from recurrent.runs import resume_run
+    run = RunDir.open(str(path))
+    config = run.info()["config"]
+    config["interrupt_at"] = None
+    run.update_config(config)
+    return resume_run(plugins.get_task(task_name), run, echo=lambda line: None)
