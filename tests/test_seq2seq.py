@@ -237,3 +237,19 @@ def test_config_builds_an_encoder_decoder_from_its_spec():
         check_model_spec({**SPEC, "bos": 6})
     with pytest.raises(UserError, match="attention"):
         config.build_model({**SPEC, "attention": "nope"})
+
+
+def test_max_train_and_max_eval_take_pairs_spread_over_the_file():
+    """The bundled CMUdict is alphabetical: the first 100 training pairs all start with
+    "a"; the 100 --max-train / --max-eval take are spread over the alphabet."""
+    from recurrent_plugins.seq2seq import data
+    from recurrent_plugins.seq2seq.task import Seq2Seq
+    assert data.spread(list(range(10)), 4) == [0, 2, 5, 7]
+    assert data.spread(list(range(3)), 0) == data.spread(list(range(3)), 5) == [0, 1, 2]
+    task = Seq2Seq()
+    state = task.prepare({"max_train": 100})
+    train = task.pairs(state, "train", {})
+    valid = task.pairs(state, "valid", {"max_eval": 100})
+    assert len(train) == len(valid) == 100 and state["counts"]["train"] == 100
+    for pairs in (train, valid):
+        assert len({source[0] for source, _ in pairs}) >= 15  # initial letters

@@ -235,7 +235,8 @@ def test_an_answer_does_not_depend_on_the_inputs_decoded_with_it(tmp_path):
             h = json.loads(line)["hypotheses"][0]
             assert h["output"] == alone["output"] == ok(invoke("predict", out, word,
                                                                "--beam", beam)).strip()
-            assert h["score"] == pytest.approx(alone["score"], rel=1e-9)
+            # (float32 sums over another batch size may round differently)
+            assert h["score"] == pytest.approx(alone["score"], rel=1e-6)
             n = len(h["output"].split())
             assert n <= 2 * len(word) + 10
         assert not json.loads(together[0])["hypotheses"][0]["finished"]  # cut at 12

@@ -53,6 +53,15 @@ def split_of(source: str) -> str:
     return "train" if bucket < 90 else "valid" if bucket < 95 else "test"
 
 
+def spread(items: list, n: int) -> list:
+    """``n`` of ``items`` spread evenly over their order (all of them when n is 0 or not
+    fewer): --max-train and --max-eval take these rather than the first n, which in a
+    sorted file (CMUdict is alphabetical) would all start with the same letters."""
+    if not n or n >= len(items):
+        return list(items)
+    return [items[i] for i in (np.arange(n) * len(items)) // n]
+
+
 class _Cache:
     """The pairs of one file, kept while its size and mtime are unchanged (every epoch and
     evaluation asks again)."""

@@ -72,10 +72,12 @@ class Seq2Seq:
                               "phonemes are separated by spaces, else as --source-level)."),
             click.Option(["--max-train"], type=click.IntRange(min=0), default=0,
                          show_default=True,
-                         help="Train on the first N training pairs only (0 = all)."),
+                         help="Train on N training pairs only, spread evenly over the "
+                              "file (0 = all)."),
             click.Option(["--max-eval"], type=click.IntRange(min=0), default=0,
                          show_default=True,
-                         help="Score the first N validation/test pairs only (0 = all): "
+                         help="Score N validation/test pairs only, spread evenly over "
+                              "the file (0 = all): "
                               "decoding every pair at each evaluation costs time on large "
                               "data."),
             click.Option(["--embed-dim"], type=click.IntRange(min=1), default=EMBED_DIM,
@@ -129,8 +131,7 @@ class Seq2Seq:
         train = [(data.symbols(s, source_level), data.symbols(t, target_level))
                  for s, t in pairs if data.split_of(s) == "train"]
         max_train = int(config.get("max_train") or 0)
-        if max_train:
-            train = train[:max_train]
+        train = data.spread(train, max_train)
         if not train:
             raise UserError(f"{os.path.basename(path)} has no training pairs (90% of the "
                             f"sources, by hash; it has {len(pairs)} pairs)")
@@ -175,8 +176,7 @@ class Seq2Seq:
                                 f"differs)")
             pairs = [p for p in pairs if data.split_of(p[0]) == split]
             limit = state.get("max_train") if split == "train" else config.get("max_eval")
-            if limit:
-                pairs = pairs[:int(limit)]
+            pairs = data.spread(pairs, int(limit or 0))
         return [(data.symbols(s, state["source_level"]), data.symbols(t, state["target_level"]))
                 for s, t in pairs]
 
