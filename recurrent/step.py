@@ -57,7 +57,8 @@ def train_step(model, loss_fn, optimizer, x, y, lengths, state, lr, clip_norm=5.
     -> {name: gradient}, the batch's "backward" for this window's rows.
     Returns (loss, pre-clip gradient norm, clipped?, new state). Raises NonFinite before
     the update when the loss or the gradient norm is not finite, so the parameters stay
-    those of the last good step.
+    those of the last good step, and after it when the update itself overflowed the
+    parameters (the last checkpoint is then the last good state).
     """
     # The step reports a loss or gradient norm that is not finite itself, in one line;
     # numpy's overflow warnings on the way there would only come before it as noise.
@@ -100,6 +101,11 @@ def _step(model, loss_fn, optimizer, x, y, lengths, state, lr, clip_norm, clip_v
     if task_params is not None:
         task_params.optimizer.step(lr)
     model.params_changed()
+    # A finite gradient times a huge learning rate can still overflow: stop here, in one
+    # line, rather than at the next forward's input check (every rank holds the same
+    # parameters, so a data-parallel run stops on all of them).
+    if not np.isfinite(model.params).all():
+        raise NonFinite("the update made the parameters non-finite")
     return loss, norm, clipped, new_state
 
 

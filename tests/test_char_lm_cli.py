@@ -166,6 +166,16 @@ def test_a_validation_loss_past_709_nats_is_scored_with_infinite_perplexity(tmp_
             if line.startswith("perplexity")] == [["perplexity", "inf"]]
 
 
+def test_an_update_that_overflows_the_parameters_stops_in_one_line(tmp_path):
+    # A finite loss and gradient times --lr 1e30 without clipping overflow the float32
+    # parameters: the step says so, instead of the next forward's input check failing
+    # as an internal error.
+    result = invoke("train", "char-lm", "--max-chars", 20_000, "--hidden", 8, "--steps", 20,
+                    "--optimizer", "sgd", "--lr", 1e30, "--clip-norm", 0, "--threads", 1,
+                    "--quiet", "--no-plot", "--out", tmp_path / "run")
+    one_line_error(result, "the update made the parameters non-finite", "try a lower --lr")
+
+
 @pytest.mark.parametrize("payload, fragment", [
     (b"", "is empty"),
     (b"\x7fELF\x02\x01\x01\x00\x00\x00binary", "is an executable, not text"),
