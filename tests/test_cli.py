@@ -65,8 +65,9 @@ def test_help_is_a_quick_start_and_version():
 
 
 def test_python_dash_m_runs_the_cli():
+    # PYTHONSAFEPATH: the installed package, not the uncompiled source tree in the cwd
     out = subprocess.run([sys.executable, "-m", "recurrent", "--version"], capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=120, env=dict(os.environ, PYTHONSAFEPATH="1"))
     assert out.returncode == 0 and recurrent.__version__ in out.stdout
 
 
