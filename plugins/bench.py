@@ -364,10 +364,13 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
                        "precision": precision}
                 ours_nt = None if nt == "auto" else nt
                 sides, keys = [problem.ours(mode, ours_nt, precision)], ["ours"]
+                flops = {"ours": problem.flops(mode)}  # torch and fp32: the same problem
                 if vs not in ("torch", "none"):  # another of our cells, same sizes
                     row["baseline_cell"] = vs
-                    sides.append(Problem(vs, *size).ours(mode, ours_nt))
+                    baseline = Problem(vs, *size)
+                    sides.append(baseline.ours(mode, ours_nt))
                     keys.append("baseline")
+                    flops["baseline"] = baseline.flops(mode)  # its own gate count
                 if compare:
                     torch.set_num_threads(torch_default if nt == "auto" else nt)
                     row["max_rel_diff"] = check_agreement(problem, mode, ours_nt,
@@ -383,7 +386,8 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
                 timed = dict(zip(keys, run_rounds(sides, rounds, repeats)))
                 for key, side_rounds in timed.items():
                     stats = _stats([t for block in side_rounds for t in block])
-                    stats["gflops"] = problem.flops(mode) / stats["median_ms"] / 1e6
+                    stats["gflops"] = (flops.get(key, flops["ours"]) / stats["median_ms"]
+                                       / 1e6)
                     row[key] = stats
                 other = "torch" if "torch" in timed else "baseline"
                 if other in timed:
@@ -475,11 +479,37 @@ def _header(vs, precision="fp32"):
     return text
 
 
+def _json_path_error(path, e):
+    return recurrent.UserError(f"--json {path}: cannot write there "
+                               f"({e.strerror or one_line(e)})")
+
+
+def _check_json_path(path):
+    """Refuse a --json FILE that cannot be written before the benchmark runs (a missing
+    directory, no permission, a directory): by writing and removing its temporary file."""
+    if os.path.isdir(path):
+        raise recurrent.UserError(f"--json {path}: is a directory, expected a file name")
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "w"):
+            pass
+        os.remove(tmp)
+    except OSError as e:
+        raise _json_path_error(path, e) from None
+
+
 def _write_json(path, payload):
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(payload, f, indent=1)
+        os.replace(tmp, path)
+    except OSError as e:  # e.g. the directory went away or the disk is full meanwhile
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise _json_path_error(path, e) from None
 
 
 @recurrent.hookimpl
@@ -580,6 +610,8 @@ def register_commands(cli):
                 raise recurrent.UserError(
                     "torch is not installed: pip install torch==2.13.0 (the CPU wheel), "
                     "or run with --vs none to time recurrent alone") from None
+        if json_path:
+            _check_json_path(json_path)
         spec = {"cells": cell_names, "configs": sizes, "threads": thread_counts,
                 "mode": mode, "vs": vs, "repeats": repeats,
                 "rounds": rounds, "torch_precision": torch_precision, "precision": precision}

@@ -282,3 +282,48 @@ def test_bench_int8_is_for_inference():
     result = CliRunner().invoke(cli, ["bench", "--config", "4,2,3,5", "--precision", "int8"])
     assert result.exit_code == 1
     assert result.output.strip() == "Error: --precision int8 is for inference: add --mode infer"
+
+
+def test_bench_baseline_gflops_count_the_baseline_cells_own_gates(tmp_path):
+    """--vs CELL: each side's GFLOP/s is its own cell's work (lstm: 4 gates beside
+    rnn_tanh's 1), not the timed cell's for both."""
+    from recurrent_plugins.bench import Problem
+    out = tmp_path / "bench.json"
+    size = (4, 3, 2, 5)
+    result = _bench("--cell", "rnn_tanh", "--vs", "lstm", "--config", ",".join(map(str, size)),
+                    "--threads", "1", "--repeats", "1", "--rounds", "1", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(out.read_text())["rows"]
+    work = {side: row[side]["gflops"] * row[side]["median_ms"] * 1e6
+            for side in ("ours", "baseline")}
+    assert work["ours"] == pytest.approx(Problem("rnn_tanh", *size).flops("train"))
+    assert work["baseline"] == pytest.approx(Problem("lstm", *size).flops("train"))
+    assert work["baseline"] == pytest.approx(4 * work["ours"])
+
+
+def test_bench_refuses_an_unwritable_json_path_before_running(tmp_path):
+    from helpers import one_line_error
+    for path, reason in ((tmp_path / "missing" / "bench.json", "No such file or directory"),
+                         (tmp_path, "is a directory")):
+        result = _bench("--vs", "none", "--cell", "rnn_tanh", "--config", "2,1,1,2",
+                        "--threads", "1", "--repeats", "1", "--rounds", "1",
+                        "--json", str(path))
+        one_line_error(result, f"--json {path}: ", reason)
+        assert "BLAS kernels:" not in result.output  # refused before the benchmark ran
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+
+
+def test_bench_json_write_failure_is_a_user_error(tmp_path):
+    """The file is written after the run: if its directory went away meanwhile (or the
+    disk filled up), a one-line UserError, not an internal error; no temporary file."""
+    import recurrent
+    from recurrent_plugins.bench import _write_json
+    gone = tmp_path / "gone"
+    with pytest.raises(recurrent.UserError, match=r"--json .*bench\.json: cannot write there "
+                                                  r"\(No such file or directory\)"):
+        _write_json(str(gone / "bench.json"), {"rows": []})
+    target = tmp_path / "bench.json"
+    target.mkdir()  # os.replace cannot put a file over a directory
+    with pytest.raises(recurrent.UserError, match="cannot write there"):
+        _write_json(str(target), {"rows": []})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json"]
