@@ -28,6 +28,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .checks import one_line
 from .errors import UserError, error_line
 from .protocols import Cell, Loss, Task, missing_members
 
@@ -103,8 +104,10 @@ class Registry:
         for module_name in self.default_plugins:
             try:
                 module = importlib.import_module(module_name)
-            except Exception as exc:  # a broken built-in must not take the CLI down either
-                self.broken[module_name] = error_line(exc)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # a broken built-in must not take the CLI down either
+                self.broken[module_name] = _import_error_line(exc)
                 continue
             self._add(module, module_name, _core_version())
         if not _env_flag("RECURRENT_NO_ENTRYPOINTS"):
@@ -122,8 +125,10 @@ class Registry:
             version = ep.dist.version if ep.dist is not None else "?"
             try:
                 plugin = ep.load()
-            except Exception as exc:
-                self.broken[ep.name] = error_line(exc)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # SystemExit too: a script-style module (argparse)
+                self.broken[ep.name] = _import_error_line(exc)
                 continue
             self._add(plugin, ep.name, version)
 
@@ -136,7 +141,7 @@ class Registry:
                     plugin, f"{', '.join(forgotten)} lacks the @recurrent.hookimpl decorator")
             self.pm.register(plugin, name=name)
         except Exception as exc:
-            self.broken[name] = error_line(exc)
+            self.broken[name] = _plugin_error_line(exc)
             return False
         self.broken.pop(name, None)
         self.versions[name] = version
@@ -279,6 +284,31 @@ class Registry:
                     self.broken[name] = error_line(exc)
                     self.pm.unregister(plugin)
                     break
+
+
+def _import_error_line(exc: BaseException) -> str:
+    """How a plugin that cannot be imported is listed: error_line, except that a module
+    exiting at import (sys.exit, or argparse in a script-style module: SystemExit, which
+    would otherwise end every command) says so."""
+    if isinstance(exc, SystemExit):
+        code = exc.code  # sys.exit(2), sys.exit() or sys.exit("a message")
+        detail = (f"exit code {code or 0}" if code is None or isinstance(code, int)
+                  else one_line(str(code)))
+        return (f"SystemExit: the module exited while being imported ({detail}); a plugin "
+                f"must not run code such as argparse or sys.exit() at import")
+    return error_line(exc)
+
+
+def _plugin_error_line(exc: BaseException) -> str:
+    """error_line, but a pluggy PluginValidationError keeps its reason: pluggy puts it on
+    the last of several lines ("Plugin 'x' for hook 'register_cells'" / "hookimpl
+    definition: ..." / "Argument(s) {'registry'} are declared in the hookimpl but can not
+    be found in the hookspec"), and error_line keeps the first; joined with "; " here."""
+    if isinstance(exc, pluggy.PluginValidationError):
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        if len(lines) > 1:
+            return f"{type(exc).__name__}: {'; '.join(lines)}"
+    return error_line(exc)
 
 
 def _impls_of(manager: pluggy.PluginManager, hook_name: str, plugin: Any) -> list:
