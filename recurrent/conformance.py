@@ -25,20 +25,26 @@ Cells, all in float64 unless stated (tiny sizes: every parameter is checked elem
                 zeros, keeps its initial states, gets zero dx, passes d final states to d
                 initial states unchanged and adds nothing to the parameter gradients
   float32       the float32 forward agrees with float64
-  threads       num_threads 1 and 2 agree
+  threads       num_threads 1 and 2 agree on outputs, final states, dx, d states and every
+                parameter gradient, float64 and float32, with lengths (and masks), at 16
+                batch rows with the kernels' parallel-work threshold off, so that every
+                parallel region of the built-in kernels (with OpenMP) runs on 2 threads
   masks         (cells with mask_kinds, recurrent/masks.py) finite differences with fixed
                 masks of each declared kind, with lengths; a mask of ones and zoneout of
                 zeros equal no masks; infer (if any) equals forward with masks
-Losses: shapes and dtypes, finite differences with and without a mask, masked rows neither
-count nor get gradient, a mask of ones equals no mask, the value is a mean over valid rows,
-extreme outputs give finite values; with the optional combine() (ensembles,
-recurrent/ensemble.py): the members' shape and dtype kept and finite values, and identical
+Losses: shapes and dtypes, sequence outputs (T, B, K) with (T, B) targets and mask (as
+training passes them, recurrent/step.py) score as the same rows flattened to (N, K),
+finite differences with and without a mask, masked rows neither count nor get gradient, a
+mask of ones equals no mask, the value is a mean over valid rows, extreme outputs give
+finite values; with the optional combine() (ensembles, recurrent/ensemble.py): the
+members' shape ((N, K) and (T, B, K)) and dtype kept and finite values, and identical
 members score as one member does.
 
 Legend: T time, B batch, I input, H hidden, G gates*H, N rows, K outputs per row.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
@@ -54,6 +60,36 @@ EMPTY_ROW = 1
 WITH_EMPTY = np.array([3, 0, 4], dtype=np.int64)  # (B,): row EMPTY_ROW has length 0
 EPS = 1e-6  # finite-difference step (float64)
 GRAD_TOL = 1e-6  # max |analytic - numeric| / max(1, max |numeric|)
+
+# Sizes of the threads check. A parallel region of the kernels (kernel_threads in
+# recurrent/_kernels/_rows.pxd) uses min(requested, units) threads when its work reaches
+# the min_parallel_flops setting; its units are batch rows in the time loops (each thread
+# a contiguous slice, `split`) and row or gate blocks of the products around them. The
+# check lowers that setting to 0 while it runs (_every_region_parallel), so at these
+# sizes every region of the built-in kernels, and of cells on the kernel toolkit, runs on
+# 2 threads; 16 rows also give each thread 2 * recurrent.threads.MIN_ROWS_PER_THREAD
+# rows, for cells with a row rule of their own.
+T2, B2, I2, H2 = 5, 16, 5, 16
+LENGTHS2 = np.array([5, 3, 0, 5, 1, 4, 5, 2, 5, 5, 3, 0, 4, 5, 1, 5], dtype=np.int64)  # (B2,)
+THREADS_TOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}  # rel, as _rel_err
+
+
+@contextmanager
+def _every_region_parallel():
+    """The kernels' min_parallel_flops setting at 0 for the duration (then restored): a
+    parallel region with 2 or more units of work uses the threads it is given, whatever
+    its size. Nothing to do when the kernels are not built."""
+    try:
+        from ._kernels import tuning as kernel_tuning
+    except ImportError:
+        yield
+        return
+    saved = kernel_tuning.current()
+    kernel_tuning.apply({**saved, "min_parallel_flops": 0})
+    try:
+        yield
+    finally:
+        kernel_tuning.apply(saved)
 
 
 class CheckResult(NamedTuple):
@@ -362,10 +398,54 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
         return passed, f"|f32 - f64|: outputs {err:.1e}, dx {err_dx:.1e} ({dx32.dtype})"
 
     def threads():
-        out1, fin1, _ = h.forward(lengths=LENGTHS, num_threads=1)
-        out2, fin2, _ = h.forward(lengths=LENGTHS, num_threads=2)
-        err = max(_max_err(out1, out2), *(_max_err(a, b) for a, b in zip(fin1, fin2)))
-        return err <= 1e-12, f"max |1 thread - 2 threads| = {err:.1e}"
+        """forward and backward on 1 and on 2 threads, float64 and float32, with lengths
+        (a row of length 0 among them), and with masks of every kind the cell lists."""
+        rng = np.random.default_rng(seed + 300)
+        params = {k: np.zeros(tuple(int(n) for n in s))
+                  for k, s in cell.param_shapes(I2, H2).items()}
+        cell.init_params(params, H2, rng)
+        x = rng.normal(size=(T2, B2, I2))
+        states = tuple(rng.normal(scale=0.5, size=(B2, H2)) for _ in state_names)
+        d_out = rng.normal(size=(T2, B2, H2))
+        d_finals = tuple(rng.normal(size=(B2, H2)) for _ in state_names)
+        cases = [("", None)]
+        if kinds:
+            masks = {}
+            if "recurrent" in kinds:
+                masks["recurrent"] = 2.0 * (rng.random((B2, H2)) < 0.5)
+            if "zoneout" in kinds:
+                masks["zoneout"] = tuple(rng.uniform(0.1, 0.9, (T2, B2, H2)) for _ in state_names)
+            cases.append((", masks", masks))
+
+        def run(dtype, masks, num_threads):
+            cast = lambda a: a.astype(dtype)  # noqa: E731
+            extra = {} if masks is None else {"masks": {
+                k: cast(v) if k == "recurrent" else tuple(cast(z) for z in v)
+                for k, v in masks.items()}}
+            out, finals, cache = cell.forward(cast(x), tuple(map(cast, states)),
+                                              {k: cast(v) for k, v in params.items()},
+                                              LENGTHS2, num_threads, **extra)
+            grads = {k: np.zeros(v.shape, dtype) for k, v in params.items()}
+            dx, d_states = cell.backward(cast(d_out), tuple(map(cast, d_finals)), cache,
+                                         grads, num_threads)
+            return {"out": out, **{f"final {n}": f for n, f in zip(state_names, finals)},
+                    "dx": dx, **{f"d {n}": d for n, d in zip(state_names, d_states)},
+                    **{f"grad {k}": g for k, g in grads.items()}}
+
+        worst = []  # (relative error / tolerance, detail)
+        with _every_region_parallel():
+            for case, masks in cases:
+                for dtype in (np.float64, np.float32):
+                    one, two = run(dtype, masks, 1), run(dtype, masks, 2)
+                    name, err = max(((k, _rel_err(two[k], one[k])) for k in one),
+                                    key=lambda e: e[1])
+                    worst.append((err / THREADS_TOL[np.dtype(dtype)],
+                                  f"{err:.1e} ({name}, {np.dtype(dtype)}{case})"))
+        ratio, detail = max(worst, key=lambda w: w[0])
+        detail = "bitwise equal" if ratio == 0 else f"max rel |1 thread - 2 threads| = {detail}"
+        return ratio <= 1, (f"{detail}; outputs, final states, dx, d states and parameter "
+                            f"gradients, {B2} rows, float64 and float32"
+                            f"{', with masks' if kinds else ''}")
 
     def infer_matches_forward():
         err = err32 = 0.0
@@ -458,6 +538,7 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
 # ---- losses -----------------------------------------------------------------------------
 
 N, K = 6, 4  # rows, outputs per row
+SEQ = (3, 2)  # (T, B): the N rows as a sequence batch, outputs (T, B, K) as training passes
 
 
 def _target_kind(loss, outputs, rng) -> str:
@@ -534,6 +615,46 @@ def check_loss(loss, seed: int = 0) -> list[CheckResult]:
         err = max(abs(v1 - v2), _max_err(g2[:N] * 2, g1), abs(v3 - v4))
         return err <= 1e-12, f"value is a mean over valid rows (err {err:.1e})"
 
+    def sequence():
+        """(T, B, K) outputs, (T, B) class ids or (T, B, K) floats, a (T, B) mask or none:
+        what training passes for a task with sequence output (recurrent/step.py). The
+        value and gradient must be those of the same arrays flattened to N rows."""
+        outputs3 = outputs.reshape(SEQ + (K,))
+        targets3 = targets.reshape(SEQ + targets.shape[1:])
+        problems: dict[str, list[str]] = {}  # problem -> the cases that show it
+        err, cases = 0.0, 0
+        where = problems.setdefault
+        for dtype in (np.float64, np.float32):
+            for case, mask2, mask3 in (("no mask", None, None),
+                                       ("(T, B) mask", mask, mask.reshape(SEQ))):
+                cases += 1
+                what = f"{np.dtype(dtype)}, {case}"
+                try:
+                    value3, grad3 = value_and_grad(outputs3.astype(dtype), t=targets3, m=mask3)
+                except Exception as exc:
+                    where(_raised(exc), []).append(what)
+                    continue
+                value2, grad2 = value_and_grad(outputs.astype(dtype), m=mask2)
+                if grad3.shape != outputs3.shape or grad3.dtype != dtype:
+                    where(f"gradient {grad3.dtype} {grad3.shape} for {outputs3.shape} "
+                          "outputs", []).append(what)
+                    continue
+                e = max(abs(value3 - value2) / max(1.0, abs(value2)),
+                        _rel_err(grad3.reshape(N, K), grad2))
+                if e > (1e-12 if dtype == np.float64 else 1e-6):
+                    where(f"value or gradient differs from the flattened {(N, K)} call's by "
+                          f"{e:.1e}", []).append(what)
+                elif dtype == np.float64:
+                    err = max(err, e)
+        if problems:
+            found = "; ".join(f"{p} ({'every case' if len(w) == cases else '; '.join(w)})"
+                              for p, w in problems.items())
+            return False, (f"{SEQ + (K,)} outputs, {targets3.shape} targets: {found}; "
+                           "training passes a sequence task's outputs, targets and mask so "
+                           "(recurrent.protocols.Loss)")
+        return True, (f"{SEQ + (K,)} outputs equal the flattened {(N, K)} ones (err "
+                      f"{err:.1e}), with and without a (T, B) mask, float64 and float32")
+
     def extreme():
         value, grad = value_and_grad(outputs * 1e4)
         ok = np.isfinite(value) and np.all(np.isfinite(grad))
@@ -545,12 +666,16 @@ def check_loss(loss, seed: int = 0) -> list[CheckResult]:
         problems = []
         for dtype in (np.float64, np.float32):
             for scale in (1.0, 1e4):
-                got = np.asarray(loss.combine([(m * scale).astype(dtype) for m in members]))
-                if got.shape != (N, K) or got.dtype != dtype:
-                    problems.append(f"{got.dtype} {got.shape} from {np.dtype(dtype)} {(N, K)}")
-                elif not np.all(np.isfinite(got)):
-                    problems.append(f"not finite for outputs ~{scale:g}")
-        return not problems, "; ".join(problems) or "(N, K) in the members' dtype, finite"
+                for shape in ((N, K), SEQ + (K,)):  # pooled and sequence outputs
+                    got = np.asarray(loss.combine([(m * scale).astype(dtype).reshape(shape)
+                                                   for m in members]))
+                    if got.shape != shape or got.dtype != dtype:
+                        problems.append(f"{got.dtype} {got.shape} from {np.dtype(dtype)} "
+                                        f"{shape}")
+                    elif not np.all(np.isfinite(got)):
+                        problems.append(f"not finite for outputs ~{scale:g}")
+        return not problems, "; ".join(problems) or (
+            "(N, K) and (T, B, K) in the members' dtype, finite")
 
     def combine_identical():
         one, _ = value_and_grad(outputs)
@@ -559,6 +684,7 @@ def check_loss(loss, seed: int = 0) -> list[CheckResult]:
         return err <= 1e-9 * max(1.0, abs(one)), f"|loss(one) - loss(combined)| = {err:.1e}"
 
     runner.run("shapes", shapes)
+    runner.run("sequence outputs (T, B, K)", sequence)
     runner.run("gradient", gradient(None))
     runner.run("gradient with mask", gradient(mask))
     runner.run("mask: masked rows ignored", masked_rows)
@@ -577,7 +703,10 @@ def check(name: str, kind: str | None = None, seed: int = 0) -> tuple[str, list[
     """Run the kit on the registered cell or loss called ``name``; returns (kind, results).
 
     ``kind`` ("cell" or "loss") settles a name registered as both. Unknown names raise
-    recurrent.errors.UserError listing the known cells and losses."""
+    recurrent.errors.UserError listing the known cells and losses, and the broken plugins
+    with their errors: first the one whose error names ``name`` (e.g. its cell lacks
+    backward, so the registry refused it), else all of them, as the registry's own lookup
+    (recurrent.plugins.Registry.get) names them."""
     from . import plugins
     from .errors import UserError
 
@@ -585,7 +714,17 @@ def check(name: str, kind: str | None = None, seed: int = 0) -> tuple[str, list[
     hits = [k for k, known in found.items() if name in known]
     if not hits:
         known = ", ".join(sorted(set().union(*found.values())))
-        raise UserError(f"no cell or loss named {name!r}; known: {known or '(none)'}")
+        broken = plugins.broken_plugins()  # plugin -> one-line error, after entries()
+        named = {p: e for p, e in broken.items() if repr(name) in e}
+        if named:
+            why = "; ".join(f"plugin {p!r} is broken: {e}" for p, e in sorted(named.items()))
+            raise UserError(f"no cell or loss named {name!r}: {why} (see `recurrent "
+                            f"plugins`); known: {known or '(none)'}")
+        message = f"no cell or loss named {name!r}; known: {known or '(none)'}"
+        if broken:
+            message += (" (broken plugins: " + ", ".join(
+                f"{p!r} ({e})" for p, e in sorted(broken.items())) + "; see `recurrent plugins`)")
+        raise UserError(message)
     if len(hits) > 1:
         raise UserError(f"{name!r} is both a cell and a loss; pass --kind cell or --kind loss")
     kind = hits[0]

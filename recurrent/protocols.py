@@ -130,16 +130,26 @@ class Loss(Protocol):
                        mask: np.ndarray | None = None) -> tuple[float, np.ndarray]:
         """Mean loss over the valid elements and d(loss)/d(outputs).
 
-        outputs (N, K) float (logits for classification losses); targets (N,) int class ids
-        for cross_entropy, (N, K) floats otherwise; mask (N,) bool/0-1 selects the rows
-        that count (padding rows get zero gradient). Returns (loss, d_outputs (N, K))."""
+        outputs (..., K) float (logits for classification losses): the model's output as
+        it is, (T, B, K) for a task with "sequence" output, (B, K) for a pooled one
+        (recurrent/step.py, recurrent/runs.py). targets: for class losses int class ids
+        of the outputs' leading shape, (T, B) or (B,); otherwise floats of the outputs'
+        shape, (T, B, K) or (B, K). mask: None (every position counts) or bool/0-1 of the
+        leading shape; training passes a (T, B) bool mask for sequence output with
+        lengths (step t of row b is valid for t < lengths[b]) and None otherwise. Masked
+        positions count in no mean, get zero gradient, and may hold any target (e.g. -1
+        padding) and any output value. The leading dimensions are just rows: value and
+        gradient equal those of the flattened arrays, outputs (N, K), targets (N,) or
+        (N, K), mask (N,), N the product of the leading dimensions (the conformance kit
+        checks both forms). Returns (loss as a float, d_outputs in the outputs' shape and
+        dtype)."""
 
     # ---- optional ----
 
     target_kind: str
-    """"class" (targets are int class ids (N,)) or "dense" (float targets (N, K)). The
-    conformance kit builds its targets from it; without it the kit tries dense targets
-    and falls back to class ids."""
+    """"class" (targets are int class ids (...), the outputs' leading shape) or "dense"
+    (float targets (..., K), the outputs' shape). The conformance kit builds its targets
+    from it; without it the kit tries dense targets and falls back to class ids."""
 
     def combine(self, outputs: list[np.ndarray]) -> np.ndarray:
         """The outputs of an ensemble's members (each (..., K), same shape) as one output

@@ -39,8 +39,9 @@ def test_kit_passes_on_builtin_cells(name, backend):
 def test_kit_passes_on_builtin_losses(name):
     results = conformance.check_loss(plugins.get_loss(name))
     assert failures(results) == {}
-    # members + 7, and the 2 checks of combine() for the losses that have one
-    assert len(results) == 8 + 2 * hasattr(plugins.get_loss(name), "combine")
+    # members + 8, and the 2 checks of combine() for the losses that have one
+    assert len(results) == 9 + 2 * hasattr(plugins.get_loss(name), "combine")
+    assert "sequence outputs (T, B, K)" in {r.name for r in results}
 
 
 def test_kit_passes_on_example_peephole_cell_and_huber_loss():
@@ -221,7 +222,7 @@ def test_check_command_passes_on_a_builtin_loss():
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert all(line.startswith("PASS  ") for line in lines[:-1])
-    assert lines[-1] == "loss 'mse': 8/8 checks passed"
+    assert lines[-1] == "loss 'mse': 9/9 checks passed"
 
 
 def test_check_command_fails_on_a_broken_cell():
@@ -260,7 +261,7 @@ def test_check_command_all_and_several_names():
 
     both = CliRunner().invoke(plugins_group, ["check", "mse", "mae"])
     assert both.exit_code == 0
-    assert "== loss mse" in both.output and "loss 'mae': 8/8 checks passed" in both.output
+    assert "== loss mse" in both.output and "loss 'mae': 9/9 checks passed" in both.output
 
     neither = CliRunner().invoke(plugins_group, ["check"])
     assert neither.exit_code == 2 and "give the NAME of a cell or loss to check, or --all" in neither.output
