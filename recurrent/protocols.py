@@ -107,6 +107,11 @@ class Cell(Protocol):
     naming the cell, for a cell that does not list its kind. recurrent.masks.check_masks
     is the check to call on it."""
 
+    zoneout_flags: tuple
+    """The dtypes for which the cell takes zoneout's training draws as bool flags (one
+    byte per entry) rather than 0/1 values of the run's dtype (recurrent/masks.py,
+    takes_flags); without it, or for a dtype not listed, 0/1 values."""
+
     def quantize(self, params: dict[str, np.ndarray]) -> Any:
         """The int8 form of float32 params (recurrent/quant.py), whatever infer_int8 takes.
         With infer_int8, it lets a layer run inference in int8 (Recurrent.precision); the
@@ -335,7 +340,8 @@ class Members(NamedTuple):
 MEMBERS: dict[type, Members] = {
     Cell: Members(required=("name", "num_gates", "state_names", "param_shapes", "init_params",
                             "forward", "backward"),
-                  optional=("gate_order", "infer", "mask_kinds", "quantize", "infer_int8")),
+                  optional=("gate_order", "infer", "mask_kinds", "zoneout_flags", "quantize",
+                            "infer_int8")),
     Loss: Members(required=("name", "value_and_grad"),
                   optional=("target_kind", "combine")),
     Task: Members(required=("name", "help", "loss", "options", "defaults", "prepare",

@@ -22,6 +22,11 @@ def test_members_name_exactly_what_each_protocol_declares(protocol):
     assert set(members.required) | set(members.optional) == _declared(protocol)
 
 
+def test_optional_members_the_framework_reads_are_declared():
+    # masks.takes_flags reads a cell's zoneout_flags: a member plugins may define
+    assert "zoneout_flags" in MEMBERS[Cell].optional
+
+
 def test_missing_members_lists_required_names_in_contract_order():
     assert missing_members(object(), Loss) == ["name", "value_and_grad"]
     assert missing_members(types.SimpleNamespace(name="x"), Loss) == ["value_and_grad"]
