@@ -82,11 +82,14 @@ class RecurrentGroup(click.Group):
 
 def _report(line: str, code: int, all_ranks: bool = False) -> int:
     """Print a failure line; in a data-parallel job, also stop the other ranks
-    (distributed.report_failure). Returns the exit code."""
+    (distributed.report_failure). Returns the exit code. A failure before the ranks of
+    an MPI job made their World (click's option checks, a bad RECURRENT_MPI_TIMEOUT) is
+    met by every rank alike: the launcher's rank 0 alone prints it."""
     from . import distributed
     world = distributed.current()
     if world is None or world.size == 1:
-        click.echo(line, err=True)
+        if distributed.prints_early_failures():
+            click.echo(line, err=True)
         return code
     return distributed.report_failure(world, line, code, all_ranks)
 
@@ -352,9 +355,30 @@ def _task_first(args):
             run, rest = arg[len("--resume="):], args[:i] + args[i + 1:]
         else:
             continue
-        from .checkpoint import RunDir
-        return [RunDir.open(run).info()["task"], "--resume", run, *rest]
+        return [_task_of_run(run), "--resume", run, *rest]
     return args
+
+
+def _task_of_run(run):
+    """The task name saved in the run directory ``run``. In a data-parallel job the run
+    directory is rank 0's (the other ranks may be on machines without it): rank 0 reads
+    it and tells the others, and a UserError there reaches every rank (AllRanksError),
+    so no rank is left waiting for one that stopped before MPI started."""
+    from .checkpoint import RunDir
+    from .distributed import world as current_world
+    world = current_world()
+    if world.size == 1:
+        return RunDir.open(run).info()["task"]
+    answer = None
+    if world.is_root:
+        try:
+            answer = (RunDir.open(run).info()["task"], None)
+        except UserError as e:
+            answer = (None, str(e))
+    task, message = world.bcast(answer)
+    if message is not None:
+        raise AllRanksError(message)
+    return task
 
 
 @cli.group("train", cls=TrainGroup, invoke_without_command=True,

@@ -9,7 +9,8 @@ of the flat gradient buffer sums them: every rank then holds the gradient of the
 batch, bitwise the same on every rank, and clipping, the optimizer and the schedule run
 identically, so the replicas never drift. The step's loss and the ranks' Ctrl-C flags
 travel in a second, two-number allreduce, so every rank agrees on the loss it logs and
-on stopping.
+on stopping (the flags also once after the setup, so that a Ctrl-C during it stops every
+rank before the first step).
 
 Recurrent state carried between batches (char-lm streams, TBPTT windows) stays on the
 rank that owns the rows; checkpoints hold the state of all rows (gathered on rank 0), so
@@ -45,7 +46,7 @@ class DataParallel:
     def __init__(self, world, sequence_output: bool):
         self.world = world
         self.sequence_output = sequence_output
-        self.stop = False  # the ranks' agreed Ctrl-C flag, as of the last reduction
+        self.stop = False  # the ranks' agreed Ctrl-C flag, as of the last agreement
 
     def rows(self, batch_rows: int) -> slice:
         return row_share(batch_rows, self.world.rank, self.world.size)
@@ -74,6 +75,14 @@ class DataParallel:
             self.stop = bool(totals[1])
             return float(totals[0])
         return reduce
+
+    def agree_to_stop(self, interrupted: bool) -> bool:
+        """The ranks' Ctrl-C flags, agreed (any rank's counts) outside a step: after the
+        setup, so a Ctrl-C during it stops every rank before the first step."""
+        flag = np.array([float(bool(interrupted))])
+        self.world.allreduce(flag)
+        self.stop = bool(flag[0])
+        return self.stop
 
     def local_state(self, state, batch_rows: int):
         """This rank's rows of a state of a whole batch (None stays None)."""

@@ -27,6 +27,9 @@ from .errors import UserError
 
 # Environment variables an MPI launcher sets: the number of ranks of the job.
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
+# ... and this process's rank in it (MPICH's Hydra and Slurm's PMI set PMI_RANK, Open MPI
+# OMPI_COMM_WORLD_RANK, a PMIx launcher PMIX_RANK).
+RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
 TIMEOUT_VARIABLE = "RECURRENT_MPI_TIMEOUT"
 # Set to 1: run as one process even under an MPI launcher (e.g. `srun -n 4` of independent
 # runs, one per seed).
@@ -194,6 +197,32 @@ def launched_size() -> int:
     return 1
 
 
+def launched_rank() -> int | None:
+    """This process's rank as an MPI launcher announced it in the environment (None: no
+    launcher said)."""
+    for name in RANK_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return None
+
+
+def opted_out() -> bool:
+    """RECURRENT_NO_MPI is set (to anything but 0): every process runs on its own."""
+    return os.environ.get(OPT_OUT_VARIABLE, "").strip() not in ("", "0")
+
+
+def prints_early_failures() -> bool:
+    """Whether this process prints a failure met before world() made its World (a bad
+    option, a bad RECURRENT_MPI_TIMEOUT: the same on every rank, as the ranks run the
+    same command). Under an MPI launcher with more than one rank only the launcher's
+    rank 0 does, so the job shows the line once; every process does when it runs on its
+    own (no launcher, RECURRENT_NO_MPI) or when the launcher names no rank."""
+    if _WORLD is not None or launched_size() <= 1 or opted_out():
+        return True
+    return launched_rank() in (None, 0)
+
+
 def mpi_available() -> bool:
     try:
         import mpi4py  # noqa: F401
@@ -250,7 +279,7 @@ def world() -> World:
     if _WORLD is not None:
         return _WORLD
     size = launched_size()
-    if size <= 1 or os.environ.get(OPT_OUT_VARIABLE, "").strip() not in ("", "0"):
+    if size <= 1 or opted_out():
         _WORLD = World()
         return _WORLD
     if not mpi_available():

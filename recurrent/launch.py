@@ -17,7 +17,8 @@ import sys
 import tempfile
 import threading
 
-from .distributed import INSTALL_HINT, LAUNCH_DIR_VARIABLE, mpi_available
+from .distributed import (INSTALL_HINT, LAUNCH_DIR_VARIABLE, OPT_OUT_VARIABLE, mpi_available,
+                          opted_out)
 from .errors import UserError
 
 # Lines of mpiexec (MPICH's hydra) that a user of --ranks does not need to read.
@@ -87,6 +88,11 @@ def _rank_of(pid: str, launch_dir: str) -> str | None:
 
 def launch(ranks: int, args: list[str]) -> int:
     """Run ``recurrent ARGS`` (without --ranks) on ``ranks`` MPI processes; the exit code."""
+    if opted_out():  # the ranks would inherit it: N separate runs into one run directory
+        raise UserError(f"--ranks {ranks}: {OPT_OUT_VARIABLE}="
+                        f"{os.environ[OPT_OUT_VARIABLE].strip()} is set, which would make "
+                        f"each of the {ranks} processes train on its own; unset it to train "
+                        f"data-parallel")
     if not mpi_available():
         raise UserError(f"--ranks needs mpi4py and an MPI library: {INSTALL_HINT}")
     exe = mpiexec()

@@ -428,6 +428,8 @@ class Trainer:
                               f"the start with its saved options", file=sys.stderr)
                     resume = False
                 progress, limits = self._set_up(resume)
+                if self.parallel is not None:  # a Ctrl-C during the setup, on any rank
+                    self.parallel.agree_to_stop(self.interrupt.requested)
                 p = self.position
                 # numpy's BLAS (head, embedding, loss) stays on one thread whatever
                 # --threads says: OpenBLAS's threads spin after each call and then

@@ -1,0 +1,168 @@
+"""The start of a data-parallel job: failures before the ranks' World exists (bad options,
+a bad RECURRENT_MPI_TIMEOUT, `train --resume RUN` whose run directory only rank 0's
+machine holds), a Ctrl-C while the run is being set up, and --ranks refused under
+RECURRENT_NO_MPI. Run for real under the mpiexec of the `mpi` extra (MPICH)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from test_distributed import TINY, _env, _one_line, recurrent_cmd
+
+from recurrent.checkpoint import load_arrays
+
+pytest.importorskip("mpi4py")
+from recurrent.launch import mpiexec  # noqa: E402
+
+
+def _run_job(command, tmp_path, timeout=60, **env):
+    """Run ``command`` in its own session; on a timeout kill the whole session (mpiexec
+    and the ranks it started) and fail, so a hanging job ends the test, not the suite."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=tmp_path, env=_env(tmp_path, **env),
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"{' '.join(map(str, command[:8]))} ... hung for {timeout} s")
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
+# ---- failures before the World exists are printed once ---------------------------------
+
+def test_a_bad_option_under_mpiexec_is_printed_once(tmp_path):
+    job = recurrent_cmd(["train", "char-lm", "--hidden", "-3", "--out", "bad"], tmp_path,
+                        ranks=2)
+    assert job.returncode == 2
+    assert _one_line(job.stderr) == ("Error: Invalid value for '--hidden': -3 is not in "
+                                     "the range x>=1.")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_bad_mpi_timeout_is_printed_once(tmp_path):
+    job = recurrent_cmd(["train", "char-lm", *TINY, "--out", "bad"], tmp_path, ranks=2,
+                        RECURRENT_MPI_TIMEOUT="abc")
+    assert job.returncode == 1
+    assert _one_line(job.stderr) == "Error: RECURRENT_MPI_TIMEOUT='abc': expected seconds"
+
+
+def test_independent_processes_under_a_launcher_each_print_their_error(tmp_path):
+    job = recurrent_cmd(["train", "char-lm", "--hidden", "-3", "--out", "bad"], tmp_path,
+                        ranks=2, RECURRENT_NO_MPI=1)
+    assert job.returncode == 2
+    lines = [line for line in job.stderr.splitlines() if line.strip()]
+    assert len(lines) == 2 and lines[0] == lines[1], job.stderr
+
+
+# ---- `train --resume RUN` when only rank 0's machine has RUN ---------------------------
+
+def _two_machines(tmp_path, first, second, args):
+    """mpiexec with rank 0 working in ``first`` and rank 1 in ``second`` (two machines,
+    each with its own files)."""
+    command = [sys.executable, "-m", "recurrent", *args]
+    return _run_job([mpiexec(), "-n", "1", "-wdir", str(tmp_path / first), *command, ":",
+                     "-n", "1", "-wdir", str(tmp_path / second), *command], tmp_path)
+
+
+def test_resume_without_a_task_needs_the_run_on_rank_0_only(tmp_path):
+    for host in ("host-a", "host-b"):
+        (tmp_path / host).mkdir()
+    first = recurrent_cmd(["train", "char-lm", *TINY, "--steps", "4", "--out", "run"],
+                          tmp_path / "host-a")
+    assert first.returncode == 0, first.stderr
+    job = _two_machines(tmp_path, "host-a", "host-b", ["train", "--resume", "run",
+                                                        "--steps", "6", "--quiet"])
+    assert job.returncode == 0, job.stderr
+    assert job.stderr == "" and job.stdout.count("done after 6 steps") == 1, job.stdout
+    _, meta = load_arrays(str(tmp_path / "host-a" / "run" / "last.npz"))
+    assert meta["step"] == 6
+    assert os.listdir(tmp_path / "host-b") == []
+    # the run on rank 1's machine alone: rank 0 says so, once, and no rank waits
+    start = time.monotonic()
+    job = _two_machines(tmp_path, "host-b", "host-a", ["train", "--resume", "run",
+                                                        "--steps", "8", "--quiet"])
+    assert job.returncode == 1
+    assert _one_line(job.stderr) == "Error: run directory run does not exist"
+    assert time.monotonic() - start < 30
+
+
+# ---- Ctrl-C while a data-parallel run is set up ----------------------------------------
+
+SLOW_BASELINES = '''
+import sys, time
+import recurrent
+from recurrent_plugins.char_lm import CharLM
+
+class SlowBaselinesLM(CharLM):
+    name = "slow-baselines-lm"
+    help = "char-lm whose baselines take a few seconds (tests only)"
+
+    def baselines(self, state, split, config):
+        print("fitting baselines", flush=True)
+        time.sleep(4)
+        return super().baselines(state, split, config)
+
+@recurrent.hookimpl
+def register_tasks(register):
+    register(SlowBaselinesLM())
+'''
+
+
+@pytest.fixture
+def slow_baselines_plugin(tmp_path):
+    """A char-lm whose baselines (fitted by rank 0 during the setup) take 4 s, found
+    through a real entry point on PYTHONPATH as tests/test_distributed.py's plugin is."""
+    site = tmp_path / "site"
+    info = site / "slow_baselines_lm-0.0.dist-info"
+    info.mkdir(parents=True)
+    (site / "slow_baselines_lm.py").write_text(SLOW_BASELINES)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: slow-baselines-lm\n"
+                                   "Version: 0.0\n")
+    (info / "entry_points.txt").write_text("[recurrent]\nslow = slow_baselines_lm\n")
+    return {"RECURRENT_NO_ENTRYPOINTS": "", "RECURRENT_PLUGINS": "slow"}
+
+
+def test_ctrl_c_during_the_setup_stops_every_rank_before_the_first_step(
+        tmp_path, slow_baselines_plugin):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recurrent", "train", "slow-baselines-lm", *TINY[:-2],
+         "--no-plot", "--steps", "100", "--log-every", "1", "--out", "run", "--ranks", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env=_env(tmp_path, **slow_baselines_plugin), start_new_session=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith("fitting baselines"):
+                break
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "interrupted at step 0:" in out, out
+    assert err.strip() == ""
+    _, meta = load_arrays(str(tmp_path / "run" / "last.npz"))
+    assert meta["step"] == 0
+
+
+# ---- --ranks under RECURRENT_NO_MPI ----------------------------------------------------
+
+def test_ranks_with_no_mpi_set_is_refused_before_launching(tmp_path):
+    job = recurrent_cmd(["train", "char-lm", *TINY, "--ranks", "2", "--out", "run"],
+                        tmp_path, RECURRENT_NO_MPI=1)
+    assert job.returncode == 1
+    line = _one_line(job.stderr)
+    assert line.startswith("Error: --ranks 2: RECURRENT_NO_MPI=1 is set"), line
+    assert "unset it" in line
+    assert not (tmp_path / "run").exists()
+    # --ranks 1 is one process anyway: nothing to refuse
+    job = recurrent_cmd(["train", "char-lm", *TINY, "--steps", "2", "--ranks", "1",
+                         "--out", "run"], tmp_path, RECURRENT_NO_MPI=1)
+    assert job.returncode == 0, job.stderr
