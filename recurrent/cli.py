@@ -20,6 +20,7 @@ from .checkpoint import json_text
 from .checks import one_line
 from .errors import AllRanksError, UserError, error_line
 from .quant import PRECISIONS
+from .threads import env_threads
 
 QUICK_START = """Fast CPU RNN / LSTM / GRU training from the command line.
 
@@ -99,7 +100,9 @@ def _report(line: str, code: int, all_ranks: bool = False) -> int:
 @click.version_option(__version__, "--version", prog_name="recurrent")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 def cli(debug):
-    pass
+    # every command runs kernels or reports their threads: a set but invalid
+    # RECURRENT_NUM_THREADS is one line here, before any work, whatever the sizes
+    env_threads()
 
 
 # ---- train --------------------------------------------------------------------------

@@ -23,6 +23,8 @@ import threading
 import time
 from contextlib import contextmanager
 
+from .errors import UserError
+
 # A thread must own at least this many batch rows, and rows * hidden^2 of at least
 # MIN_WORK_PER_THREAD (a step's recurrent product is ~2 * rows * gates * hidden^2 flops),
 # before another thread pays for waking it (`recurrent bench --threads 1,auto` compares).
@@ -44,15 +46,36 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+THREADS_VARIABLE = "RECURRENT_NUM_THREADS"
+
+
+def env_threads() -> int | None:
+    """RECURRENT_NUM_THREADS as an int (the first item of an OMP_NUM_THREADS-style list
+    "N,M" is the count, as before); None when unset or blank. A value that is set but is
+    not a positive integer (0, -2, 1.5, abc) is a UserError naming the variable and the
+    value: silently ignoring it would run with another count than the one asked for."""
+    raw = os.environ.get(THREADS_VARIABLE, "")
+    value = raw.split(",")[0].strip()
+    if not raw.strip():
+        return None
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise UserError(f"{THREADS_VARIABLE}={raw!r}: expected a positive integer (the most "
+                        f"threads a call uses); unset it for the default")
+    return int(value)
+
+
 def max_threads() -> int:
     """Upper bound for the default choice: RECURRENT_NUM_THREADS, else OMP_NUM_THREADS,
-    else the available cores; 1 when OpenMP is not compiled in."""
+    else the available cores; 1 when OpenMP is not compiled in. An invalid
+    RECURRENT_NUM_THREADS is a UserError (env_threads), with or without OpenMP."""
+    from_env = env_threads()
     if not openmp_enabled():
         return 1
-    for name in ("RECURRENT_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(name, "").split(",")[0].strip()
-        if value.isdigit() and int(value) > 0:
-            return int(value)
+    if from_env is not None:
+        return from_env
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
     return available_cores()
 
 
@@ -129,7 +152,9 @@ def resolve_threads(num_threads: int | None, batch: int, hidden: int) -> int:
     None picks a count meant never to be slower than 1 thread: each thread gets at least
     MIN_ROWS_PER_THREAD rows and MIN_WORK_PER_THREAD of rows * hidden^2, no more threads
     than max_threads(), and no more than the cores other processes leave idle. Results do
-    not depend on the count (bitwise).
+    not depend on the count (bitwise). A set but invalid RECURRENT_NUM_THREADS is a
+    UserError (env_threads) once the size wants more than one thread; the CLI checks it
+    before any command runs.
     """
     if num_threads is not None:
         if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
