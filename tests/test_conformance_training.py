@@ -266,7 +266,9 @@ def test_threads_check_really_splits_the_builtin_kernels(name):
     pytest.importorskip("recurrent_plugins.cells")
     if not recurrent.threads.openmp_enabled():
         pytest.skip("the kernels were built without OpenMP")
-    env = {**os.environ, "RECURRENT_TUNE": "off", "OMP_NUM_THREADS": "2"}
+    # PYTHONSAFEPATH: the installed (compiled) package, not the source tree in the cwd
+    env = {**os.environ, "RECURRENT_TUNE": "off", "OMP_NUM_THREADS": "2",
+           "PYTHONSAFEPATH": "1"}
     done = subprocess.run([sys.executable, "-c", SPLIT_SCRIPT.replace("NAME", repr(name))],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr

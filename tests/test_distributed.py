@@ -225,22 +225,31 @@ def test_a_hanging_rank_ends_the_job_after_the_timeout(tmp_path, faulty_plugin):
     assert line.startswith("Error: rank 0: no answer from the other ranks for 3 s"), line
 
 
-def test_ctrl_c_on_the_launcher_saves_a_checkpoint(tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "recurrent", "train", "char-lm", *TINY[:-2], "--no-plot",
-         "--steps", "100000", "--log-every", "1", "--out", "run", "--ranks", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env=_env(tmp_path), start_new_session=True)
+def ctrl_c_at_line(args, cwd, env, starts, wait=0.0):
+    """`python -m recurrent ARGS` run in ``cwd`` in a session of its own, sent SIGINT as a
+    terminal's Ctrl-C is (to the whole group) once a stdout line starts with ``starts``
+    (and ``wait`` seconds more); (exit status, the rest of stdout, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "recurrent", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=cwd, env=env, start_new_session=True)
     try:
         for line in proc.stdout:
-            if line.startswith("step 5"):
+            if line.startswith(starts):
                 break
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        time.sleep(wait)
+        os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, err
+    return proc.returncode, out, err
+
+
+def test_ctrl_c_on_the_launcher_saves_a_checkpoint(tmp_path):
+    code, out, err = ctrl_c_at_line(
+        ["train", "char-lm", *TINY[:-2], "--no-plot", "--steps", "100000", "--log-every",
+         "1", "--out", "run", "--ranks", "2"], tmp_path, _env(tmp_path), "step 5")
+    assert code == 130, err
     assert "interrupted at step" in out
     assert err.strip() == ""
     _, meta = load_arrays(str(tmp_path / "run" / "last.npz"))

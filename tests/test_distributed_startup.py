@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from test_distributed import TINY, _env, _one_line, recurrent_cmd
+from test_distributed import TINY, _env, _one_line, ctrl_c_at_line, recurrent_cmd
 
 from recurrent.checkpoint import load_arrays
 
@@ -130,22 +130,11 @@ def slow_baselines_plugin(tmp_path):
 
 def test_ctrl_c_during_the_setup_stops_every_rank_before_the_first_step(
         tmp_path, slow_baselines_plugin):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "recurrent", "train", "slow-baselines-lm", *TINY[:-2],
-         "--no-plot", "--steps", "100", "--log-every", "1", "--out", "run", "--ranks", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env=_env(tmp_path, **slow_baselines_plugin), start_new_session=True)
-    try:
-        for line in proc.stdout:
-            if line.startswith("fitting baselines"):
-                break
-        time.sleep(0.5)
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, err
+    code, out, err = ctrl_c_at_line(
+        ["train", "slow-baselines-lm", *TINY[:-2], "--no-plot", "--steps", "100",
+         "--log-every", "1", "--out", "run", "--ranks", "2"], tmp_path,
+        _env(tmp_path, **slow_baselines_plugin), "fitting baselines", wait=0.5)
+    assert code == 130, err
     assert "interrupted at step 0:" in out, out
     assert err.strip() == ""
     _, meta = load_arrays(str(tmp_path / "run" / "last.npz"))
