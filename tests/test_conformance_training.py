@@ -208,7 +208,7 @@ def test_threads_check_runs_with_masks_for_cells_that_take_them():
 
 
 def test_threads_check_restores_the_kernel_setting_even_when_the_cell_raises():
-    kernel_tuning = pytest.importorskip("recurrent._kernels.tuning")
+    from recurrent._kernels import tuning as kernel_tuning  # built with recurrent
 
     class RaisesOnTwoThreads(GRUCell):
         mask_kinds = ()
@@ -263,7 +263,7 @@ def test_threads_check_really_splits_the_builtin_kernels(name):
     """In a fresh process (OpenMP's team is made once per process): at the check's sizes
     the kernels stay on one thread by their own rule, and start a second one while the
     check lowers min_parallel_flops; the setting is back afterwards."""
-    pytest.importorskip("recurrent_plugins.cells")
+    pytest.importorskip("recurrent_plugins.cells", reason="the compiled cells are not built")
     if not recurrent.threads.openmp_enabled():
         pytest.skip("the kernels were built without OpenMP")
     # PYTHONSAFEPATH: the installed (compiled) package, not the source tree in the cwd

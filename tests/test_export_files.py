@@ -12,8 +12,6 @@ from helpers import bundled_reviews, invoke, ok, one_line_error, write_reviews
 from recurrent.checkpoint import RunDir
 from recurrent.runs import load_model
 
-pytest.importorskip("safetensors")
-
 TINY = ["--threads", "1", "--quiet", "--no-plot", "--steps", "2", "--eval-every", "0"]
 
 

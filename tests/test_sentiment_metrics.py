@@ -46,7 +46,8 @@ def test_macro_f1_averages_only_classes_in_the_true_or_predicted_labels():
 
 
 def test_metrics_match_scikit_learn_on_random_labels():
-    sklearn_metrics = pytest.importorskip("sklearn.metrics")  # the test extra
+    sklearn_metrics = pytest.importorskip(
+        "sklearn.metrics", reason="scikit-learn not installed (the test extra)")
     rng = np.random.default_rng(5)
     for _ in range(100):
         k = int(rng.integers(2, 6))
