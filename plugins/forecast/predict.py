@@ -177,12 +177,9 @@ def _positions(times, origin, forecast_times):
     """(origin + 2,) float64 positions on the time axis (series.time_positions) of the
     rows up to the origin and of the first forecast step: where a trailing gap's rows
     lie between the last observation and that step (_bridged)."""
-    if times is None or forecast_times is None:
-        return np.arange(origin + 2, dtype=np.float64)
-    both = np.concatenate([times[:origin + 1], forecast_times[:1]])
-    if np.issubdtype(both.dtype, np.datetime64):
-        return both.astype(np.int64).astype(np.float64)
-    return both.astype(np.float64)
+    both = (None if times is None or forecast_times is None
+            else np.concatenate([times[:origin + 1], forecast_times[:1]]))
+    return dataio.positions(both, origin + 2)
 
 
 def _time_text(t):

@@ -211,11 +211,17 @@ def digest(series: Series) -> str:
 
 def time_positions(series: Series) -> np.ndarray:
     """(N,) float64 positions on the time axis: the times when given, else row numbers."""
-    if series.times is None:
-        return np.arange(series.values.shape[0], dtype=np.float64)
-    if np.issubdtype(series.times.dtype, np.datetime64):
-        return series.times.astype(np.int64).astype(np.float64)
-    return series.times.astype(np.float64)
+    return positions(series.times, series.values.shape[0])
+
+
+def positions(times: np.ndarray | None, n: int) -> np.ndarray:
+    """(n,) float64 positions on the time axis of ``times`` (float64 or datetime64), or
+    row numbers 0..n-1 without them."""
+    if times is None:
+        return np.arange(n, dtype=np.float64)
+    if np.issubdtype(times.dtype, np.datetime64):
+        return times.astype(np.int64).astype(np.float64)
+    return times.astype(np.float64)
 
 
 def fill_gaps(series: Series, segment_ends: list[int]) -> np.ndarray:
