@@ -188,23 +188,25 @@ def _wait_for_stderr_read(limit: float = 2.0):
         return  # no fileno (a replaced sys.stderr) or no FIONREAD (not POSIX)
 
 
-def launched_size() -> int:
-    """The job size an MPI launcher announced in the environment (1: none)."""
-    for name in SIZE_VARIABLES:
+def _announced(names) -> int | None:
+    """The first of the environment variables ``names`` that holds a number, as an int."""
+    for name in names:
         value = os.environ.get(name, "").strip()
         if value.isdigit():
             return int(value)
-    return 1
+    return None
+
+
+def launched_size() -> int:
+    """The job size an MPI launcher announced in the environment (1: none)."""
+    size = _announced(SIZE_VARIABLES)
+    return 1 if size is None else size
 
 
 def launched_rank() -> int | None:
     """This process's rank as an MPI launcher announced it in the environment (None: no
     launcher said)."""
-    for name in RANK_VARIABLES:
-        value = os.environ.get(name, "").strip()
-        if value.isdigit():
-            return int(value)
-    return None
+    return _announced(RANK_VARIABLES)
 
 
 def opted_out() -> bool:
