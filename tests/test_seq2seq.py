@@ -253,3 +253,50 @@ def test_max_train_and_max_eval_take_pairs_spread_over_the_file():
     assert len(train) == len(valid) == 100 and state["counts"]["train"] == 100
     for pairs in (train, valid):
         assert len({source[0] for source, _ in pairs}) >= 15  # initial letters
+
+
+def _teacher_forced_score(model, src, tokens):
+    """Summed log-probability of ``tokens`` for the one sentence ``src`` (S, 1), feeding
+    each token as the next input (what the search's score of that hypothesis must be)."""
+    n = np.array([int((src[:, 0] != 0).sum())])
+    memory, states, threads = model.encode(src, n)
+    prev, score = np.array([model.bos]), 0.0
+    for t in tokens:
+        logp, states, _ = model.decoder_step(prev, states, memory, n, threads)
+        score += logp[0, t]
+        prev = np.array([t])
+    return score
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_a_beam_wide_enough_to_keep_every_hypothesis_finds_the_exact_best(
+        decoder_model, alpha):
+    # With V**L rows the beam drops nothing up to L tokens, so its best must be the best
+    # of every sequence enumerated (ended by EOS, or cut at L tokens), and each score it
+    # returns must be that hypothesis' teacher-forced log-probability.
+    import itertools
+    model = decoder_model
+    V, L = model.spec["target_vocab"], 2
+    src = sources(np.random.default_rng(3), [4, 2])
+    found = search(model, src, beam=V ** L, max_len=L, alpha=alpha)
+    for b in range(src.shape[1]):
+        one = src[:, b:b + 1]
+        best = None
+        for n in range(1, L + 1):
+            for seq in itertools.product(range(V), repeat=n):
+                if model.eos in seq[:-1] or (seq[-1] != model.eos and n < L):
+                    continue
+                score = _teacher_forced_score(model, one, seq)
+                norm = score / len(seq) ** alpha
+                if best is None or norm > best[0]:
+                    best = (norm, seq)
+        tokens = found.tokens[b, 0][found.tokens[b, 0] >= 0]
+        expected = [t for t in best[1] if t != model.eos]
+        np.testing.assert_array_equal(tokens, expected)
+        assert found.finished[b, 0] == (best[1][-1] == model.eos)
+        np.testing.assert_allclose(found.normalised[b, 0], best[0], rtol=1e-10)
+        for k in range(8):
+            kept = found.tokens[b, k][found.tokens[b, k] >= 0]
+            seq = [*kept, *([model.eos] if found.finished[b, k] else [])]
+            np.testing.assert_allclose(found.scores[b, k],
+                                       _teacher_forced_score(model, one, seq), rtol=1e-10)
