@@ -46,3 +46,8 @@ def __getattr__(name):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'recurrent' has no attribute {name!r}")
+
+
+def __dir__():
+    # The lazy names too, so dir() and tab completion list them.
+    return sorted(set(globals()) | set(__all__))

@@ -14,7 +14,7 @@ import numpy as np
 from ._kernels import gradclip
 
 
-def _arrays(grads):
+def _arrays(grads, in_place=True):
     if isinstance(grads, np.ndarray):
         items = [grads]
     elif isinstance(grads, dict):
@@ -31,7 +31,7 @@ def _arrays(grads):
         if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
             raise ValueError(f"every gradient must be a float numpy array, got "
                              f"{getattr(g, 'dtype', type(g).__name__)}")
-        if not g.flags.writeable:
+        if in_place and not g.flags.writeable:
             raise ValueError("gradients are clipped in place, but an array is read-only")
         if g.size:
             arrays.append(g)
@@ -55,6 +55,29 @@ def _norm_part(g, p):
     return float((a ** p).sum())
 
 
+def _total_norm(arrays, p):
+    """The p-norm of all entries of ``arrays`` together, accumulated in double (so float32
+    gradients whose squares overflow float32 still get their finite norm)."""
+    parts = [_norm_part(g, p) for g in arrays]
+    if p == math.inf:
+        return max(parts, key=lambda v: (math.isnan(v), v))
+    if p == 2:
+        return math.sqrt(math.fsum(parts))
+    if p == 1:
+        return math.fsum(parts)
+    return math.fsum(parts) ** (1.0 / p)
+
+
+def total_norm(grads, norm_type=2.0) -> float:
+    """The global norm_type-norm of all gradients (grads as for clip_grad_norm), without
+    clipping: what clip_grad_norm returns. 0.0 when there are no entries."""
+    p = float(norm_type)
+    if not p > 0:
+        raise ValueError(f"norm_type must be positive (or inf), got {norm_type!r}")
+    arrays = _arrays(grads, in_place=False)
+    return _total_norm(arrays, p) if arrays else 0.0
+
+
 def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False) -> float:
     """Scale all gradients together so that their global norm is at most `max_norm`.
 
@@ -72,15 +95,7 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False) -> 
     arrays = _arrays(grads)
     if not arrays:
         return 0.0
-    parts = [_norm_part(g, p) for g in arrays]
-    if p == math.inf:
-        total = max(parts, key=lambda v: (math.isnan(v), v))
-    elif p == 2:
-        total = math.sqrt(math.fsum(parts))
-    elif p == 1:
-        total = math.fsum(parts)
-    else:
-        total = math.fsum(parts) ** (1.0 / p)
+    total = _total_norm(arrays, p)
     if error_if_nonfinite and not math.isfinite(total):
         raise FloatingPointError(
             f"the total norm of order {norm_type} of the gradients is {total}, so they "

@@ -24,6 +24,7 @@ run() and run_backward() are the same passes on already-checked inputs, for the 
 """
 from __future__ import annotations
 
+import numbers
 import warnings
 
 import numpy as np
@@ -142,7 +143,11 @@ class Recurrent(ParamModule):
         self._quantized = {}    # unit -> (params_version, the cell's int8 form of its params)
         self.precision = precision
 
-        init_seq, cell_seq, dropout_seq = np.random.SeedSequence(seed).spawn(3)
+        try:
+            init_seq, cell_seq, dropout_seq = np.random.SeedSequence(seed).spawn(3)
+        except (TypeError, ValueError):
+            raise ValueError(f"seed: expected None, an integer >= 0 or a sequence of them, "
+                             f"got {seed!r}") from None
         self._dropout_rng = np.random.default_rng(dropout_seq)
         self._dropout_rows = None  # see reseed_dropout
         self.reset_parameters(init, forget_bias, np.random.default_rng(init_seq),
@@ -176,6 +181,9 @@ class Recurrent(ParamModule):
             raise ValueError(f"init: expected one of {', '.join(INITS)}, got {init!r}")
         gate_order = getattr(self.cell, "gate_order", None) or GATE_ORDER.get(self.cell.name)
         if forget_bias is not None:
+            if isinstance(forget_bias, bool) or not isinstance(forget_bias, numbers.Real) \
+                    or not np.isfinite(forget_bias):
+                raise ValueError(f"forget_bias: expected a finite number, got {forget_bias!r}")
             if not gate_order or "f" not in gate_order:
                 raise ValueError(f"forget_bias: cell {self.cell.name!r} has no forget gate")
             if not self.bias:
@@ -274,9 +282,15 @@ class Recurrent(ParamModule):
                              f"(rank {len(expected_shape)}), got shape {a.shape}")
         if a.dtype.kind != "f":
             raise ValueError(f"{name}: expected a float array, got dtype {a.dtype}")
-        if not np.isfinite(a).all():
+        # Checked after the conversion: float64 values beyond float32's range become inf.
+        with np.errstate(over="ignore"):
+            out = np.ascontiguousarray(a, dtype=self.dtype)
+        if not np.isfinite(out).all():
+            if np.isfinite(a).all():
+                raise ValueError(f"{name}: has values too large for {self.dtype} "
+                                 f"(largest magnitude {np.abs(a).max():g})")
             raise ValueError(f"{name}: contains NaN or infinity")
-        return np.ascontiguousarray(a, dtype=self.dtype)
+        return out
 
     def _check_x(self, x):
         a = np.asarray(x)

@@ -293,8 +293,15 @@ class SequenceModel(FlatModel):
             raise ValueError("backward: no forward pass to differentiate; call forward "
                              "first (with need_grad=True)")
         out_shape, (mask, pool_cache), truncated, threads = self._cache
-        self._cache = None
         T, B, DH = out_shape
+        # Checked before use: numpy would broadcast a (B, K) gradient of a sequence model
+        # over the T steps and differentiate that, silently.
+        K = self.head.out_features
+        expected = (T, B, K) if self.output == "sequence" else (B, K)
+        if np.shape(d_outputs) != expected:
+            raise ValueError(f"d_outputs: expected shape {expected} (the outputs' shape), "
+                             f"got shape {np.shape(d_outputs)}")
+        self._cache = None
         d_outputs = np.asarray(d_outputs, self.dtype)
         with single_threaded_blas():
             if self.wide is not None:

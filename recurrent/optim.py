@@ -27,6 +27,9 @@ class Optimizer:
     buffer_names: tuple[str, ...] = ()
 
     def __init__(self, params: np.ndarray, grads: np.ndarray, lr: float):
+        if not isinstance(params, np.ndarray) or not isinstance(grads, np.ndarray):
+            raise ValueError(f"params and grads must be numpy arrays, got "
+                             f"{type(params).__name__} and {type(grads).__name__}")
         if params.dtype != np.float32 or grads.dtype != np.float32:
             raise ValueError(f"params and grads must be float32, got {params.dtype} and "
                              f"{grads.dtype}")
@@ -57,15 +60,18 @@ class Optimizer:
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        for name in self.buffer_names:
+        # Everything is checked before anything is loaded.
+        values = {}
+        for name in ("step_count",) + self.buffer_names:
             if name not in state:
                 raise ValueError(f"optimizer state lacks {name!r}")
-            value = np.asarray(state[name])
-            if value.shape != self.params.shape:
-                raise ValueError(f"optimizer state {name!r} has shape {value.shape}, "
+            values[name] = np.asarray(state[name])
+            if name != "step_count" and values[name].shape != self.params.shape:
+                raise ValueError(f"optimizer state {name!r} has shape {values[name].shape}, "
                                  f"expected {self.params.shape}")
-            self.buffers[name][...] = value
-        self.step_count = int(state["step_count"])
+        for name in self.buffer_names:
+            self.buffers[name][...] = values[name]
+        self.step_count = int(values["step_count"])
 
 
 class SGD(Optimizer):
@@ -77,8 +83,9 @@ class SGD(Optimizer):
     def __init__(self, params, grads, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False,
                  weight_decay=0.0):
         super().__init__(params, grads, lr)
-        if momentum < 0 or weight_decay < 0:
-            raise ValueError("momentum and weight_decay must be >= 0")
+        if not (momentum >= 0 and weight_decay >= 0):   # refuses NaN too
+            raise ValueError(f"momentum and weight_decay must be >= 0, got {momentum} and "
+                             f"{weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("nesterov needs momentum > 0 and dampening 0")
         self.momentum, self.dampening = float(momentum), float(dampening)
@@ -99,7 +106,9 @@ class Adam(Optimizer):
 
     def __init__(self, params, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, grads, lr)
-        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or eps <= 0 or weight_decay < 0:
+        if not (np.shape(betas) == (2,)
+                and 0 <= betas[0] < 1 and 0 <= betas[1] < 1 and eps > 0
+                and weight_decay >= 0):   # refuses NaN too
             raise ValueError(f"bad Adam hyperparameters betas={betas} eps={eps} "
                              f"weight_decay={weight_decay}")
         self.betas, self.eps, self.weight_decay = (float(betas[0]), float(betas[1])), float(eps), \
@@ -134,7 +143,8 @@ class RMSProp(Optimizer):
     def __init__(self, params, grads, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0,
                  momentum=0.0):
         super().__init__(params, grads, lr)
-        if not 0 <= alpha < 1 or eps <= 0 or weight_decay < 0 or momentum < 0:
+        if not (0 <= alpha < 1 and eps > 0 and weight_decay >= 0
+                and momentum >= 0):   # refuses NaN too
             raise ValueError(f"bad RMSProp hyperparameters alpha={alpha} eps={eps} "
                              f"weight_decay={weight_decay} momentum={momentum}")
         self.alpha, self.eps = float(alpha), float(eps)

@@ -29,9 +29,16 @@ def check_named_arrays(arrays, shapes, what):
         raise ValueError(f"{what}: {'; '.join(problems)}")
 
 
-def checked_state_dict(state_dict, shapes):
-    """{name: float array} from a state_dict that fits ``shapes`` exactly (finite floats),
-    or a ValueError; nothing is loaded until everything has been checked."""
+def _fits(value, dtype):
+    """Whether the finite float array ``value`` stays finite in ``dtype``."""
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(value.astype(dtype, copy=False)).all())
+
+
+def checked_state_dict(state_dict, shapes, dtype=None):
+    """{name: float array} from a state_dict that fits ``shapes`` exactly (finite floats,
+    and within ``dtype``'s range when given: the dtype they are loaded into), or a
+    ValueError; nothing is loaded until everything has been checked."""
     if not hasattr(state_dict, "keys"):
         raise ValueError(f"state_dict: expected a dict of arrays, "
                          f"got {type(state_dict).__name__}")
@@ -44,6 +51,9 @@ def checked_state_dict(state_dict, shapes):
                              f"expected a float array")
         if not np.isfinite(value).all():
             raise ValueError(f"state_dict: {name} contains NaN or infinity")
+        if dtype is not None and not _fits(value, dtype):
+            raise ValueError(f"state_dict: {name} has values too large for "
+                             f"{np.dtype(dtype)}")
         values[name] = value
     return values
 
@@ -77,7 +87,8 @@ class FlatModel:
 
     def load_state_dict(self, state):
         """Copy every parameter in from {name: array} (names as in ``layout``)."""
-        for name, value in checked_state_dict(state, self.param_shapes()).items():
+        for name, value in checked_state_dict(state, self.param_shapes(),
+                                              self.dtype).items():
             self.named_params[name][...] = value
         self.params_changed()
 
@@ -166,7 +177,7 @@ class ParamModule:
 
     def load_state_dict(self, state_dict):
         """Copy parameters in from {name: array} (all of them, checked first)."""
-        for name, value in checked_state_dict(state_dict, self._shapes).items():
+        for name, value in checked_state_dict(state_dict, self._shapes, self.dtype).items():
             self._params[name][...] = value
         self.params_changed()
 

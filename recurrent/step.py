@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .clip import clip_grad_norm, clip_grad_value
+from .clip import clip_grad_norm, clip_grad_value, total_norm
 from .lengths import valid_mask
 
 
@@ -130,6 +130,5 @@ def clip_gradients(grads, clip_norm=None, clip_value=None):
 
 
 def _global_norm(arrays) -> float:
-    if len(arrays) == 1:
-        return float(np.linalg.norm(arrays[0]))
-    return math.sqrt(sum(float(np.linalg.norm(g)) ** 2 for g in arrays))
+    # In double, as clip_grad_norm: a float32 norm overflows for finite gradients > ~1e19.
+    return total_norm(arrays)
