@@ -125,8 +125,10 @@ class TrainingConfig(dict):
             if key in RESUMABLE:
                 config[key] = value
             elif _as_saved(self.get(key)) != _as_saved(value):
+                had = (f"the run has {self.get(key)!r}" if self.get(key) is not None
+                       else "the run left it at its default")
                 raise UserError(f"--{key.replace('_', '-')} cannot change when resuming "
-                                f"(the run has {self.get(key)!r}); start a new run with --out")
+                                f"({had}); start a new run with --out")
         return config
 
     # -- checks -------------------------------------------------------------------------

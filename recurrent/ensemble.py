@@ -49,7 +49,9 @@ SHARED = ("task", "task_state", "model_spec")  # what every member has as the en
 def size(config) -> int:
     """The number of members a run's options ask for (1: a plain run); UserError for a
     value that is not a whole number >= 1 (a damaged config.json)."""
-    value = config.get("ensemble") or 1
+    value = config.get("ensemble")
+    if value is None:  # a run saved before --ensemble existed: a plain run
+        return 1
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UserError(f"the run's option ensemble is {value!r}: expected a whole number "
                         f">= 1 (is its config.json damaged?)")

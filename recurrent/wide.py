@@ -35,7 +35,8 @@ a row's tokens, so with it a row may be scored by a fold model that saw it.
 A learned scale (``scale``): the wide logits are multiplied by one trained scalar
 (parameter "scale", starting at 1), so the rest of the model learns how much to trust a
 fixed wide part; the scale precedes "weight" in the flat buffer and is trained even when
-the weights are fixed. Exports fold it into the weights (recurrent/export/torch_names.py).
+the weights are fixed. torch and ONNX exports fold it into the weights, a safetensors
+export keeps it as "wide.scale" (recurrent/export/torch_names.py).
 
 Dimension legend: T time steps, B batch rows, V vocabulary size, F = V + bigram_buckets
 features, K output features.

@@ -410,6 +410,13 @@ def test_error_loss_that_does_not_fit_the_task(tmp_path, task, loss, fragment):
     assert not (tmp_path / "r").exists()  # refused before the run directory is made
 
 
+def test_a_changed_option_the_run_left_at_its_default_says_so():
+    from recurrent.config import TrainingConfig
+    with pytest.raises(UserError, match=r"--wide-folds cannot change when resuming \(the run "
+                                        r"left it at its default\)"):
+        TrainingConfig({"wide_folds": None}).resumed({"wide_folds": 5})
+
+
 def test_error_run_directories(tmp_path, lm_run):
     assert_one_line_error(invoke("eval", tmp_path / "missing"), "does not exist")
     assert_one_line_error(invoke("predict", tmp_path / "missing"), "does not exist")

@@ -353,6 +353,17 @@ def test_wide_dropout_without_a_wide_part_is_one_line(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("option, message", [
+    (("--wide-folds", "2"), "--wide-folds needs a wide part (--wide unigrams|bigrams)"),
+    (("--wide-folds-eval", "mean"), "--wide-folds-eval mean needs a cross-fitted wide part"),
+])
+def test_cross_fitting_options_without_a_wide_part_are_one_line(tmp_path, option, message):
+    result = invoke("train", "sentiment", "--out", tmp_path / "r", *SMALL, "--wide", "none",
+                    *option)
+    one_line_error(result, message)
+    assert not (tmp_path / "r").exists()
+
+
 # ---- padding invariance ------------------------------------------------------------------
 
 def _forward(runner, texts):

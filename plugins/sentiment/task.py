@@ -282,6 +282,11 @@ class SentimentTask:
                 raise UserError("--wide-dropout needs a wide part (--wide unigrams|bigrams)")
             if scale:
                 raise UserError("--wide-scale needs a wide part (--wide unigrams|bigrams)")
+            if config.get("wide_folds"):
+                raise UserError("--wide-folds needs a wide part (--wide unigrams|bigrams)")
+            if config.get("wide_folds_eval", "full") != "full":
+                raise UserError("--wide-folds-eval mean needs a cross-fitted wide part "
+                                "(--wide unigrams|bigrams with --wide-folds 2 or more)")
             return spec
         if WIDE_SCALE if scale is None else scale:
             spec["wide_scale"] = True
