@@ -4,11 +4,12 @@ Dimension legend: N rows, P cycles encoded, F = 2P feature columns.
 
 A cycle is encoded as sin and cos of its phase (midnight, Monday 00:00 and 1 January
 00:00 are phase 0), so its end meets its start. Which cycles a series gets
-(choose_cycles) follows its dates: a cycle longer than the typical step between rows
+(choose_cycles) follows its dates: a cycle at least twice the typical step between rows
 (hourly data: the day and the week; daily: the week and the year; weekly and monthly: the
-year), and only when the training rows span at least MIN_CYCLES of it, so that every
-phase was seen in training. Numeric time columns (years, unix seconds, row numbers) get
-none: what their numbers mean is unknown.
+year; yearly: none, every row would fall at the same phase), and only when the training
+rows span at least MIN_CYCLES of it, so that every phase was seen in training. Numeric
+time columns (years, unix seconds, row numbers) get none: what their numbers mean is
+unknown.
 """
 from __future__ import annotations
 
@@ -36,8 +37,10 @@ def choose_cycles(mode: str | None, times: np.ndarray | None, train_end: int) ->
         return []
     step = float(np.median(np.diff(days)))
     span = float(days[-1] - days[0])
+    # Two rows per cycle at least: a cycle barely longer than the step (the year of yearly
+    # rows) puts every row at nearly the same phase, a constant input.
     return [name for name, length in CYCLES.items()
-            if step < length and span >= MIN_CYCLES * length]
+            if 2 * step <= length and span >= MIN_CYCLES * length]
 
 
 def calendar_season(times: np.ndarray | None, train_end: int) -> int | None:

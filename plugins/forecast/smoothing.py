@@ -132,8 +132,9 @@ def initial_theta(y: np.ndarray, season: int) -> np.ndarray:
 
 
 def fit_column(y: np.ndarray, season: int, horizon: int) -> dict | None:
-    """theta learned on one column's training rows (1-D, scaled units), or None when the
-    rows are too few (two seasons and a horizon at least)."""
+    """theta learned on one column's training rows (1-D, scaled units), without a season
+    (m = 1) when the rows hold fewer than two seasons and a horizon, None when they are
+    fewer than MIN_ROWS or the horizon + 2."""
     from scipy.optimize import minimize
     y = np.asarray(y, dtype=np.float64)
     m = season if season > 1 and len(y) >= 2 * season + horizon + 1 else 1
