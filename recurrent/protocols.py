@@ -292,7 +292,13 @@ class Task(Protocol):
         called once when training ends (not on Ctrl-C) with the best checkpoint's model;
         returns the task state to keep, which replaces the saved one, so that eval,
         predict and backtest use it. Extending a finished run (--resume) calls it again
-        at the new end; the evaluations in between see the earlier choice."""
+        at the new end; the evaluations in between see training_state(state) when the
+        task has it, else the earlier choice."""
+
+    def training_state(self, state: dict) -> dict:
+        """The task state without after_training's choices: what a resumed run trains
+        and evaluates with until after_training chooses again (forecast: the blend taken
+        out, so checkpoints are compared on the whole correction, as before the choice)."""
 
     def format_backtest(self, state: dict, split: str, result: dict) -> list[str]:
         """The text of `recurrent eval RUN --backtest N` (without --json) as lines, from
@@ -348,7 +354,8 @@ MEMBERS: dict[type, Members] = {
                             "model_spec", "batches", "evaluate"),
                   optional=("causal", "splits", "unused_options", "baselines",
                             "paired", "format_report", "candidates", "initial_params",
-                            "trained_params", "with_params", "after_training", "backtest",
+                            "trained_params", "with_params", "after_training", "training_state",
+                            "backtest",
                             "format_backtest", "predict_options", "predict",
                             "predict_stream")),
     Runner: Members(required=("forward", "step")),

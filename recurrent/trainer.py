@@ -371,6 +371,19 @@ class Trainer:
             self.task_state = state
             self.run.update_task_state(state)
 
+    def _undo_after_training(self):
+        """A resumed run trains on without the choices its after_training made (the task's
+        optional training_state), so that its evaluations compare checkpoints as the
+        first part of the run did; saved at once, so that an extension stopped before its
+        end is what any stopped run is (after_training chooses again at the new end)."""
+        if not hasattr(self.task, "training_state"):
+            return
+        state = self.task.training_state(self.task_state)
+        if state != self.task_state:
+            self.task_state = state
+            if self.world.is_root:
+                self.run.update_task_state(state)
+
     # -- the loop -----------------------------------------------------------------------------
     def _planned_steps(self, epochs, max_steps):
         """The run's total steps for the cosine schedule, the automatic --log-every and
@@ -479,6 +492,7 @@ class Trainer:
         c = self.config
         if resume:
             self.restore()
+            self._undo_after_training()
         else:
             self._initial_params()
         if not resume and self.parallel is not None:  # every replica starts from rank 0's

@@ -202,6 +202,24 @@ def test_eval_and_predict_use_the_saved_blend(tmp_path):
     assert state["blend_mode"] == "full" and "blend" not in state
 
 
+def test_an_extended_run_compares_checkpoints_on_the_whole_correction(tmp_path):
+    # A finished run's blend (here no correction kept) must not judge the checkpoints of
+    # its extension: with it every evaluation would score the anchor alone, the same
+    # loss each time, and the extension's training could never reach best.npz.
+    path, run = _trained(tmp_path, monthly_rows(), "--model", "rnn")
+    config_file = run / "config.json"
+    info = json.loads(config_file.read_text())
+    info["task_state"]["blend"] = 0.0
+    config_file.write_text(json.dumps(info))
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    first = sum(r["kind"] == "eval" for r in records)
+    ok(invoke("train", "--resume", run, "--epochs", "6"))
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    extension = [r["metrics"]["loss"] for r in records if r["kind"] == "eval"][first:]
+    assert len(extension) >= 3 and len(set(extension)) == len(extension)
+    assert "blend" in json.loads(config_file.read_text())["task_state"]  # chosen again
+
+
 def test_the_season_dates_imply():
     def season(start, step, n, unit, train=None):
         times = _every(start, step, n, unit)

@@ -516,6 +516,11 @@ class ForecastTask:
                                  prepared.observed[rows], scale)
         return {**state, "blend": blend}
 
+    def training_state(self, state):
+        """The state without after_training's blend: a resumed run compares its
+        checkpoints on the whole correction, as its first part did."""
+        return {k: v for k, v in state.items() if k != "blend"}
+
     # ---- evaluation ------------------------------------------------------------------------
 
     def _scaled_forecasts(self, state, prepared, origins, model):
