@@ -86,8 +86,10 @@ def test_eval_on_a_new_file_uses_the_saved_scaler(run, sunspots, tmp_path):
     recent = write_csv(tmp_path / "recent.csv", ["year", "sunspots"], sunspots[-80:])
     report = json.loads(ok(invoke("eval", run, "--data", recent, "--json")))
     state = json.loads((run / "config.json").read_text())["task_state"]
-    # the file's first rows start the seasonal states (window, or two seasons and two)
-    head = max(state["window"], 2 * state["season"] + 2)
+    # the file's first rows start the seasonal states (two seasons and two) and hold what
+    # the first scored window reads (the window, and a season before it for seasonal inputs)
+    reads = state["window"] + (state["season"] if state.get("seasonal_inputs") else 0)
+    head = max(reads, 2 * state["season"] + 2)
     assert report["metrics"]["windows"] == 80 - head - 2 + 1
     assert report["baselines"]["naive"]["windows"] == 80 - head - 2 + 1
     missing = write_csv(tmp_path / "other.csv", ["year", "spots"], sunspots[-80:])
@@ -256,8 +258,10 @@ def test_relative_inputs_make_forecasts_shift_with_the_level(tmp_path):
     run = tmp_path / "run"
     ok(invoke("train", "forecast", "--data", path, "--time-column", "date", "--window", 20,
               "--horizon", 4, "--inputs", "relative", "--out", run, *SMALL))
-    recent = co2.values[250:290, 0]  # holds gaps: they are filled in both files alike
-    rows = [(d, "" if np.isnan(v) else f"{v:.1f}") for d, v in zip(dates[250:290], recent)]
+    # 80 rows: the window and the season of 52 weeks before it, which the seasonal
+    # anchors and inputs read; they hold gaps, filled in both files alike
+    recent = co2.values[250:330, 0]
+    rows = [(d, "" if np.isnan(v) else f"{v:.1f}") for d, v in zip(dates[250:330], recent)]
     raised = [(d, v and f"{float(v) + 50:.1f}") for d, v in rows]
     assert sum(v == "" for _, v in rows) > 0
     base = json.loads(ok(invoke("predict", run, "--data", write_csv(

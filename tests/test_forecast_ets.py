@@ -246,8 +246,23 @@ def test_a_recent_file_restarts_the_states_from_its_first_window(tmp_path):
     base = report["baselines"]
     assert base["ets"]["mase"] < min(base["seasonal_naive"]["mase"], base["naive"]["mase"])
     assert report["metrics"]["mase"] < base["naive"]["mase"]
-    # The restart reads the file's first window only: never a forecast target.
-    _restart_reads_only_the_head(tmp_path, run, rows[-67:], recent, 30)
+    # The restart reads the file's first rows only (the first window's, and a season
+    # before it for seasonal inputs): never a forecast target.
+    state = json.loads((run / "config.json").read_text())["task_state"]
+    assert _head(state) > 30
+    _restart_reads_only_the_head(tmp_path, run, rows[-67:], recent, _head(state))
+
+
+def _reads(state):
+    """The rows a forecast reads: its window, and a season before it when the seasonal
+    differences are inputs."""
+    return state["window"] + (state["season"] if state.get("seasonal_inputs") else 0)
+
+
+def _head(state):
+    """A new file's first rows, never forecast targets: what a forecast reads, or two
+    seasons and two to restart the seasonal states, whichever is more."""
+    return max(_reads(state), 2 * state["season"] + 2)
 
 
 def _restart_reads_only_the_head(tmp_path, run, rows, recent, head):
@@ -271,28 +286,47 @@ def test_a_short_window_restarts_a_new_file_on_two_seasons(tmp_path, window):
     ok(invoke("train", "forecast", "--data", path, "--out", run, "--window", window,
               "--model", "hybrid", *SMALL))
     # A file starting in another month: a window's rows hold less than a season, so the
-    # states restart on the first 2 x 12 + 2 rows, which are never forecast targets.
+    # states restart on its first rows (2 x 12 + 2, or the first window and the season
+    # before it if more), which are never forecast targets.
+    state = json.loads((run / "config.json").read_text())["task_state"]
+    head = _head(state)
+    assert head == {8: 26, 16: 28}[window] and state["seasonal_inputs"]
     recent = write_csv(tmp_path / "recent.csv", ["date", "value"], rows[-67:])
     report = json.loads(ok(invoke("eval", run, "--data", recent, "--json")))
     base = report["baselines"]
-    assert report["metrics"]["windows"] == 67 - 26 - 1 + 1
+    assert report["metrics"]["windows"] == 67 - head - 1 + 1
     assert base["ets"]["mase"] < min(base["seasonal_naive"]["mase"], base["naive"]["mase"])
-    _restart_reads_only_the_head(tmp_path, run, rows[-67:], recent, 26)
+    _restart_reads_only_the_head(tmp_path, run, rows[-67:], recent, head)
     # fewer rows than the restart and a horizon: one line naming what needs them
-    short = write_csv(tmp_path / "short.csv", ["date", "value"], rows[-20:])
+    short = write_csv(tmp_path / "short.csv", ["date", "value"], rows[-head:])
     one_line_error(invoke("eval", run, "--data", short), "too few rows",
-                   "first 26 rows (the window among them), which start its seasonal "
-                   "states, and horizon 1 need at least 27")
-    # predict restarts on the rows it has; a stream needs them all in its first file, so
-    # that the rows it appends never change the restart (as predict on the grown file)
-    ok(invoke("predict", run, "--data", short))
-    one_line_error(invoke("predict", run, "--data", short, "--stream"), "too few rows",
-                   "which start its seasonal states, need at least 26")
+                   f"first {head} rows (the window among them), which start its seasonal "
+                   f"states, and horizon 1 need at least {head + 1}")
+    # predict restarts on the rows it has, which must hold what its forecast reads (the
+    # window and the season before it); a stream needs the restart's rows in its first
+    # file, so that the rows it appends never change the restart (as predict on the
+    # grown file)
+    reads = _reads(state)
+    ok(invoke("predict", run, "--data", write_csv(tmp_path / "reads.csv", ["date", "value"],
+                                                   rows[-reads:])))
+    one_line_error(invoke("predict", run, "--data", write_csv(
+        tmp_path / "fewer.csv", ["date", "value"], rows[-reads + 1:])), "too few rows",
+        f"window {window} and the season of 12 rows before it, which its seasonal "
+        f"forecast reads, need at least {reads}")
+    one_line_error(invoke("predict", run, "--data", write_csv(
+        tmp_path / "no_head.csv", ["date", "value"], rows[-head + 1:]), "--stream"),
+        "too few rows", f"which start its seasonal states, need at least {head}")
 
 
 def test_a_restart_holds_two_seasons_and_what_a_fit_needs():
     from recurrent_plugins.forecast import windows as win
     assert win.head_rows({"window": 8, "season": 12}) == 26
     assert win.head_rows({"window": 30, "season": 12}) == 30
+    # with the seasonal differences as inputs, the first window's rows and a season more
+    assert win.head_rows({"window": 30, "season": 12, "seasonal_inputs": True}) == 42
+    assert win.history_rows({"window": 30, "season": 12, "seasonal_inputs": True}) == 42
+    assert win.history_rows({"window": 8, "season": 12, "anchors": ["seasonal_damped"]}) == 13
+    assert win.history_rows({"window": 8, "season": 12, "anchors": ["last", "ets+seasonal"]}) == 13
+    assert win.history_rows({"window": 8, "season": 12, "anchors": ["last", "ets"]}) == 8
     assert win.head_rows({"window": 8, "season": 3}) == ets.MIN_ROWS  # 2 x 3 + 2 < 10
     assert win.head_rows({"window": 8, "season": 1}) == 8  # nothing seasonal to restart

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import invoke, ok, write_csv
+from helpers import invoke, ok, one_line_error, write_csv
 
 from recurrent.checkpoint import RunDir
 from recurrent.runs import load_model
@@ -218,6 +218,25 @@ def test_an_extended_run_compares_checkpoints_on_the_whole_correction(tmp_path):
     extension = [r["metrics"]["loss"] for r in records if r["kind"] == "eval"][first:]
     assert len(extension) >= 3 and len(set(extension)) == len(extension)
     assert "blend" in json.loads(config_file.read_text())["task_state"]  # chosen again
+
+
+def test_predict_on_a_new_file_reads_a_real_season_back_or_refuses(tmp_path):
+    # A seasonal anchor reads y(t - m): a file shorter than the window and the season
+    # before it used to read its first row instead, a forecast no longer file gives.
+    rows = monthly_rows()
+    _, run = _trained(tmp_path, rows, "--model", "rnn", "--window", "8")
+    state = json.loads((run / "config.json").read_text())["task_state"]
+    assert state["season"] == 12 and state["seasonal_inputs"]
+    reads = 8 + 12
+
+    def forecast(n):
+        path = write_csv(tmp_path / f"last{n}.csv", ["date", "value"], rows[-n:])
+        return json.loads(ok(invoke("predict", run, "--data", path, "--json")))["forecast"]
+
+    assert forecast(reads) == forecast(reads + 15) == forecast(60)
+    path = write_csv(tmp_path / "short.csv", ["date", "value"], rows[-(reads - 1):])
+    one_line_error(invoke("predict", run, "--data", path), "too few rows",
+                   f"need at least {reads}")
 
 
 def test_the_season_dates_imply():

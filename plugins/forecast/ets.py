@@ -162,7 +162,7 @@ def _filtered(values: np.ndarray, fit: dict):
 def restart(fits: list, head: np.ndarray) -> list:
     """The fits moved to a series that starts elsewhere (a recent file given to eval or
     predict --data), from its first rows head (K, C) original units, K =
-    windows.head_rows (the window, or two seasons and two rows): rows that are never a
+    windows.head_rows (what a forecast reads, or two seasons and two rows): never a
     forecast target. The smoothing coefficients are kept; the initial states are
     statsmodels' estimate on the head with those coefficients fixed, or, when the head
     holds fewer than two seasons, the training ones with the level shifted so that the

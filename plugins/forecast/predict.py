@@ -28,9 +28,10 @@ def _origin(task, state, options, stream=False):
     and the row forecast from. Every row up to the origin is as known there: a trailing
     gap's interpolated rows lean on the next observation, after the origin, so the
     forecasts read them through prepared.last_seen (windows.known_at, ets.origin_index)
-    as eval does. A --data file needs the window's rows; a stream's first file all the
-    rows a new file's states restart on (windows.head_rows), so that the rows it appends
-    never change that restart, as they would not for predict on the grown file."""
+    as eval does. A --data file needs what a forecast reads (windows.history_rows); a
+    stream's first file all the rows a new file's states restart on (windows.head_rows),
+    so that the rows it appends never change that restart, as they would not for predict
+    on the grown file."""
     origin_kind = options.get("origin") or "end"
     recent = options.get("data")
     if options.get("date_order") and not recent:

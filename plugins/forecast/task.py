@@ -394,11 +394,14 @@ class ForecastTask:
             # the rest, so no later row reaches them), and the windows scored are those
             # whose targets come after them (predict takes a shorter file, restarting on
             # the rows it has).
-            first = win.head_rows(state) if restart else window
+            first = win.head_rows(state) if restart else win.history_rows(state)
             min_rows = first + (horizon if targets else 0)
             if n < min_rows:
                 rows = (f"first {first} rows (the window among them), which start its "
-                        f"seasonal states," if first > window else f"window {window}")
+                        f"seasonal states," if restart and first > window else
+                        f"window {window} and the season of {state['season']} rows "
+                        f"before it, which its seasonal forecast reads," if first > window
+                        else f"window {window}")
                 need = (f"{rows} and horizon {horizon} need" if targets
                         else f"{rows} need" if first > window else f"{rows} needs")
                 raise UserError(f"too few rows in {source.label!r}: {n} rows, but the "

@@ -80,14 +80,31 @@ def split_range(state: dict, split: str) -> tuple[int, int]:
     return ranges[split]
 
 
+def history_rows(state: dict) -> int:
+    """How many rows up to and including an origin its forecast reads: the window, and
+    a season further back for the seasonal differences fed as inputs (window + m) or
+    for a seasonal anchor (m + 1; anchors.py). lagged takes row 0 for rows before the
+    first, which only the earliest training windows rely on; a new file's must not."""
+    window, season = int(state["window"]), int(state.get("season", 1))
+    if season <= 1:
+        return window
+    if seasonal_inputs(state):
+        return window + season
+    anchors = state.get("anchors") or [] if state.get("difference", True) else []
+    if any(part.startswith("seasonal") for anchor in anchors for part in anchor.split("+")):
+        return max(window, season + 1)
+    return window
+
+
 def head_rows(state: dict) -> int:
     """How many first rows a new file (eval or predict --data) must hold to start its
     smoothing states (ets.restart, smoothing.restart), rows that are never a forecast
-    target: the window, or what a seasonal restart needs (ets.restart_rows) if that is
-    more. Fewer rows would leave the seasonal states at the phase of the training rows'
-    start, which a file starting elsewhere in the season does not share."""
+    target: the rows a forecast reads (history_rows), or what a seasonal restart needs
+    (ets.restart_rows) if that is more. Fewer rows would leave the seasonal states at
+    the phase of the training rows' start, which a file starting elsewhere in the season
+    does not share."""
     season = int(state.get("season", 1))
-    return (max(state["window"], ets.restart_rows(season)) if season > 1
+    return (max(history_rows(state), ets.restart_rows(season)) if season > 1
             else state["window"])
 
 
