@@ -42,3 +42,11 @@ class Interrupt:
         if self._outer is not None and self.requested:
             self._outer.requested = True
         return False
+
+
+def requested() -> bool:
+    """Whether the innermost Interrupt installed now has seen a Ctrl-C: for long work a
+    trainer does while it is set up (language-model pretraining), which has no step of
+    the run's own to stop at."""
+    owner = getattr(signal.getsignal(signal.SIGINT), "__self__", None)
+    return isinstance(owner, Interrupt) and owner.requested

@@ -29,6 +29,7 @@ import numpy as np
 
 from .config import TrainingConfig
 from .errors import UserError
+from .interrupt import requested as interrupt_requested
 from .lengths import reversal_index, reverse_rows
 from .step import NonFinite, train_step
 from .threads import single_threaded_blas
@@ -98,6 +99,9 @@ def _train(model, config, embedding, batches, rng, epochs, name) -> list[float]:
     for epoch in range(int(epochs)):
         total, count = 0.0, 0
         for x, lengths in batches(rng):
+            if interrupt_requested():  # a Ctrl-C: nothing of the run is saved yet
+                raise UserError("interrupted while pretraining, before the run's first "
+                                "step: nothing was saved (--resume starts the run again)")
             x, lengths = np.asarray(x), np.asarray(lengths, np.int64)
             if embedding is not None:
                 x = reverse_rows(x, reversal_index(lengths, x.shape[0]))

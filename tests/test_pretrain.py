@@ -2,7 +2,7 @@
 --pretrain-epochs: what it learns, which parameters it sets, reproducibility."""
 import numpy as np
 import pytest
-from helpers import bundled_reviews, write_reviews
+from helpers import bundled_reviews, invoke, ok, one_line_error, write_reviews
 
 from recurrent.config import TrainingConfig
 from recurrent.errors import UserError
@@ -145,3 +145,37 @@ def test_sentiment_starts_from_the_pretrained_values(snippets, tmp_path):
     for name in first + ["embedding.weight", "wide.weight"]:
         np.testing.assert_array_equal(params[name], expected[name])
     trainer.fit()
+
+
+def test_a_ctrl_c_while_pretraining_stops_it_saving_nothing(snippets, tmp_path, monkeypatch):
+    # The first Ctrl-C used to let every pretraining epoch finish. Pretraining now stops
+    # at its next batch with one line and no checkpoint (a half-pretrained model is no
+    # state a resume could continue), and --resume runs it all again: the run it makes
+    # equals one never interrupted.
+    import os
+    import signal
+
+    from recurrent import pretrain
+    data = snippets[0]
+    args = ["--data", data, "--threads", "1", "--quiet", "--no-plot", "--steps", "2",
+            "--hidden", "8", "--embed-dim", "8", "--pretrain-epochs", "3", "--ensemble", "1"]
+    ok(invoke("train", "sentiment", "--out", tmp_path / "whole", *args))
+    step, calls = pretrain.train_step, []
+
+    def ctrl_c_at_the_second_batch(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return step(*a, **k)
+
+    monkeypatch.setattr(pretrain, "train_step", ctrl_c_at_the_second_batch)
+    run = tmp_path / "cut"
+    one_line_error(invoke("train", "sentiment", "--out", run, *args),
+                   "interrupted while pretraining", "nothing was saved")
+    assert len(calls) == 2 and not list(run.glob("*.npz"))
+    monkeypatch.setattr(pretrain, "train_step", step)
+    ok(invoke("train", "--resume", run))
+    whole, cut = (np.load(tmp_path / name / "best.npz") for name in ("whole", "cut"))
+    assert sorted(whole.files) == sorted(cut.files)
+    for key in whole.files:
+        np.testing.assert_array_equal(whole[key], cut[key])
