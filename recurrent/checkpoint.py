@@ -14,8 +14,8 @@ Checkpoints are .npz files of plain arrays, read with allow_pickle=False, so loa
 cannot run code. Non-array data (trainer position, rng states) travel as one JSON string
 stored under "meta". Every file is written to a temporary file in the same directory,
 flushed, fsynced and moved over the old one with os.replace: a crash or Ctrl-C during a
-write leaves the previous file intact. Any unreadable file becomes a one-line UserError
-naming it.
+write leaves the previous file intact. Any unreadable or unwritable file (a full disk, a
+read-only directory) becomes a one-line UserError naming it.
 """
 from __future__ import annotations
 
@@ -57,10 +57,29 @@ def _current_umask() -> int:
     return mask
 
 
+class WriteError(UserError, OSError):
+    """A file that cannot be written (a full disk, a read-only directory): one line naming
+    the file and the cause, and an OSError for callers that skip what they cannot write
+    (recurrent/cache.py, the tuning cache)."""
+
+
+def _write_error(path: str, error: OSError) -> WriteError:
+    return WriteError(f"cannot write {path}: {error.strerror or error}")
+
+
 def atomic_write(path: str, write) -> None:
     """Call ``write(file)`` on a temp file beside ``path``, fsync it, then os.replace it over
     ``path``. On any failure (including KeyboardInterrupt) the temp file is removed and
-    ``path`` keeps its previous content."""
+    ``path`` keeps its previous content; an OSError becomes a WriteError naming ``path``."""
+    try:
+        _atomic_write(path, write)
+    except WriteError:
+        raise
+    except OSError as e:
+        raise _write_error(path, e) from None
+
+
+def _atomic_write(path: str, write) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=directory)
@@ -192,6 +211,8 @@ class RunDir:
 
     @classmethod
     def open(cls, path: str) -> "RunDir":
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise UserError(f"{path} is a file, not a run directory")
         if not os.path.isdir(path):
             raise UserError(f"run directory {path} does not exist")
         run = cls(path)
@@ -227,11 +248,20 @@ class RunDir:
         return os.path.exists(self.file(name))
 
     def append_metrics(self, record: dict) -> None:
-        """One JSON line per record; a line is written with a single write call."""
-        line = json.dumps(record, sort_keys=True, default=json_default) + "\n"
-        with open(self.file(METRICS), "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
+        """One JSON line per record; a line is written with a single write call (on a
+        line of its own after a cut-off one)."""
+        data = (json.dumps(record, sort_keys=True, default=json_default) + "\n").encode()
+        try:
+            with open(self.file(METRICS), "a+b") as f:
+                size = f.seek(0, os.SEEK_END)
+                if size:
+                    f.seek(size - 1)
+                    if f.read(1) != b"\n":  # a line cut off (a killed process, a full
+                        data = b"\n" + data  # disk): end it, or it would swallow this one
+                f.write(data)
+                f.flush()
+        except OSError as e:
+            raise _write_error(self.file(METRICS), e) from None
 
     def read_metrics(self) -> list[dict]:
         """The records of metrics.jsonl; a cut-off line (a killed process) is skipped."""

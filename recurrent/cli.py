@@ -445,7 +445,9 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
         if split is not None:
             raise UserError(f"--split {split} chooses a split of the run's own data: it "
                             f"does not go with --data (a --data file is scored whole)")
-        if not os.path.isfile(data):
+        if os.path.isdir(data):
+            raise UserError(f"--data {data}: a directory, not a data file")
+        if not os.path.exists(data):  # a pipe (<(zcat FILE)) passes; datafile reads it
             raise UserError(f"--data {data}: no such file")
         config["eval_data"] = data
         split = "test"

@@ -192,7 +192,8 @@ def _default_threads(threads) -> int | None:
     """The most threads a kernel uses when none is given (recurrent.threads decides; small
     batches get fewer so that they are never slower than one thread)."""
     if callable(getattr(threads, "max_threads", None)):
-        return int(threads.max_threads())
+        from .tuning import default_threads
+        return int(default_threads())
     if callable(getattr(threads, "resolve_threads", None)):
         return int(threads.resolve_threads(None, 1 << 16, 1 << 10))
     return None
@@ -317,8 +318,7 @@ def tune_command(budget, num_threads, switch):
         raise UserError(f"--budget: expected a positive number of seconds, got {budget}")
     if num_threads is not None and num_threads < 1:
         raise UserError(f"--threads: expected a count >= 1, got {num_threads}")
-    from .threads import max_threads
-    threads = max_threads() if num_threads is None else num_threads
+    threads = tuning.default_threads() if num_threads is None else num_threads
     click.echo(f"tuning the kernels with {threads} thread(s), budget {budget:g} s", err=True)
     start = time.monotonic()
     try:

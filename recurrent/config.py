@@ -168,6 +168,9 @@ class TrainingConfig(dict):
                                     min_lr=self["min_lr"])
         except ValueError as e:
             raise UserError(str(e)) from None
+        if self.get("min_lr") and self.get("lr") is not None and self["min_lr"] > self["lr"]:
+            raise UserError(f"--min-lr {self['min_lr']:g} is above --lr {self['lr']:g}: the "
+                            f"schedule would raise the rate as it goes")
 
     def check_causal(self, task) -> None:
         """UserError when ``task`` is causal (protocols.Task.causal: its targets are later

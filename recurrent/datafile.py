@@ -17,6 +17,7 @@ import gzip
 import io
 import lzma
 import os
+import stat
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -63,6 +64,12 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
 )
 
+# The content of each pipe read so far (`--data <(zcat FILE)`, /dev/stdin), by the pipe's
+# device and inode (a later pipe at the same /dev/fd path is another pipe): a pipe gives
+# its data once, and a task may read its file more than once (once per candidate, say);
+# a regular file is read again each time.
+_PIPES: dict[tuple[int, int], bytes] = {}
+
 CONVERT_HINT = "convert it to UTF-8, e.g. iconv -f latin1 -t utf-8 FILE > FILE.utf8"
 
 
@@ -81,8 +88,15 @@ def _load(path, label: str | None) -> tuple[bytes, str | None]:
     path = os.fspath(path)
     label = path if label is None else label
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        seen = os.stat(path)
+        if stat.S_ISFIFO(seen.st_mode) and (seen.st_dev, seen.st_ino) in _PIPES:
+            raw = _PIPES[seen.st_dev, seen.st_ino]
+        else:
+            with open(path, "rb") as f:
+                raw = f.read()
+                opened = os.fstat(f.fileno())
+                if stat.S_ISFIFO(opened.st_mode):
+                    _PIPES[opened.st_dev, opened.st_ino] = raw
     except FileNotFoundError:
         raise UserError(f"data file not found: {path}") from None
     except IsADirectoryError:
@@ -115,8 +129,10 @@ def decode(raw: bytes, label: str, compressed: bool = False) -> str:
         where = " of the decompressed content" if compressed else ""
         shown = encoding.replace("-sig", "").upper()
         hint = "decompress it and " + CONVERT_HINT if compressed else CONVERT_HINT
-        raise UserError(f"{label} is not {shown} text (byte 0x{raw[e.start]:02x} at offset "
-                        f"{e.start}{where}; tried {shown}): {hint}") from None
+        # utf-8-sig decodes the bytes after its byte-order mark: its offsets start there
+        at = e.start + len(raw) - len(e.object)
+        raise UserError(f"{label} is not {shown} text (byte 0x{raw[at]:02x} at offset "
+                        f"{at}{where}; tried {shown}): {hint}") from None
     return text[1:] if text.startswith("\ufeff") else text
 
 

@@ -8,6 +8,8 @@ import time
 
 import numpy as np
 
+from .report import format_value
+
 
 def warn_once(note: str) -> None:
     """Print ``note`` on stderr (shown even with --quiet), once per command: a run that
@@ -40,8 +42,9 @@ def headline_keys(metrics: dict) -> list:
 
 
 def format_metrics(metrics: dict, keys) -> str:
-    """"loss 0.6931  accuracy 0.5000" for the numeric ``keys`` of ``metrics``."""
-    return "  ".join(f"{k} {float(metrics[k]):.4f}" for k in keys
+    """"loss 0.6931  accuracy 0.5000" for the numeric ``keys`` of ``metrics``, huge values
+    in exponent form as `recurrent eval` prints them (report.format_value)."""
+    return "  ".join(f"{k} {format_value(float(metrics[k]))}" for k in keys
                      if isinstance(metrics.get(k), (int, float, np.number)))
 
 
@@ -65,7 +68,8 @@ class Progress:
             self.bar.update(1)
             if step % 10 == 0 or step == self.total:
                 rate = self._rate()
-                self.bar.set_postfix_str(f"loss {loss:.4f} {rate:,.0f} {self.unit}/s")
+                self.bar.set_postfix_str(f"loss {format_value(float(loss))} "
+                                         f"{rate:,.0f} {self.unit}/s")
         elif not self.quiet and self.log_every and step % self.log_every == 0:
             rate = self._rate()
             elapsed = time.perf_counter() - self._start_time
@@ -74,7 +78,8 @@ class Progress:
             if self.total and done > 0:
                 eta = f"  ETA {duration(elapsed / done * max(0, self.total - step))}"
             self.echo(f"step {step}{'/' + str(self.total) if self.total else ''}  "
-                      f"epoch {epoch + 1}  loss {loss:.4f}  grad-norm {grad_norm:.3g}  "
+                      f"epoch {epoch + 1}  loss {format_value(float(loss))}  "
+                      f"grad-norm {grad_norm:.3g}  "
                       f"lr {lr:.3g}  {rate:,.0f} {self.unit}/s{eta}")
 
     def _rate(self):
@@ -102,7 +107,8 @@ class Progress:
         line = f"eval step {step}  valid  {format_metrics(metrics, keys)}"
         line += "  *best" if best else ""
         if train_loss is not None:
-            line += f"  (train loss {train_loss:.4f}, clipped {clipped_fraction:.0%})"
+            line += (f"  (train loss {format_value(float(train_loss))}, "
+                     f"clipped {clipped_fraction:.0%})")
         self.write(line)
         width = max([len(name) for name in (baselines or {})] + [0])
         for name, values in (baselines or {}).items():

@@ -338,13 +338,21 @@ def _decide(decision, settings, num_threads, problems, seconds, progress) -> Out
     return Outcome(decision.name, default, chosen, speedup, rounds)
 
 
+def default_threads() -> int:
+    """The threads a run uses by default at most: max_threads(), but no more than the
+    available cores (resolve_threads never gives more), so that a RECURRENT_NUM_THREADS
+    above the core count does not tune for oversubscribed cores."""
+    from .threads import available_cores, max_threads
+    return min(max_threads(), available_cores())
+
+
 def tune(budget: float = DEFAULT_BUDGET, num_threads: int | None = None,
          progress=None) -> tuple[dict, list[Outcome]]:
     """Measure every decision on this CPU with num_threads threads (None: the default
     count) within about `budget` seconds. Returns (settings, outcomes); the kernels keep
     the settings they had. progress: a function taking one line, or None."""
-    from .threads import max_threads, single_threaded_blas
-    threads = max_threads() if num_threads is None else num_threads
+    from .threads import single_threaded_blas
+    threads = default_threads() if num_threads is None else num_threads
     settings = defaults()
     previous = current()
     start = time.monotonic()
@@ -377,8 +385,7 @@ def tune_and_store(budget: float, num_threads: int | None = None, progress=None,
     """tune(), then write the cache file (path: the current CPU's). Returns (settings,
     outcomes, path); outcomes is None when `reuse` found a valid file written by another
     process while this one waited for the lock (nothing is tuned then)."""
-    from .threads import max_threads
-    threads = max_threads() if num_threads is None else num_threads
+    threads = default_threads() if num_threads is None else num_threads
     path = path or cache_path()
     if path is None:
         raise CacheError("the cache is turned off (RECURRENT_CACHE_DIR=off)")

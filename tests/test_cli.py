@@ -399,6 +399,34 @@ def test_loss_option(tmp_path):
     assert RunDir.open(str(tmp_path / "r")).info()["config"]["loss"] == "mae"
 
 
+def test_a_floor_rate_above_the_rate_is_refused(tmp_path):
+    # the cosine schedule anneals from --lr to --min-lr: above it, the rate would rise
+    result = invoke("train", "toy-lm", "--lr", 0.01, "--min-lr", 1, "--out", tmp_path / "r",
+                    "--steps", 1)
+    assert_one_line_error(result, "--min-lr 1 is above --lr 0.01", code=1)
+    assert not (tmp_path / "r").exists()
+
+
+def test_info_and_tune_count_no_more_threads_than_cores(monkeypatch):
+    from recurrent import threads, tuning
+    monkeypatch.setattr(threads, "openmp_enabled", lambda: True)
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    monkeypatch.setenv("RECURRENT_NUM_THREADS", "64")  # runs use at most the 2 cores
+    result = invoke("info", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.output)["default_threads"] == 2
+    measured = []
+
+    def fake_tune_and_store(budget, num_threads=None, progress=None, path=None):
+        measured.append(num_threads)
+        raise tuning.CacheError("stop here")
+
+    monkeypatch.setattr(tuning, "tune_and_store", fake_tune_and_store)
+    result = invoke("tune", "--budget", 1)
+    assert result.exit_code == 1 and "tuning the kernels with 2 thread(s)" in result.stderr
+    assert measured == [2]
+
+
 @pytest.mark.parametrize("task, loss, fragment", [
     ("toy-lm", "mse", "targets: expected shape"),      # class ids, not one value per output
     ("toy-sign", "mse", "targets: expected shape"),    # pooled classes

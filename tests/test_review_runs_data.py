@@ -1,0 +1,164 @@
+"""Run directories and data files: a metrics line cut off by a killed process does not
+swallow the next record, a file that cannot be written (full disk, read-only directory) is
+one line naming it, a pipe given as data reads the same each time, an encoding error in a
+file with a UTF-8 byte-order mark names the real byte and offset, and huge metrics print
+in exponent form while training."""
+from __future__ import annotations
+
+import codecs
+import errno
+import json
+import os
+import threading
+
+import numpy as np
+import pytest
+from helpers import invoke, one_line_error
+
+from recurrent import datafile
+from recurrent.checkpoint import METRICS, RunDir, atomic_write
+from recurrent.errors import UserError
+from recurrent.progress import format_metrics
+
+
+def test_record_after_a_cut_off_metrics_line_is_kept(tmp_path):
+    run = RunDir(str(tmp_path))
+    run.append_metrics({"kind": "train", "step": 1})
+    run.append_metrics({"kind": "eval", "step": 2})
+    path = run.file(METRICS)
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:  # the process was killed while writing the last line
+        f.write(data[:-10])
+    run.append_metrics({"kind": "train", "step": 3})
+    assert [(r["kind"], r["step"]) for r in run.read_metrics()] == [("train", 1), ("train", 3)]
+
+
+def test_a_file_that_cannot_be_written_is_one_line_naming_it(tmp_path):
+    path = str(tmp_path / "last.npz")
+
+    def full(f):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(UserError, match=r"cannot write .*last\.npz: No space left") as info:
+        atomic_write(path, full)
+    assert isinstance(info.value, OSError)  # cache writers that skip on OSError still do
+    assert os.listdir(tmp_path) == []  # no temporary file left behind
+
+
+def test_training_on_a_full_disk_is_one_line(tmp_path, monkeypatch):
+    data = tmp_path / "corpus.txt"
+    data.write_text("the cat sat on the mat. " * 200, encoding="utf-8")
+    replace = os.replace
+
+    def full_disk(src, dst, *args, **kwargs):
+        if str(dst).endswith("last.npz"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    result = invoke("train", "char-lm", "--data", data, "--steps", 2, "--hidden", 8,
+                    "--threads", 1, "--quiet", "--no-plot", "--out", tmp_path / "run")
+    one_line_error(result, "cannot write", "last.npz", "No space left on device")
+
+
+def test_a_pipe_reads_the_same_content_each_time(tmp_path):
+    fifo = str(tmp_path / "pipe")
+    os.mkfifo(fifo)
+    content = b"year,value\n2000,1\n2001,2\n"
+
+    def writer():
+        with open(fifo, "wb") as f:
+            f.write(content)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    first = datafile.read_bytes(fifo)
+    thread.join(10)
+    assert first == content
+    again = []  # a task reading its file again (in a thread: a pipe without data blocks)
+    reader = threading.Thread(target=lambda: again.append(datafile.read_bytes(fifo)),
+                              daemon=True)
+    reader.start()
+    reader.join(10)
+    if reader.is_alive():  # waiting for a writer: give it one that writes nothing
+        os.close(os.open(fifo, os.O_WRONLY))
+        reader.join(10)
+    assert again == [content]
+
+
+def test_a_later_pipe_at_the_same_path_is_read_afresh():
+    # /dev/fd/N names whichever pipe has descriptor N now: the content kept for a pipe
+    # belongs to that pipe, not to its path
+    contents = []
+    for content in (b"first pipe\n", b"second pipe\n"):
+        read_end, write_end = os.pipe()
+        os.write(write_end, content)
+        os.close(write_end)
+        contents.append((read_end, datafile.read_bytes(f"/dev/fd/{read_end}")))
+        os.close(read_end)
+    assert contents[0][0] == contents[1][0]  # the same path both times
+    assert [c for _, c in contents] == [b"first pipe\n", b"second pipe\n"]
+
+
+def test_eval_reads_a_pipe_and_names_a_directory(tmp_path):
+    from helpers import ok, write_csv
+    rows = [[float(np.sin(i / 3.0) + 0.01 * i)] for i in range(120)]
+    path = write_csv(tmp_path / "s.csv", ["v"], rows)
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", path, "--out", run, "--model", "rnn",
+              "--window", "8", "--steps", "3", "--threads", "1", "--quiet", "--no-plot"))
+    one_line_error(invoke("eval", run, "--data", tmp_path), "a directory, not a data file")
+    read_end, write_end = os.pipe()
+    with open(path, "rb") as f:
+        payload = f.read()
+    writer = threading.Thread(target=lambda: (os.write(write_end, payload),
+                                              os.close(write_end)))
+    writer.start()
+    try:
+        piped = json.loads(ok(invoke("eval", run, "--data", f"/dev/fd/{read_end}",
+                                     "--json")))
+    finally:
+        writer.join(10)
+        os.close(read_end)
+    whole = json.loads(ok(invoke("eval", run, "--data", path, "--json")))
+    assert piped["metrics"] == whole["metrics"]
+
+
+def test_utf8_bom_error_names_the_real_byte_and_offset(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_bytes(codecs.BOM_UTF8 + b"text,label\nma\xeetre,fresh\n")
+    with pytest.raises(UserError, match=r"byte 0xee at offset 16"):
+        datafile.read_text(path)
+
+
+def test_huge_metric_prints_in_exponent_form_while_training():
+    line = format_metrics({"loss": 65.16, "perplexity": 1.994e28}, ["loss", "perplexity"])
+    assert line == "loss 65.1600  perplexity 1.9940e+28"
+
+
+def test_a_file_given_as_run_directory_is_named_as_such(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("x")
+    one_line_error(invoke("eval", path), "is a file, not a run directory")
+
+
+def test_automatic_tuning_measures_no_more_threads_than_cores(tmp_path, monkeypatch):
+    import json
+
+    from recurrent import threads, tuning
+    monkeypatch.setattr(threads, "openmp_enabled", lambda: True)
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    monkeypatch.setenv("RECURRENT_NUM_THREADS", "64")  # runs still use at most 2 (cores)
+    measured = []
+
+    def fake_tune(budget, num_threads=None, progress=None):
+        measured.append(num_threads)
+        return tuning.defaults(), []
+
+    monkeypatch.setattr(tuning, "tune", fake_tune)
+    path = str(tmp_path / "tuning.json")
+    tuning.tune_and_store(1.0, path=path)
+    assert measured == [2]
+    with open(path, encoding="utf-8") as f:
+        assert json.load(f)["threads"] == 2
