@@ -204,6 +204,10 @@ class RunDir:
                             f"or choose another --out")
         if os.path.exists(path) and not os.path.isdir(path):
             raise UserError(f"--out {path} exists and is not a directory")
+        left = [name for name in (LAST, BEST, METRICS) if os.path.exists(os.path.join(path, name))]
+        if left:  # a run whose config.json is gone: a new run would overwrite its files
+            raise UserError(f"{path} holds a run's {', '.join(left)} without its "
+                            f"{CONFIG_FILE}; choose another --out")
         try:
             os.makedirs(path, exist_ok=True)
         except OSError as e:

@@ -162,3 +162,18 @@ def test_automatic_tuning_measures_no_more_threads_than_cores(tmp_path, monkeypa
     assert measured == [2]
     with open(path, encoding="utf-8") as f:
         assert json.load(f)["threads"] == 2
+
+
+def test_a_new_run_never_overwrites_the_files_of_a_run_without_config(tmp_path):
+    # a run directory whose config.json was lost still holds checkpoints and metrics:
+    # --out into it must not replace them
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.npz").write_bytes(b"old checkpoint")
+    (run / "metrics.jsonl").write_text('{"kind": "train", "step": 1}\n')
+    text = tmp_path / "text.txt"
+    text.write_text("a few words of text to model, one character at a time. " * 40)
+    one_line_error(invoke("train", "char-lm", "--data", text, "--out", run, "--steps", 1),
+                   "holds a run's last.npz, metrics.jsonl without its config.json")
+    assert (run / "last.npz").read_bytes() == b"old checkpoint"
+    assert sorted(p.name for p in run.iterdir()) == ["last.npz", "metrics.jsonl"]
