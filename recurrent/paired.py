@@ -34,8 +34,9 @@ import numpy as np
 IDENTICAL = 1e-12  # differences this small are rounding: equal scores, or no variance
 
 
-def _identical(d: np.ndarray) -> bool:
+def identical(d) -> bool:
     """Every difference 0 up to rounding: the two sides scored the same."""
+    d = np.asarray(d, dtype=np.float64)
     return d.size > 0 and bool(np.all(np.abs(d) <= IDENTICAL))
 
 
@@ -45,12 +46,15 @@ def _untestable(d: np.ndarray, minimum: int) -> bool:
 
 
 def result(test: str, metric: str, difference: float, p: float | None, items: int,
-           unit: str) -> dict:
+           unit: str, same: bool) -> dict:
     """One baseline's entry: the test's name, the metric the difference is in, the model's
     score minus the baseline's, the two-sided p-value (None: too few items for a test),
-    and the number of items the test used and what they are (e.g. "texts")."""
+    the number of items the test used and what they are (e.g. "texts"), and whether the
+    two scored every item the same ("identical"; a p of 1 alone does not say it: McNemar
+    gives 1 whenever the items only one side gets right split evenly)."""
     return {"test": test, "metric": metric, "difference": float(difference),
-            "p": None if p is None else float(p), "items": int(items), "unit": unit}
+            "p": None if p is None else float(p), "items": int(items), "unit": unit,
+            "identical": bool(same)}
 
 
 def mcnemar(model_right: np.ndarray, baseline_right: np.ndarray) -> float:
@@ -71,7 +75,7 @@ def diebold_mariano(differences: np.ndarray, horizon: int) -> float | None:
     from scipy.stats import t as student_t
     d = np.asarray(differences, dtype=np.float64)
     n = d.size
-    if _identical(d):
+    if identical(d):
         return 1.0
     if _untestable(d, max(2, 2 * horizon)):
         return None
@@ -94,7 +98,7 @@ def resampled_t(differences: np.ndarray, test_share: float) -> float | None:
     d = np.asarray(differences, dtype=np.float64)
     if d.size < 2:
         return None
-    if _identical(d):
+    if identical(d):
         return 1.0
     if _untestable(d, 2):
         return None

@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 
-from . import paired as paired_tests
 from .checkpoint import json_default
 
 
@@ -88,8 +87,8 @@ def paired_line(paired: dict) -> list[str]:
     test, metric, difference, p, items and unit), e.g. "paired over the split's 46
     windows, model - baseline in mase (Diebold-Mariano): naive -0.2279 (p 0.003), ets
     +0.0490 (p 0.497); p < 0.05: more than this split's noise". A p of None reads "no
-    test" (too few items), one below 0.001 "p < 0.001", equal scores (to 1e-12) with p 1
-    "identical". [] without any test."""
+    test" (too few items), one below 0.001 "p < 0.001", and a baseline that scored every
+    item as the model did "identical". [] without any test."""
     if not paired:
         return []
     first = next(iter(paired.values()))
@@ -98,7 +97,7 @@ def paired_line(paired: dict) -> list[str]:
     def cell(r):
         if r["p"] is None:
             return "no test"
-        if abs(r["difference"]) <= paired_tests.IDENTICAL and r["p"] == 1.0:
+        if r.get("identical"):
             return "identical"
         return "p < 0.001" if r["p"] < 0.001 else f"p {r['p']:.3f}"
 

@@ -107,15 +107,29 @@ def test_window_losses_average_to_the_split_mase_with_gaps_and_columns():
 
 
 def test_paired_line_names_every_baseline_with_its_difference_and_p():
-    tests = {"naive": paired.result("Diebold-Mariano", "mase", -0.22791, 0.0494, 16, "windows"),
-             "ets": paired.result("Diebold-Mariano", "mase", 0.0485, 0.8441, 16, "windows"),
-             "seasonal_naive": paired.result("Diebold-Mariano", "mase", -0.5, 0.0002, 16,
-                                             "windows"),
-             "twin": paired.result("Diebold-Mariano", "mase", 3e-15, 1.0, 16, "windows"),
-             "short": paired.result("Diebold-Mariano", "mase", 0.1, None, 16, "windows")}
+    def dm(difference, p, same=False):
+        return paired.result("Diebold-Mariano", "mase", difference, p, 16, "windows", same)
+    tests = {"naive": dm(-0.22791, 0.0494), "ets": dm(0.0485, 0.8441),
+             "seasonal_naive": dm(-0.5, 0.0002), "twin": dm(3e-15, 1.0, same=True),
+             "short": dm(0.1, None)}
     assert paired_line(tests) == [
         "paired over the split's 16 windows, model - baseline in mase (Diebold-Mariano): "
         "naive -0.2279 (p 0.049), ets +0.0485 (p 0.844), seasonal_naive -0.5000 "
         "(p < 0.001), twin +0.0000 (identical), short +0.1000 (no test); p < 0.05: more "
         "than this split's noise"]
     assert paired_line({}) == []
+
+
+def test_an_even_split_of_disagreements_is_not_called_identical():
+    # 28 texts: 3 only the model gets right, 3 others only the baseline; McNemar's p is 1
+    # (scipy's binomtest of 3 in 6), but the two disagree on 6 texts
+    from scipy.stats import binomtest
+    model = np.array([True] * 3 + [False] * 3 + [True] * 11 + [False] * 11)
+    baseline = np.array([False] * 3 + [True] * 3 + [True] * 11 + [False] * 11)
+    p = paired.mcnemar(model, baseline)
+    assert p == binomtest(3, 6).pvalue == 1.0
+    line = paired_line({"bow": paired.result(
+        "McNemar", "accuracy", model.mean() - baseline.mean(), p, 28, "texts",
+        same=bool(np.array_equal(model, baseline)))})[0]
+    assert "bow +0.0000 (p 1.000)" in line
+    assert paired.identical(np.zeros(5)) and not paired.identical(np.array([0.0, 1.0]))

@@ -593,7 +593,7 @@ class ForecastTask:
             out[name] = paired_tests.result(
                 "Diebold-Mariano", "mase", difference.mean(),
                 paired_tests.diebold_mariano(difference[tested], state["horizon"]),
-                int(tested.sum()), "windows")
+                int(tested.sum()), "windows", same=paired_tests.identical(difference[tested]))
         return out
 
     def _baseline_forecasts(self, state, prepared, origins):

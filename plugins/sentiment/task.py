@@ -454,7 +454,8 @@ class SentimentTask:
             theirs = probs.argmax(axis=1) == y
             out[name] = paired_tests.result(
                 "McNemar", "accuracy", ours.mean() - theirs.mean(),
-                paired_tests.mcnemar(ours, theirs), len(y), "texts")
+                paired_tests.mcnemar(ours, theirs), len(y), "texts",
+                same=bool(np.array_equal(ours, theirs)))
         return out
 
     def baseline_probabilities(self, state: dict, split: str, config: dict):
