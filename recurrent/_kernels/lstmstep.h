@@ -121,9 +121,13 @@ rc_lstm_units##SFX(const int nu, float (*s)[VW], const float* proj, int H,      
         memcpy(khl, kh, nu * sizeof(float));                                             \
         memcpy(kcl, kc, nu * sizeof(float));                                             \
         memcpy(hpl, hp, nu * sizeof(float));                                             \
+        /* the fused multiply-add spelled out: left to the compiler, either product may  \
+         * be fused, differently in each tile shape this is inlined into, and a row's    \
+         * result would depend on its tile, hence on the thread split. k = 0 or 1 still  \
+         * gives the candidate or the previous value exactly. */                         \
         for (int j = 0; j < VW; j++) {                                                   \
-            cl[j] = kcl[j] * cp[j] + (1 - kcl[j]) * cl[j];                               \
-            hl[j] = khl[j] * hpl[j] + (1 - khl[j]) * hl[j];                              \
+            cl[j] = __builtin_fmaf(kcl[j], cp[j], (1 - kcl[j]) * cl[j]);                 \
+            hl[j] = __builtin_fmaf(khl[j], hpl[j], (1 - khl[j]) * hl[j]);                \
         }                                                                                \
     }                                                                                    \
     memcpy(c, cl, nu * sizeof(float));                                                   \
