@@ -58,7 +58,7 @@ def leader_line(metrics: dict, baselines: dict, key: str, lower_is_better: bool,
                 names: dict | None = None, label: str | None = None) -> list[str]:
     """One line saying whether the model or a baseline scores best on ``key`` (the
     figure a reader compares first), e.g. "best mase: seasonal_naive (m=7), 0.4840 (the
-    model: 0.5540)"; within 0.00005 (equal as the tables print them) is a tie.
+    model: 0.5540)"; figures the tables print alike are a tie.
     ``names``: a baseline's name as the report shows it (default: its key); ``label``:
     how to name the figure (default: ``key``). [] when the model or every baseline
     lacks a number for ``key`` (NaN counts as lacking)."""
@@ -73,7 +73,8 @@ def leader_line(metrics: dict, baselines: dict, key: str, lower_is_better: bool,
     best = min(scored, key=lambda n: sign * scored[n])
     name, label = (names or {}).get(best, best), label or key
     ours, theirs = float(model), scored[best]
-    if abs(ours - theirs) < 5e-5:
+    # equal as printed (-0.0000 and 0.0000 too: both round to zero)
+    if format_value(ours) == format_value(theirs) or round(ours, 4) == round(theirs, 4):
         return [f"best {label}: the model and {name}, tied at {format_value(ours)}"]
     if sign * ours < sign * theirs:
         return [f"best {label}: the model, {format_value(ours)} (next: {name}, "

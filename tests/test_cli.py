@@ -208,6 +208,9 @@ def test_the_leader_line_names_who_scores_best_and_says_ties():
         "best mase: the model and seasonal, tied at 0.4840"]  # as the table prints them
     assert leader_line({"d": -0.00001}, {"b": {"d": 0.00001}}, "d", True) == [
         "best d: the model and b, tied at -0.0000"]
+    # closer than 0.00005 but printed differently: not a tie
+    assert leader_line({"acc": 0.77776}, {"b": {"acc": 0.77774}}, "acc", False) == [
+        "best acc: the model, 0.7778 (next: b, 0.7777)"]
     accuracy = {"bow": {"acc": 0.7639}, "nb": {"acc": 0.7757}, "nan": {"acc": math.nan}}
     assert leader_line({"acc": 0.7655}, accuracy, "acc", lower_is_better=False) == [
         "best acc: nb, 0.7757 (the model: 0.7655)"]  # the NaN baseline left out
