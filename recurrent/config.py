@@ -135,6 +135,12 @@ class TrainingConfig(dict):
     def check(self, task=None) -> None:
         """UserError for options that cannot train (for ``task``, when given); run once
         when a run starts (before its directory is made) and once when it resumes."""
+        for key, default in SHARED_DEFAULTS.items():  # a hand-edited config.json
+            value = self.get(key, default)
+            numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+            if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise UserError(f"option {key} is {value!r}: expected a number (is the "
+                                f"run's config.json damaged?)")
         if task is not None:
             self.check_causal(task)
         tbptt = int(self.get("tbptt") or 0)

@@ -177,3 +177,18 @@ def test_a_new_run_never_overwrites_the_files_of_a_run_without_config(tmp_path):
                    "holds a run's last.npz, metrics.jsonl without its config.json")
     assert (run / "last.npz").read_bytes() == b"old checkpoint"
     assert sorted(p.name for p in run.iterdir()) == ["last.npz", "metrics.jsonl"]
+
+
+def test_a_damaged_numeric_option_is_one_line_on_resume(tmp_path):
+    # "lr": null in a hand-edited config.json was an internal error (a TypeError)
+    from helpers import ok
+    text = tmp_path / "text.txt"
+    text.write_text("a few words of text to model, one character at a time. " * 40)
+    run = tmp_path / "run"
+    ok(invoke("train", "char-lm", "--data", text, "--out", run, "--steps", "2", "--quiet",
+              "--no-plot", "--threads", "1"))
+    config = json.loads((run / "config.json").read_text())
+    config["config"]["lr"] = None
+    (run / "config.json").write_text(json.dumps(config))
+    one_line_error(invoke("train", "--resume", run, "--steps", "4"),
+                   "option lr is None: expected a number", "config.json damaged")
