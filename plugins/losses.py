@@ -90,7 +90,7 @@ class CrossEntropy:
         sums = grad.sum(axis=1, dtype=np.float64)  # (N,)
         nll = np.log(sums) - z_target  # -log softmax(logits)[target], (N,)
         # d loss / d logits = (softmax - onehot(target)) * valid / n_valid
-        row_scale = np.full(N, 1.0 / n_valid) if weights is None else weights / n_valid  # (N,)
+        row_scale = valid / n_valid  # (N,) float64: the outputs' dtype would round 1/n_valid
         nll *= row_scale
         grad *= (row_scale / sums).astype(logits.dtype)[:, None]
         grad[rows, t] -= row_scale.astype(logits.dtype)

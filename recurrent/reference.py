@@ -418,7 +418,8 @@ def get_reference_cell(name):
 # dtype: the oracle for plugins/losses.py. Same contract as recurrent.protocols.Loss:
 # outputs (N, K); targets (N,) class ids for cross-entropy, (N, K) floats otherwise; mask
 # (N,) selects the rows that count; the value is the mean over valid rows (cross-entropy) or
-# valid elements (the others); masked rows get zero gradient. Each returns (value, d_outputs).
+# valid elements (the others); masked rows get zero gradient and may hold any value (NaN
+# too: they are read as zeros). Each returns (value, d_outputs).
 
 
 def _valid_rows(mask, N):
@@ -426,11 +427,17 @@ def _valid_rows(mask, N):
     return np.ones(N) if mask is None else (np.asarray(mask) != 0).astype(np.float64)
 
 
+def _valid_only(a, w):
+    """a (N, ...) in float64 with the masked rows zeroed: weights times NaN would be NaN."""
+    a = np.asarray(a, np.float64)
+    return np.where(w.reshape((-1,) + (1,) * (a.ndim - 1)) > 0, a, 0.0)
+
+
 def cross_entropy(outputs, targets, mask=None):
     """-log softmax(outputs)[target], averaged over valid rows."""
-    z = np.asarray(outputs, np.float64)                      # (N, V)
-    N = z.shape[0]
+    N = np.shape(outputs)[0]
     w = _valid_rows(mask, N)                                 # (N,)
+    z = _valid_only(outputs, w)                              # (N, V)
     t = np.where(w > 0, targets, 0)                          # padded rows may carry any id
     log_softmax = z - z.max(axis=1, keepdims=True)
     log_softmax = log_softmax - np.log(np.exp(log_softmax).sum(axis=1, keepdims=True))
@@ -444,9 +451,9 @@ def cross_entropy(outputs, targets, mask=None):
 
 def binary_cross_entropy(outputs, targets, mask=None):
     """-(y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))), averaged over valid elements."""
-    x = np.asarray(outputs, np.float64)                      # (N, K)
-    y = np.asarray(targets, np.float64)
-    w = _valid_rows(mask, x.shape[0])[:, None]
+    w = _valid_rows(mask, np.shape(outputs)[0])
+    x, y = _valid_only(outputs, w), _valid_only(targets, w)  # (N, K)
+    w = w[:, None]
     n = max(w.sum() * x.shape[1], 1.0)
     # log sigmoid(x) = -log(1 + exp(-x)), log(1 - sigmoid(x)) = -log(1 + exp(x))
     value = (w * (y * np.logaddexp(0, -x) + (1 - y) * np.logaddexp(0, x))).sum() / n
@@ -456,16 +463,18 @@ def binary_cross_entropy(outputs, targets, mask=None):
 
 def mse(outputs, targets, mask=None):
     """(x - y)^2, averaged over valid elements."""
-    x, y = np.asarray(outputs, np.float64), np.asarray(targets, np.float64)
-    w = _valid_rows(mask, x.shape[0])[:, None]
+    w = _valid_rows(mask, np.shape(outputs)[0])
+    x, y = _valid_only(outputs, w), _valid_only(targets, w)  # (N, K)
+    w = w[:, None]
     n = max(w.sum() * x.shape[1], 1.0)
     return (w * (x - y) ** 2).sum() / n, w * 2 * (x - y) / n
 
 
 def mae(outputs, targets, mask=None):
     """|x - y|, averaged over valid elements (subgradient 0 at x == y)."""
-    x, y = np.asarray(outputs, np.float64), np.asarray(targets, np.float64)
-    w = _valid_rows(mask, x.shape[0])[:, None]
+    w = _valid_rows(mask, np.shape(outputs)[0])
+    x, y = _valid_only(outputs, w), _valid_only(targets, w)  # (N, K)
+    w = w[:, None]
     n = max(w.sum() * x.shape[1], 1.0)
     return (w * np.abs(x - y)).sum() / n, w * np.sign(x - y) / n
 

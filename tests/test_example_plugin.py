@@ -207,3 +207,15 @@ def test_compiled_cell_is_what_the_plugin_registers(entry_point_registry):
     assert type(cell) is peephole.PeepholeLSTMCell
     assert isinstance(cell, peephole.ReferencePeepholeLSTMCell)  # same params and init
     assert "compiled" in repr(cell)
+
+
+def test_huber_refuses_a_mask_of_the_wrong_shape():
+    # was numpy's IndexError ("boolean index did not match") from inside the loss
+    import numpy as np
+    import pytest
+    loss = peephole.HuberLoss()
+    outputs = np.zeros((4, 3, 2), np.float32)
+    with pytest.raises(ValueError, match=r"mask: expected shape \(4, 3\), got \(5,\)"):
+        loss.value_and_grad(outputs, outputs, np.ones(5))
+    value, _ = loss.value_and_grad(outputs + 1, outputs, np.ones((4, 3)))
+    assert value == pytest.approx(0.5)

@@ -30,6 +30,8 @@ class HuberLoss:
             raise ValueError(f"targets: expected shape {outputs.shape}, got {targets.shape}")
         K = outputs.shape[-1]
         r = (outputs - targets).reshape(-1, K)  # (N, K)
+        if mask is not None and np.shape(mask) != outputs.shape[:-1]:
+            raise ValueError(f"mask: expected shape {outputs.shape[:-1]}, got {np.shape(mask)}")
         rows = np.ones(r.shape[0], bool) if mask is None else np.asarray(mask).reshape(-1) != 0
         n = int(rows.sum()) * K
         if n == 0:
