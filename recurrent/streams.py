@@ -207,8 +207,8 @@ class StreamPool:
             raise ValueError(f"restore: expected the dict that state() returns, got "
                              f"{type(state).__name__}")
         checked = self._check_state(state)
-        if stream_id not in self._rows:
-            self.open(stream_id)
+        if not self._is_open(stream_id):
+            self.open(stream_id)  # refuses an unhashable id with one line
         row = self._rows[stream_id]
         for s, name in enumerate(self.state_names):
             self._slab[s, :, row] = checked[name]
@@ -228,12 +228,20 @@ class StreamPool:
             if a.shape != tuple(shape):
                 raise ValueError(f"restore: {name} has shape {a.shape}, expected "
                                  f"{tuple(shape)} (a state of another model?)")
+            if a.dtype.kind not in "biuf":
+                raise ValueError(f"restore: {name} has dtype {a.dtype}, expected real "
+                                 f"numbers (a state of another model?)")
+            # Checked after the conversion: float64 values beyond float32's range become inf.
+            with np.errstate(over="ignore", invalid="ignore"):
+                value = a.astype(dtype, copy=False)
             if np.dtype(dtype).kind == "f":
                 # a running maximum is -inf before the first step; nothing else may be
-                bad = np.isnan(a) | (np.isposinf(a) if name == "maximum" else np.isinf(a))
+                bad = np.isnan(value) | (np.isposinf(value) if name == "maximum"
+                                         else np.isinf(value))
                 if bad.any():
-                    raise ValueError(f"restore: {name} contains NaN or infinity")
-            checked[name] = a.astype(dtype, copy=False)
+                    raise ValueError(f"restore: {name} contains NaN or infinity, or values "
+                                     f"too large for {np.dtype(dtype)}")
+            checked[name] = value
         return checked
 
     # ---- stepping ---------------------------------------------------------------------------
@@ -301,7 +309,13 @@ class StreamPool:
             raise ValueError(f"step: expected float inputs, got dtype {a.dtype}")
         if not np.isfinite(a).all():
             raise ValueError("step: inputs contain NaN or infinity")
-        return np.ascontiguousarray(a, dtype=self.dtype)
+        # Checked after the conversion too: float64 values beyond float32's range become inf.
+        with np.errstate(over="ignore"):
+            out = np.ascontiguousarray(a, dtype=self.dtype)
+        if not np.isfinite(out).all():
+            raise ValueError(f"step: inputs have values too large for {self.dtype} "
+                             f"(largest magnitude {np.abs(a).max():g})")
+        return out
 
     def _advance(self, rows, x):
         """One step of the streams in slab rows ``rows`` (B,), inputs checked."""

@@ -312,12 +312,14 @@ class Seq2Seq:
                            (["</s>"] if steps > n else []),
                            hyps.attention[b, 0, :steps, :len(sources[b])])
         for b, text in enumerate(inputs):
+            # only hypotheses that exist (score -inf: a beam wider than the outputs there
+            # are within --max-len)
             found = [{"output": data.join(tgt_vocab.decode(hyps.tokens[b, k, :hyps.lengths[b, k]]),
                                           level),
                       "score": float(hyps.scores[b, k]),
                       "normalised": float(hyps.normalised[b, k]),
                       "finished": bool(hyps.finished[b, k])}
-                     for k in range(n_best)]
+                     for k in range(n_best) if np.isfinite(hyps.scores[b, k])]
             if options.get("as_json"):
                 yield json.dumps({"input": text, "hypotheses": found})
             elif n_best == 1:
@@ -328,6 +330,10 @@ class Seq2Seq:
 
     def predict_stream(self, state: dict, config: dict, model, options: dict):
         """Each stdin line is one input; the answer is its best hypothesis."""
+        if options.get("inputs") or options.get("plot") or int(options.get("n_best") or 1) > 1:
+            raise UserError("--stream reads one input per line from stdin and answers with "
+                            "its best hypothesis: drop the input arguments, --plot and "
+                            "--n-best")
         beam = int(options.get("beam") or 1)
         tgt_vocab = Vocabulary(state["target_vocab"])
 

@@ -35,7 +35,9 @@ class Hypotheses(NamedTuple):
     lengths (B, K): its number of tokens (EOS excluded); finished (B, K): ended with EOS
     (not cut by max_len); scores (B, K): summed log-probabilities (EOS included);
     normalised (B, K): the ranking score; attention (B, K, t, S): the attention weights at
-    each emitted step (EOS's step included when t allows)."""
+    each emitted step (EOS's step included when t allows). When fewer than K hypotheses
+    exist (a beam wider than a small vocabulary allows within max_len), the last ones
+    are empty: score -inf, no tokens, not finished."""
     tokens: np.ndarray
     lengths: np.ndarray
     finished: np.ndarray
@@ -51,12 +53,19 @@ def default_max_len(src_len):
     return 2 * np.asarray(src_len, np.int64) + 10
 
 
-def _start(src, max_len):
+def _start(src, max_len, alpha):
     """(src trimmed to its longest source, src_len (B,), limit (B,): each sentence's
-    maximum number of decoded tokens)."""
-    src = np.asarray(src, np.int64)
+    maximum number of decoded tokens); ValueError for ids that are not integers (a cast
+    would truncate them silently) and for an alpha that is not a number >= 0."""
+    src = np.asarray(src)
     if src.ndim != 2 or src.shape[1] < 1:
         raise ValueError(f"src: expected source ids of shape (S, B), got shape {src.shape}")
+    if src.dtype.kind not in "iu":
+        raise ValueError(f"src: expected integer token ids, got dtype {src.dtype}")
+    if (isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating))
+            or not 0 <= alpha < np.inf):
+        raise ValueError(f"alpha: expected a number >= 0, got {alpha!r}")
+    src = src.astype(np.int64, copy=False)
     src_len = source_lengths(src)
     limit = (default_max_len(src_len) if max_len is None else
              np.full(src.shape[1], positive_int(max_len, "max_len"), np.int64))
@@ -68,7 +77,7 @@ def greedy(model, src, max_len=None, alpha=1.0):
     Hypotheses with K = 1 (what beam search with K = 1 finds, more cheaply: an argmax
     instead of a sort; ``normalised`` is score / length^alpha as for the beam). The
     model should be in eval mode."""
-    src, src_len, limit = _start(src, max_len)
+    src, src_len, limit = _start(src, max_len, alpha)
     B = src.shape[1]
     with single_threaded_blas():
         memory, states, threads = model.encode(src, src_len)
@@ -100,7 +109,7 @@ def search(model, src, beam=1, max_len=None, alpha=1.0):
     """Decode source ids ``src`` (S, B) (padded with PAD_ID) with beam width ``beam``
     -> Hypotheses with K = beam. The model should be in eval mode."""
     K = positive_int(beam, "beam")
-    src, src_len, limit = _start(src, max_len)
+    src, src_len, limit = _start(src, max_len, alpha)
     B = src.shape[1]
     R = B * K
     eos = model.eos
@@ -158,6 +167,11 @@ def _hypotheses(history, attn, lengths, finished, scores, B, K, alpha, eos):
     order = np.argsort(-norm, axis=1, kind="stable")  # (B, K)
     rows = ((np.arange(B) * K)[:, None] + order).reshape(-1)
     tokens = history[:, rows].T.reshape(B, K, t)
+    # A row scored -inf holds no hypothesis (the beam is wider than the sequences there
+    # are to find): no tokens, not finished.
+    possible = np.isfinite(scores)
+    finished = finished & possible
+    lengths = np.where(possible, lengths, 0)
     n_tokens = (lengths[rows] - finished[rows]).reshape(B, K)  # EOS excluded
     tokens = np.where(np.arange(t)[None, None, :] < n_tokens[:, :, None], tokens, -1)
     return Hypotheses(tokens=tokens, lengths=n_tokens,

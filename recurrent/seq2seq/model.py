@@ -67,6 +67,9 @@ def check_spec(spec: dict) -> dict:
         if not isinstance(value, (int, np.integer)) or not 0 < value < spec["target_vocab"]:
             raise ValueError(f"model_spec {key}: expected a target id in "
                              f"1..{spec['target_vocab'] - 1}, got {value!r}")
+    if spec["bos"] == spec["eos"]:
+        raise ValueError(f"model_spec bos, eos: expected two different ids, got {spec['bos']} "
+                         f"for both (decoding never emits BOS, so it would never end)")
     if spec.get("output") != "sequence" or spec.get("output_size") != spec["target_vocab"]:
         raise ValueError("model_spec: an encoder-decoder has output 'sequence' and "
                          "output_size = target_vocab")
@@ -97,8 +100,14 @@ def unbridge(d_states, D):
 
 
 def source_lengths(src):
-    """(B,) int64: each row's number of non-PAD source ids (src (S, B))."""
-    return (np.asarray(src) != PAD_ID).sum(axis=0).astype(np.int64)
+    """(B,) int64: each row's number of non-PAD source ids (src (S, B)); ValueError for a
+    PAD before a row's last id (the encoder and the attention read the first length ids
+    of a row: the ids after a PAD would be dropped silently)."""
+    valid = np.asarray(src) != PAD_ID  # (S, B)
+    if (valid[1:] & ~valid[:-1]).any():
+        raise ValueError(f"source ids: PAD ({PAD_ID}) before a row's last id; pad each row "
+                         f"after its end only (id {PAD_ID} is padding, not a symbol)")
+    return valid.sum(axis=0).astype(np.int64)
 
 
 class Seq2SeqModel(FlatModel):
@@ -197,6 +206,8 @@ class Seq2SeqModel(FlatModel):
     def encode(self, src, src_len, need_grad=False):
         """Source ids (S, B) and lengths -> (memory (S, B, F), decoder initial states,
         thread count). The encoder's cache is kept when need_grad."""
+        if not need_grad:  # decoding overwrites the modules' caches: no backward after it
+            self._cache = None
         h = self.source_embedding.forward(src)  # (S, B, E)
         h, states, src_len, threads = self.encoder.prepare(h, lengths=src_len)
         memory, finals = self.encoder.run(h, states, src_len, need_grad, threads)
@@ -213,8 +224,8 @@ class Seq2SeqModel(FlatModel):
             raise ValueError("an encoder-decoder reads each pair whole: no carried state, "
                              "no truncation")
         with single_threaded_blas():
-            T, B = np.shape(x)[:2]
             src, src_len, tgt_in, tgt_len = self._split(x, lengths)
+            T, B = np.shape(x)[:2]
             self._cache = None
             memory, init, threads = self.encode(src, src_len, need_grad)
             h = self.target_embedding.forward(tgt_in)  # (T', B, E)
