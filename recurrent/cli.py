@@ -313,7 +313,9 @@ def _print_summary(task, summary):
             where = f"before {summary['before']}: the {noun}s before it are saved"
         else:
             part = f" of {summary['part']}" if summary.get("part") else ""
-            where = f"at step {summary['step']}{part}: checkpoint saved"
+            where = (f"while pretraining{part}, before its first step: nothing of it saved"
+                     if summary.get("unsaved") else
+                     f"at step {summary['step']}{part}: checkpoint saved")
         click.echo(f"interrupted {where}; continue with "
                    f"`recurrent train {task.name} --resume {run}`")
         return

@@ -38,6 +38,11 @@ from .threads import single_threaded_blas
 SEED_SALT = 0x1A4E
 
 
+class Interrupted(Exception):
+    """A Ctrl-C stopped pretraining at a batch boundary: what it learnt is no state a run
+    can continue from, so the trainer saves nothing of the run (Trainer._initial_params)."""
+
+
 def next_token_batch(x: np.ndarray, lengths: np.ndarray):
     """(inputs (T-1, B), targets (T-1, B), lengths (B,)): each row's tokens but the last,
     and each row's tokens but the first; a row of one token has nothing to predict."""
@@ -54,7 +59,7 @@ def pretrain_language_model(config: dict, vocab_size: int, embed_dim: int,
     batches(rng): (x (T, B) int ids, lengths (B,)) tuples, reshuffled by rng each epoch;
     losses[d][e] the mean training loss (nats per predicted token) of direction d in
     epoch e. UserError (one line) when a language model's loss or gradient stops being
-    finite."""
+    finite; Interrupted at the batch after a Ctrl-C."""
     bidirectional = bool(config.get("bidirectional"))
     seeds = np.random.SeedSequence([int(config.get("seed") or 0), SEED_SALT]).spawn(
         2 if bidirectional else 1)
@@ -99,9 +104,8 @@ def _train(model, config, embedding, batches, rng, epochs, name) -> list[float]:
     for epoch in range(int(epochs)):
         total, count = 0.0, 0
         for x, lengths in batches(rng):
-            if interrupt_requested():  # a Ctrl-C: nothing of the run is saved yet
-                raise UserError("interrupted while pretraining, before the run's first "
-                                "step: nothing was saved (--resume starts the run again)")
+            if interrupt_requested():
+                raise Interrupted
             x, lengths = np.asarray(x), np.asarray(lengths, np.int64)
             if embedding is not None:
                 x = reverse_rows(x, reversal_index(lengths, x.shape[0]))

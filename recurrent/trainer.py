@@ -77,6 +77,7 @@ from .optim import Schedule
 from .position import Position
 from .progress import Progress
 from .state import pack_state, state_arrays
+from .pretrain import Interrupted as PretrainingInterrupted
 from .step import NonFinite, train_step, windows
 from .task_params import OPTIM_PREFIX, TaskParams, from_arrays, owned
 from .threads import single_threaded_blas
@@ -103,10 +104,14 @@ def load_params(model, arrays: dict, path: str) -> None:
 
 def check_checkpoint(task, run: RunDir) -> None:
     """UserError when the last.npz of ``run`` cannot be restored (unreadable, or not
-    this run's model and optimizer); nothing when it has none yet. A throwaway Trainer
-    reads it, and no file is written: a resume checks before it changes anything."""
+    this run's model and optimizer; nothing to restore when it has none yet), or when
+    the task cannot make a training batch (its data file changed since training, say).
+    A throwaway Trainer checks, and no file is written: a resume checks before it
+    changes anything."""
+    trainer = Trainer(task, run, echo=lambda line: None)
     if run.has(LAST):
-        Trainer(task, run, echo=lambda line: None).restore(check_only=True)
+        trainer.restore(check_only=True)
+    next(iter(trainer._epoch_batches(0)), None)
 
 
 class Trainer:
@@ -136,6 +141,8 @@ class Trainer:
         self.parallel = (DataParallel(self.world, self.sequence_output)
                          if self.world.size > 1 else None)
         self.interrupt = None
+        self.setup_cut = False  # a Ctrl-C cut the setup's pretraining: nothing to save
+        self.pending_task_state = False  # a resumed run's training_state, not yet saved
         # --average: evaluation and checkpoints use the average (recurrent/averaging.py)
         self.average = WeightAverage.from_option(self.config.get("average", "off"),
                                                  self.model)
@@ -346,7 +353,11 @@ class Trainer:
         the others receive rank 0's parameters)."""
         if not hasattr(self.task, "initial_params") or not self.world.is_root:
             return
-        values = self.task.initial_params(self.task_state, self.config)
+        try:
+            values = self.task.initial_params(self.task_state, self.config)
+        except PretrainingInterrupted:  # a Ctrl-C: the run stops before its first step,
+            self.setup_cut = True       # saving nothing (fit)
+            return
         shapes = self.model.param_shapes()
         for name, value in values.items():
             value = np.asarray(value)
@@ -374,15 +385,15 @@ class Trainer:
     def _undo_after_training(self):
         """A resumed run trains on without the choices its after_training made (the task's
         optional training_state), so that its evaluations compare checkpoints as the
-        first part of the run did; saved at once, so that an extension stopped before its
-        end is what any stopped run is (after_training chooses again at the new end)."""
+        first part of the run did; saved when the setup has gone through (a resume
+        refused during it changes no file), so that an extension stopped before its end
+        is what any stopped run is (after_training chooses again at the new end)."""
         if not hasattr(self.task, "training_state"):
             return
         state = self.task.training_state(self.task_state)
         if state != self.task_state:
             self.task_state = state
-            if self.world.is_root:
-                self.run.update_task_state(state)
+            self.pending_task_state = True  # saved once the setup has gone through (fit)
 
     # -- the loop -----------------------------------------------------------------------------
     def _planned_steps(self, epochs, max_steps):
@@ -427,7 +438,8 @@ class Trainer:
         last.npz) starts it from the beginning with its saved options, as in_turn does
         for a part. The Ctrl-C handler covers the setup too (restoring, counting the
         planned steps, the baselines): a Ctrl-C there stops before the first step, with a
-        checkpoint of step 0 to resume from."""
+        checkpoint of step 0 to resume from, or, during the task's pretraining, with none
+        ("unsaved" in the summary; --resume then starts the run from the beginning)."""
         c = self.config
         root = self.world.is_root
         status = "done"
@@ -441,6 +453,8 @@ class Trainer:
                               f"the start with its saved options", file=sys.stderr)
                     resume = False
                 progress, limits = self._set_up(resume)
+                if self.pending_task_state and root:
+                    self.run.update_task_state(self.task_state)
                 if self.parallel is not None:  # a Ctrl-C during the setup, on any rank
                     self.parallel.agree_to_stop(self.interrupt.requested)
                 p = self.position
@@ -451,7 +465,7 @@ class Trainer:
                     patience = int(c.get("patience") or 0)
                     if patience and p.bad_evals >= patience:  # resumed after it stopped early
                         status = "early-stopped"
-                    elif self._stop_requested():  # a Ctrl-C while it was being set up
+                    elif self.setup_cut or self._stop_requested():  # a Ctrl-C in the setup
                         status = "interrupted"
                     else:
                         status = self._loop(limits.pop("epochs"), **limits)
@@ -460,7 +474,8 @@ class Trainer:
                     if status in ("done", "step-limit"):
                         status = "done"
                         p.finished = True
-                    self.save(LAST)
+                    if not self.setup_cut:
+                        self.save(LAST)
                     if status != "interrupted":
                         self._after_training()
         except NonFinite as e:  # every rank of a data-parallel run raises it at this step
@@ -482,7 +497,7 @@ class Trainer:
         p = self.position
         return {"status": status, "step": p.step, "epoch": p.epoch,
                 "best_loss": p.best_loss, "run": self.run.path,
-                "best": self._best_text(),
+                "best": self._best_text(), "unsaved": self.setup_cut,
                 "clipped_fraction": p.clipped_steps / p.step if p.step else 0.0}
 
     def _set_up(self, resume):
@@ -500,6 +515,7 @@ class Trainer:
             self.model.params[...] = self.world.bcast(
                 self.model.params if self.world.is_root else None, watched=False)
             self.model.params_changed()
+            self.setup_cut = self.world.bcast(self.setup_cut)
             if self.task_params is not None:
                 self.task_params.params[...] = self.world.bcast(
                     self.task_params.params if self.world.is_root else None)

@@ -220,6 +220,21 @@ def test_an_extended_run_compares_checkpoints_on_the_whole_correction(tmp_path):
     assert "blend" in json.loads(config_file.read_text())["task_state"]  # chosen again
 
 
+def test_a_refused_extension_leaves_the_finished_run_as_it_was(tmp_path):
+    # training_state takes the blend out only once the resume's setup went through: a
+    # resume refused in it (the data changed) must not drop the finished run's blend
+    rows = monthly_rows()
+    path, run = _trained(tmp_path, rows, "--model", "rnn")
+    before = (run / "config.json").read_bytes()
+    assert "blend" in json.loads(before)["task_state"]
+    edited = [list(r) for r in rows]
+    edited[3][1] = float(edited[3][1]) + 1.0
+    write_csv(path, ["date", "value"], edited)
+    one_line_error(invoke("train", "--resume", run, "--epochs", "6"),
+                   "changed since training")
+    assert (run / "config.json").read_bytes() == before
+
+
 def test_predict_on_a_new_file_reads_a_real_season_back_or_refuses(tmp_path):
     # A seasonal anchor reads y(t - m): a file shorter than the window and the season
     # before it used to read its first row instead, a forecast no longer file gives.

@@ -149,33 +149,44 @@ def test_sentiment_starts_from_the_pretrained_values(snippets, tmp_path):
 
 def test_a_ctrl_c_while_pretraining_stops_it_saving_nothing(snippets, tmp_path, monkeypatch):
     # The first Ctrl-C used to let every pretraining epoch finish. Pretraining now stops
-    # at its next batch with one line and no checkpoint (a half-pretrained model is no
-    # state a resume could continue), and --resume runs it all again: the run it makes
-    # equals one never interrupted.
+    # at its next batch and the part being set up (here the second of two ensemble
+    # members) is left without a checkpoint: a half-pretrained model is no state a resume
+    # could continue. The member before it stays saved, and --resume trains the second
+    # from its start: the run equals one never interrupted.
     import os
     import signal
 
     from recurrent import pretrain
     data = snippets[0]
     args = ["--data", data, "--threads", "1", "--quiet", "--no-plot", "--steps", "2",
-            "--hidden", "8", "--embed-dim", "8", "--pretrain-epochs", "3", "--ensemble", "1"]
-    ok(invoke("train", "sentiment", "--out", tmp_path / "whole", *args))
+            "--hidden", "8", "--embed-dim", "8", "--pretrain-epochs", "2", "--ensemble", "2"]
     step, calls = pretrain.train_step, []
 
-    def ctrl_c_at_the_second_batch(*a, **k):
+    def counted(*a, **k):
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == cut_at:
             os.kill(os.getpid(), signal.SIGINT)
         return step(*a, **k)
 
-    monkeypatch.setattr(pretrain, "train_step", ctrl_c_at_the_second_batch)
+    cut_at = 0
+    monkeypatch.setattr(pretrain, "train_step", counted)
+    ok(invoke("train", "sentiment", "--out", tmp_path / "whole", *args))
+    per_member = len(calls) // 2
+    calls.clear()
+    cut_at = per_member + 2  # the second batch of the second member's pretraining
     run = tmp_path / "cut"
-    one_line_error(invoke("train", "sentiment", "--out", run, *args),
-                   "interrupted while pretraining", "nothing was saved")
-    assert len(calls) == 2 and not list(run.glob("*.npz"))
-    monkeypatch.setattr(pretrain, "train_step", step)
+    result = invoke("train", "sentiment", "--out", run, *args)
+    assert result.exit_code == 130, result.stderr
+    assert ("interrupted while pretraining of member 2/2, before its first step: nothing "
+            "of it saved") in result.output
+    assert len(calls) == cut_at
+    assert (run / "member-0" / "best.npz").exists()
+    assert not list((run / "member-1").glob("*.npz"))
+    cut_at = 0
     ok(invoke("train", "--resume", run))
-    whole, cut = (np.load(tmp_path / name / "best.npz") for name in ("whole", "cut"))
-    assert sorted(whole.files) == sorted(cut.files)
-    for key in whole.files:
-        np.testing.assert_array_equal(whole[key], cut[key])
+    for member in ("member-0", "member-1"):
+        whole, cut = (np.load(tmp_path / name / member / "best.npz")
+                      for name in ("whole", "cut"))
+        assert sorted(whole.files) == sorted(cut.files)
+        for key in whole.files:
+            np.testing.assert_array_equal(whole[key], cut[key])
