@@ -2,6 +2,7 @@
 (recurrent/streams.py): inputs that were accepted silently or failed with a raw error,
 and beam hypotheses that do not exist."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -156,3 +157,44 @@ def test_backward_after_decoding_asks_for_a_new_forward():
     model.runner().decode(np.array([[3, 4]]), max_len=3)
     with pytest.raises(ValueError, match="no forward pass to differentiate"):
         model.backward(np.ones_like(out))
+
+
+def test_literal_special_tokens_in_the_data_are_unknown_symbols(tmp_path):
+    # "<pad>", "<s>" and "</s>" in a token-level file are words of the file, not padding
+    # or sentence marks: training reads them as <unk> (a PAD id inside a source would be
+    # refused by the model), predict refuses them as symbols never seen in training.
+    import subprocess
+    import sys
+
+    from recurrent_plugins.seq2seq import data
+    vocab = data.Vocabulary.build([["a", "<pad>", "b"]], data.SOURCE_SPECIALS)
+    assert list(vocab.encode(["a", "<pad>", "b", "<unk>"], data.SOURCE_UNK)) == [
+        vocab.index["a"], data.SOURCE_UNK, vocab.index["b"], data.SOURCE_UNK]
+    assert vocab.unknown(["a", "<pad>"]) == ["<pad>"]
+    rng = np.random.default_rng(0)
+    words = "a b c d e f".split()
+    lines = []
+    for i in range(400):
+        src = list(rng.choice(words, rng.integers(2, 5)))
+        tgt = src[::-1]
+        if i % 7 == 0:
+            src.insert(1, "<pad>")
+            tgt.append("</s>")
+        lines.append(f"{' '.join(src)}\t{' '.join(tgt)}\n")
+    tsv = tmp_path / "tokens.tsv"
+    tsv.write_text("".join(lines), encoding="utf-8")
+    out = tmp_path / "run"
+    ok(invoke("train", "seq2seq", "--data", tsv, "--out", out, "--source-level", "token",
+              "--target-level", "token", "--hidden", "8", "--embed-dim", "8", "--steps", "3",
+              "--threads", "1", "--quiet", "--no-plot"))
+    one_line_error(invoke("predict", out, "a <pad> b"), "never saw", "'<pad>'")
+    stream = subprocess.run([sys.executable, "-m", "recurrent", "predict", str(out),
+                             "--stream"], input="a <pad> b\na b\n", capture_output=True,
+                            text=True, cwd=tmp_path, env={**os.environ, "PYTHONSAFEPATH": "1"},
+                            timeout=120)
+    answers = [json.loads(line) for line in stream.stdout.splitlines()]
+    assert len(answers) == 2 and "error" in answers[0] and "error" not in answers[1]
+    assert stream.returncode == 1  # a line was refused (docs/streaming.md)
+    assert stream.stderr.strip().splitlines() == [
+        "Error: line 1: input 'a <pad> b' has symbols the model never saw in training: "
+        "'<pad>'"]

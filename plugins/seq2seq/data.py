@@ -101,12 +101,17 @@ def read_pairs(path: str, label: str | None = None) -> tuple[list, str]:
     return value
 
 
+# Specials that mark positions, never a symbol of the data: a literal "<pad>" in a file
+# is an unknown symbol (read as <unk> in training, refused in predict), not padding.
+MARKERS = ("<pad>", "<s>", "</s>")
+
+
 class Vocabulary:
     """Symbols <-> ids; ``specials`` first (PAD_ID = 0), then the sorted symbols."""
 
     def __init__(self, items: list[str]):
         self.items = list(items)
-        self.index = {s: i for i, s in enumerate(self.items)}
+        self.index = {s: i for i, s in enumerate(self.items) if s not in MARKERS}
 
     @classmethod
     def build(cls, sequences, specials):
