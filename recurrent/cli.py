@@ -103,6 +103,9 @@ def cli(debug):
     # every command runs kernels or reports their threads: a set but invalid
     # RECURRENT_NUM_THREADS is one line here, before any work, whatever the sizes
     env_threads()
+    # a named pipe's content is kept for the reads of one command, never the next's
+    from .datafile import forget_pipes
+    forget_pipes()
 
 
 # ---- train --------------------------------------------------------------------------

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
+
+import numpy as np
 
 from . import averaging, selection
 from .checks import one_line
@@ -135,12 +138,13 @@ class TrainingConfig(dict):
     def check(self, task=None) -> None:
         """UserError for options that cannot train (for ``task``, when given); run once
         when a run starts (before its directory is made) and once when it resumes."""
-        for key, default in SHARED_DEFAULTS.items():  # a hand-edited config.json
+        for key, default in SHARED_DEFAULTS.items():  # e.g. "lr": null in a config.json
             value = self.get(key, default)
             numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
-            if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise UserError(f"option {key} is {value!r}: expected a number (is the "
-                                f"run's config.json damaged?)")
+            if numeric and (isinstance(value, (bool, np.bool_))
+                            or not isinstance(value, numbers.Real)):
+                raise UserError(f"option {key} must be a number, got {value!r} (a resumed "
+                                f"run reads it from its config.json)")
         if task is not None:
             self.check_causal(task)
         tbptt = int(self.get("tbptt") or 0)

@@ -67,8 +67,14 @@ _BOMS = (
 # The content of each pipe read so far (`--data <(zcat FILE)`, /dev/stdin), by the pipe's
 # device and inode (a later pipe at the same /dev/fd path is another pipe): a pipe gives
 # its data once, and a task may read its file more than once (once per candidate, say);
-# a regular file is read again each time.
+# a regular file is read again each time. Each CLI command starts with none kept
+# (forget_pipes), so a named pipe written again is read again by the next command.
 _PIPES: dict[tuple[int, int], bytes] = {}
+
+
+def forget_pipes() -> None:
+    """Drop the pipes' kept content (the next read of a named pipe waits for a writer)."""
+    _PIPES.clear()
 
 CONVERT_HINT = "convert it to UTF-8, e.g. iconv -f latin1 -t utf-8 FILE > FILE.utf8"
 

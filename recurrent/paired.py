@@ -46,15 +46,18 @@ def _untestable(d: np.ndarray, minimum: int) -> bool:
 
 
 def result(test: str, metric: str, difference: float, p: float | None, items: int,
-           unit: str, same: bool) -> dict:
+           unit: str, same: bool | None = None) -> dict:
     """One baseline's entry: the test's name, the metric the difference is in, the model's
     score minus the baseline's, the two-sided p-value (None: too few items for a test),
     the number of items the test used and what they are (e.g. "texts"), and whether the
     two scored every item the same ("identical"; a p of 1 alone does not say it: McNemar
-    gives 1 whenever the items only one side gets right split evenly)."""
-    return {"test": test, "metric": metric, "difference": float(difference),
-            "p": None if p is None else float(p), "items": int(items), "unit": unit,
-            "identical": bool(same)}
+    gives 1 whenever the items only one side gets right split evenly). ``same`` None
+    (not known) leaves "identical" out."""
+    out = {"test": test, "metric": metric, "difference": float(difference),
+           "p": None if p is None else float(p), "items": int(items), "unit": unit}
+    if same is not None:
+        out["identical"] = bool(same)
+    return out
 
 
 def mcnemar(model_right: np.ndarray, baseline_right: np.ndarray) -> float:

@@ -241,7 +241,8 @@ class Task(Protocol):
         `recurrent eval` of the test split (one line under the report, "paired" in
         --json): whether a difference is more than the split's sampling noise. Keyed by
         baseline name, each a recurrent.paired.result dict (test, metric, difference
-        model - baseline, p, items, unit); recurrent.paired has the tests. Without it
+        model - baseline, p, items, unit, and "identical" when the task can say whether
+        the two scored every item the same); recurrent.paired has the tests. Without it
         there are none."""
 
     def format_report(self, state: dict, metrics: dict, baselines: dict) -> list[str]:

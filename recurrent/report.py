@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from . import paired as paired_tests
 from .checkpoint import json_default
 
 
@@ -89,7 +90,8 @@ def paired_line(paired: dict) -> list[str]:
     windows, model - baseline in mase (Diebold-Mariano): naive -0.2279 (p 0.003), ets
     +0.0490 (p 0.497); p < 0.05: more than this split's noise". A p of None reads "no
     test" (too few items), one below 0.001 "p < 0.001", and a baseline that scored every
-    item as the model did "identical". [] without any test."""
+    item as the model did "identical" (an entry without the "identical" key: a zero
+    difference with p 1). [] without any test."""
     if not paired:
         return []
     first = next(iter(paired.values()))
@@ -98,7 +100,10 @@ def paired_line(paired: dict) -> list[str]:
     def cell(r):
         if r["p"] is None:
             return "no test"
-        if r.get("identical"):
+        same = r.get("identical")
+        if same is None:  # not said (a plugin's entry): a zero difference with p 1
+            same = abs(r["difference"]) <= paired_tests.IDENTICAL and r["p"] == 1.0
+        if same:
             return "identical"
         return "p < 0.001" if r["p"] < 0.001 else f"p {r['p']:.3f}"
 

@@ -130,5 +130,9 @@ def clip_gradients(grads, clip_norm=None, clip_value=None):
 
 
 def _global_norm(arrays) -> float:
-    # In double, as clip_grad_norm: a float32 norm overflows for finite gradients > ~1e19.
-    return total_norm(arrays)
+    # numpy's norm (BLAS, the arrays' dtype) is about 3x faster than the double sums of
+    # total_norm, but its float32 squares overflow for finite gradients above ~1e19: then
+    # the double sums decide.
+    with np.errstate(over="ignore"):
+        norm = math.sqrt(sum(float(np.linalg.norm(g)) ** 2 for g in arrays))
+    return norm if math.isfinite(norm) else total_norm(arrays)

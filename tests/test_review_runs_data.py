@@ -191,4 +191,35 @@ def test_a_damaged_numeric_option_is_one_line_on_resume(tmp_path):
     config["config"]["lr"] = None
     (run / "config.json").write_text(json.dumps(config))
     one_line_error(invoke("train", "--resume", run, "--steps", "4"),
-                   "option lr is None: expected a number", "config.json damaged")
+                   "option lr must be a number, got None")
+
+
+def test_numpy_numbers_are_numbers_for_the_options():
+    import numpy as np
+
+    from recurrent.config import TrainingConfig
+    from recurrent.plugins import get_task
+    task = get_task("char-lm")
+    config = TrainingConfig.resolve(task, {"hidden": np.int64(16), "lr": np.float32(0.01),
+                                           "seed": np.uint32(3)})
+    config.check(task)
+    with pytest.raises(UserError, match="option hidden must be a number, got True"):
+        TrainingConfig.resolve(task, {"hidden": True}).check(task)
+
+
+def test_a_named_pipe_is_read_afresh_after_forget_pipes(tmp_path):
+    # what each CLI command does first: a named pipe written again is read again
+    fifo = str(tmp_path / "pipe")
+    os.mkfifo(fifo)
+
+    def read_with(content):
+        writer = threading.Thread(target=lambda: open(fifo, "wb").write(content))
+        writer.start()
+        data = datafile.read_bytes(fifo)
+        writer.join(10)
+        return data
+
+    assert read_with(b"first\n") == b"first\n"
+    datafile.forget_pipes()
+    assert read_with(b"second\n") == b"second\n"
+    datafile.forget_pipes()

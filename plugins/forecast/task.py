@@ -193,8 +193,9 @@ class ForecastTask:
                               "horizon rolls out recursively."),
             click.Option(["--data"], default=None,
                          help="Recent history to forecast from (same columns, at least "
-                              "--window rows; with --stream, of a seasonal run, two "
-                              "seasons and two). Default: the training data."),
+                              "the rows a forecast reads: the window, and for a seasonal "
+                              "run the season before it; with --stream, also two seasons "
+                              "and two). Default: the training data."),
             click.Option(["--date-order"], type=click.Choice(DATE_ORDERS), default=None,
                          help="How to read the --data file's dates such as 01/02/2010 when "
                               "the file does not tell: dmy or mdy (default: as the "
