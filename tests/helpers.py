@@ -99,3 +99,15 @@ def ctrl_c_around(monkeypatch, path_end, when):
 
     monkeypatch.setattr(Trainer, "fit", wrapped_fit)
     monkeypatch.setattr(Trainer, "_after_training", wrapped_after)
+
+
+def reversal_tsv(path, letters: str, draws: int, seed: int = 0):
+    """A source<TAB>target file of distinct random words over ``letters`` (2-6 long,
+    from ``draws`` draws) and their reversals, at ``path``: (path, the sorted words)."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    words = sorted({"".join(rng.choice(list(letters), rng.integers(2, 7)))
+                    for _ in range(draws)})
+    path.write_text("".join(f"{w}\t{w[::-1]}\n" for w in words), encoding="utf-8")
+    return path, words
+

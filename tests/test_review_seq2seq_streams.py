@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from helpers import invoke, ok, one_line_error
+from helpers import invoke, ok, one_line_error, reversal_tsv
 
 import recurrent
 from recurrent.layers import Recurrent
@@ -114,11 +114,7 @@ def test_a_beam_wider_than_the_hypotheses_there_are_returns_empty_ones(model):
 def run(tmp_path_factory):
     """A tiny run on a character-level TSV with a small target vocabulary."""
     root = tmp_path_factory.mktemp("s2s_review")
-    rng = np.random.default_rng(0)
-    words = sorted({"".join(rng.choice(list("abcd"), rng.integers(2, 7)))
-                    for _ in range(800)})
-    tsv = root / "pairs.tsv"
-    tsv.write_text("".join(f"{w}\t{w[::-1]}\n" for w in words), encoding="utf-8")
+    tsv, _ = reversal_tsv(root / "pairs.tsv", "abcd", 800)
     out = root / "run"
     ok(invoke("train", "seq2seq", "--data", tsv, "--out", out, "--hidden", 8,
               "--embed-dim", 4, "--steps", 3, "--threads", 1, "--quiet", "--no-plot"))

@@ -7,7 +7,7 @@ import lzma
 
 import numpy as np
 import pytest
-from helpers import invoke, ok, one_line_error
+from helpers import invoke, ok, one_line_error, reversal_tsv
 
 from recurrent.checkpoint import RunDir
 from recurrent.errors import UserError
@@ -97,11 +97,7 @@ def test_predict_bad_input_is_one_line(run, tmp_path):
 
 
 def test_any_tsv_at_character_level_with_copy_baseline(tmp_path):
-    rng = np.random.default_rng(0)
-    words = sorted({"".join(rng.choice(list("abcdef"), rng.integers(2, 7)))
-                    for _ in range(3000)})
-    tsv = tmp_path / "reverse.tsv"
-    tsv.write_text("".join(f"{w}\t{w[::-1]}\n" for w in words), encoding="utf-8")
+    tsv, words = reversal_tsv(tmp_path / "reverse.tsv", "abcdef", 3000)
     out = tmp_path / "run"
     ok(invoke("train", "seq2seq", "--data", tsv, "--out", out, *SMALL))
     report = json.loads(ok(invoke("eval", out, "--json")))
