@@ -15,7 +15,12 @@ from .lengths import valid_mask
 
 
 class NonFinite(Exception):
-    """The loss or the gradient norm of a step is not finite (raised before the update)."""
+    """The loss or the gradient norm of a step is not finite (raised before the update),
+    or (``evaluated``) the validation loss after a step."""
+
+    def __init__(self, message: str, evaluated: bool = False):
+        super().__init__(message)
+        self.evaluated = evaluated
 
 
 def windows(batch: dict, K: int, sequence_output: bool) -> list:

@@ -315,6 +315,8 @@ class Trainer:
         if "loss" not in metrics:
             raise UserError(f"task {self.task.name!r} returned no 'loss' from evaluate()")
         loss = float(metrics["loss"])
+        if not math.isfinite(loss):  # no checkpoint can be compared with it: diverged
+            raise NonFinite(f"the validation loss is {loss}", evaluated=True)
         score = self.selection.checked_score(metrics)
         # --select-by loss: its best is best_loss itself (runs saved before --select-by
         # existed have no best_score)
@@ -480,11 +482,12 @@ class Trainer:
                         self._after_training()
         except NonFinite as e:  # every rank of a data-parallel run raises it at this step
             p = self.position
+            at = f"after step {p.step}" if e.evaluated else f"at step {p.step + 1}"
             raise Diverged(
-                f"training stopped at step {p.step + 1}: {e} (try a lower --lr or "
+                f"training stopped {at}: {e} (try a lower --lr or "
                 f"--clip-norm); the last good checkpoint stays in {self.run.file(LAST)}"
                 if self.run.has(LAST) else
-                f"training stopped at step {p.step + 1}: {e} (try a lower --lr or "
+                f"training stopped {at}: {e} (try a lower --lr or "
                 f"--clip-norm); no checkpoint had been written yet", step=p.step) from None
         except KeyboardInterrupt:  # a second Ctrl-C: leave at once, no plot
             plot = False

@@ -304,6 +304,30 @@ def test_a_missing_matplotlib_is_said_once(tmp_path, monkeypatch):
     assert quiet.exit_code == 0 and quiet.stderr == ""  # nothing asked, nothing said
 
 
+def test_a_validation_loss_that_is_not_finite_stops_the_run_as_diverged(tmp_path,
+                                                                       monkeypatch):
+    # It could never be compared with a checkpoint's: training on, best.npz stayed the
+    # last finite one while the log said nothing was wrong.
+    import math
+    task = plugins.get_task("toy-lm")
+    evaluate, calls = task.evaluate, []
+
+    def nan_at_the_second(*args, **kwargs):
+        calls.append(1)
+        metrics = evaluate(*args, **kwargs)
+        return {**metrics, "loss": math.nan} if len(calls) == 2 else metrics
+
+    monkeypatch.setattr(task, "evaluate", nan_at_the_second)
+    run = tmp_path / "run"
+    assert_one_line_error(invoke("train", "toy-lm", "--out", run, "--steps", 6,
+                                 "--eval-every", 2, "--threads", 1),
+                          "training stopped after step 4: the validation loss is nan",
+                          "last good checkpoint", code=1)
+    assert len(calls) == 2
+    info = RunDir.open(str(run))
+    assert [r["step"] for r in info.read_metrics() if r["kind"] == "eval"] == [2]
+
+
 def test_causal_tasks_refuse_options_that_show_the_targets(tmp_path, monkeypatch):
     """A task declaring causal = True (here a plugin's) is refused --bidirectional before
     its run directory is made, and a run made before it said so cannot resume."""
