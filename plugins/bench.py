@@ -406,8 +406,15 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
 
 def _child(spec):
     """Entry point of the measuring process: JSON lines on stdout."""
+    # The JSON lines get stdout's file descriptor to themselves: everything else written
+    # to stdout (a plugin's print, C code of a compiled cell) goes to stderr instead, as
+    # one stray line would break the parent's reading of the rows.
+    sys.stdout.flush()
+    lines = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
     def emit(kind, **data):
-        print(json.dumps({"kind": kind, **data}), flush=True)
+        print(json.dumps({"kind": kind, **data}), file=lines, flush=True)
 
     try:
         emit("environment", **environment())

@@ -24,21 +24,22 @@ Cells, all in float64 unless stated (tiny sizes: every parameter is checked elem
                 length is ignored; dx past the length is zero; a row of length 0 outputs
                 zeros, keeps its initial states, gets zero dx, passes d final states to d
                 initial states unchanged and adds nothing to the parameter gradients
-  float32       the float32 forward agrees with float64
+  float32       the float32 forward and backward agree with float64: outputs, final
+                states, dx, d states and every parameter gradient
   threads       num_threads 1 and 2 agree on outputs, final states, dx, d states and every
-                parameter gradient, float64 and float32, with lengths (and masks), at 16
-                batch rows with the kernels' parallel-work threshold off, so that every
+                parameter gradient, float64 and float32, with lengths (and masks), at 15
+                and 16 batch rows (odd: a split between threads has a remainder) with the kernels' parallel-work threshold off, so that every
                 parallel region of the built-in kernels (with OpenMP) runs on 2 threads
   masks         (cells with mask_kinds, recurrent/masks.py) finite differences with fixed
                 masks of each declared kind, with lengths; a mask of ones and zoneout of
                 zeros equal no masks; infer (if any) equals forward with masks
 Losses: shapes and dtypes, sequence outputs (T, B, K) with (T, B) targets and mask (as
 training passes them, recurrent/step.py) score as the same rows flattened to (N, K),
-finite differences with and without a mask, masked rows neither count nor get gradient, a
-mask of ones equals no mask, the value is a mean over valid rows, extreme outputs give
-finite values; with the optional combine() (ensembles, recurrent/ensemble.py): the
-members' shape ((N, K) and (T, B, K)) and dtype kept and finite values, and identical
-members score as one member does.
+finite differences with and without a mask, masked rows (their targets -1 class ids or
+NaN, as padding may be) neither count nor get gradient, a mask of ones equals no mask, the
+value is a mean over valid rows, extreme outputs give finite values; with the optional
+combine() (ensembles, recurrent/ensemble.py): the members' shape ((N, K) and (T, B, K))
+and dtype kept and finite values, and identical members score as one member does.
 
 Legend: T time, B batch, I input, H hidden, G gates*H, N rows, K outputs per row.
 """
@@ -68,7 +69,9 @@ GRAD_TOL = 1e-6  # max |analytic - numeric| / max(1, max |numeric|)
 # check lowers that setting to 0 while it runs (_every_region_parallel), so at these
 # sizes every region of the built-in kernels, and of cells on the kernel toolkit, runs on
 # 2 threads; 16 rows also give each thread 2 * recurrent.threads.MIN_ROWS_PER_THREAD
-# rows, for cells with a row rule of their own.
+# rows, for cells with a row rule of their own. The check also runs on the first 15 rows:
+# an odd count leaves a split of the rows between 2 threads a remainder, which a cell
+# must not drop.
 T2, B2, I2, H2 = 5, 16, 5, 16
 LENGTHS2 = np.array([5, 3, 0, 5, 1, 4, 5, 2, 5, 5, 3, 0, 4, 5, 1, 5], dtype=np.int64)  # (B2,)
 THREADS_TOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}  # rel, as _rel_err
@@ -389,13 +392,18 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
         s32 = tuple(s.astype(np.float32) for s in h.states)
         out32, finals32, cache = cell.forward(x32, s32, p32, LENGTHS, 1)
         g32 = {k: np.zeros(s, np.float32) for k, s in h.shapes.items()}
-        dx32, _ = cell.backward(h.r.astype(np.float32), tuple(s.astype(np.float32) for s in h.s),
-                                cache, g32, 1)
-        dx64, _, _ = h.backward(LENGTHS)
+        dx32, ds32 = cell.backward(h.r.astype(np.float32),
+                                   tuple(s.astype(np.float32) for s in h.s), cache, g32, 1)
+        dx64, ds64, g64 = h.backward(LENGTHS)
         err = max(_max_err(out32, out64), *(_max_err(a, b) for a, b in zip(finals32, finals64)))
-        err_dx = _rel_err(dx32, dx64)
-        passed = err <= 1e-4 and err_dx <= 1e-4 and dx32.dtype == np.float32
-        return passed, f"|f32 - f64|: outputs {err:.1e}, dx {err_dx:.1e} ({dx32.dtype})"
+        # float32 is what training runs: its backward is compared in full, not just dx
+        grad_errs = [("dx", _rel_err(dx32, dx64))]
+        grad_errs += [(f"d {n}", _rel_err(a, b)) for n, a, b in zip(state_names, ds32, ds64)]
+        grad_errs += [(k, _rel_err(g32[k], g64[k])) for k in h.shapes]
+        worst, err_grad = max(grad_errs, key=lambda e: e[1])
+        passed = err <= 1e-4 and err_grad <= 1e-4 and dx32.dtype == np.float32
+        return passed, (f"|f32 - f64|: outputs {err:.1e}, gradients {err_grad:.1e} ({worst}; "
+                        f"dx, d states, every parameter) ({dx32.dtype})")
 
     def threads():
         """forward and backward on 1 and on 2 threads, float64 and float32, with lengths
@@ -417,16 +425,18 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
                 masks["zoneout"] = tuple(rng.uniform(0.1, 0.9, (T2, B2, H2)) for _ in state_names)
             cases.append((", masks", masks))
 
-        def run(dtype, masks, num_threads):
-            cast = lambda a: a.astype(dtype)  # noqa: E731
+        def run(dtype, masks, num_threads, rows):
+            """The first ``rows`` batch rows (B2 or B2 - 1) of every array."""
+            cast = lambda a: np.ascontiguousarray(a.astype(dtype))  # noqa: E731
+            first = lambda a: cast(a[:rows] if a.ndim == 2 else a[:, :rows])  # noqa: E731
             extra = {} if masks is None else {"masks": {
-                k: cast(v) if k == "recurrent" else tuple(cast(z) for z in v)
+                k: first(v) if k == "recurrent" else tuple(first(z) for z in v)
                 for k, v in masks.items()}}
-            out, finals, cache = cell.forward(cast(x), tuple(map(cast, states)),
+            out, finals, cache = cell.forward(first(x), tuple(map(first, states)),
                                               {k: cast(v) for k, v in params.items()},
-                                              LENGTHS2, num_threads, **extra)
+                                              LENGTHS2[:rows].copy(), num_threads, **extra)
             grads = {k: np.zeros(v.shape, dtype) for k, v in params.items()}
-            dx, d_states = cell.backward(cast(d_out), tuple(map(cast, d_finals)), cache,
+            dx, d_states = cell.backward(first(d_out), tuple(map(first, d_finals)), cache,
                                          grads, num_threads)
             return {"out": out, **{f"final {n}": f for n, f in zip(state_names, finals)},
                     "dx": dx, **{f"d {n}": d for n, d in zip(state_names, d_states)},
@@ -434,17 +444,18 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
 
         worst = []  # (relative error / tolerance, detail)
         with _every_region_parallel():
-            for case, masks in cases:
-                for dtype in (np.float64, np.float32):
-                    one, two = run(dtype, masks, 1), run(dtype, masks, 2)
-                    name, err = max(((k, _rel_err(two[k], one[k])) for k in one),
-                                    key=lambda e: e[1])
-                    worst.append((err / THREADS_TOL[np.dtype(dtype)],
-                                  f"{err:.1e} ({name}, {np.dtype(dtype)}{case})"))
+            for rows, where in ((B2, ""), (B2 - 1, f", {B2 - 1} rows")):
+                for case, masks in cases:
+                    for dtype in (np.float64, np.float32):
+                        one, two = run(dtype, masks, 1, rows), run(dtype, masks, 2, rows)
+                        name, err = max(((k, _rel_err(two[k], one[k])) for k in one),
+                                        key=lambda e: e[1])
+                        worst.append((err / THREADS_TOL[np.dtype(dtype)],
+                                      f"{err:.1e} ({name}, {np.dtype(dtype)}{case}{where})"))
         ratio, detail = max(worst, key=lambda w: w[0])
         detail = "bitwise equal" if ratio == 0 else f"max rel |1 thread - 2 threads| = {detail}"
         return ratio <= 1, (f"{detail}; outputs, final states, dx, d states and parameter "
-                            f"gradients, {B2} rows, float64 and float32"
+                            f"gradients, {B2 - 1} and {B2} rows, float64 and float32"
                             f"{', with masks' if kinds else ''}")
 
     def infer_matches_forward():
@@ -592,13 +603,17 @@ def check_loss(loss, seed: int = 0) -> list[CheckResult]:
         value, grad = value_and_grad(outputs, m=mask)
         changed_out = outputs.copy()
         changed_out[~mask] = 50.0
+        # padding as tasks may fill it (recurrent.protocols.Loss: any target): -1 class
+        # ids, NaN floats, which a loss must keep out of its value and gradient
         changed_t = targets.copy()
-        changed_t[~mask] = (changed_t[~mask] + 1) % K if kind == "class" else 0.5
+        changed_t[~mask] = -1 if kind == "class" else np.nan
         value2, grad2 = value_and_grad(changed_out, t=changed_t, m=mask)
-        worst = float(np.max(np.abs(grad[~mask]), initial=0.0))
+        worst = float(np.max(np.abs(np.concatenate([grad[~mask], grad2[~mask]])), initial=0.0))
         err = max(abs(value - value2), _max_err(grad[mask], grad2[mask]))
+        padding = "-1 ids" if kind == "class" else "NaN targets"
         return worst == 0.0 and err <= 1e-12, \
-            f"max |grad| on masked rows {worst:.1e}; masked rows change the result by {err:.1e}"
+            (f"max |grad| on masked rows {worst:.1e}; masked rows ({padding}, outputs 50) "
+             f"change the result by {err:.1e}")
 
     def ones_mask():
         v1, g1 = value_and_grad(outputs)

@@ -117,11 +117,21 @@ class Registry:
     def _load_entry_points(self) -> None:
         allowed = os.environ.get("RECURRENT_PLUGINS", "").strip()
         allow = {n.strip() for n in allowed.split(",") if n.strip()} if allowed else None
+        providers: dict[str, str] = {}  # entry-point name -> the distribution loading it
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             if allow is not None and ep.name not in allow:
                 continue
-            if self.pm.has_plugin(ep.name) or ep.name in self.broken:
-                continue  # the same distribution seen twice on sys.path
+            dist = _dist_name(ep)
+            if ep.name in providers or self.pm.has_plugin(ep.name) or ep.name in self.broken:
+                other = providers.get(ep.name)
+                if other is not None and other != dist:
+                    # two distributions claim one plugin name: the first found loads; the
+                    # other is listed as broken (under a name of its own) instead of vanishing
+                    self.broken[f"{ep.name} ({dist})"] = (
+                        f"entry point name {ep.name!r} is already taken by distribution "
+                        f"{other!r}; this distribution's plugin is not loaded")
+                continue  # otherwise the same distribution seen twice on sys.path
+            providers[ep.name] = dist
             version = ep.dist.version if ep.dist is not None else "?"
             try:
                 plugin = ep.load()
@@ -284,6 +294,12 @@ class Registry:
                     self.broken[name] = error_line(exc)
                     self.pm.unregister(plugin)
                     break
+
+
+def _dist_name(ep: importlib.metadata.EntryPoint) -> str:
+    """The name of the distribution declaring ``ep`` ("?" when importlib cannot say)."""
+    name = ep.dist.metadata["Name"] if ep.dist is not None else None
+    return name or "?"
 
 
 def _import_error_line(exc: BaseException) -> str:

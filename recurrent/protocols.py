@@ -339,9 +339,12 @@ class Runner(Protocol):
 # ---- member names: the data the checks derive from ----------------------------------------
 
 class Members(NamedTuple):
-    """The member names of one protocol: those an object must have, those it may have."""
+    """The member names of one protocol: those an object must have, those it may have, and
+    (optional member, member it needs) pairs: an object with the first must have the
+    second too, as the framework then calls both."""
     required: tuple[str, ...]
     optional: tuple[str, ...] = ()
+    needs: tuple[tuple[str, str], ...] = ()
 
 
 MEMBERS: dict[type, Members] = {
@@ -358,12 +361,18 @@ MEMBERS: dict[type, Members] = {
                             "trained_params", "with_params", "after_training", "training_state",
                             "backtest",
                             "format_backtest", "predict_options", "predict",
-                            "predict_stream")),
+                            "predict_stream"),
+                  # the trainer folds the trained values into the state with with_params
+                  needs=(("trained_params", "with_params"),)),
     Runner: Members(required=("forward", "step")),
 }
 
 
 def missing_members(obj: Any, protocol: type) -> list[str]:
     """The required members of ``protocol`` (Cell, Loss, Task or Runner) that ``obj``
-    lacks, in contract order; [] when it has them all."""
-    return [name for name in MEMBERS[protocol].required if not hasattr(obj, name)]
+    lacks, in contract order, then each member that one of its optional members needs
+    ("with_params (needed with trained_params)"); [] when it has them all."""
+    members = MEMBERS[protocol]
+    missing = [name for name in members.required if not hasattr(obj, name)]
+    return missing + [f"{needed} (needed with {member})" for member, needed in members.needs
+                      if hasattr(obj, member) and not hasattr(obj, needed)]
