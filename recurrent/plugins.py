@@ -118,7 +118,9 @@ class Registry:
         allowed = os.environ.get("RECURRENT_PLUGINS", "").strip()
         allow = {n.strip() for n in allowed.split(",") if n.strip()} if allowed else None
         providers: dict[str, str] = {}  # entry-point name -> the distribution loading it
+        declared = set()
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            declared.add(ep.name)
             if allow is not None and ep.name not in allow:
                 continue
             dist = _dist_name(ep)
@@ -141,6 +143,9 @@ class Registry:
                 self.broken[ep.name] = _import_error_line(exc)
                 continue
             self._add(plugin, ep.name, version)
+        for name in sorted((allow or set()) - declared):  # a typo would load nothing silently
+            self.broken[name] = (f"named in RECURRENT_PLUGINS, but no installed distribution "
+                                 f"declares it (declared: {', '.join(sorted(declared)) or 'none'})")
 
     def _add(self, plugin: Any, name: str, version: str) -> bool:
         """pm.register with failures recorded instead of raised; True on success."""

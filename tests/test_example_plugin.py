@@ -219,3 +219,15 @@ def test_huber_refuses_a_mask_of_the_wrong_shape():
         loss.value_and_grad(outputs, outputs, np.ones(5))
     value, _ = loss.value_and_grad(outputs + 1, outputs, np.ones((4, 3)))
     assert value == pytest.approx(0.5)
+
+
+def test_a_misspelled_allow_list_name_is_listed_as_broken(monkeypatch):
+    # RECURRENT_PLUGINS=pephole loaded nothing and said nothing
+    monkeypatch.delenv("RECURRENT_NO_ENTRYPOINTS", raising=False)
+    monkeypatch.setenv("RECURRENT_PLUGINS", "pephole, peephole")
+    registry = plugins.Registry(default_plugins=("recurrent_plugins.losses",))
+    assert "huber" in registry.entries("loss")  # the right name still loads
+    assert set(registry.broken) == {"pephole"}
+    assert registry.broken["pephole"].startswith(
+        "named in RECURRENT_PLUGINS, but no installed distribution declares it (declared: ")
+    assert "peephole" in registry.broken["pephole"]
