@@ -663,6 +663,10 @@ def register_commands(cli):
             elif kind == "error":
                 error = message["message"]
         if child.wait() != 0 or error:
+            if json_path and payload["rows"]:  # the rows measured before it failed
+                _write_json(json_path, {**payload, "error": error or
+                                        f"exit code {child.returncode}"})
+                click.echo(f"wrote the {len(payload['rows'])} rows measured to {json_path}")
             raise recurrent.UserError(error or f"the benchmark process failed "
                                       f"(exit code {child.returncode})")
         if payload["rows"]:

@@ -327,3 +327,38 @@ def test_bench_json_write_failure_is_a_user_error(tmp_path):
     with pytest.raises(recurrent.UserError, match="cannot write there"):
         _write_json(str(target), {"rows": []})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json"]
+
+
+def test_bench_json_keeps_the_rows_measured_before_a_failure(tmp_path, monkeypatch):
+    # The child's real lines for one row are replayed, then it reports an error (as a
+    # torch disagreement at a later size would): the row measured is written, not lost.
+    import recurrent_plugins.bench as bench
+    spec = {"cells": ["rnn_tanh"], "configs": [[2, 1, 1, 2]], "threads": [1], "mode": "infer",
+            "vs": "none", "repeats": 1, "rounds": 1, "torch_precision": "fp32",
+            "precision": "fp32"}
+    child = subprocess.run([sys.executable, "-m", "recurrent_plugins.bench", json.dumps(spec)],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                           env={**os.environ, "PYTHONSAFEPATH": "1"})
+    lines = child.stdout.splitlines(keepends=True)
+    assert [json.loads(line)["kind"] for line in lines] == ["environment", "row"], child.stderr
+    failure = json.dumps({"kind": "error", "message": "torch disagrees at 4,2,2,4"}) + "\n"
+
+    class Replay:
+        stdout = iter(lines + [failure])
+        returncode = 1
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def wait(self):
+            return 1
+
+    monkeypatch.setattr(bench.subprocess, "Popen", Replay)
+    path = tmp_path / "bench.json"
+    result = CliRunner().invoke(cli, ["bench", "--vs", "none", "--cell", "rnn_tanh",
+                                      "--config", "2,1,1,2", "--threads", "1", "--mode",
+                                      "infer", "--repeats", "1", "--rounds", "1", "--json",
+                                      str(path)])
+    assert result.exit_code == 1 and "torch disagrees at 4,2,2,4" in result.stderr
+    written = json.loads(path.read_text())
+    assert len(written["rows"]) == 1 and written["error"] == "torch disagrees at 4,2,2,4"
