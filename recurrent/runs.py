@@ -91,6 +91,10 @@ def resume_run(task, run: RunDir, echo=print, changes: dict | None = None,
     (each part's, in a run of parts) must load; a run (or part) that has none yet
     starts from the beginning with its saved options (Trainer.fit)."""
     info = run.info()
+    if info.get("imported_from"):  # its best.npz holds weights only
+        raise UserError(f"{run.path} was made by `recurrent import` from "
+                        f"{info['imported_from']} and holds no training state: --resume "
+                        f"needs the original run")
     config = TrainingConfig.from_json(info["config"], run.file(CONFIG_FILE))
     if changes:
         config = config.resumed(changes)
@@ -161,6 +165,9 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
     model = config.build_model(info["model_spec"])
     name = BEST if which == "best" and run.has(BEST) else LAST
     if not run.has(name):
+        if info.get("imported_from"):
+            raise UserError(f"{run.path} was made by `recurrent import` and holds {BEST} "
+                            f"only (no {LAST}: no training state)")
         raise UserError(f"{run.path} has no checkpoint yet ({LAST} is missing)")
     arrays, _ = load_arrays(run.file(name))
     load_params(model, arrays, run.file(name))

@@ -163,9 +163,14 @@ def import_file(path: str, out: str) -> RunDir:
     prediction never read them."""
     from ..plugins import get_task
     tensors, info = st.read(path)
-    for key in ("task", "config", "task_state", "model_spec"):
+    # what RunDir.open requires of a run's config.json, so the run made here opens
+    for key, kind in (("task", str), ("config", dict), ("task_state", dict),
+                      ("model_spec", dict)):
         if key not in info:
             raise UserError(f"{path}: its config.json metadata has no {key!r}")
+        if not isinstance(info[key], kind):
+            raise UserError(f"{path}: its config.json metadata is corrupted: {key!r} is "
+                            f"not a JSON {'string' if kind is str else 'object'}")
     get_task(info["task"])  # UserError naming the registered tasks
     config = TrainingConfig.from_json(info["config"], path)
     model = config.build_model(info["model_spec"])
@@ -180,7 +185,8 @@ def import_file(path: str, out: str) -> RunDir:
         raise UserError(f"{path} does not fit the model its metadata describes: "
                         f"{str(e)[:200]}") from None
     run = RunDir.create(out, info["task"], info["config"], info["task_state"],
-                        info["model_spec"], info.get("version", __version__))
+                        info["model_spec"], info.get("version", __version__),
+                        extra={"imported_from": os.path.basename(path)})
     save_arrays(run.file(BEST), {f"param/{k}": v for k, v in model.state_dict().items()},
                 {"version": __version__, "imported_from": os.path.basename(path)})
     return run

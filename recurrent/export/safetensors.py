@@ -67,6 +67,9 @@ def _dequantize(path: str, tensors: dict) -> dict:
     return out
 
 
+READS = "recurrent reads float32 tensors (and the int8 ones of --precision int8)"
+
+
 def read(path: str) -> tuple[dict, dict]:
     """(tensors, run info) of a file written by ``write``; UserError naming what is wrong."""
     try:
@@ -78,6 +81,13 @@ def read(path: str) -> tuple[dict, dict]:
     except (SafetensorError, OSError, ValueError) as e:
         raise UserError(f"{path} is not a readable safetensors file "
                         f"({error_line(e)})") from None
+    except TypeError as e:  # a dtype numpy has no type for, e.g. bfloat16
+        raise UserError(f"{path} holds a tensor numpy cannot read ({error_line(e)}); "
+                        f"{READS}") from None
+    # bfloat16 reads as an array once a package (ml_dtypes, with onnx) taught numpy it
+    for name, value in tensors.items():
+        if value.dtype not in (np.float32, np.int8):
+            raise UserError(f"{path}: tensor {name!r} is {value.dtype}; {READS}")
     if metadata.get("format") != FORMAT or CONFIG_KEY not in metadata:
         raise UserError(f"{path} holds no recurrent run (its metadata has no "
                         f"{CONFIG_KEY!r}); make one with `recurrent export RUN "
