@@ -2,7 +2,8 @@
 
 Scheme (issue 17), symmetric, no zero point, no calibration data:
 - a weight matrix W (G, K) is quantised per output row, once: m = max|W[g]|,
-  scale[g] = m / 127, q[g] = rint(W[g] * (127 / m)) in -127..127 (a zero row: scale 0);
+  scale[g] = m / 127, q[g] = rint(W[g] * (127 / m)) in -127..127 (a zero row, or one whose
+  127 / m overflows float32: scale 0, q 0);
 - the activations x_t and h_{t-1} are quantised the same way per batch row at every step
   (dynamic: the scale of a row is its own max-abs), by the kernels (recurrent/_kernels/
   qmat.h) with the same float32 operations as quantize_rows() below, bit for bit;
@@ -34,11 +35,12 @@ def quantize_rows(a):
     step one float32 operation rounded to nearest even (as the kernels do)."""
     a = np.asarray(a, np.float32)
     m = np.max(np.abs(a), axis=1) if a.shape[1] else np.zeros(a.shape[0], np.float32)
-    nonzero = m > 0
-    inv = np.zeros_like(m)
-    inv[nonzero] = np.float32(127) / m[nonzero]
+    with np.errstate(divide="ignore", over="ignore"):
+        inv = np.float32(127) / m
+    usable = np.isfinite(inv)  # a zero row, or one so small that 127 / m overflows: zeros
+    inv = np.where(usable, inv, np.float32(0))
     q = np.rint(a * inv[:, None]).astype(np.int8)
-    scale = (m / np.float32(127)).astype(np.float32)
+    scale = np.where(usable, m / np.float32(127), np.float32(0)).astype(np.float32)
     return q, scale
 
 

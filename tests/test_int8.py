@@ -53,9 +53,13 @@ from recurrent.quant import QuantizedWeight, quantize_rows
 from recurrent.reference import int8_sums
 rng = np.random.default_rng(5)
 a = rng.standard_normal((11, 37)).astype(np.float32)
+# rows so small that 127 / max overflows float32 (below ~3.7e-37) quantise to zeros, as
+# zero rows do, in every variant and in numpy
+a[3], a[7] = 1e-38 * a[3], 2e-37
 q, s = kernel.quantize_rows(a)
 w = QuantizedWeight(rng.standard_normal((45, 37)).astype(np.float32))
-assert np.array_equal(q[:, :37], quantize_rows(a)[0])
+assert np.array_equal(q[:, :37], quantize_rows(a)[0]) and np.abs(q).max() <= 127
+assert not q[3].any() and not q[7].any() and s[3] == s[7] == 0
 assert np.array_equal(kernel.matmul_int32(q, w.packed, 45, 37), int8_sums(q[:, :37], w.q))
 outs = []
 for cell in ("lstm", "gru"):

@@ -3,8 +3,9 @@
  *
  * Quantisation (symmetric, no zero point), the same for weights (per output row, once) and
  * activations (per batch row, every step):
- *     m = max_k |a[k]|;  if m == 0: q = 0, scale = 0
- *     else: inv = 127.0f / m;  q[k] = rint(a[k] * inv)  (|q| <= 127);  scale = m / 127.0f
+ *     m = max_k |a[k]|;  inv = 127.0f / m
+ *     if inv is not finite (m == 0, or m below ~3.7e-37): q = 0, scale = 0
+ *     else: q[k] = rint(a[k] * inv)  (|q| <= 127);  scale = m / 127.0f
  * each operation one IEEE float32 operation, rounding to nearest even, so numpy reproduces
  * it bit for bit (recurrent/reference.py).
  *
@@ -85,11 +86,11 @@ static float rc_q_row_portable(const float* a, int K, int16_t* q)
     for (int k = 0; k < K; k++)
         m = fmaxf(m, fabsf(a[k]));
     int Kp = rc_q_kpad(K);
-    if (m == 0.0f) {
+    float inv = 127.0f / m;
+    if (!isfinite(inv)) {  /* a zero row, or one so small that 127 / m overflows */
         memset(q, 0, (size_t)Kp * sizeof(int16_t));
         return 0.0f;
     }
-    float inv = 127.0f / m;
     for (int k = 0; k < K; k++)
         q[k] = (int16_t)rintf(a[k] * inv);
     for (int k = K; k < Kp; k++)
@@ -112,11 +113,11 @@ RC_TARGET_AVX2 static float rc_q_row_avx2(const float* a, int K, int16_t* q)
     for (; k < K; k++)
         m = fmaxf(m, fabsf(a[k]));
     int Kp = rc_q_kpad(K);
-    if (m == 0.0f) {
+    float inv = 127.0f / m;
+    if (!isfinite(inv)) {  /* a zero row, or one so small that 127 / m overflows */
         memset(q, 0, (size_t)Kp * sizeof(int16_t));
         return 0.0f;
     }
-    float inv = 127.0f / m;
     __m256 iv = _mm256_set1_ps(inv);
     for (k = 0; k + 8 <= K; k += 8) {
         __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(a + k), iv),
