@@ -245,19 +245,21 @@ def _model_call(model, scaled, last_seen, origin, state, calendar):
     return anc.model_forecasts(outputs, scaled, last_seen, at, state)[0]
 
 
-def _bridged(history, last, positions, after):
+def _bridged(history, last, positions, after, first=0):
     """history (K, C) gap-filled with the rows after each column's last observed row
     ``last`` (C,) (a trailing gap) interpolated linearly in time between that row's value
     and ``after`` (C,), the value of the next row (K): series.fill_gaps' filling once
-    that row is known. positions (K + 1,) on the time axis. A column not observed yet
-    (last -1) is kept as it is."""
+    that row is known. positions (K + 1,) on the time axis. Rows before ``first`` (the
+    start of the data's last fill segment: a new file's head rows, filled apart) are
+    kept as they are, as fill_gaps keeps them. A column not observed yet (last -1) is
+    kept as it is."""
     out = np.array(history, dtype=np.float64)
     k = out.shape[0]
     for c in range(out.shape[1]):
         seen = int(last[c])
         if seen < 0 or seen >= k - 1:
             continue
-        gap = np.arange(seen + 1, k)
+        gap = np.arange(max(seen + 1, first), k)
         out[gap, c] = np.interp(positions[gap], positions[[seen, k]],
                                 [out[seen, c], after[c]])
     return out
@@ -288,6 +290,9 @@ def forecast_stream(task, state, model, options):
     recent = {"history": prepared.scaled[:origin + 1],
               "last": prepared.last_seen[origin],
               "times": None if times is None else times[:origin + 1]}
+    # A --data file's head rows are filled apart from the rows after them (task._read):
+    # a trailing gap among them holds its last value in the grown file too.
+    head = prepared.ranges["test"][0] if options.get("data") else 0
 
     def answer(line):
         values = _parse_row(line, columns)
@@ -299,7 +304,7 @@ def forecast_stream(task, state, model, options):
                                         _forecast_times(recent["times"], last, 1)])
         history = _bridged(recent["history"], recent["last"],
                            _positions(row_times, last, None if row_times is None
-                                      else row_times[-1:]), row[0])
+                                      else row_times[-1:]), row[0], head)
         history = np.concatenate([history, row])[-keep:]
         if row_times is not None:
             row_times = row_times[-keep:]

@@ -99,16 +99,24 @@ def read_series(source: Source, columns: list[str] | tuple[str, ...] | None,
         raise UserError(f"data file {label!r} is empty")
     header_line, header = numbered[0]
     header = [name.strip() for name in header]
+    for separator, name in ((";", "semicolon"), ("\t", "tab")):
+        # one header cell holding the separator: the file is not comma-separated
+        if len(header) == 1 and separator in header[0]:
+            raise UserError(f"data file {label!r} is {name}-separated (header "
+                            f"{header[0]!r}): save it with commas between the columns")
     body = numbered[1:]
     if not body:
         raise UserError(f"data file {label!r} has a header but no data rows")
 
     if time_column is None and source.bundled is not None:
         time_column = source.time_column
+    # Columns without a header name (a pandas index, a trailing separator) are no
+    # candidates for the defaults: --column and --time-column name theirs.
+    named = [h for h in header if h]
     if time_column is None and not columns:
-        time_column = _named_time_column(header)
+        time_column = _named_time_column(named)
     if not columns:
-        columns = _default_columns(source, header, time_column)
+        columns = _default_columns(source, named, time_column)
     columns = list(dict.fromkeys(columns))  # drop repeats, keep order
     for name in [*columns, *([time_column] if time_column else [])]:
         if name not in header:

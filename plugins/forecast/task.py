@@ -386,6 +386,11 @@ class ForecastTask:
         training data's were."""
         series = dataio.read_series(source, state["columns"], state["time_column"],
                                     date_order or state.get("date_order"))
+        if state.get("calendar") and not np.issubdtype(series.times.dtype, np.datetime64):
+            # calendar.phases reads datetime64: numbers would give meaningless features
+            raise UserError(f"this run feeds calendar features ({', '.join(state['calendar'])})"
+                            f" from the dates of its time column {state['time_column']!r}, "
+                            f"but {source.label!r} has numbers there: write them as dates")
         dataio.check_values(series, state["fill"])
         n = series.values.shape[0]
         window, horizon = state["window"], state["horizon"]

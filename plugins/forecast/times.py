@@ -83,10 +83,10 @@ def _number(text: str) -> float | None:
 
 def _shape(text: str) -> str:
     """The format of a date: digit runs -> 0, letter runs -> a, blanks -> one space, the
-    sign of a trailing UTC offset (after a time of day) -> +."""
-    offset = re.search(r"(?<=\d)[+-](?=\d\d(:?\d\d)?$)", text)
-    if offset and ":" in text[:offset.start()]:
-        text = text[:offset.start()] + "+" + text[offset.end():]
+    sign of a trailing UTC offset (after a time of day, a blank between them or not) -> +."""
+    offset = re.search(r"\d\s*([+-])\d\d(:?\d\d)?$", text)
+    if offset and ":" in text[:offset.start(1)]:
+        text = text[:offset.start(1)] + "+" + text[offset.end(1):]
     text = re.sub(r"\d+", "0", text)
     text = re.sub(r"[^\W\d_]+", "a", text)
     return re.sub(r"\s+", " ", text)

@@ -1,0 +1,108 @@
+"""Review of the forecast task as a user drives it: files with unnamed or non-comma
+columns, a run with calendar features given numeric times, UTC offsets written after a
+blank, and `predict --stream` against `predict --data` when the stream's first file ends
+in a gap."""
+import calendar
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from helpers import invoke, ok, one_line_error, write_csv
+
+from recurrent.checkpoint import RunDir
+from recurrent.cli import cli
+from recurrent.errors import UserError
+from recurrent_plugins.forecast import series as dataio
+from recurrent_plugins.forecast import windows as win
+from recurrent_plugins.forecast.times import parse_times
+
+
+def monthly_rows(n=120):
+    """(month-end date, a, b) rows: two seasonal columns, a trending."""
+    rng = np.random.default_rng(0)
+    t = np.arange(n)
+    a = 100 + 10 * np.sin(2 * np.pi * t / 12) + 0.5 * t + rng.normal(0, 1, n)
+    b = 5 + 2 * np.cos(2 * np.pi * t / 12) + rng.normal(0, 0.3, n)
+    rows = []
+    for i in range(n):
+        year, month = 2000 + i // 12, i % 12 + 1
+        day = calendar.monthrange(year, month)[1]
+        rows.append([f"{year}-{month:02d}-{day:02d}", f"{a[i]:.3f}", f"{b[i]:.3f}"])
+    return rows
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A two-column monthly run with calendar features and the network's whole
+    correction (so that its inputs show in the forecast)."""
+    path = tmp_path_factory.mktemp("review_forecast")
+    data = write_csv(path / "m.csv", ["date", "a", "b"], monthly_rows())
+    out = path / "run"
+    ok(invoke("train", "forecast", "--data", data, "--time-column", "date",
+              "--column", "b", "--column", "a",
+              "--horizon", 3, "--model", "rnn", "--window", 8, "--inputs", "level",
+              "--blend", "full", "--steps", 4, "--quiet", "--no-plot", "--threads", 1,
+              "--out", out))
+    return out
+
+
+def read(path, text, columns=None, time_column=None):
+    path.write_text(text, encoding="utf-8")
+    return dataio.read_series(dataio.resolve_source(str(path)), columns, time_column)
+
+
+def test_stream_from_a_file_ending_in_a_gap_answers_as_predict_on_the_grown_file(run,
+                                                                                tmp_path):
+    state = RunDir.open(str(run)).info()["task_state"]
+    head = win.head_rows(state)
+    rows = monthly_rows()
+    first = [list(r) for r in rows[:head]]
+    for r in first[-2:]:  # the last two head rows miss column a
+        r[1] = ""
+    data = write_csv(tmp_path / "recent.csv", ["date", "a", "b"], first)
+    added = rows[head:head + 2]
+    result = CliRunner().invoke(cli, ["predict", str(run), "--stream", "--data", data,
+                                      "--steps", "4"],
+                                input="".join(f"{b},{a}\n" for _, a, b in added))
+    assert result.exit_code == 0, result.output
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    for k, answer in enumerate(answers, 1):
+        grown = write_csv(tmp_path / f"grown{k}.csv", ["date", "a", "b"], first + added[:k])
+        expected = json.loads(ok(invoke("predict", run, "--data", grown, "--steps", 4,
+                                        "--json")))
+        for column in ("a", "b"):
+            np.testing.assert_allclose(answer["forecast"][column],
+                                       expected["forecast"][column], rtol=1e-9)
+
+
+def test_unnamed_columns_are_left_out_of_the_default_columns(tmp_path):
+    # pandas' to_csv writes its index under an empty name
+    series = read(tmp_path / "index.csv", ",date,v\n0,2020-01-01,1\n1,2020-01-02,2\n")
+    assert series.columns == ["v"] and series.time_column == "date"
+    # a trailing separator on every line (spreadsheet exports)
+    series = read(tmp_path / "trailing.csv", "date,v,\n2020-01-01,1,\n2020-01-02,2,\n")
+    assert series.columns == ["v"] and series.time_column == "date"
+
+
+def test_semicolon_or_tab_separated_file_is_refused_as_such(tmp_path):
+    for separator, name in ((";", "semicolon"), ("\t", "tab")):
+        text = f"date{separator}v\n2020-01-01{separator}1\n2020-01-02{separator}2\n"
+        with pytest.raises(UserError, match=f"{name}-separated"):
+            read(tmp_path / "x.csv", text)
+
+
+def test_run_with_calendar_features_refuses_numeric_times(run, tmp_path):
+    assert RunDir.open(str(run)).info()["task_state"]["calendar"]
+    rows = [[str(i), a, b] for i, (_, a, b) in enumerate(monthly_rows()[:40])]
+    data = write_csv(tmp_path / "numbers.csv", ["date", "a", "b"], rows)
+    one_line_error(invoke("predict", run, "--data", data), "calendar", "numbers")
+    one_line_error(invoke("eval", run, "--data", data), "calendar", "numbers")
+
+
+def test_utc_offset_after_a_blank_may_change_sign():
+    texts = [(2, "2021-10-31 00:00:00 +00:00"), (3, "2021-10-31 01:00:00 -01:00"),
+             (4, "2021-10-31 03:00:00 +00:00")]
+    times, _ = parse_times(texts, "t", "f.csv")
+    assert [str(t) for t in times] == ["2021-10-31T00:00", "2021-10-31T02:00",
+                                       "2021-10-31T03:00"]
