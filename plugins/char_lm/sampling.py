@@ -18,12 +18,16 @@ from recurrent.errors import UserError
 def next_char_distribution(logits: np.ndarray, temperature: float,
                            top_k: int | None) -> np.ndarray:
     """Probabilities (V,) float64 to sample the next character from, given logits (V,)."""
-    z = logits.astype(np.float64) / temperature
+    z = logits.astype(np.float64)
     if top_k is not None and top_k < len(z):
         # Everything below the k-th largest logit is cut (ties at the threshold stay).
         kth = np.partition(z, len(z) - top_k)[len(z) - top_k]
         z = np.where(z >= kth, z, -np.inf)
-    p = np.exp(z - z.max())
+    # The maximum is subtracted before dividing: at a tiny temperature (1e-320) the logits
+    # themselves would overflow to inf and give NaN; this way the most likely stay at 0 and
+    # the others overflow harmlessly to -inf (probability 0).
+    with np.errstate(over="ignore"):
+        p = np.exp((z - z.max()) / temperature)
     return p / p.sum()
 
 

@@ -48,8 +48,10 @@ def fingerprint(text: str) -> str:
 
 
 def _code_points(text: str) -> np.ndarray:
-    # (N,) uint32: one code point per character, converted in C.
-    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+    # (N,) uint32: one code point per character, converted in C. A lone surrogate (bytes
+    # that are not UTF-8 in a command-line argument or on stdin) passes as its code point,
+    # so that encode names it as a character outside the vocabulary.
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
 
 
 def _describe(chars) -> str:

@@ -113,7 +113,9 @@ def stratified_split(labels: list[str], valid_fraction: float, test_fraction: fl
     """Row indices of "train", "valid" and "test", each sorted, split class by class.
 
     Every class contributes round(n_c * fraction) rows to valid and to test (so class
-    proportions match across splits), drawn from a permutation fixed by ``seed``.
+    proportions match across splits), drawn from a permutation fixed by ``seed``. When
+    that leaves valid or test empty (every class too small), the split takes one row from
+    each of round(N * fraction) classes that can spare one instead.
     """
     if not (0 < valid_fraction < 1 and 0 < test_fraction < 1
             and valid_fraction + test_fraction < 1):
@@ -121,12 +123,24 @@ def stratified_split(labels: list[str], valid_fraction: float, test_fraction: fl
                         f"got {valid_fraction} and {test_fraction}")
     rng = np.random.default_rng(seed)
     labels_arr = np.asarray(labels)
+    classes = sorted(set(labels))
+    perms = [rng.permutation(np.flatnonzero(labels_arr == label)) for label in classes]
+    # Keep at least one training row per class, so the model sees every label.
+    n_tests = [min(int(round(len(rows) * test_fraction)), len(rows) - 1) for rows in perms]
+    n_valids = [min(int(round(len(rows) * valid_fraction)), len(rows) - 1 - n_test)
+                for rows, n_test in zip(perms, n_tests)]
+    # Many small classes (5 rows at 10%) each round their share to 0, which would leave a
+    # split empty however many rows the file has: then the split takes one row from each
+    # class with a row to spare, in a seeded order, up to its share of all rows.
+    for counts, fraction in ((n_tests, test_fraction), (n_valids, valid_fraction)):
+        if sum(counts) == 0:
+            want = int(round(len(labels) * fraction))
+            for c in rng.permutation(len(classes)):
+                if want and len(perms[c]) - n_tests[c] - n_valids[c] > 1:
+                    counts[c] += 1
+                    want -= 1
     parts = {"train": [], "valid": [], "test": []}
-    for label in sorted(set(labels)):
-        rows = rng.permutation(np.flatnonzero(labels_arr == label))
-        # Keep at least one training row per class, so the model sees every label.
-        n_test = min(int(round(len(rows) * test_fraction)), len(rows) - 1)
-        n_valid = min(int(round(len(rows) * valid_fraction)), len(rows) - 1 - n_test)
+    for rows, n_test, n_valid in zip(perms, n_tests, n_valids):
         parts["test"].append(rows[:n_test])
         parts["valid"].append(rows[n_test:n_test + n_valid])
         parts["train"].append(rows[n_test + n_valid:])
