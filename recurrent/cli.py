@@ -32,7 +32,7 @@ Quick start (each line runs as-is on the bundled data):
   recurrent eval runs/reviews --split test
   recurrent train forecast --out runs/sunspots
   recurrent predict runs/sunspots --steps 12
-  recurrent train char-lm --resume runs/shakespeare --steps 600
+  recurrent train --resume runs/shakespeare     # after a Ctrl-C: continues bit for bit
   recurrent plugins          # cells, losses, tasks, commands and who provides them
   recurrent info             # version, OpenMP, threads, BLAS, kernel tuning
   recurrent tune             # measure the kernels' settings on this CPU (seconds)

@@ -114,6 +114,10 @@ def check_checkpoint(task, run: RunDir) -> None:
     next(iter(trainer._epoch_batches(0)), None)
 
 
+# an extension starting below this share of --lr follows a schedule that had ended
+END_OF_SCHEDULE = 0.01
+
+
 class Trainer:
     """Runs (or resumes) one training run, reading everything from its run directory
     (options, task state, model spec), so that a fresh and a resumed run see the same
@@ -428,7 +432,15 @@ class Trainer:
         except ValueError as e:
             raise UserError(str(e)) from None
         if total:
+            before = len(schedule.extensions)
             schedule = schedule.continued(p.step, total)
+            rate = schedule.extensions[-1][1] if len(schedule.extensions) > before else None
+            if rate is not None and rate <= END_OF_SCHEDULE * float(c["lr"]) \
+                    and self.world.is_root:  # a finished run extended: say what it does
+                print(f"note: the cosine schedule had come down to lr {rate:.3g} (from "
+                      f"--lr {float(c['lr']):g}) by step {p.step}; the extra steps go on "
+                      f"from there without a jump and so change little (docs/training.md); "
+                      f"to train on at a useful rate, start a new run", file=sys.stderr)
         p.lr_horizon = schedule.total_steps if schedule.kind == "cosine" else 0
         p.lr_extensions = [list(e) for e in schedule.extensions]
         return schedule

@@ -258,6 +258,7 @@ def test_resuming_with_more_steps_continues_the_cosine_without_a_jump(tmp_path):
     result = invoke("train", "toy-wave", "--resume", run, "--steps", 12, "--log-every", 1)
     assert result.exit_code == 0, result.stderr
     lrs = _train_lrs(run)
+    assert "note:" not in result.stderr  # still 7% of --lr: nothing to say
     assert lrs[:6] == first and len(lrs) == 12
     assert lrs[6] == lrs[5]  # continues from the rate reached, no restart at --lr
     assert all(b < a for a, b in zip(lrs[6:], lrs[7:]))  # then anneals to --min-lr
@@ -267,6 +268,17 @@ def test_resuming_with_more_steps_continues_the_cosine_without_a_jump(tmp_path):
     assert result.exit_code == 0, result.stderr
     lrs = _train_lrs(run)
     assert lrs[12] == lrs[11] and lrs[13] < lrs[12]
+
+
+def test_extending_a_finished_cosine_says_the_extra_steps_change_little(tmp_path):
+    run = tmp_path / "cos"
+    args = ("--threads", 1, "--schedule", "cosine", "--lr", 0.01, "--epochs", 0)
+    assert invoke("train", "toy-wave", "--out", run, "--steps", 40, *args).exit_code == 0
+    result = invoke("train", "toy-wave", "--resume", run, "--steps", 45, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.startswith("note: the cosine schedule had come down to lr 1.54e-05 "
+                                    "(from --lr 0.01) by step 40; the extra steps go on")
+    assert "start a new run" in result.stderr
 
 
 def test_bare_resume_takes_the_options_that_may_change_on_resume(tmp_path):
