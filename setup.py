@@ -74,11 +74,16 @@ extensions = [
 packages = find_packages(include=["recurrent", "recurrent.*"])
 plugin_packages = ["recurrent_plugins"] + [
     "recurrent_plugins." + p for p in find_packages(where="plugins")]
+# Each task's bundled data directory (no __init__.py) is listed as a package of data
+# files, as setuptools expects of a directory it installs.
+data_packages = [p + ".data" for p in plugin_packages
+                 if os.path.isdir(os.path.join("plugins", *p.split(".")[1:], "data"))]
 
 setup(
-    packages=packages + plugin_packages,
+    packages=packages + plugin_packages + data_packages,
     package_dir={"recurrent_plugins": "plugins"},
-    package_data={"recurrent_plugins": ["data/*", "*/data/*"], "recurrent._kernels": ["*.pxd", "*.h"]},
+    package_data={**{p: ["*"] for p in data_packages},
+                  "recurrent._kernels": ["*.pxd", "*.h"]},
     ext_modules=cythonize(
         extensions,
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False,
