@@ -463,9 +463,11 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
         result = task.backtest(state, split, config, model.runner(), backtest)
         if as_json:
             click.echo(json_text({"run": run, "task": task.name, "split": split,
-                                  "data": data, "backtest": result}, indent=2))
+                                  "data": data, "precision": precision,
+                                  "backtest": result}, indent=2))
             return
-        click.echo(f"{task.name} run {run}, split {split}{f' ({data})' if data else ''}")
+        click.echo(f"{task.name} run {run}, split {split}{f' ({data})' if data else ''}"
+                   f"{', int8 inference' if precision == 'int8' else ''}")
         if hasattr(task, "format_backtest"):
             click.echo("\n".join(task.format_backtest(state, split, result)))
         else:
@@ -480,6 +482,7 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
     chose = info.get(candidates.CHOSE)
     if as_json:
         click.echo(json_text({"run": run, "task": task.name, "split": split, "data": data,
+                              "precision": precision,
                               "metrics": metrics, "baselines": baselines,
                               **({"paired": paired} if paired else {}),
                               **({"chose": chose} if chose else {})}, indent=2))
@@ -487,6 +490,8 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
     note = f" ({data})" if data else ""
     if split == "valid" and checkpoint == "best":
         note = " (the split that chose this best checkpoint)"
+    if precision == "int8":
+        note += ", int8 inference"
     click.echo(f"{task.name} run {run}, split {split}{note}")
     # A task may lay out its own report (labelled per-class rows, matrices, ...); the JSON
     # above is the same either way.

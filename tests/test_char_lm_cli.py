@@ -203,8 +203,11 @@ def test_int8_inference_scores_and_samples_like_fp32(run, tmp_path):
     fp32 = json.loads(invoke("eval", run, "--json", "--threads", 1).stdout)["metrics"]
     result = invoke("eval", run, "--json", "--threads", 1, "--precision", "int8")
     assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["precision"] == "int8"
     int8 = json.loads(result.stdout)["metrics"]
     assert int8["loss"] != fp32["loss"]   # it did run in int8
+    text = invoke("eval", run, "--threads", 1, "--precision", "int8").stdout
+    assert text.splitlines()[0].endswith(", int8 inference")  # the report says so
     assert int8["loss"] == pytest.approx(fp32["loss"], rel=0.01)
     sample = invoke("predict", run, "--prime", "ROMEO:", "--length", 50, "--seed", 1,
                     "--precision", "int8")
