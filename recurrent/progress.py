@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from .report import format_value
+from .figures import format_value
 
 
 def warn_once(note: str) -> None:

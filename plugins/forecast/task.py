@@ -122,7 +122,7 @@ class ForecastTask:
                               "Default: detected by autocorrelation of the first column's "
                               "training rows or, when a time column of dates implies "
                               "one (12 for monthly rows, 24 for hourly...), whichever of "
-                              "the two seasonal naive forecasts the training rows better."),
+                              "the two seasonal naive forecasts the validation rows better."),
             click.Option(["--valid-fraction"], default=0.15, show_default=True,
                          type=click.FloatRange(0, 0.5, min_open=True),
                          help="Share of rows (at the end, before the test rows) for validation."),
