@@ -106,3 +106,14 @@ def test_utc_offset_after_a_blank_may_change_sign():
     times, _ = parse_times(texts, "t", "f.csv")
     assert [str(t) for t in times] == ["2021-10-31T00:00", "2021-10-31T02:00",
                                        "2021-10-31T03:00"]
+
+
+def test_a_directory_named_like_a_bundled_series_does_not_hide_it(tmp_path, monkeypatch):
+    # `recurrent train forecast --data co2 --out co2` made the directory co2, and each
+    # candidate, resolving "co2" again, failed: "data path is a directory"
+    from recurrent_plugins.forecast import series
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "co2").mkdir()
+    assert series.resolve_source("co2").bundled == "co2"
+    (tmp_path / "sunspots").write_text("t,v\n1,2\n")  # a file of that name is the user's
+    assert series.resolve_source("sunspots").bundled is None

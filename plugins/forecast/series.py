@@ -63,7 +63,9 @@ def resolve_source(data: str | None) -> Source:
     """``data`` is a CSV path or the name of a bundled series (default: sunspots)."""
     if data is None or data == "":
         data = "sunspots"
-    if os.path.exists(data):
+    # a directory of a bundled series' name (`--out co2` made one) is not data: the name
+    # then means the bundled series, as it did when the run's state was made
+    if os.path.exists(data) and not (data in BUNDLED and os.path.isdir(data)):
         return Source(path=os.path.abspath(data), label=data)
     if data in BUNDLED:
         file_name, time_column, column = BUNDLED[data]
