@@ -101,15 +101,29 @@ def launch(ranks: int, args: list[str]) -> int:
                         f"({INSTALL_HINT} installs MPICH's)")
     with tempfile.TemporaryDirectory(prefix="recurrent-ranks-") as launch_dir:
         env = {**os.environ, LAUNCH_DIR_VARIABLE: launch_dir}
-        command = [exe, "-n", str(ranks), sys.executable, "-m", "recurrent",
-                   *without_ranks(args)]
+        # The ranks import the recurrent package this process runs: `python -m` would put
+        # the working directory first on sys.path, where a source checkout (kernels not
+        # built) or a module of the same name as a dependency would be found instead.
+        home = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        command = [exe, "-n", str(ranks), sys.executable, "-c",
+                   f"import sys; sys.path[0] = {home!r}; sys.argv[0] = 'recurrent'; "
+                   f"from recurrent.cli import main; main()", *without_ranks(args)]
         # Ctrl-C reaches mpiexec from the terminal and mpiexec forwards it to the ranks;
         # this process only waits for them (a handler, unlike SIG_IGN, is not inherited).
         previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
+        previous_term = signal.getsignal(signal.SIGTERM)
+        terminated = []  # the SIGTERM passed on to mpiexec, if one came
         try:
             proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True, errors="replace",
                                     bufsize=1)
+            # A SIGTERM sent to this process alone (kill PID, a supervisor) would end it
+            # and leave mpiexec and the ranks training on: pass it on to mpiexec, which
+            # stops every rank, and wait for them as for any end of the job.
+            def terminate(signum, frame):
+                terminated.append(signum)
+                proc.send_signal(signum)
+            signal.signal(signal.SIGTERM, terminate)
             seen = _Filter()
             readers = [threading.Thread(target=seen.copy, args=(proc.stdout, sys.stdout)),
                        threading.Thread(target=seen.copy, args=(proc.stderr, sys.stderr))]
@@ -120,7 +134,12 @@ def launch(ranks: int, args: list[str]) -> int:
             code = proc.wait()
         finally:
             signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGTERM, previous_term)
         killed, exit_string, reported = seen.killed, seen.exit_string, seen.reported
+        if terminated:  # the ranks ended because this process was asked to end
+            print("Error: terminated (SIGTERM): all ranks stopped, the last checkpoint is "
+                  "intact (continue with --resume)", file=sys.stderr, flush=True)
+            return 128 + signal.SIGTERM
         if killed and not reported:
             pid, host = killed
             rank = _rank_of(pid, launch_dir)
