@@ -47,7 +47,7 @@ class RecurrentGroup(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
              **extra):
         args = list(sys.argv[1:] if args is None else args)
-        debug = "--debug" in args or bool(os.environ.get("RECURRENT_DEBUG"))
+        debug = _debug_asked(args)
         try:
             rv = super().main(args, prog_name or "recurrent", complete_var,
                               standalone_mode=False, **extra)
@@ -79,6 +79,16 @@ class RecurrentGroup(click.Group):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _debug_asked(args) -> bool:
+    """--debug given to the root command, before the subcommand (after it, it is that
+    command's unknown option, or a value such as a text to classify), or RECURRENT_DEBUG
+    set to anything but "", 0, false, no or off. The root's options take no values, so
+    the subcommand is its first argument that is not an option."""
+    root = next((args[:i] for i, a in enumerate(args) if not a.startswith("-")), args)
+    flag = os.environ.get("RECURRENT_DEBUG", "").strip().lower()
+    return "--debug" in root or flag not in ("", "0", "false", "no", "off")
 
 
 def _report(line: str, code: int, all_ranks: bool = False) -> int:
@@ -354,8 +364,6 @@ def _task_first(args):
     """`train --resume RUN [OPTIONS]` (no task name) as `train TASK --resume RUN [OPTIONS]`,
     the task read from RUN, so the options that may change on resume work in both forms."""
     args = list(args)
-    if any(a in plugins.tasks() for a in args):
-        return args  # a task is named: click parses as usual
     for i, arg in enumerate(args):
         if arg == "--resume" and i + 1 < len(args):
             run, rest = args[i + 1], args[:i] + args[i + 2:]
@@ -363,6 +371,10 @@ def _task_first(args):
             run, rest = arg[len("--resume="):], args[:i] + args[i + 1:]
         else:
             continue
+        # a task is named: click parses as usual (RUN itself may be a directory named
+        # like a task, e.g. `--out forecast`, and names none)
+        if any(a in plugins.tasks() for a in rest):
+            return args
         return [_task_of_run(run), "--resume", run, *rest]
     return args
 

@@ -302,7 +302,7 @@ def tune_command(budget, num_threads, switch):
     from . import tuning
     if switch is not None:
         if budget is not None or num_threads is not None:
-            raise UserError("--on/--off take no --budget or --threads")
+            raise click.UsageError("--on/--off take no --budget or --threads")
         try:
             marker = tuning.set_enabled(switch == "on")
         except (tuning.CacheError, OSError) as exc:
@@ -315,9 +315,11 @@ def tune_command(budget, num_threads, switch):
         return
     budget = tuning.DEFAULT_BUDGET if budget is None else budget
     if not budget > 0:
-        raise UserError(f"--budget: expected a positive number of seconds, got {budget}")
+        raise click.BadParameter(f"expected a positive number of seconds, got {budget}",
+                                 param_hint="'--budget'")
     if num_threads is not None and num_threads < 1:
-        raise UserError(f"--threads: expected a count >= 1, got {num_threads}")
+        raise click.BadParameter(f"expected a count >= 1, got {num_threads}",
+                                 param_hint="'--threads'")
     threads = tuning.default_threads() if num_threads is None else num_threads
     click.echo(f"tuning the kernels with {threads} thread(s), budget {budget:g} s", err=True)
     start = time.monotonic()

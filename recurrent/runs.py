@@ -12,7 +12,7 @@ from .config import TrainingConfig, check_model_spec
 from .errors import AllRanksError, UserError
 from .lengths import valid_mask
 from .task_params import PREFIX as TASK_PREFIX
-from .task_params import owned
+from .task_params import TaskParams, from_arrays, owned
 from .trainer import Trainer, check_checkpoint, load_params, task_state_of
 
 
@@ -171,6 +171,7 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
         raise UserError(f"{run.path} has no checkpoint yet ({LAST} is missing)")
     arrays, _ = load_arrays(run.file(name))
     load_params(model, arrays, run.file(name))
+    _check_task_params(info, config, arrays, run.file(name))
     if any(k.startswith(TASK_PREFIX) for k in arrays):  # the task's trained parameters
         from .plugins import get_task
         info = {**info, "task_state": task_state_of(get_task(info["task"]),
@@ -185,6 +186,22 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
         except ValueError as exc:
             raise UserError(one_line(exc)) from None
     return model, info
+
+
+def _check_task_params(info: dict, config, arrays: dict, path: str) -> None:
+    """UserError when the task's trained parameters in a checkpoint (its "task/<name>"
+    arrays) are not those this run trains: missing, unexpected, misshapen or not finite,
+    as a resume checks them (TaskParams.load). An imported run holds them in its task
+    state instead, folded in at export, and its checkpoint has none."""
+    from .plugins import get_task
+    values = from_arrays(arrays)
+    expected = owned(get_task(info["task"]), info["task_state"], config)
+    if not values and (not expected or info.get("imported_from")):
+        return
+    try:
+        TaskParams(expected).load(values, f"checkpoint {path}")
+    except ValueError as e:
+        raise UserError(one_line(e)) from None
 
 
 def loss_name(info: dict) -> str:
