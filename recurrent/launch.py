@@ -101,13 +101,14 @@ def launch(ranks: int, args: list[str]) -> int:
                         f"({INSTALL_HINT} installs MPICH's)")
     with tempfile.TemporaryDirectory(prefix="recurrent-ranks-") as launch_dir:
         env = {**os.environ, LAUNCH_DIR_VARIABLE: launch_dir}
-        # The ranks import the recurrent package this process runs: `python -m` would put
-        # the working directory first on sys.path, where a source checkout (kernels not
-        # built) or a module of the same name as a dependency would be found instead.
-        home = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        # The ranks search this process's sys.path, in its order, so they import the
+        # recurrent package (and every module) this process does: `python -m` would put
+        # the working directory first, where a source checkout (kernels not built) or a
+        # module named like a dependency would be found instead.
         command = [exe, "-n", str(ranks), sys.executable, "-c",
-                   f"import sys; sys.path[0] = {home!r}; sys.argv[0] = 'recurrent'; "
-                   f"from recurrent.cli import main; main()", *without_ranks(args)]
+                   f"import sys; sys.path[:] = {list(sys.path)!r}; "
+                   f"sys.argv[0] = 'recurrent'; from recurrent.cli import main; main()",
+                   *without_ranks(args)]
         # Ctrl-C reaches mpiexec from the terminal and mpiexec forwards it to the ranks;
         # this process only waits for them (a handler, unlike SIG_IGN, is not inherited).
         previous = signal.signal(signal.SIGINT, lambda signum, frame: None)

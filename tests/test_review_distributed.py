@@ -72,3 +72,31 @@ def test_ranks_import_the_package_the_launcher_runs(tmp_path):
         timeout=120)
     assert job.returncode == 0, job.stderr
     assert "done after 2 steps" in job.stdout
+
+
+def test_ranks_search_the_launchers_path_in_its_order(monkeypatch):
+    # Setting only sys.path[0] to the package's directory put site-packages before the
+    # standard library on the ranks (a PyPI backport named like a stdlib module would
+    # shadow it there alone): the ranks now get the launcher's whole sys.path.
+    from recurrent import launch
+    seen = []
+
+    class Captured(Exception):
+        pass
+
+    def capture(command, **kwargs):
+        seen.append(command)
+        raise Captured
+
+    monkeypatch.setattr(launch.subprocess, "Popen", capture)
+    with pytest.raises(Captured):
+        launch.launch(2, ["train", "char-lm", "--ranks", "2"])
+    monkeypatch.undo()  # the real Popen again (launch.subprocess is the module itself)
+    code = seen[0][seen[0].index("-c") + 1]
+    assert "from recurrent.cli import main" in code
+    probe = code.replace("from recurrent.cli import main; main()",
+                         "import json; print(json.dumps(sys.path))")
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                           timeout=60)
+    import json
+    assert json.loads(shown.stdout) == sys.path
