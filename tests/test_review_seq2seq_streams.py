@@ -167,6 +167,11 @@ def test_literal_special_tokens_in_the_data_are_unknown_symbols(tmp_path):
     assert list(vocab.encode(["a", "<pad>", "b", "<unk>"], data.SOURCE_UNK)) == [
         vocab.index["a"], data.SOURCE_UNK, vocab.index["b"], data.SOURCE_UNK]
     assert vocab.unknown(["a", "<pad>"]) == ["<pad>"]
+    # "<s>" and "</s>" are no source specials: in a source they are symbols with their ids
+    source = data.Vocabulary.build([["a", "<s>", "</s>"]], data.SOURCE_SPECIALS)
+    assert source.unknown(["<s>", "</s>"]) == [] and source.index["<s>"] > data.SOURCE_UNK
+    target = data.Vocabulary.build([["a", "<s>"]], data.TARGET_SPECIALS)
+    assert target.unknown(["<s>", "</s>", "<pad>"]) == ["</s>", "<pad>", "<s>"]
     rng = np.random.default_rng(0)
     words = "a b c d e f".split()
     lines = []

@@ -102,7 +102,9 @@ def read_pairs(path: str, label: str | None = None) -> tuple[list, str]:
 
 
 # Specials that mark positions, never a symbol of the data: a literal "<pad>" in a file
-# is an unknown symbol (read as <unk> in training, refused in predict), not padding.
+# is an unknown symbol (read as <unk> in training, refused in predict), not padding. The
+# same string among a vocabulary's symbols (a source's "<s>": the source specials are
+# <pad> and <unk> only) is a symbol like any other.
 MARKERS = ("<pad>", "<s>", "</s>")
 
 
@@ -111,7 +113,10 @@ class Vocabulary:
 
     def __init__(self, items: list[str]):
         self.items = list(items)
-        self.index = {s: i for i, s in enumerate(self.items) if s not in MARKERS}
+        specials = next((sp for sp in (TARGET_SPECIALS, SOURCE_SPECIALS)
+                         if tuple(self.items[:len(sp)]) == sp), ())
+        self.index = {s: i for i, s in enumerate(self.items)
+                      if not (s in MARKERS and i < len(specials))}
 
     @classmethod
     def build(cls, sequences, specials):
