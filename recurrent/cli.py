@@ -86,7 +86,7 @@ def _debug_asked(args) -> bool:
     command's unknown option, or a value such as a text to classify), or RECURRENT_DEBUG
     set to anything but "", 0, false, no or off. The root's options take no values, so
     the subcommand is its first argument that is not an option."""
-    root = next((args[:i] for i, a in enumerate(args) if not a.startswith("-")), args)
+    root = next((args[:i] for i, a in enumerate(args) if not str(a).startswith("-")), args)
     flag = os.environ.get("RECURRENT_DEBUG", "").strip().lower()
     return "--debug" in root or flag not in ("", "0", "false", "no", "off")
 
@@ -367,7 +367,7 @@ def _task_first(args):
     for i, arg in enumerate(args):
         if arg == "--resume" and i + 1 < len(args):
             run, rest = args[i + 1], args[:i] + args[i + 2:]
-        elif arg.startswith("--resume="):
+        elif str(arg).startswith("--resume="):
             run, rest = arg[len("--resume="):], args[:i] + args[i + 1:]
         else:
             continue
