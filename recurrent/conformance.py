@@ -59,7 +59,7 @@ LENGTHS = np.array([2, 4, 1], dtype=np.int64)  # (B,): unsorted, one full row, o
 FULL = np.full(B, T, dtype=np.int64)  # (B,): every row has all T steps
 EMPTY_ROW = 1
 WITH_EMPTY = np.array([3, 0, 4], dtype=np.int64)  # (B,): row EMPTY_ROW has length 0
-EPS = 1e-6  # finite-difference step (float64)
+EPS = 1e-7  # finite-difference step (float64): truncation ~EPS^2, rounding ~1e-16/EPS
 GRAD_TOL = 1e-6  # max |analytic - numeric| / max(1, max |numeric|)
 
 # Sizes of the threads check. A parallel region of the kernels (kernel_threads in
