@@ -2,7 +2,7 @@
 --pretrain-epochs: what it learns, which parameters it sets, reproducibility."""
 import numpy as np
 import pytest
-from helpers import bundled_reviews, invoke, ok, one_line_error, write_reviews
+from helpers import bundled_reviews, invoke, ok, write_reviews
 
 from recurrent.config import TrainingConfig
 from recurrent.errors import UserError
