@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-pytest.importorskip("mpi4py")
+pytest.importorskip("mpi4py", reason="mpi4py not installed (recurrent[mpi])")
 
 
 def _left_behind(pattern: str) -> list[int]:
