@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 
 def positive_int(value, name: str) -> int:
     """``value`` as an int >= 1, else ValueError naming ``name``."""
@@ -24,3 +26,18 @@ def one_line(text) -> str:
         text = str(text) or type(text).__name__
     lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
     return lines[0] if lines else ""
+
+
+def finite_as(a, dtype, name: str):
+    """``a`` as a C-contiguous array of ``dtype``; ValueError naming ``name`` when it holds
+    NaN or infinity, or values beyond ``dtype``'s range (checked after the conversion,
+    which makes them infinite: float64 values past float32's)."""
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(a, dtype=dtype)
+    if not np.isfinite(out).all():
+        if np.isfinite(a).all():
+            raise ValueError(f"{name}: has values too large for {np.dtype(dtype)} "
+                             f"(largest magnitude {np.abs(a).max():g})")
+        raise ValueError(f"{name}: contains NaN or infinity")
+    return out
+

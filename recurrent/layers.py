@@ -29,7 +29,7 @@ import warnings
 
 import numpy as np
 
-from .checks import positive_int, probability
+from .checks import finite_as, positive_int, probability
 from .dropout import dropout_mask
 from .layout import GATE_ORDER, param_name
 from .lengths import check_lengths, reversal_index, reverse_rows
@@ -282,15 +282,7 @@ class Recurrent(ParamModule):
                              f"(rank {len(expected_shape)}), got shape {a.shape}")
         if a.dtype.kind != "f":
             raise ValueError(f"{name}: expected a float array, got dtype {a.dtype}")
-        # Checked after the conversion: float64 values beyond float32's range become inf.
-        with np.errstate(over="ignore"):
-            out = np.ascontiguousarray(a, dtype=self.dtype)
-        if not np.isfinite(out).all():
-            if np.isfinite(a).all():
-                raise ValueError(f"{name}: has values too large for {self.dtype} "
-                                 f"(largest magnitude {np.abs(a).max():g})")
-            raise ValueError(f"{name}: contains NaN or infinity")
-        return out
+        return finite_as(a, self.dtype, name)
 
     def _check_x(self, x):
         a = np.asarray(x)

@@ -40,7 +40,7 @@ import os
 
 import numpy as np
 
-from .checks import positive_int
+from .checks import finite_as, positive_int
 from .ensemble import EnsembleModel, combine
 from .layers import Recurrent
 from .modules import softmax
@@ -307,15 +307,7 @@ class StreamPool:
                              f"{a.shape}")
         if a.dtype.kind not in "fiu":
             raise ValueError(f"step: expected float inputs, got dtype {a.dtype}")
-        if not np.isfinite(a).all():
-            raise ValueError("step: inputs contain NaN or infinity")
-        # Checked after the conversion too: float64 values beyond float32's range become inf.
-        with np.errstate(over="ignore"):
-            out = np.ascontiguousarray(a, dtype=self.dtype)
-        if not np.isfinite(out).all():
-            raise ValueError(f"step: inputs have values too large for {self.dtype} "
-                             f"(largest magnitude {np.abs(a).max():g})")
-        return out
+        return finite_as(a, self.dtype, "step: inputs")
 
     def _advance(self, rows, x):
         """One step of the streams in slab rows ``rows`` (B,), inputs checked."""
