@@ -28,8 +28,9 @@ Cells, all in float64 unless stated (tiny sizes: every parameter is checked elem
                 states, dx, d states and every parameter gradient
   threads       num_threads 1 and 2 agree on outputs, final states, dx, d states and every
                 parameter gradient, float64 and float32, with lengths (and masks), at 15
-                and 16 batch rows (odd: a split between threads has a remainder) with the kernels' parallel-work threshold off, so that every
-                parallel region of the built-in kernels (with OpenMP) runs on 2 threads
+                and 16 batch rows (odd: a split between threads has a remainder) with the
+                kernels' parallel-work threshold off, so that every parallel region of
+                the built-in kernels (with OpenMP) runs on 2 threads
   masks         (cells with mask_kinds, recurrent/masks.py) finite differences with fixed
                 masks of each declared kind, with lengths; a mask of ones and zoneout of
                 zeros equal no masks; infer (if any) equals forward with masks
