@@ -3,6 +3,7 @@
 trainer."""
 import numpy as np
 import pytest
+import scipy.optimize
 import scipy.sparse
 from helpers import bundled_reviews, write_reviews
 
@@ -50,6 +51,29 @@ def test_nb_logistic_regression_one_vs_rest_for_three_classes(rt):
     model = bl.fit_nb_logistic_regression(x, y3, xv, yv3, 3, grid=(1e-3,))
     assert model.weight.shape == (x.shape[1], 3) and model.weight.any(axis=0).all()
     assert np.mean(model.predict_proba(xv).argmax(axis=1) == yv3) > 0.6
+
+
+def test_logistic_regression_fits_only_used_columns_to_the_full_optimum(rt):
+    """Columns no training row uses keep zero weights, and the used ones take the values
+    L-BFGS reaches over every parameter with the same settings: an empty column's gradient
+    is l2 * w, zero from a zero start, so the iterates are the same (the objective is
+    minimised directly here)."""
+    x, y = rt["train"]
+    x = x[:, :2000]  # the words and a few bigram buckets; some columns are empty
+    empty = np.asarray(x.sum(axis=0)).ravel() == 0
+    assert empty.any() and not empty.all()
+    model = bl.LogisticRegression(1e-3).fit(x, y, 2)
+    assert not model.weight[empty].any()
+    onehot = np.eye(2)[y]
+    full = scipy.optimize.minimize(model.objective, np.zeros(x.shape[1] * 2 + 2),
+                                   args=(x, onehot), jac=True, method="L-BFGS-B",
+                                   options={"maxiter": model.max_iter})
+    np.testing.assert_allclose(model.weight.ravel(), full.x[:-2], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(model.bias, full.x[-2:], rtol=0, atol=1e-9)
+    # a warm start is taken for the used columns only
+    warm = bl.LogisticRegression(1e-3).fit(x, y, 2, np.ones(x.shape[1] * 2 + 2))
+    assert not warm.weight[empty].any()
+    np.testing.assert_allclose(warm.weight, model.weight, atol=1e-3)
 
 
 class _BadStart(SentimentTask):

@@ -67,14 +67,29 @@ class LogisticRegression:
         return loss, np.concatenate([np.ravel(d_weight), d_bias])
 
     def fit(self, x, y: np.ndarray, num_classes: int, theta0=None) -> "LogisticRegression":
-        """Fit from ``theta0`` ([W.ravel(), b]; default zeros)."""
+        """Fit from ``theta0`` ([W.ravel(), b]; default zeros).
+
+        Only the columns of x that hold an entry are optimised: an empty column's weights
+        have the gradient l2 * w, so from zero they stay zero and the optimum is the same,
+        while hashed-bigram matrices are mostly empty columns and L-BFGS's cost grows with
+        the number of parameters. Empty columns start from zero whatever ``theta0`` says.
+        """
+        x = scipy.sparse.csr_matrix(x)
         n, f = x.shape
+        used = np.flatnonzero(np.bincount(x.indices, minlength=f))  # (U,) used columns
         onehot = np.zeros((n, num_classes))  # (N, K)
         onehot[np.arange(n), y] = 1.0
-        theta0 = np.zeros(f * num_classes + num_classes) if theta0 is None else theta0
-        result = scipy.optimize.minimize(self.objective, theta0, args=(x, onehot), jac=True,
-                                         method="L-BFGS-B", options={"maxiter": self.max_iter})
-        self.weight, self.bias = self._unpack(result.x, f, num_classes)
+        if theta0 is None:
+            start = np.zeros(len(used) * num_classes + num_classes)
+        else:
+            weight0, bias0 = self._unpack(theta0, f, num_classes)
+            start = np.concatenate([np.ravel(weight0[used]), bias0])
+        result = scipy.optimize.minimize(self.objective, start, args=(x[:, used], onehot),
+                                         jac=True, method="L-BFGS-B",
+                                         options={"maxiter": self.max_iter})
+        weight, self.bias = self._unpack(result.x, len(used), num_classes)
+        self.weight = np.zeros((f, num_classes))
+        self.weight[used] = weight
         return self
 
     def predict_proba(self, x) -> np.ndarray:
