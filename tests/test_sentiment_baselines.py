@@ -23,9 +23,10 @@ def test_nb_ratios_are_log_count_ratios():
 
 @pytest.fixture(scope="module")
 def rt(tmp_path_factory):
-    """600 fresh and 600 rotten bundled snippets: their features at 4096 bigram buckets,
-    per split."""
-    data = write_reviews(tmp_path_factory.mktemp("rt") / "slice.csv", bundled_reviews(600))
+    """2500 fresh and 2500 rotten bundled snippets (a validation split of 500: with fewer
+    the comparison of two good classifiers is a coin toss): their features at 4096 bigram
+    buckets, per split."""
+    data = write_reviews(tmp_path_factory.mktemp("rt") / "slice.csv", bundled_reviews(2500))
     state = TASK.prepare({"data": data, "min_freq": 1})
     v = len(state["vocab"])
     return {split: (bl.ngram_matrix(seqs, v, 4096), y) for split, (seqs, y) in
@@ -55,9 +56,9 @@ def test_nb_logistic_regression_one_vs_rest_for_three_classes(rt):
 
 def test_logistic_regression_fits_only_used_columns_to_the_full_optimum(rt):
     """Columns no training row uses keep zero weights, and the used ones take the values
-    L-BFGS reaches over every parameter with the same settings: an empty column's gradient
-    is l2 * w, zero from a zero start, so the iterates are the same (the objective is
-    minimised directly here)."""
+    L-BFGS reaches over every parameter with the same settings (to rounding): an empty
+    column's gradient is l2 * w, zero from a zero start, so the iterates are the same (the
+    objective is minimised directly here)."""
     x, y = rt["train"]
     x = x[:, :2000]  # the words and a few bigram buckets; some columns are empty
     empty = np.asarray(x.sum(axis=0)).ravel() == 0
@@ -68,12 +69,13 @@ def test_logistic_regression_fits_only_used_columns_to_the_full_optimum(rt):
     full = scipy.optimize.minimize(model.objective, np.zeros(x.shape[1] * 2 + 2),
                                    args=(x, onehot), jac=True, method="L-BFGS-B",
                                    options={"maxiter": model.max_iter})
-    np.testing.assert_allclose(model.weight.ravel(), full.x[:-2], rtol=0, atol=1e-9)
-    np.testing.assert_allclose(model.bias, full.x[-2:], rtol=0, atol=1e-9)
-    # a warm start is taken for the used columns only
+    np.testing.assert_allclose(model.weight.ravel(), full.x[:-2], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(model.bias, full.x[-2:], rtol=0, atol=1e-6)
+    # a warm start is taken for the used columns only, and ends near the same optimum
+    # (within L-BFGS's stopping tolerance)
     warm = bl.LogisticRegression(1e-3).fit(x, y, 2, np.ones(x.shape[1] * 2 + 2))
     assert not warm.weight[empty].any()
-    np.testing.assert_allclose(warm.weight, model.weight, atol=1e-3)
+    np.testing.assert_allclose(warm.weight, model.weight, rtol=0, atol=1e-2)
 
 
 class _BadStart(SentimentTask):

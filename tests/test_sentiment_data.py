@@ -10,7 +10,7 @@ import pytest
 from recurrent.errors import UserError
 from recurrent_plugins.sentiment.dataset import (bundled_path, class_list, read_csv,
                                                  stratified_split)
-from recurrent_plugins.sentiment.text import (PAD_ID, UNK_ID, build_vocab, encode,
+from recurrent_plugins.sentiment.text import (PAD_ID, UNK_ID, build_vocab, encode, is_blank,
                                               length_buckets, pad_batch, tokenize)
 
 
@@ -198,9 +198,43 @@ def test_split_keeps_a_training_row_per_class_and_rejects_tiny_data():
 def test_tokenize_words_and_punctuation():
     assert tokenize("It's NOT bad... really!") == ["it's", "not", "bad", ".", ".", ".",
                                                    "really", "!"]
-    assert tokenize("Don\u2019t -- 10/10 :)") == ["don\u2019t", "-", "-", "10", "/", "10",
+    assert tokenize("Don\u2019t -- 10/10 :)") == ["don't", "-", "-", "10", "/", "10",
                                                   ":", ")"]
+    assert tokenize("Don\u2019t", 1) == ["don\u2019t"]  # version 1 kept the apostrophe
     assert tokenize("Café  crème") == ["café", "crème"]
+
+
+@pytest.mark.parametrize("text, same_as, v1", [
+    ("cafe\u0301 bien", "café bien", ["cafe", "\u0301", "bien"]),  # decomposed accent (NFD)
+    ("hi\u00adgh \u200bvalue", "high value", ["hi", "\u00ad", "gh", "\u200b", "value"]),
+    ("I \u2764\ufe0f it", "I \u2764 it", ["i", "\u2764", "\ufe0f", "it"]),  # emoji style
+    ("\uff27\uff4f\uff4f\uff44 \ufb01lm", "Good film", ["\uff47\uff4f\uff4f\uff44", "\ufb01lm"]),
+    ("so good\u2026", "so good...", ["so", "good", "\u2026"]),
+    ("\ufeffgreat", "great", ["\ufeff", "great"]),  # a byte-order mark left in a field
+])
+def test_tokenize_version_2_reads_lookalike_text_alike(text, same_as, v1):
+    """Text that looks the same tokenizes the same (NFKC, invisible characters and
+    variation selectors deleted); version 1, kept for the runs it made, did not."""
+    assert tokenize(text) == tokenize(same_as) != tokenize(text, 1) == v1
+
+
+def test_tokenize_version_2_keeps_combining_marks_in_their_words():
+    """Vowel signs and viramas are combining marks, not word characters for re's \\w:
+    version 1 cut Hindi words into letters and signs; Persian's zero-width non-joiner
+    split one word in two."""
+    hindi = "\u092b\u093f\u0932\u094d\u092e \u0905\u091a\u094d\u091b\u0940 \u0939\u0948"
+    assert tokenize(hindi) == hindi.split()
+    assert len(tokenize(hindi, 1)) == 11
+    assert tokenize("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645") == [
+        "\u0645\u06cc\u062e\u0648\u0627\u0647\u0645"]
+    assert tokenize("a \u0301 b") == ["a", "\u0301", "b"]  # a lone mark is still a token
+
+
+def test_tokenize_unknown_version_and_blank_text():
+    with pytest.raises(ValueError, match="unknown tokenizer version 3"):
+        tokenize("good", 3)
+    assert is_blank(" \u200b\u200d\ufeff\t") and not is_blank("\u200bx")
+    assert not is_blank("\u0301")
 
 
 def test_build_vocab_frequency_order_min_freq_and_cap():

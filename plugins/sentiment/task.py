@@ -27,7 +27,8 @@ from . import report
 from .dataset import (BUNDLED_NAME, TRAIN_COLUMN_HINT, bundled_path, class_list, read_csv,
                       stratified_split)
 from .metrics import classification_metrics, cross_entropy, softmax
-from .text import PAD_ID, UNK_ID, build_vocab, encode, length_buckets, pad_batch, tokenize
+from .text import (PAD_ID, TOKENIZER, TOKENIZERS, UNK_ID, build_vocab, encode, is_blank,
+                   length_buckets, pad_batch, tokenize)
 
 STATE_VERSION = 1
 BASELINE_FORMAT = 1  # of the cached baseline models (recurrent.cache)
@@ -56,16 +57,29 @@ _nb_models: dict = {}
 _fold_models: dict = {}
 
 
-def _cached_read(path: str, text_column: str, label_column: str | None,
+def _cached_read(path: str, text_column: str, label_column: str | None, tokenizer: int,
                  column_hint: str = TRAIN_COLUMN_HINT):
+    """(the file's texts and labels, each text's tokens under tokenizer version
+    ``tokenizer``), read once per file version, columns and tokenizer."""
     st = _stat(path)
-    key = (os.path.abspath(path), st, text_column, label_column)
+    key = (os.path.abspath(path), st, text_column, label_column, tokenizer)
     if key not in _files:
         if len(_files) >= 2:  # the training file and one evaluation file at most
             del _files[next(iter(_files))]
         data = read_csv(path, text_column, label_column, column_hint)
-        _files[key] = (data, [tokenize(t) for t in data.texts])
+        _files[key] = (data, [tokenize(t, tokenizer) for t in data.texts])
     return _files[key]
+
+
+def _tokenizer(state: dict) -> int:
+    """The tokenizer version a run's texts are read with (1: a run made before versions
+    were recorded); UserError for a version this code does not know."""
+    version = state.get("tokenizer", 1)
+    if version not in TOKENIZERS:
+        raise UserError(f"this run tokenizes texts with tokenizer version {version!r}, which "
+                        f"this recurrent does not know (it knows "
+                        f"{', '.join(map(str, TOKENIZERS))}): upgrade recurrent")
+    return version
 
 
 def _stat(path):
@@ -82,9 +96,10 @@ def _vocab_key(vocab: list[str]) -> str:
 
 def _split_key(state: dict) -> dict:
     """What a baseline fitted on a run's training split depends on: the data and which of
-    its columns are the texts and the labels, the vocabulary, the classes, the text cut
-    and the split."""
-    return {"sha256": state["sha256"], "text_column": state["text_column"],
+    its columns are the texts and the labels, the tokenizer, the vocabulary, the classes,
+    the text cut and the split."""
+    return {"sha256": state["sha256"], "tokenizer": _tokenizer(state),
+            "text_column": state["text_column"],
             "label_column": state["label_column"], "vocab": _vocab_key(state["vocab"]),
             "classes": list(state["classes"]), "max_tokens": state["max_tokens"],
             "split_seed": state["split_seed"], "valid_fraction": state["valid_fraction"],
@@ -208,7 +223,7 @@ class SentimentTask:
         path = config.get("data") or bundled_path()
         text_column = config.get("text_column") or "text"
         label_column = config.get("label_column") or "label"
-        data, tokens = _cached_read(path, text_column, label_column)
+        data, tokens = _cached_read(path, text_column, label_column, TOKENIZER)
         classes = class_list(data.labels, path)
         valid_fraction = float(config.get("valid_fraction", HELD_OUT))
         test_fraction = float(config.get("test_fraction", HELD_OUT))
@@ -223,6 +238,7 @@ class SentimentTask:
             "sha256": data.sha256,
             "text_column": text_column,
             "label_column": label_column,
+            "tokenizer": TOKENIZER,
             "classes": classes,
             "vocab": vocab,
             "max_tokens": int(config.get("max_tokens", MAX_TOKENS)),
@@ -255,11 +271,13 @@ class SentimentTask:
         eval_data = config.get("eval_data")
         if split == "test" and eval_data:
             data, tokens = _cached_read(eval_data, state["text_column"], state["label_column"],
+                                        _tokenizer(state),
                                         "eval --data needs the run's training column names")
             return (self._encode_all(state, tokens),
                     self._label_ids(state, data.labels, eval_data))
         path = state["data"] or bundled_path()
-        data, tokens = _cached_read(path, state["text_column"], state["label_column"])
+        data, tokens = _cached_read(path, state["text_column"], state["label_column"],
+                                    _tokenizer(state))
         if data.sha256 != state["sha256"]:
             raise UserError(f"{path} has changed since this run was trained (its split and "
                             f"vocabulary no longer match); evaluate on a file with --data")
@@ -554,12 +572,12 @@ class SentimentTask:
         if options.get("texts") or options.get("data"):
             raise UserError("--stream reads one text per line from stdin: drop the text "
                             "arguments and --data")
-        classes = state["classes"]
+        classes, tokenizer = state["classes"], _tokenizer(state)
 
         def answer(line):
-            if not line.strip():
+            if is_blank(line):
                 raise UserError("the line is empty: one text per line")
-            p = self.probabilities(model, self._encode_all(state, [tokenize(line)]))[0]
+            p = self.probabilities(model, self._encode_all(state, [tokenize(line, tokenizer)]))[0]
             return _answer(classes, p, line)
 
         return answer
@@ -567,8 +585,9 @@ class SentimentTask:
     def predict(self, state: dict, config: dict, model, options: dict):
         """One line per text: label, then each class's probability, then the text."""
         texts = list(options.get("texts") or ())
+        tokenizer = _tokenizer(state)
         for i, text in enumerate(texts, 1):
-            if not text.strip():
+            if is_blank(text):
                 raise UserError(f"text argument {i} is empty")
         if options.get("data"):
             column = options.get("text_column") or state["text_column"]
@@ -576,7 +595,8 @@ class SentimentTask:
         if not texts:
             raise UserError("nothing to classify: give texts as arguments or --data FILE")
         classes = state["classes"]
-        probs = self.probabilities(model, self._encode_all(state, [tokenize(t) for t in texts]))
+        probs = self.probabilities(model, self._encode_all(
+            state, [tokenize(t, tokenizer) for t in texts]))
         for text, p in zip(texts, probs):
             label = classes[int(p.argmax())]
             if options.get("as_json"):

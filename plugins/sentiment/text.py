@@ -5,7 +5,10 @@ V vocabulary size.
 """
 from __future__ import annotations
 
+import functools
 import re
+import sys
+import unicodedata
 from collections import Counter
 
 import numpy as np
@@ -13,15 +16,67 @@ import numpy as np
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
 
-# A word (letters/digits/underscore, with inner apostrophes: "it's", "don't") or any single
-# other non-space character (punctuation, symbols). Every non-space character lands in some
-# token, so a non-blank text never tokenizes to nothing.
-_TOKEN = re.compile(r"\w+(?:['\u2019]\w+)*|[^\w\s]")
+# Version 1 (runs made before tokenizer versions existed): a word (letters/digits/
+# underscore, with inner apostrophes: "it's", "don't") or any single other non-space
+# character (punctuation, symbols). Every non-space character lands in some token, so a
+# non-blank text never tokenizes to nothing.
+_TOKEN_V1 = re.compile(r"\w+(?:['\u2019]\w+)*|[^\w\s]")
+
+TOKENIZER = 2  # the version new runs use (their task state's "tokenizer")
+TOKENIZERS = (1, 2)  # the versions this code can apply
 
 
-def tokenize(text: str) -> list[str]:
-    """Lower-cased words and punctuation: "Not bad, really!" -> [not, bad, ",", really, "!"]."""
-    return _TOKEN.findall(text.lower())
+@functools.lru_cache(maxsize=1)
+def _v2():
+    """(translation table deleting invisible characters and writing the typographic
+    apostrophe as ', compiled token pattern) of version 2, built on first use from the
+    Unicode database (a scan of every code point)."""
+    marks, invisible = [], {}
+    for code in range(sys.maxunicode + 1):
+        category = unicodedata.category(chr(code))
+        if category[0] == "M":
+            marks.append(code)
+        elif category == "Cf":
+            invisible[code] = None
+    # variation selectors choose a glyph's presentation (emoji or text), not a character
+    for first, last in ((0xFE00, 0xFE0F), (0xE0100, 0xE01EF)):
+        invisible.update(dict.fromkeys(range(first, last + 1)))
+    invisible[0x2019] = "'"  # the typographic apostrophe: "don’t" is "don't"
+    ranges, start = [], None
+    for i, code in enumerate(marks):
+        if start is None:
+            start = code
+        if i + 1 == len(marks) or marks[i + 1] != code + 1:
+            ranges.append(f"\\U{start:08x}-\\U{code:08x}")
+            start = None
+    m = "[" + "".join(ranges) + "]"
+    word = rf"(?:\w|{m})+"
+    return invisible, re.compile(rf"{word}(?:['\u2019]{word})*|[^\w\s]{m}*")
+
+
+def tokenize(text: str, version: int = TOKENIZER) -> list[str]:
+    """Lower-cased words and punctuation: "Not bad, really!" -> [not, bad, ",", really, "!"].
+
+    Version 2 first applies Unicode NFKC normalisation (composed and decomposed accents,
+    full-width letters, ligatures become one form) and deletes invisible format characters
+    (soft hyphens, zero-width joiners and spaces, direction marks, a byte-order mark) and
+    variation selectors, writes the typographic apostrophe U+2019 as ', and keeps
+    combining marks inside their word (Devanagari or Arabic
+    vowel signs, a decomposed accent), so text that looks the same tokenizes the same.
+    Version 1 does none of this (runs that recorded no version)."""
+    if version == 1:
+        return _TOKEN_V1.findall(text.lower())
+    if version != 2:
+        raise ValueError(f"unknown tokenizer version {version!r}; this code knows "
+                         f"{', '.join(map(str, TOKENIZERS))}")
+    invisible, pattern = _v2()
+    return pattern.findall(unicodedata.normalize("NFKC", text).translate(invisible).lower())
+
+
+def is_blank(text: str) -> bool:
+    """Nothing but whitespace and invisible format characters: no token under any version
+    (version 1 would make tokens of the invisible characters themselves)."""
+    return not text.translate(_v2()[0]).strip()
 
 
 def build_vocab(token_lists, max_vocab: int, min_freq: int) -> list[str]:
