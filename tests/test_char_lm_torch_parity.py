@@ -4,7 +4,7 @@ in benchmarks/charlm_quality.py and benchmarks/charlm_torch.py."""
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch", reason="torch not installed (the test extra)")
 pytest.importorskip("recurrent_plugins.cells",
                     reason="the fast built-in cells (recurrent_plugins.cells) are not built")
 

@@ -15,7 +15,7 @@ from helpers import bundled_reviews, write_reviews
 from recurrent.checkpoint import load_arrays
 from recurrent.distributed import row_share
 
-pytest.importorskip("mpi4py")
+pytest.importorskip("mpi4py", reason="mpi4py not installed (recurrent[mpi])")
 from recurrent.launch import mpiexec, without_ranks  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -197,13 +197,13 @@ def test_candidates_that_all_diverge_end_every_rank_alike(tmp_path):
     ("raise", "Error: rank 1: internal error (RuntimeError: evaluation 3 is broken)"),
 ])
 def test_a_failing_rank_stops_the_job_with_one_line(tmp_path, faulty_plugin, mode, expected):
+    """A rank that dies or raises ends the job at once: waiting for the other ranks' 600 s
+    timeout would exceed recurrent_cmd's 120 s and fail the test."""
     args = ["train", "faulty-lm", *TINY, "--steps", "40", "--eval-every", "2",
             "--out", "run", "--ranks", "2"]
-    start = time.monotonic()
     job = recurrent_cmd(args, tmp_path, FAULTY_RANK=1, FAULTY_EVALUATION=3, FAULTY_MODE=mode,
                         **faulty_plugin)
     assert job.returncode != 0
-    assert time.monotonic() - start < 60
     line = _one_line(job.stderr)
     assert line.startswith(expected), line
     # the checkpoint of the last evaluation before (step 4) is intact and resumes
@@ -216,11 +216,9 @@ def test_a_failing_rank_stops_the_job_with_one_line(tmp_path, faulty_plugin, mod
 
 def test_a_hanging_rank_ends_the_job_after_the_timeout(tmp_path, faulty_plugin):
     args = ["train", "faulty-lm", *TINY, "--steps", "40", "--out", "run", "--ranks", "2"]
-    start = time.monotonic()
     job = recurrent_cmd(args, tmp_path, FAULTY_RANK=1, FAULTY_EVALUATION=1, FAULTY_MODE="hang",
                         RECURRENT_MPI_TIMEOUT=3, **faulty_plugin)
     assert job.returncode != 0
-    assert time.monotonic() - start < 60
     line = _one_line(job.stderr)
     assert line.startswith("Error: rank 0: no answer from the other ranks for 3 s"), line
 

@@ -83,13 +83,12 @@ def test_resume_without_a_task_needs_the_run_on_rank_0_only(tmp_path):
     _, meta = load_arrays(str(tmp_path / "host-a" / "run" / "last.npz"))
     assert meta["step"] == 6
     assert os.listdir(tmp_path / "host-b") == []
-    # the run on rank 1's machine alone: rank 0 says so, once, and no rank waits
-    start = time.monotonic()
+    # the run on rank 1's machine alone: rank 0 says so, once, and no rank waits (for the
+    # 600 s default timeout: _run_job's 60 s would end the test first)
     job = _two_machines(tmp_path, "host-b", "host-a", ["train", "--resume", "run",
                                                         "--steps", "8", "--quiet"])
     assert job.returncode == 1
     assert _one_line(job.stderr) == "Error: run directory run does not exist"
-    assert time.monotonic() - start < 30
 
 
 # ---- Ctrl-C while a data-parallel run is set up ----------------------------------------

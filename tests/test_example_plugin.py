@@ -1,5 +1,7 @@
 """The example third-party package (examples/recurrent-peephole) end to end: its cell, loss
 and command load through the "recurrent" entry point, and its cell works in layers."""
+import pathlib
+
 import click
 import numpy as np
 import pytest
@@ -10,6 +12,20 @@ from recurrent import plugins
 peephole = pytest.importorskip(
     "recurrent_peephole",
     reason="examples/recurrent-peephole is not installed (pip install -e examples/recurrent-peephole)")
+
+
+def test_the_installed_example_is_this_checkouts():
+    """The example is installed as a copy (its kernel is compiled at install), so the suite
+    tests that copy: it must hold this checkout's sources (reinstall after editing them)."""
+    installed = pathlib.Path(peephole.__file__).parent
+    source = pathlib.Path(__file__).parents[1] / "examples" / "recurrent-peephole" / "src" / \
+        "recurrent_peephole"
+    names = sorted(p.name for p in source.iterdir() if p.suffix in (".py", ".h"))
+    assert "cell.py" in names and "peephole_gates.h" in names
+    if installed == source:
+        return  # an editable install runs the sources themselves
+    stale = [n for n in names if (installed / n).read_bytes() != (source / n).read_bytes()]
+    assert not stale, f"reinstall examples/recurrent-peephole: {stale} differ"
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from recurrent.runs import load_model
 from recurrent.wide import ngram_features
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (recurrent[onnx])")
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch", reason="torch not installed (the test extra)")
 from recurrent.export.onnx import onnx_model  # noqa: E402  (needs the onnx package)
 
 TOL = 1e-5
@@ -416,7 +416,8 @@ def test_default_out_is_beside_the_run(task_runs):
 # ---- refusal and bad input ---------------------------------------------------------------
 
 def test_a_cell_without_onnx_operator_is_refused_but_safetensors_works(tmp_path):
-    peephole = pytest.importorskip("recurrent_peephole")
+    peephole = pytest.importorskip("recurrent_peephole",
+                                   reason="examples/recurrent-peephole is not installed")
     spec = {"input": "tokens", "vocab_size": 9, "embed_dim": 3, "output": "sequence",
             "output_size": 9}
     model = SequenceModel(spec, cell=peephole.PeepholeLSTMCell(), hidden_size=4)
@@ -427,7 +428,8 @@ def test_a_cell_without_onnx_operator_is_refused_but_safetensors_works(tmp_path)
 
 
 def test_cli_refuses_a_plugin_cell_in_one_line(tmp_path):
-    pytest.importorskip("recurrent_peephole")
+    pytest.importorskip("recurrent_peephole",
+                        reason="examples/recurrent-peephole is not installed")
     from test_example_plugin import _recurrent
     run = tmp_path / "pp"
     trained = _recurrent("train", "char-lm", "--cell", "peephole_lstm", "--hidden", "4",

@@ -121,7 +121,7 @@ def test_bad_outputs_and_mask_raise(rng):
 
 @pytest.mark.parametrize("name", LOSS_NAMES)
 def test_matches_torch(name, rng):
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="torch not installed (the test extra)")
     F = torch.nn.functional
     outputs, targets, mask = make_case(name, rng, np.float32)
     keep = torch.from_numpy(mask)

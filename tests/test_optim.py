@@ -35,7 +35,7 @@ def gradient_sequence(seed=0):
 @pytest.mark.parametrize("label, ours, kwargs, theirs, torch_kwargs", CASES,
                          ids=[c[0] for c in CASES])
 def test_matches_torch_optim(label, ours, kwargs, theirs, torch_kwargs):
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="torch not installed (the test extra)")
     start = np.random.default_rng(1).standard_normal(N).astype(np.float32)
     params, grads = start.copy(), np.zeros(N, np.float32)
     opt = ours(params, grads, **kwargs)
@@ -108,7 +108,7 @@ def test_constant_and_warmup():
 
 
 def test_step_decay_matches_torch_steplr():
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="torch not installed (the test extra)")
     s = Schedule("step", 0.1, step_size=3, gamma=0.5)
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=0.1)
@@ -120,7 +120,7 @@ def test_step_decay_matches_torch_steplr():
 
 
 def test_cosine_matches_closed_form_and_torch():
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="torch not installed (the test extra)")
     total = 20
     s = Schedule("cosine", 0.1, total_steps=total, min_lr=0.001)
     p = torch.nn.Parameter(torch.zeros(1))

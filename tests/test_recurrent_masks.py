@@ -174,7 +174,7 @@ def _torch_step(torch, name, x_t, h, c, m, p):
 
 @pytest.mark.parametrize("name", CELL_NAMES)
 def test_against_torch_cells_with_the_same_masks(name):
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="torch not installed (the test extra)")
     cell = get_cell(name)
     T, B, I, H = 6, 4, 3, 5
     params, x, states, _, d_out, d_finals, masks = _problem(cell, T, B, I, H, np.float64,

@@ -175,7 +175,7 @@ def test_the_stream_benchmark_checks_its_sides_and_prints_the_table(tmp_path):
     import os
     import subprocess
     import sys
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason="torch not installed (the test extra)")
     script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_streams.py")
     out = tmp_path / "rows.json"
     result = subprocess.run([sys.executable, script, "--cases", "30/7,9/9", "--input", "3",
@@ -196,7 +196,7 @@ def test_the_stream_benchmark_in_int8_adds_our_fp32_and_torch_int8(tmp_path):
     import os
     import subprocess
     import sys
-    pytest.importorskip("torch")
+    pytest.importorskip("torch", reason="torch not installed (the test extra)")
     script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_streams.py")
     out = tmp_path / "rows.json"
     result = subprocess.run([sys.executable, script, "--cases", "30/7", "--input", "3",
