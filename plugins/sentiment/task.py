@@ -60,15 +60,23 @@ _fold_models: dict = {}
 def _cached_read(path: str, text_column: str, label_column: str | None, tokenizer: int,
                  column_hint: str = TRAIN_COLUMN_HINT):
     """(the file's texts and labels, each text's tokens under tokenizer version
-    ``tokenizer``), read once per file version, columns and tokenizer."""
+    ``tokenizer``, a dict for what is computed from them: split_rows' encodings), read once
+    per file version, columns and tokenizer."""
     st = _stat(path)
     key = (os.path.abspath(path), st, text_column, label_column, tokenizer)
     if key not in _files:
         if len(_files) >= 2:  # the training file and one evaluation file at most
             del _files[next(iter(_files))]
         data = read_csv(path, text_column, label_column, column_hint)
-        _files[key] = (data, [tokenize(t, tokenizer) for t in data.texts])
+        _files[key] = (data, [tokenize(t, tokenizer) for t in data.texts], {})
     return _files[key]
+
+
+def _remember(memo: dict, key, value, size: int = 8) -> None:
+    """memo[key] = value, forgetting the oldest entry beyond ``size``."""
+    if len(memo) >= size:
+        del memo[next(iter(memo))]
+    memo[key] = value
 
 
 def _tokenizer(state: dict) -> int:
@@ -223,7 +231,7 @@ class SentimentTask:
         path = config.get("data") or bundled_path()
         text_column = config.get("text_column") or "text"
         label_column = config.get("label_column") or "label"
-        data, tokens = _cached_read(path, text_column, label_column, TOKENIZER)
+        data, tokens, _ = _cached_read(path, text_column, label_column, TOKENIZER)
         classes = class_list(data.labels, path)
         valid_fraction = float(config.get("valid_fraction", HELD_OUT))
         test_fraction = float(config.get("test_fraction", HELD_OUT))
@@ -270,21 +278,28 @@ class SentimentTask:
             raise ValueError(f"split must be train, valid or test, got {split!r}")
         eval_data = config.get("eval_data")
         if split == "test" and eval_data:
-            data, tokens = _cached_read(eval_data, state["text_column"], state["label_column"],
-                                        _tokenizer(state),
-                                        "eval --data needs the run's training column names")
-            return (self._encode_all(state, tokens),
-                    self._label_ids(state, data.labels, eval_data))
+            data, tokens, encoded = _cached_read(
+                eval_data, state["text_column"], state["label_column"], _tokenizer(state),
+                "eval --data needs the run's training column names")
+            key = (_vocab_key(state["vocab"]), state["max_tokens"], tuple(state["classes"]))
+            if key not in encoded:
+                _remember(encoded, key, (self._encode_all(state, tokens),
+                                         self._label_ids(state, data.labels, eval_data)))
+            return encoded[key]
         path = state["data"] or bundled_path()
-        data, tokens = _cached_read(path, state["text_column"], state["label_column"],
-                                    _tokenizer(state))
+        data, tokens, encoded = _cached_read(path, state["text_column"],
+                                             state["label_column"], _tokenizer(state))
         if data.sha256 != state["sha256"]:
             raise UserError(f"{path} has changed since this run was trained (its split and "
                             f"vocabulary no longer match); evaluate on a file with --data")
-        idx = stratified_split(data.labels, state["valid_fraction"], state["test_fraction"],
-                               state["split_seed"])[split]
-        y = self._label_ids(state, [data.labels[i] for i in idx], path)
-        return self._encode_all(state, [tokens[i] for i in idx]), y
+        # once per split and state: split_rows is called per member, evaluation, baseline
+        key = (json.dumps(_split_key(state), sort_keys=True), split)
+        if key not in encoded:
+            idx = stratified_split(data.labels, state["valid_fraction"],
+                                   state["test_fraction"], state["split_seed"])[split]
+            y = self._label_ids(state, [data.labels[i] for i in idx], path)
+            _remember(encoded, key, (self._encode_all(state, [tokens[i] for i in idx]), y))
+        return encoded[key]
 
     def model_spec(self, state: dict, config: dict) -> dict:
         spec = {"input": "tokens", "vocab_size": len(state["vocab"]),
