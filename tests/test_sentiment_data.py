@@ -271,3 +271,18 @@ def test_length_buckets_cover_every_row_once():
     assert sorted(np.concatenate(shuffled).tolist()) == list(range(10))
     for batch in shuffled:  # each pool is sorted, so each batch is non-decreasing in length
         assert np.all(np.diff(lengths[batch]) >= 0)
+
+
+def test_the_vocabulary_counts_only_what_the_model_reads(tmp_path):
+    """Words met only beyond --max-tokens never reach the model: they stay out of the
+    vocabulary (an embedding no step trains), the words before the cut are in it."""
+    from helpers import bundled_reviews, write_reviews
+
+    from recurrent_plugins.sentiment import TASK
+    rows = [(text + " zzzbeyond zzzbeyond", label) for text, label in bundled_reviews(50)]
+    data = write_reviews(tmp_path / "cut.csv", rows)
+    cut = TASK.prepare({"data": data, "min_freq": 1, "max_tokens": 3})
+    whole = TASK.prepare({"data": data, "min_freq": 1, "max_tokens": 0})
+    assert "zzzbeyond" in whole["vocab"] and "zzzbeyond" not in cut["vocab"]
+    firsts = {t for text, _ in rows for t in tokenize(text)[:3]}
+    assert set(cut["vocab"][2:]) <= firsts

@@ -237,7 +237,10 @@ class SentimentTask:
         test_fraction = float(config.get("test_fraction", HELD_OUT))
         split_seed = int(config.get("split_seed", 0))
         split = stratified_split(data.labels, valid_fraction, test_fraction, split_seed)
-        vocab = build_vocab((tokens[i] for i in split["train"]),
+        max_tokens = int(config.get("max_tokens", MAX_TOKENS))
+        # counted over what the model reads: a word seen only beyond the cut would get an
+        # embedding no training step moves, where <unk> is trained
+        vocab = build_vocab((tokens[i][:max_tokens or None] for i in split["train"]),
                             int(config.get("max_vocab", MAX_VOCAB)),
                             int(config.get("min_freq", MIN_FREQ)))
         return {
@@ -249,7 +252,7 @@ class SentimentTask:
             "tokenizer": TOKENIZER,
             "classes": classes,
             "vocab": vocab,
-            "max_tokens": int(config.get("max_tokens", MAX_TOKENS)),
+            "max_tokens": max_tokens,
             "valid_fraction": valid_fraction,
             "test_fraction": test_fraction,
             "split_seed": split_seed,
