@@ -208,6 +208,12 @@ def test_baselines_by_hand():
     assert got["bigram"]["accuracy"] == 1.0 and got["bigram"]["chars"] == 2
 
 
+def _bigram_table(train_ids, v):
+    """(V, V) log p(next | previous) of the baseline's bigram model, every pair."""
+    bi = metrics.BigramCounts(train_ids, v)
+    return bi.log_probs(np.repeat(np.arange(v), v), np.tile(np.arange(v), v)).reshape(v, v)
+
+
 class BigramRunner:
     """A real (count-based) character model behind the Runner protocol: logits are the
     smoothed bigram log-probabilities of the previous character."""
@@ -228,7 +234,7 @@ def test_evaluate_matches_the_bigram_baseline_exactly(tmp_path):
     path = write(tmp_path, "c.txt", SAMPLE * 400)
     config = {"data": path, "batch_size": 8, "seq_len": 32}
     state = TASK.prepare(config)
-    table = metrics.bigram_log_probs(TASK.split_ids(state, "train", config), len(state["vocab"]))
+    table = _bigram_table(TASK.split_ids(state, "train", config), len(state["vocab"]))
     got = TASK.evaluate(state, "valid", config, BigramRunner(table))
     want = TASK.baselines(state, "valid", config)["bigram"]
     assert got["chars"] == want["chars"] == state["n_valid"] - 1
@@ -277,8 +283,8 @@ def test_predict_with_bigram_model_and_its_errors(tmp_path):
     path = write(tmp_path, "c.txt", SAMPLE * 400)
     config = {"data": path, "batch_size": 8, "seq_len": 32}
     state = TASK.prepare(config)
-    runner = BigramRunner(metrics.bigram_log_probs(TASK.split_ids(state, "train", config),
-                                                   len(state["vocab"])))
+    runner = BigramRunner(_bigram_table(TASK.split_ids(state, "train", config),
+                                        len(state["vocab"])))
     opts = {"prime": "All", "length": 40, "temperature": 0.8, "top_k": None, "seed": 1}
     out = "\n".join(TASK.predict(state, config, runner, opts))
     assert out.startswith("All") and len(out) == 43

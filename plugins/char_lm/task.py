@@ -30,6 +30,7 @@ EVAL_STREAMS = 32  # streams scored side by side in evaluate()
 STREAM_TOP_K = 5  # next characters in each answer of `predict --stream`
 EVAL_WARMUP = 200  # characters each later stream reads before scoring
 EVAL_CHUNK = 512  # steps per forward call in evaluate(): bounds the (T, S, V) logits
+EVAL_LOGITS = 1 << 24  # at most this many logits per forward call in evaluate() (64 MB)
 EMBED_DIM = 64  # default --embed-dim
 
 # Defaults of the shared training options for this task: the shortest training found to
@@ -252,12 +253,17 @@ class CharLM:
         vocab_size = len(state["vocab"])
         total, correct, count = 0.0, 0, 0
         model_state = None
-        for start in range(0, x.shape[0], EVAL_CHUNK):
-            rows = slice(start, start + EVAL_CHUNK)
+        # fewer steps per call for a large vocabulary: the logits stay under EVAL_LOGITS
+        chunk = max(1, min(EVAL_CHUNK, EVAL_LOGITS // (x.shape[1] * vocab_size)))
+        for start in range(0, x.shape[0], chunk):
+            rows = slice(start, start + chunk)
             logits, model_state = model.forward(x[rows], state=model_state)  # (t, S, V)
             keep = mask[rows].ravel()  # (t*S,)
-            nll, hit = metrics.logits_nll(
-                np.asarray(logits).reshape(-1, vocab_size)[keep], y[rows].ravel()[keep])
+            flat = np.asarray(logits).reshape(-1, vocab_size)  # (t*S, V)
+            targets = y[rows].ravel()
+            if not keep.all():  # the warm-up steps: a copy of the kept rows only then
+                flat, targets = flat[keep], targets[keep]
+            nll, hit = metrics.logits_nll(flat, targets)
             total += float(nll.sum())
             correct += int(hit.sum())
             count += int(keep.sum())
