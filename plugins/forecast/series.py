@@ -11,7 +11,9 @@ import csv
 import hashlib
 import io
 import os
-from dataclasses import dataclass
+import stat
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -84,6 +86,34 @@ def _read_rows(path: str, label: str) -> list[tuple[int, list[str]]]:
         raise UserError(f"data file {label!r} is not valid CSV: {e}") from None
 
 
+# Series read so far, newest last: (file identity, source, options) -> Series. A run
+# reads its file once per candidate and again for each candidate's evaluation; parsing
+# it cell by cell each time dominated short runs. Two files at a time: a run's own and
+# a file given to eval or predict (--data).
+_READ: OrderedDict = OrderedDict()
+READ_KEPT = 2
+
+
+def _identity(path: str) -> tuple | None:
+    """What says a regular file is unchanged: its device, inode, size, and modification
+    and status-change times (ns); None for anything else (a pipe gives its data once:
+    recurrent.datafile keeps that) or a path that cannot be read (read_text says why)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _copy(series: Series) -> Series:
+    """A Series of its own arrays: the cached one is never handed out to be changed."""
+    return replace(series, columns=list(series.columns), values=series.values.copy(),
+                   times=None if series.times is None else series.times.copy(),
+                   lines=series.lines.copy())
+
+
 def read_series(source: Source, columns: list[str] | tuple[str, ...] | None,
                 time_column: str | None, date_order: str | None = None) -> Series:
     """Read the value ``columns`` (and ``time_column``) of a CSV file with a header row.
@@ -91,7 +121,31 @@ def read_series(source: Source, columns: list[str] | tuple[str, ...] | None,
     Without ``columns``: the bundled series' column, or the file's only non-time column.
     ``date_order`` ("dmy"/"mdy"): how to read dates such as 01/02/2010 when the column
     itself does not tell (see times.py).
+
+    Kept per process while the file's identity (_identity) is unchanged, for the same
+    source and options (the READ_KEPT files read last); each call gets its own copy.
+    A file that changed while it was read is not kept.
     """
+    identity = _identity(source.path)
+    if identity is None:
+        return _read_series(source, columns, time_column, date_order)
+    key = (source.path, identity, source.label, source.bundled, source.time_column,
+           source.column, None if columns is None else tuple(columns), time_column,
+           date_order)
+    kept = _READ.get(key)
+    if kept is not None:
+        _READ.move_to_end(key)
+        return _copy(kept)
+    series = _read_series(source, columns, time_column, date_order)
+    if _identity(source.path) == identity:
+        _READ[key] = _copy(series)
+        while len(_READ) > READ_KEPT:
+            _READ.popitem(last=False)
+    return series
+
+
+def _read_series(source: Source, columns, time_column, date_order=None) -> Series:
+    """read_series without its cache."""
     label = source.label
     rows = _read_rows(source.path, label)
     # Keep file line numbers beside each row for messages; drop empty lines (csv gives []).

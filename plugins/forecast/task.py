@@ -13,8 +13,11 @@ the scaler fitted on the training rows only, the season and the MASE scale.
 """
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import click
@@ -66,6 +69,31 @@ class Prepared:
         if self.es is not None and "es" in state:
             state = {**state, "es": self.es}
         return state
+
+
+# Learned smoothing fits made so far in this process, newest last (smoothing_fit).
+_ES_FITS: OrderedDict = OrderedDict()
+ES_FITS_KEPT = 8
+
+
+def smoothing_fit(train_scaled: np.ndarray, season: int, horizon: int) -> list:
+    """smoothing.fit, kept per process on all it depends on, as ets.fit is kept: the
+    training rows' scaled values (so the data, the split and the scaler), the season and
+    the horizon; not the window or input mode, so the candidate runs of --window auto and
+    --inputs auto fit once (the ES_FITS_KEPT fits made last are kept; each call gets its
+    own copy). Not kept across processes: a change of smoothing.py's fit would not show
+    in the key."""
+    train_scaled = np.ascontiguousarray(train_scaled, dtype=np.float64)
+    key = (train_scaled.shape, hashlib.sha256(train_scaled.tobytes()).hexdigest(),
+           int(season), int(horizon))
+    fits = _ES_FITS.get(key)
+    if fits is None:
+        fits = _ES_FITS[key] = smoothing.fit(train_scaled, int(season), int(horizon))
+        while len(_ES_FITS) > ES_FITS_KEPT:
+            _ES_FITS.popitem(last=False)
+    else:
+        _ES_FITS.move_to_end(key)
+    return copy.deepcopy(fits)
 
 
 def _window_option(ctx, param, value):
@@ -249,9 +277,10 @@ class ForecastTask:
         ets_fits = ets.fit(filled[:train_end], int(season)) if ets.available() else None
         difference = bool(config.get("difference", True))
         asked = config.get("forecast_model")
+        train_scaled = win.scale(filled[:train_end], scaler)
         # The learned smoothing (ES-RNN's recursion) per column on the training rows'
         # scaled values, for --model esrnn and as a candidate of auto.
-        es_fits = (smoothing.fit(win.scale(filled[:train_end], scaler), int(season), horizon)
+        es_fits = (smoothing_fit(train_scaled, int(season), horizon)
                    if difference and asked in (None, "auto", "esrnn") else None)
         model = self._model_kind(config, ets_fits, difference, es_fits)
         if ets_fits is None:
@@ -260,7 +289,7 @@ class ForecastTask:
         if difference:
             # The forecast the head corrects, per step: the best simple one on the
             # training windows (anchors.py), with the damped seasonal shares fitted there.
-            train_windows = (win.scale(filled[:train_end], scaler), train_observed,
+            train_windows = (train_scaled, train_observed,
                              win.window_origins(0, train_end, window, horizon), horizon,
                              int(season))
             damping = anc.fit_damping(*train_windows)
