@@ -16,6 +16,7 @@ from recurrent.export import torch_names
 from recurrent.model import SequenceModel
 from recurrent.runs import load_model
 from recurrent.wide import ngram_features
+from recurrent_plugins.sentiment.text import tokenize
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (recurrent[onnx])")
 torch = pytest.importorskip("torch", reason="torch not installed (the test extra)")
@@ -395,8 +396,14 @@ def test_readme_onnxruntime_snippet_runs_and_agrees_with_predict(task_runs, tmp_
     monkeypatch.chdir(tmp_path)
     exec(code.replace("runs/rt.onnx", "rt.onnx"), {})
     printed = eval(capsys.readouterr().out)
-    texts = ["a gorgeous, witty, seductive movie", "dull, and far too long"]
+    texts = ["It\u2019s a gorgeous, witty, seductive movie", "dull\u2026 and far too long"]
     assert texts[0] in code and texts[1] in code
+    # the snippet's tokenizer is the task's (version 2), also where version 1 differs
+    namespace = {}
+    exec(code.split("texts = ")[0].replace("runs/rt.onnx", "rt.onnx"), namespace)
+    for text in (*texts, "cafe\u0301 \uff27ood \ufb01lm\u00ad! \u2764\ufe0f\u200bok",
+                 "\u092b\u093f\u0932\u094d\u092e \u0905\u091a\u094d\u091b\u0940"):
+        assert namespace["tokenize"](text) == tokenize(text) != tokenize(text, 1)
     predicted = [json.loads(line)["probabilities"]
                  for line in ok(invoke("predict", run, *texts, "--json")).splitlines()]
     assert len(printed) == len(predicted) == 2

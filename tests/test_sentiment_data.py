@@ -211,6 +211,9 @@ def test_tokenize_words_and_punctuation():
     ("\uff27\uff4f\uff4f\uff44 \ufb01lm", "Good film", ["\uff47\uff4f\uff4f\uff44", "\ufb01lm"]),
     ("so good\u2026", "so good...", ["so", "good", "\u2026"]),
     ("\ufeffgreat", "great", ["\ufeff", "great"]),  # a byte-order mark left in a field
+    # an invisible character between a letter and its accent: deleted before NFKC composes
+    ("cafe\u00ad\u0301", "caf\u00e9", ["cafe", "\u00ad", "\u0301"]),
+    ("good\u200bfilm", "good film", ["good", "\u200b", "film"]),  # a zero-width space
 ])
 def test_tokenize_version_2_reads_lookalike_text_alike(text, same_as, v1):
     """Text that looks the same tokenizes the same (NFKC, invisible characters and
@@ -235,6 +238,9 @@ def test_tokenize_unknown_version_and_blank_text():
         tokenize("good", 3)
     assert is_blank(" \u200b\u200d\ufeff\t") and not is_blank("\u200bx")
     assert not is_blank("\u0301")
+    # version 1 made tokens of invisible characters: its texts are blank only when empty
+    assert not is_blank("\u200b", 1) and tokenize("\u200b", 1) == ["\u200b"]
+    assert is_blank(" \t", 1)
 
 
 def test_build_vocab_frequency_order_min_freq_and_cap():

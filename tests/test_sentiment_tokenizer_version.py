@@ -65,3 +65,17 @@ def test_a_text_of_only_invisible_characters_is_an_empty_text(tmp_path):
     one_line_error(invoke("train", "sentiment", "--data", data, "--out", tmp_path / "run",
                           *SMALL), "line 3: empty text", "only invisible characters")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_version_1_run_still_reads_texts_of_invisible_characters(data, tmp_path):
+    """Version 1 made a token of each invisible character: its runs keep evaluating files,
+    and predicting texts, that hold such texts (version 2 refuses them as empty)."""
+    run = tmp_path / "old"
+    ok(invoke("train", "sentiment", "--data", data, "--out", run, "--min-freq", "1", *SMALL))
+    config = json.loads((run / "config.json").read_text())
+    del config["task_state"]["tokenizer"]  # as a run made before tokenizer versions
+    (run / "config.json").write_text(json.dumps(config))
+    odd = write_reviews(tmp_path / "odd.csv", [("good fun", "fresh"), ("\u200b", "rotten")])
+    assert json.loads(ok(invoke("eval", run, "--data", odd, "--json")))["metrics"]
+    assert json.loads(ok(invoke("predict", run, "--json", "\u200b")))["text"] == "\u200b"
+    one_line_error(invoke("predict", run, " "), "text argument 1 is empty")

@@ -17,7 +17,7 @@ import numpy as np
 from recurrent import datafile
 from recurrent.errors import UserError
 
-from .text import is_blank
+from .text import TOKENIZER, is_blank
 
 BUNDLED_NAME = "rotten_tomatoes.csv.gz"
 
@@ -41,14 +41,14 @@ TRAIN_COLUMN_HINT = "choose with --text-column/--label-column"
 
 
 def read_csv(path: str, text_column: str, label_column: str | None,
-             column_hint: str = TRAIN_COLUMN_HINT) -> LabelledText:
+             column_hint: str = TRAIN_COLUMN_HINT, tokenizer: int = TOKENIZER) -> LabelledText:
     """Read ``text_column`` (and ``label_column`` unless None) of a UTF-8 CSV with a header.
 
     The file may be compressed (recurrent.datafile reads it). Rejects, with one line each: a
     missing, unreadable or binary file, non-UTF-8 bytes, an empty file, missing columns
     (naming the columns found and ``column_hint``, how the caller's command chooses them),
-    rows whose text or label is empty or missing (a text of nothing but spaces and
-    invisible characters is empty: text.is_blank), rows with more fields than the header
+    rows whose text or label is empty or missing (a text without a token under tokenizer
+    version ``tokenizer`` is empty: text.is_blank), rows with more fields than the header
     (an unquoted comma in a text would otherwise shift a fragment of it into the label;
     only empty fields after the header's last named column are allowed), malformed CSV.
     Blank lines are not rows and are skipped. A field may be as long as the file (the csv
@@ -84,7 +84,7 @@ def read_csv(path: str, text_column: str, label_column: str | None,
                 raise UserError(f"{path} line {line}: {len(row)} fields, the header has "
                                 f"{width} (quote texts that contain commas)")
             text = row[text_at].strip() if text_at < len(row) else ""
-            if is_blank(text):
+            if is_blank(text, tokenizer):
                 raise UserError(f"{path} line {line}: empty text in column {text_column!r}"
                                 + (" (only invisible characters)" if text else ""))
             texts.append(text)

@@ -67,7 +67,7 @@ def _cached_read(path: str, text_column: str, label_column: str | None, tokenize
     if key not in _files:
         if len(_files) >= 2:  # the training file and one evaluation file at most
             del _files[next(iter(_files))]
-        data = read_csv(path, text_column, label_column, column_hint)
+        data = read_csv(path, text_column, label_column, column_hint, tokenizer)
         _files[key] = (data, [tokenize(t, tokenizer) for t in data.texts], {})
     return _files[key]
 
@@ -593,7 +593,7 @@ class SentimentTask:
         classes, tokenizer = state["classes"], _tokenizer(state)
 
         def answer(line):
-            if is_blank(line):
+            if is_blank(line, tokenizer):
                 raise UserError("the line is empty: one text per line")
             p = self.probabilities(model, self._encode_all(state, [tokenize(line, tokenizer)]))[0]
             return _answer(classes, p, line)
@@ -605,11 +605,12 @@ class SentimentTask:
         texts = list(options.get("texts") or ())
         tokenizer = _tokenizer(state)
         for i, text in enumerate(texts, 1):
-            if is_blank(text):
+            if is_blank(text, tokenizer):
                 raise UserError(f"text argument {i} is empty")
         if options.get("data"):
             column = options.get("text_column") or state["text_column"]
-            texts += read_csv(options["data"], column, None, "choose with --text-column").texts
+            texts += read_csv(options["data"], column, None, "choose with --text-column",
+                              tokenizer).texts
         if not texts:
             raise UserError("nothing to classify: give texts as arguments or --data FILE")
         classes = state["classes"]

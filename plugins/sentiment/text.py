@@ -28,20 +28,22 @@ TOKENIZERS = (1, 2)  # the versions this code can apply
 
 @functools.lru_cache(maxsize=1)
 def _v2():
-    """(translation table deleting invisible characters and writing the typographic
-    apostrophe as ', compiled token pattern) of version 2, built on first use from the
-    Unicode database (a scan of every code point)."""
-    marks, invisible = [], {}
+    """(translation table of version 2, compiled token pattern), built on first use from
+    the Unicode database (a scan of every code point). The table deletes invisible format
+    characters and variation selectors, writes the zero-width space (a word-break hint in
+    Thai or Khmer) as a space and the typographic apostrophe as '."""
+    marks, table = [], {}
     for code in range(sys.maxunicode + 1):
         category = unicodedata.category(chr(code))
         if category[0] == "M":
             marks.append(code)
         elif category == "Cf":
-            invisible[code] = None
+            table[code] = None
     # variation selectors choose a glyph's presentation (emoji or text), not a character
     for first, last in ((0xFE00, 0xFE0F), (0xE0100, 0xE01EF)):
-        invisible.update(dict.fromkeys(range(first, last + 1)))
-    invisible[0x2019] = "'"  # the typographic apostrophe: "don’t" is "don't"
+        table.update(dict.fromkeys(range(first, last + 1)))
+    table[0x200B] = " "
+    table[0x2019] = "'"  # "don’t" is "don't"
     ranges, start = [], None
     for i, code in enumerate(marks):
         if start is None:
@@ -51,31 +53,37 @@ def _v2():
             start = None
     m = "[" + "".join(ranges) + "]"
     word = rf"(?:\w|{m})+"
-    return invisible, re.compile(rf"{word}(?:['\u2019]{word})*|[^\w\s]{m}*")
+    return table, re.compile(rf"{word}(?:['\u2019]{word})*|[^\w\s]{m}*")
 
 
 def tokenize(text: str, version: int = TOKENIZER) -> list[str]:
-    """Lower-cased words and punctuation: "Not bad, really!" -> [not, bad, ",", really, "!"].
+    r"""Lower-cased words and punctuation: "Not bad, really!" -> [not, bad, ",", really, "!"].
 
-    Version 2 first applies Unicode NFKC normalisation (composed and decomposed accents,
-    full-width letters, ligatures become one form) and deletes invisible format characters
-    (soft hyphens, zero-width joiners and spaces, direction marks, a byte-order mark) and
-    variation selectors, writes the typographic apostrophe U+2019 as ', and keeps
-    combining marks inside their word (Devanagari or Arabic
-    vowel signs, a decomposed accent), so text that looks the same tokenizes the same.
-    Version 1 does none of this (runs that recorded no version)."""
+    Version 2, in this order: the translation table of _v2 (invisible format characters
+    such as soft hyphens, zero-width joiners, direction marks and a byte-order mark, and
+    variation selectors deleted; the zero-width space a space; U+2019 written as '),
+    Unicode NFKC (composed and decomposed accents, full-width letters, ligatures become
+    one form), the table again (for what NFKC makes), lower-casing; then words (letters,
+    digits, underscore and combining marks, such as Devanagari or Arabic vowel signs,
+    with inner apostrophes) or any single other non-space character with the combining
+    marks that follow it. So text that looks the same tokenizes the same. Version 1 (runs
+    that recorded no version): the pattern ``\w+(?:['\u2019]\w+)*|[^\w\s]`` on the
+    lower-cased text."""
     if version == 1:
         return _TOKEN_V1.findall(text.lower())
     if version != 2:
         raise ValueError(f"unknown tokenizer version {version!r}; this code knows "
                          f"{', '.join(map(str, TOKENIZERS))}")
-    invisible, pattern = _v2()
-    return pattern.findall(unicodedata.normalize("NFKC", text).translate(invisible).lower())
+    table, pattern = _v2()
+    text = unicodedata.normalize("NFKC", text.translate(table)).translate(table)
+    return pattern.findall(text.lower())
 
 
-def is_blank(text: str) -> bool:
-    """Nothing but whitespace and invisible format characters: no token under any version
-    (version 1 would make tokens of the invisible characters themselves)."""
+def is_blank(text: str, version: int = TOKENIZER) -> bool:
+    """No token under this tokenizer version: nothing but whitespace (and, in version 2,
+    the invisible characters it deletes)."""
+    if version == 1:
+        return not text.strip()
     return not text.translate(_v2()[0]).strip()
 
 
