@@ -15,21 +15,75 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
+import numpy as np
+
 from recurrent.errors import UserError
 
 from .data import join
 
 
 def edit_distance(a: list, b: list) -> int:
-    """Levenshtein distance between two sequences (unit costs), one row at a time."""
-    if len(a) < len(b):
-        a, b = b, a
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, y in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
-    return row[-1]
+    """Levenshtein distance between two sequences (unit costs)."""
+    return int(edit_distances([a], [b])[0])
+
+
+CHUNK = 1024  # pairs per vectorised pass of edit_distances (bounds the padded rows)
+
+
+def edit_distances(first: list, second: list) -> np.ndarray:
+    """(N,) Levenshtein distances (unit costs) of the pairs (first[i], second[i]),
+    sequences of hashable symbols (compared with ==, as dict keys).
+
+    The dynamic programme runs one row at a time for many pairs at once (numpy): a pair's
+    shorter side gives the rows, its longer side the columns. A row is the previous one's
+    substitutions and deletions, then the insertions along the row in one pass:
+    D[j] = min over k <= j of C[k] + (j - k) = j + (running minimum of C[k] - k). Pairs
+    are sorted by their row count, so the pairs still running at row i are a prefix; the
+    columns past a pair's own length are padding that its columns never read (a cell
+    depends only on cells to its left and above)."""
+    if len(first) != len(second):
+        raise ValueError(f"{len(first)} first sequences but {len(second)} second ones")
+    ids: dict = {}
+    short, long_ = [], []
+    for a, b in zip(first, second):
+        a = [ids.setdefault(x, len(ids)) for x in a]
+        b = [ids.setdefault(x, len(ids)) for x in b]
+        short.append(a if len(a) <= len(b) else b)
+        long_.append(b if len(a) <= len(b) else a)
+    n_rows = np.array([len(a) for a in short], np.int64)
+    out = np.empty(len(short), np.int64)
+    order = np.argsort(-n_rows, kind="stable")  # most rows first
+    for start in range(0, len(order), CHUNK):
+        pick = order[start:start + CHUNK]
+        out[pick] = _distances([short[i] for i in pick], [long_[i] for i in pick])
+    return out
+
+
+def _distances(rows: list, cols: list) -> np.ndarray:
+    """edit_distances of pairs whose row sides are sorted by length, longest first."""
+    n = len(rows)
+    row_len = np.array([len(a) for a in rows], np.int64)
+    col_len = np.array([len(b) for b in cols], np.int64)
+    height, width = (int(row_len[0]) if n else 0), int(col_len.max(initial=0))
+    a = np.full((n, height), -1, np.int64)  # padding never compared: rows stop first
+    b = np.full((n, width), -2, np.int64)  # padding columns are never read
+    for i, (x, y) in enumerate(zip(rows, cols)):
+        a[i, :len(x)] = x
+        b[i, :len(y)] = y
+    j = np.arange(width + 1, dtype=np.int64)
+    d = np.tile(j, (n, 1))  # row 0: j insertions
+    running = np.searchsorted(-row_len, -np.arange(1, height + 1), side="right")
+    for i in range(1, height + 1):
+        m = int(running[i - 1])  # pairs with at least i rows: a prefix
+        prev = d[:m]
+        c = np.empty((m, width + 1), np.int64)
+        c[:, 0] = i
+        np.minimum(prev[:, :-1] + (a[:m, i - 1:i] != b[:m]), prev[:, 1:] + 1, out=c[:, 1:])
+        c -= j
+        np.minimum.accumulate(c, axis=1, out=c)
+        c += j
+        d[:m] = c
+    return d[np.arange(n), col_len]
 
 
 def require_sacrebleu():
@@ -50,7 +104,7 @@ def score(hypotheses: list[list[str]], references: list[list[str]], level: str,
     if not n:
         raise UserError("no pairs to score")
     exact = sum(h == r for h, r in zip(hypotheses, references))
-    errors = sum(edit_distance(h, r) for h, r in zip(hypotheses, references))
+    errors = int(edit_distances(hypotheses, references).sum())
     ref_symbols = sum(len(r) for r in references)
     hyp_text = [join(h, level) for h in hypotheses]
     ref_text = [[join(r, level) for r in references]]

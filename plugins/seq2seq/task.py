@@ -23,6 +23,7 @@ import os
 import click
 import numpy as np
 
+from recurrent import cache
 from recurrent.errors import UserError
 from recurrent.lengths import valid_mask
 from recurrent.plugins import get_loss
@@ -33,6 +34,12 @@ from .data import BOS, EOS, SOURCE_UNK, UNK, Vocabulary
 
 EMBED_DIM = 64
 EVAL_BATCH = 512  # pairs per decoding call in evaluate()
+# The baselines' scores, kept per data, split and settings (Seq2Seq.baselines): in this
+# process (JSON text, so that a caller cannot change them) and in recurrent.cache. Bump
+# the format when the baselines or metrics.score change what they compute.
+BASELINES_NAMESPACE = "seq2seq-baselines"
+BASELINES_FORMAT = 1
+_baseline_scores: dict = {}
 
 # Defaults of the shared training options for this task (benchmarks/README.md, seq2seq).
 DEFAULTS = {
@@ -254,8 +261,31 @@ class Seq2Seq:
         return out
 
     def baselines(self, state: dict, split: str, config: dict) -> dict:
+        """The majority and copy baselines' metrics on ``split``: scored once per data,
+        split and settings they depend on (this process and recurrent.cache: every run
+        and `eval` on the same data would score the same outputs again)."""
+        pairs = self.pairs(state, split, config)  # its checks first (file changed, ...)
+        key = self._baselines_key(state, split, config)
+        memo = json.dumps(key, sort_keys=True)
+        if memo in _baseline_scores:
+            return json.loads(_baseline_scores[memo])
+        stored = cache.load(BASELINES_NAMESPACE, key)
+        out = None
+        if stored is not None and "scores" in stored:
+            try:
+                out = json.loads(str(stored["scores"]))
+            except ValueError:
+                pass
+        if not isinstance(out, dict):
+            out = self._score_baselines(state, pairs, config)
+            cache.store(BASELINES_NAMESPACE, key, {"scores": np.array(json.dumps(out))})
+        if len(_baseline_scores) >= 4:  # a few splits of one or two data files
+            del _baseline_scores[next(iter(_baseline_scores))]
+        _baseline_scores[memo] = json.dumps(out)
+        return json.loads(_baseline_scores[memo])
+
+    def _score_baselines(self, state: dict, pairs: list, config: dict) -> dict:
         train = self.pairs(state, "train", config)
-        pairs = self.pairs(state, split, config)
         refs = [t for _, t in pairs]
         g2p = state.get("g2p", False)
         level = state["target_level"]
@@ -265,6 +295,23 @@ class Seq2Seq:
         if state["source_level"] == level:
             out["copy"] = metrics.score([s for s, _ in pairs], refs, level, g2p)
         return out
+
+    @staticmethod
+    def _baselines_key(state: dict, split: str, config: dict) -> dict:
+        """What the baselines' scores on ``split`` depend on: the training pairs (the
+        majority mapping), the scored pairs, the levels, g2p and the scorers' versions."""
+        if split == "test" and config.get("eval_data"):  # `eval --data FILE`: that file
+            path = data.resolve_path(config["eval_data"])
+            scored = {"eval_data": data.read_pairs(path)[1],
+                      "lowercase": bool(state.get("lowercase_input"))}
+        else:
+            scored = {"split": split, "max_eval": (int(config.get("max_eval") or 0)
+                                                   if split != "train" else 0)}
+        return {"format": BASELINES_FORMAT, "fingerprint": state["fingerprint"],
+                "max_train": int(state.get("max_train") or 0),
+                "source_level": state["source_level"], "target_level": state["target_level"],
+                "g2p": bool(state.get("g2p", False)),
+                "sacrebleu": metrics.require_sacrebleu().__version__, **scored}
 
     # ---- prediction ---------------------------------------------------------------------
 

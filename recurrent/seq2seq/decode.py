@@ -4,7 +4,10 @@ All hypotheses of all sentences are the rows of ONE decoder batch (B*K rows, K =
 width, sentence b's hypotheses in rows b*K .. b*K+K-1): each step is one
 Recurrent.run_step per layer, one attention call and one head call for all of them, then
 a top-K over each sentence's K*V continuations (numpy, per sentence row: no Python loop
-over hypotheses). greedy() is the argmax path, equal to beam search with K = 1.
+over hypotheses). Each step keeps only its survivors' parent rows, tokens and attention
+weights; the hypotheses' histories are traced back through the parents once at the end,
+so time and memory grow linearly with the output length. greedy() is the argmax path,
+equal to beam search with K = 1.
 
 Search ranks partial hypotheses by their summed log-probability; a hypothesis that
 emitted EOS is finished: it keeps its score and stays in the beam (its only continuation
@@ -124,8 +127,10 @@ def search(model, src, beam=1, max_len=None, alpha=1.0):
         scores = scores.reshape(R)
         finished = np.zeros(R, bool)
         prev = np.full(R, model.bos, np.int64)
-        history = np.zeros((0, R), np.int64)  # (t, R) emitted ids
-        attn = np.zeros((0, R, memory.shape[0]))  # (t, R, S)
+        # Per step, the survivors' parent rows, tokens and the step's attention weights
+        # (t entries of (R,), (R,) and (R, S)); the hypotheses' histories are traced back
+        # through the parents once, at the end (linear in the output length).
+        parents, tokens, weights_at = [], [], []
         lengths = np.zeros(R, np.int64)  # tokens emitted, EOS included
         base = (np.arange(B) * K)[:, None]  # (B, 1) first row of each sentence
         row_limit = limit[rows]  # (R,)
@@ -137,7 +142,7 @@ def search(model, src, beam=1, max_len=None, alpha=1.0):
             logp[finished] = -np.inf
             logp[finished, eos] = 0.0
             total = (scores[:, None] + logp).reshape(B, K * V)  # (B, K*V)
-            order = np.argsort(-total, axis=1, kind="stable")[:, :K]  # (B, K)
+            order = _top_k(total, K)  # (B, K)
             parent = (base + order // V).reshape(R)  # (R,) rows the survivors extend
             token = (order % V).reshape(R)
             new_scores = np.take_along_axis(total, order, axis=1).reshape(R)
@@ -148,25 +153,69 @@ def search(model, src, beam=1, max_len=None, alpha=1.0):
             token = np.where(stopped, eos, token)
             scores = np.where(stopped, scores, new_scores)
             was_finished = finished[parent]
-            history = np.concatenate([history[:, parent], token[None]], axis=0)
-            attn = np.concatenate([attn[:, parent], weights[parent][None]], axis=0)
+            parents.append(parent)
+            tokens.append(token)
+            weights_at.append(weights)
             lengths = lengths[parent] + ~(was_finished | stopped)
             finished = was_finished | ((token == eos) & ~stopped)
             states = tuple(np.ascontiguousarray(s[:, parent]) for s in states)
             prev = token
             if not np.any(~finished & (step + 1 < row_limit)):
                 break
-    return _hypotheses(history, attn, lengths, finished, scores, B, K, alpha, eos)
+    return _hypotheses(None, None, lengths, finished, scores, B, K, alpha, eos,
+                       trace=(parents, tokens, weights_at))
 
 
-def _hypotheses(history, attn, lengths, finished, scores, B, K, alpha, eos):
-    """The search's rows -> Hypotheses, each sentence's K sorted by normalised score."""
-    t = history.shape[0]
+def _top_k(total, K):
+    """(B, K) column indices of each row's K largest values of ``total`` (B, N), largest
+    first, ties to the lower index: the first K of a stable argsort of -total, without
+    sorting all N (a partition finds each row's K-th value; the values above it and the
+    lowest-indexed ones equal to it are the K, then sorted stably)."""
+    neg = -total
+    N = neg.shape[1]
+    if N <= 4 * K or np.isnan(neg).any():  # small, or NaN (sorted last): sort it all
+        return np.argsort(neg, axis=1, kind="stable")[:, :K]
+    kth = np.partition(neg, K - 1, axis=1)[:, K - 1:K]  # (B, 1) each row's K-th value
+    below = neg < kth
+    tied = neg == kth
+    need = K - below.sum(axis=1, keepdims=True)  # >= 1: the K-th value itself is tied
+    chosen = below | (tied & (np.cumsum(tied, axis=1) <= need))  # exactly K per row
+    cols = np.nonzero(chosen)[1].reshape(-1, K)  # ascending within each row
+    return np.take_along_axis(
+        cols, np.argsort(np.take_along_axis(neg, cols, axis=1), axis=1, kind="stable"),
+        axis=1)
+
+
+def _trace(parents, tokens, weights_at, rows):
+    """Histories of the final rows ``rows`` (n,), traced back through the search's steps
+    -> (tokens (t, n), attention (n, t, S)). Frees each step's weights once read."""
+    t = len(parents)
+    history = np.empty((t, len(rows)), np.int64)
+    dtype = np.result_type(np.float64, weights_at[0].dtype)  # as the search always gave
+    attn = np.empty((len(rows), t, weights_at[0].shape[1]), dtype)
+    row = rows
+    for s in range(t - 1, -1, -1):
+        history[s] = tokens[s][row]
+        row = parents[s][row]  # the row that step s extended: its weights are its own
+        attn[:, s] = weights_at[s][row]
+        weights_at[s] = None
+    return history, attn
+
+
+def _hypotheses(history, attn, lengths, finished, scores, B, K, alpha, eos, trace=None):
+    """The search's rows -> Hypotheses, each sentence's K sorted by normalised score:
+    from their histories (tokens (t, R), attention (t, R, S)) or, with ``trace`` (the
+    search's per-step parents, tokens and weights), by tracing them back (_trace)."""
     norm = scores / np.maximum(lengths, 1) ** alpha if alpha else scores.copy()
     norm = np.where(np.isfinite(scores), norm, -np.inf).reshape(B, K)
     order = np.argsort(-norm, axis=1, kind="stable")  # (B, K)
     rows = ((np.arange(B) * K)[:, None] + order).reshape(-1)
-    tokens = history[:, rows].T.reshape(B, K, t)
+    if trace is None:
+        history, attention = history[:, rows], attn[:, rows].transpose(1, 0, 2)
+    else:
+        history, attention = _trace(*trace, rows)
+    t = history.shape[0]
+    tokens = history.T.reshape(B, K, t)
     # A row scored -inf holds no hypothesis (the beam is wider than the sequences there
     # are to find): no tokens, not finished.
     possible = np.isfinite(scores)
@@ -178,4 +227,4 @@ def _hypotheses(history, attn, lengths, finished, scores, B, K, alpha, eos):
                       finished=finished[rows].reshape(B, K),
                       scores=scores[rows].reshape(B, K),
                       normalised=np.take_along_axis(norm, order, axis=1),
-                      attention=attn[:, rows].transpose(1, 0, 2).reshape(B, K, t, -1))
+                      attention=attention.reshape(B, K, t, -1))
