@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from test_distributed import TINY, _env, _one_line, ctrl_c_at_line, recurrent_cmd

@@ -144,7 +144,6 @@ def _torch_step(torch, name, x_t, h, c, m, p):
         return act(x_t @ p["weight_ih"].T + p["bias_ih"] + hm @ p["weight_hh"].T
                    + p["bias_hh"]), None
     if name == "lstm":
-        cell = torch.nn.functional
         h_new, c_new = torch._VF.lstm_cell(x_t, (hm, c), p["weight_ih"], p["weight_hh"],
                                            p["bias_ih"], p["bias_hh"])
         return h_new, c_new
