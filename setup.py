@@ -69,6 +69,15 @@ extensions = [
                        + glob.glob(os.path.join("recurrent", "_kernels", "*.pxd"))),
     )
     for path in sorted(glob.glob(os.path.join("recurrent", "_kernels", "*.pyx")))
+] + [
+    # forecast's learned smoothing recursions: bitwise the Python loops they replace, so
+    # each double operation is rounded on its own: no fused multiply-add, no OpenMP
+    Extension(
+        "recurrent_plugins.forecast._smoothing",
+        [os.path.join("plugins", "forecast", "_smoothing.pyx")],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=["-O3", "-ffp-contract=off"],
+    ),
 ]
 
 packages = find_packages(include=["recurrent", "recurrent.*"])

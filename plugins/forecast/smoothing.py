@@ -16,7 +16,9 @@ parameters theta = (a, g, s_0 .. s_{m-1}):
 (without a season, m = 1 and S stays 0: simple exponential smoothing). The recursion runs
 over the rows in the forward pass; loss_and_grad() gives the mean squared error of the
 H-step forecasts of every origin of the rows given and its gradient with respect to theta,
-by reverse-mode differentiation of the recursion (float64). fit() learns theta on the
+by reverse-mode differentiation of the recursion (float64). Both loops over the rows, the
+recursion and its reverse pass, are compiled (_smoothing.pyx), operation for operation
+as Python statements would run them: the same doubles. fit() learns theta on the
 training rows by minimising that multi-step loss (scipy's L-BFGS-B with the analytic
 gradient): unlike statsmodels' ETS (ets.py), which maximises the one-step likelihood, the
 coefficients are chosen for the run's horizon.
@@ -28,7 +30,7 @@ import json
 
 import numpy as np
 
-from . import ets
+from . import _smoothing, ets
 
 MIN_ROWS = 10  # fewer training rows: no fit
 MAX_ITER = 200
@@ -40,19 +42,23 @@ def _sigmoid(v: float) -> float:
 
 def _run(y: np.ndarray, theta: np.ndarray, season: int):
     """The recursion: (level (N,), S (N+m,), alpha, gamma)."""
+    y = np.ascontiguousarray(y, dtype=np.float64)
     n, m = len(y), season
     alpha, gamma = _sigmoid(theta[0]), _sigmoid(theta[1])
     S = np.zeros(n + m)
     if m > 1:
         S[:m] = theta[2:2 + m]
     level = np.empty(n)
-    prev = y[0] - S[0]
-    for t in range(n):
-        prev = alpha * (y[t] - S[t]) + (1.0 - alpha) * prev
-        level[t] = prev
-        if m > 1:
-            S[t + m] = gamma * (y[t] - prev) + (1.0 - gamma) * S[t]
+    _smoothing.forward(y, S, level, alpha, gamma, m)  # the loop over the rows, compiled
     return level, S, alpha, gamma
+
+
+def _float64(a: np.ndarray) -> np.ndarray:
+    """a itself when a writable contiguous float64 array, else a float64 copy."""
+    if (isinstance(a, np.ndarray) and a.dtype == np.float64 and a.flags.c_contiguous
+            and a.flags.writeable):
+        return a
+    return np.array(a, dtype=np.float64)
 
 
 def _season_rows(origins: np.ndarray, horizon: int, season: int) -> np.ndarray:
@@ -97,22 +103,18 @@ def reverse(y: np.ndarray, theta: np.ndarray, season: int, level: np.ndarray,
     d_level (N,) on the levels and d_S (N+m,) on the seasonal indices (both consumed:
     the recursion's reverse pass accumulates into them); level and S from _run(y,
     theta, season)."""
-    n, m = len(y), season
+    m = season
     alpha, gamma = _sigmoid(theta[0]), _sigmoid(theta[1])
-    d_alpha = d_gamma = 0.0
-    for t in range(n - 1, -1, -1):
-        before = level[t - 1] if t > 0 else y[0] - S[0]
-        if m > 1:  # S[t+m] = gamma (y - l[t]) + (1 - gamma) S[t]
-            d_gamma += d_S[t + m] * ((y[t] - level[t]) - S[t])
-            d_level[t] -= gamma * d_S[t + m]
-            d_S[t] += (1.0 - gamma) * d_S[t + m]
-        # l[t] = alpha (y - S[t]) + (1 - alpha) l[t-1]
-        d_alpha += d_level[t] * ((y[t] - S[t]) - before)
-        d_S[t] -= alpha * d_level[t]
-        if t > 0:
-            d_level[t - 1] += (1.0 - alpha) * d_level[t]
-        else:  # l[-1] = y[0] - S[0]
-            d_S[0] -= (1.0 - alpha) * d_level[t]
+    # the loop over the rows, compiled: float64 contiguous work arrays, copied back into
+    # the caller's gradients when they are not already such arrays
+    work_level, work_S = _float64(d_level), _float64(d_S)
+    d_alpha, d_gamma = _smoothing.backward(
+        np.ascontiguousarray(y, dtype=np.float64), np.ascontiguousarray(level, np.float64),
+        np.ascontiguousarray(S, np.float64), work_level, work_S, alpha, gamma, m)
+    if work_level is not d_level:
+        d_level[...] = work_level
+    if work_S is not d_S:
+        d_S[...] = work_S
     grad = np.zeros(len(theta), dtype=np.float64)
     grad[0] = d_alpha * alpha * (1.0 - alpha)
     grad[1] = d_gamma * gamma * (1.0 - gamma)
