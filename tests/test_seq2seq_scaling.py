@@ -76,6 +76,27 @@ def test_edit_distances_in_small_chunks_and_any_hashable_symbols(monkeypatch):
         metrics.edit_distances([["a"]], [])
 
 
+def test_one_long_pair_does_not_pad_the_others(monkeypatch):
+    """Pairs run in chunks of similar width under a cell budget: a single long reference
+    among short ones is scored in a chunk of its own, not padded into all of theirs."""
+    rng = random.Random(2)
+    pairs = random_pairs(rng, 200)
+    pairs.insert(57, (list("ab" * 900), list("ba" * 850)))
+    calls = []
+
+    def spy(rows, cols):  # the real pass, recording each chunk's padded size
+        calls.append((len(rows), max(len(b) for b in cols) + 1))
+        return real(rows, cols)
+
+    real = metrics._distances
+    monkeypatch.setattr(metrics, "_distances", spy)
+    monkeypatch.setattr(metrics, "CELLS", 4096)
+    got = metrics.edit_distances([a for a, _ in pairs], [b for _, b in pairs])
+    assert got.tolist() == [plain_edit_distance(a, b) for a, b in pairs]
+    assert (1, 1801) in calls  # the long pair alone
+    assert all(n * width <= 4096 for n, width in calls if n > 1)
+
+
 def test_symbol_error_rate_sums_the_edit_distances():
     refs = [["HH", "AH", "L", "OW"], ["K", "AE", "T"], ["D", "AO", "G"]]
     hyps = [["HH", "L", "OW"], ["K", "AE", "T"], []]

@@ -101,8 +101,9 @@ def reverse(y: np.ndarray, theta: np.ndarray, season: int, level: np.ndarray,
             S: np.ndarray, d_level: np.ndarray, d_S: np.ndarray) -> np.ndarray:
     """d / d theta of any function of the recursion's outputs, given its gradients
     d_level (N,) on the levels and d_S (N+m,) on the seasonal indices (both consumed:
-    the recursion's reverse pass accumulates into them); level and S from _run(y,
-    theta, season)."""
+    the recursion's reverse pass accumulates into them, in float64: gradients of another
+    type are accumulated in a float64 copy and written back once); level and S from
+    _run(y, theta, season)."""
     m = season
     alpha, gamma = _sigmoid(theta[0]), _sigmoid(theta[1])
     # the loop over the rows, compiled: float64 contiguous work arrays, copied back into

@@ -27,7 +27,10 @@ def edit_distance(a: list, b: list) -> int:
     return int(edit_distances([a], [b])[0])
 
 
-CHUNK = 1024  # pairs per vectorised pass of edit_distances (bounds the padded rows)
+# a vectorised pass of edit_distances holds at most this many pairs, and pads them to at
+# most CELLS cells (pairs x (longest side + 1)): one long pair runs with its like
+CHUNK = 1024
+CELLS = 1 << 20
 
 
 def edit_distances(first: list, second: list) -> np.ndarray:
@@ -38,7 +41,8 @@ def edit_distances(first: list, second: list) -> np.ndarray:
     shorter side gives the rows, its longer side the columns. A row is the previous one's
     substitutions and deletions, then the insertions along the row in one pass:
     D[j] = min over k <= j of C[k] + (j - k) = j + (running minimum of C[k] - k). Pairs
-    are sorted by their row count, so the pairs still running at row i are a prefix; the
+    run in chunks of similar width (at most CHUNK pairs and CELLS padded cells), sorted by
+    their row count within a chunk, so the pairs still running at row i are a prefix; the
     columns past a pair's own length are padding that its columns never read (a cell
     depends only on cells to its left and above)."""
     if len(first) != len(second):
@@ -51,11 +55,19 @@ def edit_distances(first: list, second: list) -> np.ndarray:
         short.append(a if len(a) <= len(b) else b)
         long_.append(b if len(a) <= len(b) else a)
     n_rows = np.array([len(a) for a in short], np.int64)
+    n_cols = np.array([len(b) for b in long_], np.int64)
     out = np.empty(len(short), np.int64)
-    order = np.argsort(-n_rows, kind="stable")  # most rows first
-    for start in range(0, len(order), CHUNK):
-        pick = order[start:start + CHUNK]
+    order = np.argsort(n_cols, kind="stable")  # by width, so a chunk's padding is small
+    start = 0
+    while start < len(order):
+        stop = start + 1
+        while (stop < len(order) and stop - start < CHUNK
+               and (stop + 1 - start) * (n_cols[order[stop]] + 1) <= CELLS):
+            stop += 1
+        pick = order[start:stop]
+        pick = pick[np.argsort(-n_rows[pick], kind="stable")]  # most rows first
         out[pick] = _distances([short[i] for i in pick], [long_[i] for i in pick])
+        start = stop
     return out
 
 
