@@ -1,6 +1,7 @@
 """forecast: the learned smoothing's compiled recursions (plugins/forecast/_smoothing.pyx,
 behind smoothing._run and smoothing.reverse) are bitwise the pure-Python loops they
-replaced (kept here as the reference), and the gradient through them is right."""
+replaced (kept here as the reference); test_forecast_smoothing.py checks the gradient
+through them against finite differences."""
 import numpy as np
 import pytest
 
@@ -207,18 +208,3 @@ def test_loss_and_grad_fit_and_components_are_bitwise_the_python_loops(
     assert mine[3][1] is None and ref[3][1] is None
     assert_same(mine[3][0], ref[3][0])
     assert mine[4] == ref[4]  # the fit: L-BFGS-B takes the same path
-
-
-@pytest.mark.parametrize("season, horizon", [(1, 3), (2, 1), (7, 7), (12, 5), (24, 10)])
-def test_loss_and_grad_through_the_kernel_matches_finite_differences(season, horizon):
-    y = series(300, season, season)
-    theta = theta_for(season, (0.4, -0.7), season)
-    theta[2:] *= 0.3
-    loss, grad = smoothing.loss_and_grad(y, theta, season, horizon)
-    eps = 1e-6
-    for i in range(len(theta)):
-        step = np.zeros_like(theta)
-        step[i] = eps
-        fd = (smoothing.loss_and_grad(y, theta + step, season, horizon)[0]
-              - smoothing.loss_and_grad(y, theta - step, season, horizon)[0]) / (2 * eps)
-        assert grad[i] == pytest.approx(fd, rel=1e-5, abs=1e-8), i
