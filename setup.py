@@ -1,4 +1,5 @@
-"""Build: every recurrent/_kernels/*.pyx becomes an extension compiled with OpenMP.
+"""Build: every recurrent/_kernels/*.pyx becomes an extension compiled with OpenMP, and
+plugins/forecast/_smoothing.pyx one without it (and without fused multiply-adds).
 
 OpenMP support is probed at build time by compiling a tiny program with -fopenmp.
 Without it the kernels still build (single-threaded) and the build says so loudly;

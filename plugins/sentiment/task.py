@@ -157,10 +157,12 @@ class SentimentTask:
                          help="Vocabulary size, <pad> and <unk> included."),
             click.Option(["--min-freq"], type=click.IntRange(min=1), default=MIN_FREQ,
                          show_default=True,
-                         help="Keep training-split tokens seen at least this often."),
+                         help="Keep training-split tokens seen at least this often "
+                              "(within each text's first --max-tokens)."),
             click.Option(["--max-tokens"], type=click.IntRange(min=1), default=MAX_TOKENS,
                          show_default=True,
-                         help="Cut texts to their first N tokens (model and baselines)."),
+                         help="Cut texts to their first N tokens (model, baselines and "
+                              "the vocabulary's counts)."),
             click.Option(["--pooling"], type=click.Choice(["last", "mean", "max"]),
                          default="mean", show_default=True,
                          help="How the RNN outputs over a text's valid steps become one vector."),
