@@ -58,17 +58,19 @@ _fold_models: dict = {}
 
 
 def _cached_read(path: str, text_column: str, label_column: str | None, tokenizer: int,
-                 column_hint: str = TRAIN_COLUMN_HINT):
-    """(the file's texts and labels, each text's tokens under tokenizer version
-    ``tokenizer``, a dict for what is computed from them: split_rows' encodings), read once
-    per file version, columns and tokenizer."""
+                 max_tokens: int, column_hint: str = TRAIN_COLUMN_HINT):
+    """(the file's texts and labels, each text's first ``max_tokens`` tokens (0: all)
+    under tokenizer version ``tokenizer``, a dict for what is computed from them:
+    split_rows' encodings), read once per file version, columns, tokenizer and cut. The
+    tokens past the cut, which nothing reads, are not kept."""
     st = _stat(path)
-    key = (os.path.abspath(path), st, text_column, label_column, tokenizer)
+    key = (os.path.abspath(path), st, text_column, label_column, tokenizer, max_tokens)
     if key not in _files:
         if len(_files) >= 2:  # the training file and one evaluation file at most
             del _files[next(iter(_files))]
         data = read_csv(path, text_column, label_column, column_hint, tokenizer)
-        _files[key] = (data, [tokenize(t, tokenizer) for t in data.texts], {})
+        _files[key] = (data, [tokenize(t, tokenizer)[:max_tokens or None]
+                              for t in data.texts], {})
     return _files[key]
 
 
@@ -233,16 +235,16 @@ class SentimentTask:
         path = config.get("data") or bundled_path()
         text_column = config.get("text_column") or "text"
         label_column = config.get("label_column") or "label"
-        data, tokens, _ = _cached_read(path, text_column, label_column, TOKENIZER)
+        max_tokens = int(config.get("max_tokens", MAX_TOKENS))
+        data, tokens, _ = _cached_read(path, text_column, label_column, TOKENIZER, max_tokens)
         classes = class_list(data.labels, path)
         valid_fraction = float(config.get("valid_fraction", HELD_OUT))
         test_fraction = float(config.get("test_fraction", HELD_OUT))
         split_seed = int(config.get("split_seed", 0))
         split = stratified_split(data.labels, valid_fraction, test_fraction, split_seed)
-        max_tokens = int(config.get("max_tokens", MAX_TOKENS))
-        # counted over what the model reads: a word seen only beyond the cut would get an
-        # embedding no training step moves, where <unk> is trained
-        vocab = build_vocab((tokens[i][:max_tokens or None] for i in split["train"]),
+        # counted over what the model reads (the cut tokens): a word seen only beyond the
+        # cut would get an embedding no training step moves, where <unk> is trained
+        vocab = build_vocab((tokens[i] for i in split["train"]),
                             int(config.get("max_vocab", MAX_VOCAB)),
                             int(config.get("min_freq", MIN_FREQ)))
         return {
@@ -285,7 +287,7 @@ class SentimentTask:
         if split == "test" and eval_data:
             data, tokens, encoded = _cached_read(
                 eval_data, state["text_column"], state["label_column"], _tokenizer(state),
-                "eval --data needs the run's training column names")
+                state["max_tokens"], "eval --data needs the run's training column names")
             key = (_vocab_key(state["vocab"]), state["max_tokens"], tuple(state["classes"]))
             if key not in encoded:
                 _remember(encoded, key, (self._encode_all(state, tokens),
@@ -293,7 +295,8 @@ class SentimentTask:
             return encoded[key]
         path = state["data"] or bundled_path()
         data, tokens, encoded = _cached_read(path, state["text_column"],
-                                             state["label_column"], _tokenizer(state))
+                                             state["label_column"], _tokenizer(state),
+                                             state["max_tokens"])
         if data.sha256 != state["sha256"]:
             raise UserError(f"{path} has changed since this run was trained (its split and "
                             f"vocabulary no longer match); evaluate on a file with --data")
