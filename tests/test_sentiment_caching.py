@@ -50,3 +50,24 @@ def test_each_split_is_encoded_once_and_a_changed_file_again(tmp_path):
     os.utime(path, ns=(1, 1))
     with pytest.raises(UserError, match="has changed since this run was trained"):
         task.split_rows(state, "train", {})
+
+
+def test_baseline_probabilities_are_computed_once_per_split_and_file(tmp_path):
+    data = write_reviews(tmp_path / "slice.csv", bundled_reviews(60))
+    state = TASK.prepare({"data": data, "min_freq": 1})
+    y, first = TASK.baseline_probabilities(state, "valid", {})
+    again = TASK.baseline_probabilities(state, "valid", {})[1]
+    assert all(again[name] is first[name] for name in first)
+    assert not first["nb_logreg"].flags.writeable  # shared: nobody may change them
+    test = TASK.baseline_probabilities(state, "test", {})[1]
+    assert test["nb_logreg"] is not first["nb_logreg"]
+    extra = write_reviews(tmp_path / "extra.csv", bundled_reviews(5))
+    other = TASK.baseline_probabilities(state, "test", {"eval_data": extra})
+    assert len(other[0]) == 10 and other[1]["nb_logreg"].shape == (10, 2)
+    # the same probabilities as the baselines' own models give
+    sequences, _ = TASK.split_rows(state, "valid", {})
+    _, _, logreg = TASK._baseline_models(state)
+    from recurrent_plugins.sentiment import baselines as bl
+    np.testing.assert_array_equal(
+        first["bow_logreg"], logreg.predict_proba(bl.bag_of_words(sequences,
+                                                                  len(state["vocab"]))))

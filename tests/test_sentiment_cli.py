@@ -406,6 +406,7 @@ def test_baselines_are_fitted_once_per_dataset_and_reused(tmp_path, monkeypatch,
         task._baseline_models.clear()  # as in a new process
         task._nb_models.clear()
         task._fold_models.clear()
+        task._baseline_probs.clear()
         ok(invoke("train", "sentiment", "--data", data, "--out", tmp_path / name, "--steps",
                   1, *SMALL, *extra))
         with open(tmp_path / name / "metrics.jsonl") as f:
