@@ -195,8 +195,8 @@ def test_runs_identical_without_caches(tmp_path, monkeypatch, counted):
     data = write_csv(tmp_path / "s.csv", ["t", "a", "b"], rows(2))
     cached = run_outputs(data, str(tmp_path / "cached"))
     assert counted["fit"] == 1  # six candidates, one fit
-    monkeypatch.setattr(ftask, "ES_FITS_KEPT", 0)
-    monkeypatch.setattr(dataio, "READ_KEPT", 0)
+    monkeypatch.setattr(ftask._ES_FITS, "size", 0)
+    monkeypatch.setattr(dataio._READ, "size", 0)
     dataio._READ.clear()
     ftask._ES_FITS.clear()
     fits, reads = counted["fit"], counted["read"]

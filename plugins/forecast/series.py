@@ -12,13 +12,13 @@ import hashlib
 import io
 import os
 import stat
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from recurrent import datafile
 from recurrent.errors import UserError
+from recurrent.memo import Kept
 
 from .times import parse_times
 
@@ -90,8 +90,8 @@ def _read_rows(path: str, label: str) -> list[tuple[int, list[str]]]:
 # reads its file once per candidate and again for each candidate's evaluation; parsing
 # it cell by cell each time dominated short runs. Two files at a time: a run's own and
 # a file given to eval or predict (--data).
-_READ: OrderedDict = OrderedDict()
 READ_KEPT = 2
+_READ = Kept(READ_KEPT)
 
 
 def _identity(path: str) -> tuple | None:
@@ -134,13 +134,10 @@ def read_series(source: Source, columns: list[str] | tuple[str, ...] | None,
            date_order)
     kept = _READ.get(key)
     if kept is not None:
-        _READ.move_to_end(key)
         return _copy(kept)
     series = _read_series(source, columns, time_column, date_order)
     if _identity(source.path) == identity:
         _READ[key] = _copy(series)
-        while len(_READ) > READ_KEPT:
-            _READ.popitem(last=False)
     return series
 
 

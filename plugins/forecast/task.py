@@ -17,7 +17,6 @@ import copy
 import hashlib
 import json
 import os
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import click
@@ -25,6 +24,7 @@ import numpy as np
 
 from recurrent import paired as paired_tests
 from recurrent.errors import UserError
+from recurrent.memo import Kept
 from recurrent.progress import warn_once
 
 from . import series as dataio
@@ -72,8 +72,8 @@ class Prepared:
 
 
 # Learned smoothing fits made so far in this process, newest last (smoothing_fit).
-_ES_FITS: OrderedDict = OrderedDict()
 ES_FITS_KEPT = 8
+_ES_FITS = Kept(ES_FITS_KEPT)
 
 
 def smoothing_fit(train_scaled: np.ndarray, season: int, horizon: int) -> list:
@@ -89,10 +89,6 @@ def smoothing_fit(train_scaled: np.ndarray, season: int, horizon: int) -> list:
     fits = _ES_FITS.get(key)
     if fits is None:
         fits = _ES_FITS[key] = smoothing.fit(train_scaled, int(season), int(horizon))
-        while len(_ES_FITS) > ES_FITS_KEPT:
-            _ES_FITS.popitem(last=False)
-    else:
-        _ES_FITS.move_to_end(key)
     return copy.deepcopy(fits)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from recurrent import cache
 from recurrent import paired as paired_tests
 from recurrent.errors import UserError
+from recurrent.memo import Kept
 from recurrent.pretrain import pretrain_language_model
 
 from . import baselines as bl
@@ -51,11 +52,11 @@ FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 # Small per-process caches: the trainer calls batches()/evaluate()/baselines() many times
 # with the same state, and re-reading or refitting each time would dominate short runs
 # (the fitted baselines are also kept across runs: _baseline_models()).
-_files: dict = {}
-_baseline_models: dict = {}
-_nb_models: dict = {}
-_baseline_probs: dict = {}  # baseline_probabilities' answers
-_fold_models: dict = {}
+_files = Kept(2)  # the training file and one evaluation file at most
+_baseline_models = Kept(1)
+_nb_models = Kept(2)  # the baseline's features and a run's own at most
+_baseline_probs = Kept(8)  # baseline_probabilities' answers
+_fold_models = Kept(1)
 
 
 def _cached_read(path: str, text_column: str, label_column: str | None, tokenizer: int,
@@ -67,19 +68,10 @@ def _cached_read(path: str, text_column: str, label_column: str | None, tokenize
     st = _stat(path)
     key = (os.path.abspath(path), st, text_column, label_column, tokenizer, max_tokens)
     if key not in _files:
-        if len(_files) >= 2:  # the training file and one evaluation file at most
-            del _files[next(iter(_files))]
         data = read_csv(path, text_column, label_column, column_hint, tokenizer)
         _files[key] = (data, [tokenize(t, tokenizer)[:max_tokens or None]
-                              for t in data.texts], {})
+                              for t in data.texts], Kept(8))
     return _files[key]
-
-
-def _remember(memo: dict, key, value, size: int = 8) -> None:
-    """memo[key] = value, forgetting the oldest entry beyond ``size``."""
-    if len(memo) >= size:
-        del memo[next(iter(memo))]
-    memo[key] = value
 
 
 def _tokenizer(state: dict) -> int:
@@ -291,8 +283,8 @@ class SentimentTask:
                 state["max_tokens"], "eval --data needs the run's training column names")
             key = (_vocab_key(state["vocab"]), state["max_tokens"], tuple(state["classes"]))
             if key not in encoded:
-                _remember(encoded, key, (self._encode_all(state, tokens),
-                                         self._label_ids(state, data.labels, eval_data)))
+                encoded[key] = (self._encode_all(state, tokens),
+                                self._label_ids(state, data.labels, eval_data))
             return encoded[key]
         path = state["data"] or bundled_path()
         data, tokens, encoded = _cached_read(path, state["text_column"],
@@ -307,7 +299,7 @@ class SentimentTask:
             idx = stratified_split(data.labels, state["valid_fraction"],
                                    state["test_fraction"], state["split_seed"])[split]
             y = self._label_ids(state, [data.labels[i] for i in idx], path)
-            _remember(encoded, key, (self._encode_all(state, [tokens[i] for i in idx]), y))
+            encoded[key] = (self._encode_all(state, [tokens[i] for i in idx]), y)
         return encoded[key]
 
     def model_spec(self, state: dict, config: dict) -> dict:
@@ -430,7 +422,6 @@ class SentimentTask:
                 raise UserError(f"--wide-folds {folds}: {e}") from None
             models = (np.stack([m.weight for m in fits]), np.stack([m.bias for m in fits]))
             cache.store("sentiment-nb-folds", key, {"weight": models[0], "bias": models[1]})
-        _fold_models.clear()
         _fold_models[memo] = models
         return models
 
@@ -520,7 +511,7 @@ class SentimentTask:
                     sequences, len(state["vocab"]), BIGRAM_BUCKETS))}
             for array in probs.values():
                 array.setflags(write=False)  # shared by every caller
-            _remember(_baseline_probs, key, (y, probs))
+            _baseline_probs[key] = (y, probs)
         y, probs = _baseline_probs[key]
         return y, dict(probs)
 
@@ -548,8 +539,6 @@ class SentimentTask:
                 bl.ngram_matrix(valid_seqs, v, buckets), y_valid, k)
             cache.store("sentiment-nb-logreg", key, {
                 "l2": np.float64(model.l2), "weight": model.weight, "bias": model.bias})
-        if len(_nb_models) >= 2:  # the baseline's features and a run's own at most
-            del _nb_models[next(iter(_nb_models))]
         _nb_models[memo] = model
         return model
 
@@ -579,7 +568,6 @@ class SentimentTask:
             cache.store("sentiment-baselines", key, {
                 "majority": np.int64(models[0]), "prior": prior, "l2": np.float64(logreg.l2),
                 "weight": logreg.weight, "bias": logreg.bias})
-        _baseline_models.clear()
         _baseline_models[memo] = models
         return models
 

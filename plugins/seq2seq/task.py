@@ -25,6 +25,7 @@ import numpy as np
 
 from recurrent import cache
 from recurrent.errors import UserError
+from recurrent.memo import Kept
 from recurrent.lengths import valid_mask
 from recurrent.plugins import get_loss
 from recurrent_plugins.sentiment.text import length_buckets
@@ -39,7 +40,7 @@ EVAL_BATCH = 512  # pairs per decoding call in evaluate()
 # the format when the baselines or metrics.score change what they compute.
 BASELINES_NAMESPACE = "seq2seq-baselines"
 BASELINES_FORMAT = 1
-_baseline_scores: dict = {}
+_baseline_scores = Kept(4)  # a few splits of one or two data files
 
 # Defaults of the shared training options for this task (benchmarks/README.md, seq2seq).
 DEFAULTS = {
@@ -279,8 +280,6 @@ class Seq2Seq:
         if not isinstance(out, dict):
             out = self._score_baselines(state, pairs, config)
             cache.store(BASELINES_NAMESPACE, key, {"scores": np.array(json.dumps(out))})
-        if len(_baseline_scores) >= 4:  # a few splits of one or two data files
-            del _baseline_scores[next(iter(_baseline_scores))]
         _baseline_scores[memo] = json.dumps(out)
         return json.loads(_baseline_scores[memo])
 
