@@ -544,7 +544,7 @@ print("ok")
 @pytest.mark.parametrize("level", ["avx2", "portable"])
 def test_lower_vector_variants_match_reference(level):
     """The AVX2 and portable builds of the gate passes and recurrent product (chosen at run
-    time; this machine would otherwise only run its best one) give the reference results:
+    time; a CPU would otherwise only run its best one) give the reference results:
     every built-in cell, forward and backward, without masks, with zoneout (values and
     flags), with recurrent dropout, and with both."""
     import os
