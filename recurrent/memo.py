@@ -3,7 +3,10 @@ read, a fitted baseline, encoded splits), kept for the entries used last only, s
 process that sees many files or options does not grow without bound."""
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
+
+import numpy as np
 
 
 class Kept(OrderedDict):
@@ -25,3 +28,18 @@ class Kept(OrderedDict):
         self.move_to_end(key)
         while len(self) > self.size:
             self.popitem(last=False)
+
+
+def rows_key(array: np.ndarray) -> tuple:
+    """A memo key for an array's contents: its shape, dtype and the SHA-256 of its bytes
+    (C order), so equal values key alike wherever they are stored."""
+    array = np.ascontiguousarray(array)
+    return array.shape, array.dtype.str, hashlib.sha256(array.tobytes()).hexdigest()
+
+
+def frozen(arrays) -> tuple:
+    """The arrays, made read-only: a memo hands the same objects to every caller, so one
+    caller's in-place change must fail rather than alter what the next one gets."""
+    for array in arrays:
+        array.setflags(write=False)
+    return tuple(arrays)

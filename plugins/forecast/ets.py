@@ -36,6 +36,7 @@ import numpy as np
 
 from recurrent import cache
 from recurrent.errors import UserError
+from recurrent.memo import Kept, frozen, rows_key
 
 FORMAT = 2  # of the cached fits (recurrent.cache)
 NAMESPACE = "forecast-ets"
@@ -282,16 +283,16 @@ def column_components(values: np.ndarray, fit: dict, horizon: int):
     return forecast, level, deseasonalised
 
 
-_MEMO: dict = {}
+_MEMO = Kept(4)
 
 
 def components(filled: np.ndarray, fits: list, horizon: int):
     """filled (N, C) original units -> (forecast (N, H, C), level (N, C), deseasonalised
     (N, C)), per column by column_components; a column without a fit keeps its last value
-    as forecast and level. Memoised on the rows' bytes (training calls it per batch)."""
+    as forecast and level. Memoised on the rows' bytes (training calls it per batch); the
+    arrays are read-only, shared by every caller."""
     filled = np.ascontiguousarray(filled, dtype=np.float64)
-    key = (hashlib.sha1(filled.tobytes()).hexdigest(), filled.shape,
-           json.dumps(fits, sort_keys=True), horizon)
+    key = (rows_key(filled), json.dumps(fits, sort_keys=True), horizon)
     if key not in _MEMO:
         n, columns = filled.shape
         forecast = np.repeat(filled[:, None, :], horizon, axis=1)
@@ -300,10 +301,8 @@ def components(filled: np.ndarray, fits: list, horizon: int):
             if fits[c] is not None:
                 f, lv, d = column_components(filled[:, c], fits[c], horizon)
                 forecast[:, :, c], level[:, c], deseason[:, c] = f, lv, d
-        if len(_MEMO) >= 4:
-            _MEMO.clear()
-        _MEMO[key] = (forecast, level, deseason)
-    return _MEMO[key]
+        _MEMO[key] = frozen((forecast, level, deseason))
+    return _MEMO.get(key)
 
 
 def scaled_components(scaled: np.ndarray, state: dict, horizon: int | None = None):

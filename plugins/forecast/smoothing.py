@@ -25,10 +25,11 @@ coefficients are chosen for the run's horizon.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 
 import numpy as np
+
+from recurrent.memo import Kept, frozen, rows_key
 
 from . import _smoothing, ets
 
@@ -176,16 +177,16 @@ def restart(fits: list, head: np.ndarray) -> list:
     return moved
 
 
-_MEMO: dict = {}
+_MEMO = Kept(4)
 
 
 def components(scaled: np.ndarray, fits: list, horizon: int):
     """scaled (N, C) -> (forecast (N, H, C), level (N, C), deseasonalised (N, C)) under
     the learned fits; a column without a fit keeps its last value as forecast and level.
-    Memoised on the rows' bytes (training calls it per batch)."""
+    Memoised on the rows' bytes (training calls it per batch); the arrays are
+    read-only, shared by every caller."""
     scaled = np.ascontiguousarray(scaled, dtype=np.float64)
-    key = (hashlib.sha1(scaled.tobytes()).hexdigest(), scaled.shape,
-           json.dumps(fits, sort_keys=True), horizon)
+    key = (rows_key(scaled), json.dumps(fits, sort_keys=True), horizon)
     if key not in _MEMO:
         forecast = np.repeat(scaled[:, None, :], horizon, axis=1)
         level, deseason = scaled.copy(), scaled.copy()
@@ -194,10 +195,8 @@ def components(scaled: np.ndarray, fits: list, horizon: int):
                 fc, lv, ds = forecast_table(scaled[:, c], np.asarray(f["theta"]),
                                             f["season"], horizon)
                 forecast[:, :, c], level[:, c], deseason[:, c] = fc, lv, ds
-        if len(_MEMO) >= 4:
-            _MEMO.clear()
-        _MEMO[key] = (forecast, level, deseason)
-    return _MEMO[key]
+        _MEMO[key] = frozen((forecast, level, deseason))
+    return _MEMO.get(key)
 
 
 def components_grad(scaled: np.ndarray, fits: list, d_forecast: np.ndarray,

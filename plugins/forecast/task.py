@@ -14,7 +14,6 @@ the scaler fitted on the training rows only, the season and the MASE scale.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import numpy as np
 
 from recurrent import paired as paired_tests
 from recurrent.errors import UserError
-from recurrent.memo import Kept
+from recurrent.memo import Kept, rows_key
 from recurrent.progress import warn_once
 
 from . import series as dataio
@@ -84,8 +83,7 @@ def smoothing_fit(train_scaled: np.ndarray, season: int, horizon: int) -> list:
     own copy). Not kept across processes: a change of smoothing.py's fit would not show
     in the key."""
     train_scaled = np.ascontiguousarray(train_scaled, dtype=np.float64)
-    key = (train_scaled.shape, hashlib.sha256(train_scaled.tobytes()).hexdigest(),
-           int(season), int(horizon))
+    key = (rows_key(train_scaled), int(season), int(horizon))
     fits = _ES_FITS.get(key)
     if fits is None:
         fits = _ES_FITS[key] = smoothing.fit(train_scaled, int(season), int(horizon))

@@ -20,7 +20,7 @@ import numpy as np
 from recurrent import cache
 from recurrent import paired as paired_tests
 from recurrent.errors import UserError
-from recurrent.memo import Kept
+from recurrent.memo import Kept, frozen
 from recurrent.pretrain import pretrain_language_model
 
 from . import baselines as bl
@@ -509,8 +509,7 @@ class SentimentTask:
                                                                    len(state["vocab"]))),
                 "nb_logreg": nb.predict_proba(bl.ngram_matrix(
                     sequences, len(state["vocab"]), BIGRAM_BUCKETS))}
-            for array in probs.values():
-                array.setflags(write=False)  # shared by every caller
+            frozen(probs.values())  # shared by every caller
             _baseline_probs[key] = (y, probs)
         y, probs = _baseline_probs[key]
         return y, dict(probs)
