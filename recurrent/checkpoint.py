@@ -174,6 +174,20 @@ def read_json(path: str) -> dict:
     return obj
 
 
+RUN_INFO = (("task", str), ("config", dict), ("task_state", dict), ("model_spec", dict))
+
+
+def info_problem(info: dict) -> str | None:
+    """What makes a run's config.json unusable ("no 'task'", "'config' is not a JSON
+    object"), or None: the keys every run needs, of the JSON types they must have."""
+    for key, kind in RUN_INFO:
+        if key not in info:
+            return f"no {key!r}"
+        if not isinstance(info[key], kind):
+            return f"{key!r} is not a JSON {'string' if kind is str else 'object'}"
+    return None
+
+
 class RunDir:
     """One training run's directory."""
 
@@ -221,13 +235,9 @@ class RunDir:
             raise UserError(f"run directory {path} does not exist")
         run = cls(path)
         info = run.info()
-        for key, kind in (("task", str), ("config", dict), ("task_state", dict),
-                          ("model_spec", dict)):
-            if key not in info:
-                raise UserError(f"{run.file(CONFIG_FILE)} is corrupted: no {key!r}")
-            if not isinstance(info[key], kind):
-                raise UserError(f"{run.file(CONFIG_FILE)} is corrupted: {key!r} is not "
-                                f"a JSON {'string' if kind is str else 'object'}")
+        problem = info_problem(info)
+        if problem:
+            raise UserError(f"{run.file(CONFIG_FILE)} is corrupted: {problem}")
         if info.get("format") != FORMAT:
             raise UserError(f"{run.file(CONFIG_FILE)} has format {info.get('format')!r}; "
                             f"this recurrent reads format {FORMAT}")

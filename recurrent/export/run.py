@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from .. import __version__
-from ..checkpoint import BEST, RunDir, atomic_write, json_default, save_arrays
+from ..checkpoint import BEST, RunDir, atomic_write, info_problem, json_default, save_arrays
 from ..config import TrainingConfig
 from ..ensemble import EnsembleModel
 from ..errors import UserError
@@ -164,13 +164,9 @@ def import_file(path: str, out: str) -> RunDir:
     from ..plugins import get_task
     tensors, info = st.read(path)
     # what RunDir.open requires of a run's config.json, so the run made here opens
-    for key, kind in (("task", str), ("config", dict), ("task_state", dict),
-                      ("model_spec", dict)):
-        if key not in info:
-            raise UserError(f"{path}: its config.json metadata has no {key!r}")
-        if not isinstance(info[key], kind):
-            raise UserError(f"{path}: its config.json metadata is corrupted: {key!r} is "
-                            f"not a JSON {'string' if kind is str else 'object'}")
+    problem = info_problem(info)
+    if problem:
+        raise UserError(f"{path}: its config.json metadata is corrupted: {problem}")
     get_task(info["task"])  # UserError naming the registered tasks
     config = TrainingConfig.from_json(info["config"], path)
     model = config.build_model(info["model_spec"])
