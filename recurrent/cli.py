@@ -20,7 +20,7 @@ from .checkpoint import json_text
 from .checks import one_line
 from .errors import AllRanksError, UserError, error_line
 from .quant import PRECISIONS
-from .threads import env_threads
+from .threads import env_threads, single_threaded_blas
 
 QUICK_START = """Fast CPU RNN / LSTM / GRU training from the command line.
 
@@ -49,8 +49,12 @@ class RecurrentGroup(click.Group):
         args = list(sys.argv[1:] if args is None else args)
         debug = _debug_asked(args)
         try:
-            rv = super().main(args, prog_name or "recurrent", complete_var,
-                              standalone_mode=False, **extra)
+            # BLAS on one thread for the whole command (recurrent/threads.py): the kernels
+            # bring their own threads, and what else calls BLAS (the baselines' L-BFGS
+            # fits, the paired tests) then gives the same bits on any machine
+            with single_threaded_blas():
+                rv = super().main(args, prog_name or "recurrent", complete_var,
+                                  standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
         except click.exceptions.Abort:
             if debug:

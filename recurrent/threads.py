@@ -13,6 +13,14 @@ the same entry points (and Trainer.fit) run inside `single_threaded_blas()`, whi
 OpenBLAS to 1 thread through its own C entry point (cheap: benchmarks/README.md) and
 restores the previous count afterwards; other BLAS libraries go through threadpoolctl.
 Cells and kernels never pin BLAS themselves.
+
+The command line runs every command inside `single_threaded_blas()` too (cli.py). Outside
+the kernels, BLAS serves L-BFGS fits (the sentiment baselines and wide part) and paired
+tests: level-1 calls on vectors of 10^4-10^6 numbers, which OpenBLAS splits over its
+threads. Split, their sums depend on the thread count OpenBLAS chose from the machine's
+cores, so a run's baselines and wide part (and, through them, its trained weights) were
+not the same bits on another machine; and while other processes hold the cores each
+split call waits for its threads to be scheduled.
 """
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ def test_frozen_arrays_refuse_in_place_changes():
 def test_forecast_component_memos_hand_out_read_only_arrays():
     """The smoothing and ETS memos give every caller the same arrays: a caller that
     wrote into them would change the next caller's forecasts."""
-    from plugins.forecast import ets, smoothing
+    from recurrent_plugins.forecast import ets, smoothing
     y = np.sin(np.arange(60) * 2 * np.pi / 12)[:, None] + 0.01 * np.arange(60)[:, None]
     fits = smoothing.fit(y[:48], 12, 3)
     first = smoothing.components(y, fits, 3)
