@@ -272,11 +272,17 @@ def column_components(values: np.ndarray, fit: dict, horizon: int):
         multiplicative = fit["kind"] == "hw_mul"
         forecast = forecast * index if multiplicative else forecast + index
         # Origins whose season reaches before row 0 need the initial seasonal states:
-        # statsmodels' own forecast from that origin (a few origins at the start).
-        for o in np.flatnonzero((rows < 0).any(axis=1)):
-            if o + horizon < n:
-                forecast[o] = np.asarray(result.predict(start=o + 1, end=o + horizon,
-                                                        dynamic=0))
+        # statsmodels' own forecast from that origin (a few origins at the start). Each
+        # predict call runs the filter over every row it was given, so they are asked
+        # of the first rows alone (the filter is causal: the same states there), not of
+        # the whole series: m calls over N rows were the bulk of a long series' cost.
+        early = [o for o in np.flatnonzero((rows < 0).any(axis=1)) if o + horizon < n]
+        if early:
+            rows_needed = max(early[-1] + horizon + 1, 2 * m + 2)
+            head = result if rows_needed >= n else _filtered(values[:rows_needed], fit)
+            for o in early:
+                forecast[o] = np.asarray(head.predict(start=o + 1, end=o + horizon,
+                                                      dynamic=0))
         before = seasonal[np.maximum(np.arange(n) - m, 0)]
         before[:m] = seasonal[:m] if n else before[:m]
         deseasonalised = deseasonalised / before if multiplicative else deseasonalised - before
