@@ -113,20 +113,27 @@ def _wide_logits(g, tokens, mask, wide, weight):
         pairs = g.op("Add", [bucket, g.const(np.array(V, np.int64))])  # (T-1, B)
         ids = g.op("Concat", [tokens, pairs], axis=0)  # (N, B)
         valid = g.op("Concat", [mask, g.op("Slice", [mask, one, big, axis0])], axis=0)
-    # A feature counts once per row: drop position n if an earlier valid m has its id.
-    same = g.op("Equal", [g.op("Unsqueeze", [ids, g.const(np.array([1]))]),
-                          g.op("Unsqueeze", [ids, g.const(np.array([0]))])])  # (N, N, B)
-    n = g.op("Squeeze", [g.op("Shape", [ids], start=0, end=1)])
-    pos = g.op("Range", [g.const(np.array(0, np.int64)), n, g.const(np.array(1, np.int64))])
-    earlier = g.op("Less", [g.op("Unsqueeze", [pos, g.const(np.array([0, 2]))]),
-                            g.op("Unsqueeze", [pos, g.const(np.array([1, 2]))])])  # [m < n]
-    seen = g.op("And", [g.op("And", [same, earlier]),
-                        g.op("Unsqueeze", [valid, g.const(np.array([0]))])])  # (N, N, B)
-    repeated = g.op("Cast", [g.op("ReduceMax", [g.op("Cast", [seen], to=TensorProto.FLOAT),
-                                                g.const(np.array([1]))], keepdims=0)],
-                    to=TensorProto.BOOL)  # (N, B)
-    keep = g.op("Cast", [g.op("And", [valid, g.op("Not", [repeated])])],
-                to=TensorProto.FLOAT)  # (N, B)
+    # A feature counts once per row: keep position n only if no earlier valid m has its
+    # id. Each row's ids sorted (TopK breaks ties by position, so the first of a run of
+    # equal ids is its earliest position), every invalid position as -1 (ids are >= 0):
+    # the first of each run of valid ids is kept, and the flags go back to the positions.
+    # O(N log N) per row, where comparing every pair of positions held (N, N, B).
+    key = g.op("Where", [valid, ids, g.const(np.array(-1, np.int64))])  # (N, B)
+    count = g.op("Shape", [ids], start=0, end=1)  # (1,): N
+    order, where = g.op("TopK", [key, count], 2, axis=0, largest=0, sorted=1)  # (N, B)
+    zero, one, big = (g.const(np.array([v])) for v in (0, 1, 2 ** 62))
+    axis0 = g.const(np.array([0]))
+    head = g.op("Slice", [order, zero, one, axis0])  # (1, B)
+    differs = g.op("Not", [g.op("Equal", [g.op("Slice", [order, one, big, axis0]),
+                                          g.op("Slice", [order, zero, g.const(np.array([-1])),
+                                                         axis0])])])  # (N-1, B)
+    first = g.op("Concat", [g.op("Equal", [head, head]), differs], axis=0)  # (N, B)
+    sorted_keep = g.op("And", [first, g.op("GreaterOrEqual", [
+        order, g.const(np.array(0, np.int64))])])  # (N, B) in sorted order
+    keep = g.op("ScatterElements", [
+        g.op("ConstantOfShape", [g.op("Shape", [ids])],
+             value=helper.make_tensor("zero_keep", TensorProto.FLOAT, [1], [0.0])),
+        where, g.op("Cast", [sorted_keep], to=TensorProto.FLOAT)], axis=0)  # (N, B)
     rows = g.op("Gather", [g.const(weight, "wide_weight"), ids], axis=0)  # (N, B, K)
     kept = g.op("Mul", [rows, g.op("Unsqueeze", [keep, g.const(np.array([2]))])])
     return g.op("ReduceSum", [kept, g.const(np.array([0]))], keepdims=0)  # (B, K)
