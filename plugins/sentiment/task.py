@@ -256,8 +256,15 @@ class SentimentTask:
             "split_sizes": {name: int(len(idx)) for name, idx in split.items()},
         }
 
-    def _encode_all(self, state, token_lists):
-        index = {tok: i for i, tok in enumerate(state["vocab"])}
+    @staticmethod
+    def _index(state) -> dict:
+        """token -> id of the run's vocabulary."""
+        return {tok: i for i, tok in enumerate(state["vocab"])}
+
+    def _encode_all(self, state, token_lists, index=None):
+        """Token lists -> id lists; ``index``: the vocabulary's _index, when the caller
+        keeps it (predict --stream encodes one line at a time)."""
+        index = self._index(state) if index is None else index
         return [encode(toks, index, state["max_tokens"]) for toks in token_lists]
 
     def _label_ids(self, state, labels, path):
@@ -594,11 +601,13 @@ class SentimentTask:
             raise UserError("--stream reads one text per line from stdin: drop the text "
                             "arguments and --data")
         classes, tokenizer = state["classes"], _tokenizer(state)
+        index = self._index(state)  # once: a line of a few words reads a few entries
 
         def answer(line):
             if is_blank(line, tokenizer):
                 raise UserError("the line is empty: one text per line")
-            p = self.probabilities(model, self._encode_all(state, [tokenize(line, tokenizer)]))[0]
+            p = self.probabilities(model, self._encode_all(
+                state, [tokenize(line, tokenizer)], index))[0]
             return _answer(classes, p, line)
 
         return answer

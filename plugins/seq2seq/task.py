@@ -314,11 +314,13 @@ class Seq2Seq:
 
     # ---- prediction ---------------------------------------------------------------------
 
-    def _sources(self, state: dict, inputs) -> list:
+    def _sources(self, state: dict, inputs, vocab: Vocabulary | None = None) -> list:
+        """The inputs' encoded sources; ``vocab``: the run's source Vocabulary, when the
+        caller keeps it (predict --stream encodes one line at a time)."""
         if not inputs:
             raise UserError("give the text to transduce, e.g. recurrent predict RUN "
                             "\"word\"")
-        vocab = Vocabulary(state["source_vocab"])
+        vocab = Vocabulary(state["source_vocab"]) if vocab is None else vocab
         out = []
         for text in inputs:
             if state.get("lowercase_input"):
@@ -381,10 +383,11 @@ class Seq2Seq:
                             "its best hypothesis: drop the input arguments, --plot and "
                             "--n-best")
         beam = int(options.get("beam") or 1)
+        src_vocab = Vocabulary(state["source_vocab"])  # once, not once per line
         tgt_vocab = Vocabulary(state["target_vocab"])
 
         def answer(line: str) -> dict:
-            sources = self._sources(state, [line])
+            sources = self._sources(state, [line], src_vocab)
             h = model.decode(data.source_batch(sources), beam=beam,
                              max_len=options.get("max_len"), alpha=options.get("alpha", 1.0))
             return {"input": line,
