@@ -255,11 +255,16 @@ class StreamPool:
         ys = self.step_arrays(ids, list(inputs.values()) if ids else None)
         return dict(zip(ids, ys))
 
-    def step_arrays(self, ids, xs):
-        """ids (B distinct open ids), xs (B,) token ids or (B, I) features -> ys (B, K)."""
+    def step_arrays(self, ids, xs, outputs=True):
+        """ids (B distinct open ids), xs (B,) token ids or (B, I) features -> ys (B, K).
+        ``outputs`` False: advance the streams only (their states, running pools and wide
+        features), without the head, and return None: reading a text up to the step whose
+        output is wanted then costs no (B, K) head per step."""
         ids = list(ids)
         B = len(ids)
         if B == 0:
+            if not outputs:
+                return None
             return np.zeros((0, self._output_size()), np.float64 if self.softmax else self.dtype)
         try:
             rows = np.fromiter(map(self._rows.__getitem__, ids), np.int64, B)
@@ -276,7 +281,7 @@ class StreamPool:
             module.eval()
         try:
             with single_threaded_blas():
-                return self._advance(rows, x)
+                return self._advance(rows, x, outputs)
         finally:
             if was_training:
                 module.train(True)
@@ -309,8 +314,9 @@ class StreamPool:
             raise ValueError(f"step: expected float inputs, got dtype {a.dtype}")
         return finite_as(a, self.dtype, "step: inputs")
 
-    def _advance(self, rows, x):
-        """One step of the streams in slab rows ``rows`` (B,), inputs checked."""
+    def _advance(self, rows, x, outputs=True):
+        """One step of the streams in slab rows ``rows`` (B,), inputs checked; their
+        outputs, or None without ``outputs``."""
         rnn, model = self.rnn, self.model
         h_in = model.embedding.forward(x) if self.tokens else x     # (B, E or I)
         states = np.take(self._slab, rows, axis=2)                   # (S, L, B, H) gather
@@ -320,18 +326,22 @@ class StreamPool:
         for s, final in enumerate(finals):                           # scatter
             self._slab[s][:, rows] = final
         if model is None:
-            return top
+            return top if outputs else None
         if self.output == "mean":
             total, count = self._extra["total"], self._extra["count"]
             total[rows] += top
             count[rows] += 1
-            pooled = total[rows] / count[rows].astype(self.dtype)[:, None]
+            pooled = total[rows] / count[rows].astype(self.dtype)[:, None] if outputs else None
         elif self.output == "max":
             maximum = self._extra["maximum"]
             maximum[rows] = np.maximum(maximum[rows], top)
             pooled = maximum[rows]
         else:                                                        # "sequence", "last"
             pooled = top
+        if not outputs:
+            if self.wide is not None:
+                self._wide_step(rows, x)  # the features seen, and their running sum
+            return None
         y = model.head.forward(model.dropout.forward(pooled))        # (B, K)
         if self.wide is not None:
             y += self._wide_step(rows, x).astype(self.dtype)
@@ -426,8 +436,10 @@ class EnsemblePool(StreamPool):
         for pool, part in zip(self.pools, parts):
             pool.restore(stream_id, part)
 
-    def step_arrays(self, ids, xs):
-        ys = [pool.step_arrays(ids, xs) for pool in self.pools]
+    def step_arrays(self, ids, xs, outputs=True):
+        ys = [pool.step_arrays(ids, xs, outputs) for pool in self.pools]
+        if not outputs:
+            return None
         y = combine(self.model.loss, ys)
         return softmax(y) if self.softmax else y
 

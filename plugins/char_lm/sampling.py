@@ -73,8 +73,12 @@ def next_char_stream(model, vocab, top_k: int, prime: str | None):
     last = {"p": None, "pending": ""}  # the latest distribution; a line break to read
 
     def read(ids):
-        for i in ids:  # one step per character
-            last["p"] = pool.step_arrays([0], [i])[0]  # (V,)
+        # one step per character; the (V,) distribution after the last one only
+        for n, i in enumerate(ids, 1):
+            if n < len(ids):
+                pool.step_arrays([0], [i], outputs=False)
+            else:
+                last["p"] = pool.step_arrays([0], [i])[0]  # (V,)
 
     if prime:
         read(vocab.encode(prime, "--prime"))
