@@ -19,6 +19,7 @@ from . import __version__, averaging, candidates, plugins, report
 from .checkpoint import json_text
 from .checks import one_line
 from .errors import AllRanksError, UserError, error_line
+from .out_paths import check_plot
 from .quant import PRECISIONS
 from .threads import env_threads, single_threaded_blas
 
@@ -568,6 +569,8 @@ def predict_command(ctx, run, args, show_help):
         raise UserError(f"task {task.name!r} has no --stream: give its inputs as options")
     sub = command.make_context(f"recurrent predict {run}", extra)
     options = dict(sub.params)
+    if options.get("plot") and not options.get("stream"):  # --stream refuses --plot itself
+        check_plot(options["plot"], run_dir.path)
     stream = options.pop("stream", False)
     model, info = load_model(run_dir, "best", precision=options.pop("precision"))
     state, config = info["task_state"], dict(info["config"])

@@ -163,7 +163,7 @@ def test_predict_errors(run, sunspots, tmp_path):
     one_line_error(invoke("predict", run, "--data", short), "too few rows")
     one_line_error(invoke("predict", run, "--data", tmp_path / "nope.csv"), "not found")
     one_line_error(invoke("predict", run, "--plot", tmp_path / "no-dir" / "f.png"),
-                   "cannot write plot")
+                   "does not exist")
 
 
 @pytest.mark.parametrize("rows, options, pattern", [

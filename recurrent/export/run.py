@@ -17,6 +17,7 @@ from ..checkpoint import BEST, RunDir, atomic_write, info_problem, json_default,
 from ..config import TrainingConfig
 from ..ensemble import EnsembleModel
 from ..errors import UserError
+from ..out_paths import check_out
 from ..quant import PRECISIONS
 from ..runs import load_model, loss_name
 from ..seq2seq import Seq2SeqModel
@@ -34,26 +35,6 @@ def default_out(run_path: str, fmt: str, precision: str = "fp32") -> str:
     takes the float32 file's."""
     ext = INT8_EXTENSION if fmt == "safetensors" and precision == "int8" else EXTENSIONS[fmt]
     return os.path.abspath(run_path) + ext
-
-
-def _check_out(out: str, run_path: str, force: bool = False) -> None:
-    """UserError for an --out that cannot or must not be written: a directory, a missing
-    or read-only directory, a path inside the run directory (always: its checkpoints and
-    config.json are the run), or an existing file without ``force``."""
-    if os.path.isdir(out):
-        raise UserError(f"--out {out} is a directory; give a file name")
-    directory = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(directory):
-        raise UserError(f"--out {out}: directory {directory} does not exist")
-    run_real, out_real = os.path.realpath(run_path), os.path.realpath(out)
-    if os.path.commonpath([run_real, out_real]) == run_real:
-        via = "" if out_real == os.path.abspath(out) else f" (it resolves to {out_real})"
-        raise UserError(f"--out {out} is inside the run directory {run_path}{via}; write "
-                        f"the export outside it")
-    if os.path.lexists(out) and not force:
-        raise UserError(f"--out {out} already exists; give --force to replace it")
-    if not os.access(directory, os.W_OK):
-        raise UserError(f"--out {out}: directory {directory} is not writable")
 
 
 def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str = "best",
@@ -75,7 +56,8 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
                         f"files hold float32 weights)")
     run = RunDir.open(run_path)
     out = out or default_out(run_path, fmt, precision)
-    _check_out(out, run.path, force)
+    check_out("--out", out, run.path, replace=force,
+              refusal="already exists; give --force to replace it")
     model, info = load_model(run, checkpoint, precision=precision)  # refuses no int8 path
     if isinstance(model, Seq2SeqModel):
         raise UserError(f"{run_path} is an encoder-decoder ({info['task']}): export covers "
