@@ -34,6 +34,7 @@ CONFIG_FILE = "config.json"
 LAST = "last.npz"
 BEST = "best.npz"
 METRICS = "metrics.jsonl"
+PLOT_FILE = "loss.png"  # recurrent/loss_plot.py draws it
 DIVERGED = "diverged.json"  # a candidate left out: its error and step (recurrent/in_turn.py)
 
 
@@ -222,6 +223,9 @@ class RunDir:
         if left:  # a run whose config.json is gone: a new run would overwrite its files
             raise UserError(f"{path} holds a run's {', '.join(left)} without its "
                             f"{CONFIG_FILE}; choose another --out")
+        if os.path.exists(os.path.join(path, PLOT_FILE)):  # someone's figure, or a run's
+            raise UserError(f"{path} already has a {PLOT_FILE}, which the run's loss plot "
+                            f"would replace; choose another --out")
         try:
             os.makedirs(path, exist_ok=True)
         except OSError as e:

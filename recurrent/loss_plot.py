@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import math
 
-from .checkpoint import RunDir, atomic_write
+from .checkpoint import PLOT_FILE, RunDir, atomic_write
 
 
-PLOT_FILE = "loss.png"  # in the run directory
 MISSING = ("note: loss.png will not be written: matplotlib is not installed "
            "(pip install 'recurrent[plot]', or pass --no-plot)")
 _told = False  # MISSING is said once per process

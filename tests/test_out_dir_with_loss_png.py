@@ -1,0 +1,38 @@
+"""`train --out DIR` takes an existing directory that holds no run, and refuses one with a
+run's last.npz, best.npz or metrics.jsonl -- but not one with a loss.png: the run's loss
+plot then silently replaces the user's own figure. Refused before anything is written."""
+import os
+
+import pytest
+from helpers import invoke, ok, one_line_error
+
+
+@pytest.fixture
+def text(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text("the quick brown fox jumps over the lazy dog.\n" * 60, encoding="utf-8")
+    return path
+
+
+def _train(text, out, *extra):
+    return invoke("train", "char-lm", "--data", text, "--steps", 2, "--hidden", 8,
+                  "--embed-dim", 4, "--seq-len", 16, "--threads", 1, "--quiet", "--out", out,
+                  *extra)
+
+
+def test_a_directory_with_someones_loss_png_is_refused(text, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "figures"
+    out.mkdir()
+    (out / "loss.png").write_bytes(b"my own figure")
+    one_line_error(_train(text, out), "loss.png", "choose another --out")
+    assert (out / "loss.png").read_bytes() == b"my own figure"
+    assert sorted(os.listdir(out)) == ["loss.png"]  # no config.json: nothing started
+
+
+def test_an_existing_directory_with_other_files_is_still_taken(text, tmp_path):
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "README.txt").write_text("mine", encoding="utf-8")
+    ok(_train(text, out, "--no-plot"))
+    assert (out / "README.txt").read_text(encoding="utf-8") == "mine"
