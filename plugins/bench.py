@@ -607,9 +607,10 @@ def register_commands(cli):
         sizes = [_parse_config(c) for c in configs] or list(DEFAULT_CONFIGS)
         thread_counts = _parse_list(threads, "--threads",
                                     lambda v: v if v == "auto" else int(v))
-        if any(n != "auto" and n < 1 for n in thread_counts):
-            raise recurrent.UserError(f"--threads: thread counts must be >= 1 or 'auto', "
-                                      f"got {threads!r}")
+        from recurrent.threads import MAX_THREADS
+        if any(n != "auto" and not 1 <= n <= MAX_THREADS for n in thread_counts):
+            raise recurrent.UserError(f"--threads: thread counts must be from 1 to "
+                                      f"{MAX_THREADS} or 'auto', got {threads!r}")
         if vs == "torch":
             try:
                 import torch  # noqa: F401

@@ -21,7 +21,7 @@ from .checks import one_line
 from .errors import AllRanksError, UserError, error_line
 from .out_paths import check_plot
 from .quant import PRECISIONS
-from .threads import env_threads, single_threaded_blas
+from .threads import MAX_THREADS, env_threads, single_threaded_blas
 
 QUICK_START = """Fast CPU RNN / LSTM / GRU training from the command line.
 
@@ -197,7 +197,7 @@ def _shared_options(defaults: dict) -> list:
             "for per-step outputs, each row's last K steps for pooled ones; 0 = off).",
             key="tbptt", type=click.IntRange(min=0)),
         opt(["--threads"], "Kernel threads (default: recurrent's choice).", key="threads",
-            type=click.IntRange(min=1)),
+            type=click.IntRange(min=1, max=MAX_THREADS)),
         opt(["--seed"], "Random seed: same seed, same run (bit-identical at 1 thread).",
             key="seed", type=click.IntRange(min=0)),
         opt(["--patience"], "Stop after N evaluations without improvement (0 = off).",
@@ -443,7 +443,8 @@ def _open_run(path):
                    "whose data has no test split].")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best",
               show_default=True, help="Best validation parameters, or the latest.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Kernel threads.")
+@click.option("--threads", type=click.IntRange(min=1, max=MAX_THREADS), default=None,
+              help="Kernel threads.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help=PRECISION_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print metrics and baselines as JSON.")

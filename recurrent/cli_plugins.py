@@ -15,6 +15,7 @@ import click
 from . import plugins
 from .checks import one_line
 from .errors import UserError
+from .threads import MAX_THREADS
 
 CORE = "recurrent"  # provider shown for commands the framework itself defines
 
@@ -317,9 +318,9 @@ def tune_command(budget, num_threads, switch):
     if not budget > 0:
         raise click.BadParameter(f"expected a positive number of seconds, got {budget}",
                                  param_hint="'--budget'")
-    if num_threads is not None and num_threads < 1:
-        raise click.BadParameter(f"expected a count >= 1, got {num_threads}",
-                                 param_hint="'--threads'")
+    if num_threads is not None and not 1 <= num_threads <= MAX_THREADS:
+        raise click.BadParameter(f"expected a count from 1 to {MAX_THREADS}, got "
+                                 f"{num_threads}", param_hint="'--threads'")
     threads = tuning.default_threads() if num_threads is None else num_threads
     click.echo(f"tuning the kernels with {threads} thread(s), budget {budget:g} s", err=True)
     start = time.monotonic()

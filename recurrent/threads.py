@@ -55,6 +55,9 @@ def available_cores() -> int:
 
 
 THREADS_VARIABLE = "RECURRENT_NUM_THREADS"
+# the largest thread count an option takes: the kernels and OpenMP take a C int (a count
+# above the cores is an upper bound the kernels lower; one above this overflowed there)
+MAX_THREADS = 2**31 - 1
 
 
 def env_threads() -> int | None:
