@@ -1,5 +1,5 @@
 """`python -m recurrent` runs the command line, the same as the `recurrent` script."""
-from .cli import main
+from ._console import main
 
 if __name__ == "__main__":
     main()

@@ -17,6 +17,7 @@ from click.core import ParameterSource
 
 from . import __version__, averaging, candidates, plugins, report
 from .checkpoint import json_text
+from ._console import debug_asked
 from .checks import one_line
 from .errors import AllRanksError, UserError, error_line
 from .out_paths import check_plot
@@ -48,7 +49,7 @@ class RecurrentGroup(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
              **extra):
         args = list(sys.argv[1:] if args is None else args)
-        debug = _debug_asked(args)
+        debug = debug_asked(args)
         try:
             # BLAS on one thread for the whole command (recurrent/threads.py): the kernels
             # bring their own threads, and what else calls BLAS (the baselines' L-BFGS
@@ -84,16 +85,6 @@ class RecurrentGroup(click.Group):
         if standalone_mode:
             sys.exit(code)
         return code
-
-
-def _debug_asked(args) -> bool:
-    """--debug given to the root command, before the subcommand (after it, it is that
-    command's unknown option, or a value such as a text to classify), or RECURRENT_DEBUG
-    set to anything but "", 0, false, no or off. The root's options take no values, so
-    the subcommand is its first argument that is not an option."""
-    root = next((args[:i] for i, a in enumerate(args) if not str(a).startswith("-")), args)
-    flag = os.environ.get("RECURRENT_DEBUG", "").strip().lower()
-    return "--debug" in root or flag not in ("", "0", "false", "no", "off")
 
 
 def _report(line: str, code: int, all_ranks: bool = False) -> int:

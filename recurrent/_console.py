@@ -1,0 +1,30 @@
+"""The `recurrent` console script (and `python -m recurrent`). Loading the command line (its
+modules, numpy, and every plugin's) takes about a second; a Ctrl-C in that time ends the
+command as a Ctrl-C during it does ("Aborted.", exit status 130), not with a Python
+traceback (that only with --debug or RECURRENT_DEBUG, as for any error). Imports nothing
+heavy, so that it is in place before the loading starts."""
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main(argv=None):
+    try:
+        from .cli import main as cli_main
+    except KeyboardInterrupt:
+        if debug_asked(list(sys.argv[1:] if argv is None else argv)):
+            raise
+        print("Aborted.", file=sys.stderr)
+        sys.exit(130)
+    return cli_main(argv)
+
+
+def debug_asked(args) -> bool:
+    """--debug given to the root command, before the subcommand (after it, it is that
+    command's unknown option, or a value such as a text to classify), or RECURRENT_DEBUG
+    set to anything but "", 0, false, no or off. The root's options take no values, so
+    the subcommand is its first argument that is not an option."""
+    root = next((args[:i] for i, a in enumerate(args) if not str(a).startswith("-")), args)
+    flag = os.environ.get("RECURRENT_DEBUG", "").strip().lower()
+    return "--debug" in root or flag not in ("", "0", "false", "no", "off")
