@@ -36,6 +36,7 @@ import numpy as np
 
 import recurrent
 from recurrent.checks import one_line
+from recurrent.errors import error_line
 from recurrent.quant import PRECISIONS
 
 DEFAULT_CELLS = ("lstm", "gru", "rnn_tanh")
@@ -425,6 +426,16 @@ def _child(spec):
     except recurrent.UserError as e:
         emit("error", message=str(e))
         sys.exit(1)
+    except MemoryError as e:  # a --config too large for this computer
+        emit("error", message=f"not enough memory for the benchmark's arrays "
+                              f"({error_line(e)}): give a smaller --config")
+        sys.exit(1)
+    except Exception as e:  # a bug: one line, as the command line reports them
+        if spec.get("debug"):
+            raise
+        emit("error", message=f"internal error in the benchmark process ({error_line(e)}); "
+                              f"rerun with --debug for the traceback")
+        sys.exit(1)
 
 
 # ---- the command ------------------------------------------------------------------------
@@ -620,49 +631,58 @@ def register_commands(cli):
                     "or run with --vs none to time recurrent alone") from None
         if json_path:
             _check_json_path(json_path)
+        root = click.get_current_context().find_root()
         spec = {"cells": cell_names, "configs": sizes, "threads": thread_counts,
                 "mode": mode, "vs": vs, "repeats": repeats,
-                "rounds": rounds, "torch_precision": torch_precision, "precision": precision}
+                "rounds": rounds, "torch_precision": torch_precision, "precision": precision,
+                "debug": bool(root.params.get("debug"))}
         # PYTHONSAFEPATH: the child must import the installed package, not a source
         # checkout that happens to be the current directory (it has no compiled kernels).
         env = dict(os.environ, PYTHONSAFEPATH="1")
         if not keep_blas_env:
             for key in BLAS_ENV:
                 env.pop(key, None)
+        # its own session: a Ctrl-C at the terminal reaches this process alone, which stops
+        # the child (below) instead of the child printing its KeyboardInterrupt traceback
         child = subprocess.Popen([sys.executable, "-m", "recurrent_plugins.bench",
                                   json.dumps(spec)], env=env, stdout=subprocess.PIPE,
-                                 text=True)
+                                 text=True, start_new_session=True)
         payload = {"spec": spec, "rows": []}
         error = None
-        for line in child.stdout:
-            message = json.loads(line)
-            kind = message.pop("kind")
-            if kind == "environment":
-                payload["environment"] = message
-                kernels = ", ".join(f"{os.path.basename(b['filepath'] or '?')}: "
-                                    f"{b['architecture']}" for b in message["blas"])
-                click.echo(f"BLAS kernels: {kernels}; recurrent vector code: "
-                           f"{message['vector_code']}; torch {message['torch'] or '-'}; "
-                           f"{message['cores']} cores")
-                click.echo(_tuning_line(message.get("tuning")))
-                legend = (f"mode {mode}; {rounds} rounds, >= {repeats} timed calls per side "
-                          f"after warm-up")
-                if precision != "fp32" or (vs == "torch" and torch_precision != "fp32"):
-                    legend += ((f"; torch in {torch_precision}," if vs == "torch" else ";")
-                               + f" recurrent in {precision}")
-                if vs == "torch":
-                    legend += ("; blocks interleaved ours, torch, ...; ratio = median over "
-                               "rounds of ours/torch block medians (below 1: recurrent faster)")
-                elif vs != "none":
-                    legend += (f"; blocks interleaved cell, {vs}, ...; ratio = median over "
-                               f"rounds of cell/{vs} block medians")
-                click.echo(legend)
-                click.echo(_header(vs, precision))
-            elif kind == "row":
-                payload["rows"].append(message)
-                click.echo(_format_row(message))
-            elif kind == "error":
-                error = message["message"]
+        try:
+            for line in child.stdout:
+                message = json.loads(line)
+                kind = message.pop("kind")
+                if kind == "environment":
+                    payload["environment"] = message
+                    kernels = ", ".join(f"{os.path.basename(b['filepath'] or '?')}: "
+                                        f"{b['architecture']}" for b in message["blas"])
+                    click.echo(f"BLAS kernels: {kernels}; recurrent vector code: "
+                               f"{message['vector_code']}; torch {message['torch'] or '-'}; "
+                               f"{message['cores']} cores")
+                    click.echo(_tuning_line(message.get("tuning")))
+                    legend = (f"mode {mode}; {rounds} rounds, >= {repeats} timed calls per side "
+                              f"after warm-up")
+                    if precision != "fp32" or (vs == "torch" and torch_precision != "fp32"):
+                        legend += ((f"; torch in {torch_precision}," if vs == "torch" else ";")
+                                   + f" recurrent in {precision}")
+                    if vs == "torch":
+                        legend += ("; blocks interleaved ours, torch, ...; ratio = median over "
+                                   "rounds of ours/torch block medians (below 1: recurrent faster)")
+                    elif vs != "none":
+                        legend += (f"; blocks interleaved cell, {vs}, ...; ratio = median over "
+                                   f"rounds of cell/{vs} block medians")
+                    click.echo(legend)
+                    click.echo(_header(vs, precision))
+                elif kind == "row":
+                    payload["rows"].append(message)
+                    click.echo(_format_row(message))
+                elif kind == "error":
+                    error = message["message"]
+        except BaseException:  # Ctrl-C, a broken pipe: the child stops with this process
+            child.kill()
+            child.wait()
+            raise
         if child.wait() != 0 or error:
             if json_path and payload["rows"]:  # the rows measured before it failed
                 _write_json(json_path, {**payload, "error": error or

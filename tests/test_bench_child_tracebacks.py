@@ -1,0 +1,38 @@
+"""`recurrent bench` measures in a child process whose stderr is the terminal's: an error in
+it that is not a UserError (a --config too large to allocate) and a Ctrl-C while it runs
+both printed the child's Python traceback, without --debug. One line instead."""
+import os
+import signal
+import subprocess
+import sys
+
+BENCH = [sys.executable, "-m", "recurrent", "bench", "--vs", "none", "--cell", "lstm",
+         "--threads", "1", "--repeats", "1", "--rounds", "1"]
+
+
+def test_a_config_too_large_to_allocate_is_one_line():
+    result = subprocess.run(BENCH + ["--config", "99999999999,2,3,4"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert "memory" in lines[0] and "--config" in lines[0]
+
+
+def test_ctrl_c_while_the_child_measures_prints_no_traceback():
+    # a terminal's Ctrl-C: SIGINT to the whole foreground process group
+    process = subprocess.Popen(BENCH + ["--config", "400,32,128,256", "--repeats", "500"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        first = process.stdout.readline()  # the child is up: it sent its environment
+        assert first.startswith("BLAS kernels"), first
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert [line for line in err.splitlines() if line.strip()] == ["Aborted."]
