@@ -282,11 +282,12 @@ class RunDir:
             raise _write_error(self.file(METRICS), e) from None
 
     def read_metrics(self) -> list[dict]:
-        """The records of metrics.jsonl; a cut-off line (a killed process) is skipped."""
+        """The records of metrics.jsonl; a cut-off line (a killed process) is skipped, as
+        is a damaged one (bytes that are not UTF-8: the records are ASCII JSON)."""
         if not self.has(METRICS):
             return []
         records = []
-        with open(self.file(METRICS), encoding="utf-8") as f:
+        with open(self.file(METRICS), encoding="utf-8", errors="replace") as f:
             for line in f:
                 try:
                     record = json.loads(line)

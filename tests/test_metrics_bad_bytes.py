@@ -1,0 +1,35 @@
+"""A metrics.jsonl line with bytes that are not UTF-8 (a damaged disk block, an editor's
+save in latin-1) made `train --resume` fail with "checkpoint RUN/last.npz is corrupted or
+incomplete (UnicodeDecodeError ...)": the wrong file blamed, and a good checkpoint the
+user may now delete. metrics.jsonl's reader skips lines it cannot read (as it does a
+cut-off line), so the run resumes."""
+import shutil
+
+import pytest
+from helpers import invoke, ok
+
+from recurrent.checkpoint import LAST, METRICS
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("metrics")
+    text = root / "text.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog.\n" * 60, encoding="utf-8")
+    path = root / "run"
+    ok(invoke("train", "char-lm", "--data", text, "--steps", 2, "--hidden", 8, "--embed-dim",
+              4, "--seq-len", 16, "--threads", 1, "--quiet", "--no-plot", "--out", path))
+    return path
+
+
+def test_resume_reads_past_a_metrics_line_that_is_not_utf8(run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    checkpoint = (copy / LAST).read_bytes()
+    with open(copy / METRICS, "ab") as f:
+        f.write(b'{"kind": "note", "text": "caf\xe9"}\n')
+    result = invoke("train", "--resume", copy, "--steps", 3, "--quiet")
+    assert "last.npz is corrupted" not in result.stderr, result.stderr
+    ok(result)
+    assert (copy / LAST).read_bytes() != checkpoint  # it trained on
+    ok(invoke("eval", copy))
