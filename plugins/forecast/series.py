@@ -217,6 +217,10 @@ def _default_columns(source: Source, header: list[str], time_column: str | None)
     raise UserError(f"{source.label!r} has several columns ({found}); choose with --column")
 
 
+# the largest value size read: its square, summed over a series, stays finite in float64
+MAX_ABS_VALUE = 1e150
+
+
 def _parse_value(text: str, column: str, line: int, label: str) -> float:
     text = text.strip()
     if text.lower() in MISSING_MARKERS:
@@ -229,6 +233,10 @@ def _parse_value(text: str, column: str, line: int, label: str) -> float:
     if not np.isfinite(value):
         raise UserError(f"column {column!r} has a non-finite value {text!r} at line {line} "
                         f"of {label!r}")
+    if abs(value) > MAX_ABS_VALUE:
+        raise UserError(f"column {column!r} has {text!r} at line {line} of {label!r}: values "
+                        f"beyond {MAX_ABS_VALUE:g} in size overflow the scaler's and the "
+                        f"metrics' sums of squares; rescale the column (e.g. to other units)")
     return value
 
 

@@ -218,7 +218,14 @@ def input_windows(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray
     inputs = known_at(scaled, last_seen, input_rows(origins, window), origins)  # (B, W, C)
     if relative:
         inputs = inputs - inputs[:, -1:, :]
-    return np.ascontiguousarray(inputs.transpose(1, 0, 2), dtype=dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = np.ascontiguousarray(inputs.transpose(1, 0, 2), dtype=dtype)
+    if not np.isfinite(x[~np.isnan(inputs.transpose(1, 0, 2))]).all():
+        raise UserError(f"the data holds values far outside the range the run was trained "
+                        f"on: scaled as in training they overflow the model's "
+                        f"{np.dtype(dtype).name} inputs (look for a misplaced or mis-scaled "
+                        f"value)")
+    return x
 
 
 def target_rows(origins: np.ndarray, horizon: int) -> np.ndarray:
