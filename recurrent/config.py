@@ -22,6 +22,8 @@ from .optim import Schedule, make_optimizer
 from .seq2seq.model import KIND as SEQ2SEQ, Seq2SeqModel
 from .seq2seq.model import check_spec as check_seq2seq_spec
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the parameters' type
+
 SHARED_DEFAULTS = {
     "cell": "lstm",
     "hidden": 128,
@@ -168,6 +170,10 @@ class TrainingConfig(dict):
             value = self.get(key)
             if isinstance(value, (int, float)) and not math.isfinite(value):
                 raise UserError(f"--{key.replace('_', '-')} must be a finite number, got {value}")
+        bias = self.get("forget_bias")  # stored in the float32 parameters as it is
+        if isinstance(bias, (int, float)) and abs(bias) > FLOAT32_MAX:
+            raise UserError(f"--forget-bias {bias:g} is beyond the parameters' float32 range "
+                            f"(+-{FLOAT32_MAX:.3g})")
         if self.get("clip_norm") is not None and self["clip_norm"] < 0:
             raise UserError(f"--clip-norm must be >= 0 (0 = off), got {self['clip_norm']}")
         if self.get("clip_value") is not None and not self["clip_value"] > 0:
