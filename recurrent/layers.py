@@ -399,6 +399,7 @@ class Recurrent(ParamModule):
                     out_d, finals, cache = self._run_cell(
                         need_grad, cell_in, unit_states, self._unit_params(u), lengths,
                         num_threads, self._cell_masks(T, B, draw))
+                self._check_cell_result(out_d, finals, T, B)
                 outs.append(out_d if d == 0 else reverse_rows(out_d, rev))  # (T, B, H)
                 for target, final in zip(final_states, finals):
                     target[u] = final
@@ -407,6 +408,31 @@ class Recurrent(ParamModule):
             layer_in = outs[0] if D == 1 else np.concatenate(outs, axis=2)
         self._cache = (T, B, rev, layer_caches, num_threads) if need_grad else None
         return layer_in, final_states
+
+    def _check_cell_result(self, out, finals, T, B):
+        """UserError naming the cell when what it returned breaks recurrent.protocols.Cell
+        (a plugin's bug): out (T, B, H) and one (B, H) final state per state name. Without
+        it, a missing final state left the layer's state uninitialised memory and a wrong
+        shape failed later as an unrelated numpy error."""
+        H = self.hidden_size
+        problem = None
+        if np.shape(out) != (T, B, H):
+            problem = f"outputs of shape {np.shape(out)}, expected {(T, B, H)}"
+        elif not isinstance(finals, (tuple, list)) or len(finals) != len(self.state_names):
+            count = len(finals) if isinstance(finals, (tuple, list)) else type(finals).__name__
+            problem = (f"{count} final states, expected {len(self.state_names)} "
+                       f"({', '.join(self.state_names)})")
+        else:
+            for name, final in zip(self.state_names, finals):
+                if np.shape(final) != (B, H):
+                    problem = (f"final state {name!r} of shape {np.shape(final)}, "
+                               f"expected {(B, H)}")
+                    break
+        if problem:
+            from .errors import UserError
+            raise UserError(f"cell {self.cell.name!r} returned {problem}: it breaks the "
+                            f"cell protocol (recurrent.protocols.Cell); check it with "
+                            f"`recurrent plugins check {self.cell.name}`")
 
     def _run_cell(self, need_grad, x, states, params, lengths, threads, masks=None):
         """(out, finals, cache) of one cell run; cache is None when no gradient is wanted.

@@ -1,0 +1,76 @@
+"""A third-party cell whose forward breaks the Cell protocol at train time. Returning fewer
+final states than its state_names was accepted silently: the layer's final state stayed
+np.empty memory, carried into the next batch, and training "succeeded" (exit 0) with a
+loss like 2e34. Outputs of the wrong shape failed as an "internal error" about a numpy
+matmul. Both are now one line naming the cell."""
+import numpy as np
+import pytest
+from helpers import invoke, one_line_error
+
+from recurrent import hookimpl, plugins
+
+
+class _Broken:
+    """The registered gru cell, with a forward that breaks the protocol as ``mode`` says."""
+
+    def __init__(self, mode):
+        # the built-in object itself: get_cell here would rebuild the registry while it
+        # is being built
+        from recurrent_plugins.cells import BUILTIN_CELLS
+        self._base = next(cell for cell in BUILTIN_CELLS if cell.name == "gru")
+        self.mode = mode
+        self.name = f"broken_{mode}"
+
+    def __getattr__(self, name):  # everything but forward and infer: the gru's
+        if name in ("forward", "infer", "_base") or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._base, name)
+
+    def forward(self, x, states, params, lengths, num_threads, **extra):
+        out, finals, cache = self._base.forward(x, states, params, lengths, num_threads,
+                                                **extra)
+        if self.mode == "states":
+            return out, finals[:0], cache
+        return out[:, :, :-1], finals, cache
+
+
+class _Plugin:
+    @hookimpl
+    def register_cells(self, register):
+        register(_Broken("states"))
+        register(_Broken("outputs"))
+
+
+@pytest.fixture
+def broken_cells():
+    plugins.register_plugin(_Plugin(), "broken-cells")
+    try:
+        yield
+    finally:
+        plugins.unregister_plugin("broken-cells")
+
+
+@pytest.fixture
+def text(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text("the quick brown fox jumps over the lazy dog.\n" * 60, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("mode, fragment", [("states", "0 final states, expected 1 (h)"),
+                                            ("outputs", "outputs of shape")])
+def test_a_cell_breaking_the_protocol_at_train_time_is_named(broken_cells, text, tmp_path,
+                                                              mode, fragment):
+    result = invoke("train", "char-lm", "--cell", f"broken_{mode}", "--data", text,
+                    "--steps", 2, "--hidden", 8, "--embed-dim", 4, "--seq-len", 16,
+                    "--threads", 1, "--quiet", "--no-plot", "--out", tmp_path / "run")
+    one_line_error(result, f"cell 'broken_{mode}'", fragment, "recurrent plugins check")
+    assert "internal error" not in result.stderr
+
+
+def test_the_layer_api_refuses_it_too(broken_cells):
+    from recurrent.errors import UserError
+    from recurrent.layers import Recurrent
+    layer = Recurrent("broken_states", input_size=3, hidden_size=4)
+    with pytest.raises(UserError, match="0 final states"):
+        layer(np.zeros((5, 2, 3), np.float32), need_grad=True)
