@@ -35,6 +35,7 @@ from .data import BOS, EOS, SOURCE_UNK, UNK, Vocabulary
 
 EMBED_DIM = 64
 EVAL_BATCH = 512  # pairs per decoding call in evaluate()
+MAX_DECODE = 2**31 - 1  # --beam, --max-len: a count the decoder's int64 arrays can hold
 # The baselines' scores, kept per data, split and settings (Seq2Seq.baselines): in this
 # process (JSON text, so that a caller cannot change them) and in recurrent.cache. Bump
 # the format when the baselines or metrics.score change what they compute.
@@ -104,7 +105,7 @@ class Seq2Seq:
     def predict_options(self) -> list:
         return [
             click.Argument(["inputs"], nargs=-1),
-            click.Option(["--beam"], type=click.IntRange(min=1), default=1,
+            click.Option(["--beam"], type=click.IntRange(min=1, max=MAX_DECODE), default=1,
                          show_default=True, help="Beam width (1 = greedy decoding)."),
             click.Option(["--n-best"], type=click.IntRange(min=1), default=1,
                          show_default=True, help="Hypotheses shown per input (<= --beam)."),
@@ -112,7 +113,7 @@ class Seq2Seq:
                          show_default=True,
                          help="Length normalisation of the beam's final ranking: score / "
                               "length^alpha (0 = raw log-probability)."),
-            click.Option(["--max-len"], type=click.IntRange(min=1), default=None,
+            click.Option(["--max-len"], type=click.IntRange(min=1, max=MAX_DECODE), default=None,
                          help="Longest output (default: 2 x each input's length + 10)."),
             click.Option(["--json", "as_json"], is_flag=True,
                          help="One JSON object per input."),
@@ -337,6 +338,7 @@ class Seq2Seq:
         return out
 
     def predict(self, state: dict, config: dict, model, options: dict):
+        _check_alpha(options)
         inputs = list(options.get("inputs") or ())
         beam = int(options.get("beam") or 1)
         n_best = int(options.get("n_best") or 1)
@@ -382,6 +384,7 @@ class Seq2Seq:
             raise UserError("--stream reads one input per line from stdin and answers with "
                             "its best hypothesis: drop the input arguments, --plot and "
                             "--n-best")
+        _check_alpha(options)
         beam = int(options.get("beam") or 1)
         src_vocab = Vocabulary(state["source_vocab"])  # once, not once per line
         tgt_vocab = Vocabulary(state["target_vocab"])
@@ -395,6 +398,13 @@ class Seq2Seq:
                                         state["target_level"]),
                     "score": float(h.scores[0, 0])}
         return answer
+
+
+def _check_alpha(options: dict) -> None:
+    """--alpha: click's FloatRange lets nan and inf through; the decoder refuses them."""
+    alpha = options.get("alpha", 1.0)
+    if alpha is not None and not (0.0 <= float(alpha) < float("inf")):
+        raise UserError(f"--alpha must be a finite number >= 0, got {alpha}")
 
 
 TASK = Seq2Seq()
