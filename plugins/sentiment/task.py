@@ -32,9 +32,9 @@ from .text import (PAD_ID, TOKENIZER, TOKENIZERS, UNK_ID, build_vocab, encode, i
                    length_buckets, pad_batch, tokenize)
 
 STATE_VERSION = 1
-BASELINE_FORMAT = 1  # of the cached baseline models (recurrent.cache)
-NB_FORMAT = 1  # of the cached NB logistic regressions (recurrent.cache)
-FOLDS_FORMAT = 1  # of the cached cross-fitted fold models (recurrent.cache)
+BASELINE_FORMAT = 2  # of the cached baseline models (recurrent.cache)
+NB_FORMAT = 2  # of the cached NB logistic regressions (recurrent.cache)
+FOLDS_FORMAT = 2  # of the cached cross-fitted fold models (recurrent.cache)
 BIGRAM_BUCKETS = 131072  # the wide part's default, and the nb_logreg baseline's features
 WIDE_DROPOUT = 0.5  # the wide part's default feature dropout
 WIDE_FOLDS = 0  # the fixed wide part's default cross-fitting folds (0: off)
