@@ -37,6 +37,7 @@ import numpy as np
 import recurrent
 from recurrent.checks import one_line
 from recurrent.errors import error_line
+from recurrent.out_paths import check_out
 from recurrent.quant import PRECISIONS
 
 DEFAULT_CELLS = ("lstm", "gru", "rnn_tanh")
@@ -502,11 +503,27 @@ def _json_path_error(path, e):
                                f"({e.strerror or one_line(e)})")
 
 
+def _is_result(path) -> bool:
+    """Whether ``path`` holds an earlier --json result (an object with "spec" and "rows"):
+    one a new result may replace."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "spec" in data and "rows" in data
+
+
 def _check_json_path(path):
     """Refuse a --json FILE that cannot be written before the benchmark runs (a missing
-    directory, no permission, a directory): by writing and removing its temporary file."""
+    directory, no permission, a directory), by writing and removing its temporary file,
+    or must not be (an existing file that is not an earlier result: out_paths)."""
     if os.path.isdir(path):
         raise recurrent.UserError(f"--json {path}: is a directory, expected a file name")
+    if os.path.lexists(path):
+        check_out("--json", path, None, replace=_is_result(path),
+                  refusal="exists and is not an earlier bench result; the results would "
+                          "replace it: choose another file name")
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         with open(tmp, "w"):

@@ -362,3 +362,14 @@ def test_bench_json_keeps_the_rows_measured_before_a_failure(tmp_path, monkeypat
     assert result.exit_code == 1 and "torch disagrees at 4,2,2,4" in result.stderr
     written = json.loads(path.read_text())
     assert len(written["rows"]) == 1 and written["error"] == "torch disagrees at 4,2,2,4"
+
+
+def test_bench_json_keeps_a_file_that_is_not_an_earlier_result(tmp_path):
+    """--json replaced whatever file it named; now only an earlier result (the user's data
+    file or a run's config.json stays, and the benchmark does not start)."""
+    mine = tmp_path / "data.json"
+    mine.write_text('{"rows_of_mine": [1, 2]}\n', encoding="utf-8")
+    result = _bench("--vs", "none", "--config", "4,2,3,5", "--threads", "1",
+                    "--repeats", "1", "--rounds", "1", "--json", str(mine))
+    assert result.exit_code == 1 and "not an earlier bench result" in result.output
+    assert mine.read_text(encoding="utf-8") == '{"rows_of_mine": [1, 2]}\n'
