@@ -210,10 +210,20 @@ class RunDir:
                                            "version": version, **(extra or {})})
         return run
 
-    @staticmethod
-    def make_directory(path: str) -> None:
+    @classmethod
+    def make_directory(cls, path: str) -> None:
         """Create the directory of a new run at ``path`` (or take an empty or unused
         one); UserError when it already holds a run or cannot be made."""
+        cls.check_new(path)
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create run directory {path}: {e.strerror}") from None
+
+    @staticmethod
+    def check_new(path: str) -> None:
+        """UserError unless ``path`` may become a new run's directory: missing, or a
+        directory without a run's files (nor a loss.png the run would replace)."""
         if os.path.exists(os.path.join(path, CONFIG_FILE)):
             raise UserError(f"{path} already holds a run: continue it with --resume {path} "
                             f"or choose another --out")
@@ -226,10 +236,6 @@ class RunDir:
         if os.path.exists(os.path.join(path, PLOT_FILE)):  # someone's figure, or a run's
             raise UserError(f"{path} already has a {PLOT_FILE}, which the run's loss plot "
                             f"would replace; choose another --out")
-        try:
-            os.makedirs(path, exist_ok=True)
-        except OSError as e:
-            raise UserError(f"cannot create run directory {path}: {e.strerror}") from None
 
     @classmethod
     def open(cls, path: str) -> "RunDir":

@@ -15,7 +15,7 @@ import time
 import click
 from click.core import ParameterSource
 
-from . import __version__, averaging, candidates, plugins, report
+from . import __version__, averaging, candidates, ensemble, plugins, report
 from .checkpoint import json_text
 from ._console import debug_asked
 from .checks import one_line
@@ -200,7 +200,7 @@ def _shared_options(defaults: dict) -> list:
         opt(["--ensemble"], "Train this many members, each with its own seed, one after "
             "another; eval, predict and export combine their outputs (the mean of their "
             "probabilities for a softmax loss).", key="ensemble", metavar="K",
-            type=click.IntRange(min=1)),
+            type=click.IntRange(min=1, max=ensemble.MAX_MEMBERS)),
         opt(["--eval-every"], "Evaluate every N steps (0 = after every epoch).",
             key="eval_every", type=click.IntRange(min=0)),
         opt(["--log-every"], "Log the training loss every N steps (0 = auto).",

@@ -43,6 +43,7 @@ from .runner import Runner
 from .seq2seq.model import KIND as SEQ2SEQ
 
 MEMBER_DIR = "member-{}"
+MAX_MEMBERS = 1000  # --ensemble's bound: each member a directory, trained one after another
 SHARED = ("task", "task_state", "model_spec")  # what every member has as the ensemble
 
 
@@ -89,6 +90,14 @@ def check(task, owned: dict | None, config, spec: dict) -> None:
         raise UserError(f"--ensemble {size(config)}: task {task.name!r} sets parts of its "
                         f"own state while or after each run trains, so members would read "
                         f"their inputs differently; train separate runs instead")
+
+
+def check_members_new(path: str, config: dict) -> None:
+    """UserError unless every member directory of a new ensemble at ``path`` may be made
+    (RunDir.check_new): checked before the ensemble's own config.json is written, so a
+    refusal leaves no half-made ensemble behind."""
+    for k in range(size(config)):
+        RunDir.check_new(member_path(path, k))
 
 
 def write_members(run: RunDir, fresh: bool) -> None:

@@ -49,6 +49,8 @@ def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
         run = candidates.create(out, task, config.to_json(), prepared, __version__)
     else:
         _, settings, task_state, spec = prepared[0]
+        if ensemble.size(config) > 1:
+            ensemble.check_members_new(out, config)
         run = RunDir.create(out, task.name, settings, task_state, spec, __version__)
         if ensemble.size(config) > 1:
             ensemble.write_members(run, fresh=True)
