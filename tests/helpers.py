@@ -37,6 +37,24 @@ def one_line_error(result, *fragments):
         assert fragment in lines[0], lines[0]
 
 
+TINY_RUN = ("--steps", 2, "--hidden", 8, "--embed-dim", 4, "--seq-len", 16, "--threads", 1,
+            "--quiet")  # a char-lm run of a second: for tests of files and options
+
+
+def tiny_text(directory):
+    """A small text file for char-lm runs in ``directory``; returns its path."""
+    path = directory / "text.txt"
+    path.write_text("the quick brown fox jumps over the lazy dog.\n" * 60, encoding="utf-8")
+    return path
+
+
+def train_tiny(text, out, *extra):
+    """`recurrent train char-lm` on ``text`` for TINY_RUN's two steps into ``out``, without
+    loss.png unless ``extra`` asks for it."""
+    plot = () if "--plot" in map(str, extra) else ("--no-plot",)
+    return invoke("train", "char-lm", "--data", text, *TINY_RUN, *plot, "--out", out, *extra)
+
+
 def write_csv(path, header, rows) -> str:
     """A UTF-8 CSV file with a header row; returns its path as text."""
     with open(path, "w", encoding="utf-8", newline="") as f:

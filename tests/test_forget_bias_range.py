@@ -3,20 +3,16 @@ RuntimeWarning line on stderr), and the run failed at step 1 blaming the update 
 update made the parameters non-finite (try a lower --lr or --clip-norm)"), leaving a run
 directory. Refused up front, in one line that names the option."""
 import pytest
-from helpers import invoke, ok, one_line_error
+from helpers import ok, one_line_error, tiny_text, train_tiny
 
 
 @pytest.fixture
 def text(tmp_path):
-    path = tmp_path / "text.txt"
-    path.write_text("the quick brown fox jumps over the lazy dog.\n" * 60, encoding="utf-8")
-    return path
+    return tiny_text(tmp_path)
 
 
 def _train(text, out, bias):
-    return invoke("train", "char-lm", "--data", text, "--steps", 2, "--hidden", 8,
-                  "--embed-dim", 4, "--seq-len", 16, "--threads", 1, "--quiet", "--no-plot",
-                  "--forget-bias", bias, "--out", out)
+    return train_tiny(text, out, "--forget-bias", bias)
 
 
 @pytest.mark.parametrize("bias", ["1e308", "-1e39"])

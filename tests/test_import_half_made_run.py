@@ -9,17 +9,14 @@ import subprocess
 import sys
 
 import pytest
-from helpers import invoke, ok
+from helpers import invoke, ok, tiny_text, train_tiny
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("imp")
-    text = root / "text.txt"
-    text.write_text("the quick brown fox jumps over the lazy dog.\n" * 60, encoding="utf-8")
     run = root / "run"
-    ok(invoke("train", "char-lm", "--data", text, "--steps", 2, "--hidden", 8, "--embed-dim",
-              4, "--seq-len", 16, "--threads", 1, "--quiet", "--no-plot", "--out", run))
+    ok(train_tiny(tiny_text(root), run))
     out = root / "model.safetensors"
     ok(invoke("export", run, "--format", "safetensors", "--out", out))
     return out

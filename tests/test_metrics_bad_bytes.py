@@ -6,7 +6,7 @@ cut-off line), so the run resumes."""
 import shutil
 
 import pytest
-from helpers import invoke, ok
+from helpers import invoke, ok, tiny_text, train_tiny
 
 from recurrent.checkpoint import LAST, METRICS
 
@@ -14,11 +14,8 @@ from recurrent.checkpoint import LAST, METRICS
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("metrics")
-    text = root / "text.txt"
-    text.write_text("the quick brown fox jumps over the lazy dog.\n" * 60, encoding="utf-8")
     path = root / "run"
-    ok(invoke("train", "char-lm", "--data", text, "--steps", 2, "--hidden", 8, "--embed-dim",
-              4, "--seq-len", 16, "--threads", 1, "--quiet", "--no-plot", "--out", path))
+    ok(train_tiny(tiny_text(root), path))
     return path
 
 

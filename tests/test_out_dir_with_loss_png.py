@@ -4,20 +4,16 @@ plot then silently replaces the user's own figure. Refused before anything is wr
 import os
 
 import pytest
-from helpers import invoke, ok, one_line_error
+from helpers import ok, one_line_error, tiny_text, train_tiny
 
 
 @pytest.fixture
 def text(tmp_path):
-    path = tmp_path / "text.txt"
-    path.write_text("the quick brown fox jumps over the lazy dog.\n" * 60, encoding="utf-8")
-    return path
+    return tiny_text(tmp_path)
 
 
 def _train(text, out, *extra):
-    return invoke("train", "char-lm", "--data", text, "--steps", 2, "--hidden", 8,
-                  "--embed-dim", 4, "--seq-len", 16, "--threads", 1, "--quiet", "--out", out,
-                  *extra)
+    return train_tiny(text, out, *(extra or ("--plot",)))
 
 
 def test_a_directory_with_someones_loss_png_is_refused(text, tmp_path):

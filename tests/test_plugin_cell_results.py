@@ -5,7 +5,7 @@ loss like 2e34. Outputs of the wrong shape failed as an "internal error" about a
 matmul. Both are now one line naming the cell."""
 import numpy as np
 import pytest
-from helpers import invoke, one_line_error
+from helpers import one_line_error, tiny_text, train_tiny
 
 from recurrent import hookimpl, plugins
 
@@ -52,18 +52,14 @@ def broken_cells():
 
 @pytest.fixture
 def text(tmp_path):
-    path = tmp_path / "text.txt"
-    path.write_text("the quick brown fox jumps over the lazy dog.\n" * 60, encoding="utf-8")
-    return path
+    return tiny_text(tmp_path)
 
 
 @pytest.mark.parametrize("mode, fragment", [("states", "0 final states, expected 1 (h)"),
                                             ("outputs", "outputs of shape")])
 def test_a_cell_breaking_the_protocol_at_train_time_is_named(broken_cells, text, tmp_path,
                                                               mode, fragment):
-    result = invoke("train", "char-lm", "--cell", f"broken_{mode}", "--data", text,
-                    "--steps", 2, "--hidden", 8, "--embed-dim", 4, "--seq-len", 16,
-                    "--threads", 1, "--quiet", "--no-plot", "--out", tmp_path / "run")
+    result = train_tiny(text, tmp_path / "run", "--cell", f"broken_{mode}")
     one_line_error(result, f"cell 'broken_{mode}'", fragment, "recurrent plugins check")
     assert "internal error" not in result.stderr
 

@@ -3,7 +3,7 @@ but a count beyond a C integer reached the kernels and came back as "internal er
 (OverflowError: Python int too large to convert to C long)" from train, eval and tune
 (and a traceback from bench's child). A usage error naming the option instead."""
 import pytest
-from helpers import invoke, ok
+from helpers import invoke, ok, tiny_text, train_tiny
 
 HUGE = 10**20
 
@@ -11,11 +11,8 @@ HUGE = 10**20
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("threads")
-    text = root / "text.txt"
-    text.write_text("the quick brown fox jumps over the lazy dog.\n" * 60, encoding="utf-8")
-    path = root / "run"
-    ok(invoke("train", "char-lm", "--data", text, "--steps", 2, "--hidden", 8, "--embed-dim",
-              4, "--seq-len", 16, "--threads", 1, "--quiet", "--no-plot", "--out", path))
+    text, path = tiny_text(root), root / "run"
+    ok(train_tiny(text, path))
     return path, text
 
 
