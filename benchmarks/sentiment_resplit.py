@@ -16,7 +16,7 @@ their rows overlap those of 0-9; benchmarks/README.md).
 Per split S: `recurrent train sentiment --split-seed S --seed S --out RUN [--data CSV]
 [TRAIN OPTIONS]`, then `recurrent eval RUN --json`. Datasets as in sentiment_quality.py.
 
-    python benchmarks/sentiment_resplit.py [--dataset tweets|foods] --splits 0 1 2 3 4 5 6 7 8 9 --threads 1 --jobs 2 [-- TRAIN OPTIONS]
+    python benchmarks/sentiment_resplit.py [--dataset tweets|foods|nyt|products] --splits 0 1 2 3 4 5 6 7 8 9 --threads 1 --jobs 2 [-- TRAIN OPTIONS]
 
 Prints one JSON line per split as it finishes (test and validation figures), then a
 summary: the validation figures' means and medians (choose variants on these: each
@@ -33,7 +33,7 @@ import statistics
 import sys
 
 from _quality import train_and_evaluate
-from sentiment_quality import BASELINES, foods_csv, tweets_csv
+from sentiment_quality import BASELINES, BUILDERS
 
 from recurrent.paired import resampled_t
 
@@ -86,7 +86,7 @@ def summarize(rows: list[dict]) -> dict:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", choices=["rt", "tweets", "foods"], default="rt")
+    p.add_argument("--dataset", choices=["rt", *BUILDERS], default="rt")
     p.add_argument("--cache", default=os.path.join(os.path.dirname(__file__), ".data"))
     p.add_argument("--splits", type=int, nargs="+", default=list(range(10)))
     p.add_argument("--threads", type=int, default=None, help="kernel threads per run")
@@ -97,8 +97,7 @@ def main(argv=None):
         p.error("--splits needs at least two split seeds for the test")
     train_args = list(args.train_args)
     if args.dataset != "rt":
-        build = {"tweets": tweets_csv, "foods": foods_csv}[args.dataset]
-        train_args = ["--data", build(args.cache), *train_args]
+        train_args = ["--data", BUILDERS[args.dataset](args.cache), *train_args]
     rows = []
     with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(one_split, s, args.threads, train_args) for s in args.splits]
