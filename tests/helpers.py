@@ -7,12 +7,20 @@ for train_toys.py); fixtures stay in each test module so their scope and size st
 from __future__ import annotations
 
 import csv
+import os
 
 from click.testing import CliRunner
 
 from recurrent.cli import cli
 
 REVIEW_HEADER = ("text", "label")
+
+
+def installed_env(**extra) -> dict:
+    """The environment for a `python -m recurrent` subprocess: PYTHONSAFEPATH, so that it
+    imports the installed (compiled) package, not the source tree a test runs from (CI
+    installs non-editable), plus ``extra``."""
+    return {**os.environ, "PYTHONSAFEPATH": "1", **extra}
 
 
 def invoke(*args):

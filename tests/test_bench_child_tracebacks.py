@@ -6,13 +6,16 @@ import signal
 import subprocess
 import sys
 
+from helpers import installed_env
+
 BENCH = [sys.executable, "-m", "recurrent", "bench", "--vs", "none", "--cell", "lstm",
          "--threads", "1", "--repeats", "1", "--rounds", "1"]
 
 
 def test_a_config_too_large_to_allocate_is_one_line():
     result = subprocess.run(BENCH + ["--config", "99999999999,2,3,4"],
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=300,
+                            env=installed_env())
     assert result.returncode == 1
     assert "Traceback" not in result.stderr, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -24,7 +27,7 @@ def test_ctrl_c_while_the_child_measures_prints_no_traceback():
     # a terminal's Ctrl-C: SIGINT to the whole foreground process group
     process = subprocess.Popen(BENCH + ["--config", "400,32,128,256", "--repeats", "500"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                               start_new_session=True, env=installed_env())
     try:
         first = process.stdout.readline()  # the child is up: it sent its environment
         assert first.startswith("BLAS kernels"), first

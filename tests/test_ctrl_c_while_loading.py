@@ -3,9 +3,10 @@ and loads the plugins (recurrent/cli.py: plugins.register_commands at import) --
 KeyboardInterrupt traceback and died by the signal, instead of "Aborted." and status 130 as
 a Ctrl-C during the command. Simulated deterministically: the plugin loading raises
 KeyboardInterrupt, as the default SIGINT handler does at that moment."""
-import os
 import subprocess
 import sys
+
+from helpers import installed_env
 
 SCRIPT = """
 import runpy, sys
@@ -20,7 +21,7 @@ runpy.run_module("recurrent", run_name="__main__")
 
 def _run(*args, **env):
     return subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True,
-                          text=True, env={**os.environ, **env}, timeout=120)
+                          text=True, env=installed_env(**env), timeout=120)
 
 
 def test_ctrl_c_while_the_plugins_load_is_aborted_in_one_line():
@@ -40,7 +41,8 @@ def test_a_real_sigint_at_start_up_prints_no_traceback():
     import time
     for delay in (0.2, 0.4):
         process = subprocess.Popen([sys.executable, "-m", "recurrent", "info"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env=installed_env())
         time.sleep(delay)
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=120)

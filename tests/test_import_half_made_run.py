@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import invoke, ok, tiny_text, train_tiny
+from helpers import installed_env, invoke, ok, tiny_text, train_tiny
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_an_import_that_cannot_write_its_checkpoint_leaves_no_run(exported, tmp_
     # config.json (~1.5 kB) fits, best.npz (~6 kB) does not: a full disk after config.json
     result = subprocess.run([sys.executable, "-m", "recurrent", "import", str(exported),
                              "--out", str(out)], preexec_fn=_limited(3000),
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env=installed_env())
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert "best.npz" in result.stderr
@@ -50,6 +50,6 @@ def test_a_failed_import_into_an_existing_empty_directory_keeps_the_directory(ex
     out.mkdir()
     result = subprocess.run([sys.executable, "-m", "recurrent", "import", str(exported),
                              "--out", str(out)], preexec_fn=_limited(3000),
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env=installed_env())
     assert result.returncode == 1
     assert out.is_dir() and os.listdir(out) == []
