@@ -8,7 +8,6 @@ classes.
 from __future__ import annotations
 
 import numpy as np
-import scipy.optimize
 import scipy.sparse
 
 from recurrent.wide import ngram_features, row_folds
@@ -84,9 +83,9 @@ class LogisticRegression:
         else:
             weight0, bias0 = self._unpack(theta0, f, num_classes)
             start = np.concatenate([np.ravel(weight0[used]), bias0])
-        result = scipy.optimize.minimize(self.objective, start, args=(x[:, used], onehot),
-                                         jac=True, method="L-BFGS-B",
-                                         options={"maxiter": self.max_iter})
+        from scipy.optimize import minimize  # here: slow to load, and most commands never fit
+        result = minimize(self.objective, start, args=(x[:, used], onehot), jac=True,
+                          method="L-BFGS-B", options={"maxiter": self.max_iter})
         weight, self.bias = self._unpack(result.x, len(used), num_classes)
         self.weight = np.zeros((f, num_classes))
         self.weight[used] = weight
