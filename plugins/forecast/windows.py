@@ -218,14 +218,7 @@ def input_windows(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray
     inputs = known_at(scaled, last_seen, input_rows(origins, window), origins)  # (B, W, C)
     if relative:
         inputs = inputs - inputs[:, -1:, :]
-    with np.errstate(over="ignore", invalid="ignore"):
-        x = np.ascontiguousarray(inputs.transpose(1, 0, 2), dtype=dtype)
-    if not np.isfinite(x[~np.isnan(inputs.transpose(1, 0, 2))]).all():
-        raise UserError(f"the data holds values far outside the range the run was trained "
-                        f"on: scaled as in training they overflow the model's "
-                        f"{np.dtype(dtype).name} inputs (look for a misplaced or mis-scaled "
-                        f"value)")
-    return x
+    return np.ascontiguousarray(inputs.transpose(1, 0, 2), dtype=dtype)
 
 
 def target_rows(origins: np.ndarray, horizon: int) -> np.ndarray:
@@ -303,6 +296,18 @@ def model_inputs(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
     per-window normalisation, additive in scaled units), then with calendar cycles their
     features (calendar.py) of every window step: calendar (N, F) holds them per row.
     float32, or ``dtype`` (float64 for the gradient checks)."""
+    with np.errstate(over="ignore"):  # a value beyond dtype's range: checked below
+        x = _model_inputs(scaled, last_seen, origins, state, calendar, dtype)
+    if np.isinf(x).any():  # the inputs are finite or NaN (a gap before any observation)
+        raise UserError(f"the data holds values far outside the range the run was trained "
+                        f"on: scaled as in training they overflow the model's "
+                        f"{np.dtype(dtype).name} inputs (look for a misplaced or mis-scaled "
+                        f"value)")
+    return x
+
+
+def _model_inputs(scaled, last_seen, origins, state, calendar, dtype):
+    """model_inputs before the range check."""
     window = state["window"]
     x = input_windows(scaled, last_seen, origins, window, relative_inputs(state), dtype)
     parts = [x]
