@@ -518,10 +518,8 @@ def _check_json_path(path):
     """Refuse a --json FILE that cannot be written before the benchmark runs (a missing
     directory, no permission, a directory), by writing and removing its temporary file,
     or must not be (an existing file that is not an earlier result: out_paths)."""
-    if os.path.isdir(path):
-        raise recurrent.UserError(f"--json {path}: is a directory, expected a file name")
     if os.path.lexists(path):
-        check_out("--json", path, None, replace=_is_result(path),
+        check_out("--json", path, None, replace=_is_result,
                   refusal="exists and is not an earlier bench result; the results would "
                           "replace it: choose another file name")
     tmp = f"{path}.tmp{os.getpid()}"

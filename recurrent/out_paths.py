@@ -4,38 +4,47 @@ output replaces a run's own files or a file the user did not mean to lose."""
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 from .errors import UserError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def check_out(option: str, out: str, run_path: str | None, replace: bool,
-              refusal: str) -> None:
+def check_out(option: str, out: str, run_path: str | None,
+              replace: bool | Callable[[str], bool], refusal: str,
+              new_inside_run: bool = False) -> None:
     """UserError for an output path ``out`` (given as ``option``) that cannot or must not
-    be written: a directory, a missing or read-only directory, a path inside the run
-    directory ``run_path`` when there is one (always: its checkpoints and config.json are
-    the run), or an existing file unless ``replace``, refused with ``refusal`` ("already
-    exists; give --force to replace it")."""
+    be written: a directory or another file that is not a regular one (a named pipe, a
+    device), a missing or read-only directory, a path inside the run directory
+    ``run_path`` when there is one (its checkpoints and config.json are the run; with
+    ``new_inside_run``, a file not there yet is allowed), or an existing file unless
+    ``replace`` (a bool, or a test of the file, run only on a regular file), refused
+    with ``refusal`` ("already exists; give --force to replace it")."""
     if os.path.isdir(out):
         raise UserError(f"{option} {out} is a directory; give a file name")
+    exists = os.path.lexists(out)
+    if exists and not os.path.isfile(out):
+        raise UserError(f"{option} {out} exists and is not a regular file; give another "
+                        f"file name")
     directory = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(directory):
         raise UserError(f"{option} {out}: directory {directory} does not exist")
     run_real = None if run_path is None else os.path.realpath(run_path)
     out_real = os.path.realpath(out)
-    if run_real is not None and os.path.commonpath([run_real, out_real]) == run_real:
+    inside = run_real is not None and os.path.commonpath([run_real, out_real]) == run_real
+    if inside and (exists or not new_inside_run):
         via = "" if out_real == os.path.abspath(out) else f" (it resolves to {out_real})"
         raise UserError(f"{option} {out} is inside the run directory {run_path}{via}; "
-                        f"write it outside")
-    if os.path.lexists(out) and not replace:
+                        f"write it elsewhere")
+    if exists and not (replace(out) if callable(replace) else replace):
         raise UserError(f"{option} {out} {refusal}")
     if not os.access(directory, os.W_OK):
         raise UserError(f"{option} {out}: directory {directory} is not writable")
 
 
 def is_png(path: str) -> bool:
-    """Whether ``path`` is a file that starts as a PNG image does (or is empty): one a
+    """Whether the regular file ``path`` starts as a PNG image does (or is empty): one a
     plot may be written over."""
     try:
         with open(path, "rb") as f:
@@ -46,7 +55,8 @@ def is_png(path: str) -> bool:
 
 
 def check_plot(out: str, run_path: str) -> None:
-    """check_out for a --plot: an earlier plot (a PNG) is replaced, any other file kept."""
-    check_out("--plot", out, run_path, replace=is_png(out),
+    """check_out for a --plot: a new file, also inside the run directory; outside it an
+    earlier plot (a PNG) is replaced, any other file kept."""
+    check_out("--plot", out, run_path, replace=is_png, new_inside_run=True,
               refusal="exists and is not a PNG image; the plot would replace it: choose "
                       "another file name")

@@ -308,7 +308,7 @@ def test_bench_refuses_an_unwritable_json_path_before_running(tmp_path):
         result = _bench("--vs", "none", "--cell", "rnn_tanh", "--config", "2,1,1,2",
                         "--threads", "1", "--repeats", "1", "--rounds", "1",
                         "--json", str(path))
-        one_line_error(result, f"--json {path}: ", reason)
+        one_line_error(result, f"--json {path}", reason)
         assert "BLAS kernels:" not in result.output  # refused before the benchmark ran
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind
 
@@ -373,3 +373,11 @@ def test_bench_json_keeps_a_file_that_is_not_an_earlier_result(tmp_path):
                     "--repeats", "1", "--rounds", "1", "--json", str(mine))
     assert result.exit_code == 1 and "not an earlier bench result" in result.output
     assert mine.read_text(encoding="utf-8") == '{"rows_of_mine": [1, 2]}\n'
+
+
+def test_bench_json_refuses_a_named_pipe_without_opening_it(tmp_path):
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    result = _bench("--vs", "none", "--config", "4,2,3,5", "--threads", "1", "--json",
+                    str(fifo))
+    assert result.exit_code == 1 and "not a regular file" in result.output

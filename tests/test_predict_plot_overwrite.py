@@ -1,7 +1,10 @@
 """predict --plot wrote a PNG over whatever file it named: the run's own best.npz or
-config.json, or the user's data file. It refuses a path inside the run directory and an
-existing file that is not a PNG (recurrent/out_paths.py), as export refuses its --out,
-with one line on stderr, and leaves the file as it was; an earlier plot is replaced."""
+config.json, or the user's data file. It refuses an existing file inside the run
+directory, an existing file that is not a PNG and anything that is not a regular file
+(recurrent/out_paths.py), with one line on stderr, and leaves the file as it was; an
+earlier plot outside the run is replaced, and a new file inside it is written."""
+import os
+
 import pytest
 from helpers import invoke, ok, one_line_error
 
@@ -58,3 +61,21 @@ def test_plot_replaces_an_earlier_plot(runs, tmp_path):
     ok(invoke("predict", run, *inputs, "--plot", png))
     ok(invoke("predict", run, *inputs, "--plot", png))
     assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_new_plot_inside_the_run_is_written_but_not_over_its_loss_plot(runs):
+    run, inputs = runs["fc"]
+    ok(invoke("predict", run, *inputs, "--plot", run / "forecast.png"))
+    assert (run / "forecast.png").read_bytes().startswith(b"\x89PNG")
+    (run / "loss.png").write_bytes(b"\x89PNG\r\n\x1a\n the run's loss plot")
+    one_line_error(invoke("predict", run, *inputs, "--plot", run / "loss.png"),
+                   "inside the run directory")
+    assert (run / "loss.png").read_bytes().endswith(b"the run's loss plot")
+
+
+def test_a_named_pipe_is_refused_without_opening_it(runs, tmp_path):
+    """Reading a FIFO to see whether it is a PNG blocked until something wrote to it."""
+    run, inputs = runs["fc"]
+    fifo = tmp_path / "plot.fifo"
+    os.mkfifo(fifo)
+    one_line_error(invoke("predict", run, *inputs, "--plot", fifo), "not a regular file")
