@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -406,6 +407,11 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
 
 # ---- the child process ------------------------------------------------------------------
 
+def _ignore_sigint():
+    """In the child before it starts: SIGINT ignored (the parent answers a Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _child(spec):
     """Entry point of the measuring process: JSON lines on stdout."""
     # The JSON lines get stdout's file descriptor to themselves: everything else written
@@ -657,11 +663,12 @@ def register_commands(cli):
         if not keep_blas_env:
             for key in BLAS_ENV:
                 env.pop(key, None)
-        # its own session: a Ctrl-C at the terminal reaches this process alone, which stops
-        # the child (below) instead of the child printing its KeyboardInterrupt traceback
+        # The child ignores SIGINT from its start (Python then installs no KeyboardInterrupt
+        # handler): a Ctrl-C at the terminal stops this process, which stops the child
+        # (below); it stays in this process group, so SIGTERM or SIGHUP reach it too.
         child = subprocess.Popen([sys.executable, "-m", "recurrent_plugins.bench",
                                   json.dumps(spec)], env=env, stdout=subprocess.PIPE,
-                                 text=True, start_new_session=True)
+                                 text=True, preexec_fn=_ignore_sigint)
         payload = {"spec": spec, "rows": []}
         error = None
         try:

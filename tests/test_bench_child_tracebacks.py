@@ -39,3 +39,26 @@ def test_ctrl_c_while_the_child_measures_prints_no_traceback():
     assert process.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert [line for line in err.splitlines() if line.strip()] == ["Aborted."]
+
+
+def test_sigterm_to_the_process_group_stops_the_measuring_child_too():
+    """The child once ran in its own session to keep Ctrl-C from it: a SIGTERM to the
+    group (a closed terminal, a job supervisor) then left it measuring on its own."""
+    import time
+    process = subprocess.Popen(BENCH + ["--config", "400,32,128,256", "--repeats", "3000"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, env=installed_env())
+    try:
+        assert process.stdout.readline().startswith("BLAS kernels")
+        with open(f"/proc/{process.pid}/task/{process.pid}/children") as f:
+            children = [int(pid) for pid in f.read().split()]
+        assert children
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+        deadline = time.monotonic() + 10
+        while any(os.path.exists(f"/proc/{pid}") for pid in children):
+            assert time.monotonic() < deadline, "the measuring child outlived the group"
+            time.sleep(0.05)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
