@@ -107,6 +107,8 @@ def create(path: str, task, config: dict, prepared: list, version: str) -> RunDi
     candidate's run directory, then RUN/config.json with the options as given and the
     overrides (the write that makes RUN a run). ``prepared``: (overrides, options, task
     state, model spec) per candidate, already checked."""
+    for k in range(len(prepared)):  # all checked before the first write
+        RunDir.check_new(candidate_path(path, k))
     RunDir.make_directory(path)
     for k, (_, options, task_state, spec) in enumerate(prepared):
         RunDir.create(candidate_path(path, k), task.name, options, task_state, spec, version)

@@ -1,8 +1,8 @@
-"""A new ensemble's member directories are checked before anything is written: a stray
-member run in --out used to be refused only after the ensemble's config.json was written,
-so the directory then "already held a run" and could not be used again; and --ensemble
-takes at most ensemble.MAX_MEMBERS, where 10^14 made member directories until the disk
-filled."""
+"""A new ensemble's member directories (and a run's candidate directories) are checked
+before anything is written: a stray member run in --out used to be refused only after the
+ensemble's config.json was written, so the directory then "already held a run" and could
+not be used again; and --ensemble takes at most ensemble.MAX_MEMBERS, where 10^14 made
+member directories until the disk filled."""
 import os
 
 from helpers import invoke, ok, one_line_error
@@ -33,3 +33,17 @@ def test_ensemble_size_is_bounded(tmp_path):
                           10 ** 14, "--out", tmp_path / "run"),
                    f"{ensemble.MAX_MEMBERS}")
     assert not os.path.exists(tmp_path / "run")
+
+
+def test_a_stray_candidate_run_is_refused_before_any_candidate_is_written(tmp_path):
+    """The same for a run that chooses among candidates (forecast's --window auto): it
+    wrote candidate-0/config.json before it found candidate-1's stray file."""
+    out = tmp_path / "run"
+    os.makedirs(out / "candidate-1")
+    (out / "candidate-1" / "metrics.jsonl").write_text("{}\n", encoding="utf-8")
+    args = ("train", "forecast", "--steps", 1, "--hidden", 4, "--threads", 1, "--quiet",
+            "--no-plot", "--out", out)
+    one_line_error(invoke(*args), "candidate-1 holds a run's metrics.jsonl")
+    assert sorted(os.listdir(out)) == ["candidate-1"]
+    os.remove(out / "candidate-1" / "metrics.jsonl")
+    ok(invoke(*args))
