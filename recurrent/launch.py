@@ -107,7 +107,7 @@ def launch(ranks: int, args: list[str]) -> int:
         # module named like a dependency would be found instead.
         command = [exe, "-n", str(ranks), sys.executable, "-c",
                    f"import sys; sys.path[:] = {list(sys.path)!r}; "
-                   f"sys.argv[0] = 'recurrent'; from recurrent.cli import main; main()",
+                   f"sys.argv[0] = 'recurrent'; from recurrent._console import main; main()",
                    *without_ranks(args)]
         # Ctrl-C reaches mpiexec from the terminal and mpiexec forwards it to the ranks;
         # this process only waits for them (a handler, unlike SIG_IGN, is not inherited).
