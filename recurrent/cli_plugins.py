@@ -154,7 +154,6 @@ def _info() -> dict:
     import numpy
     import scipy
     import scipy.linalg  # noqa: F401  (loads scipy's BLAS so threadpoolctl can see it)
-    import threadpoolctl
 
     from . import __version__
     info = {"recurrent": __version__, "python": sys.version.split()[0],
@@ -169,9 +168,10 @@ def _info() -> dict:
         info["openmp"] = None
         info["default_threads"] = None
         info["kernels_error"] = one_line(exc)
+    from .threads import blas_info
     info["blas"] = [{key: lib.get(key) for key in ("internal_api", "version", "architecture",
                                                     "num_threads", "threading_layer", "filepath")}
-                    for lib in threadpoolctl.threadpool_info() if lib.get("user_api") == "blas"]
+                    for lib in blas_info()]
     info["mpi"] = _mpi_info()
     if "kernels_error" not in info:
         from . import tuning

@@ -183,6 +183,7 @@ class _OpenBLASEntryPoints:
 
     def __init__(self, path):
         lib = ctypes.CDLL(path)
+        self.path = path
         self.get = self.set = None
         for prefix in ("", "scipy_"):
             for suffix in ("", "64_", "_64"):
@@ -236,6 +237,14 @@ class _BlasLimiter:
             if self._controller is not None:
                 self._fallback = self._controller.limit(limits=1, user_api="blas")
 
+    def outside_counts(self) -> dict:
+        """{OpenBLAS file path: its thread count outside the switch} while it is held,
+        else {} (threadpoolctl then reads the counts as they are)."""
+        with self._lock:
+            if self._holders == 0:
+                return {}
+            return {entry.path: count for entry, count in zip(self._openblas, self._saved)}
+
     def release(self):
         with self._lock:
             self._holders -= 1
@@ -276,7 +285,10 @@ def single_threaded_blas():
 
 
 def blas_info() -> list[dict]:
-    """threadpoolctl's view of the loaded BLAS libraries (kernel architecture, threads)."""
+    """threadpoolctl's view of the loaded BLAS libraries (kernel architecture, threads),
+    with the thread counts OpenBLAS has outside single_threaded_blas() while that holds
+    it (every command of the command line runs inside it)."""
     from threadpoolctl import threadpool_info
-    _get_limiter()
-    return [info for info in threadpool_info() if info.get("user_api") == "blas"]
+    outside = _get_limiter().outside_counts()
+    return [{**info, "num_threads": outside.get(info.get("filepath"), info.get("num_threads"))}
+            for info in threadpool_info() if info.get("user_api") == "blas"]

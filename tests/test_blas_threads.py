@@ -42,3 +42,12 @@ def test_every_command_runs_blas_on_one_thread(tmp_path, monkeypatch):
         after = blas_threads()
     assert seen and all(set(counts) == {1} for counts in seen)
     assert set(after) == {2}  # the caller's setting is back
+
+
+def test_info_shows_the_blas_threads_outside_the_pin():
+    """info runs inside the pin like every command, but reports the count BLAS has for
+    the rest of the process (it read 1 whatever the machine's setting)."""
+    import json
+    with threadpool_limits(limits=2, user_api="blas"):
+        shown = json.loads(ok(invoke("info", "--json")))["blas"]
+    assert shown and {lib["num_threads"] for lib in shown} == {2}
