@@ -293,11 +293,11 @@ class RunDir:
         if not self.has(METRICS):
             return []
         records = []
-        with open(self.file(METRICS), encoding="utf-8", errors="replace") as f:
+        with open(self.file(METRICS), "rb") as f:
             for line in f:
                 try:
-                    record = json.loads(line)
-                except ValueError:
+                    record = json.loads(line.decode("utf-8"))
+                except ValueError:  # UnicodeDecodeError is one
                     continue
                 if isinstance(record, dict):
                     records.append(record)

@@ -30,3 +30,15 @@ def test_resume_reads_past_a_metrics_line_that_is_not_utf8(run, tmp_path):
     ok(result)
     assert (copy / LAST).read_bytes() != checkpoint  # it trained on
     ok(invoke("eval", copy))
+
+
+def test_a_line_that_is_not_utf8_is_skipped_not_mended(tmp_path):
+    """Read with replacement characters, a bad byte inside a string parsed into a record
+    holding U+FFFD; the damaged line is skipped like a cut-off one."""
+    from recurrent.checkpoint import RunDir
+    run = RunDir(str(tmp_path))
+    (tmp_path / METRICS).write_bytes(b'{"step": 1, "loss": 0.5}\n'
+                                     b'{"kind": "note", "text": "caf\xe9"}\n'
+                                     b'{"step": 2, "loss": 0.4\xff}\n'
+                                     b'{"step": 3, "loss": 0.3}\n')
+    assert run.read_metrics() == [{"step": 1, "loss": 0.5}, {"step": 3, "loss": 0.3}]
