@@ -1,5 +1,5 @@
 """The `recurrent` console script (and `python -m recurrent`). Loading the command line (its
-modules, numpy, and every plugin's) takes about a second; a Ctrl-C in that time ends the
+modules, numpy, and every plugin's) takes a while; a Ctrl-C in that time ends the
 command as a Ctrl-C during it does ("Aborted.", exit status 130), not with a Python
 traceback (that only with --debug or RECURRENT_DEBUG, as for any error). Imports nothing
 heavy, so that it is in place before the loading starts."""

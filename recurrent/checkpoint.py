@@ -235,7 +235,8 @@ class RunDir:
                             f"{CONFIG_FILE}; choose another --out")
         if os.path.exists(os.path.join(path, PLOT_FILE)):  # someone's figure, or a run's
             raise UserError(f"{path} already has a {PLOT_FILE}, which the run's loss plot "
-                            f"would replace; choose another --out")
+                            f"would replace (with --no-plot too: a resume may draw it); "
+                            f"choose another --out")
 
     @classmethod
     def open(cls, path: str) -> "RunDir":

@@ -5,6 +5,8 @@ import numbers
 
 import numpy as np
 
+C_INT_MAX = 2**31 - 1  # the largest count C code taking an int (OpenMP, the kernels) reads
+
 
 def positive_int(value, name: str) -> int:
     """``value`` as an int >= 1, else ValueError naming ``name``."""

@@ -411,9 +411,9 @@ class Recurrent(ParamModule):
 
     def _check_cell_result(self, out, finals, T, B):
         """UserError naming the cell when what it returned breaks recurrent.protocols.Cell
-        (a plugin's bug): out (T, B, H) and one (B, H) final state per state name. Without
-        it, a missing final state left the layer's state uninitialised memory and a wrong
-        shape failed later as an unrelated numpy error."""
+        (a plugin's bug): out (T, B, H) and one (B, H) final state per state name. A
+        missing final state would leave the layer's state uninitialised memory, and a
+        wrong shape would fail later as an unrelated numpy error."""
         H = self.hidden_size
         problem = None
         if np.shape(out) != (T, B, H):

@@ -32,7 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 IDENTICAL = 1e-12  # differences this small are rounding: equal scores, or no variance
-COSINE_BLOCK = 1 << 21  # numbers of diebold_mariano's cosine matrix made at once (16 MB)
+COSINE_BLOCK = 1 << 21  # numbers of diebold_mariano's cosine matrix made at once (16 MB;
+# at least 8 rows a block, so more when one row holds more than 2^18 windows)
 
 
 def identical(d) -> bool:
@@ -87,7 +88,7 @@ def diebold_mariano(differences: np.ndarray, horizon: int) -> float | None:
     t = np.arange(n) + 0.5
     centred = d - d.mean()
     # The (B, n) cosines a block of rows at a time: B grows as n^(2/3), so the whole
-    # matrix would hold n^(5/3) numbers (1.4 GB at n = 100,000, twice over). Blocks of a
+    # matrix would hold n^(5/3) numbers. Blocks of a
     # multiple of 8 rows (the last one 8 or more) on one BLAS thread give each row the
     # sum the whole matrix gives on one thread (OpenBLAS's gemv takes rows 4 at a time).
     from .threads import single_threaded_blas

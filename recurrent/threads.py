@@ -17,10 +17,10 @@ Cells and kernels never pin BLAS themselves.
 The command line runs every command inside `single_threaded_blas()` too (cli.py). Outside
 the kernels, BLAS serves L-BFGS fits (the sentiment baselines and wide part) and paired
 tests: level-1 calls on vectors of 10^4-10^6 numbers, which OpenBLAS splits over its
-threads. Split, their sums depend on the thread count OpenBLAS chose from the machine's
-cores, so a run's baselines and wide part (and, through them, its trained weights) were
-not the same bits on another machine; and while other processes hold the cores each
-split call waits for its threads to be scheduled.
+threads. Split, their sums would depend on the thread count OpenBLAS takes from the
+machine's cores, and so would a run's baselines and wide part (and, through them, its
+trained weights); and while other processes hold the cores each split call would wait for
+its threads to be scheduled.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ import threading
 import time
 from contextlib import contextmanager
 
+from .checks import C_INT_MAX
 from .errors import UserError
 
 # A thread must own at least this many batch rows, and rows * hidden^2 of at least
@@ -56,8 +57,8 @@ def available_cores() -> int:
 
 THREADS_VARIABLE = "RECURRENT_NUM_THREADS"
 # the largest thread count an option takes: the kernels and OpenMP take a C int (a count
-# above the cores is an upper bound the kernels lower; one above this overflowed there)
-MAX_THREADS = 2**31 - 1
+# above the cores is an upper bound the kernels lower)
+MAX_THREADS = C_INT_MAX
 
 
 def env_threads() -> int | None:

@@ -275,7 +275,7 @@ def column_components(values: np.ndarray, fit: dict, horizon: int):
         # statsmodels' own forecast from that origin (a few origins at the start). Each
         # predict call runs the filter over every row it was given, so they are asked
         # of the first rows alone (the filter is causal: the same states there), not of
-        # the whole series: m calls over N rows were the bulk of a long series' cost.
+        # the whole series (m calls over N rows).
         early = [o for o in np.flatnonzero((rows < 0).any(axis=1)) if o + horizon < n]
         if early:
             rows_needed = max(early[-1] + horizon + 1, 2 * m + 2)

@@ -24,6 +24,7 @@ import click
 import numpy as np
 
 from recurrent import cache
+from recurrent.checks import C_INT_MAX
 from recurrent.errors import UserError
 from recurrent.memo import Kept
 from recurrent.lengths import valid_mask
@@ -35,7 +36,6 @@ from .data import BOS, EOS, SOURCE_UNK, UNK, Vocabulary
 
 EMBED_DIM = 64
 EVAL_BATCH = 512  # pairs per decoding call in evaluate()
-MAX_DECODE = 2**31 - 1  # --beam, --max-len: a count the decoder's int64 arrays can hold
 # The baselines' scores, kept per data, split and settings (Seq2Seq.baselines): in this
 # process (JSON text, so that a caller cannot change them) and in recurrent.cache. Bump
 # the format when the baselines or metrics.score change what they compute.
@@ -105,7 +105,7 @@ class Seq2Seq:
     def predict_options(self) -> list:
         return [
             click.Argument(["inputs"], nargs=-1),
-            click.Option(["--beam"], type=click.IntRange(min=1, max=MAX_DECODE), default=1,
+            click.Option(["--beam"], type=click.IntRange(min=1, max=C_INT_MAX), default=1,
                          show_default=True, help="Beam width (1 = greedy decoding)."),
             click.Option(["--n-best"], type=click.IntRange(min=1), default=1,
                          show_default=True, help="Hypotheses shown per input (<= --beam)."),
@@ -113,7 +113,7 @@ class Seq2Seq:
                          show_default=True,
                          help="Length normalisation of the beam's final ranking: score / "
                               "length^alpha (0 = raw log-probability)."),
-            click.Option(["--max-len"], type=click.IntRange(min=1, max=MAX_DECODE), default=None,
+            click.Option(["--max-len"], type=click.IntRange(min=1, max=C_INT_MAX), default=None,
                          help="Longest output (default: 2 x each input's length + 10)."),
             click.Option(["--json", "as_json"], is_flag=True,
                          help="One JSON object per input."),

@@ -117,7 +117,7 @@ def _wide_logits(g, tokens, mask, wide, weight):
     # id. Each row's ids sorted (TopK breaks ties by position, so the first of a run of
     # equal ids is its earliest position), every invalid position as -1 (ids are >= 0):
     # the first of each run of valid ids is kept, and the flags go back to the positions.
-    # O(N log N) per row, where comparing every pair of positions held (N, N, B).
+    # O(N log N) per row, and no (N, N, B) tensor of every pair of positions.
     key = g.op("Where", [valid, ids, g.const(np.array(-1, np.int64))])  # (N, B)
     count = g.op("Shape", [ids], start=0, end=1)  # (1,): N
     order, where = g.op("TopK", [key, count], 2, axis=0, largest=0, sorted=1)  # (N, B)
