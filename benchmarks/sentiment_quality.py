@@ -52,6 +52,7 @@ from __future__ import annotations
 import argparse
 import collections
 import csv
+import functools
 import glob
 import io
 import json
@@ -159,18 +160,9 @@ def vader_csv(cache: str, name: str) -> str:
     return out
 
 
-def nyt_csv(cache: str) -> str:
-    """The NYT editorial snippets file (text,label), built once under ``cache``."""
-    return vader_csv(cache, "nyt")
-
-
-def products_csv(cache: str) -> str:
-    """The product review snippets file (text,label), built once under ``cache``."""
-    return vader_csv(cache, "products")
-
-
-BUILDERS = {"tweets": tweets_csv, "foods": foods_csv, "nyt": nyt_csv,
-            "products": products_csv}  # --dataset -> its file's builder ("rt": bundled)
+BUILDERS = {"tweets": tweets_csv, "foods": foods_csv,
+            **{name: functools.partial(vader_csv, name=name) for name in VADER_MEMBERS}}
+# --dataset -> its file's builder, called with --cache ("rt": the bundled data)
 
 
 def spread(values):

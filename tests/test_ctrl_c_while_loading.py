@@ -34,16 +34,3 @@ def test_ctrl_c_while_the_plugins_load_is_aborted_in_one_line():
 def test_with_debug_the_traceback_is_shown():
     result = _run("--debug", "info")
     assert "KeyboardInterrupt" in result.stderr and "Traceback" in result.stderr
-
-
-def test_a_real_sigint_at_start_up_prints_no_traceback():
-    import signal
-    import time
-    for delay in (0.2, 0.4):
-        process = subprocess.Popen([sys.executable, "-m", "recurrent", "info"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   env=installed_env())
-        time.sleep(delay)
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=120)
-        assert "Traceback" not in err, (delay, err)
