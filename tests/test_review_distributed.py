@@ -93,8 +93,8 @@ def test_ranks_search_the_launchers_path_in_its_order(monkeypatch):
         launch.launch(2, ["train", "char-lm", "--ranks", "2"])
     monkeypatch.undo()  # the real Popen again (launch.subprocess is the module itself)
     code = seen[0][seen[0].index("-c") + 1]
-    assert "from recurrent.cli import main" in code
-    probe = code.replace("from recurrent.cli import main; main()",
+    assert "from recurrent._console import main" in code
+    probe = code.replace("from recurrent._console import main; main()",
                          "import json; print(json.dumps(sys.path))")
     shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                            timeout=60)
