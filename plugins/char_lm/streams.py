@@ -6,7 +6,7 @@ length (seq_len), L characters per stream, W warm-up characters.
 Training: the split is cut into B contiguous streams of L characters; window w holds
 characters [w*T, (w+1)*T) of every stream, so the recurrent state at the end of window w
 is exactly the context window w+1 needs (reset=False), and only the first window of an
-epoch starts from zeros (reset=True). A random start offset per epoch (< T) moves the
+epoch starts from zeros (reset=True). A random start offset per epoch (0 to T) moves the
 window boundaries so the model does not always truncate gradients at the same places.
 
 Evaluation scores every target of the split exactly once, with S streams run side by
@@ -30,7 +30,8 @@ def stream_windows(ids: np.ndarray, batch_size: int, seq_len: int,
     """One epoch of training batches over ``ids`` (N,) int64.
 
     Yields {"x": (T, B) int64, "y": (T, B) int64, "lengths": None, "reset": bool}; y is x
-    shifted by one character. With ``rng`` the epoch starts at a random offset < T.
+    shifted by one character. With ``rng`` the epoch starts at a random offset from 0 to
+    T (at most the characters left over).
     """
     B, T = batch_size, seq_len
     n_windows = windows_per_epoch(len(ids), B, T)

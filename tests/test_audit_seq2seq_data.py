@@ -1,0 +1,67 @@
+"""Audit (mutation round 3) of plugins/seq2seq/data.py: the hashed 90/5/5 split and the
+reading of source<TAB>target lines, against the rules its module docstring states."""
+from collections import Counter
+
+from recurrent_plugins.seq2seq import data
+
+
+def test_the_hashed_split_is_90_5_5():
+    """40000 distinct sources: the shares of train, valid and test are 0.90, 0.05 and
+    0.05 to within 0.004 (over 3 standard errors of a share near 0.05 is 0.0033), and
+    a source always lands in the same split."""
+    sources = [f"word{k}" for k in range(40_000)]
+    counts = Counter(data.split_of(s) for s in sources)
+    shares = {name: counts[name] / len(sources) for name in data.SPLITS}
+    assert abs(shares["train"] - 0.90) < 0.004
+    assert abs(shares["valid"] - 0.05) < 0.004
+    assert abs(shares["test"] - 0.05) < 0.004
+    assert all(data.split_of(s) == data.split_of(s) for s in sources[:100])
+
+
+def test_the_first_tab_splits_a_line(tmp_path):
+    """"a<TAB>b<TAB>c": source "a", target "b<TAB>c" (the first tab splits)."""
+    path = tmp_path / "pairs.tsv"
+    path.write_text("abc\tA B\tC\ncat\tK AE T\n", encoding="utf-8")
+    pairs, _ = data.read_pairs(str(path))
+    assert pairs == [("abc", "A B\tC"), ("cat", "K AE T")]
+
+
+def test_pair_batch_by_hand():
+    """Sources [5] and [5, 6, 7, 9], targets [4, 8, 9] and [4]; T = max(4, 3 + 1) = 4.
+    The decoder reads <s> (1) then the target (teacher forcing), it predicts the target
+    then </s> (2), and lengths count the </s> step; padding is 0 everywhere else."""
+    batch = data.pair_batch([[5], [5, 6, 7, 9]], [[4, 8, 9], [4]])
+    assert batch["x"].shape == (4, 2, 2)
+    assert batch["x"][:, 0, 0].tolist() == [5, 0, 0, 0]
+    assert batch["x"][:, 1, 0].tolist() == [5, 6, 7, 9]
+    assert batch["x"][:, 0, 1].tolist() == [1, 4, 8, 9]
+    assert batch["x"][:, 1, 1].tolist() == [1, 4, 0, 0]
+    assert batch["y"][:, 0].tolist() == [4, 8, 9, 2]
+    assert batch["y"][:, 1].tolist() == [4, 2, 0, 0]
+    assert batch["lengths"].tolist() == [4, 2]
+    assert (data.BOS, data.EOS) == (1, 2)
+
+
+def test_token_level_splits_on_any_run_of_whitespace():
+    """"K  AE\tT " (two spaces, a tab, a trailing blank) is three tokens at token level,
+    never an empty token; at character level every character is a symbol."""
+    assert data.symbols("K  AE\tT ", "token") == ["K", "AE", "T"]
+    assert data.symbols("a b", "char") == ["a", " ", "b"]
+    assert data.join(["K", "AE", "T"], "token") == "K AE T"
+
+
+def test_source_batch_by_hand():
+    """Sources [5] and [5, 6, 7]: (3, 2) time-major, in reading order, padded with 0 --
+    the layout pair_batch gives the encoder in training (x[..., 0])."""
+    src = data.source_batch([[5], [5, 6, 7]])
+    assert src.tolist() == [[5, 5], [0, 6], [0, 7]]
+    train = data.pair_batch([[5], [5, 6, 7]], [[4], [4]])["x"][:, :, 0]
+    assert train[:3].tolist() == src.tolist()
+
+
+def test_lines_of_only_blanks_are_skipped(tmp_path):
+    """A line holding only spaces is a blank line (skipped), not a line without a tab."""
+    path = tmp_path / "pairs.tsv"
+    path.write_text("cat\tK AE T\n   \n\ndog\tD AO G\n", encoding="utf-8")
+    pairs, _ = data.read_pairs(str(path))
+    assert pairs == [("cat", "K AE T"), ("dog", "D AO G")]
