@@ -16,7 +16,8 @@ import scipy.sparse
 
 from recurrent_plugins.sentiment import baselines as bl
 
-sklearn_lm = pytest.importorskip("sklearn.linear_model")
+sklearn_lm = pytest.importorskip("sklearn.linear_model",
+                                 reason="scikit-learn (the test extra) is not installed")
 
 
 def _data(n=60, f=7, classes=2, seed=0):

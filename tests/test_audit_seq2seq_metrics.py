@@ -12,7 +12,8 @@ import pytest
 
 from recurrent_plugins.seq2seq import metrics
 
-sacrebleu = pytest.importorskip("sacrebleu")
+sacrebleu = pytest.importorskip("sacrebleu",
+                                reason="the seq2seq extra (sacrebleu) is not installed")
 
 
 def test_textbook_edit_distances():

@@ -8,7 +8,7 @@ import pytest
 
 from recurrent_plugins.forecast import ets
 
-pytest.importorskip("statsmodels")
+pytest.importorskip("statsmodels", reason="the ets extra (statsmodels) is not installed")
 
 
 def _series(n, m, seed=0):

@@ -6,7 +6,7 @@ still match the model's own forward pass."""
 import numpy as np
 import pytest
 
-pytest.importorskip("onnx")
+pytest.importorskip("onnx", reason="the onnx extra is not installed")
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
 from recurrent.export.onnx import onnx_model  # noqa: E402

@@ -17,7 +17,7 @@ def _train(text, out, *extra):
 
 
 def test_a_directory_with_someones_loss_png_is_refused(text, tmp_path):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason="the plot extra (matplotlib) is not installed")
     out = tmp_path / "figures"
     out.mkdir()
     (out / "loss.png").write_bytes(b"my own figure")

@@ -22,7 +22,7 @@ def _tsv(path):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", reason="the plot extra (matplotlib) is not installed")
     root = tmp_path_factory.mktemp("plotruns")
     s2s = root / "s2s"
     ok(invoke("train", "seq2seq", "--data", _tsv(root / "pairs.tsv"), "--steps", 2,
