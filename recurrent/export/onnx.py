@@ -92,17 +92,19 @@ def _recurrent_layer(g, x, seq_lens, initial, weights, cell, layer, D, H):
     return names[0], names[1], names[2] if cell == "lstm" else None
 
 
+def _rows(g, x, start, stop=2 ** 62):
+    """x[start:stop] along axis 0 (a Slice; the default stop: to the end)."""
+    return g.op("Slice", [x, g.const(np.array([start])), g.const(np.array([stop])),
+                          g.const(np.array([0]))])
+
+
 def _wide_logits(g, tokens, mask, wide, weight):
     """(B, K) logits of the wide part: the rows of ``weight`` of each row's distinct
     unigrams and hashed bigrams among its valid steps, summed (recurrent/wide.py)."""
     V, buckets = wide.vocab_size, wide.bigram_buckets
     ids, valid = tokens, mask  # (T, B)
     if buckets:
-        zero, one, big = g.const(np.array([0])), g.const(np.array([1])), \
-            g.const(np.array([2 ** 62]))
-        axis0 = g.const(np.array([0]))
-        first = g.op("Slice", [tokens, zero, g.const(np.array([-1])), axis0])  # (T-1, B)
-        second = g.op("Slice", [tokens, one, big, axis0])  # (T-1, B)
+        first, second = _rows(g, tokens, 0, -1), _rows(g, tokens, 1)  # (T-1, B) each
         key = g.op("Add", [g.op("Mul", [first, g.const(np.array(V, np.int64))]), second])
         # The 64-bit product wraps as uint64 multiplication does; the shift is logical.
         mixed = g.op("Mul", [key, g.const(np.array(BIGRAM_MIX).astype(np.int64))])
@@ -112,7 +114,7 @@ def _wide_logits(g, tokens, mask, wide, weight):
                               g.const(np.array(buckets, np.int64))])
         pairs = g.op("Add", [bucket, g.const(np.array(V, np.int64))])  # (T-1, B)
         ids = g.op("Concat", [tokens, pairs], axis=0)  # (N, B)
-        valid = g.op("Concat", [mask, g.op("Slice", [mask, one, big, axis0])], axis=0)
+        valid = g.op("Concat", [mask, _rows(g, mask, 1)], axis=0)
     # A feature counts once per row: keep position n only if no earlier valid m has its
     # id. Each row's ids sorted (TopK breaks ties by position, so the first of a run of
     # equal ids is its earliest position), every invalid position as -1 (ids are >= 0):
@@ -121,12 +123,9 @@ def _wide_logits(g, tokens, mask, wide, weight):
     key = g.op("Where", [valid, ids, g.const(np.array(-1, np.int64))])  # (N, B)
     count = g.op("Shape", [ids], start=0, end=1)  # (1,): N
     order, where = g.op("TopK", [key, count], 2, axis=0, largest=0, sorted=1)  # (N, B)
-    zero, one, big = (g.const(np.array([v])) for v in (0, 1, 2 ** 62))
-    axis0 = g.const(np.array([0]))
-    head = g.op("Slice", [order, zero, one, axis0])  # (1, B)
-    differs = g.op("Not", [g.op("Equal", [g.op("Slice", [order, one, big, axis0]),
-                                          g.op("Slice", [order, zero, g.const(np.array([-1])),
-                                                         axis0])])])  # (N-1, B)
+    head = _rows(g, order, 0, 1)  # (1, B)
+    differs = g.op("Not", [g.op("Equal", [_rows(g, order, 1),
+                                          _rows(g, order, 0, -1)])])  # (N-1, B)
     first = g.op("Concat", [g.op("Equal", [head, head]), differs], axis=0)  # (N, B)
     sorted_keep = g.op("And", [first, g.op("GreaterOrEqual", [
         order, g.const(np.array(0, np.int64))])])  # (N, B) in sorted order
