@@ -31,6 +31,7 @@ import numpy as np
 
 from .checks import finite_as, positive_int, probability
 from .dropout import dropout_mask
+from .errors import UserError
 from .layout import GATE_ORDER, param_name
 from .lengths import check_lengths, reversal_index, reverse_rows
 from .masks import (OPTIONS, supported, takes_flags, variational_mask, zoneout_expectation,
@@ -50,7 +51,6 @@ _BIAS_KINDS = ("bias_ih", "bias_hh")
 def _resolve_cell(cell):
     """A Cell object from a registered name, or the object itself."""
     if isinstance(cell, str):
-        from .errors import UserError
         from .plugins import get_cell
         try:
             return get_cell(cell)
@@ -96,6 +96,7 @@ class Recurrent(ParamModule):
                  forget_bias=None, num_threads=None, recurrent_dropout=0.0, zoneout=0.0,
                  precision="fp32"):
         self.cell = _resolve_cell(cell)
+        self._checked_paths = set()  # (precision, need_grad) whose cell results were checked
         self.recurrent_dropout = probability(recurrent_dropout, "recurrent_dropout")
         self.zoneout = probability(zoneout, "zoneout")
         for kind, p in (("recurrent", self.recurrent_dropout), ("zoneout", self.zoneout)):
@@ -399,7 +400,9 @@ class Recurrent(ParamModule):
                     out_d, finals, cache = self._run_cell(
                         need_grad, cell_in, unit_states, self._unit_params(u), lengths,
                         num_threads, self._cell_masks(T, B, draw))
-                self._check_cell_result(out_d, finals, T, B)
+                if (precision, need_grad) not in self._checked_paths:  # once per path
+                    self._check_cell_result(out_d, finals, T, B)
+                    self._checked_paths.add((precision, need_grad))
                 outs.append(out_d if d == 0 else reverse_rows(out_d, rev))  # (T, B, H)
                 for target, final in zip(final_states, finals):
                     target[u] = final
@@ -411,7 +414,8 @@ class Recurrent(ParamModule):
 
     def _check_cell_result(self, out, finals, T, B):
         """UserError naming the cell when what it returned breaks recurrent.protocols.Cell
-        (a plugin's bug): out (T, B, H) and one (B, H) final state per state name. A
+        (a plugin's bug; checked on the first call of each path, the shapes being fixed by
+        the cell's code): out (T, B, H) and one (B, H) final state per state name. A
         missing final state would leave the layer's state uninitialised memory, and a
         wrong shape would fail later as an unrelated numpy error."""
         H = self.hidden_size
@@ -429,7 +433,6 @@ class Recurrent(ParamModule):
                                f"expected {(B, H)}")
                     break
         if problem:
-            from .errors import UserError
             raise UserError(f"cell {self.cell.name!r} returned {problem}: it breaks the "
                             f"cell protocol (recurrent.protocols.Cell); check it with "
                             f"`recurrent plugins check {self.cell.name}`")
