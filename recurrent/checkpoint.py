@@ -186,6 +186,21 @@ def info_problem(info: dict) -> str | None:
             return f"no {key!r}"
         if not isinstance(info[key], kind):
             return f"{key!r} is not a JSON {'string' if kind is str else 'object'}"
+    return _state_problem(info)
+
+
+def _state_problem(info: dict) -> str | None:
+    """What the run's task finds wrong with its saved state (Task.check_state: a key
+    missing or mistyped, a vocabulary of another size than the model's), or None; a
+    UserError for a task that is not registered."""
+    from .plugins import get_task
+    check = getattr(get_task(info["task"]), "check_state", None)
+    if check is None:
+        return None
+    try:
+        check(info["task_state"], info["model_spec"])
+    except ValueError as e:
+        return f"task state: {e}"
     return None
 
 

@@ -231,6 +231,15 @@ class Task(Protocol):
     `recurrent train NAME` does not offer them, so --help lists only what has an effect.
     They keep their shared defaults in ``config``."""
 
+    def check_state(self, state: dict, model_spec: dict) -> None:
+        """Raise ValueError naming what is wrong with a saved run's task state: a key
+        missing or of the wrong type, a value out of range, a vocabulary of another size
+        than ``model_spec``'s (recurrent.schema has the checks). Called whenever a run
+        is opened (eval, predict, export, resume, import, ensemble members), so that a
+        damaged or hand-edited config.json gives one line naming the entry rather than
+        an internal error later. It must accept every state an earlier version of the
+        task saved and still reads. Without it the state is used as it is."""
+
     def baselines(self, state: dict, split: str, config: dict) -> dict:
         """Trivial baselines' metrics on ``split``, keyed by baseline name:
         {"unigram": {"loss": ..., ...}, "bigram": {...}}. Shown beside every evaluation;
@@ -356,7 +365,7 @@ MEMBERS: dict[type, Members] = {
                   optional=("target_kind", "combine")),
     Task: Members(required=("name", "help", "loss", "options", "defaults", "prepare",
                             "model_spec", "batches", "evaluate"),
-                  optional=("causal", "splits", "unused_options", "baselines",
+                  optional=("causal", "splits", "unused_options", "check_state", "baselines",
                             "paired", "format_report", "candidates", "initial_params",
                             "trained_params", "with_params", "after_training", "training_state",
                             "backtest",

@@ -132,9 +132,9 @@ class Trainer:
         self.config = TrainingConfig(info["config"])
         self.task_state = info["task_state"]
         self.spec = info["model_spec"]
+        self.model = self.config.build_model(self.spec)  # first: it checks the spec
         self.sequence_output = self.spec["output"] == "sequence"
         self.tbptt = int(self.config.get("tbptt") or 0)
-        self.model = self.config.build_model(self.spec)
         self.optimizer = self.config.build_optimizer(self.model)
         self.task_params = self._task_params()
         self.loss = self.config.loss_function(task)

@@ -21,6 +21,7 @@ import os
 import click
 import numpy as np
 
+from recurrent import schema
 from recurrent.errors import UserError
 
 from . import metrics, sampling, streams, text
@@ -36,6 +37,11 @@ EMBED_DIM = 64  # default --embed-dim
 # Defaults of the shared training options for this task: the shortest training found to
 # reach a validation loss <= 1.5 nats/char on the bundled corpus, with a margin for other
 # initial weights (the sweep behind them: benchmarks/README.md, "char-lm defaults").
+# What a saved run's state must hold (check_state; recurrent.schema).
+STATE = schema.fields({"data": str, "fingerprint": str, "vocab": schema.list_of(str),
+                       "n_train": schema.at_least(1)},
+                      {"max_chars": schema.at_least(0)})
+
 DEFAULTS = {
     "cell": "lstm",
     "hidden": 256,
@@ -202,6 +208,15 @@ class CharLM:
             "n_train": n_train,
             "n_valid": n_valid,
         }
+
+    def check_state(self, state: dict, model_spec: dict) -> None:
+        schema.check(state, STATE, "")
+        try:
+            text.Vocabulary(state["vocab"])
+        except ValueError as e:
+            raise ValueError(f"vocab: {e}") from None
+        for key in ("vocab_size", "output_size"):
+            schema.sized_as(model_spec, key, len(state["vocab"]), "vocab")
 
     def _corpus_ids(self, state: dict) -> np.ndarray:
         """(N,) int64 ids of the training corpus, checked against the run state."""

@@ -34,7 +34,7 @@ import warnings
 
 import numpy as np
 
-from recurrent import cache
+from recurrent import cache, schema
 from recurrent.errors import UserError
 from recurrent.memo import Kept, frozen, rows_key
 
@@ -49,6 +49,31 @@ SPECS = {
     "hw_mul": {"error": "mul", "trend": "add", "seasonal": "mul"},
 }
 MIN_ROWS = 10  # fewer training rows: no ETS fit
+
+
+def check_fit(fit, where: str) -> None:
+    """ValueError unless ``fit`` is a fit as _fit_one makes it (a run's saved state
+    holds them): its kind, its smoothing coefficients and the initial states that kind
+    has, finite, and a multiplicative fit's additive fallback, if any."""
+    schema.check(fit, schema.fields({"kind": schema.one_of(*SPECS),
+                                     "season": schema.at_least(1),
+                                     "smoothing": dict, "initial_level": schema.finite},
+                                    {"fallback": dict}), where)
+    spec = SPECS[fit["kind"]]
+    names = ["smoothing_level"] + [f"smoothing_{part}" for part in ("trend", "seasonal")
+                                   if part in spec]
+    schema.check(fit["smoothing"], schema.fields(dict.fromkeys(names, schema.finite)),
+                 f"{where}.smoothing")
+    if "trend" in spec:
+        schema.check(fit, schema.fields({"initial_trend": schema.finite}), where)
+    if "seasonal" in spec:
+        schema.check(fit, schema.fields({"initial_seasonal": schema.list_of(
+            schema.finite, size=fit["season"])}), where)
+    if "fallback" in fit:
+        if fit["kind"] != "hw_mul" or fit["fallback"].get("kind") == "hw_mul":
+            raise ValueError(f"{where}.fallback: only a multiplicative fit has one, and "
+                             f"it is additive")
+        check_fit(fit["fallback"], f"{where}.fallback")
 
 
 def restart_rows(season: int) -> int:

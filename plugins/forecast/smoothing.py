@@ -29,12 +29,23 @@ import json
 
 import numpy as np
 
+from recurrent import schema
 from recurrent.memo import Kept, frozen, rows_key
 
 from . import _smoothing, ets
 
 MIN_ROWS = 10  # fewer training rows: no fit
 MAX_ITER = 200
+
+
+def check_fit(fit, where: str) -> None:
+    """ValueError unless ``fit`` is a fit as fit_column makes it (a run's saved state
+    holds them): its season and finite theta, two coefficients and, with a season, its
+    initial indices."""
+    schema.check(fit, schema.fields({"season": schema.at_least(1),
+                                     "theta": schema.list_of(schema.finite)}), where)
+    expected = 2 + (fit["season"] if fit["season"] > 1 else 0)
+    schema.check(fit["theta"], schema.list_of(schema.finite, size=expected), f"{where}.theta")
 
 
 def _sigmoid(v: float) -> float:

@@ -34,12 +34,13 @@ from . import calendar as cal
 from . import ets
 from . import joint
 from . import smoothing
+from . import state as saved
 from . import windows as win
 from .predict import forecast_stream, run_predict
 from .times import DATE_ORDERS
 
 EVAL_CHUNK = 1024  # windows per model call in evaluation
-MODELS = ("auto", "hybrid", "esrnn", "rnn")  # --model
+MODELS = ("auto", *saved.KINDS)  # --model
 
 # Training defaults of this task, pinned here (not inherited) because the documented
 # quality (test MASE < 1 on the bundled sunspots; benchmarks/forecast_quality.py) was
@@ -489,6 +490,9 @@ class ForecastTask:
         return win.window_origins(start, end, state["window"], state["horizon"])
 
     # ---- model and training ----------------------------------------------------------------
+
+    def check_state(self, state, model_spec):
+        saved.check(state, model_spec, lambda state: self.model_spec(state, {}))
 
     def model_spec(self, state, config):
         columns = len(state["columns"])

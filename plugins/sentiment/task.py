@@ -17,7 +17,7 @@ import os
 import click
 import numpy as np
 
-from recurrent import cache
+from recurrent import cache, schema
 from recurrent import paired as paired_tests
 from recurrent.errors import UserError
 from recurrent.memo import Kept, frozen
@@ -28,10 +28,17 @@ from . import report
 from .dataset import (BUNDLED_NAME, TRAIN_COLUMN_HINT, bundled_path, class_list, read_csv,
                       stratified_split)
 from .metrics import classification_metrics, cross_entropy, softmax
-from .text import (PAD_ID, TOKENIZER, TOKENIZERS, UNK_ID, build_vocab, encode, is_blank,
-                   length_buckets, pad_batch, tokenize)
+from .text import (PAD, PAD_ID, TOKENIZER, TOKENIZERS, UNK, UNK_ID, build_vocab, encode,
+                   is_blank, length_buckets, pad_batch, tokenize)
 
 STATE_VERSION = 1
+# What a saved run's state must hold (check_state; recurrent.schema).
+STATE = schema.fields(
+    {"data": schema.nullable(str), "sha256": str, "text_column": str, "label_column": str,
+     "classes": schema.list_of(str), "vocab": schema.list_of(str),
+     "max_tokens": schema.at_least(0), "valid_fraction": schema.above(0),
+     "test_fraction": schema.above(0), "split_seed": schema.at_least(0)},
+    {"tokenizer": int, "version": int, "split_sizes": dict})
 BASELINE_FORMAT = 2  # of the cached baseline models (recurrent.cache)
 NB_FORMAT = 2  # of the cached NB logistic regressions (recurrent.cache)
 FOLDS_FORMAT = 2  # of the cached cross-fitted fold models (recurrent.cache)
@@ -255,6 +262,21 @@ class SentimentTask:
             "split_seed": split_seed,
             "split_sizes": {name: int(len(idx)) for name, idx in split.items()},
         }
+
+    def check_state(self, state: dict, model_spec: dict) -> None:
+        schema.check(state, STATE, "")
+        if state["valid_fraction"] + state["test_fraction"] >= 1:
+            raise ValueError(f"valid_fraction + test_fraction: expected < 1, got "
+                             f"{state['valid_fraction']} + {state['test_fraction']}")
+        classes, vocab = state["classes"], state["vocab"]
+        if len(set(classes)) != len(classes) or len(classes) < 2:
+            raise ValueError(f"classes: expected two or more distinct labels, got "
+                             f"{len(classes)} with {len(set(classes))} distinct")
+        if vocab[:UNK_ID + 1] != [PAD, UNK]:  # their ids are fixed (text.py)
+            raise ValueError(f"vocab: expected to start with {PAD}, {UNK}, got "
+                             f"{vocab[:UNK_ID + 1]!r}")
+        schema.sized_as(model_spec, "vocab_size", len(vocab), "vocab")
+        schema.sized_as(model_spec, "output_size", len(classes), "classes")
 
     @staticmethod
     def _index(state) -> dict:

@@ -23,7 +23,7 @@ import os
 import click
 import numpy as np
 
-from recurrent import cache
+from recurrent import cache, schema
 from recurrent.checks import C_INT_MAX
 from recurrent.errors import UserError
 from recurrent.memo import Kept
@@ -44,6 +44,14 @@ BASELINES_FORMAT = 1
 _baseline_scores = Kept(4)  # a few splits of one or two data files
 
 # Defaults of the shared training options for this task (benchmarks/README.md, seq2seq).
+# What a saved run's state must hold (check_state; recurrent.schema).
+STATE = schema.fields(
+    {"data": str, "fingerprint": str, "source_level": schema.one_of(*data.LEVELS),
+     "target_level": schema.one_of(*data.LEVELS), "source_vocab": schema.list_of(str),
+     "target_vocab": schema.list_of(str)},
+    {"max_train": schema.nullable(schema.at_least(0)), "g2p": bool,
+     "lowercase_input": schema.nullable(bool)})
+
 DEFAULTS = {
     "cell": "lstm",
     "hidden": 128,
@@ -167,6 +175,17 @@ class Seq2Seq:
                                              data.TARGET_SPECIALS).items,
             "counts": counts,
         }
+
+    def check_state(self, state: dict, model_spec: dict) -> None:
+        schema.check(state, STATE, "")
+        for side, specials in (("source", data.SOURCE_SPECIALS),
+                               ("target", data.TARGET_SPECIALS)):
+            vocab = state[f"{side}_vocab"]
+            if tuple(vocab[:len(specials)]) != specials:  # their ids are fixed (data.py)
+                raise ValueError(f"{side}_vocab: expected to start with "
+                                 f"{', '.join(specials)}, got {vocab[:len(specials)]!r}")
+            schema.sized_as(model_spec, f"{side}_vocab", len(vocab), f"{side}_vocab")
+        schema.sized_as(model_spec, "output_size", len(state["target_vocab"]), "target_vocab")
 
     def pairs(self, state: dict, split: str, config: dict) -> list:
         """[(source symbols, target symbols)] of a split; "test" with `eval --data FILE`

@@ -144,13 +144,12 @@ def import_file(path: str, out: str) -> RunDir:
     The parameters no export holds because only training reads them (the wide part's
     cross-fitted fold models, torch_names.training_only) are zeros: evaluation and
     prediction never read them."""
-    from ..plugins import get_task
     tensors, info = st.read(path)
-    # what RunDir.open requires of a run's config.json, so the run made here opens
+    # what RunDir.open requires of a run's config.json (its task's state checked too),
+    # so the run made here opens
     problem = info_problem(info)
     if problem:
         raise UserError(f"{path}: its config.json metadata is corrupted: {problem}")
-    get_task(info["task"])  # UserError naming the registered tasks
     config = TrainingConfig.from_json(info["config"], path)
     model = config.build_model(info["model_spec"])
     if "wide.scale" in model.param_shapes() and "wide.scale" not in tensors:
