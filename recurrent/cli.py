@@ -217,7 +217,7 @@ def _shared_options(defaults: dict) -> list:
                      "predict, eval, bench --mode infer)."),
         click.Option(["--ranks"], default=None, type=click.IntRange(min=1), metavar="N",
                      help="Train data-parallel on N processes of the local computer (starts "
-                          "mpiexec; needs recurrent[mpi]; docs/distributed.md)."),
+                          "mpiexec; needs the mpi extra; docs/distributed.md)."),
     ]
 
 

@@ -11,7 +11,7 @@ from .quant import PRECISIONS
 @click.command("export")
 @click.argument("run")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
-              help="onnx: the whole model as an ONNX graph (needs recurrent[onnx]); "
+              help="onnx: the whole model as an ONNX graph (needs the onnx extra); "
                    "safetensors: weights under PyTorch names plus the run's config; "
                    "torch: a safetensors state_dict for torch.nn modules, whose code "
                    "is printed.")

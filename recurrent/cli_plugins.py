@@ -15,6 +15,7 @@ import click
 from . import plugins
 from .checks import one_line
 from .errors import UserError
+from .extras import install_hint
 from .threads import MAX_THREADS
 
 CORE = "recurrent"  # provider shown for commands the framework itself defines
@@ -247,8 +248,8 @@ def info_command(as_json):
         click.echo("mpi         " + ("mpi4py installed; run under mpiexec or with "
                                      "`train --ranks N` for data-parallel training"
                                      if mpi["installed"] else
-                                     "not installed (pip install 'recurrent[mpi]' for "
-                                     "data-parallel training)"))
+                                     f"not installed ({install_hint('mpi')} for "
+                                     f"data-parallel training)"))
 
 
 # ---- kernel tuning -------------------------------------------------------------------

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .errors import UserError
+from .extras import install_hint
 
 # Environment variables an MPI launcher sets: the number of ranks of the job.
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE")
@@ -35,7 +36,6 @@ TIMEOUT_VARIABLE = "RECURRENT_MPI_TIMEOUT"
 # runs, one per seed).
 OPT_OUT_VARIABLE = "RECURRENT_NO_MPI"
 DEFAULT_TIMEOUT = 600.0
-INSTALL_HINT = "pip install 'recurrent[mpi]'"
 # Where a `--ranks N` launcher asks each rank to leave its pid (launch.py names the rank
 # of a process mpiexec reports killed).
 LAUNCH_DIR_VARIABLE = "RECURRENT_LAUNCH_DIR"
@@ -286,7 +286,7 @@ def world() -> World:
         return _WORLD
     if not mpi_available():
         raise UserError(f"started by an MPI launcher with {size} ranks, but mpi4py is not "
-                        f"installed: {INSTALL_HINT}")
+                        f"installed: {install_hint('mpi')}")
     timeout = _timeout()
     from mpi4py import MPI
     _WORLD = MPIWorld(MPI, timeout) if MPI.COMM_WORLD.Get_size() > 1 else World()

@@ -1,6 +1,6 @@
 """`recurrent train TASK --ranks N`: the same command, data-parallel on N processes of this
 machine, started through the mpiexec of the installed MPI library (the MPICH wheel of
-`recurrent[mpi]` puts one next to the Python interpreter).
+the mpi extra puts one next to the Python interpreter).
 
 mpiexec's own failure banners are condensed into one line naming the rank that failed;
 a rank's own error line passes through as it is. Ctrl-C reaches the ranks through
@@ -17,9 +17,10 @@ import sys
 import tempfile
 import threading
 
-from .distributed import (INSTALL_HINT, LAUNCH_DIR_VARIABLE, OPT_OUT_VARIABLE, mpi_available,
+from .distributed import (LAUNCH_DIR_VARIABLE, OPT_OUT_VARIABLE, mpi_available,
                           opted_out)
 from .errors import UserError
+from .extras import install_hint
 
 # Lines of mpiexec (MPICH's hydra) that a user of --ranks does not need to read.
 NOISE = (re.compile(r"^=+\s*$"), re.compile(r"^=\s{2,}(BAD TERMINATION|CLEANING UP|YOU CAN)"),
@@ -94,11 +95,11 @@ def launch(ranks: int, args: list[str]) -> int:
                         f"each of the {ranks} processes train on its own; unset it to train "
                         f"data-parallel")
     if not mpi_available():
-        raise UserError(f"--ranks needs mpi4py and an MPI library: {INSTALL_HINT}")
+        raise UserError(f"--ranks needs mpi4py and an MPI library: {install_hint('mpi')}")
     exe = mpiexec()
     if exe is None:
         raise UserError(f"--ranks: no mpiexec found next to {sys.executable} or on PATH "
-                        f"({INSTALL_HINT} installs MPICH's)")
+                        f"({install_hint('mpi')} installs MPICH's)")
     with tempfile.TemporaryDirectory(prefix="recurrent-ranks-") as launch_dir:
         env = {**os.environ, LAUNCH_DIR_VARIABLE: launch_dir}
         # The ranks search this process's sys.path, in its order, so they import the

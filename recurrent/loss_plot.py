@@ -4,20 +4,21 @@ from __future__ import annotations
 import math
 
 from .checkpoint import PLOT_FILE, RunDir, atomic_write
+from .extras import install_hint
 
 
-MISSING = ("note: loss.png will not be written: matplotlib is not installed "
-           "(pip install 'recurrent[plot]', or pass --no-plot)")
-_told = False  # MISSING is said once per process
+_told = False  # the note is said once per process
 
 
 def missing_note() -> str | None:
-    """MISSING the first time it is asked while matplotlib cannot be imported; else None."""
+    """That loss.png will not be written, the first time it is asked while matplotlib
+    cannot be imported; else None."""
     global _told
     if _told or _matplotlib() is not None:
         return None
     _told = True
-    return MISSING
+    return (f"note: loss.png will not be written: matplotlib is not installed "
+            f"({install_hint('plot')}, or pass --no-plot)")
 
 
 def _matplotlib():

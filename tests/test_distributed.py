@@ -14,8 +14,9 @@ from helpers import bundled_reviews, write_reviews
 
 from recurrent.checkpoint import load_arrays
 from recurrent.distributed import row_share
+from recurrent.extras import install_hint
 
-pytest.importorskip("mpi4py", reason="mpi4py not installed (recurrent[mpi])")
+pytest.importorskip("mpi4py", reason="mpi4py not installed (the mpi extra)")
 from recurrent.launch import mpiexec, without_ranks  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -282,7 +283,7 @@ def test_ranks_without_mpi4py_says_how_to_install(tmp_path):
                          timeout=60, cwd=tmp_path)
     assert job.returncode == 1
     assert _one_line(job.stderr) == ("Error: --ranks needs mpi4py and an MPI library: "
-                                     "pip install 'recurrent[mpi]'")
+                                     f"{install_hint('mpi')}")
     assert not (tmp_path / "runs").exists()
 
 

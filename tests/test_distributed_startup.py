@@ -14,7 +14,7 @@ from test_distributed import TINY, _env, _one_line, ctrl_c_at_line, recurrent_cm
 
 from recurrent.checkpoint import load_arrays
 
-pytest.importorskip("mpi4py", reason="mpi4py not installed (recurrent[mpi])")
+pytest.importorskip("mpi4py", reason="mpi4py not installed (the mpi extra)")
 from recurrent.launch import mpiexec  # noqa: E402
 
 

@@ -310,7 +310,7 @@ def test_a_pool_of_a_pooled_sentiment_ensemble_with_its_wide_part(data, tmp_path
 
 def test_onnx_export_combines_the_members_in_the_graph(sentiment_ensemble, lm_ensemble,
                                                        tmp_path):
-    ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (recurrent[onnx])")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (the onnx extra)")
     for run, name in ((sentiment_ensemble, "sent"), (lm_ensemble, "lm")):
         out = tmp_path / f"{name}.onnx"
         ok(invoke("export", run, "--format", "onnx", "--out", out))

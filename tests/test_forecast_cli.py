@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from helpers import invoke, ok, one_line_error, sunspot_rows, write_csv
 
+from recurrent.extras import install_hint
 from recurrent_plugins.forecast import series as dataio
 from recurrent_plugins.forecast.plot import matplotlib_available
 
@@ -150,8 +151,8 @@ def test_predict_plot_without_matplotlib(run, tmp_path, monkeypatch):
         monkeypatch.setitem(sys.modules, module, None)  # makes the import fail
     path = tmp_path / "forecast.png"
     one_line_error(invoke("predict", run, "--plot", path),
-                   "plotting needs matplotlib, which is not installed: pip install "
-                   "'recurrent[plot]'")
+                   "plotting needs matplotlib, which is not installed: "
+                   f"{install_hint('plot')}")
     assert not path.exists()
 
 

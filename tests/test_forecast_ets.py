@@ -11,6 +11,7 @@ pytest.importorskip("statsmodels", reason="the ETS baseline needs the ets extra"
 
 from statsmodels.tsa.exponential_smoothing.ets import ETSModel  # noqa: E402
 
+from recurrent.extras import install_hint  # noqa: E402
 from recurrent_plugins.forecast import ets  # noqa: E402
 from recurrent_plugins.forecast.task import ForecastTask  # noqa: E402
 
@@ -115,11 +116,11 @@ def test_without_statsmodels_the_report_says_how_to_get_it(tmp_path, monkeypatch
     result = invoke("train", "forecast", "--data", path, "--out", run, "--window", 12,
                     *SMALL)
     ok(result)
-    assert result.stderr.count("pip install 'recurrent[ets]'") == 1
+    assert result.stderr.count(install_hint("ets")) == 1
     info = json.loads((run / "config.json").read_text())
     assert "ets" not in info["task_state"]
     text = ok(invoke("eval", run))
-    assert text.count(ets.MISSING_NOTE) == 1 and "ets hw" not in text
+    assert text.count(ets.missing_note()) == 1 and "ets hw" not in text
     assert "ets" not in json.loads(ok(invoke("eval", run, "--json")))["baselines"]
 
 
@@ -134,7 +135,7 @@ def test_a_run_fitted_with_statsmodels_is_read_without_it(tmp_path, monkeypatch)
     # statsmodels not importable, as on an install without the ets extra
     monkeypatch.setitem(sys.modules, "statsmodels.tsa.exponential_smoothing.ets", None)
     text = ok(invoke("eval", plain))  # the model needs no ETS: only its baseline goes
-    assert text.count(ets.MISSING_NOTE) == 1 and "ets hw" not in text
+    assert text.count(ets.missing_note()) == 1 and "ets hw" not in text
     assert "ets" not in json.loads(ok(invoke("eval", plain, "--json")))["baselines"]
     one_line_error(invoke("eval", hybrid), "forecasts from exponential smoothing")
     one_line_error(invoke("predict", hybrid), "forecasts from exponential smoothing")
@@ -181,7 +182,7 @@ def test_hybrid_needs_ets_and_differences(tmp_path, monkeypatch):
     assert "ets" in state  # the baseline is there all the same
     monkeypatch.setitem(sys.modules, "statsmodels.tsa.exponential_smoothing.ets", None)
     one_line_error(invoke("train", "forecast", "--data", path, "--out", tmp_path / "b",
-                          "--model", "hybrid", *SMALL), "recurrent[ets]")
+                          "--model", "hybrid", *SMALL), install_hint("ets"))
     assert not (tmp_path / "b").exists()
     ok(invoke("train", "forecast", "--data", path, "--out", tmp_path / "c", "--window", 12,
               *SMALL))  # the default chooses without ETS: the plain rnn or esrnn

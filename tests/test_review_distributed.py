@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-pytest.importorskip("mpi4py", reason="mpi4py not installed (recurrent[mpi])")
+pytest.importorskip("mpi4py", reason="mpi4py not installed (the mpi extra)")
 
 
 def _left_behind(pattern: str) -> list[int]:

@@ -164,7 +164,7 @@ def test_a_file_without_validation_or_test_pairs_is_refused_before_the_run_exist
 
 def test_character_targets_are_scored_by_character_ngrams():
     sacrebleu = pytest.importorskip("sacrebleu", reason="sacrebleu not installed "
-                                    "(recurrent[seq2seq])")
+                                    "(the seq2seq extra)")
     # one-word targets have no word 2-4-grams: a perfect copy used to score BLEU 0
     words = [list(w) for w in ("knight", "through", "phoneme", "cat")]
     perfect = metrics.score(words, words, "char", False)

@@ -298,7 +298,7 @@ def test_resume_after_a_failure_redoes_the_lost_steps_once(tmp_path):
 
 
 def test_loss_plot(tmp_path):
-    pytest.importorskip("matplotlib", reason="matplotlib not installed (recurrent[plot])")
+    pytest.importorskip("matplotlib", reason="matplotlib not installed (the plot extra)")
     train(tmp_path, "toy-sign", epochs=2, plot=True)
     png = (tmp_path / "run" / "loss.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000

@@ -23,8 +23,8 @@ rows being filtered) and returns, for every row taken as a forecast origin, the 
 forecast of the next H steps made from the states known at that row, plus the level and
 the deseasonalised value of every row (the hybrid's inputs).
 
-statsmodels and pandas are the optional extra `recurrent[ets]`; without them the report
-says so in one line (MISSING_NOTE) and the ETS hybrid (--model hybrid) is not offered.
+statsmodels and pandas are the optional extra `ets`; without them the report
+says so in one line (missing_note) and the ETS hybrid (--model hybrid) is not offered.
 """
 from __future__ import annotations
 
@@ -36,12 +36,11 @@ import numpy as np
 
 from recurrent import cache, schema
 from recurrent.errors import UserError
+from recurrent.extras import install_hint
 from recurrent.memo import Kept, frozen, rows_key
 
 FORMAT = 2  # of the cached fits (recurrent.cache)
 NAMESPACE = "forecast-ets"
-MISSING_NOTE = ("ETS baseline and --model hybrid need statsmodels: "
-                "pip install 'recurrent[ets]'")
 SPECS = {
     "ses": {"error": "add"},
     "holt": {"error": "add", "trend": "add"},
@@ -80,6 +79,11 @@ def restart_rows(season: int) -> int:
     """How many first rows of a new file restart a seasonal fit's states (restart):
     two seasons and two rows, and at least MIN_ROWS."""
     return max(MIN_ROWS, 2 * season + 2)
+
+
+def missing_note() -> str:
+    """The line that says what a run without statsmodels lacks and how to install it."""
+    return f"ETS baseline and --model hybrid need statsmodels: {install_hint('ets')}"
 
 
 def available() -> bool:

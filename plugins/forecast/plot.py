@@ -12,6 +12,7 @@ import numpy as np
 
 from recurrent.checkpoint import atomic_write
 from recurrent.errors import UserError
+from recurrent.extras import install_hint
 
 
 def _figure_class():
@@ -19,8 +20,8 @@ def _figure_class():
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise UserError("plotting needs matplotlib, which is not installed: "
-                        "pip install 'recurrent[plot]'") from None
+        raise UserError(f"plotting needs matplotlib, which is not installed: "
+                        f"{install_hint('plot')}") from None
     return Figure, FigureCanvasAgg
 
 

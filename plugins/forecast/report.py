@@ -25,7 +25,7 @@ def _column_name(name: str, values: dict) -> str:
 def ets_note(forecasters: dict) -> list[str]:
     """One line telling how to get the ETS baseline, when the report lacks it because
     statsmodels is missing."""
-    return [] if "ets" in forecasters or ets.available() else [ets.MISSING_NOTE]
+    return [] if "ets" in forecasters or ets.available() else [ets.missing_note()]
 
 
 def per_column_table(columns: list[str], predictors: dict[str, dict]) -> list[str]:

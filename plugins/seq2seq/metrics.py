@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from recurrent.errors import UserError
+from recurrent.extras import install_hint
 
 from .data import join
 
@@ -102,8 +103,8 @@ def require_sacrebleu():
     try:
         import sacrebleu
     except ImportError:
-        raise UserError("the seq2seq task scores BLEU and chrF with sacrebleu, which is "
-                        "not installed: pip install 'recurrent[seq2seq]'") from None
+        raise UserError(f"the seq2seq task scores BLEU and chrF with sacrebleu, which is "
+                        f"not installed: {install_hint('seq2seq')}") from None
     return sacrebleu
 
 

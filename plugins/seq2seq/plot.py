@@ -6,6 +6,7 @@ import numpy as np
 
 from recurrent.checkpoint import atomic_write
 from recurrent.errors import UserError
+from recurrent.extras import install_hint
 
 
 def attention_plot(path: str, source: list, output: list, weights: np.ndarray) -> None:
@@ -14,8 +15,8 @@ def attention_plot(path: str, source: list, output: list, weights: np.ndarray) -
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise UserError("--plot needs matplotlib, which is not installed: "
-                        "pip install 'recurrent[plot]'") from None
+        raise UserError(f"--plot needs matplotlib, which is not installed: "
+                        f"{install_hint('plot')}") from None
     figure = Figure(figsize=(1.5 + 0.45 * len(source), 1.2 + 0.4 * len(output)),
                     layout="constrained")
     ax = figure.subplots()

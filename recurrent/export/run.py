@@ -18,6 +18,7 @@ from ..checkpoint import (BEST, CONFIG_FILE, RunDir, atomic_write, info_problem,
 from ..config import TrainingConfig
 from ..ensemble import EnsembleModel
 from ..errors import UserError
+from ..extras import install_hint
 from ..out_paths import check_out
 from ..quant import PRECISIONS
 from ..runs import load_model, loss_name
@@ -113,8 +114,8 @@ def _export_onnx(model, info, out, state_inputs):
     try:
         from . import onnx as onnx_export
     except ImportError:
-        raise UserError("--format onnx needs the onnx package: "
-                        "pip install 'recurrent[onnx]'") from None
+        raise UserError(f"--format onnx needs the onnx package: "
+                        f"{install_hint('onnx')}") from None
     loss = loss_name(info)
     if isinstance(model, EnsembleModel) and hasattr(model.loss, "combine") \
             and loss not in onnx_export.COMBINE:
