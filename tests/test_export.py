@@ -18,7 +18,7 @@ from recurrent.runs import load_model
 from recurrent.wide import ngram_features
 from recurrent_plugins.sentiment.text import tokenize
 
-ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (recurrent[onnx])")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (the onnx extra)")
 torch = pytest.importorskip("torch", reason="torch not installed (the test extra)")
 from recurrent.export.onnx import onnx_model  # noqa: E402  (needs the onnx package)
 
@@ -76,6 +76,20 @@ def torch_forward(tm, model, x, lengths):
                 y = y + tm.wide(torch.as_tensor(f.indices, dtype=torch.int64),
                                 torch.as_tensor(f.indptr[:-1], dtype=torch.int64))
         return y.numpy(), h_n.numpy()
+
+
+def printed_forward(tm, model, x, lengths):
+    """The printed Model's own forward -> (outputs, h_n) as numpy."""
+    args = [torch.as_tensor(x), torch.as_tensor(np.asarray(lengths, dtype=np.int64))]
+    if model.wide is not None:
+        f = ngram_features(x, np.asarray(lengths), model.wide.vocab_size,
+                           model.wide.bigram_buckets)
+        args += [torch.as_tensor(f.indices, dtype=torch.int64),
+                 torch.as_tensor(f.indptr[:-1], dtype=torch.int64)]
+    with torch.no_grad():
+        y, state = tm(*args)
+    h_n = state[0] if isinstance(state, tuple) else state
+    return y.numpy(), h_n.numpy()
 
 
 def random_model(cell, output, layers, bidirectional, tokens=True, wide=None, seed=0,
@@ -150,6 +164,22 @@ def test_printed_torch_model_loads_strictly_and_matches(cell, tmp_path):
         got, h_n = torch_forward(tm, model, x, lengths)
         np.testing.assert_allclose(got, y, atol=TOL, err_msg=str((output, layers)))
         np.testing.assert_allclose(h_n, states(state)[0], atol=TOL)
+        printed, printed_h_n = printed_forward(tm, model, x, lengths)
+        np.testing.assert_array_equal(printed, got)  # the same torch operations
+        np.testing.assert_array_equal(printed_h_n, h_n)
+
+
+def test_printed_forward_runs_a_model_of_features(tmp_path):
+    """A forecast-style model (float features, pooled by the last state): the printed
+    forward takes the features as they are."""
+    lengths = [5, 3, 1]
+    model = random_model("gru", "last", 2, False, tokens=False)
+    path = str(tmp_path / "f.safetensors")
+    st.write(path, torch_names.tensors(model), {})
+    tm = torch_model(torch_names.torch_source(model, path))
+    x = random_batch(model, lengths)
+    y, _ = model.forward(x, lengths=np.array(lengths), need_grad=False)
+    np.testing.assert_allclose(printed_forward(tm, model, x, lengths)[0], y, atol=TOL)
 
 
 @pytest.mark.parametrize("buckets,folds,scale", [(0, 0, False), (40, 0, False),
@@ -180,9 +210,10 @@ def test_wide_part_in_onnx_and_torch_matches(buckets, folds, scale, tmp_path):
     np.testing.assert_allclose(got["outputs"], y, atol=TOL)
     path = str(tmp_path / "w.safetensors")
     st.write(path, torch_names.tensors(model), {})
-    torch_y, _ = torch_forward(torch_model(torch_names.torch_source(model, path)), model,
-                               x, lengths)
+    tm = torch_model(torch_names.torch_source(model, path))
+    torch_y, _ = torch_forward(tm, model, x, lengths)
     np.testing.assert_allclose(torch_y, y, atol=TOL)
+    np.testing.assert_array_equal(printed_forward(tm, model, x, lengths)[0], torch_y)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -297,6 +328,7 @@ def test_every_task_exports_to_onnx_torch_and_back(task, task_runs, tmp_path):
     assert {k: str(tuple(v.shape)) for k, v in tm.state_dict().items()} == shapes
     torch_y, _ = torch_forward(tm, model, x, lengths)
     np.testing.assert_allclose(torch_y, y, atol=TOL)
+    np.testing.assert_array_equal(printed_forward(tm, model, x, lengths)[0], torch_y)
 
     out = tmp_path / "m.safetensors"
     ok(invoke("export", run, "--format", "safetensors", "--out", out))

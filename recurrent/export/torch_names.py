@@ -104,15 +104,55 @@ def torch_modules(model) -> list[tuple[str, str]]:
 
 
 def torch_source(model, path: str) -> list[str]:
-    """Python lines defining the torch model and loading ``path`` into it (strict)."""
+    """Python lines defining the torch model (its modules and its forward) and loading
+    ``path`` into it (strict)."""
     lines = ["import torch",
              "from safetensors.torch import load_file",
+             "from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence",
              "",
              "class Model(torch.nn.Module):",
              "    def __init__(self):",
              "        super().__init__()"]
     lines += [f"        self.{attr} = {expr}" for attr, expr in torch_modules(model)]
+    lines += [""] + [f"    {line}" if line else "" for line in _forward_source(model)]
     lines += ["",
               "model = Model()",
               f"model.load_state_dict(load_file({path!r}), strict=True)"]
+    return lines
+
+
+def _forward_source(model) -> list[str]:
+    """The lines of Model.forward: recurrent's computation with the torch modules,
+    time-major, the lengths by packed sequences (torch needs every length >= 1)."""
+    wide = model.wide is not None
+    inputs = "(T, B) int64 token ids" if model.tokens else "(T, B, I) float32 features"
+    lines = [f"def forward(self, x, lengths{', wide_ids, wide_offsets' if wide else ''}):",
+             f'    """x {inputs}, lengths (B,) int64 -> (outputs, final',
+             "    state) as recurrent computes them (padded steps' outputs zero)."]
+    if wide:
+        lines += ["    wide_ids, wide_offsets: the wide part's features of each row: of",
+                  f"    f = recurrent.wide.ngram_features(x, lengths, "
+                  f"{model.wide.vocab_size}, {model.wide.bigram_buckets}),",
+                  "    f.indices and f.indptr[:-1] (int64)."]
+    lines += ['    """',
+              "    T = x.shape[0]",
+              f"    inputs = {'self.embedding(x)' if model.tokens else 'x'}",
+              "    packed = pack_padded_sequence(inputs, lengths.cpu(), enforce_sorted=False)",
+              "    out, state = self.rnn(packed)",
+              "    out, _ = pad_packed_sequence(out, total_length=T)  # (T, B, D*H)"]
+    if model.output == "last":
+        lines.append("    h_n = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n)")
+    else:
+        lines.append("    mask = (torch.arange(T)[:, None] < lengths[None, :])[:, :, None]")
+    pooled = {"sequence": None,
+              "last": f"torch.cat(list(h_n[-{model.num_directions}:]), dim=1)",
+              "mean": "out.sum(0) / mask.sum(0)",
+              "max": "out.masked_fill(~mask, float('-inf')).amax(0)"}[model.output]
+    if pooled is None:
+        lines.append("    y = self.head(out) * mask")
+    else:
+        lines.append(f"    y = self.head({pooled})")
+    if wide:
+        lines.append("    y = y + self.wide(wide_ids, wide_offsets)")
+    lines.append("    return y, state")
     return lines
