@@ -596,10 +596,14 @@ def register_commands(cli):
         Prints per cell, size and thread count the median ms (± interquartile range) and
         GFLOP/s of each side and the ratio ours / torch (below 1: recurrent is faster):
         the median over --rounds interleaved rounds of each round's ratio, ± their IQR.
-        Example: recurrent bench --cell lstm --config 100,32,64,128 --threads 1
         Any registered cell, a plugin's included, can be named: the ones torch lacks are
         timed alone (--vs none times every cell alone); with --vs CELL each is timed
-        beside that cell: recurrent bench --cell ln_lstm --vs lstm --threads 1
+        beside that cell.
+
+        \b
+        Examples:
+          recurrent bench --cell lstm --config 100,32,64,128 --threads 1
+          recurrent bench --cell ln_lstm --vs lstm --threads 1
         """
         from recurrent.plugins import get_cell
         cell_names = _parse_list(cells, "--cell", str)

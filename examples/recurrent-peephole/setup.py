@@ -12,8 +12,9 @@ from setuptools import Extension, setup
 try:
     import recurrent
 except ImportError:
-    sys.exit("recurrent-peephole compiles against the installed recurrent: install recurrent "
-             "first, then: pip install --no-build-isolation ./examples/recurrent-peephole")
+    sys.exit("recurrent-peephole compiles against the installed recurrent, which this build "
+             "cannot import (not installed, or hidden by an isolated build): install "
+             "recurrent, then: pip install --no-build-isolation ./examples/recurrent-peephole")
 
 REQUIRED_TOOLKIT = 1  # the toolkit API version this cell is written for
 if recurrent.TOOLKIT_API_VERSION < REQUIRED_TOOLKIT:

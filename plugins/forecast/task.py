@@ -153,8 +153,12 @@ class ForecastTask:
                          type=click.FloatRange(0, 0.5, min_open=True),
                          help="Share of rows at the end held out for the test metrics."),
             click.Option(["--difference/--no-difference"], default=True, show_default=True,
-                         help="Predict changes from an anchor forecast (last value or seasonal "
-                              "naive, chosen per step on the training rows), or levels."),
+                         help="Predict changes from an anchor forecast, or levels. The anchor "
+                              "is the one --model takes: with rnn the naive or seasonal-naive "
+                              "forecast (possibly with a damped share of the last seasonal "
+                              "change) chosen per step on the training rows; with hybrid "
+                              "ETS's, with esrnn the learned smoothing's (auto chooses among "
+                              "them on validation)."),
             click.Option(["--calendar"], type=click.Choice(cal.CALENDAR_MODES),
                          default="auto", show_default=True,
                          help="Feed where each step falls in the day, week and year (sin "
@@ -172,7 +176,7 @@ class ForecastTask:
                          help="hybrid: the network corrects the run's exponential smoothing "
                               "(ETS, fitted on the training rows) and sees the window "
                               "relative to its level and season (needs statsmodels: "
-                              "recurrent[ets]); esrnn: the same over ES-RNN's smoothing, "
+                              "the ets extra); esrnn: the same over ES-RNN's smoothing, "
                               "its coefficients and initial season learned by gradient on "
                               "the training rows' errors at the horizon; rnn: it corrects "
                               "the naive or seasonal-naive forecast; auto: whichever of "
@@ -279,7 +283,7 @@ class ForecastTask:
                    if difference and asked in (None, "auto", "esrnn") else None)
         model = self._model_kind(config, ets_fits, difference, es_fits)
         if ets_fits is None:
-            warn_once(ets.MISSING_NOTE)
+            warn_once(ets.missing_note())
         anchors = choice = damping = None
         if difference:
             # The forecast the head corrects, per step: the best simple one on the
@@ -353,7 +357,7 @@ class ForecastTask:
                             f"not go with --no-difference")
         if asked == "hybrid":
             if ets_fits is None:
-                raise UserError(f"--model hybrid: {ets.MISSING_NOTE}")
+                raise UserError(f"--model hybrid: {ets.missing_note()}")
             if not has_ets:
                 raise UserError("--model hybrid: no exponential smoothing fits the training "
                                 f"rows (fewer than {ets.MIN_ROWS}?); use --model rnn")
@@ -474,7 +478,7 @@ class ForecastTask:
         if "ets" in state and not ets.available():
             if anc.uses_ets(state):
                 raise UserError(f"this run's model forecasts from exponential smoothing "
-                                f"(--model {state['model']}): {ets.MISSING_NOTE}")
+                                f"(--model {state['model']}): {ets.missing_note()}")
             return None
         if "ets" in state:
             return ets.restart(state["ets"], filled[:head]) if head else state["ets"]
