@@ -1,6 +1,7 @@
 """forecast: the learned smoothing's compiled recursions (plugins/forecast/_smoothing.pyx,
 behind smoothing._run and smoothing.reverse) are bitwise the pure-Python loops they
-replaced (kept here as the reference); test_forecast_smoothing.py checks the gradient
+replaced (kept here as the reference, with the level before the first row that a fit
+moved on past earlier rows starts from); test_forecast_smoothing.py checks the gradient
 through them against finite differences."""
 import numpy as np
 import pytest
@@ -11,14 +12,14 @@ from recurrent_plugins.forecast import smoothing
 
 # --- the reference: smoothing.py's loops before they were compiled, verbatim ---------
 
-def ref_run(y, theta, season):
+def ref_run(y, theta, season, before=None):
     n, m = len(y), season
     alpha, gamma = smoothing._sigmoid(theta[0]), smoothing._sigmoid(theta[1])
     S = np.zeros(n + m)
     if m > 1:
         S[:m] = theta[2:2 + m]
     level = np.empty(n)
-    prev = y[0] - S[0]
+    prev = y[0] - S[0] if before is None else before  # before: a moved fit's level
     for t in range(n):
         prev = alpha * (y[t] - S[t]) + (1.0 - alpha) * prev
         level[t] = prev
@@ -103,6 +104,10 @@ def test_run_and_reverse_are_bitwise_the_python_loops(season):
         for g, w in zip(got[:2], want[:2]):
             assert_same(g, w)
         assert got[2:] == want[2:]
+        before = float(np.random.default_rng(seed + 3).normal(scale=5.0))
+        for g, w in zip(smoothing._run(y, theta, m, before)[:2],
+                        ref_run(y, theta, m, before)[:2]):
+            assert_same(g, w)
         level, S = want[0], want[1]
         rng = np.random.default_rng(seed + 2)
         d_level, d_S = rng.standard_normal(n), rng.standard_normal(n + m)

@@ -9,16 +9,17 @@ alpha and gamma come computed (smoothing._sigmoid); S comes with its first m ent
 
 
 def forward(const double[::1] y, double[::1] S, double[::1] level, double alpha,
-            double gamma, Py_ssize_t m):
-    """level[t] (N,) and S[m:] (N+m,) of the recursion, in place."""
+            double gamma, Py_ssize_t m, before=None):
+    """level[t] (N,) and S[m:] (N+m,) of the recursion, in place, from the level
+    ``before`` row 0 (l[-1]): y[0] - S[0] when None (a series' start)."""
     cdef Py_ssize_t t, n = y.shape[0]
     cdef double prev
     if n < 1:
         raise IndexError("index 0 is out of bounds for axis 0 with size 0")
     if level.shape[0] != n or S.shape[0] != n + m or m < 0:
         raise ValueError("forward: level must be (N,) and S (N+m,)")
+    prev = y[0] - S[0] if before is None else <double>before
     with nogil:
-        prev = y[0] - S[0]
         for t in range(n):
             prev = alpha * (y[t] - S[t]) + (1.0 - alpha) * prev
             level[t] = prev

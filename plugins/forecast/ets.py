@@ -21,7 +21,11 @@ components() filters a whole series through a fit (statsmodels' ETSModel.smooth 
 fitted parameters and the initial states held fixed: no refit, nothing estimated from the
 rows being filtered) and returns, for every row taken as a forecast origin, the ETS
 forecast of the next H steps made from the states known at that row, plus the level and
-the deseasonalised value of every row (the hybrid's inputs).
+the deseasonalised value of every row (the hybrid's inputs). advance() moves fits on past
+the first rows of a series: their initial states become the states statsmodels' filter
+held after those rows ("continued"), and filtering the later rows alone from them repeats
+the filter's operations on the same doubles, so the components of the later rows are
+those of the whole series (a stream or a long roll-out filters a bounded tail of rows).
 
 statsmodels and pandas are the optional extra `ets`; without them the report
 says so in one line (missing_note) and the ETS hybrid (--model hybrid) is not offered.
@@ -174,9 +178,10 @@ def fit(train_values: np.ndarray, season: int) -> list[dict | None]:
     return fits
 
 
-def _filtered(values: np.ndarray, fit: dict):
-    """statsmodels' smoothing results of ``values`` (1-D) under a fit: its smoothing
-    parameters and initial states held fixed."""
+def _smoothing(values: np.ndarray, fit: dict, raw: bool):
+    """statsmodels' ETSModel.smooth of ``values`` (1-D) under a fit: its smoothing
+    parameters and initial states held fixed; its results, or with ``raw`` its (fitted
+    values, states)."""
     init = {"initialization_method": "known", "initial_level": fit["initial_level"]}
     if "initial_trend" in fit:
         init["initial_trend"] = fit["initial_trend"]
@@ -186,7 +191,61 @@ def _filtered(values: np.ndarray, fit: dict):
     params = [fit["smoothing"][name] for name in model.param_names]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return model.smooth(params)
+        return model.smooth(params, return_raw=raw)
+
+
+def _filtered(values: np.ndarray, fit: dict):
+    """statsmodels' smoothing results of ``values`` (1-D) under a fit, for its fitted
+    values and predictions."""
+    return _smoothing(values, fit, raw=False)
+
+
+def _states(values: np.ndarray, fit: dict) -> np.ndarray:
+    """(N, k) float64 the states statsmodels' filter holds after each row of ``values``
+    (1-D) under a fit: level[, trend][, seasonal], those of the results (_filtered)
+    without building them (they estimate the covariance of the parameters by a numerical
+    Hessian: a dozen more filters of every row)."""
+    return np.asarray(_smoothing(values, fit, raw=True)[1], dtype=np.float64)
+
+
+def advance(fits: list, rows: np.ndarray) -> list:
+    """The fits moved on past ``rows`` (K, C) original units, the first rows of the series
+    they filter (none, or at least two: statsmodels' filter of a single row writes its
+    states over the initial ones it is still reading): the smoothing coefficients kept,
+    the initial states those the filter held after the last of them, marked "continued".
+    A multiplicative fit whose rows hold a value <= 0 gives every later row to its
+    fallback (column_components): it moves on as that fallback alone."""
+    if len(rows) == 0:
+        return fits
+    if len(rows) < 2:
+        raise ValueError("advance: statsmodels cannot filter a single row")
+    return [None if f is None else _advance_column(f, rows[:, c]) for c, f in enumerate(fits)]
+
+
+def _advance_column(fit: dict, values: np.ndarray) -> dict:
+    """advance() of one column's fit."""
+    if fit["kind"] != "hw_mul":
+        return _advance_states(fit, values)
+    if _positive_rows(values, fit) < len(values):
+        return _advance_column(fit["fallback"], values)
+    own = {k: v for k, v in fit.items() if k != "fallback"}
+    fallback = ({"fallback": _advance_column(fit["fallback"], values)} if "fallback" in fit
+                else {})
+    return {**_advance_states(own, values), **fallback}
+
+
+def _advance_states(fit: dict, values: np.ndarray) -> dict:
+    """One fit's initial states moved on past ``values`` (advance): the level, trend and
+    last m seasonal states of statsmodels' filter, the oldest first (as initial_seasonal
+    is given)."""
+    states = _states(values, fit)  # (K, k)
+    moved = {**fit, "initial_level": float(states[-1, 0]), "continued": True}
+    if "initial_trend" in fit:
+        moved["initial_trend"] = float(states[-1, 1])
+    if "initial_seasonal" in fit:
+        seasonal = np.concatenate([fit["initial_seasonal"], states[:, -1]])[-fit["season"]:]
+        moved["initial_seasonal"] = [float(v) for v in seasonal]
+    return moved
 
 
 def restart(fits: list, head: np.ndarray) -> list:
@@ -285,8 +344,7 @@ def column_components(values: np.ndarray, fit: dict, horizon: int):
         # statsmodels cannot filter fewer rows than a season: the naive forecast stands in
         return (np.repeat(np.asarray(values, dtype=np.float64)[:, None], horizon, axis=1),
                 np.asarray(values, dtype=np.float64), np.asarray(values, dtype=np.float64))
-    result = _filtered(values, fit)
-    states = np.asarray(result.states, dtype=np.float64)  # (N, k): level[, trend][, season]
+    states = _states(values, fit)  # (N, k): level[, trend][, season]
     level = states[:, 0]
     trend = states[:, 1] if "initial_trend" in fit else np.zeros(n)
     steps = np.arange(1, horizon + 1)
@@ -294,28 +352,46 @@ def column_components(values: np.ndarray, fit: dict, horizon: int):
     deseasonalised = np.asarray(values, dtype=np.float64).copy()
     if "initial_seasonal" in fit:
         m = fit["season"]
-        seasonal = states[:, -1]
-        origins = np.arange(n)
-        rows = origins[:, None] + steps[None, :] - m * -(-steps // m)[None, :]  # (N, H)
-        index = seasonal[np.maximum(rows, 0)]
+        rows = np.arange(n)[:, None] + steps[None, :] - m * -(-steps // m)[None, :]  # (N, H)
+        index, before = _seasonal_indices(fit, states[:, -1], rows)
         multiplicative = fit["kind"] == "hw_mul"
         forecast = forecast * index if multiplicative else forecast + index
-        # Origins whose season reaches before row 0 need the initial seasonal states:
-        # statsmodels' own forecast from that origin (a few origins at the start). Each
-        # predict call runs the filter over every row it was given, so they are asked
-        # of the first rows alone (the filter is causal: the same states there), not of
-        # the whole series (m calls over N rows).
-        early = [o for o in np.flatnonzero((rows < 0).any(axis=1)) if o + horizon < n]
-        if early:
-            rows_needed = max(early[-1] + horizon + 1, 2 * m + 2)
-            head = result if rows_needed >= n else _filtered(values[:rows_needed], fit)
-            for o in early:
-                forecast[o] = np.asarray(head.predict(start=o + 1, end=o + horizon,
-                                                      dynamic=0))
-        before = seasonal[np.maximum(np.arange(n) - m, 0)]
-        before[:m] = seasonal[:m] if n else before[:m]
+        if not fit.get("continued"):
+            _predict_early(forecast, values, fit, rows)
         deseasonalised = deseasonalised / before if multiplicative else deseasonalised - before
     return forecast, level, deseasonalised
+
+
+def _seasonal_indices(fit: dict, seasonal: np.ndarray, rows: np.ndarray):
+    """(index (N, H), before (N,)) from the seasonal states (N,) after each row: the
+    state each origin's forecast step reads (that of row ``rows`` (N, H), the last one
+    of the step's phase) and the one each row's value is deseasonalised by (that of the
+    row a season before). A continued fit's initial seasonal states are those of the
+    season of rows before row 0, read as any other row's; at a series' start the first
+    season's rows read their own instead and the origins reaching before row 0 row 0's
+    (_predict_early replaces their forecasts)."""
+    n, m = len(seasonal), fit["season"]
+    if fit.get("continued"):
+        known = np.concatenate([fit["initial_seasonal"], seasonal])  # row r at r + m
+        return known[rows + m], known[:n]
+    before = seasonal[np.maximum(np.arange(n) - m, 0)]
+    before[:m] = seasonal[:m] if n else before[:m]
+    return seasonal[np.maximum(rows, 0)], before
+
+
+def _predict_early(forecast: np.ndarray, values: np.ndarray, fit: dict, rows: np.ndarray):
+    """forecast (N, H) in place: the origins whose season reaches before row 0 (a few at
+    a series' start; rows (N, H) from column_components) need the initial seasonal
+    states, so their forecasts are statsmodels' own from that origin. Each predict call
+    runs the filter over every row it was given, so they are asked of the first rows
+    alone (the filter is causal: the same states there), not of the whole series (m
+    calls over N rows)."""
+    n, horizon = forecast.shape
+    early = [o for o in np.flatnonzero((rows < 0).any(axis=1)) if o + horizon < n]
+    if early:
+        head = _filtered(values[:max(early[-1] + horizon + 1, 2 * fit["season"] + 2)], fit)
+        for o in early:
+            forecast[o] = np.asarray(head.predict(start=o + 1, end=o + horizon, dynamic=0))
 
 
 _MEMO = Kept(4)

@@ -135,20 +135,36 @@ def _forecast_times(times, origin, steps):
     rows = origin + np.arange(1, steps + 1)
     inside = np.minimum(rows, n - 1)
     ahead = rows - (n - 1)  # (S,) steps after the last row (<= 0 inside the data)
+    later = _times_after(times[n - 1], _spacing(times), np.maximum(ahead, 0))
+    return np.where(rows < n, times[inside], later)
+
+
+def _spacing(times):
+    """How times (two or more) step on after their last (_forecast_times): (months per
+    step, day of month, time of day) when they step by whole calendar months
+    (_month_steps), else their median spacing (for dates a timedelta, truncated to whole
+    units). Times that step on by it keep it: steps equal to a median (or to its
+    truncation) leave it, and the months' day and time of day stay (numbers that are not
+    whole may drift from it by rounding: they feed no calendar features)."""
     months = _month_steps(times)
     if months is not None:
-        step, day, time_of_day = months
-        month = times[n - 1].astype("datetime64[M]") + step * np.maximum(ahead, 0)  # (S,)
-        first = month.astype("datetime64[D]")
-        length = ((month + 1).astype("datetime64[D]") - first).astype(np.int64)
-        later = (first + (np.minimum(day, length) - 1) + time_of_day).astype(times.dtype)
-        return np.where(rows < n, times[inside], later)
+        return months
     spacing = np.diff(times)
     if np.issubdtype(times.dtype, np.datetime64):
-        step = np.median(spacing.astype(np.int64)).astype(np.int64).astype(spacing.dtype)
-    else:
-        step = np.median(spacing)
-    return np.where(rows < n, times[inside], times[n - 1] + step * ahead)
+        return np.median(spacing.astype(np.int64)).astype(np.int64).astype(spacing.dtype)
+    return np.median(spacing)
+
+
+def _times_after(last, spacing, ahead):
+    """(S,) the times ``ahead`` (S,) >= 0 steps of ``spacing`` (_spacing) after the time
+    ``last``, in its dtype."""
+    if isinstance(spacing, tuple):
+        step, day, time_of_day = spacing
+        month = last.astype("datetime64[M]") + step * ahead  # (S,)
+        first = month.astype("datetime64[D]")
+        length = ((month + 1).astype("datetime64[D]") - first).astype(np.int64)
+        return (first + (np.minimum(day, length) - 1) + time_of_day).astype(last.dtype)
+    return last + spacing * ahead
 
 
 def _month_steps(times):
@@ -212,7 +228,8 @@ def rollout(model, history_scaled: np.ndarray, steps: int, state: dict,
     a file with those steps appended would do, by ``positions`` (origin + 2,) on the
     time axis (default: row numbers). A run with calendar features needs ``calendar``
     (origin + 1 + S, F) or longer: the features of the rows up to the origin and of the
-    forecast steps (calendar.py).
+    forecast steps (calendar.py). The calls after the first read a bounded tail of the
+    history (_bounded): their cost does not grow with it, their forecasts are the same.
     """
     history = np.asarray(history_scaled, dtype=np.float64)
     if origin is None:
@@ -226,14 +243,42 @@ def rollout(model, history_scaled: np.ndarray, steps: int, state: dict,
         positions = np.arange(origin + 2, dtype=np.float64)
     history = np.concatenate([_bridged(history[:origin + 1], last_seen[origin],
                                        positions, forecast[0]), forecast])
+    forecasts = [forecast]
     produced = forecast.shape[0]
+    left = 0  # rows left behind (_bounded): calendar's rows are the history's from there
     while produced < steps:
+        drop, history, state = _bounded(history, state, _kept_rows(state))
+        left += drop
         last = history.shape[0] - 1
         seen = np.repeat(np.arange(history.shape[0])[:, None], history.shape[1], axis=1)
-        forecast = _model_call(model, history, seen, last, state, calendar)
+        forecast = _model_call(model, history, seen, last, state,
+                               None if calendar is None else calendar[left:])
         history = np.concatenate([history, forecast])
+        forecasts.append(forecast)
         produced += forecast.shape[0]
-    return history[origin + 1:][:steps]
+    return np.concatenate(forecasts)[:steps]
+
+
+def _kept_rows(state):
+    """How many rows up to its origin a forecast of a stream or a roll-out reads at
+    most: the window and a season before it (windows.history_rows), and one more row.
+    The hybrid model reads its smoothing on the window's rows only, after more than a
+    season of these rows (ets.column_components: a multiplicative fit's rows before a
+    value <= 0 that are no more than a season are the naive forecast's)."""
+    return state["window"] + max(int(state["season"]), 1) + 1
+
+
+def _bounded(history, state, keep):
+    """(rows dropped, history, state) for forecasts from the last row of history (K, C)
+    scaled: as they are, or, once history holds more than twice ``keep`` rows, its last
+    keep rows and the state with the hybrid's smoothing moved on past the rows before
+    them (windows.advanced), which gives the same forecasts from the last row when they
+    read at most keep rows (_kept_rows). Leaving many rows behind at once keeps the
+    moves rare: each filters the rows it leaves behind."""
+    if len(history) <= 2 * keep:
+        return 0, history, state
+    drop = len(history) - keep
+    return drop, history[drop:], win.advanced(state, history[:drop])
 
 
 def _model_call(model, scaled, last_seen, origin, state, calendar):
@@ -271,28 +316,32 @@ def forecast_stream(task, state, model, options):
     --origin as in predict); the answer is the forecast of the --steps rows after it in
     the original units, as `predict` would give on the data with those rows appended:
     {"values": [...], "forecast": {column: [...]}}. A line that is not one finite number
-    per column raises UserError and is not appended."""
+    per column raises UserError and is not appended. The stream keeps a bounded tail of
+    the rows (_bounded, _stream_tail): a line costs the same however many came before."""
     if options.get("plot"):
         raise UserError("--plot draws one forecast: it does not go with --stream")
     steps = options.get("steps") or state["horizon"]
     prepared, origin, _ = _origin(task, state, options, stream=True)
-    state = prepared.fitted(state)
     columns = prepared.series.columns
-    # rows the model's inputs and anchors read back from the origin: the window and a season
-    # (the hybrid's ETS filters the whole history, so it keeps every row)
-    keep = (1 << 62 if win.hybrid_model(state)
-            else state["window"] + max(int(state["season"]), 1) + 1)
+    keep = _kept_rows(state)
     times = prepared.series.times
+    # Each appended row is one step after the last (as predict's future steps:
+    # _forecast_times) by the spacing of the rows up to the origin, which is also the
+    # spacing of those rows with the appended ones (_spacing); a single row has none,
+    # and the stream no time axis.
+    spacing = None if times is None or origin < 1 else _spacing(times[:origin + 1])
     # The rows up to the origin, gap-filled, and each column's last observed row: a
     # trailing gap is bridged to the first appended row (as filling the grown file
-    # would), then every row is observed. Each appended row is one step after the last
-    # (as predict's future steps: _forecast_times).
-    recent = {"history": prepared.scaled[:origin + 1],
-              "last": prepared.last_seen[origin],
-              "times": None if times is None else times[:origin + 1]}
-    # A --data file's head rows are filled apart from the rows after them (task._read):
-    # a trailing gap among them holds its last value in the grown file too.
-    head = prepared.ranges["test"][0] if options.get("data") else 0
+    # would), then every row is observed. A --data file's head rows are filled apart
+    # from the rows after them (task._read): a trailing gap among them holds its last
+    # value in the grown file too, so the bridge starts at "first".
+    last = prepared.last_seen[origin]
+    recent = {"history": prepared.scaled[:origin + 1], "last": last,
+              "times": None if spacing is None else times[:origin + 1],
+              "first": prepared.ranges["test"][0] if options.get("data") else 0,
+              "state": prepared.fitted(state)}
+    observed = last[last >= 0]  # the first line bridges gaps from these rows: they stay
+    recent = _stream_tail(recent, max(keep, origin + 1 - int(observed.min(initial=origin))))
 
     def answer(line):
         values = _parse_row(line, columns)
@@ -300,24 +349,37 @@ def forecast_stream(task, state, model, options):
         last = len(recent["history"]) - 1
         row_times = calendar = None
         if recent["times"] is not None:
-            row_times = np.concatenate([recent["times"],
-                                        _forecast_times(recent["times"], last, 1)])
+            step = _times_after(recent["times"][-1], spacing, np.ones(1, np.int64))
+            row_times = np.concatenate([recent["times"], step])
         history = _bridged(recent["history"], recent["last"],
                            _positions(row_times, last, None if row_times is None
-                                      else row_times[-1:]), row[0], head)
-        history = np.concatenate([history, row])[-keep:]
-        if row_times is not None:
-            row_times = row_times[-keep:]
+                                      else row_times[-1:]), row[0], recent["first"])
+        history = np.concatenate([history, row])
         if state.get("calendar"):
-            future = _forecast_times(row_times, len(row_times) - 1, steps)
+            future = _times_after(row_times[-1], spacing, np.arange(1, steps + 1))
             calendar = cal.features(np.concatenate([row_times, future]), state["calendar"])
-        forecast = win.unscale(rollout(model, history, steps, state, calendar),
+        forecast = win.unscale(rollout(model, history, steps, recent["state"], calendar),
                                state["scaler"])
-        recent["history"], recent["times"] = history, row_times
-        recent["last"] = np.full(len(columns), len(history) - 1)
+        recent.update(_stream_tail({**recent, "history": history, "times": row_times,
+                                    "last": np.full(len(columns), len(history) - 1)}, keep))
         return {"values": values.tolist(), "forecast": _by_column(columns, forecast)}
 
     return answer
+
+
+def _stream_tail(recent, keep):
+    """A stream's rows (forecast_stream's recent: "history" (K, C) scaled, "last" (C,)
+    each column's last observed row, "times" (K,) or None, "first" the first row of the
+    last fill segment, "state" the run's state from the first row on) bounded as
+    rollout bounds its history (_bounded), the row numbers counted from the first row
+    kept."""
+    drop, history, state = _bounded(recent["history"], recent["state"], keep)
+    if not drop:
+        return recent
+    last = recent["last"]
+    return {"history": history, "state": state, "last": np.where(last >= 0, last - drop, -1),
+            "times": None if recent["times"] is None else recent["times"][drop:],
+            "first": max(recent["first"] - drop, 0)}
 
 
 def _parse_row(line, columns):

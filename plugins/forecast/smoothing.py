@@ -13,12 +13,16 @@ parameters theta = (a, g, s_0 .. s_{m-1}):
     S[t+m] = gamma * (y[t] - l[t]) + (1 - gamma) * S[t]
     forecast from origin t, step k = 1..H:  l[t] + S[t + 1 + (k-1) mod m]
 
-(without a season, m = 1 and S stays 0: simple exponential smoothing). The recursion runs
-over the rows in the forward pass; loss_and_grad() gives the mean squared error of the
-H-step forecasts of every origin of the rows given and its gradient with respect to theta,
-by reverse-mode differentiation of the recursion (float64). Both loops over the rows, the
-recursion and its reverse pass, are compiled (_smoothing.pyx), operation for operation
-as Python statements would run them: the same doubles. fit() learns theta on the
+(without a season, m = 1 and S stays 0: simple exponential smoothing). A fit moved on past
+the first rows of a series (advance) carries the states the recursion held after them:
+S[0:m] the indices of the next m rows, and l[-1] the level of the last row passed
+("level"), so that its recursion over the later rows alone repeats, operation for
+operation, that over the whole series. The recursion runs over the rows in the forward
+pass; loss_and_grad() gives the mean squared error of the H-step forecasts of every
+origin of the rows given and its gradient with respect to theta, by reverse-mode
+differentiation of the recursion (float64). Both loops over the rows, the recursion and
+its reverse pass, are compiled (_smoothing.pyx), operation for operation as Python
+statements would run them: the same doubles. fit() learns theta on the
 training rows by minimising that multi-step loss (scipy's L-BFGS-B with the analytic
 gradient): unlike statsmodels' ETS (ets.py), which maximises the one-step likelihood, the
 coefficients are chosen for the run's horizon.
@@ -52,8 +56,9 @@ def _sigmoid(v: float) -> float:
     return float(1.0 / (1.0 + np.exp(-v)))
 
 
-def _run(y: np.ndarray, theta: np.ndarray, season: int):
-    """The recursion: (level (N,), S (N+m,), alpha, gamma)."""
+def _run(y: np.ndarray, theta: np.ndarray, season: int, before: float | None = None):
+    """The recursion: (level (N,), S (N+m,), alpha, gamma), from the level ``before`` the
+    first row (a moved fit's "level"; None at a series' start: y[0] - S[0])."""
     y = np.ascontiguousarray(y, dtype=np.float64)
     n, m = len(y), season
     alpha, gamma = _sigmoid(theta[0]), _sigmoid(theta[1])
@@ -61,7 +66,7 @@ def _run(y: np.ndarray, theta: np.ndarray, season: int):
     if m > 1:
         S[:m] = theta[2:2 + m]
     level = np.empty(n)
-    _smoothing.forward(y, S, level, alpha, gamma, m)  # the loop over the rows, compiled
+    _smoothing.forward(y, S, level, alpha, gamma, m, before)  # the loop over the rows, compiled
     return level, S, alpha, gamma
 
 
@@ -79,10 +84,12 @@ def _season_rows(origins: np.ndarray, horizon: int, season: int) -> np.ndarray:
     return origins[:, None] + 1 + (steps % max(season, 1))[None, :]
 
 
-def forecast_table(y: np.ndarray, theta: np.ndarray, season: int, horizon: int):
+def forecast_table(y: np.ndarray, theta: np.ndarray, season: int, horizon: int,
+                   before: float | None = None):
     """y (N,) -> (forecast (N, H) from every row as origin, level (N,), deseasonalised
-    (N,): y[t] - S[t], the value without the seasonal index known before row t)."""
-    level, S, _, _ = _run(np.asarray(y, dtype=np.float64), theta, season)
+    (N,): y[t] - S[t], the value without the seasonal index known before row t), the
+    recursion started from the level ``before`` (_run)."""
+    level, S, _, _ = _run(np.asarray(y, dtype=np.float64), theta, season, before)
     rows = _season_rows(np.arange(len(y)), horizon, season)
     forecast = level[:, None] + (S[rows] if season > 1 else 0.0)
     return forecast, level, y - S[:len(y)]
@@ -188,6 +195,29 @@ def restart(fits: list, head: np.ndarray) -> list:
     return moved
 
 
+def advance(fits: list, rows: np.ndarray) -> list:
+    """The fits moved on past ``rows`` (K, C) scaled, the first rows of the series they
+    run over (K may be 0): the coefficients kept, S[0:m] the indices the recursion holds
+    for the next m rows and "level" its level at the last of these rows, so that the
+    recursion over the rows after them alone gives the levels, indices and forecasts the
+    recursion over all the rows gives there (the same operations on the same doubles).
+    Made for forecasts (components): components_grad differentiates the recursion from
+    a series' start."""
+    if len(rows) == 0:
+        return fits
+    moved = []
+    for c, f in enumerate(fits):
+        if f is None:
+            moved.append(None)
+            continue
+        m = int(f["season"])
+        level, S, _, _ = _run(rows[:, c], np.asarray(f["theta"]), m, f.get("level"))
+        ahead = S[len(rows):len(rows) + m] if m > 1 else []
+        moved.append({**f, "theta": [*f["theta"][:2], *(float(v) for v in ahead)],
+                      "level": float(level[-1])})
+    return moved
+
+
 _MEMO = Kept(4)
 
 
@@ -204,7 +234,7 @@ def components(scaled: np.ndarray, fits: list, horizon: int):
         for c, f in enumerate(fits):
             if f is not None:
                 fc, lv, ds = forecast_table(scaled[:, c], np.asarray(f["theta"]),
-                                            f["season"], horizon)
+                                            f["season"], horizon, f.get("level"))
                 forecast[:, :, c], level[:, c], deseason[:, c] = fc, lv, ds
         _MEMO[key] = frozen((forecast, level, deseason))
     return _MEMO.get(key)

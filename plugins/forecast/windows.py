@@ -287,6 +287,18 @@ def smoothing_components(scaled: np.ndarray, state: dict):
     return ets.scaled_components(scaled, state)
 
 
+def advanced(state: dict, scaled: np.ndarray) -> dict:
+    """The run's state for the rows after ``scaled`` (K, C), the first rows of a series:
+    the smoothing the hybrid model reads (smoothing_components) moved on past them
+    (smoothing.advance, ets.advance), so that its forecasts from the later rows alone are
+    those from the whole series. Other models read no smoothing state."""
+    if state.get("model") == "esrnn":
+        return {**state, "es": smoothing.advance(state["es"], scaled)}
+    if hybrid_model(state):
+        return {**state, "ets": ets.advance(state["ets"], unscale(scaled, state["scaler"]))}
+    return state
+
+
 def model_inputs(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
                  state: dict, calendar: np.ndarray | None = None,
                  dtype=np.float32) -> np.ndarray:
