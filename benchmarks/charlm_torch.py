@@ -26,7 +26,7 @@ import numpy as np
 try:
     import torch
 except ImportError:  # torch is a benchmark extra, never a runtime dependency
-    sys.exit("charlm_torch.py needs torch (pip install 'recurrent[bench]')")
+    sys.exit("charlm_torch.py needs torch: pip install torch==2.13.0 (the CPU wheel)")
 
 from recurrent.optim import Schedule
 from recurrent.config import SHARED_DEFAULTS, TrainingConfig

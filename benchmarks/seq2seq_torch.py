@@ -28,7 +28,7 @@ import numpy as np
 try:
     import torch
 except ImportError:  # torch is a benchmark extra, never a runtime dependency
-    sys.exit("seq2seq_torch.py needs torch (pip install 'recurrent[bench]')")
+    sys.exit("seq2seq_torch.py needs torch: pip install torch==2.13.0 (the CPU wheel)")
 
 from recurrent.config import TrainingConfig
 from recurrent.step import train_step

@@ -180,13 +180,18 @@ RUN_INFO = (("task", str), ("config", dict), ("task_state", dict), ("model_spec"
 
 def info_problem(info: dict) -> str | None:
     """What makes a run's config.json unusable ("no 'task'", "'config' is not a JSON
-    object"), or None: the keys every run needs, of the JSON types they must have."""
+    object", a damaged task state), or None: the keys every run needs, of the JSON types
+    they must have, then the task's check of its state (_state_problem)."""
+    return _keys_problem(info) or _state_problem(info)
+
+
+def _keys_problem(info: dict) -> str | None:
     for key, kind in RUN_INFO:
         if key not in info:
             return f"no {key!r}"
         if not isinstance(info[key], kind):
             return f"{key!r} is not a JSON {'string' if kind is str else 'object'}"
-    return _state_problem(info)
+    return None
 
 
 def _state_problem(info: dict) -> str | None:
@@ -261,12 +266,13 @@ class RunDir:
             raise UserError(f"run directory {path} does not exist")
         run = cls(path)
         info = run.info()
-        problem = info_problem(info)
-        if problem:
-            raise UserError(f"{run.file(CONFIG_FILE)} is corrupted: {problem}")
-        if info.get("format") != FORMAT:
+        problem = _keys_problem(info)
+        if not problem and info.get("format") != FORMAT:  # a newer run's state may differ
             raise UserError(f"{run.file(CONFIG_FILE)} has format {info.get('format')!r}; "
                             f"this recurrent reads format {FORMAT}")
+        problem = problem or _state_problem(info)
+        if problem:
+            raise UserError(f"{run.file(CONFIG_FILE)} is corrupted: {problem}")
         return run
 
     def info(self) -> dict:

@@ -5,7 +5,8 @@ recurrent is installed from its source tree: on the package index the name belon
 another project, so `pip install 'recurrent[mpi]'` on a fresh machine would fetch that
 one. A hint therefore names the extra's packages themselves, read from this install's
 metadata (pyproject.toml's [project.optional-dependencies], the one list of them), which
-installs them from any directory. Read only when a message needs it (it costs ~20 ms).
+installs them from any directory. Read only when a message needs it: reading the
+metadata is not free, and the commands that need no extra should not pay for it.
 """
 from __future__ import annotations
 

@@ -93,10 +93,18 @@ def nullable(item):
     return spec
 
 
+def _finite(value) -> bool:
+    """Whether a number is finite as a float64 (an int beyond its range is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def finite(value, where) -> None:
     """A finite number."""
     check(value, float, where)
-    if not math.isfinite(value):
+    if not _finite(value):
         raise ValueError(f"{where}: expected a finite number, got {_shown(value)}")
 
 
@@ -104,7 +112,7 @@ def at_least(low, kind=int):
     """A number of ``kind`` (int or float) that is finite and at least ``low``."""
     def spec(value, where):
         check(value, kind, where)
-        if not math.isfinite(value) or value < low:
+        if not _finite(value) or value < low:
             raise ValueError(f"{where}: expected {_KINDS[kind]} >= {low}, got {_shown(value)}")
     return spec
 

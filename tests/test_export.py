@@ -78,8 +78,9 @@ def torch_forward(tm, model, x, lengths):
         return y.numpy(), h_n.numpy()
 
 
-def printed_forward(tm, model, x, lengths):
-    """The printed Model's own forward -> (outputs, h_n) as numpy."""
+def printed_forward(tm, model, x, lengths, state=None):
+    """The printed Model's own forward -> (outputs, h_n) as numpy; ``state``: the
+    initial state in torch's form (a tensor, or (h_0, c_0) for an LSTM)."""
     args = [torch.as_tensor(x), torch.as_tensor(np.asarray(lengths, dtype=np.int64))]
     if model.wide is not None:
         f = ngram_features(x, np.asarray(lengths), model.wide.vocab_size,
@@ -87,7 +88,7 @@ def printed_forward(tm, model, x, lengths):
         args += [torch.as_tensor(f.indices, dtype=torch.int64),
                  torch.as_tensor(f.indptr[:-1], dtype=torch.int64)]
     with torch.no_grad():
-        y, state = tm(*args)
+        y, state = tm(*args, state=state)
     h_n = state[0] if isinstance(state, tuple) else state
     return y.numpy(), h_n.numpy()
 
@@ -167,6 +168,23 @@ def test_printed_torch_model_loads_strictly_and_matches(cell, tmp_path):
         printed, printed_h_n = printed_forward(tm, model, x, lengths)
         np.testing.assert_array_equal(printed, got)  # the same torch operations
         np.testing.assert_array_equal(printed_h_n, h_n)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_printed_forward_continues_from_a_state(cell, tmp_path):
+    """Two calls, the second from the first's final state, give what one call over both
+    halves gives (char-lm sampling feeds the state back)."""
+    model = random_model(cell, "sequence", 2, False)
+    path = str(tmp_path / "s.safetensors")
+    st.write(path, torch_names.tensors(model), {})
+    tm = torch_model(torch_names.torch_source(model, path))
+    x = random_batch(model, [8, 8])
+    whole, _ = model.forward(x, lengths=np.array([8, 8]), need_grad=False)
+    args = [torch.as_tensor(x[:5]), torch.as_tensor(np.array([5, 5]))]
+    with torch.no_grad():
+        _, state = tm(*args)
+    second, _ = printed_forward(tm, model, x[5:], [3, 3], state=state)
+    np.testing.assert_allclose(second, whole[5:], atol=TOL)
 
 
 def test_printed_forward_runs_a_model_of_features(tmp_path):

@@ -1,7 +1,7 @@
 """A damaged or hand-edited task state in a run's config.json gives one line naming the
 entry (Task.check_state, recurrent/schema.py) wherever the run is opened: eval, predict,
-resume and import; before, each of these cases was an internal error (KeyError,
-TypeError, IndexError) or, for a vocabulary cut short, a wrong answer.
+resume and import; every state the tasks save, and older ones without their optional
+keys, still opens.
 
 Real tiny runs of every built-in task; each case edits one entry of a copy."""
 from __future__ import annotations
@@ -94,6 +94,14 @@ CASES = [
     ("forecast", ("split_ends",), [50, 40, 300], "split_ends: expected three increasing"),
     ("forecast", ("calendar",), ["day"], "the model's input_size is"),
     ("forecast", ("model",), "esrnn", "es is missing"),
+    ("forecast", ("model_choice",), {}, "model_choice: expected the candidates' scores"),
+    ("forecast", ("model_choice",), {"nope": 0.5}, "model_choice key: expected one of"),
+    ("forecast", ("model_choice",), {"ets": None}, "model_choice.ets: expected a number"),
+    ("forecast", ("window",), 400, "window 400 and horizon 1 do not fit the splits"),
+    ("forecast", ("horizon",), 10 ** 7, "do not fit the splits"),
+    ("forecast", ("scaler", "center"), [10 ** 400], "scaler.center[0]: expected a finite"),
+    ("char-lm", ("n_train",), lambda n: n * 10, "n_train: expected at most n_chars - 2"),
+    ("char-lm", ("n_train",), 10 ** 400, "n_train: expected an integer >= 1, got 1000"),
     ("sentiment", ("classes",), lambda c: c[:1] + c[:1], "classes: expected two or more"),
     ("sentiment", ("classes",), lambda c: c + ["extra"], "the model's output_size is 2"),
     ("sentiment", ("vocab",), lambda v: v[1:], "vocab: expected to start with <pad>, <unk>"),
@@ -188,6 +196,9 @@ def test_json_kinds_tell_true_from_one_and_numbers_from_text():
     assert _problem(0, schema.above(0)) == "x: expected a number > 0, got 0"
     assert _problem(-1, schema.at_least(0)) == "x: expected an integer >= 0, got -1"
     assert _problem(0.5, schema.at_least(0, float)) is None
+    assert _problem(10 ** 400, schema.finite).startswith("x: expected a finite number, got 1000")
+    assert _problem(10 ** 400, schema.at_least(0)).startswith("x: expected an integer >= 0")
+    assert _problem(10 ** 300, schema.finite) is None  # within float64's range
 
 
 def test_nested_specs_name_the_path_of_the_bad_entry():
@@ -211,3 +222,13 @@ def test_sized_as_compares_only_what_the_spec_holds():
     schema.sized_as({}, "vocab_size", 5, "vocab")
     with pytest.raises(ValueError, match="the model's vocab_size is 5, but vocab gives 4"):
         schema.sized_as({"vocab_size": 5}, "vocab_size", 4, "vocab")
+
+
+def test_a_newer_format_is_named_before_its_state_is_checked(runs, tmp_path):
+    """A run saved by a later recurrent (another format, whose state may differ) is
+    refused for its format, not called corrupted."""
+    def newer(info):
+        info["format"] = 99
+        info["task_state"]["vocab"] = {"chars": info["task_state"]["vocab"]}
+    run = _edited(runs["char-lm"], tmp_path, newer)
+    one_line_error(invoke("eval", run), "has format 99; this recurrent reads format")

@@ -40,7 +40,7 @@ EMBED_DIM = 64  # default --embed-dim
 # What a saved run's state must hold (check_state; recurrent.schema).
 STATE = schema.fields({"data": str, "fingerprint": str, "vocab": schema.list_of(str),
                        "n_train": schema.at_least(1)},
-                      {"max_chars": schema.at_least(0)})
+                      {"max_chars": schema.at_least(0), "n_chars": schema.at_least(2)})
 
 DEFAULTS = {
     "cell": "lstm",
@@ -211,6 +211,10 @@ class CharLM:
 
     def check_state(self, state: dict, model_spec: dict) -> None:
         schema.check(state, STATE, "")
+        if "n_chars" in state and state["n_train"] > state["n_chars"] - 2:
+            raise ValueError(f"n_train: expected at most n_chars - 2 = {state['n_chars'] - 2} "
+                             f"(the validation text needs two characters), got "
+                             f"{state['n_train']}")
         try:
             text.Vocabulary(state["vocab"])
         except ValueError as e:

@@ -50,6 +50,7 @@ ANCHORS = ("last", "seasonal", "seasonal_drift", "seasonal_damped")
 UNDAMPED = ANCHORS[:3]  # the anchors without fitted shares
 SEASONAL_MARGIN = 0.8  # a seasonal anchor's training error relative to the last value's
 BLEND_MODES = ("auto", "full")  # --blend
+CHOICES = ("anchors", "ets", "combined", "es")  # the candidates choose_model scores
 BLEND_GRID = (1.0, 0.75, 0.5, 0.25, 0.0)  # correction shares tried, the full model first
 DAMPING_GRID = np.linspace(0.0, 1.0, 21)  # shares of the seasonal change tried per step
 

@@ -33,6 +33,17 @@ def _split_ends(value, where) -> None:
         raise ValueError(f"{where}: expected three increasing row counts, got {value}")
 
 
+def _model_choice(value, where) -> None:
+    """choose_model's scores: at least one candidate's validation MASE (a number, NaN
+    when no window could be scored)."""
+    schema.check(value, dict, where)
+    if not value:
+        raise ValueError(f"{where}: expected the candidates' scores, got none")
+    for key, score in value.items():
+        schema.check(key, schema.one_of(*anc.CHOICES), f"{where} key")
+        schema.check(score, float, f"{where}.{key}")
+
+
 def _fits(check_fit, columns: int):
     """A list of one fit (checked by ``check_fit``) or null per value column."""
     def spec(value, where):
@@ -54,7 +65,7 @@ STATE = schema.fields(
     {"bundled": schema.nullable(str), "difference": bool, "anchors": list,
      "damping": list, "blend_mode": schema.one_of(*anc.BLEND_MODES),
      "blend": schema.at_least(0, float),
-     "model": schema.one_of(*KINDS), "model_choice": dict, "seasonal_inputs": bool,
+     "model": schema.one_of(*KINDS), "model_choice": _model_choice, "seasonal_inputs": bool,
      "calendar": schema.list_of(schema.one_of(*cal.CYCLES)),
      "inputs": schema.one_of(*win.INPUT_MODES[1:]), "ets": list, "es": list,
      "es_train": str, "data_sha256": str, "date_order": str})
@@ -66,9 +77,18 @@ def check(state: dict, model_spec: dict, expected_spec) -> None:
     would make for the state (ForecastTask.model_spec), whose sizes must be the model's."""
     schema.check(state, STATE, "")
     columns, horizon = len(state["columns"]), state["horizon"]
+    train_end, valid_end, rows = state["split_ends"]
+    if state["window"] + horizon > train_end or min(valid_end - train_end,
+                                                    rows - valid_end) < horizon:
+        raise ValueError(f"window {state['window']} and horizon {horizon} do not fit the "
+                         f"splits {state['split_ends']} (every split holds a window)")
     if not state.get("bundled") and state["data"] is None:
         raise ValueError("data: expected the training file's path (the run has no "
                          "bundled series), got None")
+    if state.get("calendar") and not state["time_column"]:
+        raise ValueError(f"time_column: the calendar features ({', '.join(state['calendar'])})"
+                         f" come from the dates of a time column, got "
+                         f"{state['time_column']!r}")
     positive = schema.list_of(schema.above(0), size=columns)
     schema.check(state["scaler"]["center"], schema.list_of(schema.finite, size=columns),
                  "scaler.center")
@@ -83,7 +103,7 @@ def check(state: dict, model_spec: dict, expected_spec) -> None:
         schema.check(state["ets"], _fits(ets.check_fit, columns), "ets")
     if "es" in state:
         schema.check(state["es"], _fits(smoothing.check_fit, columns), "es")
-    parts = {part for anchor in anc.run_anchors(state) or [] for part in anchor.split("+")}
+    parts = {part for anchor in state.get("anchors") or [] for part in anchor.split("+")}
     needed = {"ets": state.get("model") == "hybrid" or "ets" in parts,
               "es": state.get("model") == "esrnn" or "es" in parts,
               "damping": "seasonal_damped" in parts}

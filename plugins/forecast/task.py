@@ -157,7 +157,8 @@ class ForecastTask:
                               "is the one --model takes: with rnn the naive or seasonal-naive "
                               "forecast (possibly with a damped share of the last seasonal "
                               "change) chosen per step on the training rows; with hybrid "
-                              "ETS's, with esrnn the learned smoothing's (auto chooses among "
+                              "ETS's (or, when auto takes it, the mean of ETS's and the plain "
+                              "one); with esrnn the learned smoothing's (auto chooses among "
                               "them on validation)."),
             click.Option(["--calendar"], type=click.Choice(cal.CALENDAR_MODES),
                          default="auto", show_default=True,

@@ -126,9 +126,12 @@ def _forward_source(model) -> list[str]:
     time-major, the lengths by packed sequences (torch needs every length >= 1)."""
     wide = model.wide is not None
     inputs = "(T, B) int64 token ids" if model.tokens else "(T, B, I) float32 features"
-    lines = [f"def forward(self, x, lengths{', wide_ids, wide_offsets' if wide else ''}):",
+    lines = [f"def forward(self, x, lengths{', wide_ids, wide_offsets' if wide else ''}, "
+             f"state=None):",
              f'    """x {inputs}, lengths (B,) int64 -> (outputs, final',
-             "    state) as recurrent computes them (padded steps' outputs zero)."]
+             "    state) as recurrent computes them (padded steps' outputs zero). state: the",
+             "    initial one as torch's rnn takes it (None: zeros), e.g. the final state of",
+             "    the call before, to continue sequences (char-lm sampling)."]
     if wide:
         lines += ["    wide_ids, wide_offsets: the wide part's features of each row: of",
                   f"    f = recurrent.wide.ngram_features(x, lengths, "
@@ -138,7 +141,7 @@ def _forward_source(model) -> list[str]:
               "    T = x.shape[0]",
               f"    inputs = {'self.embedding(x)' if model.tokens else 'x'}",
               "    packed = pack_padded_sequence(inputs, lengths.cpu(), enforce_sorted=False)",
-              "    out, state = self.rnn(packed)",
+              "    out, state = self.rnn(packed, state)",
               "    out, _ = pad_packed_sequence(out, total_length=T)  # (T, B, D*H)"]
     if model.output == "last":
         lines.append("    h_n = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n)")
