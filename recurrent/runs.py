@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import __version__, candidates, ensemble, selection
+from . import __version__, candidates, ensemble, run_lock, selection
 from .checkpoint import BEST, CONFIG_FILE, LAST, RunCopy, RunDir, load_arrays
 from .checks import one_line
 from .config import TrainingConfig, check_model_spec
@@ -21,7 +21,8 @@ def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
     a Trainer for it. ``config``: resolved options (TrainingConfig.resolve). ``world``:
     the ranks of a data-parallel run (see parallel_trainer). A task that names
     candidates for these options (Task.candidates) gets a run that trains each and keeps
-    the best on validation (recurrent/candidates.py); each is prepared and checked here."""
+    the best on validation (recurrent/candidates.py); each is prepared and checked here.
+    The new run's training lock is held from its creation on (recurrent/run_lock.py)."""
     config = TrainingConfig(config)
     choices = candidates.overrides(task, config)
     prepared = []
@@ -52,9 +53,14 @@ def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
         if ensemble.size(config) > 1:
             ensemble.check_members_new(out, config)
         run = RunDir.create(out, task.name, settings, task_state, spec, __version__)
-        if ensemble.size(config) > 1:
+    run_lock.hold(run.path)  # before the members' files: one trainer per run
+    try:
+        if not choices and ensemble.size(config) > 1:
             ensemble.write_members(run, fresh=True)
-    return _trainer(task, run, echo, world)
+        return _trainer(task, run, echo, world)
+    except BaseException:
+        run_lock.release(run.path)
+        raise
 
 
 def _prepared(task, config: TrainingConfig) -> tuple[dict, dict]:
@@ -91,7 +97,18 @@ def resume_run(task, run: RunDir, echo=print, changes: dict | None = None,
     """A Trainer continuing ``run``; ``changes``: options given again (only those in
     config.RESUMABLE may differ), saved in the run before it continues. Its checkpoint
     (each part's, in a run of parts) must load; a run (or part) that has none yet
-    starts from the beginning with its saved options (Trainer.fit)."""
+    starts from the beginning with its saved options (Trainer.fit). Refused while
+    another process trains ``run`` (recurrent/run_lock.py)."""
+    run_lock.hold(run.path)
+    try:
+        return _resumed(task, run, echo, changes, world)
+    except BaseException:
+        run_lock.release(run.path)
+        raise
+
+
+def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
+    """resume_run once the run's training lock is held."""
     info = run.info()
     if info.get("imported_from"):  # its best.npz holds weights only
         raise UserError(f"{run.path} was made by `recurrent import` from "
