@@ -35,7 +35,7 @@ import math
 import os
 import shutil
 
-from . import in_turn
+from . import in_turn, run_lock
 from .checkpoint import (BEST, CONFIG_FILE, DIVERGED, LAST, METRICS, RunCopy, RunDir,
                          atomic_write, write_json)
 from .errors import AllRanksError, UserError
@@ -230,6 +230,13 @@ class CandidatesTrainer:
         return (Trainer(self.task, RunCopy(path, info), self.echo, self.world),
                 describe(self.options[k]))
 
+    def lock_paths(self) -> list[str]:
+        """The directories this trainer writes (recurrent/run_lock.py): the run's and
+        every candidate's."""
+        return [self.run.path] + [candidate_path(self.run.path, k)
+                                  for k in range(len(self.options))]
+
+    @run_lock.locked
     def fit(self, resume=False):
         quiet = self.config.get("quiet") or not self.world.is_root
         count = len(self.options)

@@ -254,7 +254,6 @@ def _default_out(task_name):
 
 
 def _train(ctx, task, values):
-    from . import run_lock
     from .distributed import world as current_world
     from .runs import parallel_trainer
     out, resume, ranks = values.pop("out"), values.pop("resume"), values.pop("ranks")
@@ -281,10 +280,7 @@ def _train(ctx, task, values):
                    + (f", {len(trainer.options)} candidates to choose from"
                       if getattr(trainer, "options", None) else "")
                    + (f", data-parallel on {world.size} ranks" if world.size > 1 else ""))
-    try:
-        summary = trainer.fit(resume=resumed)
-    finally:
-        run_lock.release(trainer.run.path)
+    summary = trainer.fit(resume=resumed)
     if world.is_root:
         _print_summary(task, summary)
     if summary["status"] == "interrupted":

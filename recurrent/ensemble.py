@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-from . import in_turn, selection
+from . import in_turn, run_lock, selection
 from .checkpoint import CONFIG_FILE, METRICS, RunCopy, RunDir, atomic_write, json_default
 from .errors import UserError
 from .lengths import valid_mask
@@ -53,9 +53,9 @@ def size(config) -> int:
     value = config.get("ensemble")
     if value is None:  # a run saved before --ensemble existed: a plain run
         return 1
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_MEMBERS:
         raise UserError(f"the run's option ensemble is {value!r}: expected a whole number "
-                        f">= 1 (is its config.json damaged?)")
+                        f"from 1 to {MAX_MEMBERS} (is its config.json damaged?)")
     return value
 
 
@@ -256,6 +256,12 @@ class EnsembleTrainer:
                           self.echo, self.world)
         return trainer, f"seed {trainer.seed}"
 
+    def lock_paths(self) -> list[str]:
+        """The directories this trainer writes (recurrent/run_lock.py): the ensemble's
+        and every member's."""
+        return [self.run.path] + [member_path(self.run.path, k) for k in range(self.size)]
+
+    @run_lock.locked
     def fit(self, resume=False):
         quiet = self.config.get("quiet") or not self.world.is_root
         summaries, stopped = in_turn.train(self._member, self.size, "member", self.world,

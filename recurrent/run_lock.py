@@ -2,37 +2,46 @@
 
 Two processes training the same run (a `--resume` started while the run is still
 training, in another terminal or by a job scheduler that retried) would write its
-checkpoints, config.json and metrics.jsonl in turn: a run mixed from two trainings. A new
-or resumed run therefore takes an exclusive advisory lock (fcntl.flock) on the run
-directory itself before it writes anything, and a second trainer is refused with one
-line. Locking the directory writes no file (a refused resume changes nothing in the
-run). The lock belongs to the process: it is re-entrant within it (a run trained and
-then resumed in one Python session), released by release() (the CLI does so when
-training ends) and by the operating system when the process ends, however it ends (no
-stale lock after a crash or kill). Readers (eval, predict, export) take no lock: every
-file is replaced atomically. On file systems without flock (some network mounts)
-training goes on unlocked.
+checkpoints, config.json and metrics.jsonl in turn: a run mixed from two trainings. Every
+trainer's fit therefore holds an exclusive advisory lock (fcntl.flock) on each directory
+it writes: its run's, and for an ensemble or a run of candidates every member's or
+candidate's too, so that a resume of a part is refused while its parent trains and the
+other way round (locked). start_run and resume_run take the same locks before they write
+the run's files and hand them to fit, which lets go of them when it returns. A second
+trainer is refused with one line. Locking the directory itself writes no file (a refused
+resume changes nothing in the run). Within a process the locks are counted, not
+exclusive (a run trained and then resumed in one Python session, the parent's fit
+around its parts' fits), and keyed by the directory itself, not its path (a directory
+removed and made again is another one). The operating system lets go when the process
+ends, however it ends: no stale lock after a crash or kill. Readers (eval, predict,
+export) take no lock: every file is replaced atomically. On file systems without flock
+(some network mounts) training goes on unlocked.
 """
 from __future__ import annotations
 
+import functools
 import os
 
 from .errors import UserError
 
-_held: dict = {}  # real path of a run directory -> the descriptor holding its lock
+_held: dict = {}  # (device, inode) of a run directory -> [descriptor, holds]
 
 
-def hold(path: str) -> None:
-    """Take the training lock of the run directory ``path`` for this process (a no-op
-    when it holds it already); UserError when another process holds it."""
-    key = os.path.realpath(path)
-    if key in _held:
-        return
+def hold(path: str):
+    """Take the training lock of the run directory ``path`` (counted when this process
+    holds it already); the key to release(), or None on a file system without flock.
+    UserError when another process holds it."""
     import fcntl
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as e:
         raise UserError(f"cannot open the run directory {path}: {e.strerror}") from None
+    info = os.fstat(fd)
+    key = (info.st_dev, info.st_ino)
+    if key in _held:
+        os.close(fd)
+        _held[key][1] += 1
+        return key
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -41,12 +50,52 @@ def hold(path: str) -> None:
                         f"(or stop it), then resume with --resume {path}") from None
     except OSError:  # no flock on this file system: train unlocked
         os.close(fd)
+        return None
+    _held[key] = [fd, 1]
+    return key
+
+
+def release(key) -> None:
+    """Undo one hold() (its key); the lock goes when the last hold is undone."""
+    entry = _held.get(key)
+    if entry is None:
         return
-    _held[key] = fd
+    entry[1] -= 1
+    if entry[1] == 0:
+        del _held[key]
+        os.close(entry[0])
 
 
-def release(path: str) -> None:
-    """Let go of the training lock of ``path`` if this process holds it."""
-    fd = _held.pop(os.path.realpath(path), None)
-    if fd is not None:
-        os.close(fd)
+def hold_all(paths) -> list:
+    """hold() each of ``paths`` (existing directories); all or none: on a refusal the
+    ones taken are released."""
+    keys = []
+    try:
+        for path in paths:
+            if os.path.isdir(path):
+                keys.append(hold(path))
+    except BaseException:
+        release_all(keys)
+        raise
+    return keys
+
+
+def release_all(keys) -> None:
+    for key in keys:
+        release(key)
+
+
+def locked(fit):
+    """Decorates a trainer's fit(resume=False): on rank 0 it holds the locks of
+    ``self.lock_paths()`` while it runs, and afterwards lets go of those start_run or
+    resume_run took for it (``self.setup_locks``)."""
+    @functools.wraps(fit)
+    def wrapper(self, resume=False):
+        keys = hold_all(self.lock_paths()) if self.world.is_root else []
+        try:
+            return fit(self, resume=resume)
+        finally:
+            release_all(keys)
+            release_all(getattr(self, "setup_locks", ()))
+            self.setup_locks = []
+    return wrapper

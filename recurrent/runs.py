@@ -22,7 +22,8 @@ def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
     the ranks of a data-parallel run (see parallel_trainer). A task that names
     candidates for these options (Task.candidates) gets a run that trains each and keeps
     the best on validation (recurrent/candidates.py); each is prepared and checked here.
-    The new run's training lock is held from its creation on (recurrent/run_lock.py)."""
+    The new run's training lock is held from its creation on, and the trainer's fit lets
+    go of it (recurrent/run_lock.py)."""
     config = TrainingConfig(config)
     choices = candidates.overrides(task, config)
     prepared = []
@@ -53,13 +54,13 @@ def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
         if ensemble.size(config) > 1:
             ensemble.check_members_new(out, config)
         run = RunDir.create(out, task.name, settings, task_state, spec, __version__)
-    run_lock.hold(run.path)  # before the members' files: one trainer per run
+    keys = run_lock.hold_all([run.path])  # before the members' files: one trainer per run
     try:
         if not choices and ensemble.size(config) > 1:
             ensemble.write_members(run, fresh=True)
-        return _trainer(task, run, echo, world)
+        return _locked(_trainer(task, run, echo, world), keys)
     except BaseException:
-        run_lock.release(run.path)
+        run_lock.release_all(keys)
         raise
 
 
@@ -98,13 +99,31 @@ def resume_run(task, run: RunDir, echo=print, changes: dict | None = None,
     config.RESUMABLE may differ), saved in the run before it continues. Its checkpoint
     (each part's, in a run of parts) must load; a run (or part) that has none yet
     starts from the beginning with its saved options (Trainer.fit). Refused while
-    another process trains ``run`` (recurrent/run_lock.py)."""
-    run_lock.hold(run.path)
+    another process trains ``run`` or one of its parts (recurrent/run_lock.py): their
+    locks are taken before anything is written, and the trainer's fit lets go of them
+    (a trainer never fitted keeps them until the process ends)."""
+    keys = run_lock.hold_all([run.path] + _part_paths(run))
     try:
-        return _resumed(task, run, echo, changes, world)
+        return _locked(_resumed(task, run, echo, changes, world), keys)
     except BaseException:
-        run_lock.release(run.path)
+        run_lock.release_all(keys)
         raise
+
+
+def _part_paths(run: RunDir) -> list[str]:
+    """The directories of a run's candidates or members ([] for a plain run)."""
+    info = run.info()
+    count = len(candidates.pending(info))
+    if count:
+        return [candidates.candidate_path(run.path, k) for k in range(count)]
+    count = ensemble.size(info["config"])
+    return [ensemble.member_path(run.path, k) for k in range(count)] if count > 1 else []
+
+
+def _locked(trainer, keys: list):
+    """``trainer`` holding the run locks ``keys`` until its fit returns (run_lock.locked)."""
+    trainer.setup_locks = keys
+    return trainer
 
 
 def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:

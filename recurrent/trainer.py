@@ -64,7 +64,7 @@ import time
 
 import numpy as np
 
-from . import __version__, in_turn, selection
+from . import __version__, in_turn, run_lock, selection
 from .averaging import WeightAverage
 from .checkpoint import BEST, LAST, RunDir, load_arrays, save_arrays
 from .config import TrainingConfig
@@ -445,6 +445,11 @@ class Trainer:
         p.lr_extensions = [list(e) for e in schedule.extensions]
         return schedule
 
+    def lock_paths(self) -> list[str]:
+        """The directories this trainer writes (recurrent/run_lock.py): its run's."""
+        return [self.run.path]
+
+    @run_lock.locked
     def fit(self, resume=False):
         """Train until --epochs / --steps, early stopping, Ctrl-C or a non-finite loss.
         Returns a summary dict: {"status": "done" | "early-stopped" | "interrupted", ...}.

@@ -4,6 +4,7 @@ ends, however it ends, the run resumes."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -14,22 +15,33 @@ from helpers import TINY_RUN, installed_env, invoke, ok, one_line_error, tiny_te
 from recurrent import run_lock
 
 
-def _start_long_run(text, run):
-    """A char-lm run in another process that trains for minutes unless stopped; returns
-    once it has written its first checkpoint (it holds the run's lock from before
-    config.json)."""
-    args = [sys.executable, "-m", "recurrent", "train", "char-lm", "--data", str(text),
-            *map(str, TINY_RUN), "--no-plot", "--steps", "100000000", "--epochs", "1000000",
-            "--eval-every", "5",
-            "--out", str(run)]
-    job = subprocess.Popen(args, env=installed_env(), stdout=subprocess.DEVNULL,
+LONG = ("--steps", "100000000", "--epochs", "1000000", "--eval-every", "5")
+
+
+def _start(args, checkpoint):
+    """`recurrent ARGS` in another process; returns once ``checkpoint`` exists (the
+    process holds its locks from before it writes)."""
+    job = subprocess.Popen([sys.executable, "-m", "recurrent", *map(str, args)],
+                           env=installed_env(), stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not (run / "last.npz").exists():
+    while not checkpoint.exists():
         assert job.poll() is None, job.stderr.read()
         assert time.monotonic() < deadline, "the run did not start"
         time.sleep(0.2)
     return job
+
+
+def _start_long_run(text, run, *extra):
+    """A char-lm run in another process that trains for minutes unless stopped."""
+    return _start(["train", "char-lm", "--data", text, *TINY_RUN, "--no-plot", *LONG,
+                   *extra, "--out", run], run / ("member-0" if extra else "") / "last.npz")
+
+
+def _stop(job):
+    job.send_signal(signal.SIGINT)  # Ctrl-C: the run saves and stops
+    job.wait(timeout=120)
+    assert job.returncode == 130, job.stderr.read()
 
 
 def test_a_resume_while_another_process_trains_is_refused(tmp_path):
@@ -43,9 +55,7 @@ def test_a_resume_while_another_process_trains_is_refused(tmp_path):
         assert (run / "config.json").read_bytes() == config
         assert json.loads(config)["config"]["steps"] == 100000000
     finally:
-        job.send_signal(signal.SIGINT)  # Ctrl-C: the run saves and stops
-        job.wait(timeout=120)
-    assert job.returncode == 130, job.stderr.read()
+        _stop(job)
     # the lock went with the process: the run resumes now
     ok(invoke("train", "--resume", run, "--steps", 3))
 
@@ -58,8 +68,29 @@ def test_a_killed_trainer_leaves_no_stale_lock(tmp_path):
     ok(invoke("train", "--resume", run, "--steps", 3))
 
 
+def test_a_member_and_its_ensemble_are_never_trained_at_once(tmp_path):
+    """The ensemble's trainer holds every member's directory: a resume of a member is
+    refused while it trains, and a resume of the ensemble while a member is resumed."""
+    text, run = tiny_text(tmp_path), tmp_path / "ens"
+    job = _start_long_run(text, run, "--ensemble", "2")
+    try:
+        for part in ("member-0", "member-1"):
+            one_line_error(invoke("train", "--resume", run / part, "--steps", 3),
+                           "is being trained by another process")
+    finally:
+        _stop(job)
+    job = _start(["train", "--resume", run / "member-1", *LONG[:4]],
+                 run / "member-1" / "last.npz")
+    try:
+        one_line_error(invoke("train", "--resume", run, "--steps", 3),
+                       "is being trained by another process")
+    finally:
+        _stop(job)
+
+
 def test_one_process_may_train_and_resume_a_run_in_turn(tmp_path):
-    """The lock is the process's: the library trains a run, then resumes it."""
+    """The lock is the process's: the library trains a run, then resumes it; once fit
+    returns the lock is gone, and another process may resume the run."""
     from recurrent.checkpoint import RunDir
     from recurrent.config import TrainingConfig
     from recurrent.plugins import get_task
@@ -73,4 +104,26 @@ def test_one_process_may_train_and_resume_a_run_in_turn(tmp_path):
     trainer = resume_run(task, RunDir.open(str(tmp_path / "run")), echo=lambda line: None,
                          changes={"steps": 4})
     assert trainer.fit(resume=True)["step"] == 4
-    run_lock.release(str(tmp_path / "run"))
+    directory = os.stat(tmp_path / "run")
+    assert (directory.st_dev, directory.st_ino) not in run_lock._held
+    job = subprocess.run([sys.executable, "-m", "recurrent", "train", "--resume",
+                          str(tmp_path / "run"), "--steps", "5"], env=installed_env(),
+                         capture_output=True, text=True, timeout=120)
+    assert job.returncode == 0, job.stderr
+
+
+def test_a_refused_resume_keeps_the_locks_an_earlier_hold_took(tmp_path):
+    """Holds are counted: a refused resume_run in the process that holds the run does not
+    let another process in."""
+    ok(invoke("train", "char-lm", "--data", tiny_text(tmp_path), *TINY_RUN, "--no-plot",
+              "--out", tmp_path / "run"))
+    key = run_lock.hold(str(tmp_path / "run"))
+    try:
+        one_line_error(invoke("train", "--resume", tmp_path / "run", "--cell", "gru"),
+                       "cell")  # refused: --cell is not resumable
+        job = subprocess.run([sys.executable, "-m", "recurrent", "train", "--resume",
+                              str(tmp_path / "run"), "--steps", "5"], env=installed_env(),
+                             capture_output=True, text=True, timeout=120)
+        assert job.returncode == 1 and "being trained by another process" in job.stderr
+    finally:
+        run_lock.release(key)
