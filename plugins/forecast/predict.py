@@ -48,6 +48,10 @@ def _origin(task, state, options, stream=False):
         test_start = prepared.ranges["test"][0]
     n = prepared.series.values.shape[0]
     origin = n - 1 if origin_kind == "end" else test_start - 1
+    if state.get("calendar") and origin < 1:
+        raise UserError(f"this run feeds calendar features ({', '.join(state['calendar'])}) "
+                        f"of the forecast steps, dated by the spacing of the rows before "
+                        f"them: --data needs at least two rows")
     return prepared, origin, test_start
 
 
@@ -243,7 +247,9 @@ def rollout(model, history_scaled: np.ndarray, steps: int, state: dict,
         positions = np.arange(origin + 2, dtype=np.float64)
     history = np.concatenate([_bridged(history[:origin + 1], last_seen[origin],
                                        positions, forecast[0]), forecast])
-    forecasts = [forecast]
+    # one array for every step (a list of each call's small array fragments the heap)
+    out = np.empty((steps + forecast.shape[0], forecast.shape[1]), dtype=forecast.dtype)
+    out[:forecast.shape[0]] = forecast
     produced = forecast.shape[0]
     left = 0  # rows left behind (_bounded): calendar's rows are the history's from there
     while produced < steps:
@@ -254,9 +260,9 @@ def rollout(model, history_scaled: np.ndarray, steps: int, state: dict,
         forecast = _model_call(model, history, seen, last, state,
                                None if calendar is None else calendar[left:])
         history = np.concatenate([history, forecast])
-        forecasts.append(forecast)
+        out[produced:produced + forecast.shape[0]] = forecast
         produced += forecast.shape[0]
-    return np.concatenate(forecasts)[:steps]
+    return out[:steps]
 
 
 def _kept_rows(state):
