@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from helpers import TINY_RUN, installed_env, invoke, ok, one_line_error, tiny_text
 
 from recurrent import run_lock
@@ -18,24 +19,39 @@ from recurrent import run_lock
 LONG = ("--steps", "100000000", "--epochs", "1000000", "--eval-every", "5")
 
 
-def _start(args, checkpoint):
-    """`recurrent ARGS` in another process; returns once ``checkpoint`` exists (the
-    process holds its locks from before it writes)."""
-    job = subprocess.Popen([sys.executable, "-m", "recurrent", *map(str, args)],
-                           env=installed_env(), stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not checkpoint.exists():
-        assert job.poll() is None, job.stderr.read()
-        assert time.monotonic() < deadline, "the run did not start"
-        time.sleep(0.2)
-    return job
+@pytest.fixture
+def trainers():
+    """Starts `recurrent ARGS` in other processes, each in its own session (process
+    group); whatever a test leaves running (a failed assertion, a timeout) is killed with
+    its group when the test ends, so no minutes-long trainer outlives it."""
+    jobs = []
+
+    def start(args, checkpoint):
+        """Returns once ``checkpoint`` exists (the process holds its locks from before it
+        writes)."""
+        job = subprocess.Popen([sys.executable, "-m", "recurrent", *map(str, args)],
+                               env=installed_env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+        jobs.append(job)
+        deadline = time.monotonic() + 120
+        while not checkpoint.exists():
+            assert job.poll() is None, job.stderr.read()
+            assert time.monotonic() < deadline, "the run did not start"
+            time.sleep(0.2)
+        return job
+
+    yield start
+    for job in jobs:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait(timeout=60)
+        job.stderr.close()
 
 
-def _start_long_run(text, run, *extra):
+def _long_run(start, text, run, *extra):
     """A char-lm run in another process that trains for minutes unless stopped."""
-    return _start(["train", "char-lm", "--data", text, *TINY_RUN, "--no-plot", *LONG,
-                   *extra, "--out", run], run / ("member-0" if extra else "") / "last.npz")
+    return start(["train", "char-lm", "--data", text, *TINY_RUN, "--no-plot", *LONG,
+                  *extra, "--out", run], run / ("member-0" if extra else "") / "last.npz")
 
 
 def _stop(job):
@@ -44,9 +60,9 @@ def _stop(job):
     assert job.returncode == 130, job.stderr.read()
 
 
-def test_a_resume_while_another_process_trains_is_refused(tmp_path):
+def test_a_resume_while_another_process_trains_is_refused(tmp_path, trainers):
     text, run = tiny_text(tmp_path), tmp_path / "run"
-    job = _start_long_run(text, run)
+    job = _long_run(trainers, text, run)
     try:
         config = (run / "config.json").read_bytes()
         refused = invoke("train", "--resume", run, "--steps", 3)
@@ -60,26 +76,26 @@ def test_a_resume_while_another_process_trains_is_refused(tmp_path):
     ok(invoke("train", "--resume", run, "--steps", 3))
 
 
-def test_a_killed_trainer_leaves_no_stale_lock(tmp_path):
+def test_a_killed_trainer_leaves_no_stale_lock(tmp_path, trainers):
     text, run = tiny_text(tmp_path), tmp_path / "run"
-    job = _start_long_run(text, run)
+    job = _long_run(trainers, text, run)
     job.kill()  # SIGKILL: no handler runs
     job.wait(timeout=60)
     ok(invoke("train", "--resume", run, "--steps", 3))
 
 
-def test_a_member_and_its_ensemble_are_never_trained_at_once(tmp_path):
+def test_a_member_and_its_ensemble_are_never_trained_at_once(tmp_path, trainers):
     """The ensemble's trainer holds every member's directory: a resume of a member is
     refused while it trains, and a resume of the ensemble while a member is resumed."""
     text, run = tiny_text(tmp_path), tmp_path / "ens"
-    job = _start_long_run(text, run, "--ensemble", "2")
+    job = _long_run(trainers, text, run, "--ensemble", "2")
     try:
         for part in ("member-0", "member-1"):
             one_line_error(invoke("train", "--resume", run / part, "--steps", 3),
                            "is being trained by another process")
     finally:
         _stop(job)
-    job = _start(["train", "--resume", run / "member-1", *LONG[:4]],
+    job = trainers(["train", "--resume", run / "member-1", *LONG[:4]],
                  run / "member-1" / "last.npz")
     try:
         one_line_error(invoke("train", "--resume", run, "--steps", 3),
