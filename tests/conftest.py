@@ -42,3 +42,25 @@ def backend(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def task_runs(tmp_path_factory):
+    """task name -> directory of a tiny real run of each built-in task, trained once for
+    the session. Tests read these runs (or copy them before editing); none writes in them."""
+    from helpers import (bundled_reviews, invoke, ok, reversal_tsv, tiny_text, train_tiny,
+                         write_reviews)
+    small = ("--hidden", 8, "--threads", 1, "--quiet", "--no-plot")
+    root = tmp_path_factory.mktemp("task_runs")
+    made = {"char-lm": root / "char", "forecast": root / "fc", "sentiment": root / "sent",
+            "seq2seq": root / "s2s"}
+    ok(train_tiny(tiny_text(root), made["char-lm"]))
+    ok(invoke("train", "forecast", "--model", "hybrid", "--window", 8, "--steps", 2,
+              *small, "--out", made["forecast"]))
+    reviews = write_reviews(root / "reviews.csv", bundled_reviews(60))
+    ok(invoke("train", "sentiment", "--data", reviews, "--steps", 2, "--ensemble", 1,
+              "--embed-dim", 4, *small, "--out", made["sentiment"]))
+    tsv, _ = reversal_tsv(root / "pairs.tsv", "abcd", 800)
+    ok(invoke("train", "seq2seq", "--data", tsv, "--steps", 2, "--embed-dim", 4, *small,
+              "--out", made["seq2seq"]))
+    return made

@@ -72,6 +72,24 @@ def write_csv(path, header, rows) -> str:
     return str(path)
 
 
+def two_monthly_columns(n):
+    """``n`` rows of (month-end date from 2000-01-31, a, b): two noisy seasonal columns
+    (period 12), ``a`` trending upward."""
+    import calendar
+
+    import numpy as np
+    rng = np.random.default_rng(0)
+    t = np.arange(n)
+    a = 100 + 10 * np.sin(2 * np.pi * t / 12) + 0.5 * t + rng.normal(0, 1, n)
+    b = 5 + 2 * np.cos(2 * np.pi * t / 12) + rng.normal(0, 0.3, n)
+    rows = []
+    for i in range(n):
+        year, month = 2000 + i // 12, i % 12 + 1
+        day = calendar.monthrange(year, month)[1]
+        rows.append([f"{year}-{month:02d}-{day:02d}", f"{a[i]:.3f}", f"{b[i]:.3f}"])
+    return rows
+
+
 def write_reviews(path, rows, header=REVIEW_HEADER) -> str:
     """A sentiment CSV: (text, label) rows under the task's default column names."""
     return write_csv(path, header, rows)
@@ -99,14 +117,13 @@ def ctrl_c_around(monkeypatch, path_end, when):
     ``when``: "before" its fit (the part being set up, the outer handler installed),
     "finishing" (after its loop, in its own handler) or "after" its fit (between parts,
     even when it diverged)."""
-    import os
     import signal
 
     from recurrent.trainer import Trainer
     fit, after = Trainer.fit, Trainer._after_training
 
     def ctrl_c():
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
 
     def wrapped_fit(self, resume=False):
         mine = self.run.path.endswith(path_end)

@@ -6,13 +6,12 @@ the grown file fills it; a model that reads no smoothing leaves it where it is; 
 moved on are still fits (their saved-state checks accept them)."""
 from __future__ import annotations
 
-import calendar
 import json
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from helpers import invoke, ok, write_csv
+from helpers import invoke, ok, two_monthly_columns, write_csv
 
 from recurrent.checkpoint import RunDir
 from recurrent.cli import cli
@@ -22,24 +21,10 @@ from recurrent_plugins.forecast import smoothing
 from recurrent_plugins.forecast import windows as win
 
 
-def monthly_rows(n=140):
-    """(month-end date, a, b) rows: two seasonal columns, a trending."""
-    rng = np.random.default_rng(0)
-    t = np.arange(n)
-    a = 100 + 10 * np.sin(2 * np.pi * t / 12) + 0.5 * t + rng.normal(0, 1, n)
-    b = 5 + 2 * np.cos(2 * np.pi * t / 12) + rng.normal(0, 0.3, n)
-    rows = []
-    for i in range(n):
-        year, month = 2000 + i // 12, i % 12 + 1
-        day = calendar.monthrange(year, month)[1]
-        rows.append([f"{year}-{month:02d}-{day:02d}", f"{a[i]:.3f}", f"{b[i]:.3f}"])
-    return rows
-
-
 @pytest.fixture(scope="module")
 def rnn_run(tmp_path_factory):
     path = tmp_path_factory.mktemp("audit_tail")
-    data = write_csv(path / "m.csv", ["date", "a", "b"], monthly_rows()[:120])
+    data = write_csv(path / "m.csv", ["date", "a", "b"], two_monthly_columns(140)[:120])
     out = path / "run"
     ok(invoke("train", "forecast", "--data", data, "--time-column", "date",
               "--column", "a", "--column", "b", "--horizon", 3, "--model", "rnn", "--window", 8, "--inputs", "level",
@@ -52,7 +37,7 @@ def test_a_trailing_gap_longer_than_the_kept_tail_is_bridged_as_in_the_grown_fil
         rnn_run, tmp_path):
     state = RunDir.open(str(rnn_run)).info()["task_state"]
     keep = predict._kept_rows(state)
-    rows = monthly_rows()
+    rows = two_monthly_columns(140)
     n, gap = 100, keep + 10  # column a misses its last `gap` rows, more than the tail
     assert n > 2 * (gap + 1) and gap + 1 < n - win.head_rows(state)
     first = [list(r) for r in rows[:n]]

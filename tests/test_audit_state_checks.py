@@ -10,35 +10,19 @@ import math
 import types
 
 import pytest
-from helpers import (bundled_reviews, invoke, ok, one_line_error, reversal_tsv, tiny_text,
-                     train_tiny, write_reviews)
+from helpers import invoke, one_line_error
 
 from recurrent import checkpoint, schema
 from recurrent.plugins import get_task
 
-SMALL = ("--hidden", 8, "--threads", 1, "--quiet", "--no-plot")
 
-
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    """task -> (task state, model spec) of a tiny real run of each built-in task."""
-    root = tmp_path_factory.mktemp("audit_states")
-    made = {"char-lm": root / "char", "forecast": root / "fc", "sentiment": root / "sent",
-            "seq2seq": root / "s2s"}
-    ok(train_tiny(tiny_text(root), made["char-lm"]))
-    ok(invoke("train", "forecast", "--model", "hybrid", "--window", 8, "--steps", 2,
-              *SMALL, "--out", made["forecast"]))
-    reviews = write_reviews(root / "reviews.csv", bundled_reviews(60))
-    ok(invoke("train", "sentiment", "--data", reviews, "--steps", 2, "--ensemble", 1,
-              "--embed-dim", 4, *SMALL, "--out", made["sentiment"]))
-    tsv, _ = reversal_tsv(root / "pairs.tsv", "abcd", 800)
-    ok(invoke("train", "seq2seq", "--data", tsv, "--steps", 2, "--embed-dim", 4, *SMALL,
-              "--out", made["seq2seq"]))
+@pytest.fixture
+def saved(task_runs):
+    """task -> (task state, model spec) of the session's tiny run of each built-in task."""
     out = {}
-    for task, run in made.items():
+    for task, run in task_runs.items():
         info = json.loads((run / "config.json").read_text())
         out[task] = (info["task_state"], info["model_spec"])
-    out["runs"] = made
     return out
 
 

@@ -153,7 +153,6 @@ def test_a_ctrl_c_while_pretraining_stops_it_saving_nothing(snippets, tmp_path, 
     # members) is left without a checkpoint: a half-pretrained model is no state a resume
     # could continue. The member before it stays saved, and --resume trains the second
     # from its start: the run equals one never interrupted.
-    import os
     import signal
 
     from recurrent import pretrain
@@ -165,7 +164,7 @@ def test_a_ctrl_c_while_pretraining_stops_it_saving_nothing(snippets, tmp_path, 
     def counted(*a, **k):
         calls.append(1)
         if len(calls) == cut_at:
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
         return step(*a, **k)
 
     cut_at = 0

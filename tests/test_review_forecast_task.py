@@ -2,13 +2,12 @@
 columns, a run with calendar features given numeric times, UTC offsets written after a
 blank, and `predict --stream` against `predict --data` when the stream's first file ends
 in a gap."""
-import calendar
 import json
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from helpers import invoke, ok, one_line_error, write_csv
+from helpers import invoke, ok, one_line_error, two_monthly_columns, write_csv
 
 from recurrent.checkpoint import RunDir
 from recurrent.cli import cli
@@ -18,26 +17,12 @@ from recurrent_plugins.forecast import windows as win
 from recurrent_plugins.forecast.times import parse_times
 
 
-def monthly_rows(n=120):
-    """(month-end date, a, b) rows: two seasonal columns, a trending."""
-    rng = np.random.default_rng(0)
-    t = np.arange(n)
-    a = 100 + 10 * np.sin(2 * np.pi * t / 12) + 0.5 * t + rng.normal(0, 1, n)
-    b = 5 + 2 * np.cos(2 * np.pi * t / 12) + rng.normal(0, 0.3, n)
-    rows = []
-    for i in range(n):
-        year, month = 2000 + i // 12, i % 12 + 1
-        day = calendar.monthrange(year, month)[1]
-        rows.append([f"{year}-{month:02d}-{day:02d}", f"{a[i]:.3f}", f"{b[i]:.3f}"])
-    return rows
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A two-column monthly run with calendar features and the network's whole
     correction (so that its inputs show in the forecast)."""
     path = tmp_path_factory.mktemp("review_forecast")
-    data = write_csv(path / "m.csv", ["date", "a", "b"], monthly_rows())
+    data = write_csv(path / "m.csv", ["date", "a", "b"], two_monthly_columns(120))
     out = path / "run"
     ok(invoke("train", "forecast", "--data", data, "--time-column", "date",
               "--column", "b", "--column", "a",
@@ -56,7 +41,7 @@ def test_stream_from_a_file_ending_in_a_gap_answers_as_predict_on_the_grown_file
                                                                                 tmp_path):
     state = RunDir.open(str(run)).info()["task_state"]
     head = win.head_rows(state)
-    rows = monthly_rows()
+    rows = two_monthly_columns(120)
     first = [list(r) for r in rows[:head]]
     for r in first[-2:]:  # the last two head rows miss column a
         r[1] = ""
@@ -94,7 +79,7 @@ def test_semicolon_or_tab_separated_file_is_refused_as_such(tmp_path):
 
 def test_run_with_calendar_features_refuses_numeric_times(run, tmp_path):
     assert RunDir.open(str(run)).info()["task_state"]["calendar"]
-    rows = [[str(i), a, b] for i, (_, a, b) in enumerate(monthly_rows()[:40])]
+    rows = [[str(i), a, b] for i, (_, a, b) in enumerate(two_monthly_columns(120)[:40])]
     data = write_csv(tmp_path / "numbers.csv", ["date", "a", "b"], rows)
     one_line_error(invoke("predict", run, "--data", data), "calendar", "numbers")
     one_line_error(invoke("eval", run, "--data", data), "calendar", "numbers")

@@ -11,30 +11,10 @@ import math
 import shutil
 
 import pytest
-from helpers import (bundled_reviews, invoke, ok, one_line_error, reversal_tsv, tiny_text,
-                     train_tiny, write_reviews)
+from helpers import invoke, ok, one_line_error
 
 from recurrent import schema
 from recurrent.plugins import get_task
-
-SMALL = ("--hidden", 8, "--threads", 1, "--quiet", "--no-plot")
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("states")
-    made = {"char-lm": root / "char", "forecast": root / "fc", "sentiment": root / "sent",
-            "seq2seq": root / "s2s"}
-    ok(train_tiny(tiny_text(root), made["char-lm"]))
-    ok(invoke("train", "forecast", "--model", "hybrid", "--window", 8, "--steps", 2,
-              *SMALL, "--out", made["forecast"]))
-    reviews = write_reviews(root / "reviews.csv", bundled_reviews(60))
-    ok(invoke("train", "sentiment", "--data", reviews, "--steps", 2, "--ensemble", 1,
-              "--embed-dim", 4, *SMALL, "--out", made["sentiment"]))
-    tsv, _ = reversal_tsv(root / "pairs.tsv", "abcd", 800)
-    ok(invoke("train", "seq2seq", "--data", tsv, "--steps", 2, "--embed-dim", 4, *SMALL,
-              "--out", made["seq2seq"]))
-    return made
 
 
 def _edited(run, tmp_path, edit):
@@ -53,8 +33,8 @@ def _state_of(run):
 
 
 @pytest.mark.parametrize("task", ["char-lm", "forecast", "sentiment", "seq2seq"])
-def test_every_saved_state_passes_its_tasks_check(runs, task):
-    name, state, spec = _state_of(runs[task])
+def test_every_saved_state_passes_its_tasks_check(task_runs, task):
+    name, state, spec = _state_of(task_runs[task])
     get_task(name).check_state(state, spec)  # raises on a state the task made itself
 
 
@@ -118,32 +98,32 @@ CASES = [
 @pytest.mark.parametrize("task, path, value, message", CASES,
                          ids=[f"{c[0]}-{'.'.join(map(str, c[1]))}-{i}"
                               for i, c in enumerate(CASES)])
-def test_a_damaged_state_is_one_line_on_eval_and_predict(runs, tmp_path, task, path, value,
-                                                          message):
-    run = _edited(runs[task], tmp_path, _set(path, value))
+def test_a_damaged_state_is_one_line_on_eval_and_predict(task_runs, tmp_path, task, path,
+                                                          value, message):
+    run = _edited(task_runs[task], tmp_path, _set(path, value))
     one_line_error(invoke("eval", run), "config.json is corrupted", message)
     predict_args = {"char-lm": ("--length", 3), "forecast": (), "sentiment": ("good",),
                     "seq2seq": ("abc",)}[task]
     one_line_error(invoke("predict", run, *predict_args), "config.json is corrupted", message)
 
 
-def test_a_damaged_state_is_one_line_on_resume(runs, tmp_path):
-    run = _edited(runs["char-lm"], tmp_path, _set(("vocab",), lambda v: v[:3]))
+def test_a_damaged_state_is_one_line_on_resume(task_runs, tmp_path):
+    run = _edited(task_runs["char-lm"], tmp_path, _set(("vocab",), lambda v: v[:3]))
     before = (run / "config.json").read_bytes()
     one_line_error(invoke("train", "--resume", run, "--steps", 4), "the model's vocab_size")
     assert (run / "config.json").read_bytes() == before
 
 
-def test_a_cleared_model_spec_is_one_line_on_resume(runs, tmp_path):
-    run = _edited(runs["char-lm"], tmp_path, lambda info: info["model_spec"].clear())
+def test_a_cleared_model_spec_is_one_line_on_resume(task_runs, tmp_path):
+    run = _edited(task_runs["char-lm"], tmp_path, lambda info: info["model_spec"].clear())
     one_line_error(invoke("train", "--resume", run, "--steps", 4), "model_spec")
 
 
-def test_import_refuses_a_file_whose_state_is_damaged(runs, tmp_path):
+def test_import_refuses_a_file_whose_state_is_damaged(task_runs, tmp_path):
     from safetensors import safe_open
     from safetensors.numpy import save_file
     exported = tmp_path / "model.safetensors"
-    ok(invoke("export", runs["char-lm"], "--format", "safetensors", "--out", exported))
+    ok(invoke("export", task_runs["char-lm"], "--format", "safetensors", "--out", exported))
     with safe_open(str(exported), "numpy") as f:
         tensors = {k: f.get_tensor(k) for k in f.keys()}
         metadata = dict(f.metadata())
@@ -158,7 +138,7 @@ def test_import_refuses_a_file_whose_state_is_damaged(runs, tmp_path):
     assert not out.exists()
 
 
-def test_older_states_without_the_optional_keys_still_open(runs, tmp_path):
+def test_older_states_without_the_optional_keys_still_open(task_runs, tmp_path):
     """Keys the tasks read with a default (states saved before they existed) may be
     missing: such a run still evaluates. (Not seasonal_inputs: its default would give
     this run's model another input size, which the check rightly refuses.)"""
@@ -167,9 +147,9 @@ def test_older_states_without_the_optional_keys_still_open(runs, tmp_path):
         for key in ("difference", "model_choice", "calendar", "inputs", "blend_mode",
                     "data_sha256", "blend"):
             state.pop(key, None)
-    run = _edited(runs["forecast"], tmp_path, older)
+    run = _edited(task_runs["forecast"], tmp_path, older)
     ok(invoke("eval", run))
-    run = _edited(runs["sentiment"], tmp_path / "s", lambda info: [
+    run = _edited(task_runs["sentiment"], tmp_path / "s", lambda info: [
         info["task_state"].pop(key) for key in ("version", "split_sizes")])
     ok(invoke("eval", run))
 
@@ -224,11 +204,11 @@ def test_sized_as_compares_only_what_the_spec_holds():
         schema.sized_as({"vocab_size": 5}, "vocab_size", 4, "vocab")
 
 
-def test_a_newer_format_is_named_before_its_state_is_checked(runs, tmp_path):
+def test_a_newer_format_is_named_before_its_state_is_checked(task_runs, tmp_path):
     """A run saved by a later recurrent (another format, whose state may differ) is
     refused for its format, not called corrupted."""
     def newer(info):
         info["format"] = 99
         info["task_state"]["vocab"] = {"chars": info["task_state"]["vocab"]}
-    run = _edited(runs["char-lm"], tmp_path, newer)
+    run = _edited(task_runs["char-lm"], tmp_path, newer)
     one_line_error(invoke("eval", run), "has format 99; this recurrent reads format")

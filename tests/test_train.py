@@ -353,10 +353,10 @@ def test_second_ctrl_c_aborts_at_once():
 
     from recurrent.interrupt import Interrupt
     with Interrupt() as interrupt:
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
         assert interrupt.requested  # the first one only asks the loop to stop
         with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
@@ -365,15 +365,15 @@ def test_nested_ctrl_c_handlers_share_a_request_both_ways():
 
     from recurrent.interrupt import Interrupt
     with Interrupt() as outer:
-        os.kill(os.getpid(), signal.SIGINT)  # before the inner one is installed
+        signal.raise_signal(signal.SIGINT)  # before the inner one is installed
         with Interrupt() as inner:
             assert inner.requested  # so the inner loop stops at its next boundary
             with pytest.raises(KeyboardInterrupt):  # and a second Ctrl-C is a second
-                os.kill(os.getpid(), signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)
     with Interrupt() as outer:
         with Interrupt() as inner:
             assert not inner.requested
-            os.kill(os.getpid(), signal.SIGINT)  # reaches the inner one only ...
+            signal.raise_signal(signal.SIGINT)  # reaches the inner one only ...
             assert inner.requested and not outer.requested
         assert outer.requested  # ... which passes it out when it ends
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

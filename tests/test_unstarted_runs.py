@@ -105,7 +105,7 @@ def _ctrl_c_in_baselines(monkeypatch, task_name):
     baselines = task.baselines
 
     def interrupted(state, split, config):
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
         return baselines(state, split, config)
 
     monkeypatch.setattr(task, "baselines", interrupted)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import signal
 
 import click
@@ -44,7 +43,7 @@ class _RefCell:
 def _interrupt_hook(config, epoch_rng_used, index):
     if config.get("interrupt_at") is not None and index == config["interrupt_at"] \
             and epoch_rng_used:
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
 
 
 def _first_epoch(rng, seed):
