@@ -135,7 +135,7 @@ def clip_gradients(grads, clip_norm=None, clip_value=None):
 
 
 def _global_norm(arrays) -> float:
-    # numpy's norm (BLAS, the arrays' dtype) is about 3x faster than the double sums of
+    # numpy's norm (BLAS, in the arrays' dtype) is faster than the double sums of
     # total_norm, but its float32 squares overflow for finite gradients above ~1e19: then
     # the double sums decide.
     with np.errstate(over="ignore"):
