@@ -231,6 +231,11 @@ class Task(Protocol):
     `recurrent train NAME` does not offer them, so --help lists only what has an effect.
     They keep their shared defaults in ``config``."""
 
+    def count_batches(self, state: dict, split: str, config: dict,
+                      rng: np.random.Generator) -> int:
+        """How many batches batches() would yield with these arguments, without making
+        them: the trainer counts an epoch's steps with it (without it, by making them)."""
+
     def check_state(self, state: dict, model_spec: dict) -> None:
         """Raise ValueError naming what is wrong with a saved run's task state: a key
         missing or of the wrong type, a value out of range, a vocabulary of another size
@@ -368,7 +373,7 @@ MEMBERS: dict[type, Members] = {
                   optional=("causal", "splits", "unused_options", "check_state", "baselines",
                             "paired", "format_report", "candidates", "initial_params",
                             "trained_params", "with_params", "after_training", "training_state",
-                            "backtest",
+                            "backtest", "count_batches",
                             "format_backtest", "predict_options", "predict",
                             "predict_stream"),
                   # the trainer folds the trained values into the state with with_params

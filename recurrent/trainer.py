@@ -262,6 +262,10 @@ class Trainer:
         return windows(batch, self.tbptt, self.sequence_output)
 
     def _count_steps_per_epoch(self):
+        if hasattr(self.task, "count_batches") and not (self.tbptt and self.sequence_output):
+            # one window per batch (step.windows): the task counts its batches
+            return self.task.count_batches(self.task_state, "train", self.config,
+                                           np.random.default_rng([self.seed, 0]))
         return sum(len(self._windows(b)) for b in self._epoch_batches(0))
 
     # -- one step ---------------------------------------------------------------------------

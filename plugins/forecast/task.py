@@ -16,7 +16,9 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
+from typing import Callable
 
 import click
 import numpy as np
@@ -59,13 +61,22 @@ class Prepared:
     last_seen: np.ndarray  # (N, C) int64 last observed row at or before each row
     ranges: dict  # split -> (start, end) rows of its targets
     calendar: np.ndarray | None = None  # (N, F) calendar features of the run, if any
-    ets: list | None = None  # the run's ETS fits per column (ets.py), None without one
     es: list | None = None  # the run's learned smoothing (smoothing.py), None without it
+    ets_fits: Callable[[], list | None] = field(default=lambda: None, repr=False)
+
+    @functools.cached_property
+    def ets(self) -> list | None:
+        """The run's ETS fits per column (ets.py), None without one: ets_fits(), called
+        when first asked, as it may import statsmodels, which only the ETS baseline and
+        a model that forecasts from ETS read."""
+        return self.ets_fits()
 
     def fitted(self, state: dict) -> dict:
         """The run's state with the smoothing fits of this data (a new file's restarted
-        at its first rows), for the hybrid's anchors and inputs."""
-        state = ets.with_fits(state, self.ets)
+        at its first rows), for the hybrid's anchors and inputs (no other model reads
+        the ETS fits)."""
+        if anc.uses_ets(state):
+            state = ets.with_fits(state, self.ets)
         if self.es is not None and "es" in state:
             state = {**state, "es": self.es}
         return state
@@ -463,10 +474,18 @@ class ForecastTask:
                         observed=series.observed, last_seen=win.last_observed(series.observed),
                         ranges=ranges,
                         calendar=cal.features(series.times, state.get("calendar", [])),
-                        ets=self._ets_fits(state, filled, ranges, head),
+                        ets_fits=self._ets_reader(state, filled, ranges, head),
                         es=(smoothing.restart(state["es"], win.scale(
                             filled[:head], state["scaler"]))
                             if head and "es" in state else None))
+
+    def _ets_reader(self, state, filled, ranges, head):
+        """_ets_fits as Prepared.ets_fits: a new file's now (its restart may refuse the
+        file), the training series' when first asked."""
+        if head:
+            fits = self._ets_fits(state, filled, ranges, head)
+            return lambda: fits
+        return lambda: self._ets_fits(state, filled, ranges)
 
     @staticmethod
     def _ets_fits(state, filled, ranges, head=0):

@@ -42,6 +42,7 @@ EVAL_BATCH = 512  # pairs per decoding call in evaluate()
 BASELINES_NAMESPACE = "seq2seq-baselines"
 BASELINES_FORMAT = 1
 _baseline_scores = Kept(4)  # a few splits of one or two data files
+_splits = Kept(3)  # pairs and ids of the train, valid and test splits (_split)
 
 # Defaults of the shared training options for this task (benchmarks/README.md, seq2seq).
 # What a saved run's state must hold (check_state; recurrent.schema).
@@ -145,15 +146,15 @@ class Seq2Seq:
         path = data.resolve_path(name)
         pairs, fingerprint = data.read_pairs(path)
         source_level, target_level = self._levels(config)
+        splits = [data.split_of(s) for s, _ in pairs]
         train = [(data.symbols(s, source_level), data.symbols(t, target_level))
-                 for s, t in pairs if data.split_of(s) == "train"]
+                 for (s, t), split in zip(pairs, splits) if split == "train"]
         max_train = int(config.get("max_train") or 0)
         train = data.spread(train, max_train)
         if not train:
             raise UserError(f"{os.path.basename(path)} has no training pairs (90% of the "
                             f"sources, by hash; it has {len(pairs)} pairs)")
-        counts = {split: sum(data.split_of(s) == split for s, _ in pairs)
-                  for split in data.SPLITS}
+        counts = {split: splits.count(split) for split in data.SPLITS}
         counts["train"] = len(train)
         empty = [name for split, name in (("valid", "validation"), ("test", "test"))
                  if not counts[split]]
@@ -192,21 +193,32 @@ class Seq2Seq:
         is that whole file, its sources read as predict reads an input (lower-cased for
         g2p; a source symbol the model never saw is refused, as char-lm's eval --data
         refuses an unknown character)."""
+        return self._split(state, split, config)[0]
+
+    def _split(self, state: dict, split: str, config: dict) -> tuple:
+        """(pairs, encoded sources, encoded targets) of a split (pairs()), the run's data's
+        kept per process: every epoch, evaluation and check of a run asks again."""
         if split == "test" and config.get("eval_data"):
-            return self._eval_data_pairs(state, config["eval_data"])
-        else:
-            if split not in data.SPLITS:
-                raise UserError(f"unknown split {split!r}: seq2seq has train, valid, test")
-            pairs, fingerprint = data.read_pairs(data.resolve_path(state["data"]))
-            if fingerprint != state["fingerprint"]:
-                raise UserError(f"{os.path.basename(data.resolve_path(state['data']))} "
-                                f"changed since this run was trained (content fingerprint "
-                                f"differs)")
-            pairs = [p for p in pairs if data.split_of(p[0]) == split]
-            limit = state.get("max_train") if split == "train" else config.get("max_eval")
-            pairs = data.spread(pairs, int(limit or 0))
-        return [(data.symbols(s, state["source_level"]), data.symbols(t, state["target_level"]))
-                for s, t in pairs]
+            pairs = self._eval_data_pairs(state, config["eval_data"])
+            return (pairs, *self._encoded(state, pairs))
+        if split not in data.SPLITS:
+            raise UserError(f"unknown split {split!r}: seq2seq has train, valid, test")
+        pairs, fingerprint = data.read_pairs(data.resolve_path(state["data"]))
+        if fingerprint != state["fingerprint"]:
+            raise UserError(f"{os.path.basename(data.resolve_path(state['data']))} "
+                            f"changed since this run was trained (content fingerprint "
+                            f"differs)")
+        limit = int((state.get("max_train") if split == "train" else
+                     config.get("max_eval")) or 0)
+        key = (state["data"], fingerprint, split, limit, state["source_level"],
+               state["target_level"], tuple(state["source_vocab"]),
+               tuple(state["target_vocab"]))
+        if key not in _splits:
+            pairs = data.spread([p for p in pairs if data.split_of(p[0]) == split], limit)
+            pairs = [(data.symbols(s, state["source_level"]),
+                      data.symbols(t, state["target_level"])) for s, t in pairs]
+            _splits[key] = (pairs, *self._encoded(state, pairs))
+        return _splits[key]
 
     def _eval_data_pairs(self, state: dict, name: str) -> list:
         path = data.resolve_path(name)
@@ -234,14 +246,22 @@ class Seq2Seq:
         return ([src_vocab.encode(s, SOURCE_UNK) for s, _ in pairs],
                 [tgt_vocab.encode(t, UNK) for _, t in pairs])
 
-    def batches(self, state: dict, split: str, config: dict, rng: np.random.Generator):
-        pairs = self.pairs(state, split, config)
-        sources, targets = self._encoded(state, pairs)
+    def _batch_rows(self, state: dict, split: str, config: dict, rng: np.random.Generator):
+        """(sources, targets, the rows of each batch) of batches()."""
+        _, sources, targets = self._split(state, split, config)
         batch_size = int(config.get("batch_size") or DEFAULTS["batch_size"])
         lengths = np.array([len(s) for s in sources])
-        order = length_buckets(lengths, batch_size, rng if split == "train" else None)
+        return sources, targets, length_buckets(lengths, batch_size,
+                                                rng if split == "train" else None)
+
+    def batches(self, state: dict, split: str, config: dict, rng: np.random.Generator):
+        sources, targets, order = self._batch_rows(state, split, config, rng)
         for rows in order:
             yield data.pair_batch([sources[i] for i in rows], [targets[i] for i in rows])
+
+    def count_batches(self, state: dict, split: str, config: dict,
+                      rng: np.random.Generator) -> int:
+        return len(self._batch_rows(state, split, config, rng)[2])
 
     # ---- model and metrics --------------------------------------------------------------
 
@@ -253,10 +273,9 @@ class Seq2Seq:
                 "output": "sequence", "output_size": V}
 
     def evaluate(self, state: dict, split: str, config: dict, model) -> dict:
-        pairs = self.pairs(state, split, config)
+        pairs, sources, targets = self._split(state, split, config)
         if not pairs:
             raise UserError(f"the {split} split holds no pairs")
-        sources, targets = self._encoded(state, pairs)
         loss_fn = get_loss(self.loss)
         total, count = 0.0, 0
         order = length_buckets(np.array([len(s) for s in sources]), EVAL_BATCH, None)
