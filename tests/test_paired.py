@@ -65,12 +65,22 @@ def test_mcnemar_is_the_exact_test_of_the_discordant_items():
     a, b = rng.random(200) < 0.8, rng.random(200) < 0.7
     only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
     assert paired.mcnemar(a, b) == pytest.approx(
-        stats.binomtest(only_a, only_a + only_b).pvalue, rel=1e-12)
-    assert paired.mcnemar(a, b) == pytest.approx(paired.mcnemar(b, a), rel=1e-12)
+        stats.binomtest(only_a, only_a + only_b).pvalue, rel=1e-10)
+    assert paired.mcnemar(a, b) == paired.mcnemar(b, a)
     assert paired.mcnemar(a, a) == 1.0  # no discordant item
     # 20 items right only by one side, none by the other: p = 2 * 0.5**20
     right = np.array([True] * 20 + [False] * 5)
     assert paired.mcnemar(right, np.zeros(25, bool)) == pytest.approx(2 * 0.5 ** 20)
+
+
+@pytest.mark.parametrize("split", [1, 2, 3, 10, 11, 99, 400, 2001, 7777])
+def test_mcnemar_equals_scipys_binomial_test_at_every_split(split):
+    for only_model in sorted({0, 1, split // 3, split // 2, (split + 1) // 2, split - 1,
+                              split}):
+        model = np.array([True] * only_model + [False] * (split - only_model) + [True] * 4)
+        baseline = np.array([False] * only_model + [True] * (split - only_model) + [True] * 4)
+        assert paired.mcnemar(model, baseline) == pytest.approx(
+            stats.binomtest(only_model, split).pvalue, rel=1e-10, abs=1e-300)
 
 
 def test_resampled_t_is_the_corrected_statistic_against_t_with_j_minus_1_df():
