@@ -315,14 +315,18 @@ class RunDir:
         if not self.has(METRICS):
             return []
         records = []
-        with open(self.file(METRICS), "rb") as f:
-            for line in f:
-                try:
-                    record = json.loads(line.decode("utf-8"))
-                except ValueError:  # UnicodeDecodeError is one
-                    continue
-                if isinstance(record, dict):
-                    records.append(record)
+        try:
+            with open(self.file(METRICS), "rb") as f:
+                lines = f.readlines()
+        except OSError as e:  # a directory in its place, no permission, ...
+            raise UserError(f"cannot read {self.file(METRICS)}: {e.strerror or e}") from None
+        for line in lines:
+            try:
+                record = json.loads(line.decode("utf-8"))
+            except ValueError:  # UnicodeDecodeError is one
+                continue
+            if isinstance(record, dict):
+                records.append(record)
         return records
 
     def drop_metrics_after(self, step: int) -> None:

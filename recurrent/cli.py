@@ -20,6 +20,7 @@ from .checkpoint import json_text
 from ._console import debug_asked
 from .checks import one_line
 from .errors import AllRanksError, UserError, error_line
+from . import out_paths
 from .out_paths import check_plot
 from .quant import PRECISIONS
 from .threads import MAX_THREADS, env_threads, single_threaded_blas
@@ -77,6 +78,12 @@ class RecurrentGroup(click.Group):
             if debug:
                 raise
             code = _report(f"Error: {one_line(e)}", 1)
+        except MemoryError as e:  # sizes the machine cannot hold (--hidden, --beam, ...)
+            if debug:
+                raise
+            code = _report(f"Error: not enough memory ({error_line(e)}): ask for smaller "
+                           f"sizes (--hidden, --embed-dim, --layers, --batch-size, --beam)",
+                           1)
         except Exception as e:  # a bug: say so in one line; --debug shows the traceback
             if debug:
                 raise
@@ -310,7 +317,8 @@ def _make_trainer(ctx, task, values, out, resume, world):
         return resume_run(task, run, echo, changes, world)
     config = TrainingConfig.resolve(task, values)
     config["loss"] = config.get("loss") or task.loss
-    return start_run(task, config, out or _default_out(task.name), echo, world)
+    return start_run(task, config, out_paths.named("--out", out, _default_out(task.name)),
+                     echo, world)
 
 
 def _print_summary(task, summary):
@@ -498,7 +506,10 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
         return
     note = f" ({data})" if data else ""
     if split == "valid" and checkpoint == "best":
-        note = " (the split that chose this best checkpoint)"
+        from .runs import best_missing
+        note = (" (no best checkpoint yet: the latest parameters, last.npz)"
+                if best_missing(run_dir, config) else
+                " (the split that chose this best checkpoint)")
     if precision == "int8":
         note += ", int8 inference"
     click.echo(f"{task.name} run {run}, split {split}{note}")
@@ -529,7 +540,18 @@ def _eval_split(task, split):
 
 # ---- predict ---------------------------------------------------------------------------
 
-@cli.command("predict", add_help_option=False,
+class _PredictCommand(click.Command):
+    """Keeps where the command line's "--" was: click's parser consumes it, and the
+    task's own options are parsed again from what follows RUN (predict_command)."""
+
+    def parse_args(self, ctx, args):
+        args = list(args)
+        ctx.meta["predict_after_dashes"] = (len(args) - args.index("--") - 1
+                                            if "--" in args else None)
+        return super().parse_args(ctx, args)
+
+
+@cli.command("predict", cls=_PredictCommand, add_help_option=False,
              context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("run", required=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
@@ -539,6 +561,7 @@ def predict_command(ctx, run, args, show_help):
     """Run a trained RUN as its task defines: sample text, classify, forecast.
 
     The options after RUN are the task's: `recurrent predict RUN --help` lists them.
+    Inputs that begin with "-" go after "--": `recurrent predict RUN -- "-ing"`.
     """
     if run is None:
         if show_help:
@@ -556,7 +579,12 @@ def predict_command(ctx, run, args, show_help):
                                show_default=True, help=PRECISION_HELP))
     command = click.Command("predict", params=params, help=f"Predict with the {task.name} run "
                             f"{run}.", context_settings={"max_content_width": 100})
-    extra = list(args) + (["--help"] if show_help else [])
+    extra = list(args)
+    after = ctx.meta.get("predict_after_dashes")
+    if after is not None:  # `predict RUN -- -input`: the inputs after "--" stay inputs
+        at = max(0, len(extra) - after)
+        extra = extra[:at] + ["--"] + extra[at:]
+    extra += ["--help"] if show_help else []
     if "--stream" in extra and not hasattr(task, "predict_stream"):
         raise UserError(f"task {task.name!r} has no --stream: give its inputs as options")
     sub = command.make_context(f"recurrent predict {run}", extra)
@@ -587,6 +615,7 @@ def _stream_lines(answer, lines) -> int:
     refused = False
     for number, line in enumerate(iter(lines.readline, ""), 1):
         line = line[:-1] if line.endswith("\n") else line
+        line = line[:-1] if line.endswith("\r") else line  # a CRLF client's line break
         try:
             result = answer(line)
         except UserError as e:

@@ -292,16 +292,19 @@ def _tuning_lines(status) -> list[str]:
 @click.option("--threads", "num_threads", type=int, default=None,
               help="Threads to measure with: the count you will run [default: the "
                    "default thread count, see `recurrent info`].")
-@click.option("--off", "switch", flag_value="off",
+@click.option("--off", "turn_off", is_flag=True,
               help="Turn tuning off for this cache directory: the kernels' fixed defaults.")
-@click.option("--on", "switch", flag_value="on", help="Turn tuning back on.")
-def tune_command(budget, num_threads, switch):
+@click.option("--on", "turn_on", is_flag=True, help="Turn tuning back on.")
+def tune_command(budget, num_threads, turn_off, turn_on):
     """Measure the kernels' block sizes and path choices on this CPU and cache the fastest.
 
     Runs in seconds; the result is stored per CPU and recurrent version and used by every
     later run (the first kernel call of a run does a quicker tune itself when there is no
     cache). RECURRENT_TUNE=off or `recurrent tune --off` keeps the fixed defaults."""
     from . import tuning
+    if turn_on and turn_off:
+        raise click.UsageError("--on and --off contradict each other: give one")
+    switch = "on" if turn_on else "off" if turn_off else None
     if switch is not None:
         if budget is not None or num_threads is not None:
             raise click.UsageError("--on/--off take no --budget or --threads")

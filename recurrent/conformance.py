@@ -728,6 +728,11 @@ def check(name: str, kind: str | None = None, seed: int = 0) -> tuple[str, list[
 
     found = {k: plugins.entries(k) for k in ("cell", "loss") if kind in (None, k)}
     hits = [k for k, known in found.items() if name in known]
+    other = next((k for k in ("cell", "loss") if k not in found and name in plugins.entries(k)),
+                 None)
+    if not hits and other:
+        raise UserError(f"{name!r} is a {other}, not a {kind}: pass --kind {other} or no "
+                        f"--kind")
     if not hits:
         known = ", ".join(sorted(set().union(*found.values())))
         broken = plugins.broken_plugins()  # plugin -> one-line error, after entries()

@@ -11,6 +11,15 @@ from .errors import UserError
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+def named(option: str, out: str | None, default: str) -> str:
+    """The path an output option names, ``default`` when it was not given; UserError for
+    an empty one (`--out ""`: a script's unset variable), which names no path at all."""
+    if out == "":
+        raise UserError(f"{option} is empty: give a path, or leave {option} out for the "
+                        f"default")
+    return default if out is None else out
+
+
 def check_out(option: str, out: str, run_path: str | None,
               replace: bool | Callable[[str], bool], refusal: str,
               new_inside_run: bool = False) -> None:

@@ -179,6 +179,13 @@ def parallel_trainer(task, world, make) -> Trainer:
     return trainer or _trainer(task, RunCopy(path, info), lambda line: None, world)
 
 
+def best_missing(run: RunDir, config) -> bool:
+    """Whether load_model(run, "best") reads last.npz of the run or of one of its ensemble
+    members instead: a part stopped before its first evaluation has no best.npz yet."""
+    parts = ensemble.member_runs(run) if ensemble.size(config) > 1 else [run]
+    return not all(part.has(BEST) for part in parts)
+
+
 def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32"):
     """(model, info) of a run in eval mode: the best parameters if any, else the last ones
     (for an ensemble run, an EnsembleModel of its members loaded so). precision: of its

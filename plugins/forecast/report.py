@@ -42,7 +42,10 @@ def per_column_table(columns: list[str], predictors: dict[str, dict]) -> list[st
 def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
     columns = state["columns"]
     mean = " (the mean over columns)" if len(columns) > 1 else ""
-    lines = [f"{metrics.get('windows', '?')} windows: {state['window']} past steps -> "
+    windows, scored = metrics.get("windows", "?"), metrics.get("scored_windows")
+    scored = ("" if scored is None or scored == windows else
+              f" ({scored} with observed actuals to score)")
+    lines = [f"{windows} windows{scored}: {state['window']} past steps -> "
              f"{state['horizon']} forecast step(s) of {', '.join(columns)}",
              f"rmse, mae in the data's units, mape, smape in %{mean}; mase = mae / naive mae "
              f"on the training rows (below 1 beats it); loss = mse on scaled values"]

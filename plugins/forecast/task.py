@@ -613,6 +613,9 @@ class ForecastTask:
                                      mask=prepared.observed[rows])
         result["loss"] = loss
         result["windows"] = int(len(origins))
+        # the metrics score only observed actuals: windows whose targets are all missing
+        # (gaps in the file) add nothing to them, only to the loss
+        result["scored_windows"] = int(prepared.observed[rows].any(axis=(1, 2)).sum())
         return {**result, **extra}
 
     def evaluate(self, state, split, config, model):
@@ -694,7 +697,7 @@ class ForecastTask:
                       for i in range(len(picked))]
             result["forecasters"][name] = {**extra, **{
                 key: fm.spread([s[key] for s in scores])
-                for key in scores[0] if key != "windows"}}
+                for key in scores[0] if key not in ("windows", "scored_windows")}}
         return result
 
     def format_backtest(self, state, split, result):

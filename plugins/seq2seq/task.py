@@ -208,8 +208,7 @@ class Seq2Seq:
             raise UserError(f"{os.path.basename(data.resolve_path(state['data']))} "
                             f"changed since this run was trained (content fingerprint "
                             f"differs)")
-        limit = int((state.get("max_train") if split == "train" else
-                     config.get("max_eval")) or 0)
+        limit = int(state.get("max_train") or 0) if split == "train" else _max_eval(config)
         key = (state["data"], fingerprint, split, limit, state["source_level"],
                state["target_level"], tuple(state["source_vocab"]),
                tuple(state["target_vocab"]))
@@ -343,7 +342,7 @@ class Seq2Seq:
             scored = {"eval_data": data.read_pairs(path)[1],
                       "lowercase": bool(state.get("lowercase_input"))}
         else:
-            scored = {"split": split, "max_eval": (int(config.get("max_eval") or 0)
+            scored = {"split": split, "max_eval": (_max_eval(config)
                                                    if split != "train" else 0)}
         return {"format": BASELINES_FORMAT, "fingerprint": state["fingerprint"],
                 "max_train": int(state.get("max_train") or 0),
@@ -436,6 +435,16 @@ class Seq2Seq:
                                         state["target_level"]),
                     "score": float(h.scores[0, 0])}
         return answer
+
+
+def _max_eval(config: dict) -> int:
+    """The run's --max-eval (0: every pair); UserError for a value no option gives (a
+    damaged config.json)."""
+    value = config.get("max_eval") or 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserError(f"the run's option max_eval is {value!r}: expected a whole number "
+                        f">= 0 (is its config.json damaged?)")
+    return value
 
 
 def _check_alpha(options: dict) -> None:

@@ -19,6 +19,7 @@ from ..config import TrainingConfig
 from ..ensemble import EnsembleModel
 from ..errors import UserError
 from ..extras import install_hint
+from .. import out_paths
 from ..out_paths import check_out
 from ..quant import PRECISIONS
 from ..runs import load_model, loss_name
@@ -57,7 +58,7 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
         raise UserError(f"--precision {precision} is for --format safetensors (onnx and torch "
                         f"files hold float32 weights)")
     run = RunDir.open(run_path)
-    out = out or default_out(run_path, fmt, precision)
+    out = out_paths.named("--out", out, default_out(run_path, fmt, precision))
     check_out("--out", out, run.path, replace=force,
               refusal="already exists; give --force to replace it")
     model, info = load_model(run, checkpoint, precision=precision)  # refuses no int8 path

@@ -1,0 +1,125 @@
+"""Inputs a user may give that were refused, misread or reported as an internal error
+(found by an adversarial review of the CLI): sizes beyond the machine's memory, inputs
+that begin with "-", CRLF stream lines, a run with no best checkpoint yet, damaged
+options and files in a run directory, contradictory flags, a name of the other kind, an
+empty --out, and forecast windows with nothing to score."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+from helpers import (installed_env, invoke, ok, one_line_error, tiny_text, train_tiny,
+                     two_monthly_columns, write_csv)
+
+SMALL = ("--hidden", 8, "--threads", 1, "--quiet", "--no-plot")
+
+
+def _copy(run, tmp_path, name="copy"):
+    copy = tmp_path / name
+    shutil.copytree(run, copy)
+    return copy
+
+
+def test_sizes_beyond_the_machines_memory_are_one_line_and_leave_no_run(tmp_path):
+    out = tmp_path / "big"
+    one_line_error(invoke("train", "char-lm", "--data", tiny_text(tmp_path),
+                          "--hidden", 1_000_000_000, "--steps", 1, "--threads", 1,
+                          "--quiet", "--no-plot", "--out", out),
+                   "not enough memory", "--hidden")
+    assert not out.exists()
+
+
+def test_predict_reads_inputs_after_a_double_dash_though_they_begin_with_a_dash(task_runs):
+    run = task_runs["sentiment"]
+    plain = ok(invoke("predict", run, "--json", "worst film ever"))
+    dashed = ok(invoke("predict", run, "--json", "--", "-- worst film ever"))
+    assert json.loads(dashed)["text"] == "-- worst film ever"
+    assert json.loads(plain)["text"] == "worst film ever"
+    both = ok(invoke("predict", run, "--json", "good", "--", "-bad")).splitlines()
+    assert [json.loads(line)["text"] for line in both] == ["good", "-bad"]
+    # without "--" an input that looks like an option is still refused
+    assert invoke("predict", run, "-bad").exit_code != 0
+
+
+def test_a_crlf_stream_line_is_read_as_its_text(task_runs):
+    """A real pipe (click's test runner would translate the line ends itself)."""
+    def stream(lines):
+        return subprocess.run([sys.executable, "-m", "recurrent", "predict",
+                               str(task_runs["seq2seq"]), "--stream"], input=lines,
+                              capture_output=True, env=installed_env(), timeout=120)
+    unix, windows = stream(b"abc\nbad\n"), stream(b"abc\r\nbad\r\n")
+    assert unix.returncode == windows.returncode == 0, windows.stderr
+    assert windows.stdout == unix.stdout and b"\\r" not in windows.stdout
+
+
+def test_eval_says_when_a_run_has_no_best_checkpoint_yet(task_runs, tmp_path):
+    run = _copy(task_runs["char-lm"], tmp_path)
+    assert "the split that chose this best checkpoint" in ok(
+        invoke("eval", run, "--split", "valid"))
+    (run / "best.npz").unlink()
+    out = ok(invoke("eval", run, "--split", "valid"))
+    assert "no best checkpoint yet: the latest parameters, last.npz" in out
+    assert "chose" not in out
+
+
+def test_a_damaged_max_eval_in_config_json_is_one_line(task_runs, tmp_path):
+    for value, name in (("x", "x"), (-1, "minus")):
+        run = _copy(task_runs["seq2seq"], tmp_path, name)
+        info = json.loads((run / "config.json").read_text())
+        info["config"]["max_eval"] = value
+        (run / "config.json").write_text(json.dumps(info))
+        one_line_error(invoke("eval", run), "max_eval", repr(value))
+
+
+def test_metrics_jsonl_replaced_by_a_directory_is_one_line(tmp_path):
+    run = tmp_path / "run"
+    ok(train_tiny(tiny_text(tmp_path), run))
+    (run / "metrics.jsonl").unlink()
+    (run / "metrics.jsonl").mkdir()
+    one_line_error(invoke("train", "--resume", run, "--steps", 3),
+                   "cannot read", "metrics.jsonl")
+
+
+def test_tune_on_and_off_together_is_a_usage_error():
+    result = invoke("tune", "--on", "--off")
+    assert result.exit_code == 2
+    one_line_error(result, "--on and --off contradict each other")
+
+
+def test_plugins_check_names_the_kind_a_name_has():
+    one_line_error(invoke("plugins", "check", "mse", "--kind", "cell"),
+                   "'mse' is a loss, not a cell", "--kind loss")
+    one_line_error(invoke("plugins", "check", "lstm", "--kind", "loss"),
+                   "'lstm' is a cell, not a loss")
+
+
+def test_an_empty_out_is_refused_not_read_as_the_default(tmp_path, task_runs, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    one_line_error(invoke("train", "char-lm", "--data", tiny_text(tmp_path), *SMALL,
+                          "--steps", 1, "--out", ""), "--out is empty")
+    one_line_error(invoke("export", task_runs["char-lm"], "--format", "safetensors",
+                          "--out", ""), "--out is empty")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_forecast_report_counts_the_windows_it_could_score(tmp_path):
+    rows = two_monthly_columns(160)
+    train = write_csv(tmp_path / "train.csv", ["date", "a", "b"], rows[:120])
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", train, "--time-column", "date", "--column", "a",
+              "--horizon", 2, "--model", "rnn", "--window", 8, "--steps", 2, *SMALL,
+              "--out", run))
+    gaps = [[date, "" if 20 <= i < 30 else a, b] for i, (date, a, b) in enumerate(rows[120:])]
+    data = write_csv(tmp_path / "gaps.csv", ["date", "a", "b"], gaps)
+    report = json.loads(ok(invoke("eval", run, "--data", data, "--json")))
+    windows, scored = report["metrics"]["windows"], report["metrics"]["scored_windows"]
+    # each window's two targets are rows origin+1, origin+2 of the file; those whose
+    # targets both fall in rows 20-29 have nothing to score
+    origins = range(40 - windows - 2, 40 - 2)
+    assert scored == sum(not (20 <= o + 1 and o + 2 <= 29) for o in origins) < windows
+    text = ok(invoke("eval", run, "--data", data))
+    assert f"{windows} windows ({scored} with observed actuals to score)" in text
+    whole = ok(invoke("eval", run))
+    assert " with observed actuals to score" not in whole
