@@ -122,15 +122,22 @@ class TrainingConfig(dict):
                             f"{', '.join(repr(k) for k in missing)}")
         return cls({**LATER_DEFAULTS, **options})
 
-    def resumed(self, changes: dict) -> "TrainingConfig":
+    def resumed(self, changes: dict, resolved: dict | None = None) -> "TrainingConfig":
         """These options with ``changes`` (options given again to a resumed run) applied:
-        those in RESUMABLE may change, any other must keep its value (UserError)."""
+        those in RESUMABLE may change, any other must keep its value (UserError).
+        ``resolved``: the values the task chose for options the run left at a default of
+        None (Task.resolved_options); giving one of those again is no change."""
         config = TrainingConfig(self)
         for key, value in changes.items():
+            saved = self.get(key)
+            if saved is None and key in (resolved or {}):
+                saved, chosen = resolved[key], " (its default, chosen from the data)"
+            else:
+                chosen = ""
             if key in RESUMABLE:
                 config[key] = value
-            elif _as_saved(self.get(key)) != _as_saved(value):
-                had = (f"the run has {self.get(key)!r}" if self.get(key) is not None
+            elif _as_saved(saved) != _as_saved(value):
+                had = (f"the run has {saved!r}{chosen}" if saved is not None
                        else "the run left it at its default")
                 raise UserError(f"--{key.replace('_', '-')} cannot change when resuming "
                                 f"({had}); start a new run with --out")

@@ -236,6 +236,12 @@ class Task(Protocol):
         """How many batches batches() would yield with these arguments, without making
         them: the trainer counts an epoch's steps with it (without it, by making them)."""
 
+    def resolved_options(self, state: dict) -> dict:
+        """option key -> the value the task chose for an option a run left at its default
+        of None (seq2seq's --target-level, forecast's --season), from the run's ``state``:
+        a resume that gives the option again with that value is not refused as a
+        change."""
+
     def check_state(self, state: dict, model_spec: dict) -> None:
         """Raise ValueError naming what is wrong with a saved run's task state: a key
         missing or of the wrong type, a value out of range, a vocabulary of another size
@@ -373,7 +379,7 @@ MEMBERS: dict[type, Members] = {
                   optional=("causal", "splits", "unused_options", "check_state", "baselines",
                             "paired", "format_report", "candidates", "initial_params",
                             "trained_params", "with_params", "after_training", "training_state",
-                            "backtest", "count_batches",
+                            "backtest", "count_batches", "resolved_options",
                             "format_backtest", "predict_options", "predict",
                             "predict_stream"),
                   # the trainer folds the trained values into the state with with_params

@@ -135,7 +135,9 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
                         f"needs the original run")
     config = TrainingConfig.from_json(info["config"], run.file(CONFIG_FILE))
     if changes:
-        config = config.resumed(changes)
+        resolved = (task.resolved_options(info["task_state"])
+                    if hasattr(task, "resolved_options") else {})
+        config = config.resumed(changes, resolved)
     config.check(task)
     # every part checked before anything is written: a refused resume changes no file
     parts = candidates.check(run) if candidates.pending(info) else None

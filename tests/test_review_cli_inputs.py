@@ -123,3 +123,19 @@ def test_forecast_report_counts_the_windows_it_could_score(tmp_path):
     assert f"{windows} windows ({scored} with observed actuals to score)" in text
     whole = ok(invoke("eval", run))
     assert " with observed actuals to score" not in whole
+
+
+def test_a_resume_may_repeat_an_option_with_the_value_the_task_chose(task_runs, tmp_path):
+    """Options left at a default of None are chosen from the data (Task.resolved_options):
+    giving the chosen value again is no change; another value is refused, naming it."""
+    for task, option, key in (("seq2seq", "--target-level", "target_level"),
+                              ("forecast", "--season", "season")):
+        run = _copy(task_runs[task], tmp_path, task)
+        info = json.loads((run / "config.json").read_text())
+        assert info["config"][key] is None
+        chosen = info["task_state"][key]
+        other = {"char": "token", "token": "char"}.get(chosen, 2 if chosen != 2 else 3)
+        one_line_error(invoke("train", "--resume", run, option, other, "--steps", 3),
+                       f"the run has {chosen!r} (its default, chosen from the data)")
+        ok(invoke("train", "--resume", run, option, chosen, "--steps", 3))
+        assert json.loads((run / "config.json").read_text())["config"][key] is None

@@ -515,6 +515,9 @@ class ForecastTask:
 
     # ---- model and training ----------------------------------------------------------------
 
+    def resolved_options(self, state):
+        return {"season": state.get("season")}
+
     def check_state(self, state, model_spec):
         saved.check(state, model_spec, lambda state: self.model_spec(state, {}))
 

@@ -177,6 +177,9 @@ class Seq2Seq:
             "counts": counts,
         }
 
+    def resolved_options(self, state: dict) -> dict:
+        return {"target_level": state.get("target_level")}
+
     def check_state(self, state: dict, model_spec: dict) -> None:
         schema.check(state, STATE, "")
         for side, specials in (("source", data.SOURCE_SPECIALS),
