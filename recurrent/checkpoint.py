@@ -260,6 +260,8 @@ class RunDir:
 
     @classmethod
     def open(cls, path: str) -> "RunDir":
+        if not path:
+            raise UserError("no run directory given (an empty path)")
         if os.path.exists(path) and not os.path.isdir(path):
             raise UserError(f"{path} is a file, not a run directory")
         if not os.path.isdir(path):

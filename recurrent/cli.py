@@ -264,6 +264,8 @@ def _train(ctx, task, values):
     from .distributed import world as current_world
     from .runs import parallel_trainer
     out, resume, ranks = values.pop("out"), values.pop("resume"), values.pop("ranks")
+    if "data" in values:
+        values["data"] = out_paths.named("--data", values["data"], None)
     precision = values.pop("precision")
     if precision != "fp32":
         raise UserError(f"--precision {precision} is for inference only (predict, eval, "
@@ -278,7 +280,7 @@ def _train(ctx, task, values):
     trainer = parallel_trainer(task, world, lambda: _make_trainer(
         ctx, task, values, out, resume, world))
     quiet = values.get("quiet") or not world.is_root
-    resumed = bool(resume)
+    resumed = resume is not None
     if not quiet:
         click.echo(f"{'resuming' if resumed else 'training'} {task.name} in {trainer.run.path}: "
                    f"{trainer.config['cell']} x{trainer.config['layers']} hidden "
@@ -304,8 +306,8 @@ def _make_trainer(ctx, task, values, out, resume, world):
     def echo(line):
         click.echo(line)
 
-    if resume:
-        if out:
+    if resume is not None:
+        if out is not None:
             raise UserError("give either --out (a new run) or --resume (an existing one)")
         run = RunDir.open(resume)
         info = run.info()
@@ -453,6 +455,7 @@ def _open_run(path):
 def eval_command(run, data, split, checkpoint, threads, precision, as_json, backtest):
     """Evaluate a trained RUN on a split (or --data FILE) beside the task's baselines."""
     from .runs import load_model
+    data = out_paths.named("--data", data, None)
     run_dir, info, task = _open_run(run)
     if backtest is not None:
         if not hasattr(task, "backtest"):

@@ -11,9 +11,10 @@ from .errors import UserError
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def named(option: str, out: str | None, default: str) -> str:
-    """The path an output option names, ``default`` when it was not given; UserError for
-    an empty one (`--out ""`: a script's unset variable), which names no path at all."""
+def named(option: str, out: str | None, default: str | None) -> str | None:
+    """The path an option names (an output's, or an input's such as --data), ``default``
+    when it was not given; UserError for an empty one (`--out ""`: a script's unset
+    variable), which names no path at all."""
     if out == "":
         raise UserError(f"{option} is empty: give a path, or leave {option} out for the "
                         f"default")

@@ -104,6 +104,21 @@ def test_an_empty_out_is_refused_not_read_as_the_default(tmp_path, task_runs, mo
     assert not (tmp_path / "runs").exists()
 
 
+def test_an_empty_data_or_run_is_refused_not_read_as_the_default(tmp_path, task_runs,
+                                                                  monkeypatch):
+    """`--data ""` read the bundled data and `--resume ""` started a new run."""
+    monkeypatch.chdir(tmp_path)
+    one_line_error(invoke("train", "char-lm", "--data", "", *SMALL, "--steps", 1),
+                   "--data is empty")
+    one_line_error(invoke("train", "char-lm", "--resume", "", *SMALL, "--steps", 1),
+                   "no run directory given")
+    one_line_error(invoke("train", "--resume", ""), "no run directory given")
+    assert not (tmp_path / "runs").exists()
+    one_line_error(invoke("eval", task_runs["char-lm"], "--data", ""), "--data is empty")
+    for command in (("eval",), ("predict",), ("export", "--format", "onnx")):
+        one_line_error(invoke(*command, ""), "no run directory given")
+
+
 def test_forecast_report_counts_the_windows_it_could_score(tmp_path):
     rows = two_monthly_columns(160)
     train = write_csv(tmp_path / "train.csv", ["date", "a", "b"], rows[:120])
