@@ -18,7 +18,7 @@ from helpers import invoke, ok, one_line_error, tiny_text, train_tiny
 from recurrent import run_lock, runs
 from recurrent.errors import UserError
 
-fcntl = pytest.importorskip("fcntl")
+fcntl = pytest.importorskip("fcntl", reason="the run lock is a POSIX flock (fcntl)")
 
 
 def free(path) -> bool:
