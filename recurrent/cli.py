@@ -81,9 +81,9 @@ class RecurrentGroup(click.Group):
         except MemoryError as e:  # sizes the machine cannot hold (--hidden, --beam, ...)
             if debug:
                 raise
-            code = _report(f"Error: not enough memory ({error_line(e)}): ask for smaller "
-                           f"sizes (--hidden, --embed-dim, --layers, --batch-size, --beam)",
-                           1)
+            code = _report(f"Error: not enough memory ({error_line(e)}): the sizes or "
+                           f"counts asked for need more than this machine has; ask for "
+                           f"smaller ones", 1)
         except Exception as e:  # a bug: say so in one line; --debug shows the traceback
             if debug:
                 raise
@@ -587,11 +587,15 @@ def predict_command(ctx, run, args, show_help):
     if after is not None:  # `predict RUN -- -input`: the inputs after "--" stay inputs
         at = max(0, len(extra) - after)
         extra = extra[:at] + ["--"] + extra[at:]
-    extra += ["--help"] if show_help else []
+    # before any "--": after it, --help would be read as an input
+    extra = (["--help"] if show_help else []) + extra
     if "--stream" in extra and not hasattr(task, "predict_stream"):
         raise UserError(f"task {task.name!r} has no --stream: give its inputs as options")
     sub = command.make_context(f"recurrent predict {run}", extra)
     options = dict(sub.params)
+    for name in ("plot", "data"):  # the built-in tasks' path options
+        if name in options:
+            options[name] = out_paths.named(f"--{name}", options[name], None)
     if options.get("plot") and not options.get("stream"):  # --stream refuses --plot itself
         check_plot(options["plot"], run_dir.path)
     stream = options.pop("stream", False)

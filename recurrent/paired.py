@@ -66,8 +66,8 @@ def mcnemar(model_right: np.ndarray, baseline_right: np.ndarray) -> float:
     """Two-sided p of McNemar's exact test on two (N,) bool arrays: item i right or wrong.
     1.0 when no item is right for only one of them. Under the null the items only one
     side gets right split as Binomial(n, 1/2), symmetric, so the two-sided p is twice the
-    smaller tail, from scipy.special's binomial CDF (scipy.stats' binomtest gives the same
-    p, but importing scipy.stats costs every sentiment eval far more than the test)."""
+    smaller tail, from scipy.special's binomial CDF (the p of scipy.stats' binomtest,
+    without importing scipy.stats into every sentiment eval)."""
     from scipy.special import bdtr
     only_model = int(np.sum(model_right & ~baseline_right))
     only_baseline = int(np.sum(~model_right & baseline_right))

@@ -181,11 +181,17 @@ def parallel_trainer(task, world, make) -> Trainer:
     return trainer or _trainer(task, RunCopy(path, info), lambda line: None, world)
 
 
+def checkpoint_file(run: RunDir, which: str) -> str:
+    """The checkpoint load_model reads for ``which`` ("best" or "last"): best.npz, or
+    last.npz when the run has no best one yet (stopped before its first evaluation)."""
+    return BEST if which == "best" and run.has(BEST) else LAST
+
+
 def best_missing(run: RunDir, config) -> bool:
     """Whether load_model(run, "best") reads last.npz of the run or of one of its ensemble
-    members instead: a part stopped before its first evaluation has no best.npz yet."""
+    members instead."""
     parts = ensemble.member_runs(run) if ensemble.size(config) > 1 else [run]
-    return not all(part.has(BEST) for part in parts)
+    return any(checkpoint_file(part, "best") == LAST for part in parts)
 
 
 def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32"):
@@ -210,7 +216,7 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
         return ensemble.EnsembleModel(members, get_loss(loss_name(info))), info
     config["threads"] = threads if threads is not None else config.get("threads")
     model = config.build_model(info["model_spec"])
-    name = BEST if which == "best" and run.has(BEST) else LAST
+    name = checkpoint_file(run, which)
     if not run.has(name):
         if info.get("imported_from"):
             raise UserError(f"{run.path} was made by `recurrent import` and holds {BEST} "

@@ -1,8 +1,8 @@
-"""Inputs a user may give that were refused, misread or reported as an internal error
-(found by an adversarial review of the CLI): sizes beyond the machine's memory, inputs
-that begin with "-", CRLF stream lines, a run with no best checkpoint yet, damaged
-options and files in a run directory, contradictory flags, a name of the other kind, an
-empty --out, and forecast windows with nothing to score."""
+"""Inputs a user may give, each read as meant or refused in one line: sizes beyond the
+machine's memory, inputs that begin with "-", CRLF stream lines, a run with no best
+checkpoint yet, damaged options and files in a run directory, contradictory flags, a
+name of the other kind, empty paths, options given again on resume, and forecast
+windows with nothing to score."""
 from __future__ import annotations
 
 import json
@@ -27,7 +27,7 @@ def test_sizes_beyond_the_machines_memory_are_one_line_and_leave_no_run(tmp_path
     one_line_error(invoke("train", "char-lm", "--data", tiny_text(tmp_path),
                           "--hidden", 1_000_000_000, "--steps", 1, "--threads", 1,
                           "--quiet", "--no-plot", "--out", out),
-                   "not enough memory", "--hidden")
+                   "not enough memory", "ask for smaller ones")
     assert not out.exists()
 
 
@@ -41,6 +41,9 @@ def test_predict_reads_inputs_after_a_double_dash_though_they_begin_with_a_dash(
     assert [json.loads(line)["text"] for line in both] == ["good", "-bad"]
     # without "--" an input that looks like an option is still refused
     assert invoke("predict", run, "-bad").exit_code != 0
+    # --help before "--" is the task's help, not an input
+    for args in (("--help", "--", "x"), ("-h", "--", "x")):
+        assert "Usage: recurrent predict" in ok(invoke("predict", run, *args))
 
 
 def test_a_crlf_stream_line_is_read_as_its_text(task_runs):
@@ -115,6 +118,8 @@ def test_an_empty_data_or_run_is_refused_not_read_as_the_default(tmp_path, task_
     one_line_error(invoke("train", "--resume", ""), "no run directory given")
     assert not (tmp_path / "runs").exists()
     one_line_error(invoke("eval", task_runs["char-lm"], "--data", ""), "--data is empty")
+    one_line_error(invoke("predict", task_runs["forecast"], "--data", ""), "--data is empty")
+    one_line_error(invoke("predict", task_runs["forecast"], "--plot", ""), "--plot is empty")
     for command in (("eval",), ("predict",), ("export", "--format", "onnx")):
         one_line_error(invoke(*command, ""), "no run directory given")
 
@@ -154,3 +159,24 @@ def test_a_resume_may_repeat_an_option_with_the_value_the_task_chose(task_runs, 
                        f"the run has {chosen!r} (its default, chosen from the data)")
         ok(invoke("train", "--resume", run, option, chosen, "--steps", 3))
         assert json.loads((run / "config.json").read_text())["config"][key] is None
+
+
+def test_forecast_windows_are_scored_when_every_column_has_an_actual(tmp_path):
+    """With several columns a window counts as scored only when each column has an
+    observed actual in it, as --backtest counts its origins."""
+    rows = two_monthly_columns(160)
+    train = write_csv(tmp_path / "train.csv", ["date", "a", "b"], rows[:120])
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", train, "--time-column", "date", "--column", "a",
+              "--column", "b", "--horizon", 2, "--model", "rnn", "--window", 8, "--steps", 2,
+              *SMALL, "--out", run))
+    gaps = [[date, a, "" if 20 <= i < 30 else b] for i, (date, a, b) in enumerate(rows[120:])]
+    data = write_csv(tmp_path / "gaps.csv", ["date", "a", "b"], gaps)
+    report = json.loads(ok(invoke("eval", run, "--data", data, "--json")))
+    windows, scored = report["metrics"]["windows"], report["metrics"]["scored_windows"]
+    origins = range(40 - windows - 2, 40 - 2)
+    assert scored == sum(not (20 <= o + 1 and o + 2 <= 29) for o in origins) < windows
+    assert f"({scored} with observed actuals to score in every column)" in ok(
+        invoke("eval", run, "--data", data))
+    one_line_error(invoke("eval", run, "--data", data, "--backtest", scored + 1),
+                   f"has only {scored} forecast origins")

@@ -103,11 +103,13 @@ def _ets_refused(monkeypatch):
 
 
 @pytest.mark.parametrize("model", ["rnn", "esrnn"])
-def test_a_forecast_without_ets_does_not_fit_it_to_predict(forecast_runs, model,
+@pytest.mark.parametrize("data", [(), ("--data", "sunspots")])
+def test_a_forecast_without_ets_does_not_fit_it_to_predict(forecast_runs, model, data,
                                                            monkeypatch):
-    want = ok(invoke("predict", forecast_runs / model, "--steps", 20, "--json"))
+    """Nor restart the fits at a new file's first rows (--data, --stream)."""
+    want = ok(invoke("predict", forecast_runs / model, "--steps", 20, "--json", *data))
     _ets_refused(monkeypatch)
-    assert ok(invoke("predict", forecast_runs / model, "--steps", 20, "--json")) \
+    assert ok(invoke("predict", forecast_runs / model, "--steps", 20, "--json", *data)) \
         == want
 
 

@@ -44,7 +44,8 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
     mean = " (the mean over columns)" if len(columns) > 1 else ""
     windows, scored = metrics.get("windows", "?"), metrics.get("scored_windows")
     scored = ("" if scored is None or scored == windows else
-              f" ({scored} with observed actuals to score)")
+              f" ({scored} with observed actuals to score"
+              f"{' in every column' if len(columns) > 1 else ''})")
     lines = [f"{windows} windows{scored}: {state['window']} past steps -> "
              f"{state['horizon']} forecast step(s) of {', '.join(columns)}",
              f"rmse, mae in the data's units, mape, smape in %{mean}; mase = mae / naive mae "

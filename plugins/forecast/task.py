@@ -480,12 +480,9 @@ class ForecastTask:
                             if head and "es" in state else None))
 
     def _ets_reader(self, state, filled, ranges, head):
-        """_ets_fits as Prepared.ets_fits: a new file's now (its restart may refuse the
-        file), the training series' when first asked."""
-        if head:
-            fits = self._ets_fits(state, filled, ranges, head)
-            return lambda: fits
-        return lambda: self._ets_fits(state, filled, ranges)
+        """_ets_fits as Prepared.ets_fits, made when first asked: a new file's restart
+        too (a refusal of it then stops only a command that reads the fits)."""
+        return lambda: self._ets_fits(state, filled, ranges, head)
 
     @staticmethod
     def _ets_fits(state, filled, ranges, head=0):
@@ -616,9 +613,9 @@ class ForecastTask:
                                      mask=prepared.observed[rows])
         result["loss"] = loss
         result["windows"] = int(len(origins))
-        # the metrics score only observed actuals: windows whose targets are all missing
-        # (gaps in the file) add nothing to them, only to the loss
-        result["scored_windows"] = int(prepared.observed[rows].any(axis=(1, 2)).sum())
+        # the metrics score only observed actuals: a window without one in some column
+        # (gaps in the file) adds nothing to that column's metrics, only to the loss
+        result["scored_windows"] = int(_scored(prepared.observed[rows]).sum())
         return {**result, **extra}
 
     def evaluate(self, state, split, config, model):
@@ -683,9 +680,8 @@ class ForecastTask:
         maximum of every metric over the origins."""
         prepared = self.load(state, config)
         origins = self._origins(state, prepared, split)
-        # An origin counts only if every column has an observed actual to score.
         rows = win.target_rows(origins, state["horizon"])
-        origins = origins[prepared.observed[rows].any(axis=1).all(axis=-1)]
+        origins = origins[_scored(prepared.observed[rows])]
         if origins_count > len(origins):
             raise UserError(f"--backtest {origins_count}: the {split} split has only "
                             f"{len(origins)} forecast origins; ask for at most that many")
@@ -718,3 +714,9 @@ class ForecastTask:
 
     def predict_stream(self, state, config, model, options):
         return forecast_stream(self, state, model, options)
+
+
+def _scored(observed: np.ndarray) -> np.ndarray:
+    """(B,) bool of (B, H, C) observed targets: the windows every column of which has an
+    observed actual to score (the others leave a column's metrics without them)."""
+    return observed.any(axis=1).all(axis=-1)
