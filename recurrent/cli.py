@@ -541,6 +541,15 @@ def _eval_split(task, split):
     return split
 
 
+def note_best_missing(run_dir, config) -> None:
+    """Say on stderr when a run's "best" parameters are its last ones (runs.best_missing)."""
+    from .progress import warn_once
+    from .runs import best_missing_note
+    note = best_missing_note(run_dir, config)
+    if note:
+        warn_once(note)
+
+
 # ---- predict ---------------------------------------------------------------------------
 
 class _PredictCommand(click.Command):
@@ -601,6 +610,7 @@ def predict_command(ctx, run, args, show_help):
     stream = options.pop("stream", False)
     model, info = load_model(run_dir, "best", precision=options.pop("precision"))
     state, config = info["task_state"], dict(info["config"])
+    note_best_missing(run_dir, config)
     if stream:
         answer = task.predict_stream(state, config, model.runner(), options)
         return _stream_lines(answer, sys.stdin)

@@ -194,6 +194,15 @@ def best_missing(run: RunDir, config) -> bool:
     return any(checkpoint_file(part, "best") == LAST for part in parts)
 
 
+def best_missing_note(run: RunDir, config) -> str | None:
+    """The note predict and export print (on stderr) when the best parameters they ask
+    for are last.npz's (best_missing), else None."""
+    if not best_missing(run, config):
+        return None
+    return (f"note: {run.path} has no best checkpoint yet (stopped before its first "
+            f"evaluation): using the latest parameters, {LAST}")
+
+
 def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32"):
     """(model, info) of a run in eval mode: the best parameters if any, else the last ones
     (for an ensemble run, an EnsembleModel of its members loaded so). precision: of its

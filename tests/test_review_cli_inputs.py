@@ -61,10 +61,24 @@ def test_eval_says_when_a_run_has_no_best_checkpoint_yet(task_runs, tmp_path):
     run = _copy(task_runs["char-lm"], tmp_path)
     assert "the split that chose this best checkpoint" in ok(
         invoke("eval", run, "--split", "valid"))
+    note = "has no best checkpoint yet (stopped before its first evaluation): using the " \
+        "latest parameters, last.npz"
+    exported = tmp_path / "m.safetensors"
+    for args in (("predict", run, "--length", 3),
+                 ("export", run, "--format", "safetensors", "--out", exported, "--force")):
+        assert note not in invoke(*args).stderr
     (run / "best.npz").unlink()
     out = ok(invoke("eval", run, "--split", "valid"))
     assert "no best checkpoint yet: the latest parameters, last.npz" in out
     assert "chose" not in out
+    # predict and export say so on stderr (their stdout is the answers and the file)
+    for args in (("predict", run, "--length", 3),
+                 ("export", run, "--format", "safetensors", "--out", exported, "--force")):
+        result = invoke(*args)
+        assert result.exit_code == 0 and note in result.stderr and note not in result.stdout
+    last = invoke("export", run, "--format", "safetensors", "--out", exported, "--force",
+                  "--checkpoint", "last")
+    assert last.exit_code == 0 and note not in last.stderr
 
 
 def test_a_damaged_max_eval_in_config_json_is_one_line(task_runs, tmp_path):
