@@ -82,8 +82,8 @@ class RecurrentGroup(click.Group):
             if debug:
                 raise
             code = _report(f"Error: not enough memory ({error_line(e)}): the sizes or "
-                           f"counts asked for need more than this machine has; ask for "
-                           f"smaller ones", 1)
+                           f"counts asked for need more memory than is available; ask "
+                           f"for smaller ones", 1)
         except Exception as e:  # a bug: say so in one line; --debug shows the traceback
             if debug:
                 raise

@@ -90,6 +90,29 @@ def two_monthly_columns(n):
     return rows
 
 
+def check_stream_as_grown_predict(run, tmp_path, first, added, steps, line_of):
+    """`predict RUN --stream --data FIRST` fed one line per row of ``added`` (its text
+    line_of(row)); each answer must equal `predict --data` on the file grown by the rows
+    so far (rows: date, a, b), one answer per line."""
+    import json
+
+    import numpy as np
+    data = write_csv(tmp_path / "recent.csv", ["date", "a", "b"], first)
+    result = CliRunner().invoke(cli, ["predict", str(run), "--stream", "--data", data,
+                                      "--steps", str(steps)],
+                                input="".join(f"{line_of(row)}\n" for row in added))
+    assert result.exit_code == 0, result.output
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(answers) == len(added), result.stdout
+    for k, answer in enumerate(answers, 1):
+        grown = write_csv(tmp_path / f"grown{k}.csv", ["date", "a", "b"], first + added[:k])
+        expected = json.loads(ok(invoke("predict", run, "--data", grown, "--steps", steps,
+                                        "--json")))
+        for column in ("a", "b"):
+            np.testing.assert_allclose(answer["forecast"][column],
+                                       expected["forecast"][column], rtol=1e-9)
+
+
 def write_reviews(path, rows, header=REVIEW_HEADER) -> str:
     """A sentiment CSV: (text, label) rows under the task's default column names."""
     return write_csv(path, header, rows)

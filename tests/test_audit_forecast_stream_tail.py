@@ -11,7 +11,8 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from helpers import invoke, ok, two_monthly_columns, write_csv
+from helpers import (check_stream_as_grown_predict, invoke, ok, two_monthly_columns,
+                     write_csv)
 
 from recurrent.checkpoint import RunDir
 from recurrent.cli import cli
@@ -27,7 +28,8 @@ def rnn_run(tmp_path_factory):
     data = write_csv(path / "m.csv", ["date", "a", "b"], two_monthly_columns(140)[:120])
     out = path / "run"
     ok(invoke("train", "forecast", "--data", data, "--time-column", "date",
-              "--column", "a", "--column", "b", "--horizon", 3, "--model", "rnn", "--window", 8, "--inputs", "level",
+              "--column", "a", "--column", "b", "--horizon", 3, "--model", "rnn",
+              "--window", 8, "--inputs", "level",
               "--blend", "full", "--steps", 4, "--quiet", "--no-plot", "--threads", 1,
               "--out", out))
     return out
@@ -43,21 +45,9 @@ def test_a_trailing_gap_longer_than_the_kept_tail_is_bridged_as_in_the_grown_fil
     first = [list(r) for r in rows[:n]]
     for r in first[-gap:]:
         r[1] = ""
-    data = write_csv(tmp_path / "recent.csv", ["date", "a", "b"], first)
     added = rows[n:n + 2]
-    result = CliRunner().invoke(cli, ["predict", str(rnn_run), "--stream", "--data", data,
-                                      "--steps", "5"],
-                                input="".join(f"{a},{b}\n" for _, a, b in added))
-    assert result.exit_code == 0, result.output
-    answers = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(answers) == 2
-    for k, answer in enumerate(answers, 1):
-        grown = write_csv(tmp_path / f"grown{k}.csv", ["date", "a", "b"], first + added[:k])
-        expected = json.loads(ok(invoke("predict", rnn_run, "--data", grown, "--steps", 5,
-                                        "--json")))
-        for column in ("a", "b"):
-            np.testing.assert_allclose(answer["forecast"][column],
-                                       expected["forecast"][column], rtol=1e-9)
+    check_stream_as_grown_predict(rnn_run, tmp_path, first, added, 5,
+                                    lambda row: f"{row[1]},{row[2]}")
 
 
 def test_a_model_reading_no_smoothing_keeps_its_state_as_it_is():

@@ -44,7 +44,7 @@ def open_descriptors() -> int:
 
 
 needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"),
-                                reason="counts /proc/self/fd")
+                                reason="counts open descriptors in /proc/self/fd (Linux only)")
 
 
 @pytest.fixture

@@ -2,15 +2,12 @@
 columns, a run with calendar features given numeric times, UTC offsets written after a
 blank, and `predict --stream` against `predict --data` when the stream's first file ends
 in a gap."""
-import json
 
-import numpy as np
 import pytest
-from click.testing import CliRunner
-from helpers import invoke, ok, one_line_error, two_monthly_columns, write_csv
+from helpers import (check_stream_as_grown_predict, invoke, ok, one_line_error,
+                     two_monthly_columns, write_csv)
 
 from recurrent.checkpoint import RunDir
-from recurrent.cli import cli
 from recurrent.errors import UserError
 from recurrent_plugins.forecast import series as dataio
 from recurrent_plugins.forecast import windows as win
@@ -45,20 +42,9 @@ def test_stream_from_a_file_ending_in_a_gap_answers_as_predict_on_the_grown_file
     first = [list(r) for r in rows[:head]]
     for r in first[-2:]:  # the last two head rows miss column a
         r[1] = ""
-    data = write_csv(tmp_path / "recent.csv", ["date", "a", "b"], first)
     added = rows[head:head + 2]
-    result = CliRunner().invoke(cli, ["predict", str(run), "--stream", "--data", data,
-                                      "--steps", "4"],
-                                input="".join(f"{b},{a}\n" for _, a, b in added))
-    assert result.exit_code == 0, result.output
-    answers = [json.loads(line) for line in result.stdout.splitlines()]
-    for k, answer in enumerate(answers, 1):
-        grown = write_csv(tmp_path / f"grown{k}.csv", ["date", "a", "b"], first + added[:k])
-        expected = json.loads(ok(invoke("predict", run, "--data", grown, "--steps", 4,
-                                        "--json")))
-        for column in ("a", "b"):
-            np.testing.assert_allclose(answer["forecast"][column],
-                                       expected["forecast"][column], rtol=1e-9)
+    check_stream_as_grown_predict(run, tmp_path, first, added, 4,
+                                    lambda row: f"{row[2]},{row[1]}")  # columns b, a
 
 
 def test_unnamed_columns_are_left_out_of_the_default_columns(tmp_path):
