@@ -1,6 +1,7 @@
 """loss.png in a run directory, drawn from metrics.jsonl (needs matplotlib)."""
 from __future__ import annotations
 
+import importlib.util
 import math
 
 from .checkpoint import PLOT_FILE, RunDir, atomic_write
@@ -10,11 +11,16 @@ from .extras import install_hint
 _told = False  # the note is said once per process
 
 
-def missing_note() -> str | None:
+def missing_note(imported: bool = False) -> str | None:
     """That loss.png will not be written, the first time it is asked while matplotlib
-    cannot be imported; else None."""
+    is missing; else None. Before training only the package is looked for (importing
+    it would delay the first step); after a plot that could not be drawn
+    (`imported=True`) the import itself is tried, which catches a broken install."""
     global _told
-    if _told or _matplotlib() is not None:
+    if _told:
+        return None
+    if (_matplotlib() is not None if imported
+            else importlib.util.find_spec("matplotlib") is not None):
         return None
     _told = True
     return (f"note: loss.png will not be written: matplotlib is not installed "

@@ -516,8 +516,11 @@ class Trainer:
         finally:
             if progress is not None:
                 progress.close()
-                if plot and c.get("plot") and self.position.step and root:
-                    write_loss_plot(self.run)
+                if (plot and c.get("plot") and self.position.step and root
+                        and not write_loss_plot(self.run)):
+                    note = missing_note(imported=True)
+                    if note:
+                        print(note, file=sys.stderr)
         p = self.position
         return {"status": status, "step": p.step, "epoch": p.epoch,
                 "best_loss": p.best_loss, "run": self.run.path,

@@ -318,6 +318,50 @@ def test_a_missing_matplotlib_is_said_once(tmp_path, monkeypatch):
     assert quiet.exit_code == 0 and quiet.stderr == ""  # nothing asked, nothing said
 
 
+def test_a_broken_matplotlib_is_said_once_after_training(tmp_path, monkeypatch):
+    # The package is there but its modules fail to import: looked for before training,
+    # found; the plot at the end cannot be drawn, and the note says so then, once.
+    from recurrent import loss_plot
+    for module in ("matplotlib.figure", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.setattr(loss_plot, "_told", False)
+    result = invoke("train", "toy-sign", "--out", tmp_path / "a", "--steps", 2, "--plot",
+                    "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "note: loss.png will not be written: matplotlib is not installed "
+        f"({install_hint('plot')}, or pass --no-plot)"]
+    assert not (tmp_path / "a" / "loss.png").exists()
+    again = invoke("train", "toy-sign", "--out", tmp_path / "b", "--steps", 2, "--plot")
+    assert again.exit_code == 0 and again.stderr == ""
+
+
+def test_training_reaches_its_first_step_without_importing_matplotlib(tmp_path):
+    # The plot is drawn after the last step; importing matplotlib before the first one
+    # only delays it. Run in a fresh interpreter, where nothing has imported it yet.
+    script = (
+        "import sys, train_toys\n"
+        "from recurrent import trainer\n"
+        "from recurrent.cli import cli\n"
+        "seen = []\n"
+        "loop = trainer.Trainer._loop\n"
+        "def watched(self, *a, **k):\n"
+        "    seen.append('matplotlib' in sys.modules)\n"
+        "    return loop(self, *a, **k)\n"
+        "trainer.Trainer._loop = watched\n"
+        "with train_toys.registered():\n"
+        f"    cli.main(['train', 'toy-sign', '--out', {str(tmp_path / 'r')!r}, '--steps',"
+        " '2', '--plot', '--quiet'], standalone_mode=False)\n"
+        "print(seen, 'matplotlib' in sys.modules)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(__file__)] + [p for p in sys.path if p]))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "[False] True"  # imported for the plot, after
+    assert (tmp_path / "r" / "loss.png").exists()
+
+
 def test_a_validation_loss_that_is_not_finite_stops_the_run_as_diverged(tmp_path,
                                                                        monkeypatch):
     # It could never be compared with a checkpoint's: training on, best.npz stayed the
