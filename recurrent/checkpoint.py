@@ -19,6 +19,7 @@ read-only directory) becomes a one-line UserError naming it.
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -68,19 +69,26 @@ def _write_error(path: str, error: OSError) -> WriteError:
     return WriteError(f"cannot write {path}: {error.strerror or error}")
 
 
-def atomic_write(path: str, write) -> None:
+def atomic_write(path: str, write, replace: bool = True) -> None:
     """Call ``write(file)`` on a temp file beside ``path``, fsync it, then os.replace it over
     ``path``. On any failure (including KeyboardInterrupt) the temp file is removed and
-    ``path`` keeps its previous content; an OSError becomes a WriteError naming ``path``."""
+    ``path`` keeps its previous content; an OSError becomes a WriteError naming ``path``.
+    ``replace=False``: the file is created, never replaced (a hard link of the temp file,
+    which fails when ``path`` exists, even when another process made it a moment ago);
+    FileExistsError when it exists."""
     try:
-        _atomic_write(path, write)
+        _atomic_write(path, write, replace)
     except WriteError:
         raise
+    except FileExistsError as e:
+        if not replace:
+            raise
+        raise _write_error(path, e) from None
     except OSError as e:
         raise _write_error(path, e) from None
 
 
-def _atomic_write(path: str, write) -> None:
+def _atomic_write(path: str, write, replace: bool = True) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=directory)
@@ -92,7 +100,10 @@ def _atomic_write(path: str, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _create(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -102,13 +113,30 @@ def _atomic_write(path: str, write) -> None:
     _fsync_dir(directory)
 
 
-def save_arrays(path: str, arrays: dict, meta: dict) -> None:
-    """Write ``arrays`` (name -> numpy array) and ``meta`` (JSON-able dict) as one .npz."""
+def _create(tmp: str, path: str) -> None:
+    """Give the complete file ``tmp`` the name ``path`` unless that exists: os.link fails
+    when it does, atomically (two processes creating ``path`` at once: one wins). Where
+    the file system has no hard links, a check, then the rename."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (some network or FAT mounts)
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), path) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def save_arrays(path: str, arrays: dict, meta: dict, replace: bool = True) -> None:
+    """Write ``arrays`` (name -> numpy array) and ``meta`` (JSON-able dict) as one .npz
+    (``replace=False``: atomic_write's)."""
     payload = {name: np.asarray(a, order="C") for name, a in arrays.items()}  # keeps 0-d
     if "meta" in payload:
         raise ValueError("'meta' is reserved for the JSON metadata")
     payload["meta"] = np.array(json.dumps(meta))
-    atomic_write(path, lambda f: np.savez(f, **payload))
+    atomic_write(path, lambda f: np.savez(f, **payload), replace)
 
 
 def load_arrays(path: str) -> tuple[dict, dict]:
@@ -157,9 +185,10 @@ def json_text(obj, indent=None) -> str:
     return json.dumps(_finite(obj), indent=indent, default=json_default, allow_nan=False)
 
 
-def write_json(path: str, obj: dict) -> None:
+def write_json(path: str, obj: dict, replace: bool = True) -> None:
+    """``obj`` as JSON into ``path``, atomically (``replace=False``: atomic_write's)."""
     text = json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n"
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")), replace)
 
 
 def read_json(path: str) -> dict:
@@ -220,14 +249,26 @@ class RunDir:
 
     @classmethod
     def create(cls, path: str, task: str, config: dict, task_state: dict, model_spec: dict,
-               version: str, extra: dict | None = None) -> "RunDir":
+               version: str, extra: dict | None = None, first=None) -> "RunDir":
         """A new run directory, its config.json written once (with ``extra`` top-level
-        keys, if any); refuses one that already holds a run."""
+        keys, if any); refuses one that already holds a run, also one whose config.json
+        another process (a second `train --out` of the same path) wrote after the check:
+        config.json is created, never replaced, so the process that loses the race
+        changes nothing in the winner's run. ``first(run)``, if given, writes files the
+        run must have before config.json makes the directory a run (an import's
+        best.npz), so a process killed between the writes leaves no run without them."""
         cls.make_directory(path)
         run = cls(path)
-        write_json(run.file(CONFIG_FILE), {"format": FORMAT, "task": task, "config": config,
-                                           "task_state": task_state, "model_spec": model_spec,
-                                           "version": version, **(extra or {})})
+        try:
+            if first is not None:
+                first(run)
+            write_json(run.file(CONFIG_FILE),
+                       {"format": FORMAT, "task": task, "config": config,
+                        "task_state": task_state, "model_spec": model_spec,
+                        "version": version, **(extra or {})}, replace=False)
+        except FileExistsError:
+            cls.check_new(path)  # the refusal of a run that is there
+            raise UserError(f"{path} already holds a run") from None
         return run
 
     @classmethod

@@ -227,6 +227,10 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
     model = config.build_model(info["model_spec"])
     name = checkpoint_file(run, which)
     if not run.has(name):
+        if info.get("imported_from") and not run.has(BEST):  # an import cut short
+            raise UserError(f"{run.path} was made by `recurrent import` but has no {BEST} "
+                            f"(the import was cut short): import {info['imported_from']} "
+                            f"again into a new directory")
         if info.get("imported_from"):
             raise UserError(f"{run.path} was made by `recurrent import` and holds {BEST} "
                             f"only (no {LAST}: no training state)")

@@ -13,8 +13,7 @@ import os
 import numpy as np
 
 from .. import __version__
-from ..checkpoint import (BEST, CONFIG_FILE, RunDir, atomic_write, info_problem, json_default,
-                          save_arrays)
+from ..checkpoint import BEST, RunDir, atomic_write, info_problem, json_default, save_arrays
 from ..config import TrainingConfig
 from ..ensemble import EnsembleModel
 from ..errors import UserError
@@ -165,24 +164,30 @@ def import_file(path: str, out: str) -> RunDir:
         raise UserError(f"{path} does not fit the model its metadata describes: "
                         f"{str(e)[:200]}") from None
     existed = os.path.isdir(out)
-    run = RunDir.create(out, info["task"], info["config"], info["task_state"],
-                        info["model_spec"], info.get("version", __version__),
-                        extra={"imported_from": os.path.basename(path)})
-    try:
+    wrote = []
+
+    def write_best(run):  # created, never replaced (see atomic_write)
         save_arrays(run.file(BEST), {f"param/{k}": v for k, v in model.state_dict().items()},
-                    {"version": __version__, "imported_from": os.path.basename(path)})
-    except BaseException:  # a full disk, Ctrl-C: no half-made run (config.json alone)
-        _remove_half_made_run(run, existed)
+                    {"version": __version__, "imported_from": os.path.basename(path)},
+                    replace=False)
+        wrote.append(run)
+
+    try:
+        return RunDir.create(out, info["task"], info["config"], info["task_state"],
+                             info["model_spec"], info.get("version", __version__),
+                             extra={"imported_from": os.path.basename(path)},
+                             first=write_best)
+    except BaseException:  # a full disk, Ctrl-C, a run made there meanwhile: no half run
+        _remove_half_made_run(RunDir(out), existed, bool(wrote))
         raise
-    return run
 
 
-def _remove_half_made_run(run: RunDir, existed: bool) -> None:
-    """Undo RunDir.create of an import whose best.npz could not be written: its
-    config.json, and the directory when the import made it."""
-    for name in (CONFIG_FILE, BEST):
+def _remove_half_made_run(run: RunDir, existed: bool, wrote: bool) -> None:
+    """Undo an import whose config.json could not be written: its best.npz (``wrote``:
+    this import wrote it), and the directory when the import made it (when empty)."""
+    if wrote:
         try:
-            os.remove(run.file(name))
+            os.remove(run.file(BEST))
         except OSError:
             pass
     if not existed:
