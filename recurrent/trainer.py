@@ -66,7 +66,7 @@ import numpy as np
 
 from . import __version__, in_turn, run_lock, selection
 from .averaging import WeightAverage
-from .checkpoint import BEST, LAST, RunDir, load_arrays, save_arrays
+from .checkpoint import BEST, LAST, RunDir, WriteError, load_arrays, save_arrays
 from .config import TrainingConfig
 from .data_parallel import DataParallel
 from .distributed import World
@@ -468,6 +468,7 @@ class Trainer:
         status = "done"
         plot = True
         progress = None
+        trained = False  # the training ended without an error
         try:
             with Interrupt() as self.interrupt:
                 if resume and not in_turn.started(self.world, self.run.path):
@@ -501,6 +502,7 @@ class Trainer:
                         self.save(LAST)
                     if status != "interrupted":
                         self._after_training()
+            trained = True
         except NonFinite as e:  # every rank of a data-parallel run raises it at this step
             p = self.position
             at = f"after step {p.step}" if e.evaluated else f"at step {p.step + 1}"
@@ -517,7 +519,7 @@ class Trainer:
             if progress is not None:
                 progress.close()
                 if (plot and c.get("plot") and self.position.step and root
-                        and not write_loss_plot(self.run)):
+                        and not self._write_plot(trained)):
                     note = missing_note(imported=True)
                     if note:
                         print(note, file=sys.stderr)
@@ -526,6 +528,18 @@ class Trainer:
                 "best_loss": p.best_loss, "run": self.run.path,
                 "best": self._best_text(), "unsaved": self.setup_cut,
                 "clipped_fraction": p.clipped_steps / p.step if p.step else 0.0}
+
+    def _write_plot(self, trained):
+        """write_loss_plot; when the training ended with an error (a checkpoint that could
+        not be written, a divergence), a plot that cannot be written either is left out
+        (True: no note about matplotlib), so that the error shown is the one that stopped
+        the run, not the plot's."""
+        try:
+            return write_loss_plot(self.run)
+        except WriteError:
+            if trained:
+                raise
+            return True
 
     def _set_up(self, resume):
         """The start of fit (under its Ctrl-C handler): the position and parameters
