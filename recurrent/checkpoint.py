@@ -23,6 +23,7 @@ import errno
 import json
 import math
 import os
+import re
 import tempfile
 import zipfile
 
@@ -127,6 +128,31 @@ def _create(tmp: str, path: str) -> None:
         os.replace(tmp, path)
         return
     os.unlink(tmp)
+
+
+# atomic_write's temporary files of a run's own files: ".last.npz.k3j9x_2a.tmp"
+_RUN_TEMP = re.compile(r"^\.(%s)\.[A-Za-z0-9_]{8}\.tmp$" % "|".join(
+    re.escape(name) for name in (CONFIG_FILE, LAST, BEST, METRICS, PLOT_FILE, DIVERGED)))
+
+
+def remove_stale_temps(directory: str) -> list[str]:
+    """Remove the temporary files that writes of a run's files left in ``directory`` when
+    their process was killed (SIGKILL, a power cut: atomic_write removes its own on any
+    error it sees), each as large as the file it was to become; only while no process
+    writes them (the caller holds the run's training lock). Returns the names removed."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        if _RUN_TEMP.match(name):
+            try:
+                os.remove(os.path.join(directory, name))
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
 
 
 def save_arrays(path: str, arrays: dict, meta: dict, replace: bool = True) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import os
 
+from . import checkpoint
 from .errors import UserError
 
 _held: dict = {}  # (device, inode) of a run directory -> [descriptor, holds]
@@ -52,6 +53,7 @@ def hold(path: str):
         os.close(fd)
         return None
     _held[key] = [fd, 1]
+    checkpoint.remove_stale_temps(path)  # no other trainer can be writing them now
     return key
 
 
