@@ -1,6 +1,7 @@
 """forecast task end to end through the CLI: train on the bundled sunspots, eval (also on a
 new file), predict (CSV, JSON, recursive roll-out, --data, the PNG), every bad-input path
 as a one-line error, and the default run's quality (MASE < 1, better than naive)."""
+import errno
 import json
 import os
 import struct
@@ -165,6 +166,20 @@ def test_predict_errors(run, sunspots, tmp_path):
     one_line_error(invoke("predict", run, "--data", tmp_path / "nope.csv"), "not found")
     one_line_error(invoke("predict", run, "--plot", tmp_path / "no-dir" / "f.png"),
                    "does not exist")
+
+
+@pytest.mark.skipif(not matplotlib_available(), reason="matplotlib not installed")
+def test_predict_plot_on_a_full_disk_is_said_once(run, tmp_path, monkeypatch):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    def full(self, f, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(FigureCanvasAgg, "print_png", full)
+    path = tmp_path / "f.png"
+    result = invoke("predict", run, "--steps", 3, "--plot", path)
+    one_line_error(result, f"cannot write {path}: {os.strerror(errno.ENOSPC)}")
+    assert result.stderr.count("cannot write") == 1 and os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("rows, options, pattern", [

@@ -36,10 +36,7 @@ def matplotlib_available() -> bool:
 def _save(figure, canvas_class, path: str) -> None:
     """Write the PNG as every file the CLI writes (recurrent.checkpoint.atomic_write): whole
     or not at all, with the mode open() would give it."""
-    try:
-        atomic_write(path, canvas_class(figure).print_png)
-    except OSError as e:
-        raise UserError(f"cannot write plot {path!r}: {e.strerror or e}") from None
+    atomic_write(path, canvas_class(figure).print_png)  # a WriteError names the file
 
 
 def forecast_plot(path: str, title: str, columns: list[str], time_label: str,

@@ -26,7 +26,4 @@ def attention_plot(path: str, source: list, output: list, weights: np.ndarray) -
     ax.set_xlabel("source")
     ax.set_ylabel("output")
     figure.colorbar(image, ax=ax, label="attention weight")
-    try:
-        atomic_write(path, FigureCanvasAgg(figure).print_png)
-    except OSError as e:
-        raise UserError(f"cannot write plot {path!r}: {e.strerror or e}") from None
+    atomic_write(path, FigureCanvasAgg(figure).print_png)  # a WriteError names the file
