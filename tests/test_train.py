@@ -352,18 +352,20 @@ def test_second_ctrl_c_aborts_at_once():
     import signal
 
     from recurrent.interrupt import Interrupt
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN when started under nohup or "&"
     with Interrupt() as interrupt:
         signal.raise_signal(signal.SIGINT)
         assert interrupt.requested  # the first one only asks the loop to stop
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert signal.getsignal(signal.SIGINT) is before  # restored
 
 
 def test_nested_ctrl_c_handlers_share_a_request_both_ways():
     import signal
 
     from recurrent.interrupt import Interrupt
+    before = signal.getsignal(signal.SIGINT)
     with Interrupt() as outer:
         signal.raise_signal(signal.SIGINT)  # before the inner one is installed
         with Interrupt() as inner:
@@ -376,7 +378,7 @@ def test_nested_ctrl_c_handlers_share_a_request_both_ways():
             signal.raise_signal(signal.SIGINT)  # reaches the inner one only ...
             assert inner.requested and not outer.requested
         assert outer.requested  # ... which passes it out when it ends
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_position_round_trips_through_checkpoint_meta(tmp_path):
