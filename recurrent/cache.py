@@ -32,12 +32,18 @@ def cache_dir() -> str | None:
     return path
 
 
+def _key_text(key: dict) -> str:
+    """The JSON the entry is named by and stores: a tuple in ``key`` is written as a list
+    and a number as a dict key as a string, as JSON has them."""
+    return json.dumps(key, sort_keys=True)
+
+
 def entry_path(namespace: str, key: dict) -> str | None:
     """The file holding ``key``'s entry in ``namespace`` (None: cache off)."""
     root = cache_dir()
     if root is None:
         return None
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(_key_text(key).encode("utf-8")).hexdigest()
     return os.path.join(root, namespace, digest + ".npz")
 
 
@@ -50,7 +56,7 @@ def load(namespace: str, key: dict) -> dict | None:
         arrays, meta = load_arrays(path)
     except UserError:
         return None
-    return arrays if meta.get("key") == key else None
+    return arrays if meta.get("key") == json.loads(_key_text(key)) else None
 
 
 def store(namespace: str, key: dict, arrays: dict) -> None:

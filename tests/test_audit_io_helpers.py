@@ -138,6 +138,14 @@ def test_cache_entries_round_trip_per_key_and_namespace(cache_root):
     assert sorted(os.listdir(cache_root)) == ["fits", "scores"]
 
 
+def test_a_key_with_a_tuple_or_a_number_as_dict_key_is_found_again(cache_root):
+    # JSON has neither: the stored key is read back as a list and a string key
+    key = {"shape": (3, 4), "levels": {1: "char"}}
+    cache.store("ns", key, {"x": np.arange(3.0)})
+    np.testing.assert_array_equal(cache.load("ns", key)["x"], np.arange(3.0))
+    assert cache.load("ns", {"shape": (3, 5), "levels": {1: "char"}}) is None
+
+
 def test_cache_entry_of_another_key_or_damaged_is_a_miss(cache_root):
     a, b = {"data": "a"}, {"data": "b"}
     cache.store("ns", a, {"x": np.ones(3)})
