@@ -252,12 +252,43 @@ def _train_command(task) -> click.Command:
 
 
 def _default_out(task_name):
+    """A new run's default directory, runs/TASK-DATE-TIME (then -2, -3, ...), taken by
+    creating it: os.mkdir fails on one that exists, so two trainings started in the same
+    second (two shells, a script starting several) never pick the same one, which the
+    later one would refuse as holding a run once the first had written there."""
     base = os.path.join("runs", f"{task_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        os.makedirs("runs", exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the runs directory: {e.strerror}; give --out") from None
     path, n = base, 1
-    while os.path.exists(path):
-        n += 1
-        path = f"{base}-{n}"
-    return path
+    while True:
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            n += 1
+            path = f"{base}-{n}"
+        except OSError as e:
+            raise UserError(f"cannot create run directory {path}: {e.strerror}; "
+                            f"give --out") from None
+
+
+def _start_default(task, config, echo, world):
+    """start_run in the default directory (_default_out), which is removed again, with
+    runs/ if this made it, when the run is refused before anything is written there."""
+    from .runs import start_run
+    made_runs = not os.path.isdir("runs")
+    path = _default_out(task.name)
+    try:
+        return start_run(task, config, path, echo, world)
+    except BaseException:
+        for directory in [path] + (["runs"] if made_runs else []):
+            try:
+                os.rmdir(directory)  # only an empty one: nothing of a run is removed
+            except OSError:
+                break
+        raise
 
 
 def _train(ctx, task, values):
@@ -319,8 +350,9 @@ def _make_trainer(ctx, task, values, out, resume, world):
         return resume_run(task, run, echo, changes, world)
     config = TrainingConfig.resolve(task, values)
     config["loss"] = config.get("loss") or task.loss
-    return start_run(task, config, out_paths.named("--out", out, _default_out(task.name)),
-                     echo, world)
+    if out is None:
+        return _start_default(task, config, echo, world)
+    return start_run(task, config, out_paths.named("--out", out, None), echo, world)
 
 
 def _print_summary(task, summary):

@@ -655,3 +655,39 @@ def test_built_in_fast_cells_train_through_the_cli(tmp_path):
     resumed, _ = load_arrays(str(tmp_path / "h" / LAST))
     for name in full:  # stopped mid-batch (tbptt windows), resumed: the same run
         np.testing.assert_array_equal(full[name], resumed[name])
+
+
+def test_default_outs_of_runs_started_in_the_same_second_differ(tmp_path, monkeypatch):
+    """Two trainings without --out started in the same second (a script starting
+    several) each get a directory of their own: the second's name is taken while the
+    first prepares its data, not after."""
+    from recurrent import cli as cli_module
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli_module.time, "strftime", lambda *args: "20260101-000000")
+    task = train_toys.ToySign
+    prepare = task.prepare
+    others = []
+
+    def prepare_while_another_starts(self, config):
+        if not others:  # the other process picks its default directory and writes its run
+            other = cli_module._default_out("toy-sign")
+            os.makedirs(other, exist_ok=True)
+            (tmp_path / other / "config.json").write_text("{}")
+            others.append(other)
+        return prepare(self, config)
+
+    monkeypatch.setattr(task, "prepare", prepare_while_another_starts)
+    result = invoke("train", "toy-sign", "--epochs", 1, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(os.listdir(tmp_path / "runs")) == ["toy-sign-20260101-000000",
+                                                     "toy-sign-20260101-000000-2"]
+
+
+def test_a_refused_run_leaves_no_default_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("train", "toy-sign", "--select-by", "nonesuch:max", "--quiet")
+    assert_one_line_error(result, "nonesuch")
+    assert not (tmp_path / "runs").exists()
+    (tmp_path / "runs").mkdir()
+    assert invoke("train", "toy-sign", "--select-by", "nonesuch:max").exit_code == 1
+    assert os.listdir(tmp_path / "runs") == []
