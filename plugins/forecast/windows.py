@@ -11,6 +11,8 @@ forwards. Splits are consecutive row ranges [0, train_end), [train_end, valid_en
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from recurrent.errors import UserError
@@ -55,13 +57,31 @@ def split_ends(n: int, window: int, horizon: int, valid_fraction: float,
                         f"leave too little for training (their sum must be at most 0.9)")
     train_end, valid_end = _ends(n, horizon, valid_fraction, test_fraction)
     if train_end - window - horizon + 1 < 1:
-        need = window + 3 * horizon
-        while _ends(need, horizon, valid_fraction, test_fraction)[0] < window + horizon:
-            need += 1
         raise UserError(f"too few rows in {label}: {n} rows, but --window {window} and "
-                        f"--horizon {horizon} need at least {need} (training, validation "
-                        f"and test windows)")
+                        f"--horizon {horizon} need at least "
+                        f"{_rows_needed(window, horizon, valid_fraction, test_fraction)} "
+                        f"(training, validation and test windows)")
     return train_end, valid_end
+
+
+def _rows_needed(window: int, horizon: int, valid_fraction: float,
+                 test_fraction: float) -> int:
+    """The fewest rows from which on every row count leaves a training window. The
+    validation and test rows are rounded shares of the rows, so one more row can take a
+    training row away (44 rows at 0.15 and 0.15 keep 30, 43 keep 31): the smallest
+    count that fits is not enough to say "at least". Beyond ``bound`` the training rows
+    are at least n (1 - fractions) - 1 and always fit; below it, the first count from
+    which every count up to the bound fits."""
+    def fits(n):
+        return _ends(n, horizon, valid_fraction, test_fraction)[0] >= window + horizon
+    share = 1.0 - valid_fraction - test_fraction  # at least 0.1: checked before
+    bound = max(window + 3 * horizon,
+                int(math.ceil((window + horizon + 1) / share)) + 1,
+                int(math.ceil(horizon / min(valid_fraction, test_fraction))) + 1)
+    need = bound
+    while need > 1 and fits(need - 1):
+        need -= 1
+    return need
 
 
 def _ends(n: int, horizon: int, valid_fraction: float, test_fraction: float) -> tuple[int, int]:
