@@ -69,3 +69,21 @@ def test_majority_mapping_reads_only_the_equal_length_pairs():
              (list("c"), list("t")), (list("c"), list("s"))]
     assert metrics.majority_mapping(pairs) == {"a": "p", "b": "y", "c": "s"}
     assert metrics.apply_mapping({"a": "p", "b": "y"}, list("abz")) == ["p", "y"]
+
+
+def test_outputs_under_four_symbols_are_not_all_scored_bleu_0():
+    """Short targets (g2p of short words, digit strings, token-level or character-level)
+    have no 4-grams: without sacrebleu's effective order a perfect output scored BLEU 0
+    and a wrong, longer one more."""
+    refs = [["K", "AE", "T"], ["N", "AY", "T"]]
+    assert metrics.score(refs, refs, "token", True)["bleu"] == pytest.approx(100)
+    wrong = [["K", "AE", "T", "S", "Z"], ["N", "AY", "T", "S", "Z"]]
+    assert metrics.score(wrong, refs, "token", True)["bleu"] < 100
+    digits = [list("42"), list("7"), list("310")]
+    assert metrics.score(digits, digits, "char", False)["bleu"] == pytest.approx(100)
+    # an output with 4-grams: the plain corpus BLEU, as before
+    hyps, refs = [["HH", "L", "OW"], ["K", "AE", "T", "S"]], [["HH", "AH", "L", "OW"],
+                                                               ["K", "AE", "T", "S"]]
+    assert metrics.score(hyps, refs, "token", True)["bleu"] == pytest.approx(
+        sacrebleu.corpus_bleu(["HH L OW", "K AE T S"], [["HH AH L OW", "K AE T S"]],
+                              tokenize="none").score)

@@ -5,7 +5,9 @@ n-grams are of the target's own symbols: token-level targets are scored as alrea
 tokenized (tokenize "none": the phonemes of g2p), character-level targets character by
 character (tokenize "char", whitespace not counted), so a one-word target (a
 transliteration, a spelling) has 2- to 4-grams too and a perfect copy scores 100 (word
-tokenization, "13a", would score it 0). Exact match: the fraction of
+tokenization, "13a", would score it 0). Outputs all shorter than 4 symbols are scored over
+the n-gram orders they have (sacrebleu's effective order), so a perfect output is 100
+there too, not 0. Exact match: the fraction of
 outputs equal to their reference. Symbol error rate: the edit distance (insertions,
 deletions, substitutions) summed over the pairs, over the reference symbols; for
 grapheme-to-phoneme it is the phoneme error rate (PER), and 1 - exact match the word
@@ -122,7 +124,11 @@ def score(hypotheses: list[list[str]], references: list[list[str]], level: str,
     hyp_text = [join(h, level) for h in hypotheses]
     ref_text = [[join(r, level) for r in references]]
     tokenize = "none" if level == "token" else "char"  # n-grams of the target's symbols
-    bleu = sacrebleu.corpus_bleu(hyp_text, ref_text, tokenize=tokenize).score
+    # effective order: n-gram orders no output is long enough to hold are left out of the
+    # geometric mean, so targets of under 4 symbols (digits, short words) are not all
+    # scored 0 however right they are; with any output of 4 symbols it changes nothing
+    bleu = sacrebleu.corpus_bleu(hyp_text, ref_text, tokenize=tokenize,
+                                 use_effective_order=True).score
     chrf = sacrebleu.corpus_chrf(hyp_text, ref_text).score
     out = {"exact": exact / n if n else 0.0, "bleu": float(bleu), "chrf": float(chrf)}
     rate = errors / ref_symbols if ref_symbols else 0.0
