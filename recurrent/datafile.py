@@ -249,3 +249,13 @@ def _refuse_nul(raw: bytes, label: str) -> None:
         raise UserError(f"{label} looks like UTF-16 text without a byte-order mark: convert "
                         f"it to UTF-8, e.g. iconv -f UTF-16LE -t UTF-8 FILE > FILE.utf8")
     raise UserError(f"{label} looks binary (NUL byte at offset {at}), not text")
+
+
+def check_comma_header(header: list, label: str) -> None:
+    """UserError when a CSV's header is one cell holding a semicolon or a tab: the file
+    is not comma-separated (a spreadsheet's export in some locales), which no choice of
+    column can fix."""
+    for separator, name in ((";", "semicolon"), ("\t", "tab")):
+        if len(header) == 1 and separator in header[0]:
+            raise UserError(f"data file {label!r} is {name}-separated (header "
+                            f"{header[0]!r}): save it with commas between the columns")

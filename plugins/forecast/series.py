@@ -152,11 +152,7 @@ def _read_series(source: Source, columns, time_column, date_order=None) -> Serie
         raise UserError(f"data file {label!r} is empty")
     header_line, header = numbered[0]
     header = [name.strip() for name in header]
-    for separator, name in ((";", "semicolon"), ("\t", "tab")):
-        # one header cell holding the separator: the file is not comma-separated
-        if len(header) == 1 and separator in header[0]:
-            raise UserError(f"data file {label!r} is {name}-separated (header "
-                            f"{header[0]!r}): save it with commas between the columns")
+    datafile.check_comma_header(header, label)
     body = numbered[1:]
     if not body:
         raise UserError(f"data file {label!r} has a header but no data rows")

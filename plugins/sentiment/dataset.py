@@ -66,6 +66,7 @@ def read_csv(path: str, text_column: str, label_column: str | None,
         wanted = [text_column] + ([label_column] if label_column is not None else [])
         missing = [c for c in wanted if c not in columns]
         if missing:
+            datafile.check_comma_header(columns, path)
             found = ", ".join(repr(c) for c in columns)
             raise UserError(f"{path} has no column {' or '.join(repr(c) for c in missing)}; "
                             f"columns found: {found} ({column_hint})")
