@@ -164,6 +164,11 @@ def _read_series(source: Source, columns, time_column, date_order=None) -> Serie
     named = [h for h in header if h]
     if time_column is None and not columns:
         time_column = _named_time_column(named)
+    if time_column is not None and time_column not in header:  # before the default
+        # columns, which would count the misspelt time column's real one as a value
+        found = ", ".join(repr(h) for h in header)
+        raise UserError(f"time column {time_column!r} not found in {label!r}; columns "
+                        f"found: {found}")
     if not columns:
         columns = _default_columns(source, named, time_column)
     columns = list(dict.fromkeys(columns))  # drop repeats, keep order
