@@ -224,7 +224,10 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
                    for member in ensemble.member_runs(run)]
         return ensemble.EnsembleModel(members, get_loss(loss_name(info))), info
     config["threads"] = threads if threads is not None else config.get("threads")
-    model = config.build_model(info["model_spec"])
+    try:
+        model = config.build_model(info["model_spec"])
+    except UserError as e:  # only the saved options and spec can be wrong here
+        raise UserError(f"{e} (read from {run.file(CONFIG_FILE)})") from None
     name = checkpoint_file(run, which)
     if not run.has(name):
         if info.get("imported_from") and not run.has(BEST):  # an import cut short
@@ -245,7 +248,7 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
     model.eval()
     if precision != "fp32":
         if not hasattr(model, "precision"):
-            raise UserError(f"--precision {precision}: {type(model).__name__} runs have no "
+            raise UserError(f"--precision {precision}: {info['task']} runs have no "
                             f"{precision} path (fp32 only)")
         try:
             model.precision = precision

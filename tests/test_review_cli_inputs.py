@@ -194,3 +194,17 @@ def test_forecast_windows_are_scored_when_every_column_has_an_actual(tmp_path):
         invoke("eval", run, "--data", data))
     one_line_error(invoke("eval", run, "--data", data, "--backtest", scored + 1),
                    f"has only {scored} forecast origins")
+
+
+def test_a_task_without_int8_is_named_not_its_model_class(task_runs):
+    one_line_error(invoke("eval", task_runs["seq2seq"], "--precision", "int8"),
+                   "--precision int8: seq2seq runs have no int8 path (fp32 only)")
+
+
+def test_a_damaged_saved_option_names_the_run_file_it_was_read_from(task_runs, tmp_path):
+    run = _copy(task_runs["char-lm"], tmp_path)
+    info = json.loads((run / "config.json").read_text())
+    info["config"]["hidden"] = "big"
+    (run / "config.json").write_text(json.dumps(info))
+    for command in (("eval", run), ("predict", run, "--length", 3)):
+        one_line_error(invoke(*command), "got 'big'", f"(read from {run / 'config.json'})")
