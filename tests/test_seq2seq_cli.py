@@ -65,8 +65,9 @@ def test_predict_greedy_beam_json_and_plot(run, tmp_path):
     scores = [float(line.split("\t")[2]) for line in nbest]
     assert scores[0] >= scores[1] and scores[2] >= scores[3]
     png = tmp_path / "attn.png"
-    out = ok(invoke("predict", run, "cat", "--beam", 3, "--json", "--plot", png))
-    answer = json.loads(out)
+    result = invoke("predict", run, "cat", "--beam", 3, "--json", "--plot", png)
+    answer = json.loads(ok(result))
+    assert result.stderr == f"wrote {png}\n"  # on stderr: stdout stays the JSON
     assert answer["input"] == "cat" and len(answer["hypotheses"]) == 1
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     greedy = json.loads(ok(invoke("predict", run, "cat", "--json")))["hypotheses"][0]

@@ -401,6 +401,7 @@ class Seq2Seq:
                            tgt_vocab.decode(hyps.tokens[b, 0, :n]) +
                            (["</s>"] if steps > n else []),
                            hyps.attention[b, 0, :steps, :len(sources[b])])
+            click.echo(f"wrote {options['plot']}", err=True)  # as forecast's --plot says
         for b, text in enumerate(inputs):
             # only hypotheses that exist (score -inf: a beam wider than the outputs there
             # are within --max-len)
