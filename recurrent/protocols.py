@@ -304,6 +304,11 @@ class Task(Protocol):
         ``rows`` (a slice), from the gradients on the model's outputs and on its
         feature inputs (T, B, I). Needs one window per batch. With it, with_params."""
 
+    fixed_params_option: str
+    """The option (with its value) that keeps trained_params' parameters fixed, e.g.
+    "--es-train first": named when an option that cannot cover them (--average) is
+    refused."""
+
     def with_params(self, state: dict, values: dict) -> dict:
         """The task state with trained_params' values {name: array} folded in (JSON-able),
         as evaluation during training, after_training, eval, predict and export see it."""
@@ -378,10 +383,10 @@ MEMBERS: dict[type, Members] = {
                             "model_spec", "batches", "evaluate"),
                   optional=("causal", "splits", "unused_options", "check_state", "baselines",
                             "paired", "format_report", "candidates", "initial_params",
-                            "trained_params", "with_params", "after_training", "training_state",
-                            "backtest", "count_batches", "resolved_options",
-                            "format_backtest", "predict_options", "predict",
-                            "predict_stream"),
+                            "trained_params", "fixed_params_option", "with_params",
+                            "after_training", "training_state", "backtest", "count_batches",
+                            "resolved_options", "format_backtest", "predict_options",
+                            "predict", "predict_stream"),
                   # the trainer folds the trained values into the state with with_params
                   needs=(("trained_params", "with_params"),)),
     Runner: Members(required=("forward", "step")),

@@ -118,6 +118,7 @@ class ForecastTask:
     # the input length is --window; each run sets its own smoothing and blend, so its
     # runs cannot be ensembled (recurrent/ensemble.py)
     unused_options = ("seq_len", "ensemble")
+    fixed_params_option = f"--es-train {joint.ES_TRAIN[1]}"  # the learned smoothing kept fixed
 
     def __init__(self):
         self._cache = {}
