@@ -28,11 +28,13 @@ def missing_note(imported: bool = False) -> str | None:
 
 
 def _matplotlib():
-    """(Figure, FigureCanvasAgg), or None when matplotlib cannot be imported."""
+    """(Figure, FigureCanvasAgg), or None when matplotlib cannot be imported (missing, or
+    an installed one whose import fails in any way: it is imported after the last step,
+    where an error would hide the summary of a run that trained to the end)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-    except ImportError:
+    except Exception:
         return None
     return Figure, FigureCanvasAgg
 

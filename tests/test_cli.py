@@ -299,14 +299,26 @@ def test_bare_resume_takes_the_options_that_may_change_on_resume(tmp_path):
                           "does not exist")
 
 
-@pytest.mark.parametrize("failing", [
-    ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"),  # not installed
+class _RaisingModule:
+    """A module whose every attribute raises RuntimeError: a broken install whose import
+    fails with something other than ImportError (a font cache, a config file)."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise RuntimeError("could not load the font cache")
+
+
+@pytest.mark.parametrize("failing, module_object", [
+    (("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"), None),
     # installed but broken: found before training, so the note comes after the last step
-    ("matplotlib.figure", "matplotlib.backends.backend_agg")])
-def test_a_missing_matplotlib_is_said_once(tmp_path, monkeypatch, failing):
+    (("matplotlib.figure", "matplotlib.backends.backend_agg"), None),
+    (("matplotlib.figure", "matplotlib.backends.backend_agg"), _RaisingModule())])
+def test_a_missing_matplotlib_is_said_once(tmp_path, monkeypatch, failing, module_object):
+    # a run trained to the end keeps its summary and exit 0 whatever the import raised
     from recurrent import loss_plot
     for module in failing:
-        monkeypatch.setitem(sys.modules, module, None)  # makes the import fail
+        monkeypatch.setitem(sys.modules, module, module_object)  # None: ImportError
     monkeypatch.setattr(loss_plot, "_told", False)
     first = invoke("train", "toy-sign", "--out", tmp_path / "a", "--steps", 2, "--plot",
                    "--quiet")
