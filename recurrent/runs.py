@@ -290,11 +290,12 @@ def _check_average_covers(task, task_state, config) -> None:
         return
     own = owned(task, task_state, config)
     if own:
-        fixed = getattr(task, "fixed_params_option", None) or "the task's option that"
+        option = getattr(task, "fixed_params_option", None)
+        fixed = f"{option} (keeps them fixed)" if option else \
+            "the task's option that keeps them fixed"
         raise UserError(f"--average cannot be used in this {task.name} run: it also trains "
                         f"the task's own parameters ({', '.join(sorted(own))}), which "
-                        f"the average does not cover; use --average off, or {fixed} "
-                        f"(keeps them fixed)")
+                        f"the average does not cover; use --average off, or {fixed}")
 
 
 def _check_selection(task, task_state, config, spec) -> None:
