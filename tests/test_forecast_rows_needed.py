@@ -35,3 +35,18 @@ def test_every_row_count_from_the_one_named_fits(window, horizon, valid, test):
     assert need is not None
     for n in range(need, need + 1500):
         win.split_ends(n, window, horizon, valid, test)
+
+
+@pytest.mark.parametrize("valid,test", [(1e-9, 0.15), (0.15, 1e-9)])
+def test_a_tiny_fraction_names_the_count_without_counting_up_to_horizon_over_it(
+        monkeypatch, valid, test):
+    # --valid-fraction 1e-9 is accepted (> 0); the count is found by trying counts below
+    # a bound, which must not grow as horizon / fraction (a billion tries: minutes)
+    calls = []
+    ends = win._ends
+    monkeypatch.setattr(win, "_ends", lambda *a: calls.append(1) or ends(*a))
+    need = _needed(10, 30, 1, valid, test)
+    assert len(calls) < 10_000
+    win.split_ends(need, 30, 1, valid, test)
+    with pytest.raises(UserError):
+        win.split_ends(need - 1, 30, 1, valid, test)

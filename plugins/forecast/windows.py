@@ -70,14 +70,15 @@ def _rows_needed(window: int, horizon: int, valid_fraction: float,
     validation and test rows are rounded shares of the rows, so one more row can take a
     training row away (44 rows at 0.15 and 0.15 keep 30, 43 keep 31): the smallest
     count that fits is not enough to say "at least". Beyond ``bound`` the training rows
-    are at least n (1 - fractions) - 1 and always fit; below it, the first count from
-    which every count up to the bound fits."""
+    are at least n (1 - fractions) - 2 horizon - 1 and always fit; below it, the first
+    count from which every count up to the bound fits."""
     def fits(n):
         return _ends(n, horizon, valid_fraction, test_fraction)[0] >= window + horizon
+    # the validation and test rows are each at most horizon + n * fraction + 0.5, so
+    # from (window + 3 * horizon + 1) / share rows on the training rows always fit
     share = 1.0 - valid_fraction - test_fraction  # at least 0.1: checked before
     bound = max(window + 3 * horizon,
-                int(math.ceil((window + horizon + 1) / share)) + 1,
-                int(math.ceil(horizon / min(valid_fraction, test_fraction))) + 1)
+                int(math.ceil((window + 3 * horizon + 1) / share)) + 1)
     need = bound
     while need > 1 and fits(need - 1):
         need -= 1
