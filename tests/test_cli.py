@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 import recurrent
 import train_toys
+from helpers import installed_env
 from recurrent import plugins
 from recurrent.checkpoint import LAST, RunDir, load_arrays
 from recurrent.cli import cli
@@ -351,8 +352,8 @@ def test_training_reaches_its_first_step_without_importing_matplotlib(tmp_path):
         f"    cli.main(['train', 'toy-sign', '--out', {str(tmp_path / 'r')!r}, '--steps',"
         " '2', '--plot', '--quiet'], standalone_mode=False)\n"
         "print(seen, 'matplotlib' in sys.modules)\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.dirname(__file__)] + [p for p in sys.path if p]))
+    # the installed package (installed_env), and train_toys from this directory
+    env = installed_env(PYTHONPATH=os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          env=env, timeout=120)
     assert out.returncode == 0, out.stderr
