@@ -112,9 +112,15 @@ def anchor_forecast(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarr
 
 def seasonal_change(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
                     season: int) -> np.ndarray:
-    """(B, C) the last seasonal change y(t) - y(t-m) known at each origin."""
-    last = win.known_at(scaled, last_seen, origins[:, None], origins)[:, 0]
-    return last - win.lagged(scaled, last_seen, origins[:, None] - season, origins)[:, 0]
+    """(B, C) the last seasonal change known at each origin, y(L) - y(L-m) with L the
+    origin's last observed row of the column (the origin t itself when it is observed).
+    With a gap just before the origin the value known at t is y(L): pairing it with
+    y(t-m), a row of another phase of the season, made the change of a seasonal series
+    a difference of unrelated steps (rows before the first take row 0)."""
+    columns = np.arange(scaled.shape[1])
+    last = last_seen[origins]  # (B, C)
+    rows = np.where(last >= 0, last, origins[:, None])
+    return scaled[rows, columns] - scaled[np.maximum(rows - season, 0), columns]
 
 
 def fit_damping(scaled: np.ndarray, observed: np.ndarray, origins: np.ndarray,
