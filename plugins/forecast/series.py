@@ -241,14 +241,16 @@ def _parse_value(text: str, column: str, line: int, label: str) -> float:
     return value
 
 
-def check_values(series: Series, fill: bool) -> None:
-    """Reject columns without values, constant columns and (with fill off) any gap."""
+def check_values(series: Series, fill: bool, constant_ok: bool = False) -> None:
+    """Reject columns without values, constant columns (unless ``constant_ok``: a new
+    file read with a trained run's scaler and MASE scale, whose recent values may well
+    hold still) and (with fill off) any gap."""
     observed = series.observed
     for c, name in enumerate(series.columns):
         column = series.values[observed[:, c], c]
         if column.size == 0:
             raise UserError(f"column {name!r} of {series.label!r} has no values")
-        if column.size > 1 and np.all(column == column[0]):
+        if not constant_ok and column.size > 1 and np.all(column == column[0]):
             raise UserError(f"column {name!r} of {series.label!r} is constant "
                             f"(every value is {column[0]:g}): nothing to forecast")
         missing = np.flatnonzero(~observed[:, c])

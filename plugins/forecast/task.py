@@ -432,7 +432,7 @@ class ForecastTask:
             raise UserError(f"this run feeds calendar features ({', '.join(state['calendar'])})"
                             f" from the dates of its time column {state['time_column']!r}, "
                             f"but {source.label!r} has numbers there: write them as dates")
-        dataio.check_values(series, state["fill"])
+        dataio.check_values(series, state["fill"], constant_ok=whole_file)
         n = series.values.shape[0]
         window, horizon = state["window"], state["horizon"]
         head = 0  # the training series: its states are the run's own
