@@ -105,8 +105,21 @@ def read_csv(path: str, text_column: str, label_column: str | None,
 
 
 def class_list(labels: list[str], path: str) -> list[str]:
-    """The sorted label set; a single class cannot train a classifier."""
+    """The sorted label set; a single class cannot train a classifier, and one number
+    written two ways ('1' and '1.0', as a spreadsheet or pandas may mix them) is refused
+    rather than trained as two classes that split one class's texts between them."""
     classes = sorted(set(labels))
+    spelled: dict[float, str] = {}
+    for label in classes:
+        try:
+            number = float(label)
+        except ValueError:
+            continue
+        if number in spelled:
+            raise UserError(f"{path} has labels {spelled[number]!r} and {label!r} in its "
+                            f"label column: one number written two ways would be two "
+                            f"classes; write each class one way")
+        spelled[number] = label
     if len(classes) < 2:
         raise UserError(f"{path} has a single class {classes[0]!r} in its label column; "
                         f"a classifier needs at least two")
