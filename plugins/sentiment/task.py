@@ -626,6 +626,7 @@ class SentimentTask:
         index = self._index(state)  # once: a line of a few words reads a few entries
 
         def answer(line):
+            _check_utf8(line, "the line")
             if is_blank(line, tokenizer):
                 raise UserError("the line is empty: one text per line")
             p = self.probabilities(model, self._encode_all(
@@ -639,6 +640,7 @@ class SentimentTask:
         texts = list(options.get("texts") or ())
         tokenizer = _tokenizer(state)
         for i, text in enumerate(texts, 1):
+            _check_utf8(text, f"text argument {i}")
             if is_blank(text, tokenizer):
                 raise UserError(f"text argument {i} is empty")
         if options.get("data"):
@@ -658,6 +660,19 @@ class SentimentTask:
                 scores = " ".join(f"{c}={q:.3f}" for c, q in zip(classes, p))
                 flat = " ".join(text.split())  # tabs/newlines would break one line per text
                 yield f"{label}\t{scores}\t{flat}"
+
+
+def _check_utf8(text: str, what: str) -> None:
+    """UserError for a command-line or stdin text holding bytes that are not UTF-8 (Python
+    reads them as lone surrogates): they were classified as unknown words and echoed back
+    as lone surrogates, which strict JSON readers refuse; char-lm and seq2seq refuse them,
+    and so does a --data file that is not UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        code = ord(text[e.start])
+        byte = f" (byte 0x{code - 0xDC00:02x})" if 0xDC80 <= code <= 0xDCFF else ""
+        raise UserError(f"{what} is not UTF-8 text{byte}") from None
 
 
 def _answer(classes, p, text):
