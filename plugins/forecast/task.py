@@ -272,6 +272,8 @@ class ForecastTask:
         # Scaler and MASE scale see the training rows only (observed values, no gap fills).
         scaler = win.fit_scaler(train_values, train_observed, config.get("scaling", "standard"),
                                 series.columns)
+        win.check_resolution(train_values, train_observed, scaler, series.columns,
+                             series.lines[:train_end], source.label)
         mase_scale = fm.naive_scale(train_values, train_observed)
         fm.check_scale(mase_scale, train_observed, series.columns, source.label)
         season = config.get("season")

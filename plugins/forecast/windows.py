@@ -163,6 +163,34 @@ def fit_scaler(values: np.ndarray, observed: np.ndarray, kind: str,
     return {"kind": kind, "center": center, "scale": scale}
 
 
+def check_resolution(values: np.ndarray, observed: np.ndarray, scaler: dict,
+                     columns: list[str], lines: np.ndarray, label: str) -> None:
+    """UserError for a training column so wide (one value many orders of magnitude beyond
+    the rest, such as 1e30 among values near 10) that scaling loses its typical change
+    between rows to float64 rounding: every forecast and baseline is computed in scaled
+    units, so a naive forecast of 10 came back as 0 and eval printed it as the naive
+    baseline. values, observed (N, C): the training rows; lines (N,) their file lines."""
+    center, spread = np.asarray(scaler["center"]), np.asarray(scaler["scale"])
+    for c, name in enumerate(columns):
+        rows = np.flatnonzero(observed[:, c])
+        column = values[rows, c]
+        pairs = observed[1:, c] & observed[:-1, c]
+        steps = np.abs(np.diff(values[:, c]))[pairs]
+        steps = steps[steps > 0]
+        if column.size < 2 or steps.size == 0:
+            continue
+        back = (column - center[c]) / spread[c] * spread[c] + center[c]
+        lost = float(np.max(np.abs(back - column)))
+        typical = float(np.median(steps))
+        if lost > 1e-3 * typical:
+            far = rows[int(np.argmax(np.abs(column - np.median(column))))]
+            raise UserError(
+                f"column {name!r} of {label!r}: {values[far, c]:g} at line "
+                f"{int(lines[far])} is so far from the other training values that, scaled "
+                f"with them, their typical change between rows ({typical:g}) is lost to "
+                f"rounding (look for a misplaced or mis-scaled value)")
+
+
 def scale(values: np.ndarray, scaler: dict) -> np.ndarray:
     """(..., C) original units -> (..., C) scaled units."""
     return (values - np.asarray(scaler["center"])) / np.asarray(scaler["scale"])
