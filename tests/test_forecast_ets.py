@@ -331,3 +331,17 @@ def test_a_restart_holds_two_seasons_and_what_a_fit_needs():
     assert win.history_rows({"window": 8, "season": 12, "anchors": ["last", "ets"]}) == 8
     assert win.head_rows({"window": 8, "season": 3}) == ets.MIN_ROWS  # 2 x 3 + 2 < 10
     assert win.head_rows({"window": 8, "season": 1}) == 8  # nothing seasonal to restart
+
+
+def test_a_report_without_an_ets_fit_says_why(tmp_path):
+    # 13 rows: 9 training rows, fewer than an ETS fit needs; the baseline was left out
+    # without a word, as if the run had none
+    path = write_csv(tmp_path / "short.csv", ["t", "y"],
+                     [[i, 10 + (i % 3)] for i in range(13)])
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", path, "--time-column", "t", "--out", run,
+              "--window", 2, "--model", "rnn", *SMALL))
+    assert ets.available()
+    text = ok(invoke("eval", run))
+    assert text.count(ets.unfitted_note()) == 1 and "ets hw" not in text
+    assert "ets" not in json.loads(ok(invoke("eval", run, "--json")))["baselines"]

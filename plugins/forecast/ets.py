@@ -90,6 +90,12 @@ def missing_note() -> str:
     return f"ETS baseline and --model hybrid need statsmodels: {install_hint('ets')}"
 
 
+def unfitted_note() -> str:
+    """The line that says why a report with statsmodels installed has no ETS baseline."""
+    return (f"ETS baseline: left out, no ETS model could be fitted to the training rows "
+            f"(fewer than {MIN_ROWS} in a column, or no candidate converged)")
+
+
 def available() -> bool:
     """Whether statsmodels (and pandas, which it needs) can be imported."""
     try:

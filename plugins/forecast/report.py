@@ -23,9 +23,11 @@ def _column_name(name: str, values: dict) -> str:
 
 
 def ets_note(forecasters: dict) -> list[str]:
-    """One line telling how to get the ETS baseline, when the report lacks it because
-    statsmodels is missing."""
-    return [] if "ets" in forecasters or ets.available() else [ets.missing_note()]
+    """One line saying why the report lacks the ETS baseline: statsmodels is missing (and
+    how to install it), or no ETS model fits the training rows."""
+    if "ets" in forecasters:
+        return []
+    return [ets.unfitted_note() if ets.available() else ets.missing_note()]
 
 
 def per_column_table(columns: list[str], predictors: dict[str, dict]) -> list[str]:
