@@ -181,6 +181,7 @@ def test_an_update_that_overflows_the_parameters_stops_in_one_line(tmp_path):
     (b"\x7fELF\x02\x01\x01\x00\x00\x00binary", "is an executable, not text"),
     ("na\u00efve".encode("latin-1"), "not UTF-8 text (byte 0xef at offset 2"),
     (b"To be, or not to be.\n" * 3, "shorter than one training window"),
+    (b"a", "has 1 character, shorter than one training window"),
 ])
 def test_bad_training_data_is_a_one_line_error(tmp_path, payload, fragment):
     data = tmp_path / "data.txt"

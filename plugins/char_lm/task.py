@@ -194,7 +194,8 @@ class CharLM:
         n = len(corpus)
         if not _split_ok(n, batch_size, seq_len):
             raise UserError(
-                f"{name} has {n} characters, shorter than one training window: "
+                f"{name} has {n} character{'' if n == 1 else 's'}, shorter than one "
+                f"training window: "
                 f"--batch-size {batch_size} x --seq-len {seq_len} needs at least "
                 f"{_min_chars(batch_size, seq_len)} (lower them or use more text)")
         vocab = text.Vocabulary.from_text(corpus)
