@@ -56,8 +56,8 @@ def leader_line(metrics: dict, baselines: dict, key: str, lower_is_better: bool,
     best = min(scored, key=lambda n: sign * scored[n])
     name, label = (names or {}).get(best, best), label or key
     ours, theirs = float(model), scored[best]
-    # equal as printed (-0.0000 and 0.0000 too: both round to zero)
-    if format_value(ours) == format_value(theirs) or round(ours, 4) == round(theirs, 4):
+    # equal as printed (format_value: small figures in exponent form, zero unsigned)
+    if format_value(ours) == format_value(theirs):
         return [f"best {label}: the model and {name}, tied at {format_value(ours)}"]
     if sign * ours < sign * theirs:
         return [f"best {label}: the model, {format_value(ours)} (next: {name}, "
@@ -79,18 +79,25 @@ def paired_line(paired: dict) -> list[str]:
     first = next(iter(paired.values()))
     tests = ", ".join(dict.fromkeys(r["test"] for r in paired.values()))
 
-    def cell(r):
+    def identical(r):
         if r["p"] is None:
-            return "no test"
+            return False
         same = r.get("identical")
         if same is None:  # not said (a plugin's entry): a zero difference with p 1
             same = abs(r["difference"]) <= paired_tests.IDENTICAL and r["p"] == 1.0
-        if same:
+        return same
+
+    def cell(r):
+        if r["p"] is None:
+            return "no test"
+        if identical(r):
             return "identical"
         return "p < 0.001" if r["p"] < 0.001 else f"p {r['p']:.3f}"
 
-    parts = ", ".join(f"{name} {r['difference']:+.4f} ({cell(r)})"
-                      for name, r in paired.items())
+    def difference(r):  # an identical pair's rounding noise is no difference
+        return format_value(0.0 if identical(r) else r["difference"], signed=True)
+
+    parts = ", ".join(f"{name} {difference(r)} ({cell(r)})" for name, r in paired.items())
     return [f"paired over the split's {first['items']} {first['unit']}, model - baseline in "
             f"{first['metric']} ({tests}): {parts}; p < 0.05: more than this split's noise"]
 

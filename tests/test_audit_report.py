@@ -6,6 +6,8 @@ unpinned.
   difference is 0 AND p is 1: McNemar gives p = 1 whenever the items only one side gets
   right split evenly, e.g. with a nonzero difference in another metric's units, so p = 1
   alone must not print "identical"."""
+import numpy as np
+
 from recurrent.report import paired_line
 
 
@@ -44,3 +46,14 @@ def test_leader_line_ties_figures_the_table_prints_alike_in_exponent_form():
     assert leader_line({"perplexity": ours}, {"bigram": {"perplexity": theirs}},
                        "perplexity", lower_is_better=True) == [
         "best perplexity: the model and bigram, tied at 2.0000e+09"]
+
+
+def test_small_and_signed_zero_figures_are_not_printed_as_zero_or_minus_zero():
+    from recurrent.figures import format_value
+
+    assert [format_value(v) for v in (-0.0, 1e-5, -3e-7, 0.0001, np.float32(2.5e-6))] == [
+        "0.0000", "1.0000e-05", "-3.0000e-07", "0.0001", "2.5000e-06"]
+    # two small figures that differ are not a tie at 0.0000
+    assert format_value(1e-5) != format_value(2e-5)
+    assert [format_value(v, signed=True) for v in (0.25, -0.0, 3.98e28, -1e-6)] == [
+        "+0.2500", "+0.0000", "+3.9800e+28", "-1.0000e-06"]

@@ -208,8 +208,11 @@ def test_the_leader_line_names_who_scores_best_and_says_ties():
         "best mase (the mean over columns): the model, 0.4000 (next: seasonal, 0.4840)"]
     assert leader_line({"mase": 0.48404}, base, "mase", lower_is_better=True) == [
         "best mase: the model and seasonal, tied at 0.4840"]  # as the table prints them
+    # small figures print in exponent form: these differ, and a negative zero is zero
     assert leader_line({"d": -0.00001}, {"b": {"d": 0.00001}}, "d", True) == [
-        "best d: the model and b, tied at -0.0000"]
+        "best d: the model, -1.0000e-05 (next: b, 1.0000e-05)"]
+    assert leader_line({"d": -0.0}, {"b": {"d": 0.0}}, "d", True) == [
+        "best d: the model and b, tied at 0.0000"]
     # closer than 0.00005 but printed differently: not a tie
     assert leader_line({"acc": 0.77776}, {"b": {"acc": 0.77774}}, "acc", False) == [
         "best acc: the model, 0.7778 (next: b, 0.7777)"]
