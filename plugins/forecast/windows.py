@@ -163,6 +163,9 @@ def fit_scaler(values: np.ndarray, observed: np.ndarray, kind: str,
     return {"kind": kind, "center": center, "scale": scale}
 
 
+NOISE = 2.0 ** -40  # a change below this share of its values is float64 noise (~1e-12)
+
+
 def check_resolution(values: np.ndarray, observed: np.ndarray, scaler: dict,
                      columns: list[str], lines: np.ndarray, label: str) -> None:
     """UserError for a training column so wide (one value many orders of magnitude beyond
@@ -176,7 +179,11 @@ def check_resolution(values: np.ndarray, observed: np.ndarray, scaler: dict,
         column = values[rows, c]
         pairs = observed[1:, c] & observed[:-1, c]
         steps = np.abs(np.diff(values[:, c]))[pairs]
-        steps = steps[steps > 0]
+        # Changes that are float64 noise of their own values (a total summed from parts,
+        # 27.02 then 27.020000000000003) are no change: counted, a column that mostly
+        # holds still had a "typical change" of 1e-14 that any rounding lost.
+        size = np.maximum(np.abs(values[1:, c]), np.abs(values[:-1, c]))[pairs]
+        steps = steps[steps > NOISE * size]
         if column.size < 2 or steps.size == 0:
             continue
         back = (column - center[c]) / spread[c] * spread[c] + center[c]
