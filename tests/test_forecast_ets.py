@@ -345,3 +345,20 @@ def test_a_report_without_an_ets_fit_says_why(tmp_path):
     text = ok(invoke("eval", run))
     assert text.count(ets.unfitted_note()) == 1 and "ets hw" not in text
     assert "ets" not in json.loads(ok(invoke("eval", run, "--json")))["baselines"]
+
+
+def test_a_run_trained_without_statsmodels_says_so_for_a_new_file(tmp_path, monkeypatch):
+    # its training rows get ETS fitted when read; a new file has none to fit on, and the
+    # report must not blame the rows
+    rows = monthly_rows()
+    path = write_csv(tmp_path / "m.csv", ["date", "value"], rows)
+    recent = write_csv(tmp_path / "recent.csv", ["date", "value"], rows[-60:])
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "statsmodels.tsa.exponential_smoothing.ets", None)
+        ok(invoke("train", "forecast", "--data", path, "--out", run, "--window", 12,
+                  "--model", "rnn", *SMALL))
+    assert ets.available()
+    text = ok(invoke("eval", run, "--data", recent))
+    assert text.count(ets.unsaved_note()) == 1 and ets.unfitted_note() not in text
+    assert "ets hw" in ok(invoke("eval", run))  # its own rows: fitted when read

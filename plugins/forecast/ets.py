@@ -96,6 +96,13 @@ def unfitted_note() -> str:
             f"(fewer than {MIN_ROWS} in a column, or no candidate converged)")
 
 
+def unsaved_note() -> str:
+    """The line that says why a report lacks the ETS baseline when the run was trained
+    without statsmodels: it saved no fits to restart on a new file."""
+    return ("ETS baseline: left out, this run was trained without statsmodels and holds "
+            "no ETS fits to carry to a new file (train it again with statsmodels)")
+
+
 def available() -> bool:
     """Whether statsmodels (and pandas, which it needs) can be imported."""
     try:

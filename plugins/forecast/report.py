@@ -22,12 +22,17 @@ def _column_name(name: str, values: dict) -> str:
     return f"{name} (m={values['season']})" if "season" in values else name
 
 
-def ets_note(forecasters: dict) -> list[str]:
+def ets_note(state: dict, forecasters: dict) -> list[str]:
     """One line saying why the report lacks the ETS baseline: statsmodels is missing (and
-    how to install it), or no ETS model fits the training rows."""
+    how to install it), the run saved no fits for a new file (trained without
+    statsmodels), or no ETS model fits the training rows."""
     if "ets" in forecasters:
         return []
-    return [ets.unfitted_note() if ets.available() else ets.missing_note()]
+    if not ets.available():
+        return [ets.missing_note()]
+    # A run saved without fits has them fitted now on its training rows only (task
+    # _ets_fits): a new file (no training rows) gets none, however many rows it has.
+    return [ets.unfitted_note() if "ets" in state else ets.unsaved_note()]
 
 
 def per_column_table(columns: list[str], predictors: dict[str, dict]) -> list[str]:
@@ -63,7 +68,7 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
         best = min(choice, key=choice.get)
         lines.append(f"--model auto took {state['model']} on {took[best]}: validation MASE "
                      + ", ".join(f"{took[k]} {format_value(v)}" for k, v in choice.items()))
-    lines += ets_note(baselines)
+    lines += ets_note(state, baselines)
     lines.append("")
     titled = {_column_name(n, v): v for n, v in baselines.items()}
     lines += metrics_table(metrics, titled, names=[*METRICS, "loss"])
@@ -93,7 +98,7 @@ def format_backtest(state: dict, split: str, result: dict) -> list[str]:
     forecasters = result["forecasters"]
     lines = [f"rolling origin: {result['origins']} forecast origins over the {split} split, "
              f"{state['horizon']} step(s) each; per metric the mean +- standard deviation "
-             f"[min, max] over origins", *ets_note(forecasters), ""]
+             f"[min, max] over origins", *ets_note(state, forecasters), ""]
     rows = [["metric", *(_column_name(n, v) for n, v in forecasters.items())]]
     for metric in [*METRICS, "loss"]:
         rows.append([metric, *(_spread_cell(v[metric]) for v in forecasters.values())])
