@@ -1,7 +1,10 @@
-"""`recurrent import` writes config.json, then best.npz. When best.npz cannot be written
-(a full disk, a file-size limit, Ctrl-C) the directory is left with config.json alone: a
-"run" that eval and predict misdescribe ("holds best.npz only") and that a second import
-refuses ("already holds a run"). A failed import must leave no run behind."""
+"""An import that fails or is killed leaves no half-made run. It wrote config.json, then
+best.npz: when best.npz could not be written (a full disk, a file-size limit, Ctrl-C) the
+directory was left with config.json alone, a "run" that eval and predict misdescribed
+("holds best.npz only") and a second import refused ("already holds a run"); a kill
+between the writes (SIGKILL, a power cut: nothing can clean up) left the same. It now
+writes best.npz first and config.json last, both created, never replaced, so a failure
+or kill at any write leaves either the whole run or no run."""
 import os
 import resource
 import signal
@@ -53,3 +56,66 @@ def test_a_failed_import_into_an_existing_empty_directory_keeps_the_directory(ex
                             capture_output=True, text=True, env=installed_env())
     assert result.returncode == 1
     assert out.is_dir() and os.listdir(out) == []
+
+
+# `recurrent import` in a process that dies (os._exit: no cleanup, as SIGKILL) at the
+# start of its Nth file write
+KILLED_AT_WRITE = """
+import os, sys
+import recurrent.checkpoint as checkpoint
+write = checkpoint._atomic_write
+count, kill_at = [0], int(sys.argv[1])
+def dying(path, *args, **kwargs):
+    count[0] += 1
+    if count[0] == kill_at:
+        os._exit(9)
+    return write(path, *args, **kwargs)
+checkpoint._atomic_write = dying
+sys.argv = ["recurrent"] + sys.argv[2:]
+from recurrent._console import main
+main()
+"""
+
+
+@pytest.mark.parametrize("write", [1, 2])
+def test_an_import_killed_at_any_write_leaves_no_run_without_its_checkpoint(exported,
+                                                                            tmp_path, write):
+    out = tmp_path / "imported"
+    result = subprocess.run([sys.executable, "-c", KILLED_AT_WRITE, str(write), "import",
+                             str(exported), "--out", str(out)],
+                            capture_output=True, text=True, env=installed_env())
+    assert result.returncode == 9, result.stderr
+    files = set(os.listdir(out)) if out.exists() else set()
+    assert "config.json" not in files or "best.npz" in files, files
+    if "config.json" not in files:  # not a run: eval says so, without a wrong description
+        result = invoke("eval", out)
+        assert result.exit_code != 0
+        assert "holds best.npz only" not in result.stderr, result.stderr
+
+
+def test_an_imported_run_without_best_npz_is_described_as_cut_short(exported, tmp_path):
+    out = tmp_path / "imported"
+    ok(invoke("import", exported, "--out", out))
+    os.remove(out / "best.npz")  # what an import killed by an earlier version left
+    result = invoke("eval", out)
+    assert result.exit_code == 1
+    assert "cut short" in result.stderr and "holds best.npz only" not in result.stderr
+
+
+def test_an_import_that_loses_a_race_changes_nothing(exported, tmp_path, monkeypatch):
+    """Another process makes a run at --out between the import's check and its writes."""
+    from recurrent.checkpoint import RunDir
+    from recurrent.errors import UserError
+    from recurrent.export.run import import_file
+    out = tmp_path / "imported"
+    original = RunDir.make_directory.__func__
+
+    def check_then_lose(cls, path):
+        original(cls, path)
+        (out / "config.json").write_text("{}")  # the winner's
+
+    monkeypatch.setattr(RunDir, "make_directory", classmethod(check_then_lose))
+    with pytest.raises(UserError, match="already holds a run"):
+        import_file(str(exported), str(out))
+    assert sorted(os.listdir(out)) == ["config.json"]
+    assert (out / "config.json").read_text() == "{}"
