@@ -34,7 +34,7 @@ def _limited(limit):
 
 def test_an_import_that_cannot_write_its_checkpoint_leaves_no_run(exported, tmp_path):
     out = tmp_path / "imported"
-    # config.json (~1.5 kB) fits, best.npz (~6 kB) does not: a full disk after config.json
+    # best.npz (~6 kB) does not fit a limit of 3,000 bytes: a full disk at its write
     result = subprocess.run([sys.executable, "-m", "recurrent", "import", str(exported),
                              "--out", str(out)], preexec_fn=_limited(3000),
                             capture_output=True, text=True, env=installed_env())
