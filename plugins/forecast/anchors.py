@@ -114,9 +114,9 @@ def seasonal_change(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarr
                     season: int) -> np.ndarray:
     """(B, C) the last seasonal change known at each origin, y(L) - y(L-m) with L the
     origin's last observed row of the column (the origin t itself when it is observed).
-    With a gap just before the origin the value known at t is y(L): pairing it with
-    y(t-m), a row of another phase of the season, made the change of a seasonal series
-    a difference of unrelated steps (rows before the first take row 0)."""
+    With a gap just before the origin the value known at t is y(L), so the change is
+    taken one season back from L: y(t-m) is a row of another phase of the season (rows
+    before the first take row 0)."""
     columns = np.arange(scaled.shape[1])
     last = last_seen[origins]  # (B, C)
     rows = np.where(last >= 0, last, origins[:, None])

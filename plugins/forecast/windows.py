@@ -171,8 +171,9 @@ def check_resolution(values: np.ndarray, observed: np.ndarray, scaler: dict,
     """UserError for a training column so wide (one value many orders of magnitude beyond
     the rest, such as 1e30 among values near 10) that scaling loses its typical change
     between rows to float64 rounding: every forecast and baseline is computed in scaled
-    units, so a naive forecast of 10 came back as 0 and eval printed it as the naive
-    baseline. values, observed (N, C): the training rows; lines (N,) their file lines."""
+    units, where such a column's ordinary values are all one number (a naive forecast of
+    10 would read as 0). values, observed (N, C): the training rows; lines (N,) their
+    file lines."""
     center, spread = np.asarray(scaler["center"]), np.asarray(scaler["scale"])
     for c, name in enumerate(columns):
         rows = np.flatnonzero(observed[:, c])
@@ -180,8 +181,8 @@ def check_resolution(values: np.ndarray, observed: np.ndarray, scaler: dict,
         pairs = observed[1:, c] & observed[:-1, c]
         steps = np.abs(np.diff(values[:, c]))[pairs]
         # Changes that are float64 noise of their own values (a total summed from parts,
-        # 27.02 then 27.020000000000003) are no change: counted, a column that mostly
-        # holds still had a "typical change" of 1e-14 that any rounding lost.
+        # 27.02 then 27.020000000000003) are no change: counted, they would make the
+        # typical change of a column that mostly holds still 1e-14, below any rounding.
         size = np.maximum(np.abs(values[1:, c]), np.abs(values[:-1, c]))[pairs]
         steps = steps[steps > NOISE * size]
         if column.size < 2 or steps.size == 0:

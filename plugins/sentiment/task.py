@@ -664,9 +664,8 @@ class SentimentTask:
 
 def _check_utf8(text: str, what: str) -> None:
     """UserError for a command-line or stdin text holding bytes that are not UTF-8 (Python
-    reads them as lone surrogates): they were classified as unknown words and echoed back
-    as lone surrogates, which strict JSON readers refuse; char-lm and seq2seq refuse them,
-    and so does a --data file that is not UTF-8."""
+    reads them as lone surrogates, which an answer would echo and strict JSON readers
+    refuse), as char-lm, seq2seq and a sentiment --data file refuse them."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
