@@ -36,6 +36,7 @@ import warnings
 import numpy as np
 
 import recurrent
+from recurrent.checkpoint import atomic_write
 from recurrent.checks import one_line
 from recurrent.errors import error_line
 from recurrent.out_paths import check_out
@@ -538,16 +539,11 @@ def _check_json_path(path):
 
 
 def _write_json(path, payload):
-    tmp = f"{path}.tmp{os.getpid()}"
+    """The results, whole or not at all, as every file the CLI writes (atomic_write)."""
+    text = json.dumps(payload, indent=1).encode("utf-8")
     try:
-        with open(tmp, "w") as f:
-            json.dump(payload, f, indent=1)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: f.write(text))
     except OSError as e:  # e.g. the directory went away or the disk is full meanwhile
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
         raise _json_path_error(path, e) from None
 
 

@@ -63,11 +63,14 @@ def _current_umask() -> int:
 class WriteError(UserError, OSError):
     """A file that cannot be written (a full disk, a read-only directory): one line naming
     the file and the cause, and an OSError for callers that skip what they cannot write
-    (recurrent/cache.py, the tuning cache)."""
+    (recurrent/cache.py, the tuning cache) or word the message their own way (its
+    ``strerror`` is the cause's)."""
 
 
 def _write_error(path: str, error: OSError) -> WriteError:
-    return WriteError(f"cannot write {path}: {error.strerror or error}")
+    written = WriteError(f"cannot write {path}: {error.strerror or error}")
+    written.strerror = error.strerror
+    return written
 
 
 def atomic_write(path: str, write, replace: bool = True) -> None:

@@ -329,6 +329,27 @@ def test_bench_json_write_failure_is_a_user_error(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json"]
 
 
+def test_bench_json_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """As every file the CLI writes: synced before it takes the name, and a Ctrl-C at the
+    rename leaves neither the file nor its temporary one."""
+    import os
+
+    from recurrent_plugins.bench import _write_json
+    synced = []
+    fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or fsync(fd))
+    _write_json(str(tmp_path / "a.json"), {"rows": [1]})
+    assert synced and json.loads((tmp_path / "a.json").read_text()) == {"rows": [1]}
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _write_json(str(tmp_path / "b.json"), {"rows": []})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
 def test_bench_json_keeps_the_rows_measured_before_a_failure(tmp_path, monkeypatch):
     # The child's real lines for one row are replayed, then it reports an error (as a
     # torch disagreement at a later size would): the row measured is written, not lost.
