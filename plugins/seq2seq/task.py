@@ -40,7 +40,7 @@ EVAL_BATCH = 512  # pairs per decoding call in evaluate()
 # process (JSON text, so that a caller cannot change them) and in recurrent.cache. Bump
 # the format when the baselines or metrics.score change what they compute.
 BASELINES_NAMESPACE = "seq2seq-baselines"
-BASELINES_FORMAT = 1
+BASELINES_FORMAT = 2
 _baseline_scores = Kept(4)  # a few splits of one or two data files
 _splits = Kept(3)  # pairs and ids of the train, valid and test splits (_split)
 
