@@ -518,11 +518,8 @@ class Trainer:
         finally:
             if progress is not None:
                 progress.close()
-                if (plot and c.get("plot") and self.position.step and root
-                        and not self._write_plot(trained)):
-                    note = missing_note(imported=True)
-                    if note:
-                        print(note, file=sys.stderr)
+                if plot and c.get("plot") and self.position.step and root:
+                    self._write_plot(trained)
         p = self.position
         return {"status": status, "step": p.step, "epoch": p.epoch,
                 "best_loss": p.best_loss, "run": self.run.path,
@@ -530,16 +527,19 @@ class Trainer:
                 "clipped_fraction": p.clipped_steps / p.step if p.step else 0.0}
 
     def _write_plot(self, trained):
-        """write_loss_plot; when the training ended with an error (a checkpoint that could
-        not be written, a divergence), a plot that cannot be written either is left out
-        (True: no note about matplotlib), so that the error shown is the one that stopped
-        the run, not the plot's."""
+        """write_loss_plot, and the note when matplotlib cannot be imported. When the
+        training ended with an error (a checkpoint that could not be written, a
+        divergence), a plot that cannot be written either is left out, so that the error
+        shown is the one that stopped the run, not the plot's."""
         try:
-            return write_loss_plot(self.run)
+            drawn = write_loss_plot(self.run)
         except WriteError:
             if trained:
                 raise
-            return True
+            return
+        note = None if drawn else missing_note(imported=True)
+        if note:
+            print(note, file=sys.stderr)
 
     def _set_up(self, resume):
         """The start of fit (under its Ctrl-C handler): the position and parameters
