@@ -30,7 +30,8 @@ def run_cli(args) -> str:
 def parse_args(doc: str, task: str, target: float, target_help: str, argv=None):
     """--seeds (default [0]), --threads (default: recurrent's choice), --target, and the
     extra `recurrent train TASK` options given after `--`."""
-    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--threads", type=int, default=None, help="kernel threads (default: auto)")
     p.add_argument("--target", type=float, default=target, help=target_help)
@@ -66,7 +67,8 @@ def finished_runs(doc: str, task_name: str, argv=None):
     from recurrent.checkpoint import RunDir
     from recurrent.plugins import get_task
     from recurrent.runs import load_model
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+",
                         help=f"{task_name} run directories (same data, split and options)")
     args = parser.parse_args(argv)

@@ -15,12 +15,13 @@ Layout of such a run directory RUN while it trains:
 When every candidate has trained, each one's finished model (its best checkpoint, with
 the task state its after_training left) is evaluated on the validation split and scored
 by the run's --select-by, the figure `recurrent eval CANDIDATE --split valid` shows; the
-lowest score wins (a tie goes to the earlier candidate). A candidate whose training
-diverges (a loss or gradient that is not finite: errors.Diverged) is left out, said in
-one line, and scored as None; only when every candidate diverges does the run stop, with
-the first one's message. RUN then becomes a copy of the winner: its checkpoints,
-metrics.jsonl and loss plot, and last its config.json, with "chose" recording every
-candidate's overrides and score and the index kept. From then on RUN is a plain run:
+best wins, the lowest or, for NAME:max, the highest (a tie goes to the earlier
+candidate). A candidate whose training diverges (a loss or gradient that is not finite:
+errors.Diverged) is left out, said in one line, and scored as None; only when every
+candidate diverges does the run stop, with the first one's message. RUN then becomes a
+copy of the winner: its checkpoints, metrics.jsonl and loss plot, and last its
+config.json, with "chose" recording every candidate's overrides and score and the index
+kept. From then on RUN is a plain run:
 eval, predict, export and --resume (which continues the winner in RUN) treat it as one;
 the candidate directories stay as the record.
 

@@ -28,12 +28,12 @@ Truncated BPTT (--tbptt K): the gradient of every step reaches back at most K st
 
 Evaluation every --eval-every steps (0: at the end of every epoch) and at the end: the
 task's metrics on "valid", printed beside its baselines, appended to metrics.jsonl; the
-best validation loss keeps best.npz; --patience N stops after N evaluations without
-improvement. last.npz is written at every evaluation, at the end and on Ctrl-C
-(recurrent/interrupt.py; one while fit sets up stops before the first step); resuming a
-run that has none yet trains it from the start with its saved options. A non-finite
-loss or gradient norm stops training before the update with a clear message; the last
-good checkpoint stays.
+best validation loss (or --select-by figure, recurrent/selection.py) keeps best.npz;
+--patience N stops after N evaluations without improvement. last.npz is written at every
+evaluation, at the end and on Ctrl-C (recurrent/interrupt.py; one while fit sets up
+stops before the first step); resuming a run that has none yet trains it from the start
+with its saved options. A non-finite loss or gradient norm stops training before the
+update with a clear message; the last good checkpoint stays.
 
 Schedules see the step index; the cosine schedule spans the run's planned steps (epochs x
 steps per epoch, or --steps if smaller). Changing --epochs/--steps on resume does not

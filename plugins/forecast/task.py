@@ -4,9 +4,11 @@ Dimension legend: N rows, C value columns, W window, H horizon, B windows, S for
 
 Model: features (W, B, C) -> recurrent encoder -> last valid output -> dense head with H*C
 outputs (step-major: h * C + c), trained with mse on scaled values. By default the head
-predicts the change from the window's last value (--difference), so its zero output is the
-naive forecast. Forecasts longer than H roll out recursively: the H predicted steps are
-appended to the window and the model is run again.
+predicts, for each step, the change from an anchor forecast chosen before training
+(--difference; anchors.py: naive, seasonal naive, the run's exponential smoothing, their
+mean, or the learned smoothing), so its zero output is that forecast. Forecasts longer
+than H roll out recursively: the H predicted steps are appended to the window and the
+model is run again.
 
 State (JSON, saved in the run directory): where the data lives, the columns, split ends,
 the scaler fitted on the training rows only, the season and the MASE scale.
