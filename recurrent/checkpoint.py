@@ -233,6 +233,15 @@ def read_json(path: str) -> dict:
     return obj
 
 
+def _imported(config_path: str) -> bool:
+    """Whether the config.json at ``config_path`` is an imported run's (False when it
+    cannot be read: the refusal that names it comes where the run is opened)."""
+    try:
+        return bool(read_json(config_path).get("imported_from"))
+    except UserError:
+        return False
+
+
 RUN_INFO = (("task", str), ("config", dict), ("task_state", dict), ("model_spec", dict))
 
 
@@ -314,7 +323,10 @@ class RunDir:
     def check_new(path: str) -> None:
         """UserError unless ``path`` may become a new run's directory: missing, or a
         directory without a run's files (nor a loss.png the run would replace)."""
-        if os.path.exists(os.path.join(path, CONFIG_FILE)):
+        config = os.path.join(path, CONFIG_FILE)
+        if os.path.exists(config):
+            if _imported(config):  # weights only: --resume refuses it
+                raise UserError(f"{path} already holds an imported run; choose another --out")
             raise UserError(f"{path} already holds a run: continue it with --resume {path} "
                             f"or choose another --out")
         if os.path.exists(path) and not os.path.isdir(path):

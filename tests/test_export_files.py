@@ -131,6 +131,48 @@ def test_an_existing_out_is_refused_unless_forced(runs, tmp_path):
     one_line_error(invoke("import", keep, "--out", run), "already holds a run")
 
 
+def test_an_out_made_while_exporting_is_not_replaced_without_force(runs, tmp_path,
+                                                                   monkeypatch):
+    """A file that appears at --out after the export checked it (another export to the
+    same name finishing first) is kept: the export fails in one line, as for a file there
+    from the start, and leaves no temporary file; --force still replaces it."""
+    import recurrent.export.run as export_run
+    run = runs / "forecast"
+    load = export_run.load_model
+
+    def load_while_another_export_writes(*args, **kwargs):
+        out.write_text("the other export's file")
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(export_run, "load_model", load_while_another_export_writes)
+    for fmt in ("onnx", "safetensors", "torch"):
+        out = tmp_path / f"m.{fmt}"
+        one_line_error(invoke("export", run, "--format", fmt, "--out", out),
+                       "already exists", "--force")
+        assert out.read_text() == "the other export's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.safetensors",
+                                                          "m.torch"]
+    ok(invoke("export", run, "--format", "safetensors", "--out", tmp_path / "m.torch",
+              "--force"))
+    from safetensors.numpy import load_file
+    assert set(load_file(str(tmp_path / "m.torch"))) == set(params(run))
+
+
+def test_a_run_already_at_out_is_named_with_a_hint_that_works(runs, tmp_path):
+    """An import into a directory holding a run names --resume only when the run there
+    can be resumed: an imported one holds weights only, and --resume refuses it."""
+    st = tmp_path / "m.safetensors"
+    ok(invoke("export", runs / "forecast", "--format", "safetensors", "--out", st))
+    one_line_error(invoke("import", st, "--out", runs / "forecast"), "already holds a run",
+                   "--resume")
+    imported = tmp_path / "imported"
+    ok(invoke("import", st, "--out", imported))
+    for command in (("import", st), ("train", "forecast", "--steps", 1)):
+        result = invoke(*command, "--out", imported)
+        one_line_error(result, "already holds an imported run", "choose another --out")
+        assert "--resume" not in result.stderr
+
+
 def test_default_outs_are_beside_the_run_and_int8_has_its_own(runs, monkeypatch):
     """The default of "." (run from inside the run directory) is beside the directory, not
     a hidden "..torch.safetensors" in it; int8 safetensors default to RUN.int8.safetensors,

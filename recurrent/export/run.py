@@ -7,6 +7,7 @@ writes inside the run directory, nor over an existing file unless asked to (``fo
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -75,12 +76,13 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
                         f"{target} recurrent modules cannot express; --format safetensors "
                         f"keeps the weights")
     if fmt == "onnx":
-        return out, _export_onnx(model, info, out, state_inputs)
+        return out, _export_onnx(model, info, out, state_inputs, force)
     if fmt == "torch":
         source = torch_names.torch_source(model, out)  # refuses cells torch lacks
     int8 = tuple(torch_names.rnn_weights(model)) if precision == "int8" else ()
     tensors = torch_names.tensors(model, fold_scale=fmt == "torch")
-    st.write(out, tensors, info, int8)
+    with _not_replaced(out, force):
+        st.write(out, tensors, info, int8, replace=force)
     written = sum(value.size for value in tensors.values())  # not the training-only ones
     lines = [f"wrote {out}: {written:,} parameters under PyTorch names, "
              + (f"the recurrent weights in int8 with float32 row scales ('<name>"
@@ -110,7 +112,21 @@ def _check_ensemble(run_path, model, fmt, state_inputs):
                         f"each with its own state; export a member to feed its state")
 
 
-def _export_onnx(model, info, out, state_inputs):
+@contextlib.contextmanager
+def _not_replaced(out, force):
+    """The refusal of an existing ``out`` without ``force`` for a file that appeared
+    after check_out looked (another export to the same name finishing first): the write
+    creates ``out`` without replacing it (atomic_write's replace=False), and its
+    FileExistsError becomes the same one-line refusal."""
+    try:
+        yield
+    except FileExistsError:
+        if force:
+            raise
+        raise UserError(f"--out {out} already exists; give --force to replace it") from None
+
+
+def _export_onnx(model, info, out, state_inputs, force=False):
     try:
         from . import onnx as onnx_export
     except ImportError:
@@ -126,7 +142,8 @@ def _export_onnx(model, info, out, state_inputs):
     proto = onnx_export.onnx_model(model, loss in SOFTMAX_LOSSES, metadata, state_inputs,
                                    loss=loss)
     data = proto.SerializeToString()
-    atomic_write(out, lambda f: f.write(data))
+    with _not_replaced(out, force):
+        atomic_write(out, lambda f: f.write(data), replace=force)
     graph = proto.graph
     describe = lambda v: f"  {v.name} {_dims(v)}"  # noqa: E731
     return ([f"wrote {out}: ONNX opset {onnx_export.OPSET}, IR version {proto.ir_version}",

@@ -31,10 +31,12 @@ PRECISION_KEY = "precision"
 SCALE_SUFFIX = ".scale"
 
 
-def write(path: str, tensors: dict, info: dict, int8: tuple = ()) -> None:
+def write(path: str, tensors: dict, info: dict, int8: tuple = (),
+          replace: bool = True) -> None:
     """``tensors`` ({name: float32 array}) and the run's ``info`` (its config.json
     object) into ``path``, atomically; the matrices named in ``int8`` quantised per row
-    (int8 values and their "<name>.scale")."""
+    (int8 values and their "<name>.scale"). ``replace=False``: FileExistsError when
+    ``path`` exists, also when another process made it meanwhile (atomic_write)."""
     metadata = {"format": FORMAT,
                 CONFIG_KEY: json.dumps(info, sort_keys=True, default=json_default)}
     out = {}
@@ -46,7 +48,7 @@ def write(path: str, tensors: dict, info: dict, int8: tuple = ()) -> None:
     if int8:
         metadata[PRECISION_KEY] = "int8"
     data = save(out, metadata=metadata)
-    atomic_write(path, lambda f: f.write(data))
+    atomic_write(path, lambda f: f.write(data), replace=replace)
 
 
 def _dequantize(path: str, tensors: dict) -> dict:
