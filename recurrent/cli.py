@@ -47,10 +47,23 @@ Quick start (each line runs as-is on the bundled data):
 class RecurrentGroup(click.Group):
     """The root group: its main() turns every failure into one line on stderr."""
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        # the arguments as given, for `train --ranks N` to start its ranks with (main()'s
+        # args: sys.argv's only when it was given none)
+        given = list(args)
+        ctx = super().make_context(info_name, args, parent, **extra)
+        ctx.meta[ARGS_KEY] = given
+        return ctx
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
              **extra):
         args = list(sys.argv[1:] if args is None else args)
         debug = debug_asked(args)
+        command = _command_of(args)
+
+        def report(line, code, all_ranks=False):
+            return _report(line, code, all_ranks, command)
+
         try:
             # BLAS on one thread for the whole command (recurrent/threads.py): the kernels
             # bring their own threads, and what else calls BLAS (the baselines' L-BFGS
@@ -62,50 +75,64 @@ class RecurrentGroup(click.Group):
         except click.exceptions.Abort:
             if debug:
                 raise
-            code = _report("Aborted.", 130)
+            code = report("Aborted.", 130)
         except click.exceptions.NoArgsIsHelpError as e:  # bare `recurrent`: the quick start
             click.echo(e.ctx.get_help() if e.ctx else e.format_message())
             code = 0
         except click.ClickException as e:
             if debug:
                 raise
-            code = _report(f"Error: {one_line(e.format_message())}", e.exit_code)
+            code = report(f"Error: {one_line(e.format_message())}", e.exit_code)
         except AllRanksError as e:
             if debug:
                 raise
-            code = _report(f"Error: {one_line(e)}", 1, all_ranks=True)
+            code = report(f"Error: {one_line(e)}", 1, all_ranks=True)
         except UserError as e:
             if debug:
                 raise
-            code = _report(f"Error: {one_line(e)}", 1)
+            code = report(f"Error: {one_line(e)}", 1)
         except MemoryError as e:  # sizes the machine cannot hold (--hidden, --beam, ...)
             if debug:
                 raise
-            code = _report(f"Error: not enough memory ({error_line(e)}): the sizes or "
-                           f"counts asked for need more memory than is available; ask "
-                           f"for smaller ones", 1)
+            code = report(f"Error: not enough memory ({error_line(e)}): the sizes or "
+                          f"counts asked for need more memory than is available; ask "
+                          f"for smaller ones", 1)
         except Exception as e:  # a bug: say so in one line; --debug shows the traceback
             if debug:
                 raise
-            code = _report(f"Error: internal error ({error_line(e)}); "
-                           f"rerun with --debug for the traceback", 1)
+            code = report(f"Error: internal error ({error_line(e)}); "
+                          f"rerun with --debug for the traceback", 1)
         if standalone_mode:
             sys.exit(code)
         return code
 
 
-def _report(line: str, code: int, all_ranks: bool = False) -> int:
+# ctx.meta's key of the command-line arguments the root group was given.
+ARGS_KEY = "recurrent.args"
+# The commands that make the process group of an MPI job (distributed.world()).
+WORLD_COMMANDS = ("train", "info")
+
+
+def _report(line: str, code: int, all_ranks: bool = False, command: str | None = None) -> int:
     """Print a failure line; in a data-parallel job, also stop the other ranks
     (distributed.report_failure). Returns the exit code. A failure before the ranks of
     an MPI job made their World (click's option checks, a bad RECURRENT_MPI_TIMEOUT) is
-    met by every rank alike: the launcher's rank 0 alone prints it."""
+    printed by the launcher's rank 0 alone; in a ``command`` that makes the World, the
+    ranks that got past it are told, so that none waits for this one
+    (distributed.report_early_failure)."""
     from . import distributed
     world = distributed.current()
     if world is None or world.size == 1:
-        if distributed.prints_early_failures():
+        if distributed.report_early_failure(line, command in WORLD_COMMANDS):
             click.echo(line, err=True)
         return code
     return distributed.report_failure(world, line, code, all_ranks)
+
+
+def _command_of(args: list[str]) -> str | None:
+    """The command an argument list runs: its first argument that is not an option (the
+    root group's options are flags)."""
+    return next((str(a) for a in args if not str(a).startswith("-")), None)
 
 
 @click.group(cls=RecurrentGroup, help=QUICK_START,
@@ -304,7 +331,7 @@ def _train(ctx, task, values):
     world = current_world()
     if ranks is not None and world.size == 1 and ranks > 1:
         from .launch import launch
-        ctx.exit(launch(ranks, sys.argv[1:]))
+        ctx.exit(launch(ranks, ctx.meta.get(ARGS_KEY, sys.argv[1:])))
     if ranks is not None and ranks != world.size:
         raise AllRanksError(f"--ranks {ranks}: this job already runs on {world.size} "
                         f"rank(s); give --ranks without mpiexec, or mpiexec without --ranks")

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .errors import UserError
+from .errors import AllRanksError, UserError
 from .extras import install_hint
 
 # Environment variables an MPI launcher sets: the number of ranks of the job.
@@ -154,6 +154,9 @@ class MPIWorld(World):
         # exits as soon as it gets it, dropping output its proxy has not forwarded yet:
         # let the proxy read the line first, or the job may end without it.
         _wait_for_stderr_read()
+        # MPICH's MPI_Abort prints a line of its own ("Abort(1) on node 1 ...") on this
+        # process's stderr: the job's failure is the line above, alone
+        _silence_stderr()
         self.comm.Abort(code)
 
     def describe(self) -> dict:
@@ -186,6 +189,16 @@ def _wait_for_stderr_read(limit: float = 2.0):
             time.sleep(0.002)
     except (ImportError, OSError, ValueError, AttributeError):
         return  # no fileno (a replaced sys.stderr) or no FIONREAD (not POSIX)
+
+
+def _silence_stderr():
+    """Point this process's stderr (file descriptor 2) at the null device."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+    except OSError:
+        pass
 
 
 def _announced(names) -> int | None:
@@ -223,6 +236,36 @@ def prints_early_failures() -> bool:
     if _WORLD is not None or launched_size() <= 1 or opted_out():
         return True
     return launched_rank() in (None, 0)
+
+
+def report_early_failure(line: str, joins_world: bool) -> bool:
+    """A failure met before world() made this process's World (see
+    prints_early_failures); returns whether this process prints ``line``.
+
+    joins_world: the command is one whose ranks meet in world() (train, info). Under an
+    MPI launcher with more than one rank such a process first starts MPI and hands
+    ``line`` to the start-up exchange of world(): the ranks that got past the failure
+    wait there for every rank, and without this they would wait forever for one that
+    ended before starting MPI. They then stop with an AllRanksError naming this rank."""
+    if (joins_world and not _EXCHANGED and launched_size() > 1 and not opted_out()
+            and mpi_available()):
+        try:
+            from mpi4py import MPI
+            _exchange_start(MPI, line)
+        except Exception:  # MPI itself failed to start: nothing to tell the others
+            pass
+    return prints_early_failures()
+
+
+_EXCHANGED = False  # this process took part in world()'s start-up exchange
+
+
+def _exchange_start(MPI, failure: str | None) -> list:
+    """Every rank's failure line from before its World (None: it got to world()), in rank
+    order: the first collective of every rank of a job, once."""
+    global _EXCHANGED
+    _EXCHANGED = True
+    return MPI.COMM_WORLD.allgather(failure)
 
 
 def mpi_available() -> bool:
@@ -289,6 +332,10 @@ def world() -> World:
                         f"installed: {install_hint('mpi')}")
     timeout = _timeout()
     from mpi4py import MPI
+    failed = [(rank, line) for rank, line in enumerate(_exchange_start(MPI, None)) if line]
+    if failed:  # a rank stopped before world() (report_early_failure): every rank stops
+        rank, line = failed[0]
+        raise AllRanksError(f"rank {rank}: {line.removeprefix('Error: ')}")
     _WORLD = MPIWorld(MPI, timeout) if MPI.COMM_WORLD.Get_size() > 1 else World()
     if _WORLD.size > 1 and not any(os.environ.get(v) for v in
                                    ("RECURRENT_NUM_THREADS", "OMP_NUM_THREADS")):

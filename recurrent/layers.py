@@ -317,14 +317,16 @@ class Recurrent(ParamModule):
         self._dropout_rng = np.random.default_rng(seed)
         self._dropout_rows = rows
 
-    def _dropout_mask(self, shape):  # shape (T, B, D*H)
-        return dropout_mask(self._dropout_rng, shape, self.dropout, self.dtype,
-                            self._dropout_rows, axis=1)
+    def _dropout_mask(self, shape, steps=0):  # shape (T, B, D*H); steps: see run()
+        T = shape[0]
+        return dropout_mask(self._dropout_rng, (max(T, steps),) + tuple(shape[1:]),
+                            self.dropout, self.dtype, self._dropout_rows, axis=1)[:T]
 
-    def _cell_masks(self, T, B, draw):
+    def _cell_masks(self, T, B, draw, steps=0):
         """The masks argument of one cell run (recurrent/masks.py), or None when neither
         option is on. draw: a training pass that backward follows (random masks from the
-        dropout generator); otherwise no recurrent dropout and zoneout's expectation."""
+        dropout generator); otherwise no recurrent dropout and zoneout's expectation.
+        steps: see run()."""
         H, masks = self.hidden_size, {}
         if draw and self.recurrent_dropout > 0:
             masks["recurrent"] = variational_mask(self._dropout_rng, B, H,
@@ -332,9 +334,9 @@ class Recurrent(ParamModule):
                                                   self._dropout_rows)
         if self.zoneout > 0:
             masks["zoneout"] = tuple(
-                zoneout_mask(self._dropout_rng, T, B, H, self.zoneout,
+                zoneout_mask(self._dropout_rng, max(T, steps), B, H, self.zoneout,
                              np.bool_ if takes_flags(self.cell, self.dtype) else self.dtype,
-                             self._dropout_rows) if draw else
+                             self._dropout_rows)[:T] if draw else
                 zoneout_expectation(B, H, self.zoneout, self.dtype)
                 for _ in self.state_names)
         return masks or None
@@ -361,13 +363,17 @@ class Recurrent(ParamModule):
         states = self._check_states(state, B, "state", self.num_layers * self.num_directions)
         return x, states, lengths, self._threads_for(B)
 
-    def run(self, x, states, lengths, need_grad, num_threads, precision=None):
+    def run(self, x, states, lengths, need_grad, num_threads, precision=None, mask_steps=0):
         """forward() on checked inputs: x C-contiguous (T, B, I) of the layer dtype, states
         a tuple of (L*D, B, H) arrays (one per state name), lengths int64 (B,) in 0..T,
         num_threads an int >= 1. Returns (out (T, B, D*H), tuple of final states). The
         caller keeps BLAS single-threaded (recurrent.threads.single_threaded_blas).
         precision: None for the layer's (self.precision), or a checked one; int8 needs
-        need_grad=False."""
+        need_grad=False. mask_steps: the training masks that vary over time (inter-layer
+        dropout, zoneout) are drawn for this many steps (if more than T) and their first
+        T used, so that a caller that cut x to fewer steps than its batch has (a
+        data-parallel rank's rows of a seq2seq batch, trimmed to their longest) gets
+        the masks of the whole batch's steps."""
         ensure_tuned()   # the process's first kernel call loads or runs the kernel tuning
         precision = self._precision if precision is None else precision
         if precision != "fp32" and need_grad:
@@ -383,7 +389,7 @@ class Recurrent(ParamModule):
         for k in range(self.num_layers):
             mask = None
             if k > 0 and self.training and self.dropout > 0:
-                mask = self._dropout_mask(layer_in.shape)              # (T, B, D*H)
+                mask = self._dropout_mask(layer_in.shape, mask_steps)  # (T, B, D*H)
                 layer_in = layer_in * mask
             outs, caches = [], []
             for d in range(D):
@@ -399,7 +405,7 @@ class Recurrent(ParamModule):
                 else:
                     out_d, finals, cache = self._run_cell(
                         need_grad, cell_in, unit_states, self._unit_params(u), lengths,
-                        num_threads, self._cell_masks(T, B, draw))
+                        num_threads, self._cell_masks(T, B, draw, mask_steps))
                 if (precision, need_grad) not in self._checked_paths:  # once per path
                     self._check_cell_result(out_d, finals, T, B)
                     self._checked_paths.add((precision, need_grad))

@@ -106,6 +106,9 @@ def test_without_ranks_drops_only_the_ranks_option():
     ("forecast", ["--model", "esrnn", "--es-train", "joint"]),  # the task's parameters
     ("forecast", ["--average", "ema:0.9"]),                  # weight averaging
     ("seq2seq", ["--max-train", "300", "--max-eval", "40"]),  # pair batches, decoding
+    # masks over time in the encoder and decoder, whose steps each rank trims to its rows
+    ("seq2seq", ["--max-train", "300", "--max-eval", "40", "--zoneout", "0.3",
+                 "--recurrent-dropout", "0.2", "--layers", "2", "--dropout", "0.3"]),
 ])
 def test_two_ranks_train_as_one_rank_does(tmp_path, task, extra):
     args = [a for a in TINY if task == "char-lm" or a not in ("--seq-len", "12")]
@@ -213,6 +216,17 @@ def test_a_failing_rank_stops_the_job_with_one_line(tmp_path, faulty_plugin, mod
     resumed = recurrent_cmd(["train", "--resume", "run", "--steps", "8"], tmp_path,
                             **faulty_plugin)
     assert resumed.returncode == 0, resumed.stderr
+
+
+def test_a_raising_rank_under_mpiexec_prints_one_line(tmp_path, faulty_plugin):
+    """By hand (mpiexec, no --ranks launcher to filter its output): the rank's own line
+    alone, without the MPI library's report of the abort."""
+    args = ["train", "faulty-lm", *TINY, "--steps", "40", "--eval-every", "2", "--out", "run"]
+    job = recurrent_cmd(args, tmp_path, ranks=2, FAULTY_RANK=1, FAULTY_EVALUATION=3,
+                        FAULTY_MODE="raise", **faulty_plugin)
+    assert job.returncode != 0
+    assert _one_line(job.stderr).startswith(
+        "Error: rank 1: internal error (RuntimeError: evaluation 3 is broken)")
 
 
 def test_a_hanging_rank_ends_the_job_after_the_timeout(tmp_path, faulty_plugin):

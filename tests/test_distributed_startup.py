@@ -59,6 +59,25 @@ def test_independent_processes_under_a_launcher_each_print_their_error(tmp_path)
     assert len(lines) == 2 and lines[0] == lines[1], job.stderr
 
 
+@pytest.mark.parametrize("failing_rank", [0, 1])
+def test_a_failure_on_one_rank_before_mpi_starts_stops_every_rank(tmp_path, failing_rank):
+    """One rank meets an error before MPI is started (here its machine's bad
+    RECURRENT_NUM_THREADS): the other ranks, already waiting for it in MPI's start, are
+    told and stop; the job ends at once with one line naming the rank."""
+    command = [sys.executable, "-m", "recurrent", "train", "char-lm", *TINY, "--out", "run"]
+    bad = ["-env", "RECURRENT_NUM_THREADS", "abc"]
+    ranks = [[mpiexec(), "-n", "1"], [":", "-n", "1"]]
+    ranks[failing_rank] += bad
+    job = _run_job([*ranks[0], *command, *ranks[1], *command], tmp_path, timeout=30,
+                   PYTHONSAFEPATH="1")
+    assert job.returncode != 0
+    who = "rank 1: " if failing_rank else ""
+    assert _one_line(job.stderr) == (f"Error: {who}RECURRENT_NUM_THREADS='abc': expected a "
+                                     f"positive integer (the most threads a call uses); "
+                                     f"unset it for the default")
+    assert not (tmp_path / "run").exists()
+
+
 # ---- `train --resume RUN` when only rank 0's machine has RUN ---------------------------
 
 def _two_machines(tmp_path, first, second, args):

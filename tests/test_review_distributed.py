@@ -100,3 +100,24 @@ def test_ranks_search_the_launchers_path_in_its_order(monkeypatch):
                            timeout=60)
     import json
     assert json.loads(shown.stdout) == sys.path
+
+
+def test_ranks_start_with_the_arguments_the_cli_was_given(monkeypatch, tmp_path):
+    # `train --ranks N` run in-process (click's CliRunner, a notebook): the ranks get the
+    # arguments given to the CLI, not the hosting program's sys.argv
+    from helpers import invoke
+
+    from recurrent import launch
+    seen = []
+
+    def capture(command, **kwargs):
+        seen.append(command)
+        raise RuntimeError("not started")
+
+    monkeypatch.setattr(launch.subprocess, "Popen", capture)
+    monkeypatch.setattr(sys, "argv", ["host-program", "--host-option"])
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "char-lm", "--steps", "2", "--out", "run", "--ranks", "2"]
+    invoke(*args)
+    assert seen, "mpiexec was not started"
+    assert seen[0][-6:] == ["train", "char-lm", "--steps", "2", "--out", "run"]

@@ -175,9 +175,8 @@ class Seq2SeqModel(FlatModel):
 
     def reseed_dropout(self, seed_words, rows=None):
         """As SequenceModel.reseed_dropout. With ``rows`` (a data-parallel rank's share of
-        the batch) the masks are cut from those of the whole batch; the decoder's masks
-        span the longest target of the rank's rows, so they equal a single process's only
-        where that is the batch's longest (the encoder's always do)."""
+        the batch) the masks are cut from those of the whole batch (forward draws the
+        masks that vary over time for all of the batch's steps)."""
         own, enc, dec = np.random.SeedSequence(list(seed_words)).spawn(3)
         self.dropout.rng = np.random.default_rng(own)
         self.dropout.rows = rows
@@ -203,14 +202,16 @@ class Seq2SeqModel(FlatModel):
         Tt = max(1, int(tgt_len.max(initial=0)))
         return x[:S, :, 0], src_len, x[:Tt, :, 1], tgt_len
 
-    def encode(self, src, src_len, need_grad=False):
+    def encode(self, src, src_len, need_grad=False, mask_steps=0):
         """Source ids (S, B) and lengths -> (memory (S, B, F), decoder initial states,
-        thread count). The encoder's cache is kept when need_grad."""
+        thread count). The encoder's cache is kept when need_grad. mask_steps: as
+        Recurrent.run's."""
         if not need_grad:  # decoding overwrites the modules' caches: no backward after it
             self._cache = None
         h = self.source_embedding.forward(src)  # (S, B, E)
         h, states, src_len, threads = self.encoder.prepare(h, lengths=src_len)
-        memory, finals = self.encoder.run(h, states, src_len, need_grad, threads)
+        memory, finals = self.encoder.run(h, states, src_len, need_grad, threads,
+                                          mask_steps=mask_steps)
         init = bridge(finals, self.num_directions)
         if self.feeding is not None:
             init = self.feeding.initial(init)  # plus the h~ fed to the first step
@@ -227,14 +228,17 @@ class Seq2SeqModel(FlatModel):
             src, src_len, tgt_in, tgt_len = self._split(x, lengths)
             T, B = np.shape(x)[:2]
             self._cache = None
-            memory, init, threads = self.encode(src, src_len, need_grad)
+            # the masks drawn over the batch's T steps, not the trimmed S and T': a
+            # data-parallel rank, whose rows' longest may be shorter, gets the masks of
+            # its rows that one process draws for the whole batch
+            memory, init, threads = self.encode(src, src_len, need_grad, mask_steps=T)
             h = self.target_embedding.forward(tgt_in)  # (T', B, E)
             if self.feeding is not None:
                 att = self.feeding.run(h, init, memory, src_len, tgt_len, need_grad,
                                        threads)  # (T', B, F)
             else:
                 dec, _ = self.decoder.run(np.ascontiguousarray(h), init, tgt_len, need_grad,
-                                          threads)  # (T', B, F)
+                                          threads, mask_steps=T)  # (T', B, F)
                 att, _ = self.attention.forward(dec, memory, src_len, need_grad)
             Tt, _, F = att.shape
             logits = self.head.forward(
