@@ -100,7 +100,11 @@ class RecurrentGroup(click.Group):
         except Exception as e:  # a bug: say so in one line; --debug shows the traceback
             if debug:
                 raise
-            code = report(f"Error: internal error ({error_line(e)}); "
+            # a plugin's bug names the plugin: the one to fix, update or uninstall
+            culprit = plugins.plugin_in_traceback(e)
+            where = "" if culprit is None else \
+                f" in plugin {culprit[0]!r} (version {culprit[1]})"
+            code = report(f"Error: internal error{where} ({error_line(e)}); "
                           f"rerun with --debug for the traceback", 1)
         if standalone_mode:
             sys.exit(code)

@@ -112,7 +112,7 @@ class ShardedRunner(Runner):
         super().__init__(model)
         self.parallel = parallel
 
-    def forward(self, x, *, lengths=None, state=None):
+    def forward(self, x, lengths=None, state=None):
         x = np.asarray(x)
         B = x.shape[BATCH_AXIS]
         if B == 0:  # nothing to share: every rank runs the empty batch as one process does

@@ -9,6 +9,8 @@ registration order (built-ins first), each into its own staging list. A plugin w
 raises, which registers a malformed object, or which claims a name another plugin already
 holds is recorded as *broken* (name + one-line error), unregistered, and contributes nothing;
 everything else keeps working. Plugins that fail to import are recorded the same way.
+What a plugin prints while it is imported or its hooks run goes to stderr, so that stdout
+holds only what the command prints.
 
 The result is cached and rebuilt only when the set of registered plugins changes, so
 ``get_cell(name)`` in a hot path costs a dict lookup and a short list comparison.
@@ -19,9 +21,12 @@ Environment:
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import os
+import sys
+import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,7 +141,8 @@ class Registry:
             providers[ep.name] = dist
             version = ep.dist.version if ep.dist is not None else "?"
             try:
-                plugin = ep.load()
+                with _plugin_output():
+                    plugin = ep.load()
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # SystemExit too: a script-style module (argparse)
@@ -234,10 +240,17 @@ class Registry:
         def add(kind: str, obj_name: Any, obj: Any) -> None:
             if not isinstance(obj_name, str) or not obj_name:
                 raise ValueError(f"registered a {kind} without a string name: {obj!r}")
+            if isinstance(obj, type) and kind != "command":
+                # a class has the members as attributes, but its methods are unbound
+                raise ValueError(f"{kind} {obj_name!r}: registered the class "
+                                 f"{obj.__name__}, not an instance: call "
+                                 f"register({obj.__name__}())")
             protocol = KINDS[kind][1]
             missing = missing_members(obj, protocol) if protocol is not None else []
             if missing:
                 raise ValueError(f"{kind} {obj_name!r} lacks {', '.join(missing)}")
+            if kind == "task":
+                _check_task_options(obj_name, obj)
             other = accepted[kind].get(obj_name)
             if other is not None:
                 raise ValueError(f"{kind} name {obj_name!r} is already taken by "
@@ -256,11 +269,16 @@ class Registry:
                     # Run against a scratch group to learn which commands the plugin adds.
                     import click
                     group = click.Group("recurrent")
-                    _call(impl, cli=group)
+                    with _plugin_output():
+                        _call(impl, cli=group)
                     for cmd_name, cmd in group.commands.items():
                         add("command", cmd_name, cmd)
                 else:
-                    _call(impl, register=lambda obj, kind=kind: add(kind, getattr(obj, "name", None), obj))
+                    with _plugin_output():
+                        result = _call(impl, register=_register_callback(kind, hook_name, add))
+                    if result is not None:  # pluggy would drop it: nothing registered
+                        raise ValueError(f"{hook_name} returned {type(result).__name__}: "
+                                         f"call register(obj) once per object instead")
         return staged
 
     def get(self, kind: str, name: str) -> Any:
@@ -270,10 +288,40 @@ class Registry:
         if entry is None:
             message = (f"unknown {kind} {name!r}; known {PLURAL[kind]}: "
                        f"{', '.join(sorted(known)) or '(none)'}")
-            if self.broken:
+            # a broken plugin whose error names this object is the one to fix or uninstall
+            named = sorted(p for p, error in self.broken.items() if repr(name) in error)
+            if named:
+                message = (f"{kind} {name!r} is unavailable: "
+                           + "; ".join(f"plugin {p!r} is broken: {self.broken[p]}"
+                                       for p in named)
+                           + f" (see `recurrent plugins`); known {PLURAL[kind]}: "
+                             f"{', '.join(sorted(known)) or '(none)'}")
+            elif self.broken:
                 message += f" (broken plugins: {', '.join(sorted(self.broken))}; see `recurrent plugins`)"
             raise UserError(message)
         return entry.obj
+
+    def plugin_in_traceback(self, exc: BaseException) -> tuple[str, str] | None:
+        """(name, version) of the plugin, other than the built-ins, whose code holds the
+        innermost frame of ``exc``'s traceback that is any such plugin's; None when no
+        such plugin's code is in it. A frame belongs to a plugin when its module is in the
+        top-level package of the plugin's module (never recurrent's own packages)."""
+        own = {__name__.split(".")[0], *(m.split(".")[0] for m in self.default_plugins)}
+        packages = {}
+        for name, plugin in self.pm.list_name_plugin():
+            if plugin is None or name in self.default_plugins:
+                continue
+            module = (plugin.__name__ if isinstance(plugin, types.ModuleType)
+                      else type(plugin).__module__)
+            if module.split(".")[0] not in own:
+                packages[module.split(".")[0]] = name
+        found = None
+        tb = exc.__traceback__
+        while tb is not None:
+            top = str(tb.tb_frame.f_globals.get("__name__", "")).split(".")[0]
+            found = packages.get(top, found)
+            tb = tb.tb_next
+        return None if found is None else (found, self.versions.get(found, "-"))
 
     def register_commands(self, cli: Any) -> None:
         """Let every working plugin add its commands to the real CLI group.
@@ -289,7 +337,8 @@ class Registry:
             for impl in _impls_of(self.pm, "register_commands", plugin):
                 before = dict(cli.commands)
                 try:
-                    _call(impl, cli=cli)
+                    with _plugin_output():
+                        _call(impl, cli=cli)
                     clashes = [c for c in cli.commands if c in before and cli.commands[c] is not before[c]]
                     if clashes:
                         raise ValueError(f"command name {', '.join(clashes)} is already taken")
@@ -299,6 +348,44 @@ class Registry:
                     self.broken[name] = error_line(exc)
                     self.pm.unregister(plugin)
                     break
+
+
+def _plugin_output():
+    """A context in which a plugin's prints (at import, in its hooks) go to stderr: stdout
+    carries what commands print for programs (`--json`, `predict --stream`'s JSON lines),
+    which a stray line would make unreadable."""
+    return contextlib.redirect_stdout(sys.stderr)
+
+
+def _register_callback(kind: str, hook_name: str, add) -> Any:
+    """The ``register`` a hook of ``kind`` is handed: one object per call."""
+    def register(*objs):
+        if len(objs) != 1:
+            raise ValueError(f"{hook_name}: register() takes one object per call, "
+                             f"got {len(objs)}")
+        add(kind, getattr(objs[0], "name", None), objs[0])
+    return register
+
+
+def _check_task_options(name: str, task: Any) -> None:
+    """ValueError naming the task when options() or defaults() fails or returns what the
+    CLI cannot build `recurrent train NAME` from: checked when the task registers, as
+    `recurrent train --help` builds every task's command and one failure would stop it."""
+    import click
+    for method, kinds, expected in (("options", (list, tuple), "a list of click.Option"),
+                                    ("defaults", (dict,), "a dict")):
+        try:
+            value = getattr(task, method)()
+        except Exception as exc:
+            raise ValueError(f"task {name!r}: {method}() raised {error_line(exc)}") from None
+        if value is not None and not isinstance(value, kinds):
+            raise ValueError(f"task {name!r}: {method}() returned {type(value).__name__}, "
+                             f"expected {expected}")
+        if method == "options":
+            odd = [p for p in value or () if not isinstance(p, click.Parameter)]
+            if odd:
+                raise ValueError(f"task {name!r}: options() returned {odd[0]!r}, "
+                                 f"expected {expected}")
 
 
 def _dist_name(ep: importlib.metadata.EntryPoint) -> str:
@@ -405,6 +492,11 @@ def register_commands(cli: Any) -> None:
 def entries(kind: str) -> dict[str, Entry]:
     """name -> Entry (object, providing plugin and version) for one kind."""
     return _registry.entries(kind)
+
+
+def plugin_in_traceback(exc: BaseException) -> tuple[str, str] | None:
+    """(name, version) of the installed plugin whose code raised ``exc``, or None."""
+    return _registry.plugin_in_traceback(exc)
 
 
 def broken_plugins() -> dict[str, str]:

@@ -18,8 +18,9 @@ class Runner:
         finally:
             self.model.train(was_training)
 
-    def forward(self, x, *, lengths=None, state=None):
-        """x as in a batch -> (outputs, state), as SequenceModel.forward without gradient."""
+    def forward(self, x, lengths=None, state=None):
+        """x as in a batch -> (outputs, state), as SequenceModel.forward without gradient;
+        lengths and state positional or by keyword (recurrent.protocols.Runner)."""
         return self._in_eval(self.model.forward, x, lengths=lengths, state=state,
                              need_grad=False)
 

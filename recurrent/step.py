@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from .clip import clip_grad_norm, clip_grad_value, total_norm
+from .errors import UserError
 from .lengths import valid_mask
 
 
@@ -88,6 +89,12 @@ def _step(model, loss_fn, optimizer, x, y, lengths, state, lr, clip_norm, clip_v
         if model.output == "sequence" and lengths is not None:
             mask = valid_mask(lengths, outputs.shape[0], outputs.shape[1])  # (T, B)
         loss, d_outputs = loss_fn.value_and_grad(outputs, y, mask)
+        if np.shape(d_outputs) != outputs.shape:
+            # a plugin's bug, named here: model.backward would only say the shape is wrong
+            raise UserError(f"loss {loss_fn.name!r} returned a gradient of shape "
+                            f"{np.shape(d_outputs)}, expected {outputs.shape} (the outputs' "
+                            f"shape): it breaks the loss protocol (recurrent.protocols.Loss); "
+                            f"check it with `recurrent plugins check {loss_fn.name}`")
         loss = float(loss)
         if not math.isfinite(loss) and reduce is None:
             raise NonFinite(f"loss is {loss}")

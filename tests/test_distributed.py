@@ -198,7 +198,8 @@ def test_candidates_that_all_diverge_end_every_rank_alike(tmp_path):
 
 @pytest.mark.parametrize("mode,expected", [
     ("kill", "Error: rank 1 on "),
-    ("raise", "Error: rank 1: internal error (RuntimeError: evaluation 3 is broken)"),
+    ("raise", "Error: rank 1: internal error in plugin 'faulty' (version 0.0) "
+              "(RuntimeError: evaluation 3 is broken)"),
 ])
 def test_a_failing_rank_stops_the_job_with_one_line(tmp_path, faulty_plugin, mode, expected):
     """A rank that dies or raises ends the job at once: waiting for the other ranks' 600 s
@@ -226,7 +227,8 @@ def test_a_raising_rank_under_mpiexec_prints_one_line(tmp_path, faulty_plugin):
                         FAULTY_MODE="raise", **faulty_plugin)
     assert job.returncode != 0
     assert _one_line(job.stderr).startswith(
-        "Error: rank 1: internal error (RuntimeError: evaluation 3 is broken)")
+        "Error: rank 1: internal error in plugin 'faulty' (version 0.0) "
+        "(RuntimeError: evaluation 3 is broken)")
 
 
 def test_a_hanging_rank_ends_the_job_after_the_timeout(tmp_path, faulty_plugin):

@@ -1,0 +1,208 @@
+"""Mistakes a third-party plugin's author makes, each reported in one line naming the plugin
+while every other command keeps working: a hook that returns its objects instead of
+registering them, a class registered instead of an instance, two objects in one register()
+call, a task whose options() raises (which stopped `recurrent train --help`), prints at
+import or in a hook (which went into the JSON on stdout), a task calling the Runner as
+recurrent.protocols.Runner states it, a bug in a plugin's own code, and a loss returning a
+gradient of the wrong shape."""
+import inspect
+import json
+import sys
+
+import numpy as np
+import pytest
+
+import recurrent
+from helpers import invoke, ok, one_line_error, tiny_text, train_tiny
+from recurrent import plugins
+from recurrent.protocols import Runner as RunnerProtocol
+from train_toys import ToySign
+
+NAME = "test-authoring"
+
+
+class _Cell:
+    """A registry-only cell (never run)."""
+    num_gates, state_names = 1, ("h",)
+
+    def __init__(self, name):
+        self.name = name
+
+    def param_shapes(self, input_size, hidden_size):
+        return {"weight_ih": (hidden_size, input_size)}
+
+    def init_params(self, params, hidden_size, rng):
+        pass
+
+    def forward(self, x, states, params, lengths, num_threads):
+        raise NotImplementedError
+
+    def backward(self, d_out, d_final_states, cache, grads, num_threads):
+        raise NotImplementedError
+
+
+class _CellPlugin:
+    def __init__(self, how):
+        self.how = how
+
+    @recurrent.hookimpl
+    def register_cells(self, register):
+        if self.how == "return":
+            return [_Cell("authoring_returned")]
+        if self.how == "class":
+            register(type("ClassCell", (_Cell,), {"name": "authoring_class"}))
+        if self.how == "two":
+            register(_Cell("authoring_two_a"), _Cell("authoring_two_b"))
+        return None
+
+
+def _broken_line(plugin):
+    plugins.register_plugin(plugin, NAME)
+    try:
+        return plugins.broken_plugins().get(NAME)
+    finally:
+        plugins.unregister_plugin(NAME)
+
+
+@pytest.mark.parametrize("how,expected", [
+    ("return", "ValueError: register_cells returned list: call register(obj) once per "
+               "object instead"),
+    ("class", "ValueError: cell 'authoring_class': registered the class ClassCell, not an "
+              "instance: call register(ClassCell())"),
+    ("two", "ValueError: register_cells: register() takes one object per call, got 2"),
+])
+def test_a_hook_misusing_register_is_a_broken_plugin_saying_how(how, expected):
+    assert _broken_line(_CellPlugin(how)) == expected
+    assert not any(name.startswith("authoring_") for name in plugins.cells())
+
+
+class _RaisingOptions(ToySign):
+    name = "authoring-options"
+
+    def options(self):
+        raise RuntimeError("options exploded")
+
+
+class _TaskPlugin:
+    def __init__(self, task):
+        self.task = task
+
+    @recurrent.hookimpl
+    def register_tasks(self, register):
+        register(self.task)
+
+
+def test_a_task_whose_options_raise_leaves_train_help_working():
+    plugins.register_plugin(_TaskPlugin(_RaisingOptions()), NAME)
+    try:
+        listing = ok(invoke("train", "--help"))
+        assert "char-lm" in listing and "authoring-options" not in listing
+        assert plugins.broken_plugins()[NAME] == (
+            "ValueError: task 'authoring-options': options() raised RuntimeError: options "
+            "exploded")
+        one_line_error(invoke("train", "authoring-options"),
+                       "task 'authoring-options' is unavailable: plugin 'test-authoring' is "
+                       "broken: ValueError: task 'authoring-options': options() raised")
+    finally:
+        plugins.unregister_plugin(NAME)
+
+
+class _Chatty:
+    """Prints in its hook, as a plugin left with a debugging print does."""
+
+    @recurrent.hookimpl
+    def register_losses(self, register):
+        print("registering the chatty loss")
+
+
+def test_prints_of_a_plugin_go_to_stderr_not_into_json_output():
+    plugins.register_plugin(_Chatty(), NAME)
+    try:
+        result = invoke("plugins", "--json")
+    finally:
+        plugins.unregister_plugin(NAME)
+    assert json.loads(ok(result))["losses"]  # stdout is the JSON alone
+    assert "registering the chatty loss" in result.stderr
+
+
+def test_a_plugin_printing_at_import_leaves_stdout_alone(tmp_path, monkeypatch, capsys):
+    (tmp_path / "rec_authoring_prints.py").write_text('print("imported!")\n')
+    dist = tmp_path / "rec_authoring_prints-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: rec-authoring-prints\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[recurrent]\nprints = rec_authoring_prints\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("RECURRENT_NO_ENTRYPOINTS", raising=False)
+    monkeypatch.setenv("RECURRENT_PLUGINS", "prints")
+    try:
+        registry = plugins.Registry(default_plugins=())
+        registry.load()
+    finally:
+        sys.modules.pop("rec_authoring_prints", None)
+    captured = capsys.readouterr()
+    assert registry.pm.has_plugin("prints")
+    assert captured.out == "" and "imported!" in captured.err
+
+
+def test_runners_take_lengths_as_the_protocol_states():
+    """recurrent.protocols.Runner.forward(x, lengths=None, state=None): a task may pass
+    lengths by position; every Runner the framework hands tasks accepts that."""
+    from recurrent.data_parallel import ShardedRunner
+    from recurrent.model import SequenceModel
+    from recurrent.runner import Runner
+
+    def kinds(function):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
+
+    for cls in (Runner, ShardedRunner):
+        assert kinds(cls.forward) == kinds(RunnerProtocol.forward), cls
+    spec = {"input": "features", "input_size": 2, "output": "last", "output_size": 3}
+    model = SequenceModel(spec, cell="lstm", hidden_size=4, seed=0)
+    x = np.random.default_rng(0).standard_normal((5, 3, 2)).astype(np.float32)
+    lengths = np.array([5, 2, 4])
+    out, _ = model.runner().forward(x, lengths)
+    np.testing.assert_array_equal(out, model.runner().forward(x, lengths=lengths)[0])
+
+
+class _BuggyTask(ToySign):
+    name = "authoring-buggy"
+
+    def prepare(self, config):
+        return {}["no such key"]
+
+
+def test_an_internal_error_in_a_plugins_code_names_the_plugin(tmp_path):
+    plugins.register_plugin(_TaskPlugin(_BuggyTask()), NAME, version="3.2.1")
+    try:
+        result = invoke("train", "authoring-buggy", "--out", tmp_path / "run")
+    finally:
+        plugins.unregister_plugin(NAME)
+    one_line_error(result, "Error: internal error in plugin 'test-authoring' (version "
+                           "3.2.1) (KeyError: 'no such key'); rerun with --debug")
+
+
+class _FlatGradient:
+    """A loss whose gradient is flattened: (N * K,) instead of the outputs' shape."""
+    name = "authoring_flat"
+    target_kind = "class"
+
+    def value_and_grad(self, outputs, targets, mask=None):
+        return 1.0, np.zeros(outputs.size, outputs.dtype)
+
+
+class _LossPlugin:
+    @recurrent.hookimpl
+    def register_losses(self, register):
+        register(_FlatGradient())
+
+
+def test_a_loss_returning_a_gradient_of_the_wrong_shape_is_named(tmp_path):
+    plugins.register_plugin(_LossPlugin(), NAME)
+    try:
+        result = train_tiny(tiny_text(tmp_path), tmp_path / "run", "--loss", "authoring_flat")
+    finally:
+        plugins.unregister_plugin(NAME)
+    one_line_error(result, "loss 'authoring_flat' returned a gradient of shape (",
+                   "recurrent plugins check authoring_flat")
+    assert "internal error" not in result.stderr
