@@ -102,34 +102,37 @@ def _indent(text: str) -> str:
 @plugins_group.command("check")
 @click.argument("names", metavar="NAME...", nargs=-1)
 @click.option("--all", "check_all", is_flag=True,
-              help="Check every registered cell and loss.")
-@click.option("--kind", type=click.Choice(["cell", "loss"]), default=None,
-              help="Check the cell or the loss of this name (needed only if both exist).")
+              help="Check every registered cell and loss (with --kind task: every task).")
+@click.option("--kind", type=click.Choice(["cell", "loss", "task"]), default=None,
+              help="Check the cell, loss or task of this name (needed only if several "
+                   "exist).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the random inputs and parameters.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def check_command(names, check_all, kind, seed, as_json):
-    """Run the conformance kit on the cells or losses NAME... (or --all).
+    """Run the conformance kit on the cells, losses or tasks NAME... (or --all).
 
     Cells: float64 finite-difference gradients for x, states and every parameter; shapes;
     sequence vs step; lengths (padding invariance, zero outputs and ignored gradients past
-    a row's length); float32; threads. Losses: gradients, masks, means. Prints PASS/FAIL per
-    check and exits 1 if any check fails.
+    a row's length); float32; threads. Losses: gradients, masks, means. Tasks, on their
+    default options: options, a state config.json keeps, batches the model and the loss
+    take, the same batches from the same seed, evaluate and baselines. Prints PASS/FAIL
+    per check and exits 1 if any check fails.
     """
-    from . import conformance
     if check_all:
         if names:
             raise click.UsageError("give NAME... or --all, not both")
-        targets = [(n, k) for k in ("cell", "loss") if kind in (None, k)
+        kinds = ("task",) if kind == "task" else ("cell", "loss")
+        targets = [(n, k) for k in kinds if kind in (None, k)
                    for n in sorted(plugins.entries(k))]
     elif names:
         targets = [(n, kind) for n in names]
     else:
-        raise click.UsageError("give the NAME of a cell or loss to check, or --all")
+        raise click.UsageError("give the NAME of a cell, loss or task to check, or --all")
     reports, any_failed = [], False
     for name, wanted in targets:
         try:
-            found, results = conformance.check(name, wanted, seed)
+            found, results = _check(name, wanted, seed)
         except UserError as exc:
             raise click.BadParameter(str(exc), param_hint="'NAME'") from None
         failed = [r for r in results if not r.passed]
@@ -149,6 +152,21 @@ def check_command(names, check_all, kind, seed, as_json):
                               indent=2))
     if any_failed:
         click.get_current_context().exit(1)
+
+
+def _check(name: str, kind: str | None, seed: int):
+    """(kind, results) of the conformance checks of the cell, loss or task ``name``."""
+    from . import conformance
+    if kind in (None, "task") and name in plugins.entries("task"):
+        others = [k for k in ("cell", "loss") if name in plugins.entries(k)]
+        if kind is None and others:
+            raise UserError(f"{name!r} is both a task and a {others[0]}; pass --kind")
+        from .task_conformance import check_task
+        return "task", check_task(plugins.entries("task")[name].obj, seed)
+    if kind == "task":
+        known = ", ".join(sorted(plugins.entries("task")))
+        raise UserError(f"no task named {name!r}; known tasks: {known}")
+    return conformance.check(name, kind, seed)
 
 
 def _info() -> dict:

@@ -323,7 +323,12 @@ def _check_loss_fits(task, task_state, config, spec) -> None:
     lengths = batch.get("lengths")
     lengths = None if lengths is None else np.asarray(lengths, np.int64)
     model.eval()
-    outputs, _ = model.forward(batch["x"], lengths=lengths, need_grad=False)
+    try:
+        outputs, _ = model.forward(batch["x"], lengths=lengths, need_grad=False)
+    except ValueError as e:  # the task's batch, not the user's options
+        raise UserError(f"task {task.name!r} gave a first training batch the model cannot "
+                        f"take: {one_line(e)} (`recurrent plugins check {task.name}` checks "
+                        f"the task)") from None
     mask = None
     if model.output == "sequence" and lengths is not None:
         mask = valid_mask(lengths, outputs.shape[0], outputs.shape[1])  # (T, B)

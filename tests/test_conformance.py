@@ -264,4 +264,4 @@ def test_check_command_all_and_several_names():
     assert "== loss mse" in both.output and "loss 'mae': 9/9 checks passed" in both.output
 
     neither = CliRunner().invoke(plugins_group, ["check"])
-    assert neither.exit_code == 2 and "give the NAME of a cell or loss to check, or --all" in neither.output
+    assert neither.exit_code == 2 and "give the NAME of a cell, loss or task to check, or --all" in neither.output

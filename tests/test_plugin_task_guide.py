@@ -34,24 +34,33 @@ def _examples(n, seed):
     return "\n".join(lines) + "\n"
 
 
-@pytest.fixture
-def guide_task(tmp_path, monkeypatch):
+def _register(tmp_path, monkeypatch, task_code=None):
+    """The guide's package in tmp_path, registered; ``task_code`` replaces task.py's."""
     init, task = _python_blocks()
     package = tmp_path / "src" / "motif_task"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text(init)
-    (package / "task.py").write_text(task)
+    (package / "task.py").write_text(task if task_code is None else task_code(task))
     (package / "motifs.tsv").write_text(_examples(600, 0))
     monkeypatch.syspath_prepend(str(tmp_path / "src"))
     monkeypatch.chdir(tmp_path)
     module = importlib.import_module("motif_task")
     plugins.register_plugin(module, PLUGIN, version="0.1.0")
+
+
+def _unregister():
+    plugins.unregister_plugin(PLUGIN)
+    for name in [m for m in sys.modules if m.startswith("motif_task")]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def guide_task(tmp_path, monkeypatch):
+    _register(tmp_path, monkeypatch)
     try:
         yield tmp_path
     finally:
-        plugins.unregister_plugin(PLUGIN)
-        for name in [m for m in sys.modules if m.startswith("motif_task")]:
-            del sys.modules[name]
+        _unregister()
 
 
 def test_the_guides_task_trains_evaluates_and_predicts(guide_task):
@@ -79,3 +88,60 @@ def test_the_guides_task_refuses_bad_input_in_one_line(guide_task):
     one_line_error(invoke("train", "motif", "--data", "one.tsv", "--out", "r"),
                    "every example has the label 'a'")
     assert not (guide_task / "r").exists()
+
+
+def test_the_guides_task_passes_the_task_checks(guide_task):
+    report = json.loads(ok(invoke("plugins", "check", "motif", "--json")))
+    assert report["kind"] == "task" and report["passed"], report
+    names = [c["name"] for c in report["checks"]]
+    assert names == ["members", "options", "prepare", "state is JSON", "model spec",
+                     "check_state", "batches train", "batches valid", "batches test",
+                     "same batches", "evaluate", "baselines"]
+
+
+YIELD = 'yield {"x": x, "lengths": lengths, "y": y}'
+ORDER = "order = np.arange(len(examples)) if rng is None else rng.permutation(len(examples))"
+
+
+@pytest.mark.parametrize("change,check,detail", [
+    (lambda t: t.replace(YIELD, YIELD.replace('"x": x', '"x": x.astype(float)')),
+     "batches train", "batch 0: token ids: expected an integer array"),
+    (lambda t: t.replace(YIELD, YIELD.replace('"y": y', '"y": y + 2')),
+     "batches train", "batch 0: targets: class ids must lie in [0, 2)"),
+    (lambda t: t.replace(ORDER, "order = np.random.permutation(len(examples))"),
+     "same batches", "train: two calls with the same seed gave other batches"),
+    (lambda t: t.replace('"classes": classes}', '"classes": classes, "seen": set(classes)}'),
+     "state is JSON", "state['seen'] (set) is not a JSON value"),
+    (lambda t: t.replace('"batch_size": 32', '"batchsize": 32'),
+     "options", "defaults() sets 'batchsize', neither a shared training option"),
+])
+def test_the_task_checks_name_what_a_task_gets_wrong(tmp_path, monkeypatch, change, check,
+                                                      detail):
+    """Mistakes that training takes without a word (a set in the state is saved as its
+    text; batches drawn from numpy's global generator make runs unrepeatable; a typo in
+    defaults() is ignored) or reports as an internal error, each named by its check."""
+    _register(tmp_path, monkeypatch, change)
+    try:
+        result = invoke("plugins", "check", "motif", "--json")
+    finally:
+        _unregister()
+    assert result.exit_code == 1, result.output
+    failed = {c["name"]: c["detail"] for c in json.loads(result.stdout)["checks"]
+              if not c["passed"]}
+    assert next(iter(failed)) == check, failed  # the first check to fail names it
+    assert detail in failed[check]
+
+
+def test_a_batch_the_model_cannot_take_names_the_task(tmp_path, monkeypatch):
+    """Training refuses it in one line naming the task and its check, before the run
+    directory is made (it was an anonymous internal error)."""
+    _register(tmp_path, monkeypatch,
+              lambda t: t.replace(YIELD, YIELD.replace('"x": x', '"x": x.astype(float)')))
+    try:
+        result = invoke("train", "motif", "--out", "run")
+    finally:
+        _unregister()
+    one_line_error(result, "task 'motif' gave a first training batch the model cannot take: "
+                           "token ids: expected an integer array",
+                   "recurrent plugins check motif")
+    assert not (tmp_path / "run").exists()
