@@ -142,6 +142,30 @@ def test_kernel_sequences_match_the_reference_at_any_thread_count(cell, rng):
     np.testing.assert_array_equal(np.asarray(state2), np.asarray(state))
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_zero_sum_of_rows_whose_scales_overflow_gives_the_bias_not_nan(cell):
+    """Input rows and weight rows holding one huge value each (1e30), in different
+    columns: the scales' product (1e30 / 127)^2 overflows float32, but every quantised sum
+    of the input part is 0 (the other values quantise to 0), so each of those products
+    is 0 (not 0 * inf = NaN) and the pre-activations are the biases plus the recurrent
+    part: finite, as in float32."""
+    T, B, I, H = 3, 5, 4, 6
+    fast, ref = _pair(cell, I, H, 2)
+    params = fast.state_dict()
+    params["weight_ih_l0"][:] = 1e-3
+    params["weight_ih_l0"][:, 0] = 1e30
+    x = np.full((T, B, I), 1e-3, np.float32)
+    x[:, :, 1] = 1e30
+    for layer in (fast, ref):
+        layer.load_state_dict(params)
+    out, _ = fast(x, need_grad=False)
+    want, _ = ref(x, need_grad=False)
+    assert np.isfinite(out).all() and np.isfinite(want).all()
+    np.testing.assert_allclose(out, want, rtol=1e-6, atol=1e-6)
+    fast.num_threads = 2
+    np.testing.assert_array_equal(fast(x, need_grad=False)[0], out)
+
+
 def _documented_bound(a, w):
     """The bound of recurrent/quant.py's docstring built term by term: per output (i, g),
     sum over k of |a_ik| dw_g + |w_gk| da_i + da_i dw_g, where a row quantised to

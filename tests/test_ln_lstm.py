@@ -87,6 +87,69 @@ def test_normalisation_and_cell_shift_do_what_the_equations_say():
     assert np.all(np.abs(out) < np.abs(np.tanh(params["ln_bias_c"]))[None, None])
 
 
+def _float32_and_reference(I, H, seed, edit):
+    """An ln_lstm float32 layer with parameters changed by edit(state_dict), and the
+    reference cell's float64 layer with the same (float32) values."""
+    fast = Recurrent("ln_lstm", I, H, seed=seed)
+    params = fast.state_dict()
+    edit(params)
+    fast.load_state_dict(params)
+    ref = Recurrent(get_reference_cell("ln_lstm"), I, H, dtype=np.float64)
+    ref.load_state_dict({k: v.astype(np.float64) for k, v in params.items()})
+    return fast, ref
+
+
+@pytest.mark.parametrize("H", [7, 33])
+def test_float32_normalises_a_block_of_equal_values_to_exact_zeros(H):
+    """Equal rows in every gate block of W_ih and W_hh make each block of x W_ih^T and
+    h W_hh^T a block of equal float32 values (and c_t too), ~1e5 here: their LN is 0
+    (variance 0, eps in the square root), exactly. A mean that rounds to an ulp off the
+    values (the sum of 7 or 33 of them divided by 7 or 33) would come out as +-ulp * rstd
+    = +-ulp * 316 instead, O(1) and more at this size."""
+    def constant_blocks(params):
+        params["weight_ih_l0"][:] = 1000.1
+        params["weight_hh_l0"][:] = 1e5 / 3
+
+    fast, ref = _float32_and_reference(5, H, 2, constant_blocks)
+    x = 100 * np.random.default_rng(8).standard_normal((4, 3, 5)).astype(np.float32)
+    want, (h_want, c_want) = ref(x.astype(np.float64), need_grad=False)
+    for need_grad in (True, False):
+        out, (h_n, c_n) = fast(x, need_grad=need_grad)
+        np.testing.assert_allclose(out, want, atol=1e-6)
+        np.testing.assert_allclose(h_n, h_want, atol=1e-6)
+        np.testing.assert_allclose(c_n, c_want, atol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1e20, 1e30])
+def test_float32_normalises_pre_activations_whose_squares_overflow(scale):
+    """Weights times 1e20 and 1e30 give pre-activations whose squared deviations overflow
+    float32 (above ~1.8e19); LN does not see the scale, so outputs and gradients are those
+    of the reference in float64 (for the weights' gradients, relative to their size)."""
+    def scaled_weights(params):
+        for kind in ("weight_ih_l0", "weight_hh_l0"):
+            params[kind] *= scale
+
+    T, B, I, H = 5, 3, 4, 9
+    fast, ref = _float32_and_reference(I, H, 4, scaled_weights)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    d_out = rng.standard_normal((T, B, H)).astype(np.float32)
+    results = []
+    for layer, dtype in ((fast, np.float32), (ref, np.float64)):
+        out, state = layer(x.astype(dtype))
+        layer.zero_grad()
+        dx, d_state = layer.backward(d_out.astype(dtype))
+        results.append((out, *state, dx, *d_state, layer.grads()))
+    *got, got_grads = results[0]
+    *want, want_grads = results[1]
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    for kind, g in want_grads.items():
+        assert np.isfinite(got_grads[kind]).all(), kind
+        np.testing.assert_allclose(got_grads[kind], g, rtol=1e-4,
+                                   atol=1e-4 * np.abs(g).max(), err_msg=kind)
+
+
 def test_step_by_step_equals_the_sequence_in_float32():
     # Recurrent.step runs the cache-free kernel one step at a time (StreamPool does too)
     layer = Recurrent("ln_lstm", 5, 16, num_layers=2, seed=4)

@@ -2,7 +2,13 @@
  * vector extension, cpu.h) and float64 (portable, libm activations: gradient checks).
  *
  * Layer normalisation of n values v: mean m, variance s2 = mean((v - m)^2) (two passes),
- * rstd = 1 / sqrt(s2 + eps), v_hat = (v - m) * rstd. Its backward, for d v_hat = dn:
+ * rstd = 1 / sqrt(s2 + eps), v_hat = (v - m) * rstd. The passes run on v - v[0] (m is
+ * then the mean of those and v_hat = ((v - v[0]) - m) * rstd): a block of equal values
+ * gives m = 0, s2 = 0 and v_hat = 0 exactly, and a large mean over a small spread loses
+ * no more than the spread's own rounding (the mean of v itself rounds to an ulp of the
+ * mean, which rstd would scale up). A variance whose squares overflow (|v - m| above
+ * ~1.8e19 in float32) is recomputed on (v - m) / max|v - m|: LN is scale invariant, so
+ * v_hat stays what it is for v / max|v - m|. Its backward, for d v_hat = dn:
  *     d v = rstd * (dn - mean(dn) - v_hat * mean(dn * v_hat))
  * The sums run in RC_LN_LANES partial sums (lane k takes elements k, k + LANES, ...),
  * folded in a fixed tree at the end: a fixed order, so results depend on the row only
@@ -70,27 +76,44 @@ typedef float rc_ln_v8 __attribute__((vector_size(32)));
         (OUT) = ((f_[0] + f_[4]) + (f_[2] + f_[6])) + ((f_[1] + f_[5]) + (f_[3] + f_[7])); \
     } while (0)
 
-/* MEAN and RSTD = 1 / sqrt(variance + eps) of V (N values). */
-#define RC_LN_STATS(TYPE, SQRT, V, N, EPS, MEAN, RSTD)                                    \
+/* Of V (N values): SHIFT = V[0], MEAN = the mean of V - SHIFT, RSTD = 1 / sqrt(variance
+ * + eps); V's normalised values are ((V - SHIFT) - MEAN) * RSTD. */
+#define RC_LN_STATS(TYPE, SQRT, V, N, EPS, SHIFT, MEAN, RSTD)                             \
     do {                                                                                  \
         const TYPE* v_ = (V);                                                             \
+        const TYPE sh_ = v_[0];                                                           \
         TYPE s_, q_;                                                                      \
-        RC_LANE_SUM(TYPE, N, v_[k], RC_LD8(v_ + k), s_);                                  \
+        RC_LANE_SUM(TYPE, N, v_[k] - sh_, RC_LD8(v_ + k) - sh_, s_);                      \
         TYPE m_ = s_ / (TYPE)(N);                                                         \
-        RC_LANE_SUM(TYPE, N, (v_[k] - m_) * (v_[k] - m_),                                 \
-                    (RC_LD8(v_ + k) - m_) * (RC_LD8(v_ + k) - m_), q_);                   \
+        RC_LANE_SUM(TYPE, N, (v_[k] - sh_ - m_) * (v_[k] - sh_ - m_),                     \
+                    (RC_LD8(v_ + k) - sh_ - m_) * (RC_LD8(v_ + k) - sh_ - m_), q_);       \
+        if (q_ - q_ == 0) {                                 /* finite: the usual case */  \
+            (RSTD) = (TYPE)1 / SQRT(q_ / (TYPE)(N) + (EPS));                              \
+        } else {                              /* squares overflowed: scale by the max */  \
+            TYPE a_ = 0;                                                                  \
+            for (int k = 0; k < (N); k++) {                                               \
+                TYPE d_ = v_[k] - sh_ - m_;                                               \
+                d_ = d_ < 0 ? -d_ : d_;                                                   \
+                a_ = d_ > a_ ? d_ : a_;                                                   \
+            }                                                                             \
+            TYPE u_ = (TYPE)1 / a_;                                                       \
+            RC_LANE_SUM(TYPE, N, (v_[k] - sh_ - m_) * u_ * ((v_[k] - sh_ - m_) * u_),     \
+                        (RC_LD8(v_ + k) - sh_ - m_) * u_ * ((RC_LD8(v_ + k) - sh_ - m_) * u_), \
+                        q_);                                                              \
+            (RSTD) = u_ / SQRT(q_ / (TYPE)(N) + (EPS) * u_ * u_);                         \
+        }                                                                                 \
+        (SHIFT) = sh_;                                                                    \
         (MEAN) = m_;                                                                      \
-        (RSTD) = (TYPE)1 / SQRT(q_ / (TYPE)(N) + (EPS));                                  \
     } while (0)
 
 /* V (N values) normalised in place; RSTD receives 1 / sqrt(variance + eps). */
 #define RC_LN_NORMALIZE(TYPE, SQRT, V, N, EPS, RSTD)                                      \
     do {                                                                                  \
         TYPE* w_ = (V);                                                                   \
-        TYPE mean_, r_;                                                                   \
-        RC_LN_STATS(TYPE, SQRT, w_, N, EPS, mean_, r_);                                   \
+        TYPE shift_, mean_, r_;                                                           \
+        RC_LN_STATS(TYPE, SQRT, w_, N, EPS, shift_, mean_, r_);                           \
         RC_IVDEP for (int k = 0; k < (N); k++)                                            \
-            w_[k] = (w_[k] - mean_) * r_;                                                 \
+            w_[k] = (w_[k] - shift_ - mean_) * r_;                                        \
         (RSTD) = r_;                                                                      \
     } while (0)
 
@@ -118,9 +141,9 @@ typedef float rc_ln_v8 __attribute__((vector_size(32)));
  *     c = f * c_prev + i * g                                              -> c (H)
  *     nc = LN(c) (rs_c its rstd);  h = o * tanh(g_c * nc + b_c)           -> nc, h (H) */
 #define RC_LNLSTM_FORWARD_BODY(TYPE, SIG, TANH, SQRT)                                     \
-    TYPE m4[4], r4[4];                            /* the recurrent part's block stats */  \
+    TYPE s4[4], m4[4], r4[4];                     /* the recurrent part's block stats */  \
     for (int q = 0; q < 4; q++) {                                                         \
-        RC_LN_STATS(TYPE, SQRT, nh + (long)q * H, H, eps, m4[q], r4[q]);                  \
+        RC_LN_STATS(TYPE, SQRT, nh + (long)q * H, H, eps, s4[q], m4[q], r4[q]);           \
         rs_h[q] = r4[q];                                                                  \
     }                                                                                     \
     const TYPE *xi = xn, *xf = xn + H, *xg = xn + 2L * H, *xo = xn + 3L * H;               \
@@ -130,8 +153,8 @@ typedef float rc_ln_v8 __attribute__((vector_size(32)));
     const TYPE *bi = bias, *bf = bias + H, *bg = bias + 2L * H, *bo = bias + 3L * H;       \
     TYPE *ai = gates, *af = gates + H, *ag = gates + 2L * H, *ao = gates + 3L * H;         \
     RC_IVDEP for (int j = 0; j < H; j++) {                                                \
-        TYPE ni = (hi[j] - m4[0]) * r4[0], nf = (hf[j] - m4[1]) * r4[1];                  \
-        TYPE ng = (hg[j] - m4[2]) * r4[2], no = (ho[j] - m4[3]) * r4[3];                  \
+        TYPE ni = (hi[j] - s4[0] - m4[0]) * r4[0], nf = (hf[j] - s4[1] - m4[1]) * r4[1];  \
+        TYPE ng = (hg[j] - s4[2] - m4[2]) * r4[2], no = (ho[j] - s4[3] - m4[3]) * r4[3];  \
         hi[j] = ni; hf[j] = nf; hg[j] = ng; ho[j] = no;                                   \
         TYPE i = SIG(gxi[j] * xi[j] + ghi[j] * ni + bi[j]);                               \
         TYPE f = SIG(gxf[j] * xf[j] + ghf[j] * nf + bf[j]);                               \
@@ -141,11 +164,11 @@ typedef float rc_ln_v8 __attribute__((vector_size(32)));
         c[j] = cj;                                                                        \
         ai[j] = i; af[j] = f; ag[j] = g; ao[j] = o;                                       \
     }                                                                                     \
-    TYPE mc, rc;                                                                          \
-    RC_LN_STATS(TYPE, SQRT, c, H, eps, mc, rc);                                           \
+    TYPE sc, mc, rc;                                                                      \
+    RC_LN_STATS(TYPE, SQRT, c, H, eps, sc, mc, rc);                                       \
     *rs_c = rc;                                                                           \
     RC_IVDEP for (int j = 0; j < H; j++) {                                                \
-        TYPE ncj = (c[j] - mc) * rc;                                                      \
+        TYPE ncj = (c[j] - sc - mc) * rc;                                                 \
         nc[j] = ncj;                                                                      \
         h[j] = ao[j] * TANH(g_c[j] * ncj + b_c[j]);  /* h_t = o * tanh(LN(c_t)) */        \
     }

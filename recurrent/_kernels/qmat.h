@@ -14,6 +14,9 @@
  *                                                                for K < 133,000)
  *     C[r, n] = fma((float) S[r, n], sa[r] * sw[n], base)       base: C[r, n] (accumulate),
  *                                                                bias[n], or 0
+ *     C[r, n] = base where S[r, n] == 0: sa[r] * sw[n] overflows to infinity for rows of
+ *     huge values (max|a| * max|w| above ~5.5e42), and a zero sum times it would be NaN;
+ *     a nonzero sum is then at least sa * sw, which overflows anyway.
  * The sums are exact, so they do not depend on the order of the k loop, the tile a row
  * falls in, the thread split or the vector variant; the dequantisation is the same float
  * operations (one rounded product, one fused multiply-add) in every variant, so results
@@ -178,7 +181,7 @@ static inline void rc_q_store1(const rc_q_out* o, int r, int n, int32_t sum)
     }
     float* c = o->C + r * o->ldc + n;
     float base = o->accumulate ? *c : (o->bias ? o->bias[n] : 0.0f);
-    *c = fmaf((float)sum, o->sa[r] * o->sw[n], base);
+    *c = sum == 0 ? base : fmaf((float)sum, o->sa[r] * o->sw[n], base);
 }
 
 static void rc_q_tile_portable(int mr, int K2, const int16_t* A, long lda,
@@ -219,7 +222,10 @@ RC_TARGET_AVX2 static inline void rc_q_store_avx2(int mr, __m256i acc[][2],
                                         : _mm256_setzero_ps();
                 __m256 s = _mm256_mul_ps(_mm256_set1_ps(o->sa[r0 + r]),
                                          _mm256_loadu_ps(o->sw + col));
-                _mm256_storeu_ps(c, _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][v]), s, base));
+                __m256 zero = _mm256_castsi256_ps(
+                    _mm256_cmpeq_epi32(acc[r][v], _mm256_setzero_si256()));
+                _mm256_storeu_ps(c, _mm256_blendv_ps(
+                    _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][v]), s, base), base, zero));
             } else {
                 int32_t sums[RC_Q_NR];
                 _mm256_storeu_si256((__m256i*)sums, acc[r][v]);
