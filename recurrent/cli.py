@@ -535,7 +535,8 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
                             f"does not go with --data (a --data file is scored whole)")
         if os.path.isdir(data):
             raise UserError(f"--data {data}: a directory, not a data file")
-        if not os.path.exists(data):  # a pipe (<(zcat FILE)) passes; datafile reads it
+        # lexists: a symbolic link that cannot be followed (a loop) is named by datafile
+        if not os.path.lexists(data):  # a pipe (<(zcat FILE)) passes; datafile reads it
             raise UserError(f"--data {data}: no such file")
         config["eval_data"] = data
         split = "test"

@@ -1,4 +1,5 @@
-"""Opening a data file for any task: decompression, text decoding, refusing binary data.
+"""Opening a data file for any task: decompression, text decoding, refusing binary data,
+and the rows of a CSV file (csv_rows) with the checks its header needs.
 
 One reader so that every task (and third-party task plugins) accepts the same files: plain,
 gzip, bzip2, xz/lzma, or a zip archive holding exactly one file, recognised by content (the
@@ -13,10 +14,12 @@ from __future__ import annotations
 
 import bz2
 import codecs
+import csv
 import gzip
 import io
 import lzma
 import os
+import re
 import stat
 import zipfile
 import zlib
@@ -127,7 +130,7 @@ def decode(raw: bytes, label: str, compressed: bool = False) -> str:
         if raw.startswith(bom):
             encoding = name
             break
-    if encoding == "utf-8":
+    if encoding in ("utf-8", "utf-8-sig"):  # UTF-16/32 text holds NUL bytes of its own
         _refuse_nul(raw, label)
     try:
         text = raw.decode(encoding)
@@ -249,6 +252,64 @@ def _refuse_nul(raw: bytes, label: str) -> None:
         raise UserError(f"{label} looks like UTF-16 text without a byte-order mark: convert "
                         f"it to UTF-8, e.g. iconv -f UTF-16LE -t UTF-8 FILE > FILE.utf8")
     raise UserError(f"{label} looks binary (NUL byte at offset {at}), not text")
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def lines(text: str) -> list[str]:
+    """The lines of ``text``, ended by \\n, \\r\\n or \\r only (the last may be empty).
+    str.splitlines would also end them at the Unicode separators (\\x0b, \\x0c,
+    \\x1c-\\x1e, \\x85, \\u2028, \\u2029), which a text may hold: one line would become
+    two, and the line numbers that messages give would shift."""
+    return _LINE_END.split(text)
+
+
+def csv_rows(text: str, label: str) -> list[tuple[int, int, list[str]]]:
+    """(line where the row starts, line where it ends, cells) for each row of the CSV
+    ``text``; a blank line is a row without cells. Quotes are read strictly: a quoted field
+    followed by other characters, or one still open at the end of the text, is a UserError
+    (``label`` names the file) naming the line where the row starts, since an unbalanced
+    quote otherwise swallows the lines after it into one field. A field may be as long
+    as the text (the csv module's own limit, 131072 characters, is raised while reading).
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    limit = csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
+    rows = []
+    start = 1
+    try:
+        for row in reader:
+            rows.append((start, reader.line_num, row))
+            start = reader.line_num + 1
+    except csv.Error as e:
+        if str(e) == "unexpected end of data":
+            raise UserError(f"{label} line {start}: malformed CSV (a quoted field opened on "
+                            f"this line is never closed: an unbalanced quote)") from None
+        inside = (f", in a row that starts at line {start}"
+                  if reader.line_num > start else "")
+        raise UserError(f"{label} line {reader.line_num}: malformed CSV ({e}{inside})") from None
+    finally:
+        csv.field_size_limit(limit)
+    return rows
+
+
+def check_unique_columns(header: list[str], wanted, label: str) -> None:
+    """UserError when a column in ``wanted`` is named more than once in ``header``: which
+    of them holds the data is ambiguous, and reading the first would silently drop the
+    other."""
+    for name in dict.fromkeys(wanted):
+        count = header.count(name)
+        if name is not None and count > 1:
+            raise UserError(f"{label} has {count} columns named {name!r}: rename all but one "
+                            f"so that it is clear which one to read")
+
+
+def excerpt(text: str, size: int = 40) -> str:
+    """``repr(text)``, cut to its first ``size`` characters (and saying how many it has)
+    when longer: a cell quoted in a one-line message may be megabytes long."""
+    if len(text) <= size:
+        return repr(text)
+    return f"{text[:size]!r}... ({len(text)} characters)"
 
 
 def check_comma_header(header: list, label: str) -> None:

@@ -7,9 +7,7 @@ the file, the column and the line, so the CLI can print it as-is.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import os
 import stat
 from dataclasses import dataclass, replace
@@ -67,7 +65,9 @@ def resolve_source(data: str | None) -> Source:
         data = "sunspots"
     # a directory of a bundled series' name (`--out co2` made one) is not data: the name
     # then means the bundled series, as it did when the run's state was made
-    if os.path.exists(data) and not (data in BUNDLED and os.path.isdir(data)):
+    # lexists: a symbolic link that cannot be followed (a loop) is a file the user named,
+    # whose problem recurrent.datafile names, not a missing one
+    if os.path.lexists(data) and not (data in BUNDLED and os.path.isdir(data)):
         return Source(path=os.path.abspath(data), label=data)
     if data in BUNDLED:
         file_name, time_column, column = BUNDLED[data]
@@ -79,11 +79,7 @@ def resolve_source(data: str | None) -> Source:
 def _read_rows(path: str, label: str) -> list[tuple[int, list[str]]]:
     """(file line number where the row ends, cells) for every CSV row."""
     text = datafile.read_text(path, repr(label))
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        return [(reader.line_num, row) for row in reader]
-    except csv.Error as e:
-        raise UserError(f"data file {label!r} is not valid CSV: {e}") from None
+    return [(end, row) for _, end, row in datafile.csv_rows(text, f"data file {label!r}")]
 
 
 # Series read so far, newest last: (file identity, source, options) -> Series. A run
@@ -178,6 +174,16 @@ def _read_series(source: Source, columns, time_column, date_order=None) -> Serie
             raise UserError(f"column {name!r} not found in {label!r}; columns found: {found}")
     if time_column in columns:
         raise UserError(f"column {time_column!r} is both the time column and a value column")
+    datafile.check_unique_columns(header, [*columns, time_column], f"data file {label!r}")
+    # A row may not hold non-empty fields past the header's: an unquoted comma in a
+    # number (1,234) or a header lacking a name shifts cells into them, and reading only
+    # the leading fields would take a wrong value without a word.
+    width = len(header)
+    for line, row in body:
+        if any(cell.strip() for cell in row[width:]):
+            raise UserError(f"data file {label!r} line {line}: {len(row)} fields, the header "
+                            f"has {width} (quote values that contain commas, and name "
+                            f"every column in the header)")
 
     values = np.empty((len(body), len(columns)), dtype=np.float64)  # (N, C)
     for c, name in enumerate(columns):
@@ -229,13 +235,14 @@ def _parse_value(text: str, column: str, line: int, label: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise UserError(f"column {column!r} is not numeric: {text!r} at line {line} "
-                        f"of {label!r}") from None
+        raise UserError(f"column {column!r} is not numeric: {datafile.excerpt(text)} at "
+                        f"line {line} of {label!r}") from None
     if not np.isfinite(value):
-        raise UserError(f"column {column!r} has a non-finite value {text!r} at line {line} "
-                        f"of {label!r}")
+        raise UserError(f"column {column!r} has a non-finite value {datafile.excerpt(text)} "
+                        f"at line {line} of {label!r}")
     if abs(value) > MAX_ABS_VALUE:
-        raise UserError(f"column {column!r} has {text!r} at line {line} of {label!r}: values "
+        raise UserError(f"column {column!r} has {datafile.excerpt(text)} at line {line} of "
+                        f"{label!r}: values "
                         f"beyond {MAX_ABS_VALUE:g} in size overflow the scaler's and the "
                         f"metrics' sums of squares; rescale the column (e.g. to other units)")
     return value

@@ -413,7 +413,10 @@ class ForecastTask:
         learned smoothing's values ("es", which change every step when they train with
         the network) shape only a new file's reading (its restart), so they key only
         that."""
-        stat = os.stat(source.path)
+        try:
+            stat = os.stat(source.path)
+        except OSError:  # a path that cannot be read: reading it names the problem
+            return self._read(state, source, whole_file, restart, targets, date_order)
         keyed = state if whole_file else {k: v for k, v in state.items() if k != "es"}
         key = (source.path, stat.st_mtime_ns, stat.st_size, whole_file, restart, targets,
                date_order, json.dumps(keyed, sort_keys=True))

@@ -28,6 +28,7 @@ import numpy as np
 from dateutil import parser as dateparser
 
 from recurrent.checks import one_line
+from recurrent.datafile import excerpt
 from recurrent.errors import UserError
 
 DATE_ORDERS = ("dmy", "mdy")
@@ -37,6 +38,9 @@ _ORDER_WORDS = {"dmy": "day/month/year", "mdy": "month/day/year"}
 # was not in the text.
 _DEFAULT = dt.datetime(2000, 1, 1)
 _OTHER_DEFAULT = dt.datetime(2001, 2, 2)
+# Longer cells are no date (the longest written forms, with a weekday and month name, a
+# time to the microsecond and an offset, are about 60 characters).
+MAX_DATE_CHARS = 100
 _UNITS = (("D", 86_400_000_000), ("m", 60_000_000), ("s", 1_000_000), ("us", 1))
 
 
@@ -55,15 +59,16 @@ def parse_times(texts: list[tuple[int, str]], column: str, label: str,
     numbers = [_number(text) for _, text in texts]
     for (line, text), number in zip(texts, numbers):
         if number is not None and not np.isfinite(number):
-            raise UserError(f"{where} has {text!r} at line {line}: a time must be finite")
+            raise UserError(f"{where} has {excerpt(text)} at line {line}: a time must be "
+                            f"finite")
     if all(n is not None for n in numbers):
         times, order = np.array(numbers, dtype=np.float64), None
     else:
         if any(n is not None for n in numbers):
             (l1, t1), (l2, t2) = (texts[next(i for i, n in enumerate(numbers) if n is None)],
                                   texts[next(i for i, n in enumerate(numbers) if n is not None)])
-            raise UserError(f"{where} mixes dates and numbers: {t1!r} at line {l1}, "
-                            f"{t2!r} at line {l2}")
+            raise UserError(f"{where} mixes dates and numbers: {excerpt(t1)} at line {l1}, "
+                            f"{excerpt(t2)} at line {l2}")
         times, order = _parse_dates(texts, where, date_order)
     steps = np.diff(times)
     bad = np.flatnonzero(steps <= steps.dtype.type(0))
@@ -101,8 +106,9 @@ def _parse_dates(texts, where: str, date_order: str | None):
                 _parse(text, False, False, _DEFAULT)
             except (ValueError, OverflowError, dateparser.UnknownTimezoneWarning) as e:
                 raise _not_a_date(where, line, text, e) from None
-            raise UserError(f"{where} mixes date formats: {text!r} at line {line} is not "
-                            f"written like {first!r} at line {first_line} (use one format)")
+            raise UserError(f"{where} mixes date formats: {excerpt(text)} at line {line} is "
+                            f"not written like {excerpt(first)} at line {first_line} (use one "
+                            f"format)")
     year_first = len(re.match(r"\D*(\d*)", first).group(1)) >= 3
     order = None
     if not year_first and re.match(r"\s*0[/.-]0[/.-]0", shape):
@@ -115,8 +121,8 @@ def _parse_dates(texts, where: str, date_order: str | None):
     except (ValueError, OverflowError, dateparser.UnknownTimezoneWarning) as e:
         raise _not_a_date(where, first_line, first, e) from None
     if missing:
-        raise UserError(f"{where} has {first!r} at line {first_line}: a date needs a year, a "
-                        f"month and a day (no {' or '.join(missing)})")
+        raise UserError(f"{where} has {excerpt(first)} at line {first_line}: a date needs a "
+                        f"year, a month and a day (no {' or '.join(missing)})")
     values = np.empty(len(texts), dtype=np.int64)  # (N,) microseconds since 1970, UTC
     epoch = dt.datetime(1970, 1, 1)
     for i, (line, text) in enumerate(texts):
@@ -132,6 +138,8 @@ def _parse_dates(texts, where: str, date_order: str | None):
 
 
 def _parse(text: str, dayfirst: bool, yearfirst: bool, default: dt.datetime) -> dt.datetime:
+    if len(text) > MAX_DATE_CHARS:  # dateutil's time grows faster than the text's length
+        raise ValueError(f"{len(text)} characters, too long for a date")
     with warnings.catch_warnings():
         # A zone name dateutil does not know would be dropped silently: make it an error.
         warnings.simplefilter("error", dateparser.UnknownTimezoneWarning)
@@ -144,7 +152,7 @@ def _not_a_date(where: str, line: int, text: str, exc: Exception) -> UserError:
     else:
         detail = one_line(exc).removesuffix(f": {text}")
         reason = f"neither a number nor a date ({detail})"
-    return UserError(f"{where} has {text!r} at line {line}: {reason}")
+    return UserError(f"{where} has {excerpt(text)} at line {line}: {reason}")
 
 
 def _day_month_order(texts, where: str, date_order: str | None) -> str:
@@ -160,7 +168,7 @@ def _day_month_order(texts, where: str, date_order: str | None) -> str:
     found = "dmy" if day_first else "mdy" if month_first else None
     if date_order is not None and found is not None and date_order != found:
         line, text = day_first or month_first
-        raise UserError(f"{where} has {text!r} at line {line}, which is not "
+        raise UserError(f"{where} has {excerpt(text)} at line {line}, which is not "
                         f"{_ORDER_WORDS[date_order]} (--date-order {date_order})")
     if date_order is None and found is None:
         raise UserError(f"{where} has dates such as {texts[0][1]!r} that read as day/month "

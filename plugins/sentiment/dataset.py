@@ -5,9 +5,7 @@ the file (and the line, where there is one); nothing here prints or exits.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -50,54 +48,49 @@ def read_csv(path: str, text_column: str, label_column: str | None,
     rows whose text or label is empty or missing (a text without a token under tokenizer
     version ``tokenizer`` is empty: text.is_blank), rows with more fields than the header
     (an unquoted comma in a text would otherwise shift a fragment of it into the label;
-    only empty fields after the header's last named column are allowed), malformed CSV.
+    only empty fields after the header's last named column are allowed), a column read
+    here named twice in the header, malformed CSV (datafile.csv_rows).
     Blank lines are not rows and are skipped. A field may be as long as the file (the csv
     module's own limit, 131072 characters, is raised while reading).
     """
     content = datafile.read(path)
     digest = hashlib.sha256(content.data).hexdigest()
-    reader = csv.reader(io.StringIO(content.text, newline=""), strict=True)
-    limit = csv.field_size_limit(max(csv.field_size_limit(), len(content.text) + 1))
-    try:
-        header = next(reader, None)
-        if header is None or not any(h.strip() for h in header):
-            raise UserError(f"{path} is empty: expected a CSV header line with column names")
-        columns = [h.strip() for h in header]
-        wanted = [text_column] + ([label_column] if label_column is not None else [])
-        missing = [c for c in wanted if c not in columns]
-        if missing:
-            datafile.check_comma_header(columns, path)
-            found = ", ".join(repr(c) for c in columns)
-            raise UserError(f"{path} has no column {' or '.join(repr(c) for c in missing)}; "
-                            f"columns found: {found} ({column_hint})")
-        text_at = columns.index(text_column)
-        label_at = columns.index(label_column) if label_column is not None else None
-        # a row may not hold more fields than the header's up to its last named column
-        # (empty fields after it, as spreadsheets may write them, are allowed); a shorter
-        # row lacks trailing fields, and the text or label it lacks is refused below
-        width = max(i for i, c in enumerate(columns) if c) + 1
-        texts, labels = [], []
-        for row in reader:
-            if not row:
-                continue  # a blank line
-            line = reader.line_num
-            if any(f.strip() for f in row[width:]):
-                raise UserError(f"{path} line {line}: {len(row)} fields, the header has "
-                                f"{width} (quote texts that contain commas)")
-            text = row[text_at].strip() if text_at < len(row) else ""
-            if is_blank(text, tokenizer):
-                raise UserError(f"{path} line {line}: empty text in column {text_column!r}"
-                                + (" (only invisible characters)" if text else ""))
-            texts.append(text)
-            if label_at is not None:
-                label = row[label_at].strip() if label_at < len(row) else ""
-                if not label:
-                    raise UserError(f"{path} line {line}: empty label in column {label_column!r}")
-                labels.append(label)
-    except csv.Error as e:
-        raise UserError(f"{path} line {reader.line_num}: malformed CSV ({e})") from None
-    finally:
-        csv.field_size_limit(limit)
+    rows = [(end, row) for _, end, row in datafile.csv_rows(content.text, path)]
+    header = rows[0][1] if rows else None
+    if header is None or not any(h.strip() for h in header):
+        raise UserError(f"{path} is empty: expected a CSV header line with column names")
+    columns = [h.strip() for h in header]
+    wanted = [text_column] + ([label_column] if label_column is not None else [])
+    missing = [c for c in wanted if c not in columns]
+    if missing:
+        datafile.check_comma_header(columns, path)
+        found = ", ".join(repr(c) for c in columns)
+        raise UserError(f"{path} has no column {' or '.join(repr(c) for c in missing)}; "
+                        f"columns found: {found} ({column_hint})")
+    datafile.check_unique_columns(columns, wanted, path)
+    text_at = columns.index(text_column)
+    label_at = columns.index(label_column) if label_column is not None else None
+    # a row may not hold more fields than the header's up to its last named column
+    # (empty fields after it, as spreadsheets may write them, are allowed); a shorter
+    # row lacks trailing fields, and the text or label it lacks is refused below
+    width = max(i for i, c in enumerate(columns) if c) + 1
+    texts, labels = [], []
+    for line, row in rows[1:]:
+        if not row:
+            continue  # a blank line
+        if any(f.strip() for f in row[width:]):
+            raise UserError(f"{path} line {line}: {len(row)} fields, the header has "
+                            f"{width} (quote texts that contain commas)")
+        text = row[text_at].strip() if text_at < len(row) else ""
+        if is_blank(text, tokenizer):
+            raise UserError(f"{path} line {line}: empty text in column {text_column!r}"
+                            + (" (only invisible characters)" if text else ""))
+        texts.append(text)
+        if label_at is not None:
+            label = row[label_at].strip() if label_at < len(row) else ""
+            if not label:
+                raise UserError(f"{path} line {line}: empty label in column {label_column!r}")
+            labels.append(label)
     if not texts:
         raise UserError(f"{path} has a header but no data rows")
     return LabelledText(os.fspath(path), texts, labels if label_column is not None else None,

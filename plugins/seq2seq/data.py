@@ -82,7 +82,7 @@ def read_pairs(path: str, label: str | None = None) -> tuple[list, str]:
     label = label or os.path.basename(path)
     text = datafile.read_text(path, label)
     pairs = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(datafile.lines(text), 1):
         if not line.strip():
             continue
         source, tab, target = line.partition("\t")
