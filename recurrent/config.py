@@ -18,7 +18,7 @@ from .checks import one_line
 from .checkpoint import json_default
 from .errors import UserError
 from .model import SequenceModel, check_spec
-from .optim import Schedule, make_optimizer
+from .optim import Schedule, check_optimizer_settings, make_optimizer
 from .seq2seq.model import KIND as SEQ2SEQ, Seq2SeqModel
 from .seq2seq.model import check_spec as check_seq2seq_spec
 
@@ -88,6 +88,18 @@ def check_model_spec(spec: dict) -> dict:
     return check_spec(spec)
 
 
+def option_flags(task) -> dict:
+    """{key: flag} for the task's own options whose key is not their flag spelled with
+    dashes: a click option may store its value under another name (forecast's --model
+    as forecast_model), and an error about the option names the flag a user types."""
+    flags = {}
+    for param in task.options() or []:
+        long_flags = [o for o in getattr(param, "opts", ()) if o.startswith("--")]
+        if param.name and long_flags and long_flags[0] != f"--{param.name.replace('_', '-')}":
+            flags[param.name] = long_flags[0]
+    return flags
+
+
 def _as_saved(value):
     """The value as config.json stores it (tuples become lists, paths text)."""
     return json.loads(json.dumps(value, default=json_default))
@@ -122,11 +134,14 @@ class TrainingConfig(dict):
                             f"{', '.join(repr(k) for k in missing)}")
         return cls({**LATER_DEFAULTS, **options})
 
-    def resumed(self, changes: dict, resolved: dict | None = None) -> "TrainingConfig":
+    def resumed(self, changes: dict, resolved: dict | None = None,
+                flags: dict | None = None) -> "TrainingConfig":
         """These options with ``changes`` (options given again to a resumed run) applied:
         those in RESUMABLE may change, any other must keep its value (UserError).
         ``resolved``: the values the task chose for options the run left at a default of
-        None (Task.resolved_options); giving one of those again is no change."""
+        None (Task.resolved_options); giving one of those again is no change.
+        ``flags``: the command-line flag of each option whose key is not its flag
+        spelled with dashes (option_flags), for the error to name what was typed."""
         config = TrainingConfig(self)
         for key, value in changes.items():
             saved = self.get(key)
@@ -139,7 +154,8 @@ class TrainingConfig(dict):
             elif _as_saved(saved) != _as_saved(value):
                 had = (f"the run has {saved!r}{chosen}" if saved is not None
                        else "the run left it at its default")
-                raise UserError(f"--{key.replace('_', '-')} cannot change when resuming "
+                flag = (flags or {}).get(key) or f"--{key.replace('_', '-')}"
+                raise UserError(f"{flag} cannot change when resuming "
                                 f"({had}); start a new run with --out")
         return config
 
@@ -172,11 +188,14 @@ class TrainingConfig(dict):
             raise UserError(str(e)) from None
         if not int(self.get("epochs") or 0) and not int(self.get("steps") or 0):
             raise UserError("nothing to train: --epochs and --steps are both 0")
-        for key in ("lr", "weight_decay", "momentum", "decay_gamma", "min_lr", "clip_norm",
-                    "clip_value", "forget_bias", "dropout", "recurrent_dropout", "zoneout"):
-            value = self.get(key)
-            if isinstance(value, (int, float)) and not math.isfinite(value):
-                raise UserError(f"--{key.replace('_', '-')} must be a finite number, got {value}")
+        # every number option, the task's own too: click's FloatRange lets NaN through
+        # (every comparison with it is false), and a NaN rate or fraction would pass the
+        # checks after it unseen
+        flags = option_flags(task) if task is not None else {}
+        for key, value in self.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                flag = flags.get(key) or f"--{key.replace('_', '-')}"
+                raise UserError(f"{flag} must be a finite number, got {value}")
         bias = self.get("forget_bias")  # stored in the float32 parameters as it is
         if isinstance(bias, (int, float)) and abs(bias) > FLOAT32_MAX:
             raise UserError(f"--forget-bias {bias:g} is beyond the parameters' float32 range "
@@ -186,6 +205,11 @@ class TrainingConfig(dict):
         if self.get("clip_value") is not None and not self["clip_value"] > 0:
             raise UserError(f"--clip-value must be > 0, got {self['clip_value']}")
         try:
+            check_optimizer_settings(self["optimizer"], momentum=self["momentum"],
+                                     nesterov=self["nesterov"], unused=False)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        try:
             Schedule.check_settings(self["schedule"], warmup=self["warmup"],
                                     step_size=self["decay_every"], gamma=self["decay_gamma"],
                                     min_lr=self["min_lr"])
@@ -194,6 +218,16 @@ class TrainingConfig(dict):
         if self.get("min_lr") and self.get("lr") is not None and self["min_lr"] > self["lr"]:
             raise UserError(f"--min-lr {self['min_lr']:g} is above --lr {self['lr']:g}: the "
                             f"schedule would raise the rate as it goes")
+
+    def check_unused(self) -> None:
+        """UserError for options a new run's training would leave unused (--nesterov
+        beside an optimizer that has no Nesterov variant), run when a run starts only:
+        a saved run that holds one has trained without it all along and still resumes."""
+        try:
+            check_optimizer_settings(self["optimizer"], momentum=self["momentum"],
+                                     nesterov=self["nesterov"])
+        except ValueError as e:
+            raise UserError(str(e)) from None
 
     def check_causal(self, task) -> None:
         """UserError when ``task`` is causal (protocols.Task.causal: its targets are later

@@ -159,14 +159,28 @@ class RMSProp(Optimizer):
 OPTIMIZERS = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSProp)}
 
 
+def check_optimizer_settings(name: str, momentum: float = 0.9, nesterov: bool = False,
+                             unused: bool = True) -> None:
+    """ValueError, in the CLI's words, for optimizer options that make_optimizer would
+    refuse (checked when a run starts, before its directory is made) and, with
+    ``unused``, for --nesterov given to an optimizer that has no Nesterov variant, which
+    make_optimizer leaves unused rather than dropping a user's choice without a word."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; known optimizers: "
+                         f"{', '.join(sorted(OPTIMIZERS))}")
+    if unused and nesterov and name != "sgd":
+        raise ValueError(f"--nesterov is for --optimizer sgd (Nesterov momentum); "
+                         f"{name} has none")
+    if name == "sgd" and nesterov and not momentum > 0:
+        raise ValueError(f"--nesterov needs --momentum above 0, got {momentum}")
+
+
 def make_optimizer(name: str, params: np.ndarray, grads: np.ndarray, lr: float,
                    weight_decay: float = 0.0, momentum: float = 0.9,
                    nesterov: bool = False) -> Optimizer:
     """The optimizer called ``name`` from the CLI's options (unknown names list the known ones).
     ``momentum`` applies to sgd and rmsprop; ``nesterov`` to sgd."""
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; known optimizers: "
-                         f"{', '.join(sorted(OPTIMIZERS))}")
+    check_optimizer_settings(name, momentum, nesterov, unused=False)
     if name == "sgd":
         return SGD(params, grads, lr, momentum=momentum, nesterov=nesterov,
                    weight_decay=weight_decay)

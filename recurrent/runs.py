@@ -8,7 +8,7 @@ import numpy as np
 from . import __version__, candidates, ensemble, run_lock, selection
 from .checkpoint import BEST, CONFIG_FILE, LAST, RunCopy, RunDir, load_arrays
 from .checks import one_line
-from .config import TrainingConfig, check_model_spec
+from .config import TrainingConfig, check_model_spec, option_flags
 from .errors import AllRanksError, UserError
 from .lengths import valid_mask
 from .task_params import PREFIX as TASK_PREFIX
@@ -67,14 +67,16 @@ def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
 def _prepared(task, config: TrainingConfig) -> tuple[dict, dict]:
     """(task state, model spec) of these options, every check done that can fail before
     the run directory is made."""
+    # fail on bad options before reading the data, and on model settings or loss names
+    # before making the run directory
+    config.check(task)
+    config.check_unused()
     task_state = task.prepare(config)
     spec = task.model_spec(task_state, config)
     try:
         check_model_spec(spec)
     except ValueError as e:
         raise UserError(f"task {task.name!r} gave a bad model spec: {e}") from None
-    # fail on bad options, model settings or loss names before making the run directory
-    config.check(task)
     _check_loss_fits(task, task_state, config, spec)
     _check_average_covers(task, task_state, config)
     _check_selection(task, task_state, config, spec)
@@ -137,7 +139,7 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
     if changes:
         resolved = (task.resolved_options(info["task_state"])
                     if hasattr(task, "resolved_options") else {})
-        config = config.resumed(changes, resolved)
+        config = config.resumed(changes, resolved, option_flags(task))
     config.check(task)
     # every part checked before anything is written: a refused resume changes no file
     parts = candidates.check(run) if candidates.pending(info) else None

@@ -1,0 +1,80 @@
+"""Combinations of training options that the command line must refuse in one line before
+the run directory is made (or, for a resumed run, name as they were typed): NaN in a
+task's FloatRange option (click lets it through), --nesterov with no momentum or with an
+optimizer that has no Nesterov variant, and forecast's --model on resume."""
+import json
+
+import pytest
+from helpers import (bundled_reviews, invoke, ok, one_line_error, sunspot_rows, tiny_text,
+                     train_tiny, write_csv, write_reviews)
+
+FORECAST = ["--hidden", "4", "--steps", "2", "--threads", "1", "--quiet", "--no-plot",
+            "--window", "8", "--inputs", "level", "--model", "rnn"]
+SENTIMENT = ["--hidden", "4", "--embed-dim", "4", "--steps", "2", "--threads", "1", "--quiet",
+             "--no-plot", "--ensemble", "1", "--bigram-buckets", "64"]
+
+
+@pytest.fixture(scope="module")
+def sunspots_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("series") / "sunspots.csv"
+    return write_csv(path, ["year", "spots"], sunspot_rows())
+
+
+@pytest.mark.parametrize("option", ["--valid-fraction", "--test-fraction"])
+def test_forecast_nan_fraction_is_one_line_before_the_run_directory(tmp_path, sunspots_csv,
+                                                                    option):
+    out = tmp_path / "run"
+    result = invoke("train", "forecast", "--data", sunspots_csv, "--time-column", "year",
+                    option, "nan", "--out", out, *FORECAST)
+    one_line_error(result, f"{option} must be a finite number, got nan")
+    assert "internal error" not in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("option", ["--wide-dropout", "--word-dropout"])
+def test_sentiment_nan_dropout_is_refused_not_turned_off(tmp_path, option):
+    data = write_reviews(tmp_path / "reviews.csv", bundled_reviews(30))
+    out = tmp_path / "run"
+    result = invoke("train", "sentiment", "--data", data, option, "nan", "--out", out,
+                    *SENTIMENT)
+    one_line_error(result, f"{option} must be a finite number, got nan")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("options, message", [
+    (("--optimizer", "sgd", "--nesterov", "--momentum", "0"),
+     "--nesterov needs --momentum above 0, got 0.0"),
+    (("--optimizer", "adam", "--nesterov"),
+     "--nesterov is for --optimizer sgd (Nesterov momentum); adam has none"),
+    (("--optimizer", "rmsprop", "--nesterov"),
+     "--nesterov is for --optimizer sgd (Nesterov momentum); rmsprop has none"),
+])
+def test_nesterov_that_cannot_apply_is_refused_before_the_run_directory(tmp_path, options,
+                                                                       message):
+    text = tiny_text(tmp_path)
+    out = tmp_path / "run"
+    one_line_error(train_tiny(text, out, *options), message)
+    assert not out.exists()
+    # the same --out trains once the options are right
+    ok(train_tiny(text, out, "--optimizer", "sgd", "--nesterov", "--momentum", "0.5"))
+
+
+def test_a_saved_run_with_nesterov_beside_adam_still_resumes(tmp_path):
+    text = tiny_text(tmp_path)
+    out = tmp_path / "run"
+    ok(train_tiny(text, out))
+    path = out / "config.json"
+    saved = json.loads(path.read_text())
+    saved["config"]["nesterov"] = True  # the option a run could hold, unused by adam
+    path.write_text(json.dumps(saved))
+    assert "done after 4 steps" in ok(invoke("train", "--resume", out, "--steps", 4,
+                                             "--threads", 1, "--quiet"))
+
+
+def test_forecast_resume_names_the_model_option_as_typed(tmp_path, sunspots_csv):
+    out = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", sunspots_csv, "--time-column", "year", "--out",
+              out, *FORECAST))
+    result = invoke("train", "forecast", "--resume", out, "--model", "esrnn", "--steps", 4)
+    one_line_error(result, "--model cannot change when resuming (the run has 'rnn')")
+    assert "--forecast-model" not in result.stderr
