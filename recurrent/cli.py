@@ -380,7 +380,8 @@ def _make_trainer(ctx, task, values, out, resume, world):
         changes["quiet"] = quiet  # how this invocation prints, not a property of the run
         return resume_run(task, run, echo, changes, world)
     config = TrainingConfig.resolve(task, values)
-    config["loss"] = config.get("loss") or task.loss
+    if config.get("loss") is None:  # an empty --loss "" is refused, not read as this
+        config["loss"] = task.loss
     if out is None:
         return _start_default(task, config, echo, world)
     return start_run(task, config, out_paths.named("--out", out, None), echo, world)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from . import out_paths
 from .export import EXTENSIONS, FORMATS, INT8_EXTENSION
 from .quant import PRECISIONS
 
@@ -48,5 +49,5 @@ def import_command(file, out):
     """Make a run directory from a file of `recurrent export --format safetensors|torch`;
     eval and predict then work on it."""
     from .export.run import import_file
-    run = import_file(file, out)
+    run = import_file(file, out_paths.named("--out", out, None, required=True))
     click.echo(f"imported {file} as run {run.path} (next: `recurrent predict {run.path} ...`)")

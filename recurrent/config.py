@@ -219,10 +219,18 @@ class TrainingConfig(dict):
             raise UserError(f"--min-lr {self['min_lr']:g} is above --lr {self['lr']:g}: the "
                             f"schedule would raise the rate as it goes")
 
-    def check_unused(self) -> None:
-        """UserError for options a new run's training would leave unused (--nesterov
-        beside an optimizer that has no Nesterov variant), run when a run starts only:
-        a saved run that holds one has trained without it all along and still resumes."""
+    def check_new(self, task=None) -> None:
+        """UserError for options a new run would leave unused (--nesterov beside an
+        optimizer that has no Nesterov variant) or read as not given (an empty text, such
+        as `--loss ""` from a script's unset variable, which would take the default);
+        run when a run starts only: a saved run that holds one has trained so all along
+        and still resumes."""
+        flags = option_flags(task) if task is not None else {}
+        for key, value in self.items():
+            if isinstance(value, str) and not value.strip():
+                flag = flags.get(key) or f"--{key.replace('_', '-')}"
+                raise UserError(f"{flag} is empty: give a value, or leave {flag} out for "
+                                f"the default")
         try:
             check_optimizer_settings(self["optimizer"], momentum=self["momentum"],
                                      nesterov=self["nesterov"])

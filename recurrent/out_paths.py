@@ -11,13 +11,14 @@ from .errors import UserError
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def named(option: str, out: str | None, default: str | None) -> str | None:
+def named(option: str, out: str | None, default: str | None,
+          required: bool = False) -> str | None:
     """The path an option names (an output's, or an input's such as --data), ``default``
     when it was not given; UserError for an empty one (`--out ""`: a script's unset
-    variable), which names no path at all."""
+    variable), which names no path at all. ``required``: the option has no default."""
     if out == "":
-        raise UserError(f"{option} is empty: give a path, or leave {option} out for the "
-                        f"default")
+        raise UserError(f"{option} is empty: give a path" + (
+            "" if required else f", or leave {option} out for the default"))
     return default if out is None else out
 
 

@@ -70,7 +70,7 @@ def _prepared(task, config: TrainingConfig) -> tuple[dict, dict]:
     # fail on bad options before reading the data, and on model settings or loss names
     # before making the run directory
     config.check(task)
-    config.check_unused()
+    config.check_new(task)
     task_state = task.prepare(config)
     spec = task.model_spec(task_state, config)
     try:

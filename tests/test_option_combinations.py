@@ -78,3 +78,30 @@ def test_forecast_resume_names_the_model_option_as_typed(tmp_path, sunspots_csv)
     result = invoke("train", "forecast", "--resume", out, "--model", "esrnn", "--steps", 4)
     one_line_error(result, "--model cannot change when resuming (the run has 'rnn')")
     assert "--forecast-model" not in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--loss", "--data"])
+def test_an_empty_text_option_is_refused_not_read_as_the_default(tmp_path, option):
+    """`--loss ""` (a script's unset variable) trained with the task's loss without a word;
+    every text option of a new run is refused empty, as --data and --out are."""
+    out = tmp_path / "run"
+    args = ["--data", tiny_text(tmp_path)] if option != "--data" else []
+    result = invoke("train", "char-lm", *args, option, "", "--out", out, "--steps", 1,
+                    "--hidden", 4, "--quiet", "--no-plot")
+    one_line_error(result, f"{option} is empty")
+    assert not out.exists()
+
+
+def test_sentiment_empty_text_column_is_refused(tmp_path):
+    data = write_reviews(tmp_path / "reviews.csv", bundled_reviews(30))
+    out = tmp_path / "run"
+    result = invoke("train", "sentiment", "--data", data, "--text-column", "", "--out", out,
+                    *SENTIMENT)
+    one_line_error(result, "--text-column is empty: give a value")
+    assert not out.exists()
+
+
+def test_import_to_an_empty_out_is_named_as_such(tmp_path):
+    result = invoke("import", tmp_path / "m.safetensors", "--out", "")
+    one_line_error(result, "--out is empty: give a path")
+    assert "default" not in result.stderr
