@@ -178,8 +178,12 @@ def adopt(run: RunDir, k: int, scores: list[float], select_by: str) -> None:
         elif run.has(name):
             os.remove(run.file(name))
     chosen = source.info()
+    # "given": the values of the chosen options as the run was started with them (e.g.
+    # --window auto), which a resume may give again without changing anything
+    keys = sorted({key for override in pending(info) for key in override})
     chosen[CHOSE] = {"candidates": pending(info), "scores": scores, "chosen": k,
-                     "select_by": select_by}
+                     "select_by": select_by,
+                     "given": {key: info["config"].get(key) for key in keys}}
     write_json(run.file(CONFIG_FILE), chosen)
 
 

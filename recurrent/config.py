@@ -135,15 +135,19 @@ class TrainingConfig(dict):
         return cls({**LATER_DEFAULTS, **options})
 
     def resumed(self, changes: dict, resolved: dict | None = None,
-                flags: dict | None = None) -> "TrainingConfig":
+                flags: dict | None = None, given: dict | None = None) -> "TrainingConfig":
         """These options with ``changes`` (options given again to a resumed run) applied:
         those in RESUMABLE may change, any other must keep its value (UserError).
         ``resolved``: the values the task chose for options the run left at a default of
         None (Task.resolved_options); giving one of those again is no change.
         ``flags``: the command-line flag of each option whose key is not its flag
-        spelled with dashes (option_flags), for the error to name what was typed."""
+        spelled with dashes (option_flags), for the error to name what was typed.
+        ``given``: options the run chose among candidates, with the values it was started
+        with (--window auto): giving one of those again is no change either."""
         config = TrainingConfig(self)
         for key, value in changes.items():
+            if key in (given or {}) and _as_saved(given[key]) == _as_saved(value):
+                continue  # the choice asked for again: the run keeps what it chose
             saved = self.get(key)
             if saved is None and key in (resolved or {}):
                 saved, chosen = resolved[key], " (its default, chosen from the data)"

@@ -139,7 +139,8 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
     if changes:
         resolved = (task.resolved_options(info["task_state"])
                     if hasattr(task, "resolved_options") else {})
-        config = config.resumed(changes, resolved, option_flags(task))
+        config = config.resumed(changes, resolved, option_flags(task),
+                                (info.get(candidates.CHOSE) or {}).get("given"))
     config.check(task)
     # every part checked before anything is written: a refused resume changes no file
     parts = candidates.check(run) if candidates.pending(info) else None

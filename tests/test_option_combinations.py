@@ -105,3 +105,20 @@ def test_import_to_an_empty_out_is_named_as_such(tmp_path):
     result = invoke("import", tmp_path / "m.safetensors", "--out", "")
     one_line_error(result, "--out is empty: give a path")
     assert "default" not in result.stderr
+
+
+def test_resume_takes_the_options_that_asked_for_the_choice_again(tmp_path, sunspots_csv):
+    """A run that chose its window and inputs among candidates resumes with the command
+    line that started it (--window auto --inputs auto): that asks for no change; another
+    window is still refused."""
+    out = tmp_path / "run"
+    small = [a for a in FORECAST if a not in ("--window", "8", "--inputs", "level")]
+    ok(invoke("train", "forecast", "--data", sunspots_csv, "--time-column", "year",
+              "--out", out, *small))
+    chosen = json.loads((out / "config.json").read_text())["config"]["window"]
+    ok(invoke("train", "forecast", "--resume", out, "--window", "auto", "--inputs", "auto",
+              "--steps", 4, "--quiet"))
+    assert json.loads((out / "config.json").read_text())["config"]["window"] == chosen
+    other = 16 if chosen != 16 else 8
+    one_line_error(invoke("train", "forecast", "--resume", out, "--window", other,
+                          "--steps", 6), "--window cannot change when resuming")
