@@ -99,3 +99,27 @@ def test_an_empty_first_line_after_a_prime_answers_from_the_prime():
     assert answer("") == {"text": "", "next": expected}
     with pytest.raises(UserError, match="nothing to continue yet"):
         sampling.next_char_stream(model, vocab, 3, None)("")
+
+
+class _StepCounter(_CountingModel):
+    """_CountingModel, counting its steps; over the vocabulary "\nabcd" it writes a line
+    break every fifth character."""
+    steps = 0
+
+    def step(self, ids, state):
+        self.steps += 1
+        return super().step(ids, state)
+
+
+def test_predict_shows_each_line_as_soon_as_it_is_generated():
+    """A long --length printed nothing until the whole text was made: predict yields each
+    line when its line break is drawn, and the lines are those of the whole text."""
+    from recurrent_plugins.char_lm.task import TASK
+    state = {"vocab": ["\n", "a", "b", "c", "d"]}
+    options = {"prime": "a", "length": 1000, "temperature": 0.0, "seed": 0}
+    model = _StepCounter()
+    lines = TASK.predict(state, {}, model, options)
+    assert next(lines) == "abcd" and model.steps < 5  # "a" + "bcd\n": four draws
+    rest = list(lines)
+    whole = "a" + "".join("bcd\na"[i % 5] for i in range(1000))
+    assert ["abcd", *rest] == whole.split("\n")

@@ -10,6 +10,8 @@ stream and answers each line with the most likely next characters.
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 
 from recurrent.errors import UserError
@@ -45,17 +47,22 @@ def pick(logits: np.ndarray, temperature: float, top_k: int | None,
 def generate(model, prime_ids: np.ndarray, length: int, temperature: float,
              top_k: int | None, seed: int | None) -> list[int]:
     """``length`` new character ids continuing ``prime_ids`` (P,) int64, P >= 1."""
+    return list(each_generated(model, prime_ids, length, temperature, top_k, seed))
+
+
+def each_generated(model, prime_ids: np.ndarray, length: int, temperature: float,
+                   top_k: int | None, seed: int | None) -> Iterator[int]:
+    """generate()'s ids one at a time, each as soon as it is drawn (a long text can be
+    shown as it grows)."""
     rng = np.random.default_rng(seed)
     logits, state = model.forward(prime_ids.reshape(-1, 1).astype(np.int64))  # (P, 1, V)
     last = logits[-1, 0]  # (V,): distribution of the character after the prime
-    out: list[int] = []
-    while len(out) < length:
+    for n in range(1, length + 1):
         k = pick(last, temperature, top_k, rng)
-        out.append(k)
-        if len(out) < length:  # the step after the last character would be wasted
+        yield k
+        if n < length:  # the step after the last character would be wasted
             step_logits, state = model.step(np.array([k], dtype=np.int64), state)  # (1, V)
             last = step_logits[0]
-    return out
 
 
 def next_char_stream(model, vocab, top_k: int, prime: str | None):

@@ -324,10 +324,19 @@ class CharLM:
             raise UserError(f"--temperature must be a finite number >= 0, got {temperature}")
         if top_k is not None and int(top_k) < 1:
             raise UserError(f"--top-k must be >= 1, got {top_k}")
-        new_ids = sampling.generate(model, vocab.encode(prime, "--prime"), int(length),
-                                    float(temperature), None if top_k is None else int(top_k),
-                                    options.get("seed"))
-        yield from (prime + vocab.decode(new_ids)).split("\n")
+        new_ids = sampling.each_generated(model, vocab.encode(prime, "--prime"), int(length),
+                                          float(temperature),
+                                          None if top_k is None else int(top_k),
+                                          options.get("seed"))
+        # each line as soon as it ends, so a long text shows as it is generated; the
+        # lines are those of the whole text split at "\n"
+        pending = prime
+        for k in new_ids:
+            pending += vocab.chars[k]
+            if pending.endswith("\n"):
+                *done, pending = pending.split("\n")
+                yield from done
+        yield from pending.split("\n")
 
 
 TASK = CharLM()
