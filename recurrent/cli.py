@@ -21,6 +21,7 @@ from ._console import debug_asked
 from .checks import one_line
 from .errors import AllRanksError, UserError, error_line
 from . import out_paths
+from .key_reads import KeyReads
 from .out_paths import check_plot
 from .quant import PRECISIONS
 from .threads import MAX_THREADS, env_threads, single_threaded_blas
@@ -539,13 +540,14 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
         # lexists: a symbolic link that cannot be followed (a loop) is named by datafile
         if not os.path.lexists(data):  # a pipe (<(zcat FILE)) passes; datafile reads it
             raise UserError(f"--data {data}: no such file")
-        config["eval_data"] = data
-        split = "test"
+        config = KeyReads(config, eval_data=data)  # its reads tell whether the task
+        split = "test"                               # took the file (_check_read_data)
     else:
         split = _eval_split(task, split)
     state = info["task_state"]
     if backtest is not None:
         result = task.backtest(state, split, config, model.runner(), backtest)
+        _check_read_data(task, config, data)
         if as_json:
             click.echo(json_text({"run": run, "task": task.name, "split": split,
                                   "data": data, "precision": precision,
@@ -564,6 +566,7 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
     # a forecast's blend), and the training rows fitted the baselines.
     paired = (task.paired(state, split, config, model.runner())
               if hasattr(task, "paired") and split == "test" else {})
+    _check_read_data(task, config, data)
     chose = info.get(candidates.CHOSE)
     if as_json:
         click.echo(json_text({"run": run, "task": task.name, "split": split, "data": data,
@@ -591,6 +594,15 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
     click.echo("\n".join(lines + ["", *tests] if tests else lines))
     if chose:
         click.echo(candidates.chosen_text(info))
+
+
+def _check_read_data(task, config, data):
+    """UserError when `eval --data FILE` ran a task that never read config["eval_data"]:
+    its figures are its own test split's, which must not be printed as FILE's."""
+    if data and "eval_data" not in config.read:
+        raise UserError(f"task {task.name!r} does not read --data files (config"
+                        f"['eval_data']): its figures would be its test split's, not "
+                        f"{data}'s; evaluate without --data")
 
 
 def _eval_split(task, split):

@@ -207,7 +207,8 @@ class Task(Protocol):
                   (stateful streams, truncated BPTT); True (default) to start from zeros}"""
 
     # `recurrent eval RUN --data FILE` sets config["eval_data"] = FILE: then split is "test"
-    # and the task reads that whole file with the saved state (vocabulary, scaler, ...).
+    # and the task reads that whole file with the saved state (vocabulary, scaler, ...);
+    # a task that never reads the key is refused (recurrent/key_reads.py).
 
     def evaluate(self, state: dict, split: str, config: dict, model: "Runner") -> dict:
         """Metrics on ``split`` as a flat dict of floats/ints (lists allowed for matrices).

@@ -145,3 +145,20 @@ def test_a_batch_the_model_cannot_take_names_the_task(tmp_path, monkeypatch):
                            "token ids: expected an integer array",
                    "recurrent plugins check motif")
     assert not (tmp_path / "run").exists()
+
+
+def test_eval_data_refused_for_a_task_that_never_reads_it(tmp_path, monkeypatch):
+    """A task whose batches ignore config["eval_data"] scored its own test split, printed
+    under the file's name: eval --data refuses it in one line."""
+    _register(tmp_path, monkeypatch, lambda t: t.replace(
+        '        if config.get("eval_data"):\n            return read_examples(config['
+        '"eval_data"])\n', ""))
+    try:
+        ok(invoke("train", "motif", "--out", "run", "--epochs", 1, "--quiet", "--no-plot"))
+        (tmp_path / "other.tsv").write_text(_examples(20, 3))
+        plain = ok(invoke("eval", "run"))
+        result = invoke("eval", "run", "--data", "other.tsv")
+    finally:
+        _unregister()
+    assert "split test" in plain
+    one_line_error(result, "task 'motif' does not read --data files", "other.tsv")
