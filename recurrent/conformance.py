@@ -106,7 +106,7 @@ def _raised(exc: BaseException) -> str:
     return f"raised {error_line(exc)}"
 
 
-def _members(obj, protocol) -> tuple[bool, str]:
+def members_check(obj, protocol) -> tuple[bool, str]:
     """The members check: the protocol's required members present; which optional ones are."""
     missing = missing_members(obj, protocol)
     if missing:
@@ -142,7 +142,7 @@ def numeric_grad(f: Callable[[], float], array: np.ndarray) -> np.ndarray:
     return grad
 
 
-class _Runner:
+class CheckRunner:
     """Collects results; each check runs on its own so one exception fails only that check."""
 
     def __init__(self):
@@ -205,8 +205,8 @@ class _CellHarness:
 
 def check_cell(cell, seed: int = 0) -> list[CheckResult]:
     """Run every cell check on ``cell`` (an object following recurrent.protocols.Cell)."""
-    runner = _Runner()
-    runner.run("members", lambda: _members(cell, Cell))
+    runner = CheckRunner()
+    runner.run("members", lambda: members_check(cell, Cell))
     try:
         h = _CellHarness(cell, seed)
     except Exception as exc:
@@ -568,8 +568,8 @@ def _target_kind(loss, outputs, rng) -> str:
 
 def check_loss(loss, seed: int = 0) -> list[CheckResult]:
     """Run every loss check on ``loss`` (an object following recurrent.protocols.Loss)."""
-    runner = _Runner()
-    runner.run("members", lambda: _members(loss, Loss))
+    runner = CheckRunner()
+    runner.run("members", lambda: members_check(loss, Loss))
     rng = np.random.default_rng(seed)
     outputs = rng.normal(size=(N, K))  # (N, K)
     kind = _target_kind(loss, outputs, rng)

@@ -36,7 +36,7 @@ import math
 import numpy as np
 
 from .checkpoint import json_default
-from .conformance import CheckResult, _members, _Runner
+from .conformance import CheckResult, CheckRunner, members_check
 from .config import SHARED_DEFAULTS, TrainingConfig, check_model_spec
 from .lengths import valid_mask
 from .protocols import Task
@@ -99,8 +99,8 @@ def _same(a: dict, b: dict) -> bool:
 
 
 def check_task(task, seed: int = 0) -> list[CheckResult]:
-    runner = _Runner()
-    runner.run("members", lambda: _members(task, Task))
+    runner = CheckRunner()
+    runner.run("members", lambda: members_check(task, Task))
     if runner.results[-1].passed is False:
         return runner.results
     facts = {}
