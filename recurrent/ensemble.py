@@ -37,6 +37,7 @@ import numpy as np
 from . import in_turn, run_lock, selection
 from .checkpoint import CONFIG_FILE, METRICS, RunCopy, RunDir, atomic_write, json_default
 from .errors import UserError
+from .interrupt import Interrupt
 from .lengths import valid_mask
 from .progress import format_metrics, headline_keys
 from .runner import Runner
@@ -274,7 +275,12 @@ class EnsembleTrainer:
                 else f"{self.size} members of {', '.join(map(str, steps))} steps")
         if early:
             text += f" ({early} stopped early)"
-        best = self._evaluate(quiet, steps) if self.world.is_root else None
+        best = None
+        if self.world.is_root:
+            # every member is trained and saved: a Ctrl-C while they are combined waits
+            # until the ensemble's validation record is written, and the run ends done
+            with Interrupt():
+                best = self._evaluate(quiet, steps)
         total = sum(steps)
         clipped = sum(s["clipped_fraction"] * s["step"] for s in summaries)
         return {"status": "done", "step": total, "steps_text": text, "run": self.run.path,

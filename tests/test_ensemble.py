@@ -368,3 +368,28 @@ def test_members_share_the_ensembles_task_state(sentiment_ensemble):
         assert member["model_spec"] == root["model_spec"]
         assert member["config"] == {**root["config"], "seed": member_seed(0, k),
                                     "ensemble": 1}
+
+
+def test_a_ctrl_c_while_the_members_are_combined_waits_for_the_record(data, tmp_path,
+                                                                       monkeypatch):
+    import signal
+
+    from recurrent import in_turn
+    _, csv = data
+    run = tmp_path / "run"
+    metrics = in_turn.validation_metrics
+    calls = []
+
+    def ctrl_c_then_metrics(task, path):
+        if not calls:  # the first member scored: a Ctrl-C, as if pressed now
+            signal.raise_signal(signal.SIGINT)
+        calls.append(path)
+        return metrics(task, path)
+
+    monkeypatch.setattr(in_turn, "validation_metrics", ctrl_c_then_metrics)
+    result = invoke("train", "sentiment", "--data", csv, "--out", run, "--ensemble", "2",
+                    "--steps", "2", *SMALL)
+    assert result.exit_code == 0, result.output
+    assert "done after 2 members of 2 steps each" in result.output
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 1 and records[0]["member_steps"] == [2, 2]
