@@ -408,6 +408,9 @@ def _print_summary(task, summary):
     click.echo(f"{how} after {steps}: {best_text}, clipped "
                f"{summary['clipped_fraction']:.0%} of steps; run in {run} "
                f"(next: `recurrent eval {run}`, `recurrent predict {run} ...`)")
+    if summary.get("stopped_before"):  # a resume that trained nothing, and why
+        click.echo(f"the run had stopped early (--patience): resume it with a larger "
+                   f"--patience, or --patience 0, to train on")
 
 
 class TrainGroup(click.Group):

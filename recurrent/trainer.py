@@ -469,6 +469,7 @@ class Trainer:
         plot = True
         progress = None
         trained = False  # the training ended without an error
+        stopped_before = False  # resumed after it had stopped early: nothing to train
         try:
             with Interrupt() as self.interrupt:
                 if resume and not in_turn.started(self.world, self.run.path):
@@ -487,7 +488,8 @@ class Trainer:
                 # compete with the kernels' OpenMP threads for the cores.
                 with single_threaded_blas():
                     patience = int(c.get("patience") or 0)
-                    if patience and p.bad_evals >= patience:  # resumed after it stopped early
+                    stopped_before = bool(patience and p.bad_evals >= patience)
+                    if stopped_before:
                         status = "early-stopped"
                     elif self.setup_cut or self._stop_requested():  # a Ctrl-C in the setup
                         status = "interrupted"
@@ -522,6 +524,7 @@ class Trainer:
                     self._write_plot(trained)
         p = self.position
         return {"status": status, "step": p.step, "epoch": p.epoch,
+                "stopped_before": stopped_before,
                 "best_loss": p.best_loss, "run": self.run.path,
                 "best": self._best_text(), "unsaved": self.setup_cut,
                 "clipped_fraction": p.clipped_steps / p.step if p.step else 0.0}

@@ -122,3 +122,17 @@ def test_resume_takes_the_options_that_asked_for_the_choice_again(tmp_path, suns
     other = 16 if chosen != 16 else 8
     one_line_error(invoke("train", "forecast", "--resume", out, "--window", other,
                           "--steps", 6), "--window cannot change when resuming")
+
+
+def test_resuming_a_run_that_stopped_early_says_how_to_train_on(tmp_path):
+    """An early-stopped run resumed with more --steps only trains nothing and stops early
+    again: the summary says why and which option trains on."""
+    text, out = tiny_text(tmp_path), tmp_path / "run"
+    stop = ("--lr", "1e-12", "--patience", 1, "--eval-every", 1)  # no better loss: stops
+    first = ok(train_tiny(text, out, "--steps", 50, *stop))
+    assert first.startswith("stopped early after 2 steps") and "larger" not in first
+    again = ok(invoke("train", "--resume", out, "--steps", 80, "--quiet"))
+    assert again.splitlines()[-1] == ("the run had stopped early (--patience): resume it "
+                                      "with a larger --patience, or --patience 0, to train on")
+    assert ok(invoke("train", "--resume", out, "--steps", 6, "--patience", 0, "--quiet")
+              ).startswith("done after 6 steps")
