@@ -358,7 +358,8 @@ def _choosing_run(tmp_path):
                                                                        **override}}))
         save_arrays(str(path / LAST), {"w": np.full(2, k)}, {"step": 10 + k})
         save_arrays(str(path / "best.npz"), {"w": np.full(2, 10 * k)}, {"step": 5 + k})
-    (run / CONFIG_FILE).write_text(json.dumps({**base, "config": {"lr": 0.1},
+    (run / CONFIG_FILE).write_text(json.dumps({**base, "config": {"lr": 0.1,
+                                                                   "inputs": "auto"},
                                                "candidates": overrides}))
     (run / METRICS).write_text('{"step": 3}\n')
     (run / "loss.png").write_bytes(b"\x89PNG stale")
@@ -377,7 +378,8 @@ def test_adopting_a_candidate_copies_its_files_and_drops_those_it_lacks(tmp_path
     info = run.info()
     assert info["config"] == {"lr": 0.1, "inputs": "relative"}
     assert info["chose"] == {"candidates": [{"inputs": "level"}, {"inputs": "relative"}],
-                             "scores": [0.5, 0.25], "chosen": 1, "select_by": "loss"}
+                             "scores": [0.5, 0.25], "chosen": 1, "select_by": "loss",
+                             "given": {"inputs": "auto"}}
     assert "candidates" not in info and candidates.pending(info) == []
 
 
