@@ -705,12 +705,13 @@ STREAM_HELP = ("Read inputs from stdin as they arrive, one per line, and answer 
 
 
 def _stream_lines(answer, lines) -> int:
-    """`predict --stream`: answer(line) for each line of ``lines`` as it arrives, one JSON
-    line out per line in, flushed (click.echo flushes). A UserError for a line is answered
-    with {"error": message} on stdout and one line on stderr, and the stream goes on;
-    returns the exit status: 1 when any line was refused, else 0."""
+    """`predict --stream`: answer(line) for each line of ``lines`` (a text stream such as
+    sys.stdin: _text_lines) as it arrives, one JSON line out per line in, flushed
+    (click.echo flushes). A UserError for a line is answered with {"error": message} on
+    stdout and one line on stderr, and the stream goes on; returns the exit status: 1
+    when any line was refused, else 0."""
     refused = False
-    for number, line in enumerate(iter(lines.readline, ""), 1):
+    for number, line in enumerate(_text_lines(lines), 1):
         line = line[:-1] if line.endswith("\n") else line
         line = line[:-1] if line.endswith("\r") else line  # a CRLF client's line break
         try:
@@ -723,6 +724,24 @@ def _stream_lines(answer, lines) -> int:
             continue
         click.echo(json_text(result))
     return 1 if refused else 0
+
+
+def _text_lines(stream):
+    """The lines of a text stream, each as soon as it has arrived. One with a binary
+    buffer (sys.stdin) is read as bytes and each line decoded as UTF-8 on its own, bytes
+    that are not UTF-8 becoming lone surrogates (surrogateescape), which the tasks refuse
+    as a line's error: the text layer's decoder follows the locale, and with a strict
+    one (any UTF-8 locale but C.UTF-8) such a byte would end the whole stream, answers
+    to the lines read with it included. None (Python's sys.stdin when the process was
+    started with its standard input closed) has no lines, as an empty input."""
+    if stream is None:
+        return
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:
+        yield from iter(stream.readline, "")
+        return
+    for raw in iter(buffer.readline, b""):
+        yield raw.decode("utf-8", "surrogateescape")
 
 
 # ---- plugins, info and plugin commands ------------------------------------------------

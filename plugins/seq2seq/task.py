@@ -294,7 +294,8 @@ class Seq2Seq:
         decoder = model if hasattr(model, "decode") else model.model.runner()
         hyps = []
         for rows in order:
-            h = decoder.decode(data.source_batch([sources[i] for i in rows]))
+            h = decoder.decode(data.source_batch([sources[i] for i in rows]),
+                               attention=False)  # only the tokens are scored
             hyps.extend(tgt_vocab.decode(h.tokens[b, 0, :h.lengths[b, 0]])
                         for b in range(len(rows)))
         refs = [pairs[i][1] for rows in order for i in rows]
@@ -385,8 +386,10 @@ class Seq2Seq:
         if n_best > beam:
             raise UserError(f"--n-best {n_best} needs --beam >= {n_best}")
         sources = self._sources(state, inputs)
+        # the attention weights (output steps x source steps each) only for --plot
         hyps = model.decode(data.source_batch(sources), beam=beam,
-                            max_len=options.get("max_len"), alpha=options.get("alpha", 1.0))
+                            max_len=options.get("max_len"), alpha=options.get("alpha", 1.0),
+                            attention=bool(options.get("plot")))
         tgt_vocab = Vocabulary(state["target_vocab"])
         level = state["target_level"]
         if options.get("plot"):
@@ -432,8 +435,11 @@ class Seq2Seq:
 
         def answer(line: str) -> dict:
             sources = self._sources(state, [line], src_vocab)
+            # no attention weights: under the default --max-len they take memory that
+            # grows with the square of the line's length
             h = model.decode(data.source_batch(sources), beam=beam,
-                             max_len=options.get("max_len"), alpha=options.get("alpha", 1.0))
+                             max_len=options.get("max_len"), alpha=options.get("alpha", 1.0),
+                             attention=False)
             return {"input": line,
                     "output": data.join(tgt_vocab.decode(h.tokens[0, 0, :h.lengths[0, 0]]),
                                         state["target_level"]),

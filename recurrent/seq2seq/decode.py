@@ -7,7 +7,9 @@ a top-K over each sentence's K*V continuations (numpy, per sentence row: no Pyth
 over hypotheses). Each step keeps only its survivors' parent rows, tokens and attention
 weights; the hypotheses' histories are traced back through the parents once at the end,
 so time and memory grow linearly with the output length. greedy() is the argmax path,
-equal to beam search with K = 1.
+equal to beam search with K = 1. The attention weights kept for the hypotheses (t x S per
+row: quadratic in the source length under the default limit) are kept only when
+``attention`` is True (the default); a caller that does not read them passes False.
 
 Search ranks partial hypotheses by their summed log-probability; a hypothesis that
 emitted EOS is finished: it keeps its score and stays in the beam (its only continuation
@@ -38,7 +40,8 @@ class Hypotheses(NamedTuple):
     lengths (B, K): its number of tokens (EOS excluded); finished (B, K): ended with EOS
     (not cut by max_len); scores (B, K): summed log-probabilities (EOS included);
     normalised (B, K): the ranking score; attention (B, K, t, S): the attention weights at
-    each emitted step (EOS's step included when t allows). When fewer than K hypotheses
+    each emitted step (EOS's step included when t allows), None when the decoding was
+    asked not to keep them (attention=False). When fewer than K hypotheses
     exist (a beam wider than a small vocabulary allows within max_len), the last ones
     are empty: score -inf, no tokens, not finished."""
     tokens: np.ndarray
@@ -75,11 +78,11 @@ def _start(src, max_len, alpha):
     return src[:max(1, int(src_len.max(initial=0)))], src_len, limit
 
 
-def greedy(model, src, max_len=None, alpha=1.0):
+def greedy(model, src, max_len=None, alpha=1.0, attention=True):
     """The most likely next token at every step, for each sentence of ``src`` (S, B) ->
     Hypotheses with K = 1 (what beam search with K = 1 finds, more cheaply: an argmax
-    instead of a sort; ``normalised`` is score / length^alpha as for the beam). The
-    model should be in eval mode."""
+    instead of a sort; ``normalised`` is score / length^alpha as for the beam), with
+    their attention weights when ``attention``. The model should be in eval mode."""
     src, src_len, limit = _start(src, max_len, alpha)
     B = src.shape[1]
     with single_threaded_blas():
@@ -98,19 +101,21 @@ def greedy(model, src, max_len=None, alpha=1.0):
             lengths += live
             token = np.where(live, token, model.eos)
             tokens.append(token)
-            attn.append(weights)
+            if attention:
+                attn.append(weights)
             finished |= live & (token == model.eos)
             prev = token
             if not np.any(~finished & (step + 1 < limit)):
                 break
     history = np.array(tokens).reshape(-1, B)
-    return _hypotheses(history, np.array(attn).reshape(len(tokens), B, -1), lengths,
-                       finished, scores, B, 1, alpha, model.eos)
+    weights = np.array(attn).reshape(len(tokens), B, -1) if attention else None
+    return _hypotheses(history, weights, lengths, finished, scores, B, 1, alpha, model.eos)
 
 
-def search(model, src, beam=1, max_len=None, alpha=1.0):
+def search(model, src, beam=1, max_len=None, alpha=1.0, attention=True):
     """Decode source ids ``src`` (S, B) (padded with PAD_ID) with beam width ``beam``
-    -> Hypotheses with K = beam. The model should be in eval mode."""
+    -> Hypotheses with K = beam, with their attention weights when ``attention``. The
+    model should be in eval mode."""
     K = positive_int(beam, "beam")
     src, src_len, limit = _start(src, max_len, alpha)
     B = src.shape[1]
@@ -155,7 +160,8 @@ def search(model, src, beam=1, max_len=None, alpha=1.0):
             was_finished = finished[parent]
             parents.append(parent)
             tokens.append(token)
-            weights_at.append(weights)
+            if attention:
+                weights_at.append(weights)
             lengths = lengths[parent] + ~(was_finished | stopped)
             finished = was_finished | ((token == eos) & ~stopped)
             states = tuple(np.ascontiguousarray(s[:, parent]) for s in states)
@@ -163,7 +169,7 @@ def search(model, src, beam=1, max_len=None, alpha=1.0):
             if not np.any(~finished & (step + 1 < row_limit)):
                 break
     return _hypotheses(None, None, lengths, finished, scores, B, K, alpha, eos,
-                       trace=(parents, tokens, weights_at))
+                       trace=(parents, tokens, weights_at if attention else None))
 
 
 def _top_k(total, K):
@@ -188,30 +194,36 @@ def _top_k(total, K):
 
 def _trace(parents, tokens, weights_at, rows):
     """Histories of the final rows ``rows`` (n,), traced back through the search's steps
-    -> (tokens (t, n), attention (n, t, S)). Frees each step's weights once read."""
+    -> (tokens (t, n), attention (n, t, S), or None when ``weights_at`` is None: none
+    kept). Frees each step's weights once read."""
     t = len(parents)
     history = np.empty((t, len(rows)), np.int64)
-    dtype = np.result_type(np.float64, weights_at[0].dtype)  # as the search always gave
-    attn = np.empty((len(rows), t, weights_at[0].shape[1]), dtype)
+    attn = None
+    if weights_at is not None:
+        dtype = np.result_type(np.float64, weights_at[0].dtype)  # as the search always gave
+        attn = np.empty((len(rows), t, weights_at[0].shape[1]), dtype)
     row = rows
     for s in range(t - 1, -1, -1):
         history[s] = tokens[s][row]
         row = parents[s][row]  # the row that step s extended: its weights are its own
-        attn[:, s] = weights_at[s][row]
-        weights_at[s] = None
+        if attn is not None:
+            attn[:, s] = weights_at[s][row]
+            weights_at[s] = None
     return history, attn
 
 
 def _hypotheses(history, attn, lengths, finished, scores, B, K, alpha, eos, trace=None):
     """The search's rows -> Hypotheses, each sentence's K sorted by normalised score:
-    from their histories (tokens (t, R), attention (t, R, S)) or, with ``trace`` (the
-    search's per-step parents, tokens and weights), by tracing them back (_trace)."""
+    from their histories (tokens (t, R), attention (t, R, S) or None) or, with ``trace``
+    (the search's per-step parents, tokens and weights or None), by tracing them back
+    (_trace)."""
     norm = scores / np.maximum(lengths, 1) ** alpha if alpha else scores.copy()
     norm = np.where(np.isfinite(scores), norm, -np.inf).reshape(B, K)
     order = np.argsort(-norm, axis=1, kind="stable")  # (B, K)
     rows = ((np.arange(B) * K)[:, None] + order).reshape(-1)
     if trace is None:
-        history, attention = history[:, rows], attn[:, rows].transpose(1, 0, 2)
+        history = history[:, rows]
+        attention = None if attn is None else attn[:, rows].transpose(1, 0, 2)
     else:
         history, attention = _trace(*trace, rows)
     t = history.shape[0]
@@ -227,4 +239,5 @@ def _hypotheses(history, attn, lengths, finished, scores, B, K, alpha, eos, trac
                       finished=finished[rows].reshape(B, K),
                       scores=scores[rows].reshape(B, K),
                       normalised=np.take_along_axis(norm, order, axis=1),
-                      attention=attention.reshape(B, K, t, -1))
+                      attention=None if attention is None
+                      else attention.reshape(B, K, t, -1))
