@@ -112,8 +112,8 @@ class _StepCounter(_CountingModel):
 
 
 def test_predict_shows_each_line_as_soon_as_it_is_generated():
-    """A long --length printed nothing until the whole text was made: predict yields each
-    line when its line break is drawn, and the lines are those of the whole text."""
+    """predict yields each line when its line break is drawn, so a long --length shows
+    as it grows; the lines are those of the whole text."""
     from recurrent_plugins.char_lm.task import TASK
     state = {"vocab": ["\n", "a", "b", "c", "d"]}
     options = {"prime": "a", "length": 1000, "temperature": 0.0, "seed": 0}

@@ -134,7 +134,7 @@ def test_the_task_checks_name_what_a_task_gets_wrong(tmp_path, monkeypatch, chan
 
 def test_a_batch_the_model_cannot_take_names_the_task(tmp_path, monkeypatch):
     """Training refuses it in one line naming the task and its check, before the run
-    directory is made (it was an anonymous internal error)."""
+    directory is made, rather than as an anonymous internal error."""
     _register(tmp_path, monkeypatch,
               lambda t: t.replace(YIELD, YIELD.replace('"x": x', '"x": x.astype(float)')))
     try:
@@ -148,8 +148,8 @@ def test_a_batch_the_model_cannot_take_names_the_task(tmp_path, monkeypatch):
 
 
 def test_eval_data_refused_for_a_task_that_never_reads_it(tmp_path, monkeypatch):
-    """A task whose batches ignore config["eval_data"] scored its own test split, printed
-    under the file's name: eval --data refuses it in one line."""
+    """A task whose batches ignore config["eval_data"] would score its own test split,
+    printed under the file's name: eval --data refuses it in one line."""
     _register(tmp_path, monkeypatch, lambda t: t.replace(
         '        if config.get("eval_data"):\n            return read_examples(config['
         '"eval_data"])\n', ""))
