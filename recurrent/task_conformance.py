@@ -6,8 +6,9 @@ default options (its data as a new run would read it) with a freshly initialised
 
   members        the protocol's required members are there (the optional ones listed)
   options        options() is a list of click parameters with distinct names; defaults()
-                 a dict whose keys are shared training options or the task's own (another
-                 key would be ignored); unused_options names shared options
+                 a dict whose keys are shared training options or the task's own (what it
+                 overrides: another key, a misspelt option say, sets no option's
+                 default); unused_options names shared options
   prepare        prepare() of the default options returns a dict
   state is JSON  the state survives config.json: every value is a JSON type (or a numpy
                  number or array, saved as a number or list); a set or an object would
@@ -121,7 +122,8 @@ def check_task(task, seed: int = 0) -> list[CheckResult]:
         unknown = sorted(set(defaults) - set(SHARED_DEFAULTS) - set(names))
         if unknown:
             return False, (f"defaults() sets {unknown[0]!r}, neither a shared training "
-                           f"option nor one of the task's: it would be ignored")
+                           f"option nor one of the task's: it sets no option's default "
+                           f"(misspelt?)")
         unused = sorted(set(getattr(task, "unused_options", ())) - set(SHARED_DEFAULTS))
         if unused:
             return False, f"unused_options names {unused[0]!r}, not a shared training option"
