@@ -393,3 +393,19 @@ def test_a_ctrl_c_while_the_members_are_combined_waits_for_the_record(data, tmp_
     assert "done after 2 members of 2 steps each" in result.output
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 1 and records[0]["member_steps"] == [2, 2]
+
+
+def test_a_members_export_goes_beside_the_whole_run(sentiment_ensemble, tmp_path):
+    """`export RUN/member-0` writes RUN.member-0.safetensors beside RUN, not a file inside
+    the ensemble's directory, and no --out inside the ensemble (its config.json, best.npz
+    of another member) is written, even with --force."""
+    import shutil
+    run = tmp_path / "ens"
+    shutil.copytree(sentiment_ensemble, run)
+    before = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
+    printed = ok(invoke("export", run / "member-0", "--format", "safetensors"))
+    assert printed.startswith(f"wrote {tmp_path / 'ens.member-0.safetensors'}:")
+    for inside in (run / "config.json", run / "member-1" / "best.npz", run / "new.bin"):
+        one_line_error(invoke("export", run / "member-0", "--format", "safetensors",
+                              "--out", inside, "--force"), "is inside the run directory")
+    assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == before

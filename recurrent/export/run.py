@@ -14,9 +14,11 @@ import os
 import numpy as np
 
 from .. import __version__
-from ..checkpoint import BEST, RunDir, atomic_write, info_problem, json_default, save_arrays
+from ..candidates import CANDIDATE_DIR
+from ..checkpoint import (BEST, CONFIG_FILE, RunDir, atomic_write, info_problem, json_default,
+                          save_arrays)
 from ..config import TrainingConfig
-from ..ensemble import EnsembleModel
+from ..ensemble import MEMBER_DIR, EnsembleModel
 from ..errors import UserError
 from ..extras import install_hint
 from .. import out_paths
@@ -35,9 +37,26 @@ def default_out(run_path: str, fmt: str, precision: str = "fp32") -> str:
     """runs/shakespeare -> /abs/runs/shakespeare.onnx: beside the run directory, from its
     absolute path (so "." names the directory, not a hidden file inside it); an int8
     safetensors file gets its own name (runs/shakespeare.int8.safetensors), so it never
-    takes the float32 file's."""
+    takes the float32 file's. A part of a run (runs/rt/member-0: an ensemble's member, a
+    candidate) goes beside the whole run too: runs/rt.member-0.safetensors."""
     ext = INT8_EXTENSION if fmt == "safetensors" and precision == "int8" else EXTENSIONS[fmt]
-    return os.path.abspath(run_path) + ext
+    path = os.path.abspath(run_path)
+    whole = whole_run(path)
+    if whole != path:
+        path = whole + "." + os.path.relpath(path, whole).replace(os.sep, ".")
+    return path + ext
+
+
+def whole_run(path: str) -> str:
+    """The run directory ``path`` is a part of (an ensemble's member-k, a candidate-k,
+    inside a directory with a config.json), outermost first; else ``path`` itself."""
+    path = os.path.abspath(path)
+    parts = tuple(name.format("") for name in (MEMBER_DIR, CANDIDATE_DIR))
+    while (os.path.basename(path).startswith(parts)
+           and os.path.basename(path).rpartition("-")[2].isdigit()
+           and os.path.isfile(os.path.join(os.path.dirname(path), CONFIG_FILE))):
+        path = os.path.dirname(path)
+    return path
 
 
 def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str = "best",
@@ -59,7 +78,8 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
                         f"files hold float32 weights)")
     run = RunDir.open(run_path)
     out = out_paths.named("--out", out, default_out(run_path, fmt, precision))
-    check_out("--out", out, run.path, replace=force,
+    # nothing of the whole run is written over, when the run exported is a part of it
+    check_out("--out", out, whole_run(run.path), replace=force,
               refusal="already exists; give --force to replace it")
     model, info = load_model(run, checkpoint, precision=precision)  # refuses no int8 path
     if isinstance(model, Seq2SeqModel):
