@@ -695,8 +695,9 @@ def register_commands(cli):
                         legend += (f"; blocks interleaved cell, {vs}, ...; ratio = median over "
                                    f"rounds of cell/{vs} block medians")
                     click.echo(legend)
-                    click.echo(_header(vs, precision))
                 elif kind == "row":
+                    if not payload["rows"]:  # the columns' header, once a row is there
+                        click.echo(_header(vs, precision))
                     payload["rows"].append(message)
                     click.echo(_format_row(message))
                 elif kind == "error":
