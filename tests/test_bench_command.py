@@ -402,3 +402,13 @@ def test_bench_json_refuses_a_named_pipe_without_opening_it(tmp_path):
     result = _bench("--vs", "none", "--config", "4,2,3,5", "--threads", "1", "--json",
                     str(fifo))
     assert result.exit_code == 1 and "not a regular file" in result.output
+
+
+def test_a_size_that_cannot_be_allocated_prints_no_table(tmp_path):
+    """The one-line memory error comes without the columns' header of a table that has
+    no row; the environment lines still come first."""
+    result = _bench("--vs", "none", "--cell", "rnn_tanh", "--config", "99999999999,1,1,1",
+                    "--threads", "1", "--repeats", "1", "--rounds", "1")
+    assert result.exit_code != 0
+    assert "BLAS kernels:" in result.output and "ours ms" not in result.output
+    assert "not enough memory for the benchmark's arrays" in result.output
