@@ -241,6 +241,24 @@ class TrainingConfig(dict):
         except ValueError as e:
             raise UserError(str(e)) from None
 
+    def check_given(self, given: set) -> None:
+        """UserError for an option given on the command line (``given``: their keys) that
+        the other options leave unused: its value would be saved and have no effect."""
+        moot = {
+            "momentum": (self["optimizer"] not in ("sgd", "rmsprop"),
+                         f"--optimizer sgd or rmsprop; {self['optimizer']} has none"),
+            "min_lr": (self["schedule"] != "cosine",
+                       f"--schedule cosine (the rate it ends at); {self['schedule']} has none"),
+            "decay_every": (self["schedule"] != "step",
+                            f"--schedule step; {self['schedule']} has no steps"),
+            "decay_gamma": (self["schedule"] != "step",
+                            f"--schedule step; {self['schedule']} has no steps"),
+        }
+        for key in sorted(given & moot.keys()):
+            unused, why = moot[key]
+            if unused:
+                raise UserError(f"--{key.replace('_', '-')} is for {why}")
+
     def check_causal(self, task) -> None:
         """UserError when ``task`` is causal (protocols.Task.causal: its targets are later
         inputs) and an option would let the model read them."""

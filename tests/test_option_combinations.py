@@ -136,3 +136,29 @@ def test_resuming_a_run_that_stopped_early_says_how_to_train_on(tmp_path):
                                       "with a larger --patience, or --patience 0, to train on")
     assert ok(invoke("train", "--resume", out, "--steps", 6, "--patience", 0, "--quiet")
               ).startswith("done after 6 steps")
+
+
+@pytest.mark.parametrize("options, message", [
+    (("--momentum", "0.5"), "--momentum is for --optimizer sgd or rmsprop; adam has none"),
+    (("--schedule", "constant", "--min-lr", "1e-5"),
+     "--min-lr is for --schedule cosine (the rate it ends at); constant has none"),
+    (("--decay-every", "10"), "--decay-every is for --schedule step; cosine has no steps"),
+    (("--schedule", "cosine", "--decay-gamma", "0.3"),
+     "--decay-gamma is for --schedule step; cosine has no steps"),
+])
+def test_an_option_the_others_leave_unused_is_refused_when_given(tmp_path, options, message):
+    """Given on the command line, these would be saved and have no effect; left at their
+    defaults they are not named (the defaults are numbers, not 'unset')."""
+    text, out = tiny_text(tmp_path), tmp_path / "run"
+    one_line_error(train_tiny(text, out, *options), message)
+    assert not out.exists()
+    ok(train_tiny(text, out))  # char-lm: adam, cosine; the same options unnamed
+
+
+@pytest.mark.parametrize("options", [
+    ("--optimizer", "rmsprop", "--momentum", "0.5"),
+    ("--schedule", "cosine", "--min-lr", "1e-5"),
+    ("--schedule", "step", "--decay-every", "2", "--decay-gamma", "0.3"),
+])
+def test_an_option_the_others_use_is_taken(tmp_path, options):
+    ok(train_tiny(tiny_text(tmp_path), tmp_path / "run", *options))
