@@ -261,17 +261,14 @@ def _shared_options(defaults: dict) -> list:
 
 
 def _train_command(task) -> click.Command:
-    from .config import TrainingConfig
+    from .config import TrainingConfig, task_options
     defaults = TrainingConfig.resolve(task, {})
-    task_params = list(task.options() or [])
+    task_params = task_options(task)
     # a task's own option replaces the shared one of that name; options the task never
     # reads (Task.unused_options) are not offered
     taken = {p.name for p in task_params}
     taken |= set(task.unused_options if hasattr(task, "unused_options") else ())
     params = [p for p in _shared_options(defaults) if p.name not in taken] + task_params
-    for p in task_params:  # a task's own option may also take a default from defaults()
-        if p.name in (task.defaults() or {}):
-            p.default = task.defaults()[p.name]
 
     def callback(**values):
         ctx = click.get_current_context()

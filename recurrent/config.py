@@ -88,6 +88,20 @@ def check_model_spec(spec: dict) -> dict:
     return check_spec(spec)
 
 
+def task_options(task) -> list:
+    """The task's own options as `recurrent train NAME` offers them: copies of
+    task.options(), each taking its default from task.defaults() when that names it."""
+    import copy
+    defaults = task.defaults() or {}
+    params = []
+    for param in task.options() or []:
+        param = copy.copy(param)
+        if param.name in defaults:
+            param.default = defaults[param.name]
+        params.append(param)
+    return params
+
+
 def option_flags(task) -> dict:
     """{key: flag} for the task's own options whose key is not their flag spelled with
     dashes: a click option may store its value under another name (forecast's --model

@@ -38,7 +38,7 @@ import numpy as np
 
 from .checkpoint import json_default
 from .conformance import CheckResult, CheckRunner, members_check
-from .config import SHARED_DEFAULTS, TrainingConfig, check_model_spec
+from .config import SHARED_DEFAULTS, TrainingConfig, check_model_spec, task_options
 from .lengths import valid_mask
 from .protocols import Task
 
@@ -51,19 +51,11 @@ def default_config(task, seed: int = 0) -> TrainingConfig:
     """The options of `recurrent train NAME --seed SEED` given nothing else: the shared
     defaults, the task's defaults, its own options' defaults, and the first candidate's
     overrides when the task chooses among candidates."""
-    import copy
-
     import click
-    defaults = task.defaults() or {}
-    params = []
-    for p in task.options() or []:
-        p = copy.copy(p)
-        if p.name in defaults:  # as `recurrent train NAME` builds its options
-            p.default = defaults[p.name]
-        params.append(p)
     # the values the command line gives when no option is given: click's own defaults,
     # converted by each option's type as the CLI converts them
-    own = click.Command(task.name, params=params).make_context(task.name, []).params
+    own = click.Command(task.name, params=task_options(task)).make_context(task.name,
+                                                                           []).params
     config = TrainingConfig.resolve(task, {**own, "seed": seed})
     choices = task.candidates(config) if hasattr(task, "candidates") else []
     return TrainingConfig(dict(config, **choices[0])) if choices else config
