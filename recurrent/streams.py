@@ -4,6 +4,7 @@
     pool.open("alice"); pool.open("bob")
     ys = pool.step({"alice": x_a, "bob": x_b})        # {id: y_t}
     ys = pool.step_arrays(ids, xs)                    # xs (B,) ids or (B, I) -> (B, K)
+    y = pool.read("alice", xs)                        # xs (T,) ids or (T, I) -> (K,)
     saved = pool.state("alice"); pool.close("alice")  # move a stream elsewhere:
     other.restore("alice", saved)
 
@@ -12,7 +13,10 @@ names, L layers); an id maps to a slab row, taken from a free list on open and g
 on close. A step call gathers the rows of the streams it advances (any number, any order),
 runs each layer's cell once on that batch (Recurrent.run_step), and writes the new states
 back: the work per call is a few numpy gathers and scatters plus one kernel call per layer,
-whatever the number of streams.
+whatever the number of streams. read() advances one stream by many steps at once: each
+layer's cell runs over up to READ_CHUNK steps per kernel call (one input projection for
+the chunk, the head after its last step only), which a long text needs: stepping it one
+character at a time costs a Python round trip per character.
 
 What y_t is (per advanced stream):
 - a Recurrent layer: the top layer's output h_t (H,);
@@ -36,6 +40,7 @@ H hidden units, L layers, S state names, K outputs, F wide features.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -48,6 +53,7 @@ from .threads import resolve_threads, single_threaded_blas
 from .wide import bigram_features
 
 _NO_TOKEN = -1  # the previous token of a stream that has read nothing yet
+READ_CHUNK = 4096  # steps per kernel call in read(): bounds its (T, 1, H) buffers
 
 
 def _loaded(model_or_run, softmax_flag):
@@ -274,14 +280,36 @@ class StreamPool:
         if B > 1 and len(set(rows.tolist())) != B:
             raise ValueError("step: an id appears more than once in one call; a call "
                              "advances each stream by one step")
-        x = self._check_inputs(xs, B)
+        x = self._check_inputs(xs, B, "step", "stream")
+        with self._eval_mode():
+            return self._advance(rows, x[None], outputs)
+
+    def read(self, stream_id, xs, outputs=True):
+        """Advance one open stream by T steps, xs (T,) token ids or (T, I) features (T >= 1),
+        and return its output after the last step (K,), or None without ``outputs``: what
+        T step_arrays calls give (to float rounding), with one kernel call per layer for
+        every READ_CHUNK steps."""
+        row = self._known(stream_id, "read")
+        x = self._check_inputs(xs, None, "read", "step")
+        rows = np.array([row], np.int64)
+        with self._eval_mode():
+            for start in range(0, len(x), READ_CHUNK):
+                chunk = x[start:start + READ_CHUNK, None]                # (T, 1[, I])
+                last = start + READ_CHUNK >= len(x)
+                y = self._advance(rows, chunk, outputs and last)
+        return None if y is None else y[0]
+
+    @contextlib.contextmanager
+    def _eval_mode(self):
+        """Streams run in eval mode (no dropout) with single-threaded BLAS; the model's
+        mode is restored after."""
         module = self.rnn if self.model is None else self.model
-        was_training = module.training  # streams run in eval mode: no dropout
+        was_training = module.training
         if was_training:
             module.eval()
         try:
             with single_threaded_blas():
-                return self._advance(rows, x, outputs)
+                yield
         finally:
             if was_training:
                 module.train(True)
@@ -295,49 +323,63 @@ class StreamPool:
     def _output_size(self):
         return self.rnn.hidden_size if self.model is None else self.model.head.out_features
 
-    def _check_inputs(self, xs, B):
+    def _check_inputs(self, xs, n, what, per):
+        """xs checked as ``n`` inputs (None: any number but none), one per ``per`` (a
+        stream or a step): (n,) token ids or (n, I) features of the pool's dtype."""
         try:
             a = np.asarray(xs)
         except ValueError:
-            raise ValueError("step: the inputs have different shapes; give one token id "
-                             "or one row of features per stream") from None
+            raise ValueError(f"{what}: the inputs have different shapes; give one token id "
+                             f"or one row of features per {per}") from None
+        label = "T" if n is None else n
+        if n is None and a.ndim:
+            n = len(a)
+            if n == 0:
+                raise ValueError(f"{what}: no inputs; give at least one {per}")
         if self.tokens:
-            if a.shape != (B,):
-                raise ValueError(f"step: expected {B} token ids, one per stream (shape "
-                                 f"({B},)), got shape {a.shape}")
+            if a.shape != (n,):
+                raise ValueError(f"{what}: expected {label} token ids, one per {per} "
+                                 f"(shape ({label},)), got shape {a.shape}")
             return self.model.embedding.check_ids(a)
-        if a.shape != (B, self.input_size):
-            raise ValueError(f"step: expected inputs of shape ({B}, {self.input_size}), "
-                             f"one row of {self.input_size} features per stream, got shape "
+        if a.shape != (n, self.input_size):
+            raise ValueError(f"{what}: expected inputs of shape ({label}, {self.input_size}),"
+                             f" one row of {self.input_size} features per {per}, got shape "
                              f"{a.shape}")
         if a.dtype.kind not in "fiu":
-            raise ValueError(f"step: expected float inputs, got dtype {a.dtype}")
-        return finite_as(a, self.dtype, "step: inputs")
+            raise ValueError(f"{what}: expected float inputs, got dtype {a.dtype}")
+        return finite_as(a, self.dtype, f"{what}: inputs")
 
     def _advance(self, rows, x, outputs=True):
-        """One step of the streams in slab rows ``rows`` (B,), inputs checked; their
-        outputs, or None without ``outputs``."""
+        """T steps of the streams in slab rows ``rows`` (B,), inputs x (T, B) token ids or
+        (T, B, I) features, checked; their outputs after the last step (B, K), or None
+        without ``outputs``."""
         rnn, model = self.rnn, self.model
-        h_in = model.embedding.forward(x) if self.tokens else x     # (B, E or I)
-        states = np.take(self._slab, rows, axis=2)                   # (S, L, B, H) gather
-        threads = resolve_threads(self.num_threads, len(rows), rnn.hidden_size)
-        top, finals = rnn.run_step(h_in, tuple(states), threads,     # (B, H)
-                                   self.precision)
+        T, B = x.shape[:2]
+        h_in = model.embedding.forward(x) if self.tokens else x     # (T, B, E or I)
+        states = tuple(np.take(self._slab, rows, axis=2))            # (L, B, H) each: gather
+        threads = resolve_threads(self.num_threads, B, rnn.hidden_size)
+        if T == 1:
+            top, finals = rnn.run_step(h_in[0], states, threads,    # (B, H)
+                                       self.precision)
+            tops = top[None]
+        else:
+            tops, finals = rnn.run(np.ascontiguousarray(h_in), states,  # (T, B, H)
+                                   np.full(B, T, np.int64), False, threads, self.precision)
         for s, final in enumerate(finals):                           # scatter
             self._slab[s][:, rows] = final
         if model is None:
-            return top if outputs else None
+            return tops[-1] if outputs else None
         if self.output == "mean":
             total, count = self._extra["total"], self._extra["count"]
-            total[rows] += top
-            count[rows] += 1
+            total[rows] += tops.sum(axis=0)
+            count[rows] += T
             pooled = total[rows] / count[rows].astype(self.dtype)[:, None] if outputs else None
         elif self.output == "max":
             maximum = self._extra["maximum"]
-            maximum[rows] = np.maximum(maximum[rows], top)
+            maximum[rows] = np.maximum(maximum[rows], tops.max(axis=0))
             pooled = maximum[rows]
         else:                                                        # "sequence", "last"
-            pooled = top
+            pooled = tops[-1]
         if not outputs:
             if self.wide is not None:
                 self._wide_step(rows, x)  # the features seen, and their running sum
@@ -348,18 +390,32 @@ class StreamPool:
         return softmax(y) if self.softmax else y
 
     def _wide_step(self, rows, tokens):
-        """The wide part's logits (B, K) for each stream's prefix: the weights of features
-        seen for the first time are added to the stream's running sum, which the learned
-        scale (when the wide part has one) multiplies."""
+        """The wide part's logits (B, K) for each stream's prefix after ``tokens`` (T, B):
+        the weights of features seen for the first time are added to the stream's running
+        sum, which the learned scale (when the wide part has one) multiplies. T > 1 is
+        read()'s one stream (B = 1)."""
         seen, previous, acc = (self._extra[k] for k in ("seen", "previous", "wide"))
         weight = self.wide.params()["weight"]  # (F, K)
-        self._add_features(rows, tokens, seen, acc, weight)
-        if self.wide.bigram_buckets:
-            prev = previous[rows]
-            has = prev != _NO_TOKEN
-            bigrams = bigram_features(prev[has], tokens[has], self.wide.vocab_size,
-                                      self.wide.bigram_buckets)
-            self._add_features(rows[has], bigrams, seen, acc, weight)
+        if len(tokens) == 1:
+            tokens = tokens[0]
+            self._add_features(rows, tokens, seen, acc, weight)
+            if self.wide.bigram_buckets:
+                prev = previous[rows]
+                has = prev != _NO_TOKEN
+                bigrams = bigram_features(prev[has], tokens[has], self.wide.vocab_size,
+                                          self.wide.bigram_buckets)
+                self._add_features(rows[has], bigrams, seen, acc, weight)
+        else:
+            ids = tokens[:, 0]
+            features = [ids]
+            if self.wide.bigram_buckets:
+                prev = np.concatenate([previous[rows], ids[:-1]])
+                has = prev != _NO_TOKEN
+                features.append(bigram_features(prev[has], ids[has], self.wide.vocab_size,
+                                                self.wide.bigram_buckets))
+            self._add_features_of(rows[0], np.unique(np.concatenate(features)), seen, acc,
+                                  weight)
+            tokens = ids[-1:]
         previous[rows] = tokens
         return acc[rows] * self.wide.logit_scale()
 
@@ -371,6 +427,14 @@ class StreamPool:
         new = (seen[rows, byte] & bit) == 0
         acc[rows[new]] += weight[features[new]]
         seen[rows, byte] |= bit
+
+    @staticmethod
+    def _add_features_of(row, features, seen, acc, weight):
+        """_add_features for one row and many distinct ``features``."""
+        byte, bit = features >> 3, (1 << (features & 7)).astype(np.uint8)
+        new = (seen[row, byte] & bit) == 0
+        acc[row] += weight[features[new]].sum(axis=0, dtype=np.float64)
+        np.bitwise_or.at(seen[row], byte, bit)  # several features may share a byte
 
     def __repr__(self):
         return (f"StreamPool({len(self)}/{self.capacity} streams open, {self.output} "
@@ -442,6 +506,13 @@ class EnsemblePool(StreamPool):
             return None
         y = combine(self.model.loss, ys)
         return softmax(y) if self.softmax else y
+
+    def read(self, stream_id, xs, outputs=True):
+        ys = [pool.read(stream_id, xs, outputs) for pool in self.pools]
+        if not outputs:
+            return None
+        y = combine(self.model.loss, [y[None] for y in ys])  # (1, K)
+        return (softmax(y) if self.softmax else y)[0]
 
     def __repr__(self):
         return (f"EnsemblePool({len(self)}/{self.capacity} streams open, "

@@ -80,12 +80,9 @@ def next_char_stream(model, vocab, top_k: int, prime: str | None):
     last = {"p": None, "pending": ""}  # the latest distribution; a line break to read
 
     def read(ids):
-        # one step per character; the (V,) distribution after the last one only
-        for n, i in enumerate(ids, 1):
-            if n < len(ids):
-                pool.step_arrays([0], [i], outputs=False)
-            else:
-                last["p"] = pool.step_arrays([0], [i])[0]  # (V,)
+        # the whole line in one read: the (V,) distribution after its last character
+        if len(ids):
+            last["p"] = pool.read(0, ids)
 
     if prime:
         read(vocab.encode(prime, "--prime"))
