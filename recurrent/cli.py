@@ -382,7 +382,8 @@ def _make_trainer(ctx, task, values, out, resume, world):
         config["loss"] = task.loss
     config.check(task)  # the options' own values first, then how they go together
     config.check_given({key for key in values
-                        if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE})
+                        if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE},
+                       task)
     if out is None:
         return _start_default(task, config, echo, world)
     return start_run(task, config, out_paths.named("--out", out, None), echo, world)

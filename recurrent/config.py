@@ -255,9 +255,10 @@ class TrainingConfig(dict):
         except ValueError as e:
             raise UserError(str(e)) from None
 
-    def check_given(self, given: set) -> None:
+    def check_given(self, given: set, task=None) -> None:
         """UserError for an option given on the command line (``given``: their keys) that
-        the other options leave unused: its value would be saved and have no effect."""
+        the other options leave unused: its value would be saved and have no effect. The
+        shared options' cases are here; a task names its own (protocols.Task.moot_options)."""
         moot = {
             "momentum": (self["optimizer"] not in ("sgd", "rmsprop"),
                          f"--optimizer sgd or rmsprop; {self['optimizer']} has none"),
@@ -268,10 +269,15 @@ class TrainingConfig(dict):
             "decay_gamma": (self["schedule"] != "step",
                             f"--schedule step; {self['schedule']} has no steps"),
         }
+        if task is not None and hasattr(task, "moot_options"):
+            moot.update({key: (True, why)
+                         for key, why in (task.moot_options(dict(self)) or {}).items()})
+        flags = option_flags(task) if task is not None else {}
         for key in sorted(given & moot.keys()):
             unused, why = moot[key]
             if unused:
-                raise UserError(f"--{key.replace('_', '-')} is for {why}")
+                raise UserError(f"{flags.get(key) or '--' + key.replace('_', '-')} is for "
+                                f"{why}")
 
     def check_causal(self, task) -> None:
         """UserError when ``task`` is causal (protocols.Task.causal: its targets are later

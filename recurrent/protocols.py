@@ -232,6 +232,14 @@ class Task(Protocol):
     `recurrent train NAME` does not offer them, so --help lists only what has an effect.
     They keep their shared defaults in ``config``."""
 
+    def moot_options(self, config: dict) -> dict:
+        """The task's own options that the other options in ``config`` leave without
+        effect, {key: what the option is for} (e.g. forecast's {"es_train": "--model
+        esrnn or auto (the learned smoothing)"} under --model rnn): `recurrent train`
+        refuses one given on the command line ("--es-train is for ..."), as it refuses
+        the shared ones (--momentum with adam). Called with the resolved options before
+        prepare(); without it none is refused."""
+
     def count_batches(self, state: dict, split: str, config: dict,
                       rng: np.random.Generator) -> int:
         """How many batches batches() would yield with these arguments, without making

@@ -119,6 +119,14 @@ def check_task(task, seed: int = 0) -> list[CheckResult]:
         unused = sorted(set(getattr(task, "unused_options", ())) - set(SHARED_DEFAULTS))
         if unused:
             return False, f"unused_options names {unused[0]!r}, not a shared training option"
+        if hasattr(task, "moot_options"):
+            moot = task.moot_options(dict(default_config(task, seed)))
+            if not isinstance(moot, dict):
+                return False, f"moot_options() returned {type(moot).__name__}, not a dict"
+            odd = sorted(set(moot) - set(names))
+            if odd:
+                return False, (f"moot_options() names {odd[0]!r}, not one of the task's "
+                               f"options")
         return True, f"{len(params)} options of its own, {len(defaults)} defaults"
 
     def prepare():

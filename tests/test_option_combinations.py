@@ -162,3 +162,35 @@ def test_an_option_the_others_leave_unused_is_refused_when_given(tmp_path, optio
 ])
 def test_an_option_the_others_use_is_taken(tmp_path, options):
     ok(train_tiny(tiny_text(tmp_path), tmp_path / "run", *options))
+
+
+@pytest.mark.parametrize("options, message", [
+    (("--model", "rnn", "--es-train", "first"),
+     "--es-train is for the learned smoothing of --model esrnn (or auto, which may take "
+     "it); --model rnn has none"),
+    (("--model", "hybrid", "--es-train", "joint"), "--model hybrid has none"),
+    (("--no-difference", "--es-train", "first"), "--no-difference leaves auto with rnn"),
+    (("--no-difference", "--blend", "full"),
+     "--blend is for --difference (the share of the correction of its anchor); "
+     "--no-difference has no anchor"),
+])
+def test_a_task_option_the_others_leave_unused_is_refused_when_given(tmp_path, options,
+                                                                     message):
+    """The task names its own (Task.moot_options), refused as the shared ones are,
+    before the run directory is made."""
+    out = tmp_path / "run"
+    one_line_error(invoke("train", "forecast", *options, "--threads", 1, "--quiet",
+                          "--no-plot", "--out", out), message)
+    assert not out.exists()
+
+
+def test_a_task_option_the_others_use_is_taken(tmp_path):
+    ok(invoke("train", "forecast", "--model", "esrnn", "--es-train", "first", "--window",
+              8, "--inputs", "level", "--steps", 2, "--threads", 1, "--quiet", "--no-plot",
+              "--out", tmp_path / "run"))
+    # --model esrnn with --no-difference is the model's refusal, not the option's
+    one_line_error(invoke("train", "forecast", "--model", "esrnn", "--no-difference",
+                          "--es-train", "first", "--threads", 1, "--quiet", "--no-plot",
+                          "--out", tmp_path / "other"),
+                   "--model esrnn corrects its smoothing's forecast: it does not go with "
+                   "--no-difference")

@@ -114,6 +114,10 @@ ORDER = "order = np.arange(len(examples)) if rng is None else rng.permutation(le
      "state is JSON", "state['seen'] (set) is not a JSON value"),
     (lambda t: t.replace('"batch_size": 32', '"batchsize": 32'),
      "options", "defaults() sets 'batchsize', neither a shared training option"),
+    (lambda t: t.replace("    def defaults(self):",
+                         "    def moot_options(self, config):\n"
+                         "        return {'dat': 'nothing'}\n\n    def defaults(self):"),
+     "options", "moot_options() names 'dat', not one of the task's options"),
 ])
 def test_the_task_checks_name_what_a_task_gets_wrong(tmp_path, monkeypatch, change, check,
                                                       detail):

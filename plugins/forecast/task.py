@@ -213,6 +213,24 @@ class ForecastTask:
                               "(--select-by)."),
         ]
 
+    def moot_options(self, config):
+        """--es-train without the learned smoothing (--model rnn or hybrid, or
+        --no-difference, under which auto takes rnn); --blend without --difference (there
+        is no anchor to blend with)."""
+        moot = {}
+        difference = config.get("difference", True)
+        model = config.get("forecast_model") or "auto"
+        why = (f"--model {model} has none" if model in ("rnn", "hybrid") else
+               "--no-difference leaves auto with rnn" if model == "auto" and not difference
+               else None)
+        if why:
+            moot["es_train"] = (f"the learned smoothing of --model esrnn (or auto, which "
+                                f"may take it); {why}")
+        if not difference:
+            moot["blend"] = ("--difference (the share of the correction of its anchor); "
+                             "--no-difference has no anchor")
+        return moot
+
     def candidates(self, config):
         """--window auto and --inputs auto: one candidate run per window length and input
         mode left to choose (both auto: every pair, windows outermost), the best on
