@@ -356,6 +356,23 @@ def test_backtest_bad_n_is_one_line(run, n, fragment):
     one_line_error(invoke("eval", run, "--backtest", n), fragment)
 
 
+def test_backtest_of_a_file_with_one_origin_is_refused_without_asking_for_one(
+        run, sunspots, tmp_path):
+    from recurrent_plugins.forecast import windows as win
+    state = json.loads((run / "config.json").read_text())["task_state"]
+    # the rows a new file starts its states on, then one window's horizon of targets
+    data = write_csv(tmp_path / "one.csv", ["year", "sunspots"],
+                     sunspots[-(win.head_rows(state) + state["horizon"]):])
+    assert json.loads(ok(invoke("eval", run, "--data", data, "--json")))[
+        "metrics"]["windows"] == 1
+    result = invoke("eval", run, "--data", data, "--backtest", 2)
+    # the file is named (it has no test split), and --backtest 1 is refused too: no
+    # "ask for at most 1"
+    one_line_error(result, f"--backtest 2: {data!r} has 1 forecast origin ",
+                   "without --backtest")
+    assert "at most" not in result.stderr
+
+
 def test_backtest_refused_for_a_task_without_it(tmp_path):
     run = tmp_path / "run"
     ok(invoke("train", "char-lm", "--steps", 1, "--out", run, "--hidden", 8, "--quiet",

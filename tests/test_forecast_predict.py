@@ -7,7 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from helpers import invoke, ok, write_csv
+from helpers import (check_stream_as_grown_predict, invoke, ok, two_monthly_columns,
+                     write_csv)
 
 from recurrent import plugins
 from recurrent.checkpoint import RunDir
@@ -164,3 +165,66 @@ def test_predict_labels_monthly_dates_by_calendar_month(tmp_path):
     assert lines[0] == "month,y"
     assert [line.split(",")[0] for line in lines[1:]] == [
         "2010-01-01", "2010-02-01", "2010-03-01", "2010-04-01", "2010-05-01", "2010-06-01"]
+
+
+def berlin(local: np.ndarray) -> list[str]:
+    """Local times (datetime64[m]) as Europe/Berlin writes them: +02:00 from the last
+    Sunday of March to the last Sunday of October (for these midnights and hours, the
+    months April to October, and the 1st of each), else +01:00."""
+    months = local.astype("datetime64[M]").astype(int) % 12 + 1
+    return [f"{str(t)}{'+02:00' if 4 <= m <= 10 else '+01:00'}"
+            for t, m in zip(local, months)]
+
+
+def test_predict_labels_monthly_dates_with_utc_offsets_by_local_calendar_month(tmp_path):
+    # The 1st of every month at local midnight, with daylight saving: in UTC these are the
+    # last day of the month before, at 23:00 or 22:00, which is no calendar-month step.
+    months = np.arange("2000-01", "2010-01", dtype="datetime64[M]").astype("datetime64[m]")
+    t = np.arange(len(months))
+    values = 50 + 0.1 * t + 5 * np.sin(2 * np.pi * t / 12)
+    data = write_csv(tmp_path / "monthly.csv", ["month", "y"],
+                     [[m, f"{v:.4f}"] for m, v in zip(berlin(months), values)])
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", data, "--model", "rnn", "--out", run, *SMALL))
+    lines = ok(invoke("predict", run, "--steps", 3)).splitlines()
+    # after the last row, 2009-12-01T00:00+01:00: the next months' 1st, at its offset
+    assert [line.split(",")[0] for line in lines[1:]] == [
+        "2010-01-01T00:00+01:00", "2010-02-01T00:00+01:00", "2010-03-01T00:00+01:00"]
+    # from the test split: the rows' own times and offsets as the file writes them, then
+    # the months after the last row
+    result = json.loads(ok(invoke("predict", run, "--origin", "test", "--steps", 20,
+                                  "--json")))
+    test_rows = berlin(months)[-19:]  # the test split: the last 18 rows
+    assert result["origin"] == test_rows[0]
+    assert result["time"] == [*test_rows[1:], "2010-01-01T00:00+01:00",
+                              "2010-02-01T00:00+01:00"]
+
+
+def test_predict_labels_hourly_times_with_a_utc_offset_in_that_offset(tmp_path):
+    hours = np.arange(0, 24 * 12, dtype="timedelta64[h]") + np.datetime64("2021-03-01T00:00")
+    t = np.arange(len(hours))
+    values = 50 + 10 * np.sin(2 * np.pi * t / 24) + np.random.default_rng(0).normal(0, 1, len(t))
+    data = write_csv(tmp_path / "hourly.csv", ["time", "y"],
+                     [[f"{h}+02:00", f"{v:.4f}"] for h, v in zip(hours, values)])
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", data, "--model", "rnn", "--out", run, *SMALL))
+    result = json.loads(ok(invoke("predict", run, "--steps", 2, "--json")))
+    # the last row is 2021-03-12T23:00+02:00 (21:00 in UTC): the next hours, not 22:00
+    assert result["origin"] == "2021-03-12T23:00+02:00"
+    assert result["time"] == ["2021-03-13T00:00+02:00", "2021-03-13T01:00+02:00"]
+
+
+def test_stream_of_month_ends_with_a_utc_offset_answers_as_predict_on_the_grown_file(
+        tmp_path):
+    # Month ends at local midnight, +05:00: in UTC the day before at 19:00, which is no
+    # calendar-month step; the appended rows must be dated by local months, as the grown
+    # file writes them, for the calendar features (year) of a monthly run.
+    rows = [[f"{date}T00:00+05:00", a, b] for date, a, b in two_monthly_columns(84)]
+    data = write_csv(tmp_path / "monthly.csv", ["date", "a", "b"], rows)
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", data, "--time-column", "date", "--column", "a",
+              "--column", "b", "--model", "rnn", "--blend", "full", "--out", run, *SMALL))
+    state = json.loads((run / "config.json").read_text())["task_state"]
+    assert state["calendar"] == ["year"]
+    check_stream_as_grown_predict(run, tmp_path, rows[:60], rows[60:66], 3,
+                                  lambda row: f"{row[1]},{row[2]}")

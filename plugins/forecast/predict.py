@@ -64,7 +64,7 @@ def run_predict(task, state, config, model, options):
     state = prepared.fitted(state)
     series = prepared.series
     n = series.values.shape[0]
-    times = _forecast_times(series.times, origin, steps)  # (S,) or None
+    times, labels = _forecast_labels(series, origin, steps)  # (S,) or None, (S,)
     calendar = None
     if state.get("calendar"):
         calendar = cal.features(np.concatenate([series.times[:origin + 1], times]),
@@ -76,7 +76,6 @@ def run_predict(task, state, config, model, options):
                                    last_seen=prepared.last_seen, origin=origin,
                                    positions=positions), state["scaler"])  # (S, C)
     baseline, baseline_name = _baseline(state, prepared, origin, steps)  # (S, C)
-    labels = [_time_text(t) for t in times] if times is not None else list(range(1, steps + 1))
     actual = None
     if origin_kind == "test":
         stop = min(origin + 1 + steps, n)
@@ -100,7 +99,7 @@ def run_predict(task, state, config, model, options):
     if options.get("as_json"):
         result = {
             "columns": series.columns,
-            "origin": _time_text(series.times[origin]) if series.times is not None else origin,
+            "origin": origin if series.times is None else _row_label(series, origin),
             "steps": steps,
             "time": labels,
             "forecast": _by_column(series.columns, forecast),
@@ -126,6 +125,40 @@ def _baseline(state, prepared, origin, steps):
         rows = np.full((1, steps), origin)
         name = "naive (last value)"
     return win.known_at(prepared.filled, prepared.last_seen, rows, at)[0], name
+
+
+def _forecast_labels(series, origin, steps):
+    """(times (S,) of the forecast steps (_forecast_times) as the series' are, or None;
+    (S,) their labels: the times' text, or step numbers 1..S without times). Times
+    written with UTC offsets (series.offsets; the times are UTC) step in the file's local
+    time, in which its calendar months are (the 1st at 00:00+01:00 is the month before's
+    last day in UTC, and month ends in UTC are no one day of the month), each step inside
+    the data at its row's offset, those after it at the last row's; they are labelled in
+    local time with that offset, as the file writes them."""
+    if series.times is None or series.offsets is None or len(series.times) < 2:
+        times = _forecast_times(series.times, origin, steps)
+        return times, ([_time_text(t) for t in times] if times is not None
+                       else list(range(1, steps + 1)))
+    offsets = series.offsets
+    local = _forecast_times(series.times + offsets, origin, steps)  # (S,)
+    zones = offsets[np.minimum(origin + np.arange(1, steps + 1), len(offsets) - 1)]
+    return local - zones, [_local_text(t, z) for t, z in zip(local, zones)]
+
+
+def _row_label(series, row):
+    """The label of a row's time (series.times): in local time with its offset when the
+    file wrote one (_local_text)."""
+    if series.offsets is None:
+        return _time_text(series.times[row])
+    return _local_text(series.times[row] + series.offsets[row], series.offsets[row])
+
+
+def _local_text(local, offset):
+    """A local time's label with its UTC offset: 2010-01-01T00:00+01:00."""
+    seconds = int(offset / np.timedelta64(1, "s"))
+    minutes, second = divmod(abs(seconds), 60)
+    return (f"{_time_text(local)}{'-' if seconds < 0 else '+'}{minutes // 60:02d}:"
+            f"{minutes % 60:02d}{f':{second:02d}' if second else ''}")
 
 
 def _forecast_times(times, origin, steps):
@@ -169,6 +202,14 @@ def _times_after(last, spacing, ahead):
         length = ((month + 1).astype("datetime64[D]") - first).astype(np.int64)
         return (first + (np.minimum(day, length) - 1) + time_of_day).astype(last.dtype)
     return last + spacing * ahead
+
+
+def _local_after(last, spacing, ahead, zone=None):
+    """_times_after in local time: ``last`` a UTC time of a row written at UTC offset
+    ``zone`` (None: a time as written), ``spacing`` that of the local times; UTC times."""
+    if zone is None:
+        return _times_after(last, spacing, ahead)
+    return _times_after(last + zone, spacing, ahead) - zone
 
 
 def _month_steps(times):
@@ -334,8 +375,12 @@ def forecast_stream(task, state, model, options):
     # Each appended row is one step after the last (as predict's future steps:
     # _forecast_times) by the spacing of the rows up to the origin, which is also the
     # spacing of those rows with the appended ones (_spacing); a single row has none,
-    # and the stream no time axis.
-    spacing = None if times is None or origin < 1 else _spacing(times[:origin + 1])
+    # and the stream no time axis. Times written with UTC offsets step in local time,
+    # the appended rows at the origin row's offset (as predict's: _forecast_labels).
+    offsets = prepared.series.offsets
+    zone = None if times is None or offsets is None else offsets[origin]
+    spacing = None if times is None or origin < 1 else _spacing(
+        times[:origin + 1] if zone is None else times[:origin + 1] + offsets[:origin + 1])
     # The rows up to the origin, gap-filled, and each column's last observed row: a
     # trailing gap is bridged to the first appended row (as filling the grown file
     # would), then every row is observed. A --data file's head rows are filled apart
@@ -355,14 +400,14 @@ def forecast_stream(task, state, model, options):
         last = len(recent["history"]) - 1
         row_times = calendar = None
         if recent["times"] is not None:
-            step = _times_after(recent["times"][-1], spacing, np.ones(1, np.int64))
+            step = _local_after(recent["times"][-1], spacing, np.ones(1, np.int64), zone)
             row_times = np.concatenate([recent["times"], step])
         history = _bridged(recent["history"], recent["last"],
                            _positions(row_times, last, None if row_times is None
                                       else row_times[-1:]), row[0], recent["first"])
         history = np.concatenate([history, row])
         if state.get("calendar"):
-            future = _times_after(row_times[-1], spacing, np.arange(1, steps + 1))
+            future = _local_after(row_times[-1], spacing, np.arange(1, steps + 1), zone)
             calendar = cal.features(np.concatenate([row_times, future]), state["calendar"])
         forecast = win.unscale(rollout(model, history, steps, recent["state"], calendar),
                                state["scaler"])

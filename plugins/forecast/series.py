@@ -52,6 +52,9 @@ class Series:
     time_column: str | None
     lines: np.ndarray  # (N,) int64 file line number of each row (for messages)
     date_order: str | None = None  # "dmy"/"mdy" when the dates start with day and month
+    # (N,) timedelta64 each row's UTC offset as written (times are then UTC, times +
+    # offsets the file's local times), None for numbers and dates without offsets
+    offsets: np.ndarray | None = None
 
     @property
     def observed(self) -> np.ndarray:
@@ -107,6 +110,7 @@ def _copy(series: Series) -> Series:
     """A Series of its own arrays: the cached one is never handed out to be changed."""
     return replace(series, columns=list(series.columns), values=series.values.copy(),
                    times=None if series.times is None else series.times.copy(),
+                   offsets=None if series.offsets is None else series.offsets.copy(),
                    lines=series.lines.copy())
 
 
@@ -191,13 +195,14 @@ def _read_series(source: Source, columns, time_column, date_order=None) -> Serie
         for r, (line, row) in enumerate(body):
             values[r, c] = _parse_value(row[index] if index < len(row) else "", name, line, label)
 
-    times = None
+    times = offsets = None
     if time_column:
         index = header.index(time_column)
         texts = [(line, row[index].strip() if index < len(row) else "") for line, row in body]
-        times, date_order = parse_times(texts, time_column, label, date_order)
+        times, date_order, offsets = parse_times(texts, time_column, label, date_order,
+                                                 offsets=True)
     return Series(label=label, columns=columns, values=values, times=times,
-                  time_column=time_column,
+                  time_column=time_column, offsets=offsets,
                   lines=np.array([line for line, _ in body], dtype=np.int64),
                   date_order=date_order if time_column else None)
 

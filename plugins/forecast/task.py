@@ -709,8 +709,14 @@ class ForecastTask:
         rows = win.target_rows(origins, state["horizon"])
         origins = origins[_scored(prepared.observed[rows])]
         if origins_count > len(origins):
-            raise UserError(f"--backtest {origins_count}: the {split} split has only "
-                            f"{len(origins)} forecast origins; ask for at most that many")
+            where = (repr(config["eval_data"]) if config.get("eval_data")
+                     else f"the {split} split")
+            count = (f"{len(origins)} forecast origin{'s' if len(origins) != 1 else ''} "
+                     f"(windows with observed actuals to score)")
+            raise UserError(f"--backtest {origins_count}: {where} has only {count}; ask "
+                            f"for at most {len(origins)}" if len(origins) >= 2 else
+                            f"--backtest {origins_count}: {where} has {count}, too few for "
+                            f"a spread over origins; evaluate it without --backtest")
         picked = origins[np.unique(np.round(np.linspace(0, len(origins) - 1,
                                                         origins_count)).astype(np.int64))]
         forecasts = {"model": (self._scaled_forecasts(state, prepared, picked, model), {}),

@@ -12,7 +12,8 @@ A column is read as a whole, so that every row means the same thing:
   above 12 means month/day/year, both is a mixed column. When no row decides it, the
   ``date_order`` argument ("dmy" or "mdy", the task's --date-order) must. Dates that start
   with the year are always year/month/day.
-- Datetimes with a UTC offset are converted to UTC; naive ones are kept as they are.
+- Datetimes with a UTC offset are converted to UTC, their offsets kept beside them (to
+  label forecasts in the file's local time); naive ones are kept as they are.
 - Dates become datetime64 in the coarsest unit that holds every row exactly (days, minutes,
   seconds or microseconds), so day-level data is labelled with plain dates.
 
@@ -45,12 +46,15 @@ _UNITS = (("D", 86_400_000_000), ("m", 60_000_000), ("s", 1_000_000), ("us", 1))
 
 
 def parse_times(texts: list[tuple[int, str]], column: str, label: str,
-                date_order: str | None = None) -> tuple[np.ndarray, str | None]:
-    """(times, the date order used or None) of a time column.
+                date_order: str | None = None, offsets: bool = False):
+    """(times, the date order used or None) of a time column, and with ``offsets`` the
+    rows' UTC offsets as a third item.
 
     texts: (file line, stripped cell text) per row. times: (N,) float64 numbers or
     datetime64, strictly increasing. The date order is "dmy"/"mdy" when the column's dates
     start with a day and a month (save it to read later files the same way), else None.
+    The offsets: (N,) timedelta64, each row's UTC offset as written (times + offsets are
+    the rows' local times), or None for numbers and dates written without one.
     """
     where = f"time column {column!r} of {label!r}"
     for line, text in texts:
@@ -62,21 +66,21 @@ def parse_times(texts: list[tuple[int, str]], column: str, label: str,
             raise UserError(f"{where} has {excerpt(text)} at line {line}: a time must be "
                             f"finite")
     if all(n is not None for n in numbers):
-        times, order = np.array(numbers, dtype=np.float64), None
+        times, order, zones = np.array(numbers, dtype=np.float64), None, None
     else:
         if any(n is not None for n in numbers):
             (l1, t1), (l2, t2) = (texts[next(i for i, n in enumerate(numbers) if n is None)],
                                   texts[next(i for i, n in enumerate(numbers) if n is not None)])
             raise UserError(f"{where} mixes dates and numbers: {excerpt(t1)} at line {l1}, "
                             f"{excerpt(t2)} at line {l2}")
-        times, order = _parse_dates(texts, where, date_order)
+        times, order, zones = _parse_dates(texts, where, date_order)
     steps = np.diff(times)
     bad = np.flatnonzero(steps <= steps.dtype.type(0))
     if bad.size:
         line = texts[int(bad[0]) + 1][0]
         raise UserError(f"time column {column!r} does not increase at line {line} of {label!r} "
                         f"(sort the file by time and remove duplicate times)")
-    return times, order
+    return (times, order, zones) if offsets else (times, order)
 
 
 def _number(text: str) -> float | None:
@@ -124,6 +128,8 @@ def _parse_dates(texts, where: str, date_order: str | None):
         raise UserError(f"{where} has {excerpt(first)} at line {first_line}: a date needs a "
                         f"year, a month and a day (no {' or '.join(missing)})")
     values = np.empty(len(texts), dtype=np.int64)  # (N,) microseconds since 1970, UTC
+    zones = np.zeros(len(texts), dtype=np.int64)  # (N,) UTC offsets, microseconds
+    aware = False
     epoch = dt.datetime(1970, 1, 1)
     for i, (line, text) in enumerate(texts):
         try:
@@ -131,10 +137,17 @@ def _parse_dates(texts, where: str, date_order: str | None):
         except (ValueError, OverflowError, dateparser.UnknownTimezoneWarning) as e:
             raise _not_a_date(where, line, text, e) from None
         if stamp.tzinfo is not None:
+            aware = True
+            zones[i] = stamp.utcoffset() // dt.timedelta(microseconds=1)
             stamp = stamp.astimezone(dt.timezone.utc).replace(tzinfo=None)
         values[i] = (stamp - epoch) // dt.timedelta(microseconds=1)
     unit, size = next((u, s) for u, s in _UNITS if not np.any(values % s))
-    return (values // size).astype(f"datetime64[{unit}]"), order
+    times = (values // size).astype(f"datetime64[{unit}]")
+    if not aware:
+        return times, order, None
+    # a day is no unit of an offset: minutes (+01:00, Z) or finer
+    unit, size = next((u, s) for u, s in _UNITS[1:] if not np.any(zones % s))
+    return times, order, (zones // size).astype(f"timedelta64[{unit}]")
 
 
 def _parse(text: str, dayfirst: bool, yearfirst: bool, default: dt.datetime) -> dt.datetime:
