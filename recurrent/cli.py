@@ -504,6 +504,13 @@ def _open_run(path):
     return run, info, plugins.get_task(info["task"])
 
 
+def _eval_header(task, run, split, note, checkpoint, precision):
+    """eval's first line: what was evaluated, with which parameters and precision."""
+    return (f"{task.name} run {run}, split {split}{note}"
+            f"{', the last checkpoint (--checkpoint last)' if checkpoint == 'last' else ''}"
+            f"{', int8 inference' if precision == 'int8' else ''}")
+
+
 @cli.command("eval")
 @click.argument("run")
 @click.option("--data", default=None, metavar="FILE",
@@ -554,11 +561,11 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
         _check_read_data(task, config, data)
         if as_json:
             click.echo(json_text({"run": run, "task": task.name, "split": split,
-                                  "data": data, "precision": precision,
-                                  "backtest": result}, indent=2))
+                                  "data": data, "checkpoint": checkpoint,
+                                  "precision": precision, "backtest": result}, indent=2))
             return
-        click.echo(f"{task.name} run {run}, split {split}{f' ({data})' if data else ''}"
-                   f"{', int8 inference' if precision == 'int8' else ''}")
+        click.echo(_eval_header(task, run, split, f" ({data})" if data else "", checkpoint,
+                                precision))
         if hasattr(task, "format_backtest"):
             click.echo("\n".join(task.format_backtest(state, split, result)))
         else:
@@ -574,7 +581,7 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
     chose = info.get(candidates.CHOSE)
     if as_json:
         click.echo(json_text({"run": run, "task": task.name, "split": split, "data": data,
-                              "precision": precision,
+                              "checkpoint": checkpoint, "precision": precision,
                               "metrics": metrics, "baselines": baselines,
                               **({"paired": paired} if paired else {}),
                               **({"chose": chose} if chose else {})}, indent=2))
@@ -585,9 +592,7 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
         note = (" (no best checkpoint yet: the latest parameters, last.npz)"
                 if best_missing(run_dir, config) else
                 " (the split that chose this best checkpoint)")
-    if precision == "int8":
-        note += ", int8 inference"
-    click.echo(f"{task.name} run {run}, split {split}{note}")
+    click.echo(_eval_header(task, run, split, note, checkpoint, precision))
     # A task may lay out its own report (labelled per-class rows, matrices, ...); the JSON
     # above is the same either way.
     if hasattr(task, "format_report"):

@@ -378,3 +378,15 @@ def test_backtest_refused_for_a_task_without_it(tmp_path):
     ok(invoke("train", "char-lm", "--steps", 1, "--out", run, "--hidden", 8, "--quiet",
               "--no-plot", "--threads", 1))
     one_line_error(invoke("eval", run, "--backtest", 3), "has no --backtest")
+
+
+def test_eval_of_the_last_checkpoint_says_so(run):
+    """--checkpoint last: the header and the JSON name the parameters evaluated (a blend
+    share printed below was chosen for the best)."""
+    first = ok(invoke("eval", run, "--checkpoint", "last")).splitlines()[0]
+    assert first.endswith("split test, the last checkpoint (--checkpoint last)"), first
+    assert "checkpoint" not in ok(invoke("eval", run)).splitlines()[0]
+    assert json.loads(ok(invoke("eval", run, "--checkpoint", "last", "--json")))[
+        "checkpoint"] == "last"
+    backtest = ok(invoke("eval", run, "--checkpoint", "last", "--backtest", 2))
+    assert backtest.splitlines()[0].endswith("(--checkpoint last)")
