@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import stat
 import tempfile
 import zipfile
 
@@ -93,13 +94,16 @@ def atomic_write(path: str, write, replace: bool = True) -> None:
 
 
 def _atomic_write(path: str, write, replace: bool = True) -> None:
+    if replace and os.path.islink(path):
+        path = os.path.realpath(path)  # the file the link names is replaced; the link stays
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=directory)
     try:
-        # mkstemp makes the file owner-only (0600); give it the mode open() would (0666
-        # minus the umask), like metrics.jsonl, so a shared run directory stays readable
-        os.chmod(tmp, 0o666 & ~_current_umask())
+        # mkstemp makes the file owner-only (0600); give it the mode of the file it
+        # replaces, or the mode open() would (0666 minus the umask), like metrics.jsonl,
+        # so a shared run directory stays readable
+        os.chmod(tmp, _replaced_mode(path) if replace else 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -115,6 +119,15 @@ def _atomic_write(path: str, write, replace: bool = True) -> None:
             pass
         raise
     _fsync_dir(directory)
+
+
+def _replaced_mode(path: str) -> int:
+    """The permission bits a new file at ``path`` gets: those of the file there, else
+    0666 minus the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_current_umask()
 
 
 def _create(tmp: str, path: str) -> None:

@@ -428,3 +428,26 @@ def test_a_choosing_run_checks_every_candidate_directory_before_writing(tmp_path
                    "candidate-1 holds a run's last.npz without its config.json")
     assert os.listdir(out) == ["candidate-1"]
     assert os.listdir(out / "candidate-1") == [LAST]
+
+
+def test_atomic_write_keeps_a_replaced_files_mode_and_a_symlink(tmp_path):
+    """A file replaced keeps its permissions (a plot a user made group-readable only), and
+    a symbolic link stays a link: the file it names gets the new content."""
+    import os
+    from recurrent.checkpoint import atomic_write
+    target = tmp_path / "real.png"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o640)
+    link = tmp_path / "link.png"
+    link.symlink_to(target)
+    atomic_write(str(link), lambda f: f.write(b"new"))
+    assert link.is_symlink() and target.read_bytes() == b"new"
+    assert (target.stat().st_mode & 0o777) == 0o640
+    fresh = tmp_path / "fresh.png"
+    old_umask = os.umask(0o022)
+    try:
+        atomic_write(str(fresh), lambda f: f.write(b"x"))
+    finally:
+        os.umask(old_umask)
+    assert (fresh.stat().st_mode & 0o777) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.png", "link.png", "real.png"]
