@@ -63,6 +63,13 @@ class Problem:
         self.name, self.size = cell_name, (T, B, I, H)
         rng = np.random.default_rng(seed)
         shapes = self.cell.param_shapes(I, H)
+        # numpy refuses an array above its largest size with a ValueError, not the
+        # MemoryError of an array this computer cannot hold: the same answer for both
+        # (float64: the random input is drawn in float64, then converted)
+        largest = max([T * B * max(I, H)] + [math.prod(s) for s in shapes.values()])
+        if largest * 8 > np.iinfo(np.intp).max:
+            raise MemoryError(f"an array of {largest} numbers is larger than any numpy "
+                              f"can make")
         self.params = {k: np.zeros(s, np.float32) for k, s in shapes.items()}
         self.cell.init_params(self.params, H, rng)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}

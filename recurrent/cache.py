@@ -7,7 +7,8 @@ SHA-256 of its key, the JSON of everything the result depends on (the data's has
 options that matter, a format version). An entry that is missing, unreadable or does not
 fit is simply computed again; a cache that cannot be written is skipped.
 
-Where: $RECURRENT_CACHE_DIR, else $XDG_CACHE_HOME/recurrent, else ~/.cache/recurrent.
+Where: $RECURRENT_CACHE_DIR (a leading ~ is the home directory), else
+$XDG_CACHE_HOME/recurrent (when absolute, as the XDG spec has it), else ~/.cache/recurrent.
 RECURRENT_CACHE_DIR=off turns the cache off.
 """
 from __future__ import annotations
@@ -26,10 +27,12 @@ def cache_dir() -> str | None:
     if path.lower() in ("off", "0", "none", "false"):
         return None
     if not path:
-        home = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.join(
-            os.path.expanduser("~"), ".cache")
+        home = os.environ.get("XDG_CACHE_HOME", "").strip()
+        if not os.path.isabs(home):  # the XDG spec: a relative path is invalid, ignored
+            home = os.path.join(os.path.expanduser("~"), ".cache")
         path = os.path.join(home, "recurrent")
-    return path
+    # "~/..." as a service manager or a .env file passes it, unexpanded by any shell
+    return os.path.expanduser(path)
 
 
 def _key_text(key: dict) -> str:

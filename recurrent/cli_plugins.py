@@ -7,6 +7,7 @@ the same under any root group.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 
@@ -334,10 +335,15 @@ def tune_command(budget, num_threads, turn_off, turn_on):
             click.echo(f"kernel tuning is off: the fixed defaults are used ({marker}); "
                        f"`recurrent tune --on` turns it back on")
         else:
-            click.echo("kernel tuning is on: " + _tuning_lines(tuning.status())[0][12:])
+            state = tuning.status()
+            if state["mode"] == "off":  # RECURRENT_TUNE=off, or the cache turned off
+                click.echo(f"the `recurrent tune --off` switch is removed ({marker}), but "
+                           f"kernel tuning stays off: {state['note']}")
+            else:
+                click.echo("kernel tuning is on: " + _tuning_lines(state)[0][12:])
         return
     budget = tuning.DEFAULT_BUDGET if budget is None else budget
-    if not budget > 0:
+    if not 0 < budget < math.inf:  # NaN and infinity too (the file is JSON)
         raise click.BadParameter(f"expected a positive number of seconds, got {budget}",
                                  param_hint="'--budget'")
     if num_threads is not None and not 1 <= num_threads <= MAX_THREADS:

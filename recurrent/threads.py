@@ -78,17 +78,19 @@ def env_threads() -> int | None:
 
 def max_threads() -> int:
     """Upper bound for the default choice: RECURRENT_NUM_THREADS, else OMP_NUM_THREADS,
-    else the available cores; 1 when OpenMP is not compiled in. An invalid
-    RECURRENT_NUM_THREADS is a UserError (env_threads), with or without OpenMP."""
+    else the available cores, and never more than the OpenMP runtime's thread limit
+    (OMP_THREAD_LIMIT: the kernels' regions get no more); 1 when OpenMP is not compiled
+    in. An invalid RECURRENT_NUM_THREADS is a UserError (env_threads), with or without
+    OpenMP."""
     from_env = env_threads()
     if not openmp_enabled():
         return 1
+    from ._kernels import ompinfo
     if from_env is not None:
-        return from_env
+        return max(1, min(from_env, ompinfo.thread_limit()))
     value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    return available_cores()
+    count = int(value) if value.isdigit() and int(value) > 0 else available_cores()
+    return max(1, min(count, ompinfo.thread_limit()))
 
 
 # idle_cores() samples the runnable threads of other processes at most every SAMPLE_EVERY

@@ -114,6 +114,24 @@ def test_cache_dir_falls_back_to_xdg_then_home(monkeypatch, tmp_path):
     assert cache.cache_dir() == str(tmp_path / "mine")
 
 
+def test_cache_dir_expands_a_tilde_and_ignores_a_relative_xdg_cache_home(
+        monkeypatch, tmp_path):
+    """"~/..." as a service file or .env passes it (no shell expands it) is the home
+    directory, not a directory named "~" in the working directory; a relative
+    XDG_CACHE_HOME is invalid (XDG spec) and ignored."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RECURRENT_CACHE_DIR", "~/mine")
+    assert cache.cache_dir() == str(tmp_path / "home" / "mine")
+    monkeypatch.delenv("RECURRENT_CACHE_DIR")
+    for relative in ("xdg", "~/xdg"):
+        monkeypatch.setenv("XDG_CACHE_HOME", relative)
+        assert cache.cache_dir() == str(tmp_path / "home" / ".cache" / "recurrent")
+    cache.store("ns", {"a": 1}, {"x": np.ones(2)})
+    assert cache.load("ns", {"a": 1})["x"].tolist() == [1.0, 1.0]
+    assert sorted(os.listdir(tmp_path)) == ["home"]  # nothing made in the working directory
+
+
 @pytest.fixture
 def cache_root(monkeypatch, tmp_path):
     root = tmp_path / "cache"

@@ -125,6 +125,18 @@ def test_bench_bad_options_give_one_line_errors(args, message):
     assert message in result.output
 
 
+@pytest.mark.parametrize("config", ["1,1,1,99999999999999999999", "1,1,1,4000000000000000000"],
+                         ids=["dimension", "bytes"])
+def test_a_size_beyond_any_array_is_the_memory_error_not_an_internal_one(config):
+    """Arrays numpy refuses to make (a dimension or a byte count above its largest) get
+    the one-line answer of arrays that do not fit in memory."""
+    result = _bench("--vs", "none", "--cell", "lstm", "--config", config, "--threads", "1",
+                    "--repeats", "1", "--rounds", "1")
+    assert result.exit_code == 1
+    assert "not enough memory for the benchmark's arrays" in result.output, result.output
+    assert "internal error" not in result.output and "ours ms" not in result.output
+
+
 @pytest.mark.parametrize("value", ["0", "-2", "many"])
 def test_bench_bad_rounds_give_one_line_usage_errors(value):
     result = CliRunner().invoke(cli, ["bench", "--vs", "none", "--rounds", value])

@@ -67,6 +67,16 @@ def test_command_runs_on_the_cli(entry_point_registry):
     assert bad.exit_code == 2 and "Invalid value for '--hidden'" in bad.output
 
 
+def test_command_refuses_a_negative_seed_in_one_line(entry_point_registry):
+    @click.group()
+    def root():
+        pass
+
+    entry_point_registry.register_commands(root)
+    bad = CliRunner().invoke(root, ["peephole-trace", "--seed", "-1"])
+    assert bad.exit_code == 2 and "Invalid value for '--seed'" in bad.output, bad.output
+
+
 def test_peephole_cell_without_peepholes_is_an_lstm(rng):
     """Zero peephole weights reduce the cell to the standard LSTM (reference cell)."""
     from recurrent.reference import get_reference_cell

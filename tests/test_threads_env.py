@@ -1,9 +1,13 @@
 """RECURRENT_NUM_THREADS: a valid value caps the default thread count; a set but invalid one
 is a one-line error naming the variable and the value, wherever the count is resolved
 (never silently ignored)."""
+import json
+import subprocess
+import sys
+
 import pytest
 
-from helpers import invoke, ok, one_line_error
+from helpers import installed_env, invoke, ok, one_line_error
 from recurrent import threads
 from recurrent.errors import UserError
 
@@ -63,3 +67,27 @@ def test_training_shows_an_invalid_value_in_one_line(tmp_path, monkeypatch):
     result = invoke("train", "char-lm", "--steps", "2", "--batch-size", "2", "--hidden", "8",
                     "--seq-len", "8", "--max-chars", "5000", "--quiet", "--out", run)
     one_line_error(result, "RECURRENT_NUM_THREADS='0'", "positive integer")
+
+
+@pytest.mark.parametrize("variable", ["RECURRENT_NUM_THREADS", "OMP_NUM_THREADS", None])
+def test_the_default_count_stays_within_openmps_thread_limit(variable):
+    """OMP_THREAD_LIMIT=1 gives every parallel region one thread: info, tune and the
+    default count say 1, whatever else asks for more (read when OpenMP starts: a process
+    of its own)."""
+    env = installed_env(OMP_THREAD_LIMIT="1", RECURRENT_TUNE="off")
+    env.pop("RECURRENT_NUM_THREADS", None)
+    env.pop("OMP_NUM_THREADS", None)
+    if variable:
+        env[variable] = "2"
+    script = ("import json; from recurrent import threads, tuning; "
+              "from recurrent._kernels import ompinfo; "
+              "print(json.dumps([ompinfo.team_size(2), threads.max_threads(), "
+              "tuning.default_threads(), threads.resolve_threads(None, 4096, 256)]))")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [1, 1, 1, 1]
+    info = subprocess.run([sys.executable, "-m", "recurrent", "info", "--json"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert info.returncode == 0, info.stderr
+    assert json.loads(info.stdout)["default_threads"] == 1

@@ -253,10 +253,22 @@ def test_the_tune_command_writes_the_cache_atomically(tuning_on):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--budget", "0"], "--budget"), (["--threads", "0"], "--threads"),
+    (["--budget", "0"], "--budget"), (["--budget", "inf"], "--budget"),
+    (["--budget", "nan"], "--budget"), (["--threads", "0"], "--threads"),
     (["--off", "--budget", "3"], "--on/--off")])
 def test_the_tune_command_refuses_bad_options_in_one_line(tuning_on, args, fragment):
     one_line_error(invoke("tune", *args), fragment)
+
+
+def test_tune_on_says_tuning_stays_off_while_the_environment_turns_it_off(tuning_on,
+                                                                          monkeypatch):
+    ok(invoke("tune", "--off"))
+    monkeypatch.setenv("RECURRENT_TUNE", "off")
+    out = ok(invoke("tune", "--on"))
+    assert not os.path.exists(os.path.join(tuning_on, "tuning", "off"))  # the switch is gone
+    assert "tuning is on" not in out                                     # but it is not on
+    assert "stays off" in out and "RECURRENT_TUNE=off" in out
+    assert "tuning      off (RECURRENT_TUNE=off)" in ok(invoke("info"))
 
 
 def test_info_says_tuning_is_off_under_the_test_suite():

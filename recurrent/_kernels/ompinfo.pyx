@@ -9,15 +9,18 @@ cdef extern from *:
     static int rc_openmp_compiled(void) { return 1; }
     static int rc_omp_max_threads(void) { return omp_get_max_threads(); }
     static int rc_omp_num_threads(void) { return omp_get_num_threads(); }
+    static int rc_omp_thread_limit(void) { return omp_get_thread_limit(); }
     #else
     static int rc_openmp_compiled(void) { return 0; }
     static int rc_omp_max_threads(void) { return 1; }
     static int rc_omp_num_threads(void) { return 1; }
+    static int rc_omp_thread_limit(void) { return 2147483647; }  /* no runtime, no limit */
     #endif
     """
     int rc_openmp_compiled() nogil
     int rc_omp_max_threads() nogil
     int rc_omp_num_threads() nogil
+    int rc_omp_thread_limit() nogil
 
 
 def compiled_with_openmp():
@@ -28,6 +31,12 @@ def compiled_with_openmp():
 def max_threads():
     """OpenMP's default team size (OMP_NUM_THREADS or the core count); 1 without OpenMP."""
     return rc_omp_max_threads()
+
+
+def thread_limit():
+    """The most threads the OpenMP runtime runs in all (OMP_THREAD_LIMIT; INT_MAX when
+    unset or without OpenMP): a parallel region asking for more gets no more."""
+    return rc_omp_thread_limit()
 
 
 def team_size(int num_threads):

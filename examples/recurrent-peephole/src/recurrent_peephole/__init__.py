@@ -35,7 +35,7 @@ def register_commands(cli):
                   help="Hidden units of the cell.")
     @click.option("--steps", type=click.IntRange(1, 1000), default=8, show_default=True,
                   help="Time steps to run.")
-    @click.option("--seed", type=int, default=0, show_default=True,
+    @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
                   help="Seed of the random initialisation.")
     def peephole_trace(hidden, steps, seed):
         """Run a freshly initialised peephole LSTM on one input spike and print its gates.
