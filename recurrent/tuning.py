@@ -21,10 +21,11 @@ with the earlier ones' choices in force, within a time budget (a decision that f
 budget spent keeps its default).
 
 Where: <cache dir>/tuning/<key hash>.json (recurrent/cache.py: RECURRENT_CACHE_DIR, else
-the user's cache home), the key being the CPU model, its vector ISA flags, the kernels'
-vector path and the package version; the file is written atomically (a temporary file
-renamed over it) under a lock, so several processes starting at once tune once and never
-read half a file. A file that is unreadable, malformed or made for another machine or
+the user's cache home), the key being the CPU (its model name, and its family, model and
+stepping, or ARM's implementer and part: virtual machines often share one name), its
+vector ISA flags, the kernels' vector path and the package version; the file is written
+atomically (a temporary file renamed over it) under a lock, so several processes starting
+at once tune once and never read half a file. A file that is unreadable, malformed or made for another machine or
 version is ignored with one line on stderr and tuned again.
 
 When: the first kernel call of a layer (recurrent.layers) or a benchmark calls ensure():
@@ -139,11 +140,17 @@ def current() -> dict:
 
 # -- the cache key and file ------------------------------------------------------------
 
-def _cpu() -> tuple[str, list[str]]:
-    """(CPU model string, the ISA_FLAGS it has)."""
-    model, flags = "", set()
+# /proc/cpuinfo fields that tell CPUs apart where the model string does not (a virtual
+# machine's generic "Intel(R) Xeon(R) Processor"; ARM's, which has none)
+CPU_ID_FIELDS = ("vendor_id", "cpu family", "model", "stepping", "CPU implementer",
+                 "CPU architecture", "CPU variant", "CPU part")
+
+
+def _cpu(cpuinfo: str = "/proc/cpuinfo") -> tuple[str, list[str], dict]:
+    """(CPU model string, the ISA_FLAGS it has, its CPU_ID_FIELDS present)."""
+    model, flags, ids = "", set(), {}
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(cpuinfo) as f:
             for line in f:
                 key, _, value = line.partition(":")
                 key = key.strip()
@@ -151,19 +158,22 @@ def _cpu() -> tuple[str, list[str]]:
                     model = value.strip()
                 elif key in ("flags", "Features") and not flags:
                     flags = set(value.split())
+                elif key in CPU_ID_FIELDS and key not in ids:
+                    ids[key] = value.strip()
     except OSError:
         pass
-    return model or platform.processor() or platform.machine(), [f for f in ISA_FLAGS
-                                                                  if f in flags]
+    return (model or platform.processor() or platform.machine(),
+            [f for f in ISA_FLAGS if f in flags], ids)
 
 
 def machine_key() -> dict:
     """Everything a tuning result depends on besides the problem sizes."""
     from . import __version__
     from ._kernels import activations
-    model, flags = _cpu()
+    model, flags, ids = _cpu()
     return {"format": FORMAT, "recurrent": __version__, "machine": platform.machine(),
-            "cpu": model, "isa": flags, "vector_code": activations.vector_level()}
+            "cpu": model, "cpu_id": ids, "isa": flags,
+            "vector_code": activations.vector_level()}
 
 
 def _tuning_dir() -> str | None:

@@ -195,7 +195,8 @@ def test_a_corrupt_cache_is_ignored_with_one_line_and_tuned_again(tuning_on, tin
 
 
 @pytest.mark.parametrize("field, value", [("recurrent", "0.0.1"), ("cpu", "Other CPU 9000"),
-                                          ("isa", ["sse4_2"])])
+                                          ("isa", ["sse4_2"]),
+                                          ("cpu_id", {"cpu family": "25", "model": "1"})])
 def test_a_cache_for_another_machine_or_version_is_ignored(tuning_on, field, value, capfd):
     path = tuning.cache_path()
     tuning.write_cache(path, dict(tuning.defaults(), row_parts=4), {})
@@ -209,6 +210,28 @@ def test_a_cache_for_another_machine_or_version_is_ignored(tuning_on, field, val
     status = tuning.status()
     assert status["mode"] == "pending" and tuning.current() == tuning.defaults()
     assert capfd.readouterr().err.count("\n") == 1
+
+
+def test_cpus_sharing_a_model_string_are_told_apart_by_family_and_model(tmp_path):
+    """A virtual machine's CPUs may all read "Intel(R) Xeon(R) Processor" (or ARM's none):
+    /proc/cpuinfo's family, model and stepping (ARM: implementer, part) go into the key."""
+    def cpuinfo(name, model):
+        path = tmp_path / name
+        path.write_text(f"processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\n"
+                        f"model\t\t: {model}\nmodel name\t: Intel(R) Xeon(R) Processor\n"
+                        f"stepping\t: 1\nflags\t\t: fpu sse4_2 avx2 fma avx512f\n\n"
+                        f"processor\t: 1\nmodel\t\t: 99\n")
+        return tuning._cpu(str(path))
+    a, b = cpuinfo("a", 143), cpuinfo("b", 167)
+    assert a[0] == b[0] == "Intel(R) Xeon(R) Processor" and a[1] == ["sse4_2", "avx2", "fma",
+                                                                      "avx512f"]
+    assert a[2] == {"vendor_id": "GenuineIntel", "cpu family": "6", "model": "143",
+                    "stepping": "1"} and b[2]["model"] == "167"  # the first CPU's fields
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd\nCPU implementer\t: 0x41\n"
+                   "CPU part\t: 0xd0c\n")
+    assert tuning._cpu(str(arm))[2] == {"CPU implementer": "0x41", "CPU part": "0xd0c"}
+    assert tuning.machine_key()["cpu_id"] == tuning._cpu()[2]
 
 
 def test_out_of_range_settings_are_refused_and_change_nothing(settings_restored):
