@@ -30,7 +30,7 @@ def beam_metrics(run: str, beam: int) -> dict:
     from recurrent.checkpoint import RunDir
     from recurrent.runs import load_model
     from recurrent_plugins.seq2seq import data, metrics
-    from recurrent_plugins.seq2seq.task import TASK, Vocabulary
+    from recurrent_plugins.seq2seq.task import TASK, Vocabulary, _longest
     model, info = load_model(RunDir.open(run))
     state, config = info["task_state"], info["config"]
     pairs = TASK.pairs(state, "test", config)
@@ -39,7 +39,8 @@ def beam_metrics(run: str, beam: int) -> dict:
     runner = model.runner()
     hyps = []
     for i in range(0, len(sources), 256):
-        h = runner.decode(data.source_batch(sources[i:i + 256]), beam=beam)
+        h = runner.decode(data.source_batch(sources[i:i + 256]), beam=beam,
+                          longest=_longest(state))  # the limit predict and eval use
         hyps.extend(vocab.decode(h.tokens[b, 0, :h.lengths[b, 0]]) for b in range(len(h.tokens)))
     return metrics.score(hyps, [t for _, t in pairs], state["target_level"], True)
 

@@ -214,14 +214,16 @@ def test_greedy_normalised_score_follows_alpha(run):
 
 
 def test_an_answer_does_not_depend_on_the_inputs_decoded_with_it(tmp_path):
-    # the default limit is per input (2 x its length + 10): an under-trained model that
-    # never emits </s> shows it; `predict` (one batch) and `--stream` (one at a time) agree
+    # the default limit is per input (2 x its length, or the longest training target, +
+    # 10): an under-trained model that never emits </s> shows it; `predict` (one batch)
+    # and `--stream` (one at a time) agree
     from click.testing import CliRunner
 
     from recurrent.cli import cli
     out = tmp_path / "run"
     ok(invoke("train", "seq2seq", "--max-train", 200, "--max-eval", 20, "--steps", 1,
               "--out", out, *SMALL))
+    longest = RunDir.open(out).info()["task_state"]["longest_target"]
     words = ["a", "cat", "internationalisation"]
     for beam in (1, 3):
         together = ok(invoke("predict", out, *words, "--json", "--beam", beam)).splitlines()
@@ -236,5 +238,47 @@ def test_an_answer_does_not_depend_on_the_inputs_decoded_with_it(tmp_path):
             # (float32 sums over another batch size may round differently)
             assert h["score"] == pytest.approx(alone["score"], rel=1e-6)
             n = len(h["output"].split())
-            assert n <= 2 * len(word) + 10
-        assert not json.loads(together[0])["hypotheses"][0]["finished"]  # cut at 12
+            assert n <= max(2 * len(word), longest) + 10
+        assert not json.loads(together[0])["hypotheses"][0]["finished"]  # cut there
+
+
+def _number_words(n: int) -> str:
+    ones = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+            "fourteen fifteen sixteen seventeen eighteen nineteen").split()
+    tens = "- - twenty thirty forty fifty sixty seventy eighty ninety".split()
+    if n < 20:
+        return ones[n]
+    if n < 100:
+        return tens[n // 10] + ("" if n % 10 == 0 else " " + ones[n % 10])
+    return ones[n // 100] + " hundred" + ("" if n % 100 == 0 else " " + _number_words(n % 100))
+
+
+def test_targets_longer_than_twice_their_source_are_not_cut_in_eval_or_predict(tmp_path):
+    # numbers -> their words at character level: "777" -> "seven hundred seventy seven"
+    # (27 symbols), beyond 2 x 3 + 10 = 16. The default limit reaches the longest training
+    # target: predict gives what a generous --max-len gives, and eval scores those outputs
+    # (it scored them cut at 16 symbols: a model right on long numbers got them all wrong)
+    path = tmp_path / "numbers.tsv"
+    path.write_text("".join(f"{n}\t{_number_words(n)}\n" for n in range(1000)),
+                    encoding="utf-8")
+    out = tmp_path / "run"
+    ok(invoke("train", "seq2seq", "--data", path, "--hidden", 32, "--embed-dim", 16,
+              "--batch-size", 32, "--epochs", 6, "--threads", 1, "--quiet", "--no-plot",
+              "--out", out))
+    test = [(str(n), _number_words(n)) for n in range(1000) if data.split_of(str(n)) == "test"]
+    sources = [s for s, _ in test]
+    default = [json.loads(line)["hypotheses"][0]
+               for line in ok(invoke("predict", out, *sources, "--json")).splitlines()]
+    generous = [json.loads(line)["hypotheses"][0] for line in
+                ok(invoke("predict", out, *sources, "--json", "--max-len", 200)).splitlines()]
+    assert [h["output"] for h in default] == [h["output"] for h in generous]
+    assert all(h["finished"] for h in default)
+    assert max(len(h["output"]) for h in default) > 2 * 3 + 10  # long outputs are there
+    report = json.loads(ok(invoke("eval", out, "--json")))
+    exact = sum(h["output"] == t for h, (_, t) in zip(default, test)) / len(test)
+    assert report["metrics"]["pairs"] == len(test)
+    assert report["metrics"]["exact"] == pytest.approx(exact) and exact > 0.3
+    refs = [[t for _, t in test]]
+    sacrebleu = metrics.require_sacrebleu()
+    assert report["metrics"]["chrf"] == pytest.approx(
+        sacrebleu.corpus_chrf([h["output"] for h in default], refs).score)

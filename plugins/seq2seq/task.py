@@ -51,7 +51,7 @@ STATE = schema.fields(
      "target_level": schema.one_of(*data.LEVELS), "source_vocab": schema.list_of(str),
      "target_vocab": schema.list_of(str)},
     {"max_train": schema.nullable(schema.at_least(0)), "g2p": bool,
-     "lowercase_input": schema.nullable(bool)})
+     "lowercase_input": schema.nullable(bool), "longest_target": schema.at_least(0)})
 
 DEFAULTS = {
     "cell": "lstm",
@@ -123,7 +123,8 @@ class Seq2Seq:
                          help="Length normalisation of the beam's final ranking: score / "
                               "length^alpha (0 = raw log-probability)."),
             click.Option(["--max-len"], type=click.IntRange(min=1, max=C_INT_MAX), default=None,
-                         help="Longest output (default: 2 x each input's length + 10)."),
+                         help="Longest output (default: 2 x each input's length, or the "
+                              "longest training target if longer, + 10)."),
             click.Option(["--json", "as_json"], is_flag=True,
                          help="One JSON object per input."),
             click.Option(["--plot"], default=None, metavar="FILE.png",
@@ -174,6 +175,8 @@ class Seq2Seq:
                                              data.SOURCE_SPECIALS).items,
             "target_vocab": Vocabulary.build((t for _, t in train),
                                              data.TARGET_SPECIALS).items,
+            # the default decoding limit does not cut outputs this long (_longest)
+            "longest_target": max(len(t) for _, t in train),
             "counts": counts,
         }
 
@@ -295,7 +298,8 @@ class Seq2Seq:
         hyps = []
         for rows in order:
             h = decoder.decode(data.source_batch([sources[i] for i in rows]),
-                               attention=False)  # only the tokens are scored
+                               attention=False,  # only the tokens are scored
+                               longest=_longest(state))
             hyps.extend(tgt_vocab.decode(h.tokens[b, 0, :h.lengths[b, 0]])
                         for b in range(len(rows)))
         refs = [pairs[i][1] for rows in order for i in rows]
@@ -389,7 +393,7 @@ class Seq2Seq:
         # the attention weights (output steps x source steps each) only for --plot
         hyps = model.decode(data.source_batch(sources), beam=beam,
                             max_len=options.get("max_len"), alpha=options.get("alpha", 1.0),
-                            attention=bool(options.get("plot")))
+                            attention=bool(options.get("plot")), longest=_longest(state))
         tgt_vocab = Vocabulary(state["target_vocab"])
         level = state["target_level"]
         if options.get("plot"):
@@ -439,7 +443,7 @@ class Seq2Seq:
             # grows with the square of the line's length
             h = model.decode(data.source_batch(sources), beam=beam,
                              max_len=options.get("max_len"), alpha=options.get("alpha", 1.0),
-                             attention=False)
+                             attention=False, longest=_longest(state))
             return {"input": line,
                     "output": data.join(tgt_vocab.decode(h.tokens[0, 0, :h.lengths[0, 0]]),
                                         state["target_level"]),
@@ -455,6 +459,14 @@ def _max_eval(config: dict) -> int:
         raise UserError(f"the run's option max_eval is {value!r}: expected a whole number "
                         f">= 0 (is its config.json damaged?)")
     return value
+
+
+def _longest(state: dict) -> int:
+    """The longest training target (symbols), which decoding's default limit does not
+    cut (decode.default_max_len): a target may be much longer than twice its source
+    (a number -> its words, an abbreviation -> its expansion). 0 for a run saved
+    before the state recorded it (the limit is then 2 x the input's length + 10)."""
+    return int(state.get("longest_target") or 0)
 
 
 def _check_alpha(options: dict) -> None:

@@ -16,8 +16,10 @@ emitted EOS is finished: it keeps its score and stays in the beam (its only cont
 is itself, at no cost). The final ranking divides each score by its length (tokens
 including EOS) to the power ``alpha`` (length normalisation; alpha = 0: raw sums),
 greedy decoding's one hypothesis included. A sentence stops after ``max_len`` tokens
-(default: 2 x its own source length + 10, so that a sentence decodes the same whatever
-sentences share its batch); decoding ends when every hypothesis is finished or stopped.
+(default: 2 x its own source length, or ``longest`` when that is more, + 10: its own, so
+that a sentence decodes the same whatever sentences share its batch; ``longest``, the
+longest target the model was trained on, so that an output as long as the training
+targets is not cut); decoding ends when every hypothesis is finished or stopped.
 
 Dimension legend: S source steps, B sentences, K beam width, R = B*K rows, V target
 vocabulary, L layers, F decoder hidden size, t decoded steps.
@@ -52,14 +54,19 @@ class Hypotheses(NamedTuple):
     attention: np.ndarray
 
 
-def default_max_len(src_len):
+def default_max_len(src_len, longest=0):
     """Decoding limit of each sentence when none is given: (B,) twice its own source
-    length, plus 10 (never the batch's longest: a sentence's output must not depend on
-    the sentences decoded with it)."""
-    return 2 * np.asarray(src_len, np.int64) + 10
+    length, or ``longest`` (the longest target the model was trained on) when that is
+    more, plus 10 (never the batch's longest: a sentence's output must not depend on the
+    sentences decoded with it; and not below the training targets' length: targets longer
+    than twice their source, such as number -> words or abbreviation -> expansion, must
+    not be cut)."""
+    if isinstance(longest, bool) or not isinstance(longest, (int, np.integer)) or longest < 0:
+        raise ValueError(f"longest: expected a whole number >= 0, got {longest!r}")
+    return np.maximum(2 * np.asarray(src_len, np.int64), int(longest)) + 10
 
 
-def _start(src, max_len, alpha):
+def _start(src, max_len, alpha, longest=0):
     """(src trimmed to its longest source, src_len (B,), limit (B,): each sentence's
     maximum number of decoded tokens); ValueError for ids that are not integers (a cast
     would truncate them silently) and for an alpha that is not a number >= 0."""
@@ -73,17 +80,18 @@ def _start(src, max_len, alpha):
         raise ValueError(f"alpha: expected a number >= 0, got {alpha!r}")
     src = src.astype(np.int64, copy=False)
     src_len = source_lengths(src)
-    limit = (default_max_len(src_len) if max_len is None else
+    limit = (default_max_len(src_len, longest) if max_len is None else
              np.full(src.shape[1], positive_int(max_len, "max_len"), np.int64))
     return src[:max(1, int(src_len.max(initial=0)))], src_len, limit
 
 
-def greedy(model, src, max_len=None, alpha=1.0, attention=True):
+def greedy(model, src, max_len=None, alpha=1.0, attention=True, longest=0):
     """The most likely next token at every step, for each sentence of ``src`` (S, B) ->
     Hypotheses with K = 1 (what beam search with K = 1 finds, more cheaply: an argmax
     instead of a sort; ``normalised`` is score / length^alpha as for the beam), with
-    their attention weights when ``attention``. The model should be in eval mode."""
-    src, src_len, limit = _start(src, max_len, alpha)
+    their attention weights when ``attention``; ``longest``: as default_max_len's. The
+    model should be in eval mode."""
+    src, src_len, limit = _start(src, max_len, alpha, longest)
     B = src.shape[1]
     with single_threaded_blas():
         memory, states, threads = model.encode(src, src_len)
@@ -112,12 +120,12 @@ def greedy(model, src, max_len=None, alpha=1.0, attention=True):
     return _hypotheses(history, weights, lengths, finished, scores, B, 1, alpha, model.eos)
 
 
-def search(model, src, beam=1, max_len=None, alpha=1.0, attention=True):
+def search(model, src, beam=1, max_len=None, alpha=1.0, attention=True, longest=0):
     """Decode source ids ``src`` (S, B) (padded with PAD_ID) with beam width ``beam``
-    -> Hypotheses with K = beam, with their attention weights when ``attention``. The
-    model should be in eval mode."""
+    -> Hypotheses with K = beam, with their attention weights when ``attention``;
+    ``longest``: as default_max_len's. The model should be in eval mode."""
     K = positive_int(beam, "beam")
-    src, src_len, limit = _start(src, max_len, alpha)
+    src, src_len, limit = _start(src, max_len, alpha, longest)
     B = src.shape[1]
     R = B * K
     eos = model.eos

@@ -12,12 +12,13 @@ class Seq2SeqRunner(Runner):
     def step(self, x_t, state=None):
         raise ValueError("an encoder-decoder steps through decode(), not step()")
 
-    def decode(self, src, beam=1, max_len=None, alpha=1.0, attention=True):
+    def decode(self, src, beam=1, max_len=None, alpha=1.0, attention=True, longest=0):
         """Source ids (S, B) padded with PAD_ID -> decode.Hypotheses: greedy for beam 1,
         else beam search (decode.search); their attention weights only when
-        ``attention``."""
+        ``attention``; ``longest``: the longest target the model was trained on, which
+        the default limit (decode.default_max_len) does not cut."""
         if beam == 1:
             return self._in_eval(decode.greedy, self.model, src, max_len=max_len,
-                                 alpha=alpha, attention=attention)
+                                 alpha=alpha, attention=attention, longest=longest)
         return self._in_eval(decode.search, self.model, src, beam=beam, max_len=max_len,
-                             alpha=alpha, attention=attention)
+                             alpha=alpha, attention=attention, longest=longest)
