@@ -394,8 +394,8 @@ MEMBERS: dict[type, Members] = {
                             "paired", "format_report", "candidates", "initial_params",
                             "trained_params", "fixed_params_option", "with_params",
                             "after_training", "training_state", "backtest", "count_batches",
-                            "resolved_options", "format_backtest", "predict_options",
-                            "predict", "predict_stream"),
+                            "resolved_options", "moot_options", "format_backtest",
+                            "predict_options", "predict", "predict_stream"),
                   # the trainer folds the trained values into the state with with_params
                   needs=(("trained_params", "with_params"),)),
     Runner: Members(required=("forward", "step")),
