@@ -159,6 +159,10 @@ def test_a_file_without_validation_or_test_pairs_is_refused_before_the_run_exist
     one_line_error(invoke("train", "seq2seq", "--data", tsv, "--steps", 2, "--out", out,
                           *SMALL), "no validation and no test pairs")
     assert not out.exists()
+    tsv.write_text(f"{kept[0]}\t{kept[0][::-1]}\n", encoding="utf-8")  # one pair
+    one_line_error(invoke("train", "seq2seq", "--data", tsv, "--steps", 2, "--out", out,
+                          *SMALL), "no validation and no test pairs", "it has 1 pair)")
+    assert not out.exists()
     with pytest.raises(UserError, match="no pairs"):
         metrics.score([], [], "char", False)
 

@@ -154,7 +154,8 @@ class Seq2Seq:
         train = data.spread(train, max_train)
         if not train:
             raise UserError(f"{os.path.basename(path)} has no training pairs (90% of the "
-                            f"sources, by hash; it has {len(pairs)} pairs)")
+                            f"sources, by hash; it has {len(pairs)} pair"
+                            f"{'' if len(pairs) == 1 else 's'})")
         counts = {split: splits.count(split) for split in data.SPLITS}
         counts["train"] = len(train)
         empty = [name for split, name in (("valid", "validation"), ("test", "test"))
@@ -162,7 +163,7 @@ class Seq2Seq:
         if empty:  # checked before the run directory is made: evaluation scores them
             raise UserError(f"{os.path.basename(path)} has no {' and no '.join(empty)} "
                             f"pairs (5% of the sources each, by hash; it has {len(pairs)} "
-                            f"pairs): give a larger file")
+                            f"pair{'' if len(pairs) == 1 else 's'}): give a larger file")
         return {
             "data": name if name == data.BUNDLED else path,
             "fingerprint": fingerprint,
