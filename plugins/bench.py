@@ -549,7 +549,7 @@ def _write_json(path, payload):
     """The results, whole or not at all, as every file the CLI writes (atomic_write)."""
     text = json.dumps(payload, indent=1).encode("utf-8")
     try:
-        atomic_write(path, lambda f: f.write(text))
+        atomic_write(path, lambda f: f.write(text), follow_link=True)  # --json FILE
     except OSError as e:  # e.g. the directory went away or the disk is full meanwhile
         raise _json_path_error(path, e) from None
 

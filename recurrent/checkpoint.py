@@ -74,15 +74,18 @@ def _write_error(path: str, error: OSError) -> WriteError:
     return written
 
 
-def atomic_write(path: str, write, replace: bool = True) -> None:
+def atomic_write(path: str, write, replace: bool = True, follow_link: bool = False) -> None:
     """Call ``write(file)`` on a temp file beside ``path``, fsync it, then os.replace it over
     ``path``. On any failure (including KeyboardInterrupt) the temp file is removed and
     ``path`` keeps its previous content; an OSError becomes a WriteError naming ``path``.
     ``replace=False``: the file is created, never replaced (a hard link of the temp file,
     which fails when ``path`` exists, even when another process made it a moment ago);
-    FileExistsError when it exists."""
+    FileExistsError when it exists. A replaced file keeps its mode. ``follow_link`` (for
+    a path the user named: --plot, export --out): a symbolic link at ``path`` stays a link
+    and the file it names is replaced; without it the link itself is replaced, so that a
+    link in a run directory never sends a checkpoint's write to a file elsewhere."""
     try:
-        _atomic_write(path, write, replace)
+        _atomic_write(path, write, replace, follow_link)
     except WriteError:
         raise
     except FileExistsError as e:
@@ -93,8 +96,8 @@ def atomic_write(path: str, write, replace: bool = True) -> None:
         raise _write_error(path, e) from None
 
 
-def _atomic_write(path: str, write, replace: bool = True) -> None:
-    if replace and os.path.islink(path):
+def _atomic_write(path: str, write, replace: bool = True, follow_link: bool = False) -> None:
+    if replace and follow_link and os.path.islink(path):
         path = os.path.realpath(path)  # the file the link names is replaced; the link stays
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",

@@ -363,8 +363,12 @@ class StreamPool:
                                        self.precision)
             tops = top[None]
         else:
+            # run() drops the layer's backward cache; run_step keeps it, and so does a
+            # read: a forward/backward pair of the layer around it is left alone
+            cache = rnn._cache
             tops, finals = rnn.run(np.ascontiguousarray(h_in), states,  # (T, B, H)
                                    np.full(B, T, np.int64), False, threads, self.precision)
+            rnn._cache = cache
         for s, final in enumerate(finals):                           # scatter
             self._slab[s][:, rows] = final
         if model is None:

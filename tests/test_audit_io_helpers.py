@@ -458,7 +458,7 @@ def test_atomic_write_keeps_a_replaced_files_mode_and_a_symlink(tmp_path):
     os.chmod(target, 0o640)
     link = tmp_path / "link.png"
     link.symlink_to(target)
-    atomic_write(str(link), lambda f: f.write(b"new"))
+    atomic_write(str(link), lambda f: f.write(b"new"), follow_link=True)
     assert link.is_symlink() and target.read_bytes() == b"new"
     assert (target.stat().st_mode & 0o777) == 0o640
     fresh = tmp_path / "fresh.png"
@@ -469,3 +469,28 @@ def test_atomic_write_keeps_a_replaced_files_mode_and_a_symlink(tmp_path):
         os.umask(old_umask)
     assert (fresh.stat().st_mode & 0o777) == 0o644
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.png", "link.png", "real.png"]
+
+
+def test_a_link_in_a_run_directory_never_sends_its_writes_elsewhere(tmp_path):
+    """A run's checkpoints and config.json replace a symbolic link where they are (a
+    directory of links to another run's files, `cp -rs`; a link to a file that is not a
+    run's): the file the link names keeps its content, and a dangling link is replaced,
+    not followed to create a file elsewhere."""
+    from recurrent.checkpoint import save_arrays, write_json
+    other, run = tmp_path / "other", tmp_path / "run"
+    other.mkdir()
+    run.mkdir()
+    (other / "last.npz").write_bytes(b"the other run's checkpoint")
+    (other / "config.json").write_text("{}")
+    for name in ("last.npz", "config.json"):
+        (run / name).symlink_to(other / name)
+    (run / "best.npz").symlink_to(tmp_path / "elsewhere" / "best.npz")  # dangling
+    save_arrays(str(run / "last.npz"), {"w": np.zeros(2)}, {})
+    write_json(str(run / "config.json"), {"a": 1})
+    save_arrays(str(run / "best.npz"), {"w": np.ones(2)}, {})
+    assert (other / "last.npz").read_bytes() == b"the other run's checkpoint"
+    assert (other / "config.json").read_text() == "{}"
+    assert not (tmp_path / "elsewhere").exists()
+    for name in ("last.npz", "config.json", "best.npz"):
+        assert not (run / name).is_symlink() and (run / name).is_file(), name
+    assert sorted(os.listdir(run)) == ["best.npz", "config.json", "last.npz"]

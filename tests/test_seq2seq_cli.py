@@ -286,3 +286,16 @@ def test_targets_longer_than_twice_their_source_are_not_cut_in_eval_or_predict(t
     sacrebleu = metrics.require_sacrebleu()
     assert report["metrics"]["chrf"] == pytest.approx(
         sacrebleu.corpus_chrf([h["output"] for h in default], refs).score)
+
+
+def test_a_saved_longest_target_beyond_any_decoding_limit_is_one_line(tmp_path):
+    # config.json edited by hand: a longest_target no limit can hold (--max-len stops at
+    # C_INT_MAX) names the field, not an internal OverflowError of the default limit
+    out = tmp_path / "run"
+    ok(invoke("train", "seq2seq", "--max-train", 200, "--max-eval", 20, "--steps", 1,
+              "--out", out, *SMALL))
+    config = json.loads((out / "config.json").read_text())
+    config["task_state"]["longest_target"] = 10 ** 30
+    (out / "config.json").write_text(json.dumps(config))
+    one_line_error(invoke("predict", out, "cat", "--max-len", 5), "longest_target",
+                   "<= 2147483647")

@@ -134,3 +134,17 @@ def test_the_read_benchmark_checks_its_sides_and_prints_the_table(tmp_path):
             if line.startswith("| steps") or line.startswith("| read")]
     assert rows == ["| steps", "| read"] and "x the step loop" in result.stdout
     assert "BLAS (threadpoolctl)" in result.stdout
+
+
+def test_a_read_leaves_a_layers_forward_backward_pair_alone_as_a_step_does(small_chunks):
+    """run_step keeps the layer's backward cache; a read's whole-chunk run() must too: a
+    pool of a layer being trained may be read between its forward and backward."""
+    layer = Recurrent("gru", 3, 4, seed=0)
+    x = np.random.default_rng(0).standard_normal((5, 2, 3)).astype(np.float32)
+    pool = recurrent.StreamPool(layer, capacity=1)
+    pool.open(0)
+    out, _ = layer.forward(x)
+    want = layer.backward(np.ones_like(out))[0]
+    out, _ = layer.forward(x)
+    pool.read(0, np.ones((10, 3), np.float32))  # two chunks of 7 and 3 steps
+    np.testing.assert_allclose(layer.backward(np.ones_like(out))[0], want, **TOL)

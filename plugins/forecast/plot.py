@@ -36,7 +36,8 @@ def matplotlib_available() -> bool:
 def _save(figure, canvas_class, path: str) -> None:
     """Write the PNG as every file the CLI writes (recurrent.checkpoint.atomic_write): whole
     or not at all, with the mode open() would give it."""
-    atomic_write(path, canvas_class(figure).print_png)  # a WriteError names the file
+    # a WriteError names the file; a link the user named stays a link
+    atomic_write(path, canvas_class(figure).print_png, follow_link=True)
 
 
 def forecast_plot(path: str, title: str, columns: list[str], time_label: str,

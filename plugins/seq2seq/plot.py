@@ -26,4 +26,5 @@ def attention_plot(path: str, source: list, output: list, weights: np.ndarray) -
     ax.set_xlabel("source")
     ax.set_ylabel("output")
     figure.colorbar(image, ax=ax, label="attention weight")
-    atomic_write(path, FigureCanvasAgg(figure).print_png)  # a WriteError names the file
+    # a WriteError names the file; a link the user named stays a link
+    atomic_write(path, FigureCanvasAgg(figure).print_png, follow_link=True)

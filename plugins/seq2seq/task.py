@@ -44,6 +44,15 @@ BASELINES_FORMAT = 2
 _baseline_scores = Kept(4)  # a few splits of one or two data files
 _splits = Kept(3)  # pairs and ids of the train, valid and test splits (_split)
 
+
+def _longest_target(value, where):
+    """A saved longest_target: a whole number from 0 to C_INT_MAX, the largest decoding
+    limit (--max-len's); a larger one would overflow default_max_len's int64 limits."""
+    schema.at_least(0)(value, where)
+    if value > C_INT_MAX:
+        raise ValueError(f"{where}: expected an integer <= {C_INT_MAX}, got {value}")
+
+
 # Defaults of the shared training options for this task (benchmarks/README.md, seq2seq).
 # What a saved run's state must hold (check_state; recurrent.schema).
 STATE = schema.fields(
@@ -51,7 +60,7 @@ STATE = schema.fields(
      "target_level": schema.one_of(*data.LEVELS), "source_vocab": schema.list_of(str),
      "target_vocab": schema.list_of(str)},
     {"max_train": schema.nullable(schema.at_least(0)), "g2p": bool,
-     "lowercase_input": schema.nullable(bool), "longest_target": schema.at_least(0)})
+     "lowercase_input": schema.nullable(bool), "longest_target": _longest_target})
 
 DEFAULTS = {
     "cell": "lstm",

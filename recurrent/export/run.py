@@ -163,7 +163,7 @@ def _export_onnx(model, info, out, state_inputs, force=False):
                                    loss=loss)
     data = proto.SerializeToString()
     with _not_replaced(out, force):
-        atomic_write(out, lambda f: f.write(data), replace=force)
+        atomic_write(out, lambda f: f.write(data), replace=force, follow_link=True)
     graph = proto.graph
     describe = lambda v: f"  {v.name} {_dims(v)}"  # noqa: E731
     return ([f"wrote {out}: ONNX opset {onnx_export.OPSET}, IR version {proto.ir_version}",

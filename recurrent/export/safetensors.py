@@ -48,7 +48,7 @@ def write(path: str, tensors: dict, info: dict, int8: tuple = (),
     if int8:
         metadata[PRECISION_KEY] = "int8"
     data = save(out, metadata=metadata)
-    atomic_write(path, lambda f: f.write(data), replace=replace)
+    atomic_write(path, lambda f: f.write(data), replace=replace, follow_link=True)
 
 
 def _dequantize(path: str, tensors: dict) -> dict:
