@@ -223,8 +223,10 @@ def launched_rank() -> int | None:
 
 
 def opted_out() -> bool:
-    """RECURRENT_NO_MPI is set (to anything but 0): every process runs on its own."""
-    return os.environ.get(OPT_OUT_VARIABLE, "").strip() not in ("", "0")
+    """RECURRENT_NO_MPI is set to a true value (anything but empty, 0, false, no or off,
+    as RECURRENT_TUNE reads off): every process runs on its own."""
+    return os.environ.get(OPT_OUT_VARIABLE, "").strip().lower() not in ("", "0", "false",
+                                                                         "no", "off")
 
 
 def prints_early_failures() -> bool:

@@ -172,3 +172,14 @@ def test_ranks_with_no_mpi_set_is_refused_before_launching(tmp_path):
     job = recurrent_cmd(["train", "char-lm", *TINY, "--steps", "2", "--ranks", "1",
                          "--out", "run"], tmp_path, RECURRENT_NO_MPI=1)
     assert job.returncode == 0, job.stderr
+
+
+@pytest.mark.parametrize("value, out", [("1", True), ("yes", True), ("TRUE", True),
+                                        ("", False), ("0", False), ("false", False),
+                                        (" No ", False), ("off", False)])
+def test_no_mpi_reads_false_values_as_off(monkeypatch, value, out):
+    """RECURRENT_NO_MPI=false asked for MPI and opted out of it; read as RECURRENT_TUNE
+    reads off."""
+    from recurrent import distributed
+    monkeypatch.setenv("RECURRENT_NO_MPI", value)
+    assert distributed.opted_out() is out
