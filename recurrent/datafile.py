@@ -73,6 +73,8 @@ _BOMS = (
 # a regular file is read again each time. Each CLI command starts with none kept
 # (forget_pipes), so a named pipe written again is read again by the next command.
 _PIPES: dict[tuple[int, int], bytes] = {}
+# the names a shell gives a process substitution, <(command)
+_SHELL_PIPE = re.compile(r"/dev/fd/\d+|/proc/(self|\d+)/fd/\d+")
 
 
 def forget_pipes() -> None:
@@ -107,6 +109,11 @@ def _load(path, label: str | None) -> tuple[bytes, str | None]:
                 if stat.S_ISFIFO(opened.st_mode):
                     _PIPES[opened.st_dev, opened.st_ino] = raw
     except FileNotFoundError:
+        if _SHELL_PIPE.fullmatch(path):
+            raise UserError(f"data file not found: {path}, a pipe such as <(zcat FILE) that "
+                            f"lasts only while the command given it runs (a run trained on "
+                            f"one cannot read its data again: train on the file itself)"
+                            ) from None
         raise UserError(f"data file not found: {path}") from None
     except IsADirectoryError:
         raise UserError(f"data path is a directory, not a file: {path}") from None

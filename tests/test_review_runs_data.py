@@ -9,6 +9,8 @@ import codecs
 import errno
 import json
 import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -223,3 +225,32 @@ def test_a_named_pipe_is_read_afresh_after_forget_pipes(tmp_path):
     datafile.forget_pipes()
     assert read_with(b"second\n") == b"second\n"
     datafile.forget_pipes()
+
+
+def test_a_run_trained_on_a_shell_pipe_names_it_when_its_data_is_read_again(tmp_path):
+    """`--data <(zcat FILE)` trains; the run keeps /dev/fd/N, which is gone by the next
+    command: eval and resume say so, not only "not found"."""
+    from helpers import installed_env, ok
+    text = ("To be, or not to be, that is the question:\n" * 400).encode()
+    read_end, write_end = os.pipe()
+    writer = threading.Thread(target=lambda: (os.write(write_end, text),
+                                              os.close(write_end)))
+    writer.start()
+    run = tmp_path / "run"
+    pipe = f"/dev/fd/{read_end}"
+    try:
+        ok(invoke("train", "char-lm", "--data", pipe, "--steps", 2, "--hidden", 8,
+                  "--threads", 1, "--quiet", "--no-plot", "--out", run))
+    finally:
+        writer.join(10)
+        os.close(read_end)
+    for args in (["eval", run], ["train", "--resume", run, "--steps", "4"]):
+        # a process of its own, as the next command is (here descriptor N is reused)
+        job = subprocess.run([sys.executable, "-m", "recurrent", *map(str, args)],
+                             capture_output=True, text=True, env=installed_env(),
+                             timeout=120)
+        assert job.returncode == 1 and job.stdout == "", job.stdout
+        assert job.stderr.strip() == (
+            f"Error: data file not found: {pipe}, a pipe such as <(zcat FILE) that lasts "
+            f"only while the command given it runs (a run trained on one cannot read its "
+            f"data again: train on the file itself)"), job.stderr
