@@ -138,6 +138,28 @@ def _split_ok(n: int, batch_size: int, seq_len: int) -> bool:
     return n_train >= batch_size * seq_len + 1 and n_valid >= seq_len + 1
 
 
+def _too_short(name: str, n: int, whole: int, max_chars: int, batch_size: int,
+               seq_len: int) -> str:
+    """The refusal of a text of n characters (of a file of ``whole``) too short to split
+    for --batch-size x --seq-len: it names the part that is short (the training text or
+    the validation text) and, when --max-chars cut the file, says so."""
+    needed = _min_chars(batch_size, seq_len)
+    chars = f"{n} character{'' if n == 1 else 's'}"
+    if max_chars and max_chars < whole:
+        what = f"--max-chars {max_chars} keeps {chars} of {name} (which has {whole})"
+        more = "raise --max-chars" if needed <= whole else "use more text"
+    else:
+        what, more = f"{name} has {chars}", "use more text"
+    n_train, n_valid = _split_sizes(n)
+    if n_train < batch_size * seq_len + 1:
+        return (f"{what}, shorter than one training window: --batch-size {batch_size} x "
+                f"--seq-len {seq_len} needs at least {needed} (lower them or {more})")
+    return (f"{what}, too short for validation: its last "
+            f"{VALID_FRACTION:.0%} ({n_valid} characters) must hold one --seq-len window "
+            f"of {seq_len} + 1 characters, so --seq-len {seq_len} with --batch-size "
+            f"{batch_size} needs at least {needed} (lower --seq-len or {more})")
+
+
 class CharLM:
     name = "char-lm"
     help = "Character-level language model: train on a UTF-8 text, sample new text."
@@ -186,6 +208,7 @@ class CharLM:
         path = text.resolve_path(data)
         name = os.path.basename(path)
         corpus = _Corpus.text(path)
+        whole = len(corpus)
         max_chars = _int_option(config, "max_chars", 0, 0)
         if max_chars:
             corpus = corpus[:max_chars]
@@ -193,11 +216,7 @@ class CharLM:
         seq_len = _int_option(config, "seq_len", DEFAULTS["seq_len"], 1)
         n = len(corpus)
         if not _split_ok(n, batch_size, seq_len):
-            raise UserError(
-                f"{name} has {n} character{'' if n == 1 else 's'}, shorter than one "
-                f"training window: "
-                f"--batch-size {batch_size} x --seq-len {seq_len} needs at least "
-                f"{_min_chars(batch_size, seq_len)} (lower them or use more text)")
+            raise UserError(_too_short(name, n, whole, max_chars, batch_size, seq_len))
         vocab = text.Vocabulary.from_text(corpus)
         n_train, n_valid = _split_sizes(n)
         return {
