@@ -55,6 +55,11 @@ WIDE_SCALE = False  # the default of --wide-scale: a learned scale on the wide l
 PRETRAIN_EPOCHS = 0  # the default of --pretrain-epochs (0: no language-model pretraining)
 EVAL_BATCH = 256  # rows per forward pass in evaluate/predict (no gradients kept)
 FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
+# what a run's own data is read for, said when it is gone or has changed (split_rows)
+SCORE_NEED = "evaluate on a file with --data"
+FIT_NEED = ("eval's baselines, with --data too, are fitted on its training split: restore "
+            "the file as it was")
+TRAIN_NEED = "training goes on with the data it started with: restore the file as it was"
 
 # Small per-process caches: the trainer calls batches()/evaluate()/baselines() many times
 # with the same state, and re-reading or refitting each time would dominate short runs
@@ -298,11 +303,13 @@ class SentimentTask:
                             f"{', '.join(map(repr, state['classes']))}")
         return np.array([ids[label] for label in labels], dtype=np.int64)
 
-    def split_rows(self, state: dict, split: str, config: dict):
+    def split_rows(self, state: dict, split: str, config: dict, need: str = SCORE_NEED):
         """(sequences, y) of a split: token-id lists and class ids (N,) int64.
 
         split "test" with config["eval_data"] reads that whole file instead (same columns,
-        vocabulary and labels as training)."""
+        vocabulary and labels as training). ``need``: what the run's own data is read for,
+        said after the reason when that file cannot be read as it was at training (gone,
+        changed)."""
         if split not in ("train", "valid", "test"):
             raise ValueError(f"split must be train, valid or test, got {split!r}")
         eval_data = config.get("eval_data")
@@ -316,12 +323,15 @@ class SentimentTask:
                                 self._label_ids(state, data.labels, eval_data))
             return encoded[key]
         path = state["data"] or bundled_path()
-        data, tokens, encoded = _cached_read(path, state["text_column"],
-                                             state["label_column"], _tokenizer(state),
-                                             state["max_tokens"])
+        try:
+            data, tokens, encoded = _cached_read(path, state["text_column"],
+                                                 state["label_column"], _tokenizer(state),
+                                                 state["max_tokens"])
+        except UserError as e:
+            raise UserError(f"{e} (the data this run was trained on); {need}") from None
         if data.sha256 != state["sha256"]:
             raise UserError(f"{path} has changed since this run was trained (its split and "
-                            f"vocabulary no longer match); evaluate on a file with --data")
+                            f"vocabulary no longer match); {need}")
         # once per split and state: split_rows is called per member, evaluation, baseline
         key = (json.dumps(_split_key(state), sort_keys=True), split)
         if key not in encoded:
@@ -459,7 +469,7 @@ class SentimentTask:
         x (T, B) int64 ids padded with <pad>, lengths (B,), y (B,) class ids. In "train",
         --word-dropout turns tokens into <unk> (word dropout: the model cannot lean on any
         one word, and learns what <unk> means)."""
-        sequences, y = self.split_rows(state, split, config)
+        sequences, y = self.split_rows(state, split, config, TRAIN_NEED)
         lengths = np.array([len(s) for s in sequences], dtype=np.int64)  # (N,)
         order_rng = rng if split == "train" else None
         word_dropout = float(config.get("word_dropout", 0.0)) if split == "train" else 0.0
@@ -561,7 +571,7 @@ class SentimentTask:
         else:
             v = len(state["vocab"])
             (train_seqs, y_train), (valid_seqs, y_valid) = (
-                self.split_rows(state, split, {}) for split in ("train", "valid"))
+                self.split_rows(state, split, {}, FIT_NEED) for split in ("train", "valid"))
             model = bl.fit_nb_logistic_regression(
                 bl.ngram_matrix(train_seqs, v, buckets), y_train,
                 bl.ngram_matrix(valid_seqs, v, buckets), y_valid, k)
@@ -586,8 +596,8 @@ class SentimentTask:
             logreg.weight, logreg.bias = stored["weight"], stored["bias"]
             models = (int(stored["majority"]), stored["prior"], logreg)
         else:
-            train_seqs, y_train = self.split_rows(state, "train", {})
-            valid_seqs, y_valid = self.split_rows(state, "valid", {})
+            train_seqs, y_train = self.split_rows(state, "train", {}, FIT_NEED)
+            valid_seqs, y_valid = self.split_rows(state, "valid", {}, FIT_NEED)
             logreg = bl.fit_logistic_regression(
                 bl.bag_of_words(train_seqs, v), y_train,
                 bl.bag_of_words(valid_seqs, v), y_valid, k)
@@ -619,9 +629,9 @@ class SentimentTask:
     def predict_stream(self, state: dict, config: dict, model, options: dict):
         """Each stdin line is one text, answered as `predict --json` answers a text
         (texts are independent: nothing is carried from one line to the next)."""
-        if options.get("texts") or options.get("data"):
+        if options.get("texts") or options.get("data") or options.get("text_column"):
             raise UserError("--stream reads one text per line from stdin: drop the text "
-                            "arguments and --data")
+                            "arguments, --data and --text-column")
         classes, tokenizer = state["classes"], _tokenizer(state)
         index = self._index(state)  # once: a line of a few words reads a few entries
 
@@ -638,6 +648,9 @@ class SentimentTask:
     def predict(self, state: dict, config: dict, model, options: dict):
         """One line per text: label, then each class's probability, then the text."""
         texts = list(options.get("texts") or ())
+        if options.get("text_column") and not options.get("data"):
+            raise UserError(f"--text-column {options['text_column']} names a column of "
+                            f"--data FILE: give --data, or drop --text-column")
         tokenizer = _tokenizer(state)
         for i, text in enumerate(texts, 1):
             _check_utf8(text, f"text argument {i}")

@@ -1,0 +1,66 @@
+"""`recurrent eval RUN --data FILE` scores FILE beside baselines fitted on the run's own
+training split. When those fits are not in memory or in the cache (a new process, a
+cleared or turned-off cache, a run copied to another machine) and the run's data file has
+changed or is gone, the refusal said "evaluate on a file with --data", which the command
+line already did, or only "data file not found: PATH", a path the user never gave.
+It now says what the file is read for."""
+import pytest
+from helpers import bundled_reviews, invoke, ok, one_line_error, write_reviews
+
+SMALL = ("--ensemble", 1, "--steps", 2, "--hidden", 4, "--embed-dim", 4, "--threads", 1,
+         "--quiet", "--no-plot")
+
+
+@pytest.fixture
+def run_and_other(tmp_path, monkeypatch):
+    from recurrent_plugins.sentiment import task
+    rows = bundled_reviews(40)
+    data = write_reviews(tmp_path / "train.csv", rows)
+    ok(invoke("train", "sentiment", "--data", data, "--out", tmp_path / "run", *SMALL))
+    other = write_reviews(tmp_path / "other.csv", rows[:6])
+    monkeypatch.setenv("RECURRENT_CACHE_DIR", "off")  # no fitted baselines kept on disk
+    for memo in (task._files, task._baseline_models, task._nb_models, task._fold_models,
+                 task._baseline_probs):
+        memo.clear()  # as in a new process
+    return tmp_path / "run", data, other, rows
+
+
+def test_eval_data_with_the_run_data_changed_names_the_baselines(run_and_other):
+    run, data, other, rows = run_and_other
+    write_reviews(data, rows + [("one more review", rows[0][1])])
+    result = invoke("eval", run, "--data", other)
+    one_line_error(result, "has changed since this run was trained",
+                   "baselines", "fitted on its training split")
+    assert "evaluate on a file with --data" not in result.stderr
+
+
+def test_eval_data_with_the_run_data_gone_says_whose_file_it_is(run_and_other):
+    import os
+    run, data, other, _ = run_and_other
+    os.remove(data)
+    result = invoke("eval", run, "--data", other)
+    one_line_error(result, "not found", "the data this run was trained on",
+                   "fitted on its training split")
+
+
+def test_eval_without_data_still_points_to_data(run_and_other):
+    import os
+    run, data, _, _ = run_and_other
+    os.remove(data)
+    one_line_error(invoke("eval", run), "the data this run was trained on",
+                   "evaluate on a file with --data")
+    ok(invoke("predict", run, "a fine film"))  # predict needs only the run
+
+
+def test_predict_text_column_without_data_is_refused(task_runs):
+    """--text-column chooses a column of --data FILE; without --data it was silently
+    ignored, and --stream, which refuses --data, took it without a word."""
+    from click.testing import CliRunner
+
+    from recurrent.cli import cli
+    run = task_runs["sentiment"]
+    one_line_error(invoke("predict", run, "--text-column", "review", "a fine film"),
+                   "--text-column review", "--data")
+    result = CliRunner().invoke(cli, ["predict", str(run), "--stream", "--text-column",
+                                      "review"], input="a fine film\n")
+    one_line_error(result, "--stream", "--text-column")
