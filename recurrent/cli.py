@@ -530,7 +530,7 @@ def _eval_header(task, run, split, note, checkpoint, precision):
                    "the mean and spread of each metric over them (tasks that offer it).")
 def eval_command(run, data, split, checkpoint, threads, precision, as_json, backtest):
     """Evaluate a trained RUN on a split (or --data FILE) beside the task's baselines."""
-    from .runs import load_model
+    from .runs import best_missing, load_model
     data = out_paths.named("--data", data, None)
     run_dir, info, task = _open_run(run)
     if backtest is not None:
@@ -542,6 +542,9 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
                             f"a spread")
     model, info = load_model(run_dir, checkpoint, threads, precision)
     config = dict(info["config"])
+    # the parameters evaluated: load_model reads last.npz for a run with no best yet
+    evaluated = ("last" if checkpoint == "best" and best_missing(run_dir, config)
+                 else checkpoint)
     if data:
         if split is not None:
             raise UserError(f"--split {split} chooses a split of the run's own data: it "
@@ -561,7 +564,7 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
         _check_read_data(task, config, data)
         if as_json:
             click.echo(json_text({"run": run, "task": task.name, "split": split,
-                                  "data": data, "checkpoint": checkpoint,
+                                  "data": data, "checkpoint": evaluated,
                                   "precision": precision, "backtest": result}, indent=2))
             return
         click.echo(_eval_header(task, run, split, f" ({data})" if data else "", checkpoint,
@@ -581,17 +584,16 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
     chose = info.get(candidates.CHOSE)
     if as_json:
         click.echo(json_text({"run": run, "task": task.name, "split": split, "data": data,
-                              "checkpoint": checkpoint, "precision": precision,
+                              "checkpoint": evaluated, "precision": precision,
                               "metrics": metrics, "baselines": baselines,
                               **({"paired": paired} if paired else {}),
                               **({"chose": chose} if chose else {})}, indent=2))
         return
     note = f" ({data})" if data else ""
-    if split == "valid" and checkpoint == "best":
-        from .runs import best_missing
-        note = (" (no best checkpoint yet: the latest parameters, last.npz)"
-                if best_missing(run_dir, config) else
-                " (the split that chose this best checkpoint)")
+    if evaluated != checkpoint:
+        note += " (no best checkpoint yet: the latest parameters, last.npz)"
+    elif split == "valid" and checkpoint == "best":
+        note = " (the split that chose this best checkpoint)"
     click.echo(_eval_header(task, run, split, note, checkpoint, precision))
     # A task may lay out its own report (labelled per-class rows, matrices, ...); the JSON
     # above is the same either way.

@@ -71,6 +71,9 @@ def test_eval_says_when_a_run_has_no_best_checkpoint_yet(task_runs, tmp_path):
     out = ok(invoke("eval", run, "--split", "valid"))
     assert "no best checkpoint yet: the latest parameters, last.npz" in out
     assert "chose" not in out
+    # any split, and --json names the parameters evaluated
+    assert "no best checkpoint yet" in ok(invoke("eval", run, "--split", "train"))
+    assert json.loads(ok(invoke("eval", run, "--json")))["checkpoint"] == "last"
     # predict and export say so on stderr (their stdout is the answers and the file)
     for args in (("predict", run, "--length", 3),
                  ("export", run, "--format", "safetensors", "--out", exported, "--force")):
