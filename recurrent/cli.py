@@ -700,10 +700,27 @@ def predict_command(ctx, run, args, show_help):
     state, config = info["task_state"], dict(info["config"])
     note_best_missing(run_dir, config)
     if stream:
+        given = {key for key in options
+                 if sub.get_parameter_source(key) == ParameterSource.COMMANDLINE}
+        options = KeyReads(options)
         answer = task.predict_stream(state, config, model.runner(), options)
+        _check_stream_options(given - options.read, params)
         return _stream_lines(answer, sys.stdin)
     for line in task.predict(state, config, model.runner(), options):
         click.echo(line)
+
+
+def _check_stream_options(unread: set, params) -> None:
+    """UserError naming a predict option given with --stream that the task's
+    predict_stream never read (recurrent.protocols.Task.predict_stream): it would have no
+    effect on the answers."""
+    flags = [next((o for o in p.opts if o.startswith("--")), p.opts[0]) for p in params
+             if p.name in unread and "--json" not in p.opts]  # stream answers are JSON
+    if flags:
+        raise UserError(f"{', '.join(flags)} {'does' if len(flags) == 1 else 'do'} not "
+                        f"apply to --stream (its answers do not use "
+                        f"{'it' if len(flags) == 1 else 'them'}): drop "
+                        f"{'it' if len(flags) == 1 else 'them'}")
 
 
 STREAM_HELP = ("Read inputs from stdin as they arrive, one per line, and answer each with "

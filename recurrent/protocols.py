@@ -353,8 +353,11 @@ class Task(Protocol):
         (without its line break) with a JSON-able dict, called for each line as it arrives;
         it keeps what it needs between lines (a recurrent state, a window of values). It
         raises recurrent.errors.UserError for a line it cannot read, and must then leave
-        its state as it was, so the stream goes on. ``options`` are predict_options()'s.
-        Without it `--stream` is refused for the task."""
+        its state as it was, so the stream goes on. ``options`` are predict_options()'s:
+        read those it uses (or refuses) in this call, not later in the function it
+        returns, as `recurrent predict` refuses one given on the command line that this
+        call did not read ("--temperature does not apply to --stream"). Without it
+        `--stream` is refused for the task."""
 
 
 class Runner(Protocol):

@@ -154,3 +154,26 @@ def test_forecast_stream_of_a_dated_series_keeps_its_calendar_features(tmp_path)
     expected = json.loads(ok(invoke("predict", run, "--data", whole, "--steps", 3, "--json")))
     np.testing.assert_allclose(answer["forecast"]["load"], expected["forecast"]["load"],
                                rtol=1e-9)
+
+
+def test_predict_options_the_stream_does_not_use_are_refused(char_run, task_runs):
+    """char-lm's stream answers at temperature 1 with the --top-k most likely characters:
+    --temperature, --seed and --length were taken and changed nothing."""
+    from click.testing import CliRunner
+
+    from recurrent.cli import cli
+
+    def stream(run, *options):
+        return CliRunner().invoke(cli, ["predict", str(run), "--stream", *options],
+                                  input="ab\n")
+    one_line_error(stream(char_run, "--temperature", "0.5", "--seed", "3"),
+                   "--temperature, --seed do not apply to --stream")
+    one_line_error(stream(char_run, "--length", "9"), "--length does not apply to --stream")
+    assert stream(char_run, "--top-k", "2").exit_code == 0  # what the stream uses
+    assert stream(char_run, "--length", "9", "--seed", "3").stdout == ""  # nothing read
+    # --json is what every stream answer is already; seq2seq's decoding options apply
+    assert CliRunner().invoke(cli, ["predict", str(task_runs["forecast"]), "--stream",
+                                    "--json"], input="1\n").exit_code == 0
+    assert CliRunner().invoke(cli, ["predict", str(task_runs["seq2seq"]), "--stream",
+                                    "--max-len", "4", "--alpha", "0.5", "--beam", "2"],
+                              input="abc\n").exit_code == 0

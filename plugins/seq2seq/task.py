@@ -444,6 +444,7 @@ class Seq2Seq:
                             "--n-best")
         _check_alpha(options)
         beam = int(options.get("beam") or 1)
+        max_len, alpha = options.get("max_len"), options.get("alpha", 1.0)
         src_vocab = Vocabulary(state["source_vocab"])  # once, not once per line
         tgt_vocab = Vocabulary(state["target_vocab"])
 
@@ -451,9 +452,8 @@ class Seq2Seq:
             sources = self._sources(state, [line], src_vocab)
             # no attention weights: under the default --max-len they take memory that
             # grows with the square of the line's length
-            h = model.decode(data.source_batch(sources), beam=beam,
-                             max_len=options.get("max_len"), alpha=options.get("alpha", 1.0),
-                             attention=False, longest=_longest(state))
+            h = model.decode(data.source_batch(sources), beam=beam, max_len=max_len,
+                             alpha=alpha, attention=False, longest=_longest(state))
             return {"input": line,
                     "output": data.join(tgt_vocab.decode(h.tokens[0, 0, :h.lengths[0, 0]]),
                                         state["target_level"]),
