@@ -130,12 +130,13 @@ def check_command(names, check_all, kind, seed, as_json):
         targets = [(n, kind) for n in names]
     else:
         raise click.UsageError("give the NAME of a cell, loss or task to check, or --all")
+    try:  # every name found before any is checked: a typo costs no checks' time
+        targets = [(name, _find(name, wanted)) for name, wanted in targets]
+    except UserError as exc:
+        raise click.BadParameter(str(exc), param_hint="'NAME'") from None
     reports, any_failed = [], False
-    for name, wanted in targets:
-        try:
-            found, results = _check(name, wanted, seed)
-        except UserError as exc:
-            raise click.BadParameter(str(exc), param_hint="'NAME'") from None
+    for name, (found, obj) in targets:
+        results = _check(found, obj, seed)
         failed = [r for r in results if not r.passed]
         any_failed = any_failed or bool(failed)
         reports.append({"name": name, "kind": found, "passed": not failed,
@@ -155,19 +156,28 @@ def check_command(names, check_all, kind, seed, as_json):
         click.get_current_context().exit(1)
 
 
-def _check(name: str, kind: str | None, seed: int):
-    """(kind, results) of the conformance checks of the cell, loss or task ``name``."""
+def _find(name: str, kind: str | None):
+    """(kind, object) of the cell, loss or task ``name``; UserError naming what is known
+    when there is none."""
     from . import conformance
     if kind in (None, "task") and name in plugins.entries("task"):
         others = [k for k in ("cell", "loss") if name in plugins.entries(k)]
         if kind is None and others:
             raise UserError(f"{name!r} is both a task and a {others[0]}; pass --kind")
-        from .task_conformance import check_task
-        return "task", check_task(plugins.entries("task")[name].obj, seed)
+        return "task", plugins.entries("task")[name].obj
     if kind == "task":
         known = ", ".join(sorted(plugins.entries("task")))
         raise UserError(f"no task named {name!r}; known tasks: {known}")
-    return conformance.check(name, kind, seed)
+    return conformance.find(name, kind)
+
+
+def _check(kind: str, obj, seed: int):
+    """The conformance checks' results of a cell, loss or task."""
+    from . import conformance
+    if kind == "task":
+        from .task_conformance import check_task
+        return check_task(obj, seed)
+    return (conformance.check_cell if kind == "cell" else conformance.check_loss)(obj, seed)
 
 
 def _info() -> dict:

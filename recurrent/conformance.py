@@ -716,7 +716,14 @@ def check_loss(loss, seed: int = 0) -> list[CheckResult]:
 # ---- by registry name -------------------------------------------------------------------
 
 def check(name: str, kind: str | None = None, seed: int = 0) -> tuple[str, list[CheckResult]]:
-    """Run the kit on the registered cell or loss called ``name``; returns (kind, results).
+    """Run the kit on the registered cell or loss called ``name``; returns (kind, results)
+    (find() names it)."""
+    kind, obj = find(name, kind)
+    return kind, (check_cell(obj, seed) if kind == "cell" else check_loss(obj, seed))
+
+
+def find(name: str, kind: str | None = None) -> tuple[str, object]:
+    """(kind, object) of the registered cell or loss called ``name``.
 
     ``kind`` ("cell" or "loss") settles a name registered as both. Unknown names raise
     recurrent.errors.UserError listing the known cells and losses, and the broken plugins
@@ -748,6 +755,4 @@ def check(name: str, kind: str | None = None, seed: int = 0) -> tuple[str, list[
         raise UserError(message)
     if len(hits) > 1:
         raise UserError(f"{name!r} is both a cell and a loss; pass --kind cell or --kind loss")
-    kind = hits[0]
-    obj = found[kind][name].obj
-    return kind, (check_cell(obj, seed) if kind == "cell" else check_loss(obj, seed))
+    return hits[0], found[hits[0]][name].obj

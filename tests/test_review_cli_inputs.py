@@ -115,6 +115,15 @@ def test_plugins_check_names_the_kind_a_name_has():
                    "'lstm' is a cell, not a loss")
 
 
+def test_plugins_check_finds_every_name_before_checking_any():
+    """A typo among the names is refused before any check runs: lstm's checks were run
+    and printed first (with --json, run and then not printed at all)."""
+    for extra in ((), ("--json",)):
+        result = invoke("plugins", "check", *extra, "lstm", "nope")
+        one_line_error(result, "no cell or loss named 'nope'")
+        assert result.stdout == "" and "PASS" not in result.output
+
+
 def test_an_empty_out_is_refused_not_read_as_the_default(tmp_path, task_runs, monkeypatch):
     monkeypatch.chdir(tmp_path)
     one_line_error(invoke("train", "char-lm", "--data", tiny_text(tmp_path), *SMALL,
