@@ -67,7 +67,11 @@ def is_png(path: str) -> bool:
 
 def check_plot(out: str, run_path: str) -> None:
     """check_out for a --plot: a new file, also inside the run directory; outside it an
-    earlier plot (a PNG) is replaced, any other file kept."""
+    earlier plot (a PNG) is replaced, any other file kept. The name must end in .png: the
+    plot is a PNG image whatever the name says (a.txt or a.pdf would hold one)."""
     check_out("--plot", out, run_path, replace=is_png, new_inside_run=True,
               refusal="exists and is not a PNG image; the plot would replace it: choose "
                       "another file name")
+    if not str(out).lower().endswith(".png"):
+        raise UserError(f"--plot {out}: the plot is a PNG image; give a file name ending "
+                        f"in .png")

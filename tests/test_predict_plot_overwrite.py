@@ -79,3 +79,16 @@ def test_a_named_pipe_is_refused_without_opening_it(runs, tmp_path):
     fifo = tmp_path / "plot.fifo"
     os.mkfifo(fifo)
     one_line_error(invoke("predict", run, *inputs, "--plot", fifo), "not a regular file")
+
+
+@pytest.mark.parametrize("name", ["s2s", "fc"])
+def test_a_plot_named_other_than_png_is_refused(runs, name, tmp_path):
+    """The plot is a PNG whatever its name: --plot a.txt (or .pdf, .svg, which users
+    expect matplotlib to honour) wrote a PNG there."""
+    run, inputs = runs[name]
+    for target in ("a.txt", "a.pdf", "noext"):
+        one_line_error(invoke("predict", run, *inputs, "--plot", tmp_path / target),
+                       "the plot is a PNG image", "ending in .png")
+        assert not (tmp_path / target).exists()
+    ok(invoke("predict", run, *inputs, "--plot", tmp_path / "UPPER.PNG"))
+    assert (tmp_path / "UPPER.PNG").read_bytes().startswith(b"\x89PNG")
