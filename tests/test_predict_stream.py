@@ -177,3 +177,31 @@ def test_predict_options_the_stream_does_not_use_are_refused(char_run, task_runs
     assert CliRunner().invoke(cli, ["predict", str(task_runs["seq2seq"]), "--stream",
                                     "--max-len", "4", "--alpha", "0.5", "--beam", "2"],
                               input="abc\n").exit_code == 0
+
+
+def test_a_run_trained_on_crlf_text_reads_crlf_between_stream_lines(tmp_path):
+    """A text written on Windows ends its lines with \\r\\n: the model learnt "\\r" before
+    every "\\n", and the stream put "\\n" alone between two lines, a break the model
+    had never read."""
+    from click.testing import CliRunner
+
+    from recurrent.cli import cli
+    data = tmp_path / "crlf.txt"
+    data.write_bytes(("To be, or not to be, that is the question:\r\n" * 120).encode())
+    run = tmp_path / "run"
+    ok(invoke("train", "char-lm", "--data", data, "--hidden", 16, "--embed-dim", 8,
+              "--batch-size", 4, "--seq-len", 16, "--steps", 3, "--threads", 1, "--quiet",
+              "--no-plot", "--out", run))
+    assert RunDir.open(str(run)).info()["task_state"]["line_break"] == "\r\n"
+    result = CliRunner().invoke(cli, ["predict", str(run), "--stream", "--top-k", "3"],
+                                input="To be\nor not\n")
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    want = next_chars(run, "To be\r\nor not", 3)
+    assert [c for c, _ in answers[1]["next"]] == [c for c, _ in want]
+    assert [p for _, p in answers[1]["next"]] == pytest.approx([p for _, p in want], abs=1e-6)
+    # a text with "\n" alone keeps it (and so does a run that does not record one)
+    data.write_bytes(("To be, or not to be, that is the question:\n" * 120).encode())
+    ok(invoke("train", "char-lm", "--data", data, "--hidden", 16, "--embed-dim", 8,
+              "--batch-size", 4, "--seq-len", 16, "--steps", 3, "--threads", 1, "--quiet",
+              "--no-plot", "--out", tmp_path / "lf"))
+    assert "line_break" not in RunDir.open(str(tmp_path / "lf")).info()["task_state"]

@@ -65,18 +65,19 @@ def each_generated(model, prime_ids: np.ndarray, length: int, temperature: float
             last = step_logits[0]
 
 
-def next_char_stream(model, vocab, top_k: int, prime: str | None):
+def next_char_stream(model, vocab, top_k: int, prime: str | None, line_break: str = "\n"):
     """answer(line) -> {"text": line, "next": [[char, probability], ...]}: the line is read
     as the continuation of everything before it, and the answer holds the ``top_k`` most
     likely characters to follow it (probabilities at temperature 1, most likely first).
-    The line break between two lines is read at the start of the next line (left out when
-    the vocabulary has none), so the answer to a line is about the character right after
-    its last one. ``prime`` is read first, answered by nothing. A line with characters
-    outside the vocabulary raises UserError and reads nothing."""
+    The ``line_break`` between two lines (the training text's: "\n" or "\r\n") is read at
+    the start of the next line (left out when the vocabulary lacks its characters), so
+    the answer to a line is about the character right after its last one. ``prime`` is
+    read first, answered by nothing. A line with characters outside the vocabulary
+    raises UserError and reads nothing."""
     from recurrent import StreamPool
     pool = StreamPool(model, capacity=1, softmax=True)
     pool.open(0)
-    newline = "\n" in vocab
+    newline = all(c in vocab for c in line_break)
     last = {"p": None, "pending": ""}  # the latest distribution; a line break to read
 
     def read(ids):
@@ -93,7 +94,7 @@ def next_char_stream(model, vocab, top_k: int, prime: str | None):
             raise UserError("nothing to continue yet: the first line (or --prime) must "
                             "have characters")
         read(ids)
-        last["pending"] = "\n" if newline else ""
+        last["pending"] = line_break if newline else ""
         p = last["p"]
         top = np.argsort(-p, kind="stable")[:top_k]
         return {"text": line, "next": [[vocab.chars[k], round(float(p[k]), 6)] for k in top]}

@@ -40,7 +40,8 @@ EMBED_DIM = 64  # default --embed-dim
 # What a saved run's state must hold (check_state; recurrent.schema).
 STATE = schema.fields({"data": str, "fingerprint": str, "vocab": schema.list_of(str),
                        "n_train": schema.at_least(1)},
-                      {"max_chars": schema.at_least(0), "n_chars": schema.at_least(2)})
+                      {"max_chars": schema.at_least(0), "n_chars": schema.at_least(2),
+                       "line_break": schema.one_of("\n", "\r\n")})
 
 DEFAULTS = {
     "cell": "lstm",
@@ -227,6 +228,10 @@ class CharLM:
             "n_chars": n,
             "n_train": n_train,
             "n_valid": n_valid,
+            # the break predict --stream reads between two lines: the text's own (CRLF when
+            # most of its lines end so); absent: "\n"
+            **({"line_break": "\r\n"} if 2 * corpus.count("\r\n") > corpus.count("\n")
+               else {}),
         }
 
     def check_state(self, state: dict, model_spec: dict) -> None:
@@ -320,7 +325,8 @@ class CharLM:
         likely next characters (sampling.next_char_stream)."""
         return sampling.next_char_stream(model, text.Vocabulary(state["vocab"]),
                                          int(options.get("top_k") or STREAM_TOP_K),
-                                         options.get("prime"))
+                                         options.get("prime"),
+                                         state.get("line_break", "\n"))
 
     def predict(self, state: dict, config: dict, model, options: dict):
         vocab = text.Vocabulary(state["vocab"])
