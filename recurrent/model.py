@@ -107,11 +107,18 @@ class SequenceModel(FlatModel):
                  bidirectional=False, seed=0, num_threads=None, dtype=np.float32, init="uniform",
                  forget_bias=None, recurrent_dropout=0.0, zoneout=0.0):
         self.spec = check_spec(spec)
-        self.dtype = np.dtype(dtype)
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            raise ValueError(f"dtype: expected float32 or float64, got {dtype!r}") from None
         self.output = spec["output"]
         self.tokens = spec["input"] == "tokens"
-        embed_seed, rnn_seed, head_seed, dropout_seed, wide_seed = \
-            np.random.SeedSequence(seed).spawn(5)
+        try:
+            embed_seed, rnn_seed, head_seed, dropout_seed, wide_seed = \
+                np.random.SeedSequence(seed).spawn(5)
+        except (TypeError, ValueError):
+            raise ValueError(f"seed: expected None, an integer >= 0 or a sequence of them, "
+                             f"got {seed!r}") from None
         self.embedding = None
         if self.tokens:
             self.embedding = Embedding(spec["vocab_size"], spec["embed_dim"], self.dtype,
@@ -332,6 +339,9 @@ class SequenceModel(FlatModel):
         if self.wide is not None:
             raise ValueError("step: a model with a wide part reads the whole sequence's "
                              "n-grams; use forward()")
+        if self.tokens and np.ndim(x_t) != 1:
+            raise ValueError(f"x_t: expected token ids of shape (B,), got shape "
+                             f"{np.shape(x_t)}")
         with single_threaded_blas():
             h_in = self._embed(np.asarray(x_t)[None])[0] if self.tokens else x_t  # (B, E|I)
             h, new_state = self.rnn.step(h_in, state=state)  # (B, H)

@@ -68,6 +68,21 @@ class FlatModel:
         (self.layout, self.params, self.grads, self.named_params,
          self.named_grads) = flat_buffers(self.modules, self.dtype)
 
+    def __setstate__(self, state):
+        """copy.deepcopy and pickle: numpy copies every array on its own, so the copy's
+        ``params`` and ``grads`` would no longer be the storage of its modules (the
+        optimizer would update a buffer the layers never read, and backward would add
+        into arrays ``grads`` does not hold). Bind the copied modules to buffers of their
+        own again (their copied values carried over)."""
+        self.__dict__.update(state)
+        self.bind_flat()
+
+    def __copy__(self):
+        """copy.copy: the same modules and buffers, shared (nothing to bind again)."""
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
     @property
     def num_params(self):
         return self.params.size
