@@ -22,6 +22,7 @@ from .checks import one_line
 from .errors import AllRanksError, UserError, error_line
 from . import out_paths
 from .key_reads import KeyReads
+from .progress import share_text
 from .out_paths import check_plot
 from .quant import PRECISIONS
 from .threads import MAX_THREADS, env_threads, single_threaded_blas
@@ -221,7 +222,8 @@ def _shared_options(defaults: dict) -> list:
             key="seq_len", type=click.IntRange(min=1)),
         opt(["--clip-norm"], "Clip the global gradient L2 norm to this (0 = off).",
             key="clip_norm", type=click.FloatRange(min=0)),
-        opt(["--clip-value"], "Clip every gradient element to [-v, v].", key="clip_value",
+        opt(["--clip-value"], "Clip every gradient element to [-v, v] (before --clip-norm, "
+            "when both are on).", key="clip_value",
             type=click.FloatRange(min=0, min_open=True)),
         opt(["--tbptt"], "Truncated BPTT: gradients reach back at most K steps (windows "
             "for per-step outputs, each row's last K steps for pooled ones; 0 = off).",
@@ -407,7 +409,7 @@ def _print_summary(task, summary):
     how = "stopped early" if summary["status"] == "early-stopped" else "done"
     steps = summary.get("steps_text") or f"{summary['step']} steps"
     click.echo(f"{how} after {steps}: {best_text}, clipped "
-               f"{summary['clipped_fraction']:.0%} of steps; run in {run} "
+               f"{share_text(summary['clipped_fraction'])} of steps; run in {run} "
                f"(next: `recurrent eval {run}`, `recurrent predict {run} ...`)")
     if summary.get("stopped_before"):  # a resume that trained nothing, and why
         click.echo(f"the run had stopped early (--patience): resume it with a larger "

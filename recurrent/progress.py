@@ -33,6 +33,17 @@ def duration(seconds) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
+def share_text(fraction) -> str:
+    """A share of steps as a whole percentage ("clipped 12% of steps"), never rounded to
+    "0%" when some steps count nor to "100%" when some do not: 1 clipped step in 400 reads
+    "<1%", 399 in 400 ">99%"."""
+    fraction = float(fraction)
+    if fraction <= 0 or fraction >= 1:
+        return f"{min(max(fraction, 0.0), 1.0):.0%}"
+    text = f"{fraction:.0%}"
+    return {"0%": "<1%", "100%": ">99%"}.get(text, text)
+
+
 def headline_keys(metrics: dict) -> list:
     """The metrics worth a log line: floats, not per-class ("precision/fresh") entries;
     "loss" first. The rest (counts, matrices, per-class) stays in metrics.jsonl."""
@@ -108,7 +119,7 @@ class Progress:
         line += "  *best" if best else ""
         if train_loss is not None:
             line += (f"  (train loss {format_value(float(train_loss))}, "
-                     f"clipped {clipped_fraction:.0%})")
+                     f"clipped {share_text(clipped_fraction)})")
         self.write(line)
         width = max([len(name) for name in (baselines or {})] + [0])
         for name, values in (baselines or {}).items():
