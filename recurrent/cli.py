@@ -197,7 +197,8 @@ def _shared_options(defaults: dict) -> list:
         opt(["--optimizer"], "Optimizer.", key="optimizer",
             type=click.Choice(["sgd", "adam", "adamw", "rmsprop"])),
         opt(["--lr"], "Learning rate.", key="lr", type=click.FloatRange(min=0, min_open=True)),
-        opt(["--weight-decay"], "Weight decay (L2; decoupled for adamw).", key="weight_decay",
+        opt(["--weight-decay"], "Weight decay (L2; decoupled for adamw) [default: 0.01 for "
+            "adamw, as torch's AdamW; 0 for the others].", key="weight_decay",
             type=click.FloatRange(min=0)),
         opt(["--average"], averaging.HELP, key="average", metavar="off|ema:D|swa:S",
             callback=_average_option),

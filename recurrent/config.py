@@ -36,7 +36,7 @@ SHARED_DEFAULTS = {
     "forget_bias": None,
     "optimizer": "adam",
     "lr": 2e-3,
-    "weight_decay": 0.0,
+    "weight_decay": None,  # the optimizer's own (optim.default_weight_decay)
     "momentum": 0.9,
     "nesterov": False,
     "schedule": "constant",

@@ -130,8 +130,11 @@ class AdamW(Adam):
     name = "adamw"
     decoupled = True
 
-    def __init__(self, params, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
-        super().__init__(params, grads, lr, betas, eps, weight_decay)
+    def __init__(self, params, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                 weight_decay=None):
+        super().__init__(params, grads, lr, betas, eps,
+                         default_weight_decay(self.name) if weight_decay is None
+                         else weight_decay)
 
 
 class RMSProp(Optimizer):
@@ -175,12 +178,21 @@ def check_optimizer_settings(name: str, momentum: float = 0.9, nesterov: bool = 
         raise ValueError(f"--nesterov needs --momentum above 0, got {momentum}")
 
 
+def default_weight_decay(name: str) -> float:
+    """The weight decay of optimizer ``name`` when none is given: torch.optim's defaults,
+    0.01 for adamw (AdamW's reason to be chosen over adam: decoupled decay), else 0."""
+    return 0.01 if name == "adamw" else 0.0
+
+
 def make_optimizer(name: str, params: np.ndarray, grads: np.ndarray, lr: float,
-                   weight_decay: float = 0.0, momentum: float = 0.9,
+                   weight_decay: float | None = 0.0, momentum: float = 0.9,
                    nesterov: bool = False) -> Optimizer:
     """The optimizer called ``name`` from the CLI's options (unknown names list the known ones).
-    ``momentum`` applies to sgd and rmsprop; ``nesterov`` to sgd."""
+    ``momentum`` applies to sgd and rmsprop; ``nesterov`` to sgd; ``weight_decay`` None is
+    the optimizer's default (default_weight_decay)."""
     check_optimizer_settings(name, momentum, nesterov, unused=False)
+    if weight_decay is None:
+        weight_decay = default_weight_decay(name)
     if name == "sgd":
         return SGD(params, grads, lr, momentum=momentum, nesterov=nesterov,
                    weight_decay=weight_decay)

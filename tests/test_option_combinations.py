@@ -4,6 +4,7 @@ task's FloatRange option (click lets it through), --nesterov with no momentum or
 optimizer that has no Nesterov variant, and forecast's --model on resume."""
 import json
 
+import numpy as np
 import pytest
 from helpers import (bundled_reviews, invoke, ok, one_line_error, sunspot_rows, tiny_text,
                      train_tiny, write_csv, write_reviews)
@@ -194,3 +195,26 @@ def test_a_task_option_the_others_use_is_taken(tmp_path):
                           "--out", tmp_path / "other"),
                    "--model esrnn corrects its smoothing's forecast: it does not go with "
                    "--no-difference")
+
+
+def test_adamw_decays_weights_by_default_as_torchs_does(tmp_path):
+    """--optimizer adamw alone trained as adam: the shared --weight-decay default was 0.
+    Without --weight-decay adamw takes torch's AdamW default (0.01); the others 0."""
+    from recurrent.checkpoint import load_arrays
+    text = tiny_text(tmp_path)
+
+    def params(name, *options):
+        ok(train_tiny(text, tmp_path / name, "--lr", "0.05", *options))
+        arrays, _ = load_arrays(str(tmp_path / name / "last.npz"))
+        return {k: v for k, v in arrays.items() if not k.startswith("opt")}
+
+    default = params("default", "--optimizer", "adamw")
+    explicit = params("explicit", "--optimizer", "adamw", "--weight-decay", "0.01")
+    none = params("none", "--optimizer", "adamw", "--weight-decay", "0")
+    adam = params("adam", "--optimizer", "adam")
+    assert default.keys() == explicit.keys() and default
+    assert all(np.array_equal(default[k], explicit[k]) for k in default)
+    assert all(np.array_equal(none[k], adam[k]) for k in none)  # no decay: adam's steps
+    assert any(not np.array_equal(default[k], none[k]) for k in default)
+    saved = json.loads((tmp_path / "default" / "config.json").read_text())["config"]
+    assert saved["weight_decay"] is None  # the optimizer's default, resumed as such
