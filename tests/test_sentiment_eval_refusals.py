@@ -64,3 +64,26 @@ def test_predict_text_column_without_data_is_refused(task_runs):
     result = CliRunner().invoke(cli, ["predict", str(run), "--stream", "--text-column",
                                       "review"], input="a fine film\n")
     one_line_error(result, "--stream", "--text-column")
+
+
+def test_eval_data_counts_the_texts_the_run_trained_on(tmp_path):
+    """A --data file that holds training texts scores them as if held out: eval counts
+    them ("train_overlap") and says so under the header."""
+    import json
+    rows = bundled_reviews(60)
+    data = write_reviews(tmp_path / "train.csv", rows)
+    run = tmp_path / "run"
+    ok(invoke("train", "sentiment", "--data", data, "--out", run, *SMALL))
+    state = json.loads((run / "config.json").read_text())["task_state"]
+    from recurrent_plugins.sentiment.task import TASK
+    train, _ = TASK.split_rows(state, "train", {})
+    report = json.loads(ok(invoke("eval", run, "--data", data, "--json")))
+    assert len(train) <= report["metrics"]["train_overlap"] <= len(rows)
+    text = ok(invoke("eval", run, "--data", data))
+    assert (f"note: {report['metrics']['train_overlap']} of the {len(rows)} texts are in "
+            f"the run's training split") in text
+    fresh = write_reviews(tmp_path / "fresh.csv",
+                          [(f"zebra{k} quokka{k} unseen words", rows[k][1]) for k in range(4)])
+    report = json.loads(ok(invoke("eval", run, "--data", fresh, "--json")))
+    assert report["metrics"]["train_overlap"] == 0
+    assert "note:" not in ok(invoke("eval", run, "--data", fresh))

@@ -37,7 +37,12 @@ def confusion_table(classes: list[str], confusion: list[list[int]]) -> list[str]
 def format_report(classes: list[str], metrics: dict, baselines: dict) -> list[str]:
     predictors = {"model": metrics, **baselines}
     rows = sum(int(metrics.get(f"support/{c}", 0)) for c in classes)
-    lines = [f"{rows} texts, classes: {', '.join(classes)}", ""]
+    lines = [f"{rows} text{'' if rows == 1 else 's'}, classes: {', '.join(classes)}"]
+    overlap = metrics.get("train_overlap")
+    if overlap:  # eval --data: texts the model (and the baselines) were fitted on
+        lines.append(f"note: {overlap} of the {rows} texts are in the run's training split "
+                     f"(as the model reads them): their scores are not held-out scores")
+    lines.append("")
     lines += metrics_table(metrics, baselines, names=[n for n in OVERALL if n in metrics])
     for key in HEADLINE:
         lines += leader_line(metrics, baselines, key, lower_is_better=False)

@@ -501,7 +501,23 @@ class SentimentTask:
         probs = self.probabilities(model, sequences)
         metrics = classification_metrics(y, probs.argmax(axis=1), state["classes"])
         metrics["loss"] = cross_entropy(probs, y)
+        if split == "test" and config.get("eval_data"):
+            overlap = self._training_overlap(state, sequences)
+            if overlap is not None:
+                metrics["train_overlap"] = overlap
         return metrics
+
+    def _training_overlap(self, state: dict, sequences: list) -> int | None:
+        """How many of an eval --data file's texts the run trained on: those whose token
+        ids (the model's reading of them: its vocabulary, the first --max-tokens) equal a
+        training text's, so that their scores are not held-out ones; None when the run's
+        own data cannot be read (gone or changed: the figures stand without it)."""
+        try:
+            train, _ = self.split_rows(state, "train", {})
+        except UserError:
+            return None
+        seen = {tuple(seq) for seq in train}
+        return sum(tuple(seq) in seen for seq in sequences)
 
     def baselines(self, state: dict, split: str, config: dict) -> dict:
         """Majority class (its loss: the training class frequencies as probabilities),
