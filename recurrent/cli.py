@@ -507,8 +507,11 @@ def _open_run(path):
     return run, info, plugins.get_task(info["task"])
 
 
-def _eval_header(task, run, split, note, checkpoint, precision):
-    """eval's first line: what was evaluated, with which parameters and precision."""
+def _eval_header(task, run, split, note, checkpoint, evaluated, precision):
+    """eval's first line: what was evaluated (``evaluated``: the checkpoint read for the
+    one asked for), with which parameters and precision."""
+    if evaluated != checkpoint:
+        note += " (no best checkpoint yet: the latest parameters, last.npz)"
     return (f"{task.name} run {run}, split {split}{note}"
             f"{', the last checkpoint (--checkpoint last)' if checkpoint == 'last' else ''}"
             f"{', int8 inference' if precision == 'int8' else ''}")
@@ -571,7 +574,7 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
                                   "precision": precision, "backtest": result}, indent=2))
             return
         click.echo(_eval_header(task, run, split, f" ({data})" if data else "", checkpoint,
-                                precision))
+                                evaluated, precision))
         if hasattr(task, "format_backtest"):
             click.echo("\n".join(task.format_backtest(state, split, result)))
         else:
@@ -593,11 +596,9 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
                               **({"chose": chose} if chose else {})}, indent=2))
         return
     note = f" ({data})" if data else ""
-    if evaluated != checkpoint:
-        note += " (no best checkpoint yet: the latest parameters, last.npz)"
-    elif split == "valid" and checkpoint == "best":
+    if split == "valid" and evaluated == checkpoint == "best":
         note = " (the split that chose this best checkpoint)"
-    click.echo(_eval_header(task, run, split, note, checkpoint, precision))
+    click.echo(_eval_header(task, run, split, note, checkpoint, evaluated, precision))
     # A task may lay out its own report (labelled per-class rows, matrices, ...); the JSON
     # above is the same either way.
     if hasattr(task, "format_report"):
