@@ -102,10 +102,32 @@ def paired_line(paired: dict) -> list[str]:
             f"{first['metric']} ({tests}): {parts}; p < 0.05: more than this split's noise"]
 
 
-def generic_report(metrics: dict, baselines: dict) -> list[str]:
-    """What `recurrent eval` prints for a task without ``format_report``: the scalar table,
-    then each non-scalar model metric (e.g. a matrix) as JSON on its own line."""
-    lines = metrics_table(metrics, baselines)
+# the metric a task reports for `eval --data FILE`: how many of FILE's items the run
+# trained on (their scores are not held-out scores); overlap_line says so
+TRAIN_OVERLAP = "train_overlap"
+
+
+def overlap_line(metrics: dict, total: int | None = None, unit: str = "items") -> list[str]:
+    """The note under eval's header when some of a --data file's ``total`` ``unit`` (texts,
+    pairs) are in the run's training split (metrics[TRAIN_OVERLAP]), else []."""
+    overlap = metrics.get(TRAIN_OVERLAP)
+    if not overlap:
+        return []
+    of = "the file's" if total is None else f"the {total}"
+    return [f"note: {overlap} of {of} {unit} are in the run's training split (as the model "
+            f"reads them): their scores are not held-out scores"]
+
+
+def generic_report(metrics: dict, baselines: dict, total: int | None = None,
+                   unit: str = "items") -> list[str]:
+    """What `recurrent eval` prints for a task without ``format_report``: the training
+    overlap's note (overlap_line), the scalar table, then each non-scalar model metric
+    (e.g. a matrix) as JSON on its own line."""
+    lines = overlap_line(metrics, total, unit)
+    names = [k for k, v in metrics.items() if is_scalar(v) and k != TRAIN_OVERLAP]
+    for values in baselines.values():
+        names += [k for k, v in values.items() if is_scalar(v) and k not in names]
+    lines += metrics_table(metrics, baselines, names)
     for key, value in metrics.items():
         if not is_scalar(value):
             lines.append(f"{key}: {json.dumps(value, default=json_default)}")

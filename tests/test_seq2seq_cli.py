@@ -299,3 +299,25 @@ def test_a_saved_longest_target_beyond_any_decoding_limit_is_one_line(tmp_path):
     (out / "config.json").write_text(json.dumps(config))
     one_line_error(invoke("predict", out, "cat", "--max-len", 5), "longest_target",
                    "<= 2147483647")
+
+
+def test_eval_data_counts_the_pairs_whose_source_the_run_trained_on(tmp_path):
+    """A --data file of training words scored them as held out: eval counts them
+    (train_overlap) and says so above the table."""
+    words = [f"w{k}" for k in range(400)]
+    tsv = tmp_path / "words.tsv"
+    tsv.write_text("".join(f"{w}\t{w[::-1]}\n" for w in words), encoding="utf-8")
+    out = tmp_path / "run"
+    ok(invoke("train", "seq2seq", "--data", tsv, "--steps", 2, "--out", out, *SMALL))
+    seen = [w for w in words if data.split_of(w) == "train"][:7]
+    fresh = [w for w in words if data.split_of(w) == "test"][:3]
+    mixed = tmp_path / "mixed.tsv"
+    mixed.write_text("".join(f"{w}\t{w[::-1]}\n" for w in seen + fresh), encoding="utf-8")
+    report = json.loads(ok(invoke("eval", out, "--data", mixed, "--json")))
+    assert report["metrics"]["train_overlap"] == 7
+    text = ok(invoke("eval", out, "--data", mixed))
+    assert "note: 7 of the 10 pairs are in the run's training split" in text
+    assert "train_overlap" not in text  # a note, not a row of the table
+    held = tmp_path / "held.tsv"
+    held.write_text("".join(f"{w}\t{w[::-1]}\n" for w in fresh), encoding="utf-8")
+    assert "note:" not in ok(invoke("eval", out, "--data", held))

@@ -8,7 +8,8 @@ confusion matrix per predictor (rows: true class, columns: predicted class).
 """
 from __future__ import annotations
 
-from recurrent.report import format_value, leader_line, metrics_table, text_table
+from recurrent.report import (format_value, leader_line, metrics_table, overlap_line,
+                              text_table)
 
 OVERALL = ("accuracy", "macro_f1", "loss")
 HEADLINE = ("accuracy", "macro_f1")  # each gets a line naming who scores best
@@ -37,12 +38,8 @@ def confusion_table(classes: list[str], confusion: list[list[int]]) -> list[str]
 def format_report(classes: list[str], metrics: dict, baselines: dict) -> list[str]:
     predictors = {"model": metrics, **baselines}
     rows = sum(int(metrics.get(f"support/{c}", 0)) for c in classes)
-    lines = [f"{rows} text{'' if rows == 1 else 's'}, classes: {', '.join(classes)}"]
-    overlap = metrics.get("train_overlap")
-    if overlap:  # eval --data: texts the model (and the baselines) were fitted on
-        lines.append(f"note: {overlap} of the {rows} texts are in the run's training split "
-                     f"(as the model reads them): their scores are not held-out scores")
-    lines.append("")
+    lines = [f"{rows} text{'' if rows == 1 else 's'}, classes: {', '.join(classes)}",
+             *overlap_line(metrics, rows, "texts"), ""]
     lines += metrics_table(metrics, baselines, names=[n for n in OVERALL if n in metrics])
     for key in HEADLINE:
         lines += leader_line(metrics, baselines, key, lower_is_better=False)

@@ -22,6 +22,7 @@ from recurrent import paired as paired_tests
 from recurrent.errors import UserError
 from recurrent.memo import Kept, frozen
 from recurrent.pretrain import pretrain_language_model
+from recurrent.report import TRAIN_OVERLAP
 
 from . import baselines as bl
 from . import report
@@ -504,7 +505,7 @@ class SentimentTask:
         if split == "test" and config.get("eval_data"):
             overlap = self._training_overlap(state, sequences)
             if overlap is not None:
-                metrics["train_overlap"] = overlap
+                metrics[TRAIN_OVERLAP] = overlap
         return metrics
 
     def _training_overlap(self, state: dict, sequences: list) -> int | None:

@@ -23,12 +23,13 @@ import os
 import click
 import numpy as np
 
-from recurrent import cache, schema
+from recurrent import cache, report, schema
 from recurrent.checks import C_INT_MAX
 from recurrent.errors import UserError
 from recurrent.memo import Kept
 from recurrent.lengths import valid_mask
 from recurrent.plugins import get_loss
+from recurrent.report import TRAIN_OVERLAP
 from recurrent_plugins.sentiment.text import length_buckets
 
 from . import data, metrics
@@ -315,7 +316,27 @@ class Seq2Seq:
         refs = [pairs[i][1] for rows in order for i in rows]
         out = {"loss": total / count}
         out.update(metrics.score(hyps, refs, state["target_level"], state.get("g2p", False)))
+        if split == "test" and config.get("eval_data"):
+            overlap = self._training_overlap(state, sources)
+            if overlap is not None:
+                out[TRAIN_OVERLAP] = overlap
         return out
+
+    def _training_overlap(self, state: dict, sources: list) -> int | None:
+        """How many of an eval --data file's pairs have a source the run trained on (as
+        the model reads it: the same symbol ids), so that their scores are not held-out
+        ones; None when the run's own data cannot be read (the figures stand without it)."""
+        try:
+            _, train, _ = self._split(state, "train", {})
+        except UserError:
+            return None
+        seen = {tuple(source) for source in train}
+        return sum(tuple(source) in seen for source in sources)
+
+    def format_report(self, state: dict, scores: dict, baselines: dict) -> list[str]:
+        """The generic table (recurrent.report.generic_report), with the note on an eval
+        --data file's pairs the run trained on."""
+        return report.generic_report(scores, baselines, scores.get("pairs"), "pairs")
 
     def baselines(self, state: dict, split: str, config: dict) -> dict:
         """The majority and copy baselines' metrics on ``split``: scored once per data,
