@@ -397,8 +397,13 @@ class RunDir:
         """One JSON line per record; a line is written with a single write call (on a
         line of its own after a cut-off one)."""
         data = (json.dumps(record, sort_keys=True, default=json_default) + "\n").encode()
+        path = self.file(METRICS)
         try:
-            with open(self.file(METRICS), "a+b") as f:
+            if os.path.islink(path):  # a run copied as links (cp -rs): its own file, the
+                with open(path, "rb") as f:  # linked records kept, never appended through
+                    linked = f.read()
+                atomic_write(path, lambda out: out.write(linked))
+            with open(path, "a+b") as f:
                 size = f.seek(0, os.SEEK_END)
                 if size:
                     f.seek(size - 1)
@@ -407,7 +412,7 @@ class RunDir:
                 f.write(data)
                 f.flush()
         except OSError as e:
-            raise _write_error(self.file(METRICS), e) from None
+            raise _write_error(path, e) from None
 
     def read_metrics(self) -> list[dict]:
         """The records of metrics.jsonl; a cut-off line (a killed process) is skipped, as

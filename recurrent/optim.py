@@ -185,7 +185,7 @@ def default_weight_decay(name: str) -> float:
 
 
 def make_optimizer(name: str, params: np.ndarray, grads: np.ndarray, lr: float,
-                   weight_decay: float | None = 0.0, momentum: float = 0.9,
+                   weight_decay: float | None = None, momentum: float = 0.9,
                    nesterov: bool = False) -> Optimizer:
     """The optimizer called ``name`` from the CLI's options (unknown names list the known ones).
     ``momentum`` applies to sgd and rmsprop; ``nesterov`` to sgd; ``weight_decay`` None is

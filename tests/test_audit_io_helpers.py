@@ -494,3 +494,23 @@ def test_a_link_in_a_run_directory_never_sends_its_writes_elsewhere(tmp_path):
     for name in ("last.npz", "config.json", "best.npz"):
         assert not (run / name).is_symlink() and (run / name).is_file(), name
     assert sorted(os.listdir(run)) == ["best.npz", "config.json", "last.npz"]
+
+
+def test_a_run_copied_as_links_resumes_without_writing_into_the_original(tmp_path):
+    """`cp -rs A B; recurrent train --resume B`: B's checkpoints, config.json and
+    metrics.jsonl become its own files (metrics.jsonl keeping A's records before B's);
+    A's files are left as they were (metrics.jsonl was appended to through the link)."""
+    import shutil
+    original, copy = tmp_path / "A", tmp_path / "B"
+    ok(train_tiny(tiny_text(tmp_path), original, "--steps", 3))
+    before = {p.name: p.read_bytes() for p in original.iterdir()}
+    copy.mkdir()
+    for path in original.iterdir():
+        (copy / path.name).symlink_to(path)
+    ok(invoke("train", "--resume", copy, "--steps", 6, "--quiet"))
+    assert {p.name: p.read_bytes() for p in original.iterdir()} == before
+    metrics = copy / "metrics.jsonl"
+    assert not metrics.is_symlink()
+    assert metrics.read_bytes().startswith(before["metrics.jsonl"])
+    assert len(metrics.read_bytes()) > len(before["metrics.jsonl"])
+    shutil.rmtree(copy)
