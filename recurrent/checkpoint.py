@@ -14,8 +14,9 @@ Checkpoints are .npz files of plain arrays, read with allow_pickle=False, so loa
 cannot run code. Non-array data (trainer position, rng states) travel as one JSON string
 stored under "meta". Every file is written to a temporary file in the same directory,
 flushed, fsynced and moved over the old one with os.replace: a crash or Ctrl-C during a
-write leaves the previous file intact. Any unreadable or unwritable file (a full disk, a
-read-only directory) becomes a one-line UserError naming it.
+write leaves the previous file intact, and the new file keeps the old one's mode. Any
+unreadable or unwritable file (a full disk, a read-only directory) becomes a one-line
+UserError naming it.
 """
 from __future__ import annotations
 
@@ -81,9 +82,10 @@ def atomic_write(path: str, write, replace: bool = True, follow_link: bool = Fal
     ``replace=False``: the file is created, never replaced (a hard link of the temp file,
     which fails when ``path`` exists, even when another process made it a moment ago);
     FileExistsError when it exists. A replaced file keeps its mode. ``follow_link`` (for
-    a path the user named: --plot, export --out): a symbolic link at ``path`` stays a link
-    and the file it names is replaced; without it the link itself is replaced, so that a
-    link in a run directory never sends a checkpoint's write to a file elsewhere."""
+    a path the user named: --plot, export --out, bench --json): a symbolic link at
+    ``path`` stays a link and the file it names is replaced; without it the link itself
+    is replaced, so that a link in a run directory never sends a checkpoint's write to a
+    file elsewhere."""
     try:
         _atomic_write(path, write, replace, follow_link)
     except WriteError:

@@ -730,7 +730,7 @@ def _check_stream_options(unread: set, params) -> None:
 STREAM_HELP = ("Read inputs from stdin as they arrive, one per line, and answer each with "
                "one JSON line (flushed). A line the task cannot read gets "
                '{"error": ...} and one line on stderr; the stream goes on and the exit '
-               "status is 1 at the end.")
+               "status is 1 at the end. Options the stream does not use are refused.")
 
 
 def _stream_lines(answer, lines) -> int:

@@ -234,11 +234,13 @@ class Task(Protocol):
 
     def moot_options(self, config: dict) -> dict:
         """The task's own options that the other options in ``config`` leave without
-        effect, {key: what the option is for} (e.g. forecast's {"es_train": "--model
-        esrnn or auto (the learned smoothing)"} under --model rnn): `recurrent train`
-        refuses one given on the command line ("--es-train is for ..."), as it refuses
-        the shared ones (--momentum with adam). Called with the resolved options before
-        prepare(); without it none is refused."""
+        effect, {key: what the option is for} (e.g. forecast's {"es_train": "the learned
+        smoothing of --model esrnn (...); --model rnn has none"} under --model rnn):
+        `recurrent train` refuses one given on the command line ("--es-train is for
+        ..."), as it refuses the shared ones (--momentum with adam). Called with the
+        resolved options before prepare(); without it none is refused. Its keys must be
+        the task's own options (`recurrent plugins check NAME` checks them on the default
+        options)."""
 
     def count_batches(self, state: dict, split: str, config: dict,
                       rng: np.random.Generator) -> int:

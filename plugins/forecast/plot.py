@@ -35,7 +35,8 @@ def matplotlib_available() -> bool:
 
 def _save(figure, canvas_class, path: str) -> None:
     """Write the PNG as every file the CLI writes (recurrent.checkpoint.atomic_write): whole
-    or not at all, with the mode open() would give it."""
+    or not at all, with the mode of the file it replaces or, new, the mode open() would
+    give it; a symbolic link stays a link (the file it names is replaced)."""
     # a WriteError names the file; a link the user named stays a link
     atomic_write(path, canvas_class(figure).print_png, follow_link=True)
 

@@ -265,6 +265,7 @@ class ForecastTask:
                          help="Forecast after the last row, or from the start of the test "
                               "split (to compare with its actuals)."),
             click.Option(["--plot"], type=click.Path(dir_okay=False), default=None,
+                         metavar="FILE.png",
                          help="Write a PNG: history, test actuals, forecast, baseline "
                               "(needs matplotlib)."),
             click.Option(["--json", "as_json"], is_flag=True,
