@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import os
 
 import numpy as np
 
@@ -114,6 +115,17 @@ def option_flags(task) -> dict:
     return flags
 
 
+def _same_file(saved, given) -> bool:
+    """Whether two option values are paths of one existing file (`--data ./a.csv` given
+    again for a run saved with `--data a.csv`, or its absolute path)."""
+    if not (isinstance(saved, str) and isinstance(given, str) and saved and given):
+        return False
+    try:
+        return os.path.samefile(saved, given)
+    except (OSError, ValueError):
+        return False
+
+
 def _as_saved(value):
     """The value as config.json stores it (tuples become lists, paths text)."""
     return json.loads(json.dumps(value, default=json_default))
@@ -169,7 +181,7 @@ class TrainingConfig(dict):
                 chosen = ""
             if key in RESUMABLE:
                 config[key] = value
-            elif _as_saved(saved) != _as_saved(value):
+            elif _as_saved(saved) != _as_saved(value) and not _same_file(saved, value):
                 had = (f"the run has {saved!r}{chosen}" if saved is not None
                        else "the run left it at its default")
                 flag = (flags or {}).get(key) or f"--{key.replace('_', '-')}"

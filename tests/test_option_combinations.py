@@ -218,3 +218,19 @@ def test_adamw_decays_weights_by_default_as_torchs_does(tmp_path):
     assert any(not np.array_equal(default[k], none[k]) for k in default)
     saved = json.loads((tmp_path / "default" / "config.json").read_text())["config"]
     assert saved["weight_decay"] is None  # the optimizer's default, resumed as such
+
+
+def test_resume_takes_the_same_data_file_written_another_way(tmp_path, monkeypatch):
+    """--data given again on resume as ./text.txt or its absolute path names the file the
+    run trained on: not a change. Another file still is."""
+    monkeypatch.chdir(tmp_path)
+    tiny_text(tmp_path)
+    ok(invoke("train", "char-lm", "--data", "text.txt", "--hidden", 8, "--steps", 2,
+              "--threads", 1, "--quiet", "--no-plot", "--out", "run"))
+    for spelling in ("./text.txt", str(tmp_path / "text.txt")):
+        ok(invoke("train", "char-lm", "--resume", "run", "--data", spelling, "--steps", 3,
+                  "--quiet"))
+    (tmp_path / "other.txt").write_text((tmp_path / "text.txt").read_text())
+    one_line_error(invoke("train", "char-lm", "--resume", "run", "--data", "other.txt",
+                          "--steps", 4, "--quiet"),
+                   "--data cannot change when resuming (the run has 'text.txt')")
