@@ -57,7 +57,8 @@ def train(make, count: int, noun: str, world, resume: bool, quiet: bool, echo,
     apart, e.g. "seed 7"). Returns (the parts' summaries, None), or (those so far, the
     summary of the interruption: "part" says which was cut short, e.g. "member 2/3", or
     "before" which would have started next after a Ctrl-C between parts). A part whose
-    training diverges stops them all (errors.Diverged), unless ``skip_diverged``: then
+    training diverges stops them all (errors.Diverged, its message naming the part, e.g.
+    "member 2/3 (seed 7): training stopped ..."), unless ``skip_diverged``: then
     its summary is {"status": "diverged", "error": the message, "step": the last step
     completed}, kept in the part's DIVERGED file so that a resume leaves it out too
     rather than training it again, and the next part trains."""
@@ -73,8 +74,9 @@ def train(make, count: int, noun: str, world, resume: bool, quiet: bool, echo,
                 try:
                     summary = trainer.fit(resume=resume and started(world, path))
                 except Diverged as e:  # every rank raises it at the same step
-                    if not skip_diverged:
-                        raise
+                    if not skip_diverged:  # named: the parts before it are saved
+                        raise Diverged(f"{noun} {k + 1}/{count} ({text}): {e}",
+                                       step=e.step) from None
                     summary = {"status": "diverged", "error": str(e), "step": e.step}
                     if world.is_root:
                         write_json(RunDir(path).file(DIVERGED), summary)
