@@ -279,6 +279,37 @@ def test_length_buckets_cover_every_row_once():
         assert np.all(np.diff(lengths[batch]) >= 0)
 
 
+def test_one_very_long_row_does_not_pad_its_whole_batch():
+    """A 20,000-symbol row among short ones padded all 128 rows of its batch to its
+    length (1.8 GB for a small seq2seq model): a batch is cut where its padded positions
+    would pass MAX_BATCH_SLOTS; batches under it are as before."""
+    from recurrent_plugins.sentiment.text import MAX_BATCH_SLOTS
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 9, size=1000)
+    lengths_long = lengths.copy()
+    lengths_long[17] = 20_000
+    for batches in (length_buckets(lengths_long, 128, np.random.default_rng(1)),
+                    length_buckets(lengths_long, 128, None)):
+        assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+        assert all(len(b) * lengths_long[b].max() <= MAX_BATCH_SLOTS or len(b) == 1
+                   for b in batches)
+        assert [17] in [b.tolist() for b in batches]  # on its own
+    lengths_huge = lengths.copy()
+    lengths_huge[:3] = MAX_BATCH_SLOTS + 1  # each longer than the budget alone
+    assert [len(b) for b in length_buckets(lengths_huge, 128, None)][-3:] == [1, 1, 1]
+    # ordinary data: the batches of the documented scheme (shuffle, sort within pools of
+    # 50 batches, cut, shuffle the batches), in the same order from the same generator
+    gen = np.random.default_rng(1)
+    order, plain = gen.permutation(1000), []
+    for start in range(0, 1000, 128 * 50):
+        pool = order[start:start + 128 * 50]
+        pool = pool[np.argsort(lengths[pool], kind="stable")]
+        plain += [pool[i:i + 128] for i in range(0, len(pool), 128)]
+    plain = [plain[i] for i in gen.permutation(len(plain))]
+    got = length_buckets(lengths, 128, np.random.default_rng(1))
+    assert [b.tolist() for b in got] == [b.tolist() for b in plain]
+
+
 def test_the_vocabulary_counts_only_what_the_model_reads(tmp_path):
     """Words met only beyond --max-tokens never reach the model: they stay out of the
     vocabulary (an embedding no step trains), the words before the cut are in it."""

@@ -120,23 +120,49 @@ def pad_batch(sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     return x, lengths
 
 
+# The most padded positions (rows x their longest length) a batch of length_buckets may
+# hold: one very long row among short ones (a 20,000-symbol line in a seq2seq file) would
+# pad its whole batch to its length (1.8 GB at 128 rows), so such a batch is cut before it.
+# Far above what ordinary data reach (sentiment: 32 rows x 400 tokens), whose batches it
+# leaves as they are.
+MAX_BATCH_SLOTS = 1 << 18
+
+
 def length_buckets(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None,
                    pool_batches: int = 50) -> list[np.ndarray]:
     """Split row positions 0..N-1 into batches of similar length (less padding, less work).
 
     With ``rng``: shuffle, sort by length within pools of ``pool_batches`` batches, cut, and
     shuffle the batch order, so batches differ from epoch to epoch. Without: sort all rows by
-    length (stable) and cut, for deterministic evaluation.
+    length (stable) and cut, for deterministic evaluation. A batch is cut shorter where its
+    rows would hold more than MAX_BATCH_SLOTS padded positions (_within_slots).
     """
     n = len(lengths)
     if rng is None:
         order = np.argsort(lengths, kind="stable")
-        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+        return [part for i in range(0, n, batch_size)
+                for part in _within_slots(order[i:i + batch_size], lengths)]
     order = rng.permutation(n)
     pool = batch_size * pool_batches
     batches = []
     for start in range(0, n, pool):
         chunk = order[start:start + pool]
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+        batches.extend(part for i in range(0, len(chunk), batch_size)
+                       for part in _within_slots(chunk[i:i + batch_size], lengths))
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _within_slots(rows: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+    """``rows`` (sorted by length, shortest first) as consecutive parts each of at most
+    MAX_BATCH_SLOTS padded positions (rows x the part's longest length); a row longer
+    than that on its own is a part of its own. Usually [rows] itself."""
+    size = lengths[rows]
+    if len(rows) * int(size[-1]) <= MAX_BATCH_SLOTS:
+        return [rows]
+    parts, start = [], 0
+    for i in range(1, len(rows) + 1):
+        if i == len(rows) or (i - start + 1) * int(size[i]) > MAX_BATCH_SLOTS:
+            parts.append(rows[start:i])
+            start = i
+    return parts
