@@ -67,27 +67,44 @@ for cell in ("lstm", "gru"):
     x = rng.standard_normal((5, 7, 6)).astype(np.float32)
     outs.append(layer(x, lengths=[5, 0, 3, 1, 5, 2, 4], need_grad=False)[0])
 np.save(__import__("sys").argv[1], np.concatenate([o.ravel() for o in outs]))
-print(activations.vector_level())
+print(activations.vector_level(), kernel.instruction_path())
 """
 
 
-def test_the_portable_variant_gives_the_same_sums_and_outputs(tmp_path):
-    """The portable C tile (CPUs without AVX2) against the reference sums, and its whole
-    outputs against this CPU's best variant: equal up to the gate passes' vector rounding
-    (the sums and their dequantisation are the same operations in both)."""
+def _cpu_flags() -> set:
+    """The CPU's flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((set(line.split(":", 1)[1].split()) for line in f
+                         if line.startswith("flags")), set())
+    except OSError:
+        return set()
+
+
+def test_every_variant_gives_the_same_sums_and_outputs(tmp_path):
+    """The portable C tile (CPUs without AVX2), the AVX2 one (AVX-512 CPUs without VNNI)
+    and this CPU's best (AVX-512 VNNI where it has it) against the reference sums, and
+    their whole outputs against each other: equal up to the gate passes' vector rounding
+    (the sums and their dequantisation are the same operations in all)."""
     results = {}
-    for level in ("portable", "best"):
+    for level in ("portable", "avx2", "best"):
         env = dict(os.environ, PYTHONSAFEPATH="1")
-        if level == "portable":
-            env["RECURRENT_VECTOR_LEVEL"] = "portable"
+        if level != "best":
+            env["RECURRENT_VECTOR_LEVEL"] = level
         path = tmp_path / f"{level}.npy"
         done = subprocess.run([sys.executable, "-c", _PORTABLE_CHECK, str(path)], env=env,
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
-        if level == "portable":
-            assert done.stdout.split() == ["portable"]
+        vector_code, products = done.stdout.split()
+        assert (vector_code, products) == {"portable": ("portable", "portable"),
+                                           "avx2": ("avx2", "avx2")}.get(level, (
+                                               vector_code, products)), done.stdout
         results[level] = np.load(path)
+        if level == "best" and _cpu_flags() >= {"avx512f", "avx512bw", "avx512vl",
+                                                "avx512dq", "avx512_vnni"}:
+            assert products == "avx512_vnni"  # the widest variant runs where it can
     np.testing.assert_allclose(results["portable"], results["best"], atol=2e-6)
+    np.testing.assert_allclose(results["avx2"], results["best"], atol=2e-6)
 
 
 def _pair(cell, I, H, seed, **kwargs):

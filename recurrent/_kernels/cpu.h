@@ -15,6 +15,8 @@
 #define RC_HAVE_X86_VARIANTS 1
 #define RC_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
 #define RC_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define RC_TARGET_VNNI512 \
+    __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx512vnni,avx2,fma")))
 #endif
 
 /* Kernel scratch and packed weights start on a 64-byte boundary (malloc gives 16): a
@@ -47,6 +49,7 @@ static inline int rc_cpu_level_detect(void)
 }
 
 static int rc_cpu_level_cached = -1;
+static int rc_cpu_vnni_cached = -1;
 
 static inline int rc_cpu_level(void)
 {
@@ -54,6 +57,22 @@ static inline int rc_cpu_level(void)
     if (level < 0)  /* benign race: every thread computes the same value */
         rc_cpu_level_cached = level = rc_cpu_level_detect();
     return level;
+}
+
+/* Whether the AVX-512 level (3) is in use and the CPU has AVX512_VNNI (vpdpwssd): the
+ * int8 products' widest variant (qmat.h). RECURRENT_VECTOR_LEVEL=avx2|portable turns it
+ * off with the level. */
+static inline int rc_cpu_vnni(void)
+{
+    int vnni = rc_cpu_vnni_cached;
+    if (vnni < 0) {
+        vnni = 0;
+#ifdef RC_HAVE_X86_VARIANTS
+        vnni = rc_cpu_level() == 3 && __builtin_cpu_supports("avx512vnni");
+#endif
+        rc_cpu_vnni_cached = vnni;
+    }
+    return vnni;
 }
 
 /* Define NAME_avx512, NAME_avx2, NAME_portable with one body, and the dispatcher NAME.

@@ -48,6 +48,7 @@ cdef extern from "qmat.h" nogil:
                  const rc_q_out* o)
     void rc_q_lstm_gates_f32(const float* a, const float* c_prev, float* c, float* h, int H)
     void rc_q_rnn_gates_f32(const float* a, float* h, int H, int relu)
+    int rc_cpu_vnni()
 
 
 cpdef enum Kind:   # the cell a call runs
@@ -57,8 +58,10 @@ cpdef enum Kind:   # the cell a call runs
     RNN_RELU = 3
 
 def instruction_path():
-    """The int8 products' code on this CPU: "avx2" (vpmaddwd, also on AVX-512 CPUs) or
-    "portable" (scalar C)."""
+    """The int8 products' code on this CPU: "avx512_vnni" (vpdpwssd), "avx2" (vpmaddwd,
+    also on AVX-512 CPUs without VNNI) or "portable" (scalar C)."""
+    if rc_cpu_vnni():
+        return "avx512_vnni"
     return "avx2" if rc_cpu_level() >= 2 else "portable"
 
 
