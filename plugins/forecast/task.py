@@ -298,6 +298,14 @@ class ForecastTask:
         mase_scale = fm.naive_scale(train_values, train_observed)
         fm.check_scale(mase_scale, train_observed, series.columns, source.label)
         season = config.get("season")
+        if season is not None and int(season) >= train_end:
+            # No training row would have a value one season before it: the seasonal
+            # anchors, inputs and smoothing would all read row 0 in its place, and the
+            # validation split would have no seasonal-naive baseline.
+            raise UserError(f"--season {season}: the training split has {train_end} rows "
+                            f"(of {n} in {source.label!r}), too few for a season of "
+                            f"{season} rows and a row after it; give a season below "
+                            f"{train_end}, or more data")
         filled = dataio.fill_gaps(series, [train_end, valid_end, n])
         if season is None:
             # Autocorrelation's season, or the one the dates imply (12 for monthly rows):
