@@ -8,6 +8,7 @@ import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import expected_int8_path
 
 import recurrent
 from recurrent import plugins
@@ -346,8 +347,7 @@ def test_info_command_reports_versions_and_blas():
     assert info["blas"], "numpy and scipy link a BLAS that threadpoolctl should see"
     assert {"internal_api", "architecture", "num_threads"} <= set(info["blas"][0])
     from recurrent._kernels import activations
-    assert info["int8"] == ("portable" if activations.vector_level() == "portable"
-                            else "avx2")
+    assert info["int8"] == expected_int8_path(activations.vector_level())
     text = CliRunner().invoke(info_command, [])
     assert text.exit_code == 0
     assert text.output.startswith(f"recurrent   {recurrent.__version__}")
