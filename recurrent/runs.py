@@ -329,6 +329,13 @@ def _check_loss_fits(task, task_state, config, spec) -> None:
     try:
         outputs, _ = model.forward(batch["x"], lengths=lengths, need_grad=False)
     except ValueError as e:  # the task's batch, not the user's options
+        from .plugins import plugin_in_traceback
+        culprit = plugin_in_traceback(e)  # the forward runs no task code: a plugin's cell
+        if culprit is not None:
+            raise UserError(f"cell {config['cell']!r} (plugin {culprit[0]} {culprit[1]}) "
+                            f"failed on task {task.name!r}'s first training batch: "
+                            f"{one_line(e)} (`recurrent plugins check {config['cell']}` "
+                            f"checks the cell)") from None
         raise UserError(f"task {task.name!r} gave a first training batch the model cannot "
                         f"take: {one_line(e)} (`recurrent plugins check {task.name}` checks "
                         f"the task)") from None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import invoke, ok, one_line_error
+from helpers import invoke, ok, one_line_error, tiny_text
 
 from recurrent import plugins
 
@@ -166,3 +166,37 @@ def test_eval_data_refused_for_a_task_that_never_reads_it(tmp_path, monkeypatch)
         _unregister()
     assert "split test" in plain
     one_line_error(result, "task 'motif' does not read --data files", "other.tsv")
+
+
+def test_a_plugin_cell_failing_on_the_first_batch_is_named_not_the_task(tmp_path,
+                                                                        monkeypatch):
+    """A ValueError raised in a plugin cell's own code was reported as the task's batch
+    being one the model cannot take, pointing at `plugins check TASK`, which passes."""
+    package = tmp_path / "src" / "boom_cell"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        "import recurrent\n"
+        "from recurrent.reference import get_reference_cell\n\n\n"
+        "class Boom(type(get_reference_cell('lstm'))):\n"
+        "    name = 'boom'\n\n"
+        "    def __init__(self):\n"
+        "        self.gate_order = get_reference_cell('lstm').gate_order\n\n"
+        "    def forward(self, *args, **kwargs):\n"
+        "        raise ValueError('bug inside the cell forward')\n\n\n"
+        "@recurrent.hookimpl\n"
+        "def register_cells(register):\n"
+        "    register(Boom())\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    monkeypatch.chdir(tmp_path)
+    plugins.register_plugin(importlib.import_module("boom_cell"), "boom-cell", version="0.2")
+    try:
+        result = invoke("train", "char-lm", "--data", tiny_text(tmp_path), "--cell", "boom",
+                        "--hidden", 8, "--steps", 1, "--threads", 1, "--out", "run")
+    finally:
+        plugins.unregister_plugin("boom-cell")
+        sys.modules.pop("boom_cell", None)
+    one_line_error(result, "cell 'boom' (plugin boom-cell 0.2) failed on task 'char-lm''s "
+                           "first training batch: bug inside the cell forward",
+                   "recurrent plugins check boom")
+    assert "gave a first training batch" not in result.stderr
+    assert not (tmp_path / "run").exists()
