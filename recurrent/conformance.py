@@ -28,9 +28,11 @@ Cells, all in float64 unless stated (tiny sizes: every parameter is checked elem
                 states, dx, d states and every parameter gradient
   threads       num_threads 1 and 2 agree on outputs, final states, dx, d states and every
                 parameter gradient, float64 and float32, with lengths (and masks), at 15
-                and 16 batch rows (odd: a split between threads has a remainder) with the
-                kernels' parallel-work threshold off, so that every parallel region of
-                the built-in kernels (with OpenMP) runs on 2 threads
+                and 16 batch rows (odd: a split between threads has a remainder) and
+                hidden sizes 16 and 64, each 2-thread run three times (a data race shows
+                only when the threads overlap), with the kernels' parallel-work threshold
+                off, so that every parallel region of the built-in kernels (with OpenMP)
+                runs on 2 threads
   masks         (cells with mask_kinds, recurrent/masks.py) finite differences with fixed
                 masks of each declared kind, with lengths; a mask of ones and zoneout of
                 zeros equal no masks; infer (if any) equals forward with masks
@@ -73,7 +75,11 @@ GRAD_TOL = 1e-6  # max |analytic - numeric| / max(1, max |numeric|)
 # rows, for cells with a row rule of their own. The check also runs on the first 15 rows:
 # an odd count leaves a split of the rows between 2 threads a remainder, which a cell
 # must not drop.
+# A data race (threads sharing scratch memory) shows only when the threads overlap: the
+# check also runs a wider cell (H2_WIDE: longer work per thread) and repeats each 2-thread
+# run RACE_REPEATS times (a racy kernel passed the 16-wide check alone in 18 of 20 runs).
 T2, B2, I2, H2 = 5, 16, 5, 16
+H2_WIDE, RACE_REPEATS = 64, 3
 LENGTHS2 = np.array([5, 3, 0, 5, 1, 4, 5, 2, 5, 5, 3, 0, 4, 5, 1, 5], dtype=np.int64)  # (B2,)
 THREADS_TOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}  # rel, as _rel_err
 
@@ -408,36 +414,42 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
 
     def threads():
         """forward and backward on 1 and on 2 threads, float64 and float32, with lengths
-        (a row of length 0 among them), and with masks of every kind the cell lists."""
-        rng = np.random.default_rng(seed + 300)
-        params = {k: np.zeros(tuple(int(n) for n in s))
-                  for k, s in cell.param_shapes(I2, H2).items()}
-        cell.init_params(params, H2, rng)
-        x = rng.normal(size=(T2, B2, I2))
-        states = tuple(rng.normal(scale=0.5, size=(B2, H2)) for _ in state_names)
-        d_out = rng.normal(size=(T2, B2, H2))
-        d_finals = tuple(rng.normal(size=(B2, H2)) for _ in state_names)
-        cases = [("", None)]
-        if kinds:
-            masks = {}
-            if "recurrent" in kinds:
-                masks["recurrent"] = 2.0 * (rng.random((B2, H2)) < 0.5)
-            if "zoneout" in kinds:
-                masks["zoneout"] = tuple(rng.uniform(0.1, 0.9, (T2, B2, H2)) for _ in state_names)
-            cases.append((", masks", masks))
+        (a row of length 0 among them), and with masks of every kind the cell lists; at
+        two widths, each 2-thread run repeated (a race shows only when threads overlap)."""
+        def problem(H):
+            rng = np.random.default_rng(seed + 300 + H)
+            params = {k: np.zeros(tuple(int(n) for n in s))
+                      for k, s in cell.param_shapes(I2, H).items()}
+            cell.init_params(params, H, rng)
+            arrays = {"x": rng.normal(size=(T2, B2, I2)),
+                      "states": tuple(rng.normal(scale=0.5, size=(B2, H)) for _ in state_names),
+                      "d_out": rng.normal(size=(T2, B2, H)),
+                      "d_finals": tuple(rng.normal(size=(B2, H)) for _ in state_names)}
+            cases = [("", None)]
+            if kinds:
+                masks = {}
+                if "recurrent" in kinds:
+                    masks["recurrent"] = 2.0 * (rng.random((B2, H)) < 0.5)
+                if "zoneout" in kinds:
+                    masks["zoneout"] = tuple(rng.uniform(0.1, 0.9, (T2, B2, H))
+                                             for _ in state_names)
+                cases.append((", masks", masks))
+            return params, arrays, cases
 
-        def run(dtype, masks, num_threads, rows):
+        def run(params, arrays, dtype, masks, num_threads, rows):
             """The first ``rows`` batch rows (B2 or B2 - 1) of every array."""
             cast = lambda a: np.ascontiguousarray(a.astype(dtype))  # noqa: E731
             first = lambda a: cast(a[:rows] if a.ndim == 2 else a[:, :rows])  # noqa: E731
             extra = {} if masks is None else {"masks": {
                 k: first(v) if k == "recurrent" else tuple(first(z) for z in v)
                 for k, v in masks.items()}}
-            out, finals, cache = cell.forward(first(x), tuple(map(first, states)),
+            out, finals, cache = cell.forward(first(arrays["x"]),
+                                              tuple(map(first, arrays["states"])),
                                               {k: cast(v) for k, v in params.items()},
                                               LENGTHS2[:rows].copy(), num_threads, **extra)
             grads = {k: np.zeros(v.shape, dtype) for k, v in params.items()}
-            dx, d_states = cell.backward(first(d_out), tuple(map(first, d_finals)), cache,
+            dx, d_states = cell.backward(first(arrays["d_out"]),
+                                         tuple(map(first, arrays["d_finals"])), cache,
                                          grads, num_threads)
             return {"out": out, **{f"final {n}": f for n, f in zip(state_names, finals)},
                     "dx": dx, **{f"d {n}": d for n, d in zip(state_names, d_states)},
@@ -445,19 +457,25 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
 
         worst = []  # (relative error / tolerance, detail)
         with _every_region_parallel():
-            for rows, where in ((B2, ""), (B2 - 1, f", {B2 - 1} rows")):
-                for case, masks in cases:
-                    for dtype in (np.float64, np.float32):
-                        one, two = run(dtype, masks, 1, rows), run(dtype, masks, 2, rows)
-                        name, err = max(((k, _rel_err(two[k], one[k])) for k in one),
-                                        key=lambda e: e[1])
-                        worst.append((err / THREADS_TOL[np.dtype(dtype)],
-                                      f"{err:.1e} ({name}, {np.dtype(dtype)}{case}{where})"))
+            for H in (H2, H2_WIDE):
+                params, arrays, cases = problem(H)
+                for rows, where in ((B2, ""), (B2 - 1, f", {B2 - 1} rows")):
+                    for case, masks in cases:
+                        for dtype in (np.float64, np.float32):
+                            one = run(params, arrays, dtype, masks, 1, rows)
+                            for _ in range(RACE_REPEATS):
+                                two = run(params, arrays, dtype, masks, 2, rows)
+                                name, err = max(((k, _rel_err(two[k], one[k])) for k in one),
+                                                key=lambda e: e[1])
+                                worst.append((err / THREADS_TOL[np.dtype(dtype)],
+                                              f"{err:.1e} at H {H} ({name}, "
+                                              f"{np.dtype(dtype)}{case}{where})"))
         ratio, detail = max(worst, key=lambda w: w[0])
         detail = "bitwise equal" if ratio == 0 else f"max rel |1 thread - 2 threads| = {detail}"
         return ratio <= 1, (f"{detail}; outputs, final states, dx, d states and parameter "
-                            f"gradients, {B2 - 1} and {B2} rows, float64 and float32"
-                            f"{', with masks' if kinds else ''}")
+                            f"gradients, {B2 - 1} and {B2} rows, H {H2} and {H2_WIDE}, "
+                            f"float64 and float32{', with masks' if kinds else ''}, 2 threads "
+                            f"{RACE_REPEATS} times")
 
     def infer_matches_forward():
         err = err32 = 0.0
