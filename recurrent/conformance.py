@@ -257,7 +257,20 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
         out, finals, _ = h.forward()
         if _max_err(finals[0], out[-1]) > 0:
             problems.append("final h differs from the last output")
-        return not problems, "; ".join(problems) or "out (T, B, H), states (B, H), f32 and f64"
+        returned = h.backward(LENGTHS)[:2]  # (dx, d_states): what layers unpack
+        dx, d_states = returned
+        if np.shape(dx) != (T, B, I):
+            problems.append(f"backward's dx has shape {np.shape(dx)}, expected {(T, B, I)}")
+        if not isinstance(d_states, tuple) or len(d_states) != len(state_names):
+            problems.append(f"backward returned {type(d_states).__name__} for the d initial "
+                            f"states, expected a tuple of {len(state_names)} (B, H) arrays, "
+                            f"one per state name {state_names} (a single state too: (dh,))")
+        else:
+            problems += [f"backward's d {name} has shape {np.shape(d)}, expected {(B, H)}"
+                         for name, d in zip(state_names, d_states) if np.shape(d) != (B, H)]
+        return not problems, "; ".join(problems) or ("out (T, B, H), states (B, H), f32 and "
+                                                     "f64; backward dx (T, B, I), d states "
+                                                     "(B, H)")
 
     def inputs_untouched():
         before = (h.x.copy(), [s.copy() for s in h.states], {k: v.copy() for k, v in h.params.items()})

@@ -332,3 +332,22 @@ def test_check_command_lists_broken_plugins_for_an_unknown_name(broken_plugin):
     assert "(broken plugins: " in output and "see `recurrent plugins`)" in output
     assert ("'no-backward-plugin' (ValueError: cell 'no_backward_for_test' lacks "
             "backward)") in output
+
+
+class BareStateGrad(GRUCell):
+    """backward returns dh itself for its single state, not the tuple (dh,)."""
+
+    def backward(self, d_out, d_final_states, cache, grads, num_threads=1):
+        dx, d_states = super().backward(d_out, d_final_states, cache, grads, num_threads)
+        return dx, d_states[0]
+
+
+def test_the_shapes_check_names_a_backward_that_returns_a_bare_state_gradient():
+    """Layers unpack backward's d states as a tuple; the kit said only 'shape (4,) !=
+    expected (3, 4)' in other checks, naming no array."""
+    failed = failures(conformance.check_cell(BareStateGrad()))
+    assert "shapes" in failed, failed
+    assert ("backward returned ndarray for the d initial states, expected a tuple of 1 "
+            "(B, H) arrays, one per state name ('h',) (a single state too: (dh,))"
+            in failed["shapes"])
+    assert "shapes" not in failures(conformance.check_cell(GRUCell()))
