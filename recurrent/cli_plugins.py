@@ -6,6 +6,7 @@ the same under any root group.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -134,19 +135,19 @@ def check_command(names, check_all, kind, seed, as_json):
         targets = [(name, _find(name, wanted)) for name, wanted in targets]
     except UserError as exc:
         raise click.BadParameter(str(exc), param_hint="'NAME'") from None
+    from . import conformance
     reports, any_failed = [], False
     for name, (found, obj) in targets:
-        results = _check(found, obj, seed)
+        if not as_json and len(targets) > 1:
+            click.echo(f"== {found} {name}")
+        # each line as its check ends (a crashing kernel leaves those before it)
+        with (contextlib.nullcontext() if as_json else conformance.each_result(_echo_result)):
+            results = _check(found, obj, seed)
         failed = [r for r in results if not r.passed]
         any_failed = any_failed or bool(failed)
         reports.append({"name": name, "kind": found, "passed": not failed,
                         "checks": [r._asdict() for r in results]})
         if not as_json:
-            if len(targets) > 1:
-                click.echo(f"== {found} {name}")
-            width = max(len(r.name) for r in results)
-            for r in results:
-                click.echo(f"{'PASS' if r.passed else 'FAIL'}  {r.name.ljust(width)}  {r.detail}")
             click.echo(f"{found} {name!r}: {len(results) - len(failed)}/{len(results)} "
                        f"checks passed")
     if as_json:
@@ -154,6 +155,16 @@ def check_command(names, check_all, kind, seed, as_json):
                               indent=2))
     if any_failed:
         click.get_current_context().exit(1)
+
+
+# the name column of `plugins check` lines: the longest of the kit's check names
+CHECK_NAME_WIDTH = 50
+
+
+def _echo_result(result) -> None:
+    """One PASS/FAIL line of `plugins check`, flushed (click.echo flushes)."""
+    click.echo(f"{'PASS' if result.passed else 'FAIL'}  {result.name.ljust(CHECK_NAME_WIDTH)}"
+               f"  {result.detail}")
 
 
 def _find(name: str, kind: str | None):

@@ -48,6 +48,8 @@ Legend: T time, B batch, I input, H hidden, G gates*H, N rows, K outputs per row
 """
 from __future__ import annotations
 
+import contextlib
+
 from contextlib import contextmanager
 from typing import Any, Callable, NamedTuple
 
@@ -148,23 +150,44 @@ def numeric_grad(f: Callable[[], float], array: np.ndarray) -> np.ndarray:
     return grad
 
 
+_listeners: list[Callable[[CheckResult], None]] = []  # each_result's callbacks
+
+
+@contextlib.contextmanager
+def each_result(callback: Callable[[CheckResult], None]):
+    """Call ``callback`` with every check's result as soon as it is known, while the
+    block runs: `plugins check` prints each line then, so that a kernel that crashes the
+    process still leaves the lines of the checks before it."""
+    _listeners.append(callback)
+    try:
+        yield
+    finally:
+        _listeners.remove(callback)
+
+
 class CheckRunner:
     """Collects results; each check runs on its own so one exception fails only that check."""
 
     def __init__(self):
         self.results: list[CheckResult] = []
 
+    def add(self, result: CheckResult) -> None:
+        self.results.append(result)
+        for callback in _listeners:
+            callback(result)
+
     def run(self, name: str, check: Callable[[], Any]) -> None:
         try:
             outcome = check()
         except Exception as exc:
-            self.results.append(CheckResult(name, False, _raised(exc)))
+            self.add(CheckResult(name, False, _raised(exc)))
             return
         if isinstance(outcome, list):  # a check reporting several named results
-            self.results.extend(CheckResult(*r) for r in outcome)
+            for r in outcome:
+                self.add(CheckResult(*r))
         else:
             passed, detail = outcome
-            self.results.append(CheckResult(name, bool(passed), detail))
+            self.add(CheckResult(name, bool(passed), detail))
 
 
 # ---- cells ------------------------------------------------------------------------------
@@ -216,7 +239,8 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
     try:
         h = _CellHarness(cell, seed)
     except Exception as exc:
-        return runner.results + [CheckResult("parameters", False, _raised(exc))]
+        runner.add(CheckResult("parameters", False, _raised(exc)))
+        return runner.results
     state_names = tuple(cell.state_names)
 
     def parameters():

@@ -351,3 +351,41 @@ def test_the_shapes_check_names_a_backward_that_returns_a_bare_state_gradient():
             "(B, H) arrays, one per state name ('h',) (a single state too: (dh,))"
             in failed["shapes"])
     assert "shapes" not in failures(conformance.check_cell(GRUCell()))
+
+
+_CRASHING_CELL = r"""
+import os, sys, types
+import recurrent
+from recurrent import plugins
+from recurrent.reference import GRUCell
+
+
+class Crashing(GRUCell):
+    name = "crashing"
+
+    def __init__(self):
+        self.gate_order = GRUCell().gate_order
+
+    def backward(self, *args, **kwargs):  # a kernel that kills the process
+        sys.stdout.flush()
+        os._exit(7)
+
+
+module = types.ModuleType("crashing_cell")
+module.register_cells = recurrent.hookimpl(lambda register: register(Crashing()))
+plugins.register_plugin(module, "crashing-cell")
+from recurrent.cli import cli
+cli(["plugins", "check", "crashing"])
+"""
+
+
+def test_plugins_check_prints_each_line_before_a_crash(tmp_path):
+    """A kernel that crashes the process (a write past an array) left no output at all:
+    the lines were printed after every check. Each is printed as its check ends."""
+    done = subprocess.run([sys.executable, "-c", _CRASHING_CELL], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120,
+                          env=dict(os.environ, PYTHONSAFEPATH="1"))
+    assert done.returncode == 7, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines and lines[0].startswith("PASS  members"), done.stdout
+    assert any(line.startswith("PASS  parameters") for line in lines), done.stdout
