@@ -294,6 +294,15 @@ def _state_problem(info: dict) -> str | None:
     return None
 
 
+def _shared_file(path: str) -> bool:
+    """Whether ``path`` is a symbolic link or a file with other hard links: a run
+    directory copied as links, whose appends would land in the original run's file."""
+    try:
+        return os.path.islink(path) or os.stat(path).st_nlink > 1
+    except OSError:
+        return False
+
+
 class RunDir:
     """One training run's directory."""
 
@@ -401,10 +410,16 @@ class RunDir:
         data = (json.dumps(record, sort_keys=True, default=json_default) + "\n").encode()
         path = self.file(METRICS)
         try:
-            if os.path.islink(path):  # a run copied as links (cp -rs): its own file, the
-                with open(path, "rb") as f:  # linked records kept, never appended through
-                    linked = f.read()
+            if _shared_file(path):  # a run copied as links (cp -rs, cp -al): its own
+                try:  # file, the linked records kept, never appended through
+                    with open(path, "rb") as f:
+                        linked = f.read()
+                except FileNotFoundError:  # a link to a file since removed
+                    linked = b""
                 atomic_write(path, lambda out: out.write(linked))
+                # a file of this run's own, as open() makes it: not the linked file's mode
+                # (a read-only original would leave it read-only, and the append fail)
+                os.chmod(path, 0o666 & ~_current_umask())
             with open(path, "a+b") as f:
                 size = f.seek(0, os.SEEK_END)
                 if size:

@@ -19,7 +19,7 @@ from .checks import one_line
 from .checkpoint import json_default
 from .errors import UserError
 from .model import SequenceModel, check_spec
-from .optim import Schedule, check_optimizer_settings, make_optimizer
+from .optim import Schedule, check_optimizer_settings, default_weight_decay, make_optimizer
 from .seq2seq.model import KIND as SEQ2SEQ, Seq2SeqModel
 from .seq2seq.model import check_spec as check_seq2seq_spec
 
@@ -177,6 +177,9 @@ class TrainingConfig(dict):
             saved = self.get(key)
             if saved is None and key in (resolved or {}):
                 saved, chosen = resolved[key], " (its default, chosen from the data)"
+            elif saved is None and key == "weight_decay":  # the optimizer's own default
+                saved = default_weight_decay(self["optimizer"])
+                chosen = f" (the default of --optimizer {self['optimizer']})"
             else:
                 chosen = ""
             if key in RESUMABLE:

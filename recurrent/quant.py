@@ -73,3 +73,14 @@ class QuantizedWeight:
         self.q, self.scale = quantize_rows(w)
         self.packed = _int8.pack(self.q)
         self.shape = self.q.shape
+
+    # copy.deepcopy and pickle copy an array to wherever numpy allocates it (16-byte
+    # aligned): a copy packs its weights again, on the 64-byte boundary pack() gives.
+    def __getstate__(self):
+        return {"q": self.q, "scale": self.scale}
+
+    def __setstate__(self, state):
+        from ._kernels import int8 as _int8
+        self.q, self.scale = state["q"], state["scale"]
+        self.packed = _int8.pack(self.q)
+        self.shape = self.q.shape

@@ -514,3 +514,34 @@ def test_a_run_copied_as_links_resumes_without_writing_into_the_original(tmp_pat
     assert metrics.read_bytes().startswith(before["metrics.jsonl"])
     assert len(metrics.read_bytes()) > len(before["metrics.jsonl"])
     shutil.rmtree(copy)
+
+
+def test_metrics_of_a_run_copied_as_hard_links_or_read_only_links_become_its_own(tmp_path):
+    """cp -al (hard links) appended the copy's records into the original's metrics.jsonl;
+    a symbolic link to a read-only original became a read-only file (the append then
+    fails for a non-root user); a link to a removed file failed the append."""
+    import stat
+    from recurrent.checkpoint import RunDir
+    original, copy = tmp_path / "A", tmp_path / "B"
+    original.mkdir()
+    copy.mkdir()
+    RunDir(str(original)).append_metrics({"kind": "a"})
+    before = (original / "metrics.jsonl").read_bytes()
+    os.link(original / "metrics.jsonl", copy / "metrics.jsonl")  # cp -al
+    RunDir(str(copy)).append_metrics({"kind": "b"})
+    assert (original / "metrics.jsonl").read_bytes() == before
+    assert (copy / "metrics.jsonl").read_bytes().startswith(before)
+    assert os.stat(copy / "metrics.jsonl").st_nlink == 1
+    os.remove(copy / "metrics.jsonl")
+    os.chmod(original / "metrics.jsonl", 0o444)  # cp -rs of a read-only run
+    (copy / "metrics.jsonl").symlink_to(original / "metrics.jsonl")
+    RunDir(str(copy)).append_metrics({"kind": "b"})
+    assert not (copy / "metrics.jsonl").is_symlink()
+    assert stat.S_IMODE(os.stat(copy / "metrics.jsonl").st_mode) & stat.S_IWUSR
+    assert (original / "metrics.jsonl").read_bytes() == before
+    os.remove(copy / "metrics.jsonl")
+    (copy / "metrics.jsonl").symlink_to(tmp_path / "removed.jsonl")
+    RunDir(str(copy)).append_metrics({"kind": "b"})
+    assert not (copy / "metrics.jsonl").is_symlink()
+    assert not (tmp_path / "removed.jsonl").exists()
+    assert RunDir(str(copy)).read_metrics() == [{"kind": "b"}]

@@ -361,3 +361,48 @@ def test_a_stream_pool_in_int8_steps_as_the_layer_runs_the_sequence(cell, rng):
     np.testing.assert_array_equal(ys, want)
     with pytest.raises(ValueError, match="expected one of fp32, int8"):
         StreamPool(layer, 2, precision="bf8")
+
+
+_UNALIGNED_CHECK = r"""
+import copy
+import numpy as np
+from recurrent._kernels import int8 as kernel
+from recurrent.layers import Recurrent
+from recurrent.quant import QuantizedWeight
+from recurrent.reference import int8_sums
+rng = np.random.default_rng(3)
+w = QuantizedWeight(rng.standard_normal((40, 64)).astype(np.float32))
+q, _ = kernel.quantize_rows(rng.standard_normal((9, 64)).astype(np.float32))
+# the packed weights 16 bytes off a 32-byte boundary (where numpy may put a copy)
+buf = np.zeros(w.packed.size + 32, np.int16)
+skip = ((32 - buf.ctypes.data % 32) % 32 + 16) // 2
+shifted = buf[skip:skip + w.packed.size]
+shifted[:] = w.packed
+assert shifted.ctypes.data % 32 == 16
+assert np.array_equal(kernel.matmul_int32(q, shifted, 40, 64), int8_sums(q[:, :64], w.q))
+# a layer copied after its int8 weights were made runs them, with the same results
+layer = Recurrent("lstm", 64, 130, seed=2, precision="int8")
+x = rng.standard_normal((5, 5, 64)).astype(np.float32)
+out = layer(x, need_grad=False)[0]
+for _ in range(8):
+    assert np.array_equal(copy.deepcopy(layer)(x, need_grad=False)[0], out)
+copies = [copy.deepcopy(w) for _ in range(16)]
+assert all(c.packed.ctypes.data % 64 == 0 and np.array_equal(c.packed, w.packed)
+           for c in copies)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("level", ["avx2", "best"])
+def test_copied_or_unaligned_packed_weights_do_not_crash(level):
+    """copy.deepcopy of a layer after int8 inference copied its packed weights to
+    wherever numpy put them (16-byte aligned), and the AVX2 / VNNI tiles read them with
+    aligned 256-bit loads: a segmentation fault. The tiles load unaligned and a copied
+    QuantizedWeight packs again on a 64-byte boundary."""
+    env = dict(os.environ, PYTHONSAFEPATH="1")
+    if level != "best":
+        env["RECURRENT_VECTOR_LEVEL"] = level
+    done = subprocess.run([sys.executable, "-c", _UNALIGNED_CHECK], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.split() == ["ok"], (done.returncode,
+                                                                    done.stderr[-2000:])

@@ -234,3 +234,18 @@ def test_resume_takes_the_same_data_file_written_another_way(tmp_path, monkeypat
     one_line_error(invoke("train", "char-lm", "--resume", "run", "--data", "other.txt",
                           "--steps", 4, "--quiet"),
                    "--data cannot change when resuming (the run has 'text.txt')")
+
+
+def test_resuming_with_the_default_weight_decay_given_is_no_change(tmp_path):
+    """A run started without --weight-decay saves null (the optimizer's default): giving
+    that default again on resume (0.01 for adamw, 0 for adam) is no change; another value
+    is still refused, naming the default the run has."""
+    text = tiny_text(tmp_path)
+    for optimizer, same, other in (("adamw", "0.01", "0"), ("adam", "0", "0.01")):
+        out = tmp_path / optimizer
+        ok(train_tiny(text, out, "--optimizer", optimizer, "--steps", 2))
+        ok(invoke("train", "--resume", out, "--steps", 3, "--weight-decay", same, "--quiet"))
+        saved = json.loads((out / "config.json").read_text())["config"]
+        assert saved["weight_decay"] is None
+        one_line_error(invoke("train", "--resume", out, "--steps", 4, "--weight-decay", other),
+                       "--weight-decay cannot change", f"--optimizer {optimizer}")

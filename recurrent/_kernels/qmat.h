@@ -261,16 +261,16 @@ RC_TARGET_AVX2 static void rc_q_tile_avx2(int mr, int K2, const int16_t* A, long
         __m256i c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
         const int16_t *a1 = A + lda, *a2 = A + 2 * lda, *a3 = A + 3 * lda;
         for (int k2 = 0; k2 < K2; k2++, P += 2 * RC_Q_NR, P1 += 2 * RC_Q_NR) {
-            __m256i w0 = _mm256_load_si256((const __m256i*)P);
-            __m256i w1 = _mm256_load_si256((const __m256i*)P1);
+            __m256i w0 = _mm256_loadu_si256((const __m256i*)P);
+            __m256i w1 = _mm256_loadu_si256((const __m256i*)P1);
             RC_Q_MADD(0) RC_Q_MADD(1) RC_Q_MADD(2) RC_Q_MADD(3)
         }
         acc[1][0] = c10; acc[1][1] = c11; acc[2][0] = c20; acc[2][1] = c21;
         acc[3][0] = c30; acc[3][1] = c31;
     } else {
         for (int k2 = 0; k2 < K2; k2++, P += 2 * RC_Q_NR, P1 += 2 * RC_Q_NR) {
-            __m256i w0 = _mm256_load_si256((const __m256i*)P);
-            __m256i w1 = _mm256_load_si256((const __m256i*)P1);
+            __m256i w0 = _mm256_loadu_si256((const __m256i*)P);
+            __m256i w1 = _mm256_loadu_si256((const __m256i*)P1);
             RC_Q_MADD(0)
         }
     }
@@ -300,15 +300,15 @@ RC_TARGET_VNNI512 static void rc_q_tile_vnni512(int mr, int K2, const int16_t* A
         const int16_t *a1 = A + lda, *a2 = A + 2 * lda, *a3 = A + 3 * lda;
         for (int k2 = 0; k2 < K2; k2++, P += 2 * RC_Q_NR, P1 += 2 * RC_Q_NR) {
             __m512i w = _mm512_inserti64x4(
-                _mm512_castsi256_si512(_mm256_load_si256((const __m256i*)P)),
-                _mm256_load_si256((const __m256i*)P1), 1);
+                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)P)),
+                _mm256_loadu_si256((const __m256i*)P1), 1);
             RC_Q_DPWSSD(0) RC_Q_DPWSSD(1) RC_Q_DPWSSD(2) RC_Q_DPWSSD(3)
         }
     } else {
         for (int k2 = 0; k2 < K2; k2++, P += 2 * RC_Q_NR, P1 += 2 * RC_Q_NR) {
             __m512i w = _mm512_inserti64x4(
-                _mm512_castsi256_si512(_mm256_load_si256((const __m256i*)P)),
-                _mm256_load_si256((const __m256i*)P1), 1);
+                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)P)),
+                _mm256_loadu_si256((const __m256i*)P1), 1);
             RC_Q_DPWSSD(0)
         }
     }
