@@ -114,8 +114,10 @@ def overlap_line(metrics: dict, total: int | None = None, unit: str = "items") -
     if not overlap:
         return []
     of = "the file's" if total is None else f"the {total}"
-    return [f"note: {overlap} of {of} {unit} are in the run's training split (as the model "
-            f"reads them): their scores are not held-out scores"]
+    verb, their = ("is", "its score is not a held-out score") if overlap == 1 else (
+        "are", "their scores are not held-out scores")
+    return [f"note: {overlap} of {of} {unit} {verb} in the run's training split (as the "
+            f"model reads them): {their}"]
 
 
 def generic_report(metrics: dict, baselines: dict, total: int | None = None,

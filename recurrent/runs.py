@@ -329,9 +329,10 @@ def _check_loss_fits(task, task_state, config, spec) -> None:
     try:
         outputs, _ = model.forward(batch["x"], lengths=lengths, need_grad=False)
     except ValueError as e:  # the task's batch, not the user's options
-        from .plugins import plugin_in_traceback
-        culprit = plugin_in_traceback(e)  # the forward runs no task code: a plugin's cell
-        if culprit is not None:
+        from . import plugins
+        culprit = plugins.plugin_in_traceback(e)  # the forward runs no task code
+        cell_entry = plugins.entries("cell").get(config["cell"])
+        if culprit is not None and cell_entry is not None and culprit[0] == cell_entry.plugin:
             raise UserError(f"cell {config['cell']!r} (plugin {culprit[0]} {culprit[1]}) "
                             f"failed on task {task.name!r}'s first training batch: "
                             f"{one_line(e)} (`recurrent plugins check {config['cell']}` "

@@ -87,3 +87,14 @@ def test_eval_data_counts_the_texts_the_run_trained_on(tmp_path):
     report = json.loads(ok(invoke("eval", run, "--data", fresh, "--json")))
     assert report["metrics"]["train_overlap"] == 0
     assert "note:" not in ok(invoke("eval", run, "--data", fresh))
+
+
+def test_the_overlap_note_reads_right_for_one_and_for_none():
+    from recurrent.report import overlap_line
+    assert overlap_line({"train_overlap": 1}, 5, "texts") == [
+        "note: 1 of the 5 texts is in the run's training split (as the model reads them): "
+        "its score is not a held-out score"]
+    assert overlap_line({"train_overlap": 0}, 5, "texts") == []
+    assert overlap_line({}, 5, "texts") == []
+    assert overlap_line({"train_overlap": 2}, None, "pairs")[0].startswith(
+        "note: 2 of the file's pairs are in")
