@@ -499,7 +499,7 @@ def test_a_link_in_a_run_directory_never_sends_its_writes_elsewhere(tmp_path):
 def test_a_run_copied_as_links_resumes_without_writing_into_the_original(tmp_path):
     """`cp -rs A B; recurrent train --resume B`: B's checkpoints, config.json and
     metrics.jsonl become its own files (metrics.jsonl keeping A's records before B's);
-    A's files are left as they were (metrics.jsonl was appended to through the link)."""
+    A's files are left as they are (no record is appended through the link)."""
     import shutil
     original, copy = tmp_path / "A", tmp_path / "B"
     ok(train_tiny(tiny_text(tmp_path), original, "--steps", 3))

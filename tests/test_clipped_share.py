@@ -1,5 +1,5 @@
 """The share of clipped steps that a run prints (the summary line and each evaluation
-line) never reads "0%" when some steps were clipped, nor "100%" when some were not."""
+line) never reads "0%" when some steps are clipped, nor "100%" when some are not."""
 from __future__ import annotations
 
 import pytest

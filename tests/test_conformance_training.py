@@ -380,8 +380,8 @@ cli(["plugins", "check", "crashing"])
 
 
 def test_plugins_check_prints_each_line_before_a_crash(tmp_path):
-    """A kernel that crashes the process (a write past an array) left no output at all:
-    the lines were printed after every check. Each is printed as its check ends."""
+    """A kernel that crashes the process (a write past an array) leaves the lines of the
+    checks before the crash: each is printed as its check ends."""
     done = subprocess.run([sys.executable, "-c", _CRASHING_CELL], capture_output=True,
                           text=True, cwd=tmp_path, timeout=120,
                           env=dict(os.environ, PYTHONSAFEPATH="1"))

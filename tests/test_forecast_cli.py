@@ -366,8 +366,8 @@ def test_backtest_of_a_file_with_one_origin_is_refused_without_asking_for_one(
     assert json.loads(ok(invoke("eval", run, "--data", data, "--json")))[
         "metrics"]["windows"] == 1
     result = invoke("eval", run, "--data", data, "--backtest", 2)
-    # the file is named (it has no test split), and --backtest 1 is refused too: no
-    # "ask for at most 1"
+    # the file is named (it has no test split), and since --backtest 1 is refused too,
+    # the refusal does not ask for at most 1
     one_line_error(result, f"--backtest 2: {data!r} has 1 forecast origin ",
                    "without --backtest")
     assert "at most" not in result.stderr
@@ -382,7 +382,7 @@ def test_backtest_refused_for_a_task_without_it(tmp_path):
 
 def test_eval_of_the_last_checkpoint_says_so(run):
     """--checkpoint last: the header and the JSON name the parameters evaluated (a blend
-    share printed below was chosen for the best)."""
+    share printed below is the one chosen for the best)."""
     first = ok(invoke("eval", run, "--checkpoint", "last")).splitlines()[0]
     assert first.endswith("split test, the last checkpoint (--checkpoint last)"), first
     assert "checkpoint" not in ok(invoke("eval", run)).splitlines()[0]

@@ -198,8 +198,8 @@ def test_a_task_option_the_others_use_is_taken(tmp_path):
 
 
 def test_adamw_decays_weights_by_default_as_torchs_does(tmp_path):
-    """--optimizer adamw alone trained as adam: the shared --weight-decay default was 0.
-    Without --weight-decay adamw takes torch's AdamW default (0.01); the others 0."""
+    """Without --weight-decay adamw takes torch's AdamW default (0.01), not 0 (which
+    would make it adam); the other optimizers 0."""
     from recurrent.checkpoint import load_arrays
     text = tiny_text(tmp_path)
 

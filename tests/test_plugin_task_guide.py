@@ -170,8 +170,8 @@ def test_eval_data_refused_for_a_task_that_never_reads_it(tmp_path, monkeypatch)
 
 def test_a_plugin_cell_failing_on_the_first_batch_is_named_not_the_task(tmp_path,
                                                                         monkeypatch):
-    """A ValueError raised in a plugin cell's own code was reported as the task's batch
-    being one the model cannot take, pointing at `plugins check TASK`, which passes."""
+    """A ValueError raised in a plugin cell's own code names the cell and its plugin,
+    not the task's batch (whose `plugins check TASK` passes)."""
     package = tmp_path / "src" / "boom_cell"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text(

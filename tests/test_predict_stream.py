@@ -158,7 +158,7 @@ def test_forecast_stream_of_a_dated_series_keeps_its_calendar_features(tmp_path)
 
 def test_predict_options_the_stream_does_not_use_are_refused(char_run, task_runs):
     """char-lm's stream answers at temperature 1 with the --top-k most likely characters:
-    --temperature, --seed and --length were taken and changed nothing."""
+    --temperature, --seed and --length would change nothing, and are refused."""
     from click.testing import CliRunner
 
     from recurrent.cli import cli

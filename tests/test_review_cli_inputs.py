@@ -116,8 +116,8 @@ def test_plugins_check_names_the_kind_a_name_has():
 
 
 def test_plugins_check_finds_every_name_before_checking_any():
-    """A typo among the names is refused before any check runs: lstm's checks were run
-    and printed first (with --json, run and then not printed at all)."""
+    """A typo among the names is refused before any check runs: no check of lstm is
+    run or printed first (with --json: run and not printed)."""
     for extra in ((), ("--json",)):
         result = invoke("plugins", "check", *extra, "lstm", "nope")
         one_line_error(result, "no cell or loss named 'nope'")

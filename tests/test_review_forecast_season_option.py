@@ -1,8 +1,8 @@
 """--season M longer than the training rows: refused in one line before the run exists.
 
-Such a season left every training row without a value one season back (the seasonal
-anchors and inputs read row 0 in its place) and the validation split without a
-seasonal-naive baseline, while the test split had one: a run that looked seasonal."""
+Such a season leaves every training row without a value one season back (the seasonal
+anchors and inputs would read row 0 in its place) and the validation split without a
+seasonal-naive baseline, while the test split has one: a run that would look seasonal."""
 from __future__ import annotations
 
 import math

@@ -29,8 +29,8 @@ def _spike_in_later_members():
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_a_diverging_member_is_named_and_the_members_before_it_stay(tmp_path):
-    # The plain run's error ("training stopped at step 3: ...; no checkpoint had been
-    # written yet") named no member and read as if the ensemble had saved nothing.
+    # The error names the member: a plain run's line alone ("...; no checkpoint had been
+    # written yet") would read as if the ensemble had saved nothing.
     from train_toys import registered
     with registered():
         task = _spike_in_later_members()

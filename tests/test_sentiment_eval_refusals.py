@@ -1,9 +1,9 @@
 """`recurrent eval RUN --data FILE` scores FILE beside baselines fitted on the run's own
 training split. When those fits are not in memory or in the cache (a new process, a
 cleared or turned-off cache, a run copied to another machine) and the run's data file has
-changed or is gone, the refusal said "evaluate on a file with --data", which the command
-line already did, or only "data file not found: PATH", a path the user never gave.
-It now says what the file is read for."""
+changed or is gone, the refusal says what that file is read for: not "evaluate on a
+file with --data", which the command line already did, nor only "data file not found:
+PATH", a path the user never gave."""
 import pytest
 from helpers import bundled_reviews, invoke, ok, one_line_error, write_reviews
 
@@ -53,8 +53,8 @@ def test_eval_without_data_still_points_to_data(run_and_other):
 
 
 def test_predict_text_column_without_data_is_refused(task_runs):
-    """--text-column chooses a column of --data FILE; without --data it was silently
-    ignored, and --stream, which refuses --data, took it without a word."""
+    """--text-column chooses a column of --data FILE: without --data (and with --stream,
+    which refuses --data) it would be ignored, and is refused."""
     from click.testing import CliRunner
 
     from recurrent.cli import cli

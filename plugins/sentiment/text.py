@@ -122,7 +122,7 @@ def pad_batch(sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
 
 # The most padded positions (rows x their longest length) a batch of length_buckets may
 # hold: one very long row among short ones (a 20,000-symbol line in a seq2seq file) would
-# pad its whole batch to its length (1.8 GB at 128 rows), so such a batch is cut before it.
+# pad its whole batch to its length, so such a batch is cut before it.
 # Far above what ordinary data reach (sentiment: 32 rows x 400 tokens), whose batches it
 # leaves as they are.
 MAX_BATCH_SLOTS = 1 << 18
