@@ -20,14 +20,13 @@ the CPU model from lscpu).
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np
 
 import recurrent
 from recurrent.model import SequenceModel
-from recurrent_plugins.bench import environment
+from recurrent_plugins.bench import blas_text, environment
 from recurrent_plugins.char_lm.task import DEFAULTS, EMBED_DIM
 
 
@@ -78,9 +77,7 @@ def main(argv=None):
             times[name].append(time.perf_counter() - start)
     med = {k: float(np.median(v)) for k, v in times.items()}
     env = environment()
-    blas = "; ".join(f"{b.get('architecture')} {b.get('version')} "
-                     f"({os.path.basename(b.get('filepath') or '')})" for b in env["blas"])
-    print(f"BLAS (threadpoolctl): {blas}; OPENBLAS env: {env['env']}; vector code "
+    print(f"BLAS (threadpoolctl): {blas_text(env)}; OPENBLAS env: {env['env']}; vector code "
           f"{env['vector_code']}")
     print(f"model: {DEFAULTS['cell']} H={DEFAULTS['hidden']} layers={DEFAULTS['layers']} "
           f"E={EMBED_DIM} V={args.vocab}; text {args.chars} ids; {args.rounds} rounds; "

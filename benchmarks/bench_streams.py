@@ -34,14 +34,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 import numpy as np
 
 import recurrent
 from recurrent.threads import single_threaded_blas
-from recurrent_plugins.bench import Problem, environment, run_rounds
+from recurrent_plugins.bench import Problem, blas_text, environment, run_rounds
 
 CASES = ((1000, 100), (10000, 10000))
 
@@ -215,10 +214,8 @@ def run_case(n_open, n_step, I, H, rounds, seconds, max_calls, precision="fp32")
 
 
 def markdown(rows, env, command):
-    blas = "; ".join(f"{b.get('architecture')} {b.get('version')} "
-                     f"({os.path.basename(b.get('filepath') or '')})" for b in env["blas"])
     lines = [f"Command: `{command}`", "",
-             f"BLAS (threadpoolctl): {blas}",
+             f"BLAS (threadpoolctl): {blas_text(env)}",
              f"OPENBLAS env: {env['env']}, vector code {env['vector_code']}, "
              f"torch {env['torch']}, 1 thread everywhere", "",
              "| open / advancing | side | steps/s | p50 ms | p99 ms | GFLOP/s | pool vs side |",

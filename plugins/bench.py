@@ -289,6 +289,12 @@ def sgemm_rate(num_threads, n=1024, repeats=5):
     return 2.0 * n ** 3 / float(np.median(times)) / 1e9
 
 
+def blas_text(env: dict) -> str:
+    """environment()'s BLAS libraries in one line: kernel, version and file of each."""
+    return "; ".join(f"{b.get('architecture')} {b.get('version')} "
+                     f"({os.path.basename(b.get('filepath') or '')})" for b in env["blas"])
+
+
 def environment():
     """What ran: BLAS libraries and kernels (threadpoolctl), vector code, OpenMP, versions,
     and the kernel tuning in use (loaded, or run once here, as a layer's first call does)."""

@@ -107,6 +107,13 @@ def paired_line(paired: dict) -> list[str]:
 TRAIN_OVERLAP = "train_overlap"
 
 
+def overlap_count(items, trained) -> int:
+    """How many of ``items`` (sequences of ids) equal one of ``trained``: metrics[
+    TRAIN_OVERLAP] of an eval --data file."""
+    seen = {tuple(item) for item in trained}
+    return sum(tuple(item) in seen for item in items)
+
+
 def overlap_line(metrics: dict, total: int | None = None, unit: str = "items") -> list[str]:
     """The note under eval's header when some of a --data file's ``total`` ``unit`` (texts,
     pairs) are in the run's training split (metrics[TRAIN_OVERLAP]), else []."""

@@ -178,23 +178,13 @@ def reversal_tsv(path, letters: str, draws: int, seed: int = 0):
     return path, words
 
 
-
-def cpu_flags() -> set:
-    """The CPU's flags from /proc/cpuinfo (empty where there is none)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((set(line.split(":", 1)[1].split()) for line in f
-                         if line.startswith("flags")), set())
-    except OSError:
-        return set()
-
-
 def expected_int8_path(vector_code: str) -> str:
     """The int8 products' variant (recurrent._kernels.int8.instruction_path) a process
     whose vector code is ``vector_code`` must run on this CPU: AVX-512 VNNI where the
     AVX-512 level is in use and the CPU has AVX512_VNNI."""
     if vector_code == "portable":
         return "portable"
-    if vector_code == "avx512" and "avx512_vnni" in cpu_flags():
+    from recurrent import tuning
+    if vector_code == "avx512" and "avx512_vnni" in tuning.machine_key()["isa"]:
         return "avx512_vnni"
     return "avx2"

@@ -22,7 +22,7 @@ from recurrent import paired as paired_tests
 from recurrent.errors import UserError
 from recurrent.memo import Kept, frozen
 from recurrent.pretrain import pretrain_language_model
-from recurrent.report import TRAIN_OVERLAP
+from recurrent.report import TRAIN_OVERLAP, overlap_count
 
 from . import baselines as bl
 from . import report
@@ -517,8 +517,7 @@ class SentimentTask:
             train, _ = self.split_rows(state, "train", {})
         except UserError:
             return None
-        seen = {tuple(seq) for seq in train}
-        return sum(tuple(seq) in seen for seq in sequences)
+        return overlap_count(sequences, train)
 
     def baselines(self, state: dict, split: str, config: dict) -> dict:
         """Majority class (its loss: the training class frequencies as probabilities),

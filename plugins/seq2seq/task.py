@@ -330,8 +330,7 @@ class Seq2Seq:
             _, train, _ = self._split(state, "train", {})
         except UserError:
             return None
-        seen = {tuple(source) for source in train}
-        return sum(tuple(source) in seen for source in sources)
+        return report.overlap_count(sources, train)
 
     def format_report(self, state: dict, scores: dict, baselines: dict) -> list[str]:
         """The generic table (recurrent.report.generic_report), with the note on an eval
