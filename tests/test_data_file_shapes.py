@@ -34,19 +34,26 @@ def read(path, columns=None, time_column=None):
     return dataio.read_series(dataio.resolve_source(str(path)), columns, time_column)
 
 
+def refused_row(tmp_path, header, index, row):
+    """(path, message): the forecast file of forecast_lines() with line ``index`` (0 the
+    first after the header) set to ``row``, and the one-line refusal of reading it."""
+    lines = forecast_lines()
+    lines[index] = row
+    path = write_lines(tmp_path / "s.csv", [header, *lines])
+    with pytest.raises(UserError) as info:
+        read(path)
+    return path, str(info.value)
+
+
 # ---- rows with more fields than the header ---------------------------------------------------
 
 def test_forecast_row_with_an_unquoted_thousands_comma_is_refused(tmp_path):
     """'1749,1,234' under 'year,sunspots' is three fields: reading the first two would
     take 1 for 1234 without a word."""
-    lines = forecast_lines()
-    lines[49] = "1749,1,234"
-    path = write_lines(tmp_path / "s.csv", ["year,sunspots", *lines])
-    with pytest.raises(UserError) as info:
-        read(path)
-    assert str(info.value) == (f"data file {path!r} line 51: 3 fields, the header has 2 "
-                               f"(quote values that contain commas, and name every column "
-                               f"in the header)")
+    path, message = refused_row(tmp_path, "year,sunspots", 49, "1749,1,234")
+    assert message == (f"data file {path!r} line 51: 3 fields, the header has 2 "
+                       f"(quote values that contain commas, and name every column in the "
+                       f"header)")
     result = invoke("train", "forecast", "--data", path, *FORECAST_RUN,
                     "--out", tmp_path / "run")
     one_line_error(result, "line 51: 3 fields, the header has 2")
@@ -106,13 +113,9 @@ def test_sentiment_column_named_twice_is_refused(tmp_path):
 def test_forecast_unbalanced_quote_names_the_line_it_opens_on(tmp_path):
     """The quote opened at line 12 runs to the end of the file: refused naming line 12,
     not as a 'not numeric' value holding the rest of the file."""
-    lines = forecast_lines()
-    lines[10] = '1710,"20'
-    path = write_lines(tmp_path / "s.csv", ["year,v", *lines])
-    with pytest.raises(UserError) as info:
-        read(path)
-    assert str(info.value) == (f"data file {path!r} line 12: malformed CSV (a quoted field "
-                               f"opened on this line is never closed: an unbalanced quote)")
+    path, message = refused_row(tmp_path, "year,v", 10, '1710,"20')
+    assert message == (f"data file {path!r} line 12: malformed CSV (a quoted field "
+                       f"opened on this line is never closed: an unbalanced quote)")
 
 
 def test_sentiment_unbalanced_quote_names_the_line_its_row_starts_on(tmp_path):
@@ -130,12 +133,7 @@ def test_sentiment_unbalanced_quote_names_the_line_its_row_starts_on(tmp_path):
 def test_forecast_megabyte_cell_is_named_by_its_start(tmp_path):
     """A 1 MB cell past the csv module's 131072-character limit: the message names the
     line and shows the cell's start, not the csv module's limit nor the whole cell."""
-    lines = forecast_lines()
-    lines[20] = "1720," + "x" * (1 << 20)
-    path = write_lines(tmp_path / "s.csv", ["year,v", *lines])
-    with pytest.raises(UserError) as info:
-        read(path)
-    message = str(info.value)
+    path, message = refused_row(tmp_path, "year,v", 20, "1720," + "x" * (1 << 20))
     assert message == (f"column 'v' is not numeric: {'x' * 40!r}... (1048576 characters) "
                        f"at line 22 of {path!r}")
 
