@@ -12,14 +12,16 @@ from .quant import PRECISIONS
 @click.command("export")
 @click.argument("run")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
-              help="onnx: the whole model as an ONNX graph (needs the onnx extra); "
+              help="onnx: the whole model as an ONNX graph (needs the onnx extra; a seq2seq "
+                   "run: an encoder graph and a decoder-step graph); "
                    "safetensors: weights under PyTorch names plus the run's config; "
                    "torch: a safetensors state_dict for torch.nn modules, whose code "
                    "is printed.")
 @click.option("--out", default=None, metavar="FILE",
               help="File to write, outside the run directory [default: RUN"
                    + ", RUN".join(EXTENSIONS.values()) + f", RUN{INT8_EXTENSION} with "
-                   "--precision int8].")
+                   "--precision int8]; a seq2seq run's onnx export writes two files, "
+                   "FILE with .encoder.onnx and .decoder.onnx for .onnx.")
 @click.option("--force", is_flag=True,
               help="Replace --out if it exists (a path inside the run is always refused).")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best",

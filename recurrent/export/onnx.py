@@ -15,7 +15,8 @@ Outputs:
 
 The recurrent stack uses the ONNX RNN/GRU/LSTM operators with sequence_lens, one per
 layer (both directions in one operator); their gate blocks are reordered from PyTorch's
-(LSTM i,f,g,o -> i,o,f,c; GRU r,z,n -> z,r,h with linear_before_reset=1). The wide part
+(LSTM i,f,g,o -> i,o,f,c; GRU r,z,n -> z,r,h with linear_before_reset=1). An
+encoder-decoder's two graphs (onnx_seq2seq.py) build their stacks with the same _stack. The wide part
 of a sentiment model (recurrent/wide.py) is computed inside the graph from the token ids:
 unigrams, hashed bigrams, each counted once per row.
 
@@ -69,12 +70,13 @@ def _reorder(a, cell, H):
     return np.concatenate([a[gate_slice(cell, g, H)] for g in ONNX_GATES[cell]], axis=0)
 
 
-def _recurrent_layer(g, x, seq_lens, initial, weights, cell, layer, D, H):
+def _recurrent_layer(g, x, seq_lens, initial, weights, cell, layer, D, H, prefix="rnn"):
     """One ONNX RNN/GRU/LSTM node for layer ``layer`` -> (Y (T, D, B, H), Y_h, Y_c);
-    ``initial``: its initial states, each (D, B, H) (h, and c for LSTM)."""
+    ``initial``: its initial states, each (D, B, H) (h, and c for LSTM); ``seq_lens``:
+    "" when every row runs all T steps; ``prefix``: the stack's in ``weights``."""
     W, R, Bias = [], [], []
     for d in range(D):
-        name = lambda kind: torch_names.rnn_param(kind, layer, d == 1)  # noqa: E731
+        name = lambda kind: torch_names.rnn_param(kind, layer, d == 1, prefix)  # noqa: E731
         W.append(_reorder(weights[name("weight_ih")], cell, H))
         R.append(_reorder(weights[name("weight_hh")], cell, H))
         Bias.append(np.concatenate([_reorder(weights[name("bias_ih")], cell, H),
@@ -90,6 +92,23 @@ def _recurrent_layer(g, x, seq_lens, initial, weights, cell, layer, D, H):
     names = g.op(OPERATOR[cell], inputs, outputs, hint=f"{OPERATOR[cell].lower()}_l{layer}",
                  **attrs)
     return names[0], names[1], names[2] if cell == "lstm" else None
+
+
+def _stack(g, x, seq_lens, full_states, weights, cell, L, D, H, prefix="rnn"):
+    """A stack of L layers, each one _recurrent_layer: x (T, B, I) -> (top layer's
+    outputs (T, B, D*H), [(Y_h, Y_c or None, the layer's initial states) per layer]);
+    ``full_states``: the initial states, each (L*D, B, H)."""
+    flat = g.const(np.array([0, 0, -1]))
+    layers = []
+    for k in range(L):
+        rows = [g.const(np.array([k * D])), g.const(np.array([(k + 1) * D])),
+                g.const(np.array([0]))]
+        initial = [g.op("Slice", [full, *rows]) for full in full_states]  # (D, B, H)
+        y, y_h, y_c = _recurrent_layer(g, x, seq_lens, initial, weights, cell, k, D, H,
+                                       prefix)
+        x = g.op("Reshape", [g.op("Transpose", [y], perm=[0, 2, 1, 3]), flat])  # (T, B, DH)
+        layers.append((y_h, y_c, initial))
+    return x, layers
 
 
 def _rows(g, x, start, stop=2 ** 62):
@@ -138,17 +157,29 @@ def _wide_logits(g, tokens, mask, wide, weight):
     return g.op("ReduceSum", [kept, g.const(np.array([0]))], keepdims=0)  # (B, K)
 
 
-def _initial_states(g, cell, LD, H, as_inputs):
+def state_names(cell, suffix="_0"):
+    """The graph's names of a stack's states: ("h_0", "c_0") for LSTM, else ("h_0",)."""
+    return tuple(f"{kind}{suffix}" for kind in (("h", "c") if cell == "lstm" else ("h",)))
+
+
+def _initial_states(g, cell, LD, H, as_inputs, lengths="lengths"):
     """([graph inputs], [state (L*D, B, H)] for h (and c)): the inputs h_0 (c_0) when
-    ``as_inputs``, else zeros of the batch's size."""
-    names = ("h_0", "c_0") if cell == "lstm" else ("h_0",)
+    ``as_inputs``, else zeros of the batch's size (that of the input ``lengths``)."""
+    names = state_names(cell)
     if as_inputs:
         return ([helper.make_tensor_value_info(name, TensorProto.FLOAT, [LD, "batch", H])
                  for name in names], list(names))
-    shape = g.op("Concat", [g.const(np.array([LD])), g.op("Shape", ["lengths"]),
-                            g.const(np.array([H]))], axis=0)
+    return [], [_zeros(g, [np.array([LD]), g.op("Shape", [lengths]), np.array([H])])
+                 for _ in names]
+
+
+def _zeros(g, dims):
+    """A float32 tensor of zeros whose shape is ``dims`` concatenated: each a (1,) int64
+    array or the name of one (a dimension taken from an input's shape)."""
+    shape = g.op("Concat", [g.const(d) if isinstance(d, np.ndarray) else d for d in dims],
+                 axis=0)
     zero = helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])
-    return [], [g.op("ConstantOfShape", [shape], value=zero) for _ in names]
+    return g.op("ConstantOfShape", [shape], value=zero)
 
 
 def _pooled(g, output, x, top_h, mask3, some):
@@ -215,8 +246,13 @@ def onnx_model(model, softmax: bool, metadata: dict | None = None,
         g.op("Concat", finals, [name], axis=0)
         outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT,
                                                      [L * D, "batch", H]))
-    graph = helper.make_graph(g.nodes, "recurrent", [x_in, lengths_in, *state_values],
-                              outputs, initializer=g.initializers)
+    return model_proto(g, "recurrent", [x_in, lengths_in, *state_values], outputs, metadata)
+
+
+def model_proto(g, name, inputs, outputs, metadata=None) -> onnx.ModelProto:
+    """The checked ONNX model of graph ``g`` (opset OPSET, IR version IR_VERSION) with
+    these graph inputs and outputs (value infos) and ``metadata`` as its properties."""
+    graph = helper.make_graph(g.nodes, name, inputs, outputs, initializer=g.initializers)
     result = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                                producer_name="recurrent")
     result.ir_version = IR_VERSION
@@ -242,17 +278,12 @@ def _network(g, model, x_name, mask, mask3, full_states):
     some = g.op("Unsqueeze", [g.op("Greater", ["lengths", g.const(np.array(0))]),
                               g.const(np.array([0, 2]))])  # (1, B, 1)
     finals_h, finals_c = [], []
-    flat = g.const(np.array([0, 0, -1]))
-    for k in range(L):
-        rows = [g.const(np.array([k * D])), g.const(np.array([(k + 1) * D])),
-                g.const(np.array([0]))]
-        initial = [g.op("Slice", [full, *rows]) for full in full_states]  # (D, B, H)
-        y, y_h, y_c = _recurrent_layer(g, x, seq_lens, initial, weights, cell, k, D, H)
-        x = g.op("Reshape", [g.op("Transpose", [y], perm=[0, 2, 1, 3]), flat])  # (T, B, DH)
-        top_h = y_h
+    x, layers = _stack(g, x, seq_lens, full_states, weights, cell, L, D, H)
+    for y_h, y_c, initial in layers:
         finals_h.append(g.op("Where", [some, y_h, initial[0]]))
         if cell == "lstm":
             finals_c.append(g.op("Where", [some, y_c, initial[1]]))
+    top_h = layers[-1][0]
 
     head_w = g.const(np.ascontiguousarray(weights["head.weight"].T), "head_weight")
     head_b = g.const(weights["head.bias"], "head_bias")

@@ -8,6 +8,7 @@ writes inside the run directory, nor over an existing file unless asked to (``fo
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 
@@ -25,10 +26,10 @@ from .. import out_paths
 from ..out_paths import check_out
 from ..quant import PRECISIONS
 from ..runs import load_model, loss_name
-from ..seq2seq import Seq2SeqModel
-from . import EXTENSIONS, FORMATS, INT8_EXTENSION
+from ..seq2seq import KIND as SEQ2SEQ, Seq2SeqModel
+from . import EXTENSIONS, FORMATS, INT8_EXTENSION, seq2seq_onnx_paths
 from . import safetensors as st
-from . import torch_names
+from . import seq2seq_names, torch_names
 
 SOFTMAX_LOSSES = ("cross_entropy",)  # models whose outputs are logits of a softmax
 
@@ -66,7 +67,8 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
     ``state_inputs`` (onnx): the graph takes the initial state as inputs h_0 (c_0).
     ``precision`` "int8" (safetensors): the recurrent weights stored as int8 with their
     row scales, for models that run int8 inference. ``force``: replace an existing
-    ``out`` (never one inside the run directory)."""
+    ``out`` (never one inside the run directory). An encoder-decoder's ONNX export
+    writes two files (seq2seq_onnx_paths(out)); the path returned is the encoder's."""
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if precision not in PRECISIONS:
@@ -78,29 +80,39 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
                         f"files hold float32 weights)")
     run = RunDir.open(run_path)
     out = out_paths.named("--out", out, default_out(run_path, fmt, precision))
-    # nothing of the whole run is written over, when the run exported is a part of it
-    check_out("--out", out, whole_run(run.path), replace=force,
-              refusal="already exists; give --force to replace it")
+    seq2seq = _is_seq2seq(run)
+    if seq2seq:
+        _check_seq2seq(run_path, fmt, state_inputs)
+    outs = seq2seq_onnx_paths(out) if seq2seq and fmt == "onnx" else (out,)
+    for path in outs:
+        # nothing of the whole run is written over, when the run exported is a part of it
+        check_out("--out", path, whole_run(run.path), replace=force,
+                  refusal="already exists; give --force to replace it")
     model, info = load_model(run, checkpoint, precision=precision)  # refuses no int8 path
-    if isinstance(model, Seq2SeqModel):
-        raise UserError(f"{run_path} is an encoder-decoder ({info['task']}): export covers "
-                        f"SequenceModel runs only; its weights are in the run's .npz files")
     ensemble = isinstance(model, EnsembleModel)
     if ensemble:
         _check_ensemble(run_path, model, fmt, state_inputs)
-    rnn = (model.members[0] if ensemble else model).rnn
+    if seq2seq:
+        rnn = model.encoder  # the decoder has the same cell and regularisation
+    else:
+        rnn = (model.members[0] if ensemble else model).rnn
     if fmt in ("onnx", "torch") and rnn.zoneout > 0:
         target = "ONNX's" if fmt == "onnx" else "torch.nn's"
         raise UserError(f"--format {fmt}: the run was trained with --zoneout, which its "
                         f"evaluation keeps (each state mixes in its previous value) and "
                         f"{target} recurrent modules cannot express; --format safetensors "
                         f"keeps the weights")
+    if fmt == "onnx" and seq2seq:
+        return outs[0], _export_seq2seq_onnx(model, info, outs, force)
     if fmt == "onnx":
         return out, _export_onnx(model, info, out, state_inputs, force)
     if fmt == "torch":
         source = torch_names.torch_source(model, out)  # refuses cells torch lacks
     int8 = tuple(torch_names.rnn_weights(model)) if precision == "int8" else ()
-    tensors = torch_names.tensors(model, fold_scale=fmt == "torch")
+    if seq2seq:
+        tensors = seq2seq_names.tensors(model)
+    else:
+        tensors = torch_names.tensors(model, fold_scale=fmt == "torch")
     with _not_replaced(out, force):
         st.write(out, tensors, info, int8, replace=force)
     written = sum(value.size for value in tensors.values())  # not the training-only ones
@@ -115,6 +127,29 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
     else:
         lines += [f"make a run of it again: recurrent import {out} --out RUN"]
     return out, lines
+
+
+def _is_seq2seq(run: RunDir) -> bool:
+    """Whether the run's model is an encoder-decoder (its model_spec's "model")."""
+    spec = run.info().get("model_spec")
+    return isinstance(spec, dict) and spec.get("model") == SEQ2SEQ
+
+
+def _check_seq2seq(run_path, fmt, state_inputs):
+    """UserError for what an encoder-decoder's export does not offer: a torch file (its
+    printed module computes the model's forward, and an encoder-decoder's use is a
+    search loop around a decoder step, with attention no torch.nn module has), and
+    --state-inputs (the decoder-step graph always takes the states as inputs; the
+    encoder starts from zeros, as in recurrent)."""
+    if fmt == "torch":
+        raise UserError(f"--format torch: {run_path} is an encoder-decoder (seq2seq), whose "
+                        f"attention and decoding loop no torch.nn module holds; --format "
+                        f"safetensors has its weights under PyTorch names, --format onnx "
+                        f"its encoder and decoder step as graphs")
+    if state_inputs:
+        raise UserError(f"--state-inputs: {run_path} is an encoder-decoder (seq2seq): its "
+                        f"decoder-step graph always takes the states as inputs, and its "
+                        f"encoder starts from zeros")
 
 
 def _check_ensemble(run_path, model, fmt, state_inputs):
@@ -146,27 +181,78 @@ def _not_replaced(out, force):
         raise UserError(f"--out {out} already exists; give --force to replace it") from None
 
 
-def _export_onnx(model, info, out, state_inputs, force=False):
+def _onnx_module(name):
+    """recurrent.export.<name> (onnx or onnx_seq2seq); UserError when the onnx package
+    it needs is missing."""
     try:
-        from . import onnx as onnx_export
+        return importlib.import_module(f"{__package__}.{name}")
     except ImportError:
         raise UserError(f"--format onnx needs the onnx package: "
                         f"{install_hint('onnx')}") from None
+
+
+def _metadata(info) -> dict:
+    """An ONNX file's metadata: the run's config.json as JSON text."""
+    return {"config.json": json.dumps(info, sort_keys=True, default=json_default)}
+
+
+def _export_onnx(model, info, out, state_inputs, force=False):
+    onnx_export = _onnx_module("onnx")
     loss = loss_name(info)
     if isinstance(model, EnsembleModel) and hasattr(model.loss, "combine") \
             and loss not in onnx_export.COMBINE:
         raise UserError(f"--format onnx: the loss {loss!r} combines ensemble members its "
                         f"own way (Loss.combine), which the graph cannot express; export "
                         f"each member")
-    metadata = {"config.json": json.dumps(info, sort_keys=True, default=json_default)}
-    proto = onnx_export.onnx_model(model, loss in SOFTMAX_LOSSES, metadata, state_inputs,
-                                   loss=loss)
+    proto = onnx_export.onnx_model(model, loss in SOFTMAX_LOSSES, _metadata(info),
+                                   state_inputs, loss=loss)
     data = proto.SerializeToString()
     with _not_replaced(out, force):
         atomic_write(out, lambda f: f.write(data), replace=force, follow_link=True)
+    return _described(out, proto)
+
+
+def _export_seq2seq_onnx(model, info, outs, force=False):
+    """An encoder-decoder's two graphs (onnx_seq2seq.py) into ``outs`` (the encoder's
+    file, the decoder step's), both built and checked before either is written."""
+    onnx_seq2seq = _onnx_module("onnx_seq2seq")
+    metadata = _metadata(info)
+    protos = (onnx_seq2seq.encoder_model(model, metadata),
+              onnx_seq2seq.decoder_step_model(model, metadata))
+    _write_all([(path, proto.SerializeToString()) for path, proto in zip(outs, protos)],
+               force)
+    lines = []
+    for path, proto in zip(outs, protos):
+        lines += _described(path, proto)
+    return lines + ["decode with them: docs/export.md, \"Encoder-decoders (seq2seq)\""]
+
+
+def _write_all(files, force):
+    """Write each (path, bytes) of ``files`` atomically, in turn; when one fails, the
+    files written before it that did not exist before are removed, so that a failed
+    export leaves no file of its own behind."""
+    made = []
+    try:
+        for path, data in files:
+            existed = os.path.lexists(path)
+            with _not_replaced(path, force):
+                atomic_write(path, lambda f, data=data: f.write(data), replace=force,
+                             follow_link=True)
+            if not existed:
+                made.append(path)
+    except BaseException:
+        for path in made:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+        raise
+
+
+def _described(path, proto) -> list[str]:
+    """The lines naming a written ONNX file, its graph's inputs and outputs."""
+    from .onnx import OPSET
     graph = proto.graph
     describe = lambda v: f"  {v.name} {_dims(v)}"  # noqa: E731
-    return ([f"wrote {out}: ONNX opset {onnx_export.OPSET}, IR version {proto.ir_version}",
+    return ([f"wrote {path}: ONNX opset {OPSET}, IR version {proto.ir_version}",
              "inputs:"] + [describe(v) for v in graph.input]
             + ["outputs:"] + [describe(v) for v in graph.output])
 
@@ -190,6 +276,12 @@ def import_file(path: str, out: str) -> RunDir:
         raise UserError(f"{path}: its config.json metadata is corrupted: {problem}")
     config = TrainingConfig.from_json(info["config"], path)
     model = config.build_model(info["model_spec"])
+    if isinstance(model, Seq2SeqModel):
+        try:
+            tensors = seq2seq_names.model_names(tensors)  # the file's names: the parts'
+        except ValueError as e:
+            raise UserError(f"{path} does not fit the model its metadata describes: "
+                            f"{e}") from None
     if "wide.scale" in model.param_shapes() and "wide.scale" not in tensors:
         tensors["wide.scale"] = np.ones(1, np.float32)  # --format torch folded it in
     for name, shape in torch_names.training_only(model).items():

@@ -5,7 +5,8 @@ A SequenceModel binds its modules under the prefixes "embedding", "rnn", "head" 
 (recurrent/layout.py), so ``model.state_dict()`` already carries PyTorch's names. This
 module adds the torch.nn module each prefix stands for, which built-in cells torch (and
 so ONNX) has an equivalent of, and the Python source of that torch model. Every export
-format takes its tensor names from here.
+format takes its tensor names from here; an encoder-decoder's are seq2seq_names.py's,
+its recurrent stacks named by rnn_param under their own prefixes.
 
   embedding  torch.nn.Embedding(V, E)                       weight (V, E)
   rnn        torch.nn.RNN/LSTM/GRU(I, H, num_layers=L, bidirectional=...)
@@ -36,8 +37,13 @@ def cell_name(model) -> str:
 def check_torch_cell(model, what: str) -> str:
     """The built-in cell name of the model's stack, or a UserError naming the cell that
     ``what`` (e.g. "ONNX") has no operator for."""
-    name = cell_name(model)
-    kinds = set(model.rnn.cell.param_shapes(1, 1))
+    return check_rnn_cell(model.rnn, what)
+
+
+def check_rnn_cell(rnn, what: str) -> str:
+    """check_torch_cell for one Recurrent stack (an encoder-decoder has two, of one cell)."""
+    name = rnn.cell.name
+    kinds = set(rnn.cell.param_shapes(1, 1))
     if name not in TORCH_RNN or name not in GATE_ORDER or kinds != set(PARAM_KINDS):
         raise UserError(f"cell {name!r} has no {what} equivalent (only "
                         f"{', '.join(TORCH_RNN)} do); export it with --format safetensors")
@@ -67,9 +73,10 @@ def tensors(model, fold_scale=True) -> dict:
             for name, value in state.items() if name not in TRAINING_ONLY}
 
 
-def rnn_param(kind: str, layer: int, reverse: bool) -> str:
-    """The full name of one recurrent parameter in ``tensors``: 'rnn.weight_ih_l0'."""
-    return f"rnn.{param_name(kind, layer, reverse)}"
+def rnn_param(kind: str, layer: int, reverse: bool, prefix: str = "rnn") -> str:
+    """The full name of one recurrent parameter in ``tensors``: 'rnn.weight_ih_l0'; with
+    ``prefix`` that of another stack's ('decoder.rnn.weight_ih_l0', seq2seq_names.py)."""
+    return f"{prefix}.{param_name(kind, layer, reverse)}"
 
 
 def rnn_weights(model) -> list[str]:
