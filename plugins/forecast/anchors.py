@@ -193,6 +193,29 @@ def model_targets(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray
     return np.ascontiguousarray(targets.reshape(len(origins), -1), dtype=dtype)
 
 
+def restarted(state: dict, filled: np.ndarray) -> dict:
+    """A run's state for a series other than its training data (a recent file, as eval
+    and predict --data read it), from its rows ``filled`` (N, C) original units,
+    gap-filled: the smoothing its forecasts read (the ETS fits of the hybrid model or an
+    "ets" anchor, the learned smoothing "es") restarted on the series' first
+    windows.head_rows(state) rows (ets.restart, smoothing.restart), rows that are never
+    a forecast target. The stored states belong to the training rows' first row and
+    would forecast another series from the wrong level and seasonal phase. A run that
+    reads no smoothing keeps its state."""
+    head = np.asarray(filled, dtype=np.float64)[:win.head_rows(state)]
+    if "es" in state:
+        state = {**state, "es": restarted_es(state, head)}
+    if uses_ets(state) and state.get("ets"):
+        state = {**state, "ets": ets.restart(state["ets"], head)}
+    return state
+
+
+def restarted_es(state: dict, head: np.ndarray) -> list:
+    """The learned smoothing's states restarted on a new series' first rows ``head``
+    (original units, gap-filled), scaled as the run scales its inputs."""
+    return smoothing.restart(state["es"], win.scale(head, state["scaler"]))
+
+
 def model_forecasts(outputs: np.ndarray, scaled: np.ndarray, last_seen: np.ndarray,
                     origins: np.ndarray, state: dict, blend: float | None = None) -> np.ndarray:
     """Head outputs (B, H*C) -> scaled forecasts (B, H, C): model_targets inverted, the

@@ -510,8 +510,7 @@ class ForecastTask:
                         ranges=ranges,
                         calendar=cal.features(series.times, state.get("calendar", [])),
                         ets_fits=self._ets_reader(state, filled, ranges, head),
-                        es=(smoothing.restart(state["es"], win.scale(
-                            filled[:head], state["scaler"]))
+                        es=(anc.restarted_es(state, filled[:head])
                             if head and "es" in state else None))
 
     def _ets_reader(self, state, filled, ranges, head):

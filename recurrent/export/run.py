@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from .. import __version__
+from .. import candidates
 from ..candidates import CANDIDATE_DIR
 from ..checkpoint import (BEST, CONFIG_FILE, RunDir, atomic_write, info_problem, json_default,
                           save_arrays)
@@ -304,11 +305,26 @@ def import_file(path: str, out: str) -> RunDir:
     try:
         return RunDir.create(out, info["task"], info["config"], info["task_state"],
                              info["model_spec"], info.get("version", __version__),
-                             extra={"imported_from": os.path.basename(path)},
+                             extra={"imported_from": os.path.basename(path),
+                                    **_choice(info)},
                              first=write_best)
     except BaseException:  # a full disk, Ctrl-C, a run made there meanwhile: no half run
         _remove_half_made_run(RunDir(out), existed, bool(wrote))
         raise
+
+
+def _choice(info: dict) -> dict:
+    """{"chose": record} of a run whose candidates (--window auto, --inputs auto) it
+    chose among, as config.json holds it (candidates.choose), so the imported run's
+    eval reports that choice as the original's does; {} for a run that made none, or
+    whose record eval could not read (a file edited elsewhere): it only informs."""
+    record = info.get(candidates.CHOSE)
+    try:
+        if record and candidates.chosen_text({candidates.CHOSE: record}):
+            return {candidates.CHOSE: record}
+    except (KeyError, TypeError, IndexError, ValueError, AttributeError, UserError):
+        pass
+    return {}
 
 
 def _remove_half_made_run(run: RunDir, existed: bool, wrote: bool) -> None:

@@ -16,6 +16,7 @@ Readable by the safetensors package alone (``safetensors.numpy.load_file``,
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
@@ -64,6 +65,10 @@ def _dequantize(path: str, tensors: dict) -> dict:
                     or scale.dtype != np.float32 or scale.shape != value.shape[:1]):
                 raise UserError(f"{path}: int8 tensor {name!r} needs an int8 matrix (G, K) "
                                 f"and a float32 {name + SCALE_SUFFIX!r} (G,)")
+            # checked before multiplying: an infinite scale times a zero would be NaN
+            # with numpy's warning on stderr beside the refusal
+            if not np.isfinite(scale).all():
+                raise UserError(f"{path}: {name + SCALE_SUFFIX!r} holds NaN or infinity")
             value = dequantize_rows(value, scale)
         out[name] = value
     return out
@@ -74,6 +79,8 @@ READS = "recurrent reads float32 tensors (and the int8 ones of --precision int8)
 
 def read(path: str) -> tuple[dict, dict]:
     """(tensors, run info) of a file written by ``write``; UserError naming what is wrong."""
+    if os.path.isdir(path):  # safetensors would name an OS error ("No such device")
+        raise UserError(f"{path} is a directory; give the file `recurrent export` wrote")
     try:
         with safe_open(path, framework="np") as f:
             metadata = f.metadata() or {}
