@@ -192,6 +192,53 @@ def _spacing(times):
     return np.median(spacing)
 
 
+# a mean Gregorian month, in seconds: how a step of whole months compares with others
+MONTH_SECONDS = 30.436875 * 86_400
+# steps that differ by at most this share of the larger are one frequency (months of 30
+# and of 31 days, a median of a few rows)
+STEP_TOLERANCE = 0.05
+STEP_UNITS = ("month", "second", "number")
+_SPANS = ((86_400, "day"), (3_600, "hour"), (60, "minute"), (1, "second"))
+
+
+def time_step(times):
+    """How rows of ``times`` step (_spacing), as saved with a run and compared between
+    parts of a series and with a new file (same_step): {"unit": "month", "size": months}
+    for dates by whole calendar months, {"unit": "second", "size": their median spacing}
+    for other dates, {"unit": "number", "size": ...} for numbers; None without times or
+    with fewer than two rows."""
+    if times is None or len(times) < 2:
+        return None
+    spacing = _spacing(times)
+    if isinstance(spacing, tuple):
+        return {"unit": "month", "size": float(spacing[0])}
+    if np.issubdtype(times.dtype, np.datetime64):
+        return {"unit": "second", "size": float(spacing / np.timedelta64(1, "s"))}
+    return {"unit": "number", "size": float(spacing)}
+
+
+def same_step(a, b) -> bool:
+    """Whether two time_step results are one frequency: both dates or both numbers, of
+    sizes within STEP_TOLERANCE (a month counted as MONTH_SECONDS)."""
+    if (a["unit"] == "number") != (b["unit"] == "number"):
+        return False
+    x, y = (s["size"] * (MONTH_SECONDS if s["unit"] == "month" else 1) for s in (a, b))
+    return abs(x - y) <= STEP_TOLERANCE * max(abs(x), abs(y))
+
+
+def step_text(step) -> str:
+    """A time_step for messages: "1 hour", "7 days", "3 months", "1 (numbers)"."""
+    size = step["size"]
+    if step["unit"] == "number":
+        return f"{size:g} (numbers)"
+    name = "month"
+    if step["unit"] == "second":
+        span, name = next(((s, n) for s, n in _SPANS if size >= s and size % s == 0),
+                          (1, "second"))
+        size = size / span
+    return f"{size:g} {name}{'' if size == 1 else 's'}"
+
+
 def _times_after(last, spacing, ahead):
     """(S,) the times ``ahead`` (S,) >= 0 steps of ``spacing`` (_spacing) after the time
     ``last``, in its dtype."""

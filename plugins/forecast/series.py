@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from dataclasses import dataclass, replace
 
@@ -226,7 +227,13 @@ def _default_columns(source: Source, header: list[str], time_column: str | None)
     if len(candidates) == 1:
         return candidates
     found = ", ".join(repr(h) for h in candidates)
-    raise UserError(f"{source.label!r} has several columns ({found}); choose with --column")
+    # --column alone leaves the file without a time column (_named_time_column takes one
+    # only without it): a column named as times is named here with the option it needs
+    timed = [h for h in candidates if h.lower() in TIME_NAMES] if time_column is None else []
+    also = (f" (and its times with --time-column {timed[0]}, else the rows are numbered "
+            f"steps)" if len(timed) == 1 else "")
+    raise UserError(f"{source.label!r} has several columns ({found}); choose with "
+                    f"--column{also}")
 
 
 # the largest value size read: its square, summed over a series, stays finite in float64
@@ -240,8 +247,12 @@ def _parse_value(text: str, column: str, line: int, label: str) -> float:
     try:
         value = float(text)
     except ValueError:
+        # a comma inside a number (47,73 or 1,234) is a decimal comma or a thousands
+        # separator, of which float reads neither: say how to write it
+        hint = (" (write numbers with a decimal point and no thousands separator, "
+                "such as 1234.5)" if _number_with_comma(text) else "")
         raise UserError(f"column {column!r} is not numeric: {datafile.excerpt(text)} at "
-                        f"line {line} of {label!r}") from None
+                        f"line {line} of {label!r}{hint}") from None
     if not np.isfinite(value):
         raise UserError(f"column {column!r} has a non-finite value {datafile.excerpt(text)} "
                         f"at line {line} of {label!r}")
@@ -251,6 +262,12 @@ def _parse_value(text: str, column: str, line: int, label: str) -> float:
                         f"beyond {MAX_ABS_VALUE:g} in size overflow the scaler's and the "
                         f"metrics' sums of squares; rescale the column (e.g. to other units)")
     return value
+
+
+def _number_with_comma(text: str) -> bool:
+    """Whether ``text`` is a signed run of digits, commas and points holding a comma (a
+    decimal comma or thousands separators, in either convention)."""
+    return "," in text and re.fullmatch(r"[+-]?\d[\d.,]*", text) is not None
 
 
 def check_values(series: Series, fill: bool, constant_ok: bool = False) -> None:

@@ -15,6 +15,7 @@ from . import anchors as anc
 from . import calendar as cal
 from . import ets, smoothing
 from . import windows as win
+from .predict import STEP_UNITS
 
 KINDS = ("hybrid", "esrnn", "rnn")  # a run's model: --model auto resolves to one of them
 ANCHOR_PARTS = (*anc.ANCHORS, "ets", "es")  # an anchor is one part or "a+b" (anchors.py)
@@ -68,7 +69,9 @@ STATE = schema.fields(
      "model": schema.one_of(*KINDS), "model_choice": _model_choice, "seasonal_inputs": bool,
      "calendar": schema.list_of(schema.one_of(*cal.CYCLES)),
      "inputs": schema.one_of(*win.INPUT_MODES[1:]), "ets": list, "es": list,
-     "es_train": str, "data_sha256": str, "date_order": str})
+     "es_train": str, "data_sha256": str, "date_order": str,
+     "time_step": schema.fields({"unit": schema.one_of(*STEP_UNITS),
+                                 "size": schema.above(0)})})
 
 
 def check(state: dict, model_spec: dict, expected_spec) -> None:

@@ -40,7 +40,7 @@ from . import joint
 from . import smoothing
 from . import state as saved
 from . import windows as win
-from .predict import forecast_stream, run_predict
+from .predict import forecast_stream, run_predict, same_step, step_text, time_step
 from .times import DATE_ORDERS
 
 EVAL_CHUNK = 1024  # windows per model call in evaluation
@@ -288,6 +288,7 @@ class ForecastTask:
             config.get("test_fraction", 0.15), label=repr(source.label))
         dataio.check_splits(series, {"train": (0, train_end), "valid": (train_end, valid_end),
                                      "test": (valid_end, n)})
+        step = _check_one_step(series, train_end)
         train_values = series.values[:train_end]
         train_observed = series.observed[:train_end]
         # Scaler and MASE scale see the training rows only (observed values, no gap fills).
@@ -381,6 +382,7 @@ class ForecastTask:
             **({"es": es_fits, "es_train": config.get("es_train") or joint.DEFAULT}
                if model == "esrnn" else {}),
             "split_ends": [train_end, valid_end, n],
+            **({"time_step": step} if step else {}),
             "data_sha256": dataio.digest(series),
             "scaler": scaler,
             "mase_scale": [float(v) for v in mase_scale],
@@ -466,6 +468,13 @@ class ForecastTask:
             raise UserError(f"this run feeds calendar features ({', '.join(state['calendar'])})"
                             f" from the dates of its time column {state['time_column']!r}, "
                             f"but {source.label!r} has numbers there: write them as dates")
+        if whole_file and state.get("time_step"):
+            step = time_step(series.times)
+            if step is not None and not same_step(step, state["time_step"]):
+                raise UserError(f"time column {state['time_column']!r} of {source.label!r} "
+                                f"steps by {step_text(step)}, the run's data by "
+                                f"{step_text(state['time_step'])}: the model forecasts "
+                                f"rows of the run's frequency; give rows at that one")
         dataio.check_values(series, state["fill"], constant_ok=whole_file)
         n = series.values.shape[0]
         window, horizon = state["window"], state["horizon"]
@@ -754,6 +763,24 @@ class ForecastTask:
 
     def predict_stream(self, state, config, model, options):
         return forecast_stream(self, state, model, options)
+
+
+def _check_one_step(series: dataio.Series, train_end: int) -> dict | None:
+    """The training rows' time step (predict.time_step), saved with the run so that new
+    files are checked against it; UserError when the rows after them step otherwise (a
+    frequency change: the model would take a row of one for a step of the other, and
+    predict would date its forecasts by the training rows' step). A few missing rows
+    leave the median step as it is."""
+    train = time_step(series.times[:train_end]) if series.times is not None else None
+    later = time_step(series.times[train_end:]) if train is not None else None
+    if later is not None and not same_step(train, later):
+        lines = series.lines
+        raise UserError(f"time column {series.time_column!r} of {series.label!r} steps by "
+                        f"{step_text(train)} in the training rows (lines {int(lines[0])}-"
+                        f"{int(lines[train_end - 1])}) and by {step_text(later)} after them "
+                        f"(lines {int(lines[train_end])}-{int(lines[-1])}): resample the "
+                        f"series to one frequency")
+    return train
 
 
 def _scored(observed: np.ndarray) -> np.ndarray:
