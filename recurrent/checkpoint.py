@@ -279,6 +279,17 @@ def _keys_problem(info: dict) -> str | None:
     return None
 
 
+def holds_run(directory: str) -> bool:
+    """Whether ``directory`` holds a run: a config.json with a run's keys (the task's
+    state is not checked)."""
+    try:
+        with open(os.path.join(directory, CONFIG_FILE), encoding="utf-8") as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and _keys_problem(info) is None
+
+
 def _state_problem(info: dict) -> str | None:
     """What the run's task finds wrong with its saved state (Task.check_state: a key
     missing or mistyped, a vocabulary of another size than the model's), or None; a

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+from .checkpoint import holds_run
 from .errors import UserError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -29,7 +30,8 @@ def check_out(option: str, out: str, run_path: str | None,
     be written: a directory or another file that is not a regular one (a named pipe, a
     device), a missing or read-only directory, a path inside the run directory
     ``run_path`` when there is one (its checkpoints and config.json are the run; with
-    ``new_inside_run``, a file not there yet is allowed), or an existing file unless
+    ``new_inside_run``, a file not there yet is allowed), an existing file inside any
+    other run directory (_enclosing_run), or an existing file unless
     ``replace`` (a bool, or a test of the file, run only on a regular file), refused
     with ``refusal`` ("already exists; give --force to replace it")."""
     if os.path.isdir(out):
@@ -48,10 +50,26 @@ def check_out(option: str, out: str, run_path: str | None,
         via = "" if out_real == os.path.abspath(out) else f" (it resolves to {out_real})"
         raise UserError(f"{option} {out} is inside the run directory {run_path}{via}; "
                         f"write it elsewhere")
+    other = _enclosing_run(os.path.dirname(out_real)) if exists else None
+    if other is not None:
+        raise UserError(f"{option} {out} is a file of the run directory {other}; write "
+                        f"it elsewhere")
     if exists and not (replace(out) if callable(replace) else replace):
         raise UserError(f"{option} {out} {refusal}")
     if not os.access(directory, os.W_OK):
         raise UserError(f"{option} {out}: directory {directory} is not writable")
+
+
+def _enclosing_run(directory: str) -> str | None:
+    """The run directory that holds ``directory`` (itself or a parent: holds_run), or
+    None. An existing file in one is the run's (a checkpoint, its config.json, a
+    member's), which no --force may replace."""
+    while not holds_run(directory):
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+    return directory
 
 
 def is_png(path: str) -> bool:

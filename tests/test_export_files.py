@@ -117,6 +117,26 @@ def test_out_inside_the_run_is_refused_even_with_force(runs, tmp_path):
     assert listing(run) == before
 
 
+def test_a_file_of_another_run_is_never_replaced(runs, tmp_path):
+    """Exporting one run over another run's files (its config.json, its checkpoint, a
+    file of a member directory below it) is refused even with --force; a new file there
+    is written."""
+    run, other = runs / "forecast", runs / "folds-mean"
+    (other / "member-0").mkdir(exist_ok=True)
+    (other / "member-0" / "notes.txt").write_text("keep")
+    before = listing(other)
+    for target in (other / "config.json", other / "best.npz", other / "member-0" / "notes.txt"):
+        one_line_error(invoke("export", run, "--format", "safetensors", "--out", target,
+                              "--force"), "is a file of the run directory", str(other))
+    assert listing(other) == before
+    assert (other / "member-0" / "notes.txt").read_text() == "keep"
+    ok(invoke("export", run, "--format", "safetensors", "--out", tmp_path / "new.safetensors"))
+    ok(invoke("export", run, "--format", "safetensors", "--out", other / "copy.safetensors"))
+    (other / "copy.safetensors").unlink()
+    (other / "member-0" / "notes.txt").unlink()
+    (other / "member-0").rmdir()
+
+
 def test_an_existing_out_is_refused_unless_forced(runs, tmp_path):
     run = runs / "forecast"
     keep = tmp_path / "keep.txt"
