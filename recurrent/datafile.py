@@ -289,6 +289,9 @@ def csv_rows(text: str, label: str) -> list[tuple[int, int, list[str]]]:
             rows.append((start, reader.line_num, row))
             start = reader.line_num + 1
     except csv.Error as e:
+        # a file in another format (tab-separated with a quoted field, JSON lines) fails
+        # as CSV at some later line: name the format rather than that line
+        check_comma_header(next(csv.reader([lines(text)[0]]), []), label)
         if str(e) == "unexpected end of data":
             raise UserError(f"{label} line {start}: malformed CSV (a quoted field opened on "
                             f"this line is never closed: an unbalanced quote)") from None
@@ -320,10 +323,15 @@ def excerpt(text: str, size: int = 40) -> str:
 
 
 def check_comma_header(header: list, label: str) -> None:
-    """UserError when a CSV's header is one cell holding a semicolon or a tab: the file
-    is not comma-separated (a spreadsheet's export in some locales), which no choice of
-    column can fix."""
+    """UserError when a CSV's header shows that the file is not CSV, which no choice of
+    column can fix: one cell holding a semicolon or a tab (a file separated by those, a
+    spreadsheet's export in some locales), or a first cell opening a JSON object or array
+    (JSON lines). ``label`` names the file in the message as it stands."""
     for separator, name in ((";", "semicolon"), ("\t", "tab")):
         if len(header) == 1 and separator in header[0]:
-            raise UserError(f"data file {label!r} is {name}-separated (header "
-                            f"{header[0]!r}): save it with commas between the columns")
+            raise UserError(f"{label} is {name}-separated (header {header[0]!r}): save it "
+                            f"with commas between the columns")
+    if header and header[0].lstrip().startswith(("{", "[")):
+        raise UserError(f"{label} is JSON, not CSV (its first line starts with "
+                        f"{header[0].lstrip()[0]!r}): save it as CSV, a header line of "
+                        f"column names then one row per line")

@@ -54,15 +54,20 @@ def leader_line(metrics: dict, baselines: dict, key: str, lower_is_better: bool,
         return []
     sign = 1 if lower_is_better else -1
     best = min(scored, key=lambda n: sign * scored[n])
-    name, label = (names or {}).get(best, best), label or key
-    ours, theirs = float(model), scored[best]
-    # equal as printed (format_value: small figures in exponent form, zero unsigned)
+    ours, theirs, label = float(model), scored[best], label or key
+    # equal as printed (format_value: small figures in exponent form, zero unsigned):
+    # every baseline that ties the best is named, so that none reads as beaten
+    tied = [(names or {}).get(n, n) for n in scored
+            if format_value(scored[n]) == format_value(theirs)]
+    name = tied[0] if len(tied) == 1 else f"{', '.join(tied[:-1])} and {tied[-1]}"
     if format_value(ours) == format_value(theirs):
-        return [f"best {label}: the model and {name}, tied at {format_value(ours)}"]
+        return [f"best {label}: the model{' and' if len(tied) == 1 else ','} {name}, "
+                f"tied at {format_value(ours)}"]
     if sign * ours < sign * theirs:
         return [f"best {label}: the model, {format_value(ours)} (next: {name}, "
                 f"{format_value(theirs)})"]
-    return [f"best {label}: {name}, {format_value(theirs)} (the model: "
+    tie = "tied at " if len(tied) > 1 else ""
+    return [f"best {label}: {name}, {tie}{format_value(theirs)} (the model: "
             f"{format_value(ours)})"]
 
 

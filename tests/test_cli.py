@@ -213,6 +213,12 @@ def test_the_leader_line_names_who_scores_best_and_says_ties():
         "best d: the model, -1.0000e-05 (next: b, 1.0000e-05)"]
     assert leader_line({"d": -0.0}, {"b": {"d": 0.0}}, "d", True) == [
         "best d: the model and b, tied at 0.0000"]
+    # every baseline tied with the best is named, with the model or without it
+    three = {"majority": {"acc": 0.95}, "bow": {"acc": 0.95004}, "nb": {"acc": 0.93}}
+    assert leader_line({"acc": 0.94}, three, "acc", False) == [
+        "best acc: majority and bow, tied at 0.9500 (the model: 0.9400)"]
+    assert leader_line({"acc": 0.95}, three, "acc", False) == [
+        "best acc: the model, majority and bow, tied at 0.9500"]
     # closer than 0.00005 but printed differently: not a tie
     assert leader_line({"acc": 0.77776}, {"b": {"acc": 0.77774}}, "acc", False) == [
         "best acc: the model, 0.7778 (next: b, 0.7777)"]

@@ -448,12 +448,16 @@ def test_readme_onnxruntime_snippet_runs_and_agrees_with_predict(task_runs, tmp_
     printed = eval(capsys.readouterr().out)
     texts = ["It\u2019s a gorgeous, witty, seductive movie", "dull\u2026 and far too long"]
     assert texts[0] in code and texts[1] in code
-    # the snippet's tokenizer is the task's (version 2), also where version 1 differs
+    # the snippet's tokenizer is the task's (version 3), also where versions 1 and 2 differ
     namespace = {}
     exec(code.split("texts = ")[0].replace("runs/rt.onnx", "rt.onnx"), namespace)
     for text in (*texts, "cafe\u0301 \uff27ood \ufb01lm\u00ad! \u2764\ufe0f\u200bok",
                  "\u092b\u093f\u0932\u094d\u092e \u0905\u091a\u094d\u091b\u0940"):
         assert namespace["tokenize"](text) == tokenize(text) != tokenize(text, 1)
+    for text in ("\u6620\u753b\u304c\u597d\u304d\u3067\u3059 \uff83\uff9e\uff70\uff80",
+                 "\u0e20\u0e32\u0e29\u0e32\u0e44\u0e17\u0e22\u0e07\u0e48\u0e32\u0e22 abc",
+                 "\u6211\u559c\u6b22\U00020000\u3005 \u1781\u17d2\u1798\u17c2\u179a"):
+        assert namespace["tokenize"](text) == tokenize(text) != tokenize(text, 2)
     predicted = [json.loads(line)["probabilities"]
                  for line in ok(invoke("predict", run, *texts, "--json")).splitlines()]
     assert len(printed) == len(predicted) == 2

@@ -234,8 +234,8 @@ def test_tokenize_version_2_keeps_combining_marks_in_their_words():
 
 
 def test_tokenize_unknown_version_and_blank_text():
-    with pytest.raises(ValueError, match="unknown tokenizer version 3"):
-        tokenize("good", 3)
+    with pytest.raises(ValueError, match="unknown tokenizer version 4"):
+        tokenize("good", 4)
     assert is_blank(" \u200b\u200d\ufeff\t") and not is_blank("\u200bx")
     assert not is_blank("\u0301")
     # version 1 made tokens of invisible characters: its texts are blank only when empty

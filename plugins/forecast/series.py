@@ -153,7 +153,7 @@ def _read_series(source: Source, columns, time_column, date_order=None) -> Serie
         raise UserError(f"data file {label!r} is empty")
     header_line, header = numbered[0]
     header = [name.strip() for name in header]
-    datafile.check_comma_header(header, label)
+    datafile.check_comma_header(header, f"data file {label!r}")
     body = numbered[1:]
     if not body:
         raise UserError(f"data file {label!r} has a header but no data rows")

@@ -98,10 +98,20 @@ def read_csv(path: str, text_column: str, label_column: str | None,
 
 
 def class_list(labels: list[str], path: str) -> list[str]:
-    """The sorted label set; a single class cannot train a classifier, and one number
-    written two ways ('1' and '1.0', as a spreadsheet or pandas may mix them) is refused
-    rather than trained as two classes that split one class's texts between them."""
+    """The sorted label set; a single class cannot train a classifier, and one label
+    written two ways is refused rather than trained as two classes that split one class's
+    texts between them: one number ('1' and '1.0', as a spreadsheet or pandas may mix
+    them), or one word in another case or spacing ('Sports', 'sports', 'very  good' and
+    'very good', as hand-labelled files mix them)."""
     classes = sorted(set(labels))
+    written: dict[str, str] = {}
+    for label in classes:
+        key = " ".join(label.split()).casefold()
+        if key in written:
+            raise UserError(f"{path} has labels {written[key]!r} and {label!r} in its label "
+                            f"column: one label in another case or spacing would be two "
+                            f"classes; write each class one way")
+        written[key] = label
     spelled: dict[float, str] = {}
     for label in classes:
         try:
@@ -158,6 +168,14 @@ def stratified_split(labels: list[str], valid_fraction: float, test_fraction: fl
     split = {name: np.sort(np.concatenate(p)).astype(np.int64) for name, p in parts.items()}
     empty = [name for name, idx in split.items() if len(idx) == 0]
     if empty:
+        singles = sum(len(rows) == 1 for rows in perms)
+        if 2 * singles > len(classes):
+            # most classes have a single row, which stays in training: the usual cause is a
+            # label column holding ids or texts, which more rows would not help
+            raise UserError(f"{len(labels)} labelled rows in {len(classes)} classes, "
+                            f"{singles} of them with a single row (kept for training): "
+                            f"none to spare for a held-out split ({', '.join(empty)} would "
+                            f"be empty); is the label column the labels?")
         raise UserError(f"only {len(labels)} labelled rows: too few for a train/validation/test "
                         f"split ({', '.join(empty)} would be empty)")
     return split

@@ -22,16 +22,42 @@ PAD_ID, UNK_ID = 0, 1
 # non-blank text never tokenizes to nothing.
 _TOKEN_V1 = re.compile(r"\w+(?:['\u2019]\w+)*|[^\w\s]")
 
-TOKENIZER = 2  # the version new runs use (their task state's "tokenizer")
-TOKENIZERS = (1, 2)  # the versions this code can apply
+TOKENIZER = 3  # the version new runs use (their task state's "tokenizer")
+TOKENIZERS = (1, 2, 3)  # the versions this code can apply
+
+# Version 3: the letters of scripts written without spaces between words are a token
+# each, so that a text in them is not one token per run between punctuation marks (a
+# whole sentence, which no other text shares: <unk> outside training). The scripts'
+# Unicode blocks, (first, last) code points:
+UNSPACED = (
+    (0x0E00, 0x0EFF),  # Thai, Lao
+    (0x1000, 0x109F), (0xA9E0, 0xA9FF), (0xAA60, 0xAA7F),  # Myanmar
+    (0x1780, 0x17FF), (0x19E0, 0x19FF),  # Khmer
+    (0x3005, 0x3007), (0x3021, 0x3029), (0x3031, 0x3035), (0x3038, 0x303C),  # ideographic
+    (0x3040, 0x30FF), (0x31F0, 0x31FF), (0x1B000, 0x1B16F),  # Hiragana, Katakana
+    (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3FFFF),  # Han
+)
+
+
+def _char_class(codes: list[int]) -> str:
+    """The regex character class body of ``codes`` (ascending), as ranges."""
+    ranges, start = [], None
+    for i, code in enumerate(codes):
+        if start is None:
+            start = code
+        if i + 1 == len(codes) or codes[i + 1] != code + 1:
+            ranges.append(f"\\U{start:08x}-\\U{code:08x}")
+            start = None
+    return "".join(ranges)
 
 
 @functools.lru_cache(maxsize=1)
-def _v2():
-    """(translation table of version 2, compiled token pattern), built on first use from
-    the Unicode database (a scan of every code point). The table deletes invisible format
-    characters and variation selectors, writes the zero-width space (a word-break hint in
-    Thai or Khmer) as a space and the typographic apostrophe as '."""
+def _unicode():
+    """(translation table of versions 2 and 3, their compiled token patterns {2: ..., 3:
+    ...}), built on first use from the Unicode database (a scan of every code point).
+    The table deletes invisible format characters and variation selectors, writes the
+    zero-width space (a word-break hint in Thai or Khmer) as a space and the typographic
+    apostrophe as '."""
     marks, table = [], {}
     for code in range(sys.maxunicode + 1):
         category = unicodedata.category(chr(code))
@@ -39,52 +65,54 @@ def _v2():
             marks.append(code)
         elif category == "Cf":
             table[code] = None
+    # the word characters (\w: alphanumeric) of the unspaced blocks, their marks apart
+    unspaced = [code for first, last in UNSPACED for code in range(first, last + 1)
+                if chr(code).isalnum() and unicodedata.category(chr(code))[0] != "M"]
     # variation selectors choose a glyph's presentation (emoji or text), not a character
     for first, last in ((0xFE00, 0xFE0F), (0xE0100, 0xE01EF)):
         table.update(dict.fromkeys(range(first, last + 1)))
     table[0x200B] = " "
     table[0x2019] = "'"  # "don’t" is "don't"
-    ranges, start = [], None
-    for i, code in enumerate(marks):
-        if start is None:
-            start = code
-        if i + 1 == len(marks) or marks[i + 1] != code + 1:
-            ranges.append(f"\\U{start:08x}-\\U{code:08x}")
-            start = None
-    m = "[" + "".join(ranges) + "]"
+    m, one = f"[{_char_class(marks)}]", _char_class(unspaced)
     word = rf"(?:\w|{m})+"
-    return table, re.compile(rf"{word}(?:['\u2019]{word})*|[^\w\s]{m}*")
+    word3 = rf"(?:[^\W{one}]|{m})+"  # a word char outside the unspaced scripts
+    return table, {2: re.compile(rf"{word}(?:['\u2019]{word})*|[^\w\s]{m}*"),
+                   3: re.compile(rf"[{one}]{m}*|{word3}(?:['\u2019]{word3})*|[^\w\s]{m}*")}
 
 
 def tokenize(text: str, version: int = TOKENIZER) -> list[str]:
     r"""Lower-cased words and punctuation: "Not bad, really!" -> [not, bad, ",", really, "!"].
 
-    Version 2, in this order: the translation table of _v2 (invisible format characters
-    such as soft hyphens, zero-width joiners, direction marks and a byte-order mark, and
-    variation selectors deleted; the zero-width space a space; U+2019 written as '),
-    Unicode NFKC (composed and decomposed accents, full-width letters, ligatures become
-    one form), the table again (for what NFKC makes), lower-casing; then words (letters,
-    digits, underscore and combining marks, such as Devanagari or Arabic vowel signs,
-    with inner apostrophes) or any single other non-space character with the combining
-    marks that follow it. So text that looks the same tokenizes the same. Version 1 (runs
-    that recorded no version): the pattern ``\w+(?:['\u2019]\w+)*|[^\w\s]`` on the
-    lower-cased text."""
+    Version 3 is version 2 but that each letter or digit of a script written without
+    spaces (the blocks UNSPACED: Chinese, Japanese kana, Thai, Lao, Khmer, Myanmar), with
+    the combining marks that follow it, is a token of its own: "映画が好き" -> [映, 画,
+    が, 好, き]. A text without such letters tokenizes as under version 2.
+    Version 2, in this order: the translation table of _unicode (invisible format
+    characters such as soft hyphens, zero-width joiners, direction marks and a byte-order
+    mark, and variation selectors deleted; the zero-width space a space; U+2019 written
+    as '), Unicode NFKC (composed and decomposed accents, full-width letters, ligatures
+    become one form), the table again (for what NFKC makes), lower-casing; then words
+    (letters, digits, underscore and combining marks, such as Devanagari or Arabic vowel
+    signs, with inner apostrophes) or any single other non-space character with the
+    combining marks that follow it. So text that looks the same tokenizes the same.
+    Version 1 (runs that recorded no version): the pattern ``\w+(?:['\u2019]\w+)*|[^\w\s]``
+    on the lower-cased text."""
     if version == 1:
         return _TOKEN_V1.findall(text.lower())
-    if version != 2:
+    if version not in TOKENIZERS:
         raise ValueError(f"unknown tokenizer version {version!r}; this code knows "
                          f"{', '.join(map(str, TOKENIZERS))}")
-    table, pattern = _v2()
+    table, patterns = _unicode()
     text = unicodedata.normalize("NFKC", text.translate(table)).translate(table)
-    return pattern.findall(text.lower())
+    return patterns[version].findall(text.lower())
 
 
 def is_blank(text: str, version: int = TOKENIZER) -> bool:
-    """No token under this tokenizer version: nothing but whitespace (and, in version 2,
-    the invisible characters it deletes)."""
+    """No token under this tokenizer version: nothing but whitespace (and, in versions 2
+    and 3, the invisible characters they delete)."""
     if version == 1:
         return not text.strip()
-    return not text.translate(_v2()[0]).strip()
+    return not text.translate(_unicode()[0]).strip()
 
 
 def build_vocab(token_lists, max_vocab: int, min_freq: int) -> list[str]:
