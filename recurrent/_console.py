@@ -13,9 +13,14 @@ def main(argv=None):
     try:
         from .cli import main as cli_main
     except KeyboardInterrupt:
-        if debug_asked(list(sys.argv[1:] if argv is None else argv)):
+        args = list(sys.argv[1:] if argv is None else argv)
+        if debug_asked(args):
             raise
-        print("Aborted.", file=sys.stderr)
+        # A rank of an MPI job tells the ranks already waiting for it in world() (they
+        # stop too, rank 0 printing the line once) rather than leaving them waiting.
+        from .distributed import joins_world, report_early_failure
+        if report_early_failure("Aborted.", joins_world(args)):
+            print("Aborted.", file=sys.stderr)
         sys.exit(130)
     return cli_main(argv)
 

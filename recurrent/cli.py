@@ -15,7 +15,7 @@ import time
 import click
 from click.core import ParameterSource
 
-from . import __version__, averaging, candidates, ensemble, plugins, report
+from . import __version__, averaging, candidates, distributed, ensemble, plugins, report
 from .checkpoint import json_text
 from ._console import debug_asked
 from .checks import one_line
@@ -61,10 +61,10 @@ class RecurrentGroup(click.Group):
              **extra):
         args = list(sys.argv[1:] if args is None else args)
         debug = debug_asked(args)
-        command = _command_of(args)
+        joins_world = distributed.joins_world(args)
 
         def report(line, code, all_ranks=False):
-            return _report(line, code, all_ranks, command)
+            return _report(line, code, all_ranks, joins_world)
 
         try:
             # BLAS on one thread for the whole command (recurrent/threads.py): the kernels
@@ -115,30 +115,21 @@ class RecurrentGroup(click.Group):
 
 # ctx.meta's key of the command-line arguments the root group was given.
 ARGS_KEY = "recurrent.args"
-# The commands that make the process group of an MPI job (distributed.world()).
-WORLD_COMMANDS = ("train", "info")
 
 
-def _report(line: str, code: int, all_ranks: bool = False, command: str | None = None) -> int:
+def _report(line: str, code: int, all_ranks: bool = False, joins_world: bool = False) -> int:
     """Print a failure line; in a data-parallel job, also stop the other ranks
     (distributed.report_failure). Returns the exit code. A failure before the ranks of
     an MPI job made their World (click's option checks, a bad RECURRENT_MPI_TIMEOUT) is
-    printed by the launcher's rank 0 alone; in a ``command`` that makes the World, the
-    ranks that got past it are told, so that none waits for this one
-    (distributed.report_early_failure)."""
-    from . import distributed
+    printed by the launcher's rank 0 alone; in a command that makes the World
+    (``joins_world``), the ranks that got past it are told, so that none waits for this
+    one (distributed.report_early_failure)."""
     world = distributed.current()
     if world is None or world.size == 1:
-        if distributed.report_early_failure(line, command in WORLD_COMMANDS):
+        if distributed.report_early_failure(line, joins_world):
             click.echo(line, err=True)
         return code
     return distributed.report_failure(world, line, code, all_ranks)
-
-
-def _command_of(args: list[str]) -> str | None:
-    """The command an argument list runs: its first argument that is not an option (the
-    root group's options are flags)."""
-    return next((str(a) for a in args if not str(a).startswith("-")), None)
 
 
 @click.group(cls=RecurrentGroup, help=QUICK_START,
@@ -340,6 +331,7 @@ def _train(ctx, task, values):
     if ranks is not None and ranks != world.size:
         raise AllRanksError(f"--ranks {ranks}: this job already runs on {world.size} "
                         f"rank(s); give --ranks without mpiexec, or mpiexec without --ranks")
+    distributed.ignore_ctrl_c(world)
     trainer = parallel_trainer(task, world, lambda: _make_trainer(
         ctx, task, values, out, resume, world))
     quiet = values.get("quiet") or not world.is_root
@@ -353,6 +345,7 @@ def _train(ctx, task, values):
                       if getattr(trainer, "options", None) else "")
                    + (f", data-parallel on {world.size} ranks" if world.size > 1 else ""))
     summary = trainer.fit(resume=resumed)
+    distributed.ignore_ctrl_c(world, training_over=True)
     if world.is_root:
         _print_summary(task, summary)
     if summary["status"] == "interrupted":

@@ -15,6 +15,7 @@ others.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import threading
@@ -36,6 +37,8 @@ TIMEOUT_VARIABLE = "RECURRENT_MPI_TIMEOUT"
 # runs, one per seed).
 OPT_OUT_VARIABLE = "RECURRENT_NO_MPI"
 DEFAULT_TIMEOUT = 600.0
+# The commands whose ranks meet in world() (the process group of an MPI job).
+WORLD_COMMANDS = ("train", "info")
 # Where a `--ranks N` launcher asks each rank to leave its pid (launch.py names the rank
 # of a process mpiexec reports killed).
 LAUNCH_DIR_VARIABLE = "RECURRENT_LAUNCH_DIR"
@@ -268,6 +271,30 @@ def _exchange_start(MPI, failure: str | None) -> list:
     global _EXCHANGED
     _EXCHANGED = True
     return MPI.COMM_WORLD.allgather(failure)
+
+
+def joins_world(args: list[str]) -> bool:
+    """Whether the command-line arguments ``args`` run a command whose ranks meet in
+    world(): its first argument that is not an option (the root group's options are
+    flags) is one of WORLD_COMMANDS."""
+    command = next((str(a) for a in args if not str(a).startswith("-")), None)
+    return command in WORLD_COMMANDS
+
+
+def ignore_ctrl_c(world: World, training_over: bool = False):
+    """From now on a Ctrl-C (SIGINT) does nothing on this rank of a data-parallel
+    ``world`` outside the trainer's own handlers (recurrent/interrupt.py, which nest
+    inside and restore this): on a rank other than 0 from the start (mpiexec passes a
+    Ctrl-C on to every rank, and rank 0 acts on it for the job: it stops at a step,
+    completes what it does alone, such as combining an ensemble, or ends the job), and
+    on every rank once ``training_over`` (the run is complete). Otherwise a rank waiting
+    for rank 0, or for MPI's finalize at exit, would end, and mpiexec would stop the job
+    midway and report it failed. SIG_IGN rather than a Python handler: Python drops its
+    handlers before MPI's finalize runs."""
+    if world.size == 1 or (world.is_root and not training_over):
+        return
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def mpi_available() -> bool:
