@@ -212,6 +212,31 @@ def json_default(value):
     return str(value)
 
 
+def not_json(value, where: str = "state") -> str | None:
+    """The path and type of the first value in ``value`` that config.json does not keep
+    as it is (json_default would save its text: a set, an object, a dict key that is not a
+    string), or None; numpy numbers and arrays are kept, as numbers and lists."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{where} key {key!r} ({type(key).__name__}; JSON keys are strings)"
+            found = not_json(item, f"{where}[{key!r}]")
+            if found:
+                return found
+        return None
+    if isinstance(value, (list, tuple)):
+        return next((f for i, item in enumerate(value) if (f := not_json(item, f"{where}[{i}]"))),
+                    None)
+    if value is None or isinstance(value, (str, bool, int, float, np.generic, np.ndarray)):
+        return None
+    return f"{where} ({type(value).__name__})"
+
+
+def saved_json(value):
+    """``value`` as config.json gives it back."""
+    return json.loads(json.dumps(value, default=json_default))
+
+
 def _finite(value):
     """``value`` with every NaN or infinite float (nested in dicts, lists and tuples) as
     None, and numpy scalars and arrays as Python numbers and lists."""

@@ -254,15 +254,26 @@ def _shared_options(defaults: dict) -> list:
     ]
 
 
+def reserved_train_options() -> tuple[set, set]:
+    """(keys, flags) that a task's own options must not take: those of the shared training
+    options (a task's --hidden beside the shared one would leave one of them without
+    effect, and the framework reads config["hidden"] as the shared option checks it), the
+    help flags, and the key "eval_data", which `recurrent eval --data` sets. The registry
+    refuses a task whose options() takes one (recurrent/plugins.py)."""
+    from .config import SHARED_DEFAULTS
+    params = _shared_options(SHARED_DEFAULTS)
+    keys = {p.name for p in params} | {"eval_data"}
+    flags = {flag for p in params for flag in (*p.opts, *p.secondary_opts)} | {"-h", "--help"}
+    return keys, flags
+
+
 def _train_command(task) -> click.Command:
     from .config import TrainingConfig, task_options
     defaults = TrainingConfig.resolve(task, {})
     task_params = task_options(task)
-    # a task's own option replaces the shared one of that name; options the task never
-    # reads (Task.unused_options) are not offered
-    taken = {p.name for p in task_params}
-    taken |= set(task.unused_options if hasattr(task, "unused_options") else ())
-    params = [p for p in _shared_options(defaults) if p.name not in taken] + task_params
+    # options the task never reads (Task.unused_options) are not offered
+    unused = set(task.unused_options if hasattr(task, "unused_options") else ())
+    params = [p for p in _shared_options(defaults) if p.name not in unused] + task_params
 
     def callback(**values):
         ctx = click.get_current_context()
@@ -575,6 +586,9 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
         return
     metrics = task.evaluate(state, split, config, model.runner())
     baselines = task.baselines(state, split, config) if hasattr(task, "baselines") else {}
+    problem = report.baselines_problem(baselines)
+    if problem:
+        raise UserError(f"task {task.name!r}: baselines() {problem}")
     # Paired tests on the test split only: the validation split chose the checkpoint (and
     # a forecast's blend), and the training rows fitted the baselines.
     paired = (task.paired(state, split, config, model.runner())
@@ -703,7 +717,15 @@ def predict_command(ctx, run, args, show_help):
         answer = task.predict_stream(state, config, model.runner(), options)
         _check_stream_options(given - options.read, params)
         return _stream_lines(answer, sys.stdin)
-    for line in task.predict(state, config, model.runner(), options):
+    lines = task.predict(state, config, model.runner(), options)
+    # a str (returned, not yielded) would print one character per line
+    if lines is None or isinstance(lines, (str, bytes, dict)):
+        raise UserError(f"task {task.name!r}: predict() returned {type(lines).__name__}, "
+                        f"not an iterable of lines (yield each line)")
+    for line in lines:
+        if not isinstance(line, str):
+            raise UserError(f"task {task.name!r}: predict() gave a line that is "
+                            f"{type(line).__name__}, not a str")
         click.echo(line)
 
 

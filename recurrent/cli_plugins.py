@@ -176,9 +176,9 @@ def _find(name: str, kind: str | None):
         if kind is None and others:
             raise UserError(f"{name!r} is both a task and a {others[0]}; pass --kind")
         return "task", plugins.entries("task")[name].obj
-    if kind == "task":
-        known = ", ".join(sorted(plugins.entries("task")))
-        raise UserError(f"no task named {name!r}; known tasks: {known}")
+    if kind == "task" or (kind is None and not any(name in plugins.entries(k)
+                                                   for k in ("cell", "loss"))):
+        raise conformance.unknown_name(name, ("task",) if kind else ("cell", "loss", "task"))
     return conformance.find(name, kind)
 
 

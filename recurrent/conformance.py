@@ -777,14 +777,35 @@ def check(name: str, kind: str | None = None, seed: int = 0) -> tuple[str, list[
     return kind, (check_cell(obj, seed) if kind == "cell" else check_loss(obj, seed))
 
 
+def unknown_name(name: str, kinds: tuple[str, ...]) -> "UserError":
+    """The UserError for a ``name`` that no registered object of ``kinds`` ("cell",
+    "loss", "task") has: the known names of those kinds, and the broken plugins with their
+    errors: first the one whose error names ``name`` (e.g. its cell lacks backward, so the
+    registry refused it), else all of them, as the registry's own lookup
+    (recurrent.plugins.Registry.get) names them."""
+    from . import plugins
+    from .errors import UserError
+
+    what = " or ".join(kinds) if len(kinds) < 3 else f"{', '.join(kinds[:-1])} or {kinds[-1]}"
+    known = ", ".join(sorted(set().union(*(plugins.entries(k) for k in kinds))))
+    broken = plugins.broken_plugins()  # plugin -> one-line error, after entries()
+    named = {p: e for p, e in broken.items() if repr(name) in e}
+    if named:
+        why = "; ".join(f"plugin {p!r} is broken: {e}" for p, e in sorted(named.items()))
+        return UserError(f"no {what} named {name!r}: {why} (see `recurrent plugins`); "
+                         f"known: {known or '(none)'}")
+    message = f"no {what} named {name!r}; known: {known or '(none)'}"
+    if broken:
+        message += (" (broken plugins: " + ", ".join(
+            f"{p!r} ({e})" for p, e in sorted(broken.items())) + "; see `recurrent plugins`)")
+    return UserError(message)
+
+
 def find(name: str, kind: str | None = None) -> tuple[str, object]:
     """(kind, object) of the registered cell or loss called ``name``.
 
     ``kind`` ("cell" or "loss") settles a name registered as both. Unknown names raise
-    recurrent.errors.UserError listing the known cells and losses, and the broken plugins
-    with their errors: first the one whose error names ``name`` (e.g. its cell lacks
-    backward, so the registry refused it), else all of them, as the registry's own lookup
-    (recurrent.plugins.Registry.get) names them."""
+    unknown_name's UserError."""
     from . import plugins
     from .errors import UserError
 
@@ -796,18 +817,7 @@ def find(name: str, kind: str | None = None) -> tuple[str, object]:
         raise UserError(f"{name!r} is a {other}, not a {kind}: pass --kind {other} or no "
                         f"--kind")
     if not hits:
-        known = ", ".join(sorted(set().union(*found.values())))
-        broken = plugins.broken_plugins()  # plugin -> one-line error, after entries()
-        named = {p: e for p, e in broken.items() if repr(name) in e}
-        if named:
-            why = "; ".join(f"plugin {p!r} is broken: {e}" for p, e in sorted(named.items()))
-            raise UserError(f"no cell or loss named {name!r}: {why} (see `recurrent "
-                            f"plugins`); known: {known or '(none)'}")
-        message = f"no cell or loss named {name!r}; known: {known or '(none)'}"
-        if broken:
-            message += (" (broken plugins: " + ", ".join(
-                f"{p!r} ({e})" for p, e in sorted(broken.items())) + "; see `recurrent plugins`)")
-        raise UserError(message)
+        raise unknown_name(name, tuple(found))
     if len(hits) > 1:
         raise UserError(f"{name!r} is both a cell and a loss; pass --kind cell or --kind loss")
     return hits[0], found[hits[0]][name].obj

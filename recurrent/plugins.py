@@ -148,7 +148,13 @@ class Registry:
             except BaseException as exc:  # SystemExit too: a script-style module (argparse)
                 self.broken[ep.name] = _import_error_line(exc)
                 continue
-            self._add(plugin, ep.name, version)
+            if self._add(plugin, ep.name, version) and not self.pm.get_hookcallers(plugin):
+                # the entry point names a module without hooks (the task's own module,
+                # say, instead of the one registering it): it would add nothing, unseen
+                self.unregister_plugin(ep.name)
+                self.broken[ep.name] = (
+                    f"entry point {ep.value!r} registers nothing: it has no "
+                    f"@recurrent.hookimpl function ({', '.join(h for h, _ in KINDS.values())})")
         for name in sorted((allow or set()) - declared):  # a typo would load nothing silently
             self.broken[name] = (f"named in RECURRENT_PLUGINS, but no installed distribution "
                                  f"declares it (declared: {', '.join(sorted(declared)) or 'none'})")
@@ -386,6 +392,25 @@ def _check_task_options(name: str, task: Any) -> None:
             if odd:
                 raise ValueError(f"task {name!r}: options() returned {odd[0]!r}, "
                                  f"expected {expected}")
+            _check_option_names(name, value or ())
+
+
+def _check_option_names(name: str, params) -> None:
+    """ValueError naming the task's first option that takes a flag or a config key of
+    `recurrent train`'s shared options (cli.reserved_train_options)."""
+    from .cli import reserved_train_options
+    keys, flags = reserved_train_options()
+    for param in params:
+        own = [*param.opts, *getattr(param, "secondary_opts", ())]
+        flag = next((o for o in own if o in flags), None)
+        if flag is not None:
+            raise ValueError(f"task {name!r}: options() has {flag}, a shared option of "
+                             f"`recurrent train`; change its default in defaults() instead, "
+                             f"or give the task's option another name")
+        if param.name in keys:
+            raise ValueError(f"task {name!r}: options() stores "
+                             f"{own[0] if own else 'an option'} under {param.name!r}, a "
+                             f"config key that recurrent sets itself; give it another name")
 
 
 def _dist_name(ep: importlib.metadata.EntryPoint) -> str:

@@ -178,7 +178,9 @@ class Task(Protocol):
     loss: str  # default loss name, e.g. "cross_entropy"
 
     def options(self) -> list:
-        """Task-specific click.Option objects for `recurrent train NAME` (e.g. --data)."""
+        """Task-specific click.Option objects for `recurrent train NAME` (e.g. --data).
+        None may take a flag or a config key of the shared training options, nor the key
+        "eval_data" (the registry refuses the task: cli.reserved_train_options)."""
 
     def defaults(self) -> dict:
         """Overrides of shared training defaults for this task, e.g. {"seq_len": 100}."""
@@ -202,7 +204,9 @@ class Task(Protocol):
         {"x": (T, B) int64 token ids or (T, B, I) float32,
          "lengths": (B,) int64 or None,
          "y": targets: (T, B) int64 / (T, B, K) float for "sequence" output,
-              (B,) int64 / (B, K) float for pooled output,
+              (B,) int64 / (B, K) float for pooled output; with "sequence" output and
+              lengths, the steps past a row's length count in no loss and may hold any
+              target (e.g. -1),
          "reset": bool: False to carry the recurrent state over from the previous batch
                   (stateful streams, truncated BPTT); True (default) to start from zeros}"""
 

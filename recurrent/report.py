@@ -8,8 +8,18 @@ import json
 import math
 
 from . import paired as paired_tests
-from .checkpoint import json_default
+from .checkpoint import json_default, not_json
 from .figures import format_value, is_scalar
+
+
+def baselines_problem(baselines) -> str | None:
+    """What keeps a task's baselines() result from being shown beside the model (it is
+    not {name: {metric: value}} of JSON values, which eval --json prints), or None."""
+    if not isinstance(baselines, dict) or not all(isinstance(m, dict)
+                                                  for m in baselines.values()):
+        return "must return {name: {metric: value}}"
+    problem = not_json(baselines, "baselines")
+    return f"{problem} is not a JSON value (eval --json prints them)" if problem else None
 
 
 def text_table(rows: list[list[str]], align: str | None = None) -> list[str]:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import __version__, candidates, ensemble, run_lock, selection
-from .checkpoint import BEST, CONFIG_FILE, LAST, RunCopy, RunDir, load_arrays
+from .checkpoint import (BEST, CONFIG_FILE, LAST, RunCopy, RunDir, load_arrays, not_json,
+                         saved_json)
 from .checks import one_line
 from .config import TrainingConfig, check_model_spec, option_flags
 from .errors import AllRanksError, UserError
 from .lengths import valid_mask
+from .step import batch_problem
 from .task_params import PREFIX as TASK_PREFIX
 from .task_params import TaskParams, from_arrays, owned
 from .trainer import Trainer, check_checkpoint, load_params, task_state_of
@@ -71,17 +73,41 @@ def _prepared(task, config: TrainingConfig) -> tuple[dict, dict]:
     # before making the run directory
     config.check(task)
     config.check_new(task)
-    task_state = task.prepare(config)
+    task_state = _saved_state(task, task.prepare(config))
     spec = task.model_spec(task_state, config)
     try:
         check_model_spec(spec)
     except ValueError as e:
         raise UserError(f"task {task.name!r} gave a bad model spec: {e}") from None
+    if hasattr(task, "check_state"):  # every later opening of the run calls it
+        try:
+            task.check_state(task_state, spec)
+        except ValueError as e:
+            raise UserError(f"task {task.name!r} refuses the state its own prepare() made: "
+                            f"{one_line(e)} ({_CHECK_HINT.format(task.name)})") from None
     _check_loss_fits(task, task_state, config, spec)
     _check_average_covers(task, task_state, config)
     _check_selection(task, task_state, config, spec)
     ensemble.check(task, owned(task, task_state, config), config, spec)
     return task_state, spec
+
+
+_CHECK_HINT = "`recurrent plugins check {}` checks the task"
+
+
+def _saved_state(task, state) -> dict:
+    """The task state prepare() returned, as config.json will give it back to every later
+    call; UserError naming the task when it is not a dict, or holds a value config.json
+    would keep only as its text (a set, an object, a key that is not a string)."""
+    if not isinstance(state, dict):
+        raise UserError(f"task {task.name!r}: prepare() returned {type(state).__name__}, not "
+                        f"a dict ({_CHECK_HINT.format(task.name)})")
+    problem = not_json(state)
+    if problem:
+        raise UserError(f"task {task.name!r}: prepare() returned a state config.json cannot "
+                        f"keep: {problem} is not a JSON value "
+                        f"({_CHECK_HINT.format(task.name)})")
+    return saved_json(state)
 
 
 def _trainer(task, run: RunDir, echo, world):
@@ -323,6 +349,10 @@ def _check_loss_fits(task, task_state, config, spec) -> None:
     batch = next(iter(task.batches(task_state, "train", config, rng)), None)
     if batch is None:
         return  # the trainer reports a task without training batches
+    problem = batch_problem(batch)
+    if problem:
+        raise UserError(f"task {task.name!r} gave a first training batch that is {problem} "
+                        f"({_CHECK_HINT.format(task.name)})")
     lengths = batch.get("lengths")
     lengths = None if lengths is None else np.asarray(lengths, np.int64)
     model.eval()
@@ -338,13 +368,16 @@ def _check_loss_fits(task, task_state, config, spec) -> None:
                             f"{one_line(e)} (`recurrent plugins check {config['cell']}` "
                             f"checks the cell)") from None
         raise UserError(f"task {task.name!r} gave a first training batch the model cannot "
-                        f"take: {one_line(e)} (`recurrent plugins check {task.name}` checks "
-                        f"the task)") from None
+                        f"take: {one_line(e)} ({_CHECK_HINT.format(task.name)})") from None
     mask = None
     if model.output == "sequence" and lengths is not None:
         mask = valid_mask(lengths, outputs.shape[0], outputs.shape[1])  # (T, B)
     try:
         loss.value_and_grad(outputs, batch["y"], mask)
     except ValueError as e:
+        if loss.name == task.loss:  # the task's own loss: the task's targets are wrong
+            raise UserError(f"task {task.name!r} gave a first training batch whose targets "
+                            f"its loss {loss.name} cannot take: {one_line(e)} "
+                            f"({_CHECK_HINT.format(task.name)})") from None
         raise UserError(f"--loss {loss.name} does not fit task {task.name!r} (its default "
                         f"is {task.loss}): {one_line(e)}") from None

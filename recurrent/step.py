@@ -24,6 +24,18 @@ class NonFinite(Exception):
         self.evaluated = evaluated
 
 
+def batch_problem(batch) -> str | None:
+    """What keeps a task's batch from being a training batch at all (it is not a dict
+    holding "x" and "y", the keys every step reads), or None; its arrays are checked by
+    the model and the loss that take them."""
+    if not isinstance(batch, dict):
+        return f"a {type(batch).__name__}, not a dict with 'x' and 'y'"
+    missing = [key for key in ("x", "y") if key not in batch]
+    if missing:
+        return f"a dict without {' and '.join(map(repr, missing))}"
+    return None
+
+
 def windows(batch: dict, K: int, sequence_output: bool) -> list:
     """A task's batch as a list of (x, y, lengths) windows: one window without truncation
     (K = 0) or for pooled outputs (the model truncates those itself), else consecutive

@@ -36,11 +36,13 @@ import math
 
 import numpy as np
 
-from .checkpoint import json_default
+from .checkpoint import json_default, not_json, saved_json
 from .conformance import CheckResult, CheckRunner, members_check
 from .config import SHARED_DEFAULTS, TrainingConfig, check_model_spec, task_options
 from .lengths import valid_mask
 from .protocols import Task
+from .report import baselines_problem
+from .step import batch_problem
 
 BATCHES_CHECKED = 3  # per split: batches run through the model and the loss
 BATCHES_COMPARED = 20  # per call of "same batches"
@@ -59,29 +61,6 @@ def default_config(task, seed: int = 0) -> TrainingConfig:
     config = TrainingConfig.resolve(task, {**own, "seed": seed})
     choices = task.candidates(config) if hasattr(task, "candidates") else []
     return TrainingConfig(dict(config, **choices[0])) if choices else config
-
-
-def _not_json(value, where="state"):
-    """The path and type of the first value in ``value`` that JSON does not keep, or None."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return f"{where} key {key!r} ({type(key).__name__}; JSON keys are strings)"
-            found = _not_json(item, f"{where}[{key!r}]")
-            if found:
-                return found
-        return None
-    if isinstance(value, (list, tuple)):
-        return next((f for i, item in enumerate(value) if (f := _not_json(item, f"{where}[{i}]"))),
-                    None)
-    if value is None or isinstance(value, (str, bool, int, float, np.generic, np.ndarray)):
-        return None
-    return f"{where} ({type(value).__name__})"
-
-
-def _saved(state: dict) -> dict:
-    """The state as config.json gives it back."""
-    return json.loads(json.dumps(state, default=json_default))
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -138,16 +117,17 @@ def check_task(task, seed: int = 0) -> list[CheckResult]:
         return True, f"state keys: {', '.join(sorted(state)) or '(none)'}"
 
     def state_is_json():
-        problem = _not_json(facts["state"])
+        problem = not_json(facts["state"])
         if problem:
             return False, f"{problem} is not a JSON value: config.json would keep its text"
-        facts["saved"] = _saved(facts["state"])
+        facts["saved"] = saved_json(facts["state"])
         return True, f"{len(json.dumps(facts['saved']))} characters in config.json"
 
     def spec():
-        facts["spec"] = task.model_spec(facts["saved"], facts["config"])
-        check_model_spec(facts["spec"])
-        return True, json.dumps(facts["spec"], sort_keys=True, default=json_default)
+        spec = task.model_spec(facts["saved"], facts["config"])
+        check_model_spec(spec)
+        facts["spec"] = spec  # the checks after this one build the model from it
+        return True, json.dumps(spec, sort_keys=True, default=json_default)
 
     def check_state():
         task.check_state(facts["saved"], facts["spec"])
@@ -207,19 +187,16 @@ def check_task(task, seed: int = 0) -> list[CheckResult]:
         if not math.isfinite(float(first["loss"])):
             return False, f"loss {first['loss']} of an untrained model is not finite"
         second = task.evaluate(facts["saved"], "valid", config, model.runner())
-        if _saved(first) != _saved(second):
+        if saved_json(first) != saved_json(second):
             return False, "two calls on the same model gave other figures"
         return True, ", ".join(f"{k} {float(v):.4g}" for k, v in first.items()
                                if np.ndim(v) == 0)
 
     def baselines():
         result = task.baselines(facts["saved"], "valid", facts["config"])
-        if not isinstance(result, dict) or not all(isinstance(m, dict)
-                                                   for m in result.values()):
-            return False, "baselines() must return {name: {metric: value}}"
-        problem = _not_json(result, "baselines")
+        problem = baselines_problem(result)
         if problem:
-            return False, f"{problem} is not a JSON value (eval --json prints them)"
+            return False, f"baselines() {problem}"
         return True, ", ".join(sorted(result)) or "(none)"
 
     runner.run("options", options)
@@ -258,8 +235,9 @@ def _numbers(value) -> bool:
 def _run_batch(model, loss, batch, index):
     """One batch through the model's forward and the loss, as a training step takes it;
     ValueError naming the batch and what is wrong."""
-    if not isinstance(batch, dict) or not {"x", "y"} <= set(batch):
-        raise ValueError(f"batch {index}: expected a dict with 'x' and 'y'")
+    problem = batch_problem(batch)
+    if problem:
+        raise ValueError(f"batch {index} is {problem}")
     lengths = batch.get("lengths")
     lengths = None if lengths is None else np.asarray(lengths, np.int64)  # as training does
     try:

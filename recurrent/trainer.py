@@ -76,6 +76,7 @@ from .loss_plot import missing_note, write_loss_plot
 from .optim import Schedule
 from .position import Position
 from .progress import Progress
+from .report import baselines_problem
 from .state import pack_state, state_arrays
 from .pretrain import Interrupted as PretrainingInterrupted
 from .step import NonFinite, train_step, windows
@@ -575,6 +576,9 @@ class Trainer:
         if hasattr(self.task, "baselines"):
             if root:  # computed once, shown by rank 0 only
                 baselines = self.task.baselines(self.task_state, "valid", self.config)
+                problem = baselines_problem(baselines)
+                if problem:
+                    raise UserError(f"task {self.task.name!r}: baselines() {problem}")
             if root and not resume:
                 self.run.append_metrics({"kind": "baselines", "split": "valid",
                                          "baselines": baselines})

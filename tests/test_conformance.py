@@ -239,7 +239,7 @@ def test_check_command_fails_on_a_broken_cell():
 def test_check_command_unknown_name():
     result = CliRunner().invoke(plugins_group, ["check", "lstn"])
     assert result.exit_code == 2
-    assert "no cell or loss named 'lstn'; known: " in result.output
+    assert "no cell, loss or task named 'lstn'; known: " in result.output
     assert "cross_entropy" in result.output
 
 

@@ -316,7 +316,7 @@ def broken_plugin():
 def test_check_command_says_why_a_broken_plugins_cell_is_missing(broken_plugin):
     result = CliRunner().invoke(plugins_group, ["check", "no_backward_for_test"])
     assert result.exit_code == 2
-    assert ("no cell or loss named 'no_backward_for_test': plugin 'no-backward-plugin' is "
+    assert ("no cell, loss or task named 'no_backward_for_test': plugin 'no-backward-plugin' is "
             "broken: ValueError: cell 'no_backward_for_test' lacks backward (see `recurrent "
             "plugins`); known: ") in " ".join(result.output.split())
     with pytest.raises(recurrent.errors.UserError, match="lacks backward"):
@@ -327,7 +327,7 @@ def test_check_command_lists_broken_plugins_for_an_unknown_name(broken_plugin):
     result = CliRunner().invoke(plugins_group, ["check", "lstn"])
     assert result.exit_code == 2
     output = " ".join(result.output.split())
-    assert "no cell or loss named 'lstn'; known: " in output
+    assert "no cell, loss or task named 'lstn'; known: " in output
     # (other tests' plugins may be listed beside it, so its entry is looked for alone)
     assert "(broken plugins: " in output and "see `recurrent plugins`)" in output
     assert ("'no-backward-plugin' (ValueError: cell 'no_backward_for_test' lacks "

@@ -126,7 +126,9 @@ def test_prints_of_a_plugin_go_to_stderr_not_into_json_output():
 
 
 def test_a_plugin_printing_at_import_leaves_stdout_alone(tmp_path, monkeypatch, capsys):
-    (tmp_path / "rec_authoring_prints.py").write_text('print("imported!")\n')
+    (tmp_path / "rec_authoring_prints.py").write_text(
+        'import recurrent\nprint("imported!")\n\n\n@recurrent.hookimpl\n'
+        'def register_losses(register):\n    pass\n')
     dist = tmp_path / "rec_authoring_prints-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text(

@@ -121,9 +121,9 @@ ORDER = "order = np.arange(len(examples)) if rng is None else rng.permutation(le
 ])
 def test_the_task_checks_name_what_a_task_gets_wrong(tmp_path, monkeypatch, change, check,
                                                       detail):
-    """Mistakes that training takes without a word (a set in the state is saved as its
-    text; batches drawn from numpy's global generator make runs unrepeatable; a typo in
-    defaults() is ignored) or reports as an internal error, each named by its check."""
+    """Mistakes that training takes without a word (batches drawn from numpy's global
+    generator make runs unrepeatable; a typo in defaults() is ignored) or refuses in one
+    line (a set in the state), each named by its check."""
     _register(tmp_path, monkeypatch, change)
     try:
         result = invoke("plugins", "check", "motif", "--json")
@@ -200,3 +200,102 @@ def test_a_plugin_cell_failing_on_the_first_batch_is_named_not_the_task(tmp_path
                    "recurrent plugins check boom")
     assert "gave a first training batch" not in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+PREPARED = 'return {"data": os.path.abspath(path),'
+SPEC_SIZE = '"output_size": len(state["classes"])}'
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda t: t.replace('"classes": classes}', '"classes": classes, "seen": set(classes)}'),
+     "task 'motif': prepare() returned a state config.json cannot keep: state['seen'] (set) "
+     "is not a JSON value"),
+    (lambda t: t.replace(PREPARED, PREPARED.replace("{", "[{")).replace(
+        '"classes": classes}', '"classes": classes}]'),
+     "task 'motif': prepare() returned list, not a dict"),
+    (lambda t: t.replace(SPEC_SIZE, SPEC_SIZE.replace(")}", ") + 1}")),
+     "task 'motif' refuses the state its own prepare() made: the model's output_size is 3, "
+     "but classes gives 2"),
+    (lambda t: t.replace(YIELD, YIELD.replace('"y": y', '"y": np.stack([y, y])')),
+     "task 'motif' gave a first training batch whose targets its loss cross_entropy cannot "
+     "take: targets: expected shape"),
+    (lambda t: t.replace(YIELD, YIELD.replace(', "y": y', '')),
+     "task 'motif' gave a first training batch that is a dict without 'y'"),
+    (lambda t: t.replace(YIELD, 'yield x, lengths, y'),
+     "task 'motif' gave a first training batch that is a tuple, not a dict with 'x' and 'y'"),
+])
+def test_training_refuses_what_a_task_hands_over_wrong(tmp_path, monkeypatch, change,
+                                                       message):
+    """A state config.json would change or the task's own check_state refuses, and a
+    first batch that is no batch or whose targets the task's own loss cannot take: one
+    line naming the task (not --loss, which was not given; not an internal error), and
+    no run directory, rather than a run that eval then calls corrupted."""
+    _register(tmp_path, monkeypatch, change)
+    try:
+        result = invoke("train", "motif", "--out", "run", "--threads", 1, "--quiet",
+                        "--no-plot")
+    finally:
+        _unregister()
+    one_line_error(result, message, "`recurrent plugins check motif` checks the task")
+    assert not (tmp_path / "run").exists()
+
+
+def test_baselines_of_the_wrong_shape_name_the_task(tmp_path, monkeypatch):
+    """baselines() returning {name: number} rather than {name: {metric: number}}."""
+    _register(tmp_path, monkeypatch, lambda t: t.replace(
+        'return {"majority": {"accuracy": scored.count(majority) / len(scored)}}',
+        'return {"majority": scored.count(majority) / len(scored)}'))
+    try:
+        result = invoke("train", "motif", "--out", "run", "--threads", 1, "--quiet",
+                        "--no-plot")
+    finally:
+        _unregister()
+    one_line_error(result, "task 'motif': baselines() must return {name: {metric: value}}")
+
+
+def test_predict_returning_a_string_names_the_task(tmp_path, monkeypatch):
+    """A predict() that returns its text instead of yielding lines would print it one
+    character per line."""
+    _register(tmp_path, monkeypatch, lambda t: t.replace(
+        "            yield f\"{symbols}\\t{state['classes'][k]}\"",
+        "            return f\"{symbols}\\t{state['classes'][k]}\""))
+    try:
+        ok(invoke("train", "motif", "--out", "run", "--epochs", 1, "--threads", 1, "--quiet",
+                  "--no-plot"))
+        result = invoke("predict", "run", "GGTATAGGCC")
+    finally:
+        _unregister()
+    one_line_error(result, "task 'motif': predict() returned str, not an iterable of lines")
+
+
+def test_an_option_taking_a_shared_options_name_breaks_the_plugin(tmp_path, monkeypatch):
+    """A task's --hidden beside the shared one would leave one of the two without effect:
+    the plugin is listed as broken with the reason, and train names it."""
+    _register(tmp_path, monkeypatch, lambda t: t.replace(
+        'return [click.Option(["--data"]',
+        'return [click.Option(["--hidden"], default=8), click.Option(["--data"]'))
+    try:
+        listing = json.loads(ok(invoke("plugins", "--json")))
+        result = invoke("train", "motif", "--hidden", 4, "--out", "run")
+    finally:
+        _unregister()
+    assert not any(t["name"] == "motif" for t in listing["tasks"])
+    broken = {b["plugin"]: b["error"] for b in listing["broken"]}
+    assert broken[PLUGIN] == ("ValueError: task 'motif': options() has --hidden, a shared "
+                              "option of `recurrent train`; change its default in "
+                              "defaults() instead, or give the task's option another name")
+    one_line_error(result, "task 'motif'", "options() has --hidden")
+
+
+def test_the_task_checks_stop_at_a_model_spec_they_cannot_build(tmp_path, monkeypatch):
+    """The checks after "model spec" build the model from it: with a bad spec they are
+    not run, so the report names the one cause once."""
+    _register(tmp_path, monkeypatch, lambda t: t.replace('"output": "last"',
+                                                         '"output": "final"'))
+    try:
+        result = invoke("plugins", "check", "motif", "--json")
+    finally:
+        _unregister()
+    checks = json.loads(result.stdout)["checks"]
+    assert [c["name"] for c in checks][-1] == "model spec", checks
+    assert [c["name"] for c in checks if not c["passed"]] == ["model spec"]

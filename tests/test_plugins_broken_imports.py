@@ -44,6 +44,11 @@ MODULES = {
             register(Fine())
     """,
     "rec_fake_interrupted": "raise KeyboardInterrupt\n",
+    # a task's own module named by the entry point instead of the module registering it
+    "rec_fake_hookless": """
+        class Task:
+            name = "hookless_task"
+    """,
 }
 ENTRY_POINTS = {"scriptish": "rec_fake_scriptish", "exits": "rec_fake_exits",
                 "argname": "rec_fake_argname", "fine": "rec_fake_fine"}
@@ -149,3 +154,24 @@ def test_every_command_survives_a_script_style_plugin(tmp_path):
     assert set(broken) == {"scriptish", "exits", "argname"}
     assert broken["scriptish"].startswith("SystemExit: the module exited while being imported")
     assert broken["argname"].endswith(REASON)
+
+
+def test_an_entry_point_without_hooks_is_listed_as_registering_nothing(tmp_path,
+                                                                       monkeypatch):
+    """An entry point naming a module without @recurrent.hookimpl functions would add
+    nothing without a word: it is listed as broken, saying so."""
+    monkeypatch.syspath_prepend(str(_site(tmp_path, {"hookless": "rec_fake_hookless",
+                                                     "fine": "rec_fake_fine"})))
+    monkeypatch.delenv("RECURRENT_NO_ENTRYPOINTS", raising=False)
+    monkeypatch.delenv("RECURRENT_PLUGINS", raising=False)
+    try:
+        registry = plugins.Registry(default_plugins=())
+        assert "fake_fine_loss" in registry.entries("loss")
+        assert registry.broken["hookless"] == (
+            "entry point 'rec_fake_hookless' registers nothing: it has no "
+            "@recurrent.hookimpl function (register_cells, register_losses, "
+            "register_tasks, register_commands)")
+        assert not registry.pm.has_plugin("hookless")
+    finally:
+        for name in MODULES:
+            sys.modules.pop(name, None)

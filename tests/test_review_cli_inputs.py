@@ -120,7 +120,7 @@ def test_plugins_check_finds_every_name_before_checking_any():
     run or printed first (with --json: run and not printed)."""
     for extra in ((), ("--json",)):
         result = invoke("plugins", "check", *extra, "lstm", "nope")
-        one_line_error(result, "no cell or loss named 'nope'")
+        one_line_error(result, "no cell, loss or task named 'nope'")
         assert result.stdout == "" and "PASS" not in result.output
 
 
