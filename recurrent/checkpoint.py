@@ -306,9 +306,13 @@ def _keys_problem(info: dict) -> str | None:
 
 def holds_run(directory: str) -> bool:
     """Whether ``directory`` holds a run: a config.json with a run's keys (the task's
-    state is not checked)."""
+    state is not checked). Only a regular file is read: opening a named pipe of that
+    name would wait for a writer, and a device would never end."""
+    path = os.path.join(directory, CONFIG_FILE)
+    if not os.path.isfile(path):
+        return False
     try:
-        with open(os.path.join(directory, CONFIG_FILE), encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             info = json.load(f)
     except (OSError, ValueError):
         return False

@@ -2,6 +2,7 @@
 sentiment run (whose fold models no export holds) imports and evaluates as the original;
 --out is never inside the run and never an existing file without --force; the default
 --out of "." and of an int8 export; the message counts the parameters written."""
+import contextlib
 import json
 import os
 
@@ -222,3 +223,33 @@ def test_default_outs_are_beside_the_run_and_int8_has_its_own(runs, monkeypatch)
         for path in made:
             if os.path.exists(path):
                 os.remove(path)
+
+
+def test_a_named_pipe_called_config_json_above_out_is_not_opened(tmp_path):
+    """The search for an enclosing run reads only a regular config.json: a named pipe of
+    that name in a parent of --out is not opened (open() would wait for a writer, and
+    what one wrote would decide the refusal). A writer waits here with a run's keys: had
+    the pipe been opened, it would have read them and refused the existing file."""
+    import threading
+
+    from recurrent.out_paths import check_out
+    pipe = tmp_path / "config.json"
+    os.mkfifo(pipe)
+    run_keys = json.dumps({"task": "forecast", "config": {}, "task_state": {},
+                           "model_spec": {}})
+
+    def write():
+        with contextlib.suppress(BrokenPipeError), open(pipe, "w") as f:
+            f.write(run_keys)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    (tmp_path / "sub").mkdir()
+    out = tmp_path / "sub" / "model.onnx"
+    out.write_bytes(b"old")
+    try:
+        check_out("--out", str(out), None, replace=True, refusal="already exists")
+    finally:
+        reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)  # lets the writer finish
+        writer.join()
+        os.close(reader)

@@ -86,3 +86,45 @@ def test_steps_compare_across_units_and_kinds():
     assert [step_text(time_step(t)) for t in (hours, months[::3], np.arange(5) * 3600.0,
                                               hours[::2].astype("datetime64[m]"))] == [
         "1 hour", "3 months", "3600 (numbers)", "2 hours"]
+
+
+def business_days(count, end):
+    """[[date, value]] of ``count`` business days (Monday to Friday) ending on ``end``."""
+    days = np.arange(np.datetime64(end) - 3 * count, np.datetime64(end) + 1)
+    days = days[np.is_busday(days)][-count:]
+    values = 50 + 10 * np.sin(np.arange(count) / 3)
+    return [[str(d), f"{v:.3f}"] for d, v in zip(days, values)]
+
+
+def test_business_days_are_one_frequency_in_a_short_part_or_file(tmp_path):
+    """Daily rows without weekends: a part or a file of a few rows whose median step a
+    weekend moves (Thursday, Friday, Monday: 2 days) is still at the run's frequency,
+    at training (one validation and one test row, Friday and Monday) and for predict
+    --data (three rows)."""
+    options = ["--window", "2", "--horizon", "1", "--inputs", "level", "--model", "rnn",
+               "--hidden", "8", "--steps", "1", "--threads", "1", "--quiet", "--no-plot"]
+    data = write_csv(tmp_path / "bdays.csv", ["date", "value"],
+                     business_days(56, "2023-03-20"))  # a Monday
+    ok(invoke("train", "forecast", "--data", data, "--out", tmp_path / "run", *options,
+              "--valid-fraction", "0.02", "--test-fraction", "0.02"))
+    state = json.loads((tmp_path / "run" / "config.json").read_text())["task_state"]
+    assert state["split_ends"][1:] == [55, 56]  # the last two rows: Friday, Monday
+    assert state["time_step"] == {"unit": "second", "size": 86400.0}
+    recent = write_csv(tmp_path / "recent.csv", ["date", "value"],
+                       business_days(3, "2023-03-27"))  # Thursday, Friday, Monday
+    assert ok(invoke("predict", tmp_path / "run", "--data", recent)).startswith("date,")
+
+
+def test_a_short_file_steps_by_the_run_when_half_its_steps_do():
+    from recurrent_plugins.forecast.predict import steps_by, time_step
+
+    monthly = time_step(np.arange("2010-01", "2012-01", dtype="datetime64[M]"))
+    # three months, one missing between them: a median of 1.5, rounded to 2 months
+    assert steps_by(np.array(["2012-01", "2012-02", "2012-04"], "datetime64[M]"), monthly)
+    assert not steps_by(np.array(["2012-01", "2012-03", "2012-05"], "datetime64[M]"),
+                        monthly)
+    daily = time_step(np.datetime64("2010-01-01") + np.arange(30))
+    weekly = np.datetime64("2011-01-03") + 7 * np.arange(10)
+    assert not steps_by(weekly, daily)
+    # fewer daily steps than weekly ones: a file that changes frequency
+    assert not steps_by(np.concatenate([weekly[0] - np.arange(4)[::-1], weekly[1:]]), daily)

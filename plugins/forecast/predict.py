@@ -226,6 +226,25 @@ def same_step(a, b) -> bool:
     return abs(x - y) <= STEP_TOLERANCE * max(abs(x), abs(y))
 
 
+def steps_by(times, step) -> bool:
+    """Whether rows of ``times`` (two or more) are at the frequency of ``step`` (a
+    time_step, the run's): their median step is it (same_step), or at least half of
+    their single steps are. The second covers a short file or part, whose median a
+    missing row or a weekend of business days moves (Thursday, Friday, Monday: a median
+    of 2 days in daily rows); rows at another frequency have few steps of this one."""
+    if same_step(time_step(times), step):
+        return True
+    if _month_steps(times) is not None:
+        steps = [{"unit": "month", "size": float(months)}
+                 for months in np.diff(times.astype("datetime64[M]").astype(np.int64))]
+    elif np.issubdtype(times.dtype, np.datetime64):
+        steps = [{"unit": "second", "size": float(seconds)}
+                 for seconds in np.diff(times) / np.timedelta64(1, "s")]
+    else:
+        steps = [{"unit": "number", "size": float(size)} for size in np.diff(times)]
+    return 2 * sum(same_step(single, step) for single in steps) >= len(steps)
+
+
 def step_text(step) -> str:
     """A time_step for messages: "1 hour", "7 days", "3 months", "1 (numbers)"."""
     size = step["size"]

@@ -40,7 +40,7 @@ from . import joint
 from . import smoothing
 from . import state as saved
 from . import windows as win
-from .predict import forecast_stream, run_predict, same_step, step_text, time_step
+from .predict import forecast_stream, run_predict, step_text, steps_by, time_step
 from .times import DATE_ORDERS
 
 EVAL_CHUNK = 1024  # windows per model call in evaluation
@@ -470,7 +470,7 @@ class ForecastTask:
                             f"but {source.label!r} has numbers there: write them as dates")
         if whole_file and state.get("time_step"):
             step = time_step(series.times)
-            if step is not None and not same_step(step, state["time_step"]):
+            if step is not None and not steps_by(series.times, state["time_step"]):
                 raise UserError(f"time column {state['time_column']!r} of {source.label!r} "
                                 f"steps by {step_text(step)}, the run's data by "
                                 f"{step_text(state['time_step'])}: the model forecasts "
@@ -770,10 +770,11 @@ def _check_one_step(series: dataio.Series, train_end: int) -> dict | None:
     files are checked against it; UserError when the rows after them step otherwise (a
     frequency change: the model would take a row of one for a step of the other, and
     predict would date its forecasts by the training rows' step). A few missing rows
-    leave the median step as it is."""
+    leave the median step as it is; the rows after them are judged (steps_by) with the
+    step from the last training row, when there are two or more of them."""
     train = time_step(series.times[:train_end]) if series.times is not None else None
     later = time_step(series.times[train_end:]) if train is not None else None
-    if later is not None and not same_step(train, later):
+    if later is not None and not steps_by(series.times[train_end - 1:], train):
         lines = series.lines
         raise UserError(f"time column {series.time_column!r} of {series.label!r} steps by "
                         f"{step_text(train)} in the training rows (lines {int(lines[0])}-"
