@@ -14,7 +14,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from recurrent.reference import get_reference_cell
-from recurrent_plugins.bench import DEFAULT_CONFIGS, Problem
+from recurrent_plugins.bench import DEFAULT_CONFIGS, Problem, torch_threads
 
 CELLS = ("lstm", "gru", "rnn_tanh")
 CONFIGS = [pytest.param(c, id="T{}-B{}-I{}-H{}".format(*c)) for c in DEFAULT_CONFIGS]
@@ -51,7 +51,8 @@ def test_numpy_reference(benchmark, cell, config, threads, mode):
     none = (None,) * len(problem.states)
 
     def run():
-        out, _, cache = ref.forward(problem.x, problem.states, problem.params, None, threads)
+        out, _, cache = ref.forward(problem.x, problem.states, problem.params,
+                                    problem.lengths, threads)
         if mode == "train":
             ref.backward(problem.d_out, none, cache, problem.grads, threads)
 
@@ -61,15 +62,11 @@ def test_numpy_reference(benchmark, cell, config, threads, mode):
 
 @every_case
 def test_torch(benchmark, cell, config, threads, mode):
-    torch = pytest.importorskip("torch", reason="torch not installed")
+    pytest.importorskip("torch", reason="torch not installed")
     problem = Problem(cell, *config)
     fn, _, _ = problem.torch_side(mode)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         benchmark.pedantic(fn, rounds=_rounds(problem, mode), warmup_rounds=1)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def test_problem_sides_agree():

@@ -17,6 +17,7 @@ from recurrent.model import SequenceModel
 from recurrent.optim import Adam
 from recurrent.plugins import get_loss
 from recurrent.step import train_step
+from recurrent_plugins.bench import torch_threads
 
 CONFIGS = {
     "charlm": dict(T=64, B=32, V=65, E=64, H=256, cell="lstm", bidirectional=False,
@@ -69,8 +70,7 @@ def test_recurrent_layer_only(benchmark, name):
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_torch_train_step(benchmark, name):
-    torch = pytest.importorskip("torch")
-    torch.set_num_threads(1)
+    torch = pytest.importorskip("torch", reason="torch not installed")
     c = CONFIGS[name]
     x, y, lengths = _batch(c)
     emb = torch.nn.Embedding(c["V"], c["E"])
@@ -98,4 +98,5 @@ def test_torch_train_step(benchmark, name):
         torch.nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
 
-    benchmark(step)
+    with torch_threads(1):
+        benchmark(step)

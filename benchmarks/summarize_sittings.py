@@ -11,19 +11,40 @@ them. Usage:
 import argparse
 import json
 import statistics
+import sys
 from collections import defaultdict
 
 
 def load_rows(paths):
-    """{(threads, cell, (T, B, I, H)): {mode: [row, ...]}} over all files, in the order
-    the bench ran them."""
+    """{(threads, precisions, cell, (T, B, I, H)): {mode: [row, ...]}} over all files, in
+    the order the bench ran them. precisions is "" for recurrent float32 against torch
+    float32, else e.g. "recurrent int8, torch fp32": rows of other precisions are
+    summarised apart, never as one. Rows without a torch side (--vs none or --vs CELL, a
+    cell torch lacks) are left out; returns (rows, how many were left out). A file that is
+    not a `recurrent bench --json` result is a ValueError naming it."""
     rows = defaultdict(lambda: defaultdict(list))
+    left_out = 0
     for path in paths:
-        with open(path) as f:
-            for row in json.load(f)["rows"]:
-                size = tuple(row[k] for k in "TBIH")
-                rows[(str(row["threads"]), row["cell"], size)][row["mode"]].append(row)
-    return rows
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except OSError as e:
+            raise ValueError(f"{path}: cannot read it ({e.strerror})") from None
+        except ValueError as e:
+            raise ValueError(f"{path}: not a recurrent bench --json result ({e})") from None
+        found = data.get("rows") if isinstance(data, dict) else None
+        if not isinstance(found, list):
+            raise ValueError(f"{path}: not a recurrent bench --json result (no rows)")
+        for row in found:
+            if "torch" not in row:
+                left_out += 1
+                continue
+            ours, theirs = row.get("precision", "fp32"), row.get("torch_precision", "fp32")
+            precisions = ("" if (ours, theirs) == ("fp32", "fp32")
+                          else f"recurrent {ours}, torch {theirs}")
+            size = tuple(row[k] for k in "TBIH")
+            rows[(str(row["threads"]), precisions, row["cell"], size)][row["mode"]].append(row)
+    return rows, left_out
 
 
 def cell_text(runs):
@@ -40,12 +61,13 @@ def cell_text(runs):
 def speedups(rows, mode):
     """ours, 1 thread / 2 threads: the median over sittings of each sitting's ratio."""
     out = {}
-    for (threads, cell, size), by_mode in rows.items():
-        two = rows.get(("2", cell, size), {}).get(mode, [])
-        if threads != "1" or not two:
+    for (threads, precisions, cell, size), by_mode in rows.items():
+        two = rows.get(("2", precisions, cell, size), {}).get(mode, [])
+        if threads != "1" or not two or not by_mode[mode]:
             continue
         pairs = zip(by_mode[mode], two)  # the n-th file of each: the same sitting
-        out[(cell, size)] = statistics.median(
+        label = f" ({precisions})" if precisions else ""
+        out[(cell, size, label)] = statistics.median(
             a["ours"]["median_ms"] / b["ours"]["median_ms"] for a, b in pairs)
     return out
 
@@ -53,21 +75,28 @@ def speedups(rows, mode):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", help="JSON files written by recurrent bench --json")
-    rows = load_rows(parser.parse_args().files)
-    for threads in dict.fromkeys(k[0] for k in rows):
-        print(f"\n### threads: {threads}\n")
+    try:
+        rows, left_out = load_rows(parser.parse_args().files)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    if left_out:
+        print(f"left out {left_out} row(s) timed without torch (--vs none, --vs CELL or a "
+              f"cell torch lacks)", file=sys.stderr)
+    for table in dict.fromkeys(k[:2] for k in rows):
+        threads, precisions = table
+        print(f"\n### threads: {threads}" + (f" ({precisions})" if precisions else "") + "\n")
         print("| cell | (T, B, I, H) | train: ours / torch ms | ratio | "
               "infer: ours / torch ms | ratio |")
         print("|---|---|---|---|---|---|")
-        for key in (k for k in rows if k[0] == threads):
+        for key in (k for k in rows if k[:2] == table):
             by_mode = rows[key]
-            print(f"| {key[1]} | {key[2]} | {cell_text(by_mode['train'])} | "
+            print(f"| {key[2]} | {key[3]} | {cell_text(by_mode['train'])} | "
                   f"{cell_text(by_mode['infer'])} |")
     for mode in ("train", "infer"):
         ups = speedups(rows, mode)
         if ups:
             print(f"\n2 threads vs 1 ({mode}, ours): " + ", ".join(
-                f"{cell} {size}: {x:.2f}x" for (cell, size), x in ups.items()))
+                f"{cell} {size}{label}: {x:.2f}x" for (cell, size, label), x in ups.items()))
 
 
 if __name__ == "__main__":

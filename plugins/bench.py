@@ -24,6 +24,7 @@ Legend: T time steps, B batch, I input size, H hidden size, G = gates * H.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -39,7 +40,7 @@ import recurrent
 from recurrent.checkpoint import atomic_write
 from recurrent.checks import one_line
 from recurrent.errors import error_line
-from recurrent.out_paths import check_out
+from recurrent.out_paths import check_out, check_outside_runs
 from recurrent.quant import PRECISIONS
 
 DEFAULT_CELLS = ("lstm", "gru", "rnn_tanh")
@@ -76,6 +77,7 @@ class Problem:
         self.x = rng.standard_normal((T, B, I)).astype(np.float32)         # (T, B, I)
         self.states = tuple(np.zeros((B, H), np.float32) for _ in self.cell.state_names)
         self.d_out = np.ones((T, B, H), np.float32)                          # (T, B, H)
+        self.lengths = np.full(B, T, dtype=np.int64)  # every row runs all T steps
 
     def flops(self, mode):
         """GEMM work of one call: forward 2*T*B*G*(I+H); backward twice that (dx and dh
@@ -94,8 +96,8 @@ class Problem:
         from recurrent.tuning import ensure
         ensure()   # as a layer's first call: the kernel tuning in use, or tuned once
         cell, none = self.cell, (None,) * len(self.states)
-        T, B, _, H = self.size
-        lengths = np.full(B, T, dtype=np.int64)
+        _, B, _, H = self.size
+        lengths = self.lengths
 
         if precision == "int8":
             qparams = cell.quantize(self.params)
@@ -130,8 +132,6 @@ class Problem:
         """(callable, module, x tensor) for the same problem in torch. precision: fp32;
         bf16 (torch.autocast on the CPU around the forward, as a torch user turns it on);
         int8 (inference with torch.ao.quantization.quantize_dynamic's int8 weights)."""
-        import contextlib
-
         import torch
         T, B, I, H = self.size
         if self.name == "ln_lstm":
@@ -171,6 +171,19 @@ class Problem:
 
 
         return (infer if mode == "infer" else train), module, x
+
+
+@contextlib.contextmanager
+def torch_threads(count):
+    """torch.set_num_threads(count) within the block, torch's previous count restored
+    after it (a benchmark's thread count must not leak into the next one's); yields torch."""
+    import torch
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield torch
+    finally:
+        torch.set_num_threads(previous)
 
 
 def torch_ln_lstm(input_size, hidden_size):
@@ -295,27 +308,45 @@ def blas_text(env: dict) -> str:
                      f"({os.path.basename(b.get('filepath') or '')})" for b in env["blas"])
 
 
-def environment():
-    """What ran: BLAS libraries and kernels (threadpoolctl), vector code, OpenMP, versions,
-    and the kernel tuning in use (loaded, or run once here, as a layer's first call does)."""
+def machine():
+    """The computer and software a measurement ran on: the CPU (model string, /proc/cpuinfo
+    ids and vector ISA flags, as the kernel tuning keys them), cores this process may use,
+    OpenMP, recurrent's vector code, the BLAS libraries with their kernel (threadpoolctl),
+    OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE as this process sees them, and versions (torch:
+    None when not installed)."""
+    import platform
+
+    import scipy
+    import threadpoolctl
+
     from recurrent import threads, tuning
     from recurrent._kernels import activations
-    tuning.ensure()
-    tuned = tuning.status()
-    info = {"recurrent": recurrent.__version__, "numpy": np.__version__,
+    key = tuning.machine_key()
+    info = {"cpu": key["cpu"], "cpu_id": key["cpu_id"], "isa": key["isa"],
+            "machine": key["machine"], "cores": threads.available_cores(),
             "openmp": threads.openmp_enabled(), "vector_code": activations.vector_level(),
-            "cores": threads.available_cores(),
             "blas": [{k: lib.get(k) for k in ("filepath", "version", "architecture",
                                               "threading_layer")}
                      for lib in threads.blas_info()],
             "env": {k: os.environ.get(k) for k in BLAS_ENV},
-            "tuning": {k: tuned[k] for k in ("mode", "path", "note", "settings")}}
+            "recurrent": recurrent.__version__, "python": platform.python_version(),
+            "numpy": np.__version__, "scipy": scipy.__version__,
+            "threadpoolctl": threadpoolctl.__version__}
     try:
         import torch
         info["torch"] = torch.__version__
     except ImportError:
         info["torch"] = None
     return info
+
+
+def environment():
+    """What ran (machine()) and the kernel tuning in use (loaded, or run once here, as a
+    layer's first call does)."""
+    from recurrent import tuning
+    tuning.ensure()
+    tuned = tuning.status()
+    return {**machine(), "tuning": {k: tuned[k] for k in ("mode", "path", "note", "settings")}}
 
 
 def run_rounds(sides, rounds, repeats, min_seconds=0.3, warmup=1,
@@ -362,7 +393,7 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
     recurrent.threads.resolve_threads), torch's own default thread count. precision:
     our side's; with int8 our fp32 is timed too, as a third side of the same rounds
     (row["fp32"], and row["ratio_fp32"] = ours / our fp32 per round, median)."""
-    from recurrent.threads import available_cores
+    from recurrent.threads import available_cores, resolve_threads
     torch = torch_default = None
     if vs == "torch":
         import torch
@@ -380,6 +411,9 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
                        "rounds": rounds, "torch_precision": torch_precision,
                        "precision": precision}
                 ours_nt = None if nt == "auto" else nt
+                # the count our calls pass to the kernels (an upper bound: a kernel runs
+                # fewer threads for few batch rows or little work, _rows.pxd)
+                row["ours_threads"] = resolve_threads(ours_nt, size[1], size[3])
                 sides, keys = [problem.ours(mode, ours_nt, precision)], ["ours"]
                 flops = {"ours": problem.flops(mode)}  # torch and fp32: the same problem
                 if vs not in ("torch", "none"):  # another of our cells, same sizes
@@ -390,6 +424,7 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
                     flops["baseline"] = baseline.flops(mode)  # its own gate count
                 if compare:
                     torch.set_num_threads(torch_default if nt == "auto" else nt)
+                    row["torch_threads"] = torch.get_num_threads()
                     row["max_rel_diff"] = check_agreement(problem, mode, ours_nt,
                                                           torch_precision, precision)
                     torch_fn = problem.torch_side(mode, torch_precision)[0]
@@ -461,20 +496,66 @@ def _child(spec):
 
 # ---- the command ------------------------------------------------------------------------
 
-def _parse_list(text, option, convert):
+def least_bytes(cell_name, size, mode, with_torch):
+    """A lower bound on the memory one (cell, size) of the benchmark holds at once: the
+    parameters and their gradients, then the larger of the float64 draw of the input and
+    what lives together after it (x, d_out and our output in float32; torch's copy of x and
+    its output when it runs too). Caches and kernel scratch come on top (not counted)."""
+    from recurrent.plugins import get_cell
+    T, B, I, H = size
+    cell = get_cell(cell_name)
+    params = sum(math.prod(s) for s in cell.param_shapes(I, H).values())
+    together = 4 * T * B * (I + 2 * H) + (4 * T * B * (I + H) if with_torch else 0)
+    return 2 * 4 * params + max(8 * T * B * I, together)
+
+
+def physical_memory():
+    """Bytes of memory this computer has (None when the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_memory(cell_names, sizes, mode, vs):
+    """Refuse, before the benchmark process starts, a --config whose arrays cannot fit in
+    this computer's memory whatever else runs: the child would otherwise start allocating
+    them, and on a system that overcommits memory be killed by the kernel (or push the
+    machine into swap) instead of failing with one line."""
+    total = physical_memory()
+    if not total:
+        return
+    for size in sizes:
+        for name in cell_names:
+            need = least_bytes(name, size, mode, vs == "torch" and name in TORCH_CELLS)
+            if vs not in ("torch", "none"):
+                need += least_bytes(vs, size, mode, False)
+            if need > total:
+                raise recurrent.UserError(
+                    f"not enough memory for the benchmark's arrays: --config "
+                    f"{','.join(map(str, size))} needs at least {need / 2**30:,.1f} GiB for "
+                    f"{name} ({mode}), this computer has {total / 2**30:,.1f} GiB; give a "
+                    f"smaller --config")
+
+
+def _parse_list(text, option, convert, expected="a comma-separated list"):
     try:
         values = [convert(v.strip()) for v in text.split(",") if v.strip()]
     except ValueError:
         values = []
     if not values:
-        raise recurrent.UserError(f"{option}: expected a comma-separated list, got {text!r}")
+        raise recurrent.UserError(f"{option}: expected {expected}, got {text!r}")
     return values
 
 
+CONFIG_EXPECTED = "T,B,I,H (four positive ints)"
+THREADS_EXPECTED = "comma-separated thread counts (positive ints) or 'auto'"
+
+
 def _parse_config(text):
-    parts = _parse_list(text, "--config", int)
+    parts = _parse_list(text, "--config", int, CONFIG_EXPECTED)
     if len(parts) != 4 or min(parts) < 1:
-        raise recurrent.UserError(f"--config: expected T,B,I,H (four positive ints), got {text!r}")
+        raise recurrent.UserError(f"--config: expected {CONFIG_EXPECTED}, got {text!r}")
     return tuple(parts)
 
 
@@ -537,11 +618,13 @@ def _is_result(path) -> bool:
 def _check_json_path(path):
     """Refuse a --json FILE that cannot be written before the benchmark runs (a missing
     directory, no permission, a directory), by writing and removing its temporary file,
-    or must not be (an existing file that is not an earlier result: out_paths)."""
+    or must not be (an existing file that is not an earlier result, any path inside a run
+    directory: out_paths)."""
     if os.path.lexists(path):
         check_out("--json", path, None, replace=_is_result,
                   refusal="exists and is not an earlier bench result; the results would "
                           "replace it: choose another file name")
+    check_outside_runs("--json", path)
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         with open(tmp, "w"):
@@ -651,11 +734,12 @@ def register_commands(cli):
                                               f"path")
         sizes = [_parse_config(c) for c in configs] or list(DEFAULT_CONFIGS)
         thread_counts = _parse_list(threads, "--threads",
-                                    lambda v: v if v == "auto" else int(v))
+                                    lambda v: v if v == "auto" else int(v), THREADS_EXPECTED)
         from recurrent.threads import MAX_THREADS
         if any(n != "auto" and not 1 <= n <= MAX_THREADS for n in thread_counts):
             raise recurrent.UserError(f"--threads: thread counts must be from 1 to "
                                       f"{MAX_THREADS} or 'auto', got {threads!r}")
+        _check_memory(cell_names, sizes, mode, vs)
         if vs == "torch":
             try:
                 import torch  # noqa: F401
@@ -666,16 +750,15 @@ def register_commands(cli):
         if json_path:
             _check_json_path(json_path)
         root = click.get_current_context().find_root()
-        spec = {"cells": cell_names, "configs": sizes, "threads": thread_counts,
-                "mode": mode, "vs": vs, "repeats": repeats,
-                "rounds": rounds, "torch_precision": torch_precision, "precision": precision,
-                "debug": bool(root.params.get("debug"))}
         # PYTHONSAFEPATH: the child must import the installed package, not a source
         # checkout that happens to be the current directory (it has no compiled kernels).
         env = dict(os.environ, PYTHONSAFEPATH="1")
-        if not keep_blas_env:
-            for key in BLAS_ENV:
-                env.pop(key, None)
+        unset = {} if keep_blas_env else {k: env.pop(k) for k in BLAS_ENV if k in env}
+        spec = {"cells": cell_names, "configs": sizes, "threads": thread_counts,
+                "mode": mode, "vs": vs, "repeats": repeats,
+                "rounds": rounds, "torch_precision": torch_precision, "precision": precision,
+                "keep_blas_env": keep_blas_env, "blas_env_unset": unset,
+                "debug": bool(root.params.get("debug"))}
         # The child ignores SIGINT from its start (Python then installs no KeyboardInterrupt
         # handler): a Ctrl-C at the terminal stops this process, which stops the child
         # (below); it stays in this process group, so SIGTERM or SIGHUP reach it too.
@@ -692,9 +775,12 @@ def register_commands(cli):
                     payload["environment"] = message
                     kernels = ", ".join(f"{os.path.basename(b['filepath'] or '?')}: "
                                         f"{b['architecture']}" for b in message["blas"])
+                    click.echo(f"CPU: {message['cpu']}, {message['cores']} cores")
                     click.echo(f"BLAS kernels: {kernels}; recurrent vector code: "
-                               f"{message['vector_code']}; torch {message['torch'] or '-'}; "
-                               f"{message['cores']} cores")
+                               f"{message['vector_code']}; torch {message['torch'] or '-'}")
+                    if unset:
+                        click.echo("unset for the measurement (--keep-blas-env keeps them): "
+                                   + ", ".join(f"{k}={v}" for k, v in unset.items()))
                     click.echo(_tuning_line(message.get("tuning")))
                     legend = (f"mode {mode}; {rounds} rounds, >= {repeats} timed calls per side "
                               f"after warm-up")

@@ -50,14 +50,25 @@ def check_out(option: str, out: str, run_path: str | None,
         via = "" if out_real == os.path.abspath(out) else f" (it resolves to {out_real})"
         raise UserError(f"{option} {out} is inside the run directory {run_path}{via}; "
                         f"write it elsewhere")
-    other = _enclosing_run(os.path.dirname(out_real)) if exists else None
-    if other is not None:
-        raise UserError(f"{option} {out} is a file of the run directory {other}; write "
-                        f"it elsewhere")
+    if exists:
+        check_outside_runs(option, out)
     if exists and not (replace(out) if callable(replace) else replace):
         raise UserError(f"{option} {out} {refusal}")
     if not os.access(directory, os.W_OK):
         raise UserError(f"{option} {out}: directory {directory} is not writable")
+
+
+def check_outside_runs(option: str, out: str) -> None:
+    """UserError when ``out`` lies inside a run directory (_enclosing_run of the directory
+    it resolves into), whether the file exists or not: check_out's refusal of a run's
+    existing files, and the whole refusal for an output that must never go into a run
+    (bench --json: a result written there would be the run's file from then on, one no
+    later --json could replace)."""
+    other = _enclosing_run(os.path.dirname(os.path.realpath(out)))
+    if other is not None:
+        what = "a file of" if os.path.lexists(out) else "inside"
+        raise UserError(f"{option} {out} is {what} the run directory {other}; write it "
+                        f"elsewhere")
 
 
 def _enclosing_run(directory: str) -> str | None:

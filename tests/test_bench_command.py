@@ -416,11 +416,85 @@ def test_bench_json_refuses_a_named_pipe_without_opening_it(tmp_path):
     assert result.exit_code == 1 and "not a regular file" in result.output
 
 
-def test_a_size_that_cannot_be_allocated_prints_no_table(tmp_path):
-    """The one-line memory error comes without the columns' header of a table that has
-    no row; the environment lines still come first."""
+def test_a_size_that_cannot_be_allocated_prints_no_table(tmp_path, monkeypatch):
+    """The one-line memory error of the measuring process (a size the check before it
+    lets through: here the check finds no memory size) comes without the columns' header
+    of a table that has no row; the environment lines still come first."""
+    import recurrent_plugins.bench as bench
+    monkeypatch.setattr(bench, "physical_memory", lambda: None)
     result = _bench("--vs", "none", "--cell", "rnn_tanh", "--config", "99999999999,1,1,1",
                     "--threads", "1", "--repeats", "1", "--rounds", "1")
     assert result.exit_code != 0
     assert "BLAS kernels:" in result.output and "ours ms" not in result.output
     assert "not enough memory for the benchmark's arrays" in result.output
+
+
+def test_bench_json_is_never_written_inside_a_run_directory(tmp_path):
+    """A new --json file inside a run directory is refused too, not only the run's own
+    files: once written it would be a file of the run, which no later --json may replace."""
+    from helpers import one_line_error
+    run = tmp_path / "run"
+    (run / "member-0").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(
+        {"task": "char-lm", "config": {}, "task_state": {}, "model_spec": {}}))
+    for path in (run / "bench.json", run / "member-0" / "bench.json"):
+        result = _bench("--vs", "none", "--cell", "rnn_tanh", "--config", "2,1,1,2",
+                        "--threads", "1", "--repeats", "1", "--rounds", "1",
+                        "--json", str(path))
+        one_line_error(result, f"--json {path} is inside the run directory {run}")
+        assert "BLAS kernels:" not in result.output and not path.exists()
+
+
+def test_bench_refuses_a_config_larger_than_the_memory_before_starting(monkeypatch):
+    """A --config whose arrays alone exceed this computer's memory is refused in one line
+    before the measuring process starts (which could otherwise be killed by the kernel
+    mid-allocation, or push the machine into swap)."""
+    from helpers import one_line_error
+    import recurrent_plugins.bench as bench
+    monkeypatch.setattr(bench, "physical_memory", lambda: 8 * 2**30)
+    result = _bench("--cell", "lstm", "--config", "1000,1000,1000,1000", "--threads", "1")
+    one_line_error(result, "not enough memory for the benchmark's arrays",
+                   "--config 1000,1000,1000,1000", "this computer has 8.0 GiB")
+    assert "BLAS kernels:" not in result.output
+    # the bound counts what the problem holds: parameters, x, d_out and the outputs
+    size = (1000, 1000, 1000, 1000)
+    assert bench.least_bytes("lstm", size, "infer", False) >= 4 * 10**9 * 3
+
+
+def test_bench_json_records_the_cpu_versions_and_thread_counts_of_each_side(
+        tmp_path, monkeypatch):
+    """The JSON says what ran: the CPU model, library versions, the thread count each side
+    ran with (for auto, what each library chose), and which OPENBLAS variables the
+    measuring process ran without."""
+    pytest.importorskip("torch", reason="torch not installed")
+    monkeypatch.setenv("OPENBLAS_L2_SIZE", "1048576")
+    out = tmp_path / "bench.json"
+    result = _bench("--cell", "rnn_tanh", "--config", "4,8,3,5", "--threads", "1,auto",
+                    "--repeats", "1", "--rounds", "1", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    assert "unset for the measurement (--keep-blas-env keeps them): OPENBLAS_L2_SIZE=1048576" \
+        in result.output
+    payload = json.loads(out.read_text())
+    env = payload["environment"]
+    for key in ("cpu", "cpu_id", "isa", "cores", "python", "numpy", "scipy",
+                "threadpoolctl", "torch", "recurrent", "blas", "vector_code"):
+        assert env[key] is not None, key
+    assert env["cpu"] and f"CPU: {env['cpu']}" in result.output
+    assert payload["spec"]["blas_env_unset"] == {"OPENBLAS_L2_SIZE": "1048576"}
+    assert payload["spec"]["keep_blas_env"] is False
+    import torch
+    for row in payload["rows"]:
+        assert isinstance(row["ours_threads"], int) and row["ours_threads"] >= 1
+        if row["threads"] == "auto":
+            assert row["torch_threads"] == torch.get_num_threads()  # torch's own default
+        else:
+            assert row["ours_threads"] == row["torch_threads"] == row["threads"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--threads", "1.5"], "--threads: expected comma-separated thread counts"),
+    (["--config", "a,b,c,d"], "--config: expected T,B,I,H (four positive ints)"),
+])
+def test_bench_malformed_lists_say_what_is_expected(args, message):
+    from helpers import one_line_error
+    one_line_error(CliRunner().invoke(cli, ["bench", "--vs", "none", *args]), message)
