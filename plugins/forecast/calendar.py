@@ -10,12 +10,22 @@ year; yearly: none, every row would fall at the same phase), and only when the t
 rows span at least MIN_CYCLES of it, so that every phase was seen in training. Numeric
 time columns (years, unix seconds, row numbers) get none: what their numbers mean is
 unknown.
+
+The phases are read on a run's clock (run_features, the task state's "calendar_clock"):
+"local", new runs', reads times written with UTC offsets on the file's local wall clock
+(each row's UTC time plus its offset), so a series that follows a local clock (demand,
+traffic) keeps its daily phase across a daylight-saving change; "utc", runs saved
+before the key existed, reads their UTC times, as those runs were trained. Times written
+without offsets read the same on both clocks. Choosing the cycles and the season reads
+steps and spans, durations, on the UTC times.
 """
 from __future__ import annotations
 
 import numpy as np
 
 CALENDAR_MODES = ("auto", "none")  # --calendar
+CLOCKS = ("utc", "local")  # the task state's "calendar_clock"
+CLOCK = "local"  # new runs' clock; a state without the key is read on "utc"
 CYCLES = {"day": 1.0, "week": 7.0, "year": 365.2425}  # name -> length in days
 MIN_CYCLES = 2.0
 _DAY_US = 86_400_000_000
@@ -91,3 +101,31 @@ def features(times: np.ndarray | None, cycles: list[str]) -> np.ndarray | None:
         angle = 2 * np.pi * phases(times, cycle)
         columns += [np.sin(angle), np.cos(angle)]
     return np.stack(columns, axis=1)
+
+
+def run_clock(state: dict) -> str:
+    """The clock a run's calendar phases are read on: its "calendar_clock", or "utc" for
+    runs saved before the key existed (so their features stay as trained)."""
+    return state.get("calendar_clock", "utc")
+
+
+def clock_times(times: np.ndarray, offsets: np.ndarray | None, clock: str) -> np.ndarray:
+    """(N,) the times the phases are read from: on the "local" clock the rows' local wall
+    clock, ``times`` (UTC) plus ``offsets`` (N,) timedelta64, each row's UTC offset; else,
+    or for times written without offsets (None), ``times`` as they are."""
+    if clock not in CLOCKS:
+        raise ValueError(f"unknown calendar clock {clock!r}; known: {', '.join(CLOCKS)}")
+    if clock == "utc" or offsets is None:
+        return times
+    return times + offsets
+
+
+def run_features(state: dict, times: np.ndarray | None,
+                 offsets: np.ndarray | None) -> np.ndarray | None:
+    """(N, 2P) features (or None) of a run's cycles (state["calendar"]) for rows at UTC
+    ``times`` (N,) written at UTC ``offsets`` (N,) (None: written without), on the run's
+    clock (run_clock): what training, eval and predict all feed the model."""
+    cycles = state.get("calendar", [])
+    if not cycles:
+        return None
+    return features(clock_times(times, offsets, run_clock(state)), cycles)

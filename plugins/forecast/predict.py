@@ -65,10 +65,7 @@ def run_predict(task, state, config, model, options):
     series = prepared.series
     n = series.values.shape[0]
     times, labels = _forecast_labels(series, origin, steps)  # (S,) or None, (S,)
-    calendar = None
-    if state.get("calendar"):
-        calendar = cal.features(np.concatenate([series.times[:origin + 1], times]),
-                                state["calendar"])  # (origin + 1 + S, F)
+    calendar = _calendar(state, series, origin, times)  # (origin + 1 + S, F) or None
     # the first H steps are eval's forecast of the origin (task._scaled_forecasts): the
     # whole prepared rows, read as known at the origin
     positions = _positions(series.times, origin, times)  # (origin + 2,)
@@ -114,6 +111,17 @@ def run_predict(task, state, config, model, options):
         yield ",".join([str(label), *(f"{v:.6g}" for v in row)])
 
 
+def _calendar(state, series, origin, times):
+    """(origin + 1 + S, F) calendar features (cal.run_features) of the rows up to the
+    origin and of the S forecast steps at ``times`` (S,) (_forecast_labels), each step at
+    the UTC offset it is labelled with (_step_zones); None when the run has no cycles."""
+    if not state.get("calendar"):
+        return None
+    zones = None if series.offsets is None else np.concatenate(
+        [series.offsets[:origin + 1], _step_zones(series.offsets, origin, len(times))])
+    return cal.run_features(state, np.concatenate([series.times[:origin + 1], times]), zones)
+
+
 def _baseline(state, prepared, origin, steps):
     """Seasonal-naive (when the run has a season and enough history) or naive: (S, C)."""
     at = np.array([origin])
@@ -139,10 +147,15 @@ def _forecast_labels(series, origin, steps):
         times = _forecast_times(series.times, origin, steps)
         return times, ([_time_text(t) for t in times] if times is not None
                        else list(range(1, steps + 1)))
-    offsets = series.offsets
-    local = _forecast_times(series.times + offsets, origin, steps)  # (S,)
-    zones = offsets[np.minimum(origin + np.arange(1, steps + 1), len(offsets) - 1)]
+    local = _forecast_times(series.times + series.offsets, origin, steps)  # (S,)
+    zones = _step_zones(series.offsets, origin, steps)
     return local - zones, [_local_text(t, z) for t, z in zip(local, zones)]
+
+
+def _step_zones(offsets, origin, steps):
+    """(S,) the UTC offsets of the S steps after row ``origin``: a step inside the data
+    at its row's offset (``offsets`` (N,)), those after it at the last row's."""
+    return offsets[np.minimum(origin + np.arange(1, steps + 1), len(offsets) - 1)]
 
 
 def _row_label(series, row):
@@ -442,7 +455,8 @@ def forecast_stream(task, state, model, options):
     # _forecast_times) by the spacing of the rows up to the origin, which is also the
     # spacing of those rows with the appended ones (_spacing); a single row has none,
     # and the stream no time axis. Times written with UTC offsets step in local time,
-    # the appended rows at the origin row's offset (as predict's: _forecast_labels).
+    # the appended rows at the origin row's offset (as predict's: _forecast_labels),
+    # which their calendar features read too (recent["zones"]).
     offsets = prepared.series.offsets
     zone = None if times is None or offsets is None else offsets[origin]
     spacing = None if times is None or origin < 1 else _spacing(
@@ -455,6 +469,7 @@ def forecast_stream(task, state, model, options):
     last = prepared.last_seen[origin]
     recent = {"history": prepared.scaled[:origin + 1], "last": last,
               "times": None if spacing is None else times[:origin + 1],
+              "zones": None if spacing is None or zone is None else offsets[:origin + 1],
               "first": prepared.ranges["test"][0] if options.get("data") else 0,
               "state": prepared.fitted(state)}
     observed = last[last >= 0]  # the first line bridges gaps from these rows: they stay
@@ -464,38 +479,50 @@ def forecast_stream(task, state, model, options):
         values = _parse_row(line, columns)
         row = win.scale(values[None, :], state["scaler"])  # (1, C)
         last = len(recent["history"]) - 1
-        row_times = calendar = None
+        row_times = row_zones = calendar = None
         if recent["times"] is not None:
             step = _local_after(recent["times"][-1], spacing, np.ones(1, np.int64), zone)
             row_times = np.concatenate([recent["times"], step])
+            row_zones = _appended_zones(recent["zones"], zone, 1)
         history = _bridged(recent["history"], recent["last"],
                            _positions(row_times, last, None if row_times is None
                                       else row_times[-1:]), row[0], recent["first"])
         history = np.concatenate([history, row])
         if state.get("calendar"):
             future = _local_after(row_times[-1], spacing, np.arange(1, steps + 1), zone)
-            calendar = cal.features(np.concatenate([row_times, future]), state["calendar"])
+            calendar = cal.run_features(state, np.concatenate([row_times, future]),
+                                        _appended_zones(row_zones, zone, steps))
         forecast = win.unscale(rollout(model, history, steps, recent["state"], calendar),
                                state["scaler"])
         recent.update(_stream_tail({**recent, "history": history, "times": row_times,
+                                    "zones": row_zones,
                                     "last": np.full(len(columns), len(history) - 1)}, keep))
         return {"values": values.tolist(), "forecast": _by_column(columns, forecast)}
 
     return answer
 
 
+def _appended_zones(zones, zone, count):
+    """The rows' UTC offsets ``zones`` (K,) with ``count`` more at ``zone`` (the offset
+    appended rows and forecast steps step in); None for times without offsets."""
+    if zones is None:
+        return None
+    return np.concatenate([zones, np.full(count, zone, dtype=zones.dtype)])
+
+
 def _stream_tail(recent, keep):
     """A stream's rows (forecast_stream's recent: "history" (K, C) scaled, "last" (C,)
-    each column's last observed row, "times" (K,) or None, "first" the first row of the
-    last fill segment, "state" the run's state from the first row on) bounded as
-    rollout bounds its history (_bounded), the row numbers counted from the first row
-    kept."""
+    each column's last observed row, "times" (K,) or None, "zones" (K,) their UTC offsets
+    or None, "first" the first row of the last fill segment, "state" the run's state
+    from the first row on) bounded as rollout bounds its history (_bounded), the row
+    numbers counted from the first row kept."""
     drop, history, state = _bounded(recent["history"], recent["state"], keep)
     if not drop:
         return recent
     last = recent["last"]
     return {"history": history, "state": state, "last": np.where(last >= 0, last - drop, -1),
             "times": None if recent["times"] is None else recent["times"][drop:],
+            "zones": None if recent["zones"] is None else recent["zones"][drop:],
             "first": max(recent["first"] - drop, 0)}
 
 

@@ -68,6 +68,7 @@ STATE = schema.fields(
      "blend": schema.at_least(0, float),
      "model": schema.one_of(*KINDS), "model_choice": _model_choice, "seasonal_inputs": bool,
      "calendar": schema.list_of(schema.one_of(*cal.CYCLES)),
+     "calendar_clock": schema.one_of(*cal.CLOCKS),
      "inputs": schema.one_of(*win.INPUT_MODES[1:]), "ets": list, "es": list,
      "es_train": str, "data_sha256": str, "date_order": str,
      "time_step": schema.fields({"unit": schema.one_of(*STEP_UNITS),

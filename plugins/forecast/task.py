@@ -355,6 +355,7 @@ class ForecastTask:
             anchors = ["es"] * horizon
         if model == "esrnn":
             joint.check_loss(config.get("es_train") or joint.DEFAULT, config.get("loss"))
+        cycles = cal.choose_cycles(config.get("calendar", "auto"), series.times, train_end)
         return {
             "data": None if source.bundled else source.path,
             "bundled": source.bundled,
@@ -374,8 +375,8 @@ class ForecastTask:
             "seasonal_inputs": bool(anchors) and any(
                 "seasonal" in a or (("ets" in a or a == "es") and season > 1)
                 for a in anchors),
-            "calendar": cal.choose_cycles(config.get("calendar", "auto"), series.times,
-                                          train_end),
+            "calendar": cycles,
+            **({"calendar_clock": cal.CLOCK} if cycles else {}),
             "inputs": win.resolve_inputs(config.get("inputs"), filled[:train_end]),
             "season": int(season),
             **({"ets": ets_fits} if ets_fits is not None else {}),
@@ -517,7 +518,7 @@ class ForecastTask:
         return Prepared(series=series, filled=filled, scaled=win.scale(filled, state["scaler"]),
                         observed=series.observed, last_seen=win.last_observed(series.observed),
                         ranges=ranges,
-                        calendar=cal.features(series.times, state.get("calendar", [])),
+                        calendar=cal.run_features(state, series.times, series.offsets),
                         ets_fits=self._ets_reader(state, filled, ranges, head),
                         es=(anc.restarted_es(state, filled[:head])
                             if head and "es" in state else None))
