@@ -670,7 +670,9 @@ def register_commands(cli):
                   help="Interleaved rounds: a block of our calls, then a block of torch's, "
                        "R times; the ratio is the median of the R per-round ratios.")
     @click.option("--json", "json_path", default=None, metavar="FILE",
-                  help="Also write every measurement and the environment as JSON.")
+                  help="Also write every measurement and the environment as JSON (an existing "
+                       "FILE only when it holds an earlier result; never inside a run "
+                       "directory).")
     @click.option("--torch-precision", type=click.Choice(TORCH_PRECISIONS), default="fp32",
                   show_default=True,
                   help="torch's side: float32, bf16 autocast, or int8 dynamic quantisation "

@@ -1,8 +1,9 @@
 """The `recurrent` console script (and `python -m recurrent`). Loading the command line (its
 modules, numpy, and every plugin's) takes a while; a Ctrl-C in that time ends the
 command as a Ctrl-C during it does ("Aborted.", exit status 130), not with a Python
-traceback (that only with --debug or RECURRENT_DEBUG, as for any error). Imports nothing
-heavy, so that it is in place before the loading starts."""
+traceback (that only with --debug or RECURRENT_DEBUG, as for any error); a rank of an MPI
+job (train, info) tells the ranks waiting for it in distributed.world(), which stop too.
+Imports nothing heavy, so that it is in place before the loading starts."""
 from __future__ import annotations
 
 import os

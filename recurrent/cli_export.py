@@ -20,10 +20,12 @@ from .quant import PRECISIONS
 @click.option("--out", default=None, metavar="FILE",
               help="File to write, outside the run directory [default: RUN"
                    + ", RUN".join(EXTENSIONS.values()) + f", RUN{INT8_EXTENSION} with "
-                   "--precision int8]; a seq2seq run's onnx export writes two files, "
-                   "FILE with .encoder.onnx and .decoder.onnx for .onnx.")
+                   "--precision int8]; a seq2seq run's onnx export writes two files: FILE with "
+                   "its .onnx replaced by (or, without one, followed by) .encoder.onnx and "
+                   ".decoder.onnx.")
 @click.option("--force", is_flag=True,
-              help="Replace --out if it exists (a path inside the run is always refused).")
+              help="Replace --out if it exists (a path inside the run, or an existing file of "
+                   "another run directory, is always refused).")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best",
               show_default=True, help="Best validation parameters, or the latest.")
 @click.option("--state-inputs", is_flag=True,

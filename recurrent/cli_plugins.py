@@ -117,9 +117,10 @@ def check_command(names, check_all, kind, seed, as_json):
     Cells: float64 finite-difference gradients for x, states and every parameter; shapes;
     sequence vs step; lengths (padding invariance, zero outputs and ignored gradients past
     a row's length); float32; threads. Losses: gradients, masks, means. Tasks, on their
-    default options: options, a state config.json keeps, batches the model and the loss
-    take, the same batches from the same seed, evaluate and baselines. Prints PASS/FAIL
-    per check and exits 1 if any check fails.
+    default options: options, a state config.json keeps, a model spec the framework
+    builds, check_state, batches the model and the loss take, the same batches from the
+    same seed, evaluate and baselines. Prints PASS/FAIL per check and exits 1 if any
+    check fails.
     """
     if check_all:
         if names:

@@ -277,8 +277,10 @@ def csv_rows(text: str, label: str) -> list[tuple[int, int, list[str]]]:
     ``text``; a blank line is a row without cells. Quotes are read strictly: a quoted field
     followed by other characters, or one still open at the end of the text, is a UserError
     (``label`` names the file) naming the line where the row starts, since an unbalanced
-    quote otherwise swallows the lines after it into one field. A field may be as long
-    as the text (the csv module's own limit, 131072 characters, is raised while reading).
+    quote otherwise swallows the lines after it into one field; when the first line
+    shows a file that is not CSV (check_comma_header), that is the error instead. A field
+    may be as long as the text (the csv module's own limit, 131072 characters, is raised
+    while reading).
     """
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     limit = csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))

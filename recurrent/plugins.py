@@ -6,9 +6,11 @@ entry-point group.
 
 How a registry is built: every registered plugin's hooks are called separately, in
 registration order (built-ins first), each into its own staging list. A plugin whose hook
-raises, which registers a malformed object, or which claims a name another plugin already
+raises, which registers a malformed object (such as a task whose options() take a
+shared training option's flag or config key), or which claims a name another plugin already
 holds is recorded as *broken* (name + one-line error), unregistered, and contributes nothing;
-everything else keeps working. Plugins that fail to import are recorded the same way.
+everything else keeps working. Plugins that fail to import are recorded the same way, and
+so is an entry point whose module has no hook implementations (it would register nothing).
 What a plugin prints while it is imported or its hooks run goes to stderr, so that stdout
 holds only what the command prints.
 

@@ -188,8 +188,10 @@ class Task(Protocol):
     def prepare(self, config: dict) -> dict:
         """Load and check the data named by ``config``; return the task state: a
         JSON-serialisable dict (vocabulary, scaler, column names, ...) that is saved in the
-        run directory and handed back to every later call. Raise recurrent.errors.UserError
-        with a one-line message on bad input."""
+        run directory and handed back to every later call, the first run's training
+        included, as config.json gives it back (tuples and numpy arrays as lists); a
+        state config.json cannot keep (a set, an object, a key that is not a string) is
+        refused. Raise recurrent.errors.UserError with a one-line message on bad input."""
 
     def model_spec(self, state: dict, config: dict) -> dict:
         """The model around the recurrent stack, as a plain dict:
@@ -263,13 +265,15 @@ class Task(Protocol):
         than ``model_spec``'s (recurrent.schema has the checks). Called whenever a run
         is opened (eval, predict, export, resume, import, ensemble members), so that a
         damaged or hand-edited config.json gives one line naming the entry rather than
-        an internal error later. It must accept every state an earlier version of the
-        task saved and still reads. Without it the state is used as it is."""
+        an internal error later, and by `recurrent train` on the state prepare() made,
+        before the run directory is made. It must accept every state an earlier version
+        of the task saved and still reads. Without it the state is used as it is."""
 
     def baselines(self, state: dict, split: str, config: dict) -> dict:
         """Trivial baselines' metrics on ``split``, keyed by baseline name:
-        {"unigram": {"loss": ..., ...}, "bigram": {...}}. Shown beside every evaluation;
-        without it there are none ({})."""
+        {"unigram": {"loss": ..., ...}, "bigram": {...}}, of JSON values (anything else
+        is refused in one line). Shown beside every evaluation; without it there are none
+        ({})."""
 
     def paired(self, state: dict, split: str, config: dict, model: "Runner") -> dict:
         """Paired tests of the model against each baseline on ``split``'s items, for
@@ -351,7 +355,8 @@ class Task(Protocol):
 
     def predict(self, state: dict, config: dict, model: "Runner", options: dict) -> Iterable[str]:
         """Run the trained model as the task defines (sample text, classify, forecast);
-        yield lines to print. Without it `recurrent predict` says the task has none."""
+        yield lines (str) to print; a str returned whole is refused. Without it
+        `recurrent predict` says the task has none."""
 
     def predict_stream(self, state: dict, config: dict, model: "Runner",
                        options: dict) -> Callable[[str], dict]:

@@ -51,7 +51,9 @@ def leader_line(metrics: dict, baselines: dict, key: str, lower_is_better: bool,
                 names: dict | None = None, label: str | None = None) -> list[str]:
     """One line saying whether the model or a baseline scores best on ``key`` (the
     figure a reader compares first), e.g. "best mase: seasonal_naive (m=7), 0.4840 (the
-    model: 0.5540)"; figures the tables print alike are a tie.
+    model: 0.5540)"; figures the tables print alike are a tie, and every baseline tied
+    with the best is named ("best accuracy: bow_logreg and nb_logreg, tied at 0.7650 (the
+    model: 0.7600)").
     ``names``: a baseline's name as the report shows it (default: its key); ``label``:
     how to name the figure (default: ``key``). [] when the model or every baseline
     lacks a number for ``key`` (NaN counts as lacking)."""

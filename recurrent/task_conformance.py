@@ -26,7 +26,9 @@ default options (its data as a new run would read it) with a freshly initialised
                  a second call
   baselines      (if present) a dict of dicts of JSON values
 
-Every check returns (name, passed, detail), as recurrent.conformance's do.
+The checks after prepare, state is JSON and model spec take what those make: a failure
+of one of the three ends the list there. Every check returns (name, passed, detail), as
+recurrent.conformance's do.
 """
 from __future__ import annotations
 

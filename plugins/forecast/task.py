@@ -137,7 +137,12 @@ class ForecastTask:
                               "target). Default: the file's only non-time column."),
             click.Option(["--time-column"], default=None,
                          help="Column of times (numbers, or dates in one format), strictly "
-                              "increasing: used to interpolate gaps and to label forecasts."),
+                              "increasing, at one frequency (a series whose step changes "
+                              "is refused): used to interpolate gaps, to label forecasts "
+                              "and to refuse an eval or predict --data file of another "
+                              "frequency. Default (without --column): in a file of two "
+                              "columns, the one headed time, date, year, ... "
+                              "(docs/forecast.md)."),
             click.Option(["--date-order"], type=click.Choice(DATE_ORDERS), default=None,
                          help="Read dates such as 01/02/2010 as day/month/year (dmy) or "
                               "month/day/year (mdy). Needed only when no row has a day "

@@ -159,7 +159,8 @@ class SentimentTask:
             click.Option(["--text-column"], default="text", show_default=True,
                          help="Column holding the text."),
             click.Option(["--label-column"], default="label", show_default=True,
-                         help="Column holding the class label (any label set)."),
+                         help="Column holding the class label (any label set; labels that "
+                              "differ only in case or spacing are refused)."),
             click.Option(["--max-vocab"], type=click.IntRange(min=3), default=MAX_VOCAB,
                          show_default=True,
                          help="Vocabulary size, <pad> and <unk> included."),

@@ -3,7 +3,8 @@ what `recurrent export` and `recurrent import` do.
 
 Every check runs before anything is written; files are written atomically (a temporary
 file moved over the target), so a failed export leaves no partial file. An export never
-writes inside the run directory, nor over an existing file unless asked to (``force``).
+writes inside the run directory, nor over an existing file of any other run directory,
+nor over any other existing file unless asked to (``force``).
 """
 from __future__ import annotations
 
@@ -68,8 +69,9 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
     ``state_inputs`` (onnx): the graph takes the initial state as inputs h_0 (c_0).
     ``precision`` "int8" (safetensors): the recurrent weights stored as int8 with their
     row scales, for models that run int8 inference. ``force``: replace an existing
-    ``out`` (never one inside the run directory). An encoder-decoder's ONNX export
-    writes two files (seq2seq_onnx_paths(out)); the path returned is the encoder's."""
+    ``out`` (never one inside the run directory, nor a file of another run directory).
+    An encoder-decoder's ONNX export writes two files (seq2seq_onnx_paths(out)); the
+    path returned is the encoder's."""
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if precision not in PRECISIONS:
