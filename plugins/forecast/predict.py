@@ -185,8 +185,44 @@ def _forecast_times(times, origin, steps):
     rows = origin + np.arange(1, steps + 1)
     inside = np.minimum(rows, n - 1)
     ahead = rows - (n - 1)  # (S,) steps after the last row (<= 0 inside the data)
-    later = _times_after(times[n - 1], _spacing(times), np.maximum(ahead, 0))
+    later = _times_after(times[n - 1], _stepping(times), np.maximum(ahead, 0))
     return np.where(rows < n, times[inside], later)
+
+
+# business days: a series of dates a day apart that skips weekends (Saturday, Sunday)
+BUSINESS_WEEK_DAYS = 7  # rows spanning at least a week, none of them on a weekend
+
+
+class BusinessDays:
+    """The stepping of dates one business day apart (_business_days): the next step is
+    the next weekday (numpy's busday_offset), at the rows' time of day."""
+
+    def __init__(self, time_of_day):
+        self.time_of_day = time_of_day
+
+
+def _stepping(times):
+    """How times (two or more) step on after their last: by business days
+    (_business_days), else as _spacing says."""
+    business = _business_days(times)
+    return business if business is not None else _spacing(times)
+
+
+def _business_days(times):
+    """BusinessDays when datetime64 times are business days: every row on a weekday at one
+    time of day, the median step one day, and the rows spanning at least a week (so that
+    a daily series would have had a weekend among them); else None. Holidays (a missing
+    weekday) leave it so."""
+    if not np.issubdtype(times.dtype, np.datetime64) or len(times) < 2:
+        return None
+    days = times.astype("datetime64[D]")
+    time_of_day = times - days.astype(times.dtype)
+    step = np.median(np.diff(days).astype(np.int64))
+    if (step != 1 or np.any(time_of_day != time_of_day[0])
+            or (days[-1] - days[0]).astype(np.int64) < BUSINESS_WEEK_DAYS
+            or not np.is_busday(days).all()):
+        return None
+    return BusinessDays(time_of_day[0])
 
 
 def _spacing(times):
@@ -273,7 +309,10 @@ def step_text(step) -> str:
 
 def _times_after(last, spacing, ahead):
     """(S,) the times ``ahead`` (S,) >= 0 steps of ``spacing`` (_spacing) after the time
-    ``last``, in its dtype."""
+    ``last``, in its dtype (or _stepping's BusinessDays: weekdays after it)."""
+    if isinstance(spacing, BusinessDays):
+        days = np.busday_offset(last.astype("datetime64[D]"), ahead, roll="forward")
+        return (days + spacing.time_of_day).astype(last.dtype)
     if isinstance(spacing, tuple):
         step, day, time_of_day = spacing
         month = last.astype("datetime64[M]") + step * ahead  # (S,)
@@ -453,13 +492,13 @@ def forecast_stream(task, state, model, options):
     times = prepared.series.times
     # Each appended row is one step after the last (as predict's future steps:
     # _forecast_times) by the spacing of the rows up to the origin, which is also the
-    # spacing of those rows with the appended ones (_spacing); a single row has none,
+    # spacing of those rows with the appended ones (_stepping); a single row has none,
     # and the stream no time axis. Times written with UTC offsets step in local time,
     # the appended rows at the origin row's offset (as predict's: _forecast_labels),
     # which their calendar features read too (recent["zones"]).
     offsets = prepared.series.offsets
     zone = None if times is None or offsets is None else offsets[origin]
-    spacing = None if times is None or origin < 1 else _spacing(
+    spacing = None if times is None or origin < 1 else _stepping(
         times[:origin + 1] if zone is None else times[:origin + 1] + offsets[:origin + 1])
     # The rows up to the origin, gap-filled, and each column's last observed row: a
     # trailing gap is bridged to the first appended row (as filling the grown file
