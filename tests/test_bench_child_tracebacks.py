@@ -12,6 +12,15 @@ BENCH = [sys.executable, "-m", "recurrent", "bench", "--vs", "none", "--cell", "
          "--threads", "1", "--repeats", "1", "--rounds", "1"]
 
 
+def wait_for_child(process) -> str:
+    """The line that says the measuring child is up (it sent its environment: "BLAS
+    kernels ..."), read past the lines the parent prints before it (the CPU)."""
+    for line in process.stdout:
+        if line.startswith("BLAS kernels"):
+            return line
+    raise AssertionError("bench ended before its measuring child was up")
+
+
 def test_a_config_too_large_to_allocate_is_one_line():
     result = subprocess.run(BENCH + ["--config", "99999999999,2,3,4"],
                             capture_output=True, text=True, timeout=300,
@@ -29,8 +38,7 @@ def test_ctrl_c_while_the_child_measures_prints_no_traceback():
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True, env=installed_env())
     try:
-        first = process.stdout.readline()  # the child is up: it sent its environment
-        assert first.startswith("BLAS kernels"), first
+        wait_for_child(process)
         os.killpg(process.pid, signal.SIGINT)
         _, err = process.communicate(timeout=120)
     finally:
@@ -49,7 +57,7 @@ def test_sigterm_to_the_process_group_stops_the_measuring_child_too():
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True, env=installed_env())
     try:
-        assert process.stdout.readline().startswith("BLAS kernels")
+        wait_for_child(process)
         with open(f"/proc/{process.pid}/task/{process.pid}/children") as f:
             children = [int(pid) for pid in f.read().split()]
         assert children
