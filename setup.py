@@ -94,6 +94,9 @@ setup(
     package_dir={"recurrent_plugins": "plugins"},
     package_data={**{p: ["*"] for p in data_packages},
                   "recurrent._kernels": ["*.pxd", "*.h"]},
+    # the C that cythonize writes beside each .pyx (the extensions' sources, which
+    # setuptools would otherwise install too: 14 MB) is compiled into the .so files
+    exclude_package_data={"recurrent._kernels": ["*.c"], "recurrent_plugins.forecast": ["*.c"]},
     ext_modules=cythonize(
         extensions,
         compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False,

@@ -23,10 +23,12 @@ import time
 
 import numpy as np
 
+from recurrent.extras import torch_hint
+
 try:
     import torch
 except ImportError:  # torch is a benchmark extra, never a runtime dependency
-    sys.exit("charlm_torch.py needs torch: pip install torch==2.13.0 (the CPU wheel)")
+    sys.exit(f"charlm_torch.py needs torch: {torch_hint()}")
 
 from recurrent.optim import Schedule
 from recurrent.config import SHARED_DEFAULTS, TrainingConfig

@@ -25,10 +25,12 @@ import time
 
 import numpy as np
 
+from recurrent.extras import torch_hint
+
 try:
     import torch
 except ImportError:  # torch is a benchmark extra, never a runtime dependency
-    sys.exit("seq2seq_torch.py needs torch: pip install torch==2.13.0 (the CPU wheel)")
+    sys.exit(f"seq2seq_torch.py needs torch: {torch_hint()}")
 
 from recurrent.config import TrainingConfig
 from recurrent.step import train_step

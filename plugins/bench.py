@@ -40,6 +40,7 @@ import recurrent
 from recurrent.checkpoint import atomic_write
 from recurrent.checks import one_line
 from recurrent.errors import error_line
+from recurrent.extras import torch_hint
 from recurrent.out_paths import check_out, check_outside_runs
 from recurrent.quant import PRECISIONS
 
@@ -747,8 +748,8 @@ def register_commands(cli):
                 import torch  # noqa: F401
             except ImportError:
                 raise recurrent.UserError(
-                    "torch is not installed: pip install torch==2.13.0 (the CPU wheel), "
-                    "or run with --vs none to time recurrent alone") from None
+                    f"torch is not installed: {torch_hint()}, or run with --vs none to "
+                    f"time recurrent alone") from None
         if json_path:
             _check_json_path(json_path)
         root = click.get_current_context().find_root()

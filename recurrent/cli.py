@@ -573,6 +573,7 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
         result = task.backtest(state, split, config, model.runner(), backtest)
         _check_read_data(task, config, data)
         if as_json:
+            _warn_report_notes(task, state, result.get("forecasters", {}))
             click.echo(json_text({"run": run, "task": task.name, "split": split,
                                   "data": data, "checkpoint": evaluated,
                                   "precision": precision, "backtest": result}, indent=2))
@@ -596,6 +597,7 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
     _check_read_data(task, config, data)
     chose = info.get(candidates.CHOSE)
     if as_json:
+        _warn_report_notes(task, state, baselines)
         click.echo(json_text({"run": run, "task": task.name, "split": split, "data": data,
                               "checkpoint": evaluated, "precision": precision,
                               "metrics": metrics, "baselines": baselines,
@@ -616,6 +618,15 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
     click.echo("\n".join(lines + ["", *tests] if tests else lines))
     if chose:
         click.echo(candidates.chosen_text(info))
+
+
+def _warn_report_notes(task, state, baselines):
+    """`eval --json`: the task's notes on what the evaluation lacks (Task.report_notes),
+    which its text report prints among its lines, on stderr: stdout is the JSON alone."""
+    if hasattr(task, "report_notes"):
+        from .progress import warn_once
+        for note in task.report_notes(state, baselines):
+            warn_once(note)
 
 
 def _check_read_data(task, config, data):

@@ -14,10 +14,9 @@ import time
 
 import click
 
-from . import plugins
+from . import extras, plugins
 from .checks import one_line
 from .errors import UserError
-from .extras import install_hint
 from .threads import MAX_THREADS
 
 CORE = "recurrent"  # provider shown for commands the framework itself defines
@@ -214,6 +213,7 @@ def _info() -> dict:
     info["blas"] = [{key: lib.get(key) for key in ("internal_api", "version", "architecture",
                                                     "num_threads", "threading_layer", "filepath")}
                     for lib in blas_info()]
+    info["extras"] = {extra: extras.missing(extra) for extra in extras.FEATURES}
     info["mpi"] = _mpi_info()
     if "kernels_error" not in info:
         from . import tuning
@@ -280,6 +280,15 @@ def info_command(as_json):
     if "tuning" in info:
         for line in _tuning_lines(info["tuning"]):
             click.echo(line)
+    for extra, missing in info["extras"].items():
+        feature = extras.FEATURES[extra]
+        if missing is None:
+            state = f"unknown, recurrent runs uninstalled: {feature}"
+        elif missing:
+            state = f"not installed: {feature}; {extras.install_hint(extra)}"
+        else:
+            state = f"installed: {feature}"
+        click.echo(f"{extra:<12}{state}")
     mpi = info["mpi"]
     if mpi["size"] > 1:
         layout = "; ".join(f"{host}: ranks {', '.join(map(str, ranks))}"
@@ -290,8 +299,8 @@ def info_command(as_json):
         click.echo("mpi         " + ("mpi4py installed; run under mpiexec or with "
                                      "`train --ranks N` for data-parallel training"
                                      if mpi["installed"] else
-                                     f"not installed ({install_hint('mpi')} for "
-                                     f"data-parallel training)"))
+                                     f"not installed: data-parallel training; "
+                                     f"{extras.install_hint('mpi')}"))
 
 
 # ---- kernel tuning -------------------------------------------------------------------

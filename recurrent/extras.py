@@ -13,6 +13,19 @@ from __future__ import annotations
 import re
 import shlex
 
+# What each extra a user installs for a feature brings, for `recurrent info` (test and
+# bench are the developers' extras: the tests, the benchmarks and torch).
+FEATURES = {
+    "plot": "--plot and each run's loss.png",
+    "onnx": "export --format onnx",
+    "ets": "the forecast task's ETS baseline and --model hybrid",
+    "seq2seq": "training and evaluating seq2seq runs (BLEU and chrF)",
+}
+
+# PyTorch's index of CPU-only builds: torch from the package index itself is, on Linux, the
+# CUDA build (several GB), which `recurrent bench` and the tests do not use.
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
 
 def requirements(extra: str) -> list[str]:
     """The requirements the installed recurrent lists for ``extra`` ("statsmodels>=0.14",
@@ -34,3 +47,33 @@ def install_hint(extra: str) -> str:
     if not packages:
         return f"pip install '.[{extra}]' in recurrent's source tree"
     return f"pip install {' '.join(map(shlex.quote, packages))} (recurrent's {extra} extra)"
+
+
+def torch_hint() -> str:
+    """"pip install torch==2.13.0 (its CPU build: ...)": the torch version the bench
+    extra pins, and where its CPU build is when the package index has only the CUDA one
+    (PyPI on Linux)."""
+    pin = next((spec for spec in requirements("bench")
+                if re.match(r"torch\b", spec)), None)
+    where = (f"its CPU build: where the package index has only the CUDA one, as PyPI on "
+             f"Linux, add --index-url {TORCH_CPU_INDEX}")
+    if pin is None:
+        return f"pip install torch, the version pyproject.toml's bench extra pins ({where})"
+    return f"pip install {shlex.quote(pin)} ({where})"
+
+
+def missing(extra: str) -> list[str] | None:
+    """The requirements of ``extra`` whose distribution is not installed ([] when all
+    are; versions are not compared: pip resolved them when the extra was installed),
+    or None when recurrent runs uninstalled (no metadata lists the extra's packages)."""
+    from importlib import metadata
+    specs = requirements(extra)
+    if not specs:
+        return None
+    out = []
+    for spec in specs:
+        try:
+            metadata.version(re.match(r"[A-Za-z0-9._-]+", spec).group(0))
+        except metadata.PackageNotFoundError:
+            out.append(spec)
+    return out

@@ -291,6 +291,13 @@ class Task(Protocol):
         Without it `recurrent eval RUN` prints recurrent.report.generic_report: one row per
         scalar metric, the model and each baseline as columns."""
 
+    def report_notes(self, state: dict, baselines: dict) -> list[str]:
+        """Lines saying what the evaluation lacks and why (a baseline whose package is not
+        installed, with the command that installs it): format_report prints them among
+        its lines; `recurrent eval --json`, whose stdout is the JSON alone, on stderr.
+        ``baselines``: baselines()'s dict, or a backtest's "forecasters". Without it
+        there are none."""
+
     def backtest(self, state: dict, split: str, config: dict, model: "Runner",
                  origins: int) -> dict:
         """Rolling-origin evaluation for `recurrent eval RUN --backtest N` (N >= 2, checked
@@ -405,7 +412,8 @@ MEMBERS: dict[type, Members] = {
     Task: Members(required=("name", "help", "loss", "options", "defaults", "prepare",
                             "model_spec", "batches", "evaluate"),
                   optional=("causal", "splits", "unused_options", "check_state", "baselines",
-                            "paired", "format_report", "candidates", "initial_params",
+                            "paired", "format_report", "report_notes", "candidates",
+                            "initial_params",
                             "trained_params", "fixed_params_option", "with_params",
                             "after_training", "training_state", "backtest", "count_batches",
                             "resolved_options", "moot_options", "format_backtest",

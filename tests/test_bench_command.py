@@ -151,6 +151,9 @@ def test_bench_without_torch_says_how_to_get_it(monkeypatch):
     result = CliRunner().invoke(cli, ["bench", "--cell", "lstm", "--config", "2,1,1,2"])
     assert result.exit_code == 1
     assert "torch is not installed" in result.output and "--vs none" in result.output
+    # the pinned version's CPU build: from the package index itself it is the CUDA one
+    assert "pip install torch==2.13.0 (its CPU build" in result.output
+    assert "--index-url https://download.pytorch.org/whl/cpu)" in result.output
 
 
 def test_bench_times_any_registered_cell_alone(tmp_path):

@@ -2,10 +2,11 @@
 `recurrent[extra]`: on the package index that name is another project's."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
-from helpers import installed_env
+from helpers import installed_env, invoke, ok
 
 from recurrent import extras
 
@@ -43,3 +44,43 @@ def test_a_command_needing_a_missing_extra_prints_the_packages(tmp_path):
                                   "sacrebleu, which is not installed: pip install "
                                   "'sacrebleu>=2.3' (recurrent's seq2seq extra)")
     assert not (tmp_path / "runs").exists()
+
+
+def test_torch_is_the_pinned_cpu_build():
+    # from the package index itself, torch on Linux is the CUDA build (several GB)
+    assert extras.torch_hint() == (
+        "pip install torch==2.13.0 (its CPU build: where the package index has only the "
+        "CUDA one, as PyPI on Linux, add --index-url https://download.pytorch.org/whl/cpu)")
+
+
+def _installed_as(monkeypatch, versions):
+    """importlib.metadata as if the distributions installed were ``versions`` (name ->
+    version; a name mapped to None is not installed) for the extras' packages, the real
+    metadata for the others."""
+    from importlib import metadata
+    real = metadata.version
+
+    def version(name):
+        if name not in versions:
+            return real(name)
+        if versions[name] is None:
+            raise metadata.PackageNotFoundError(name)
+        return versions[name]
+    monkeypatch.setattr(metadata, "version", version)
+
+
+def test_info_says_which_extras_are_installed_and_how_to_get_the_others(monkeypatch):
+    _installed_as(monkeypatch, {"matplotlib": None,
+                                "onnx": "1.23.2", "onnxruntime": "1.32.0",
+                                "statsmodels": "0.14.0", "pandas": None,
+                                "sacrebleu": "2.6.0"})
+    lines = {line.split()[0]: line for line in ok(invoke("info")).splitlines()}
+    assert lines["plot"] == ("plot        not installed: --plot and each run's loss.png; "
+                             f"{extras.install_hint('plot')}")
+    assert lines["onnx"] == "onnx        installed: export --format onnx"
+    assert lines["ets"].startswith("ets         not installed: ")
+    assert lines["ets"].endswith(extras.install_hint("ets"))
+    assert lines["seq2seq"].startswith("seq2seq     installed: ")
+    shown = json.loads(ok(invoke("info", "--json")))["extras"]
+    assert shown == {"plot": ["matplotlib>=3.5"], "onnx": [], "ets": ["pandas>=1.5"],
+                     "seq2seq": []}

@@ -121,7 +121,12 @@ def test_without_statsmodels_the_report_says_how_to_get_it(tmp_path, monkeypatch
     assert "ets" not in info["task_state"]
     text = ok(invoke("eval", run))
     assert text.count(ets.missing_note()) == 1 and "ets hw" not in text
-    assert "ets" not in json.loads(ok(invoke("eval", run, "--json")))["baselines"]
+    # --json keeps stdout for the JSON: the same note goes to stderr
+    for json_eval in (["--json"], ["--backtest", 4, "--json"]):
+        result = invoke("eval", run, *json_eval)
+        shown = json.loads(ok(result))
+        assert "ets" not in shown.get("baselines", shown.get("backtest", {}).get("forecasters"))
+        assert result.stderr.strip() == ets.missing_note()
 
 
 def test_a_run_fitted_with_statsmodels_is_read_without_it(tmp_path, monkeypatch):

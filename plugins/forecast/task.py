@@ -762,6 +762,10 @@ class ForecastTask:
         """`recurrent eval` text: the model beside naive and seasonal-naive (report.py)."""
         return report.format_report(state, metrics, baselines)
 
+    def report_notes(self, state, baselines):
+        """Why the ETS baseline is missing, when it is (report.ets_note)."""
+        return report.ets_note(state, baselines)
+
     # ---- predict ---------------------------------------------------------------------------
 
     def predict(self, state, config, model, options):

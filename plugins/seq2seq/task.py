@@ -289,6 +289,7 @@ class Seq2Seq:
                 "output": "sequence", "output_size": V}
 
     def evaluate(self, state: dict, split: str, config: dict, model) -> dict:
+        metrics.require_sacrebleu()  # before decoding the split, not after
         pairs, sources, targets = self._split(state, split, config)
         if not pairs:
             raise UserError(f"the {split} split holds no pairs")
