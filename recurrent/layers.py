@@ -363,7 +363,8 @@ class Recurrent(ParamModule):
         states = self._check_states(state, B, "state", self.num_layers * self.num_directions)
         return x, states, lengths, self._threads_for(B)
 
-    def run(self, x, states, lengths, need_grad, num_threads, precision=None, mask_steps=0):
+    def run(self, x, states, lengths, need_grad, num_threads, precision=None, mask_steps=0,
+            evaluate=False):
         """forward() on checked inputs: x C-contiguous (T, B, I) of the layer dtype, states
         a tuple of (L*D, B, H) arrays (one per state name), lengths int64 (B,) in 0..T,
         num_threads an int >= 1. Returns (out (T, B, D*H), tuple of final states). The
@@ -373,7 +374,9 @@ class Recurrent(ParamModule):
         dropout, zoneout) are drawn for this many steps (if more than T) and their first
         T used, so that a caller that cut x to fewer steps than its batch has (a
         data-parallel rank's rows of a seq2seq batch, trimmed to their longest) gets
-        the masks of the whole batch's steps."""
+        the masks of the whole batch's steps. evaluate: run as in eval mode (no inter-layer
+        dropout) whatever self.training, without setting it, so that a call from another
+        thread sharing the layer still runs in its own mode (StreamPool's steps)."""
         ensure_tuned()   # the process's first kernel call loads or runs the kernel tuning
         precision = self._precision if precision is None else precision
         if precision != "fp32" and need_grad:
@@ -385,10 +388,11 @@ class Recurrent(ParamModule):
         final_states = tuple(np.empty_like(s) for s in states)        # each (L*D, B, H)
         layer_caches = []
         layer_in = x                                                   # (T, B, I or D*H)
-        draw = self.training and need_grad
+        training = self.training and not evaluate
+        draw = training and need_grad
         for k in range(self.num_layers):
             mask = None
-            if k > 0 and self.training and self.dropout > 0:
+            if k > 0 and training and self.dropout > 0:
                 mask = self._dropout_mask(layer_in.shape, mask_steps)  # (T, B, D*H)
                 layer_in = layer_in * mask
             outs, caches = [], []
@@ -537,15 +541,15 @@ class Recurrent(ParamModule):
             out, finals = self.run_step(x, states, self._threads_for(B))
         return out, pack_state(finals)
 
-    def run_step(self, x_t, states, num_threads, precision=None):
+    def run_step(self, x_t, states, num_threads, precision=None, evaluate=False):
         """step() on checked inputs (x_t C-contiguous (B, I) of the layer dtype, states a
         tuple of (L, B, H) arrays, num_threads an int >= 1; unidirectional layers): one
         call of each layer's cell, nothing kept for backward, and a forward/backward pair
         around it left alone. Returns (out_t (B, H), tuple of new states). The caller keeps
-        BLAS single-threaded. precision as in run()."""
+        BLAS single-threaded. precision and evaluate as in run()."""
         cache = self._cache
         out, finals = self.run(x_t[None], states, np.ones(x_t.shape[0], np.int64), False,
-                               num_threads, precision)
+                               num_threads, precision, evaluate=evaluate)
         self._cache = cache
         return out[0], finals
 

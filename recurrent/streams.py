@@ -30,7 +30,8 @@ What y_t is (per advanced stream):
   bytes, F = vocabulary + bigram buckets) and the running sum of their weights;
 - with softmax (the default for a run whose loss is cross_entropy) the outputs become
   class probabilities (float64).
-Steps run in eval mode (no dropout) whatever mode the model is in; it is restored after.
+Steps run as in eval mode (no dropout) whatever mode the model is in, which they leave
+alone: pools in several threads may share one model, and so may the model's own calls.
 Stepping streams in any interleaving gives what a whole-sequence forward of each stream
 gives (to float rounding). A bidirectional model is refused: its reverse direction starts
 at the end of the sequence.
@@ -40,7 +41,6 @@ H hidden units, L layers, S state names, K outputs, F wide features.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 
 import numpy as np
@@ -109,7 +109,8 @@ class StreamPool:
     def __new__(cls, *args, **kwargs):
         """StreamPool(ensemble or its run, ...) is an EnsemblePool (recurrent/ensemble.py).
         (Called without arguments when a pool is copied or unpickled.)"""
-        if cls is StreamPool and args and _is_ensemble(args[0]):
+        target = args[0] if args else kwargs.get("model_or_run")
+        if cls is StreamPool and target is not None and _is_ensemble(target):
             return super().__new__(EnsemblePool)
         return super().__new__(cls)
 
@@ -221,6 +222,14 @@ class StreamPool:
         for name, a in self._extra.items():
             a[row] = checked[name]
 
+    def _integer_range(self, name, dtype):
+        """(lowest, highest) value of the integer state ``name``."""
+        if name == "count":
+            return 0, np.iinfo(dtype).max
+        if name == "previous":
+            return _NO_TOKEN, self.wide.vocab_size - 1
+        return np.iinfo(dtype).min, np.iinfo(dtype).max  # "seen": any byte
+
     def _check_state(self, state):
         """A state() dict checked against this pool -> {name: array of its dtype}."""
         shapes = self._state_shapes()
@@ -247,6 +256,15 @@ class StreamPool:
                 if bad.any():
                     raise ValueError(f"restore: {name} contains NaN or infinity, or values "
                                      f"too large for {np.dtype(dtype)}")
+            else:
+                # a count, a token id or a bit set: only values a pool holds (a negative
+                # count would divide the running sum by zero or less)
+                low, high = self._integer_range(name, value.dtype)
+                if not (np.array_equal(value, a) and low <= value.min() and value.max() <= high):
+                    values = (f">= {low}" if high == np.iinfo(np.int64).max
+                              else f"in {low}..{high}")
+                    raise ValueError(f"restore: {name} must hold integers {values} (a state "
+                                     f"of another model?)")
             checked[name] = value
         return checked
 
@@ -281,7 +299,7 @@ class StreamPool:
             raise ValueError("step: an id appears more than once in one call; a call "
                              "advances each stream by one step")
         x = self._check_inputs(xs, B, "step", "stream")
-        with self._eval_mode():
+        with single_threaded_blas():
             return self._advance(rows, x[None], outputs)
 
     def read(self, stream_id, xs, outputs=True):
@@ -292,27 +310,12 @@ class StreamPool:
         row = self._known(stream_id, "read")
         x = self._check_inputs(xs, None, "read", "step")
         rows = np.array([row], np.int64)
-        with self._eval_mode():
+        with single_threaded_blas():
             for start in range(0, len(x), READ_CHUNK):
                 chunk = x[start:start + READ_CHUNK, None]                # (T, 1[, I])
                 last = start + READ_CHUNK >= len(x)
                 y = self._advance(rows, chunk, outputs and last)
         return None if y is None else y[0]
-
-    @contextlib.contextmanager
-    def _eval_mode(self):
-        """Streams run in eval mode (no dropout) with single-threaded BLAS; the model's
-        mode is restored after."""
-        module = self.rnn if self.model is None else self.model
-        was_training = module.training
-        if was_training:
-            module.eval()
-        try:
-            with single_threaded_blas():
-                yield
-        finally:
-            if was_training:
-                module.train(True)
 
     def _is_open(self, stream_id):
         try:
@@ -360,14 +363,15 @@ class StreamPool:
         threads = resolve_threads(self.num_threads, B, rnn.hidden_size)
         if T == 1:
             top, finals = rnn.run_step(h_in[0], states, threads,    # (B, H)
-                                       self.precision)
+                                       self.precision, evaluate=True)
             tops = top[None]
         else:
             # run() drops the layer's backward cache; run_step keeps it, and so does a
             # read: a forward/backward pair of the layer around it is left alone
             cache = rnn._cache
             tops, finals = rnn.run(np.ascontiguousarray(h_in), states,  # (T, B, H)
-                                   np.full(B, T, np.int64), False, threads, self.precision)
+                                   np.full(B, T, np.int64), False, threads, self.precision,
+                                   evaluate=True)
             rnn._cache = cache
         for s, final in enumerate(finals):                           # scatter
             self._slab[s][:, rows] = final
@@ -388,7 +392,7 @@ class StreamPool:
             if self.wide is not None:
                 self._wide_step(rows, x)  # the features seen, and their running sum
             return None
-        y = model.head.forward(model.dropout.forward(pooled))        # (B, K)
+        y = model.head.forward(pooled)  # (B, K); the dropout before it: eval's identity
         if self.wide is not None:
             y += self._wide_step(rows, x).astype(self.dtype)
         return softmax(y) if self.softmax else y
