@@ -95,7 +95,7 @@ setup(
     package_data={**{p: ["*"] for p in data_packages},
                   "recurrent._kernels": ["*.pxd", "*.h"]},
     # the C that cythonize writes beside each .pyx (the extensions' sources, which
-    # setuptools would otherwise install too: 14 MB) is compiled into the .so files
+    # setuptools would otherwise install too) is compiled into the .so files: not installed
     exclude_package_data={"recurrent._kernels": ["*.c"], "recurrent_plugins.forecast": ["*.c"]},
     ext_modules=cythonize(
         extensions,
