@@ -150,6 +150,37 @@ def test_float32_normalises_pre_activations_whose_squares_overflow(scale):
                                    atol=1e-4 * np.abs(g).max(), err_msg=kind)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_hidden_unit_passes_no_gradient_through_its_normalisations(dtype):
+    """With H = 1 each gate block and the cell are blocks of one value, which LN maps to
+    the constant 0: nothing reaches x, h_0 or the weights through them, so dx, d h_0 (of
+    the rows that run; a row of length 0 passes d h_n on) and the gradients of W_ih and
+    W_hh are exactly 0 (as the reference gives), also
+    where the vector code could fuse d * g - mean(d * g) into one multiply-add; the
+    other results match the float64 reference."""
+    T, B, I, H = 6, 5, 3, 1
+    params, x, states, d_out, d_finals = _problem(T, B, I, H, seed=11)
+    params = {k: v.astype(dtype) for k, v in params.items()}
+    lengths = np.array([6, 0, 3, 6, 1], np.int64)
+    results = []
+    for cell, dt in ((get_cell("ln_lstm"), dtype), (get_reference_cell("ln_lstm"), np.float64)):
+        args = [a.astype(dt) for a in (x, *states, d_out, *d_finals)]
+        p = {k: v.astype(dt) for k, v in params.items()}
+        out, finals, cache = cell.forward(args[0], tuple(args[1:3]), p, lengths, 2)
+        grads = {k: np.zeros_like(v) for k, v in p.items()}
+        dx, d_states = cell.backward(args[3], tuple(args[4:6]), cache, grads, 2)
+        results.append((np.array(out), *finals, dx, *d_states, grads))
+    (out, h_n, c_n, dx, dh0, dc0, grads), want = results
+    for name, got in (("dx", dx), ("d h_0", dh0[lengths > 0]),
+                      ("weight_ih", grads["weight_ih"]), ("weight_hh", grads["weight_hh"])):
+        assert not got.any(), name
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    for got, ref in zip((out, h_n, c_n, dx, dh0, dc0), want[:6]):
+        np.testing.assert_allclose(got, ref, **tol)
+    for kind, g in want[6].items():
+        np.testing.assert_allclose(grads[kind], g, err_msg=kind, **tol)
+
+
 def test_step_by_step_equals_the_sequence_in_float32():
     # Recurrent.step runs the cache-free kernel one step at a time (StreamPool does too)
     layer = Recurrent("ln_lstm", 5, 16, num_layers=2, seed=4)

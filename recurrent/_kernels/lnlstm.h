@@ -118,12 +118,19 @@ typedef float rc_ln_v8 __attribute__((vector_size(32)));
     } while (0)
 
 /* Backward of y = G * n_hat (+ bias) for one normalised block of N values: D holds d y,
- * NH holds n_hat on entry and d v (the un-normalised input's gradient) on return. */
+ * NH holds n_hat on entry and d v (the un-normalised input's gradient) on return.
+ * A block of one value normalises to the constant 0, so its d v is 0: set exactly, since
+ * the general formula's d * g - mean(d * g) may be contracted into a fused multiply-add
+ * that leaves the product's rounding error, which rstd (up to 1 / sqrt(eps)) scales up. */
 #define RC_LN_BACKWARD(TYPE, D, G, NH, N, RSTD)                                           \
     do {                                                                                  \
         const TYPE* d_ = (D);                                                             \
         const TYPE* g_ = (G);                                                             \
         TYPE* n_hat_ = (NH);                                                              \
+        if ((N) == 1) {                                                                   \
+            n_hat_[0] = 0;                                                                \
+            break;                                                                        \
+        }                                                                                 \
         TYPE s1_, s2_;                                                                    \
         RC_LANE_SUM(TYPE, N, d_[k] * g_[k], RC_LD8(d_ + k) * RC_LD8(g_ + k), s1_);        \
         RC_LANE_SUM(TYPE, N, d_[k] * g_[k] * n_hat_[k],                                   \
