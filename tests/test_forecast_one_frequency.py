@@ -128,3 +128,25 @@ def test_a_short_file_steps_by_the_run_when_half_its_steps_do():
     assert not steps_by(weekly, daily)
     # fewer daily steps than weekly ones: a file that changes frequency
     assert not steps_by(np.concatenate([weekly[0] - np.arange(4)[::-1], weekly[1:]]), daily)
+
+
+def test_monthly_dates_with_utc_offsets_step_by_months_on_their_clock(tmp_path):
+    """Local midnights of the 1st written with offsets (+01:00 in winter, +02:00 in
+    summer) step by whole months on the file's clock, as predict dates them; in UTC they
+    fall on the last evening of the month before, whose steps are no whole months."""
+    def rows(first_month, count):
+        out = []
+        for i in range(first_month, first_month + count):
+            month = np.datetime64("2010-01") + i
+            summer = 4 <= int(str(month)[5:7]) <= 9
+            out.append([f"{month}-01T00:00:00{'+02:00' if summer else '+01:00'}",
+                        f"{100 + 10 * np.sin(2 * np.pi * i / 12):.3f}"])
+        return out
+    data = write_csv(tmp_path / "monthly.csv", ["time", "value"], rows(0, 96))
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", data, "--out", run, *SMALL))
+    state = json.loads((run / "config.json").read_text())["task_state"]
+    assert state["time_step"] == {"unit": "month", "size": 1.0}
+    # a recent file of two years and two months, to February 2019: forecast for March
+    recent = write_csv(tmp_path / "recent.csv", ["time", "value"], rows(84, 26))
+    assert "2019-03-01" in ok(invoke("predict", run, "--data", recent, "--steps", "1"))

@@ -475,8 +475,9 @@ class ForecastTask:
                             f" from the dates of its time column {state['time_column']!r}, "
                             f"but {source.label!r} has numbers there: write them as dates")
         if whole_file and state.get("time_step"):
-            step = time_step(series.times)
-            if step is not None and not steps_by(series.times, state["time_step"]):
+            times = _wall_clock(series)
+            step = time_step(times)
+            if step is not None and not steps_by(times, state["time_step"]):
                 raise UserError(f"time column {state['time_column']!r} of {source.label!r} "
                                 f"steps by {step_text(step)}, the run's data by "
                                 f"{step_text(state['time_step'])}: the model forecasts "
@@ -775,16 +776,28 @@ class ForecastTask:
         return forecast_stream(self, state, model, options)
 
 
+def _wall_clock(series: dataio.Series):
+    """The series' times as its file's clock reads them (UTC plus each row's offset, when
+    the file wrote offsets), the clock its forecasts are dated on (predict.py): monthly
+    dates written at local midnight step by whole months there, not in UTC; None
+    without a time column."""
+    if series.times is None:
+        return None
+    return cal.clock_times(series.times, series.offsets, "local")
+
+
 def _check_one_step(series: dataio.Series, train_end: int) -> dict | None:
-    """The training rows' time step (predict.time_step), saved with the run so that new
-    files are checked against it; UserError when the rows after them step otherwise (a
-    frequency change: the model would take a row of one for a step of the other, and
-    predict would date its forecasts by the training rows' step). A few missing rows
+    """The training rows' time step (predict.time_step, on the file's clock: _wall_clock),
+    saved with the run so that new files are checked against it; UserError when the rows
+    after them step otherwise (a frequency change: the model would take a row of one for
+    a step of the other, and predict would date its forecasts by the training rows'
+    step). A few missing rows
     leave the median step as it is; the rows after them are judged (steps_by) with the
     step from the last training row, when there are two or more of them."""
-    train = time_step(series.times[:train_end]) if series.times is not None else None
-    later = time_step(series.times[train_end:]) if train is not None else None
-    if later is not None and not steps_by(series.times[train_end - 1:], train):
+    times = _wall_clock(series)
+    train = time_step(times[:train_end]) if times is not None else None
+    later = time_step(times[train_end:]) if train is not None else None
+    if later is not None and not steps_by(times[train_end - 1:], train):
         lines = series.lines
         raise UserError(f"time column {series.time_column!r} of {series.label!r} steps by "
                         f"{step_text(train)} in the training rows (lines {int(lines[0])}-"
