@@ -31,7 +31,7 @@ import zipfile
 
 import numpy as np
 
-from .errors import UserError, error_line
+from .errors import UserError, error_line, task_check_hint
 
 FORMAT = 1
 CONFIG_FILE = "config.json"
@@ -235,6 +235,22 @@ def not_json(value, where: str = "state") -> str | None:
 def saved_json(value):
     """``value`` as config.json gives it back."""
     return json.loads(json.dumps(value, default=json_default))
+
+
+def kept_state(task_name: str, member: str, state) -> dict:
+    """The task state a task's ``member`` ("prepare", "after_training") returned, as
+    config.json will give it back to every later call; UserError naming the task when it
+    is not a dict, or holds a value config.json would keep only as its text (a set, an
+    object, a key that is not a string)."""
+    hint = task_check_hint(task_name)
+    if not isinstance(state, dict):
+        raise UserError(f"task {task_name!r}: {member}() returned {type(state).__name__}, "
+                        f"not a dict ({hint})")
+    problem = not_json(state)
+    if problem:
+        raise UserError(f"task {task_name!r}: {member}() returned a state config.json cannot "
+                        f"keep: {problem} is not a JSON value ({hint})")
+    return saved_json(state)
 
 
 def _finite(value):

@@ -25,6 +25,12 @@ class Diverged(AllRanksError):
         self.step = step
 
 
+def task_check_hint(task_name: str) -> str:
+    """What a message about a task plugin's mistake ends with: the command that checks
+    the task."""
+    return f"`recurrent plugins check {task_name}` checks the task"
+
+
 def error_line(exc: BaseException) -> str:
     """``TypeName: first line of the message`` (just ``TypeName`` without a message): how
     broken plugins, failed checks and internal errors are shown, one line each."""

@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import __version__, candidates, ensemble, run_lock, selection
-from .checkpoint import (BEST, CONFIG_FILE, LAST, RunCopy, RunDir, load_arrays, not_json,
-                         saved_json)
+from .checkpoint import BEST, CONFIG_FILE, LAST, RunCopy, RunDir, kept_state, load_arrays
 from .checks import one_line
 from .config import TrainingConfig, check_model_spec, option_flags
-from .errors import AllRanksError, UserError
+from .errors import AllRanksError, UserError, task_check_hint
 from .lengths import valid_mask
 from .step import batch_problem
 from .task_params import PREFIX as TASK_PREFIX
@@ -84,7 +83,7 @@ def _prepared(task, config: TrainingConfig) -> tuple[dict, dict]:
             task.check_state(task_state, spec)
         except ValueError as e:
             raise UserError(f"task {task.name!r} refuses the state its own prepare() made: "
-                            f"{one_line(e)} ({_CHECK_HINT.format(task.name)})") from None
+                            f"{one_line(e)} ({task_check_hint(task.name)})") from None
     _check_loss_fits(task, task_state, config, spec)
     _check_average_covers(task, task_state, config)
     _check_selection(task, task_state, config, spec)
@@ -92,22 +91,9 @@ def _prepared(task, config: TrainingConfig) -> tuple[dict, dict]:
     return task_state, spec
 
 
-_CHECK_HINT = "`recurrent plugins check {}` checks the task"
-
-
 def _saved_state(task, state) -> dict:
-    """The task state prepare() returned, as config.json will give it back to every later
-    call; UserError naming the task when it is not a dict, or holds a value config.json
-    would keep only as its text (a set, an object, a key that is not a string)."""
-    if not isinstance(state, dict):
-        raise UserError(f"task {task.name!r}: prepare() returned {type(state).__name__}, not "
-                        f"a dict ({_CHECK_HINT.format(task.name)})")
-    problem = not_json(state)
-    if problem:
-        raise UserError(f"task {task.name!r}: prepare() returned a state config.json cannot "
-                        f"keep: {problem} is not a JSON value "
-                        f"({_CHECK_HINT.format(task.name)})")
-    return saved_json(state)
+    """The task state prepare() returned, as config.json will give it back (kept_state)."""
+    return kept_state(task.name, "prepare", state)
 
 
 def _trainer(task, run: RunDir, echo, world):
@@ -352,7 +338,7 @@ def _check_loss_fits(task, task_state, config, spec) -> None:
     problem = batch_problem(batch)
     if problem:
         raise UserError(f"task {task.name!r} gave a first training batch that is {problem} "
-                        f"({_CHECK_HINT.format(task.name)})")
+                        f"({task_check_hint(task.name)})")
     lengths = batch.get("lengths")
     lengths = None if lengths is None else np.asarray(lengths, np.int64)
     model.eval()
@@ -368,7 +354,7 @@ def _check_loss_fits(task, task_state, config, spec) -> None:
                             f"{one_line(e)} (`recurrent plugins check {config['cell']}` "
                             f"checks the cell)") from None
         raise UserError(f"task {task.name!r} gave a first training batch the model cannot "
-                        f"take: {one_line(e)} ({_CHECK_HINT.format(task.name)})") from None
+                        f"take: {one_line(e)} ({task_check_hint(task.name)})") from None
     mask = None
     if model.output == "sequence" and lengths is not None:
         mask = valid_mask(lengths, outputs.shape[0], outputs.shape[1])  # (T, B)
@@ -378,6 +364,6 @@ def _check_loss_fits(task, task_state, config, spec) -> None:
         if loss.name == task.loss:  # the task's own loss: the task's targets are wrong
             raise UserError(f"task {task.name!r} gave a first training batch whose targets "
                             f"its loss {loss.name} cannot take: {one_line(e)} "
-                            f"({_CHECK_HINT.format(task.name)})") from None
+                            f"({task_check_hint(task.name)})") from None
         raise UserError(f"--loss {loss.name} does not fit task {task.name!r} (its default "
                         f"is {task.loss}): {one_line(e)}") from None

@@ -66,7 +66,8 @@ import numpy as np
 
 from . import __version__, in_turn, run_lock, selection
 from .averaging import WeightAverage
-from .checkpoint import BEST, LAST, RunDir, WriteError, load_arrays, save_arrays
+from .checkpoint import (BEST, LAST, RunDir, WriteError, kept_state, load_arrays,
+                         save_arrays)
 from .config import TrainingConfig
 from .data_parallel import DataParallel
 from .distributed import World
@@ -388,7 +389,8 @@ class Trainer:
         load_params(model, arrays, self.run.file(name))
         model.eval()
         state = task_state_of(self.task, self.task_state, arrays)
-        state = self.task.after_training(state, self.config, model.runner())
+        state = kept_state(self.task.name, "after_training",
+                           self.task.after_training(state, self.config, model.runner()))
         if state != self.task_state:
             self.task_state = state
             self.run.update_task_state(state)

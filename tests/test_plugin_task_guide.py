@@ -299,3 +299,24 @@ def test_the_task_checks_stop_at_a_model_spec_they_cannot_build(tmp_path, monkey
     checks = json.loads(result.stdout)["checks"]
     assert [c["name"] for c in checks][-1] == "model spec", checks
     assert [c["name"] for c in checks if not c["passed"]] == ["model spec"]
+
+
+def test_an_after_training_state_config_json_cannot_keep_names_the_task(tmp_path,
+                                                                         monkeypatch):
+    """after_training's state is saved as the run's task state like prepare()'s: a value
+    config.json would keep only as its text (a set) is refused in one line naming the
+    task, and the run's config.json keeps the state training ended with."""
+    _register(tmp_path, monkeypatch, lambda t: t.replace(
+        "    def baselines(self, state, split, config):",
+        "    def after_training(self, state, config, model):\n"
+        "        return {**state, \"chosen\": {1, 2}}\n\n"
+        "    def baselines(self, state, split, config):"))
+    try:
+        result = invoke("train", "motif", "--out", "run", "--epochs", 1, "--threads", 1,
+                        "--quiet", "--no-plot")
+    finally:
+        _unregister()
+    one_line_error(result, "task 'motif': after_training() returned a state config.json "
+                           "cannot keep: state['chosen'] (set) is not a JSON value")
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["task_state"]
+    assert "chosen" not in saved
