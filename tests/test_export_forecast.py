@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from helpers import invoke, ok, one_line_error
 
-pytest.importorskip("onnxruntime")
-pytest.importorskip("statsmodels")  # the hybrid model's ETS
+pytest.importorskip("onnxruntime", reason="onnxruntime not installed (the onnx extra)")
+pytest.importorskip("statsmodels", reason="statsmodels not installed (the ets extra: the "
+                    "hybrid model's ETS)")
 
 from recurrent_plugins.forecast import series  # noqa: E402
 
