@@ -52,13 +52,13 @@ def install_hint(extra: str) -> str:
 def torch_hint() -> str:
     """"pip install torch==2.13.0 (its CPU build: ...)": the torch version the bench
     extra pins, and where its CPU build is when the package index has only the CUDA one
-    (PyPI on Linux)."""
+    (PyPI on Linux); never torch without its pin."""
     pin = next((spec for spec in requirements("bench")
                 if re.match(r"torch\b", spec)), None)
     where = (f"its CPU build: where the package index has only the CUDA one, as PyPI on "
              f"Linux, add --index-url {TORCH_CPU_INDEX}")
-    if pin is None:
-        return f"pip install torch, the version pyproject.toml's bench extra pins ({where})"
+    if pin is None:  # uninstalled: the source tree's bench extra holds the pin
+        return f"{install_hint('bench')} ({where})"
     return f"pip install {shlex.quote(pin)} ({where})"
 
 

@@ -53,6 +53,15 @@ def test_torch_is_the_pinned_cpu_build():
         "CUDA one, as PyPI on Linux, add --index-url https://download.pytorch.org/whl/cpu)")
 
 
+def test_the_torch_hint_never_names_torch_without_its_pin(monkeypatch):
+    """Run from a source tree without install metadata, the hint installs the bench extra,
+    which holds the pin, rather than an unpinned torch (a multi-GB CUDA build)."""
+    monkeypatch.setattr(extras, "requirements", lambda extra: [])
+    hint = extras.torch_hint()
+    assert hint.startswith("pip install '.[bench]' in recurrent's source tree")
+    assert "pip install torch" not in hint
+
+
 def _installed_as(monkeypatch, versions):
     """importlib.metadata as if the distributions installed were ``versions`` (name ->
     version; a name mapped to None is not installed) for the extras' packages, the real
