@@ -72,7 +72,7 @@ def _prepared(task, config: TrainingConfig) -> tuple[dict, dict]:
     # before making the run directory
     config.check(task)
     config.check_new(task)
-    task_state = _saved_state(task, task.prepare(config))
+    task_state = kept_state(task.name, "prepare", task.prepare(config))
     spec = task.model_spec(task_state, config)
     try:
         check_model_spec(spec)
@@ -89,11 +89,6 @@ def _prepared(task, config: TrainingConfig) -> tuple[dict, dict]:
     _check_selection(task, task_state, config, spec)
     ensemble.check(task, owned(task, task_state, config), config, spec)
     return task_state, spec
-
-
-def _saved_state(task, state) -> dict:
-    """The task state prepare() returned, as config.json will give it back (kept_state)."""
-    return kept_state(task.name, "prepare", state)
 
 
 def _trainer(task, run: RunDir, echo, world):

@@ -476,10 +476,10 @@ class ForecastTask:
                             f"but {source.label!r} has numbers there: write them as dates")
         if whole_file and state.get("time_step"):
             times = _wall_clock(series)
-            step = time_step(times)
-            if step is not None and not steps_by(times, state["time_step"]):
+            if times is not None and len(times) >= 2 \
+                    and not steps_by(times, state["time_step"]):
                 raise UserError(f"time column {state['time_column']!r} of {source.label!r} "
-                                f"steps by {step_text(step)}, the run's data by "
+                                f"steps by {step_text(time_step(times))}, the run's data by "
                                 f"{step_text(state['time_step'])}: the model forecasts "
                                 f"rows of the run's frequency; give rows at that one")
         dataio.check_values(series, state["fill"], constant_ok=whole_file)
