@@ -83,14 +83,18 @@ def leader_line(metrics: dict, baselines: dict, key: str, lower_is_better: bool,
             f"{format_value(ours)})"]
 
 
+SIGNIFICANCE = 0.05  # the level paired_line reads p against
+
+
 def paired_line(paired: dict) -> list[str]:
     """One line from a task's paired tests (recurrent/paired.py: per baseline a dict of
     test, metric, difference, p, items and unit), e.g. "paired over the split's 46
     windows, model - baseline in mase (Diebold-Mariano): naive -0.2279 (p 0.003), ets
     +0.0490 (p 0.497); p < 0.05: more than this split's noise". A p of None reads "no
-    test" (too few items), one below 0.001 "p < 0.001", and a baseline that scored every
-    item as the model did "identical" (an entry without the "identical" key: a zero
-    difference with p 1). [] without any test."""
+    test" (too few items, or no variance), one below 0.001 "p < 0.001", one just below
+    SIGNIFICANCE that three decimals would round up to it "p < 0.05", and a baseline that
+    scored every item as the model did "identical" (an entry without the "identical" key:
+    a zero difference with p 1). [] without any test."""
     if not paired:
         return []
     first = next(iter(paired.values()))
@@ -109,14 +113,19 @@ def paired_line(paired: dict) -> list[str]:
             return "no test"
         if identical(r):
             return "identical"
-        return "p < 0.001" if r["p"] < 0.001 else f"p {r['p']:.3f}"
+        if r["p"] < 0.001:
+            return "p < 0.001"
+        text = f"{r['p']:.3f}"
+        # a p just below the level must not print as the level itself (0.0496 as 0.050)
+        return f"p < {SIGNIFICANCE}" if r["p"] < SIGNIFICANCE <= float(text) else f"p {text}"
 
     def difference(r):  # an identical pair's rounding noise is no difference
         return format_value(0.0 if identical(r) else r["difference"], signed=True)
 
     parts = ", ".join(f"{name} {difference(r)} ({cell(r)})" for name, r in paired.items())
     return [f"paired over the split's {first['items']} {first['unit']}, model - baseline in "
-            f"{first['metric']} ({tests}): {parts}; p < 0.05: more than this split's noise"]
+            f"{first['metric']} ({tests}): {parts}; p < {SIGNIFICANCE}: more than this "
+            f"split's noise"]
 
 
 # the metric a task reports for `eval --data FILE`: how many of FILE's items the run

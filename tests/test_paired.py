@@ -143,3 +143,21 @@ def test_an_even_split_of_disagreements_is_not_called_identical():
         same=bool(np.array_equal(model, baseline)))})[0]
     assert "bow +0.0000 (p 1.000)" in line
     assert paired.identical(np.zeros(5)) and not paired.identical(np.array([0.0, 1.0]))
+
+
+def test_a_p_just_below_005_does_not_print_as_005():
+    # 67 texts only one side gets right, 25 of them the baseline's: McNemar's p is 0.0498
+    # (scipy's binomtest), which the line's "p < 0.05" reading must still call below it;
+    # 0.050 itself and 0.0504 stay above
+    from scipy.stats import binomtest
+    model = np.array([True] * 42 + [False] * 25 + [True] * 100 + [False] * 33)
+    baseline = np.array([False] * 42 + [True] * 25 + [True] * 100 + [False] * 33)
+    p = paired.mcnemar(model, baseline)
+    assert p == pytest.approx(binomtest(25, 67).pvalue, rel=1e-12)
+    assert 0.0495 <= p < 0.05
+
+    def mcnemar(p):
+        return paired.result("McNemar", "accuracy", model.mean() - baseline.mean(), p,
+                             len(model), "texts", same=False)
+    [line] = paired_line({"nb": mcnemar(p), "at": mcnemar(0.05), "over": mcnemar(0.0504)})
+    assert "nb +0.0850 (p < 0.05), at +0.0850 (p 0.050), over +0.0850 (p 0.050);" in line
