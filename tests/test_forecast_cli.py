@@ -246,6 +246,9 @@ def test_several_columns_are_forecast_together(tmp_path, sunspots):
         for row, name in zip(block, ("rmse", "mae", "mape", "smape", "mase")):
             cells = row.split()[1:] if row.startswith(column) else row.split()
             assert cells[:2] == [name, f"{metrics[name + '[' + column + ']']:.4f}"]
+    # the backtest's figures are those column means too, and its header says so
+    header = ok(invoke("eval", run, "--backtest", 2)).splitlines()[1]
+    assert header.endswith("over origins, each origin's figure the mean over columns")
     lines = ok(invoke("predict", run, "--steps", 5)).splitlines()
     assert lines[0] == "year,spots,co2" and len(lines) == 6
 

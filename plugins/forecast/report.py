@@ -94,11 +94,13 @@ def anchor_label(anchors: list[str] | None) -> str:
 
 def format_backtest(state: dict, split: str, result: dict) -> list[str]:
     """Rolling-origin table: one row per metric, per forecaster "mean +- std [min, max]"
-    over the origins."""
+    over the origins (of a several-column series: over each origin's mean over columns)."""
     forecasters = result["forecasters"]
+    mean = (", each origin's figure the mean over columns"
+            if len(state["columns"]) > 1 else "")
     lines = [f"rolling origin: {result['origins']} forecast origins over the {split} split, "
              f"{state['horizon']} step(s) each; per metric the mean +- standard deviation "
-             f"[min, max] over origins", *ets_note(state, forecasters), ""]
+             f"[min, max] over origins{mean}", *ets_note(state, forecasters), ""]
     rows = [["metric", *(_column_name(n, v) for n, v in forecasters.items())]]
     for metric in [*METRICS, "loss"]:
         rows.append([metric, *(_spread_cell(v[metric]) for v in forecasters.values())])
