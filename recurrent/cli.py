@@ -788,15 +788,20 @@ def _text_lines(stream):
     as a line's error: the text layer's decoder follows the locale, and with a strict
     one (any UTF-8 locale but C.UTF-8) such a byte would end the whole stream, answers
     to the lines read with it included. None (Python's sys.stdin when the process was
-    started with its standard input closed) has no lines, as an empty input."""
+    started with its standard input closed) has no lines, as an empty input. A UTF-8
+    byte-order mark opening the stream (a file saved by an editor that writes one) is
+    dropped, as datafile.decode drops a data file's: it marks the encoding, it is not
+    part of the first line."""
     if stream is None:
         return
     buffer = getattr(stream, "buffer", None)
     if buffer is None:
-        yield from iter(stream.readline, "")
-        return
-    for raw in iter(buffer.readline, b""):
-        yield raw.decode("utf-8", "surrogateescape")
+        lines = iter(stream.readline, "")
+    else:
+        lines = (raw.decode("utf-8", "surrogateescape")
+                 for raw in iter(buffer.readline, b""))
+    for number, line in enumerate(lines):
+        yield line[1:] if number == 0 and line.startswith("\ufeff") else line
 
 
 # ---- plugins, info and plugin commands ------------------------------------------------

@@ -219,7 +219,25 @@ def _unzip(raw: bytes, label: str) -> bytes:
                                             if len(files) > 5 else "")
             raise UserError(f"{label} holds {len(files)} files ({shown}): a data zip must "
                             f"hold exactly one; extract the one you want")
+        # An intact archive this reader cannot open is no "truncated or corrupt" data:
+        # say what it is, so that the file is not fetched again for nothing.
+        member = archive.getinfo(files[0])
+        if member.flag_bits & 0x1:
+            raise UserError(f"{label} is an encrypted zip: extract {files[0]} with its "
+                            f"password (unzip {label}) and pass that file")
+        if member.compress_type not in _ZIP_METHODS:
+            method = zipfile.compressor_names.get(member.compress_type,
+                                                  f"method {member.compress_type}")
+            raise UserError(f"{label} is compressed with {method}, which this reader "
+                            f"cannot decompress: extract {files[0]} (unzip {label}) and "
+                            f"pass that file, or zip it again with deflate")
         return archive.read(files[0])
+
+
+# The zip compression methods Python's zipfile decompresses (Zstandard from Python 3.14).
+_ZIP_METHODS = tuple(getattr(zipfile, name) for name in (
+    "ZIP_STORED", "ZIP_DEFLATED", "ZIP_BZIP2", "ZIP_LZMA", "ZIP_ZSTANDARD")
+    if hasattr(zipfile, name))
 
 
 def _refuse_office(names: list[str], archive: zipfile.ZipFile, label: str) -> None:

@@ -247,10 +247,19 @@ class CharLM:
         for key in ("vocab_size", "output_size"):
             schema.sized_as(model_spec, key, len(state["vocab"]), "vocab")
 
-    def _corpus_ids(self, state: dict) -> np.ndarray:
-        """(N,) int64 ids of the training corpus, checked against the run state."""
-        return _Corpus.ids(text.resolve_path(state["data"]), state.get("max_chars") or 0,
-                           state["vocab"], state["fingerprint"])
+    def _corpus_ids(self, state: dict, config: dict) -> np.ndarray:
+        """(N,) int64 ids of the training corpus, checked against the run state. Under
+        `eval --data FILE`, a UserError reading it (gone, changed) says that it is the
+        run's training data and why it is read: the message names a file other than FILE."""
+        try:
+            return _Corpus.ids(text.resolve_path(state["data"]), state.get("max_chars") or 0,
+                               state["vocab"], state["fingerprint"])
+        except UserError as e:
+            if not config.get("eval_data"):
+                raise
+            raise UserError(f"{e}; that is the data this run was trained on (eval's "
+                            f"baselines, with --data too, are fitted on its training "
+                            f"split)") from None
 
     def split_ids(self, state: dict, split: str, config: dict) -> np.ndarray:
         """Ids of one split. "test" is the --data file of `recurrent eval`, read whole with
@@ -265,7 +274,7 @@ class CharLM:
             return ids
         if split not in ("train", "valid", "test"):
             raise UserError(f"unknown split {split!r}: char-lm has train, valid and test")
-        ids = self._corpus_ids(state)
+        ids = self._corpus_ids(state, config)
         n_train = state["n_train"]
         return ids[:n_train] if split == "train" else ids[n_train:]
 
