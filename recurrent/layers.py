@@ -429,23 +429,37 @@ class Recurrent(ParamModule):
         missing final state would leave the layer's state uninitialised memory, and a
         wrong shape would fail later as an unrelated numpy error."""
         H = self.hidden_size
-        problem = None
         if np.shape(out) != (T, B, H):
-            problem = f"outputs of shape {np.shape(out)}, expected {(T, B, H)}"
-        elif not isinstance(finals, (tuple, list)) or len(finals) != len(self.state_names):
-            count = len(finals) if isinstance(finals, (tuple, list)) else type(finals).__name__
-            problem = (f"{count} final states, expected {len(self.state_names)} "
-                       f"({', '.join(self.state_names)})")
-        else:
-            for name, final in zip(self.state_names, finals):
-                if np.shape(final) != (B, H):
-                    problem = (f"final state {name!r} of shape {np.shape(final)}, "
-                               f"expected {(B, H)}")
-                    break
-        if problem:
-            raise UserError(f"cell {self.cell.name!r} returned {problem}: it breaks the "
-                            f"cell protocol (recurrent.protocols.Cell); check it with "
-                            f"`recurrent plugins check {self.cell.name}`")
+            self._cell_broke(f"outputs of shape {np.shape(out)}, expected {(T, B, H)}")
+        self._check_cell_states(finals, B, "final state")
+
+    def _check_cell_grads(self, dx, d_states, T, B, k):
+        """UserError naming the cell when its backward's result breaks
+        recurrent.protocols.Cell: dx (T, B, the unit's input size) and a tuple with one
+        (B, H) gradient per state name, also for the single state h ((dh,), not dh: a bare
+        array would be read row by row, a wrong gradient without an error)."""
+        size = self.input_size if k == 0 else self.num_directions * self.hidden_size
+        if np.shape(dx) != (T, B, size):
+            self._cell_broke(f"a dx of shape {np.shape(dx)}, expected {(T, B, size)}")
+        self._check_cell_states(d_states, B, "initial-state gradient")
+
+    def _check_cell_states(self, states, B, what):
+        """UserError unless ``states`` is a tuple (or list) with one (B, H) array per state
+        name; ``what`` names one of them in the message."""
+        n, H = len(self.state_names), self.hidden_size
+        if not isinstance(states, (tuple, list)) or len(states) != n:
+            count = len(states) if isinstance(states, (tuple, list)) else type(states).__name__
+            self._cell_broke(f"{count} {what}s, expected {n} "
+                             f"({', '.join(self.state_names)}) in a tuple")
+        for name, state in zip(self.state_names, states):
+            if np.shape(state) != (B, H):
+                self._cell_broke(f"{what} {name!r} of shape {np.shape(state)}, "
+                                 f"expected {(B, H)}")
+
+    def _cell_broke(self, problem):
+        raise UserError(f"cell {self.cell.name!r} returned {problem}: it breaks the cell "
+                        f"protocol (recurrent.protocols.Cell); check it with "
+                        f"`recurrent plugins check {self.cell.name}`")
 
     def _run_cell(self, need_grad, x, states, params, lengths, threads, masks=None):
         """(out, finals, cache) of one cell run; cache is None when no gradient is wanted.
@@ -498,6 +512,7 @@ class Recurrent(ParamModule):
                     np.ascontiguousarray(d_dir),
                     tuple(None if df is None else df[u] for df in d_finals),
                     caches[d], self._unit_grads(u), num_threads)
+                self._check_cell_grads(dx_d, d_states, T, B, k)
                 if d == 1:
                     dx_d = reverse_rows(dx_d, rev)
                 d_in = dx_d if d_in is None else d_in + dx_d

@@ -101,12 +101,16 @@ def _step(model, loss_fn, optimizer, x, y, lengths, state, lr, clip_norm, clip_v
         if model.output == "sequence" and lengths is not None:
             mask = valid_mask(lengths, outputs.shape[0], outputs.shape[1])  # (T, B)
         loss, d_outputs = loss_fn.value_and_grad(outputs, y, mask)
+        # a plugin's bug, named here: model.backward would only say the shape is wrong,
+        # float() that the value is not a scalar
         if np.shape(d_outputs) != outputs.shape:
-            # a plugin's bug, named here: model.backward would only say the shape is wrong
-            raise UserError(f"loss {loss_fn.name!r} returned a gradient of shape "
-                            f"{np.shape(d_outputs)}, expected {outputs.shape} (the outputs' "
-                            f"shape): it breaks the loss protocol (recurrent.protocols.Loss); "
-                            f"check it with `recurrent plugins check {loss_fn.name}`")
+            _loss_broke(loss_fn, f"a gradient of shape {np.shape(d_outputs)}, expected "
+                                 f"{outputs.shape} (the outputs' shape)")
+        value = np.asarray(loss)
+        if value.ndim != 0 or value.dtype.kind not in "fiu":
+            _loss_broke(loss_fn, f"a value of type {type(loss).__name__} and shape "
+                                 f"{value.shape}, expected a float (the mean over valid "
+                                 f"rows)")
         loss = float(loss)
         if not math.isfinite(loss) and reduce is None:
             raise NonFinite(f"loss is {loss}")
@@ -131,6 +135,12 @@ def _step(model, loss_fn, optimizer, x, y, lengths, state, lr, clip_norm, clip_v
     if not np.isfinite(model.params).all():
         raise NonFinite("the update made the parameters non-finite")
     return loss, norm, clipped, new_state
+
+
+def _loss_broke(loss_fn, problem):
+    raise UserError(f"loss {loss_fn.name!r} returned {problem}: it breaks the loss protocol "
+                    f"(recurrent.protocols.Loss); check it with `recurrent plugins check "
+                    f"{loss_fn.name}`")
 
 
 def clip_gradients(grads, clip_norm=None, clip_value=None):

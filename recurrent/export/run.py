@@ -105,6 +105,8 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
                         f"evaluation keeps (each state mixes in its previous value) and "
                         f"{target} recurrent modules cannot express; --format safetensors "
                         f"keeps the weights")
+    if fmt == "onnx":  # before the onnx package is looked for: installing it would not help
+        torch_names.check_rnn_cell(rnn, "ONNX operator")
     if fmt == "onnx" and seq2seq:
         return outs[0], _export_seq2seq_onnx(model, info, outs, force)
     if fmt == "onnx":

@@ -160,6 +160,7 @@ class FeedingDecoder:
                 dx, ds = self.cell.backward(np.ascontiguousarray(d_layer),
                                             tuple(s[k] for s in d_states), caches[k],
                                             self.decoder._unit_grads(k), threads)
+                self.decoder._check_cell_grads(dx, ds, 1, B, k)
                 for target, d in zip(new_d, ds):
                     target[k] = d
                 d_layer = dx
