@@ -320,6 +320,9 @@ def _check_selection(task, task_state, config, spec) -> None:
     chosen.checked_score(task.evaluate(task_state, "valid", config, model.runner()))
 
 
+TARGET_KINDS = {"class": "class ids", "dense": "real values of the outputs' shape"}
+
+
 def _check_loss_fits(task, task_state, config, spec) -> None:
     """UserError when the model settings are bad or the loss cannot score the task's
     targets (e.g. --loss mse for class ids): one forward pass of a throwaway model on the
@@ -353,6 +356,14 @@ def _check_loss_fits(task, task_state, config, spec) -> None:
     mask = None
     if model.output == "sequence" and lengths is not None:
         mask = valid_mask(lengths, outputs.shape[0], outputs.shape[1])  # (T, B)
+    # A loss declaring the other kind of target (protocols.Loss.target_kind) is refused
+    # before it runs: a plugin's loss need not check the targets it is given.
+    declared = getattr(loss, "target_kind", None)
+    given = "class" if np.asarray(batch["y"]).dtype.kind in "iub" else "dense"
+    if declared in TARGET_KINDS and declared != given and loss.name != task.loss:
+        raise UserError(f"--loss {loss.name} does not fit task {task.name!r} (its default "
+                        f"is {task.loss}): it takes {TARGET_KINDS[declared]}, the task's "
+                        f"targets are {TARGET_KINDS[given]}")
     try:
         loss.value_and_grad(outputs, batch["y"], mask)
     except ValueError as e:

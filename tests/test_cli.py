@@ -521,9 +521,10 @@ def test_info_and_tune_count_no_more_threads_than_cores(monkeypatch):
 
 
 @pytest.mark.parametrize("task, loss, fragment", [
-    ("toy-lm", "mse", "targets: expected shape"),      # class ids, not one value per output
-    ("toy-sign", "mse", "targets: expected shape"),    # pooled classes
-    ("toy-wave", "cross_entropy", "targets: expected shape"),  # real values, not class ids
+    ("toy-lm", "mse", "it takes real values of the outputs' shape, the task's targets "
+                      "are class ids"),
+    ("toy-sign", "mse", "the task's targets are class ids"),    # pooled classes
+    ("toy-wave", "cross_entropy", "it takes class ids, the task's targets are real values"),
 ])
 def test_error_loss_that_does_not_fit_the_task(tmp_path, task, loss, fragment):
     result = invoke("train", task, "--loss", loss, "--out", tmp_path / "r", "--steps", 1)

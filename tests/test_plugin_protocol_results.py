@@ -106,3 +106,16 @@ def test_onnx_refuses_a_plugin_cell_before_asking_for_onnx(protocol_plugin, tmp_
     result = invoke("export", run, "--format", "onnx", "--out", tmp_path / "model.onnx")
     one_line_error(result, "cell 'protocol_gru' has no ONNX operator equivalent",
                    "--format safetensors")
+
+
+def test_a_loss_declaring_class_targets_is_refused_on_real_valued_targets(protocol_plugin,
+                                                                          tmp_path):
+    """target_kind is read before the loss runs: a plugin's class loss on forecast's real
+    values is the user's choice refused in one line, before the run directory exists,
+    not the plugin's failure on targets it never checks."""
+    run = tmp_path / "run"
+    result = invoke("train", "forecast", "--model", "rnn", "--loss", "protocol_vector",
+                    "--steps", 1, "--hidden", 4, "--threads", 1, "--out", run, "--quiet")
+    one_line_error(result, "--loss protocol_vector does not fit task 'forecast' (its default "
+                           "is mse): it takes class ids, the task's targets are real values")
+    assert not run.exists()
