@@ -560,7 +560,7 @@ def _parse_config(text):
     return tuple(parts)
 
 
-def _format_row(row):
+def _format_row(row, vs):
     size = f"({row['T']},{row['B']},{row['I']},{row['H']})"
     ours = row["ours"]
     text = (f"{row['cell']:13s} {size:20s} {row['threads']:>4}  "
@@ -569,7 +569,7 @@ def _format_row(row):
     if theirs is not None:
         text += (f"  {theirs['median_ms']:9.2f} ±{theirs['iqr_ms']:<7.2f} "
                  f"{theirs['gflops']:6.0f}  {row['ratio']:6.2f} ±{row['ratio_iqr']:.2f}")
-    elif row["cell"] not in TORCH_CELLS:
+    elif vs == "torch" and row["cell"] not in TORCH_CELLS:  # --vs none: all are alone
         text += "  (torch has no such cell: timed alone)"
     if "fp32" in row:
         text += (f"  {row['fp32']['median_ms']:9.2f}  {row['ratio_fp32']:6.2f} "
@@ -801,7 +801,7 @@ def register_commands(cli):
                     if not payload["rows"]:  # the columns' header, once a row is there
                         click.echo(_header(vs, precision))
                     payload["rows"].append(message)
-                    click.echo(_format_row(message))
+                    click.echo(_format_row(message, vs))
                 elif kind == "error":
                     error = message["message"]
         except BaseException:  # Ctrl-C, a broken pipe: the child stops with this process

@@ -173,6 +173,8 @@ def test_bench_times_any_registered_cell_alone(tmp_path):
     result = bench("--vs", "none", "--cell", "peephole_lstm", "--config", "4,2,3,5",
                    "--threads", "1", "--repeats", "1", "--rounds", "1", "--json", str(out))
     assert result.returncode == 0, result.stderr
+    # --vs none asked for no torch side: no row says torch lacks its cell
+    assert "torch has no such cell" not in result.stdout
     row = json.loads(out.read_text())["rows"][0]
     assert row["cell"] == "peephole_lstm" and row["ours"]["gflops"] > 0
     assert "torch" not in row
