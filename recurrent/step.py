@@ -17,11 +17,13 @@ from .lengths import valid_mask
 
 class NonFinite(Exception):
     """The loss or the gradient norm of a step is not finite (raised before the update),
-    or (``evaluated``) the validation loss after a step."""
+    (``updated``) the parameters after its update, or (``evaluated``) the validation loss
+    after a step."""
 
-    def __init__(self, message: str, evaluated: bool = False):
+    def __init__(self, message: str, evaluated: bool = False, updated: bool = False):
         super().__init__(message)
         self.evaluated = evaluated
+        self.updated = updated
 
 
 def batch_problem(batch) -> str | None:
@@ -133,7 +135,7 @@ def _step(model, loss_fn, optimizer, x, y, lengths, state, lr, clip_norm, clip_v
     # line, rather than at the next forward's input check (every rank holds the same
     # parameters, so a data-parallel run stops on all of them).
     if not np.isfinite(model.params).all():
-        raise NonFinite("the update made the parameters non-finite")
+        raise NonFinite("the update made the parameters non-finite", updated=True)
     return loss, norm, clipped, new_state
 
 

@@ -511,12 +511,18 @@ class Trainer:
         except NonFinite as e:  # every rank of a data-parallel run raises it at this step
             p = self.position
             at = f"after step {p.step}" if e.evaluated else f"at step {p.step + 1}"
+            if p.step == 0 and not (e.evaluated or e.updated):
+                # no update has run: the initial weights gave it, whatever the step size
+                hint = (f"before any update, so not the learning rate's doing: the data, "
+                        f"or a plugin's cell or loss (`recurrent plugins check "
+                        f"{c['cell']}`, `recurrent plugins check {self.loss.name}`)")
+            else:
+                hint = "try a lower --lr or --clip-norm"
             raise Diverged(
-                f"training stopped {at}: {e} (try a lower --lr or "
-                f"--clip-norm); the last good checkpoint stays in {self.run.file(LAST)}"
-                if self.run.has(LAST) else
-                f"training stopped {at}: {e} (try a lower --lr or "
-                f"--clip-norm); no checkpoint had been written yet", step=p.step) from None
+                f"training stopped {at}: {e} ({hint}); the last good checkpoint stays in "
+                f"{self.run.file(LAST)}" if self.run.has(LAST) else
+                f"training stopped {at}: {e} ({hint}); no checkpoint had been written yet",
+                step=p.step) from None
         except KeyboardInterrupt:  # a second Ctrl-C: leave at once, no plot
             plot = False
             raise

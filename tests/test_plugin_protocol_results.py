@@ -50,6 +50,15 @@ class _VectorLoss:
         return np.ones(outputs.shape[:-1]), np.zeros_like(outputs)
 
 
+class _NanLoss:
+    """A class loss whose value is NaN whatever the outputs."""
+    name = "protocol_nan"
+    target_kind = "class"
+
+    def value_and_grad(self, outputs, targets, mask=None):
+        return float("nan"), np.zeros_like(outputs)
+
+
 class _Plugin:
     @hookimpl
     def register_cells(self, register):
@@ -59,6 +68,7 @@ class _Plugin:
     @hookimpl
     def register_losses(self, register):
         register(_VectorLoss())
+        register(_NanLoss())
 
 
 @pytest.fixture
@@ -119,3 +129,12 @@ def test_a_loss_declaring_class_targets_is_refused_on_real_valued_targets(protoc
     one_line_error(result, "--loss protocol_vector does not fit task 'forecast' (its default "
                            "is mse): it takes class ids, the task's targets are real values")
     assert not run.exists()
+
+
+def test_a_loss_nan_before_any_update_does_not_blame_the_learning_rate(protocol_plugin,
+                                                                       tmp_path):
+    result = train_tiny(tiny_text(tmp_path), tmp_path / "run", "--loss", "protocol_nan")
+    one_line_error(result, "training stopped at step 1: loss is nan (before any update, so "
+                           "not the learning rate's doing",
+                   "`recurrent plugins check protocol_nan`")
+    assert "--lr" not in result.stderr
