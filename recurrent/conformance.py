@@ -252,9 +252,13 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
                 problems.append(f"kind {kind!r} is not an identifier")
             if not shape or any(n <= 0 for n in shape):
                 problems.append(f"{kind} shape {shape}")
-        if "weight_ih" in h.shapes and h.shapes["weight_ih"] != (cell.num_gates * H, I):
-            problems.append(f"weight_ih {h.shapes['weight_ih']} != (num_gates*H, I) = "
-                            f"{(cell.num_gates * H, I)}")
+        G = cell.num_gates * H  # torch's four kinds, where the cell has them
+        for kind, expected, text in (("weight_ih", (G, I), "(num_gates*H, I)"),
+                                     ("weight_hh", (G, H), "(num_gates*H, H)"),
+                                     ("bias_ih", (G,), "(num_gates*H,)"),
+                                     ("bias_hh", (G,), "(num_gates*H,)")):
+            if kind in h.shapes and tuple(h.shapes[kind]) != expected:
+                problems.append(f"{kind} {h.shapes[kind]} != {text} = {expected}")
         for kind, value in h.params.items():
             if not np.all(np.isfinite(value)) or (not np.any(value) and kind.startswith("weight")):
                 problems.append(f"init_params left {kind} non-finite or all zero")

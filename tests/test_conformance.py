@@ -125,6 +125,23 @@ def test_kit_catches_a_mask_forgotten_in_backward():
     assert "rel err" in failed["masks: gradient (recurrent)"]
 
 
+class TwoGatesThreeRecurrentBlocks(GRUCell):
+    """num_gates says 2, weight_ih follows it, weight_hh keeps the GRU's three blocks."""
+
+    num_gates = 2
+
+    def param_shapes(self, input_size, hidden_size):
+        shapes = super().param_shapes(input_size, hidden_size)  # num_gates' blocks
+        return {**shapes, "weight_hh": (3 * hidden_size, hidden_size)}
+
+
+def test_kit_names_a_weight_hh_at_odds_with_num_gates():
+    failed = failures(conformance.check_cell(TwoGatesThreeRecurrentBlocks()))
+    assert "weight_hh (" in failed["parameters"]
+    assert "!= (num_gates*H, H) = " in failed["parameters"]
+    assert "weight_ih" not in failed["parameters"]
+
+
 def test_kit_catches_a_wrong_gradient():
     failed = failures(conformance.check_cell(WrongRecurrentGradient()))
     assert set(failed) == {"gradient: weight_hh"}
