@@ -1,7 +1,7 @@
 """char-lm as a user drives it with their own text files: a run whose training file is gone
 when `eval --data` scores another file, a zip the reader cannot open although it is intact
 (encrypted, or compressed with a method zipfile lacks), and `predict --stream` fed a file
-saved with a UTF-8 byte-order mark."""
+saved with a UTF-8 byte-order mark, and a file that repeats the training text."""
 import base64
 import json
 import struct
@@ -101,3 +101,37 @@ def test_stream_drops_a_byte_order_mark_opening_stdin(run):
                                input=b"the\n\xef\xbb\xbfbrown\n")
     assert later.exit_code == 1
     assert "'\\ufeff'" in later.stderr
+
+
+def test_eval_data_notes_the_characters_that_repeat_the_training_text(tmp_path):
+    """`eval --data` of a file that copies part of the training text says how many of its
+    scored characters end a 50-character passage of the training split, counted here
+    with plain string slices."""
+    from recurrent_plugins.char_lm import text as char_text
+    whole = char_text.read_text(char_text.bundled_path())[:40_000]
+    plays = tmp_path / "plays.txt"
+    plays.write_text(whole, encoding="utf-8")
+    run = tmp_path / "run"
+    ok(train_tiny(plays, run))
+    n_train = json.loads((run / "config.json").read_text())["task_state"]["n_train"]
+    trained, held_out = whole[:n_train], whole[n_train:]
+    passages = {trained[i:i + 50] for i in range(len(trained) - 49)}
+
+    def expected(content):
+        return sum(content[i - 49:i + 1] in passages for i in range(49, len(content)))
+
+    copied = tmp_path / "copied.txt"
+    content = trained[5000:8000] + held_out
+    copied.write_text(content, encoding="utf-8")
+    metrics = json.loads(ok(invoke("eval", run, "--data", copied, "--json")))["metrics"]
+    assert 3000 - 49 <= metrics["train_overlap"] == expected(content) < 3000 - 49 + 50
+    lines = ok(invoke("eval", run, "--data", copied)).splitlines()
+    assert lines[1] == (f"note: {metrics['train_overlap']} of the {metrics['chars']} scored "
+                        f"characters (each with the 49 before it) are in the run's training "
+                        f"split (as the model reads them): their scores are not held-out "
+                        f"scores")
+    fresh = tmp_path / "fresh.txt"
+    fresh.write_text(held_out, encoding="utf-8")
+    metrics = json.loads(ok(invoke("eval", run, "--data", fresh, "--json")))["metrics"]
+    assert metrics["train_overlap"] == expected(held_out) == 0  # no note then
+    assert ok(invoke("eval", run, "--data", fresh)).splitlines()[1].startswith("metric ")

@@ -150,3 +150,37 @@ def baseline_metrics(train_ids: np.ndarray, split_ids: np.ndarray, vocab_size: i
         "bigram": summarize(float(-bi.log_probs(prev, nxt).sum()),
                             int((bi.best_next()[prev] == nxt).sum()), n),
     }
+
+
+# A scored character counts as seen in training when the passage of this many characters
+# ending at it (it and the ones before) occurs verbatim in the training split: long enough
+# that held-out text almost never repeats one by chance, short enough to catch a file
+# that copies the training text in pieces.
+PASSAGE = 50
+
+
+def passages_seen(train_ids: np.ndarray, ids: np.ndarray, length: int = PASSAGE) -> int:
+    """How many positions of ``ids`` end a ``length``-character passage that occurs in
+    ``train_ids`` (metrics[TRAIN_OVERLAP] of `eval --data`): passages compared by a
+    64-bit polynomial hash, whose chance collisions among a few million passages are
+    negligible."""
+    if len(ids) < length or len(train_ids) < length:
+        return 0
+    seen = np.unique(_passage_hashes(train_ids, length))
+    hashes = _passage_hashes(ids, length)
+    at = np.minimum(np.searchsorted(seen, hashes), len(seen) - 1)
+    return int(np.count_nonzero(seen[at] == hashes))
+
+
+def _passage_hashes(ids: np.ndarray, length: int) -> np.ndarray:
+    """(len(ids) - length + 1,) uint64 hash of each window of ``length`` ids (wrapping
+    arithmetic: the hash is the polynomial modulo 2^64)."""
+    ids = np.asarray(ids).astype(np.uint64)
+    n = len(ids) - length + 1
+    out = np.zeros(n, np.uint64)
+    base = np.uint64(1_000_003)
+    with np.errstate(over="ignore"):
+        for k in range(length):
+            out *= base
+            out += ids[k:k + n]
+    return out

@@ -23,6 +23,7 @@ import numpy as np
 
 from recurrent import schema
 from recurrent.errors import UserError
+from recurrent.report import TRAIN_OVERLAP, generic_report
 
 from . import metrics, sampling, streams, text
 
@@ -320,7 +321,18 @@ class CharLM:
             total += float(nll.sum())
             correct += int(hit.sum())
             count += int(keep.sum())
-        return metrics.summarize(total, correct, count)
+        out = metrics.summarize(total, correct, count)
+        if split == "test" and config.get("eval_data"):  # a file of the user's
+            out[TRAIN_OVERLAP] = metrics.passages_seen(self.split_ids(state, "train", config),
+                                                       ids)
+        return out
+
+    def format_report(self, state: dict, scores: dict, baselines: dict) -> list[str]:
+        """eval's table (report.generic_report), under a note when an eval --data file's
+        characters repeat passages of the training split."""
+        return generic_report(scores, baselines, scores.get("chars"),
+                              f"scored characters (each with the {metrics.PASSAGE - 1} "
+                              f"before it)")
 
     def baselines(self, state: dict, split: str, config: dict) -> dict:
         train_ids = self.split_ids(state, "train", config)
