@@ -44,7 +44,10 @@ class Position:
 
     @classmethod
     def from_meta(cls, meta: dict) -> "Position":
-        """Inverse of to_meta; KeyError, ValueError or TypeError for a damaged ``meta``."""
+        """Inverse of to_meta; KeyError, ValueError or TypeError for a damaged ``meta``:
+        a value of another type than to_meta writes, a count below zero, or counts that
+        contradict each other, which a resumed run would otherwise train from (a negative
+        step count, a schedule it cannot read) or report as its result."""
         values = {}
         for field in dataclasses.fields(cls):
             if field.metadata.get("optional") and field.name not in meta:
@@ -52,6 +55,39 @@ class Position:
             value = meta[field.name]
             if field.name in INFINITE_WHEN_UNSET and value is None:
                 value = math.inf
-            kind = list if field.default is dataclasses.MISSING else type(field.default)
-            values[field.name] = kind(value)
-        return cls(**values)
+            values[field.name] = _checked(field.name, value, field.default)
+        position = cls(**values)
+        for count in ("clipped_steps", "loss_count", "eval_count", "last_eval_step"):
+            if getattr(position, count) > position.step:
+                raise ValueError(f"{count} {getattr(position, count)} exceeds step "
+                                 f"{position.step}")
+        return position
+
+
+def _checked(name: str, value, default):
+    """``value`` of the Position field ``name`` (whose default is ``default``) as saved
+    by to_meta; ValueError otherwise."""
+    def number(x, what):
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or math.isnan(x):
+            raise ValueError(f"{what} is {x!r}, not a number")
+        return x
+
+    if name == "lr_extensions":  # (start step, its rate, end step) triples
+        if not isinstance(value, list) or not all(
+                isinstance(e, list) and len(e) == 3 for e in value):
+            raise ValueError(f"lr_extensions is {value!r}, not a list of triples")
+        return [[_checked("lr_extensions start", start, 0),
+                 number(rate, "an lr_extensions rate"),
+                 _checked("lr_extensions end", end, 0)] for start, rate, end in value]
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} is {value!r}, not true or false")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int) or value < min(default, 0):
+            raise ValueError(f"{name} is {value!r}, not a whole number >= {min(default, 0)}")
+        return value
+    value = float(number(value, name))
+    if not math.isfinite(value) and name not in INFINITE_WHEN_UNSET:
+        raise ValueError(f"{name} is {value!r}, not a finite number")
+    return value

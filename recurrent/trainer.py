@@ -530,7 +530,11 @@ class Trainer:
             if progress is not None:
                 progress.close()
                 if plot and c.get("plot") and self.position.step and root:
-                    self._write_plot(trained)
+                    # under the run's Ctrl-C handler again: a first Ctrl-C while the plot
+                    # is drawn lets it finish (the run has ended, its summary follows),
+                    # a second one aborts, as during training
+                    with self.interrupt:
+                        self._write_plot(trained)
         p = self.position
         return {"status": status, "step": p.step, "epoch": p.epoch,
                 "stopped_before": stopped_before,
@@ -605,6 +609,8 @@ class Trainer:
     def _loop(self, epochs, max_steps, eval_every, log_every, schedule, progress, baselines):
         p = self.position
         while p.epoch < epochs or (max_steps and not epochs):
+            if max_steps and p.step >= max_steps:  # resumed at its end: the position and
+                return "step-limit"  # carried state stay as the last step left them
             skip_batches = p.batch
             seen = 0
             for b_index, batch in enumerate(self._epoch_batches(p.epoch)):
@@ -620,8 +626,6 @@ class Trainer:
                 if p.window == 0 and batch.get("reset", True):
                     self.carry = None
                 for w_index in range(p.window, len(batch_windows)):
-                    if max_steps and p.step >= max_steps:  # resumed at its end
-                        return "step-limit"
                     x, y, lengths = batch_windows[w_index]
                     lr = schedule(p.step)
                     loss, norm, items = self._train_window(x, y, lengths, lr, task_backward)

@@ -2,6 +2,8 @@
 a run of parts) is read and checked before the options given again are saved."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import train_toys
@@ -41,16 +43,31 @@ def _other_shapes(path):
                             for k, v in arrays.items()}, meta)
 
 
+def _position(**values):
+    """A damage that sets position fields of the checkpoint's meta, the file still whole."""
+    def damage(path):
+        arrays, meta = load_arrays(str(path))
+        save_arrays(str(path), arrays, {**meta, **values})
+    return damage
+
+
 @pytest.mark.parametrize("damage, message", [
     (_truncate, "is corrupted or truncated"),
     (_other_shapes, "does not fit this model"),
+    # a position no run saves: not trained from (a negative step count, a batch skipped)
+    (_position(step=-5), "is corrupted or incomplete (ValueError: step is -5"),
+    (_position(epoch=-1), "is corrupted or incomplete (ValueError: epoch is -1"),
+    (_position(step=2.5), "is corrupted or incomplete (ValueError: step is 2.5"),
+    (_position(clipped_steps=99), "clipped_steps 99 exceeds step 5"),
+    (_position(lr_extensions=[1]), "lr_extensions is [1], not a list of triples"),
+    (_position(best_loss="low"), "best_loss is 'low', not a number"),
 ])
 def test_a_resume_refused_for_its_checkpoint_leaves_the_config_as_it_was(tmp_path, damage,
                                                                         message):
     run = _finished(tmp_path)
     damage(run / LAST)
     before = {name: (run / name).read_bytes() for name in (CONFIG_FILE, LAST, "metrics.jsonl")}
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(UserError, match=re.escape(message)):
         resume_run(get_task("toy-sign"), RunDir.open(str(run)), echo=lambda line: None,
                    changes={"steps": 20, "quiet": True})
     assert {name: (run / name).read_bytes() for name in before} == before

@@ -246,26 +246,26 @@ def test_early_stopping(tmp_path):
     assert len(evals) == 3 and [e["best"] for e in evals] == [True, False, False]
 
 
-def _checkpoint(path):
-    arrays, meta = load_arrays(str(path))
-    return {k: v for k, v in arrays.items() if not k.startswith("carry/")}, meta
-
-
-@pytest.mark.parametrize("ending", ["steps", "epochs", "early-stopped"])
+@pytest.mark.parametrize("ending", ["steps", "steps-at-epoch-end", "epochs", "early-stopped"])
 def test_resuming_a_run_that_ended_changes_nothing(tmp_path, ending):
+    # the whole last.npz, carried state and position included: an ensemble member or
+    # candidate that had ended is resumed this way, and must end as the uninterrupted
+    # run's did (toy-wave's batches reset the state, so the carry is never used again)
+    per_epoch = train(tmp_path, "toy-wave", name="one-epoch", epochs=1)[0].position.step
     options = {"steps": {"steps": 5, "epochs": 0},
+               "steps-at-epoch-end": {"steps": per_epoch, "epochs": 2},
                "epochs": {"epochs": 2},
                "early-stopped": {"optimizer": "sgd", "lr": 1e-30, "momentum": 0.0,
                                  "epochs": 20, "eval_every": 2, "patience": 2}}[ending]
     _, summary = train(tmp_path, "toy-wave", **options)
     run = RunDir(str(tmp_path / "run"))
-    before, meta = _checkpoint(run.file(LAST))
+    before, meta = load_arrays(run.file(LAST))
     records = run.read_metrics()
     trainer = resume_run(get_task("toy-wave"), run, echo=lambda line: None)
     again = trainer.fit(resume=True)
-    after, meta_after = _checkpoint(run.file(LAST))
+    after, meta_after = load_arrays(run.file(LAST))
     assert again["status"] == summary["status"] and again["step"] == summary["step"]
-    assert meta_after["step"] == meta["step"] == summary["step"]
+    assert meta_after == meta and meta["step"] == summary["step"]
     assert sorted(after) == sorted(before)
     assert all(np.array_equal(after[k], before[k]) for k in before)
     assert run.read_metrics() == records  # no step taken, no evaluation added
@@ -302,6 +302,37 @@ def test_loss_plot(tmp_path):
     train(tmp_path, "toy-sign", epochs=2, plot=True)
     png = (tmp_path / "run" / "loss.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+
+
+@pytest.mark.parametrize("before", [0, 1])
+def test_a_ctrl_c_while_the_loss_plot_is_drawn_counts_as_the_runs(tmp_path, monkeypatch,
+                                                                  before):
+    # the plot is drawn after the training's own handler has ended: a Ctrl-C then (the
+    # first, ``before`` = 0) lets a finished run end done with its plot; one after a
+    # Ctrl-C that stopped the training (``before`` = 1) is the second, which aborts
+    pytest.importorskip("matplotlib", reason="matplotlib not installed (the plot extra)")
+    import signal
+
+    from recurrent import trainer as trainer_module
+    draw = trainer_module.write_loss_plot
+
+    def ctrl_c_then_draw(run):
+        signal.raise_signal(signal.SIGINT)
+        return draw(run)
+
+    monkeypatch.setattr(trainer_module, "write_loss_plot", ctrl_c_then_draw)
+    if before:
+        with pytest.raises(KeyboardInterrupt):
+            train(tmp_path, "toy-sign", epochs=2, plot=True, interrupt_at=3, log_every=1)
+        assert not (tmp_path / "run" / "loss.png").exists()
+        assert load_arrays(str(tmp_path / "run" / LAST))[1]["step"] == 4
+        return
+    try:
+        _, summary = train(tmp_path, "toy-sign", epochs=2, plot=True)
+    except KeyboardInterrupt:
+        pytest.fail("the first Ctrl-C, while the plot was drawn, aborted the run")
+    assert summary["status"] == "done"
+    assert (tmp_path / "run" / "loss.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_ctrl_c_saves_checkpoint_and_resume_finishes_like_an_uninterrupted_run(tmp_path):
