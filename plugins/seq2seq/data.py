@@ -136,6 +136,14 @@ class Vocabulary:
         return len(self.items)
 
 
+def padded_steps(sources: list, targets: list) -> np.ndarray:
+    """(B,) the steps pair_batch pads each encoded pair to: its source length or its
+    target length + 1 (the EOS step), whichever is longer. What batching by length
+    groups and caps: a target much longer than its source (a number -> its words) would
+    otherwise pad every short-source pair of its batch to its length."""
+    return np.array([max(len(s), len(t) + 1) for s, t in zip(sources, targets)], np.int64)
+
+
 def pair_batch(sources: list, targets: list) -> dict:
     """Encoded pairs -> one batch as the trainer and Seq2SeqModel read it:
     x (T, B, 2) [source ids | BOS + target ids], y (T, B) target ids + EOS, lengths (B,)

@@ -54,15 +54,16 @@ def _longest_target(value, where):
         raise ValueError(f"{where}: expected an integer <= {C_INT_MAX}, got {value}")
 
 
-# Defaults of the shared training options for this task (benchmarks/README.md, seq2seq).
 # What a saved run's state must hold (check_state; recurrent.schema).
 STATE = schema.fields(
     {"data": str, "fingerprint": str, "source_level": schema.one_of(*data.LEVELS),
      "target_level": schema.one_of(*data.LEVELS), "source_vocab": schema.list_of(str),
      "target_vocab": schema.list_of(str)},
     {"max_train": schema.nullable(schema.at_least(0)), "g2p": bool,
-     "lowercase_input": schema.nullable(bool), "longest_target": _longest_target})
+     "lowercase_input": schema.nullable(bool), "longest_target": _longest_target,
+     "batch_by": schema.one_of("padded")})
 
+# Defaults of the shared training options for this task (benchmarks/README.md, seq2seq).
 DEFAULTS = {
     "cell": "lstm",
     "hidden": 128,
@@ -188,6 +189,7 @@ class Seq2Seq:
                                              data.TARGET_SPECIALS).items,
             # the default decoding limit does not cut outputs this long (_longest)
             "longest_target": max(len(t) for _, t in train),
+            "batch_by": "padded",  # _batch_lengths
             "counts": counts,
         }
 
@@ -266,9 +268,8 @@ class Seq2Seq:
         """(sources, targets, the rows of each batch) of batches()."""
         _, sources, targets = self._split(state, split, config)
         batch_size = int(config.get("batch_size") or DEFAULTS["batch_size"])
-        lengths = np.array([len(s) for s in sources])
-        return sources, targets, length_buckets(lengths, batch_size,
-                                                rng if split == "train" else None)
+        return sources, targets, length_buckets(_batch_lengths(state, sources, targets),
+                                                batch_size, rng if split == "train" else None)
 
     def batches(self, state: dict, split: str, config: dict, rng: np.random.Generator):
         sources, targets, order = self._batch_rows(state, split, config, rng)
@@ -295,8 +296,7 @@ class Seq2Seq:
             raise UserError(f"the {split} split holds no pairs")
         loss_fn = get_loss(self.loss)
         total, count = 0.0, 0
-        order = length_buckets(np.array([len(s) for s in sources]), EVAL_BATCH, None)
-        for rows in order:
+        for rows in length_buckets(_batch_lengths(state, sources, targets), EVAL_BATCH, None):
             batch = data.pair_batch([sources[i] for i in rows], [targets[i] for i in rows])
             logits, _ = model.forward(batch["x"], lengths=batch["lengths"])
             mask = valid_mask(batch["lengths"], *batch["y"].shape)
@@ -307,6 +307,8 @@ class Seq2Seq:
         tgt_vocab = Vocabulary(state["target_vocab"])
         # A data-parallel run's sharded runner scores the loss; every rank decodes whole.
         decoder = model if hasattr(model, "decode") else model.model.runner()
+        # decoding reads the sources only: batched by their lengths
+        order = length_buckets(np.array([len(s) for s in sources]), EVAL_BATCH, None)
         hyps = []
         for rows in order:
             h = decoder.decode(data.source_batch([sources[i] for i in rows]),
@@ -498,6 +500,16 @@ def _longest(state: dict) -> int:
     (a number -> its words, an abbreviation -> its expansion). 0 for a run saved
     before the state recorded it (the limit is then 2 x the input's length + 10)."""
     return int(state.get("longest_target") or 0)
+
+
+def _batch_lengths(state: dict, sources: list, targets: list) -> np.ndarray:
+    """The length each pair is batched and capped by (length_buckets): the steps
+    pair_batch pads it to (data.padded_steps), so a target much longer than its source
+    does not pad the short pairs batched with it; runs made before a state recorded
+    "batch_by" keep the source lengths, so that they resume on the batches they began."""
+    if state.get("batch_by") == "padded":
+        return data.padded_steps(sources, targets)
+    return np.array([len(src) for src in sources], np.int64)
 
 
 def _check_alpha(options: dict) -> None:
