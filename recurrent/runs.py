@@ -160,7 +160,13 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
     else:
         resumed = [run]
     for part in resumed:  # each checkpoint readable (a part without one starts anew)
-        check_checkpoint(task, part)
+        done = check_checkpoint(task, part)
+        steps = int(config.get("steps") or 0)
+        if changes and changes.get("steps") is not None and 0 < steps < done:
+            # it would train nothing, yet record a horizon its checkpoint has passed
+            raise UserError(f"--steps {steps}: {part.path} has trained {done} steps "
+                            f"already (--steps counts from the run's start: give more "
+                            f"than {done} to extend it)")
     if changes:
         run.update_config(config.to_json())
     if parts is not None:

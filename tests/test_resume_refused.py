@@ -92,3 +92,20 @@ def test_a_resume_with_a_sound_checkpoint_still_saves_the_new_options(tmp_path):
                changes={"steps": 7, "quiet": True}).fit(resume=True)
     assert RunDir(str(run)).info()["config"]["steps"] == 7
     assert load_arrays(str(run / LAST))[1]["step"] == 7
+
+
+@pytest.mark.parametrize("ensemble", [1, 2])
+def test_steps_below_those_trained_are_refused_untouched(tmp_path, ensemble):
+    """--steps counts from the run's start: fewer than a checkpoint has trained would
+    train nothing yet save a horizon the run has passed. The same number, or a step
+    limit left off (0), is no refusal."""
+    run = _finished(tmp_path, ensemble=ensemble)
+    part = run / "member-0" if ensemble > 1 else run  # the first part checked
+    files = [CONFIG_FILE, LAST] if ensemble == 1 else [CONFIG_FILE, f"member-0/{LAST}"]
+    before = {name: (run / name).read_bytes() for name in files}
+    one_line_error(invoke("train", "toy-sign", "--resume", run, "--steps", 3),
+                   f"--steps 3: {part} has trained 5 steps already (--steps counts from "
+                   f"the run's start: give more than 5 to extend it)")
+    assert {name: (run / name).read_bytes() for name in files} == before
+    result = invoke("train", "toy-sign", "--resume", run, "--steps", 5)
+    assert result.exit_code == 0, result.output + result.stderr
