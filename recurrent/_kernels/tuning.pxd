@@ -18,6 +18,10 @@ cdef enum:
     MIN_PARALLEL_FLOPS = 20000000
 
 
+# Compiled plugins read this struct through tuning() (the kernel toolkit's kernel_threads
+# and block sizes are inline in their extensions). A change of its fields renames tuning()
+# and raises TOOLKIT_API_VERSION, so that a plugin built against the old layout fails to
+# import (Cython finds no such function) instead of reading the wrong fields.
 cdef struct Tuning:
     Py_ssize_t lstm_in_tile_min_rows
     Py_ssize_t row_parts
