@@ -8,11 +8,30 @@ import numpy as np
 C_INT_MAX = 2**31 - 1  # the largest count C code taking an int (OpenMP, the kernels) reads
 
 
-def positive_int(value, name: str) -> int:
-    """``value`` as an int >= 1, else ValueError naming ``name``."""
+def positive_int(value, name: str, maximum: int | None = None) -> int:
+    """``value`` as an int >= 1 (and <= ``maximum`` when given), else ValueError naming
+    ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name}: expected at most {maximum}, got {value!r}")
     return int(value)
+
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def float_dtype(value, name: str = "dtype") -> np.dtype:
+    """``value`` as the numpy dtype float32 or float64 (what parameters and the kernels
+    hold), else ValueError naming ``name``: any other dtype would truncate the
+    initialised values (integers) or has no kernel (float16)."""
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        raise ValueError(f"{name}: expected float32 or float64, got {value!r}") from None
+    if dtype not in FLOAT_DTYPES:
+        raise ValueError(f"{name}: expected float32 or float64, got {dtype}")
+    return dtype
 
 
 def probability(value, name: str) -> float:

@@ -29,7 +29,7 @@ import warnings
 
 import numpy as np
 
-from .checks import finite_as, positive_int, probability
+from .checks import finite_as, float_dtype, positive_int, probability
 from .dropout import dropout_mask
 from .errors import UserError
 from .layout import GATE_ORDER, param_name
@@ -40,11 +40,10 @@ from .params import ParamModule
 from .protocols import Cell, missing_members
 from .quant import check_precision
 from .state import pack_state
-from .threads import resolve_threads, single_threaded_blas
+from .threads import MAX_THREADS, resolve_threads, single_threaded_blas
 from .tuning import ensure as ensure_tuned
 
 INITS = ("uniform", "orthogonal", "glorot")
-DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _BIAS_KINDS = ("bias_ih", "bias_hh")
 
 
@@ -113,12 +112,7 @@ class Recurrent(ParamModule):
         self.bias = bool(bias)
         self.bidirectional = bool(bidirectional)
         self.num_directions = 2 if self.bidirectional else 1
-        try:
-            self.dtype = np.dtype(dtype)
-        except TypeError:
-            raise ValueError(f"dtype: expected float32 or float64, got {dtype!r}") from None
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype: expected float32 or float64, got {self.dtype}")
+        self.dtype = float_dtype(dtype)
         self.num_threads = num_threads
         self.state_names = tuple(self.cell.state_names)
 
@@ -267,7 +261,7 @@ class Recurrent(ParamModule):
     @num_threads.setter
     def num_threads(self, value):
         if value is not None:
-            value = positive_int(value, "num_threads")
+            value = positive_int(value, "num_threads", MAX_THREADS)
         self._num_threads = value
 
     def _threads_for(self, batch):

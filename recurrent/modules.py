@@ -53,6 +53,13 @@ class Embedding(ParamModule):
 
         Sorted segment sums (argsort + add.reduceat) rather than np.add.at: the same sums,
         without np.add.at's per-element dispatch."""
+        if self._ids is None:
+            raise ValueError("Embedding.backward: no forward pass to differentiate; call "
+                             "forward first")
+        expected = self._ids.shape + (self.embedding_dim,)
+        if np.shape(d_out) != expected:
+            raise ValueError(f"Embedding.backward: d_out: expected shape {expected}, "
+                             f"got shape {np.shape(d_out)}")
         flat = self._ids.reshape(-1)  # (N,)
         if flat.size == 0:
             return
@@ -78,11 +85,21 @@ class Dense(ParamModule):
         self._x = None
 
     def forward(self, x):
+        if np.ndim(x) != 2 or np.shape(x)[1] != self.in_features:
+            raise ValueError(f"Dense: x: expected shape (N, {self.in_features}), "
+                             f"got shape {np.shape(x)}")
         self._x = x  # (N, F)
         return x @ self._params["weight"].T + self._params["bias"]  # (N, K)
 
     def backward(self, d_y):
         """d_y (N, K) -> dx (N, F); dW += d_y^T x, db += sum_n d_y."""
+        if self._x is None:
+            raise ValueError("Dense.backward: no forward pass to differentiate; call "
+                             "forward first")
+        expected = (self._x.shape[0], self.out_features)
+        if np.shape(d_y) != expected:
+            raise ValueError(f"Dense.backward: d_y: expected shape {expected}, "
+                             f"got shape {np.shape(d_y)}")
         self._grads["weight"] += d_y.T @ self._x
         self._grads["bias"] += d_y.sum(axis=0)
         return d_y @ self._params["weight"]

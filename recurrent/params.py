@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import float_dtype
+
 
 def check_named_arrays(arrays, shapes, what):
     """ValueError listing every problem of ``arrays`` ({name: array}) against ``shapes``
@@ -154,10 +156,11 @@ def flat_buffers(modules: dict, dtype):
 class ParamModule:
     """param_shapes / params / grads / zero_grad / state_dict / load_state_dict / bind /
     train / eval over ``_shapes`` ({name: shape}, flat-buffer order), ``_params`` and
-    ``_grads`` ({name: array}). Subclasses call ``__init__(shapes, dtype)``."""
+    ``_grads`` ({name: array}). Subclasses call ``__init__(shapes, dtype)``; dtype is
+    float32 or float64."""
 
     def __init__(self, shapes, dtype):
-        self.dtype = np.dtype(dtype)
+        self.dtype = float_dtype(dtype)
         self._shapes = {name: tuple(int(n) for n in shape) for name, shape in shapes.items()}
         self._params = {n: np.zeros(s, self.dtype) for n, s in self._shapes.items()}
         self._grads = {n: np.zeros(s, self.dtype) for n, s in self._shapes.items()}

@@ -49,7 +49,7 @@ from .checks import finite_as, positive_int
 from .ensemble import EnsembleModel, combine
 from .layers import Recurrent
 from .modules import softmax
-from .threads import resolve_threads, single_threaded_blas
+from .threads import MAX_THREADS, resolve_threads, single_threaded_blas
 from .wide import bigram_features
 
 _NO_TOKEN = -1  # the previous token of a stream that has read nothing yet
@@ -124,7 +124,7 @@ class StreamPool:
                              "end too, so it cannot run one step at a time; stream a "
                              "unidirectional one (recurrent train TASK --unidirectional)")
         self.num_threads = (rnn.num_threads if num_threads is None
-                            else positive_int(num_threads, "num_threads"))
+                            else positive_int(num_threads, "num_threads", MAX_THREADS))
         self.precision = (rnn.precision if precision is None
                           else rnn.check_precision(precision))
         model = self.model
