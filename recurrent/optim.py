@@ -221,6 +221,8 @@ class Schedule:
                  step_size: int = 1000, gamma: float = 0.5, min_lr: float = 0.0,
                  extensions=()):
         self.check_settings(kind, warmup, step_size, gamma, min_lr)
+        if not (lr > 0 and math.isfinite(lr)):   # refuses NaN too
+            raise ValueError(f"lr must be a finite number > 0, got {lr}")
         if kind == "cosine" and not total_steps:
             raise ValueError("the cosine schedule needs the total number of steps")
         self.kind, self.lr, self.total_steps = kind, float(lr), total_steps
@@ -234,7 +236,9 @@ class Schedule:
         a run knows only once it starts)."""
         if kind not in cls.kinds:
             raise ValueError(f"unknown schedule {kind!r}; known schedules: {', '.join(cls.kinds)}")
-        if warmup < 0 or step_size < 1 or not gamma > 0 or min_lr < 0:
+        # written so that NaN fails every test: NaN compares false with everything
+        if not (warmup >= 0 and step_size >= 1 and 0 < gamma < math.inf
+                and 0 <= min_lr < math.inf):
             raise ValueError(f"bad schedule settings warmup={warmup} step_size={step_size} "
                              f"gamma={gamma} min_lr={min_lr}")
 

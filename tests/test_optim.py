@@ -148,6 +148,30 @@ def test_schedule_errors():
         Schedule("exp", 0.1)
 
 
+@pytest.mark.parametrize("kind, settings", [
+    ("cosine", dict(total_steps=10, min_lr=math.nan)),
+    ("step", dict(step_size=math.nan)),
+    ("constant", dict(warmup=math.nan)),
+    ("step", dict(gamma=math.nan)),
+])
+def test_schedule_refuses_nan_settings(kind, settings):
+    # NaN compares false with every bound, so a check written as `x < 0` lets it through
+    # and every rate of the schedule would be NaN
+    with pytest.raises(ValueError, match="bad schedule settings"):
+        Schedule(kind, 0.1, **settings)
+    with pytest.raises(ValueError, match="bad schedule settings"):
+        Schedule.check_settings(kind, **{k: v for k, v in settings.items()
+                                         if k != "total_steps"})
+
+
+@pytest.mark.parametrize("lr", [0.0, -0.1, math.nan, math.inf])
+def test_schedule_refuses_a_rate_no_optimizer_takes(lr):
+    # the optimizers refuse these at construction; the schedule's rate replaces theirs at
+    # every step, so it must not bring them back
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
+        Schedule("constant", lr)
+
+
 def test_cosine_continued_over_a_new_horizon_never_jumps():
     base = Schedule("cosine", 0.01, total_steps=10, warmup=2, min_lr=1e-4)
     assert base.continued(6, 10) is base  # same horizon: the same curve, exactly
