@@ -239,14 +239,15 @@ class Task(Protocol):
     They keep their shared defaults in ``config``."""
 
     def moot_options(self, config: dict) -> dict:
-        """The task's own options that the other options in ``config`` leave without
-        effect, {key: what the option is for} (e.g. forecast's {"es_train": "the learned
-        smoothing of --model esrnn (...); --model rnn has none"} under --model rnn):
-        `recurrent train` refuses one given on the command line ("--es-train is for
-        ..."), as it refuses the shared ones (--momentum with adam). Called with the
-        resolved options before prepare(); without it none is refused. Its keys must be
-        the task's own options (`recurrent plugins check NAME` checks them on the default
-        options)."""
+        """The options that the other options in ``config`` leave without effect for
+        this task, {key: what the option is for} (e.g. forecast's {"es_train": "the
+        learned smoothing of --model esrnn (...); --model rnn has none"} under --model
+        rnn; char-lm's {"tbptt": ...} for a --tbptt as long as its windows): `recurrent
+        train` refuses one given on the command line ("--es-train is for ..."), as it
+        refuses the shared ones (--momentum with adam). Called with the resolved options
+        before prepare(); without it none is refused. Its keys must be the task's own
+        options or shared training options (`recurrent plugins check NAME` checks them on
+        the default options)."""
 
     def count_batches(self, state: dict, split: str, config: dict,
                       rng: np.random.Generator) -> int:

@@ -218,3 +218,14 @@ def test_int8_inference_scores_and_samples_like_fp32(run, tmp_path):
                           "--out", tmp_path / "r"),
                    "--precision int8 is for inference only")
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("tbptt, seq_len", [(16, 16), (40, 16)])
+def test_a_tbptt_as_long_as_the_windows_is_refused(tmp_path, tbptt, seq_len):
+    """--tbptt K >= --seq-len would be saved as if it truncated and change nothing."""
+    run = tmp_path / "run"
+    one_line_error(invoke("train", "char-lm", "--tbptt", tbptt, "--seq-len", seq_len,
+                          "--steps", 1, "--out", run),
+                   f"--tbptt is for parts shorter than the --seq-len windows ({seq_len} "
+                   f"characters); --tbptt {tbptt} leaves each window whole (full BPTT)")
+    assert not run.exists()

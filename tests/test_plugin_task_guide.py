@@ -117,7 +117,8 @@ ORDER = "order = np.arange(len(examples)) if rng is None else rng.permutation(le
     (lambda t: t.replace("    def defaults(self):",
                          "    def moot_options(self, config):\n"
                          "        return {'dat': 'nothing'}\n\n    def defaults(self):"),
-     "options", "moot_options() names 'dat', not one of the task's options"),
+     "options", "moot_options() names 'dat', neither one of the task's options nor a "
+     "shared one"),
 ])
 def test_the_task_checks_name_what_a_task_gets_wrong(tmp_path, monkeypatch, change, check,
                                                       detail):

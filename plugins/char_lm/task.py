@@ -187,6 +187,17 @@ class CharLM:
     def defaults(self) -> dict:
         return dict(DEFAULTS)
 
+    def moot_options(self, config: dict) -> dict:
+        """--tbptt K of at least --seq-len: each window is already one part of at most K
+        steps, so the run would be full BPTT with a K saved as if it truncated."""
+        k = int(config.get("tbptt") or 0)
+        seq_len = int(config.get("seq_len") or DEFAULTS["seq_len"])
+        if k >= seq_len:
+            return {"tbptt": f"parts shorter than the --seq-len windows ({seq_len} "
+                             f"characters); --tbptt {k} leaves each window whole (full "
+                             f"BPTT)"}
+        return {}
+
     def predict_options(self) -> list:
         return [
             click.Option(["--prime"], default=None,
