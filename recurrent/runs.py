@@ -165,8 +165,8 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
         if changes and changes.get("steps") is not None and 0 < steps < done:
             # it would train nothing, yet record a horizon its checkpoint has passed
             raise UserError(f"--steps {steps}: {part.path} has trained {done} steps "
-                            f"already (--steps counts from the run's start: give more "
-                            f"than {done} to extend it)")
+                            f"already (--steps counts from the run's start: {done} ends "
+                            f"it where it stands, more extends it)")
     if changes:
         run.update_config(config.to_json())
     if parts is not None:

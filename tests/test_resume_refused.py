@@ -105,7 +105,7 @@ def test_steps_below_those_trained_are_refused_untouched(tmp_path, ensemble):
     before = {name: (run / name).read_bytes() for name in files}
     one_line_error(invoke("train", "toy-sign", "--resume", run, "--steps", 3),
                    f"--steps 3: {part} has trained 5 steps already (--steps counts from "
-                   f"the run's start: give more than 5 to extend it)")
+                   f"the run's start: 5 ends it where it stands, more extends it)")
     assert {name: (run / name).read_bytes() for name in files} == before
     result = invoke("train", "toy-sign", "--resume", run, "--steps", 5)
     assert result.exit_code == 0, result.output + result.stderr
