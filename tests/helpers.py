@@ -6,6 +6,7 @@ for train_toys.py); fixtures stay in each test module so their scope and size st
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 
@@ -188,3 +189,15 @@ def expected_int8_path(vector_code: str) -> str:
     if vector_code == "avx512" and "avx512_vnni" in tuning.machine_key()["isa"]:
         return "avx512_vnni"
     return "avx2"
+
+
+@contextlib.contextmanager
+def registered_plugin(plugin, name, **kwargs):
+    """``plugin`` registered with recurrent's plugins under ``name`` for the with block
+    (the test's own cells, losses or tasks), unregistered after it even on failure."""
+    from recurrent import plugins
+    plugins.register_plugin(plugin, name, **kwargs)
+    try:
+        yield
+    finally:
+        plugins.unregister_plugin(name)

@@ -9,6 +9,7 @@ import textwrap
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import registered_plugin
 
 import recurrent
 from recurrent import conformance, plugins
@@ -306,11 +307,8 @@ class NoBackwardPlugin:
 
 @pytest.fixture
 def broken_plugin():
-    plugins.register_plugin(NoBackwardPlugin(), "no-backward-plugin")
-    try:
+    with registered_plugin(NoBackwardPlugin(), "no-backward-plugin"):
         yield
-    finally:
-        plugins.unregister_plugin("no-backward-plugin")
 
 
 def test_check_command_says_why_a_broken_plugins_cell_is_missing(broken_plugin):

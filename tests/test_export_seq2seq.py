@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 import pytest
-from helpers import invoke, ok, one_line_error
+from helpers import invoke, ok, one_line_error, registered_plugin
 
 from recurrent.checkpoint import RunDir
 from recurrent.export import safetensors as st
@@ -286,18 +286,14 @@ def peephole_registered():
     peephole = pytest.importorskip("recurrent_peephole",
                                    reason="examples/recurrent-peephole is not installed")
     import recurrent
-    from recurrent import plugins
 
     class Cells:
         @recurrent.hookimpl
         def register_cells(self, register):
             register(peephole.PeepholeLSTMCell())
 
-    plugins.register_plugin(Cells(), "test-peephole-cells")
-    try:
+    with registered_plugin(Cells(), "test-peephole-cells"):
         yield
-    finally:
-        plugins.unregister_plugin("test-peephole-cells")
 
 
 def _refused_and_kept(option, refusal, tmp_path):

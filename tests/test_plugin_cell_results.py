@@ -5,9 +5,9 @@ loss like 2e34. Outputs of the wrong shape failed as an "internal error" about a
 matmul. Both are now one line naming the cell."""
 import numpy as np
 import pytest
-from helpers import one_line_error, tiny_text, train_tiny
+from helpers import one_line_error, registered_plugin, tiny_text, train_tiny
 
-from recurrent import hookimpl, plugins
+from recurrent import hookimpl
 
 
 class _Broken:
@@ -43,11 +43,8 @@ class _Plugin:
 
 @pytest.fixture
 def broken_cells():
-    plugins.register_plugin(_Plugin(), "broken-cells")
-    try:
+    with registered_plugin(_Plugin(), "broken-cells"):
         yield
-    finally:
-        plugins.unregister_plugin("broken-cells")
 
 
 @pytest.fixture

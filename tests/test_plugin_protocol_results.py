@@ -9,9 +9,9 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import invoke, ok, one_line_error, tiny_text, train_tiny
+from helpers import invoke, ok, one_line_error, registered_plugin, tiny_text, train_tiny
 
-from recurrent import hookimpl, plugins
+from recurrent import hookimpl
 from recurrent.errors import UserError
 
 
@@ -73,11 +73,8 @@ class _Plugin:
 
 @pytest.fixture
 def protocol_plugin():
-    plugins.register_plugin(_Plugin(), "protocol-results")
-    try:
+    with registered_plugin(_Plugin(), "protocol-results"):
         yield
-    finally:
-        plugins.unregister_plugin("protocol-results")
 
 
 @pytest.mark.parametrize("mode, fragment", [

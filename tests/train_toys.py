@@ -21,6 +21,7 @@ import signal
 
 import click
 import numpy as np
+from helpers import registered_plugin
 
 import recurrent
 from recurrent import plugins
@@ -277,11 +278,8 @@ PLUGIN_NAME = "test-train-toys"
 
 @contextlib.contextmanager
 def registered():
-    plugins.register_plugin(_Plugin(), PLUGIN_NAME)
-    try:
+    with registered_plugin(_Plugin(), PLUGIN_NAME):
         yield
-    finally:
-        plugins.unregister_plugin(PLUGIN_NAME)
 
 
 def resume_uninterrupted(path, task_name):
