@@ -3,7 +3,8 @@
 Scheme (issue 17), symmetric, no zero point, no calibration data:
 - a weight matrix W (G, K) is quantised per output row, once: m = max|W[g]|,
   scale[g] = m / 127, q[g] = rint(W[g] * (127 / m)) in -127..127 (a zero row, or one whose
-  127 / m overflows float32: scale 0, q 0);
+  127 / m overflows float32: scale 0, q 0; a row holding infinity or NaN: scale NaN, q 0,
+  so that its products are NaN: a non-finite state stays non-finite, as in float32);
 - the activations x_t and h_{t-1} are quantised the same way per batch row at every step
   (dynamic: the scale of a row is its own max-abs), by the kernels (recurrent/_kernels/
   qmat.h) with the same float32 operations as quantize_rows() below, bit for bit;
@@ -11,7 +12,9 @@ Scheme (issue 17), symmetric, no zero point, no calibration data:
   float32; biases, gates and the LSTM cell state stay float32.
 The error of one dequantised dot product sum_k a_k w_k is then at most
     sum_k (|a_k| dw + |w_k| da + da dw),   da = scale_a / 2, dw = scale_w / 2
-(each quantised value is within half a step of the true one): int8_error_bound().
+(each quantised value is within half a step of the true one); where either row
+quantises to zeros (scale 0) the product is 0 and its error |sum_k a_k w_k| at most
+sum_k |a_k| |w_k|: int8_error_bound().
 
 Only inference runs in int8 (Recurrent.precision, recurrent/layers.py); training and
 gradients stay float32.
@@ -35,12 +38,15 @@ def quantize_rows(a):
     step one float32 operation rounded to nearest even (as the kernels do)."""
     a = np.asarray(a, np.float32)
     m = np.max(np.abs(a), axis=1) if a.shape[1] else np.zeros(a.shape[0], np.float32)
-    with np.errstate(divide="ignore", over="ignore"):
+    finite = np.isfinite(m)    # else the row holds infinity or NaN: q 0, scale NaN
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         inv = np.float32(127) / m
-    usable = np.isfinite(inv)  # a zero row, or one so small that 127 / m overflows: zeros
+    # a zero row, or one so small that 127 / m overflows float32: q 0, scale 0
+    usable = np.isfinite(inv) & finite
     inv = np.where(usable, inv, np.float32(0))
-    q = np.rint(a * inv[:, None]).astype(np.int8)
-    scale = np.where(usable, m / np.float32(127), np.float32(0)).astype(np.float32)
+    q = np.rint(np.where(usable[:, None], a, np.float32(0)) * inv[:, None]).astype(np.int8)
+    scale = np.where(usable, m / np.float32(127),
+                     np.where(finite, np.float32(0), np.float32(np.nan))).astype(np.float32)
     return q, scale
 
 
@@ -58,8 +64,16 @@ def int8_error_bound(a, w):
     da = np.max(np.abs(a), axis=1) / 127 / 2                           # (m,)
     dw = np.max(np.abs(w), axis=1) / 127 / 2                           # (G,)
     K = a.shape[1]
-    return (np.abs(a).sum(1)[:, None] * dw[None, :] + da[:, None] * np.abs(w).sum(1)[None, :]
-            + K * da[:, None] * dw[None, :])
+    bound = (np.abs(a).sum(1)[:, None] * dw[None, :] + da[:, None] * np.abs(w).sum(1)[None, :]
+             + K * da[:, None] * dw[None, :])
+    # a row of values so small that 127 / max overflows quantises to zeros, not to half a
+    # step of itself: its products are 0, off by the whole |a @ w.T|
+    zero_a = quantize_rows(a)[1] == 0
+    zero_w = quantize_rows(w)[1] == 0
+    if zero_a.any() or zero_w.any():
+        whole = np.abs(a) @ np.abs(w).T
+        bound = np.where(zero_a[:, None] | zero_w[None, :], whole, bound)
+    return bound
 
 
 class QuantizedWeight:

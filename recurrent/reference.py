@@ -162,12 +162,14 @@ def int8_sums(qa, qw):
 
 def int8_product(a, w):
     """a (m, K) @ W^T with W an Int8Weight: (m, G) float32, the sums times the scales
-    (a zero sum gives 0, also where the product of the scales overflows float32)."""
+    (a zero sum gives 0, also where the product of the scales overflows float32, but not
+    where a scale is NaN: a row holding infinity or NaN gives NaN)."""
     qa, sa = quantize_rows(a)
     sums = int8_sums(qa, w.q).astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
-        scaled = sums * (sa[:, None] * w.scale[None, :])
-    return np.where(sums == 0, 0, scaled).astype(np.float32)
+        scales = sa[:, None] * w.scale[None, :]
+        scaled = sums * scales
+    return np.where((sums == 0) & ~np.isnan(scales), 0, scaled).astype(np.float32)
 
 
 def _times_wt(a, w):

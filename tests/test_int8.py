@@ -57,10 +57,14 @@ a = rng.standard_normal((11, 37)).astype(np.float32)
 # rows so small that 127 / max overflows float32 (below ~3.7e-37) quantise to zeros, as
 # zero rows do, in every variant and in numpy
 a[3], a[7] = 1e-38 * a[3], 2e-37
+# rows holding infinity or NaN (in a vector's lanes, in the scalar tail): zeros, scale NaN
+a[5, 2], a[9, 34] = np.inf, np.nan
 q, s = kernel.quantize_rows(a)
 w = QuantizedWeight(rng.standard_normal((45, 37)).astype(np.float32))
 assert np.array_equal(q[:, :37], quantize_rows(a)[0]) and np.abs(q).max() <= 127
 assert not q[3].any() and not q[7].any() and s[3] == s[7] == 0
+assert not q[5].any() and not q[9].any() and np.isnan(s[5]) and np.isnan(s[9])
+assert np.array_equal(s.view(np.int32), quantize_rows(a)[1].view(np.int32))
 assert np.array_equal(kernel.matmul_int32(q, w.packed, 45, 37), int8_sums(q[:, :37], w.q))
 outs = []
 for cell in ("lstm", "gru"):
@@ -173,6 +177,38 @@ def test_a_zero_sum_of_rows_whose_scales_overflow_gives_the_bias_not_nan(cell):
     np.testing.assert_array_equal(fast(x, need_grad=False)[0], out)
 
 
+@pytest.mark.parametrize("H", (6, 20))
+def test_a_state_that_overflows_stays_non_finite(H, rng):
+    """An Elman relu RNN whose h overflows float32 (recurrent weights far too large: a
+    diverged model): after the step where float32's outputs turn infinite, every int8
+    output row holds a non-finite value too (a row holding infinity or NaN quantises to
+    scale NaN, and its products are NaN), never finite values from a state read as
+    zeros; the kernels quantise such rows as numpy does, bit for bit."""
+    a = rng.standard_normal((4, 37)).astype(np.float32)
+    a[0, 3], a[1, 36], a[2, 20] = np.inf, -np.inf, np.nan
+    q, scale = kernel.quantize_rows(a)
+    ref_q, ref_scale = quantize_rows(a)
+    assert not q[:3].any() and np.isnan(scale[:3]).all() and np.isfinite(scale[3])
+    np.testing.assert_array_equal(q[:, :37], ref_q)
+    np.testing.assert_array_equal(scale.view(np.int32), ref_scale.view(np.int32))
+    T, B, I = 12, 3, 4
+    layer = Recurrent("rnn_relu", I, H, seed=0)
+    params = layer.state_dict()
+    params["weight_ih_l0"] = np.abs(params["weight_ih_l0"])
+    params["weight_hh_l0"] = np.abs(params["weight_hh_l0"]) * 1e6
+    params["bias_ih_l0"][:] = 1
+    layer.load_state_dict(params)
+    x = np.ones((T, B, I), np.float32)
+    want, _ = layer(x, need_grad=False)
+    overflowed = ~np.isfinite(want).all(axis=(1, 2))            # (T,)
+    assert overflowed.any() and not overflowed[0]
+    t0 = int(np.argmax(overflowed))
+    layer.precision = "int8"
+    got, _ = layer(x, need_grad=False)
+    assert np.isfinite(got[:t0 - 1]).all()
+    assert (~np.isfinite(got[t0 + 1:])).any(axis=2).all()
+
+
 def _documented_bound(a, w):
     """The bound of recurrent/quant.py's docstring built term by term: per output (i, g),
     sum over k of |a_ik| dw_g + |w_gk| da_i + da_i dw_g, where a row quantised to
@@ -227,6 +263,25 @@ def test_int8_error_bound_is_the_documented_bound_holds_and_is_tight():
             worst = max(worst, float(np.max(err / bound)))
         if K <= 8:
             assert worst > 0.5, (K, worst)
+
+
+def test_int8_error_bound_holds_for_rows_quantised_to_zeros(rng):
+    """Rows of values so small that 127 / max overflows float32 (below ~3.7e-37), of the
+    activations or of the weights, quantise to zeros (scale 0): their products are 0, so
+    the error is the whole |a @ w.T|, which half a step per value does not cover; the
+    bound still holds there, and is unchanged for the other rows."""
+    a = rng.standard_normal((4, 9)).astype(np.float32)
+    w = rng.standard_normal((5, 9)).astype(np.float32)
+    a[1] *= np.float32(1e-38)
+    w[3] *= np.float32(3e-38)
+    assert not quantize_rows(a)[1][1] and not quantize_rows(w)[1][3]
+    err = np.abs(_quantised_product(a, w) - a.astype(np.float64) @ w.astype(np.float64).T)
+    bound = int8_error_bound(a, w)
+    assert err[1].min() > 0 and err[:, 3].min() > 0
+    assert np.all(err <= bound * (1 + 1e-6)), float(np.max(err / bound))
+    rows, cols = np.array([0, 2, 3]), np.array([0, 1, 2, 4])
+    np.testing.assert_allclose(bound[np.ix_(rows, cols)],
+                               _documented_bound(a[rows], w[cols]), rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("cell", CELLS)

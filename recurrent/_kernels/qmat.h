@@ -4,7 +4,8 @@
  * Quantisation (symmetric, no zero point), the same for weights (per output row, once) and
  * activations (per batch row, every step):
  *     m = max_k |a[k]|;  inv = 127.0f / m
- *     if inv is not finite (m == 0, or m below ~3.7e-37): q = 0, scale = 0
+ *     if the row holds infinity or NaN: q = 0, scale = NaN
+ *     else if inv is not finite (m == 0, or m below ~3.7e-37): q = 0, scale = 0
  *     else: q[k] = rint(a[k] * inv)  (|q| <= 127);  scale = m / 127.0f
  * each operation one IEEE float32 operation, rounding to nearest even, so numpy reproduces
  * it bit for bit (recurrent/reference.py).
@@ -16,7 +17,10 @@
  *                                                                bias[n], or 0
  *     C[r, n] = base where S[r, n] == 0: sa[r] * sw[n] overflows to infinity for rows of
  *     huge values (max|a| * max|w| above ~5.5e42), and a zero sum times it would be NaN;
- *     a nonzero sum is then at least sa * sw, which overflows anyway.
+ *     a nonzero sum is then at least sa * sw, which overflows anyway. Not where sa[r] is
+ *     NaN (a row holding infinity or NaN): its products are NaN, so that a non-finite
+ *     state (an Elman relu RNN's h overflowing) stays non-finite, as in float32, instead
+ *     of being read as zeros.
  * The sums are exact, so they do not depend on the order of the k loop, the tile a row
  * falls in, the thread split or the vector variant; the dequantisation is the same float
  * operations (one rounded product, one fused multiply-add) in every variant, so results
@@ -45,6 +49,7 @@
 #ifndef RECURRENT_QMAT_H
 #define RECURRENT_QMAT_H
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -88,9 +93,16 @@ static void rc_q_pack(const int8_t* w, int N, int K, int16_t* P)
 static float rc_q_row_portable(const float* a, int K, int16_t* q)
 {
     float m = 0.0f;
-    for (int k = 0; k < K; k++)
+    int bad = 0;  /* the row holds infinity or NaN */
+    for (int k = 0; k < K; k++) {
         m = fmaxf(m, fabsf(a[k]));
+        bad |= !(fabsf(a[k]) <= FLT_MAX);
+    }
     int Kp = rc_q_kpad(K);
+    if (bad) {
+        memset(q, 0, (size_t)Kp * sizeof(int16_t));
+        return NAN;
+    }
     float inv = 127.0f / m;
     if (!isfinite(inv)) {  /* a zero row, or one so small that 127 / m overflows */
         memset(q, 0, (size_t)Kp * sizeof(int16_t));
@@ -107,17 +119,28 @@ static float rc_q_row_portable(const float* a, int K, int16_t* q)
 RC_TARGET_AVX2 static float rc_q_row_avx2(const float* a, int K, int16_t* q)
 {
     const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    __m256 mv = _mm256_setzero_ps();
+    const __m256 largest = _mm256_set1_ps(FLT_MAX);
+    __m256 mv = _mm256_setzero_ps(), badv = _mm256_setzero_ps();
     int k = 0;
-    for (; k + 8 <= K; k += 8)
-        mv = _mm256_max_ps(mv, _mm256_and_ps(_mm256_loadu_ps(a + k), abs_mask));
+    for (; k + 8 <= K; k += 8) {
+        __m256 v = _mm256_and_ps(_mm256_loadu_ps(a + k), abs_mask);
+        mv = _mm256_max_ps(mv, v);
+        badv = _mm256_or_ps(badv, _mm256_cmp_ps(v, largest, _CMP_NLE_UQ));  /* inf, NaN */
+    }
+    int bad = _mm256_movemask_ps(badv) != 0;
     __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
     float m = _mm_cvtss_f32(m4);
-    for (; k < K; k++)
+    for (; k < K; k++) {
         m = fmaxf(m, fabsf(a[k]));
+        bad |= !(fabsf(a[k]) <= FLT_MAX);
+    }
     int Kp = rc_q_kpad(K);
+    if (bad) {
+        memset(q, 0, (size_t)Kp * sizeof(int16_t));
+        return NAN;
+    }
     float inv = 127.0f / m;
     if (!isfinite(inv)) {  /* a zero row, or one so small that 127 / m overflows */
         memset(q, 0, (size_t)Kp * sizeof(int16_t));
@@ -183,7 +206,8 @@ static inline void rc_q_store1(const rc_q_out* o, int r, int n, int32_t sum)
     }
     float* c = o->C + r * o->ldc + n;
     float base = o->accumulate ? *c : (o->bias ? o->bias[n] : 0.0f);
-    *c = sum == 0 ? base : fmaf((float)sum, o->sa[r] * o->sw[n], base);
+    float s = o->sa[r] * o->sw[n];
+    *c = sum == 0 && !isnan(s) ? base : fmaf((float)sum, s, base);
 }
 
 static void rc_q_tile_portable(int mr, int K2, const int16_t* A, long lda,
@@ -224,8 +248,9 @@ RC_TARGET_AVX2 static inline void rc_q_store_avx2(int mr, __m256i acc[][2],
                                         : _mm256_setzero_ps();
                 __m256 s = _mm256_mul_ps(_mm256_set1_ps(o->sa[r0 + r]),
                                          _mm256_loadu_ps(o->sw + col));
-                __m256 zero = _mm256_castsi256_ps(
-                    _mm256_cmpeq_epi32(acc[r][v], _mm256_setzero_si256()));
+                __m256 zero = _mm256_and_ps(   /* a zero sum, and scales not NaN */
+                    _mm256_castsi256_ps(_mm256_cmpeq_epi32(acc[r][v], _mm256_setzero_si256())),
+                    _mm256_cmp_ps(s, s, _CMP_ORD_Q));
                 _mm256_storeu_ps(c, _mm256_blendv_ps(
                     _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][v]), s, base), base, zero));
             } else {
@@ -369,9 +394,9 @@ RC_MULTIVERSION(rc_q_lstm_gates_f32,
 RC_MULTIVERSION(rc_q_rnn_gates_f32,
     (const float* restrict a, float* restrict h, int H, int relu),
     (a, h, H, relu),
-    if (relu) {
+    if (relu) {  /* NaN passing, as the float32 kernels' relu (gates.h) */
         for (int j = 0; j < H; j++)
-            h[j] = a[j] > 0.0f ? a[j] : 0.0f;
+            h[j] = a[j] < 0.0f ? 0.0f : a[j];
     } else {
         _Pragma("GCC ivdep") for (int j = 0; j < H; j++)
             h[j] = rc_tanhf(a[j]);
