@@ -7,6 +7,7 @@ import json
 import struct
 import zipfile
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from helpers import invoke, ok, one_line_error, tiny_text, train_tiny
@@ -135,3 +136,15 @@ def test_eval_data_notes_the_characters_that_repeat_the_training_text(tmp_path):
     metrics = json.loads(ok(invoke("eval", run, "--data", fresh, "--json")))["metrics"]
     assert metrics["train_overlap"] == expected(held_out) == 0  # no note then
     assert ok(invoke("eval", run, "--data", fresh)).splitlines()[1].startswith("metric ")
+
+
+
+def test_training_overlap_counts_repeats_on_both_sides_exactly():
+    """passages_seen counts each position of the file whose passage the training split
+    holds, however often either side repeats it, and none across a join of two copies."""
+    from recurrent_plugins.char_lm import metrics as char_metrics
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 80, 300_000)
+    ids = np.concatenate([train[1000:3000], train[1000:3000], rng.integers(0, 80, 300_000)])
+    seen = char_metrics.passages_seen(np.concatenate([train, train[:5000]]), ids)
+    assert seen == 2 * (2000 - 49)

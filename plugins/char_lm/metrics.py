@@ -166,8 +166,13 @@ def passages_seen(train_ids: np.ndarray, ids: np.ndarray, length: int = PASSAGE)
     negligible."""
     if len(ids) < length or len(train_ids) < length:
         return 0
-    seen = np.unique(_passage_hashes(train_ids, length))
+    # Both sides sorted in place (only the count matters): duplicates do not hurt the
+    # search, a sort costs far less than np.unique's de-duplication, and sorted probes
+    # walk the training hashes in order instead of missing the cache at each one.
+    seen = _passage_hashes(train_ids, length)
+    seen.sort()
     hashes = _passage_hashes(ids, length)
+    hashes.sort()
     at = np.minimum(np.searchsorted(seen, hashes), len(seen) - 1)
     return int(np.count_nonzero(seen[at] == hashes))
 
