@@ -154,7 +154,10 @@ class Loss(Protocol):
     target_kind: str
     """"class" (targets are int class ids (...), the outputs' leading shape) or "dense"
     (float targets (..., K), the outputs' shape). The conformance kit builds its targets
-    from it; without it the kit tries dense targets and falls back to class ids."""
+    from it; without it the kit tries dense targets and falls back to class ids.
+    `recurrent train` refuses a --loss (not the task's own) of the other kind than the
+    task's first batch's targets, told apart by their shape: the outputs' shape is dense
+    (0/1 labels held as ints or bools too), integers of their leading shape class ids."""
 
     def combine(self, outputs: list[np.ndarray]) -> np.ndarray:
         """The outputs of an ensemble's members (each (..., K), same shape) as one output

@@ -329,6 +329,16 @@ def _check_selection(task, task_state, config, spec) -> None:
 TARGET_KINDS = {"class": "class ids", "dense": "real values of the outputs' shape"}
 
 
+def _target_kind(targets: np.ndarray, output_shape: tuple) -> str | None:
+    """"dense" for targets of the outputs' shape, "class" for integer ones of the outputs'
+    leading shape, None for neither (the loss's own check then names the shape)."""
+    if targets.shape == tuple(output_shape):
+        return "dense"
+    if targets.shape == tuple(output_shape[:-1]) and targets.dtype.kind in "iu":
+        return "class"
+    return None
+
+
 def _check_loss_fits(task, task_state, config, spec) -> None:
     """UserError when the model settings are bad or the loss cannot score the task's
     targets (e.g. --loss mse for class ids): one forward pass of a throwaway model on the
@@ -363,10 +373,13 @@ def _check_loss_fits(task, task_state, config, spec) -> None:
     if model.output == "sequence" and lengths is not None:
         mask = valid_mask(lengths, outputs.shape[0], outputs.shape[1])  # (T, B)
     # A loss declaring the other kind of target (protocols.Loss.target_kind) is refused
-    # before it runs: a plugin's loss need not check the targets it is given.
+    # before it runs: a plugin's loss need not check the targets it is given. The kind is
+    # read from the targets' shape, as the protocol defines it: integer or bool 0/1 labels
+    # of the outputs' shape (multi-label) are dense targets, not class ids.
     declared = getattr(loss, "target_kind", None)
-    given = "class" if np.asarray(batch["y"]).dtype.kind in "iub" else "dense"
-    if declared in TARGET_KINDS and declared != given and loss.name != task.loss:
+    given = _target_kind(np.asarray(batch["y"]), np.shape(outputs))
+    if (declared in TARGET_KINDS and given is not None and declared != given
+            and loss.name != task.loss):
         raise UserError(f"--loss {loss.name} does not fit task {task.name!r} (its default "
                         f"is {task.loss}): it takes {TARGET_KINDS[declared]}, the task's "
                         f"targets are {TARGET_KINDS[given]}")

@@ -532,6 +532,24 @@ def test_error_loss_that_does_not_fit_the_task(tmp_path, task, loss, fragment):
     assert not (tmp_path / "r").exists()  # refused before the run directory is made
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.bool_])
+@pytest.mark.parametrize("loss", ["binary_cross_entropy", "mae"])
+def test_integer_targets_of_the_outputs_shape_fit_an_elementwise_loss(tmp_path, monkeypatch,
+                                                                      dtype, loss):
+    """0/1 labels per output (multi-label, "will it rise") held as ints or bools are dense
+    targets: the outputs' shape, which the element-wise losses take, not class ids."""
+    task = plugins.get_task("toy-wave")
+    batches = task.batches
+
+    def rises(state, split, config, rng):
+        for batch in batches(state, split, config, rng):
+            yield {**batch, "y": (batch["y"] > batch["x"]).astype(dtype)}  # (T, B, 1)
+
+    monkeypatch.setattr(task, "batches", rises, raising=False)
+    result = invoke("train", "toy-wave", "--loss", loss, "--out", tmp_path / "r", "--steps", 1)
+    assert result.exit_code == 0, result.output + result.stderr
+
+
 def test_a_changed_option_the_run_left_at_its_default_says_so():
     from recurrent.config import TrainingConfig
     with pytest.raises(UserError, match=r"--wide-folds cannot change when resuming \(the run "
