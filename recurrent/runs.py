@@ -160,13 +160,14 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
     else:
         resumed = [run]
     for part in resumed:  # each checkpoint readable (a part without one starts anew)
-        done = check_checkpoint(task, part)
-        steps = int(config.get("steps") or 0)
-        if changes and changes.get("steps") is not None and 0 < steps < done:
-            # it would train nothing, yet record a horizon its checkpoint has passed
-            raise UserError(f"--steps {steps}: {part.path} has trained {done} steps "
-                            f"already (--steps counts from the run's start: {done} ends "
-                            f"it where it stands, more extends it)")
+        position = check_checkpoint(task, part)
+        for key, done in (("steps", position.step), ("epochs", position.epoch)):
+            limit = int(config.get(key) or 0)
+            if changes and changes.get(key) is not None and 0 < limit < done:
+                # it would train nothing, yet record a limit its checkpoint has passed
+                raise UserError(f"--{key} {limit}: {part.path} has trained {done} {key} "
+                                f"already (--{key} counts from the run's start: {done} "
+                                f"ends it where it stands, more extends it)")
     if changes:
         run.update_config(config.to_json())
     if parts is not None:

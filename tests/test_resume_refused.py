@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 import train_toys
-from helpers import invoke, one_line_error
+from helpers import invoke, ok, one_line_error
 
 from recurrent.checkpoint import CONFIG_FILE, LAST, RunDir, load_arrays, save_arrays
 from recurrent.config import TrainingConfig
@@ -109,3 +109,13 @@ def test_steps_below_those_trained_are_refused_untouched(tmp_path, ensemble):
     assert {name: (run / name).read_bytes() for name in files} == before
     result = invoke("train", "toy-sign", "--resume", run, "--steps", 5)
     assert result.exit_code == 0, result.output + result.stderr
+
+
+def test_epochs_below_those_trained_are_refused_untouched(tmp_path):
+    run = _finished(tmp_path, steps=0, epochs=2)
+    before = {name: (run / name).read_bytes() for name in (CONFIG_FILE, LAST)}
+    one_line_error(invoke("train", "toy-sign", "--resume", run, "--epochs", 1),
+                   f"--epochs 1: {run} has trained 2 epochs already (--epochs counts from "
+                   f"the run's start: 2 ends it where it stands, more extends it)")
+    assert {name: (run / name).read_bytes() for name in before} == before
+    ok(invoke("train", "toy-sign", "--resume", run, "--epochs", 2))
