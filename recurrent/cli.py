@@ -205,10 +205,10 @@ def _shared_options(defaults: dict) -> list:
             type=click.FloatRange(min=0, min_open=True)),
         opt(["--min-lr"], "Final learning rate of the cosine schedule.", key="min_lr",
             type=click.FloatRange(min=0)),
-        opt(["--epochs"], "Passes over the training data.", key="epochs",
-            type=click.IntRange(min=0)),
-        opt(["--steps"], "Stop after this many optimizer steps (0 = no limit).", key="steps",
-            type=click.IntRange(min=0)),
+        opt(["--epochs"], "Passes over the training data (0 = no limit; on --resume, "
+            "counted from the run's start).", key="epochs", type=click.IntRange(min=0)),
+        opt(["--steps"], "Stop after this many optimizer steps (0 = no limit; on --resume, "
+            "counted from the run's start).", key="steps", type=click.IntRange(min=0)),
         opt(["--batch-size"], "Rows per batch.", key="batch_size", type=click.IntRange(min=1)),
         opt(["--seq-len"], "Time steps per training sequence (tasks that cut streams).",
             key="seq_len", type=click.IntRange(min=1)),

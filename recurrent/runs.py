@@ -327,7 +327,7 @@ def _check_selection(task, task_state, config, spec) -> None:
     chosen.checked_score(task.evaluate(task_state, "valid", config, model.runner()))
 
 
-TARGET_KINDS = {"class": "class ids", "dense": "real values of the outputs' shape"}
+TARGET_KINDS = {"class": "class ids", "dense": "values of the outputs' shape"}
 
 
 def _target_kind(targets: np.ndarray, output_shape: tuple) -> str | None:

@@ -521,10 +521,11 @@ def test_info_and_tune_count_no_more_threads_than_cores(monkeypatch):
 
 
 @pytest.mark.parametrize("task, loss, fragment", [
-    ("toy-lm", "mse", "it takes real values of the outputs' shape, the task's targets "
-                      "are class ids"),
+    ("toy-lm", "mse", "it takes values of the outputs' shape, the task's targets are "
+                      "class ids"),
     ("toy-sign", "mse", "the task's targets are class ids"),    # pooled classes
-    ("toy-wave", "cross_entropy", "it takes class ids, the task's targets are real values"),
+    ("toy-wave", "cross_entropy", "it takes class ids, the task's targets are values of the "
+                                  "outputs' shape"),
 ])
 def test_error_loss_that_does_not_fit_the_task(tmp_path, task, loss, fragment):
     result = invoke("train", task, "--loss", loss, "--out", tmp_path / "r", "--steps", 1)
@@ -548,6 +549,11 @@ def test_integer_targets_of_the_outputs_shape_fit_an_elementwise_loss(tmp_path, 
     monkeypatch.setattr(task, "batches", rises, raising=False)
     result = invoke("train", "toy-wave", "--loss", loss, "--out", tmp_path / "r", "--steps", 1)
     assert result.exit_code == 0, result.output + result.stderr
+    # a class loss is refused for them without calling integer labels real values
+    result = invoke("train", "toy-wave", "--loss", "cross_entropy", "--out", tmp_path / "c",
+                    "--steps", 1)
+    assert_one_line_error(result, "it takes class ids, the task's targets are values of the "
+                                  "outputs' shape", code=1)
 
 
 def test_a_changed_option_the_run_left_at_its_default_says_so():

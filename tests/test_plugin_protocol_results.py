@@ -124,7 +124,8 @@ def test_a_loss_declaring_class_targets_is_refused_on_real_valued_targets(protoc
     result = invoke("train", "forecast", "--model", "rnn", "--loss", "protocol_vector",
                     "--steps", 1, "--hidden", 4, "--threads", 1, "--out", run, "--quiet")
     one_line_error(result, "--loss protocol_vector does not fit task 'forecast' (its default "
-                           "is mse): it takes class ids, the task's targets are real values")
+                           "is mse): it takes class ids, the task's targets are values of the "
+                           "outputs' shape")
     assert not run.exists()
 
 
