@@ -1,10 +1,10 @@
 """What a third-party cell's backward or loss returns, checked where training reads it,
 and what `recurrent export` says about a plugin's cell. A backward returning the single
-state's gradient bare (dh instead of (dh,), as docs/plugins-native.md warns) was read row by
-row: a wrong initial-state gradient without an error. A dx of the wrong shape, or a loss
-value that is not a scalar, failed as an "internal error" naming neither the cell nor the
-loss. `--format onnx` of a run whose cell has no ONNX operator asked for the onnx package
-first, which would then refuse the cell."""
+state's gradient bare (dh instead of (dh,), as docs/plugins-native.md warns) or a dx of the
+wrong shape, a loss value that is not a scalar, a loss of the other target kind than the
+task's and a loss that is NaN before any update are each one line naming the plugin's
+object; `--format onnx` of a run whose cell has no ONNX operator refuses the cell before
+it looks for the onnx package."""
 import sys
 
 import numpy as np

@@ -20,7 +20,7 @@ def _source_in(split):
 
 @pytest.fixture()
 def prepared(tmp_path):
-    pytest.importorskip("sacrebleu")
+    pytest.importorskip("sacrebleu", reason="sacrebleu not installed (the seq2seq extra)")
     from recurrent_plugins.seq2seq.task import Seq2Seq
     rng = random.Random(5)
     words = sorted({"".join(rng.choice("abcdef") for _ in range(rng.randint(2, 6)))
