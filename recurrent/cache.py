@@ -5,7 +5,9 @@ Each entry is one .npz file (recurrent.checkpoint: plain arrays read with
 allow_pickle=False, so a cache file cannot run code; written atomically) named by the
 SHA-256 of its key, the JSON of everything the result depends on (the data's hash, the
 options that matter, a format version). An entry that is missing, unreadable or does not
-fit is simply computed again; a cache that cannot be written is skipped.
+fit is simply computed again; a cache that cannot be written is skipped. Entries are never
+removed (there is no size cap: deleting the directory reclaims its space); the temporary
+file a killed process's write left is removed by a later write into its folder.
 
 Where: $RECURRENT_CACHE_DIR (a leading ~ is the home directory), else
 $XDG_CACHE_HOME/recurrent (when absolute, as the XDG spec has it), else ~/.cache/recurrent.
@@ -17,8 +19,13 @@ import hashlib
 import json
 import os
 
-from .checkpoint import load_arrays, save_arrays
+from .checkpoint import load_arrays, remove_stale_temps, save_arrays
 from .errors import UserError
+
+
+# A temporary file unchanged this long belongs to a killed process: a write in progress
+# changes its file far more often than this.
+STALE_TEMP_SECONDS = 3600.0
 
 
 def cache_dir() -> str | None:
@@ -70,6 +77,8 @@ def store(namespace: str, key: dict, arrays: dict) -> None:
         return
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        remove_stale_temps(os.path.dirname(path), STALE_TEMP_SECONDS)
         save_arrays(path, arrays, {"key": key})
     except OSError:
         pass
+

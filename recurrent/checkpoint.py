@@ -27,6 +27,7 @@ import os
 import re
 import stat
 import tempfile
+import time
 import zipfile
 
 import numpy as np
@@ -151,28 +152,42 @@ def _create(tmp: str, path: str) -> None:
     os.unlink(tmp)
 
 
-# atomic_write's temporary files of a run's own files: ".last.npz.k3j9x_2a.tmp"
-_RUN_TEMP = re.compile(r"^\.(%s)\.[A-Za-z0-9_]{8}\.tmp$" % "|".join(
-    re.escape(name) for name in (CONFIG_FILE, LAST, BEST, METRICS, PLOT_FILE, DIVERGED)))
+def _temp_pattern(names=None) -> re.Pattern:
+    """atomic_write's temporary files (".last.npz.k3j9x_2a.tmp": mkstemp's 8 characters
+    between the file's name and .tmp) of the files ``names``, or of any file (None)."""
+    name = ".+" if names is None else "(%s)" % "|".join(re.escape(n) for n in names)
+    return re.compile(r"^\.%s\.[A-Za-z0-9_]{8}\.tmp$" % name)
 
 
-def remove_stale_temps(directory: str) -> list[str]:
-    """Remove the temporary files that writes of a run's files left in ``directory`` when
-    their process was killed (SIGKILL, a power cut: atomic_write removes its own on any
-    error it sees), each as large as the file it was to become; only while no process
-    writes them (the caller holds the run's training lock). Returns the names removed."""
+_RUN_TEMP = _temp_pattern((CONFIG_FILE, LAST, BEST, METRICS, PLOT_FILE, DIVERGED))
+_ANY_TEMP = _temp_pattern()
+
+
+def remove_stale_temps(directory: str, older_than: float | None = None) -> list[str]:
+    """Remove the temporary files that atomic writes left in ``directory`` when their
+    process was killed (SIGKILL, a power cut: atomic_write removes its own on any error it
+    sees), each as large as the file it was to become. Without ``older_than``: a run
+    directory's, of its own files, while no process writes them (the caller holds the
+    run's training lock). With it: any file's, in a folder that other processes write
+    into without a lock (the caches), so only those unchanged for ``older_than`` seconds,
+    which no write in progress leaves alone that long. Returns the names removed."""
     try:
         names = os.listdir(directory)
     except OSError:
         return []
+    pattern = _RUN_TEMP if older_than is None else _ANY_TEMP
+    now = time.time()
     removed = []
     for name in names:
-        if _RUN_TEMP.match(name):
-            try:
-                os.remove(os.path.join(directory, name))
+        if not pattern.match(name):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            if older_than is None or now - os.stat(path).st_mtime > older_than:
+                os.remove(path)
                 removed.append(name)
-            except OSError:
-                pass
+        except OSError:
+            pass
     return removed
 
 

@@ -4,6 +4,7 @@ process that sees many files or options does not grow without bound."""
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import OrderedDict
 
 import numpy as np
@@ -28,6 +29,20 @@ class Kept(OrderedDict):
         self.move_to_end(key)
         while len(self) > self.size:
             self.popitem(last=False)
+
+
+def file_identity(path: str) -> tuple | None:
+    """What says a file is unchanged since a memo read it: its device, inode, size, and
+    modification and status-change times (ns); None for a path that cannot be read (its
+    reader says why). Size and mtime alone miss a rewrite of the same size whose mtime
+    was kept or set back (cp -p, rsync -t, touch -r); the status-change time cannot be
+    set back, and a file replaced by another, or another pipe at the same /dev/fd path,
+    has another inode."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def rows_key(array: np.ndarray) -> tuple:

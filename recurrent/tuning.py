@@ -221,8 +221,11 @@ def read_cache(path: str) -> dict:
 def write_cache(path: str, settings: dict, info: dict) -> None:
     """Store `settings` (and `info`: threads, budget, decisions) atomically
     (checkpoint.atomic_write: a complete temporary file renamed over `path`)."""
+    from .cache import STALE_TEMP_SECONDS
+    from .checkpoint import remove_stale_temps
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
+    remove_stale_temps(folder, STALE_TEMP_SECONDS)
     data = {"key": machine_key(), "settings": settings,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **info}
     text = json.dumps(data, indent=1, sort_keys=True)

@@ -23,6 +23,7 @@ import numpy as np
 
 from recurrent import schema
 from recurrent.errors import UserError
+from recurrent.memo import file_identity
 from recurrent.report import TRAIN_OVERLAP, generic_report
 
 from . import metrics, sampling, streams, text
@@ -59,20 +60,17 @@ DEFAULTS = {
 
 
 class _Corpus:
-    """The decoded text of one file and its encoded ids, cached while the file's size and
-    mtime are unchanged: every epoch and evaluation asks again, and decoding, hashing and
-    encoding the whole file each time would dominate short runs."""
+    """The decoded text of one file and its encoded ids, cached while the file is
+    unchanged (recurrent.memo.file_identity): every epoch and evaluation asks again, and
+    decoding, hashing and encoding the whole file each time would dominate short runs."""
 
-    _text: dict = {}  # (path, size, mtime) -> str; one corpus at a time: they can be large
+    _text: dict = {}  # (path, file identity) -> str; one corpus at a time: they can be large
     _ids: dict = {}  # (text key, max_chars, vocab, fingerprint) -> (N,) int64 ids
 
     @staticmethod
     def _key(path: str):
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None  # let read_text report the problem
-        return (path, st.st_size, st.st_mtime_ns)
+        identity = file_identity(path)  # None: read_text reports the problem
+        return None if identity is None else (path, identity)
 
     @classmethod
     def text(cls, path: str) -> str:

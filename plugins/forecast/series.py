@@ -10,14 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import stat
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from recurrent import datafile
 from recurrent.errors import UserError
-from recurrent.memo import Kept
+from recurrent.memo import Kept, file_identity
 
 from .times import parse_times
 
@@ -94,19 +93,6 @@ READ_KEPT = 2
 _READ = Kept(READ_KEPT)
 
 
-def _identity(path: str) -> tuple | None:
-    """What says a regular file is unchanged: its device, inode, size, and modification
-    and status-change times (ns); None for anything else (a pipe gives its data once:
-    recurrent.datafile keeps that) or a path that cannot be read (read_text says why)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    if not stat.S_ISREG(st.st_mode):
-        return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
 def _copy(series: Series) -> Series:
     """A Series of its own arrays: the cached one is never handed out to be changed."""
     return replace(series, columns=list(series.columns), values=series.values.copy(),
@@ -123,11 +109,12 @@ def read_series(source: Source, columns: list[str] | tuple[str, ...] | None,
     ``date_order`` ("dmy"/"mdy"): how to read dates such as 01/02/2010 when the column
     itself does not tell (see times.py).
 
-    Kept per process while the file's identity (_identity) is unchanged, for the same
-    source and options (the READ_KEPT files read last); each call gets its own copy.
-    A file that changed while it was read is not kept.
+    Kept per process while the file's identity (recurrent.memo.file_identity) is
+    unchanged, for the same source and options (the READ_KEPT files read last); each call
+    gets its own copy. A file that changed while it was read is not kept.
     """
-    identity = _identity(source.path)
+    # a regular file only: a pipe gives its data once (recurrent.datafile keeps that)
+    identity = file_identity(source.path) if os.path.isfile(source.path) else None
     if identity is None:
         return _read_series(source, columns, time_column, date_order)
     key = (source.path, identity, source.label, source.bundled, source.time_column,
@@ -137,7 +124,7 @@ def read_series(source: Source, columns: list[str] | tuple[str, ...] | None,
     if kept is not None:
         return _copy(kept)
     series = _read_series(source, columns, time_column, date_order)
-    if _identity(source.path) == identity:
+    if file_identity(source.path) == identity:
         _READ[key] = _copy(series)
     return series
 

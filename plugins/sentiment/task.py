@@ -20,7 +20,7 @@ import numpy as np
 from recurrent import cache, schema
 from recurrent import paired as paired_tests
 from recurrent.errors import UserError
-from recurrent.memo import Kept, frozen
+from recurrent.memo import Kept, file_identity, frozen
 from recurrent.pretrain import pretrain_language_model
 from recurrent.report import TRAIN_OVERLAP, overlap_count
 
@@ -78,8 +78,8 @@ def _cached_read(path: str, text_column: str, label_column: str | None, tokenize
     under tokenizer version ``tokenizer``, a dict for what is computed from them:
     split_rows' encodings), read once per file version, columns, tokenizer and cut. The
     tokens past the cut, which nothing reads, are not kept."""
-    st = _stat(path)
-    key = (os.path.abspath(path), st, text_column, label_column, tokenizer, max_tokens)
+    key = (os.path.abspath(path), file_identity(path), text_column, label_column, tokenizer,
+           max_tokens)
     if key not in _files:
         data = read_csv(path, text_column, label_column, column_hint, tokenizer)
         _files[key] = (data, [tokenize(t, tokenizer)[:max_tokens or None]
@@ -96,14 +96,6 @@ def _tokenizer(state: dict) -> int:
                         f"this recurrent does not know (it knows "
                         f"{', '.join(map(str, TOKENIZERS))}): upgrade recurrent")
     return version
-
-
-def _stat(path):
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None  # read_csv reports the problem in its own words
-    return (st.st_mtime_ns, st.st_size)
 
 
 def _vocab_key(vocab: list[str]) -> str:
@@ -554,7 +546,7 @@ class SentimentTask:
         eval_data = config.get("eval_data") if split == "test" else None
         # once per split, state and evaluation file: every member and report asks again
         key = (json.dumps(_split_key(state), sort_keys=True), split,
-               eval_data and (os.path.abspath(eval_data), _stat(eval_data)))
+               eval_data and (os.path.abspath(eval_data), file_identity(eval_data)))
         if key not in _baseline_probs:
             _, prior, logreg = self._baseline_models(state)
             sequences, y = self.split_rows(state, split, config)

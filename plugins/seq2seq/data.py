@@ -19,6 +19,7 @@ import numpy as np
 
 from recurrent import datafile
 from recurrent.errors import UserError
+from recurrent.memo import file_identity
 from recurrent.seq2seq import PAD_ID
 
 BUNDLED_NAME = "cmudict_g2p.tsv.xz"
@@ -63,8 +64,8 @@ def spread(items: list, n: int) -> list:
 
 
 class _Cache:
-    """The pairs of one file, kept while its size and mtime are unchanged (every epoch and
-    evaluation asks again)."""
+    """The pairs of one file, kept while it is unchanged (recurrent.memo.file_identity):
+    every epoch and evaluation asks again."""
     key = None
     value = None
 
@@ -72,11 +73,8 @@ class _Cache:
 def read_pairs(path: str, label: str | None = None) -> tuple[list, str]:
     """[(source, target), ...] of a TSV file and its content fingerprint; UserError (one
     line, naming the line number) for a line without a tab or with an empty side."""
-    try:
-        st = os.stat(path)
-        key = (path, st.st_size, st.st_mtime_ns)
-    except OSError:
-        key = None
+    identity = file_identity(path)
+    key = None if identity is None else (path, identity)
     if key is not None and key == _Cache.key:
         return _Cache.value
     label = label or os.path.basename(path)
