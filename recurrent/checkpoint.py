@@ -153,10 +153,12 @@ def _create(tmp: str, path: str) -> None:
 
 
 def _temp_pattern(names=None) -> re.Pattern:
-    """atomic_write's temporary files (".last.npz.k3j9x_2a.tmp": mkstemp's 8 characters
-    between the file's name and .tmp) of the files ``names``, or of any file (None)."""
+    """atomic_write's temporary files (".last.npz.k3j9x_2a.tmp": mkstemp's 8 characters,
+    lowercase letters, digits and _, between the file's name and .tmp) of the files
+    ``names``, or of any file (None). Nothing else: not an uppercase letter, nor a
+    newline after .tmp (which $ would let through)."""
     name = ".+" if names is None else "(%s)" % "|".join(re.escape(n) for n in names)
-    return re.compile(r"^\.%s\.[A-Za-z0-9_]{8}\.tmp$" % name)
+    return re.compile(r"^\.%s\.[a-z0-9_]{8}\.tmp\Z" % name)
 
 
 _RUN_TEMP = _temp_pattern((CONFIG_FILE, LAST, BEST, METRICS, PLOT_FILE, DIVERGED))

@@ -38,9 +38,17 @@ def test_a_later_write_removes_the_temp_file_of_a_killed_cache_write(tmp_path, m
     notes = os.path.join(folder, "notes.txt")
     with open(notes, "w") as f:
         f.write("mine")
+    # old, but no name mkstemp gives (lowercase letters, digits and _; nothing after .tmp)
+    kept = [os.path.join(folder, name) for name in (".notes.ABCDEFGH.tmp",
+                                                    ".notes.abcdefgh.tmp\n")]
+    for name in kept:
+        with open(name, "w") as f:
+            f.write("mine")
+        os.utime(name, (0, 0))
     cache.store("ns", new_key, {"x": np.arange(3.0)})
     assert not os.path.exists(stale)
     assert os.path.exists(live) and os.path.exists(notes)
+    assert all(os.path.exists(name) for name in kept)
     np.testing.assert_array_equal(cache.load("ns", new_key)["x"], np.arange(3.0))
 
 

@@ -11,7 +11,10 @@ from recurrent.checkpoint import atomic_write
 STALE = [".last.npz.k3j9x_2a.tmp", ".best.npz.abcdefgh.tmp", ".config.json.0a1b2c3d.tmp",
          ".metrics.jsonl.zzzzzzzz.tmp", ".loss.png.q_q_q_q_.tmp"]
 KEPT = ["notes.txt", ".last.npz.tmp", ".mine.png.abcdefgh.tmp", "last.npz.abcdefgh.tmp",
-        ".last.npz.abcdefgh.tmp.keep"]
+        ".last.npz.abcdefgh.tmp.keep",
+        # not mkstemp's: its 8 characters are lowercase letters, digits and _ only, and
+        # nothing follows .tmp (not even the newline a regex's $ lets through)
+        ".last.npz.ABCDEFGH.tmp", ".last.npz.abcdefgh.tmp\n"]
 
 
 def test_the_training_lock_removes_temp_files_of_killed_writes(tmp_path):
