@@ -201,3 +201,17 @@ def registered_plugin(plugin, name, **kwargs):
         yield
     finally:
         plugins.unregister_plugin(name)
+
+
+def read_token_pool(vocab_size, embed_dim, hidden_size, wide_bigrams, capacity, ids):
+    """A StreamPool over a small mean-pooled token model with a wide part (seed 0), whose
+    stream "a" is open and has read ``ids``: (pool, that stream's state)."""
+    import recurrent
+    from recurrent.model import SequenceModel
+    spec = {"input": "tokens", "vocab_size": vocab_size, "embed_dim": embed_dim,
+            "output": "mean", "output_size": 2, "wide_bigrams": wide_bigrams}
+    pool = recurrent.StreamPool(SequenceModel(spec, hidden_size=hidden_size, seed=0),
+                                capacity=capacity)
+    pool.open("a")
+    pool.read("a", ids)
+    return pool, pool.state("a")

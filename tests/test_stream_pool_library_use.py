@@ -5,6 +5,7 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import read_token_pool
 
 import recurrent
 from recurrent.ensemble import EnsembleModel
@@ -79,12 +80,7 @@ def test_an_ensemble_given_by_keyword_is_an_ensemble_pool():
     ("seen", 256, "seen must hold integers in 0..255"),
 ])
 def test_a_restore_refuses_integer_states_no_pool_holds(name, value, message):
-    spec = {"input": "tokens", "vocab_size": 9, "embed_dim": 4, "output": "mean",
-            "output_size": 2, "wide_bigrams": 8}
-    pool = recurrent.StreamPool(SequenceModel(spec, hidden_size=6, seed=0), capacity=2)
-    pool.open("a")
-    pool.read("a", [3, 1, 4])
-    before = pool.state("a")
+    pool, before = read_token_pool(9, 4, 6, 8, capacity=2, ids=[3, 1, 4])
     bad = dict(before)
     bad[name] = np.full(before[name].shape, value)
     with pytest.raises(ValueError) as info:

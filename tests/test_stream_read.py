@@ -3,6 +3,7 @@ step calls give, across chunk boundaries, for every kind of pooled output, a wid
 an ensemble and int8; a failed read changes nothing."""
 import numpy as np
 import pytest
+from helpers import read_token_pool
 
 import recurrent
 import recurrent.streams
@@ -95,12 +96,7 @@ def test_an_ensemble_and_int8_read_as_they_step(small_chunks):
 
 
 def test_bad_reads_fail_with_one_line_messages_and_change_nothing():
-    spec = {"input": "tokens", "vocab_size": 5, "embed_dim": 2, "output": "mean",
-            "output_size": 2, "wide_bigrams": 4}
-    pool = recurrent.StreamPool(SequenceModel(spec, hidden_size=4, seed=0), capacity=1)
-    pool.open("a")
-    pool.read("a", [1, 2, 3])
-    before = pool.state("a")
+    pool, before = read_token_pool(5, 2, 4, 4, capacity=1, ids=[1, 2, 3])
     cases = [(KeyError, "read: no open stream 'b'", lambda: pool.read("b", [1])),
              (ValueError, "read: no inputs; give at least one step", lambda: pool.read("a", [])),
              (ValueError, "values in 0..4", lambda: pool.read("a", [1, 9])),
