@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import positive_int, probability
+from .checks import float_dtype, positive_int, probability
 from .dropout import Dropout
 from .layers import Recurrent
 from .lengths import valid_mask
@@ -107,10 +107,7 @@ class SequenceModel(FlatModel):
                  bidirectional=False, seed=0, num_threads=None, dtype=np.float32, init="uniform",
                  forget_bias=None, recurrent_dropout=0.0, zoneout=0.0):
         self.spec = check_spec(spec)
-        try:
-            self.dtype = np.dtype(dtype)
-        except TypeError:
-            raise ValueError(f"dtype: expected float32 or float64, got {dtype!r}") from None
+        self.dtype = float_dtype(dtype)
         self.output = spec["output"]
         self.tokens = spec["input"] == "tokens"
         try:
