@@ -250,7 +250,7 @@ def not_json(value, where: str = "state") -> str | None:
 
 
 def saved_json(value):
-    """``value`` as config.json gives it back."""
+    """``value`` as config.json gives it back (tuples become lists, paths text)."""
     return json.loads(json.dumps(value, default=json_default))
 
 
@@ -288,6 +288,11 @@ def json_text(obj, indent=None) -> str:
     """JSON for what the CLI prints: json_default's conversions, and NaN or infinite
     numbers (a metric undefined on the data) as null, which strict parsers accept."""
     return json.dumps(_finite(obj), indent=indent, default=json_default, allow_nan=False)
+
+
+def metrics_line(record: dict) -> str:
+    """One record of metrics.jsonl as its line: sorted keys, newline-terminated."""
+    return json.dumps(record, sort_keys=True, default=json_default) + "\n"
 
 
 def write_json(path: str, obj: dict, replace: bool = True) -> None:
@@ -480,7 +485,7 @@ class RunDir:
     def append_metrics(self, record: dict) -> None:
         """One JSON line per record; a line is written with a single write call (on a
         line of its own after a cut-off one)."""
-        data = (json.dumps(record, sort_keys=True, default=json_default) + "\n").encode()
+        data = metrics_line(record).encode()
         path = self.file(METRICS)
         try:
             if _shared_file(path):  # a run copied as links (cp -rs, cp -al): its own
@@ -529,8 +534,7 @@ class RunDir:
         records = self.read_metrics()
         kept = [r for r in records if not (isinstance(r.get("step"), int) and r["step"] > step)]
         if len(kept) != len(records):
-            text = "".join(json.dumps(r, sort_keys=True, default=json_default) + "\n"
-                           for r in kept)
+            text = "".join(metrics_line(r) for r in kept)
             atomic_write(self.file(METRICS), lambda f: f.write(text.encode("utf-8")))
 
 

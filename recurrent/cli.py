@@ -19,10 +19,12 @@ from . import __version__, averaging, candidates, distributed, ensemble, plugins
 from .checkpoint import json_text
 from ._console import debug_asked
 from .checks import one_line
+from .cli_options import checkpoint_option
 from .errors import AllRanksError, UserError, error_line
 from . import out_paths
 from .key_reads import KeyReads
 from .progress import share_text
+from .protocols import SPLITS
 from .out_paths import check_plot
 from .quant import PRECISIONS
 from .threads import MAX_THREADS, env_threads, single_threaded_blas
@@ -525,11 +527,10 @@ def _eval_header(task, run, split, note, checkpoint, evaluated, precision):
 @click.argument("run")
 @click.option("--data", default=None, metavar="FILE",
               help="Evaluate on this file instead (read with the run's vocabulary/scaler).")
-@click.option("--split", type=click.Choice(["train", "valid", "test"]), default=None,
+@click.option("--split", type=click.Choice(list(SPLITS)), default=None,
               help="Which split of the run's data [default: test, or valid for a task "
                    "whose data has no test split].")
-@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best",
-              show_default=True, help="Best validation parameters, or the latest.")
+@checkpoint_option
 @click.option("--threads", type=click.IntRange(min=1, max=MAX_THREADS), default=None,
               help="Kernel threads.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
@@ -642,7 +643,7 @@ def _eval_split(task, split):
     """The split `eval` scores without --data: the one asked for, else "test", else
     "valid" for a task whose data has no test split (Task.splits); UserError for a split
     the task's data does not have."""
-    splits = tuple(task.splits) if hasattr(task, "splits") else ("train", "valid", "test")
+    splits = tuple(task.splits) if hasattr(task, "splits") else SPLITS
     if split is None:
         return "test" if "test" in splits else "valid"
     if split not in splits:

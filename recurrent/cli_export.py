@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from . import out_paths
+from .cli_options import checkpoint_option
 from .export import EXTENSIONS, FORMATS, INT8_EXTENSION
 from .quant import PRECISIONS
 
@@ -26,8 +27,7 @@ from .quant import PRECISIONS
 @click.option("--force", is_flag=True,
               help="Replace --out if it exists (a path inside the run, or an existing file of "
                    "another run directory, is always refused).")
-@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best",
-              show_default=True, help="Best validation parameters, or the latest.")
+@checkpoint_option
 @click.option("--state-inputs", is_flag=True,
               help="onnx: take the initial recurrent state as inputs h_0 (and c_0), to "
                    "run a sequence piece by piece [default: zeros].")

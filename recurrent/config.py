@@ -7,7 +7,6 @@ On resume only the options in RESUMABLE may change; any other must keep its valu
 """
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import os
@@ -16,7 +15,7 @@ import numpy as np
 
 from . import averaging, selection
 from .checks import one_line
-from .checkpoint import json_default
+from .checkpoint import saved_json
 from .errors import UserError
 from .model import SequenceModel, check_spec
 from .optim import Schedule, check_optimizer_settings, default_weight_decay, make_optimizer
@@ -126,11 +125,6 @@ def _same_file(saved, given) -> bool:
         return False
 
 
-def _as_saved(value):
-    """The value as config.json stores it (tuples become lists, paths text)."""
-    return json.loads(json.dumps(value, default=json_default))
-
-
 class TrainingConfig(dict):
     """A run's resolved options, shared and task-specific, in one dict: tasks receive it
     as their ``config``. Saved as the "config" object of config.json (to_json /
@@ -172,7 +166,7 @@ class TrainingConfig(dict):
         with (--window auto): giving one of those again is no change either."""
         config = TrainingConfig(self)
         for key, value in changes.items():
-            if key in (given or {}) and _as_saved(given[key]) == _as_saved(value):
+            if key in (given or {}) and saved_json(given[key]) == saved_json(value):
                 continue  # the choice asked for again: the run keeps what it chose
             saved = self.get(key)
             if saved is None and key in (resolved or {}):
@@ -184,7 +178,7 @@ class TrainingConfig(dict):
                 chosen = ""
             if key in RESUMABLE:
                 config[key] = value
-            elif _as_saved(saved) != _as_saved(value) and not _same_file(saved, value):
+            elif saved_json(saved) != saved_json(value) and not _same_file(saved, value):
                 had = (f"the run has {saved!r}{chosen}" if saved is not None
                        else "the run left it at its default")
                 flag = (flags or {}).get(key) or f"--{key.replace('_', '-')}"

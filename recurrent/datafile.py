@@ -16,6 +16,7 @@ import bz2
 import codecs
 import csv
 import gzip
+import hashlib
 import io
 import lzma
 import os
@@ -171,6 +172,12 @@ def read(path, label: str | None = None) -> Content:
 def read_text(path, label: str | None = None) -> str:
     """The text of a data file: ``read(path, label).text``."""
     return read(path, label).text
+
+
+def fingerprint(text: str) -> str:
+    """A short content hash of a data file's text, recorded in a run's task state to
+    notice a changed file."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def compression(raw: bytes, path: str = "") -> str | None:

@@ -28,14 +28,13 @@ anything is written.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import numpy as np
 
 from . import in_turn, run_lock, selection
-from .checkpoint import CONFIG_FILE, METRICS, RunCopy, RunDir, atomic_write, json_default
+from .checkpoint import CONFIG_FILE, METRICS, RunCopy, RunDir, atomic_write, metrics_line
 from .errors import UserError
 from .interrupt import Interrupt
 from .lengths import valid_mask
@@ -296,7 +295,7 @@ class EnsembleTrainer:
         text = self.selection.describe(self.selection.checked_score(metrics))
         record = {"kind": "eval", "split": "valid", "ensemble": self.size,
                   "member_steps": steps, "metrics": metrics, "time": time.time()}
-        line = json.dumps(record, sort_keys=True, default=json_default) + "\n"
+        line = metrics_line(record)
         atomic_write(self.run.file(METRICS), lambda f: f.write(line.encode("utf-8")))
         if not quiet:
             self.echo(f"ensemble of {self.size} members: valid  "

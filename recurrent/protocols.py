@@ -165,6 +165,9 @@ class Loss(Protocol):
         the mean of the members' probabilities. Without it an ensemble takes the mean."""
 
 
+SPLITS = ("train", "valid", "test")  # the splits a task's data may hold (Task.splits)
+
+
 class Task(Protocol):
     """A learning problem runnable from the CLI: `recurrent train NAME`.
 
@@ -232,9 +235,9 @@ class Task(Protocol):
     every task that sets it; without it (or False) the task sees whole sequences."""
 
     splits: tuple[str, ...]
-    """The splits the task's data holds, from ("train", "valid", "test"); without it all
-    three. `recurrent eval` evaluates "test" by default, or "valid" when the task has no
-    test split (and refuses an explicit --split the task lacks, without --data)."""
+    """The splits the task's data holds, from SPLITS ("train", "valid", "test"); without
+    it all three. `recurrent eval` evaluates "test" by default, or "valid" when the task
+    has no test split (and refuses an explicit --split the task lacks, without --data)."""
 
     unused_options: tuple[str, ...]
     """Shared training options the task never reads (config keys, e.g. ("seq_len",)):

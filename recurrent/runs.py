@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import __version__, candidates, ensemble, run_lock, selection
+from . import __version__, averaging, candidates, ensemble, run_lock, selection
 from .checkpoint import BEST, CONFIG_FILE, LAST, RunCopy, RunDir, kept_state, load_arrays
 from .checks import one_line
 from .config import TrainingConfig, check_model_spec, option_flags
@@ -303,7 +303,7 @@ def _check_average_covers(task, task_state, config) -> None:
     (Task.trained_params): the average covers the network's parameters only, and a
     checkpoint of averaged network and last task parameters would pair values from
     different points of the trajectory."""
-    if str(config.get("average", "off")).strip().lower() == "off":
+    if averaging.parse(config.get("average", averaging.OFF)) is None:  # off
         return
     own = owned(task, task_state, config)
     if own:

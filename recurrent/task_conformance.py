@@ -42,13 +42,12 @@ from .checkpoint import json_default, not_json, saved_json
 from .conformance import CheckResult, CheckRunner, members_check
 from .config import SHARED_DEFAULTS, TrainingConfig, check_model_spec, task_options
 from .lengths import valid_mask
-from .protocols import Task
+from .protocols import SPLITS, Task
 from .report import baselines_problem
 from .step import batch_problem
 
 BATCHES_CHECKED = 3  # per split: batches run through the model and the loss
 BATCHES_COMPARED = 20  # per call of "same batches"
-SPLITS = ("train", "valid", "test")
 
 
 def default_config(task, seed: int = 0) -> TrainingConfig:

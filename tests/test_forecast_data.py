@@ -7,6 +7,7 @@ import pytest
 from helpers import sunspot_rows, write_csv
 
 from recurrent.errors import UserError
+from recurrent_plugins.forecast import anchors
 from recurrent_plugins.forecast import series as dataio
 from recurrent_plugins.forecast import windows as win
 from recurrent_plugins.forecast.task import ForecastTask
@@ -162,8 +163,7 @@ def test_gaps_interpolate_in_time_not_across_splits(tmp_path):
 
 def test_windows_are_time_ordered_and_splits_do_not_overlap():
     origins = {name: win.window_origins(start, end, 4, 2)
-               for name, (start, end) in {"train": (0, 20), "valid": (20, 26),
-                                          "test": (26, 32)}.items()}
+               for name, (start, end) in win.split_ranges(20, 26, 32).items()}
     assert origins["train"].tolist() == list(range(3, 18))  # inputs from row 0, targets < 20
     assert origins["valid"].tolist() == list(range(19, 24))  # targets 20..25
     assert origins["test"].tolist() == list(range(25, 30))  # targets 26..31
@@ -176,11 +176,13 @@ def test_windows_are_time_ordered_and_splits_do_not_overlap():
     relative = win.input_windows(scaled, last_seen, origins["test"], 4, relative=True)
     np.testing.assert_array_equal(relative[:, 0, 0], [-3, -2, -1, 0])  # shape, not level
     np.testing.assert_array_equal(relative, x - x[-1:])
-    levels = win.encode_targets(scaled, last_seen, origins["test"], 2, difference=False)
+    levels = anchors.model_targets(scaled, last_seen, origins["test"],
+                                   {"horizon": 2, "difference": False})
     np.testing.assert_array_equal(levels[0], [26, -26, 27, -27])  # step-major (h * C + c)
-    changes = win.encode_targets(scaled, last_seen, origins["test"], 2, difference=True)
+    state = {"horizon": 2, "season": 1}  # changes from the last value
+    changes = anchors.model_targets(scaled, last_seen, origins["test"], state)
     np.testing.assert_array_equal(changes[0], [1, -1, 2, -2])
-    decoded = win.decode_outputs(changes[:1], scaled[origins["test"][:1]], 2, difference=True)
+    decoded = anchors.model_forecasts(changes[:1], scaled, last_seen, origins["test"][:1], state)
     np.testing.assert_array_equal(decoded[0], [[26, -26], [27, -27]])
 
 

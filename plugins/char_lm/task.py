@@ -21,30 +21,32 @@ import os
 import click
 import numpy as np
 
-from recurrent import schema
+from recurrent import datafile, schema
 from recurrent.errors import UserError
 from recurrent.memo import file_identity
 from recurrent.report import TRAIN_OVERLAP, generic_report
 
 from . import metrics, sampling, streams, text
 
-VALID_FRACTION = 0.05
+VALID_FRACTION = 0.05  # the end of the corpus held out for validation
 EVAL_STREAMS = 32  # streams scored side by side in evaluate()
 STREAM_TOP_K = 5  # next characters in each answer of `predict --stream`
+LENGTH = 500  # default predict --length
+TEMPERATURE = 0.8  # default predict --temperature
 EVAL_WARMUP = 200  # characters each later stream reads before scoring
 EVAL_CHUNK = 512  # steps per forward call in evaluate(): bounds the (T, S, V) logits
 EVAL_LOGITS = 1 << 24  # at most this many logits per forward call in evaluate() (64 MB)
 EMBED_DIM = 64  # default --embed-dim
 
-# Defaults of the shared training options for this task: the shortest training found to
-# reach a validation loss <= 1.5 nats/char on the bundled corpus, with a margin for other
-# initial weights (the sweep behind them: benchmarks/README.md, "char-lm defaults").
 # What a saved run's state must hold (check_state; recurrent.schema).
 STATE = schema.fields({"data": str, "fingerprint": str, "vocab": schema.list_of(str),
                        "n_train": schema.at_least(1)},
                       {"max_chars": schema.at_least(0), "n_chars": schema.at_least(2),
                        "line_break": schema.one_of("\n", "\r\n")})
 
+# Defaults of the shared training options for this task: the shortest training found to
+# reach a validation loss <= 1.5 nats/char on the bundled corpus, with a margin for other
+# initial weights (the sweep behind them: benchmarks/README.md, "char-lm defaults").
 DEFAULTS = {
     "cell": "lstm",
     "hidden": 256,
@@ -93,7 +95,7 @@ class _Corpus:
         if max_chars:
             corpus = corpus[:max_chars]
         name = os.path.basename(path)
-        if text.fingerprint(corpus) != fingerprint:
+        if datafile.fingerprint(corpus) != fingerprint:
             raise UserError(f"{name} changed since this run was trained "
                             "(content fingerprint differs)")
         ids = text.Vocabulary(vocab).encode(corpus, name)
@@ -173,8 +175,8 @@ class CharLM:
         return [
             click.Option(["--data"], default=text.BUNDLED, show_default=True, metavar="FILE",
                          help="UTF-8 text file (plain, .gz, .bz2, .xz or .zip); the default "
-                              "is the bundled Shakespeare plays (2.2 MB). Last 5% = "
-                              "validation."),
+                              "is the bundled Shakespeare plays (2.2 MB). Last "
+                              f"{VALID_FRACTION:.0%} = validation."),
             click.Option(["--max-chars"], type=click.IntRange(min=0), default=0,
                          show_default=True,
                          help="Use only the first N characters of the data (0 = all)."),
@@ -201,13 +203,13 @@ class CharLM:
             click.Option(["--prime"], default=None,
                          help="Text to start from (default: a newline; with --stream: "
                               "nothing)."),
-            click.Option(["--length"], type=click.IntRange(min=0), default=500,
+            click.Option(["--length"], type=click.IntRange(min=0), default=LENGTH,
                          show_default=True, help="Characters to generate."),
-            click.Option(["--temperature"], type=click.FloatRange(min=0.0), default=0.8,
+            click.Option(["--temperature"], type=click.FloatRange(min=0.0), default=TEMPERATURE,
                          show_default=True, help="Sampling temperature; 0 = always argmax."),
             click.Option(["--top-k"], type=click.IntRange(min=1), default=None,
-                         help="Sample only among the K most likely characters (with "
-                              "--stream: answer with them, default 5)."),
+                         help=f"Sample only among the K most likely characters (with "
+                              f"--stream: answer with them, default {STREAM_TOP_K})."),
             click.Option(["--seed"], type=click.IntRange(min=0), default=None,
                          help="Random seed: the same seed gives the same text."),
         ]
@@ -233,7 +235,7 @@ class CharLM:
         return {
             "data": data if data == text.BUNDLED else path,
             "max_chars": max_chars,
-            "fingerprint": text.fingerprint(corpus),
+            "fingerprint": datafile.fingerprint(corpus),
             "vocab": vocab.chars,
             "n_chars": n,
             "n_train": n_train,
@@ -351,8 +353,8 @@ class CharLM:
     # ---- sampling -----------------------------------------------------------------------
 
     def predict_stream(self, state: dict, config: dict, model, options: dict):
-        """Each stdin line continues the text; the answer is the --top-k (default 5) most
-        likely next characters (sampling.next_char_stream)."""
+        """Each stdin line continues the text; the answer is the --top-k (default
+        STREAM_TOP_K) most likely next characters (sampling.next_char_stream)."""
         return sampling.next_char_stream(model, text.Vocabulary(state["vocab"]),
                                          int(options.get("top_k") or STREAM_TOP_K),
                                          options.get("prime"),
@@ -369,8 +371,8 @@ class CharLM:
         if missing:
             shown = ", ".join(repr(c) for c in missing[:5])
             raise UserError(f"--prime has characters not in the model's vocabulary: {shown}")
-        length = options.get("length", 500)
-        temperature = options.get("temperature", 0.8)
+        length = options.get("length", LENGTH)
+        temperature = options.get("temperature", TEMPERATURE)
         top_k = options.get("top_k")
         if length is None or int(length) < 0:
             raise UserError(f"--length must be >= 0, got {length}")

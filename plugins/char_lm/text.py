@@ -7,7 +7,6 @@ through code points in bulk (no Python loop per char).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from importlib import resources
 
@@ -40,11 +39,6 @@ def read_text(path: str) -> str:
     if not text:
         raise UserError(f"{name} is empty: char-lm needs UTF-8 text")
     return text
-
-
-def fingerprint(text: str) -> str:
-    """A short content hash recorded in the run state, to notice a changed data file."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def _code_points(text: str) -> np.ndarray:

@@ -165,10 +165,10 @@ class ForecastTask:
                               "training rows or, when a time column of dates implies "
                               "one (12 for monthly rows, 24 for hourly...), whichever of "
                               "the two seasonal naive forecasts the validation rows better."),
-            click.Option(["--valid-fraction"], default=0.15, show_default=True,
+            click.Option(["--valid-fraction"], default=win.HELD_OUT, show_default=True,
                          type=click.FloatRange(0, 0.5, min_open=True),
                          help="Share of rows (at the end, before the test rows) for validation."),
-            click.Option(["--test-fraction"], default=0.15, show_default=True,
+            click.Option(["--test-fraction"], default=win.HELD_OUT, show_default=True,
                          type=click.FloatRange(0, 0.5, min_open=True),
                          help="Share of rows at the end held out for the test metrics."),
             click.Option(["--difference/--no-difference"], default=True, show_default=True,
@@ -289,10 +289,9 @@ class ForecastTask:
         horizon = int(config.get("horizon", 1))
         n = series.values.shape[0]
         train_end, valid_end = win.split_ends(
-            n, window, horizon, config.get("valid_fraction", 0.15),
-            config.get("test_fraction", 0.15), label=repr(source.label))
-        dataio.check_splits(series, {"train": (0, train_end), "valid": (train_end, valid_end),
-                                     "test": (valid_end, n)})
+            n, window, horizon, config.get("valid_fraction", win.HELD_OUT),
+            config.get("test_fraction", win.HELD_OUT), label=repr(source.label))
+        dataio.check_splits(series, win.split_ranges(train_end, valid_end, n))
         step = _check_one_step(series, train_end)
         train_values = series.values[:train_end]
         train_observed = series.observed[:train_end]
@@ -518,8 +517,7 @@ class ForecastTask:
                 raise UserError(f"the training data {source.label!r} changed since training "
                                 f"(same {n} rows, other values or times); pass it with "
                                 f"--data to evaluate on it as new data")
-            ranges = {"train": (0, train_end), "valid": (train_end, valid_end),
-                      "test": (valid_end, n)}
+            ranges = win.split_ranges(train_end, valid_end, n)
             filled = dataio.fill_gaps(series, [train_end, valid_end, n])
         return Prepared(series=series, filled=filled, scaled=win.scale(filled, state["scaler"]),
                         observed=series.observed, last_seen=win.last_observed(series.observed),

@@ -26,6 +26,7 @@ TREND_SHARE = 0.5  # --inputs auto: relative when a line explains this much of t
 # --window auto: a candidate run per window length, the longest first; a state prepared on
 # its own (not through a training run) takes the first.
 WINDOWS = (30, 16, 8)
+HELD_OUT = 0.15  # the default share of the rows in the validation and in the test split
 
 
 def parse_window(text) -> int | str:
@@ -92,13 +93,9 @@ def _ends(n: int, horizon: int, valid_fraction: float, test_fraction: float) -> 
     return n - n_test - n_valid, n - n_test
 
 
-def split_range(state: dict, split: str) -> tuple[int, int]:
-    """The row range [start, end) whose rows are the targets of ``split``."""
-    train_end, valid_end, n = state["split_ends"]
-    ranges = {"train": (0, train_end), "valid": (train_end, valid_end), "test": (valid_end, n)}
-    if split not in ranges:
-        raise ValueError(f"split must be one of train, valid, test; got {split!r}")
-    return ranges[split]
+def split_ranges(train_end: int, valid_end: int, n: int) -> dict:
+    """{split: (start, end)}: the row range whose rows are the targets of each split."""
+    return {"train": (0, train_end), "valid": (train_end, valid_end), "test": (valid_end, n)}
 
 
 def history_rows(state: dict) -> int:
@@ -281,33 +278,6 @@ def input_windows(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray
 def target_rows(origins: np.ndarray, horizon: int) -> np.ndarray:
     """(B, H) row index of every target."""
     return origins[:, None] + np.arange(1, horizon + 1)[None, :]
-
-
-def encode_targets(scaled: np.ndarray, last_seen: np.ndarray, origins: np.ndarray,
-                   horizon: int, difference: bool) -> np.ndarray:
-    """The head's training targets: (B, H*C) float32, step-major (h * C + c).
-
-    With ``difference`` the head learns the change from the window's last value, so an
-    all-zero output is the naive forecast and a trend outside the training range stays
-    representable.
-    """
-    targets = scaled[target_rows(origins, horizon)]  # (B, H, C)
-    if difference:
-        last = known_at(scaled, last_seen, origins[:, None], origins)  # (B, 1, C)
-        targets = targets - last
-    return np.ascontiguousarray(targets.reshape(len(origins), -1), dtype=np.float32)
-
-
-def decode_outputs(outputs: np.ndarray, last_scaled: np.ndarray, horizon: int,
-                   difference: bool) -> np.ndarray:
-    """Head outputs (B, H*C) -> scaled forecasts (B, H, C).
-
-    last_scaled (B, C): each origin's value as known at the origin (known_at).
-    """
-    forecasts = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), horizon, -1)
-    if difference:
-        forecasts = forecasts + last_scaled[:, None, :]
-    return forecasts
 
 
 def seasonal_inputs(state: dict) -> bool:

@@ -43,9 +43,11 @@ STATE = schema.fields(
 BASELINE_FORMAT = 2  # of the cached baseline models (recurrent.cache)
 NB_FORMAT = 2  # of the cached NB logistic regressions (recurrent.cache)
 FOLDS_FORMAT = 2  # of the cached cross-fitted fold models (recurrent.cache)
+WIDE = "bigrams"  # the default of --wide: the wide part's features
 BIGRAM_BUCKETS = 131072  # the wide part's default, and the nb_logreg baseline's features
 WIDE_DROPOUT = 0.5  # the wide part's default feature dropout
 WIDE_FOLDS = 0  # the fixed wide part's default cross-fitting folds (0: off)
+WIDE_FOLDS_EVAL = "full"  # the default of --wide-folds-eval: the model fitted on every text
 # texts are cut to their first MAX_TOKENS tokens, for the model and the baselines alike;
 # chosen on validation over ten random splits (benchmarks/README.md)
 MAX_TOKENS = 400
@@ -54,7 +56,14 @@ MIN_FREQ = 2  # the default training-split count a token needs to enter the voca
 HELD_OUT = 0.1  # the default share of each class in the validation and in the test split
 WIDE_SCALE = False  # the default of --wide-scale: a learned scale on the wide logits
 PRETRAIN_EPOCHS = 0  # the default of --pretrain-epochs (0: no language-model pretraining)
+EMBED_DIM = 64  # the default of --embed-dim
 EVAL_BATCH = 256  # rows per forward pass in evaluate/predict (no gradients kept)
+# Defaults of the shared training options for this task, with three seeded members
+# (recurrent/ensemble.py): chosen on validation over ten random splits of each dataset
+# (benchmarks/README.md, benchmarks/sentiment_resplit.py)
+DEFAULTS = {"cell": "gru", "hidden": 64, "layers": 1, "bidirectional": True,
+            "batch_size": 32, "epochs": 4, "lr": 2e-3, "optimizer": "adam",
+            "dropout": 0.0, "ensemble": 3}
 FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 # what a run's own data is read for, said when it is gone or has changed (split_rows)
 SCORE_NEED = "evaluate on a file with --data"
@@ -116,7 +125,7 @@ def _split_key(state: dict) -> dict:
 
 def _buckets(config: dict) -> int:
     """The wide part's hashed bigram buckets (0: unigrams only)."""
-    if config.get("wide", "bigrams") == "bigrams":
+    if config.get("wide", WIDE) == "bigrams":
         return int(config.get("bigram_buckets", BIGRAM_BUCKETS))
     return 0
 
@@ -168,7 +177,7 @@ class SentimentTask:
                          default="mean", show_default=True,
                          help="How the RNN outputs over a text's valid steps become one vector."),
             click.Option(["--wide"], type=click.Choice(["none", "unigrams", "bigrams"]),
-                         default="bigrams", show_default=True,
+                         default=WIDE, show_default=True,
                          help="Wide part: a sparse linear model over the text's words (and "
                               "hashed word pairs) added to the RNN's logits (see --wide-fit)."),
             click.Option(["--wide-fit"], type=click.Choice(["nb", "joint"]), default="nb",
@@ -183,7 +192,7 @@ class SentimentTask:
                               f"model fitted without it (0 = off: the model fitted on every "
                               f"training text, which has seen it) [default: {WIDE_FOLDS}]."),
             click.Option(["--wide-folds-eval"], type=click.Choice(["full", "mean"]),
-                         default="full", show_default=True,
+                         default=WIDE_FOLDS_EVAL, show_default=True,
                          help="With --wide-folds: outside training the wide part is the "
                               "model fitted on every training text (full) or the mean of "
                               "the fold models (mean: logits like those the RNN trained "
@@ -211,7 +220,7 @@ class SentimentTask:
                               f"training texts (labels unused) for this many epochs: "
                               f"next-token prediction, and previous-token for the reverse "
                               f"direction (0 = off) [default: {PRETRAIN_EPOCHS}]."),
-            click.Option(["--embed-dim"], type=click.IntRange(min=1), default=64,
+            click.Option(["--embed-dim"], type=click.IntRange(min=1), default=EMBED_DIM,
                          show_default=True, help="Token embedding size."),
             click.Option(["--valid-fraction"], type=FRACTION, default=HELD_OUT, show_default=True,
                          help="Share of each class held out for validation."),
@@ -223,11 +232,7 @@ class SentimentTask:
         ]
 
     def defaults(self) -> dict:
-        # three seeded members (recurrent/ensemble.py): chosen on validation over ten
-        # random splits of each dataset (benchmarks/README.md, benchmarks/sentiment_resplit.py)
-        return {"cell": "gru", "hidden": 64, "layers": 1, "bidirectional": True,
-                "batch_size": 32, "epochs": 4, "lr": 2e-3, "optimizer": "adam",
-                "dropout": 0.0, "ensemble": 3}
+        return dict(DEFAULTS)
 
     # ---- data --------------------------------------------------------------------------
     def prepare(self, config: dict) -> dict:
@@ -337,10 +342,10 @@ class SentimentTask:
 
     def model_spec(self, state: dict, config: dict) -> dict:
         spec = {"input": "tokens", "vocab_size": len(state["vocab"]),
-                "embed_dim": int(config.get("embed_dim", 64)),
+                "embed_dim": int(config.get("embed_dim", EMBED_DIM)),
                 "output": config.get("pooling", "mean"),
                 "output_size": len(state["classes"])}
-        wide = config.get("wide", "bigrams")
+        wide = config.get("wide", WIDE)
         dropout = config.get("wide_dropout")
         fit = config.get("wide_fit", "nb")
         scale = config.get("wide_scale")
@@ -351,7 +356,7 @@ class SentimentTask:
                 raise UserError("--wide-scale needs a wide part (--wide unigrams|bigrams)")
             if config.get("wide_folds"):
                 raise UserError("--wide-folds needs a wide part (--wide unigrams|bigrams)")
-            if config.get("wide_folds_eval", "full") != "full":
+            if config.get("wide_folds_eval", WIDE_FOLDS_EVAL) != "full":
                 raise UserError("--wide-folds-eval mean needs a cross-fitted wide part "
                                 "(--wide unigrams|bigrams with --wide-folds 2 or more)")
             return spec
@@ -370,7 +375,7 @@ class SentimentTask:
             if folds:
                 self._check_folds(state, folds)
                 spec["wide_folds"] = folds
-        if config.get("wide_folds_eval", "full") != "full" and not spec.get("wide_folds"):
+        if config.get("wide_folds_eval", WIDE_FOLDS_EVAL) != "full" and not spec.get("wide_folds"):
             raise UserError("--wide-folds-eval mean needs a cross-fitted wide part "
                             "(--wide-folds 2 or more)")
         if dropout > 0:
@@ -401,7 +406,7 @@ class SentimentTask:
                     yield batch["x"], batch["lengths"]
 
             pretrained, _ = pretrain_language_model(config, len(state["vocab"]),
-                                                    int(config.get("embed_dim", 64)),
+                                                    int(config.get("embed_dim", EMBED_DIM)),
                                                     batches, epochs)
             values.update(pretrained)
         values.update(self._wide_params(state, config))
@@ -423,7 +428,7 @@ class SentimentTask:
             fold_weight, fold_bias = self._fold_models(state, spec["wide_bigrams"],
                                                        spec["wide_folds"], model)
             bias = model.bias
-            if config.get("wide_folds_eval", "full") == "mean":
+            if config.get("wide_folds_eval", WIDE_FOLDS_EVAL) == "mean":
                 values["wide.weight"] = fold_weight.mean(axis=0).astype(np.float32)
                 bias = fold_bias.mean(axis=0)
                 values["head.bias"] = bias.astype(np.float32)
@@ -469,7 +474,8 @@ class SentimentTask:
         word_dropout = float(config.get("word_dropout", 0.0)) if split == "train" else 0.0
         # its own stream (spawning leaves ``rng``, and so the batch order, unchanged)
         drop_rng = rng.spawn(1)[0] if word_dropout else None
-        for rows in length_buckets(lengths, int(config.get("batch_size", 32)), order_rng):
+        batch_size = int(config.get("batch_size", DEFAULTS["batch_size"]))
+        for rows in length_buckets(lengths, batch_size, order_rng):
             x, batch_lengths = pad_batch([sequences[i] for i in rows])
             if word_dropout:
                 x = np.where((x != PAD_ID) & (drop_rng.random(x.shape) < word_dropout),

@@ -93,7 +93,7 @@ def read_pairs(path: str, label: str | None = None) -> tuple[list, str]:
         pairs.append((source, target.rstrip("\r")))
     if not pairs:
         raise UserError(f"{label} holds no source<TAB>target pairs")
-    value = (pairs, hashlib.sha256(text.encode("utf-8")).hexdigest()[:16])
+    value = (pairs, datafile.fingerprint(text))
     if key is not None:
         _Cache.key, _Cache.value = key, value
     return value

@@ -36,6 +36,8 @@ from . import data, metrics
 from .data import BOS, EOS, SOURCE_UNK, UNK, Vocabulary
 
 EMBED_DIM = 64
+ATTENTION = "general"  # default --attention
+ALPHA = 1.0  # default predict --alpha: scores divided by length^alpha
 EVAL_BATCH = 512  # pairs per decoding call in evaluate()
 # The baselines' scores, kept per data, split and settings (Seq2Seq.baselines): in this
 # process (JSON text, so that a caller cannot change them) and in recurrent.cache. Bump
@@ -112,7 +114,7 @@ class Seq2Seq:
             click.Option(["--embed-dim"], type=click.IntRange(min=1), default=EMBED_DIM,
                          show_default=True, help="Embedding size (source and target)."),
             click.Option(["--attention"], type=click.Choice(("general", "dot", "additive")),
-                         default="general", show_default=True,
+                         default=ATTENTION, show_default=True,
                          help="Luong attention after the decoder RNN, score h.W.s "
                               "(general) or h.s (dot): the teacher-forced decoder runs in "
                               "one call per layer; or additive (Bahdanau-style) attention "
@@ -129,7 +131,7 @@ class Seq2Seq:
                          show_default=True, help="Beam width (1 = greedy decoding)."),
             click.Option(["--n-best"], type=click.IntRange(min=1), default=1,
                          show_default=True, help="Hypotheses shown per input (<= --beam)."),
-            click.Option(["--alpha"], type=click.FloatRange(min=0.0), default=1.0,
+            click.Option(["--alpha"], type=click.FloatRange(min=0.0), default=ALPHA,
                          show_default=True,
                          help="Length normalisation of the beam's final ranking: score / "
                               "length^alpha (0 = raw log-probability)."),
@@ -286,7 +288,7 @@ class Seq2Seq:
         V = len(state["target_vocab"])
         return {"model": "seq2seq", "source_vocab": len(state["source_vocab"]),
                 "target_vocab": V, "embed_dim": int(config.get("embed_dim") or EMBED_DIM),
-                "attention": config.get("attention") or "general", "bos": BOS, "eos": EOS,
+                "attention": config.get("attention") or ATTENTION, "bos": BOS, "eos": EOS,
                 "output": "sequence", "output_size": V}
 
     def evaluate(self, state: dict, split: str, config: dict, model) -> dict:
@@ -425,7 +427,7 @@ class Seq2Seq:
         sources = self._sources(state, inputs)
         # the attention weights (output steps x source steps each) only for --plot
         hyps = model.decode(data.source_batch(sources), beam=beam,
-                            max_len=options.get("max_len"), alpha=options.get("alpha", 1.0),
+                            max_len=options.get("max_len"), alpha=options.get("alpha", ALPHA),
                             attention=bool(options.get("plot")), longest=_longest(state))
         tgt_vocab = Vocabulary(state["target_vocab"])
         level = state["target_level"]
@@ -467,7 +469,7 @@ class Seq2Seq:
                             "--n-best")
         _check_alpha(options)
         beam = int(options.get("beam") or 1)
-        max_len, alpha = options.get("max_len"), options.get("alpha", 1.0)
+        max_len, alpha = options.get("max_len"), options.get("alpha", ALPHA)
         src_vocab = Vocabulary(state["source_vocab"])  # once, not once per line
         tgt_vocab = Vocabulary(state["target_vocab"])
 
@@ -514,7 +516,7 @@ def _batch_lengths(state: dict, sources: list, targets: list) -> np.ndarray:
 
 def _check_alpha(options: dict) -> None:
     """--alpha: click's FloatRange lets nan and inf through; the decoder refuses them."""
-    alpha = options.get("alpha", 1.0)
+    alpha = options.get("alpha", ALPHA)
     if alpha is not None and not (0.0 <= float(alpha) < float("inf")):
         raise UserError(f"--alpha must be a finite number >= 0, got {alpha}")
 

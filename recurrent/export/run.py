@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import os
 
 import numpy as np
@@ -18,8 +17,7 @@ import numpy as np
 from .. import __version__
 from .. import candidates
 from ..candidates import CANDIDATE_DIR
-from ..checkpoint import (BEST, CONFIG_FILE, RunDir, atomic_write, info_problem, json_default,
-                          save_arrays)
+from ..checkpoint import BEST, CONFIG_FILE, RunDir, atomic_write, info_problem, save_arrays
 from ..config import TrainingConfig
 from ..ensemble import MEMBER_DIR, EnsembleModel
 from ..errors import UserError
@@ -196,11 +194,6 @@ def _onnx_module(name):
                         f"{install_hint('onnx')}") from None
 
 
-def _metadata(info) -> dict:
-    """An ONNX file's metadata: the run's config.json as JSON text."""
-    return {"config.json": json.dumps(info, sort_keys=True, default=json_default)}
-
-
 def _export_onnx(model, info, out, state_inputs, force=False):
     onnx_export = _onnx_module("onnx")
     loss = loss_name(info)
@@ -209,7 +202,7 @@ def _export_onnx(model, info, out, state_inputs, force=False):
         raise UserError(f"--format onnx: the loss {loss!r} combines ensemble members its "
                         f"own way (Loss.combine), which the graph cannot express; export "
                         f"each member")
-    proto = onnx_export.onnx_model(model, loss in SOFTMAX_LOSSES, _metadata(info),
+    proto = onnx_export.onnx_model(model, loss in SOFTMAX_LOSSES, st.config_metadata(info),
                                    state_inputs, loss=loss)
     data = proto.SerializeToString()
     with _not_replaced(out, force):
@@ -221,7 +214,7 @@ def _export_seq2seq_onnx(model, info, outs, force=False):
     """An encoder-decoder's two graphs (onnx_seq2seq.py) into ``outs`` (the encoder's
     file, the decoder step's), both built and checked before either is written."""
     onnx_seq2seq = _onnx_module("onnx_seq2seq")
-    metadata = _metadata(info)
+    metadata = st.config_metadata(info)
     protos = (onnx_seq2seq.encoder_model(model, metadata),
               onnx_seq2seq.decoder_step_model(model, metadata))
     _write_all([(path, proto.SerializeToString()) for path, proto in zip(outs, protos)],

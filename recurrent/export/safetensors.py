@@ -32,14 +32,19 @@ PRECISION_KEY = "precision"
 SCALE_SUFFIX = ".scale"
 
 
+def config_metadata(info: dict) -> dict:
+    """The run's ``info`` (its config.json object) as the metadata entry every exported
+    file carries (safetensors and ONNX alike): {CONFIG_KEY: its JSON text}."""
+    return {CONFIG_KEY: json.dumps(info, sort_keys=True, default=json_default)}
+
+
 def write(path: str, tensors: dict, info: dict, int8: tuple = (),
           replace: bool = True) -> None:
     """``tensors`` ({name: float32 array}) and the run's ``info`` (its config.json
     object) into ``path``, atomically; the matrices named in ``int8`` quantised per row
     (int8 values and their "<name>.scale"). ``replace=False``: FileExistsError when
     ``path`` exists, also when another process made it meanwhile (atomic_write)."""
-    metadata = {"format": FORMAT,
-                CONFIG_KEY: json.dumps(info, sort_keys=True, default=json_default)}
+    metadata = {"format": FORMAT, **config_metadata(info)}
     out = {}
     for name, value in tensors.items():
         if name in int8:
