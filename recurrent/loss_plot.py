@@ -6,6 +6,7 @@ import math
 
 from .checkpoint import PLOT_FILE, RunDir, atomic_write
 from .extras import install_hint
+from .matplotlib_agg import figure_classes
 
 
 _told = False  # the note is said once per process
@@ -19,7 +20,7 @@ def missing_note(imported: bool = False) -> str | None:
     global _told
     if _told:
         return None
-    if (_matplotlib() is not None if imported
+    if (figure_classes() is not None if imported
             else importlib.util.find_spec("matplotlib") is not None):
         return None
     _told = True
@@ -27,22 +28,12 @@ def missing_note(imported: bool = False) -> str | None:
             f"({install_hint('plot')}, or pass --no-plot)")
 
 
-def _matplotlib():
-    """(Figure, FigureCanvasAgg), or None when matplotlib cannot be imported (missing, or
-    an installed one whose import fails in any way: it is imported after the last step,
-    where an error would hide the summary of a run that trained to the end)."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except Exception:
-        return None
-    return Figure, FigureCanvasAgg
-
-
 def write_loss_plot(run: RunDir) -> bool:
     """Mean training loss per log interval, validation loss per evaluation and the
     baselines' validation losses as lines. False without matplotlib or without records."""
-    classes = _matplotlib()
+    # None for any failing import: it is imported after the last step, where an error
+    # would hide the summary of a run that trained to the end
+    classes = figure_classes()
     if classes is None:
         return False
     Figure, FigureCanvasAgg = classes

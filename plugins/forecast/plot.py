@@ -10,27 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from recurrent import matplotlib_agg
 from recurrent.checkpoint import atomic_write
-from recurrent.errors import UserError
-from recurrent.extras import install_hint
-
-
-def _figure_class():
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise UserError(f"plotting needs matplotlib, which is not installed: "
-                        f"{install_hint('plot')}") from None
-    return Figure, FigureCanvasAgg
 
 
 def matplotlib_available() -> bool:
-    try:
-        _figure_class()
-    except UserError:
-        return False
-    return True
+    return matplotlib_agg.figure_classes() is not None
 
 
 def _save(figure, canvas_class, path: str) -> None:
@@ -51,7 +36,7 @@ def forecast_plot(path: str, title: str, columns: list[str], time_label: str,
     times (N,) / values (N, C) the history shown (NaN = gap, drawn as a break);
     forecast_times (S,), forecast and baseline (S, C).
     """
-    Figure, Canvas = _figure_class()
+    Figure, Canvas = matplotlib_agg.required("plotting")
     figure = Figure(figsize=(10, 3.2 * len(columns)), layout="constrained")
     axes = figure.subplots(len(columns), 1, squeeze=False, sharex=True)[:, 0]
     split = len(times) if test_start is None else test_start

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from recurrent import matplotlib_agg
 from recurrent.checkpoint import atomic_write
-from recurrent.errors import UserError
-from recurrent.extras import install_hint
 
 
 def attention_plot(path: str, source: list, output: list, weights: np.ndarray) -> None:
     """weights (len(output), len(source)): row t is the attention of output step t."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise UserError(f"--plot needs matplotlib, which is not installed: "
-                        f"{install_hint('plot')}") from None
+    Figure, FigureCanvasAgg = matplotlib_agg.required("--plot")
     figure = Figure(figsize=(1.5 + 0.45 * len(source), 1.2 + 0.4 * len(output)),
                     layout="constrained")
     ax = figure.subplots()
