@@ -652,7 +652,8 @@ def register_commands(cli):
     @click.option("--cell", "cells", default=",".join(DEFAULT_CELLS), show_default=True,
                   help="Comma-separated cell names.")
     @click.option("--config", "configs", multiple=True, metavar="T,B,I,H",
-                  help="A problem size; repeat for several. Default: the four of issue 7.")
+                  help="A problem size; repeat for several. Default: "
+                       + "; ".join(",".join(map(str, c)) for c in DEFAULT_CONFIGS) + ".")
     @click.option("--threads", default="1,2", show_default=True,
                   help="Comma-separated thread counts (ours and torch alike); 'auto' "
                        "for each library's default choice.")

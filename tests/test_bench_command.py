@@ -503,3 +503,14 @@ def test_bench_json_records_the_cpu_versions_and_thread_counts_of_each_side(
 def test_bench_malformed_lists_say_what_is_expected(args, message):
     from helpers import one_line_error
     one_line_error(CliRunner().invoke(cli, ["bench", "--vs", "none", *args]), message)
+
+
+def test_bench_help_names_the_default_sizes():
+    """--help lists the sizes a run without --config times, as T,B,I,H."""
+    from recurrent_plugins.bench import DEFAULT_CONFIGS
+    result = CliRunner().invoke(cli, ["bench", "--help"], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    help_text = " ".join(result.output.split())
+    assert "issue" not in help_text
+    for config in DEFAULT_CONFIGS:
+        assert ",".join(map(str, config)) in help_text

@@ -292,6 +292,14 @@ def test_extending_a_finished_cosine_says_the_extra_steps_change_little(tmp_path
     assert "start a new run" in result.stderr
 
 
+def test_quiet_help_says_notes_still_print():
+    """--quiet keeps the notes on stderr (above), and its help says so."""
+    result = invoke("train", "toy-wave", "--help")
+    assert result.exit_code == 0, result.output
+    assert ("--quiet Print only the final summary, and errors and notes on stderr."
+            in " ".join(result.output.split()))
+
+
 def test_bare_resume_takes_the_options_that_may_change_on_resume(tmp_path):
     run = tmp_path / "s"
     assert invoke("train", "toy-wave", "--out", run, "--steps", 3).exit_code == 0
