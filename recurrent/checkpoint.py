@@ -8,7 +8,8 @@ A run directory holds:
                   (step, epoch, batch, window), rng states, carried recurrent state
   best.npz        the parameters with the best validation loss (or --select-by figure)
                   so far (same layout)
-  metrics.jsonl   one JSON object per line: every evaluation (and periodic training loss)
+  metrics.jsonl   one JSON object per line: every evaluation (and periodic training loss);
+                  NaN and infinite values are written as null
 
 Checkpoints are .npz files of plain arrays, read with allow_pickle=False, so loading one
 cannot run code. Non-array data (trainer position, rng states) travel as one JSON string
@@ -291,8 +292,10 @@ def json_text(obj, indent=None) -> str:
 
 
 def metrics_line(record: dict) -> str:
-    """One record of metrics.jsonl as its line: sorted keys, newline-terminated."""
-    return json.dumps(record, sort_keys=True, default=json_default) + "\n"
+    """One record of metrics.jsonl as its line: sorted keys, newline-terminated, NaN and
+    infinite values as null (strict JSON, which jq and other parsers read)."""
+    return json.dumps(_finite(record), sort_keys=True, default=json_default,
+                      allow_nan=False) + "\n"
 
 
 def write_json(path: str, obj: dict, replace: bool = True) -> None:
