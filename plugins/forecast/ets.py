@@ -320,10 +320,12 @@ def _restart_states(fit: dict, head: np.ndarray) -> dict:
             if seasonal:
                 moved["initial_seasonal"] = [float(v)
                                              for v in np.ravel(result.initial_seasonal)]
-            return moved
+            if _usable_states(moved):
+                return moved
         except (ValueError, np.linalg.LinAlgError):
             pass
-    # Fewer than two seasons: the training states, the level moved to the first row.
+    # Fewer than two seasons, or no usable estimate: the training states, the level moved
+    # to the first row.
     y0 = float(head[0])
     rows = np.full(max(fit["season"], 1) + 1, y0)  # statsmodels filters at least a season
     predicted = float(np.asarray(_filtered(rows, fit).fittedvalues)[0])
@@ -333,6 +335,21 @@ def _restart_states(fit: dict, head: np.ndarray) -> dict:
     else:
         shift = y0 - predicted
     return {**fit, "initial_level": fit["initial_level"] + shift}
+
+
+def _usable_states(fit: dict) -> bool:
+    """Whether a restarted fit's initial states can start its filter: finite, and for a
+    multiplicative fit a positive level and positive seasonal indices. statsmodels'
+    estimate on a new file's first rows is unconstrained: on a season that is near 0 for
+    most of its phases it can return negative indices, which turn the sign of every
+    forecast of their phase, and indices of millions."""
+    states = [fit["initial_level"], fit.get("initial_trend", 0.0),
+              *fit.get("initial_seasonal", [])]
+    if not np.all(np.isfinite(states)):
+        return False
+    if fit["kind"] != "hw_mul":
+        return True
+    return fit["initial_level"] > 0 and all(v > 0 for v in fit.get("initial_seasonal", []))
 
 
 def column_components(values: np.ndarray, fit: dict, horizon: int):
@@ -433,9 +450,11 @@ def scaled_components(scaled: np.ndarray, state: dict, horizon: int | None = Non
     """components() of a run's scaled rows (N, C), in scaled units: forecast (N, H, C),
     level (N, C), deseasonalised (N, C). The run's state holds the fits and the scaler;
     ``horizon`` defaults to the run's."""
+    from .windows import unscale  # windows imports this module
     center = np.asarray(state["scaler"]["center"])
     spread = np.asarray(state["scaler"]["scale"])
-    forecast, level, deseason = components(scaled * spread + center, state["ets"],
+    # the original values as every other reader gets them back (an original 0 as 0)
+    forecast, level, deseason = components(unscale(scaled, state["scaler"]), state["ets"],
                                            int(horizon or state["horizon"]))
     return (forecast - center) / spread, (level - center) / spread, (deseason - center) / spread
 

@@ -50,6 +50,23 @@ def check_scale(scale: np.ndarray, observed: np.ndarray, columns: list[str],
                         f"forecast's error on the training rows, but {why}")
 
 
+def check_mape_selection(chosen, values: np.ndarray, observed: np.ndarray,
+                         columns: list[str], label: str) -> None:
+    """UserError when --select-by (``chosen``, a recurrent.selection.Selection) picks by
+    MAPE ("mape", or "mape[column]") and a column it reads has no non-zero observed value
+    among the validation rows (values, observed: (N, C) of those rows): MAPE leaves zero
+    actuals out, so it would be NaN at every evaluation and no checkpoint or candidate
+    could be chosen by it."""
+    named = {"mape": list(columns), **{f"mape[{name}]": [name] for name in columns}}
+    for name in named.get(chosen.metric, []):
+        c = columns.index(name)
+        if not np.any(values[observed[:, c], c] != 0):
+            raise UserError(f"--select-by {chosen.text}: every observed value of column "
+                            f"{name!r} in the validation split of {label!r} is 0, and MAPE "
+                            f"scores non-zero actuals only; select by smape, mase or the "
+                            f"loss")
+
+
 def column_metrics(actual: np.ndarray, forecast: np.ndarray, mase_scale: float) -> dict:
     """Metrics of one column. actual, forecast: 1-D, same length, original units."""
     error = forecast - actual

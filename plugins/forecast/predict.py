@@ -9,6 +9,8 @@ see only what was known at the origin.
 """
 from __future__ import annotations
 
+import math
+
 import click
 import numpy as np
 
@@ -107,8 +109,21 @@ def run_predict(task, state, config, model, options):
         yield json_text(result)
         return
     yield ",".join([series.time_column or "step", *series.columns])
+    spreads = state["scaler"]["scale"]
     for label, row in zip(labels, forecast):
-        yield ",".join([str(label), *(f"{v:.6g}" for v in row)])
+        yield ",".join([str(label), *(_value_text(v, s) for v, s in zip(row, spreads))])
+
+
+def _value_text(value: float, spread: float) -> str:
+    """One forecast value of the CSV: 6 significant digits, or as many more as it takes
+    to show a ten-thousandth of its column's training spread (the scaler's scale), so a
+    series far from zero that moves little (a counter near 1e9 changing by tens) does not
+    print every step as the same rounded number."""
+    value = float(value)
+    if not np.isfinite(value) or value == 0 or not spread > 0:
+        return f"{value:.6g}"
+    digits = math.floor(math.log10(abs(value))) + 1 - math.floor(math.log10(1e-4 * spread))
+    return f"{value:.{min(17, max(6, digits))}g}"
 
 
 def _calendar(state, series, origin, times):

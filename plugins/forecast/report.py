@@ -7,6 +7,8 @@ and with several value columns one labelled block of rows per column.
 """
 from __future__ import annotations
 
+import math
+
 from recurrent.report import format_value, leader_line, metrics_table, text_table
 
 from . import anchors as anc
@@ -33,6 +35,21 @@ def ets_note(state: dict, forecasters: dict) -> list[str]:
     # A run saved without fits has them fitted now on its training rows only (task
     # _ets_fits): a new file (no training rows) gets none, however many rows it has.
     return [ets.unfitted_note() if "ets" in state else ets.unsaved_note()]
+
+
+def mape_note(forecasters: dict) -> list[str]:
+    """One line saying why a MAPE reads nan (a value of ``forecasters``' dicts, their
+    per-column "mape[column]" entries, or a backtest's spread of them): the actuals it
+    scores were all 0, which MAPE leaves out."""
+    def undefined(value):
+        value = value.get("mean") if isinstance(value, dict) else value
+        return isinstance(value, float) and math.isnan(value)
+
+    if not any(undefined(v) for f in forecasters.values() for k, v in f.items()
+               if k == "mape" or k.startswith("mape[")):
+        return []
+    return ["mape nan: every actual it scores (in a column) is 0, and MAPE leaves zero "
+            "actuals out"]
 
 
 def per_column_table(columns: list[str], predictors: dict[str, dict]) -> list[str]:
@@ -69,6 +86,7 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
         lines.append(f"--model auto took {state['model']} on {took[best]}: validation MASE "
                      + ", ".join(f"{took[k]} {format_value(v)}" for k, v in choice.items()))
     lines += ets_note(state, baselines)
+    lines += mape_note({"model": metrics, **baselines})
     lines.append("")
     titled = {_column_name(n, v): v for n, v in baselines.items()}
     lines += metrics_table(metrics, titled, names=[*METRICS, "loss"])
@@ -100,7 +118,8 @@ def format_backtest(state: dict, split: str, result: dict) -> list[str]:
             if len(state["columns"]) > 1 else "")
     lines = [f"rolling origin: {result['origins']} forecast origins over the {split} split, "
              f"{state['horizon']} step(s) each; per metric the mean +- standard deviation "
-             f"[min, max] over origins{mean}", *ets_note(state, forecasters), ""]
+             f"[min, max] over origins{mean}", *ets_note(state, forecasters),
+             *mape_note(forecasters), ""]
     rows = [["metric", *(_column_name(n, v) for n, v in forecasters.items())]]
     for metric in [*METRICS, "loss"]:
         rows.append([metric, *(_spread_cell(v[metric]) for v in forecasters.values())])

@@ -26,6 +26,7 @@ import click
 import numpy as np
 
 from recurrent import paired as paired_tests
+from recurrent import selection
 from recurrent.errors import UserError
 from recurrent.memo import Kept, rows_key
 from recurrent.progress import warn_once
@@ -292,6 +293,11 @@ class ForecastTask:
             n, window, horizon, config.get("valid_fraction", win.HELD_OUT),
             config.get("test_fraction", win.HELD_OUT), label=repr(source.label))
         dataio.check_splits(series, win.split_ranges(train_end, valid_end, n))
+        # --select-by mape on validation rows that are all 0 would choose on NaN scores
+        fm.check_mape_selection(selection.parse(config.get("select_by")),
+                                series.values[train_end:valid_end],
+                                series.observed[train_end:valid_end], series.columns,
+                                source.label)
         step = _check_one_step(series, train_end)
         train_values = series.values[:train_end]
         train_observed = series.observed[:train_end]

@@ -201,9 +201,20 @@ def scale(values: np.ndarray, scaler: dict) -> np.ndarray:
     return (values - np.asarray(scaler["center"])) / np.asarray(scaler["scale"])
 
 
+ROUND_TRIP_ULPS = 4  # unscale's zero: an original 0 returns within one ulp of the center
+
+
 def unscale(values: np.ndarray, scaler: dict) -> np.ndarray:
-    """(..., C) scaled units -> (..., C) original units."""
-    return values * np.asarray(scaler["scale"]) + np.asarray(scaler["center"])
+    """(..., C) scaled units -> (..., C) original units. A result within the float64
+    rounding of the round trip (a few ulps of the center and the product it cancels) is
+    exactly 0: an original 0, scaled and back, would otherwise return as a residue such
+    as -6.9e-18, which sMAPE (y = f = 0 counts 0) scores as a 200% miss and a
+    multiplicative ETS fit (values <= 0) reads as either sign."""
+    center = np.asarray(scaler["center"])
+    product = values * np.asarray(scaler["scale"])
+    result = product + center
+    residue = ROUND_TRIP_ULPS * np.finfo(np.float64).eps * (np.abs(product) + np.abs(center))
+    return np.where(np.abs(result) <= residue, 0.0, result)
 
 
 def last_observed(observed: np.ndarray) -> np.ndarray:
