@@ -7,6 +7,7 @@ Error policy: a UserError, a bad option value or an unknown name prints ONE line
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -101,15 +102,19 @@ class RecurrentGroup(click.Group):
             code = report(f"Error: not enough memory ({error_line(e)}): the sizes or "
                           f"counts asked for need more memory than is available; ask "
                           f"for smaller ones", 1)
-        except Exception as e:  # a bug: say so in one line; --debug shows the traceback
+        except Exception as e:  # a bug, or output that cannot be written: one line
             if debug:
                 raise
-            # a plugin's bug names the plugin: the one to fix, update or uninstall
-            culprit = plugins.plugin_in_traceback(e)
-            where = "" if culprit is None else \
-                f" in plugin {culprit[0]!r} (version {culprit[1]})"
-            code = report(f"Error: internal error{where} ({error_line(e)}); "
-                          f"rerun with --debug for the traceback", 1)
+            failure = _output_failure(e)
+            if failure:
+                code = report(f"Error: {failure}", 1)
+            else:
+                # a plugin's bug names the plugin: the one to fix, update or uninstall
+                culprit = plugins.plugin_in_traceback(e)
+                where = "" if culprit is None else \
+                    f" in plugin {culprit[0]!r} (version {culprit[1]})"
+                code = report(f"Error: internal error{where} ({error_line(e)}); "
+                              f"rerun with --debug for the traceback", 1)
         if standalone_mode:
             sys.exit(code)
         return code
@@ -117,6 +122,36 @@ class RecurrentGroup(click.Group):
 
 # ctx.meta's key of the command-line arguments the root group was given.
 ARGS_KEY = "recurrent.args"
+
+
+# What a write to a full disk or past a file-size limit (ulimit -f) raises.
+_OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _output_failure(e: BaseException) -> str | None:
+    """What went wrong when ``e`` is a failed write of the command's output, else None.
+    An OSError of a full disk or a file-size limit (stdout redirected there, or to
+    /dev/full): the files recurrent writes name themselves when they fail
+    (checkpoint.WriteError, a UserError), so such an error without a file name comes from
+    a standard stream. A UnicodeEncodeError raised by click.echo's write: a character that
+    stdout's encoding (a Latin-1 locale, PYTHONIOENCODING) cannot represent; click itself
+    writes UTF-8 where that encoding is ASCII. A closed pipe (`| head`) is click's,
+    handled before this."""
+    if isinstance(e, OSError) and e.filename is None and e.errno in _OUTPUT_ERRNOS:
+        return f"cannot write standard output: {e.strerror}"
+    if isinstance(e, UnicodeEncodeError) and _raised_by(e, click.echo):
+        return (f"standard output's encoding ({e.encoding}) cannot represent the "
+                f"character U+{ord(e.object[e.start]):04X}: use a UTF-8 locale (e.g. "
+                f"LC_ALL=C.UTF-8) or PYTHONIOENCODING=utf-8")
+    return None
+
+
+def _raised_by(e: BaseException, function) -> bool:
+    """Whether the innermost Python frame of ``e``'s traceback is ``function``'s."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code is function.__code__
 
 
 def _report(line: str, code: int, all_ranks: bool = False, joins_world: bool = False) -> int:
