@@ -22,6 +22,7 @@ import lzma
 import os
 import re
 import stat
+import sys
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -95,10 +96,24 @@ def read_bytes(path, label: str | None = None) -> bytes:
     return _load(path, label)[0]
 
 
+def check_path_encodable(path: str) -> None:
+    """UserError when ``path`` has characters the file-name encoding cannot represent: a
+    path saved in a run's config.json under a UTF-8 locale, read again under an ASCII one
+    (LC_ALL=C with PYTHONUTF8=0), where no file can be opened or found by that name."""
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError:
+        raise UserError(f"cannot read data file {path}: its name has characters this "
+                        f"locale's file-name encoding ({sys.getfilesystemencoding()}) "
+                        f"cannot represent; use a UTF-8 locale (e.g. LC_ALL=C.UTF-8)"
+                        ) from None
+
+
 def _load(path, label: str | None) -> tuple[bytes, str | None]:
     """(content, the compression it was read from or None)."""
     path = os.fspath(path)
     label = path if label is None else label
+    check_path_encodable(path)
     try:
         seen = os.stat(path)
         if stat.S_ISFIFO(seen.st_mode) and (seen.st_dev, seen.st_ino) in _PIPES:

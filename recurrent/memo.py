@@ -40,7 +40,7 @@ def file_identity(path: str) -> tuple | None:
     has another inode."""
     try:
         st = os.stat(path)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a name the file-name encoding cannot hold
         return None
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 

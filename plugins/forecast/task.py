@@ -25,6 +25,7 @@ from typing import Callable
 import click
 import numpy as np
 
+from recurrent import datafile
 from recurrent import paired as paired_tests
 from recurrent import selection
 from recurrent.errors import UserError
@@ -433,6 +434,7 @@ class ForecastTask:
         if state.get("bundled"):
             return dataio.resolve_source(state["bundled"])
         path = state["data"]
+        datafile.check_path_encodable(path)  # else it would not exist, wrongly "gone"
         if not os.path.exists(path):
             raise UserError(f"the training data {path!r} is gone; pass recent data with --data")
         return dataio.Source(path=path, label=state["data_label"])
