@@ -214,7 +214,12 @@ def load_arrays(path: str) -> tuple[dict, dict]:
         meta = json.loads(str(arrays.pop("meta")))
         if not isinstance(meta, dict):
             raise ValueError("meta is not a JSON object")
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+    except OSError as e:
+        if e.errno is not None:  # no permission, a directory, a failing disk: not its bytes
+            raise UserError(f"cannot read checkpoint {path}: {e.strerror}") from None
+        raise UserError(f"checkpoint {path} is corrupted or truncated "
+                        f"({error_line(e)})") from None
+    except (ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
         raise UserError(f"checkpoint {path} is corrupted or truncated "
                         f"({error_line(e)})") from None
     return arrays, meta
@@ -310,7 +315,9 @@ def read_json(path: str) -> dict:
             obj = json.load(f)
     except FileNotFoundError:
         raise UserError(f"{path} does not exist") from None
-    except (OSError, ValueError) as e:
+    except OSError as e:  # no permission, a directory, a failing disk: not its content
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+    except ValueError as e:
         raise UserError(f"{path} is corrupted or unreadable ({type(e).__name__})") from None
     if not isinstance(obj, dict):
         raise UserError(f"{path} is corrupted: expected a JSON object")
