@@ -148,3 +148,17 @@ def test_training_overlap_counts_repeats_on_both_sides_exactly():
     ids = np.concatenate([train[1000:3000], train[1000:3000], rng.integers(0, 80, 300_000)])
     seen = char_metrics.passages_seen(np.concatenate([train, train[:5000]]), ids)
     assert seen == 2 * (2000 - 49)
+
+
+def test_predict_primes_a_crlf_run_with_its_own_line_break(tmp_path):
+    """A run trained on CRLF text starts its sample from "\\r\\n" as the training text
+    breaks lines, not from a bare "\\n" it never saw without "\\r" before it."""
+    data = tmp_path / "crlf.txt"
+    data.write_bytes(b"the quick brown fox jumps over the lazy dog.\r\n" * 60)
+    path = tmp_path / "run"
+    ok(train_tiny(data, path))
+    assert json.loads((path / "config.json").read_text())["task_state"]["line_break"] == "\r\n"
+    # --length 0 prints the prime alone (click's CliRunner.output would fold "\r\n")
+    printed = invoke("predict", path, "--length", 0)
+    assert printed.exit_code == 0, printed.output
+    assert printed.stdout_bytes == b"\r\n\n"

@@ -201,8 +201,8 @@ class CharLM:
     def predict_options(self) -> list:
         return [
             click.Option(["--prime"], default=None,
-                         help="Text to start from (default: a newline; with --stream: "
-                              "nothing)."),
+                         help="Text to start from (default: a line break, as the training "
+                              "text writes them; with --stream: nothing)."),
             click.Option(["--length"], type=click.IntRange(min=0), default=LENGTH,
                          show_default=True, help="Characters to generate."),
             click.Option(["--temperature"], type=click.FloatRange(min=0.0), default=TEMPERATURE,
@@ -363,8 +363,10 @@ class CharLM:
     def predict(self, state: dict, config: dict, model, options: dict):
         vocab = text.Vocabulary(state["vocab"])
         prime = options.get("prime")
-        if prime is None:
-            prime = "\n" if "\n" in vocab else vocab.chars[0]
+        if prime is None:  # a line break as the training text writes it ("\n" or "\r\n")
+            line_break = state.get("line_break", "\n")
+            prime = next((b for b in (line_break, "\n") if not vocab.unknown(b)),
+                         vocab.chars[0])
         if prime == "":
             raise UserError("--prime must not be empty")
         missing = vocab.unknown(prime)
