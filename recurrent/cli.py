@@ -230,7 +230,8 @@ def _shared_options(defaults: dict) -> list:
             type=click.FloatRange(min=0)),
         opt(["--average"], averaging.HELP, key="average", metavar="off|ema:D|swa:S",
             callback=_average_option),
-        opt(["--momentum"], "Momentum of sgd and rmsprop.", key="momentum",
+        opt(["--momentum"], "Momentum of sgd and rmsprop [default: 0.9 for sgd; 0 for "
+            "rmsprop, as torch's RMSprop].", key="momentum",
             type=click.FloatRange(0, 1, max_open=True)),
         opt(["--nesterov/--no-nesterov"], "Nesterov momentum (sgd).", key="nesterov"),
         opt(["--schedule"], "Learning-rate schedule after the warm-up.", key="schedule",

@@ -18,7 +18,8 @@ from .checks import one_line
 from .checkpoint import saved_json
 from .errors import UserError
 from .model import SequenceModel, check_spec
-from .optim import Schedule, check_optimizer_settings, default_weight_decay, make_optimizer
+from .optim import (Schedule, check_optimizer_settings, default_momentum, default_weight_decay,
+                    make_optimizer)
 from .seq2seq.model import KIND as SEQ2SEQ, Seq2SeqModel
 from .seq2seq.model import check_spec as check_seq2seq_spec
 
@@ -37,7 +38,7 @@ SHARED_DEFAULTS = {
     "optimizer": "adam",
     "lr": 2e-3,
     "weight_decay": None,  # the optimizer's own (optim.default_weight_decay)
-    "momentum": 0.9,
+    "momentum": None,  # the optimizer's own (optim.default_momentum)
     "nesterov": False,
     "schedule": "constant",
     "warmup": 0,
@@ -63,6 +64,9 @@ SHARED_DEFAULTS = {
     "select_by": "loss",  # the validation figure that picks the best checkpoint
     "ensemble": 1,  # members trained independently and combined (recurrent/ensemble.py)
 }
+
+# Options whose default (None) is the optimizer's own, by optimizer name.
+OPTIMIZER_DEFAULTS = {"weight_decay": default_weight_decay, "momentum": default_momentum}
 
 # Options added after runs were first saved: a config.json without them takes these.
 LATER_DEFAULTS = {"recurrent_dropout": 0.0, "zoneout": 0.0, "average": "off",
@@ -171,8 +175,8 @@ class TrainingConfig(dict):
             saved = self.get(key)
             if saved is None and key in (resolved or {}):
                 saved, chosen = resolved[key], " (its default, chosen from the data)"
-            elif saved is None and key == "weight_decay":  # the optimizer's own default
-                saved = default_weight_decay(self["optimizer"])
+            elif saved is None and key in OPTIMIZER_DEFAULTS:  # the optimizer's own default
+                saved = OPTIMIZER_DEFAULTS[key](self["optimizer"])
                 chosen = f" (the default of --optimizer {self['optimizer']})"
             else:
                 chosen = ""

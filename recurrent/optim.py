@@ -162,7 +162,7 @@ class RMSProp(Optimizer):
 OPTIMIZERS = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSProp)}
 
 
-def check_optimizer_settings(name: str, momentum: float = 0.9, nesterov: bool = False,
+def check_optimizer_settings(name: str, momentum: float | None = None, nesterov: bool = False,
                              unused: bool = True) -> None:
     """ValueError, in the CLI's words, for optimizer options that make_optimizer would
     refuse (checked when a run starts, before its directory is made) and, with
@@ -174,8 +174,17 @@ def check_optimizer_settings(name: str, momentum: float = 0.9, nesterov: bool = 
     if unused and nesterov and name != "sgd":
         raise ValueError(f"--nesterov is for --optimizer sgd (Nesterov momentum); "
                          f"{name} has none")
+    if momentum is None:
+        momentum = default_momentum(name)
     if name == "sgd" and nesterov and not momentum > 0:
         raise ValueError(f"--nesterov needs --momentum above 0, got {momentum}")
+
+
+def default_momentum(name: str) -> float:
+    """The momentum of optimizer ``name`` when none is given: 0.9 for sgd (plain SGD is
+    rarely what a recurrent network wants), 0 for rmsprop (torch's RMSprop, Keras' and
+    the algorithm as published); the others have none."""
+    return 0.9 if name == "sgd" else 0.0
 
 
 def default_weight_decay(name: str) -> float:
@@ -185,14 +194,17 @@ def default_weight_decay(name: str) -> float:
 
 
 def make_optimizer(name: str, params: np.ndarray, grads: np.ndarray, lr: float,
-                   weight_decay: float | None = None, momentum: float = 0.9,
+                   weight_decay: float | None = None, momentum: float | None = None,
                    nesterov: bool = False) -> Optimizer:
     """The optimizer called ``name`` from the CLI's options (unknown names list the known ones).
-    ``momentum`` applies to sgd and rmsprop; ``nesterov`` to sgd; ``weight_decay`` None is
-    the optimizer's default (default_weight_decay)."""
+    ``momentum`` applies to sgd and rmsprop; ``nesterov`` to sgd; ``weight_decay`` and
+    ``momentum`` None are the optimizer's defaults (default_weight_decay,
+    default_momentum)."""
     check_optimizer_settings(name, momentum, nesterov, unused=False)
     if weight_decay is None:
         weight_decay = default_weight_decay(name)
+    if momentum is None:
+        momentum = default_momentum(name)
     if name == "sgd":
         return SGD(params, grads, lr, momentum=momentum, nesterov=nesterov,
                    weight_decay=weight_decay)

@@ -746,3 +746,22 @@ def test_a_refused_run_leaves_no_default_directory(tmp_path, monkeypatch):
     (tmp_path / "runs").mkdir()
     assert invoke("train", "toy-sign", "--select-by", "nonesuch:max").exit_code == 1
     assert os.listdir(tmp_path / "runs") == []
+
+
+def test_rmsprop_takes_momentum_0_unless_given_and_keeps_it_on_resume(tmp_path):
+    """--momentum defaults to 0 for rmsprop (torch's RMSprop), 0.9 for sgd; a run keeps
+    the default it trained with: giving it again is no change, another value is refused."""
+    run = tmp_path / "r"
+    assert invoke("train", "toy-wave", "--out", run, "--steps", 2, "--optimizer",
+                  "rmsprop").exit_code == 0
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert config["momentum"] is None
+    arrays = np.load(run / "last.npz")
+    buffers = [k for k in arrays.files if "momentum_buffer" in k]
+    assert buffers and all(not np.any(arrays[k]) for k in buffers)  # no momentum applied
+    assert invoke("train", "toy-wave", "--resume", run, "--steps", 3,
+                  "--momentum", 0).exit_code == 0
+    assert_one_line_error(invoke("train", "toy-wave", "--resume", run, "--steps", 4,
+                                 "--momentum", 0.9),
+                          "--momentum cannot change when resuming",
+                          "(the default of --optimizer rmsprop)")
