@@ -320,3 +320,19 @@ def test_processes_starting_together_tune_once(tmp_path):
     files = os.listdir(tmp_path / "tuning")
     assert len([f for f in files if f.endswith(".json")]) == 1
     assert not [f for f in files if f.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("args", [["--budget", "0.05"], ["--off"]])
+def test_a_cache_folder_that_cannot_be_made_is_named_with_its_reason(tuning_on, tiny,
+                                                                     monkeypatch, args):
+    """A cache directory below a regular file: the message names the path and the
+    system's reason, not "[Errno 20]"."""
+    blocker = tuning_on / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("RECURRENT_CACHE_DIR", str(blocker / "cache"))
+    tuning.reset()
+    result = invoke("tune", *args)
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]  # after the line saying what it tunes
+    assert last.startswith("Error: tune") and last.endswith(
+        f"cannot write the tuning cache at {blocker / 'cache'}: Not a directory")
