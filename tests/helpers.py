@@ -179,6 +179,25 @@ def reversal_tsv(path, letters: str, draws: int, seed: int = 0):
     return path, words
 
 
+def plot_runs(root) -> dict:
+    """Tiny seq2seq and forecast runs in ``root`` for `predict --plot` tests: {"s2s": (run,
+    inputs), "fc": (run, inputs)}, the inputs predict takes for each."""
+    import random
+    rng = random.Random(0)
+    words = ["".join(rng.choice("abcde") for _ in range(rng.randint(2, 6)))
+             for _ in range(200)]
+    pairs = root / "pairs.tsv"
+    pairs.write_text("".join(f"{w}\t{' '.join(w.upper())}\n" for w in words),
+                     encoding="utf-8")
+    s2s, fc = root / "s2s", root / "fc"
+    ok(invoke("train", "seq2seq", "--data", pairs, "--steps", 2, "--hidden", 8, "--embed-dim",
+              4, "--threads", 1, "--quiet", "--no-plot", "--out", s2s))
+    ok(invoke("train", "forecast", "--steps", 2, "--hidden", 8, "--window", 8, "--inputs",
+              "level", "--model", "rnn", "--threads", 1, "--quiet", "--no-plot",
+              "--out", fc))
+    return {"s2s": (s2s, ["abc"]), "fc": (fc, [])}
+
+
 def expected_int8_path(vector_code: str) -> str:
     """The int8 products' variant (recurrent._kernels.int8.instruction_path) a process
     whose vector code is ``vector_code`` must run on this CPU: AVX-512 VNNI where the

@@ -4,32 +4,12 @@ naming matplotlib, as training's loss.png already does, not an internal error.""
 import sys
 
 import pytest
-from helpers import invoke, ok, one_line_error
-
-
-def _tsv(path):
-    import random
-    rng = random.Random(0)
-    lines = []
-    for _ in range(200):
-        s = "".join(rng.choice("abcde") for _ in range(rng.randint(2, 6)))
-        lines.append(s + "\t" + " ".join(s.upper()))
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+from helpers import invoke, one_line_error, plot_runs
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("brokenplot")
-    s2s = root / "s2s"
-    ok(invoke("train", "seq2seq", "--data", _tsv(root / "pairs.tsv"), "--steps", 2,
-              "--hidden", 8, "--embed-dim", 4, "--threads", 1, "--quiet", "--no-plot",
-              "--out", s2s))
-    fc = root / "fc"
-    ok(invoke("train", "forecast", "--steps", 2, "--hidden", 8, "--window", 8, "--inputs",
-              "level", "--model", "rnn", "--threads", 1, "--quiet", "--no-plot",
-              "--out", fc))
-    return {"s2s": (s2s, ["abc"]), "fc": (fc, [])}
+    return plot_runs(tmp_path_factory.mktemp("brokenplot"))
 
 
 @pytest.fixture

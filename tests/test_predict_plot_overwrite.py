@@ -6,33 +6,13 @@ earlier plot outside the run is replaced, and a new file inside it is written.""
 import os
 
 import pytest
-from helpers import invoke, ok, one_line_error
-
-
-def _tsv(path):
-    import random
-    rng = random.Random(0)
-    lines = []
-    for _ in range(200):
-        s = "".join(rng.choice("abcde") for _ in range(rng.randint(2, 6)))
-        lines.append(s + "\t" + " ".join(s.upper()))
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+from helpers import invoke, ok, one_line_error, plot_runs
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     pytest.importorskip("matplotlib", reason="the plot extra (matplotlib) is not installed")
-    root = tmp_path_factory.mktemp("plotruns")
-    s2s = root / "s2s"
-    ok(invoke("train", "seq2seq", "--data", _tsv(root / "pairs.tsv"), "--steps", 2,
-              "--hidden", 8, "--embed-dim", 4, "--threads", 1, "--quiet", "--no-plot",
-              "--out", s2s))
-    fc = root / "fc"
-    ok(invoke("train", "forecast", "--steps", 2, "--hidden", 8, "--window", 8, "--inputs",
-              "level", "--model", "rnn", "--threads", 1, "--quiet", "--no-plot",
-              "--out", fc))
-    return {"s2s": (s2s, ["abc"]), "fc": (fc, [])}
+    return plot_runs(tmp_path_factory.mktemp("plotruns"))
 
 
 @pytest.mark.parametrize("name", ["s2s", "fc"])
