@@ -53,3 +53,16 @@ def test_smape_counts_a_zero_forecast_of_a_zero_target_as_zero(tmp_path):
     np.testing.assert_allclose(baselines["naive"]["smape"], _smape(targets, naive),
                                rtol=1e-9)
     assert win.unscale(np.array([[(0.0 - center) / spread]]), scaler)[0, 0] == 0.0
+
+
+def test_unscale_keeps_infinite_and_nan_values():
+    """Only a round-trip residue becomes 0: an infinite or NaN value (a diverged model's
+    forecast) stays infinite or NaN rather than passing as a forecast of 0."""
+    y = _series()
+    scaler = win.fit_scaler(y[:140, None], np.ones((140, 1), dtype=bool), "standard",
+                            ["value"])
+    scaled = np.array([[np.inf], [-np.inf], [np.nan], [(0.0 - scaler["center"][0])
+                                                       / scaler["scale"][0]]])
+    back = win.unscale(scaled, scaler)[:, 0]
+    assert back[0] == np.inf and back[1] == -np.inf and np.isnan(back[2])
+    assert back[3] == 0.0

@@ -201,7 +201,8 @@ def scale(values: np.ndarray, scaler: dict) -> np.ndarray:
     return (values - np.asarray(scaler["center"])) / np.asarray(scaler["scale"])
 
 
-ROUND_TRIP_ULPS = 4  # unscale's zero: an original 0 returns within one ulp of the center
+# unscale's zero: a result within this many ulps of |product| + |center| is an original 0
+ROUND_TRIP_ULPS = 4
 
 
 def unscale(values: np.ndarray, scaler: dict) -> np.ndarray:
@@ -209,12 +210,13 @@ def unscale(values: np.ndarray, scaler: dict) -> np.ndarray:
     rounding of the round trip (a few ulps of the center and the product it cancels) is
     exactly 0: an original 0, scaled and back, would otherwise return as a residue such
     as -6.9e-18, which sMAPE (y = f = 0 counts 0) scores as a 200% miss and a
-    multiplicative ETS fit (values <= 0) reads as either sign."""
+    multiplicative ETS fit (values <= 0) reads as either sign. An infinite result stays
+    infinite (its residue bound is infinite too)."""
     center = np.asarray(scaler["center"])
     product = values * np.asarray(scaler["scale"])
     result = product + center
     residue = ROUND_TRIP_ULPS * np.finfo(np.float64).eps * (np.abs(product) + np.abs(center))
-    return np.where(np.abs(result) <= residue, 0.0, result)
+    return np.where(np.isfinite(result) & (np.abs(result) <= residue), 0.0, result)
 
 
 def last_observed(observed: np.ndarray) -> np.ndarray:
