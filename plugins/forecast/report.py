@@ -48,7 +48,7 @@ def mape_note(forecasters: dict) -> list[str]:
     if not any(undefined(v) for f in forecasters.values() for k, v in f.items()
                if k == "mape" or k.startswith("mape[")):
         return []
-    return ["mape nan: every actual it scores (in a column) is 0, and MAPE leaves zero "
+    return ["mape nan: the actuals of a column are all 0 here, and MAPE leaves zero "
             "actuals out"]
 
 
