@@ -198,6 +198,19 @@ def plot_runs(root) -> dict:
     return {"s2s": (s2s, ["abc"]), "fc": (fc, [])}
 
 
+def file_size_limit(limit: int):
+    """A subprocess preexec_fn limiting the files the child writes to ``limit`` bytes
+    (ulimit -f), a write past it failing with EFBIG rather than killing the child: a full
+    disk at that point of the write."""
+    import resource
+    import signal
+
+    def pre():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return pre
+
+
 def expected_int8_path(vector_code: str) -> str:
     """The int8 products' variant (recurrent._kernels.int8.instruction_path) a process
     whose vector code is ``vector_code`` must run on this CPU: AVX-512 VNNI where the

@@ -6,13 +6,11 @@ between the writes (SIGKILL, a power cut: nothing can clean up) left the same. I
 writes best.npz first and config.json last, both created, never replaced, so a failure
 or kill at any write leaves either the whole run or no run."""
 import os
-import resource
-import signal
 import subprocess
 import sys
 
 import pytest
-from helpers import installed_env, invoke, ok, tiny_text, train_tiny
+from helpers import file_size_limit, installed_env, invoke, ok, tiny_text, train_tiny
 
 
 @pytest.fixture(scope="module")
@@ -25,18 +23,11 @@ def exported(tmp_path_factory):
     return out
 
 
-def _limited(limit):
-    def pre():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return pre
-
-
 def test_an_import_that_cannot_write_its_checkpoint_leaves_no_run(exported, tmp_path):
     out = tmp_path / "imported"
     # best.npz (~6 kB) does not fit a limit of 3,000 bytes: a full disk at its write
     result = subprocess.run([sys.executable, "-m", "recurrent", "import", str(exported),
-                             "--out", str(out)], preexec_fn=_limited(3000),
+                             "--out", str(out)], preexec_fn=file_size_limit(3000),
                             capture_output=True, text=True, env=installed_env())
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
@@ -52,7 +43,7 @@ def test_a_failed_import_into_an_existing_empty_directory_keeps_the_directory(ex
     out = tmp_path / "empty"
     out.mkdir()
     result = subprocess.run([sys.executable, "-m", "recurrent", "import", str(exported),
-                             "--out", str(out)], preexec_fn=_limited(3000),
+                             "--out", str(out)], preexec_fn=file_size_limit(3000),
                             capture_output=True, text=True, env=installed_env())
     assert result.returncode == 1
     assert out.is_dir() and os.listdir(out) == []

@@ -3,13 +3,11 @@ file-size limit; a character stdout's encoding cannot represent) is one line nam
 standard output and the cause, exit status 1, never "internal error"; the run the command
 read is left as it was."""
 import os
-import resource
-import signal
 import subprocess
 import sys
 
 import pytest
-from helpers import installed_env, ok, tiny_text, train_tiny
+from helpers import file_size_limit, installed_env, ok, tiny_text, train_tiny
 
 
 @pytest.fixture(scope="module")
@@ -44,18 +42,11 @@ def test_stdout_on_a_full_device_is_one_line(run, args):
     assert sorted(os.listdir(run)) == files
 
 
-def _file_size_limit(limit):
-    def pre():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return pre
-
-
 def test_stdout_past_a_file_size_limit_is_one_line(run, tmp_path):
     # a 20,000-character sample does not fit a limit of 1,000 bytes
     with open(tmp_path / "sample.txt", "w") as out:
         result = _recurrent(["predict", run, "--length", 20000], out,
-                            preexec_fn=_file_size_limit(1000))
+                            preexec_fn=file_size_limit(1000))
     assert result.returncode == 1, result.stderr
     assert _one_line(result.stderr) == "Error: cannot write standard output: File too large"
 
