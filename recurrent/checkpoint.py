@@ -204,10 +204,22 @@ def save_arrays(path: str, arrays: dict, meta: dict, replace: bool = True) -> No
     atomic_write(path, lambda f: np.savez(f, **payload), replace)
 
 
+def _refuse_special(path: str, what: str) -> None:
+    """UserError for a named pipe, device or socket in place of a run's file: reading one
+    would wait for a writer (a pipe) or read what is not the run's."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # the read names what is wrong
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise UserError(f"cannot read {what}{path}: not a regular file")
+
+
 def load_arrays(path: str) -> tuple[dict, dict]:
     """Read a file written by save_arrays -> (arrays, meta). Unreadable -> UserError."""
     if not os.path.exists(path):
         raise UserError(f"checkpoint {path} does not exist")
+    _refuse_special(path, "checkpoint ")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
@@ -310,6 +322,7 @@ def write_json(path: str, obj: dict, replace: bool = True) -> None:
 
 
 def read_json(path: str) -> dict:
+    _refuse_special(path, "")
     try:
         with open(path, encoding="utf-8") as f:
             obj = json.load(f)
