@@ -8,6 +8,7 @@ Error policy: a UserError, a bad option value or an unknown name prints ONE line
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import sys
@@ -578,6 +579,13 @@ def _eval_header(task, run, split, note, checkpoint, evaluated, precision):
                    "the mean and spread of each metric over them (tasks that offer it).")
 def eval_command(run, data, split, checkpoint, threads, precision, as_json, backtest):
     """Evaluate a trained RUN on a split (or --data FILE) beside the task's baselines."""
+    with plugins.command_output() as out:  # the task's own prints go to stderr
+        _evaluate(functools.partial(click.echo, file=out), run, data, split, checkpoint,
+                  threads, precision, as_json, backtest)
+
+
+def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, backtest):
+    """eval_command, printing its report or JSON with ``echo``."""
     from .runs import best_missing, load_model
     data = out_paths.named("--data", data, None)
     run_dir, info, task = _open_run(run)
@@ -612,16 +620,16 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
         _check_read_data(task, config, data)
         if as_json:
             _warn_report_notes(task, state, result.get("forecasters", {}))
-            click.echo(json_text({"run": run, "task": task.name, "split": split,
-                                  "data": data, "checkpoint": evaluated,
-                                  "precision": precision, "backtest": result}, indent=2))
+            echo(json_text({"run": run, "task": task.name, "split": split,
+                            "data": data, "checkpoint": evaluated,
+                            "precision": precision, "backtest": result}, indent=2))
             return
-        click.echo(_eval_header(task, run, split, f" ({data})" if data else "", checkpoint,
-                                evaluated, precision))
+        echo(_eval_header(task, run, split, f" ({data})" if data else "", checkpoint,
+                          evaluated, precision))
         if hasattr(task, "format_backtest"):
-            click.echo("\n".join(task.format_backtest(state, split, result)))
+            echo("\n".join(task.format_backtest(state, split, result)))
         else:
-            click.echo(json_text(result, indent=2))
+            echo(json_text(result, indent=2))
         return
     metrics = task.evaluate(state, split, config, model.runner())
     baselines = task.baselines(state, split, config) if hasattr(task, "baselines") else {}
@@ -636,16 +644,16 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
     chose = info.get(candidates.CHOSE)
     if as_json:
         _warn_report_notes(task, state, baselines)
-        click.echo(json_text({"run": run, "task": task.name, "split": split, "data": data,
-                              "checkpoint": evaluated, "precision": precision,
-                              "metrics": metrics, "baselines": baselines,
-                              **({"paired": paired} if paired else {}),
-                              **({"chose": chose} if chose else {})}, indent=2))
+        echo(json_text({"run": run, "task": task.name, "split": split, "data": data,
+                        "checkpoint": evaluated, "precision": precision,
+                        "metrics": metrics, "baselines": baselines,
+                        **({"paired": paired} if paired else {}),
+                        **({"chose": chose} if chose else {})}, indent=2))
         return
     note = f" ({data})" if data else ""
     if split == "valid" and evaluated == checkpoint == "best":
         note = " (the split that chose this best checkpoint)"
-    click.echo(_eval_header(task, run, split, note, checkpoint, evaluated, precision))
+    echo(_eval_header(task, run, split, note, checkpoint, evaluated, precision))
     # A task may lay out its own report (labelled per-class rows, matrices, ...); the JSON
     # above is the same either way.
     if hasattr(task, "format_report"):
@@ -653,9 +661,9 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
     else:
         lines = report.generic_report(metrics, baselines)
     tests = report.paired_line(paired)
-    click.echo("\n".join(lines + ["", *tests] if tests else lines))
+    echo("\n".join(lines + ["", *tests] if tests else lines))
     if chose:
-        click.echo(candidates.chosen_text(info))
+        echo(candidates.chosen_text(info))
 
 
 def _warn_report_notes(task, state, baselines):
@@ -756,26 +764,29 @@ def predict_command(ctx, run, args, show_help):
     if options.get("plot") and not options.get("stream"):  # --stream refuses --plot itself
         check_plot(options["plot"], run_dir.path)
     stream = options.pop("stream", False)
-    model, info = load_model(run_dir, "best", precision=options.pop("precision"))
-    state, config = info["task_state"], dict(info["config"])
-    note_best_missing(run_dir, config)
-    if stream:
-        given = {key for key in options
-                 if sub.get_parameter_source(key) == ParameterSource.COMMANDLINE}
-        options = KeyReads(options)
-        answer = task.predict_stream(state, config, model.runner(), options)
-        _check_stream_options(given - options.read, params)
-        return _stream_lines(answer, sys.stdin)
-    lines = task.predict(state, config, model.runner(), options)
-    # a str (returned, not yielded) would print one character per line
-    if lines is None or isinstance(lines, (str, bytes, dict)):
-        raise UserError(f"task {task.name!r}: predict() returned {type(lines).__name__}, "
-                        f"not an iterable of lines (yield each line)")
-    for line in lines:
-        if not isinstance(line, str):
-            raise UserError(f"task {task.name!r}: predict() gave a line that is "
-                            f"{type(line).__name__}, not a str")
-        click.echo(line)
+    with plugins.command_output() as out:  # the task's own prints go to stderr
+        echo = functools.partial(click.echo, file=out)
+        model, info = load_model(run_dir, "best", precision=options.pop("precision"))
+        state, config = info["task_state"], dict(info["config"])
+        note_best_missing(run_dir, config)
+        if stream:
+            given = {key for key in options
+                     if sub.get_parameter_source(key) == ParameterSource.COMMANDLINE}
+            options = KeyReads(options)
+            answer = task.predict_stream(state, config, model.runner(), options)
+            _check_stream_options(given - options.read, params)
+            return _stream_lines(answer, sys.stdin, echo)
+        lines = task.predict(state, config, model.runner(), options)
+        # a str (returned, not yielded) would print one character per line
+        if lines is None or isinstance(lines, (str, bytes, dict)):
+            raise UserError(f"task {task.name!r}: predict() returned "
+                            f"{type(lines).__name__}, not an iterable of lines (yield each "
+                            f"line)")
+        for line in lines:
+            if not isinstance(line, str):
+                raise UserError(f"task {task.name!r}: predict() gave a line that is "
+                                f"{type(line).__name__}, not a str")
+            echo(line)
 
 
 def _check_stream_options(unread: set, params) -> None:
@@ -797,25 +808,27 @@ STREAM_HELP = ("Read inputs from stdin as they arrive, one per line, and answer 
                "status is 1 at the end. Options the stream does not use are refused.")
 
 
-def _stream_lines(answer, lines) -> int:
+def _stream_lines(answer, lines, echo=click.echo) -> int:
     """`predict --stream`: answer(line) for each line of ``lines`` (a text stream such as
-    sys.stdin: _text_lines) as it arrives, one JSON line out per line in, flushed
-    (click.echo flushes). A UserError for a line is answered with {"error": message} on
-    stdout and one line on stderr, and the stream goes on; returns the exit status: 1
-    when any line was refused, else 0."""
+    sys.stdin: _text_lines) as it arrives, one JSON line out per line in, printed with
+    ``echo`` and flushed (click.echo flushes). A UserError for a line is answered with
+    {"error": message} there and one line on stderr, and the stream goes on; returns the
+    exit status: 1 when any line was refused, else 0."""
+    from .datafile import check_utf8
     refused = False
     for number, line in enumerate(_text_lines(lines), 1):
         line = line[:-1] if line.endswith("\n") else line
         line = line[:-1] if line.endswith("\r") else line  # a CRLF client's line break
         try:
+            check_utf8(line, "the line")  # every task's stream: _text_lines kept bad bytes
             result = answer(line)
         except UserError as e:
             refused = True
             message = one_line(e)
-            click.echo(json.dumps({"error": message}))
+            echo(json.dumps({"error": message}))
             click.echo(f"Error: line {number}: {message}", err=True)
             continue
-        click.echo(json_text(result))
+        echo(json_text(result))
     return 1 if refused else 0
 
 

@@ -6,7 +6,6 @@ the same under any root group.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import sys
@@ -140,8 +139,9 @@ def check_command(names, check_all, kind, seed, as_json):
     for name, (found, obj) in targets:
         if not as_json and len(targets) > 1:
             click.echo(f"== {found} {name}")
-        # each line as its check ends (a crashing kernel leaves those before it)
-        with (contextlib.nullcontext() if as_json else conformance.each_result(_echo_result)):
+        # each line as its check ends (a crashing kernel leaves those before it); with
+        # --json, what the plugin's code prints goes to stderr, not into the JSON
+        with (plugins.command_output() if as_json else conformance.each_result(_echo_result)):
             results = _check(found, obj, seed)
         failed = [r for r in results if not r.passed]
         any_failed = any_failed or bool(failed)

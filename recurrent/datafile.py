@@ -168,6 +168,19 @@ def decode(raw: bytes, label: str, compressed: bool = False) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
+def check_utf8(text: str, what: str) -> None:
+    """UserError for a text read with bytes that are not UTF-8 kept as lone surrogates
+    (surrogateescape: command-line arguments, `predict --stream` lines), naming the first
+    such byte; an answer echoing the text would carry them, which strict JSON readers
+    refuse."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        code = ord(text[e.start])
+        byte = f" (byte 0x{code - 0xDC00:02x})" if 0xDC80 <= code <= 0xDCFF else ""
+        raise UserError(f"{what} is not UTF-8 text{byte}") from None
+
+
 @dataclass(frozen=True)
 class Content:
     """A text file as read: its (decompressed) bytes, their text and the compression."""

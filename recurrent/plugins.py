@@ -365,6 +365,16 @@ def _plugin_output():
     return contextlib.redirect_stdout(sys.stderr)
 
 
+@contextlib.contextmanager
+def command_output():
+    """For a command that runs plugin code (a task's evaluate or predict, a cell's forward)
+    and prints for programs: within, sys.stdout is stderr (_plugin_output), so what the
+    plugin code prints goes there; yields the stdout the command writes its own output to."""
+    out = sys.stdout
+    with _plugin_output():
+        yield out
+
+
 def _register_callback(kind: str, hook_name: str, add) -> Any:
     """The ``register`` a hook of ``kind`` is handed: one object per call."""
     def register(*objs):

@@ -19,6 +19,8 @@ import numpy as np
 
 from recurrent import cache, schema
 from recurrent import paired as paired_tests
+from recurrent.checkpoint import json_text
+from recurrent.datafile import check_utf8
 from recurrent.errors import UserError
 from recurrent.memo import Kept, file_identity, frozen
 from recurrent.pretrain import pretrain_language_model
@@ -651,7 +653,7 @@ class SentimentTask:
         index = self._index(state)  # once: a line of a few words reads a few entries
 
         def answer(line):
-            _check_utf8(line, "the line")
+            check_utf8(line, "the line")
             if is_blank(line, tokenizer):
                 raise UserError("the line is empty: one text per line")
             p = self.probabilities(model, self._encode_all(
@@ -668,7 +670,7 @@ class SentimentTask:
                             f"--data FILE: give --data, or drop --text-column")
         tokenizer = _tokenizer(state)
         for i, text in enumerate(texts, 1):
-            _check_utf8(text, f"text argument {i}")
+            check_utf8(text, f"text argument {i}")
             if is_blank(text, tokenizer):
                 raise UserError(f"text argument {i} is empty")
         if options.get("data"):
@@ -683,23 +685,11 @@ class SentimentTask:
         for text, p in zip(texts, probs):
             label = classes[int(p.argmax())]
             if options.get("as_json"):
-                yield json.dumps(_answer(classes, p, text))
+                yield json_text(_answer(classes, p, text))  # NaN as null, as --stream
             else:
                 scores = " ".join(f"{c}={q:.3f}" for c, q in zip(classes, p))
                 flat = " ".join(text.split())  # tabs/newlines would break one line per text
                 yield f"{label}\t{scores}\t{flat}"
-
-
-def _check_utf8(text: str, what: str) -> None:
-    """UserError for a command-line or stdin text holding bytes that are not UTF-8 (Python
-    reads them as lone surrogates, which an answer would echo and strict JSON readers
-    refuse), as char-lm, seq2seq and a sentiment --data file refuse them."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as e:
-        code = ord(text[e.start])
-        byte = f" (byte 0x{code - 0xDC00:02x})" if 0xDC80 <= code <= 0xDCFF else ""
-        raise UserError(f"{what} is not UTF-8 text{byte}") from None
 
 
 def _answer(classes, p, text):
