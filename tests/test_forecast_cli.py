@@ -119,6 +119,18 @@ def test_predict_json_from_the_test_split_has_the_actuals(run, sunspots):
     assert len(result["forecast"]["sunspots"]) == 5
 
 
+def test_predict_json_names_the_baseline_beside_a_column_called_name(sunspots, tmp_path):
+    """A value column called "name" takes the baseline's "name" key; baseline_name keeps
+    the baseline's name."""
+    path = write_csv(tmp_path / "named.csv", ["year", "name"], sunspots)
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", path, "--time-column", "year", "--out", run,
+              *SMALL))
+    result = json.loads(ok(invoke("predict", run, "--steps", 2, "--json")))
+    assert result["baseline_name"].startswith("seasonal naive (m=")
+    assert len(result["baseline"]["name"]) == 2 and result["columns"] == ["name"]
+
+
 def test_predict_from_recent_data(run, sunspots, tmp_path):
     recent = write_csv(tmp_path / "recent.csv", ["year", "sunspots"], sunspots[100:140])
     lines = ok(invoke("predict", run, "--data", recent, "--steps", 3)).splitlines()

@@ -102,7 +102,10 @@ def run_predict(task, state, config, model, options):
             "steps": steps,
             "time": labels,
             "forecast": _by_column(series.columns, forecast),
+            # "name" beside the columns is kept for scripts reading it; a value column
+            # called "name" takes that key, so the name is also given on its own
             "baseline": {"name": baseline_name, **_by_column(series.columns, baseline)},
+            "baseline_name": baseline_name,
         }
         if actual is not None:
             result["actual"] = _by_column(series.columns, actual)
