@@ -11,6 +11,7 @@ import errno
 import functools
 import json
 import os
+import signal
 import sys
 import time
 
@@ -78,10 +79,12 @@ class RecurrentGroup(click.Group):
                 rv = super().main(args, prog_name or "recurrent", complete_var,
                                   standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
-        except click.exceptions.Abort:
+        except click.exceptions.Abort as e:
             if debug:
                 raise
-            code = report("Aborted.", 130)
+            from .interrupt import Terminated  # a SIGTERM where a Ctrl-C would abort
+            code = report("Aborted.", 128 + (signal.SIGTERM if isinstance(
+                e.__cause__, Terminated) else signal.SIGINT))
         except click.exceptions.NoArgsIsHelpError as e:  # bare `recurrent`: the quick start
             click.echo(e.ctx.get_help() if e.ctx else e.format_message())
             code = 0
@@ -367,6 +370,7 @@ def _start_default(task, config, echo, world):
 
 def _train(ctx, task, values):
     from .distributed import world as current_world
+    from .interrupt import terminating_as_ctrl_c
     from .runs import parallel_trainer
     out, resume, ranks = values.pop("out"), values.pop("resume"), values.pop("ranks")
     if "data" in values:
@@ -382,6 +386,7 @@ def _train(ctx, task, values):
     if ranks is not None and ranks != world.size:
         raise AllRanksError(f"--ranks {ranks}: this job already runs on {world.size} "
                         f"rank(s); give --ranks without mpiexec, or mpiexec without --ranks")
+    ctx.with_resource(terminating_as_ctrl_c())
     distributed.ignore_ctrl_c(world)
     trainer = parallel_trainer(task, world, lambda: _make_trainer(
         ctx, task, values, out, resume, world))
@@ -399,8 +404,8 @@ def _train(ctx, task, values):
     distributed.ignore_ctrl_c(world, training_over=True)
     if world.is_root:
         _print_summary(task, summary)
-    if summary["status"] == "interrupted":
-        ctx.exit(130)
+    if summary["status"] == "interrupted":  # 130 after a Ctrl-C, 143 after a SIGTERM
+        ctx.exit(128 + _stop_signal(summary))
 
 
 def _make_trainer(ctx, task, values, out, resume, world):
@@ -436,6 +441,11 @@ def _make_trainer(ctx, task, values, out, resume, world):
     return start_run(task, config, out_paths.named("--out", out, None), echo, world)
 
 
+def _stop_signal(summary) -> int:
+    """The signal an interrupted run's stop was requested with (recurrent/interrupt.py)."""
+    return summary.get("signal") or signal.SIGINT
+
+
 def _print_summary(task, summary):
     run = summary["run"]
     best_text = f"best {summary['best']}" if summary.get("best") else "no evaluation"
@@ -448,7 +458,9 @@ def _print_summary(task, summary):
             where = (f"while pretraining{part}, before its first step: nothing of it saved"
                      if summary.get("unsaved") else
                      f"at step {summary['step']}{part}: checkpoint saved")
-        click.echo(f"interrupted {where}; continue with "
+        how = ("terminated (SIGTERM)" if _stop_signal(summary) == signal.SIGTERM
+               else "interrupted")
+        click.echo(f"{how} {where}; continue with "
                    f"`recurrent train {task.name} --resume {run}`")
         return
     how = "stopped early" if summary["status"] == "early-stopped" else "done"

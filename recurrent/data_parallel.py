@@ -7,10 +7,10 @@ of per-step outputs, rows of pooled ones); the global loss is the mean over all 
 so each rank scales its gradients by its share of the items, and one in-place allreduce
 of the flat gradient buffer sums them: every rank then holds the gradient of the global
 batch, bitwise the same on every rank, and clipping, the optimizer and the schedule run
-identically, so the replicas never drift. The step's loss and the ranks' Ctrl-C flags
-travel in a second, two-number allreduce, so every rank agrees on the loss it logs and
-on stopping (the flags also once after the setup, so that a Ctrl-C during it stops every
-rank before the first step).
+identically, so the replicas never drift. The step's loss and the ranks' stop flags
+(Ctrl-C, SIGTERM) travel in a second, three-number allreduce, so every rank agrees on the
+loss it logs and on stopping (the flags also once after the setup, so that a Ctrl-C or
+SIGTERM during it stops every rank before the first step).
 
 Recurrent state carried between batches (char-lm streams, TBPTT windows) stays on the
 rank that owns the rows; checkpoints hold the state of all rows (gathered on rank 0), so
@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from .distributed import row_share
+from .interrupt import STOP_SIGNALS
 from .runner import Runner
 from .state import pack_state, state_arrays
 
@@ -39,6 +40,12 @@ def valid_items(x, lengths, sequence_output: bool) -> int:
     return int(T * B if lengths is None else np.asarray(lengths).sum())
 
 
+def _flags(signum) -> list[float]:
+    """One flag per stop signal (interrupt.STOP_SIGNALS): which one this rank's request
+    came with, if any."""
+    return [float(signum == s) for s in STOP_SIGNALS]
+
+
 class DataParallel:
     """The data-parallel side of one Trainer: sharding, the gradient reduction and the
     carried state's gathering."""
@@ -46,7 +53,8 @@ class DataParallel:
     def __init__(self, world, sequence_output: bool):
         self.world = world
         self.sequence_output = sequence_output
-        self.stop = False  # the ranks' agreed Ctrl-C flag, as of the last agreement
+        self.stop = False  # the ranks' agreed stop request, as of the last agreement
+        self.stop_signal = None  # ... and the signal it is reported as (SIGINT, SIGTERM)
 
     def rows(self, batch_rows: int) -> slice:
         return row_share(batch_rows, self.world.rank, self.world.size)
@@ -70,19 +78,27 @@ class DataParallel:
                 if share != 1.0:
                     grads *= grads.dtype.type(share)
                 self.world.allreduce(grads)
-            totals = np.array([loss * share, float(bool(interrupted()))])
+            totals = np.array([loss * share, *_flags(interrupted())])
             self.world.allreduce(totals)
-            self.stop = bool(totals[1])
+            self._agreed(totals[1:])
             return float(totals[0])
         return reduce
 
-    def agree_to_stop(self, interrupted: bool) -> bool:
-        """The ranks' Ctrl-C flags, agreed (any rank's counts) outside a step: after the
-        setup, so a Ctrl-C during it stops every rank before the first step."""
-        flag = np.array([float(bool(interrupted))])
-        self.world.allreduce(flag)
-        self.stop = bool(flag[0])
+    def agree_to_stop(self, interrupted) -> bool:
+        """The ranks' stop requests (the signal that requested one, or None), agreed (any
+        rank's counts) outside a step: after the setup, so a Ctrl-C or SIGTERM during it
+        stops every rank before the first step."""
+        flags = np.array(_flags(interrupted))
+        self.world.allreduce(flags)
+        self._agreed(flags)
         return self.stop
+
+    def _agreed(self, flags):
+        """The stop and its signal from the summed flags: SIGTERM when any rank's request
+        was one (the job was asked to end: its exit status says so), else SIGINT."""
+        requested = [signum for signum, count in zip(STOP_SIGNALS, flags) if count]
+        self.stop_signal = requested[-1] if requested else None
+        self.stop = self.stop_signal is not None
 
     def local_state(self, state, batch_rows: int):
         """This rank's rows of a state of a whole batch (None stays None)."""

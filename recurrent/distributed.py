@@ -282,10 +282,11 @@ def joins_world(args: list[str]) -> bool:
 
 
 def ignore_ctrl_c(world: World, training_over: bool = False):
-    """From now on a Ctrl-C (SIGINT) does nothing on this rank of a data-parallel
-    ``world`` outside the trainer's own handlers (recurrent/interrupt.py, which nest
-    inside and restore this): on a rank other than 0 from the start (mpiexec passes a
-    Ctrl-C on to every rank, and rank 0 acts on it for the job: it stops at a step,
+    """From now on a Ctrl-C (SIGINT) or a SIGTERM does nothing on this rank of a
+    data-parallel ``world`` outside the trainer's own handlers (recurrent/interrupt.py,
+    which nest inside and restore this): on a rank other than 0 from the start (mpiexec
+    passes a Ctrl-C or a SIGTERM on to every rank, a scheduler may send a SIGTERM to every
+    process of the job, and rank 0 acts on it for the job: it stops at a step,
     completes what it does alone, such as combining an ensemble, or ends the job), and
     on every rank once ``training_over`` (the run is complete). Otherwise a rank waiting
     for rank 0, or for MPI's finalize at exit, would end, and mpiexec would stop the job
@@ -294,7 +295,8 @@ def ignore_ctrl_c(world: World, training_over: bool = False):
     if world.size == 1 or (world.is_root and not training_over):
         return
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def mpi_available() -> bool:

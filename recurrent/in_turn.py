@@ -83,11 +83,10 @@ def train(make, count: int, noun: str, world, resume: bool, quiet: bool, echo,
             if summary["status"] == "diverged" and not quiet:
                 echo(f"{noun} {k + 1}/{count} ({text}) left out: {summary['error']}")
             summaries.append(summary)
-            stop = world.bcast(interrupt.requested) if world.size > 1 \
-                else interrupt.requested
+            stop = world.bcast(interrupt.signal) if world.size > 1 else interrupt.signal
             if summary["status"] == "interrupted":
                 return summaries, {**summary, "part": f"{noun} {k + 1}/{count}"}
             if stop and k + 1 < count:  # this part ended (or diverged): none is cut short
-                return summaries, {**summary, "status": "interrupted",
+                return summaries, {**summary, "status": "interrupted", "signal": stop,
                                    "before": f"{noun} {k + 2}/{count}"}
     return summaries, None

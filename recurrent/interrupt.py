@@ -1,6 +1,14 @@
-"""Ctrl-C during training: the first one asks the loop to stop at the next window
-boundary (it then saves a checkpoint); a second one raises KeyboardInterrupt at once,
-leaving the previous checkpoint.
+"""Ctrl-C and SIGTERM during training: the first one asks the loop to stop at the next
+window boundary (it then saves a checkpoint); a Ctrl-C after it raises KeyboardInterrupt
+at once, leaving the previous checkpoint.
+
+SIGTERM is how schedulers and supervisors ask a process to end (Slurm at a time limit or
+on preemption, `timeout`, systemd, docker stop, Kubernetes) before a SIGKILL at the end
+of their grace period: it requests the same stop as a first Ctrl-C, and the run ends
+with exit status 143 rather than 130. A SIGTERM after a request changes nothing: one
+request often arrives more than once (a job's whole process group or cgroup signalled
+while mpiexec also forwards the signal to its ranks), and the sender's SIGKILL is the
+escalation.
 
 Handlers nest (a run of parts trained in turn holds one while each part's trainer holds
 its own): an inner one starts out requested if the enclosing one already was (a Ctrl-C
@@ -8,45 +16,86 @@ while a part was being set up stops that part at once), and on exit passes a req
 its own out (a Ctrl-C while a part was finishing stops the parts after it)."""
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 
+# The signals that request a stop, in the order of their exit statuses' precedence when
+# the ranks of a data-parallel run saw different ones (recurrent/data_parallel.py).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 
 class Interrupt:
-    """Context manager installing the SIGINT handler (main thread only; elsewhere Python
-    delivers no signals) and restoring the previous one on exit. ``requested`` turns True
-    at the first Ctrl-C."""
+    """Context manager installing the SIGINT and SIGTERM handler (main thread only;
+    elsewhere Python delivers no signals) and restoring the previous ones on exit.
+    ``signal`` is the one that first requested a stop (None before); ``requested`` turns
+    True with it."""
 
     def __init__(self):
-        self.requested = False
-        self._previous = None
+        self.signal = None
+        self._previous = {}  # signal -> the handler this one replaced
         self._outer = None  # the enclosing Interrupt whose handler this one replaced
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-            outer = getattr(self._previous, "__self__", None)
+            for signum in STOP_SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            outer = getattr(self._previous[signal.SIGINT], "__self__", None)
             self._outer = outer if isinstance(outer, Interrupt) else None
-            if self._outer is not None and self._outer.requested:
-                self.requested = True
+            if self._outer is not None and self._outer.requested and not self.requested:
+                self.signal = self._outer.signal
         return self
 
     def _handle(self, signum, frame):
-        if self.requested:
+        if self.signal is None:
+            self.signal = signum
+        elif signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.requested = True
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-        if self._outer is not None and self.requested:
-            self._outer.requested = True
+        for signum, previous in self._previous.items():
+            if previous is not None:
+                signal.signal(signum, previous)
+        if self._outer is not None and self.requested and not self._outer.requested:
+            self._outer.signal = self.signal
         return False
 
 
+class Terminated(KeyboardInterrupt):
+    """A SIGTERM outside the trainer's handlers (while `recurrent train` starts, before
+    its trainer's setup, or after it ended): the command leaves as a Ctrl-C there makes
+    it leave ("Aborted.", a file being written removed), with exit status 143."""
+
+
+def _terminated(signum, frame):
+    raise Terminated
+
+
+@contextlib.contextmanager
+def terminating_as_ctrl_c():
+    """While it is entered, a SIGTERM raises Terminated where a Ctrl-C raises
+    KeyboardInterrupt (Python's default SIGINT handler; the trainer's Interrupt replaces
+    both while it runs). On exit the previous handler comes back, unless another one
+    replaced this meanwhile (distributed.ignore_ctrl_c's, kept for MPI's finalize).
+    Main thread only, as for Interrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is _terminated and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def requested() -> bool:
-    """Whether the innermost Interrupt installed now has seen a Ctrl-C: for long work a
-    trainer does while it is set up (language-model pretraining), which has no step of
-    the run's own to stop at."""
+    """Whether the innermost Interrupt installed now has seen a Ctrl-C or SIGTERM: for
+    long work a trainer does while it is set up (language-model pretraining), which has
+    no step of the run's own to stop at."""
     owner = getattr(signal.getsignal(signal.SIGINT), "__self__", None)
     return isinstance(owner, Interrupt) and owner.requested

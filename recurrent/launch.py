@@ -4,7 +4,9 @@ the mpi extra puts one next to the Python interpreter).
 
 mpiexec's own failure banners are condensed into one line naming the rank that failed;
 a rank's own error line passes through as it is. Ctrl-C reaches the ranks through
-mpiexec, which forwards it once; they agree on a step, save a checkpoint and stop.
+mpiexec, which forwards it once; they agree on a step, save a checkpoint and stop. A
+SIGTERM to this process is passed on to mpiexec, which forwards it to every rank: they
+stop in the same way (recurrent/interrupt.py) and the command exits with 143.
 """
 from __future__ import annotations
 
@@ -121,7 +123,8 @@ def launch(ranks: int, args: list[str]) -> int:
                                     bufsize=1)
             # A SIGTERM sent to this process alone (kill PID, a supervisor) would end it
             # and leave mpiexec and the ranks training on: pass it on to mpiexec, which
-            # stops every rank, and wait for them as for any end of the job.
+            # passes it on to every rank (they stop as after a Ctrl-C), and wait for them
+            # as for any end of the job.
             def terminate(signum, frame):
                 terminated.append(signum)
                 proc.send_signal(signum)
@@ -138,7 +141,11 @@ def launch(ranks: int, args: list[str]) -> int:
             signal.signal(signal.SIGINT, previous)
             signal.signal(signal.SIGTERM, previous_term)
         killed, exit_string, reported = seen.killed, seen.exit_string, seen.reported
-        if terminated:  # the ranks ended because this process was asked to end
+        if terminated and code in (0, 128 + signal.SIGTERM):
+            # the ranks stopped at an agreed step with a checkpoint (or had finished
+            # training) and rank 0 printed how the run ended
+            return code
+        if terminated:  # the ranks ended before they could act on the SIGTERM
             print("Error: terminated (SIGTERM): all ranks stopped, the last checkpoint is "
                   "intact (continue with --resume)", file=sys.stderr, flush=True)
             return 128 + signal.SIGTERM

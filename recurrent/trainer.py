@@ -30,10 +30,10 @@ Evaluation every --eval-every steps (0: at the end of every epoch) and at the en
 task's metrics on "valid", printed beside its baselines, appended to metrics.jsonl; the
 best validation loss (or --select-by figure, recurrent/selection.py) keeps best.npz;
 --patience N stops after N evaluations without improvement. last.npz is written at every
-evaluation, at the end and on Ctrl-C (recurrent/interrupt.py; one while fit sets up
-stops before the first step); resuming a run that has none yet trains it from the start
-with its saved options. A non-finite loss or gradient norm stops training before the
-update with a clear message; the last good checkpoint stays.
+evaluation, at the end and on Ctrl-C or SIGTERM (recurrent/interrupt.py; one while fit
+sets up stops before the first step); resuming a run that has none yet trains it from
+the start with its saved options. A non-finite loss or gradient norm stops training
+before the update with a clear message; the last good checkpoint stays.
 
 Schedules see the step index; the cosine schedule spans the run's planned steps (epochs x
 steps per epoch, or --steps if smaller). Changing --epochs/--steps on resume does not
@@ -286,7 +286,7 @@ class Trainer:
             rows = (share_rows.start, share_rows.stop, B)  # the dropout masks' rows
             x, y, lengths, share = self.parallel.shard(x, y, lengths)
             B = np.shape(x)[1]
-            reduce = self.parallel.reducer(share, lambda: self.interrupt.requested)
+            reduce = self.parallel.reducer(share, lambda: self.interrupt.signal)
         carry_in = self.carry
         # a data-parallel rank's carry holds its share of rows: compare the whole batch's
         if carry_in is not None and (state_arrays(carry_in)[0].shape[1] if self.parallel is None
@@ -306,8 +306,15 @@ class Trainer:
         return loss, norm, items
 
     def _stop_requested(self):
-        """Ctrl-C seen: by this process, or (data-parallel) by any rank at the last step."""
+        """Ctrl-C or SIGTERM seen: by this process, or (data-parallel) by any rank at the
+        last step."""
         return self.parallel.stop if self.parallel is not None else self.interrupt.requested
+
+    def _stop_signal(self):
+        """The signal the stop was requested with (SIGINT, SIGTERM), as _stop_requested
+        sees it, or None."""
+        return (self.parallel.stop_signal if self.parallel is not None
+                else self.interrupt.signal)
 
     # -- evaluation -------------------------------------------------------------------------
     def evaluate(self, progress, baselines):
@@ -459,8 +466,10 @@ class Trainer:
 
     @run_lock.locked
     def fit(self, resume=False):
-        """Train until --epochs / --steps, early stopping, Ctrl-C or a non-finite loss.
-        Returns a summary dict: {"status": "done" | "early-stopped" | "interrupted", ...}.
+        """Train until --epochs / --steps, early stopping, Ctrl-C or SIGTERM, or a
+        non-finite loss. Returns a summary dict: {"status": "done" | "early-stopped" |
+        "interrupted", "signal": the SIGINT or SIGTERM that stopped an interrupted run,
+        ...}.
         ``resume`` of a run without a checkpoint yet (stopped or failed before its first
         last.npz) starts it from the beginning with its saved options, as in_turn does
         for a part. The Ctrl-C handler covers the setup too (restoring, counting the
@@ -485,7 +494,7 @@ class Trainer:
                 if self.pending_task_state and root:
                     self.run.update_task_state(self.task_state)
                 if self.parallel is not None:  # a Ctrl-C during the setup, on any rank
-                    self.parallel.agree_to_stop(self.interrupt.requested)
+                    self.parallel.agree_to_stop(self.interrupt.signal)
                 p = self.position
                 # numpy's BLAS (head, embedding, loss) stays on one thread whatever
                 # --threads says: OpenBLAS's threads spin after each call and then
@@ -541,6 +550,7 @@ class Trainer:
                 "stopped_before": stopped_before,
                 "best_loss": p.best_loss, "run": self.run.path,
                 "best": self._best_text(), "unsaved": self.setup_cut,
+                "signal": self._stop_signal() if status == "interrupted" else None,
                 "clipped_fraction": p.clipped_steps / p.step if p.step else 0.0}
 
     def _write_plot(self, trained):

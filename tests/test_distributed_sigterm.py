@@ -1,0 +1,67 @@
+"""A SIGTERM to a data-parallel job: MPICH's mpiexec (Hydra) forwards every SIGTERM it
+receives to every rank and waits for them to end (it sends no SIGKILL of its own), and
+the `--ranks` launcher passes its SIGTERM on to mpiexec. The ranks agree on a step, save
+a checkpoint and exit with 143, as one process does (tests/test_sigterm.py). Run for real
+under the mpiexec of the `mpi` extra."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_distributed import _env
+from test_sigterm import last_arrays, signal_at_line, stopped_step
+
+pytest.importorskip("mpi4py", reason="mpi4py not installed (the mpi extra)")
+from recurrent.launch import mpiexec  # noqa: E402
+
+RUN = ["--hidden", "16", "--batch-size", "7", "--seq-len", "12", "--threads", "1",
+       "--log-every", "1", "--eval-every", "0", "--no-plot", "--schedule", "constant"]
+
+
+def _left_behind(pattern: str) -> list[int]:
+    """Pids of the processes whose command line holds ``pattern``."""
+    found = subprocess.run(["pgrep", "-f", "--", pattern], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def _recurrent(*args):
+    return [sys.executable, "-m", "recurrent", *map(str, args)]
+
+
+@pytest.mark.parametrize("launcher", ["--ranks", "mpiexec"])
+def test_sigterm_to_the_launcher_stops_every_rank_at_a_step_with_a_checkpoint(
+        tmp_path, launcher):
+    run = tmp_path / "run"
+    args = ["train", "char-lm", *RUN, "--steps", "1000000", "--out", run]
+    command = (_recurrent(*args, "--ranks", "2") if launcher == "--ranks"
+               else [mpiexec(), "-n", "2", *_recurrent(*args)])
+    try:
+        code, out, err = signal_at_line(command, tmp_path, "step 3/", env=_env(tmp_path))
+        assert _left_behind(f"--out {run}") == [], "mpiexec or ranks still running"
+    finally:
+        for pid in _left_behind(f"--out {run}"):
+            os.kill(pid, signal.SIGKILL)
+    assert code == 128 + signal.SIGTERM, err
+    assert err == ""
+    step = stopped_step(out, str(run))
+    assert last_arrays(run)[1]["step"] == step
+
+    end = step + 2  # resumed on two ranks, it ends where an uninterrupted run does
+    resumed = subprocess.run(_recurrent("train", "--resume", run, "--steps", end,
+                                        "--ranks", "2"),
+                             capture_output=True, text=True, cwd=tmp_path,
+                             env=_env(tmp_path), timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    full = subprocess.run(_recurrent("train", "char-lm", *RUN, "--steps", end, "--out",
+                                     tmp_path / "full", "--ranks", "2"),
+                          capture_output=True, text=True, cwd=tmp_path, env=_env(tmp_path),
+                          timeout=120)
+    assert full.returncode == 0, full.stderr
+    got, want = last_arrays(run)[0], last_arrays(tmp_path / "full")[0]
+    assert sorted(got) == sorted(want)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)

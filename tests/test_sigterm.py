@@ -1,0 +1,228 @@
+"""SIGTERM, the signal schedulers and supervisors send before a SIGKILL (Slurm at a time
+limit or on preemption, `timeout`, systemd, docker stop, Kubernetes), stops a training
+run as a first Ctrl-C does: at the next step boundary, with a checkpoint to resume from;
+the run ends "terminated (SIGTERM)" with exit status 143. Sent for real to a training
+subprocess once it has logged a step."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import installed_env, tiny_text
+
+from recurrent.checkpoint import LAST, load_arrays
+from recurrent.interrupt import Interrupt
+
+RUN = ["--hidden", "8", "--embed-dim", "4", "--seq-len", "16", "--batch-size", "4",
+       "--threads", "1", "--log-every", "1", "--eval-every", "0", "--no-plot",
+       "--schedule", "constant"]  # a schedule that does not depend on --steps
+ENDLESS = ["--steps", "1000000", "--epochs", "1000"]  # stopped by the signal, never ends
+
+
+def signal_at_line(command, cwd, starts, signals=(signal.SIGTERM,), env=None):
+    """``command`` run in ``cwd`` in a session of its own, sent each of ``signals`` in
+    turn (to its process alone, as `kill PID` or a supervisor sends them) once a stdout
+    line starts with ``starts``; (exit status, stdout from that line on, stderr)."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=cwd, env=env or installed_env(),
+                            start_new_session=True)
+    try:
+        seen = ""
+        for line in proc.stdout:
+            if line.startswith(starts):
+                seen = line
+                break
+        for signum in signals:
+            os.kill(proc.pid, signum)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, seen + out, err
+
+
+def recurrent(*args):
+    return [sys.executable, "-m", "recurrent", *map(str, args)]
+
+
+def stopped_step(out, run="run") -> int:
+    """The step of the last line of ``out``: 'terminated (SIGTERM) at step N: ...'."""
+    last = out.splitlines()[-1]
+    head, _, rest = last.partition(": checkpoint saved; continue with ")
+    assert head.startswith("terminated (SIGTERM) at step "), out
+    assert rest == f"`recurrent train char-lm --resume {run}`", last
+    return int(head.rsplit(" ", 1)[1])
+
+
+def last_arrays(path):
+    arrays, meta = load_arrays(str(path / LAST))
+    return arrays, meta
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_matches_an_uninterrupted_run(tmp_path):
+    text = tiny_text(tmp_path)
+    code, out, err = signal_at_line(
+        recurrent("train", "char-lm", "--data", text, *RUN, *ENDLESS, "--out", "run"),
+        tmp_path, "step 3/")
+    assert code == 128 + signal.SIGTERM, err
+    assert err == ""
+    step = stopped_step(out)
+    assert step >= 3
+    _, meta = last_arrays(tmp_path / "run")
+    assert meta["step"] == step
+    assert [name for name in os.listdir(tmp_path / "run") if name.endswith(".tmp")] == []
+
+    end = step + 3
+    resumed = subprocess.run(recurrent("train", "--resume", "run", "--steps", end),
+                             capture_output=True, text=True, cwd=tmp_path,
+                             env=installed_env(), timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    full = subprocess.run(recurrent("train", "char-lm", "--data", text, *RUN, "--steps", end,
+                                    "--epochs", "1000", "--out", "full"),
+                          capture_output=True, text=True, cwd=tmp_path, env=installed_env(),
+                          timeout=120)
+    assert full.returncode == 0, full.stderr
+    got, got_meta = last_arrays(tmp_path / "run")
+    want, want_meta = last_arrays(tmp_path / "full")
+    assert got_meta["step"] == want_meta["step"] == end
+    assert sorted(got) == sorted(want)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def test_a_repeated_sigterm_still_saves_the_checkpoint(tmp_path):
+    """One request often arrives twice (a job's process group signalled and a launcher
+    passing the signal on): the second changes nothing."""
+    text = tiny_text(tmp_path)
+    code, out, err = signal_at_line(
+        recurrent("train", "char-lm", "--data", text, *RUN, *ENDLESS, "--out", "run"),
+        tmp_path, "step 3/", signals=(signal.SIGTERM, signal.SIGTERM))
+    assert code == 128 + signal.SIGTERM, err
+    assert last_arrays(tmp_path / "run")[1]["step"] == stopped_step(out)
+
+
+def _outside(signum, frame):
+    pytest.fail("the SIGTERM reached the handler outside the Interrupt")
+
+
+@pytest.fixture
+def sigterm_caught():
+    """A SIGTERM handler failing the test, so that one the Interrupt leaves unhandled
+    does not end the test session."""
+    previous = signal.signal(signal.SIGTERM, _outside)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_requests_the_stop_a_first_ctrl_c_does(sigterm_caught):
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    with Interrupt() as interrupt:
+        signal.raise_signal(signal.SIGTERM)
+        assert interrupt.requested and interrupt.signal == signal.SIGTERM
+        signal.raise_signal(signal.SIGTERM)  # a repeated request: no escalation
+        assert interrupt.signal == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):  # a Ctrl-C after it leaves at once
+            signal.raise_signal(signal.SIGINT)
+    with Interrupt() as interrupt:  # after a Ctrl-C, a SIGTERM keeps the Ctrl-C's stop
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGTERM)
+        assert interrupt.signal == signal.SIGINT
+    with Interrupt() as outer:  # nested handlers pass the signal on both ways
+        signal.raise_signal(signal.SIGTERM)
+        with Interrupt() as inner:
+            assert inner.signal == signal.SIGTERM
+    with Interrupt() as outer:
+        with Interrupt() as inner:
+            signal.raise_signal(signal.SIGTERM)
+        assert outer.signal == signal.SIGTERM
+    assert {s: signal.getsignal(s) for s in before} == before  # restored
+
+
+# A char-lm whose prepare (before the run directory is made or the trainer set up) says
+# when it starts and then waits, as the reading of a large data set does.
+SLOW_PREPARE = '''
+import time
+import recurrent
+from recurrent_plugins.char_lm import CharLM
+
+class SlowStartLM(CharLM):
+    name = "slow-start-lm"
+    help = "char-lm whose prepare waits (tests only)"
+
+    def prepare(self, config):
+        print("preparing", flush=True)
+        time.sleep(120)
+        return super().prepare(config)
+
+@recurrent.hookimpl
+def register_tasks(register):
+    register(SlowStartLM())
+'''
+
+
+def test_a_sigterm_before_the_trainer_starts_aborts_as_a_ctrl_c_does(tmp_path):
+    """Before the trainer's handler is in place a Ctrl-C aborts the command ("Aborted.",
+    no traceback); a SIGTERM does the same, with exit status 143."""
+    site = tmp_path / "site"
+    info = site / "slow_start_lm-0.0.dist-info"
+    info.mkdir(parents=True)
+    (site / "slow_start_lm.py").write_text(SLOW_PREPARE)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: slow_start_lm\nVersion: 0.0\n")
+    (info / "entry_points.txt").write_text("[recurrent]\nslow_start_lm = slow_start_lm\n")
+    env = installed_env(RECURRENT_NO_ENTRYPOINTS="", RECURRENT_PLUGINS="slow_start_lm",
+                        PYTHONPATH=os.pathsep.join(
+                            p for p in [str(site), os.environ.get("PYTHONPATH", "")] if p))
+    code, out, err = signal_at_line(
+        recurrent("train", "slow-start-lm", "--data", tiny_text(tmp_path), *RUN, "--steps",
+                  "5", "--out", "run"), tmp_path, "preparing", env=env)
+    assert code == 128 + signal.SIGTERM, err
+    assert [line for line in err.splitlines() if line.strip()] == ["Aborted."]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_sigterm_while_a_member_pretrains_stops_the_run_as_a_ctrl_c_does(
+        tmp_path, monkeypatch, sigterm_caught):
+    """The second of two ensemble members is being set up (its language model
+    pretrained): the stop reaches the pretraining through the nested handlers and leaves
+    that member unsaved; the summary and the exit status say it was a SIGTERM, and
+    --resume ends with the models of a run never stopped."""
+    from helpers import bundled_reviews, invoke, ok, write_reviews
+
+    from recurrent import pretrain
+    data = write_reviews(tmp_path / "slice.csv", bundled_reviews(300))
+    args = ["--data", data, "--threads", "1", "--quiet", "--no-plot", "--steps", "2",
+            "--hidden", "8", "--embed-dim", "8", "--pretrain-epochs", "2", "--ensemble", "2"]
+    step, calls = pretrain.train_step, []
+
+    def counted(*a, **k):
+        calls.append(1)
+        if len(calls) == cut_at:
+            signal.raise_signal(signal.SIGTERM)
+        return step(*a, **k)
+
+    cut_at = 0
+    monkeypatch.setattr(pretrain, "train_step", counted)
+    ok(invoke("train", "sentiment", "--out", tmp_path / "whole", *args))
+    cut_at = len(calls) // 2 + 2  # the second batch of the second member's pretraining
+    calls.clear()
+    run = tmp_path / "cut"
+    result = invoke("train", "sentiment", "--out", run, *args)
+    assert result.exit_code == 128 + signal.SIGTERM, result.stderr
+    assert result.output.splitlines()[-1] == (
+        f"terminated (SIGTERM) while pretraining of member 2/2, before its first step: "
+        f"nothing of it saved; continue with `recurrent train sentiment --resume {run}`")
+    assert (run / "member-0" / "best.npz").exists()
+    assert not list((run / "member-1").glob("*.npz"))
+    cut_at = 0
+    ok(invoke("train", "--resume", run))
+    for member in ("member-0", "member-1"):
+        whole, cut = (np.load(tmp_path / name / member / "best.npz")
+                      for name in ("whole", "cut"))
+        assert sorted(whole.files) == sorted(cut.files)
+        for key in whole.files:
+            np.testing.assert_array_equal(whole[key], cut[key])
