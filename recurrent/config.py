@@ -196,7 +196,9 @@ class TrainingConfig(dict):
         when a run starts (before its directory is made) and once when it resumes."""
         for key, default in SHARED_DEFAULTS.items():  # e.g. "lr": null in a config.json
             value = self.get(key, default)
-            numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+            # an option whose default (None) is the optimizer's own is a number when set
+            numeric = ((isinstance(default, (int, float)) and not isinstance(default, bool))
+                       or (key in OPTIMIZER_DEFAULTS and value is not None))
             if numeric and (isinstance(value, (bool, np.bool_))
                             or not isinstance(value, numbers.Real)):
                 raise UserError(f"option {key} must be a number, got {value!r} (a resumed "

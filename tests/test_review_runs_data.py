@@ -254,3 +254,22 @@ def test_a_run_trained_on_a_shell_pipe_names_it_when_its_data_is_read_again(tmp_
             f"Error: data file not found: {pipe}, a pipe such as <(zcat FILE) that lasts "
             f"only while the command given it runs (a run trained on one cannot read its "
             f"data again: train on the file itself)"), job.stderr
+
+
+@pytest.mark.parametrize("key, value", [("momentum", "0.9"), ("momentum", True),
+                                        ("weight_decay", "0.1")])
+def test_a_damaged_optimizer_default_option_is_one_line_on_resume(tmp_path, key, value):
+    """momentum and weight_decay default to None (the optimizer's own) but hold a number
+    when set: a hand-edited text or true is refused in one line, as "lr" is, not trained
+    with or an internal error."""
+    from helpers import ok
+    text = tmp_path / "text.txt"
+    text.write_text("a few words of text to model, one character at a time. " * 40)
+    run = tmp_path / "run"
+    ok(invoke("train", "char-lm", "--data", text, "--out", run, "--steps", "2", "--quiet",
+              "--no-plot", "--threads", "1", "--optimizer", "rmsprop"))
+    config = json.loads((run / "config.json").read_text())
+    config["config"][key] = value
+    (run / "config.json").write_text(json.dumps(config))
+    one_line_error(invoke("train", "--resume", run, "--steps", "4"),
+                   f"option {key} must be a number, got {value!r}")
