@@ -8,7 +8,6 @@ Error policy: a UserError, a bad option value or an unknown name prints ONE line
 from __future__ import annotations
 
 import errno
-import functools
 import json
 import os
 import signal
@@ -591,9 +590,8 @@ def _eval_header(task, run, split, note, checkpoint, evaluated, precision):
                    "the mean and spread of each metric over them (tasks that offer it).")
 def eval_command(run, data, split, checkpoint, threads, precision, as_json, backtest):
     """Evaluate a trained RUN on a split (or --data FILE) beside the task's baselines."""
-    with plugins.command_output() as out:  # the task's own prints go to stderr
-        _evaluate(functools.partial(click.echo, file=out), run, data, split, checkpoint,
-                  threads, precision, as_json, backtest)
+    with plugins.command_output() as echo:  # the task's own prints go to stderr
+        _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, backtest)
 
 
 def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, backtest):
@@ -776,8 +774,7 @@ def predict_command(ctx, run, args, show_help):
     if options.get("plot") and not options.get("stream"):  # --stream refuses --plot itself
         check_plot(options["plot"], run_dir.path)
     stream = options.pop("stream", False)
-    with plugins.command_output() as out:  # the task's own prints go to stderr
-        echo = functools.partial(click.echo, file=out)
+    with plugins.command_output() as echo:  # the task's own prints go to stderr
         model, info = load_model(run_dir, "best", precision=options.pop("precision"))
         state, config = info["task_state"], dict(info["config"])
         note_best_missing(run_dir, config)

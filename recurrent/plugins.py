@@ -369,10 +369,19 @@ def _plugin_output():
 def command_output():
     """For a command that runs plugin code (a task's evaluate or predict, a cell's forward)
     and prints for programs: within, sys.stdout is stderr (_plugin_output), so what the
-    plugin code prints goes there; yields the stdout the command writes its own output to."""
+    plugin code prints goes there; yields the echo (click.echo's arguments) the command
+    prints its own output with, to the real stdout. That echo is click.echo with the real
+    stdout put back for the call, so click treats it as any command's output: UTF-8 where
+    its encoding is ASCII, nothing when there is no stdout (``>&-``)."""
+    import click
     out = sys.stdout
+
+    def echo(*args, **kwargs):
+        with contextlib.redirect_stdout(out):
+            click.echo(*args, **kwargs)
+
     with _plugin_output():
-        yield out
+        yield echo
 
 
 def _register_callback(kind: str, hook_name: str, add) -> Any:

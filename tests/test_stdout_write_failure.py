@@ -64,3 +64,18 @@ def test_a_character_stdout_cannot_encode_is_one_line(tmp_path):
     assert "internal error" not in line, line
     assert line.startswith("Error: standard output's encoding (latin-1) cannot represent "
                            "the character U+2014: use a UTF-8 locale"), line
+
+
+@pytest.mark.parametrize("args", [("predict", "RUN", "--prime", "\u2014", "--length", 0),
+                                  ("eval", "RUN", "--data", "TEXT")])
+def test_an_ascii_stdout_gets_the_output_as_utf8(tmp_path, args):
+    """A stdout whose encoding is ASCII (PYTHONIOENCODING=ascii) takes UTF-8, as click
+    writes it there, in eval and predict as in the other commands."""
+    text = tmp_path / "dashes.txt"
+    text.write_text("a \u2014 b \u2014 c\n" * 60, encoding="utf-8")
+    run = tmp_path / "r\u2014un"  # eval's report names its run
+    ok(train_tiny(text, run))
+    args = [{"RUN": run, "TEXT": text}.get(a, a) for a in args]
+    result = _recurrent(args, subprocess.PIPE, PYTHONIOENCODING="ascii")
+    assert result.returncode == 0, result.stderr
+    assert "\u2014" in result.stdout
