@@ -147,12 +147,16 @@ def test_sentiment_starts_from_the_pretrained_values(snippets, tmp_path):
     trainer.fit()
 
 
-def test_a_ctrl_c_while_pretraining_stops_it_saving_nothing(snippets, tmp_path, monkeypatch):
-    # The first Ctrl-C used to let every pretraining epoch finish. Pretraining now stops
-    # at its next batch and the part being set up (here the second of two ensemble
-    # members) is left without a checkpoint: a half-pretrained model is no state a resume
-    # could continue. The member before it stays saved, and --resume trains the second
-    # from its start: the run equals one never interrupted.
+@pytest.mark.parametrize("signame, code, how", [("SIGINT", 130, "interrupted"),
+                                                 ("SIGTERM", 143, "terminated (SIGTERM)")])
+def test_a_ctrl_c_while_pretraining_stops_it_saving_nothing(snippets, tmp_path, monkeypatch,
+                                                           signame, code, how):
+    # The first Ctrl-C (or a SIGTERM, the same request) used to let every pretraining
+    # epoch finish. Pretraining now stops at its next batch and the part being set up
+    # (here the second of two ensemble members) is left without a checkpoint: a
+    # half-pretrained model is no state a resume could continue. The member before it
+    # stays saved, and --resume trains the second from its start: the run equals one
+    # never interrupted.
     import signal
 
     from recurrent import pretrain
@@ -164,7 +168,7 @@ def test_a_ctrl_c_while_pretraining_stops_it_saving_nothing(snippets, tmp_path, 
     def counted(*a, **k):
         calls.append(1)
         if len(calls) == cut_at:
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(getattr(signal, signame))
         return step(*a, **k)
 
     cut_at = 0
@@ -175,9 +179,10 @@ def test_a_ctrl_c_while_pretraining_stops_it_saving_nothing(snippets, tmp_path, 
     cut_at = per_member + 2  # the second batch of the second member's pretraining
     run = tmp_path / "cut"
     result = invoke("train", "sentiment", "--out", run, *args)
-    assert result.exit_code == 130, result.stderr
-    assert ("interrupted while pretraining of member 2/2, before its first step: nothing "
-            "of it saved") in result.output
+    assert result.exit_code == code, result.stderr
+    assert result.output.splitlines()[-1] == (
+        f"{how} while pretraining of member 2/2, before its first step: nothing of it "
+        f"saved; continue with `recurrent train sentiment --resume {run}`")
     assert len(calls) == cut_at
     assert (run / "member-0" / "best.npz").exists()
     assert not list((run / "member-1").glob("*.npz"))
