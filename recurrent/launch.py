@@ -141,9 +141,10 @@ def launch(ranks: int, args: list[str]) -> int:
             signal.signal(signal.SIGINT, previous)
             signal.signal(signal.SIGTERM, previous_term)
         killed, exit_string, reported = seen.killed, seen.exit_string, seen.reported
-        if terminated and code in (0, 128 + signal.SIGTERM):
-            # the ranks stopped at an agreed step with a checkpoint (or had finished
-            # training) and rank 0 printed how the run ended
+        if terminated and code in (0, 128 + signal.SIGINT, 128 + signal.SIGTERM):
+            # the ranks stopped themselves and rank 0 said how: at an agreed step with a
+            # checkpoint (for the SIGTERM, or for a Ctrl-C that reached them first),
+            # aborted by a Ctrl-C after it, or done (they had finished training)
             return code
         if terminated:  # the ranks ended before they could act on the SIGTERM
             print("Error: terminated (SIGTERM): all ranks stopped, the last checkpoint is "

@@ -65,3 +65,34 @@ def test_sigterm_to_the_launcher_stops_every_rank_at_a_step_with_a_checkpoint(
     assert sorted(got) == sorted(want)
     for name in want:
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def test_a_ctrl_c_the_ranks_stopped_at_keeps_its_exit_status_after_a_sigterm(tmp_path):
+    """A Ctrl-C at the terminal (the job's process group) and then a SIGTERM to the
+    `--ranks` launcher: the ranks stop at a step for the Ctrl-C, which reached them first
+    (the SIGTERM after it changes nothing), and say so themselves; the launcher passes
+    their exit status on and adds no line of its own."""
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        _recurrent("train", "char-lm", *RUN, "--steps", "1000000", "--out", run,
+                   "--ranks", "2"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env=_env(tmp_path), start_new_session=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith("step 3/"):
+                break
+        os.killpg(proc.pid, signal.SIGINT)  # as the terminal sends a Ctrl-C
+        os.kill(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+        assert _left_behind(f"--out {run}") == [], "mpiexec or ranks still running"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for pid in _left_behind(f"--out {run}"):
+            os.kill(pid, signal.SIGKILL)
+    assert proc.returncode == 128 + signal.SIGINT, err
+    assert err == ""
+    last = out.splitlines()[-1]
+    assert last.startswith("interrupted at step ") and ": checkpoint saved; " in last, out
