@@ -151,12 +151,11 @@ def test_sentiment_starts_from_the_pretrained_values(snippets, tmp_path):
                                                  ("SIGTERM", 143, "terminated (SIGTERM)")])
 def test_a_ctrl_c_while_pretraining_stops_it_saving_nothing(snippets, tmp_path, monkeypatch,
                                                            signame, code, how):
-    # The first Ctrl-C (or a SIGTERM, the same request) used to let every pretraining
-    # epoch finish. Pretraining now stops at its next batch and the part being set up
-    # (here the second of two ensemble members) is left without a checkpoint: a
-    # half-pretrained model is no state a resume could continue. The member before it
-    # stays saved, and --resume trains the second from its start: the run equals one
-    # never interrupted.
+    # A first Ctrl-C (or a SIGTERM, the same request) stops pretraining at its next
+    # batch, and the part being set up (here the second of two ensemble members) is
+    # left without a checkpoint: a half-pretrained model is no state a resume could
+    # continue. The member before it stays saved, and --resume trains the second from
+    # its start: the run equals one never interrupted.
     import signal
 
     from recurrent import pretrain
