@@ -58,10 +58,15 @@ def without_ranks(args: list[str]) -> list[str]:
 class _Filter:
     """Copies mpiexec's output through, minus its banners, remembering what they said."""
 
-    def __init__(self):
+    def __init__(self, on_lost=None):
         self.killed = self.exit_string = None
         self.reported = False  # a rank printed its own "Error: ..." line
         self.lock = threading.Lock()
+        # A sink that can no longer be written (its reader went away: `| head`, a closed
+        # terminal): the output is read on and dropped, so that no rank blocks writing
+        # it, and on_lost() is called once, to stop the job.
+        self.lost = False
+        self.on_lost = on_lost
 
     def copy(self, source, sink):
         blank = 0  # blank lines held back: a banner starts with one
@@ -77,8 +82,18 @@ class _Filter:
                     self.exit_string = EXIT_STRING.match(text).group(1)
                 elif not any(p.match(text) for p in NOISE):
                     self.reported = self.reported or text.startswith("Error:")
-                    print("\n" * blank + text, file=sink, flush=True)
+                    self._write("\n" * blank + text, sink)
                 blank = 0
+
+    def _write(self, text, sink):
+        if self.lost:
+            return
+        try:
+            print(text, file=sink, flush=True)
+        except OSError:  # BrokenPipeError, or EIO from a hung-up terminal
+            self.lost = True
+            if self.on_lost is not None:
+                self.on_lost()
 
 
 def _rank_of(pid: str, launch_dir: str) -> str | None:
@@ -129,7 +144,10 @@ def launch(ranks: int, args: list[str]) -> int:
                 terminated.append(signum)
                 proc.send_signal(signum)
             signal.signal(signal.SIGTERM, terminate)
-            seen = _Filter()
+            # The command's output cannot be written any more: stop the ranks as a
+            # SIGTERM does (a checkpoint at their next step), as one process stops at its
+            # next print; they would train on unseen, or block on a full pipe.
+            seen = _Filter(on_lost=lambda: proc.send_signal(signal.SIGTERM))
             readers = [threading.Thread(target=seen.copy, args=(proc.stdout, sys.stdout)),
                        threading.Thread(target=seen.copy, args=(proc.stderr, sys.stderr))]
             for reader in readers:
@@ -141,6 +159,8 @@ def launch(ranks: int, args: list[str]) -> int:
             signal.signal(signal.SIGINT, previous)
             signal.signal(signal.SIGTERM, previous_term)
         killed, exit_string, reported = seen.killed, seen.exit_string, seen.reported
+        if seen.lost:  # quietly, as one process whose output went away ends
+            return 1
         if terminated and code in (0, 128 + signal.SIGINT, 128 + signal.SIGTERM):
             # the ranks stopped themselves and rank 0 said how: at an agreed step with a
             # checkpoint (for the SIGTERM, or for a Ctrl-C that reached them first),

@@ -96,3 +96,31 @@ def test_a_ctrl_c_the_ranks_stopped_at_keeps_its_exit_status_after_a_sigterm(tmp
     assert err == ""
     last = out.splitlines()[-1]
     assert last.startswith("interrupted at step ") and ": checkpoint saved; " in last, out
+
+
+def test_a_reader_that_goes_away_stops_the_ranks_with_a_checkpoint(tmp_path):
+    """`recurrent train ... --ranks 2 | head -1`: once the launcher cannot write its
+    output, it stops the ranks as a SIGTERM does (a checkpoint at their next step) and
+    ends quietly with 1, as one process ends at its next print; nothing hangs."""
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        _recurrent("train", "char-lm", *RUN, "--steps", "1000000", "--out", run,
+                   "--ranks", "2"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=_env(tmp_path),
+        start_new_session=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith(b"step "):
+                break
+        proc.stdout.close()  # the reader goes away, as `head -1` does after its line
+        proc.stdout = None  # communicate() then reads stderr alone
+        err = proc.communicate(timeout=120)[1].decode()
+        code = proc.returncode
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert code == 1, err
+    assert "Traceback" not in err and "Error" not in err, err
+    assert (run / "last.npz").exists()
+    assert not _left_behind(str(run))
