@@ -652,8 +652,7 @@ class SentimentTask:
         classes, tokenizer = state["classes"], _tokenizer(state)
         index = self._index(state)  # once: a line of a few words reads a few entries
 
-        def answer(line):
-            check_utf8(line, "the line")
+        def answer(line):  # bytes that are not UTF-8: refused by the CLI's stream loop
             if is_blank(line, tokenizer):
                 raise UserError("the line is empty: one text per line")
             p = self.probabilities(model, self._encode_all(
