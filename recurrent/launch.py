@@ -132,18 +132,24 @@ def launch(ranks: int, args: list[str]) -> int:
         previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
         previous_term = signal.getsignal(signal.SIGTERM)
         terminated = []  # the SIGTERM passed on to mpiexec, if one came
+        started = []  # mpiexec, once it runs
         try:
-            proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True, errors="replace",
-                                    bufsize=1)
             # A SIGTERM sent to this process alone (kill PID, a supervisor) would end it
             # and leave mpiexec and the ranks training on: pass it on to mpiexec, which
             # passes it on to every rank (they stop as after a Ctrl-C), and wait for them
-            # as for any end of the job.
+            # as for any end of the job. The handler is in place before mpiexec starts,
+            # and a SIGTERM that comes while it starts is passed on once it runs.
             def terminate(signum, frame):
                 terminated.append(signum)
-                proc.send_signal(signum)
+                if started:
+                    started[0].send_signal(signum)
             signal.signal(signal.SIGTERM, terminate)
+            proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, errors="replace",
+                                    bufsize=1)
+            started.append(proc)
+            if terminated:
+                proc.send_signal(signal.SIGTERM)
             # The command's output cannot be written any more: stop the ranks as a
             # SIGTERM does (a checkpoint at their next step), as one process stops at its
             # next print; they would train on unseen, or block on a full pipe.
@@ -167,8 +173,9 @@ def launch(ranks: int, args: list[str]) -> int:
             # aborted by a Ctrl-C after it, or done (they had finished training)
             return code
         if terminated:  # the ranks ended before they could act on the SIGTERM
-            print("Error: terminated (SIGTERM): all ranks stopped, the last checkpoint is "
-                  "intact (continue with --resume)", file=sys.stderr, flush=True)
+            print("Error: terminated (SIGTERM) before the ranks could save a checkpoint: "
+                  "all ranks stopped (a checkpoint the run saved earlier is intact: "
+                  "continue with --resume)", file=sys.stderr, flush=True)
             return 128 + signal.SIGTERM
         if killed and not reported:
             pid, host = killed

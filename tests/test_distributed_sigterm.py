@@ -124,3 +124,35 @@ def test_a_reader_that_goes_away_stops_the_ranks_with_a_checkpoint(tmp_path):
     assert "Traceback" not in err and "Error" not in err, err
     assert (run / "last.npz").exists()
     assert not _left_behind(str(run))
+
+
+def test_a_sigterm_while_mpiexec_starts_is_passed_on_once_it_runs(tmp_path):
+    """A SIGTERM that reaches the `--ranks` launcher as mpiexec has just started: the
+    launcher passes it on and waits for the job to end (143, one line), rather than dying
+    and leaving mpiexec and the ranks training on."""
+    run = tmp_path / "run"
+    # The launcher's process, with the signal sent to itself right after mpiexec starts.
+    script = (
+        "import os, signal, subprocess, sys\n"
+        "real = subprocess.Popen\n"
+        "def started_then_signalled(*args, **kwargs):\n"
+        "    proc = real(*args, **kwargs)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return proc\n"
+        "subprocess.Popen = started_then_signalled\n"
+        "sys.argv[0] = 'recurrent'\n"
+        "from recurrent._console import main\n"
+        "main()\n")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script, "train", "char-lm", *RUN, "--steps", "1000000",
+             "--out", str(run), "--ranks", "2"],
+            capture_output=True, text=True, cwd=tmp_path, env=_env(tmp_path), timeout=120)
+        left = _left_behind(f"--out {run}")
+    finally:
+        for pid in _left_behind(f"--out {run}"):
+            os.kill(pid, signal.SIGKILL)
+    assert left == [], "mpiexec or ranks still running"
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr
+    assert done.stderr.startswith("Error: terminated (SIGTERM)"), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
