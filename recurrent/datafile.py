@@ -326,36 +326,58 @@ def lines(text: str) -> list[str]:
 
 
 def csv_rows(text: str, label: str) -> list[tuple[int, int, list[str]]]:
+    """The rows of iter_csv_rows(text, label), as a list."""
+    return list(iter_csv_rows(text, label))
+
+
+def iter_csv_rows(text: str, label: str):
     """(line where the row starts, line where it ends, cells) for each row of the CSV
-    ``text``; a blank line is a row without cells. Quotes are read strictly: a quoted field
+    ``text``, one at a time (a reader that keeps only the cells it needs holds no more);
+    a blank line is a row without cells. Quotes are read strictly: a quoted field
     followed by other characters, or one still open at the end of the text, is a UserError
     (``label`` names the file) naming the line where the row starts, since an unbalanced
     quote otherwise swallows the lines after it into one field; when the first line
     shows a file that is not CSV (check_comma_header), that is the error instead. A field
     may be as long as the text (the csv module's own limit, 131072 characters, is raised
-    while reading).
+    while each row is read).
     """
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    limit = csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
-    rows = []
+    reader = csv.reader(_line_pieces(text), strict=True)
     start = 1
-    try:
-        for row in reader:
-            rows.append((start, reader.line_num, row))
-            start = reader.line_num + 1
-    except csv.Error as e:
-        # a file in another format (tab-separated with a quoted field, JSON lines) fails
-        # as CSV at some later line: name the format rather than that line
-        check_comma_header(next(csv.reader([lines(text)[0]]), []), label)
-        if str(e) == "unexpected end of data":
-            raise UserError(f"{label} line {start}: malformed CSV (a quoted field opened on "
-                            f"this line is never closed: an unbalanced quote)") from None
-        inside = (f", in a row that starts at line {start}"
-                  if reader.line_num > start else "")
-        raise UserError(f"{label} line {reader.line_num}: malformed CSV ({e}{inside})") from None
-    finally:
-        csv.field_size_limit(limit)
-    return rows
+    while True:
+        # the limit is raised only while a row is read, so that a reader that stops
+        # early (a UserError for a row) leaves the csv module's own limit as it was
+        limit = csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
+        try:
+            row = next(reader, None)
+        except csv.Error as e:
+            # a file in another format (tab-separated with a quoted field, JSON lines)
+            # fails as CSV at some later line: name the format rather than that line
+            check_comma_header(next(csv.reader([lines(text)[0]]), []), label)
+            if str(e) == "unexpected end of data":
+                raise UserError(f"{label} line {start}: malformed CSV (a quoted field opened "
+                                f"on this line is never closed: an unbalanced quote)") from None
+            inside = (f", in a row that starts at line {start}"
+                      if reader.line_num > start else "")
+            raise UserError(f"{label} line {reader.line_num}: malformed CSV ({e}{inside})"
+                            ) from None
+        finally:
+            csv.field_size_limit(limit)
+        if row is None:
+            return
+        yield start, reader.line_num, row
+        start = reader.line_num + 1
+
+
+def _line_pieces(text: str):
+    """The lines of ``text`` with their line ends, one at a time, as
+    io.StringIO(text, newline="") gives them to the csv module, without the copy of the
+    whole text (four bytes a character) that StringIO makes."""
+    start = 0
+    for end in _LINE_END.finditer(text):
+        yield text[start:end.end()]
+        start = end.end()
+    if start < len(text):
+        yield text[start:]
 
 
 def check_unique_columns(header: list[str], wanted, label: str) -> None:

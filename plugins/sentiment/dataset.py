@@ -33,19 +33,22 @@ class LabelledText:
     texts: list[str]
     labels: list[str] | None  # None when the file was read without a label column
     sha256: str  # of the (decompressed) content: notices a changed file between train and eval
+    ids: list[str] | None = None  # the id column's cells (predict --id-column), if read
 
 
 TRAIN_COLUMN_HINT = "choose with --text-column/--label-column"
 
 
 def read_csv(path: str, text_column: str, label_column: str | None,
-             column_hint: str = TRAIN_COLUMN_HINT, tokenizer: int = TOKENIZER) -> LabelledText:
-    """Read ``text_column`` (and ``label_column`` unless None) of a UTF-8 CSV with a header.
+             column_hint: str = TRAIN_COLUMN_HINT, tokenizer: int = TOKENIZER,
+             id_column: str | None = None) -> LabelledText:
+    """Read ``text_column`` (and ``label_column`` unless None, ``id_column`` unless None)
+    of a UTF-8 CSV with a header.
 
     The file may be compressed (recurrent.datafile reads it). Rejects, with one line each: a
     missing, unreadable or binary file, non-UTF-8 bytes, an empty file, missing columns
     (naming the columns found and ``column_hint``, how the caller's command chooses them),
-    rows whose text or label is empty or missing (a text without a token under tokenizer
+    rows whose text, label or id is empty or missing (a text without a token under tokenizer
     version ``tokenizer`` is empty: text.is_blank), rows with more fields than the header
     (an unquoted comma in a text would otherwise shift a fragment of it into the label;
     only empty fields after the header's last named column are allowed), a column read
@@ -55,12 +58,12 @@ def read_csv(path: str, text_column: str, label_column: str | None,
     """
     content = datafile.read(path)
     digest = hashlib.sha256(content.data).hexdigest()
-    rows = [(end, row) for _, end, row in datafile.csv_rows(content.text, path)]
-    header = rows[0][1] if rows else None
+    rows = datafile.iter_csv_rows(content.text, path)  # one at a time: only the cells read
+    header = next(rows, (None, None, None))[2]
     if header is None or not any(h.strip() for h in header):
         raise UserError(f"{path} is empty: expected a CSV header line with column names")
     columns = [h.strip() for h in header]
-    wanted = [text_column] + ([label_column] if label_column is not None else [])
+    wanted = [c for c in (text_column, label_column, id_column) if c is not None]
     missing = [c for c in wanted if c not in columns]
     if missing:
         datafile.check_comma_header(columns, path)
@@ -70,12 +73,13 @@ def read_csv(path: str, text_column: str, label_column: str | None,
     datafile.check_unique_columns(columns, wanted, path)
     text_at = columns.index(text_column)
     label_at = columns.index(label_column) if label_column is not None else None
+    id_at = columns.index(id_column) if id_column is not None else None
     # a row may not hold more fields than the header's up to its last named column
     # (empty fields after it, as spreadsheets may write them, are allowed); a shorter
     # row lacks trailing fields, and the text or label it lacks is refused below
     width = max(i for i, c in enumerate(columns) if c) + 1
-    texts, labels = [], []
-    for line, row in rows[1:]:
+    texts, labels, ids = [], [], []
+    for _, line, row in rows:
         if not row:
             continue  # a blank line
         if any(f.strip() for f in row[width:]):
@@ -91,10 +95,15 @@ def read_csv(path: str, text_column: str, label_column: str | None,
             if not label:
                 raise UserError(f"{path} line {line}: empty label in column {label_column!r}")
             labels.append(label)
+        if id_at is not None:
+            key = row[id_at].strip() if id_at < len(row) else ""
+            if not key:
+                raise UserError(f"{path} line {line}: empty id in column {id_column!r}")
+            ids.append(key)
     if not texts:
         raise UserError(f"{path} has a header but no data rows")
     return LabelledText(os.fspath(path), texts, labels if label_column is not None else None,
-                        digest)
+                        digest, ids if id_column is not None else None)
 
 
 def class_list(labels: list[str], path: str) -> list[str]:

@@ -20,7 +20,7 @@ import numpy as np
 from recurrent import cache, schema
 from recurrent import paired as paired_tests
 from recurrent.checkpoint import json_text
-from recurrent.datafile import check_utf8
+from recurrent.datafile import check_utf8, excerpt
 from recurrent.errors import UserError
 from recurrent.memo import Kept, file_identity, frozen
 from recurrent.pretrain import pretrain_language_model
@@ -639,6 +639,10 @@ class SentimentTask:
                          help="CSV file whose text column to classify (one output line per row)."),
             click.Option(["--text-column"], default=None,
                          help="Text column of --data [default: the training text column]."),
+            click.Option(["--id-column"], default=None,
+                         help="Column of --data whose value starts each output line (JSON: "
+                              "\"id\"), to join the predictions to the file's rows "
+                              "[default: none; one line per row, in the file's order]."),
             click.Option(["--json", "as_json"], is_flag=True,
                          help="One JSON object per line instead of tab-separated text."),
         ]
@@ -646,9 +650,10 @@ class SentimentTask:
     def predict_stream(self, state: dict, config: dict, model, options: dict):
         """Each stdin line is one text, answered as `predict --json` answers a text
         (texts are independent: nothing is carried from one line to the next)."""
-        if options.get("texts") or options.get("data") or options.get("text_column"):
+        if (options.get("texts") or options.get("data") or options.get("text_column")
+                or options.get("id_column")):
             raise UserError("--stream reads one text per line from stdin: drop the text "
-                            "arguments, --data and --text-column")
+                            "arguments, --data, --text-column and --id-column")
         classes, tokenizer = state["classes"], _tokenizer(state)
         index = self._index(state)  # once: a line of a few words reads a few entries
 
@@ -662,33 +667,54 @@ class SentimentTask:
         return answer
 
     def predict(self, state: dict, config: dict, model, options: dict):
-        """One line per text: label, then each class's probability, then the text."""
+        """One line per text: label, then each class's probability, then the text; with
+        --id-column, the row's id first."""
         texts = list(options.get("texts") or ())
-        if options.get("text_column") and not options.get("data"):
-            raise UserError(f"--text-column {options['text_column']} names a column of "
-                            f"--data FILE: give --data, or drop --text-column")
+        id_column = options.get("id_column")
+        for flag, name in (("--text-column", "text_column"), ("--id-column", "id_column")):
+            if options.get(name) and not options.get("data"):
+                raise UserError(f"{flag} {options[name]} names a column of --data FILE: "
+                                f"give --data, or drop {flag}")
+        if id_column and texts:
+            raise UserError("--id-column gives the --data rows' ids; text arguments have "
+                            "none: put them in the file, or drop --id-column")
         tokenizer = _tokenizer(state)
         for i, text in enumerate(texts, 1):
             check_utf8(text, f"text argument {i}")
             if is_blank(text, tokenizer):
                 raise UserError(f"text argument {i} is empty")
+        ids = None
         if options.get("data"):
             column = options.get("text_column") or state["text_column"]
-            texts += read_csv(options["data"], column, None, "choose with --text-column",
-                              tokenizer).texts
+            hint = "choose with --text-column" + ("/--id-column" if id_column else "")
+            rows = read_csv(options["data"], column, None, hint, tokenizer, id_column)
+            texts += rows.texts
+            ids = rows.ids
+        if ids is not None and not options.get("as_json"):
+            for key in ids:
+                if any(c in key for c in "\t\r\n"):
+                    raise UserError(f"--id-column {id_column}: the id {excerpt(key)} holds "
+                                    f"a tab or line break, which would break the output's "
+                                    f"tab-separated lines: use --json")
         if not texts:
             raise UserError("nothing to classify: give texts as arguments or --data FILE")
         classes = state["classes"]
+        # a generator: each text's tokens are dropped once encoded, as a large file's
+        # token lists would take many times the memory of its text
         probs = self.probabilities(model, self._encode_all(
-            state, [tokenize(t, tokenizer) for t in texts]))
-        for text, p in zip(texts, probs):
+            state, (tokenize(t, tokenizer) for t in texts)))
+        for i, (text, p) in enumerate(zip(texts, probs)):
             label = classes[int(p.argmax())]
             if options.get("as_json"):
-                yield json_text(_answer(classes, p, text))  # NaN as null, as --stream
+                answer = _answer(classes, p, text)
+                if ids is not None:
+                    answer = {"id": ids[i], **answer}
+                yield json_text(answer)  # NaN as null, as --stream
             else:
                 scores = " ".join(f"{c}={q:.3f}" for c, q in zip(classes, p))
                 flat = " ".join(text.split())  # tabs/newlines would break one line per text
-                yield f"{label}\t{scores}\t{flat}"
+                key = "" if ids is None else f"{ids[i]}\t"
+                yield f"{key}{label}\t{scores}\t{flat}"
 
 
 def _answer(classes, p, text):
