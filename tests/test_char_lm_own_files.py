@@ -162,3 +162,12 @@ def test_predict_primes_a_crlf_run_with_its_own_line_break(tmp_path):
     printed = invoke("predict", path, "--length", 0)
     assert printed.exit_code == 0, printed.output
     assert printed.stdout_bytes == b"\r\n\n"
+
+
+def test_eval_data_with_windows_line_ends_says_so(task_runs, tmp_path):
+    """A run trained on text with "\\n" line ends, evaluated on the same kind of text
+    saved with "\\r\\n": the one line says the line ends are the cause."""
+    data = tmp_path / "crlf.txt"
+    data.write_bytes(b"the quick brown fox jumps over the lazy dog.\r\n" * 60)
+    one_line_error(invoke("eval", task_runs["char-lm"], "--data", data),
+                   "not in the model's vocabulary: '\\r'", "Windows line ends", "dos2unix")

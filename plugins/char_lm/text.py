@@ -89,8 +89,13 @@ class Vocabulary:
         bad = self._points[ids] != points
         if bad.any():
             missing = sorted({chr(int(p)) for p in points[bad]})
+            # "\r" missing from a vocabulary that has "\n", in a text with "\r\n": a
+            # text saved with Windows line ends, scored by a run trained on one without
+            line_ends = (" (the text has Windows line ends, \\r\\n, and the run was "
+                         "trained on text with \\n alone: convert them, e.g. with dos2unix)"
+                         if "\r" in missing and "\n" in self and "\r\n" in text else "")
             raise UserError(f"{what} has characters not in the model's vocabulary: "
-                            f"{_describe(missing)}")
+                            f"{_describe(missing)}{line_ends}")
         return ids.astype(np.int64)
 
     def decode(self, ids) -> str:
