@@ -23,7 +23,7 @@ from ._console import debug_asked
 from .checks import one_line
 from .cli_options import checkpoint_option
 from .errors import AllRanksError, UserError, error_line
-from . import out_paths
+from . import datafile, out_paths
 from .key_reads import KeyReads
 from .progress import share_text
 from .protocols import SPLITS
@@ -373,7 +373,7 @@ def _train(ctx, task, values):
     from .runs import parallel_trainer
     out, resume, ranks = values.pop("out"), values.pop("resume"), values.pop("ranks")
     if "data" in values:
-        values["data"] = out_paths.named("--data", values["data"], None)
+        values["data"] = datafile.data_path("--data", values["data"])
     precision = values.pop("precision")
     if precision != "fp32":
         raise UserError(f"--precision {precision} is for inference only (predict, eval, "
@@ -597,7 +597,7 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
 def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, backtest):
     """eval_command, printing its report or JSON with ``echo``."""
     from .runs import best_missing, load_model
-    data = out_paths.named("--data", data, None)
+    data = datafile.data_path("--data", data)
     run_dir, info, task = _open_run(run)
     if backtest is not None:
         if not hasattr(task, "backtest"):
@@ -768,9 +768,13 @@ def predict_command(ctx, run, args, show_help):
         raise UserError(f"task {task.name!r} has no --stream: give its inputs as options")
     sub = command.make_context(f"recurrent predict {run}", extra)
     options = dict(sub.params)
-    for name in ("plot", "data"):  # the built-in tasks' path options
-        if name in options:
-            options[name] = out_paths.named(f"--{name}", options[name], None)
+    if "plot" in options:  # the built-in tasks' path options
+        options["plot"] = out_paths.named("--plot", options["plot"], None)
+    if "data" in options:
+        if options.get("stream") and options["data"] in ("-", datafile.STDIN_PATH):
+            raise UserError("--data - and --stream would both read standard input: give "
+                            "--data a file")
+        options["data"] = datafile.data_path("--data", options["data"])
     if options.get("plot") and not options.get("stream"):  # --stream refuses --plot itself
         check_plot(options["plot"], run_dir.path)
     stream = options.pop("stream", False)

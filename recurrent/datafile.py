@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from .checks import one_line
 from .errors import UserError
+from .out_paths import named
 
 # (magic bytes at offset 0, name) of the compressions read here.
 _COMPRESSIONS = (
@@ -94,6 +95,22 @@ def read_bytes(path, label: str | None = None) -> bytes:
     spreadsheets, databases, other archives) are UserErrors.
     """
     return _load(path, label)[0]
+
+
+STDIN_PATH = "/dev/stdin"
+
+
+def data_path(option: str, value: str | None) -> str | None:
+    """The data file an input option (``option``, e.g. "--data") names, None when it was
+    not given; "-" is standard input, the usual meaning of that name for a command's
+    input file (a terminal there is refused: the command would wait for typed data)."""
+    value = named(option, value, None)
+    if value != "-":
+        return value
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UserError(f"{option} -: standard input is a terminal; pipe or redirect the "
+                        f"data into it (... < FILE), or give the file's path")
+    return STDIN_PATH
 
 
 def check_path_encodable(path: str) -> None:

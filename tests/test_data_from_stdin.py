@@ -1,0 +1,70 @@
+"""`--data -` names standard input, as `-` does for the input file of most command-line
+tools: train, eval and predict read their data from a pipe or a redirect; a terminal
+there (which would wait for typed data) and `--stream` (which reads stdin itself) are
+refused in one line."""
+import os
+import pty
+import subprocess
+import sys
+
+from helpers import bundled_reviews, tiny_text, write_reviews
+
+
+def _recurrent(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "recurrent", *map(str, args)],
+                          capture_output=True, timeout=300, **kwargs)
+
+
+def test_predict_and_eval_read_data_from_a_pipe(task_runs, tmp_path):
+    run = task_runs["sentiment"]
+    path = write_reviews(tmp_path / "reviews.csv", bundled_reviews(20))
+    with open(path, "rb") as f:
+        data = f.read()
+    for command in (("predict",), ("eval",)):
+        from_file = _recurrent(*command, run, "--data", path)
+        piped = _recurrent(*command, run, "--data", "-", input=data)
+        assert from_file.returncode == 0, from_file.stderr
+        assert piped.returncode == 0, piped.stderr
+        if command == ("predict",):
+            assert piped.stdout == from_file.stdout
+        else:  # the report names the file it read
+            assert piped.stdout.replace(b"/dev/stdin", path.encode()) == from_file.stdout
+
+
+def test_train_reads_its_data_from_a_redirect(tmp_path):
+    text = tiny_text(tmp_path)
+    with open(text, "rb") as stdin:
+        done = _recurrent("train", "char-lm", "--data", "-", "--steps", 2, "--hidden", 8,
+                          "--threads", 1, "--quiet", "--no-plot", "--out", tmp_path / "run",
+                          stdin=stdin)
+    assert done.returncode == 0, done.stderr
+    from_file = _recurrent("train", "char-lm", "--data", text, "--steps", 2, "--hidden", 8,
+                           "--threads", 1, "--quiet", "--no-plot", "--out", tmp_path / "file")
+    assert from_file.returncode == 0, from_file.stderr
+    for name in ("best.npz", "last.npz"):
+        assert ((tmp_path / "run" / name).read_bytes()
+                == (tmp_path / "file" / name).read_bytes())
+
+
+def _one_line(done, *fragments):
+    assert done.returncode == 1, done.stdout
+    err = done.stderr.decode()
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+def test_a_terminal_on_stdin_is_refused(task_runs):
+    controller, terminal = pty.openpty()
+    try:
+        done = _recurrent("predict", task_runs["sentiment"], "--data", "-", stdin=terminal)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    _one_line(done, "--data -: standard input is a terminal")
+
+
+def test_stream_and_data_from_stdin_are_refused_together(task_runs):
+    done = _recurrent("predict", task_runs["forecast"], "--data", "-", "--stream",
+                      input=b"1.0\n")
+    _one_line(done, "--data - and --stream would both read standard input")
