@@ -153,6 +153,25 @@ def test_onnx_matches_our_forward_for_every_cell_and_shape(cell):
 
 
 @pytest.mark.parametrize("cell", CELLS)
+def test_onnx_takes_a_batch_of_rows_of_length_0_without_steps(cell):
+    """tokens (0, B), as a caller padding to the longest row makes them when every text
+    tokenized to nothing: the outputs of rows of length 0, as recurrent gives them
+    beside one padded step, and per-step outputs of no steps."""
+    lengths = [0, 0, 0]
+    for output, layers, bidirectional in SHAPES:
+        for tokens in (True, False):
+            model = random_model(cell, output, layers, bidirectional, tokens)
+            x = random_batch(model, [1, 1, 1])
+            y, state = model.forward(x, lengths=np.array(lengths), need_grad=False)
+            got = onnx_run(onnx_model(model, softmax=True), x[:0], lengths, tokens)
+            label = str((output, layers, bidirectional, tokens))
+            want = y[:0] if output == "sequence" else y
+            np.testing.assert_allclose(got["outputs"], want, atol=TOL, err_msg=label)
+            for name, ours in zip(("h_n", "c_n"), states(state)):
+                np.testing.assert_allclose(got[name], ours, atol=TOL, err_msg=label)
+
+
+@pytest.mark.parametrize("cell", CELLS)
 def test_printed_torch_model_loads_strictly_and_matches(cell, tmp_path):
     lengths = [6, 2, 4, 1]  # torch's packed sequences need every length >= 1
     for output, layers, bidirectional in SHAPES:
@@ -559,4 +578,18 @@ def test_import_refuses_tensors_that_do_not_fit(task_runs, tmp_path):
     st.write(str(tmp_path / "bad.safetensors"), tensors, info)
     one_line_error(invoke("import", tmp_path / "bad.safetensors", "--out", tmp_path / "r"),
                    "does not fit", "head.bias")
+    assert not (tmp_path / "r").exists()
+
+
+def test_import_of_a_cell_not_installed_here_names_the_file(task_runs, tmp_path):
+    """A file whose metadata names a cell no installed plugin registers (exported where
+    its plugin is installed): one line naming the cell and the file, no run made."""
+    good = tmp_path / "good.safetensors"
+    ok(invoke("export", task_runs / "forecast", "--format", "safetensors", "--out", good))
+    tensors, info = st.read(str(good))
+    info["config"]["cell"] = "not_installed_lstm"
+    st.write(str(tmp_path / "other.safetensors"), tensors, info)
+    one_line_error(invoke("import", tmp_path / "other.safetensors", "--out", tmp_path / "r"),
+                   "unknown cell 'not_installed_lstm'",
+                   f"(read from {tmp_path / 'other.safetensors'}'s metadata)")
     assert not (tmp_path / "r").exists()

@@ -1,7 +1,8 @@
 """The files `recurrent export` writes and `recurrent import` reads back: a --wide-folds
 sentiment run (whose fold models no export holds) imports and evaluates as the original;
 --out is never inside the run and never an existing file without --force; the default
---out of "." and of an int8 export; the message counts the parameters written."""
+--out of "." and of an int8 export; the message counts the parameters written; a run
+exports to the same bytes every time, and an imported run to the file imported."""
 import contextlib
 import json
 import os
@@ -253,3 +254,27 @@ def test_a_named_pipe_called_config_json_above_out_is_not_opened(tmp_path):
         reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)  # lets the writer finish
         writer.join()
         os.close(reader)
+
+
+@pytest.mark.parametrize("args", [["--format", "safetensors"],
+                                  ["--format", "safetensors", "--precision", "int8"],
+                                  ["--format", "torch"], ["--format", "onnx"]],
+                         ids=["safetensors", "int8", "torch", "onnx"])
+def test_the_same_run_exports_to_the_same_bytes_every_time(args, runs, tmp_path):
+    """Four exports of one run are one file; so is the export of a run imported from
+    such a file (the safetensors ones) and the onnx export of a run imported from the
+    float32 file: the metadata's config.json leaves out the imported run's
+    "imported_from"."""
+    run = runs / "forecast"
+    files = []
+    for k in range(4):
+        ok(invoke("export", run, *args, "--out", tmp_path / f"m{k}"))
+        files.append((tmp_path / f"m{k}").read_bytes())
+    assert all(data == files[0] for data in files)
+    if args[1] == "onnx":
+        ok(invoke("export", run, "--format", "safetensors", "--out", tmp_path / "f.st"))
+        ok(invoke("import", tmp_path / "f.st", "--out", tmp_path / "imported"))
+    else:
+        ok(invoke("import", tmp_path / "m0", "--out", tmp_path / "imported"))
+    ok(invoke("export", tmp_path / "imported", *args, "--out", tmp_path / "again"))
+    assert (tmp_path / "again").read_bytes() == files[0]

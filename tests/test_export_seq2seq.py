@@ -267,6 +267,20 @@ def test_a_failed_second_file_removes_the_first(trained, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.skipif(not os.path.isfile("/proc/version"), reason="needs Linux's /proc")
+def test_a_failed_forced_export_keeps_both_files_as_they_were(trained, tmp_path):
+    """--force over an existing pair whose decoder file cannot be written (its name links
+    to a file in /proc, where no file can be made): refused in one line, and the encoder
+    file is still the one that goes with that decoder."""
+    (tmp_path / "m.encoder.onnx").write_text("the encoder of another model")
+    (tmp_path / "m.decoder.onnx").symlink_to("/proc/version")
+    one_line_error(invoke("export", trained, "--format", "onnx", "--out",
+                          tmp_path / "m.onnx", "--force"),
+                   f"cannot write {tmp_path / 'm.decoder.onnx'}")
+    assert (tmp_path / "m.encoder.onnx").read_text() == "the encoder of another model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.decoder.onnx", "m.encoder.onnx"]
+
+
 @pytest.mark.parametrize("option,refusal", [
     (("--cell", "ln_lstm"), "cell 'ln_lstm' has no ONNX operator equivalent"),
     (("--cell", "peephole_lstm"), "cell 'peephole_lstm' has no ONNX operator equivalent"),

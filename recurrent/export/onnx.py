@@ -98,7 +98,7 @@ def _stack(g, x, seq_lens, full_states, weights, cell, L, D, H, prefix="rnn"):
     """A stack of L layers, each one _recurrent_layer: x (T, B, I) -> (top layer's
     outputs (T, B, D*H), [(Y_h, Y_c or None, the layer's initial states) per layer]);
     ``full_states``: the initial states, each (L*D, B, H)."""
-    flat = g.const(np.array([0, 0, -1]))
+    flat = g.const(np.array([0, 0, D * H]))  # not -1: T may be 0
     layers = []
     for k in range(L):
         rows = [g.const(np.array([k * D])), g.const(np.array([(k + 1) * D])),

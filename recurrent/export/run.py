@@ -226,18 +226,31 @@ def _export_seq2seq_onnx(model, info, outs, force=False):
 
 
 def _write_all(files, force):
-    """Write each (path, bytes) of ``files`` atomically, in turn; when one fails, the
-    files written before it that did not exist before are removed, so that a failed
-    export leaves no file of its own behind."""
+    """Write each (path, bytes) of ``files`` atomically, so that a failed export leaves
+    them all as they were: the writes nest, each file's temporary file written before
+    the next one's and moved into place after it, so a write that fails (a full disk, a
+    name linked into a directory that cannot be written) fails before any file is
+    replaced; when a move into place fails after a later file's was made, the files
+    this export created are removed."""
     made = []
+
+    def write_from(k):
+        if k == len(files):
+            return
+        path, data = files[k]
+        existed = os.path.lexists(path)
+
+        def write(f):
+            f.write(data)
+            write_from(k + 1)  # the files after this one, complete before it is moved
+
+        with _not_replaced(path, force):
+            atomic_write(path, write, replace=force, follow_link=True)
+        if not existed:
+            made.append(path)
+
     try:
-        for path, data in files:
-            existed = os.path.lexists(path)
-            with _not_replaced(path, force):
-                atomic_write(path, lambda f, data=data: f.write(data), replace=force,
-                             follow_link=True)
-            if not existed:
-                made.append(path)
+        write_from(0)
     except BaseException:
         for path in made:
             with contextlib.suppress(OSError):
@@ -273,7 +286,10 @@ def import_file(path: str, out: str) -> RunDir:
     if problem:
         raise UserError(f"{path}: its config.json metadata is corrupted: {problem}")
     config = TrainingConfig.from_json(info["config"], path)
-    model = config.build_model(info["model_spec"])
+    try:
+        model = config.build_model(info["model_spec"])
+    except UserError as e:  # a cell or task of a plugin not installed here, say
+        raise UserError(f"{e} (read from {path}'s metadata)") from None
     if isinstance(model, Seq2SeqModel):
         try:
             tensors = seq2seq_names.model_names(tensors)  # the file's names: the parts'

@@ -34,7 +34,11 @@ SCALE_SUFFIX = ".scale"
 
 def config_metadata(info: dict) -> dict:
     """The run's ``info`` (its config.json object) as the metadata entry every exported
-    file carries (safetensors and ONNX alike): {CONFIG_KEY: its JSON text}."""
+    file carries (safetensors and ONNX alike): {CONFIG_KEY: its JSON text}. The
+    "imported_from" of a run made by `recurrent import` is left out: it names the file
+    that run was made from, and only that run reads it (its --resume is refused), so a
+    file exported from an imported run is the file imported, byte for byte."""
+    info = {key: value for key, value in info.items() if key != "imported_from"}
     return {CONFIG_KEY: json.dumps(info, sort_keys=True, default=json_default)}
 
 
@@ -54,7 +58,29 @@ def write(path: str, tensors: dict, info: dict, int8: tuple = (),
     if int8:
         metadata[PRECISION_KEY] = "int8"
     data = save(out, metadata=metadata)
-    atomic_write(path, lambda f: f.write(data), replace=replace, follow_link=True)
+    header, start = _sorted_header(data)
+
+    def write_file(f):
+        f.write(header)
+        f.write(memoryview(data)[start:])  # the tensors' bytes, not copied
+
+    atomic_write(path, write_file, replace=replace, follow_link=True)
+
+
+def _sorted_header(data: bytes) -> tuple[bytes, int]:
+    """(the length and JSON header of the safetensors file ``data`` with the header's
+    keys in sorted order, where the tensors' bytes start in ``data``). The safetensors
+    package writes the metadata's keys in its hash map's order, which changes from one
+    call to the next, so the same weights would be written as different bytes; sorted,
+    a run exports to the same file every time. The header is padded with spaces to a
+    multiple of 8 bytes, as the format allows and safetensors does; the tensors'
+    offsets count from the header's end, so they stay as they are."""
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text, 8 + size
 
 
 def _dequantize(path: str, tensors: dict) -> dict:
