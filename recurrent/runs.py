@@ -254,6 +254,9 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
         if info.get("imported_from"):
             raise UserError(f"{run.path} was made by `recurrent import` and holds {BEST} "
                             f"only (no {LAST}: no training state)")
+        if run.has(BEST):  # --checkpoint last, and last.npz removed since
+            raise UserError(f"{run.path} has no {LAST} (its {BEST} is there: leave out "
+                            f"--checkpoint last)")
         raise UserError(f"{run.path} has no checkpoint yet ({LAST} is missing)")
     arrays, _ = load_arrays(run.file(name))
     load_params(model, arrays, run.file(name))

@@ -109,6 +109,15 @@ def test_the_last_checkpoint_is_last_npz_though_the_run_has_a_best_one(task_runs
     assert checkpoint_file(run, "last") == LAST and checkpoint_file(run, "best") == BEST
 
 
+def test_checkpoint_last_of_a_run_whose_last_npz_is_gone_points_at_its_best(
+        task_runs, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(task_runs["char-lm"], run)
+    os.remove(run / LAST)
+    one_line_error(invoke("eval", run, "--checkpoint", "last"),
+                   f"has no {LAST} (its {BEST} is there: leave out --checkpoint last)")
+
+
 def test_an_empty_out_beside_resume_is_refused(task_runs, tmp_path):
     run = tmp_path / "copy"
     shutil.copytree(task_runs["char-lm"], run)
