@@ -569,6 +569,14 @@ def test_bad_input_is_one_line_and_writes_nothing(task_runs, tmp_path):
         "cut.safetensors", "good.safetensors", "junk.safetensors", "plain.safetensors"]
 
 
+def test_import_of_an_onnx_file_says_import_reads_safetensors(task_runs, tmp_path):
+    onnx_file = tmp_path / "model.onnx"
+    ok(invoke("export", task_runs / "forecast", "--format", "onnx", "--out", onnx_file))
+    one_line_error(invoke("import", onnx_file, "--out", tmp_path / "r"),
+                   "its name says an ONNX model", "--format safetensors")
+    assert not (tmp_path / "r").exists()
+
+
 def test_import_refuses_tensors_that_do_not_fit(task_runs, tmp_path):
     run = task_runs / "forecast"
     good = tmp_path / "good.safetensors"

@@ -106,6 +106,11 @@ def _dequantize(path: str, tensors: dict) -> dict:
 
 
 READS = "recurrent reads float32 tensors (and the int8 ones of --precision int8)"
+# file name extensions of other formats a model is saved in, named when such a file is
+# given to `recurrent import` (which reads safetensors alone)
+_OTHER_FORMATS = {".onnx": "an ONNX model", ".pt": "a PyTorch file",
+                  ".pth": "a PyTorch file", ".npz": "a numpy archive",
+                  ".pkl": "a pickle", ".h5": "an HDF5 file", ".keras": "a Keras model"}
 
 
 def read(path: str) -> tuple[dict, dict]:
@@ -119,6 +124,11 @@ def read(path: str) -> tuple[dict, dict]:
     except FileNotFoundError:
         raise UserError(f"{path} does not exist") from None
     except (SafetensorError, OSError, ValueError) as e:
+        kind = _OTHER_FORMATS.get(os.path.splitext(path)[1].lower())
+        if kind is not None:
+            raise UserError(f"{path} is not a readable safetensors file: its name says "
+                            f"{kind}; `recurrent import` reads the safetensors files that "
+                            f"`recurrent export RUN --format safetensors` writes") from None
         raise UserError(f"{path} is not a readable safetensors file "
                         f"({error_line(e)})") from None
     except TypeError as e:  # a dtype numpy has no type for, e.g. bfloat16
