@@ -4,7 +4,8 @@ and the rows of a CSV file (csv_rows) with the checks its header needs.
 One reader so that every task (and third-party task plugins) accepts the same files: plain,
 gzip, bzip2, xz/lzma, or a zip archive holding exactly one file, recognised by content (the
 magic bytes), with the file name's extension deciding only for raw .lzma, which has no magic.
-Text is UTF-8 (a leading byte-order mark is dropped) or UTF-16/32 with a byte-order mark.
+Text is UTF-8 (a leading byte-order mark is dropped) or UTF-16/32 with a byte-order mark;
+char-lm and seq2seq read it in one Unicode normalisation form (TEXT_FORM, normalized).
 
 Every problem is a one-line recurrent.errors.UserError naming the file and the real problem:
 a corrupt archive, a zip with several members, a spreadsheet or image instead of text, the
@@ -23,6 +24,7 @@ import os
 import re
 import stat
 import sys
+import unicodedata
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -329,6 +331,37 @@ def _refuse_nul(raw: bytes, label: str) -> None:
         raise UserError(f"{label} looks like UTF-16 text without a byte-order mark: convert "
                         f"it to UTF-8, e.g. iconv -f UTF-16LE -t UTF-8 FILE > FILE.utf8")
     raise UserError(f"{label} looks binary (NUL byte at offset {at}), not text")
+
+
+# The Unicode normalisation form new runs of the text tasks that read characters as they
+# are written (char-lm, seq2seq) read their text in: canonically equivalent text (a
+# composed "\u00e9" or "e" and a combining U+0301) is the same characters, and nothing
+# else changes (NFKC would also rewrite full-width letters and ligatures, which a model
+# of characters may have to reproduce; the sentiment tokenizer applies NFKC of its own).
+TEXT_FORM = "NFC"
+FORMS = ("NFC", "NFD", "NFKC", "NFKD")  # the forms a run's state may record
+
+
+def normalized(text: str, form: str | None) -> str:
+    """``text`` in the Unicode normalisation form ``form`` ("NFC", "NFD", "NFKC", "NFKD"),
+    or as it is when None. A text task reads its data files, its eval files and its
+    predict inputs through the same form, recorded in the run, so that text that differs
+    only in how an accented letter is encoded (a composed "\u00e9" or "e" and a combining
+    U+0301) is the same symbols; a run that recorded none keeps reading text as it is."""
+    if form is None or unicodedata.is_normalized(form, text):
+        return text
+    return unicodedata.normalize(form, text)
+
+
+def shown(symbol: str) -> str:
+    """``repr(symbol)`` for a message, with its code point when it is one combining mark
+    (Unicode category M), which repr leaves as it is and which a terminal draws over the
+    quote before it: "'\u0301' (U+0301)" names the symbol where "'\u0301'" would show
+    an accented quote."""
+    text = repr(symbol)
+    if len(symbol) == 1 and unicodedata.category(symbol)[0] == "M":
+        text += f" (U+{ord(symbol):04X})"
+    return text
 
 
 _LINE_END = re.compile(r"\r\n|\r|\n")

@@ -19,7 +19,8 @@ def test_the_hashed_split_is_90_5_5():
 
 
 def test_the_first_tab_splits_a_line(tmp_path):
-    """"a<TAB>b<TAB>c": source "a", target "b<TAB>c" (the first tab splits)."""
+    """"a<TAB>b<TAB>c": source "a", target "b<TAB>c" (the first tab splits) under
+    read_pairs' default rules, those of runs saved before two_fields."""
     path = tmp_path / "pairs.tsv"
     path.write_text("abc\tA B\tC\ncat\tK AE T\n", encoding="utf-8")
     pairs, _ = data.read_pairs(str(path))

@@ -171,3 +171,26 @@ def test_eval_data_with_windows_line_ends_says_so(task_runs, tmp_path):
     data.write_bytes(b"the quick brown fox jumps over the lazy dog.\r\n" * 60)
     one_line_error(invoke("eval", task_runs["char-lm"], "--data", data),
                    "not in the model's vocabulary: '\\r'", "Windows line ends", "dos2unix")
+
+
+def test_composed_and_decomposed_accents_read_alike(tmp_path):
+    """Trained on a text whose accents are decomposed (e + U+0301), a run reads "é"
+    composed or decomposed as the same character: --prime, --stream lines and an
+    eval --data file in the other form are read, not refused as unknown characters."""
+    import unicodedata
+    sentence = "le café est déjà là, voilà l'élève.\n"
+    decomposed = tmp_path / "nfd.txt"
+    decomposed.write_text(unicodedata.normalize("NFD", sentence * 60), encoding="utf-8")
+    composed = tmp_path / "nfc.txt"
+    composed.write_text(sentence * 10, encoding="utf-8")
+    out = tmp_path / "run"
+    ok(train_tiny(decomposed, out))
+    texts = [ok(invoke("predict", out, "--prime", unicodedata.normalize(form, "café"),
+                       "--length", 20, "--seed", 3))
+             for form in ("NFC", "NFD")]
+    assert texts[0] == texts[1]
+    answer = ok(CliRunner().invoke(cli, ["predict", str(out), "--stream"],
+                                   input="caf\u00e9\n"))
+    assert "error" not in json.loads(answer)
+    report = json.loads(ok(invoke("eval", out, "--data", composed, "--json")))
+    assert report["metrics"]["chars"] > 0

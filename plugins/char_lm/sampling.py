@@ -14,6 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
+from recurrent import datafile
 from recurrent.errors import UserError
 
 
@@ -65,7 +66,8 @@ def each_generated(model, prime_ids: np.ndarray, length: int, temperature: float
             last = step_logits[0]
 
 
-def next_char_stream(model, vocab, top_k: int, prime: str | None, line_break: str = "\n"):
+def next_char_stream(model, vocab, top_k: int, prime: str | None, line_break: str = "\n",
+                     form: str | None = None):
     """answer(line) -> {"text": line, "next": [[char, probability], ...]}: the line is read
     as the continuation of everything before it, and the answer holds the ``top_k`` most
     likely characters to follow it (probabilities at temperature 1, most likely first).
@@ -73,7 +75,8 @@ def next_char_stream(model, vocab, top_k: int, prime: str | None, line_break: st
     the start of the next line (left out when the vocabulary lacks its characters), so
     the answer to a line is about the character right after its last one. ``prime`` is
     read first, answered by nothing. A line with characters outside the vocabulary
-    raises UserError and reads nothing."""
+    raises UserError and reads nothing. ``form``: the Unicode normalisation form the
+    prime and each line are read in (the run's; None: as they are)."""
     from recurrent import StreamPool
     pool = StreamPool(model, capacity=1, softmax=True)
     pool.open(0)
@@ -86,10 +89,10 @@ def next_char_stream(model, vocab, top_k: int, prime: str | None, line_break: st
             last["p"] = pool.read(0, ids)
 
     if prime:
-        read(vocab.encode(prime, "--prime"))
+        read(vocab.encode(datafile.normalized(prime, form), "--prime"))
 
     def answer(line):
-        ids = vocab.encode(last["pending"] + line, "the line")
+        ids = vocab.encode(last["pending"] + datafile.normalized(line, form), "the line")
         if last["p"] is None and len(ids) == 0:
             raise UserError("nothing to continue yet: the first line (or --prime) must "
                             "have characters")

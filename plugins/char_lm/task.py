@@ -6,9 +6,12 @@ Data flow: prepare() reads --data (default: the bundled Shakespeare plays), buil
 sorted character vocabulary and fixes a contiguous 95/5 train/validation split (the
 validation text is the END of the corpus, unseen in training). The run state records the
 vocabulary, the split sizes and a content fingerprint, so eval/predict after a checkpoint
-round trip use exactly the training vocabulary and notice a changed data file. The
-vocabulary covers the whole file (as char-rnn does), so every validation character has an
-id; one that never occurs in training simply gets a low probability.
+round trip use exactly the training vocabulary and notice a changed data file. The text is
+read in Unicode NFC (datafile.TEXT_FORM, recorded as "unicode"), as are eval --data files,
+--prime and --stream lines, so that a composed and a decomposed accent are one character
+(runs saved before it read text as it is). The vocabulary covers the whole file (as
+char-rnn does), so every validation character has an id; one that never occurs in
+training simply gets a low probability.
 Model: token embedding -> recurrent stack -> V logits per step, cross-entropy.
 Split "test" is the file given to `recurrent eval RUN --data FILE`; the corpus itself has
 no third part (``splits``), so `recurrent eval RUN` scores the validation split and says so.
@@ -42,7 +45,8 @@ EMBED_DIM = 64  # default --embed-dim
 STATE = schema.fields({"data": str, "fingerprint": str, "vocab": schema.list_of(str),
                        "n_train": schema.at_least(1)},
                       {"max_chars": schema.at_least(0), "n_chars": schema.at_least(2),
-                       "line_break": schema.one_of("\n", "\r\n")})
+                       "line_break": schema.one_of("\n", "\r\n"),
+                       "unicode": schema.one_of(*datafile.FORMS)})
 
 # Defaults of the shared training options for this task: the shortest training found to
 # reach a validation loss <= 1.5 nats/char on the bundled corpus, with a margin for other
@@ -66,8 +70,8 @@ class _Corpus:
     unchanged (recurrent.memo.file_identity): every epoch and evaluation asks again, and
     decoding, hashing and encoding the whole file each time would dominate short runs."""
 
-    _text: dict = {}  # (path, file identity) -> str; one corpus at a time: they can be large
-    _ids: dict = {}  # (text key, max_chars, vocab, fingerprint) -> (N,) int64 ids
+    _text: dict = {}  # (path, file identity, form) -> str; one corpus at a time: large
+    _ids: dict = {}  # (text key, max_chars, vocab, fingerprint, form) -> (N,) int64 ids
 
     @staticmethod
     def _key(path: str):
@@ -75,23 +79,26 @@ class _Corpus:
         return None if identity is None else (path, identity)
 
     @classmethod
-    def text(cls, path: str) -> str:
+    def text(cls, path: str, form: str | None = None) -> str:
+        """The file's text in the Unicode normalisation form ``form`` (None: as it is)."""
         key = cls._key(path)
+        key = None if key is None else (*key, form)
         if key is not None and key in cls._text:
             return cls._text[key]
-        value = text.read_text(path)
+        value = text.read_text(path, form)
         if key is not None:
             cls._text = {key: value}
         return value
 
     @classmethod
-    def ids(cls, path: str, max_chars: int, vocab: list, fingerprint: str) -> np.ndarray:
-        """Ids of the (first max_chars characters of the) file; a UserError if its content
-        no longer has ``fingerprint``."""
-        key = (cls._key(path), max_chars, tuple(vocab), fingerprint)
+    def ids(cls, path: str, max_chars: int, vocab: list, fingerprint: str,
+            form: str | None = None) -> np.ndarray:
+        """Ids of the (first max_chars characters of the) file read in ``form`` (text());
+        a UserError if its content no longer has ``fingerprint``."""
+        key = (cls._key(path), max_chars, tuple(vocab), fingerprint, form)
         if key[0] is not None and key in cls._ids:
             return cls._ids[key]
-        corpus = cls.text(path)
+        corpus = cls.text(path, form)
         if max_chars:
             corpus = corpus[:max_chars]
         name = os.path.basename(path)
@@ -220,7 +227,7 @@ class CharLM:
         data = config.get("data") or text.BUNDLED
         path = text.resolve_path(data)
         name = os.path.basename(path)
-        corpus = _Corpus.text(path)
+        corpus = _Corpus.text(path, datafile.TEXT_FORM)
         whole = len(corpus)
         max_chars = _int_option(config, "max_chars", 0, 0)
         if max_chars:
@@ -240,6 +247,8 @@ class CharLM:
             "n_chars": n,
             "n_train": n_train,
             "n_valid": n_valid,
+            # the form the text, eval --data files, --prime and --stream lines are read in
+            "unicode": datafile.TEXT_FORM,
             # the break predict --stream reads between two lines: the text's own (CRLF when
             # most of its lines end so); absent: "\n"
             **({"line_break": "\r\n"} if 2 * corpus.count("\r\n") > corpus.count("\n")
@@ -265,7 +274,7 @@ class CharLM:
         run's training data and why it is read: the message names a file other than FILE."""
         try:
             return _Corpus.ids(text.resolve_path(state["data"]), state.get("max_chars") or 0,
-                               state["vocab"], state["fingerprint"])
+                               state["vocab"], state["fingerprint"], state.get("unicode"))
         except UserError as e:
             if not config.get("eval_data"):
                 raise
@@ -279,7 +288,8 @@ class CharLM:
         if split == "test" and config.get("eval_data"):
             path = text.resolve_path(config["eval_data"])
             name = os.path.basename(path)
-            ids = text.Vocabulary(state["vocab"]).encode(_Corpus.text(path), name)
+            ids = text.Vocabulary(state["vocab"]).encode(
+                _Corpus.text(path, state.get("unicode")), name)
             if len(ids) < 2:
                 raise UserError(f"{name} has {len(ids)} character(s): evaluation needs at "
                                 "least 2 (one to read, one to predict)")
@@ -358,7 +368,8 @@ class CharLM:
         return sampling.next_char_stream(model, text.Vocabulary(state["vocab"]),
                                          int(options.get("top_k") or STREAM_TOP_K),
                                          options.get("prime"),
-                                         state.get("line_break", "\n"))
+                                         state.get("line_break", "\n"),
+                                         state.get("unicode"))
 
     def predict(self, state: dict, config: dict, model, options: dict):
         vocab = text.Vocabulary(state["vocab"])
@@ -369,9 +380,10 @@ class CharLM:
                          vocab.chars[0])
         if prime == "":
             raise UserError("--prime must not be empty")
+        prime = datafile.normalized(prime, state.get("unicode"))
         missing = vocab.unknown(prime)
         if missing:
-            shown = ", ".join(repr(c) for c in missing[:5])
+            shown = ", ".join(datafile.shown(c) for c in missing[:5])
             raise UserError(f"--prime has characters not in the model's vocabulary: {shown}")
         length = options.get("length", LENGTH)
         temperature = options.get("temperature", TEMPERATURE)

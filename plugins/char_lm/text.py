@@ -32,13 +32,14 @@ def resolve_path(data: str | None) -> str:
     return os.path.abspath(os.path.expanduser(str(data)))
 
 
-def read_text(path: str) -> str:
-    """The text of one file (plain or compressed, see recurrent.datafile); empty is an error."""
+def read_text(path: str, form: str | None = None) -> str:
+    """The text of one file (plain or compressed, see recurrent.datafile), in the Unicode
+    normalisation form ``form`` (None: as it is); empty is an error."""
     name = os.path.basename(path)
     text = datafile.read_text(path, name)
     if not text:
         raise UserError(f"{name} is empty: char-lm needs UTF-8 text")
-    return text
+    return datafile.normalized(text, form)
 
 
 def _code_points(text: str) -> np.ndarray:
@@ -49,7 +50,7 @@ def _code_points(text: str) -> np.ndarray:
 
 
 def _describe(chars) -> str:
-    shown = ", ".join(repr(c) for c in list(chars)[:5])
+    shown = ", ".join(datafile.shown(c) for c in list(chars)[:5])
     more = len(chars) - 5
     return shown + (f" (and {more} more)" if more > 0 else "")
 

@@ -1,8 +1,14 @@
 """Pairs of sequences for the seq2seq task: reading a TSV of source<TAB>target lines,
 splitting them by source, vocabularies, and pair batches.
 
-A line is ``source<TAB>target`` (the first tab splits; blank lines are skipped). Each side
-is read at character level (every character a symbol) or whitespace-token level.
+A line is ``source<TAB>target``: exactly two tab-separated fields (a third column, such
+as the attribution of Tatoeba/ManyThings files, is refused with a hint to keep the first
+two; runs saved before this rule split at the first tab). Blank lines are skipped. A first
+line that names the columns (a header) is skipped as read_pairs says. The text is read in
+Unicode normalisation form NFC (datafile.normalized), so that a composed "é" and "e" with
+a combining accent are one symbol, in training, eval and predict alike (runs saved before
+this read it as it is). Each side is read at character level (every character a symbol)
+or whitespace-token level.
 The split is fixed by a hash of the source text: 90% train, 5% valid, 5% test, so a
 source (a word, for grapheme-to-phoneme) never crosses splits and every run of the same
 file sees the same split, whatever its order.
@@ -64,39 +70,85 @@ def spread(items: list, n: int) -> list:
 
 
 class _Cache:
-    """The pairs of one file, kept while it is unchanged (recurrent.memo.file_identity):
-    every epoch and evaluation asks again."""
+    """The pairs of one file, kept while it is unchanged (recurrent.memo.file_identity)
+    and read by the same rules: every epoch and evaluation asks again."""
     key = None
     value = None
 
 
-def read_pairs(path: str, label: str | None = None) -> tuple[list, str]:
+# Column names that make a first line a header (compared lower-cased, as whole fields or
+# their parts between "_", "-" or spaces): "source<TAB>target", "word<TAB>pronunciation",
+# "src_text<TAB>tgt_text". A header of other names (language codes such as "eng<TAB>fra")
+# needs --header.
+HEADER_WORDS = frozenset((
+    "source", "target", "src", "tgt", "input", "output", "text", "word", "words",
+    "grapheme", "graphemes", "phoneme", "phonemes", "phones", "pronunciation",
+    "sentence", "translation", "question", "answer", "prompt", "response"))
+
+
+def looks_like_header(source: str, target: str) -> bool:
+    """Both fields of a line are column names (HEADER_WORDS)."""
+    def named(field):
+        parts = field.strip().lower().replace("_", " ").replace("-", " ").split()
+        return bool(parts) and all(part in HEADER_WORDS for part in parts)
+    return named(source) and named(target)
+
+
+def read_pairs(path: str, label: str | None = None, *, header: bool | None = False,
+               two_fields: bool = False, form: str | None = None) -> tuple[list, str]:
     """[(source, target), ...] of a TSV file and its content fingerprint; UserError (one
-    line, naming the line number) for a line without a tab or with an empty side."""
+    line, naming the line number) for a line without a tab, with an empty side or, with
+    ``two_fields``, with more than two fields.
+    ``header``: True skips the first non-blank line, None skips it when it looks like a
+    header (looks_like_header), False reads it as a pair. ``form``: the Unicode
+    normalisation form the text is read in (None: as it is). The fingerprint is that of
+    the file's text as it is."""
     identity = file_identity(path)
-    key = None if identity is None else (path, identity)
+    key = None if identity is None else (path, identity, header, two_fields, form)
     if key is not None and key == _Cache.key:
         return _Cache.value
     label = label or os.path.basename(path)
-    text = datafile.read_text(path, label)
-    pairs = []
+    raw = datafile.read_text(path, label)
+    text = datafile.normalized(raw, form)
+    pairs, skipped = [], False
     for number, line in enumerate(datafile.lines(text), 1):
         if not line.strip():
+            continue
+        first = not pairs and not skipped
+        if first and header:
+            skipped = True
             continue
         source, tab, target = line.partition("\t")
         if not tab:
             raise UserError(f"{label} line {number}: expected source<TAB>target, found no "
                             f"tab")
+        if first and header is None and looks_like_header(source, target):
+            skipped = True
+            continue
+        if two_fields and "\t" in target:
+            raise UserError(f"{label} line {number}: {line.count(chr(9)) + 1} tab-separated "
+                            f"fields, expected 2 (source<TAB>target): keep the first two "
+                            f"columns, e.g. cut -f1,2 FILE > pairs.tsv, or write the tabs "
+                            f"inside a text as spaces")
         if not source.strip() or not target.strip():
             raise UserError(f"{label} line {number}: the "
                             f"{'source' if not source.strip() else 'target'} is empty")
-        pairs.append((source, target.rstrip("\r")))
+        pairs.append((source, target))
     if not pairs:
         raise UserError(f"{label} holds no source<TAB>target pairs")
-    value = (pairs, datafile.fingerprint(text))
+    value = (pairs, datafile.fingerprint(raw))
     if key is not None:
         _Cache.key, _Cache.value = key, value
     return value
+
+
+def reading(state: dict) -> dict:
+    """read_pairs' rules for a run's own data, from its task state: runs saved before
+    the state recorded them read every line as a pair, split at the first tab, with the
+    text as it is."""
+    return {"header": state.get("header", False),
+            "two_fields": bool(state.get("two_fields", False)),
+            "form": state.get("unicode")}
 
 
 # Specials that mark positions, never a symbol of the data: a literal "<pad>" in a file

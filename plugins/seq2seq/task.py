@@ -23,7 +23,7 @@ import os
 import click
 import numpy as np
 
-from recurrent import cache, report, schema
+from recurrent import cache, datafile, report, schema
 from recurrent.checks import C_INT_MAX
 from recurrent.errors import UserError
 from recurrent.memo import Kept
@@ -63,7 +63,8 @@ STATE = schema.fields(
      "target_vocab": schema.list_of(str)},
     {"max_train": schema.nullable(schema.at_least(0)), "g2p": bool,
      "lowercase_input": schema.nullable(bool), "longest_target": _longest_target,
-     "batch_by": schema.one_of("padded")})
+     "batch_by": schema.one_of("padded"), "header": schema.nullable(bool),
+     "two_fields": bool, "unicode": schema.nullable(schema.one_of(*datafile.FORMS))})
 
 # Defaults of the shared training options for this task (benchmarks/README.md, seq2seq).
 DEFAULTS = {
@@ -95,6 +96,10 @@ class Seq2Seq:
                          help="TSV of source<TAB>target lines (plain or compressed); the "
                               "default is the bundled CMUdict grapheme-to-phoneme pairs. "
                               "Split by a hash of the source: 90% train, 5% valid, 5% test."),
+            click.Option(["--header/--no-header"], default=None,
+                         help="The file's first line names the columns: skip it (default: "
+                              "skipped when both its fields are column names such as "
+                              "source/target or word/pronunciation)."),
             click.Option(["--source-level"], type=click.Choice(data.LEVELS), default="char",
                          show_default=True, help="Source symbols: characters or "
                                                  "whitespace-separated tokens."),
@@ -158,7 +163,10 @@ class Seq2Seq:
         metrics.require_sacrebleu()  # before training, not at the first evaluation
         name = config.get("data") or data.BUNDLED
         path = data.resolve_path(name)
-        pairs, fingerprint = data.read_pairs(path)
+        header = config.get("header")
+        header = None if header is None else bool(header)
+        reading = {"header": header, "two_fields": True, "unicode": datafile.TEXT_FORM}
+        pairs, fingerprint = data.read_pairs(path, **data.reading(reading))
         source_level, target_level = self._levels(config)
         splits = [data.split_of(s) for s, _ in pairs]
         train = [(data.symbols(s, source_level), data.symbols(t, target_level))
@@ -192,6 +200,7 @@ class Seq2Seq:
             # the default decoding limit does not cut outputs this long (_longest)
             "longest_target": max(len(t) for _, t in train),
             "batch_by": "padded",  # _batch_lengths
+            **reading,  # how the file is read again (data.reading)
             "counts": counts,
         }
 
@@ -224,14 +233,15 @@ class Seq2Seq:
             return (pairs, *self._encoded(state, pairs))
         if split not in data.SPLITS:
             raise UserError(f"unknown split {split!r}: seq2seq has train, valid, test")
-        pairs, fingerprint = data.read_pairs(data.resolve_path(state["data"]))
+        rules = data.reading(state)
+        pairs, fingerprint = data.read_pairs(data.resolve_path(state["data"]), **rules)
         if fingerprint != state["fingerprint"]:
             raise UserError(f"{os.path.basename(data.resolve_path(state['data']))} "
                             f"changed since this run was trained (content fingerprint "
                             f"differs)")
         limit = int(state.get("max_train") or 0) if split == "train" else _max_eval(config)
-        key = (state["data"], fingerprint, split, limit, state["source_level"],
-               state["target_level"], tuple(state["source_vocab"]),
+        key = (state["data"], fingerprint, tuple(rules.values()), split, limit,
+               state["source_level"], state["target_level"], tuple(state["source_vocab"]),
                tuple(state["target_vocab"]))
         if key not in _splits:
             pairs = data.spread([p for p in pairs if data.split_of(p[0]) == split], limit)
@@ -243,19 +253,18 @@ class Seq2Seq:
     def _eval_data_pairs(self, state: dict, name: str) -> list:
         path = data.resolve_path(name)
         label = os.path.basename(path)
-        pairs, _ = data.read_pairs(path)
+        pairs, _ = data.read_pairs(path, **_eval_reading(state))
         vocab = Vocabulary(state["source_vocab"])
         out, unknown, first = [], set(), None
         for number, (s, t) in enumerate(pairs, 1):
-            source = data.symbols(s.lower() if state.get("lowercase_input") else s,
-                                  state["source_level"])
+            source = data.symbols(_input_text(state, s), state["source_level"])
             missing = vocab.unknown(source)
             if missing and first is None:
                 first = (number, s)
             unknown.update(missing)
             out.append((source, data.symbols(t, state["target_level"])))
         if unknown:
-            shown = ", ".join(repr(c) for c in sorted(unknown)[:5])
+            shown = ", ".join(datafile.shown(c) for c in sorted(unknown)[:5])
             more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
             raise UserError(f"{label} has source symbols the model never saw in training: "
                             f"{shown}{more} (first in pair {first[0]}, {first[1]!r})")
@@ -382,12 +391,13 @@ class Seq2Seq:
         majority mapping), the scored pairs, the levels, g2p and the scorers' versions."""
         if split == "test" and config.get("eval_data"):  # `eval --data FILE`: that file
             path = data.resolve_path(config["eval_data"])
-            scored = {"eval_data": data.read_pairs(path)[1],
+            scored = {"eval_data": data.read_pairs(path, **_eval_reading(state))[1],
                       "lowercase": bool(state.get("lowercase_input"))}
         else:
             scored = {"split": split, "max_eval": (_max_eval(config)
                                                    if split != "train" else 0)}
         return {"format": BASELINES_FORMAT, "fingerprint": state["fingerprint"],
+                "reading": data.reading(state),
                 "max_train": int(state.get("max_train") or 0),
                 "source_level": state["source_level"], "target_level": state["target_level"],
                 "g2p": bool(state.get("g2p", False)),
@@ -404,14 +414,13 @@ class Seq2Seq:
         vocab = Vocabulary(state["source_vocab"]) if vocab is None else vocab
         out = []
         for text in inputs:
-            if state.get("lowercase_input"):
-                text = text.lower()
+            text = _input_text(state, text)
             seq = data.symbols(text, state["source_level"])
             if not seq:
                 raise UserError("an input is empty")
             unknown = vocab.unknown(seq)
             if unknown:
-                shown = ", ".join(repr(s) for s in unknown[:5])
+                shown = ", ".join(datafile.shown(s) for s in unknown[:5])
                 raise UserError(f"input {text!r} has symbols the model never saw in "
                                 f"training: {shown}")
             out.append(vocab.encode(seq, SOURCE_UNK))
@@ -436,9 +445,7 @@ class Seq2Seq:
             b = 0
             n = int(hyps.lengths[b, 0])
             steps = n + int(hyps.finished[b, 0])  # EOS's row too
-            attention_plot(options["plot"], data.symbols(inputs[0].lower()
-                                                         if state.get("lowercase_input")
-                                                         else inputs[0],
+            attention_plot(options["plot"], data.symbols(_input_text(state, inputs[0]),
                                                          state["source_level"]),
                            tgt_vocab.decode(hyps.tokens[b, 0, :n]) +
                            (["</s>"] if steps > n else []),
@@ -484,6 +491,21 @@ class Seq2Seq:
                                         state["target_level"]),
                     "score": float(h.scores[0, 0])}
         return answer
+
+
+def _input_text(state: dict, text: str) -> str:
+    """A source as the run reads it outside its data file (predict's inputs, --stream's
+    lines, an eval --data file's sources): lower-cased for the bundled g2p data, in the
+    run's Unicode normalisation form."""
+    if state.get("lowercase_input"):
+        text = text.lower()
+    return datafile.normalized(text, state.get("unicode"))
+
+
+def _eval_reading(state: dict) -> dict:
+    """read_pairs' rules for an `eval --data` file: the run's, but that a first line is
+    skipped when it looks like a header (eval has no --header)."""
+    return {**data.reading(state), "header": None}
 
 
 def _max_eval(config: dict) -> int:

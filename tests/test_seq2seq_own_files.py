@@ -1,0 +1,124 @@
+"""seq2seq on a user's own TSV files, as they come: Unicode text whose accents are
+composed in one file and decomposed in another, a header line naming the columns, and
+a third column (the attribution of Tatoeba/ManyThings pair files). Through the CLI, on
+small files of distinct words and their reversals."""
+import json
+import unicodedata
+
+import pytest
+from helpers import invoke, ok, one_line_error, reversal_tsv
+
+from recurrent_plugins.seq2seq import data
+
+SMALL = ["--hidden", "16", "--embed-dim", "8", "--steps", "10", "--threads", "1",
+         "--quiet", "--no-plot"]
+LETTERS = "abcdeéèüñ"
+
+
+def _state(run) -> dict:
+    return json.loads((run / "config.json").read_text(encoding="utf-8"))["task_state"]
+
+
+def _nfd(path, out):
+    """``out``: the text of ``path`` with every accent decomposed (NFD)."""
+    out.write_text(unicodedata.normalize("NFD", path.read_text(encoding="utf-8")),
+                   encoding="utf-8")
+    return out
+
+
+@pytest.fixture(scope="module")
+def nfd_run(tmp_path_factory):
+    """A run trained on a file whose accents are decomposed (e + U+0301)."""
+    root = tmp_path_factory.mktemp("nfd")
+    nfc, _ = reversal_tsv(root / "nfc.tsv", LETTERS, 700)
+    nfd = _nfd(nfc, root / "nfd.tsv")
+    run = root / "run"
+    ok(invoke("train", "seq2seq", "--data", nfd, "--out", run, *SMALL))
+    return run, nfc, nfd
+
+
+def test_composed_and_decomposed_inputs_read_alike(nfd_run):
+    """Trained on decomposed text, the run reads "é" composed or decomposed as the same
+    symbol: predict answers both alike, and eval --data scores the composed file."""
+    run, nfc, _ = nfd_run
+    composed = "cé"
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert composed != decomposed
+    first = json.loads(ok(invoke("predict", run, composed, "--json")))
+    second = json.loads(ok(invoke("predict", run, decomposed, "--json")))
+    assert first["hypotheses"] == second["hypotheses"]
+    report = json.loads(ok(invoke("eval", run, "--data", nfc, "--json")))
+    assert report["metrics"]["pairs"] == len(nfc.read_text(encoding="utf-8").splitlines())
+    assert _state(run)["unicode"] == "NFC"
+
+
+def test_a_run_that_recorded_no_form_reads_inputs_as_they_are(nfd_run, tmp_path):
+    """A run whose state records no normalisation form (saved before the state recorded
+    one) reads its inputs as they are: a decomposed "é" is not the composed one its
+    vocabulary holds (this run read its decomposed file in NFC)."""
+    run, _, _ = nfd_run
+    old = tmp_path / "old"
+    old.mkdir()
+    for item in run.iterdir():
+        if item.is_file():
+            (old / item.name).write_bytes(item.read_bytes())
+    config = json.loads((old / "config.json").read_text(encoding="utf-8"))
+    for key in ("header", "two_fields", "unicode"):
+        del config["task_state"][key]
+    (old / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    one_line_error(invoke("predict", old, unicodedata.normalize("NFD", "cé")),
+                   "never saw", "(U+0301)")
+    ok(invoke("predict", old, "cé"))
+    ok(invoke("predict", run, unicodedata.normalize("NFD", "cé")))
+
+
+def test_an_unknown_combining_mark_is_named_by_its_code_point(nfd_run):
+    """A combining mark the vocabulary lacks (U+0361, which composes with no letter) is
+    named with its code point: alone in quotes it draws over the quote before it."""
+    run, _, _ = nfd_run
+    one_line_error(invoke("predict", run, "c\u0361"), "never saw", "(U+0361)")
+
+
+def test_a_third_column_is_refused_before_the_run_is_made(tmp_path):
+    """A ManyThings file (English, French, attribution) is refused with one line naming
+    the line and how to keep two columns, not read with the attribution in every target."""
+    pairs, words = reversal_tsv(tmp_path / "pairs.tsv", LETTERS, 700)
+    three = tmp_path / "fra.txt"
+    three.write_text("".join(f"{w}\t{w[::-1]}\tCC-BY 2.0 (France) Attribution: "
+                             f"tatoeba.org #{k}\n" for k, w in enumerate(words)),
+                     encoding="utf-8")
+    out = tmp_path / "run"
+    one_line_error(invoke("train", "seq2seq", "--data", three, "--out", out, *SMALL),
+                   "fra.txt line 1: 3 tab-separated fields, expected 2", "cut -f1,2")
+    assert not out.exists()
+
+
+def test_a_header_line_is_skipped_as_the_options_say(tmp_path):
+    """"source<TAB>target" first is skipped (both fields are column names); --no-header
+    reads it as a pair; --header skips a first line of other names ("eng<TAB>fra");
+    eval --data skips a header line too."""
+    pairs, words = reversal_tsv(tmp_path / "pairs.tsv", LETTERS, 700)
+    body = pairs.read_text(encoding="utf-8")
+    named = tmp_path / "named.tsv"
+    named.write_text("source\ttarget\n" + body, encoding="utf-8")
+    codes = tmp_path / "codes.tsv"
+    codes.write_text("eng\tfra\n" + body, encoding="utf-8")
+    counted = {}
+    for name, path, extra in (("auto", named, ()), ("no", named, ("--no-header",)),
+                              ("codes", codes, ("--header",))):
+        run = tmp_path / name
+        ok(invoke("train", "seq2seq", "--data", path, "--out", run, *extra, *SMALL))
+        counted[name] = sum(_state(run)["counts"].values())
+    assert counted == {"auto": len(words), "no": len(words) + 1, "codes": len(words)}
+    report = json.loads(ok(invoke("eval", tmp_path / "auto", "--data", named, "--json")))
+    assert report["metrics"]["pairs"] == len(words)
+
+
+def test_the_reading_rules_of_runs_saved_before_them(tmp_path):
+    """A state without the rules reads as runs were read before them: every line a
+    pair, split at the first tab, the text as it is."""
+    assert data.reading({}) == {"header": False, "two_fields": False, "form": None}
+    path = tmp_path / "pairs.tsv"
+    path.write_text("source\ttarget\ncafe\u0301\tA\tB\n", encoding="utf-8")
+    assert data.read_pairs(str(path), **data.reading({}))[0] == [
+        ("source", "target"), ("cafe\u0301", "A\tB")]
