@@ -1,8 +1,10 @@
-"""--season M longer than the training rows: refused in one line before the run exists.
+"""--season M that the training rows do not hold twice: refused in one line before the
+run exists.
 
-Such a season leaves every training row without a value one season back (the seasonal
-anchors and inputs would read row 0 in its place) and the validation split without a
-seasonal-naive baseline, while the test split has one: a run that would look seasonal."""
+Such a season leaves most training rows without a value one season back (the seasonal
+anchors and inputs of the training windows would read row 0 in its place) and, longer
+than the training rows, the validation split without a seasonal-naive baseline, while the
+test split has one: a run that would look seasonal."""
 from __future__ import annotations
 
 import math
@@ -27,6 +29,17 @@ def test_a_season_longer_than_the_training_rows_is_refused(tmp_path):
         result = invoke("train", "forecast", "--data", data, "--time-column", "t",
                         "--season", season, *TRAIN, "--out", run)
         one_line_error(result, f"--season {season}", "140 rows")
+        assert not run.exists()
+
+
+def test_a_season_the_training_rows_hold_less_than_twice_is_refused(tmp_path):
+    data = _data(tmp_path)  # 140 training rows: seasons of up to 70 rows fit twice
+    run = tmp_path / "run"
+    for season in (71, 100, 139):
+        result = invoke("train", "forecast", "--data", data, "--time-column", "t",
+                        "--season", season, *TRAIN, "--out", run)
+        one_line_error(result, f"--season {season}", "140 rows", "fewer than two seasons",
+                       "at most 70")
         assert not run.exists()
 
 

@@ -310,14 +310,16 @@ class ForecastTask:
         mase_scale = fm.naive_scale(train_values, train_observed)
         fm.check_scale(mase_scale, train_observed, series.columns, source.label)
         season = config.get("season")
-        if season is not None and int(season) >= train_end:
-            # No training row would have a value one season before it: the seasonal
-            # anchors, inputs and smoothing would all read row 0 in its place, and the
-            # validation split would have no seasonal-naive baseline.
+        if season is not None and 2 * int(season) > train_end:
+            # Two seasons in the training rows, as a detected or dated season has: with
+            # fewer, most training rows have no value one season before them, and the
+            # seasonal anchors and inputs of the training windows would read row 0 in its
+            # place (windows.lagged), while ETS and the learned smoothing, which need two
+            # seasons, would not be seasonal at all.
             raise UserError(f"--season {season}: the training split has {train_end} rows "
-                            f"(of {n} in {source.label!r}), too few for a season of "
-                            f"{season} rows and a row after it; give a season below "
-                            f"{train_end}, or more data")
+                            f"(of {n} in {source.label!r}), fewer than two seasons of "
+                            f"{season} rows; give a season of at most {train_end // 2}, "
+                            f"or more data")
         filled = dataio.fill_gaps(series, [train_end, valid_end, n])
         if season is None:
             # Autocorrelation's season, or the one the dates imply (12 for monthly rows):
