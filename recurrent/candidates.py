@@ -42,6 +42,7 @@ from .checkpoint import (BEST, CONFIG_FILE, DIVERGED, LAST, METRICS, RunCopy, Ru
 from .errors import AllRanksError, UserError
 from .interrupt import Interrupt
 from .loss_plot import PLOT_FILE
+from .selection import improves
 
 CANDIDATE_DIR = "candidate-{}"
 PENDING = "candidates"  # config.json key of a run that has not chosen yet
@@ -154,11 +155,11 @@ def _matching(run: RunDir, k: int) -> RunDir:
 
 
 def choose(scores: list[float]) -> int:
-    """The index of the lowest score (a tie: the earliest); NaN never wins unless every
-    score is NaN."""
+    """The index of the lowest score (a tie: the earliest); a score that is not finite
+    never wins (selection.improves) unless no score is finite."""
     best = 0
     for k, score in enumerate(scores):
-        if score < scores[best] or (scores[best] != scores[best] and score == score):
+        if improves(score, scores[best]):
             best = k
     return best
 
@@ -271,8 +272,14 @@ class CandidatesTrainer:
         text = (f"{count} candidates{left_out} of {steps[0]} steps each"
                 if len(set(steps)) == 1
                 else f"{count} candidates{left_out} of {', '.join(map(str, steps))} steps")
+        kept = describe(self.options[k])
+        if math.isfinite(scores[k]):
+            best, no_best = f"{self.selection.describe(scores[k])} with {kept}", None
+        else:  # no candidate's figure is finite (choose): none scored better than another
+            best, no_best = None, (f"no candidate's valid {self.selection.metric} was a "
+                                   f"finite number (kept {kept})")
         return {**summaries[k], "run": self.run.path, "steps_text": text,
-                "best": f"{self.selection.describe(scores[k])} with {describe(self.options[k])}"}
+                "best": best, "no_best": no_best}
 
     def _score(self, k) -> float:
         """Candidate k's finished model scored on the validation split by --select-by."""

@@ -447,7 +447,8 @@ def _stop_signal(summary) -> int:
 
 def _print_summary(task, summary):
     run = summary["run"]
-    best_text = f"best {summary['best']}" if summary.get("best") else "no evaluation"
+    best_text = (f"best {summary['best']}" if summary.get("best")
+                 else summary.get("no_best") or "no evaluation")
     if summary["status"] == "interrupted":
         if summary.get("before"):  # between the parts of a run: none was cut short
             noun = summary["before"].split()[0]
@@ -562,11 +563,15 @@ def _open_run(path):
     return run, info, plugins.get_task(info["task"])
 
 
-def _eval_header(task, run, split, note, checkpoint, evaluated, precision):
+def _eval_header(task, run, split, note, checkpoint, evaluated, precision, why=None):
     """eval's first line: what was evaluated (``evaluated``: the checkpoint read for the
-    one asked for), with which parameters and precision."""
+    one asked for; ``why`` last.npz in place of best.npz: runs.best_missing_reason), with
+    which parameters and precision."""
+    from .runs import NOT_EVALUATED
     if evaluated != checkpoint:
-        note += " (no best checkpoint yet: the latest parameters, last.npz)"
+        note += (" (no best checkpoint yet: the latest parameters, last.npz)"
+                 if why == NOT_EVALUATED else
+                 f" (no best checkpoint, {why}: the latest parameters, last.npz)")
     return (f"{task.name} run {run}, split {split}{note}"
             f"{', the last checkpoint (--checkpoint last)' if checkpoint == 'last' else ''}"
             f"{', int8 inference' if precision == 'int8' else ''}")
@@ -596,7 +601,7 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
 
 def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, backtest):
     """eval_command, printing its report or JSON with ``echo``."""
-    from .runs import best_missing, load_model
+    from .runs import best_missing_reason, load_model
     data = datafile.data_path("--data", data)
     run_dir, info, task = _open_run(run)
     if backtest is not None:
@@ -608,9 +613,9 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
                             f"a spread")
     model, info = load_model(run_dir, checkpoint, threads, precision)
     config = dict(info["config"])
-    # the parameters evaluated: load_model reads last.npz for a run with no best yet
-    evaluated = ("last" if checkpoint == "best" and best_missing(run_dir, config)
-                 else checkpoint)
+    # the parameters evaluated: load_model reads last.npz for a run with no best one
+    why = best_missing_reason(run_dir, config) if checkpoint == "best" else None
+    evaluated = "last" if why else checkpoint
     if data:
         if split is not None:
             raise UserError(f"--split {split} chooses a split of the run's own data: it "
@@ -635,7 +640,7 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
                             "precision": precision, "backtest": result}, indent=2))
             return
         echo(_eval_header(task, run, split, f" ({data})" if data else "", checkpoint,
-                          evaluated, precision))
+                          evaluated, precision, why))
         if hasattr(task, "format_backtest"):
             echo("\n".join(task.format_backtest(state, split, result)))
         else:
@@ -663,7 +668,7 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
     note = f" ({data})" if data else ""
     if split == "valid" and evaluated == checkpoint == "best":
         note = " (the split that chose this best checkpoint)"
-    echo(_eval_header(task, run, split, note, checkpoint, evaluated, precision))
+    echo(_eval_header(task, run, split, note, checkpoint, evaluated, precision, why))
     # A task may lay out its own report (labelled per-class rows, matrices, ...); the JSON
     # above is the same either way.
     if hasattr(task, "format_report"):
@@ -708,7 +713,8 @@ def _eval_split(task, split):
 
 
 def note_best_missing(run_dir, config) -> None:
-    """Say on stderr when a run's "best" parameters are its last ones (runs.best_missing)."""
+    """Say on stderr when a run's "best" parameters are its last ones, and why
+    (runs.best_missing_reason)."""
     from .progress import warn_once
     from .runs import best_missing_note
     note = best_missing_note(run_dir, config)

@@ -28,6 +28,7 @@ anything is written.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -274,25 +275,26 @@ class EnsembleTrainer:
                 else f"{self.size} members of {', '.join(map(str, steps))} steps")
         if early:
             text += f" ({early} stopped early)"
-        best = None
+        best = no_best = None
         if self.world.is_root:
             # every member is trained and saved: a Ctrl-C while they are combined waits
             # until the ensemble's validation record is written, and the run ends done
             with Interrupt():
-                best = self._evaluate(quiet, steps)
+                best, no_best = self._evaluate(quiet, steps)
         total = sum(steps)
         clipped = sum(s["clipped_fraction"] * s["step"] for s in summaries)
         return {"status": "done", "step": total, "steps_text": text, "run": self.run.path,
-                "members": self.size, "best": best,
+                "members": self.size, "best": best, "no_best": no_best,
                 # a resume some member could not train on (--patience): the summary says why
                 "stopped_before": any(s.get("stopped_before") for s in summaries),
                 "clipped_fraction": clipped / total if total else 0.0}
 
     def _evaluate(self, quiet, steps):
         """The combined model's validation metrics, written as the ensemble's one
-        metrics record; returns the summary's figure ('ensemble valid loss 0.4391')."""
+        metrics record; returns the summary's figure ('ensemble valid loss 0.4391') and,
+        when that figure is not a finite number, None and what the summary says instead."""
         metrics = in_turn.validation_metrics(self.task, self.run.path)
-        text = self.selection.describe(self.selection.checked_score(metrics))
+        score = self.selection.checked_score(metrics)
         record = {"kind": "eval", "split": "valid", "ensemble": self.size,
                   "member_steps": steps, "metrics": metrics, "time": time.time()}
         line = metrics_line(record)
@@ -300,4 +302,8 @@ class EnsembleTrainer:
         if not quiet:
             self.echo(f"ensemble of {self.size} members: valid  "
                       f"{format_metrics(metrics, headline_keys(metrics))}")
-        return f"ensemble {text}"
+        if not math.isfinite(score):  # no figure that a best could be claimed by
+            return None, (f"the ensemble's valid {self.selection.metric} is "
+                          f"{self.selection.value(score)}, not a finite number (a member "
+                          f"with no best checkpoint is used at its last.npz)")
+        return f"ensemble {self.selection.describe(score)}", None

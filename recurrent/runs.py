@@ -204,20 +204,35 @@ def checkpoint_file(run: RunDir, which: str) -> str:
     return BEST if which == "best" and run.has(BEST) else LAST
 
 
-def best_missing(run: RunDir, config) -> bool:
-    """Whether load_model(run, "best") reads last.npz of the run or of one of its ensemble
-    members instead."""
+NOT_EVALUATED = "stopped before its first evaluation"
+
+
+def best_missing_reason(run: RunDir, config) -> str | None:
+    """Why load_model(run, "best") reads last.npz of the run or of a member (None when it
+    does not): evaluations whose --select-by figure was never finite (selection.improves:
+    none of them made a best checkpoint; metrics.jsonl records such a figure as null),
+    else NOT_EVALUATED."""
     parts = ensemble.member_runs(run) if ensemble.size(config) > 1 else [run]
-    return any(checkpoint_file(part, "best") == LAST for part in parts)
+    missing = [part for part in parts if checkpoint_file(part, "best") == LAST]
+    if not missing:
+        return None
+    metric = selection.parse(config.get("select_by")).metric
+    figures = [r["metrics"].get(metric) for r in missing[0].read_metrics()
+               if r.get("kind") == "eval" and isinstance(r.get("metrics"), dict)]
+    if figures and all(figure is None for figure in figures):
+        return f"valid {metric} was not a finite number at any evaluation"
+    return NOT_EVALUATED
 
 
 def best_missing_note(run: RunDir, config) -> str | None:
     """The note predict and export print (on stderr) when the best parameters they ask
-    for are last.npz's (best_missing), else None."""
-    if not best_missing(run, config):
+    for are last.npz's (best_missing_reason), else None."""
+    reason = best_missing_reason(run, config)
+    if reason is None:
         return None
-    return (f"note: {run.path} has no best checkpoint yet (stopped before its first "
-            f"evaluation): using the latest parameters, {LAST}")
+    yet = " yet" if reason == NOT_EVALUATED else ""
+    return (f"note: {run.path} has no best checkpoint{yet} ({reason}): using the latest "
+            f"parameters, {LAST}")
 
 
 def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32"):

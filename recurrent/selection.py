@@ -9,6 +9,7 @@ always spelt out, as no name says on its own whether more is better. Early stopp
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import NamedTuple
 
@@ -26,9 +27,9 @@ class Selection(NamedTuple):
 
     def score(self, metrics: dict) -> float:
         """The figure to minimise: the metric, negated for "max" (NaN when the metric is
-        not a number this time, e.g. a MASE over a constant series: such an evaluation
-        is never the best). KeyError naming the metrics there are when the task reports
-        no such number."""
+        not a number this time, e.g. a MASE over a constant series: such an evaluation,
+        as one whose figure is infinite, is never the best: improves). KeyError naming
+        the metrics there are when the task reports no such number."""
         value = metrics.get(self.metric)
         if not _is_number(value):
             names = ", ".join(numeric_names(metrics))
@@ -61,6 +62,13 @@ class Selection(NamedTuple):
         """'valid loss 0.4552' / 'valid accuracy 0.7882': the best score, as measured."""
         return f"valid {self.metric} {self.value(score):.4f}"
 
+    def describe_missing(self, evaluations: int) -> str:
+        """What a run has in place of its best figure when that figure was never finite
+        (improves): no best checkpoint, and the parameters used instead."""
+        return (f"no best checkpoint (valid {self.metric} was not a finite number at any "
+                f"of the {evaluations} evaluation{'' if evaluations == 1 else 's'}; eval, "
+                f"predict and export use last.npz)")
+
 
 LOSS = Selection("loss", "min")
 
@@ -75,6 +83,14 @@ def parse(text: str | None) -> Selection:
         raise ValueError(f"--select-by {text!r}: expected 'loss' or a validation metric "
                          f"with its direction, NAME:max or NAME:min (e.g. accuracy:max)")
     return Selection(name, direction)
+
+
+def improves(score: float, best: float) -> bool:
+    """Whether a score beats the best one so far (a best that is not finite: none yet).
+    Only a finite score can: NaN compares with nothing, and an infinite one would stay
+    the best for good (no later score could beat it), so neither ever makes a
+    checkpoint, or a candidate, the best."""
+    return math.isfinite(score) and (score < best or not math.isfinite(best))
 
 
 def numeric_names(metrics: dict) -> list[str]:

@@ -338,7 +338,8 @@ class Trainer:
         score = self.selection.checked_score(metrics)
         # --select-by loss: its best is best_loss itself (runs saved before --select-by
         # existed have no best_score)
-        improved = loss < p.best_loss if self.selection.is_loss else score < p.best_score
+        improved = (loss < p.best_loss if self.selection.is_loss
+                    else selection.improves(score, p.best_score))
         if improved:
             p.best_loss, p.best_score, p.bad_evals = loss, score, 0
         else:
@@ -367,6 +368,15 @@ class Trainer:
         p = self.position
         best = p.best_loss if self.selection.is_loss else p.best_score
         return self.selection.describe(best) if math.isfinite(best) else None
+
+    def _no_best_text(self):
+        """Why a run that has evaluated has no best checkpoint (its --select-by figure was
+        never finite: selection.improves), or None. No evaluation improved, so every one
+        of them counts in bad_evals."""
+        p = self.position
+        if p.last_eval_step < 0 or math.isfinite(p.best_score) or self.selection.is_loss:
+            return None
+        return self.selection.describe_missing(p.bad_evals)
 
     def _initial_params(self):
         """A fresh run's parameters that the task's optional initial_params sets (rank 0;
@@ -549,7 +559,8 @@ class Trainer:
         return {"status": status, "step": p.step, "epoch": p.epoch,
                 "stopped_before": stopped_before,
                 "best_loss": p.best_loss, "run": self.run.path,
-                "best": self._best_text(), "unsaved": self.setup_cut,
+                "best": self._best_text(), "no_best": self._no_best_text(),
+                "unsaved": self.setup_cut,
                 "signal": self._stop_signal() if status == "interrupted" else None,
                 "clipped_fraction": p.clipped_steps / p.step if p.step else 0.0}
 
