@@ -248,7 +248,9 @@ class TrainingConfig(dict):
                                     min_lr=self["min_lr"])
         except ValueError as e:
             raise UserError(str(e)) from None
-        if self.get("min_lr") and self.get("lr") is not None and self["min_lr"] > self["lr"]:
+        # the cosine schedule alone ends at --min-lr (check_given refuses it beside another)
+        if (self["schedule"] == "cosine" and self.get("min_lr") and self.get("lr") is not None
+                and self["min_lr"] > self["lr"]):
             raise UserError(f"--min-lr {self['min_lr']:g} is above --lr {self['lr']:g}: the "
                             f"schedule would raise the rate as it goes")
 

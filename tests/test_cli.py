@@ -502,8 +502,8 @@ def test_loss_option(tmp_path):
 
 def test_a_floor_rate_above_the_rate_is_refused(tmp_path):
     # the cosine schedule anneals from --lr to --min-lr: above it, the rate would rise
-    result = invoke("train", "toy-lm", "--lr", 0.01, "--min-lr", 1, "--out", tmp_path / "r",
-                    "--steps", 1)
+    result = invoke("train", "toy-lm", "--schedule", "cosine", "--lr", 0.01, "--min-lr", 1,
+                    "--out", tmp_path / "r", "--steps", 1)
     assert_one_line_error(result, "--min-lr 1 is above --lr 0.01", code=1)
     assert not (tmp_path / "r").exists()
 

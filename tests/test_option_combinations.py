@@ -143,6 +143,8 @@ def test_resuming_a_run_that_stopped_early_says_how_to_train_on(tmp_path):
     (("--momentum", "0.5"), "--momentum is for --optimizer sgd or rmsprop; adam has none"),
     (("--schedule", "constant", "--min-lr", "1e-5"),
      "--min-lr is for --schedule cosine (the rate it ends at); constant has none"),
+    (("--schedule", "step", "--min-lr", "0.1"),  # above --lr: unused, not too high
+     "--min-lr is for --schedule cosine (the rate it ends at); step has none"),
     (("--decay-every", "10"), "--decay-every is for --schedule step; cosine has no steps"),
     (("--schedule", "cosine", "--decay-gamma", "0.3"),
      "--decay-gamma is for --schedule step; cosine has no steps"),
