@@ -453,7 +453,16 @@ def check_comma_header(header: list, label: str) -> None:
     """UserError when a CSV's header shows that the file is not CSV, which no choice of
     column can fix: one cell holding a semicolon or a tab (a file separated by those, a
     spreadsheet's export in some locales), or a first cell opening a JSON object or array
-    (JSON lines). ``label`` names the file in the message as it stands."""
+    (JSON lines), or a spreadsheet's separator line (`sep=,`, which Excel writes above
+    the header and reads as no data). ``label`` names the file in the message as it
+    stands."""
+    if header and header[0].strip().lower().startswith("sep=") \
+            and not any(cell.strip() for cell in header[1:]):
+        line = ",".join(header)
+        also = "" if line.strip().lower() == "sep=," else (
+            ", and save the file with commas between the columns")
+        raise UserError(f"{label} starts with a spreadsheet's separator line {line!r}, not "
+                        f"a header: delete that line{also}")
     for separator, name in ((";", "semicolon"), ("\t", "tab")):
         if len(header) == 1 and separator in header[0]:
             raise UserError(f"{label} is {name}-separated (header {header[0]!r}): save it "

@@ -102,6 +102,11 @@ def test_option_contradicted_by_a_row_names_it():
     (["2010-01-01", "2011", "2012-01-01"], "mixes dates and numbers: '2010-01-01' at line 2, "
                                            "'2011' at line 3"),
     (["2020-01-01", "soon", "2020-01-03"], "'soon' at line 3: neither a number nor a date"),
+    # a totals row under years, a comment line over dates: named as no date, not as a
+    # date among numbers or as the one format the other rows break
+    (["1700", "1701", "Total"], "'Total' at line 4: neither a number nor a date"),
+    (["# exported", "2010-01-01", "2010-01-02"], "'# exported' at line 2: neither a number "
+                                                 "nor a date"),
     (["2010-02-28", "2010-02-30"], "'2010-02-30' at line 3: neither a number nor a date "
                                    "(day is out of range for month)"),
     (["10:00", "11:00"], "'10:00' at line 2: a date needs a year, a month and a day"),
@@ -147,3 +152,30 @@ def test_cli_date_order_is_kept_for_later_files(tmp_path):
     assert lines[1].startswith("2010-03-12,")
     one_line_error(invoke("predict", iso_run, "--date-order", "dmy"),
                    "--date-order reads the dates of a --data file: give --data")
+
+
+def test_a_file_against_the_runs_date_order_names_the_run_not_an_option(tmp_path):
+    """A run trained on day-first dates reads later files day first; a file that is month
+    first is refused naming the run's order and how to read it otherwise (the user gave
+    no --date-order), and predict --date-order mdy then reads it."""
+    days = np.arange("2010-01-01", "2010-03-12", dtype="datetime64[D]")
+    values = [f"{np.sin(i / 4):.4f}" for i in range(len(days))]
+    rows = [[f"{d.item().day:02d}/{d.item().month:02d}/{d.item().year}", v]
+            for d, v in zip(days, values)]
+    path = write_csv(tmp_path / "d.csv", ["when", "v"], rows)
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", path, "--time-column", "when", "--window", 5,
+              "--hidden", 8, "--steps", 1, "--threads", 1, "--quiet", "--no-plot",
+              "--out", run))
+    us = write_csv(tmp_path / "us.csv", ["when", "v"],
+                   [[f"{d.item().month:02d}/{d.item().day:02d}/{d.item().year}", v]
+                    for d, v in list(zip(days, values))[-20:]])
+    for command in (["predict", run, "--data", us], ["eval", run, "--data", us]):
+        result = invoke(*command)
+        one_line_error(result, "which is not day/month/year (the order of the run's training "
+                       "dates; write the dates year first (2010-01-31), or read them with "
+                       "predict --date-order mdy)")
+        assert "(--date-order dmy)" not in result.stderr
+    lines = ok(invoke("predict", run, "--data", us, "--date-order", "mdy",
+                      "--steps", 1)).splitlines()
+    assert lines[1].startswith("2010-03-12,")

@@ -102,12 +102,14 @@ def _copy(series: Series) -> Series:
 
 
 def read_series(source: Source, columns: list[str] | tuple[str, ...] | None,
-                time_column: str | None, date_order: str | None = None) -> Series:
+                time_column: str | None, date_order: str | None = None,
+                saved_order: str | None = None) -> Series:
     """Read the value ``columns`` (and ``time_column``) of a CSV file with a header row.
 
     Without ``columns``: the bundled series' column, or the file's only non-time column.
     ``date_order`` ("dmy"/"mdy"): how to read dates such as 01/02/2010 when the column
-    itself does not tell (see times.py).
+    itself does not tell (see times.py); without it, ``saved_order``, a run's order,
+    which a refusal then names as the run's.
 
     Kept per process while the file's identity (recurrent.memo.file_identity) is
     unchanged, for the same source and options (the READ_KEPT files read last); each call
@@ -116,20 +118,21 @@ def read_series(source: Source, columns: list[str] | tuple[str, ...] | None,
     # a regular file only: a pipe gives its data once (recurrent.datafile keeps that)
     identity = file_identity(source.path) if os.path.isfile(source.path) else None
     if identity is None:
-        return _read_series(source, columns, time_column, date_order)
+        return _read_series(source, columns, time_column, date_order, saved_order)
     key = (source.path, identity, source.label, source.bundled, source.time_column,
            source.column, None if columns is None else tuple(columns), time_column,
-           date_order)
+           date_order, saved_order)
     kept = _READ.get(key)
     if kept is not None:
         return _copy(kept)
-    series = _read_series(source, columns, time_column, date_order)
+    series = _read_series(source, columns, time_column, date_order, saved_order)
     if file_identity(source.path) == identity:
         _READ[key] = _copy(series)
     return series
 
 
-def _read_series(source: Source, columns, time_column, date_order=None) -> Series:
+def _read_series(source: Source, columns, time_column, date_order=None,
+                 saved_order=None) -> Series:
     """read_series without its cache."""
     label = source.label
     rows = _read_rows(source.path, label)
@@ -173,9 +176,14 @@ def _read_series(source: Source, columns, time_column, date_order=None) -> Serie
     width = len(header)
     for line, row in body:
         if any(cell.strip() for cell in row[width:]):
+            # a header of one field may be a title or comment line above the real one
+            # (an analytics export's "# ----" lines), which no quoting fixes
+            above = (f"; if line {header_line} ({datafile.excerpt(header[0], 20)}) is a title or "
+                     f"comment, delete the lines above the column names" if width == 1
+                     else "")
             raise UserError(f"data file {label!r} line {line}: {len(row)} fields, the header "
                             f"has {width} (quote values that contain commas, and name "
-                            f"every column in the header)")
+                            f"every column in the header{above})")
 
     values = np.empty((len(body), len(columns)), dtype=np.float64)  # (N, C)
     for c, name in enumerate(columns):
@@ -188,7 +196,7 @@ def _read_series(source: Source, columns, time_column, date_order=None) -> Serie
         index = header.index(time_column)
         texts = [(line, row[index].strip() if index < len(row) else "") for line, row in body]
         times, date_order, offsets = parse_times(texts, time_column, label, date_order,
-                                                 offsets=True)
+                                                 offsets=True, saved_order=saved_order)
     return Series(label=label, columns=columns, values=values, times=times,
                   time_column=time_column, offsets=offsets,
                   lines=np.array([line for line, _ in body], dtype=np.int64),
@@ -234,12 +242,8 @@ def _parse_value(text: str, column: str, line: int, label: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        # a comma inside a number (47,73 or 1,234) is a decimal comma or a thousands
-        # separator, of which float reads neither: say how to write it
-        hint = (" (write numbers with a decimal point and no thousands separator, "
-                "such as 1234.5)" if _number_with_comma(text) else "")
         raise UserError(f"column {column!r} is not numeric: {datafile.excerpt(text)} at "
-                        f"line {line} of {label!r}{hint}") from None
+                        f"line {line} of {label!r}{_number_hint(text)}") from None
     if not np.isfinite(value):
         raise UserError(f"column {column!r} has a non-finite value {datafile.excerpt(text)} "
                         f"at line {line} of {label!r}")
@@ -249,6 +253,32 @@ def _parse_value(text: str, column: str, line: int, label: str) -> float:
                         f"beyond {MAX_ABS_VALUE:g} in size overflow the scaler's and the "
                         f"metrics' sums of squares; rescale the column (e.g. to other units)")
     return value
+
+
+def _number_hint(text: str) -> str:
+    """What to do about a cell that float does not read, when it is a number written
+    another way; "" for other text."""
+    # a comma inside a number (47,73 or 1,234) is a decimal comma or a thousands
+    # separator, of which float reads neither: say how to write it
+    if _number_with_comma(text):
+        return (" (write numbers with a decimal point and no thousands separator, such "
+                "as 1234.5)")
+    # a quote after a blank ('1, "2"') opens no quoted field in CSV: the quotes stay
+    if len(text) > 1 and text[0] == text[-1] == '"' and _number(text[1:-1]):
+        return " (a blank after a comma keeps the quotes in the value: remove the blanks)"
+    # a unit written into the cell (a spreadsheet's percent or currency format)
+    if _number(text.strip("%$€£¥ ")) and text != text.strip("%$€£¥ "):
+        return " (write the bare number, without a % or currency sign)"
+    return ""
+
+
+def _number(text: str) -> bool:
+    """Whether float reads ``text``."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _number_with_comma(text: str) -> bool:

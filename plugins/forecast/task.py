@@ -477,7 +477,7 @@ class ForecastTask:
         dates are read in ``date_order`` when given (predict --date-order), else as the
         training data's were."""
         series = dataio.read_series(source, state["columns"], state["time_column"],
-                                    date_order or state.get("date_order"))
+                                    date_order, saved_order=state.get("date_order"))
         if state.get("calendar") and not np.issubdtype(series.times.dtype, np.datetime64):
             # calendar.phases reads datetime64: numbers would give meaningless features
             raise UserError(f"this run feeds calendar features ({', '.join(state['calendar'])})"

@@ -46,7 +46,8 @@ _UNITS = (("D", 86_400_000_000), ("m", 60_000_000), ("s", 1_000_000), ("us", 1))
 
 
 def parse_times(texts: list[tuple[int, str]], column: str, label: str,
-                date_order: str | None = None, offsets: bool = False):
+                date_order: str | None = None, offsets: bool = False,
+                saved_order: str | None = None):
     """(times, the date order used or None) of a time column, and with ``offsets`` the
     rows' UTC offsets as a third item.
 
@@ -55,6 +56,8 @@ def parse_times(texts: list[tuple[int, str]], column: str, label: str,
     start with a day and a month (save it to read later files the same way), else None.
     The offsets: (N,) timedelta64, each row's UTC offset as written (times + offsets are
     the rows' local times), or None for numbers and dates written without one.
+    ``saved_order``: the order a run's training dates were read in, used (and named as
+    such when a row contradicts it) where ``date_order`` is not given.
     """
     where = f"time column {column!r} of {label!r}"
     for line, text in texts:
@@ -71,15 +74,26 @@ def parse_times(texts: list[tuple[int, str]], column: str, label: str,
         if any(n is not None for n in numbers):
             (l1, t1), (l2, t2) = (texts[next(i for i, n in enumerate(numbers) if n is None)],
                                   texts[next(i for i, n in enumerate(numbers) if n is not None)])
+            try:  # a cell that is no date either (a totals row's "Total") is named as such
+                _parse(t1, False, False, _DEFAULT)
+            except (ValueError, OverflowError, dateparser.UnknownTimezoneWarning) as e:
+                raise _not_a_date(where, l1, t1, e) from None
             raise UserError(f"{where} mixes dates and numbers: {excerpt(t1)} at line {l1}, "
                             f"{excerpt(t2)} at line {l2}")
-        times, order, zones = _parse_dates(texts, where, date_order)
+        times, order, zones = _parse_dates(texts, where, date_order, saved_order)
     steps = np.diff(times)
     bad = np.flatnonzero(steps <= steps.dtype.type(0))
     if bad.size:
         line = texts[int(bad[0]) + 1][0]
+        # A local clock without offsets goes back up to an hour when daylight saving
+        # ends: sorting cannot fix that, the offsets that tell the two hours apart can.
+        clock = (zones is None and times.dtype != np.dtype("datetime64[D]")
+                 and np.issubdtype(times.dtype, np.datetime64)
+                 and steps[bad[0]] >= -np.timedelta64(1, "h"))
+        also = (", or, where the clock goes back for daylight saving, write each time "
+                "with its UTC offset, such as 2010-10-31T02:00+01:00" if clock else "")
         raise UserError(f"time column {column!r} does not increase at line {line} of {label!r} "
-                        f"(sort the file by time and remove duplicate times)")
+                        f"(sort the file by time and remove duplicate times{also})")
     return (times, order, zones) if offsets else (times, order)
 
 
@@ -101,22 +115,25 @@ def _shape(text: str) -> str:
     return re.sub(r"\s+", " ", text)
 
 
-def _parse_dates(texts, where: str, date_order: str | None):
+def _parse_dates(texts, where: str, date_order: str | None, saved_order: str | None = None):
     first_line, first = texts[0]
     shape = _shape(first)
     for line, text in texts:
         if _shape(text) != shape:
-            try:
-                _parse(text, False, False, _DEFAULT)
-            except (ValueError, OverflowError, dateparser.UnknownTimezoneWarning) as e:
-                raise _not_a_date(where, line, text, e) from None
+            # the odd one out may be the first row (a comment or title line under the
+            # header) as well as this one: name whichever is no date
+            for odd_line, odd in ((first_line, first), (line, text)):
+                try:
+                    _parse(odd, False, False, _DEFAULT)
+                except (ValueError, OverflowError, dateparser.UnknownTimezoneWarning) as e:
+                    raise _not_a_date(where, odd_line, odd, e) from None
             raise UserError(f"{where} mixes date formats: {excerpt(text)} at line {line} is "
                             f"not written like {excerpt(first)} at line {first_line} (use one "
                             f"format)")
     year_first = len(re.match(r"\D*(\d*)", first).group(1)) >= 3
     order = None
     if not year_first and re.match(r"\s*0[/.-]0[/.-]0", shape):
-        order = _day_month_order(texts, where, date_order)
+        order = _day_month_order(texts, where, date_order, saved_order)
     dayfirst = order == "dmy"
     try:
         missing = [name for name in ("year", "month")
@@ -168,8 +185,11 @@ def _not_a_date(where: str, line: int, text: str, exc: Exception) -> UserError:
     return UserError(f"{where} has {excerpt(text)} at line {line}: {reason}")
 
 
-def _day_month_order(texts, where: str, date_order: str | None) -> str:
+def _day_month_order(texts, where: str, date_order: str | None,
+                     saved_order: str | None = None) -> str:
     """"dmy" or "mdy" for a column of dates that start with two numbers below 32."""
+    saved = date_order is None and saved_order is not None
+    date_order = date_order or saved_order
     fields = [(line, text, [int(f) for f in re.findall(r"\d+", text)[:2]])
               for line, text in texts]
     day_first = next(((line, text) for line, text, (a, b) in fields if a > 12), None)
@@ -181,8 +201,13 @@ def _day_month_order(texts, where: str, date_order: str | None) -> str:
     found = "dmy" if day_first else "mdy" if month_first else None
     if date_order is not None and found is not None and date_order != found:
         line, text = day_first or month_first
+        # an order the run saved was not the user's option: say where it comes from and
+        # how to read the file otherwise
+        why = (f"the order of the run's training dates; write the dates year first "
+               f"(2010-01-31), or read them with predict --date-order {found}" if saved
+               else f"--date-order {date_order}")
         raise UserError(f"{where} has {excerpt(text)} at line {line}, which is not "
-                        f"{_ORDER_WORDS[date_order]} (--date-order {date_order})")
+                        f"{_ORDER_WORDS[date_order]} ({why})")
     if date_order is None and found is None:
         raise UserError(f"{where} has dates such as {texts[0][1]!r} that read as day/month "
                         f"or month/day in every row: write them year first (2010-01-31), "
