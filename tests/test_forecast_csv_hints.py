@@ -6,6 +6,8 @@ them named as times: --time-column too, as --column alone leaves the rows number
 unit in a cell (12.5%, $12) or quotes kept after a blank: what to write. Comment or title
 lines above or under the header, and a local hour repeated when daylight saving ends: what
 they are."""
+import shlex
+
 import pytest
 from helpers import invoke, one_line_error, write_csv
 
@@ -44,6 +46,15 @@ def test_several_columns_name_the_time_column_option(tmp_path):
                         tmp_path / "run")
         one_line_error(result, "choose with --column")
         assert "--time-column" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["Date (UTC)", "timestamp_utc", "order_date"])
+def test_several_columns_name_a_time_column_whose_header_has_more_words(tmp_path, name):
+    rows = [[f"2010-01-{d:02d}", f"{40 + d}.5", "north"] for d in range(1, 29)]
+    data = write_csv(tmp_path / "sales.csv", [name, "sales", "region"], rows)
+    one_line_error(invoke("train", "forecast", "--data", data, "--out", tmp_path / "run"),
+                   f"choose with --column (and its times with --time-column "
+                   f"{shlex.quote(name)}, else the rows are numbered steps)")
 
 
 def test_a_comment_line_under_the_header_is_named_as_no_date(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shlex
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -215,6 +216,12 @@ def _named_time_column(header: list[str]) -> str | None:
     return named[0] if len(header) == 2 and len(named) == 1 else None
 
 
+def _names_time(name: str) -> bool:
+    """Whether a header names a time in one of its words ("Date (UTC)", "timestamp_utc",
+    "order_date"): for advice only, as a word such as "day_of_week" may name a value."""
+    return any(word in TIME_NAMES for word in re.findall(r"[a-z]+", name.lower()))
+
+
 def _default_columns(source: Source, header: list[str], time_column: str | None) -> list[str]:
     if source.bundled is not None:
         return [source.column]
@@ -224,9 +231,9 @@ def _default_columns(source: Source, header: list[str], time_column: str | None)
     found = ", ".join(repr(h) for h in candidates)
     # --column alone leaves the file without a time column (_named_time_column takes one
     # only without it): a column named as times is named here with the option it needs
-    timed = [h for h in candidates if h.lower() in TIME_NAMES] if time_column is None else []
-    also = (f" (and its times with --time-column {timed[0]}, else the rows are numbered "
-            f"steps)" if len(timed) == 1 else "")
+    timed = [h for h in candidates if _names_time(h)] if time_column is None else []
+    also = (f" (and its times with --time-column {shlex.quote(timed[0])}, else the rows "
+            f"are numbered steps)" if len(timed) == 1 else "")
     raise UserError(f"{source.label!r} has several columns ({found}); choose with "
                     f"--column{also}")
 
