@@ -384,7 +384,8 @@ def _state_problem(info: dict) -> str | None:
     """What the run's task finds wrong with its saved state (Task.check_state: a key
     missing or mistyped, a vocabulary of another size than the model's), or None; a
     UserError for a task that is not registered."""
-    from .plugins import get_task
+    from .plugins import check_provided, get_task
+    check_provided(info.get("plugins"), "this run")
     check = getattr(get_task(info["task"]), "check_state", None)
     if check is None:
         return None
@@ -393,6 +394,19 @@ def _state_problem(info: dict) -> str | None:
     except ValueError as e:
         return f"task state: {e}"
     return None
+
+
+def _provided(task: str, config: dict) -> dict:
+    """{"plugins": ...} naming the installed plugins that provide the run's task, cell
+    and loss (plugins.provided), or {} when recurrent provides them all: opening the run
+    where one is missing then names the distribution to install."""
+    from .plugins import entries, provided
+    loss = config.get("loss")
+    if loss is None and task in entries("task"):
+        loss = entries("task")[task].obj.loss  # no --loss: the task's own
+    names = {"task": task, "cell": config.get("cell"), "loss": loss}
+    found = provided({kind: name for kind, name in names.items() if isinstance(name, str)})
+    return {"plugins": found} if found else {}
 
 
 def _shared_file(path: str) -> bool:
@@ -431,7 +445,8 @@ class RunDir:
             write_json(run.file(CONFIG_FILE),
                        {"format": FORMAT, "task": task, "config": config,
                         "task_state": task_state, "model_spec": model_spec,
-                        "version": version, **(extra or {})}, replace=False)
+                        "version": version, **_provided(task, config), **(extra or {})},
+                       replace=False)
         except FileExistsError:
             cls.check_new(path)  # the refusal of a run that is there
             raise UserError(f"{path} already holds a run") from None

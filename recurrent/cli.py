@@ -647,6 +647,9 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
             echo(json_text(result, indent=2))
         return
     metrics = task.evaluate(state, split, config, model.runner())
+    problem = report.metrics_problem(metrics)
+    if problem:
+        raise UserError(f"task {task.name!r}: evaluate() {problem}")
     baselines = task.baselines(state, split, config) if hasattr(task, "baselines") else {}
     problem = report.baselines_problem(baselines)
     if problem:

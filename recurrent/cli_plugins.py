@@ -113,12 +113,13 @@ def check_command(names, check_all, kind, seed, as_json):
     """Run the conformance kit on the cells, losses or tasks NAME... (or --all).
 
     Cells: float64 finite-difference gradients for x, states and every parameter; shapes;
-    sequence vs step; lengths (padding invariance, zero outputs and ignored gradients past
-    a row's length); float32; threads. Losses: gradients, masks, means. Tasks, on their
+    the same results from the same inputs; sequence vs step; lengths (padding invariance,
+    zero outputs and ignored gradients past a row's length); float32; threads. Losses:
+    gradients, masks, means, the same result from the same arguments. Tasks, on their
     default options: options, a state config.json keeps, a model spec the framework
     builds, check_state, batches the model and the loss take, the same batches from the
     same seed, evaluate and baselines. Prints PASS/FAIL per check and exits 1 if any
-    check fails.
+    check fails, or, with --all, if a plugin is broken (`recurrent plugins`).
     """
     if check_all:
         if names:
@@ -153,7 +154,12 @@ def check_command(names, check_all, kind, seed, as_json):
     if as_json:
         click.echo(json.dumps(reports[0] if len(reports) == 1 and not check_all else reports,
                               indent=2))
-    if any_failed:
+    broken = plugins.broken_plugins() if check_all else {}
+    if broken:  # what they provide never registered, so --all did not check it
+        click.echo("not checked, broken plugins: "
+                   + "; ".join(f"{name!r} ({error})" for name, error in sorted(broken.items()))
+                   + " (see `recurrent plugins`)", err=True)
+    if any_failed or broken:
         click.get_current_context().exit(1)
 
 

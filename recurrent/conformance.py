@@ -282,6 +282,8 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
             for name, f in zip(state_names, finals):
                 if f.shape != (B, H) or f.dtype != dtype:
                     problems.append(f"final {name} {f.dtype} {f.shape}")
+        if problems:  # what follows compares and differentiates these arrays
+            return False, "; ".join(problems)
         out, finals, _ = h.forward()
         if _max_err(finals[0], out[-1]) > 0:
             problems.append("final h differs from the last output")
@@ -299,6 +301,25 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
         return not problems, "; ".join(problems) or ("out (T, B, H), states (B, H), f32 and "
                                                      "f64; backward dx (T, B, I), d states "
                                                      "(B, H)")
+
+    def repeatable():
+        """Two calls on the same inputs give bitwise the same results: a cell drawing
+        random numbers or keeping state between calls fails here by name, not only as
+        gradients that disagree with finite differences."""
+        calls = []
+        for _ in range(2):
+            out, finals, _ = h.forward(lengths=LENGTHS)
+            dx, d_states, grads = h.backward(LENGTHS)
+            calls.append([("out", out), *zip((f"final {n}" for n in state_names), finals),
+                          ("dx", dx), *zip((f"d {n}" for n in state_names), d_states),
+                          *((f"grad {k}", g) for k, g in grads.items())])
+        differ = [name for (name, a), (_, b) in zip(*calls)
+                  if not np.array_equal(a, b, equal_nan=True)]
+        if differ:
+            return False, (f"two calls on the same inputs differ in {', '.join(differ)}: "
+                           f"results must depend on the inputs alone (no random draws, "
+                           f"no state kept between calls)")
+        return True, "two calls on the same inputs: bitwise the same results"
 
     def inputs_untouched():
         before = (h.x.copy(), [s.copy() for s in h.states], {k: v.copy() for k, v in h.params.items()})
@@ -586,6 +607,7 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
 
     runner.run("parameters", parameters)
     runner.run("shapes", shapes)
+    runner.run("same inputs, same results", repeatable)
     runner.run("inputs untouched", inputs_untouched)
     runner.run("step: a loop of one-step calls equals the sequence", step_loop)
     runner.run("gradient", gradients)
@@ -649,6 +671,18 @@ def check_loss(loss, seed: int = 0) -> list[CheckResult]:
             if not np.isfinite(value):
                 problems.append(f"value {value}")
         return not problems, "; ".join(problems) or f"{kind} targets; value float, gradient (N, K)"
+
+    def repeatable():
+        """Two calls on the same arguments give bitwise the same value and gradient."""
+        first, second = (value_and_grad(outputs.copy(), targets.copy(), mask.copy())
+                         for _ in range(2))
+        same = (np.array_equal(first[0], second[0], equal_nan=True)
+                and np.array_equal(first[1], second[1], equal_nan=True))
+        if not same:
+            return False, ("two calls on the same arguments differ: value and gradient "
+                           "must depend on them alone (no random draws, no state kept "
+                           "between calls)")
+        return True, "two calls on the same arguments: bitwise the same value and gradient"
 
     def gradient(m):
         def check():
@@ -759,6 +793,7 @@ def check_loss(loss, seed: int = 0) -> list[CheckResult]:
         return err <= 1e-9 * max(1.0, abs(one)), f"|loss(one) - loss(combined)| = {err:.1e}"
 
     runner.run("shapes", shapes)
+    runner.run("same arguments, same result", repeatable)
     runner.run("sequence outputs (T, B, K)", sequence)
     runner.run("gradient", gradient(None))
     runner.run("gradient with mask", gradient(mask))

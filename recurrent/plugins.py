@@ -97,6 +97,7 @@ class Registry:
         self.default_plugins = default_plugins
         self.broken: dict[str, str] = {}  # plugin name -> one-line error
         self.versions: dict[str, str] = {}  # plugin name -> version
+        self.distributions: dict[str, str] = {}  # entry-point plugin name -> distribution
         self._loaded = False
         self._cache_key: list | None = None
         self._entries: dict[str, dict[str, Entry]] = {}
@@ -141,6 +142,7 @@ class Registry:
                         f"{other!r}; this distribution's plugin is not loaded")
                 continue  # otherwise the same distribution seen twice on sys.path
             providers[ep.name] = dist
+            self.distributions[ep.name] = dist
             version = ep.dist.version if ep.dist is not None else "?"
             try:
                 with _plugin_output():
@@ -211,6 +213,7 @@ class Registry:
             self.pm.unregister(name=name)
         self.broken.pop(name, None)
         self.versions.pop(name, None)
+        self.distributions.pop(name, None)
 
     # ---- registries ----------------------------------------------------------------------
 
@@ -306,8 +309,49 @@ class Registry:
                              f"{', '.join(sorted(known)) or '(none)'}")
             elif self.broken:
                 message += f" (broken plugins: {', '.join(sorted(self.broken))}; see `recurrent plugins`)"
-            raise UserError(message)
+            raise UserError(message + _entry_points_off())
         return entry.obj
+
+    def provided(self, names: dict[str, str]) -> dict[str, dict]:
+        """{kind: {"name", "plugin", "distribution", "version"}} for each of ``names``
+        ({kind: name}) that an installed distribution's plugin provides (not recurrent's
+        own plugins, nor one registered in-process): what a run keeps so that opening it
+        where that plugin is missing names what to install."""
+        provided = {}
+        for kind, name in names.items():
+            entry = self.entries(kind).get(name)
+            if entry is not None and entry.plugin in self.distributions:
+                provided[kind] = {"name": name, "plugin": entry.plugin,
+                                  "distribution": self.distributions[entry.plugin],
+                                  "version": entry.version}
+        return provided
+
+    def check_provided(self, provided: Any, what: str) -> None:
+        """UserError in one line when a cell, loss or task ``provided`` records (from
+        provided(), as a run saved it) is not registered here: the plugin and the
+        distribution to install, or the broken plugin's error. ``what`` names the run."""
+        if not isinstance(provided, dict):
+            return
+        for kind in ("task", "cell", "loss"):
+            record = provided.get(kind)
+            if not isinstance(record, dict):
+                continue
+            name, plugin = record.get("name"), record.get("plugin")
+            if not isinstance(name, str) or name in self.entries(kind):
+                continue
+            dist, version = record.get("distribution"), record.get("version")
+            needs = f"{what} needs {kind} {name!r} of plugin {plugin!r} ({dist} {version})"
+            if plugin in self.broken:
+                raise UserError(f"{needs}, which is broken: {self.broken[plugin]} (see "
+                                f"`recurrent plugins`)")
+            if any(repr(name) in error for error in self.broken.values()):
+                self.get(kind, name)  # the message naming the broken plugin that has it
+            if _entry_points_off():
+                raise UserError(f"{needs}, which is not loaded{_entry_points_off()}")
+            here = (f"installed, but has no {kind} of that name" if plugin in self.versions
+                    else "not installed")
+            raise UserError(f"{needs}, which is {here}: install {dist} {version} again "
+                            f"(`pip install '{dist}=={version}'`, or from where you got it)")
 
     def plugin_in_traceback(self, exc: BaseException) -> tuple[str, str] | None:
         """(name, version) of the plugin, other than the built-ins, whose code holds the
@@ -356,6 +400,16 @@ class Registry:
                     self.broken[name] = error_line(exc)
                     self.pm.unregister(plugin)
                     break
+
+
+def _entry_points_off() -> str:
+    """The note an unknown name gets while the environment keeps installed plugins from
+    loading (RECURRENT_NO_ENTRYPOINTS, RECURRENT_PLUGINS), or ""."""
+    if _env_flag("RECURRENT_NO_ENTRYPOINTS"):
+        return " (RECURRENT_NO_ENTRYPOINTS is set: installed plugins are not loaded)"
+    if os.environ.get("RECURRENT_PLUGINS", "").strip():
+        return " (RECURRENT_PLUGINS is set: only the plugins it names are loaded)"
+    return ""
 
 
 def _plugin_output():
@@ -572,6 +626,17 @@ def losses() -> dict[str, Any]:
 def tasks() -> dict[str, Any]:
     """All registered tasks by name."""
     return {name: e.obj for name, e in entries("task").items()}
+
+
+def provided(names: dict[str, str]) -> dict[str, dict]:
+    """Which installed plugins provide ``names`` ({kind: name}): Registry.provided."""
+    return _registry.provided(names)
+
+
+def check_provided(provided: Any, what: str) -> None:
+    """UserError naming the plugin to install when one a run needs is missing:
+    Registry.check_provided."""
+    _registry.check_provided(provided, what)
 
 
 def get_cell(name: str) -> Any:

@@ -22,6 +22,14 @@ def baselines_problem(baselines) -> str | None:
     return f"{problem} is not a JSON value (eval --json prints them)" if problem else None
 
 
+def metrics_problem(metrics) -> str | None:
+    """What keeps a task's evaluate() result from being used (it is not a dict of figures
+    holding the "loss" that picks the best checkpoint), or None."""
+    if not isinstance(metrics, dict):
+        return f"returned {type(metrics).__name__}, not a dict of figures with a 'loss'"
+    return None if "loss" in metrics else "returned no 'loss'"
+
+
 def text_table(rows: list[list[str]], align: str | None = None) -> list[str]:
     """Rows of cells (the first row is the header) as aligned lines. ``align`` has one
     letter per column, "l" (labels) or "r" (numbers); default: the first column "l", the

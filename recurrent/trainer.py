@@ -77,7 +77,7 @@ from .loss_plot import missing_note, write_loss_plot
 from .optim import Schedule
 from .position import Position
 from .progress import Progress
-from .report import baselines_problem
+from .report import baselines_problem, metrics_problem
 from .state import pack_state, state_arrays
 from .pretrain import Interrupted as PretrainingInterrupted
 from .step import NonFinite, train_step, windows
@@ -330,8 +330,9 @@ class Trainer:
         if self.parallel is not None:  # rank 0's numbers decide early stopping everywhere
             metrics = self.world.bcast(metrics)
         self.model.train(was_training)
-        if "loss" not in metrics:
-            raise UserError(f"task {self.task.name!r} returned no 'loss' from evaluate()")
+        problem = metrics_problem(metrics)
+        if problem:
+            raise UserError(f"task {self.task.name!r}: evaluate() {problem}")
         loss = float(metrics["loss"])
         if not math.isfinite(loss):  # no checkpoint can be compared with it: diverged
             raise NonFinite(f"the validation loss is {loss}", evaluated=True)

@@ -9,6 +9,7 @@ from recurrent.cli_plugins import plugins_group
 from recurrent.reference import GRUCell, LSTMCell
 
 from conftest import CELL_NAMES, cell_for
+from helpers import registered_plugin
 
 LOSS_NAMES = ("cross_entropy", "binary_cross_entropy", "mse", "mae")
 
@@ -40,7 +41,7 @@ def test_kit_passes_on_builtin_losses(name):
     results = conformance.check_loss(plugins.get_loss(name))
     assert failures(results) == {}
     # members + 8, and the 2 checks of combine() for the losses that have one
-    assert len(results) == 9 + 2 * hasattr(plugins.get_loss(name), "combine")
+    assert len(results) == 10 + 2 * hasattr(plugins.get_loss(name), "combine")
     assert "sequence outputs (T, B, K)" in {r.name for r in results}
 
 
@@ -166,6 +167,43 @@ def test_kit_reports_exceptions_as_failures():
     assert "parameters" not in failed  # param_shapes/init_params still work
 
 
+class NarrowOutput(GRUCell):
+    """Outputs one hidden unit too few."""
+    mask_kinds = ()
+
+    def forward(self, x, states, params, lengths, num_threads=1):
+        out, finals, cache = super().forward(x, states, params, lengths, num_threads)
+        return out[:, :, :-1], finals, cache
+
+
+def test_kit_names_the_array_of_a_wrong_shape():
+    failed = failures(conformance.check_cell(NarrowOutput()))
+    assert failed["shapes"].startswith("out float64 (4, 3, 3), expected float64 (4, 3, 4)")
+
+
+class NoisyCell(GRUCell):
+    """Adds a random draw of numpy's global generator to its outputs."""
+    mask_kinds = ()
+
+    def forward(self, x, states, params, lengths, num_threads=1):
+        out, finals, cache = super().forward(x, states, params, lengths, num_threads)
+        return out + np.random.random() * 1e-3, finals, cache
+
+
+class NoisyMSE:
+    name = "noisy_mse"
+
+    def value_and_grad(self, outputs, targets, mask=None):
+        value, grad = plugins.get_loss("mse").value_and_grad(outputs, targets, mask)
+        return value + np.random.random() * 1e-3, grad
+
+
+def test_kit_names_results_that_differ_between_calls():
+    assert "same inputs, same results" in failures(conformance.check_cell(NoisyCell()))
+    assert failures(conformance.check_loss(NoisyMSE()))["same arguments, same result"] \
+        .startswith("two calls on the same arguments differ")
+
+
 def test_kit_names_missing_and_optional_members():
     methods = {k: getattr(GRUCell, k) for k in ("param_shapes", "init_params", "forward",
                                                  "backward")}
@@ -234,12 +272,20 @@ class BrokenCellPlugin:
         register(cell)
 
 
+class BrokenLossPlugin:
+    @recurrent.hookimpl
+    def register_losses(self, register):
+        clash = MaskBlindMSE()
+        clash.name = "mse"  # a built-in loss's name
+        register(clash)
+
+
 def test_check_command_passes_on_a_builtin_loss():
     result = CliRunner().invoke(plugins_group, ["check", "mse"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert all(line.startswith("PASS  ") for line in lines[:-1])
-    assert lines[-1] == "loss 'mse': 9/9 checks passed"
+    assert lines[-1] == "loss 'mse': 10/10 checks passed"
 
 
 def test_check_command_fails_on_a_broken_cell():
@@ -269,16 +315,21 @@ def test_check_command_refuses_a_negative_seed():
 
 def test_check_command_all_and_several_names():
     import json
-    result = CliRunner().invoke(plugins_group, ["check", "--all", "--json"])
-    assert result.exit_code == 0, result.output
-    reports = json.loads(result.output)
+    # a plugin whose loss takes a built-in's name is broken: --all cannot check what it
+    # provides, so it fails, naming the plugin on stderr
+    with registered_plugin(BrokenLossPlugin(), "clashing-for-test"):
+        result = CliRunner().invoke(plugins_group, ["check", "--all", "--json"])
+    assert result.exit_code == 1, result.output
+    reports = json.loads(result.stdout)
     checked = {(r["kind"], r["name"]) for r in reports}
     expected = {("cell", n) for n in plugins.cells()} | {("loss", n) for n in plugins.losses()}
     assert checked == expected and all(r["passed"] for r in reports)
+    assert result.stderr.startswith("not checked, broken plugins: 'clashing-for-test' "
+                                    "(ValueError: loss name 'mse' is already taken")
 
     both = CliRunner().invoke(plugins_group, ["check", "mse", "mae"])
     assert both.exit_code == 0
-    assert "== loss mse" in both.output and "loss 'mae': 9/9 checks passed" in both.output
+    assert "== loss mse" in both.output and "loss 'mae': 10/10 checks passed" in both.output
 
     neither = CliRunner().invoke(plugins_group, ["check"])
     assert neither.exit_code == 2 and "give the NAME of a cell, loss or task to check, or --all" in neither.output

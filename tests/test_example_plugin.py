@@ -154,11 +154,13 @@ def test_train_and_eval_with_the_plugin_cell_through_the_cli(tmp_path):
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["metrics"]["loss"] == pytest.approx(min(valid_losses), rel=1e-6)  # best checkpoint
 
-    # without the plugin the run cannot be loaded: one line naming the missing cell
+    # without the plugin the run cannot be loaded: one line naming the missing cell, its
+    # plugin and distribution
     missing = _recurrent("eval", str(run), cwd=tmp_path, plugins_env=False)
     assert missing.returncode == 1
     assert missing.stderr.strip().splitlines() == [missing.stderr.strip()]
-    assert "unknown cell 'peephole_lstm'; known cells: gru, ln_lstm, lstm" in missing.stderr
+    assert ("this run needs cell 'peephole_lstm' of plugin 'peephole' (recurrent-peephole "
+            "0.2.0), which is not loaded (RECURRENT_NO_ENTRYPOINTS is set") in missing.stderr
 
 
 def test_plugins_listing_and_check_through_the_cli(tmp_path):
@@ -176,7 +178,7 @@ def test_plugins_listing_and_check_through_the_cli(tmp_path):
     checked = _recurrent("plugins", "check", "peephole_lstm", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "PASS  gradient: peephole_f" in checked.stdout
-    assert checked.stdout.strip().endswith("cell 'peephole_lstm': 22/22 checks passed")
+    assert checked.stdout.strip().endswith("cell 'peephole_lstm': 23/23 checks passed")
 
 
 # ---- the compiled cell against its numpy reference --------------------------------------

@@ -254,6 +254,27 @@ def test_baselines_of_the_wrong_shape_name_the_task(tmp_path, monkeypatch):
     one_line_error(result, "task 'motif': baselines() must return {name: {metric: value}}")
 
 
+def test_eval_of_an_evaluate_returning_no_dict_names_the_task(tmp_path, monkeypatch):
+    """A run trained with the task, evaluated after evaluate() changed to return a list."""
+    run = tmp_path / "run"
+    _register(tmp_path, monkeypatch)
+    try:
+        ok(invoke("train", "motif", "--out", run, "--epochs", 1, "--threads", 1, "--quiet",
+                  "--no-plot"))
+    finally:
+        _unregister()
+    _register(tmp_path / "changed", monkeypatch, lambda t: t.replace(
+        'return {"loss": total / count, "accuracy": correct / count}',
+        'return [total / count, correct / count]'))
+    try:
+        result = invoke("eval", run)
+    finally:
+        _unregister()
+    one_line_error(result, "task 'motif': evaluate() returned list, not a dict of figures "
+                           "with a 'loss'")
+    assert result.stdout == ""
+
+
 def test_predict_returning_a_string_names_the_task(tmp_path, monkeypatch):
     """A predict() that returns its text instead of yielding lines would print it one
     character per line."""
