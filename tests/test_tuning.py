@@ -130,6 +130,22 @@ def test_every_candidate_matches_the_reference_and_is_bitwise_equal_across_threa
                                    **TOL)
 
 
+@pytest.mark.parametrize("row_parts", (1, 4, 8, 32, 200))
+@pytest.mark.parametrize("name", CELLS + ("ln_lstm",))
+def test_row_parts_leaves_every_cells_results_bitwise_unchanged(name, row_parts,
+                                                                settings_restored):
+    # row_parts is tuned per machine, so a run's numbers must not follow it: the hoisted
+    # row blocks compute each row alone, and sums over rows (the layer-normalised LSTM's
+    # bias and gain gradients) use blocks of their own that the setting does not move
+    problem = _problem(name, *SIZE)
+    tuning._kernels().apply({})
+    want = _run(get_cell(name), *problem, num_threads=1)
+    tuning._kernels().apply({"row_parts": row_parts, "min_parallel_flops": 0})
+    got = _run(get_cell(name), *problem, num_threads=2)
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
 def test_a_tuned_layer_gives_the_same_bits_at_1_and_2_threads(tuning_on, tiny):
     # a real (tiny) tune, then a layer trained on its settings at 1 and 2 threads
     settings, _, path = tuning.tune_and_store(0.05, num_threads=2)

@@ -11,7 +11,7 @@ from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm
 from ._recmat cimport pack, packed_len, rc_malloc64, recmat
-from .tuning cimport MIN_PARALLEL_FLOPS, tuning
+from .tuning cimport MIN_PARALLEL_FLOPS, ROW_PARTS, tuning
 
 
 # The hoisted GEMMs (input projection, dx, weight gradients) are cut into blocks whose
@@ -86,6 +86,13 @@ cdef inline Py_ssize_t _block(Py_ssize_t n, int parts) noexcept nogil:
 cdef inline Py_ssize_t row_block(Py_ssize_t rows) noexcept nogil:
     """Rows per block of the T*B-row GEMMs (a function of the size only)."""
     return _block(rows, <int> tuning().row_parts)
+
+
+cdef inline Py_ssize_t sum_block(Py_ssize_t rows) noexcept nogil:
+    """Rows per block of a sum over T*B rows whose block sums are then added in block
+    order: a function of the size only and, unlike row_block, not of the tuned row_parts
+    (the blocks set where the sum rounds, so a tuning cache would change the results)."""
+    return _block(rows, ROW_PARTS)
 
 
 cdef inline Py_ssize_t gate_block(Py_ssize_t gates) noexcept nogil:

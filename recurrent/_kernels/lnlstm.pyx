@@ -50,7 +50,7 @@ from ._recmat cimport rc_malloc64, recmat
 from ._rows cimport (add_masked, copy_empty_rows, finish_step_hc, infer_chunk,
                      kernel_threads, mask_scratch, masked_history, masked_rows, num_blocks,
                      packed_copy, project_inputs, project_packed, row_block, split,
-                     split_input_and_weight_grads, state_before, two_state_masks,
+                     split_input_and_weight_grads, state_before, sum_block, two_state_masks,
                      whole_input_part, zone_at, zone_join_hc, zone_rows, zone_split_hc)
 
 
@@ -441,7 +441,7 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
     cdef int G = 4 * H
     cdef Py_ssize_t TB = T * B
     cdef int nt = kernel_threads(num_threads, B, 2.0 * T * B * G * H)
-    cdef Py_ssize_t rb = row_block(TB), nrb = num_blocks(TB, rb)
+    cdef Py_ssize_t rb = sum_block(TB), nrb = num_blocks(TB, rb)
     cdef int k, status
     cdef Py_ssize_t j, r0
     cdef floating* da_p = &gates[0, 0, 0]
@@ -479,7 +479,8 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
                            T, B, H, split(B, nt, k), split(B, nt, k + 1), m_p, kh_p, kc_p,
                            kstep, scratch, zone_work)
         # the input side: a = g_ih * xn + b_ih + b_hh + ..., with xn = LN(x W_ih^T);
-        # row blocks of a size-only split, their sums added in block order
+        # row blocks of a size-only split (sum_block: not moved by the tuning), their
+        # sums added in block order
         for j in prange(nrb, num_threads=kernel_threads(num_threads, nrb, 10.0 * TB * G),
                         schedule="dynamic", chunksize=1):
             r0 = j * rb
