@@ -141,8 +141,9 @@ class Seq2Seq:
                          help="Length normalisation of the beam's final ranking: score / "
                               "length^alpha (0 = raw log-probability)."),
             click.Option(["--max-len"], type=click.IntRange(min=1, max=C_INT_MAX), default=None,
-                         help="Longest output (default: 2 x each input's length, or the "
-                              "longest training target if longer, + 10)."),
+                         help="Most decoding steps, </s> included: an output of N "
+                              "symbols needs N + 1 to finish (default: 2 x each input's "
+                              "length, or the longest training target if longer, + 10)."),
             click.Option(["--json", "as_json"], is_flag=True,
                          help="One JSON object per input."),
             click.Option(["--plot"], default=None, metavar="FILE.png",
