@@ -57,6 +57,34 @@ def test_iso_dates_and_months_and_month_names():
                                   dates("2010-01-01", "2010-02-01"))
 
 
+def test_quarters_and_iso_weeks_are_dates():
+    for quarters in (["2009-Q4", "2010-Q1", "2010-Q2"], ["2009Q4", "2010q1", "2010Q2"],
+                     ["Q4 2009", "Q1 2010", "Q2 2010"]):
+        times, order = parse(quarters)
+        np.testing.assert_array_equal(times, dates("2009-10-01", "2010-01-01", "2010-04-01"))
+        assert times.dtype == np.dtype("datetime64[D]") and order is None
+    np.testing.assert_array_equal(parse(["2009-W53", "2010-W01", "2010-W02"])[0],
+                                  dates("2009-12-28", "2010-01-04", "2010-01-11"))
+    np.testing.assert_array_equal(parse(["2010-W01-3", "2010-W02-3"])[0],
+                                  dates("2010-01-06", "2010-01-13"))
+    with pytest.raises(UserError, match=re.escape("'2010-W53' at line 3: neither a number "
+                                                  "nor a date (Invalid week: 53)")):
+        parse(["2010-W52", "2010-W53"])
+
+
+def test_a_quarterly_file_trains_with_its_season_and_labels_forecasts(tmp_path):
+    rows = [[f"{2000 + i // 4}-Q{i % 4 + 1}", f"{100 + i + 10 * (i % 4 == 1):.1f}"]
+            for i in range(60)]
+    path = write_csv(tmp_path / "gdp.csv", ["quarter", "gdp"], rows)
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", path, "--window", 8, "--hidden", 8, "--steps",
+              2, "--threads", 1, "--quiet", "--no-plot", "--out", run))
+    assert "seasonal_naive (m=4)" in ok(invoke("eval", run))
+    lines = ok(invoke("predict", run, "--steps", 2)).splitlines()
+    assert lines[0] == "quarter,gdp"
+    assert lines[1].startswith("2015-01-01,") and lines[2].startswith("2015-04-01,")
+
+
 def test_bundled_co2_dates_are_unchanged():
     co2 = dataio.read_series(dataio.resolve_source("co2"), None, None)
     expected = np.array([str(t) for t in co2.times], dtype="datetime64")  # numpy's own parse

@@ -206,7 +206,7 @@ def _read_series(source: Source, columns, time_column, date_order=None,
 
 # Header names taken as the time column of a file given without --time-column or --column.
 TIME_NAMES = frozenset({"time", "date", "datetime", "timestamp", "ds", "year", "month",
-                        "week", "day", "hour", "period"})
+                        "quarter", "week", "day", "hour", "period"})
 
 
 def _named_time_column(header: list[str]) -> str | None:

@@ -14,6 +14,9 @@ A column is read as a whole, so that every row means the same thing:
   with the year are always year/month/day.
 - Datetimes with a UTC offset are converted to UTC, their offsets kept beside them (to
   label forecasts in the file's local time); naive ones are kept as they are.
+- A quarter (2010-Q1, Q1 2010) is read as its first day and an ISO week (2010-W01) as
+  its Monday (or the weekday it writes, 2010-W01-3), so forecasts are labelled by those
+  dates.
 - Dates become datetime64 in the coarsest unit that holds every row exactly (days, minutes,
   seconds or microseconds), so day-level data is labelled with plain dates.
 
@@ -167,9 +170,35 @@ def _parse_dates(texts, where: str, date_order: str | None, saved_order: str | N
     return times, order, (zones // size).astype(f"timedelta64[{unit}]")
 
 
+# Period notations dateutil does not read, as statistical offices and pandas write them:
+# a quarter (2010-Q1, 2010Q1, 2010 Q1, Q1 2010) and an ISO 8601 week (2010-W01, 2010W01,
+# with a weekday 2010-W01-3).
+_QUARTER = re.compile(r"(\d{4})\s*[-/ ]?\s*Q([1-4])|Q([1-4])\s*[-/ ]?\s*(\d{4})", re.I)
+_ISO_WEEK = re.compile(r"(\d{4})-?W(\d{2})(?:-?([1-7]))?", re.I)
+
+
+def _period(text: str) -> dt.datetime | None:
+    """The first day of a quarter, or the day of an ISO week (its Monday when no weekday
+    is written), for a cell in those notations; None for any other text. ValueError for a
+    week the year does not have (2010-W53)."""
+    text = text.strip()
+    quarter = _QUARTER.fullmatch(text)
+    if quarter:
+        year, q = int(quarter[1] or quarter[4]), int(quarter[2] or quarter[3])
+        return dt.datetime(year, 3 * q - 2, 1)
+    week = _ISO_WEEK.fullmatch(text)
+    if week:
+        day = dt.date.fromisocalendar(int(week[1]), int(week[2]), int(week[3] or 1))
+        return dt.datetime(day.year, day.month, day.day)
+    return None
+
+
 def _parse(text: str, dayfirst: bool, yearfirst: bool, default: dt.datetime) -> dt.datetime:
     if len(text) > MAX_DATE_CHARS:  # dateutil's time grows faster than the text's length
         raise ValueError(f"{len(text)} characters, too long for a date")
+    period = _period(text)
+    if period is not None:
+        return period
     with warnings.catch_warnings():
         # A zone name dateutil does not know would be dropped silently: make it an error.
         warnings.simplefilter("error", dateparser.UnknownTimezoneWarning)
