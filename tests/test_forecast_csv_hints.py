@@ -9,7 +9,7 @@ they are."""
 import shlex
 
 import pytest
-from helpers import invoke, one_line_error, write_csv
+from helpers import invoke, ok, one_line_error, write_csv
 
 HINT = "write numbers with a decimal point and no thousands separator"
 
@@ -105,6 +105,10 @@ def test_an_hour_repeated_at_the_end_of_daylight_saving_names_utc_offsets(tmp_pa
     ("12.5%", "write the bare number, without a % or currency sign"),
     ("$1234.50", "write the bare number, without a % or currency sign"),
     ("€ 12", "write the bare number, without a % or currency sign"),
+    ("#DIV/0!", "a spreadsheet's error value: fix its formula, or leave the cell empty "
+                "to have it filled"),
+    ("#VALUE!", "a spreadsheet's error value: fix its formula, or leave the cell empty "
+                "to have it filled"),
 ])
 def test_a_number_with_a_unit_is_refused_saying_how_to_write_it(tmp_path, cell, hint):
     rows = [[f"2010-01-{d:02d}", f"{40 + d}.5"] for d in range(1, 29)]
@@ -138,3 +142,13 @@ def test_a_spreadsheet_separator_line_is_refused_saying_to_delete_it(tmp_path, f
     one_line_error(result, f"starts with a spreadsheet's separator line {first!r}, not a "
                    f"header: delete that line")
     assert ("save the file with commas between the columns" in result.stderr) == also
+
+
+@pytest.mark.parametrize("cell", ["#N/A", "#n/a", "<NA>", "N/A", "None"])
+def test_missing_value_words_of_spreadsheets_and_r_are_gaps(tmp_path, cell):
+    rows = [[f"2010-01-{d:02d}", f"{40 + d}.5"] for d in range(1, 29)]
+    rows[5][1] = cell
+    data = write_csv(tmp_path / "gap.csv", ["date", "wert"], rows)
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", data, "--window", 5, "--hidden", 8, "--steps", 1,
+              "--threads", 1, "--quiet", "--no-plot", "--out", run))

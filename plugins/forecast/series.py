@@ -29,8 +29,10 @@ BUNDLED = {
     "co2": ("co2.csv.gz", "date", "co2"),
 }
 
-# Cell texts read as "no value" (compared lower-cased, after stripping blanks).
-MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
+# Cell texts read as "no value" (compared lower-cased, after stripping blanks): the words
+# data files write for it, a spreadsheet's #N/A and R's <NA> among them.
+MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "#n/a", "#na",
+                             "<na>"})
 
 
 @dataclass
@@ -273,6 +275,10 @@ def _number_hint(text: str) -> str:
     # a quote after a blank ('1, "2"') opens no quoted field in CSV: the quotes stay
     if len(text) > 1 and text[0] == text[-1] == '"' and _number(text[1:-1]):
         return " (a blank after a comma keeps the quotes in the value: remove the blanks)"
+    # a spreadsheet's error value (#DIV/0!, #VALUE!, #REF!, #NAME?, #NUM!, #NULL!)
+    if re.fullmatch(r"#[A-Z/0]+[!?]", text.upper()):
+        return (" (a spreadsheet's error value: fix its formula, or leave the cell empty "
+                "to have it filled)")
     # a unit written into the cell (a spreadsheet's percent or currency format)
     if _number(text.strip("%$€£¥ ")) and text != text.strip("%$€£¥ "):
         return " (write the bare number, without a % or currency sign)"
