@@ -537,6 +537,13 @@ class Trainer:
                 hint = (f"before any update, so not the learning rate's doing: the data, "
                         f"or a plugin's cell or loss (`recurrent plugins check "
                         f"{c['cell']}`, `recurrent plugins check {self.loss.name}`)")
+            elif e.evaluated:
+                # the step's loss and the updated parameters were finite (else NonFinite
+                # would have come from the step): the validation pass itself gave it
+                hint = (f"the training loss and the parameters were finite: weights grown "
+                        f"too large for the validation data (try a lower --lr or "
+                        f"--clip-norm), or the task's evaluate() (`recurrent plugins check "
+                        f"{self.task.name}`)")
             else:
                 hint = "try a lower --lr or --clip-norm"
             raise Diverged(

@@ -396,7 +396,8 @@ def test_a_validation_loss_that_is_not_finite_stops_the_run_as_diverged(tmp_path
     assert_one_line_error(invoke("train", "toy-lm", "--out", run, "--steps", 6,
                                  "--eval-every", 2, "--threads", 1),
                           "training stopped after step 4: the validation loss is nan",
-                          "last good checkpoint", code=1)
+                          "the training loss and the parameters were finite",
+                          "`recurrent plugins check toy-lm`", "last good checkpoint", code=1)
     assert len(calls) == 2
     info = RunDir.open(str(run))
     assert [r["step"] for r in info.read_metrics() if r["kind"] == "eval"] == [2]
