@@ -103,6 +103,49 @@ def test_temperature_zero_is_the_argmax_continuation(run):
     assert result.output == "Ham.\n" + "".join(chars) + "\n"
 
 
+class _LogitsRecorder:
+    """The run's real model, noting how many logits each forward call returns."""
+
+    def __init__(self, runner):
+        self.runner, self.sizes = runner, []
+
+    def forward(self, x, **kwargs):
+        logits, state = self.runner.forward(x, **kwargs)
+        self.sizes.append(int(np.asarray(logits).size))
+        return logits, state
+
+    def step(self, x_t, state=None):
+        return self.runner.step(x_t, state)
+
+
+def test_a_long_prime_is_read_in_bounded_pieces(run, monkeypatch):
+    """predict reads a --prime whose logits would pass task.EVAL_LOGITS in several forward
+    calls (the state carried), so a long prime at a large vocabulary does not hold
+    (P, 1, V) logits at once; greedy decoding reads it as the same pieces by hand."""
+    from recurrent_plugins.char_lm import task
+    model, info = load_model(RunDir.open(run), "best")
+    state = info["task_state"]
+    vocab = state["vocab"]
+    monkeypatch.setattr(task, "EVAL_LOGITS", 16 * len(vocab))  # 16 prime characters a call
+    prime = text.read_text(text.bundled_path())[:300]
+    recorder = _LogitsRecorder(model.runner())
+    opts = {"prime": prime, "length": 20, "temperature": 0.0, "top_k": None, "seed": 1}
+    out = "\n".join(task.TASK.predict(state, {}, recorder, opts))
+    assert recorder.sizes and max(recorder.sizes) <= 16 * len(vocab)
+    runner = model.runner()
+    ids = np.array([[vocab.index(c)] for c in prime])
+    carried = None
+    for start in range(0, len(ids), 16):
+        logits, carried = runner.forward(ids[start:start + 16], state=carried)
+    last, chars = logits[-1, 0], []
+    for _ in range(20):
+        k = int(np.argmax(last))
+        chars.append(vocab[k])
+        step_logits, carried = runner.step(np.array([k]), carried)
+        last = step_logits[0]
+    assert out == prime + "".join(chars)
+
+
 def test_prime_outside_the_vocabulary_is_a_one_line_error(run):
     result = invoke("predict", run, "--prime", "ROMEO \u20ac", "--length", 10)
     one_line_error(result, "--prime", "not in the model's vocabulary", "'\u20ac'")

@@ -298,3 +298,38 @@ def test_predict_with_bigram_model_and_its_errors(tmp_path):
         list(TASK.predict(state, config, runner, dict(opts, prime="")))
     with pytest.raises(UserError, match="--temperature"):
         list(TASK.predict(state, config, runner, dict(opts, temperature=-1)))
+
+
+def test_a_prime_with_many_unknown_characters_says_how_many_are_left_out(tmp_path):
+    """--prime is checked as every text the run reads is (Vocabulary.encode): five unknown
+    characters are named and the rest counted, and a prime with Windows line ends for a
+    run trained without them gets the dos2unix hint."""
+    path = write(tmp_path, "c.txt", SAMPLE * 400)
+    config = {"data": path, "batch_size": 8, "seq_len": 32}
+    state = TASK.prepare(config)
+    runner = BigramRunner(_bigram_table(TASK.split_ids(state, "train", config),
+                                        len(state["vocab"])))
+    opts = {"prime": "All", "length": 5, "temperature": 0.8, "top_k": None, "seed": 1}
+    with pytest.raises(UserError, match=r"vocabulary: 'D', 'G', 'J', 'K', 'Q' "
+                                        r"\(and 2 more\)$"):
+        list(TASK.predict(state, config, runner, dict(opts, prime="All DGJKQXZ")))
+    with pytest.raises(UserError, match=r"'\\r' \(the text has Windows line ends"):
+        list(TASK.predict(state, config, runner, dict(opts, prime="All.\r\nSpeak")))
+
+
+def test_a_prime_with_bytes_that_are_not_utf8_says_so(tmp_path):
+    """A --prime argument with bytes that are not UTF-8 (kept as lone surrogates) is named
+    as such, by predict and by predict --stream, as the stream's lines are."""
+    from recurrent.model import SequenceModel
+    path = write(tmp_path, "c.txt", SAMPLE * 400)
+    config = {"data": path, "batch_size": 8, "seq_len": 32}
+    state = TASK.prepare(config)
+    runner = BigramRunner(_bigram_table(TASK.split_ids(state, "train", config),
+                                        len(state["vocab"])))
+    spec = TASK.model_spec(state, config)
+    opts = {"prime": "All\udcff", "length": 5, "temperature": 0.8, "top_k": None, "seed": 1}
+    with pytest.raises(UserError, match=r"^--prime is not UTF-8 text \(byte 0xff\)$"):
+        list(TASK.predict(state, config, runner, opts))
+    with pytest.raises(UserError, match=r"^--prime is not UTF-8 text \(byte 0xff\)$"):
+        sampling.next_char_stream(SequenceModel(spec, cell="gru", hidden_size=6, seed=2).eval(),
+                                  text.Vocabulary(state["vocab"]), 3, "All\udcff")

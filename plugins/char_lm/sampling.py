@@ -1,7 +1,8 @@
 """Generating text from a trained character model, one step at a time.
 
 Dimension legend: V vocabulary size. The model is a recurrent.protocols.Runner: the prime
-is read in one forward call (state carried out), then each new character is one step().
+is read in forward calls (one, unless it is long at a large vocabulary; state carried
+out), then each new character is one step().
 Temperature 0 means greedy (argmax); top-k keeps only the k most likely characters.
 Draws come from one numpy Generator seeded by the caller, so a seed fixes the text.
 
@@ -46,17 +47,25 @@ def pick(logits: np.ndarray, temperature: float, top_k: int | None,
 
 
 def generate(model, prime_ids: np.ndarray, length: int, temperature: float,
-             top_k: int | None, seed: int | None) -> list[int]:
+             top_k: int | None, seed: int | None, prime_chunk: int | None = None) -> list[int]:
     """``length`` new character ids continuing ``prime_ids`` (P,) int64, P >= 1."""
-    return list(each_generated(model, prime_ids, length, temperature, top_k, seed))
+    return list(each_generated(model, prime_ids, length, temperature, top_k, seed,
+                               prime_chunk))
 
 
 def each_generated(model, prime_ids: np.ndarray, length: int, temperature: float,
-                   top_k: int | None, seed: int | None) -> Iterator[int]:
+                   top_k: int | None, seed: int | None,
+                   prime_chunk: int | None = None) -> Iterator[int]:
     """generate()'s ids one at a time, each as soon as it is drawn (a long text can be
-    shown as it grows)."""
+    shown as it grows). ``prime_chunk``: at most this many prime characters per forward
+    call, the state carried from one to the next, so that a long prime at a large
+    vocabulary never holds all its (P, 1, V) logits at once (None: one call)."""
     rng = np.random.default_rng(seed)
-    logits, state = model.forward(prime_ids.reshape(-1, 1).astype(np.int64))  # (P, 1, V)
+    x = prime_ids.reshape(-1, 1).astype(np.int64)  # (P, 1)
+    step = len(x) if prime_chunk is None else max(1, int(prime_chunk))
+    logits, state = model.forward(x[:step])  # (chunk, 1, V)
+    for start in range(step, len(x), step):
+        logits, state = model.forward(x[start:start + step], state=state)
     last = logits[-1, 0]  # (V,): distribution of the character after the prime
     for n in range(1, length + 1):
         k = pick(last, temperature, top_k, rng)
@@ -89,6 +98,7 @@ def next_char_stream(model, vocab, top_k: int, prime: str | None, line_break: st
             last["p"] = pool.read(0, ids)
 
     if prime:
+        datafile.check_utf8(prime, "--prime")
         read(vocab.encode(datafile.normalized(prime, form), "--prime"))
 
     def answer(line):

@@ -38,7 +38,8 @@ LENGTH = 500  # default predict --length
 TEMPERATURE = 0.8  # default predict --temperature
 EVAL_WARMUP = 200  # characters each later stream reads before scoring
 EVAL_CHUNK = 512  # steps per forward call in evaluate(): bounds the (T, S, V) logits
-EVAL_LOGITS = 1 << 24  # at most this many logits per forward call in evaluate() (64 MB)
+# at most this many logits per forward call in evaluate() and in reading a --prime (64 MB)
+EVAL_LOGITS = 1 << 24
 EMBED_DIM = 64  # default --embed-dim
 
 # What a saved run's state must hold (check_state; recurrent.schema).
@@ -380,11 +381,9 @@ class CharLM:
                          vocab.chars[0])
         if prime == "":
             raise UserError("--prime must not be empty")
+        datafile.check_utf8(prime, "--prime")
         prime = datafile.normalized(prime, state.get("unicode"))
-        missing = vocab.unknown(prime)
-        if missing:
-            shown = ", ".join(datafile.shown(c) for c in missing[:5])
-            raise UserError(f"--prime has characters not in the model's vocabulary: {shown}")
+        prime_ids = vocab.encode(prime, "--prime")  # names characters outside the vocabulary
         length = options.get("length", LENGTH)
         temperature = options.get("temperature", TEMPERATURE)
         top_k = options.get("top_k")
@@ -395,10 +394,11 @@ class CharLM:
             raise UserError(f"--temperature must be a finite number >= 0, got {temperature}")
         if top_k is not None and int(top_k) < 1:
             raise UserError(f"--top-k must be >= 1, got {top_k}")
-        new_ids = sampling.each_generated(model, vocab.encode(prime, "--prime"), int(length),
+        new_ids = sampling.each_generated(model, prime_ids, int(length),
                                           float(temperature),
                                           None if top_k is None else int(top_k),
-                                          options.get("seed"))
+                                          options.get("seed"),
+                                          prime_chunk=max(1, EVAL_LOGITS // len(vocab)))
         # each line as soon as it ends, so a long text shows as it is generated; the
         # lines are those of the whole text split at "\n"
         pending = prime
