@@ -86,7 +86,7 @@ def test_eval_data_counts_the_texts_the_run_trained_on(tmp_path):
                           [(f"zebra{k} quokka{k} unseen words", rows[k][1]) for k in range(4)])
     report = json.loads(ok(invoke("eval", run, "--data", fresh, "--json")))
     assert report["metrics"]["train_overlap"] == 0
-    assert "note:" not in ok(invoke("eval", run, "--data", fresh))
+    assert "training split" not in ok(invoke("eval", run, "--data", fresh))
 
 
 def test_the_overlap_note_reads_right_for_one_and_for_none():
@@ -98,3 +98,29 @@ def test_the_overlap_note_reads_right_for_one_and_for_none():
     assert overlap_line({}, 5, "texts") == []
     assert overlap_line({"train_overlap": 2}, None, "pairs")[0].startswith(
         "note: 2 of the file's pairs are in")
+
+
+def test_eval_counts_the_own_test_texts_a_duplicate_row_put_in_training(tmp_path):
+    """The split keeps rows, not texts, apart: a file whose rows repeat puts texts of the
+    test split in training too. eval counts them on the run's own test split and says so;
+    a file without repeated texts reports no count."""
+    import json
+    from recurrent_plugins.sentiment.task import TASK
+    rows = bundled_reviews(40)
+    for name, data_rows, overlapping in (("twice", rows * 2, True), ("once", rows, False)):
+        data = write_reviews(tmp_path / f"{name}.csv", data_rows)
+        run = tmp_path / name
+        ok(invoke("train", "sentiment", "--data", data, "--out", run, *SMALL))
+        state = json.loads((run / "config.json").read_text())["task_state"]
+        train = {tuple(s) for s in TASK.split_rows(state, "train", {})[0]}
+        test = TASK.split_rows(state, "test", {})[0]
+        seen = sum(tuple(s) in train for s in test)
+        report = json.loads(ok(invoke("eval", run, "--json")))
+        text = ok(invoke("eval", run))
+        if overlapping:
+            assert seen > 0 and report["metrics"]["train_overlap"] == seen
+            assert (f"note: {seen} of the {len(test)} texts are in the run's training "
+                    f"split") in text
+        else:
+            assert seen == 0 and "train_overlap" not in report["metrics"]
+            assert "note:" not in text

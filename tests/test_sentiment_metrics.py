@@ -169,3 +169,35 @@ def test_eval_report_lays_out_hand_checked_metrics():
         "neutral             2        0    0",
         "pos                 1        0    0",
     ]
+
+
+def test_eval_report_says_which_classes_macro_f1_leaves_out():
+    """A class without texts among those scored reads 0 in its per-class rows; macro_f1
+    leaves it out unless a predictor predicted it, and the report's note says which."""
+    classes = ["neg", "neutral", "pos"]
+    y_true = [0, 0, 2, 2]  # no neutral text
+    model = classification_metrics(y_true, [0, 1, 2, 2], classes)  # predicts neutral once
+    majority = classification_metrics(y_true, [0] * 4, classes)
+    assert model["macro_f1"] == pytest.approx((2 / 3 + 0 + 1) / 3)
+    assert majority["macro_f1"] == pytest.approx((2 / 3 + 0) / 2)
+    lines = format_report(classes, model, {"majority": majority})
+    assert lines[:3] == [
+        "4 texts, classes: neg, neutral, pos",
+        "note: no texts of class neutral: macro_f1 averages only the classes with a text "
+        "or a prediction (as scikit-learn's f1_score(average=\"macro\")): neutral counts, "
+        "as an f1 of 0, for model, which predicted it",
+        ""]
+    only_majority = format_report(classes, majority, {"majority": majority})
+    assert only_majority[1].endswith(": neutral is left out")
+    # every class has a text: no note
+    everyone = classification_metrics([0, 1, 2], [0, 1, 1], classes)
+    assert format_report(classes, everyone, {})[1] == ""
+
+
+def test_eval_report_quotes_class_names_when_one_holds_a_comma():
+    """Classes "bad" and "ok, fine" listed bare would read as three classes."""
+    classes = ["bad", "ok, fine"]
+    metrics = classification_metrics([0, 1, 1], [0, 1, 0], classes)
+    assert format_report(classes, metrics, {})[0] == "3 texts, classes: 'bad', 'ok, fine'"
+    plain = classification_metrics([0, 1], [0, 1], ["bad", "good"])
+    assert format_report(["bad", "good"], plain, {})[0] == "2 texts, classes: bad, good"

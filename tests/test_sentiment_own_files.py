@@ -15,8 +15,11 @@ SMALL = ("--ensemble", 1, "--steps", 2, "--hidden", 4, "--embed-dim", 4, "--thre
 
 
 @pytest.mark.parametrize("one, other", [("Sports", "sports"), ("very good", "very  good"),
-                                        ("NEG", "neg")])
+                                        ("NEG", "neg"), ("pos", "pos\u200b"),
+                                        ("pos", "\uff50\uff4f\uff53")])
 def test_one_label_in_two_cases_or_spacings_is_refused(tmp_path, one, other):
+    """Also one label with an invisible zero-width space, or in full-width letters: labels
+    that print alike."""
     rows = [(f"text number {i}", [one, other, "x"][i % 3]) for i in range(30)]
     data = write_reviews(tmp_path / "labels.csv", rows)
     result = invoke("train", "sentiment", "--data", data, *SMALL, "--out", tmp_path / "run")
@@ -83,3 +86,14 @@ def test_texts_without_unspaced_letters_tokenize_as_version_2():
         "\u092b\u093f\u0932\u094d\u092e \u0905\u091a\u094d\u091b\u0940",
         "It\u2019s cafe\u0301 \uff27ood"]
     assert all(tokenize(t) == tokenize(t, 2) for t in texts)
+
+
+@pytest.mark.parametrize("label", ["very\tgood", "very\ngood", "very\r\ngood"])
+def test_a_label_holding_a_tab_or_line_break_is_refused(tmp_path, label):
+    """A quoted label cell may hold a tab or a line break, which would break eval's
+    tables and predict's one tab-separated line per text: training refuses it."""
+    rows = [(text, label if l == "fresh" else "bad") for text, l in bundled_reviews(20)]
+    data = write_reviews(tmp_path / "labels.csv", rows)
+    result = invoke("train", "sentiment", "--data", data, *SMALL, "--out", tmp_path / "run")
+    one_line_error(result, repr(label), "tab or line break")
+    assert not (tmp_path / "run").exists()

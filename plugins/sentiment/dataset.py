@@ -13,9 +13,10 @@ from importlib import resources
 import numpy as np
 
 from recurrent import datafile
+from recurrent.datafile import excerpt
 from recurrent.errors import UserError
 
-from .text import TOKENIZER, is_blank
+from .text import TOKENIZER, is_blank, normalize
 
 BUNDLED_NAME = "rotten_tomatoes.csv.gz"
 
@@ -107,19 +108,29 @@ def read_csv(path: str, text_column: str, label_column: str | None,
 
 
 def class_list(labels: list[str], path: str) -> list[str]:
-    """The sorted label set; a single class cannot train a classifier, and one label
+    """The sorted label set; a single class cannot train a classifier, a label holding a
+    tab or line break is refused, and one label
     written two ways is refused rather than trained as two classes that split one class's
     texts between them: one number ('1' and '1.0', as a spreadsheet or pandas may mix
     them), or one word in another case or spacing ('Sports', 'sports', 'very  good' and
-    'very good', as hand-labelled files mix them)."""
+    'very good', as hand-labelled files mix them) or Unicode form (an invisible zero-width
+    character, full-width letters: text.normalize, as the tokenizer reads texts)."""
     classes = sorted(set(labels))
+    for label in classes:
+        # a class name is one line of eval's tables and one tab-separated field of
+        # predict's lines; a tab or line break in it (a quoted cell, often a quote left
+        # open) would break both
+        if any(c in label for c in "\t\r\n"):
+            raise UserError(f"{path} has the label {excerpt(label)} in its label column, "
+                            f"holding a tab or line break (is a quote left open?): "
+                            f"write each class on one line without tabs")
     written: dict[str, str] = {}
     for label in classes:
-        key = " ".join(label.split()).casefold()
+        key = " ".join(normalize(label).split()).casefold()
         if key in written:
             raise UserError(f"{path} has labels {written[key]!r} and {label!r} in its label "
-                            f"column: one label in another case or spacing would be two "
-                            f"classes; write each class one way")
+                            f"column: one label in another case, spacing or Unicode form "
+                            f"would be two classes; write each class one way")
         written[key] = label
     spelled: dict[float, str] = {}
     for label in classes:

@@ -1,7 +1,8 @@
 """The human-readable `recurrent eval` report of a sentiment run.
 
 The metric dicts are those of metrics.classification_metrics (plus "loss"), for the model
-and for each baseline alike; this module only lays them out: the overall scores, a line
+and for each baseline alike; this module only lays them out: a note on classes without
+texts among those scored, the overall scores, a line
 per headline metric naming who scores best, labelled per-class rows, and one labelled
 confusion matrix per predictor (rows: true class, columns: predicted class).
 `recurrent eval --json` prints the same dicts unchanged.
@@ -35,11 +36,44 @@ def confusion_table(classes: list[str], confusion: list[list[int]]) -> list[str]
     return text_table(rows)
 
 
+def class_names(names: list[str]) -> str:
+    """Class names joined with commas; each quoted (repr) when one of them holds a comma,
+    which would otherwise read as two classes."""
+    if any("," in n for n in names):
+        return ", ".join(map(repr, names))
+    return ", ".join(names)
+
+
+def absent_line(classes: list[str], predictors: dict[str, dict]) -> list[str]:
+    """The note under the header when some classes have no texts among those scored: their
+    per-class rows read 0, and macro_f1 (metrics.classification_metrics) averages only the
+    classes with a text or a prediction, so it leaves such a class out unless a predictor
+    predicted it, which the note names; [] when every class has a text."""
+    first = next(iter(predictors.values()))
+    absent = [i for i, c in enumerate(classes) if not first.get(f"support/{c}", 1)]
+    if not absent:
+        return []
+    said = []
+    for i in absent:
+        who = [name for name, m in predictors.items()
+               if "confusion" in m and sum(row[i] for row in m["confusion"])]
+        if who:
+            names = who[0] if len(who) == 1 else f"{', '.join(who[:-1])} and {who[-1]}"
+            said.append(f"{classes[i]} counts, as an f1 of 0, for {names}, which predicted it")
+        else:
+            said.append(f"{classes[i]} is left out")
+    line = (f"note: no texts of class{'' if len(absent) == 1 else 'es'} "
+            f"{class_names([classes[i] for i in absent])}: macro_f1 averages only the classes "
+            f"with a text or a prediction (as scikit-learn's f1_score(average=\"macro\")): "
+            f"{'; '.join(said)}")
+    return [line]
+
+
 def format_report(classes: list[str], metrics: dict, baselines: dict) -> list[str]:
     predictors = {"model": metrics, **baselines}
     rows = sum(int(metrics.get(f"support/{c}", 0)) for c in classes)
-    lines = [f"{rows} text{'' if rows == 1 else 's'}, classes: {', '.join(classes)}",
-             *overlap_line(metrics, rows, "texts"), ""]
+    lines = [f"{rows} text{'' if rows == 1 else 's'}, classes: {class_names(classes)}",
+             *overlap_line(metrics, rows, "texts"), *absent_line(classes, predictors), ""]
     lines += metrics_table(metrics, baselines, names=[n for n in OVERALL if n in metrics])
     for key in HEADLINE:
         lines += leader_line(metrics, baselines, key, lower_is_better=False)

@@ -163,7 +163,7 @@ class SentimentTask:
                          help="Column holding the text."),
             click.Option(["--label-column"], default="label", show_default=True,
                          help="Column holding the class label (any label set; labels that "
-                              "differ only in case or spacing are refused)."),
+                              "differ only in case, spacing or Unicode form are refused)."),
             click.Option(["--max-vocab"], type=click.IntRange(min=3), default=MAX_VOCAB,
                          show_default=True,
                          help="Vocabulary size, <pad> and <unk> included."),
@@ -503,14 +503,17 @@ class SentimentTask:
         probs = self.probabilities(model, sequences)
         metrics = classification_metrics(y, probs.argmax(axis=1), state["classes"])
         metrics["loss"] = cross_entropy(probs, y)
-        if split == "test" and config.get("eval_data"):
+        if split == "test":
             overlap = self._training_overlap(state, sequences)
-            if overlap is not None:
+            # the run's own test split holds a training text only where its file repeats
+            # a text (the split keeps rows apart, not texts): said when there is one
+            if overlap is not None and (overlap or config.get("eval_data")):
                 metrics[TRAIN_OVERLAP] = overlap
         return metrics
 
     def _training_overlap(self, state: dict, sequences: list) -> int | None:
-        """How many of an eval --data file's texts the run trained on: those whose token
+        """How many of the test texts (an eval --data file's, or the run's own test
+        split's) the run trained on: those whose token
         ids (the model's reading of them: its vocabulary, the first --max-tokens) equal a
         training text's, so that their scores are not held-out ones; None when the run's
         own data cannot be read (gone or changed: the figures stand without it)."""

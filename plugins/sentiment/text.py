@@ -102,9 +102,15 @@ def tokenize(text: str, version: int = TOKENIZER) -> list[str]:
     if version not in TOKENIZERS:
         raise ValueError(f"unknown tokenizer version {version!r}; this code knows "
                          f"{', '.join(map(str, TOKENIZERS))}")
-    table, patterns = _unicode()
-    text = unicodedata.normalize("NFKC", text.translate(table)).translate(table)
-    return patterns[version].findall(text.lower())
+    return _unicode()[1][version].findall(normalize(text).lower())
+
+
+def normalize(text: str) -> str:
+    """The text as tokenizer versions 2 and 3 read it before lower-casing: the translation
+    table of _unicode, Unicode NFKC, the table again (tokenize's docstring), so that text
+    that looks the same is the same string."""
+    table = _unicode()[0]
+    return unicodedata.normalize("NFKC", text.translate(table)).translate(table)
 
 
 def is_blank(text: str, version: int = TOKENIZER) -> bool:
