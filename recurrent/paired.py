@@ -16,9 +16,9 @@ builds; `recurrent eval` prints them in one line under the report of the test sp
   the Harvey-Leybourne-Newbold factor rejects far more often than its level on splits of
   a few dozen windows, and testing every H-th window alone makes the verdict depend on
   which window comes first (benchmarks/README.md has both measurements). B is
-  min(n / 2H, 0.41 n^(2/3)) cosines (at least 1), so the estimate reads frequencies
-  below the windows' overlap and, per LLSW's rule, few enough for persistent errors; a
-  split of fewer than 2H windows gets no test.
+  min(floor(n / 2H), ceil(0.41 n^(2/3))) cosines (at least 1), so the estimate reads
+  frequencies below the windows' overlap and, per LLSW's rule, few enough for persistent
+  errors; a split of fewer than 2H windows gets no test.
 - resampled_t: one score difference per random train/test split of the same data, the
   model and the baseline refitted on each: the t-test of a zero mean difference with
   Nadeau & Bengio's (2003) corrected variance, (1/J + n_test/n_train) s^2 over J splits.

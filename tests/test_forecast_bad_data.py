@@ -44,6 +44,22 @@ def test_a_split_without_a_value_is_refused_before_the_run_is_made(tmp_path, bla
     assert not run.exists()
 
 
+def test_eval_of_training_windows_without_an_observed_target_is_refused(tmp_path):
+    """The training split holds values only in rows before the first training window's
+    targets (its first --window rows): eval --split train has nothing to score there and
+    says so in one line, as for a split without a value."""
+    rows = seasonal_rows()
+    for row in rows[4:84]:  # the training rows are 0-83; the window is 8
+        row[1] = ""
+    result, run = train(tmp_path, "early", rows)
+    ok(result)
+    for extra in ([], ["--json"]):
+        one_line_error(invoke("eval", run, "--split", "train", *extra), "column 'y'",
+                       "has no value in the train split's forecast targets (lines 10-85)",
+                       "nothing to score")
+    ok(invoke("eval", run))
+
+
 def test_eval_data_without_a_value_after_the_head_rows_is_refused(tmp_path):
     result, run = train(tmp_path, "r", seasonal_rows())
     ok(result)

@@ -319,15 +319,18 @@ def check_values(series: Series, fill: bool, constant_ok: bool = False) -> None:
                             f"drop --no-fill to interpolate them")
 
 
-def check_splits(series: Series, ranges: dict) -> None:
+def check_splits(series: Series, ranges: dict, rows: str = "split") -> None:
     """Reject a split ({name: (start, end) rows}) in which a column has no observed value:
-    its windows would have no actual value to score (their targets are gap fills)."""
+    its windows would have no actual value to score (their targets are gap fills).
+    ``rows`` says what the ranges are in the message: the splits, or the rows their
+    windows forecast when those are fewer (a training window's targets start after its
+    inputs)."""
     observed = series.observed
     for split, (start, end) in ranges.items():
         for c, name in enumerate(series.columns):
             if end > start and not observed[start:end, c].any():
                 raise UserError(f"column {name!r} of {series.label!r} has no value in the "
-                                f"{split} split (lines {int(series.lines[start])}-"
+                                f"{split} {rows} (lines {int(series.lines[start])}-"
                                 f"{int(series.lines[end - 1])}): nothing to score there")
 
 

@@ -679,6 +679,14 @@ class ForecastTask:
     def evaluate(self, state, split, config, model):
         prepared = self.load(state, config)
         origins = self._origins(state, prepared, split)
+        # The splits were checked for an observed value per column when the run was
+        # prepared, but the training windows' targets start after the first window: a
+        # column observed only in those first rows has nothing to score there.
+        targets = win.target_rows(origins, state["horizon"])
+        if targets.size:
+            dataio.check_splits(prepared.series, {split: (int(targets.min()),
+                                                          int(targets.max()) + 1)},
+                                rows="split's forecast targets")
         return self._score(state, prepared, origins,
                            self._scaled_forecasts(state, prepared, origins, model))
 
