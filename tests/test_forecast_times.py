@@ -82,7 +82,29 @@ def test_a_quarterly_file_trains_with_its_season_and_labels_forecasts(tmp_path):
     assert "seasonal_naive (m=4)" in ok(invoke("eval", run))
     lines = ok(invoke("predict", run, "--steps", 2)).splitlines()
     assert lines[0] == "quarter,gdp"
-    assert lines[1].startswith("2015-01-01,") and lines[2].startswith("2015-04-01,")
+    assert lines[1].startswith("2015-Q1,") and lines[2].startswith("2015-Q2,")
+    # the forecasts written in the file's notation: appended, the file reads as one format
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("\n".join(lines[1:]) + "\n")
+    times = dataio.read_series(dataio.resolve_source(path), ["gdp"], "quarter").times
+    assert times[-1] == np.datetime64("2015-04-01") and len(times) == 62
+
+
+@pytest.mark.parametrize("first, notation, later, text", [
+    ("2010-Q1", "{y}-Q{q}", "2011-10-01", "2011-Q4"),
+    ("2010q1", "{y}q{q}", "2011-07-01", "2011q3"),
+    ("Q1 2010", "Q{q} {y}", "2011-04-01", "Q2 2011"),
+    ("2010-W01", "{y}-W{w:02d}", "2011-01-03", "2011-W01"),
+    ("2010W05", "{y}W{w:02d}", "2010-12-27", "2010W52"),
+    ("2010-W01-3", "{y}-W{w:02d}-{d}", "2010-01-13", "2010-W02-3"),
+    ("2010-01-01", None, None, None),
+])
+def test_quarters_and_weeks_are_labelled_as_the_file_writes_them(first, notation, later,
+                                                                  text):
+    from recurrent_plugins.forecast.times import period_notation, period_text
+    assert period_notation(first) == notation
+    if notation is not None:
+        assert period_text(np.datetime64(later), notation) == text
 
 
 def test_bundled_co2_dates_are_unchanged():

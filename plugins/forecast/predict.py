@@ -23,6 +23,7 @@ from . import plot as fplot
 from . import anchors as anc
 from . import calendar as cal
 from . import windows as win
+from .times import period_text
 
 
 def _origin(task, state, options, stream=False):
@@ -163,7 +164,7 @@ def _forecast_labels(series, origin, steps):
     local time with that offset, as the file writes them."""
     if series.times is None or series.offsets is None or len(series.times) < 2:
         times = _forecast_times(series.times, origin, steps)
-        return times, ([_time_text(t) for t in times] if times is not None
+        return times, ([_time_text(t, series.notation) for t in times] if times is not None
                        else list(range(1, steps + 1)))
     local = _forecast_times(series.times + series.offsets, origin, steps)  # (S,)
     zones = _step_zones(series.offsets, origin, steps)
@@ -180,7 +181,7 @@ def _row_label(series, row):
     """The label of a row's time (series.times): in local time with its offset when the
     file wrote one (_local_text)."""
     if series.offsets is None:
-        return _time_text(series.times[row])
+        return _time_text(series.times[row], series.notation)
     return _local_text(series.times[row] + series.offsets[row], series.offsets[row])
 
 
@@ -380,9 +381,12 @@ def _positions(times, origin, forecast_times):
     return dataio.positions(both, origin + 2)
 
 
-def _time_text(t):
+def _time_text(t, notation=None):
+    """A time's label: a date in the file's quarter or week notation (series.notation)
+    when it has one, else ISO 8601; a number as it is."""
     if isinstance(t, np.datetime64):
-        return str(np.datetime_as_string(t))
+        return (period_text(t, notation) if notation is not None
+                else str(np.datetime_as_string(t)))
     t = float(t)
     return int(t) if t.is_integer() else round(t, 9)
 

@@ -19,7 +19,7 @@ from recurrent import datafile
 from recurrent.errors import UserError
 from recurrent.memo import Kept, file_identity
 
-from .times import parse_times
+from .times import parse_times, period_notation
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -58,6 +58,9 @@ class Series:
     # (N,) timedelta64 each row's UTC offset as written (times are then UTC, times +
     # offsets the file's local times), None for numbers and dates without offsets
     offsets: np.ndarray | None = None
+    # quarters or ISO weeks (2010-Q1, 2010-W01): times.period_notation of the column, in
+    # which forecast times are labelled; None for other times
+    notation: str | None = None
 
     @property
     def observed(self) -> np.ndarray:
@@ -194,16 +197,18 @@ def _read_series(source: Source, columns, time_column, date_order=None,
         for r, (line, row) in enumerate(body):
             values[r, c] = _parse_value(row[index] if index < len(row) else "", name, line, label)
 
-    times = offsets = None
+    times = offsets = notation = None
     if time_column:
         index = header.index(time_column)
         texts = [(line, row[index].strip() if index < len(row) else "") for line, row in body]
         times, date_order, offsets = parse_times(texts, time_column, label, date_order,
                                                  offsets=True, saved_order=saved_order)
+        notation = (period_notation(texts[0][1])
+                    if texts and np.issubdtype(times.dtype, np.datetime64) else None)
     return Series(label=label, columns=columns, values=values, times=times,
                   time_column=time_column, offsets=offsets,
                   lines=np.array([line for line, _ in body], dtype=np.int64),
-                  date_order=date_order if time_column else None)
+                  date_order=date_order if time_column else None, notation=notation)
 
 
 # Header names taken as the time column of a file given without --time-column or --column.

@@ -15,8 +15,8 @@ A column is read as a whole, so that every row means the same thing:
 - Datetimes with a UTC offset are converted to UTC, their offsets kept beside them (to
   label forecasts in the file's local time); naive ones are kept as they are.
 - A quarter (2010-Q1, Q1 2010) is read as its first day and an ISO week (2010-W01) as
-  its Monday (or the weekday it writes, 2010-W01-3), so forecasts are labelled by those
-  dates.
+  its Monday (or the weekday it writes, 2010-W01-3); forecasts after such rows are
+  labelled in the file's notation (period_notation).
 - Dates become datetime64 in the coarsest unit that holds every row exactly (days, minutes,
   seconds or microseconds), so day-level data is labelled with plain dates.
 
@@ -191,6 +191,37 @@ def _period(text: str) -> dt.datetime | None:
         day = dt.date.fromisocalendar(int(week[1]), int(week[2]), int(week[3] or 1))
         return dt.datetime(day.year, day.month, day.day)
     return None
+
+
+def period_notation(text: str) -> str | None:
+    """The notation of a quarter or ISO week cell as a str.format template over y (year),
+    q (quarter), w (week) and d (weekday), its separators and letters as written
+    ("{y}-Q{q}", "Q{q} {y}", "{y}W{w:02d}-{d}"), so that dates forecast after such rows are
+    labelled as the file writes them; None for any other cell."""
+    text = text.strip()
+    quarter, week = _QUARTER.fullmatch(text), _ISO_WEEK.fullmatch(text)
+    if quarter:
+        fields = [(1, "{y}"), (2, "{q}")] if quarter[1] else [(3, "{q}"), (4, "{y}")]
+        match = quarter
+    elif week:
+        fields = [(1, "{y}"), (2, "{w:02d}")] + ([(3, "{d}")] if week[3] else [])
+        match = week
+    else:
+        return None
+    template, at = "", 0
+    for group, field in fields:
+        template += text[at:match.start(group)].replace("{", "{{").replace("}", "}}") + field
+        at = match.end(group)
+    return template + text[at:].replace("{", "{{").replace("}", "}}")
+
+
+def period_text(day: np.datetime64, notation: str) -> str:
+    """A date in a period_notation: its quarter (of a quarter's first day) or ISO week."""
+    date = day.astype("datetime64[D]").item()
+    year, week, weekday = date.isocalendar()
+    if "{q}" in notation:
+        return notation.format(y=date.year, q=(date.month - 1) // 3 + 1)
+    return notation.format(y=year, w=week, d=weekday)
 
 
 def _parse(text: str, dayfirst: bool, yearfirst: bool, default: dt.datetime) -> dt.datetime:
