@@ -131,7 +131,10 @@ def paired_line(paired: dict) -> list[str]:
         return format_value(0.0 if identical(r) else r["difference"], signed=True)
 
     parts = ", ".join(f"{name} {difference(r)} ({cell(r)})" for name, r in paired.items())
-    return [f"paired over the split's {first['items']} {first['unit']}, model - baseline in "
+    unit = first["unit"]  # a plural ("windows", "texts"): one item is "1 window"
+    if first["items"] == 1 and unit.endswith("s"):
+        unit = unit[:-1]
+    return [f"paired over the split's {first['items']} {unit}, model - baseline in "
             f"{first['metric']} ({tests}): {parts}; p < {SIGNIFICANCE}: more than this "
             f"split's noise"]
 

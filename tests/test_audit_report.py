@@ -34,6 +34,11 @@ def test_p_of_one_with_a_difference_is_not_identical():
                            "accuracy (McNemar): ")
 
 
+def test_one_item_is_named_in_the_singular():
+    [line] = paired_line({"naive": {**_entry(0.5, None), "items": 1, "unit": "windows"}})
+    assert line.startswith("paired over the split's 1 window, model - baseline in ")
+
+
 def test_leader_line_ties_figures_the_table_prints_alike_in_exponent_form():
     """From 1e9 on the tables print 4 significant decimals in exponent form (a diverged
     model's perplexity): 2000000010 and 2000000020 both print 2.0000e+09, so the leader
