@@ -168,7 +168,13 @@ def test_predict_errors(trained_run, tmp_path):
 def test_eval_errors(trained_run, tmp_path):
     run, _ = trained_run
     unseen = write_reviews(tmp_path / "u.csv", [("ok", "neutral"), ("bad", "rotten")])
-    one_line_error(invoke("eval", run, "--data", unseen), "not trained on: 'neutral'")
+    result = invoke("eval", run, "--data", unseen)
+    one_line_error(result, "not trained on: 'neutral'")
+    assert "another case" not in result.stderr
+    cased = write_reviews(tmp_path / "f.csv", [("ok", "Fresh"), ("bad", "rotten")])
+    one_line_error(invoke("eval", run, "--data", cased), "not trained on: 'Fresh'",
+                   "('Fresh' for 'fresh': the same label in another case, spacing or "
+                   "Unicode form; write it as the run's)")
     empty = write_reviews(tmp_path / "e.csv", [("ok", "fresh"), ("", "rotten")])
     one_line_error(invoke("eval", run, "--data", empty), "line 3: empty text")
     # eval has no column options: the hint says what it needs instead of naming options

@@ -107,6 +107,12 @@ def read_csv(path: str, text_column: str, label_column: str | None,
                         digest, ids if id_column is not None else None)
 
 
+def label_key(label: str) -> str:
+    """What two ways of writing one label share: its text as the tokenizer reads it
+    (text.normalize), blanks collapsed, case folded."""
+    return " ".join(normalize(label).split()).casefold()
+
+
 def class_list(labels: list[str], path: str) -> list[str]:
     """The sorted label set; a single class cannot train a classifier, a label holding a
     tab or line break is refused, and one label
@@ -126,7 +132,7 @@ def class_list(labels: list[str], path: str) -> list[str]:
                             f"write each class on one line without tabs")
     written: dict[str, str] = {}
     for label in classes:
-        key = " ".join(normalize(label).split()).casefold()
+        key = label_key(label)
         if key in written:
             raise UserError(f"{path} has labels {written[key]!r} and {label!r} in its label "
                             f"column: one label in another case, spacing or Unicode form "

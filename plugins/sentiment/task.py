@@ -28,8 +28,8 @@ from recurrent.report import TRAIN_OVERLAP, overlap_count
 
 from . import baselines as bl
 from . import report
-from .dataset import (BUNDLED_NAME, TRAIN_COLUMN_HINT, bundled_path, class_list, read_csv,
-                      stratified_split)
+from .dataset import (BUNDLED_NAME, TRAIN_COLUMN_HINT, bundled_path, class_list, label_key,
+                      read_csv, stratified_split)
 from .metrics import classification_metrics, cross_entropy, softmax
 from .text import (PAD, PAD_ID, TOKENIZER, TOKENIZERS, UNK, UNK_ID, build_vocab, encode,
                    is_blank, length_buckets, pad_batch, tokenize)
@@ -299,9 +299,14 @@ class SentimentTask:
         ids = {c: i for i, c in enumerate(state["classes"])}
         unknown = sorted(set(labels) - set(ids))
         if unknown:
+            keys = {label_key(c): c for c in state["classes"]}
+            alike = [f"{u!r} for {keys[label_key(u)]!r}" for u in unknown
+                     if label_key(u) in keys]
+            also = (f" ({', '.join(alike[:5])}: the same label in another case, spacing or "
+                    f"Unicode form; write it as the run's)" if alike else "")
             raise UserError(f"{path} has labels the model was not trained on: "
                             f"{', '.join(map(repr, unknown[:5]))}; trained labels: "
-                            f"{', '.join(map(repr, state['classes']))}")
+                            f"{', '.join(map(repr, state['classes']))}{also}")
         return np.array([ids[label] for label in labels], dtype=np.int64)
 
     def split_rows(self, state: dict, split: str, config: dict, need: str = SCORE_NEED):
