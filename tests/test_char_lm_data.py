@@ -279,12 +279,18 @@ def test_draws_follow_the_distribution_and_repeat_with_the_seed():
         [sampling.pick(logits, 0.8, 3, rng_b) for _ in range(50)]
 
 
-def test_predict_with_bigram_model_and_its_errors(tmp_path):
+def _bigram_run(tmp_path):
+    """(state, config, a bigram model's runner) of a char-lm task on SAMPLE repeated."""
     path = write(tmp_path, "c.txt", SAMPLE * 400)
     config = {"data": path, "batch_size": 8, "seq_len": 32}
     state = TASK.prepare(config)
     runner = BigramRunner(_bigram_table(TASK.split_ids(state, "train", config),
                                         len(state["vocab"])))
+    return state, config, runner
+
+
+def test_predict_with_bigram_model_and_its_errors(tmp_path):
+    state, config, runner = _bigram_run(tmp_path)
     opts = {"prime": "All", "length": 40, "temperature": 0.8, "top_k": None, "seed": 1}
     out = "\n".join(TASK.predict(state, config, runner, opts))
     assert out.startswith("All") and len(out) == 43
@@ -304,11 +310,7 @@ def test_a_prime_with_many_unknown_characters_says_how_many_are_left_out(tmp_pat
     """--prime is checked as every text the run reads is (Vocabulary.encode): five unknown
     characters are named and the rest counted, and a prime with Windows line ends for a
     run trained without them gets the dos2unix hint."""
-    path = write(tmp_path, "c.txt", SAMPLE * 400)
-    config = {"data": path, "batch_size": 8, "seq_len": 32}
-    state = TASK.prepare(config)
-    runner = BigramRunner(_bigram_table(TASK.split_ids(state, "train", config),
-                                        len(state["vocab"])))
+    state, config, runner = _bigram_run(tmp_path)
     opts = {"prime": "All", "length": 5, "temperature": 0.8, "top_k": None, "seed": 1}
     with pytest.raises(UserError, match=r"vocabulary: 'D', 'G', 'J', 'K', 'Q' "
                                         r"\(and 2 more\)$"):
@@ -321,11 +323,7 @@ def test_a_prime_with_bytes_that_are_not_utf8_says_so(tmp_path):
     """A --prime argument with bytes that are not UTF-8 (kept as lone surrogates) is named
     as such, by predict and by predict --stream, as the stream's lines are."""
     from recurrent.model import SequenceModel
-    path = write(tmp_path, "c.txt", SAMPLE * 400)
-    config = {"data": path, "batch_size": 8, "seq_len": 32}
-    state = TASK.prepare(config)
-    runner = BigramRunner(_bigram_table(TASK.split_ids(state, "train", config),
-                                        len(state["vocab"])))
+    state, config, runner = _bigram_run(tmp_path)
     spec = TASK.model_spec(state, config)
     opts = {"prime": "All\udcff", "length": 5, "temperature": 0.8, "top_k": None, "seed": 1}
     with pytest.raises(UserError, match=r"^--prime is not UTF-8 text \(byte 0xff\)$"):
