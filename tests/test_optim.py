@@ -206,3 +206,66 @@ def test_momentum_left_out_is_the_optimizers_own(name):
     compared with torch in CASES), and the momentum SGD this project defaults to (0.9)."""
     optimizer = make_optimizer(name, np.zeros(3, np.float32), np.zeros(3, np.float32), lr=0.1)
     assert optimizer.momentum == (0.9 if name == "sgd" else 0.0)
+
+
+# Each optimizer as the command line builds it (--optimizer, --weight-decay, --momentum,
+# --nesterov) and the torch.optim class and flags docs/training.md names for it.
+CLI_CASES = [
+    ("sgd", dict(weight_decay=0.05), "SGD", dict(momentum=0.9, dampening=0, weight_decay=0.05)),
+    ("sgd", dict(weight_decay=0.05, momentum=0.0), "SGD", dict(momentum=0, weight_decay=0.05)),
+    ("sgd", dict(weight_decay=0.05, momentum=0.8, nesterov=True), "SGD",
+     dict(momentum=0.8, dampening=0, nesterov=True, weight_decay=0.05)),
+    ("adam", dict(weight_decay=0.05), "Adam",
+     dict(betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05)),
+    ("adamw", dict(weight_decay=0.05), "AdamW",
+     dict(betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05)),
+    ("adamw", dict(), "AdamW", dict()),
+    ("rmsprop", dict(weight_decay=0.05), "RMSprop",
+     dict(alpha=0.99, eps=1e-8, weight_decay=0.05, momentum=0, centered=False)),
+    ("rmsprop", dict(weight_decay=0.05, momentum=0.9), "RMSprop",
+     dict(alpha=0.99, eps=1e-8, weight_decay=0.05, momentum=0.9, centered=False)),
+]
+
+
+@pytest.mark.parametrize("name, options, theirs, torch_kwargs", CLI_CASES,
+                         ids=[f"{c[0]}-{'-'.join(c[1])}" for c in CLI_CASES])
+def test_cli_optimizers_are_the_torch_optimizers_the_docs_name(name, options, theirs,
+                                                                torch_kwargs):
+    """A changing rate, as a schedule gives, reaches both alike; large parameters make
+    the weight decay's form (L2 in the gradient or decoupled) show in the result."""
+    torch = pytest.importorskip("torch", reason="torch not installed (the test extra)")
+    start = 5 * np.random.default_rng(4).standard_normal(N).astype(np.float32)
+    params, grads = start.copy(), np.zeros(N, np.float32)
+    opt = make_optimizer(name, params, grads, lr=0.01, **options)
+    tparam = torch.nn.Parameter(torch.from_numpy(start.copy()))
+    topt = getattr(torch.optim, theirs)([tparam], lr=0.01, **torch_kwargs)
+    for step, g in enumerate(gradient_sequence(5)):
+        lr = 0.01 * (1 + math.cos(step)) / 2 + 1e-3
+        grads[...] = g
+        opt.step(lr)
+        topt.param_groups[0]["lr"] = lr
+        tparam.grad = torch.from_numpy(g.copy())
+        topt.step()
+        np.testing.assert_allclose(params, tparam.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["step", "cosine"])
+@pytest.mark.parametrize("warmup", [2, 5])
+def test_warmup_then_schedule_is_torchs_sequential_lr(kind, warmup):
+    """The torch schedulers docs/training.md names: LinearLR(1/W, W-1) then StepLR or
+    CosineAnnealingLR(N-W), switched at step W."""
+    torch = pytest.importorskip("torch", reason="torch not installed (the test extra)")
+    total, lr = 23, 0.1
+    ours = Schedule(kind, lr, total_steps=total, warmup=warmup, step_size=4, gamma=0.3,
+                    min_lr=0.002)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    sched = torch.optim.lr_scheduler
+    after = (sched.StepLR(opt, step_size=4, gamma=0.3) if kind == "step" else
+             sched.CosineAnnealingLR(opt, T_max=total - warmup, eta_min=0.002))
+    ref = sched.SequentialLR(opt, [sched.LinearLR(opt, start_factor=1 / warmup,
+                                                  total_iters=warmup - 1), after],
+                             milestones=[warmup])
+    for step in range(total):
+        assert ours(step) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9)
+        opt.step()
+        ref.step()
