@@ -140,11 +140,28 @@ def member_runs(run: RunDir, missing_ok: bool = False) -> list[RunDir]:
         path = member_path(run.path, k)
         if not os.path.exists(os.path.join(path, CONFIG_FILE)):
             if missing_ok:
+                _check_remade(run, k, count)
                 continue
             raise UserError(f"{run.path} is an ensemble of {count} members and "
                             f"{MEMBER_DIR.format(k)} is missing")
         members.append(_matching(run, RunDir.open(path), k))
     return members
+
+
+def _check_remade(run: RunDir, k: int, count: int) -> None:
+    """UserError naming member k, which has no config.json, when a resume cannot make it
+    anew (RunDir.check_new): a file in its place, or a run's files that creating it
+    would overwrite. Checked with the other members, before the resume writes anything,
+    so a refused resume leaves every config.json as it was."""
+    path = member_path(run.path, k)
+    try:
+        RunDir.check_new(path)
+    except UserError:
+        what = ("is not a directory" if os.path.exists(path) and not os.path.isdir(path)
+                else f"holds a run's files without its {CONFIG_FILE}")
+        raise UserError(f"{run.path} is an ensemble of {count} members and "
+                        f"{MEMBER_DIR.format(k)} {what}: restore it, or remove it to "
+                        f"train that member anew") from None
 
 
 def combine(loss, outputs: list) -> np.ndarray:

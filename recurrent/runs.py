@@ -207,13 +207,19 @@ def checkpoint_file(run: RunDir, which: str) -> str:
 NOT_EVALUATED = "stopped before its first evaluation"
 
 
+def _without_best(run: RunDir, config) -> list[RunDir]:
+    """The run, or those of an ensemble's members, whose "best" parameters load_model
+    reads from last.npz."""
+    parts = ensemble.member_runs(run) if ensemble.size(config) > 1 else [run]
+    return [part for part in parts if checkpoint_file(part, "best") == LAST]
+
+
 def best_missing_reason(run: RunDir, config) -> str | None:
     """Why load_model(run, "best") reads last.npz of the run or of a member (None when it
     does not): evaluations whose --select-by figure was never finite (selection.improves:
     none of them made a best checkpoint; metrics.jsonl records such a figure as null),
     else NOT_EVALUATED."""
-    parts = ensemble.member_runs(run) if ensemble.size(config) > 1 else [run]
-    missing = [part for part in parts if checkpoint_file(part, "best") == LAST]
+    missing = _without_best(run, config)
     if not missing:
         return None
     metric = selection.parse(config.get("select_by")).metric
@@ -231,8 +237,11 @@ def best_missing_note(run: RunDir, config) -> str | None:
     if reason is None:
         return None
     yet = " yet" if reason == NOT_EVALUATED else ""
-    return (f"note: {run.path} has no best checkpoint{yet} ({reason}): using the latest "
-            f"parameters, {LAST}")
+    # an ensemble's note names the members that have none (the others use theirs)
+    missing = [part.path for part in _without_best(run, config)]
+    has = "has" if len(missing) == 1 else "have"
+    return (f"note: {', '.join(missing)} {has} no best checkpoint{yet} ({reason}): using "
+            f"the latest parameters, {LAST}")
 
 
 def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32"):
