@@ -563,15 +563,22 @@ def _open_run(path):
     return run, info, plugins.get_task(info["task"])
 
 
-def _eval_header(task, run, split, note, checkpoint, evaluated, precision, why=None):
+def _eval_header(task, run, split, note, checkpoint, evaluated, precision, why=None,
+                 members=None):
     """eval's first line: what was evaluated (``evaluated``: the checkpoint read for the
-    one asked for; ``why`` last.npz in place of best.npz: runs.best_missing_reason), with
-    which parameters and precision."""
+    one asked for; ``why`` last.npz in place of best.npz: runs.best_missing_reason; for
+    an ensemble, ``members``: the member directories that read it, the others reading
+    their best.npz), with which parameters and precision."""
     from .runs import NOT_EVALUATED
     if evaluated != checkpoint:
-        note += (" (no best checkpoint yet: the latest parameters, last.npz)"
-                 if why == NOT_EVALUATED else
-                 f" (no best checkpoint, {why}: the latest parameters, last.npz)")
+        yet = " yet" if why == NOT_EVALUATED else ""
+        reason = "" if why == NOT_EVALUATED else f", {why}"
+        if members:  # an ensemble: its other members read their best.npz
+            has = "has" if len(members) == 1 else "have"
+            note += (f" ({', '.join(members)} {has} no best checkpoint{yet}{reason}: "
+                     f"{'its' if len(members) == 1 else 'their'} latest parameters, last.npz)")
+        else:
+            note += f" (no best checkpoint{yet}{reason}: the latest parameters, last.npz)"
     return (f"{task.name} run {run}, split {split}{note}"
             f"{', the last checkpoint (--checkpoint last)' if checkpoint == 'last' else ''}"
             f"{', int8 inference' if precision == 'int8' else ''}")
@@ -601,7 +608,7 @@ def eval_command(run, data, split, checkpoint, threads, precision, as_json, back
 
 def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, backtest):
     """eval_command, printing its report or JSON with ``echo``."""
-    from .runs import best_missing_reason, load_model
+    from .runs import best_missing_reason, load_model, without_best
     data = datafile.data_path("--data", data)
     run_dir, info, task = _open_run(run)
     if backtest is not None:
@@ -616,6 +623,8 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
     # the parameters evaluated: load_model reads last.npz for a run with no best one
     why = best_missing_reason(run_dir, config) if checkpoint == "best" else None
     evaluated = "last" if why else checkpoint
+    members = ([os.path.basename(part.path) for part in without_best(run_dir, config)]
+               if why and ensemble.size(config) > 1 else None)
     if data:
         if split is not None:
             raise UserError(f"--split {split} chooses a split of the run's own data: it "
@@ -640,7 +649,7 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
                             "precision": precision, "backtest": result}, indent=2))
             return
         echo(_eval_header(task, run, split, f" ({data})" if data else "", checkpoint,
-                          evaluated, precision, why))
+                          evaluated, precision, why, members))
         if hasattr(task, "format_backtest"):
             echo("\n".join(task.format_backtest(state, split, result)))
         else:
@@ -671,7 +680,8 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
     note = f" ({data})" if data else ""
     if split == "valid" and evaluated == checkpoint == "best":
         note = " (the split that chose this best checkpoint)"
-    echo(_eval_header(task, run, split, note, checkpoint, evaluated, precision, why))
+    echo(_eval_header(task, run, split, note, checkpoint, evaluated, precision, why,
+                      members))
     # A task may lay out its own report (labelled per-class rows, matrices, ...); the JSON
     # above is the same either way.
     if hasattr(task, "format_report"):

@@ -207,7 +207,7 @@ def checkpoint_file(run: RunDir, which: str) -> str:
 NOT_EVALUATED = "stopped before its first evaluation"
 
 
-def _without_best(run: RunDir, config) -> list[RunDir]:
+def without_best(run: RunDir, config) -> list[RunDir]:
     """The run, or those of an ensemble's members, whose "best" parameters load_model
     reads from last.npz."""
     parts = ensemble.member_runs(run) if ensemble.size(config) > 1 else [run]
@@ -219,7 +219,7 @@ def best_missing_reason(run: RunDir, config) -> str | None:
     does not): evaluations whose --select-by figure was never finite (selection.improves:
     none of them made a best checkpoint; metrics.jsonl records such a figure as null),
     else NOT_EVALUATED."""
-    missing = _without_best(run, config)
+    missing = without_best(run, config)
     if not missing:
         return None
     metric = selection.parse(config.get("select_by")).metric
@@ -238,7 +238,7 @@ def best_missing_note(run: RunDir, config) -> str | None:
         return None
     yet = " yet" if reason == NOT_EVALUATED else ""
     # an ensemble's note names the members that have none (the others use theirs)
-    missing = [part.path for part in _without_best(run, config)]
+    missing = [part.path for part in without_best(run, config)]
     has = "has" if len(missing) == 1 else "have"
     return (f"note: {', '.join(missing)} {has} no best checkpoint{yet} ({reason}): using "
             f"the latest parameters, {LAST}")

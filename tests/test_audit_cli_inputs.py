@@ -100,7 +100,7 @@ def test_eval_of_an_ensemble_says_when_a_member_has_no_best_checkpoint_yet(tmp_p
         invoke("eval", run, "--split", "valid"))
     os.remove(os.path.join(member_path(str(run), 1), "best.npz"))
     out = ok(invoke("eval", run, "--split", "valid"))
-    assert "no best checkpoint yet: the latest parameters, last.npz" in out
+    assert "(member-1 has no best checkpoint yet: its latest parameters, last.npz)" in out
 
 
 def test_the_last_checkpoint_is_last_npz_though_the_run_has_a_best_one(task_runs):
