@@ -1,6 +1,6 @@
 """seq2seq on a user's own TSV files, as they come: Unicode text whose accents are
-composed in one file and decomposed in another, a header line naming the columns, and
-a third column (the attribution of Tatoeba/ManyThings pair files). Through the CLI, on
+composed in one file and decomposed in another, a header line naming the columns, blanks
+around the tab, and a third column (the attribution of Tatoeba/ManyThings pair files). Through the CLI, on
 small files of distinct words and their reversals."""
 import json
 import unicodedata
@@ -114,10 +114,30 @@ def test_a_header_line_is_skipped_as_the_options_say(tmp_path):
     assert report["metrics"]["pairs"] == len(words)
 
 
+def test_blanks_around_the_tab_are_no_symbols(tmp_path):
+    """"word <TAB> drow": the blanks are dropped, in training and from predict's inputs,
+    so the source vocabulary has no space and an input typed without it is read; a run
+    saved before the rule keeps them."""
+    pairs, words = reversal_tsv(tmp_path / "pairs.tsv", LETTERS, 700)
+    spaced = tmp_path / "spaced.tsv"
+    spaced.write_text("".join(f"{w} \t {w[::-1]}\n" for w in words), encoding="utf-8")
+    run = tmp_path / "run"
+    ok(invoke("train", "seq2seq", "--data", spaced, "--out", run, *SMALL))
+    state = _state(run)
+    assert state["strip"] is True and " " not in state["source_vocab"]
+    ok(invoke("predict", run, words[0]))
+    ok(invoke("predict", run, f" {words[0]} "))
+    report = json.loads(ok(invoke("eval", run, "--data", spaced, "--json")))
+    assert report["metrics"]["pairs"] == len(words)
+    assert data.read_pairs(str(spaced), **data.reading({}))[0][0] == (
+        f"{words[0]} ", f" {words[0][::-1]}")
+
+
 def test_the_reading_rules_of_runs_saved_before_them(tmp_path):
     """A state without the rules reads as runs were read before them: every line a
     pair, split at the first tab, the text as it is."""
-    assert data.reading({}) == {"header": False, "two_fields": False, "form": None}
+    assert data.reading({}) == {"header": False, "two_fields": False, "form": None,
+                                "strip": False}
     path = tmp_path / "pairs.tsv"
     path.write_text("source\ttarget\ncafe\u0301\tA\tB\n", encoding="utf-8")
     assert data.read_pairs(str(path), **data.reading({}))[0] == [

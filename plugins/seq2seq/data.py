@@ -95,14 +95,17 @@ def looks_like_header(source: str, target: str) -> bool:
 
 
 def read_pairs(path: str, label: str | None = None, *, header: bool | None = False,
-               two_fields: bool = False, form: str | None = None) -> tuple[list, str]:
+               two_fields: bool = False, form: str | None = None,
+               strip: bool = False) -> tuple[list, str]:
     """[(source, target), ...] of a TSV file and its content fingerprint; UserError (one
     line, naming the line number) for a line without a tab, with an empty side or, with
     ``two_fields``, with more than two fields.
     ``header``: True skips the first non-blank line, None skips it when it looks like a
     header (looks_like_header), False reads it as a pair. ``form``: the Unicode
-    normalisation form the text is read in (None: as it is). The fingerprint is that of
-    the file's text as it is."""
+    normalisation form the text is read in (None: as it is). ``strip``: blanks around
+    each field are dropped (`word <TAB>drow`: a space before the tab would otherwise be a
+    source symbol of every pair, one no input typed without it has). The fingerprint is
+    that of the file's text as it is."""
     identity = file_identity(path)
     key = None if identity is None else (path, identity, header, two_fields, form)
     if key is not None and key == _Cache.key:
@@ -130,6 +133,8 @@ def read_pairs(path: str, label: str | None = None, *, header: bool | None = Fal
                             f"fields, expected 2 (source<TAB>target): keep the first two "
                             f"columns, e.g. cut -f1,2 FILE > pairs.tsv, or write the tabs "
                             f"inside a text as spaces")
+        if strip:
+            source, target = source.strip(), target.strip()
         if not source.strip() or not target.strip():
             raise UserError(f"{label} line {number}: the "
                             f"{'source' if not source.strip() else 'target'} is empty")
@@ -145,10 +150,11 @@ def read_pairs(path: str, label: str | None = None, *, header: bool | None = Fal
 def reading(state: dict) -> dict:
     """read_pairs' rules for a run's own data, from its task state: runs saved before
     the state recorded them read every line as a pair, split at the first tab, with the
-    text as it is."""
+    text as it is (blanks around the tab kept)."""
     return {"header": state.get("header", False),
             "two_fields": bool(state.get("two_fields", False)),
-            "form": state.get("unicode")}
+            "form": state.get("unicode"),
+            "strip": bool(state.get("strip", False))}
 
 
 # Specials that mark positions, never a symbol of the data: a literal "<pad>" in a file

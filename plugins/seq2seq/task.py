@@ -64,7 +64,8 @@ STATE = schema.fields(
     {"max_train": schema.nullable(schema.at_least(0)), "g2p": bool,
      "lowercase_input": schema.nullable(bool), "longest_target": _longest_target,
      "batch_by": schema.one_of("padded"), "header": schema.nullable(bool),
-     "two_fields": bool, "unicode": schema.nullable(schema.one_of(*datafile.FORMS))})
+     "two_fields": bool, "unicode": schema.nullable(schema.one_of(*datafile.FORMS)),
+     "strip": bool})
 
 # Defaults of the shared training options for this task (benchmarks/README.md, seq2seq).
 DEFAULTS = {
@@ -166,7 +167,8 @@ class Seq2Seq:
         path = data.resolve_path(name)
         header = config.get("header")
         header = None if header is None else bool(header)
-        reading = {"header": header, "two_fields": True, "unicode": datafile.TEXT_FORM}
+        reading = {"header": header, "two_fields": True, "unicode": datafile.TEXT_FORM,
+                   "strip": True}
         pairs, fingerprint = data.read_pairs(path, **data.reading(reading))
         source_level, target_level = self._levels(config)
         splits = [data.split_of(s) for s, _ in pairs]
@@ -497,7 +499,10 @@ class Seq2Seq:
 def _input_text(state: dict, text: str) -> str:
     """A source as the run reads it outside its data file (predict's inputs, --stream's
     lines, an eval --data file's sources): lower-cased for the bundled g2p data, in the
-    run's Unicode normalisation form."""
+    run's Unicode normalisation form, without blanks around it when the run's data was
+    read so (data.read_pairs' strip)."""
+    if state.get("strip"):
+        text = text.strip()
     if state.get("lowercase_input"):
         text = text.lower()
     return datafile.normalized(text, state.get("unicode"))
