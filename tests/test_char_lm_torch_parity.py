@@ -30,6 +30,14 @@ def torch_twin(spec, config, initial):
     return embed, lstm, head
 
 
+def _same_weights(final, lstm, head, embed):
+    """Our trained weights equal the torch twin's (the recurrent, head and embedding ones)."""
+    np.testing.assert_allclose(final["rnn.weight_hh_l0"], lstm.weight_hh_l0.detach().numpy(),
+                               atol=2e-5)
+    np.testing.assert_allclose(final["head.weight"], head.weight.detach().numpy(), atol=2e-5)
+    np.testing.assert_allclose(final["embedding.weight"], embed.weight.detach().numpy(),
+                               atol=2e-5)
+
 def test_training_matches_torch_step_for_step(tmp_path):
     config = TrainingConfig.resolve(TASK, {"max_chars": 30_000, "hidden": 24, "embed_dim": 8,
                                    "batch_size": 4, "seq_len": 16, "steps": STEPS,
@@ -66,12 +74,7 @@ def test_training_matches_torch_step_for_step(tmp_path):
 
     assert len(ours) == STEPS
     np.testing.assert_allclose(ours, theirs, rtol=2e-5)
-    final = trainer.model.named_params
-    np.testing.assert_allclose(final["rnn.weight_hh_l0"], lstm.weight_hh_l0.detach().numpy(),
-                               atol=2e-5)
-    np.testing.assert_allclose(final["head.weight"], head.weight.detach().numpy(), atol=2e-5)
-    np.testing.assert_allclose(final["embedding.weight"], embed.weight.detach().numpy(),
-                               atol=2e-5)
+    _same_weights(trainer.model.named_params, lstm, head, embed)
 
 
 @pytest.mark.parametrize("options, optimizer", [
@@ -135,9 +138,4 @@ def test_tbptt_training_matches_torch_detaching_every_k_steps(tmp_path, options,
     np.testing.assert_allclose([r["loss"] for r in records], losses, rtol=2e-5)
     np.testing.assert_allclose([r["grad_norm"] for r in records], norms, rtol=2e-5)
     np.testing.assert_allclose([r["lr"] for r in records], rates, rtol=1e-12)
-    final = trainer.model.named_params
-    np.testing.assert_allclose(final["rnn.weight_hh_l0"], lstm.weight_hh_l0.detach().numpy(),
-                               atol=2e-5)
-    np.testing.assert_allclose(final["head.weight"], head.weight.detach().numpy(), atol=2e-5)
-    np.testing.assert_allclose(final["embedding.weight"], embed.weight.detach().numpy(),
-                               atol=2e-5)
+    _same_weights(trainer.model.named_params, lstm, head, embed)
