@@ -94,6 +94,11 @@ def _resolve(model_or_run, softmax_flag):
         if softmax_flag:
             raise ValueError("softmax: a bare recurrent layer has no head to apply it to")
         return None, model_or_run, False
+    from .seq2seq import Seq2SeqModel
+    if isinstance(model_or_run, Seq2SeqModel):
+        raise ValueError("model_or_run: a seq2seq (encoder-decoder) model reads its whole "
+                         "input before it writes, so a pool cannot step it; stream its "
+                         "inputs with recurrent predict RUN --stream")
     raise ValueError(f"model_or_run: expected a SequenceModel, its runner, a Recurrent "
                      f"layer or a run directory, got {type(model_or_run).__name__}")
 
@@ -355,7 +360,23 @@ class StreamPool:
     def _advance(self, rows, x, outputs=True):
         """T steps of the streams in slab rows ``rows`` (B,), inputs x (T, B) token ids or
         (T, B, I) features, checked; their outputs after the last step (B, K), or None
-        without ``outputs``."""
+        without ``outputs``. The inputs the model's embedding and head keep for backward
+        are put back afterwards, as the layer's cache is: a forward/backward pair of the
+        model around a step is left alone."""
+        model = self.model
+        if model is None:
+            return self._advance_steps(rows, x, outputs)
+        embedding = model.embedding  # None for a model of features
+        kept = (None if embedding is None else embedding._ids, model.head._x)
+        try:
+            return self._advance_steps(rows, x, outputs)
+        finally:
+            if embedding is not None:
+                embedding._ids = kept[0]
+            model.head._x = kept[1]
+
+    def _advance_steps(self, rows, x, outputs):
+        """_advance's steps."""
         rnn, model = self.rnn, self.model
         T, B = x.shape[:2]
         h_in = model.embedding.forward(x) if self.tokens else x     # (T, B, E or I)

@@ -199,3 +199,10 @@ def test_literal_special_tokens_in_the_data_are_unknown_symbols(tmp_path):
     assert stream.stderr.strip().splitlines() == [
         "Error: line 1: input 'a <pad> b' has symbols the model never saw in training: "
         "'<pad>'"]
+
+
+def test_stream_pool_of_a_seq2seq_run_or_model_says_why_it_is_refused(run, model):
+    for target in (run, str(run), model):
+        with pytest.raises(ValueError, match=r"a seq2seq \(encoder-decoder\) model .* "
+                                             r"recurrent predict RUN --stream"):
+            recurrent.StreamPool(target, capacity=2)

@@ -1,6 +1,7 @@
 """StreamPool as a library serves it: pools in several threads over one model each run in
 eval mode whatever the others do; an ensemble given by keyword is an EnsemblePool; a
-restore refuses integer states no pool holds (a negative count would give NaN)."""
+restore refuses integer states no pool holds (a negative count would give NaN); steps
+between a model's forward and backward leave its gradients alone."""
 import threading
 
 import numpy as np
@@ -90,3 +91,25 @@ def test_a_restore_refuses_integer_states_no_pool_holds(name, value, message):
     for key in before:
         np.testing.assert_array_equal(after[key], before[key])
     assert np.isfinite(pool.step({"a": 2})["a"]).all()
+
+
+@pytest.mark.parametrize("output", ["sequence", "mean"])
+def test_a_pool_step_between_a_models_forward_and_backward_leaves_its_gradients_alone(output):
+    # The pool's stream reads as many tokens as the training batch holds, so that the
+    # embedding's and head's inputs of the step have the shapes of the batch's own.
+    spec = {"input": "tokens", "vocab_size": 9, "embed_dim": 3, "output": output,
+            "output_size": 4}
+    x = np.random.default_rng(0).integers(0, 9, (5, 1))  # (T, B): one sequence of 5
+
+    def gradients(serve):
+        model = SequenceModel(spec, hidden_size=6, seed=0)
+        pool = recurrent.StreamPool(model, capacity=1)
+        pool.open("a")
+        y, _ = model.forward(x)
+        if serve:
+            pool.step({"a": 3})
+            pool.read("a", [8, 7, 6, 5, 4])
+        model.backward(np.ones_like(y))
+        return model.grads.copy()
+
+    np.testing.assert_array_equal(gradients(serve=True), gradients(serve=False))
