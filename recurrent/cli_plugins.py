@@ -275,7 +275,7 @@ def info_command(as_json):
     if info.get("int8"):
         path = {"avx512_vnni": "AVX-512 VNNI vpdpwssd, exact int32 sums",
                 "avx2": "AVX2 vpmaddwd, exact int32 sums (no AVX512_VNNI in use)",
-                "portable": "portable C (no AVX2 on this CPU)"}[info["int8"]]
+                "portable": "portable C, exact int32 sums (no AVX2 in use)"}[info["int8"]]
         click.echo(f"int8        inference products: {path}")
     if not info["blas"]:
         click.echo("blas        none found by threadpoolctl")

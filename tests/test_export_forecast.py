@@ -139,3 +139,24 @@ def test_an_int8_scale_that_is_not_finite_is_refused_in_one_line(runs, tmp_path)
         one_line_error(invoke("import", bad, "--out", tmp_path / "r"),
                        "'rnn.weight_hh_l0.scale' holds NaN or infinity")
     assert not (tmp_path / "r").exists()
+
+
+def test_an_int8_scale_whose_products_overflow_is_refused_in_one_line(runs, tmp_path):
+    """A finite scale so large that int8 * scale overflows float32 (127 * 3e38) makes
+    infinite weights: refused in one line naming the tensor, with no numpy warning."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+    good = tmp_path / "q.safetensors"
+    ok(invoke("export", runs / "hybrid", "--format", "safetensors", "--precision", "int8",
+              "--out", good))
+    with safe_open(str(good), framework="np") as f:
+        metadata = f.metadata()
+        tensors = {name: f.get_tensor(name) for name in f.keys()}
+    tensors["rnn.weight_hh_l0.scale"][0] = np.float32(3e38)
+    bad = tmp_path / "huge.safetensors"
+    save_file(tensors, str(bad), metadata=metadata)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning fails the import instead of showing
+        one_line_error(invoke("import", bad, "--out", tmp_path / "r"),
+                       "'rnn.weight_hh_l0' times 'rnn.weight_hh_l0.scale' overflows")
+    assert not (tmp_path / "r").exists()

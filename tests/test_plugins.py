@@ -355,6 +355,20 @@ def test_info_command_reports_versions_and_blas():
     assert "int8        inference products: " in text.output
 
 
+def test_info_names_the_portable_int8_path_without_blaming_the_cpu():
+    """RECURRENT_VECTOR_LEVEL=portable runs the portable int8 products on any CPU, one
+    with AVX2 too: info says AVX2 is not in use, not that the CPU lacks it."""
+    import subprocess
+    from helpers import installed_env
+    done = subprocess.run([sys.executable, "-m", "recurrent", "info"], capture_output=True,
+                          text=True, timeout=120,
+                          env=installed_env(RECURRENT_VECTOR_LEVEL="portable"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("int8 ")]
+    assert lines == ["int8        inference products: portable C, exact int32 sums (no AVX2 "
+                     "in use)"], done.stdout
+
+
 def test_hook_wrapper_is_broken():
     class Wrapper:
         @recurrent.hookimpl(wrapper=True)

@@ -100,7 +100,13 @@ def _dequantize(path: str, tensors: dict) -> dict:
             # with numpy's warning on stderr beside the refusal
             if not np.isfinite(scale).all():
                 raise UserError(f"{path}: {name + SCALE_SUFFIX!r} holds NaN or infinity")
-            value = dequantize_rows(value, scale)
+            # a finite scale can still overflow float32 times 127: checked after, in one
+            # line, instead of numpy's warning and infinite weights
+            with np.errstate(over="ignore"):
+                value = dequantize_rows(value, scale)
+            if not np.isfinite(value).all():
+                raise UserError(f"{path}: {name!r} times {name + SCALE_SUFFIX!r} overflows "
+                                f"float32")
         out[name] = value
     return out
 
