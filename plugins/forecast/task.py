@@ -438,7 +438,10 @@ class ForecastTask:
         path = state["data"]
         datafile.check_path_encodable(path)  # else it would not exist, wrongly "gone"
         if not os.path.exists(path):
-            raise UserError(f"the training data {path!r} is gone; pass recent data with --data")
+            # read by train --resume (which cannot change --data), eval and predict alike
+            raise UserError(f"the training data {path!r} is gone: restore it to train or "
+                            f"evaluate this run (eval and predict can read another file "
+                            f"with --data)")
         return dataio.Source(path=path, label=state["data_label"])
 
     def load(self, state, config) -> Prepared:

@@ -1,0 +1,28 @@
+"""A forecast run whose training file is gone: the one line says how to go on for the
+command that met it (train --resume refuses a new --data, so it cannot be the advice)."""
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import invoke, ok, one_line_error
+
+pytest.importorskip("recurrent_plugins.cells",
+                    reason="the fast built-in cells (recurrent_plugins.cells) are not built")
+
+import recurrent_plugins.forecast  # noqa: E402
+
+CO2 = Path(recurrent_plugins.forecast.__file__).parent / "data" / "co2.csv.gz"
+
+TINY = ("--steps", 2, "--hidden", 8, "--threads", 1, "--quiet")
+
+
+def test_resume_without_the_training_data_says_to_restore_it(tmp_path):
+    data = tmp_path / "co2.csv.gz"
+    shutil.copyfile(CO2, data)
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", data, "--out", run, *TINY))
+    data.rename(tmp_path / "moved.csv.gz")
+    result = invoke("train", "--resume", run, "--steps", 3)
+    one_line_error(result, f"the training data {str(data)!r} is gone", "restore it")
+    assert "pass recent data with --data" not in result.stderr
+    one_line_error(invoke("predict", run), "is gone", "with --data")
