@@ -343,14 +343,6 @@ def _tuning_lines(status) -> list[str]:
     return lines
 
 
-def _cache_failure(exc: Exception) -> str:
-    """What went wrong with the tuning cache, in one line: a file or folder it cannot
-    write named with the system's reason ("Read-only file system"), not as an errno."""
-    if isinstance(exc, OSError) and exc.filename and exc.strerror:
-        return f"cannot write the tuning cache at {exc.filename}: {exc.strerror}"
-    return one_line(exc)
-
-
 @click.command("tune")
 @click.option("--budget", type=float, default=None, metavar="SECONDS",
               help="About how long to measure [default: 20].")
@@ -376,7 +368,7 @@ def tune_command(budget, num_threads, turn_off, turn_on):
         try:
             marker = tuning.set_enabled(switch == "on")
         except (tuning.CacheError, OSError) as exc:
-            raise UserError(f"tune --{switch}: {_cache_failure(exc)}") from None
+            raise UserError(f"tune --{switch}: {tuning.cache_failure(exc)}") from None
         if switch == "off":
             click.echo(f"kernel tuning is off: the fixed defaults are used ({marker}); "
                        f"`recurrent tune --on` turns it back on")
@@ -402,7 +394,7 @@ def tune_command(budget, num_threads, turn_off, turn_on):
         settings, outcomes, path = tuning.tune_and_store(
             budget, threads, progress=lambda line: click.echo(line, err=True))
     except (tuning.CacheError, OSError, TimeoutError) as exc:
-        raise UserError(f"tune: {_cache_failure(exc)}") from None
+        raise UserError(f"tune: {tuning.cache_failure(exc)}") from None
     tuning.reset()
     seconds = time.monotonic() - start
     click.echo(f"{'setting':24s} {'default':>9s} {'chosen':>9s} {'vs default':>10s} "

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checkpoint import atomic_write
+from .checks import one_line
 
 FORMAT = 1
 ENV = "RECURRENT_TUNE"
@@ -198,6 +199,14 @@ def _off_marker() -> str | None:
 
 class CacheError(Exception):
     """A tuning file that cannot be used (the message says why, in one line)."""
+
+
+def cache_failure(exc: Exception) -> str:
+    """What went wrong with the tuning cache, in one line: a file or folder it cannot
+    write named with the system's reason ("Read-only file system"), not as an errno."""
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return f"cannot write the tuning cache at {exc.filename}: {exc.strerror}"
+    return one_line(exc)
 
 
 def read_cache(path: str) -> dict:
@@ -466,7 +475,7 @@ def _plan(auto: bool) -> dict:
         settings, _, path = tune_and_store(AUTO_BUDGET, path=path, reuse=True)
         return plan("cache", settings, path)
     except (OSError, TimeoutError, CacheError) as exc:
-        _say(f"kernel tuning skipped ({type(exc).__name__}: {exc}); using the defaults")
+        _say(f"kernel tuning skipped ({cache_failure(exc)}); using the defaults")
         return plan("off", note="the automatic tuning failed")
 
 

@@ -514,3 +514,31 @@ def test_bench_help_names_the_default_sizes():
     assert "issue" not in help_text
     for config in DEFAULT_CONFIGS:
         assert ",".join(map(str, config)) in help_text
+
+
+def _documented_json_names():
+    """The names benchmarks/README.md's `--json FILE` section puts in backticks."""
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "benchmarks", "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    start = text.index("`recurrent bench --json FILE` writes")
+    section = text[start:text.index("\n## ", start)]
+    return set(re.findall(r"`([A-Za-z_0-9]+)`", section))
+
+
+@pytest.mark.parametrize("args", [
+    ("--cell", "gru", "--vs", "lstm"),
+    ("--cell", "lstm", "--vs", "none", "--mode", "infer", "--precision", "int8"),
+])
+def test_bench_json_writes_only_documented_keys(tmp_path, args):
+    # every key of the --json file is one benchmarks/README.md describes
+    out = tmp_path / "bench.json"
+    result = _bench(*args, "--config", "3,2,3,4", "--threads", "1", "--repeats", "1",
+                    "--rounds", "1", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    payload = json.loads(out.read_text())
+    written = set(payload) | set(payload["spec"]) | set(payload["environment"])
+    for row in payload["rows"]:
+        written |= set(row)
+    assert written - _documented_json_names() == set()

@@ -352,3 +352,18 @@ def test_a_cache_folder_that_cannot_be_made_is_named_with_its_reason(tuning_on, 
     last = result.stderr.strip().splitlines()[-1]  # after the line saying what it tunes
     assert last.startswith("Error: tune") and last.endswith(
         f"cannot write the tuning cache at {blocker / 'cache'}: Not a directory")
+
+
+def test_the_automatic_tune_names_a_cache_folder_it_cannot_make_with_its_reason(
+        tuning_on, tiny, monkeypatch, capsys):
+    """A layer's first call below a cache directory that cannot be made: the defaults, and
+    one line naming the path and the system's reason, not "[Errno 20]"."""
+    blocker = tuning_on / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("RECURRENT_CACHE_DIR", str(blocker / "cache"))
+    tuning.reset()
+    tuning.ensure()
+    assert tuning.status()["mode"] == "off"
+    err = capsys.readouterr().err
+    assert err == (f"recurrent: kernel tuning skipped (cannot write the tuning cache at "
+                   f"{blocker / 'cache'}: Not a directory); using the defaults\n")
