@@ -11,7 +11,8 @@ from helpers import bundled_reviews, tiny_text, write_reviews
 
 
 def _recurrent(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "recurrent", *map(str, args)],
+    # -P: the installed package, not a source tree in the working directory
+    return subprocess.run([sys.executable, "-P", "-m", "recurrent", *map(str, args)],
                           capture_output=True, timeout=300, **kwargs)
 
 
