@@ -6,17 +6,15 @@ cut-off line), so the run resumes."""
 import shutil
 
 import pytest
-from helpers import invoke, ok, tiny_text, train_tiny
+from helpers import invoke, ok
 
 from recurrent.checkpoint import LAST, METRICS
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("metrics")
-    path = root / "run"
-    ok(train_tiny(tiny_text(root), path))
-    return path
+@pytest.fixture
+def run(task_runs):
+    """The session's tiny char-lm run (read only: a test that edits it copies it first)."""
+    return task_runs["char-lm"]
 
 
 def test_resume_reads_past_a_metrics_line_that_is_not_utf8(run, tmp_path):

@@ -7,15 +7,13 @@ import subprocess
 import sys
 
 import pytest
-from helpers import file_size_limit, installed_env, ok, tiny_text, train_tiny
+from helpers import file_size_limit, installed_env, ok, train_tiny
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("out")
-    path = root / "run"
-    ok(train_tiny(tiny_text(root), path))
-    return path
+@pytest.fixture
+def run(task_runs):
+    """The session's tiny char-lm run (read only: a test that edits it copies it first)."""
+    return task_runs["char-lm"]
 
 
 def _recurrent(args, stdout, preexec_fn=None, **env):
