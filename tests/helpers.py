@@ -73,6 +73,18 @@ def write_csv(path, header, rows) -> str:
     return str(path)
 
 
+def series_run(tmp_path, name, column, values, *options):
+    """(data file, run directory): ``values`` written as a CSV of a step-number time
+    column "t" and one value column (each value as Python's repr of the float, so it is
+    read back exactly), and `recurrent train forecast` on it with ``options``."""
+    data = write_csv(tmp_path / f"{name}.csv", ("t", column),
+                     [[i, repr(float(v))] for i, v in enumerate(values)])
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", data, "--time-column", "t", *options,
+              "--out", run))
+    return data, run
+
+
 def two_monthly_columns(n):
     """``n`` rows of (month-end date from 2000-01-31, a, b): two noisy seasonal columns
     (period 12), ``a`` trending upward."""

@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import invoke, ok, write_csv
+from helpers import invoke, ok, series_run
 
 from recurrent_plugins.forecast import ets
 
@@ -28,11 +28,7 @@ def _series():
 
 def test_a_new_file_never_restarts_a_multiplicative_season_below_zero(tmp_path):
     y = _series()
-    data = write_csv(tmp_path / "sales.csv", ("t", "sales"),
-                     [[i, repr(float(v))] for i, v in enumerate(y)])
-    run = tmp_path / "run"
-    ok(invoke("train", "forecast", "--data", data, "--time-column", "t", *SMALL,
-              "--out", run))
+    data, run = series_run(tmp_path, "sales", "sales", y, *SMALL)
     fit = json.loads((run / "config.json").read_text())["task_state"]["ets"][0]
     assert fit["kind"] == "hw_mul"
     own = json.loads(ok(invoke("eval", run, "--json")))["baselines"]["ets"]

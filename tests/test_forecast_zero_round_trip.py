@@ -6,7 +6,7 @@ target scores 0, and the baselines' sMAPE is the hand computation's."""
 import json
 
 import numpy as np
-from helpers import invoke, ok, write_csv
+from helpers import invoke, ok, series_run
 
 from recurrent_plugins.forecast import windows as win
 
@@ -33,11 +33,7 @@ def _smape(actual, forecast):
 
 def test_smape_counts_a_zero_forecast_of_a_zero_target_as_zero(tmp_path):
     y = _series()
-    data = write_csv(tmp_path / "zeros.csv", ("t", "value"),
-                     [[i, repr(float(v))] for i, v in enumerate(y)])
-    run = tmp_path / "run"
-    ok(invoke("train", "forecast", "--data", data, "--time-column", "t", *SMALL,
-              "--out", run))
+    _, run = series_run(tmp_path, "zeros", "value", y, *SMALL)
     report = json.loads(ok(invoke("eval", run, "--json")))
     scaler = json.loads((run / "config.json").read_text())["task_state"]["scaler"]
     center, spread = scaler["center"][0], scaler["scale"][0]
