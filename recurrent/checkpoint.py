@@ -409,6 +409,13 @@ def _provided(task: str, config: dict) -> dict:
     return {"plugins": found} if found else {}
 
 
+def _kernel() -> dict:
+    """{"kernel": ...}: the kernel settings that can change the run's results, as this
+    process uses them (recurrent/tuning.py: run_settings, use_for_run)."""
+    from .tuning import run_settings
+    return {"kernel": run_settings()}
+
+
 def _shared_file(path: str) -> bool:
     """Whether ``path`` is a symbolic link or a file with other hard links: a run
     directory copied as links, whose appends would land in the original run's file."""
@@ -445,7 +452,8 @@ class RunDir:
             write_json(run.file(CONFIG_FILE),
                        {"format": FORMAT, "task": task, "config": config,
                         "task_state": task_state, "model_spec": model_spec,
-                        "version": version, **_provided(task, config), **(extra or {})},
+                        "version": version, **_provided(task, config), **_kernel(),
+                        **(extra or {})},
                        replace=False)
         except FileExistsError:
             cls.check_new(path)  # the refusal of a run that is there

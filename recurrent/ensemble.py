@@ -113,7 +113,8 @@ def write_members(run: RunDir, fresh: bool) -> None:
             _matching(run, RunDir.open(path), k).update_config(member["config"])
         else:
             RunDir.create(path, member["task"], member["config"], member["task_state"],
-                          member["model_spec"], member["version"])
+                          member["model_spec"], member["version"],
+                          extra={"kernel": member["kernel"]} if "kernel" in member else None)
 
 
 def _matching(run: RunDir, member: RunDir, k: int) -> RunDir:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import __version__, averaging, candidates, ensemble, run_lock, selection
+from . import __version__, averaging, candidates, ensemble, run_lock, selection, tuning
 from .checkpoint import BEST, CONFIG_FILE, LAST, RunCopy, RunDir, kept_state, load_arrays
 from .checks import one_line
 from .config import TrainingConfig, check_model_spec, option_flags
@@ -95,6 +95,7 @@ def _trainer(task, run: RunDir, echo, world):
     """A Trainer for a plain run, an EnsembleTrainer for an ensemble's, a
     CandidatesTrainer for a run still choosing among candidates."""
     info = run.info()
+    tuning.use_for_run(info.get("kernel"), run.file(CONFIG_FILE))
     if candidates.pending(info):
         return candidates.CandidatesTrainer(task, run, echo, world)
     if ensemble.size(info["config"]) > 1:
@@ -251,6 +252,7 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
     precision."""
     info = run.info()
     config = TrainingConfig.from_json(info["config"], run.file(CONFIG_FILE))
+    tuning.use_for_run(info.get("kernel"), run.file(CONFIG_FILE))
     overrides = candidates.pending(info)
     if overrides and candidates.all_diverged(run):
         raise UserError(candidates.all_diverged_text(run))

@@ -10,6 +10,9 @@ one thread. Every choice depends on the problem's sizes only, never on the threa
 a setting may change the last bits of a result between machines, never between thread
 counts. The settings are not keyed by thread count for that reason; the tuner measures
 with the threads the user runs (`recurrent tune --threads`, else the default count).
+A run records the values of the settings that can change its last bits (RESULT_SETTINGS)
+in its config.json when it starts and uses them whenever it trains or is evaluated again,
+so a tune after it started never moves its results (resume stays bitwise).
 
 How (like FFTW's wisdom or cuDNN's benchmark mode, but once per machine): each decision
 times its candidates on a few small representative problems of the cells it affects
@@ -85,12 +88,15 @@ class Decision:
     """A kernel setting (name as in _kernels/tuning.pyx), its candidates and the problems
     that judge them. in_tile: the setting is a batch-row threshold, so two candidates on
     the same side of a problem's B run the same code (timed once). parallel: only matters
-    with more than one thread."""
+    with more than one thread. changes_results: its candidates may round differently (the
+    LSTM's two input paths; BLAS on other block shapes), so a run keeps the value it
+    started with (RESULT_SETTINGS); the others leave every result bitwise unchanged."""
     name: str
     candidates: tuple
     workloads: tuple
     in_tile: bool = False
     parallel: bool = False
+    changes_results: bool = False
 
     def effect(self, value, workload):
         """What running `workload` with this value does: equal effects, equal code."""
@@ -105,10 +111,11 @@ DECISIONS = (
     Decision("lstm_in_tile_min_rows", (1, 2, 4, 8, 16, 32, 1 << 30),
              tuple(w for B in (1, 2, 4, 8, 16, 32) for w in _both("lstm", 16, B, 64, 128))
              + tuple(w for B in (4, 16) for w in _both("lstm", 16, B, 128, 256)),
-             in_tile=True),
+             in_tile=True, changes_results=True),
     Decision("max_gate_block", (128, 256, 512, 1024),
              (_w("lstm", "train", 16, 32, 64, 128), _w("gru", "train", 16, 32, 128, 256),
-              _w("rnn_tanh", "train", 16, 32, 128, 512), _w("lstm", "train", 16, 16, 256, 512))),
+              _w("rnn_tanh", "train", 16, 32, 128, 512), _w("lstm", "train", 16, 16, 256, 512)),
+             changes_results=True),
     Decision("row_parts", (4, 8, 16, 32),
              (_w("gru", "train", 16, 32, 128, 256), _w("rnn_tanh", "train", 16, 32, 128, 256),
               _w("lstm", "train", 16, 32, 64, 128), _w("gru", "infer", 32, 32, 128, 256),
@@ -122,6 +129,10 @@ DECISIONS = (
               _w("gru", "infer", 16, 16, 64, 128)),
              parallel=True),
 )
+
+
+# the settings a run records when it starts and keeps for good (run_settings, use_for_run)
+RESULT_SETTINGS = tuple(d.name for d in DECISIONS if d.changes_results)
 
 
 def _kernels():
@@ -489,6 +500,33 @@ def ensure() -> None:
             plan = _plan(auto=True)
             _kernels().apply(plan["settings"])
             _state.update(plan)
+
+
+def run_settings() -> dict:
+    """What a new run records (config.json "kernel"): the values of RESULT_SETTINGS this
+    process uses, ensure()'s."""
+    ensure()
+    return {name: _state["settings"][name] for name in RESULT_SETTINGS}
+
+
+def use_for_run(recorded, where: str) -> None:
+    """Before a run trains or is evaluated: ensure()'s settings with RESULT_SETTINGS taken
+    from ``recorded`` (the run's config.json "kernel"; None for a run made before runs
+    recorded them: ensure()'s alone), so that a tune after the run started never moves
+    its results. UserError (one line, naming ``where``) for a damaged record."""
+    from .errors import UserError
+    ensure()
+    with _lock:
+        settings = dict(_state["settings"])
+        if recorded is not None:
+            if not isinstance(recorded, dict) or set(recorded) - set(RESULT_SETTINGS):
+                raise UserError(f"{where}: \"kernel\" is not a record of "
+                                f"{', '.join(RESULT_SETTINGS)}: {recorded!r}")
+            settings.update(recorded)
+        try:
+            _kernels().apply(settings)
+        except ValueError as e:
+            raise UserError(f"{where}: \"kernel\": {e}") from None
 
 
 def reset() -> None:

@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import invoke, ok, one_line_error
+from helpers import invoke, ok, one_line_error, tiny_text, train_tiny
 
 from recurrent import tuning
 from recurrent.layers import GRU, LSTM
@@ -128,22 +128,6 @@ def test_every_candidate_matches_the_reference_and_is_bitwise_equal_across_threa
         np.testing.assert_array_equal(two[key], one[key], err_msg=key)
         np.testing.assert_allclose(one[key], want[key.replace("infer_", "")], err_msg=key,
                                    **TOL)
-
-
-@pytest.mark.parametrize("row_parts", (1, 4, 8, 32, 200))
-@pytest.mark.parametrize("name", CELLS + ("ln_lstm",))
-def test_row_parts_leaves_every_cells_results_bitwise_unchanged(name, row_parts,
-                                                                settings_restored):
-    # row_parts is tuned per machine, so a run's numbers must not follow it: the hoisted
-    # row blocks compute each row alone, and sums over rows (the layer-normalised LSTM's
-    # bias and gain gradients) use blocks of their own that the setting does not move
-    problem = _problem(name, *SIZE)
-    tuning._kernels().apply({})
-    want = _run(get_cell(name), *problem, num_threads=1)
-    tuning._kernels().apply({"row_parts": row_parts, "min_parallel_flops": 0})
-    got = _run(get_cell(name), *problem, num_threads=2)
-    for key in want:
-        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
 
 
 def test_a_tuned_layer_gives_the_same_bits_at_1_and_2_threads(tuning_on, tiny):
@@ -367,3 +351,89 @@ def test_the_automatic_tune_names_a_cache_folder_it_cannot_make_with_its_reason(
     err = capsys.readouterr().err
     assert err == (f"recurrent: kernel tuning skipped (cannot write the tuning cache at "
                    f"{blocker / 'cache'}: Not a directory); using the defaults\n")
+
+
+def _trained_arrays(run):
+    with np.load(run / "last.npz") as data:
+        return {k: data[k] for k in data.files if k != "meta"}
+
+
+def test_a_run_keeps_the_kernel_settings_it_started_with_after_a_tune(tuning_on, tmp_path):
+    # the float32 LSTM's input part inside the register tiles (always) or hoisted (never)
+    # rounds differently: a tune between a run's start and its resume must not move it
+    path = tuning.cache_path()
+    started = dict(tuning.defaults(), lstm_in_tile_min_rows=1)
+    retuned = dict(tuning.defaults(), lstm_in_tile_min_rows=1 << 30)
+    text = tiny_text(tmp_path)
+    args = ("--cell", "lstm", "--batch-size", 4, "--eval-every", 3, "--seed", 3,
+            "--schedule", "constant")
+    runs = {}
+    for name, steps in (("whole", 6), ("part", 3)):
+        tuning.write_cache(path, started, {"threads": 1})
+        tuning.reset()  # a new process reads the cache
+        ok(train_tiny(text, tmp_path / name, *args, "--steps", steps))
+        runs[name] = tmp_path / name
+    recorded = json.loads((runs["part"] / "config.json").read_text())["kernel"]
+    assert recorded == {name: started[name] for name in tuning.RESULT_SETTINGS}
+    tuning.write_cache(path, retuned, {"threads": 1})
+    tuning.reset()
+    ok(invoke("train", "--resume", runs["part"], "--steps", 6, "--quiet"))
+    want, got = _trained_arrays(runs["whole"]), _trained_arrays(runs["part"])
+    assert want.keys() == got.keys()
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    # a run started under the new tuning records it, and trains on it
+    tuning.reset()
+    ok(train_tiny(text, tmp_path / "after", *args, "--steps", 6))
+    assert json.loads((tmp_path / "after" / "config.json").read_text())["kernel"][
+        "lstm_in_tile_min_rows"] == 1 << 30
+    assert any(not np.array_equal(_trained_arrays(tmp_path / "after")[key], want[key])
+               for key in want)
+
+
+@pytest.mark.parametrize("record, fragment", [
+    ([1, 2], '"kernel" is not a record of'),
+    ({"row_parts": 8}, '"kernel" is not a record of'),
+    ({"lstm_in_tile_min_rows": 0}, "out of range")])
+def test_a_damaged_kernel_record_is_refused_in_one_line(tmp_path, record, fragment):
+    run = tmp_path / "run"
+    ok(train_tiny(tiny_text(tmp_path), run))
+    info = json.loads((run / "config.json").read_text())
+    info["kernel"] = record
+    (run / "config.json").write_text(json.dumps(info))
+    for args in (("eval", run), ("train", "--resume", run, "--steps", 3)):
+        one_line_error(invoke(*args), str(run / "config.json"), fragment)
+
+
+def test_a_run_made_before_the_record_uses_the_settings_in_force(tmp_path, settings_restored):
+    run = tmp_path / "run"
+    ok(train_tiny(tiny_text(tmp_path), run))
+    info = json.loads((run / "config.json").read_text())
+    del info["kernel"]
+    (run / "config.json").write_text(json.dumps(info))
+    ok(invoke("train", "--resume", run, "--steps", 4))
+    ok(invoke("eval", run))
+
+
+# every candidate of the settings a run does not record, and the extremes the checks allow
+UNRECORDED = [{d.name: c} for d in tuning.DECISIONS if not d.changes_results
+              for c in d.candidates] + [{"row_parts": 1}, {"row_parts": 200},
+                                        {"infer_chunk_bytes": 4096}]
+
+
+@pytest.mark.parametrize("settings", UNRECORDED,
+                         ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
+@pytest.mark.parametrize("name", CELLS + ("ln_lstm",))
+def test_settings_a_run_does_not_record_leave_results_bitwise_unchanged(name, settings,
+                                                                        settings_restored):
+    # they are tuned per machine, so a run's numbers must not follow them: the hoisted row
+    # blocks compute each row alone, sums over rows (the layer-normalised LSTM's bias and
+    # gain gradients) use blocks of their own, and inference's chunks hold whole steps
+    problem = _problem(name, *SIZE)
+    tuning._kernels().apply({})
+    want = _run(get_cell(name), *problem, num_threads=1)
+    tuning._kernels().apply(dict(settings, min_parallel_flops=settings.get(
+        "min_parallel_flops", 0)))
+    got = _run(get_cell(name), *problem, num_threads=2)
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
