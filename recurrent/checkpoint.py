@@ -409,11 +409,16 @@ def _provided(task: str, config: dict) -> dict:
     return {"plugins": found} if found else {}
 
 
-def _kernel() -> dict:
-    """{"kernel": ...}: the kernel settings that can change the run's results, as this
-    process uses them (recurrent/tuning.py: run_settings, use_for_run)."""
-    from .tuning import run_settings
-    return {"kernel": run_settings()}
+def _kernel(kernel) -> dict:
+    """{"kernel": ...}: the kernel settings that can change the run's results (True: as
+    this process uses them, recurrent/tuning.py run_settings; a record: that one), or {}
+    for None."""
+    if kernel is None:
+        return {}
+    if kernel is True:
+        from .tuning import run_settings
+        kernel = run_settings()
+    return {"kernel": kernel}
 
 
 def _shared_file(path: str) -> bool:
@@ -436,14 +441,18 @@ class RunDir:
 
     @classmethod
     def create(cls, path: str, task: str, config: dict, task_state: dict, model_spec: dict,
-               version: str, extra: dict | None = None, first=None) -> "RunDir":
+               version: str, extra: dict | None = None, first=None,
+               kernel=True) -> "RunDir":
         """A new run directory, its config.json written once (with ``extra`` top-level
         keys, if any); refuses one that already holds a run, also one whose config.json
         another process (a second `train --out` of the same path) wrote after the check:
         config.json is created, never replaced, so the process that loses the race
         changes nothing in the winner's run. ``first(run)``, if given, writes files the
         run must have before config.json makes the directory a run (an import's
-        best.npz), so a process killed between the writes leaves no run without them."""
+        best.npz), so a process killed between the writes leaves no run without them.
+        ``kernel``: the "kernel" record (recurrent/tuning.py use_for_run): True for this
+        process's settings, a record to copy (an ensemble's, an exported run's), or None
+        for none (a run made before runs recorded it)."""
         cls.make_directory(path)
         run = cls(path)
         try:
@@ -452,8 +461,8 @@ class RunDir:
             write_json(run.file(CONFIG_FILE),
                        {"format": FORMAT, "task": task, "config": config,
                         "task_state": task_state, "model_spec": model_spec,
-                        "version": version, **_provided(task, config), **_kernel(),
-                        **(extra or {})},
+                        "version": version, **_provided(task, config),
+                        **_kernel(kernel), **(extra or {})},
                        replace=False)
         except FileExistsError:
             cls.check_new(path)  # the refusal of a run that is there

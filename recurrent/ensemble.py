@@ -114,7 +114,7 @@ def write_members(run: RunDir, fresh: bool) -> None:
         else:
             RunDir.create(path, member["task"], member["config"], member["task_state"],
                           member["model_spec"], member["version"],
-                          extra={"kernel": member["kernel"]} if "kernel" in member else None)
+                          kernel=member.get("kernel"))
 
 
 def _matching(run: RunDir, member: RunDir, k: int) -> RunDir:

@@ -16,6 +16,7 @@ import pytest
 from helpers import invoke, ok, one_line_error, tiny_text, train_tiny
 
 from recurrent import tuning
+from recurrent.export import safetensors as st
 from recurrent.layers import GRU, LSTM
 from recurrent.plugins import get_cell
 from recurrent.reference import get_reference_cell
@@ -437,3 +438,26 @@ def test_settings_a_run_does_not_record_leave_results_bitwise_unchanged(name, se
     got = _run(get_cell(name), *problem, num_threads=2)
     for key in want:
         np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
+def test_an_exported_run_imports_with_its_kernel_record(tmp_path, settings_restored):
+    run = tmp_path / "run"
+    ok(train_tiny(tiny_text(tmp_path), run))
+    info = json.loads((run / "config.json").read_text())
+    info["kernel"] = {"lstm_in_tile_min_rows": 1 << 30, "max_gate_block": 512}
+    (run / "config.json").write_text(json.dumps(info))
+    ok(invoke("export", run, "--format", "safetensors", "--out", tmp_path / "run.safetensors"))
+    ok(invoke("import", tmp_path / "run.safetensors", "--out", tmp_path / "back"))
+    back = json.loads((tmp_path / "back" / "config.json").read_text())
+    assert back["kernel"] == info["kernel"]
+    ok(invoke("export", tmp_path / "back", "--format", "safetensors",
+              "--out", tmp_path / "again.safetensors"))
+    assert (tmp_path / "again.safetensors").read_bytes() == \
+        (tmp_path / "run.safetensors").read_bytes()
+    # a file whose record is damaged is refused before any run directory is made
+    tensors, meta = st.read(str(tmp_path / "run.safetensors"))
+    st.write(str(tmp_path / "bad.safetensors"), tensors,
+             dict(meta, kernel={"lstm_in_tile_min_rows": 0}))
+    one_line_error(invoke("import", tmp_path / "bad.safetensors", "--out", tmp_path / "bad"),
+                   "bad.safetensors", "out of range")
+    assert not (tmp_path / "bad").exists()

@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from .. import __version__
-from .. import candidates
+from .. import candidates, tuning
 from ..candidates import CANDIDATE_DIR
 from ..checkpoint import BEST, CONFIG_FILE, RunDir, atomic_write, info_problem, save_arrays
 from ..config import TrainingConfig
@@ -286,6 +286,7 @@ def import_file(path: str, out: str) -> RunDir:
     if problem:
         raise UserError(f"{path}: its config.json metadata is corrupted: {problem}")
     config = TrainingConfig.from_json(info["config"], path)
+    tuning.use_for_run(info.get("kernel"), path)  # the original run's record, checked
     try:
         model = config.build_model(info["model_spec"])
     except UserError as e:  # a cell or task of a plugin not installed here, say
@@ -320,7 +321,7 @@ def import_file(path: str, out: str) -> RunDir:
                              info["model_spec"], info.get("version", __version__),
                              extra={"imported_from": os.path.basename(path),
                                     **_choice(info)},
-                             first=write_best)
+                             first=write_best, kernel=info.get("kernel"))
     except BaseException:  # a full disk, Ctrl-C, a run made there meanwhile: no half run
         _remove_half_made_run(RunDir(out), existed, bool(wrote))
         raise
