@@ -19,7 +19,7 @@ from recurrent import datafile
 from recurrent.errors import UserError
 from recurrent.memo import Kept, file_identity
 
-from .times import parse_times, period_notation
+from .times import TIME_OF_DAY, parse_times, period_notation
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -201,14 +201,63 @@ def _read_series(source: Source, columns, time_column, date_order=None,
     if time_column:
         index = header.index(time_column)
         texts = [(line, row[index].strip() if index < len(row) else "") for line, row in body]
+        explain = _other_cells(header, body, index, columns)
         times, date_order, offsets = parse_times(texts, time_column, label, date_order,
-                                                 offsets=True, saved_order=saved_order)
+                                                 offsets=True, saved_order=saved_order,
+                                                 explain=explain)
         notation = (period_notation(texts[0][1])
                     if texts and np.issubdtype(times.dtype, np.datetime64) else None)
     return Series(label=label, columns=columns, values=values, times=times,
                   time_column=time_column, offsets=offsets,
                   lines=np.array([line for line, _ in body], dtype=np.int64),
                   date_order=date_order if time_column else None, notation=notation)
+
+
+def _other_cells(header: list[str], body: list, time_index: int, columns: list[str]):
+    """times.parse_times' ``explain``: why row j's time does not increase on row i's,
+    from the cells of the columns that are neither the time column nor a value column.
+    A column holding a time of day, or headed as a time (hour, month), that differs
+    between the two rows means the time is split over two columns; another column that
+    differs (an id: a column with at most half as many distinct cells as rows, whose
+    later cell, where the time goes back without repeating, is new there) means rows of
+    several series stacked in one file (long format)."""
+    others = [k for k, name in enumerate(header)
+              if k != time_index and name not in columns]
+
+    def cell(row, k):
+        return row[k].strip() if k < len(row) else ""
+
+    def explain(i, j, repeat):
+        (line_i, row_i), (_, row_j) = body[i], body[j]
+        differ = [k for k in others if cell(row_i, k) != cell(row_j, k)]
+        if not differ:
+            return None
+        time_name, date = header[time_index], cell(row_j, time_index)
+        for k in differ:
+            part, name = cell(row_j, k), header[k]
+            if TIME_OF_DAY.fullmatch(part) or (name.lower() in ("hour", "hours", "hr")
+                                                and part.isdigit() and int(part) < 24):
+                joined = f"{date} {part}" if ":" in part else f"{date} {int(part):02d}:00"
+                return (f": its time of day is in column {name!r} ({datafile.excerpt(part)}); "
+                        f"write date and time in one column, such as "
+                        f"{datafile.excerpt(joined)}, and name that with --time-column")
+            if _names_time(name):
+                return (f": its time is split over columns {time_name!r} and {name!r} "
+                        f"({datafile.excerpt(date)}, {datafile.excerpt(part)}); write one "
+                        f"date per row in one column, such as 2010-01-31, and name that "
+                        f"with --time-column")
+        for k in differ:
+            cells = [cell(row, k) for _, row in body]
+            if len(set(cells)) > len(body) // 2 \
+                    or (not repeat and cells[j] in cells[:j]):
+                continue  # values or notes rather than an id
+            return (f", where column {header[k]!r} changes from {datafile.excerpt(cells[i])} "
+                    f"(line {line_i}) to {datafile.excerpt(cells[j])}: the file holds "
+                    f"several series (long format); forecast each from a file of its own "
+                    f"rows, or give each series a column and name them with --column")
+        return None
+
+    return explain
 
 
 # Header names taken as the time column of a file given without --time-column or --column.
@@ -241,6 +290,13 @@ def _default_columns(source: Source, header: list[str], time_column: str | None)
     timed = [h for h in candidates if _names_time(h)] if time_column is None else []
     also = (f" (and its times with --time-column {shlex.quote(timed[0])}, else the rows "
             f"are numbered steps)" if len(timed) == 1 else "")
+    # dates and their times of day in two columns (Date,Time or date,hour): one column
+    # of times needs both in each cell
+    split = [h for h in timed if h.lower() in TIME_NAMES]
+    if len(split) == 2 and {h.lower() for h in split} & {"time", "hour"}:
+        also = (f" (and its times with --time-column, in one column: write the dates and "
+                f"times of day of {split[0]!r} and {split[1]!r} in one cell each, such as "
+                f"2010-01-31 17:00, else the rows are numbered steps)")
     raise UserError(f"{source.label!r} has several columns ({found}); choose with "
                     f"--column{also}")
 

@@ -43,7 +43,7 @@ from . import smoothing
 from . import state as saved
 from . import windows as win
 from .predict import forecast_stream, run_predict, step_text, steps_by, time_step
-from .times import DATE_ORDERS
+from .times import DATE_ORDERS, serial_date_note
 
 EVAL_CHUNK = 1024  # windows per model call in evaluation
 MODELS = ("auto", *saved.KINDS)  # --model
@@ -285,6 +285,9 @@ class ForecastTask:
         source = dataio.resolve_source(config.get("data"))
         series = dataio.read_series(source, config.get("column"), config.get("time_column"),
                                     config.get("date_order"))
+        serial = serial_date_note(series.times, series.time_column, source.label)
+        if serial is not None:
+            warn_once(serial)
         fill = config.get("fill", True)
         dataio.check_values(series, fill)
         window = win.resolve_window(config.get("window"))

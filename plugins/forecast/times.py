@@ -46,11 +46,14 @@ _OTHER_DEFAULT = dt.datetime(2001, 2, 2)
 # time to the microsecond and an offset, are about 60 characters).
 MAX_DATE_CHARS = 100
 _UNITS = (("D", 86_400_000_000), ("m", 60_000_000), ("s", 1_000_000), ("us", 1))
+# A time of day as a cell of its own (17:24, 17:24:00.5, 5:00 PM): no date, the other
+# half of one written in two columns.
+TIME_OF_DAY = re.compile(r"\d{1,2}:\d\d(:\d\d(\.\d+)?)?(\s*[ap]\.?m\.?)?", re.I)
 
 
 def parse_times(texts: list[tuple[int, str]], column: str, label: str,
                 date_order: str | None = None, offsets: bool = False,
-                saved_order: str | None = None):
+                saved_order: str | None = None, explain=None):
     """(times, the date order used or None) of a time column, and with ``offsets`` the
     rows' UTC offsets as a third item.
 
@@ -61,6 +64,9 @@ def parse_times(texts: list[tuple[int, str]], column: str, label: str,
     the rows' local times), or None for numbers and dates written without one.
     ``saved_order``: the order a run's training dates were read in, used (and named as
     such when a row contradicts it) where ``date_order`` is not given.
+    ``explain(i, j, repeat)``: for rows i < j whose times do not increase (``repeat``: j
+    repeats i's time; else j follows i and goes back), what the other cells of the file
+    say about it (the rest of the refusal), or None; the refusal's advice is then its own.
     """
     where = f"time column {column!r} of {label!r}"
     for line, text in texts:
@@ -87,7 +93,17 @@ def parse_times(texts: list[tuple[int, str]], column: str, label: str,
     steps = np.diff(times)
     bad = np.flatnonzero(steps <= steps.dtype.type(0))
     if bad.size:
-        line = texts[int(bad[0]) + 1][0]
+        later = int(bad[0]) + 1
+        line, text = texts[later]
+        refusal = f"time column {column!r} does not increase at line {line} of {label!r}"
+        # the rows before it increase: the row whose time it repeats, if any, is found
+        # by bisection among them
+        same = int(np.searchsorted(times[:later], times[later]))
+        repeat = times[same] == times[later]
+        earlier = same if repeat else later - 1
+        told = explain(earlier, later, bool(repeat)) if explain is not None else None
+        if told is not None:
+            raise UserError(f"{refusal}{told}")
         # A local clock without offsets goes back up to an hour when daylight saving
         # ends: sorting cannot fix that, the offsets that tell the two hours apart can.
         clock = (zones is None and times.dtype != np.dtype("datetime64[D]")
@@ -95,9 +111,39 @@ def parse_times(texts: list[tuple[int, str]], column: str, label: str,
                  and steps[bad[0]] >= -np.timedelta64(1, "h"))
         also = (", or, where the clock goes back for daylight saving, write each time "
                 "with its UTC offset, such as 2010-10-31T02:00+01:00" if clock else "")
-        raise UserError(f"time column {column!r} does not increase at line {line} of {label!r} "
-                        f"(sort the file by time and remove duplicate times{also})")
+        if repeat:
+            # a repeated time is a duplicated row, or the start of another series that
+            # the file holds after (or among) this one's rows
+            raise UserError(f"{refusal}: {excerpt(text)} again, as at line {texts[same][0]} "
+                            f"(a file of several series needs a file per series; else "
+                            f"remove duplicate times{also})")
+        raise UserError(f"{refusal} (sort the file by time and remove duplicate times{also})")
     return (times, order, zones) if offsets else (times, order)
+
+
+# Spreadsheet serial dates (days since 1899-12-30, as Excel and LibreOffice count, a
+# fraction being the time of day) from 1950 to 2100: a column of such numbers is more
+# likely dates saved without their date format than years, unix seconds or row numbers.
+SERIAL_EPOCH = np.datetime64("1899-12-30", "D")
+SERIAL_DAYS = (18_264, 73_051)
+
+
+def serial_date_note(times: np.ndarray | None, column: str | None, label: str) -> str | None:
+    """A one-line note for a time column of numbers that all fall where spreadsheet
+    serial dates of 1950-2100 do: they are used as the numbers they are (no calendar
+    features, no season from dates, forecasts labelled with numbers), which may not be
+    what the user meant. None for other columns: a guess is no reason to refuse a
+    column (a day count or Modified Julian Date is read right as numbers)."""
+    if times is None or times.size == 0 or np.issubdtype(times.dtype, np.datetime64):
+        return None
+    low, high = float(times.min()), float(times.max())
+    if not (SERIAL_DAYS[0] <= low and high < SERIAL_DAYS[1]):
+        return None
+    first = SERIAL_EPOCH + np.timedelta64(int(low), "D")
+    return (f"note: time column {column!r} of {label!r} holds numbers from {low:g} to "
+            f"{high:g}, used as numbers (no calendar features, forecasts labelled with "
+            f"numbers); if they are spreadsheet serial dates ({low:g} is {first} in Excel), "
+            f"format the column as dates (2010-01-31) before saving the CSV")
 
 
 def _number(text: str) -> float | None:
@@ -145,8 +191,10 @@ def _parse_dates(texts, where: str, date_order: str | None, saved_order: str | N
     except (ValueError, OverflowError, dateparser.UnknownTimezoneWarning) as e:
         raise _not_a_date(where, first_line, first, e) from None
     if missing:
+        alone = (f"; write each time with its date in one cell, such as 2010-01-31 {first}"
+                 if TIME_OF_DAY.fullmatch(first) else "")
         raise UserError(f"{where} has {excerpt(first)} at line {first_line}: a date needs a "
-                        f"year, a month and a day (no {' or '.join(missing)})")
+                        f"year, a month and a day (no {' or '.join(missing)}{alone})")
     values = np.empty(len(texts), dtype=np.int64)  # (N,) microseconds since 1970, UTC
     zones = np.zeros(len(texts), dtype=np.int64)  # (N,) UTC offsets, microseconds
     aware = False

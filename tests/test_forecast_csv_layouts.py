@@ -1,0 +1,128 @@
+"""forecast: CSV layouts that are no single series with one time column, refused or noted
+in one line that says what the file holds and what to do. Dates and their times of day in
+two columns (Date,Time or date,hour): write them in one cell, the form the refusal shows
+(which then reads as times). Several series stacked in one file with an id column (long
+format): one file or one column per series. A repeated time without such a column: the
+line it repeats. A time column of numbers where spreadsheet serial dates fall: a note that
+they are used as numbers."""
+import datetime as dt
+
+import pytest
+from helpers import invoke, ok, one_line_error, write_csv
+
+RUN = ("--steps", 2, "--hidden", 8, "--window", 8, "--inputs", "level", "--model", "rnn",
+       "--threads", 1, "--quiet")
+START = dt.datetime(2006, 12, 16, 17, 24)
+
+
+def hours(n):
+    return [START + dt.timedelta(hours=i) for i in range(n)]
+
+
+def value(i):
+    return f"{2 + (i % 24) / 10 + i / 100:.3f}"
+
+
+def test_date_and_time_in_two_columns_are_refused_saying_how_to_join_them(tmp_path):
+    rows = [[f"{t.day}/{t.month}/{t.year}", f"{t:%H:%M:%S}", value(i)]
+            for i, t in enumerate(hours(80))]
+    data = write_csv(tmp_path / "power.csv", ["Date", "Time", "Global_active_power"], rows)
+    one_line_error(invoke("train", "forecast", "--data", data, "--out", tmp_path / "run"),
+                   "has several columns", "write the dates and times of day of 'Date' and "
+                   "'Time' in one cell each")
+    one_line_error(invoke("train", "forecast", "--data", data, "--time-column", "Date",
+                          "--column", "Global_active_power", "--out", tmp_path / "run"),
+                   "time column 'Date' does not increase at line 3 of",
+                   "its time of day is in column 'Time' ('18:24:00'); write date and time "
+                   "in one column, such as '16/12/2006 18:24:00', and name that with "
+                   "--time-column")
+    one_line_error(invoke("train", "forecast", "--data", data, "--time-column", "Time",
+                          "--column", "Global_active_power", "--out", tmp_path / "run"),
+                   "has '17:24:00' at line 2: a date needs a year, a month and a day",
+                   "write each time with its date in one cell, such as 2010-01-31 17:24:00")
+    assert not (tmp_path / "run").exists()
+    # the form the refusal shows is read as one hourly time column
+    joined = write_csv(tmp_path / "joined.csv", ["datetime", "power"],
+                       [[f"{d} {t}", v] for d, t, v in rows])
+    ok(invoke("train", "forecast", "--data", joined, *RUN, "--out", tmp_path / "run"))
+    predicted = ok(invoke("predict", tmp_path / "run", "--steps", 2)).splitlines()
+    assert predicted[1].startswith("2006-12-20T01:24,"), predicted
+
+
+def test_date_and_hour_number_columns_are_refused_with_the_joined_form(tmp_path):
+    rows = [[f"{t:%Y-%m-%d}", t.hour, value(i)] for i, t in enumerate(hours(80))]
+    data = write_csv(tmp_path / "dh.csv", ["date", "hour", "load"], rows)
+    one_line_error(invoke("train", "forecast", "--data", data, "--time-column", "date",
+                          "--column", "load", "--out", tmp_path / "run"),
+                   "its time of day is in column 'hour' ('18'); write date and time in one "
+                   "column, such as '2006-12-16 18:00'")
+
+
+def test_year_and_month_columns_are_refused_as_a_split_time(tmp_path):
+    rows = [[2000 + i // 12, i % 12 + 1, value(i)] for i in range(60)]
+    data = write_csv(tmp_path / "ym.csv", ["year", "month", "sales"], rows)
+    one_line_error(invoke("train", "forecast", "--data", data, "--time-column", "year",
+                          "--column", "sales", "--out", tmp_path / "run"),
+                   "its time is split over columns 'year' and 'month' ('2000', '2'); write "
+                   "one date per row in one column")
+
+
+@pytest.mark.parametrize("by_date", [False, True])
+def test_several_series_in_one_file_are_named_with_their_id_column(tmp_path, by_date):
+    """Long format, series after series or interleaved date by date (as M4 and Kaggle
+    files are): the refusal names the id column and what to do, not "sort the file"."""
+    days = [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(60)]
+    rows = [[s, d.isoformat(), value(i)] for s in ("A", "B") for i, d in enumerate(days)]
+    if by_date:
+        rows.sort(key=lambda row: row[1])
+    data = write_csv(tmp_path / "long.csv", ["series_id", "date", "value"], rows)
+    first_b = 3 if by_date else 62
+    one_line_error(invoke("train", "forecast", "--data", data, "--time-column", "date",
+                          "--column", "value", "--out", tmp_path / "run"),
+                   f"does not increase at line {first_b} of",
+                   "where column 'series_id' changes from 'A' (line 2) to 'B': the file "
+                   "holds several series (long format); forecast each from a file of its "
+                   "own rows, or give each series a column and name them with --column")
+
+
+def test_a_repeated_time_names_the_line_it_repeats(tmp_path):
+    days = [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(60)]
+    rows = [[d.isoformat(), value(i)] for i, d in enumerate(days)]
+    data = write_csv(tmp_path / "stacked.csv", ["date", "value"], rows + rows)
+    one_line_error(invoke("train", "forecast", "--data", data, "--out", tmp_path / "run"),
+                   "does not increase at line 62 of",
+                   "'2020-01-01' again, as at line 2 (a file of several series needs a "
+                   "file per series; else remove duplicate times)")
+
+
+def test_spreadsheet_serial_dates_are_noted_as_used_as_numbers(tmp_path):
+    rows = [[40179 + i, value(i)] for i in range(80)]
+    data = write_csv(tmp_path / "serial.csv", ["date", "value"], rows)
+    result = invoke("train", "forecast", "--data", data, *RUN, "--out", tmp_path / "run")
+    ok(result)
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: time")]
+    assert notes == [
+        f"note: time column 'date' of {data!r} holds numbers from 40179 to 40258, used as "
+        f"numbers (no calendar features, forecasts labelled with numbers); if they are "
+        f"spreadsheet serial dates (40179 is 2010-01-01 in Excel), format the column as "
+        f"dates (2010-01-31) before saving the CSV"], result.stderr
+    years = write_csv(tmp_path / "years.csv", ["year", "value"],
+                      [[1900 + i, value(i)] for i in range(80)])
+    result = invoke("train", "forecast", "--data", years, *RUN, "--out", tmp_path / "run2")
+    ok(result)
+    assert "serial dates" not in result.stderr
+
+
+def test_unsorted_rows_with_other_columns_are_not_taken_for_several_series(tmp_path):
+    """Other columns that differ between two swapped rows (a flag, a measurement not
+    forecast) are no id: the refusal says to sort the file."""
+    days = [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(60)]
+    rows = [[d.isoformat(), value(i), i % 3, f"{50 + i * 0.37:.2f}"]
+            for i, d in enumerate(days)]
+    rows[20], rows[21] = rows[21], rows[20]
+    data = write_csv(tmp_path / "swapped.csv", ["date", "value", "flag", "humidity"], rows)
+    result = invoke("train", "forecast", "--data", data, "--time-column", "date",
+                    "--column", "value", "--out", tmp_path / "run")
+    one_line_error(result, "does not increase at line 23 of",
+                   "(sort the file by time and remove duplicate times)")
+    assert "several series" not in result.stderr
