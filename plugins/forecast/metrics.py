@@ -4,7 +4,8 @@ Dimension legend: N rows, C value columns, B forecast origins (windows), H horiz
 All metrics are in the series' original units (no scaling).
 
 - RMSE, MAE: the usual, over every (origin, step) pair.
-- MAPE: mean |e| / |y| in percent, over the actual values that are not 0 (undefined there).
+- MAPE: mean |e| / |y| in percent, over the actual values that are not 0 (undefined there:
+  a column whose actuals are all 0 has none, and the mean over columns leaves it out).
 - sMAPE: mean 2|e| / (|y| + |f|) in percent, a pair with y = f = 0 counting as 0.
 - MASE: MAE divided by the in-sample MAE of the one-step naive forecast on the TRAINING
   rows (Hyndman & Koehler 2006, m = 1): below 1 means more accurate than predicting "same
@@ -103,6 +104,10 @@ def forecast_metrics(actual: np.ndarray, forecast: np.ndarray, mase_scale: np.nd
         per_column.append(column_metrics(actual[..., c][keep], forecast[..., c][keep],
                                          mase_scale[c]))
     result = {name: float(np.mean([m[name] for m in per_column])) for name in METRICS}
+    # MAPE leaves out what it cannot score, a column of zero actuals as a zero actual:
+    # the mean over the columns that have a figure (nan when none has)
+    defined = [m["mape"] for m in per_column if not np.isnan(m["mape"])]
+    result["mape"] = float(np.mean(defined)) if defined else float("nan")
     if len(columns) > 1:
         for column, m in zip(columns, per_column):
             for name in METRICS:
@@ -125,14 +130,14 @@ def window_mase(actual: np.ndarray, forecast: np.ndarray, mase_scale: np.ndarray
 
 def spread(values) -> dict:
     """Mean, standard deviation (population), minimum and maximum of a list of floats (the
-    NaN ones left out, e.g. a MAPE of all-zero actuals)."""
+    NaN ones left out, e.g. a MAPE of all-zero actuals), and "count": how many it is over."""
     v = np.asarray(values, dtype=np.float64)
     v = v[~np.isnan(v)]
     if v.size == 0:
         return {"mean": float("nan"), "std": float("nan"), "min": float("nan"),
-                "max": float("nan")}
+                "max": float("nan"), "count": 0}
     return {"mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()),
-            "max": float(v.max())}
+            "max": float(v.max()), "count": int(v.size)}
 
 
 def naive_forecast(last: np.ndarray, horizon: int) -> np.ndarray:

@@ -37,19 +37,38 @@ def ets_note(state: dict, forecasters: dict) -> list[str]:
     return [ets.unfitted_note() if "ets" in state else ets.unsaved_note()]
 
 
-def mape_note(forecasters: dict) -> list[str]:
-    """One line saying why a MAPE reads nan (a value of ``forecasters``' dicts, their
-    per-column "mape[column]" entries, or a backtest's spread of them): the actuals it
-    scores were all 0, which MAPE leaves out."""
-    def undefined(value):
-        value = value.get("mean") if isinstance(value, dict) else value
-        return isinstance(value, float) and math.isnan(value)
-
-    if not any(undefined(v) for f in forecasters.values() for k, v in f.items()
-               if k == "mape" or k.startswith("mape[")):
-        return []
-    return ["mape nan: the actuals of a column are all 0 here, and MAPE leaves zero "
-            "actuals out"]
+def mape_note(forecasters: dict, columns: list[str], origins: int | None = None) -> list[str]:
+    """Lines saying why a MAPE reads nan or covers less than the others: MAPE scores
+    non-zero actuals only, so a column whose actuals are all 0 is left out of the mean over
+    columns and, in a backtest (``origins``: its count; ``forecasters``' values are then
+    spreads with their "count"), an origin where every column's are is left out of the
+    spread over origins. Every forecaster scores the same actuals: the first one's
+    figures are every one's."""
+    first = next(iter(forecasters.values()), {})
+    every = "" if len(columns) == 1 else " of every column"
+    why = "and MAPE leaves zero actuals out"
+    if origins is None:
+        if math.isnan(first.get("mape", 0.0)):
+            return [f"mape nan: the actuals{every} are all 0 here, {why}"]
+        left = [f"mape[{c}]" for c in columns
+                if len(columns) > 1 and math.isnan(first.get(f"mape[{c}]", 0.0))]
+        return ([f"{', '.join(left)} nan: {'its' if len(left) == 1 else 'their'} actuals "
+                 f"are all 0 here, {why}; mape is the mean over the other columns"]
+                if left else [])
+    count = first.get("mape", {}).get("count", origins)
+    if count == 0:
+        return [f"mape nan: the actuals{every} are all 0 at every origin, {why}"]
+    lines = []
+    if count < origins:
+        lines.append(f"mape over {count} of {origins} origins: the actuals{every} are all 0 "
+                     f"at the others, {why}")
+    left = [f"mape[{c}] at {first[f'mape[{c}]']['count']}" for c in columns
+            if len(columns) > 1 and first.get(f"mape[{c}]", {}).get("count", origins) < origins]
+    if left:
+        lines.append(f"{', '.join(left)} of {origins} origins only: the column's actuals "
+                     f"are all 0 at the others, {why}; an origin's mape is the mean over "
+                     f"the columns that have one")
+    return lines
 
 
 def per_column_table(columns: list[str], predictors: dict[str, dict]) -> list[str]:
@@ -86,7 +105,7 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
         lines.append(f"--model auto took {state['model']} on {took[best]}: validation MASE "
                      + ", ".join(f"{took[k]} {format_value(v)}" for k, v in choice.items()))
     lines += ets_note(state, baselines)
-    lines += mape_note({"model": metrics, **baselines})
+    lines += mape_note({"model": metrics, **baselines}, columns)
     lines.append("")
     titled = {_column_name(n, v): v for n, v in baselines.items()}
     lines += metrics_table(metrics, titled, names=[*METRICS, "loss"])
@@ -119,7 +138,7 @@ def format_backtest(state: dict, split: str, result: dict) -> list[str]:
     lines = [f"rolling origin: {result['origins']} forecast origins over the {split} split, "
              f"{state['horizon']} step(s) each; per metric the mean +- standard deviation "
              f"[min, max] over origins{mean}", *ets_note(state, forecasters),
-             *mape_note(forecasters), ""]
+             *mape_note(forecasters, state["columns"], result["origins"]), ""]
     rows = [["metric", *(_column_name(n, v) for n, v in forecasters.items())]]
     for metric in [*METRICS, "loss"]:
         rows.append([metric, *(_spread_cell(v[metric]) for v in forecasters.values())])
