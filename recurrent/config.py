@@ -75,6 +75,9 @@ LATER_DEFAULTS = {"recurrent_dropout": 0.0, "zoneout": 0.0, "average": "off",
 # Options that may change when a run is resumed; anything else must match the run.
 RESUMABLE = ("epochs", "steps", "patience", "eval_every", "log_every", "quiet", "threads",
              "plot")
+# The resumable options that decide what a run trains (how long, and which checkpoint is
+# best); the others say how it runs and reports.
+PLAN = ("epochs", "steps", "patience", "eval_every")
 
 
 # Options that would let a causal task's model read its targets, and why.

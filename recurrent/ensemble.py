@@ -9,7 +9,8 @@ Layout of an ensemble run directory RUN:
   RUN/member-0 ... RUN/member-{K-1}
                        each a complete run directory (recurrent/checkpoint.py) whose
                        options are the ensemble's with its own seed and "ensemble": 1:
-                       it trains, resumes, evaluates and exports on its own.
+                       it trains, resumes, evaluates and exports on its own (resumed
+                       alone, to the ensemble's plan: check_member_plan).
 
 Member 0 has the ensemble's seed, so it trains exactly as the plain run of that seed
 would; member k > 0 has member_seed(seed, k), drawn from a SeedSequence of (seed, k), so
@@ -76,6 +77,42 @@ def member_info(info: dict, k: int) -> dict:
 
 def member_path(path: str, k: int) -> str:
     return os.path.join(path, MEMBER_DIR.format(k))
+
+
+def whole_of(path: str) -> RunDir | None:
+    """The ensemble whose member ``path`` is (a directory named member-k inside an
+    ensemble's run directory of more than k members), or None; a parent that cannot be read as a run
+    leaves ``path`` a run of its own."""
+    name = os.path.basename(os.path.abspath(path))
+    k = name.rpartition("-")[2]
+    parent = os.path.normpath(os.path.join(path, os.pardir))  # as relative as ``path``
+    if not (k.isdigit() and name == MEMBER_DIR.format(int(k))
+            and os.path.isfile(os.path.join(parent, CONFIG_FILE))):
+        return None
+    try:
+        whole = RunDir.open(parent)
+        count = size(whole.info()["config"])
+    except UserError:
+        return None
+    return whole if 1 < count and int(k) < count else None
+
+
+def check_member_plan(run: RunDir, before: dict, after: dict) -> None:
+    """UserError when ``run`` is an ensemble's member and resuming it alone would change
+    its plan (config.PLAN: --steps, --epochs, ...; ``before``, ``after``: its options
+    then and with the changes): every member trains to the ensemble's plan, which the
+    ensemble's next resume writes back into each member's options, so a member extended
+    alone would record a plan its ensemble does not have."""
+    from .config import PLAN
+    changed = [key for key in PLAN if before.get(key) != after.get(key)]
+    whole = whole_of(run.path) if changed else None
+    if whole is None:
+        return
+    given = " ".join(f"--{key.replace('_', '-')} {after.get(key)}" for key in changed)
+    raise UserError(f"{given}: {run.path} is a member of the ensemble {whole.path}, "
+                    f"whose members train to one plan; "
+                    f"change it for every member: `recurrent train --resume {whole.path} "
+                    f"{given}`")
 
 
 def check(task, owned: dict | None, config, spec: dict) -> None:

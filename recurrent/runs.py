@@ -150,6 +150,8 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
         config = config.resumed(changes, resolved, option_flags(task),
                                 (info.get(candidates.CHOSE) or {}).get("given"))
     config.check(task)
+    if changes:
+        ensemble.check_member_plan(run, info["config"], config)
     # every part checked before anything is written: a refused resume changes no file
     parts = candidates.check(run) if candidates.pending(info) else None
     if parts is not None and candidates.all_diverged(run):

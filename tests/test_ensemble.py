@@ -134,9 +134,37 @@ def test_resume_trains_what_is_missing_and_extends_every_member(data, tmp_path):
                      _params(part / f"member-{k}", "last.npz"))
         config = json.loads((part / f"member-{k}" / "config.json").read_text())["config"]
         assert config["steps"] == 12 and config["ensemble"] == 1
-    # every member is a run of its own: it evaluates and resumes alone
+    # every member is a run of its own: it evaluates and resumes alone, to the ensemble's plan
     ok(invoke("eval", part / "member-1"))
-    ok(invoke("train", "--resume", part / "member-1", "--steps", "14"))
+    ok(invoke("train", "--resume", part / "member-1"))
+
+
+def test_a_member_keeps_the_ensembles_plan(data, tmp_path):
+    """A member resumed alone with another --steps (--epochs, --patience, --eval-every) is
+    refused in one line naming the ensemble's command: the ensemble's next resume would set
+    the member's plan back to its own. Eval, predict and export read every member as
+    trained, as before."""
+    _, csv = data
+    run = tmp_path / "ens"
+    ok(invoke("train", "sentiment", "--data", csv, "--out", run, "--ensemble", "2",
+              "--steps", "4", *SMALL))
+    member = run / "member-1"
+    files = {name: (member / name).read_bytes() for name in os.listdir(member)}
+    one_line_error(invoke("train", "--resume", member, "--steps", "9"),
+                   f"--steps 9: {member} is a member of the ensemble {run}",
+                   f"`recurrent train --resume {run} --steps 9`")
+    one_line_error(invoke("train", "--resume", member, "--patience", "2"),
+                   f"`recurrent train --resume {run} --patience 2`")
+    assert {name: (member / name).read_bytes() for name in os.listdir(member)} == files
+    # options that do not change what it trains, and the plan it has, resume alone
+    ok(invoke("train", "--resume", member, "--steps", "4", "--threads", "1"))
+    ok(invoke("train", "--resume", run, "--steps", "6"))
+    for k in range(2):
+        config = json.loads((run / f"member-{k}" / "config.json").read_text())["config"]
+        assert config["steps"] == 6
+    ok(invoke("eval", run))
+    ok(invoke("predict", run, "a fine film"))
+    ok(invoke("export", run, "--format", "onnx", "--out", tmp_path / "ens.onnx"))
 
 
 def test_an_interrupted_ensemble_resumes_to_the_uninterrupted_one(data, tmp_path,
