@@ -314,16 +314,22 @@ class Registry:
 
     def provided(self, names: dict[str, str]) -> dict[str, dict]:
         """{kind: {"name", "plugin", "distribution", "version"}} for each of ``names``
-        ({kind: name}) that an installed distribution's plugin provides (not recurrent's
-        own plugins, nor one registered in-process): what a run keeps so that opening it
-        where that plugin is missing names what to install."""
+        ({kind: name}) that an installed distribution's plugin provides, and {kind:
+        {"name", "plugin", "module", "version"}} for one that a plugin registered
+        in-process provides (register_plugin: "module" that plugin's module); never
+        recurrent's own plugins. What a run keeps so that opening it where that plugin is
+        missing names what to install, or what to register."""
         provided = {}
         for kind, name in names.items():
             entry = self.entries(kind).get(name)
-            if entry is not None and entry.plugin in self.distributions:
-                provided[kind] = {"name": name, "plugin": entry.plugin,
-                                  "distribution": self.distributions[entry.plugin],
-                                  "version": entry.version}
+            if entry is None or entry.plugin in self.default_plugins:
+                continue
+            if entry.plugin in self.distributions:
+                where = {"distribution": self.distributions[entry.plugin]}
+            else:
+                where = {"module": _module_name(self.pm.get_plugin(entry.plugin))}
+            provided[kind] = {"name": name, "plugin": entry.plugin, **where,
+                              "version": entry.version}
         return provided
 
     def check_provided(self, provided: Any, what: str) -> None:
@@ -340,12 +346,20 @@ class Registry:
             if not isinstance(name, str) or name in self.entries(kind):
                 continue
             dist, version = record.get("distribution"), record.get("version")
-            needs = f"{what} needs {kind} {name!r} of plugin {plugin!r} ({dist} {version})"
+            module = record.get("module") if dist is None else None
+            needs = (f"{what} needs {kind} {name!r} of plugin {plugin!r} "
+                     + (f"({dist} {version})" if module is None else
+                        f"(registered in-process from module {module!r})"))
             if plugin in self.broken:
                 raise UserError(f"{needs}, which is broken: {self.broken[plugin]} (see "
                                 f"`recurrent plugins`)")
             if any(repr(name) in error for error in self.broken.values()):
                 self.get(kind, name)  # the message naming the broken plugin that has it
+            if module is not None:  # no distribution to install: the process registers it
+                raise UserError(f"{needs}, which this process has not registered: open "
+                                f"the run where {module!r} is registered "
+                                f"(recurrent.plugins.register_plugin), or install it as a "
+                                f"plugin distribution")
             if _entry_points_off():
                 raise UserError(f"{needs}, which is not loaded{_entry_points_off()}")
             here = (f"installed, but has no {kind} of that name" if plugin in self.versions
@@ -363,8 +377,7 @@ class Registry:
         for name, plugin in self.pm.list_name_plugin():
             if plugin is None or name in self.default_plugins:
                 continue
-            module = (plugin.__name__ if isinstance(plugin, types.ModuleType)
-                      else type(plugin).__module__)
+            module = _module_name(plugin)
             if module.split(".")[0] not in own:
                 packages[module.split(".")[0]] = name
         found = None
@@ -400,6 +413,12 @@ class Registry:
                     self.broken[name] = error_line(exc)
                     self.pm.unregister(plugin)
                     break
+
+
+def _module_name(plugin: Any) -> str:
+    """The module a plugin is, or whose class it is an instance of."""
+    return (plugin.__name__ if isinstance(plugin, types.ModuleType)
+            else type(plugin).__module__)
 
 
 def _entry_points_off() -> str:

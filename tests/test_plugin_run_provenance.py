@@ -6,7 +6,7 @@ import sys
 import textwrap
 
 import pytest
-from helpers import invoke, ok, one_line_error, tiny_text, train_tiny
+from helpers import invoke, ok, one_line_error, registered_plugin, tiny_text, train_tiny
 
 from recurrent import plugins
 
@@ -90,3 +90,30 @@ def test_run_of_built_ins_records_no_plugins(tmp_path):
     run = tmp_path / "run"
     ok(train_tiny(tiny_text(tmp_path), run))
     assert "plugins" not in json.loads((run / "config.json").read_text())
+
+
+def test_run_of_a_plugin_registered_in_process_names_its_module(tmp_path, monkeypatch):
+    """A plugin registered from Python (register_plugin, no entry point) is recorded with
+    its module; opening the run in a process that has not registered it says so in one
+    line, naming the module."""
+    module = tmp_path / "site" / "rec_inproc.py"
+    module.parent.mkdir()
+    module.write_text(PLUGIN_MODULE.replace("gone_rnn", "inproc_rnn"))
+    monkeypatch.syspath_prepend(str(module.parent))
+    import rec_inproc
+    run = tmp_path / "run"
+    try:
+        with registered_plugin(rec_inproc, "inproc"):
+            ok(train_tiny(tiny_text(tmp_path), run, "--cell", "inproc_rnn"))
+            saved = json.loads((run / "config.json").read_text())["plugins"]
+            assert saved == {"cell": {"name": "inproc_rnn", "plugin": "inproc",
+                                      "module": "rec_inproc", "version": "-"}}
+            ok(invoke("eval", run))
+    finally:
+        sys.modules.pop("rec_inproc", None)
+    for args in (("eval", run), ("predict", run, "--length", 5),
+                 ("train", "--resume", run, "--steps", 3),
+                 ("export", run, "--format", "safetensors", "--out", tmp_path / "x.st")):
+        one_line_error(invoke(*args), "this run needs cell 'inproc_rnn' of plugin 'inproc' "
+                                      "(registered in-process from module 'rec_inproc'), "
+                                      "which this process has not registered")
