@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import UserError
+from .figures import format_value
 
 DEFAULT = "loss"
 DIRECTIONS = ("max", "min")
@@ -59,8 +60,9 @@ class Selection(NamedTuple):
         return -score if self.direction == "max" else score
 
     def describe(self, score: float) -> str:
-        """'valid loss 0.4552' / 'valid accuracy 0.7882': the best score, as measured."""
-        return f"valid {self.metric} {self.value(score):.4f}"
+        """'valid loss 0.4552' / 'valid accuracy 0.7882': the best score, as measured and
+        as the evaluation lines print it (format_value: a loss below 1e-4 is not 0.0000)."""
+        return f"valid {self.metric} {format_value(self.value(score))}"
 
     def describe_missing(self, evaluations: int) -> str:
         """What a run has in place of its best figure when that figure was never finite

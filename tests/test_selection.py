@@ -39,6 +39,16 @@ def test_scores_are_minimised_and_read_numpy_numbers():
         selection.parse("ok:max").score(metrics)
 
 
+def test_the_best_figure_is_printed_as_the_evaluation_lines_print_it():
+    """The run's summary names its best figure as its eval lines and `recurrent eval`
+    print figures (format_value): a tiny loss, as a separable dataset reaches, is not
+    0.0000, which would read as a perfect model."""
+    assert selection.parse("loss").describe(2.7264e-05) == "valid loss 2.7264e-05"
+    assert selection.parse("loss").describe(0.4552) == "valid loss 0.4552"
+    accuracy = selection.parse("accuracy:max")
+    assert accuracy.describe(accuracy.score({"accuracy": 0.7882})) == "valid accuracy 0.7882"
+
+
 def test_accuracy_picks_the_most_accurate_checkpoint(tmp_path):
     """Each evaluation is marked best exactly when its accuracy beats every earlier one;
     best.npz holds the parameters of the last such evaluation, and its accuracy is the
