@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 
 from . import paired as paired_tests
 from .checkpoint import json_default, not_json
@@ -34,10 +35,25 @@ def text_table(rows: list[list[str]], align: str | None = None) -> list[str]:
     """Rows of cells (the first row is the header) as aligned lines. ``align`` has one
     letter per column, "l" (labels) or "r" (numbers); default: the first column "l", the
     others "r"."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    widths = [max(display_width(r[i]) for r in rows) for i in range(len(rows[0]))]
     align = align or "l" + "r" * (len(widths) - 1)
-    return ["  ".join(c.ljust(w) if a == "l" else c.rjust(w)
-                      for c, w, a in zip(r, widths, align)).rstrip() for r in rows]
+
+    def pad(cell, width, side):
+        fill = " " * (width - display_width(cell))
+        return cell + fill if side == "l" else fill + cell
+
+    return ["  ".join(pad(c, w, a) for c, w, a in zip(r, widths, align)).rstrip()
+            for r in rows]
+
+
+def display_width(text: str) -> int:
+    """The terminal columns ``text`` takes, which aligns a table's cells where len() would
+    not: two for a wide or full-width character (East Asian width W or F: CJK ideographs,
+    kana, hangul, full-width forms), none for a combining mark or a zero-width format
+    character (categories Mn, Me, Cf: drawn on or between their neighbours), one for any
+    other."""
+    return sum(0 if unicodedata.category(c) in ("Mn", "Me", "Cf")
+               else 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
 
 
 def metrics_table(metrics: dict, baselines: dict, names: list[str] | None = None) -> list[str]:

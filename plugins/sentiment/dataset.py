@@ -6,7 +6,9 @@ the file (and the line, where there is one); nothing here prints or exits.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import re
 from dataclasses import dataclass
 from importlib import resources
 
@@ -113,15 +115,44 @@ def label_key(label: str) -> str:
     return " ".join(normalize(label).split()).casefold()
 
 
+_DIGITS = re.compile(r"([0-9]+)")
+
+
+def class_order(labels) -> list[str]:
+    """The distinct labels in the order a new run numbers its classes (its output index)
+    and every report and prediction lists them: by value when each label is a finite
+    number ('2' before '10', '-2' before '-1', '0.5' before '1'), else by text with runs
+    of digits read as numbers ('2 stars' before '10 stars'). A run keeps the order it
+    saved in its state."""
+    distinct = set(labels)
+    numbers = {}
+    for label in distinct:
+        try:
+            numbers[label] = float(label)
+        except ValueError:
+            break
+    if len(numbers) == len(distinct) and all(map(math.isfinite, numbers.values())):
+        return sorted(distinct, key=lambda label: (numbers[label], label))
+
+    def natural(label):
+        # text and digit runs alternate (re.split), so their keys compare as like with
+        # like; a digit run compares by its value without int() (no length limit)
+        parts = _DIGITS.split(label)
+        return [(len(p.lstrip("0")), p.lstrip("0")) if i % 2 else p
+                for i, p in enumerate(parts)], label
+
+    return sorted(distinct, key=natural)
+
+
 def class_list(labels: list[str], path: str) -> list[str]:
-    """The sorted label set; a single class cannot train a classifier, a label holding a
-    tab or line break is refused, and one label
+    """The label set in class_order; a single class cannot train a classifier, a label
+    holding a tab or line break is refused, and one label
     written two ways is refused rather than trained as two classes that split one class's
     texts between them: one number ('1' and '1.0', as a spreadsheet or pandas may mix
     them), or one word in another case or spacing ('Sports', 'sports', 'very  good' and
     'very good', as hand-labelled files mix them) or Unicode form (an invisible zero-width
     character, full-width letters: text.normalize, as the tokenizer reads texts)."""
-    classes = sorted(set(labels))
+    classes = class_order(labels)
     for label in classes:
         # a class name is one line of eval's tables and one tab-separated field of
         # predict's lines; a tab or line break in it (a quoted cell, often a quote left
@@ -170,6 +201,8 @@ def stratified_split(labels: list[str], valid_fraction: float, test_fraction: fl
                         f"got {valid_fraction} and {test_fraction}")
     rng = np.random.default_rng(seed)
     labels_arr = np.asarray(labels)
+    # the split's own order of the classes (not class_order, the class ids): a saved
+    # run's split is made again from these settings, so it must not change
     classes = sorted(set(labels))
     perms = [rng.permutation(np.flatnonzero(labels_arr == label)) for label in classes]
     # Keep at least one training row per class, so the model sees every label.

@@ -675,7 +675,8 @@ class SentimentTask:
         return answer
 
     def predict(self, state: dict, config: dict, model, options: dict):
-        """One line per text: label, then each class's probability, then the text; with
+        """One line per text, tab-separated: label, then each class's probability
+        (name=probability, space-separated: _score_name), then the text; with
         --id-column, the row's id first."""
         texts = list(options.get("texts") or ())
         id_column = options.get("id_column")
@@ -719,10 +720,20 @@ class SentimentTask:
                     answer = {"id": ids[i], **answer}
                 yield json_text(answer)  # NaN as null, as --stream
             else:
-                scores = " ".join(f"{c}={q:.3f}" for c, q in zip(classes, p))
+                scores = " ".join(f"{_score_name(c)}={q:.3f}" for c, q in zip(classes, p))
                 flat = " ".join(text.split())  # tabs/newlines would break one line per text
                 key = "" if ids is None else f"{ids[i]}\t"
                 yield f"{key}{label}\t{scores}\t{flat}"
+
+
+def _score_name(name: str) -> str:
+    """A class's name in predict's space-separated ``name=probability`` field: as it is,
+    or as a JSON string ("very negative"=0.250) when it holds a blank, an "=" or a double
+    quote, which would make the field read as other names; the line's first field, the
+    label, is a whole tab-separated field and needs no quotes."""
+    if any(c.isspace() or c in '="' for c in name):
+        return json.dumps(name, ensure_ascii=False)
+    return name
 
 
 def _answer(classes, p, text):
