@@ -189,6 +189,11 @@ def test_eval_report_says_which_classes_macro_f1_leaves_out():
         ""]
     only_majority = format_report(classes, majority, {"majority": majority})
     assert only_majority[1].endswith(": neutral is left out")
+    # several classes no predictor predicted: one clause for them all
+    five = ["1", "2", "3", "4", "5"]
+    few = classification_metrics([0, 4, 4], [0, 4, 0], five)
+    assert format_report(five, few, {"majority": few})[1].endswith(
+        ": 2, 3 and 4 are left out")
     # every class has a text: no note
     everyone = classification_metrics([0, 1, 2], [0, 1, 1], classes)
     assert format_report(classes, everyone, {})[1] == ""
