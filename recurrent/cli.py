@@ -564,11 +564,11 @@ def _open_run(path):
 
 
 def _eval_header(task, run, split, note, checkpoint, evaluated, precision, why=None,
-                 members=None):
+                 members=None, size=1):
     """eval's first line: what was evaluated (``evaluated``: the checkpoint read for the
     one asked for; ``why`` last.npz in place of best.npz: runs.best_missing_reason; for
-    an ensemble, ``members``: the member directories that read it, the others reading
-    their best.npz), with which parameters and precision."""
+    an ensemble of ``size`` members, ``members``: the member directories that read it,
+    the others reading their best.npz), with which parameters and precision."""
     from .runs import NOT_EVALUATED
     if evaluated != checkpoint:
         yet = " yet" if why == NOT_EVALUATED else ""
@@ -579,7 +579,8 @@ def _eval_header(task, run, split, note, checkpoint, evaluated, precision, why=N
                      f"{'its' if len(members) == 1 else 'their'} latest parameters, last.npz)")
         else:
             note += f" (no best checkpoint{yet}{reason}: the latest parameters, last.npz)"
-    return (f"{task.name} run {run}, split {split}{note}"
+    whole = f" (an ensemble of {size} members)" if size > 1 else ""
+    return (f"{task.name} run {run}{whole}, split {split}{note}"
             f"{', the last checkpoint (--checkpoint last)' if checkpoint == 'last' else ''}"
             f"{', int8 inference' if precision == 'int8' else ''}")
 
@@ -623,8 +624,9 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
     # the parameters evaluated: load_model reads last.npz for a run with no best one
     why = best_missing_reason(run_dir, config) if checkpoint == "best" else None
     evaluated = "last" if why else checkpoint
+    size = ensemble.size(config)
     members = ([os.path.basename(part.path) for part in without_best(run_dir, config)]
-               if why and ensemble.size(config) > 1 else None)
+               if why and size > 1 else None)
     if data:
         if split is not None:
             raise UserError(f"--split {split} chooses a split of the run's own data: it "
@@ -649,7 +651,7 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
                             "precision": precision, "backtest": result}, indent=2))
             return
         echo(_eval_header(task, run, split, f" ({data})" if data else "", checkpoint,
-                          evaluated, precision, why, members))
+                          evaluated, precision, why, members, size))
         if hasattr(task, "format_backtest"):
             echo("\n".join(task.format_backtest(state, split, result)))
         else:
@@ -681,7 +683,7 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
     if split == "valid" and evaluated == checkpoint == "best":
         note = " (the split that chose this best checkpoint)"
     echo(_eval_header(task, run, split, note, checkpoint, evaluated, precision, why,
-                      members))
+                      members, size))
     # A task may lay out its own report (labelled per-class rows, matrices, ...); the JSON
     # above is the same either way.
     if hasattr(task, "format_report"):

@@ -245,6 +245,11 @@ def test_a_missing_or_foreign_member_is_one_line(data, sentiment_ensemble, tmp_p
     one_line_error(invoke("eval", copy), "ensemble is 'two'", "config.json damaged")
 
 
+def test_eval_names_an_ensemble_in_its_first_line(sentiment_ensemble):
+    assert ok(invoke("eval", sentiment_ensemble)).splitlines()[0] == \
+        f"sentiment run {sentiment_ensemble} (an ensemble of 3 members), split test"
+
+
 def test_eval_options_reach_every_member(sentiment_ensemble):
     base = json.loads(ok(invoke("eval", sentiment_ensemble, "--json")))["metrics"]
     last = json.loads(ok(invoke("eval", sentiment_ensemble, "--json", "--checkpoint", "last",
