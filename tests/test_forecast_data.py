@@ -1,6 +1,8 @@
 """forecast task: CSV reading, gap filling, splits, the scaler (no leakage), windows, and the
 task state on the bundled series. No model here: see test_forecast_cli.py for end to end."""
 import gzip
+import os
+import re
 
 import numpy as np
 import pytest
@@ -74,6 +76,24 @@ def test_a_two_column_file_with_a_time_header_needs_no_options(tmp_path, header)
     assert series.time_column == time_name
     assert series.columns == [h for h in header if h != time_name]
     assert series.values[:, 0].tolist() == [4.0, 5.0, 7.0]
+
+
+def _forecast_doc_list(start, end):
+    """The backticked names docs/forecast.md lists between ``start`` and ``end``."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "docs", "forecast.md"), encoding="utf-8") as f:
+        text = " ".join(f.read().split())
+    first = text.index(start)
+    listed = text[first:text.index(end, first)]
+    return {name.lower() for name in re.findall(r"`([^`]+)`", listed)}
+
+
+def test_the_documented_time_headers_and_missing_markers_are_the_read_ones():
+    # docs/forecast.md lists every header taken as the time column and every cell text
+    # read as missing: a name left out there is one a user cannot know the reader takes
+    assert _forecast_doc_list("one of which is headed", "(any case)") == dataio.TIME_NAMES
+    assert _forecast_doc_list("Missing cells (empty,", "any case)") | {""} \
+        == dataio.MISSING_MARKERS
 
 
 def test_several_columns_need_a_choice(tmp_path):
