@@ -21,6 +21,7 @@ UserError naming it.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
@@ -34,6 +35,7 @@ import zipfile
 import numpy as np
 
 from .errors import UserError, error_line, task_check_hint
+from .params import parameter_budget
 
 FORMAT = 1
 CONFIG_FILE = "config.json"
@@ -215,26 +217,77 @@ def _refuse_special(path: str, what: str) -> None:
         raise UserError(f"cannot read {what}{path}: not a regular file")
 
 
-def load_arrays(path: str) -> tuple[dict, dict]:
-    """Read a file written by save_arrays -> (arrays, meta). Unreadable -> UserError."""
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _read_checkpoint(path: str, read):
+    """``read()``, which reads the checkpoint ``path``; UserError when it does not exist,
+    is not a regular file, cannot be read, or is corrupted or truncated."""
     if not os.path.exists(path):
         raise UserError(f"checkpoint {path} does not exist")
     _refuse_special(path, "checkpoint ")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-        meta = json.loads(str(arrays.pop("meta")))
-        if not isinstance(meta, dict):
-            raise ValueError("meta is not a JSON object")
+        return read()
     except OSError as e:
         if e.errno is not None:  # no permission, a directory, a failing disk: not its bytes
             raise UserError(f"cannot read checkpoint {path}: {e.strerror}") from None
         raise UserError(f"checkpoint {path} is corrupted or truncated "
                         f"({error_line(e)})") from None
-    except (ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+    except (ValueError, EOFError, KeyError, zipfile.BadZipFile, RecursionError) as e:
         raise UserError(f"checkpoint {path} is corrupted or truncated "
                         f"({error_line(e)})") from None
-    return arrays, meta
+
+
+def checkpoint_shapes(path: str) -> dict:
+    """{name: shape} of the arrays of a file written by save_arrays, read from their
+    headers, none loaded; UserError as load_arrays's. save_arrays stores the arrays
+    uncompressed, so their bytes are in the file: one whose headers declare more (a
+    compressed or crafted file) is refused here, before its declared shapes, which could
+    make gigabytes, are allocated."""
+    def read():
+        shapes, declared = {}, 0
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.infolist():
+                with archive.open(member) as f:
+                    read_header = _NPY_HEADERS.get(np.lib.format.read_magic(f))
+                    if read_header is None:
+                        raise ValueError(f"{member.filename}: not a .npy header savez writes")
+                    shape, _, dtype = read_header(f)
+                shapes[member.filename.removesuffix(".npy")] = shape
+                declared += math.prod(shape) * dtype.itemsize
+        if declared > os.path.getsize(path):
+            raise UserError(f"checkpoint {path} is not one recurrent wrote: its arrays "
+                            f"declare {declared} bytes, more than the file's "
+                            f"{os.path.getsize(path)}")
+        return shapes
+    return _read_checkpoint(path, read)
+
+
+def load_arrays(path: str) -> tuple[dict, dict]:
+    """Read a file written by save_arrays -> (arrays, meta). Unreadable -> UserError."""
+    checkpoint_shapes(path)  # its declared sizes, checked before any array is allocated
+
+    def read():
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+        meta = json.loads(str(arrays.pop("meta")))
+        if not isinstance(meta, dict):
+            raise ValueError("meta is not a JSON object")
+        return arrays, meta
+    return _read_checkpoint(path, read)
+
+
+def param_budget(path: str):
+    """A params.parameter_budget of the "param/" arrays of the checkpoint ``path``, for
+    building the model that is to load them: a config.json of absurd sizes is refused
+    before they are allocated. No budget when ``path`` does not exist (what reads it
+    names that)."""
+    if not os.path.exists(path):
+        return contextlib.nullcontext()
+    count = sum(math.prod(shape) for name, shape in checkpoint_shapes(path).items()
+                if name.startswith("param/"))
+    return parameter_budget(count, f"checkpoint {path}")
 
 
 def json_default(value):
@@ -330,7 +383,7 @@ def read_json(path: str) -> dict:
         raise UserError(f"{path} does not exist") from None
     except OSError as e:  # no permission, a directory, a failing disk: not its content
         raise UserError(f"cannot read {path}: {e.strerror or e}") from None
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nested too deeply to parse
         raise UserError(f"{path} is corrupted or unreadable ({type(e).__name__})") from None
     if not isinstance(obj, dict):
         raise UserError(f"{path} is corrupted: expected a JSON object")
@@ -375,7 +428,7 @@ def holds_run(directory: str) -> bool:
     try:
         with open(path, encoding="utf-8") as f:
             info = json.load(f)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(info, dict) and _keys_problem(info) is None
 
@@ -544,6 +597,7 @@ class RunDir:
         path = self.file(METRICS)
         try:
             if _shared_file(path):  # a run copied as links (cp -rs, cp -al): its own
+                _refuse_special(path, "")  # the linked records are read: not a device's
                 try:  # file, the linked records kept, never appended through
                     with open(path, "rb") as f:
                         linked = f.read()
@@ -569,6 +623,7 @@ class RunDir:
         is a damaged one (bytes that are not UTF-8: the records are ASCII JSON)."""
         if not self.has(METRICS):
             return []
+        _refuse_special(self.file(METRICS), "")  # /dev/zero would never end
         records = []
         try:
             with open(self.file(METRICS), "rb") as f:
@@ -578,7 +633,7 @@ class RunDir:
         for line in lines:
             try:
                 record = json.loads(line.decode("utf-8"))
-            except ValueError:  # UnicodeDecodeError is one
+            except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
                 continue
             if isinstance(record, dict):
                 records.append(record)

@@ -157,13 +157,26 @@ def _raised_by(e: BaseException, function) -> bool:
     return tb is not None and tb.tb_frame.f_code is function.__code__
 
 
+# the longest failure line printed whole: one quoting a value of a crafted file (a
+# config.json whose cell name is megabytes long) keeps its start and end
+LONGEST_LINE = 2000
+
+
+def _shortened(line: str) -> str:
+    if len(line) <= LONGEST_LINE:
+        return line
+    half = LONGEST_LINE // 2
+    return f"{line[:half]} ... ({len(line) - 2 * half} characters left out) ... {line[-half:]}"
+
+
 def _report(line: str, code: int, all_ranks: bool = False, joins_world: bool = False) -> int:
-    """Print a failure line; in a data-parallel job, also stop the other ranks
-    (distributed.report_failure). Returns the exit code. A failure before the ranks of
-    an MPI job made their World (click's option checks, a bad RECURRENT_MPI_TIMEOUT) is
-    printed by the launcher's rank 0 alone; in a command that makes the World
-    (``joins_world``), the ranks that got past it are told, so that none waits for this
-    one (distributed.report_early_failure)."""
+    """Print a failure line (_shortened); in a data-parallel job, also stop the other
+    ranks (distributed.report_failure). Returns the exit code. A failure before the
+    ranks of an MPI job made their World (click's option checks, a bad
+    RECURRENT_MPI_TIMEOUT) is printed by the launcher's rank 0 alone; in a command that
+    makes the World (``joins_world``), the ranks that got past it are told, so that none
+    waits for this one (distributed.report_early_failure)."""
+    line = _shortened(line)
     world = distributed.current()
     if world is None or world.size == 1:
         if distributed.report_early_failure(line, joins_world):

@@ -24,6 +24,7 @@ run() and run_backward() are the same passes on already-checked inputs, for the 
 """
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 
@@ -36,7 +37,7 @@ from .layout import GATE_ORDER, param_name
 from .lengths import check_lengths, reversal_index, reverse_rows
 from .masks import (OPTIONS, supported, takes_flags, variational_mask, zoneout_expectation,
                     zoneout_mask)
-from .params import ParamModule
+from .params import ParamModule, claim_params
 from .protocols import Cell, missing_members
 from .quant import check_precision
 from .state import pack_state
@@ -117,6 +118,12 @@ class Recurrent(ParamModule):
         self.state_names = tuple(self.cell.state_names)
 
         H, D = self.hidden_size, self.num_directions
+        # the stack's size checked against a parameter budget (params.parameter_budget)
+        # before the loop, whose listing of every unit's shapes would itself take
+        # gigabytes for an absurd number of layers: the first layer, then the others
+        later = self._unit_size(D * H) if self.num_layers > 1 else 0
+        claim_params({"first": (D * self._unit_size(self.input_size),),
+                      "later": ((self.num_layers - 1) * D * later,)}, spend=False)
         self._units = []        # per (layer, direction), in order k*D + d: kind -> torch name
         self._shapes = {}       # torch name -> shape, in flat-buffer order
         self._fixed = []        # per unit: kind -> (zero params, scratch grads) when bias=False
@@ -149,6 +156,13 @@ class Recurrent(ParamModule):
                               np.random.default_rng(cell_seq))
 
     # -- parameters -------------------------------------------------------------------
+    def _unit_size(self, unit_input):
+        """The parameter count of one unit (a layer's direction) reading ``unit_input``
+        features."""
+        return sum(math.prod(int(n) for n in shape)
+                   for kind, shape in self.cell.param_shapes(unit_input, self.hidden_size).items()
+                   if self.bias or kind not in _BIAS_KINDS)
+
     def _unit_params(self, u):
         """kind -> array for unit u, as the cell wants them (zeros for absent biases)."""
         params = {kind: self._params[name] for kind, name in self._units[u].items()}

@@ -9,9 +9,48 @@ not fit says why in one message.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import math
+
 import numpy as np
 
 from .checks import float_dtype
+
+# the parameters the modules built in a parameter_budget may still allocate
+_BUDGET = contextvars.ContextVar("parameter_budget", default=None)
+
+
+@contextlib.contextmanager
+def parameter_budget(count: int, source: str, training_only: bool = True):
+    """Within it, the modules built refuse (ValueError naming ``source``) to allocate
+    more than ``count`` parameters in all, before they allocate any: a model rebuilt
+    from a saved description (a run's config.json, an export's metadata) to take the
+    ``count`` parameters of ``source``, whose sizes in a crafted file would otherwise
+    take gigabytes first. ``training_only=False``: the parameters only training reads
+    (ParamModule.TRAINING_ONLY), which an export leaves out, are not counted."""
+    token = _BUDGET.set({"left": count, "source": source, "training_only": training_only})
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def claim_params(shapes: dict, training_only=(), spend: bool = True) -> None:
+    """Count the parameters of ``shapes`` ({name: shape}; those named in
+    ``training_only`` only when the budget counts them) against the parameter_budget in
+    force, if any; ValueError when they exceed what is left. ``spend=False``: check
+    only (a module checking its size before the work that precedes its allocation)."""
+    budget = _BUDGET.get()
+    if budget is None:
+        return
+    count = sum(math.prod(shape) for name, shape in shapes.items()
+                if budget["training_only"] or name not in training_only)
+    if count > budget["left"]:
+        raise ValueError(f"{budget['source']} does not fit this model: it holds fewer "
+                         f"parameters than the model's options describe")
+    if spend:
+        budget["left"] -= count
 
 
 def check_named_arrays(arrays, shapes, what):
@@ -159,9 +198,12 @@ class ParamModule:
     ``_grads`` ({name: array}). Subclasses call ``__init__(shapes, dtype)``; dtype is
     float32 or float64."""
 
+    TRAINING_ONLY = ()  # parameters only training reads (see parameter_budget)
+
     def __init__(self, shapes, dtype):
         self.dtype = float_dtype(dtype)
         self._shapes = {name: tuple(int(n) for n in shape) for name, shape in shapes.items()}
+        claim_params(self._shapes, self.TRAINING_ONLY)
         self._params = {n: np.zeros(s, self.dtype) for n, s in self._shapes.items()}
         self._grads = {n: np.zeros(s, self.dtype) for n, s in self._shapes.items()}
         self.training = True

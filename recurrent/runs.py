@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import __version__, averaging, candidates, ensemble, run_lock, selection, tuning
-from .checkpoint import BEST, CONFIG_FILE, LAST, RunCopy, RunDir, kept_state, load_arrays
+from .checkpoint import (BEST, CONFIG_FILE, LAST, RunCopy, RunDir, kept_state, load_arrays,
+                         param_budget)
 from .checks import one_line
 from .config import TrainingConfig, check_model_spec, option_flags
 from .errors import AllRanksError, UserError, task_check_hint
@@ -269,11 +270,13 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
                    for member in ensemble.member_runs(run)]
         return ensemble.EnsembleModel(members, get_loss(loss_name(info))), info
     config["threads"] = threads if threads is not None else config.get("threads")
+    name = checkpoint_file(run, which)
+    budget = param_budget(run.file(name))  # sizes beyond the checkpoint's: refused
     try:
-        model = config.build_model(info["model_spec"])
+        with budget:
+            model = config.build_model(info["model_spec"])
     except UserError as e:  # only the saved options and spec can be wrong here
         raise UserError(f"{e} (read from {run.file(CONFIG_FILE)})") from None
-    name = checkpoint_file(run, which)
     if not run.has(name):
         if info.get("imported_from") and not run.has(BEST):  # an import cut short
             raise UserError(f"{run.path} was made by `recurrent import` but has no {BEST} "

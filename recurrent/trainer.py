@@ -67,7 +67,7 @@ import numpy as np
 from . import __version__, in_turn, run_lock, selection
 from .averaging import WeightAverage
 from .checkpoint import (BEST, LAST, RunDir, WriteError, kept_state, load_arrays,
-                         save_arrays)
+                         param_budget, save_arrays)
 from .config import TrainingConfig
 from .data_parallel import DataParallel
 from .distributed import World
@@ -135,7 +135,8 @@ class Trainer:
         self.config = TrainingConfig(info["config"])
         self.task_state = info["task_state"]
         self.spec = info["model_spec"]
-        self.model = self.config.build_model(self.spec)  # first: it checks the spec
+        with param_budget(run.file(LAST)):  # a resumed run's sizes: its checkpoint's
+            self.model = self.config.build_model(self.spec)  # first: it checks the spec
         self.sequence_output = self.spec["output"] == "sequence"
         self.tbptt = int(self.config.get("tbptt") or 0)
         self.optimizer = self.config.build_optimizer(self.model)

@@ -22,6 +22,7 @@ from ..config import TrainingConfig
 from ..ensemble import MEMBER_DIR, EnsembleModel
 from ..errors import UserError
 from ..extras import install_hint
+from ..params import parameter_budget
 from .. import out_paths
 from ..out_paths import check_out
 from ..quant import PRECISIONS
@@ -287,8 +288,12 @@ def import_file(path: str, out: str) -> RunDir:
         raise UserError(f"{path}: its config.json metadata is corrupted: {problem}")
     config = TrainingConfig.from_json(info["config"], path)
     tuning.use_for_run(info.get("kernel"), path)  # the original run's record, checked
+    # the metadata's sizes cannot ask for more parameters than the file holds (plus a
+    # learned wide scale, which --format torch folds into the weights: added below)
+    count = sum(value.size for value in tensors.values()) + 1
     try:
-        model = config.build_model(info["model_spec"])
+        with parameter_budget(count, path, training_only=False):
+            model = config.build_model(info["model_spec"])
     except UserError as e:  # a cell or task of a plugin not installed here, say
         raise UserError(f"{e} (read from {path}'s metadata)") from None
     if isinstance(model, Seq2SeqModel):

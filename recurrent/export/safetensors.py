@@ -152,7 +152,7 @@ def read(path: str) -> tuple[dict, dict]:
         info = json.loads(metadata[CONFIG_KEY])
         if not isinstance(info, dict):
             raise ValueError("not a JSON object")
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nested too deeply to parse
         raise UserError(f"{path}: its {CONFIG_KEY} metadata is corrupted ({e})") from None
     precision = metadata.get(PRECISION_KEY, "fp32")
     if precision == "int8":
