@@ -5,8 +5,11 @@ Each cell follows recurrent.protocols.Cell: it allocates outputs and caches, com
 biases the way its kernel wants them, and makes ONE kernel call per sequence (forward or
 backward) with the GIL released. Layers validate user input, resolve the thread count and
 keep BLAS single-threaded (backward's weight-gradient GEMMs call it from the kernels'
-threads); the cells get lengths as int64 (B,) in 0..T and num_threads as an int >= 1,
-and only check cheap internal invariants (one float dtype, C-contiguous arrays).
+threads); the cells get lengths as int64 (B,) in 0..T and num_threads as an int >= 1.
+A cell checks what its kernel would otherwise read or write past (the kernels trust
+every shape): one float dtype, C-contiguous arrays, the shapes of x, the states, the
+parameters and the gradients against each other, and the lengths' range, in O(1) Python
+work plus one reduction over the B lengths per call.
 
 Legend: T time steps, B batch rows, I input size, H hidden size, G = gates * H.
 
@@ -29,6 +32,7 @@ from recurrent._kernels import lstm as _lstm
 from recurrent._kernels import rnn as _rnn
 from recurrent.cellbase import LN_EPS, LayerNormLSTMLayout, TorchLayoutCell
 from recurrent.layout import STATE_NAMES
+from recurrent.lengths import check_lengths
 from recurrent.masks import MASK_KINDS, check_masks, takes_flags
 from recurrent.quant import QuantizedWeight
 
@@ -52,6 +56,16 @@ def _checked_weights(x, params, **states):
     return w_ih, w_hh
 
 
+def _check_shapes(arrays, shapes, what):
+    """ValueError unless every array of ``arrays`` ({kind: array or None}) named in
+    ``shapes`` ({kind: shape}) has that shape."""
+    for kind, shape in shapes.items():
+        a = arrays.get(kind)
+        if a is not None and getattr(a, "shape", None) != shape:
+            raise ValueError(f"{what}[{kind!r}]: expected shape {tuple(shape)}, got "
+                             f"{np.shape(a)}")
+
+
 def _bias(params, kind, G, dtype):
     """A cell's bias, or zeros when the layer was built without biases."""
     b = params.get(kind)
@@ -60,6 +74,7 @@ def _bias(params, kind, G, dtype):
 
 def _add_grad(grads, kind, value):
     if kind in grads and grads[kind] is not None:
+        _check_shapes(grads, {kind: value.shape}, "grads")  # += would broadcast
         grads[kind] += value
 
 
@@ -99,11 +114,50 @@ class _KernelCell(TorchLayoutCell):
 
     def __init__(self):
         self.state_names = STATE_NAMES[self.name]
+        self._shapes_of = {}  # (I, H) -> param_shapes(I, H), for _check_call
 
     def __repr__(self):
         return f"<cell {self.name!r} (Cython kernels)>"
 
     zoneout_flags = ()  # dtypes whose kernels take zoneout's draws as flags (masks.takes_flags)
+
+    def _check_call(self, x, states, params, lengths):
+        """The shapes of one forward or infer call, which the kernels trust (they work on
+        raw pointers, so a mismatch would be read or written out of bounds): x (T, B, I),
+        one (B, H) array per state name (B, H >= 1), every parameter given of the shape
+        param_shapes(I, H) says, lengths a C-contiguous int64 (B,) array in 0..T (what a
+        layer passes). ValueError naming the argument (TypeError for lengths that are
+        not such an array). Returns H. Attribute reads and one
+        reduction only: a stream's step runs it once per layer."""
+        shape = getattr(x, "shape", ())
+        if len(shape) != 3 or shape[1] < 1:   # the kernels split B rows between threads
+            raise ValueError(f"x: expected shape (T, B, I) with B >= 1, got shape "
+                             f"{np.shape(x)}")
+        T, B, I = shape
+        n = len(self.state_names)
+        if not isinstance(states, (tuple, list)) or len(states) != n:
+            raise ValueError(f"states: expected a tuple of {n} arrays "
+                             f"({', '.join(self.state_names)}), got {type(states).__name__}")
+        first = getattr(states[0], "shape", ())
+        H = first[1] if len(first) == 2 and first[1] >= 1 else None
+        for name, state in zip(self.state_names, states):
+            if H is None or getattr(state, "shape", None) != (B, H):
+                raise ValueError(f"states: {name} has shape {np.shape(state)}, expected "
+                                 f"(B, H) with x's B = {B} and H >= 1")
+        shapes = self._shapes_of.get((I, H))
+        if shapes is None:
+            shapes = self._shapes_of[I, H] = self.param_shapes(I, H)
+        _check_shapes(params, shapes, "params")
+        if not (isinstance(lengths, np.ndarray) and lengths.dtype == np.int64
+                and lengths.flags.c_contiguous):
+            raise TypeError(f"lengths: expected a C-contiguous int64 array (as "
+                             f"recurrent.lengths.check_lengths makes), got "
+                             f"{getattr(lengths, 'dtype', type(lengths).__name__)}")
+        # one reduction for both bounds (a negative length is huge as uint64); the
+        # message is check_lengths'
+        if lengths.shape != (B,) or (B and lengths.view(np.uint64).max() > T):
+            check_lengths(lengths, T, B)
+        return H
 
     def _masks(self, masks, x, H):
         """(recurrent mask or None, zoneout tuple or None), checked (recurrent.masks)."""
@@ -139,6 +193,13 @@ class _TorchEquationCell(_KernelCell):
 
     def infer_int8(self, x, states, qparams, lengths, num_threads):
         """infer() with int8 products (float32 x and states): (out, final states)."""
+        H = self._check_call(x, states, {}, lengths)
+        shapes = self.param_shapes(x.shape[2], H)
+        _check_shapes({kind: qparams[kind] for kind in ("weight_ih", "weight_hh", "bias")},
+                      {"weight_ih": shapes["weight_ih"], "weight_hh": shapes["weight_hh"],
+                       "bias": shapes["bias_ih"]}, "qparams")
+        if self.name == "gru":   # the kernel reads b_hn (H,) of the GRU only
+            _check_shapes(qparams, {"b_hn": (H,)}, "qparams")
         _check_arrays(np.dtype(np.float32), x=x, **{f"state{i}": s for i, s in
                                                    enumerate(states)})
         T, B, _ = x.shape
@@ -174,6 +235,7 @@ class RNNCell(_TorchEquationCell):
         return out, finals
 
     def _forward(self, x, states, params, lengths, num_threads, masks, need_grad):
+        self._check_call(x, states, params, lengths)
         (h0,) = states
         T, B, _ = x.shape
         H = h0.shape[1]
@@ -221,8 +283,9 @@ class LSTMCell(_TorchEquationCell):
     num_gates = 4
     int8_kind = int(_int8.Kind.LSTM)
 
-    def _prepare(self, x, states, params):
+    def _prepare(self, x, states, params, lengths):
         """Checked arrays and the one bias the kernel adds, b_ih + b_hh (G,)."""
+        self._check_call(x, states, params, lengths)
         h0, c0 = states
         G = 4 * h0.shape[1]
         dtype = x.dtype
@@ -231,7 +294,7 @@ class LSTMCell(_TorchEquationCell):
         return h0, c0, w_ih, w_hh, bias
 
     def forward(self, x, states, params, lengths, num_threads, masks=None):
-        h0, c0, w_ih, w_hh, bias = self._prepare(x, states, params)
+        h0, c0, w_ih, w_hh, bias = self._prepare(x, states, params, lengths)
         T, B, _ = x.shape
         H = h0.shape[1]
         dtype = x.dtype
@@ -250,7 +313,7 @@ class LSTMCell(_TorchEquationCell):
     def infer(self, x, states, params, lengths, num_threads, masks=None):
         """forward() without the gate and cell caches (bitwise the same results): for
         evaluation and prediction, where no backward follows."""
-        h0, c0, w_ih, w_hh, bias = self._prepare(x, states, params)
+        h0, c0, w_ih, w_hh, bias = self._prepare(x, states, params, lengths)
         T, B, _ = x.shape
         H = h0.shape[1]
         rec, zone = self._masks(masks, x, H)
@@ -291,9 +354,10 @@ class GRUCell(_TorchEquationCell):
         bias_x[:2 * H] += b_hh[:2 * H]
         return bias_x, b_hh[2 * H:]
 
-    def _prepare(self, x, states, params):
+    def _prepare(self, x, states, params, lengths):
         """Checked arrays and the kernel's bias split: bias_x (G,) = b_ih + [b_hr, b_hz, 0]
         and b_hn (H,), which stays inside the reset product."""
+        self._check_call(x, states, params, lengths)
         (h0,) = states
         H = h0.shape[1]
         G = 3 * H
@@ -307,7 +371,7 @@ class GRUCell(_TorchEquationCell):
         return h0, w_ih, w_hh, bias_x, b_hn
 
     def forward(self, x, states, params, lengths, num_threads, masks=None):
-        h0, w_ih, w_hh, bias_x, b_hn = self._prepare(x, states, params)
+        h0, w_ih, w_hh, bias_x, b_hn = self._prepare(x, states, params, lengths)
         T, B, _ = x.shape
         H = h0.shape[1]
         dtype = x.dtype
@@ -324,7 +388,7 @@ class GRUCell(_TorchEquationCell):
 
     def infer(self, x, states, params, lengths, num_threads, masks=None):
         """forward() without the (T, B, 4H) cache (bitwise the same results)."""
-        h0, w_ih, w_hh, bias_x, b_hn = self._prepare(x, states, params)
+        h0, w_ih, w_hh, bias_x, b_hn = self._prepare(x, states, params, lengths)
         T, B, _ = x.shape
         H = h0.shape[1]
         dtype = x.dtype
@@ -363,9 +427,10 @@ class LayerNormLSTMCell(LayerNormLSTMLayout, _KernelCell):
     name = "ln_lstm"
     num_gates = 4
 
-    def _prepare(self, x, states, params):
+    def _prepare(self, x, states, params, lengths):
         """Checked arrays; the kernel's bias b_ih + b_hh (G,), a zero bias for the input
         projection (normalised before any shift) and the gains and cell shift."""
+        self._check_call(x, states, params, lengths)
         h0, c0 = states
         H = h0.shape[1]
         G = 4 * H
@@ -379,7 +444,7 @@ class LayerNormLSTMCell(LayerNormLSTMLayout, _KernelCell):
         return h0, c0, w_ih, w_hh, np.zeros(G, dtype), bias, ln
 
     def forward(self, x, states, params, lengths, num_threads, masks=None):
-        h0, c0, w_ih, w_hh, zeros, bias, ln = self._prepare(x, states, params)
+        h0, c0, w_ih, w_hh, zeros, bias, ln = self._prepare(x, states, params, lengths)
         T, B, _ = x.shape
         H = h0.shape[1]
         G = 4 * H
@@ -406,7 +471,7 @@ class LayerNormLSTMCell(LayerNormLSTMLayout, _KernelCell):
 
     def infer(self, x, states, params, lengths, num_threads, masks=None):
         """forward() without the caches (bitwise the same results)."""
-        h0, c0, w_ih, w_hh, zeros, bias, ln = self._prepare(x, states, params)
+        h0, c0, w_ih, w_hh, zeros, bias, ln = self._prepare(x, states, params, lengths)
         T, B, _ = x.shape
         H = h0.shape[1]
         rec, zone = self._masks(masks, x, H)
@@ -452,6 +517,13 @@ def _backward_buffers(d_out, d_final_states, x, H, G, grads):
     weight-gradient targets dW_ih (G, I), dW_hh (G, H) (_grad_target)."""
     T, B, I = x.shape
     dtype = x.dtype
+    # the kernels read these through raw pointers: a wrong shape would be read out of bounds
+    if np.shape(d_out) != (T, B, H):
+        raise ValueError(f"d_out: expected shape {(T, B, H)}, got {np.shape(d_out)}")
+    for d in d_final_states:
+        if d is not None and np.shape(d) != (B, H):
+            raise ValueError(f"d_final_states: expected None or shape {(B, H)}, got "
+                             f"{np.shape(d)}")
     d_states = tuple(_zeros_or(d, (B, H), dtype) for d in d_final_states)
     return (np.ascontiguousarray(d_out, dtype=dtype), d_states, np.empty((T, B, I), dtype),
             _grad_target(grads, "weight_ih", (G, I), dtype),
@@ -463,6 +535,7 @@ def _grad_target(grads, kind, shape, dtype):
     C-contiguous array of the right dtype (the usual case: a view of the flat buffer),
     else a zeroed temporary that _finish_grads adds over."""
     g = grads.get(kind)
+    _check_shapes(grads, {kind: shape}, "grads")  # the kernel adds into it in place
     if g is not None and g.dtype == dtype and g.flags.c_contiguous and g.flags.writeable:
         return g
     return np.zeros(shape, dtype)

@@ -62,3 +62,27 @@ def finite_as(a, dtype, name: str):
         raise ValueError(f"{name}: contains NaN or infinity")
     return out
 
+
+def gradient_as(value, shape, dtype, name: str = "d_outputs"):
+    """A gradient handed to a model's backward: ``value`` as a C-contiguous array of
+    ``dtype`` with exactly ``shape`` (the outputs' shape), else ValueError naming ``name``.
+    numpy would broadcast a gradient of another shape over the outputs and differentiate
+    that, and cast complex values to their real part, silently; a layout other than C
+    order would change the last bits of sums over it. Real values only; NaN passes (a
+    training step refuses a loss that is not finite after the ranks agree on it)."""
+    a = np.asarray(value)
+    if a.shape != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)} (the outputs' shape), "
+                         f"got shape {a.shape}")
+    if a.dtype.kind not in "fiu":
+        raise ValueError(f"{name}: expected real numbers, got dtype {a.dtype}")
+    return np.ascontiguousarray(a, dtype)
+
+
+def kept_copy(checked, given):
+    """``checked`` (an array a check made from ``given``), or a copy of it when it is still
+    ``given``'s memory: for an input a module keeps for its backward pass, which the
+    caller could otherwise change in place in between, changing the gradients silently."""
+    if isinstance(given, np.ndarray) and np.may_share_memory(checked, given):
+        return checked.copy()
+    return checked

@@ -2,8 +2,10 @@
 
 `grads` may be a dict of arrays (its values), a list or tuple of arrays, or one array (for
 example the model's flat gradient buffer). None entries are skipped, as torch skips
-parameters without a gradient. Contiguous float arrays go through the kernels in
-recurrent/_kernels/gradclip.pyx; anything else through numpy, with the same results.
+parameters without a gradient. float32 and float64 arrays go through the kernels in
+recurrent/_kernels/gradclip.pyx (one that is not C-contiguous through a C-ordered copy, so
+its norm and clipped values are bitwise those of the same values in a contiguous array);
+other float dtypes (float16) through numpy.
 """
 from __future__ import annotations
 
@@ -39,10 +41,27 @@ def _arrays(grads, in_place=True):
 
 
 def _flat(g):
-    """A 1-D view for the kernels, or None when the array needs the numpy path."""
-    if g.dtype in (np.float32, np.float64) and g.flags.c_contiguous:
-        return g.reshape(-1)
+    """g's entries in C order as a 1-D array for the kernels (a view of g when it is
+    C-contiguous, else a copy: see _write_back), or None when its dtype needs the numpy
+    path."""
+    if g.dtype in (np.float32, np.float64):
+        return np.ascontiguousarray(g).reshape(-1)
     return None
+
+
+def _write_back(g, flat):
+    """After a kernel changed ``flat`` (from _flat): its values into g, when flat is a
+    copy."""
+    if not g.flags.c_contiguous:
+        g[...] = flat.reshape(g.shape)
+
+
+def _number(value, name):
+    """``value`` as a float, else ValueError naming ``name``."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a number, got {value!r}") from None
 
 
 def _norm_part(g, p):
@@ -71,7 +90,7 @@ def _total_norm(arrays, p):
 def total_norm(grads, norm_type=2.0) -> float:
     """The global norm_type-norm of all gradients (grads as for clip_grad_norm), without
     clipping: what clip_grad_norm returns. 0.0 when there are no entries."""
-    p = float(norm_type)
+    p = _number(norm_type, "norm_type")
     if not p > 0:
         raise ValueError(f"norm_type must be positive (or inf), got {norm_type!r}")
     arrays = _arrays(grads, in_place=False)
@@ -86,10 +105,10 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False) -> 
     from before clipping. A NaN or infinite total norm raises FloatingPointError when
     error_if_nonfinite is true, else (as in torch) it propagates into the gradients.
     """
-    p = float(norm_type)
+    p = _number(norm_type, "norm_type")
     if not p > 0:
         raise ValueError(f"norm_type must be positive (or inf), got {norm_type!r}")
-    max_norm = float(max_norm)
+    max_norm = _number(max_norm, "max_norm")
     if math.isnan(max_norm) or max_norm < 0:
         raise ValueError(f"max_norm must be >= 0, got {max_norm!r}")
     arrays = _arrays(grads)
@@ -108,6 +127,7 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False) -> 
             flat = _flat(g)
             if flat is not None:
                 gradclip.scale(flat, factor)
+                _write_back(g, flat)
             else:
                 g *= g.dtype.type(factor)
     return total
@@ -116,12 +136,13 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False) -> 
 def clip_grad_value(grads, clip_value) -> None:
     """Clip every gradient entry to [-clip_value, clip_value] in place (NaN stays NaN), as
     torch.nn.utils.clip_grad_value_."""
-    clip_value = float(clip_value)
+    clip_value = _number(clip_value, "clip_value")
     if math.isnan(clip_value) or clip_value < 0:
         raise ValueError(f"clip_value must be >= 0, got {clip_value!r}")
     for g in _arrays(grads):
         flat = _flat(g)
         if flat is not None:
             gradclip.clamp(flat, clip_value)
+            _write_back(g, flat)
         else:
             np.clip(g, -clip_value, clip_value, out=g)

@@ -30,7 +30,7 @@ import warnings
 
 import numpy as np
 
-from .checks import finite_as, float_dtype, positive_int, probability
+from .checks import finite_as, float_dtype, kept_copy, positive_int, probability
 from .dropout import dropout_mask
 from .errors import UserError
 from .layout import GATE_ORDER, param_name
@@ -283,25 +283,28 @@ class Recurrent(ParamModule):
         return resolve_threads(self._num_threads, batch, self.hidden_size)
 
     # -- input checks -------------------------------------------------------------------
-    def _as_float(self, name, value, expected_shape):
-        """``value`` as a C-contiguous array of the layer dtype, or a ValueError."""
+    def _as_float(self, name, value, expected_shape, keep=False):
+        """``value`` as a C-contiguous array of the layer dtype, or a ValueError. keep: the
+        array is kept for backward, so never the caller's own memory (kept_copy)."""
         a = np.asarray(value)
         if a.shape != tuple(expected_shape):
             raise ValueError(f"{name}: expected shape {tuple(expected_shape)} "
                              f"(rank {len(expected_shape)}), got shape {a.shape}")
         if a.dtype.kind != "f":
             raise ValueError(f"{name}: expected a float array, got dtype {a.dtype}")
-        return finite_as(a, self.dtype, name)
+        checked = finite_as(a, self.dtype, name)
+        return kept_copy(checked, a) if keep else checked
 
-    def _check_x(self, x):
+    def _check_x(self, x, keep=False):
         a = np.asarray(x)
         if a.ndim != 3 or a.shape[2] != self.input_size or a.shape[0] < 1 or a.shape[1] < 1:
             raise ValueError(f"x: expected shape (T, B, {self.input_size}) with T, B >= 1, "
                              f"got shape {a.shape}")
-        return self._as_float("x", a, a.shape)
+        return self._as_float("x", a, a.shape, keep)
 
-    def _check_states(self, state, B, name, rows):
-        """Normalised tuple of (rows, B, H) arrays, one per cell state; zeros for None."""
+    def _check_states(self, state, B, name, rows, keep=False):
+        """Normalised tuple of (rows, B, H) arrays, one per cell state; zeros for None.
+        keep: as _as_float's."""
         n = len(self.state_names)
         if state is None:
             return tuple(np.zeros((rows, B, self.hidden_size), self.dtype) for _ in range(n))
@@ -310,7 +313,7 @@ class Recurrent(ParamModule):
             raise ValueError(f"{name}: expected a tuple of {n} arrays "
                              f"({', '.join(self.state_names)}), got {type(state).__name__}")
         expected = (rows, B, self.hidden_size)
-        return tuple(self._as_float(name if n == 1 else f"{name}[{i}]", part, expected)
+        return tuple(self._as_float(name if n == 1 else f"{name}[{i}]", part, expected, keep)
                      for i, part in enumerate(parts))
 
     # -- forward / backward -------------------------------------------------------------
@@ -356,19 +359,24 @@ class Recurrent(ParamModule):
         what backward reads: do not modify them in place before calling backward.
         need_grad=False (evaluation, prediction) keeps nothing for backward: cells with an
         infer() method then skip their caches."""
-        x, states, lengths, threads = self.prepare(x, state=state, lengths=lengths)
+        x, states, lengths, threads = self.prepare(x, state=state, lengths=lengths,
+                                                   need_grad=need_grad)
         with single_threaded_blas():
             out, finals = self.run(x, states, lengths, need_grad, threads)
         return out, pack_state(finals)
 
-    def prepare(self, x, *, state=None, lengths=None):
+    def prepare(self, x, *, state=None, lengths=None, need_grad=True):
         """The checks of forward(), once, for a caller that goes on with run(): returns
         (x, states, lengths, num_threads) as run() takes them (ValueError, one line, for
-        bad input). The thread count is resolved here, for the whole call."""
-        x = self._check_x(x)
+        bad input). The thread count is resolved here, for the whole call. need_grad: a
+        run() keeping what backward reads follows, so x and the states returned are never
+        the caller's arrays (changing those in place before backward would change the
+        gradients)."""
+        x = self._check_x(x, need_grad)
         T, B, _ = x.shape
         lengths = check_lengths(lengths, T, B)
-        states = self._check_states(state, B, "state", self.num_layers * self.num_directions)
+        states = self._check_states(state, B, "state", self.num_layers * self.num_directions,
+                                    need_grad)
         return x, states, lengths, self._threads_for(B)
 
     def run(self, x, states, lengths, need_grad, num_threads, precision=None, mask_steps=0,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import float_dtype, positive_int, probability
+from .checks import float_dtype, gradient_as, positive_int, probability
 from .dropout import Dropout
 from .layers import Recurrent
 from .lengths import valid_mask
@@ -231,7 +231,8 @@ class SequenceModel(FlatModel):
         with single_threaded_blas():
             h_in = self._embed(x)  # (T, B, E or I)
             h_in, states, lengths, threads = self.rnn.prepare(h_in, state=state,
-                                                              lengths=lengths)
+                                                              lengths=lengths,
+                                                              need_grad=need_grad)
             self._cache = None
             if not need_grad:
                 y, final = self._forward_full(h_in, states, lengths, threads, need_grad=False)
@@ -302,11 +303,8 @@ class SequenceModel(FlatModel):
         # over the T steps and differentiate that, silently.
         K = self.head.out_features
         expected = (T, B, K) if self.output == "sequence" else (B, K)
-        if np.shape(d_outputs) != expected:
-            raise ValueError(f"d_outputs: expected shape {expected} (the outputs' shape), "
-                             f"got shape {np.shape(d_outputs)}")
+        d_outputs = gradient_as(d_outputs, expected, self.dtype)
         self._cache = None
-        d_outputs = np.asarray(d_outputs, self.dtype)
         with single_threaded_blas():
             if self.wide is not None:
                 self.wide.backward(d_outputs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import positive_int
+from .checks import kept_copy, positive_int
 from .params import ParamModule
 
 
@@ -44,9 +44,9 @@ class Embedding(ParamModule):
         return a.astype(np.intp, copy=False)
 
     def forward(self, ids):
-        ids = self.check_ids(ids)
-        self._ids = ids
-        return self._params["weight"][ids]  # S + (E,), a fresh contiguous array
+        checked = self.check_ids(ids)
+        self._ids = kept_copy(checked, ids)  # backward reads them
+        return self._params["weight"][checked]  # S + (E,), a fresh contiguous array
 
     def backward(self, d_out):
         """d_out S + (E,): rows add into the gradient of the ids they came from (sparse).

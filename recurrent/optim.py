@@ -8,15 +8,25 @@ compared with PyTorch step by step.
 Legend: N number of parameters (length of every buffer).
 
 State for checkpoints: ``state_dict()`` returns plain arrays and numbers only (npz-safe);
-``load_state_dict()`` takes them back and checks the lengths.
+``load_state_dict()`` takes them back and checks them first (lengths, finite float32
+values, a step count >= 0).
 """
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
 from ._kernels import optim as _k
+from .params import checked_state_dict
+
+
+def _finite(*values) -> bool:
+    """Whether every value is a real number (not bool) and finite: a hyperparameter that is
+    infinite, NaN or not a number would turn the parameters into NaN or infinity."""
+    return all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+               for v in values)
 
 
 class Optimizer:
@@ -37,8 +47,8 @@ class Optimizer:
                 or not grads.flags.c_contiguous:
             raise ValueError(f"params and grads must be contiguous 1-d arrays of one length, "
                              f"got {params.shape} and {grads.shape}")
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
+        if not (_finite(lr) and lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
         self.params = params  # (N,)
         self.grads = grads  # (N,)
         self.lr = float(lr)
@@ -47,6 +57,8 @@ class Optimizer:
 
     def step(self, lr: float | None = None) -> None:
         """One update with learning rate ``lr`` (the schedule's value; default self.lr)."""
+        if lr is not None and not (_finite(lr) and lr >= 0):  # a schedule's rate may reach 0
+            raise ValueError(f"step: lr must be a finite number >= 0, got {lr!r}")
         self.step_count += 1
         self._update(self.lr if lr is None else float(lr))
 
@@ -59,6 +71,10 @@ class Optimizer:
             state[name] = buf
         return state
 
+    # buffers holding running averages of squared gradients: never negative (the update
+    # takes their square root)
+    squares: tuple[str, ...] = ()
+
     def load_state_dict(self, state: dict) -> None:
         # Everything is checked before anything is loaded.
         values = {}
@@ -69,6 +85,18 @@ class Optimizer:
             if name != "step_count" and values[name].shape != self.params.shape:
                 raise ValueError(f"optimizer state {name!r} has shape {values[name].shape}, "
                                  f"expected {self.params.shape}")
+        count = values["step_count"]
+        if count.shape != () or count.dtype.kind not in "iu" or count < 0:
+            raise ValueError(f"optimizer state 'step_count' must be an integer >= 0, got "
+                             f"{state['step_count']!r}")
+        # finite floats within float32 (NaN or infinity would reach every parameter)
+        values.update(checked_state_dict({name: values[name] for name in self.buffer_names},
+                                         {name: self.params.shape for name in self.buffer_names},
+                                         np.float32, "optimizer state"))
+        for name in self.squares:
+            if (values[name] < 0).any():
+                raise ValueError(f"optimizer state {name!r} holds negative values (it is a "
+                                 f"running average of squares)")
         for name in self.buffer_names:
             self.buffers[name][...] = values[name]
         self.step_count = int(values["step_count"])
@@ -83,9 +111,11 @@ class SGD(Optimizer):
     def __init__(self, params, grads, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False,
                  weight_decay=0.0):
         super().__init__(params, grads, lr)
-        if not (momentum >= 0 and weight_decay >= 0):   # refuses NaN too
-            raise ValueError(f"momentum and weight_decay must be >= 0, got {momentum} and "
-                             f"{weight_decay}")
+        if not (_finite(momentum, weight_decay, dampening) and momentum >= 0
+                and weight_decay >= 0):
+            raise ValueError(f"momentum and weight_decay must be finite numbers >= 0 and "
+                             f"dampening a finite number, got {momentum!r}, {weight_decay!r} "
+                             f"and {dampening!r}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("nesterov needs momentum > 0 and dampening 0")
         self.momentum, self.dampening = float(momentum), float(dampening)
@@ -102,13 +132,14 @@ class Adam(Optimizer):
 
     name = "adam"
     buffer_names = ("exp_avg", "exp_avg_sq")
+    squares = ("exp_avg_sq",)
     decoupled = False
 
     def __init__(self, params, grads, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, grads, lr)
-        if not (np.shape(betas) == (2,)
+        if not (np.shape(betas) == (2,) and _finite(*betas, eps, weight_decay)
                 and 0 <= betas[0] < 1 and 0 <= betas[1] < 1 and eps > 0
-                and weight_decay >= 0):   # refuses NaN too
+                and weight_decay >= 0):
             raise ValueError(f"bad Adam hyperparameters betas={betas} eps={eps} "
                              f"weight_decay={weight_decay}")
         self.betas, self.eps, self.weight_decay = (float(betas[0]), float(betas[1])), float(eps), \
@@ -142,12 +173,13 @@ class RMSProp(Optimizer):
 
     name = "rmsprop"
     buffer_names = ("square_avg", "momentum_buffer")
+    squares = ("square_avg",)
 
     def __init__(self, params, grads, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0,
                  momentum=0.0):
         super().__init__(params, grads, lr)
-        if not (0 <= alpha < 1 and eps > 0 and weight_decay >= 0
-                and momentum >= 0):   # refuses NaN too
+        if not (_finite(alpha, eps, weight_decay, momentum)
+                and 0 <= alpha < 1 and eps > 0 and weight_decay >= 0 and momentum >= 0):
             raise ValueError(f"bad RMSProp hyperparameters alpha={alpha} eps={eps} "
                              f"weight_decay={weight_decay} momentum={momentum}")
         self.alpha, self.eps = float(alpha), float(eps)

@@ -76,24 +76,25 @@ def _fits(value, dtype):
         return bool(np.isfinite(value.astype(dtype, copy=False)).all())
 
 
-def checked_state_dict(state_dict, shapes, dtype=None):
+def checked_state_dict(state_dict, shapes, dtype=None, what="state_dict"):
     """{name: float array} from a state_dict that fits ``shapes`` exactly (finite floats,
     and within ``dtype``'s range when given: the dtype they are loaded into), or a
-    ValueError; nothing is loaded until everything has been checked."""
+    ValueError starting with ``what``; nothing is loaded until everything has been
+    checked."""
     if not hasattr(state_dict, "keys"):
-        raise ValueError(f"state_dict: expected a dict of arrays, "
+        raise ValueError(f"{what}: expected a dict of arrays, "
                          f"got {type(state_dict).__name__}")
-    check_named_arrays(state_dict, shapes, "state_dict")
+    check_named_arrays(state_dict, shapes, what)
     values = {}
     for name in shapes:
         value = np.asarray(state_dict[name])
         if value.dtype.kind != "f":
-            raise ValueError(f"state_dict: {name} has dtype {value.dtype}, "
+            raise ValueError(f"{what}: {name} has dtype {value.dtype}, "
                              f"expected a float array")
         if not np.isfinite(value).all():
-            raise ValueError(f"state_dict: {name} contains NaN or infinity")
+            raise ValueError(f"{what}: {name} contains NaN or infinity")
         if dtype is not None and not _fits(value, dtype):
-            raise ValueError(f"state_dict: {name} has values too large for "
+            raise ValueError(f"{what}: {name} has values too large for "
                              f"{np.dtype(dtype)}")
         values[name] = value
     return values

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import positive_int
+from ..checks import gradient_as, positive_int
 from ..dropout import Dropout
 from ..layers import Recurrent
 from ..lengths import check_lengths, valid_mask
@@ -247,7 +247,7 @@ class Seq2SeqModel(FlatModel):
             out = np.zeros((T, B, logits.shape[1]), logits.dtype)
             out[:Tt] = logits.reshape(Tt, B, -1) * mask
             if need_grad:
-                self._cache = (Tt, B, mask, threads)
+                self._cache = (T, Tt, B, mask, threads)
             return out, None
 
     __call__ = forward
@@ -258,9 +258,10 @@ class Seq2SeqModel(FlatModel):
         if self._cache is None:
             raise ValueError("backward: no forward pass to differentiate; call forward "
                              "first (with need_grad=True)")
-        Tt, B, mask, threads = self._cache
+        T, Tt, B, mask, threads = self._cache
+        d = gradient_as(d_outputs, (T, B, self.head.out_features), self.dtype)
         self._cache = None
-        d = np.asarray(d_outputs, self.dtype)[:Tt] * mask  # (T', B, V)
+        d = d[:Tt] * mask  # (T', B, V)
         with single_threaded_blas():
             d_att = self.head.backward(d.reshape(Tt * B, -1)).reshape(Tt, B, -1)
             d_att = np.ascontiguousarray(self.dropout.backward(d_att))
