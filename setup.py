@@ -53,9 +53,12 @@ if not compile_omp:
         f"# built SINGLE-THREADED. Install a compiler with OpenMP (gcc, or clang + libomp)\n"
         f"# and reinstall to use more than one core.\n{banner}\n\n")
 
+# -g0 over the -g of Python's own CFLAGS: debug information changes no instruction, and
+# would be most of the installed size of the extensions.
+no_debug_info = ["-g0"]
 # No -ffast-math: it changes exp/tanh results and NaN handling. -fno-trapping-math changes
 # no value; it lets gcc vectorise loops with selects (the gate kernels' exp/tanh clamps).
-compile_args = ["-O3", "-fno-trapping-math"] + compile_omp
+compile_args = ["-O3", "-fno-trapping-math"] + no_debug_info + compile_omp
 
 extensions = [
     Extension(
@@ -77,7 +80,7 @@ extensions = [
         "recurrent_plugins.forecast._smoothing",
         [os.path.join("plugins", "forecast", "_smoothing.pyx")],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        extra_compile_args=["-O3", "-ffp-contract=off"],
+        extra_compile_args=["-O3", "-ffp-contract=off"] + no_debug_info,
     ),
 ]
 
