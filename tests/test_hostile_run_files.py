@@ -80,18 +80,28 @@ def test_config_sizes_beyond_the_checkpoint_are_refused_unallocated(run, key, va
                      f"parameters than the model's options describe")
 
 
-def test_import_of_metadata_sizes_beyond_the_file_is_refused_unallocated(run, tmp_path):
+def exported_with_metadata(run, tmp_path, rewrite):
+    """``run`` exported as safetensors, its config.json metadata text replaced by
+    ``rewrite(text)`` in the file's header (the tensors left as they are); the path."""
     exported = tmp_path / "run.safetensors"
     ok(invoke("export", run, "--format", "safetensors", "--out", exported))
     data = exported.read_bytes()
     size = int.from_bytes(data[:8], "little")
     header = json.loads(data[8:8 + size])
-    info = json.loads(header["__metadata__"]["config.json"])
-    info["config"]["hidden"] = 10**9
-    header["__metadata__"]["config.json"] = json.dumps(info)
+    header["__metadata__"]["config.json"] = rewrite(header["__metadata__"]["config.json"])
     text = json.dumps(header).encode()
     text += b" " * (-len(text) % 8)
     exported.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + size:])
+    return exported
+
+
+def test_import_of_metadata_sizes_beyond_the_file_is_refused_unallocated(run, tmp_path):
+    def hidden_1e9(text):
+        info = json.loads(text)
+        info["config"]["hidden"] = 10**9
+        return json.dumps(info)
+
+    exported = exported_with_metadata(run, tmp_path, hidden_1e9)
     one_line_refusal(limited(tmp_path, "import", exported, "--out", tmp_path / "imported"),
                      f"{exported} does not fit this model: it holds fewer parameters")
     assert not (tmp_path / "imported").exists()
@@ -112,15 +122,7 @@ def test_a_metrics_line_nested_too_deeply_is_skipped_on_resume(run):
 
 
 def test_safetensors_metadata_nested_too_deeply_is_refused_in_one_line(run, tmp_path):
-    exported = tmp_path / "run.safetensors"
-    ok(invoke("export", run, "--format", "safetensors", "--out", exported))
-    data = exported.read_bytes()
-    size = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + size])
-    header["__metadata__"]["config.json"] = DEEP
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    exported.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + size:])
+    exported = exported_with_metadata(run, tmp_path, lambda text: DEEP)
     one_line_error(invoke("import", exported, "--out", tmp_path / "imported"),
                    "its config.json metadata is corrupted")
 
