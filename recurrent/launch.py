@@ -5,8 +5,10 @@ the mpi extra puts one next to the Python interpreter).
 mpiexec's own failure banners are condensed into one line naming the rank that failed;
 a rank's own error line passes through as it is. Ctrl-C reaches the ranks through
 mpiexec, which forwards it once; they agree on a step, save a checkpoint and stop. A
-SIGTERM to this process is passed on to mpiexec, which forwards it to every rank: they
-stop in the same way (recurrent/interrupt.py) and the command exits with 143.
+SIGTERM to this process is passed on to mpiexec, which forwards it to every rank, and to
+every rank that has joined the job directly (in case mpiexec's forwarding missed it while
+the job started): they stop in the same way (recurrent/interrupt.py) and the command
+exits with 143.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -104,6 +107,31 @@ def _rank_of(pid: str, launch_dir: str) -> str | None:
     return None
 
 
+RANK_POLL = 0.2  # seconds between looks for ranks to pass a SIGTERM on to
+
+
+def _signal_ranks(launch_dir: str, signalled: set) -> set:
+    """SIGTERM to each rank of this host listed in ``launch_dir`` (the pid file a rank
+    writes once it has joined the job) whose pid is not in ``signalled``; the pids
+    signalled now. A rank that has the signal already stops as after one."""
+    host, sent = socket.gethostname(), set()
+    for name in os.listdir(launch_dir):
+        try:
+            with open(os.path.join(launch_dir, name)) as f:
+                pid, where = f.read().split()[:2]
+            pid = int(pid)
+        except (OSError, ValueError):
+            continue  # being written: the next look reads it
+        if where != host or pid in signalled:
+            continue
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:  # it has ended
+            pass
+        sent.add(pid)
+    return sent
+
+
 def launch(ranks: int, args: list[str]) -> int:
     """Run ``recurrent ARGS`` (without --ranks) on ``ranks`` MPI processes; the exit code."""
     if opted_out():  # the ranks would inherit it: N separate runs into one run directory
@@ -158,8 +186,15 @@ def launch(ranks: int, args: list[str]) -> int:
                        threading.Thread(target=seen.copy, args=(proc.stderr, sys.stderr))]
             for reader in readers:
                 reader.start()
+            # A SIGTERM passed on while the job starts can be lost on the way (mpiexec
+            # not yet forwarding, or forwarding before its ranks exist): each rank that
+            # has joined the job (its pid in launch_dir) also gets it from here, once.
+            signalled = set()
             for reader in readers:
-                reader.join()
+                while reader.is_alive():
+                    reader.join(RANK_POLL)
+                    if terminated:
+                        signalled |= _signal_ranks(launch_dir, signalled)
             code = proc.wait()
         finally:
             signal.signal(signal.SIGINT, previous)

@@ -156,3 +156,47 @@ def test_a_sigterm_while_mpiexec_starts_is_passed_on_once_it_runs(tmp_path):
     assert done.returncode == 128 + signal.SIGTERM, done.stderr
     assert done.stderr.startswith("Error: terminated (SIGTERM)"), done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_sigterm_that_mpiexec_loses_reaches_the_ranks_from_the_launcher(tmp_path):
+    """mpiexec may miss a SIGTERM passed on while it starts (no forwarding yet, or no
+    ranks yet to forward to): the launcher also signals every rank that has joined the
+    job. Here an mpiexec that drops every SIGTERM stands in for that race."""
+    run = tmp_path / "run"
+    dropping = tmp_path / "mpiexec"
+    dropping.write_text(
+        f"#!{sys.executable}\n"
+        "import signal, subprocess, sys\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        f"job = subprocess.Popen([{mpiexec()!r}, *sys.argv[1:]],\n"
+        "                       preexec_fn=lambda: signal.signal(signal.SIGTERM, "
+        "signal.SIG_DFL))\n"
+        "sys.exit(job.wait())\n")
+    dropping.chmod(0o755)
+    script = (
+        "import os, signal, subprocess, sys\n"
+        "import recurrent.launch\n"
+        f"recurrent.launch.mpiexec = lambda: {str(dropping)!r}\n"
+        "sys.argv[0] = 'recurrent'\n"
+        "from recurrent._console import main\n"
+        "main()\n")
+    try:
+        job = subprocess.Popen(
+            [sys.executable, "-c", script, "train", "char-lm", *RUN, "--steps", "1000000",
+             "--out", str(run), "--ranks", "2"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+            env=_env(tmp_path))
+        for line in job.stdout:  # the ranks train: then the launcher is told to stop
+            if line.startswith("step "):
+                job.send_signal(signal.SIGTERM)
+                break
+        out, err = job.communicate(timeout=120)
+        left = _left_behind(f"--out {run}")
+    finally:
+        for pid in _left_behind(f"--out {run}"):
+            os.kill(pid, signal.SIGKILL)
+    assert left == [], "mpiexec or ranks still running"
+    assert job.returncode == 128 + signal.SIGTERM, err
+    assert out.splitlines()[-1].startswith("terminated (SIGTERM) at step"), out[-500:]
+    assert "checkpoint saved" in out.splitlines()[-1] and err == ""
+    assert (run / "last.npz").exists()
