@@ -739,10 +739,12 @@ def register_commands(cli):
         sizes = [_parse_config(c) for c in configs] or list(DEFAULT_CONFIGS)
         thread_counts = _parse_list(threads, "--threads",
                                     lambda v: v if v == "auto" else int(v), THREADS_EXPECTED)
-        from recurrent.threads import MAX_THREADS
-        if any(n != "auto" and not 1 <= n <= MAX_THREADS for n in thread_counts):
-            raise recurrent.UserError(f"--threads: thread counts must be from 1 to "
-                                      f"{MAX_THREADS} or 'auto', got {threads!r}")
+        from recurrent.cli_options import THREAD_COUNT  # train's and eval's --threads
+        for n in thread_counts:
+            if n != "auto" and not THREAD_COUNT.min <= n <= THREAD_COUNT.max:
+                raise recurrent.UserError(f"--threads: thread counts must be from "
+                                          f"{THREAD_COUNT.min} to {THREAD_COUNT.max} or "
+                                          f"'auto', got {threads!r}")
         _check_memory(cell_names, sizes, mode, vs)
         if vs == "torch":
             try:

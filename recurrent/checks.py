@@ -41,6 +41,17 @@ def probability(value, name: str) -> float:
     return float(value)
 
 
+# The starts of numpy's ValueErrors for an array larger than any the address space holds:
+# the MemoryError of a size so large that numpy refuses it before asking for the memory.
+_TOO_BIG = ("Maximum allowed size exceeded", "Maximum allowed dimension exceeded",
+            "array is too big;")
+
+
+def beyond_any_array(e: BaseException) -> bool:
+    """Whether ``e`` is numpy's refusal of an array size beyond the address space."""
+    return isinstance(e, ValueError) and str(e).startswith(_TOO_BIG)
+
+
 def one_line(text) -> str:
     """The first non-empty line of ``text`` (an exception or a str), for one-line errors."""
     if isinstance(text, BaseException):

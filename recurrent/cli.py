@@ -20,8 +20,8 @@ from click.core import ParameterSource
 from . import __version__, averaging, candidates, distributed, ensemble, plugins, report
 from .checkpoint import json_text
 from ._console import debug_asked
-from .checks import one_line
-from .cli_options import checkpoint_option
+from .checks import beyond_any_array, one_line
+from .cli_options import RANK_COUNT, THREAD_COUNT, checkpoint_option
 from .errors import AllRanksError, UserError, error_line
 from . import datafile, out_paths
 from .key_reads import KeyReads
@@ -29,7 +29,7 @@ from .progress import share_text
 from .protocols import SPLITS
 from .out_paths import check_plot
 from .quant import PRECISIONS
-from .threads import MAX_THREADS, env_threads, single_threaded_blas
+from .threads import env_threads, single_threaded_blas
 
 QUICK_START = """Fast CPU RNN / LSTM / GRU training from the command line.
 
@@ -102,14 +102,14 @@ class RecurrentGroup(click.Group):
         except MemoryError as e:  # sizes the machine cannot hold (--hidden, --beam, ...)
             if debug:
                 raise
-            code = report(f"Error: not enough memory ({error_line(e)}): the sizes or "
-                          f"counts asked for need more memory than is available; ask "
-                          f"for smaller ones", 1)
+            code = report(_memory_line(e), 1)
         except Exception as e:  # a bug, or output that cannot be written: one line
             if debug:
                 raise
             failure = _output_failure(e)
-            if failure:
+            if beyond_any_array(e):
+                code = report(_memory_line(e), 1)
+            elif failure:
                 code = report(f"Error: {failure}", 1)
             else:
                 # a plugin's bug names the plugin: the one to fix, update or uninstall
@@ -125,6 +125,12 @@ class RecurrentGroup(click.Group):
 
 # ctx.meta's key of the command-line arguments the root group was given.
 ARGS_KEY = "recurrent.args"
+
+
+def _memory_line(e: BaseException) -> str:
+    """The error line of a MemoryError, or of a size beyond any array (checks.beyond_any_array)."""
+    return (f"Error: not enough memory ({error_line(e)}): the sizes or counts asked for "
+            f"need more memory than is available; ask for smaller ones")
 
 
 # What a write to a full disk or past a file-size limit (ulimit -f) raises.
@@ -275,7 +281,7 @@ def _shared_options(defaults: dict) -> list:
             "for per-step outputs, each row's last K steps for pooled ones; 0 = off).",
             key="tbptt", type=click.IntRange(min=0)),
         opt(["--threads"], "Kernel threads (default: recurrent's choice).", key="threads",
-            type=click.IntRange(min=1, max=MAX_THREADS)),
+            type=THREAD_COUNT),
         opt(["--seed"], "Random seed: same seed, same run (bit-identical at 1 thread).",
             key="seed", type=click.IntRange(min=0)),
         opt(["--patience"], "Stop after N evaluations without improvement (0 = off).",
@@ -303,7 +309,7 @@ def _shared_options(defaults: dict) -> list:
         click.Option(["--precision"], type=click.Choice(PRECISIONS), default="fp32",
                      show_default=True, help="Training precision (int8 is for inference: "
                      "predict, eval, bench --mode infer)."),
-        click.Option(["--ranks"], default=None, type=click.IntRange(min=1), metavar="N",
+        click.Option(["--ranks"], default=None, type=RANK_COUNT, metavar="N",
                      help="Train data-parallel on N processes of the local computer (starts "
                           "mpiexec; needs the mpi extra; docs/distributed.md)."),
     ]
@@ -606,8 +612,7 @@ def _eval_header(task, run, split, note, checkpoint, evaluated, precision, why=N
               help="Which split of the run's data [default: test, or valid for a task "
                    "whose data has no test split].")
 @checkpoint_option
-@click.option("--threads", type=click.IntRange(min=1, max=MAX_THREADS), default=None,
-              help="Kernel threads.")
+@click.option("--threads", type=THREAD_COUNT, default=None, help="Kernel threads.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help=PRECISION_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print metrics and baselines as JSON.")

@@ -16,7 +16,7 @@ import click
 from . import extras, plugins
 from .checks import one_line
 from .errors import UserError
-from .threads import MAX_THREADS
+from .cli_options import THREAD_COUNT
 
 CORE = "recurrent"  # provider shown for commands the framework itself defines
 
@@ -346,7 +346,7 @@ def _tuning_lines(status) -> list[str]:
 @click.command("tune")
 @click.option("--budget", type=float, default=None, metavar="SECONDS",
               help="About how long to measure [default: 20].")
-@click.option("--threads", "num_threads", type=int, default=None,
+@click.option("--threads", "num_threads", type=THREAD_COUNT, default=None,
               help="Threads to measure with: the count you will run [default: the "
                    "default thread count, see `recurrent info`].")
 @click.option("--off", "turn_off", is_flag=True,
@@ -384,9 +384,6 @@ def tune_command(budget, num_threads, turn_off, turn_on):
     if not 0 < budget < math.inf:  # NaN and infinity too (the file is JSON)
         raise click.BadParameter(f"expected a positive number of seconds, got {budget}",
                                  param_hint="'--budget'")
-    if num_threads is not None and not 1 <= num_threads <= MAX_THREADS:
-        raise click.BadParameter(f"expected a count from 1 to {MAX_THREADS}, got "
-                                 f"{num_threads}", param_hint="'--threads'")
     threads = tuning.default_threads() if num_threads is None else num_threads
     click.echo(f"tuning the kernels with {threads} thread(s), budget {budget:g} s", err=True)
     start = time.monotonic()

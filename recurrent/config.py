@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from . import averaging, selection
-from .checks import one_line
+from .checks import beyond_any_array, one_line
 from .checkpoint import saved_json
 from .errors import UserError
 from .model import SequenceModel, check_spec
@@ -269,6 +269,13 @@ class TrainingConfig(dict):
                 flag = flags.get(key) or f"--{key.replace('_', '-')}"
                 raise UserError(f"{flag} is empty: give a value, or leave {flag} out for "
                                 f"the default")
+        # the run takes at most --steps steps (fewer when --epochs ends it first, which
+        # the trainer notes once it has counted an epoch's batches: Trainer._schedule)
+        steps = int(self.get("steps") or 0)
+        moot = steps and Schedule.moot_within(self["schedule"], int(self["warmup"]),
+                                              int(self["decay_every"]), steps)
+        if moot:
+            raise UserError(moot)
         try:
             check_optimizer_settings(self["optimizer"], momentum=self["momentum"],
                                      nesterov=self["nesterov"])
@@ -327,6 +334,8 @@ class TrainingConfig(dict):
                                  recurrent_dropout=self.get("recurrent_dropout", 0.0),
                                  zoneout=self.get("zoneout", 0.0))
         except ValueError as e:
+            if beyond_any_array(e):  # a size (--embed-dim, ...) no memory holds
+                raise MemoryError(one_line(e)) from None
             raise UserError(one_line(e)) from None
 
     def build_optimizer(self, model: SequenceModel):

@@ -78,6 +78,18 @@ def _glorot(rng, fan_out, fan_in, dtype):
     return rng.uniform(-bound, bound, size=(fan_out, fan_in)).astype(dtype)
 
 
+def _check_allocatable(count: int, L: int, H: int, dtype) -> None:
+    """MemoryError when ``count`` parameters (L layers of H units) and their gradients
+    cannot be allocated: tried as one allocation, never touched, before the layers are
+    laid out one by one, which for a count in the billions would run for hours (or
+    exhaust memory a name at a time) before any array is made."""
+    try:
+        np.empty(2 * count, dtype)  # pages never touched: nothing is written
+    except (MemoryError, ValueError):  # ValueError: beyond any array's size
+        raise MemoryError(f"{L:,} layer(s) of {H:,} units hold {count:,} parameters "
+                          f"of {np.dtype(dtype).itemsize} bytes, plus their gradients") from None
+
+
 class Recurrent(ParamModule):
     """A stack of recurrent layers over one cell type. See docs/ARCHITECTURE.md (Layer API).
     Parameters under torch's names; the parameter surface (state_dict, bind, grads, ...)
@@ -118,12 +130,14 @@ class Recurrent(ParamModule):
         self.state_names = tuple(self.cell.state_names)
 
         H, D = self.hidden_size, self.num_directions
-        # the stack's size checked against a parameter budget (params.parameter_budget)
-        # before the loop, whose listing of every unit's shapes would itself take
-        # gigabytes for an absurd number of layers: the first layer, then the others
-        later = self._unit_size(D * H) if self.num_layers > 1 else 0
-        claim_params({"first": (D * self._unit_size(self.input_size),),
-                      "later": ((self.num_layers - 1) * D * later,)}, spend=False)
+        # the stack's size, checked against a parameter budget (params.parameter_budget)
+        # and against what can be allocated before the loop, whose listing of every
+        # unit's shapes would itself run for hours for an absurd number of layers
+        first = D * self._unit_size(self.input_size)
+        later = (self.num_layers - 1) * D * (self._unit_size(D * H) if self.num_layers > 1
+                                             else 0)
+        claim_params({"first": (first,), "later": (later,)}, spend=False)
+        _check_allocatable(first + later, self.num_layers, H, self.dtype)
         self._units = []        # per (layer, direction), in order k*D + d: kind -> torch name
         self._shapes = {}       # torch name -> shape, in flat-buffer order
         self._fixed = []        # per unit: kind -> (zero params, scratch grads) when bias=False

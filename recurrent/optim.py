@@ -286,6 +286,24 @@ class Schedule:
             raise ValueError(f"bad schedule settings warmup={warmup} step_size={step_size} "
                              f"gamma={gamma} min_lr={min_lr}")
 
+    @staticmethod
+    def moot_within(kind: str, warmup: int, step_size: int, total_steps: int) -> str | None:
+        """What of these settings a run of ``total_steps`` steps would never reach, as a
+        sentence naming the option, else None: a warm-up of at least the whole run (its
+        rate reaches --lr at the last step at best, and no schedule follows), or a step
+        schedule whose first decay (step warmup + step_size, counted from 0) comes after
+        the last step, which leaves it constant."""
+        if warmup and warmup >= total_steps:
+            return (f"--warmup {warmup} is not shorter than the run's {total_steps} "
+                    f"step(s): the warm-up would take the whole run; give a smaller "
+                    f"--warmup or more --steps")
+        if kind == "step" and warmup + step_size >= total_steps:
+            return (f"--decay-every {step_size} never decays in the run's {total_steps} "
+                    f"step(s) (the first decay is at step {warmup + step_size + 1}"
+                    f"{' counting the warm-up' if warmup else ''}): give a smaller "
+                    f"--decay-every or more --steps, or --schedule constant")
+        return None
+
     @property
     def end(self) -> int | None:
         """The step at which the schedule reaches its final rate (cosine), else None."""

@@ -470,6 +470,14 @@ class Trainer:
                       f"to train on at a useful rate, start a new run", file=sys.stderr)
         p.lr_horizon = schedule.total_steps if schedule.kind == "cosine" else 0
         p.lr_extensions = [list(e) for e in schedule.extensions]
+        # a new run with --steps was refused before its directory was made
+        # (TrainingConfig.check_new); one that --epochs ends first, or a resumed one, is
+        # told here, once its planned steps are known
+        moot = total and Schedule.moot_within(schedule.kind, int(c["warmup"]),
+                                              int(c["decay_every"]), total)
+        if moot and self.world.is_root:
+            from .progress import warn_once
+            warn_once(f"note: {moot}")
         return schedule
 
     def lock_paths(self) -> list[str]:

@@ -161,7 +161,7 @@ def test_an_option_the_others_leave_unused_is_refused_when_given(tmp_path, optio
 @pytest.mark.parametrize("options", [
     ("--optimizer", "rmsprop", "--momentum", "0.5"),
     ("--schedule", "cosine", "--min-lr", "1e-5"),
-    ("--schedule", "step", "--decay-every", "2", "--decay-gamma", "0.3"),
+    ("--schedule", "step", "--decay-every", "1", "--decay-gamma", "0.3"),
 ])
 def test_an_option_the_others_use_is_taken(tmp_path, options):
     ok(train_tiny(tiny_text(tmp_path), tmp_path / "run", *options))

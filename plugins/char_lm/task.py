@@ -368,19 +368,17 @@ class CharLM:
         STREAM_TOP_K) most likely next characters (sampling.next_char_stream)."""
         return sampling.next_char_stream(model, text.Vocabulary(state["vocab"]),
                                          int(options.get("top_k") or STREAM_TOP_K),
-                                         options.get("prime"),
+                                         _given_prime(options),
                                          state.get("line_break", "\n"),
                                          state.get("unicode"))
 
     def predict(self, state: dict, config: dict, model, options: dict):
         vocab = text.Vocabulary(state["vocab"])
-        prime = options.get("prime")
+        prime = _given_prime(options)
         if prime is None:  # a line break as the training text writes it ("\n" or "\r\n")
             line_break = state.get("line_break", "\n")
             prime = next((b for b in (line_break, "\n") if not vocab.unknown(b)),
                          vocab.chars[0])
-        if prime == "":
-            raise UserError("--prime must not be empty")
         datafile.check_utf8(prime, "--prime")
         prime = datafile.normalized(prime, state.get("unicode"))
         prime_ids = vocab.encode(prime, "--prime")  # names characters outside the vocabulary
@@ -408,6 +406,15 @@ class CharLM:
                 *done, pending = pending.split("\n")
                 yield from done
         yield from pending.split("\n")
+
+
+def _given_prime(options: dict) -> str | None:
+    """--prime as given to predict or predict --stream (None: not given). An empty one is
+    refused in both: a script's unset variable would otherwise be read as no prime."""
+    prime = options.get("prime")
+    if prime == "":
+        raise UserError("--prime must not be empty: give text, or leave --prime out")
+    return prime
 
 
 TASK = CharLM()

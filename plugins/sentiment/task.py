@@ -394,6 +394,10 @@ class SentimentTask:
         all of the training texts (checked here, before the run directory is made, rather
         than when the fold models are fitted)."""
         train_seqs, _ = self.split_rows(state, "train", {})
+        if folds > len(train_seqs):  # some fold would be empty; the hash takes a uint64 count
+            raise UserError(f"--wide-folds {folds}: more folds than training rows, so some "
+                            f"fold holds 0 of {len(train_seqs)} training rows: too few rows "
+                            f"to cross-fit {folds} folds")
         try:
             bl.check_folds(bl.sequence_folds(train_seqs, folds), folds)
         except ValueError as e:

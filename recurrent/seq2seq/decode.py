@@ -225,7 +225,10 @@ def _hypotheses(history, attn, lengths, finished, scores, B, K, alpha, eos, trac
     from their histories (tokens (t, R), attention (t, R, S) or None) or, with ``trace``
     (the search's per-step parents, tokens and weights or None), by tracing them back
     (_trace)."""
-    norm = scores / np.maximum(lengths, 1) ** alpha if alpha else scores.copy()
+    # a huge --alpha overflows length ** alpha to infinity, the limit it tends to: every
+    # hypothesis of two or more symbols then scores -0.0, above any one-symbol one
+    with np.errstate(over="ignore"):
+        norm = scores / np.maximum(lengths, 1) ** alpha if alpha else scores.copy()
     norm = np.where(np.isfinite(scores), norm, -np.inf).reshape(B, K)
     order = np.argsort(-norm, axis=1, kind="stable")  # (B, K)
     rows = ((np.arange(B) * K)[:, None] + order).reshape(-1)
