@@ -114,6 +114,15 @@ def test_a_forecast_no_memory_holds_is_refused(task_runs):
     assert "internal error" not in result.stderr
 
 
+def test_a_horizon_beyond_any_series_is_refused_at_once(tmp_path):
+    """The rows a forecast split needs, counted for a horizon of 10**20 (before, counted
+    down one row at a time: it never ended)."""
+    out = tmp_path / "run"
+    result = invoke("train", "forecast", "--horizon", HUGE, "--steps", 2, "--out", out)
+    one_line_error(result, "too few rows in 'sunspots'", f"--horizon {HUGE} need at least")
+    assert not out.exists()
+
+
 def test_more_wide_folds_than_training_rows_is_refused(tmp_path):
     out = tmp_path / "run"
     result = invoke("train", "sentiment", "--wide-folds", HUGE, "--steps", 2, "--hidden", 8,

@@ -73,16 +73,23 @@ def _rows_needed(window: int, horizon: int, valid_fraction: float,
     count that fits is not enough to say "at least". Beyond ``bound`` the training rows
     are at least n (1 - fractions) - 2 horizon - 1 and always fit; below it, the first
     count from which every count up to the bound fits."""
-    def fits(n):
-        return _ends(n, horizon, valid_fraction, test_fraction)[0] >= window + horizon
+    def slack(n):  # training rows beyond what one window needs (negative: it does not fit)
+        return _ends(n, horizon, valid_fraction, test_fraction)[0] - (window + horizon)
     # the validation and test rows are each at most horizon + n * fraction + 0.5, so
     # from (window + 3 * horizon + 1) / share rows on the training rows always fit
     share = 1.0 - valid_fraction - test_fraction  # at least 0.1: checked before
     bound = max(window + 3 * horizon,
                 int(math.ceil((window + 3 * horizon + 1) / share)) + 1)
+    # counting down from the bound one row at a time, as long as each count fits: one
+    # row less takes at most one training row away, so a count with s rows to spare
+    # vouches for the s counts below it, which are skipped (a horizon of 10**20 would
+    # otherwise be counted down row by row)
     need = bound
-    while need > 1 and fits(need - 1):
-        need -= 1
+    while need > 1:
+        spare = slack(need - 1)
+        if spare < 0:
+            break
+        need = max(1, need - 1 - spare)
     return need
 
 
