@@ -81,7 +81,8 @@ def test_the_wheel_holds_every_data_file_a_task_reads(tmp_path):
 
 def project_table() -> dict:
     """pyproject.toml's [project] table (tomllib: Python 3.11 on)."""
-    tomllib = pytest.importorskip("tomllib")
+    tomllib = pytest.importorskip("tomllib",
+                                  reason="tomllib is in the standard library from 3.11")
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
