@@ -126,6 +126,15 @@ def test_a_reader_that_goes_away_stops_the_ranks_with_a_checkpoint(tmp_path):
     assert not _left_behind(str(run))
 
 
+def _launcher(prelude: str, run) -> list[str]:
+    """A `--ranks 2` char-lm training into ``run`` whose launcher runs the Python lines
+    ``prelude`` first (they change what it does), then recurrent's own entry point."""
+    script = (f"import sys\n{prelude}sys.argv[0] = 'recurrent'\n"
+              "from recurrent._console import main\nmain()\n")
+    return [sys.executable, "-c", script, "train", "char-lm", *RUN, "--steps", "1000000",
+            "--out", str(run), "--ranks", "2"]
+
+
 def test_a_sigterm_while_mpiexec_starts_is_passed_on_once_it_runs(tmp_path):
     """A SIGTERM that reaches the `--ranks` launcher as mpiexec has just started: the
     launcher passes it on and waits for the job to end (143, one line), rather than dying
@@ -139,15 +148,10 @@ def test_a_sigterm_while_mpiexec_starts_is_passed_on_once_it_runs(tmp_path):
         "    proc = real(*args, **kwargs)\n"
         "    os.kill(os.getpid(), signal.SIGTERM)\n"
         "    return proc\n"
-        "subprocess.Popen = started_then_signalled\n"
-        "sys.argv[0] = 'recurrent'\n"
-        "from recurrent._console import main\n"
-        "main()\n")
+        "subprocess.Popen = started_then_signalled\n")
     try:
         done = subprocess.run(
-            [sys.executable, "-c", script, "train", "char-lm", *RUN, "--steps", "1000000",
-             "--out", str(run), "--ranks", "2"],
-            capture_output=True, text=True, cwd=tmp_path, env=_env(tmp_path), timeout=120)
+            _launcher(script, run), capture_output=True, text=True, cwd=tmp_path, env=_env(tmp_path), timeout=120)
         left = _left_behind(f"--out {run}")
     finally:
         for pid in _left_behind(f"--out {run}"):
@@ -173,18 +177,11 @@ def test_a_sigterm_that_mpiexec_loses_reaches_the_ranks_from_the_launcher(tmp_pa
         "signal.SIG_DFL))\n"
         "sys.exit(job.wait())\n")
     dropping.chmod(0o755)
-    script = (
-        "import os, signal, subprocess, sys\n"
-        "import recurrent.launch\n"
-        f"recurrent.launch.mpiexec = lambda: {str(dropping)!r}\n"
-        "sys.argv[0] = 'recurrent'\n"
-        "from recurrent._console import main\n"
-        "main()\n")
+    script = ("import recurrent.launch\n"
+              f"recurrent.launch.mpiexec = lambda: {str(dropping)!r}\n")
     try:
         job = subprocess.Popen(
-            [sys.executable, "-c", script, "train", "char-lm", *RUN, "--steps", "1000000",
-             "--out", str(run), "--ranks", "2"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+            _launcher(script, run), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
             env=_env(tmp_path))
         for line in job.stdout:  # the ranks train: then the launcher is told to stop
             if line.startswith("step "):
