@@ -22,6 +22,8 @@ forward is also read by backward, so it is returned read-only.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 import recurrent
@@ -54,6 +56,11 @@ def _checked_weights(x, params, **states):
     w_ih, w_hh = params["weight_ih"], params["weight_hh"]
     _check_arrays(x.dtype, x=x, **states, weight_ih=w_ih, weight_hh=w_hh)
     return w_ih, w_hh
+
+
+def _checked_by_caller(x, states, params, lengths):
+    """_check_call of a trusting() cell: H, the arguments checked by its caller."""
+    return states[0].shape[1]
 
 
 def _check_shapes(arrays, shapes, what):
@@ -120,6 +127,15 @@ class _KernelCell(TorchLayoutCell):
         return f"<cell {self.name!r} (Cython kernels)>"
 
     zoneout_flags = ()  # dtypes whose kernels take zoneout's draws as flags (masks.takes_flags)
+
+    def trusting(self):
+        """This cell for a caller that has checked every argument of its calls as
+        _check_call does (recurrent.layers.Recurrent: its checked inputs, its own states
+        and parameters): the same cell without that check, which a stream's one-step
+        calls would otherwise pay once more per layer. Direct calls keep the check."""
+        twin = copy.copy(self)
+        twin._check_call = _checked_by_caller
+        return twin
 
     def _check_call(self, x, states, params, lengths):
         """The shapes of one forward or infer call, which the kernels trust (they work on

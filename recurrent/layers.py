@@ -108,6 +108,12 @@ class Recurrent(ParamModule):
                  forget_bias=None, num_threads=None, recurrent_dropout=0.0, zoneout=0.0,
                  precision="fp32"):
         self.cell = _resolve_cell(cell)
+        # what the kernels are called through: the cell, or (a cell whose class offers
+        # trusting()) the same cell without the argument checks this layer has made
+        # already; the class's, so that a cell delegating to another (a wrapper's
+        # __getattr__) is called itself
+        self._calls = (self.cell.trusting() if hasattr(type(self.cell), "trusting")
+                       else self.cell)
         self._checked_paths = set()  # (precision, need_grad) whose cell results were checked
         self.recurrent_dropout = probability(recurrent_dropout, "recurrent_dropout")
         self.zoneout = probability(zoneout, "zoneout")
@@ -432,7 +438,7 @@ class Recurrent(ParamModule):
                 cell_in = np.ascontiguousarray(cell_in)
                 unit_states = tuple(s[u] for s in states)
                 if precision == "int8":
-                    out_d, finals = self.cell.infer_int8(cell_in, unit_states,
+                    out_d, finals = self._calls.infer_int8(cell_in, unit_states,
                                                          self._int8_params(u), lengths,
                                                          num_threads)
                     cache = None
@@ -495,11 +501,11 @@ class Recurrent(ParamModule):
         """(out, finals, cache) of one cell run; cache is None when no gradient is wanted.
         masks (recurrent/masks.py) reach the cell only when there are some."""
         extra = {} if masks is None else {"masks": masks}
-        infer = None if need_grad else getattr(self.cell, "infer", None)
+        infer = None if need_grad else getattr(self._calls, "infer", None)
         if infer is not None:
             out, finals = infer(x, states, params, lengths, threads, **extra)
             return out, finals, None
-        out, finals, cache = self.cell.forward(x, states, params, lengths, threads, **extra)
+        out, finals, cache = self._calls.forward(x, states, params, lengths, threads, **extra)
         return out, finals, (cache if need_grad else None)
 
     def backward(self, d_out, d_state=None):
@@ -538,7 +544,7 @@ class Recurrent(ParamModule):
                 d_dir = d_layer_out[:, :, d * H:(d + 1) * H]
                 if d == 1:
                     d_dir = reverse_rows(d_dir, rev)
-                dx_d, d_states = self.cell.backward(
+                dx_d, d_states = self._calls.backward(
                     np.ascontiguousarray(d_dir),
                     tuple(None if df is None else df[u] for df in d_finals),
                     caches[d], self._unit_grads(u), num_threads)

@@ -201,13 +201,13 @@ class SequenceModel(FlatModel):
         return Runner(self)
 
     # -- forward / backward ------------------------------------------------------------
-    def _embed(self, x):
+    def _embed(self, x, need_grad=True):
         """x -> the layer's input h_in (T, B, E or I)."""
         if self.tokens:
             x = np.asarray(x)
             if x.ndim != 2:
                 raise ValueError(f"x: expected token ids of shape (T, B), got shape {x.shape}")
-            return self.embedding.forward(x)  # (T, B, E)
+            return self.embedding.forward(x, need_grad)  # (T, B, E)
         if np.ndim(x) != 3:
             raise ValueError(f"x: expected shape (T, B, {self.rnn.input_size}), got shape "
                              f"{np.shape(x)}")
@@ -229,10 +229,10 @@ class SequenceModel(FlatModel):
         if truncate and need_grad:
             self._check_truncation(truncate)
         with single_threaded_blas():
-            h_in = self._embed(x)  # (T, B, E or I)
-            h_in, states, lengths, threads = self.rnn.prepare(h_in, state=state,
-                                                              lengths=lengths,
-                                                              need_grad=need_grad)
+            h_in = self._embed(x, need_grad)  # (T, B, E or I)
+            # the embedding's output is this model's own array: no copy to keep for backward
+            h_in, states, lengths, threads = self.rnn.prepare(
+                h_in, state=state, lengths=lengths, need_grad=need_grad and not self.tokens)
             self._cache = None
             if not need_grad:
                 y, final = self._forward_full(h_in, states, lengths, threads, need_grad=False)
@@ -338,6 +338,7 @@ class SequenceModel(FlatModel):
             raise ValueError(f"x_t: expected token ids of shape (B,), got shape "
                              f"{np.shape(x_t)}")
         with single_threaded_blas():
-            h_in = self._embed(np.asarray(x_t)[None])[0] if self.tokens else x_t  # (B, E|I)
+            h_in = (self._embed(np.asarray(x_t)[None], need_grad=False)[0] if self.tokens
+                    else x_t)  # (B, E|I)
             h, new_state = self.rnn.step(h_in, state=state)  # (B, H)
             return self.head.forward(self.dropout.forward(h)), new_state

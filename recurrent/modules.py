@@ -43,10 +43,13 @@ class Embedding(ParamModule):
                              f"got values from {a.min()} to {a.max()}")
         return a.astype(np.intp, copy=False)
 
-    def forward(self, ids):
+    def forward(self, ids, need_grad=True):
+        """ids S -> their rows S + (E,), a fresh contiguous array. need_grad: backward
+        follows, and reads the ids, so they are kept as a copy when still the caller's
+        array (changing it in place in between would change the gradients)."""
         checked = self.check_ids(ids)
-        self._ids = kept_copy(checked, ids)  # backward reads them
-        return self._params["weight"][checked]  # S + (E,), a fresh contiguous array
+        self._ids = kept_copy(checked, ids) if need_grad else checked
+        return self._params["weight"][checked]
 
     def backward(self, d_out):
         """d_out S + (E,): rows add into the gradient of the ids they came from (sparse).

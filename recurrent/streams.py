@@ -379,7 +379,7 @@ class StreamPool:
         """_advance's steps."""
         rnn, model = self.rnn, self.model
         T, B = x.shape[:2]
-        h_in = model.embedding.forward(x) if self.tokens else x     # (T, B, E or I)
+        h_in = model.embedding.forward(x, need_grad=False) if self.tokens else x
         states = tuple(np.take(self._slab, rows, axis=2))            # (L, B, H) each: gather
         threads = resolve_threads(self.num_threads, B, rnn.hidden_size)
         if T == 1:

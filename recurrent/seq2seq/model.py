@@ -281,7 +281,7 @@ class Seq2SeqModel(FlatModel):
         memory (S, N, F), source lengths (N,) -> (log-probabilities (N, V) float64, PAD
         and BOS at -inf, new states, attention weights (N, S)). Through Recurrent.run_step; nothing kept for
         backward; the caller holds single-threaded BLAS and eval mode."""
-        h = self.target_embedding.forward(np.asarray(y_prev))  # (N, E)
+        h = self.target_embedding.forward(np.asarray(y_prev), need_grad=False)  # (N, E)
         if self.feeding is not None:
             att, states, weights = self.feeding.step(h, states, memory, src_len, threads)
         else:
