@@ -287,21 +287,26 @@ class Schedule:
                              f"gamma={gamma} min_lr={min_lr}")
 
     @staticmethod
-    def moot_within(kind: str, warmup: int, step_size: int, total_steps: int) -> str | None:
+    def moot_within(kind: str, warmup: int, step_size: int, total_steps: int,
+                    limit: str = "--steps", resumed: bool = False) -> str | None:
         """What of these settings a run of ``total_steps`` steps would never reach, as a
         sentence naming the option, else None: a warm-up of at least the whole run (its
         rate reaches --lr at the last step at best, and no schedule follows), or a step
         schedule whose first decay (step warmup + step_size, counted from 0) comes after
-        the last step, which leaves it constant."""
+        the last step, which leaves it constant. ``limit``: the option whose count ends
+        the run (--steps, or --epochs when an epoch count ends it first), which the
+        sentence says to raise; ``resumed``: the run is resumed, whose schedule settings
+        cannot change, so raising ``limit`` is the only advice."""
         if warmup and warmup >= total_steps:
+            advice = f"more {limit}" if resumed else f"a smaller --warmup or more {limit}"
             return (f"--warmup {warmup} is not shorter than the run's {total_steps} "
-                    f"step(s): the warm-up would take the whole run; give a smaller "
-                    f"--warmup or more --steps")
+                    f"step(s): the warm-up would take the whole run; give {advice}")
         if kind == "step" and warmup + step_size >= total_steps:
+            advice = (f"more {limit}" if resumed else
+                      f"a smaller --decay-every or more {limit}, or --schedule constant")
             return (f"--decay-every {step_size} never decays in the run's {total_steps} "
                     f"step(s) (the first decay is at step {warmup + step_size + 1}"
-                    f"{' counting the warm-up' if warmup else ''}): give a smaller "
-                    f"--decay-every or more --steps, or --schedule constant")
+                    f"{' counting the warm-up' if warmup else ''}): give {advice}")
         return None
 
     @property

@@ -447,9 +447,10 @@ class Trainer:
                 total = min(total, max_steps) if epochs else max_steps
         return total
 
-    def _schedule(self, total):
+    def _schedule(self, total, resumed=False):
         """The learning-rate schedule; a cosine keeps the horizon the run started with and
-        continues smoothly when --steps / --epochs change it (Schedule.continued)."""
+        continues smoothly when --steps / --epochs change it (Schedule.continued).
+        ``resumed``: a `train --resume`, which cannot change the schedule's settings."""
         c, p = self.config, self.position
         try:
             schedule = Schedule(c["schedule"], c["lr"], total_steps=p.lr_horizon or total,
@@ -472,9 +473,12 @@ class Trainer:
         p.lr_extensions = [list(e) for e in schedule.extensions]
         # a new run with --steps was refused before its directory was made
         # (TrainingConfig.check_new); one that --epochs ends first, or a resumed one, is
-        # told here, once its planned steps are known
+        # told here, once its planned steps are known (--steps' count unless --epochs
+        # ends the run before it)
+        limit = "--steps" if total == int(c.get("steps") or 0) else "--epochs"
         moot = total and Schedule.moot_within(schedule.kind, int(c["warmup"]),
-                                              int(c["decay_every"]), total)
+                                              int(c["decay_every"]), total, limit,
+                                              resumed)
         if moot and self.world.is_root:
             from .progress import warn_once
             warn_once(f"note: {moot}")
@@ -619,7 +623,7 @@ class Trainer:
         p.finished = False  # until this fit reaches the end
         epochs, max_steps = int(c["epochs"]), int(c.get("steps") or 0)
         total = self._planned_steps(epochs, max_steps)
-        schedule = self._schedule(total)
+        schedule = self._schedule(total, resume)
         eval_every = int(c.get("eval_every") or 0)
         log_every = int(c.get("log_every") or 0) or max(1, min(100, (total or 0) // 20))
         root = self.world.is_root

@@ -57,6 +57,22 @@ def test_a_warmup_that_epochs_end_before_is_noted(tmp_path):
     assert "note: --warmup 100000 is not shorter than the run's" in result.stderr
 
 
+@pytest.mark.parametrize("options", [
+    ("--warmup", 100000),
+    ("--schedule", "step", "--decay-every", 100000),
+])
+def test_a_note_on_a_run_epochs_end_names_epochs(tmp_path, options):
+    """--epochs 1 ends the run before its --steps: the note says to raise --epochs (more
+    --steps would not lengthen the run)."""
+    result = invoke("train", "char-lm", "--data", tiny_text(tmp_path), "--epochs", 1,
+                    "--steps", 1000000, "--hidden", 8, "--seq-len", 16, *options,
+                    "--threads", 1, "--quiet", "--no-plot", "--out", tmp_path / "run")
+    ok(result)
+    note = [line for line in result.stderr.splitlines() if line.startswith("note: --")]
+    assert len(note) == 1 and "or more --epochs" in note[0], result.stderr
+    assert "--steps" not in note[0]
+
+
 def test_a_saved_run_with_such_a_warmup_still_resumes(tmp_path):
     """A run saved with a warm-up longer than its steps (config.json as earlier versions
     wrote it) resumes, extended by --steps, with a note."""
@@ -69,6 +85,21 @@ def test_a_saved_run_with_such_a_warmup_still_resumes(tmp_path):
     result = invoke("train", "--resume", run, "--steps", 4)
     ok(result)
     assert "note: --warmup 50 is not shorter than the run's 4 step(s)" in result.stderr
+
+
+def test_a_resumed_runs_note_gives_only_advice_a_resume_takes(tmp_path):
+    """A resume cannot change --warmup (it is refused there): the note on such a saved
+    run says to give more --steps only."""
+    run = tmp_path / "run"
+    ok(train_tiny(tiny_text(tmp_path), run, "--warmup", 1))
+    path = run / "config.json"
+    info = json.loads(path.read_text(encoding="utf-8"))
+    info["config"]["warmup"] = 50
+    path.write_text(json.dumps(info), encoding="utf-8")
+    result = invoke("train", "--resume", run, "--steps", 4)
+    ok(result)
+    note = [line for line in result.stderr.splitlines() if line.startswith("note: --")]
+    assert len(note) == 1 and note[0].endswith("give more --steps"), result.stderr
 
 
 def test_an_extended_run_keeps_its_warmup(tmp_path):
