@@ -56,6 +56,11 @@ def display_width(text: str) -> int:
                else 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
 
 
+def joined(names: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c': names as a sentence lists them."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def metrics_table(metrics: dict, baselines: dict, names: list[str] | None = None) -> list[str]:
     """Metric names as rows, the model and each baseline as columns.
 
@@ -95,7 +100,7 @@ def leader_line(metrics: dict, baselines: dict, key: str, lower_is_better: bool,
     # every baseline that ties the best is named, so that none reads as beaten
     tied = [(names or {}).get(n, n) for n in scored
             if format_value(scored[n]) == format_value(theirs)]
-    name = tied[0] if len(tied) == 1 else f"{', '.join(tied[:-1])} and {tied[-1]}"
+    name = joined(tied)
     if format_value(ours) == format_value(theirs):
         return [f"best {label}: the model{' and' if len(tied) == 1 else ','} {name}, "
                 f"tied at {format_value(ours)}"]

@@ -9,7 +9,7 @@ confusion matrix per predictor (rows: true class, columns: predicted class).
 """
 from __future__ import annotations
 
-from recurrent.report import (format_value, leader_line, metrics_table, overlap_line,
+from recurrent.report import (format_value, joined, leader_line, metrics_table, overlap_line,
                               text_table)
 
 OVERALL = ("accuracy", "macro_f1", "loss")
@@ -44,11 +44,6 @@ def class_names(names: list[str]) -> str:
     return ", ".join(names)
 
 
-def _and(names: list[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-
-
 def absent_line(classes: list[str], predictors: dict[str, dict]) -> list[str]:
     """The note under the header when some classes have no texts among those scored: their
     per-class rows read 0, and macro_f1 (metrics.classification_metrics) averages only the
@@ -63,12 +58,12 @@ def absent_line(classes: list[str], predictors: dict[str, dict]) -> list[str]:
         who = [name for name, m in predictors.items()
                if "confusion" in m and sum(row[i] for row in m["confusion"])]
         if who:
-            said.append(f"{classes[i]} counts, as an f1 of 0, for {_and(who)}, which "
+            said.append(f"{classes[i]} counts, as an f1 of 0, for {joined(who)}, which "
                         f"predicted it")
         else:
             left.append(classes[i])
     if left:  # one clause for all that no predictor predicted
-        said.append(f"{_and(left)} {'is' if len(left) == 1 else 'are'} left out")
+        said.append(f"{joined(left)} {'is' if len(left) == 1 else 'are'} left out")
     line = (f"note: no texts of class{'' if len(absent) == 1 else 'es'} "
             f"{class_names([classes[i] for i in absent])}: macro_f1 averages only the classes "
             f"with a text or a prediction (as scikit-learn's f1_score(average=\"macro\")): "
