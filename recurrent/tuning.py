@@ -513,7 +513,8 @@ def use_for_run(recorded, where: str) -> None:
     """Before a run trains or is evaluated: ensure()'s settings with RESULT_SETTINGS taken
     from ``recorded`` (the run's config.json "kernel"; None for a run made before runs
     recorded them: ensure()'s alone), so that a tune after the run started never moves
-    its results. UserError (one line, naming ``where``) for a damaged record."""
+    its results. The settings are the process's: the run opened last sets them for
+    every run it computes. UserError (one line, naming ``where``) for a damaged record."""
     from .errors import UserError
     ensure()
     with _lock:
