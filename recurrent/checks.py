@@ -1,6 +1,7 @@
 """Argument checks shared by the library's public classes (one line, naming the argument)."""
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -45,6 +46,17 @@ def probability(value, name: str) -> float:
 # the MemoryError of a size so large that numpy refuses it before asking for the memory.
 _TOO_BIG = ("Maximum allowed size exceeded", "Maximum allowed dimension exceeded",
             "array is too big;")
+
+
+def finite_number(value) -> bool:
+    """Whether ``value`` is a real number (not a bool) that is finite as a float64 (an int
+    beyond its range is not)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def beyond_any_array(e: BaseException) -> bool:

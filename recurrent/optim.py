@@ -14,19 +14,19 @@ values, a step count >= 0).
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
 from ._kernels import optim as _k
+from .checks import finite_number
 from .params import checked_state_dict
 
 
 def _finite(*values) -> bool:
-    """Whether every value is a real number (not bool) and finite: a hyperparameter that is
-    infinite, NaN or not a number would turn the parameters into NaN or infinity."""
-    return all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
-               for v in values)
+    """Whether every value is a finite real number (checks.finite_number): a
+    hyperparameter that is infinite, NaN or not a number would turn the parameters into
+    NaN or infinity."""
+    return all(map(finite_number, values))
 
 
 class Optimizer:

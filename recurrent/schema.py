@@ -13,7 +13,7 @@ value's path (``vocab[3]``, ``scaler.center``), so the message names the damaged
 """
 from __future__ import annotations
 
-import math
+from .checks import finite_number
 
 _KINDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
           dict: "an object", list: "a list"}
@@ -93,18 +93,10 @@ def nullable(item):
     return spec
 
 
-def _finite(value) -> bool:
-    """Whether a number is finite as a float64 (an int beyond its range is not)."""
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
-
-
 def finite(value, where) -> None:
     """A finite number."""
     check(value, float, where)
-    if not _finite(value):
+    if not finite_number(value):
         raise ValueError(f"{where}: expected a finite number, got {_shown(value)}")
 
 
@@ -112,7 +104,7 @@ def at_least(low, kind=int):
     """A number of ``kind`` (int or float) that is finite and at least ``low``."""
     def spec(value, where):
         check(value, kind, where)
-        if not _finite(value) or value < low:
+        if not finite_number(value) or value < low:
             raise ValueError(f"{where}: expected {_KINDS[kind]} >= {low}, got {_shown(value)}")
     return spec
 

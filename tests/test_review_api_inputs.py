@@ -282,3 +282,13 @@ def test_changing_a_models_inputs_after_forward_leaves_its_gradients(spec):
     def change():
         x2[:] = x2[::-1]
     assert np.array_equal(_grads_after(model, x2, d, change)["all"], expected)
+
+
+@pytest.mark.parametrize("value", [10**400, -(10**400)])
+def test_an_integer_beyond_float_range_is_refused_as_not_finite(value):
+    from recurrent.optim import SGD
+    p, g = np.zeros(3, np.float32), np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match="lr must be a finite number"):
+        SGD(p, g, lr=value)
+    with pytest.raises(ValueError, match="momentum and weight_decay must be finite"):
+        SGD(p, g, lr=0.1, momentum=value)
