@@ -434,12 +434,19 @@ def holds_run(directory: str) -> bool:
 
 
 def _state_problem(info: dict) -> str | None:
-    """What the run's task finds wrong with its saved state (Task.check_state: a key
-    missing or mistyped, a vocabulary of another size than the model's), or None; a
-    UserError for a task that is not registered."""
+    """What is wrong with the run's saved options (of a type their options could not have
+    stored: config.saved_option_problem) or what its task finds wrong with its saved
+    state (Task.check_state: a key missing or mistyped, a vocabulary of another size than
+    the model's), or None; a UserError for a task that is not registered."""
+    from .cli import training_params
+    from .config import saved_option_problem
     from .plugins import check_provided, get_task
     check_provided(info.get("plugins"), "this run")
-    check = getattr(get_task(info["task"]), "check_state", None)
+    task = get_task(info["task"])
+    problem = saved_option_problem(info["config"], training_params(task))
+    if problem:
+        return problem
+    check = getattr(task, "check_state", None)
     if check is None:
         return None
     try:

@@ -328,6 +328,13 @@ def reserved_train_options() -> tuple[set, set]:
     return keys, flags
 
 
+def training_params(task) -> list:
+    """Every option `recurrent train TASK` declares, shared and the task's own (click
+    Options): what a run's saved options are checked against (config.saved_option_problem)."""
+    from .config import SHARED_DEFAULTS, task_options
+    return _shared_options(SHARED_DEFAULTS) + task_options(task)
+
+
 def _train_command(task) -> click.Command:
     from .config import TrainingConfig, task_options
     defaults = TrainingConfig.resolve(task, {})

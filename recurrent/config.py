@@ -7,6 +7,7 @@ On resume only the options in RESUMABLE may change; any other must keep its valu
 """
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import os
@@ -119,6 +120,44 @@ def option_flags(task) -> dict:
         if param.name and long_flags and long_flags[0] != f"--{param.name.replace('_', '-')}":
             flags[param.name] = long_flags[0]
     return flags
+
+
+def option_type_problem(param, value) -> str | None:
+    """What ``value`` must be for its click option ``param`` to hold it, when it is not
+    (64.5 for an integer option, true for a number, 1 for a flag), or None: "a whole
+    number", "a number" or "true or false". Python's and numpy's numbers count as numbers.
+    Types only, not ranges; strings and choices (and options of other types) are left to
+    the option's own conversion."""
+    import click
+    if isinstance(param.type, click.types.BoolParamType):
+        return None if isinstance(value, (bool, np.bool_)) else "true or false"
+    if isinstance(param.type, click.types.IntParamType):
+        fits, kind = isinstance(value, numbers.Integral), "a whole number"
+    elif isinstance(param.type, click.types.FloatParamType):
+        fits, kind = isinstance(value, numbers.Real), "a number"
+    else:
+        return None
+    return None if fits and not isinstance(value, bool) else kind
+
+
+def saved_option_problem(options: dict, params) -> str | None:
+    """What makes a saved option's value one its click option (``params``) could not have
+    stored, or None: 64.5 for an integer option (read later as 64), "0.01" or true for a
+    number, 1 for a flag, as a hand-edited config.json may hold (option_type_problem).
+    Types only, not ranges: a range a later version narrows must not shut its users out of
+    their runs. Options with a callback, options of several values (saved as a list:
+    multiple, or nargs above one), and strings and choices (refused where they are read),
+    are left out."""
+    for param in params:
+        value = options.get(param.name)
+        if (value is None or param.callback is not None or getattr(param, "multiple", False)
+                or param.nargs != 1):
+            continue
+        kind = option_type_problem(param, value)
+        if kind:
+            flag = next((o for o in param.opts if o.startswith("--")), param.name)
+            return f"option {param.name} ({flag}) is {one_line(json.dumps(value))}, not {kind}"
+    return None
 
 
 def _same_file(saved, given) -> bool:

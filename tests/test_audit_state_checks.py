@@ -97,7 +97,8 @@ def test_a_run_file_missing_its_keys_is_corrupted_not_of_another_format(tmp_path
 def test_a_task_without_check_state_accepts_any_state(saved, monkeypatch):
     import recurrent.plugins
     monkeypatch.setattr(recurrent.plugins, "get_task",
-                        lambda name: types.SimpleNamespace(name=name))
+                        lambda name: types.SimpleNamespace(name=name, options=list,
+                                                              defaults=dict))
     info = {"format": checkpoint.FORMAT, "task": "plain", "config": {},
             "task_state": {"anything": 1}, "model_spec": {}}
     assert checkpoint.info_problem(info) is None

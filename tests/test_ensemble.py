@@ -242,7 +242,8 @@ def test_a_missing_or_foreign_member_is_one_line(data, sentiment_ensemble, tmp_p
     config = json.loads((copy / "config.json").read_text())
     config["config"]["ensemble"] = "two"
     (copy / "config.json").write_text(json.dumps(config))
-    one_line_error(invoke("eval", copy), "ensemble is 'two'", "config.json damaged")
+    one_line_error(invoke("eval", copy), "config.json is corrupted",
+                   'option ensemble (--ensemble) is "two", not a whole number')
 
 
 def test_eval_names_an_ensemble_in_its_first_line(sentiment_ensemble):

@@ -90,7 +90,7 @@ def test_a_damaged_max_eval_in_config_json_is_one_line(task_runs, tmp_path):
         info = json.loads((run / "config.json").read_text())
         info["config"]["max_eval"] = value
         (run / "config.json").write_text(json.dumps(info))
-        one_line_error(invoke("eval", run), "max_eval", repr(value))
+        one_line_error(invoke("eval", run), "max_eval", json.dumps(value))
 
 
 def test_metrics_jsonl_replaced_by_a_directory_is_one_line(tmp_path):
@@ -219,4 +219,5 @@ def test_a_damaged_saved_option_names_the_run_file_it_was_read_from(task_runs, t
     info["config"]["hidden"] = "big"
     (run / "config.json").write_text(json.dumps(info))
     for command in (("eval", run), ("predict", run, "--length", 3)):
-        one_line_error(invoke(*command), "got 'big'", f"(read from {run / 'config.json'})")
+        one_line_error(invoke(*command), f"{run / 'config.json'} is corrupted",
+                       'option hidden (--hidden) is "big", not a whole number')

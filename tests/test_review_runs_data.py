@@ -260,8 +260,8 @@ def test_a_run_trained_on_a_shell_pipe_names_it_when_its_data_is_read_again(tmp_
                                         ("weight_decay", "0.1")])
 def test_a_damaged_optimizer_default_option_is_one_line_on_resume(tmp_path, key, value):
     """momentum and weight_decay default to None (the optimizer's own) but hold a number
-    when set: a hand-edited text or true is refused in one line, as "lr" is, not trained
-    with or an internal error."""
+    when set: a hand-edited text or true is refused in one line, not trained with or an
+    internal error."""
     from helpers import ok
     text = tmp_path / "text.txt"
     text.write_text("a few words of text to model, one character at a time. " * 40)
@@ -272,4 +272,74 @@ def test_a_damaged_optimizer_default_option_is_one_line_on_resume(tmp_path, key,
     config["config"][key] = value
     (run / "config.json").write_text(json.dumps(config))
     one_line_error(invoke("train", "--resume", run, "--steps", "4"),
-                   f"option {key} must be a number, got {value!r}")
+                   f"config.json is corrupted: option {key} (--{key.replace('_', '-')}) "
+                   f"is {json.dumps(value)}, not a number")
+
+
+@pytest.mark.parametrize("key, value, kind", [
+    ("seq_len", 64.5, "a whole number"), ("hidden", 8.0, "a whole number"),
+    ("batch_size", True, "a whole number"), ("seed", "0", "a whole number"),
+    ("dropout", "0.1", "a number"), ("bidirectional", 0, "true or false")])
+def test_a_saved_option_of_another_type_is_refused_by_every_command(tmp_path, key, value,
+                                                                   kind):
+    """A hand-edited config.json whose option holds a value its option could not have
+    stored (64.5 for an integer, read later as 64) is a corrupted file for eval, predict,
+    export and resume alike, in one line naming the option; the run's files stay."""
+    from helpers import TINY_RUN, ok, tiny_text
+    run = tmp_path / "run"
+    ok(invoke("train", "char-lm", "--data", tiny_text(tmp_path), "--out", run, *TINY_RUN,
+              "--no-plot"))
+    config = json.loads((run / "config.json").read_text())
+    config["config"][key] = value
+    (run / "config.json").write_text(json.dumps(config))
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    flag = "--" + key.replace("_", "-")
+    for args in (["eval", run], ["predict", run, "--length", "5"],
+                 ["export", run, "--format", "safetensors", "--out", tmp_path / "x.st"],
+                 ["train", "--resume", run, "--steps", "4"]):
+        one_line_error(invoke(*args), f"{run / 'config.json'} is corrupted: option {key} "
+                                      f"({flag}) is {json.dumps(value)}, not {kind}")
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    assert not (tmp_path / "x.st").exists()
+
+
+def test_a_task_option_of_another_type_is_refused():
+    """The task's own options are checked as the shared ones (forecast's --horizon), and
+    an option with a callback or a string value is left to the code that reads it."""
+    from recurrent.cli import training_params
+    from recurrent.config import saved_option_problem
+    from recurrent.plugins import get_task
+    params = training_params(get_task("forecast"))
+    assert saved_option_problem({"horizon": 12, "window": "auto", "lr": 1}, params) is None
+    assert saved_option_problem({"horizon": 12.0}, params) == (
+        "option horizon (--horizon) is 12.0, not a whole number")
+    assert saved_option_problem({"window": 30, "season": None}, params) is None
+
+
+def test_a_run_of_a_task_option_of_two_values_opens(tmp_path):
+    """A task option of several values (nargs=2) is saved as a list, which is what its
+    option stores: the run it trained opens for eval, as its other options are checked."""
+    import click
+    import train_toys
+
+    import recurrent
+
+    class SpanSign(train_toys.ToySign):
+        name = "span-sign"
+
+        def options(self):
+            return super().options() + [
+                click.Option(["--span"], nargs=2, type=int, default=(2, 8))]
+
+    class Plugin:
+        @recurrent.hookimpl
+        def register_tasks(self, register):
+            register(SpanSign())
+
+    from helpers import ok, registered_plugin
+    run = tmp_path / "run"
+    with train_toys.registered(), registered_plugin(Plugin(), "test-span-plugin"):
+        ok(invoke("train", "span-sign", "--span", 3, 5, "--steps", 2, "--quiet",
+                  "--threads", 1, "--out", run))
+        assert json.loads((run / "config.json").read_text())["config"]["span"] == [3, 5]
+        assert "accuracy" in ok(invoke("eval", run))
