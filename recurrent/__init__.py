@@ -33,6 +33,8 @@ _LAZY = {
     "LSTM": "recurrent.layers",
     "GRU": "recurrent.layers",
     "StreamPool": "recurrent.streams",
+    "predict": "recurrent.predict_api",
+    "predict_stream": "recurrent.predict_api",
     "clip_grad_norm": "recurrent.clip",
     "clip_grad_value": "recurrent.clip",
     "openmp_enabled": "recurrent.threads",

@@ -23,11 +23,10 @@ from ._console import debug_asked
 from .checks import beyond_any_array, one_line
 from .cli_options import RANK_COUNT, THREAD_COUNT, checkpoint_option
 from .errors import AllRanksError, UserError, error_line
-from . import datafile, out_paths
+from . import datafile, out_paths, predict_api
 from .key_reads import KeyReads
 from .progress import share_text
 from .protocols import SPLITS
-from .out_paths import check_plot
 from .quant import PRECISIONS
 from .threads import env_threads, single_threaded_blas
 
@@ -796,7 +795,7 @@ def predict_command(ctx, run, args, show_help):
     run_dir, info, task = _open_run(run)
     if not hasattr(task, "predict"):  # optional (recurrent.protocols.Task)
         raise UserError(f"task {task.name!r} has no predict: use `recurrent eval {run}`")
-    params = list(task.predict_options()) if hasattr(task, "predict_options") else []
+    params = predict_api.predict_params(task)
     if hasattr(task, "predict_stream"):
         params.append(click.Option(["--stream"], is_flag=True, help=STREAM_HELP))
     params.append(click.Option(["--precision"], type=click.Choice(PRECISIONS), default="fp32",
@@ -813,16 +812,8 @@ def predict_command(ctx, run, args, show_help):
     if "--stream" in extra and not hasattr(task, "predict_stream"):
         raise UserError(f"task {task.name!r} has no --stream: give its inputs as options")
     sub = command.make_context(f"recurrent predict {run}", extra)
-    options = dict(sub.params)
-    if "plot" in options:  # the built-in tasks' path options
-        options["plot"] = out_paths.named("--plot", options["plot"], None)
-    if "data" in options:
-        if options.get("stream") and options["data"] in ("-", datafile.STDIN_PATH):
-            raise UserError("--data - and --stream would both read standard input: give "
-                            "--data a file")
-        options["data"] = datafile.data_path("--data", options["data"])
-    if options.get("plot") and not options.get("stream"):  # --stream refuses --plot itself
-        check_plot(options["plot"], run_dir.path)
+    options = predict_api.prepared(dict(sub.params), run_dir.path,
+                                   bool(sub.params.get("stream")))
     stream = options.pop("stream", False)
     with plugins.command_output() as echo:  # the task's own prints go to stderr
         model, info = load_model(run_dir, "best", precision=options.pop("precision"))
@@ -833,32 +824,11 @@ def predict_command(ctx, run, args, show_help):
                      if sub.get_parameter_source(key) == ParameterSource.COMMANDLINE}
             options = KeyReads(options)
             answer = task.predict_stream(state, config, model.runner(), options)
-            _check_stream_options(given - options.read, params)
+            predict_api.check_stream_options(given - options.read, params)
             return _stream_lines(answer, sys.stdin, echo)
         lines = task.predict(state, config, model.runner(), options)
-        # a str (returned, not yielded) would print one character per line
-        if lines is None or isinstance(lines, (str, bytes, dict)):
-            raise UserError(f"task {task.name!r}: predict() returned "
-                            f"{type(lines).__name__}, not an iterable of lines (yield each "
-                            f"line)")
-        for line in lines:
-            if not isinstance(line, str):
-                raise UserError(f"task {task.name!r}: predict() gave a line that is "
-                                f"{type(line).__name__}, not a str")
+        for line in predict_api.checked_lines(task, lines):
             echo(line)
-
-
-def _check_stream_options(unread: set, params) -> None:
-    """UserError naming a predict option given with --stream that the task's
-    predict_stream never read (recurrent.protocols.Task.predict_stream): it would have no
-    effect on the answers."""
-    flags = [next((o for o in p.opts if o.startswith("--")), p.opts[0]) for p in params
-             if p.name in unread and "--json" not in p.opts]  # stream answers are JSON
-    if flags:
-        raise UserError(f"{', '.join(flags)} {'does' if len(flags) == 1 else 'do'} not "
-                        f"apply to --stream (its answers do not use "
-                        f"{'it' if len(flags) == 1 else 'them'}): drop "
-                        f"{'it' if len(flags) == 1 else 'them'}")
 
 
 STREAM_HELP = ("Read inputs from stdin as they arrive, one per line, and answer each with "
