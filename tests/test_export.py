@@ -358,9 +358,10 @@ def test_every_task_exports_to_onnx_torch_and_back(task, task_runs, tmp_path):
 
     out = tmp_path / "m.torch.safetensors"
     printed = ok(invoke("export", run, "--format", "torch", "--out", out))
+    compile(printed, "model.py", "exec")  # `> model.py` keeps a Python file
     source = printed.split("(strict=True):\n", 1)[1].splitlines()
-    shapes = dict(line.strip().split(" ", 1) for line in
-                  printed.split("shapes:\n")[1].split("\na torch")[0].splitlines())
+    shapes = dict(line.lstrip("# ").split(" ", 1) for line in
+                  printed.split("# shapes:\n")[1].split("\n# a torch")[0].splitlines())
     tm = torch_model(source)
     assert {k: str(tuple(v.shape)) for k, v in tm.state_dict().items()} == shapes
     torch_y, _ = torch_forward(tm, model, x, lengths)

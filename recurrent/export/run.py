@@ -124,10 +124,11 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
              + (f"the recurrent weights in int8 with float32 row scales ('<name>"
                 f"{st.SCALE_SUFFIX}'), " if int8 else "")
              + f"the run's config.json as metadata ({os.path.getsize(out):,} bytes)"]
-    if fmt == "torch":
+    if fmt == "torch":  # the lines before the code are comments: stdout is a Python file
         lines += ["shapes:"]
         lines += [f"  {name} {tuple(value.shape)}" for name, value in tensors.items()]
-        lines += ["a torch model that loads it (strict=True):", ""] + source
+        lines += ["a torch model that loads it (strict=True):"]
+        lines = [f"# {line}" for line in lines] + [""] + source
     else:
         lines += [f"make a run of it again: recurrent import {out} --out RUN"]
     return out, lines
