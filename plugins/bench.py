@@ -41,7 +41,7 @@ from recurrent.checkpoint import atomic_write
 from recurrent.checks import one_line
 from recurrent.errors import error_line
 from recurrent.extras import torch_hint
-from recurrent.out_paths import check_out, check_outside_runs
+from recurrent.out_paths import check_out, check_outside_runs, named
 from recurrent.quant import PRECISIONS
 
 DEFAULT_CELLS = ("lstm", "gru", "rnn_tanh")
@@ -129,10 +129,11 @@ class Problem:
 
         return infer if mode == "infer" else train
 
-    def torch_side(self, mode, precision="fp32"):
+    def torch_side(self, mode, precision="fp32", float64=False):
         """(callable, module, x tensor) for the same problem in torch. precision: fp32;
         bf16 (torch.autocast on the CPU around the forward, as a torch user turns it on);
-        int8 (inference with torch.ao.quantization.quantize_dynamic's int8 weights)."""
+        int8 (inference with torch.ao.quantization.quantize_dynamic's int8 weights).
+        float64: weights and input in float64 (the reference check_agreement may need)."""
         import torch
         T, B, I, H = self.size
         if self.name == "ln_lstm":
@@ -145,7 +146,11 @@ class Problem:
             module = torch.nn.RNN(I, H, nonlinearity=self.name.split("_")[1])
         module.load_state_dict({f"{k}_l0": torch.from_numpy(v.copy())
                                 for k, v in self.params.items()})
-        x = torch.from_numpy(self.x.copy()).requires_grad_(mode == "train")
+        x = torch.from_numpy(self.x.copy())
+        if float64:
+            module.double()
+            x = x.double()
+        x.requires_grad_(mode == "train")
         if precision == "int8":
             with warnings.catch_warnings():  # its notice that it moves to torchao
                 warnings.simplefilter("ignore")
@@ -238,6 +243,9 @@ def torch_ln_lstm(input_size, hidden_size):
 # (bf16 keeps 8 bits of mantissa, int8 weights about 7).
 TOLERANCE = {"fp32": 1e-3, "bf16": 1e-1, "int8": 1e-1}
 TORCH_PRECISIONS = tuple(TOLERANCE)
+# How many times torch's own float32 distance from float64 our float32 result may be from
+# float64 where the problem amplifies rounding beyond TOLERANCE (check_agreement).
+FLOAT32_REACH = 4
 
 
 def check_agreement(problem, mode, num_threads, precision="fp32", ours_precision="fp32"):
@@ -253,21 +261,53 @@ def check_agreement(problem, mode, num_threads, precision="fp32", ours_precision
         raise recurrent.UserError(
             f"torch cannot run {problem.name} {mode} in {precision} on this CPU "
             f"({one_line(e)[:160]})") from None
-    pairs = [("output", out, t_out.detach().numpy())]
+    pairs = [("output", out)]
     if mode == "train":
-        pairs.append(("dx", dx, t_dx.numpy()))
-        pairs += [(k, problem.grads[k], getattr(module, f"{k}_l0").grad.numpy())
-                  for k in problem.params]
+        pairs += [("dx", dx)] + [(k, problem.grads[k]) for k in problem.params]
+    theirs = _torch_results(problem, module, t_out, t_dx, mode)
+    tolerance = max(TOLERANCE[precision], TOLERANCE[ours_precision])
+    exact = None
     worst = 0.0
-    for what, ours, theirs in pairs:
-        scale = max(1.0, float(np.abs(theirs).max()))
-        diff = float(np.abs(ours - theirs).max()) / scale
+    for what, ours in pairs:
+        scale = max(1.0, float(np.abs(theirs[what]).max()))
+        diff = float(np.abs(ours - theirs[what]).max()) / scale
         worst = max(worst, diff)
-        if not diff <= max(TOLERANCE[precision], TOLERANCE[ours_precision]):
-            raise recurrent.UserError(
-                f"{problem.name} {problem.size}: {what} differs from torch by {diff:.2e} "
-                f"(relative to its largest value); not timing a wrong result")
+        if diff <= tolerance:
+            continue
+        if (precision, ours_precision) == ("fp32", "fp32"):
+            # Some problems amplify float32 rounding over the steps (ln_lstm normalises
+            # each step's recurrent product): then torch's float32 result is itself that
+            # far from the float64 one, and ours is held to the same distance from it.
+            exact = exact or _float64_results(problem, mode)
+            reach = float(np.abs(theirs[what] - exact[what]).max()) / scale
+            ours_off = float(np.abs(ours - exact[what]).max()) / scale
+            if ours_off <= max(tolerance, FLOAT32_REACH * reach):
+                print(f"note: {problem.name} {problem.size}: {what} differs from torch by "
+                      f"{diff:.2e}, but torch's float32 {what} is {reach:.2e} from its "
+                      f"float64 one and ours {ours_off:.2e}: the problem amplifies float32 "
+                      f"rounding; timing it", file=sys.stderr, flush=True)
+                continue
+        raise recurrent.UserError(
+            f"{problem.name} {problem.size}: {what} differs from torch by {diff:.2e} "
+            f"(relative to its largest value); not timing a wrong result")
     return worst
+
+
+def _torch_results(problem, module, out, dx, mode):
+    """{"output", and in train mode "dx" and each parameter's gradient: numpy arrays} of
+    one torch call, named as check_agreement names ours."""
+    results = {"output": out.detach().numpy()}
+    if mode == "train":
+        results["dx"] = dx.numpy()
+        results.update({k: getattr(module, f"{k}_l0").grad.numpy() for k in problem.params})
+    return results
+
+
+def _float64_results(problem, mode):
+    """_torch_results of the problem's torch module run in float64: what both float32
+    sides approximate."""
+    torch_fn, module, _ = problem.torch_side(mode, float64=True)
+    return _torch_results(problem, module, *torch_fn(), mode)
 
 
 def time_calls(fn, repeats, min_seconds=0.3, warmup=2):
@@ -420,7 +460,7 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
                 if vs not in ("torch", "none"):  # another of our cells, same sizes
                     row["baseline_cell"] = vs
                     baseline = Problem(vs, *size)
-                    sides.append(baseline.ours(mode, ours_nt))
+                    sides.append(baseline.ours(mode, ours_nt, precision))
                     keys.append("baseline")
                     flops["baseline"] = baseline.flops(mode)  # its own gate count
                 if compare:
@@ -702,6 +742,7 @@ def register_commands(cli):
           recurrent bench --cell ln_lstm --vs lstm --threads 1
         """
         from recurrent.plugins import get_cell
+        json_path = named("--json", json_path, None)  # `--json ""` names no file
         cell_names = _parse_list(cells, "--cell", str)
         if vs is None:  # torch where it has the cell (run_rows times the others alone)
             vs = "torch" if any(name in TORCH_CELLS for name in cell_names) else "none"
@@ -731,7 +772,8 @@ def register_commands(cli):
         if precision == "int8":
             if mode != "infer":
                 raise recurrent.UserError("--precision int8 is for inference: add --mode infer")
-            for name in cell_names:
+            # --vs CELL: that cell runs in int8 too, as one of ours
+            for name in cell_names + ([] if vs in ("torch", "none") else [vs]):
                 cell = get_cell(name)
                 if not (hasattr(cell, "infer_int8") and hasattr(cell, "quantize")):
                     raise recurrent.UserError(f"--precision int8: cell {name!r} has no int8 "
@@ -768,6 +810,10 @@ def register_commands(cli):
         # The child ignores SIGINT from its start (Python then installs no KeyboardInterrupt
         # handler): a Ctrl-C at the terminal stops this process, which stops the child
         # (below); it stays in this process group, so SIGTERM or SIGHUP reach it too.
+        # A SIGTERM sent to this process alone leaves as a Ctrl-C does, stopping the child
+        # on its way out instead of leaving it measuring with no one to read its rows.
+        from recurrent.interrupt import terminating_as_ctrl_c
+        click.get_current_context().with_resource(terminating_as_ctrl_c())
         child = subprocess.Popen([sys.executable, "-m", "recurrent_plugins.bench",
                                   json.dumps(spec)], env=env, stdout=subprocess.PIPE,
                                  text=True, preexec_fn=_ignore_sigint)
