@@ -28,6 +28,7 @@ import argparse
 import itertools
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -40,13 +41,8 @@ LAYOUTS = [(1, 1), (1, 2), (2, 1)]  # (ranks, threads per rank)
 
 
 def worker(model: str, threads: int, steps: int, warmup: int) -> None:
-    import numpy as np
-
     from recurrent import distributed, plugins
     from recurrent.config import TrainingConfig
-    from recurrent.runs import parallel_trainer, start_run
-    from recurrent.step import windows
-    from recurrent.threads import single_threaded_blas
 
     world = distributed.world()
     task = plugins.get_task("char-lm")
@@ -54,12 +50,26 @@ def worker(model: str, threads: int, steps: int, warmup: int) -> None:
                                            "quiet": True, "plot": False})
     config["loss"] = task.loss
     out = tempfile.mkdtemp(prefix="bench-dp-") if world.is_root else None
+    try:
+        _time_steps(model, threads, steps, warmup, world, task, config, out)
+    finally:  # the run directory only served the trainer: none is left behind
+        if out is not None:
+            shutil.rmtree(out, ignore_errors=True)
+
+
+def _time_steps(model, threads, steps, warmup, world, task, config, out):
+    import numpy as np
+
+    from recurrent.interrupt import Interrupt
+    from recurrent.runs import parallel_trainer, start_run
+    from recurrent.step import windows
+    from recurrent.threads import single_threaded_blas
+
     trainer = parallel_trainer(task, world, lambda: start_run(
         task, config, os.path.join(out, "run"), lambda line: None, world))
 
-    class Quiet:
-        requested = False
-    trainer.interrupt = Quiet()
+    # a request state that no signal handler feeds: the timed steps are never stopped
+    trainer.interrupt = Interrupt()
     batches = list(itertools.islice(trainer._epoch_batches(0), warmup + steps))
     tokens = sum(int(np.prod(np.shape(b["x"])[:2])) for b in batches[warmup:])
     with single_threaded_blas():

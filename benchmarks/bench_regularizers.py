@@ -21,7 +21,9 @@ import json
 
 import numpy as np
 
-from recurrent.masks import takes_flags, variational_mask, zoneout_mask
+from recurrent.errors import UserError
+from recurrent.masks import supported, takes_flags, variational_mask, zoneout_mask
+from recurrent.plugins import get_cell
 from recurrent.threads import single_threaded_blas
 from recurrent_plugins.bench import Problem, _iqr, round_ratios, run_rounds
 
@@ -63,6 +65,15 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=14)
     p.add_argument("--json", action="store_true", help="one JSON line per row")
     args = p.parse_args(argv)
+    cells = args.cell.split(",")
+    for name in cells:  # every variant draws both kinds of mask: checked before any timing
+        try:
+            kinds = supported(get_cell(name))
+        except UserError as e:
+            p.error(str(e))
+        if not {"recurrent", "zoneout"} <= set(kinds):
+            p.error(f"--cell {name}: the cell takes no recurrent dropout and zoneout masks "
+                    f"(its mask_kinds: {', '.join(kinds) or 'none'})")
     configs = [tuple(int(v) for v in c.split(",")) for c in args.config] if args.config \
         else CONFIGS
     variants = {"recurrent-dropout": (args.recurrent_dropout, 0.0),
@@ -74,7 +85,7 @@ def main(argv=None):
               f"{args.rounds} interleaved rounds of variant / plain\n")
         print("| cell | T, B, I, H | variant | plain ms | variant ms | ratio [IQR] |")
         print("|---|---|---|---|---|---|", flush=True)
-    for name in args.cell.split(","):
+    for name in cells:
         for size in configs:
             problem = Problem(name, *size)
             rng = np.random.default_rng(0)

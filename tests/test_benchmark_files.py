@@ -117,3 +117,50 @@ def test_summarize_sittings_names_a_file_that_is_not_a_result(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == (f"error: {tmp_path / 's0.json'}: not a recurrent bench "
                                      f"--json result (no rows)")
+
+
+def test_distributed_worker_times_two_ranks_and_leaves_no_run_directory(tmp_path):
+    """bench_distributed.py's worker on two ranks (the data-parallel step reads the
+    trainer's stop request) prints its result and removes the run directory it made."""
+    pytest.importorskip("mpi4py", reason="mpi4py not installed (the mpi extra)")
+    from recurrent.launch import mpiexec
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    env.pop("RECURRENT_NUM_THREADS", None)
+    job = subprocess.run([mpiexec(), "-n", "2", sys.executable,
+                          os.path.join(BENCHMARKS, "bench_distributed.py"), "--worker",
+                          "default", "--threads", "1", "--steps", "1", "--warmup", "0"],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert job.returncode == 0, job.stderr
+    result = json.loads(job.stdout.strip().splitlines()[-1])
+    assert result["ranks"] == 2 and result["tokens_per_s"] > 0
+    assert os.listdir(tmp_path) == []
+
+
+def test_charlm_quality_times_the_trainers_steps_until_the_target(tmp_path):
+    """charlm_quality.py runs the real Trainer with its step timed: with a target the
+    first evaluation meets, it stops there and says so."""
+    job = subprocess.run([sys.executable, os.path.join(BENCHMARKS, "charlm_quality.py"),
+                          "--threads", "1", "--eval-every", "2", "--target", "10",
+                          "--out", str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=300)
+    assert job.returncode == 0, job.stderr
+    summary = json.loads(job.stdout.strip().splitlines()[-1])
+    assert summary["reached"] and summary["steps"] == 2 and summary["median_step_ms"] > 0
+
+
+def test_regularizers_refuses_a_cell_without_masks_before_timing(tmp_path):
+    """bench_regularizers.py times recurrent dropout and zoneout: a cell whose mask_kinds
+    lack them (the example plugin's peephole_lstm) is refused before any row, not a
+    traceback after the other cells' rows."""
+    pytest.importorskip("recurrent_peephole", reason="examples/recurrent-peephole not installed")
+    env = {k: v for k, v in os.environ.items() if k != "RECURRENT_NO_ENTRYPOINTS"}
+    env.update(RECURRENT_PLUGINS="peephole")
+    job = subprocess.run([sys.executable, os.path.join(BENCHMARKS, "bench_regularizers.py"),
+                          "--cell", "lstm,peephole_lstm", "--config", "3,2,2,3", "--rounds",
+                          "1", "--repeats", "1"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert job.returncode == 2 and job.stdout == ""
+    assert "Traceback" not in job.stderr
+    assert job.stderr.strip().splitlines()[-1].endswith(
+        "--cell peephole_lstm: the cell takes no recurrent dropout and zoneout masks "
+        "(its mask_kinds: none)")
