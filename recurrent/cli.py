@@ -795,13 +795,6 @@ def predict_command(ctx, run, args, show_help):
     run_dir, info, task = _open_run(run)
     if not hasattr(task, "predict"):  # optional (recurrent.protocols.Task)
         raise UserError(f"task {task.name!r} has no predict: use `recurrent eval {run}`")
-    params = predict_api.predict_params(task)
-    if hasattr(task, "predict_stream"):
-        params.append(click.Option(["--stream"], is_flag=True, help=STREAM_HELP))
-    params.append(click.Option(["--precision"], type=click.Choice(PRECISIONS), default="fp32",
-                               show_default=True, help=PRECISION_HELP))
-    command = click.Command("predict", params=params, help=f"Predict with the {task.name} run "
-                            f"{run}.", context_settings={"max_content_width": 100})
     extra = list(args)
     after = ctx.meta.get("predict_after_dashes")
     if after is not None:  # `predict RUN -- -input`: the inputs after "--" stay inputs
@@ -811,6 +804,13 @@ def predict_command(ctx, run, args, show_help):
     extra = (["--help"] if show_help else []) + extra
     if "--stream" in extra and not hasattr(task, "predict_stream"):
         raise UserError(f"task {task.name!r} has no --stream: give its inputs as options")
+    params = predict_api.predict_params(task, stream="--stream" in extra)
+    if hasattr(task, "predict_stream"):
+        params.append(click.Option(["--stream"], is_flag=True, help=STREAM_HELP))
+    params.append(click.Option(["--precision"], type=click.Choice(PRECISIONS), default="fp32",
+                               show_default=True, help=PRECISION_HELP))
+    command = click.Command("predict", params=params, help=f"Predict with the {task.name} run "
+                            f"{run}.", context_settings={"max_content_width": 100})
     sub = command.make_context(f"recurrent predict {run}", extra)
     options = predict_api.prepared(dict(sub.params), run_dir.path,
                                    bool(sub.params.get("stream")))
@@ -825,7 +825,7 @@ def predict_command(ctx, run, args, show_help):
             options = KeyReads(options)
             answer = task.predict_stream(state, config, model.runner(), options)
             predict_api.check_stream_options(given - options.read, params)
-            return _stream_lines(answer, sys.stdin, echo)
+            return _stream_lines(answer, sys.stdin, echo, task)
         lines = task.predict(state, config, model.runner(), options)
         for line in predict_api.checked_lines(task, lines):
             echo(line)
@@ -837,12 +837,14 @@ STREAM_HELP = ("Read inputs from stdin as they arrive, one per line, and answer 
                "status is 1 at the end. Options the stream does not use are refused.")
 
 
-def _stream_lines(answer, lines, echo=click.echo) -> int:
+def _stream_lines(answer, lines, echo=click.echo, task=None) -> int:
     """`predict --stream`: answer(line) for each line of ``lines`` (a text stream such as
     sys.stdin: _text_lines) as it arrives, one JSON line out per line in, printed with
     ``echo`` and flushed (click.echo flushes). A UserError for a line is answered with
     {"error": message} there and one line on stderr, and the stream goes on; returns the
-    exit status: 1 when any line was refused, else 0."""
+    exit status: 1 when any line was refused, else 0. An answer that is not a dict of
+    JSON values ends the stream (predict_api.checked_answer: ``task``'s code, not the
+    line, is at fault)."""
     from .datafile import check_utf8
     refused = False
     for number, line in enumerate(_text_lines(lines), 1):
@@ -857,7 +859,7 @@ def _stream_lines(answer, lines, echo=click.echo) -> int:
             echo(json.dumps({"error": message}))
             click.echo(f"Error: line {number}: {message}", err=True)
             continue
-        echo(json_text(result))
+        echo(json_text(predict_api.checked_answer(task, result, f"line {number}")))
     return 1 if refused else 0
 
 

@@ -828,6 +828,14 @@ def unknown_name(name: str, kinds: tuple[str, ...]) -> "UserError":
     what = " or ".join(kinds) if len(kinds) < 3 else f"{', '.join(kinds[:-1])} or {kinds[-1]}"
     known = ", ".join(sorted(set().union(*(plugins.entries(k) for k in kinds))))
     broken = plugins.broken_plugins()  # plugin -> one-line error, after entries()
+    # a plugin's (entry point's) name in place of what it registers
+    own = sorted({n for k in kinds for n, e in plugins.entries(k).items() if e.plugin == name})
+    if own:
+        return UserError(f"no {what} named {name!r}: that is the name of a plugin; check "
+                         f"what it registers: `recurrent plugins check {' '.join(own)}`")
+    if name in broken:
+        return UserError(f"no {what} named {name!r}: plugin {name!r} is broken: "
+                         f"{broken[name]} (see `recurrent plugins`)")
     named = {p: e for p, e in broken.items() if repr(name) in e}
     if named:
         why = "; ".join(f"plugin {p!r} is broken: {e}" for p, e in sorted(named.items()))

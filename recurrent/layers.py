@@ -438,9 +438,10 @@ class Recurrent(ParamModule):
                 cell_in = np.ascontiguousarray(cell_in)
                 unit_states = tuple(s[u] for s in states)
                 if precision == "int8":
-                    out_d, finals = self._calls.infer_int8(cell_in, unit_states,
-                                                         self._int8_params(u), lengths,
-                                                         num_threads)
+                    out_d, finals = self._cell_result(
+                        "infer_int8", ("out", "final_states"),
+                        self._calls.infer_int8(cell_in, unit_states, self._int8_params(u),
+                                               lengths, num_threads))
                     cache = None
                 else:
                     out_d, finals, cache = self._run_cell(
@@ -467,6 +468,7 @@ class Recurrent(ParamModule):
         H = self.hidden_size
         if np.shape(out) != (T, B, H):
             self._cell_broke(f"outputs of shape {np.shape(out)}, expected {(T, B, H)}")
+        self._check_cell_dtype(out, "outputs")
         self._check_cell_states(finals, B, "final state")
 
     def _check_cell_grads(self, dx, d_states, T, B, k):
@@ -477,6 +479,7 @@ class Recurrent(ParamModule):
         size = self.input_size if k == 0 else self.num_directions * self.hidden_size
         if np.shape(dx) != (T, B, size):
             self._cell_broke(f"a dx of shape {np.shape(dx)}, expected {(T, B, size)}")
+        self._check_cell_dtype(dx, "a dx")
         self._check_cell_states(d_states, B, "initial-state gradient")
 
     def _check_cell_states(self, states, B, what):
@@ -491,6 +494,26 @@ class Recurrent(ParamModule):
             if np.shape(state) != (B, H):
                 self._cell_broke(f"{what} {name!r} of shape {np.shape(state)}, "
                                  f"expected {(B, H)}")
+            self._check_cell_dtype(state, f"{what} {name!r}")
+
+    def _check_cell_dtype(self, array, what):
+        """UserError naming the cell when ``array`` is not of the layer's dtype, which the
+        cell was given (recurrent.protocols.Cell: one dtype for all arrays); another one
+        would spread through the model unseen, e.g. float64 work in a float32 run."""
+        dtype = getattr(array, "dtype", None)
+        if dtype != self.dtype:
+            self._cell_broke(f"{what} of dtype {dtype}, expected {np.dtype(self.dtype)} "
+                             f"(the inputs' dtype)")
+
+    def _cell_result(self, method, names, result):
+        """``result`` of the cell's ``method``, a tuple (or list) of as many items as
+        ``names``; otherwise UserError naming the cell, rather than an unpacking error
+        inside the layer that names neither the cell nor its plugin."""
+        if not isinstance(result, (tuple, list)) or len(result) != len(names):
+            got = (f"{len(result)} values" if isinstance(result, (tuple, list))
+                   else type(result).__name__)
+            self._cell_broke(f"{got} from {method}(), expected ({', '.join(names)})")
+        return result
 
     def _cell_broke(self, problem):
         raise UserError(f"cell {self.cell.name!r} returned {problem}: it breaks the cell "
@@ -503,9 +526,12 @@ class Recurrent(ParamModule):
         extra = {} if masks is None else {"masks": masks}
         infer = None if need_grad else getattr(self._calls, "infer", None)
         if infer is not None:
-            out, finals = infer(x, states, params, lengths, threads, **extra)
+            out, finals = self._cell_result("infer", ("out", "final_states"),
+                                            infer(x, states, params, lengths, threads, **extra))
             return out, finals, None
-        out, finals, cache = self._calls.forward(x, states, params, lengths, threads, **extra)
+        out, finals, cache = self._cell_result(
+            "forward", ("out", "final_states", "cache"),
+            self._calls.forward(x, states, params, lengths, threads, **extra))
         return out, finals, (cache if need_grad else None)
 
     def backward(self, d_out, d_state=None):
@@ -544,10 +570,11 @@ class Recurrent(ParamModule):
                 d_dir = d_layer_out[:, :, d * H:(d + 1) * H]
                 if d == 1:
                     d_dir = reverse_rows(d_dir, rev)
-                dx_d, d_states = self._calls.backward(
+                dx_d, d_states = self._cell_result("backward", ("dx", "d_states"),
+                                                   self._calls.backward(
                     np.ascontiguousarray(d_dir),
                     tuple(None if df is None else df[u] for df in d_finals),
-                    caches[d], self._unit_grads(u), num_threads)
+                    caches[d], self._unit_grads(u), num_threads))
                 self._check_cell_grads(dx_d, d_states, T, B, k)
                 if d == 1:
                     dx_d = reverse_rows(dx_d, rev)

@@ -154,8 +154,15 @@ class Registry:
                 continue
             if self._add(plugin, ep.name, version) and not self.pm.get_hookcallers(plugin):
                 # the entry point names a module without hooks (the task's own module,
-                # say, instead of the one registering it): it would add nothing, unseen
+                # say, instead of the one registering it), or a hook function itself
+                # rather than its module: it would add nothing, unseen
                 self.unregister_plugin(ep.name)
+                if isinstance(plugin, types.FunctionType) and ep.attr:
+                    self.broken[ep.name] = (
+                        f"entry point {ep.value!r} registers nothing: it names the "
+                        f"function {ep.attr}, not the module holding the hooks: declare "
+                        f"{ep.name} = \"{ep.module}\"")
+                    continue
                 self.broken[ep.name] = (
                     f"entry point {ep.value!r} registers nothing: it has no "
                     f"@recurrent.hookimpl function ({', '.join(h for h, _ in KINDS.values())})")
@@ -262,6 +269,8 @@ class Registry:
                 raise ValueError(f"{kind} {obj_name!r} lacks {', '.join(missing)}")
             if kind == "task":
                 _check_task_options(obj_name, obj)
+            if kind == "cell":
+                _check_cell_members(obj_name, obj)
             other = accepted[kind].get(obj_name)
             if other is not None:
                 raise ValueError(f"{kind} name {obj_name!r} is already taken by "
@@ -370,21 +379,32 @@ class Registry:
     def plugin_in_traceback(self, exc: BaseException) -> tuple[str, str] | None:
         """(name, version) of the plugin, other than the built-ins, whose code holds the
         innermost frame of ``exc``'s traceback that is any such plugin's; None when no
-        such plugin's code is in it. A frame belongs to a plugin when its module is in the
-        top-level package of the plugin's module (never recurrent's own packages)."""
+        such plugin's code is in it. A frame belongs to the plugin whose module is the
+        frame's module or the package holding it (the deepest such module, as one package
+        may declare an entry point per module); failing that, to a plugin whose module is
+        in the frame's top-level package (never recurrent's own packages), the one already
+        found in an outer frame when it is one of them (a helper the package's plugins
+        share, called from that plugin's code)."""
         own = {__name__.split(".")[0], *(m.split(".")[0] for m in self.default_plugins)}
-        packages = {}
+        modules = {}  # plugin module -> plugin name
         for name, plugin in self.pm.list_name_plugin():
             if plugin is None or name in self.default_plugins:
                 continue
             module = _module_name(plugin)
             if module.split(".")[0] not in own:
-                packages[module.split(".")[0]] = name
+                modules.setdefault(module, name)
         found = None
         tb = exc.__traceback__
         while tb is not None:
-            top = str(tb.tb_frame.f_globals.get("__name__", "")).split(".")[0]
-            found = packages.get(top, found)
+            frame = str(tb.tb_frame.f_globals.get("__name__", ""))
+            holders = [m for m in modules if frame == m or frame.startswith(m + ".")]
+            if holders:
+                found = modules[max(holders, key=len)]
+            else:
+                top = frame.split(".")[0]
+                same = [n for m, n in modules.items() if m.split(".")[0] == top]
+                if same and found not in same:
+                    found = same[0]
             tb = tb.tb_next
         return None if found is None else (found, self.versions.get(found, "-"))
 
@@ -465,6 +485,32 @@ def _register_callback(kind: str, hook_name: str, add) -> Any:
                              f"got {len(objs)}")
         add(kind, getattr(objs[0], "name", None), objs[0])
     return register
+
+
+def _check_cell_members(name: str, cell: Any) -> None:
+    """ValueError naming the cell when an optional member contradicts the others
+    (recurrent.protocols.Cell): a gate_order without one letter per gate block (the
+    layer would set --forget-bias on rows the cell does not have, i.e. on none), or
+    mask_kinds listed by a cell whose forward() or infer() takes no ``masks`` keyword
+    (the layer passes it whenever a mask option is on)."""
+    import inspect
+    order = getattr(cell, "gate_order", None)
+    if order is not None:
+        if (not isinstance(order, (tuple, list)) or len(order) != cell.num_gates
+                or not all(isinstance(g, str) and len(g) == 1 for g in order)):
+            raise ValueError(f"cell {name!r}: gate_order {order!r} does not give one letter "
+                             f"per gate block (num_gates {cell.num_gates!r})")
+    if not getattr(cell, "mask_kinds", None):
+        return
+    for method in ("forward", "infer"):
+        function = getattr(cell, method, None)
+        try:
+            parameters = inspect.signature(function).parameters.values()
+        except (TypeError, ValueError):  # absent, or a compiled function without one
+            continue
+        if not any(p.name == "masks" or p.kind is p.VAR_KEYWORD for p in parameters):
+            raise ValueError(f"cell {name!r} lists mask_kinds {tuple(cell.mask_kinds)!r}, "
+                             f"but its {method}() takes no masks keyword")
 
 
 def _check_task_options(name: str, task: Any) -> None:

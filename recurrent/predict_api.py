@@ -4,6 +4,7 @@
 that the command shares."""
 from __future__ import annotations
 
+import copy
 import json
 import os
 from typing import Callable, Iterable
@@ -11,16 +12,47 @@ from typing import Callable, Iterable
 import click
 
 from . import datafile, out_paths, plugins
-from .checkpoint import RunDir, json_text
+from .checkpoint import RunDir, json_text, not_json
 from .checks import one_line
 from .datafile import check_utf8
 from .errors import UserError
 from .key_reads import KeyReads
 
 
-def predict_params(task) -> list:
-    """The task's predict options (click Options; none for a task without them)."""
-    return list(task.predict_options()) if hasattr(task, "predict_options") else []
+def predict_params(task, stream: bool = False) -> list:
+    """The task's predict options (click Options; none for a task without them). For a
+    stream, whose inputs are its lines, none is required: predict()'s required inputs (a
+    required argument, say) are left out, and refused when given and predict_stream does
+    not read them (check_stream_options)."""
+    params = list(task.predict_options()) if hasattr(task, "predict_options") else []
+    if stream:
+        params = [_optional(param) for param in params]
+    return params
+
+
+def _optional(param):
+    """``param``, or a copy of it that may be left out when it is required."""
+    if not param.required:
+        return param
+    param = copy.copy(param)
+    param.required = False
+    return param
+
+
+def checked_answer(task, answer, where: str) -> dict:
+    """``answer``, what the task's predict_stream gave for the input ``where`` names, when
+    it is a dict of JSON values; UserError naming the task otherwise (its code, not the
+    input, is at fault, and a client would take another kind of line, or an object's
+    text, for an answer)."""
+    name = f"task {task.name!r}" if task is not None else "the task"
+    if not isinstance(answer, dict):
+        raise UserError(f"{name}: predict_stream()'s answer to {where} is "
+                        f"{type(answer).__name__}, not a dict")
+    problem = not_json(answer, "answer")
+    if problem:
+        raise UserError(f"{name}: predict_stream()'s answer to {where}: {problem} is not a "
+                        f"JSON value")
+    return answer
 
 
 def prepared(options: dict, run_path: str, stream: bool) -> dict:
@@ -136,7 +168,7 @@ def _opened(run_dir, task, precision: str, options: dict, stream: bool):
     if precision not in PRECISIONS:
         raise UserError(f"precision: expected one of {', '.join(PRECISIONS)}, got "
                         f"{precision!r}")
-    params = predict_params(task)
+    params = predict_params(task, stream)
     values = prepared(_options(params, options), run_dir.path, stream)
     model, info = load_model(run_dir, "best", precision=precision)
     note = best_missing_note(run_dir, info["config"])
@@ -208,6 +240,6 @@ def predict_stream(run: str | os.PathLike, *, precision: str = "fp32",
             raise UserError("an input holds a line break: give one line per call")
         check_utf8(line, "the line")
         # what the command prints, read back: NaN as None, numpy numbers as Python's
-        return json.loads(json_text(answer(line)))
+        return json.loads(json_text(checked_answer(task, answer(line), "the input")))
 
     return answered

@@ -87,7 +87,8 @@ class Cell(Protocol):
     ("i", "f", "g", "o"). An "f" marks a forget gate: the layer's ``forget_bias`` option
     sets that block of the biases. Without it the layer looks the cell's name up in
     recurrent.layout.GATE_ORDER (the built-in cells), and ``forget_bias`` is refused for
-    cells it cannot place."""
+    cells it cannot place. The registry refuses a cell whose gate_order has not
+    num_gates letters."""
 
     def infer(self, x: np.ndarray, states: tuple[np.ndarray, ...],
               params: dict[str, np.ndarray], lengths: np.ndarray,
@@ -104,8 +105,9 @@ class Cell(Protocol):
     (B, H), "zoneout": one (T or 1, B, H) array or None per state}, either key optional;
     backward() then differentiates that call, masks fixed. Layers pass ``masks`` only
     when the layer's recurrent_dropout or zoneout option is on, and refuse the option,
-    naming the cell, for a cell that does not list its kind. recurrent.masks.check_masks
-    is the check to call on it."""
+    naming the cell, for a cell that does not list its kind (the registry refuses a cell
+    that lists some but whose forward() or infer() takes no ``masks`` keyword).
+    recurrent.masks.check_masks is the check to call on it."""
 
     zoneout_flags: tuple
     """The dtypes for which the cell takes zoneout's training draws as bool flags (one

@@ -8,6 +8,8 @@ import json
 import math
 import unicodedata
 
+import numpy as np
+
 from . import paired as paired_tests
 from .checkpoint import json_default, not_json
 from .figures import format_value, is_scalar
@@ -25,10 +27,19 @@ def baselines_problem(baselines) -> str | None:
 
 def metrics_problem(metrics) -> str | None:
     """What keeps a task's evaluate() result from being used (it is not a dict of figures
-    holding the "loss" that picks the best checkpoint), or None."""
+    holding the "loss" that picks the best checkpoint as a number, of JSON values, which
+    metrics.jsonl and eval --json keep), or None."""
     if not isinstance(metrics, dict):
         return f"returned {type(metrics).__name__}, not a dict of figures with a 'loss'"
-    return None if "loss" in metrics else "returned no 'loss'"
+    if "loss" not in metrics:
+        return "returned no 'loss'"
+    loss = metrics["loss"]
+    if isinstance(loss, (bool, np.bool_)) or np.ndim(loss) != 0 \
+            or np.asarray(loss).dtype.kind not in "iuf":
+        return f"returned a 'loss' of type {type(loss).__name__}, not a number"
+    problem = not_json(metrics, "metrics")
+    return f"returned {problem}, which is not a JSON value (metrics.jsonl and eval --json " \
+           f"keep the figures)" if problem else None
 
 
 def text_table(rows: list[list[str]], align: str | None = None) -> list[str]:

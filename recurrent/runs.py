@@ -12,7 +12,7 @@ from .checks import one_line
 from .config import TrainingConfig, check_model_spec, option_flags
 from .errors import AllRanksError, UserError, task_check_hint
 from .lengths import valid_mask
-from .step import batch_problem
+from .step import batch_problem, loss_result
 from .task_params import PREFIX as TASK_PREFIX
 from .task_params import TaskParams, from_arrays, owned
 from .trainer import Trainer, check_checkpoint, load_params, task_state_of
@@ -419,7 +419,7 @@ def _check_loss_fits(task, task_state, config, spec) -> None:
                         f"is {task.loss}): it takes {TARGET_KINDS[declared]}, the task's "
                         f"targets are {TARGET_KINDS[given]}")
     try:
-        loss.value_and_grad(outputs, batch["y"], mask)
+        loss_result(loss, loss.value_and_grad(outputs, batch["y"], mask), outputs)
     except ValueError as e:
         if loss.name == task.loss:  # the task's own loss: the task's targets are wrong
             raise UserError(f"task {task.name!r} gave a first training batch whose targets "

@@ -102,18 +102,8 @@ def _step(model, loss_fn, optimizer, x, y, lengths, state, lr, clip_norm, clip_v
         mask = None
         if model.output == "sequence" and lengths is not None:
             mask = valid_mask(lengths, outputs.shape[0], outputs.shape[1])  # (T, B)
-        loss, d_outputs = loss_fn.value_and_grad(outputs, y, mask)
-        # a plugin's bug, named here: model.backward would only say the shape is wrong,
-        # float() that the value is not a scalar
-        if np.shape(d_outputs) != outputs.shape:
-            _loss_broke(loss_fn, f"a gradient of shape {np.shape(d_outputs)}, expected "
-                                 f"{outputs.shape} (the outputs' shape)")
-        value = np.asarray(loss)
-        if value.ndim != 0 or value.dtype.kind not in "fiu":
-            _loss_broke(loss_fn, f"a value of type {type(loss).__name__} and shape "
-                                 f"{value.shape}, expected a float (the mean over valid "
-                                 f"rows)")
-        loss = float(loss)
+        loss, d_outputs = loss_result(loss_fn, loss_fn.value_and_grad(outputs, y, mask),
+                                      outputs)
         if not math.isfinite(loss) and reduce is None:
             raise NonFinite(f"loss is {loss}")
         d_inputs = model.backward(d_outputs)
@@ -137,6 +127,26 @@ def _step(model, loss_fn, optimizer, x, y, lengths, state, lr, clip_norm, clip_v
     if not np.isfinite(model.params).all():
         raise NonFinite("the update made the parameters non-finite", updated=True)
     return loss, norm, clipped, new_state
+
+
+def loss_result(loss_fn, result, outputs):
+    """(value as a float, gradient) of what ``loss_fn.value_and_grad`` returned for
+    ``outputs``; UserError naming the loss when it breaks recurrent.protocols.Loss (a
+    plugin's bug, named here: unpacking would only say how many values there were,
+    model.backward that the shape is wrong, float() that the value is not a scalar)."""
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        got = (f"{len(result)} values" if isinstance(result, (tuple, list))
+               else type(result).__name__)
+        _loss_broke(loss_fn, f"{got}, expected (value, gradient)")
+    loss, d_outputs = result
+    if np.shape(d_outputs) != outputs.shape:
+        _loss_broke(loss_fn, f"a gradient of shape {np.shape(d_outputs)}, expected "
+                             f"{outputs.shape} (the outputs' shape)")
+    value = np.asarray(loss)
+    if value.ndim != 0 or value.dtype.kind not in "fiu":
+        _loss_broke(loss_fn, f"a value of type {type(loss).__name__} and shape "
+                             f"{value.shape}, expected a float (the mean over valid rows)")
+    return float(loss), d_outputs
 
 
 def _loss_broke(loss_fn, problem):

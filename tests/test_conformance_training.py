@@ -332,6 +332,37 @@ def test_check_command_lists_broken_plugins_for_an_unknown_name(broken_plugin):
             "backward)") in output
 
 
+def test_check_command_given_a_plugins_name_says_what_it_registers(broken_plugin):
+    """The entry point's name in place of the objects it registers: the working plugin's
+    objects to check, or the broken plugin's error."""
+    class Losses:
+        @recurrent.hookimpl
+        def register_losses(self, register):
+            register(_NamedLoss("plugin_named_loss_b"))
+            register(_NamedLoss("plugin_named_loss_a"))
+
+    with registered_plugin(Losses(), "losses-plugin"):
+        working = CliRunner().invoke(plugins_group, ["check", "losses-plugin"])
+    broken = CliRunner().invoke(plugins_group, ["check", "no-backward-plugin"])
+    assert working.exit_code == broken.exit_code == 2
+    assert ("no cell, loss or task named 'losses-plugin': that is the name of a plugin; "
+            "check what it registers: `recurrent plugins check plugin_named_loss_a "
+            "plugin_named_loss_b`") in " ".join(working.output.split())
+    assert ("no cell, loss or task named 'no-backward-plugin': plugin 'no-backward-plugin' "
+            "is broken: ValueError: cell 'no_backward_for_test' lacks backward (see "
+            "`recurrent plugins`)") in " ".join(broken.output.split())
+
+
+class _NamedLoss:
+    """A registry-only loss (never run)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def value_and_grad(self, outputs, targets, mask=None):
+        raise NotImplementedError
+
+
 class BareStateGrad(GRUCell):
     """backward returns dh itself for its single state, not the tuple (dh,)."""
 

@@ -3,8 +3,9 @@ while every other command keeps working: a hook that returns its objects instead
 registering them, a class registered instead of an instance, two objects in one register()
 call, a task whose options() raises (which stopped `recurrent train --help`), prints at
 import or in a hook (which went into the JSON on stdout), a task calling the Runner as
-recurrent.protocols.Runner states it, a bug in a plugin's own code, and a loss returning a
-gradient of the wrong shape."""
+recurrent.protocols.Runner states it, a bug in a plugin's own code (in a package declaring
+an entry point per module, too), a loss returning a gradient of the wrong shape, and a cell
+whose gate_order or mask_kinds contradict its other members."""
 import inspect
 import json
 import sys
@@ -184,6 +185,41 @@ def test_an_internal_error_in_a_plugins_code_names_the_plugin(tmp_path):
                            "3.2.1) (KeyError: 'no such key'); rerun with --debug")
 
 
+_TWO_ENTRY_POINTS = {
+    "buggy": "import recurrent\nfrom train_toys import ToySign\n\n\n"
+             "class Buggy(ToySign):\n    name = 'authoring-two-buggy'\n\n"
+             "    def prepare(self, config):\n        return {}['no such key']\n\n\n"
+             "@recurrent.hookimpl\ndef register_tasks(register):\n    register(Buggy())\n",
+    "other": "import recurrent\n\n\n@recurrent.hookimpl\n"
+             "def register_losses(register):\n    pass\n",
+}
+
+
+def test_an_internal_error_names_the_plugin_of_its_module_among_a_packages_plugins(
+        tmp_path, monkeypatch):
+    """One package declaring an entry point per module: the plugin whose module raised is
+    named, not another plugin of the same package."""
+    package = tmp_path / "authoring_two"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for module, source in _TWO_ENTRY_POINTS.items():
+        (package / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import authoring_two.buggy
+    import authoring_two.other
+    plugins.register_plugin(authoring_two.buggy, "authoring-buggy", version="1.0")
+    plugins.register_plugin(authoring_two.other, "authoring-other", version="1.0")
+    try:
+        result = invoke("train", "authoring-two-buggy", "--out", tmp_path / "run")
+    finally:
+        plugins.unregister_plugin("authoring-buggy")
+        plugins.unregister_plugin("authoring-other")
+        for module in ("authoring_two", "authoring_two.buggy", "authoring_two.other"):
+            sys.modules.pop(module, None)
+    one_line_error(result, "Error: internal error in plugin 'authoring-buggy' (version 1.0) "
+                           "(KeyError: 'no such key')")
+
+
 class _FlatGradient:
     """A loss whose gradient is flattened: (N * K,) instead of the outputs' shape."""
     name = "authoring_flat"
@@ -208,3 +244,47 @@ def test_a_loss_returning_a_gradient_of_the_wrong_shape_is_named(tmp_path):
     one_line_error(result, "loss 'authoring_flat' returned a gradient of shape (",
                    "recurrent plugins check authoring_flat")
     assert "internal error" not in result.stderr
+
+
+class _ContradictingCell(_Cell):
+    """A cell whose optional members contradict the others."""
+
+    def __init__(self, name, **members):
+        super().__init__(name)
+        for member, value in members.items():
+            setattr(self, member, value)
+
+
+class _ContradictingPlugin:
+    def __init__(self, cell):
+        self.cell = cell
+
+    @recurrent.hookimpl
+    def register_cells(self, register):
+        register(self.cell)
+
+
+@pytest.mark.parametrize("members,expected", [
+    # --forget-bias would set bias rows H..2H of a cell with H: none, without a word
+    ({"gate_order": ("i", "f")}, "ValueError: cell 'authoring_members': gate_order ('i', "
+                                 "'f') does not give one letter per gate block (num_gates 1)"),
+    # --recurrent-dropout would fail in the layer's call, naming no plugin
+    ({"mask_kinds": ("recurrent",)}, "ValueError: cell 'authoring_members' lists mask_kinds "
+                                     "('recurrent',), but its forward() takes no masks "
+                                     "keyword"),
+])
+def test_a_cell_whose_optional_members_contradict_the_others_is_a_broken_plugin(members,
+                                                                                expected):
+    assert _broken_line(_ContradictingPlugin(_ContradictingCell("authoring_members",
+                                                                **members))) == expected
+    assert "authoring_members" not in plugins.cells()
+
+
+def test_a_cell_taking_masks_as_a_keyword_registers():
+    class Masked(_Cell):
+        mask_kinds = ("recurrent",)
+
+        def forward(self, x, states, params, lengths, num_threads, masks=None):
+            raise NotImplementedError
+
+    assert _broken_line(_ContradictingPlugin(Masked("authoring_masked"))) is None

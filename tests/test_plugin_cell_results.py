@@ -2,7 +2,8 @@
 final states than its state_names was accepted silently: the layer's final state stayed
 np.empty memory, carried into the next batch, and training "succeeded" (exit 0) with a
 loss like 2e34. Outputs of the wrong shape failed as an "internal error" about a numpy
-matmul. Both are now one line naming the cell."""
+matmul. Both are now one line naming the cell, as are outputs of another dtype than the
+inputs' and an infer() returning forward()'s three values."""
 import numpy as np
 import pytest
 from helpers import one_line_error, registered_plugin, tiny_text, train_tiny
@@ -22,6 +23,8 @@ class _Broken:
         self.name = f"broken_{mode}"
 
     def __getattr__(self, name):  # everything but forward and infer: the gru's
+        if name == "infer" and self.mode == "infer":  # forward's triple
+            return self.forward
         if name in ("forward", "infer", "_base") or name.startswith("__"):
             raise AttributeError(name)
         return getattr(self._base, name)
@@ -31,14 +34,21 @@ class _Broken:
                                                 **extra)
         if self.mode == "states":
             return out, finals[:0], cache
+        if self.mode == "float64":
+            return out.astype(np.float64), finals, cache
+        if self.mode == "infer":
+            return out, finals, cache
         return out[:, :, :-1], finals, cache
+
+
+MODES = ("states", "outputs", "float64", "infer")
 
 
 class _Plugin:
     @hookimpl
     def register_cells(self, register):
-        register(_Broken("states"))
-        register(_Broken("outputs"))
+        for mode in MODES:
+            register(_Broken(mode))
 
 
 @pytest.fixture
@@ -52,8 +62,11 @@ def text(tmp_path):
     return tiny_text(tmp_path)
 
 
-@pytest.mark.parametrize("mode, fragment", [("states", "0 final states, expected 1 (h)"),
-                                            ("outputs", "outputs of shape")])
+@pytest.mark.parametrize("mode, fragment", [
+    ("states", "0 final states, expected 1 (h)"),
+    ("outputs", "outputs of shape"),
+    ("float64", "returned outputs of dtype float64, expected float32 (the inputs' dtype)"),
+    ("infer", "returned 3 values from infer(), expected (out, final_states)")])
 def test_a_cell_breaking_the_protocol_at_train_time_is_named(broken_cells, text, tmp_path,
                                                               mode, fragment):
     result = train_tiny(text, tmp_path / "run", "--cell", f"broken_{mode}")

@@ -1,7 +1,8 @@
 """What a third-party cell's backward or loss returns, checked where training reads it,
 and what `recurrent export` says about a plugin's cell. A backward returning the single
 state's gradient bare (dh instead of (dh,), as docs/plugins-native.md warns) or a dx of the
-wrong shape, a loss value that is not a scalar, a loss of the other target kind than the
+wrong shape or dx alone, a loss value that is not a scalar or a third value after the
+gradient, a loss of the other target kind than the
 task's and a loss that is NaN before any update are each one line naming the plugin's
 object; `--format onnx` of a run whose cell has no ONNX operator refuses the cell before
 it looks for the onnx package."""
@@ -38,6 +39,8 @@ class _GruLike:
             return dx, d_states[0]
         if self.mode == "dx":
             return dx[:, :, :-1], d_states
+        if self.mode == "single":
+            return dx
         return dx, d_states
 
 
@@ -48,6 +51,15 @@ class _VectorLoss:
 
     def value_and_grad(self, outputs, targets, mask=None):
         return np.ones(outputs.shape[:-1]), np.zeros_like(outputs)
+
+
+class _TripleLoss:
+    """A class loss returning a third value after the value and the gradient."""
+    name = "protocol_triple"
+    target_kind = "class"
+
+    def value_and_grad(self, outputs, targets, mask=None):
+        return 1.0, np.zeros_like(outputs), None
 
 
 class _NanLoss:
@@ -62,12 +74,13 @@ class _NanLoss:
 class _Plugin:
     @hookimpl
     def register_cells(self, register):
-        for mode in ("", "bare", "dx"):
+        for mode in ("", "bare", "dx", "single"):
             register(_GruLike(mode))
 
     @hookimpl
     def register_losses(self, register):
         register(_VectorLoss())
+        register(_TripleLoss())
         register(_NanLoss())
 
 
@@ -79,7 +92,8 @@ def protocol_plugin():
 
 @pytest.mark.parametrize("mode, fragment", [
     ("bare", "returned ndarray initial-state gradients, expected 1 (h) in a tuple"),
-    ("dx", "returned a dx of shape (16, 32, 3), expected (16, 32, 4)")])
+    ("dx", "returned a dx of shape (16, 32, 3), expected (16, 32, 4)"),
+    ("single", "returned ndarray from backward(), expected (dx, d_states)")])
 def test_a_backward_breaking_the_protocol_at_train_time_is_named(protocol_plugin, tmp_path,
                                                                   mode, fragment):
     result = train_tiny(tiny_text(tmp_path), tmp_path / "run", "--cell", f"protocol_{mode}")
@@ -102,6 +116,14 @@ def test_a_loss_returning_values_per_row_is_named(protocol_plugin, tmp_path):
                            "shape (16, 32), expected a float",
                    "recurrent plugins check protocol_vector")
     assert "internal error" not in result.stderr
+
+
+def test_a_loss_returning_three_values_is_named_before_the_run_is_made(protocol_plugin,
+                                                                      tmp_path):
+    result = train_tiny(tiny_text(tmp_path), tmp_path / "run", "--loss", "protocol_triple")
+    one_line_error(result, "loss 'protocol_triple' returned 3 values, expected (value, "
+                           "gradient)", "recurrent plugins check protocol_triple")
+    assert not (tmp_path / "run").exists()
 
 
 def test_onnx_refuses_a_plugin_cell_before_asking_for_onnx(protocol_plugin, tmp_path,

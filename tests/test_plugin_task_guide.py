@@ -254,8 +254,19 @@ def test_baselines_of_the_wrong_shape_name_the_task(tmp_path, monkeypatch):
     one_line_error(result, "task 'motif': baselines() must return {name: {metric: value}}")
 
 
-def test_eval_of_an_evaluate_returning_no_dict_names_the_task(tmp_path, monkeypatch):
-    """A run trained with the task, evaluated after evaluate() changed to return a list."""
+@pytest.mark.parametrize("returned,message", [
+    ("[total / count, correct / count]", "returned list, not a dict of figures with a 'loss'"),
+    # unchecked, train's float() of it is an internal error, and eval prints it as the loss
+    ('{"loss": f"{total / count:.3f}", "accuracy": correct / count}',
+     "returned a 'loss' of type str, not a number"),
+    # unchecked, metrics.jsonl and eval --json keep its text
+    ('{"loss": total / count, "labels": set(state["classes"])}',
+     "returned metrics['labels'] (set), which is not a JSON value"),
+])
+def test_eval_of_an_evaluate_returning_no_dict_of_figures_names_the_task(
+        tmp_path, monkeypatch, returned, message):
+    """A run trained with the task, evaluated after evaluate() changed to return a list, a
+    loss that is no number or a value JSON cannot keep."""
     run = tmp_path / "run"
     _register(tmp_path, monkeypatch)
     try:
@@ -264,14 +275,15 @@ def test_eval_of_an_evaluate_returning_no_dict_names_the_task(tmp_path, monkeypa
     finally:
         _unregister()
     _register(tmp_path / "changed", monkeypatch, lambda t: t.replace(
-        'return {"loss": total / count, "accuracy": correct / count}',
-        'return [total / count, correct / count]'))
+        'return {"loss": total / count, "accuracy": correct / count}', f"return {returned}"))
     try:
         result = invoke("eval", run)
+        trained = invoke("train", "motif", "--out", tmp_path / "other", "--steps", 1,
+                         "--threads", 1, "--quiet", "--no-plot")
     finally:
         _unregister()
-    one_line_error(result, "task 'motif': evaluate() returned list, not a dict of figures "
-                           "with a 'loss'")
+    for refused in (result, trained):
+        one_line_error(refused, f"task 'motif': evaluate() {message}")
     assert result.stdout == ""
 
 
@@ -288,6 +300,60 @@ def test_predict_returning_a_string_names_the_task(tmp_path, monkeypatch):
     finally:
         _unregister()
     one_line_error(result, "task 'motif': predict() returned str, not an iterable of lines")
+
+
+def test_stream_leaves_out_the_required_argument_of_the_guides_predict(tmp_path,
+                                                                      monkeypatch):
+    """The guide's predict takes its strings as a required argument; a predict_stream
+    added beside it reads its inputs from stdin, so --stream alone must not stop at the
+    missing strings, and strings given with it are refused as the stream's unread
+    options are."""
+    from click.testing import CliRunner
+
+    from recurrent.cli import cli
+    _register(tmp_path, monkeypatch, lambda t: t + (
+        "\n    def predict_stream(self, state, config, model, options):\n"
+        "        return lambda symbols: {'symbols': symbols}\n"))
+    try:
+        ok(invoke("train", "motif", "--out", "run", "--steps", 1, "--threads", 1, "--quiet",
+                  "--no-plot"))
+        streamed = CliRunner().invoke(cli, ["predict", "run", "--stream"],
+                                      input="GGTATAGGCC\nGGCC\n")
+        given = CliRunner().invoke(cli, ["predict", "run", "--stream", "GGCC"], input="")
+        plain = invoke("predict", "run")
+    finally:
+        _unregister()
+    assert [json.loads(line) for line in ok(streamed).splitlines()] == [
+        {"symbols": "GGTATAGGCC"}, {"symbols": "GGCC"}]
+    one_line_error(given, "Error: strings does not apply to --stream")
+    one_line_error(plain, "Missing argument 'STRINGS...'")
+
+
+@pytest.mark.parametrize("answer,message", [
+    ("symbols", "predict_stream()'s answer to line 1 is str, not a dict"),
+    ('{"symbols": set(symbols)}',
+     "predict_stream()'s answer to line 1: answer['symbols'] (set) is not a JSON value"),
+])
+def test_a_stream_answer_that_is_no_dict_of_json_values_names_the_task(tmp_path,
+                                                                       monkeypatch, answer,
+                                                                       message):
+    """A predict_stream() answering with a str, or a dict holding a set: unchecked, the
+    client reads a JSON string, or the set's text, as the answer."""
+    from click.testing import CliRunner
+
+    from recurrent.cli import cli
+    _register(tmp_path, monkeypatch, lambda t: t + (
+        "\n    def predict_stream(self, state, config, model, options):\n"
+        f"        return lambda symbols: {answer}\n"))
+    try:
+        ok(invoke("train", "motif", "--out", "run", "--steps", 1, "--threads", 1, "--quiet",
+                  "--no-plot"))
+        result = CliRunner().invoke(cli, ["predict", "run", "--stream"],
+                                    input="GGTATAGGCC\nGGCC\n")
+    finally:
+        _unregister()
+    one_line_error(result, f"Error: task 'motif': {message}")
+    assert result.stdout == ""
 
 
 def test_an_option_taking_a_shared_options_name_breaks_the_plugin(tmp_path, monkeypatch):

@@ -1,7 +1,8 @@
 """Plugins that fail in ways an `except Exception` misses or a first line hides: a module
 that exits at import (sys.exit, or argparse in a script-style module), and a pluggy
-PluginValidationError whose reason is on its last line. Each is listed as broken, in one
-line, and every command keeps working."""
+PluginValidationError whose reason is on its last line; and entry points that register
+nothing (a module without hooks, a hook function named instead of its module). Each is
+listed as broken, in one line, and every command keeps working."""
 import json
 import os
 import subprocess
@@ -172,6 +173,26 @@ def test_an_entry_point_without_hooks_is_listed_as_registering_nothing(tmp_path,
             "@recurrent.hookimpl function (register_cells, register_losses, "
             "register_tasks, register_commands)")
         assert not registry.pm.has_plugin("hookless")
+    finally:
+        for name in MODULES:
+            sys.modules.pop(name, None)
+
+
+def test_an_entry_point_naming_a_hook_function_says_to_name_its_module(tmp_path, monkeypatch):
+    """`function = "rec_fake_fine:register_losses"` loads the hook function itself, whose
+    module holds the hooks: the line names the module to declare instead, rather than
+    saying the hook it points at is none."""
+    monkeypatch.syspath_prepend(str(_site(tmp_path, {
+        "function": "rec_fake_fine:register_losses"})))
+    monkeypatch.delenv("RECURRENT_NO_ENTRYPOINTS", raising=False)
+    monkeypatch.delenv("RECURRENT_PLUGINS", raising=False)
+    try:
+        registry = plugins.Registry(default_plugins=())
+        assert "fake_fine_loss" not in registry.entries("loss")
+        assert registry.broken["function"] == (
+            "entry point 'rec_fake_fine:register_losses' registers nothing: it names the "
+            "function register_losses, not the module holding the hooks: declare "
+            "function = \"rec_fake_fine\"")
     finally:
         for name in MODULES:
             sys.modules.pop(name, None)
