@@ -27,6 +27,7 @@ import contextlib
 import importlib
 import importlib.metadata
 import os
+import re
 import sys
 import types
 from dataclasses import dataclass
@@ -75,6 +76,13 @@ class Entry:
 def _core_version() -> str:
     from . import __version__
     return __version__
+
+
+# The names of cells, losses and tasks: typed as option values and arguments (`--cell
+# NAME`, `recurrent train NAME`), listed with commas (`bench --cell a,b`) and part of a
+# run directory's default path (runs/TASK-DATE-TIME), so no blank, comma, slash or
+# leading dash: letters (any script), digits, "_", "-" and ".".
+OBJECT_NAME = re.compile(r"[^\W_][\w.-]*")
 
 
 def _env_flag(name: str) -> bool:
@@ -258,6 +266,10 @@ class Registry:
         def add(kind: str, obj_name: Any, obj: Any) -> None:
             if not isinstance(obj_name, str) or not obj_name:
                 raise ValueError(f"registered a {kind} without a string name: {obj!r}")
+            if kind != "command" and not OBJECT_NAME.fullmatch(obj_name):
+                raise ValueError(f"{kind} name {obj_name!r} is not one to type: use "
+                                 f"letters, digits, '_', '-' and '.', beginning with a "
+                                 f"letter or digit")
             if isinstance(obj, type) and kind != "command":
                 # a class has the members as attributes, but its methods are unbound
                 raise ValueError(f"{kind} {obj_name!r}: registered the class "

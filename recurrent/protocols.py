@@ -43,7 +43,7 @@ class Cell(Protocol):
 
     # ---- required ----
 
-    name: str  # registry key, e.g. "lstm"
+    name: str  # registry key, e.g. "lstm" (plugins.OBJECT_NAME: letters, digits, _ - .)
     num_gates: int  # stacked gate blocks: weight_ih has num_gates * H rows
     state_names: tuple[str, ...]  # ("h",) or ("h", "c"); state 0 is always the output h
 
@@ -131,7 +131,7 @@ class Loss(Protocol):
 
     # ---- required ----
 
-    name: str
+    name: str  # registry key, e.g. "mse" (plugins.OBJECT_NAME, as a cell's)
 
     def value_and_grad(self, outputs: np.ndarray, targets: np.ndarray,
                        mask: np.ndarray | None = None) -> tuple[float, np.ndarray]:
@@ -181,7 +181,7 @@ class Task(Protocol):
 
     # ---- required ----
 
-    name: str  # e.g. "char-lm"
+    name: str  # e.g. "char-lm" (plugins.OBJECT_NAME, as a cell's)
     help: str  # one line for `recurrent --help` / `recurrent plugins`
     loss: str  # default loss name, e.g. "cross_entropy"
 

@@ -382,3 +382,28 @@ def test_hook_wrapper_is_broken():
         assert "cannot be a hook wrapper" in plugins.broken_plugins()["wrapper"]
     finally:
         plugins.unregister_plugin("wrapper")
+
+
+@pytest.mark.parametrize("name", ["soft,sign", "my/task", "two words", "-dash", "_under",
+                                  "back\\slash", ""])
+def test_a_name_that_cannot_be_typed_marks_the_plugin_broken(name):
+    """A loss named "soft,sign" could not be given to `bench --cell a,b`-style lists, a
+    task "my/task" breaks its default run directory, one beginning with "-" reads as an
+    option: the registry refuses such names when the plugin registers."""
+    plugins.register_plugin(LossPlugin(name), "odd-namer")
+    try:
+        assert name not in plugins.entries("loss")
+        error = plugins.broken_plugins()["odd-namer"]
+        assert ("is not one to type" in error if name
+                else "without a string name" in error), error
+    finally:
+        plugins.unregister_plugin("odd-namer")
+
+
+@pytest.mark.parametrize("name", ["huber2", "ln_lstm", "char-lm", "v1.2", "\u00e9t\u00e9"])
+def test_names_of_letters_digits_underscores_dashes_and_dots_register(name):
+    plugins.register_plugin(LossPlugin(name), "fine-namer")
+    try:
+        assert name in plugins.entries("loss")
+    finally:
+        plugins.unregister_plugin("fine-namer")
