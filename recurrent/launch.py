@@ -4,7 +4,8 @@ the mpi extra puts one next to the Python interpreter).
 
 mpiexec's own failure banners are condensed into one line naming the rank that failed;
 a rank's own error line passes through as it is. Ctrl-C reaches the ranks through
-mpiexec, which forwards it once; they agree on a step, save a checkpoint and stop. A
+mpiexec, which forwards it once; they agree on a step, save a checkpoint and stop (a
+second Ctrl-C, at which mpiexec ends the ranks at once, is one line, "Aborted."). A
 SIGTERM to this process is passed on to mpiexec, which forwards it to every rank, and to
 every rank that has joined the job directly (in case mpiexec's forwarding missed it while
 the job started): they stop in the same way (recurrent/interrupt.py) and the command
@@ -34,6 +35,11 @@ NOISE = (re.compile(r"^=+\s*$"), re.compile(r"^=\s{2,}(BAD TERMINATION|CLEANING 
          re.compile(r"^\[mpiexec@[^\]]*\] (Sending Ctrl-C|Press Ctrl-C)"),
          re.compile(r"^=\s+EXIT CODE:"))
 KILLED_PID = re.compile(r"^=\s+PID (\d+) RUNNING AT (\S+)")
+# mpiexec's answer to a second Ctrl-C: it ends the ranks at once, then its own processes
+# report, in lines of their own ("[proxy:0@host] ...", "[mpiexec@host] ..."), that the
+# ranks ended that way.
+FORCED_ABORT = re.compile(r"^Ctrl-C caught\.\.\. cleaning up processes")
+HYDRA_LINE = re.compile(r"^\[(proxy:|mpiexec@)[^\]]*\] ")
 EXIT_STRING = re.compile(r"^YOUR APPLICATION TERMINATED WITH THE EXIT STRING: (.*)$")
 
 
@@ -61,9 +67,14 @@ def without_ranks(args: list[str]) -> list[str]:
 class _Filter:
     """Copies mpiexec's output through, minus its banners, remembering what they said."""
 
-    def __init__(self, on_lost=None):
+    def __init__(self, on_lost=None, interrupts=()):
         self.killed = self.exit_string = None
         self.reported = False  # a rank printed its own "Error: ..." line
+        self.aborted = False  # a rank printed its own "Aborted." line
+        # mpiexec ended the ranks at a second Ctrl-C: it said so, or this process got
+        # the Ctrl-Cs too (``interrupts``: those it received, as from the terminal)
+        self.forced = False
+        self.interrupts = interrupts
         self.lock = threading.Lock()
         # A sink that can no longer be written (its reader went away: `| head`, a closed
         # terminal): the output is read on and dropped, so that no rank blocks writing
@@ -79,12 +90,17 @@ class _Filter:
                 if not text.strip():
                     blank += 1
                     continue
-                if KILLED_PID.match(text):
+                if FORCED_ABORT.match(text):
+                    self.forced = True
+                elif HYDRA_LINE.match(text) and (self.forced or len(self.interrupts) > 1):
+                    pass
+                elif KILLED_PID.match(text):
                     self.killed = KILLED_PID.match(text).groups()
                 elif EXIT_STRING.match(text):
                     self.exit_string = EXIT_STRING.match(text).group(1)
                 elif not any(p.match(text) for p in NOISE):
                     self.reported = self.reported or text.startswith("Error:")
+                    self.aborted = self.aborted or text == "Aborted."
                     self._write("\n" * blank + text, sink)
                 blank = 0
 
@@ -157,7 +173,9 @@ def launch(ranks: int, args: list[str]) -> int:
                    *without_ranks(args)]
         # Ctrl-C reaches mpiexec from the terminal and mpiexec forwards it to the ranks;
         # this process only waits for them (a handler, unlike SIG_IGN, is not inherited).
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
+        interrupts = []  # the Ctrl-Cs this process got (from the terminal, as mpiexec)
+        previous = signal.signal(signal.SIGINT,
+                                 lambda signum, frame: interrupts.append(signum))
         previous_term = signal.getsignal(signal.SIGTERM)
         terminated = []  # the SIGTERM passed on to mpiexec, if one came
         started = []  # mpiexec, once it runs
@@ -202,6 +220,10 @@ def launch(ranks: int, args: list[str]) -> int:
         killed, exit_string, reported = seen.killed, seen.exit_string, seen.reported
         if seen.lost:  # quietly, as one process whose output went away ends
             return 1
+        if seen.forced:  # a second Ctrl-C: aborted at once, as one process is by it
+            if not seen.aborted:
+                print("Aborted.", file=sys.stderr, flush=True)
+            return 128 + signal.SIGINT
         if terminated and code in (0, 128 + signal.SIGINT, 128 + signal.SIGTERM):
             # the ranks stopped themselves and rank 0 said how: at an agreed step with a
             # checkpoint (for the SIGTERM, or for a Ctrl-C that reached them first),

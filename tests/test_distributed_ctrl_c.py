@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from test_distributed import TINY, _env, _one_line, ctrl_c_at_line
+from test_distributed import TINY, _env, _one_line, ctrl_c_at_line, recurrent_cmd
 from test_distributed_startup import _run_job
 
 from recurrent.checkpoint import load_arrays
@@ -83,5 +83,45 @@ def test_a_ctrl_c_while_rank_0_finishes_the_run_lets_it_finish(tmp_path):
         tmp_path, env, "after training")
     assert (code, err) == (0, ""), err
     assert "done after 4 steps" in out
+    _, meta = load_arrays(str(tmp_path / "run" / "last.npz"))
+    assert meta["step"] == 4 and meta["finished"]
+
+
+# A char-lm whose validation pass says when it starts and then takes a few seconds, so
+# that a Ctrl-C during it leaves the ranks busy when a second one follows.
+SLOW_EVALUATION = '''
+import time
+import recurrent
+from recurrent_plugins.char_lm import CharLM
+
+class SlowEvalLM(CharLM):
+    name = "slow-eval-lm"
+    help = "char-lm whose validation pass takes a few seconds (tests only)"
+
+    def evaluate(self, state, split, config, model):
+        print("evaluating", flush=True)
+        time.sleep(3)
+        return super().evaluate(state, split, config, model)
+
+@recurrent.hookimpl
+def register_tasks(register):
+    register(SlowEvalLM())
+'''
+
+
+def test_a_second_ctrl_c_on_the_launcher_aborts_with_one_line(tmp_path):
+    """The first Ctrl-C comes during an evaluation (the ranks finish it before they can
+    stop), the second while they are still in it: mpiexec then ends the ranks at once, and
+    --ranks says so in one line, as a single process does on a second Ctrl-C, instead of
+    passing on mpiexec's own messages; the checkpoint saved before is intact."""
+    plugin = _plugin(tmp_path, "slow_eval_lm", SLOW_EVALUATION)
+    env = _env(tmp_path, **plugin)
+    code, out, err = ctrl_c_at_line(
+        ["train", "slow-eval-lm", *TINY, "--steps", "100", "--out", "run", "--ranks", "2"],
+        tmp_path, env, "evaluating", wait=0.5, again=0.5)
+    assert (code, _one_line(err)) == (130, "Aborted."), err
+    assert (tmp_path / "run" / "config.json").exists()
+    resumed = recurrent_cmd(["train", "--resume", "run", "--steps", "4"], tmp_path, **plugin)
+    assert resumed.returncode == 0, resumed.stderr
     _, meta = load_arrays(str(tmp_path / "run" / "last.npz"))
     assert meta["step"] == 4 and meta["finished"]
