@@ -115,6 +115,24 @@ def data_path(option: str, value: str | None) -> str | None:
     return STDIN_PATH
 
 
+def check_every_rank_reads(option: str, path: str | None, ranks: int) -> None:
+    """UserError when the data file ``path`` of a data-parallel run (``ranks`` above 1)
+    is standard input or another pipe: every rank reads the data itself, and a pipe's
+    data reaches only the first process that reads it (the next would wait for it)."""
+    if path is None or ranks <= 1:
+        return
+    try:
+        pipe = path == STDIN_PATH or stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:  # missing or unreadable: said where the data is read
+        return
+    if pipe:
+        given = "-" if path == STDIN_PATH else path
+        what = "standard input" if path == STDIN_PATH else "a pipe"
+        raise UserError(f"{option} {given}: a data-parallel run reads the data on every "
+                        f"rank, and {what} reaches one process only; save the data to a "
+                        f"file and give its path")
+
+
 def check_path_encodable(path: str) -> None:
     """UserError when ``path`` has characters the file-name encoding cannot represent: a
     path saved in a run's config.json under a UTF-8 locale, read again under an ASCII one

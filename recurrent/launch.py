@@ -190,16 +190,20 @@ def launch(ranks: int, args: list[str]) -> int:
                 if started:
                     started[0].send_signal(signum)
             signal.signal(signal.SIGTERM, terminate)
-            proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True, errors="replace",
-                                    bufsize=1)
+            # No rank reads standard input (`--data -` is refused: recurrent/datafile.py
+            # check_every_rank_reads), and mpiexec would pass this process's on to rank 0,
+            # ending the job when rank 0 does not read what it is given.
+            proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, errors="replace", bufsize=1)
             started.append(proc)
             if terminated:
                 proc.send_signal(signal.SIGTERM)
             # The command's output cannot be written any more: stop the ranks as a
             # SIGTERM does (a checkpoint at their next step), as one process stops at its
             # next print; they would train on unseen, or block on a full pipe.
-            seen = _Filter(on_lost=lambda: proc.send_signal(signal.SIGTERM))
+            seen = _Filter(on_lost=lambda: proc.send_signal(signal.SIGTERM),
+                           interrupts=interrupts)
             readers = [threading.Thread(target=seen.copy, args=(proc.stdout, sys.stdout)),
                        threading.Thread(target=seen.copy, args=(proc.stderr, sys.stderr))]
             for reader in readers:

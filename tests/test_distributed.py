@@ -240,10 +240,11 @@ def test_a_hanging_rank_ends_the_job_after_the_timeout(tmp_path, faulty_plugin):
     assert line.startswith("Error: rank 0: no answer from the other ranks for 3 s"), line
 
 
-def ctrl_c_at_line(args, cwd, env, starts, wait=0.0):
+def ctrl_c_at_line(args, cwd, env, starts, wait=0.0, again=None):
     """`python -m recurrent ARGS` run in ``cwd`` in a session of its own, sent SIGINT as a
     terminal's Ctrl-C is (to the whole group) once a stdout line starts with ``starts``
-    (and ``wait`` seconds more); (exit status, the rest of stdout, stderr)."""
+    (and ``wait`` seconds more), and a second one ``again`` seconds later if given;
+    (exit status, the rest of stdout, stderr)."""
     proc = subprocess.Popen([sys.executable, "-m", "recurrent", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=cwd, env=env, start_new_session=True)
@@ -253,6 +254,9 @@ def ctrl_c_at_line(args, cwd, env, starts, wait=0.0):
                 break
         time.sleep(wait)
         os.killpg(proc.pid, signal.SIGINT)
+        if again is not None:
+            time.sleep(again)
+            os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -324,3 +328,42 @@ def test_no_mpi_runs_each_process_on_its_own_under_a_launcher(tmp_path):
     assert job.returncode == 0, job.stderr
     mpi = [line for line in job.stdout.splitlines() if line.startswith("mpi ")]
     assert len(mpi) == 2 and all("mpi4py installed" in line for line in mpi), job.stdout
+
+
+def test_ranks_refuse_data_from_standard_input(tmp_path):
+    """Every rank reads the data itself, and standard input reaches one process only:
+    one line before mpiexec starts, rather than mpiexec's own failure messages."""
+    (tmp_path / "text.txt").write_text("to be or not to be, that is the question\n" * 400)
+    from test_distributed_startup import _run_job
+    with open(tmp_path / "text.txt") as data:
+        job = _run_job([sys.executable, "-m", "recurrent", "train", "char-lm", *TINY,
+                        "--data", "-", "--ranks", "2", "--out", "run"], tmp_path, stdin=data)
+    assert job.returncode == 1
+    assert _one_line(job.stderr).startswith("Error: --data -: a data-parallel run reads "
+                                            "the data on every rank"), job.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_ranks_refuse_data_from_a_named_pipe(tmp_path):
+    """A named pipe gives its data to the first process that reads it; the next rank
+    would wait for it until the MPI timeout, so it is refused in one line at once."""
+    os.mkfifo(tmp_path / "pipe")
+    from test_distributed_startup import _run_job
+    job = _run_job([sys.executable, "-m", "recurrent", "train", "char-lm", *TINY,
+                    "--data", "pipe", "--ranks", "2", "--out", "run"], tmp_path, timeout=60)
+    assert job.returncode == 1
+    assert _one_line(job.stderr).startswith("Error: --data pipe: a data-parallel run "
+                                            "reads the data on every rank"), job.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_ranks_train_with_data_waiting_on_standard_input(tmp_path):
+    """A --ranks run started with something on its standard input (a pipe into a job
+    script, say) trains: no rank reads it, and mpiexec is not given it to pass on."""
+    (tmp_path / "input.txt").write_text("y\n" * 200000)
+    from test_distributed_startup import _run_job
+    with open(tmp_path / "input.txt") as given:
+        job = _run_job([sys.executable, "-m", "recurrent", "train", "char-lm", *TINY,
+                        "--ranks", "2", "--out", "run"], tmp_path, timeout=120, stdin=given)
+    assert job.returncode == 0, job.stderr
+    assert (tmp_path / "run" / "best.npz").exists()

@@ -18,12 +18,13 @@ pytest.importorskip("mpi4py", reason="mpi4py not installed (the mpi extra)")
 from recurrent.launch import mpiexec  # noqa: E402
 
 
-def _run_job(command, tmp_path, timeout=60, **env):
-    """Run ``command`` in its own session; on a timeout kill the whole session (mpiexec
-    and the ranks it started) and fail, so a hanging job ends the test, not the suite."""
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=tmp_path, env=_env(tmp_path, **env),
-                            start_new_session=True)
+def _run_job(command, tmp_path, timeout=60, stdin=None, **env):
+    """Run ``command`` in its own session (``stdin``: its standard input, a file); on a
+    timeout kill the whole session (mpiexec and the ranks it started) and fail, so a
+    hanging job ends the test, not the suite."""
+    proc = subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env=_env(tmp_path, **env), start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
