@@ -404,7 +404,7 @@ def _train(ctx, task, values):
         raise UserError(f"--precision {precision} is for inference only (predict, eval, "
                         f"bench --mode infer); training runs in fp32")
     world = current_world()
-    datafile.check_every_rank_reads("--data", values.get("data"), max(ranks or 1, world.size))
+    datafile.check_every_rank_reads(values.get("data"), max(ranks or 1, world.size))
     if ranks is not None and world.size == 1 and ranks > 1:
         from .launch import launch
         ctx.exit(launch(ranks, ctx.meta.get(ARGS_KEY, sys.argv[1:])))

@@ -115,10 +115,12 @@ def data_path(option: str, value: str | None) -> str | None:
     return STDIN_PATH
 
 
-def check_every_rank_reads(option: str, path: str | None, ranks: int) -> None:
+def check_every_rank_reads(path: str | None, ranks: int, whose: str | None = None,
+                           advice: str = "save the data to a file and give its path") -> None:
     """UserError when the data file ``path`` of a data-parallel run (``ranks`` above 1)
     is standard input or another pipe: every rank reads the data itself, and a pipe's
-    data reaches only the first process that reads it (the next would wait for it)."""
+    data reaches only the first process that reads it (the next would wait for it).
+    ``whose``: the data's owner as the error names it (default: the --data given)."""
     if path is None or ranks <= 1:
         return
     try:
@@ -126,11 +128,11 @@ def check_every_rank_reads(option: str, path: str | None, ranks: int) -> None:
     except OSError:  # missing or unreadable: said where the data is read
         return
     if pipe:
-        given = "-" if path == STDIN_PATH else path
         what = "standard input" if path == STDIN_PATH else "a pipe"
-        raise UserError(f"{option} {given}: a data-parallel run reads the data on every "
-                        f"rank, and {what} reaches one process only; save the data to a "
-                        f"file and give its path")
+        label = (f"{whose}'s data is {what}" + ("" if path == STDIN_PATH else f" ({path})")
+                 if whose is not None else f"--data {'-' if path == STDIN_PATH else path}")
+        raise UserError(f"{label}: a data-parallel run reads the data on every rank, and "
+                        f"{what} reaches one process only; {advice}")
 
 
 def check_path_encodable(path: str) -> None:

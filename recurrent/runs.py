@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import __version__, averaging, candidates, ensemble, run_lock, selection, tuning
+from . import __version__, averaging, candidates, datafile, ensemble, run_lock, selection, tuning
 from .checkpoint import (BEST, CONFIG_FILE, LAST, RunCopy, RunDir, kept_state, load_arrays,
                          param_budget)
 from .checks import one_line
@@ -151,6 +151,12 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
         config = config.resumed(changes, resolved, option_flags(task),
                                 (info.get(candidates.CHOSE) or {}).get("given"))
     config.check(task)
+    # rank 0's check (parallel_trainer): the run's data is read again by every rank
+    data = config.get("data")
+    ranks = world.size if world is not None else 1  # None: one process (the Python API)
+    datafile.check_every_rank_reads(data if isinstance(data, str) else None, ranks,
+                                    f"the run {run.path}",
+                                    "resume it on one process, without --ranks (or mpiexec)")
     if changes:
         ensemble.check_member_plan(run, info["config"], config)
     # every part checked before anything is written: a refused resume changes no file

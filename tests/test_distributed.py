@@ -344,6 +344,28 @@ def test_ranks_refuse_data_from_standard_input(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_run_trained_on_standard_input_is_not_resumed_on_ranks(tmp_path):
+    """A run trained from standard input (one process) cannot give its ranks its data
+    when resumed data-parallel: one line saying to resume it on one process, not "stdin
+    is empty" from a rank, nor a rank waiting until the MPI timeout."""
+    (tmp_path / "text.txt").write_text("to be or not to be, that is the question\n" * 400)
+    from test_distributed_startup import _run_job
+    with open(tmp_path / "text.txt") as data:
+        job = _run_job([sys.executable, "-m", "recurrent", "train", "char-lm", *TINY,
+                        "--data", "-", "--out", "run"], tmp_path, stdin=data)
+    assert job.returncode == 0, job.stderr
+    before = (tmp_path / "run" / "last.npz").read_bytes()
+    with open(tmp_path / "text.txt") as data:
+        job = _run_job([sys.executable, "-m", "recurrent", "train", "--resume", "run",
+                        "--steps", "4", "--ranks", "2"], tmp_path, stdin=data, timeout=60)
+    assert job.returncode == 1
+    assert _one_line(job.stderr) == (
+        "Error: the run run's data is standard input: a data-parallel run reads the data on "
+        "every rank, and standard input reaches one process only; resume it on one "
+        "process, without --ranks (or mpiexec)"), job.stderr
+    assert (tmp_path / "run" / "last.npz").read_bytes() == before
+
+
 def test_ranks_refuse_data_from_a_named_pipe(tmp_path):
     """A named pipe gives its data to the first process that reads it; the next rank
     would wait for it until the MPI timeout, so it is refused in one line at once."""
