@@ -64,6 +64,13 @@ def beyond_any_array(e: BaseException) -> bool:
     return isinstance(e, ValueError) and str(e).startswith(_TOO_BIG)
 
 
+def memory_problem(e: BaseException) -> str:
+    """What a MemoryError, or a size beyond any array (beyond_any_array), tells a user."""
+    from .errors import error_line
+    return (f"not enough memory ({error_line(e)}): the sizes or counts asked for need "
+            f"more memory than is available; ask for smaller ones")
+
+
 def one_line(text) -> str:
     """The first non-empty line of ``text`` (an exception or a str), for one-line errors."""
     if isinstance(text, BaseException):

@@ -20,7 +20,7 @@ from click.core import ParameterSource
 from . import __version__, averaging, candidates, distributed, ensemble, plugins, report
 from .checkpoint import json_text
 from ._console import debug_asked
-from .checks import beyond_any_array, one_line
+from .checks import beyond_any_array, memory_problem, one_line
 from .cli_options import RANK_COUNT, THREAD_COUNT, checkpoint_option
 from .errors import AllRanksError, UserError, error_line
 from . import datafile, out_paths, predict_api
@@ -128,8 +128,7 @@ ARGS_KEY = "recurrent.args"
 
 def _memory_line(e: BaseException) -> str:
     """The error line of a MemoryError, or of a size beyond any array (checks.beyond_any_array)."""
-    return (f"Error: not enough memory ({error_line(e)}): the sizes or counts asked for "
-            f"need more memory than is available; ask for smaller ones")
+    return f"Error: {memory_problem(e)}"
 
 
 # What a write to a full disk or past a file-size limit (ulimit -f) raises.

@@ -4,6 +4,7 @@
 that the command shares."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -13,7 +14,7 @@ import click
 
 from . import datafile, out_paths, plugins
 from .checkpoint import RunDir, json_text, not_json
-from .checks import one_line
+from .checks import beyond_any_array, memory_problem, one_line
 from .datafile import check_utf8
 from .errors import UserError
 from .key_reads import KeyReads
@@ -152,6 +153,18 @@ def _python_value(name: str, param, value):
     return items if many else value
 
 
+@contextlib.contextmanager
+def _within_memory():
+    """A request larger than memory (MemoryError, or numpy's refusal of a size beyond any
+    array) as the UserError the command's one line says."""
+    try:
+        yield
+    except (MemoryError, ValueError) as e:
+        if isinstance(e, ValueError) and not beyond_any_array(e):
+            raise
+        raise UserError(memory_problem(e)) from None
+
+
 def _run_task(run):
     """(RunDir, task) of the run directory ``run``."""
     if not isinstance(run, (str, os.PathLike)):
@@ -195,8 +208,9 @@ def predict(run: str | os.PathLike, *, precision: str = "fp32", **options) -> li
         raise UserError(f"{json_key}: predict always gives the --json output")
     _, values, model, info = _opened(run_dir, task, precision, {**options, json_key: True},
                                      stream=False)
-    lines = task.predict(info["task_state"], dict(info["config"]), model.runner(), values)
-    text = "\n".join(checked_lines(task, lines))
+    with _within_memory():
+        lines = task.predict(info["task_state"], dict(info["config"]), model.runner(), values)
+        text = "\n".join(checked_lines(task, lines))
     decoder, out, at = json.JSONDecoder(), [], 0
     while at < len(text):
         if text[at].isspace():
@@ -240,6 +254,8 @@ def predict_stream(run: str | os.PathLike, *, precision: str = "fp32",
             raise UserError("an input holds a line break: give one line per call")
         check_utf8(line, "the line")
         # what the command prints, read back: NaN as None, numpy numbers as Python's
-        return json.loads(json_text(checked_answer(task, answer(line), "the input")))
+        with _within_memory():
+            result = answer(line)
+        return json.loads(json_text(checked_answer(task, result, "the input")))
 
     return answered

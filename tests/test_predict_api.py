@@ -172,3 +172,13 @@ def test_a_stream_refuses_a_float_for_a_whole_number(task_runs):
     with pytest.raises(UserError, match=r"^predict option steps=2.0: 2.0 is not a whole "
                                         r"number$"):
         recurrent.predict_stream(str(task_runs["forecast"]), steps=2.0)
+
+
+def test_a_request_beyond_memory_is_a_refusal(task_runs):
+    """The command says "not enough memory" in one line; a program gets that line as the
+    UserError every refusal is, not numpy's ValueError."""
+    with pytest.raises(UserError, match="^not enough memory .*ask for smaller ones"):
+        recurrent.predict(str(task_runs["forecast"]), steps=10**30)
+    answer = recurrent.predict_stream(str(task_runs["forecast"]), steps=10**30)
+    with pytest.raises(UserError, match="^not enough memory"):
+        answer("50")
