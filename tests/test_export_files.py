@@ -226,6 +226,20 @@ def test_default_outs_are_beside_the_run_and_int8_has_its_own(runs, monkeypatch)
                 os.remove(path)
 
 
+def test_a_line_break_in_out_stays_in_the_comments_of_the_torch_code(runs, tmp_path):
+    """The summary above the printed torch code is comments line by line: an --out whose
+    name holds a line break keeps the printed text a Python file with nothing before the
+    code but comments."""
+    out = tmp_path / "two\nlines.safetensors"
+    printed = ok(invoke("export", runs / "forecast", "--format", "torch", "--out", out))
+    assert out.exists()
+    compile(printed, "model.py", "exec")
+    summary = printed.split("\n\n", 1)[0].splitlines()
+    assert summary[:2] == [f"# wrote {tmp_path}/two", "# lines.safetensors: " +
+                           summary[1].split(": ", 1)[1]]
+    assert all(line.startswith("# ") for line in summary)
+
+
 def test_a_named_pipe_called_config_json_above_out_is_not_opened(tmp_path):
     """The search for an enclosing run reads only a regular config.json: a named pipe of
     that name in a parent of --out is not opened (open() would wait for a writer, and

@@ -128,7 +128,9 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
         lines += ["shapes:"]
         lines += [f"  {name} {tuple(value.shape)}" for name, value in tensors.items()]
         lines += ["a torch model that loads it (strict=True):"]
-        lines = [f"# {line}" for line in lines] + [""] + source
+        # each physical line commented: a line break in --out's path would end a comment
+        lines = [f"# {part}" for line in lines for part in line.splitlines() or [""]]
+        lines += [""] + source
     else:
         lines += [f"make a run of it again: recurrent import {out} --out RUN"]
     return out, lines
