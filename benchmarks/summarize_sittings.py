@@ -20,10 +20,13 @@ def load_rows(paths):
     the order the bench ran them. precisions is "" for recurrent float32 against torch
     float32, else e.g. "recurrent int8, torch fp32": rows of other precisions are
     summarised apart, never as one. Rows without a torch side (--vs none or --vs CELL, a
-    cell torch lacks) are left out; returns (rows, how many were left out). A file that is
+    cell torch lacks) are left out; returns (rows, how many were left out, the files of
+    runs that stopped early as {path: their error}: such a file holds only the rows
+    measured before the stop, so its sitting is missing from the others). A file that is
     not a `recurrent bench --json` result is a ValueError naming it."""
     rows = defaultdict(lambda: defaultdict(list))
     left_out = 0
+    incomplete = {}
     for path in paths:
         try:
             with open(path, encoding="utf-8") as f:
@@ -35,6 +38,8 @@ def load_rows(paths):
         found = data.get("rows") if isinstance(data, dict) else None
         if not isinstance(found, list):
             raise ValueError(f"{path}: not a recurrent bench --json result (no rows)")
+        if data.get("error"):
+            incomplete[path] = data["error"]
         for row in found:
             if "torch" not in row:
                 left_out += 1
@@ -44,7 +49,7 @@ def load_rows(paths):
                           else f"recurrent {ours}, torch {theirs}")
             size = tuple(row[k] for k in "TBIH")
             rows[(str(row["threads"]), precisions, row["cell"], size)][row["mode"]].append(row)
-    return rows, left_out
+    return rows, left_out, incomplete
 
 
 def cell_text(runs):
@@ -76,9 +81,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+", help="JSON files written by recurrent bench --json")
     try:
-        rows, left_out = load_rows(parser.parse_args().files)
+        rows, left_out, incomplete = load_rows(parser.parse_args().files)
     except ValueError as e:
         sys.exit(f"error: {e}")
+    for path, error in incomplete.items():
+        print(f"{path}: incomplete sitting (the bench stopped: {error}); its rows are "
+              f"summarised, the rows it did not reach have one sitting fewer", file=sys.stderr)
     if left_out:
         print(f"left out {left_out} row(s) timed without torch (--vs none, --vs CELL or a "
               f"cell torch lacks)", file=sys.stderr)

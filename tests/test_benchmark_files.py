@@ -119,6 +119,19 @@ def test_summarize_sittings_names_a_file_that_is_not_a_result(tmp_path):
                                      f"--json result (no rows)")
 
 
+def test_summarize_sittings_names_a_sitting_the_bench_stopped_early(tmp_path):
+    """A file `recurrent bench --json` wrote after a failure or Ctrl-C holds only the rows
+    measured before it: its rows are summarised and the file is named as incomplete."""
+    result = _summarize(tmp_path, {"spec": {}, "rows": [_row(1, "infer"), _row(1, "train")]},
+                        {"spec": {}, "rows": [_row(1, "infer")], "error": "exit code -9"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == (
+        f"{tmp_path / 's1.json'}: incomplete sitting (the bench stopped: exit code -9); its rows "
+        f"are summarised, the rows it did not reach have one sitting fewer")
+    assert "| lstm | (2, 1, 1, 2) | 1.00 / 2.00 | 0.50 | 1.00 / 2.00 | 0.50 [0.50-0.50] |" \
+        in result.stdout
+
+
 def test_distributed_worker_times_two_ranks_and_leaves_no_run_directory(tmp_path):
     """bench_distributed.py's worker on two ranks (the data-parallel step reads the
     trainer's stop request) prints its result and removes the run directory it made."""
