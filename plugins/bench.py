@@ -600,14 +600,21 @@ def _parse_config(text):
     return tuple(parts)
 
 
-def _format_row(row, vs):
+def _columns(cells, vs):
+    """(width of the cell column, width of the other side's ms column): wide enough for
+    the longest cell name and for the `--vs` cell's name in the header."""
+    return max(13, *(len(c) for c in cells)), max(9, len(vs) + 3)
+
+
+def _format_row(row, vs, columns):
+    cell_width, vs_width = columns
     size = f"({row['T']},{row['B']},{row['I']},{row['H']})"
     ours = row["ours"]
-    text = (f"{row['cell']:13s} {size:20s} {row['threads']:>4}  "
+    text = (f"{row['cell']:{cell_width}s} {size:20s} {row['threads']:>4}  "
             f"{ours['median_ms']:9.2f} ±{ours['iqr_ms']:<7.2f} {ours['gflops']:6.0f}")
     theirs = row.get("torch", row.get("baseline"))
     if theirs is not None:
-        text += (f"  {theirs['median_ms']:9.2f} ±{theirs['iqr_ms']:<7.2f} "
+        text += (f"  {theirs['median_ms']:{vs_width}.2f} ±{theirs['iqr_ms']:<7.2f} "
                  f"{theirs['gflops']:6.0f}  {row['ratio']:6.2f} ±{row['ratio_iqr']:.2f}")
     elif vs == "torch" and row["cell"] not in TORCH_CELLS:  # --vs none: all are alone
         text += "  (torch has no such cell: timed alone)"
@@ -630,11 +637,12 @@ def _settings_text(settings):
     return ", ".join(f"{k}={v}" for k, v in settings.items())
 
 
-def _header(vs, precision="fp32"):
-    text = (f"{'cell':13s} {'(T,B,I,H)':20s} {'th':>4s}  {'ours ms':>9s} {'±iqr':8s} "
+def _header(vs, precision, columns):
+    cell_width, vs_width = columns
+    text = (f"{'cell':{cell_width}s} {'(T,B,I,H)':20s} {'th':>4s}  {'ours ms':>9s} {'±iqr':8s} "
             f"{'GF/s':>6s}")
     if vs != "none":
-        text += f"  {vs + ' ms':>9s} {'±iqr':8s} {'GF/s':>6s}  {'ratio':>6s} ±iqr"
+        text += f"  {vs + ' ms':>{vs_width}s} {'±iqr':8s} {'GF/s':>6s}  {'ratio':>6s} ±iqr"
     if precision != "fp32":
         text += f"  {'fp32 ms':>9s}  {'/fp32':>6s} ±iqr"
     return text
@@ -818,6 +826,7 @@ def register_commands(cli):
                                   json.dumps(spec)], env=env, stdout=subprocess.PIPE,
                                  text=True, preexec_fn=_ignore_sigint)
         payload = {"spec": spec, "rows": []}
+        columns = _columns(cell_names, vs)
         error = None
         try:
             for line in child.stdout:
@@ -848,9 +857,9 @@ def register_commands(cli):
                     click.echo(legend)
                 elif kind == "row":
                     if not payload["rows"]:  # the columns' header, once a row is there
-                        click.echo(_header(vs, precision))
+                        click.echo(_header(vs, precision, columns))
                     payload["rows"].append(message)
-                    click.echo(_format_row(message, vs))
+                    click.echo(_format_row(message, vs, columns))
                 elif kind == "error":
                     error = message["message"]
         except BaseException:  # Ctrl-C, a broken pipe: the child stops with this process

@@ -259,6 +259,20 @@ def test_bench_times_a_cell_beside_another_of_ours(tmp_path):
     assert "--vs: expected torch, none or a cell name; unknown cell 'nope'" in one_line.output
 
 
+def test_bench_columns_line_up_under_a_long_vs_cell_name(tmp_path):
+    """The other cell's ms figures end where their header ("rnn_tanh ms") ends."""
+    out = tmp_path / "bench.json"
+    result = _bench("--cell", "gru", "--vs", "rnn_tanh", "--config", "3,2,2,4", "--threads",
+                    "1", "--repeats", "2", "--rounds", "2", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    header = next(line for line in lines if line.startswith("cell "))
+    end = header.index("rnn_tanh ms") + len("rnn_tanh ms")
+    row_line = lines[lines.index(header) + 1]
+    value = f"{json.loads(out.read_text())['rows'][0]['baseline']['median_ms']:.2f}"
+    assert row_line[end - len(value):end] == value, (header, row_line)
+
+
 @pytest.mark.parametrize("precision,mode,cells", [("bf16", "train", "rnn_tanh,gru"),
                                                   ("int8", "infer", "lstm,gru")])
 def test_bench_against_torch_in_a_lower_precision(tmp_path, precision, mode, cells):
