@@ -165,6 +165,9 @@ def _within_memory():
         raise UserError(memory_problem(e)) from None
 
 
+_NOTED: set[str] = set()  # the notes predict and predict_stream printed in this process
+
+
 def _run_task(run):
     """(RunDir, task) of the run directory ``run``."""
     if not isinstance(run, (str, os.PathLike)):
@@ -185,8 +188,9 @@ def _opened(run_dir, task, precision: str, options: dict, stream: bool):
     values = prepared(_options(params, options), run_dir.path, stream)
     model, info = load_model(run_dir, "best", precision=precision)
     note = best_missing_note(run_dir, info["config"])
-    if note:
+    if note and note not in _NOTED:  # a program asking many times is told once
         from .progress import warn_once
+        _NOTED.add(note)
         warn_once(note)
     return params, values, model, info
 

@@ -3,6 +3,7 @@ recurrent.predict_stream(RUN) answers one input at a time as `recurrent predict 
 --stream` answers a line (stateful tasks included, across an input that is refused), with
 the task's predict options checked as the command line checks them."""
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
@@ -182,3 +183,20 @@ def test_a_request_beyond_memory_is_a_refusal(task_runs):
     answer = recurrent.predict_stream(str(task_runs["forecast"]), steps=10**30)
     with pytest.raises(UserError, match="^not enough memory"):
         answer("50")
+
+
+def test_a_run_without_best_checkpoint_is_noted_once_however_often_asked(
+        task_runs, tmp_path, capfd):
+    """A program asking a run whose best.npz is missing many times is told once on stderr
+    (each call reads last.npz all the same)."""
+    import shutil
+    run = tmp_path / "cut"
+    shutil.copytree(task_runs["sentiment"], run)
+    os.remove(run / "best.npz")
+    answers = [recurrent.predict(run, texts=["a fine film"]) for _ in range(3)]
+    answer = recurrent.predict_stream(run)
+    answer("dull")
+    assert answers[0] == answers[2] and len(answers[0]) == 1
+    err = capfd.readouterr().err
+    assert err.count("has no best checkpoint yet") == 1, err
+    assert err.startswith(f"note: {run} has no best checkpoint yet"), err
