@@ -94,6 +94,22 @@ def test_an_edited_training_file_of_the_same_length_is_refused(tmp_path):
     assert report["metrics"]["mase"] != before["metrics"]["mase"]
 
 
+@pytest.mark.parametrize("edit, what", [("value", "same 120 rows"),
+                                        ("rows", "100 rows, was 120")])
+def test_a_resume_on_an_edited_training_file_says_to_restore_it(tmp_path, edit, what):
+    """train --resume reads the run's own file: an edit is one line that says to restore
+    it (--data cannot change on resume), and the run's files stay as they were."""
+    rows = seasonal_rows()
+    result, run = train(tmp_path, "edit", rows)
+    ok(result)
+    edited = rows[:100] if edit == "rows" else [*rows[:110], [110, 99999.0], *rows[111:]]
+    write_csv(tmp_path / "edit.csv", ["t", "y"], edited)
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.iterdir()}
+    one_line_error(invoke("train", "--resume", run, "--steps", "10"),
+                   "changed since training", what, "restore it as it was to train")
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.iterdir()} == before
+
+
 def test_a_value_at_or_below_zero_after_the_training_rows(tmp_path):
     """A multiplicative fit (training rows positive) meets a zero in the test split, then
     a negative value in a new file: the run trains, evaluates and predicts, the forecasts

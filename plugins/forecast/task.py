@@ -46,6 +46,10 @@ from .predict import forecast_stream, run_predict, step_text, steps_by, time_ste
 from .times import DATE_ORDERS, serial_date_note
 
 EVAL_CHUNK = 1024  # windows per model call in evaluation
+# The way out when the run's own data file was edited since training: train --resume,
+# eval and predict all read it, so the hint names what each can do.
+CHANGED_DATA_HINT = ("restore it as it was to train or evaluate this run (eval and predict "
+                     "can read the edited file as new data with --data)")
 MODELS = ("auto", *saved.KINDS)  # --model
 
 # Training defaults of this task, pinned here (not inherited) because the documented
@@ -527,12 +531,12 @@ class ForecastTask:
             train_end, valid_end, expected = state["split_ends"]
             if n != expected:
                 raise UserError(f"the training data {source.label!r} changed since training "
-                                f"({n} rows, was {expected})")
+                                f"({n} rows, was {expected}): {CHANGED_DATA_HINT}")
             stored = state.get("data_sha256")  # (runs saved before it have none)
             if stored is not None and stored != dataio.digest(series):
                 raise UserError(f"the training data {source.label!r} changed since training "
-                                f"(same {n} rows, other values or times); pass it with "
-                                f"--data to evaluate on it as new data")
+                                f"(same {n} rows, other values or times): "
+                                f"{CHANGED_DATA_HINT}")
             ranges = win.split_ranges(train_end, valid_end, n)
             filled = dataio.fill_gaps(series, [train_end, valid_end, n])
         return Prepared(series=series, filled=filled, scaled=win.scale(filled, state["scaler"]),
