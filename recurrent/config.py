@@ -171,6 +171,22 @@ def _same_file(saved, given) -> bool:
         return False
 
 
+# Options written as text whose parser reads several spellings as one setting
+# (ema:0.9 and ema:0.90; loss and loss:min): their parsed values are compared on resume.
+PARSED_OPTIONS = {"average": averaging.parse, "select_by": selection.parse}
+
+
+def _same_setting(key, saved, given) -> bool:
+    """Whether two values of option ``key`` spell one setting (PARSED_OPTIONS)."""
+    parse = PARSED_OPTIONS.get(key)
+    if parse is None or saved is None or given is None:
+        return False
+    try:
+        return parse(saved) == parse(given)
+    except ValueError:
+        return False
+
+
 class TrainingConfig(dict):
     """A run's resolved options, shared and task-specific, in one dict: tasks receive it
     as their ``config``. Saved as the "config" object of config.json (to_json /
@@ -205,7 +221,7 @@ class TrainingConfig(dict):
         """These options with ``changes`` (options given again to a resumed run) applied:
         those in RESUMABLE may change, any other must keep its value (UserError).
         ``resolved``: the values the task chose for options the run left at a default of
-        None (Task.resolved_options); giving one of those again is no change.
+        None or [] (Task.resolved_options); giving one of those again is no change.
         ``flags``: the command-line flag of each option whose key is not its flag
         spelled with dashes (option_flags), for the error to name what was typed.
         ``given``: options the run chose among candidates, with the values it was started
@@ -215,7 +231,8 @@ class TrainingConfig(dict):
             if key in (given or {}) and saved_json(given[key]) == saved_json(value):
                 continue  # the choice asked for again: the run keeps what it chose
             saved = self.get(key)
-            if saved is None and key in (resolved or {}):
+            # left at its default: None, or [] for a repeatable option given no value
+            if saved in (None, []) and key in (resolved or {}):
                 saved, chosen = resolved[key], " (its default, chosen from the data)"
             elif saved is None and key in OPTIMIZER_DEFAULTS:  # the optimizer's own default
                 saved = OPTIMIZER_DEFAULTS[key](self["optimizer"])
@@ -224,7 +241,8 @@ class TrainingConfig(dict):
                 chosen = ""
             if key in RESUMABLE:
                 config[key] = value
-            elif saved_json(saved) != saved_json(value) and not _same_file(saved, value):
+            elif (saved_json(saved) != saved_json(value) and not _same_file(saved, value)
+                  and not _same_setting(key, saved, value)):
                 had = (f"the run has {saved!r}{chosen}" if saved is not None
                        else "the run left it at its default")
                 flag = (flags or {}).get(key) or f"--{key.replace('_', '-')}"

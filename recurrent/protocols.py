@@ -264,7 +264,8 @@ class Task(Protocol):
 
     def resolved_options(self, state: dict) -> dict:
         """option key -> the value the task chose for an option a run left at its default
-        of None (seq2seq's --target-level, forecast's --season), from the run's ``state``:
+        of None, or of no value for a repeatable one (seq2seq's --target-level, forecast's
+        --season, --time-column and --column), from the run's ``state``:
         a resume that gives the option again with that value is not refused as a
         change."""
 

@@ -158,6 +158,24 @@ def test_averaging_cannot_change_on_resume(tmp_path):
     assert "--average cannot change when resuming" in result.stderr
 
 
+def test_averaging_given_again_in_another_spelling_resumes(tmp_path):
+    """ema:0.90 and EMA:0.9 are the run's ema:0.9: the resume goes on and the run keeps
+    its own spelling; another decay is still refused."""
+    run = tmp_path / "run"
+    train(tmp_path, "run", steps=3, average="ema:0.9")
+    for spelling in ("ema:0.90", "EMA:0.9"):
+        result = CliRunner().invoke(cli, ["train", "toy-sign", "--resume", str(run),
+                                          "--average", spelling, "--steps", "4"])
+        assert result.exit_code == 0, result.output
+        assert RunDir.open(str(run)).info()["config"]["average"] == "ema:0.9"
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    result = CliRunner().invoke(cli, ["train", "toy-sign", "--resume", str(run),
+                                      "--average", "ema:0.8"])
+    assert result.exit_code != 0
+    assert "--average cannot change when resuming" in result.stderr
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
 def test_a_task_may_turn_averaging_on_by_default(tmp_path, monkeypatch):
     task = get_task("toy-sign")
     defaults = task.defaults()

@@ -187,6 +187,24 @@ def test_a_resume_may_repeat_an_option_with_the_value_the_task_chose(task_runs, 
         assert json.loads((run / "config.json").read_text())["config"][key] is None
 
 
+def test_a_resume_may_repeat_the_columns_forecast_chose(task_runs, tmp_path):
+    """--time-column and --column left at their defaults are read from the data: a resume
+    may give the columns the run found (the repeatable --column included); others are
+    refused, naming the run's, and the options saved stay the defaults."""
+    run = _copy(task_runs["forecast"], tmp_path, "forecast")
+    info = json.loads((run / "config.json").read_text())
+    assert info["config"]["time_column"] is None and info["config"]["column"] == []
+    time_column, columns = info["task_state"]["time_column"], info["task_state"]["columns"]
+    one_line_error(invoke("train", "--resume", run, "--time-column", "when"),
+                   f"the run has {time_column!r} (its default, chosen from the data)")
+    one_line_error(invoke("train", "--resume", run, "--column", "other"),
+                   f"the run has {columns!r} (its default, chosen from the data)")
+    ok(invoke("train", "--resume", run, "--time-column", time_column,
+              *[arg for name in columns for arg in ("--column", name)], "--steps", 3))
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert config["time_column"] is None and config["column"] == [] and config["steps"] == 3
+
+
 def test_forecast_windows_are_scored_when_every_column_has_an_actual(tmp_path):
     """With several columns a window counts as scored only when each column has an
     observed actual in it, as --backtest counts its origins."""

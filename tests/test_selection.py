@@ -137,6 +137,18 @@ def test_a_resumed_run_keeps_the_selected_best(tmp_path):
     assert marks[0] == marks[1] and sum(best for _, best in marks[0]) > 1
 
 
+def test_the_loss_given_again_as_loss_min_resumes(tmp_path):
+    """--select-by loss:min is the run's loss: the resume goes on, keeping "loss"."""
+    train(tmp_path, "toy-sign", steps=3, epochs=0)
+    run = RunDir.open(str(tmp_path / "run"))
+    resume_run(get_task("toy-sign"), run, echo=lambda line: None,
+               changes={"select_by": "loss:min", "steps": 4}).fit(resume=True)
+    assert run.info()["config"]["select_by"] == "loss"
+    with pytest.raises(UserError, match="--select-by cannot change when resuming"):
+        resume_run(get_task("toy-sign"), run, echo=lambda line: None,
+                   changes={"select_by": "accuracy:max"})
+
+
 def test_checkpoints_written_before_select_by_resume_on_the_loss():
     meta = Position(step=4, best_loss=0.5).to_meta()
     del meta["best_score"]

@@ -581,7 +581,8 @@ class ForecastTask:
     # ---- model and training ----------------------------------------------------------------
 
     def resolved_options(self, state):
-        return {"season": state.get("season")}
+        return {"season": state.get("season"), "time_column": state.get("time_column"),
+                "column": state.get("columns")}
 
     def check_state(self, state, model_spec):
         saved.check(state, model_spec, lambda state: self.model_spec(state, {}))
