@@ -28,7 +28,8 @@ the candidate directories stay as the record.
 A Ctrl-C between or within candidates stops with the checkpoints saved; --resume RUN
 goes on from there, continuing a candidate that had started and leaving those that had
 ended (or diverged: in_turn.py) as they are, so the interrupted run ends as the
-uninterrupted one would.
+uninterrupted one would. Meanwhile a candidate resumed alone keeps the run's plan
+(check_candidate_plan), so the candidates compared all trained to it.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ import shutil
 
 from . import in_turn, run_lock
 from .checkpoint import (BEST, CONFIG_FILE, DIVERGED, LAST, METRICS, RunCopy, RunDir,
-                         atomic_write, write_json)
+                         atomic_write, part_of, write_json)
 from .errors import AllRanksError, UserError
 from .interrupt import Interrupt
 from .loss_plot import PLOT_FILE
@@ -152,6 +153,31 @@ def _matching(run: RunDir, k: int) -> RunDir:
         raise UserError(f"{path} does not belong to the run {run.path}: its {differs[0]} "
                         f"differs from the run's")
     return candidate
+
+
+def choosing_run_of(path: str) -> RunDir | None:
+    """The run still choosing among candidates whose candidate ``path`` is (a directory
+    named candidate-k inside a run with more than k pending candidates), or None."""
+    part = part_of(path, CANDIDATE_DIR)
+    if part is None:
+        return None
+    whole, k = part
+    return whole if k < len(pending(whole.info())) else None
+
+
+def check_candidate_plan(run: RunDir, before: dict, after: dict) -> None:
+    """UserError when ``run`` is a candidate of a run still choosing and resuming it alone
+    would change its plan (config.PLAN; ``before``, ``after``: its options then and with
+    the changes): the candidates are scored against each other, so each trains to the
+    run's plan, which a resume of the run passes on to every candidate."""
+    from .config import plan_changes
+    given = plan_changes(before, after)
+    whole = choosing_run_of(run.path) if given else None
+    if whole is None:
+        return
+    raise UserError(f"{given}: {run.path} is a candidate of the run {whole.path}, still "
+                    f"choosing among candidates that train to one plan; change it for "
+                    f"every candidate: `recurrent train --resume {whole.path} {given}`")
 
 
 def choose(scores: list[float]) -> int:

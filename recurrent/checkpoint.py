@@ -666,3 +666,21 @@ class RunCopy(RunDir):
 
     def info(self) -> dict:
         return self._info
+
+
+def part_of(path: str, part_dir: str) -> tuple[RunDir, int] | None:
+    """(the run, k) when ``path`` is a directory named ``part_dir`` formatted with k
+    (member-{}, candidate-{}) beside that run's config.json, else None; a parent that
+    cannot be read as a run leaves ``path`` a run of its own."""
+    name = os.path.basename(os.path.abspath(path))
+    k = name.rpartition("-")[2]
+    parent = os.path.normpath(os.path.join(path, os.pardir))  # as relative as ``path``
+    if not (k.isdigit() and name == part_dir.format(int(k))
+            and os.path.isfile(os.path.join(parent, CONFIG_FILE))):
+        return None
+    try:
+        whole = RunDir.open(parent)
+        whole.info()
+    except UserError:
+        return None
+    return whole, int(k)

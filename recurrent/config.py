@@ -81,6 +81,13 @@ RESUMABLE = ("epochs", "steps", "patience", "eval_every", "log_every", "quiet", 
 PLAN = ("epochs", "steps", "patience", "eval_every")
 
 
+def plan_changes(before: dict, after: dict) -> str:
+    """The PLAN options that differ between two sets of a run's options, as flags with
+    their new values ('--steps 60'), or '' when the plan is the same."""
+    return " ".join(f"--{key.replace('_', '-')} {after.get(key)}" for key in PLAN
+                    if before.get(key) != after.get(key))
+
+
 # Options that would let a causal task's model read its targets, and why.
 SEES_THE_FUTURE = {
     "bidirectional": "would let the model read what it must predict (the reverse direction "

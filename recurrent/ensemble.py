@@ -36,7 +36,8 @@ import time
 import numpy as np
 
 from . import in_turn, run_lock, selection
-from .checkpoint import CONFIG_FILE, METRICS, RunCopy, RunDir, atomic_write, metrics_line
+from .checkpoint import (CONFIG_FILE, METRICS, RunCopy, RunDir, atomic_write, metrics_line,
+                         part_of)
 from .errors import UserError
 from .interrupt import Interrupt
 from .lengths import valid_mask
@@ -83,18 +84,15 @@ def whole_of(path: str) -> RunDir | None:
     """The ensemble whose member ``path`` is (a directory named member-k inside an
     ensemble's run directory of more than k members), or None; a parent that cannot be read as a run
     leaves ``path`` a run of its own."""
-    name = os.path.basename(os.path.abspath(path))
-    k = name.rpartition("-")[2]
-    parent = os.path.normpath(os.path.join(path, os.pardir))  # as relative as ``path``
-    if not (k.isdigit() and name == MEMBER_DIR.format(int(k))
-            and os.path.isfile(os.path.join(parent, CONFIG_FILE))):
+    part = part_of(path, MEMBER_DIR)
+    if part is None:
         return None
+    whole, k = part
     try:
-        whole = RunDir.open(parent)
         count = size(whole.info()["config"])
     except UserError:
         return None
-    return whole if 1 < count and int(k) < count else None
+    return whole if 1 < count and k < count else None
 
 
 def check_member_plan(run: RunDir, before: dict, after: dict) -> None:
@@ -103,12 +101,11 @@ def check_member_plan(run: RunDir, before: dict, after: dict) -> None:
     then and with the changes): every member trains to the ensemble's plan, which the
     ensemble's next resume writes back into each member's options, so a member extended
     alone would record a plan its ensemble does not have."""
-    from .config import PLAN
-    changed = [key for key in PLAN if before.get(key) != after.get(key)]
-    whole = whole_of(run.path) if changed else None
+    from .config import plan_changes
+    given = plan_changes(before, after)
+    whole = whole_of(run.path) if given else None
     if whole is None:
         return
-    given = " ".join(f"--{key.replace('_', '-')} {after.get(key)}" for key in changed)
     raise UserError(f"{given}: {run.path} is a member of the ensemble {whole.path}, "
                     f"whose members train to one plan; "
                     f"change it for every member: `recurrent train --resume {whole.path} "

@@ -159,6 +159,7 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
                                     "resume it on one process, without --ranks (or mpiexec)")
     if changes:
         ensemble.check_member_plan(run, info["config"], config)
+        candidates.check_candidate_plan(run, info["config"], config)
     # every part checked before anything is written: a refused resume changes no file
     parts = candidates.check(run) if candidates.pending(info) else None
     if parts is not None and candidates.all_diverged(run):

@@ -147,6 +147,30 @@ def test_after_the_choice_the_run_resumes_as_the_winner(chosen, tmp_path):
                    "--inputs cannot change when resuming")
 
 
+def test_a_candidate_resumed_alone_keeps_the_runs_plan(chosen, tmp_path, monkeypatch):
+    """While the run chooses, a candidate resumed on its own with another --steps,
+    --epochs, --patience or --eval-every is refused in one line naming the run's resume,
+    its files untouched (the candidates are scored against each other, so all train to
+    one plan); other options may change."""
+    part = tmp_path / "part"
+    monkeypatch.setattr(Trainer, "_stop_requested", lambda self: (
+        self.run.path.endswith("candidate-1") and self.position.step == 3))
+    assert invoke("train", "forecast", "--out", part, *SMALL).exit_code == 130
+    monkeypatch.undo()
+    for k, option in ((1, ["--epochs", "3"]), (4, ["--patience", "2"])):
+        candidate = part / f"candidate-{k}"
+        before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns)
+                  for p in candidate.iterdir()}
+        one_line_error(invoke("train", "--resume", candidate, *option),
+                       f"{' '.join(option)}: {candidate} is a candidate of the run {part}",
+                       f"`recurrent train --resume {part} {' '.join(option)}`")
+        assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns)
+                for p in candidate.iterdir()} == before
+    ok(invoke("train", "--resume", part / "candidate-1", "--threads", "1", "--quiet"))
+    ok(invoke("train", "--resume", part, "--quiet"))
+    assert _info(part)["chose"] == _info(chosen)["chose"]
+
+
 def test_a_missing_or_foreign_candidate_is_one_line(tmp_path, monkeypatch):
     part = tmp_path / "part"
     monkeypatch.setattr(Trainer, "_stop_requested", lambda self: self.position.step == 2)
