@@ -104,7 +104,7 @@ class _Corpus:
             corpus = corpus[:max_chars]
         name = os.path.basename(path)
         if datafile.fingerprint(corpus) != fingerprint:
-            raise UserError(f"{name} changed since this run was trained "
+            raise UserError(f"{path} changed since this run was trained "
                             "(content fingerprint differs)")
         ids = text.Vocabulary(vocab).encode(corpus, name)
         ids.setflags(write=False)  # shared by every caller

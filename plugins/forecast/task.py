@@ -449,7 +449,10 @@ class ForecastTask:
             raise UserError(f"the training data {path!r} is gone: restore it to train or "
                             f"evaluate this run (eval and predict can read another file "
                             f"with --data)")
-        return dataio.Source(path=path, label=state["data_label"])
+        # the path as given names the file from the directory the run was trained in;
+        # from another one it names another file or none, so messages name the file read
+        label = state["data_label"]
+        return dataio.Source(path=path, label=label if os.path.abspath(label) == path else path)
 
     def load(self, state, config) -> Prepared:
         """The training series (split as in training) or, with config["eval_data"], a new

@@ -239,9 +239,8 @@ class Seq2Seq:
         rules = data.reading(state)
         pairs, fingerprint = data.read_pairs(data.resolve_path(state["data"]), **rules)
         if fingerprint != state["fingerprint"]:
-            raise UserError(f"{os.path.basename(data.resolve_path(state['data']))} "
-                            f"changed since this run was trained (content fingerprint "
-                            f"differs)")
+            raise UserError(f"{data.resolve_path(state['data'])} changed since this run was "
+                            f"trained (content fingerprint differs)")
         limit = int(state.get("max_train") or 0) if split == "train" else _max_eval(config)
         key = (state["data"], fingerprint, tuple(rules.values()), split, limit,
                state["source_level"], state["target_level"], tuple(state["source_vocab"]),
