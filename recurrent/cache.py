@@ -10,7 +10,8 @@ removed (there is no size cap: deleting the directory reclaims its space); the t
 file a killed process's write left is removed by a later write into its folder.
 
 Where: $RECURRENT_CACHE_DIR (a leading ~ is the home directory), else
-$XDG_CACHE_HOME/recurrent (when absolute, as the XDG spec has it), else ~/.cache/recurrent.
+$XDG_CACHE_HOME/recurrent (when absolute, as the XDG spec has it), else ~/.cache/recurrent
+(when the home directory is an absolute path; else there is no cache).
 RECURRENT_CACHE_DIR=off turns the cache off.
 """
 from __future__ import annotations
@@ -36,7 +37,10 @@ def cache_dir() -> str | None:
     if not path:
         home = os.environ.get("XDG_CACHE_HOME", "").strip()
         if not os.path.isabs(home):  # the XDG spec: a relative path is invalid, ignored
-            home = os.path.join(os.path.expanduser("~"), ".cache")
+            user_home = os.path.expanduser("~")
+            if not os.path.isabs(user_home):  # a relative HOME, or no home at all ("~"):
+                return None  # a cache there would be a new one in every working directory
+            home = os.path.join(user_home, ".cache")
         path = os.path.join(home, "recurrent")
     # "~/..." as a service manager or a .env file passes it, unexpanded by any shell
     return os.path.expanduser(path)
