@@ -670,11 +670,15 @@ class RunCopy(RunDir):
 
 def part_of(path: str, part_dir: str) -> tuple[RunDir, int] | None:
     """(the run, k) when ``path`` is a directory named ``part_dir`` formatted with k
-    (member-{}, candidate-{}) beside that run's config.json, else None; a parent that
-    cannot be read as a run leaves ``path`` a run of its own."""
-    name = os.path.basename(os.path.abspath(path))
+    (member-{}, candidate-{}) beside that run's config.json, or a symbolic link to one
+    (the run is then the directory the part lies in), else None; a parent that cannot be
+    read as a run leaves ``path`` a run of its own."""
+    real = os.path.realpath(path)
+    name = os.path.basename(real)
     k = name.rpartition("-")[2]
     parent = os.path.normpath(os.path.join(path, os.pardir))  # as relative as ``path``
+    if os.path.realpath(parent) != os.path.dirname(real):  # ``path`` is a symbolic link
+        parent = os.path.dirname(real)  # to a part: the run is the part's own parent
     if not (k.isdigit() and name == part_dir.format(int(k))
             and os.path.isfile(os.path.join(parent, CONFIG_FILE))):
         return None
