@@ -551,6 +551,9 @@ class RunDir:
                             f"or choose another --out")
         if os.path.exists(path) and not os.path.isdir(path):
             raise UserError(f"--out {path} exists and is not a directory")
+        if os.path.islink(path) and not os.path.exists(path):  # no directory to make there
+            raise UserError(f"--out {path} is a symbolic link to {os.readlink(path)}, which "
+                            f"does not exist; create that directory or choose another --out")
         left = [name for name in (LAST, BEST, METRICS) if os.path.exists(os.path.join(path, name))]
         if left:  # a run whose config.json is gone: a new run would overwrite its files
             raise UserError(f"{path} holds a run's {', '.join(left)} without its "
@@ -562,8 +565,13 @@ class RunDir:
 
     @classmethod
     def open(cls, path: str) -> "RunDir":
+        """The run in the directory ``path`` (a leading ~ is the home directory:
+        out_paths.home_path); UserError when there is none, or its config.json is not a
+        run's."""
+        from .out_paths import home_path  # out_paths reads runs with this module
         if not path:
             raise UserError("no run directory given (an empty path)")
+        path = home_path(os.fspath(path))
         if os.path.exists(path) and not os.path.isdir(path):
             raise UserError(f"{path} is a file, not a run directory")
         if not os.path.isdir(path):

@@ -472,6 +472,7 @@ def _stop_signal(summary) -> int:
 
 def _print_summary(task, summary):
     run = summary["run"]
+    word = out_paths.shell_word(run)  # the run in the commands printed
     best_text = (f"best {summary['best']}" if summary.get("best")
                  else summary.get("no_best") or "no evaluation")
     if summary["status"] == "interrupted":
@@ -486,13 +487,13 @@ def _print_summary(task, summary):
         how = ("terminated (SIGTERM)" if _stop_signal(summary) == signal.SIGTERM
                else "interrupted")
         click.echo(f"{how} {where}; continue with "
-                   f"`recurrent train {task.name} --resume {run}`")
+                   f"`recurrent train {task.name} --resume {word}`")
         return
     how = "stopped early" if summary["status"] == "early-stopped" else "done"
     steps = summary.get("steps_text") or f"{summary['step']} steps"
     click.echo(f"{how} after {steps}: {best_text}, clipped "
                f"{share_text(summary['clipped_fraction'])} of steps; run in {run} "
-               f"(next: `recurrent eval {run}`, `recurrent predict {run} ...`)")
+               f"(next: `recurrent eval {word}`, `recurrent predict {word} ...`)")
     if summary.get("stopped_before"):  # a resume that trained nothing, and why
         click.echo(f"the run had stopped early (--patience): resume it with a larger "
                    f"--patience, or --patience 0, to train on")

@@ -54,4 +54,5 @@ def import_command(file, out):
     eval and predict then work on it."""
     from .export.run import import_file
     run = import_file(file, out_paths.named("--out", out, None, required=True))
-    click.echo(f"imported {file} as run {run.path} (next: `recurrent predict {run.path} ...`)")
+    click.echo(f"imported {file} as run {run.path} "
+               f"(next: `recurrent predict {out_paths.shell_word(run.path)} ...`)")

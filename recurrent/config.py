@@ -18,6 +18,7 @@ from . import averaging, selection
 from .checks import beyond_any_array, one_line
 from .checkpoint import saved_json
 from .errors import UserError
+from .out_paths import home_path
 from .model import SequenceModel, check_spec
 from .optim import (Schedule, check_optimizer_settings, default_momentum, default_weight_decay,
                     make_optimizer)
@@ -172,8 +173,8 @@ def _same_file(saved, given) -> bool:
     again for a run saved with `--data a.csv`, or its absolute path)."""
     if not (isinstance(saved, str) and isinstance(given, str) and saved and given):
         return False
-    try:
-        return os.path.samefile(saved, given)
+    try:  # a path saved as typed may begin with ~ (the home directory: out_paths.named)
+        return os.path.samefile(home_path(saved), given)
     except (OSError, ValueError):
         return False
 

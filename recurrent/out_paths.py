@@ -4,6 +4,7 @@ output replaces a run's own files or a file the user did not mean to lose."""
 from __future__ import annotations
 
 import os
+import shlex
 from typing import Callable
 
 from .checkpoint import holds_run
@@ -15,12 +16,31 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def named(option: str, out: str | None, default: str | None,
           required: bool = False) -> str | None:
     """The path an option names (an output's, or an input's such as --data), ``default``
-    when it was not given; UserError for an empty one (`--out ""`: a script's unset
-    variable), which names no path at all. ``required``: the option has no default."""
+    when it was not given, a leading ~ read as the home directory (home_path); UserError
+    for an empty one (`--out ""`: a script's unset variable), which names no path at
+    all. ``required``: the option has no default."""
     if out == "":
         raise UserError(f"{option} is empty: give a path" + (
             "" if required else f", or leave {option} out for the default"))
-    return default if out is None else out
+    return default if out is None else home_path(out)
+
+
+def home_path(path: str) -> str:
+    """``path`` with a leading ~ or ~USER read as that home directory, as a shell reads
+    it where it expands it: it leaves it as typed after an option's "=" (`--out=~/runs/a`)
+    and in quotes, and a directory named "~" in the working directory is never what such
+    a path meant."""
+    return os.path.expanduser(path)
+
+
+def shell_word(path) -> str:
+    """``path`` as a command a user may copy names it: quoted when the shell would read
+    its characters (a space, a quote, a $), and after "./" when it begins with "-", which
+    the command would read as an option."""
+    path = os.fspath(path)
+    if path.startswith("-"):
+        path = os.path.join(".", path)
+    return shlex.quote(path)
 
 
 def check_out(option: str, out: str, run_path: str | None,

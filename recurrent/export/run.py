@@ -81,7 +81,7 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
         raise UserError(f"--precision {precision} is for --format safetensors (onnx and torch "
                         f"files hold float32 weights)")
     run = RunDir.open(run_path)
-    out = out_paths.named("--out", out, default_out(run_path, fmt, precision))
+    out = out_paths.named("--out", out, default_out(run.path, fmt, precision))
     seq2seq = _is_seq2seq(run)
     if seq2seq:
         _check_seq2seq(run_path, fmt, state_inputs)
@@ -132,7 +132,8 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
         lines = [f"# {part}" for line in lines for part in line.splitlines() or [""]]
         lines += [""] + source
     else:
-        lines += [f"make a run of it again: recurrent import {out} --out RUN"]
+        lines += [f"make a run of it again: recurrent import {out_paths.shell_word(out)} "
+                  f"--out RUN"]
     return out, lines
 
 
