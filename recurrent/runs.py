@@ -49,15 +49,25 @@ def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
         raise UserError(f"--ensemble {ensemble.size(config)}: this {task.name} run chooses "
                         f"among candidates ({'; '.join(map(candidates.describe, choices))}); "
                         f"give one of them to ensemble it")
-    if choices:
-        run = candidates.create(out, task, config.to_json(), prepared, __version__)
-    else:
-        _, settings, task_state, spec = prepared[0]
-        if ensemble.size(config) > 1:
-            ensemble.check_members_new(out, config)
-        run = RunDir.create(out, task.name, settings, task_state, spec, __version__)
-    keys = run_lock.hold_all([run.path])  # before the members' files: one trainer per run
+    RunDir.make_directory(out)
+    # the lock before any of the run's files: a resume of the run (or of a part) started
+    # while they are being made, or a second `train --out` of it, is refused, not run
+    keys = run_lock.hold_all([out])
     try:
+        try:
+            if choices:
+                run = candidates.create(out, task, config.to_json(), prepared, __version__)
+            else:
+                _, settings, task_state, spec = prepared[0]
+                if ensemble.size(config) > 1:
+                    ensemble.check_members_new(out, config)
+                run = RunDir.create(out, task.name, settings, task_state, spec, __version__)
+        except UserError:
+            # a run at ``out`` (made before, or by another process meanwhile) is refused
+            # as the run, not by the first of its parts checked: resuming a part alone
+            # would train that part only
+            RunDir.check_new(out)
+            raise
         if not choices and ensemble.size(config) > 1:
             ensemble.write_members(run, fresh=True)
         return _locked(_trainer(task, run, echo, world), keys)
