@@ -646,11 +646,12 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
                             f"a spread")
     model, info = load_model(run_dir, checkpoint, threads, precision)
     config = dict(info["config"])
-    # the parameters evaluated: load_model reads last.npz for a run with no best one
-    why = best_missing_reason(run_dir, config) if checkpoint == "best" else None
+    # the parameters evaluated: those load_model read (last.npz for a run, or a member,
+    # that had no best one when it looked)
+    why = best_missing_reason(model, config) if checkpoint == "best" else None
     evaluated = "last" if why else checkpoint
     size = ensemble.size(config)
-    members = ([os.path.basename(part.path) for part in without_best(run_dir, config)]
+    members = ([os.path.basename(part.path) for part in without_best(model)]
                if why and size > 1 else None)
     if data:
         if split is not None:
@@ -752,16 +753,6 @@ def _eval_split(task, split):
     return split
 
 
-def note_best_missing(run_dir, config) -> None:
-    """Say on stderr when a run's "best" parameters are its last ones, and why
-    (runs.best_missing_reason)."""
-    from .progress import warn_once
-    from .runs import best_missing_note
-    note = best_missing_note(run_dir, config)
-    if note:
-        warn_once(note)
-
-
 # ---- predict ---------------------------------------------------------------------------
 
 class _PredictCommand(click.Command):
@@ -792,7 +783,7 @@ def predict_command(ctx, run, args, show_help):
             click.echo(ctx.get_help())
             return
         raise click.UsageError("missing argument RUN (a run directory made by `recurrent train`)")
-    from .runs import load_model
+    from .runs import load_model, warn_best_missing
     run_dir, info, task = _open_run(run)
     if not hasattr(task, "predict"):  # optional (recurrent.protocols.Task)
         raise UserError(f"task {task.name!r} has no predict: use `recurrent eval {run}`")
@@ -819,7 +810,7 @@ def predict_command(ctx, run, args, show_help):
     with plugins.command_output() as echo:  # the task's own prints go to stderr
         model, info = load_model(run_dir, "best", precision=options.pop("precision"))
         state, config = info["task_state"], dict(info["config"])
-        note_best_missing(run_dir, config)
+        warn_best_missing(model, config)
         if stream:
             given = {key for key in options
                      if sub.get_parameter_source(key) == ParameterSource.COMMANDLINE}

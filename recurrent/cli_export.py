@@ -36,14 +36,9 @@ from .quant import PRECISIONS
                    "and a float32 scale per row), as int8 inference runs them.")
 def export_command(run, fmt, out, force, checkpoint, state_inputs, precision):
     """Export a trained RUN's model to a file (docs/export.md: inputs, outputs, names)."""
-    from .checkpoint import RunDir
-    from .cli import note_best_missing
     from .export.run import export_run
     _, lines = export_run(run, fmt, out, checkpoint, state_inputs, precision, force)
     click.echo("\n".join(lines))
-    if checkpoint == "best":
-        run_dir = RunDir.open(run)
-        note_best_missing(run_dir, run_dir.info()["config"])
 
 
 @click.command("import")

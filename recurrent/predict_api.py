@@ -187,7 +187,7 @@ def _opened(run_dir, task, precision: str, options: dict, stream: bool):
     params = predict_params(task, stream)
     values = prepared(_options(params, options), run_dir.path, stream)
     model, info = load_model(run_dir, "best", precision=precision)
-    note = best_missing_note(run_dir, info["config"])
+    note = best_missing_note(model, info["config"])
     if note and note not in _NOTED:  # a program asking many times is told once
         from .progress import warn_once
         _NOTED.add(note)

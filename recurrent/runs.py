@@ -228,19 +228,19 @@ def checkpoint_file(run: RunDir, which: str) -> str:
 NOT_EVALUATED = "stopped before its first evaluation"
 
 
-def without_best(run: RunDir, config) -> list[RunDir]:
-    """The run, or those of an ensemble's members, whose "best" parameters load_model
-    reads from last.npz."""
-    parts = ensemble.member_runs(run) if ensemble.size(config) > 1 else [run]
-    return [part for part in parts if checkpoint_file(part, "best") == LAST]
+def without_best(model) -> list[RunDir]:
+    """The run, or those of an ensemble's members, whose "best" parameters load_model read
+    from last.npz (``model``: what it returned). Recorded when it chose the file: a run
+    read while it trains may write its first best.npz after that choice."""
+    return list(model.best_from_last)
 
 
-def best_missing_reason(run: RunDir, config) -> str | None:
-    """Why load_model(run, "best") reads last.npz of the run or of a member (None when it
-    does not): evaluations whose --select-by figure was never finite (selection.improves:
-    none of them made a best checkpoint; metrics.jsonl records such a figure as null),
-    else NOT_EVALUATED."""
-    missing = without_best(run, config)
+def best_missing_reason(model, config) -> str | None:
+    """Why load_model(run, "best") read last.npz of the run or of a member (``model``:
+    what it returned; None when it did not): evaluations whose --select-by figure was
+    never finite (selection.improves: none of them made a best checkpoint; metrics.jsonl
+    records such a figure as null), else NOT_EVALUATED."""
+    missing = without_best(model)
     if not missing:
         return None
     metric = selection.parse(config.get("select_by")).metric
@@ -251,25 +251,36 @@ def best_missing_reason(run: RunDir, config) -> str | None:
     return NOT_EVALUATED
 
 
-def best_missing_note(run: RunDir, config) -> str | None:
-    """The note predict and export print (on stderr) when the best parameters they ask
-    for are last.npz's (best_missing_reason), else None."""
-    reason = best_missing_reason(run, config)
+def best_missing_note(model, config) -> str | None:
+    """The note predict and export print (on stderr) when the best parameters they asked
+    load_model for (``model``: what it returned) were last.npz's (best_missing_reason),
+    else None."""
+    reason = best_missing_reason(model, config)
     if reason is None:
         return None
     yet = " yet" if reason == NOT_EVALUATED else ""
     # an ensemble's note names the members that have none (the others use theirs)
-    missing = [part.path for part in without_best(run, config)]
+    missing = [part.path for part in without_best(model)]
     has = "has" if len(missing) == 1 else "have"
     return (f"note: {', '.join(missing)} {has} no best checkpoint{yet} ({reason}): using "
             f"the latest parameters, {LAST}")
 
 
+def warn_best_missing(model, config) -> None:
+    """Say on stderr when the "best" parameters load_model read (``model``: what it
+    returned) were last.npz's, and why (best_missing_note)."""
+    from .progress import warn_once
+    note = best_missing_note(model, config)
+    if note:
+        warn_once(note)
+
+
 def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32"):
     """(model, info) of a run in eval mode: the best parameters if any, else the last ones
-    (for an ensemble run, an EnsembleModel of its members loaded so). precision: of its
-    inference (SequenceModel.precision); UserError for a model or cell without that
-    precision."""
+    (for an ensemble run, an EnsembleModel of its members loaded so), whose
+    ``best_from_last`` lists the parts whose best parameters were last.npz's
+    (without_best). precision: of its inference (SequenceModel.precision); UserError
+    for a model or cell without that precision."""
     info = run.info()
     config = TrainingConfig.from_json(info["config"], run.file(CONFIG_FILE))
     tuning.use_for_run(info.get("kernel"), run.file(CONFIG_FILE))
@@ -285,7 +296,9 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
         from .plugins import get_loss
         members = [load_model(member, which, threads, precision)[0]
                    for member in ensemble.member_runs(run)]
-        return ensemble.EnsembleModel(members, get_loss(loss_name(info))), info
+        model = ensemble.EnsembleModel(members, get_loss(loss_name(info)))
+        model.best_from_last = [part for member in members for part in member.best_from_last]
+        return model, info
     config["threads"] = threads if threads is not None else config.get("threads")
     name = checkpoint_file(run, which)
     budget = param_budget(run.file(name))  # sizes beyond the checkpoint's: refused
@@ -314,6 +327,8 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
         info = {**info, "task_state": task_state_of(get_task(info["task"]),
                                                     info["task_state"], arrays)}
     model.eval()
+    # the choice made above, for the notes on it (without_best)
+    model.best_from_last = [run] if which == "best" and name == LAST else []
     if precision != "fp32":
         if not hasattr(model, "precision"):
             raise UserError(f"--precision {precision}: {info['task']} runs have no "

@@ -26,7 +26,7 @@ from ..params import parameter_budget
 from .. import out_paths
 from ..out_paths import check_out
 from ..quant import PRECISIONS
-from ..runs import load_model, loss_name
+from ..runs import load_model, loss_name, warn_best_missing
 from ..seq2seq import KIND as SEQ2SEQ, Seq2SeqModel
 from . import EXTENSIONS, FORMATS, INT8_EXTENSION, seq2seq_onnx_paths
 from . import safetensors as st
@@ -70,7 +70,8 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
     row scales, for models that run int8 inference. ``force``: replace an existing
     ``out`` (never one inside the run directory, nor a file of another run directory).
     An encoder-decoder's ONNX export writes two files (seq2seq_onnx_paths(out)); the
-    path returned is the encoder's."""
+    path returned is the encoder's. Once written, a note on stderr when the best
+    parameters asked for were last.npz's (_noted)."""
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if precision not in PRECISIONS:
@@ -107,9 +108,11 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
     if fmt == "onnx":  # before the onnx package is looked for: installing it would not help
         torch_names.check_rnn_cell(rnn, "ONNX operator")
     if fmt == "onnx" and seq2seq:
-        return outs[0], _export_seq2seq_onnx(model, info, outs, force)
+        return _noted(outs[0], _export_seq2seq_onnx(model, info, outs, force), model, info,
+                      checkpoint)
     if fmt == "onnx":
-        return out, _export_onnx(model, info, out, state_inputs, force)
+        return _noted(out, _export_onnx(model, info, out, state_inputs, force), model, info,
+                      checkpoint)
     if fmt == "torch":
         source = torch_names.torch_source(model, out)  # refuses cells torch lacks
     int8 = tuple(torch_names.rnn_weights(model)) if precision == "int8" else ()
@@ -134,6 +137,14 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
     else:
         lines += [f"make a run of it again: recurrent import {out_paths.shell_word(out)} "
                   f"--out RUN"]
+    return _noted(out, lines, model, info, checkpoint)
+
+
+def _noted(out, lines, model, info, checkpoint):
+    """(out, lines) of an export that has written its files, once it has said on stderr
+    when the best parameters it read were last.npz's (runs.warn_best_missing)."""
+    if checkpoint == "best":
+        warn_best_missing(model, info["config"])
     return out, lines
 
 
