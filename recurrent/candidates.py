@@ -170,14 +170,9 @@ def check_candidate_plan(run: RunDir, before: dict, after: dict) -> None:
     would change its plan (config.PLAN; ``before``, ``after``: its options then and with
     the changes): the candidates are scored against each other, so each trains to the
     run's plan, which a resume of the run passes on to every candidate."""
-    from .config import plan_changes
-    given = plan_changes(before, after)
-    whole = choosing_run_of(run.path) if given else None
-    if whole is None:
-        return
-    raise UserError(f"{given}: {run.path} is a candidate of the run {whole.path}, still "
-                    f"choosing among candidates that train to one plan; change it for "
-                    f"every candidate: `recurrent train --resume {whole.path} {given}`")
+    from .config import check_part_plan
+    check_part_plan(run, before, after, choosing_run_of, "a candidate of the run {whole}, "
+                    "still choosing among candidates that train to one plan", "candidate")
 
 
 def choose(scores: list[float]) -> int:

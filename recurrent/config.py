@@ -89,6 +89,21 @@ def plan_changes(before: dict, after: dict) -> str:
                     if before.get(key) != after.get(key))
 
 
+def check_part_plan(run, before: dict, after: dict, whole_of, belongs: str,
+                    part: str) -> None:
+    """UserError when ``run`` (a RunDir) is a part of another run (``whole_of(path)``: that
+    run, or None) and resuming it alone would change its plan (plan_changes of ``before``
+    and ``after``): every part trains to the whole run's plan. ``belongs``: how the part
+    relates to the whole ("a member of the ensemble {whole}, whose members train to one
+    plan"), ``part``: the parts' name ("member")."""
+    given = plan_changes(before, after)
+    whole = whole_of(run.path) if given else None
+    if whole is None:
+        return
+    raise UserError(f"{given}: {run.path} is {belongs.format(whole=whole.path)}; change it "
+                    f"for every {part}: `recurrent train --resume {whole.path} {given}`")
+
+
 # Options that would let a causal task's model read its targets, and why.
 SEES_THE_FUTURE = {
     "bidirectional": "would let the model read what it must predict (the reverse direction "

@@ -101,15 +101,9 @@ def check_member_plan(run: RunDir, before: dict, after: dict) -> None:
     then and with the changes): every member trains to the ensemble's plan, which the
     ensemble's next resume writes back into each member's options, so a member extended
     alone would record a plan its ensemble does not have."""
-    from .config import plan_changes
-    given = plan_changes(before, after)
-    whole = whole_of(run.path) if given else None
-    if whole is None:
-        return
-    raise UserError(f"{given}: {run.path} is a member of the ensemble {whole.path}, "
-                    f"whose members train to one plan; "
-                    f"change it for every member: `recurrent train --resume {whole.path} "
-                    f"{given}`")
+    from .config import check_part_plan
+    check_part_plan(run, before, after, whole_of, "a member of the ensemble {whole}, whose "
+                    "members train to one plan", "member")
 
 
 def check(task, owned: dict | None, config, spec: dict) -> None:

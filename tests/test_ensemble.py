@@ -155,6 +155,11 @@ def test_a_member_keeps_the_ensembles_plan(data, tmp_path):
                    f"`recurrent train --resume {run} --steps 9`")
     one_line_error(invoke("train", "--resume", member, "--patience", "2"),
                    f"`recurrent train --resume {run} --patience 2`")
+    link = tmp_path / "m1"  # the member reached through a symbolic link is still a member
+    link.symlink_to(member)
+    one_line_error(invoke("train", "--resume", link, "--steps", "9"),
+                   f"--steps 9: {link} is a member of the ensemble {run}",
+                   f"`recurrent train --resume {run} --steps 9`")
     assert {name: (member / name).read_bytes() for name in os.listdir(member)} == files
     # options that do not change what it trains, and the plan it has, resume alone
     ok(invoke("train", "--resume", member, "--steps", "4", "--threads", "1"))
