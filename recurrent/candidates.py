@@ -111,13 +111,26 @@ def create(path: str, task, config: dict, prepared: list, version: str) -> RunDi
     overrides (the write that makes RUN a run). ``prepared``: (overrides, options, task
     state, model spec) per candidate, already checked."""
     for k in range(len(prepared)):  # all checked before the first write
-        RunDir.check_new(candidate_path(path, k))
+        _check_candidate_new(path, k)
     RunDir.make_directory(path)
     for k, (_, options, task_state, spec) in enumerate(prepared):
         RunDir.create(candidate_path(path, k), task.name, options, task_state, spec, version)
     _, _, task_state, spec = prepared[0]
     return RunDir.create(path, task.name, config, task_state, spec, version,
                          extra={PENDING: [o for o, _, _, _ in prepared]})
+
+
+def _check_candidate_new(path: str, k: int) -> None:
+    """UserError unless candidate k of a new run at ``path`` may be made; a candidate left
+    by a `train --out` stopped while it made the candidates (before the run's own
+    config.json) is named as that, since neither it nor the run can be resumed."""
+    candidate = candidate_path(path, k)
+    if (os.path.exists(os.path.join(candidate, CONFIG_FILE))
+            and not os.path.exists(os.path.join(path, CONFIG_FILE))):
+        raise UserError(f"{path} holds {CANDIDATE_DIR.format(k)} but no {CONFIG_FILE}: a "
+                        f"`train --out {path}` was stopped while it made its candidates; "
+                        f"remove {path} or choose another --out")
+    RunDir.check_new(candidate)
 
 
 def check(run: RunDir) -> list[RunDir]:

@@ -28,3 +28,24 @@ def test_a_run_of_candidates_there_is_refused_as_that_run(tmp_path):
     result = invoke("train", "forecast", "--out", run, *SMALL_FORECAST)
     one_line_error(result, f"{run} already holds a run: continue it with --resume {run} ")
     assert "candidate-0" not in result.stderr, result.stderr
+
+
+def test_candidates_left_by_a_stopped_start_are_named_as_such(tmp_path):
+    """A `train --out DIR` stopped after writing candidates' config.json files but before
+    DIR/config.json leaves neither a run to resume nor a part worth resuming alone: a new
+    start says what DIR holds and leaves it as it is."""
+    run = tmp_path / "half"
+    ok(invoke("train", "forecast", "--out", run, *SMALL_FORECAST))
+    for name in os.listdir(run):  # as the stopped start left it: the candidates' options
+        if name.startswith("candidate-"):
+            for part in os.listdir(run / name):
+                if part != "config.json":
+                    os.remove(run / name / part)
+        else:
+            os.remove(run / name)
+    before = {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+    result = invoke("train", "forecast", "--out", run, *SMALL_FORECAST)
+    one_line_error(result, f"{run} holds candidate-0 but no config.json: a `train --out "
+                           f"{run}` was stopped while it made its candidates; remove {run} "
+                           f"or choose another --out")
+    assert {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()} == before
