@@ -194,6 +194,20 @@ def _same_file(saved, given) -> bool:
         return False
 
 
+def _existing(path) -> bool:
+    """Whether ``path`` (a Task.read_files entry) names an existing file."""
+    return isinstance(path, str) and os.path.isfile(path)
+
+
+def _same_value(saved, given, read_path) -> bool:
+    """Whether ``given`` for an option is the run's ``saved`` value: the file the run reads
+    (``read_path``, when it exists) for a path option, else the saved value or a path of
+    the same file."""
+    if _existing(read_path):
+        return _same_file(read_path, given)
+    return saved_json(saved) == saved_json(given) or _same_file(saved, given)
+
+
 # Options written as text whose parser reads several spellings as one setting
 # (ema:0.9 and ema:0.90; loss and loss:min): their parsed values are compared on resume.
 PARSED_OPTIONS = {"average": averaging.parse, "select_by": selection.parse}
@@ -240,7 +254,8 @@ class TrainingConfig(dict):
         return cls({**LATER_DEFAULTS, **options})
 
     def resumed(self, changes: dict, resolved: dict | None = None,
-                flags: dict | None = None, given: dict | None = None) -> "TrainingConfig":
+                flags: dict | None = None, given: dict | None = None,
+                read: dict | None = None) -> "TrainingConfig":
         """These options with ``changes`` (options given again to a resumed run) applied:
         those in RESUMABLE may change, any other must keep its value (UserError).
         ``resolved``: the values the task chose for options the run left at a default of
@@ -248,7 +263,9 @@ class TrainingConfig(dict):
         ``flags``: the command-line flag of each option whose key is not its flag
         spelled with dashes (option_flags), for the error to name what was typed.
         ``given``: options the run chose among candidates, with the values it was started
-        with (--window auto): giving one of those again is no change either."""
+        with (--window auto): giving one of those again is no change either. ``read``:
+        the file the run reads for a path option (Task.read_files): while it exists, a
+        value given again must name it, however spelled or from wherever."""
         config = TrainingConfig(self)
         for key, value in changes.items():
             if key in (given or {}) and saved_json(given[key]) == saved_json(value):
@@ -264,9 +281,10 @@ class TrainingConfig(dict):
                 chosen = ""
             if key in RESUMABLE:
                 config[key] = value
-            elif (saved_json(saved) != saved_json(value) and not _same_file(saved, value)
-                  and not _same_setting(key, saved, value)):
-                had = (f"the run has {saved!r}{chosen}" if saved is not None
+            elif not (_same_value(saved, value, (read or {}).get(key))
+                      or _same_setting(key, saved, value)):
+                had = (f"the run reads {read[key]!r}" if _existing((read or {}).get(key))
+                       else f"the run has {saved!r}{chosen}" if saved is not None
                        else "the run left it at its default")
                 flag = (flags or {}).get(key) or f"--{key.replace('_', '-')}"
                 raise UserError(f"{flag} cannot change when resuming "

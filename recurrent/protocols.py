@@ -269,6 +269,12 @@ class Task(Protocol):
         a resume that gives the option again with that value is not refused as a
         change."""
 
+    def read_files(self, state: dict) -> dict:
+        """option key -> the absolute path of the file the run reads for that path option
+        (its --data), from the run's ``state``; left out for bundled data. A resume that
+        gives the option again is judged by this file, not by the path as typed, which
+        names another file (or none) from another working directory."""
+
     def check_state(self, state: dict, model_spec: dict) -> None:
         """Raise ValueError naming what is wrong with a saved run's task state: a key
         missing or of the wrong type, a value out of range, a vocabulary of another size
@@ -426,7 +432,7 @@ MEMBERS: dict[type, Members] = {
                             "initial_params",
                             "trained_params", "fixed_params_option", "with_params",
                             "after_training", "training_state", "backtest", "count_batches",
-                            "resolved_options", "moot_options", "format_backtest",
+                            "resolved_options", "read_files", "moot_options", "format_backtest",
                             "predict_options", "predict", "predict_stream"),
                   # the trainer folds the trained values into the state with with_params
                   needs=(("trained_params", "with_params"),)),

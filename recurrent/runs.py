@@ -158,8 +158,9 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
     if changes:
         resolved = (task.resolved_options(info["task_state"])
                     if hasattr(task, "resolved_options") else {})
+        read = task.read_files(info["task_state"]) if hasattr(task, "read_files") else {}
         config = config.resumed(changes, resolved, option_flags(task),
-                                (info.get(candidates.CHOSE) or {}).get("given"))
+                                (info.get(candidates.CHOSE) or {}).get("given"), read)
     config.check(task)
     # rank 0's check (parallel_trainer): the run's data is read again by every rank
     data = config.get("data")

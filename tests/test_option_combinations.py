@@ -235,7 +235,8 @@ def test_resume_takes_the_same_data_file_written_another_way(tmp_path, monkeypat
     (tmp_path / "other.txt").write_text((tmp_path / "text.txt").read_text())
     one_line_error(invoke("train", "char-lm", "--resume", "run", "--data", "other.txt",
                           "--steps", 4, "--quiet"),
-                   "--data cannot change when resuming (the run has 'text.txt')")
+                   f"--data cannot change when resuming (the run reads "
+                   f"{str(tmp_path / 'text.txt')!r})")
 
 
 def test_resuming_with_the_default_weight_decay_given_is_no_change(tmp_path):

@@ -256,6 +256,9 @@ class CharLM:
                else {}),
         }
 
+    def read_files(self, state):
+        return {} if state["data"] == text.BUNDLED else {"data": state["data"]}
+
     def check_state(self, state: dict, model_spec: dict) -> None:
         schema.check(state, STATE, "")
         if "n_chars" in state and state["n_train"] > state["n_chars"] - 2:

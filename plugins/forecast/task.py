@@ -587,6 +587,9 @@ class ForecastTask:
         return {"season": state.get("season"), "time_column": state.get("time_column"),
                 "column": state.get("columns")}
 
+    def read_files(self, state):
+        return {} if state.get("data") is None else {"data": state["data"]}
+
     def check_state(self, state, model_spec):
         saved.check(state, model_spec, lambda state: self.model_spec(state, {}))
 

@@ -269,6 +269,9 @@ class SentimentTask:
             "split_sizes": {name: int(len(idx)) for name, idx in split.items()},
         }
 
+    def read_files(self, state: dict) -> dict:
+        return {} if state.get("data") is None else {"data": state["data"]}
+
     def check_state(self, state: dict, model_spec: dict) -> None:
         schema.check(state, STATE, "")
         if state["valid_fraction"] + state["test_fraction"] >= 1:

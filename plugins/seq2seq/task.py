@@ -210,6 +210,9 @@ class Seq2Seq:
     def resolved_options(self, state: dict) -> dict:
         return {"target_level": state.get("target_level")}
 
+    def read_files(self, state: dict) -> dict:
+        return {} if state["data"] == data.BUNDLED else {"data": state["data"]}
+
     def check_state(self, state: dict, model_spec: dict) -> None:
         schema.check(state, STATE, "")
         for side, specials in (("source", data.SOURCE_SPECIALS),
