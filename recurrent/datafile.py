@@ -109,10 +109,17 @@ def data_path(option: str, value: str | None) -> str | None:
     value = named(option, value, None)
     if value != "-":
         return value
-    if sys.stdin is None or sys.stdin.isatty():
-        raise UserError(f"{option} -: standard input is a terminal; pipe or redirect the "
-                        f"data into it (... < FILE), or give the file's path")
+    _refuse_terminal(f"{option} -", "or give the file's path")
     return STDIN_PATH
+
+
+def _refuse_terminal(what: str, advice: str) -> None:
+    """UserError when standard input is a terminal (or closed), for data read from it:
+    the command would wait for typed data. ``what`` names the data, ``advice`` ends the
+    message."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UserError(f"{what}: standard input is a terminal; pipe or redirect the "
+                        f"data into it (... < FILE), {advice}")
 
 
 def check_every_rank_reads(path: str | None, ranks: int, whose: str | None = None,
@@ -153,6 +160,8 @@ def _load(path, label: str | None) -> tuple[bytes, str | None]:
     path = os.fspath(path)
     label = path if label is None else label
     check_path_encodable(path)
+    if path == STDIN_PATH:  # a run trained with --data - reads its data there again
+        _refuse_terminal("data file /dev/stdin", "the same data the run was trained on")
     try:
         seen = os.stat(path)
         if stat.S_ISFIFO(seen.st_mode) and (seen.st_dev, seen.st_ino) in _PIPES:

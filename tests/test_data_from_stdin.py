@@ -69,3 +69,29 @@ def test_stream_and_data_from_stdin_are_refused_together(task_runs):
     done = _recurrent("predict", task_runs["forecast"], "--data", "-", "--stream",
                       input=b"1.0\n")
     _one_line(done, "--data - and --stream would both read standard input")
+
+
+def test_a_run_trained_from_stdin_refuses_a_terminal_when_it_reads_its_data_again(tmp_path):
+    # eval (and --resume) of such a run read standard input again: at a terminal they
+    # would wait for typed data without a word; piped the same data, they run.
+    from helpers import reversal_tsv
+    tsv, _ = reversal_tsv(tmp_path / "pairs.tsv", "abcdef", 700)
+    run = tmp_path / "run"
+    with open(tsv, "rb") as stdin:
+        done = _recurrent("train", "seq2seq", "--data", "-", "--steps", 2, "--hidden", 8,
+                          "--embed-dim", 4, "--threads", 1, "--quiet", "--no-plot",
+                          "--out", run, stdin=stdin)
+    assert done.returncode == 0, done.stderr
+    controller, terminal = pty.openpty()
+    try:
+        for command in (("eval", run), ("train", "seq2seq", "--resume", run, "--steps", 3)):
+            done = subprocess.run([sys.executable, "-P", "-m", "recurrent",
+                                   *map(str, command)], capture_output=True, timeout=120,
+                                  stdin=terminal)
+            _one_line(done, "data file /dev/stdin: standard input is a terminal")
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    with open(tsv, "rb") as stdin:
+        done = _recurrent("eval", run, stdin=stdin)
+    assert done.returncode == 0 and b"pairs" in done.stdout, done.stderr
