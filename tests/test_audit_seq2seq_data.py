@@ -66,3 +66,15 @@ def test_lines_of_only_blanks_are_skipped(tmp_path):
     path.write_text("cat\tK AE T\n   \n\ndog\tD AO G\n", encoding="utf-8")
     pairs, _ = data.read_pairs(str(path))
     assert pairs == [("cat", "K AE T"), ("dog", "D AO G")]
+
+
+def test_a_file_read_again_by_other_rules_is_read_by_them(tmp_path):
+    """read_pairs keeps the pairs of the file it read last: a second read of the same
+    file with other rules (a run saved before ``strip`` beside a newer one, in one
+    process) gets the pairs of its own rules, not the first read's."""
+    path = tmp_path / "pairs.tsv"
+    path.write_text("cat \t tac\ndog\tgod\n", encoding="utf-8")
+    stripped, fingerprint = data.read_pairs(str(path), strip=True)
+    assert stripped == [("cat", "tac"), ("dog", "god")]
+    kept, same = data.read_pairs(str(path), strip=False)
+    assert kept == [("cat ", " tac"), ("dog", "god")] and same == fingerprint

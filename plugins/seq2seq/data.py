@@ -107,7 +107,7 @@ def read_pairs(path: str, label: str | None = None, *, header: bool | None = Fal
     source symbol of every pair, one no input typed without it has). The fingerprint is
     that of the file's text as it is."""
     identity = file_identity(path)
-    key = None if identity is None else (path, identity, header, two_fields, form)
+    key = None if identity is None else (path, identity, header, two_fields, form, strip)
     if key is not None and key == _Cache.key:
         return _Cache.value
     label = label or os.path.basename(path)
