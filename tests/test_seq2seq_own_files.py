@@ -142,3 +142,36 @@ def test_the_reading_rules_of_runs_saved_before_them(tmp_path):
     path.write_text("source\ttarget\ncafe\u0301\tA\tB\n", encoding="utf-8")
     assert data.read_pairs(str(path), **data.reading({}))[0] == [
         ("source", "target"), ("cafe\u0301", "A\tB")]
+
+
+def test_plot_of_symbols_its_font_lacks_says_so_in_one_note(tmp_path):
+    # CJK ideographs are not in matplotlib's default font (DejaVu Sans): the attention
+    # PNG draws them as boxes, and stderr says so once, naming them, rather than two
+    # lines of Python warning per character.
+    import os
+    import subprocess
+    import sys
+    tsv, _ = reversal_tsv(tmp_path / "cjk.tsv", "日本語中文ab", 700)
+    run = tmp_path / "run"
+    ok(invoke("train", "seq2seq", "--data", tsv, "--out", run, *SMALL))
+    png = tmp_path / "attention.png"
+    command = [sys.executable, "-m", "recurrent", "predict", str(run), "日本語ab", "--plot",
+               str(png)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONSAFEPATH": "1"}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert png.stat().st_size > 0
+    note, wrote = done.stderr.splitlines()  # the output's symbols may add glyphs
+    assert wrote == f"wrote {png}" and note.endswith(": they are drawn as empty boxes")
+    assert note.startswith(f"note: {png}: the plot's font has no glyph for ")
+    assert all(f"'{c}'" in note for c in "日本語") and "'a'" not in note
+
+
+def test_an_input_that_is_not_utf8_is_refused_as_such(nfd_run):
+    # a byte that is not UTF-8 in an argument reaches Python as a lone surrogate: it is
+    # refused as --stream refuses such a line, not as a symbol "never seen in training"
+    run, _, _ = nfd_run
+    one_line_error(invoke("predict", run, "abc", "ab\udcff"),
+                   "input 2 is not UTF-8 text (byte 0xff)")
+    one_line_error(invoke("predict", run, "ab\udcff", "--json"),
+                   "input 1 is not UTF-8 text (byte 0xff)")

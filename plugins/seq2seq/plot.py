@@ -20,5 +20,7 @@ def attention_plot(path: str, source: list, output: list, weights: np.ndarray) -
     ax.set_xlabel("source")
     ax.set_ylabel("output")
     figure.colorbar(image, ax=ax, label="attention weight")
-    # a WriteError names the file; a link the user named stays a link
-    atomic_write(path, FigureCanvasAgg(figure).print_png, follow_link=True)
+    # a WriteError names the file; a link the user named stays a link; symbols the font
+    # cannot draw (CJK, emoji) are named in one note
+    with matplotlib_agg.missing_glyphs_noted(path):
+        atomic_write(path, FigureCanvasAgg(figure).print_png, follow_link=True)
