@@ -86,7 +86,22 @@ def forget_pipes() -> None:
     """Drop the pipes' kept content (the next read of a named pipe waits for a writer)."""
     _PIPES.clear()
 
-CONVERT_HINT = "convert it to UTF-8, e.g. iconv -f latin1 -t utf-8 FILE > FILE.utf8"
+CONVERT_HINT = "convert it to UTF-8, e.g. iconv -f {source} -t utf-8 FILE > FILE.utf8"
+# Bytes 0x80-0x9f are control characters in Latin-1 that text hardly holds, and in
+# Windows-1252 the curly quotes, dashes, ellipsis and euro sign of text saved on Windows:
+# converted as Latin-1 they would become invisible controls. (0x81, 0x8d, 0x8f, 0x90 and
+# 0x9d are undefined in Windows-1252.) Inside a UTF-8 sequence they are UTF-8's own.
+_WINDOWS_1252 = re.compile(rb"[\x80\x82-\x8c\x8e\x91-\x9c\x9e\x9f]")
+_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}"
+                            rb"|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+def convert_hint(raw: bytes) -> str:
+    """How to convert ``raw``, bytes that are not UTF-8, to UTF-8: from Windows-1252 when
+    they hold one of its characters in 0x80-0x9f outside UTF-8 sequences, else from
+    Latin-1."""
+    stray = _WINDOWS_1252.search(_UTF8_SEQUENCE.sub(b"", raw))
+    return CONVERT_HINT.format(source="windows-1252" if stray else "latin1")
 
 
 def read_bytes(path, label: str | None = None) -> bytes:
@@ -208,7 +223,7 @@ def decode(raw: bytes, label: str, compressed: bool = False) -> str:
     except UnicodeDecodeError as e:
         where = " of the decompressed content" if compressed else ""
         shown = encoding.replace("-sig", "").upper()
-        hint = "decompress it and " + CONVERT_HINT if compressed else CONVERT_HINT
+        hint = ("decompress it and " if compressed else "") + convert_hint(raw)
         # utf-8-sig decodes the bytes after its byte-order mark: its offsets start there
         at = e.start + len(raw) - len(e.object)
         raise UserError(f"{label} is not {shown} text (byte 0x{raw[at]:02x} at offset "

@@ -194,3 +194,23 @@ def test_composed_and_decomposed_accents_read_alike(tmp_path):
     assert "error" not in json.loads(answer)
     report = json.loads(ok(invoke("eval", out, "--data", composed, "--json")))
     assert report["metrics"]["chars"] > 0
+
+
+@pytest.mark.parametrize("encoding, source", [("windows-1252", "windows-1252"),
+                                              ("latin-1", "latin1"), ("utf-8", "latin1")])
+def test_a_text_saved_in_a_windows_code_page_is_told_to_convert_from_it(tmp_path, encoding,
+                                                                        source):
+    """Curly quotes and dashes saved in Windows-1252 are bytes 0x80-0x9f, control
+    characters in Latin-1: the conversion the refusal suggests is from the code page that
+    reads them as the characters they are. UTF-8 quotes, whose bytes include 0x80-0x9f
+    too, beside one Latin-1 byte, keep the Latin-1 advice."""
+    quoted = "the café said “hello” – twice.\n" * 80
+    raw = {"windows-1252": quoted.encode("cp1252"),
+           "latin-1": ("the café said hello twice.\n" * 80).encode("latin-1"),
+           "utf-8": quoted.encode("utf-8") + "café\n".encode("latin-1")}[encoding]
+    path = tmp_path / "text.txt"
+    path.write_bytes(raw)
+    result = invoke("train", "char-lm", "--data", path, "--threads", 1, "--out",
+                    tmp_path / "run")
+    one_line_error(result, "text.txt is not UTF-8 text", f"iconv -f {source} -t utf-8")
+    assert not (tmp_path / "run").exists()
