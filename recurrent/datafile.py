@@ -231,14 +231,23 @@ def decode(raw: bytes, label: str, compressed: bool = False) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
-def check_utf8(text: str, what: str) -> None:
-    """UserError for a text read with bytes that are not UTF-8 kept as lone surrogates
-    (surrogateescape: command-line arguments, `predict --stream` lines), naming the first
-    such byte; an answer echoing the text would carry them, which strict JSON readers
-    refuse."""
+def check_utf8(text: str, what: str) -> str:
+    """``text`` as UTF-8 text; UserError for a text read with bytes that are not UTF-8
+    kept as lone surrogates (surrogateescape: command-line arguments, `predict --stream`
+    lines), naming the first such byte; an answer echoing the text would carry them,
+    which strict JSON readers refuse. Under a locale whose encoding is not UTF-8 (LC_ALL=C
+    with PYTHONUTF8=0: ASCII) a command-line argument's UTF-8 bytes arrive as such
+    surrogates too; they are read as UTF-8, as stdin and data files are whatever the
+    locale."""
     try:
         text.encode("utf-8")
+        return text
     except UnicodeEncodeError as e:
+        if codecs.lookup(sys.getfilesystemencoding()).name != "utf-8":
+            try:
+                return os.fsencode(text).decode("utf-8")
+            except UnicodeError:
+                pass  # not the bytes of UTF-8 text either: refused below
         code = ord(text[e.start])
         byte = f" (byte 0x{code - 0xDC00:02x})" if 0xDC80 <= code <= 0xDCFF else ""
         raise UserError(f"{what} is not UTF-8 text{byte}") from None

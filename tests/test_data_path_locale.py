@@ -72,3 +72,32 @@ def test_a_saved_non_ascii_data_path_under_an_ascii_locale_is_one_line(task, tmp
         assert "file-name encoding" in lines[0] and "LC_ALL=C.UTF-8" in lines[0], lines[0]
     assert sorted(os.listdir(run)) == files
     _utf8(["eval", run])  # the run is whole: under a UTF-8 locale it reads its data again
+
+
+def test_text_arguments_under_an_ascii_locale_are_read_as_utf8(tmp_path, task_runs):
+    """Under an ASCII locale a UTF-8 argument reaches the program as bytes the locale
+    cannot decode; a char-lm --prime and sentiment's text arguments are read as UTF-8
+    (as stdin and data files are whatever the locale), so the answers are those of a
+    UTF-8 locale, while bytes that are not UTF-8 are still refused in one line."""
+    text = tmp_path / "text.txt"
+    text.write_text("caf\u00e9 au lait, the caf\u00e9 is open.\n" * 60, encoding="utf-8")
+    run = tmp_path / "run"
+    _utf8(["train", "char-lm", "--data", str(text), "--steps", "2", "--hidden", "8",
+           "--threads", "1", "--quiet", "--no-plot", "--out", str(run),
+           *TASK_OPTIONS["char-lm"]])
+    prime = "caf\u00e9".encode("utf-8")
+    for args in (["predict", os.fsencode(run), "--prime", prime, "--length", "20",
+                  "--seed", "1"],
+                 ["predict", os.fsencode(task_runs["sentiment"]), b"a caf\xc3\xa9 film"]):
+        result = _ascii(args)
+        assert result.returncode == 0, result.stderr.decode("utf-8", "replace")
+        assert result.stdout == _utf8(args).stdout
+    # seq2seq's inputs too: an unseen é is named as é, not as two undecoded bytes
+    s2s = _recurrent(["predict", os.fsencode(task_runs["seq2seq"]), b"ab\xc3\xa9"],
+                     LC_ALL="C", PYTHONUTF8="0", PYTHONIOENCODING="utf-8")
+    assert s2s.returncode == 1, s2s.stderr
+    assert "never saw in training: '\u00e9'" in s2s.stderr.decode("utf-8"), s2s.stderr
+    result = _ascii(["predict", os.fsencode(run), "--prime", b"caf\xe9", "--length", "2"])
+    stderr = result.stderr.decode("ascii", "replace")
+    assert result.returncode == 1 and stderr.count("\n") == 1, stderr
+    assert "--prime is not UTF-8 text (byte 0xe9)" in stderr, stderr

@@ -98,7 +98,7 @@ def next_char_stream(model, vocab, top_k: int, prime: str | None, line_break: st
             last["p"] = pool.read(0, ids)
 
     if prime:
-        datafile.check_utf8(prime, "--prime")
+        prime = datafile.check_utf8(prime, "--prime")
         read(vocab.encode(datafile.normalized(prime, form), "--prime"))
 
     def answer(line):

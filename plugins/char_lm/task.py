@@ -382,8 +382,8 @@ class CharLM:
             line_break = state.get("line_break", "\n")
             prime = next((b for b in (line_break, "\n") if not vocab.unknown(b)),
                          vocab.chars[0])
-        datafile.check_utf8(prime, "--prime")
-        prime = datafile.normalized(prime, state.get("unicode"))
+        prime = datafile.normalized(datafile.check_utf8(prime, "--prime"),
+                                    state.get("unicode"))
         prime_ids = vocab.encode(prime, "--prime")  # names characters outside the vocabulary
         length = options.get("length", LENGTH)
         temperature = options.get("temperature", TEMPERATURE)

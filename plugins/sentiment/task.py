@@ -695,8 +695,8 @@ class SentimentTask:
             raise UserError("--id-column gives the --data rows' ids; text arguments have "
                             "none: put them in the file, or drop --id-column")
         tokenizer = _tokenizer(state)
+        texts = [check_utf8(text, f"text argument {i}") for i, text in enumerate(texts, 1)]
         for i, text in enumerate(texts, 1):
-            check_utf8(text, f"text argument {i}")
             if is_blank(text, tokenizer):
                 raise UserError(f"text argument {i} is empty")
         ids = None

@@ -438,8 +438,8 @@ class Seq2Seq:
         n_best = int(options.get("n_best") or 1)
         if n_best > beam:
             raise UserError(f"--n-best {n_best} needs --beam >= {n_best}")
-        for i, text in enumerate(inputs, 1):  # as --stream checks each line
-            datafile.check_utf8(text, f"input {i}")
+        # as --stream checks each line (and an argument's UTF-8 under an ASCII locale)
+        inputs = [datafile.check_utf8(text, f"input {i}") for i, text in enumerate(inputs, 1)]
         sources = self._sources(state, inputs)
         # the attention weights (output steps x source steps each) only for --plot
         hyps = model.decode(data.source_batch(sources), beam=beam,
