@@ -129,12 +129,12 @@ def _python_value(name: str, param, value):
     """``value``, given by a program for the predict option ``param`` (a tuple of its items
     for an option of several values), checked for what the command line cannot give and
     click would take in silence or refuse in puzzling words: one str for the inputs (a
-    list of strs), an input that is not a str, a number of the wrong kind (2.7 for an
-    integer, read as 2; True for a number). A str is left to click, as the command line's
-    text is."""
+    list of strs), an input or a text option's value that is not a str (prime=5), a
+    number of the wrong kind (2.7 for an integer, read as 2; True for a number). A str is
+    left to click, as the command line's text is."""
     from .config import option_type_problem
     many = param.nargs != 1 or param.multiple
-    texts = many and isinstance(param.type, click.types.StringParamType)
+    texts = isinstance(param.type, click.types.StringParamType)  # a text option
     if many and isinstance(value, (str, bytes)):
         raise UserError(f"predict option {name}={value!r}: a list of strs, not one str "
                         f"({name}=[{value!r}])")

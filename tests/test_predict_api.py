@@ -169,6 +169,14 @@ def test_options_a_python_caller_gets_wrong_are_refused(task_runs, options, mess
         recurrent.predict(str(task_runs["seq2seq"]), **{"inputs": ["abc"], **options})
 
 
+def test_a_text_option_takes_only_a_str(task_runs):
+    """prime=5 is refused, not read as the text "5" (a text option takes a str, as
+    the inputs do)."""
+    with pytest.raises(UserError, match=r"^predict option prime=5: 5 is not a str$"):
+        recurrent.predict_stream(task_runs["char-lm"], prime=5)
+    assert callable(recurrent.predict_stream(task_runs["char-lm"], prime="to"))
+
+
 def test_a_stream_refuses_a_float_for_a_whole_number(task_runs):
     with pytest.raises(UserError, match=r"^predict option steps=2.0: 2.0 is not a whole "
                                         r"number$"):
