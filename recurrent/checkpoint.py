@@ -206,7 +206,7 @@ def save_arrays(path: str, arrays: dict, meta: dict, replace: bool = True) -> No
     atomic_write(path, lambda f: np.savez(f, **payload), replace)
 
 
-def _refuse_special(path: str, what: str) -> None:
+def refuse_special(path: str, what: str) -> None:
     """UserError for a named pipe, device or socket in place of a run's file: reading one
     would wait for a writer (a pipe) or read what is not the run's."""
     try:
@@ -226,7 +226,7 @@ def _read_checkpoint(path: str, read):
     is not a regular file, cannot be read, or is corrupted or truncated."""
     if not os.path.exists(path):
         raise UserError(f"checkpoint {path} does not exist")
-    _refuse_special(path, "checkpoint ")
+    refuse_special(path, "checkpoint ")
     try:
         return read()
     except OSError as e:
@@ -375,7 +375,7 @@ def write_json(path: str, obj: dict, replace: bool = True) -> None:
 
 
 def read_json(path: str) -> dict:
-    _refuse_special(path, "")
+    refuse_special(path, "")
     try:
         with open(path, encoding="utf-8") as f:
             obj = json.load(f)
@@ -612,7 +612,7 @@ class RunDir:
         path = self.file(METRICS)
         try:
             if _shared_file(path):  # a run copied as links (cp -rs, cp -al): its own
-                _refuse_special(path, "")  # the linked records are read: not a device's
+                refuse_special(path, "")  # the linked records are read: not a device's
                 try:  # file, the linked records kept, never appended through
                     with open(path, "rb") as f:
                         linked = f.read()
@@ -638,7 +638,7 @@ class RunDir:
         is a damaged one (bytes that are not UTF-8: the records are ASCII JSON)."""
         if not self.has(METRICS):
             return []
-        _refuse_special(self.file(METRICS), "")  # /dev/zero would never end
+        refuse_special(self.file(METRICS), "")  # /dev/zero would never end
         records = []
         try:
             with open(self.file(METRICS), "rb") as f:

@@ -2,7 +2,9 @@
 sentiment run (whose fold models no export holds) imports and evaluates as the original;
 --out is never inside the run and never an existing file without --force; the default
 --out of "." and of an int8 export; the message counts the parameters written; a run
-exports to the same bytes every time, and an imported run to the file imported."""
+exports to the same bytes every time, and an imported run to the file imported; import
+refuses a named pipe or device, and a header declaring more values than the model, in
+one line before reading any tensor."""
 import contextlib
 import json
 import os
@@ -292,3 +294,72 @@ def test_the_same_run_exports_to_the_same_bytes_every_time(args, runs, tmp_path)
         ok(invoke("import", tmp_path / "m0", "--out", tmp_path / "imported"))
     ok(invoke("export", tmp_path / "imported", *args, "--out", tmp_path / "again"))
     assert (tmp_path / "again").read_bytes() == files[0]
+
+
+def test_a_named_pipe_or_device_given_to_import_is_refused_in_one_line(runs, tmp_path):
+    """`recurrent import` reads only a regular file: a named pipe would wait for a writer
+    (with none, the command would never end), and a device is not an exported file. A
+    writer waits here with an exported file's bytes, so that a pipe that was opened
+    would not hang the test; either is refused in one line naming it, and no run is
+    made."""
+    import threading
+    exported = tmp_path / "m.safetensors"
+    ok(invoke("export", runs / "forecast", "--format", "safetensors", "--out", exported))
+    pipe = tmp_path / "pipe.safetensors"
+    os.mkfifo(pipe)
+
+    def write():
+        with contextlib.suppress(BrokenPipeError), open(pipe, "wb") as f:
+            f.write(exported.read_bytes())
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        one_line_error(invoke("import", pipe, "--out", tmp_path / "r"), str(pipe),
+                       "not a regular file")
+    finally:
+        reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)  # lets the writer finish
+        writer.join()
+        os.close(reader)
+    one_line_error(invoke("import", os.devnull, "--out", tmp_path / "r"), os.devnull,
+                   "not a regular file")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_header_declaring_a_huge_tensor_is_refused_before_it_is_read(runs, tmp_path):
+    """A file whose header declares a tensor of 1 GB (a sparse file of that size, so the
+    header's offsets are within it) beside a small model's metadata: refused in one line
+    from the sizes the header declares, before any tensor is read (the memory allocated
+    meanwhile, as tracemalloc counts it, stays far below the tensor's size)."""
+    import math
+    import struct
+    import tracemalloc
+    exported = tmp_path / "m.safetensors"
+    ok(invoke("export", runs / "forecast", "--format", "safetensors", "--out", exported))
+    data = exported.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    # the tensor stored last, declared huge: its bytes still start where they did
+    last = max((name for name in header if name != "__metadata__"),
+               key=lambda name: header[name]["data_offsets"][1])
+    start = header[last]["data_offsets"][0]
+    huge = 2 ** 28  # float32 values
+    header[last] = {"dtype": "F32", "shape": [huge], "data_offsets": [start, start + 4 * huge]}
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    big = tmp_path / "big.safetensors"
+    with open(big, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + data[8 + size:])
+        f.truncate(8 + len(text) + start + 4 * huge)  # sparse: nothing of it on disk
+    sizes = {name: math.prod(entry["shape"]) for name, entry in header.items()
+             if name != "__metadata__"}
+    tracemalloc.start()
+    try:
+        result = invoke("import", big, "--out", tmp_path / "r")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 ** 27, peak
+    one_line_error(result, str(big), "does not fit the model its metadata describes",
+                   f"declares {sum(sizes.values()):,} values")
+    assert not (tmp_path / "r").exists()

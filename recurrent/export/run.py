@@ -295,22 +295,22 @@ def import_file(path: str, out: str) -> RunDir:
     The parameters no export holds because only training reads them (the wide part's
     cross-fitted fold models, torch_names.training_only) are zeros: evaluation and
     prediction never read them."""
-    tensors, info = st.read(path)
-    # what RunDir.open requires of a run's config.json (its task's state checked too),
-    # so the run made here opens
-    problem = info_problem(info)
-    if problem:
-        raise UserError(f"{path}: its config.json metadata is corrupted: {problem}")
-    config = TrainingConfig.from_json(info["config"], path)
-    tuning.use_for_run(info.get("kernel"), path)  # the original run's record, checked
-    # the metadata's sizes cannot ask for more parameters than the file holds (plus a
-    # learned wide scale, which --format torch folds into the weights: added below)
-    count = sum(value.size for value in tensors.values()) + 1
-    try:
-        with parameter_budget(count, path, training_only=False):
-            model = config.build_model(info["model_spec"])
-    except UserError as e:  # a cell or task of a plugin not installed here, say
-        raise UserError(f"{e} (read from {path}'s metadata)") from None
+    built = {}
+
+    def fits(sizes, info):
+        """The model ``info`` describes, built before any tensor is read; UserError when
+        the file declares more values than that model and int8 row scales hold."""
+        built["model"] = model = _model_of(path, info, sum(sizes.values()))
+        # at most one float32 scale per weight value (int8 files): more than twice the
+        # model's parameters cannot fit it, and is refused before it is read
+        count = sum(value.size for value in model.state_dict().values())
+        if sum(sizes.values()) > 2 * count:
+            raise UserError(f"{path} does not fit the model its metadata describes: it "
+                            f"declares {sum(sizes.values()):,} values for a model of "
+                            f"{count:,} parameters")
+
+    tensors, info = st.read(path, fits)
+    model = built["model"]
     if isinstance(model, Seq2SeqModel):
         try:
             tensors = seq2seq_names.model_names(tensors)  # the file's names: the parts'
@@ -345,6 +345,25 @@ def import_file(path: str, out: str) -> RunDir:
     except BaseException:  # a full disk, Ctrl-C, a run made there meanwhile: no half run
         _remove_half_made_run(RunDir(out), existed, bool(wrote))
         raise
+
+
+def _model_of(path: str, info: dict, count: int):
+    """The model a file's run ``info`` (its config.json metadata) describes, its config
+    checked as RunDir.open checks a run's; its sizes cannot ask for more parameters than
+    the ``count`` values the file declares (plus a learned wide scale, which --format
+    torch folds into the weights)."""
+    # what RunDir.open requires of a run's config.json (its task's state checked too),
+    # so the run made from it opens
+    problem = info_problem(info)
+    if problem:
+        raise UserError(f"{path}: its config.json metadata is corrupted: {problem}")
+    config = TrainingConfig.from_json(info["config"], path)
+    tuning.use_for_run(info.get("kernel"), path)  # the original run's record, checked
+    try:
+        with parameter_budget(count + 1, path, training_only=False):
+            return config.build_model(info["model_spec"])
+    except UserError as e:  # a cell or task of a plugin not installed here, say
+        raise UserError(f"{e} (read from {path}'s metadata)") from None
 
 
 def _choice(info: dict) -> dict:

@@ -15,14 +15,17 @@ Readable by the safetensors package alone (``safetensors.numpy.load_file``,
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import re
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save
 
-from ..checkpoint import atomic_write, json_default
+from ..checkpoint import atomic_write, json_default, refuse_special
 from ..errors import UserError, error_line
 from ..quant import dequantize_rows, quantize_rows
 
@@ -119,14 +122,58 @@ _OTHER_FORMATS = {".onnx": "an ONNX model", ".pt": "a PyTorch file",
                   ".pkl": "a pickle", ".h5": "an HDF5 file", ".keras": "a Keras model"}
 
 
-def read(path: str) -> tuple[dict, dict]:
-    """(tensors, run info) of a file written by ``write``; UserError naming what is wrong."""
+def read(path: str, fits=None) -> tuple[dict, dict]:
+    """(tensors, run info) of a file written by ``write``; UserError naming what is wrong.
+    ``fits(sizes, info)``, if given, is called with each tensor's declared number of
+    values ({name: count}) and the run info before any tensor is read, to refuse a file
+    whose header declares more than its model holds without allocating it."""
     if os.path.isdir(path):  # safetensors would name an OS error ("No such device")
         raise UserError(f"{path} is a directory; give the file `recurrent export` wrote")
+    refuse_special(path, "")  # a named pipe would wait for a writer, a device is no file
+    with _reading(path), safe_open(path, framework="np") as f:
+        metadata = f.metadata() or {}
+        slices = {name: f.get_slice(name) for name in f.keys()}
+        sizes = {name: math.prod(part.get_shape()) for name, part in slices.items()}
+        dtypes = {name: part.get_dtype() for name, part in slices.items()}
+    for name, dtype in dtypes.items():  # as the header declares them, none read yet
+        if dtype not in ("F32", "I8"):
+            raise UserError(f"{path}: tensor {name!r} is {_dtype_name(dtype)}; {READS}")
+    if metadata.get("format") != FORMAT or CONFIG_KEY not in metadata:
+        raise UserError(f"{path} holds no recurrent run (its metadata has no "
+                        f"{CONFIG_KEY!r}); make one with `recurrent export RUN "
+                        f"--format safetensors`")
     try:
-        with safe_open(path, framework="np") as f:
-            metadata = f.metadata() or {}
-            tensors = {name: f.get_tensor(name) for name in f.keys()}
+        info = json.loads(metadata[CONFIG_KEY])
+        if not isinstance(info, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, RecursionError) as e:  # RecursionError: nested too deeply to parse
+        raise UserError(f"{path}: its {CONFIG_KEY} metadata is corrupted ({e})") from None
+    if fits is not None:
+        fits(sizes, info)
+    with _reading(path), safe_open(path, framework="np") as f:
+        tensors = {name: f.get_tensor(name) for name in f.keys()}
+    precision = metadata.get(PRECISION_KEY, "fp32")
+    if precision == "int8":
+        tensors = _dequantize(path, tensors)
+    elif precision != "fp32":
+        raise UserError(f"{path}: precision {precision!r} in its metadata is not one this "
+                        f"version reads (fp32, int8)")
+    return tensors, info
+
+
+def _dtype_name(code: str) -> str:
+    """A safetensors dtype code as numpy names the type: "BF16" -> "bfloat16"."""
+    match = re.fullmatch(r"(BF|F|I|U)(\d+)", code)
+    if match is None:
+        return code
+    return {"BF": "bfloat", "F": "float", "I": "int", "U": "uint"}[match[1]] + match[2]
+
+
+@contextlib.contextmanager
+def _reading(path: str):
+    """The errors of reading the safetensors file ``path`` as one-line UserErrors."""
+    try:
+        yield
     except FileNotFoundError:
         raise UserError(f"{path} does not exist") from None
     except (SafetensorError, OSError, ValueError) as e:
@@ -140,24 +187,3 @@ def read(path: str) -> tuple[dict, dict]:
     except TypeError as e:  # a dtype numpy has no type for, e.g. bfloat16
         raise UserError(f"{path} holds a tensor numpy cannot read ({error_line(e)}); "
                         f"{READS}") from None
-    # bfloat16 reads as an array once a package (ml_dtypes, with onnx) taught numpy it
-    for name, value in tensors.items():
-        if value.dtype not in (np.float32, np.int8):
-            raise UserError(f"{path}: tensor {name!r} is {value.dtype}; {READS}")
-    if metadata.get("format") != FORMAT or CONFIG_KEY not in metadata:
-        raise UserError(f"{path} holds no recurrent run (its metadata has no "
-                        f"{CONFIG_KEY!r}); make one with `recurrent export RUN "
-                        f"--format safetensors`")
-    try:
-        info = json.loads(metadata[CONFIG_KEY])
-        if not isinstance(info, dict):
-            raise ValueError("not a JSON object")
-    except (ValueError, RecursionError) as e:  # RecursionError: nested too deeply to parse
-        raise UserError(f"{path}: its {CONFIG_KEY} metadata is corrupted ({e})") from None
-    precision = metadata.get(PRECISION_KEY, "fp32")
-    if precision == "int8":
-        tensors = _dequantize(path, tensors)
-    elif precision != "fp32":
-        raise UserError(f"{path}: precision {precision!r} in its metadata is not one this "
-                        f"version reads (fp32, int8)")
-    return tensors, info
