@@ -295,22 +295,17 @@ def import_file(path: str, out: str) -> RunDir:
     The parameters no export holds because only training reads them (the wide part's
     cross-fitted fold models, torch_names.training_only) are zeros: evaluation and
     prediction never read them."""
-    built = {}
-
-    def fits(sizes, info):
-        """The model ``info`` describes, built before any tensor is read; UserError when
-        the file declares more values than that model and int8 row scales hold."""
-        built["model"] = model = _model_of(path, info, sum(sizes.values()))
-        # at most one float32 scale per weight value (int8 files): more than twice the
-        # model's parameters cannot fit it, and is refused before it is read
-        count = sum(value.size for value in model.state_dict().values())
-        if sum(sizes.values()) > 2 * count:
-            raise UserError(f"{path} does not fit the model its metadata describes: it "
-                            f"declares {sum(sizes.values()):,} values for a model of "
-                            f"{count:,} parameters")
-
-    tensors, info = st.read(path, fits)
-    model = built["model"]
+    # the model from the header's metadata, before any tensor is read
+    sizes, info = st.header(path)
+    declared = sum(sizes.values())
+    model = _model_of(path, info, declared)
+    # at most one float32 scale per weight value (int8 files): a file declaring more than
+    # twice the model's parameters cannot fit it, and is refused before it is read
+    count = sum(value.size for value in model.state_dict().values())
+    if declared > 2 * count:
+        raise UserError(f"{path} does not fit the model its metadata describes: it "
+                        f"declares {declared:,} values for a model of {count:,} parameters")
+    tensors, info = st.read(path)
     if isinstance(model, Seq2SeqModel):
         try:
             tensors = seq2seq_names.model_names(tensors)  # the file's names: the parts'

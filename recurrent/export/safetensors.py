@@ -122,11 +122,30 @@ _OTHER_FORMATS = {".onnx": "an ONNX model", ".pt": "a PyTorch file",
                   ".pkl": "a pickle", ".h5": "an HDF5 file", ".keras": "a Keras model"}
 
 
-def read(path: str, fits=None) -> tuple[dict, dict]:
-    """(tensors, run info) of a file written by ``write``; UserError naming what is wrong.
-    ``fits(sizes, info)``, if given, is called with each tensor's declared number of
-    values ({name: count}) and the run info before any tensor is read, to refuse a file
-    whose header declares more than its model holds without allocating it."""
+def header(path: str) -> tuple[dict, dict]:
+    """({tensor name: its declared number of values}, run info) of a file written by
+    ``write``, from its header alone: no tensor is read, so a file declaring more than
+    its model holds can be refused before anything is allocated. UserError naming what
+    is wrong."""
+    sizes, info, _ = _header(path)
+    return sizes, info
+
+
+def read(path: str) -> tuple[dict, dict]:
+    """(tensors, run info) of a file written by ``write``; UserError naming what is wrong."""
+    _, info, precision = _header(path)
+    with _reading(path), safe_open(path, framework="np") as f:
+        tensors = {name: f.get_tensor(name) for name in f.keys()}
+    if precision == "int8":
+        tensors = _dequantize(path, tensors)
+    elif precision != "fp32":
+        raise UserError(f"{path}: precision {precision!r} in its metadata is not one this "
+                        f"version reads (fp32, int8)")
+    return tensors, info
+
+
+def _header(path: str) -> tuple[dict, dict, str]:
+    """header()'s sizes and run info, and the precision the metadata names."""
     if os.path.isdir(path):  # safetensors would name an OS error ("No such device")
         raise UserError(f"{path} is a directory; give the file `recurrent export` wrote")
     refuse_special(path, "")  # a named pipe would wait for a writer, a device is no file
@@ -148,17 +167,7 @@ def read(path: str, fits=None) -> tuple[dict, dict]:
             raise ValueError("not a JSON object")
     except (ValueError, RecursionError) as e:  # RecursionError: nested too deeply to parse
         raise UserError(f"{path}: its {CONFIG_KEY} metadata is corrupted ({e})") from None
-    if fits is not None:
-        fits(sizes, info)
-    with _reading(path), safe_open(path, framework="np") as f:
-        tensors = {name: f.get_tensor(name) for name in f.keys()}
-    precision = metadata.get(PRECISION_KEY, "fp32")
-    if precision == "int8":
-        tensors = _dequantize(path, tensors)
-    elif precision != "fp32":
-        raise UserError(f"{path}: precision {precision!r} in its metadata is not one this "
-                        f"version reads (fp32, int8)")
-    return tensors, info
+    return sizes, info, metadata.get(PRECISION_KEY, "fp32")
 
 
 def _dtype_name(code: str) -> str:
