@@ -180,18 +180,14 @@ def _opened(run_dir, task, precision: str, options: dict, stream: bool):
     """(params, option values, model, info) for a program's predictions of ``run_dir``:
     what `recurrent predict` checks and loads."""
     from .quant import PRECISIONS
-    from .runs import best_missing_note, load_model
+    from .runs import load_model, warn_best_missing
     if precision not in PRECISIONS:
         raise UserError(f"precision: expected one of {', '.join(PRECISIONS)}, got "
                         f"{precision!r}")
     params = predict_params(task, stream)
     values = prepared(_options(params, options), run_dir.path, stream)
     model, info = load_model(run_dir, "best", precision=precision)
-    note = best_missing_note(model, info["config"])
-    if note and note not in _NOTED:  # a program asking many times is told once
-        from .progress import warn_once
-        _NOTED.add(note)
-        warn_once(note)
+    warn_best_missing(model, info["config"], told=_NOTED)  # told once per process
     return params, values, model, info
 
 

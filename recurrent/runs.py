@@ -267,12 +267,15 @@ def best_missing_note(model, config) -> str | None:
             f"the latest parameters, {LAST}")
 
 
-def warn_best_missing(model, config) -> None:
+def warn_best_missing(model, config, told: set | None = None) -> None:
     """Say on stderr when the "best" parameters load_model read (``model``: what it
-    returned) were last.npz's, and why (best_missing_note)."""
+    returned) were last.npz's, and why (best_missing_note); ``told``: notes already said,
+    not said again (a program's many predictions of one run), the note added."""
     from .progress import warn_once
     note = best_missing_note(model, config)
-    if note:
+    told = set() if told is None else told
+    if note and note not in told:
+        told.add(note)
         warn_once(note)
 
 
