@@ -22,7 +22,7 @@ from .checkpoint import json_text
 from ._console import debug_asked
 from .checks import beyond_any_array, memory_problem, one_line
 from .cli_options import RANK_COUNT, THREAD_COUNT, checkpoint_option
-from .errors import AllRanksError, UserError, error_line
+from .errors import AllRanksError, TrainingDataUnavailable, UserError, error_line
 from . import datafile, out_paths, predict_api
 from .key_reads import KeyReads
 from .progress import share_text
@@ -687,21 +687,18 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
     problem = report.metrics_problem(metrics)
     if problem:
         raise UserError(f"task {task.name!r}: evaluate() {problem}")
-    baselines = task.baselines(state, split, config) if hasattr(task, "baselines") else {}
-    problem = report.baselines_problem(baselines)
-    if problem:
-        raise UserError(f"task {task.name!r}: baselines() {problem}")
-    # Paired tests on the test split only: the validation split chose the checkpoint (and
-    # a forecast's blend), and the training rows fitted the baselines.
-    paired = (task.paired(state, split, config, model.runner())
-              if hasattr(task, "paired") and split == "test" else {})
+    baselines, paired, left_out = _compared(task, state, split, config, model, data)
     _check_read_data(task, config, data)
     chose = info.get(candidates.CHOSE)
     if as_json:
         _warn_report_notes(task, state, baselines)
+        if left_out:
+            from .progress import warn_once
+            warn_once(f"{LEFT_OUT}: {left_out}")
         echo(json_text({"run": run, "task": task.name, "split": split, "data": data,
                         "checkpoint": evaluated, "precision": precision,
                         "metrics": metrics, "baselines": baselines,
+                        **({"baselines_left_out": left_out} if left_out else {}),
                         **({"paired": paired} if paired else {}),
                         **({"chose": chose} if chose else {})}, indent=2))
         return
@@ -710,6 +707,8 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
         note = " (the split that chose this best checkpoint)"
     echo(_eval_header(task, run, split, note, checkpoint, evaluated, precision, why,
                       members, size))
+    if left_out:
+        echo(f"{LEFT_OUT}: {left_out}")
     # A task may lay out its own report (labelled per-class rows, matrices, ...); the JSON
     # above is the same either way.
     if hasattr(task, "format_report"):
@@ -720,6 +719,31 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
     echo("\n".join(lines + ["", *tests] if tests else lines))
     if chose:
         echo(candidates.chosen_text(info))
+
+
+def _compared(task, state, split, config, model, data):
+    """(baselines, paired tests, None) of eval on ``split``. Under --data FILE, when the
+    run's own data cannot be read (TrainingDataUnavailable: gone, changed, as on another
+    machine), the model is scored alone: ({}, {}, why), since the baselines are fitted
+    on that data's training split."""
+    try:
+        baselines = task.baselines(state, split, config) if hasattr(task, "baselines") else {}
+        problem = report.baselines_problem(baselines)
+        if problem:
+            raise UserError(f"task {task.name!r}: baselines() {problem}")
+        # Paired tests on the test split only: the validation split chose the checkpoint
+        # (and a forecast's blend), and the training rows fitted the baselines.
+        paired = (task.paired(state, split, config, model.runner())
+                  if hasattr(task, "paired") and split == "test" else {})
+    except TrainingDataUnavailable as e:
+        if not data:
+            raise
+        return {}, {}, str(e)
+    return baselines, paired, None
+
+
+# eval's line before the reason the baselines are left out (_compared)
+LEFT_OUT = "baselines left out (they are fitted on the run's training split)"
 
 
 def _warn_report_notes(task, state, baselines):

@@ -8,6 +8,14 @@ class UserError(Exception):
     """Bad input from the user (data, options, files). The message is one line, shown as-is."""
 
 
+class TrainingDataUnavailable(UserError):
+    """The data a run was trained on cannot be read as it was at training (gone, changed):
+    raised by a task where it reads that data. `recurrent eval RUN --data FILE` scores the
+    model on FILE without what is fitted on or compared with the training split (the
+    baselines, the paired tests) and prints this message as the reason; anywhere else it
+    is the error."""
+
+
 class AllRanksError(UserError):
     """A UserError that every rank of a data-parallel run raises at the same point (e.g. a
     non-finite loss, computed after the reduction): rank 0 reports it, the others exit

@@ -80,6 +80,22 @@ def test_the_guides_task_trains_evaluates_and_predicts(guide_task):
     assert lines == ["GGTATAGGCC\tmotif", "GGCCGGCCGG\tnone"]
 
 
+def test_the_guides_task_scores_another_file_without_its_own(guide_task):
+    """The run's motifs.tsv gone (an environment moved): eval --data scores the file
+    alone and says why the majority baseline is left out; eval of the run's own test
+    split refuses in one line."""
+    ok(invoke("train", "motif", "--out", "run", "--threads", 1, "--quiet", "--no-plot"))
+    (guide_task / "other.tsv").write_text(_examples(50, 1))
+    with_data = json.loads(ok(invoke("eval", "run", "--data", "other.tsv", "--json")))
+    data = guide_task / "src" / "motif_task" / "motifs.tsv"
+    data.rename(guide_task / "motifs.tsv")
+    alone = json.loads(ok(invoke("eval", "run", "--data", "other.tsv", "--json")))
+    assert alone["metrics"] == with_data["metrics"] and alone["baselines"] == {}
+    assert f"{data}" in alone["baselines_left_out"]
+    assert "the data this run was trained on" in alone["baselines_left_out"]
+    one_line_error(invoke("eval", "run"), f"{data}", "the data this run was trained on")
+
+
 def test_the_guides_task_refuses_bad_input_in_one_line(guide_task):
     (guide_task / "bad.tsv").write_text("motif\tACGT\nno tab here\n")
     one_line_error(invoke("train", "motif", "--data", "bad.tsv", "--out", "r"),

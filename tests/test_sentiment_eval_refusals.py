@@ -1,9 +1,9 @@
 """`recurrent eval RUN --data FILE` scores FILE beside baselines fitted on the run's own
 training split. When those fits are not in memory or in the cache (a new process, a
 cleared or turned-off cache, a run copied to another machine) and the run's data file has
-changed or is gone, the refusal says what that file is read for: not "evaluate on a
-file with --data", which the command line already did, nor only "data file not found:
-PATH", a path the user never gave."""
+changed or is gone, the model is scored alone and the note says what that file is read
+for: not "evaluate on a file with --data", which the command line already did, nor only
+"data file not found: PATH", a path the user never gave. Without --data, eval refuses."""
 import pytest
 from helpers import bundled_reviews, invoke, ok, one_line_error, write_reviews
 
@@ -25,22 +25,30 @@ def run_and_other(tmp_path, monkeypatch):
     return tmp_path / "run", data, other, rows
 
 
+def _scored_alone(run, other, *fragments):
+    """eval --data other's report: the model's figures, and the line that leaves the
+    baselines out holding every fragment."""
+    report = ok(invoke("eval", run, "--data", other))
+    left_out = [line for line in report.splitlines() if line.startswith("baselines left out")]
+    assert len(left_out) == 1, report
+    for fragment in ("fitted on the run's training split", *fragments):
+        assert fragment in left_out[0], left_out[0]
+    assert "evaluate on a file with --data" not in report
+    assert "accuracy" in report and "bow_logreg" not in report
+
+
 def test_eval_data_with_the_run_data_changed_names_the_baselines(run_and_other):
     run, data, other, rows = run_and_other
     write_reviews(data, rows + [("one more review", rows[0][1])])
-    result = invoke("eval", run, "--data", other)
-    one_line_error(result, "has changed since this run was trained",
-                   "baselines", "fitted on its training split")
-    assert "evaluate on a file with --data" not in result.stderr
+    _scored_alone(run, other, "has changed since this run was trained",
+                  "restore the file as it was to see the baselines")
 
 
 def test_eval_data_with_the_run_data_gone_says_whose_file_it_is(run_and_other):
     import os
     run, data, other, _ = run_and_other
     os.remove(data)
-    result = invoke("eval", run, "--data", other)
-    one_line_error(result, "not found", "the data this run was trained on",
-                   "fitted on its training split")
+    _scored_alone(run, other, "not found", "the data this run was trained on")
 
 
 def test_eval_without_data_still_points_to_data(run_and_other):

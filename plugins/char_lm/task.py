@@ -25,7 +25,7 @@ import click
 import numpy as np
 
 from recurrent import datafile, schema
-from recurrent.errors import UserError
+from recurrent.errors import TrainingDataUnavailable, UserError
 from recurrent.memo import file_identity
 from recurrent.report import TRAIN_OVERLAP, generic_report
 
@@ -273,18 +273,18 @@ class CharLM:
             schema.sized_as(model_spec, key, len(state["vocab"]), "vocab")
 
     def _corpus_ids(self, state: dict, config: dict) -> np.ndarray:
-        """(N,) int64 ids of the training corpus, checked against the run state. Under
-        `eval --data FILE`, a UserError reading it (gone, changed) says that it is the
-        run's training data and why it is read: the message names a file other than FILE."""
+        """(N,) int64 ids of the training corpus, checked against the run state;
+        TrainingDataUnavailable when it cannot be read as it was (gone, changed), saying
+        that it is the run's training data: under `eval --data FILE` the message names a
+        file other than FILE."""
         try:
             return _Corpus.ids(text.resolve_path(state["data"]), state.get("max_chars") or 0,
                                state["vocab"], state["fingerprint"], state.get("unicode"))
         except UserError as e:
             if not config.get("eval_data"):
-                raise
-            raise UserError(f"{e}; that is the data this run was trained on (eval's "
-                            f"baselines, with --data too, are fitted on its training "
-                            f"split)") from None
+                raise TrainingDataUnavailable(str(e)) from None
+            raise TrainingDataUnavailable(f"{e}; that is the data this run was trained "
+                                          f"on") from None
 
     def split_ids(self, state: dict, split: str, config: dict) -> np.ndarray:
         """Ids of one split. "test" is the --data file of `recurrent eval`, read whole with
@@ -348,8 +348,12 @@ class CharLM:
             count += int(keep.sum())
         out = metrics.summarize(total, correct, count)
         if split == "test" and config.get("eval_data"):  # a file of the user's
-            out[TRAIN_OVERLAP] = metrics.passages_seen(self.split_ids(state, "train", config),
-                                                       ids)
+            try:  # left out when the run's own data cannot be read: the figures stand
+                train_ids = self.split_ids(state, "train", config)
+            except TrainingDataUnavailable:
+                train_ids = None
+            if train_ids is not None:
+                out[TRAIN_OVERLAP] = metrics.passages_seen(train_ids, ids)
         return out
 
     def format_report(self, state: dict, scores: dict, baselines: dict) -> list[str]:

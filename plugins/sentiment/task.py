@@ -21,7 +21,7 @@ from recurrent import cache, schema
 from recurrent import paired as paired_tests
 from recurrent.checkpoint import json_text
 from recurrent.datafile import check_utf8, excerpt
-from recurrent.errors import UserError
+from recurrent.errors import TrainingDataUnavailable, UserError
 from recurrent.memo import Kept, file_identity, frozen
 from recurrent.pretrain import pretrain_language_model
 from recurrent.report import TRAIN_OVERLAP, overlap_count
@@ -69,8 +69,7 @@ DEFAULTS = {"cell": "gru", "hidden": 64, "layers": 1, "bidirectional": True,
 FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 # what a run's own data is read for, said when it is gone or has changed (split_rows)
 SCORE_NEED = "evaluate on a file with --data"
-FIT_NEED = ("eval's baselines, with --data too, are fitted on its training split: restore "
-            "the file as it was")
+FIT_NEED = "restore the file as it was to see the baselines"
 TRAIN_NEED = "training goes on with the data it started with: restore the file as it was"
 
 # Small per-process caches: the trainer calls batches()/evaluate()/baselines() many times
@@ -337,9 +336,10 @@ class SentimentTask:
                                                  state["label_column"], _tokenizer(state),
                                                  state["max_tokens"])
         except UserError as e:
-            raise UserError(f"{e} (the data this run was trained on); {need}") from None
+            raise TrainingDataUnavailable(f"{e} (the data this run was trained on); "
+                                          f"{need}") from None
         if data.sha256 != state["sha256"]:
-            raise UserError(f"{path} has changed since this run was trained (its split and "
+            raise TrainingDataUnavailable(f"{path} has changed since this run was trained (its split and "
                             f"vocabulary no longer match); {need}")
         # once per split and state: split_rows is called per member, evaluation, baseline
         key = (json.dumps(_split_key(state), sort_keys=True), split)
@@ -531,7 +531,7 @@ class SentimentTask:
         own data cannot be read (gone or changed: the figures stand without it)."""
         try:
             train, _ = self.split_rows(state, "train", {})
-        except UserError:
+        except TrainingDataUnavailable:
             return None
         return overlap_count(sequences, train)
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from recurrent import cache, datafile, report, schema
 from recurrent.checks import C_INT_MAX
-from recurrent.errors import UserError
+from recurrent.errors import TrainingDataUnavailable, UserError
 from recurrent.memo import Kept
 from recurrent.lengths import valid_mask
 from recurrent.plugins import get_loss
@@ -240,10 +240,14 @@ class Seq2Seq:
         if split not in data.SPLITS:
             raise UserError(f"unknown split {split!r}: seq2seq has train, valid, test")
         rules = data.reading(state)
-        pairs, fingerprint = data.read_pairs(data.resolve_path(state["data"]), **rules)
+        try:
+            pairs, fingerprint = data.read_pairs(data.resolve_path(state["data"]), **rules)
+        except UserError as e:
+            raise TrainingDataUnavailable(f"{e} (the data this run was trained on)") from None
         if fingerprint != state["fingerprint"]:
-            raise UserError(f"{data.resolve_path(state['data'])} changed since this run was "
-                            f"trained (content fingerprint differs)")
+            raise TrainingDataUnavailable(f"{data.resolve_path(state['data'])} changed since "
+                                          f"this run was trained (content fingerprint "
+                                          f"differs)")
         limit = int(state.get("max_train") or 0) if split == "train" else _max_eval(config)
         key = (state["data"], fingerprint, tuple(rules.values()), split, limit,
                state["source_level"], state["target_level"], tuple(state["source_vocab"]),
@@ -347,7 +351,7 @@ class Seq2Seq:
         ones; None when the run's own data cannot be read (the figures stand without it)."""
         try:
             _, train, _ = self._split(state, "train", {})
-        except UserError:
+        except TrainingDataUnavailable:
             return None
         return report.overlap_count(sources, train)
 
