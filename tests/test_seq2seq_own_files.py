@@ -175,3 +175,14 @@ def test_an_input_that_is_not_utf8_is_refused_as_such(nfd_run):
                    "input 2 is not UTF-8 text (byte 0xff)")
     one_line_error(invoke("predict", run, "ab\udcff", "--json"),
                    "input 1 is not UTF-8 text (byte 0xff)")
+
+
+def test_an_unseen_symbol_in_an_eval_file_is_named_by_its_line(nfd_run, tmp_path):
+    """Blank lines hold no pair: the message gives the line an editor shows, not the
+    pair's count."""
+    other = tmp_path / "other.tsv"
+    other.write_text("abc\tcba\n\n\nabz\tzba\n", encoding="utf-8")
+    run, _, _ = nfd_run
+    one_line_error(invoke("eval", run, "--data", other),
+                   "other.tsv has source symbols the model never saw in training: 'z'",
+                   "(first on line 4, 'abz')")

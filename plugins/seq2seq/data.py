@@ -94,10 +94,17 @@ def looks_like_header(source: str, target: str) -> bool:
     return named(source) and named(target)
 
 
-def read_pairs(path: str, label: str | None = None, *, header: bool | None = False,
-               two_fields: bool = False, form: str | None = None,
-               strip: bool = False) -> tuple[list, str]:
-    """[(source, target), ...] of a TSV file and its content fingerprint; UserError (one
+def read_pairs(path: str, label: str | None = None, **rules) -> tuple[list, str]:
+    """[(source, target), ...] of a TSV file and its content fingerprint
+    (read_numbered_pairs without the line numbers)."""
+    return read_numbered_pairs(path, label, **rules)[:2]
+
+
+def read_numbered_pairs(path: str, label: str | None = None, *,
+                        header: bool | None = False, two_fields: bool = False,
+                        form: str | None = None, strip: bool = False) -> tuple[list, str, list]:
+    """[(source, target), ...] of a TSV file, its content fingerprint and the line number
+    of each pair (blank lines and a header hold none); UserError (one
     line, naming the line number) for a line without a tab, with an empty side or, with
     ``two_fields``, with more than two fields.
     ``header``: True skips the first non-blank line, None skips it when it looks like a
@@ -113,7 +120,7 @@ def read_pairs(path: str, label: str | None = None, *, header: bool | None = Fal
     label = label or os.path.basename(path)
     raw = datafile.read_text(path, label)
     text = datafile.normalized(raw, form)
-    pairs, skipped = [], False
+    pairs, numbers, skipped = [], [], False
     for number, line in enumerate(datafile.lines(text), 1):
         if not line.strip():
             continue
@@ -139,9 +146,10 @@ def read_pairs(path: str, label: str | None = None, *, header: bool | None = Fal
             raise UserError(f"{label} line {number}: the "
                             f"{'source' if not source.strip() else 'target'} is empty")
         pairs.append((source, target))
+        numbers.append(number)
     if not pairs:
         raise UserError(f"{label} holds no source<TAB>target pairs")
-    value = (pairs, datafile.fingerprint(raw))
+    value = (pairs, datafile.fingerprint(raw), numbers)
     if key is not None:
         _Cache.key, _Cache.value = key, value
     return value

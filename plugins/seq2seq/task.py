@@ -262,10 +262,10 @@ class Seq2Seq:
     def _eval_data_pairs(self, state: dict, name: str) -> list:
         path = data.resolve_path(name)
         label = os.path.basename(path)
-        pairs, _ = data.read_pairs(path, **_eval_reading(state))
+        pairs, _, numbers = data.read_numbered_pairs(path, **_eval_reading(state))
         vocab = Vocabulary(state["source_vocab"])
         out, unknown, first = [], set(), None
-        for number, (s, t) in enumerate(pairs, 1):
+        for number, (s, t) in zip(numbers, pairs):
             source = data.symbols(_input_text(state, s), state["source_level"])
             missing = vocab.unknown(source)
             if missing and first is None:
@@ -276,7 +276,7 @@ class Seq2Seq:
             shown = ", ".join(datafile.shown(c) for c in sorted(unknown)[:5])
             more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
             raise UserError(f"{label} has source symbols the model never saw in training: "
-                            f"{shown}{more} (first in pair {first[0]}, {first[1]!r})")
+                            f"{shown}{more} (first on line {first[0]}, {first[1]!r})")
         return out
 
     def _encoded(self, state, pairs):
