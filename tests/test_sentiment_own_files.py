@@ -3,7 +3,7 @@ a label column of ids failed as "too few rows", tab-separated and JSON-lines fil
 as "malformed CSV" or with a list of odd column names, and a Japanese or Thai text was
 one token per sentence, so every text not seen in training was <unk> and got one answer."""
 import pytest
-from helpers import bundled_reviews, invoke, one_line_error, write_reviews
+from helpers import bundled_reviews, invoke, ok, one_line_error, write_reviews
 
 from recurrent.errors import UserError
 from recurrent_plugins.sentiment import TASK
@@ -97,3 +97,27 @@ def test_a_label_holding_a_tab_or_line_break_is_refused(tmp_path, label):
     result = invoke("train", "sentiment", "--data", data, *SMALL, "--out", tmp_path / "run")
     one_line_error(result, repr(label), "tab or line break")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_label_column_as_the_text_column_is_refused(tmp_path):
+    """A text column that is also the label column would train on each text's label and
+    score near 1.0, a result that means nothing."""
+    data = write_reviews(tmp_path / "reviews.csv", bundled_reviews(20))
+    result = invoke("train", "sentiment", "--data", data, "--text-column", "label", *SMALL,
+                    "--out", tmp_path / "run")
+    one_line_error(result, "text column and the label column are both 'label'",
+                   "--text-column/--label-column")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_vocabulary_without_a_word_is_refused(tmp_path):
+    """A --min-freq that no training token reaches would leave only <pad> and <unk>: every
+    text the same string of <unk>s, a model that can tell texts apart by length alone."""
+    data = write_reviews(tmp_path / "reviews.csv", bundled_reviews(20))
+    result = invoke("train", "sentiment", "--data", data, "--min-freq", 100000, *SMALL,
+                    "--out", tmp_path / "run")
+    one_line_error(result, "no token occurs 100000 times or more", "lower --min-freq")
+    assert not (tmp_path / "run").exists()
+    # one word that reaches it is a vocabulary
+    ok(invoke("train", "sentiment", "--data", data, "--min-freq", 20, *SMALL,
+              "--out", tmp_path / "run"))

@@ -51,6 +51,7 @@ def read_csv(path: str, text_column: str, label_column: str | None,
     The file may be compressed (recurrent.datafile reads it). Rejects, with one line each: a
     missing, unreadable or binary file, non-UTF-8 bytes, an empty file, missing columns
     (naming the columns found and ``column_hint``, how the caller's command chooses them),
+    a text column that is also the label column,
     rows whose text, label or id is empty or missing (a text without a token under tokenizer
     version ``tokenizer`` is empty: text.is_blank), rows with more fields than the header
     (an unquoted comma in a text would otherwise shift a fragment of it into the label;
@@ -59,6 +60,11 @@ def read_csv(path: str, text_column: str, label_column: str | None,
     Blank lines are not rows and are skipped. A field may be as long as the file (the csv
     module's own limit, 131072 characters, is raised while reading).
     """
+    if text_column == label_column:
+        # the model would read each text's label as its text: a perfect score that
+        # means nothing
+        raise UserError(f"the text column and the label column are both {text_column!r}: "
+                        f"the model would read each label as its text ({column_hint})")
     content = datafile.read(path)
     digest = hashlib.sha256(content.data).hexdigest()
     rows = datafile.iter_csv_rows(content.text, path)  # one at a time: only the cells read

@@ -249,9 +249,15 @@ class SentimentTask:
         split = stratified_split(data.labels, valid_fraction, test_fraction, split_seed)
         # counted over what the model reads (the cut tokens): a word seen only beyond the
         # cut would get an embedding no training step moves, where <unk> is trained
+        min_freq = int(config.get("min_freq", MIN_FREQ))
         vocab = build_vocab((tokens[i] for i in split["train"]),
-                            int(config.get("max_vocab", MAX_VOCAB)),
-                            int(config.get("min_freq", MIN_FREQ)))
+                            int(config.get("max_vocab", MAX_VOCAB)), min_freq)
+        if len(vocab) == UNK_ID + 1:  # <pad> and <unk> alone
+            # every text would read as <unk>s alone: the model could learn only lengths
+            raise UserError(f"no token occurs {min_freq} times or more in the training "
+                            f"split of {path}'s column {text_column!r}: the vocabulary "
+                            f"would hold no word and every text would read as <unk>; lower "
+                            f"--min-freq, or choose the column of texts with --text-column")
         return {
             "version": STATE_VERSION,
             "data": os.path.abspath(config["data"]) if config.get("data") else None,
