@@ -28,3 +28,20 @@ def test_one_number_written_two_ways_is_refused(tmp_path):
 def test_numbers_written_one_way_still_train(tmp_path):
     data = write_reviews(tmp_path / "plain.csv", _rows(("1.0", "1.0"), ("0.0", "0.0")))
     ok(invoke("train", "sentiment", "--data", data, *SMALL, "--out", tmp_path / "run"))
+
+
+def test_eval_data_with_the_run_s_numbers_written_another_way_names_them(tmp_path):
+    """A run trained on '0' and '1' evaluated on a file that writes them '0.0' and '1.0'
+    (a pandas float column): the refusal pairs each label with the run's."""
+    data = write_reviews(tmp_path / "plain.csv", _rows(("1", "1"), ("0", "0")))
+    ok(invoke("train", "sentiment", "--data", data, *SMALL, "--out", tmp_path / "run"))
+    floats = write_reviews(tmp_path / "floats.csv", _rows(("1.0", "1.0"), ("0.0", "0.0")))
+    one_line_error(invoke("eval", tmp_path / "run", "--data", floats),
+                   "not trained on: '0.0', '1.0'",
+                   "('0.0' for '0', '1.0' for '1': the same number written another way; "
+                   "write it as the run's)")
+    # labels that are not the run's numbers get no pairing
+    other = write_reviews(tmp_path / "other.csv", _rows(("2", "2"), ("0", "0")))
+    result = invoke("eval", tmp_path / "run", "--data", other)
+    one_line_error(result, "not trained on: '2'")
+    assert "another way" not in result.stderr

@@ -121,6 +121,15 @@ def label_key(label: str) -> str:
     return " ".join(normalize(label).split()).casefold()
 
 
+def label_number(label: str) -> float | None:
+    """A label's value when it is a number (labels of one value are one class written two
+    ways: class_list), else None."""
+    try:
+        return float(label)
+    except ValueError:
+        return None
+
+
 _DIGITS = re.compile(r"([0-9]+)")
 
 
@@ -177,9 +186,8 @@ def class_list(labels: list[str], path: str) -> list[str]:
         written[key] = label
     spelled: dict[float, str] = {}
     for label in classes:
-        try:
-            number = float(label)
-        except ValueError:
+        number = label_number(label)
+        if number is None:
             continue
         if number in spelled:
             raise UserError(f"{path} has labels {spelled[number]!r} and {label!r} in its "

@@ -29,7 +29,7 @@ from recurrent.report import TRAIN_OVERLAP, overlap_count
 from . import baselines as bl
 from . import report
 from .dataset import (BUNDLED_NAME, TRAIN_COLUMN_HINT, bundled_path, class_list, label_key,
-                      read_csv, stratified_split)
+                      label_number, read_csv, stratified_split)
 from .metrics import classification_metrics, cross_entropy, softmax
 from .text import (PAD, PAD_ID, TOKENIZER, TOKENIZERS, UNK, UNK_ID, build_vocab, encode,
                    is_blank, length_buckets, pad_batch, tokenize)
@@ -312,6 +312,13 @@ class SentimentTask:
                      if label_key(u) in keys]
             also = (f" ({', '.join(alike[:5])}: the same label in another case, spacing or "
                     f"Unicode form; write it as the run's)" if alike else "")
+            # a number written another way ('1.0' for '1': a spreadsheet's or pandas'
+            # float column), which training refuses to read as two classes (class_list)
+            numbers = {label_number(c): c for c in state["classes"]}
+            spelled = [f"{u!r} for {numbers[label_number(u)]!r}" for u in unknown
+                       if label_number(u) is not None and label_number(u) in numbers]
+            also += (f" ({', '.join(spelled[:5])}: the same number written another way; "
+                     f"write it as the run's)" if spelled else "")
             raise UserError(f"{path} has labels the model was not trained on: "
                             f"{', '.join(map(repr, unknown[:5]))}; trained labels: "
                             f"{', '.join(map(repr, state['classes']))}{also}")
