@@ -827,7 +827,16 @@ def predict_command(ctx, run, args, show_help):
                                show_default=True, help=PRECISION_HELP))
     command = click.Command("predict", params=params, help=f"Predict with the {task.name} run "
                             f"{run}.", context_settings={"max_content_width": 100})
-    sub = command.make_context(f"recurrent predict {run}", extra)
+    try:
+        sub = command.make_context(f"recurrent predict {run}", extra)
+    except click.NoSuchOption as e:
+        if e.possibilities or not any(isinstance(p, click.Argument) for p in params):
+            raise  # a misspelt option ("Did you mean" says which), or a task without inputs
+        # an input that begins with "-" (a text such as "-1 stars") reads as an option
+        raise click.UsageError(f"{e.format_message()} An input that begins with \"-\" "
+                               f"goes after \"--\": recurrent predict "
+                               f"{out_paths.shell_word(run)} -- "
+                               f"INPUT...") from None
     options = predict_api.prepared(dict(sub.params), run_dir.path,
                                    bool(sub.params.get("stream")))
     stream = options.pop("stream", False)

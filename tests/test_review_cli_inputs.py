@@ -46,6 +46,21 @@ def test_predict_reads_inputs_after_a_double_dash_though_they_begin_with_a_dash(
         assert "Usage: recurrent predict" in ok(invoke("predict", run, *args))
 
 
+def test_an_input_that_looks_like_an_option_is_refused_naming_the_double_dash(task_runs):
+    """A text such as "-1 stars, awful" reads as the option -1: the refusal says where
+    such an input goes; a misspelt option keeps click's suggestion, and a task whose
+    predict takes no inputs (forecast) gets no word about them."""
+    run = task_runs["sentiment"]
+    one_line_error(invoke("predict", run, "-1 stars, awful"), "No such option '-1'",
+                   'An input that begins with "-" goes after "--"', " -- INPUT")
+    misspelt = invoke("predict", run, "--jsn", "good")
+    one_line_error(misspelt, "Did you mean '--json'?")
+    assert "INPUT" not in misspelt.stderr
+    other = invoke("predict", task_runs["forecast"], "--bogus")
+    one_line_error(other, "No such option '--bogus'")
+    assert "INPUT" not in other.stderr
+
+
 def test_a_crlf_stream_line_is_read_as_its_text(task_runs):
     """A real pipe (click's test runner would translate the line ends itself)."""
     def stream(lines):
