@@ -162,13 +162,16 @@ def paired_line(paired: dict) -> list[str]:
     def difference(r):  # an identical pair's rounding noise is no difference
         return format_value(0.0 if identical(r) else r["difference"], signed=True)
 
-    parts = ", ".join(f"{name} {difference(r)} ({cell(r)})" for name, r in paired.items())
+    cells = {name: cell(r) for name, r in paired.items()}
+    parts = ", ".join(f"{name} {difference(r)} ({cells[name]})" for name, r in paired.items())
     unit = first["unit"]  # a plural ("windows", "texts"): one item is "1 window"
     if first["items"] == 1 and unit.endswith("s"):
         unit = unit[:-1]
+    # the legend reads a p the line prints: none when every cell is "identical" or "no test"
+    legend = (f"; p < {SIGNIFICANCE}: more than this split's noise"
+              if any(c.startswith("p ") for c in cells.values()) else "")
     return [f"paired over the split's {first['items']} {unit}, model - baseline in "
-            f"{first['metric']} ({tests}): {parts}; p < {SIGNIFICANCE}: more than this "
-            f"split's noise"]
+            f"{first['metric']} ({tests}): {parts}{legend}"]
 
 
 # the metric a task reports for `eval --data FILE`: how many of FILE's items the run

@@ -34,6 +34,15 @@ def test_p_of_one_with_a_difference_is_not_identical():
                            "accuracy (McNemar): ")
 
 
+def test_the_legend_comes_only_with_a_p_value_printed():
+    """"p < 0.05: more than this split's noise" explains a printed p; a line of
+    "identical" and "no test" cells has none to explain."""
+    [bare] = paired_line({"a": _entry(0.0, 1.0, identical=True), "b": _entry(0.2, None)})
+    assert bare.endswith("a +0.0000 (identical), b +0.2000 (no test)"), bare
+    [line] = paired_line({"a": _entry(0.0, 1.0, identical=True), "b": _entry(0.2, 0.01)})
+    assert line.endswith("b +0.2000 (p 0.010); p < 0.05: more than this split's noise")
+
+
 def test_one_item_is_named_in_the_singular():
     [line] = paired_line({"naive": {**_entry(0.5, None), "items": 1, "unit": "windows"}})
     assert line.startswith("paired over the split's 1 window, model - baseline in ")
