@@ -326,11 +326,19 @@ class GRUCell(ReferenceCell):
 
 
 def _layer_norm(v, blocks):
-    """v (B, blocks * n) normalised over each block of n -> (v_hat, rstd (B, blocks, 1))."""
+    """v (B, blocks * n) normalised over each block of n -> (v_hat, rstd (B, blocks, 1)),
+    in v's dtype.
+
+    The statistics are taken in float64 at least: in float32 the mean of a block of equal
+    values can round an ulp off them (which rstd, up to 1 / sqrt(LN_EPS), scales up to
+    O(1) instead of exact zeros), and the squared deviations overflow above ~1.8e19; the
+    kernels avoid both their own way (recurrent/_kernels/lnlstm.h)."""
     w = v.reshape(v.shape[0], blocks, -1)
+    w = w.astype(np.promote_types(w.dtype, np.float64), copy=False)
     mean = w.mean(axis=2, keepdims=True)
     rstd = 1 / np.sqrt(((w - mean) ** 2).mean(axis=2, keepdims=True) + LN_EPS)
-    return ((w - mean) * rstd).reshape(v.shape), rstd
+    return (((w - mean) * rstd).astype(v.dtype, copy=False).reshape(v.shape),
+            rstd.astype(v.dtype, copy=False))
 
 
 def _layer_norm_backward(d_hat, v_hat, rstd, blocks):

@@ -131,11 +131,18 @@ def test_float32_normalises_pre_activations_whose_squares_overflow(scale):
 
     T, B, I, H = 5, 3, 4, 9
     fast, ref = _float32_and_reference(I, H, 4, scaled_weights)
+    _float32_as_float64(fast, ref, (T, B, I), (T, B, H))
+
+
+def _float32_as_float64(layer32, layer64, x_shape, out_shape):
+    """A forward and backward of float32 ``layer32`` and float64 ``layer64`` on the same
+    random inputs agree to 1e-4: outputs, states, input and parameter gradients (those
+    finite)."""
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((T, B, I)).astype(np.float32)
-    d_out = rng.standard_normal((T, B, H)).astype(np.float32)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    d_out = rng.standard_normal(out_shape).astype(np.float32)
     results = []
-    for layer, dtype in ((fast, np.float32), (ref, np.float64)):
+    for layer, dtype in ((layer32, np.float32), (layer64, np.float64)):
         out, state = layer(x.astype(dtype))
         layer.zero_grad()
         dx, d_state = layer.backward(d_out.astype(dtype))
@@ -148,6 +155,48 @@ def test_float32_normalises_pre_activations_whose_squares_overflow(scale):
         assert np.isfinite(got_grads[kind]).all(), kind
         np.testing.assert_allclose(got_grads[kind], g, rtol=1e-4,
                                    atol=1e-4 * np.abs(g).max(), err_msg=kind)
+
+
+def _equal_blocks(params):
+    params["weight_ih_l0"][:] = 1000.1
+    params["weight_hh_l0"][:] = 1e5 / 3
+
+
+def _weights_times_1e20(params):
+    for kind in ("weight_ih_l0", "weight_hh_l0"):
+        params[kind] *= 1e20
+
+
+def _float32_reference_and_float64(edit):
+    """The reference cell's float32 and float64 layers with the same parameters (float32
+    values changed by edit(state_dict))."""
+    I, H = 5, 7
+    _, ref64 = _float32_and_reference(I, H, 2, edit)
+    ref32 = Recurrent(get_reference_cell("ln_lstm"), I, H)
+    ref32.load_state_dict({k: v.astype(np.float32) for k, v in ref64.state_dict().items()})
+    return ref32, ref64
+
+
+def test_float32_reference_normalises_a_block_of_equal_values_to_exact_zeros():
+    """The reference cell run in float32 (reference cells take any float dtype) gives the
+    float64 reference's outputs and states where every gate block holds equal values
+    ~1e5, whose mean rounds off them (the kernels' case,
+    test_float32_normalises_a_block_of_equal_values_to_exact_zeros)."""
+    ref32, ref64 = _float32_reference_and_float64(_equal_blocks)
+    x = 100 * np.random.default_rng(8).standard_normal((4, 3, 5)).astype(np.float32)
+    got, (h_got, c_got) = ref32(x, need_grad=False)
+    want, (h_want, c_want) = ref64(x.astype(np.float64), need_grad=False)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    np.testing.assert_allclose(h_got, h_want, atol=1e-6)
+    np.testing.assert_allclose(c_got, c_want, atol=1e-6)
+
+
+def test_float32_reference_normalises_pre_activations_whose_squares_overflow():
+    """The reference cell run in float32 gives the float64 reference's outputs and
+    gradients when the weights times 1e20 make squared deviations overflow float32 (the
+    kernels' case, test_float32_normalises_pre_activations_whose_squares_overflow)."""
+    ref32, ref64 = _float32_reference_and_float64(_weights_times_1e20)
+    _float32_as_float64(ref32, ref64, (4, 3, 5), (4, 3, 7))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
