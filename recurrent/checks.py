@@ -79,6 +79,16 @@ def one_line(text) -> str:
     return lines[0] if lines else ""
 
 
+def as_array(value, name: str) -> np.ndarray:
+    """np.asarray(value), else ValueError naming ``name``: numpy's own error for nested
+    sequences of different lengths names no argument."""
+    try:
+        return np.asarray(value)
+    except ValueError:
+        raise ValueError(f"{name}: expected an array, got nested sequences of different "
+                         f"lengths") from None
+
+
 def finite_as(a, dtype, name: str):
     """``a`` as a C-contiguous array of ``dtype``; ValueError naming ``name`` when it holds
     NaN or infinity, or values beyond ``dtype``'s range (checked after the conversion,
@@ -100,7 +110,7 @@ def gradient_as(value, shape, dtype, name: str = "d_outputs"):
     that, and cast complex values to their real part, silently; a layout other than C
     order would change the last bits of sums over it. Real values only; NaN passes (a
     training step refuses a loss that is not finite after the ranks agree on it)."""
-    a = np.asarray(value)
+    a = as_array(value, name)
     if a.shape != tuple(shape):
         raise ValueError(f"{name}: expected shape {tuple(shape)} (the outputs' shape), "
                          f"got shape {a.shape}")

@@ -30,7 +30,7 @@ import warnings
 
 import numpy as np
 
-from .checks import finite_as, float_dtype, kept_copy, positive_int, probability
+from .checks import as_array, finite_as, float_dtype, kept_copy, positive_int, probability
 from .dropout import dropout_mask
 from .errors import UserError
 from .layout import GATE_ORDER, param_name
@@ -162,6 +162,7 @@ class Recurrent(ParamModule):
                 self._fixed.append(fixed)
         ParamModule.__init__(self, self._shapes, self.dtype)  # _params, _grads: zeros
         self._cache = None
+        self._cache_version = None
         self._quantized = {}    # unit -> (params_version, the cell's int8 form of its params)
         self.precision = precision
 
@@ -306,7 +307,7 @@ class Recurrent(ParamModule):
     def _as_float(self, name, value, expected_shape, keep=False):
         """``value`` as a C-contiguous array of the layer dtype, or a ValueError. keep: the
         array is kept for backward, so never the caller's own memory (kept_copy)."""
-        a = np.asarray(value)
+        a = as_array(value, name)
         if a.shape != tuple(expected_shape):
             raise ValueError(f"{name}: expected shape {tuple(expected_shape)} "
                              f"(rank {len(expected_shape)}), got shape {a.shape}")
@@ -316,7 +317,7 @@ class Recurrent(ParamModule):
         return kept_copy(checked, a) if keep else checked
 
     def _check_x(self, x, keep=False):
-        a = np.asarray(x)
+        a = as_array(x, "x")
         if a.ndim != 3 or a.shape[2] != self.input_size or a.shape[0] < 1 or a.shape[1] < 1:
             raise ValueError(f"x: expected shape (T, B, {self.input_size}) with T, B >= 1, "
                              f"got shape {a.shape}")
@@ -457,6 +458,8 @@ class Recurrent(ParamModule):
             layer_caches.append((mask, caches))
             layer_in = outs[0] if D == 1 else np.concatenate(outs, axis=2)
         self._cache = (T, B, rev, layer_caches, num_threads) if need_grad else None
+        if need_grad:  # the parameters the cache was made with (check_backward)
+            self._cache_version = self.params_version
         return layer_in, final_states
 
     def _check_cell_result(self, out, finals, T, B):
@@ -539,9 +542,7 @@ class Recurrent(ParamModule):
         used. d_out (T, B, D*H); d_state like the returned state (entries may be None).
         Parameter gradients are ADDED into grads(). Returns (dx (T, B, I), dstate) with
         dstate shaped like the state argument."""
-        if self._cache is None:
-            raise ValueError("backward: no forward pass to differentiate; call forward "
-                             "first (with need_grad=True)")
+        self.check_backward()
         T, B, _, _, threads = self._cache
         D = self.num_directions
         d_out = self._as_float("d_out", d_out, (T, B, D * self.hidden_size))
@@ -550,14 +551,25 @@ class Recurrent(ParamModule):
             dx, d_init = self.run_backward(d_out, d_finals, threads)
         return dx, pack_state(d_init)
 
+    def check_backward(self):
+        """ValueError (one line) unless a backward can follow: a forward pass that kept
+        what backward reads, run with the parameter values there are now. Cells read the
+        parameters again in backward, so after a change (load_state_dict, an optimizer
+        step: anything calling params_changed()) the gradients would mix the new
+        parameters with the old pass's activations."""
+        if self._cache is None:
+            raise ValueError("backward: no forward pass to differentiate; call forward "
+                             "first (with need_grad=True)")
+        if self._cache_version != self.params_version:
+            raise ValueError("backward: the parameters changed after the forward pass "
+                             "(load_state_dict, an optimizer step); call forward again")
+
     def run_backward(self, d_out, d_finals, num_threads):
         """backward() on checked inputs: d_out C-contiguous (T, B, D*H) of the layer dtype,
         d_finals a tuple with one (L*D, B, H) array or None per state name, num_threads an
         int >= 1. Returns (dx (T, B, I), tuple of initial-state gradients). The caller keeps
         BLAS single-threaded."""
-        if self._cache is None:
-            raise ValueError("backward: no forward pass to differentiate; call forward "
-                             "first (with need_grad=True)")
+        self.check_backward()
         T, B, rev, layer_caches, _ = self._cache
         H, D, L = self.hidden_size, self.num_directions, self.num_layers
         d_layer_out = d_out
@@ -608,7 +620,7 @@ class Recurrent(ParamModule):
         if self.bidirectional:
             raise ValueError("step: a bidirectional layer needs the whole sequence; "
                              "use forward()")
-        a = np.asarray(x_t)
+        a = as_array(x_t, "x_t")
         if a.ndim != 2 or a.shape[1] != self.input_size or a.shape[0] < 1:
             raise ValueError(f"x_t: expected shape (B, {self.input_size}) with B >= 1, "
                              f"got shape {a.shape}")

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import as_array
+
 
 def check_lengths(lengths, T: int, B: int) -> np.ndarray:
     """lengths as a C-contiguous int64 (B,) array with values in 0..T; None means every
     row has all T steps. ValueError (one line) for anything else."""
     if lengths is None:
         return np.full(B, T, dtype=np.int64)
-    a = np.asarray(lengths)
+    a = as_array(lengths, "lengths")
     if a.dtype.kind not in "iu":
         raise ValueError(f"lengths: expected an integer array, got dtype {a.dtype}")
     if a.shape != (B,):

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import float_dtype, gradient_as, positive_int, probability
+from .checks import as_array, float_dtype, gradient_as, positive_int, probability
 from .dropout import Dropout
 from .layers import Recurrent
 from .lengths import valid_mask
@@ -204,11 +204,11 @@ class SequenceModel(FlatModel):
     def _embed(self, x, need_grad=True):
         """x -> the layer's input h_in (T, B, E or I)."""
         if self.tokens:
-            x = np.asarray(x)
+            x = as_array(x, "x")
             if x.ndim != 2:
                 raise ValueError(f"x: expected token ids of shape (T, B), got shape {x.shape}")
             return self.embedding.forward(x, need_grad)  # (T, B, E)
-        if np.ndim(x) != 3:
+        if np.ndim(as_array(x, "x")) != 3:
             raise ValueError(f"x: expected shape (T, B, {self.rnn.input_size}), got shape "
                              f"{np.shape(x)}")
         return x
@@ -297,6 +297,7 @@ class SequenceModel(FlatModel):
         if self._cache is None:
             raise ValueError("backward: no forward pass to differentiate; call forward "
                              "first (with need_grad=True)")
+        self.rnn.check_backward()  # before any gradient is added
         out_shape, (mask, pool_cache), truncated, threads = self._cache
         T, B, DH = out_shape
         # Checked before use: numpy would broadcast a (B, K) gradient of a sequence model

@@ -562,6 +562,52 @@ def test_bad_state_and_gradients(lstm):
         gru(x, state=np.zeros((B, H)))
 
 
+def test_nested_sequences_of_different_lengths_name_the_argument(lstm):
+    """Lists whose rows differ in length are not arrays; the error names the argument
+    (numpy's own, raised by np.asarray, names none)."""
+    ragged = [[[0.0] * I] * B, [[0.0] * I] * (B - 1)]
+    h = np.zeros((2, B, H))
+    for call, name in [
+        (lambda: lstm(ragged), "x"),
+        (lambda: lstm(np.zeros((T, B, I)), lengths=[[1, 2], [3]]), "lengths"),
+        (lambda: lstm(np.zeros((T, B, I)), state=(h, ragged)), r"state\[1\]"),
+        (lambda: lstm.step([[0.0] * I, [0.0] * (I - 1)]), "x_t"),
+    ]:
+        with pytest.raises(ValueError, match=f"^{name}: expected an array, got nested "
+                                             f"sequences of different lengths$"):
+            call()
+    lstm(np.zeros((T, B, I)))
+    with pytest.raises(ValueError, match="^d_out: expected an array, got nested"):
+        lstm.backward([np.zeros((B, H))] * (T - 1) + [np.zeros((B - 1, H))])
+
+
+@pytest.mark.parametrize("change", ["load_state_dict", "params_changed"])
+def test_backward_after_the_parameters_changed_is_refused(change, rng):
+    """Cells read the parameters again in backward: after a change between forward and
+    backward (an optimizer step calls params_changed()) the gradients would mix the new
+    weights with the old activations, so backward refuses, without touching the
+    gradients, until forward runs again."""
+    layer = LSTM(I, H, seed=0)
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    out, _ = layer(x)
+    if change == "load_state_dict":
+        layer.load_state_dict(LSTM(I, H, seed=1).state_dict())
+    else:
+        layer.params()["weight_hh_l0"] *= 2
+        layer.params_changed()
+    with pytest.raises(ValueError, match="^backward: the parameters changed after the "
+                                         "forward pass"):
+        layer.backward(np.ones_like(out))
+    assert not any(g.any() for g in layer.grads().values())
+    out, _ = layer(x)
+    dx, _ = layer.backward(np.ones_like(out))
+    fresh = LSTM(I, H, seed=0)
+    fresh.load_state_dict(layer.state_dict())
+    fresh_out, _ = fresh(x)
+    fresh_dx, _ = fresh.backward(np.ones_like(fresh_out))
+    np.testing.assert_array_equal(dx, fresh_dx)
+
+
 def test_bad_step_calls(lstm):
     with pytest.raises(ValueError, match=r"x_t: expected shape \(B, 3\).*got shape \(4, 3, 3\)"):
         lstm.step(np.zeros((T, B, I)))

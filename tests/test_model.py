@@ -231,6 +231,33 @@ def test_state_dict_round_trip_and_errors():
         b.load_state_dict(bad)
 
 
+def test_nested_sequences_of_different_lengths_name_the_argument():
+    """Token ids, features and output gradients given as lists whose rows differ in
+    length: the error names the argument (numpy's own names none)."""
+    message = "expected an array, got nested sequences of different lengths"
+    with pytest.raises(ValueError, match=f"^x: {message}$"):
+        make_model(TOKENS).forward([[1, 2], [3]])
+    with pytest.raises(ValueError, match=f"^x: {message}$"):
+        make_model(features_spec("last")).forward([[[0.0] * 3], [[0.0] * 2]])
+    model = make_model(features_spec("last"))
+    model.forward(np.zeros((2, 2, 3)))
+    with pytest.raises(ValueError, match=f"^d_outputs: {message}$"):
+        model.backward([[0.0] * 2, [0.0]])
+
+
+def test_backward_after_the_parameters_changed_is_refused_before_any_gradient():
+    """An optimizer step (params_changed()) between forward and backward: the model's
+    backward refuses before the head adds its gradients, rather than mixing new weights
+    with the old pass's activations."""
+    model = make_model(features_spec("last"))
+    model.forward(np.ones((3, 2, 3)))
+    model.params[:] *= 0.5
+    model.params_changed()
+    with pytest.raises(ValueError, match="^backward: the parameters changed"):
+        model.backward(np.ones((2, 2)))
+    assert not model.grads.any()
+
+
 def test_bad_specs():
     with pytest.raises(ValueError, match="input"):
         check_spec({"input": "pixels", "output": "sequence", "output_size": 2})
