@@ -280,9 +280,12 @@ def info_command(as_json):
     if not info["blas"]:
         click.echo("blas        none found by threadpoolctl")
     for lib in info["blas"]:
+        # num_threads is the count outside recurrent: its commands and kernels run every
+        # BLAS library on one thread (threads.single_threaded_blas)
         click.echo(f"blas        {lib['internal_api']} {lib['version']}, kernel "
-                   f"{lib['architecture']}, {lib['num_threads']} threads "
-                   f"({lib['threading_layer']}): {lib['filepath']}")
+                   f"{lib['architecture']}, run on 1 thread by recurrent "
+                   f"({lib['num_threads']} otherwise, {lib['threading_layer']}): "
+                   f"{lib['filepath']}")
     if "tuning" in info:
         for line in _tuning_lines(info["tuning"]):
             click.echo(line)

@@ -51,3 +51,12 @@ def test_info_shows_the_blas_threads_outside_the_pin():
     with threadpool_limits(limits=2, user_api="blas"):
         shown = json.loads(ok(invoke("info", "--json")))["blas"]
     assert shown and {lib["num_threads"] for lib in shown} == {2}
+
+
+def test_info_says_recurrent_runs_blas_on_one_thread():
+    """The text names both counts: the one recurrent's commands and kernels use, and the
+    library's own outside them."""
+    with threadpool_limits(limits=2, user_api="blas"):
+        lines = [line for line in ok(invoke("info")).splitlines() if line.startswith("blas")]
+    assert lines and all("run on 1 thread by recurrent (2 otherwise" in line
+                         for line in lines)
