@@ -29,21 +29,35 @@ from .errors import UserError
 STALE_TEMP_SECONDS = 3600.0
 
 
-def cache_dir() -> str | None:
-    """The cache directory (not necessarily existing yet), or None when turned off."""
+def _where() -> tuple[str | None, str]:
+    """(the cache directory or None, why there is none: a message's words)."""
     path = os.environ.get("RECURRENT_CACHE_DIR", "").strip()
     if path.lower() in ("off", "0", "none", "false"):
-        return None
+        return None, f"the cache is turned off (RECURRENT_CACHE_DIR={path})"
     if not path:
         home = os.environ.get("XDG_CACHE_HOME", "").strip()
         if not os.path.isabs(home):  # the XDG spec: a relative path is invalid, ignored
             user_home = os.path.expanduser("~")
             if not os.path.isabs(user_home):  # a relative HOME, or no home at all ("~"):
-                return None  # a cache there would be a new one in every working directory
+                # a cache there would be a new one in every working directory
+                return None, (f"there is no cache directory: the home directory "
+                              f"{user_home!r} is not an absolute path and "
+                              f"RECURRENT_CACHE_DIR is not set")
             home = os.path.join(user_home, ".cache")
         path = os.path.join(home, "recurrent")
     # "~/..." as a service manager or a .env file passes it, unexpanded by any shell
-    return os.path.expanduser(path)
+    return os.path.expanduser(path), ""
+
+
+def cache_dir() -> str | None:
+    """The cache directory (not necessarily existing yet), or None when turned off."""
+    return _where()[0]
+
+
+def off_reason() -> str:
+    """Why cache_dir() is None (turned off, or no home directory to put it in), in words
+    for a message; "" when there is a cache directory."""
+    return _where()[1]
 
 
 def _key_text(key: dict) -> str:

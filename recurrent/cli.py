@@ -29,6 +29,7 @@ from .progress import share_text
 from .protocols import SPLITS
 from .quant import PRECISIONS
 from .threads import env_threads, single_threaded_blas
+from .tuning import env_vector_level
 
 QUICK_START = """Fast CPU RNN / LSTM / GRU training from the command line.
 
@@ -194,9 +195,11 @@ def _report(line: str, code: int, all_ranks: bool = False, joins_world: bool = F
 @click.version_option(__version__, "--version", prog_name="recurrent")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 def cli(debug):
-    # every command runs kernels or reports their threads: a set but invalid
-    # RECURRENT_NUM_THREADS is one line here, before any work, whatever the sizes
+    # every command runs kernels or reports their threads and vector code: a set but
+    # invalid RECURRENT_NUM_THREADS or RECURRENT_VECTOR_LEVEL is one line here, before
+    # any work, whatever the sizes
     env_threads()
+    env_vector_level()
     # a named pipe's content is kept for the reads of one command, never the next's
     from .datafile import forget_pipes
     forget_pipes()

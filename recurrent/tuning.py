@@ -28,8 +28,9 @@ the user's cache home), the key being the CPU (its model name, and its family, m
 stepping, or ARM's implementer and part: virtual machines often share one name), its
 vector ISA flags, the kernels' vector path and the package version; the file is written
 atomically (a temporary file renamed over it) under a lock, so several processes starting
-at once tune once and never read half a file. A file that is unreadable, malformed or made for another machine or
-version is ignored with one line on stderr and tuned again.
+at once tune once and never read half a file. A file that is unreadable, malformed, not
+a regular file, larger than MAX_FILE_BYTES or made for another machine or version is
+ignored with one line on stderr and tuned again.
 
 When: the first kernel call of a layer (recurrent.layers) or a benchmark calls ensure():
 it loads the cache, or runs the quick tune (AUTO_BUDGET seconds, silent) and stores it.
@@ -60,6 +61,9 @@ MARGIN = 0.05            # a candidate must beat the default by this fraction to
 MIN_ROUNDS = 2           # a decision that starts times every candidate at least this often
 MAX_ROUNDS = 6
 LOCK_WAIT = 120.0        # seconds to wait for another process's tune before giving up
+# a tuning file is about a kilobyte: a larger one is not read (every command would hold
+# and parse it)
+MAX_FILE_BYTES = 1 << 20
 
 # CPU flags that decide which vector code runs (the cache key names those present)
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw",
@@ -223,10 +227,18 @@ def cache_failure(exc: Exception) -> str:
 def read_cache(path: str) -> dict:
     """The settings stored in `path`, checked against the current CPU and version;
     CacheError when unreadable, malformed or made elsewhere."""
+    # a named pipe would block until a writer opens it, a device such as /dev/zero would
+    # never end
+    if not os.path.isfile(path):
+        raise CacheError("not a regular file")
+    size = os.path.getsize(path)
+    if size > MAX_FILE_BYTES:
+        raise CacheError(f"{size} bytes, too large for a tuning file")
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # RecursionError: JSON nested deeper than the parser recurses
         raise CacheError(f"unreadable ({type(exc).__name__})") from None
     if not isinstance(data, dict) or not isinstance(data.get("settings"), dict):
         raise CacheError("not a tuning file")
@@ -421,7 +433,8 @@ def tune_and_store(budget: float, num_threads: int | None = None, progress=None,
     threads = default_threads() if num_threads is None else num_threads
     path = path or cache_path()
     if path is None:
-        raise CacheError("the cache is turned off (RECURRENT_CACHE_DIR=off)")
+        from .cache import off_reason
+        raise CacheError(off_reason())
     with _FileLock(path + ".lock", LOCK_WAIT):
         if reuse and os.path.exists(path):
             try:
@@ -469,7 +482,8 @@ def _plan(auto: bool) -> dict:
         return plan("off", note=f"{ENV}=off")
     path, marker = cache_path(), _off_marker()
     if path is None:
-        return plan("off", note="the cache is turned off (RECURRENT_CACHE_DIR=off)")
+        from .cache import off_reason
+        return plan("off", note=off_reason())
     if os.path.exists(marker):
         return plan("off", note=f"`recurrent tune --off` ({marker})")
     if os.path.exists(path):
@@ -490,11 +504,34 @@ def _plan(auto: bool) -> dict:
         return plan("off", note="the automatic tuning failed")
 
 
+VECTOR_VARIABLE = "RECURRENT_VECTOR_LEVEL"
+# the values the kernels read (recurrent/_kernels/cpu.h, compared exactly): each lowers
+# the vector code to that level
+VECTOR_LEVELS = ("avx2", "portable")
+
+
+def env_vector_level() -> str | None:
+    """RECURRENT_VECTOR_LEVEL when set to a level the kernels read, None when unset or
+    empty; any other value is a UserError naming the variable and the value: the kernels
+    would ignore it and run the best vector code the CPU has."""
+    from .errors import UserError
+    value = os.environ.get(VECTOR_VARIABLE, "")
+    if not value:
+        return None
+    if value not in VECTOR_LEVELS:
+        raise UserError(f"{VECTOR_VARIABLE}={value!r}: expected "
+                        f"{' or '.join(VECTOR_LEVELS)} (lowers the kernels' vector code); "
+                        f"unset it for the best this CPU has")
+    return value
+
+
 def ensure() -> None:
     """Before a process's first kernel call: load the current CPU's tuning, or tune it once
-    (about AUTO_BUDGET seconds), unless tuning is off. Later calls return at once."""
+    (about AUTO_BUDGET seconds), unless tuning is off. Later calls return at once. A set
+    but invalid RECURRENT_VECTOR_LEVEL is a UserError (env_vector_level)."""
     if _state:
         return
+    env_vector_level()
     with _lock:
         if not _state:
             plan = _plan(auto=True)
@@ -551,7 +588,8 @@ def set_enabled(enabled: bool) -> str:
     """`recurrent tune --on/--off`: remove or create the off marker; returns its path."""
     marker = _off_marker()
     if marker is None:
-        raise CacheError("the cache is turned off (RECURRENT_CACHE_DIR=off), so is tuning")
+        from .cache import off_reason
+        raise CacheError(f"{off_reason()}; tuning is off with it")
     if enabled:
         try:
             os.unlink(marker)

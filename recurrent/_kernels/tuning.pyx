@@ -1,18 +1,20 @@
 """The settings every kernel call reads (tuning.pxd): defaults, and setting them from
 Python (recurrent.tuning decides what to set)."""
+from libc.limits cimport INT_MAX
 
 cdef Tuning _current = Tuning(LSTM_IN_TILE_MIN_ROWS, ROW_PARTS, MAX_GATE_BLOCK,
                               INFER_CHUNK_BYTES, MIN_PARALLEL_FLOPS)
 
-# name -> (default, smallest allowed value)
-_FIELDS = {
-    "lstm_in_tile_min_rows": (LSTM_IN_TILE_MIN_ROWS, 1),
-    "row_parts": (ROW_PARTS, 1),
-    "max_gate_block": (MAX_GATE_BLOCK, 16),
-    "infer_chunk_bytes": (INFER_CHUNK_BYTES, 4096),
-    "min_parallel_flops": (MIN_PARALLEL_FLOPS, 0),
-}
 _LARGEST = 1 << 40
+# name -> (default, smallest allowed value, largest allowed value); row_parts is read as a
+# C int (_rows.pxd row_block), so a larger value would wrap to zero or a negative count
+_FIELDS = {
+    "lstm_in_tile_min_rows": (LSTM_IN_TILE_MIN_ROWS, 1, _LARGEST),
+    "row_parts": (ROW_PARTS, 1, INT_MAX),
+    "max_gate_block": (MAX_GATE_BLOCK, 16, _LARGEST),
+    "infer_chunk_bytes": (INFER_CHUNK_BYTES, 4096, _LARGEST),
+    "min_parallel_flops": (MIN_PARALLEL_FLOPS, 0, _LARGEST),
+}
 
 
 cdef const Tuning* tuning() noexcept nogil:
@@ -21,7 +23,7 @@ cdef const Tuning* tuning() noexcept nogil:
 
 def defaults():
     """The fixed defaults, {name: int}."""
-    return {name: int(default) for name, (default, _) in _FIELDS.items()}
+    return {name: int(default) for name, (default, _, _) in _FIELDS.items()}
 
 
 def current():
@@ -39,9 +41,10 @@ def check(settings):
     for name, value in settings.items():
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"kernel setting {name}: expected an int, got {value!r}")
-        if not _FIELDS[name][1] <= value <= _LARGEST:
+        _, smallest, largest = _FIELDS[name]
+        if not smallest <= value <= largest:
             raise ValueError(f"kernel setting {name}: {value} is out of range "
-                             f"[{_FIELDS[name][1]}, {_LARGEST}]")
+                             f"[{smallest}, {largest}]")
         values[name] = value
     return values
 
