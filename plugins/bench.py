@@ -580,8 +580,12 @@ def _check_memory(cell_names, sizes, mode, vs):
 
 
 def _parse_list(text, option, convert, expected="a comma-separated list"):
+    """The items of ``text`` converted; UserError for an item that does not convert or is
+    empty ("1,,2" is a typo, not the list 1,2: --config would read 16,,32,64,128 as four
+    sizes)."""
+    items = [v.strip() for v in text.split(",")]
     try:
-        values = [convert(v.strip()) for v in text.split(",") if v.strip()]
+        values = [convert(v) for v in items] if all(items) else []
     except ValueError:
         values = []
     if not values:

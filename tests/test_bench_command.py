@@ -598,6 +598,9 @@ def test_bench_json_records_the_cpu_versions_and_thread_counts_of_each_side(
 @pytest.mark.parametrize("args, message", [
     (["--threads", "1.5"], "--threads: expected comma-separated thread counts"),
     (["--config", "a,b,c,d"], "--config: expected T,B,I,H (four positive ints)"),
+    (["--threads", "1,,2"], "--threads: expected comma-separated thread counts"),
+    (["--config", "16,,32,64,128"], "--config: expected T,B,I,H (four positive ints)"),
+    (["--cell", "lstm,"], "--cell: expected"),
 ])
 def test_bench_malformed_lists_say_what_is_expected(args, message):
     from helpers import one_line_error
