@@ -165,13 +165,20 @@ def test_an_empty_data_or_run_is_refused_not_read_as_the_default(tmp_path, task_
         one_line_error(invoke(*command, ""), "no run directory given")
 
 
-def test_forecast_report_counts_the_windows_it_could_score(tmp_path):
+def _monthly_run(tmp_path):
+    """(160 rows of two monthly columns, a small forecast run of column a on the first
+    120)."""
     rows = two_monthly_columns(160)
     train = write_csv(tmp_path / "train.csv", ["date", "a", "b"], rows[:120])
     run = tmp_path / "run"
     ok(invoke("train", "forecast", "--data", train, "--time-column", "date", "--column", "a",
               "--horizon", 2, "--model", "rnn", "--window", 8, "--steps", 2, *SMALL,
               "--out", run))
+    return rows, run
+
+
+def test_forecast_report_counts_the_windows_it_could_score(tmp_path):
+    rows, run = _monthly_run(tmp_path)
     gaps = [[date, "" if 20 <= i < 30 else a, b] for i, (date, a, b) in enumerate(rows[120:])]
     data = write_csv(tmp_path / "gaps.csv", ["date", "a", "b"], gaps)
     report = json.loads(ok(invoke("eval", run, "--data", data, "--json")))
@@ -184,6 +191,23 @@ def test_forecast_report_counts_the_windows_it_could_score(tmp_path):
     assert f"{windows} windows ({scored} with observed actuals to score)" in text
     whole = ok(invoke("eval", run))
     assert " with observed actuals to score" not in whole
+
+
+def test_forecast_report_says_its_loss_reads_gap_filled_targets(tmp_path):
+    """The metrics score observed actuals only; the loss row, as training's loss, every
+    target. A file whose last rows are empty has windows whose targets are all filled
+    (held at the last observed value, which favours the naive forecast there): the
+    report says the loss counts them, and says nothing where every window is scored."""
+    rows, run = _monthly_run(tmp_path)
+    tail = [[date, "" if i >= 32 else a, b] for i, (date, a, b) in enumerate(rows[120:])]
+    data = write_csv(tmp_path / "tail.csv", ["date", "a", "b"], tail)
+    windows = json.loads(ok(invoke("eval", run, "--data", data, "--json")))["metrics"][
+        "windows"]
+    text = ok(invoke("eval", run, "--data", data))
+    assert (f"loss = mse on scaled values of all {windows} windows' targets, gap-filled "
+            f"ones included, as training scores them") in text
+    whole = ok(invoke("eval", run))
+    assert "loss = mse on scaled values\n" in whole and "gap-filled" not in whole
 
 
 def test_a_resume_may_repeat_an_option_with_the_value_the_task_chose(task_runs, tmp_path):

@@ -86,13 +86,17 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
     columns = state["columns"]
     mean = " (the mean over columns)" if len(columns) > 1 else ""
     windows, scored = metrics.get("windows", "?"), metrics.get("scored_windows")
-    scored = ("" if scored is None or scored == windows else
-              f" ({scored} with observed actuals to score"
-              f"{' in every column' if len(columns) > 1 else ''})")
+    gaps = scored is not None and scored != windows
+    # the metrics score observed actuals only, the loss every target (_score): where
+    # windows have none observed, the loss reads other rows than the metrics do
+    loss = (f"mse on scaled values of all {windows} windows' targets, gap-filled ones "
+            f"included, as training scores them" if gaps else "mse on scaled values")
+    scored = (f" ({scored} with observed actuals to score"
+              f"{' in every column' if len(columns) > 1 else ''})" if gaps else "")
     lines = [f"{windows} windows{scored}: {state['window']} past steps -> "
              f"{state['horizon']} forecast step(s) of {', '.join(columns)}",
              f"rmse, mae in the data's units, mape, smape in %{mean}; mase = mae / naive mae "
-             f"on the training rows (below 1 beats it); loss = mse on scaled values"]
+             f"on the training rows (below 1 beats it); loss = {loss}"]
     if "blend" in state:
         anchor = anchor_label(anc.run_anchors(state))
         lines.append(f"model = {anchor} + {format_value(state['blend'])} x the network's "
