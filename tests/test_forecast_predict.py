@@ -15,7 +15,7 @@ from recurrent.checkpoint import RunDir
 from recurrent.runs import load_model
 
 from recurrent_plugins.forecast import windows as win
-from recurrent_plugins.forecast.predict import _forecast_times
+from recurrent_plugins.forecast.predict import _forecast_times, time_step
 
 pytest.importorskip("statsmodels", reason="the hybrid model needs the ets extra")
 
@@ -138,6 +138,26 @@ def test_forecast_times_of_dates_in_whole_months_fall_on_calendar_months(times, 
     # from an origin inside the data: its real times, then the calendar months
     inside = _forecast_times(times, len(times) - 2, steps + 1)
     assert [str(t) for t in inside] == [str(times[-1]), *expected]
+
+
+def test_monthly_dates_a_few_days_off_their_day_still_step_by_months():
+    """Monthly dates on the 15th, one moved to the 16th and one to the 13th (a date
+    moved off a weekend): the forecasts fall on the 15th of the next months, not a
+    median 31 days apart drifting through the month; dates of every day of the month are
+    not monthly."""
+    times = np.arange("2010-01", "2012-01", dtype="datetime64[M]").astype(
+        "datetime64[D]") + 14
+    times[5] += 1
+    times[17] -= 2
+    out = _forecast_times(times, len(times) - 1, 24)
+    assert [str(t) for t in out[[0, 1, 2, 23]]] == [
+        "2012-01-15", "2012-02-15", "2012-03-15", "2013-12-15"]
+    assert time_step(times) == {"unit": "month", "size": 1.0}
+    assert time_step(times + np.arange(len(times)) % 7)["unit"] == "second"
+    times[5] += 2  # the 18th: 3 days off
+    assert time_step(times)["unit"] == "month"
+    times[5] += 1  # the 19th: 4 days off
+    assert time_step(times)["unit"] == "second"
 
 
 def test_forecast_times_keep_the_time_of_day_and_the_unit():

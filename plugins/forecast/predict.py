@@ -349,12 +349,19 @@ def _local_after(last, spacing, ahead, zone=None):
     return _times_after(last + zone, spacing, ahead) - zone
 
 
+# how many days from its month's usual day a row of dates stepping by whole months may
+# fall (a date moved off a weekend, a month's last business day): the series still steps
+# by months, on the usual day
+MONTH_DAY_SLACK = 3
+
+
 def _month_steps(times):
     """(months per step, day of month, time of day) when datetime64 times step by whole
     calendar months: every row on the same day of its month, that day clamped to the
-    month's length (the 31st is every month's last day, the 30th February's last), at
-    the same time of day, each a month or more after the one before; the step is the
-    median number of months. Else None (numbers, sub-monthly or irregular dates)."""
+    month's length (the 31st is every month's last day, the 30th February's last), or
+    within MONTH_DAY_SLACK days of the rows' median day (so clamped), at the same time
+    of day, each a month or more after the one before; the step is the median number of
+    months. Else None (numbers, sub-monthly or irregular dates)."""
     if not np.issubdtype(times.dtype, np.datetime64):
         return None
     month = times.astype("datetime64[M]")
@@ -365,9 +372,13 @@ def _month_steps(times):
     length = ((month + 1).astype("datetime64[D]") - first).astype(np.int64)  # (N,)
     day_of_month = (days - first).astype(np.int64) + 1  # (N,) 1..31
     time_of_day = times - days.astype(times.dtype)  # (N,) timedelta, in the times' unit
-    day = int(day_of_month.max())
-    if np.any(day_of_month != np.minimum(day, length)) or np.any(time_of_day != time_of_day[0]):
+    if np.any(time_of_day != time_of_day[0]):
         return None
+    day = int(day_of_month.max())
+    if np.any(day_of_month != np.minimum(day, length)):
+        day = int(round(float(np.median(day_of_month))))
+        if np.any(np.abs(day_of_month - np.minimum(day, length)) > MONTH_DAY_SLACK):
+            return None
     step = int(round(float(np.median(np.diff(month.astype(np.int64))))))
     return step, day, time_of_day[0]
 
