@@ -150,3 +150,26 @@ def test_monthly_dates_with_utc_offsets_step_by_months_on_their_clock(tmp_path):
     # a recent file of two years and two months, to February 2019: forecast for March
     recent = write_csv(tmp_path / "recent.csv", ["time", "value"], rows(84, 26))
     assert "2019-03-01" in ok(invoke("predict", run, "--data", recent, "--steps", "1"))
+
+
+def test_a_new_file_missing_every_third_row_is_labelled_at_the_run_frequency(hourly_run,
+                                                                          tmp_path):
+    """A file missing every third row steps by 1 and 2 hours in turn: it is at the run's
+    frequency (half its steps are an hour), but its median step is 1.5 hours. The
+    forecasts are the next rows at the run's step, labelled an hour apart after the last
+    row, not at the file's median spacing."""
+    recent = write_csv(tmp_path / "recent.csv", ["time", "load"],
+                       hourly_rows("2010-01-15T00", 88, skip=range(2, 88, 3)))
+    with open(recent, encoding="utf-8") as f:
+        assert f.read().splitlines()[-1].startswith("2010-01-18 15:00,")
+    result = json.loads(ok(invoke("predict", hourly_run, "--data", recent, "--json")))
+    assert result["time"] == ["2010-01-18T16:00", "2010-01-18T17:00", "2010-01-18T18:00"]
+
+
+def test_a_short_monthly_file_with_a_missing_month_steps_by_the_run():
+    from recurrent_plugins.forecast.predict import _forecast_times, time_step
+
+    monthly = time_step(np.arange("2010-01", "2012-01", dtype="datetime64[M]"))
+    ends = np.array(["2012-01-31", "2012-02-29", "2012-04-30"], "datetime64[D]")
+    assert [str(t) for t in _forecast_times(ends, 2, 2, monthly)] == [
+        "2012-05-31", "2012-06-30"]

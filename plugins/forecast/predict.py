@@ -67,7 +67,7 @@ def run_predict(task, state, config, model, options):
     state = prepared.fitted(state)
     series = prepared.series
     n = series.values.shape[0]
-    times, labels = _forecast_labels(series, origin, steps)  # (S,) or None, (S,)
+    times, labels = _forecast_labels(series, origin, steps, state.get("time_step"))
     calendar = _calendar(state, series, origin, times)  # (origin + 1 + S, F) or None
     # the first H steps are eval's forecast of the origin (task._scaled_forecasts): the
     # whole prepared rows, read as known at the origin
@@ -154,19 +154,20 @@ def _baseline(state, prepared, origin, steps):
     return win.known_at(prepared.filled, prepared.last_seen, rows, at)[0], name
 
 
-def _forecast_labels(series, origin, steps):
-    """(times (S,) of the forecast steps (_forecast_times) as the series' are, or None;
-    (S,) their labels: the times' text, or step numbers 1..S without times). Times
-    written with UTC offsets (series.offsets; the times are UTC) step in the file's local
-    time, in which its calendar months are (the 1st at 00:00+01:00 is the month before's
-    last day in UTC, and month ends in UTC are no one day of the month), each step inside
-    the data at its row's offset, those after it at the last row's; they are labelled in
-    local time with that offset, as the file writes them."""
+def _forecast_labels(series, origin, steps, step=None):
+    """(times (S,) of the forecast steps (_forecast_times, at the run's ``step``) as the
+    series' are, or None; (S,) their labels: the times' text, or step numbers 1..S
+    without times). Times written with UTC offsets (series.offsets; the times are UTC)
+    step in the file's local time, in which its calendar months are (the 1st at
+    00:00+01:00 is the month before's last day in UTC, and month ends in UTC are no one
+    day of the month), each step inside the data at its row's offset, those after it at
+    the last row's; they are labelled in local time with that offset, as the file writes
+    them."""
     if series.times is None or series.offsets is None or len(series.times) < 2:
-        times = _forecast_times(series.times, origin, steps)
+        times = _forecast_times(series.times, origin, steps, step)
         return times, ([_time_text(t, series.notation) for t in times] if times is not None
                        else list(range(1, steps + 1)))
-    local = _forecast_times(series.times + series.offsets, origin, steps)  # (S,)
+    local = _forecast_times(series.times + series.offsets, origin, steps, step)  # (S,)
     zones = _step_zones(series.offsets, origin, steps)
     return local - zones, [_local_text(t, z) for t, z in zip(local, zones)]
 
@@ -193,18 +194,19 @@ def _local_text(local, offset):
             f"{minutes % 60:02d}{f':{second:02d}' if second else ''}")
 
 
-def _forecast_times(times, origin, steps):
+def _forecast_times(times, origin, steps, step=None):
     """(S,) times of the forecast steps: real ones inside the data, then extrapolated, in
     the dtype of ``times``: by whole calendar months when the dates step by them
     (_month_steps: monthly, quarterly, yearly dates, month ends included), else by the
-    median spacing. None without a time column (or a single row)."""
+    median spacing; by the run's ``step`` (a time_step) where that differs (_stepping).
+    None without a time column (or a single row)."""
     if times is None or len(times) < 2:
         return None
     n = len(times)
     rows = origin + np.arange(1, steps + 1)
     inside = np.minimum(rows, n - 1)
     ahead = rows - (n - 1)  # (S,) steps after the last row (<= 0 inside the data)
-    later = _times_after(times[n - 1], _stepping(times), np.maximum(ahead, 0))
+    later = _times_after(times[n - 1], _stepping(times, step), np.maximum(ahead, 0))
     return np.where(rows < n, times[inside], later)
 
 
@@ -220,11 +222,39 @@ class BusinessDays:
         self.time_of_day = time_of_day
 
 
-def _stepping(times):
+def _stepping(times, step=None):
     """How times (two or more) step on after their last: by business days
-    (_business_days), else as _spacing says."""
+    (_business_days), else as _spacing says, or, when that spacing is not the run's
+    ``step`` (a time_step; a file it accepted since half of its steps are the run's, the
+    rest missing rows: steps_by), by the run's step: the model forecasts the next row at
+    the run's frequency, not at the file's median spacing."""
     business = _business_days(times)
-    return business if business is not None else _spacing(times)
+    if business is not None:
+        return business
+    spacing = _spacing(times)
+    if step is None or same_step(_step_of(spacing, times), step):
+        return spacing
+    return _run_spacing(times, spacing, step)
+
+
+def _run_spacing(times, spacing, step):
+    """A _spacing of ``times`` at the run's ``step`` (a time_step): whole months at the
+    day of month and time of day of the file's months (or of its last row), or the
+    step's seconds in the times' unit, or the step's size for numbers."""
+    if step["unit"] == "month":
+        months = int(round(step["size"]))
+        if isinstance(spacing, tuple):
+            return months, spacing[1], spacing[2]
+        last = times[-1]
+        day = last.astype("datetime64[D]")
+        first = last.astype("datetime64[M]").astype("datetime64[D]")
+        return months, int((day - first).astype(np.int64)) + 1, last - day.astype(last.dtype)
+    if step["unit"] == "second":
+        seconds = np.timedelta64(int(round(step["size"])), "s")
+        in_unit = seconds.astype(np.diff(times[-2:]).dtype)  # the times' unit, if exact
+        return in_unit if in_unit == seconds else seconds
+    size = step["size"]
+    return int(size) if np.issubdtype(times.dtype, np.integer) and size == int(size) else size
 
 
 def _business_days(times):
@@ -277,7 +307,11 @@ def time_step(times):
     with fewer than two rows."""
     if times is None or len(times) < 2:
         return None
-    spacing = _spacing(times)
+    return _step_of(_spacing(times), times)
+
+
+def _step_of(spacing, times):
+    """time_step of a _spacing of ``times``."""
     if isinstance(spacing, tuple):
         return {"unit": "month", "size": float(spacing[0])}
     if np.issubdtype(times.dtype, np.datetime64):
@@ -532,7 +566,8 @@ def forecast_stream(task, state, model, options):
     offsets = prepared.series.offsets
     zone = None if times is None or offsets is None else offsets[origin]
     spacing = None if times is None or origin < 1 else _stepping(
-        times[:origin + 1] if zone is None else times[:origin + 1] + offsets[:origin + 1])
+        times[:origin + 1] if zone is None else times[:origin + 1] + offsets[:origin + 1],
+        state.get("time_step"))
     # The rows up to the origin, gap-filled, and each column's last observed row: a
     # trailing gap is bridged to the first appended row (as filling the grown file
     # would), then every row is observed. A --data file's head rows are filled apart
