@@ -12,6 +12,7 @@ from .checks import one_line
 from .config import TrainingConfig, check_model_spec, option_flags
 from .errors import AllRanksError, UserError, task_check_hint
 from .lengths import valid_mask
+from .progress import warn_once
 from .step import batch_problem, loss_result
 from .task_params import PREFIX as TASK_PREFIX
 from .task_params import TaskParams, from_arrays, owned
@@ -23,8 +24,9 @@ def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
     a Trainer for it. ``config``: resolved options (TrainingConfig.resolve). ``world``:
     the ranks of a data-parallel run (see parallel_trainer). A task that names
     candidates for these options (Task.candidates) gets a run that trains each and keeps
-    the best on validation (recurrent/candidates.py); each is prepared and checked here.
-    The new run's training lock is held from its creation on, and the trainer's fit lets
+    the best on validation (recurrent/candidates.py); each is prepared and checked here,
+    and one that cannot be (a window longer than a short series allows) is left out with
+    a note on stderr while another can. The new run's training lock is held from its creation on, and the trainer's fit lets
     go of it (recurrent/run_lock.py)."""
     config = TrainingConfig(config)
     choices = candidates.overrides(task, config)
@@ -40,11 +42,11 @@ def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
             failed.append((k, override, e))
     if failed and len(failed) == len(choices):  # the options given fail, whatever the choice
         raise failed[0][2]
-    if failed:  # name the candidate, whose option the user did not give, and the way out
-        k, override, e = failed[0]
-        raise UserError(f"candidate {k + 1}/{len(choices)} ({candidates.describe(override)}): "
-                        f"{e}; give the options of one that fits, e.g. "
-                        f"{candidates.describe(prepared[0][0])}")
+    for k, override, e in failed:  # those that fit the data are chosen among, said so
+        warn_once(f"candidate {k + 1}/{len(choices)} ({candidates.describe(override)}) left "
+                  f"out: {e}")
+    if failed and len(prepared) == 1:  # nothing left to choose: the plain run of that one
+        choices = []
     if choices and ensemble.size(config) > 1:
         raise UserError(f"--ensemble {ensemble.size(config)}: this {task.name} run chooses "
                         f"among candidates ({'; '.join(map(candidates.describe, choices))}); "

@@ -404,21 +404,35 @@ def test_a_resume_leaves_a_diverged_candidate_out_without_training_it(tmp_path,
     assert _same(_params(tmp_path / "part"), _params(tmp_path / "full"))
 
 
-def test_a_candidate_that_cannot_be_prepared_is_named(tmp_path):
+def test_candidates_that_cannot_be_prepared_are_left_out_saying_why(tmp_path):
+    """A series too short for the 30-row window: the four 30- and 16-row candidates
+    (40 rows) are left out, each with a line saying why, and the run chooses among the
+    two that fit; with one left (--inputs level, 20 rows), RUN is its plain run."""
     rows = [[1900 + i, f"{np.sin(i / 3):.4f}"] for i in range(40)]
     path = write_csv(tmp_path / "short.csv", ["year", "value"], rows)
-    one_line_error(invoke("train", "forecast", "--data", path, "--out", tmp_path / "r",
-                          *SMALL),
-                   "candidate 1/6 (--inputs level --window 30): too few rows",
-                   "give the options of one that fits, e.g. --inputs level --window 16")
-    assert not (tmp_path / "r").exists()
+    result = invoke("train", "forecast", "--data", path, "--out", tmp_path / "r", *SMALL)
+    ok(result)
+    notes = [line for line in result.stderr.splitlines() if "left out" in line]
+    assert notes == [
+        f"candidate {k}/6 (--inputs {mode} --window 30) left out: too few rows in "
+        f"'{path}': 40 rows, but --window 30 and --horizon 1 need at least 45 (training, "
+        f"validation and test windows)" for k, mode in ((1, "level"), (2, "relative"))]
+    record = _info(tmp_path / "r")["chose"]
+    assert [c["window"] for c in record["candidates"]] == [16, 16, 8, 8]
+    assert record["given"] == {"inputs": "auto", "window": "auto"}
+    short = write_csv(tmp_path / "shorter.csv", ["year", "value"], rows[:20])
+    result = invoke("train", "forecast", "--data", short, "--inputs", "level", "--out",
+                    tmp_path / "one", *SMALL)
+    ok(result)
+    assert result.stderr.count("left out: too few rows") == 2, result.stderr
+    info = _info(tmp_path / "one")
+    assert "chose" not in info and info["config"]["window"] == 8
+    assert "chosen on validation" not in ok(invoke("eval", tmp_path / "one"))
     # an option of the user's that no candidate can take is the user's error, unprefixed
     result = invoke("train", "forecast", "--data", path, "--column", "nosuch", "--out",
-                    tmp_path / "r", *SMALL)
+                    tmp_path / "x", *SMALL)
     one_line_error(result, "column 'nosuch' not found")
-    assert "candidate 1/6" not in result.stderr and not (tmp_path / "r").exists()
-    ok(invoke("train", "forecast", "--data", path, "--window", "8", "--out", tmp_path / "s",
-              *SMALL))
+    assert "candidate 1/6" not in result.stderr and not (tmp_path / "x").exists()
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
