@@ -88,6 +88,24 @@ def test_predict_on_recent_data_ending_in_a_gap_is_evals_window_there(gap_run, t
     np.testing.assert_allclose(forecast, expected, atol=1e-6, rtol=0)
 
 
+def test_predict_on_data_ending_in_a_gap_says_how_far_back_it_forecasts_from(gap_run,
+                                                                            tmp_path):
+    """The file's last rows are empty: the forecast after them is made from the last
+    observation, three rows further back than the file's end, and a note says so; a file
+    whose last row is observed gets none."""
+    run, _ = gap_run
+    rows = series_rows()[60:GAP[-1] + 1]
+    cut = write_csv(tmp_path / "cut.csv", ["time", "y"], rows)
+    result = invoke("predict", run, "--data", cut)
+    ok(result)
+    assert result.stderr.strip() == (
+        f"note: the last 3 row(s) of {cut} hold no 'y' value: the forecast reads them as "
+        f"gaps held at its last observation ({GAP[0] - 1}), 4 steps before the first "
+        f"forecast step"), result.stderr
+    whole = write_csv(tmp_path / "whole.csv", ["time", "y"], series_rows()[60:])
+    assert "note" not in invoke("predict", run, "--data", whole).stderr
+
+
 def test_stream_after_a_gap_bridges_it_as_predict_on_the_grown_file(gap_run, tmp_path):
     run, _ = gap_run
     rows = series_rows()

@@ -71,6 +71,9 @@ def run_predict(task, state, config, model, options):
     calendar = _calendar(state, series, origin, times)  # (origin + 1 + S, F) or None
     # the first H steps are eval's forecast of the origin (task._scaled_forecasts): the
     # whole prepared rows, read as known at the origin
+    if origin_kind == "end":
+        _note_trailing_gap(series, prepared.last_seen[origin], origin,
+                           recent or state["data_label"])
     positions = _positions(series.times, origin, times)  # (origin + 2,)
     forecast = win.unscale(rollout(model, prepared.scaled, steps, state, calendar,
                                    last_seen=prepared.last_seen, origin=origin,
@@ -176,6 +179,23 @@ def _step_zones(offsets, origin, steps):
     """(S,) the UTC offsets of the S steps after row ``origin``: a step inside the data
     at its row's offset (``offsets`` (N,)), those after it at the last row's."""
     return offsets[np.minimum(origin + np.arange(1, steps + 1), len(offsets) - 1)]
+
+
+def _note_trailing_gap(series, last_seen, origin, label):
+    """A note on stderr when a column's last rows are empty: the forecast after them is
+    made from its last observation (gap-filled rows held at it), further back than the
+    last row the file shows. ``last_seen`` (C,): each column's last observed row."""
+    gaps = origin - last_seen  # (C,)
+    c = int(np.argmax(gaps))
+    if gaps[c] <= 0:
+        return
+    seen = (f"row {int(last_seen[c]) + 1}" if series.times is None
+            else _row_label(series, int(last_seen[c])))
+    from recurrent.progress import warn_once
+    warn_once(f"note: the last {int(gaps[c])} row(s) of {label} hold no "
+              f"{series.columns[c]!r} value: the forecast reads them as gaps held at its "
+              f"last observation ({seen}), {int(gaps[c]) + 1} steps before the "
+              f"first forecast step")
 
 
 def _row_label(series, row):
