@@ -388,6 +388,9 @@ def tune_command(budget, num_threads, turn_off, turn_on):
     if not 0 < budget < math.inf:  # NaN and infinity too (the file is JSON)
         raise click.BadParameter(f"expected a positive number of seconds, got {budget}",
                                  param_hint="'--budget'")
+    if tuning.cache_path() is None:  # nowhere to keep the result: one line, nothing measured
+        from .cache import off_reason
+        raise UserError(f"tune: {off_reason()}")
     threads = tuning.default_threads() if num_threads is None else num_threads
     click.echo(f"tuning the kernels with {threads} thread(s), budget {budget:g} s", err=True)
     start = time.monotonic()

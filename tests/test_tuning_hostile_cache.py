@@ -126,6 +126,9 @@ def test_no_home_directory_for_the_cache_is_not_called_turned_off(monkeypatch, t
         tuning.reset()
     monkeypatch.setenv("RECURRENT_CACHE_DIR", "off")
     assert "(RECURRENT_CACHE_DIR=off)" in ok(invoke("info"))
+    # nowhere to keep a tuning: one line, before any measuring is announced
+    one_line_error(invoke("tune", "--budget", 1),
+                   "tune: the cache is turned off (RECURRENT_CACHE_DIR=off)")
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
