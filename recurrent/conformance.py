@@ -282,6 +282,11 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
             for name, f in zip(state_names, finals):
                 if f.shape != (B, H) or f.dtype != dtype:
                     problems.append(f"final {name} {f.dtype} {f.shape}")
+            # the harness's inputs and parameters are finite and moderate: NaN or inf
+            # here is the cell's, and every later check would only report it as nan
+            problems += [f"{name} {np.dtype(dtype)} holds NaN or inf" for name, a in
+                         (("out", out), *zip((f"final {n}" for n in state_names), finals))
+                         if not np.all(np.isfinite(a))]
         if problems:  # what follows compares and differentiates these arrays
             return False, "; ".join(problems)
         out, finals, _ = h.forward()

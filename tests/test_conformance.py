@@ -181,6 +181,22 @@ def test_kit_names_the_array_of_a_wrong_shape():
     assert failed["shapes"].startswith("out float64 (4, 3, 3), expected float64 (4, 3, 4)")
 
 
+class NaNOutput(GRUCell):
+    """Writes NaN into one output element."""
+    mask_kinds = ()
+
+    def forward(self, x, states, params, lengths, num_threads=1):
+        out, finals, cache = super().forward(x, states, params, lengths, num_threads)
+        out = out.copy()
+        out[-1, 0, 0] = np.nan
+        return out, finals, cache
+
+
+def test_kit_names_non_finite_outputs_in_the_shapes_check():
+    failed = failures(conformance.check_cell(NaNOutput()))
+    assert failed["shapes"] == "out float64 holds NaN or inf; out float32 holds NaN or inf"
+
+
 class NoisyCell(GRUCell):
     """Adds a random draw of numpy's global generator to its outputs."""
     mask_kinds = ()
