@@ -499,10 +499,18 @@ def _register_callback(kind: str, hook_name: str, add) -> Any:
     return register
 
 
+# the positional arguments layers pass each method of a cell (recurrent.protocols.Cell)
+_CELL_CALLS = {"forward": "x, states, params, lengths, num_threads",
+               "infer": "x, states, params, lengths, num_threads",
+               "backward": "d_out, d_final_states, cache, grads, num_threads"}
+
+
 def _check_cell_members(name: str, cell: Any) -> None:
-    """ValueError naming the cell when an optional member contradicts the others
-    (recurrent.protocols.Cell): a gate_order without one letter per gate block (the
-    layer would set --forget-bias on rows the cell does not have, i.e. on none), or
+    """ValueError naming the cell when a member contradicts the protocol or the others
+    (recurrent.protocols.Cell): a forward(), infer() or backward() that cannot take the
+    five positional arguments layers pass it, a gate_order without one letter per gate
+    block (the layer would set --forget-bias on rows the cell does not have, i.e. on
+    none), or
     mask_kinds listed by a cell whose forward() or infer() takes no ``masks`` keyword
     (the layer passes it whenever a mask option is on)."""
     import inspect
@@ -512,6 +520,21 @@ def _check_cell_members(name: str, cell: Any) -> None:
                 or not all(isinstance(g, str) and len(g) == 1 for g in order)):
             raise ValueError(f"cell {name!r}: gate_order {order!r} does not give one letter "
                              f"per gate block (num_gates {cell.num_gates!r})")
+    for method in ("forward", "infer", "backward"):
+        # layers call each with five positional arguments (recurrent.protocols.Cell); a
+        # method taking another number would fail only inside training, as a TypeError
+        # raised in recurrent's code rather than the plugin's
+        function = getattr(cell, method, None)
+        try:
+            signature = inspect.signature(function)
+        except (TypeError, ValueError):  # absent, or a compiled function without one
+            continue
+        try:
+            signature.bind(*range(5))
+        except TypeError:
+            raise ValueError(f"cell {name!r}: {method}{signature} cannot take the five "
+                             f"arguments layers pass it ({_CELL_CALLS[method]}: "
+                             f"recurrent.protocols.Cell)") from None
     if not getattr(cell, "mask_kinds", None):
         return
     for method in ("forward", "infer"):

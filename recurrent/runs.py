@@ -10,7 +10,7 @@ from .checkpoint import (BEST, CONFIG_FILE, LAST, RunCopy, RunDir, kept_state, l
                          param_budget)
 from .checks import one_line
 from .config import TrainingConfig, check_model_spec, option_flags
-from .errors import AllRanksError, UserError, task_check_hint
+from .errors import AllRanksError, UserError, error_line, task_check_hint
 from .lengths import valid_mask
 from .progress import warn_once
 from .step import batch_problem, loss_result
@@ -412,6 +412,39 @@ def _target_kind(targets: np.ndarray, output_shape: tuple) -> str | None:
     return None
 
 
+def _plugin_cell(name: str) -> tuple[str, str] | None:
+    """(plugin, version) of the third-party plugin that registered cell ``name``; None
+    for a built-in cell."""
+    from . import plugins
+    entry = plugins.provided({"cell": name}).get("cell")
+    return None if entry is None else (entry["plugin"], entry["version"])
+
+
+def _finite_or_ids(x) -> bool:
+    """True when a batch's input ``x`` holds no NaN or inf (token ids always)."""
+    x = np.asarray(x)
+    return x.dtype.kind != "f" or bool(np.all(np.isfinite(x)))
+
+
+def _cell_failed(cell: str, plugin: tuple[str, str], task, problem: str) -> str:
+    """The one line that names a plugin cell failing on the task's first training batch."""
+    return (f"cell {cell!r} (plugin {plugin[0]} {plugin[1]}) failed on task {task.name!r}'s "
+            f"first training batch: {problem} (`recurrent plugins check {cell}` checks the "
+            f"cell)")
+
+
+def _refuse_failed_cell(exc: BaseException, task, config) -> None:
+    """UserError naming the cell when ``exc`` was raised in the code of the plugin that
+    registered it (the model's passes run no task code); returns otherwise."""
+    from . import plugins
+    culprit = plugins.plugin_in_traceback(exc)
+    plugin = _plugin_cell(config["cell"])
+    if culprit is not None and plugin is not None and culprit[0] == plugin[0]:
+        # a ValueError's message says what is wrong; another type is a bug, named by it
+        text = one_line(exc) if isinstance(exc, ValueError) else error_line(exc)
+        raise UserError(_cell_failed(config["cell"], plugin, task, text)) from None
+
+
 def _check_loss_fits(task, task_state, config, spec) -> None:
     """UserError when the model settings are bad or the loss cannot score the task's
     targets (e.g. --loss mse for class ids): one forward pass of a throwaway model on the
@@ -431,17 +464,19 @@ def _check_loss_fits(task, task_state, config, spec) -> None:
     model.eval()
     try:
         outputs, _ = model.forward(batch["x"], lengths=lengths, need_grad=False)
-    except ValueError as e:  # the task's batch, not the user's options
-        from . import plugins
-        culprit = plugins.plugin_in_traceback(e)  # the forward runs no task code
-        cell_entry = plugins.entries("cell").get(config["cell"])
-        if culprit is not None and cell_entry is not None and culprit[0] == cell_entry.plugin:
-            raise UserError(f"cell {config['cell']!r} (plugin {culprit[0]} {culprit[1]}) "
-                            f"failed on task {task.name!r}'s first training batch: "
-                            f"{one_line(e)} (`recurrent plugins check {config['cell']}` "
-                            f"checks the cell)") from None
+    except Exception as e:
+        _refuse_failed_cell(e, task, config)
+        if not isinstance(e, ValueError):
+            raise
+        # a ValueError outside the cell's plugin: the task's batch, not the user's options
         raise UserError(f"task {task.name!r} gave a first training batch the model cannot "
                         f"take: {one_line(e)} ({task_check_hint(task.name)})") from None
+    plugin_cell = _plugin_cell(config["cell"])
+    if (plugin_cell is not None and not np.all(np.isfinite(outputs))
+            and _finite_or_ids(batch["x"])):
+        raise UserError(_cell_failed(config["cell"], plugin_cell, task,
+                                     "its outputs hold NaN or inf, from finite inputs and "
+                                     "freshly initialised parameters"))
     mask = None
     if model.output == "sequence" and lengths is not None:
         mask = valid_mask(lengths, outputs.shape[0], outputs.shape[1])  # (T, B)
@@ -457,7 +492,8 @@ def _check_loss_fits(task, task_state, config, spec) -> None:
                         f"is {task.loss}): it takes {TARGET_KINDS[declared]}, the task's "
                         f"targets are {TARGET_KINDS[given]}")
     try:
-        loss_result(loss, loss.value_and_grad(outputs, batch["y"], mask), outputs)
+        _, d_outputs = loss_result(loss, loss.value_and_grad(outputs, batch["y"], mask),
+                                   outputs)
     except ValueError as e:
         if loss.name == task.loss:  # the task's own loss: the task's targets are wrong
             raise UserError(f"task {task.name!r} gave a first training batch whose targets "
@@ -465,3 +501,13 @@ def _check_loss_fits(task, task_state, config, spec) -> None:
                             f"({task_check_hint(task.name)})") from None
         raise UserError(f"--loss {loss.name} does not fit task {task.name!r} (its default "
                         f"is {task.loss}): {one_line(e)}") from None
+    if plugin_cell is not None:
+        # a plugin cell's backward, which the forward above did not run: one training
+        # pass of the throwaway model, so that a backward raising in the plugin's code
+        # is named here rather than after the run directory is made
+        try:
+            model.forward(batch["x"], lengths=lengths, need_grad=True)
+            model.backward(np.asarray(d_outputs, dtype=outputs.dtype))
+        except Exception as e:
+            _refuse_failed_cell(e, task, config)
+            # anything else is left to the trainer, which reports it as it always does
