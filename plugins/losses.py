@@ -8,8 +8,9 @@ for cross_entropy).
 
 Shapes: outputs (N, K); any leading shape (..., K) is accepted and flattened to (N, K), the
 gradient coming back in the caller's shape. Targets: class ids (...) for cross_entropy,
-floats of the outputs' shape otherwise. mask (...) bool/0-1: rows with mask 0 neither count
-in the mean nor receive gradient, and their targets may be anything (e.g. -1 padding).
+floats of the outputs' shape otherwise (probabilities in [0, 1] for binary_cross_entropy,
+refused outside it). mask (...) bool/0-1: rows with mask 0 neither count in the mean nor
+receive gradient, and their targets may be anything (e.g. -1 padding).
 
 Means: cross_entropy averages over valid rows (torch's reduction="mean"); the element-wise
 losses average over valid rows * K elements, as torch's MSELoss/L1Loss/BCEWithLogitsLoss do.
@@ -111,6 +112,7 @@ class _Elementwise:
         n_valid = N if weights is None else int(np.count_nonzero(weights))
         if n_valid == 0:
             return 0.0, np.zeros(np.shape(outputs), values.dtype)
+        self._check_targets(targets if weights is None else targets[weights != 0])
         loss_rows, grad = self._pointwise(values, targets)  # (N,), (N, K)
         scale = 1.0 / (n_valid * K)
         if weights is not None:  # assignment, not a product: padded rows may hold NaN
@@ -123,6 +125,10 @@ class _Elementwise:
     def _pointwise(self, values, targets):
         """Per-row sums of f and the element-wise derivative df/d(values) (unscaled)."""
         raise NotImplementedError
+
+    def _check_targets(self, targets):
+        """ValueError for targets (the valid rows', (n_valid, K)) the loss is not defined
+        for; any real value by default."""
 
 
 class MSE(_Elementwise):
@@ -164,6 +170,17 @@ class BinaryCrossEntropy(_Elementwise):
         log_p = -np.logaddexp(0.0, -x)
         log_q = -np.logaddexp(0.0, x)
         return (_log_mean_exp(log_p) - _log_mean_exp(log_q)).astype(outputs[0].dtype)
+
+    def _check_targets(self, targets):
+        """Targets are probabilities: outside [0, 1] the loss has no minimum (a target
+        above 1 rewards ever larger logits without end), so training would diverge."""
+        inside = (targets >= 0) & (targets <= 1)  # NaN is outside
+        if not inside.all():
+            bad = targets[~inside]
+            found = ("NaN" if np.isnan(bad).any() else
+                     f"values in [{bad.min():g}, {bad.max():g}]")
+            raise ValueError(f"targets: binary_cross_entropy takes probabilities in [0, 1], "
+                             f"got {found}")
 
     def _pointwise(self, x, y):
         e = np.exp(-np.abs(x))  # (N, K), in (0, 1]: never overflows

@@ -148,3 +148,32 @@ def test_nan_in_padded_rows_does_not_leak(name, rng):
     value, grad = get_loss(name).value_and_grad(outputs, targets, mask)
     assert value == clean_value
     np.testing.assert_array_equal(grad, clean_grad)
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.25, np.nan])
+def test_binary_cross_entropy_refuses_targets_that_are_not_probabilities(rng, bad):
+    """Above 1 (or below 0) the loss falls without bound as the logit grows (shrinks):
+    training on such targets diverges instead of fitting them."""
+    outputs, targets, mask = make_case("binary_cross_entropy", rng, np.float32)
+    loss = get_loss("binary_cross_entropy")
+    targets[~mask] = 7.0  # padded rows may hold anything
+    loss.value_and_grad(outputs, targets, mask)
+    targets[np.flatnonzero(mask)[0], 1] = bad
+    with pytest.raises(ValueError, match=r"takes probabilities in \[0, 1\], got "
+                                         + ("NaN" if np.isnan(bad) else r"values in")):
+        loss.value_and_grad(outputs, targets, mask)
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
+        loss.value_and_grad(outputs, targets)
+
+
+def test_binary_cross_entropy_does_not_fit_scaled_forecast_values(tmp_path):
+    """forecast's targets are standardised values (negative and above 1): a clear refusal
+    before the run directory is made, as for any loss that does not fit the task."""
+    from helpers import invoke, one_line_error
+    out = tmp_path / "r"
+    one_line_error(invoke("train", "forecast", "--loss", "binary_cross_entropy", "--hidden",
+                          8, "--steps", 1, "--threads", 1, "--quiet", "--no-plot", "--out",
+                          out),
+                   "--loss binary_cross_entropy does not fit task 'forecast'",
+                   "probabilities in [0, 1]")
+    assert not out.exists()
