@@ -1,6 +1,7 @@
 """forecast task: metrics against hand-computed values, the naive baselines, season
 detection, and the task's evaluation pipeline with a real model whose head outputs zero
 (in --difference mode that model IS the naive forecast, so both must score the same)."""
+import json
 import math
 
 import numpy as np
@@ -199,3 +200,23 @@ def test_rollout_beyond_the_horizon_repeats_the_last_value_for_a_zero_model():
     np.testing.assert_allclose(out[:, 0], np.ones(7))
     levels = rollout(model.runner(), window, 3, {**state, "difference": False})
     np.testing.assert_allclose(levels[:, 0], np.zeros(3))
+
+
+@pytest.mark.parametrize("loss, metric, power", [("mae", "mae", 1), ("mse", "rmse", 2)])
+def test_the_validation_loss_is_the_training_loss(tmp_path, loss, metric, power):
+    """The "loss" evaluate() reports picks the best checkpoint, so it must be the loss
+    training minimises (docs/plugins-tasks.md): with --loss mae the mean absolute error in
+    scaled units, not the squared one. On a gapless series and the standard scaler, that
+    is the original units' metric divided by the column's scale (squared for mse)."""
+    from helpers import invoke, ok, sunspot_rows, write_csv
+    from recurrent.checkpoint import RunDir
+    from recurrent.runs import load_model
+    data = write_csv(tmp_path / "spots.csv", ["year", "spots"], sunspot_rows())
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", data, "--time-column", "year", "--loss", loss,
+              "--model", "rnn", "--window", 8, "--inputs", "level", "--hidden", 4,
+              "--steps", 3, "--threads", 1, "--quiet", "--no-plot", "--out", run))
+    metrics = json.loads(ok(invoke("eval", run, "--split", "valid", "--json")))["metrics"]
+    _, info = load_model(RunDir.open(str(run)))
+    scale = info["task_state"]["scaler"]["scale"][0]
+    assert metrics["loss"] == pytest.approx((metrics[metric] / scale) ** power, rel=1e-9)

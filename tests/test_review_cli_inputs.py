@@ -204,10 +204,11 @@ def test_forecast_report_says_its_loss_reads_gap_filled_targets(tmp_path):
     windows = json.loads(ok(invoke("eval", run, "--data", data, "--json")))["metrics"][
         "windows"]
     text = ok(invoke("eval", run, "--data", data))
-    assert (f"loss = mse on scaled values of all {windows} windows' targets, gap-filled "
-            f"ones included, as training scores them") in text
+    assert (f"loss = --loss (mse by default) on scaled values of all {windows} windows' "
+            f"targets, gap-filled ones included, as training scores them") in text
     whole = ok(invoke("eval", run))
-    assert "loss = mse on scaled values\n" in whole and "gap-filled" not in whole
+    assert "loss = --loss (mse by default) on scaled values\n" in whole
+    assert "gap-filled" not in whole
 
 
 def test_a_resume_may_repeat_an_option_with_the_value_the_task_chose(task_runs, tmp_path):

@@ -89,8 +89,9 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
     gaps = scored is not None and scored != windows
     # the metrics score observed actuals only, the loss every target (_score): where
     # windows have none observed, the loss reads other rows than the metrics do
-    loss = (f"mse on scaled values of all {windows} windows' targets, gap-filled ones "
-            f"included, as training scores them" if gaps else "mse on scaled values")
+    loss = (f"--loss (mse by default) on scaled values of all {windows} windows' targets, "
+            f"gap-filled ones included, as training scores them" if gaps
+            else "--loss (mse by default) on scaled values")
     scored = (f" ({scored} with observed actuals to score"
               f"{' in every column' if len(columns) > 1 else ''})" if gaps else "")
     lines = [f"{windows} windows{scored}: {state['window']} past steps -> "

@@ -676,12 +676,12 @@ class ForecastTask:
         """(B, C) each origin's value as known at the origin."""
         return win.known_at(values, prepared.last_seen, origins[:, None], origins)[:, 0, :]
 
-    def _score(self, state, prepared, origins, scaled_forecast, **extra):
-        """Metrics (original units, observed actuals only) and the scaled mse "loss",
-        which counts gap-filled targets as the training loss does (it picks the best
-        checkpoint on the same terms the network is trained on)."""
+    def _score(self, state, prepared, origins, scaled_forecast, config, **extra):
+        """Metrics (original units, observed actuals only) and the "loss" in scaled units
+        (_loss), which counts gap-filled targets as the training loss does (it picks the
+        best checkpoint on the same terms the network is trained on)."""
         rows = win.target_rows(origins, state["horizon"])  # (B, H)
-        loss = float(np.mean((scaled_forecast - prepared.scaled[rows]) ** 2))
+        loss = self._loss(config, scaled_forecast, prepared.scaled[rows])
         result = fm.forecast_metrics(prepared.filled[rows],
                                      win.unscale(scaled_forecast, state["scaler"]),
                                      np.asarray(state["mase_scale"]), state["columns"],
@@ -692,6 +692,19 @@ class ForecastTask:
         # (gaps in the file) adds nothing to that column's metrics, only to the loss
         result["scored_windows"] = int(_scored(prepared.observed[rows]).sum())
         return {**result, **extra}
+
+    def _loss(self, config, scaled_forecast, scaled_actual):
+        """The run's training loss (--loss, else mse) of scaled forecasts (B, H, C) against
+        the scaled actuals (B, H, C): the head's outputs and targets differ from them by
+        the same anchor, so every residual, and the loss, is the one training sees."""
+        name = config.get("loss") or self.loss
+        if name == "mse":  # numpy's mean: the figures runs have always recorded
+            return float(np.mean((scaled_forecast - scaled_actual) ** 2))
+        from recurrent.plugins import get_loss
+        rows = len(scaled_forecast)
+        value, _ = get_loss(name).value_and_grad(
+            np.reshape(scaled_forecast, (rows, -1)), np.reshape(scaled_actual, (rows, -1)))
+        return float(value)
 
     def evaluate(self, state, split, config, model):
         prepared = self.load(state, config)
@@ -705,12 +718,12 @@ class ForecastTask:
                                                           int(targets.max()) + 1)},
                                 rows="split's forecast targets")
         return self._score(state, prepared, origins,
-                           self._scaled_forecasts(state, prepared, origins, model))
+                           self._scaled_forecasts(state, prepared, origins, model), config)
 
     def baselines(self, state, split, config):
         prepared = self.load(state, config)
         origins = self._origins(state, prepared, split)
-        return {name: self._score(state, prepared, origins, forecast, **extra)
+        return {name: self._score(state, prepared, origins, forecast, config, **extra)
                 for name, (forecast, extra) in
                 self._baseline_forecasts(state, prepared, origins).items()}
 
@@ -781,7 +794,7 @@ class ForecastTask:
         result = {"origins": int(len(picked)),
                   "origin_rows": [int(o) for o in picked], "forecasters": {}}
         for name, (forecast, extra) in forecasts.items():
-            scores = [self._score(state, prepared, picked[i:i + 1], forecast[i:i + 1])
+            scores = [self._score(state, prepared, picked[i:i + 1], forecast[i:i + 1], config)
                       for i in range(len(picked))]
             result["forecasters"][name] = {**extra, **{
                 key: fm.spread([s[key] for s in scores])
