@@ -262,8 +262,8 @@ def _shared_options(defaults: dict) -> list:
         opt(["--warmup"], "Linear warm-up steps.", key="warmup", type=click.IntRange(min=0)),
         opt(["--decay-every"], "Steps between decays of the step schedule.", key="decay_every",
             type=click.IntRange(min=1)),
-        opt(["--decay-gamma"], "Factor of each decay of the step schedule.", key="decay_gamma",
-            type=click.FloatRange(min=0, min_open=True)),
+        opt(["--decay-gamma"], "Factor of each decay of the step schedule (below 1).",
+            key="decay_gamma", type=click.FloatRange(min=0, min_open=True)),
         opt(["--min-lr"], "Final learning rate of the cosine schedule.", key="min_lr",
             type=click.FloatRange(min=0)),
         opt(["--epochs"], "Passes over the training data (0 = no limit; on --resume, "

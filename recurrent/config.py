@@ -374,6 +374,15 @@ class TrainingConfig(dict):
                                               int(self["decay_every"]), steps)
         if moot:
             raise UserError(moot)
+        # a step schedule's decays are to lower the rate: a factor of 1 leaves it constant
+        # (as --decay-every beyond the run does), one above 1 raises it at every decay (as
+        # --min-lr above --lr would raise a cosine's)
+        gamma = self.get("decay_gamma")
+        if self["schedule"] == "step" and gamma is not None and gamma >= 1:
+            effect = "leave the rate as it is" if gamma == 1 else "raise the rate"
+            raise UserError(f"--decay-gamma {gamma:g} is not below 1: every decay of the step "
+                            f"schedule would {effect}; give a factor below 1, or --schedule "
+                            f"constant")
         try:
             check_optimizer_settings(self["optimizer"], momentum=self["momentum"],
                                      nesterov=self["nesterov"])

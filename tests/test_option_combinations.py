@@ -158,6 +158,20 @@ def test_an_option_the_others_leave_unused_is_refused_when_given(tmp_path, optio
     ok(train_tiny(text, out))  # char-lm: adam, cosine; the same options unnamed
 
 
+@pytest.mark.parametrize("gamma, effect", [("1", "leave the rate as it is"),
+                                           ("10", "raise the rate")])
+def test_a_step_schedule_that_does_not_decay_is_refused(tmp_path, gamma, effect):
+    """--decay-gamma 1 leaves the step schedule constant and one above 1 raises the rate
+    at every decay, as --min-lr above --lr would raise a cosine's: refused in one line
+    before the run directory is made."""
+    text, out = tiny_text(tmp_path), tmp_path / "run"
+    one_line_error(train_tiny(text, out, "--schedule", "step", "--decay-every", "1",
+                              "--decay-gamma", gamma),
+                   f"--decay-gamma {gamma} is not below 1: every decay of the step schedule "
+                   f"would {effect}")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("options", [
     ("--optimizer", "rmsprop", "--momentum", "0.5"),
     ("--schedule", "cosine", "--min-lr", "1e-5"),
