@@ -107,10 +107,14 @@ class RecurrentGroup(click.Group):
             if debug:
                 raise
             failure = _output_failure(e)
+            from .extras import missing_dependency
+            missing = missing_dependency(e)
             if beyond_any_array(e):
                 code = report(_memory_line(e), 1)
             elif failure:
                 code = report(f"Error: {failure}", 1)
+            elif missing:  # an install that lost one of recurrent's own dependencies
+                code = report(f"Error: {missing}", 1)
             else:
                 # a plugin's bug names the plugin: the one to fix, update or uninstall
                 culprit = plugins.plugin_in_traceback(e)

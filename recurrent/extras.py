@@ -40,6 +40,30 @@ def requirements(extra: str) -> list[str]:
             if marker.search(condition)]
 
 
+# recurrent's dependencies whose module is named otherwise than the distribution
+_MODULE_OF = {"python-dateutil": "dateutil"}
+
+
+def missing_dependency(exc: BaseException) -> str | None:
+    """"recurrent needs threadpoolctl>=3.1, which is not installed ...": the message for a
+    ModuleNotFoundError of one of recurrent's own (not optional) dependencies, an install
+    that lost a package; None for anything else, or when recurrent runs uninstalled."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    from importlib import metadata
+    try:
+        listed = metadata.requires("recurrent") or []
+    except metadata.PackageNotFoundError:
+        return None
+    module = exc.name.split(".")[0]
+    for spec in (r for r in listed if ";" not in r):
+        dist = re.match(r"[A-Za-z0-9._-]+", spec).group(0)
+        if _MODULE_OF.get(dist.lower(), dist.lower().replace("-", "_")) == module:
+            return (f"recurrent needs {spec}, which is not installed in this environment "
+                    f"(module {module!r}): pip install {shlex.quote(spec)}")
+    return None
+
+
 def install_hint(extra: str) -> str:
     """"pip install 'statsmodels>=0.14' 'pandas>=1.5' (recurrent's ets extra)", or,
     without install metadata, the source tree's form."""

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from helpers import installed_env, invoke, ok
 
 from recurrent import extras
@@ -93,3 +94,20 @@ def test_info_says_which_extras_are_installed_and_how_to_get_the_others(monkeypa
     shown = json.loads(ok(invoke("info", "--json")))["extras"]
     assert shown == {"plot": ["matplotlib>=3.5"], "onnx": [], "ets": ["pandas>=1.5"],
                      "seq2seq": []}
+
+
+@pytest.mark.parametrize("module, spec", [("threadpoolctl", "threadpoolctl>="),
+                                          ("scipy", "scipy>=")])
+def test_a_lost_dependency_is_named_with_its_install_command(module, spec):
+    """An environment that lost one of recurrent's own packages (its import fails as for
+    an uninstalled one: None in sys.modules): one line naming it and the pip command, not
+    "internal error"."""
+    code = (f"import sys; sys.modules[{module!r}] = None; "
+            f"from recurrent.cli import main; main(['info'])")
+    job = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=installed_env(), timeout=120)
+    lines = [line for line in job.stderr.splitlines() if line.strip()]
+    assert job.returncode == 1 and len(lines) == 1, job.stderr
+    assert lines[0].startswith(f"Error: recurrent needs {spec}"), lines[0]
+    assert f"(module {module!r}): pip install '{spec}" in lines[0], lines[0]
+    assert "internal error" not in job.stderr
