@@ -226,7 +226,8 @@ class Task(Protocol):
 
     def evaluate(self, state: dict, split: str, config: dict, model: "Runner") -> dict:
         """Metrics on ``split`` as a flat dict of floats/ints (lists allowed for matrices).
-        Includes the loss the trainer minimises under "loss" (lower is better)."""
+        Includes the loss the trainer minimises under "loss" (lower is better): the run's
+        --loss (config.get("loss"), else the task's), e.g. with recurrent.step.SplitLoss."""
 
     # ---- optional ----
 

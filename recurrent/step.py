@@ -182,3 +182,37 @@ def _global_norm(arrays) -> float:
     with np.errstate(over="ignore"):
         norm = math.sqrt(sum(float(np.linalg.norm(g)) ** 2 for g in arrays))
     return norm if math.isfinite(norm) else total_norm(arrays)
+
+
+class SplitLoss:
+    """The run's training loss (--loss, else the task's own) over a split, for a task's
+    evaluate(): its "loss" picks the best checkpoint, so it must be the loss training
+    minimises. Each batch is scored as a training step scores it (value_and_grad: the
+    mean over the batch's valid rows) and ``value`` is the mean over all the valid rows
+    added. ``own`` is True when the run trains with the task's own loss, which a task
+    may keep computing its own way (its cross-entropy also gives bits per character,
+    perplexity...), so that default runs record the figures they always have."""
+
+    def __init__(self, task, config):
+        from .plugins import get_loss  # (plugins imports the package: not at module level)
+        self.loss_fn = get_loss(config.get("loss") or task.loss)
+        self.own = self.loss_fn.name == task.loss
+        self.total = 0.0  # sum over batches of mean loss * valid rows
+        self.count = 0  # valid rows
+
+    def add(self, outputs, targets, mask=None) -> None:
+        """Score one batch: outputs (..., K), targets and mask (...) as training gives
+        them to the loss (mask None: every row counts)."""
+        rows = (int(np.prod(np.shape(outputs)[:-1])) if mask is None
+                else int(np.count_nonzero(mask)))
+        if not rows:  # nothing to score (a plugin's loss need not take an empty batch)
+            return
+        value, _ = loss_result(self.loss_fn, self.loss_fn.value_and_grad(
+            outputs, targets, mask), outputs)
+        self.total += value * rows
+        self.count += rows
+
+    @property
+    def value(self) -> float:
+        """The mean loss over every valid row added (0 for none, as the losses say)."""
+        return self.total / self.count if self.count else 0.0

@@ -28,6 +28,7 @@ from recurrent import datafile, schema
 from recurrent.errors import TrainingDataUnavailable, UserError
 from recurrent.memo import file_identity
 from recurrent.report import TRAIN_OVERLAP, generic_report
+from recurrent.step import SplitLoss
 
 from . import metrics, sampling, streams, text
 
@@ -331,6 +332,8 @@ class CharLM:
         x, y, mask = streams.eval_streams(ids, EVAL_STREAMS, EVAL_WARMUP)  # (W+L, S) each
         vocab_size = len(state["vocab"])
         total, correct, count = 0.0, 0, 0
+        # the run's --loss, where it is not cross-entropy: it picks the best checkpoint
+        loss = SplitLoss(self, config)
         model_state = None
         # fewer steps per call for a large vocabulary: the logits stay under EVAL_LOGITS
         chunk = max(1, min(EVAL_CHUNK, EVAL_LOGITS // (x.shape[1] * vocab_size)))
@@ -342,11 +345,15 @@ class CharLM:
             targets = y[rows].ravel()
             if not keep.all():  # the warm-up steps: a copy of the kept rows only then
                 flat, targets = flat[keep], targets[keep]
+            if not loss.own:
+                loss.add(flat, targets)
             nll, hit = metrics.logits_nll(flat, targets)
             total += float(nll.sum())
             correct += int(hit.sum())
             count += int(keep.sum())
         out = metrics.summarize(total, correct, count)
+        if not loss.own:  # bits per char, perplexity and accuracy stay cross-entropy's
+            out["loss"] = loss.value
         if split == "test" and config.get("eval_data"):  # a file of the user's
             try:  # left out when the run's own data cannot be read: the figures stand
                 train_ids = self.split_ids(state, "train", config)

@@ -31,6 +31,7 @@ from recurrent import selection
 from recurrent.errors import UserError
 from recurrent.memo import Kept, rows_key
 from recurrent.progress import warn_once
+from recurrent.step import SplitLoss
 
 from . import series as dataio
 from . import metrics as fm
@@ -697,14 +698,12 @@ class ForecastTask:
         """The run's training loss (--loss, else mse) of scaled forecasts (B, H, C) against
         the scaled actuals (B, H, C): the head's outputs and targets differ from them by
         the same anchor, so every residual, and the loss, is the one training sees."""
-        name = config.get("loss") or self.loss
-        if name == "mse":  # numpy's mean: the figures runs have always recorded
+        loss = SplitLoss(self, config)
+        if loss.own:  # numpy's mean: the figures runs have always recorded
             return float(np.mean((scaled_forecast - scaled_actual) ** 2))
-        from recurrent.plugins import get_loss
         rows = len(scaled_forecast)
-        value, _ = get_loss(name).value_and_grad(
-            np.reshape(scaled_forecast, (rows, -1)), np.reshape(scaled_actual, (rows, -1)))
-        return float(value)
+        loss.add(np.reshape(scaled_forecast, (rows, -1)), np.reshape(scaled_actual, (rows, -1)))
+        return loss.value
 
     def evaluate(self, state, split, config, model):
         prepared = self.load(state, config)

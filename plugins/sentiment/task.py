@@ -25,6 +25,7 @@ from recurrent.errors import TrainingDataUnavailable, UserError
 from recurrent.memo import Kept, file_identity, frozen
 from recurrent.pretrain import pretrain_language_model
 from recurrent.report import TRAIN_OVERLAP, overlap_count
+from recurrent.step import SplitLoss
 
 from . import baselines as bl
 from . import report
@@ -510,13 +511,18 @@ class SentimentTask:
             yield {"x": x, "lengths": batch_lengths, "y": y[rows], "reset": True}
 
     # ---- model outputs -----------------------------------------------------------------
-    def probabilities(self, model, sequences: list[list[int]]) -> np.ndarray:
-        """(N, K) class probabilities, in the order of ``sequences``."""
+    def probabilities(self, model, sequences: list[list[int]], loss=None,
+                      y=None) -> np.ndarray:
+        """(N, K) class probabilities, in the order of ``sequences``; with ``loss`` (a
+        recurrent.step.SplitLoss) and the labels ``y`` (N,), each batch's logits are also
+        scored by it."""
         lengths = np.array([len(s) for s in sequences], dtype=np.int64)
         probs = None
         for rows in length_buckets(lengths, EVAL_BATCH, None):
             x, batch_lengths = pad_batch([sequences[i] for i in rows])
             logits, _ = model.forward(x, lengths=batch_lengths)  # (B, K)
+            if loss is not None:
+                loss.add(logits, y[rows])
             p = softmax(logits)
             if probs is None:
                 probs = np.empty((len(sequences), p.shape[1]))
@@ -525,9 +531,11 @@ class SentimentTask:
 
     def evaluate(self, state: dict, split: str, config: dict, model) -> dict:
         sequences, y = self.split_rows(state, split, config)
-        probs = self.probabilities(model, sequences)
+        # the run's --loss, where it is not cross-entropy: it picks the best checkpoint
+        loss = SplitLoss(self, config)
+        probs = self.probabilities(model, sequences, None if loss.own else loss, y)
         metrics = classification_metrics(y, probs.argmax(axis=1), state["classes"])
-        metrics["loss"] = cross_entropy(probs, y)
+        metrics["loss"] = cross_entropy(probs, y) if loss.own else loss.value
         if split == "test":
             overlap = self._training_overlap(state, sequences)
             # the run's own test split holds a training text only where its file repeats

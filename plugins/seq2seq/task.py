@@ -28,8 +28,8 @@ from recurrent.checks import C_INT_MAX
 from recurrent.errors import TrainingDataUnavailable, UserError
 from recurrent.memo import Kept
 from recurrent.lengths import valid_mask
-from recurrent.plugins import get_loss
 from recurrent.report import TRAIN_OVERLAP
+from recurrent.step import SplitLoss
 from recurrent_plugins.sentiment.text import length_buckets
 
 from . import data, metrics
@@ -314,16 +314,11 @@ class Seq2Seq:
         pairs, sources, targets = self._split(state, split, config)
         if not pairs:
             raise UserError(f"the {split} split holds no pairs")
-        loss_fn = get_loss(self.loss)
-        total, count = 0.0, 0
+        loss = SplitLoss(self, config)  # the run's --loss: it picks the best checkpoint
         for rows in length_buckets(_batch_lengths(state, sources, targets), EVAL_BATCH, None):
             batch = data.pair_batch([sources[i] for i in rows], [targets[i] for i in rows])
             logits, _ = model.forward(batch["x"], lengths=batch["lengths"])
-            mask = valid_mask(batch["lengths"], *batch["y"].shape)
-            loss, _ = loss_fn.value_and_grad(logits, batch["y"], mask)
-            n = int(batch["lengths"].sum())
-            total += float(loss) * n
-            count += n
+            loss.add(logits, batch["y"], valid_mask(batch["lengths"], *batch["y"].shape))
         tgt_vocab = Vocabulary(state["target_vocab"])
         # A data-parallel run's sharded runner scores the loss; every rank decodes whole.
         decoder = model if hasattr(model, "decode") else model.model.runner()
@@ -337,7 +332,7 @@ class Seq2Seq:
             hyps.extend(tgt_vocab.decode(h.tokens[b, 0, :h.lengths[b, 0]])
                         for b in range(len(rows)))
         refs = [pairs[i][1] for rows in order for i in rows]
-        out = {"loss": total / count}
+        out = {"loss": loss.value}
         out.update(metrics.score(hyps, refs, state["target_level"], state.get("g2p", False)))
         if split == "test" and config.get("eval_data"):
             overlap = self._training_overlap(state, sources)
