@@ -45,7 +45,7 @@ import os
 
 import numpy as np
 
-from .checks import finite_as, positive_int
+from .checks import beyond_any_array, finite_as, positive_int
 from .ensemble import EnsembleModel, combine
 from .layers import Recurrent
 from .modules import softmax
@@ -139,6 +139,21 @@ class StreamPool:
         self.dtype = rnn.dtype
         H, L, C = rnn.hidden_size, rnn.num_layers, self.capacity
         self.state_names = rnn.state_names
+        self.wide = None if model is None else model.wide
+        try:
+            self._allocate(C, L, H)
+        except (MemoryError, ValueError) as e:
+            if isinstance(e, ValueError) and not beyond_any_array(e):
+                raise
+            raise MemoryError(f"StreamPool: capacity {C:,} needs more memory than is "
+                              f"available for the states of that many streams ({L:,} "
+                              f"layer(s) of {H:,} units each); give a smaller capacity"
+                              ) from None
+        self._rows = {}                        # id -> slab row
+        self._free = list(range(C - 1, -1, -1))  # free rows; pop() takes the lowest
+
+    def _allocate(self, C, L, H):
+        """The slab and the per-stream arrays of ``C`` streams, all at their initial values."""
         self._slab = np.zeros((len(self.state_names), L, C, H), self.dtype)  # (S, L, C, H)
         self._extra = {}  # per-stream arrays beyond the recurrent state, (C, ...) each
         if self.output == "mean":
@@ -146,14 +161,11 @@ class StreamPool:
             self._extra["count"] = np.zeros(C, np.int64)
         elif self.output == "max":
             self._extra["maximum"] = np.full((C, H), -np.inf, self.dtype)
-        self.wide = None if model is None else model.wide
         if self.wide is not None:
             features = self.wide.vocab_size + self.wide.bigram_buckets
             self._extra["seen"] = np.zeros((C, (features + 7) // 8), np.uint8)
             self._extra["previous"] = np.full(C, _NO_TOKEN, np.int64)
             self._extra["wide"] = np.zeros((C, self.wide.out_features), np.float64)
-        self._rows = {}                        # id -> slab row
-        self._free = list(range(C - 1, -1, -1))  # free rows; pop() takes the lowest
 
     # ---- opening, closing, moving -----------------------------------------------------------
     def __len__(self):

@@ -170,6 +170,17 @@ def test_bad_calls_fail_with_one_line_messages():
     assert len(pool) == 2 and pool.ids() == ["a", "b"]
 
 
+@pytest.mark.parametrize("capacity", [10**13, 10**20])  # beyond memory; beyond any array
+def test_a_capacity_too_large_for_memory_is_refused_naming_the_capacity(capacity):
+    layer = Recurrent("lstm", 3, 4)
+    with pytest.raises(MemoryError) as refused:
+        recurrent.StreamPool(layer, capacity=capacity)
+    message = str(refused.value)
+    assert message.startswith(f"StreamPool: capacity {capacity:,} needs more memory")
+    assert "\n" not in message, message
+    assert len(recurrent.StreamPool(layer, capacity=2)) == 0  # the layer still makes pools
+
+
 def test_the_stream_benchmark_checks_its_sides_and_prints_the_table(tmp_path):
     import json
     import os
