@@ -873,8 +873,10 @@ def _stream_lines(answer, lines, echo=click.echo, task=None) -> int:
     """`predict --stream`: answer(line) for each line of ``lines`` (a text stream such as
     sys.stdin: _text_lines) as it arrives, one JSON line out per line in, printed with
     ``echo`` and flushed (click.echo flushes). A UserError for a line is answered with
-    {"error": message} there and one line on stderr, and the stream goes on; returns the
-    exit status: 1 when any line was refused, else 0. An answer that is not a dict of
+    {"error": message} there and one line on stderr, and the stream goes on; so is a line
+    that needs more memory than there is (predict_api.within_memory, as
+    recurrent.predict_stream refuses such an input). Returns the exit status: 1 when any
+    line was refused, else 0. An answer that is not a dict of
     JSON values ends the stream (predict_api.checked_answer: ``task``'s code, not the
     line, is at fault)."""
     from .datafile import check_utf8
@@ -884,7 +886,8 @@ def _stream_lines(answer, lines, echo=click.echo, task=None) -> int:
         line = line[:-1] if line.endswith("\r") else line  # a CRLF client's line break
         try:
             check_utf8(line, "the line")  # every task's stream: _text_lines kept bad bytes
-            result = answer(line)
+            with predict_api.within_memory():  # a line too large for memory: its error
+                result = answer(line)
         except UserError as e:
             refused = True
             message = one_line(e)

@@ -154,7 +154,7 @@ def _python_value(name: str, param, value):
 
 
 @contextlib.contextmanager
-def _within_memory():
+def within_memory():
     """A request larger than memory (MemoryError, or numpy's refusal of a size beyond any
     array) as the UserError the command's one line says."""
     try:
@@ -208,7 +208,7 @@ def predict(run: str | os.PathLike, *, precision: str = "fp32", **options) -> li
         raise UserError(f"{json_key}: predict always gives the --json output")
     _, values, model, info = _opened(run_dir, task, precision, {**options, json_key: True},
                                      stream=False)
-    with _within_memory():
+    with within_memory():
         lines = task.predict(info["task_state"], dict(info["config"]), model.runner(), values)
         text = "\n".join(checked_lines(task, lines))
     decoder, out, at = json.JSONDecoder(), [], 0
@@ -254,7 +254,7 @@ def predict_stream(run: str | os.PathLike, *, precision: str = "fp32",
             raise UserError("an input holds a line break: give one line per call")
         check_utf8(line, "the line")
         # what the command prints, read back: NaN as None, numpy numbers as Python's
-        with _within_memory():
+        with within_memory():
             result = answer(line)
         return json.loads(json_text(checked_answer(task, result, "the input")))
 

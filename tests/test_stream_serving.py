@@ -4,9 +4,13 @@ strict one it ended the whole stream, answers to lines read with it included), a
 seq2seq line's memory does not grow with the square of its length (the decoder kept
 attention weights of every output step over every source symbol, which the answer never
 reads), and a stream started with its standard input closed reads no lines (it failed
-as an internal error)."""
+as an internal error). A line that needs more memory than the process may have is that
+line's error and the stream goes on, as recurrent.predict_stream refuses such an input;
+a seq2seq line with symbols outside the vocabulary is refused in a message of bounded
+length, whatever the line's."""
 import json
 import os
+import resource
 import subprocess
 import sys
 import tracemalloc
@@ -15,6 +19,7 @@ import numpy as np
 import pytest
 from helpers import installed_env
 
+import recurrent
 from recurrent import cli
 from recurrent.runs import load_model
 from recurrent.seq2seq import Seq2SeqModel, greedy, search
@@ -74,3 +79,34 @@ def test_a_stream_started_with_stdin_closed_reads_no_lines(task_runs, tmp_path):
                           capture_output=True, text=True, cwd=tmp_path, env=installed_env(),
                           timeout=120)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+
+
+def test_a_line_too_large_for_memory_is_that_lines_error(task_runs, tmp_path):
+    # 1500 MB of address space holds the command but not a 10-million-symbol source's
+    # encoder states
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (1500 * 2**20, 1500 * 2**20))
+    lines = b"abcd\n" + b"abcd" * 2_500_000 + b"\ndcba\n"
+    proc = subprocess.run([sys.executable, "-m", "recurrent", "predict",
+                           str(task_runs["seq2seq"]), "--stream"],
+                          input=lines, capture_output=True, cwd=tmp_path, env=installed_env(),
+                          preexec_fn=limit, timeout=300)
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 1, stderr
+    answers = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [a.get("input") for a in answers] == ["abcd", None, "dcba"], stderr
+    assert "not enough memory" in answers[1]["error"]
+    assert len(stderr.splitlines()) == 1 and "Traceback" not in stderr, stderr
+    assert stderr.startswith("Error: line 2: not enough memory"), stderr
+
+
+def test_a_long_seq2seq_line_of_unknown_symbols_is_refused_in_a_short_message(task_runs):
+    answer = recurrent.predict_stream(task_runs["seq2seq"])
+    line = "abcd" * 50_000 + "efghijklmn"  # the run knows a-d only
+    with pytest.raises(recurrent.UserError) as refused:
+        answer(line)
+    message = str(refused.value)
+    assert len(message) < 300, message[:300]
+    assert "(200010 characters)" in message
+    assert message.endswith("never saw in training: 'e', 'f', 'g', 'h', 'i' and 5 more")
+    assert answer("abcd")["input"] == "abcd"  # the stream goes on

@@ -424,9 +424,11 @@ class Seq2Seq:
                 raise UserError("an input is empty")
             unknown = vocab.unknown(seq)
             if unknown:
+                # a long input is cut in the message: a stream's line may be megabytes
                 shown = ", ".join(datafile.shown(s) for s in unknown[:5])
-                raise UserError(f"input {text!r} has symbols the model never saw in "
-                                f"training: {shown}")
+                more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+                raise UserError(f"input {datafile.excerpt(text)} has symbols the model "
+                                f"never saw in training: {shown}{more}")
             out.append(vocab.encode(seq, SOURCE_UNK))
         return out
 
