@@ -177,3 +177,18 @@ def test_binary_cross_entropy_does_not_fit_scaled_forecast_values(tmp_path):
                    "--loss binary_cross_entropy does not fit task 'forecast'",
                    "probabilities in [0, 1]")
     assert not out.exists()
+
+
+def test_binary_cross_entropy_refused_when_forecast_training_targets_fit_it(tmp_path):
+    """Min-max scaled levels put the training targets in [0, 1], but the validation and
+    test values, and the actuals the "loss" figure scores, go beyond: the refusal does not
+    depend on which rows the first batch holds, and no run directory is made."""
+    from helpers import invoke, one_line_error
+    out = tmp_path / "r"
+    one_line_error(invoke("train", "forecast", "--loss", "binary_cross_entropy",
+                          "--scaling", "minmax", "--no-difference", "--window", 8,
+                          "--inputs", "level", "--hidden", 4, "--steps", 1, "--threads", 1,
+                          "--quiet", "--no-plot", "--out", out),
+                   "--loss binary_cross_entropy does not fit task 'forecast'",
+                   "probabilities in [0, 1]")
+    assert not out.exists()

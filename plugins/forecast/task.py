@@ -28,6 +28,7 @@ import numpy as np
 from recurrent import datafile
 from recurrent import paired as paired_tests
 from recurrent import selection
+from recurrent.checks import one_line
 from recurrent.errors import UserError
 from recurrent.memo import Kept, rows_key
 from recurrent.progress import warn_once
@@ -376,6 +377,7 @@ class ForecastTask:
             anchors = ["es"] * horizon
         if model == "esrnn":
             joint.check_loss(config.get("es_train") or joint.DEFAULT, config.get("loss"))
+        self._check_loss(config)
         cycles = cal.choose_cycles(config.get("calendar", "auto"), series.times, train_end)
         return {
             "data": None if source.bundled else source.path,
@@ -693,6 +695,25 @@ class ForecastTask:
         # (gaps in the file) adds nothing to that column's metrics, only to the loss
         result["scored_windows"] = int(_scored(prepared.observed[rows]).sum())
         return {**result, **extra}
+
+    def _check_loss(self, config):
+        """UserError for a --loss that refuses some real targets (binary_cross_entropy's
+        probabilities): the head's targets and the actuals _loss scores are scaled values
+        of any sign and size, also where the training rows' happen to fit such a loss."""
+        name = config.get("loss") or self.loss
+        if name == "mse":
+            return
+        from recurrent.plugins import get_loss
+        loss = get_loss(name)
+        if getattr(loss, "target_kind", "dense") != "dense":
+            return  # a loss of class ids: the first training batch's check names it
+        try:
+            loss.value_and_grad(np.zeros((1, 2), np.float32),
+                                np.array([[-1.5, 2.5]], np.float32))
+        except ValueError as e:
+            raise UserError(f"--loss {name} does not fit task {self.name!r} (its default is "
+                            f"{self.loss}): its targets are scaled values of any sign and "
+                            f"size (probed with -1.5 and 2.5: {one_line(e)})") from None
 
     def _loss(self, config, scaled_forecast, scaled_actual):
         """The run's training loss (--loss, else mse) of scaled forecasts (B, H, C) against
