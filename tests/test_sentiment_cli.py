@@ -162,7 +162,8 @@ def test_predict_errors(trained_run, tmp_path):
     one_line_error(invoke("predict", run, "fine", "  "), "text argument 2 is empty")
     bad = write_reviews(tmp_path / "bad.csv", [("x",)], header=("review",))
     one_line_error(invoke("predict", run, "--data", bad),
-                   "columns found: 'review' (choose with --text-column)")
+                   "columns found: 'review' (choose with --text-column; texts one per "
+                   "line, without a header: --stream < FILE)")
 
 
 def test_eval_errors(trained_run, tmp_path):

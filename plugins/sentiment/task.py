@@ -723,7 +723,9 @@ class SentimentTask:
         ids = None
         if options.get("data"):
             column = options.get("text_column") or state["text_column"]
-            hint = "choose with --text-column" + ("/--id-column" if id_column else "")
+            # a file of bare lines has no header: its first text reads as a column name
+            hint = ("choose with --text-column" + ("/--id-column" if id_column else "")
+                    + "; texts one per line, without a header: --stream < FILE")
             rows = read_csv(options["data"], column, None, hint, tokenizer, id_column)
             texts += rows.texts
             ids = rows.ids
