@@ -203,14 +203,14 @@ class SequenceModel(FlatModel):
     # -- forward / backward ------------------------------------------------------------
     def _embed(self, x, need_grad=True):
         """x -> the layer's input h_in (T, B, E or I)."""
+        x = as_array(x, "x")  # once: the layer takes the array as it is
         if self.tokens:
-            x = as_array(x, "x")
             if x.ndim != 2:
                 raise ValueError(f"x: expected token ids of shape (T, B), got shape {x.shape}")
             return self.embedding.forward(x, need_grad)  # (T, B, E)
-        if np.ndim(as_array(x, "x")) != 3:
+        if x.ndim != 3:
             raise ValueError(f"x: expected shape (T, B, {self.rnn.input_size}), got shape "
-                             f"{np.shape(x)}")
+                             f"{x.shape}")
         return x
 
     def forward(self, x, *, lengths=None, state=None, truncate=0, need_grad=True):
