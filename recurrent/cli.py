@@ -8,6 +8,7 @@ Error policy: a UserError, a bad option value or an unknown name prints ONE line
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import signal
@@ -70,6 +71,12 @@ class RecurrentGroup(click.Group):
         def report(line, code, all_ranks=False):
             return _report(line, code, all_ranks, joins_world)
 
+        unusable = _stdout_unusable()
+        if unusable:
+            code = report(f"Error: {unusable}", 1)
+            if standalone_mode:
+                sys.exit(code)
+            return code
         try:
             # BLAS on one thread for the whole command (recurrent/threads.py): the kernels
             # bring their own threads, and what else calls BLAS (the baselines' L-BFGS
@@ -134,6 +141,27 @@ ARGS_KEY = "recurrent.args"
 def _memory_line(e: BaseException) -> str:
     """The error line of a MemoryError, or of a size beyond any array (checks.beyond_any_array)."""
     return f"Error: {memory_problem(e)}"
+
+
+def _stdout_unusable() -> str | None:
+    """Why standard output cannot take the command's output, checked before any work:
+    every command writes its result or summary there, and a write failing only after the
+    work (as cat's and ls's do) would leave a run directory without its summary. Python
+    leaves sys.stdout None when descriptor 1 is closed (`>&-`), and click.echo and print
+    then drop every line (the command exiting 0 having written nothing); a descriptor
+    open for reading only (`1</dev/null`) fails every write."""
+    if sys.stdout is None:
+        state = "closed"
+    else:
+        try:
+            mode = fcntl.fcntl(sys.stdout.fileno(), fcntl.F_GETFL) & os.O_ACCMODE
+        except (OSError, ValueError):  # not a descriptor (click's test runner)
+            return None
+        if mode != os.O_RDONLY:
+            return None
+        state = "open for reading only"
+    return (f"standard output is {state}: recurrent writes its results there "
+            f"(redirect it to /dev/null to discard them)")
 
 
 # What a write to a full disk or past a file-size limit (ulimit -f) raises.

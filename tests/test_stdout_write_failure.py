@@ -1,5 +1,6 @@
 """Output that cannot be written (stdout redirected to a full disk, to /dev/full, or past a
-file-size limit; a character stdout's encoding cannot represent) is one line naming
+file-size limit; a character stdout's encoding cannot represent; stdout closed or open
+for reading only) is one line naming
 standard output and the cause, exit status 1, never "internal error"; the run the command
 read is left as it was."""
 import os
@@ -20,6 +21,10 @@ def _recurrent(args, stdout, preexec_fn=None, **env):
     return subprocess.run([sys.executable, "-m", "recurrent", *map(str, args)],
                           stdout=stdout, stderr=subprocess.PIPE, text=True,
                           env=installed_env(**env), preexec_fn=preexec_fn)
+
+
+def _close_stdout():
+    os.close(1)
 
 
 def _one_line(stderr):
@@ -77,3 +82,35 @@ def test_an_ascii_stdout_gets_the_output_as_utf8(tmp_path, args):
     result = _recurrent(args, subprocess.PIPE, PYTHONIOENCODING="ascii")
     assert result.returncode == 0, result.stderr
     assert "\u2014" in result.stdout
+
+
+@pytest.mark.parametrize("args", [("info",), ("predict", "RUN", "--length", 50),
+                                  ("eval", "RUN"), ("--version",)])
+@pytest.mark.parametrize("closed", [True, False], ids=["closed", "read-only"])
+def test_stdout_closed_or_read_only_is_refused_in_one_line(run, args, closed):
+    """Python leaves sys.stdout None when descriptor 1 is closed, and the output would
+    be dropped with exit status 0."""
+    files = sorted(os.listdir(run))
+    with open(os.devnull) as read_only:
+        result = _recurrent([run if a == "RUN" else a for a in args], read_only,
+                            preexec_fn=_close_stdout if closed else None)
+    state = "closed" if closed else "open for reading only"
+    assert result.returncode == 1, result.stderr
+    assert _one_line(result.stderr) == (
+        f"Error: standard output is {state}: recurrent writes its results there "
+        f"(redirect it to /dev/null to discard them)")
+    assert sorted(os.listdir(run)) == files
+
+
+@pytest.mark.parametrize("quiet", [(), ("--quiet",)])
+def test_train_with_stdout_closed_makes_no_run_directory(tmp_path, quiet):
+    """train writes its summary even with --quiet: refused before the run directory."""
+    text = tmp_path / "text.txt"
+    text.write_text("to be or not to be\n" * 60, encoding="utf-8")
+    out = tmp_path / "run"
+    result = _recurrent(["train", "char-lm", "--data", text, "--steps", 2, "--hidden", 8,
+                         "--no-plot", "--out", out, *quiet], subprocess.DEVNULL,
+                        preexec_fn=_close_stdout)
+    assert result.returncode == 1, result.stderr
+    assert _one_line(result.stderr).startswith("Error: standard output is closed:")
+    assert not out.exists()
