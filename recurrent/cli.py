@@ -8,7 +8,6 @@ Error policy: a UserError, a bad option value or an unknown name prints ONE line
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import signal
@@ -24,7 +23,7 @@ from ._console import debug_asked
 from .checks import beyond_any_array, memory_problem, one_line
 from .cli_options import RANK_COUNT, THREAD_COUNT, checkpoint_option
 from .errors import AllRanksError, TrainingDataUnavailable, UserError, error_line
-from . import datafile, out_paths, predict_api
+from . import datafile, out_paths, predict_api, std_streams
 from .key_reads import KeyReads
 from .progress import share_text
 from .protocols import SPLITS
@@ -71,9 +70,13 @@ class RecurrentGroup(click.Group):
         def report(line, code, all_ranks=False):
             return _report(line, code, all_ranks, joins_world)
 
-        unusable = _stdout_unusable()
+        # every command writes its result or summary to stdout: checked before any work,
+        # as a write failing only after it (as cat's does) would leave a run directory
+        # without its summary, and a closed one would drop the output with exit status 0
+        unusable = std_streams.unusable(sys.stdout, writing=True)
         if unusable:
-            code = report(f"Error: {unusable}", 1)
+            code = report(f"Error: standard output is {unusable}: recurrent writes its "
+                          f"results there (redirect it to /dev/null to discard them)", 1)
             if standalone_mode:
                 sys.exit(code)
             return code
@@ -141,27 +144,6 @@ ARGS_KEY = "recurrent.args"
 def _memory_line(e: BaseException) -> str:
     """The error line of a MemoryError, or of a size beyond any array (checks.beyond_any_array)."""
     return f"Error: {memory_problem(e)}"
-
-
-def _stdout_unusable() -> str | None:
-    """Why standard output cannot take the command's output, checked before any work:
-    every command writes its result or summary there, and a write failing only after the
-    work (as cat's and ls's do) would leave a run directory without its summary. Python
-    leaves sys.stdout None when descriptor 1 is closed (`>&-`), and click.echo and print
-    then drop every line (the command exiting 0 having written nothing); a descriptor
-    open for reading only (`1</dev/null`) fails every write."""
-    if sys.stdout is None:
-        state = "closed"
-    else:
-        try:
-            mode = fcntl.fcntl(sys.stdout.fileno(), fcntl.F_GETFL) & os.O_ACCMODE
-        except (OSError, ValueError):  # not a descriptor (click's test runner)
-            return None
-        if mode != os.O_RDONLY:
-            return None
-        state = "open for reading only"
-    return (f"standard output is {state}: recurrent writes its results there "
-            f"(redirect it to /dev/null to discard them)")
 
 
 # What a write to a full disk or past a file-size limit (ulimit -f) raises.
@@ -885,6 +867,10 @@ def predict_command(ctx, run, args, show_help):
             options = KeyReads(options)
             answer = task.predict_stream(state, config, model.runner(), options)
             predict_api.check_stream_options(given - options.read, params)
+            unreadable = std_streams.unusable(sys.stdin, writing=False)
+            if unreadable and sys.stdin is not None:  # closed: no lines, as empty input
+                raise UserError(f"--stream: standard input is {unreadable}; pipe or "
+                                f"redirect the lines into it")
             return _stream_lines(answer, sys.stdin, echo, task)
         lines = task.predict(state, config, model.runner(), options)
         for line in predict_api.checked_lines(task, lines):

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from .checks import one_line
 from .errors import UserError
 from .out_paths import named
+from . import std_streams
 
 # (magic bytes at offset 0, name) of the compressions read here.
 _COMPRESSIONS = (
@@ -129,11 +130,13 @@ def data_path(option: str, value: str | None) -> str | None:
 
 
 def _refuse_terminal(what: str, advice: str) -> None:
-    """UserError when standard input is a terminal (or closed), for data read from it:
-    the command would wait for typed data. ``what`` names the data, ``advice`` ends the
-    message."""
-    if sys.stdin is None or sys.stdin.isatty():
-        raise UserError(f"{what}: standard input is a terminal; pipe or redirect the "
+    """UserError when standard input is a terminal (the command would wait for typed
+    data), closed or not open for reading, for data read from it. ``what`` names the
+    data, ``advice`` ends the message."""
+    state = std_streams.unusable(sys.stdin, writing=False) or (
+        "a terminal" if sys.stdin.isatty() else None)
+    if state:
+        raise UserError(f"{what}: standard input is {state}; pipe or redirect the "
                         f"data into it (... < FILE), {advice}")
 
 

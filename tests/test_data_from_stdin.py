@@ -95,3 +95,14 @@ def test_a_run_trained_from_stdin_refuses_a_terminal_when_it_reads_its_data_agai
     with open(tsv, "rb") as stdin:
         done = _recurrent("eval", run, stdin=stdin)
     assert done.returncode == 0 and b"pairs" in done.stdout, done.stderr
+
+
+def test_a_closed_or_write_only_stdin_is_named_as_such(task_runs, tmp_path):
+    run = task_runs["sentiment"]
+    done = _recurrent("predict", run, "--data", "-", preexec_fn=lambda: os.close(0))
+    _one_line(done, "--data -: standard input is closed;")
+    with open(tmp_path / "out.txt", "wb") as write_only:
+        for option in (("--data", "-"), ("--stream",)):
+            done = _recurrent("predict", run, *option, stdin=write_only)
+            _one_line(done, f"{option[0]}{' -' * (len(option) == 2)}: standard input is "
+                      f"open for writing only;")
