@@ -6,8 +6,9 @@ job (train, info) tells the ranks waiting for it in distributed.world(), which s
 Imports nothing heavy, so that it is in place before the loading starts."""
 from __future__ import annotations
 
-import os
 import sys
+
+from .env_flags import env_flag
 
 
 def main(argv=None):
@@ -32,5 +33,5 @@ def debug_asked(args) -> bool:
     set to anything but "", 0, false, no or off. The root's options take no values, so
     the subcommand is its first argument that is not an option."""
     root = next((args[:i] for i, a in enumerate(args) if not str(a).startswith("-")), args)
-    flag = os.environ.get("RECURRENT_DEBUG", "").strip().lower()
-    return "--debug" in root or flag not in ("", "0", "false", "no", "off")
+    return "--debug" in root or env_flag("RECURRENT_DEBUG")
+

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .env_flags import env_flag
 from .errors import AllRanksError, UserError
 from .extras import install_hint
 
@@ -226,10 +227,9 @@ def launched_rank() -> int | None:
 
 
 def opted_out() -> bool:
-    """RECURRENT_NO_MPI is set to a true value (anything but empty, 0, false, no or off,
-    as RECURRENT_TUNE reads off): every process runs on its own."""
-    return os.environ.get(OPT_OUT_VARIABLE, "").strip().lower() not in ("", "0", "false",
-                                                                         "no", "off")
+    """RECURRENT_NO_MPI is set to a true value (env_flags.env_flag): every process runs
+    on its own."""
+    return env_flag(OPT_OUT_VARIABLE)
 
 
 def prints_early_failures() -> bool:

@@ -36,6 +36,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .env_flags import env_flag
 from .checks import one_line
 from .errors import UserError, error_line
 from .protocols import Cell, Loss, Task, missing_members
@@ -85,10 +86,6 @@ def _core_version() -> str:
 OBJECT_NAME = re.compile(r"[^\W_][\w.-]*")
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
 class Registry:
     """A pluggy PluginManager plus the cached registries built from its plugins.
 
@@ -126,7 +123,7 @@ class Registry:
                 self.broken[module_name] = _import_error_line(exc)
                 continue
             self._add(module, module_name, _core_version())
-        if not _env_flag("RECURRENT_NO_ENTRYPOINTS"):
+        if not env_flag("RECURRENT_NO_ENTRYPOINTS"):
             self._load_entry_points()
         self._check_pending()
 
@@ -456,7 +453,7 @@ def _module_name(plugin: Any) -> str:
 def _entry_points_off() -> str:
     """The note an unknown name gets while the environment keeps installed plugins from
     loading (RECURRENT_NO_ENTRYPOINTS, RECURRENT_PLUGINS), or ""."""
-    if _env_flag("RECURRENT_NO_ENTRYPOINTS"):
+    if env_flag("RECURRENT_NO_ENTRYPOINTS"):
         return " (RECURRENT_NO_ENTRYPOINTS is set: installed plugins are not loaded)"
     if os.environ.get("RECURRENT_PLUGINS", "").strip():
         return " (RECURRENT_PLUGINS is set: only the plugins it names are loaded)"
