@@ -1,0 +1,84 @@
+"""The documentation pages that describe code by name: docs/sentiment.md's option tables
+against `recurrent train sentiment`'s options and defaults, and docs/ARCHITECTURE.md's
+module map against the files under recurrent/. A page that names an option or module
+the code no longer has, or leaves out one it has, fails here."""
+import re
+from pathlib import Path
+
+import click
+
+from recurrent.cli import cli
+from recurrent.config import SHARED_DEFAULTS
+from recurrent.plugins import get_task
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sentiment_rows() -> dict:
+    """{flags of a row of docs/sentiment.md's option tables (a tuple): its default cell}."""
+    rows = {}
+    for line in (ROOT / "docs" / "sentiment.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("| `--"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows[tuple(re.findall(r"`(--[\w-]+)`", cells[0]))] = cells[1]
+    return rows
+
+
+def train_params():
+    command = cli.commands["train"].get_command(click.Context(cli), "sentiment")
+    return [p for p in command.params if p.name != "help"]
+
+
+def shown_default(param) -> str | None:
+    """The default as `--help` shows it, for the options whose default is a value."""
+    if not param.show_default or param.default is None:
+        return None
+    if isinstance(param, click.Option) and param.is_flag:
+        if param.secondary_opts:
+            return (param.opts[0] if param.default else param.secondary_opts[0]).lstrip("-")
+        return "on" if param.default else "off"
+    return str(param.default)
+
+
+def test_the_sentiment_page_lists_every_train_option_with_its_default():
+    rows = sentiment_rows()
+    params = train_params()
+    flags = {tuple(p.opts + p.secondary_opts): p for p in params}
+    assert sorted(set(flags) - set(rows)) == []  # options the page leaves out
+    assert sorted(set(rows) - set(flags)) == []  # rows naming no option
+    for key, param in flags.items():
+        expected = shown_default(param)
+        if expected is not None:
+            assert rows[key].split(" (")[0] == expected, key
+
+
+def test_the_sentiment_page_marks_the_task_own_defaults():
+    # "(task)" marks a shared option whose default the task replaces, and only those
+    own = {name for name, value in get_task("sentiment").defaults().items()
+           if SHARED_DEFAULTS.get(name) != value}
+    marked = {p.name for p in train_params()
+              if "(task)" in sentiment_rows()[tuple(p.opts + p.secondary_opts)]}
+    assert marked == own
+
+
+def test_the_readme_links_every_task_page():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for page in ("sentiment", "forecast", "seq2seq"):
+        assert (ROOT / "docs" / f"{page}.md").is_file()
+        assert f"docs/{page}.md" in readme
+
+
+def test_the_module_map_names_every_file_of_the_package():
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    section = text[text.index("## Module map"):text.index("## Layer API")]
+    package = ROOT / "recurrent"
+    files = [p for p in package.rglob("*") if p.suffix in (".py", ".pyx", ".pxd", ".h")]
+    # C written by hand, not by cythonize from a .pyx of the same name
+    files += [p for p in package.rglob("*.c") if not p.with_suffix(".pyx").exists()]
+    missing = []
+    for path in files:
+        # a package's __init__.py is named with its folder: seq2seq/__init__.py
+        name = f"{path.parent.name}/{path.name}" if path.name == "__init__.py" else path.name
+        if not re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", section):
+            missing.append(path.relative_to(ROOT).as_posix())
+    assert sorted(missing) == []
