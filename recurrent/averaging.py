@@ -61,6 +61,28 @@ def parse(text) -> tuple[str, float] | None:
     return kind, number
 
 
+def moot_within(text, total_steps: int, limit: str = "--steps",
+                resumed: bool = False) -> str | None:
+    """What --average ``text`` would leave undone in a run of ``total_steps`` steps, as a
+    sentence naming the option, else None: swa:S averages the parameters after the steps
+    from S+1 on, and when the run has at most one such step the average is the trained
+    parameters (the mean of one step's parameters is that step's), so the option changes
+    nothing. ``limit``: the option whose count ends the run (--steps, or --epochs when an
+    epoch count ends it first), which the sentence says to raise; ``resumed``: a resumed
+    run, whose --average cannot change, so raising ``limit`` is the only advice."""
+    parsed = parse(text)
+    if parsed is None or parsed[0] != "swa":
+        return None
+    start = int(parsed[1])
+    if total_steps - start > 1:
+        return None
+    reach = ("which the run's {} step(s) do not reach" if start >= total_steps else
+             "the last of the run's {} step(s) alone").format(total_steps)
+    advice = f"more {limit}" if resumed else f"a smaller start, more {limit}, or --average off"
+    return (f"--average swa:{start} averages from step {start + 1} on, {reach}: the "
+            f"average would be the trained parameters; give {advice}")
+
+
 class WeightAverage:
     """The running average of a model's trained parameters (see the module docstring)."""
 

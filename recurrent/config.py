@@ -368,10 +368,13 @@ class TrainingConfig(dict):
                 raise UserError(f"{flag} is empty: give a value, or leave {flag} out for "
                                 f"the default")
         # the run takes at most --steps steps (fewer when --epochs ends it first, which
-        # the trainer notes once it has counted an epoch's batches: Trainer._schedule)
+        # the trainer notes once it has counted an epoch's batches: Trainer._schedule,
+        # Trainer._note_average)
         steps = int(self.get("steps") or 0)
-        moot = steps and Schedule.moot_within(self["schedule"], int(self["warmup"]),
-                                              int(self["decay_every"]), steps)
+        moot = steps and (Schedule.moot_within(self["schedule"], int(self["warmup"]),
+                                               int(self["decay_every"]), steps)
+                          or averaging.moot_within(self.get("average", averaging.OFF),
+                                                   steps))
         if moot:
             raise UserError(moot)
         # a step schedule's decays are to lower the rate: a factor of 1 leaves it constant

@@ -64,7 +64,7 @@ import time
 
 import numpy as np
 
-from . import __version__, in_turn, run_lock, selection
+from . import __version__, averaging, in_turn, run_lock, selection
 from .averaging import WeightAverage
 from .checkpoint import (BEST, LAST, RunDir, WriteError, kept_state, load_arrays,
                          param_budget, save_arrays)
@@ -475,14 +475,29 @@ class Trainer:
         # (TrainingConfig.check_new); one that --epochs ends first, or a resumed one, is
         # told here, once its planned steps are known (--steps' count unless --epochs
         # ends the run before it)
-        limit = "--steps" if total == int(c.get("steps") or 0) else "--epochs"
         moot = total and Schedule.moot_within(schedule.kind, int(c["warmup"]),
-                                              int(c["decay_every"]), total, limit,
-                                              resumed)
+                                              int(c["decay_every"]), total,
+                                              self._limit_option(total), resumed)
         if moot and self.world.is_root:
             from .progress import warn_once
             warn_once(f"note: {moot}")
         return schedule
+
+    def _limit_option(self, total) -> str:
+        """The option whose count ends a run of ``total`` planned steps: --steps, unless
+        --epochs ends the run before it."""
+        return "--steps" if total == int(self.config.get("steps") or 0) else "--epochs"
+
+    def _note_average(self, total, resumed=False):
+        """The note of an --average swa:S that the run's ``total`` planned steps leave
+        without effect (averaging.moot_within): a new run with --steps was refused before
+        its directory was made (TrainingConfig.check_new); one that --epochs ends first,
+        or a resumed one, is told here, once its planned steps are known."""
+        moot = total and averaging.moot_within(self.config.get("average", averaging.OFF),
+                                               total, self._limit_option(total), resumed)
+        if moot and self.world.is_root:
+            from .progress import warn_once
+            warn_once(f"note: {moot}")
 
     def lock_paths(self) -> list[str]:
         """The directories this trainer writes (recurrent/run_lock.py): its run's."""
@@ -624,6 +639,7 @@ class Trainer:
         epochs, max_steps = int(c["epochs"]), int(c.get("steps") or 0)
         total = self._planned_steps(epochs, max_steps)
         schedule = self._schedule(total, resume)
+        self._note_average(total, resume)
         eval_every = int(c.get("eval_every") or 0)
         log_every = int(c.get("log_every") or 0) or max(1, min(100, (total or 0) // 20))
         root = self.world.is_root

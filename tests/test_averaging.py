@@ -59,7 +59,7 @@ def hand_average(trajectory, kind, value):
 
 @pytest.mark.parametrize("option, kind, value", [
     ("ema:0.9", "ema", 0.9), ("ema:0.5", "ema", 0.5), ("swa:3", "swa", 3),
-    ("swa:0", "swa", 0), ("swa:100", "swa", 100)])
+    ("swa:0", "swa", 0), ("swa:5", "swa", 5)])
 def test_the_checkpoints_hold_the_average_of_the_trajectory(tmp_path, trajectory, option,
                                                              kind, value):
     trainer, _ = train(tmp_path, "avg", steps=STEPS, average=option)
@@ -75,8 +75,8 @@ def test_the_checkpoints_hold_the_average_of_the_trajectory(tmp_path, trajectory
     arrays, meta = load_arrays(run.file(LAST))
     np.testing.assert_array_equal(arrays["train/params"], trainer.model.params)
     assert meta["average_count"] == (STEPS if kind == "ema" else max(0, STEPS - value))
-    if option != "swa:100":  # an average over several steps is not the last parameters
-        assert np.abs(expected - trajectory[-1]).max() > 1e-4
+    # an average over several steps is not the last parameters
+    assert np.abs(expected - trajectory[-1]).max() > 1e-4
 
 
 def test_evaluation_best_checkpoint_and_eval_use_the_averaged_parameters(tmp_path):
@@ -148,6 +148,54 @@ def test_bad_values_are_one_line_and_make_no_run(tmp_path, value, fragment):
     # the library path (a config not from the command line) refuses it too
     with pytest.raises(UserError, match=fragment):
         train(tmp_path, "lib", average=value)
+
+
+@pytest.mark.parametrize("start, reach", [(7, "which the run's 7 step(s) do not reach"),
+                                          (100, "which the run's 7 step(s) do not reach"),
+                                          (6, "the last of the run's 7 step(s) alone")])
+def test_swa_starting_at_the_end_of_a_new_run_is_refused(tmp_path, start, reach):
+    """swa:S averages the steps after step S: a run of --steps S+1 or fewer would keep
+    the trained parameters as the "average", which is --average off said otherwise."""
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "toy-sign", "--out", str(out), "--steps",
+                                      str(STEPS), "--average", f"swa:{start}"])
+    assert result.exit_code != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"Error: --average swa:{start} averages from step {start + 1} on, "
+                     f"{reach}: the average would be the trained parameters; give a "
+                     f"smaller start, more --steps, or --average off"], result.stderr
+    assert not out.exists()
+    with pytest.raises(UserError, match=f"--average swa:{start} averages"):
+        train(tmp_path, "lib", steps=STEPS, average=f"swa:{start}")
+    assert not (tmp_path / "lib").exists()
+
+
+def test_swa_beyond_the_steps_of_an_epoch_run_is_a_note(tmp_path):
+    """--epochs ends the run before swa:S starts (its steps are known once an epoch is
+    counted, after the run is made): the run trains, says once that the average is the
+    trained parameters, and says it again when resumed for another epoch."""
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "toy-sign", "--out", str(out), "--epochs",
+                                      "1", "--average", "swa:100000", "--quiet"])
+    assert result.exit_code == 0, result.output
+    steps = RunDir.open(str(out)).read_metrics()[-1]["step"]
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: --average swa:100000 averages from step 100001 on, which the "
+                     f"run's {steps} step(s) do not reach: the average would be the trained "
+                     f"parameters; give a smaller start, more --epochs, or --average off"]
+    arrays, meta = load_arrays(str(out / LAST))
+    assert meta["average_count"] == 0
+    names = load_model(RunDir.open(str(out)))[0].named_params
+    np.testing.assert_array_equal(
+        np.concatenate([arrays[f"param/{k}"].ravel() for k in names]),
+        arrays["train/params"])
+    result = CliRunner().invoke(cli, ["train", "toy-sign", "--resume", str(out), "--epochs",
+                                      "2", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.stderr.splitlines() if line.startswith("note:")] == [
+        f"note: --average swa:100000 averages from step 100001 on, which the run's "
+        f"{2 * steps} step(s) do not reach: the average would be the trained parameters; "
+        f"give more --epochs"]
 
 
 def test_averaging_cannot_change_on_resume(tmp_path):
