@@ -76,20 +76,47 @@ def env_threads() -> int | None:
     return int(value)
 
 
+# the characters C's isspace() skips around OMP_NUM_THREADS's numbers (the C locale's)
+_C_SPACES = " \t\n\v\f\r"
+# the largest count the OpenMP runtime takes: libgomp reads each number as a C long
+_C_LONG_MAX = (1 << (8 * ctypes.sizeof(ctypes.c_long) - 1)) - 1
+
+
+def omp_env_threads() -> int | None:
+    """OMP_NUM_THREADS's count as the OpenMP runtime (libgomp) reads it, so that the
+    kernels' default and every other OpenMP region of the process agree: a comma-separated
+    list of positive decimal integers (ASCII digits, an optional "+", C blanks around
+    each), whose first item is the count. None when unset, or when any item is not such a
+    number (blank, 0, -1, 1.5, "2,", a number beyond a C long): libgomp then says
+    "Invalid value for environment variable OMP_NUM_THREADS" itself and uses its default,
+    the cores, as max_threads does. The variable is OpenMP's, shared with every OpenMP
+    program, so a value OpenMP ignores is ignored here too rather than refused."""
+    raw = os.environ.get("OMP_NUM_THREADS")
+    if raw is None:
+        return None
+    counts = []
+    for item in raw.split(","):
+        digits = item.strip(_C_SPACES)
+        digits = digits[1:] if digits.startswith("+") else digits
+        if not (digits.isascii() and digits.isdigit()) or not 0 < int(digits) <= _C_LONG_MAX:
+            return None
+        counts.append(int(digits))
+    return counts[0]
+
+
 def max_threads() -> int:
-    """Upper bound for the default choice: RECURRENT_NUM_THREADS, else OMP_NUM_THREADS,
-    else the available cores, and never more than the OpenMP runtime's thread limit
-    (OMP_THREAD_LIMIT: the kernels' regions get no more); 1 when OpenMP is not compiled
-    in. An invalid RECURRENT_NUM_THREADS is a UserError (env_threads), with or without
-    OpenMP."""
+    """Upper bound for the default choice: RECURRENT_NUM_THREADS, else OMP_NUM_THREADS
+    (omp_env_threads), else the available cores, and never more than the OpenMP runtime's
+    thread limit (OMP_THREAD_LIMIT: the kernels' regions get no more); 1 when OpenMP is
+    not compiled in. An invalid RECURRENT_NUM_THREADS is a UserError (env_threads), with
+    or without OpenMP."""
     from_env = env_threads()
     if not openmp_enabled():
         return 1
     from ._kernels import ompinfo
     if from_env is not None:
         return max(1, min(from_env, ompinfo.thread_limit()))
-    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    count = int(value) if value.isdigit() and int(value) > 0 else available_cores()
+    count = omp_env_threads() or available_cores()
     return max(1, min(count, ompinfo.thread_limit()))
 
 

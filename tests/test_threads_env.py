@@ -91,3 +91,42 @@ def test_the_default_count_stays_within_openmps_thread_limit(variable):
                           capture_output=True, text=True, timeout=120)
     assert info.returncode == 0, info.stderr
     assert json.loads(info.stdout)["default_threads"] == 1
+
+
+# OMP_NUM_THREADS values the OpenMP runtime reads as a count, and ones it refuses (it
+# prints its own warning and uses its default): what max_threads reads must agree
+OMP_VALUES = ["3", "+1", " 2 ", "\t1\n", "02", "+2,1", "2, 1", "2 ,+1", "", "0", "-1",
+              "abc", "1.5", "+ 2", "1 2", "2,", ",2", "2,,1", "2,0", "2,abc", "\uff13",
+              "99999999999999999999"]
+
+
+def test_omp_num_threads_is_read_as_the_openmp_runtime_reads_it():
+    """The runtime's own reading of each value (omp_get_max_threads in a process started
+    with it, and its warning for a value it refuses) against omp_env_threads'."""
+    if not threads.openmp_enabled():
+        pytest.skip("the kernels were built without OpenMP")
+    script = ("import json; from recurrent import threads; "
+              "from recurrent._kernels import ompinfo; "
+              "maps = open('/proc/self/maps').read(); "
+              "print(json.dumps(['libgomp' in maps, ompinfo.max_threads(), "
+              "threads.omp_env_threads()]))")
+    for value in OMP_VALUES:
+        env = installed_env(OMP_NUM_THREADS=value)
+        env.pop("RECURRENT_NUM_THREADS", None)
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        libgomp, runtime, ours = json.loads(out.stdout)
+        if not libgomp:
+            pytest.skip("the OpenMP runtime is not libgomp")
+        refused = "Invalid value for environment variable OMP_NUM_THREADS" in out.stderr
+        assert ours == (None if refused else runtime), (value, out.stderr)
+
+
+def test_a_signed_omp_num_threads_caps_the_default_count(monkeypatch, with_openmp):
+    monkeypatch.delenv("RECURRENT_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "+1")
+    assert threads.max_threads() == 1
+    assert threads.resolve_threads(None, 4096, 256) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "2,abc")  # the runtime ignores the whole value
+    assert threads.max_threads() == threads.available_cores()
