@@ -537,7 +537,11 @@ class RunDir:
         try:
             os.makedirs(path, exist_ok=True)
         except OSError as e:
-            raise UserError(f"cannot create run directory {path}: {e.strerror}") from None
+            from .out_paths import non_directory  # out_paths reads runs with this module
+            # a file where the directory or a parent of it would be ("a.png/run", "a.png/")
+            blocked = non_directory(os.path.abspath(path))
+            why = f"{blocked} is not a directory" if blocked else e.strerror
+            raise UserError(f"cannot create run directory {path}: {why}") from None
 
     @staticmethod
     def check_new(path: str) -> None:

@@ -62,7 +62,9 @@ def check_out(option: str, out: str, run_path: str | None,
                         f"file name")
     directory = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(directory):
-        raise UserError(f"{option} {out}: directory {directory} does not exist")
+        blocked = non_directory(directory)
+        raise UserError(f"{option} {out}: {blocked} is not a directory" if blocked else
+                        f"{option} {out}: directory {directory} does not exist")
     run_real = None if run_path is None else os.path.realpath(run_path)
     out_real = os.path.realpath(out)
     inside = run_real is not None and os.path.commonpath([run_real, out_real]) == run_real
@@ -76,6 +78,15 @@ def check_out(option: str, out: str, run_path: str | None,
         raise UserError(f"{option} {out} {refusal}")
     if not os.access(directory, os.W_OK):
         raise UserError(f"{option} {out}: directory {directory} is not writable")
+
+
+def non_directory(path: str) -> str | None:
+    """The nearest of ``path`` and its parents that exists when it is not a directory (a
+    file where a directory is named: "a.png/x.png"), else None. That file is the path's
+    mistake, which "does not exist" would hide."""
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path if os.path.exists(path) and not os.path.isdir(path) else None
 
 
 def check_outside_runs(option: str, out: str) -> None:
