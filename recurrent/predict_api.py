@@ -229,11 +229,13 @@ def predict_stream(run: str | os.PathLike, *, precision: str = "fp32",
                    **options) -> Callable[[str], dict]:
     """A function answering one input of the trained run ``run`` (a run directory, its
     best checkpoint) as `recurrent predict RUN --stream` answers a line of stdin: a str
-    without a line break in, the dict that the command prints as a JSON line out (a
-    sentiment text's label and probabilities, a seq2seq input's best output, the next
-    characters after a char-lm line, the forecast after a forecast row). Stateful tasks
-    (char-lm, forecast) carry each input into the next answer; an input the task cannot
-    read raises UserError and changes nothing. ``options``: the task's predict options
+    without a line break in (no "\\n", nor the "\\r" at its end that the command reads
+    as a CRLF line break; a "\\r" inside is a character, as in the command), the dict
+    that the command prints as a JSON line out (a sentiment text's label and
+    probabilities, a seq2seq input's best output, the next characters after a char-lm
+    line, the forecast after a forecast row). Stateful tasks (char-lm, forecast) carry
+    each input into the next answer; an input the task cannot read raises UserError and
+    changes nothing. ``options``: the task's predict options
     by key (``top_k=3``, ``beam=5``, ``steps=12``), checked as the command line checks
     them; one the stream does not use is refused. One caller at a time per function."""
     run_dir, task = _run_task(run)
@@ -250,7 +252,9 @@ def predict_stream(run: str | os.PathLike, *, precision: str = "fp32",
     def answered(line: str) -> dict:
         if not isinstance(line, str):
             raise UserError(f"an input is a str, got {type(line).__name__}")
-        if "\n" in line or "\r" in line:
+        # a line of the command's stdin: "\n" ends it, and a "\r" before that is the
+        # end of a CRLF line break (_stream_lines), while a "\r" inside is a character
+        if "\n" in line or line.endswith("\r"):
             raise UserError("an input holds a line break: give one line per call")
         check_utf8(line, "the line")
         # what the command prints, read back: NaN as None, numpy numbers as Python's

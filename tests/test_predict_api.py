@@ -50,6 +50,32 @@ def test_answers_are_the_stream_commands(task_runs, task):
     assert sum("error" in a for a in got) == 1
 
 
+# per task: inputs holding a bare "\r" (and one input the task cannot read)
+CARRIAGE_RETURNS = {
+    "char-lm": ["to be", "or\rnot", "\u20ac"],
+    "sentiment": ["a moving,\rfunny film", "   ", "dull\r\rand far too long"],
+    "forecast": ["120.5", "80\r", "9\r5"],
+    "seq2seq": ["ab\rc", "", "dcba"],
+}
+
+
+@pytest.mark.parametrize("task", sorted(CASES))
+def test_a_carriage_return_inside_a_line_is_read_as_the_command_reads_it(task_runs, task):
+    """The command's stdin lines end at "\n" (a "\r" right before it ends a CRLF
+    client's line): a "\r" inside a line is one of its characters, answered as the
+    task reads it, by the command and the function alike."""
+    options, flags, _ = CASES[task]
+    inputs = CARRIAGE_RETURNS[task]
+    answer = recurrent.predict_stream(str(task_runs[task]), **options)
+    got = api_answers(answer, [line.removesuffix("\r") for line in inputs])
+    assert got == cli_answers(task_runs[task], flags, inputs)
+    if task == "sentiment":  # both texts with a "\r" are answered
+        assert [a.get("text") for a in got] == ["a moving,\rfunny film", None,
+                                               "dull\r\rand far too long"]
+    with pytest.raises(UserError, match="line break"):  # the command's CRLF line break
+        answer(inputs[0] + "\r")
+
+
 def test_int8_answers_are_the_commands(task_runs):
     inputs = ["a moving, funny film", "  ", "dull"]
     answer = recurrent.predict_stream(str(task_runs["sentiment"]), precision="int8")
