@@ -25,7 +25,7 @@ from .cli_options import RANK_COUNT, THREAD_COUNT, checkpoint_option
 from .errors import AllRanksError, TrainingDataUnavailable, UserError, error_line
 from . import datafile, out_paths, predict_api, std_streams
 from .key_reads import KeyReads
-from .progress import share_text
+from .progress import aside, share_text
 from .protocols import SPLITS
 from .quant import PRECISIONS
 from .threads import env_threads, single_threaded_blas
@@ -906,7 +906,7 @@ def _stream_lines(answer, lines, echo=click.echo, task=None) -> int:
             refused = True
             message = one_line(e)
             echo(json.dumps({"error": message}))
-            click.echo(f"Error: line {number}: {message}", err=True)
+            aside(f"Error: line {number}: {message}")  # the answer is on stdout
             continue
         echo(json_text(predict_api.checked_answer(task, result, f"line {number}")))
     return 1 if refused else 0

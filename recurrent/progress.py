@@ -12,9 +12,9 @@ from .figures import format_value
 
 
 def warn_once(note: str) -> None:
-    """Print ``note`` on stderr (shown even with --quiet), once per command: a run that
-    prepares its task more than once (candidates, recurrent/candidates.py) warns once.
-    Outside a command (library use) every call prints."""
+    """Print ``note`` on stderr (shown even with --quiet: aside), once per command: a run
+    that prepares its task more than once (candidates, recurrent/candidates.py) warns
+    once. Outside a command (library use) every call prints."""
     import click
     ctx = click.get_current_context(silent=True)
     if ctx is not None:
@@ -22,7 +22,19 @@ def warn_once(note: str) -> None:
         if note in told:
             return
         told.add(note)
-    click.echo(note, err=True)
+    aside(note)
+
+
+def aside(line: str) -> None:
+    """Print ``line``, which tells a person something the results do not need (a note, the
+    stderr copy of an error answered on stdout), on stderr. A stderr that cannot be
+    written (2>/dev/full) loses the line and the work goes on: the results are elsewhere
+    (stdout, the run's files)."""
+    import click
+    try:
+        click.echo(line, err=True)
+    except OSError:
+        pass
 
 
 def duration(seconds) -> str:
