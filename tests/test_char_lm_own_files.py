@@ -160,7 +160,7 @@ def test_predict_primes_a_crlf_run_with_its_own_line_break(tmp_path):
     # --length 0 prints the prime alone (click's CliRunner.output would fold "\r\n")
     printed = invoke("predict", path, "--length", 0)
     assert printed.exit_code == 0, printed.output
-    assert printed.stdout_bytes == b"\r\n\n"
+    assert printed.stdout_bytes == b"\r\n"
 
 
 def test_eval_data_with_windows_line_ends_says_so(task_runs, tmp_path):

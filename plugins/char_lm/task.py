@@ -411,15 +411,22 @@ class CharLM:
                                           None if top_k is None else int(top_k),
                                           options.get("seed"),
                                           prime_chunk=max(1, EVAL_LOGITS // len(vocab)))
-        # each line as soon as it ends, so a long text shows as it is generated; the
-        # lines are those of the whole text split at "\n"
-        pending = prime
+        # each line as soon as it ends (the prime's before the first draw), so a long
+        # text shows as it is generated: the command prints each with a "\n" after it,
+        # which gives the text as it is, with a "\n" added only when it does not end
+        # with one (as a text file ends)
+        *done, last = prime.split("\n")
+        yield from done
+        pending = [last]
         for k in new_ids:
-            pending += vocab.chars[k]
-            if pending.endswith("\n"):
-                *done, pending = pending.split("\n")
-                yield from done
-        yield from pending.split("\n")
+            char = vocab.chars[k]
+            if char == "\n":
+                yield "".join(pending)
+                pending = []
+            else:
+                pending.append(char)
+        if any(pending):
+            yield "".join(pending)
 
 
 def _given_prime(options: dict) -> str | None:
