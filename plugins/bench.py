@@ -700,7 +700,7 @@ def _write_json(path, payload):
 def register_commands(cli):
     import click
 
-    @cli.command("bench")
+    @cli.command("bench", short_help="Time the kernels beside PyTorch on the same weights.")
     @click.option("--cell", "cells", default=",".join(DEFAULT_CELLS), show_default=True,
                   help="Comma-separated cell names.")
     @click.option("--config", "configs", multiple=True, metavar="T,B,I,H",

@@ -36,7 +36,7 @@ QUICK_START = """Fast CPU RNN / LSTM / GRU training from the command line.
 \b
 Quick start (each line runs as-is on the bundled data):
   recurrent train char-lm --steps 300 --out runs/shakespeare
-  recurrent predict runs/shakespeare --prime "ROMEO:" --length 300
+  recurrent predict runs/shakespeare --prime "Romeo." --length 300
   recurrent train sentiment --out runs/reviews
   recurrent eval runs/reviews --split test
   recurrent train forecast --out runs/sunspots
@@ -230,9 +230,12 @@ def _average_option(ctx, param, value):
     return value
 
 
-def _shared_options(defaults: dict) -> list:
-    """The training options every task gets, with the task's defaults filled in."""
+def _shared_options(defaults: dict, loss: str | None = None) -> list:
+    """The training options every task gets, with the task's defaults filled in; ``loss``:
+    the task's default loss, which --loss shows (its default stays None: _make_trainer
+    puts the task's loss in its place)."""
     d = defaults
+    shown_loss = loss or "the task's"
 
     def opt(decls, help, **kw):
         name = kw.pop("key")
@@ -256,9 +259,9 @@ def _shared_options(defaults: dict) -> list:
         opt(["--init"], "Weight initialisation.", key="init",
             type=click.Choice(["uniform", "orthogonal", "glorot"])),
         click.Option(["--loss"], default=None,
-                     help="Loss (see `recurrent plugins`) [default: the task's]."),
+                     help=f"Loss (see `recurrent plugins`) [default: {shown_loss}]."),
         opt(["--forget-bias"], "Initial forget-gate bias of cells that have one (LSTM), "
-            "e.g. 1.0.", key="forget_bias", type=float),
+            "e.g. 1.0 (default: the bias --init gives it).", key="forget_bias", type=float),
         opt(["--optimizer"], "Optimizer.", key="optimizer",
             type=click.Choice(["sgd", "adam", "adamw", "rmsprop"])),
         opt(["--lr"], "Learning rate.", key="lr", type=click.FloatRange(min=0, min_open=True)),
@@ -290,7 +293,7 @@ def _shared_options(defaults: dict) -> list:
         opt(["--clip-norm"], "Clip the global gradient L2 norm to this (0 = off).",
             key="clip_norm", type=click.FloatRange(min=0)),
         opt(["--clip-value"], "Clip every gradient element to [-v, v] (before --clip-norm, "
-            "when both are on).", key="clip_value",
+            "when both are on; default: off).", key="clip_value",
             type=click.FloatRange(min=0, min_open=True)),
         opt(["--tbptt"], "Truncated BPTT: gradients reach back at most K steps (windows "
             "for per-step outputs, each row's last K steps for pooled ones; 0 = off).",
@@ -356,7 +359,8 @@ def _train_command(task) -> click.Command:
     task_params = task_options(task)
     # options the task never reads (Task.unused_options) are not offered
     unused = set(task.unused_options if hasattr(task, "unused_options") else ())
-    params = [p for p in _shared_options(defaults) if p.name not in unused] + task_params
+    params = [p for p in _shared_options(defaults, task.loss)
+              if p.name not in unused] + task_params
 
     def callback(**values):
         ctx = click.get_current_context()
@@ -531,6 +535,17 @@ class TrainGroup(click.Group):
     def parse_args(self, ctx, args):
         return super().parse_args(ctx, _task_first(args))
 
+    def format_commands(self, ctx, formatter):
+        """The subcommands listed under what they are, the registered tasks (click's own
+        listing heads them "Commands")."""
+        tasks = [(name, self.get_command(ctx, name)) for name in self.list_commands(ctx)]
+        tasks = [(name, task) for name, task in tasks if task is not None]
+        if tasks:
+            limit = formatter.width - 6 - max(len(name) for name, _ in tasks)
+            with formatter.section("Tasks"):
+                formatter.write_dl([(name, task.get_short_help_str(limit))
+                                    for name, task in tasks])
+
     def resolve_command(self, ctx, args):
         if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
             plugins.get_task(args[0])  # raises the UserError listing the known tasks
@@ -579,6 +594,7 @@ def _task_of_run(run):
 
 
 @cli.group("train", cls=TrainGroup, invoke_without_command=True,
+           short_help="Train a model for TASK.", subcommand_metavar="TASK [OPTIONS]...",
            context_settings={"max_content_width": 100})
 @click.option("--resume", default=None, metavar="RUN",
               help="Continue the run in RUN (its task and options are saved there).")
@@ -628,7 +644,7 @@ def _eval_header(task, run, split, note, checkpoint, evaluated, precision, why=N
             f"{', int8 inference' if precision == 'int8' else ''}")
 
 
-@cli.command("eval")
+@cli.command("eval", short_help="Evaluate a trained RUN beside the task's baselines.")
 @click.argument("run")
 @click.option("--data", default=None, metavar="FILE",
               help="Evaluate on this file instead (read with the run's vocabulary/scaler).")
@@ -636,13 +652,15 @@ def _eval_header(task, run, split, note, checkpoint, evaluated, precision, why=N
               help="Which split of the run's data [default: test, or valid for a task "
                    "whose data has no test split].")
 @checkpoint_option
-@click.option("--threads", type=THREAD_COUNT, default=None, help="Kernel threads.")
+@click.option("--threads", type=THREAD_COUNT, default=None,
+              help="Kernel threads (default: recurrent's choice).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help=PRECISION_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print metrics and baselines as JSON.")
 @click.option("--backtest", type=int, default=None, metavar="N",
-              help="Rolling-origin evaluation: N forecast origins spread over the split, "
-                   "the mean and spread of each metric over them (tasks that offer it).")
+              help="Rolling-origin evaluation: N forecast origins (at least 2) spread over the "
+                   "split, the mean and spread of each metric over them (tasks that offer "
+                   "it, such as forecast).")
 def eval_command(run, data, split, checkpoint, threads, precision, as_json, backtest):
     """Evaluate a trained RUN on a split (or --data FILE) beside the task's baselines."""
     with plugins.command_output() as echo:  # the task's own prints go to stderr
@@ -808,6 +826,7 @@ class _PredictCommand(click.Command):
 
 
 @cli.command("predict", cls=_PredictCommand, add_help_option=False,
+             short_help="Run a trained RUN: sample text, classify, forecast.",
              context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("run", required=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
@@ -843,7 +862,8 @@ def predict_command(ctx, run, args, show_help):
     params.append(click.Option(["--precision"], type=click.Choice(PRECISIONS), default="fp32",
                                show_default=True, help=PRECISION_HELP))
     command = click.Command("predict", params=params, help=f"Predict with the {task.name} run "
-                            f"{run}.", context_settings={"max_content_width": 100})
+                            f"{run}.", context_settings={"max_content_width": 100,
+                                                          "help_option_names": ["-h", "--help"]})
     try:
         sub = command.make_context(f"recurrent predict {run}", extra)
     except click.NoSuchOption as e:

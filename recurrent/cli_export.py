@@ -10,7 +10,7 @@ from .export import EXTENSIONS, FORMATS, INT8_EXTENSION
 from .quant import PRECISIONS
 
 
-@click.command("export")
+@click.command("export", short_help="Export a trained RUN's model to a file.")
 @click.argument("run")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True,
               help="onnx: the whole model as an ONNX graph (needs the onnx extra; a seq2seq "
@@ -41,7 +41,7 @@ def export_command(run, fmt, out, force, checkpoint, state_inputs, precision):
     click.echo("\n".join(lines))
 
 
-@click.command("import")
+@click.command("import", short_help="Make a run directory from an exported file.")
 @click.argument("file")
 @click.option("--out", required=True, metavar="RUN", help="Run directory to create.")
 def import_command(file, out):

@@ -67,7 +67,8 @@ def _table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-@click.group("plugins", invoke_without_command=True)
+@click.group("plugins", invoke_without_command=True,
+             short_help="List cells, losses, tasks, commands and their plugins.")
 @click.option("--json", "as_json", is_flag=True, help="Print the listing as JSON.")
 @click.pass_context
 def plugins_group(ctx, as_json):
@@ -99,7 +100,7 @@ def _indent(text: str) -> str:
     return "\n".join("  " + line for line in text.splitlines())
 
 
-@plugins_group.command("check")
+@plugins_group.command("check", short_help="Run the conformance kit on cells, losses or tasks.")
 @click.argument("names", metavar="NAME...", nargs=-1)
 @click.option("--all", "check_all", is_flag=True,
               help="Check every registered cell and loss (with --kind task: every task).")
@@ -248,7 +249,7 @@ def _default_threads(threads) -> int | None:
     return None
 
 
-@click.command("info")
+@click.command("info", short_help="Show versions, OpenMP, threads and BLAS libraries.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def info_command(as_json):
     """Show versions, OpenMP, threads and the BLAS libraries in use."""
@@ -346,7 +347,7 @@ def _tuning_lines(status) -> list[str]:
     return lines
 
 
-@click.command("tune")
+@click.command("tune", short_help="Measure and cache the kernels' settings on this CPU.")
 @click.option("--budget", type=float, default=None, metavar="SECONDS",
               help="About how long to measure [default: 20].")
 @click.option("--threads", "num_threads", type=THREAD_COUNT, default=None,

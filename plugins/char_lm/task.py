@@ -220,7 +220,8 @@ class CharLM:
                          help=f"Sample only among the K most likely characters (with "
                               f"--stream: answer with them, default {STREAM_TOP_K})."),
             click.Option(["--seed"], type=click.IntRange(min=0), default=None,
-                         help="Random seed: the same seed gives the same text."),
+                         help="Random seed: the same seed gives the same text (default: "
+                              "a new text each time)."),
         ]
 
     # ---- data ---------------------------------------------------------------------------

@@ -122,8 +122,8 @@ def _window_option(ctx, param, value):
 
 class ForecastTask:
     name = "forecast"
-    help = ("Time-series forecasting from CSV: sliding windows, H steps at once "
-            "(bundled: sunspots, co2)")
+    help = ("Time-series forecasting from CSV: sliding windows, --horizon steps at once "
+            "(bundled: sunspots, co2).")
     loss = "mse"
     # the input length is --window; each run sets its own smoothing and blend, so its
     # runs cannot be ensembled (recurrent/ensemble.py)
@@ -137,7 +137,7 @@ class ForecastTask:
 
     def options(self):
         return [
-            click.Option(["--data"], default="sunspots", show_default=True,
+            click.Option(["--data"], default="sunspots", show_default=True, metavar="FILE|NAME",
                          help="CSV file with a header row (.gz/.bz2/.xz/.zip ok), or a bundled "
                               "series: sunspots (yearly 1700-2008), co2 (weekly 1958-2001)."),
             click.Option(["--column"], multiple=True,
@@ -264,7 +264,7 @@ class ForecastTask:
             click.Option(["--steps"], type=click.IntRange(min=1), default=None,
                          help="Steps to forecast (default: the horizon); more than the "
                               "horizon rolls out recursively."),
-            click.Option(["--data"], default=None,
+            click.Option(["--data"], default=None, metavar="FILE",
                          help="Recent history to forecast from (same columns, at least "
                               "the rows a forecast reads: the window, and for a seasonal "
                               "run the season before it; with --stream, also two seasons "

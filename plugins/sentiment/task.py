@@ -149,16 +149,16 @@ def _fits(stored: dict, vocab_size: int, num_classes: int) -> bool:
 
 class SentimentTask:
     name = "sentiment"
-    help = "Text classification from CSV (default data: Rotten Tomatoes fresh/rotten snippets)"
+    help = "Text classification from CSV (default data: Rotten Tomatoes fresh/rotten snippets)."
     loss = "cross_entropy"
     unused_options = ("seq_len",)  # texts keep their own lengths (cut at --max-tokens)
 
     # ---- CLI ---------------------------------------------------------------------------
     def options(self) -> list:
         return [
-            click.Option(["--data"], type=str, default=None,
+            click.Option(["--data"], type=str, default=None, metavar="FILE",
                          help=f"CSV file (UTF-8, header row; .gz/.bz2/.xz/.zip ok) [default: "
-                              f"bundled {BUNDLED_NAME}]"),
+                              f"the bundled {BUNDLED_NAME}]."),
             click.Option(["--text-column"], default="text", show_default=True,
                          help="Column holding the text."),
             click.Option(["--label-column"], default="label", show_default=True,
@@ -671,7 +671,7 @@ class SentimentTask:
     def predict_options(self) -> list:
         return [
             click.Argument(["texts"], nargs=-1),
-            click.Option(["--data"], type=str, default=None,
+            click.Option(["--data"], type=str, default=None, metavar="FILE",
                          help="CSV file whose text column to classify (one output line per row)."),
             click.Option(["--text-column"], default=None,
                          help="Text column of --data [default: the training text column]."),
