@@ -41,6 +41,7 @@ from . import in_turn, run_lock
 from .checkpoint import (BEST, CONFIG_FILE, DIVERGED, LAST, METRICS, RunCopy, RunDir,
                          atomic_write, part_of, write_json)
 from .errors import AllRanksError, UserError
+from .figures import counted, format_value
 from .interrupt import Interrupt
 from .loss_plot import PLOT_FILE
 from .selection import improves
@@ -231,8 +232,9 @@ def chosen_text(info: dict) -> str | None:
     if not record:
         return None
     metric = selection.parse(record["select_by"]).metric
+    # each score printed as the evaluation lines and the training summary print it
     parts = [f"{describe(o)} "
-             f"({DIVERGED_TEXT if score is None else f'valid {metric} {score:.4f}'})"
+             f"({DIVERGED_TEXT if score is None else f'valid {metric} {format_value(score)}'})"
              for o, score in zip(record["candidates"], record["scores"])]
     kept = parts.pop(record["chosen"])
     return f"chosen on validation: {kept} over {', '.join(parts)}"
@@ -303,7 +305,7 @@ class CandidatesTrainer:
                 + f"; kept {describe(self.options[k])}")
         steps = [summaries[j]["step"] for j in trained]
         left_out = f" ({count - len(trained)} diverged)" if len(trained) < count else ""
-        text = (f"{count} candidates{left_out} of {steps[0]} steps each"
+        text = (f"{count} candidates{left_out} of {counted(steps[0], 'step')} each"
                 if len(set(steps)) == 1
                 else f"{count} candidates{left_out} of {', '.join(map(str, steps))} steps")
         kept = describe(self.options[k])

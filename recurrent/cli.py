@@ -23,6 +23,7 @@ from ._console import debug_asked
 from .checks import beyond_any_array, memory_problem, one_line
 from .cli_options import RANK_COUNT, THREAD_COUNT, checkpoint_option
 from .errors import AllRanksError, TrainingDataUnavailable, UserError, error_line
+from .figures import counted
 from . import datafile, out_paths, predict_api, std_streams
 from .key_reads import KeyReads
 from .progress import aside, share_text
@@ -511,7 +512,7 @@ def _print_summary(task, summary):
                    f"`recurrent train {task.name} --resume {word}`")
         return
     how = "stopped early" if summary["status"] == "early-stopped" else "done"
-    steps = summary.get("steps_text") or f"{summary['step']} steps"
+    steps = summary.get("steps_text") or counted(summary["step"], "step")
     click.echo(f"{how} after {steps}: {best_text}, clipped "
                f"{share_text(summary['clipped_fraction'])} of steps; run in {run} "
                f"(next: `recurrent eval {word}`, `recurrent predict {word} ...`)")

@@ -39,6 +39,7 @@ from . import in_turn, run_lock, selection
 from .checkpoint import (CONFIG_FILE, METRICS, RunCopy, RunDir, atomic_write, metrics_line,
                          part_of)
 from .errors import UserError
+from .figures import counted
 from .interrupt import Interrupt
 from .lengths import valid_mask
 from .progress import format_metrics, headline_keys
@@ -317,7 +318,8 @@ class EnsembleTrainer:
             return {**stopped, "run": self.run.path}
         steps = [s["step"] for s in summaries]
         early = sum(s["status"] == "early-stopped" for s in summaries)
-        text = (f"{self.size} members of {steps[0]} steps each" if len(set(steps)) == 1
+        text = (f"{self.size} members of {counted(steps[0], 'step')} each"
+                if len(set(steps)) == 1
                 else f"{self.size} members of {', '.join(map(str, steps))} steps")
         if early:
             text += f" ({early} stopped early)"

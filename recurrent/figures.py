@@ -27,3 +27,8 @@ def format_value(value, signed: bool = False) -> str:
             return f"{value:{sign}.4e}"
         return f"{value:{sign}.4f}"
     return str(value)
+
+
+def counted(count: int, noun: str) -> str:
+    """``count`` and ``noun``, plural unless the count is 1: "1 step", "2 steps"."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

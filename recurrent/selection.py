@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import UserError
-from .figures import format_value
+from .figures import counted, format_value
 
 DEFAULT = "loss"
 DIRECTIONS = ("max", "min")
@@ -68,7 +68,7 @@ class Selection(NamedTuple):
         """What a run has in place of its best figure when that figure was never finite
         (improves): no best checkpoint, and the parameters used instead."""
         return (f"no best checkpoint (valid {self.metric} was not a finite number at any "
-                f"of the {evaluations} evaluation{'' if evaluations == 1 else 's'}; eval, "
+                f"of the {counted(evaluations, 'evaluation')}; eval, "
                 f"predict and export use last.npz)")
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from recurrent import datafile, schema
 from recurrent.errors import TrainingDataUnavailable, UserError
+from recurrent.figures import counted
 from recurrent.memo import file_identity
 from recurrent.report import TRAIN_OVERLAP, generic_report
 from recurrent.step import SplitLoss
@@ -155,7 +156,7 @@ def _too_short(name: str, n: int, whole: int, max_chars: int, batch_size: int,
     for --batch-size x --seq-len: it names the part that is short (the training text or
     the validation text) and, when --max-chars cut the file, says so."""
     needed = _min_chars(batch_size, seq_len)
-    chars = f"{n} character{'' if n == 1 else 's'}"
+    chars = counted(n, "character")
     if max_chars and max_chars < whole:
         what = f"--max-chars {max_chars} keeps {chars} of {name} (which has {whole})"
         more = "raise --max-chars" if needed <= whole else "use more text"

@@ -9,6 +9,7 @@ confusion matrix per predictor (rows: true class, columns: predicted class).
 """
 from __future__ import annotations
 
+from recurrent.figures import counted
 from recurrent.report import (format_value, joined, leader_line, metrics_table, overlap_line,
                               text_table)
 
@@ -74,7 +75,7 @@ def absent_line(classes: list[str], predictors: dict[str, dict]) -> list[str]:
 def format_report(classes: list[str], metrics: dict, baselines: dict) -> list[str]:
     predictors = {"model": metrics, **baselines}
     rows = sum(int(metrics.get(f"support/{c}", 0)) for c in classes)
-    lines = [f"{rows} text{'' if rows == 1 else 's'}, classes: {class_names(classes)}",
+    lines = [f"{counted(rows, 'text')}, classes: {class_names(classes)}",
              *overlap_line(metrics, rows, "texts"), *absent_line(classes, predictors), ""]
     lines += metrics_table(metrics, baselines, names=[n for n in OVERALL if n in metrics])
     for key in HEADLINE:
