@@ -325,7 +325,10 @@ class Trainer:
         was_training = self.model.training
         runner = (self.parallel.runner(self.model) if self.parallel is not None
                   else self.model.runner())
-        with self._averaged():
+        # A validation loss that is not finite stops the run with its own one-line error
+        # (NonFinite below); numpy's overflow warnings on the way there would only come
+        # before it as noise, as in the training step.
+        with self._averaged(), np.errstate(over="ignore", invalid="ignore"):
             metrics = self.task.evaluate(self.current_task_state(), "valid", self.config,
                                          runner)
         if self.parallel is not None:  # rank 0's numbers decide early stopping everywhere

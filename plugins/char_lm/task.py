@@ -29,6 +29,7 @@ from recurrent.errors import TrainingDataUnavailable, UserError
 from recurrent.figures import counted
 from recurrent.memo import file_identity
 from recurrent.report import TRAIN_OVERLAP, generic_report
+from recurrent.state import state_arrays
 from recurrent.step import SplitLoss
 
 from . import metrics, sampling, streams, text
@@ -339,9 +340,15 @@ class CharLM:
         model_state = None
         # fewer steps per call for a large vocabulary: the logits stay under EVAL_LOGITS
         chunk = max(1, min(EVAL_CHUNK, EVAL_LOGITS // (x.shape[1] * vocab_size)))
+        overflowed = False
         for start in range(0, x.shape[0], chunk):
             rows = slice(start, start + chunk)
             logits, model_state = model.forward(x[rows], state=model_state)  # (t, S, V)
+            # a state that overflowed (an unbounded cell with weights grown too large)
+            # cannot start the next chunk: the figures of this split are then no numbers
+            if not all(np.isfinite(a).all() for a in state_arrays(model_state)):
+                overflowed = True
+                break
             keep = mask[rows].ravel()  # (t*S,)
             flat = np.asarray(logits).reshape(-1, vocab_size)  # (t*S, V)
             targets = y[rows].ravel()
@@ -353,9 +360,14 @@ class CharLM:
             total += float(nll.sum())
             correct += int(hit.sum())
             count += int(keep.sum())
-        out = metrics.summarize(total, correct, count)
-        if not loss.own:  # bits per char, perplexity and accuracy stay cross-entropy's
-            out["loss"] = loss.value
+        if overflowed:
+            out = {key: math.nan for key in ("loss", "bits_per_char", "perplexity",
+                                             "accuracy")}
+            out["chars"] = int(mask.sum())
+        else:
+            out = metrics.summarize(total, correct, count)
+            if not loss.own:  # bits per char, perplexity and accuracy stay cross-entropy's
+                out["loss"] = loss.value
         if split == "test" and config.get("eval_data"):  # a file of the user's
             try:  # left out when the run's own data cannot be read: the figures stand
                 train_ids = self.split_ids(state, "train", config)
