@@ -468,6 +468,8 @@ class Seq2Seq:
                       "normalised": float(hyps.normalised[b, k]),
                       "finished": bool(hyps.finished[b, k])}
                      for k in range(n_best) if np.isfinite(hyps.scores[b, k])]
+            if not found:
+                raise UserError(_no_hypothesis(text))
             if options.get("as_json"):
                 yield json.dumps({"input": text, "hypotheses": found})
             elif n_best == 1:
@@ -494,11 +496,22 @@ class Seq2Seq:
             # grows with the square of the line's length
             h = model.decode(data.source_batch(sources), beam=beam, max_len=max_len,
                              alpha=alpha, attention=False, longest=_longest(state))
+            if not np.isfinite(h.scores[0, 0]):
+                raise UserError(_no_hypothesis(line))
             return {"input": line,
                     "output": data.join(tgt_vocab.decode(h.tokens[0, 0, :h.lengths[0, 0]]),
                                         state["target_level"]),
                     "score": float(h.scores[0, 0])}
         return answer
+
+
+def _no_hypothesis(text: str) -> str:
+    """The error for an input whose best hypothesis has no finite score: the decoder's
+    numbers overflowed on it (weights that a diverging training grew too large), since a
+    hypothesis of --max-len symbols, finished or not, always exists otherwise."""
+    return (f"input {datafile.excerpt(text)}: the model's scores are not finite numbers "
+            f"(its weights overflow on this input, as those of a diverging training do; "
+            f"train it again with a lower --lr or --clip-norm)")
 
 
 def _input_text(state: dict, text: str) -> str:

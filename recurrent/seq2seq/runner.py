@@ -2,6 +2,8 @@
 plus decoding (greedy and beam search, recurrent/seq2seq/decode.py)."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..runner import Runner
 from . import decode
 
@@ -17,8 +19,13 @@ class Seq2SeqRunner(Runner):
         else beam search (decode.search); their attention weights only when
         ``attention``; ``longest``: the longest target the model was trained on, which
         the default limit (decode.default_max_len) does not cut."""
-        if beam == 1:
-            return self._in_eval(decode.greedy, self.model, src, max_len=max_len,
-                                 alpha=alpha, attention=attention, longest=longest)
-        return self._in_eval(decode.search, self.model, src, beam=beam, max_len=max_len,
-                             alpha=alpha, attention=attention, longest=longest)
+        # Weights too large for an input overflow the decoder's numbers: its hypotheses
+        # then score NaN, which the callers report; numpy's warnings on the way would
+        # only be noise before that.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if beam == 1:
+                return self._in_eval(decode.greedy, self.model, src, max_len=max_len,
+                                     alpha=alpha, attention=attention, longest=longest)
+            return self._in_eval(decode.search, self.model, src, beam=beam,
+                                 max_len=max_len, alpha=alpha, attention=attention,
+                                 longest=longest)
