@@ -316,6 +316,9 @@ class ForecastTask:
                                 series.columns)
         win.check_resolution(train_values, train_observed, scaler, series.columns,
                              series.lines[:train_end], source.label)
+        win.check_inputs_range(series.values, series.observed, scaler, series.columns,
+                               series.lines, source.label,
+                               win.split_ranges(train_end, valid_end, n))
         mase_scale = fm.naive_scale(train_values, train_observed)
         fm.check_scale(mase_scale, train_observed, series.columns, source.label)
         season = config.get("season")

@@ -203,6 +203,31 @@ def check_resolution(values: np.ndarray, observed: np.ndarray, scaler: dict,
                 f"rounding (look for a misplaced or mis-scaled value)")
 
 
+def check_inputs_range(values: np.ndarray, observed: np.ndarray, scaler: dict,
+                       columns: list[str], lines: np.ndarray, label: str,
+                       ranges: dict) -> None:
+    """UserError for a value of the file (in practice a validation or test row: the
+    training rows' own spread bounds theirs) that, scaled with the training rows' scaler,
+    lies beyond what the model's float32 inputs hold. The inputs take differences of two
+    scaled values (relative and seasonal inputs), so half of float32's range is the limit.
+    Checked before training: model_inputs would refuse it only at the first evaluation,
+    or at eval and predict of a run that trained. values, observed (N, C): every row;
+    lines (N,) their file lines; ranges: split_ranges, naming the row's split."""
+    limit = float(np.finfo(np.float32).max) / 2
+    with np.errstate(over="ignore", invalid="ignore"):
+        size = np.abs(scale(values, scaler))
+    beyond = observed & (size > limit)
+    if not beyond.any():
+        return
+    row, c = (int(i) for i in np.argwhere(beyond)[0])
+    split = next(name for name, (start, end) in ranges.items() if start <= row < end)
+    split = {"valid": "validation"}.get(split, split)
+    raise UserError(f"column {columns[c]!r} of {label!r}: {values[row, c]:g} at line "
+                    f"{int(lines[row])} (a {split} row) is so far from the training values "
+                    f"that, scaled with them, it overflows the model's float32 inputs (look "
+                    f"for a misplaced or mis-scaled value)")
+
+
 def scale(values: np.ndarray, scaler: dict) -> np.ndarray:
     """(..., C) original units -> (..., C) scaled units."""
     return (values - np.asarray(scaler["center"])) / np.asarray(scaler["scale"])
