@@ -53,7 +53,10 @@ def check_fit(fit, where: str) -> None:
 
 
 def _sigmoid(v: float) -> float:
-    return float(1.0 / (1.0 + np.exp(-v)))
+    # exp(-v) overflows to inf for a very negative v (coefficients a diverging run's update
+    # made huge), giving the sigmoid's limit 0 exactly: no warning is due
+    with np.errstate(over="ignore"):
+        return float(1.0 / (1.0 + np.exp(-v)))
 
 
 def _run(y: np.ndarray, theta: np.ndarray, season: int, before: float | None = None):
