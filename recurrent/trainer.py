@@ -579,7 +579,8 @@ class Trainer:
                 hint = "try a lower --lr or --clip-norm"
             raise Diverged(
                 f"training stopped {at}: {e} ({hint}); the last good checkpoint stays in "
-                f"{self.run.file(LAST)}" if self.run.has(LAST) else
+                f"{self.run.file(LAST)} for eval and predict (--resume would repeat these "
+                f"steps bit for bit: train anew with --out)" if self.run.has(LAST) else
                 f"training stopped {at}: {e} ({hint}); no checkpoint had been written yet",
                 step=p.step) from None
         except KeyboardInterrupt:  # a second Ctrl-C: leave at once, no plot

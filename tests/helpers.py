@@ -37,13 +37,14 @@ def ok(result) -> str:
 
 def one_line_error(result, *fragments):
     """The command failed with exactly one non-blank stderr line, holding every fragment,
-    and printed no traceback."""
+    and printed no traceback. Returns that line."""
     assert result.exit_code != 0, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.output + result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+    return lines[0]
 
 
 TINY_RUN = ("--steps", 2, "--hidden", 8, "--embed-dim", 4, "--seq-len", 16, "--threads", 1,

@@ -1,9 +1,9 @@
 """A char-lm model whose recurrent state overflows (an unbounded cell, rnn_relu, with
-weights a high learning rate grew) is a model whose figures are not numbers, not an
-internal error: evaluate() carries the state from one chunk of the validation text to
-the next, and the next forward call refused the infinite state it was handed
-("internal error (ValueError: state: contains NaN or infinity)"), so training stopped
-with that instead of its one-line divergence error, after numpy's overflow warnings."""
+weights a high learning rate grew) is a model whose figures are not numbers: evaluate()
+carries the state from one chunk of the validation text to the next, and a state that
+is no longer finite ends the split's figures as NaN, so training stops with its one-line
+divergence error, without numpy's overflow warnings and without an internal error. The
+error says what the checkpoint left is for: resuming repeats the same steps."""
 import warnings
 
 from helpers import invoke, one_line_error
@@ -21,8 +21,11 @@ def test_training_whose_validation_state_overflows_stops_as_diverged(tmp_path):
                         "--hidden", 8, "--seq-len", 16, "--batch-size", 4, "--lr", 30,
                         "--optimizer", "sgd", "--clip-norm", 0, "--eval-every", 1,
                         "--threads", 1, "--quiet", "--no-plot", "--out", tmp_path / "run")
-    one_line_error(result, "training stopped after step ", "the validation loss is nan",
-                   "try a lower --lr")
+    line = one_line_error(result, "training stopped after step ",
+                          "the validation loss is nan", "try a lower --lr",
+                          "--resume would repeat these steps bit for bit")
     assert "internal error" not in result.stderr
     # nor numpy's overflow warnings, printed before that line
     assert [str(w.message) for w in caught] == []
+    again = invoke("train", "--resume", tmp_path / "run")
+    assert one_line_error(again, "training stopped after step ") == line
