@@ -30,7 +30,8 @@ def register_losses(register):
 
 @recurrent.hookimpl
 def register_commands(cli):
-    @cli.command("peephole-trace")
+    @cli.command("peephole-trace",
+                 short_help="Print a peephole LSTM's gates after an input spike.")
     @click.option("--hidden", type=click.IntRange(1, 64), default=4, show_default=True,
                   help="Hidden units of the cell.")
     @click.option("--steps", type=click.IntRange(1, 1000), default=8, show_default=True,
