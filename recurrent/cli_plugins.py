@@ -35,16 +35,23 @@ def _listing(ctx: click.Context) -> dict:
     return listing
 
 
+# the longest summary a command's help gives whole (click cuts one longer at a word)
+SUMMARY_LIMIT = 1000
+# the width of the listing's help column: longer summaries end in "..." there
+SHOWN_HELP = 60
+
+
 def _summary(entry) -> str:
+    """The entry's one-line summary, whole (`plugins --json`; the table shortens it)."""
     if entry.kind == "command":
-        return entry.obj.get_short_help_str(limit=60)
+        return entry.obj.get_short_help_str(limit=SUMMARY_LIMIT)
     if entry.kind == "task":
-        return _shorten(str(getattr(entry.obj, "help", "")))
+        return str(getattr(entry.obj, "help", ""))
     doc = (type(entry.obj).__doc__ or "").strip().splitlines()
-    return _shorten(doc[0]) if doc else ""
+    return doc[0] if doc else ""
 
 
-def _shorten(text: str, limit: int = 60) -> str:
+def _shorten(text: str, limit: int = SHOWN_HELP) -> str:
     return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
 
 
@@ -55,7 +62,7 @@ def _core_commands(ctx: click.Context, from_plugins: set) -> list[dict]:
     if not isinstance(root, click.Group) or root is ctx.command:
         return []
     return [{"name": name, "plugin": CORE, "version": __version__,
-             "help": cmd.get_short_help_str(limit=60)}
+             "help": cmd.get_short_help_str(limit=SUMMARY_LIMIT)}
             for name, cmd in root.commands.items() if name not in from_plugins]
 
 
@@ -87,6 +94,7 @@ def plugins_group(ctx, as_json):
     for key in ("cells", "losses", "tasks", "commands"):
         click.echo(f"{key.capitalize()}:")
         rows = listing[key]
+        rows = [{**row, "help": _shorten(row["help"])} for row in rows]
         click.echo(_indent(_table(rows, ["name", "plugin", "version", "help"])) if rows
                    else "  (none)")
         click.echo()

@@ -323,6 +323,18 @@ def test_plugins_command_lists_everything_as_json():
             "by plugin 'recurrent_plugins.losses'"} in listing["broken"]
 
 
+def test_plugins_json_gives_each_summary_whole_and_the_table_shortens_it():
+    # seq2seq's summary is longer than the table's help column
+    summary = plugins.get_task("seq2seq").help
+    assert len(summary) > 60
+    listing = json.loads(CliRunner().invoke(plugins_group, ["--json"]).output)
+    row = next(row for row in listing["tasks"] if row["name"] == "seq2seq")
+    assert row["help"] == summary
+    table = CliRunner().invoke(plugins_group, []).output
+    shown = next(line for line in table.splitlines() if line.split()[:1] == ["seq2seq"])
+    assert shown.rstrip().endswith("...") and summary not in shown
+
+
 def test_plugins_command_table_and_core_commands():
     root = _root_with_train()
     root.add_command(plugins_group)
