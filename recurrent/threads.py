@@ -70,10 +70,22 @@ def env_threads() -> int | None:
     value = raw.split(",")[0].strip()
     if not raw.strip():
         return None
-    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or _decimal(value) < 1:
         raise UserError(f"{THREADS_VARIABLE}={raw!r}: expected a positive integer (the most "
                         f"threads a call uses); unset it for the default")
-    return int(value)
+    return _decimal(value)
+
+
+# more digits than any count a C integer holds
+_LONGEST_COUNT = 30
+
+
+def _decimal(digits: str) -> int:
+    """The number an ASCII digit string writes; one of more than _LONGEST_COUNT
+    significant digits reads as 10**_LONGEST_COUNT, beyond every limit it is compared
+    with (Python refuses to convert strings of thousands of digits)."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _LONGEST_COUNT else 10 ** _LONGEST_COUNT
 
 
 # the characters C's isspace() skips around OMP_NUM_THREADS's numbers (the C locale's)
@@ -98,9 +110,11 @@ def omp_env_threads() -> int | None:
     for item in raw.split(","):
         digits = item.strip(_C_SPACES)
         digits = digits[1:] if digits.startswith("+") else digits
-        if not (digits.isascii() and digits.isdigit()) or not 0 < int(digits) <= _C_LONG_MAX:
+        if not (digits.isascii() and digits.isdigit()):
             return None
-        counts.append(int(digits))
+        if not 0 < _decimal(digits) <= _C_LONG_MAX:
+            return None
+        counts.append(_decimal(digits))
     return counts[0]
 
 

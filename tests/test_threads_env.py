@@ -51,6 +51,11 @@ def test_valid_or_unset_values_keep_working(monkeypatch, with_openmp):
     monkeypatch.delenv("RECURRENT_NUM_THREADS")
     assert threads.env_threads() is None
     assert threads.resolve_threads(None, 1, 8) == 1
+    # thousands of digits, beyond what Python converts to an int: a count past any limit
+    monkeypatch.setenv("RECURRENT_NUM_THREADS", "9" * 5000)
+    assert threads.env_threads() > 2**63
+    from recurrent._kernels import ompinfo
+    assert threads.max_threads() == ompinfo.thread_limit()
 
 
 def test_info_shows_an_invalid_value_in_one_line(monkeypatch):
@@ -97,7 +102,7 @@ def test_the_default_count_stays_within_openmps_thread_limit(variable):
 # prints its own warning and uses its default): what max_threads reads must agree
 OMP_VALUES = ["3", "+1", " 2 ", "\t1\n", "02", "+2,1", "2, 1", "2 ,+1", "", "0", "-1",
               "abc", "1.5", "+ 2", "1 2", "2,", ",2", "2,,1", "2,0", "2,abc", "\uff13",
-              "99999999999999999999"]
+              "99999999999999999999", "9" * 5000, "0" * 5000 + "2"]
 
 
 def test_omp_num_threads_is_read_as_the_openmp_runtime_reads_it():
