@@ -822,10 +822,9 @@ def register_commands(cli):
         # The child ignores SIGINT from its start (Python then installs no KeyboardInterrupt
         # handler): a Ctrl-C at the terminal stops this process, which stops the child
         # (below); it stays in this process group, so SIGTERM or SIGHUP reach it too.
-        # A SIGTERM sent to this process alone leaves as a Ctrl-C does, stopping the child
-        # on its way out instead of leaving it measuring with no one to read its rows.
-        from recurrent.interrupt import terminating_as_ctrl_c
-        click.get_current_context().with_resource(terminating_as_ctrl_c())
+        # A SIGTERM sent to this process alone leaves as a Ctrl-C does (every command
+        # does: recurrent/cli.py), stopping the child on its way out instead of leaving
+        # it measuring with no one to read its rows.
         child = subprocess.Popen([sys.executable, "-m", "recurrent_plugins.bench",
                                   json.dumps(spec)], env=env, stdout=subprocess.PIPE,
                                  text=True, preexec_fn=_ignore_sigint)

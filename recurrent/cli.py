@@ -24,6 +24,7 @@ from .checks import beyond_any_array, memory_problem, one_line
 from .cli_options import RANK_COUNT, THREAD_COUNT, checkpoint_option
 from .errors import AllRanksError, TrainingDataUnavailable, UserError, error_line
 from .figures import counted
+from .interrupt import Terminated, terminating_as_ctrl_c
 from . import datafile, out_paths, predict_api, std_streams
 from .key_reads import KeyReads
 from .progress import aside, share_text
@@ -84,17 +85,19 @@ class RecurrentGroup(click.Group):
         try:
             # BLAS on one thread for the whole command (recurrent/threads.py): the kernels
             # bring their own threads, and what else calls BLAS (the baselines' L-BFGS
-            # fits, the paired tests) then gives the same bits on any machine
-            with single_threaded_blas():
+            # fits, the paired tests) then gives the same bits on any machine. A SIGTERM
+            # or SIGHUP ends every command as a Ctrl-C does (recurrent/interrupt.py), so
+            # that no file it was writing is left half-made.
+            with single_threaded_blas(), terminating_as_ctrl_c():
                 rv = super().main(args, prog_name or "recurrent", complete_var,
                                   standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
         except click.exceptions.Abort as e:
             if debug:
                 raise
-            from .interrupt import Terminated  # a SIGTERM where a Ctrl-C would abort
-            code = report("Aborted.", 128 + (signal.SIGTERM if isinstance(
-                e.__cause__, Terminated) else signal.SIGINT))
+            cause = e.__cause__  # Terminated: a SIGTERM or SIGHUP where a Ctrl-C aborts
+            code = report("Aborted.", 128 + (cause.signum if isinstance(cause, Terminated)
+                                             else signal.SIGINT))
         except click.exceptions.NoArgsIsHelpError as e:  # bare `recurrent`: the quick start
             click.echo(e.ctx.get_help() if e.ctx else e.format_message())
             code = 0
@@ -415,7 +418,6 @@ def _start_default(task, config, echo, world):
 
 def _train(ctx, task, values):
     from .distributed import world as current_world
-    from .interrupt import terminating_as_ctrl_c
     from .runs import parallel_trainer
     out, resume, ranks = values.pop("out"), values.pop("resume"), values.pop("ranks")
     if "data" in values:
@@ -432,7 +434,6 @@ def _train(ctx, task, values):
     if ranks is not None and ranks != world.size:
         raise AllRanksError(f"--ranks {ranks}: this job already runs on {world.size} "
                         f"rank(s); give --ranks without mpiexec, or mpiexec without --ranks")
-    ctx.with_resource(terminating_as_ctrl_c())
     distributed.ignore_ctrl_c(world)
     trainer = parallel_trainer(task, world, lambda: _make_trainer(
         ctx, task, values, out, resume, world))

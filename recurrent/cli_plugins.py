@@ -371,7 +371,6 @@ def tune_command(budget, num_threads, turn_off, turn_on):
     later run (the first kernel call of a run does a quicker tune itself when there is no
     cache). RECURRENT_TUNE=off or `recurrent tune --off` keeps the fixed defaults."""
     from . import tuning
-    from .interrupt import terminating_as_ctrl_c
     if turn_on and turn_off:
         raise click.UsageError("--on and --off contradict each other: give one")
     switch = "on" if turn_on else "off" if turn_off else None
@@ -404,11 +403,10 @@ def tune_command(budget, num_threads, turn_off, turn_on):
     click.echo(f"tuning the kernels with {threads} thread(s), budget {budget:g} s", err=True)
     start = time.monotonic()
     try:
-        # a SIGTERM (`timeout`, a scheduler) stops the measuring as a Ctrl-C does:
-        # "Aborted.", exit status 143, the cache file as it was
-        with terminating_as_ctrl_c():
-            settings, outcomes, path = tuning.tune_and_store(
-                budget, threads, progress=lambda line: click.echo(line, err=True))
+        # a SIGTERM (`timeout`, a scheduler) stops the measuring as a Ctrl-C does
+        # (cli.RecurrentGroup.main): "Aborted.", exit status 143, the cache file as it was
+        settings, outcomes, path = tuning.tune_and_store(
+            budget, threads, progress=lambda line: click.echo(line, err=True))
     except (tuning.CacheError, OSError, TimeoutError) as exc:
         raise UserError(f"tune: {tuning.cache_failure(exc)}") from None
     tuning.reset()

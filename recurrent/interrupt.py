@@ -66,31 +66,49 @@ class Interrupt:
 
 
 class Terminated(KeyboardInterrupt):
-    """A SIGTERM outside the trainer's handlers (while `recurrent train` starts, before
-    its trainer's setup, or after it ended): the command leaves as a Ctrl-C there makes
-    it leave ("Aborted.", a file being written removed), with exit status 143."""
+    """A SIGTERM or SIGHUP outside the trainer's handlers (any command but a training
+    loop, and `recurrent train` while it starts, before its trainer's setup, or after it
+    ended): the command leaves as a Ctrl-C makes it leave ("Aborted.", a file being
+    written removed), with exit status 128 + ``signum`` (143, 129)."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__()
+        self.signum = signum
+
+
+# The signals terminating_as_ctrl_c turns into Terminated: a scheduler's or supervisor's
+# request to end (SIGTERM), and the terminal or ssh session going away (SIGHUP). The
+# trainer's Interrupt takes SIGTERM over while it runs; a SIGHUP there still aborts.
+TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def _terminated(signum, frame):
-    raise Terminated
+    raise Terminated(signum)
 
 
 @contextlib.contextmanager
 def terminating_as_ctrl_c():
-    """While it is entered, a SIGTERM raises Terminated where a Ctrl-C raises
+    """While it is entered, a SIGTERM or SIGHUP raises Terminated where a Ctrl-C raises
     KeyboardInterrupt (Python's default SIGINT handler; the trainer's Interrupt replaces
-    both while it runs). On exit the previous handler comes back, unless another one
-    replaced this meanwhile (distributed.ignore_ctrl_c's, kept for MPI's finalize).
-    Main thread only, as for Interrupt."""
+    SIGINT's and SIGTERM's while it runs), so that the command's cleanup runs (a
+    temporary file removed, a half-made run directory taken back) rather than the
+    process ending at once. A signal ignored when it is entered stays ignored (nohup's
+    SIGHUP). On exit each previous handler comes back, unless another one replaced this
+    meanwhile (distributed.ignore_ctrl_c's, kept for MPI's finalize). Main thread only,
+    as for Interrupt."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _terminated)
+    previous = {}
+    for signum in TERMINATING_SIGNALS:
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, _terminated)
     try:
         yield
     finally:
-        if signal.getsignal(signal.SIGTERM) is _terminated and previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            if signal.getsignal(signum) is _terminated and handler is not None:
+                signal.signal(signum, handler)
 
 
 def requested() -> bool:

@@ -5,6 +5,7 @@ the run ends "terminated (SIGTERM)" with exit status 143. Sent for real to a tra
 subprocess once it has logged a step."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import installed_env, tiny_text
+from helpers import installed_env, ok, tiny_text, train_tiny
 
 from recurrent.checkpoint import LAST, load_arrays
 from recurrent.interrupt import Interrupt
@@ -23,6 +24,18 @@ RUN = ["--hidden", "8", "--embed-dim", "4", "--seq-len", "16", "--batch-size", "
 ENDLESS = ["--steps", "1000000", "--epochs", "1000"]  # stopped by the signal, never ends
 
 
+@contextlib.contextmanager
+def reaped(proc):
+    """The block's subprocess (started in a session of its own) killed with its process
+    group if it is still running when the block ends, so a failing test leaves none."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def signal_at_line(command, cwd, starts, signals=(signal.SIGTERM,), env=None):
     """``command`` run in ``cwd`` in a session of its own, sent each of ``signals`` in
     turn (to its process alone, as `kill PID` or a supervisor sends them) once a stdout
@@ -30,7 +43,7 @@ def signal_at_line(command, cwd, starts, signals=(signal.SIGTERM,), env=None):
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=cwd, env=env or installed_env(),
                             start_new_session=True)
-    try:
+    with reaped(proc):
         seen = ""
         for line in proc.stdout:
             if line.startswith(starts):
@@ -39,10 +52,6 @@ def signal_at_line(command, cwd, starts, signals=(signal.SIGTERM,), env=None):
         for signum in signals:
             os.kill(proc.pid, signum)
         out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     return proc.returncode, seen + out, err
 
 
@@ -183,3 +192,51 @@ def test_a_sigterm_before_the_trainer_starts_aborts_as_a_ctrl_c_does(tmp_path):
     assert code == 128 + signal.SIGTERM, err
     assert [line for line in err.splitlines() if line.strip()] == ["Aborted."]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tiny")
+    ok(train_tiny(tiny_text(directory), directory / "run"))
+    return directory / "run"
+
+
+def _streaming(run, cwd, preexec_fn=None):
+    """`recurrent predict RUN --stream` started, one line sent and its answer read: it
+    now waits on its standard input for the next line."""
+    proc = subprocess.Popen(recurrent("predict", run, "--stream"), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=cwd, env=installed_env(), start_new_session=True,
+                            preexec_fn=preexec_fn)
+    proc.stdin.write("the quick\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline().startswith("{")
+    return proc
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_sigterm_or_sighup_ends_a_command_outside_training_as_a_ctrl_c_does(
+        tiny_run, tmp_path, signum):
+    """A command other than a training loop (here predict --stream, waiting for its next
+    line) ends on a SIGTERM or a SIGHUP as on a Ctrl-C: "Aborted." and exit status 128 +
+    the signal's number, rather than dying by the signal with nothing cleaned up."""
+    proc = _streaming(tiny_run, tmp_path)
+    with reaped(proc):
+        os.kill(proc.pid, signum)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, err
+    assert [line for line in err.splitlines() if line.strip()] == ["Aborted."]
+
+
+def _ignore_sighup():
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def test_a_sighup_ignored_from_the_start_stays_ignored(tiny_run, tmp_path):
+    """Started with SIGHUP ignored (nohup), a command keeps ignoring it."""
+    proc = _streaming(tiny_run, tmp_path, preexec_fn=_ignore_sighup)
+    with reaped(proc):
+        os.kill(proc.pid, signal.SIGHUP)
+        out, err = proc.communicate("be\n", timeout=120)
+    assert proc.returncode == 0 and err == "", err
+    assert out.startswith("{")
