@@ -6,6 +6,7 @@ between the writes (SIGKILL, a power cut: nothing can clean up) left the same. I
 writes best.npz first and config.json last, both created, never replaced, so a failure
 or kill at any write leaves either the whole run or no run."""
 import os
+import signal
 import subprocess
 import sys
 
@@ -110,3 +111,35 @@ def test_an_import_that_loses_a_race_changes_nothing(exported, tmp_path, monkeyp
         import_file(str(exported), str(out))
     assert sorted(os.listdir(out)) == ["config.json"]
     assert (out / "config.json").read_text() == "{}"
+
+
+# `recurrent import` whose process gets a real signal (the first argument's number) once
+# the run's best.npz is written, before its config.json is.
+IMPORT_SIGNALLED = """
+import os, runpy, signal, sys
+import recurrent.export.run as export_run
+signum = int(sys.argv.pop(1))
+save_arrays = export_run.save_arrays
+def saved_then_signalled(*args, **kwargs):
+    save_arrays(*args, **kwargs)
+    os.kill(os.getpid(), signum)
+export_run.save_arrays = saved_then_signalled
+sys.argv = ["recurrent"] + sys.argv[1:]
+runpy.run_module("recurrent", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_import_leaves_no_half_made_run(exported, tmp_path, signum):
+    """A Ctrl-C or SIGTERM just as the imported run's best.npz is in place: "Aborted.",
+    and no directory holding it without config.json (which the next import to that
+    --out, or any command on it, would refuse)."""
+    result = subprocess.run([sys.executable, "-c", IMPORT_SIGNALLED, str(int(signum)),
+                             "import", exported, "--out", "imported"],
+                            capture_output=True, text=True, cwd=tmp_path,
+                            env=installed_env(), timeout=120)
+    assert result.returncode == 128 + signum, result.stderr
+    assert [line for line in result.stderr.splitlines() if line.strip()] == ["Aborted."]
+    assert not (tmp_path / "imported").exists()
+    ok(invoke("import", exported, "--out", tmp_path / "imported"))  # the name is free
+    ok(invoke("predict", tmp_path / "imported", "--length", 5))

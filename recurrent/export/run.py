@@ -326,10 +326,17 @@ def import_file(path: str, out: str) -> RunDir:
     wrote = []
 
     def write_best(run):  # created, never replaced (see atomic_write)
-        save_arrays(run.file(BEST), {f"param/{k}": v for k, v in model.state_dict().items()},
-                    {"version": __version__, "imported_from": os.path.basename(path)},
-                    replace=False)
+        # counted as this import's from the start of the write: a Ctrl-C or SIGTERM as
+        # it ends, the file in place, still takes it back
         wrote.append(run)
+        try:
+            save_arrays(run.file(BEST),
+                        {f"param/{k}": v for k, v in model.state_dict().items()},
+                        {"version": __version__, "imported_from": os.path.basename(path)},
+                        replace=False)
+        except FileExistsError:  # another process's best.npz, made meanwhile: left alone
+            wrote.clear()
+            raise
 
     try:
         return RunDir.create(out, info["task"], info["config"], info["task_state"],
