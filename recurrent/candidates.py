@@ -114,11 +114,33 @@ def create(path: str, task, config: dict, prepared: list, version: str) -> RunDi
     for k in range(len(prepared)):  # all checked before the first write
         _check_candidate_new(path, k)
     RunDir.make_directory(path)
-    for k, (_, options, task_state, spec) in enumerate(prepared):
-        RunDir.create(candidate_path(path, k), task.name, options, task_state, spec, version)
-    _, _, task_state, spec = prepared[0]
-    return RunDir.create(path, task.name, config, task_state, spec, version,
-                         extra={PENDING: [o for o, _, _, _ in prepared]})
+    made = []  # the candidates' directories this call began to make
+    try:
+        for k, (_, options, task_state, spec) in enumerate(prepared):
+            made.append(candidate_path(path, k))
+            RunDir.create(made[-1], task.name, options, task_state, spec, version)
+        _, _, task_state, spec = prepared[0]
+        return RunDir.create(path, task.name, config, task_state, spec, version,
+                             extra={PENDING: [o for o, _, _, _ in prepared]})
+    except BaseException:
+        if not os.path.exists(os.path.join(path, CONFIG_FILE)):
+            _remove_made(made)
+        raise
+
+
+def _remove_made(paths: list[str]) -> None:
+    """Take back the candidates ``create`` made before it failed or was stopped (a
+    Ctrl-C, a SIGTERM, a full disk) ahead of the run's own config.json, so that the
+    same --out can be given again: each one's config.json, then its directory when that
+    is left empty. Each was checked to hold no run before (_check_candidate_new), and
+    the run's lock (runs.start_run) keeps another process from making one meanwhile."""
+    for candidate in paths:
+        for remove, target in ((os.remove, os.path.join(candidate, CONFIG_FILE)),
+                               (os.rmdir, candidate)):
+            try:
+                remove(target)
+            except OSError:
+                pass
 
 
 def _check_candidate_new(path: str, k: int) -> None:

@@ -5,8 +5,12 @@ train that part only."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 
-from helpers import invoke, ok, one_line_error, tiny_text, train_tiny
+import pytest
+from helpers import installed_env, invoke, ok, one_line_error, tiny_text, train_tiny
 
 SMALL_FORECAST = ["--hidden", "4", "--steps", "2", "--threads", "1", "--quiet", "--no-plot"]
 
@@ -31,9 +35,10 @@ def test_a_run_of_candidates_there_is_refused_as_that_run(tmp_path):
 
 
 def test_candidates_left_by_a_stopped_start_are_named_as_such(tmp_path):
-    """A `train --out DIR` stopped after writing candidates' config.json files but before
-    DIR/config.json leaves neither a run to resume nor a part worth resuming alone: a new
-    start says what DIR holds and leaves it as it is."""
+    """A `train --out DIR` killed (SIGKILL, a power cut: nothing can clean up) after
+    writing candidates' config.json files but before DIR/config.json leaves neither a
+    run to resume nor a part worth resuming alone: a new start says what DIR holds and
+    leaves it as it is."""
     run = tmp_path / "half"
     ok(invoke("train", "forecast", "--out", run, *SMALL_FORECAST))
     for name in os.listdir(run):  # as the stopped start left it: the candidates' options
@@ -49,3 +54,35 @@ def test_candidates_left_by_a_stopped_start_are_named_as_such(tmp_path):
                            f"{run}` was stopped while it made its candidates; remove {run} "
                            f"or choose another --out")
     assert {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()} == before
+
+
+# `recurrent train` whose process gets a real signal (the first argument's number) once
+# the run's candidate-1 is made, before the run's own config.json is.
+SIGNALLED_AT_CANDIDATE = """
+import os, runpy, sys
+from recurrent.checkpoint import RunDir
+signum = int(sys.argv.pop(1))
+create = RunDir.create.__func__
+def create_then_signal(cls, path, *args, **kwargs):
+    run = create(cls, path, *args, **kwargs)
+    if os.path.basename(path) == "candidate-1":
+        os.kill(os.getpid(), signum)
+    return run
+RunDir.create = classmethod(create_then_signal)
+sys.argv = ["recurrent"] + sys.argv[1:]
+runpy.run_module("recurrent", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_start_stopped_while_it_makes_candidates_takes_them_back(tmp_path, signum):
+    """A Ctrl-C or SIGTERM while `train --out DIR` makes its candidates: "Aborted.", and
+    DIR holds none of them, so the same command can be given again."""
+    run = tmp_path / "stopped"
+    result = subprocess.run([sys.executable, "-c", SIGNALLED_AT_CANDIDATE, str(int(signum)),
+                             "train", "forecast", "--out", run, *SMALL_FORECAST],
+                            capture_output=True, text=True, env=installed_env(), timeout=300)
+    assert result.returncode == 128 + signum, result.stderr
+    assert [line for line in result.stderr.splitlines() if line.strip()] == ["Aborted."]
+    assert not run.exists() or os.listdir(run) == []
+    ok(invoke("train", "forecast", "--out", run, *SMALL_FORECAST))
