@@ -20,8 +20,17 @@ def main(argv=None):
             raise
         # A rank of an MPI job tells the ranks already waiting for it in world() (they
         # stop too, rank 0 printing the line once) rather than leaving them waiting.
-        from .distributed import joins_world, report_early_failure
-        if report_early_failure("Aborted.", joins_world(args)):
+        # distributed imports numpy, which the Ctrl-C may have stopped while its
+        # compiled core was being set up: importing it again then fails (ImportError:
+        # cannot load module more than once), and without it no rank can be told, so
+        # the line is printed here.
+        try:
+            from .distributed import joins_world, report_early_failure
+        except ImportError:
+            tell = True
+        else:
+            tell = report_early_failure("Aborted.", joins_world(args))
+        if tell:
             print("Aborted.", file=sys.stderr)
         sys.exit(130)
     return cli_main(argv)

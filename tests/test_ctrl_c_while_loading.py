@@ -34,3 +34,35 @@ def test_ctrl_c_while_the_plugins_load_is_aborted_in_one_line():
 def test_with_debug_the_traceback_is_shown():
     result = _run("--debug", "info")
     assert "KeyboardInterrupt" in result.stderr and "Traceback" in result.stderr
+
+
+# The command line loading with a Ctrl-C (a KeyboardInterrupt, as the default SIGINT handler
+# raises) arriving inside the import of the module given first: one that numpy's compiled
+# core imports while it is set up, which then cannot be imported again in this process.
+INTERRUPTED_IMPORT = """
+import runpy, sys
+target = sys.argv.pop(1)
+
+class Interrupting:
+    fired = False
+
+    def find_spec(self, name, path=None, target_path=None):
+        if name == target and not Interrupting.fired:
+            Interrupting.fired = True
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, Interrupting())
+sys.argv = ["recurrent"] + sys.argv[1:]
+runpy.run_module("recurrent", run_name="__main__")
+"""
+
+
+def test_ctrl_c_while_numpy_sets_up_its_core_is_aborted_in_one_line():
+    import numpy
+    core = "numpy._core" if hasattr(numpy, "_core") else "numpy.core"
+    result = subprocess.run([sys.executable, "-c", INTERRUPTED_IMPORT,
+                             f"{core}._exceptions", "info"], capture_output=True, text=True,
+                            env=installed_env(), timeout=120)
+    assert result.returncode == 130, (result.returncode, result.stderr)
+    assert result.stderr.strip() == "Aborted.", result.stderr
