@@ -220,3 +220,47 @@ def test_the_validation_loss_is_the_training_loss(tmp_path, loss, metric, power)
     _, info = load_model(RunDir.open(str(run)))
     scale = info["task_state"]["scaler"]["scale"][0]
     assert metrics["loss"] == pytest.approx((metrics[metric] / scale) ** power, rel=1e-9)
+
+
+@pytest.mark.parametrize("loss, scaling", [("mae", ()), ("binary_cross_entropy",
+                                                          ("--scaling", "minmax"))])
+def test_a_run_saved_before_valid_loss_is_scored_by_mse_in_eval_and_on_resume(tmp_path, loss,
+                                                                                scaling):
+    """A run saved before the state recorded "valid_loss" chose its best checkpoint by the
+    scaled mse whatever its --loss: eval reports that loss, and a resumed run compares its
+    new evaluations with that best on the same loss. A --loss that refuses some scaled
+    targets (binary_cross_entropy with training rows scaled into [0, 1], accepted then)
+    is still evaluated and resumed."""
+    import shutil
+    from helpers import invoke, ok, sunspot_rows, write_csv
+    from recurrent.checkpoint import RunDir
+    data = write_csv(tmp_path / "spots.csv", ["year", "spots"], sunspot_rows())
+    run, old = tmp_path / "run", tmp_path / "old"
+    ok(invoke("train", "forecast", "--data", data, "--time-column", "year", "--loss", "mae",
+              "--model", "rnn", "--window", 8, "--inputs", "level", "--hidden", 4, *scaling,
+              "--no-difference", "--steps", 3, "--threads", 1, "--quiet", "--no-plot",
+              "--out", run))
+    shutil.copytree(run, old)
+    config_file = old / "config.json"
+    info = json.loads(config_file.read_text())
+    info["task_state"].pop("valid_loss", None)
+    info["config"]["loss"] = loss
+    config_file.write_text(json.dumps(info))
+    scale = info["task_state"]["scaler"]["scale"][0]
+
+    def mse_of(metrics):
+        return (metrics["rmse"] / scale) ** 2
+
+    new_metrics = json.loads(ok(invoke("eval", run, "--split", "valid", "--json")))["metrics"]
+    assert new_metrics["loss"] == pytest.approx(new_metrics["mae"] / scale, rel=1e-9)
+    metrics = json.loads(ok(invoke("eval", old, "--split", "valid", "--json")))["metrics"]
+    assert metrics["loss"] == pytest.approx(mse_of(metrics), rel=1e-9)
+    assert "; loss = mse on scaled values" in ok(invoke("eval", old))
+    assert "; loss = --loss (mse by default)" in ok(invoke("eval", run))
+    ok(invoke("train", "forecast", "--resume", old, "--steps", 5, "--eval-every", 1,
+              "--quiet"))
+    records = [json.loads(line) for line in (old / "metrics.jsonl").read_text().splitlines()]
+    resumed = [r["metrics"] for r in records if r.get("kind") == "eval" and r["step"] > 3]
+    assert len(resumed) == 2
+    for metrics in resumed:
+        assert metrics["loss"] == pytest.approx(mse_of(metrics), rel=1e-9)

@@ -13,6 +13,7 @@ from recurrent.report import format_value, leader_line, metrics_table, text_tabl
 
 from . import anchors as anc
 from . import ets
+from . import state as saved
 from .metrics import METRICS
 
 SMOOTHING = {"ets": "ETS forecast", "es": "learned ES forecast"}  # anchor kind -> name
@@ -89,9 +90,12 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
     gaps = scored is not None and scored != windows
     # the metrics score observed actuals only, the loss every target (_score): where
     # windows have none observed, the loss reads other rows than the metrics do
-    loss = (f"--loss (mse by default) on scaled values of all {windows} windows' targets, "
+    # a run saved before the state's "valid_loss" is scored by mse (state.valid_loss_name)
+    name = ("--loss (mse by default)" if state.get("valid_loss") == saved.VALID_LOSS_RUN
+            else "mse")
+    loss = (f"{name} on scaled values of all {windows} windows' targets, "
             f"gap-filled ones included, as training scores them" if gaps
-            else "--loss (mse by default) on scaled values")
+            else f"{name} on scaled values")
     scored = (f" ({scored} with observed actuals to score"
               f"{' in every column' if len(columns) > 1 else ''})" if gaps else "")
     lines = [f"{windows} windows{scored}: {state['window']} past steps -> "

@@ -55,6 +55,21 @@ def _fits(check_fit, columns: int):
     return spec
 
 
+# The task state's "valid_loss": the "loss" of evaluate() is the run's --loss. A run saved
+# without it scored every evaluation by the scaled mse, its best checkpoint included, and
+# keeps doing so (valid_loss_name), so that its figures and a resumed run's comparisons
+# with that best stay on one loss.
+VALID_LOSS_RUN = "run"
+
+
+def valid_loss_name(state: dict, config: dict, default: str) -> str:
+    """The loss that scores a run's evaluations: its --loss (else ``default``, the task's),
+    or mse for a run saved before the state recorded "valid_loss"."""
+    if state.get("valid_loss") != VALID_LOSS_RUN:
+        return "mse"
+    return config.get("loss") or default
+
+
 STATE = schema.fields(
     {"data": schema.nullable(str), "data_label": str,
      "columns": schema.list_of(str, nonempty=True), "time_column": schema.nullable(str),
@@ -71,6 +86,7 @@ STATE = schema.fields(
      "calendar_clock": schema.one_of(*cal.CLOCKS),
      "inputs": schema.one_of(*win.INPUT_MODES[1:]), "ets": list, "es": list,
      "es_train": str, "data_sha256": str, "date_order": str,
+     "valid_loss": schema.one_of(VALID_LOSS_RUN),
      "time_step": schema.fields({"unit": schema.one_of(*STEP_UNITS),
                                  "size": schema.above(0)})})
 

@@ -411,6 +411,7 @@ class ForecastTask:
             "split_ends": [train_end, valid_end, n],
             **({"time_step": step} if step else {}),
             "data_sha256": dataio.digest(series),
+            "valid_loss": saved.VALID_LOSS_RUN,
             "scaler": scaler,
             "mase_scale": [float(v) for v in mase_scale],
             # How dates such as 01/02/2010 were read, so that later files read the same way.
@@ -687,7 +688,7 @@ class ForecastTask:
         (_loss), which counts gap-filled targets as the training loss does (it picks the
         best checkpoint on the same terms the network is trained on)."""
         rows = win.target_rows(origins, state["horizon"])  # (B, H)
-        loss = self._loss(config, scaled_forecast, prepared.scaled[rows])
+        loss = self._loss(state, config, scaled_forecast, prepared.scaled[rows])
         result = fm.forecast_metrics(prepared.filled[rows],
                                      win.unscale(scaled_forecast, state["scaler"]),
                                      np.asarray(state["mase_scale"]), state["columns"],
@@ -718,11 +719,13 @@ class ForecastTask:
                             f"{self.loss}): its targets are scaled values of any sign and "
                             f"size (probed with -1.5 and 2.5: {one_line(e)})") from None
 
-    def _loss(self, config, scaled_forecast, scaled_actual):
+    def _loss(self, state, config, scaled_forecast, scaled_actual):
         """The run's training loss (--loss, else mse) of scaled forecasts (B, H, C) against
         the scaled actuals (B, H, C): the head's outputs and targets differ from them by
-        the same anchor, so every residual, and the loss, is the one training sees."""
-        loss = SplitLoss(self, config)
+        the same anchor, so every residual, and the loss, is the one training sees. A run
+        saved before the state's "valid_loss" is scored by mse (state.valid_loss_name)."""
+        name = saved.valid_loss_name(state, config, self.loss)
+        loss = SplitLoss(self, {**config, "loss": name})
         if loss.own:  # numpy's mean: the figures runs have always recorded
             return float(np.mean((scaled_forecast - scaled_actual) ** 2))
         rows = len(scaled_forecast)
