@@ -230,9 +230,10 @@ def test_a_run_saved_before_valid_loss_is_scored_by_mse_in_eval_and_on_resume(tm
     scaled mse whatever its --loss: eval reports that loss, and a resumed run compares its
     new evaluations with that best on the same loss. A --loss that refuses some scaled
     targets (binary_cross_entropy with training rows scaled into [0, 1], accepted then)
-    is still evaluated and resumed."""
+    is still evaluated; resuming it is refused in one line, before the run changes, as a
+    new run with it is."""
     import shutil
-    from helpers import invoke, ok, sunspot_rows, write_csv
+    from helpers import invoke, ok, one_line_error, sunspot_rows, write_csv
     from recurrent.checkpoint import RunDir
     data = write_csv(tmp_path / "spots.csv", ["year", "spots"], sunspot_rows())
     run, old = tmp_path / "run", tmp_path / "old"
@@ -257,8 +258,15 @@ def test_a_run_saved_before_valid_loss_is_scored_by_mse_in_eval_and_on_resume(tm
     assert metrics["loss"] == pytest.approx(mse_of(metrics), rel=1e-9)
     assert "; loss = mse on scaled values" in ok(invoke("eval", old))
     assert "; loss = --loss (mse by default)" in ok(invoke("eval", run))
-    ok(invoke("train", "forecast", "--resume", old, "--steps", 5, "--eval-every", 1,
-              "--quiet"))
+    before = {p.name: p.read_bytes() for p in old.iterdir() if p.is_file()}
+    resume = invoke("train", "forecast", "--resume", old, "--steps", 5, "--eval-every", 1,
+                    "--quiet")
+    if loss == "binary_cross_entropy":
+        one_line_error(resume, "--loss binary_cross_entropy does not fit task 'forecast'",
+                       "can be evaluated and predicted with, not trained further")
+        assert {p.name: p.read_bytes() for p in old.iterdir() if p.is_file()} == before
+        return
+    ok(resume)
     records = [json.loads(line) for line in (old / "metrics.jsonl").read_text().splitlines()]
     resumed = [r["metrics"] for r in records if r.get("kind") == "eval" and r["step"] > 3]
     assert len(resumed) == 2

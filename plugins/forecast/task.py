@@ -620,6 +620,8 @@ class ForecastTask:
         """Training or evaluation windows; ``params``: the live values of the trained
         smoothing (trained_params), read as each batch is made, whose batches carry the
         gradient of the loss with respect to them ("backward": joint.py)."""
+        if split == "train":  # prepare checked a new run: this is a resumed one's check
+            self._check_loss(config, resumed=True)
         prepared = self.load(state, config)
         origins = self._origins(state, prepared, split)
         if split == "train":
@@ -700,10 +702,12 @@ class ForecastTask:
         result["scored_windows"] = int(_scored(prepared.observed[rows]).sum())
         return {**result, **extra}
 
-    def _check_loss(self, config):
+    def _check_loss(self, config, resumed=False):
         """UserError for a --loss that refuses some real targets (binary_cross_entropy's
         probabilities): the head's targets and the actuals _loss scores are scaled values
-        of any sign and size, also where the training rows' happen to fit such a loss."""
+        of any sign and size, also where the training rows' happen to fit such a loss.
+        ``resumed``: a run an earlier version trained with it, which may be evaluated and
+        predicted with but not trained further."""
         name = config.get("loss") or self.loss
         if name == "mse":
             return
@@ -715,9 +719,11 @@ class ForecastTask:
             loss.value_and_grad(np.zeros((1, 2), np.float32),
                                 np.array([[-1.5, 2.5]], np.float32))
         except ValueError as e:
+            after = ("; a run trained with it by an earlier version can be evaluated and "
+                     "predicted with, not trained further" if resumed else "")
             raise UserError(f"--loss {name} does not fit task {self.name!r} (its default is "
                             f"{self.loss}): its targets are scaled values of any sign and "
-                            f"size (probed with -1.5 and 2.5: {one_line(e)})") from None
+                            f"size (probed with -1.5 and 2.5: {one_line(e)}){after}") from None
 
     def _loss(self, state, config, scaled_forecast, scaled_actual):
         """The run's training loss (--loss, else mse) of scaled forecasts (B, H, C) against
