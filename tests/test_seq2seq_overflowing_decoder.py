@@ -50,3 +50,16 @@ def test_the_stream_answers_that_line_with_an_error_and_goes_on(run):
     # the next line is answered on its own: its output, or its own error
     assert answers[1].get("input") == "ab" or "input 'ab':" in answers[1]["error"]
     assert result.exit_code == 1
+
+
+def test_eval_counts_the_inputs_with_no_finite_hypothesis(run):
+    # eval scores such an input as an empty output, as predict refuses it: the report
+    # and its --json say how many there were
+    scored = json.loads(ok(invoke("eval", run, "--json")))["metrics"]
+    count, pairs = scored.get("no_hypothesis"), scored["pairs"]
+    assert isinstance(count, int) and 0 < count <= pairs, scored
+    lines = ok(invoke("eval", run)).splitlines()
+    assert lines[1].startswith(f"note: {count} of the {pairs} inputs had no finite "
+                               f"hypothesis, scored as empty outputs: the model's scores "
+                               f"are not finite numbers"), lines
+    assert not any(line.startswith("no_hypothesis") for line in lines)  # not a score row

@@ -39,6 +39,11 @@ EMBED_DIM = 64
 ATTENTION = "general"  # default --attention
 ALPHA = 1.0  # default predict --alpha: scores divided by length^alpha
 EVAL_BATCH = 512  # pairs per decoding call in evaluate()
+# evaluate()'s count of the inputs that had no finite hypothesis (_no_hypothesis), there
+# only when some had none; eval's report says so in a note (_no_hypothesis_note)
+NO_HYPOTHESIS = "no_hypothesis"
+OVERFLOW_ADVICE = ("as those of a diverging training do; train it again with a lower --lr "
+                   "or --clip-norm")
 # The baselines' scores, kept per data, split and settings (Seq2Seq.baselines): in this
 # process (JSON text, so that a caller cannot change them) and in recurrent.cache. Bump
 # the format when the baselines or metrics.score change what they compute.
@@ -325,15 +330,19 @@ class Seq2Seq:
         # decoding reads the sources only: batched by their lengths
         order = length_buckets(np.array([len(s) for s in sources]), EVAL_BATCH, None)
         hyps = []
+        unscored = 0  # inputs whose best hypothesis has no finite score (_no_hypothesis)
         for rows in order:
             h = decoder.decode(data.source_batch([sources[i] for i in rows]),
                                attention=False,  # only the tokens are scored
                                longest=_longest(state))
             hyps.extend(tgt_vocab.decode(h.tokens[b, 0, :h.lengths[b, 0]])
                         for b in range(len(rows)))
+            unscored += int(np.count_nonzero(~np.isfinite(h.scores[:, 0])))
         refs = [pairs[i][1] for rows in order for i in rows]
         out = {"loss": loss.value}
         out.update(metrics.score(hyps, refs, state["target_level"], state.get("g2p", False)))
+        if unscored:
+            out[NO_HYPOTHESIS] = unscored
         if split == "test" and config.get("eval_data"):
             overlap = self._training_overlap(state, sources)
             if overlap is not None:
@@ -352,8 +361,15 @@ class Seq2Seq:
 
     def format_report(self, state: dict, scores: dict, baselines: dict) -> list[str]:
         """The generic table (recurrent.report.generic_report), with the note on an eval
-        --data file's pairs the run trained on."""
-        return report.generic_report(scores, baselines, scores.get("pairs"), "pairs")
+        --data file's pairs the run trained on and the one on inputs that had no finite
+        hypothesis (scores[NO_HYPOTHESIS], a count rather than a score: not in the
+        table)."""
+        scores = dict(scores)
+        unscored = scores.pop(NO_HYPOTHESIS, 0)
+        lines = report.generic_report(scores, baselines, scores.get("pairs"), "pairs")
+        if unscored:
+            lines.insert(0, _no_hypothesis_note(unscored, scores.get("pairs")))
+        return lines
 
     def baselines(self, state: dict, split: str, config: dict) -> dict:
         """The majority and copy baselines' metrics on ``split``: scored once per data,
@@ -510,8 +526,17 @@ def _no_hypothesis(text: str) -> str:
     numbers overflowed on it (weights that a diverging training grew too large), since a
     hypothesis of --max-len symbols, finished or not, always exists otherwise."""
     return (f"input {datafile.excerpt(text)}: the model's scores are not finite numbers "
-            f"(its weights overflow on this input, as those of a diverging training do; "
-            f"train it again with a lower --lr or --clip-norm)")
+            f"(its weights overflow on this input, {OVERFLOW_ADVICE})")
+
+
+def _no_hypothesis_note(count: int, total: int | None) -> str:
+    """eval's note on the ``count`` of ``total`` inputs that had no finite hypothesis
+    (_no_hypothesis), which the metrics score as empty outputs."""
+    of = "" if total is None else f" of the {total}"
+    inputs = "input" if count == 1 and not total else "inputs"
+    return (f"note: {count}{of} {inputs} had no finite hypothesis, scored as empty "
+            f"outputs: the model's scores are not finite numbers (its weights overflow "
+            f"on them, {OVERFLOW_ADVICE})")
 
 
 def _input_text(state: dict, text: str) -> str:
