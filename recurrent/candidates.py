@@ -305,7 +305,7 @@ class CandidatesTrainer:
         quiet = self.config.get("quiet") or not self.world.is_root
         count = len(self.options)
         summaries, stopped = in_turn.train(self._trainer, count, "candidate", self.world,
-                                           resume, quiet, self.echo, skip_diverged=True)
+                                           resume, quiet, self.echo)
         if stopped:
             return {**stopped, "run": self.run.path}
         trained = [k for k, s in enumerate(summaries) if s["status"] != "diverged"]

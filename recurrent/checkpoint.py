@@ -43,7 +43,7 @@ LAST = "last.npz"
 BEST = "best.npz"
 METRICS = "metrics.jsonl"
 PLOT_FILE = "loss.png"  # recurrent/loss_plot.py draws it
-DIVERGED = "diverged.json"  # a candidate left out: its error and step (recurrent/in_turn.py)
+DIVERGED = "diverged.json"  # a candidate or member left out: error and step (in_turn.py)
 
 
 def _fsync_dir(directory: str) -> None:

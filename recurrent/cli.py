@@ -625,11 +625,12 @@ def _open_run(path):
 
 
 def _eval_header(task, run, split, note, checkpoint, evaluated, precision, why=None,
-                 members=None, size=1):
+                 members=None, size=1, left_out=()):
     """eval's first line: what was evaluated (``evaluated``: the checkpoint read for the
     one asked for; ``why`` last.npz in place of best.npz: runs.best_missing_reason; for
     an ensemble of ``size`` members, ``members``: the member directories that read it,
-    the others reading their best.npz), with which parameters and precision."""
+    the others reading their best.npz; ``left_out``: the member directories left out
+    because their training diverged), with which parameters and precision."""
     from .runs import NOT_EVALUATED
     if evaluated != checkpoint:
         yet = " yet" if why == NOT_EVALUATED else ""
@@ -641,6 +642,9 @@ def _eval_header(task, run, split, note, checkpoint, evaluated, precision, why=N
         else:
             note += f" (no best checkpoint{yet}{reason}: the latest parameters, last.npz)"
     whole = f" (an ensemble of {size} members)" if size > 1 else ""
+    if left_out:
+        whole = (f" (an ensemble of {size} members; "
+                 f"{ensemble.left_out_text(list(left_out), size - len(left_out))})")
     return (f"{task.name} run {run}{whole}, split {split}{note}"
             f"{', the last checkpoint (--checkpoint last)' if checkpoint == 'last' else ''}"
             f"{', int8 inference' if precision == 'int8' else ''}")
@@ -690,6 +694,7 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
     size = ensemble.size(config)
     members = ([os.path.basename(part.path) for part in without_best(model)]
                if why and size > 1 else None)
+    members_left_out = [os.path.basename(part.path) for part in model.left_out]
     if data:
         if split is not None:
             raise UserError(f"--split {split} chooses a split of the run's own data: it "
@@ -714,7 +719,7 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
                             "precision": precision, "backtest": result}, indent=2))
             return
         echo(_eval_header(task, run, split, f" ({data})" if data else "", checkpoint,
-                          evaluated, precision, why, members, size))
+                          evaluated, precision, why, members, size, members_left_out))
         if hasattr(task, "format_backtest"):
             echo("\n".join(task.format_backtest(state, split, result)))
         else:
@@ -736,6 +741,8 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
                         "checkpoint": evaluated, "precision": precision,
                         "metrics": metrics, "baselines": baselines,
                         **({"baselines_left_out": left_out} if left_out else {}),
+                        **({"members_left_out": members_left_out}
+                           if members_left_out else {}),
                         **({"paired": paired} if paired else {}),
                         **({"chose": chose} if chose else {})}, indent=2))
         return
@@ -743,7 +750,7 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
     if split == "valid" and evaluated == checkpoint == "best":
         note = " (the split that chose this best checkpoint)"
     echo(_eval_header(task, run, split, note, checkpoint, evaluated, precision, why,
-                      members, size))
+                      members, size, members_left_out))
     if left_out:
         echo(f"{LEFT_OUT}: {left_out}")
     # A task may lay out its own report (labelled per-class rows, matrices, ...); the JSON

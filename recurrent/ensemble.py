@@ -22,6 +22,12 @@ Combining: the outputs of the members' forward passes are combined by the run's 
 log of the mean of the members' softmax probabilities, so the ensemble's probabilities
 are the mean of theirs.
 
+A member whose training diverges is left out, as a run's candidate is
+(recurrent/candidates.py): it keeps the DIVERGED record in its directory, so that a
+resume does not train it again, the other members train on, and the combined model is
+theirs (kept_members); eval, predict and export say which members were left out. An
+ensemble whose every member diverged holds no model.
+
 A task whose runs change their own task state while or after they train
 (Task.trained_params, Task.after_training) cannot be ensembled this way, since each
 member would read its inputs through a different state; such runs are refused before
@@ -36,9 +42,9 @@ import time
 import numpy as np
 
 from . import in_turn, run_lock, selection
-from .checkpoint import (CONFIG_FILE, METRICS, RunCopy, RunDir, atomic_write, metrics_line,
-                         part_of)
-from .errors import UserError
+from .checkpoint import (CONFIG_FILE, DIVERGED, METRICS, RunCopy, RunDir, atomic_write,
+                         metrics_line, part_of)
+from .errors import AllRanksError, UserError
 from .figures import counted
 from .interrupt import Interrupt
 from .lengths import valid_mask
@@ -194,6 +200,38 @@ def _check_remade(run: RunDir, k: int, count: int) -> None:
                         f"train that member anew") from None
 
 
+def all_diverged_text(run: RunDir) -> str:
+    """The one line for an ensemble whose every member diverged (eval, predict, resume)."""
+    return (f"every member of {run.path} diverged in training, so it holds no model: "
+            f"start a new run with a lower --lr or --clip-norm")
+
+
+def all_diverged(run: RunDir) -> bool:
+    """Whether every member of an ensemble has diverged in training (each left its
+    DIVERGED record), so that a resume cannot make it a model."""
+    count = size(run.info()["config"])
+    return count > 1 and all(RunDir(member_path(run.path, k)).has(DIVERGED)
+                             for k in range(count))
+
+
+def kept_members(run: RunDir) -> tuple[list[RunDir], list[RunDir]]:
+    """(the members the combined model is made of, those left out because their
+    training diverged), each checked as member_runs does; UserError when every member
+    diverged."""
+    members = member_runs(run)
+    left_out = [m for m in members if m.has(DIVERGED)]
+    if len(left_out) == len(members):
+        raise UserError(all_diverged_text(run))
+    return [m for m in members if not m.has(DIVERGED)], left_out
+
+
+def left_out_text(paths: list[str], kept: int) -> str:
+    """'member-1 diverged in training, left out: the ensemble combines the other 2
+    members' (``paths``: the members left out, ``kept``: how many are combined)."""
+    return (f"{', '.join(paths)} diverged in training, left out: the ensemble combines "
+            f"the other {counted(kept, 'member')}")
+
+
 def combine(loss, outputs: list) -> np.ndarray:
     """The members' outputs, combined as the loss says (its combine(), else the mean)."""
     if hasattr(loss, "combine"):
@@ -316,11 +354,20 @@ class EnsembleTrainer:
                                            resume, quiet, self.echo)
         if stopped:
             return {**stopped, "run": self.run.path}
-        steps = [s["step"] for s in summaries]
+        left_out = [MEMBER_DIR.format(k) for k, s in enumerate(summaries)
+                    if s["status"] == "diverged"]
+        if len(left_out) == self.size:  # the same on every rank: each exits alike
+            raise AllRanksError(f"every member's training diverged; member 1 (seed "
+                                f"{self._infos[0]['config']['seed']}): "
+                                f"{summaries[0]['error']}")
+        summaries = [s for s in summaries if s["status"] != "diverged"]
+        steps = [s["step"] for s in summaries]  # of the members combined
         early = sum(s["status"] == "early-stopped" for s in summaries)
-        text = (f"{self.size} members of {counted(steps[0], 'step')} each"
-                if len(set(steps)) == 1
-                else f"{self.size} members of {', '.join(map(str, steps))} steps")
+        text = f"{self.size} members"
+        if left_out:
+            text += f" ({', '.join(left_out)} diverged, left out)"
+        text += (f" of {counted(steps[0], 'step')} each" if len(set(steps)) == 1
+                 else f" of {', '.join(map(str, steps))} steps")
         if early:
             text += f" ({early} stopped early)"
         best = no_best = None
@@ -328,7 +375,7 @@ class EnsembleTrainer:
             # every member is trained and saved: a Ctrl-C while they are combined waits
             # until the ensemble's validation record is written, and the run ends done
             with Interrupt():
-                best, no_best = self._evaluate(quiet, steps)
+                best, no_best = self._evaluate(quiet, steps, left_out)
         total = sum(steps)
         clipped = sum(s["clipped_fraction"] * s["step"] for s in summaries)
         return {"status": "done", "step": total, "steps_text": text, "run": self.run.path,
@@ -337,18 +384,21 @@ class EnsembleTrainer:
                 "stopped_before": any(s.get("stopped_before") for s in summaries),
                 "clipped_fraction": clipped / total if total else 0.0}
 
-    def _evaluate(self, quiet, steps):
+    def _evaluate(self, quiet, steps, left_out):
         """The combined model's validation metrics, written as the ensemble's one
-        metrics record; returns the summary's figure ('ensemble valid loss 0.4391') and,
-        when that figure is not a finite number, None and what the summary says instead."""
+        metrics record (``steps``: of the members combined; ``left_out``: the member
+        directories that diverged, recorded when there are any); returns the summary's
+        figure ('ensemble valid loss 0.4391') and, when that figure is not a finite
+        number, None and what the summary says instead."""
         metrics = in_turn.validation_metrics(self.task, self.run.path)
         score = self.selection.checked_score(metrics)
         record = {"kind": "eval", "split": "valid", "ensemble": self.size,
-                  "member_steps": steps, "metrics": metrics, "time": time.time()}
+                  "member_steps": steps, "metrics": metrics, "time": time.time(),
+                  **({"left_out": left_out} if left_out else {})}
         line = metrics_line(record)
         atomic_write(self.run.file(METRICS), lambda f: f.write(line.encode("utf-8")))
         if not quiet:
-            self.echo(f"ensemble of {self.size} members: valid  "
+            self.echo(f"ensemble of {counted(len(steps), 'member')}: valid  "
                       f"{format_metrics(metrics, headline_keys(metrics))}")
         if not math.isfinite(score):  # no figure that a best could be claimed by
             return None, (f"the ensemble's valid {self.selection.metric} is "

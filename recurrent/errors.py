@@ -25,8 +25,8 @@ class AllRanksError(UserError):
 class Diverged(AllRanksError):
     """Training stopped because a step's loss or gradient norm was not finite (raised by
     every rank at the same step, ``step`` the last step completed). A run that chooses
-    among candidates leaves such a candidate out (recurrent/candidates.py); any other
-    run stops with its message."""
+    among candidates leaves such a candidate out (recurrent/candidates.py), an ensemble
+    such a member (recurrent/ensemble.py); any other run stops with its message."""
 
     def __init__(self, message: str, step: int = 0):
         super().__init__(message)

@@ -51,17 +51,15 @@ def validation_metrics(task, path: str) -> dict:
     return task.evaluate(info["task_state"], "valid", info["config"], model.runner())
 
 
-def train(make, count: int, noun: str, world, resume: bool, quiet: bool, echo,
-          skip_diverged: bool = False):
+def train(make, count: int, noun: str, world, resume: bool, quiet: bool, echo):
     """Train parts 0..count-1 in turn; ``make(k)`` -> (the part's Trainer, what sets it
     apart, e.g. "seed 7"). Returns (the parts' summaries, None), or (those so far, the
     summary of the interruption: "part" says which was cut short, e.g. "member 2/3", or
     "before" which would have started next after a Ctrl-C between parts). A part whose
-    training diverges stops them all (errors.Diverged, its message naming the part, e.g.
-    "member 2/3 (seed 7): training stopped ..."), unless ``skip_diverged``: then
-    its summary is {"status": "diverged", "error": the message, "step": the last step
-    completed}, kept in the part's DIVERGED file so that a resume leaves it out too
-    rather than training it again, and the next part trains."""
+    training diverges (errors.Diverged) is left out: its summary is {"status":
+    "diverged", "error": the message, "step": the last step completed}, kept in the
+    part's DIVERGED file so that a resume leaves it out too rather than training it
+    again, and the next part trains."""
     summaries = []
     with Interrupt() as interrupt:  # a Ctrl-C between parts stops before the next
         for k in range(count):
@@ -69,14 +67,11 @@ def train(make, count: int, noun: str, world, resume: bool, quiet: bool, echo,
             path = trainer.run.path
             if not quiet:
                 echo(f"{noun} {k + 1}/{count} ({text}) in {path}")
-            summary = diverged(world, path) if skip_diverged and resume else None
+            summary = diverged(world, path) if resume else None
             if summary is None:
                 try:
                     summary = trainer.fit(resume=resume and started(world, path))
                 except Diverged as e:  # every rank raises it at the same step
-                    if not skip_diverged:  # named: the parts before it are saved
-                        raise Diverged(f"{noun} {k + 1}/{count} ({text}): {e}",
-                                       step=e.step) from None
                     summary = {"status": "diverged", "error": str(e), "step": e.step}
                     if world.is_root:
                         write_json(RunDir(path).file(DIVERGED), summary)

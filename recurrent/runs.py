@@ -177,6 +177,8 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
     parts = candidates.check(run) if candidates.pending(info) else None
     if parts is not None and candidates.all_diverged(run):
         raise UserError(candidates.all_diverged_text(run))
+    if parts is None and ensemble.all_diverged(run):
+        raise UserError(ensemble.all_diverged_text(run))
     if parts is not None:
         resumed = parts
     elif ensemble.size(config) > 1:
@@ -269,23 +271,34 @@ def best_missing_note(model, config) -> str | None:
             f"the latest parameters, {LAST}")
 
 
+def left_out_note(model) -> str | None:
+    """The note predict and export print (on stderr) when the ensemble load_model returned
+    (``model``) leaves out members whose training diverged, else None."""
+    if not model.left_out:
+        return None
+    return "note: " + ensemble.left_out_text([m.path for m in model.left_out],
+                                             len(model.members))
+
+
 def warn_best_missing(model, config, told: set | None = None) -> None:
     """Say on stderr when the "best" parameters load_model read (``model``: what it
-    returned) were last.npz's, and why (best_missing_note); ``told``: notes already said,
-    not said again (a program's many predictions of one run), the note added."""
+    returned) were last.npz's, and why (best_missing_note), and which diverged members
+    an ensemble leaves out (left_out_note); ``told``: notes already said, not said again
+    (a program's many predictions of one run), the notes added."""
     from .progress import warn_once
-    note = best_missing_note(model, config)
     told = set() if told is None else told
-    if note and note not in told:
-        told.add(note)
-        warn_once(note)
+    for note in (left_out_note(model), best_missing_note(model, config)):
+        if note and note not in told:
+            told.add(note)
+            warn_once(note)
 
 
 def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32"):
     """(model, info) of a run in eval mode: the best parameters if any, else the last ones
-    (for an ensemble run, an EnsembleModel of its members loaded so), whose
-    ``best_from_last`` lists the parts whose best parameters were last.npz's
-    (without_best). precision: of its inference (SequenceModel.precision); UserError
+    (for an ensemble run, an EnsembleModel of its members loaded so, but those whose
+    training diverged), whose ``best_from_last`` lists the parts whose best parameters
+    were last.npz's (without_best) and ``left_out`` the ensemble's members left out
+    (left_out_note). precision: of its inference (SequenceModel.precision); UserError
     for a model or cell without that precision."""
     info = run.info()
     config = TrainingConfig.from_json(info["config"], run.file(CONFIG_FILE))
@@ -300,10 +313,11 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
                         f"candidates ({candidates.candidate_path(run.path, 0)} ...)")
     if ensemble.size(config) > 1:
         from .plugins import get_loss
-        members = [load_model(member, which, threads, precision)[0]
-                   for member in ensemble.member_runs(run)]
+        kept, left_out = ensemble.kept_members(run)
+        members = [load_model(member, which, threads, precision)[0] for member in kept]
         model = ensemble.EnsembleModel(members, get_loss(loss_name(info)))
         model.best_from_last = [part for member in members for part in member.best_from_last]
+        model.left_out = left_out
         return model, info
     config["threads"] = threads if threads is not None else config.get("threads")
     name = checkpoint_file(run, which)
@@ -335,6 +349,7 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
     model.eval()
     # the choice made above, for the notes on it (without_best)
     model.best_from_last = [run] if which == "best" and name == LAST else []
+    model.left_out = []  # an ensemble's members that diverged (ensemble.kept_members)
     if precision != "fp32":
         if not hasattr(model, "precision"):
             raise UserError(f"--precision {precision}: {info['task']} runs have no "

@@ -259,6 +259,18 @@ class ToyWave:
         yield f"{float(out[-1, 0, 0]):.4f}"
 
 
+class SpikeInLaterMembers(ToyWave):
+    """toy-wave whose training targets hold an infinity in batch 2 for every member of an
+    ensemble but the first (a member's seed is not the run's): member 2 diverges at step
+    3, member 1 does not."""
+
+    def batches(self, state, split, config, rng):
+        for i, batch in enumerate(super().batches(state, split, config, rng)):
+            if split == "train" and i == 2 and config["seed"] != state["seed"]:
+                batch["y"][0, 0, 0] = np.inf
+            yield batch
+
+
 class _Plugin:
     """The plugin object: registers the three tasks and the reference cells."""
 
