@@ -184,6 +184,24 @@ def _global_norm(arrays) -> float:
     return norm if math.isfinite(norm) else total_norm(arrays)
 
 
+# A built-in task's state records "valid_loss": VALID_LOSS_RUN when the "loss" of its
+# evaluate() is the run's --loss. A run saved without it scored every evaluation by the
+# task's own loss (char-lm's and sentiment's cross-entropy, forecast's scaled mse,
+# seq2seq's default loss) whatever its --loss, its best checkpoint included, and keeps
+# being scored so (valid_loss_name), so that its figures and a resumed run's comparisons
+# with that best stay on one loss.
+VALID_LOSS_RUN = "run"
+
+
+def valid_loss_name(state: dict, config: dict, default: str) -> str:
+    """The loss that scores a built-in task's evaluations of a run: its --loss (else
+    ``default``, the task's own loss), or ``default`` for a run whose task state does not
+    record "valid_loss" (VALID_LOSS_RUN)."""
+    if state.get("valid_loss") != VALID_LOSS_RUN:
+        return default
+    return config.get("loss") or default
+
+
 class SplitLoss:
     """The run's training loss (--loss, else the task's own) over a split, for a task's
     evaluate(): its "loss" picks the best checkpoint, so it must be the loss training

@@ -112,3 +112,58 @@ def test_the_validation_loss_is_the_runs_plugin_class_loss(tmp_path, task):
         assert recorded == pytest.approx(valid_loss(SMOOTHED), rel=1e-12)
     assert recorded == pytest.approx((1 - EPS) * cross_entropy + EPS * uniform, rel=1e-6)
     assert abs(recorded - cross_entropy) > 1e-4
+
+
+@pytest.mark.parametrize("task", ["char-lm", "sentiment", "seq2seq"])
+def test_a_run_saved_before_valid_loss_is_scored_by_cross_entropy_in_eval_and_on_resume(
+        tmp_path, task):
+    """A run saved before its task state recorded "valid_loss" was scored by the task's own
+    loss, cross-entropy, whatever its --loss: its recorded figures and best checkpoint are
+    cross-entropy's. eval reports cross-entropy for it, and a resumed run compares its new
+    evaluations with that best on cross-entropy, so that best.npz stays the evaluation
+    with the lowest loss recorded. A run that records "valid_loss" is scored by its
+    --loss."""
+    from recurrent.checkpoint import RunDir
+    from recurrent.plugins import get_task
+    from recurrent.runs import load_model
+    run, old = tmp_path / "run", tmp_path / "old"
+    # seq2seq's 2 epochs of its 200 pairs end before the resumed steps: more epochs
+    epochs = ("--epochs", 10) if task == "seq2seq" else ()
+    options = (*_train_options(task, tmp_path), *epochs, "--hidden", 8, "--threads", 1,
+               "--quiet", "--no-plot")
+
+    def cross_entropy(path, which):
+        model, info = load_model(RunDir.open(str(path)), which)
+        state = {**info["task_state"], "valid_loss": "run"}
+        config = {**info["config"], "loss": "cross_entropy"}
+        return get_task(task).evaluate(state, "valid", config, model.runner())["loss"]
+
+    def evaluated(path):
+        return json.loads(ok(invoke("eval", path, "--split", "valid", "--json")))["metrics"]
+
+    with registered_plugin(Losses(), "label-smoothing-for-test"):
+        ok(invoke("train", task, *options, "--loss", SMOOTHED, "--steps", 3, "--out", run))
+        # what an earlier version saved for a run trained with --loss SMOOTHED: its state
+        # without "valid_loss", its figures and best checkpoint chosen by cross-entropy
+        ok(invoke("train", task, *options, "--steps", 3, "--out", old))
+        config_file = old / "config.json"
+        info = json.loads(config_file.read_text(encoding="utf-8"))
+        info["task_state"].pop("valid_loss", None)
+        info["config"]["loss"] = SMOOTHED
+        config_file.write_text(json.dumps(info), encoding="utf-8")
+
+        new = evaluated(run)["loss"]
+        assert abs(new - cross_entropy(run, "best")) > 1e-4  # its --loss, not cross-entropy
+        assert evaluated(old)["loss"] == pytest.approx(cross_entropy(old, "best"), rel=1e-12)
+        ok(invoke("train", task, "--resume", old, "--steps", 6, "--eval-every", 1,
+                  "--quiet"))
+        records = [json.loads(line) for line in
+                   (old / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+        evals = [r for r in records if r["kind"] == "eval"]
+        resumed = [r for r in evals if r["step"] > 3]
+        assert [r["step"] for r in resumed] == [4, 5, 6]
+        assert resumed[-1]["metrics"]["loss"] == pytest.approx(cross_entropy(old, "last"),
+                                                               rel=1e-12)
+        # best.npz is the evaluation with the lowest cross-entropy, before or after resuming
+        best = min(r["metrics"]["loss"] for r in evals)
+        assert evaluated(old)["loss"] == pytest.approx(best, rel=1e-12)

@@ -30,7 +30,7 @@ from recurrent.figures import counted
 from recurrent.memo import file_identity
 from recurrent.report import TRAIN_OVERLAP, generic_report
 from recurrent.state import state_arrays
-from recurrent.step import SplitLoss
+from recurrent.step import VALID_LOSS_RUN, SplitLoss, valid_loss_name
 
 from . import metrics, sampling, streams, text
 
@@ -50,7 +50,8 @@ STATE = schema.fields({"data": str, "fingerprint": str, "vocab": schema.list_of(
                        "n_train": schema.at_least(1)},
                       {"max_chars": schema.at_least(0), "n_chars": schema.at_least(2),
                        "line_break": schema.one_of("\n", "\r\n"),
-                       "unicode": schema.one_of(*datafile.FORMS)})
+                       "unicode": schema.one_of(*datafile.FORMS),
+                       "valid_loss": schema.one_of(VALID_LOSS_RUN)})
 
 # Defaults of the shared training options for this task: the shortest training found to
 # reach a validation loss <= 1.5 nats/char on the bundled corpus, with a margin for other
@@ -254,6 +255,7 @@ class CharLM:
             "n_valid": n_valid,
             # the form the text, eval --data files, --prime and --stream lines are read in
             "unicode": datafile.TEXT_FORM,
+            "valid_loss": VALID_LOSS_RUN,  # evaluate()'s loss is the run's --loss
             # the break predict --stream reads between two lines: the text's own (CRLF when
             # most of its lines end so); absent: "\n"
             **({"line_break": "\r\n"} if 2 * corpus.count("\r\n") > corpus.count("\n")
@@ -336,7 +338,8 @@ class CharLM:
         vocab_size = len(state["vocab"])
         total, correct, count = 0.0, 0, 0
         # the run's --loss, where it is not cross-entropy: it picks the best checkpoint
-        loss = SplitLoss(self, config)
+        # (cross-entropy for a run saved before its state recorded "valid_loss")
+        loss = SplitLoss(self, {**config, "loss": valid_loss_name(state, config, self.loss)})
         model_state = None
         # fewer steps per call for a large vocabulary: the logits stay under EVAL_LOGITS
         chunk = max(1, min(EVAL_CHUNK, EVAL_LOGITS // (x.shape[1] * vocab_size)))

@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 
 from recurrent.report import format_value, leader_line, metrics_table, text_table
+from recurrent.step import VALID_LOSS_RUN
 
 from . import anchors as anc
 from . import ets
-from . import state as saved
 from .metrics import METRICS
 
 SMOOTHING = {"ets": "ETS forecast", "es": "learned ES forecast"}  # anchor kind -> name
@@ -90,8 +90,8 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
     gaps = scored is not None and scored != windows
     # the metrics score observed actuals only, the loss every target (_score): where
     # windows have none observed, the loss reads other rows than the metrics do
-    # a run saved before the state's "valid_loss" is scored by mse (state.valid_loss_name)
-    name = ("--loss (mse by default)" if state.get("valid_loss") == saved.VALID_LOSS_RUN
+    # a run saved before the state's "valid_loss" is scored by mse (step.valid_loss_name)
+    name = ("--loss (mse by default)" if state.get("valid_loss") == VALID_LOSS_RUN
             else "mse")
     loss = (f"{name} on scaled values of all {windows} windows' targets, "
             f"gap-filled ones included, as training scores them" if gaps

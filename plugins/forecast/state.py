@@ -10,6 +10,7 @@ model's inputs and outputs (its model_spec).
 from __future__ import annotations
 
 from recurrent import schema
+from recurrent.step import VALID_LOSS_RUN
 
 from . import anchors as anc
 from . import calendar as cal
@@ -53,21 +54,6 @@ def _fits(check_fit, columns: int):
             if fit is not None:
                 check_fit(fit, f"{where}[{c}]")
     return spec
-
-
-# The task state's "valid_loss": the "loss" of evaluate() is the run's --loss. A run saved
-# without it scored every evaluation by the scaled mse, its best checkpoint included, and
-# keeps doing so (valid_loss_name), so that its figures and a resumed run's comparisons
-# with that best stay on one loss.
-VALID_LOSS_RUN = "run"
-
-
-def valid_loss_name(state: dict, config: dict, default: str) -> str:
-    """The loss that scores a run's evaluations: its --loss (else ``default``, the task's),
-    or mse for a run saved before the state recorded "valid_loss"."""
-    if state.get("valid_loss") != VALID_LOSS_RUN:
-        return "mse"
-    return config.get("loss") or default
 
 
 STATE = schema.fields(

@@ -32,7 +32,7 @@ from recurrent.checks import one_line
 from recurrent.errors import UserError
 from recurrent.memo import Kept, rows_key
 from recurrent.progress import warn_once
-from recurrent.step import SplitLoss
+from recurrent.step import VALID_LOSS_RUN, SplitLoss, valid_loss_name
 
 from . import series as dataio
 from . import metrics as fm
@@ -411,7 +411,7 @@ class ForecastTask:
             "split_ends": [train_end, valid_end, n],
             **({"time_step": step} if step else {}),
             "data_sha256": dataio.digest(series),
-            "valid_loss": saved.VALID_LOSS_RUN,
+            "valid_loss": VALID_LOSS_RUN,
             "scaler": scaler,
             "mase_scale": [float(v) for v in mase_scale],
             # How dates such as 01/02/2010 were read, so that later files read the same way.
@@ -729,8 +729,8 @@ class ForecastTask:
         """The run's training loss (--loss, else mse) of scaled forecasts (B, H, C) against
         the scaled actuals (B, H, C): the head's outputs and targets differ from them by
         the same anchor, so every residual, and the loss, is the one training sees. A run
-        saved before the state's "valid_loss" is scored by mse (state.valid_loss_name)."""
-        name = saved.valid_loss_name(state, config, self.loss)
+        saved before the state's "valid_loss" is scored by mse (step.valid_loss_name)."""
+        name = valid_loss_name(state, config, self.loss)
         loss = SplitLoss(self, {**config, "loss": name})
         if loss.own:  # numpy's mean: the figures runs have always recorded
             return float(np.mean((scaled_forecast - scaled_actual) ** 2))

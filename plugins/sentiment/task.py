@@ -25,7 +25,7 @@ from recurrent.errors import TrainingDataUnavailable, UserError
 from recurrent.memo import Kept, file_identity, frozen
 from recurrent.pretrain import pretrain_language_model
 from recurrent.report import TRAIN_OVERLAP, overlap_count
-from recurrent.step import SplitLoss
+from recurrent.step import VALID_LOSS_RUN, SplitLoss, valid_loss_name
 
 from . import baselines as bl
 from . import report
@@ -42,7 +42,8 @@ STATE = schema.fields(
      "classes": schema.list_of(str), "vocab": schema.list_of(str),
      "max_tokens": schema.at_least(0), "valid_fraction": schema.above(0),
      "test_fraction": schema.above(0), "split_seed": schema.at_least(0)},
-    {"tokenizer": int, "version": int, "split_sizes": dict})
+    {"tokenizer": int, "version": int, "split_sizes": dict,
+     "valid_loss": schema.one_of(VALID_LOSS_RUN)})
 BASELINE_FORMAT = 2  # of the cached baseline models (recurrent.cache)
 NB_FORMAT = 2  # of the cached NB logistic regressions (recurrent.cache)
 FOLDS_FORMAT = 2  # of the cached cross-fitted fold models (recurrent.cache)
@@ -273,6 +274,7 @@ class SentimentTask:
             "test_fraction": test_fraction,
             "split_seed": split_seed,
             "split_sizes": {name: int(len(idx)) for name, idx in split.items()},
+            "valid_loss": VALID_LOSS_RUN,  # evaluate()'s loss is the run's --loss
         }
 
     def read_files(self, state: dict) -> dict:
@@ -532,7 +534,8 @@ class SentimentTask:
     def evaluate(self, state: dict, split: str, config: dict, model) -> dict:
         sequences, y = self.split_rows(state, split, config)
         # the run's --loss, where it is not cross-entropy: it picks the best checkpoint
-        loss = SplitLoss(self, config)
+        # (cross-entropy for a run saved before its state recorded "valid_loss")
+        loss = SplitLoss(self, {**config, "loss": valid_loss_name(state, config, self.loss)})
         probs = self.probabilities(model, sequences, None if loss.own else loss, y)
         metrics = classification_metrics(y, probs.argmax(axis=1), state["classes"])
         metrics["loss"] = cross_entropy(probs, y) if loss.own else loss.value

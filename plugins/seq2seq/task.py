@@ -29,7 +29,7 @@ from recurrent.errors import TrainingDataUnavailable, UserError
 from recurrent.memo import Kept
 from recurrent.lengths import valid_mask
 from recurrent.report import TRAIN_OVERLAP
-from recurrent.step import SplitLoss
+from recurrent.step import VALID_LOSS_RUN, SplitLoss, valid_loss_name
 from recurrent_plugins.sentiment.text import length_buckets
 
 from . import data, metrics
@@ -70,7 +70,7 @@ STATE = schema.fields(
      "lowercase_input": schema.nullable(bool), "longest_target": _longest_target,
      "batch_by": schema.one_of("padded"), "header": schema.nullable(bool),
      "two_fields": bool, "unicode": schema.nullable(schema.one_of(*datafile.FORMS)),
-     "strip": bool})
+     "strip": bool, "valid_loss": schema.one_of(VALID_LOSS_RUN)})
 
 # Defaults of the shared training options for this task (benchmarks/README.md, seq2seq).
 DEFAULTS = {
@@ -210,6 +210,7 @@ class Seq2Seq:
             "batch_by": "padded",  # _batch_lengths
             **reading,  # how the file is read again (data.reading)
             "counts": counts,
+            "valid_loss": VALID_LOSS_RUN,  # evaluate()'s loss is the run's --loss
         }
 
     def resolved_options(self, state: dict) -> dict:
@@ -319,7 +320,9 @@ class Seq2Seq:
         pairs, sources, targets = self._split(state, split, config)
         if not pairs:
             raise UserError(f"the {split} split holds no pairs")
-        loss = SplitLoss(self, config)  # the run's --loss: it picks the best checkpoint
+        # the run's --loss: it picks the best checkpoint (the task's own loss for a run
+        # saved before its state recorded "valid_loss")
+        loss = SplitLoss(self, {**config, "loss": valid_loss_name(state, config, self.loss)})
         for rows in length_buckets(_batch_lengths(state, sources, targets), EVAL_BATCH, None):
             batch = data.pair_batch([sources[i] for i in rows], [targets[i] for i in rows])
             logits, _ = model.forward(batch["x"], lengths=batch["lengths"])
