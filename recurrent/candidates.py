@@ -93,17 +93,10 @@ def pending(info: dict) -> list[dict]:
 
 
 def all_diverged(run: RunDir) -> bool:
-    """Whether every candidate of a run still choosing has diverged in training (each
-    left its DIVERGED record: recurrent/in_turn.py), so that a resume cannot finish it."""
+    """Whether every candidate of a run still choosing has diverged in training, so that
+    a resume cannot finish it (in_turn.all_diverged)."""
     count = len(pending(run.info()))
-    return count > 0 and all(RunDir(candidate_path(run.path, k)).has(DIVERGED)
-                             for k in range(count))
-
-
-def all_diverged_text(run: RunDir) -> str:
-    """The one line for a run whose every candidate diverged (eval, predict, resume)."""
-    return (f"every candidate of {run.path} diverged in training, so it holds no model: "
-            f"start a new run with a lower --lr or --clip-norm")
+    return in_turn.all_diverged([candidate_path(run.path, k) for k in range(count)])
 
 
 def create(path: str, task, config: dict, prepared: list, version: str) -> RunDir:

@@ -200,18 +200,12 @@ def _check_remade(run: RunDir, k: int, count: int) -> None:
                         f"train that member anew") from None
 
 
-def all_diverged_text(run: RunDir) -> str:
-    """The one line for an ensemble whose every member diverged (eval, predict, resume)."""
-    return (f"every member of {run.path} diverged in training, so it holds no model: "
-            f"start a new run with a lower --lr or --clip-norm")
-
-
 def all_diverged(run: RunDir) -> bool:
-    """Whether every member of an ensemble has diverged in training (each left its
-    DIVERGED record), so that a resume cannot make it a model."""
+    """Whether every member of an ensemble has diverged in training, so that a resume
+    cannot make it a model (in_turn.all_diverged)."""
     count = size(run.info()["config"])
-    return count > 1 and all(RunDir(member_path(run.path, k)).has(DIVERGED)
-                             for k in range(count))
+    return count > 1 and in_turn.all_diverged([member_path(run.path, k)
+                                               for k in range(count)])
 
 
 def kept_members(run: RunDir) -> tuple[list[RunDir], list[RunDir]]:
@@ -221,7 +215,7 @@ def kept_members(run: RunDir) -> tuple[list[RunDir], list[RunDir]]:
     members = member_runs(run)
     left_out = [m for m in members if m.has(DIVERGED)]
     if len(left_out) == len(members):
-        raise UserError(all_diverged_text(run))
+        raise UserError(in_turn.all_diverged_text(run.path, "member"))
     return [m for m in members if not m.has(DIVERGED)], left_out
 
 

@@ -37,6 +37,20 @@ def diverged(world, path: str) -> dict | None:
     return _from_root(world, look)
 
 
+def all_diverged(paths: list[str]) -> bool:
+    """Whether every part of a run (their directories, ``paths``) diverged in training,
+    each leaving its DIVERGED record (train), so that no resume can make the run a
+    model."""
+    return bool(paths) and all(RunDir(path).has(DIVERGED) for path in paths)
+
+
+def all_diverged_text(path: str, noun: str) -> str:
+    """The one line for the run in ``path`` whose every ``noun`` ("candidate", "member")
+    diverged (eval, predict, resume)."""
+    return (f"every {noun} of {path} diverged in training, so it holds no model: start a "
+            f"new run with a lower --lr or --clip-norm")
+
+
 def num_params(config: dict, spec: dict) -> int:
     """The parameter count of one part's model (the parts share their model spec)."""
     from .config import TrainingConfig

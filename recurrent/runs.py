@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import __version__, averaging, candidates, datafile, ensemble, run_lock, selection, tuning
+from . import (__version__, averaging, candidates, datafile, ensemble, in_turn, run_lock,
+               selection, tuning)
 from .checkpoint import (BEST, CONFIG_FILE, LAST, RunCopy, RunDir, kept_state, load_arrays,
                          param_budget)
 from .checks import one_line
@@ -176,9 +177,9 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
     # every part checked before anything is written: a refused resume changes no file
     parts = candidates.check(run) if candidates.pending(info) else None
     if parts is not None and candidates.all_diverged(run):
-        raise UserError(candidates.all_diverged_text(run))
+        raise UserError(in_turn.all_diverged_text(run.path, "candidate"))
     if parts is None and ensemble.all_diverged(run):
-        raise UserError(ensemble.all_diverged_text(run))
+        raise UserError(in_turn.all_diverged_text(run.path, "member"))
     if parts is not None:
         resumed = parts
     elif ensemble.size(config) > 1:
@@ -305,7 +306,7 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
     tuning.use_for_run(info.get("kernel"), run.file(CONFIG_FILE))
     overrides = candidates.pending(info)
     if overrides and candidates.all_diverged(run):
-        raise UserError(candidates.all_diverged_text(run))
+        raise UserError(in_turn.all_diverged_text(run.path, "candidate"))
     if overrides:
         raise UserError(f"{run.path} is still choosing among {len(overrides)} candidates "
                         f"({'; '.join(map(candidates.describe, overrides))}): finish it "
