@@ -129,9 +129,10 @@ class Progress:
         keys = headline_keys(metrics)
         line = f"eval step {step}  valid  {format_metrics(metrics, keys)}"
         line += "  *best" if best else ""
-        if train_loss is not None:
+        if train_loss is not None:  # the loss since the last evaluation; the share of
+            # clipped steps counts every step of the run, as the summary's does
             line += (f"  (train loss {format_value(float(train_loss))}, "
-                     f"clipped {share_text(clipped_fraction)})")
+                     f"clipped {share_text(clipped_fraction)} of steps so far)")
         self.write(line)
         width = max([len(name) for name in (baselines or {})] + [0])
         for name, values in (baselines or {}).items():

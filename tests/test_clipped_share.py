@@ -33,6 +33,10 @@ def test_a_few_clipped_steps_are_not_printed_as_none(tmp_path):
     assert "clipped <1% of steps" in summary, summary
     evals = [line for line in result.output.splitlines() if line.startswith("eval step")]
     assert evals and all("clipped 0%" not in line for line in evals)
+    # the share counts every step so far, not the steps since the last evaluation
+    # (which the train loss beside it covers): none of epoch 2's steps was clipped
+    assert [r["step"] for r in train if r["grad_norm"] > 0.5] == [1]
+    assert evals[1].endswith(f"clipped {share_text(1 / 14)} of steps so far)"), evals[1]
 
 
 @pytest.mark.parametrize("fraction, text", [
