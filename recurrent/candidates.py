@@ -330,6 +330,7 @@ class CandidatesTrainer:
             best, no_best = None, (f"no candidate's valid {self.selection.metric} was a "
                                    f"finite number (kept {kept})")
         return {**summaries[k], "run": self.run.path, "steps_text": text,
+                "limit": in_turn.limit_text(summaries),
                 "best": best, "no_best": no_best}
 
     def _score(self, k) -> float:

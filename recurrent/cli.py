@@ -514,6 +514,8 @@ def _print_summary(task, summary):
         return
     how = "stopped early" if summary["status"] == "early-stopped" else "done"
     steps = summary.get("steps_text") or counted(summary["step"], "step")
+    if summary.get("limit"):  # why the run has fewer steps than --steps asked for
+        steps += f" ({summary['limit']})"
     click.echo(f"{how} after {steps}: {best_text}, clipped "
                f"{share_text(summary['clipped_fraction'])} of steps; run in {run} "
                f"(next: `recurrent eval {word}`, `recurrent predict {word} ...`)")

@@ -374,6 +374,7 @@ class EnsembleTrainer:
         clipped = sum(s["clipped_fraction"] * s["step"] for s in summaries)
         return {"status": "done", "step": total, "steps_text": text, "run": self.run.path,
                 "members": self.size, "best": best, "no_best": no_best,
+                "limit": in_turn.limit_text(summaries),
                 # a resume some member could not train on (--patience): the summary says why
                 "stopped_before": any(s.get("stopped_before") for s in summaries),
                 "clipped_fraction": clipped / total if total else 0.0}

@@ -65,6 +65,17 @@ def validation_metrics(task, path: str) -> dict:
     return task.evaluate(info["task_state"], "valid", info["config"], model.runner())
 
 
+def limit_text(summaries: list[dict]) -> str | None:
+    """The note of the limit that ended the trained parts (Trainer.fit's "limit"), for
+    the run's summary: the parts' own when every trained part has it, marked "for some"
+    when only some have (the others reached --steps or stopped early), else None."""
+    limits = [s.get("limit") for s in summaries if s["status"] != "diverged"]
+    found = [text for text in limits if text]
+    if not found:
+        return None
+    return found[0] if len(found) == len(limits) else f"{found[0]} for some"
+
+
 def train(make, count: int, noun: str, world, resume: bool, quiet: bool, echo):
     """Train parts 0..count-1 in turn; ``make(k)`` -> (the part's Trainer, what sets it
     apart, e.g. "seed 7"). Returns (the parts' summaries, None), or (those so far, the

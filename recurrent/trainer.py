@@ -72,6 +72,7 @@ from .config import TrainingConfig
 from .data_parallel import DataParallel
 from .distributed import World
 from .errors import Diverged, UserError
+from .figures import format_value
 from .interrupt import Interrupt
 from .loss_plot import missing_note, write_loss_plot
 from .optim import Schedule
@@ -367,12 +368,22 @@ class Trainer:
         patience = int(self.config.get("patience") or 0)
         return bool(patience and p.bad_evals >= patience)
 
-    def _best_text(self):
+    def _best_text(self, finished=None):
         """'valid loss 0.4552' / 'valid accuracy 0.7882': the selected checkpoint's figure,
-        or None before any evaluation."""
+        or None before any evaluation. ``finished``: the score of the finished model
+        when the task's after_training choices changed it, which `recurrent eval RUN
+        --split valid` shows: that figure, with the one the training logged beside it."""
         p = self.position
         best = p.best_loss if self.selection.is_loss else p.best_score
-        return self.selection.describe(best) if math.isfinite(best) else None
+        if not math.isfinite(best):
+            return None
+        text = self.selection.describe(best)
+        if finished is None or not math.isfinite(finished):
+            return text
+        final = self.selection.describe(finished)
+        return text if final == text else (
+            f"{final} with the choices made after training "
+            f"({format_value(self.selection.value(best))} before them)")
 
     def _no_best_text(self):
         """Why a run that has evaluated has no best checkpoint (its --select-by figure was
@@ -403,9 +414,11 @@ class Trainer:
 
     def _after_training(self):
         """The task's optional after_training choices, made with the best parameters
-        (the last ones when no evaluation improved) and saved as the run's task state."""
+        (the last ones when no evaluation improved) and saved as the run's task state.
+        Returns the finished model's validation score when they changed the state (the
+        training's evaluations no longer give it), else None."""
         if not hasattr(self.task, "after_training") or not self.world.is_root:
-            return  # (the other ranks of a data-parallel run end here: nothing to keep)
+            return None  # (the other ranks of a data-parallel run end here: nothing to keep)
         model = self.config.build_model(self.spec)
         name = BEST if self.run.has(BEST) else LAST
         arrays, _ = load_arrays(self.run.file(name))
@@ -414,9 +427,13 @@ class Trainer:
         state = task_state_of(self.task, self.task_state, arrays)
         state = kept_state(self.task.name, "after_training",
                            self.task.after_training(state, self.config, model.runner()))
-        if state != self.task_state:
-            self.task_state = state
-            self.run.update_task_state(state)
+        if state == self.task_state:
+            return None
+        self.task_state = state
+        self.run.update_task_state(state)
+        with np.errstate(over="ignore", invalid="ignore"):
+            metrics = self.task.evaluate(state, "valid", self.config, model.runner())
+        return self.selection.checked_score(metrics)
 
     def _undo_after_training(self):
         """A resumed run trains on without the choices its after_training made (the task's
@@ -525,6 +542,8 @@ class Trainer:
         progress = None
         trained = False  # the training ended without an error
         stopped_before = False  # resumed after it had stopped early: nothing to train
+        limit = None  # which limit ended a run that --epochs ended before --steps
+        finished = None  # the finished model's score, when after_training changed it
         try:
             with Interrupt() as self.interrupt:
                 if resume and not in_turn.started(self.world, self.run.path):
@@ -549,7 +568,12 @@ class Trainer:
                     elif self.setup_cut or self._stop_requested():  # a Ctrl-C in the setup
                         status = "interrupted"
                     else:
-                        status = self._loop(limits.pop("epochs"), **limits)
+                        epochs, max_steps = limits["epochs"], limits["max_steps"]
+                        status = self._loop(**limits)
+                        # _loop's "done": the epochs ran out before --steps was reached
+                        if status == "done" and max_steps and p.step < max_steps:
+                            limit = (f"--epochs {epochs} ended training before "
+                                     f"--steps {max_steps}")
                     if status in ("done", "step-limit") and p.last_eval_step != p.step:
                         self.evaluate(progress, limits["baselines"])
                     if status in ("done", "step-limit"):
@@ -558,7 +582,7 @@ class Trainer:
                     if not self.setup_cut:
                         self.save(LAST)
                     if status != "interrupted":
-                        self._after_training()
+                        finished = self._after_training()
             trained = True
         except NonFinite as e:  # every rank of a data-parallel run raises it at this step
             p = self.position
@@ -597,9 +621,9 @@ class Trainer:
                         self._write_plot(trained)
         p = self.position
         return {"status": status, "step": p.step, "epoch": p.epoch,
-                "stopped_before": stopped_before,
+                "stopped_before": stopped_before, "limit": limit,
                 "best_loss": p.best_loss, "run": self.run.path,
-                "best": self._best_text(), "no_best": self._no_best_text(),
+                "best": self._best_text(finished), "no_best": self._no_best_text(),
                 "unsaved": self.setup_cut,
                 "signal": self._stop_signal() if status == "interrupted" else None,
                 "clipped_fraction": p.clipped_steps / p.step if p.step else 0.0}

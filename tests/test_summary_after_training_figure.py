@@ -1,0 +1,31 @@
+"""A run whose task makes choices after training (forecast's --blend auto) ends with
+the figure of the finished model, the one `recurrent eval RUN --split valid` shows, and
+the training's own best figure beside it."""
+import json
+
+from helpers import invoke, ok, write_csv
+from recurrent.figures import format_value
+
+
+def co2_rows(count: int) -> list[list]:
+    """[[date, value], ...]: the first ``count`` weeks of the bundled CO2 series."""
+    from recurrent_plugins.forecast import series as dataio
+    series = dataio.read_series(dataio.resolve_source("co2"), None, None)
+    return [[str(t), float(v)] for t, v in zip(series.times[:count], series.values[:count, 0])]
+
+
+def test_final_figure_is_the_finished_models(tmp_path):
+    data = write_csv(tmp_path / "co2.csv", ("date", "co2"), co2_rows(400))
+    run = tmp_path / "run"
+    out = ok(invoke("train", "forecast", "--data", data, "--inputs", "level", "--window",
+                    16, "--steps", 20, "--hidden", 8, "--threads", 1, "--quiet",
+                    "--no-plot", "--out", run))
+    state = json.loads((run / "config.json").read_text())["task_state"]
+    assert 0 <= state["blend"] < 1, state["blend"]  # the choice changed the model
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    trained = min(r["metrics"]["loss"] for r in logged if r["kind"] == "eval")
+    evaluated = json.loads(ok(invoke("eval", run, "--split", "valid", "--json")))
+    finished = evaluated["metrics"]["loss"]
+    assert format_value(finished) != format_value(trained)
+    assert (f"best valid loss {format_value(finished)} with the choices made after "
+            f"training ({format_value(trained)} before them), ") in out, out
