@@ -597,7 +597,9 @@ def set_enabled(enabled: bool) -> str:
             pass
     else:
         os.makedirs(os.path.dirname(marker), exist_ok=True)
-        with open(marker, "w") as f:
-            f.write("kernel tuning is off: `recurrent tune --on` turns it back on\n")
+        # atomically: a write that fails (a full disk) leaves no empty marker, which
+        # would turn tuning off while the command reports that it failed
+        text = b"kernel tuning is off: `recurrent tune --on` turns it back on\n"
+        atomic_write(marker, lambda f: f.write(text))
     reset()
     return marker

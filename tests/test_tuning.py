@@ -13,7 +13,8 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import invoke, ok, one_line_error, tiny_text, train_tiny
+from helpers import (file_size_limit, installed_env, invoke, ok, one_line_error, tiny_text,
+                     train_tiny)
 
 from recurrent import tuning
 from recurrent.export import safetensors as st
@@ -293,6 +294,20 @@ def test_tune_on_says_tuning_stays_off_while_the_environment_turns_it_off(tuning
     assert "tuning is on" not in out                                     # but it is not on
     assert "stays off" in out and "RECURRENT_TUNE=off" in out
     assert "tuning      off (RECURRENT_TUNE=off)" in ok(invoke("info"))
+
+
+def test_tune_off_on_a_full_disk_names_the_switch_and_leaves_tuning_on(tmp_path):
+    """`tune --off` whose switch cannot be written (a file-size limit of 0: the write fails
+    as on a full disk) is one line naming the switch and the cause, and no switch file is
+    left behind: tuning stays on, as the failure says."""
+    result = subprocess.run([sys.executable, "-m", "recurrent", "tune", "--off"],
+                            capture_output=True, text=True, preexec_fn=file_size_limit(0),
+                            env=installed_env(RECURRENT_CACHE_DIR=str(tmp_path)))
+    marker = tmp_path / "tuning" / "off"
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (f"Error: tune --off: cannot write {marker}: "
+                                     f"File too large")
+    assert os.listdir(tmp_path / "tuning") == []
 
 
 def test_info_says_tuning_is_off_under_the_test_suite():
