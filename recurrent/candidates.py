@@ -38,8 +38,8 @@ import os
 import shutil
 
 from . import in_turn, run_lock
-from .checkpoint import (BEST, CONFIG_FILE, DIVERGED, LAST, METRICS, RunCopy, RunDir,
-                         atomic_write, part_of, write_json)
+from .checkpoint import (BEST, CONFIG_FILE, LAST, METRICS, RunCopy, RunDir, atomic_write,
+                         part_of, write_json)
 from .errors import AllRanksError, UserError
 from .figures import counted, format_value
 from .interrupt import Interrupt

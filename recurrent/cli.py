@@ -520,8 +520,8 @@ def _print_summary(task, summary):
                f"{share_text(summary['clipped_fraction'])} of steps; run in {run} "
                f"(next: `recurrent eval {word}`, `recurrent predict {word} ...`)")
     if summary.get("stopped_before"):  # a resume that trained nothing, and why
-        click.echo(f"the run had stopped early (--patience): resume it with a larger "
-                   f"--patience, or --patience 0, to train on")
+        click.echo("the run had stopped early (--patience): resume it with a larger "
+                   "--patience, or --patience 0, to train on")
 
 
 class TrainGroup(click.Group):

@@ -385,7 +385,7 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
         return results
 
     def accumulate():
-        dx0, ds0, fresh = h.backward(FULL)
+        _, _, fresh = h.backward(FULL)
         preset = {k: np.full(s, 0.5) for k, s in h.shapes.items()}
         h.backward(FULL, grads=preset)
         err = max(_max_err(preset[k] - 0.5, fresh[k]) for k in h.shapes)

@@ -52,7 +52,6 @@ class World:
     size = 1
     local_rank = 0
     local_size = 1
-    hosts = 1
 
     @property
     def is_root(self) -> bool:
@@ -93,8 +92,6 @@ class MPIWorld(World):
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         local = self.comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
         self.local_rank, self.local_size = local.Get_rank(), local.Get_size()
-        leaders = self.comm.allgather(self.rank if self.local_rank == 0 else None)
-        self.hosts = sum(r is not None for r in leaders)
         local.Free()
         self.host = socket.gethostname()
         self.timeout = timeout

@@ -666,11 +666,6 @@ pm.add_hookspecs(hookspecs)
 _registry = Registry(pm)
 
 
-def load_plugins() -> None:
-    """Register the built-in plugins and the entry points once (idempotent)."""
-    _registry.load()
-
-
 def register_plugin(plugin: Any, name: str, version: str | None = None) -> None:
     """Register a plugin module/object under ``name`` (undo with unregister_plugin)."""
     _registry.register_plugin(plugin, name, version)

@@ -12,8 +12,8 @@ import pytest
 from helpers import invoke, ok, one_line_error, sunspot_rows, write_csv
 
 from recurrent.extras import install_hint
+from recurrent.matplotlib_agg import figure_classes
 from recurrent_plugins.forecast import series as dataio
-from recurrent_plugins.forecast.plot import matplotlib_available
 
 SMALL = ["--hidden", "8", "--epochs", "2", "--threads", "1", "--quiet", "--no-plot"]
 
@@ -149,7 +149,7 @@ def test_predict_plot_is_a_valid_png(run, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["forecast.png"]  # no temp file left
 
 
-@pytest.mark.skipif(not matplotlib_available(), reason="matplotlib not installed")
+@pytest.mark.skipif(figure_classes() is None, reason="matplotlib not installed")
 def test_predict_plot_gets_the_mode_of_the_other_files_the_cli_writes(run, tmp_path):
     previous = os.umask(0o022)
     try:
@@ -180,7 +180,7 @@ def test_predict_errors(run, sunspots, tmp_path):
                    "does not exist")
 
 
-@pytest.mark.skipif(not matplotlib_available(), reason="matplotlib not installed")
+@pytest.mark.skipif(figure_classes() is None, reason="matplotlib not installed")
 def test_predict_plot_on_a_full_disk_is_said_once(run, tmp_path, monkeypatch):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -270,7 +270,7 @@ def test_default_run_beats_naive(tmp_path):
     loss curve written beside the run when matplotlib is there."""
     run = tmp_path / "run"
     ok(invoke("train", "forecast", "--out", run, "--threads", "1", "--quiet"))
-    if matplotlib_available():
+    if figure_classes() is not None:
         width, height = png_size(run / "loss.png")
         assert width > 100 and height > 100
     report = json.loads(ok(invoke("eval", run, "--json")))

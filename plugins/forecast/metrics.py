@@ -156,16 +156,15 @@ def seasonal_rows(origins: np.ndarray, horizon: int, season: int) -> np.ndarray:
     return origins[:, None] + steps[None, :] - lag[None, :]
 
 
-def detect_season(values: np.ndarray, max_lag: int | None = None,
-                  min_correlation: float = 0.3) -> int:
+def detect_season(values: np.ndarray, min_correlation: float = 0.3) -> int:
     """Season length of a 1-D series by autocorrelation, or 1 when there is none.
 
     A least-squares line is removed first (a trend would make every lag look correlated);
     the season is the lag with the highest local maximum of the autocorrelation function
-    among lags 2 .. max_lag (default N // 3), if that maximum reaches ``min_correlation``.
+    among lags 2 .. N // 3, if that maximum reaches ``min_correlation``.
     """
     n = values.shape[0]
-    max_lag = min(max_lag or n // 3, n - 2)
+    max_lag = min(n // 3, n - 2)
     if max_lag < 3:
         return 1
     t = np.arange(n, dtype=np.float64)

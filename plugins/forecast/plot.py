@@ -14,10 +14,6 @@ from recurrent import matplotlib_agg
 from recurrent.checkpoint import atomic_write
 
 
-def matplotlib_available() -> bool:
-    return matplotlib_agg.figure_classes() is not None
-
-
 def _save(figure, canvas_class, path: str) -> None:
     """Write the PNG as every file the CLI writes (recurrent.checkpoint.atomic_write): whole
     or not at all, with the mode of the file it replaces or, new, the mode open() would

@@ -20,7 +20,7 @@ import numpy as np
 from cython.parallel cimport prange
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uintptr_t
 from libc.stdlib cimport free
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memcpy, memset
 
 from ._gates cimport rc_cpu_level, rc_gru_forward_f32
 from ._recmat cimport rc_malloc64
@@ -111,17 +111,6 @@ def matmul_int32(const int16_t[:, ::1] q, const int16_t[::1] packed, int N, int 
         o.S = &ov[0, 0]
         rc_qmat(m, K, &q[0, 0], q.shape[1], &packed[0], &o)
     return out
-
-
-def same_bytes(a, b):
-    """True when the two C-contiguous arrays hold the same bytes (memcmp)."""
-    cdef const unsigned char[::1] x = a.reshape(-1).view(np.uint8)
-    cdef const unsigned char[::1] y = b.reshape(-1).view(np.uint8)
-    if x.shape[0] != y.shape[0]:
-        return False
-    if x.shape[0] == 0:
-        return True
-    return memcmp(&x[0], &y[0], x.shape[0]) == 0
 
 
 cdef void _rows_loop(int kind, float* out, const float* x, int I, int16_t* xq, float* sx,

@@ -45,11 +45,11 @@ def _value(name, dims, dtype=TensorProto.FLOAT):
     return helper.make_tensor_value_info(name, dtype, dims)
 
 
-def states(model, suffix="_0") -> tuple:
-    """The names of the decoder's states in the graphs: h (c for LSTM, feed for
-    additive attention), with ``suffix`` "_0" (inputs, the encoder's outputs) or "_n"."""
-    names = state_names(model.decoder.cell.name, suffix)
-    return names + ((FEED + suffix,) if model.feeding is not None else ())
+def states(model) -> tuple:
+    """The names of the decoder's states as the step graph's inputs (the encoder graph's
+    outputs): h_0 (c_0 for LSTM, feed_0 for additive attention)."""
+    names = state_names(model.decoder.cell.name)
+    return names + ((FEED + "_0",) if model.feeding is not None else ())
 
 
 def _check(model) -> str:
