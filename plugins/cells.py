@@ -79,6 +79,21 @@ def _bias(params, kind, G, dtype):
     return np.zeros(G, dtype) if b is None else b
 
 
+def _summed_bias(params, G, dtype):
+    """b_ih + b_hh (G,): the one bias the rnn, lstm and ln_lstm kernels add."""
+    return _bias(params, "bias_ih", G, dtype) + _bias(params, "bias_hh", G, dtype)
+
+
+def _gru_biases(params, H, dtype):
+    """The GRU kernels' bias split: (bias_x (3H,) = b_ih + [b_hr, b_hz, 0], b_hn (H,)),
+    b_hn staying inside the reset product."""
+    b_ih = _bias(params, "bias_ih", 3 * H, dtype)
+    b_hh = _bias(params, "bias_hh", 3 * H, dtype)
+    bias_x = b_ih.copy()
+    bias_x[:2 * H] += b_hh[:2 * H]
+    return bias_x, np.ascontiguousarray(b_hh[2 * H:])
+
+
 def _add_grad(grads, kind, value):
     if kind in grads and grads[kind] is not None:
         _check_shapes(grads, {kind: value.shape}, "grads")  # += would broadcast
@@ -191,9 +206,7 @@ class _TorchEquationCell(_KernelCell):
 
     def _int8_biases(self, params, H):
         """(bias (G,), b_hn (H,) or None) as the int8 kernel adds them."""
-        G = self.num_gates * H
-        return _bias(params, "bias_ih", G, np.float32) + _bias(params, "bias_hh", G,
-                                                               np.float32), None
+        return _summed_bias(params, self.num_gates * H, np.float32), None
 
     def quantize(self, params):
         """params (float32) -> their int8 form for infer_int8: the weights quantised per
@@ -258,7 +271,7 @@ class RNNCell(_TorchEquationCell):
         dtype = x.dtype
         w_ih, w_hh = _checked_weights(x, params, h0=h0)
         rec, zone = self._masks(masks, x, H)
-        bias = _bias(params, "bias_ih", H, dtype) + _bias(params, "bias_hh", H, dtype)
+        bias = _summed_bias(params, H, dtype)
         out = np.empty((T, B, H), dtype)       # (T, B, H)
         h_n = np.empty((B, H), dtype)          # (B, H)
         # with zoneout values: (T, B, H) the candidates act(a_t), backward's work space
@@ -303,11 +316,8 @@ class LSTMCell(_TorchEquationCell):
         """Checked arrays and the one bias the kernel adds, b_ih + b_hh (G,)."""
         self._check_call(x, states, params, lengths)
         h0, c0 = states
-        G = 4 * h0.shape[1]
-        dtype = x.dtype
         w_ih, w_hh = _checked_weights(x, params, h0=h0, c0=c0)
-        bias = _bias(params, "bias_ih", G, dtype) + _bias(params, "bias_hh", G, dtype)
-        return h0, c0, w_ih, w_hh, bias
+        return h0, c0, w_ih, w_hh, _summed_bias(params, 4 * h0.shape[1], x.dtype)
 
     def forward(self, x, states, params, lengths, num_threads, masks=None):
         h0, c0, w_ih, w_hh, bias = self._prepare(x, states, params, lengths)
@@ -364,26 +374,15 @@ class GRUCell(_TorchEquationCell):
     int8_kind = int(_int8.Kind.GRU)
 
     def _int8_biases(self, params, H):
-        b_ih = _bias(params, "bias_ih", 3 * H, np.float32)
-        b_hh = _bias(params, "bias_hh", 3 * H, np.float32)
-        bias_x = b_ih.copy()
-        bias_x[:2 * H] += b_hh[:2 * H]
-        return bias_x, b_hh[2 * H:]
+        return _gru_biases(params, H, np.float32)
 
     def _prepare(self, x, states, params, lengths):
         """Checked arrays and the kernel's bias split: bias_x (G,) = b_ih + [b_hr, b_hz, 0]
         and b_hn (H,), which stays inside the reset product."""
         self._check_call(x, states, params, lengths)
         (h0,) = states
-        H = h0.shape[1]
-        G = 3 * H
-        dtype = x.dtype
         w_ih, w_hh = _checked_weights(x, params, h0=h0)
-        b_ih = _bias(params, "bias_ih", G, dtype)
-        b_hh = _bias(params, "bias_hh", G, dtype)
-        bias_x = b_ih.copy()
-        bias_x[:2 * H] += b_hh[:2 * H]
-        b_hn = np.ascontiguousarray(b_hh[2 * H:])
+        bias_x, b_hn = _gru_biases(params, h0.shape[1], x.dtype)
         return h0, w_ih, w_hh, bias_x, b_hn
 
     def forward(self, x, states, params, lengths, num_threads, masks=None):
@@ -452,7 +451,7 @@ class LayerNormLSTMCell(LayerNormLSTMLayout, _KernelCell):
         G = 4 * H
         dtype = x.dtype
         w_ih, w_hh = _checked_weights(x, params, h0=h0, c0=c0)
-        bias = _bias(params, "bias_ih", G, dtype) + _bias(params, "bias_hh", G, dtype)
+        bias = _summed_bias(params, G, dtype)
         ln = tuple(params[kind] for kind in ("ln_gain_ih", "ln_gain_hh", "ln_gain_c",
                                              "ln_bias_c"))
         _check_arrays(dtype, **dict(zip(("ln_gain_ih", "ln_gain_hh", "ln_gain_c",

@@ -7,6 +7,19 @@ import numbers
 import numpy as np
 
 C_INT_MAX = 2**31 - 1  # the largest count C code taking an int (OpenMP, the kernels) reads
+# A layer's or model's backward() called with nothing to differentiate.
+NO_FORWARD = ("backward: no forward pass to differentiate; call forward first (with "
+              "need_grad=True)")
+
+
+def seed_sequences(seed, n: int) -> list:
+    """``n`` independent np.random.SeedSequence children of ``seed``, else ValueError:
+    a seed is None, an integer >= 0 or a sequence of them."""
+    try:
+        return np.random.SeedSequence(seed).spawn(n)
+    except (TypeError, ValueError):
+        raise ValueError(f"seed: expected None, an integer >= 0 or a sequence of them, "
+                         f"got {seed!r}") from None
 
 
 def positive_int(value, name: str, maximum: int | None = None) -> int:

@@ -64,6 +64,14 @@ def _number(value, name):
         raise ValueError(f"{name}: expected a number, got {value!r}") from None
 
 
+def _norm_type(norm_type) -> float:
+    """``norm_type`` as the float p of a p-norm, else ValueError: positive, or inf."""
+    p = _number(norm_type, "norm_type")
+    if not p > 0:
+        raise ValueError(f"norm_type must be positive (or inf), got {norm_type!r}")
+    return p
+
+
 def _norm_part(g, p):
     flat = _flat(g)
     if flat is not None:
@@ -90,9 +98,7 @@ def _total_norm(arrays, p):
 def total_norm(grads, norm_type=2.0) -> float:
     """The global norm_type-norm of all gradients (grads as for clip_grad_norm), without
     clipping: what clip_grad_norm returns. 0.0 when there are no entries."""
-    p = _number(norm_type, "norm_type")
-    if not p > 0:
-        raise ValueError(f"norm_type must be positive (or inf), got {norm_type!r}")
+    p = _norm_type(norm_type)
     arrays = _arrays(grads, in_place=False)
     return _total_norm(arrays, p) if arrays else 0.0
 
@@ -105,9 +111,7 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False) -> 
     from before clipping. A NaN or infinite total norm raises FloatingPointError when
     error_if_nonfinite is true, else (as in torch) it propagates into the gradients.
     """
-    p = _number(norm_type, "norm_type")
-    if not p > 0:
-        raise ValueError(f"norm_type must be positive (or inf), got {norm_type!r}")
+    p = _norm_type(norm_type)
     max_norm = _number(max_norm, "max_norm")
     if math.isnan(max_norm) or max_norm < 0:
         raise ValueError(f"max_norm must be >= 0, got {max_norm!r}")

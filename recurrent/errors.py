@@ -33,6 +33,15 @@ class Diverged(AllRanksError):
         self.step = step
 
 
+def broken_protocol(kind: str, name: str, problem: str) -> UserError:
+    """The error for a registered cell or loss (``kind`` "cell" or "loss") that returned
+    ``problem`` from a call: it names the protocol it breaks and the command that checks
+    it."""
+    return UserError(f"{kind} {name!r} returned {problem}: it breaks the {kind} protocol "
+                     f"(recurrent.protocols.{kind.capitalize()}); check it with "
+                     f"`recurrent plugins check {name}`")
+
+
 def task_check_hint(task_name: str) -> str:
     """What a message about a task plugin's mistake ends with: the command that checks
     the task."""

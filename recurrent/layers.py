@@ -30,9 +30,10 @@ import warnings
 
 import numpy as np
 
-from .checks import as_array, finite_as, float_dtype, kept_copy, positive_int, probability
+from .checks import (NO_FORWARD, as_array, finite_as, float_dtype, kept_copy, positive_int,
+                     probability, seed_sequences)
 from .dropout import dropout_mask
-from .errors import UserError
+from .errors import UserError, broken_protocol
 from .layout import GATE_ORDER, param_name
 from .lengths import check_lengths, reversal_index, reverse_rows
 from .masks import (OPTIONS, supported, takes_flags, variational_mask, zoneout_expectation,
@@ -166,11 +167,7 @@ class Recurrent(ParamModule):
         self._quantized = {}    # unit -> (params_version, the cell's int8 form of its params)
         self.precision = precision
 
-        try:
-            init_seq, cell_seq, dropout_seq = np.random.SeedSequence(seed).spawn(3)
-        except (TypeError, ValueError):
-            raise ValueError(f"seed: expected None, an integer >= 0 or a sequence of them, "
-                             f"got {seed!r}") from None
+        init_seq, cell_seq, dropout_seq = seed_sequences(seed, 3)
         self._dropout_rng = np.random.default_rng(dropout_seq)
         self._dropout_rows = None  # see reseed_dropout
         self.reset_parameters(init, forget_bias, np.random.default_rng(init_seq),
@@ -519,9 +516,7 @@ class Recurrent(ParamModule):
         return result
 
     def _cell_broke(self, problem):
-        raise UserError(f"cell {self.cell.name!r} returned {problem}: it breaks the cell "
-                        f"protocol (recurrent.protocols.Cell); check it with "
-                        f"`recurrent plugins check {self.cell.name}`")
+        raise broken_protocol("cell", self.cell.name, problem)
 
     def _run_cell(self, need_grad, x, states, params, lengths, threads, masks=None):
         """(out, finals, cache) of one cell run; cache is None when no gradient is wanted.
@@ -558,8 +553,7 @@ class Recurrent(ParamModule):
         step: anything calling params_changed()) the gradients would mix the new
         parameters with the old pass's activations."""
         if self._cache is None:
-            raise ValueError("backward: no forward pass to differentiate; call forward "
-                             "first (with need_grad=True)")
+            raise ValueError(NO_FORWARD)
         if self._cache_version != self.params_version:
             raise ValueError("backward: the parameters changed after the forward pass "
                              "(load_state_dict, an optimizer step); call forward again")

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import as_array, float_dtype, gradient_as, positive_int, probability
+from .checks import (NO_FORWARD, as_array, float_dtype, gradient_as, positive_int,
+                     probability, seed_sequences)
 from .dropout import Dropout
 from .layers import Recurrent
 from .lengths import valid_mask
@@ -72,14 +73,10 @@ def check_spec(spec: dict) -> dict:
         if "wide_bigrams" not in spec:
             raise ValueError("model_spec wide_dropout: needs a wide part (wide_bigrams)")
         probability(spec["wide_dropout"], "model_spec wide_dropout")
-    if "wide_scale" in spec:
-        if "wide_bigrams" not in spec or not isinstance(spec["wide_scale"], bool):
-            raise ValueError(f"model_spec wide_scale: expected true or false with a wide "
-                             f"part (wide_bigrams), got {spec['wide_scale']!r}")
-    if "wide_fixed" in spec:
-        if "wide_bigrams" not in spec or not isinstance(spec["wide_fixed"], bool):
-            raise ValueError(f"model_spec wide_fixed: expected true or false with a wide "
-                             f"part (wide_bigrams), got {spec['wide_fixed']!r}")
+    for flag in ("wide_scale", "wide_fixed"):
+        if flag in spec and ("wide_bigrams" not in spec or not isinstance(spec[flag], bool)):
+            raise ValueError(f"model_spec {flag}: expected true or false with a wide part "
+                             f"(wide_bigrams), got {spec[flag]!r}")
     if "wide_folds" in spec:
         folds = spec["wide_folds"]
         if not spec.get("wide_fixed") or not isinstance(folds, (int, np.integer)) \
@@ -110,12 +107,7 @@ class SequenceModel(FlatModel):
         self.dtype = float_dtype(dtype)
         self.output = spec["output"]
         self.tokens = spec["input"] == "tokens"
-        try:
-            embed_seed, rnn_seed, head_seed, dropout_seed, wide_seed = \
-                np.random.SeedSequence(seed).spawn(5)
-        except (TypeError, ValueError):
-            raise ValueError(f"seed: expected None, an integer >= 0 or a sequence of them, "
-                             f"got {seed!r}") from None
+        embed_seed, rnn_seed, head_seed, dropout_seed, wide_seed = seed_sequences(seed, 5)
         self.embedding = None
         if self.tokens:
             self.embedding = Embedding(spec["vocab_size"], spec["embed_dim"], self.dtype,
@@ -295,8 +287,7 @@ class SequenceModel(FlatModel):
         input x (T, B, I) (zero at steps a truncated pass did not differentiate), None
         for token input."""
         if self._cache is None:
-            raise ValueError("backward: no forward pass to differentiate; call forward "
-                             "first (with need_grad=True)")
+            raise ValueError(NO_FORWARD)
         self.rnn.check_backward()  # before any gradient is added
         out_shape, (mask, pool_cache), truncated, threads = self._cache
         T, B, DH = out_shape

@@ -446,6 +446,15 @@ def _valid_only(a, w):
     return np.where(w.reshape((-1,) + (1,) * (a.ndim - 1)) > 0, a, 0.0)
 
 
+def _valid_elements(outputs, targets, mask):
+    """What the element-wise losses average over: (x, y) (N, K) float64 with the masked
+    rows zeroed, w (N, 1) the row weights, n the number of valid elements (at least 1)."""
+    w = _valid_rows(mask, np.shape(outputs)[0])
+    x, y = _valid_only(outputs, w), _valid_only(targets, w)  # (N, K)
+    w = w[:, None]
+    return x, y, w, max(w.sum() * x.shape[1], 1.0)
+
+
 def cross_entropy(outputs, targets, mask=None):
     """-log softmax(outputs)[target], averaged over valid rows."""
     N = np.shape(outputs)[0]
@@ -464,10 +473,7 @@ def cross_entropy(outputs, targets, mask=None):
 
 def binary_cross_entropy(outputs, targets, mask=None):
     """-(y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))), averaged over valid elements."""
-    w = _valid_rows(mask, np.shape(outputs)[0])
-    x, y = _valid_only(outputs, w), _valid_only(targets, w)  # (N, K)
-    w = w[:, None]
-    n = max(w.sum() * x.shape[1], 1.0)
+    x, y, w, n = _valid_elements(outputs, targets, mask)
     # log sigmoid(x) = -log(1 + exp(-x)), log(1 - sigmoid(x)) = -log(1 + exp(x))
     value = (w * (y * np.logaddexp(0, -x) + (1 - y) * np.logaddexp(0, x))).sum() / n
     grad = w * (_sigmoid(x) - y) / n
@@ -476,19 +482,13 @@ def binary_cross_entropy(outputs, targets, mask=None):
 
 def mse(outputs, targets, mask=None):
     """(x - y)^2, averaged over valid elements."""
-    w = _valid_rows(mask, np.shape(outputs)[0])
-    x, y = _valid_only(outputs, w), _valid_only(targets, w)  # (N, K)
-    w = w[:, None]
-    n = max(w.sum() * x.shape[1], 1.0)
+    x, y, w, n = _valid_elements(outputs, targets, mask)
     return (w * (x - y) ** 2).sum() / n, w * 2 * (x - y) / n
 
 
 def mae(outputs, targets, mask=None):
     """|x - y|, averaged over valid elements (subgradient 0 at x == y)."""
-    w = _valid_rows(mask, np.shape(outputs)[0])
-    x, y = _valid_only(outputs, w), _valid_only(targets, w)  # (N, K)
-    w = w[:, None]
-    n = max(w.sum() * x.shape[1], 1.0)
+    x, y, w, n = _valid_elements(outputs, targets, mask)
     return (w * np.abs(x - y)).sum() / n, w * np.sign(x - y) / n
 
 

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from .clip import clip_grad_norm, clip_grad_value, total_norm
-from .errors import UserError
+from .errors import broken_protocol
 from .lengths import valid_mask
 
 
@@ -150,9 +150,7 @@ def loss_result(loss_fn, result, outputs):
 
 
 def _loss_broke(loss_fn, problem):
-    raise UserError(f"loss {loss_fn.name!r} returned {problem}: it breaks the loss protocol "
-                    f"(recurrent.protocols.Loss); check it with `recurrent plugins check "
-                    f"{loss_fn.name}`")
+    raise broken_protocol("loss", loss_fn.name, problem)
 
 
 def clip_gradients(grads, clip_norm=None, clip_value=None):

@@ -103,6 +103,13 @@ def _resolve(model_or_run, softmax_flag):
                      f"layer or a run directory, got {type(model_or_run).__name__}")
 
 
+def _check_state_dict(state) -> None:
+    """restore()'s ValueError for a state that is not a dict, as state() returns."""
+    if not isinstance(state, dict):
+        raise ValueError(f"restore: expected the dict that state() returns, got "
+                         f"{type(state).__name__}")
+
+
 class StreamPool:
     """Up to ``capacity`` open streams of one model, advanced in batched steps; see the
     module docstring. Ids are any hashable values. ``softmax`` (None: True for a run whose
@@ -227,9 +234,7 @@ class StreamPool:
 
     def restore(self, stream_id, state):
         """Set a stream's state from state(): the stream is opened first if it is not."""
-        if not isinstance(state, dict):
-            raise ValueError(f"restore: expected the dict that state() returns, got "
-                             f"{type(state).__name__}")
+        _check_state_dict(state)
         checked = self._check_state(state)
         if not self._is_open(stream_id):
             self.open(stream_id)  # refuses an unhashable id with one line
@@ -525,9 +530,7 @@ class EnsemblePool(StreamPool):
                 for name, value in pool.state(stream_id).items()}
 
     def restore(self, stream_id, state):
-        if not isinstance(state, dict):
-            raise ValueError(f"restore: expected the dict that state() returns, got "
-                             f"{type(state).__name__}")
+        _check_state_dict(state)
         parts = [{} for _ in self.pools]
         for key, value in state.items():
             member, _, name = str(key).partition(".")

@@ -365,8 +365,21 @@ class Trainer:
         if improved:
             self.save(BEST)
         self.save(LAST)
+        return self._patience_spent()
+
+    def _patience_spent(self) -> bool:
+        """Whether --patience evaluations in a row have passed without improvement."""
         patience = int(self.config.get("patience") or 0)
-        return bool(patience and p.bad_evals >= patience)
+        return bool(patience and self.position.bad_evals >= patience)
+
+    def _evaluate_or_stop(self, progress, baselines) -> bool:
+        """evaluate() in the training loop; True, said on the progress output, when
+        --patience stops the run."""
+        if not self.evaluate(progress, baselines):
+            return False
+        progress.write(f"early stopping: no improvement in {self.position.bad_evals} "
+                       f"evaluations")
+        return True
 
     def _best_text(self, finished=None):
         """'valid loss 0.4552' / 'valid accuracy 0.7882': the selected checkpoint's figure,
@@ -561,8 +574,7 @@ class Trainer:
                 # --threads says: OpenBLAS's threads spin after each call and then
                 # compete with the kernels' OpenMP threads for the cores.
                 with single_threaded_blas():
-                    patience = int(c.get("patience") or 0)
-                    stopped_before = bool(patience and p.bad_evals >= patience)
+                    stopped_before = self._patience_spent()
                     if stopped_before:
                         status = "early-stopped"
                     elif self.setup_cut or self._stop_requested():  # a Ctrl-C in the setup
@@ -735,9 +747,7 @@ class Trainer:
                             "clipped_fraction": p.clipped_steps / p.step})
                         p.loss_sum, p.loss_count = 0.0, 0
                     if eval_every and p.step % eval_every == 0:
-                        if self.evaluate(progress, baselines):
-                            progress.write(f"early stopping: no improvement in "
-                                           f"{p.bad_evals} evaluations")
+                        if self._evaluate_or_stop(progress, baselines):
                             return "early-stopped"
                     if max_steps and p.step >= max_steps:
                         return "step-limit"
@@ -752,9 +762,7 @@ class Trainer:
             p.batch = p.window = 0
             self.carry = None
             if not eval_every and p.last_eval_step != p.step:
-                if self.evaluate(progress, baselines):
-                    progress.write(f"early stopping: no improvement in {p.bad_evals} "
-                                   f"evaluations")
+                if self._evaluate_or_stop(progress, baselines):
                     return "early-stopped"
             if self._stop_requested():
                 return "interrupted"

@@ -42,6 +42,8 @@ _ORDER_WORDS = {"dmy": "day/month/year", "mdy": "month/day/year"}
 # was not in the text.
 _DEFAULT = dt.datetime(2000, 1, 1)
 _OTHER_DEFAULT = dt.datetime(2001, 2, 2)
+# What _parse raises for a text that is no date (_not_a_date says why).
+_NOT_A_DATE = (ValueError, OverflowError, dateparser.UnknownTimezoneWarning)
 # Longer cells are no date (the longest written forms, with a weekday and month name, a
 # time to the microsecond and an offset, are about 60 characters).
 MAX_DATE_CHARS = 100
@@ -83,10 +85,8 @@ def parse_times(texts: list[tuple[int, str]], column: str, label: str,
         if any(n is not None for n in numbers):
             (l1, t1), (l2, t2) = (texts[next(i for i, n in enumerate(numbers) if n is None)],
                                   texts[next(i for i, n in enumerate(numbers) if n is not None)])
-            try:  # a cell that is no date either (a totals row's "Total") is named as such
-                _parse(t1, False, False, _DEFAULT)
-            except (ValueError, OverflowError, dateparser.UnknownTimezoneWarning) as e:
-                raise _not_a_date(where, l1, t1, e) from None
+            # a cell that is no date either (a totals row's "Total") is named as such
+            _check_date(where, l1, t1)
             raise UserError(f"{where} mixes dates and numbers: {excerpt(t1)} at line {l1}, "
                             f"{excerpt(t2)} at line {l2}")
         times, order, zones = _parse_dates(texts, where, date_order, saved_order)
@@ -172,10 +172,7 @@ def _parse_dates(texts, where: str, date_order: str | None, saved_order: str | N
             # the odd one out may be the first row (a comment or title line under the
             # header) as well as this one: name whichever is no date
             for odd_line, odd in ((first_line, first), (line, text)):
-                try:
-                    _parse(odd, False, False, _DEFAULT)
-                except (ValueError, OverflowError, dateparser.UnknownTimezoneWarning) as e:
-                    raise _not_a_date(where, odd_line, odd, e) from None
+                _check_date(where, odd_line, odd)
             raise UserError(f"{where} mixes date formats: {excerpt(text)} at line {line} is "
                             f"not written like {excerpt(first)} at line {first_line} (use one "
                             f"format)")
@@ -188,7 +185,7 @@ def _parse_dates(texts, where: str, date_order: str | None, saved_order: str | N
         missing = [name for name in ("year", "month")
                    if getattr(_parse(first, dayfirst, year_first, _DEFAULT), name)
                    != getattr(_parse(first, dayfirst, year_first, _OTHER_DEFAULT), name)]
-    except (ValueError, OverflowError, dateparser.UnknownTimezoneWarning) as e:
+    except _NOT_A_DATE as e:
         raise _not_a_date(where, first_line, first, e) from None
     if missing:
         alone = (f"; write each time with its date in one cell, such as 2010-01-31 {first}"
@@ -202,7 +199,7 @@ def _parse_dates(texts, where: str, date_order: str | None, saved_order: str | N
     for i, (line, text) in enumerate(texts):
         try:
             stamp = _parse(text, dayfirst, year_first, _DEFAULT)
-        except (ValueError, OverflowError, dateparser.UnknownTimezoneWarning) as e:
+        except _NOT_A_DATE as e:
             raise _not_a_date(where, line, text, e) from None
         if stamp.tzinfo is not None:
             aware = True
@@ -282,6 +279,14 @@ def _parse(text: str, dayfirst: bool, yearfirst: bool, default: dt.datetime) -> 
         # A zone name dateutil does not know would be dropped silently: make it an error.
         warnings.simplefilter("error", dateparser.UnknownTimezoneWarning)
         return dateparser.parse(text, dayfirst=dayfirst, yearfirst=yearfirst, default=default)
+
+
+def _check_date(where: str, line: int, text: str) -> None:
+    """_not_a_date's UserError when ``text`` (at ``line``) reads as no date at all."""
+    try:
+        _parse(text, False, False, _DEFAULT)
+    except _NOT_A_DATE as e:
+        raise _not_a_date(where, line, text, e) from None
 
 
 def _not_a_date(where: str, line: int, text: str, exc: Exception) -> UserError:

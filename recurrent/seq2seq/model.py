@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import gradient_as, positive_int
+from ..checks import NO_FORWARD, gradient_as, positive_int
 from ..dropout import Dropout
 from ..layers import Recurrent
 from ..lengths import check_lengths, valid_mask
@@ -256,8 +256,7 @@ class Seq2SeqModel(FlatModel):
         """d_outputs (T, B, V) like forward's logits -> every gradient added into
         ``grads``."""
         if self._cache is None:
-            raise ValueError("backward: no forward pass to differentiate; call forward "
-                             "first (with need_grad=True)")
+            raise ValueError(NO_FORWARD)
         T, Tt, B, mask, threads = self._cache
         d = gradient_as(d_outputs, (T, B, self.head.out_features), self.dtype)
         self._cache = None
