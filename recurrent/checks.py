@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 
 import numpy as np
 
@@ -90,6 +91,23 @@ def one_line(text) -> str:
         text = str(text) or type(text).__name__
     lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
     return lines[0] if lines else ""
+
+
+# the control characters but the tab (the line breaks str.splitlines ends a line at among
+# them, and those a terminal acts on: escape sequences, backspace, carriage return) and
+# the Unicode line and paragraph separators
+_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def unbroken(text) -> str:
+    """``text`` (an exception or a str) as one line, each line break or other control
+    character in it written as its escape ("\\n", "\\x1b"): for messages that are one
+    line by contract (a UserError's, click's) but may quote user input holding one (a file
+    name, a label), which one_line would cut there, leaving a message that names the wrong
+    file, or a terminal would act on."""
+    if isinstance(text, BaseException):
+        text = str(text) or type(text).__name__
+    return _CONTROLS.sub(lambda m: repr(m.group())[1:-1], str(text).strip())
 
 
 def as_array(value, name: str) -> np.ndarray:

@@ -20,7 +20,7 @@ from click.core import ParameterSource
 from . import __version__, averaging, candidates, distributed, ensemble, plugins, report
 from .checkpoint import json_text
 from ._console import debug_asked
-from .checks import beyond_any_array, memory_problem, one_line
+from .checks import beyond_any_array, memory_problem, unbroken
 from .cli_options import RANK_COUNT, THREAD_COUNT, checkpoint_option
 from .errors import AllRanksError, TrainingDataUnavailable, UserError, error_line
 from .figures import counted
@@ -104,15 +104,15 @@ class RecurrentGroup(click.Group):
         except click.ClickException as e:
             if debug:
                 raise
-            code = report(f"Error: {one_line(e.format_message())}", e.exit_code)
+            code = report(f"Error: {unbroken(e.format_message())}", e.exit_code)
         except AllRanksError as e:
             if debug:
                 raise
-            code = report(f"Error: {one_line(e)}", 1, all_ranks=True)
+            code = report(f"Error: {unbroken(e)}", 1, all_ranks=True)
         except UserError as e:
             if debug:
                 raise
-            code = report(f"Error: {one_line(e)}", 1)
+            code = report(f"Error: {unbroken(e)}", 1)
         except MemoryError as e:  # sizes the machine cannot hold (--hidden, --beam, ...)
             if debug:
                 raise
@@ -935,7 +935,7 @@ def _stream_lines(answer, lines, echo=click.echo, task=None) -> int:
                 result = answer(line)
         except UserError as e:
             refused = True
-            message = one_line(e)
+            message = unbroken(e)
             echo(json.dumps({"error": message}))
             aside(f"Error: line {number}: {message}")  # the answer is on stdout
             continue
