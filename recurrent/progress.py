@@ -3,6 +3,7 @@ nothing with --quiet; and the evaluation lines (validation metrics beside the ta
 baselines)."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -71,6 +72,17 @@ def format_metrics(metrics: dict, keys) -> str:
                      if isinstance(metrics.get(k), (int, float, np.number)))
 
 
+def _terminal_columns(stream) -> int:
+    """The width of the terminal ``stream`` writes to, 0 when it is not a terminal or one
+    that has no width (a pseudo-terminal no one sized: `script` started without a
+    terminal, some containers and CI runners), where a progress bar cut to that width
+    shows nothing: such a terminal gets the log lines."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns if stream.isatty() else 0
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
 class Progress:
     """Progress of one fit(): ``update`` after every step, ``write`` for other lines."""
 
@@ -78,7 +90,7 @@ class Progress:
         self.unit, self.quiet, self.log_every, self.echo = unit, quiet, log_every, echo
         self.total = total
         self.bar = None
-        if not quiet and sys.stderr.isatty():
+        if not quiet and _terminal_columns(sys.stderr) > 0:
             from tqdm import tqdm
             self.bar = tqdm(total=total, initial=initial, unit="step",
                             leave=False)
