@@ -166,9 +166,7 @@ def _output_failure(e: BaseException) -> str | None:
     if isinstance(e, OSError) and e.filename is None and e.errno in _OUTPUT_ERRNOS:
         return f"cannot write standard output: {e.strerror}"
     if isinstance(e, UnicodeEncodeError) and _raised_by(e, click.echo):
-        return (f"standard output's encoding ({e.encoding}) cannot represent the "
-                f"character U+{ord(e.object[e.start]):04X}: use a UTF-8 locale (e.g. "
-                f"LC_ALL=C.UTF-8) or PYTHONIOENCODING=utf-8")
+        return std_streams.encoding_problem(e.encoding, e.object[e.start])
     return None
 
 
@@ -426,6 +424,9 @@ def _train(ctx, task, values):
     if precision != "fp32":
         raise UserError(f"--precision {precision} is for inference only (predict, eval, "
                         f"bench --mode infer); training runs in fp32")
+    for option, path in (("--out", out), ("--resume", resume)):
+        if path:  # the run's path is in the first line printed and in the summary
+            std_streams.check_printable(f"{option} {path}", out_paths.home_path(path))
     world = current_world()
     datafile.check_every_rank_reads(values.get("data"), max(ranks or 1, world.size))
     if ranks is not None and world.size == 1 and ranks > 1:

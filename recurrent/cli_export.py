@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from . import out_paths
+from . import out_paths, std_streams
 from .cli_options import checkpoint_option
 from .export import EXTENSIONS, FORMATS, INT8_EXTENSION
 from .quant import PRECISIONS
@@ -48,6 +48,9 @@ def import_command(file, out):
     """Make a run directory from a file of `recurrent export --format safetensors|torch`;
     eval and predict then work on it."""
     from .export.run import import_file
-    run = import_file(file, out_paths.named("--out", out, None, required=True))
+    out = out_paths.named("--out", out, None, required=True)
+    for what, path in ((file, file), (f"--out {out}", out)):  # both named in the line printed
+        std_streams.check_printable(what, path)
+    run = import_file(file, out)
     click.echo(f"imported {file} as run {run.path} "
                f"(next: `recurrent predict {out_paths.shell_word(run.path)} ...`)")

@@ -13,7 +13,7 @@ import time
 
 import click
 
-from . import extras, plugins
+from . import extras, plugins, std_streams
 from .checks import one_line
 from .errors import UserError
 from .cli_options import THREAD_COUNT
@@ -399,6 +399,8 @@ def tune_command(budget, num_threads, turn_off, turn_on):
     if tuning.cache_path() is None:  # nowhere to keep the result: one line, nothing measured
         from .cache import off_reason
         raise UserError(f"tune: {off_reason()}")
+    # the file written is named in the last line printed: checked before measuring
+    std_streams.check_printable("tune", tuning.cache_path())
     threads = tuning.default_threads() if num_threads is None else num_threads
     click.echo(f"tuning the kernels with {threads} thread(s), budget {budget:g} s", err=True)
     start = time.monotonic()

@@ -114,3 +114,64 @@ def test_train_with_stdout_closed_makes_no_run_directory(tmp_path, quiet):
     assert result.returncode == 1, result.stderr
     assert _one_line(result.stderr).startswith("Error: standard output is closed:")
     assert not out.exists()
+
+
+def test_train_to_an_out_stdout_cannot_encode_makes_no_run_directory(tmp_path):
+    """train prints its run's path in its first line and its summary (even with
+    --quiet): a path stdout's encoding lacks a character of is refused before the run
+    directory is made, not after training it."""
+    text = tmp_path / "text.txt"
+    text.write_text("to be or not to be\n" * 60, encoding="utf-8")
+    out = tmp_path / "\u6771\u4eac"
+    result = _recurrent(["train", "char-lm", "--data", text, "--steps", 2, "--hidden", 8,
+                         "--no-plot", "--quiet", "--out", out], subprocess.DEVNULL,
+                        PYTHONIOENCODING="latin-1")
+    assert result.returncode == 1, result.stderr
+    line = _one_line(result.stderr)
+    assert line.startswith("Error: --out "), line
+    assert "(latin-1) cannot represent the character U+6771" in line, line
+    assert not out.exists()
+
+
+def test_export_and_import_to_a_path_stdout_cannot_encode_write_nothing(run, tmp_path):
+    """export and import print the paths they write: refused before writing them."""
+    exported = tmp_path / "\u6771.safetensors"
+    result = _recurrent(["export", run, "--format", "safetensors", "--out", exported],
+                        subprocess.DEVNULL, PYTHONIOENCODING="latin-1")
+    assert result.returncode == 1, result.stderr
+    assert "cannot represent the character U+6771" in _one_line(result.stderr)
+    assert not exported.exists()
+    plain = tmp_path / "plain.safetensors"
+    assert _recurrent(["export", run, "--format", "safetensors", "--out", plain],
+                      subprocess.DEVNULL).returncode == 0
+    made = tmp_path / "\u6771"
+    result = _recurrent(["import", plain, "--out", made], subprocess.DEVNULL,
+                        PYTHONIOENCODING="latin-1")
+    assert result.returncode == 1, result.stderr
+    assert _one_line(result.stderr).startswith(f"Error: --out {tmp_path}/\\u6771: ")
+    assert not made.exists()
+
+
+def test_a_name_that_is_not_utf8_on_a_strict_utf8_stdout_is_named_as_such(run, tmp_path):
+    """A strict UTF-8 stdout (the usual desktop locale) cannot write a byte of a file name
+    that is not UTF-8: the line says so, rather than asking for the UTF-8 locale that is
+    already there, and export refuses such an --out before writing it."""
+    out = tmp_path / os.fsdecode(b"r\xe9")
+    result = _recurrent(["export", run, "--format", "safetensors", "--out", out],
+                        subprocess.DEVNULL, PYTHONIOENCODING="utf-8:strict")
+    assert result.returncode == 1, result.stderr
+    line = _one_line(result.stderr)
+    assert "(utf-8) cannot write the byte 0xe9 of a name that is not UTF-8" in line, line
+    assert "use a UTF-8 locale" not in line
+    assert not out.exists()
+
+
+def test_tune_with_a_cache_stdout_cannot_name_measures_nothing(tmp_path):
+    """tune's last line names the cache file it wrote: refused before measuring."""
+    cache = tmp_path / "\u6771"
+    result = _recurrent(["tune", "--budget", "0.2", "--threads", 1], subprocess.DEVNULL,
+                        PYTHONIOENCODING="latin-1", RECURRENT_CACHE_DIR=str(cache))
+    assert result.returncode == 1, result.stderr
+    line = _one_line(result.stderr)
+    assert line.startswith("Error: tune: standard output's encoding (latin-1)"), line
+    assert not (cache / "tuning").exists()

@@ -23,7 +23,7 @@ from ..ensemble import MEMBER_DIR, EnsembleModel
 from ..errors import UserError
 from ..extras import install_hint
 from ..params import parameter_budget
-from .. import out_paths
+from .. import out_paths, std_streams
 from ..out_paths import check_out
 from ..quant import PRECISIONS
 from ..runs import load_model, loss_name, warn_best_missing
@@ -83,6 +83,7 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
                         f"files hold float32 weights)")
     run = RunDir.open(run_path)
     out = out_paths.named("--out", out, default_out(run.path, fmt, precision))
+    std_streams.check_printable(f"--out {out}", out)  # the lines printed name the file
     seq2seq = _is_seq2seq(run)
     if seq2seq:
         _check_seq2seq(run_path, fmt, state_inputs)
