@@ -34,6 +34,7 @@ import zipfile
 
 import numpy as np
 
+from .checks import not_found
 from .errors import UserError, error_line, task_check_hint
 from .params import parameter_budget
 
@@ -225,7 +226,7 @@ def _read_checkpoint(path: str, read):
     """``read()``, which reads the checkpoint ``path``; UserError when it does not exist,
     is not a regular file, cannot be read, or is corrupted or truncated."""
     if not os.path.exists(path):
-        raise UserError(f"checkpoint {path} does not exist")
+        raise UserError(f"checkpoint {path} {not_found(path)}")
     refuse_special(path, "checkpoint ")
     try:
         return read()
@@ -556,6 +557,9 @@ class RunDir:
         if os.path.exists(path) and not os.path.isdir(path):
             raise UserError(f"--out {path} exists and is not a directory")
         if os.path.islink(path) and not os.path.exists(path):  # no directory to make there
+            why = not_found(path)
+            if why != "does not exist":  # a loop: no directory to create would end it
+                raise UserError(f"--out {path} {why}; choose another --out")
             raise UserError(f"--out {path} is a symbolic link to {os.readlink(path)}, which "
                             f"does not exist; create that directory or choose another --out")
         left = [name for name in (LAST, BEST, METRICS) if os.path.exists(os.path.join(path, name))]
@@ -579,7 +583,7 @@ class RunDir:
         if os.path.exists(path) and not os.path.isdir(path):
             raise UserError(f"{path} is a file, not a run directory")
         if not os.path.isdir(path):
-            raise UserError(f"run directory {path} does not exist")
+            raise UserError(f"run directory {path} {not_found(path)}")
         run = cls(path)
         info = run.info()
         problem = _keys_problem(info)

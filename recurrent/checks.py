@@ -1,8 +1,10 @@
 """Argument checks shared by the library's public classes (one line, naming the argument)."""
 from __future__ import annotations
 
+import errno
 import math
 import numbers
+import os
 import re
 
 import numpy as np
@@ -97,6 +99,26 @@ def one_line(text) -> str:
 # them, and those a terminal acts on: escape sequences, backspace, carriage return) and
 # the Unicode line and paragraph separators
 _CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def not_found(path: str) -> str:
+    """Why ``path``, which cannot be opened as it stands, is not there, for a message
+    "PATH ...": "does not exist", or, when a symbolic link loop is in the way (ELOOP),
+    that it is one or passes through one, which "does not exist" would hide."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            where = "is" if os.path.islink(path) else "passes through"
+            return f"{where} a symbolic link loop ({e.strerror})"
+    return "does not exist"
+
+
+def has_control(text: str) -> bool:
+    """Whether ``text`` holds a tab or one of the characters unbroken escapes (a line
+    break, a Unicode line separator, an escape ...): a value printed as one field of a
+    tab-separated line or one cell of a table cannot hold one."""
+    return "\t" in text or _CONTROLS.search(text) is not None
 
 
 def unbroken(text) -> str:

@@ -8,6 +8,7 @@ import shlex
 from typing import Callable
 
 from .checkpoint import holds_run
+from .checks import not_found
 from .errors import UserError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -57,6 +58,8 @@ def check_out(option: str, out: str, run_path: str | None,
     if os.path.isdir(out):
         raise UserError(f"{option} {out} is a directory; give a file name")
     exists = os.path.lexists(out)
+    if exists and not os.path.exists(out) and not_found(out) != "does not exist":
+        raise UserError(f"{option} {out} {not_found(out)}; give another file name")
     if exists and not os.path.isfile(out):
         raise UserError(f"{option} {out} exists and is not a regular file; give another "
                         f"file name")
@@ -64,7 +67,7 @@ def check_out(option: str, out: str, run_path: str | None,
     if not os.path.isdir(directory):
         blocked = non_directory(directory)
         raise UserError(f"{option} {out}: {blocked} is not a directory" if blocked else
-                        f"{option} {out}: directory {directory} does not exist")
+                        f"{option} {out}: directory {directory} {not_found(directory)}")
     run_real = None if run_path is None else os.path.realpath(run_path)
     out_real = os.path.realpath(out)
     inside = run_real is not None and os.path.commonpath([run_real, out_real]) == run_real

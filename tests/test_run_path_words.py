@@ -49,3 +49,30 @@ def test_an_out_linked_to_a_missing_directory_is_refused_in_one_line(tmp_path):
     one_line_error(invoke("train", "char-lm", "--data", text, *TINY_RUN, "--out", link),
                    f"--out {link} is a symbolic link to {target}, which does not exist")
     assert link.is_symlink() and not target.exists()
+
+
+def test_a_symbolic_link_loop_is_named_as_one(tmp_path):
+    # loop1 -> loop2 -> loop1: "does not exist" would send the user looking for a
+    # missing directory (or blame loop2); each command names the loop in one line
+    loop1, loop2 = tmp_path / "loop1", tmp_path / "loop2"
+    loop1.symlink_to(loop2)
+    loop2.symlink_to(loop1)
+    loop = "is a symbolic link loop"
+    text = tiny_text(tmp_path)
+    run = tmp_path / "run"
+    ok(invoke("train", "char-lm", "--data", text, *TINY_RUN, "--no-plot", "--out", run))
+    for args, fragment in [
+            (("predict", loop1, "the"), f"run directory {loop1} {loop}"),
+            (("eval", loop1), f"run directory {loop1} {loop}"),
+            (("train", "--resume", loop1), f"run directory {loop1} {loop}"),
+            (("train", "char-lm", "--data", text, *TINY_RUN, "--out", loop1),
+             f"--out {loop1} {loop}"),
+            (("export", run, "--format", "onnx", "--out", loop1 / "x.onnx"),
+             f"directory {loop1} {loop}"),
+            (("export", run, "--format", "onnx", "--out", loop1), f"--out {loop1} {loop}"),
+            (("import", loop1, "--out", tmp_path / "imported"), f"{loop1} {loop}"),
+            (("train", "char-lm", "--data", loop1, *TINY_RUN, "--out", tmp_path / "other"),
+             "Too many levels of symbolic links")]:
+        line = one_line_error(invoke(*args), fragment)
+        assert "does not exist" not in line and "loop2 " not in line, line
+    assert loop1.is_symlink() and loop2.is_symlink() and not (tmp_path / "other").exists()

@@ -88,10 +88,15 @@ def test_texts_without_unspaced_letters_tokenize_as_version_2():
     assert all(tokenize(t) == tokenize(t, 2) for t in texts)
 
 
-@pytest.mark.parametrize("label", ["very\tgood", "very\ngood", "very\r\ngood"])
+@pytest.mark.parametrize("label", [
+    "very\tgood", "very\ngood", "very\r\ngood",
+    # the other characters that end a line (str.splitlines) or that a terminal acts on
+    "very\u2028good", "very\u2029good", "very\x0bgood", "very\x0cgood", "very\x85good",
+    "very\x1b[31mgood", "very\x08good", "very\x7fgood"])
 def test_a_label_holding_a_tab_or_line_break_is_refused(tmp_path, label):
-    """A quoted label cell may hold a tab or a line break, which would break eval's
-    tables and predict's one tab-separated line per text: training refuses it."""
+    """A quoted label cell may hold a tab, a line break or another control character,
+    which would break eval's tables and predict's one tab-separated line per text:
+    training refuses it."""
     rows = [(text, label if l == "fresh" else "bad") for text, l in bundled_reviews(20)]
     data = write_reviews(tmp_path / "labels.csv", rows)
     result = invoke("train", "sentiment", "--data", data, *SMALL, "--out", tmp_path / "run")

@@ -67,6 +67,11 @@ def test_id_column_refusals(task_runs, tmp_path):
     answer = json.loads(ok(invoke("predict", run, "--data", tabbed, "--id-column", "key",
                                   "--json")))
     assert answer["id"] == "a\tb"
+    # a line separator or an escape would break the lines, or act on the terminal, too
+    for key in ("a\u2028b", "a\x1b[2Jb", "a\x0bb"):
+        odd = write_csv(tmp_path / "odd.csv", ["key", "text"], [(key, "good")])
+        one_line_error(invoke("predict", run, "--data", odd, "--id-column", "key"),
+                       repr(key), "holds a tab or line break", "use --json")
 
 
 def _large_file(tmp_path, rows=12_000):

@@ -15,6 +15,7 @@ from importlib import resources
 import numpy as np
 
 from recurrent import datafile
+from recurrent.checks import has_control
 from recurrent.datafile import excerpt
 from recurrent.errors import UserError
 
@@ -161,7 +162,7 @@ def class_order(labels) -> list[str]:
 
 def class_list(labels: list[str], path: str) -> list[str]:
     """The label set in class_order; a single class cannot train a classifier, a label
-    holding a tab or line break is refused, and one label
+    holding a tab, line break or other control character is refused, and one label
     written two ways is refused rather than trained as two classes that split one class's
     texts between them: one number ('1' and '1.0', as a spreadsheet or pandas may mix
     them), or one word in another case or spacing ('Sports', 'sports', 'very  good' and
@@ -170,12 +171,13 @@ def class_list(labels: list[str], path: str) -> list[str]:
     classes = class_order(labels)
     for label in classes:
         # a class name is one line of eval's tables and one tab-separated field of
-        # predict's lines; a tab or line break in it (a quoted cell, often a quote left
-        # open) would break both
-        if any(c in label for c in "\t\r\n"):
+        # predict's lines; a tab, line break (a quoted cell, often a quote left open) or
+        # other control character in it would break both or act on the terminal
+        if has_control(label):
             raise UserError(f"{path} has the label {excerpt(label)} in its label column, "
-                            f"holding a tab or line break (is a quote left open?): "
-                            f"write each class on one line without tabs")
+                            f"holding a tab or line break or another control character (is a "
+                            f"quote left open?): write each class on one line without "
+                            f"tabs or control characters")
     written: dict[str, str] = {}
     for label in classes:
         key = label_key(label)

@@ -20,6 +20,7 @@ import numpy as np
 from recurrent import cache, schema
 from recurrent import paired as paired_tests
 from recurrent.checkpoint import json_text
+from recurrent.checks import has_control
 from recurrent.datafile import check_utf8, excerpt
 from recurrent.errors import TrainingDataUnavailable, UserError
 from recurrent.memo import Kept, file_identity, frozen
@@ -734,10 +735,11 @@ class SentimentTask:
             ids = rows.ids
         if ids is not None and not options.get("as_json"):
             for key in ids:
-                if any(c in key for c in "\t\r\n"):
+                if has_control(key):
                     raise UserError(f"--id-column {id_column}: the id {excerpt(key)} holds "
-                                    f"a tab or line break, which would break the output's "
-                                    f"tab-separated lines: use --json")
+                                    f"a tab or line break or another control character, "
+                                    f"which would break the output's tab-separated lines: "
+                                    f"use --json")
         if not texts:
             raise UserError("nothing to classify: give texts as arguments or --data FILE")
         classes = state["classes"]

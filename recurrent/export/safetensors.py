@@ -26,6 +26,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save
 
 from ..checkpoint import atomic_write, json_default, refuse_special
+from ..checks import not_found
 from ..errors import UserError, error_line
 from ..quant import dequantize_rows, quantize_rows
 
@@ -183,8 +184,8 @@ def _reading(path: str):
     """The errors of reading the safetensors file ``path`` as one-line UserErrors."""
     try:
         yield
-    except FileNotFoundError:
-        raise UserError(f"{path} does not exist") from None
+    except FileNotFoundError:  # (what safetensors raises for a symbolic link loop too)
+        raise UserError(f"{path} {not_found(path)}") from None
     except (SafetensorError, OSError, ValueError) as e:
         kind = _OTHER_FORMATS.get(os.path.splitext(path)[1].lower())
         if kind is not None:
