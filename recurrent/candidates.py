@@ -305,8 +305,10 @@ class CandidatesTrainer:
         if not trained:  # the same on every rank, so each exits alike (no MPI abort)
             raise AllRanksError(f"every candidate's training diverged; candidate 1 "
                                 f"({describe(self.options[0])}): {summaries[0]['error']}")
+        # the candidates' summaries say whether each had steps left; the run chooses
+        # among them, and writes its choice, whatever they say
         if not self.world.is_root:
-            return {**summaries[trained[0]], "run": self.run.path}
+            return {**summaries[trained[0]], "run": self.run.path, "nothing_left": None}
         with Interrupt():  # a Ctrl-C while scoring or copying waits until RUN is whole
             scores = [self._score(k) if k in trained else math.nan for k in range(count)]
             k = trained[choose([scores[j] for j in trained])]  # a diverged one never wins
@@ -331,7 +333,7 @@ class CandidatesTrainer:
                                    f"finite number (kept {kept})")
         return {**summaries[k], "run": self.run.path, "steps_text": text,
                 "limit": in_turn.limit_text(summaries),
-                "best": best, "no_best": no_best}
+                "best": best, "no_best": no_best, "nothing_left": None}
 
     def _score(self, k) -> float:
         """Candidate k's finished model scored on the validation split by --select-by."""

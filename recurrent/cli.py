@@ -513,8 +513,14 @@ def _print_summary(task, summary):
         click.echo(f"{how} {where}; continue with "
                    f"`recurrent train {task.name} --resume {word}`")
         return
-    how = "stopped early" if summary["status"] == "early-stopped" else "done"
     steps = summary.get("steps_text") or counted(summary["step"], "step")
+    if summary.get("nothing_left"):  # a resume with no step left: it wrote nothing
+        reached, more = summary["nothing_left"]
+        click.echo(f"nothing to train: {run} had already reached {reached} after {steps} "
+                   f"({best_text}); nothing written (to train on, resume it with {more}; "
+                   f"next: `recurrent eval {word}`, `recurrent predict {word} ...`)")
+        return
+    how = "stopped early" if summary["status"] == "early-stopped" else "done"
     if summary.get("limit"):  # why the run has fewer steps than --steps asked for
         steps += f" ({summary['limit']})"
     click.echo(f"{how} after {steps}: {best_text}, clipped "
@@ -698,6 +704,9 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
     members = ([os.path.basename(part.path) for part in without_best(model)]
                if why and size > 1 else None)
     members_left_out = [os.path.basename(part.path) for part in model.left_out]
+    if getattr(model, "diverged_note", None):  # a member the ensemble leaves out, alone
+        from .progress import warn_once
+        warn_once(model.diverged_note)
     if data:
         if split is not None:
             raise UserError(f"--split {split} chooses a split of the run's own data: it "

@@ -167,6 +167,21 @@ def _matching(run: RunDir, member: RunDir, k: int) -> RunDir:
     return member
 
 
+def combined_record(run: RunDir, steps: list[int]) -> dict | None:
+    """The ensemble's validation record (EnsembleTrainer._evaluate) when it was made of
+    members at ``steps`` (of those not left out, in order), else None: the combination
+    is still to be evaluated."""
+    try:
+        records = run.read_metrics()
+    except UserError:
+        return None
+    for record in records:
+        if record.get("ensemble") and record.get("member_steps") == list(steps) \
+                and isinstance(record.get("metrics"), dict):
+            return record
+    return None
+
+
 def member_runs(run: RunDir, missing_ok: bool = False) -> list[RunDir]:
     """The members' run directories, each checked to be there (``missing_ok``: those
     there, as a resume finds them before it creates the others) and to match."""
@@ -343,6 +358,9 @@ class EnsembleTrainer:
 
     @run_lock.locked
     def fit(self, resume=False):
+        """Train the members in turn (in_turn.train), then evaluate their combination.
+        A resume whose members had nothing left to train (trainer.nothing_left) and
+        whose combination is recorded for the members' steps writes nothing."""
         quiet = self.config.get("quiet") or not self.world.is_root
         summaries, stopped = in_turn.train(self._member, self.size, "member", self.world,
                                            resume, quiet, self.echo)
@@ -365,7 +383,14 @@ class EnsembleTrainer:
         if early:
             text += f" ({early} stopped early)"
         best = no_best = None
-        if self.world.is_root:
+        record = None
+        if all(s.get("nothing_left") for s in summaries):  # the same on every rank
+            record = combined_record(self.run, steps) if self.world.is_root else None
+            if self.world.size > 1:
+                record = self.world.bcast(record)
+        if record is not None:
+            best, no_best = self._describe(self.selection.checked_score(record["metrics"]))
+        elif self.world.is_root:
             # every member is trained and saved: a Ctrl-C while they are combined waits
             # until the ensemble's validation record is written, and the run ends done
             with Interrupt():
@@ -377,7 +402,8 @@ class EnsembleTrainer:
                 "limit": in_turn.limit_text(summaries),
                 # a resume some member could not train on (--patience): the summary says why
                 "stopped_before": any(s.get("stopped_before") for s in summaries),
-                "clipped_fraction": clipped / total if total else 0.0}
+                "clipped_fraction": clipped / total if total else 0.0,
+                "nothing_left": summaries[0]["nothing_left"] if record is not None else None}
 
     def _evaluate(self, quiet, steps, left_out):
         """The combined model's validation metrics, written as the ensemble's one
@@ -395,6 +421,11 @@ class EnsembleTrainer:
         if not quiet:
             self.echo(f"ensemble of {counted(len(steps), 'member')}: valid  "
                       f"{format_metrics(metrics, headline_keys(metrics))}")
+        return self._describe(score)
+
+    def _describe(self, score):
+        """The summary's figure for the combined model's validation ``score`` and, when
+        that is not a finite number, None and what the summary says instead."""
         if not math.isfinite(score):  # no figure that a best could be claimed by
             return None, (f"the ensemble's valid {self.selection.metric} is "
                           f"{self.selection.value(score)}, not a finite number (a member "

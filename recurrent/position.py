@@ -23,7 +23,9 @@ class Position:
     eval_sum: float = 0.0  # training loss since the last evaluation
     eval_count: int = 0
     last_eval_step: int = -1
-    finished: bool = False  # the run reached its end (epochs / steps)
+    # the run reached its end (epochs, steps or patience) and its last.npz was written
+    # after every final file but loss.png: a resume to the same end trains nothing
+    finished: bool = False
     # the cosine schedule's first horizon and its extensions (optim.Schedule): a resumed
     # run given another horizon continues the curve it was on (0 / []: not started or
     # not a cosine)

@@ -7,8 +7,8 @@ import numpy as np
 
 from . import (__version__, averaging, candidates, datafile, ensemble, in_turn, run_lock,
                selection, tuning)
-from .checkpoint import (BEST, CONFIG_FILE, LAST, RunCopy, RunDir, kept_state, load_arrays,
-                         param_budget)
+from .checkpoint import (BEST, CONFIG_FILE, DIVERGED, LAST, RunCopy, RunDir, kept_state,
+                         load_arrays, param_budget, read_json)
 from .checks import one_line
 from .config import TrainingConfig, check_model_spec, option_flags
 from .errors import AllRanksError, UserError, error_line, task_check_hint
@@ -17,7 +17,7 @@ from .progress import warn_once
 from .step import batch_problem, loss_result
 from .task_params import PREFIX as TASK_PREFIX
 from .task_params import TaskParams, from_arrays, owned
-from .trainer import Trainer, check_checkpoint, load_params, task_state_of
+from .trainer import Trainer, check_checkpoint, load_params, nothing_left, task_state_of
 
 
 def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
@@ -186,8 +186,11 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
         resumed = ensemble.member_runs(run, missing_ok=True)
     else:
         resumed = [run]
+    left = []  # nothing_left of each part that trains (a diverged one is left out)
     for part in resumed:  # each checkpoint readable (a part without one starts anew)
         position = check_checkpoint(task, part)
+        if not part.has(DIVERGED):
+            left.append((position, nothing_left(position, config)))
         for key, done in (("steps", position.step), ("epochs", position.epoch)):
             limit = int(config.get(key) or 0)
             if changes and changes.get(key) is not None and 0 < limit < done:
@@ -195,13 +198,21 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
                 raise UserError(f"--{key} {limit}: {part.path} has trained {done} {key} "
                                 f"already (--{key} counts from the run's start: {done} "
                                 f"ends it where it stands, more extends it)")
-    if changes:
+    # a run with no step left to train (nor candidates left to choose from) is left as
+    # it is: the options given, which would change nothing it does, are not saved
+    ended = (parts is None and len(resumed) == max(1, ensemble.size(config))
+             and all(text for _, text in left)
+             and (len(resumed) == 1 or ensemble.combined_record(
+                 run, [position.step for position, _ in left]) is not None))
+    if changes and not ended:
         run.update_config(config.to_json())
     if parts is not None:
         candidates.update(parts, candidates.pending(info), config.to_json())
-    elif ensemble.size(config) > 1:
+    elif ensemble.size(config) > 1 and not ended:
         ensemble.write_members(run, fresh=False)
-    return _trainer(task, run, echo, world)
+    trainer = _trainer(task, run, echo, world)
+    trainer.plan = config  # the options asked for, which an ended run does not save
+    return trainer
 
 
 def parallel_trainer(task, world, make) -> Trainer:
@@ -281,14 +292,35 @@ def left_out_note(model) -> str | None:
                                              len(model.members))
 
 
+def diverged_note(run: RunDir) -> str | None:
+    """The note on ``run`` read alone when it is an ensemble's member whose training
+    diverged (its DIVERGED record, in_turn.train): its parameters are those of its last
+    good checkpoint, and the ensemble leaves it out (ensemble.kept_members); else None."""
+    if not run.has(DIVERGED):
+        return None
+    whole = ensemble.whole_of(run.path)
+    if whole is None:
+        return None
+    try:
+        step = read_json(run.file(DIVERGED)).get("step")
+    except UserError:  # a damaged record: the fact that it diverged is still known
+        step = None
+    at = (f" after step {step} (its last good step)"
+          if isinstance(step, int) and not isinstance(step, bool) else "")
+    return (f"note: {run.path} diverged in training{at} and is left out of the ensemble "
+            f"{whole.path}")
+
+
 def warn_best_missing(model, config, told: set | None = None) -> None:
     """Say on stderr when the "best" parameters load_model read (``model``: what it
-    returned) were last.npz's, and why (best_missing_note), and which diverged members
-    an ensemble leaves out (left_out_note); ``told``: notes already said, not said again
+    returned) were last.npz's, and why (best_missing_note), which diverged members
+    an ensemble leaves out (left_out_note), and that a member read alone is one
+    (diverged_note); ``told``: notes already said, not said again
     (a program's many predictions of one run), the notes added."""
     from .progress import warn_once
     told = set() if told is None else told
-    for note in (left_out_note(model), best_missing_note(model, config)):
+    for note in (left_out_note(model), getattr(model, "diverged_note", None),
+                 best_missing_note(model, config)):
         if note and note not in told:
             told.add(note)
             warn_once(note)
@@ -351,6 +383,7 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
     # the choice made above, for the notes on it (without_best)
     model.best_from_last = [run] if which == "best" and name == LAST else []
     model.left_out = []  # an ensemble's members that diverged (ensemble.kept_members)
+    model.diverged_note = diverged_note(run)  # this run is one of those, read alone
     if precision != "fp32":
         if not hasattr(model, "precision"):
             raise UserError(f"--precision {precision}: {info['task']} runs have no "

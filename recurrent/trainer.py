@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import time
 
@@ -66,8 +67,8 @@ import numpy as np
 
 from . import __version__, averaging, in_turn, run_lock, selection
 from .averaging import WeightAverage
-from .checkpoint import (BEST, LAST, RunDir, WriteError, kept_state, load_arrays,
-                         param_budget, save_arrays)
+from .checkpoint import (BEST, LAST, PLOT_FILE, RunDir, WriteError, kept_state,
+                         load_arrays, param_budget, save_arrays)
 from .config import TrainingConfig
 from .data_parallel import DataParallel
 from .distributed import World
@@ -118,6 +119,31 @@ def check_checkpoint(task, run: RunDir) -> Position:
     return trainer.position
 
 
+def nothing_left(position: Position, config) -> tuple[str, str] | None:
+    """Why a run whose checkpoint is at ``position`` has no step left to train under the
+    options ``config``: (what it reached, e.g. "--epochs 4", how to train on, e.g. "a
+    larger --epochs"), or None when it has. Only a run whose last fit ended and wrote
+    its final files (Position.finished) qualifies: one stopped after its last step but
+    before them is completed by a resume."""
+    if not position.finished:
+        return None
+    epochs, steps = int(config["epochs"]), int(config.get("steps") or 0)
+    patience = int(config.get("patience") or 0)
+    reached = [f"--{key} {limit}" for key, limit, done in (
+        ("epochs", epochs, position.epoch), ("steps", steps, position.step))
+        if limit and done >= limit]
+    if reached:
+        flags = " and ".join(flag.split()[0] for flag in reached)
+        return f"its {' and '.join(reached)}", f"a larger {flags}"
+    if patience and position.bad_evals >= patience:
+        return (f"its --patience {patience} (stopped early)",
+                "a larger --patience, or --patience 0")
+    return None
+
+
+# save()'s default: the carried state gathered there
+GATHER = object()
+
 # an extension starting below this share of --lr follows a schedule that had ended
 END_OF_SCHEDULE = 0.01
 
@@ -152,6 +178,9 @@ class Trainer:
         self.interrupt = None
         self.setup_cut = False  # a Ctrl-C cut the setup's pretraining: nothing to save
         self.pending_task_state = False  # a resumed run's training_state, not yet saved
+        # the options of a resume (runs.resume_run): the saved ones with those given,
+        # which nothing_left reads (an ended run does not save them)
+        self.plan = self.config
         # --average: evaluation and checkpoints use the average (recurrent/averaging.py)
         self.average = WeightAverage.from_option(self.config.get("average", "off"),
                                                  self.model)
@@ -180,13 +209,13 @@ class Trainer:
         return self.task.with_params(self.task_state, self.task_params.values())
 
     # -- checkpoints --------------------------------------------------------------------
-    def save(self, name=LAST):
+    def save(self, name=LAST, carry=GATHER):
         """best.npz: the parameters (the model's, averaged with --average; the task's);
         last.npz: also the optimizer state, the carried state, the Position and, with
-        --average, the trained parameters and the averaging count."""
-        carry = self.carry
-        if self.parallel is not None and name == LAST:
-            carry = self.parallel.global_state(carry)  # every rank takes part
+        --average, the trained parameters and the averaging count. ``carry``: the
+        carried state as _saved_carry gathered it, when that was done beforehand."""
+        if carry is GATHER:
+            carry = self._saved_carry() if name == LAST else self.carry
         if not self.world.is_root:
             return
         with self._averaged():
@@ -207,6 +236,13 @@ class Trainer:
                 arrays["train/params"] = self.model.params
                 meta.update(self.average.to_meta())
         save_arrays(self.run.file(name), arrays, meta)
+
+    def _saved_carry(self):
+        """The carried state last.npz keeps: every rank's rows on rank 0 of a
+        data-parallel run (every rank takes part)."""
+        if self.parallel is not None:
+            return self.parallel.global_state(self.carry)
+        return self.carry
 
     def _averaged(self):
         """A context in which the model holds the averaged parameters (--average), or
@@ -564,6 +600,10 @@ class Trainer:
                         print(f"{self.run.path} has no checkpoint yet: training it from "
                               f"the start with its saved options", file=sys.stderr)
                     resume = False
+                if resume:
+                    ended = self._ended()
+                    if ended is not None:
+                        return ended
                 progress, limits = self._set_up(resume)
                 if self.pending_task_state and root:
                     self.run.update_task_state(self.task_state)
@@ -590,11 +630,15 @@ class Trainer:
                         self.evaluate(progress, limits["baselines"])
                     if status in ("done", "step-limit"):
                         status = "done"
-                        p.finished = True
-                    if not self.setup_cut:
-                        self.save(LAST)
+                    # last.npz is written after after_training's choices, so that one
+                    # saying the run finished (nothing_left) means its files are final;
+                    # the carried state is gathered first, as every rank does
+                    carry = self._saved_carry() if not self.setup_cut else None
                     if status != "interrupted":
                         finished = self._after_training()
+                        p.finished = True
+                    if not self.setup_cut:
+                        self.save(LAST, carry)
             trained = True
         except NonFinite as e:  # every rank of a data-parallel run raises it at this step
             p = self.position
@@ -639,6 +683,33 @@ class Trainer:
                 "unsaved": self.setup_cut,
                 "signal": self._stop_signal() if status == "interrupted" else None,
                 "clipped_fraction": p.clipped_steps / p.step if p.step else 0.0}
+
+    def _ended(self):
+        """The summary of a resume that has nothing left to train (nothing_left), which
+        writes nothing: no options, checkpoint or records; loss.png only when it is
+        missing or older than last.npz (a run stopped before drawing it). None when
+        there are steps left."""
+        self.restore(check_only=True)  # the position only: metrics.jsonl left as it is
+        p, c = self.position, self.plan
+        left = nothing_left(p, c)
+        if left is None:
+            return None
+        if c.get("plot") and self.world.is_root and not self._plot_current():
+            self._write_plot(True)
+        early = bool(c.get("patience")) and p.bad_evals >= int(c["patience"])
+        return {"status": "early-stopped" if early else "done", "step": p.step,
+                "epoch": p.epoch, "nothing_left": left, "run": self.run.path,
+                "best_loss": p.best_loss, "best": self._best_text(),
+                "no_best": self._no_best_text(), "unsaved": False, "signal": None,
+                "clipped_fraction": p.clipped_steps / p.step if p.step else 0.0}
+
+    def _plot_current(self) -> bool:
+        """Whether loss.png exists and was drawn after last.npz was written."""
+        try:
+            return (os.stat(self.run.file(PLOT_FILE)).st_mtime_ns
+                    >= os.stat(self.run.file(LAST)).st_mtime_ns)
+        except OSError:
+            return False
 
     def _write_plot(self, trained):
         """write_loss_plot, and the note when matplotlib cannot be imported. When the

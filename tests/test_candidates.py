@@ -132,6 +132,27 @@ def test_an_interrupted_choice_resumes_to_the_uninterrupted_one(chosen, tmp_path
     assert _same(_params(part), _params(chosen))
 
 
+def test_a_run_stopped_before_its_choice_chooses_on_resume(chosen, tmp_path,
+                                                           monkeypatch):
+    # every candidate has ended (nothing left for any to train), yet the run has not
+    # chosen (a second Ctrl-C, or a killed process, before the winner was copied): the
+    # resume still chooses and copies it; from then on the run has nothing left
+    part = tmp_path / "part"
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(candidates, "adopt", stopped)
+    assert invoke("train", "forecast", "--out", part, *SMALL).exit_code != 0
+    assert "chose" not in _info(part)
+    monkeypatch.undo()
+    out = ok(invoke("train", "--resume", part))
+    assert "nothing to train" not in out and "done after 6 candidates of " in out, out
+    assert _info(part)["chose"] == _info(chosen)["chose"]
+    assert _same(_params(part), _params(chosen))
+    assert "nothing to train" in ok(invoke("train", "--resume", part))
+
+
 def test_after_the_choice_the_run_resumes_as_the_winner(chosen, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(chosen, run)

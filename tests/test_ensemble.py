@@ -195,7 +195,8 @@ def test_an_interrupted_ensemble_resumes_to_the_uninterrupted_one(data, tmp_path
     # resuming the finished ensemble changes no member and keeps one combined record
     before = {k: _params(part / f"member-{k}", "last.npz") for k in range(3)}
     out = ok(invoke("train", "--resume", part, "--quiet"))
-    assert "done after 3 members of 6 steps each: best ensemble valid loss" in out
+    assert (f"nothing to train: {part} had already reached its --steps 6 after 3 members "
+            f"of 6 steps each (best ensemble valid loss") in out
     assert all(_same(before[k], _params(part / f"member-{k}", "last.npz")) for k in range(3))
     records = [json.loads(x) for x in (part / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 1 and records[0]["member_steps"] == [6, 6, 6]

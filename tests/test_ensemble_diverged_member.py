@@ -79,3 +79,24 @@ def test_an_ensemble_whose_every_member_diverged_holds_no_model(tmp_path):
         one_line_error(invoke("eval", run), refusal)
         one_line_error(invoke("predict", run), refusal)
         one_line_error(invoke("train", "--resume", run), refusal)
+
+
+def test_a_diverged_member_read_alone_says_it_is_left_out(tmp_path):
+    # eval, predict and export of member-1 alone read its last good checkpoint: each says
+    # that it diverged, after which step, and that the ensemble leaves it out
+    from train_toys import registered
+    run = tmp_path / "run"
+    member = run / "member-1"
+    note = (f"note: {member} diverged in training after step 2 (its last good step) and "
+            f"is left out of the ensemble {run}")
+    with registered():
+        _train(run, eval_every=1)
+        for args in (("eval", member), ("eval", member, "--json"), ("predict", member),
+                     ("export", member, "--format", "safetensors", "--out",
+                      tmp_path / "m.safetensors")):
+            result = invoke(*args)
+            assert result.exit_code == 0, result.output + result.stderr
+            assert note in result.stderr, (args, result.stderr)
+        # the member that trained to its end, and the ensemble, have no such note
+        for path in (run / "member-0", run):
+            assert "diverged in training after" not in invoke("eval", path).stderr

@@ -43,5 +43,6 @@ def test_a_resume_that_no_member_can_train_on_says_why(tmp_path):
                       "--steps", "200", *args))
     assert "(2 stopped early)" in first, first
     out = ok(invoke("train", "--resume", run, "--steps", "300"))
-    assert ("the run had stopped early (--patience): resume it with a larger --patience, "
-            "or --patience 0, to train on") in out, out
+    assert ("had already reached its --patience 1 (stopped early) after 2 members"
+            in out), out
+    assert "resume it with a larger --patience, or --patience 0;" in out

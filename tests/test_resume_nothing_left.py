@@ -1,0 +1,91 @@
+"""A resume of a run that has no step left to train (it reached its --epochs, --steps or
+--patience, and the options given again change none of them) writes nothing: not
+config.json, not the checkpoints, not metrics.jsonl or loss.png, and says so. A run
+stopped after its last step but before its final files were written is still completed
+by a resume."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from helpers import invoke, ok, tiny_text, train_tiny
+
+from recurrent.checkpoint import LAST, load_arrays, save_arrays
+
+
+def _files(run) -> dict:
+    """Every file under ``run``: its bytes and modification time."""
+    found = {}
+    for root, _, names in os.walk(run):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, run)] = (f.read(), os.stat(path).st_mtime_ns)
+    return found
+
+
+@pytest.mark.parametrize("given", [
+    (),
+    ("--quiet", "--threads", "2", "--no-plot"),  # how it runs and reports: nothing to run
+    ("--steps", "2", "--patience", "5", "--eval-every", "1"),
+])
+def test_a_run_at_its_steps_is_left_as_it_is(tmp_path, given):
+    run = tmp_path / "run"
+    ok(train_tiny(tiny_text(tmp_path), run, "--plot"))
+    before = _files(run)
+    assert "loss.png" in before
+    text = ok(invoke("train", "--resume", run, *given))
+    assert f"nothing to train: {run} had already reached its --steps 2 after 2 steps" in text
+    assert "nothing written (to train on, resume it with a larger --steps" in text
+    assert _files(run) == before
+
+
+def test_an_ensemble_at_its_epochs_is_left_as_it_is(tmp_path):
+    # --epochs 1 ends each member before --steps 50
+    run = tmp_path / "run"
+    ok(train_tiny(tiny_text(tmp_path), run, "--steps", "50", "--epochs", "1",
+                  "--ensemble", "2"))
+    before = _files(run)
+    text = ok(invoke("train", "--resume", run, "--steps", "60"))
+    assert "had already reached its --epochs 1" in text, text
+    assert "a larger --epochs" in text
+    assert _files(run) == before
+    # a member resumed alone is a run with nothing left too
+    ok(invoke("train", "--resume", run / "member-1"))
+    assert _files(run) == before
+
+
+def test_a_run_stopped_after_its_last_step_is_completed(tmp_path):
+    # its last.npz does not say it finished (a Ctrl-C after the last step, or a process
+    # killed before its final files): the resume ends the run and writes them
+    run = tmp_path / "run"
+    ok(train_tiny(tiny_text(tmp_path), run, "--plot"))
+    arrays, meta = load_arrays(str(run / LAST))
+    save_arrays(str(run / LAST), arrays, {**meta, "finished": False})
+    (run / "loss.png").unlink()
+    text = ok(invoke("train", "--resume", run))
+    assert "done after 2 steps" in text and "nothing to train" not in text
+    assert load_arrays(str(run / LAST))[1]["finished"] is True
+    assert (run / "loss.png").exists()
+    # and from then on it has nothing left
+    before = _files(run)
+    assert "nothing to train" in ok(invoke("train", "--resume", run))
+    assert _files(run) == before
+
+
+def test_a_missing_loss_plot_alone_is_drawn_again(tmp_path):
+    run = tmp_path / "run"
+    ok(train_tiny(tiny_text(tmp_path), run, "--plot"))
+    (run / "loss.png").unlink()
+    before = _files(run)
+    assert "nothing to train" in ok(invoke("train", "--resume", run))
+    after = _files(run)
+    assert after.pop("loss.png") and after == before
+
+
+def test_a_larger_limit_still_trains_on(tmp_path):
+    run = tmp_path / "run"
+    ok(train_tiny(tiny_text(tmp_path), run))
+    text = ok(invoke("train", "--resume", run, "--steps", "3"))
+    assert "done after 3 steps" in text
+    assert load_arrays(str(run / LAST))[1]["step"] == 3
