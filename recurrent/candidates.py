@@ -232,8 +232,11 @@ def adopt(run: RunDir, k: int, scores: list[float], select_by: str) -> None:
     # "given": the values of the chosen options as the run was started with them (e.g.
     # --window auto), which a resume may give again without changing anything
     keys = sorted({key for override in pending(info) for key in override})
+    # "diverged": the candidates left out; the others' scores are numbers, or null where
+    # the figure was not a finite number (config.json is strict JSON: write_json)
     chosen[CHOSE] = {"candidates": pending(info), "scores": scores, "chosen": k,
                      "select_by": select_by,
+                     "diverged": [j for j, score in enumerate(scores) if score is None],
                      "given": {key: info["config"].get(key) for key in keys}}
     write_json(run.file(CONFIG_FILE), chosen)
 
@@ -247,10 +250,19 @@ def chosen_text(info: dict) -> str | None:
     if not record:
         return None
     metric = selection.parse(record["select_by"]).metric
-    # each score printed as the evaluation lines and the training summary print it
-    parts = [f"{describe(o)} "
-             f"({DIVERGED_TEXT if score is None else f'valid {metric} {format_value(score)}'})"
-             for o, score in zip(record["candidates"], record["scores"])]
+    # a record without "diverged" (written before it) has null for a diverged one only
+    left_out = record.get("diverged")
+
+    def result(k, score):
+        if k in left_out if left_out is not None else score is None:
+            return DIVERGED_TEXT
+        if score is None:
+            return f"valid {metric} not a finite number"
+        # each score printed as the evaluation lines and the training summary print it
+        return f"valid {metric} {format_value(score)}"
+
+    parts = [f"{describe(o)} ({result(k, score)})"
+             for k, (o, score) in enumerate(zip(record["candidates"], record["scores"]))]
     kept = parts.pop(record["chosen"])
     return f"chosen on validation: {kept} over {', '.join(parts)}"
 

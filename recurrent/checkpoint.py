@@ -322,8 +322,9 @@ def not_json(value, where: str = "state") -> str | None:
 
 
 def saved_json(value):
-    """``value`` as config.json gives it back (tuples become lists, paths text)."""
-    return json.loads(json.dumps(value, default=json_default))
+    """``value`` as config.json gives it back (tuples become lists, paths text, NaN and
+    infinite numbers null: write_json)."""
+    return json.loads(json.dumps(_finite(value), default=json_default))
 
 
 def kept_state(task_name: str, member: str, state) -> dict:
@@ -370,8 +371,11 @@ def metrics_line(record: dict) -> str:
 
 
 def write_json(path: str, obj: dict, replace: bool = True) -> None:
-    """``obj`` as JSON into ``path``, atomically (``replace=False``: atomic_write's)."""
-    text = json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n"
+    """``obj`` as JSON into ``path``, atomically (``replace=False``: atomic_write's); NaN
+    and infinite numbers (a score undefined on the data) as null, as metrics_line writes
+    them, so that strict parsers read every file of a run."""
+    text = json.dumps(_finite(obj), indent=2, sort_keys=True, default=json_default,
+                      allow_nan=False) + "\n"
     atomic_write(path, lambda f: f.write(text.encode("utf-8")), replace)
 
 
@@ -644,8 +648,12 @@ class RunDir:
     def read_metrics(self) -> list[dict]:
         """The records of metrics.jsonl; a cut-off line (a killed process) is skipped, as
         is a damaged one (bytes that are not UTF-8: the records are ASCII JSON)."""
+        return self._metrics_lines()[0]
+
+    def _metrics_lines(self) -> tuple[list[dict], int]:
+        """(read_metrics' records, the number of lines it skipped)."""
         if not self.has(METRICS):
-            return []
+            return [], 0
         refuse_special(self.file(METRICS), "")  # /dev/zero would never end
         records = []
         try:
@@ -660,13 +668,15 @@ class RunDir:
                 continue
             if isinstance(record, dict):
                 records.append(record)
-        return records
+        return records, len(lines) - len(records)
 
     def drop_metrics_after(self, step: int) -> None:
-        """Forget records of steps after ``step`` (a resumed run redoes those steps)."""
-        records = self.read_metrics()
+        """Forget records of steps after ``step`` (a resumed run redoes those steps), and
+        the lines that are not records (cut off by a kill), which would stop jq or
+        pandas reading the file once the resumed run appends after them."""
+        records, skipped = self._metrics_lines()
         kept = [r for r in records if not (isinstance(r.get("step"), int) and r["step"] > step)]
-        if len(kept) != len(records):
+        if skipped or len(kept) != len(records):
             text = "".join(metrics_line(r) for r in kept)
             atomic_write(self.file(METRICS), lambda f: f.write(text.encode("utf-8")))
 

@@ -397,7 +397,7 @@ def test_adopting_a_candidate_copies_its_files_and_drops_those_it_lacks(tmp_path
     assert info["config"] == {"lr": 0.1, "inputs": "relative"}
     assert info["chose"] == {"candidates": [{"inputs": "level"}, {"inputs": "relative"}],
                              "scores": [0.5, 0.25], "chosen": 1, "select_by": "loss",
-                             "given": {"inputs": "auto"}}
+                             "diverged": [], "given": {"inputs": "auto"}}
     assert "candidates" not in info and candidates.pending(info) == []
 
 

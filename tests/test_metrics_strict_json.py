@@ -33,3 +33,18 @@ def test_a_forecast_run_with_zero_targets_writes_strict_json(tmp_path):
     records = [_strict(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in records if r.get("kind") == "eval"]
     assert evals and all(r["metrics"]["mape"] is None for r in evals)
+
+
+def test_a_line_cut_off_by_a_kill_is_gone_once_the_run_resumes(task_runs, tmp_path):
+    """Skipped when read, the cut-off line would otherwise stay between the records
+    before it and the resumed run's, and jq or pandas.read_json(lines=True) stop at it."""
+    import shutil
+    copy = tmp_path / "run"
+    shutil.copytree(task_runs["char-lm"], copy)
+    before = RunDir(str(copy)).read_metrics()
+    with open(copy / "metrics.jsonl", "a") as f:
+        f.write('{"clipped_fraction": 0.0, "epoch": 1, "gr')
+    ok(invoke("train", "--resume", copy, "--steps", 3, "--quiet"))
+    lines = (copy / "metrics.jsonl").read_text().splitlines()
+    records = [_strict(line) for line in lines]
+    assert records[:len(before)] == before and len(records) > len(before)

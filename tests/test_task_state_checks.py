@@ -76,7 +76,7 @@ CASES = [
     ("forecast", ("model",), "esrnn", "es is missing"),
     ("forecast", ("model_choice",), {}, "model_choice: expected the candidates' scores"),
     ("forecast", ("model_choice",), {"nope": 0.5}, "model_choice key: expected one of"),
-    ("forecast", ("model_choice",), {"ets": None}, "model_choice.ets: expected a number"),
+    ("forecast", ("model_choice",), {"ets": "0.5"}, "model_choice.ets: expected a number"),
     ("forecast", ("window",), 400, "window 400 and horizon 1 do not fit the splits"),
     ("forecast", ("horizon",), 10 ** 7, "do not fit the splits"),
     ("forecast", ("scaler", "center"), [10 ** 400], "scaler.center[0]: expected a finite"),

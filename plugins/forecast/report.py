@@ -110,6 +110,9 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
         choice = state["model_choice"]
         took = {"anchors": "the plain anchors", "ets": f"the {SMOOTHING['ets']}",
                 "combined": "their mean", "es": f"the {SMOOTHING['es']}"}
+        # a MASE no window could score is NaN, which config.json keeps as null
+        # (write_json); read back as NaN, it compares as it did in choose_model
+        choice = {k: math.nan if v is None else v for k, v in choice.items()}
         best = min(choice, key=choice.get)
         lines.append(f"--model auto took {state['model']} on {took[best]}: validation MASE "
                      + ", ".join(f"{took[k]} {format_value(v)}" for k, v in choice.items()))

@@ -36,14 +36,15 @@ def _split_ends(value, where) -> None:
 
 
 def _model_choice(value, where) -> None:
-    """choose_model's scores: at least one candidate's validation MASE (a number, NaN
-    when no window could be scored)."""
+    """choose_model's scores: at least one candidate's validation MASE (a number; null,
+    or NaN in a run saved before config.json wrote it as null, when no window could be
+    scored)."""
     schema.check(value, dict, where)
     if not value:
         raise ValueError(f"{where}: expected the candidates' scores, got none")
     for key, score in value.items():
         schema.check(key, schema.one_of(*anc.CHOICES), f"{where} key")
-        schema.check(score, float, f"{where}.{key}")
+        schema.check(score, schema.nullable(float), f"{where}.{key}")
 
 
 def _fits(check_fit, columns: int):
