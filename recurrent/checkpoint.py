@@ -3,13 +3,14 @@
 A run directory holds:
   config.json     {"format": 1, "task": name, "config": resolved options,
                    "task_state": the task's JSON state (vocabulary, scaler, ...),
-                   "model_spec": the task's model spec, "version": recurrent version}
+                   "model_spec": the task's model spec, "version": recurrent version,
+                   "metrics_format": how metrics.jsonl counts epochs (METRICS_FORMAT)}
   last.npz        the latest checkpoint: parameters, optimizer state, trainer position
                   (step, epoch, batch, window), rng states, carried recurrent state
   best.npz        the parameters with the best validation loss (or --select-by figure)
                   so far (same layout)
   metrics.jsonl   one JSON object per line: every evaluation (and periodic training loss);
-                  NaN and infinite values are written as null
+                  NaN and infinite values are written as null, here and in config.json
 
 Checkpoints are .npz files of plain arrays, read with allow_pickle=False, so loading one
 cannot run code. Non-array data (trainer position, rng states) travel as one JSON string
@@ -39,6 +40,10 @@ from .errors import UserError, error_line, task_check_hint
 from .params import parameter_budget
 
 FORMAT = 1
+# config.json's "metrics_format": 2, the records of metrics.jsonl count "epoch" from 1
+# (Position.step_epoch); a run without it (made by an earlier version) keeps the counts
+# it started with on resume (Trainer.record_epoch), so that each file counts one way
+METRICS_FORMAT = 2
 CONFIG_FILE = "config.json"
 LAST = "last.npz"
 BEST = "best.npz"
@@ -526,7 +531,8 @@ class RunDir:
             write_json(run.file(CONFIG_FILE),
                        {"format": FORMAT, "task": task, "config": config,
                         "task_state": task_state, "model_spec": model_spec,
-                        "version": version, **_provided(task, config),
+                        "version": version, "metrics_format": METRICS_FORMAT,
+                        **_provided(task, config),
                         **_kernel(kernel), **(extra or {})},
                        replace=False)
         except FileExistsError:

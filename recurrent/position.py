@@ -36,6 +36,14 @@ class Position:
     # when that is not the loss
     best_score: float = dataclasses.field(default=math.inf, metadata={"optional": True})
 
+    def step_epoch(self) -> int:
+        """The epoch, counted from 1 as the progress line prints it, that the latest
+        step was taken in (0 before the first step): metrics.jsonl's "epoch". After the
+        last step of an epoch ``epoch`` already counts that epoch and batch and window
+        start the next one."""
+        at_epoch_start = self.batch == 0 and self.window == 0
+        return self.epoch if at_epoch_start else self.epoch + 1
+
     def to_meta(self) -> dict:
         """The fields as JSON values (an infinite best_loss as null)."""
         meta = dataclasses.asdict(self)

@@ -67,8 +67,8 @@ import numpy as np
 
 from . import __version__, averaging, in_turn, run_lock, selection
 from .averaging import WeightAverage
-from .checkpoint import (BEST, LAST, PLOT_FILE, RunDir, WriteError, kept_state,
-                         load_arrays, param_budget, save_arrays)
+from .checkpoint import (BEST, LAST, METRICS_FORMAT, PLOT_FILE, RunDir, WriteError,
+                         kept_state, load_arrays, param_budget, save_arrays)
 from .config import TrainingConfig
 from .data_parallel import DataParallel
 from .distributed import World
@@ -171,6 +171,7 @@ class Trainer:
         self.loss = self.config.loss_function(task)
         self.seed = int(self.config["seed"])
         self.position = Position()
+        self.metrics_format = info.get("metrics_format", 1)
         self.carry = None  # the recurrent state carried into the next batch or window
         self.carry_rows = 0  # rows of the whole batch the carry came from (data-parallel)
         self.parallel = (DataParallel(self.world, self.sequence_output)
@@ -388,7 +389,8 @@ class Trainer:
             p.bad_evals += 1
         train_loss = p.eval_sum / p.eval_count if p.eval_count else None
         p.eval_sum, p.eval_count = 0.0, 0
-        record = {"kind": "eval", "split": "valid", "step": p.step, "epoch": p.epoch,
+        record = {"kind": "eval", "split": "valid", "step": p.step,
+                  "epoch": self.record_epoch(),
                   "metrics": metrics, "train_loss": train_loss,
                   "clipped_fraction": p.clipped_steps / p.step if p.step else 0.0,
                   "best": improved, "time": time.time()}
@@ -402,6 +404,14 @@ class Trainer:
             self.save(BEST)
         self.save(LAST)
         return self._patience_spent()
+
+    def record_epoch(self) -> int:
+        """metrics.jsonl's "epoch" for a record of the current step: the epoch the step
+        was taken in, counted from 1 (Position.step_epoch); a run made before config.json
+        had "metrics_format" goes on counting as its records do (the epochs completed)."""
+        if self.metrics_format == METRICS_FORMAT:
+            return self.position.step_epoch()
+        return self.position.epoch
 
     def _patience_spent(self) -> bool:
         """Whether --patience evaluations in a row have passed without improvement."""
@@ -812,7 +822,7 @@ class Trainer:
                     progress.update(p.step, p.epoch, loss, items, lr, norm)
                     if p.step % log_every == 0 and self.world.is_root:
                         self.run.append_metrics({
-                            "kind": "train", "step": p.step, "epoch": p.epoch,
+                            "kind": "train", "step": p.step, "epoch": self.record_epoch(),
                             "loss": loss, "mean_loss": p.loss_sum / p.loss_count,
                             "grad_norm": norm, "lr": lr,
                             "clipped_fraction": p.clipped_steps / p.step})

@@ -1,6 +1,7 @@
 """The documentation pages that describe code by name: docs/sentiment.md's option tables
 against `recurrent train sentiment`'s options and defaults, and docs/ARCHITECTURE.md's
-module map against the files under recurrent/. A page that names an option or module
+module map against the files under recurrent/, docs/training.md's run directory against
+the keys of a run's config.json and metrics.jsonl. A page that names an option or module
 the code no longer has, or leaves out one it has, fails here."""
 import re
 from pathlib import Path
@@ -82,3 +83,26 @@ def test_the_module_map_names_every_file_of_the_package():
         if not re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", section):
             missing.append(path.relative_to(ROOT).as_posix())
     assert sorted(missing) == []
+
+
+def run_files_block() -> str:
+    """docs/training.md's description of a run directory's config.json and
+    metrics.jsonl (the indented block from RUN/config.json to RUN/loss.png)."""
+    text = (ROOT / "docs" / "training.md").read_text(encoding="utf-8")
+    return text[text.index("    RUN/config.json"):text.index("    RUN/loss.png")]
+
+
+def test_the_training_page_names_every_key_a_run_writes(tmp_path):
+    import train_toys
+    from helpers import invoke, ok
+    from recurrent.checkpoint import RunDir
+    run = tmp_path / "run"
+    with train_toys.registered():
+        ok(invoke("train", "toy-sign", "--epochs", 1, "--log-every", 3, "--quiet",
+                  "--out", run))
+    block = run_files_block()
+    info = RunDir(str(run)).info()
+    keys = set(info) | {k for r in RunDir(str(run)).read_metrics() for k in r}
+    missing = sorted(k for k in keys if not re.search(rf"\b{k}\b", block))
+    assert not missing, f"docs/training.md's run directory leaves out {missing}"
+    assert "counted from 1" in block  # what "step" and "epoch" count
