@@ -128,17 +128,22 @@ def nothing_left(position: Position, config) -> tuple[str, str] | None:
     if not position.finished:
         return None
     epochs, steps = int(config["epochs"]), int(config.get("steps") or 0)
-    patience = int(config.get("patience") or 0)
     reached = [f"--{key} {limit}" for key, limit, done in (
         ("epochs", epochs, position.epoch), ("steps", steps, position.step))
         if limit and done >= limit]
     if reached:
         flags = " and ".join(flag.split()[0] for flag in reached)
         return f"its {' and '.join(reached)}", f"a larger {flags}"
-    if patience and position.bad_evals >= patience:
-        return (f"its --patience {patience} (stopped early)",
+    if patience_spent(position, config):
+        return (f"its --patience {int(config['patience'])} (stopped early)",
                 "a larger --patience, or --patience 0")
     return None
+
+
+def patience_spent(position: Position, config) -> bool:
+    """Whether --patience evaluations in a row have passed without improvement."""
+    patience = int(config.get("patience") or 0)
+    return bool(patience and position.bad_evals >= patience)
 
 
 # save()'s default: the carried state gathered there
@@ -403,7 +408,7 @@ class Trainer:
         if improved:
             self.save(BEST)
         self.save(LAST)
-        return self._patience_spent()
+        return patience_spent(self.position, self.config)
 
     def record_epoch(self) -> int:
         """metrics.jsonl's "epoch" for a record of the current step: the epoch the step
@@ -412,11 +417,6 @@ class Trainer:
         if self.metrics_format == METRICS_FORMAT:
             return self.position.step_epoch()
         return self.position.epoch
-
-    def _patience_spent(self) -> bool:
-        """Whether --patience evaluations in a row have passed without improvement."""
-        patience = int(self.config.get("patience") or 0)
-        return bool(patience and self.position.bad_evals >= patience)
 
     def _evaluate_or_stop(self, progress, baselines) -> bool:
         """evaluate() in the training loop; True, said on the progress output, when
@@ -624,7 +624,7 @@ class Trainer:
                 # --threads says: OpenBLAS's threads spin after each call and then
                 # compete with the kernels' OpenMP threads for the cores.
                 with single_threaded_blas():
-                    stopped_before = self._patience_spent()
+                    stopped_before = patience_spent(self.position, self.config)
                     if stopped_before:
                         status = "early-stopped"
                     elif self.setup_cut or self._stop_requested():  # a Ctrl-C in the setup
@@ -685,14 +685,17 @@ class Trainer:
                     # a second one aborts, as during training
                     with self.interrupt:
                         self._write_plot(trained)
+        return self._summary(status, stopped_before=stopped_before, limit=limit,
+                             best=self._best_text(finished), unsaved=self.setup_cut,
+                             signal=self._stop_signal() if status == "interrupted" else None)
+
+    def _summary(self, status, **fields) -> dict:
+        """fit()'s summary of the run at its position, with ``fields`` added."""
         p = self.position
         return {"status": status, "step": p.step, "epoch": p.epoch,
-                "stopped_before": stopped_before, "limit": limit,
-                "best_loss": p.best_loss, "run": self.run.path,
-                "best": self._best_text(finished), "no_best": self._no_best_text(),
-                "unsaved": self.setup_cut,
-                "signal": self._stop_signal() if status == "interrupted" else None,
-                "clipped_fraction": p.clipped_steps / p.step if p.step else 0.0}
+                "best_loss": p.best_loss, "run": self.run.path, "best": self._best_text(),
+                "no_best": self._no_best_text(), "unsaved": False, "signal": None,
+                "clipped_fraction": p.clipped_steps / p.step if p.step else 0.0, **fields}
 
     def _ended(self):
         """The summary of a resume that has nothing left to train (nothing_left), which
@@ -706,12 +709,8 @@ class Trainer:
             return None
         if c.get("plot") and self.world.is_root and not self._plot_current():
             self._write_plot(True)
-        early = bool(c.get("patience")) and p.bad_evals >= int(c["patience"])
-        return {"status": "early-stopped" if early else "done", "step": p.step,
-                "epoch": p.epoch, "nothing_left": left, "run": self.run.path,
-                "best_loss": p.best_loss, "best": self._best_text(),
-                "no_best": self._no_best_text(), "unsaved": False, "signal": None,
-                "clipped_fraction": p.clipped_steps / p.step if p.step else 0.0}
+        return self._summary("early-stopped" if patience_spent(p, c) else "done",
+                             nothing_left=left)
 
     def _plot_current(self) -> bool:
         """Whether loss.png exists and was drawn after last.npz was written."""
