@@ -170,7 +170,8 @@ def _matching(run: RunDir, member: RunDir, k: int) -> RunDir:
 def combined_record(run: RunDir, steps: list[int]) -> dict | None:
     """The ensemble's validation record (EnsembleTrainer._evaluate) when it was made of
     members at ``steps`` (of those not left out, in order), else None: the combination
-    is still to be evaluated."""
+    is still to be evaluated. Its metrics' nulls (figures that were not finite numbers,
+    which metrics_line writes as null) are read back as NaN, as _evaluate scored them."""
     try:
         records = run.read_metrics()
     except UserError:
@@ -178,7 +179,8 @@ def combined_record(run: RunDir, steps: list[int]) -> dict | None:
     for record in records:
         if record.get("ensemble") and record.get("member_steps") == list(steps) \
                 and isinstance(record.get("metrics"), dict):
-            return record
+            return {**record, "metrics": {key: math.nan if value is None else value
+                                          for key, value in record["metrics"].items()}}
     return None
 
 

@@ -478,11 +478,7 @@ class Trainer:
         training's evaluations no longer give it), else None."""
         if not hasattr(self.task, "after_training") or not self.world.is_root:
             return None  # (the other ranks of a data-parallel run end here: nothing to keep)
-        model = self.config.build_model(self.spec)
-        name = BEST if self.run.has(BEST) else LAST
-        arrays, _ = load_arrays(self.run.file(name))
-        load_params(model, arrays, self.run.file(name))
-        model.eval()
+        model, arrays = self._finished_model()
         state = task_state_of(self.task, self.task_state, arrays)
         state = kept_state(self.task.name, "after_training",
                            self.task.after_training(state, self.config, model.runner()))
@@ -490,9 +486,34 @@ class Trainer:
             return None
         self.task_state = state
         self.run.update_task_state(state)
+        return self._finished_score(model, state)
+
+    def _finished_model(self):
+        """The finished model (its best parameters, the last ones when no evaluation
+        improved) in eval mode, and the checkpoint's arrays."""
+        model = self.config.build_model(self.spec)
+        name = BEST if self.run.has(BEST) else LAST
+        arrays, _ = load_arrays(self.run.file(name))
+        load_params(model, arrays, self.run.file(name))
+        model.eval()
+        return model, arrays
+
+    def _finished_score(self, model, state):
+        """The validation score of ``model`` with the task state ``state``."""
         with np.errstate(over="ignore", invalid="ignore"):
             metrics = self.task.evaluate(state, "valid", self.config, model.runner())
         return self.selection.checked_score(metrics)
+
+    def _ended_finished_score(self):
+        """An ended run's finished score, as _after_training gave it: when its saved task
+        state holds after_training's choices (the task's training_state leaves them out),
+        the score of the model with them (rank 0), else None."""
+        if not (self.world.is_root and hasattr(self.task, "after_training")
+                and hasattr(self.task, "training_state")
+                and self.task.training_state(self.task_state) != self.task_state):
+            return None
+        model, arrays = self._finished_model()
+        return self._finished_score(model, task_state_of(self.task, self.task_state, arrays))
 
     def _undo_after_training(self):
         """A resumed run trains on without the choices its after_training made (the task's
@@ -710,7 +731,8 @@ class Trainer:
         if c.get("plot") and self.world.is_root and not self._plot_current():
             self._write_plot(True)
         return self._summary("early-stopped" if patience_spent(p, c) else "done",
-                             nothing_left=left)
+                             nothing_left=left,
+                             best=self._best_text(self._ended_finished_score()))
 
     def _plot_current(self) -> bool:
         """Whether loss.png exists and was drawn after last.npz was written."""

@@ -89,3 +89,23 @@ def test_a_larger_limit_still_trains_on(tmp_path):
     text = ok(invoke("train", "--resume", run, "--steps", "3"))
     assert "done after 3 steps" in text
     assert load_arrays(str(run / LAST))[1]["step"] == 3
+
+
+def test_an_ensemble_whose_figure_was_not_finite_is_left_as_it_is(tmp_path):
+    # metrics.jsonl writes a NaN or infinite figure as null: the combination's record
+    # still reads as the ensemble's, a figure that is not a finite number
+    import json
+    run = tmp_path / "run"
+    ok(train_tiny(tiny_text(tmp_path), run, "--ensemble", "2",
+                  "--select-by", "perplexity:min"))
+    lines = []
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record.get("ensemble"):
+            record["metrics"]["perplexity"] = None
+        lines.append(json.dumps(record, sort_keys=True) + "\n")
+    (run / "metrics.jsonl").write_text("".join(lines))
+    before = _files(run)
+    text = ok(invoke("train", "--resume", run))
+    assert "nothing to train" in text and "not a finite number" in text, text
+    assert _files(run) == before

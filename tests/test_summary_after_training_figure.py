@@ -29,3 +29,16 @@ def test_final_figure_is_the_finished_models(tmp_path):
     assert format_value(finished) != format_value(trained)
     assert (f"best valid loss {format_value(finished)} with the choices made after "
             f"training ({format_value(trained)} before them), ") in out, out
+
+
+def test_an_ended_resume_gives_the_finished_figure_too(tmp_path):
+    # a resume with nothing left to train repeats the summary's figure, the one eval shows
+    data = write_csv(tmp_path / "co2.csv", ("date", "co2"), co2_rows(400))
+    run = tmp_path / "run"
+    out = ok(invoke("train", "forecast", "--data", data, "--inputs", "level", "--window",
+                    16, "--steps", 20, "--hidden", 8, "--threads", 1, "--quiet",
+                    "--no-plot", "--out", run))
+    figure = out.split("done after 20 steps: ")[1].split(", clipped")[0]
+    assert "with the choices made after training" in figure, out
+    again = ok(invoke("train", "--resume", run))
+    assert f"after 20 steps ({figure}); nothing written" in again, again
