@@ -338,6 +338,9 @@ class EnsembleTrainer:
         self.world = world if world is not None else World()
         info = run.info()
         self.config = info["config"]
+        # the options of a resume (runs.resume_run), which an ended run does not save:
+        # how this invocation prints (--quiet) is read from them
+        self.plan = self.config
         self.size = size(self.config)
         self.selection = selection.parse(self.config.get("select_by"))
         self._infos = [member_info(info, k) for k in range(self.size)]
@@ -363,7 +366,7 @@ class EnsembleTrainer:
         """Train the members in turn (in_turn.train), then evaluate their combination.
         A resume whose members had nothing left to train (trainer.nothing_left) and
         whose combination is recorded for the members' steps writes nothing."""
-        quiet = self.config.get("quiet") or not self.world.is_root
+        quiet = self.plan.get("quiet") or not self.world.is_root
         summaries, stopped = in_turn.train(self._member, self.size, "member", self.world,
                                            resume, quiet, self.echo)
         if stopped:

@@ -65,6 +65,7 @@ def test_fit_summary_clipped_fraction_is_weighted_by_each_members_steps(monkeypa
     monkeypatch.setattr(in_turn, "train", lambda *a, **k: (summaries, None))
     trainer = object.__new__(ensemble.EnsembleTrainer)
     trainer.size, trainer.config, trainer.echo = 2, {"quiet": True}, print
+    trainer.plan = trainer.config  # the options of this invocation (runs._resumed's)
 
     class Root:
         is_root = False

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from helpers import invoke, ok, tiny_text, train_tiny
+from helpers import TINY_RUN, invoke, ok, tiny_text, train_tiny
 
 from recurrent.checkpoint import LAST, load_arrays, save_arrays
 
@@ -108,4 +108,17 @@ def test_an_ensemble_whose_figure_was_not_finite_is_left_as_it_is(tmp_path):
     before = _files(run)
     text = ok(invoke("train", "--resume", run))
     assert "nothing to train" in text and "not a finite number" in text, text
+    assert _files(run) == before
+
+
+def test_quiet_is_heeded_by_an_ensemble_with_nothing_left(tmp_path):
+    # --quiet is how this invocation prints, not saved by a resume that writes nothing:
+    # the members are not listed, only the one summary line
+    run = tmp_path / "run"
+    loud = [str(option) for option in TINY_RUN if option != "--quiet"]
+    ok(invoke("train", "char-lm", "--data", tiny_text(tmp_path), *loud, "--no-plot",
+              "--ensemble", "2", "--out", run))
+    before = _files(run)
+    text = ok(invoke("train", "--resume", run, "--quiet"))
+    assert len(text.splitlines()) == 1 and text.startswith("nothing to train:"), text
     assert _files(run) == before
