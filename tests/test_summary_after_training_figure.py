@@ -14,12 +14,18 @@ def co2_rows(count: int) -> list[list]:
     return [[str(t), float(v)] for t, v in zip(series.times[:count], series.values[:count, 0])]
 
 
-def test_final_figure_is_the_finished_models(tmp_path):
+def blended_run(tmp_path):
+    """(the run, train's output) of a 20-step forecast run on 400 weeks of CO2, whose
+    --blend auto choice changes the model."""
     data = write_csv(tmp_path / "co2.csv", ("date", "co2"), co2_rows(400))
     run = tmp_path / "run"
-    out = ok(invoke("train", "forecast", "--data", data, "--inputs", "level", "--window",
-                    16, "--steps", 20, "--hidden", 8, "--threads", 1, "--quiet",
-                    "--no-plot", "--out", run))
+    return run, ok(invoke("train", "forecast", "--data", data, "--inputs", "level",
+                          "--window", 16, "--steps", 20, "--hidden", 8, "--threads", 1,
+                          "--quiet", "--no-plot", "--out", run))
+
+
+def test_final_figure_is_the_finished_models(tmp_path):
+    run, out = blended_run(tmp_path)
     state = json.loads((run / "config.json").read_text())["task_state"]
     assert 0 <= state["blend"] < 1, state["blend"]  # the choice changed the model
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -33,11 +39,7 @@ def test_final_figure_is_the_finished_models(tmp_path):
 
 def test_an_ended_resume_gives_the_finished_figure_too(tmp_path):
     # a resume with nothing left to train repeats the summary's figure, the one eval shows
-    data = write_csv(tmp_path / "co2.csv", ("date", "co2"), co2_rows(400))
-    run = tmp_path / "run"
-    out = ok(invoke("train", "forecast", "--data", data, "--inputs", "level", "--window",
-                    16, "--steps", 20, "--hidden", 8, "--threads", 1, "--quiet",
-                    "--no-plot", "--out", run))
+    run, out = blended_run(tmp_path)
     figure = out.split("done after 20 steps: ")[1].split(", clipped")[0]
     assert "with the choices made after training" in figure, out
     again = ok(invoke("train", "--resume", run))
