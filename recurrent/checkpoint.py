@@ -277,11 +277,27 @@ def load_arrays(path: str) -> tuple[dict, dict]:
     def read():
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
-        meta = json.loads(str(arrays.pop("meta")))
-        if not isinstance(meta, dict):
-            raise ValueError("meta is not a JSON object")
-        return arrays, meta
+        return arrays, _meta(arrays.pop("meta"))
     return _read_checkpoint(path, read)
+
+
+def load_meta(path: str) -> dict:
+    """The meta record of a file written by save_arrays, its arrays left unread (np.load
+    reads an .npz member only when asked for it). Unreadable -> UserError."""
+    checkpoint_shapes(path)
+
+    def read():
+        with np.load(path, allow_pickle=False) as data:
+            return _meta(data["meta"])
+    return _read_checkpoint(path, read)
+
+
+def _meta(value) -> dict:
+    """save_arrays' "meta" array as the dict it holds; ValueError when it is not one."""
+    meta = json.loads(str(value))
+    if not isinstance(meta, dict):
+        raise ValueError("meta is not a JSON object")
+    return meta
 
 
 def param_budget(path: str):

@@ -68,7 +68,7 @@ import numpy as np
 from . import __version__, averaging, in_turn, run_lock, selection
 from .averaging import WeightAverage
 from .checkpoint import (BEST, LAST, METRICS_FORMAT, PLOT_FILE, RunDir, WriteError,
-                         kept_state, load_arrays, param_budget, save_arrays)
+                         kept_state, load_arrays, load_meta, param_budget, save_arrays)
 from .config import TrainingConfig
 from .data_parallel import DataParallel
 from .distributed import World
@@ -144,6 +144,12 @@ def patience_spent(position: Position, config) -> bool:
     """Whether --patience evaluations in a row have passed without improvement."""
     patience = int(config.get("patience") or 0)
     return bool(patience and position.bad_evals >= patience)
+
+
+def _corrupted(path: str, e: Exception) -> UserError:
+    """The error for a checkpoint whose records do not hold what restoring needs."""
+    return UserError(f"checkpoint {path} is corrupted or incomplete "
+                     f"({type(e).__name__}: {e})")
 
 
 # save()'s default: the carried state gathered there
@@ -294,8 +300,19 @@ class Trainer:
             if self.world.is_root and not check_only:
                 self.run.drop_metrics_after(self.position.step)
         except (KeyError, ValueError, TypeError) as e:
-            raise UserError(f"checkpoint {path} is corrupted or incomplete "
-                            f"({type(e).__name__}: {e})") from None
+            raise _corrupted(path, e) from None
+
+    def _saved_position(self) -> Position:
+        """The Position last.npz holds, from its meta record alone (the arrays are read
+        by restore() when the run trains)."""
+        path = self.run.file(LAST)
+        meta = load_meta(path) if self.world.is_root else None
+        if self.parallel is not None:
+            meta = self.world.bcast(meta)
+        try:
+            return Position.from_meta(meta)
+        except (KeyError, ValueError, TypeError) as e:
+            raise _corrupted(path, e) from None
 
     # -- data -----------------------------------------------------------------------------
     def _epoch_batches(self, epoch):
@@ -723,8 +740,8 @@ class Trainer:
         writes nothing: no options, checkpoint or records; loss.png only when it is
         missing or older than last.npz (a run stopped before drawing it). None when
         there are steps left."""
-        self.restore(check_only=True)  # the position only: metrics.jsonl left as it is
-        p, c = self.position, self.plan
+        self.position = p = self._saved_position()
+        c = self.plan
         left = nothing_left(p, c)
         if left is None:
             return None
