@@ -626,14 +626,16 @@ class RunDir:
 
     def update_config(self, config: dict) -> None:
         """Replace the saved options (resume with a new --steps, --epochs, ...)."""
-        info = self.info()
-        info["config"] = config
-        write_json(self.file(CONFIG_FILE), info)
+        self.update_info(config=config)
 
     def update_task_state(self, task_state: dict) -> None:
         """Replace the saved task state (choices a task makes after training)."""
+        self.update_info(task_state=task_state)
+
+    def update_info(self, **entries) -> None:
+        """Replace entries of config.json ("config", "task_state") in one write."""
         info = self.info()
-        info["task_state"] = task_state
+        info.update(entries)
         write_json(self.file(CONFIG_FILE), info)
 
     def has(self, name: str) -> bool:

@@ -25,7 +25,7 @@ from .cli_options import RANK_COUNT, THREAD_COUNT, checkpoint_option
 from .errors import AllRanksError, TrainingDataUnavailable, UserError, error_line
 from .figures import counted
 from .interrupt import Terminated, terminating_as_ctrl_c
-from . import datafile, out_paths, predict_api, std_streams
+from . import datafile, moved_data, out_paths, predict_api, std_streams
 from .key_reads import KeyReads
 from .progress import aside, share_text
 from .protocols import SPLITS
@@ -707,10 +707,17 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
     if getattr(model, "diverged_note", None):  # a member the ensemble leaves out, alone
         from .progress import warn_once
         warn_once(model.diverged_note)
+    state = info["task_state"]
+    moved = moved_data.moved_files(task, state, {"data": data}) if split else {}
+    if moved:  # the run's data, gone from where it was read: read from its new place
+        from .config import option_flags
+        state = moved_data.moved_state(task, state, moved, option_flags(task))
+        data = None
     if data:
         if split is not None:
             raise UserError(f"--split {split} chooses a split of the run's own data: it "
-                            f"does not go with --data (a --data file is scored whole)")
+                            f"does not go with --data (a --data file is scored whole; "
+                            f"when the run's data has moved, --data gives its new place)")
         if os.path.isdir(data):
             raise UserError(f"--data {data}: a directory, not a data file")
         # lexists: a symbolic link that cannot be followed (a loop) is named by datafile
@@ -720,7 +727,9 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
         split = "test"                               # took the file (_check_read_data)
     else:
         split = _eval_split(task, split)
-    state = info["task_state"]
+        if not moved:
+            moved_data.check_present(task, state, run, f"--split {split} --data NEW "
+                                     f"(--data FILE alone scores a file whole)")
     if backtest is not None:
         result = task.backtest(state, split, config, model.runner(), backtest)
         _check_read_data(task, config, data)

@@ -255,7 +255,7 @@ class TrainingConfig(dict):
 
     def resumed(self, changes: dict, resolved: dict | None = None,
                 flags: dict | None = None, given: dict | None = None,
-                read: dict | None = None) -> "TrainingConfig":
+                read: dict | None = None, moved: dict | None = None) -> "TrainingConfig":
         """These options with ``changes`` (options given again to a resumed run) applied:
         those in RESUMABLE may change, any other must keep its value (UserError).
         ``resolved``: the values the task chose for options the run left at a default of
@@ -265,7 +265,9 @@ class TrainingConfig(dict):
         ``given``: options the run chose among candidates, with the values it was started
         with (--window auto): giving one of those again is no change either. ``read``:
         the file the run reads for a path option (Task.read_files): while it exists, a
-        value given again must name it, however spelled or from wherever."""
+        value given again must name it, however spelled or from wherever. ``moved``: the
+        path options whose file is gone and that name the file's new place
+        (moved_data.moved_files): they take the value given."""
         config = TrainingConfig(self)
         for key, value in changes.items():
             if key in (given or {}) and saved_json(given[key]) == saved_json(value):
@@ -279,7 +281,7 @@ class TrainingConfig(dict):
                 chosen = f" (the default of --optimizer {self['optimizer']})"
             else:
                 chosen = ""
-            if key in RESUMABLE:
+            if key in RESUMABLE or key in (moved or {}):
                 config[key] = value
             elif not (_same_value(saved, value, (read or {}).get(key))
                       or _same_setting(key, saved, value)):

@@ -276,6 +276,15 @@ class Task(Protocol):
         gives the option again is judged by this file, not by the path as typed, which
         names another file (or none) from another working directory."""
 
+    def moved_files(self, state: dict, moved: dict) -> dict:
+        """The run's ``state`` reading, for each path option key in ``moved`` (among
+        read_files'), the file at ``moved[key]`` (an absolute path) in place of the one
+        the run was trained on, which is gone: the run's data moved (`train --resume RUN
+        --data NEW`, `eval RUN --split S --data NEW`). Reads the file and raises a
+        UserError when it cannot be read or does not hold the data the run was trained
+        on (its content differs), as reading the run's data does. Without it a run's
+        data cannot move."""
+
     def check_state(self, state: dict, model_spec: dict) -> None:
         """Raise ValueError naming what is wrong with a saved run's task state: a key
         missing or of the wrong type, a value out of range, a vocabulary of another size
@@ -433,10 +442,11 @@ MEMBERS: dict[type, Members] = {
                             "initial_params",
                             "trained_params", "fixed_params_option", "with_params",
                             "after_training", "training_state", "backtest", "count_batches",
-                            "resolved_options", "read_files", "moot_options", "format_backtest",
-                            "predict_options", "predict", "predict_stream"),
-                  # the trainer folds the trained values into the state with with_params
-                  needs=(("trained_params", "with_params"),)),
+                            "resolved_options", "read_files", "moved_files", "moot_options",
+                            "format_backtest", "predict_options", "predict", "predict_stream"),
+                  # the trainer folds the trained values into the state with with_params;
+                  # a moved file is found among those read_files names
+                  needs=(("trained_params", "with_params"), ("moved_files", "read_files"))),
     Runner: Members(required=("forward", "step")),
 }
 

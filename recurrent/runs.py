@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import (__version__, averaging, candidates, datafile, ensemble, in_turn, run_lock,
-               selection, tuning)
+from . import (__version__, averaging, candidates, datafile, ensemble, in_turn, moved_data,
+               run_lock, selection, tuning)
 from .checkpoint import (BEST, CONFIG_FILE, DIVERGED, LAST, RunCopy, RunDir, kept_state,
                          load_arrays, param_budget, read_json)
 from .checks import one_line
@@ -158,12 +158,15 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
                         f"{info['imported_from']} and holds no training state: --resume "
                         f"needs the original run")
     config = TrainingConfig.from_json(info["config"], run.file(CONFIG_FILE))
+    moved = moved_data.moved_files(task, info["task_state"], changes or {})
+    if not moved:
+        moved_data.check_present(task, info["task_state"], run.path, "--data NEW")
     if changes:
         resolved = (task.resolved_options(info["task_state"])
                     if hasattr(task, "resolved_options") else {})
         read = task.read_files(info["task_state"]) if hasattr(task, "read_files") else {}
         config = config.resumed(changes, resolved, option_flags(task),
-                                (info.get(candidates.CHOSE) or {}).get("given"), read)
+                                (info.get(candidates.CHOSE) or {}).get("given"), read, moved)
     config.check(task)
     # rank 0's check (parallel_trainer): the run's data is read again by every rank
     data = config.get("data")
@@ -186,9 +189,13 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
         resumed = ensemble.member_runs(run, missing_ok=True)
     else:
         resumed = [run]
+    # the data read from its new place, checked before anything is written
+    moved_states = moved_data.moved_runs(task, [run] + [p for p in resumed if p is not run],
+                                         moved, option_flags(task))
+    states = {part.path: state for part, state in moved_states}
     left = []  # nothing_left of each part that trains (a diverged one is left out)
     for part in resumed:  # each checkpoint readable (a part without one starts anew)
-        position = check_checkpoint(task, part)
+        position = check_checkpoint(task, part, states.get(part.path))
         if not part.has(DIVERGED):
             left.append((position, nothing_left(position, config)))
         for key, done in (("steps", position.step), ("epochs", position.epoch)):
@@ -206,12 +213,17 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
                  run, [position.step for position, _ in left]) is not None))
     if changes and not ended:
         run.update_config(config.to_json())
+        for part, state in moved_states:  # before the parts are matched to the run
+            options = dict(part.info()["config"], **{key: config[key] for key in moved})
+            part.update_info(config=options, task_state=state)
     if parts is not None:
         candidates.update(parts, candidates.pending(info), config.to_json())
     elif ensemble.size(config) > 1 and not ended:
         ensemble.write_members(run, fresh=False)
     trainer = _trainer(task, run, echo, world)
     trainer.plan = config  # the options asked for, which an ended run does not save
+    if ended and moved_states and isinstance(trainer, Trainer):
+        trainer.task_state = moved_states[0][1]  # read, not saved, by its finished score
     return trainer
 
 

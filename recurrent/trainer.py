@@ -106,13 +106,16 @@ def load_params(model, arrays: dict, path: str) -> None:
         raise UserError(f"checkpoint {path} does not fit this model: {str(e)[:200]}") from None
 
 
-def check_checkpoint(task, run: RunDir) -> Position:
+def check_checkpoint(task, run: RunDir, task_state: dict | None = None) -> Position:
     """UserError when the last.npz of ``run`` cannot be restored (unreadable, or not
     this run's model and optimizer; nothing to restore when it has none yet), or when
-    the task cannot make a training batch (its data file changed since training, say).
-    A throwaway Trainer checks, and no file is written: a resume checks before it
-    changes anything. Returns the checkpoint's position (a fresh one without it)."""
+    the task cannot make a training batch (its data file changed since training, say)
+    with ``task_state`` (default: the run's). A throwaway Trainer checks, and no file is
+    written: a resume checks before it changes anything. Returns the checkpoint's
+    position (a fresh one without it)."""
     trainer = Trainer(task, run, echo=lambda line: None)
+    if task_state is not None:
+        trainer.task_state = task_state
     if run.has(LAST):
         trainer.restore(check_only=True)
     next(iter(trainer._epoch_batches(0)), None)

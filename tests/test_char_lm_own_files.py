@@ -49,7 +49,9 @@ def test_eval_data_says_the_missing_file_is_the_runs_training_data(run, tmp_path
         report = ok(invoke("eval", path, "--data", other, "--threads", 1))
         assert (f"baselines left out (they are fitted on the run's training split): data "
                 f"file not found: {data}; that is the data this run was trained on") in report
-        one_line_error(invoke("eval", path, "--threads", 1), f"data file not found: {data}")
+        one_line_error(invoke("eval", path, "--threads", 1),
+                       f"{data}, the data {path} was trained on, is gone",
+                       "--split valid --data NEW")
     finally:
         (moved / data.name).rename(data)
     assert "left out" not in ok(invoke("eval", path, "--data", other, "--threads", 1))

@@ -59,7 +59,8 @@ def test_char_lm_scores_another_file_with_its_training_text_gone(tmp_path):
     data, _, other, with_data = _char_lm_run(tmp_path)
     moved = _moved_away(data, tmp_path)
     _scored_alone(tmp_path / "run", other, with_data, f"data file not found: {data}")
-    one_line_error(invoke("eval", tmp_path / "run"), f"data file not found: {data}")
+    one_line_error(invoke("eval", tmp_path / "run"),
+                   f"{data}, the data {tmp_path / 'run'} was trained on, is gone")
     # its text changed: the same, naming the change
     moved.rename(data)
     data.write_text(data.read_text(encoding="utf-8") + "one more line.\n", encoding="utf-8")

@@ -1,5 +1,5 @@
 """A forecast run whose training file is gone: the one line says how to go on for the
-command that met it (train --resume refuses a new --data, so it cannot be the advice)."""
+command that met it (restore the file, or give its new place with --data)."""
 import shutil
 from pathlib import Path
 
@@ -23,6 +23,8 @@ def test_resume_without_the_training_data_says_to_restore_it(tmp_path):
     ok(invoke("train", "forecast", "--data", data, "--out", run, *TINY))
     data.rename(tmp_path / "moved.csv.gz")
     result = invoke("train", "--resume", run, "--steps", 3)
-    one_line_error(result, f"the training data {str(data)!r} is gone", "restore it")
+    one_line_error(result, f"{data}, the data {run} was trained on, is gone",
+                   "restore it, or give its new place with --data NEW")
     assert "pass recent data with --data" not in result.stderr
-    one_line_error(invoke("predict", run), "is gone", "with --data")
+    one_line_error(invoke("predict", run), f"the training data {str(data)!r} is gone",
+                   "give its new place with --data")

@@ -55,8 +55,8 @@ def test_eval_without_data_still_points_to_data(run_and_other):
     import os
     run, data, _, _ = run_and_other
     os.remove(data)
-    one_line_error(invoke("eval", run), "the data this run was trained on",
-                   "evaluate on a file with --data")
+    one_line_error(invoke("eval", run), f"{data}, the data {run} was trained on, is gone",
+                   "--split test --data NEW", "--data FILE alone scores a file whole")
     ok(invoke("predict", run, "a fine film"))  # predict needs only the run
 
 

@@ -265,6 +265,11 @@ class CharLM:
     def read_files(self, state):
         return {} if state["data"] == text.BUNDLED else {"data": state["data"]}
 
+    def moved_files(self, state, moved):
+        state = dict(state, data=moved["data"])
+        self._corpus_ids(state, {})  # the text there, checked against the fingerprint
+        return state
+
     def check_state(self, state: dict, model_spec: dict) -> None:
         schema.check(state, STATE, "")
         if "n_chars" in state and state["n_train"] > state["n_chars"] - 2:

@@ -452,10 +452,9 @@ class ForecastTask:
         path = state["data"]
         datafile.check_path_encodable(path)  # else it would not exist, wrongly "gone"
         if not os.path.exists(path):
-            # read by train --resume (which cannot change --data), eval and predict alike
-            raise UserError(f"the training data {path!r} is gone: restore it to train or "
-                            f"evaluate this run (eval and predict can read another file "
-                            f"with --data)")
+            # predict's --data is a file to forecast after: the moved file is one
+            raise UserError(f"the training data {path!r} is gone: restore it, or give its "
+                            f"new place with --data")
         # the path as given names the file from the directory the run was trained in;
         # from another one it names another file or none, so messages name the file read
         label = state["data_label"]
@@ -596,6 +595,11 @@ class ForecastTask:
 
     def read_files(self, state):
         return {} if state.get("data") is None else {"data": state["data"]}
+
+    def moved_files(self, state, moved):
+        state = dict(state, data=moved["data"], data_label=moved["data"])
+        self.load(state, {})  # the series there, checked by its rows and their digest
+        return state
 
     def check_state(self, state, model_spec):
         saved.check(state, model_spec, lambda state: self.model_spec(state, {}))

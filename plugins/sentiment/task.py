@@ -74,6 +74,7 @@ FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 SCORE_NEED = "evaluate on a file with --data"
 FIT_NEED = "restore the file as it was to see the baselines"
 TRAIN_NEED = "training goes on with the data it started with: restore the file as it was"
+MOVED_NEED = "give the file the run was trained on"
 
 # Small per-process caches: the trainer calls batches()/evaluate()/baselines() many times
 # with the same state, and re-reading or refitting each time would dominate short runs
@@ -280,6 +281,11 @@ class SentimentTask:
 
     def read_files(self, state: dict) -> dict:
         return {} if state.get("data") is None else {"data": state["data"]}
+
+    def moved_files(self, state: dict, moved: dict) -> dict:
+        state = dict(state, data=moved["data"])
+        self.split_rows(state, "train", {}, MOVED_NEED)  # the rows there, checked by hash
+        return state
 
     def check_state(self, state: dict, model_spec: dict) -> None:
         schema.check(state, STATE, "")

@@ -219,6 +219,11 @@ class Seq2Seq:
     def read_files(self, state: dict) -> dict:
         return {} if state["data"] == data.BUNDLED else {"data": state["data"]}
 
+    def moved_files(self, state: dict, moved: dict) -> dict:
+        state = dict(state, data=moved["data"])
+        self._split(state, "valid", {})  # the pairs there, checked against the fingerprint
+        return state
+
     def check_state(self, state: dict, model_spec: dict) -> None:
         schema.check(state, STATE, "")
         for side, specials in (("source", data.SOURCE_SPECIALS),

@@ -1,0 +1,186 @@
+"""A run whose data file has moved (recurrent/moved_data.py): `train --resume RUN --data
+NEW` and `eval RUN --split S --data NEW` read the run's data from its new place once the
+file the run reads is gone. The resume continues exactly as it would have from the old
+place, saves the new place (of the run and of each part), and a file that is not the
+run's data is refused in one line with nothing written."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from helpers import (bundled_reviews, invoke, ok, one_line_error, reversal_tsv,
+                     sunspot_rows, tiny_text, train_tiny, write_csv, write_reviews)
+
+from recurrent.checkpoint import load_arrays
+from recurrent.trainer import Trainer
+
+pytest.importorskip("recurrent_plugins.cells",
+                    reason="the fast built-in cells (recurrent_plugins.cells) are not built")
+
+
+def _params(run, name="last.npz"):
+    arrays, _ = load_arrays(str(run / name))
+    return {k: v for k, v in arrays.items() if k.startswith("param/")}
+
+
+def _same_params(a, b):
+    return sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def _files(run):
+    """Every file of a run directory (its parts' included) and its bytes."""
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*"))
+            if p.is_file()}
+
+
+def _saved_data(run):
+    info = json.loads((run / "config.json").read_text())
+    return info["config"]["data"], info["task_state"]["data"]
+
+
+def _moved_pair(tmp_path, train):
+    """(the run whose data stays, the same run copied, whose data has moved there): the
+    data file trained on, and its new place."""
+    old = tmp_path / "old"
+    old.mkdir()
+    data = train(old, tmp_path / "stays")
+    shutil.copytree(tmp_path / "stays", tmp_path / "moves")
+    new = tmp_path / "new"
+    new.mkdir()
+    shutil.copy(data, new / data.name)
+    return tmp_path / "stays", tmp_path / "moves", data, new / data.name
+
+
+def _char_lm(directory, out):
+    data = tiny_text(directory)
+    ok(train_tiny(data, out))
+    return data
+
+
+def test_a_char_lm_run_resumes_from_its_datas_new_place_as_from_the_old(tmp_path):
+    stays, moves, data, new = _moved_pair(tmp_path, _char_lm)
+    ok(invoke("train", "--resume", stays, "--steps", 4))
+    data.rename(tmp_path / "elsewhere.txt")  # gone from where `moves` reads it
+    one_line_error(invoke("train", "--resume", moves, "--steps", 4),
+                   f"{data}, the data {moves} was trained on, is gone",
+                   "restore it, or give its new place with --data NEW")
+    ok(invoke("train", "--resume", moves, "--steps", 4, "--data", new))
+    assert _same_params(_params(stays), _params(moves))
+    assert _saved_data(moves) == (str(new), str(new))
+    # the new place is the run's from now on: eval and a later resume read it
+    ok(invoke("eval", moves))
+    ok(invoke("train", "--resume", moves, "--steps", 5))
+
+
+def test_eval_scores_a_split_of_the_moved_data_as_it_did(tmp_path):
+    stays, moves, data, new = _moved_pair(tmp_path, _char_lm)
+    before = json.loads(ok(invoke("eval", moves, "--split", "valid", "--json")))
+    data.unlink()
+    one_line_error(invoke("eval", moves), f"{data}, the data {moves} was trained on, is gone",
+                   "--split valid --data NEW", "--data FILE alone scores a file whole")
+    files = _files(moves)
+    after = json.loads(ok(invoke("eval", moves, "--split", "valid", "--data", new, "--json")))
+    assert after["metrics"] == before["metrics"] and after["baselines"] == before["baselines"]
+    assert _files(moves) == files  # eval saves nothing: the run still names the old place
+
+
+def test_a_file_that_is_not_the_runs_data_is_refused_and_nothing_written(tmp_path):
+    stays, moves, data, new = _moved_pair(tmp_path, _char_lm)
+    other = tmp_path / "other.txt"
+    other.write_text(data.read_text(encoding="utf-8") + "one more line.\n", encoding="utf-8")
+    # while the run's file is there, --data must name it
+    one_line_error(invoke("train", "--resume", moves, "--steps", 4, "--data", other),
+                   "--data cannot change when resuming")
+    data.unlink()
+    files = _files(moves)
+    for args, fragments in (
+            (["--data", other], [f"--data {other} (in place of {data}, which is gone)",
+                                 "changed since this run was trained"]),
+            (["--data", tmp_path / "missing.txt"], ["in place of", "not found"]),
+            (["--data", tmp_path], ["not a file the run can read again"])):
+        one_line_error(invoke("train", "--resume", moves, "--steps", 4, *args), *fragments)
+        assert _files(moves) == files
+    one_line_error(invoke("eval", moves, "--split", "valid", "--data", other),
+                   "changed since this run was trained")
+
+
+def test_standard_input_is_not_a_new_place(tmp_path):
+    from click.testing import CliRunner
+
+    from recurrent.cli import cli
+    stays, moves, data, new = _moved_pair(tmp_path, _char_lm)
+    text = data.read_text(encoding="utf-8")
+    data.unlink()
+    files = _files(moves)
+    result = CliRunner().invoke(cli, ["train", "--resume", str(moves), "--steps", "4",
+                                      "--data", "-"], input=text)
+    one_line_error(result, "not a file the run can read again", "give the file's path")
+    assert _files(moves) == files
+
+
+def _reviews(directory, out):
+    data = directory / "reviews.csv"
+    write_reviews(data, bundled_reviews(60))
+    ok(invoke("train", "sentiment", "--data", data, "--steps", 3, "--hidden", 8,
+              "--ensemble", 2, "--threads", 1, "--quiet", "--no-plot", "--out", out))
+    return data
+
+
+def test_an_ensemble_moves_with_its_members(tmp_path):
+    stays, moves, data, new = _moved_pair(tmp_path, _reviews)
+    ok(invoke("train", "--resume", stays, "--steps", 5))
+    data.unlink()
+    ok(invoke("train", "--resume", moves, "--steps", 5, "--data", new))
+    for k in range(2):
+        member = f"member-{k}"
+        assert _saved_data(moves / member) == (str(new), str(new))
+        assert _same_params(_params(stays / member), _params(moves / member))
+    assert _saved_data(moves) == (str(new), str(new))
+    assert (json.loads(ok(invoke("eval", moves, "--json")))["metrics"]
+            == json.loads(ok(invoke("eval", stays, "--split", "test", "--data", new,
+                                "--json")))["metrics"])
+
+
+def test_candidates_still_choosing_move_each_with_its_own_state(tmp_path, monkeypatch):
+    def interrupted(directory, out):
+        data = write_csv(directory / "sunspots.csv", ("year", "sunspots"), sunspot_rows())
+        with monkeypatch.context() as m:  # a Ctrl-C during the second candidate
+            m.setattr(Trainer, "_stop_requested", lambda self: (
+                self.run.path.endswith("candidate-1") and self.position.step == 3))
+            result = invoke("train", "forecast", "--data", data, "--window", "16",
+                            "--hidden", 8, "--epochs", 1, "--threads", 1, "--quiet",
+                            "--no-plot", "--out", out)
+        assert result.exit_code == 130, result.output
+        return directory / "sunspots.csv"
+
+    stays, moves, data, new = _moved_pair(tmp_path, interrupted)
+    ok(invoke("train", "--resume", stays))
+    data.unlink()
+    ok(invoke("train", "--resume", moves, "--data", new))
+    info = json.loads((moves / "config.json").read_text())
+    assert info["chose"] == json.loads((stays / "config.json").read_text())["chose"]
+    for k in range(2):
+        part = moves / f"candidate-{k}"
+        assert _saved_data(part) == (str(new), str(new))
+        assert _same_params(_params(stays / f"candidate-{k}"), _params(part))
+    assert _same_params(_params(stays, "best.npz"), _params(moves, "best.npz"))
+
+
+def _pairs(directory, out):
+    data, _ = reversal_tsv(directory / "pairs.tsv", "abcd", 400)
+    ok(invoke("train", "seq2seq", "--data", data, "--steps", 2, "--hidden", 8,
+              "--embed-dim", 4, "--threads", 1, "--quiet", "--no-plot", "--out", out))
+    return data
+
+
+def test_a_seq2seq_run_moves(tmp_path):
+    stays, moves, data, new = _moved_pair(tmp_path, _pairs)
+    ok(invoke("train", "--resume", stays, "--steps", 3))
+    data.unlink()
+    ok(invoke("train", "--resume", moves, "--steps", 3, "--data", new))
+    assert _same_params(_params(stays), _params(moves))
+    assert _saved_data(moves) == (str(new), str(new))
+    new.write_text(new.read_text(encoding="utf-8") + "abc\tcba\n", encoding="utf-8")
+    one_line_error(invoke("eval", moves), "changed since this run was trained")
