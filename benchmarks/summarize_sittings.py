@@ -17,17 +17,18 @@ from collections import defaultdict
 
 def load_rows(paths):
     """{(threads, precisions, cell, (T, B, I, H)): {mode: [row, ...]}} over all files, in
-    the order the bench ran them. precisions is "" for recurrent float32 against torch
-    float32, else e.g. "recurrent int8, torch fp32": rows of other precisions are
-    summarised apart, never as one. Rows without a torch side (--vs none or --vs CELL, a
-    cell torch lacks) are left out; returns (rows, how many were left out, the files of
-    runs that stopped early as {path: their error}: such a file holds only the rows
-    measured before the stop, so its sitting is missing from the others). A file that is
-    not a `recurrent bench --json` result is a ValueError naming it."""
+    the order the bench ran them, each row with "sitting": the index of its file.
+    precisions is "" for recurrent float32 against torch float32, else e.g. "recurrent
+    int8, torch fp32": rows of other precisions are summarised apart, never as one. Rows
+    without a torch side (--vs none or --vs CELL, a cell torch lacks) are left out;
+    returns (rows, how many were left out, the files of runs that stopped early as {path:
+    their error}: such a file holds only the rows measured before the stop, so its sitting
+    is missing from the others). A file that is not a `recurrent bench --json` result is a
+    ValueError naming it."""
     rows = defaultdict(lambda: defaultdict(list))
     left_out = 0
     incomplete = {}
-    for path in paths:
+    for sitting, path in enumerate(paths):
         try:
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)
@@ -48,7 +49,8 @@ def load_rows(paths):
             precisions = ("" if (ours, theirs) == ("fp32", "fp32")
                           else f"recurrent {ours}, torch {theirs}")
             size = tuple(row[k] for k in "TBIH")
-            rows[(str(row["threads"]), precisions, row["cell"], size)][row["mode"]].append(row)
+            rows[(str(row["threads"]), precisions, row["cell"], size)][row["mode"]].append(
+                {**row, "sitting": sitting})
     return rows, left_out, incomplete
 
 
@@ -64,16 +66,18 @@ def cell_text(runs):
 
 
 def speedups(rows, mode):
-    """ours, 1 thread / 2 threads: the median over sittings of each sitting's ratio."""
+    """ours, 1 thread / 2 threads: the median over sittings of each sitting's ratio (a
+    sitting that has only one of the two rows, e.g. one the bench stopped early, has none)."""
     out = {}
     for (threads, precisions, cell, size), by_mode in rows.items():
-        two = rows.get(("2", precisions, cell, size), {}).get(mode, [])
-        if threads != "1" or not two or not by_mode[mode]:
+        two = {r["sitting"]: r
+               for r in rows.get(("2", precisions, cell, size), {}).get(mode, [])}
+        ratios = [r["ours"]["median_ms"] / two[r["sitting"]]["ours"]["median_ms"]
+                  for r in by_mode[mode] if r["sitting"] in two]
+        if threads != "1" or not ratios:
             continue
-        pairs = zip(by_mode[mode], two)  # the n-th file of each: the same sitting
         label = f" ({precisions})" if precisions else ""
-        out[(cell, size, label)] = statistics.median(
-            a["ours"]["median_ms"] / b["ours"]["median_ms"] for a, b in pairs)
+        out[(cell, size, label)] = statistics.median(ratios)
     return out
 
 

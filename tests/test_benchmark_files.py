@@ -132,6 +132,20 @@ def test_summarize_sittings_names_a_sitting_the_bench_stopped_early(tmp_path):
         in result.stdout
 
 
+def test_summarize_sittings_pairs_1_and_2_threads_within_one_sitting(tmp_path):
+    """The 2-threads-vs-1 speedup divides each sitting's 1-thread time by the same
+    sitting's 2-thread time: a sitting that stopped before its 2-thread row has no
+    speedup, and its 1-thread row is not paired with another sitting's 2-thread row."""
+    def row(threads, ms):
+        return {**_row(threads, "train"), "ours": {"median_ms": ms}}
+
+    stopped = {"spec": {}, "rows": [row(1, 8.0)], "error": "exit code -9"}
+    whole = {"spec": {}, "rows": [row(1, 4.0), row(2, 2.0)]}
+    result = _summarize(tmp_path, stopped, whole)
+    assert result.returncode == 0, result.stderr
+    assert "2 threads vs 1 (train, ours): lstm (2, 1, 1, 2): 2.00x" in result.stdout
+
+
 def test_distributed_worker_times_two_ranks_and_leaves_no_run_directory(tmp_path):
     """bench_distributed.py's worker on two ranks (the data-parallel step reads the
     trainer's stop request) prints its result and removes the run directory it made."""
