@@ -434,14 +434,15 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
     recurrent.threads.resolve_threads), torch's own default thread count. precision:
     our side's; with int8 our fp32 is timed too, as a third side of the same rounds
     (row["fp32"], and row["ratio_fp32"] = ours / our fp32 per round, median)."""
-    from recurrent.threads import available_cores, resolve_threads
+    from recurrent.threads import max_threads, resolve_threads
     torch = torch_default = None
     if vs == "torch":
         import torch
         torch_default = torch.get_num_threads()
-    rates = {}
-    for nt in thread_counts:
-        rates[nt] = sgemm_rate(available_cores() if nt == "auto" else nt)
+    # the sgemm rate at the most threads a row's calls may use: for auto, the most our
+    # default choice takes (RECURRENT_NUM_THREADS, OMP_NUM_THREADS, the cores)
+    sgemm_threads = {nt: max_threads() if nt == "auto" else nt for nt in thread_counts}
+    rates = {nt: sgemm_rate(sgemm_threads[nt]) for nt in thread_counts}
     for name in cells:
         compare = torch is not None and name in TORCH_CELLS  # others are timed alone
         for size in configs:
@@ -449,6 +450,7 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
             for nt in thread_counts:
                 row = {"cell": name, "T": size[0], "B": size[1], "I": size[2], "H": size[3],
                        "threads": nt, "mode": mode, "sgemm_gflops": rates[nt],
+                       "sgemm_threads": sgemm_threads[nt],
                        "rounds": rounds, "torch_precision": torch_precision,
                        "precision": precision}
                 ours_nt = None if nt == "auto" else nt
@@ -626,6 +628,14 @@ def _format_row(row, vs, columns):
         text += (f"  {row['fp32']['median_ms']:9.2f}  {row['ratio_fp32']:6.2f} "
                  f"±{row['ratio_fp32_iqr']:.2f}")
     return text
+
+
+def _sgemm_text(row):
+    """A row's sgemm rate and its thread count ("auto (2) thread(s) 300")."""
+    threads = row["threads"]
+    if threads == "auto":
+        threads = f"auto ({row['sgemm_threads']})"
+    return f"{threads} thread(s) {row['sgemm_gflops']:.0f}"
 
 
 def _tuning_line(tuned):
@@ -877,8 +887,8 @@ def register_commands(cli):
             raise recurrent.UserError(error or f"the benchmark process failed "
                                       f"(exit code {child.returncode})")
         if payload["rows"]:
-            rate = ", ".join(f"{r['threads']} thread(s) {r['sgemm_gflops']:.0f}"
-                             for r in {r["threads"]: r for r in payload["rows"]}.values())
+            rate = ", ".join(_sgemm_text(r) for r in
+                             {r["threads"]: r for r in payload["rows"]}.values())
             click.echo(f"sgemm 1024^3 in this run, GFLOP/s: {rate}")
         if json_path:
             _write_json(json_path, payload)

@@ -595,6 +595,22 @@ def test_bench_json_records_the_cpu_versions_and_thread_counts_of_each_side(
             assert row["ours_threads"] == row["torch_threads"] == row["threads"]
 
 
+def test_bench_sgemm_rate_of_an_auto_row_runs_on_the_threads_our_default_may_use(
+        tmp_path, monkeypatch):
+    """A row's sgemm rate is measured on the thread count the row's sides may use: for
+    auto the most threads recurrent's default takes (RECURRENT_NUM_THREADS caps it), not
+    every core, which would put a rate no side could reach beside the row."""
+    monkeypatch.setenv("RECURRENT_NUM_THREADS", "1")
+    out = tmp_path / "bench.json"
+    result = _bench("--cell", "rnn_tanh", "--vs", "none", "--config", "4,8,3,5",
+                    "--threads", "auto,2", "--repeats", "1", "--rounds", "1",
+                    "--json", str(out))
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())["rows"]
+    assert {row["threads"]: row["sgemm_threads"] for row in rows} == {"auto": 1, 2: 2}
+    assert "sgemm 1024^3 in this run, GFLOP/s: auto (1) thread(s) " in result.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["--threads", "1.5"], "--threads: expected comma-separated thread counts"),
     (["--config", "a,b,c,d"], "--config: expected T,B,I,H (four positive ints)"),
