@@ -680,15 +680,18 @@ def _is_result(path) -> bool:
 
 def _check_json_path(path):
     """Refuse a --json FILE that cannot be written before the benchmark runs (a missing
-    directory, no permission, a directory), by writing and removing its temporary file,
-    or must not be (an existing file that is not an earlier result, any path inside a run
-    directory: out_paths)."""
+    directory, no permission, a read-only file system, a directory), by writing and
+    removing a temporary file in the folder _write_json writes in, or must not be (an
+    existing file that is not an earlier result, any path inside a run directory:
+    out_paths)."""
     if os.path.lexists(path):
         check_out("--json", path, None, replace=_is_result,
                   refusal="exists and is not an earlier bench result; the results would "
                           "replace it: choose another file name")
     check_outside_runs("--json", path)
-    tmp = f"{path}.tmp{os.getpid()}"
+    # beside the file _write_json replaces: through a symbolic link, the one it names
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    tmp = f"{target}.tmp{os.getpid()}"
     try:
         with open(tmp, "w"):
             pass

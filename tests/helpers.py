@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import subprocess
 
+import pytest
 from click.testing import CliRunner
 
 from recurrent.cli import cli
@@ -222,6 +224,38 @@ def file_size_limit(limit: int):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     return pre
+
+
+def read_only_run(directory, command, env) -> subprocess.CompletedProcess:
+    """Run ``command`` (its output captured as text) with the tree under ``directory``
+    read-only: its folders' write permission taken away for a user other than root, and
+    for root, whom permissions do not stop, a read-only bind mount in a mount namespace
+    of the command's own (the test is skipped where that cannot be made)."""
+    directory = os.fspath(directory)
+    if os.geteuid() != 0:
+        folders = [directory] + [os.path.join(d, n) for d, names, _ in os.walk(directory)
+                                 for n in names]
+        for folder in folders:
+            os.chmod(folder, 0o555)
+        try:
+            return subprocess.run(command, env=env, capture_output=True, text=True)
+        finally:
+            for folder in folders:
+                os.chmod(folder, 0o755)
+    mount = 'mount --bind -o ro "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+    wrapper = ["unshare", "--mount", "sh", "-c", mount, directory]
+    probe_file = os.path.join(directory, "probe")
+    try:
+        probe = subprocess.run(wrapper + ["touch", probe_file], capture_output=True,
+                               text=True)
+    except FileNotFoundError:
+        pytest.skip("no unshare command to mount a read-only folder as root")
+    if os.path.exists(probe_file) or "Read-only file system" not in probe.stderr:
+        if os.path.exists(probe_file):
+            os.remove(probe_file)
+        pytest.skip(f"cannot mount a read-only folder here: {probe.stderr.strip()}")
+    return subprocess.run(wrapper + [str(c) for c in command], env=env,
+                          capture_output=True, text=True)
 
 
 def expected_int8_path(vector_code: str) -> str:

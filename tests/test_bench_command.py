@@ -390,6 +390,30 @@ def test_bench_refuses_an_unwritable_json_path_before_running(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no temporary file left behind
 
 
+def test_bench_refuses_a_json_link_into_a_read_only_folder_before_running(tmp_path):
+    """--json names a symbolic link to an earlier result: the result replaces the file the
+    link names, so a read-only folder of that file is refused before the benchmark runs,
+    not after it, when its results would be lost."""
+    from helpers import installed_env, read_only_run
+    kept, links = tmp_path / "kept", tmp_path / "links"
+    kept.mkdir()
+    links.mkdir()
+    args = ["--vs", "none", "--cell", "rnn_tanh", "--config", "2,1,1,2", "--threads", "1",
+            "--repeats", "1", "--rounds", "1"]
+    assert _bench(*args, "--json", kept / "bench.json").exit_code == 0
+    before = (kept / "bench.json").read_bytes()
+    (links / "bench.json").symlink_to(kept / "bench.json")
+    result = read_only_run(kept, [sys.executable, "-m", "recurrent", "bench", *args,
+                                  "--json", links / "bench.json"], installed_env())
+    assert result.returncode == 1 and result.stdout == "", result.stdout
+    assert result.stderr.strip().splitlines() == [
+        f"Error: --json {links / 'bench.json'}: cannot write there "
+        f"({'Read-only file system' if os.geteuid() == 0 else 'Permission denied'})"]
+    assert (kept / "bench.json").read_bytes() == before
+    assert sorted(os.listdir(kept)) == ["bench.json"]
+    assert sorted(os.listdir(links)) == ["bench.json"]
+
+
 def test_bench_refuses_an_empty_json_path_before_running(tmp_path, monkeypatch):
     """`--json ""` (a script's unset variable) names no file: refused in one line before
     the benchmark runs, not a run whose results go nowhere."""
