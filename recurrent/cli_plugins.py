@@ -378,19 +378,22 @@ def tune_command(budget, num_threads, turn_off, turn_on):
         if budget is not None or num_threads is not None:
             raise click.UsageError("--on/--off take no --budget or --threads")
         try:
-            marker = tuning.set_enabled(switch == "on")
+            marker, changed = tuning.set_enabled(switch == "on")
         except (tuning.CacheError, OSError) as exc:
             raise UserError(f"tune --{switch}: {tuning.cache_failure(exc)}") from None
+        already = "" if changed else "already "
         if switch == "off":
-            click.echo(f"kernel tuning is off: the fixed defaults are used ({marker}); "
-                       f"`recurrent tune --on` turns it back on")
+            click.echo(f"kernel tuning is {already}off: the fixed defaults are used "
+                       f"({marker}); `recurrent tune --on` turns it back on")
         else:
             state = tuning.status()
             if state["mode"] == "off":  # RECURRENT_TUNE=off, or the cache turned off
-                click.echo(f"the `recurrent tune --off` switch is removed ({marker}), but "
-                           f"kernel tuning stays off: {state['note']}")
+                switch_gone = (f"the `recurrent tune --off` switch is removed ({marker})"
+                               if changed else
+                               f"there is no `recurrent tune --off` switch ({marker})")
+                click.echo(f"{switch_gone}, but kernel tuning stays off: {state['note']}")
             else:
-                click.echo("kernel tuning is on: " + _tuning_lines(state)[0][12:])
+                click.echo(f"kernel tuning is {already}on: " + _tuning_lines(state)[0][12:])
         return
     budget = tuning.DEFAULT_BUDGET if budget is None else budget
     if not 0 < budget < math.inf:  # NaN and infinity too (the file is JSON)

@@ -584,22 +584,25 @@ def status() -> dict:
     return info
 
 
-def set_enabled(enabled: bool) -> str:
-    """`recurrent tune --on/--off`: remove or create the off marker; returns its path."""
+def set_enabled(enabled: bool) -> tuple[str, bool]:
+    """`recurrent tune --on/--off`: remove or create the off marker; returns its path and
+    whether it changed. A switch already in the asked position writes nothing, so that it
+    succeeds on a read-only cache directory."""
     marker = _off_marker()
     if marker is None:
         from .cache import off_reason
         raise CacheError(f"{off_reason()}; tuning is off with it")
-    if enabled:
+    changed = os.path.lexists(marker) if enabled else not os.path.exists(marker)
+    if changed and enabled:
         try:
             os.unlink(marker)
         except FileNotFoundError:
             pass
-    else:
+    elif changed:
         os.makedirs(os.path.dirname(marker), exist_ok=True)
         # atomically: a write that fails (a full disk) leaves no empty marker, which
         # would turn tuning off while the command reports that it failed
         text = b"kernel tuning is off: `recurrent tune --on` turns it back on\n"
         atomic_write(marker, lambda f: f.write(text))
     reset()
-    return marker
+    return marker, changed

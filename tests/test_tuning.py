@@ -13,8 +13,8 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import (file_size_limit, installed_env, invoke, ok, one_line_error, tiny_text,
-                     train_tiny)
+from helpers import (file_size_limit, installed_env, invoke, ok, one_line_error,
+                     read_only_run, tiny_text, train_tiny)
 
 from recurrent import tuning
 from recurrent.export import safetensors as st
@@ -308,6 +308,48 @@ def test_tune_off_on_a_full_disk_names_the_switch_and_leaves_tuning_on(tmp_path)
     assert result.stderr.strip() == (f"Error: tune --off: cannot write {marker}: "
                                      f"File too large")
     assert os.listdir(tmp_path / "tuning") == []
+
+
+def test_tune_off_when_already_off_writes_nothing_so_a_full_disk_does_not_fail_it(tmp_path):
+    """The switch is already off: `tune --off` says so and leaves the marker as it is, so
+    a write that would fail (a file-size limit of 0, as a full disk) never happens."""
+    env = installed_env(RECURRENT_CACHE_DIR=str(tmp_path))
+    subprocess.run([sys.executable, "-m", "recurrent", "tune", "--off"], env=env, check=True,
+                   capture_output=True)
+    marker = tmp_path / "tuning" / "off"
+    before = os.stat(marker)
+    result = subprocess.run([sys.executable, "-m", "recurrent", "tune", "--off"],
+                            capture_output=True, text=True, preexec_fn=file_size_limit(0),
+                            env=env)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert result.stdout.startswith(f"kernel tuning is already off: the fixed defaults are "
+                                    f"used ({marker})")
+    after = os.stat(marker)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert os.listdir(tmp_path / "tuning") == ["off"]
+
+
+@pytest.mark.parametrize("switch", ["--off", "--on"])
+def test_a_switch_already_in_place_succeeds_on_a_read_only_cache(tmp_path, switch):
+    """Turning off what is off (or on what is on) changes nothing, so a read-only cache
+    directory is no reason to fail: the command says the state is already so, and the
+    directory is as it was."""
+    env = installed_env(RECURRENT_CACHE_DIR=str(tmp_path))
+    # the tuning folder exists (a read-only file system refuses an unlink in it even of a
+    # file that is not there), and the switch is in the position asked
+    for before in dict.fromkeys(["--off", switch]):
+        subprocess.run([sys.executable, "-m", "recurrent", "tune", before], env=env,
+                       check=True, capture_output=True)
+    contents = sorted(str(p) for p in tmp_path.rglob("*"))
+    result = read_only_run(tmp_path, [sys.executable, "-m", "recurrent", "tune", switch],
+                           dict(env, RECURRENT_TUNE="on"))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert result.stdout.startswith(f"kernel tuning is already {switch[2:]}: ")
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == contents
+    info = subprocess.run([sys.executable, "-m", "recurrent", "info"], check=True,
+                          env={**env, "RECURRENT_TUNE": "on"}, capture_output=True,
+                          text=True).stdout
+    assert ("tuning      off (`recurrent tune --off`" in info) == (switch == "--off"), info
 
 
 def test_info_says_tuning_is_off_under_the_test_suite():
