@@ -7,6 +7,7 @@ Error policy: a UserError, a bad option value or an unknown name prints ONE line
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -52,6 +53,47 @@ Quick start (each line runs as-is on the bundled data):
 """
 
 
+# U+2011, a hyphen that textwrap never breaks a line after (help texts hold none)
+_KEPT_HYPHEN = "\u2011"
+
+
+def _kept(text):
+    return text.replace("-", _KEPT_HYPHEN) if isinstance(text, str) else text
+
+
+class _HelpFormatter(click.HelpFormatter):
+    """click's help formatter, but a line never breaks after a hyphen: an option's name
+    (--select-by), a default ([default: runs/TASK-DATE-TIME], no-nesterov) or a
+    hyphenated word goes to the next line whole. click wraps with textwrap, which breaks
+    hyphenated words and takes no setting against it, so every hyphen is a non-breaking
+    one while text is wrapped and a hyphen again in the page written."""
+
+    def write_usage(self, prog, args="", prefix=None):
+        super().write_usage(_kept(prog), _kept(args), prefix)
+
+    def write_text(self, text):
+        super().write_text(_kept(text))
+
+    def write_dl(self, rows, *args, **kwargs):
+        super().write_dl([tuple(_kept(t) for t in row) for row in rows], *args, **kwargs)
+
+    def getvalue(self):
+        return super().getvalue().replace(_KEPT_HYPHEN, "-")
+
+
+@contextlib.contextmanager
+def _help_formatter():
+    """Every help page and usage line of the command run in it written by _HelpFormatter:
+    click makes a context per command, each of click.Context's class, so its class's
+    formatter is the one place that reaches all of them (plugins' commands too)."""
+    before = click.Context.formatter_class
+    click.Context.formatter_class = _HelpFormatter
+    try:
+        yield
+    finally:
+        click.Context.formatter_class = before
+
+
 class RecurrentGroup(click.Group):
     """The root group: its main() turns every failure into one line on stderr."""
 
@@ -88,7 +130,7 @@ class RecurrentGroup(click.Group):
             # fits, the paired tests) then gives the same bits on any machine. A SIGTERM
             # or SIGHUP ends every command as a Ctrl-C does (recurrent/interrupt.py), so
             # that no file it was writing is left half-made.
-            with single_threaded_blas(), terminating_as_ctrl_c():
+            with single_threaded_blas(), terminating_as_ctrl_c(), _help_formatter():
                 rv = super().main(args, prog_name or "recurrent", complete_var,
                                   standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
@@ -99,7 +141,8 @@ class RecurrentGroup(click.Group):
             code = report("Aborted.", 128 + (cause.signum if isinstance(cause, Terminated)
                                              else signal.SIGINT))
         except click.exceptions.NoArgsIsHelpError as e:  # bare `recurrent`: the quick start
-            click.echo(e.ctx.get_help() if e.ctx else e.format_message())
+            with _help_formatter():
+                click.echo(e.ctx.get_help() if e.ctx else e.format_message())
             code = 0
         except click.ClickException as e:
             if debug:

@@ -101,3 +101,21 @@ def test_train_help_shows_the_loss_a_run_of_the_task_trains_with(name):
     # a run without --loss records the task's loss in config.json (cli._make_trainer)
     rows = listed(help_at_80_columns("train", name), "Options")
     assert f"[default: {plugins.get_task(name).loss}]" in rows["--loss"], rows["--loss"]
+
+
+@pytest.mark.parametrize("width", [80, 100])
+@pytest.mark.parametrize("args", [(), ("train",), ("train", "char-lm"), ("train", "sentiment"),
+                                  ("train", "forecast"), ("train", "seq2seq"), ("bench",),
+                                  ("tune",), ("export",)])
+def test_help_lines_never_break_after_a_hyphen(args, width):
+    """An option's name, a default (runs/TASK-DATE-TIME, no-nesterov) or a hyphenated word
+    is never cut at its hyphen: "[default: runs/TASK-" on one line and "DATE-TIME]" on the
+    next names neither a path nor an option. The words are the same as unwrapped."""
+    result = CliRunner().invoke(cli, [*args, "--help"], prog_name="recurrent",
+                                terminal_width=width)
+    assert result.exit_code == 0, result.output
+    cut = [line for line in result.output.splitlines() if re.search(r"\w-$", line)]
+    assert cut == []
+    assert "\u2011" not in result.output
+    if args[:1] == ("train",) and args[1:]:
+        assert "runs/TASK-DATE-TIME]" in result.output
