@@ -76,7 +76,11 @@ def _terminal_columns(stream) -> int:
     """The width of the terminal ``stream`` writes to, 0 when it is not a terminal or one
     that has no width (a pseudo-terminal no one sized: `script` started without a
     terminal, some containers and CI runners), where a progress bar cut to that width
-    shows nothing: such a terminal gets the log lines."""
+    shows nothing, or when TERM=dumb (Emacs' shell and compilation buffers, editors'
+    output panes), which shows each of the bar's carriage-return redraws as a line of its
+    own: such a terminal gets the log lines."""
+    if os.environ.get("TERM") == "dumb":
+        return 0
     try:
         return os.get_terminal_size(stream.fileno()).columns if stream.isatty() else 0
     except (OSError, ValueError, AttributeError):
