@@ -33,7 +33,11 @@ def main(argv=None):
         if tell:
             print("Aborted.", file=sys.stderr)
         sys.exit(130)
-    return cli_main(argv)
+    try:
+        return cli_main(argv)  # it exits with the command's status (sys.exit)
+    finally:
+        from .interrupt import ignored_from_now
+        ignored_from_now()  # a signal while the interpreter shuts down changes nothing
 
 
 def debug_asked(args) -> bool:

@@ -134,10 +134,13 @@ class RecurrentGroup(click.Group):
                 rv = super().main(args, prog_name or "recurrent", complete_var,
                                   standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
-        except click.exceptions.Abort as e:
+        except (click.exceptions.Abort, KeyboardInterrupt) as e:
+            # click turns a Ctrl-C during the command into Abort; one after it (as the
+            # with block above ends) arrives as it is
             if debug:
                 raise
-            cause = e.__cause__  # Terminated: a SIGTERM or SIGHUP where a Ctrl-C aborts
+            cause = e.__cause__ if isinstance(e, click.exceptions.Abort) else e
+            # Terminated: a SIGTERM or SIGHUP where a Ctrl-C aborts
             code = report("Aborted.", 128 + (cause.signum if isinstance(cause, Terminated)
                                              else signal.SIGINT))
         except click.exceptions.NoArgsIsHelpError as e:  # bare `recurrent`: the quick start

@@ -111,6 +111,18 @@ def terminating_as_ctrl_c():
                 signal.signal(signum, handler)
 
 
+def ignored_from_now() -> None:
+    """A Ctrl-C, SIGTERM or SIGHUP ignored for the rest of the process: for the console
+    script once its command has ended, its output and files complete and its exit status
+    set. The interpreter's shutdown puts back the default action of the handlers Python
+    set (which ends the process by the signal, with no line and a status that says it
+    was stopped); SIG_IGN stays. Main thread only, as for Interrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGINT, *TERMINATING_SIGNALS):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def requested() -> bool:
     """Whether the innermost Interrupt installed now has seen a Ctrl-C or SIGTERM: for
     long work a trainer does while it is set up (language-model pretraining), which has
