@@ -560,10 +560,13 @@ def _print_summary(task, summary):
                    f"`recurrent train {task.name} --resume {word}`")
         return
     steps = summary.get("steps_text") or counted(summary["step"], "step")
-    if summary.get("nothing_left"):  # a resume with no step left: it wrote nothing
-        reached, more = summary["nothing_left"]
+    if summary.get("nothing_left"):  # a resume with no step left: it wrote no more than
+        reached, more = summary["nothing_left"]  # a missing or stale loss.png
+        plotted = summary.get("plotted")
+        written = (f"{', '.join(plotted)} drawn, nothing else written" if plotted
+                   else "nothing written")
         click.echo(f"nothing to train: {run} had already reached {reached} after {steps} "
-                   f"({best_text}); nothing written (to train on, resume it with {more}; "
+                   f"({best_text}); {written} (to train on, resume it with {more}; "
                    f"next: `recurrent eval {word}`, `recurrent predict {word} ...`)")
         return
     how = "stopped early" if summary["status"] == "early-stopped" else "done"

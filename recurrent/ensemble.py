@@ -351,9 +351,13 @@ class EnsembleTrainer:
         return self.size * in_turn.num_params(info["config"], info["model_spec"])
 
     def _member(self, k):
+        from .config import TrainingConfig
         from .trainer import Trainer
         trainer = Trainer(self.task, RunCopy(member_path(self.run.path, k), self._infos[k]),
                           self.echo, self.world)
+        # the resume's options as the member's: an ended member draws its loss.png by
+        # them (--plot), as a plain run does; one that trains has them saved already
+        trainer.plan = TrainingConfig(member_info({"config": dict(self.plan)}, k)["config"])
         return trainer, f"seed {trainer.seed}"
 
     def lock_paths(self) -> list[str]:
@@ -408,7 +412,8 @@ class EnsembleTrainer:
                 # a resume some member could not train on (--patience): the summary says why
                 "stopped_before": any(s.get("stopped_before") for s in summaries),
                 "clipped_fraction": clipped / total if total else 0.0,
-                "nothing_left": summaries[0]["nothing_left"] if record is not None else None}
+                "nothing_left": summaries[0]["nothing_left"] if record is not None else None,
+                "plotted": [path for s in summaries for path in s.get("plotted", ())]}
 
     def _evaluate(self, quiet, steps, left_out):
         """The combined model's validation metrics, written as the ensemble's one

@@ -376,7 +376,10 @@ class Task(Protocol):
     def training_state(self, state: dict) -> dict:
         """The task state without after_training's choices: what a resumed run trains
         and evaluates with until after_training chooses again (forecast: the blend taken
-        out, so checkpoints are compared on the whole correction, as before the choice)."""
+        out, so checkpoints are compared on the whole correction, as before the choice).
+        It also tells a resume of an ended run whether the saved state holds choices that
+        changed the model: without it, such a resume scores the finished model once on
+        "valid" for its summary figure."""
 
     def format_backtest(self, state: dict, split: str, result: dict) -> list[str]:
         """The text of `recurrent eval RUN --backtest N` (without --json) as lines, from

@@ -525,12 +525,16 @@ class Trainer:
         return self.selection.checked_score(metrics)
 
     def _ended_finished_score(self):
-        """An ended run's finished score, as _after_training gave it: when its saved task
-        state holds after_training's choices (the task's training_state leaves them out),
-        the score of the model with them (rank 0), else None."""
-        if not (self.world.is_root and hasattr(self.task, "after_training")
-                and hasattr(self.task, "training_state")
-                and self.task.training_state(self.task_state) != self.task_state):
+        """An ended run's finished score, as _after_training gave it: the score of the
+        model with the saved task state (rank 0) when that may hold after_training's
+        choices, else None. A task with training_state tells them apart (it leaves them
+        out); without it, whether they changed anything is not known, so the model is
+        scored whenever the task has after_training (_best_text shows the training's
+        figure alone when the two agree)."""
+        if not (self.world.is_root and hasattr(self.task, "after_training")):
+            return None
+        if (hasattr(self.task, "training_state")
+                and self.task.training_state(self.task_state) == self.task_state):
             return None
         model, arrays = self._finished_model()
         return self._finished_score(model, task_state_of(self.task, self.task_state, arrays))
@@ -741,17 +745,19 @@ class Trainer:
     def _ended(self):
         """The summary of a resume that has nothing left to train (nothing_left), which
         writes nothing: no options, checkpoint or records; loss.png only when it is
-        missing or older than last.npz (a run stopped before drawing it). None when
-        there are steps left."""
+        missing or older than last.npz (a run stopped before drawing it), listed in the
+        summary's "plotted". None when there are steps left."""
         self.position = p = self._saved_position()
         c = self.plan
         left = nothing_left(p, c)
         if left is None:
             return None
+        plotted = []
         if c.get("plot") and self.world.is_root and not self._plot_current():
-            self._write_plot(True)
+            if self._write_plot(True):
+                plotted.append(self.run.file(PLOT_FILE))
         return self._summary("early-stopped" if patience_spent(p, c) else "done",
-                             nothing_left=left,
+                             nothing_left=left, plotted=plotted,
                              best=self._best_text(self._ended_finished_score()))
 
     def _plot_current(self) -> bool:
@@ -766,16 +772,18 @@ class Trainer:
         """write_loss_plot, and the note when matplotlib cannot be imported. When the
         training ended with an error (a checkpoint that could not be written, a
         divergence), a plot that cannot be written either is left out, so that the error
-        shown is the one that stopped the run, not the plot's."""
+        shown is the one that stopped the run, not the plot's. Returns whether loss.png
+        was written."""
         try:
             drawn = write_loss_plot(self.run)
         except WriteError:
             if trained:
                 raise
-            return
+            return False
         note = None if drawn else missing_note(imported=True)
         if note:
             print(note, file=sys.stderr)
+        return drawn
 
     def _set_up(self, resume):
         """The start of fit (under its Ctrl-C handler): the position and parameters

@@ -5,10 +5,11 @@ stopped after its last step but before its final files were written is still com
 by a resume."""
 from __future__ import annotations
 
+import errno
 import os
 
 import pytest
-from helpers import TINY_RUN, invoke, ok, tiny_text, train_tiny
+from helpers import TINY_RUN, invoke, ok, one_line_error, tiny_text, train_tiny
 
 from recurrent.checkpoint import LAST, load_arrays, save_arrays
 
@@ -73,14 +74,58 @@ def test_a_run_stopped_after_its_last_step_is_completed(tmp_path):
     assert _files(run) == before
 
 
-def test_a_missing_loss_plot_alone_is_drawn_again(tmp_path):
+def test_a_missing_loss_plot_alone_is_drawn_again_and_said_so(tmp_path):
     run = tmp_path / "run"
     ok(train_tiny(tiny_text(tmp_path), run, "--plot"))
     (run / "loss.png").unlink()
     before = _files(run)
-    assert "nothing to train" in ok(invoke("train", "--resume", run))
+    text = ok(invoke("train", "--resume", run))
+    assert f"; {run / 'loss.png'} drawn, nothing else written (to train on" in text, text
     after = _files(run)
     assert after.pop("loss.png") and after == before
+
+
+def test_plot_given_to_a_run_trained_without_one_draws_it_and_says_so(tmp_path):
+    run = tmp_path / "run"
+    ok(train_tiny(tiny_text(tmp_path), run))
+    before = _files(run)
+    assert "loss.png" not in before
+    text = ok(invoke("train", "--resume", run, "--plot"))
+    assert f"; {run / 'loss.png'} drawn, nothing else written (to train on" in text, text
+    assert "nothing written" not in text
+    after = _files(run)
+    assert after.pop("loss.png") and after == before
+
+
+def test_plot_given_to_an_ended_ensemble_draws_its_members_plots_and_says_so(tmp_path):
+    run = tmp_path / "run"
+    ok(train_tiny(tiny_text(tmp_path), run, "--ensemble", "2"))
+    before = _files(run)
+    text = ok(invoke("train", "--resume", run, "--plot"))
+    plots = [run / "member-0" / "loss.png", run / "member-1" / "loss.png"]
+    assert f"; {plots[0]}, {plots[1]} drawn, nothing else written" in text, text
+    after = _files(run)
+    assert after.pop("member-0/loss.png") and after.pop("member-1/loss.png")
+    assert after == before
+
+
+def test_a_loss_plot_that_cannot_be_drawn_again_is_one_line_naming_it(tmp_path,
+                                                                      monkeypatch):
+    # a read-only run directory (the test may run as root, whom a chmod does not stop)
+    run = tmp_path / "run"
+    ok(train_tiny(tiny_text(tmp_path), run))
+    before = _files(run)
+    replace = os.replace
+
+    def read_only(src, dst, *args, **kwargs):
+        if str(dst).startswith(str(run)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        return replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", read_only)
+    one_line_error(invoke("train", "--resume", run, "--plot"),
+                   f"cannot write {run / 'loss.png'}: Read-only file system")
+    assert _files(run) == before
 
 
 def test_a_larger_limit_still_trains_on(tmp_path):
