@@ -258,6 +258,19 @@ def read_only_run(directory, command, env) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
+def checkpoint_params(run, name="last.npz") -> dict:
+    """The "param/..." arrays of checkpoint ``name`` of the run directory ``run``."""
+    from recurrent.checkpoint import load_arrays
+    arrays, _ = load_arrays(str(run / name))
+    return {k: v for k, v in arrays.items() if k.startswith("param/")}
+
+
+def same_params(a, b) -> bool:
+    """Whether two checkpoint_params results hold the same arrays, bit for bit."""
+    import numpy as np
+    return sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
+
+
 def expected_int8_path(vector_code: str) -> str:
     """The int8 products' variant (recurrent._kernels.int8.instruction_path) a process
     whose vector code is ``vector_code`` must run on this CPU: AVX-512 VNNI where the

@@ -11,10 +11,11 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import ctrl_c_around, invoke, ok, one_line_error, write_csv
+from helpers import (checkpoint_params, ctrl_c_around, invoke, ok, one_line_error,
+                     same_params, write_csv)
 
 from recurrent import candidates
-from recurrent.checkpoint import RunDir, load_arrays
+from recurrent.checkpoint import RunDir
 from recurrent.config import TrainingConfig
 from recurrent.errors import UserError
 from recurrent.plugins import get_task
@@ -27,12 +28,8 @@ DEFAULT = [{"inputs": m, "window": w} for w in (30, 16, 8) for m in ("level", "r
 
 
 def _params(path, name="best.npz"):
-    arrays, _ = load_arrays(str(path / name))
-    return {k: v for k, v in arrays.items() if k.startswith("param/")}
+    return checkpoint_params(path, name)
 
-
-def _same(a, b):
-    return sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def _info(run):
@@ -87,7 +84,7 @@ def test_a_candidate_is_the_plain_run_of_its_options(chosen, tmp_path):
         ok(invoke("train", "forecast", "--out", plain, "--window", override["window"],
                   "--inputs", override["inputs"], *SMALL))
         assert not (plain / "candidate-0").exists() and "chose" not in _info(plain)
-        assert _same(_params(plain), _params(chosen / f"candidate-{k}"))
+        assert same_params(_params(plain), _params(chosen / f"candidate-{k}"))
         assert _info(plain)["task_state"] == _info(chosen / f"candidate-{k}")["task_state"]
 
 
@@ -126,10 +123,10 @@ def test_an_interrupted_choice_resumes_to_the_uninterrupted_one(chosen, tmp_path
     assert "candidates: --inputs level --window 30 valid loss" in out and "kept --" in out
     for k in range(len(DEFAULT)):
         for name in ("last.npz", "best.npz"):
-            assert _same(_params(chosen / f"candidate-{k}", name),
+            assert same_params(_params(chosen / f"candidate-{k}", name),
                          _params(part / f"candidate-{k}", name)), (k, name)
     assert _info(part)["chose"] == _info(chosen)["chose"]
-    assert _same(_params(part), _params(chosen))
+    assert same_params(_params(part), _params(chosen))
 
 
 def test_a_run_stopped_before_its_choice_chooses_on_resume(chosen, tmp_path,
@@ -149,7 +146,7 @@ def test_a_run_stopped_before_its_choice_chooses_on_resume(chosen, tmp_path,
     out = ok(invoke("train", "--resume", part))
     assert "nothing to train" not in out and "done after 6 candidates of " in out, out
     assert _info(part)["chose"] == _info(chosen)["chose"]
-    assert _same(_params(part), _params(chosen))
+    assert same_params(_params(part), _params(chosen))
     assert "nothing to train" in ok(invoke("train", "--resume", part))
 
 
@@ -161,8 +158,8 @@ def test_after_the_choice_the_run_resumes_as_the_winner(chosen, tmp_path):
     out = ok(invoke("train", "--resume", run, "--epochs", "3", "--quiet"))
     assert "candidates" not in out
     assert _info(run)["config"]["epochs"] == 3 and "chose" in _info(run)
-    assert not _same(_params(run, "last.npz"), before)
-    assert _same(_params(run / f"candidate-{k}", "last.npz"), before)  # the record stays
+    assert not same_params(_params(run, "last.npz"), before)
+    assert same_params(_params(run / f"candidate-{k}", "last.npz"), before)  # the record stays
     other = "level" if _info(run)["config"]["inputs"] == "relative" else "relative"
     one_line_error(invoke("train", "forecast", "--resume", run, "--inputs", other),
                    "--inputs cannot change when resuming")
@@ -307,7 +304,7 @@ def _pooling_choice(tmp_path):
         plain = start_run(task, TrainingConfig({**config, "pooling": pooling}),
                           str(tmp_path / pooling), echo=lambda line: None)
         plain.fit()
-        assert _same(_params(tmp_path / pooling), _params(tmp_path / "run" / f"candidate-{k}"))
+        assert same_params(_params(tmp_path / pooling), _params(tmp_path / "run" / f"candidate-{k}"))
 
 
 class _LearningRateChoice:
@@ -422,7 +419,7 @@ def test_a_resume_leaves_a_diverged_candidate_out_without_training_it(tmp_path,
         resume_run(task, RunDir.open(part), echo=lines.append).fit(resume=True)
     assert trained == ["candidate-1", "candidate-2"]  # the diverged one is not retrained
     assert _info(tmp_path / "part")["chose"] == _info(tmp_path / "full")["chose"]
-    assert _same(_params(tmp_path / "part"), _params(tmp_path / "full"))
+    assert same_params(_params(tmp_path / "part"), _params(tmp_path / "full"))
 
 
 def test_candidates_that_cannot_be_prepared_are_left_out_saying_why(tmp_path):
@@ -506,4 +503,4 @@ def test_a_ctrl_c_while_a_candidate_is_set_up_stops_that_candidate(tmp_path, mon
         assert resumed.fit(resume=True)["status"] == "done"
     assert full["status"] == "done"
     assert _info(tmp_path / "part")["chose"] == _info(tmp_path / "full")["chose"]
-    assert _same(_params(tmp_path / "part"), _params(tmp_path / "full"))
+    assert same_params(_params(tmp_path / "part"), _params(tmp_path / "full"))

@@ -11,10 +11,10 @@ import shutil
 import numpy as np
 import pytest
 from scipy.special import expit
-from helpers import (bundled_reviews, ctrl_c_around, invoke, ok, one_line_error,
-                     write_reviews)
+from helpers import (bundled_reviews, checkpoint_params, ctrl_c_around, invoke, ok,
+                     one_line_error, same_params, write_reviews)
 
-from recurrent.checkpoint import RunDir, load_arrays
+from recurrent.checkpoint import RunDir
 from recurrent.errors import UserError
 from recurrent.ensemble import EnsembleModel, MemberStates, member_seed
 from recurrent.modules import softmax
@@ -50,12 +50,8 @@ def sentiment_ensemble(data):
 
 
 def _params(path, name="best.npz"):
-    arrays, _ = load_arrays(str(path / name))
-    return {k: v for k, v in arrays.items() if k.startswith("param/")}
+    return checkpoint_params(path, name)
 
-
-def _same(a, b):
-    return sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_members_are_the_plain_runs_of_their_seeds(data, sentiment_ensemble):
@@ -71,8 +67,8 @@ def test_members_are_the_plain_runs_of_their_seeds(data, sentiment_ensemble):
         plain = root / f"plain-{k}"
         ok(invoke("train", "sentiment", "--data", csv, "--out", plain, "--steps", "8",
                   "--seed", seeds[k], *SMALL, *ONE))
-        assert _same(_params(run / f"member-{k}"), _params(plain))
-    assert not _same(_params(run / "member-0"), _params(run / "member-1"))
+        assert same_params(_params(run / f"member-{k}"), _params(plain))
+    assert not same_params(_params(run / "member-0"), _params(run / "member-1"))
 
 
 def test_outputs_are_the_mean_of_the_members_probabilities(sentiment_ensemble):
@@ -130,7 +126,7 @@ def test_resume_trains_what_is_missing_and_extends_every_member(data, tmp_path):
     os.remove(part / "metrics.jsonl")
     ok(invoke("train", "--resume", part, "--steps", "12"))
     for k in range(2):
-        assert _same(_params(whole / f"member-{k}", "last.npz"),
+        assert same_params(_params(whole / f"member-{k}", "last.npz"),
                      _params(part / f"member-{k}", "last.npz"))
         config = json.loads((part / f"member-{k}" / "config.json").read_text())["config"]
         assert config["steps"] == 12 and config["ensemble"] == 1
@@ -190,14 +186,14 @@ def test_an_interrupted_ensemble_resumes_to_the_uninterrupted_one(data, tmp_path
     ok(invoke("train", "--resume", part))
     for k in range(3):
         for name in ("last.npz", "best.npz"):
-            assert _same(_params(whole / f"member-{k}", name),
+            assert same_params(_params(whole / f"member-{k}", name),
                          _params(part / f"member-{k}", name)), (k, name)
     # resuming the finished ensemble changes no member and keeps one combined record
     before = {k: _params(part / f"member-{k}", "last.npz") for k in range(3)}
     out = ok(invoke("train", "--resume", part, "--quiet"))
     assert (f"nothing to train: {part} had already reached its --steps 6 after 3 members "
             f"of 6 steps each (best ensemble valid loss") in out
-    assert all(_same(before[k], _params(part / f"member-{k}", "last.npz")) for k in range(3))
+    assert all(same_params(before[k], _params(part / f"member-{k}", "last.npz")) for k in range(3))
     records = [json.loads(x) for x in (part / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 1 and records[0]["member_steps"] == [6, 6, 6]
     first = json.loads((whole / "metrics.jsonl").read_text())
@@ -219,7 +215,7 @@ def test_a_ctrl_c_between_members_stops_before_the_next(data, tmp_path, monkeypa
     monkeypatch.undo()
     ok(invoke("train", "--resume", part))
     for k in range(3):
-        assert _same(_params(whole / f"member-{k}"), _params(part / f"member-{k}")), k
+        assert same_params(_params(whole / f"member-{k}"), _params(part / f"member-{k}")), k
 
 
 def test_sentiment_trains_an_ensemble_of_three_by_default(data, sentiment_ensemble,
@@ -230,7 +226,7 @@ def test_sentiment_trains_an_ensemble_of_three_by_default(data, sentiment_ensemb
     ok(invoke("train", "sentiment", "--data", csv, "--out", run, "--steps", "8", *SMALL))
     assert json.loads((run / "config.json").read_text())["config"]["ensemble"] == 3
     for k in range(3):
-        assert _same(_params(run / f"member-{k}"), _params(sentiment_ensemble / f"member-{k}"))
+        assert same_params(_params(run / f"member-{k}"), _params(sentiment_ensemble / f"member-{k}"))
     assert not (run / "member-3").exists()
 
 

@@ -8,25 +8,15 @@ from __future__ import annotations
 import json
 import shutil
 
-import numpy as np
 import pytest
-from helpers import (bundled_reviews, invoke, ok, one_line_error, reversal_tsv,
-                     sunspot_rows, tiny_text, train_tiny, write_csv, write_reviews)
+from helpers import (bundled_reviews, checkpoint_params, invoke, ok, one_line_error,
+                     reversal_tsv, same_params, sunspot_rows, tiny_text, train_tiny,
+                     write_csv, write_reviews)
 
-from recurrent.checkpoint import load_arrays
 from recurrent.trainer import Trainer
 
 pytest.importorskip("recurrent_plugins.cells",
                     reason="the fast built-in cells (recurrent_plugins.cells) are not built")
-
-
-def _params(run, name="last.npz"):
-    arrays, _ = load_arrays(str(run / name))
-    return {k: v for k, v in arrays.items() if k.startswith("param/")}
-
-
-def _same_params(a, b):
-    return sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def _files(run):
@@ -38,6 +28,22 @@ def _files(run):
 def _saved_data(run):
     info = json.loads((run / "config.json").read_text())
     return info["config"]["data"], info["task_state"]["data"]
+
+
+def _resumed_both(stays, moves, data, new, *options):
+    """`train --resume` of ``stays`` in place, then, its data file gone, of ``moves`` with
+    the data's new place."""
+    ok(invoke("train", "--resume", stays, *options))
+    data.unlink()
+    ok(invoke("train", "--resume", moves, *options, "--data", new))
+
+
+def _parts_moved(stays, moves, new, names):
+    """Each part (member or candidate directory) of ``moves`` saves the data's new place
+    and holds the parameters of the same part of ``stays``."""
+    for name in names:
+        assert _saved_data(moves / name) == (str(new), str(new))
+        assert same_params(checkpoint_params(stays / name), checkpoint_params(moves / name))
 
 
 def _moved_pair(tmp_path, train):
@@ -67,7 +73,7 @@ def test_a_char_lm_run_resumes_from_its_datas_new_place_as_from_the_old(tmp_path
                    f"{data}, the data {moves} was trained on, is gone",
                    "restore it, or give its new place with --data NEW")
     ok(invoke("train", "--resume", moves, "--steps", 4, "--data", new))
-    assert _same_params(_params(stays), _params(moves))
+    assert same_params(checkpoint_params(stays), checkpoint_params(moves))
     assert _saved_data(moves) == (str(new), str(new))
     # the new place is the run's from now on: eval and a later resume read it
     ok(invoke("eval", moves))
@@ -130,13 +136,8 @@ def _reviews(directory, out):
 
 def test_an_ensemble_moves_with_its_members(tmp_path):
     stays, moves, data, new = _moved_pair(tmp_path, _reviews)
-    ok(invoke("train", "--resume", stays, "--steps", 5))
-    data.unlink()
-    ok(invoke("train", "--resume", moves, "--steps", 5, "--data", new))
-    for k in range(2):
-        member = f"member-{k}"
-        assert _saved_data(moves / member) == (str(new), str(new))
-        assert _same_params(_params(stays / member), _params(moves / member))
+    _resumed_both(stays, moves, data, new, "--steps", 5)
+    _parts_moved(stays, moves, new, ["member-0", "member-1"])
     assert _saved_data(moves) == (str(new), str(new))
     assert (json.loads(ok(invoke("eval", moves, "--json")))["metrics"]
             == json.loads(ok(invoke("eval", stays, "--split", "test", "--data", new,
@@ -156,16 +157,12 @@ def test_candidates_still_choosing_move_each_with_its_own_state(tmp_path, monkey
         return directory / "sunspots.csv"
 
     stays, moves, data, new = _moved_pair(tmp_path, interrupted)
-    ok(invoke("train", "--resume", stays))
-    data.unlink()
-    ok(invoke("train", "--resume", moves, "--data", new))
+    _resumed_both(stays, moves, data, new)
     info = json.loads((moves / "config.json").read_text())
     assert info["chose"] == json.loads((stays / "config.json").read_text())["chose"]
-    for k in range(2):
-        part = moves / f"candidate-{k}"
-        assert _saved_data(part) == (str(new), str(new))
-        assert _same_params(_params(stays / f"candidate-{k}"), _params(part))
-    assert _same_params(_params(stays, "best.npz"), _params(moves, "best.npz"))
+    _parts_moved(stays, moves, new, ["candidate-0", "candidate-1"])
+    assert same_params(checkpoint_params(stays, "best.npz"),
+                       checkpoint_params(moves, "best.npz"))
 
 
 def _pairs(directory, out):
@@ -177,10 +174,8 @@ def _pairs(directory, out):
 
 def test_a_seq2seq_run_moves(tmp_path):
     stays, moves, data, new = _moved_pair(tmp_path, _pairs)
-    ok(invoke("train", "--resume", stays, "--steps", 3))
-    data.unlink()
-    ok(invoke("train", "--resume", moves, "--steps", 3, "--data", new))
-    assert _same_params(_params(stays), _params(moves))
+    _resumed_both(stays, moves, data, new, "--steps", 3)
+    assert same_params(checkpoint_params(stays), checkpoint_params(moves))
     assert _saved_data(moves) == (str(new), str(new))
     new.write_text(new.read_text(encoding="utf-8") + "abc\tcba\n", encoding="utf-8")
     one_line_error(invoke("eval", moves), "changed since this run was trained")

@@ -8,10 +8,9 @@ from __future__ import annotations
 import os
 import signal
 
-import numpy as np
 import pytest
 import train_toys
-from helpers import invoke, ok
+from helpers import checkpoint_params, invoke, ok, same_params
 from test_train import config_for
 
 from recurrent.checkpoint import LAST, METRICS, RunDir, load_arrays
@@ -35,12 +34,8 @@ def _start(tmp_path, name, task_name="toy-sign", **overrides):
 
 
 def _params(path):
-    arrays, _ = load_arrays(str(path / LAST))
-    return {k: v for k, v in arrays.items() if k.startswith("param/")}
+    return checkpoint_params(path, LAST)
 
-
-def _same(a, b):
-    return sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def _records(path, kind):
@@ -62,7 +57,7 @@ def test_resume_of_a_run_without_checkpoint_trains_it_from_the_start(tmp_path, c
                          echo=lambda line: None).fit(resume=True)
     assert f"{tmp_path / 'bare'} {NOTICE}" in capsys.readouterr().err
     assert summary["status"] == "done" and summary["step"] == full["step"]
-    assert _same(_params(tmp_path / "bare"), _params(tmp_path / "full"))
+    assert same_params(_params(tmp_path / "bare"), _params(tmp_path / "full"))
     assert RunDir(str(tmp_path / "bare")).read_metrics() != []
     assert len(_records(tmp_path / "bare", "baselines")) == 1
 
@@ -97,7 +92,7 @@ def test_resume_after_a_failure_before_the_first_checkpoint_starts_again(tmp_pat
     assert [r["step"] for r in _records(run.path, "train")] == \
         [r["step"] for r in _records(tmp_path / "full", "train")]
     assert len(_records(run.path, "baselines")) == 1
-    assert _same(_params(tmp_path / "failed"), _params(tmp_path / "full"))
+    assert same_params(_params(tmp_path / "failed"), _params(tmp_path / "full"))
 
 
 def _ctrl_c_in_baselines(monkeypatch, task_name):
@@ -129,7 +124,7 @@ def test_a_ctrl_c_while_the_trainer_sets_up_stops_at_step_0_and_resumes(
     monkeypatch.undo()
     resumed = train_toys.resume_uninterrupted(tmp_path / "stopped", "toy-sign")
     assert resumed.fit(resume=True)["status"] == "done"
-    assert _same(_params(tmp_path / "stopped"), _params(tmp_path / "full"))
+    assert same_params(_params(tmp_path / "stopped"), _params(tmp_path / "full"))
     assert full["status"] == "done"
     assert len(_records(tmp_path / "stopped", "baselines")) == 1
 
