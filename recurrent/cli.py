@@ -53,8 +53,10 @@ Quick start (each line runs as-is on the bundled data):
 """
 
 
-# U+2011, a hyphen that textwrap never breaks a line after (help texts hold none)
-_KEPT_HYPHEN = "\u2011"
+# a plain hyphen while help text is wrapped: a character textwrap never breaks a line
+# after, and one no help text holds (a Unicode noncharacter, kept for a program's internal
+# use), so that the page written turns back exactly the hyphens this made
+_KEPT_HYPHEN = "\ufdd0"
 
 
 def _kept(text):
@@ -65,8 +67,8 @@ class _HelpFormatter(click.HelpFormatter):
     """click's help formatter, but a line never breaks after a hyphen: an option's name
     (--select-by), a default ([default: runs/TASK-DATE-TIME], no-nesterov) or a
     hyphenated word goes to the next line whole. click wraps with textwrap, which breaks
-    hyphenated words and takes no setting against it, so every hyphen is a non-breaking
-    one while text is wrapped and a hyphen again in the page written."""
+    hyphenated words and takes no setting against it, so every hyphen is _KEPT_HYPHEN
+    while text is wrapped and a hyphen again in the page written."""
 
     def write_usage(self, prog, args="", prefix=None):
         super().write_usage(_kept(prog), _kept(args), prefix)

@@ -4,12 +4,13 @@ names its arguments as the commands take them."""
 import re
 import shlex
 
+import click
 import pytest
 from click.testing import CliRunner
 
 import train_toys
 from recurrent import plugins
-from recurrent.cli import QUICK_START, cli
+from recurrent.cli import QUICK_START, RecurrentGroup, cli
 
 from recurrent_plugins.char_lm import text
 
@@ -119,3 +120,22 @@ def test_help_lines_never_break_after_a_hyphen(args, width):
     assert "\u2011" not in result.output
     if args[:1] == ("train",) and args[1:]:
         assert "runs/TASK-DATE-TIME]" in result.output
+
+
+@pytest.mark.parametrize("width", [40, 80])
+def test_a_non_breaking_hyphen_in_a_help_text_stays_one(width):
+    """A help text may hold a real non-breaking hyphen (U+2011): the page shows it as
+    written, not turned into a plain hyphen by the wrapping that keeps plain hyphens
+    from ending a line."""
+    group = RecurrentGroup(name="recurrent")
+
+    @group.command("trace", help="The gates of a peephole\u2011LSTM cell, step-by-step.")
+    @click.option("--x\u2011axis", "axis", help="The time\u2011axis to plot along.")
+    def trace(axis):
+        pass
+
+    result = CliRunner().invoke(group, ["trace", "--help"], prog_name="recurrent",
+                                terminal_width=width)
+    assert result.exit_code == 0, result.output
+    assert "peephole\u2011LSTM" in result.output and "step-by-step" in result.output
+    assert "--x\u2011axis" in result.output and "time\u2011axis" in result.output
