@@ -434,14 +434,16 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
     recurrent.threads.resolve_threads), torch's own default thread count. precision:
     our side's; with int8 our fp32 is timed too, as a third side of the same rounds
     (row["fp32"], and row["ratio_fp32"] = ours / our fp32 per round, median)."""
-    from recurrent.threads import max_threads, resolve_threads
+    from recurrent.threads import available_cores, max_threads, resolve_threads
     torch = torch_default = None
     if vs == "torch":
         import torch
         torch_default = torch.get_num_threads()
     # the sgemm rate at the most threads a row's calls may use: for auto, the most our
-    # default choice takes (RECURRENT_NUM_THREADS, OMP_NUM_THREADS, the cores)
-    sgemm_threads = {nt: max_threads() if nt == "auto" else nt for nt in thread_counts}
+    # default choice takes (resolve_threads: RECURRENT_NUM_THREADS or OMP_NUM_THREADS,
+    # and never more than the cores)
+    sgemm_threads = {nt: min(max_threads(), available_cores()) if nt == "auto" else nt
+                     for nt in thread_counts}
     rates = {nt: sgemm_rate(sgemm_threads[nt]) for nt in thread_counts}
     for name in cells:
         compare = torch is not None and name in TORCH_CELLS  # others are timed alone

@@ -635,6 +635,24 @@ def test_bench_sgemm_rate_of_an_auto_row_runs_on_the_threads_our_default_may_use
     assert "sgemm 1024^3 in this run, GFLOP/s: auto (1) thread(s) " in result.output
 
 
+def test_bench_sgemm_rate_of_an_auto_row_runs_on_no_more_threads_than_cores(
+        tmp_path, monkeypatch):
+    """RECURRENT_NUM_THREADS above the cores raises the ceiling of recurrent's default,
+    yet that default never takes more threads than the cores (resolve_threads): an auto
+    row's sgemm rate is measured on the cores, not on more threads than the machine
+    runs at once."""
+    from recurrent.threads import available_cores
+    monkeypatch.setenv("RECURRENT_NUM_THREADS", str(available_cores() + 3))
+    out = tmp_path / "bench.json"
+    result = _bench("--cell", "rnn_tanh", "--vs", "none", "--config", "4,8,3,5",
+                    "--threads", "auto", "--repeats", "1", "--rounds", "1",
+                    "--json", str(out))
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["sgemm_threads"] for row in rows] == [available_cores()]
+    assert f"GFLOP/s: auto ({available_cores()}) thread(s) " in result.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["--threads", "1.5"], "--threads: expected comma-separated thread counts"),
     (["--config", "a,b,c,d"], "--config: expected T,B,I,H (four positive ints)"),
