@@ -33,11 +33,24 @@ def main(argv=None):
         if tell:
             print("Aborted.", file=sys.stderr)
         sys.exit(130)
-    try:
-        return cli_main(argv)  # it exits with the command's status (sys.exit)
-    finally:
-        from .interrupt import ignored_from_now
-        ignored_from_now()  # a signal while the interpreter shuts down changes nothing
+    if _process_entry(sys._getframe(1)):  # a signal as it shuts down changes nothing
+        from .interrupt import ending_with_command
+        ending_with_command()
+    return cli_main(argv)  # it exits with the command's status (sys.exit)
+
+
+def _process_entry(caller) -> bool:
+    """Whether main() was called (``caller``: the calling frame) as the process's own
+    program, which ends with it: by the console script's module code (the outermost
+    frame) or by `python -m recurrent` (runpy's _run_module_as_main, outermost). Not
+    when a program runs recurrent inside itself (runpy.run_module, IPython's `%run -m`,
+    recurrent.cli.main from a function): that program goes on afterwards, with its
+    signal handlers."""
+    outer = caller
+    while outer.f_back is not None:
+        outer = outer.f_back
+    return outer is caller or (outer.f_code.co_name == "_run_module_as_main"
+                               and outer.f_globals.get("__name__") == "runpy")
 
 
 def debug_asked(args) -> bool:

@@ -94,8 +94,9 @@ def terminating_as_ctrl_c():
     temporary file removed, a half-made run directory taken back) rather than the
     process ending at once. A signal ignored when it is entered stays ignored (nohup's
     SIGHUP). On exit each previous handler comes back, unless another one replaced this
-    meanwhile (distributed.ignore_ctrl_c's, kept for MPI's finalize). Main thread only,
-    as for Interrupt."""
+    meanwhile (distributed.ignore_ctrl_c's, kept for MPI's finalize), or every one is
+    ignored in a process that ends with its command (ending_with_command). Main thread
+    only, as for Interrupt."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -106,17 +107,34 @@ def terminating_as_ctrl_c():
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            if signal.getsignal(signum) is _terminated and handler is not None:
-                signal.signal(signum, handler)
+        if _ENDS_WITH_COMMAND:  # the command has ended, and the process with it
+            ignored_from_now()
+        else:
+            for signum, handler in previous.items():
+                if signal.getsignal(signum) is _terminated and handler is not None:
+                    signal.signal(signum, handler)
+
+
+# set by the console script when the process ends with its one command (ending_with_command)
+_ENDS_WITH_COMMAND = False
+
+
+def ending_with_command() -> None:
+    """This process ends when its command does (the console script, `python -m
+    recurrent`): terminating_as_ctrl_c's exit then ignores a Ctrl-C, SIGTERM or SIGHUP
+    from there on (ignored_from_now), rather than putting back handlers that would end
+    the process by the signal, or raise KeyboardInterrupt, while it shuts down, its
+    files and exit status complete."""
+    global _ENDS_WITH_COMMAND
+    _ENDS_WITH_COMMAND = True
 
 
 def ignored_from_now() -> None:
     """A Ctrl-C, SIGTERM or SIGHUP ignored for the rest of the process: for the console
-    script once its command has ended, its output and files complete and its exit status
-    set. The interpreter's shutdown puts back the default action of the handlers Python
-    set (which ends the process by the signal, with no line and a status that says it
-    was stopped); SIG_IGN stays. Main thread only, as for Interrupt."""
+    script once its command has ended (ending_with_command), its output and files
+    complete. The interpreter's shutdown puts back the default action of the handlers
+    Python set (which ends the process by the signal, with no line and a status that
+    says it was stopped); SIG_IGN stays. Main thread only, as for Interrupt."""
     if threading.current_thread() is not threading.main_thread():
         return
     for signum in (signal.SIGINT, *TERMINATING_SIGNALS):

@@ -46,3 +46,25 @@ def test_a_signal_after_the_summary_leaves_a_complete_run_and_a_clean_exit(tmp_p
         assert [line for line in err.splitlines() if line.strip()] in ([], ["Aborted."]), \
             (delay, err)
         assert load_meta(str(run / LAST))["finished"] is True
+
+
+@pytest.mark.parametrize("how", ["runpy", "cli"])
+def test_a_program_running_recurrent_inside_itself_keeps_its_signal_handlers(how):
+    """Only the process whose program recurrent is ignores signals once the command has
+    ended: a program that runs it inside itself (runpy, as IPython's `%run -m` does, or
+    recurrent.cli.main) goes on with its own handlers, a Ctrl-C still stopping it."""
+    run = ("runpy.run_module('recurrent', run_name='__main__', alter_sys=True)"
+           if how == "runpy" else "__import__('recurrent.cli').cli.main(['info'])")
+    code = ("import runpy, signal, sys\n"
+            "sys.argv = ['recurrent', 'info']\n"
+            "try:\n"
+            f"    {run}\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "print([signal.getsignal(s) for s in "
+            "(signal.SIGINT, signal.SIGTERM, signal.SIGHUP)])\n")
+    job = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=installed_env(), timeout=120)
+    assert job.returncode == 0, job.stderr
+    last = job.stdout.strip().splitlines()[-1]
+    assert "default_int_handler" in last and "SIG_IGN" not in last, last
