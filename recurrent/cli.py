@@ -373,7 +373,8 @@ def _shared_options(defaults: dict, loss: str | None = None) -> list:
         click.Option(["--out"], default=None, metavar="RUN",
                      help="Run directory to create [default: runs/TASK-DATE-TIME]."),
         click.Option(["--resume"], default=None, metavar="RUN",
-                     help="Continue the run in RUN exactly where it stopped."),
+                     help="Continue the run in RUN exactly where it stopped (with --data "
+                          "NEW when its data file has moved)."),
         click.Option(["--precision"], type=click.Choice(PRECISIONS), default="fp32",
                      show_default=True, help="Training precision (int8 is for inference: "
                      "predict, eval, bench --mode infer)."),
@@ -499,7 +500,7 @@ def _train(ctx, task, values):
     summary = trainer.fit(resume=resumed)
     distributed.ignore_ctrl_c(world, training_over=True)
     if world.is_root:
-        _print_summary(task, summary)
+        _print_summary(task, summary, getattr(trainer, "moved_saved", False))
     if summary["status"] == "interrupted":  # 130 after a Ctrl-C, 143 after a SIGTERM
         ctx.exit(128 + _stop_signal(summary))
 
@@ -542,7 +543,9 @@ def _stop_signal(summary) -> int:
     return summary.get("signal") or signal.SIGINT
 
 
-def _print_summary(task, summary):
+def _print_summary(task, summary, moved_saved=False):
+    """The last line of `train`; ``moved_saved``: an ended resume saved its data's new
+    place (runs.resume_run)."""
     run = summary["run"]
     word = out_paths.shell_word(run)  # the run in the commands printed
     best_text = (f"best {summary['best']}" if summary.get("best")
@@ -563,9 +566,12 @@ def _print_summary(task, summary):
         return
     steps = summary.get("steps_text") or counted(summary["step"], "step")
     if summary.get("nothing_left"):  # a resume with no step left: it wrote no more than
-        reached, more = summary["nothing_left"]  # a missing or stale loss.png
-        plotted = summary.get("plotted")
-        written = (f"{', '.join(plotted)} drawn, nothing else written" if plotted
+        reached, more = summary["nothing_left"]  # a missing or stale loss.png, or the
+        done = ([f"{', '.join(summary['plotted'])} drawn"]  # data's new place
+                if summary.get("plotted") else [])
+        if moved_saved:
+            done.insert(0, "the data's new place saved")
+        written = (f"{' and '.join(done)}, nothing else written" if done
                    else "nothing written")
         click.echo(f"nothing to train: {run} had already reached {reached} after {steps} "
                    f"({best_text}); {written} (to train on, resume it with {more}; "
@@ -713,7 +719,8 @@ def _eval_header(task, run, split, note, checkpoint, evaluated, precision, why=N
 @cli.command("eval", short_help="Evaluate a trained RUN beside the task's baselines.")
 @click.argument("run")
 @click.option("--data", default=None, metavar="FILE",
-              help="Evaluate on this file instead (read with the run's vocabulary/scaler).")
+              help="Evaluate on this file instead (read with the run's vocabulary/scaler); "
+                   "with --split, the run's own data from its new place when it has moved.")
 @click.option("--split", type=click.Choice(list(SPLITS)), default=None,
               help="Which split of the run's data [default: test, or valid for a task "
                    "whose data has no test split].")
@@ -759,6 +766,7 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
         from .progress import warn_once
         warn_once(model.diverged_note)
     state = info["task_state"]
+    given = data  # --json's "data": the path given, the new place of moved data too
     moved = moved_data.moved_files(task, state, {"data": data}) if split else {}
     if moved:  # the run's data, gone from where it was read: read from its new place
         from .config import option_flags
@@ -787,7 +795,7 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
         if as_json:
             _warn_report_notes(task, state, result.get("forecasters", {}))
             echo(json_text({"run": run, "task": task.name, "split": split,
-                            "data": data, "checkpoint": evaluated,
+                            "data": given, "checkpoint": evaluated,
                             "precision": precision, "backtest": result}, indent=2))
             return
         echo(_eval_header(task, run, split, f" ({data})" if data else "", checkpoint,
@@ -809,7 +817,7 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
         if left_out:
             from .progress import warn_once
             warn_once(f"{LEFT_OUT}: {left_out}")
-        echo(json_text({"run": run, "task": task.name, "split": split, "data": data,
+        echo(json_text({"run": run, "task": task.name, "split": split, "data": given,
                         "checkpoint": evaluated, "precision": precision,
                         "metrics": metrics, "baselines": baselines,
                         **({"baselines_left_out": left_out} if left_out else {}),

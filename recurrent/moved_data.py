@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 from .checkpoint import kept_state
 from .checks import one_line
@@ -16,13 +17,18 @@ from .out_paths import home_path
 def moved_files(task, state: dict, given: dict) -> dict:
     """option key -> the absolute path of the file ``given`` (options typed, by key) for
     each path option whose file the run reads (``state``: the run's task state) is gone;
-    {} for a task that cannot read its data from elsewhere (no Task.moved_files)."""
-    if not (hasattr(task, "moved_files") and hasattr(task, "read_files")):
+    {} when none is. UserError when one is given for a task that cannot read its data
+    from elsewhere (no Task.moved_files)."""
+    if not hasattr(task, "read_files"):
         return {}
     moved = {}
     for key, path in task.read_files(state).items():
         value = given.get(key)
         if isinstance(value, str) and value and _gone(path):
+            if not hasattr(task, "moved_files"):
+                raise UserError(f"{path}, the data this run was trained on, is gone, and "
+                                f"the task {task.name} cannot read it from a new place (it "
+                                f"has no Task.moved_files): restore the file there")
             moved[key] = os.path.abspath(home_path(value))
     return moved
 
@@ -34,8 +40,8 @@ def moved_state(task, state: dict, moved: dict, flags: dict) -> dict:
     dashes), when one does not hold the run's data (a file other than the run's, or
     changed) or cannot be read."""
     gone = task.read_files(state)
-    given = "; ".join(f"{flags.get(k) or '--' + k.replace('_', '-')} {path} "
-                      f"(in place of {gone[k]}, which is gone)" for k, path in moved.items())
+    given = "; ".join(f"{_flag(k, flags)} {path} (in place of {gone[k]}, which is gone)"
+                      for k, path in moved.items())
     for path in moved.values():
         # the run reads its data again on every resume and evaluation
         if (os.path.exists(path) and not os.path.isfile(path)) or _stream(path):
@@ -46,6 +52,19 @@ def moved_state(task, state: dict, moved: dict, flags: dict) -> dict:
     except UserError as e:
         raise UserError(f"{given}: {one_line(e)}") from None
     return kept_state(task.name, "moved_files", new)
+
+
+def check_whole(run_path: str, whole, moved: dict, flags: dict) -> None:
+    """UserError when the run at ``run_path`` is a part of the run ``whole`` (a member of
+    an ensemble, a candidate of a run still choosing; None: a run of its own) and its
+    data is to move (``moved``): the parts read one file, and a part moved alone would
+    no longer match its run."""
+    if whole is None:
+        return
+    given = " ".join(f"{_flag(k, flags)} {path}" for k, path in moved.items())
+    raise UserError(f"{given}: {run_path} is a part of {whole.path}, whose parts read one "
+                    f"data file; give its new place to all of them: `recurrent train "
+                    f"--resume {whole.path} {given}`")
 
 
 def moved_runs(task, runs: list, moved: dict, flags: dict) -> list:
@@ -76,17 +95,22 @@ def check_present(task, state: dict, run_path: str, how: str) -> None:
                             f"it, or give its new place with {how}")
 
 
+def _flag(key: str, flags: dict) -> str:
+    """The command-line flag of option ``key`` (``flags``: those not spelled from it)."""
+    return flags.get(key) or "--" + key.replace("_", "-")
+
+
 def _gone(path: str) -> bool:
-    """Whether nothing is at ``path`` (or a symbolic link there names nothing); a name
-    that cannot be looked up (a link loop, one this file system cannot encode) is left
-    to the task's reading to name."""
+    """Whether no data file is at ``path``: nothing (or a symbolic link naming nothing,
+    or a file in place of one of its directories), or a directory, which no task reads
+    as data; a name that cannot be looked up (a link loop, one this file system cannot
+    encode) is left to the task's reading to name."""
     try:
-        os.stat(path)
-    except FileNotFoundError:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
         return True
     except (OSError, ValueError):
         return False
-    return False
 
 
 def _stream(path: str) -> bool:

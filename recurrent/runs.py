@@ -159,7 +159,11 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
                         f"needs the original run")
     config = TrainingConfig.from_json(info["config"], run.file(CONFIG_FILE))
     moved = moved_data.moved_files(task, info["task_state"], changes or {})
-    if not moved:
+    if moved:  # a part's data moves with its run's
+        moved_data.check_whole(run.path, ensemble.whole_of(run.path)
+                               or candidates.choosing_run_of(run.path), moved,
+                               option_flags(task))
+    else:
         moved_data.check_present(task, info["task_state"], run.path, "--data NEW")
     if changes:
         resolved = (task.resolved_options(info["task_state"])
@@ -213,17 +217,18 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
                  run, [position.step for position, _ in left]) is not None))
     if changes and not ended:
         run.update_config(config.to_json())
-        for part, state in moved_states:  # before the parts are matched to the run
-            options = dict(part.info()["config"], **{key: config[key] for key in moved})
-            part.update_info(config=options, task_state=state)
+    # the new place is saved even in an ended run, whose other options are not: later
+    # commands (eval, predict) read the run's data from it
+    for part, state in moved_states:  # before the parts are matched to the run
+        options = dict(part.info()["config"], **{key: config[key] for key in moved})
+        part.update_info(config=options, task_state=state)
     if parts is not None:
         candidates.update(parts, candidates.pending(info), config.to_json())
     elif ensemble.size(config) > 1 and not ended:
         ensemble.write_members(run, fresh=False)
     trainer = _trainer(task, run, echo, world)
     trainer.plan = config  # the options asked for, which an ended run does not save
-    if ended and moved_states and isinstance(trainer, Trainer):
-        trainer.task_state = moved_states[0][1]  # read, not saved, by its finished score
+    trainer.moved_saved = bool(ended and moved_states)  # what the ended summary says
     return trainer
 
 

@@ -89,6 +89,8 @@ def test_eval_scores_a_split_of_the_moved_data_as_it_did(tmp_path):
     files = _files(moves)
     after = json.loads(ok(invoke("eval", moves, "--split", "valid", "--data", new, "--json")))
     assert after["metrics"] == before["metrics"] and after["baselines"] == before["baselines"]
+    # the file read is named as given, as --data always is, with the split scored
+    assert (after["data"], after["split"], before["data"]) == (str(new), "valid", None)
     assert _files(moves) == files  # eval saves nothing: the run still names the old place
 
 
@@ -179,3 +181,111 @@ def test_a_seq2seq_run_moves(tmp_path):
     assert _saved_data(moves) == (str(new), str(new))
     new.write_text(new.read_text(encoding="utf-8") + "abc\tcba\n", encoding="utf-8")
     one_line_error(invoke("eval", moves), "changed since this run was trained")
+
+
+def test_an_ended_run_saves_its_datas_new_place_and_nothing_else(tmp_path):
+    stays, moves, data, new = _moved_pair(tmp_path, _reviews)
+    data.unlink()
+    files = _files(moves)
+    text = ok(invoke("train", "--resume", moves, "--data", new, "--eval-every", 7))
+    assert "nothing to train" in text and "the data's new place saved, nothing else written" in text, text
+    for part in (moves, moves / "member-0", moves / "member-1"):
+        assert _saved_data(part) == (str(new), str(new))
+        info = json.loads((part / "config.json").read_text())
+        assert info["config"]["eval_every"] != 7  # an ended run's other options: not saved
+    # the checkpoints and records are as they were: only the config.json files changed
+    assert {k: v for k, v in _files(moves).items() if not k.endswith("config.json")} == {
+        k: v for k, v in files.items() if not k.endswith("config.json")}
+    assert (json.loads(ok(invoke("eval", moves, "--json")))["metrics"]
+            == json.loads(ok(invoke("eval", stays, "--split", "test", "--data", new,
+                                "--json")))["metrics"])
+
+
+def test_no_data_file_at_the_old_path_is_gone(tmp_path):
+    """A directory where the data file was, or a file in place of its directory: no
+    task reads either as the run's data, so --data gives the new place."""
+    stays, moves, data, new = _moved_pair(tmp_path, _char_lm)
+    data.unlink()
+    data.mkdir()
+    ok(invoke("eval", moves, "--split", "valid", "--data", new))
+    one_line_error(invoke("eval", moves), f"{data}, the data {moves} was trained on, is gone")
+    data.rmdir()
+    data.parent.rmdir()
+    data.parent.write_text("not a directory\n", encoding="utf-8")
+    ok(invoke("train", "--resume", moves, "--steps", 4, "--data", new))
+    assert _saved_data(moves) == (str(new), str(new))
+
+
+def test_a_plugin_task_without_moved_files_says_its_data_cannot_move(tmp_path):
+    import recurrent
+    from recurrent import plugins
+    from recurrent_plugins.char_lm.task import CharLM
+
+    # char-lm as a plugin task written before Task.moved_files
+    members = {k: v for k, v in vars(CharLM).items()
+               if k not in ("moved_files", "__dict__", "__weakref__")}
+    unmovable = type("Unmovable", CharLM.__bases__, dict(members, name="unmovable-lm"))
+
+    class Plugin:
+        @recurrent.hookimpl
+        def register_tasks(self, register):
+            register(unmovable())
+
+    plugins.register_plugin(Plugin(), "test-unmovable")
+    try:
+        data = tiny_text(tmp_path)
+        run = tmp_path / "run"
+        ok(invoke("train", "unmovable-lm", "--data", data, "--steps", 2, "--hidden", 8,
+                  "--threads", 1, "--quiet", "--no-plot", "--out", run))
+        new = tmp_path / "new.txt"
+        data.rename(new)
+        files = _files(run)
+        for args in (["train", "--resume", run, "--steps", 3, "--data", new],
+                     ["eval", run, "--split", "valid", "--data", new]):
+            one_line_error(invoke(*args), f"{data}, the data this run was trained on, is "
+                           f"gone, and the task unmovable-lm cannot read it from a new "
+                           f"place", "restore the file there")
+        assert _files(run) == files
+    finally:
+        plugins.unregister_plugin("test-unmovable")
+
+
+def test_a_forecast_file_that_is_not_the_runs_data_asks_for_the_runs(tmp_path):
+    def forecast(directory, out):
+        data = write_csv(directory / "sunspots.csv", ("year", "sunspots"), sunspot_rows())
+        ok(invoke("train", "forecast", "--data", data, "--window", "16", "--inputs", "level",
+                  "--hidden", 8, "--steps", 2, "--threads", 1, "--quiet", "--no-plot",
+                  "--out", out))
+        return directory / "sunspots.csv"
+
+    stays, moves, data, new = _moved_pair(tmp_path, forecast)
+    data.unlink()
+    new.write_text("".join(new.read_text(encoding="utf-8").splitlines(True)[:-3]),
+                   encoding="utf-8")
+    files = _files(moves)
+    for args in (["train", "--resume", moves, "--steps", 4, "--data", new],
+                 ["eval", moves, "--split", "valid", "--data", new]):
+        line = one_line_error(invoke(*args), f"--data {new} (in place of {data}, which is "
+                              f"gone)", "give the file the run was trained on")
+        # the file given is not the run's to restore, and giving it with --data was done
+        assert "restore it" not in line and "new data with --data" not in line, line
+    assert _files(moves) == files
+
+
+def test_a_member_moves_with_its_ensemble_not_alone(tmp_path):
+    """Moved alone, a member would no longer match its ensemble, which could then be
+    neither resumed nor evaluated."""
+    stays, moves, data, new = _moved_pair(tmp_path, _reviews)
+    data.unlink()
+    for name in ("last.npz", "best.npz", "metrics.jsonl"):  # member-1: none trained yet
+        (moves / "member-1" / name).unlink()
+    files = _files(moves)
+    for member in (moves / "member-0", moves / "member-1"):  # ended, or steps left
+        one_line_error(invoke("train", "--resume", member, "--data", new),
+                       f"--data {new}: {member} is a part of {moves}, whose parts read one "
+                       f"data file", f"`recurrent train --resume {moves} --data {new}`")
+        assert _files(moves) == files
+    ok(invoke("train", "--resume", moves, "--data", new))
+    for k in range(2):
+        assert _saved_data(moves / f"member-{k}") == (str(new), str(new))
+    ok(invoke("eval", moves))

@@ -52,6 +52,7 @@ EVAL_CHUNK = 1024  # windows per model call in evaluation
 # eval and predict all read it, so the hint names what each can do.
 CHANGED_DATA_HINT = ("restore it as it was to train or evaluate this run (eval and predict "
                      "can read the edited file as new data with --data)")
+MOVED_HINT = "give the file the run was trained on"  # a moved file's place (moved_files)
 MODELS = ("auto", *saved.KINDS)  # --model
 
 # Training defaults of this task, pinned here (not inherited) because the documented
@@ -471,7 +472,7 @@ class ForecastTask:
         return self.load_file(state, self._training_source(state), whole_file=False)
 
     def load_file(self, state, source, whole_file, restart=False, targets=False,
-                  date_order=None) -> Prepared:
+                  date_order=None, changed_hint=CHANGED_DATA_HINT) -> Prepared:
         """Cached _read: evaluation runs every few hundred steps on the same file. The
         learned smoothing's values ("es", which change every step when they train with
         the network) shape only a new file's reading (its restart), so they key only
@@ -479,22 +480,25 @@ class ForecastTask:
         try:
             stat = os.stat(source.path)
         except OSError:  # a path that cannot be read: reading it names the problem
-            return self._read(state, source, whole_file, restart, targets, date_order)
+            return self._read(state, source, whole_file, restart, targets, date_order,
+                              changed_hint)
         keyed = state if whole_file else {k: v for k, v in state.items() if k != "es"}
         key = (source.path, stat.st_mtime_ns, stat.st_size, whole_file, restart, targets,
                date_order, json.dumps(keyed, sort_keys=True))
         if key not in self._cache:
             self._cache.clear()  # one series at a time is all a run needs
             self._cache[key] = self._read(state, source, whole_file, restart, targets,
-                                          date_order)
+                                          date_order, changed_hint)
         return self._cache[key]
 
-    def _read(self, state, source, whole_file, restart, targets, date_order=None) -> Prepared:
+    def _read(self, state, source, whole_file, restart, targets, date_order=None,
+              changed_hint=CHANGED_DATA_HINT) -> Prepared:
         """A file read with the run's columns and scaler. A new file (``whole_file``) must
         hold the window's rows, or with ``restart`` all the rows its smoothing states
         restart on (windows.head_rows), and with ``targets`` a horizon after them. Its
         dates are read in ``date_order`` when given (predict --date-order), else as the
-        training data's were."""
+        training data's were. ``changed_hint``: what to do about a training file whose
+        rows differ from the run's."""
         series = dataio.read_series(source, state["columns"], state["time_column"],
                                     date_order, saved_order=state.get("date_order"))
         if state.get("calendar") and not np.issubdtype(series.times.dtype, np.datetime64):
@@ -540,12 +544,12 @@ class ForecastTask:
             train_end, valid_end, expected = state["split_ends"]
             if n != expected:
                 raise UserError(f"the training data {source.label!r} changed since training "
-                                f"({n} rows, was {expected}): {CHANGED_DATA_HINT}")
+                                f"({n} rows, was {expected}): {changed_hint}")
             stored = state.get("data_sha256")  # (runs saved before it have none)
             if stored is not None and stored != dataio.digest(series):
                 raise UserError(f"the training data {source.label!r} changed since training "
                                 f"(same {n} rows, other values or times): "
-                                f"{CHANGED_DATA_HINT}")
+                                f"{changed_hint}")
             ranges = win.split_ranges(train_end, valid_end, n)
             filled = dataio.fill_gaps(series, [train_end, valid_end, n])
         return Prepared(series=series, filled=filled, scaled=win.scale(filled, state["scaler"]),
@@ -598,7 +602,9 @@ class ForecastTask:
 
     def moved_files(self, state, moved):
         state = dict(state, data=moved["data"], data_label=moved["data"])
-        self.load(state, {})  # the series there, checked by its rows and their digest
+        # the series there, checked by its rows and their digest
+        self.load_file(state, self._training_source(state), whole_file=False,
+                       changed_hint=MOVED_HINT)
         return state
 
     def check_state(self, state, model_spec):
