@@ -619,38 +619,26 @@ def test_bench_json_records_the_cpu_versions_and_thread_counts_of_each_side(
             assert row["ours_threads"] == row["torch_threads"] == row["threads"]
 
 
+@pytest.mark.parametrize("above_cores", [False, True], ids=["capped", "above-cores"])
 def test_bench_sgemm_rate_of_an_auto_row_runs_on_the_threads_our_default_may_use(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, above_cores):
     """A row's sgemm rate is measured on the thread count the row's sides may use: for
-    auto the most threads recurrent's default takes (RECURRENT_NUM_THREADS caps it), not
-    every core, which would put a rate no side could reach beside the row."""
-    monkeypatch.setenv("RECURRENT_NUM_THREADS", "1")
+    auto the most threads recurrent's default takes, not every core, which would put a
+    rate no side could reach beside the row. RECURRENT_NUM_THREADS caps it; above the
+    cores it raises the ceiling, yet the default never takes more threads than the
+    cores (resolve_threads), so the rate is then the cores'."""
+    from recurrent.threads import available_cores
+    cores = available_cores()
+    monkeypatch.setenv("RECURRENT_NUM_THREADS", str(cores + 3 if above_cores else 1))
+    auto = cores if above_cores else 1
     out = tmp_path / "bench.json"
     result = _bench("--cell", "rnn_tanh", "--vs", "none", "--config", "4,8,3,5",
                     "--threads", "auto,2", "--repeats", "1", "--rounds", "1",
                     "--json", str(out))
     assert result.exit_code == 0, result.output
     rows = json.loads(out.read_text())["rows"]
-    assert {row["threads"]: row["sgemm_threads"] for row in rows} == {"auto": 1, 2: 2}
-    assert "sgemm 1024^3 in this run, GFLOP/s: auto (1) thread(s) " in result.output
-
-
-def test_bench_sgemm_rate_of_an_auto_row_runs_on_no_more_threads_than_cores(
-        tmp_path, monkeypatch):
-    """RECURRENT_NUM_THREADS above the cores raises the ceiling of recurrent's default,
-    yet that default never takes more threads than the cores (resolve_threads): an auto
-    row's sgemm rate is measured on the cores, not on more threads than the machine
-    runs at once."""
-    from recurrent.threads import available_cores
-    monkeypatch.setenv("RECURRENT_NUM_THREADS", str(available_cores() + 3))
-    out = tmp_path / "bench.json"
-    result = _bench("--cell", "rnn_tanh", "--vs", "none", "--config", "4,8,3,5",
-                    "--threads", "auto", "--repeats", "1", "--rounds", "1",
-                    "--json", str(out))
-    assert result.exit_code == 0, result.output
-    rows = json.loads(out.read_text())["rows"]
-    assert [row["sgemm_threads"] for row in rows] == [available_cores()]
-    assert f"GFLOP/s: auto ({available_cores()}) thread(s) " in result.output
+    assert {row["threads"]: row["sgemm_threads"] for row in rows} == {"auto": auto, 2: 2}
+    assert f"sgemm 1024^3 in this run, GFLOP/s: auto ({auto}) thread(s) " in result.output
 
 
 @pytest.mark.parametrize("args, message", [
