@@ -565,10 +565,11 @@ def _print_summary(task, summary, moved_saved=False):
                    f"`recurrent train {task.name} --resume {word}`")
         return
     steps = summary.get("steps_text") or counted(summary["step"], "step")
-    if summary.get("nothing_left"):  # a resume with no step left: it wrote no more than
-        reached, more = summary["nothing_left"]  # a missing or stale loss.png, or the
-        done = ([f"{', '.join(summary['plotted'])} drawn"]  # data's new place
-                if summary.get("plotted") else [])
+    # a resume with no step left: it wrote no more than a missing or stale loss.png and
+    # the data's new place
+    if summary.get("nothing_left"):
+        reached, more = summary["nothing_left"]
+        done = [f"{', '.join(summary['plotted'])} drawn"] if summary.get("plotted") else []
         if moved_saved:
             done.insert(0, "the data's new place saved")
         written = (f"{' and '.join(done)}, nothing else written" if done
