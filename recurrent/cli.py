@@ -666,7 +666,8 @@ def _task_of_run(run):
            short_help="Train a model for TASK.", subcommand_metavar="TASK [OPTIONS]...",
            context_settings={"max_content_width": 100})
 @click.option("--resume", default=None, metavar="RUN",
-              help="Continue the run in RUN (its task and options are saved there).")
+              help="Continue the run in RUN (its task and options are saved there; "
+                   "with --data NEW when its data file has moved).")
 @click.pass_context
 def train_group(ctx, resume):
     """Train a model for TASK (`recurrent train TASK --help` shows its options)."""

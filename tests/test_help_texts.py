@@ -73,6 +73,15 @@ def test_train_help_names_its_subcommands_tasks():
         assert summary.endswith("."), (name, summary)
 
 
+def test_both_train_helps_say_a_moved_runs_resume_takes_its_datas_new_place():
+    """`train --resume RUN --data NEW` works with the task named or not: both help pages
+    say so."""
+    for args in (("train",), ("train", "char-lm")):
+        rows = listed(help_at_80_columns(*args), "Options")
+        resume = " ".join(rows["--resume"].split())
+        assert "with --data NEW when its data file has moved" in resume, (args, resume)
+
+
 def test_data_options_name_a_file():
     for name in ("char-lm", "sentiment", "forecast", "seq2seq"):
         command = cli.get_command(None, "train").get_command(None, name)
