@@ -13,6 +13,9 @@ from .checks import one_line
 from .errors import UserError
 from .out_paths import home_path
 
+# a task's advice when the file given as a run's moved data is not that data
+NOT_THE_RUNS_DATA = "give the file the run was trained on"
+
 
 def moved_files(task, state: dict, given: dict) -> dict:
     """option key -> the absolute path of the file ``given`` (options typed, by key) for

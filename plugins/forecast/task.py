@@ -31,6 +31,7 @@ from recurrent import selection
 from recurrent.checks import one_line
 from recurrent.errors import UserError
 from recurrent.memo import Kept, rows_key
+from recurrent.moved_data import NOT_THE_RUNS_DATA
 from recurrent.progress import warn_once
 from recurrent.step import VALID_LOSS_RUN, SplitLoss, valid_loss_name
 
@@ -52,7 +53,6 @@ EVAL_CHUNK = 1024  # windows per model call in evaluation
 # eval and predict all read it, so the hint names what each can do.
 CHANGED_DATA_HINT = ("restore it as it was to train or evaluate this run (eval and predict "
                      "can read the edited file as new data with --data)")
-MOVED_HINT = "give the file the run was trained on"  # a moved file's place (moved_files)
 MODELS = ("auto", *saved.KINDS)  # --model
 
 # Training defaults of this task, pinned here (not inherited) because the documented
@@ -604,7 +604,7 @@ class ForecastTask:
         state = dict(state, data=moved["data"], data_label=moved["data"])
         # the series there, checked by its rows and their digest
         self.load_file(state, self._training_source(state), whole_file=False,
-                       changed_hint=MOVED_HINT)
+                       changed_hint=NOT_THE_RUNS_DATA)
         return state
 
     def check_state(self, state, model_spec):

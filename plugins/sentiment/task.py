@@ -24,6 +24,7 @@ from recurrent.checks import has_control
 from recurrent.datafile import check_utf8, excerpt
 from recurrent.errors import TrainingDataUnavailable, UserError
 from recurrent.memo import Kept, file_identity, frozen
+from recurrent.moved_data import NOT_THE_RUNS_DATA
 from recurrent.pretrain import pretrain_language_model
 from recurrent.report import TRAIN_OVERLAP, overlap_count
 from recurrent.step import VALID_LOSS_RUN, SplitLoss, valid_loss_name
@@ -74,7 +75,6 @@ FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 SCORE_NEED = "evaluate on a file with --data"
 FIT_NEED = "restore the file as it was to see the baselines"
 TRAIN_NEED = "training goes on with the data it started with: restore the file as it was"
-MOVED_NEED = "give the file the run was trained on"
 
 # Small per-process caches: the trainer calls batches()/evaluate()/baselines() many times
 # with the same state, and re-reading or refitting each time would dominate short runs
@@ -284,7 +284,7 @@ class SentimentTask:
 
     def moved_files(self, state: dict, moved: dict) -> dict:
         state = dict(state, data=moved["data"])
-        self.split_rows(state, "train", {}, MOVED_NEED)  # the rows there, checked by hash
+        self.split_rows(state, "train", {}, NOT_THE_RUNS_DATA)  # the rows there, checked by hash
         return state
 
     def check_state(self, state: dict, model_spec: dict) -> None:
