@@ -442,9 +442,11 @@ def _busy_difference(switch, windows=10, seconds=0.1):
 @pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc")
 def test_a_busy_process_counts_and_our_own_busy_threads_do_not():
     """The default thread count used to follow the load average, which counts our own
-    threads: a sustained 2-thread run talked itself down to 1 thread. Our own thread busy
-    in numpy adds nothing to the count of runnable threads elsewhere; another process
-    spinning adds one (each compared with windows where it rests)."""
+    threads: a sustained 2-thread run talked itself down to 1 thread. Another process
+    spinning adds about one to the count of runnable threads elsewhere, our own thread
+    busy in numpy about nothing (each compared with windows where it rests). On a loaded
+    machine our busy thread also keeps other processes' threads waiting for a core, which
+    raises both figures alike, so the two are compared with each other."""
     run, stop = threading.Event(), threading.Event()
     a = np.ones((300, 300))
 
@@ -467,8 +469,7 @@ def test_a_busy_process_counts_and_our_own_busy_threads_do_not():
     finally:
         spinner.kill()
         spinner.wait()
-    assert ours < 0.5, ours
-    assert other > 0.5, other
+    assert other - ours > 0.5, (other, ours)
 
 
 def test_blas_is_single_threaded_inside_kernel_calls_and_restored_after():
