@@ -149,10 +149,10 @@ def _check_candidate_new(path: str, k: int) -> None:
     RunDir.check_new(candidate)
 
 
-def check(run: RunDir) -> list[RunDir]:
+def check(run: RunDir, infos: dict | None = None) -> list[RunDir]:
     """Every candidate's run directory, each checked to be there and to belong to the
-    run (before a resume writes anything)."""
-    return [_matching(run, k) for k in range(len(pending(run.info())))]
+    run (before a resume writes anything; ``infos``: _matching's)."""
+    return [_matching(run, k, infos) for k in range(len(pending(run.info())))]
 
 
 def update(candidates: list[RunDir], overrides: list[dict], config: dict) -> None:
@@ -162,18 +162,21 @@ def update(candidates: list[RunDir], overrides: list[dict], config: dict) -> Non
         candidate.update_config(dict(config, **override))
 
 
-def _matching(run: RunDir, k: int) -> RunDir:
+def _matching(run: RunDir, k: int, infos: dict | None = None) -> RunDir:
     """Candidate k's run directory, checked to be there and to have the run's task and
-    options with its overrides (but those that may change on resume)."""
+    options with its overrides (but those that may change on resume); ``infos``: the
+    contents of config.json files to judge by in place of what they hold, by run path
+    (those of a resume moving the run's data, once moved: moved_data.moved_runs)."""
     from .config import RESUMABLE
-    info = run.info()
+    infos = infos or {}
+    info = infos.get(run.path) or run.info()
     override = pending(info)[k]
     path = candidate_path(run.path, k)
     if not os.path.exists(os.path.join(path, CONFIG_FILE)):
         raise UserError(f"{run.path} chooses among {len(pending(info))} candidates and "
                         f"{CANDIDATE_DIR.format(k)} is missing")
     candidate = RunDir.open(path)
-    ours, theirs = dict(info["config"], **override), candidate.info()
+    ours, theirs = dict(info["config"], **override), infos.get(path) or candidate.info()
     differs = ["task"] if theirs["task"] != info["task"] else []
     keys = set(ours) | set(theirs["config"])
     differs += [f"option {key}" for key in sorted(keys - set(RESUMABLE))

@@ -152,11 +152,15 @@ def write_members(run: RunDir, fresh: bool) -> None:
                           kernel=member.get("kernel"))
 
 
-def _matching(run: RunDir, member: RunDir, k: int) -> RunDir:
+def _matching(run: RunDir, member: RunDir, k: int, infos: dict | None = None) -> RunDir:
     """``member``, checked to have the ensemble's task, task state, model spec and
-    options (but those that may change on resume: config.RESUMABLE)."""
+    options (but those that may change on resume: config.RESUMABLE); ``infos``: the
+    contents of config.json files to judge by in place of what they hold, by run path
+    (those of a resume moving the run's data, once moved: moved_data.moved_runs)."""
     from .config import RESUMABLE
-    ours, theirs = member_info(run.info(), k), member.info()
+    infos = infos or {}
+    ours = member_info(infos.get(run.path) or run.info(), k)
+    theirs = infos.get(member.path) or member.info()
     differs = [key.replace("_", " ") for key in SHARED if ours[key] != theirs[key]]
     options = set(ours["config"]) | set(theirs["config"])
     differs += [f"option {key}" for key in sorted(options - set(RESUMABLE))
@@ -184,9 +188,11 @@ def combined_record(run: RunDir, steps: list[int]) -> dict | None:
     return None
 
 
-def member_runs(run: RunDir, missing_ok: bool = False) -> list[RunDir]:
+def member_runs(run: RunDir, missing_ok: bool = False,
+                infos: dict | None = None) -> list[RunDir]:
     """The members' run directories, each checked to be there (``missing_ok``: those
-    there, as a resume finds them before it creates the others) and to match."""
+    there, as a resume finds them before it creates the others) and to match
+    (``infos``: _matching's)."""
     count = size(run.info()["config"])
     members = []
     for k in range(count):
@@ -197,7 +203,7 @@ def member_runs(run: RunDir, missing_ok: bool = False) -> list[RunDir]:
                 continue
             raise UserError(f"{run.path} is an ensemble of {count} members and "
                             f"{MEMBER_DIR.format(k)} is missing")
-        members.append(_matching(run, RunDir.open(path), k))
+        members.append(_matching(run, RunDir.open(path), k, infos))
     return members
 
 

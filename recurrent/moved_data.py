@@ -17,11 +17,18 @@ from .out_paths import home_path
 NOT_THE_RUNS_DATA = "give the file the run was trained on"
 
 
+def not_the_runs_data(path: str, why: str) -> str:
+    """A task's refusal (Task.moved_files) of ``path``, given as the new place of a run's
+    data, whose content is not that data (``why``: what tells it apart); a file edited
+    in place says instead that it changed since the run was trained."""
+    return f"{path} does not hold the data this run was trained on ({why}): {NOT_THE_RUNS_DATA}"
+
+
 def moved_files(task, state: dict, given: dict) -> dict:
     """option key -> the absolute path of the file ``given`` (options typed, by key) for
-    each path option whose file the run reads (``state``: the run's task state) is gone;
-    {} when none is. UserError when one is given for a task that cannot read its data
-    from elsewhere (no Task.moved_files)."""
+    each path option whose file the run reads (``state``: the run's task state) is gone
+    (_gone); {} when none is. UserError when one is given for a task that cannot read its
+    data from elsewhere (no Task.moved_files)."""
     if not hasattr(task, "read_files"):
         return {}
     moved = {}
@@ -29,9 +36,9 @@ def moved_files(task, state: dict, given: dict) -> dict:
         value = given.get(key)
         if isinstance(value, str) and value and _gone(path):
             if not hasattr(task, "moved_files"):
-                raise UserError(f"{path}, the data this run was trained on, is gone, and "
-                                f"the task {task.name} cannot read it from a new place (it "
-                                f"has no Task.moved_files): restore the file there")
+                raise UserError(f"{path}, the data this run was trained on, {_gone(path)}, "
+                                f"and the task {task.name} cannot read it from a new place "
+                                f"(it has no Task.moved_files): restore the file there")
             moved[key] = os.path.abspath(home_path(value))
     return moved
 
@@ -43,8 +50,8 @@ def moved_state(task, state: dict, moved: dict, flags: dict) -> dict:
     dashes), when one does not hold the run's data (a file other than the run's, or
     changed) or cannot be read."""
     gone = task.read_files(state)
-    given = "; ".join(f"{_flag(k, flags)} {path} (in place of {gone[k]}, which is gone)"
-                      for k, path in moved.items())
+    given = "; ".join(f"{_flag(k, flags)} {path} (in place of {gone[k]}, which "
+                      f"{_gone(gone[k]) or 'is gone'})" for k, path in moved.items())
     for path in moved.values():
         # the run reads its data again on every resume and evaluation
         if (os.path.exists(path) and not os.path.isfile(path)) or _stream(path):
@@ -70,21 +77,40 @@ def check_whole(run_path: str, whole, moved: dict, flags: dict) -> None:
                     f"--resume {whole.path} {given}`")
 
 
-def moved_runs(task, runs: list, moved: dict, flags: dict) -> list:
-    """[(run, its task state reading the files ``moved``)] for a run and its parts
-    (candidates, whose states are their own, or an ensemble's members); [] when nothing
-    moved. Each distinct state is checked once (moved_state)."""
-    if not moved:
-        return []
+def moved_runs(task, runs: list, moved: dict, options: dict, flags: dict) -> dict:
+    """path -> (the keys of the path options that move, the task state reading them) of
+    each of ``runs`` (RunDirs: a run, then its candidates or members) whose data moves;
+    {} when none does. The run's moves to ``moved`` (moved_files); a part's whose file is
+    gone and is not the run's moves to the place the run reads once this move is saved
+    (``options``: the run's options then): a move stopped between the config.json files
+    it rewrites (Ctrl-C, a full disk) left that part behind, and the same command, given
+    again, brings it along. Each distinct state is checked once (moved_state), before
+    anything is written."""
+    if not hasattr(task, "moved_files"):
+        return {}
+    run_state = runs[0].info()["task_state"]
+    places = dict(task.read_files(run_state), **moved)
     done = {}
-    result = []
-    for run in runs:
+    result = {}
+    for k, run in enumerate(runs):
         state = run.info()["task_state"]
-        key = json.dumps(state, sort_keys=True)
+        own = moved if k == 0 else {
+            key: places[key] for key, path in task.read_files(state).items()
+            if key in places and path != places[key] and _gone(path)}
+        if not own:
+            continue
+        key = json.dumps([state, own], sort_keys=True)
         if key not in done:
-            done[key] = moved_state(task, state, moved, flags)
-        result.append((run, done[key]))
+            done[key] = moved_state(task, state, own, flags)
+        result[run.path] = ({key: options[key] for key in own}, done[key])
     return result
+
+
+def moved_info(info: dict, moving: tuple) -> dict:
+    """``info`` (the contents of a config.json) once its data has moved (``moving``: its
+    entry of moved_runs)."""
+    options, state = moving
+    return dict(info, config=dict(info["config"], **options), task_state=state)
 
 
 def check_present(task, state: dict, run_path: str, how: str) -> None:
@@ -93,8 +119,9 @@ def check_present(task, state: dict, run_path: str, how: str) -> None:
     if not hasattr(task, "moved_files"):
         return
     for path in task.read_files(state).values():
-        if _gone(path) and not _stream(path):  # a pipe's end is named by its reading
-            raise UserError(f"{path}, the data {run_path} was trained on, is gone: restore "
+        gone = _gone(path)
+        if gone and not _stream(path):  # a pipe's end is named by its reading
+            raise UserError(f"{path}, the data {run_path} was trained on, {gone}: restore "
                             f"it, or give its new place with {how}")
 
 
@@ -103,17 +130,24 @@ def _flag(key: str, flags: dict) -> str:
     return flags.get(key) or "--" + key.replace("_", "-")
 
 
-def _gone(path: str) -> bool:
-    """Whether no data file is at ``path``: nothing (or a symbolic link naming nothing,
-    or a file in place of one of its directories), or a directory, which no task reads
-    as data; a name that cannot be looked up (a link loop, one this file system cannot
-    encode) is left to the task's reading to name."""
+def _gone(path: str) -> str:
+    """How no data file the run can read is at ``path`` ("" when one is): "is gone" for
+    nothing there (or a symbolic link naming nothing, or a file in place of one of its
+    directories) or a directory, which no task reads as data; "cannot be read (...)" for
+    a name or file the run may not read (a run copied from another user's machine), as
+    good as gone, since the file given as its new place is checked to hold the run's
+    data. A name that cannot be looked up otherwise (a link loop, one this file system
+    cannot encode) is left to the task's reading to name."""
     try:
-        return stat.S_ISDIR(os.stat(path).st_mode)
+        if stat.S_ISDIR(os.stat(path).st_mode):
+            return "is gone"
     except (FileNotFoundError, NotADirectoryError):
-        return True
+        return "is gone"
+    except PermissionError as e:
+        return f"cannot be read ({(e.strerror or 'permission denied').lower()})"
     except (OSError, ValueError):
-        return False
+        return ""
+    return "" if os.access(path, os.R_OK) else "cannot be read (permission denied)"
 
 
 def _stream(path: str) -> bool:

@@ -3,6 +3,8 @@
 is written, and hands a Trainer (or a model) back."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from . import (__version__, averaging, candidates, datafile, ensemble, in_turn, moved_data,
@@ -181,8 +183,16 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
     if changes:
         ensemble.check_member_plan(run, info["config"], config)
         candidates.check_candidate_plan(run, info["config"], config)
+    # the data read from its new place, checked before anything is written; the parts
+    # are matched to the run as they will be once it is saved
+    present = [RunDir.open(path) for path in _part_paths(run)
+               if os.path.isfile(os.path.join(path, CONFIG_FILE))]
+    moving = moved_data.moved_runs(task, [run] + present, moved, config, option_flags(task))
+    infos = {path: moved_data.moved_info(RunDir(path).info(), entry)
+             for path, entry in moving.items()}
+    states = {path: state for path, (_, state) in moving.items()}
     # every part checked before anything is written: a refused resume changes no file
-    parts = candidates.check(run) if candidates.pending(info) else None
+    parts = candidates.check(run, infos) if candidates.pending(info) else None
     if parts is not None and candidates.all_diverged(run):
         raise UserError(in_turn.all_diverged_text(run.path, "candidate"))
     if parts is None and ensemble.all_diverged(run):
@@ -190,13 +200,9 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
     if parts is not None:
         resumed = parts
     elif ensemble.size(config) > 1:
-        resumed = ensemble.member_runs(run, missing_ok=True)
+        resumed = ensemble.member_runs(run, missing_ok=True, infos=infos)
     else:
         resumed = [run]
-    # the data read from its new place, checked before anything is written
-    moved_states = moved_data.moved_runs(task, [run] + [p for p in resumed if p is not run],
-                                         moved, option_flags(task))
-    states = {part.path: state for part, state in moved_states}
     left = []  # nothing_left of each part that trains (a diverged one is left out)
     for part in resumed:  # each checkpoint readable (a part without one starts anew)
         position = check_checkpoint(task, part, states.get(part.path))
@@ -219,16 +225,16 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
         run.update_config(config.to_json())
     # the new place is saved even in an ended run, whose other options are not: later
     # commands (eval, predict) read the run's data from it
-    for part, state in moved_states:  # before the parts are matched to the run
-        options = dict(part.info()["config"], **{key: config[key] for key in moved})
-        part.update_info(config=options, task_state=state)
+    for path, (options, state) in moving.items():  # before write_members matches the parts
+        part = RunDir(path)
+        part.update_info(config=dict(part.info()["config"], **options), task_state=state)
     if parts is not None:
         candidates.update(parts, candidates.pending(info), config.to_json())
     elif ensemble.size(config) > 1 and not ended:
         ensemble.write_members(run, fresh=False)
     trainer = _trainer(task, run, echo, world)
     trainer.plan = config  # the options asked for, which an ended run does not save
-    trainer.moved_saved = bool(ended and moved_states)  # what the ended summary says
+    trainer.moved_saved = bool(ended and moving)  # what the ended summary says
     return trainer
 
 

@@ -258,6 +258,36 @@ def read_only_run(directory, command, env) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
+def unreadable_run(folder, *args):
+    """`recurrent ARGS...` in a subprocess to which ``folder`` cannot be entered (reading
+    a file in it fails with EACCES): its permissions taken away, and for root, whom
+    permissions do not stop, the capabilities that pass over them dropped (setpriv; the
+    test is skipped where that cannot be made). Its result as invoke's: exit_code,
+    stdout, stderr, output."""
+    import sys
+    from types import SimpleNamespace
+    folder = os.fspath(folder)
+    wrapper = []
+    if os.geteuid() == 0:
+        wrapper = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search",
+                   "--inh-caps=-all"]
+    os.chmod(folder, 0)
+    try:
+        try:
+            probe = subprocess.run(wrapper + ["ls", folder], capture_output=True, text=True)
+        except FileNotFoundError:
+            pytest.skip("no setpriv command to take read permission from root")
+        if probe.returncode == 0:
+            pytest.skip(f"cannot make {folder} unreadable here")
+        done = subprocess.run(wrapper + [sys.executable, "-m", "recurrent"]
+                              + [str(a) for a in args], capture_output=True, text=True,
+                              env=installed_env())
+    finally:
+        os.chmod(folder, 0o755)
+    return SimpleNamespace(exit_code=done.returncode, stdout=done.stdout, stderr=done.stderr,
+                           output=done.stdout + done.stderr)
+
+
 def checkpoint_params(run, name="last.npz") -> dict:
     """The "param/..." arrays of checkpoint ``name`` of the run directory ``run``."""
     from recurrent.checkpoint import load_arrays

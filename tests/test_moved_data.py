@@ -11,7 +11,7 @@ import shutil
 import pytest
 from helpers import (bundled_reviews, checkpoint_params, invoke, ok, one_line_error,
                      reversal_tsv, same_params, sunspot_rows, tiny_text, train_tiny,
-                     write_csv, write_reviews)
+                     unreadable_run, write_csv, write_reviews)
 
 from recurrent.trainer import Trainer
 
@@ -104,14 +104,16 @@ def test_a_file_that_is_not_the_runs_data_is_refused_and_nothing_written(tmp_pat
     data.unlink()
     files = _files(moves)
     for args, fragments in (
-            (["--data", other], [f"--data {other} (in place of {data}, which is gone)",
-                                 "changed since this run was trained"]),
+            (["--data", other], [f"--data {other} (in place of {data}, which is gone): "
+                                 f"{other} does not hold the data this run was trained on",
+                                 "give the file the run was trained on"]),
             (["--data", tmp_path / "missing.txt"], ["in place of", "not found"]),
             (["--data", tmp_path], ["not a file the run can read again"])):
         one_line_error(invoke("train", "--resume", moves, "--steps", 4, *args), *fragments)
         assert _files(moves) == files
-    one_line_error(invoke("eval", moves, "--split", "valid", "--data", other),
-                   "changed since this run was trained")
+    line = one_line_error(invoke("eval", moves, "--split", "valid", "--data", other),
+                          f"{other} does not hold the data this run was trained on")
+    assert "changed since" not in line, line  # another file, not the run's edited
 
 
 def test_standard_input_is_not_a_new_place(tmp_path):
@@ -146,7 +148,9 @@ def test_an_ensemble_moves_with_its_members(tmp_path):
                                 "--json")))["metrics"])
 
 
-def test_candidates_still_choosing_move_each_with_its_own_state(tmp_path, monkeypatch):
+def _forecast_candidates(monkeypatch):
+    """A _moved_pair training function: a forecast run stopped while it trains its
+    second candidate, still choosing."""
     def interrupted(directory, out):
         data = write_csv(directory / "sunspots.csv", ("year", "sunspots"), sunspot_rows())
         with monkeypatch.context() as m:  # a Ctrl-C during the second candidate
@@ -157,8 +161,11 @@ def test_candidates_still_choosing_move_each_with_its_own_state(tmp_path, monkey
                             "--no-plot", "--out", out)
         assert result.exit_code == 130, result.output
         return directory / "sunspots.csv"
+    return interrupted
 
-    stays, moves, data, new = _moved_pair(tmp_path, interrupted)
+
+def test_candidates_still_choosing_move_each_with_its_own_state(tmp_path, monkeypatch):
+    stays, moves, data, new = _moved_pair(tmp_path, _forecast_candidates(monkeypatch))
     _resumed_both(stays, moves, data, new)
     info = json.loads((moves / "config.json").read_text())
     assert info["chose"] == json.loads((stays / "config.json").read_text())["chose"]
@@ -176,7 +183,19 @@ def _pairs(directory, out):
 
 def test_a_seq2seq_run_moves(tmp_path):
     stays, moves, data, new = _moved_pair(tmp_path, _pairs)
-    _resumed_both(stays, moves, data, new, "--steps", 3)
+    other = tmp_path / "other.tsv"
+    other.write_text(new.read_text(encoding="utf-8") + "abc\tcba\n", encoding="utf-8")
+    ok(invoke("train", "--resume", stays, "--steps", 3))
+    data.unlink()
+    files = _files(moves)
+    for args in (["train", "--resume", moves, "--steps", 3, "--data", other],
+                 ["eval", moves, "--split", "valid", "--data", other]):
+        line = one_line_error(invoke(*args), f"--data {other} (in place of {data}, which "
+                              f"is gone): {other} does not hold the data this run was "
+                              f"trained on", "give the file the run was trained on")
+        assert "changed since" not in line, line
+    assert _files(moves) == files
+    ok(invoke("train", "--resume", moves, "--steps", 3, "--data", new))
     assert same_params(checkpoint_params(stays), checkpoint_params(moves))
     assert _saved_data(moves) == (str(new), str(new))
     new.write_text(new.read_text(encoding="utf-8") + "abc\tcba\n", encoding="utf-8")
@@ -289,3 +308,84 @@ def test_a_member_moves_with_its_ensemble_not_alone(tmp_path):
     for k in range(2):
         assert _saved_data(moves / f"member-{k}") == (str(new), str(new))
     ok(invoke("eval", moves))
+
+
+def _full_disk_at(monkeypatch, n):
+    """The ``n``-th config.json write from now fails as on a full disk (ENOSPC) and leaves
+    that file as it was, as atomic_write does: a move stopped between its writes."""
+    import errno
+    import os
+
+    from recurrent import checkpoint
+    real, seen = checkpoint._atomic_write, []
+
+    def write(path, *args, **kwargs):
+        if os.path.basename(path) == "config.json":
+            seen.append(path)
+            if len(seen) == n:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        return real(path, *args, **kwargs)
+    monkeypatch.setattr(checkpoint, "_atomic_write", write)
+
+
+@pytest.mark.parametrize("failing", [1, 2, 3, 4])
+def test_a_move_stopped_between_its_writes_is_finished_by_the_same_command(
+        tmp_path, monkeypatch, failing):
+    """The run's options, its task state, member-0's, member-1's config.json: whichever
+    write fails, the others done or not, the same command given again finishes the move."""
+    stays, moves, data, new = _moved_pair(tmp_path, _reviews)
+    ok(invoke("train", "--resume", stays, "--steps", 5))
+    data.unlink()
+    with monkeypatch.context() as m:
+        _full_disk_at(m, failing)
+        one_line_error(invoke("train", "--resume", moves, "--steps", 5, "--data", new),
+                       "config.json")
+    ok(invoke("train", "--resume", moves, "--steps", 5, "--data", new))
+    _parts_moved(stays, moves, new, ["member-0", "member-1"])
+    assert _saved_data(moves) == (str(new), str(new))
+    ok(invoke("eval", moves))
+
+
+def test_candidates_left_behind_by_a_stopped_move_move_with_the_run(tmp_path, monkeypatch):
+    stays, moves, data, new = _moved_pair(tmp_path, _forecast_candidates(monkeypatch))
+    ok(invoke("train", "--resume", stays))
+    data.unlink()
+    with monkeypatch.context() as m:
+        _full_disk_at(m, 3)  # candidate-0's: the run's saved, the candidates' not
+        one_line_error(invoke("train", "--resume", moves, "--data", new), "config.json")
+    ok(invoke("train", "--resume", moves, "--data", new))
+    _parts_moved(stays, moves, new, ["candidate-0", "candidate-1"])
+    assert same_params(checkpoint_params(stays, "best.npz"),
+                       checkpoint_params(moves, "best.npz"))
+
+
+def test_data_the_run_cannot_read_is_as_good_as_gone(tmp_path):
+    """A run copied from another user's machine, its data under a folder this user cannot
+    enter: --data gives the data's new place, checked as for a file that is gone."""
+    stays, moves, data, new = _moved_pair(tmp_path, _char_lm)
+    ok(invoke("train", "--resume", stays, "--steps", 4))
+    files = _files(moves)
+    one_line_error(unreadable_run(data.parent, "train", "--resume", moves, "--steps", 4),
+                   f"{data}, the data {moves} was trained on, cannot be read (permission "
+                   f"denied)", "give its new place with --data NEW")
+    assert _files(moves) == files
+    ok(unreadable_run(data.parent, "eval", moves, "--split", "valid", "--data", new))
+    ok(unreadable_run(data.parent, "train", "--resume", moves, "--steps", 4, "--data", new))
+    assert same_params(checkpoint_params(stays), checkpoint_params(moves))
+    assert _saved_data(moves) == (str(new), str(new))
+
+
+def test_a_forecast_file_given_that_cannot_be_read_is_not_called_gone(tmp_path):
+    def forecast(directory, out):
+        data = write_csv(directory / "sunspots.csv", ("year", "sunspots"), sunspot_rows())
+        ok(invoke("train", "forecast", "--data", data, "--window", "16", "--inputs", "level",
+                  "--hidden", 8, "--steps", 2, "--threads", 1, "--quiet", "--no-plot",
+                  "--out", out))
+        return directory / "sunspots.csv"
+
+    stays, moves, data, new = _moved_pair(tmp_path, forecast)
+    data.unlink()
+    line = one_line_error(unreadable_run(new.parent, "train", "--resume", moves, "--steps",
+                                         4, "--data", new), f"--data {new} (in place of "
+                          f"{data}, which is gone)", "permission denied")
+    assert f"{new}' is gone" not in line, line

@@ -28,6 +28,7 @@ from recurrent import datafile, schema
 from recurrent.errors import TrainingDataUnavailable, UserError
 from recurrent.figures import counted
 from recurrent.memo import file_identity
+from recurrent.moved_data import not_the_runs_data
 from recurrent.report import TRAIN_OVERLAP, generic_report
 from recurrent.state import state_arrays
 from recurrent.step import VALID_LOSS_RUN, SplitLoss, valid_loss_name
@@ -97,9 +98,10 @@ class _Corpus:
 
     @classmethod
     def ids(cls, path: str, max_chars: int, vocab: list, fingerprint: str,
-            form: str | None = None) -> np.ndarray:
+            form: str | None = None, moved: bool = False) -> np.ndarray:
         """Ids of the (first max_chars characters of the) file read in ``form`` (text());
-        a UserError if its content no longer has ``fingerprint``."""
+        a UserError if its content no longer has ``fingerprint`` (``moved``: the file is
+        given as the new place of the run's data, and is then not that data)."""
         key = (cls._key(path), max_chars, tuple(vocab), fingerprint, form)
         if key[0] is not None and key in cls._ids:
             return cls._ids[key]
@@ -108,8 +110,9 @@ class _Corpus:
             corpus = corpus[:max_chars]
         name = os.path.basename(path)
         if datafile.fingerprint(corpus) != fingerprint:
-            raise UserError(f"{path} changed since this run was trained "
-                            "(content fingerprint differs)")
+            why = "content fingerprint differs"
+            raise UserError(not_the_runs_data(path, why) if moved else
+                            f"{path} changed since this run was trained ({why})")
         ids = text.Vocabulary(vocab).encode(corpus, name)
         ids.setflags(write=False)  # shared by every caller
         if key[0] is not None:
@@ -267,7 +270,7 @@ class CharLM:
 
     def moved_files(self, state, moved):
         state = dict(state, data=moved["data"])
-        self._corpus_ids(state, {})  # the text there, checked against the fingerprint
+        self._corpus_ids(state, {}, moved=True)  # the text there, checked by fingerprint
         return state
 
     def check_state(self, state: dict, model_spec: dict) -> None:
@@ -283,14 +286,15 @@ class CharLM:
         for key in ("vocab_size", "output_size"):
             schema.sized_as(model_spec, key, len(state["vocab"]), "vocab")
 
-    def _corpus_ids(self, state: dict, config: dict) -> np.ndarray:
+    def _corpus_ids(self, state: dict, config: dict, moved: bool = False) -> np.ndarray:
         """(N,) int64 ids of the training corpus, checked against the run state;
         TrainingDataUnavailable when it cannot be read as it was (gone, changed), saying
         that it is the run's training data: under `eval --data FILE` the message names a
-        file other than FILE."""
+        file other than FILE. ``moved``: _Corpus.ids'."""
         try:
             return _Corpus.ids(text.resolve_path(state["data"]), state.get("max_chars") or 0,
-                               state["vocab"], state["fingerprint"], state.get("unicode"))
+                               state["vocab"], state["fingerprint"], state.get("unicode"),
+                               moved)
         except UserError as e:
             if not config.get("eval_data"):
                 raise TrainingDataUnavailable(str(e)) from None

@@ -452,10 +452,14 @@ class ForecastTask:
             return dataio.resolve_source(state["bundled"])
         path = state["data"]
         datafile.check_path_encodable(path)  # else it would not exist, wrongly "gone"
-        if not os.path.exists(path):
+        try:  # a file there that cannot be read (permission denied): its reading says so
+            os.stat(path)
+        except (FileNotFoundError, NotADirectoryError, ValueError):
             # predict's --data is a file to forecast after: the moved file is one
             raise UserError(f"the training data {path!r} is gone: restore it, or give its "
-                            f"new place with --data")
+                            f"new place with --data") from None
+        except OSError:
+            pass
         # the path as given names the file from the directory the run was trained in;
         # from another one it names another file or none, so messages name the file read
         label = state["data_label"]

@@ -27,6 +27,7 @@ from recurrent import cache, datafile, report, schema
 from recurrent.checks import C_INT_MAX
 from recurrent.errors import TrainingDataUnavailable, UserError
 from recurrent.memo import Kept
+from recurrent.moved_data import not_the_runs_data
 from recurrent.lengths import valid_mask
 from recurrent.report import TRAIN_OVERLAP
 from recurrent.step import VALID_LOSS_RUN, SplitLoss, valid_loss_name
@@ -221,7 +222,7 @@ class Seq2Seq:
 
     def moved_files(self, state: dict, moved: dict) -> dict:
         state = dict(state, data=moved["data"])
-        self._split(state, "valid", {})  # the pairs there, checked against the fingerprint
+        self._split(state, "valid", {}, moved=True)  # the pairs there, checked by fingerprint
         return state
 
     def check_state(self, state: dict, model_spec: dict) -> None:
@@ -242,9 +243,11 @@ class Seq2Seq:
         refuses an unknown character)."""
         return self._split(state, split, config)[0]
 
-    def _split(self, state: dict, split: str, config: dict) -> tuple:
+    def _split(self, state: dict, split: str, config: dict, moved: bool = False) -> tuple:
         """(pairs, encoded sources, encoded targets) of a split (pairs()), the run's data's
-        kept per process: every epoch, evaluation and check of a run asks again."""
+        kept per process: every epoch, evaluation and check of a run asks again.
+        ``moved``: the run's data file is given as the new place of that data, which a
+        file of other content then is not (rather than changed since training)."""
         if split == "test" and config.get("eval_data"):
             pairs = self._eval_data_pairs(state, config["eval_data"])
             return (pairs, *self._encoded(state, pairs))
@@ -256,9 +259,10 @@ class Seq2Seq:
         except UserError as e:
             raise TrainingDataUnavailable(f"{e} (the data this run was trained on)") from None
         if fingerprint != state["fingerprint"]:
-            raise TrainingDataUnavailable(f"{data.resolve_path(state['data'])} changed since "
-                                          f"this run was trained (content fingerprint "
-                                          f"differs)")
+            path, why = data.resolve_path(state["data"]), "content fingerprint differs"
+            raise TrainingDataUnavailable(not_the_runs_data(path, why) if moved else
+                                          f"{path} changed since this run was trained "
+                                          f"({why})")
         limit = int(state.get("max_train") or 0) if split == "train" else _max_eval(config)
         key = (state["data"], fingerprint, tuple(rules.values()), split, limit,
                state["source_level"], state["target_level"], tuple(state["source_vocab"]),
