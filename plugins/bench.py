@@ -791,11 +791,18 @@ def register_commands(cli):
                     f"one of ours with --vs lstm (or any cell name)")
         if torch_precision != "fp32" and vs != "torch":
             raise recurrent.UserError("--torch-precision sets torch's side: it needs --vs torch")
-        if torch_precision == "int8" and (mode != "infer" or any(
-                name not in INT8_CELLS for name in cell_names)):
-            raise recurrent.UserError(
-                f"--torch-precision int8 is torch's dynamic quantisation, for inference "
-                f"(--mode infer) of {', '.join(INT8_CELLS)}")
+        if torch_precision == "int8":
+            # what the command lacks, named as options to give (the default --cell
+            # includes a cell torch cannot quantise)
+            others = [name for name in cell_names if name not in INT8_CELLS]
+            wanted = (([] if mode == "infer" else ["--mode infer"])
+                      + ([f"--cell {','.join(INT8_CELLS)}"] if others else []))
+            if wanted:
+                raise recurrent.UserError(
+                    f"--torch-precision int8 is torch's dynamic quantisation, for inference "
+                    f"(--mode infer) of {', '.join(INT8_CELLS)}"
+                    f"{' (not ' + ', '.join(others) + ')' if others else ''}: give "
+                    f"{' and '.join(wanted)}")
         if precision == "int8":
             if mode != "infer":
                 raise recurrent.UserError("--precision int8 is for inference: add --mode infer")

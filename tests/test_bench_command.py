@@ -322,6 +322,23 @@ def test_bench_lower_precision_refusals():
     assert all(m.startswith("Error: --torch-precision") and "\n" not in m for m in messages)
 
 
+@pytest.mark.parametrize("given, missing", [
+    ((), "give --mode infer and --cell lstm,gru"),  # the default --cell has rnn_tanh
+    (("--mode", "infer"), "(not rnn_tanh): give --cell lstm,gru"),
+    (("--cell", "gru"), "give --mode infer")])
+def test_bench_torch_int8_refusal_names_what_to_give(given, missing):
+    """The refusal of --torch-precision int8 names the options the command lacks, and
+    given them, it runs."""
+    pytest.importorskip("torch", reason="torch not installed")
+    args = ("--torch-precision", "int8", "--vs", "torch", "--config", "4,2,3,4",
+            "--threads", "1", "--repeats", "1", "--rounds", "1", *given)
+    result = _bench(*args)
+    assert result.exit_code == 1 and missing in result.output, result.output
+    advice = result.output.strip().rsplit(": give ", 1)[1].split(" and ")
+    result = _bench(*args, *[word for option in advice for word in option.split()])
+    assert result.exit_code == 0, result.output
+
+
 def test_bench_our_int8_beside_our_fp32_and_torch_int8(tmp_path):
     """--precision int8: our int8 inference, checked against torch's int8 dynamic LSTM
     within int8's tolerance, timed in the same rounds as torch's and as our fp32."""
