@@ -28,3 +28,24 @@ def test_resume_without_the_training_data_says_to_restore_it(tmp_path):
     assert "pass recent data with --data" not in result.stderr
     one_line_error(invoke("predict", run), f"the training data {str(data)!r} is gone",
                    "give its new place with --data")
+
+
+def test_predict_origin_test_without_the_training_data_advises_what_it_takes(tmp_path):
+    """--origin test forecasts the run's own test split and refuses --data: the line for
+    its gone file advises the resume that saves the new place, and following it works."""
+    data = tmp_path / "co2.csv.gz"
+    shutil.copyfile(CO2, data)
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--data", data, "--out", run, "--window", 8,
+              "--inputs", "level", *TINY))
+    before = ok(invoke("predict", run, "--origin", "test"))
+    moved = tmp_path / "moved.csv.gz"
+    data.rename(moved)
+    result = invoke("predict", run, "--origin", "test")
+    line = one_line_error(result, f"the training data {str(data)!r} is gone",
+                          "`recurrent train --resume RUN --data NEW`")
+    assert "give its new place with --data" not in line
+    one_line_error(invoke("predict", run, "--origin", "test", "--data", moved),
+                   "drop --data")
+    ok(invoke("train", "--resume", run, "--data", moved))
+    assert ok(invoke("predict", run, "--origin", "test")) == before

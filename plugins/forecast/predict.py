@@ -25,6 +25,11 @@ from . import calendar as cal
 from . import windows as win
 from .times import period_text
 
+# what to do when the run's training data is gone and --origin test forecasts it: that
+# option refuses --data, so the run itself must learn the new place, which a resume with
+# --data saves
+OWN_DATA_GONE = "save its new place in the run with `recurrent train --resume RUN --data NEW`"
+
 
 def _origin(task, state, options, stream=False):
     """(prepared, origin row, first test row or None): the data --data / --origin name,
@@ -47,6 +52,8 @@ def _origin(task, state, options, stream=False):
                                   restart=stream, date_order=options.get("date_order"))
         test_start = None
     else:
+        if origin_kind == "test":  # the gone file's advice: --data is refused here
+            task._training_source(state, OWN_DATA_GONE)
         prepared = task.load(state, {})
         test_start = prepared.ranges["test"][0]
     n = prepared.series.values.shape[0]

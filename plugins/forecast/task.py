@@ -54,6 +54,9 @@ EVAL_CHUNK = 1024  # windows per model call in evaluation
 CHANGED_DATA_HINT = ("restore it as it was to train or evaluate this run (eval and predict "
                      "can read the edited file as new data with --data)")
 MODELS = ("auto", *saved.KINDS)  # --model
+# what to do when the run's training data is gone (predict's --data is a file to forecast
+# after, and the moved file is one; predict.OWN_DATA_GONE for --origin test)
+GONE_ADVICE = "give its new place with --data"
 
 # Training defaults of this task, pinned here (not inherited) because the documented
 # quality (test MASE < 1 on the bundled sunspots; benchmarks/forecast_quality.py) was
@@ -447,7 +450,9 @@ class ForecastTask:
             return "rnn"
         return "auto" if (has_ets or has_es) and difference else "rnn"
 
-    def _training_source(self, state):
+    def _training_source(self, state, gone_advice=GONE_ADVICE):
+        """The source of the run's training data; UserError ending in ``gone_advice``
+        when its file is gone."""
         if state.get("bundled"):
             return dataio.resolve_source(state["bundled"])
         path = state["data"]
@@ -455,9 +460,8 @@ class ForecastTask:
         try:  # a file there that cannot be read (permission denied): its reading says so
             os.stat(path)
         except (FileNotFoundError, NotADirectoryError, ValueError):
-            # predict's --data is a file to forecast after: the moved file is one
-            raise UserError(f"the training data {path!r} is gone: restore it, or give its "
-                            f"new place with --data") from None
+            raise UserError(f"the training data {path!r} is gone: restore it, or "
+                            f"{gone_advice}") from None
         except OSError:
             pass
         # the path as given names the file from the directory the run was trained in;
