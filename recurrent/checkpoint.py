@@ -578,8 +578,11 @@ class RunDir:
         if os.path.exists(config):
             if _imported(config):  # weights only: --resume refuses it
                 raise UserError(f"{path} already holds an imported run; choose another --out")
-            raise UserError(f"{path} already holds a run: continue it with --resume {path} "
-                            f"or choose another --out")
+            from .out_paths import shell_word  # out_paths reads runs with this module
+            # the command in full: train's --out and import's --out are refused here, and
+            # only train has --resume
+            raise UserError(f"{path} already holds a run: continue it with `recurrent train "
+                            f"--resume {shell_word(path)}`, or choose another --out")
         if os.path.exists(path) and not os.path.isdir(path):
             raise UserError(f"--out {path} exists and is not a directory")
         if os.path.islink(path) and not os.path.exists(path):  # no directory to make there

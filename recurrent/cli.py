@@ -152,7 +152,7 @@ class RecurrentGroup(click.Group):
         except click.ClickException as e:
             if debug:
                 raise
-            code = report(f"Error: {unbroken(e.format_message())}", e.exit_code)
+            code = report(f"Error: {_click_line(e)}", e.exit_code)
         except AllRanksError as e:
             if debug:
                 raise
@@ -187,6 +187,17 @@ class RecurrentGroup(click.Group):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _click_line(e: click.ClickException) -> str:
+    """A click error as one line. A missing option's message lists its choices a line
+    each ("Choose from:", then a tab before each), all of them the command's own words:
+    joined with spaces, as escaped line breaks would garble the list; any other message
+    may quote user input and is escaped (unbroken)."""
+    message = e.format_message()
+    if isinstance(e, click.MissingParameter):
+        return " ".join(line.strip() for line in message.splitlines() if line.strip())
+    return unbroken(message)
 
 
 # ctx.meta's key of the command-line arguments the root group was given.
@@ -673,8 +684,9 @@ def train_group(ctx, resume):
     """Train a model for TASK (`recurrent train TASK --help` shows its options)."""
     if ctx.invoked_subcommand is not None:
         if resume:
-            raise UserError("put --resume after the task name: "
-                            "recurrent train TASK --resume RUN")
+            raise UserError(f"put --resume after the task name: `recurrent train "
+                            f"{ctx.invoked_subcommand} --resume "
+                            f"{out_paths.shell_word(resume)} ...`")
         return
     click.echo(ctx.get_help())  # `train --resume RUN ...` went to RUN's task (_task_first)
 
@@ -937,7 +949,8 @@ def predict_command(ctx, run, args, show_help):
     from .runs import load_model, warn_best_missing
     run_dir, info, task = _open_run(run)
     if not hasattr(task, "predict"):  # optional (recurrent.protocols.Task)
-        raise UserError(f"task {task.name!r} has no predict: use `recurrent eval {run}`")
+        raise UserError(f"task {task.name!r} has no predict: use `recurrent eval "
+                        f"{out_paths.shell_word(run)}`")
     extra = list(args)
     after = ctx.meta.get("predict_after_dashes")
     if after is not None:  # `predict RUN -- -input`: the inputs after "--" stay inputs

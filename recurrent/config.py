@@ -18,7 +18,7 @@ from . import averaging, selection
 from .checks import beyond_any_array, one_line
 from .checkpoint import saved_json
 from .errors import UserError
-from .out_paths import home_path
+from .out_paths import home_path, shell_word
 from .model import SequenceModel, check_spec
 from .optim import (Schedule, check_optimizer_settings, default_momentum, default_weight_decay,
                     make_optimizer)
@@ -101,7 +101,8 @@ def check_part_plan(run, before: dict, after: dict, whole_of, belongs: str,
     if whole is None:
         return
     raise UserError(f"{given}: {run.path} is {belongs.format(whole=whole.path)}; change it "
-                    f"for every {part}: `recurrent train --resume {whole.path} {given}`")
+                    f"for every {part}: `recurrent train --resume {shell_word(whole.path)} "
+                    f"{given}`")
 
 
 # Options that would let a causal task's model read its targets, and why.

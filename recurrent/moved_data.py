@@ -11,7 +11,7 @@ import stat
 from .checkpoint import kept_state
 from .checks import one_line
 from .errors import UserError
-from .out_paths import home_path
+from .out_paths import home_path, shell_word
 
 # a task's advice when the file given as a run's moved data is not that data
 NOT_THE_RUNS_DATA = "give the file the run was trained on"
@@ -72,9 +72,10 @@ def check_whole(run_path: str, whole, moved: dict, flags: dict) -> None:
     if whole is None:
         return
     given = " ".join(f"{_flag(k, flags)} {path}" for k, path in moved.items())
+    command = " ".join(f"{_flag(k, flags)} {shell_word(path)}" for k, path in moved.items())
     raise UserError(f"{given}: {run_path} is a part of {whole.path}, whose parts read one "
                     f"data file; give its new place to all of them: `recurrent train "
-                    f"--resume {whole.path} {given}`")
+                    f"--resume {shell_word(whole.path)} {command}`")
 
 
 def moved_runs(task, runs: list, moved: dict, options: dict, flags: dict) -> dict:

@@ -24,14 +24,17 @@ import os
 
 from . import checkpoint
 from .errors import UserError
+from .out_paths import shell_word
 
 _held: dict = {}  # (device, inode) of a run directory -> [descriptor, holds]
 
 
-def hold(path: str):
+def hold(path: str, run: str | None = None):
     """Take the training lock of the run directory ``path`` (counted when this process
     holds it already); the key to release(), or None on a file system without flock.
-    UserError when another process holds it."""
+    UserError when another process holds it, naming the resume of ``run`` (the run being
+    started or resumed, of which ``path`` may be a part; None: ``path`` itself) to run
+    once it is free."""
     import fcntl
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -48,7 +51,8 @@ def hold(path: str):
     except BlockingIOError:
         os.close(fd)
         raise UserError(f"{path} is being trained by another process: wait for it to end "
-                        f"(or stop it), then resume with --resume {path}") from None
+                        f"(or stop it), then resume with `recurrent train --resume "
+                        f"{shell_word(run or path)}`") from None
     except OSError:  # no flock on this file system: train unlocked
         os.close(fd)
         return None
@@ -69,13 +73,13 @@ def release(key) -> None:
 
 
 def hold_all(paths) -> list:
-    """hold() each of ``paths`` (existing directories); all or none: on a refusal the
-    ones taken are released."""
+    """hold() each of ``paths`` (existing directories: a run's, then its parts'); all or
+    none: on a refusal the ones taken are released."""
     keys = []
     try:
         for path in paths:
             if os.path.isdir(path):
-                keys.append(hold(path))
+                keys.append(hold(path, paths[0]))
     except BaseException:
         release_all(keys)
         raise

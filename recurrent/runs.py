@@ -15,6 +15,7 @@ from .checks import one_line
 from .config import TrainingConfig, check_model_spec, option_flags
 from .errors import AllRanksError, UserError, error_line, task_check_hint
 from .lengths import valid_mask
+from .out_paths import shell_word
 from .progress import warn_once
 from .step import batch_problem, loss_result
 from .task_params import PREFIX as TASK_PREFIX
@@ -365,8 +366,9 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
     if overrides:
         raise UserError(f"{run.path} is still choosing among {len(overrides)} candidates "
                         f"({'; '.join(map(candidates.describe, overrides))}): finish it "
-                        f"with `recurrent train --resume {run.path}`, or use one of its "
-                        f"candidates ({candidates.candidate_path(run.path, 0)} ...)")
+                        f"with `recurrent train --resume {shell_word(run.path)}`, or use "
+                        f"one of its candidates "
+                        f"({shell_word(candidates.candidate_path(run.path, 0))} ...)")
     if ensemble.size(config) > 1:
         from .plugins import get_loss
         kept, left_out = ensemble.kept_members(run)

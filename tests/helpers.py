@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import re
+import shlex
 import subprocess
 
 import pytest
@@ -47,6 +49,15 @@ def one_line_error(result, *fragments):
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
+
+
+def advised(line: str) -> list[str]:
+    """The arguments of the first command an error line advises (`recurrent ...` between
+    backticks), split as a shell would split them, without "recurrent": to follow the
+    advice as a user copying it would."""
+    found = re.search(r"`recurrent ([^`]*)`", line)
+    assert found, line
+    return shlex.split(found.group(1))
 
 
 TINY_RUN = ("--steps", 2, "--hidden", 8, "--embed-dim", 4, "--seq-len", 16, "--threads", 1,

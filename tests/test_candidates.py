@@ -11,7 +11,7 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import (checkpoint_params, ctrl_c_around, invoke, ok, one_line_error,
+from helpers import (advised, checkpoint_params, ctrl_c_around, invoke, ok, one_line_error,
                      same_params, write_csv)
 
 from recurrent import candidates
@@ -504,3 +504,23 @@ def test_a_ctrl_c_while_a_candidate_is_set_up_stops_that_candidate(tmp_path, mon
     assert full["status"] == "done"
     assert _info(tmp_path / "part")["chose"] == _info(tmp_path / "full")["chose"]
     assert same_params(_params(tmp_path / "part"), _params(tmp_path / "full"))
+
+
+def test_the_commands_an_unfinished_choice_advises_work_from_a_path_with_blanks(tmp_path,
+                                                                                monkeypatch):
+    """The commands and the candidate a run still choosing names, copied as they stand,
+    are the run's and its candidate's paths as a shell reads them, and they finish it."""
+    import shlex
+    part = tmp_path / "my part"
+    monkeypatch.setattr(Trainer, "_stop_requested", lambda self: self.position.step == 2)
+    assert invoke("train", "forecast", "--out", part, *SMALL).exit_code == 130
+    monkeypatch.undo()
+    line = one_line_error(invoke("eval", part), "is still choosing among 6 candidates")
+    assert advised(line) == ["train", "--resume", str(part)]
+    named = line.rsplit("use one of its candidates (", 1)[1].rsplit(" ...)", 1)[0]
+    assert shlex.split(named) == [str(part / "candidate-0")]
+    line = one_line_error(invoke("train", "--resume", part / "candidate-1", "--epochs", 3),
+                          f"{part / 'candidate-1'} is a candidate of the run {part}")
+    assert advised(line) == ["train", "--resume", str(part), "--epochs", "3"]
+    ok(invoke(*advised(line)))
+    ok(invoke("eval", part))

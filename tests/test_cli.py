@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 import recurrent
 import train_toys
-from helpers import installed_env
+from helpers import advised, installed_env
 from recurrent import plugins
 from recurrent.checkpoint import LAST, RunDir, load_arrays
 from recurrent.cli import cli
@@ -167,7 +167,7 @@ def test_eval_prints_the_tasks_own_report_when_it_has_one(tmp_path, monkeypatch)
 
 def test_a_task_with_only_the_required_members_evaluates_and_refuses_predict(tmp_path,
                                                                             monkeypatch):
-    run = tmp_path / "s"
+    run = tmp_path / "toy run"  # a blank: the advised command quotes the path
     assert invoke("train", "toy-sign", "--out", run, "--epochs", 1).exit_code == 0
     full = plugins.get_task("toy-sign")
     bare = types.SimpleNamespace(**{n: getattr(full, n) for n in MEMBERS[Task].required})
@@ -175,7 +175,10 @@ def test_a_task_with_only_the_required_members_evaluates_and_refuses_predict(tmp
     assert json.loads(invoke("eval", run, "--json").output)["baselines"] == {}
     result = invoke("eval", run)
     assert result.exit_code == 0 and result.output.splitlines()[1].split() == ["metric", "model"]
-    assert_one_line_error(invoke("predict", run), "task 'toy-sign' has no predict", code=1)
+    result = invoke("predict", run)
+    assert_one_line_error(result, "task 'toy-sign' has no predict", code=1)
+    assert advised(result.stderr) == ["eval", str(run)]
+    assert invoke(*advised(result.stderr)).exit_code == 0
 
 
 def test_report_helpers_align_labels_left_and_numbers_right():
@@ -311,8 +314,12 @@ def test_bare_resume_takes_the_options_that_may_change_on_resume(tmp_path):
     assert result.exit_code == 0 and "done after 6 steps" in result.stdout, result.stderr
     assert_one_line_error(invoke("train", "--resume", run, "--lr", 0.5),
                           "--lr cannot change when resuming")
-    assert_one_line_error(invoke("train", "--resume", run, "toy-wave"),
-                          "put --resume after the task name")
+    result = invoke("train", "--resume", run, "toy-wave", "--steps", 7)
+    assert_one_line_error(result, "put --resume after the task name")
+    # the advice names the user's task and run, the other options to follow ("...")
+    assert advised(result.stderr) == ["train", "toy-wave", "--resume", str(run), "..."]
+    result = invoke(*advised(result.stderr)[:-1], "--steps", 7, "--quiet")
+    assert result.exit_code == 0 and "done after 7 steps" in result.stdout, result.stderr
     assert_one_line_error(invoke("train", "--resume", tmp_path / "nope", "--quiet"),
                           "does not exist")
 
@@ -766,3 +773,14 @@ def test_rmsprop_takes_momentum_0_unless_given_and_keeps_it_on_resume(tmp_path):
                                  "--momentum", 0.9),
                           "--momentum cannot change when resuming",
                           "(the default of --optimizer rmsprop)")
+
+
+def test_a_missing_option_lists_its_choices_on_its_one_line(lm_run, tmp_path):
+    """click lists a missing option's choices a line each: the one line joins them as
+    words (not escaped line breaks), and one of them given, the command runs."""
+    result = invoke("export", lm_run, "--out", tmp_path / "m.safetensors")
+    assert_one_line_error(result, "Missing option '--format'. Choose from: onnx, "
+                                  "safetensors, torch", code=2)
+    assert "\\n" not in result.stderr and "\t" not in result.stderr
+    assert invoke("export", lm_run, "--out", tmp_path / "m.safetensors",
+                  "--format", "safetensors").exit_code == 0

@@ -8,10 +8,11 @@ one line before reading any tensor."""
 import contextlib
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
-from helpers import bundled_reviews, invoke, ok, one_line_error, write_reviews
+from helpers import advised, bundled_reviews, invoke, ok, one_line_error, write_reviews
 
 from recurrent.checkpoint import RunDir
 from recurrent.runs import load_model
@@ -189,6 +190,13 @@ def test_a_run_already_at_out_is_named_with_a_hint_that_works(runs, tmp_path):
     ok(invoke("export", runs / "forecast", "--format", "safetensors", "--out", st))
     one_line_error(invoke("import", st, "--out", runs / "forecast"), "already holds a run",
                    "--resume")
+    # the advice names the command that continues the run there (import has no --resume)
+    # with its path as a shell reads it, and following it works
+    there = tmp_path / "a run"
+    shutil.copytree(runs / "forecast", there)
+    line = one_line_error(invoke("import", st, "--out", there), "already holds a run")
+    assert advised(line) == ["train", "--resume", str(there)]
+    ok(invoke(*advised(line), "--quiet"))
     imported = tmp_path / "imported"
     ok(invoke("import", st, "--out", imported))
     for command in (("import", st), ("train", "forecast", "--steps", 1)):

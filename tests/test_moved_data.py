@@ -9,7 +9,7 @@ import json
 import shutil
 
 import pytest
-from helpers import (bundled_reviews, checkpoint_params, invoke, ok, one_line_error,
+from helpers import (advised, bundled_reviews, checkpoint_params, invoke, ok, one_line_error,
                      reversal_tsv, same_params, sunspot_rows, tiny_text, train_tiny,
                      unreadable_run, write_csv, write_reviews)
 
@@ -389,3 +389,19 @@ def test_a_forecast_file_given_that_cannot_be_read_is_not_called_gone(tmp_path):
                                          4, "--data", new), f"--data {new} (in place of "
                           f"{data}, which is gone)", "permission denied")
     assert f"{new}' is gone" not in line, line
+
+
+def test_the_resume_a_member_is_told_to_run_works_from_paths_with_blanks(tmp_path):
+    """The command that moves a member's data with its ensemble, copied as it stands,
+    runs: the run's and the data's paths quoted as a shell reads them."""
+    base = tmp_path / "my runs"
+    base.mkdir()
+    stays, moves, data, new = _moved_pair(base, _reviews)
+    new = new.rename(new.parent / "new reviews.csv")
+    data.unlink()
+    line = one_line_error(invoke("train", "--resume", moves / "member-0", "--data", new),
+                          f"{moves / 'member-0'} is a part of {moves}")
+    assert advised(line) == ["train", "--resume", str(moves), "--data", str(new)]
+    ok(invoke(*advised(line)))
+    for k in range(2):
+        assert _saved_data(moves / f"member-{k}") == (str(new), str(new))

@@ -21,7 +21,8 @@ def test_an_ensemble_there_is_refused_as_the_ensemble(tmp_path):
     ok(train_tiny(text, run, "--ensemble", "2"))
     before = sorted(os.listdir(run / "member-0"))
     result = train_tiny(text, run, "--ensemble", "2")
-    one_line_error(result, f"{run} already holds a run: continue it with --resume {run} ")
+    one_line_error(result, f"{run} already holds a run: continue it with "
+                           f"`recurrent train --resume {run}`")
     assert "member-0" not in result.stderr, result.stderr
     assert sorted(os.listdir(run / "member-0")) == before
 
@@ -30,7 +31,8 @@ def test_a_run_of_candidates_there_is_refused_as_that_run(tmp_path):
     run = tmp_path / "chose"
     ok(invoke("train", "forecast", "--out", run, *SMALL_FORECAST))
     result = invoke("train", "forecast", "--out", run, *SMALL_FORECAST)
-    one_line_error(result, f"{run} already holds a run: continue it with --resume {run} ")
+    one_line_error(result, f"{run} already holds a run: continue it with "
+                           f"`recurrent train --resume {run}`")
     assert "candidate-0" not in result.stderr, result.stderr
 
 

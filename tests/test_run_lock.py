@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from helpers import TINY_RUN, installed_env, invoke, ok, one_line_error, tiny_text
+from helpers import TINY_RUN, advised, installed_env, invoke, ok, one_line_error, tiny_text
 
 from recurrent import run_lock
 
@@ -92,8 +92,9 @@ def _trained(run) -> int:
 
 def test_a_member_and_its_ensemble_are_never_trained_at_once(tmp_path, trainers):
     """The ensemble's trainer holds every member's directory: a resume of a member is
-    refused while it trains, and a resume of the ensemble while a member is resumed."""
-    text, run = tiny_text(tmp_path), tmp_path / "ens"
+    refused while it trains, and a resume of the ensemble while a member is resumed: the
+    refusal advises the resume of the run asked for, not of the part that is busy."""
+    text, run = tiny_text(tmp_path), tmp_path / "my ens"
     job = _long_run(trainers, text, run, "--ensemble", "2")
     try:
         for part in ("member-0", "member-1"):
@@ -104,10 +105,13 @@ def test_a_member_and_its_ensemble_are_never_trained_at_once(tmp_path, trainers)
     job = trainers(["train", "--resume", run / "member-1", *LONG[:4]],
                  run / "member-1" / "last.npz")
     try:
-        one_line_error(invoke("train", "--resume", run, "--steps", 3),
-                       "is being trained by another process")
+        line = one_line_error(invoke("train", "--resume", run, "--steps", 3),
+                              f"{run / 'member-1'} is being trained by another process")
     finally:
         _stop(job)
+    assert advised(line) == ["train", "--resume", str(run)]
+    ok(invoke(*advised(line), "--steps", max(_trained(run / "member-0"),
+                                             _trained(run / "member-1"))))
 
 
 def test_one_process_may_train_and_resume_a_run_in_turn(tmp_path):
