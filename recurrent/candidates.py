@@ -44,6 +44,7 @@ from .errors import AllRanksError, UserError
 from .figures import counted, format_value
 from .interrupt import Interrupt
 from .loss_plot import PLOT_FILE
+from .moved_data import stopped_move
 from .selection import improves
 
 CANDIDATE_DIR = "candidate-{}"
@@ -182,8 +183,9 @@ def _matching(run: RunDir, k: int, infos: dict | None = None) -> RunDir:
     differs += [f"option {key}" for key in sorted(keys - set(RESUMABLE))
                 if ours.get(key) != theirs["config"].get(key)]
     if differs:
-        raise UserError(f"{path} does not belong to the run {run.path}: its {differs[0]} "
-                        f"differs from the run's")
+        why = (stopped_move(run.path, info, theirs)
+               or f"its {differs[0]} differs from the run's")
+        raise UserError(f"{path} does not belong to the run {run.path}: {why}")
     return candidate
 
 

@@ -48,6 +48,7 @@ from .errors import AllRanksError, UserError
 from .figures import counted
 from .interrupt import Interrupt
 from .lengths import valid_mask
+from .moved_data import stopped_move
 from .progress import format_metrics, headline_keys
 from .runner import Runner
 from .seq2seq.model import KIND as SEQ2SEQ
@@ -166,8 +167,9 @@ def _matching(run: RunDir, member: RunDir, k: int, infos: dict | None = None) ->
     differs += [f"option {key}" for key in sorted(options - set(RESUMABLE))
                 if ours["config"].get(key) != theirs["config"].get(key)]
     if differs:
-        raise UserError(f"{member.path} does not belong to the ensemble {run.path}: its "
-                        f"{differs[0]} differs from the ensemble's")
+        why = (stopped_move(run.path, ours, theirs)
+               or f"its {differs[0]} differs from the ensemble's")
+        raise UserError(f"{member.path} does not belong to the ensemble {run.path}: {why}")
     return member
 
 

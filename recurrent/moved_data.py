@@ -95,9 +95,7 @@ def moved_runs(task, runs: list, moved: dict, options: dict, flags: dict) -> dic
     result = {}
     for k, run in enumerate(runs):
         state = run.info()["task_state"]
-        own = moved if k == 0 else {
-            key: places[key] for key, path in task.read_files(state).items()
-            if key in places and path != places[key] and _gone(path)}
+        own = moved if k == 0 else _left_behind(task, places, state)
         if not own:
             continue
         key = json.dumps([state, own], sort_keys=True)
@@ -105,6 +103,48 @@ def moved_runs(task, runs: list, moved: dict, options: dict, flags: dict) -> dic
             done[key] = moved_state(task, state, own, flags)
         result[run.path] = ({key: options[key] for key in own}, done[key])
     return result
+
+
+def stopped_move(run_path: str, run_info: dict, part_info: dict) -> str:
+    """How to finish a move of the run's data that stopped before it reached one of its
+    parts (``run_info``, ``part_info``: the contents of their config.json files): when a
+    file the part reads is gone and is not the one the run reads, the advice to resume the
+    run with its data's place, which moves the part along (moved_runs), or, when that
+    place is gone as well, with the data's new place; "" otherwise, for a part that
+    differs from its run in some other way."""
+    from .config import option_flags
+    from .plugins import get_task
+    if run_info.get("task") != part_info.get("task"):
+        return ""
+    try:
+        task = get_task(run_info["task"])
+        if not hasattr(task, "moved_files"):
+            return ""
+        left = _left_behind(task, task.read_files(run_info["task_state"]),
+                            part_info["task_state"])
+    except (UserError, KeyError, TypeError):  # an unknown task, a damaged task state
+        return ""
+    if not left:
+        return ""
+    flags = option_flags(task)
+    resume = f"recurrent train --resume {shell_word(run_path)}"
+    gone = {key: path for key, path in left.items() if _gone(path)}
+    if gone:  # the run's place is gone too: the data's new place is the user's to give
+        missing = "; ".join(f"{path}, which {_gone(path)}" for path in gone.values())
+        command = " ".join(f"{_flag(k, flags)} NEW" for k in left)
+        return (f"a move of its data was stopped half-way, and the run's data is not there "
+                f"either ({missing}): restore it, or finish the move giving its new place: "
+                f"`{resume} {command}`")
+    command = " ".join(f"{_flag(k, flags)} {shell_word(path)}" for k, path in left.items())
+    return f"a move of its data was stopped half-way; finish it with `{resume} {command}`"
+
+
+def _left_behind(task, places: dict, state: dict) -> dict:
+    """option key -> the run's place (``places``: option key -> path) of each file a part
+    reads (``state``: its task state) that is gone and is not the run's: a part a stopped
+    move left behind."""
+    return {key: places[key] for key, path in task.read_files(state).items()
+            if key in places and path != places[key] and _gone(path)}
 
 
 def moved_info(info: dict, moving: tuple) -> dict:

@@ -405,3 +405,63 @@ def test_the_resume_a_member_is_told_to_run_works_from_paths_with_blanks(tmp_pat
     ok(invoke(*advised(line)))
     for k in range(2):
         assert _saved_data(moves / f"member-{k}") == (str(new), str(new))
+
+
+def _stopped_at_first_part(tmp_path, monkeypatch, train, *options):
+    """(the run, its first part, the data's new place): a _moved_pair run whose move to
+    the new place stopped at the first part's config.json, the run's already saved."""
+    _, moves, data, new = _moved_pair(tmp_path, train)
+    data.unlink()
+    with monkeypatch.context() as m:
+        _full_disk_at(m, 3)
+        one_line_error(invoke("train", "--resume", moves, *options, "--data", new),
+                       "config.json")
+    first = "member-0" if train is _reviews else "candidate-0"
+    return moves, moves / first, new
+
+
+def test_a_member_left_behind_by_a_stopped_move_is_named_with_the_command_that_finishes_it(
+        tmp_path, monkeypatch):
+    moves, part, new = _stopped_at_first_part(tmp_path, monkeypatch, _reviews, "--steps", 5)
+    files = _files(moves)
+    for command in (["eval", moves], ["predict", moves, "a fine film"]):
+        line = one_line_error(invoke(*command), f"{part} does not belong to the ensemble "
+                              f"{moves}: a move of its data was stopped half-way; finish it "
+                              f"with `recurrent train --resume {moves} --data {new}`")
+    assert _files(moves) == files
+    # the run's own place gone as well: the move is finished from wherever the data is
+    new.rename(tmp_path / "elsewhere.csv")
+    one_line_error(invoke("eval", moves), "a move of its data was stopped half-way, and "
+                   f"the run's data is not there either ({new}, which is gone): restore it, "
+                   f"or finish the move giving its new place: `recurrent train --resume "
+                   f"{moves} --data NEW`")
+    (tmp_path / "elsewhere.csv").rename(new)
+    ok(invoke(*advised(line)))
+    assert _saved_data(part) == (str(new), str(new))
+    ok(invoke("eval", moves))
+
+
+def test_a_candidate_left_behind_by_a_stopped_move_is_named_as_a_member_is(
+        tmp_path, monkeypatch):
+    """eval and predict send a run still choosing to its resume before its candidates are
+    matched, which a resume does once they have moved along: the match itself is judged
+    here."""
+    from recurrent import candidates
+    from recurrent.checkpoint import RunDir
+    from recurrent.errors import UserError
+    moves, part, new = _stopped_at_first_part(tmp_path, monkeypatch,
+                                              _forecast_candidates(monkeypatch))
+    with pytest.raises(UserError) as refused:
+        candidates.check(RunDir.open(str(moves)))
+    assert str(refused.value) == (f"{part} does not belong to the run {moves}: a move of its "
+                                  f"data was stopped half-way; finish it with `recurrent "
+                                  f"train --resume {moves} --data {new}`")
+
+
+def test_a_part_that_differs_otherwise_is_still_named_by_what_differs(tmp_path):
+    stays, moves, data, new = _moved_pair(tmp_path, _reviews)
+    info = json.loads((moves / "member-1" / "config.json").read_text())
+    info["config"]["hidden"] = 9
+    (moves / "member-1" / "config.json").write_text(json.dumps(info))
+    one_line_error(invoke("eval", moves), f"{moves / 'member-1'} does not belong to the "
+                   f"ensemble {moves}: its option hidden differs from the ensemble's")
