@@ -193,7 +193,8 @@ def _find(name: str, kind: str | None):
         return "task", plugins.entries("task")[name].obj
     if kind == "task" or (kind is None and not any(name in plugins.entries(k)
                                                    for k in ("cell", "loss"))):
-        raise conformance.unknown_name(name, ("task",) if kind else ("cell", "loss", "task"))
+        kinds = ("task",) if kind else ("cell", "loss", "task")
+        raise conformance.other_kind(name, kind) or conformance.unknown_name(name, kinds)
     return conformance.find(name, kind)
 
 

@@ -853,23 +853,35 @@ def unknown_name(name: str, kinds: tuple[str, ...]) -> "UserError":
     return UserError(message)
 
 
+def other_kind(name: str, kind: str | None) -> "UserError | None":
+    """The UserError for ``name`` asked for as a ``kind`` ("cell", "loss", "task") it is
+    not registered as while it is registered as another: naming that kind and its --kind;
+    None when it is registered as no other (or no kind was asked for)."""
+    from . import plugins
+    from .errors import UserError
+
+    others = [k for k in ("cell", "loss", "task") if k != kind and name in plugins.entries(k)]
+    if kind is None or not others:
+        return None
+    if len(others) == 1:  # without --kind, the one object of that name is found
+        return UserError(f"{name!r} is a {others[0]}, not a {kind}: pass --kind "
+                         f"{others[0]} or no --kind")
+    return UserError(f"{name!r} is a {' and a '.join(others)}, not a {kind}: pass "
+                     + " or ".join(f"--kind {k}" for k in others))
+
+
 def find(name: str, kind: str | None = None) -> tuple[str, object]:
     """(kind, object) of the registered cell or loss called ``name``.
 
-    ``kind`` ("cell" or "loss") settles a name registered as both. Unknown names raise
-    unknown_name's UserError."""
+    ``kind`` ("cell" or "loss") settles a name registered as both. A name registered only
+    as another kind raises other_kind's UserError, unknown names unknown_name's."""
     from . import plugins
     from .errors import UserError
 
     found = {k: plugins.entries(k) for k in ("cell", "loss") if kind in (None, k)}
     hits = [k for k, known in found.items() if name in known]
-    other = next((k for k in ("cell", "loss") if k not in found and name in plugins.entries(k)),
-                 None)
-    if not hits and other:
-        raise UserError(f"{name!r} is a {other}, not a {kind}: pass --kind {other} or no "
-                        f"--kind")
     if not hits:
-        raise unknown_name(name, tuple(found))
+        raise other_kind(name, kind) or unknown_name(name, tuple(found))
     if len(hits) > 1:
         raise UserError(f"{name!r} is both a cell and a loss; pass --kind cell or --kind loss")
     return hits[0], found[hits[0]][name].obj

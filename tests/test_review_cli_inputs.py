@@ -10,8 +10,8 @@ import shutil
 import subprocess
 import sys
 
-from helpers import (installed_env, invoke, ok, one_line_error, tiny_text, train_tiny,
-                     two_monthly_columns, write_csv)
+from helpers import (installed_env, invoke, ok, one_line_error, registered_plugin, tiny_text,
+                     train_tiny, two_monthly_columns, write_csv)
 
 SMALL = ("--hidden", 8, "--threads", 1, "--quiet", "--no-plot")
 
@@ -128,6 +128,31 @@ def test_plugins_check_names_the_kind_a_name_has():
                    "'mse' is a loss, not a cell", "--kind loss")
     one_line_error(invoke("plugins", "check", "lstm", "--kind", "loss"),
                    "'lstm' is a cell, not a loss")
+    # a task's name asked for as a cell or a loss, and a cell's or loss's as a task
+    for name, kind, is_a in (("sentiment", "cell", "task"), ("char-lm", "loss", "task"),
+                             ("lstm", "task", "cell"), ("mse", "task", "loss")):
+        one_line_error(invoke("plugins", "check", name, "--kind", kind),
+                       f"'{name}' is a {is_a}, not a {kind}: pass --kind {is_a} or no --kind")
+    one_line_error(invoke("plugins", "check", "nope", "--kind", "task"), "no task named 'nope'")
+
+
+def test_plugins_check_names_every_kind_a_name_has():
+    """A loss registered under a task's name: asked for as a cell, both are named."""
+    import recurrent
+    from recurrent_plugins.losses import MSE
+
+    class SentimentLoss(MSE):
+        name = "sentiment"
+
+    class LossPlugin:
+        @recurrent.hookimpl
+        def register_losses(self, register):
+            register(SentimentLoss())
+
+    with registered_plugin(LossPlugin(), "test-sentiment-loss"):
+        one_line_error(invoke("plugins", "check", "sentiment", "--kind", "cell"),
+                       "'sentiment' is a loss and a task, not a cell: pass --kind loss or "
+                       "--kind task")
 
 
 def test_plugins_check_finds_every_name_before_checking_any():
