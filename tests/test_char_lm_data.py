@@ -122,8 +122,9 @@ def test_eval_data_with_unknown_characters(tmp_path):
     config = {"data": path, "batch_size": 4, "seq_len": 16}
     state = TASK.prepare(config)
     other = write(tmp_path, "other.txt", "Zebra #1\n")
-    with pytest.raises(UserError, match="other.txt has characters not in the model's vocab"):
+    with pytest.raises(UserError) as refused:
         TASK.split_ids(state, "test", dict(config, eval_data=other))
+    assert str(refused.value).startswith(f"{other} has characters not in the model's vocab")
     ok = write(tmp_path, "ok.txt", "All speak.\n")
     ids = TASK.split_ids(state, "test", dict(config, eval_data=ok))
     assert text.Vocabulary(state["vocab"]).decode(ids) == "All speak.\n"

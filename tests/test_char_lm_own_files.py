@@ -213,5 +213,29 @@ def test_a_text_saved_in_a_windows_code_page_is_told_to_convert_from_it(tmp_path
     path.write_bytes(raw)
     result = invoke("train", "char-lm", "--data", path, "--threads", 1, "--out",
                     tmp_path / "run")
-    one_line_error(result, "text.txt is not UTF-8 text", f"iconv -f {source} -t utf-8")
+    one_line_error(result, f"{path} is not UTF-8 text", f"iconv -f {source} -t utf-8")
     assert not (tmp_path / "run").exists()
+
+
+def test_data_files_are_named_by_the_path_given(run, tmp_path, monkeypatch):
+    """Two files of one name in different folders: each refusal names the one given, as
+    typed, as the other tasks' refusals do."""
+    path, _ = run
+    monkeypatch.chdir(tmp_path)
+    for folder, text in (("a", "hello world!"), ("b", "To be, or not to be.\n")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "short.txt").write_text(text, encoding="utf-8")
+    (tmp_path / "b" / "empty.txt").write_text("", encoding="utf-8")
+    (tmp_path / "b" / "one.txt").write_text("t", encoding="utf-8")
+    train = ("train", "char-lm", "--threads", 1, "--out", tmp_path / "run")
+    one_line_error(invoke(*train, "--data", "a/short.txt"),
+                   "Error: a/short.txt has 12 characters, shorter than one training window")
+    one_line_error(invoke(*train, "--data", "b/short.txt", "--max-chars", 5),
+                   "--max-chars 5 keeps 5 characters of b/short.txt (which has 21)")
+    one_line_error(invoke(*train, "--data", "b/empty.txt"),
+                   "Error: b/empty.txt is empty: char-lm needs UTF-8 text")
+    assert not (tmp_path / "run").exists()
+    one_line_error(invoke("eval", path, "--data", "b/short.txt"),
+                   "Error: b/short.txt has characters not in the model's vocabulary: ','")
+    one_line_error(invoke("eval", path, "--data", "b/one.txt"),
+                   "Error: b/one.txt has 1 character(s): evaluation needs at least 2")

@@ -27,7 +27,7 @@ def test_a_short_validation_text_is_not_called_a_short_training_window(tmp_path)
     path = write(tmp_path, "ten.txt", "abcdefghij" * 1000)
     msg = refusal({"data": path, "batch_size": 1, "seq_len": 1000})
     assert "shorter than one training window" not in msg
-    assert "ten.txt has 10000 characters" in msg
+    assert f"{path} has 10000 characters" in msg
     assert "too short for validation" in msg and "500 characters" in msg
     needed = int(msg.split("needs at least ")[1].split()[0])
     # the minimum it names is the minimum
@@ -42,12 +42,12 @@ def test_a_short_validation_text_is_not_called_a_short_training_window(tmp_path)
 def test_a_text_cut_by_max_chars_is_named_as_the_cut(tmp_path):
     path = write(tmp_path, "big.txt", "abcdefghij" * 1000)
     msg = refusal({"data": path, "batch_size": 32, "seq_len": 64, "max_chars": 100})
-    assert "big.txt has 100 characters" not in msg
-    assert "--max-chars 100 keeps 100 characters of big.txt (which has 10000)" in msg
+    assert f"{path} has 100 characters" not in msg
+    assert f"--max-chars 100 keeps 100 characters of {path} (which has 10000)" in msg
     assert "shorter than one training window" in msg and "raise --max-chars" in msg
     # a cut beyond the file's length is no cut: the file itself is short
     msg = refusal({"data": path, "batch_size": 32, "seq_len": 400, "max_chars": 20000})
-    assert "big.txt has 10000 characters" in msg and "--max-chars" not in msg
+    assert f"{path} has 10000 characters" in msg and "--max-chars" not in msg
 
 
 def test_the_command_line_refusal_is_one_line(tmp_path):
@@ -57,6 +57,6 @@ def test_the_command_line_refusal_is_one_line(tmp_path):
                                       "300", "--threads", "1", "--out", str(out)])
     assert result.exit_code == 1
     err = result.stderr.strip()
-    assert err.startswith("Error: --max-chars 300 keeps 300 characters of big.txt")
+    assert err.startswith(f"Error: --max-chars 300 keeps 300 characters of {path} (which")
     assert "\n" not in err and "Traceback" not in result.output
     assert not out.exists()

@@ -19,7 +19,6 @@ no third part (``splits``), so `recurrent eval RUN` scores the validation split 
 from __future__ import annotations
 
 import math
-import os
 
 import click
 import numpy as np
@@ -85,13 +84,14 @@ class _Corpus:
         return None if identity is None else (path, identity)
 
     @classmethod
-    def text(cls, path: str, form: str | None = None) -> str:
-        """The file's text in the Unicode normalisation form ``form`` (None: as it is)."""
+    def text(cls, path: str, form: str | None = None, label: str | None = None) -> str:
+        """The file's text in the Unicode normalisation form ``form`` (None: as it is);
+        ``label``: how errors name the file (text.read_text)."""
         key = cls._key(path)
         key = None if key is None else (*key, form)
         if key is not None and key in cls._text:
             return cls._text[key]
-        value = text.read_text(path, form)
+        value = text.read_text(path, form, label)
         if key is not None:
             cls._text = {key: value}
         return value
@@ -108,12 +108,11 @@ class _Corpus:
         corpus = cls.text(path, form)
         if max_chars:
             corpus = corpus[:max_chars]
-        name = os.path.basename(path)
         if datafile.fingerprint(corpus) != fingerprint:
             why = "content fingerprint differs"
             raise UserError(not_the_runs_data(path, why) if moved else
                             f"{path} changed since this run was trained ({why})")
-        ids = text.Vocabulary(vocab).encode(corpus, name)
+        ids = text.Vocabulary(vocab).encode(corpus, path)
         ids.setflags(write=False)  # shared by every caller
         if key[0] is not None:
             cls._ids = {key: ids}
@@ -235,8 +234,8 @@ class CharLM:
     def prepare(self, config: dict) -> dict:
         data = config.get("data") or text.BUNDLED
         path = text.resolve_path(data)
-        name = os.path.basename(path)
-        corpus = _Corpus.text(path, datafile.TEXT_FORM)
+        name = text.shown(data)
+        corpus = _Corpus.text(path, datafile.TEXT_FORM, name)
         whole = len(corpus)
         max_chars = _int_option(config, "max_chars", 0, 0)
         if max_chars:
@@ -306,9 +305,9 @@ class CharLM:
         the run's vocabulary; without one it falls back to the validation split."""
         if split == "test" and config.get("eval_data"):
             path = text.resolve_path(config["eval_data"])
-            name = os.path.basename(path)
+            name = text.shown(config["eval_data"])
             ids = text.Vocabulary(state["vocab"]).encode(
-                _Corpus.text(path, state.get("unicode")), name)
+                _Corpus.text(path, state.get("unicode"), name), name)
             if len(ids) < 2:
                 raise UserError(f"{name} has {len(ids)} character(s): evaluation needs at "
                                 "least 2 (one to read, one to predict)")

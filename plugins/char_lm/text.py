@@ -32,13 +32,22 @@ def resolve_path(data: str | None) -> str:
     return os.path.abspath(os.path.expanduser(str(data)))
 
 
-def read_text(path: str, form: str | None = None) -> str:
+def shown(data: str | None) -> str:
+    """How messages name the file of a --data value: the path as given (with two files
+    of one name in different folders, the one meant), the shipped corpus by its name."""
+    if data is None or data == "" or data == BUNDLED:
+        return BUNDLED_NAME
+    return str(data)
+
+
+def read_text(path: str, form: str | None = None, label: str | None = None) -> str:
     """The text of one file (plain or compressed, see recurrent.datafile), in the Unicode
-    normalisation form ``form`` (None: as it is); empty is an error."""
-    name = os.path.basename(path)
-    text = datafile.read_text(path, name)
+    normalisation form ``form`` (None: as it is); empty is an error, named by ``label``
+    (default: ``path``)."""
+    label = path if label is None else label
+    text = datafile.read_text(path, label)
     if not text:
-        raise UserError(f"{name} is empty: char-lm needs UTF-8 text")
+        raise UserError(f"{label} is empty: char-lm needs UTF-8 text")
     return datafile.normalized(text, form)
 
 
