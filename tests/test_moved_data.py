@@ -269,15 +269,17 @@ def test_a_plugin_task_without_moved_files_says_its_data_cannot_move(tmp_path):
         plugins.unregister_plugin("test-unmovable")
 
 
-def test_a_forecast_file_that_is_not_the_runs_data_asks_for_the_runs(tmp_path):
-    def forecast(directory, out):
-        data = write_csv(directory / "sunspots.csv", ("year", "sunspots"), sunspot_rows())
-        ok(invoke("train", "forecast", "--data", data, "--window", "16", "--inputs", "level",
-                  "--hidden", 8, "--steps", 2, "--threads", 1, "--quiet", "--no-plot",
-                  "--out", out))
-        return directory / "sunspots.csv"
+def _forecast(directory, out):
+    """A _moved_pair training function: a forecast run of one window and input mode."""
+    data = write_csv(directory / "sunspots.csv", ("year", "sunspots"), sunspot_rows())
+    ok(invoke("train", "forecast", "--data", data, "--window", "16", "--inputs", "level",
+              "--hidden", 8, "--steps", 2, "--threads", 1, "--quiet", "--no-plot",
+              "--out", out))
+    return directory / "sunspots.csv"
 
-    stays, moves, data, new = _moved_pair(tmp_path, forecast)
+
+def test_a_forecast_file_that_is_not_the_runs_data_asks_for_the_runs(tmp_path):
+    stays, moves, data, new = _moved_pair(tmp_path, _forecast)
     data.unlink()
     new.write_text("".join(new.read_text(encoding="utf-8").splitlines(True)[:-3]),
                    encoding="utf-8")
@@ -376,14 +378,7 @@ def test_data_the_run_cannot_read_is_as_good_as_gone(tmp_path):
 
 
 def test_a_forecast_file_given_that_cannot_be_read_is_not_called_gone(tmp_path):
-    def forecast(directory, out):
-        data = write_csv(directory / "sunspots.csv", ("year", "sunspots"), sunspot_rows())
-        ok(invoke("train", "forecast", "--data", data, "--window", "16", "--inputs", "level",
-                  "--hidden", 8, "--steps", 2, "--threads", 1, "--quiet", "--no-plot",
-                  "--out", out))
-        return directory / "sunspots.csv"
-
-    stays, moves, data, new = _moved_pair(tmp_path, forecast)
+    stays, moves, data, new = _moved_pair(tmp_path, _forecast)
     data.unlink()
     line = one_line_error(unreadable_run(new.parent, "train", "--resume", moves, "--steps",
                                          4, "--data", new), f"--data {new} (in place of "
