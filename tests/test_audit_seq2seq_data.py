@@ -1,6 +1,10 @@
 """Audit (mutation round 3) of plugins/seq2seq/data.py: the hashed 90/5/5 split and the
 reading of source<TAB>target lines, against the rules its module docstring states."""
+import subprocess
+import sys
 from collections import Counter
+
+from helpers import installed_env
 
 from recurrent_plugins.seq2seq import data
 
@@ -15,7 +19,14 @@ def test_the_hashed_split_is_90_5_5():
     assert abs(shares["train"] - 0.90) < 0.004
     assert abs(shares["valid"] - 0.05) < 0.004
     assert abs(shares["test"] - 0.05) < 0.004
-    assert all(data.split_of(s) == data.split_of(s) for s in sources[:100])
+    # the same splits in processes whose string hashing differs (PYTHONHASHSEED)
+    code = ("from recurrent_plugins.seq2seq import data; "
+            "print(*(data.split_of(f'word{k}') for k in range(100)))")
+    for seed in ("0", "1"):
+        child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               env=installed_env(PYTHONHASHSEED=seed))
+        assert child.returncode == 0, child.stderr
+        assert child.stdout.split() == [data.split_of(s) for s in sources[:100]]
 
 
 def test_the_first_tab_splits_a_line(tmp_path):

@@ -1,11 +1,14 @@
 """The example third-party package (examples/recurrent-peephole) end to end: its cell, loss
 and command load through the "recurrent" entry point, and its cell works in layers."""
 import pathlib
+import subprocess
+import sys
 
 import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import installed_env
 
 from recurrent import plugins
 
@@ -67,14 +70,15 @@ def test_command_runs_on_the_cli(entry_point_registry):
     assert bad.exit_code == 2 and "Invalid value for '--hidden'" in bad.output
 
 
-def test_command_refuses_a_negative_seed_in_one_line(entry_point_registry):
-    @click.group()
-    def root():
-        pass
-
-    entry_point_registry.register_commands(root)
-    bad = CliRunner().invoke(root, ["peephole-trace", "--seed", "-1"])
-    assert bad.exit_code == 2 and "Invalid value for '--seed'" in bad.output, bad.output
+def test_command_refuses_a_negative_seed_in_one_line():
+    """Through recurrent's own command line, the example loaded by its entry point (a
+    plain click group would print click's usage lines above the error)."""
+    env = installed_env(RECURRENT_PLUGINS="peephole")
+    env.pop("RECURRENT_NO_ENTRYPOINTS", None)
+    bad = subprocess.run([sys.executable, "-m", "recurrent", "peephole-trace", "--seed", "-1"],
+                         capture_output=True, text=True, env=env)
+    assert (bad.returncode, bad.stdout) == (2, ""), bad.stderr
+    assert bad.stderr == "Error: Invalid value for '--seed': -1 is not in the range x>=0.\n"
 
 
 def test_peephole_cell_without_peepholes_is_an_lstm(rng):

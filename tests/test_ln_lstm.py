@@ -9,7 +9,8 @@ Legend: T time, B batch, I input, H hidden, G = 4H.
 """
 import numpy as np
 import pytest
-from helpers import bundled_reviews, invoke, ok, one_line_error, write_reviews
+from helpers import (bundled_reviews, checkpoint_params, invoke, ok, one_line_error,
+                     same_params, write_reviews)
 
 from recurrent.layers import Recurrent
 from recurrent.plugins import get_cell
@@ -266,11 +267,14 @@ def test_char_lm_trains_with_ln_lstm_and_export_says_what_it_can_do(tmp_path):
 def test_char_lm_trains_ln_lstm_with_recurrent_dropout_and_zoneout(tmp_path):
     # the options reach ln_lstm's kernels (tests/test_recurrent_masks.py tests them with
     # every built-in cell); evaluation uses zoneout's expectation: the same each time
-    run = tmp_path / "reg"
+    run, plain = tmp_path / "reg", tmp_path / "plain"
+    tiny = ("--hidden", "8", "--embed-dim", "4", "--layers", "2", "--seq-len", "12",
+            "--batch-size", "4", "--max-chars", "4000", "--threads", "1", "--quiet",
+            "--no-plot", "--steps", "3", "--eval-every", "0")
     ok(invoke("train", "char-lm", "--cell", "ln_lstm", "--recurrent-dropout", "0.2",
-              "--zoneout", "0.1", "--hidden", "8", "--embed-dim", "4", "--layers", "2",
-              "--seq-len", "12", "--batch-size", "4", "--max-chars", "4000", "--threads",
-              "1", "--quiet", "--no-plot", "--steps", "3", "--eval-every", "0", "--out", run))
+              "--zoneout", "0.1", *tiny, "--out", run))
+    ok(invoke("train", "char-lm", "--cell", "ln_lstm", *tiny, "--out", plain))
+    assert not same_params(checkpoint_params(run), checkpoint_params(plain))  # they trained
     first = ok(invoke("eval", run, "--json"))
     assert ok(invoke("eval", run, "--json")) == first
     # ln_lstm has no int8 kernel, zoneout or not: refused in one line
