@@ -39,13 +39,15 @@ def ok(result) -> str:
     return result.stdout
 
 
-def one_line_error(result, *fragments):
+def one_line_error(result, *fragments, bug=False):
     """The command failed with exactly one non-blank stderr line, holding every fragment,
-    and printed no traceback. Returns that line."""
+    and printed no traceback; that line is the "internal error" line of a bug (one line
+    too) only when ``bug`` says so. Returns that line."""
     assert result.exit_code != 0, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.output + result.stderr
+    assert ("internal error" in lines[0]) == bug, lines[0]
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]

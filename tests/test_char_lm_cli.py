@@ -27,6 +27,7 @@ def one_line_error(result, *fragments):
     err = result.stderr.strip()
     assert err.startswith("Error:") and "\n" not in err, err
     assert "Traceback" not in result.output
+    assert "internal error" not in err, err  # a bug's line, one line too
     for fragment in fragments:
         assert fragment in err, err
     return err

@@ -51,6 +51,7 @@ def _one_line(done, *fragments):
     assert done.returncode == 1, done.stdout
     err = done.stderr.decode()
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "internal error" not in err, err  # a bug's line, one line too
     for fragment in fragments:
         assert fragment in err, err
 

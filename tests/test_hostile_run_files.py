@@ -31,6 +31,7 @@ def limited(cwd, *args):
 def one_line_refusal(result, *fragments):
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and len(lines) == 1, result.stderr[-2000:]
+    assert "internal error" not in lines[0], lines[0]  # a bug's line, one line too
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
 

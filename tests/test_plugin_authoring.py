@@ -182,7 +182,7 @@ def test_an_internal_error_in_a_plugins_code_names_the_plugin(tmp_path):
     finally:
         plugins.unregister_plugin(NAME)
     one_line_error(result, "Error: internal error in plugin 'test-authoring' (version "
-                           "3.2.1) (KeyError: 'no such key'); rerun with --debug")
+                           "3.2.1) (KeyError: 'no such key'); rerun with --debug", bug=True)
 
 
 _TWO_ENTRY_POINTS = {
@@ -217,7 +217,7 @@ def test_an_internal_error_names_the_plugin_of_its_module_among_a_packages_plugi
         for module in ("authoring_two", "authoring_two.buggy", "authoring_two.other"):
             sys.modules.pop(module, None)
     one_line_error(result, "Error: internal error in plugin 'authoring-buggy' (version 1.0) "
-                           "(KeyError: 'no such key')")
+                           "(KeyError: 'no such key')", bug=True)
 
 
 class _FlatGradient:

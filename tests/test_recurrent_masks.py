@@ -398,6 +398,7 @@ def _one_line_error(result, fragment, code=1):
     assert result.exit_code == code, result.stdout
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0], lines
+    assert "internal error" not in lines[0], lines[0]  # a bug's line, one line too
 
 
 def test_cli_options_are_checked_in_one_line_and_kept_on_resume(tmp_path):

@@ -19,6 +19,7 @@ def assert_one_line_error(result, *fragments, code):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Error: ") and "Traceback" not in result.output
+    assert "internal error" not in lines[0], lines[0]  # a bug's line, one line too
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
 
