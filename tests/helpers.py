@@ -39,14 +39,20 @@ def ok(result) -> str:
     return result.stdout
 
 
-def one_line_error(result, *fragments, bug=False):
-    """The command failed with exactly one non-blank stderr line, holding every fragment,
-    and printed no traceback; that line is the "internal error" line of a bug (one line
-    too) only when ``bug`` says so. Returns that line."""
-    assert result.exit_code != 0, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output + result.stderr
+def one_line_error(result, *fragments, bug=False, code=None):
+    """The command failed (with exit status ``code`` when given) with exactly one
+    non-blank stderr line, "Error: ..." holding every fragment, and printed no traceback;
+    that line is the "internal error" line of a bug (one line too) only when ``bug`` says
+    so. ``result``: invoke's, or a subprocess.CompletedProcess. Returns that line."""
+    status = getattr(result, "exit_code", None)
+    status = result.returncode if status is None else status
+    stderr = result.stderr.decode() if isinstance(result.stderr, bytes) else result.stderr
+    output = getattr(result, "output", None) or stderr
+    assert status != 0 if code is None else status == code, (status, output)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("Error: "), lines[0]
+    assert "Traceback" not in output + stderr
     assert ("internal error" in lines[0]) == bug, lines[0]
     for fragment in fragments:
         assert fragment in lines[0], lines[0]

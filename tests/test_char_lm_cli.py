@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import one_line_error
 
 pytest.importorskip("recurrent_plugins.cells",
                     reason="the fast built-in cells (recurrent_plugins.cells) are not built")
@@ -20,17 +21,6 @@ SLICE = 40_000  # characters of the bundled corpus: Hamlet's first scenes
 
 def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def one_line_error(result, *fragments):
-    assert result.exit_code != 0, result.output
-    err = result.stderr.strip()
-    assert err.startswith("Error:") and "\n" not in err, err
-    assert "Traceback" not in result.output
-    assert "internal error" not in err, err  # a bug's line, one line too
-    for fragment in fragments:
-        assert fragment in err, err
-    return err
 
 
 @pytest.fixture(scope="module")

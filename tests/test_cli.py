@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 import recurrent
 import train_toys
-from helpers import advised, installed_env
+from helpers import advised, installed_env, one_line_error
 from recurrent import plugins
 from recurrent.checkpoint import LAST, RunDir, load_arrays
 from recurrent.cli import cli
@@ -32,19 +32,6 @@ def toys():
 
 def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *fragments, code=None):
-    assert result.exit_code != 0, result.output
-    if code is not None:
-        assert result.exit_code == code
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: ")
-    assert "Traceback" not in result.output
-    assert "internal error" not in lines[0], lines[0]  # a bug's line, one line too
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture
@@ -99,7 +86,7 @@ def test_train_eval_predict_end_to_end(lm_run):
     assert float(loss_row[1]) < float(loss_row[2])  # the model beats the uniform baseline
 
     # --split names a split of the run's own data; a --data file is scored whole
-    assert_one_line_error(invoke("eval", lm_run, "--data", __file__, "--split", "valid"),
+    one_line_error(invoke("eval", lm_run, "--data", __file__, "--split", "valid"),
                           "--split valid chooses a split of the run's own data")
 
     result = invoke("eval", lm_run, "--json")
@@ -132,7 +119,7 @@ def test_predict_with_arguments(tmp_path):
     result = invoke("predict", run, "--", "2.5", "1.0", "0.5")
     assert result.exit_code == 0, result.stderr
     assert result.output.strip() in ("positive", "negative")
-    assert_one_line_error(invoke("predict", run), "at least one value")
+    one_line_error(invoke("predict", run), "at least one value")
     data = json.loads(invoke("eval", run, "--json").output)
     assert 0 <= data["metrics"]["accuracy"] <= 1 and data["metrics"]["count"] == 48
     table = invoke("eval", run).output
@@ -177,7 +164,7 @@ def test_a_task_with_only_the_required_members_evaluates_and_refuses_predict(tmp
     result = invoke("eval", run)
     assert result.exit_code == 0 and result.output.splitlines()[1].split() == ["metric", "model"]
     result = invoke("predict", run)
-    assert_one_line_error(result, "task 'toy-sign' has no predict", code=1)
+    one_line_error(result, "task 'toy-sign' has no predict", code=1)
     assert advised(result.stderr) == ["eval", str(run)]
     assert invoke(*advised(result.stderr)).exit_code == 0
 
@@ -313,15 +300,15 @@ def test_bare_resume_takes_the_options_that_may_change_on_resume(tmp_path):
                                           if line.startswith("done after 5 steps")]
     result = invoke("train", "--threads", 1, f"--resume={run}", "--steps", 6, "--quiet")
     assert result.exit_code == 0 and "done after 6 steps" in result.stdout, result.stderr
-    assert_one_line_error(invoke("train", "--resume", run, "--lr", 0.5),
+    one_line_error(invoke("train", "--resume", run, "--lr", 0.5),
                           "--lr cannot change when resuming")
     result = invoke("train", "--resume", run, "toy-wave", "--steps", 7)
-    assert_one_line_error(result, "put --resume after the task name")
+    one_line_error(result, "put --resume after the task name")
     # the advice names the user's task and run, the other options to follow ("...")
     assert advised(result.stderr) == ["train", "toy-wave", "--resume", str(run), "..."]
     result = invoke(*advised(result.stderr)[:-1], "--steps", 7, "--quiet")
     assert result.exit_code == 0 and "done after 7 steps" in result.stdout, result.stderr
-    assert_one_line_error(invoke("train", "--resume", tmp_path / "nope", "--quiet"),
+    one_line_error(invoke("train", "--resume", tmp_path / "nope", "--quiet"),
                           "does not exist")
 
 
@@ -401,7 +388,7 @@ def test_a_validation_loss_that_is_not_finite_stops_the_run_as_diverged(tmp_path
 
     monkeypatch.setattr(task, "evaluate", nan_at_the_second)
     run = tmp_path / "run"
-    assert_one_line_error(invoke("train", "toy-lm", "--out", run, "--steps", 6,
+    one_line_error(invoke("train", "toy-lm", "--out", run, "--steps", 6,
                                  "--eval-every", 2, "--threads", 1),
                           "training stopped after step 4: the validation loss is nan",
                           "the training loss and the parameters were finite",
@@ -419,17 +406,17 @@ def test_causal_tasks_refuse_options_that_show_the_targets(tmp_path, monkeypatch
                   "--threads", 1).exit_code == 0
     monkeypatch.setattr(plugins.get_task("toy-lm"), "causal", True, raising=False)
     out = tmp_path / "run"
-    assert_one_line_error(invoke("train", "toy-lm", "--out", out, "--bidirectional"),
+    one_line_error(invoke("train", "toy-lm", "--out", out, "--bidirectional"),
                           "task 'toy-lm' predicts the next step of its input",
                           "--bidirectional would let the model read what it must predict",
                           "--unidirectional", code=1)
     assert not out.exists()
-    assert_one_line_error(invoke("train", "--resume", old, "--steps", 4), "--bidirectional")
+    one_line_error(invoke("train", "--resume", old, "--steps", 4), "--bidirectional")
     assert invoke("train", "toy-lm", "--out", out, "--steps", 1).exit_code == 0
     assert plugins.get_task("char-lm").causal is True
     assert not getattr(plugins.get_task("sentiment"), "causal", False)
     out = tmp_path / "lm"
-    assert_one_line_error(invoke("train", "char-lm", "--bidirectional", "--out", out),
+    one_line_error(invoke("train", "char-lm", "--bidirectional", "--out", out),
                           "task 'char-lm' predicts the next step", code=1)
     assert not out.exists()
 
@@ -447,12 +434,12 @@ def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
 
 
 def test_error_unknown_task_lists_known_ones():
-    assert_one_line_error(invoke("train", "nope"), "unknown task 'nope'", "toy-lm", "toy-sign")
+    one_line_error(invoke("train", "nope"), "unknown task 'nope'", "toy-lm", "toy-sign")
 
 
 def test_error_unknown_cell_lists_known_ones(tmp_path):
     result = invoke("train", "toy-lm", "--cell", "nope", "--out", tmp_path / "r")
-    assert_one_line_error(result, "unknown cell 'nope'", "ref_gru", code=1)
+    one_line_error(result, "unknown cell 'nope'", "ref_gru", code=1)
     assert not (tmp_path / "r").exists()  # nothing half-made
 
 
@@ -466,7 +453,7 @@ def test_error_unknown_cell_lists_known_ones(tmp_path):
 ])
 def test_error_bad_option_values(tmp_path, args, fragment):
     result = invoke("train", "toy-lm", "--out", tmp_path / "r", *args)
-    assert_one_line_error(result, fragment, code=2)
+    one_line_error(result, fragment, code=2)
 
 
 @pytest.mark.parametrize("option, value", [
@@ -476,12 +463,12 @@ def test_error_bad_option_values(tmp_path, args, fragment):
 ])
 def test_error_non_finite_option_values(tmp_path, option, value):
     result = invoke("train", "toy-wave", option, value, "--steps", 2, "--out", tmp_path / "r")
-    assert_one_line_error(result, f"{option} must be a finite number, got {value}", code=1)
+    one_line_error(result, f"{option} must be a finite number, got {value}", code=1)
     assert not (tmp_path / "r").exists()
 
 
 def test_forget_bias_option(tmp_path):
-    assert_one_line_error(invoke("train", "toy-sign", "--forget-bias", 1, "--out", tmp_path / "g"),
+    one_line_error(invoke("train", "toy-sign", "--forget-bias", 1, "--out", tmp_path / "g"),
                           "ref_gru", "no forget gate")
     result = invoke("train", "toy-wave", "--forget-bias", 1, "--out", tmp_path / "l", "--steps", 1)
     assert result.exit_code == 0, result.stderr
@@ -490,19 +477,19 @@ def test_forget_bias_option(tmp_path):
 
 
 def test_error_task_rejects_its_input(tmp_path):
-    assert_one_line_error(invoke("train", "toy-lm", "--length", 5, "--out", tmp_path / "r"),
+    one_line_error(invoke("train", "toy-lm", "--length", 5, "--out", tmp_path / "r"),
                           "--length must be >= 100", code=1)
 
 
 def test_error_tbptt_with_bidirectional(tmp_path):
-    assert_one_line_error(invoke("train", "toy-sign", "--tbptt", 3, "--bidirectional",
+    one_line_error(invoke("train", "toy-sign", "--tbptt", 3, "--bidirectional",
                                  "--out", tmp_path / "r"), "--tbptt cannot be used")
     assert not (tmp_path / "r").exists()
 
 
 def test_loss_option(tmp_path):
     result = invoke("train", "toy-wave", "--loss", "nope", "--out", tmp_path / "r")
-    assert_one_line_error(result, "unknown loss 'nope'", "mse", "mae")
+    one_line_error(result, "unknown loss 'nope'", "mse", "mae")
     assert not (tmp_path / "r").exists()
     result = invoke("train", "toy-wave", "--loss", "mae", "--out", tmp_path / "r", "--epochs", 1)
     assert result.exit_code == 0, result.stderr
@@ -513,7 +500,7 @@ def test_a_floor_rate_above_the_rate_is_refused(tmp_path):
     # the cosine schedule anneals from --lr to --min-lr: above it, the rate would rise
     result = invoke("train", "toy-lm", "--schedule", "cosine", "--lr", 0.01, "--min-lr", 1,
                     "--out", tmp_path / "r", "--steps", 1)
-    assert_one_line_error(result, "--min-lr 1 is above --lr 0.01", code=1)
+    one_line_error(result, "--min-lr 1 is above --lr 0.01", code=1)
     assert not (tmp_path / "r").exists()
 
 
@@ -546,7 +533,7 @@ def test_info_and_tune_count_no_more_threads_than_cores(monkeypatch):
 ])
 def test_error_loss_that_does_not_fit_the_task(tmp_path, task, loss, fragment):
     result = invoke("train", task, "--loss", loss, "--out", tmp_path / "r", "--steps", 1)
-    assert_one_line_error(result, f"--loss {loss} does not fit task {task!r}", fragment, code=1)
+    one_line_error(result, f"--loss {loss} does not fit task {task!r}", fragment, code=1)
     assert not (tmp_path / "r").exists()  # refused before the run directory is made
 
 
@@ -569,7 +556,7 @@ def test_integer_targets_of_the_outputs_shape_fit_an_elementwise_loss(tmp_path, 
     # a class loss is refused for them without calling integer labels real values
     result = invoke("train", "toy-wave", "--loss", "cross_entropy", "--out", tmp_path / "c",
                     "--steps", 1)
-    assert_one_line_error(result, "it takes class ids, the task's targets are values of the "
+    one_line_error(result, "it takes class ids, the task's targets are values of the "
                                   "outputs' shape", code=1)
 
 
@@ -581,16 +568,16 @@ def test_a_changed_option_the_run_left_at_its_default_says_so():
 
 
 def test_error_run_directories(tmp_path, lm_run):
-    assert_one_line_error(invoke("eval", tmp_path / "missing"), "does not exist")
-    assert_one_line_error(invoke("predict", tmp_path / "missing"), "does not exist")
-    assert_one_line_error(invoke("train", "toy-lm", "--out", lm_run), "already holds a run")
-    assert_one_line_error(invoke("train", "toy-lm", "--resume", lm_run, "--hidden", 16),
+    one_line_error(invoke("eval", tmp_path / "missing"), "does not exist")
+    one_line_error(invoke("predict", tmp_path / "missing"), "does not exist")
+    one_line_error(invoke("train", "toy-lm", "--out", lm_run), "already holds a run")
+    one_line_error(invoke("train", "toy-lm", "--resume", lm_run, "--hidden", 16),
                           "--hidden cannot change when resuming")
-    assert_one_line_error(invoke("train", "toy-sign", "--resume", lm_run), "'toy-lm' run")
-    assert_one_line_error(invoke("predict", lm_run, "--bogus"), "--bogus", code=2)
-    assert_one_line_error(invoke("eval", lm_run, "--data", tmp_path / "none.txt"),
+    one_line_error(invoke("train", "toy-sign", "--resume", lm_run), "'toy-lm' run")
+    one_line_error(invoke("predict", lm_run, "--bogus"), "--bogus", code=2)
+    one_line_error(invoke("eval", lm_run, "--data", tmp_path / "none.txt"),
                           "no such file")
-    assert_one_line_error(invoke("predict"), "missing argument RUN", code=2)
+    one_line_error(invoke("predict"), "missing argument RUN", code=2)
 
 
 def test_error_corrupted_checkpoint_names_the_file(lm_run):
@@ -598,11 +585,11 @@ def test_error_corrupted_checkpoint_names_the_file(lm_run):
         path = lm_run / name
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 3])
-    assert_one_line_error(invoke("eval", lm_run), str(lm_run / "best.npz"), "corrupted")
-    assert_one_line_error(invoke("train", "toy-lm", "--resume", lm_run),
+    one_line_error(invoke("eval", lm_run), str(lm_run / "best.npz"), "corrupted")
+    one_line_error(invoke("train", "toy-lm", "--resume", lm_run),
                           str(lm_run / LAST), "corrupted")
     (lm_run / "config.json").write_text("{not json")
-    assert_one_line_error(invoke("eval", lm_run), "config.json")
+    one_line_error(invoke("eval", lm_run), "config.json")
 
 
 def test_error_damaged_config_json_names_what_is_wrong(lm_run):
@@ -617,17 +604,17 @@ def test_error_damaged_config_json_names_what_is_wrong(lm_run):
     save(lambda info: info["config"].pop("hidden"))
     for args in (["eval", lm_run], ["predict", lm_run],
                  ["train", "toy-lm", "--resume", lm_run]):
-        assert_one_line_error(invoke(*args), str(config_path), "corrupted", "'hidden'", code=1)
+        one_line_error(invoke(*args), str(config_path), "corrupted", "'hidden'", code=1)
     save(lambda info: info.update(config=["not", "an", "object"]))
-    assert_one_line_error(invoke("eval", lm_run), "'config' is not a JSON object", code=1)
+    one_line_error(invoke("eval", lm_run), "'config' is not a JSON object", code=1)
     save(lambda info: info.update(task_state=None))
-    assert_one_line_error(invoke("eval", lm_run), "'task_state' is not a JSON object", code=1)
+    one_line_error(invoke("eval", lm_run), "'task_state' is not a JSON object", code=1)
 
 
 def test_error_non_finite_loss_keeps_last_good_checkpoint(tmp_path):
     run = tmp_path / "w"
     result = invoke("train", "toy-wave", "--out", run, "--spike-at", 3, "--eval-every", 2)
-    assert_one_line_error(result, "step 4", "loss is", str(run / LAST), code=1)
+    one_line_error(result, "step 4", "loss is", str(run / LAST), code=1)
     _, meta = load_arrays(str(run / LAST))
     assert meta["step"] == 2
 
@@ -752,7 +739,7 @@ def test_default_outs_of_runs_started_in_the_same_second_differ(tmp_path, monkey
 def test_a_refused_run_leaves_no_default_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke("train", "toy-sign", "--select-by", "nonesuch:max", "--quiet")
-    assert_one_line_error(result, "nonesuch")
+    one_line_error(result, "nonesuch")
     assert not (tmp_path / "runs").exists()
     (tmp_path / "runs").mkdir()
     assert invoke("train", "toy-sign", "--select-by", "nonesuch:max").exit_code == 1
@@ -772,7 +759,7 @@ def test_rmsprop_takes_momentum_0_unless_given_and_keeps_it_on_resume(tmp_path):
     assert buffers and all(not np.any(arrays[k]) for k in buffers)  # no momentum applied
     assert invoke("train", "toy-wave", "--resume", run, "--steps", 3,
                   "--momentum", 0).exit_code == 0
-    assert_one_line_error(invoke("train", "toy-wave", "--resume", run, "--steps", 4,
+    one_line_error(invoke("train", "toy-wave", "--resume", run, "--steps", 4,
                                  "--momentum", 0.9),
                           "--momentum cannot change when resuming",
                           "(the default of --optimizer rmsprop)")
@@ -782,7 +769,7 @@ def test_a_missing_option_lists_its_choices_on_its_one_line(lm_run, tmp_path):
     """click lists a missing option's choices a line each: the one line joins them as
     words (not escaped line breaks), and one of them given, the command runs."""
     result = invoke("export", lm_run, "--out", tmp_path / "m.safetensors")
-    assert_one_line_error(result, "Missing option '--format'. Choose from: onnx, "
+    one_line_error(result, "Missing option '--format'. Choose from: onnx, "
                                   "safetensors, torch", code=2)
     assert "\\n" not in result.stderr and "\t" not in result.stderr
     assert invoke("export", lm_run, "--out", tmp_path / "m.safetensors",

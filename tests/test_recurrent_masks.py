@@ -6,10 +6,12 @@ cells that do not take them.
 Legend: T time, B batch, I input, H hidden.
 """
 import json
+from functools import partial
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import one_line_error
 
 import recurrent
 from recurrent import conformance, plugins
@@ -19,6 +21,8 @@ from recurrent.layers import Recurrent
 from recurrent.masks import bernoulli, check_masks, variational_mask, zoneout_mask
 from recurrent.plugins import get_cell
 from recurrent.reference import get_reference_cell
+
+_one_line_error = partial(one_line_error, code=1)
 
 CELL_NAMES = ("rnn_tanh", "rnn_relu", "lstm", "gru", "ln_lstm")
 KINDS = ("recurrent", "zoneout", "both", "expectation")
@@ -392,13 +396,6 @@ def test_cli_refuses_the_options_for_a_cell_without_them_in_one_line(tmp_path):
 # a small, quick char-lm run
 TINY = ("--hidden", 8, "--seq-len", 8, "--batch-size", 2, "--threads", 1, "--quiet",
         "--no-plot")
-
-
-def _one_line_error(result, fragment, code=1):
-    assert result.exit_code == code, result.stdout
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0], lines
-    assert "internal error" not in lines[0], lines[0]  # a bug's line, one line too
 
 
 def test_cli_options_are_checked_in_one_line_and_kept_on_resume(tmp_path):

@@ -4,6 +4,7 @@ status of tune's option errors."""
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import one_line_error
 
 import train_toys
 from recurrent.checkpoint import BEST, load_arrays, save_arrays
@@ -12,16 +13,6 @@ from recurrent.cli import cli
 
 def invoke(*args, env=None):
     return CliRunner().invoke(cli, [str(a) for a in args], env=env)
-
-
-def assert_one_line_error(result, *fragments, code):
-    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: ") and "Traceback" not in result.output
-    assert "internal error" not in lines[0], lines[0]  # a bug's line, one line too
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_resume_a_run_directory_named_like_its_task(tmp_path, monkeypatch):
@@ -61,21 +52,21 @@ def test_a_checkpoint_whose_task_parameters_do_not_fit_is_refused(esrnn_run, tmp
     arrays, meta = load_arrays(str(run / BEST))
     change(arrays)
     save_arrays(str(run / BEST), arrays, meta)
-    assert_one_line_error(invoke("eval", run, "--json"), str(run / BEST), fragment, code=1)
+    one_line_error(invoke("eval", run, "--json"), str(run / BEST), fragment, code=1)
     assert invoke("eval", esrnn_run, "--json").exit_code == 0  # the run as trained loads
 
 
 def test_debug_after_the_subcommand_is_its_usage_error(tmp_path):
-    assert_one_line_error(invoke("eval", tmp_path, "--debug"), "--debug", code=2)
+    one_line_error(invoke("eval", tmp_path, "--debug"), "--debug", code=2)
 
 
 @pytest.mark.parametrize("value", ["0", "false"])
 def test_recurrent_debug_set_false_keeps_errors_one_line(tmp_path, value):
     result = invoke("eval", tmp_path / "none", env={"RECURRENT_DEBUG": value})
-    assert_one_line_error(result, "does not exist", code=1)
+    one_line_error(result, "does not exist", code=1)
 
 
 @pytest.mark.parametrize("args", [["--budget", "0"], ["--threads", "0"],
                                   ["--off", "--budget", "3"]])
 def test_tune_option_errors_are_usage_errors(args):
-    assert_one_line_error(invoke("tune", *args), args[-2], code=2)
+    one_line_error(invoke("tune", *args), args[-2], code=2)
