@@ -7,7 +7,6 @@ Error policy: a UserError, a bad option value or an unknown name prints ONE line
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
@@ -83,23 +82,42 @@ class _HelpFormatter(click.HelpFormatter):
         return super().getvalue().replace(_KEPT_HYPHEN, "-")
 
 
-@contextlib.contextmanager
-def _help_formatter():
-    """Every help page and usage line of the command run in it written by _HelpFormatter:
-    click makes a context per command, each of click.Context's class, so its class's
-    formatter is the one place that reaches all of them (plugins' commands too)."""
-    before = click.Context.formatter_class
-    click.Context.formatter_class = _HelpFormatter
-    try:
-        yield
-    finally:
-        click.Context.formatter_class = before
+class _HelpContext(click.Context):
+    """A command's context whose help pages and usage lines _HelpFormatter writes."""
+    formatter_class = _HelpFormatter
+
+
+def _with_help_formatter(command):
+    """``command``, and a group's subcommands, with help pages and usage lines written by
+    _HelpFormatter; ``command`` returned. click makes each command's context of that
+    command's own context_class, so every command of recurrent's (plugins' too) carries
+    _HelpContext: click.Context itself, which other click programs of the process and
+    other threads use, keeps click's formatter. A context class of the command's own
+    keeps its methods, and its formatter when it sets one."""
+    own = command.context_class
+    if own.formatter_class is click.HelpFormatter:
+        command.context_class = _HelpContext if own is click.Context else \
+            type(own.__name__, (own,), {"formatter_class": _HelpFormatter})
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_help_formatter(sub)
+    return command
 
 
 class RecurrentGroup(click.Group):
-    """The root group: its main() turns every failure into one line on stderr."""
+    """The root group: its main() turns every failure into one line on stderr; it and
+    every command added to it write their help with _HelpFormatter."""
+
+    context_class = _HelpContext
+
+    def add_command(self, cmd, name=None):
+        super().add_command(_with_help_formatter(cmd), name)
 
     def make_context(self, info_name, args, parent=None, **extra):
+        # again for every command as a run starts: a plugin's group may have gained
+        # subcommands after it was added here (@cli.group, then @group.command)
+        for command in self.commands.values():
+            _with_help_formatter(command)
         # the arguments as given, for `train --ranks N` to start its ranks with (main()'s
         # args: sys.argv's only when it was given none)
         given = list(args)
@@ -132,7 +150,7 @@ class RecurrentGroup(click.Group):
             # fits, the paired tests) then gives the same bits on any machine. A SIGTERM
             # or SIGHUP ends every command as a Ctrl-C does (recurrent/interrupt.py), so
             # that no file it was writing is left half-made.
-            with single_threaded_blas(), terminating_as_ctrl_c(), _help_formatter():
+            with single_threaded_blas(), terminating_as_ctrl_c():
                 rv = super().main(args, prog_name or "recurrent", complete_var,
                                   standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
@@ -146,8 +164,7 @@ class RecurrentGroup(click.Group):
             code = report("Aborted.", 128 + (cause.signum if isinstance(cause, Terminated)
                                              else signal.SIGINT))
         except click.exceptions.NoArgsIsHelpError as e:  # bare `recurrent`: the quick start
-            with _help_formatter():
-                click.echo(e.ctx.get_help() if e.ctx else e.format_message())
+            click.echo(e.ctx.get_help() if e.ctx else e.format_message())
             code = 0
         except click.ClickException as e:
             if debug:
@@ -428,10 +445,11 @@ def _train_command(task) -> click.Command:
         ctx = click.get_current_context()
         _train(ctx, task, values)
 
-    return click.Command(task.name, params=params, callback=callback,
-                         help=f"{task.help}\n\nEvery option has a default: `recurrent train "
-                              f"{task.name}` alone trains on the task's bundled data.",
-                         short_help=task.help, context_settings={"max_content_width": 100})
+    return _with_help_formatter(click.Command(
+        task.name, params=params, callback=callback,
+        help=f"{task.help}\n\nEvery option has a default: `recurrent train "
+             f"{task.name}` alone trains on the task's bundled data.",
+        short_help=task.help, context_settings={"max_content_width": 100}))
 
 
 def _default_out(task_name):
@@ -965,9 +983,9 @@ def predict_command(ctx, run, args, show_help):
         params.append(click.Option(["--stream"], is_flag=True, help=STREAM_HELP))
     params.append(click.Option(["--precision"], type=click.Choice(PRECISIONS), default="fp32",
                                show_default=True, help=PRECISION_HELP))
-    command = click.Command("predict", params=params, help=f"Predict with the {task.name} run "
-                            f"{run}.", context_settings={"max_content_width": 100,
-                                                          "help_option_names": ["-h", "--help"]})
+    command = _with_help_formatter(click.Command(
+        "predict", params=params, help=f"Predict with the {task.name} run {run}.",
+        context_settings={"max_content_width": 100, "help_option_names": ["-h", "--help"]}))
     try:
         sub = command.make_context(f"recurrent predict {run}", extra)
     except click.NoSuchOption as e:

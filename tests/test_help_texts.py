@@ -1,13 +1,16 @@
 """The command line's help as a new user reads it: the quick start's sample fits the
 bundled data, command listings are not cut off in an 80-column terminal, and the help
 names its arguments as the commands take them."""
+import contextlib
 import re
 import shlex
+import threading
 
 import click
 import pytest
 from click.testing import CliRunner
 
+import recurrent
 import train_toys
 from recurrent import plugins
 from recurrent.cli import QUICK_START, RecurrentGroup, cli
@@ -148,3 +151,154 @@ def test_a_non_breaking_hyphen_in_a_help_text_stays_one(width):
     assert result.exit_code == 0, result.output
     assert "peephole\u2011LSTM" in result.output and "step-by-step" in result.output
     assert "--x\u2011axis" in result.output and "time\u2011axis" in result.output
+
+
+# a text click's own formatter breaks after a hyphen at 40 columns
+HYPHENATED = ("A well-known step-by-step trace of a long-winded run, re-read and "
+              "cross-checked line-by-line.")
+
+
+class _CommandsPlugin:
+    """Commands a plugin adds to recurrent's command line: `toy-hold NAME` waits inside
+    until the test lets NAME go on; `toy-tools show`, a group's subcommand added after
+    the group itself."""
+
+    def __init__(self):
+        self.inside = {"a": threading.Event(), "b": threading.Event()}
+        self.go_on = {"a": threading.Event(), "b": threading.Event()}
+
+    @recurrent.hookimpl
+    def register_commands(self, cli):
+        @cli.command("toy-hold", help=HYPHENATED)
+        @click.argument("name")
+        def hold(name):
+            self.inside[name].set()
+            self.go_on[name].wait(timeout=120)
+
+        @cli.group("toy-tools", help=HYPHENATED, invoke_without_command=True)
+        def tools():
+            pass
+
+        @tools.command("show", help=HYPHENATED)
+        def show():
+            pass
+
+
+@contextlib.contextmanager
+def plugin_commands():
+    """_CommandsPlugin's commands on recurrent's command line for the with block."""
+    registry = plugins.Registry(default_plugins=())
+    plugin = _CommandsPlugin()
+    registry.register_plugin(plugin, "test-help-commands")
+    before = dict(cli.commands)
+    registry.register_commands(cli)
+    assert registry.broken == {}
+    try:
+        yield plugin
+    finally:
+        cli.commands.clear()
+        cli.commands.update(before)
+
+
+def another_program():
+    """A click program that is not recurrent: a group with a hyphenated help text and a
+    command recording the formatter its context makes ([click.Context's, its own])."""
+    seen = []
+
+    @click.group(help=HYPHENATED)
+    def other():
+        pass
+
+    @other.command("look")
+    def look():
+        seen.append([click.Context.formatter_class,
+                     type(click.get_current_context().make_formatter())])
+
+    return other, seen
+
+
+def click_own_help(command, width):
+    """``command``'s help page as click's own formatter writes it."""
+    ctx = click.Context(command, info_name=command.name, terminal_width=width)
+    formatter = click.HelpFormatter(width=width)
+    command.format_help(ctx, formatter)
+    return formatter.getvalue()
+
+
+def beside_two_recurrent_runs(action):
+    """``action()``'s result while two recurrent commands run at once in threads of this
+    program (as in a notebook or a server), and its result after both end (the first to
+    start ending first)."""
+    codes = {}
+
+    def run(name):
+        codes[name] = cli.main(["toy-hold", name], prog_name="recurrent",
+                               standalone_mode=False)
+
+    with plugin_commands() as plugin:
+        threads = {name: threading.Thread(target=run, args=(name,)) for name in "ab"}
+        try:
+            for name in "ab":
+                threads[name].start()
+                assert plugin.inside[name].wait(timeout=120)
+            during = action()
+        finally:
+            for name in "ab":
+                plugin.go_on[name].set()
+                threads[name].join()
+    assert codes == {"a": 0, "b": 0}
+    return during, action()
+
+
+@pytest.fixture
+def clicks_formatter(monkeypatch):
+    """click.Context's formatter, put back after the test whatever the test leaves."""
+    monkeypatch.setattr(click.Context, "formatter_class", click.HelpFormatter)
+
+
+def test_another_click_command_has_clicks_formatter_beside_recurrent_in_threads(
+        clicks_formatter):
+    other, seen = another_program()
+
+    def look():
+        assert CliRunner().invoke(other, ["look"]).exit_code == 0
+        return seen.pop()
+
+    during, after = beside_two_recurrent_runs(look)
+    assert during == after == [click.HelpFormatter, click.HelpFormatter]
+    assert click.Context.formatter_class is click.HelpFormatter
+
+
+def test_another_click_programs_help_is_clicks_own_beside_recurrent_in_threads(
+        clicks_formatter):
+    other, _ = another_program()
+    expected = click_own_help(other, 40)
+    assert re.search(r"\w-$", expected, re.M)  # click breaks after a hyphen here
+
+    def help_page():
+        result = CliRunner().invoke(other, ["--help"], terminal_width=40)
+        assert result.exit_code == 0, result.output
+        return result.output.rstrip("\n")
+
+    assert beside_two_recurrent_runs(help_page) == (expected.rstrip("\n"),) * 2
+
+
+@pytest.mark.parametrize("args", [("toy-hold",), ("toy-tools",), ("toy-tools", "show")])
+def test_plugin_commands_help_keeps_hyphenated_words_whole(args):
+    """A plugin's command (and a subcommand of its group) writes its help as recurrent's
+    own commands do, run through recurrent's command line, and read from the command
+    object after that (as a documentation generator reads it)."""
+    with plugin_commands():
+        result = CliRunner().invoke(cli, [*args, "--help"], prog_name="recurrent",
+                                    terminal_width=40)
+        command = cli
+        for name in args:
+            command = command.get_command(None, name)
+        given = ["x"] if args == ("toy-hold",) else []  # toy-hold's NAME
+        ctx = command.make_context(f"recurrent {' '.join(args)}", given, terminal_width=40)
+        page = ctx.get_help()
+    assert re.search(r"\w-$", click_own_help(command, 40), re.M)
+    for shown in (result.output, page):
+        assert [line for line in shown.splitlines() if re.search(r"\w-$", line)] == []
+        assert HYPHENATED in " ".join(shown.split())
+    assert result.exit_code == 0 and result.output.rstrip("\n") == page.rstrip("\n")
