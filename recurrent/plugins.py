@@ -30,6 +30,7 @@ import os
 import re
 import sys
 import types
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +107,8 @@ class Registry:
         self._loaded = False
         self._cache_key: list | None = None
         self._entries: dict[str, dict[str, Entry]] = {}
+        # CLI group -> names of the plugins whose commands were added to it
+        self._commands_added: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     # ---- loading -------------------------------------------------------------------------
 
@@ -188,6 +191,8 @@ class Registry:
             return False
         self.broken.pop(name, None)
         self.versions[name] = version
+        for added in self._commands_added.values():  # a plugin new under this name
+            added.discard(name)
         return True
 
     def _check_pending(self) -> None:
@@ -418,16 +423,20 @@ class Registry:
         return None if found is None else (found, self.versions.get(found, "-"))
 
     def register_commands(self, cli: Any) -> None:
-        """Let every working plugin add its commands to the real CLI group.
+        """Let every working plugin add its commands to the real CLI group, once: called
+        again (plugins registered since), only the plugins not yet asked add theirs, so a
+        plugin's own commands are never taken for a clash with themselves.
 
         Each plugin's hook runs on its own: one that raises, or adds a command whose name is
         taken (e.g. "train"), is recorded as broken, its additions are undone, and the CLI
         keeps working."""
         for kind in KINDS:  # make sure broken plugins are found and removed first
             self.entries(kind)
+        added = self._commands_added.setdefault(cli, set())
         for name, plugin in self.pm.list_name_plugin():
-            if plugin is None:
+            if plugin is None or name in added:
                 continue
+            added.add(name)
             for impl in _impls_of(self.pm, "register_commands", plugin):
                 before = dict(cli.commands)
                 try:

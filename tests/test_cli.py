@@ -662,9 +662,37 @@ def test_plugin_commands_are_added_and_clashes_are_isolated():
         assert invoke("train", "--help").exit_code == 0
         assert "hijacked" not in invoke("train").output
         assert "test-clashing-plugin" in plugins.broken_plugins()
+        # the plugins that added their commands before are not asked again: their own
+        # commands are no clash, and they keep working
+        assert not [name for name in plugins.broken_plugins() if name != "test-clashing-plugin"]
+        assert invoke("bench", "--help").exit_code == 0
     finally:
         plugins.unregister_plugin("test-command-plugin")
         plugins.unregister_plugin("test-clashing-plugin")
+        cli.commands.clear()
+        cli.commands.update(before)
+
+
+def test_a_plugin_registered_again_adds_its_commands_again():
+    class CommandPlugin:
+        @recurrent.hookimpl
+        def register_commands(self, cli):
+            @cli.command("toy-again")
+            def again():
+                click.echo("again")
+
+    before = dict(cli.commands)
+    try:
+        for _ in range(2):  # registered, its command added; then all of it taken away
+            plugins.register_plugin(CommandPlugin(), "test-again-plugin")
+            plugins.register_commands(cli=cli)
+            assert invoke("toy-again").output == "again\n"
+            plugins.unregister_plugin("test-again-plugin")
+            cli.commands.clear()
+            cli.commands.update(before)
+        assert not plugins.broken_plugins()
+    finally:
+        plugins.unregister_plugin("test-again-plugin")
         cli.commands.clear()
         cli.commands.update(before)
 
