@@ -461,7 +461,9 @@ def _default_out(task_name):
     try:
         os.makedirs("runs", exist_ok=True)
     except OSError as e:
-        raise UserError(f"cannot create the runs directory: {e.strerror}; give --out") from None
+        # a file named runs is the mistake to name, which "File exists" would hide
+        why = "runs is not a directory" if out_paths.non_directory("runs") else e.strerror
+        raise UserError(f"cannot create the runs directory: {why}; give --out") from None
     path, n = base, 1
     while True:
         try:

@@ -45,3 +45,14 @@ def test_train_and_import_out_under_a_file(task_runs, a_file, tmp_path, under):
                   weights))
     one_line_error(invoke("import", weights, "--out", out),
                    f"cannot create run directory {out}: {a_file} is not a directory")
+
+
+def test_train_without_out_where_runs_is_a_file(tmp_path, monkeypatch):
+    """Without --out a run goes under ./runs: a file of that name is named as the mistake
+    in the error, and kept."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").write_bytes(b"not a directory")
+    one_line_error(invoke("train", "char-lm", "--steps", 1, "--hidden", 8, "--quiet",
+                          "--no-plot"),
+                   "cannot create the runs directory: runs is not a directory; give --out")
+    assert (tmp_path / "runs").read_bytes() == b"not a directory"
