@@ -349,3 +349,6 @@ def test_check_command_all_and_several_names():
 
     neither = CliRunner().invoke(plugins_group, ["check"])
     assert neither.exit_code == 2 and "give the NAME of a cell, loss or task to check, or --all" in neither.output
+
+    both_ways = CliRunner().invoke(plugins_group, ["check", "mse", "--all"])
+    assert both_ways.exit_code == 2 and "give NAME... or --all, not both" in both_ways.output

@@ -391,12 +391,18 @@ def test_onnx_export_combines_the_members_in_the_graph(sentiment_ensemble, lm_en
     np.testing.assert_allclose(got[0], model.forward(x, lengths=lengths)[0], atol=2e-5)
     np.testing.assert_allclose(got[1], softmax(got[0].reshape(-1, got[0].shape[-1]))
                                .reshape(got[0].shape), atol=2e-6)
-    one_line_error(invoke("export", sentiment_ensemble, "--format", "safetensors", "--out",
-                          tmp_path / "x.safetensors"), "ensemble of 3 members",
-                   "export each member")
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "torch"])
+def test_formats_of_one_network_and_state_inputs_refuse_an_ensemble(sentiment_ensemble,
+                                                                    tmp_path, fmt):
+    """Without onnxruntime too: the formats holding one network's weights, and
+    --state-inputs (one network's state), refuse an ensemble in one line, writing nothing."""
+    one_line_error(invoke("export", sentiment_ensemble, "--format", fmt, "--out",
+                          tmp_path / "x"), "ensemble of 3 members", "export each member")
     one_line_error(invoke("export", sentiment_ensemble, "--format", "onnx", "--state-inputs",
-                          "--out", tmp_path / "y.onnx"), "--state-inputs")
-    assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "y.onnx").exists()
+                          "--out", tmp_path / "y.onnx"), "--state-inputs", "export a member")
+    assert os.listdir(tmp_path) == []
 
 
 def test_bad_ensemble_sizes_and_changes_on_resume(data, sentiment_ensemble, tmp_path):

@@ -126,3 +126,13 @@ def test_unsorted_rows_with_other_columns_are_not_taken_for_several_series(tmp_p
     one_line_error(result, "does not increase at line 23 of",
                    "(sort the file by time and remove duplicate times)")
     assert "several series" not in result.stderr
+
+
+def test_the_time_column_given_as_the_value_column_is_refused(tmp_path):
+    days = [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(60)]
+    data = write_csv(tmp_path / "d.csv", ["date", "value"],
+                     [[d.isoformat(), value(i)] for i, d in enumerate(days)])
+    one_line_error(invoke("train", "forecast", "--data", data, "--time-column", "date",
+                          "--column", "date", "--out", tmp_path / "run"),
+                   "column 'date' is both the time column and a value column")
+    assert not (tmp_path / "run").exists()

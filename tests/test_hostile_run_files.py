@@ -111,6 +111,15 @@ def test_a_config_json_nested_too_deeply_is_refused_in_one_line(run):
     one_line_error(invoke("eval", run), f"{run / CONFIG_FILE} is corrupted or unreadable")
 
 
+@pytest.mark.parametrize("text", ["[1, 2]", "null", "3"])
+@pytest.mark.parametrize("command", [("eval",), ("train", "--resume"), ("predict",)])
+def test_a_config_json_that_is_json_but_not_an_object_is_refused_unchanged(run, text,
+                                                                           command):
+    (run / CONFIG_FILE).write_text(text)
+    one_line_error(invoke(*command, run), f"{run / CONFIG_FILE} is corrupted: expected a JSON object")
+    assert (run / CONFIG_FILE).read_text() == text
+
+
 def test_a_metrics_line_nested_too_deeply_is_skipped_on_resume(run):
     with open(run / METRICS, "a") as f:
         f.write(DEEP + "\n")

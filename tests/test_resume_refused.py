@@ -119,3 +119,27 @@ def test_epochs_below_those_trained_are_refused_untouched(tmp_path):
                    f"the run's start: 2 ends it where it stands, more extends it)")
     assert {name: (run / name).read_bytes() for name in before} == before
     ok(invoke("train", "toy-sign", "--resume", run, "--epochs", 2))
+
+
+@pytest.mark.parametrize("saved, said", [
+    ({"tbptt": -1}, "--tbptt must be >= 0, got -1"),
+    ({"clip_norm": -1.0}, "--clip-norm must be >= 0 (0 = off), got -1.0"),
+    ({"clip_value": 0.0}, "--clip-value must be > 0, got 0.0"),
+    ({"steps": 0, "epochs": 0}, "nothing to train: --epochs and --steps are both 0"),
+    ({"forget_bias": 1e39}, "--forget-bias 1e+39 is beyond the parameters' float32 range"),
+])
+def test_options_of_a_config_json_that_click_would_refuse_are_refused_on_resume(
+        task_runs, tmp_path, saved, said):
+    """The values click's ranges refuse on the command line reach a resume through the
+    run's config.json (edited, or written by another tool): the same checks refuse them
+    in one line, and the run's files stay as they were."""
+    import json
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(task_runs["char-lm"], run)
+    info = json.loads((run / CONFIG_FILE).read_text())
+    info["config"].update(saved)
+    (run / CONFIG_FILE).write_text(json.dumps(info))
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    one_line_error(invoke("train", "--resume", run), said)
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before

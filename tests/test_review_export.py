@@ -72,3 +72,17 @@ def test_an_imported_run_refuses_resume_and_says_what_it_holds(exported, tmp_pat
     one_line_error(invoke("eval", run, "--checkpoint", "last"),
                    "was made by `recurrent import` and holds best.npz only")
     ok(invoke("eval", run))
+
+
+@pytest.mark.parametrize("text, said", [("{not json", "Expecting property name"),
+                                        ("[1, 2]", "not a JSON object")])
+def test_config_metadata_that_is_not_a_json_object_is_refused(exported, tmp_path, text, said):
+    """The config.json a file's metadata holds, when it is not JSON or not an object, is
+    refused as corrupted in one line before a run is made."""
+    from safetensors.numpy import save_file
+    tensors, _, _ = exported
+    path = tmp_path / "bad.safetensors"
+    save_file(tensors, str(path), metadata={"format": st.FORMAT, st.CONFIG_KEY: text})
+    one_line_error(invoke("import", path, "--out", tmp_path / "run"),
+                   f"{path}: its config.json metadata is corrupted (", said)
+    assert not (tmp_path / "run").exists()

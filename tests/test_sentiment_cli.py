@@ -361,6 +361,7 @@ def test_wide_dropout_without_a_wide_part_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("option, message", [
+    (("--wide-scale",), "--wide-scale needs a wide part (--wide unigrams|bigrams)"),
     (("--wide-folds", "2"), "--wide-folds needs a wide part (--wide unigrams|bigrams)"),
     (("--wide-folds-eval", "mean"), "--wide-folds-eval mean needs a cross-fitted wide part"),
 ])

@@ -186,3 +186,16 @@ def test_an_unseen_symbol_in_an_eval_file_is_named_by_its_line(nfd_run, tmp_path
     one_line_error(invoke("eval", run, "--data", other),
                    "other.tsv has source symbols the model never saw in training: 'z'",
                    "(first on line 4, 'abz')")
+
+
+def test_a_file_of_blank_lines_is_refused_for_training_and_for_eval(nfd_run, tmp_path):
+    """A file with no pair at all (blank lines only) is named in one line, by train before
+    the run is made and by eval --data before anything is scored."""
+    blank = tmp_path / "blank.tsv"
+    blank.write_text("\n\n", encoding="utf-8")
+    out = tmp_path / "run"
+    one_line_error(invoke("train", "seq2seq", "--data", blank, "--out", out, *SMALL),
+                   "blank.tsv holds no source<TAB>target pairs")
+    assert not out.exists()
+    one_line_error(invoke("eval", nfd_run[0], "--data", blank),
+                   "blank.tsv holds no source<TAB>target pairs")
