@@ -174,7 +174,18 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
         read = task.read_files(info["task_state"]) if hasattr(task, "read_files") else {}
         config = config.resumed(changes, resolved, option_flags(task),
                                 (info.get(candidates.CHOSE) or {}).get("given"), read, moved)
-    config.check(task)
+    try:
+        config.check(task)
+    except UserError as e:
+        # a value saved in config.json (edited or damaged) is named as read from there;
+        # one the user gave again is theirs
+        saved = TrainingConfig.from_json(info["config"], run.file(CONFIG_FILE))
+        try:
+            saved.check(task)
+        except UserError as f:
+            if str(f) == str(e):
+                raise UserError(f"{e} (read from {run.file(CONFIG_FILE)})") from None
+        raise
     # rank 0's check (parallel_trainer): the run's data is read again by every rank
     data = config.get("data")
     ranks = world.size if world is not None else 1  # None: one process (the Python API)

@@ -132,7 +132,8 @@ def test_options_of_a_config_json_that_click_would_refuse_are_refused_on_resume(
         task_runs, tmp_path, saved, said):
     """The values click's ranges refuse on the command line reach a resume through the
     run's config.json (edited, or written by another tool): the same checks refuse them
-    in one line, and the run's files stay as they were."""
+    in one line naming the file they were read from, and the run's files stay as they
+    were."""
     import json
     import shutil
     run = tmp_path / "run"
@@ -141,5 +142,6 @@ def test_options_of_a_config_json_that_click_would_refuse_are_refused_on_resume(
     info["config"].update(saved)
     (run / CONFIG_FILE).write_text(json.dumps(info))
     before = {path.name: path.read_bytes() for path in run.iterdir()}
-    one_line_error(invoke("train", "--resume", run), said)
+    one_line_error(invoke("train", "--resume", run), said,
+                   f"(read from {run / CONFIG_FILE})")  # not an option the user typed
     assert {path.name: path.read_bytes() for path in run.iterdir()} == before
