@@ -85,8 +85,9 @@ def moved_runs(task, runs: list, moved: dict, options: dict, flags: dict) -> dic
     gone and is not the run's moves to the place the run reads once this move is saved
     (``options``: the run's options then): a move stopped between the config.json files
     it rewrites (Ctrl-C, a full disk) left that part behind, and the same command, given
-    again, brings it along. Each distinct state is checked once (moved_state), before
-    anything is written."""
+    again, brings it along, once its content is checked to be the run's data (a part
+    whose is not was never the run's: left for the matching of parts to refuse). Each
+    distinct state is checked once (moved_state), before anything is written."""
     if not hasattr(task, "moved_files"):
         return {}
     run_state = runs[0].info()["task_state"]
@@ -100,18 +101,20 @@ def moved_runs(task, runs: list, moved: dict, options: dict, flags: dict) -> dic
             continue
         key = json.dumps([state, own], sort_keys=True)
         if key not in done:
-            done[key] = moved_state(task, state, own, flags)
-        result[run.path] = ({key: options[key] for key in own}, done[key])
+            done[key] = (moved_state if k == 0 else _moved_along)(task, state, own, flags)
+        if done[key] is not None:
+            result[run.path] = ({key: options[key] for key in own}, done[key])
     return result
 
 
 def stopped_move(run_path: str, run_info: dict, part_info: dict) -> str:
     """How to finish a move of the run's data that stopped before it reached one of its
     parts (``run_info``, ``part_info``: the contents of their config.json files): when a
-    file the part reads is gone and is not the one the run reads, the advice to resume the
-    run with its data's place, which moves the part along (moved_runs), or, when that
-    place is gone as well, with the data's new place; "" otherwise, for a part that
-    differs from its run in some other way."""
+    file the part reads is gone and is not the one the run reads (which, when it is there,
+    holds the part's data), the advice to resume the run with its data's place, which
+    moves the part along (moved_runs), or, when that place is gone as well, with the
+    data's new place; "" otherwise, for a part that differs from its run in some other
+    way."""
     from .config import option_flags
     from .plugins import get_task
     if run_info.get("task") != part_info.get("task"):
@@ -124,11 +127,14 @@ def stopped_move(run_path: str, run_info: dict, part_info: dict) -> str:
                             part_info["task_state"])
     except (UserError, KeyError, TypeError):  # an unknown task, a damaged task state
         return ""
-    if not left:
-        return ""
     flags = option_flags(task)
-    resume = f"recurrent train --resume {shell_word(run_path)}"
     gone = {key: path for key, path in left.items() if _gone(path)}
+    # with the run's data there, the part's content is checked to be that data: a part
+    # trained on other data differs for another reason than a move
+    if not left or (not gone and _moved_along(task, part_info["task_state"], left,
+                                              flags) is None):
+        return ""
+    resume = f"recurrent train --resume {shell_word(run_path)}"
     if gone:  # the run's place is gone too: the data's new place is the user's to give
         missing = "; ".join(f"{path}, which {_gone(path)}" for path in gone.values())
         command = " ".join(f"{_flag(k, flags)} NEW" for k in left)
@@ -145,6 +151,17 @@ def _left_behind(task, places: dict, state: dict) -> dict:
     move left behind."""
     return {key: places[key] for key, path in task.read_files(state).items()
             if key in places and path != places[key] and _gone(path)}
+
+
+def _moved_along(task, state: dict, moved: dict, flags: dict) -> dict | None:
+    """moved_state of a part (``state``: its task state) whose files are gone, reading the
+    run's ``moved`` in their place; None when those do not hold the part's data: a part
+    trained on other data (copied in from another run), not one a stopped move left
+    behind."""
+    try:
+        return moved_state(task, state, moved, flags)
+    except UserError:
+        return None
 
 
 def moved_info(info: dict, moving: tuple) -> dict:

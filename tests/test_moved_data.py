@@ -460,3 +460,26 @@ def test_a_part_that_differs_otherwise_is_still_named_by_what_differs(tmp_path):
     (moves / "member-1" / "config.json").write_text(json.dumps(info))
     one_line_error(invoke("eval", moves), f"{moves / 'member-1'} does not belong to the "
                    f"ensemble {moves}: its option hidden differs from the ensemble's")
+
+
+def test_a_member_of_other_data_whose_file_is_gone_is_not_taken_for_one_left_behind(
+        tmp_path):
+    """A member copied in from an ensemble trained on other data, whose file is gone,
+    reads a gone file that is not the run's, as a member a stopped move left behind does:
+    its content tells them apart, and it is refused for what differs, never moved."""
+    run = tmp_path / "run"
+    ok(invoke("train", "sentiment", "--data", write_reviews(tmp_path / "ours.csv",
+              bundled_reviews(20)), "--steps", 2, "--hidden", 8, "--ensemble", 2, "--quiet",
+              "--no-plot", "--out", run))
+    theirs = tmp_path / "theirs.csv"
+    ok(invoke("train", "sentiment", "--data", write_reviews(theirs, bundled_reviews(21)),
+              "--steps", 2, "--hidden", 8, "--ensemble", 2, "--quiet", "--no-plot", "--out",
+              tmp_path / "other"))
+    shutil.rmtree(run / "member-1")
+    shutil.copytree(tmp_path / "other" / "member-1", run / "member-1")
+    theirs.unlink()
+    files = _files(run)
+    for command in (["eval", run], ["train", "--resume", run, "--data", tmp_path / "ours.csv"]):
+        one_line_error(invoke(*command), f"{run / 'member-1'} does not belong to the "
+                       f"ensemble {run}: its task state differs from the ensemble's")
+    assert _files(run) == files
