@@ -8,7 +8,7 @@ import shlex
 from typing import Callable
 
 from .checkpoint import holds_run
-from .checks import not_found
+from .checks import has_control, not_found
 from .errors import UserError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -37,11 +37,33 @@ def home_path(path: str) -> str:
 def shell_word(path) -> str:
     """``path`` as a command a user may copy names it: quoted when the shell would read
     its characters (a space, a quote, a $), and after "./" when it begins with "-", which
-    the command would read as an option."""
+    the command would read as an option. A path holding a line break, a tab or another
+    control character, or a byte that is not UTF-8 (a lone surrogate of surrogateescape),
+    is written in $'...' with each escaped, which a one-line error keeps as it is and a
+    shell reads back as the path (in plain quotes, the error's escape "\\n" would be
+    read as a backslash and an n)."""
     path = os.fspath(path)
     if path.startswith("-"):
         path = os.path.join(".", path)
+    if has_control(path) or any(_byte(c) for c in path):
+        return "$'" + "".join(_escaped(c) for c in path) + "'"
     return shlex.quote(path)
+
+
+def _byte(c: str) -> bool:
+    """Whether ``c`` stands for a byte of a name that is not UTF-8 (surrogateescape)."""
+    return "\udc80" <= c <= "\udcff"
+
+
+def _escaped(c: str) -> str:
+    """The character ``c`` as the shell's $'...' quoting reads it back."""
+    if c in "\\'":
+        return "\\" + c
+    if _byte(c):
+        return f"\\x{ord(c) - 0xdc00:02x}"
+    if has_control(c):
+        return f"\\x{ord(c):02x}" if ord(c) < 0x80 else f"\\u{ord(c):04x}"
+    return c
 
 
 def check_out(option: str, out: str, run_path: str | None,

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 import recurrent
 import train_toys
-from helpers import advised, installed_env, one_line_error
+from helpers import advised, installed_env, ok, one_line_error, tiny_text, train_tiny
 from recurrent import plugins
 from recurrent.checkpoint import LAST, RunDir, load_arrays
 from recurrent.cli import cli
@@ -802,3 +802,39 @@ def test_a_missing_option_lists_its_choices_on_its_one_line(lm_run, tmp_path):
     assert "\\n" not in result.stderr and "\t" not in result.stderr
     assert invoke("export", lm_run, "--out", tmp_path / "m.safetensors",
                   "--format", "safetensors").exit_code == 0
+
+
+def test_advice_naming_a_path_with_a_line_break_runs_as_copied_into_bash(tmp_path):
+    """A one-line error writes a line break in a path as "\\n": the command it advises
+    spells such a path so that bash, given the command as printed, reads the path itself
+    (and a quote, a backslash and a $ in it as themselves)."""
+    run = tmp_path / "a\nb 'c' \\$HOME\t" / "run"
+    run.parent.mkdir()
+    text = tiny_text(tmp_path)
+    ok(train_tiny(text, run))
+    line = one_line_error(train_tiny(text, run), "already holds a run")
+    command = re.search(r"`recurrent ([^`]*)`", line).group(1)
+    assert _bash_words(command) == [b"train", b"--resume", os.fsencode(run)]
+    ok(invoke("train", "--resume", run, "--quiet"))
+
+
+def test_every_path_advice_names_is_read_back_by_bash_as_it_is():
+    """out_paths.shell_word, the spelling of paths in advised commands, as a one-line
+    error prints it (control characters escaped, a byte of a name that is not UTF-8 as
+    standard error writes it, "\\udcff"), read back by bash: blanks, quotes, $, a leading
+    dash, non-ASCII, control characters and such bytes."""
+    from recurrent.checks import unbroken
+    from recurrent.out_paths import shell_word
+    for path in ["plain", "a b", "it's $HOME `x` *", "-r", "é ü", "a\nb", "x\ty",
+                 "\x1b[31m", "a\u2028b\x85c", "back\\slash'\n", "not utf-8 \udcff\udc80"]:
+        printed = unbroken(shell_word(path)).encode("utf-8", "backslashreplace").decode()
+        expected = os.path.join(".", path) if path.startswith("-") else path
+        assert _bash_words(printed) == [os.fsencode(expected)], path
+
+
+def _bash_words(command: str) -> list[bytes]:
+    """The words bash reads in ``command`` (as printed: a byte that is not UTF-8 as its
+    surrogate escape), each as bytes."""
+    return subprocess.run(["bash", "-c", f"printf '%s\\0' {command}"], capture_output=True,
+                          check=True, env={**os.environ, "LC_ALL": "C.UTF-8"}
+                          ).stdout.split(b"\0")[:-1]
