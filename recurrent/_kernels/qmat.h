@@ -36,8 +36,9 @@
  *
  * Layout: activations are int16 rows of Kp = K rounded up to even (zero padded); weights
  * are packed in panels of 8 output rows: P[p][k2][n][e] = qw[8p + n][2 k2 + e] (zero
- * padded), one 32-byte vector per (panel, k pair). A tile of up to 4 rows x 2 panels
- * broadcasts a pair of a row's values (32 bits) and multiplies it with a panel vector.
+ * padded), one 32-byte vector per (panel, k pair). A tile of up to 4 rows (8 in the VNNI
+ * variant) x 2 panels broadcasts a pair of a row's values (32 bits) and multiplies it with
+ * a panel vector.
  * The column tiles are the outer loop so that a tile's weights (K x 16 values) stay in L1
  * while every row tile of the block passes over them.
  *
@@ -303,47 +304,62 @@ RC_TARGET_AVX2 static void rc_q_tile_avx2(int mr, int K2, const int16_t* A, long
     rc_q_store_avx2(mr, acc, o, r0, n0);
 }
 
-/* One row's pair k2 broadcast, times the tile's two panels (one 512-bit vector w), added
- * into its sums c by vpdpwssd: the pair sums of vpmaddwd, without the separate add. */
+/* Row r's pair k2 broadcast, times the tile's two panels (one 512-bit vector w), added
+ * into its sums c by vpdpwssd: the pair sums of vpmaddwd, without the separate add. The
+ * pair is broadcast straight from memory (a load), not through a general register, which
+ * costs a move between register files per row on some cores. */
 #define RC_Q_DPWSSD(r)                                                                    \
-    {                                                                                     \
-        int32_t pair;                                                                     \
-        memcpy(&pair, a##r, 4);                                                           \
-        a##r += 2;                                                                        \
-        c##r = _mm512_dpwssd_epi32(c##r, _mm512_set1_epi32(pair), w);                     \
-    }
+    c##r = _mm512_dpwssd_epi32(c##r, w,                                                   \
+                               _mm512_broadcastd_epi32(_mm_loadu_si32(a##r + 2 * k2)));
 
-/* rc_q_tile_avx2's tile with AVX512_VNNI: one 512-bit accumulator per row. */
+/* rc_q_tile_avx2's tile with AVX512_VNNI: one 512-bit accumulator per row, up to
+ * RC_Q_VMR rows. vpdpwssd takes several cycles to give its result and some cores start
+ * two per cycle, so eight independent accumulators are needed to keep them busy; with
+ * four the loop waits on each sum. */
+#define RC_Q_VMR 8
 RC_TARGET_VNNI512 static void rc_q_tile_vnni512(int mr, int K2, const int16_t* A, long lda,
                                                 const int16_t* P, long pstride,
                                                 const rc_q_out* o, int r0, int n0)
 {
-    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
+    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0,
+            c6 = c0, c7 = c0;
     const int16_t* P1 = P + pstride;
     const int16_t* a0 = A;
-    if (mr == RC_Q_MR) {
+#define RC_Q_W512                                                                         \
+    __m512i w = _mm512_inserti64x4(                                                       \
+        _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)P)),                    \
+        _mm256_loadu_si256((const __m256i*)P1), 1);
+    if (mr == RC_Q_VMR) {
+        const int16_t *a1 = A + lda, *a2 = A + 2 * lda, *a3 = A + 3 * lda, *a4 = A + 4 * lda,
+                      *a5 = A + 5 * lda, *a6 = A + 6 * lda, *a7 = A + 7 * lda;
+        for (int k2 = 0; k2 < K2; k2++, P += 2 * RC_Q_NR, P1 += 2 * RC_Q_NR) {
+            RC_Q_W512
+            RC_Q_DPWSSD(0) RC_Q_DPWSSD(1) RC_Q_DPWSSD(2) RC_Q_DPWSSD(3)
+            RC_Q_DPWSSD(4) RC_Q_DPWSSD(5) RC_Q_DPWSSD(6) RC_Q_DPWSSD(7)
+        }
+    } else if (mr == RC_Q_MR) {
         const int16_t *a1 = A + lda, *a2 = A + 2 * lda, *a3 = A + 3 * lda;
         for (int k2 = 0; k2 < K2; k2++, P += 2 * RC_Q_NR, P1 += 2 * RC_Q_NR) {
-            __m512i w = _mm512_inserti64x4(
-                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)P)),
-                _mm256_loadu_si256((const __m256i*)P1), 1);
+            RC_Q_W512
             RC_Q_DPWSSD(0) RC_Q_DPWSSD(1) RC_Q_DPWSSD(2) RC_Q_DPWSSD(3)
         }
     } else {
         for (int k2 = 0; k2 < K2; k2++, P += 2 * RC_Q_NR, P1 += 2 * RC_Q_NR) {
-            __m512i w = _mm512_inserti64x4(
-                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)P)),
-                _mm256_loadu_si256((const __m256i*)P1), 1);
+            RC_Q_W512
             RC_Q_DPWSSD(0)
         }
     }
-    __m256i acc[RC_Q_MR][2];
-    __m512i c[RC_Q_MR] = {c0, c1, c2, c3};
-    for (int r = 0; r < mr; r++) {
-        acc[r][0] = _mm512_castsi512_si256(c[r]);
-        acc[r][1] = _mm512_extracti64x4_epi64(c[r], 1);
+#undef RC_Q_W512
+    __m512i c[RC_Q_VMR] = {c0, c1, c2, c3, c4, c5, c6, c7};
+    for (int g = 0; g < mr; g += RC_Q_MR) {  /* stored RC_Q_MR rows at a time */
+        __m256i acc[RC_Q_MR][2];
+        int gr = mr - g < RC_Q_MR ? mr - g : RC_Q_MR;
+        for (int r = 0; r < gr; r++) {
+            acc[r][0] = _mm512_castsi512_si256(c[g + r]);
+            acc[r][1] = _mm512_extracti64x4_epi64(c[g + r], 1);
+        }
+        rc_q_store_avx2(gr, acc, o, r0 + g, n0);
     }
-    rc_q_store_avx2(mr, acc, o, r0, n0);
 }
 #endif
 
@@ -357,15 +373,20 @@ static void rc_qmat(int m, int K, const int16_t* A, long lda, const int16_t* P,
     int np = rc_q_panels(o->N);
     void (*tile)(int, int, const int16_t*, long, const int16_t*, long, const rc_q_out*,
                  int, int) = rc_q_tile_portable;
+    int wide = 0;  /* rows of the variant's tile taller than RC_Q_MR, if it has one */
 #ifdef RC_HAVE_X86_VARIANTS
-    if (rc_cpu_vnni())
+    if (rc_cpu_vnni()) {
         tile = rc_q_tile_vnni512;
-    else if (rc_cpu_level() >= 2)
+        wide = RC_Q_VMR;
+    } else if (rc_cpu_level() >= 2) {
         tile = rc_q_tile_avx2;
+    }
 #endif
     for (int p = 0; p < np; p += 2) {
         const int16_t* Pp = P + p * pstride;
         int r = 0;
+        for (; wide && r + wide <= m; r += wide)
+            tile(wide, K2, A + r * lda, lda, Pp, pstride, o, r, p * RC_Q_NR);
         for (; r + RC_Q_MR <= m; r += RC_Q_MR)
             tile(RC_Q_MR, K2, A + r * lda, lda, Pp, pstride, o, r, p * RC_Q_NR);
         for (; r < m; r++)
