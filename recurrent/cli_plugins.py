@@ -283,7 +283,7 @@ def info_command(as_json):
     if "kernels_error" in info:
         click.echo(f"kernels     not available: {info['kernels_error']}")
     if info.get("int8"):
-        path = {"avx512_vnni": "AVX-512 VNNI vpdpwssd, exact int32 sums",
+        path = {"avx512_vnni": "AVX-512 VNNI vpdpbusd, exact int32 sums",
                 "avx2": "AVX2 vpmaddwd, exact int32 sums (no AVX512_VNNI in use)",
                 "portable": "portable C, exact int32 sums (no AVX2 in use)"}[info["int8"]]
         click.echo(f"int8        inference products: {path}")

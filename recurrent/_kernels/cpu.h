@@ -59,7 +59,7 @@ static inline int rc_cpu_level(void)
     return level;
 }
 
-/* Whether the AVX-512 level (3) is in use and the CPU has AVX512_VNNI (vpdpwssd): the
+/* Whether the AVX-512 level (3) is in use and the CPU has AVX512_VNNI (vpdpbusd): the
  * int8 products' widest variant (qmat.h). RECURRENT_VECTOR_LEVEL=avx2|portable turns it
  * off with the level. */
 static inline int rc_cpu_vnni(void)

@@ -18,7 +18,7 @@ the same whatever the split, so any thread count gives bitwise equal results.
 import numpy as np
 
 from cython.parallel cimport prange
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uintptr_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uintptr_t
 from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
@@ -44,8 +44,9 @@ cdef extern from "qmat.h" nogil:
     long rc_q_packed_len(int N, int K)
     void rc_q_pack(const int8_t* w, int N, int K, int16_t* P)
     void rc_q_rows(int m, int K, const float* a, long lda, int16_t* q, float* s)
+    long rc_q_scratch_len(int m, int K)
     void rc_qmat(int m, int K, const int16_t* A, long lda, const int16_t* P,
-                 const rc_q_out* o)
+                 const rc_q_out* o, uint8_t* U)
     void rc_q_lstm_gates_f32(const float* a, const float* c_prev, float* c, float* h, int H)
     void rc_q_rnn_gates_f32(const float* a, float* h, int H, int relu)
     int rc_cpu_vnni()
@@ -58,7 +59,7 @@ cpdef enum Kind:   # the cell a call runs
     RNN_RELU = 3
 
 def instruction_path():
-    """The int8 products' code on this CPU: "avx512_vnni" (vpdpwssd), "avx2" (vpmaddwd,
+    """The int8 products' code on this CPU: "avx512_vnni" (vpdpbusd), "avx2" (vpmaddwd,
     also on AVX-512 CPUs without VNNI) or "portable" (scalar C)."""
     if rc_cpu_vnni():
         return "avx512_vnni"
@@ -75,7 +76,7 @@ def _aligned_int16(Py_ssize_t n):
 
 def pack(const int8_t[:, ::1] wq):
     """The packed copy (int16, 64-byte aligned) of quantised weights wq (N, K) that
-    infer() and matmul_int32() take."""
+    infer() and matmul_int32() take, in the layout of this process's variant (qmat.h)."""
     cdef int N = <int> wq.shape[0], K = <int> wq.shape[1]
     packed = _aligned_int16(rc_q_packed_len(N, K))
     cdef int16_t[::1] P = packed
@@ -101,7 +102,9 @@ def matmul_int32(const int16_t[:, ::1] q, const int16_t[::1] packed, int N, int 
     (N, K) matrix: what infer() dequantises."""
     cdef int m = <int> q.shape[0]
     out = np.zeros((m, N), np.int32)
+    scratch = np.zeros(max(1, rc_q_scratch_len(m, K)), np.uint8)
     cdef int32_t[:, ::1] ov = out
+    cdef uint8_t[::1] uv = scratch
     cdef rc_q_out o
     memset(&o, 0, sizeof(o))
     o.mode = RC_Q_RAW
@@ -109,23 +112,24 @@ def matmul_int32(const int16_t[:, ::1] q, const int16_t[::1] packed, int N, int 
     o.ldc = N
     if m > 0 and N > 0:
         o.S = &ov[0, 0]
-        rc_qmat(m, K, &q[0, 0], q.shape[1], &packed[0], &o)
+        rc_qmat(m, K, &q[0, 0], q.shape[1], &packed[0], &o, &uv[0])
     return out
 
 
 cdef void _rows_loop(int kind, float* out, const float* x, int I, int16_t* xq, float* sx,
                      const int16_t* P_ih, const float* sw_ih, const float* bias, float* pre,
-                     int ldp, float* ah, float* c_run, float* h_n, float* c_n,
+                     int ldp, float* ah, float* c_run, float* h_n, float* c_n, uint8_t* us,
                      const float* h0, int16_t* hq, float* sh, const int16_t* P_hh,
                      const float* sw_hh, const float* b_hn, const int64_t* lengths,
                      Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0,
                      Py_ssize_t b1) noexcept nogil:
     """The whole time loop for batch rows b0:b1: per step, the input part of their rows
     into pre (B, ldp) rows b0:b1, the recurrent product, the gate pass. Scratch rows
-    b0:b1 of xq (B, Ip), sx (B,), hq (B, Hp), sh (B,), ah (GRU, (B, 3H)) are this
-    thread's."""
+    b0:b1 of xq (B, Ip), sx (B,), hq (B, Hp), sh (B,), ah (GRU, (B, 3H)) and us (the
+    products' scratch, rc_q_scratch_len(1, max(I, H)) bytes per row) are this thread's."""
     cdef int nb = <int> (b1 - b0)
     cdef int Ip = rc_q_kpad(I), Hp = rc_q_kpad(H)
+    cdef long Us = rc_q_scratch_len(1, I if I > H else H)
     cdef int G = (4 if kind == LSTM else 3 if kind == GRU else 1) * H
     cdef Py_ssize_t t, b
     cdef const float* h_prev
@@ -157,10 +161,10 @@ cdef void _rows_loop(int kind, float* out, const float* x, int I, int16_t* xq, f
         ho.accumulate = 1
     for t in range(T):
         rc_q_rows(nb, I, x + (t * B + b0) * I, I, xq + b0 * Ip, sx + b0)
-        rc_qmat(nb, I, xq + b0 * Ip, Ip, P_ih, &xo)
+        rc_qmat(nb, I, xq + b0 * Ip, Ip, P_ih, &xo, us + b0 * Us)
         h_prev = state_before(out, h0, t, B, H, b0)
         rc_q_rows(nb, H, h_prev, H, hq + b0 * Hp, sh + b0)
-        rc_qmat(nb, H, hq + b0 * Hp, Hp, P_hh, &ho)
+        rc_qmat(nb, H, hq + b0 * Hp, Hp, P_hh, &ho, us + b0 * Us)
         for b in range(b0, b1):
             h = out + (t * B + b) * H
             if t >= lengths[b]:
@@ -209,9 +213,10 @@ def infer(int kind, float[:, :, ::1] out, float[:, ::1] h_n, float[:, ::1] c_n,
     cdef float* sh = <float*> rc_malloc64(B * sizeof(float))
     cdef float* ah = <float*> rc_malloc64(B * 3 * H * sizeof(float)) if kind == GRU else NULL
     cdef float* c_run = <float*> rc_malloc64(B * H * sizeof(float)) if kind == LSTM else NULL
-    if (pre == NULL or xq == NULL or sx == NULL or hq == NULL or sh == NULL
+    cdef uint8_t* us = <uint8_t*> rc_malloc64(B * rc_q_scratch_len(1, I if I > H else H))
+    if (pre == NULL or xq == NULL or sx == NULL or hq == NULL or sh == NULL or us == NULL
             or (kind == GRU and ah == NULL) or (kind == LSTM and c_run == NULL)):
-        free(pre); free(xq); free(sx); free(hq); free(sh); free(ah); free(c_run)
+        free(pre); free(xq); free(sx); free(hq); free(sh); free(ah); free(c_run); free(us)
         raise MemoryError()
     if kind == LSTM:
         memcpy(c_run, &c0[0, 0], B * H * sizeof(float))
@@ -221,6 +226,6 @@ def infer(int kind, float[:, :, ::1] out, float[:, ::1] h_n, float[:, ::1] c_n,
             copy_empty_rows(c_n_p, &c0[0, 0], len_p, B, H)
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
             _rows_loop(kind, out_p, x_p, I, xq, sx, &p_ih[0], &s_ih[0], &bias[0], pre, ldp,
-                       ah, c_run, h_n_p, c_n_p, h0_p, hq, sh, &p_hh[0], &s_hh[0], &b_hn[0],
+                       ah, c_run, h_n_p, c_n_p, us, h0_p, hq, sh, &p_hh[0], &s_hh[0], &b_hn[0],
                        len_p, T, B, H, split(B, nt, k), split(B, nt, k + 1))
-    free(pre); free(xq); free(sx); free(hq); free(sh); free(ah); free(c_run)
+    free(pre); free(xq); free(sx); free(hq); free(sh); free(ah); free(c_run); free(us)

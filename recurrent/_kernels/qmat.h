@@ -26,26 +26,27 @@
  * operations (one rounded product, one fused multiply-add) in every variant, so results
  * are bitwise equal across thread counts and variants.
  *
- * Why int16 lanes (vpmaddwd) and not u8 x s8 (vpmaddubsw): vpmaddubsw adds two u8 x s8
- * products into a saturating int16, which overflows for full-range int8 values (2 x 255 x
- * 127 > 32767) unless weights or activations lose a bit, and needs a zero point for the
- * unsigned side; it then needs a vpmaddwd by ones to widen, so both forms issue two
- * multiplies per 32 products. vpmaddwd on int8 values held in int16 lanes gives exact
- * int32 pair sums with full 8-bit precision on both sides; the packed weights take twice
- * the bytes of int8 ones (half of float32).
+ * AVX2 and portable: why int16 lanes (vpmaddwd) and not u8 x s8 (vpmaddubsw): vpmaddubsw
+ * adds two u8 x s8 products into a saturating int16, which overflows for full-range int8
+ * values (2 x 255 x 127 > 32767) unless weights or activations lose a bit, and needs a
+ * zero point for the unsigned side; it then needs a vpmaddwd by ones to widen, so both
+ * forms issue two multiplies per 32 products. vpmaddwd on int8 values held in int16 lanes
+ * gives exact int32 pair sums with full 8-bit precision on both sides; the packed weights
+ * take twice the bytes of int8 ones (half of float32). Layout: activations are int16 rows
+ * of Kp = K rounded up to even (zero padded); weights are packed in panels of 8 output
+ * rows: P[p][k2][n][e] = qw[8p + n][2 k2 + e] (zero padded), one 32-byte vector per
+ * (panel, k pair). A tile of up to 4 rows x 2 panels broadcasts a pair of a row's values
+ * (32 bits) and multiplies it with a panel vector.
  *
- * Layout: activations are int16 rows of Kp = K rounded up to even (zero padded); weights
- * are packed in panels of 8 output rows: P[p][k2][n][e] = qw[8p + n][2 k2 + e] (zero
- * padded), one 32-byte vector per (panel, k pair). A tile of up to 4 rows (8 in the VNNI
- * variant) x 2 panels broadcasts a pair of a row's values (32 bits) and multiplies it with
- * a panel vector.
- * The column tiles are the outer loop so that a tile's weights (K x 16 values) stay in L1
- * while every row tile of the block passes over them.
+ * AVX-512 with VNNI: vpdpbusd adds four u8 x s8 products into each int32 lane without
+ * saturating, so the activations take the unsigned side shifted by 128 and a per-output
+ * correction removes the shift exactly (rc_qmat_vnni below); its packed weights are int8,
+ * in panels of 16 output rows.
  *
- * Variants: AVX-512 with VNNI (vpdpwssd: the two panel vectors of a tile as one 512-bit
- * vector, each row's pair multiplied and added into its sums in one instruction), AVX2
- * (vpmaddwd then vpaddd, two 256-bit halves; also on AVX-512 CPUs without VNNI) and
- * portable C. The sums are exact in all three, so they agree bit for bit.
+ * In every variant the column tiles are the outer loop so that a tile's weights (K x 16
+ * values) stay in L1 while every row tile of the block passes over them; the products
+ * are exact in all of them, so they agree bit for bit. pack() writes the layout of the
+ * variant its process runs (the variant never changes within a process).
  */
 #ifndef RECURRENT_QMAT_H
 #define RECURRENT_QMAT_H
@@ -65,18 +66,14 @@
 #define RC_Q_MR 4   /* activation rows per tile */
 
 static inline int rc_q_kpad(int K) { return (K + 1) & ~1; }
+static inline int rc_q_kquad(int K) { return (K + 3) & ~3; }  /* the VNNI variant's */
 
 /* Panels of the packed copy of an (N, K) weight matrix: an even number (zero padded), so
  * that every tile has two. */
 static inline int rc_q_panels(int N) { return ((N + 2 * RC_Q_NR - 1) / (2 * RC_Q_NR)) * 2; }
 
-/* int16 elements of the packed copy of an (N, K) weight matrix. */
-static inline long rc_q_packed_len(int N, int K)
-{
-    return (long)rc_q_panels(N) * (rc_q_kpad(K) / 2) * RC_Q_NR * 2;
-}
-
-static void rc_q_pack(const int8_t* w, int N, int K, int16_t* P)
+/* The pairs layout's packed copy P of quantised weights w (N, K) (AVX2 and portable). */
+static void rc_q_pack_pairs(const int8_t* w, int N, int K, int16_t* P)
 {
     int K2 = rc_q_kpad(K) / 2, np = rc_q_panels(N);
     for (int p = 0; p < np; p++)
@@ -304,89 +301,194 @@ RC_TARGET_AVX2 static void rc_q_tile_avx2(int mr, int K2, const int16_t* A, long
     rc_q_store_avx2(mr, acc, o, r0, n0);
 }
 
-/* Row r's pair k2 broadcast, times the tile's two panels (one 512-bit vector w), added
- * into its sums c by vpdpwssd: the pair sums of vpmaddwd, without the separate add. The
- * pair is broadcast straight from memory (a load), not through a general register, which
- * costs a move between register files per row on some cores. */
-#define RC_Q_DPWSSD(r)                                                                    \
-    c##r = _mm512_dpwssd_epi32(c##r, w,                                                   \
-                               _mm512_broadcastd_epi32(_mm_loadu_si32(a##r + 2 * k2)));
 
-/* rc_q_tile_avx2's tile with AVX512_VNNI: one 512-bit accumulator per row, up to
- * RC_Q_VMR rows. vpdpwssd takes several cycles to give its result and some cores start
- * two per cycle, so eight independent accumulators are needed to keep them busy; with
- * four the loop waits on each sum. */
-#define RC_Q_VMR 8
-RC_TARGET_VNNI512 static void rc_q_tile_vnni512(int mr, int K2, const int16_t* A, long lda,
-                                                const int16_t* P, long pstride,
+/* ---- the AVX-512 VNNI variant: u8 x s8 products (vpdpbusd) ------------------------------
+ * Its own layout of the packed weights, chosen by pack() in the same process: panels of 16
+ * output rows, P[p][k4][n][e] = qw[16p + n][4 k4 + e] (int8, zero padded), one 64-byte
+ * vector per (panel, k quad), followed by corr[n] = 128 * sum_k qw[n][k] (int32, one per
+ * padded output row). An activation row's values are added 128 (u8: 1..255; 128 in the
+ * padding) so that vpdpbusd, which takes one unsigned side, multiplies them:
+ *     sum_k (qa[k] + 128) qw[k] - corr = sum_k qa[k] qw[k] = S
+ * in int32 arithmetic that wraps (vpdpbusd and the subtraction both do), so the result is
+ * S exactly whenever S itself fits (the bound above), even where the shifted partial
+ * sums pass 2^31. Four products per instruction and lane, against two for vpdpwssd. */
+#define RC_Q_VNR 16  /* VNNI: output rows per panel, one 512-bit vector of int32 sums */
+#define RC_Q_VMR 8   /* VNNI: activation rows per tile */
+
+static inline long rc_q_vnni_panels(int N) { return (N + RC_Q_VNR - 1) / RC_Q_VNR; }
+
+/* Bytes of the VNNI variant's packed weights of an (N, K) matrix: the panels, then corr. */
+static inline long rc_q_vnni_bytes(int N, int K)
+{
+    long np = rc_q_vnni_panels(N);
+    return np * rc_q_kquad(K) * RC_Q_VNR + np * RC_Q_VNR * (long)sizeof(int32_t);
+}
+
+static void rc_q_pack_vnni(const int8_t* w, int N, int K, void* packed)
+{
+    int K4 = rc_q_kquad(K), Q = K4 / 4;
+    long np = rc_q_vnni_panels(N);
+    int8_t* P = (int8_t*)packed;
+    char* corr = (char*)packed + np * K4 * RC_Q_VNR;  /* unaligned where pack()'s copy is */
+    for (long p = 0; p < np; p++)
+        for (int q = 0; q < Q; q++)
+            for (int n = 0; n < RC_Q_VNR; n++)
+                for (int e = 0; e < 4; e++) {
+                    long row = p * RC_Q_VNR + n;
+                    int k = 4 * q + e;
+                    P[((p * Q + q) * RC_Q_VNR + n) * 4 + e] =
+                        (row < N && k < K) ? w[row * K + k] : 0;
+                }
+    for (long row = 0; row < np * RC_Q_VNR; row++) {
+        uint32_t sum = 0;  /* modulo 2^32, as the sums it corrects (no signed overflow) */
+        for (int k = 0; row < N && k < K; k++)
+            sum += (uint32_t)(int32_t)w[row * K + k];
+        sum *= 128u;
+        memcpy(corr + row * sizeof(int32_t), &sum, sizeof(int32_t));
+    }
+}
+
+/* U (m, K4) = A (m, Kp, row stride lda) + 128 as u8, 128 past column K. */
+RC_TARGET_VNNI512 static void rc_q_unsigned_rows(int m, int K, const int16_t* A, long lda,
+                                                 uint8_t* U)
+{
+    int K4 = rc_q_kquad(K);
+    const __m512i shift = _mm512_set1_epi16(128);
+    for (int r = 0; r < m; r++) {
+        const int16_t* a = A + (long)r * lda;
+        uint8_t* u = U + (long)r * K4;
+        int k = 0;
+        for (; k + 32 <= K; k += 32)  /* |qa| <= 127: qa + 128 fits a byte, no saturation */
+            _mm256_storeu_si256((__m256i*)(u + k), _mm512_cvtepi16_epi8(
+                _mm512_add_epi16(_mm512_loadu_si512((const void*)(a + k)), shift)));
+        for (; k < K; k++)
+            u[k] = (uint8_t)(a[k] + 128);
+        for (; k < K4; k++)
+            u[k] = 128;
+    }
+}
+
+/* Row r's quad k4 broadcast (from memory: a load, not a move between register files),
+ * times the panel vector w, added into its sums. */
+#define RC_Q_DPBUSD(r)                                                                    \
+    c##r = _mm512_dpbusd_epi32(c##r,                                                      \
+                               _mm512_broadcastd_epi32(_mm_loadu_si32(u##r + 4 * q)), w);
+
+/* mr = 8, 4 or 1 rows x one panel (16 outputs). vpdpbusd takes several cycles to give its
+ * result and some cores start two per cycle, so eight independent accumulators keep them
+ * busy where four would leave the loop waiting on each sum. */
+RC_TARGET_VNNI512 static void rc_q_tile_vnni512(int mr, int Q, const uint8_t* U, long ldu,
+                                                const int8_t* P, const void* corr,
                                                 const rc_q_out* o, int r0, int n0)
 {
     __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0,
             c6 = c0, c7 = c0;
-    const int16_t* P1 = P + pstride;
-    const int16_t* a0 = A;
-#define RC_Q_W512                                                                         \
-    __m512i w = _mm512_inserti64x4(                                                       \
-        _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)P)),                    \
-        _mm256_loadu_si256((const __m256i*)P1), 1);
+    const uint8_t* u0 = U;
     if (mr == RC_Q_VMR) {
-        const int16_t *a1 = A + lda, *a2 = A + 2 * lda, *a3 = A + 3 * lda, *a4 = A + 4 * lda,
-                      *a5 = A + 5 * lda, *a6 = A + 6 * lda, *a7 = A + 7 * lda;
-        for (int k2 = 0; k2 < K2; k2++, P += 2 * RC_Q_NR, P1 += 2 * RC_Q_NR) {
-            RC_Q_W512
-            RC_Q_DPWSSD(0) RC_Q_DPWSSD(1) RC_Q_DPWSSD(2) RC_Q_DPWSSD(3)
-            RC_Q_DPWSSD(4) RC_Q_DPWSSD(5) RC_Q_DPWSSD(6) RC_Q_DPWSSD(7)
+        const uint8_t *u1 = U + ldu, *u2 = U + 2 * ldu, *u3 = U + 3 * ldu, *u4 = U + 4 * ldu,
+                      *u5 = U + 5 * ldu, *u6 = U + 6 * ldu, *u7 = U + 7 * ldu;
+        for (int q = 0; q < Q; q++) {
+            __m512i w = _mm512_loadu_si512((const void*)(P + 64 * (long)q));
+            RC_Q_DPBUSD(0) RC_Q_DPBUSD(1) RC_Q_DPBUSD(2) RC_Q_DPBUSD(3)
+            RC_Q_DPBUSD(4) RC_Q_DPBUSD(5) RC_Q_DPBUSD(6) RC_Q_DPBUSD(7)
         }
     } else if (mr == RC_Q_MR) {
-        const int16_t *a1 = A + lda, *a2 = A + 2 * lda, *a3 = A + 3 * lda;
-        for (int k2 = 0; k2 < K2; k2++, P += 2 * RC_Q_NR, P1 += 2 * RC_Q_NR) {
-            RC_Q_W512
-            RC_Q_DPWSSD(0) RC_Q_DPWSSD(1) RC_Q_DPWSSD(2) RC_Q_DPWSSD(3)
+        const uint8_t *u1 = U + ldu, *u2 = U + 2 * ldu, *u3 = U + 3 * ldu;
+        for (int q = 0; q < Q; q++) {
+            __m512i w = _mm512_loadu_si512((const void*)(P + 64 * (long)q));
+            RC_Q_DPBUSD(0) RC_Q_DPBUSD(1) RC_Q_DPBUSD(2) RC_Q_DPBUSD(3)
         }
     } else {
-        for (int k2 = 0; k2 < K2; k2++, P += 2 * RC_Q_NR, P1 += 2 * RC_Q_NR) {
-            RC_Q_W512
-            RC_Q_DPWSSD(0)
+        for (int q = 0; q < Q; q++) {
+            __m512i w = _mm512_loadu_si512((const void*)(P + 64 * (long)q));
+            RC_Q_DPBUSD(0)
         }
     }
-#undef RC_Q_W512
+    const __m512i cv = _mm512_loadu_si512(corr);
     __m512i c[RC_Q_VMR] = {c0, c1, c2, c3, c4, c5, c6, c7};
     for (int g = 0; g < mr; g += RC_Q_MR) {  /* stored RC_Q_MR rows at a time */
         __m256i acc[RC_Q_MR][2];
         int gr = mr - g < RC_Q_MR ? mr - g : RC_Q_MR;
         for (int r = 0; r < gr; r++) {
-            acc[r][0] = _mm512_castsi512_si256(c[g + r]);
-            acc[r][1] = _mm512_extracti64x4_epi64(c[g + r], 1);
+            __m512i sums = _mm512_sub_epi32(c[g + r], cv);
+            acc[r][0] = _mm512_castsi512_si256(sums);
+            acc[r][1] = _mm512_extracti64x4_epi64(sums, 1);
         }
         rc_q_store_avx2(gr, acc, o, r0 + g, n0);
     }
 }
+
+static void rc_qmat_vnni(int m, int K, const int16_t* A, long lda, const void* packed,
+                         const rc_q_out* o, uint8_t* U)
+{
+    int K4 = rc_q_kquad(K), Q = K4 / 4;
+    long np = rc_q_vnni_panels(o->N);
+    const int8_t* P = (const int8_t*)packed;
+    const char* corr = (const char*)packed + np * K4 * RC_Q_VNR;
+    rc_q_unsigned_rows(m, K, A, lda, U);
+    for (long p = 0; p < np; p++) {  /* a panel's weights (K x 16 bytes) stay in L1 */
+        const int8_t* Pp = P + p * Q * 64;
+        const char* cp = corr + p * RC_Q_VNR * sizeof(int32_t);
+        int n0 = (int)(p * RC_Q_VNR), r = 0;
+        for (; r + RC_Q_VMR <= m; r += RC_Q_VMR)
+            rc_q_tile_vnni512(RC_Q_VMR, Q, U + (long)r * K4, K4, Pp, cp, o, r, n0);
+        for (; r + RC_Q_MR <= m; r += RC_Q_MR)
+            rc_q_tile_vnni512(RC_Q_MR, Q, U + (long)r * K4, K4, Pp, cp, o, r, n0);
+        for (; r < m; r++)
+            rc_q_tile_vnni512(1, Q, U + (long)r * K4, K4, Pp, cp, o, r, n0);
+    }
+}
 #endif
 
+/* int16 elements of the packed copy of an (N, K) weight matrix, in this process's
+ * variant's layout. */
+static inline long rc_q_packed_len(int N, int K)
+{
+#ifdef RC_HAVE_X86_VARIANTS
+    if (rc_cpu_vnni())
+        return (rc_q_vnni_bytes(N, K) + 1) / 2;
+#endif
+    return (long)rc_q_panels(N) * (rc_q_kpad(K) / 2) * RC_Q_NR * 2;
+}
+
+/* The packed copy P (rc_q_packed_len(N, K) int16) of quantised weights w (N, K). */
+static void rc_q_pack(const int8_t* w, int N, int K, int16_t* P)
+{
+#ifdef RC_HAVE_X86_VARIANTS
+    if (rc_cpu_vnni()) {
+        rc_q_pack_vnni(w, N, K, P);
+        return;
+    }
+#endif
+    rc_q_pack_pairs(w, N, K, P);
+}
+
+/* Bytes of rc_qmat's scratch for m rows of length K. */
+static inline long rc_q_scratch_len(int m, int K) { return (long)m * rc_q_kquad(K); }
+
 /* The product of m quantised rows A (int16, row stride lda >= Kp) with the packed weights
- * P of an (N, K) matrix, out as described by o (rows 0..m-1 of its arrays). */
+ * P of an (N, K) matrix, out as described by o (rows 0..m-1 of its arrays). U: scratch of
+ * rc_q_scratch_len(m, K) bytes. */
 static void rc_qmat(int m, int K, const int16_t* A, long lda, const int16_t* P,
-                    const rc_q_out* o)
+                    const rc_q_out* o, uint8_t* U)
 {
     int K2 = rc_q_kpad(K) / 2;
     long pstride = (long)K2 * 2 * RC_Q_NR;     /* int16 per panel */
     int np = rc_q_panels(o->N);
     void (*tile)(int, int, const int16_t*, long, const int16_t*, long, const rc_q_out*,
                  int, int) = rc_q_tile_portable;
-    int wide = 0;  /* rows of the variant's tile taller than RC_Q_MR, if it has one */
 #ifdef RC_HAVE_X86_VARIANTS
     if (rc_cpu_vnni()) {
-        tile = rc_q_tile_vnni512;
-        wide = RC_Q_VMR;
-    } else if (rc_cpu_level() >= 2) {
-        tile = rc_q_tile_avx2;
+        rc_qmat_vnni(m, K, A, lda, P, o, U);
+        return;
     }
+    if (rc_cpu_level() >= 2)
+        tile = rc_q_tile_avx2;
 #endif
+    (void)U;
     for (int p = 0; p < np; p += 2) {
         const int16_t* Pp = P + p * pstride;
         int r = 0;
-        for (; wide && r + wide <= m; r += wide)
-            tile(wide, K2, A + r * lda, lda, Pp, pstride, o, r, p * RC_Q_NR);
         for (; r + RC_Q_MR <= m; r += RC_Q_MR)
             tile(RC_Q_MR, K2, A + r * lda, lda, Pp, pstride, o, r, p * RC_Q_NR);
         for (; r < m; r++)
