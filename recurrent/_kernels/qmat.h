@@ -418,6 +418,59 @@ RC_TARGET_VNNI512 static void rc_q_tile_vnni512(int mr, int Q, const uint8_t* U,
     }
 }
 
+#define RC_Q_DPBUSD2(r)                                                                   \
+    {                                                                                     \
+        __m512i b = _mm512_broadcastd_epi32(_mm_loadu_si32(u##r + 4 * q));               \
+        c##r = _mm512_dpbusd_epi32(c##r, b, w);                                           \
+        d##r = _mm512_dpbusd_epi32(d##r, b, v);                                           \
+    }
+
+/* 8 rows x two panels (32 outputs): 16 accumulators, one broadcast per two products. */
+RC_TARGET_VNNI512 static void rc_q_tile2_vnni512(int Q, const uint8_t* U, long ldu,
+                                                 const int8_t* P, long pstride,
+                                                 const char* corr, const rc_q_out* o,
+                                                 int r0, int n0)
+{
+    __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0,
+            c6 = c0, c7 = c0, d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0, d6 = c0,
+            d7 = c0;
+    const uint8_t *u0 = U, *u1 = U + ldu, *u2 = U + 2 * ldu, *u3 = U + 3 * ldu,
+                  *u4 = U + 4 * ldu, *u5 = U + 5 * ldu, *u6 = U + 6 * ldu, *u7 = U + 7 * ldu;
+    const int8_t* P1 = P + pstride;
+    for (int q = 0; q < Q; q++) {
+        __m512i w = _mm512_loadu_si512((const void*)(P + 64 * (long)q));
+        __m512i v = _mm512_loadu_si512((const void*)(P1 + 64 * (long)q));
+        RC_Q_DPBUSD2(0) RC_Q_DPBUSD2(1) RC_Q_DPBUSD2(2) RC_Q_DPBUSD2(3)
+        RC_Q_DPBUSD2(4) RC_Q_DPBUSD2(5) RC_Q_DPBUSD2(6) RC_Q_DPBUSD2(7)
+    }
+    __m512i c[2][RC_Q_VMR] = {{c0, c1, c2, c3, c4, c5, c6, c7},
+                              {d0, d1, d2, d3, d4, d5, d6, d7}};
+    for (int h = 0; h < 2; h++) {
+        const __m512i cv = _mm512_loadu_si512(corr + h * RC_Q_VNR * sizeof(int32_t));
+        for (int g = 0; g < RC_Q_VMR; g += RC_Q_MR) {
+            __m256i acc[RC_Q_MR][2];
+            for (int r = 0; r < RC_Q_MR; r++) {
+                __m512i sums = _mm512_sub_epi32(c[h][g + r], cv);
+                acc[r][0] = _mm512_castsi512_si256(sums);
+                acc[r][1] = _mm512_extracti64x4_epi64(sums, 1);
+            }
+            rc_q_store_avx2(RC_Q_MR, acc, o, r0 + g, n0 + h * RC_Q_VNR);
+        }
+    }
+}
+
+/* Rows r..m-1 of one panel (16 outputs from n0) in tiles of 8, 4 and 1 rows. */
+static void rc_q_panel_vnni(int r, int m, int Q, const uint8_t* U, int K4, const int8_t* Pp,
+                            const char* cp, const rc_q_out* o, int n0)
+{
+    for (; r + RC_Q_VMR <= m; r += RC_Q_VMR)
+        rc_q_tile_vnni512(RC_Q_VMR, Q, U + (long)r * K4, K4, Pp, cp, o, r, n0);
+    for (; r + RC_Q_MR <= m; r += RC_Q_MR)
+        rc_q_tile_vnni512(RC_Q_MR, Q, U + (long)r * K4, K4, Pp, cp, o, r, n0);
+    for (; r < m; r++)
+        rc_q_tile_vnni512(1, Q, U + (long)r * K4, K4, Pp, cp, o, r, n0);
+}
+
 static void rc_qmat_vnni(int m, int K, const int16_t* A, long lda, const void* packed,
                          const rc_q_out* o, uint8_t* U)
 {
@@ -426,16 +479,18 @@ static void rc_qmat_vnni(int m, int K, const int16_t* A, long lda, const void* p
     const int8_t* P = (const int8_t*)packed;
     const char* corr = (const char*)packed + np * K4 * RC_Q_VNR;
     rc_q_unsigned_rows(m, K, A, lda, U);
-    for (long p = 0; p < np; p++) {  /* a panel's weights (K x 16 bytes) stay in L1 */
+    for (long p = 0; p < np; p++) {  /* a tile's weights (K x 32 bytes) stay in L1 */
         const int8_t* Pp = P + p * Q * 64;
         const char* cp = corr + p * RC_Q_VNR * sizeof(int32_t);
         int n0 = (int)(p * RC_Q_VNR), r = 0;
-        for (; r + RC_Q_VMR <= m; r += RC_Q_VMR)
-            rc_q_tile_vnni512(RC_Q_VMR, Q, U + (long)r * K4, K4, Pp, cp, o, r, n0);
-        for (; r + RC_Q_MR <= m; r += RC_Q_MR)
-            rc_q_tile_vnni512(RC_Q_MR, Q, U + (long)r * K4, K4, Pp, cp, o, r, n0);
-        for (; r < m; r++)
-            rc_q_tile_vnni512(1, Q, U + (long)r * K4, K4, Pp, cp, o, r, n0);
+        if (p + 1 < np) {  /* two panels: 8-row tiles of both, then the second's rest */
+            for (; r + RC_Q_VMR <= m; r += RC_Q_VMR)
+                rc_q_tile2_vnni512(Q, U + (long)r * K4, K4, Pp, (long)Q * 64, cp, o, r, n0);
+            rc_q_panel_vnni(r, m, Q, U, K4, Pp + Q * 64, cp + RC_Q_VNR * sizeof(int32_t), o,
+                            n0 + RC_Q_VNR);
+            p++;
+        }
+        rc_q_panel_vnni(r, m, Q, U, K4, Pp, cp, o, n0);
     }
 }
 #endif
