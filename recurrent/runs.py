@@ -389,6 +389,9 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
         model.left_out = left_out
         return model, info
     config["threads"] = threads if threads is not None else config.get("threads")
+    # the checkpoint's parameters replace the initial ones below, so the initial forget-gate
+    # bias is not set: a saved value a resume refuses (beyond float32) stays harmless here
+    config["forget_bias"] = None
     name = checkpoint_file(run, which)
     budget = param_budget(run.file(name))  # sizes beyond the checkpoint's: refused
     try:
