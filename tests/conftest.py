@@ -44,6 +44,20 @@ def rng():
     return np.random.default_rng(1234)
 
 
+@pytest.fixture
+def every_region_threaded():
+    """Small problems share their parallel regions between threads too (kernel_threads
+    otherwise keeps work below min_parallel_flops on one thread). The process's settings
+    are decided first, so that a layer's first call does not apply them over these."""
+    from recurrent import tuning as kernel_tuning
+    from recurrent._kernels import tuning
+    kernel_tuning.ensure()
+    saved = tuning.current()
+    tuning.apply(dict(saved, min_parallel_flops=0))
+    yield
+    tuning.apply(saved)
+
+
 @pytest.fixture(scope="session")
 def task_runs(tmp_path_factory):
     """task name -> directory of a tiny real run of each built-in task, trained once for

@@ -88,6 +88,15 @@ for cell in ("lstm", "gru"):
     layer = Recurrent(cell, 6, 10, seed=2, precision="int8")
     x = rng.standard_normal((5, 7, 6)).astype(np.float32)
     outs.append(layer(x, lengths=[5, 0, 3, 1, 5, 2, 4], need_grad=False)[0])
+# every tile and padding: rows 1..20 (8-row tiles over two panels, then 8, 4 and 1 rows),
+# K 1..70 (each remainder of the pairs, the quads and the u8 conversion's 32-value
+# vectors), N 1..80 (partial and odd last panels of 8 and of 16 outputs)
+shapes = np.random.default_rng(6)
+for m, K, N in shapes.integers(1, (21, 71, 81), (300, 3)):
+    q, _ = kernel.quantize_rows(shapes.standard_normal((m, K)).astype(np.float32))
+    w = QuantizedWeight(shapes.standard_normal((N, K)).astype(np.float32))
+    assert np.array_equal(kernel.matmul_int32(q, w.packed, N, K), int8_sums(q[:, :K], w.q)), (
+        m, K, N)
 np.save(__import__("sys").argv[1], np.concatenate([o.ravel() for o in outs]))
 print(activations.vector_level(), kernel.instruction_path())
 """
@@ -147,12 +156,14 @@ def test_one_kernel_step_matches_the_reference_within_float32_rounding(cell, rng
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_kernel_sequences_match_the_reference_at_any_thread_count(cell, rng):
+def test_kernel_sequences_match_the_reference_at_any_thread_count(cell, rng,
+                                                                  every_region_threaded):
     """Stacked, bidirectional, with lengths (0 included): the kernel against the numpy
-    reference of the same arithmetic, and bitwise equal at 1 and 2 threads. Tolerance: the
-    gate passes differ by float32 rounding (1e-6 relative), which can move a value of h
-    across a rounding boundary of its quantisation: one step of 1/127 of the row's
-    max-abs times a weight (<= 1/sqrt(H)), 4e-4 here, carried on by the recurrence."""
+    reference of the same arithmetic, and bitwise equal at 1 and 2 threads (every region
+    split, however small). Tolerance: the gate passes differ by float32 rounding (1e-6
+    relative), which can move a value of h across a rounding boundary of its
+    quantisation: one step of 1/127 of the row's max-abs times a weight (<= 1/sqrt(H)),
+    4e-4 here, carried on by the recurrence."""
     T, B, I, H = 9, 7, 13, 21
     fast, ref = _pair(cell, I, H, 1, num_layers=2, bidirectional=True)
     x = rng.standard_normal((T, B, I)).astype(np.float32)
@@ -168,6 +179,27 @@ def test_kernel_sequences_match_the_reference_at_any_thread_count(cell, rng):
     out2, state2 = fast(x, lengths=lengths, need_grad=False)
     np.testing.assert_array_equal(out2, out)
     np.testing.assert_array_equal(np.asarray(state2), np.asarray(state))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_threads_that_split_the_batch_give_bitwise_the_outputs_of_one(
+        cell, every_region_threaded, rng):
+    """Every parallel region on 2 threads, however small: each thread quantises and
+    multiplies its own batch rows, through its own slice of the products' scratch (the
+    VNNI variant's u8 rows, sized for the longer of the x and h rows), so the outputs are
+    bitwise those of one thread. Inputs wider and narrower than the state, an odd batch
+    (uneven split) and one giving each thread 8-row tiles. Threads sharing memory differ
+    only where they run at the same time: long sequences and each 2-thread run repeated,
+    so that they do even where other processes hold a core part of the time."""
+    for I, H, B in ((70, 9, 17), (9, 70, 17), (66, 66, 18)):
+        layer = Recurrent(cell, I, H, seed=1, precision="int8", bidirectional=True)
+        x = rng.standard_normal((1000, B, I)).astype(np.float32)
+        lengths = rng.integers(500, 1001, B)
+        layer.num_threads = 1
+        want = layer(x, lengths=lengths, need_grad=False)[0]
+        layer.num_threads = 2
+        for _ in range(2):
+            np.testing.assert_array_equal(layer(x, lengths=lengths, need_grad=False)[0], want)
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -5,21 +5,7 @@ Legend: T time, B batch, I input, H hidden.
 import numpy as np
 import pytest
 
-from recurrent import tuning as kernel_tuning
-from recurrent._kernels import tuning
 from recurrent.layers import LSTM
-
-
-@pytest.fixture
-def every_region_threaded():
-    """Small problems share their parallel regions between threads too (kernel_threads
-    otherwise keeps work below min_parallel_flops on one thread). The process's settings
-    are decided first, so that a layer's first call does not apply them over these."""
-    kernel_tuning.ensure()
-    saved = tuning.current()
-    tuning.apply(dict(saved, min_parallel_flops=0))
-    yield
-    tuning.apply(saved)
 
 
 def _lstm_pass(layer, x, lengths, need_grad, num_threads):
