@@ -20,8 +20,10 @@ from recurrent.reference import get_reference_cell, int8_sums  # noqa: E402
 
 CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
 # (rows, K, N): rows not a multiple of the 4-row tile, K odd (padded pair), N not a
-# multiple of the 16-output tile, a single row, and a layer's real sizes
-PRODUCTS = ((1, 1, 1), (3, 7, 9), (13, 64, 17), (33, 129, 100), (64, 256, 1024))
+# multiple of the 16-output tile, a single row, a layer's real sizes, and rows long
+# enough to be taken in several blocks (qmat.h rc_q_row_block), the last one short
+PRODUCTS = ((1, 1, 1), (3, 7, 9), (13, 64, 17), (33, 129, 100), (64, 256, 1024),
+            (101, 1023, 40))
 
 
 def _rows(rng, m, K):
@@ -83,6 +85,9 @@ assert not q[3].any() and not q[7].any() and s[3] == s[7] == 0
 assert not q[5].any() and not q[9].any() and np.isnan(s[5]) and np.isnan(s[9])
 assert np.array_equal(s.view(np.int32), quantize_rows(a)[1].view(np.int32))
 assert np.array_equal(kernel.matmul_int32(q, w.packed, 45, 37), int8_sums(q[:, :37], w.q))
+q, _ = kernel.quantize_rows(rng.standard_normal((101, 1023)).astype(np.float32))
+w = QuantizedWeight(rng.standard_normal((40, 1023)).astype(np.float32))
+assert np.array_equal(kernel.matmul_int32(q, w.packed, 40, 1023), int8_sums(q[:, :1023], w.q))
 outs = []
 for cell in ("lstm", "gru"):
     layer = Recurrent(cell, 6, 10, seed=2, precision="int8")
@@ -175,6 +180,27 @@ def test_kernel_sequences_match_the_reference_at_any_thread_count(cell, rng,
                          np.atleast_3d(ref_state) if cell != "lstm" else ref_state):
         np.testing.assert_allclose(got, want, atol=2e-3)
     assert not out[:, 1].any()  # a row of length 0 outputs zeros ...
+    fast.num_threads = 2
+    out2, state2 = fast(x, lengths=lengths, need_grad=False)
+    np.testing.assert_array_equal(out2, out)
+    np.testing.assert_array_equal(np.asarray(state2), np.asarray(state))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_batch_taken_in_several_chunks_matches_the_reference(cell, rng,
+                                                              every_region_threaded):
+    """Rows whose pre-activations pass one chunk (int8.pyx CHUNK_BYTES: H = 1024 makes
+    chunks of 64 rows, so 150 rows are three on one thread, the last short, and two on
+    each of two threads) against the numpy reference, with lengths, and bitwise equal at
+    1 and 2 threads. Tolerance as in the test above."""
+    T, B, I, H = 3, 150, 5, 1024
+    fast, ref = _pair(cell, I, H, 3)
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    lengths = rng.integers(0, T + 1, B)
+    fast.num_threads = 1
+    out, state = fast(x, lengths=lengths, need_grad=False)
+    ref_out, _ = ref(x, lengths=lengths, need_grad=False)
+    np.testing.assert_allclose(out, ref_out, atol=2e-3)
     fast.num_threads = 2
     out2, state2 = fast(x, lengths=lengths, need_grad=False)
     np.testing.assert_array_equal(out2, out)

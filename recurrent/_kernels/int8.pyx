@@ -9,9 +9,9 @@ Legend: T time steps, B batch rows, I input size, H hidden size, G = gates * H r
 W_ih / W_hh; Ip, Hp = I, H rounded up to even (the quantised rows' length).
 
 Per call: ONE parallel region in which each thread owns a contiguous slice of batch rows
-for all T steps; per step it quantises its rows of x_t and h_{t-1}, computes the input
-part x_t W_ih^T + bias and adds h_{t-1} W_hh^T (or keeps it apart, GRU), then runs the gate
-pass. No barrier between steps or chunks of steps: on a busy machine every barrier waits
+for all T steps; per step, chunk by chunk of its rows (CHUNK_BYTES), it quantises their
+x_t and h_{t-1}, computes the input part x_t W_ih^T + bias and adds h_{t-1} W_hh^T (or
+keeps it apart, GRU), then runs the gate pass. No barrier between steps or chunks of steps: on a busy machine every barrier waits
 for the slowest thread's next time slice. The sums are exact and every float operation is
 the same whatever the split, so any thread count gives bitwise equal results.
 """
@@ -116,71 +116,83 @@ def matmul_int32(const int16_t[:, ::1] q, const int16_t[::1] packed, int N, int 
     return out
 
 
+# rows of a step's chunk: their pre-activations (rows x ldp floats) about 1 MB, so that a
+# chunk's products, gate pass and scratch stay in L2 (a pool stepping thousands of
+# streams otherwise wrote and read them through L3 three times per step)
+cdef int CHUNK_BYTES = 1 << 20
+
+
 cdef void _rows_loop(int kind, float* out, const float* x, int I, int16_t* xq, float* sx,
                      const int16_t* P_ih, const float* sw_ih, const float* bias, float* pre,
                      int ldp, float* ah, float* c_run, float* h_n, float* c_n, uint8_t* us,
                      const float* h0, int16_t* hq, float* sh, const int16_t* P_hh,
                      const float* sw_hh, const float* b_hn, const int64_t* lengths,
-                     Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0,
-                     Py_ssize_t b1) noexcept nogil:
-    """The whole time loop for batch rows b0:b1: per step, the input part of their rows
-    into pre (B, ldp) rows b0:b1, the recurrent product, the gate pass. Scratch rows
-    b0:b1 of xq (B, Ip), sx (B,), hq (B, Hp), sh (B,), ah (GRU, (B, 3H)) and us (the
-    products' scratch, rc_q_scratch_len(1, max(I, H)) bytes per row) are this thread's."""
-    cdef int nb = <int> (b1 - b0)
+                     Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1,
+                     Py_ssize_t chunk) noexcept nogil:
+    """The whole time loop for batch rows b0:b1: per step and chunk of at most ``chunk``
+    rows, the input part of their rows into pre (chunk, ldp), the recurrent product, the
+    gate pass. This thread's scratch, for the chunk's rows: pre, xq (chunk, Ip), sx
+    (chunk,), hq (chunk, Hp), sh (chunk,), ah (GRU, (chunk, 3H)) and us (the products',
+    rc_q_scratch_len(1, max(I, H)) bytes per row); c_run (LSTM, (B, H)): rows b0:b1."""
     cdef int Ip = rc_q_kpad(I), Hp = rc_q_kpad(H)
     cdef long Us = rc_q_scratch_len(1, I if I > H else H)
     cdef int G = (4 if kind == LSTM else 3 if kind == GRU else 1) * H
-    cdef Py_ssize_t t, b
+    cdef Py_ssize_t t, b, c, c1
+    cdef int nc
     cdef const float* h_prev
-    cdef float* a = pre + b0 * ldp
     cdef float* h
     cdef rc_q_out xo, ho
-    if nb <= 0:
+    if b1 <= b0:
         return
     memset(&xo, 0, sizeof(xo))
     xo.mode = RC_Q_DEQUANT        # a = x_t W_ih^T + bias
     xo.N = G
-    xo.sa = sx + b0
+    xo.sa = sx
     xo.sw = sw_ih
     xo.bias = bias
-    xo.C = a
+    xo.C = pre
     xo.ldc = ldp
     memset(&ho, 0, sizeof(ho))
     ho.mode = RC_Q_DEQUANT
-    ho.sa = sh + b0
+    ho.sa = sh
     ho.sw = sw_hh
     if kind == GRU:   # ah = h_{t-1} W_hh^T (b_hn is added inside the gate pass)
         ho.N = 3 * H
-        ho.C = ah + b0 * 3 * H
+        ho.C = ah
         ho.ldc = 3 * H
     else:             # the pre-activations: input part + h_{t-1} W_hh^T
         ho.N = G
-        ho.C = a
+        ho.C = pre
         ho.ldc = ldp
         ho.accumulate = 1
     for t in range(T):
-        rc_q_rows(nb, I, x + (t * B + b0) * I, I, xq + b0 * Ip, sx + b0)
-        rc_qmat(nb, I, xq + b0 * Ip, Ip, P_ih, &xo, us + b0 * Us)
         h_prev = state_before(out, h0, t, B, H, b0)
-        rc_q_rows(nb, H, h_prev, H, hq + b0 * Hp, sh + b0)
-        rc_qmat(nb, H, hq + b0 * Hp, Hp, P_hh, &ho, us + b0 * Us)
-        for b in range(b0, b1):
-            h = out + (t * B + b) * H
-            if t >= lengths[b]:
-                memset(h, 0, H * sizeof(float))
-                continue
-            if kind == LSTM:
-                rc_q_lstm_gates_f32(a + (b - b0) * ldp, c_run + b * H, c_run + b * H, h, H)
-            elif kind == GRU:
-                rc_gru_forward_f32(a + (b - b0) * ldp, ah + b * 3 * H, b_hn,
-                                   h_prev + (b - b0) * H, h, H)
-            else:
-                rc_q_rnn_gates_f32(a + (b - b0) * ldp, h, H, kind == RNN_RELU)
-            if t == lengths[b] - 1:
-                memcpy(h_n + b * H, h, H * sizeof(float))
+        c = b0
+        while c < b1:
+            c1 = min(c + chunk, b1)
+            nc = <int> (c1 - c)
+            rc_q_rows(nc, I, x + (t * B + c) * I, I, xq, sx)
+            rc_qmat(nc, I, xq, Ip, P_ih, &xo, us)
+            rc_q_rows(nc, H, h_prev + (c - b0) * H, H, hq, sh)
+            rc_qmat(nc, H, hq, Hp, P_hh, &ho, us)
+            for b in range(c, c1):
+                h = out + (t * B + b) * H
+                if t >= lengths[b]:
+                    memset(h, 0, H * sizeof(float))
+                    continue
                 if kind == LSTM:
-                    memcpy(c_n + b * H, c_run + b * H, H * sizeof(float))
+                    rc_q_lstm_gates_f32(pre + (b - c) * ldp, c_run + b * H, c_run + b * H,
+                                        h, H)
+                elif kind == GRU:
+                    rc_gru_forward_f32(pre + (b - c) * ldp, ah + (b - c) * 3 * H, b_hn,
+                                       h_prev + (b - b0) * H, h, H)
+                else:
+                    rc_q_rnn_gates_f32(pre + (b - c) * ldp, h, H, kind == RNN_RELU)
+                if t == lengths[b] - 1:
+                    memcpy(h_n + b * H, h, H * sizeof(float))
+                    if kind == LSTM:
+                        memcpy(c_n + b * H, c_run + b * H, H * sizeof(float))
+            c = c1
 
 
 def infer(int kind, float[:, :, ::1] out, float[:, ::1] h_n, float[:, ::1] c_n,
@@ -199,21 +211,25 @@ def infer(int kind, float[:, :, ::1] out, float[:, ::1] h_n, float[:, ::1] c_n,
     cdef int G = gates * H
     cdef int ldp = 4 * H if kind == GRU else G   # GRU's gate pass writes a 4th block
     cdef int Ip = rc_q_kpad(I), Hp = rc_q_kpad(H)
+    cdef long Us = rc_q_scratch_len(1, I if I > H else H)
     cdef int k, nt = kernel_threads(num_threads, B, 2.0 * T * B * G * (I + H))
+    # each thread's scratch holds one chunk of its rows (R: at most its share of B)
+    cdef Py_ssize_t R = min((B + nt - 1) // nt, max(8, CHUNK_BYTES // (ldp * 4)))
     cdef float* out_p = &out[0, 0, 0]
     cdef float* h_n_p = &h_n[0, 0]
     cdef float* c_n_p = &c_n[0, 0]
     cdef const float* h0_p = &h0[0, 0]
     cdef const float* x_p = &x[0, 0, 0]
     cdef const int64_t* len_p = &lengths[0]
-    cdef float* pre = <float*> rc_malloc64(B * ldp * sizeof(float))
-    cdef int16_t* xq = <int16_t*> rc_malloc64(B * Ip * sizeof(int16_t))
-    cdef float* sx = <float*> rc_malloc64(B * sizeof(float))
-    cdef int16_t* hq = <int16_t*> rc_malloc64(B * Hp * sizeof(int16_t))
-    cdef float* sh = <float*> rc_malloc64(B * sizeof(float))
-    cdef float* ah = <float*> rc_malloc64(B * 3 * H * sizeof(float)) if kind == GRU else NULL
+    cdef float* pre = <float*> rc_malloc64(nt * R * ldp * sizeof(float))
+    cdef int16_t* xq = <int16_t*> rc_malloc64(nt * R * Ip * sizeof(int16_t))
+    cdef float* sx = <float*> rc_malloc64(nt * R * sizeof(float))
+    cdef int16_t* hq = <int16_t*> rc_malloc64(nt * R * Hp * sizeof(int16_t))
+    cdef float* sh = <float*> rc_malloc64(nt * R * sizeof(float))
+    cdef float* ah = (<float*> rc_malloc64(nt * R * 3 * H * sizeof(float)) if kind == GRU
+                      else NULL)
     cdef float* c_run = <float*> rc_malloc64(B * H * sizeof(float)) if kind == LSTM else NULL
-    cdef uint8_t* us = <uint8_t*> rc_malloc64(B * rc_q_scratch_len(1, I if I > H else H))
+    cdef uint8_t* us = <uint8_t*> rc_malloc64(nt * R * Us)
     if (pre == NULL or xq == NULL or sx == NULL or hq == NULL or sh == NULL or us == NULL
             or (kind == GRU and ah == NULL) or (kind == LSTM and c_run == NULL)):
         free(pre); free(xq); free(sx); free(hq); free(sh); free(ah); free(c_run); free(us)
@@ -225,7 +241,10 @@ def infer(int kind, float[:, :, ::1] out, float[:, ::1] h_n, float[:, ::1] c_n,
         if kind == LSTM:
             copy_empty_rows(c_n_p, &c0[0, 0], len_p, B, H)
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-            _rows_loop(kind, out_p, x_p, I, xq, sx, &p_ih[0], &s_ih[0], &bias[0], pre, ldp,
-                       ah, c_run, h_n_p, c_n_p, us, h0_p, hq, sh, &p_hh[0], &s_hh[0], &b_hn[0],
-                       len_p, T, B, H, split(B, nt, k), split(B, nt, k + 1))
+            _rows_loop(kind, out_p, x_p, I, xq + k * R * Ip, sx + k * R, &p_ih[0], &s_ih[0],
+                       &bias[0], pre + k * R * ldp, ldp,
+                       ah + k * R * 3 * H if kind == GRU else NULL, c_run, h_n_p, c_n_p,
+                       us + k * R * Us, h0_p, hq + k * R * Hp, sh + k * R, &p_hh[0],
+                       &s_hh[0], &b_hn[0], len_p, T, B, H, split(B, nt, k),
+                       split(B, nt, k + 1), R)
     free(pre); free(xq); free(sx); free(hq); free(sh); free(ah); free(c_run); free(us)

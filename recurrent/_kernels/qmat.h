@@ -43,9 +43,10 @@
  * correction removes the shift exactly (rc_qmat_vnni below); its packed weights are int8,
  * in panels of 16 output rows.
  *
- * In every variant the column tiles are the outer loop so that a tile's weights (K x 16
- * values) stay in L1 while every row tile of the block passes over them; the products
- * are exact in all of them, so they agree bit for bit. pack() writes the layout of the
+ * In every variant the rows go in blocks whose activations fit in L1 (rc_q_row_block),
+ * and within a block the column tiles are the outer loop, so that a tile's weights (K x 16
+ * or 32 values) stay in L1 while the block's row tiles pass over them; the products are
+ * exact in all of them, so they agree bit for bit. pack() writes the layout of the
  * variant its process runs (the variant never changes within a process).
  */
 #ifndef RECURRENT_QMAT_H
@@ -67,6 +68,16 @@
 
 static inline int rc_q_kpad(int K) { return (K + 1) & ~1; }
 static inline int rc_q_kquad(int K) { return (K + 3) & ~3; }  /* the VNNI variant's */
+
+/* Rows per block of a product (a multiple of ``tile_rows``): the block's activation rows
+ * (``row_bytes`` each) fit in about 32 KB, so they stay in L1 while the weights' column
+ * tiles pass over them. Without blocks, many rows (a pool stepping thousands of streams)
+ * were read again from L3 for every column tile. */
+static inline int rc_q_row_block(long row_bytes, int tile_rows)
+{
+    long rows = (32768 / (row_bytes > 0 ? row_bytes : 1)) / tile_rows * tile_rows;
+    return rows > tile_rows ? (int)rows : tile_rows;
+}
 
 /* Panels of the packed copy of an (N, K) weight matrix: an even number (zero padded), so
  * that every tile has two. */
@@ -478,19 +489,24 @@ static void rc_qmat_vnni(int m, int K, const int16_t* A, long lda, const void* p
     long np = rc_q_vnni_panels(o->N);
     const int8_t* P = (const int8_t*)packed;
     const char* corr = (const char*)packed + np * K4 * RC_Q_VNR;
-    rc_q_unsigned_rows(m, K, A, lda, U);
-    for (long p = 0; p < np; p++) {  /* a tile's weights (K x 32 bytes) stay in L1 */
-        const int8_t* Pp = P + p * Q * 64;
-        const char* cp = corr + p * RC_Q_VNR * sizeof(int32_t);
-        int n0 = (int)(p * RC_Q_VNR), r = 0;
-        if (p + 1 < np) {  /* two panels: 8-row tiles of both, then the second's rest */
-            for (; r + RC_Q_VMR <= m; r += RC_Q_VMR)
-                rc_q_tile2_vnni512(Q, U + (long)r * K4, K4, Pp, (long)Q * 64, cp, o, r, n0);
-            rc_q_panel_vnni(r, m, Q, U, K4, Pp + Q * 64, cp + RC_Q_VNR * sizeof(int32_t), o,
-                            n0 + RC_Q_VNR);
-            p++;
+    int block = rc_q_row_block(K4, RC_Q_VMR);
+    for (int r0 = 0; r0 < m; r0 += block) {
+        int r1 = m - r0 < block ? m : r0 + block;
+        rc_q_unsigned_rows(r1 - r0, K, A + (long)r0 * lda, lda, U + (long)r0 * K4);
+        for (long p = 0; p < np; p++) {
+            const int8_t* Pp = P + p * Q * 64;
+            const char* cp = corr + p * RC_Q_VNR * sizeof(int32_t);
+            int n0 = (int)(p * RC_Q_VNR), r = r0;
+            if (p + 1 < np) {  /* two panels: 8-row tiles of both, then the second's rest */
+                for (; r + RC_Q_VMR <= r1; r += RC_Q_VMR)
+                    rc_q_tile2_vnni512(Q, U + (long)r * K4, K4, Pp, (long)Q * 64, cp, o, r,
+                                       n0);
+                rc_q_panel_vnni(r, r1, Q, U, K4, Pp + Q * 64,
+                                cp + RC_Q_VNR * sizeof(int32_t), o, n0 + RC_Q_VNR);
+                p++;
+            }
+            rc_q_panel_vnni(r, r1, Q, U, K4, Pp, cp, o, n0);
         }
-        rc_q_panel_vnni(r, m, Q, U, K4, Pp, cp, o, n0);
     }
 }
 #endif
@@ -541,13 +557,17 @@ static void rc_qmat(int m, int K, const int16_t* A, long lda, const int16_t* P,
         tile = rc_q_tile_avx2;
 #endif
     (void)U;
-    for (int p = 0; p < np; p += 2) {
-        const int16_t* Pp = P + p * pstride;
-        int r = 0;
-        for (; r + RC_Q_MR <= m; r += RC_Q_MR)
-            tile(RC_Q_MR, K2, A + r * lda, lda, Pp, pstride, o, r, p * RC_Q_NR);
-        for (; r < m; r++)
-            tile(1, K2, A + r * lda, lda, Pp, pstride, o, r, p * RC_Q_NR);
+    int block = rc_q_row_block(2 * (long)K2 * (long)sizeof(int16_t), RC_Q_MR);
+    for (int r0 = 0; r0 < m; r0 += block) {
+        int r1 = m - r0 < block ? m : r0 + block;
+        for (int p = 0; p < np; p += 2) {
+            const int16_t* Pp = P + p * pstride;
+            int r = r0;
+            for (; r + RC_Q_MR <= r1; r += RC_Q_MR)
+                tile(RC_Q_MR, K2, A + r * lda, lda, Pp, pstride, o, r, p * RC_Q_NR);
+            for (; r < r1; r++)
+                tile(1, K2, A + r * lda, lda, Pp, pstride, o, r, p * RC_Q_NR);
+        }
     }
 }
 
