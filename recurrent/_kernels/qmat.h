@@ -379,11 +379,16 @@ RC_TARGET_VNNI512 static void rc_q_unsigned_rows(int m, int K, const int16_t* A,
     }
 }
 
-/* Row r's quad k4 broadcast (from memory: a load, not a move between register files),
- * times the panel vector w, added into its sums. */
-#define RC_Q_DPBUSD(r)                                                                    \
-    c##r = _mm512_dpbusd_epi32(c##r,                                                      \
-                               _mm512_broadcastd_epi32(_mm_loadu_si32(u##r + 4 * q)), w);
+/* The 4 bytes at p (any alignment) in every 32-bit lane, loaded straight from memory (a
+ * broadcast load, not a move between register files, which some cores pay per row). The
+ * may_alias one-element vector is how GCC 11's _mm_loadu_si32 reads, spelt out for the
+ * compilers before it that lack the intrinsic. */
+typedef int rc_q_i32_u __attribute__((__vector_size__(4), __may_alias__, __aligned__(1)));
+#define RC_Q_BCAST4(p) \
+    _mm512_broadcastd_epi32(_mm_set_epi32(0, 0, 0, (*(const rc_q_i32_u*)(p))[0]))
+
+/* Row r's quad k4 broadcast, times the panel vector w, added into its sums. */
+#define RC_Q_DPBUSD(r) c##r = _mm512_dpbusd_epi32(c##r, RC_Q_BCAST4(u##r + 4 * q), w);
 
 /* mr = 8, 4 or 1 rows x one panel (16 outputs). vpdpbusd takes several cycles to give its
  * result and some cores start two per cycle, so eight independent accumulators keep them
@@ -431,7 +436,7 @@ RC_TARGET_VNNI512 static void rc_q_tile_vnni512(int mr, int Q, const uint8_t* U,
 
 #define RC_Q_DPBUSD2(r)                                                                   \
     {                                                                                     \
-        __m512i b = _mm512_broadcastd_epi32(_mm_loadu_si32(u##r + 4 * q));               \
+        __m512i b = RC_Q_BCAST4(u##r + 4 * q);                                            \
         c##r = _mm512_dpbusd_epi32(c##r, b, w);                                           \
         d##r = _mm512_dpbusd_epi32(d##r, b, v);                                           \
     }
