@@ -117,8 +117,8 @@ def matmul_int32(const int16_t[:, ::1] q, const int16_t[::1] packed, int N, int 
 
 
 # rows of a step's chunk: their pre-activations (rows x ldp floats) about 1 MB, so that a
-# chunk's products, gate pass and scratch stay in L2 (a pool stepping thousands of
-# streams otherwise wrote and read them through L3 three times per step)
+# chunk's products, gate pass and scratch stay in L2 (else a pool stepping thousands of
+# streams writes and reads them through L3 three times per step)
 cdef int CHUNK_BYTES = 1 << 20
 
 

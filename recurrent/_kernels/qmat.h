@@ -71,8 +71,8 @@ static inline int rc_q_kquad(int K) { return (K + 3) & ~3; }  /* the VNNI varian
 
 /* Rows per block of a product (a multiple of ``tile_rows``): the block's activation rows
  * (``row_bytes`` each) fit in about 32 KB, so they stay in L1 while the weights' column
- * tiles pass over them. Without blocks, many rows (a pool stepping thousands of streams)
- * were read again from L3 for every column tile. */
+ * tiles pass over them, instead of many rows (a pool stepping thousands of streams) being
+ * read again from L3 for every column tile. */
 static inline int rc_q_row_block(long row_bytes, int tile_rows)
 {
     long rows = (32768 / (row_bytes > 0 ? row_bytes : 1)) / tile_rows * tile_rows;
