@@ -51,7 +51,7 @@ def test_quantisation_and_integer_sums_equal_the_reference_bit_for_bit(rng):
 def test_sums_stay_exact_where_the_shifted_partial_sums_pass_the_int32_range(rng):
     """Full-range values over a long row: every sum_k qa qw fits in int32, but the VNNI
     variant's unsigned form sum_k (qa + 128) qw does not (255 x 127 x K > 2^31 for K above
-    66,313); its correction must still give the exact sums, as every variant does."""
+    66,311); its correction must still give the exact sums, as every variant does."""
     K = 70_001
     a = np.where(rng.random((3, K)) < 0.5, 1.0, -1.0).astype(np.float32)
     a[1] = 1.0                                    # qa = 127 everywhere: qa + 128 = 255

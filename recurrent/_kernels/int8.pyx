@@ -11,9 +11,10 @@ W_ih / W_hh; Ip, Hp = I, H rounded up to even (the quantised rows' length).
 Per call: ONE parallel region in which each thread owns a contiguous slice of batch rows
 for all T steps; per step, chunk by chunk of its rows (CHUNK_BYTES), it quantises their
 x_t and h_{t-1}, computes the input part x_t W_ih^T + bias and adds h_{t-1} W_hh^T (or
-keeps it apart, GRU), then runs the gate pass. No barrier between steps or chunks of steps: on a busy machine every barrier waits
-for the slowest thread's next time slice. The sums are exact and every float operation is
-the same whatever the split, so any thread count gives bitwise equal results.
+keeps it apart, GRU), then runs the gate pass. No barrier between steps or chunks of
+steps: on a busy machine every barrier waits for the slowest thread's next time slice.
+The sums are exact and every float operation is the same whatever the split, so any
+thread count gives bitwise equal results.
 """
 import numpy as np
 
@@ -60,7 +61,8 @@ cpdef enum Kind:   # the cell a call runs
 
 def instruction_path():
     """The int8 products' code on this CPU: "avx512_vnni" (vpdpbusd), "avx2" (vpmaddwd,
-    also on AVX-512 CPUs without VNNI) or "portable" (scalar C)."""
+    also on AVX-512 CPUs without VNNI or with RECURRENT_VECTOR_LEVEL=avx2) or "portable"
+    (scalar C)."""
     if rc_cpu_vnni():
         return "avx512_vnni"
     return "avx2" if rc_cpu_level() >= 2 else "portable"
@@ -75,8 +77,9 @@ def _aligned_int16(Py_ssize_t n):
 
 
 def pack(const int8_t[:, ::1] wq):
-    """The packed copy (int16, 64-byte aligned) of quantised weights wq (N, K) that
-    infer() and matmul_int32() take, in the layout of this process's variant (qmat.h)."""
+    """The packed copy (an int16 array, 64-byte aligned) of quantised weights wq (N, K)
+    that infer() and matmul_int32() take, in the layout of this process's variant (qmat.h:
+    int16 pairs, or in the VNNI variant int8 quads and int32 corrections in its bytes)."""
     cdef int N = <int> wq.shape[0], K = <int> wq.shape[1]
     packed = _aligned_int16(rc_q_packed_len(N, K))
     cdef int16_t[::1] P = packed
@@ -116,9 +119,10 @@ def matmul_int32(const int16_t[:, ::1] q, const int16_t[::1] packed, int N, int 
     return out
 
 
-# rows of a step's chunk: their pre-activations (rows x ldp floats) about 1 MB, so that a
-# chunk's products, gate pass and scratch stay in L2 (else a pool stepping thousands of
-# streams writes and reads them through L3 three times per step)
+# rows of a step's chunk: their pre-activations (rows x ldp floats) about 1 MB, near a
+# core's L2 size, so that a chunk's products and gate pass work mostly from L2 (else a
+# pool stepping thousands of streams writes and reads the whole batch's pre-activations,
+# tens of MB, through L3 three times per step)
 cdef int CHUNK_BYTES = 1 << 20
 
 

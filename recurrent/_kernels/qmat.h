@@ -43,9 +43,10 @@
  * correction removes the shift exactly (rc_qmat_vnni below); its packed weights are int8,
  * in panels of 16 output rows.
  *
- * In every variant the rows go in blocks whose activations fit in L1 (rc_q_row_block),
- * and within a block the column tiles are the outer loop, so that a tile's weights (K x 16
- * or 32 values) stay in L1 while the block's row tiles pass over them; the products are
+ * In every variant the rows go in blocks of about 32 KB of activations (rc_q_row_block),
+ * and within a block the column tiles are the outer loop: a tile's weights (K x 16 or 32
+ * values) serve every row tile of the block before the next tile's are read, and the
+ * block's rows, read again for each column tile, are still in L1 or L2. The products are
  * exact in all of them, so they agree bit for bit. pack() writes the layout of the
  * variant its process runs (the variant never changes within a process).
  */
@@ -69,10 +70,11 @@
 static inline int rc_q_kpad(int K) { return (K + 1) & ~1; }
 static inline int rc_q_kquad(int K) { return (K + 3) & ~3; }  /* the VNNI variant's */
 
-/* Rows per block of a product (a multiple of ``tile_rows``): the block's activation rows
- * (``row_bytes`` each) fit in about 32 KB, so they stay in L1 while the weights' column
- * tiles pass over them, instead of many rows (a pool stepping thousands of streams) being
- * read again from L3 for every column tile. */
+/* Rows per block of a product (a multiple of ``tile_rows``, at least one tile): the
+ * block's activation rows (``row_bytes`` each) take about 32 KB, an L1 data cache's size,
+ * so they stay in L1 or L2 while the weights' column tiles pass over them, instead of
+ * many rows (a pool stepping thousands of streams) being read again from L3 for every
+ * column tile. */
 static inline int rc_q_row_block(long row_bytes, int tile_rows)
 {
     long rows = (32768 / (row_bytes > 0 ? row_bytes : 1)) / tile_rows * tile_rows;
@@ -340,7 +342,9 @@ static void rc_q_pack_vnni(const int8_t* w, int N, int K, void* packed)
     int K4 = rc_q_kquad(K), Q = K4 / 4;
     long np = rc_q_vnni_panels(N);
     int8_t* P = (int8_t*)packed;
-    char* corr = (char*)packed + np * K4 * RC_Q_VNR;  /* unaligned where pack()'s copy is */
+    /* np * K4 * 16 bytes on: 64-byte aligned where packed is, written with memcpy and read
+     * with unaligned loads, so any alignment works */
+    char* corr = (char*)packed + np * K4 * RC_Q_VNR;
     for (long p = 0; p < np; p++)
         for (int q = 0; q < Q; q++)
             for (int n = 0; n < RC_Q_VNR; n++)
