@@ -103,6 +103,19 @@ for m, K, N in shapes.integers(1, (21, 71, 81), (300, 3)):
     assert np.array_equal(kernel.matmul_int32(q, w.packed, N, K), int8_sums(q[:, :K], w.q)), (
         m, K, N)
 np.save(__import__("sys").argv[1], np.concatenate([o.ravel() for o in outs]))
+# the dequantising stores alone: relu passes the pre-activations through unrounded, so an
+# Elman relu layer's outputs are the products' float results, bias and accumulation
+# included, over rows and columns of every tile (H = 37: a partial last panel), a zero
+# row, and a row of huge values whose scale times the weights' overflows (infinite
+# products; zero sums keep the base), which then carries infinity and NaN on
+layer = Recurrent("rnn_relu", 70, 37, seed=4, precision="int8")
+layer.load_state_dict({k: v * 1e6 if k.startswith("weight_ih") else v
+                       for k, v in layer.state_dict().items()})
+x = rng.standard_normal((3, 21, 70)).astype(np.float32)
+x[:, 4], x[:, 9] = 0, 3e38 * np.sign(x[:, 9])
+relu = layer(x, need_grad=False)[0]
+assert np.isinf(relu).any() and np.isnan(relu).any() and np.isfinite(relu[:, :9]).all()
+np.save(__import__("sys").argv[1] + ".relu.npy", relu)
 print(activations.vector_level(), kernel.instruction_path())
 """
 
@@ -112,7 +125,7 @@ def test_every_variant_gives_the_same_sums_and_outputs(tmp_path):
     and this CPU's best (AVX-512 VNNI where it has it) against the reference sums, and
     their whole outputs against each other: equal up to the gate passes' vector rounding
     (the sums and their dequantisation are the same operations in all)."""
-    results = {}
+    results, relu = {}, {}
     for level in ("portable", "avx2", "best"):
         env = dict(os.environ, PYTHONSAFEPATH="1")
         if level != "best":
@@ -126,10 +139,13 @@ def test_every_variant_gives_the_same_sums_and_outputs(tmp_path):
                                            "avx2": ("avx2", "avx2")}.get(level, (
                                                vector_code, products)), done.stdout
         results[level] = np.load(path)
+        relu[level] = np.load(f"{path}.relu.npy")
         if level == "best":  # the widest variant runs where it can
             assert products == expected_int8_path(vector_code)
     np.testing.assert_allclose(results["portable"], results["best"], atol=2e-6)
     np.testing.assert_allclose(results["avx2"], results["best"], atol=2e-6)
+    for level in ("portable", "avx2"):  # NaN equal to NaN
+        np.testing.assert_array_equal(relu[level], relu["best"], strict=True)
 
 
 def _pair(cell, I, H, seed, **kwargs):

@@ -383,6 +383,30 @@ RC_TARGET_VNNI512 static void rc_q_unsigned_rows(int m, int K, const int16_t* A,
     }
 }
 
+/* The dequantising (or raw) store of one row's 16 sums from column n0: the operations of
+ * rc_q_store1 on 16 lanes, the columns past N masked off (neither read nor written). */
+RC_TARGET_VNNI512 static inline void rc_q_store_512(__m512i sums, const rc_q_out* o, int r,
+                                                    int n0)
+{
+    int left = o->N - n0;
+    if (left <= 0)
+        return;
+    __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+    if (o->mode == RC_Q_RAW) {
+        _mm512_mask_storeu_epi32(o->S + (long)r * o->ldc + n0, m, sums);
+        return;
+    }
+    float* c = o->C + (long)r * o->ldc + n0;
+    __m512 base = o->accumulate ? _mm512_maskz_loadu_ps(m, c)
+                  : o->bias ? _mm512_maskz_loadu_ps(m, o->bias + n0)
+                            : _mm512_setzero_ps();
+    __m512 s = _mm512_mul_ps(_mm512_set1_ps(o->sa[r]), _mm512_maskz_loadu_ps(m, o->sw + n0));
+    __mmask16 zero = _mm512_cmpeq_epi32_mask(sums, _mm512_setzero_si512())  /* scales */
+                     & _mm512_cmp_ps_mask(s, s, _CMP_ORD_Q);                   /* not NaN */
+    __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), s, base);
+    _mm512_mask_storeu_ps(c, m, _mm512_mask_blend_ps(zero, v, base));
+}
+
 /* The 4 bytes at p (any alignment) in every 32-bit lane, loaded straight from memory (a
  * broadcast load, not a move between register files, which some cores pay per row). The
  * may_alias one-element vector is how GCC 11's _mm_loadu_si32 reads, spelt out for the
@@ -426,16 +450,8 @@ RC_TARGET_VNNI512 static void rc_q_tile_vnni512(int mr, int Q, const uint8_t* U,
     }
     const __m512i cv = _mm512_loadu_si512(corr);
     __m512i c[RC_Q_VMR] = {c0, c1, c2, c3, c4, c5, c6, c7};
-    for (int g = 0; g < mr; g += RC_Q_MR) {  /* stored RC_Q_MR rows at a time */
-        __m256i acc[RC_Q_MR][2];
-        int gr = mr - g < RC_Q_MR ? mr - g : RC_Q_MR;
-        for (int r = 0; r < gr; r++) {
-            __m512i sums = _mm512_sub_epi32(c[g + r], cv);
-            acc[r][0] = _mm512_castsi512_si256(sums);
-            acc[r][1] = _mm512_extracti64x4_epi64(sums, 1);
-        }
-        rc_q_store_avx2(gr, acc, o, r0 + g, n0);
-    }
+    for (int r = 0; r < mr; r++)
+        rc_q_store_512(_mm512_sub_epi32(c[r], cv), o, r0 + r, n0);
 }
 
 #define RC_Q_DPBUSD2(r)                                                                   \
@@ -467,15 +483,8 @@ RC_TARGET_VNNI512 static void rc_q_tile2_vnni512(int Q, const uint8_t* U, long l
                               {d0, d1, d2, d3, d4, d5, d6, d7}};
     for (int h = 0; h < 2; h++) {
         const __m512i cv = _mm512_loadu_si512(corr + h * RC_Q_VNR * sizeof(int32_t));
-        for (int g = 0; g < RC_Q_VMR; g += RC_Q_MR) {
-            __m256i acc[RC_Q_MR][2];
-            for (int r = 0; r < RC_Q_MR; r++) {
-                __m512i sums = _mm512_sub_epi32(c[h][g + r], cv);
-                acc[r][0] = _mm512_castsi512_si256(sums);
-                acc[r][1] = _mm512_extracti64x4_epi64(sums, 1);
-            }
-            rc_q_store_avx2(RC_Q_MR, acc, o, r0 + g, n0 + h * RC_Q_VNR);
-        }
+        for (int r = 0; r < RC_Q_VMR; r++)
+            rc_q_store_512(_mm512_sub_epi32(c[h][r], cv), o, r0 + r, n0 + h * RC_Q_VNR);
     }
 }
 
