@@ -284,7 +284,9 @@ def info_command(as_json):
         click.echo(f"kernels     not available: {info['kernels_error']}")
     if info.get("int8"):
         path = {"avx512_vnni": "AVX-512 VNNI vpdpbusd, exact int32 sums",
-                "avx2": "AVX2 vpmaddwd, exact int32 sums (no AVX512_VNNI in use)",
+                "avx_vnni": "AVX-VNNI vpdpbusd (256-bit), exact int32 sums (no "
+                            "AVX512_VNNI in use)",
+                "avx2": "AVX2 vpmaddwd, exact int32 sums (no VNNI in use)",
                 "portable": "portable C, exact int32 sums (no AVX2 in use)"}[info["int8"]]
         click.echo(f"int8        inference products: {path}")
     if not info["blas"]:

@@ -506,8 +506,9 @@ def _plan(auto: bool) -> dict:
 
 VECTOR_VARIABLE = "RECURRENT_VECTOR_LEVEL"
 # the values the kernels read (recurrent/_kernels/cpu.h, compared exactly): each lowers
-# the vector code to that level
-VECTOR_LEVELS = ("avx2", "portable")
+# the vector code to that level (avx_vnni: the AVX2 level with the int8 products' AVX-VNNI
+# variant where the CPU has it; avx2 keeps the plain AVX2 one)
+VECTOR_LEVELS = ("avx2", "avx_vnni", "portable")
 
 
 def env_vector_level() -> str | None:
@@ -520,7 +521,8 @@ def env_vector_level() -> str | None:
         return None
     if value not in VECTOR_LEVELS:
         raise UserError(f"{VECTOR_VARIABLE}={value!r}: expected "
-                        f"{' or '.join(VECTOR_LEVELS)} (lowers the kernels' vector code); "
+                        f"{', '.join(VECTOR_LEVELS[:-1])} or {VECTOR_LEVELS[-1]} (lowers "
+                        f"the kernels' vector code); "
                         f"unset it for the best this CPU has")
     return value
 

@@ -322,13 +322,18 @@ def same_params(a, b) -> bool:
 
 def expected_int8_path(vector_code: str) -> str:
     """The int8 products' variant (recurrent._kernels.int8.instruction_path) a process
-    whose vector code is ``vector_code`` must run on this CPU: AVX-512 VNNI where the
-    AVX-512 level is in use and the CPU has AVX512_VNNI."""
+    whose vector code is ``vector_code`` must run on this CPU, RECURRENT_VECTOR_LEVEL
+    other than avx2: AVX-512 VNNI where the AVX-512 level is in use and the CPU has
+    AVX512_VNNI, else AVX-VNNI where the CPU and the build have it, else AVX2."""
     if vector_code == "portable":
         return "portable"
     from recurrent import tuning
-    if vector_code == "avx512" and "avx512_vnni" in tuning.machine_key()["isa"]:
+    from recurrent._kernels import int8
+    isa = tuning.machine_key()["isa"]
+    if vector_code == "avx512" and "avx512_vnni" in isa:
         return "avx512_vnni"
+    if "avx_vnni" in isa and int8.avx_vnni_built():
+        return "avx_vnni"
     return "avx2"
 
 

@@ -121,12 +121,13 @@ print(activations.vector_level(), kernel.instruction_path())
 
 
 def test_every_variant_gives_the_same_sums_and_outputs(tmp_path):
-    """The portable C tile (CPUs without AVX2), the AVX2 one (AVX-512 CPUs without VNNI)
-    and this CPU's best (AVX-512 VNNI where it has it) against the reference sums, and
-    their whole outputs against each other: equal up to the gate passes' vector rounding
-    (the sums and their dequantisation are the same operations in all)."""
+    """The portable C tile (CPUs without AVX2), the AVX2 one (CPUs without VNNI), the
+    AVX-VNNI one (where this CPU and build have it) and this CPU's best (AVX-512 VNNI
+    where it has it) against the reference sums, and their whole outputs against each
+    other: equal up to the gate passes' vector rounding (the sums and their
+    dequantisation are the same operations in all)."""
     results, relu = {}, {}
-    for level in ("portable", "avx2", "best"):
+    for level in ("portable", "avx2", "avx_vnni", "best"):
         env = dict(os.environ, PYTHONSAFEPATH="1")
         if level != "best":
             env["RECURRENT_VECTOR_LEVEL"] = level
@@ -135,16 +136,17 @@ def test_every_variant_gives_the_same_sums_and_outputs(tmp_path):
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
         vector_code, products = done.stdout.split()
-        assert (vector_code, products) == {"portable": ("portable", "portable"),
-                                           "avx2": ("avx2", "avx2")}.get(level, (
-                                               vector_code, products)), done.stdout
+        assert (vector_code, products) == {
+            "portable": ("portable", "portable"), "avx2": ("avx2", "avx2"),
+            "avx_vnni": ("avx2", expected_int8_path("avx2"))}.get(level, (
+                vector_code, products)), done.stdout
         results[level] = np.load(path)
         relu[level] = np.load(f"{path}.relu.npy")
         if level == "best":  # the widest variant runs where it can
             assert products == expected_int8_path(vector_code)
-    np.testing.assert_allclose(results["portable"], results["best"], atol=2e-6)
-    np.testing.assert_allclose(results["avx2"], results["best"], atol=2e-6)
-    for level in ("portable", "avx2"):  # NaN equal to NaN
+    for level in ("portable", "avx2", "avx_vnni"):
+        np.testing.assert_allclose(results[level], results["best"], atol=2e-6)
+    for level in ("portable", "avx2", "avx_vnni"):  # NaN equal to NaN
         np.testing.assert_array_equal(relu[level], relu["best"], strict=True)
 
 

@@ -89,10 +89,12 @@ def test_a_named_pipe_in_place_of_the_cache_file_is_ignored_not_waited_on(tmp_pa
 
 @pytest.mark.parametrize("value", ["AVX2", "avx512", "sse", " portable", "off"])
 def test_a_vector_level_the_kernels_do_not_read_is_refused(monkeypatch, value):
-    """The kernels take RECURRENT_VECTOR_LEVEL=avx2 or portable, exactly; any other value
-    would run the best vector code the CPU has, as if the variable were unset."""
+    """The kernels take RECURRENT_VECTOR_LEVEL=avx2, avx_vnni or portable, exactly; any
+    other value would run the best vector code the CPU has, as if the variable were
+    unset."""
     monkeypatch.setenv("RECURRENT_VECTOR_LEVEL", value)
-    one_line_error(invoke("info"), f"RECURRENT_VECTOR_LEVEL={value!r}", "avx2 or portable")
+    one_line_error(invoke("info"), f"RECURRENT_VECTOR_LEVEL={value!r}",
+                   "avx2, avx_vnni or portable")
     tuning.reset()  # a library call's first kernel call checks it too
     try:
         with pytest.raises(UserError, match="RECURRENT_VECTOR_LEVEL"):
@@ -101,7 +103,7 @@ def test_a_vector_level_the_kernels_do_not_read_is_refused(monkeypatch, value):
         tuning.reset()
 
 
-@pytest.mark.parametrize("value", ["avx2", "portable", ""])
+@pytest.mark.parametrize("value", ["avx2", "avx_vnni", "portable", ""])
 def test_the_vector_levels_the_kernels_read_are_accepted(monkeypatch, value):
     monkeypatch.setenv("RECURRENT_VECTOR_LEVEL", value)
     assert "tuning" in ok(invoke("info"))

@@ -17,6 +17,12 @@
 #define RC_TARGET_AVX2 __attribute__((target("avx2,fma")))
 #define RC_TARGET_VNNI512 \
     __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx512vnni,avx2,fma")))
+/* AVX-VNNI (vpdpbusd on 256-bit vectors, VEX encoded): compilers know it from GCC 11 and
+ * clang 12; older ones build without that int8 variant */
+#if (defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && __GNUC__ >= 11)
+#define RC_HAVE_AVXVNNI 1
+#define RC_TARGET_AVXVNNI __attribute__((target("avx2,fma,avxvnni")))
+#endif
 #endif
 
 /* Kernel scratch and packed weights start on a 64-byte boundary (malloc gives 16): a
@@ -28,7 +34,8 @@ static inline void* rc_malloc64(size_t bytes)
 }
 
 /* 0 portable, 2 AVX2+FMA, 3 AVX-512: the best this CPU supports, lowered (never raised) by
- * RECURRENT_VECTOR_LEVEL=avx2|portable, which is how the tests exercise every variant. */
+ * RECURRENT_VECTOR_LEVEL=avx2|avx_vnni|portable, which is how the tests exercise every
+ * variant (avx_vnni: the AVX2 level, with the int8 products' AVX-VNNI variant). */
 static inline int rc_cpu_level_detect(void)
 {
     int level = 0;
@@ -43,13 +50,14 @@ static inline int rc_cpu_level_detect(void)
     const char* wanted = getenv("RECURRENT_VECTOR_LEVEL");
     if (wanted && strcmp(wanted, "portable") == 0)
         level = 0;
-    else if (wanted && strcmp(wanted, "avx2") == 0 && level > 2)
+    else if (wanted && (strcmp(wanted, "avx2") == 0 || strcmp(wanted, "avx_vnni") == 0)
+             && level > 2)
         level = 2;
     return level;
 }
 
 static int rc_cpu_level_cached = -1;
-static int rc_cpu_vnni_cached = -1;
+static int rc_cpu_int8_cached = -1;
 
 static inline int rc_cpu_level(void)
 {
@@ -59,20 +67,33 @@ static inline int rc_cpu_level(void)
     return level;
 }
 
-/* Whether the AVX-512 level (3) is in use and the CPU has AVX512_VNNI (vpdpbusd): the
- * int8 products' widest variant (qmat.h). RECURRENT_VECTOR_LEVEL=avx2|portable turns it
- * off with the level. */
-static inline int rc_cpu_vnni(void)
+/* The int8 products' variant (qmat.h): RC_Q_VNNI512 where the AVX-512 level is in use and
+ * the CPU has AVX512_VNNI; else RC_Q_AVXVNNI where the AVX2 level or above is in use, the
+ * CPU has AVX-VNNI and RECURRENT_VECTOR_LEVEL is not avx2 (which keeps the plain AVX2
+ * variant, as on CPUs without any VNNI); else RC_Q_AVX2 from the AVX2 level; else
+ * RC_Q_PORTABLE. */
+enum { RC_Q_PORTABLE = 0, RC_Q_AVX2 = 1, RC_Q_AVXVNNI = 2, RC_Q_VNNI512 = 3 };
+
+static inline int rc_cpu_int8(void)
 {
-    int vnni = rc_cpu_vnni_cached;
-    if (vnni < 0) {
-        vnni = 0;
+    int path = rc_cpu_int8_cached;
+    if (path < 0) {
+        int level = rc_cpu_level();
+        path = level >= 2 ? RC_Q_AVX2 : RC_Q_PORTABLE;
 #ifdef RC_HAVE_X86_VARIANTS
-        vnni = rc_cpu_level() == 3 && __builtin_cpu_supports("avx512vnni");
+        const char* wanted = getenv("RECURRENT_VECTOR_LEVEL");
+        if (level == 3 && __builtin_cpu_supports("avx512vnni"))
+            path = RC_Q_VNNI512;
+#ifdef RC_HAVE_AVXVNNI
+        else if (level >= 2 && __builtin_cpu_supports("avxvnni")
+                 && !(wanted && strcmp(wanted, "avx2") == 0))
+            path = RC_Q_AVXVNNI;
 #endif
-        rc_cpu_vnni_cached = vnni;
+        (void)wanted;
+#endif
+        rc_cpu_int8_cached = path;
     }
-    return vnni;
+    return path;
 }
 
 /* Define NAME_avx512, NAME_avx2, NAME_portable with one body, and the dispatcher NAME.

@@ -50,7 +50,11 @@ cdef extern from "qmat.h" nogil:
                  const rc_q_out* o, uint8_t* U)
     void rc_q_lstm_gates_f32(const float* a, const float* c_prev, float* c, float* h, int H)
     void rc_q_rnn_gates_f32(const float* a, float* h, int H, int relu)
-    int rc_cpu_vnni()
+    int rc_cpu_int8()
+    const int rc_q_avxvnni_built
+    int RC_Q_AVX2
+    int RC_Q_AVXVNNI
+    int RC_Q_VNNI512
 
 
 cpdef enum Kind:   # the cell a call runs
@@ -60,12 +64,21 @@ cpdef enum Kind:   # the cell a call runs
     RNN_RELU = 3
 
 def instruction_path():
-    """The int8 products' code on this CPU: "avx512_vnni" (vpdpbusd), "avx2" (vpmaddwd,
-    also on AVX-512 CPUs without VNNI or with RECURRENT_VECTOR_LEVEL=avx2) or "portable"
-    (scalar C)."""
-    if rc_cpu_vnni():
+    """The int8 products' code on this CPU: "avx512_vnni" (vpdpbusd on 512-bit vectors),
+    "avx_vnni" (vpdpbusd on 256-bit vectors: AVX-VNNI without AVX512_VNNI, or with
+    RECURRENT_VECTOR_LEVEL=avx_vnni), "avx2" (vpmaddwd: no VNNI, or
+    RECURRENT_VECTOR_LEVEL=avx2) or "portable" (scalar C)."""
+    path = rc_cpu_int8()
+    if path == RC_Q_VNNI512:
         return "avx512_vnni"
-    return "avx2" if rc_cpu_level() >= 2 else "portable"
+    if path == RC_Q_AVXVNNI:
+        return "avx_vnni"
+    return "avx2" if path == RC_Q_AVX2 else "portable"
+
+
+def avx_vnni_built():
+    """Whether this build has the AVX-VNNI variant (compilers from GCC 11 and clang 12)."""
+    return bool(rc_q_avxvnni_built)
 
 
 def _aligned_int16(Py_ssize_t n):

@@ -41,7 +41,8 @@
  * AVX-512 with VNNI: vpdpbusd adds four u8 x s8 products into each int32 lane without
  * saturating, so the activations take the unsigned side shifted by 128 and a per-output
  * correction removes the shift exactly (rc_qmat_vnni below); its packed weights are int8,
- * in panels of 16 output rows.
+ * in panels of 16 output rows. AVX-VNNI (CPUs with it but without AVX-512): the same
+ * layout and arithmetic on 256-bit vectors (rc_qmat_avxvnni); cpu.h's rc_cpu_int8 picks.
  *
  * In every variant the rows go in blocks of about 32 KB of activations (rc_q_row_block),
  * and within a block the column tiles are the outer loop: a tile's weights (K x 16 or 32
@@ -68,6 +69,13 @@
 #define RC_Q_MR 4   /* activation rows per tile */
 
 static inline int rc_q_kpad(int K) { return (K + 1) & ~1; }
+
+/* Whether this build has the AVX-VNNI variant (its compiler knows the instructions). */
+#ifdef RC_HAVE_AVXVNNI
+static const int rc_q_avxvnni_built = 1;
+#else
+static const int rc_q_avxvnni_built = 0;
+#endif
 static inline int rc_q_kquad(int K) { return (K + 3) & ~3; }  /* the VNNI variant's */
 
 /* Rows per block of a product (a multiple of ``tile_rows``, at least one tile): the
@@ -527,6 +535,99 @@ static void rc_qmat_vnni(int m, int K, const int16_t* A, long lda, const void* p
         }
     }
 }
+
+#ifdef RC_HAVE_AVXVNNI
+/* ---- the AVX-VNNI variant: the VNNI layout and arithmetic on 256-bit vectors (CPUs with
+ * AVX-VNNI but without AVX-512) ------------------------------------------------------------ */
+
+/* rc_q_unsigned_rows with AVX2: 32 values per step, packed to bytes in order. */
+RC_TARGET_AVXVNNI static void rc_q_unsigned_rows_avx2(int m, int K, const int16_t* A,
+                                                      long lda, uint8_t* U)
+{
+    int K4 = rc_q_kquad(K);
+    const __m256i shift = _mm256_set1_epi16(128);
+    for (int r = 0; r < m; r++) {
+        const int16_t* a = A + (long)r * lda;
+        uint8_t* u = U + (long)r * K4;
+        int k = 0;
+        for (; k + 32 <= K; k += 32) {  /* qa + 128 in 1..255: packus saturates nothing */
+            __m256i lo = _mm256_add_epi16(_mm256_loadu_si256((const __m256i*)(a + k)), shift);
+            __m256i hi = _mm256_add_epi16(_mm256_loadu_si256((const __m256i*)(a + k + 16)),
+                                          shift);
+            _mm256_storeu_si256((__m256i*)(u + k), _mm256_permute4x64_epi64(
+                _mm256_packus_epi16(lo, hi), 0xD8));  /* packus interleaves 128-bit lanes */
+        }
+        for (; k < K; k++)
+            u[k] = (uint8_t)(a[k] + 128);
+        for (; k < K4; k++)
+            u[k] = 128;
+    }
+}
+
+/* Row r's quad q broadcast (a load), times the panel's two halves, into its sums. */
+#define RC_Q_DPBUSD256(r)                                                                 \
+    {                                                                                     \
+        __m256i b = _mm256_broadcastd_epi32(                                              \
+            _mm_set_epi32(0, 0, 0, (*(const rc_q_i32_u*)(u##r + 4 * q))[0]));             \
+        c##r##0 = _mm256_dpbusd_avx_epi32(c##r##0, b, w0);                                \
+        c##r##1 = _mm256_dpbusd_avx_epi32(c##r##1, b, w1);                                \
+    }
+
+/* mr = 4 or 1 rows x one panel (16 outputs as two 256-bit halves): 8 accumulators. */
+RC_TARGET_AVXVNNI static void rc_q_tile_avxvnni(int mr, int Q, const uint8_t* U, long ldu,
+                                                const int8_t* P, const char* corr,
+                                                const rc_q_out* o, int r0, int n0)
+{
+    __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00,
+            c21 = c00, c30 = c00, c31 = c00;
+    const uint8_t* u0 = U;
+    if (mr == RC_Q_MR) {
+        const uint8_t *u1 = U + ldu, *u2 = U + 2 * ldu, *u3 = U + 3 * ldu;
+        for (int q = 0; q < Q; q++) {
+            __m256i w0 = _mm256_loadu_si256((const __m256i*)(P + 64 * (long)q));
+            __m256i w1 = _mm256_loadu_si256((const __m256i*)(P + 64 * (long)q + 32));
+            RC_Q_DPBUSD256(0) RC_Q_DPBUSD256(1) RC_Q_DPBUSD256(2) RC_Q_DPBUSD256(3)
+        }
+    } else {
+        for (int q = 0; q < Q; q++) {
+            __m256i w0 = _mm256_loadu_si256((const __m256i*)(P + 64 * (long)q));
+            __m256i w1 = _mm256_loadu_si256((const __m256i*)(P + 64 * (long)q + 32));
+            RC_Q_DPBUSD256(0)
+        }
+    }
+    const __m256i v0 = _mm256_loadu_si256((const __m256i*)corr);
+    const __m256i v1 = _mm256_loadu_si256((const __m256i*)(corr + 32));
+    __m256i acc[RC_Q_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+    for (int r = 0; r < mr; r++) {
+        acc[r][0] = _mm256_sub_epi32(acc[r][0], v0);
+        acc[r][1] = _mm256_sub_epi32(acc[r][1], v1);
+    }
+    rc_q_store_avx2(mr, acc, o, r0, n0);
+}
+
+static void rc_qmat_avxvnni(int m, int K, const int16_t* A, long lda, const void* packed,
+                            const rc_q_out* o, uint8_t* U)
+{
+    int K4 = rc_q_kquad(K), Q = K4 / 4;
+    long np = rc_q_vnni_panels(o->N);
+    const int8_t* P = (const int8_t*)packed;
+    const char* corr = (const char*)packed + np * K4 * RC_Q_VNR;
+    int block = rc_q_row_block(K4, RC_Q_MR);
+    for (int r0 = 0; r0 < m; r0 += block) {
+        int r1 = m - r0 < block ? m : r0 + block;
+        rc_q_unsigned_rows_avx2(r1 - r0, K, A + (long)r0 * lda, lda, U + (long)r0 * K4);
+        for (long p = 0; p < np; p++) {
+            const int8_t* Pp = P + p * Q * 64;
+            const char* cp = corr + p * RC_Q_VNR * sizeof(int32_t);
+            int n0 = (int)(p * RC_Q_VNR), r = r0;
+            for (; r + RC_Q_MR <= r1; r += RC_Q_MR)
+                rc_q_tile_avxvnni(RC_Q_MR, Q, U + (long)r * K4, K4, Pp, cp, o, r, n0);
+            for (; r < r1; r++)
+                rc_q_tile_avxvnni(1, Q, U + (long)r * K4, K4, Pp, cp, o, r, n0);
+        }
+    }
+}
+#endif
 #endif
 
 /* int16 elements of the packed copy of an (N, K) weight matrix, in this process's
@@ -534,7 +635,7 @@ static void rc_qmat_vnni(int m, int K, const int16_t* A, long lda, const void* p
 static inline long rc_q_packed_len(int N, int K)
 {
 #ifdef RC_HAVE_X86_VARIANTS
-    if (rc_cpu_vnni())
+    if (rc_cpu_int8() >= RC_Q_AVXVNNI)
         return (rc_q_vnni_bytes(N, K) + 1) / 2;
 #endif
     return (long)rc_q_panels(N) * (rc_q_kpad(K) / 2) * RC_Q_NR * 2;
@@ -544,7 +645,7 @@ static inline long rc_q_packed_len(int N, int K)
 static void rc_q_pack(const int8_t* w, int N, int K, int16_t* P)
 {
 #ifdef RC_HAVE_X86_VARIANTS
-    if (rc_cpu_vnni()) {
+    if (rc_cpu_int8() >= RC_Q_AVXVNNI) {
         rc_q_pack_vnni(w, N, K, P);
         return;
     }
@@ -567,11 +668,18 @@ static void rc_qmat(int m, int K, const int16_t* A, long lda, const int16_t* P,
     void (*tile)(int, int, const int16_t*, long, const int16_t*, long, const rc_q_out*,
                  int, int) = rc_q_tile_portable;
 #ifdef RC_HAVE_X86_VARIANTS
-    if (rc_cpu_vnni()) {
+    int path = rc_cpu_int8();
+    if (path == RC_Q_VNNI512) {
         rc_qmat_vnni(m, K, A, lda, P, o, U);
         return;
     }
-    if (rc_cpu_level() >= 2)
+#ifdef RC_HAVE_AVXVNNI
+    if (path == RC_Q_AVXVNNI) {
+        rc_qmat_avxvnni(m, K, A, lda, P, o, U);
+        return;
+    }
+#endif
+    if (path == RC_Q_AVX2)
         tile = rc_q_tile_avx2;
 #endif
     (void)U;
