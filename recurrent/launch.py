@@ -81,6 +81,7 @@ class _Filter:
         # it, and on_lost() is called once, to stop the job.
         self.lost = False
         self.on_lost = on_lost
+        self.written = 0  # lines the ranks printed (both streams)
 
     def copy(self, source, sink):
         blank = 0  # blank lines held back: a banner starts with one
@@ -105,6 +106,7 @@ class _Filter:
                 blank = 0
 
     def _write(self, text, sink):
+        self.written += 1
         if self.lost:
             return
         try:
@@ -177,8 +179,15 @@ def launch(ranks: int, args: list[str]) -> int:
         previous = signal.signal(signal.SIGINT,
                                  lambda signum, frame: interrupts.append(signum))
         previous_term = signal.getsignal(signal.SIGTERM)
-        terminated = []  # the SIGTERM passed on to mpiexec, if one came
+        # the SIGTERM passed on to mpiexec, if one came: the number of lines the ranks
+        # had printed then (a rank that acts on it says so in a line of its own)
+        terminated = []
         started = []  # mpiexec, once it runs
+        # The command's output cannot be written any more: stop the ranks as a SIGTERM
+        # does (a checkpoint at their next step), as one process stops at its next print;
+        # they would train on unseen, or block on a full pipe.
+        seen = _Filter(on_lost=lambda: started[0].send_signal(signal.SIGTERM),
+                       interrupts=interrupts)
         try:
             # A SIGTERM sent to this process alone (kill PID, a supervisor) would end it
             # and leave mpiexec and the ranks training on: pass it on to mpiexec, which
@@ -186,7 +195,8 @@ def launch(ranks: int, args: list[str]) -> int:
             # as for any end of the job. The handler is in place before mpiexec starts,
             # and a SIGTERM that comes while it starts is passed on once it runs.
             def terminate(signum, frame):
-                terminated.append(signum)
+                if not terminated:
+                    terminated.append(seen.written)
                 if started:
                     started[0].send_signal(signum)
             signal.signal(signal.SIGTERM, terminate)
@@ -199,11 +209,6 @@ def launch(ranks: int, args: list[str]) -> int:
             started.append(proc)
             if terminated:
                 proc.send_signal(signal.SIGTERM)
-            # The command's output cannot be written any more: stop the ranks as a
-            # SIGTERM does (a checkpoint at their next step), as one process stops at its
-            # next print; they would train on unseen, or block on a full pipe.
-            seen = _Filter(on_lost=lambda: proc.send_signal(signal.SIGTERM),
-                           interrupts=interrupts)
             readers = [threading.Thread(target=seen.copy, args=(proc.stdout, sys.stdout)),
                        threading.Thread(target=seen.copy, args=(proc.stderr, sys.stderr))]
             for reader in readers:
@@ -228,12 +233,15 @@ def launch(ranks: int, args: list[str]) -> int:
             if not seen.aborted:
                 print("Aborted.", file=sys.stderr, flush=True)
             return 128 + signal.SIGINT
-        if terminated and code in (0, 128 + signal.SIGINT, 128 + signal.SIGTERM):
-            # the ranks stopped themselves and rank 0 said how: at an agreed step with a
-            # checkpoint (for the SIGTERM, or for a Ctrl-C that reached them first),
-            # aborted by a Ctrl-C after it, or done (they had finished training)
+        if terminated and (code == 0 or (code in (128 + signal.SIGINT, 128 + signal.SIGTERM)
+                                          and seen.written > terminated[0])):
+            # done (they had finished training), or the ranks stopped themselves and
+            # rank 0 said how: at an agreed step with a checkpoint (for the SIGTERM, or
+            # for a Ctrl-C that reached them first), or aborted by a Ctrl-C after it
             return code
-        if terminated:  # the ranks ended before they could act on the SIGTERM
+        # the ranks ended before they could act on the SIGTERM (killed by it while they
+        # started, before recurrent's handler was in place: they said nothing)
+        if terminated:
             print("Error: terminated (SIGTERM) before the ranks could save a checkpoint: "
                   "all ranks stopped (a checkpoint the run saved earlier is intact: "
                   "continue with --resume)", file=sys.stderr, flush=True)

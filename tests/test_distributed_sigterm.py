@@ -165,6 +165,38 @@ def test_a_sigterm_while_mpiexec_starts_is_passed_on_once_it_runs(tmp_path):
     assert lines[0].startswith("Error: terminated (SIGTERM)") or lines[0] == "Aborted.", lines
 
 
+def test_ranks_that_a_sigterm_ends_without_a_word_are_reported_by_the_launcher(tmp_path):
+    """A SIGTERM that kills the ranks while they start, before recurrent's handler is in
+    place, leaves mpiexec ending 143 and nothing said: the launcher says what happened
+    in one line, as when the ranks end in any other way before acting on it. An mpiexec
+    that ends 143 at SIGTERM without a word stands in for that race."""
+    run = tmp_path / "run"
+    silent = tmp_path / "mpiexec"
+    silent.write_text(f"#!{sys.executable}\n"
+                      "import signal, sys, time\n"
+                      "signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))\n"
+                      "time.sleep(60)\n")
+    silent.chmod(0o755)
+    # the signal once that mpiexec has its handler in place (its ranks would not)
+    script = ("import os, signal, subprocess, time\n"
+              "import recurrent.launch\n"
+              f"recurrent.launch.mpiexec = lambda: {str(silent)!r}\n"
+              "real = subprocess.Popen\n"
+              "def started_then_signalled(*args, **kwargs):\n"
+              "    proc = real(*args, **kwargs)\n"
+              "    time.sleep(1)\n"
+              "    os.kill(os.getpid(), signal.SIGTERM)\n"
+              "    return proc\n"
+              "subprocess.Popen = started_then_signalled\n")
+    done = subprocess.run(_launcher(script, run), capture_output=True, text=True,
+                          cwd=tmp_path, env=_env(tmp_path), timeout=120)
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "Error: terminated (SIGTERM) before the ranks could save a checkpoint"), done.stderr
+
+
 def test_a_sigterm_that_mpiexec_loses_reaches_the_ranks_from_the_launcher(tmp_path):
     """mpiexec may miss a SIGTERM passed on while it starts (no forwarding yet, or no
     ranks yet to forward to): the launcher also signals every rank that has joined the
