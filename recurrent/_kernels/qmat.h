@@ -42,7 +42,8 @@
  * saturating, so the activations take the unsigned side shifted by 128 and a per-output
  * correction removes the shift exactly (rc_qmat_vnni below); its packed weights are int8,
  * in panels of 16 output rows. AVX-VNNI (CPUs with it but without AVX-512): the same
- * layout and arithmetic on 256-bit vectors (rc_qmat_avxvnni); cpu.h's rc_cpu_int8 picks.
+ * layout and arithmetic on 256-bit vectors (rc_qmat_vnni, not wide); cpu.h's rc_cpu_int8
+ * picks.
  *
  * In every variant the rows go in blocks of about 32 KB of activations (rc_q_row_block),
  * and within a block the column tiles are the outer loop: a tile's weights (K x 16 or 32
@@ -508,34 +509,6 @@ static void rc_q_panel_vnni(int r, int m, int Q, const uint8_t* U, int K4, const
         rc_q_tile_vnni512(1, Q, U + (long)r * K4, K4, Pp, cp, o, r, n0);
 }
 
-static void rc_qmat_vnni(int m, int K, const int16_t* A, long lda, const void* packed,
-                         const rc_q_out* o, uint8_t* U)
-{
-    int K4 = rc_q_kquad(K), Q = K4 / 4;
-    long np = rc_q_vnni_panels(o->N);
-    const int8_t* P = (const int8_t*)packed;
-    const char* corr = (const char*)packed + np * K4 * RC_Q_VNR;
-    int block = rc_q_row_block(K4, RC_Q_VMR);
-    for (int r0 = 0; r0 < m; r0 += block) {
-        int r1 = m - r0 < block ? m : r0 + block;
-        rc_q_unsigned_rows(r1 - r0, K, A + (long)r0 * lda, lda, U + (long)r0 * K4);
-        for (long p = 0; p < np; p++) {
-            const int8_t* Pp = P + p * Q * 64;
-            const char* cp = corr + p * RC_Q_VNR * sizeof(int32_t);
-            int n0 = (int)(p * RC_Q_VNR), r = r0;
-            if (p + 1 < np) {  /* two panels: 8-row tiles of both, then the second's rest */
-                for (; r + RC_Q_VMR <= r1; r += RC_Q_VMR)
-                    rc_q_tile2_vnni512(Q, U + (long)r * K4, K4, Pp, (long)Q * 64, cp, o, r,
-                                       n0);
-                rc_q_panel_vnni(r, r1, Q, U, K4, Pp + Q * 64,
-                                cp + RC_Q_VNR * sizeof(int32_t), o, n0 + RC_Q_VNR);
-                p++;
-            }
-            rc_q_panel_vnni(r, r1, Q, U, K4, Pp, cp, o, n0);
-        }
-    }
-}
-
 #ifdef RC_HAVE_AVXVNNI
 /* ---- the AVX-VNNI variant: the VNNI layout and arithmetic on 256-bit vectors (CPUs with
  * AVX-VNNI but without AVX-512) ------------------------------------------------------------ */
@@ -605,29 +578,54 @@ RC_TARGET_AVXVNNI static void rc_q_tile_avxvnni(int mr, int Q, const uint8_t* U,
     rc_q_store_avx2(mr, acc, o, r0, n0);
 }
 
-static void rc_qmat_avxvnni(int m, int K, const int16_t* A, long lda, const void* packed,
-                            const rc_q_out* o, uint8_t* U)
+#endif
+
+/* The product in the VNNI layout: ``wide`` with AVX-512 (8-row tiles of one and two
+ * panels), else with AVX-VNNI (4-row tiles of one panel on 256-bit vectors). */
+static void rc_qmat_vnni(int m, int K, const int16_t* A, long lda, const void* packed,
+                         const rc_q_out* o, uint8_t* U, int wide)
 {
     int K4 = rc_q_kquad(K), Q = K4 / 4;
     long np = rc_q_vnni_panels(o->N);
     const int8_t* P = (const int8_t*)packed;
     const char* corr = (const char*)packed + np * K4 * RC_Q_VNR;
-    int block = rc_q_row_block(K4, RC_Q_MR);
+    int block = rc_q_row_block(K4, wide ? RC_Q_VMR : RC_Q_MR);
     for (int r0 = 0; r0 < m; r0 += block) {
         int r1 = m - r0 < block ? m : r0 + block;
-        rc_q_unsigned_rows_avx2(r1 - r0, K, A + (long)r0 * lda, lda, U + (long)r0 * K4);
+        const int16_t* a = A + (long)r0 * lda;
+        uint8_t* u = U + (long)r0 * K4;
+        if (wide)
+            rc_q_unsigned_rows(r1 - r0, K, a, lda, u);
+#ifdef RC_HAVE_AVXVNNI
+        else
+            rc_q_unsigned_rows_avx2(r1 - r0, K, a, lda, u);
+#endif
         for (long p = 0; p < np; p++) {
             const int8_t* Pp = P + p * Q * 64;
             const char* cp = corr + p * RC_Q_VNR * sizeof(int32_t);
             int n0 = (int)(p * RC_Q_VNR), r = r0;
-            for (; r + RC_Q_MR <= r1; r += RC_Q_MR)
-                rc_q_tile_avxvnni(RC_Q_MR, Q, U + (long)r * K4, K4, Pp, cp, o, r, n0);
-            for (; r < r1; r++)
-                rc_q_tile_avxvnni(1, Q, U + (long)r * K4, K4, Pp, cp, o, r, n0);
+#ifdef RC_HAVE_AVXVNNI
+            if (!wide) {
+                for (; r + RC_Q_MR <= r1; r += RC_Q_MR)
+                    rc_q_tile_avxvnni(RC_Q_MR, Q, U + (long)r * K4, K4, Pp, cp, o, r, n0);
+                for (; r < r1; r++)
+                    rc_q_tile_avxvnni(1, Q, U + (long)r * K4, K4, Pp, cp, o, r, n0);
+                continue;
+            }
+#endif
+            if (p + 1 < np) {  /* two panels: 8-row tiles of both, then the second's rest */
+                for (; r + RC_Q_VMR <= r1; r += RC_Q_VMR)
+                    rc_q_tile2_vnni512(Q, U + (long)r * K4, K4, Pp, (long)Q * 64, cp, o, r,
+                                       n0);
+                rc_q_panel_vnni(r, r1, Q, U, K4, Pp + Q * 64,
+                                cp + RC_Q_VNR * sizeof(int32_t), o, n0 + RC_Q_VNR);
+                p++;
+            }
+            rc_q_panel_vnni(r, r1, Q, U, K4, Pp, cp, o, n0);
         }
     }
 }
-#endif
+
 #endif
 
 /* int16 elements of the packed copy of an (N, K) weight matrix, in this process's
@@ -670,12 +668,12 @@ static void rc_qmat(int m, int K, const int16_t* A, long lda, const int16_t* P,
 #ifdef RC_HAVE_X86_VARIANTS
     int path = rc_cpu_int8();
     if (path == RC_Q_VNNI512) {
-        rc_qmat_vnni(m, K, A, lda, P, o, U);
+        rc_qmat_vnni(m, K, A, lda, P, o, U, 1);
         return;
     }
 #ifdef RC_HAVE_AVXVNNI
     if (path == RC_Q_AVXVNNI) {
-        rc_qmat_avxvnni(m, K, A, lda, P, o, U);
+        rc_qmat_vnni(m, K, A, lda, P, o, U, 0);
         return;
     }
 #endif
