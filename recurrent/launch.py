@@ -39,6 +39,9 @@ KILLED_PID = re.compile(r"^=\s+PID (\d+) RUNNING AT (\S+)")
 # report, in lines of their own ("[proxy:0@host] ...", "[mpiexec@host] ..."), that the
 # ranks ended that way.
 FORCED_ABORT = re.compile(r"^Ctrl-C caught\.\.\. cleaning up processes")
+# the summary line a run stopped by a signal prints (recurrent/cli.py): "terminated
+# (SIGTERM) at step N: checkpoint saved; ..." or "interrupted at step N: ..."
+STOP_LINES = ("terminated (SIGTERM) ", "interrupted ")
 HYDRA_LINE = re.compile(r"^\[(proxy:|mpiexec@)[^\]]*\] ")
 EXIT_STRING = re.compile(r"^YOUR APPLICATION TERMINATED WITH THE EXIT STRING: (.*)$")
 
@@ -81,7 +84,9 @@ class _Filter:
         # it, and on_lost() is called once, to stop the job.
         self.lost = False
         self.on_lost = on_lost
-        self.written = 0  # lines the ranks printed (both streams)
+        # rank 0 said it stopped at a signal, with a checkpoint or before any step (the
+        # summary line of recurrent/cli.py, or its one-line error), or aborted
+        self.said_stop = False
 
     def copy(self, source, sink):
         blank = 0  # blank lines held back: a banner starts with one
@@ -102,11 +107,12 @@ class _Filter:
                 elif not any(p.match(text) for p in NOISE):
                     self.reported = self.reported or text.startswith("Error:")
                     self.aborted = self.aborted or text == "Aborted."
+                    self.said_stop = self.said_stop or self.reported or self.aborted or (
+                        text.startswith(STOP_LINES))
                     self._write("\n" * blank + text, sink)
                 blank = 0
 
     def _write(self, text, sink):
-        self.written += 1
         if self.lost:
             return
         try:
@@ -179,9 +185,7 @@ def launch(ranks: int, args: list[str]) -> int:
         previous = signal.signal(signal.SIGINT,
                                  lambda signum, frame: interrupts.append(signum))
         previous_term = signal.getsignal(signal.SIGTERM)
-        # the SIGTERM passed on to mpiexec, if one came: the number of lines the ranks
-        # had printed then (a rank that acts on it says so in a line of its own)
-        terminated = []
+        terminated = []  # the SIGTERM passed on to mpiexec, if one came
         started = []  # mpiexec, once it runs
         # The command's output cannot be written any more: stop the ranks as a SIGTERM
         # does (a checkpoint at their next step), as one process stops at its next print;
@@ -195,8 +199,7 @@ def launch(ranks: int, args: list[str]) -> int:
             # as for any end of the job. The handler is in place before mpiexec starts,
             # and a SIGTERM that comes while it starts is passed on once it runs.
             def terminate(signum, frame):
-                if not terminated:
-                    terminated.append(seen.written)
+                terminated.append(signum)
                 if started:
                     started[0].send_signal(signum)
             signal.signal(signal.SIGTERM, terminate)
@@ -234,7 +237,7 @@ def launch(ranks: int, args: list[str]) -> int:
                 print("Aborted.", file=sys.stderr, flush=True)
             return 128 + signal.SIGINT
         if terminated and (code == 0 or (code in (128 + signal.SIGINT, 128 + signal.SIGTERM)
-                                          and seen.written > terminated[0])):
+                                          and seen.said_stop)):
             # done (they had finished training), or the ranks stopped themselves and
             # rank 0 said how: at an agreed step with a checkpoint (for the SIGTERM, or
             # for a Ctrl-C that reached them first), or aborted by a Ctrl-C after it
