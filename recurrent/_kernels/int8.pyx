@@ -152,7 +152,6 @@ cdef void _rows_loop(int kind, float* out, const float* x, int I, int16_t* xq, f
     (chunk,), hq (chunk, Hp), sh (chunk,), ah (GRU, (chunk, 3H)) and us (the products',
     rc_q_scratch_len(1, max(I, H)) bytes per row); c_run (LSTM, (B, H)): rows b0:b1."""
     cdef int Ip = rc_q_kpad(I), Hp = rc_q_kpad(H)
-    cdef long Us = rc_q_scratch_len(1, I if I > H else H)
     cdef int G = (4 if kind == LSTM else 3 if kind == GRU else 1) * H
     cdef Py_ssize_t t, b, c, c1
     cdef int nc
