@@ -197,31 +197,40 @@ class _KernelCell(TorchLayoutCell):
                            flags=takes_flags(self, x.dtype))
 
 
-class _TorchEquationCell(_KernelCell):
-    """The cells with torch.nn's equations (rnn, lstm, gru): their kernels also run int8
-    inference."""
+class _Int8Cell(_KernelCell):
+    """int8 inference (recurrent/quant.py, recurrent/_kernels/int8.pyx), which every
+    built-in cell's kernels run: quantize() and infer_int8()."""
 
-    # -- int8 inference (recurrent/quant.py, recurrent/_kernels/int8.pyx) ---------------
     int8_kind: int
 
     def _int8_biases(self, params, H):
         """(bias (G,), b_hn (H,) or None) as the int8 kernel adds them."""
         return _summed_bias(params, self.num_gates * H, np.float32), None
 
+    def _int8_norms(self, params, H):
+        """The LN-LSTM's gains and cell shift end to end, as int8.infer takes them (ln),
+        or None for a cell without layer normalisation."""
+        return None
+
     def quantize(self, params):
         """params (float32) -> their int8 form for infer_int8: the weights quantised per
-        row and packed, the biases combined. Computed once per set of weights (the layer
-        keeps it)."""
+        row and packed, the biases combined (and the LN-LSTM's norms kept). Computed once
+        per set of weights (the layer keeps it)."""
         H = params["weight_hh"].shape[1]
         bias, b_hn = self._int8_biases(params, H)
-        return {"weight_ih": QuantizedWeight(params["weight_ih"]),
-                "weight_hh": QuantizedWeight(params["weight_hh"]),
-                "bias": np.ascontiguousarray(bias, np.float32),
-                "b_hn": np.zeros(1, np.float32) if b_hn is None
-                else np.ascontiguousarray(b_hn, np.float32)}
+        qparams = {"weight_ih": QuantizedWeight(params["weight_ih"]),
+                   "weight_hh": QuantizedWeight(params["weight_hh"]),
+                   "bias": np.ascontiguousarray(bias, np.float32),
+                   "b_hn": np.zeros(1, np.float32) if b_hn is None
+                   else np.ascontiguousarray(b_hn, np.float32)}
+        ln = self._int8_norms(params, H)
+        if ln is not None:
+            qparams["ln"] = ln
+        return qparams
 
-    def infer_int8(self, x, states, qparams, lengths, num_threads):
-        """infer() with int8 products (float32 x and states): (out, final states)."""
+    def infer_int8(self, x, states, qparams, lengths, num_threads, masks=None):
+        """infer() with int8 products (float32 x, states and masks): (out, final
+        states)."""
         H = self._check_call(x, states, {}, lengths)
         shapes = self.param_shapes(x.shape[2], H)
         _check_shapes({kind: qparams[kind] for kind in ("weight_ih", "weight_hh", "bias")},
@@ -229,21 +238,28 @@ class _TorchEquationCell(_KernelCell):
                        "bias": shapes["bias_ih"]}, "qparams")
         if self.name == "gru":   # the kernel reads b_hn (H,) of the GRU only
             _check_shapes(qparams, {"b_hn": (H,)}, "qparams")
+        ln = qparams.get("ln")
+        if self.int8_kind == _int8.Kind.LN_LSTM:
+            if ln is None:
+                raise ValueError("qparams: 'ln' missing (quantize() of this cell gives it)")
+            _check_shapes(qparams, {"ln": (10 * H,)}, "qparams")
         _check_arrays(np.dtype(np.float32), x=x, **{f"state{i}": s for i, s in
                                                    enumerate(states)})
+        rec, zone = check_masks(masks, len(self.state_names), x.shape[0], x.shape[1], H,
+                                np.float32)
         T, B, _ = x.shape
-        H = states[0].shape[1]
         out = np.empty((T, B, H), np.float32)
         finals = tuple(np.empty((B, H), np.float32) for _ in states)
         c0, c_n = (states[1], finals[1]) if len(states) > 1 else (states[0], finals[0])
         w_ih, w_hh = qparams["weight_ih"], qparams["weight_hh"]
         _int8.infer(self.int8_kind, out, finals[0], c_n, x, states[0], c0, w_ih.packed,
                     w_ih.scale, w_hh.packed, w_hh.scale, qparams["bias"], qparams["b_hn"],
-                    lengths, num_threads)
+                    lengths, num_threads, rec, None if zone is None else zone[0],
+                    None if zone is None or len(zone) < 2 else zone[1], ln, LN_EPS)
         return out, finals
 
 
-class RNNCell(_TorchEquationCell):
+class RNNCell(_Int8Cell):
     """h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), act = tanh or relu."""
 
     num_gates = 1
@@ -305,7 +321,7 @@ class RNNCell(_TorchEquationCell):
         return dx, (dh,)
 
 
-class LSTMCell(_TorchEquationCell):
+class LSTMCell(_Int8Cell):
     """PyTorch's LSTM cell, gates i, f, g, o."""
 
     name = "lstm"
@@ -366,7 +382,7 @@ class LSTMCell(_TorchEquationCell):
         return dx, (dh, dc)
 
 
-class GRUCell(_TorchEquationCell):
+class GRUCell(_Int8Cell):
     """PyTorch's GRU cell, gates r, z, n, with b_hn inside the reset product."""
 
     name = "gru"
@@ -433,7 +449,7 @@ class GRUCell(_TorchEquationCell):
         return dx, (dh,)
 
 
-class LayerNormLSTMCell(LayerNormLSTMLayout, _KernelCell):
+class LayerNormLSTMCell(LayerNormLSTMLayout, _Int8Cell):
     """The LSTM with layer normalisation (Ba, Kiros & Hinton 2016), each gate block of the
     input and recurrent pre-activations normalised on its own, and the cell before the
     output tanh (equations: recurrent/_kernels/lnlstm.pyx; parameters:
@@ -441,6 +457,12 @@ class LayerNormLSTMCell(LayerNormLSTMLayout, _KernelCell):
 
     name = "ln_lstm"
     num_gates = 4
+    int8_kind = int(_int8.Kind.LN_LSTM)
+
+    def _int8_norms(self, params, H):
+        ln = np.concatenate([params[kind] for kind in ("ln_gain_ih", "ln_gain_hh",
+                                                       "ln_gain_c", "ln_bias_c")])
+        return ln.astype(np.float32, copy=False)
 
     def _prepare(self, x, states, params, lengths):
         """Checked arrays; the kernel's bias b_ih + b_hh (G,), a zero bias for the input

@@ -36,8 +36,8 @@ from .dropout import dropout_mask
 from .errors import UserError, broken_protocol
 from .layout import GATE_ORDER, param_name
 from .lengths import check_lengths, reversal_index, reverse_rows
-from .masks import (OPTIONS, supported, takes_flags, variational_mask, zoneout_expectation,
-                    zoneout_mask)
+from .masks import (OPTIONS, supported, takes_flags, takes_masks, variational_mask,
+                    zoneout_expectation, zoneout_mask)
 from .params import ParamModule, claim_params
 from .protocols import Cell, missing_members
 from .quant import check_precision
@@ -269,10 +269,9 @@ class Recurrent(ParamModule):
             if self.dtype != np.float32:
                 raise ValueError(f"precision int8: needs a float32 layer, this one is "
                                  f"{self.dtype.name}")
-            if self.zoneout > 0:
-                raise ValueError("precision int8: not for a layer with zoneout (its "
-                                 "evaluation blends each step's state with the last; the "
-                                 "int8 kernels do not)")
+            if self.zoneout > 0 and not takes_masks(self.cell.infer_int8):
+                raise ValueError(f"precision int8: cell {self.cell.name!r}'s infer_int8() "
+                                 f"takes no masks, which a layer with zoneout passes")
         return value
 
     def _int8_params(self, u):
@@ -436,10 +435,12 @@ class Recurrent(ParamModule):
                 cell_in = np.ascontiguousarray(cell_in)
                 unit_states = tuple(s[u] for s in states)
                 if precision == "int8":
+                    masks = self._cell_masks(T, B, False)
                     out_d, finals = self._cell_result(
                         "infer_int8", ("out", "final_states"),
                         self._calls.infer_int8(cell_in, unit_states, self._int8_params(u),
-                                               lengths, num_threads))
+                                               lengths, num_threads,
+                                               **({} if masks is None else {"masks": masks})))
                     cache = None
                 else:
                     out_d, finals, cache = self._run_cell(

@@ -2,7 +2,8 @@
 one check of them that cells call.
 
 A cell that supports them declares it (recurrent.protocols.Cell.mask_kinds, e.g.
-("recurrent", "zoneout")) and takes ``masks`` in forward() and infer():
+("recurrent", "zoneout")) and takes ``masks`` in forward() and infer() (and in
+infer_int8(), for int8 inference of a layer with zoneout):
 
     masks = {"recurrent": m, "zoneout": (k_h, ...)}     (either key may be absent)
 
@@ -27,6 +28,8 @@ through variational_mask and zoneout_mask; with ``rows`` (a data-parallel rank's
 the batch) they are drawn for the whole batch and cut, as recurrent.dropout.dropout_mask.
 """
 from __future__ import annotations
+
+import inspect
 
 import numpy as np
 
@@ -76,6 +79,16 @@ def zoneout_mask(rng, T, B, H, p, dtype, rows=None) -> np.ndarray:
     start, stop, total = rows
     keep = bernoulli(rng, (T, total, H), p).astype(dtype, copy=False)
     return np.ascontiguousarray(keep[:, start:stop])
+
+
+def takes_masks(method) -> bool:
+    """Whether a cell's method takes the ``masks`` keyword (or any keyword); True when
+    its signature cannot be read (a compiled function)."""
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == "masks" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def takes_flags(cell, dtype) -> bool:

@@ -40,6 +40,7 @@ from . import hookspecs
 from .env_flags import env_flag
 from .checks import one_line
 from .errors import UserError, error_line
+from .masks import takes_masks
 from .protocols import Cell, Loss, Task, missing_members
 
 ENTRY_POINT_GROUP = "recurrent"
@@ -545,11 +546,7 @@ def _check_cell_members(name: str, cell: Any) -> None:
         return
     for method in ("forward", "infer"):
         function = getattr(cell, method, None)
-        try:
-            parameters = inspect.signature(function).parameters.values()
-        except (TypeError, ValueError):  # absent, or a compiled function without one
-            continue
-        if not any(p.name == "masks" or p.kind is p.VAR_KEYWORD for p in parameters):
+        if function is not None and not takes_masks(function):
             raise ValueError(f"cell {name!r} lists mask_kinds {tuple(cell.mask_kinds)!r}, "
                              f"but its {method}() takes no masks keyword")
 

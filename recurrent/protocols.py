@@ -123,7 +123,9 @@ class Cell(Protocol):
                    lengths: np.ndarray,
                    num_threads: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """infer() with int8 products: x and states float32, qparams from quantize();
-        returns (out, final_states) in float32."""
+        returns (out, final_states) in float32. Layers pass ``masks`` (as to infer())
+        when their zoneout option is on; a cell whose infer_int8 takes no such keyword
+        runs int8 for layers without zoneout only (the layer refuses the others)."""
 
 
 class Loss(Protocol):

@@ -9,7 +9,8 @@ Scheme (issue 17), symmetric, no zero point, no calibration data:
   (dynamic: the scale of a row is its own max-abs), by the kernels (recurrent/_kernels/
   qmat.h) with the same float32 operations as quantize_rows() below, bit for bit;
 - the products are exact int32 sums of q_a * q_w, dequantised with scale_a * scale_w to
-  float32; biases, gates and the LSTM cell state stay float32.
+  float32; biases, gates, layer normalisation (ln_lstm), zoneout's blend and the LSTMs'
+  cell state stay float32.
 The error of one dequantised dot product sum_k a_k w_k is then at most
     sum_k (|a_k| dw + |w_k| da + da dw),   da = scale_a / 2, dw = scale_w / 2
 (each quantised value is within half a step of the true one); where either row

@@ -62,11 +62,11 @@ class ReferenceCell(TorchLayoutCell):
         return {k: Int8Weight(v) if k.startswith("weight") else np.asarray(v, np.float32)
                 for k, v in params.items()}
 
-    def infer_int8(self, x, states, qparams, lengths, num_threads=1):
+    def infer_int8(self, x, states, qparams, lengths, num_threads=1, masks=None):
         """The time loop with int8 products (float32): (out, final states)."""
         out, finals, _ = self.forward(np.asarray(x, np.float32),
                                       tuple(np.asarray(s, np.float32) for s in states),
-                                      qparams, lengths)
+                                      qparams, lengths, masks=masks)
         return out, finals
 
     def forward(self, x, states, params, lengths, num_threads=1, masks=None):

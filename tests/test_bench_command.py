@@ -364,19 +364,24 @@ def test_bench_int8_is_for_inference():
 
 def test_bench_int8_beside_another_of_our_cells_runs_that_cell_in_int8_too(tmp_path):
     """--precision int8 --vs CELL: the baseline is one of ours, so it runs in int8 as
-    well (the legend says "recurrent in int8"); a baseline without an int8 path is
-    refused like a --cell without one."""
-    from helpers import one_line_error
+    well (the legend says "recurrent in int8"); a baseline without an int8 path (the
+    example plugin's cell) is refused like a --cell without one."""
     args = ("--cell", "lstm", "--config", "4,2,3,5", "--threads", "1", "--repeats", "1",
             "--rounds", "1", "--mode", "infer", "--precision", "int8")
-    one_line_error(_bench(*args, "--vs", "ln_lstm"),
-                   "--precision int8: cell 'ln_lstm' has no int8 path")
-    out = tmp_path / "bench.json"
-    result = _bench(*args, "--vs", "gru", "--json", str(out))
-    assert result.exit_code == 0, result.output
-    (row,) = json.loads(out.read_text())["rows"]
-    assert row["baseline_cell"] == "gru" and row["precision"] == "int8"
-    assert row["baseline"]["median_ms"] > 0 and row["fp32"]["median_ms"] > 0
+    pytest.importorskip("recurrent_peephole",
+                        reason="the example plugin recurrent-peephole is not installed")
+    from test_example_plugin import _recurrent
+    refused = _recurrent("bench", *args, "--vs", "peephole_lstm", cwd=tmp_path)
+    assert refused.returncode == 1 and refused.stdout == "", refused.stdout
+    assert refused.stderr == ("Error: --precision int8: cell 'peephole_lstm' has no int8 "
+                              "path\n")
+    for baseline in ("gru", "ln_lstm"):
+        out = tmp_path / f"{baseline}.json"
+        result = _bench(*args, "--vs", baseline, "--json", str(out))
+        assert result.exit_code == 0, result.output
+        (row,) = json.loads(out.read_text())["rows"]
+        assert row["baseline_cell"] == baseline and row["precision"] == "int8"
+        assert row["baseline"]["median_ms"] > 0 and row["fp32"]["median_ms"] > 0
 
 
 def test_bench_baseline_gflops_count_the_baseline_cells_own_gates(tmp_path):

@@ -2,11 +2,13 @@
 (tests/test_kernels.py, test_layers.py, test_reference.py run it with the others):
 the same equations written in torch ops with autograd (the bench's torch side,
 plugins/bench.py: torch_ln_lstm), stacks trained from the CLI (char-lm, also with
-recurrent dropout and zoneout; sentiment, bidirectional), the single-step path, and the
-export formats' and int8's refusal.
+recurrent dropout and zoneout; sentiment, bidirectional), the single-step path, the
+export formats' refusal and int8 evaluation.
 
 Legend: T time, B batch, I input, H hidden, G = 4H.
 """
+import json
+
 import numpy as np
 import pytest
 from helpers import (bundled_reviews, checkpoint_params, invoke, ok, one_line_error,
@@ -277,11 +279,12 @@ def test_char_lm_trains_ln_lstm_with_recurrent_dropout_and_zoneout(tmp_path):
     assert not same_params(checkpoint_params(run), checkpoint_params(plain))  # they trained
     first = ok(invoke("eval", run, "--json"))
     assert ok(invoke("eval", run, "--json")) == first
-    # ln_lstm has no int8 kernel, zoneout or not: refused in one line
-    one_line_error(invoke("eval", run, "--precision", "int8"),
-                   "precision int8: cell 'ln_lstm' has no int8 path")
-    with pytest.raises(ValueError, match="cell 'ln_lstm' has no int8 path"):
-        Recurrent("ln_lstm", 4, 6, recurrent_dropout=0.2, precision="int8")
+    # int8 inference (tests/test_int8.py compares the kernel with the reference), with
+    # zoneout's expectation too: the loss near float32's
+    fp32 = json.loads(first)["metrics"]["loss"]
+    int8 = json.loads(ok(invoke("eval", run, "--json", "--precision", "int8")))
+    assert int8["precision"] == "int8" and int8["metrics"]["loss"] != fp32
+    assert int8["metrics"]["loss"] == pytest.approx(fp32, rel=0.01)
 
 
 def test_sentiment_trains_a_bidirectional_ln_lstm_and_classifies(tmp_path):

@@ -288,22 +288,23 @@ RC_MULTIVERSION(rc_ln_rows_backward_f32,
 /* float64: portable */
 #undef RC_LANE_SUM
 #define RC_LANE_SUM RC_LANE_SUM_GENERIC
-static void rc_lnlstm_forward_f64 RC_LNLSTM_FORWARD_PARAMS(double)
+static inline void rc_lnlstm_forward_f64 RC_LNLSTM_FORWARD_PARAMS(double)
 {
     RC_LNLSTM_FORWARD_BODY(double, rc_sigmoid_f64, tanh, sqrt)
 }
-static void rc_lnlstm_backward_f64 RC_LNLSTM_BACKWARD_PARAMS(double)
+static inline void rc_lnlstm_backward_f64 RC_LNLSTM_BACKWARD_PARAMS(double)
 {
     RC_LNLSTM_BACKWARD_FULL(double, tanh)
 }
-static void rc_ln_rows_f64(double* restrict v, double* restrict rs, long rows, int H,
-                           double eps)
+static inline void rc_ln_rows_f64(double* restrict v, double* restrict rs, long rows,
+                                  int H, double eps)
 {
     RC_LN_ROWS_BODY(double, sqrt)
 }
-static void rc_ln_rows_backward_f64(const double* restrict d, const double* restrict g,
-                                    double* restrict n, const double* restrict rs, long rows,
-                                    int H, double* restrict db, double* restrict dg)
+static inline void rc_ln_rows_backward_f64(const double* restrict d,
+                                           const double* restrict g, double* restrict n,
+                                           const double* restrict rs, long rows, int H,
+                                           double* restrict db, double* restrict dg)
 {
     RC_LN_ROWS_BACKWARD_BODY(double)
 }
