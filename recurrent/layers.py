@@ -626,15 +626,19 @@ class Recurrent(ParamModule):
             out, finals = self.run_step(x, states, self._threads_for(B))
         return out, pack_state(finals)
 
-    def run_step(self, x_t, states, num_threads, precision=None, evaluate=False):
+    def run_step(self, x_t, states, num_threads, precision=None, evaluate=False,
+                 lengths=None):
         """step() on checked inputs (x_t C-contiguous (B, I) of the layer dtype, states a
         tuple of (L, B, H) arrays, num_threads an int >= 1; unidirectional layers): one
         call of each layer's cell, nothing kept for backward, and a forward/backward pair
         around it left alone. Returns (out_t (B, H), tuple of new states). The caller keeps
-        BLAS single-threaded. precision and evaluate as in run()."""
+        BLAS single-threaded. precision and evaluate as in run(); lengths: None, or int64
+        (B,) of 0 and 1 (a row of 0 keeps its states and outputs zeros)."""
         cache = self._cache
-        out, finals = self.run(x_t[None], states, np.ones(x_t.shape[0], np.int64), False,
-                               num_threads, precision, evaluate=evaluate)
+        if lengths is None:
+            lengths = np.ones(x_t.shape[0], np.int64)
+        out, finals = self.run(x_t[None], states, lengths, False, num_threads, precision,
+                               evaluate=evaluate)
         self._cache = cache
         return out[0], finals
 

@@ -300,3 +300,31 @@ def test_a_beam_wide_enough_to_keep_every_hypothesis_finds_the_exact_best(
             seq = [*kept, *([model.eos] if found.finished[b, k] else [])]
             np.testing.assert_allclose(found.scores[b, k],
                                        _teacher_forced_score(model, one, seq), rtol=1e-10)
+
+
+@pytest.mark.parametrize("attention, cell", [("general", "lstm"), ("additive", "gru")])
+def test_int8_runs_both_stacks_and_fp32_comes_back_bit_for_bit(attention, cell):
+    """precision sets the encoder's and the decoder's together (a refused value changes
+    neither); the decoder's int8 alone changes the teacher-forced outputs, a little (the
+    Luong decoder runs the whole target in one call, the additive one steps through
+    run_step); decoding runs in int8; fp32 again gives the float32 outputs bit for bit."""
+    rng = np.random.default_rng(7)
+    model = Seq2SeqModel({**SPEC, "attention": attention}, cell=cell, hidden_size=8,
+                         num_layers=2, seed=3).eval()
+    x, _, lengths = pair_batch(rng, [3, 5, 4, 6], [2, 4, 5, 6])
+    fp32, _ = model.forward(x, lengths=lengths, need_grad=False)
+    model.decoder.precision = "int8"
+    decoder_int8, _ = model.forward(x, lengths=lengths, need_grad=False)
+    assert 0 < np.abs(decoder_int8 - fp32).max() < 0.05
+    model.decoder.precision = "fp32"
+    with pytest.raises(ValueError, match="expected one of fp32, int8"):
+        model.precision = "int4"
+    assert model.encoder.precision == model.decoder.precision == "fp32"
+    model.precision = "int8"
+    assert model.encoder.precision == model.decoder.precision == "int8"
+    both, _ = model.forward(x, lengths=lengths, need_grad=False)
+    assert not np.array_equal(both, decoder_int8)   # the encoder too
+    assert search(model, x[:, :, 0], beam=2).tokens.shape[0] == 4
+    model.precision = "fp32"
+    np.testing.assert_array_equal(model.forward(x, lengths=lengths, need_grad=False)[0],
+                                  fp32)

@@ -116,7 +116,8 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
                       checkpoint)
     if fmt == "torch":
         source = torch_names.torch_source(model, out)  # refuses cells torch lacks
-    int8 = tuple(torch_names.rnn_weights(model)) if precision == "int8" else ()
+    names = seq2seq_names if seq2seq else torch_names
+    int8 = tuple(names.rnn_weights(model)) if precision == "int8" else ()
     if seq2seq:
         tensors = seq2seq_names.tensors(model)
     else:

@@ -40,6 +40,14 @@ def _renamed(name: str, mapping: dict) -> str:
                      f"with {', '.join(mapping)})")
 
 
+def rnn_weights(model) -> list[str]:
+    """The exported names of both stacks' weight matrices (torch_names.rnn_weights of
+    each): what int8 inference quantises."""
+    from .torch_names import stack_weights
+    return (stack_weights(model.encoder, ENCODER_RNN)
+            + stack_weights(model.decoder, DECODER_RNN))
+
+
 def tensors(model) -> dict:
     """{exported name: contiguous float32 array} of every parameter of ``model`` (a
     Seq2SeqModel), in flat-buffer order."""

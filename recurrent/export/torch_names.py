@@ -82,8 +82,12 @@ def rnn_param(kind: str, layer: int, reverse: bool, prefix: str = "rnn") -> str:
 def rnn_weights(model) -> list[str]:
     """The names in ``tensors`` of the recurrent stack's weight matrices (W_ih, W_hh of
     every layer and direction): what int8 inference quantises."""
-    rnn = model.rnn
-    return [rnn_param(kind, layer, reverse) for layer in range(rnn.num_layers)
+    return stack_weights(model.rnn)
+
+
+def stack_weights(rnn, prefix: str = "rnn") -> list[str]:
+    """The weight matrices' names of one recurrent stack exported under ``prefix``."""
+    return [rnn_param(kind, layer, reverse, prefix) for layer in range(rnn.num_layers)
             for reverse in (False, True)[:rnn.num_directions]
             for kind in ("weight_ih", "weight_hh")]
 

@@ -99,7 +99,11 @@ class FeedingDecoder:
         return tuple(states) + (np.zeros((1, B, F), states[0].dtype),)
 
     def _layer_step(self, x, states, active, threads, keep):
-        """One step of every layer: x (B, I) -> (h (B, F), new states, caches)."""
+        """One step of every layer: x (B, I) -> (h (B, F), new states, caches). Without
+        keep (inference) the stack's own run_step, in its precision, and no caches."""
+        if not keep:
+            h, new = self.decoder.run_step(x, states, threads, evaluate=True, lengths=active)
+            return h, new, None
         caches = []
         layer_in = x[None]
         new = [np.empty_like(s) for s in states]

@@ -173,6 +173,19 @@ class Seq2SeqModel(FlatModel):
         self.encoder.num_threads = value
         self.decoder.num_threads = value
 
+    @property
+    def precision(self):
+        """The recurrent stacks' inference precision (Recurrent.precision), the encoder's
+        and the decoder's alike: "fp32" or "int8"; embeddings, attention and head stay
+        float32."""
+        return self.encoder.precision
+
+    @precision.setter
+    def precision(self, value):
+        self.decoder.check_precision(value)   # both or neither
+        self.encoder.precision = value
+        self.decoder.precision = value
+
     def reseed_dropout(self, seed_words, rows=None):
         """As SequenceModel.reseed_dropout. With ``rows`` (a data-parallel rank's share of
         the batch) the masks are cut from those of the whole batch (forward draws the
