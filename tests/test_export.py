@@ -24,6 +24,11 @@ from recurrent.export.onnx import onnx_model  # noqa: E402  (needs the onnx pack
 
 TOL = 1e-5
 CELLS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+# (cell, zoneout): layers ONNX's RNN/GRU/LSTM operators compute, and layers computed as a
+# Scan over the cell's step (ln_lstm; any cell with zoneout's blend)
+VARIANTS = [(cell, 0.0) for cell in CELLS] + [
+    ("ln_lstm", 0.0), ("ln_lstm", 0.3), ("lstm", 0.3), ("gru", 0.25), ("rnn_tanh", 0.3),
+    ("rnn_relu", 0.2)]
 TINY = ["--threads", "1", "--quiet", "--no-plot", "--steps", "2", "--eval-every", "0"]
 
 
@@ -94,7 +99,7 @@ def printed_forward(tm, model, x, lengths, state=None):
 
 
 def random_model(cell, output, layers, bidirectional, tokens=True, wide=None, seed=0,
-                 folds=0, scale=False):
+                 folds=0, scale=False, zoneout=0.0):
     spec = ({"input": "tokens", "vocab_size": 23, "embed_dim": 5} if tokens
             else {"input": "features", "input_size": 3})
     spec.update({"output": output, "output_size": 4})
@@ -105,7 +110,7 @@ def random_model(cell, output, layers, bidirectional, tokens=True, wide=None, se
     if scale:
         spec["wide_scale"] = True
     model = SequenceModel(spec, cell=cell, hidden_size=6, num_layers=layers,
-                          bidirectional=bidirectional, seed=seed).eval()
+                          bidirectional=bidirectional, seed=seed, zoneout=zoneout).eval()
     if wide is not None:  # a trained wide part is non-zero; start it so
         rng = np.random.default_rng(seed)
         for name, w in model.named_params.items():
@@ -132,12 +137,13 @@ SHAPES = [("sequence", 1, False), ("last", 2, True), ("mean", 3, True), ("max", 
           ("last", 3, False)]
 
 
-@pytest.mark.parametrize("cell", CELLS)
-def test_onnx_matches_our_forward_for_every_cell_and_shape(cell):
+@pytest.mark.parametrize("cell, zoneout", VARIANTS)
+def test_onnx_matches_our_forward_for_every_cell_and_shape(cell, zoneout):
     lengths = [7, 3, 1, 0, 5]  # a row of length 0 too: zeros, pooled to zeros
     for output, layers, bidirectional in SHAPES:
         for tokens in (True, False):
-            model = random_model(cell, output, layers, bidirectional, tokens)
+            model = random_model(cell, output, layers, bidirectional, tokens,
+                                 zoneout=zoneout)
             x = random_batch(model, lengths)
             y, state = model.forward(x, lengths=np.array(lengths), need_grad=False)
             got = onnx_run(onnx_model(model, softmax=True), x, lengths, tokens)
@@ -146,21 +152,22 @@ def test_onnx_matches_our_forward_for_every_cell_and_shape(cell):
             e = np.exp(y - y.max(-1, keepdims=True))
             np.testing.assert_allclose(got["probabilities"], e / e.sum(-1, keepdims=True),
                                        atol=TOL)
-            names = ("h_n", "c_n") if cell == "lstm" else ("h_n",)
+            names = ("h_n", "c_n") if cell in ("lstm", "ln_lstm") else ("h_n",)
             assert [n for n in got if n.endswith("_n")] == list(names)
             for name, ours in zip(names, states(state)):
                 np.testing.assert_allclose(got[name], ours, atol=TOL, err_msg=name)
 
 
-@pytest.mark.parametrize("cell", CELLS)
-def test_onnx_takes_a_batch_of_rows_of_length_0_without_steps(cell):
+@pytest.mark.parametrize("cell, zoneout", VARIANTS)
+def test_onnx_takes_a_batch_of_rows_of_length_0_without_steps(cell, zoneout):
     """tokens (0, B), as a caller padding to the longest row makes them when every text
     tokenized to nothing: the outputs of rows of length 0, as recurrent gives them
     beside one padded step, and per-step outputs of no steps."""
     lengths = [0, 0, 0]
     for output, layers, bidirectional in SHAPES:
         for tokens in (True, False):
-            model = random_model(cell, output, layers, bidirectional, tokens)
+            model = random_model(cell, output, layers, bidirectional, tokens,
+                                 zoneout=zoneout)
             x = random_batch(model, [1, 1, 1])
             y, state = model.forward(x, lengths=np.array(lengths), need_grad=False)
             got = onnx_run(onnx_model(model, softmax=True), x[:0], lengths, tokens)
@@ -253,20 +260,21 @@ def test_wide_part_in_onnx_and_torch_matches(buckets, folds, scale, tmp_path):
     np.testing.assert_array_equal(printed_forward(tm, model, x, lengths)[0], torch_y)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_onnx_initial_state_input_continues_a_sequence(cell):
+@pytest.mark.parametrize("cell, zoneout", [("lstm", 0.0), ("gru", 0.0), ("ln_lstm", 0.0),
+                                           ("lstm", 0.3), ("gru", 0.3)])
+def test_onnx_initial_state_input_continues_a_sequence(cell, zoneout):
     """h_0 (and c_0) carry a state in, as model.forward(state=...) does: running two
     halves with the state passed on equals running the whole; length-0 rows keep it."""
-    model = random_model(cell, "sequence", 2, False)
+    two = cell in ("lstm", "ln_lstm")
+    model = random_model(cell, "sequence", 2, False, zoneout=zoneout)
     plain = onnx_model(model, softmax=False)
     proto = onnx_model(model, softmax=False, state_inputs=True)
     assert [v.name for v in plain.graph.input] == ["tokens", "lengths"]
-    assert [v.name for v in proto.graph.input][2:] == (["h_0", "c_0"] if cell == "lstm"
-                                                       else ["h_0"])
+    assert [v.name for v in proto.graph.input][2:] == (["h_0", "c_0"] if two else ["h_0"])
     x = random_batch(model, [8, 8, 8])
     first = onnx_run(plain, x[:5], [5, 5, 5], True)
     carried = tuple(first[n] for n in ("h_n", "c_n") if n in first)
-    carried = carried if cell == "lstm" else carried[0]
+    carried = carried if two else carried[0]
     second = onnx_run(proto, x[5:], [3, 0, 2], True, state=carried)
     y, state = model.forward(x[5:], lengths=np.array([3, 0, 2]), state=carried,
                              need_grad=False)
@@ -278,9 +286,9 @@ def test_onnx_initial_state_input_continues_a_sequence(cell):
     whole, _ = model.forward(x[:7], lengths=np.array([7, 5, 7]), need_grad=False)
     np.testing.assert_allclose(second["outputs"][:2, [0, 2]], whole[5:7, [0, 2]], atol=TOL)
 
-    pooled = random_model(cell, "last", 2, True)  # "last" pools zeros for a length-0 row
+    pooled = random_model(cell, "last", 2, True, zoneout=zoneout)  # pools zeros at length 0
     start = tuple(np.random.default_rng(5).standard_normal((2, 4, 4, 6)).astype(np.float32))
-    start = start if cell == "lstm" else start[0]
+    start = start if two else start[0]
     x = random_batch(pooled, [8, 0, 3, 1])
     got = onnx_run(onnx_model(pooled, softmax=False, state_inputs=True), x, [8, 0, 3, 1],
                    True, state=start)
@@ -298,6 +306,13 @@ def test_onnx_graph_has_dynamic_axes_and_the_standard_operators():
     assert dims == [["time", "batch"], ["batch"]]
     lstm = next(n for n in proto.graph.node if n.op_type == "LSTM")
     assert len(lstm.input) == 7 and lstm.input[4]  # sequence_lens and initial h, c wired
+    # no operator has ln_lstm or zoneout's blend: one Scan per layer and direction
+    for cell, zoneout, op in (("ln_lstm", 0.0, "LayerNormalization"), ("gru", 0.1, "Mul")):
+        proto = onnx_model(random_model(cell, "last", 2, True, zoneout=zoneout), False)
+        ops = [n.op_type for n in proto.graph.node]
+        assert ops.count("Scan") == 4 and not {"LSTM", "GRU", "RNN"} & set(ops)
+        scan = next(n for n in proto.graph.node if n.op_type == "Scan")
+        assert op in [n.op_type for n in scan.attribute[0].g.node]
 
 
 # ---- every task through the CLI --------------------------------------------------------
@@ -380,6 +395,32 @@ def test_every_task_exports_to_onnx_torch_and_back(task, task_runs, tmp_path):
     np.testing.assert_array_equal(y2, y)
     for a, b in zip(states(state2), states(state)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("task, options", [
+    ("char-lm", ("--cell", "ln_lstm", "--layers", 2)),
+    ("sentiment", ("--zoneout", 0.2, "--bidirectional", "--ensemble", 1, "--embed-dim", 4)),
+    ("forecast", ("--cell", "ln_lstm", "--zoneout", 0.1, "--model", "rnn", "--window", 8))])
+def test_ln_lstm_and_zoneout_runs_export_to_onnx(task, options, tmp_path):
+    """Runs whose layers no ONNX recurrent operator computes (ln_lstm, zoneout's blend)
+    export their Scan graphs from the CLI, which give the run's outputs and states."""
+    from helpers import bundled_reviews, tiny_text, write_reviews
+    data = {"char-lm": lambda: tiny_text(tmp_path),
+            "sentiment": lambda: write_reviews(tmp_path / "r.csv", bundled_reviews(60))}
+    run = tmp_path / "run"
+    ok(invoke("train", task, *options, *(("--data", data[task]()) if task in data else ()),
+              "--hidden", 8, "--steps", 2, *TINY[:4], "--out", run))
+    model, _ = load_model(RunDir.open(str(run)))
+    x, lengths = first_batch(run)
+    y, state = model.forward(x, lengths=lengths, need_grad=False)
+    out = tmp_path / "m.onnx"
+    ok(invoke("export", run, "--format", "onnx", "--out", out))
+    import onnx
+    got = onnx_run(onnx.load(str(out)), x, lengths, model.tokens)
+    assert np.abs(y).max() > 0.01   # not a comparison of zeros
+    np.testing.assert_allclose(got["outputs"], y, atol=TOL)
+    for name, ours in zip(("h_n", "c_n"), states(state)):
+        np.testing.assert_allclose(got[name], ours, atol=TOL, err_msg=name)
 
 
 @pytest.mark.parametrize("task", ["char-lm", "sentiment", "forecast"])

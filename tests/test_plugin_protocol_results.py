@@ -133,7 +133,7 @@ def test_onnx_refuses_a_plugin_cell_before_asking_for_onnx(protocol_plugin, tmp_
     monkeypatch.setitem(sys.modules, "onnx", None)  # the onnx extra not installed
     monkeypatch.delitem(sys.modules, "recurrent.export.onnx", raising=False)
     result = invoke("export", run, "--format", "onnx", "--out", tmp_path / "model.onnx")
-    one_line_error(result, "cell 'protocol_gru' has no ONNX operator equivalent",
+    one_line_error(result, "cell 'protocol_gru' has no ONNX equivalent",
                    "--format safetensors")
 
 

@@ -15,7 +15,9 @@ Outputs:
 
 The recurrent stack uses the ONNX RNN/GRU/LSTM operators with sequence_lens, one per
 layer (both directions in one operator); their gate blocks are reordered from PyTorch's
-(LSTM i,f,g,o -> i,o,f,c; GRU r,z,n -> z,r,h with linear_before_reset=1). An
+(LSTM i,f,g,o -> i,o,f,c; GRU r,z,n -> z,r,h with linear_before_reset=1). A layer no
+operator computes (ln_lstm; any cell with zoneout's blend) is a Scan per direction over
+one step of the cell built from standard operators (_scan_layer). An
 encoder-decoder's two graphs (onnx_seq2seq.py) build their stacks with the same _stack. The wide part
 of a sentiment model (recurrent/wide.py) is computed inside the graph from the token ids:
 unigrams, hashed bigrams, each counted once per row.
@@ -29,7 +31,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..layout import gate_slice
+from ..cellbase import LN_EPS
+from ..layout import GATE_ORDER, STATE_NAMES, gate_slice
 from ..wide import BIGRAM_MIX
 from . import torch_names
 
@@ -43,14 +46,18 @@ OPERATOR = {"rnn_tanh": "RNN", "rnn_relu": "RNN", "lstm": "LSTM", "gru": "GRU"}
 
 
 class _Graph:
-    """Nodes and initializers with generated unique names."""
+    """Nodes and initializers with generated unique names. With ``outer``, a subgraph's
+    nodes (a Scan's body): names unique across both, constants among the outer graph's
+    initializers (a subgraph reads the outer scope's names)."""
 
-    def __init__(self):
-        self.nodes, self.initializers, self._n = [], [], 0
+    def __init__(self, outer=None):
+        self.nodes = []
+        self.initializers = [] if outer is None else outer.initializers
+        self._count = [0] if outer is None else outer._count
 
     def name(self, hint):
-        self._n += 1
-        return f"{hint}_{self._n}"
+        self._count[0] += 1
+        return f"{hint}_{self._count[0]}"
 
     def const(self, value, hint="const"):
         name = self.name(hint)
@@ -70,10 +77,16 @@ def _reorder(a, cell, H):
     return np.concatenate([a[gate_slice(cell, g, H)] for g in ONNX_GATES[cell]], axis=0)
 
 
-def _recurrent_layer(g, x, seq_lens, initial, weights, cell, layer, D, H, prefix="rnn"):
+def _recurrent_layer(g, x, seq_lens, initial, weights, cell, layer, D, H, prefix="rnn",
+                     zoneout=0.0):
     """One ONNX RNN/GRU/LSTM node for layer ``layer`` -> (Y (T, D, B, H), Y_h, Y_c);
-    ``initial``: its initial states, each (D, B, H) (h, and c for LSTM); ``seq_lens``:
-    "" when every row runs all T steps; ``prefix``: the stack's in ``weights``."""
+    ``initial``: its initial states, each (D, B, H) (h, and c for the LSTMs);
+    ``seq_lens``: "" when every row runs all T steps; ``prefix``: the stack's in
+    ``weights``. ln_lstm, and a layer with zoneout, which no operator computes: a Scan
+    (_scan_layer)."""
+    if cell not in OPERATOR or zoneout:
+        return _scan_layer(g, x, seq_lens, initial, weights, cell, layer, D, H, prefix,
+                           zoneout)
     W, R, Bias = [], [], []
     for d in range(D):
         name = lambda kind: torch_names.rnn_param(kind, layer, d == 1, prefix)  # noqa: E731
@@ -94,10 +107,11 @@ def _recurrent_layer(g, x, seq_lens, initial, weights, cell, layer, D, H, prefix
     return names[0], names[1], names[2] if cell == "lstm" else None
 
 
-def _stack(g, x, seq_lens, full_states, weights, cell, L, D, H, prefix="rnn"):
+def _stack(g, x, seq_lens, full_states, weights, cell, L, D, H, prefix="rnn", zoneout=0.0):
     """A stack of L layers, each one _recurrent_layer: x (T, B, I) -> (top layer's
     outputs (T, B, D*H), [(Y_h, Y_c or None, the layer's initial states) per layer]);
-    ``full_states``: the initial states, each (L*D, B, H)."""
+    ``full_states``: the initial states, each (L*D, B, H); ``zoneout``: the stack's
+    (its evaluation's blend of each state with the previous one)."""
     flat = g.const(np.array([0, 0, D * H]))  # not -1: T may be 0
     layers = []
     for k in range(L):
@@ -105,16 +119,140 @@ def _stack(g, x, seq_lens, full_states, weights, cell, L, D, H, prefix="rnn"):
                 g.const(np.array([0]))]
         initial = [g.op("Slice", [full, *rows]) for full in full_states]  # (D, B, H)
         y, y_h, y_c = _recurrent_layer(g, x, seq_lens, initial, weights, cell, k, D, H,
-                                       prefix)
+                                       prefix, zoneout)
         x = g.op("Reshape", [g.op("Transpose", [y], perm=[0, 2, 1, 3]), flat])  # (T, B, DH)
         layers.append((y_h, y_c, initial))
     return x, layers
 
 
+def _scan_layer(g, x, seq_lens, initial, weights, cell, layer, D, H, prefix, zoneout):
+    """Layer ``layer`` as one ONNX Scan over the steps per direction, its body one step
+    of the cell (_step_body) -> as _recurrent_layer. The input part x W_ih^T (for
+    ln_lstm: normalised per gate block, with its gain and b_ih) is computed for all steps
+    before the Scan. A row past its length keeps its states and outputs zeros; the
+    reverse direction scans from the last step, so its rows start at their own last
+    step, as recurrent's do. With lengths the Scan runs one step more, past every row's
+    length, and its outputs are cut to T: onnxruntime's Scan fails on no steps (T = 0)."""
+    masks = []
+    if seq_lens:
+        steps = g.op("Squeeze", [g.op("Shape", [x], start=0, end=1)])
+        more = g.op("Add", [steps, g.const(np.array(1, np.int64))])
+        time = g.op("Cast", [g.op("Range", [g.const(np.array(0, np.int64)), more,
+                                            g.const(np.array(1, np.int64))])],
+                    to=TensorProto.INT32)  # (T + 1,)
+        valid = g.op("Less", [g.op("Unsqueeze", [time, g.const(np.array([1]))]),
+                              g.op("Unsqueeze", [seq_lens, g.const(np.array([0]))])])
+        masks = [g.op("Unsqueeze", [valid, g.const(np.array([2]))])]  # (T + 1, B, 1)
+        cut = g.op("Unsqueeze", [steps, g.const(np.array([0]))])  # (1,): T
+    ys, finals = [], [[] for _ in STATE_NAMES[cell]]
+    for d in range(D):
+        def param(kind, d=d):
+            return weights[torch_names.rnn_param(kind, layer, d == 1, prefix)]
+        a_x = g.op("MatMul", [x, g.const(np.ascontiguousarray(param("weight_ih").T),
+                                         f"W_ih_l{layer}")])  # (T, B, G)
+        if cell == "ln_lstm":
+            a_x = g.op("Add", [g.op("Mul", [_layer_norm(g, a_x, 4, H, 3),
+                                            g.const(param("ln_gain_ih"))]),
+                               g.const(param("bias_ih"))])
+        else:   # the GRU's b_hh stays with the recurrent part (b_hn inside the reset)
+            bias = param("bias_ih") + (0 if cell == "gru" else param("bias_hh"))
+            a_x = g.op("Add", [a_x, g.const(bias.astype(np.float32))])
+        if masks:   # the step past every row's length
+            a_x = g.op("Pad", [a_x, g.const(np.array([0, 0, 0, 1, 0, 0]))])
+        first = [g.op("Squeeze", [_rows(g, s, d, d + 1), g.const(np.array([0]))])
+                 for s in initial]  # each (B, H)
+        n = 1 + len(masks)
+        outs = g.op("Scan", first + [a_x] + masks, len(first) + 1, hint=f"scan_l{layer}",
+                    body=_step_body(g, cell, param, H, zoneout, bool(masks)),
+                    num_scan_inputs=n, scan_input_directions=[d] * n,
+                    scan_output_directions=[d])
+        for target, final in zip(finals, outs[:-1]):
+            target.append(g.op("Unsqueeze", [final, g.const(np.array([0]))]))  # (1, B, H)
+        y = _rows(g, outs[-1], 0, cut) if masks else outs[-1]  # (T, B, H)
+        ys.append(g.op("Unsqueeze", [y, g.const(np.array([1]))]))  # (T, 1, B, H)
+    joined = [s[0] if D == 1 else g.op("Concat", s, axis=0) for s in finals]  # (D, B, H)
+    y = ys[0] if D == 1 else g.op("Concat", ys, axis=1)  # (T, D, B, H)
+    return y, joined[0], joined[1] if len(joined) == 2 else None
+
+
+def _layer_norm(g, v, blocks, H, rank):
+    """v (..., blocks * H) of ``rank`` dimensions, each block of H values normalised on
+    its own (mean and variance over the block, LN_EPS inside the square root)."""
+    keep = [0] * (rank - 1)
+    split = g.op("Reshape", [v, g.const(np.array(keep + [blocks, H]))])
+    normal = g.op("LayerNormalization", [split, g.const(np.ones(H, np.float32))], axis=-1,
+                  epsilon=LN_EPS)
+    return g.op("Reshape", [normal, g.const(np.array(keep + [blocks * H]))])
+
+
+def _step_body(g, cell, param, H, zoneout, masked):
+    """The Scan body of one step of ``cell`` with the weights param(kind) gives, as
+    recurrent's kernels compute it (torch's equations; ln_lstm's: recurrent/reference.py):
+    inputs the states (B, H) each, the step's input part (B, G) and, when ``masked``,
+    whether each row is inside its length (B, 1); outputs the new states and the step's
+    output h. With zoneout p each new state is p * previous + (1 - p) * candidate."""
+    b = _Graph(g)
+    states = [b.name(kind) for kind in STATE_NAMES[cell]]
+    a_x, valid = b.name("a_x"), b.name("valid")
+    hw = b.op("MatMul", [states[0], b.const(np.ascontiguousarray(param("weight_hh").T),
+                                            "W_hh")])  # (B, G)
+    if cell == "ln_lstm":
+        hw = b.op("Add", [b.op("Mul", [_layer_norm(b, hw, 4, H, 2),
+                                       b.const(param("ln_gain_hh"))]),
+                          b.const(param("bias_hh"))])
+    elif cell == "gru":
+        hw = b.op("Add", [hw, b.const(param("bias_hh"))])
+    order = GATE_ORDER[cell]
+    sizes = b.const(np.array([H] * len(order))) if len(order) > 1 else None
+    if cell == "gru":
+        gx = dict(zip(order, b.op("Split", [a_x, sizes], len(order), axis=1)))
+        gh = dict(zip(order, b.op("Split", [hw, sizes], len(order), axis=1)))
+        r = b.op("Sigmoid", [b.op("Add", [gx["r"], gh["r"]])])
+        z = b.op("Sigmoid", [b.op("Add", [gx["z"], gh["z"]])])
+        n = b.op("Tanh", [b.op("Add", [gx["n"], b.op("Mul", [r, gh["n"]])])])
+        new = [b.op("Add", [n, b.op("Mul", [z, b.op("Sub", [states[0], n])])])]
+    elif cell in ("rnn_tanh", "rnn_relu"):
+        new = [b.op("Relu" if cell == "rnn_relu" else "Tanh", [b.op("Add", [a_x, hw])])]
+    else:   # the LSTMs: c' = f c + i g, h' = o tanh(c') (ln_lstm: tanh(g_c LN(c') + b_c))
+        a = dict(zip(order, b.op("Split", [b.op("Add", [a_x, hw]), sizes], len(order),
+                                 axis=1)))
+        i, f, o = (b.op("Sigmoid", [a[k]]) for k in "ifo")
+        c = b.op("Add", [b.op("Mul", [f, states[1]]),
+                         b.op("Mul", [i, b.op("Tanh", [a["g"]])])])
+        if cell == "ln_lstm":
+            c_out = b.op("Add", [b.op("Mul", [_layer_norm(b, c, 1, H, 2),
+                                             b.const(param("ln_gain_c"))]),
+                                 b.const(param("ln_bias_c"))])
+        else:
+            c_out = c
+        new = [b.op("Mul", [o, b.op("Tanh", [c_out])]), c]
+    if zoneout:
+        keep = b.const(np.float32(zoneout))
+        rest = b.const(np.float32(1) - np.float32(zoneout))
+        new = [b.op("Add", [b.op("Mul", [keep, old]), b.op("Mul", [rest, s])])
+               for old, s in zip(states, new)]
+    if masked:
+        out = b.op("Where", [valid, new[0], b.const(np.float32(0))])
+        new = [b.op("Where", [valid, s, old]) for s, old in zip(new, states)]
+    else:
+        out = b.op("Identity", [new[0]])
+    new = [b.op("Identity", [s]) for s in new]
+    G = len(order) * H
+    inputs = [helper.make_tensor_value_info(s, TensorProto.FLOAT, ["batch", H])
+              for s in states]
+    inputs.append(helper.make_tensor_value_info(a_x, TensorProto.FLOAT, ["batch", G]))
+    if masked:
+        inputs.append(helper.make_tensor_value_info(valid, TensorProto.BOOL, ["batch", 1]))
+    outputs = [helper.make_tensor_value_info(s, TensorProto.FLOAT, ["batch", H])
+               for s in new + [out]]
+    return helper.make_graph(b.nodes, b.name(f"{cell}_step"), inputs, outputs)
+
+
 def _rows(g, x, start, stop=2 ** 62):
-    """x[start:stop] along axis 0 (a Slice; the default stop: to the end)."""
-    return g.op("Slice", [x, g.const(np.array([start])), g.const(np.array([stop])),
-                          g.const(np.array([0]))])
+    """x[start:stop] along axis 0 (a Slice; the default stop: to the end; a stop given
+    as a name: that (1,) int64 tensor)."""
+    end = stop if isinstance(stop, str) else g.const(np.array([stop]))
+    return g.op("Slice", [x, g.const(np.array([start])), end, g.const(np.array([0]))])
 
 
 def _wide_logits(g, tokens, mask, wide, weight):
@@ -158,8 +296,9 @@ def _wide_logits(g, tokens, mask, wide, weight):
 
 
 def state_names(cell, suffix="_0"):
-    """The graph's names of a stack's states: ("h_0", "c_0") for LSTM, else ("h_0",)."""
-    return tuple(f"{kind}{suffix}" for kind in (("h", "c") if cell == "lstm" else ("h",)))
+    """The graph's names of a stack's states: ("h_0", "c_0") for the LSTMs, else
+    ("h_0",)."""
+    return tuple(f"{kind}{suffix}" for kind in STATE_NAMES[cell])
 
 
 def _initial_states(g, cell, LD, H, as_inputs, lengths="lengths"):
@@ -208,11 +347,12 @@ def onnx_model(model, softmax: bool, metadata: dict | None = None,
     """The ONNX model of ``model`` (a SequenceModel, or an EnsembleModel: see
     _combined); ``softmax``: add "probabilities"; ``state_inputs``: add the inputs h_0
     (and c_0) for the initial state (else zeros); ``loss``: the run's loss, which says
-    how an ensemble's members combine. UserError for a cell without an ONNX operator."""
+    how an ensemble's members combine. UserError for a cell no graph here computes (a
+    plugin's)."""
     members = getattr(model, "members", None)
     first = members[0] if members else model
-    cell = torch_names.check_torch_cell(first, "ONNX operator")
     rnn = first.rnn
+    cell = torch_names.check_onnx_cell(rnn)
     L, D, H = rnn.num_layers, first.num_directions, rnn.hidden_size
     g = _Graph()
     if first.tokens:
@@ -278,10 +418,11 @@ def _network(g, model, x_name, mask, mask3, full_states):
     some = g.op("Unsqueeze", [g.op("Greater", ["lengths", g.const(np.array(0))]),
                               g.const(np.array([0, 2]))])  # (1, B, 1)
     finals_h, finals_c = [], []
-    x, layers = _stack(g, x, seq_lens, full_states, weights, cell, L, D, H)
+    x, layers = _stack(g, x, seq_lens, full_states, weights, cell, L, D, H,
+                       zoneout=rnn.zoneout)
     for y_h, y_c, initial in layers:
         finals_h.append(g.op("Where", [some, y_h, initial[0]]))
-        if cell == "lstm":
+        if y_c is not None:
             finals_c.append(g.op("Where", [some, y_c, initial[1]]))
     top_h = layers[-1][0]
 
@@ -296,7 +437,7 @@ def _network(g, model, x_name, mask, mask3, full_states):
         if model.wide is not None:
             out = g.op("Add", [out, _wide_logits(g, x_name, mask, model.wide,
                                                  weights["wide.weight"])])
-    return out, [finals_h] + ([finals_c] if cell == "lstm" else [])
+    return out, [finals_h] + ([finals_c] if finals_c else [])
 
 
 # How an ensemble's members combine in the graph, per loss (as the losses' combine() do

@@ -24,7 +24,7 @@ Decoder-step graph:
            attention      (B, S)            the attention weights (0 past each source)
 
 The recurrent stacks are onnx.py's (_stack: one ONNX RNN/GRU/LSTM node per layer, the
-gate blocks reordered there). Legend: S source steps, B rows, L layers, D encoder
+gate blocks reordered there; a Scan over the steps for ln_lstm and with zoneout). Legend: S source steps, B rows, L layers, D encoder
 directions, H encoder hidden size, F = D*H (decoder hidden size), V target vocabulary.
 """
 from __future__ import annotations
@@ -53,8 +53,8 @@ def states(model) -> tuple:
 
 
 def _check(model) -> str:
-    """The cell's name; UserError for a cell without an ONNX operator."""
-    return torch_names.check_rnn_cell(model.encoder, "ONNX operator")
+    """The cell's name; UserError for a cell no ONNX graph of ours computes."""
+    return torch_names.check_onnx_cell(model.encoder)
 
 
 def encoder_model(model, metadata: dict | None = None):
@@ -73,7 +73,7 @@ def encoder_model(model, metadata: dict | None = None):
     seq_lens = g.op("Cast", ["source_lengths"], to=TensorProto.INT32)
     _, zeros = _initial_states(g, cell, L * D, H, False, lengths="source_lengths")
     memory, layers = _stack(g, x, seq_lens, zeros, weights, cell, L, D, H,
-                            seq2seq_names.ENCODER_RNN)
+                            seq2seq_names.ENCODER_RNN, enc.zoneout)
     g.op("Identity", [memory], ["memory"])
     outputs = [_value("memory", ["source_steps", "batch", F])]
     # The bridge: each layer's final states (D, B, H) -> (1, B, D*H), the directions
@@ -115,7 +115,7 @@ def decoder_step_model(model, metadata: dict | None = None):
         x = g.op("Concat", [x, fed], axis=1)
     x = g.op("Unsqueeze", [x, g.const(np.array([0]))])  # one step: (1, B, I)
     top, layers = _stack(g, x, "", list(state_names(cell)), weights, cell, L, 1, F,
-                         seq2seq_names.DECODER_RNN)
+                         seq2seq_names.DECODER_RNN, dec.zoneout)
     h = g.op("Squeeze", [top, g.const(np.array([0]))])  # (B, F)
     outputs = [_value("log_probs", ["batch", V])]
     for i, name in enumerate(state_names(cell, "_n")):

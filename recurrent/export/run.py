@@ -100,14 +100,13 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
         rnn = model.encoder  # the decoder has the same cell and regularisation
     else:
         rnn = (model.members[0] if ensemble else model).rnn
-    if fmt in ("onnx", "torch") and rnn.zoneout > 0:
-        target = "ONNX's" if fmt == "onnx" else "torch.nn's"
-        raise UserError(f"--format {fmt}: the run was trained with --zoneout, which its "
-                        f"evaluation keeps (each state mixes in its previous value) and "
-                        f"{target} recurrent modules cannot express; --format safetensors "
-                        f"keeps the weights")
+    if fmt == "torch" and rnn.zoneout > 0:
+        raise UserError("--format torch: the run was trained with --zoneout, which its "
+                        "evaluation keeps (each state mixes in its previous value) and "
+                        "torch.nn's recurrent modules cannot express; --format onnx or "
+                        "safetensors keeps it")
     if fmt == "onnx":  # before the onnx package is looked for: installing it would not help
-        torch_names.check_rnn_cell(rnn, "ONNX operator")
+        torch_names.check_onnx_cell(rnn)
     if fmt == "onnx" and seq2seq:
         return _noted(outs[0], _export_seq2seq_onnx(model, info, outs, force), model, info,
                       checkpoint)

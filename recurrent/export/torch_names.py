@@ -40,14 +40,33 @@ def check_torch_cell(model, what: str) -> str:
     return check_rnn_cell(model.rnn, what)
 
 
-def check_rnn_cell(rnn, what: str) -> str:
-    """check_torch_cell for one Recurrent stack (an encoder-decoder has two, of one cell)."""
+def check_rnn_cell(rnn, what: str, cells=tuple(TORCH_RNN)) -> str:
+    """check_torch_cell for one Recurrent stack (an encoder-decoder has two, of one cell):
+    its cell must be one of ``cells``, built-in ones, with the built-in's parameters."""
     name = rnn.cell.name
     kinds = set(rnn.cell.param_shapes(1, 1))
-    if name not in TORCH_RNN or name not in GATE_ORDER or kinds != set(PARAM_KINDS):
+    if name not in cells or name not in GATE_ORDER or kinds != _builtin_kinds(name):
         raise UserError(f"cell {name!r} has no {what} equivalent (only "
-                        f"{', '.join(TORCH_RNN)} do); export it with --format safetensors")
+                        f"{', '.join(cells)} do); export it with --format safetensors")
     return name
+
+
+# The cells an ONNX graph computes: torch's with ONNX's RNN/GRU/LSTM operators, and every
+# built-in cell (ln_lstm, and any cell with zoneout) as a Scan over its step (onnx.py).
+ONNX_CELLS = tuple(TORCH_RNN) + ("ln_lstm",)
+
+
+def check_onnx_cell(rnn) -> str:
+    """The stack's cell name, or a UserError for a cell no ONNX graph of ours computes."""
+    return check_rnn_cell(rnn, "ONNX", ONNX_CELLS)
+
+
+def _builtin_kinds(name: str) -> set:
+    """The parameter kinds of the built-in cell ``name`` (its layout: recurrent.cellbase)."""
+    from ..cellbase import LayerNormLSTMLayout
+    if name == "ln_lstm":
+        return set(LayerNormLSTMLayout().param_shapes(1, 1))
+    return set(PARAM_KINDS)
 
 
 TRAINING_ONLY = tuple(f"wide.{name}" for name in Wide.TRAINING_ONLY)
