@@ -106,10 +106,11 @@ def zoneout_expectation(B, H, p, dtype) -> np.ndarray:
 
 def check_masks(masks, num_states, T, B, H, dtype, flags=False):
     """A cell's ``masks`` argument as (recurrent (B, H) or None, zoneout or None), arrays
-    C-contiguous in ``dtype``; zoneout a tuple with one (T or 1, B, H) array per state
-    (a None entry becomes zeros, no zoneout of that state), or None when every entry is
-    None. With ``flags`` (a cell that takes them, takes_flags) bool zoneout arrays stay
-    flags, as uint8 views. ValueError naming the problem."""
+    C-contiguous in ``dtype``; zoneout a tuple with one (T or 1, B, H) array per state,
+    all with the same number of steps (a None entry becomes zeros, no zoneout of that
+    state), or None when every entry is None. With ``flags`` (a cell that takes them,
+    takes_flags) bool zoneout arrays stay flags, as uint8 views. ValueError naming the
+    problem."""
     if masks is None:
         return None, None
     if not isinstance(masks, dict) or set(masks) - set(MASK_KINDS):
@@ -140,5 +141,11 @@ def check_masks(masks, num_states, T, B, H, dtype, flags=False):
                 raise ValueError(f"masks['zoneout']: expected shape ({T} or 1, {B}, {H}), "
                                  f"got {k.shape}")
             checked.append(k)
-        zone = tuple(checked)
+        # the kernels step every state's array by the first one's stride (one value per
+        # step, or the same at every step), so entries of 1 step beside entries of T
+        # steps (a None among (T, B, H) arrays) are repeated over the T steps
+        steps = max(k.shape[0] for k in checked)
+        zone = tuple(k if k.shape[0] == steps
+                     else np.ascontiguousarray(np.broadcast_to(k, (steps, B, H)))
+                     for k in checked)
     return rec, zone

@@ -368,13 +368,6 @@ def test_bench_int8_beside_another_of_our_cells_runs_that_cell_in_int8_too(tmp_p
     example plugin's cell) is refused like a --cell without one."""
     args = ("--cell", "lstm", "--config", "4,2,3,5", "--threads", "1", "--repeats", "1",
             "--rounds", "1", "--mode", "infer", "--precision", "int8")
-    pytest.importorskip("recurrent_peephole",
-                        reason="the example plugin recurrent-peephole is not installed")
-    from test_example_plugin import _recurrent
-    refused = _recurrent("bench", *args, "--vs", "peephole_lstm", cwd=tmp_path)
-    assert refused.returncode == 1 and refused.stdout == "", refused.stdout
-    assert refused.stderr == ("Error: --precision int8: cell 'peephole_lstm' has no int8 "
-                              "path\n")
     for baseline in ("gru", "ln_lstm"):
         out = tmp_path / f"{baseline}.json"
         result = _bench(*args, "--vs", baseline, "--json", str(out))
@@ -382,6 +375,13 @@ def test_bench_int8_beside_another_of_our_cells_runs_that_cell_in_int8_too(tmp_p
         (row,) = json.loads(out.read_text())["rows"]
         assert row["baseline_cell"] == baseline and row["precision"] == "int8"
         assert row["baseline"]["median_ms"] > 0 and row["fp32"]["median_ms"] > 0
+    pytest.importorskip("recurrent_peephole",
+                        reason="the example plugin recurrent-peephole is not installed")
+    from test_example_plugin import _recurrent
+    refused = _recurrent("bench", *args, "--vs", "peephole_lstm", cwd=tmp_path)
+    assert refused.returncode == 1 and refused.stdout == "", refused.stdout
+    assert refused.stderr == ("Error: --precision int8: cell 'peephole_lstm' has no int8 "
+                              "path\n")
 
 
 def test_bench_baseline_gflops_count_the_baseline_cells_own_gates(tmp_path):

@@ -356,8 +356,40 @@ def test_check_masks_names_what_is_wrong():
     with pytest.raises(ValueError, match=r"expected shape \(2 or 1, 3, 4\)"):
         check_masks({"zoneout": (np.ones((3, 3, 4)),)}, 1, 2, 3, 4, np.float32)
     rec, zone = check_masks({"zoneout": (None, np.ones((2, 3, 4)))}, 2, 2, 3, 4, np.float32)
-    assert rec is None and zone[0].shape == (1, 3, 4) and not zone[0].any()
+    assert rec is None and zone[0].shape == (2, 3, 4) and not zone[0].any()
     assert check_masks({"zoneout": (None,)}, 1, 2, 3, 4, np.float32) == (None, None)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+@pytest.mark.parametrize("name", ["lstm", "ln_lstm"])
+def test_zoneout_entries_of_one_step_beside_entries_of_every_step(name, precision):
+    """A cell with states h and c given zoneout for one state only (None for the other)
+    or one state's values per step beside the other's for every step: the same results
+    as the same values spelled out as (T, B, H) arrays. The kernels step both states'
+    arrays alike, so a mismatch would read the (1, B, H) one past its end."""
+    T, B, I, H = 40, 3, 5, 6
+    rng = np.random.default_rng(4)
+    layer = Recurrent(name, I, H, seed=2)
+    params = layer._unit_params(0)
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    states = tuple(rng.uniform(-1, 1, (B, H)).astype(np.float32) for _ in range(2))
+    lengths = np.full(B, T, np.int64)
+    k = rng.random((T, B, H)).astype(np.float32)
+    one = rng.random((1, B, H)).astype(np.float32)
+    if precision == "int8":
+        qparams = layer.cell.quantize(params)
+        run = partial(layer.cell.infer_int8, x, states, qparams, lengths, 1)
+    else:
+        run = partial(layer.cell.infer, x, states, params, lengths, 1)
+    for given, spelled in (((k, None), (k, np.zeros_like(k))),
+                           ((None, k), (np.zeros_like(k), k)),
+                           ((k, one), (k, np.repeat(one, T, axis=0))),
+                           ((one, k), (np.repeat(one, T, axis=0), k))):
+        got = run(masks={"zoneout": given})
+        want = run(masks={"zoneout": spelled})
+        np.testing.assert_array_equal(got[0], want[0])
+        for a, b in zip(got[1], want[1]):
+            np.testing.assert_array_equal(a, b)
 
 
 # ---- the command line -------------------------------------------------------------------
