@@ -36,6 +36,12 @@ Cells, all in float64 unless stated (tiny sizes: every parameter is checked elem
   masks         (cells with mask_kinds, recurrent/masks.py) finite differences with fixed
                 masks of each declared kind, with lengths; a mask of ones and zoneout of
                 zeros equal no masks; infer (if any) equals forward with masks
+  int8          (cells with quantize and infer_int8, recurrent/quant.py) float32 results of
+                forward's shapes, within INT8_TOL of the largest float32 output or state
+                (int8's error: a step of 1/127 of each row's largest value), with lengths
+                (zeros past a row's length, a row of length 0 keeping its states exactly),
+                1 and 2 threads agreeing as float32 does, and with masks of the cell's
+                kinds (when its infer_int8 takes them) as float32 applies them
 Losses: shapes and dtypes, sequence outputs (T, B, K) with (T, B) targets and mask (as
 training passes them, recurrent/step.py) score as the same rows flattened to (N, K),
 finite differences with and without a mask, masked rows (their targets -1 class ids or
@@ -56,6 +62,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from .errors import error_line
+from .masks import takes_masks
 from .protocols import MEMBERS, Cell, Loss, missing_members
 
 # Sizes of the cell checks: small enough to check every element by finite differences.
@@ -108,6 +115,12 @@ class CheckResult(NamedTuple):
     name: str
     passed: bool
     detail: str
+
+
+# int8 against float32: the largest |int8 - float32| over outputs and final states, as a
+# fraction of their largest float32 magnitude. The built-in cells stay below 0.01 (0.05
+# for ln_lstm, whose layer normalisations scale the error up) at the kit's sizes.
+INT8_TOL = 0.1
 
 
 def _raised(exc: BaseException) -> str:
@@ -610,6 +623,54 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
         err = max(_max_err(out, out_i), *(_max_err(a, b) for a, b in zip(finals, finals_i)))
         return err <= 1e-12, f"max |infer - forward| with masks = {err:.1e}"
 
+    def int8():
+        f32 = np.float32
+        x = h.x.astype(f32)
+        states = tuple(s.astype(f32) for s in h.states)
+        params = {k: v.astype(f32) for k, v in h.params.items()}
+        qparams = cell.quantize(params)
+        masked = kinds and takes_masks(cell.infer_int8)
+        cases = [("", None)] + ([(", masks", {k: v for kind in kinds
+                                             for k, v in some_masks(kind, 2).items()})]
+                                if masked else [])
+        worst, problems = 0.0, []
+        for case, masks in cases:
+            cast = None if masks is None else {
+                k: v.astype(f32) if k == "recurrent" else tuple(z.astype(f32) for z in v)
+                for k, v in masks.items()}
+            extra = {} if cast is None else {"masks": cast}
+            out, finals, _ = cell.forward(x, states, params, WITH_EMPTY, 1, **extra)
+            runs = [cell.infer_int8(x, states, qparams, WITH_EMPTY, nt, **extra)
+                    for nt in (1, 2)]
+            for got, got_finals in runs:
+                if (np.shape(got) != out.shape or getattr(got, "dtype", None) != f32
+                        or len(got_finals) != len(finals)
+                        or any(np.shape(a) != b.shape for a, b in zip(got_finals, finals))):
+                    return False, (f"int8 results of shapes {np.shape(got)}, "
+                                   f"{[np.shape(a) for a in got_finals]}; expected "
+                                   f"forward's float32 {out.shape}, {[b.shape for b in finals]}")
+            (got, got_finals), (two, two_finals) = runs
+            scale = max(np.abs(out).max(), *(np.abs(f).max() for f in finals))
+            worst = max(worst, max(_max_err(got, out),
+                                   *(_max_err(a, b) for a, b in zip(got_finals, finals))) / scale)
+            past = np.arange(T)[:, None] >= WITH_EMPTY[None, :]           # (T, B)
+            if np.abs(got[past]).max(initial=0) != 0:
+                problems.append(f"non-zero outputs past a row's length{case}")
+            if any(not np.array_equal(a[EMPTY_ROW], s[EMPTY_ROW])
+                   for a, s in zip(got_finals, states)):
+                problems.append(f"a row of length 0 changed its states{case}")
+            threads_err = max(_rel_err(two, got), *(_rel_err(a, b) for a, b in
+                                                   zip(two_finals, got_finals)))
+            if threads_err > THREADS_TOL[np.dtype(f32)]:
+                problems.append(f"1 and 2 threads differ by {threads_err:.1e}{case}")
+        if worst > INT8_TOL:
+            problems.append(f"max |int8 - float32| = {worst:.1%} of the largest float32 "
+                            f"value (at most {INT8_TOL:.0%})")
+        return not problems, ("; ".join(problems) if problems else
+                              f"max |int8 - float32| = {worst:.2%} of the largest float32 "
+                              f"value; lengths, a row of length 0, 1 and 2 threads"
+                              f"{', masks' if masked else ''}")
+
     runner.run("parameters", parameters)
     runner.run("shapes", shapes)
     runner.run("same inputs, same results", repeatable)
@@ -630,6 +691,9 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
         runner.run("masks: ones and zeros change nothing", mask_neutral)
         if callable(getattr(cell, "infer", None)):
             runner.run("masks: infer equals forward", mask_infer)
+    if callable(getattr(cell, "quantize", None)) and callable(getattr(cell, "infer_int8",
+                                                                      None)):
+        runner.run("int8: infer_int8 beside float32", int8)
     return runner.results
 
 

@@ -34,6 +34,8 @@ def test_kit_passes_on_builtin_cells(name, backend):
         assert mask_checks <= set(names)
     else:
         assert not mask_checks & set(names)
+    int8 = next(r for r in results if r.name == "int8: infer_int8 beside float32")
+    assert int8.detail.endswith("1 and 2 threads, masks")
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)
@@ -112,6 +114,41 @@ class FirstStepZoneout(LSTMCell):
             masks = {**masks, "zoneout": tuple(None if k is None else k[:1]
                                                for k in masks["zoneout"])}
         return super().forward(x, states, params, lengths, num_threads, masks=masks)
+
+
+class Int8IgnoresLengths(LSTMCell):
+    """int8 inference that runs every row to the end."""
+
+    def infer_int8(self, x, states, qparams, lengths, num_threads=1, masks=None):
+        full = np.full(x.shape[1], x.shape[0], dtype=np.int64)
+        return super().infer_int8(x, states, qparams, full, num_threads, masks=masks)
+
+
+class Int8DropsZoneout(GRUCell):
+    """int8 inference that takes masks and leaves zoneout out."""
+
+    def infer_int8(self, x, states, qparams, lengths, num_threads=1, masks=None):
+        kept = {k: v for k, v in (masks or {}).items() if k != "zoneout"}
+        return super().infer_int8(x, states, qparams, lengths, num_threads, masks=kept)
+
+
+class Int8WithoutInputBias(GRUCell):
+    """int8 weights made without b_ih."""
+
+    mask_kinds = ()
+
+    def quantize(self, params):
+        return super().quantize({**params, "bias_ih": 0 * params["bias_ih"]})
+
+
+@pytest.mark.parametrize("cell, problem", [
+    (Int8IgnoresLengths(), "non-zero outputs past a row's length"),
+    (Int8DropsZoneout(), "of the largest float32 value (at most 10%)"),
+    (Int8WithoutInputBias(), "of the largest float32 value (at most 10%)")])
+def test_kit_catches_broken_int8_inference(cell, problem):
+    failed = failures(conformance.check_cell(cell))
+    assert set(failed) == {"int8: infer_int8 beside float32"}
+    assert problem in failed["int8: infer_int8 beside float32"]
 
 
 def test_kit_catches_zoneout_read_at_the_wrong_step():
