@@ -196,6 +196,46 @@ def test_printed_torch_model_loads_strictly_and_matches(cell, tmp_path):
         np.testing.assert_array_equal(printed_h_n, h_n)
 
 
+@pytest.mark.parametrize("cell, zoneout", [v for v in VARIANTS if v not in
+                                           [(c, 0.0) for c in CELLS]])
+def test_printed_module_computes_ln_lstm_and_zoneout(cell, zoneout, tmp_path):
+    """A stack no torch.nn module computes (ln_lstm, zoneout's evaluation blend) is
+    printed as a module of its own that steps through time: the printed model loads the
+    file strictly and gives our outputs and final states, rows of length 0 included, and
+    continues from a state as our forward does."""
+    lengths = [7, 3, 1, 0, 5]
+    for output, layers, bidirectional in SHAPES:
+        for tokens in (True, False):
+            model = random_model(cell, output, layers, bidirectional, tokens,
+                                 zoneout=zoneout)
+            path = str(tmp_path / "m.safetensors")
+            st.write(path, torch_names.tensors(model), {})
+            source = torch_names.torch_source(model, path)
+            assert not any("torch.nn.LSTM" in line or "pack_padded" in line
+                           for line in source)
+            tm = torch_model(source)
+            x = random_batch(model, lengths)
+            y, state = model.forward(x, lengths=np.array(lengths), need_grad=False)
+            label = str((output, layers, bidirectional, tokens))
+            args = [torch.as_tensor(x), torch.as_tensor(np.array(lengths))]
+            with torch.no_grad():
+                got, got_state = tm(*args)
+            np.testing.assert_allclose(got.numpy(), y, atol=TOL, err_msg=label)
+            for a, b in zip(states(got_state), states(state)):
+                np.testing.assert_allclose(a.numpy(), b, atol=TOL, err_msg=label)
+    model = random_model(cell, "sequence", 2, True, zoneout=zoneout)
+    path = str(tmp_path / "s.safetensors")
+    st.write(path, torch_names.tensors(model), {})
+    tm = torch_model(torch_names.torch_source(model, path))
+    x = random_batch(model, [8, 8])
+    first, carried = model.forward(x[:5], lengths=np.array([5, 5]), need_grad=False)
+    want, _ = model.forward(x[5:], lengths=np.array([3, 2]), state=carried, need_grad=False)
+    given = (tuple(torch.as_tensor(s) for s in carried) if isinstance(carried, tuple)
+             else torch.as_tensor(carried))
+    got, _ = printed_forward(tm, model, x[5:], [3, 2], state=given)
+    np.testing.assert_allclose(got, want, atol=TOL)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_printed_forward_continues_from_a_state(cell, tmp_path):
     """Two calls, the second from the first's final state, give what one call over both

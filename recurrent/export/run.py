@@ -100,11 +100,6 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
         rnn = model.encoder  # the decoder has the same cell and regularisation
     else:
         rnn = (model.members[0] if ensemble else model).rnn
-    if fmt == "torch" and rnn.zoneout > 0:
-        raise UserError("--format torch: the run was trained with --zoneout, which its "
-                        "evaluation keeps (each state mixes in its previous value) and "
-                        "torch.nn's recurrent modules cannot express; --format onnx or "
-                        "safetensors keeps it")
     if fmt == "onnx":  # before the onnx package is looked for: installing it would not help
         torch_names.check_onnx_cell(rnn)
     if fmt == "onnx" and seq2seq:

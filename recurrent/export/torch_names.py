@@ -3,10 +3,11 @@
 A SequenceModel binds its modules under the prefixes "embedding", "rnn", "head" and
 "wide" (recurrent/model.py) and the recurrent stack names its parameters as torch does
 (recurrent/layout.py), so ``model.state_dict()`` already carries PyTorch's names. This
-module adds the torch.nn module each prefix stands for, which built-in cells torch (and
-so ONNX) has an equivalent of, and the Python source of that torch model. Every export
-format takes its tensor names from here; an encoder-decoder's are seq2seq_names.py's,
-its recurrent stacks named by rnn_param under their own prefixes.
+module adds the torch.nn module each prefix stands for (for a stack no torch.nn module
+computes, the printed module of torch_loop.py), which cells the ONNX and torch exports
+compute, and the Python source of that torch model. Every export format takes its tensor
+names from here; an encoder-decoder's are seq2seq_names.py's, its recurrent stacks named
+by rnn_param under their own prefixes.
 
   embedding  torch.nn.Embedding(V, E)                       weight (V, E)
   rnn        torch.nn.RNN/LSTM/GRU(I, H, num_layers=L, bidirectional=...)
@@ -20,6 +21,7 @@ import numpy as np
 from ..errors import UserError
 from ..layout import GATE_ORDER, PARAM_KINDS, param_name
 from ..wide import Wide
+from . import torch_loop
 
 # Built-in cell name -> (torch.nn class, extra constructor keywords).
 TORCH_RNN = {
@@ -34,31 +36,29 @@ def cell_name(model) -> str:
     return model.rnn.cell.name
 
 
-def check_torch_cell(model, what: str) -> str:
-    """The built-in cell name of the model's stack, or a UserError naming the cell that
-    ``what`` (e.g. "ONNX") has no operator for."""
-    return check_rnn_cell(model.rnn, what)
+# The cells the ONNX and torch exports compute: the built-in ones. torch.nn's RNN, LSTM,
+# GRU modules (ONNX's operators) hold torch's four; ln_lstm, and any cell with zoneout's
+# evaluation blend, are an ONNX Scan over the cell's step (onnx.py) and a printed torch
+# module (torch_loop.py).
+EXPORT_CELLS = tuple(TORCH_RNN) + ("ln_lstm",)
 
 
-def check_rnn_cell(rnn, what: str, cells=tuple(TORCH_RNN)) -> str:
-    """check_torch_cell for one Recurrent stack (an encoder-decoder has two, of one cell):
-    its cell must be one of ``cells``, built-in ones, with the built-in's parameters."""
+def check_rnn_cell(rnn, what: str) -> str:
+    """The built-in cell name of one Recurrent stack (an encoder-decoder has two, of one
+    cell), or a UserError naming a cell that ``what`` ("ONNX", "PyTorch") has no
+    equivalent of: one not built in, or without the built-in's parameters."""
     name = rnn.cell.name
     kinds = set(rnn.cell.param_shapes(1, 1))
-    if name not in cells or name not in GATE_ORDER or kinds != _builtin_kinds(name):
+    if name not in EXPORT_CELLS or name not in GATE_ORDER or kinds != _builtin_kinds(name):
         raise UserError(f"cell {name!r} has no {what} equivalent (only "
-                        f"{', '.join(cells)} do); export it with --format safetensors")
+                        f"{', '.join(EXPORT_CELLS)} do); export it with --format "
+                        f"safetensors")
     return name
-
-
-# The cells an ONNX graph computes: torch's with ONNX's RNN/GRU/LSTM operators, and every
-# built-in cell (ln_lstm, and any cell with zoneout) as a Scan over its step (onnx.py).
-ONNX_CELLS = tuple(TORCH_RNN) + ("ln_lstm",)
 
 
 def check_onnx_cell(rnn) -> str:
     """The stack's cell name, or a UserError for a cell no ONNX graph of ours computes."""
-    return check_rnn_cell(rnn, "ONNX", ONNX_CELLS)
+    return check_rnn_cell(rnn, "ONNX")
 
 
 def _builtin_kinds(name: str) -> set:
@@ -111,19 +111,29 @@ def stack_weights(rnn, prefix: str = "rnn") -> list[str]:
             for kind in ("weight_ih", "weight_hh")]
 
 
+def loops(rnn) -> bool:
+    """Whether the stack is printed as torch_loop's module (no torch.nn module computes
+    it: ln_lstm, and zoneout's evaluation) rather than torch.nn.RNN/LSTM/GRU."""
+    return rnn.cell.name not in TORCH_RNN or rnn.zoneout > 0
+
+
 def torch_modules(model) -> list[tuple[str, str]]:
     """[(attribute, constructor expression)] of the torch modules holding the parameters."""
     rnn = model.rnn
-    cls, extra = TORCH_RNN[check_torch_cell(model, "PyTorch")]
+    cell = check_rnn_cell(rnn, "PyTorch")
     modules = []
     if model.embedding is not None:
         e = model.embedding
         modules.append(("embedding", f"torch.nn.Embedding({e.num_embeddings}, "
                                      f"{e.embedding_dim})"))
-    keywords = "".join(f", {k}={v!r}" for k, v in extra.items())
-    modules.append(("rnn", f"torch.nn.{cls}({rnn.input_size}, {rnn.hidden_size}, "
-                           f"num_layers={rnn.num_layers}, bidirectional={rnn.bidirectional}"
-                           f"{keywords})"))
+    if loops(rnn):
+        modules.append(("rnn", torch_loop.constructor(rnn)))
+    else:
+        cls, extra = TORCH_RNN[cell]
+        keywords = "".join(f", {k}={v!r}" for k, v in extra.items())
+        modules.append(("rnn", f"torch.nn.{cls}({rnn.input_size}, {rnn.hidden_size}, "
+                               f"num_layers={rnn.num_layers}, "
+                               f"bidirectional={rnn.bidirectional}{keywords})"))
     modules.append(("head", f"torch.nn.Linear({model.head.in_features}, "
                             f"{model.head.out_features})"))
     if model.wide is not None:
@@ -136,10 +146,15 @@ def torch_modules(model) -> list[tuple[str, str]]:
 def torch_source(model, path: str) -> list[str]:
     """Python lines defining the torch model (its modules and its forward) and loading
     ``path`` into it (strict)."""
+    check_rnn_cell(model.rnn, "PyTorch")
+    looped = loops(model.rnn)
     lines = ["import torch",
-             "from safetensors.torch import load_file",
-             "from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence",
-             "",
+             "from safetensors.torch import load_file"]
+    if looped:
+        lines += [""] + torch_loop.class_source(model.rnn) + [""]
+    else:
+        lines.append("from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence")
+    lines += ["",
              "class Model(torch.nn.Module):",
              "    def __init__(self):",
              "        super().__init__()"]
@@ -169,18 +184,22 @@ def _forward_source(model) -> list[str]:
                   "    f.indices and f.indptr[:-1] (int64)."]
     lines += ['    """',
               "    T = x.shape[0]",
-              f"    inputs = {'self.embedding(x)' if model.tokens else 'x'}",
-              "    packed = pack_padded_sequence(inputs, lengths.cpu(), enforce_sorted=False)",
-              "    out, state = self.rnn(packed, state)",
-              "    out, _ = pad_packed_sequence(out, total_length=T)  # (T, B, D*H)"]
+              f"    inputs = {'self.embedding(x)' if model.tokens else 'x'}"]
+    if loops(model.rnn):
+        lines.append("    out, state = self.rnn(inputs, lengths, state)  # (T, B, D*H)")
+    else:
+        lines += ["    packed = pack_padded_sequence(inputs, lengths.cpu(), enforce_sorted=False)",
+                  "    out, state = self.rnn(packed, state)",
+                  "    out, _ = pad_packed_sequence(out, total_length=T)  # (T, B, D*H)"]
     if model.output == "last":
         lines.append("    h_n = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n)")
     else:
         lines.append("    mask = (torch.arange(T)[:, None] < lengths[None, :])[:, :, None]")
     pooled = {"sequence": None,
               "last": f"torch.cat(list(h_n[-{model.num_directions}:]), dim=1)",
-              "mean": "out.sum(0) / mask.sum(0)",
-              "max": "out.masked_fill(~mask, float('-inf')).amax(0)"}[model.output]
+              "mean": "out.sum(0) / mask.sum(0).clamp(min=1)",
+              "max": ("torch.where(mask.any(0), "
+                      "out.masked_fill(~mask, float('-inf')).amax(0), 0.0)")}[model.output]
     if pooled is None:
         lines.append("    y = self.head(out) * mask")
     else:
