@@ -336,6 +336,25 @@ def test_onnx_initial_state_input_continues_a_sequence(cell, zoneout):
     np.testing.assert_allclose(got["outputs"], y, atol=TOL)
 
 
+@pytest.mark.parametrize("cell, zoneout", [("ln_lstm", 0.0), ("gru", 0.3)])
+def test_scan_graphs_run_in_the_onnx_reference_runtime(cell, zoneout):
+    """The Scan graphs of bidirectional stacks hold only what the ONNX project's own
+    runtime (onnx.reference) implements, and it computes our forward with them."""
+    from onnx.reference import ReferenceEvaluator
+    lengths = [5, 2, 0]
+    for output in ("sequence", "last"):
+        model = random_model(cell, output, 2, True, zoneout=zoneout)
+        x = random_batch(model, lengths)
+        y, state = model.forward(x, lengths=np.array(lengths), need_grad=False)
+        proto = onnx_model(model, softmax=False)
+        names = [o.name for o in proto.graph.output]
+        got = dict(zip(names, ReferenceEvaluator(proto).run(
+            None, {"tokens": x, "lengths": np.array(lengths, np.int64)})))
+        np.testing.assert_allclose(got["outputs"], y, atol=TOL, err_msg=output)
+        for name, ours in zip(("h_n", "c_n"), states(state)):
+            np.testing.assert_allclose(got[name], ours, atol=TOL, err_msg=name)
+
+
 def test_onnx_graph_has_dynamic_axes_and_the_standard_operators():
     model = random_model("lstm", "sequence", 2, False)
     proto = onnx_model(model, softmax=True)
@@ -603,6 +622,7 @@ def test_cli_refuses_a_plugin_cell_in_one_line(tmp_path):
         assert result.returncode == 1
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "cell 'peephole_lstm' has no" in lines[0], result.stderr
+        assert lines[0].endswith("export it with --format safetensors")  # no ONNX graph
         assert not any(p.name.startswith("pp.") for p in tmp_path.iterdir())  # no file
     result = _recurrent("export", str(run), "--format", "safetensors", "--precision", "int8",
                         cwd=tmp_path)

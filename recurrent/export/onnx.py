@@ -130,9 +130,11 @@ def _scan_layer(g, x, seq_lens, initial, weights, cell, layer, D, H, prefix, zon
     of the cell (_step_body) -> as _recurrent_layer. The input part x W_ih^T (for
     ln_lstm: normalised per gate block, with its gain and b_ih) is computed for all steps
     before the Scan. A row past its length keeps its states and outputs zeros; the
-    reverse direction scans from the last step, so its rows start at their own last
-    step, as recurrent's do. With lengths the Scan runs one step more, past every row's
-    length, and its outputs are cut to T: onnxruntime's Scan fails on no steps (T = 0)."""
+    reverse direction scans its steps reversed (a Slice of step -1 before the Scan and
+    after it, not the Scan's reverse directions, which the ONNX reference runtime does
+    not implement), so its rows start at their own last step, as recurrent's do. With
+    lengths the Scan runs one step more, past every row's length, and its outputs are
+    cut to T: onnxruntime's Scan fails on no steps (T = 0)."""
     masks = []
     if seq_lens:
         steps = g.op("Squeeze", [g.op("Shape", [x], start=0, end=1)])
@@ -161,18 +163,26 @@ def _scan_layer(g, x, seq_lens, initial, weights, cell, layer, D, H, prefix, zon
             a_x = g.op("Pad", [a_x, g.const(np.array([0, 0, 0, 1, 0, 0]))])
         first = [g.op("Squeeze", [_rows(g, s, d, d + 1), g.const(np.array([0]))])
                  for s in initial]  # each (B, H)
-        n = 1 + len(masks)
-        outs = g.op("Scan", first + [a_x] + masks, len(first) + 1, hint=f"scan_l{layer}",
+        steps_in = [a_x] + masks
+        if d == 1:
+            steps_in = [_reversed(g, v) for v in steps_in]
+        outs = g.op("Scan", first + steps_in, len(first) + 1, hint=f"scan_l{layer}",
                     body=_step_body(g, cell, param, H, zoneout, bool(masks)),
-                    num_scan_inputs=n, scan_input_directions=[d] * n,
-                    scan_output_directions=[d])
+                    num_scan_inputs=len(steps_in))
         for target, final in zip(finals, outs[:-1]):
             target.append(g.op("Unsqueeze", [final, g.const(np.array([0]))]))  # (1, B, H)
-        y = _rows(g, outs[-1], 0, cut) if masks else outs[-1]  # (T, B, H)
+        y = _reversed(g, outs[-1]) if d == 1 else outs[-1]
+        y = _rows(g, y, 0, cut) if masks else y  # (T, B, H)
         ys.append(g.op("Unsqueeze", [y, g.const(np.array([1]))]))  # (T, 1, B, H)
     joined = [s[0] if D == 1 else g.op("Concat", s, axis=0) for s in finals]  # (D, B, H)
     y = ys[0] if D == 1 else g.op("Concat", ys, axis=1)  # (T, D, B, H)
     return y, joined[0], joined[1] if len(joined) == 2 else None
+
+
+def _reversed(g, v):
+    """v with its axis 0 in reverse order (a Slice of step -1)."""
+    return g.op("Slice", [v, g.const(np.array([-1])), g.const(np.array([-2 ** 63])),
+                          g.const(np.array([0])), g.const(np.array([-1]))])
 
 
 def _layer_norm(g, v, blocks, H, rank):
