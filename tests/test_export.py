@@ -236,6 +236,48 @@ def test_printed_module_computes_ln_lstm_and_zoneout(cell, zoneout, tmp_path):
     np.testing.assert_allclose(got, want, atol=TOL)
 
 
+@pytest.mark.parametrize("cell, zoneout", [("ln_lstm", 0.0), ("lstm", 0.3), ("gru", 0.25)])
+def test_printed_last_pools_a_row_of_length_0_to_zeros_from_a_given_state(cell, zoneout,
+                                                                          tmp_path):
+    """A row of length 0 pools to zeros under "last" as ours does (recurrent/pooling.py;
+    its output is the head's bias), also when the call starts from a given state, which
+    that row's final state keeps."""
+    model = random_model(cell, "last", 2, True, zoneout=zoneout)
+    path = str(tmp_path / "m.safetensors")
+    st.write(path, torch_names.tensors(model), {})
+    tm = torch_model(torch_names.torch_source(model, path))
+    _, carried = model.forward(random_batch(model, [4, 4, 4], seed=5),
+                               lengths=np.array([4, 4, 4]), need_grad=False)
+    x = random_batch(model, [5, 2, 0])
+    want, want_h_n = model.forward(x, lengths=np.array([5, 2, 0]), state=carried,
+                                   need_grad=False)
+    given = tuple(torch.as_tensor(s) for s in states(carried))
+    got, got_h_n = printed_forward(tm, model, x, [5, 2, 0],
+                                   state=given if len(given) > 1 else given[0])
+    np.testing.assert_allclose(got, want, atol=TOL)
+    np.testing.assert_allclose(got_h_n, states(want_h_n)[0], atol=TOL)
+
+
+@pytest.mark.parametrize("cell, zoneout", [("ln_lstm", 0.0), ("gru", 0.25)])
+def test_printed_module_takes_a_batch_of_rows_of_length_0_without_steps(cell, zoneout,
+                                                                          tmp_path):
+    """x of 0 steps (every row of length 0, padded to the longest) through the printed
+    module: what ours gives such rows beside one padded step, for every output kind, as
+    the ONNX graph does."""
+    lengths = [0, 0, 0]
+    for output, layers, bidirectional in SHAPES:
+        model = random_model(cell, output, layers, bidirectional, zoneout=zoneout)
+        path = str(tmp_path / "m.safetensors")
+        st.write(path, torch_names.tensors(model), {})
+        tm = torch_model(torch_names.torch_source(model, path))
+        x = random_batch(model, [1, 1, 1])
+        y, state = model.forward(x, lengths=np.array(lengths), need_grad=False)
+        got, h_n = printed_forward(tm, model, x[:0], lengths)
+        want = y[:0] if output == "sequence" else y
+        np.testing.assert_allclose(got, want, atol=TOL, err_msg=output)
+        np.testing.assert_allclose(h_n, states(state)[0], atol=TOL, err_msg=output)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_printed_forward_continues_from_a_state(cell, tmp_path):
     """Two calls, the second from the first's final state, give what one call over both
@@ -460,9 +502,10 @@ def test_every_task_exports_to_onnx_torch_and_back(task, task_runs, tmp_path):
     ("char-lm", ("--cell", "ln_lstm", "--layers", 2)),
     ("sentiment", ("--zoneout", 0.2, "--bidirectional", "--ensemble", 1, "--embed-dim", 4)),
     ("forecast", ("--cell", "ln_lstm", "--zoneout", 0.1, "--model", "rnn", "--window", 8))])
-def test_ln_lstm_and_zoneout_runs_export_to_onnx(task, options, tmp_path):
-    """Runs whose layers no ONNX recurrent operator computes (ln_lstm, zoneout's blend)
-    export their Scan graphs from the CLI, which give the run's outputs and states."""
+def test_ln_lstm_and_zoneout_runs_export_to_onnx_and_torch(task, options, tmp_path):
+    """Runs whose layers no ONNX recurrent operator or torch.nn module computes (ln_lstm,
+    zoneout's blend) export from the CLI their Scan graphs and the printed torch model,
+    which give the run's outputs and states."""
     from helpers import bundled_reviews, tiny_text, write_reviews
     data = {"char-lm": lambda: tiny_text(tmp_path),
             "sentiment": lambda: write_reviews(tmp_path / "r.csv", bundled_reviews(60))}
@@ -480,6 +523,11 @@ def test_ln_lstm_and_zoneout_runs_export_to_onnx(task, options, tmp_path):
     np.testing.assert_allclose(got["outputs"], y, atol=TOL)
     for name, ours in zip(("h_n", "c_n"), states(state)):
         np.testing.assert_allclose(got[name], ours, atol=TOL, err_msg=name)
+    printed = ok(invoke("export", run, "--format", "torch", "--out", tmp_path / "m.st"))
+    tm = torch_model(printed.split("(strict=True):\n", 1)[1].splitlines())
+    got, h_n = printed_forward(tm, model, x, lengths)
+    np.testing.assert_allclose(got, y, atol=TOL)
+    np.testing.assert_allclose(h_n, states(state)[0], atol=TOL)
 
 
 @pytest.mark.parametrize("task", ["char-lm", "sentiment", "forecast"])

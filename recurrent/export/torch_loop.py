@@ -33,7 +33,7 @@ def class_source(rnn) -> list[str]:
         + (f", zoneout {p} in evaluation" if p else "") + ": x (T, B, I) time-major,",
         "    lengths (B,) int64 (0 allowed) -> (out (T, B, D*H), zero past each row's length;",
         "    the final state as torch.nn's modules give it"
-        + (": (h_n, c_n)" if two else ": h_n") + ", each (L*D, B, H)).",
+        + (": (h_n, c_n), each (L*D, B, H))." if two else ": h_n (L*D, B, H))."),
         "    The parameters are named as torch.nn's (weight_ih_l0, ...)"
         + (', with ln_gain_ih_l0,' if ln else '."""'),
     ] + (['    ln_gain_hh_l0, ln_gain_c_l0, ln_bias_c_l0."""'] if ln else []) + [

@@ -168,7 +168,8 @@ def torch_source(model, path: str) -> list[str]:
 
 def _forward_source(model) -> list[str]:
     """The lines of Model.forward: recurrent's computation with the torch modules,
-    time-major, the lengths by packed sequences (torch needs every length >= 1)."""
+    time-major, the lengths by packed sequences for torch.nn's modules (which need every
+    length >= 1), or handed to the printed Recurrent (torch_loop.py), which takes 0."""
     wide = model.wide is not None
     inputs = "(T, B) int64 token ids" if model.tokens else "(T, B, I) float32 features"
     lines = [f"def forward(self, x, lengths{', wide_ids, wide_offsets' if wide else ''}, "
@@ -195,11 +196,14 @@ def _forward_source(model) -> list[str]:
         lines.append("    h_n = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n)")
     else:
         lines.append("    mask = (torch.arange(T)[:, None] < lengths[None, :])[:, :, None]")
+    if model.output == "max":  # amax refuses a batch of no steps (T = 0), which pools to 0
+        lines.append("    top = (out.masked_fill(~mask, float('-inf')).amax(0) if T else "
+                     "out.new_zeros(out.shape[1:]))")
     pooled = {"sequence": None,
-              "last": f"torch.cat(list(h_n[-{model.num_directions}:]), dim=1)",
+              "last": (f"torch.where((lengths > 0)[:, None], "
+                       f"torch.cat(list(h_n[-{model.num_directions}:]), dim=1), 0.0)"),
               "mean": "out.sum(0) / mask.sum(0).clamp(min=1)",
-              "max": ("torch.where(mask.any(0), "
-                      "out.masked_fill(~mask, float('-inf')).amax(0), 0.0)")}[model.output]
+              "max": "torch.where(mask.any(0), top, 0.0)"}[model.output]
     if pooled is None:
         lines.append("    y = self.head(out) * mask")
     else:
