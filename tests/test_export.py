@@ -278,6 +278,23 @@ def test_printed_module_takes_a_batch_of_rows_of_length_0_without_steps(cell, zo
         np.testing.assert_allclose(h_n, states(state)[0], atol=TOL, err_msg=output)
 
 
+@pytest.mark.parametrize("cell, zoneout", [("ln_lstm", 0.0), ("gru", 0.2)])
+def test_printed_module_keeps_every_tensor_on_the_inputs_device(cell, zoneout, tmp_path):
+    """The printed model moved to another device (here "meta", which computes shapes
+    only and refuses tensors of two devices in one operation, as a GPU run does) makes
+    every tensor of its own there: its masks, states and outputs."""
+    for output in ("sequence", "last", "mean", "max"):
+        model = random_model(cell, output, 2, True, zoneout=zoneout)
+        path = str(tmp_path / "d.safetensors")
+        st.write(path, torch_names.tensors(model), {})
+        tm = torch_model(torch_names.torch_source(model, path)).to("meta")
+        x = torch.zeros((7, 3), dtype=torch.int64, device="meta")
+        with torch.no_grad():
+            y, state = tm(x, torch.tensor([7, 3, 0], device="meta"))
+        assert y.device.type == "meta" and y.shape[-1] == 4
+        assert all(s.device.type == "meta" for s in states(state))
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_printed_forward_continues_from_a_state(cell, tmp_path):
     """Two calls, the second from the first's final state, give what one call over both

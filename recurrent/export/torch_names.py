@@ -195,7 +195,8 @@ def _forward_source(model) -> list[str]:
     if model.output == "last":
         lines.append("    h_n = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n)")
     else:
-        lines.append("    mask = (torch.arange(T)[:, None] < lengths[None, :])[:, :, None]")
+        lines += ["    time = torch.arange(T, device=lengths.device)",
+                  "    mask = (time[:, None] < lengths[None, :])[:, :, None]"]
     if model.output == "max":  # amax refuses a batch of no steps (T = 0), which pools to 0
         lines.append("    top = (out.masked_fill(~mask, float('-inf')).amax(0) if T else "
                      "out.new_zeros(out.shape[1:]))")
