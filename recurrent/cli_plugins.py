@@ -123,9 +123,10 @@ def check_command(names, check_all, kind, seed, as_json):
 
     Cells: float64 finite-difference gradients for x, states and every parameter; shapes;
     the same results from the same inputs; sequence vs step; lengths (padding invariance,
-    zero outputs and ignored gradients past a row's length); float32; threads. Losses:
-    gradients, masks, means, the same result from the same arguments. Tasks, on their
-    default options: options, a state config.json keeps, a model spec the framework
+    zero outputs and ignored gradients past a row's length); float32; threads; masks
+    (cells with mask_kinds); int8 beside float32 (cells with quantize and infer_int8).
+    Losses: gradients, masks, means, the same result from the same arguments. Tasks, on
+    their default options: options, a state config.json keeps, a model spec the framework
     builds, check_state, batches the model and the loss take, the same batches from the
     same seed, evaluate and baselines. Prints PASS/FAIL per check and exits 1 if any
     check fails, or, with --all, if a plugin is broken (`recurrent plugins`).

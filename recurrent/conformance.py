@@ -36,12 +36,14 @@ Cells, all in float64 unless stated (tiny sizes: every parameter is checked elem
   masks         (cells with mask_kinds, recurrent/masks.py) finite differences with fixed
                 masks of each declared kind, with lengths; a mask of ones and zoneout of
                 zeros equal no masks; infer (if any) equals forward with masks
-  int8          (cells with quantize and infer_int8, recurrent/quant.py) float32 results of
-                forward's shapes, within INT8_TOL of the largest float32 output or state
-                (int8's error: a step of 1/127 of each row's largest value), with lengths
+  int8          (cells with quantize and infer_int8, recurrent/quant.py; INT8_H units)
+                float32 results of forward's shapes and dtype, within INT8_TOL of the
+                largest float32 output or state (int8's error: a step of 1/127 of each
+                row's largest value), with lengths
                 (zeros past a row's length, a row of length 0 keeping its states exactly),
-                1 and 2 threads agreeing as float32 does, and with masks of the cell's
-                kinds (when its infer_int8 takes them) as float32 applies them
+                1 and 2 threads agreeing as float32 does, and with each mask kind of the
+                cell's (when its infer_int8 takes them) alone: what it changes in int8
+                within INT8_MASK_TOL of what it changes in float32
 Losses: shapes and dtypes, sequence outputs (T, B, K) with (T, B) targets and mask (as
 training passes them, recurrent/step.py) score as the same rows flattened to (N, K),
 finite differences with and without a mask, masked rows (their targets -1 class ids or
@@ -118,9 +120,22 @@ class CheckResult(NamedTuple):
 
 
 # int8 against float32: the largest |int8 - float32| over outputs and final states, as a
-# fraction of their largest float32 magnitude. The built-in cells stay below 0.01 (0.05
-# for ln_lstm, whose layer normalisations scale the error up) at the kit's sizes.
+# fraction of their largest float32 magnitude, with INT8_H units (the other sizes as
+# above): a layer normalisation over H = 4 units scales int8's error up by as much as the
+# normalised values' spread is small, which for some seeds leaves a correct int8 path as
+# far from float32 as a broken one; over INT8_H units the spread keeps them apart.
+INT8_H = 16
 INT8_TOL = 0.1
+# Each mask kind alone: what it changes in the int8 results against what it changes in
+# float32, as a fraction of the latter's largest value (a path that drops a mask changes
+# nothing: 100%).
+INT8_MASK_TOL = 0.25
+
+
+def _shapes_dtypes(arrays) -> str:
+    """The shape and dtype of each array, e.g. "(4, 3, 4) float32, (3, 4) float64"."""
+    return ", ".join(f"{np.shape(a)} {getattr(a, 'dtype', type(a).__name__)}"
+                     for a in arrays)
 
 
 def _raised(exc: BaseException) -> str:
@@ -208,16 +223,17 @@ class CheckRunner:
 class _CellHarness:
     """Random inputs, parameters and projections for one cell, plus forward/backward helpers."""
 
-    def __init__(self, cell, seed: int):
+    def __init__(self, cell, seed: int, hidden: int = H):
         self.cell = cell
         rng = np.random.default_rng(seed)
-        self.shapes = {k: tuple(int(n) for n in s) for k, s in cell.param_shapes(I, H).items()}
+        self.shapes = {k: tuple(int(n) for n in s)
+                       for k, s in cell.param_shapes(I, hidden).items()}
         self.params = {k: np.zeros(s) for k, s in self.shapes.items()}  # float64 views by kind
-        cell.init_params(self.params, H, rng)
+        cell.init_params(self.params, hidden, rng)
         self.x = rng.normal(size=(T, B, I))  # (T, B, I)
-        self.states = tuple(rng.normal(scale=0.5, size=(B, H)) for _ in cell.state_names)
-        self.r = rng.normal(size=(T, B, H))  # d L / d out
-        self.s = tuple(rng.normal(size=(B, H)) for _ in cell.state_names)  # d L / d finals
+        self.states = tuple(rng.normal(scale=0.5, size=(B, hidden)) for _ in cell.state_names)
+        self.r = rng.normal(size=(T, B, hidden))  # d L / d out
+        self.s = tuple(rng.normal(size=(B, hidden)) for _ in cell.state_names)  # d L / d finals
 
     def forward(self, x=None, states=None, params=None, lengths=None, num_threads=1,
                 masks=None):
@@ -576,13 +592,13 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
 
     kinds = [k for k in getattr(cell, "mask_kinds", ()) or () if k in ("recurrent", "zoneout")]
 
-    def some_masks(kind, seed_offset=0):
+    def some_masks(kind, seed_offset=0, hidden=H):
         """Fixed masks of one kind: a recurrent-dropout mask of 0 and 2, or zoneout values
         in (0, 1) (any value is allowed, and the gradient is exact for all of them)."""
         rng = np.random.default_rng(seed + 100 + seed_offset)
         if kind == "recurrent":
-            return {"recurrent": 2.0 * (rng.random((B, H)) < 0.5)}
-        return {"zoneout": tuple(rng.uniform(0.1, 0.9, (T, B, H)) for _ in state_names)}
+            return {"recurrent": 2.0 * (rng.random((B, hidden)) < 0.5)}
+        return {"zoneout": tuple(rng.uniform(0.1, 0.9, (T, B, hidden)) for _ in state_names)}
 
     def mask_gradients():
         results = []
@@ -625,15 +641,16 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
 
     def int8():
         f32 = np.float32
-        x = h.x.astype(f32)
-        states = tuple(s.astype(f32) for s in h.states)
-        params = {k: v.astype(f32) for k, v in h.params.items()}
+        h8 = _CellHarness(cell, seed, INT8_H)
+        x = h8.x.astype(f32)
+        states = tuple(s.astype(f32) for s in h8.states)
+        params = {k: v.astype(f32) for k, v in h8.params.items()}
         qparams = cell.quantize(params)
         masked = kinds and takes_masks(cell.infer_int8)
-        cases = [("", None)] + ([(", masks", {k: v for kind in kinds
-                                             for k, v in some_masks(kind, 2).items()})]
-                                if masked else [])
-        worst, problems = 0.0, []
+        cases = [("", None)] + ([(f", {kind} mask", some_masks(kind, 2, INT8_H))
+                                 for kind in kinds] if masked else [])
+        worst, effect, problems = 0.0, 0.0, []
+        plain = None   # (int8, float32) results without masks, each [out, *finals]
         for case, masks in cases:
             cast = None if masks is None else {
                 k: v.astype(f32) if k == "recurrent" else tuple(z.astype(f32) for z in v)
@@ -643,13 +660,19 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
             runs = [cell.infer_int8(x, states, qparams, WITH_EMPTY, nt, **extra)
                     for nt in (1, 2)]
             for got, got_finals in runs:
-                if (np.shape(got) != out.shape or getattr(got, "dtype", None) != f32
-                        or len(got_finals) != len(finals)
-                        or any(np.shape(a) != b.shape for a, b in zip(got_finals, finals))):
-                    return False, (f"int8 results of shapes {np.shape(got)}, "
-                                   f"{[np.shape(a) for a in got_finals]}; expected "
-                                   f"forward's float32 {out.shape}, {[b.shape for b in finals]}")
+                if (len(got_finals) != len(finals)
+                        or any(np.shape(a) != b.shape or getattr(a, "dtype", None) != f32
+                               for a, b in zip((got, *got_finals), (out, *finals)))):
+                    return False, (f"int8 results {_shapes_dtypes((got, *got_finals))}; "
+                                   f"expected forward's {_shapes_dtypes((out, *finals))}")
             (got, got_finals), (two, two_finals) = runs
+            if plain is None:
+                plain = ([got, *got_finals], [out, *finals])
+            else:   # what the mask changes, in int8 and in float32
+                moved8 = [a - b for a, b in zip((got, *got_finals), plain[0])]
+                moved = [a - b for a, b in zip((out, *finals), plain[1])]
+                effect = max(effect, max(_max_err(a, b) for a, b in zip(moved8, moved))
+                             / max(np.abs(m).max() for m in moved))
             scale = max(np.abs(out).max(), *(np.abs(f).max() for f in finals))
             worst = max(worst, max(_max_err(got, out),
                                    *(_max_err(a, b) for a, b in zip(got_finals, finals))) / scale)
@@ -666,10 +689,14 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
         if worst > INT8_TOL:
             problems.append(f"max |int8 - float32| = {worst:.1%} of the largest float32 "
                             f"value (at most {INT8_TOL:.0%})")
+        if effect > INT8_MASK_TOL:
+            problems.append(f"a mask changes the int8 results unlike float32's: "
+                            f"{effect:.1%} of its float32 change (at most {INT8_MASK_TOL:.0%})")
         return not problems, ("; ".join(problems) if problems else
                               f"max |int8 - float32| = {worst:.2%} of the largest float32 "
                               f"value; lengths, a row of length 0, 1 and 2 threads"
-                              f"{', masks' if masked else ''}")
+                              + (f"; each mask kind changes int8 as float32 (within "
+                                 f"{effect:.1%})" if masked else ""))
 
     runner.run("parameters", parameters)
     runner.run("shapes", shapes)
