@@ -152,6 +152,13 @@ def test_every_variant_gives_the_same_sums_and_outputs(tmp_path):
         np.testing.assert_array_equal(relu[level], relu["best"], strict=True)
 
 
+def _within_4_ulp(got, want, where=None):
+    """|got - want| at most 4 float32 ulp of want's magnitude (at least 1): the int8 sums
+    are exact, so kernel and reference differ by float32 rounding alone."""
+    ulp = np.finfo(np.float32).eps * max(1.0, float(np.abs(want).max()))
+    assert np.abs(got - want).max() <= 4 * ulp, where
+
+
 def _pair(cell, I, H, seed, **kwargs):
     """A fast layer in int8 and a reference-cell layer with the same parameters."""
     fast = Recurrent(cell, I, H, seed=seed, precision="int8", **kwargs)
@@ -175,8 +182,7 @@ def test_one_kernel_step_matches_the_reference_within_float32_rounding(cell, rng
     lengths = [1, 0, 1, 1, 1, 1, 1]
     out, _ = fast(x, state=state, lengths=lengths, need_grad=False)
     want, _ = ref(x, state=state, lengths=lengths, need_grad=False)
-    ulp = np.finfo(np.float32).eps * max(1.0, float(np.abs(want).max()))
-    assert np.abs(out - want).max() <= 4 * ulp
+    _within_4_ulp(out, want)
     assert not out[:, 1].any()
 
 
@@ -202,8 +208,7 @@ def test_each_step_from_the_kernels_own_state_matches_the_reference(cell, rng):
         want, want_new = ref(x[t:t + 1], state=given, lengths=lengths, need_grad=False)
         new, want_new = (new, want_new) if len(state) > 1 else ((new,), (want_new,))
         for got, expected in zip((out,) + tuple(new), (want,) + tuple(want_new)):
-            ulp = np.finfo(np.float32).eps * max(1.0, float(np.abs(expected).max()))
-            assert np.abs(got - expected).max() <= 4 * ulp, t
+            _within_4_ulp(got, expected, t)
         state = tuple(new)
 
 
@@ -305,8 +310,7 @@ def test_masks_match_the_reference_and_threads_split_them_bitwise(cell, rng,
             want, want_new = ref.cell.infer_int8(x[t:t + 1], state, ref_qparams, left, 1,
                                                  masks=step)
             for got, expected in zip((out,) + tuple(new), (want,) + tuple(want_new)):
-                ulp = np.finfo(np.float32).eps * max(1.0, float(np.abs(expected).max()))
-                assert np.abs(got - expected).max() <= 4 * ulp, (masks.keys(), t)
+                _within_4_ulp(got, expected, (masks.keys(), t))
             state = tuple(new)
     masks = {"recurrent": rec, "zoneout": zone}
     out, finals = fast.cell.infer_int8(x, states, qparams, lengths, 1, masks=masks)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..cellbase import LayerNormLSTMLayout
 from ..errors import UserError
 from ..layout import GATE_ORDER, PARAM_KINDS, param_name
 from ..wide import Wide
@@ -63,7 +64,6 @@ def check_onnx_cell(rnn) -> str:
 
 def _builtin_kinds(name: str) -> set:
     """The parameter kinds of the built-in cell ``name`` (its layout: recurrent.cellbase)."""
-    from ..cellbase import LayerNormLSTMLayout
     if name == "ln_lstm":
         return set(LayerNormLSTMLayout().param_shapes(1, 1))
     return set(PARAM_KINDS)
@@ -118,9 +118,9 @@ def loops(rnn) -> bool:
 
 
 def torch_modules(model) -> list[tuple[str, str]]:
-    """[(attribute, constructor expression)] of the torch modules holding the parameters."""
+    """[(attribute, constructor expression)] of the torch modules holding the parameters
+    (of a model whose cell torch_source has checked)."""
     rnn = model.rnn
-    cell = check_rnn_cell(rnn, "PyTorch")
     modules = []
     if model.embedding is not None:
         e = model.embedding
@@ -129,7 +129,7 @@ def torch_modules(model) -> list[tuple[str, str]]:
     if loops(rnn):
         modules.append(("rnn", torch_loop.constructor(rnn)))
     else:
-        cls, extra = TORCH_RNN[cell]
+        cls, extra = TORCH_RNN[rnn.cell.name]
         keywords = "".join(f", {k}={v!r}" for k, v in extra.items())
         modules.append(("rnn", f"torch.nn.{cls}({rnn.input_size}, {rnn.hidden_size}, "
                                f"num_layers={rnn.num_layers}, "
