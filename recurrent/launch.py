@@ -198,9 +198,13 @@ def launch(ranks: int, args: list[str]) -> int:
             # passes it on to every rank (they stop as after a Ctrl-C), and wait for them
             # as for any end of the job. The handler is in place before mpiexec starts,
             # and a SIGTERM that comes while it starts is passed on once it runs.
+            # After a Ctrl-C from the terminal, which mpiexec got and forwarded too, it is
+            # not passed on to mpiexec, which may take a second signal for a second
+            # Ctrl-C and end the ranks at once; the ranks, stopping for the Ctrl-C
+            # already, get it from here directly (below), where it changes nothing.
             def terminate(signum, frame):
                 terminated.append(signum)
-                if started:
+                if started and not interrupts:
                     started[0].send_signal(signum)
             signal.signal(signal.SIGTERM, terminate)
             # No rank reads standard input (`--data -` is refused: recurrent/datafile.py
@@ -210,7 +214,7 @@ def launch(ranks: int, args: list[str]) -> int:
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True, errors="replace", bufsize=1)
             started.append(proc)
-            if terminated:
+            if terminated and not interrupts:
                 proc.send_signal(signal.SIGTERM)
             readers = [threading.Thread(target=seen.copy, args=(proc.stdout, sys.stdout)),
                        threading.Thread(target=seen.copy, args=(proc.stderr, sys.stderr))]

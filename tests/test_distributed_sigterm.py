@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -67,11 +68,15 @@ def test_sigterm_to_the_launcher_stops_every_rank_at_a_step_with_a_checkpoint(
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
 
 
-def test_a_ctrl_c_the_ranks_stopped_at_keeps_its_exit_status_after_a_sigterm(tmp_path):
-    """A Ctrl-C at the terminal (the job's process group) and then a SIGTERM to the
-    `--ranks` launcher: the ranks stop at a step for the Ctrl-C, which reached them first
-    (the SIGTERM after it changes nothing), and say so themselves; the launcher passes
-    their exit status on and adds no line of its own."""
+@pytest.mark.parametrize("pause", [0.0, 0.5])
+def test_a_ctrl_c_the_ranks_stopped_at_keeps_its_exit_status_after_a_sigterm(tmp_path,
+                                                                            pause):
+    """A Ctrl-C at the terminal (the job's process group) and then, at once or once
+    mpiexec has forwarded the Ctrl-C, a SIGTERM to the `--ranks` launcher: the ranks stop
+    at a step for the Ctrl-C, which reached them first (the SIGTERM after it changes
+    nothing: the launcher passes it to the ranks, not to mpiexec, which may take a second
+    signal for a second Ctrl-C and end the ranks at once), and say so themselves; the
+    launcher passes their exit status on and adds no line of its own."""
     run = tmp_path / "run"
     proc = subprocess.Popen(
         _recurrent("train", "char-lm", *RUN, "--steps", "1000000", "--out", run,
@@ -83,6 +88,7 @@ def test_a_ctrl_c_the_ranks_stopped_at_keeps_its_exit_status_after_a_sigterm(tmp
             if line.startswith("step 3/"):
                 break
         os.killpg(proc.pid, signal.SIGINT)  # as the terminal sends a Ctrl-C
+        time.sleep(pause)
         os.kill(proc.pid, signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
         assert _left_behind(f"--out {run}") == [], "mpiexec or ranks still running"
