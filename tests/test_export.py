@@ -1,7 +1,10 @@
 """`recurrent export` / `recurrent import` and recurrent/export/: round trips ours ->
-onnxruntime, ours -> torch (the printed module, strict load) and safetensors -> ours, for
-every task through the CLI and for every built-in cell kind with lengths, bidirectional
-and stacked layers; the refusal of a cell without an ONNX operator; bad input."""
+onnxruntime, ours -> torch (the printed module, strict load, compiled with
+torch.jit.script, saved and loaded) and safetensors -> ours, for every task through the
+CLI and for every built-in cell kind with lengths, bidirectional and stacked layers; the
+refusal of a cell without an ONNX operator; bad input."""
+import importlib.util
+import itertools
 import json
 import os
 
@@ -52,6 +55,22 @@ def torch_model(source_lines):
     return scope["model"].eval()
 
 
+_printed_files = itertools.count()
+
+
+def printed_module(source, directory):
+    """The torch model that `export --format torch` printed, as a user runs it: its code
+    saved as a Python file and imported (torch.jit.script reads the methods' source from
+    their file). ``source``: the printed lines, or the whole printed text."""
+    name = f"printed_model_{next(_printed_files)}"  # a module of its own per import
+    path = directory / f"{name}.py"
+    path.write_text(source if isinstance(source, str) else "\n".join(source) + "\n")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.model.eval()
+
+
 def torch_forward(tm, model, x, lengths):
     """Our model's computation written with the torch modules of ``tm`` (time-major,
     packed sequences for the lengths, pooling, head, wide part) -> (outputs, h_n)."""
@@ -83,15 +102,22 @@ def torch_forward(tm, model, x, lengths):
         return y.numpy(), h_n.numpy()
 
 
-def printed_forward(tm, model, x, lengths, state=None):
-    """The printed Model's own forward -> (outputs, h_n) as numpy; ``state``: the
-    initial state in torch's form (a tensor, or (h_0, c_0) for an LSTM)."""
+def printed_args(model, x, lengths) -> list:
+    """The printed Model's positional arguments for the batch: x, lengths, and the wide
+    part's features of each row."""
     args = [torch.as_tensor(x), torch.as_tensor(np.asarray(lengths, dtype=np.int64))]
     if model.wide is not None:
         f = ngram_features(x, np.asarray(lengths), model.wide.vocab_size,
                            model.wide.bigram_buckets)
         args += [torch.as_tensor(f.indices, dtype=torch.int64),
                  torch.as_tensor(f.indptr[:-1], dtype=torch.int64)]
+    return args
+
+
+def printed_forward(tm, model, x, lengths, state=None):
+    """The printed Model's own forward -> (outputs, h_n) as numpy; ``state``: the
+    initial state in torch's form (a tensor, or (h_0, c_0) for an LSTM)."""
+    args = printed_args(model, x, lengths)
     with torch.no_grad():
         y, state = tm(*args, state=state)
     h_n = state[0] if isinstance(state, tuple) else state
@@ -433,6 +459,123 @@ def test_onnx_graph_has_dynamic_axes_and_the_standard_operators():
         assert op in [n.op_type for n in scan.attribute[0].g.node]
 
 
+# ---- TorchScript: the printed model compiles with torch.jit.script (for libtorch) ------
+
+# torch 2.13 warns that torch.jit's script, save and load are deprecated; they still work
+TORCHSCRIPT = pytest.mark.filterwarnings("ignore:`torch.jit.:DeprecationWarning")
+
+
+def check_compiled(tm, model, x, lengths, want, carried=None, label=""):
+    """torch.jit.script compiles the printed model ``tm``, and the compiled forward gives
+    the eager one's outputs and final states (within 1e-6) and ours, ``want`` (within
+    TOL), both started from our state ``carried`` (None: zeros). -> the compiled model."""
+    scripted = torch.jit.script(tm)
+    given = None
+    if carried is not None:
+        given = tuple(torch.as_tensor(s) for s in states(carried))
+        given = given if len(given) > 1 else given[0]
+    args = printed_args(model, x, lengths)
+    with torch.no_grad():
+        eager, compiled = tm(*args, state=given), scripted(*args, state=given)
+    y, state = want
+    for a, b, ours in zip([eager[0], *states(eager[1])], [compiled[0], *states(compiled[1])],
+                          [y, *states(state)]):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=0, atol=1e-6, err_msg=label)
+        np.testing.assert_allclose(b.numpy(), ours, atol=TOL, err_msg=label)
+    return scripted
+
+
+@TORCHSCRIPT
+@pytest.mark.parametrize("cell, zoneout", VARIANTS)
+def test_printed_model_compiles_with_torch_jit_script(cell, zoneout, tmp_path):
+    """The printed model of every cell, with torch.nn's module or the printed Recurrent
+    (ln_lstm, zoneout), compiles with torch.jit.script: tokens or features, every output
+    kind, 1-3 layers, bidirectional, the wide part, from zeros or a given state, and (the
+    printed Recurrent) rows of length 0 and a batch of no steps. The compiled model gives
+    the eager one's outputs and final states, and ours."""
+    path = str(tmp_path / "m.safetensors")
+    models = [(random_model(cell, output, layers, bidirectional, tokens, zoneout=zoneout),
+               (output, layers, bidirectional, tokens))
+              for output, layers, bidirectional in SHAPES for tokens in (True, False)]
+    models.append((random_model(cell, "mean", 1, True, wide=40, zoneout=zoneout), "wide"))
+    for model, label in models:
+        label = str(label)
+        st.write(path, torch_names.tensors(model), {})
+        tm = printed_module(torch_names.torch_source(model, path), tmp_path)
+        looped = torch_names.loops(model.rnn)
+        lengths = [7, 3, 1, 0, 5] if looped else [7, 3, 1, 5]  # torch.nn's packing needs 1
+        x = random_batch(model, lengths)
+        want = model.forward(x, lengths=np.array(lengths), need_grad=False)
+        check_compiled(tm, model, x, lengths, want, label=label)
+        _, carried = model.forward(random_batch(model, lengths, seed=2),
+                                   lengths=np.array(lengths), need_grad=False)
+        want = model.forward(x, lengths=np.array(lengths), state=carried, need_grad=False)
+        check_compiled(tm, model, x, lengths, want, carried, label=label)
+        if looped:  # no steps: what ours gives rows of length 0 beside one padded step
+            y, state = model.forward(random_batch(model, [1, 1]), lengths=np.array([0, 0]),
+                                     need_grad=False)
+            want = (y[:0] if model.output == "sequence" else y), state
+            check_compiled(tm, model, random_batch(model, [1, 1])[:0], [0, 0], want,
+                           label=label)
+
+
+@TORCHSCRIPT
+def test_printed_recurrent_computes_with_parameters_set_anew(tmp_path):
+    """The printed Recurrent's forward reads each layer's parameters through a list of
+    them: a load with assign=True (new tensors) reaches it, and so does .double() on the
+    compiled model saved and loaded (as libtorch's module.to converts it)."""
+    from safetensors.torch import load_file
+    model = random_model("ln_lstm", "sequence", 2, True, zoneout=0.2)
+    path = str(tmp_path / "m.safetensors")
+    st.write(path, torch_names.tensors(model), {})
+    fresh = type(printed_module(torch_names.torch_source(model, path), tmp_path))()
+    fresh.load_state_dict(load_file(path), strict=True, assign=True)
+    lengths = [6, 0, 3]
+    x = random_batch(model, lengths)
+    want, _ = model.forward(x, lengths=np.array(lengths), need_grad=False)
+    np.testing.assert_allclose(printed_forward(fresh.eval(), model, x, lengths)[0], want,
+                               atol=TOL)
+    torch.jit.save(torch.jit.script(fresh), str(tmp_path / "m.pt"))
+    loaded = torch.jit.load(str(tmp_path / "m.pt")).double()
+    with torch.no_grad():
+        y, _ = loaded(*printed_args(model, x, lengths))
+    assert y.dtype == torch.float64
+    np.testing.assert_allclose(y.numpy(), want, atol=TOL)
+
+
+@TORCHSCRIPT
+@pytest.mark.parametrize("task, options", [
+    ("char-lm", ("--cell", "ln_lstm", "--layers", 2)),
+    ("sentiment", ("--zoneout", 0.2, "--bidirectional", "--ensemble", 2, "--embed-dim", 4))])
+def test_printed_torch_file_compiles_saves_and_loads_as_torchscript(task, options,
+                                                                    tmp_path):
+    """The printed file of a real run's export (an ln_lstm char-lm run, a member of a
+    zoneout sentiment ensemble), run as a Python file, gives a model torch.jit.script
+    compiles and torch.jit.save writes; torch.jit.load reads it back (as libtorch
+    does), without the printed code, and gives the same outputs and final states."""
+    from helpers import tiny_text
+    data = {"char-lm": lambda: tiny_text(tmp_path),
+            "sentiment": lambda: write_reviews(tmp_path / "r.csv", bundled_reviews(60))}
+    run = tmp_path / "run"
+    ok(invoke("train", task, *options, "--data", data[task](), "--hidden", 8, "--steps", 2,
+              *TINY[:4], "--out", run))
+    exported = run / "member-0" if task == "sentiment" else run
+    model, _ = load_model(RunDir.open(str(exported)))
+    x, lengths = first_batch(exported)
+    want = model.forward(x, lengths=lengths, need_grad=False)
+    assert np.abs(want[0]).max() > 0.01  # not a comparison of zeros
+    printed = ok(invoke("export", exported, "--format", "torch", "--out",
+                        tmp_path / "m.torch.safetensors"))
+    scripted = check_compiled(printed_module(printed, tmp_path), model, x, lengths, want)
+    torch.jit.save(scripted, str(tmp_path / "m.pt"))
+    loaded = torch.jit.load(str(tmp_path / "m.pt"))
+    args = printed_args(model, x, lengths)
+    with torch.no_grad():
+        (y, state), (y2, state2) = scripted(*args), loaded(*args)
+    for a, b in zip([y, *states(state)], [y2, *states(state2)]):
+        np.testing.assert_array_equal(b.numpy(), a.numpy())
+
+
 # ---- every task through the CLI --------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -471,6 +614,7 @@ def first_batch(run):
     return x, np.asarray(lengths, np.int64)
 
 
+@TORCHSCRIPT
 @pytest.mark.parametrize("task", ["char-lm", "sentiment", "forecast"])
 def test_every_task_exports_to_onnx_torch_and_back(task, task_runs, tmp_path):
     run = task_runs / task
@@ -500,6 +644,7 @@ def test_every_task_exports_to_onnx_torch_and_back(task, task_runs, tmp_path):
     torch_y, _ = torch_forward(tm, model, x, lengths)
     np.testing.assert_allclose(torch_y, y, atol=TOL)
     np.testing.assert_array_equal(printed_forward(tm, model, x, lengths)[0], torch_y)
+    check_compiled(printed_module(printed, tmp_path), model, x, lengths, (y, state))
 
     out = tmp_path / "m.safetensors"
     ok(invoke("export", run, "--format", "safetensors", "--out", out))
@@ -515,6 +660,7 @@ def test_every_task_exports_to_onnx_torch_and_back(task, task_runs, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+@TORCHSCRIPT
 @pytest.mark.parametrize("task, options", [
     ("char-lm", ("--cell", "ln_lstm", "--layers", 2)),
     ("sentiment", ("--zoneout", 0.2, "--bidirectional", "--ensemble", 1, "--embed-dim", 4)),
@@ -545,6 +691,7 @@ def test_ln_lstm_and_zoneout_runs_export_to_onnx_and_torch(task, options, tmp_pa
     got, h_n = printed_forward(tm, model, x, lengths)
     np.testing.assert_allclose(got, y, atol=TOL)
     np.testing.assert_allclose(h_n, states(state)[0], atol=TOL)
+    check_compiled(printed_module(printed, tmp_path), model, x, lengths, (y, state))
 
 
 @pytest.mark.parametrize("task", ["char-lm", "sentiment", "forecast"])

@@ -5,6 +5,13 @@ class into the model's source (torch_names.torch_source): the parameters under t
 names (weight_ih_l0, ..., and ln_lstm's ln_gain_ih_l0, ...), so the exported safetensors
 file loads with strict=True, and a forward that steps through time as recurrent's
 kernels do (the equations of recurrent/reference.py), rows of any length, 0 included.
+
+The printed class compiles with torch.jit.script (for libtorch): TorchScript looks
+attributes up by literal names only, so the forward reaches each layer's and direction's
+parameters through self.layers, a list of dicts of those very tensors (as torch.nn.LSTM's
+_flat_weights), gathered again when .to() or an assigning load replaces them; the state
+is typed per cell (a tensor, or (h, c) for lstm and ln_lstm). The annotations are builtin
+generics (list[torch.Tensor], X | None): the class needs no import but torch.
 """
 from __future__ import annotations
 
@@ -22,10 +29,20 @@ def constructor(rnn) -> str:
             f"bidirectional={rnn.bidirectional})")
 
 
+def paired(rnn) -> bool:
+    """Whether the stack's state is a pair (h, c), as torch.nn.LSTM's: lstm, ln_lstm."""
+    return len(STATE_NAMES[rnn.cell.name]) == 2
+
+
+def state_type(rnn) -> str:
+    """The printed annotation of the stack's state (torch.jit.script reads it)."""
+    return "tuple[torch.Tensor, torch.Tensor]" if paired(rnn) else "torch.Tensor"
+
+
 def class_source(rnn) -> list[str]:
     """Python lines defining the printed class for ``rnn`` (a built-in cell)."""
     cell, p = rnn.cell.name, float(rnn.zoneout)
-    two = len(STATE_NAMES[cell]) == 2
+    two = paired(rnn)
     ln = cell == "ln_lstm"
     lines = [
         f"class {CLASS}(torch.nn.Module):",
@@ -35,8 +52,10 @@ def class_source(rnn) -> list[str]:
         "    the final state as torch.nn's modules give it"
         + (": (h_n, c_n), each (L*D, B, H))." if two else ": h_n (L*D, B, H))."),
         "    The parameters are named as torch.nn's (weight_ih_l0, ...)"
-        + (', with ln_gain_ih_l0,' if ln else '."""'),
-    ] + (['    ln_gain_hh_l0, ln_gain_c_l0, ln_bias_c_l0."""'] if ln else []) + [
+        + (', with ln_gain_ih_l0,' if ln else '.'),
+    ] + (['    ln_gain_hh_l0, ln_gain_c_l0, ln_bias_c_l0.'] if ln else []) + [
+        "    torch.jit.script compiles it; self.layers[k * D + d] holds the parameters of",
+        '    layer k, direction d (1: reverse) by kind, the very tensors of the attributes."""',
         "",
         "    def __init__(self, input_size, hidden_size, num_layers=1, bidirectional=False):",
         "        super().__init__()",
@@ -57,12 +76,35 @@ def class_source(rnn) -> list[str]:
         "                for kind, shape in shapes.items():",
         "                    setattr(self, f\"{kind}_l{k}{suffix}\",",
         "                            torch.nn.Parameter(torch.zeros(shape)))",
+        "        self.gather()",
+        "",
+        "    def gather(self):",
+        '        """self.layers: each layer\'s and direction\'s parameters by kind, which the',
+        '        compiled forward indexes (it cannot look attributes up by a computed name)."""',
+        "        kinds = (\"weight_ih\", \"weight_hh\", \"bias_ih\", \"bias_hh\""
+        + ("," if ln else ")"),
+    ] + (["                 \"ln_gain_ih\", \"ln_gain_hh\", \"ln_gain_c\", \"ln_bias_c\")"]
+         if ln else []) + [
+        "        self.layers = [{kind: getattr(self, f\"{kind}_l{k}{suffix}\") for kind in kinds}",
+        "                       for k in range(self.num_layers)",
+        "                       for suffix in (\"\", \"_reverse\")[:self.directions]]",
+        "",
+        "    def _apply(self, fn, recurse=True):",
+        '        """.to(), .double(), ... may replace the parameters: gather the new ones."""',
+        "        module = super()._apply(fn, recurse)",
+        "        self.gather()",
+        "        return module",
+        "",
+        "    def __setattr__(self, name, value):",
+        '        """A parameter set anew (load_state_dict(..., assign=True)) is gathered too."""',
+        "        super().__setattr__(name, value)",
+        "        if isinstance(value, torch.nn.Parameter) and \"layers\" in self.__dict__:",
+        "            self.gather()",
         "",
     ]
     if ln:
         lines += [
-            "    @staticmethod",
-            "    def norm(v, blocks):",
+            "    def norm(self, v, blocks: int):",
             f'        """Each of the blocks of v\'s last axis normalised on its own, eps '
             f'{LN_EPS}."""',
             "        v = v.unflatten(-1, (blocks, -1))",
@@ -70,70 +112,75 @@ def class_source(rnn) -> list[str]:
             f"                                              eps={LN_EPS}).flatten(-2)",
             "",
         ]
-    lines += ["    def inputs(self, x, p):",
-              '        """The input part of every step, (T, B, G)."""']
+    lines += ["    def inputs(self, x, w: dict[str, torch.Tensor]):",
+              '        """The input part of every step, (T, B, G), from one layer\'s and',
+              '        direction\'s parameters w."""']
     if ln:
-        lines.append("        return (self.norm(x @ p(\"weight_ih\").T, 4) * p(\"ln_gain_ih\")"
-                     " + p(\"bias_ih\"))")
+        lines.append("        return (self.norm(x @ w[\"weight_ih\"].T, 4) * w[\"ln_gain_ih\"]"
+                     " + w[\"bias_ih\"])")
     elif cell == "gru":  # b_hh stays with the recurrent part (b_hn inside the reset)
-        lines.append("        return x @ p(\"weight_ih\").T + p(\"bias_ih\")")
+        lines.append("        return x @ w[\"weight_ih\"].T + w[\"bias_ih\"]")
     else:
-        lines.append("        return x @ p(\"weight_ih\").T + p(\"bias_ih\") + p(\"bias_hh\")")
+        lines.append("        return x @ w[\"weight_ih\"].T + w[\"bias_ih\"] + w[\"bias_hh\"]")
     lines += ["",
-              "    def step(self, a_x, state, p):",
-              '        """One step of every row from its input part a_x (B, G) and state."""',
+              "    def step(self, a_x, state: list[torch.Tensor],",
+              "             w: dict[str, torch.Tensor]) -> list[torch.Tensor]:",
+              '        """One step of every row from its input part a_x (B, G) and state '
+              + ('[h, c]."""' if two else '[h]."""'),
               "        h = state[0]",
-              "        hw = h @ p(\"weight_hh\").T"]
+              "        hw = h @ w[\"weight_hh\"].T"]
     if cell in ("rnn_tanh", "rnn_relu"):
         act = "torch.relu" if cell == "rnn_relu" else "torch.tanh"
-        lines.append(f"        new = ({act}(a_x + hw),)")
+        lines.append(f"        new = [{act}(a_x + hw)]")
     elif cell == "gru":
         lines += ["        x_r, x_z, x_n = a_x.chunk(3, 1)",
-                  "        h_r, h_z, h_n = (hw + p(\"bias_hh\")).chunk(3, 1)",
+                  "        h_r, h_z, h_n = (hw + w[\"bias_hh\"]).chunk(3, 1)",
                   "        r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)",
                   "        n = torch.tanh(x_n + r * h_n)",
-                  "        new = (n + z * (h - n),)"]
+                  "        new = [n + z * (h - n)]"]
     else:
         if ln:
-            lines.append("        hw = self.norm(hw, 4) * p(\"ln_gain_hh\") + p(\"bias_hh\")")
+            lines.append("        hw = self.norm(hw, 4) * w[\"ln_gain_hh\"] + w[\"bias_hh\"]")
         lines += ["        i, f, g, o = (a_x + hw).chunk(4, 1)",
                   "        c = torch.sigmoid(f) * state[1] + torch.sigmoid(i) * torch.tanh(g)"]
         if ln:
-            lines.append("        shown = self.norm(c, 1) * p(\"ln_gain_c\") + p(\"ln_bias_c\")")
-        lines.append(f"        new = (torch.sigmoid(o) * torch.tanh({'shown' if ln else 'c'}), c)")
+            lines.append("        shown = self.norm(c, 1) * w[\"ln_gain_c\"] + w[\"ln_bias_c\"]")
+        lines.append(f"        new = [torch.sigmoid(o) * torch.tanh({'shown' if ln else 'c'}), c]")
     if p:  # the shortest decimals of the float32 values the kernels use
         keep, rest = str(np.float32(p)), str(np.float32(1) - np.float32(p))
-        lines.append(f"        new = tuple({keep} * s + {rest} * n for s, n in zip(state, new))"
+        lines.append(f"        new = [{keep} * s + {rest} * n for s, n in zip(state, new)]"
                      f"  # zoneout")
+    zeros = "x.new_zeros(L * D, B, H)"
     lines += [
         "        return new",
         "",
-        "    def forward(self, x, lengths, state=None):",
+        f"    def forward(self, x, lengths, state: {state_type(rnn)} | None = None",
+        f"                ) -> tuple[torch.Tensor, {state_type(rnn)}]:",
         "        T, B = x.shape[0], x.shape[1]",
         "        H, L, D = self.hidden_size, self.num_layers, self.directions",
         "        if state is None:",
-        f"            state = tuple(x.new_zeros(L * D, B, H) for _ in range({2 if two else 1}))",
-        "        states = state if isinstance(state, tuple) else (state,)",
+        f"            state = ({zeros}, {zeros})" if two else f"            state = {zeros}",
+        "        states = [state[0], state[1]]" if two else "        states = [state]",
         "        time = torch.arange(T, device=lengths.device)",
         "        valid = (time[:, None] < lengths[None, :])[:, :, None]  # (T, B, 1)",
-        "        finals = [[] for _ in states]",
+        "        finals: list[list[torch.Tensor]] = []  # [k * D + d]: that one's final state",
         "        for k in range(L):",
-        "            outs = []",
-        "            for d, suffix in enumerate((\"\", \"_reverse\")[:D]):",
-        "                def p(kind, k=k, suffix=suffix):",
-        "                    return getattr(self, f\"{kind}_l{k}{suffix}\")",
-        "                s = tuple(st[k * D + d] for st in states)",
-        "                a_x = self.inputs(x, p)",
+        "            outs: list[torch.Tensor] = []",
+        "            for d in range(D):",
+        "                w = self.layers[k * D + d]",
+        "                s = [st[k * D + d] for st in states]",
+        "                a_x = self.inputs(x, w)",
         "                out = x.new_zeros(T, B, H)",
-        "                for t in (range(T - 1, -1, -1) if d else range(T)):",
-        "                    new = self.step(a_x[t], s, p)",
+        "                for i in range(T):",
+        "                    t = T - 1 - i if d == 1 else i  # the reverse direction: last first",
+        "                    new = self.step(a_x[t], s, w)",
         "                    out[t] = torch.where(valid[t], new[0], 0.0)",
-        "                    s = tuple(torch.where(valid[t], n, o) for n, o in zip(new, s))",
+        "                    s = [torch.where(valid[t], n, o) for n, o in zip(new, s)]",
         "                outs.append(out)",
-        "                for final, value in zip(finals, s):",
-        "                    final.append(value)",
+        "                finals.append(s)",
         "            x = torch.cat(outs, dim=2)",
-        "        finals = tuple(torch.stack(f) for f in finals)",
-        "        return x, finals if len(finals) > 1 else finals[0]",
+        "        h_n = torch.stack([s[0] for s in finals])",
+        ("        return x, (h_n, torch.stack([s[1] for s in finals]))" if two
+         else "        return x, h_n"),
     ]
     return lines

@@ -172,12 +172,16 @@ def _forward_source(model) -> list[str]:
     length >= 1), or handed to the printed Recurrent (torch_loop.py), which takes 0."""
     wide = model.wide is not None
     inputs = "(T, B) int64 token ids" if model.tokens else "(T, B, I) float32 features"
-    lines = [f"def forward(self, x, lengths{', wide_ids, wide_offsets' if wide else ''}, "
-             f"state=None):",
-             f'    """x {inputs}, lengths (B,) int64 -> (outputs, final',
-             "    state) as recurrent computes them (padded steps' outputs zero). state: the",
-             "    initial one as torch's rnn takes it (None: zeros), e.g. the final state of",
-             "    the call before, to continue sequences (char-lm sampling)."]
+    state = f"state: {torch_loop.state_type(model.rnn)} | None = None"  # for torch.jit.script
+    if wide:
+        lines = ["def forward(self, x, lengths, wide_ids, wide_offsets,",
+                 f"            {state}):"]
+    else:
+        lines = [f"def forward(self, x, lengths, {state}):"]
+    lines += [f'    """x {inputs}, lengths (B,) int64 -> (outputs, final',
+              "    state) as recurrent computes them (padded steps' outputs zero). state: the",
+              "    initial one as torch's rnn takes it (None: zeros), e.g. the final state of",
+              "    the call before, to continue sequences (char-lm sampling)."]
     if wide:
         lines += ["    wide_ids, wide_offsets: the wide part's features of each row: of",
                   f"    f = recurrent.wide.ngram_features(x, lengths, "
@@ -193,7 +197,8 @@ def _forward_source(model) -> list[str]:
                   "    out, state = self.rnn(packed, state)",
                   "    out, _ = pad_packed_sequence(out, total_length=T)  # (T, B, D*H)"]
     if model.output == "last":
-        lines.append("    h_n = state[0] if isinstance(state, tuple) else state  # LSTM: (h_n, c_n)")
+        lines.append("    h_n = state[0]  # (h_n, c_n)" if torch_loop.paired(model.rnn)
+                     else "    h_n = state")
     else:
         lines += ["    time = torch.arange(T, device=lengths.device)",
                   "    mask = (time[:, None] < lengths[None, :])[:, :, None]"]
