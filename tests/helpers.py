@@ -361,3 +361,31 @@ def read_token_pool(vocab_size, embed_dim, hidden_size, wide_bigrams, capacity, 
     pool.open("a")
     pool.read("a", ids)
     return pool, pool.state("a")
+
+
+def random_seq2seq(attention, cell, layers, bidirectional, seed=0, zoneout=0.0):
+    """A fresh encoder-decoder (source vocabulary 7, target 9) whose parameters are
+    drawn wider than the initialisation's, so that its decisions are not near ties."""
+    import numpy as np
+
+    from recurrent.seq2seq import Seq2SeqModel
+    spec = {"model": "seq2seq", "source_vocab": 7, "target_vocab": 9, "embed_dim": 3,
+            "attention": attention, "bos": 1, "eos": 2, "output": "sequence",
+            "output_size": 9}
+    model = Seq2SeqModel(spec, cell=cell, hidden_size=4, num_layers=layers,
+                         bidirectional=bidirectional, seed=seed, num_threads=1,
+                         zoneout=zoneout).eval()
+    model.params[...] = np.random.default_rng(seed).normal(0, 0.6, model.params.shape)
+    model.params_changed()
+    return model
+
+
+def padded_sources(sources):
+    """(S, B) int64 source ids padded with 0 (S >= 1), and their lengths."""
+    import numpy as np
+
+    from recurrent.seq2seq.model import source_lengths
+    src = np.zeros((max(1, max(map(len, sources))), len(sources)), np.int64)
+    for b, row in enumerate(sources):
+        src[:len(row), b] = row
+    return src, source_lengths(src)

@@ -92,8 +92,8 @@ def test_predict_bad_input_is_one_line(run, tmp_path):
     one_line_error(invoke("predict", run, "cat", "--n-best", 3), "--beam")
     one_line_error(invoke("predict", run, "cat", "--plot", tmp_path / "no" / "a.png"),
                    "does not exist")
-    one_line_error(invoke("export", run, "--format", "torch", "--out",
-                          tmp_path / "m.safetensors"), "encoder-decoder")
+    one_line_error(invoke("export", run, "--format", "torch", "--precision", "int8",
+                          "--out", tmp_path / "m.safetensors"), "--precision int8 is for")
     assert not (tmp_path / "m.safetensors").exists()
 
 

@@ -6,8 +6,9 @@ the run's config.json as metadata; `recurrent import` makes a run from it) and "
 (the same kind of file, restricted to models that torch.nn modules can hold, with the
 torch module printed). torch_names.py is the one place that says which torch.nn module
 holds which parameter. run.py ties them to run directories and the CLI. An
-encoder-decoder (seq2seq) run has its own names (seq2seq_names.py) and, as ONNX, two
-graphs (onnx_seq2seq.py) in two files, named by seq2seq_onnx_paths.
+encoder-decoder (seq2seq) run has its own names (seq2seq_names.py), as ONNX two graphs
+(onnx_seq2seq.py) in two files, named by seq2seq_onnx_paths, and as torch a printed
+module of its own (torch_seq2seq.py).
 """
 
 FORMATS = ("onnx", "safetensors", "torch")

@@ -30,7 +30,7 @@ from ..runs import load_model, loss_name, warn_best_missing
 from ..seq2seq import KIND as SEQ2SEQ, Seq2SeqModel
 from . import EXTENSIONS, FORMATS, INT8_EXTENSION, seq2seq_onnx_paths
 from . import safetensors as st
-from . import seq2seq_names, torch_names
+from . import seq2seq_names, torch_names, torch_seq2seq
 
 SOFTMAX_LOSSES = ("cross_entropy",)  # models whose outputs are logits of a softmax
 
@@ -86,7 +86,7 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
     std_streams.check_printable(f"--out {out}", out)  # the lines printed name the file
     seq2seq = _is_seq2seq(run)
     if seq2seq:
-        _check_seq2seq(run_path, fmt, state_inputs)
+        _check_seq2seq(run_path, state_inputs)
     outs = seq2seq_onnx_paths(out) if seq2seq and fmt == "onnx" else (out,)
     for path in outs:
         # nothing of the whole run is written over, when the run exported is a part of it
@@ -108,8 +108,10 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
     if fmt == "onnx":
         return _noted(out, _export_onnx(model, info, out, state_inputs, force), model, info,
                       checkpoint)
-    if fmt == "torch":
-        source = torch_names.torch_source(model, out)  # refuses cells torch lacks
+    if fmt == "torch" and seq2seq:
+        source = torch_seq2seq.torch_source(model, out, info)  # refuses cells torch lacks
+    elif fmt == "torch":
+        source = torch_names.torch_source(model, out)
     names = seq2seq_names if seq2seq else torch_names
     int8 = tuple(names.rnn_weights(model)) if precision == "int8" else ()
     if seq2seq:
@@ -126,6 +128,8 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
     if fmt == "torch":  # the lines before the code are comments: stdout is a Python file
         lines += ["shapes:"]
         lines += [f"  {name} {tuple(value.shape)}" for name, value in tensors.items()]
+        if seq2seq:
+            lines += torch_seq2seq.header_lines(model, info, out)
         lines += ["a torch model that loads it (strict=True):"]
         # each physical line commented: a line break in --out's path would end a comment
         lines = [f"# {part}" for line in lines for part in line.splitlines() or [""]]
@@ -150,17 +154,10 @@ def _is_seq2seq(run: RunDir) -> bool:
     return isinstance(spec, dict) and spec.get("model") == SEQ2SEQ
 
 
-def _check_seq2seq(run_path, fmt, state_inputs):
-    """UserError for what an encoder-decoder's export does not offer: a torch file (its
-    printed module computes the model's forward, and an encoder-decoder's use is a
-    search loop around a decoder step, with attention no torch.nn module has), and
-    --state-inputs (the decoder-step graph always takes the states as inputs; the
-    encoder starts from zeros, as in recurrent)."""
-    if fmt == "torch":
-        raise UserError(f"--format torch: {run_path} is an encoder-decoder (seq2seq), whose "
-                        f"attention and decoding loop no torch.nn module holds; --format "
-                        f"safetensors has its weights under PyTorch names, --format onnx "
-                        f"its encoder and decoder step as graphs")
+def _check_seq2seq(run_path, state_inputs):
+    """UserError for what an encoder-decoder's export does not offer: --state-inputs
+    (the decoder-step graph always takes the states as inputs; the encoder starts from
+    zeros, as in recurrent)."""
     if state_inputs:
         raise UserError(f"--state-inputs: {run_path} is an encoder-decoder (seq2seq): its "
                         f"decoder-step graph always takes the states as inputs, and its "

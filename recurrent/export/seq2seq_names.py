@@ -3,7 +3,7 @@
 A Seq2SeqModel binds its modules as "source_embedding", "encoder", "target_embedding",
 "decoder", "attention" and "head". An export groups them as an encoder-decoder's parts,
 each recurrent stack under "rnn" with PyTorch's names (recurrent/layout.py), as a torch
-model with these submodules would hold them:
+model with these submodules holds them (the printed Seq2Seq of torch_seq2seq.py):
 
   encoder.embedding  torch.nn.Embedding(Vs, E)               weight (Vs, E)
   encoder.rnn        torch.nn.RNN/LSTM/GRU(E, H, num_layers=L, bidirectional=...)

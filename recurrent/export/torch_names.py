@@ -117,6 +117,18 @@ def loops(rnn) -> bool:
     return rnn.cell.name not in TORCH_RNN or rnn.zoneout > 0
 
 
+def stack_constructor(rnn) -> str:
+    """The expression building the torch module of one recurrent stack (of a cell
+    check_rnn_cell has checked): torch.nn.RNN/LSTM/GRU, or torch_loop's printed
+    Recurrent where ``loops``."""
+    if loops(rnn):
+        return torch_loop.constructor(rnn)
+    cls, extra = TORCH_RNN[rnn.cell.name]
+    keywords = "".join(f", {k}={v!r}" for k, v in extra.items())
+    return (f"torch.nn.{cls}({rnn.input_size}, {rnn.hidden_size}, "
+            f"num_layers={rnn.num_layers}, bidirectional={rnn.bidirectional}{keywords})")
+
+
 def torch_modules(model) -> list[tuple[str, str]]:
     """[(attribute, constructor expression)] of the torch modules holding the parameters
     (of a model whose cell torch_source has checked)."""
@@ -126,14 +138,7 @@ def torch_modules(model) -> list[tuple[str, str]]:
         e = model.embedding
         modules.append(("embedding", f"torch.nn.Embedding({e.num_embeddings}, "
                                      f"{e.embedding_dim})"))
-    if loops(rnn):
-        modules.append(("rnn", torch_loop.constructor(rnn)))
-    else:
-        cls, extra = TORCH_RNN[rnn.cell.name]
-        keywords = "".join(f", {k}={v!r}" for k, v in extra.items())
-        modules.append(("rnn", f"torch.nn.{cls}({rnn.input_size}, {rnn.hidden_size}, "
-                               f"num_layers={rnn.num_layers}, "
-                               f"bidirectional={rnn.bidirectional}{keywords})"))
+    modules.append(("rnn", stack_constructor(rnn)))
     modules.append(("head", f"torch.nn.Linear({model.head.in_features}, "
                             f"{model.head.out_features})"))
     if model.wide is not None:
@@ -147,13 +152,7 @@ def torch_source(model, path: str) -> list[str]:
     """Python lines defining the torch model (its modules and its forward) and loading
     ``path`` into it (strict)."""
     check_rnn_cell(model.rnn, "PyTorch")
-    looped = loops(model.rnn)
-    lines = ["import torch",
-             "from safetensors.torch import load_file"]
-    if looped:
-        lines += [""] + torch_loop.class_source(model.rnn) + [""]
-    else:
-        lines.append("from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence")
+    lines = source_start(model.rnn)
     lines += ["",
              "class Model(torch.nn.Module):",
              "    def __init__(self):",
@@ -164,6 +163,17 @@ def torch_source(model, path: str) -> list[str]:
               "model = Model()",
               f"model.load_state_dict(load_file({path!r}), strict=True)"]
     return lines
+
+
+def source_start(rnn, imports=()) -> list[str]:
+    """The first lines of a printed torch model whose stacks are like ``rnn``: the
+    imports (and the ``imports`` lines given), then torch_loop's Recurrent class when
+    ``loops``, else the import of torch's packed sequences."""
+    lines = ["import torch", "from safetensors.torch import load_file", *imports]
+    if loops(rnn):
+        return lines + [""] + torch_loop.class_source(rnn) + [""]
+    return lines + ["from torch.nn.utils.rnn import pack_padded_sequence, "
+                    "pad_packed_sequence"]
 
 
 def _forward_source(model) -> list[str]:
