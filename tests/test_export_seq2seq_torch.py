@@ -1,8 +1,9 @@
 """`recurrent export SEQ2SEQ_RUN --format torch`: the printed Seq2Seq module, built by
 running the printed code and loaded strictly, against Seq2SeqModel.encode and
 decoder_step (every built-in cell and attention, stacked and bidirectional encoders,
-zoneout, rows of source length 0) and its greedy search against decode.greedy; through
-the CLI, the printed file's greedy outputs against `recurrent predict`."""
+zoneout, rows of source length 0), its greedy search against decode.greedy and its beam
+search against decode.search; through the CLI, the printed file's greedy and beam outputs
+against `recurrent predict`."""
 import os
 import re
 import sys
@@ -15,7 +16,7 @@ from recurrent.checkpoint import RunDir
 from recurrent.export import safetensors as st
 from recurrent.export import seq2seq_names, torch_names, torch_seq2seq
 from recurrent.runs import load_model
-from recurrent.seq2seq import greedy
+from recurrent.seq2seq import greedy, search
 from recurrent.threads import single_threaded_blas
 
 torch = pytest.importorskip("torch", reason="torch not installed (the test extra)")
@@ -50,6 +51,25 @@ def tokens_of(hypotheses):
     """Each row's best token ids (EOS excluded) of decode's Hypotheses."""
     return [[int(t) for t in hypotheses.tokens[b, 0, :hypotheses.lengths[b, 0]]]
             for b in range(hypotheses.tokens.shape[0])]
+
+
+def assert_beam(got, hypotheses, nbest, label):
+    """The printed beam's hypotheses ``got`` are decode's first ``nbest`` of each row:
+    the same token ids, normalised scores within 1e-4, relative for a score beyond 1 (a
+    raw sum over many steps adds up each step's float32 difference), -inf for a
+    hypothesis that does not exist."""
+    assert len(got) == hypotheses.tokens.shape[0], label
+    for b, row in enumerate(got):
+        assert len(row) == nbest, label
+        for k, (ids, score) in enumerate(row):
+            want = [int(t) for t in hypotheses.tokens[b, k, :hypotheses.lengths[b, k]]]
+            assert ids == want, f"{label}: row {b} hypothesis {k}"
+            normalised = hypotheses.normalised[b, k]
+            if np.isneginf(normalised):
+                assert np.isneginf(score) and not ids, f"{label}: row {b} hypothesis {k}"
+            else:
+                assert abs(score - normalised) <= 1e-4 * max(1.0, abs(normalised)), \
+                    f"{label}: row {b} hypothesis {k}"
 
 
 @pytest.mark.parametrize("attention, cell, layers, bidirectional, zoneout", GRID)
@@ -92,20 +112,73 @@ def test_printed_model_computes_encode_decoder_step_and_greedy(
         assert tm.greedy(t_src, t_len, max_len=4) == tokens_of(greedy(model, src, max_len=4))
 
 
+@pytest.mark.parametrize("attention, cell, layers, bidirectional, zoneout", GRID)
+def test_printed_beam_finds_decode_searchs_hypotheses(attention, cell, layers, bidirectional,
+                                                      zoneout, tmp_path):
+    """beam gives decode.search's best hypotheses in its order, their normalised scores
+    within 1e-4, for widths 1, 3, 5, raw and length-normalised scores; width 1 is greedy;
+    a beam wider than the hypotheses there are ends with empty ones."""
+    model = random_seq2seq(attention, cell, layers, bidirectional, zoneout=zoneout)
+    tm, _, _ = printed(model, tmp_path)
+    src, lengths = padded_sources(SOURCES)
+    t_src, t_len = torch.as_tensor(src), torch.as_tensor(lengths)
+    for width in (1, 3, 5):
+        for alpha in (0.0, torch_seq2seq.ALPHA):
+            want = search(model, src, beam=width, alpha=alpha, attention=False,
+                          longest=LONGEST)
+            for nbest in sorted({1, min(3, width)}):
+                with torch.no_grad():
+                    got = tm.beam(t_src, t_len, width, alpha, nbest=nbest)
+                assert_beam(got, want, nbest, f"width {width}, alpha {alpha}, nbest {nbest}")
+    with torch.no_grad():
+        assert [row[0][0] for row in tm.beam(t_src, t_len, 1)] == \
+            tm.greedy(t_src, t_len)
+        # one decoded symbol: 7 of the 9 target ids (not PAD, not BOS), 2 hypotheses none
+        got = tm.beam(t_src, t_len, 9, max_len=1, nbest=9)
+    want = search(model, src, beam=9, max_len=1, attention=False)
+    assert np.isneginf(want.scores[:, 7:]).all()
+    assert_beam(got, want, 9, "width 9, max_len 1")
+
+
+
+@pytest.mark.parametrize("attention, cell", [("general", "lstm"), ("additive", "gru")])
+def test_printed_beam_breaks_ties_as_decode_does(attention, cell, tmp_path):
+    """With every weight zero, each step's continuations tie (every target id but PAD
+    and BOS equally likely): beam keeps the lower ids, and ranks tied hypotheses, as
+    decode.search does."""
+    model = random_seq2seq(attention, cell, 2, True)
+    model.params[...] = 0.0
+    model.params_changed()
+    tm, _, _ = printed(model, tmp_path)
+    src, lengths = padded_sources(SOURCES)
+    for width, alpha in ((3, 0.0), (4, torch_seq2seq.ALPHA), (9, 0.0)):
+        want = search(model, src, beam=width, alpha=alpha, max_len=3, attention=False)
+        with torch.no_grad():
+            got = tm.beam(torch.as_tensor(src), torch.as_tensor(lengths), width, alpha,
+                          max_len=3, nbest=width)
+        assert_beam(got, want, width, f"width {width}, alpha {alpha}")
+    # EOS (2) first, then the lowest ids: the ties' order, not the model's preference
+    assert [ids for ids, _ in got[0]] == [[], [3], [4], [3, 3], [3, 3, 3], [3, 3, 4],
+                                          [3, 3, 5], [3, 3, 6], [3, 3, 7]]
+
+
 @TORCHSCRIPT
 @pytest.mark.parametrize("attention, cell, zoneout", [
     ("general", "lstm", 0.0), ("additive", "gru", 0.0), ("dot", "rnn_relu", 0.0),
     ("dot", "ln_lstm", 0.0), ("general", "gru", 0.3)])
 def test_printed_model_compiles_with_torch_jit_script(attention, cell, zoneout, tmp_path):
     """torch.jit.script compiles the printed model, with torch.nn's stacks or the printed
-    Recurrent (ln_lstm, zoneout), and its greedy gives the same tokens as ours."""
+    Recurrent (ln_lstm, zoneout), and its greedy and beam give the same tokens as ours."""
     model = random_seq2seq(attention, cell, 2, True, zoneout=zoneout)
     _, _, source = printed(model, tmp_path)
     scripted = torch.jit.script(printed_module(source, tmp_path))
     src, lengths = padded_sources(SOURCES)
     with torch.no_grad():
         got = scripted.greedy(torch.as_tensor(src), torch.as_tensor(lengths), None)
+        beams = scripted.beam(torch.as_tensor(src), torch.as_tensor(lengths), 3, 0.5, None, 2)
     assert got == tokens_of(greedy(model, src, longest=LONGEST))
+    assert_beam(beams, search(model, src, beam=3, alpha=0.5, attention=False,
+                              longest=LONGEST), 2, "scripted")
 
 
 # ---- through the CLI -------------------------------------------------------------------
@@ -174,3 +247,26 @@ def test_export_file_rules_hold_for_the_torch_file(trained, tmp_path):
     tensors, _ = st.read(str(out))
     model, _ = load_model(RunDir.open(str(trained)))
     assert sorted(tensors) == sorted(seq2seq_names.tensors(model))
+
+
+def test_printed_beam_prints_what_predict_prints_with_a_beam(trained, tmp_path):
+    """The printed file's beam, width 4, 2 best, gives the hypotheses and normalised scores
+    that `recurrent predict RUN --beam 4 --n-best 2` prints (its 4 decimals)."""
+    out = tmp_path / "g2p.torch.safetensors"
+    tm = printed_module(ok(invoke("export", trained, "--format", "torch", "--out", out)),
+                        tmp_path)
+    state = st.read(str(out))[1]["task_state"]
+    source_ids = {symbol: i for i, symbol in enumerate(state["source_vocab"])}
+    words = ["knight", "a", "phonemes", "cat"]
+    src, lengths = padded_sources([[source_ids[c] for c in word] for word in words])
+    with torch.no_grad():
+        found = tm.beam(torch.as_tensor(src), torch.as_tensor(lengths), 4, nbest=2)
+    join = " ".join if state["target_level"] == "token" else "".join
+    got = [(word, str(k), score, join(state["target_vocab"][i] for i in ids))
+           for word, row in zip(words, found) for k, (ids, score) in enumerate(row, 1)]
+    printed_lines = ok(invoke("predict", trained, "--beam", 4, "--n-best", 2, *words))
+    want = [line.split("\t") for line in printed_lines.splitlines()]
+    assert [(w, k, o) for w, k, _, o in got] == [(w, k, o) for w, k, _, o in want]
+    assert len({o for *_, o in got}) > 4  # phonemes, not empty outputs
+    for (*_, score, _), (*_, shown, _) in zip(got, want):
+        assert f"{score:.4f}" == shown or abs(score - float(shown)) <= 1e-4

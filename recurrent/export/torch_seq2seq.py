@@ -16,6 +16,11 @@ recurrent does:
   greedy(source, source_lengths, max_len=None) -> each row's token ids, EOS excluded
       decode.greedy: the argmax at every step until EOS or the row's limit, by default
       decode.default_max_len's with the run's longest training target.
+  beam(source, source_lengths, width, alpha=1.0, max_len=None, nbest=1)
+      -> each row's nbest best hypotheses, as (token ids, EOS excluded; normalised score)
+      decode.search: beam search, its B*K hypotheses one decoder batch, finished ones
+      kept at no cost, ranked by summed log-probability / length^alpha, the limit
+      greedy's.
 
 The recurrent stacks are torch.nn.RNN/LSTM/GRU, or torch_loop.py's printed Recurrent
 where no torch.nn module computes them (torch_names.loops: ln_lstm, zoneout). The
@@ -24,11 +29,16 @@ header comments say how to read them. Legend as seq2seq_names.py's.
 """
 from __future__ import annotations
 
+import inspect
+
 from ..layout import STATE_NAMES
+from ..seq2seq import decode
 from ..seq2seq.model import ADDITIVE, PAD_ID
 from . import torch_names
 
 CLASS = "Seq2Seq"  # the printed model's class
+# the printed beam's default length normalisation: decode.search's
+ALPHA = inspect.signature(decode.search).parameters["alpha"].default
 
 
 def header_lines(model, info: dict, path: str) -> list[str]:
@@ -47,7 +57,7 @@ def header_lines(model, info: dict, path: str) -> list[str]:
         "  target id: its symbol is state['target_vocab'][id]; an output's symbols are joined",
         "  with spaces for state['target_level'] 'token', without for 'char'",
         f"ids: PAD {PAD_ID} (source padding after each row's end), BOS {model.bos}, "
-        f"EOS {model.eos}; greedy's default limit",
+        f"EOS {model.eos}; greedy's and beam's default limit",
         f"  per row: max(2 x its source length, {_longest(info)} (the longest training "
         f"target)) + 10 symbols",
     ]
@@ -219,7 +229,8 @@ def _model_source(model, longest: int) -> list[str]:
         f"class {CLASS}(torch.nn.Module):",
         '    """recurrent\'s encoder-decoder, time-major: encode once, then step the decoder',
         "    (greedy: the argmax at every step, as `recurrent predict RUN` decodes with --beam",
-        '    1)."""',
+        "    1; beam: beam search, as `recurrent predict RUN --beam K --n-best N --alpha A`",
+        '    decodes)."""',
         "",
         "    def __init__(self):",
         "        super().__init__()",
@@ -230,9 +241,9 @@ def _model_source(model, longest: int) -> list[str]:
         f"        self.pad, self.bos, self.eos = {PAD_ID}, {model.bos}, {model.eos}  "
         f"# target ids (PAD: source padding too)",
         f"        self.longest_target = {longest}  "
-        f"# greedy's default limit does not cut a training target",
+        f"# the default decoding limit does not cut a training target",
         "",
-        "    @torch.jit.export  # compiled by torch.jit.script(model), as step and greedy",
+        "    @torch.jit.export  # compiled by torch.jit.script(model), as step, greedy, beam",
         "    def encode(self, source: torch.Tensor,",
         "               source_lengths: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:",
         '        """source (S, B) int64 ids padded with PAD (0) after each row\'s end,',
@@ -290,4 +301,114 @@ def _model_source(model, longest: int) -> list[str]:
         "            if not bool((~finished & (t + 1 < limit)).any()):",
         "                break",
         "        return tokens",
+        "",
+    ] + _beam_source()
+
+
+def _beam_source() -> list[str]:
+    """The printed Seq2Seq's beam method: decode.search's rules (module docstring there),
+    its B*K hypotheses one decoder batch, each step's top K a stable sort (ties to the
+    lower index, as decode._top_k)."""
+    return [
+        "    @torch.jit.export",
+        "    def beam(self, source: torch.Tensor, source_lengths: torch.Tensor, width: int,",
+        f"             alpha: float = {ALPHA!r}, max_len: Optional[int] = None, nbest: int = 1,",
+        "             ) -> List[List[Tuple[List[int], float]]]:",
+        '        """Beam search of width K = width: each row\'s nbest best hypotheses, best',
+        "        first, as (token ids, EOS excluded; score / length^alpha, the score the",
+        "        summed log-probabilities and the length counting EOS). A hypothesis that",
+        "        emitted EOS is finished and stays in the beam at no cost; a row stops after",
+        "        max_len tokens (default: max(2 x its source length, self.longest_target) +",
+        "        10). Where fewer than nbest hypotheses exist, the last are ([], -inf).",
+        "        All rows' hypotheses are one decoder batch of B*K rows, row b's in rows",
+        '        b*K .. b*K+K-1."""',
+        "        if width < 1 or not 1 <= nbest <= width:",
+        "            raise ValueError(\"beam: expected width >= 1 and 1 <= nbest <= width\")",
+        "        if not 0.0 <= alpha < float(\"inf\"):",
+        "            raise ValueError(\"beam: expected a finite alpha >= 0\")",
+        "        if max_len is not None and max_len < 1:",
+        "            raise ValueError(\"beam: expected max_len >= 1\")",
+        "        B, K, device = source.shape[1], width, source.device",
+        "        R = B * K",
+        "        source = source[:max(1, int(source_lengths.max()))]",
+        "        memory, states = self.encode(source, source_lengths)",
+        "        if max_len is None:",
+        "            limit = (2 * source_lengths).clamp(min=self.longest_target) + 10",
+        "        else:",
+        "            limit = torch.full_like(source_lengths, max_len)",
+        "        # (R,) the row each hypothesis is of",
+        "        rows = torch.arange(B, device=device).repeat_interleave(K)",
+        "        memory = memory[:, rows]",
+        "        lengths_r = source_lengths[rows]",
+        "        limit_r = limit[rows]",
+        "        states = [s[:, rows] for s in states]",
+        "        # summed log-probabilities, one live hypothesis per row to start from",
+        "        scores = torch.full((B, K), float(\"-inf\"), dtype=torch.float64,",
+        "                            device=device)",
+        "        scores[:, 0] = 0.0",
+        "        scores = scores.reshape(R)",
+        "        finished = torch.zeros(R, dtype=torch.bool, device=device)",
+        "        # tokens each hypothesis emitted, EOS included",
+        "        lengths = torch.zeros_like(finished, dtype=torch.int64)",
+        "        previous = torch.full_like(lengths, self.bos)",
+        "        base = (torch.arange(B, device=device) * K)[:, None]  # (B, 1) row b's first",
+        "        here = torch.arange(R, device=device)",
+        "        # each step's parent hypotheses and tokens, traced back once at the end",
+        "        parents: List[torch.Tensor] = []",
+        "        emitted: List[torch.Tensor] = []",
+        "        for t in range(int(limit.max())):",
+        "            log_probs, states, _ = self.step(previous, states, memory, lengths_r)",
+        "            log_probs = log_probs.double()",
+        "            V = log_probs.shape[1]",
+        "            # a finished hypothesis continues only as itself: EOS at cost 0",
+        "            done = torch.full_like(log_probs[0], float(\"-inf\"))",
+        "            done[self.eos] = 0.0",
+        "            log_probs = torch.where(finished[:, None], done[None], log_probs)",
+        "            total = (scores[:, None] + log_probs).reshape(B, K * V)",
+        "            # each row's K best continuations, ties to the lower index (stable sort)",
+        "            order = torch.sort(-total, dim=1, stable=True)[1][:, :K]  # (B, K)",
+        "            parent = (base + torch.div(order, V, rounding_mode=\"floor\")).reshape(R)",
+        "            token = (order % V).reshape(R)",
+        "            new_scores = total.gather(1, order).reshape(R)",
+        "            # a row past its limit is stopped: its hypotheses stay as they are",
+        "            stopped = t >= limit_r",
+        "            parent = torch.where(stopped, here, parent)",
+        "            token = torch.where(stopped, self.eos, token)",
+        "            scores = torch.where(stopped, scores, new_scores)",
+        "            was_finished = finished[parent]",
+        "            parents.append(parent)",
+        "            emitted.append(token)",
+        "            lengths = lengths[parent] + (~(was_finished | stopped)).long()",
+        "            finished = was_finished | ((token == self.eos) & ~stopped)",
+        "            states = [s[:, parent] for s in states]",
+        "            previous = token",
+        "            if not bool((~finished & (t + 1 < limit_r)).any()):",
+        "                break",
+        "        # the final ranking: score / length^alpha (EOS counted), nothing without a score",
+        "        possible = torch.isfinite(scores)",
+        "        if alpha != 0.0:",
+        "            norm = scores / lengths.clamp(min=1).double() ** alpha",
+        "        else:",
+        "            norm = scores",
+        "        norm = torch.where(possible, norm, float(\"-inf\")).reshape(B, K)",
+        "        ranked = torch.sort(-norm, dim=1, stable=True)[1][:, :nbest]  # (B, nbest)",
+        "        best = (base + ranked).reshape(-1)",
+        "        history = torch.zeros(len(parents), best.shape[0], dtype=torch.int64,",
+        "                              device=device)",
+        "        hyp = best",
+        "        for s in range(len(parents) - 1, -1, -1):",
+        "            history[s] = emitted[s][hyp]",
+        "            hyp = parents[s][hyp]",
+        "        # tokens each ranked hypothesis holds, EOS excluded; none without a score",
+        "        n_tokens = torch.where(possible, lengths - finished.long(), 0)[best]",
+        "        ids: List[List[int]] = history.t().tolist()",
+        "        counts: List[int] = n_tokens.tolist()",
+        "        values: List[float] = norm.gather(1, ranked).reshape(-1).tolist()",
+        "        out: List[List[Tuple[List[int], float]]] = []",
+        "        for b in range(B):",
+        "            found: List[Tuple[List[int], float]] = []",
+        "            for k in range(b * nbest, (b + 1) * nbest):",
+        "                found.append((ids[k][:counts[k]], values[k]))",
+        "            out.append(found)",
+        "        return out",
     ]
