@@ -387,6 +387,7 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
         model = ensemble.EnsembleModel(members, get_loss(loss_name(info)))
         model.best_from_last = [part for member in members for part in member.best_from_last]
         model.left_out = left_out
+        model.kept = kept  # the member directories of model.members, in order
         return model, info
     config["threads"] = threads if threads is not None else config.get("threads")
     # the checkpoint's parameters replace the initial ones below, so the initial forget-gate

@@ -8,7 +8,8 @@ torch module printed). torch_names.py is the one place that says which torch.nn 
 holds which parameter. run.py ties them to run directories and the CLI. An
 encoder-decoder (seq2seq) run has its own names (seq2seq_names.py), as ONNX two graphs
 (onnx_seq2seq.py) in two files, named by seq2seq_onnx_paths, and as torch a printed
-module of its own (torch_seq2seq.py).
+module of its own (torch_seq2seq.py). An ensemble run exports as one ONNX graph or one
+torch file and printed module holding every member, combined as torch_ensemble.py says.
 """
 
 FORMATS = ("onnx", "safetensors", "torch")

@@ -34,7 +34,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ..cellbase import LN_EPS
 from ..layout import GATE_ORDER, STATE_NAMES, gate_slice
 from ..wide import BIGRAM_MIX
-from . import torch_names
+from . import torch_ensemble, torch_names
 
 OPSET = 21  # onnxruntime >= 1.18 runs it
 IR_VERSION = 10
@@ -450,12 +450,6 @@ def _network(g, model, x_name, mask, mask3, full_states):
     return out, [finals_h] + ([finals_c] if finals_c else [])
 
 
-# How an ensemble's members combine in the graph, per loss (as the losses' combine() do
-# in plugins/losses.py): "log_mean_softmax" for softmax logits, "log_mean_sigmoid" for
-# sigmoid logits, "mean" for losses without a combine().
-COMBINE = {"cross_entropy": "log_mean_softmax", "binary_cross_entropy": "log_mean_sigmoid"}
-
-
 def _combined(g, outs, loss, sequence, mask3):
     """The members' outputs (each (T, B, K) or (B, K)) combined as their loss combines
     them; padded steps of per-step outputs stay zero."""
@@ -465,7 +459,7 @@ def _combined(g, outs, loss, sequence, mask3):
         lse = g.op("ReduceLogSumExp", [stacked, g.const(np.array([0]))], keepdims=0)
         return g.op("Sub", [lse, g.const(np.float32(np.log(len(parts))))])
 
-    kind = COMBINE.get(loss, "mean")
+    kind = torch_ensemble.combine_rule(loss)
     if kind == "log_mean_softmax":
         out = log_mean([g.op("LogSoftmax", [o], axis=-1) for o in outs])
     elif kind == "log_mean_sigmoid":  # log p = -softplus(-x), log(1 - p) = -softplus(x)

@@ -19,7 +19,7 @@ from .. import candidates, tuning
 from ..candidates import CANDIDATE_DIR
 from ..checkpoint import BEST, CONFIG_FILE, RunDir, atomic_write, info_problem, save_arrays
 from ..config import TrainingConfig
-from ..ensemble import MEMBER_DIR, EnsembleModel
+from ..ensemble import MEMBER_DIR, EnsembleModel, size as ensemble_size
 from ..errors import UserError
 from ..extras import install_hint
 from ..params import parameter_budget
@@ -30,7 +30,7 @@ from ..runs import load_model, loss_name, warn_best_missing
 from ..seq2seq import KIND as SEQ2SEQ, Seq2SeqModel
 from . import EXTENSIONS, FORMATS, INT8_EXTENSION, seq2seq_onnx_paths
 from . import safetensors as st
-from . import seq2seq_names, torch_names, torch_seq2seq
+from . import seq2seq_names, torch_ensemble, torch_names, torch_seq2seq
 
 SOFTMAX_LOSSES = ("cross_entropy",)  # models whose outputs are logits of a softmax
 
@@ -110,18 +110,24 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
                       checkpoint)
     if fmt == "torch" and seq2seq:
         source = torch_seq2seq.torch_source(model, out, info)  # refuses cells torch lacks
+    elif fmt == "torch" and ensemble:  # refuses cells torch lacks, and a plugin's combine
+        torch_ensemble.check_combine(model, loss_name(info), fmt)
+        source = torch_ensemble.torch_source(model, out, loss_name(info))
     elif fmt == "torch":
         source = torch_names.torch_source(model, out)
     names = seq2seq_names if seq2seq else torch_names
     int8 = tuple(names.rnn_weights(model)) if precision == "int8" else ()
     if seq2seq:
         tensors = seq2seq_names.tensors(model)
+    elif ensemble:  # --format torch (_check_ensemble): every member's, prefixed
+        tensors = torch_ensemble.tensors(model)
     else:
         tensors = torch_names.tensors(model, fold_scale=fmt == "torch")
     with _not_replaced(out, force):
         st.write(out, tensors, info, int8, replace=force)
     written = sum(value.size for value in tensors.values())  # not the training-only ones
-    lines = [f"wrote {out}: {written:,} parameters under PyTorch names, "
+    members = f" of {len(model.members)} members" if ensemble else ""
+    lines = [f"wrote {out}: {written:,} parameters{members} under PyTorch names, "
              + (f"the recurrent weights in int8 with float32 row scales ('<name>"
                 f"{st.SCALE_SUFFIX}'), " if int8 else "")
              + f"the run's config.json as metadata ({os.path.getsize(out):,} bytes)"]
@@ -130,6 +136,8 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
         lines += [f"  {name} {tuple(value.shape)}" for name, value in tensors.items()]
         if seq2seq:
             lines += torch_seq2seq.header_lines(model, info, out)
+        if ensemble:
+            lines += torch_ensemble.header_lines(model, loss_name(info))
         lines += ["a torch model that loads it (strict=True):"]
         # each physical line commented: a line break in --out's path would end a comment
         lines = [f"# {part}" for line in lines for part in line.splitlines() or [""]]
@@ -165,15 +173,17 @@ def _check_seq2seq(run_path, state_inputs):
 
 
 def _check_ensemble(run_path, model, fmt, state_inputs):
-    """UserError for what an ensemble's export cannot hold: a weights file (safetensors,
-    torch) is one network's; the graph's initial states and final states are one
-    network's; a plugin loss's own way of combining members has no ONNX form."""
+    """UserError for what an ensemble's export cannot hold: a safetensors file is one
+    network's, which `recurrent import` makes a run of (torch's holds every member, for
+    the printed module that combines them: torch_ensemble.py); the graph's initial
+    states are one network's."""
     count = len(model.members)
-    if fmt != "onnx":
+    if fmt == "safetensors":
         raise UserError(f"{run_path} is an ensemble of {count} members: --format {fmt} "
-                        f"holds one network's weights; export each member "
+                        f"holds one network's weights, which `recurrent import` reads "
+                        f"back; export each member "
                         f"({os.path.join(run_path, 'member-0')}, ...), or use --format "
-                        f"onnx, whose graph combines them")
+                        f"onnx or torch, whose models combine them")
     if state_inputs:
         raise UserError(f"--state-inputs: {run_path} is an ensemble of {count} members, "
                         f"each with its own state; export a member to feed its state")
@@ -206,11 +216,8 @@ def _onnx_module(name):
 def _export_onnx(model, info, out, state_inputs, force=False):
     onnx_export = _onnx_module("onnx")
     loss = loss_name(info)
-    if isinstance(model, EnsembleModel) and hasattr(model.loss, "combine") \
-            and loss not in onnx_export.COMBINE:
-        raise UserError(f"--format onnx: the loss {loss!r} combines ensemble members its "
-                        f"own way (Loss.combine), which the graph cannot express; export "
-                        f"each member")
+    if isinstance(model, EnsembleModel):
+        torch_ensemble.check_combine(model, loss, "onnx")
     proto = onnx_export.onnx_model(model, loss in SOFTMAX_LOSSES, st.config_metadata(info),
                                    state_inputs, loss=loss)
     data = proto.SerializeToString()
@@ -292,6 +299,12 @@ def import_file(path: str, out: str) -> RunDir:
     sizes, info = st.header(path)
     declared = sum(sizes.values())
     model = _model_of(path, info, declared)
+    members = ensemble_size(info["config"])
+    if members > 1:  # --format torch of an ensemble: every member's tensors, prefixed
+        raise UserError(f"{path} holds an ensemble of {members} members (its --format "
+                        f"torch export): `recurrent import` reads one network's file; "
+                        f"import the --format safetensors export of each member "
+                        f"(RUN/member-0, ...)")
     # at most one float32 scale per weight value (int8 files): a file declaring more than
     # twice the model's parameters cannot fit it, and is refused before it is read
     count = sum(value.size for value in model.state_dict().values())

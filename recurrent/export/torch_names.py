@@ -151,18 +151,29 @@ def torch_modules(model) -> list[tuple[str, str]]:
 def torch_source(model, path: str) -> list[str]:
     """Python lines defining the torch model (its modules and its forward) and loading
     ``path`` into it (strict)."""
+    return model_source(model) + ["", *load_lines("Model", path)]
+
+
+def model_source(model, imports=()) -> list[str]:
+    """Python lines defining the torch model of ``model``, class Model (its modules and
+    its forward), after the imports (source_start's, and the ``imports`` lines given);
+    UserError for a cell torch has no module of."""
     check_rnn_cell(model.rnn, "PyTorch")
-    lines = source_start(model.rnn)
+    lines = source_start(model.rnn, imports)
     lines += ["",
              "class Model(torch.nn.Module):",
              "    def __init__(self):",
              "        super().__init__()"]
     lines += [f"        self.{attr} = {expr}" for attr, expr in torch_modules(model)]
     lines += [""] + [f"    {line}" if line else "" for line in _forward_source(model)]
-    lines += ["",
-              "model = Model()",
-              f"model.load_state_dict(load_file({path!r}), strict=True)"]
     return lines
+
+
+def load_lines(cls: str, path: str) -> list[str]:
+    """The printed lines making ``model``, an instance of the printed class ``cls``,
+    and loading ``path`` into it (strict: every tensor of the file, and no other)."""
+    return ["model = " + cls + "()",
+            f"model.load_state_dict(load_file({path!r}), strict=True)"]
 
 
 def source_start(rnn, imports=()) -> list[str]:

@@ -79,10 +79,7 @@ def torch_source(model, path: str, info: dict) -> list[str]:
     lines += ["", ""] + _encoder_source(model) + ["", ""] + _decoder_source(model) + ["", ""]
     lines += _attention_source(model) + ["", ""]
     lines += _model_source(model, _longest(info))
-    lines += ["",
-              f"model = {CLASS}()",
-              f"model.load_state_dict(load_file({path!r}), strict=True)"]
-    return lines
+    return lines + ["", *torch_names.load_lines(CLASS, path)]
 
 
 def _states(rnn) -> list[str]:
