@@ -181,6 +181,36 @@ def test_printed_model_compiles_with_torch_jit_script(attention, cell, zoneout, 
                               longest=LONGEST), 2, "scripted")
 
 
+@TORCHSCRIPT
+@pytest.mark.parametrize("cell", ["lstm", "ln_lstm"])
+def test_printed_searches_refuse_inputs_they_cannot_decode(cell, tmp_path):
+    """greedy and beam, eager and compiled, raise a ValueError naming what is wrong: a
+    max_len below 1 (greedy too, rather than empty outputs), a batch of no rows or no
+    source steps, lengths that do not fit the source; a valid call still decodes."""
+    model = random_seq2seq("general", cell, 1, True)
+    tm, _, source = printed(model, tmp_path)
+    scripted = torch.jit.script(printed_module(source, tmp_path))
+    src, lengths = padded_sources(SOURCES)
+    t_src, t_len = torch.as_tensor(src), torch.as_tensor(lengths)
+    S, B = src.shape
+    bad = [(t_src, t_len, 0, "max_len: expected at least 1"),
+           (t_src, t_len, -2, "max_len: expected at least 1"),
+           (t_src[:, :0], t_len[:0], None, "source: expected ids of shape (S, B)"),
+           (t_src[:0], torch.zeros(B, dtype=torch.int64), None,
+            "source: expected ids of shape (S, B)"),
+           (t_src, t_len + S, None, "source_lengths: expected shape (B,), each in 0..S"),
+           (t_src, t_len[:-1], None, "source_lengths: expected shape (B,), each in 0..S"),
+           (t_src, t_len - 1, None, "source_lengths: expected shape (B,), each in 0..S")]
+    for m, error in ((tm, ValueError), (scripted, torch.jit.Error)):
+        for x, n, max_len, message in bad:
+            with pytest.raises(error, match=re.escape(message)):
+                m.greedy(x, n, max_len)
+            with pytest.raises(error, match=re.escape(message)):
+                m.beam(x, n, 2, 1.0, max_len, 1)
+        with torch.no_grad():
+            assert m.greedy(t_src, t_len, 1) == tokens_of(greedy(model, src, max_len=1))
+
+
 # ---- through the CLI -------------------------------------------------------------------
 
 @pytest.fixture(scope="module", params=[("general", "lstm", "0"), ("additive", "gru", "0"),
@@ -219,6 +249,11 @@ def test_printed_file_and_docs_snippet_decode_what_predict_prints(trained, tmp_p
     assert len(want.split()) > 4  # phonemes, not empty outputs
     tm, state = scope["model"], scope["state"]
     assert f", {state['longest_target']} (the longest training target))" in text
+    # a symbol the model never saw: the snippet has no id for it, the header says predict
+    # refuses it, and predict does
+    assert "#" not in scope["source_ids"]
+    assert "the model never saw: `recurrent predict` refuses such a text" in text
+    one_line_error(invoke("predict", trained, "k#"), "never saw")
     assert tm.longest_target == state["longest_target"]
     ids = scope["source_ids"]
     words = ["a", "knight", "", "phonemes"]

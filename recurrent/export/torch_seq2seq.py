@@ -21,6 +21,9 @@ recurrent does:
       decode.search: beam search, its B*K hypotheses one decoder batch, finished ones
       kept at no cost, ranked by summed log-probability / length^alpha, the limit
       greedy's.
+  greedy and beam start with start(): their inputs checked (ValueError: a source not
+  (S, B) with S, B >= 1, lengths not (B,) each in 0..S, a max_len below 1), the source
+  encoded, each row's limit.
 
 The recurrent stacks are torch.nn.RNN/LSTM/GRU, or torch_loop.py's printed Recurrent
 where no torch.nn module computes them (torch_names.loops: ln_lstm, zoneout). The
@@ -53,7 +56,9 @@ def header_lines(model, info: dict, path: str) -> list[str]:
         "  source id: the index of a symbol in state['source_vocab']; the text stripped when",
         "  state['strip'], lower-cased when state['lowercase_input'], in the Unicode form",
         "  state['unicode'] when it has one (unicodedata.normalize), then cut into symbols:",
-        "  characters for state['source_level'] 'char', whitespace-separated words for 'token'",
+        "  characters for state['source_level'] 'char', whitespace-separated words for 'token';",
+        "  a symbol not in state['source_vocab'] (or '<pad>', whose id 0 is padding) is one",
+        "  the model never saw: `recurrent predict` refuses such a text",
         "  target id: its symbol is state['target_vocab'][id]; an output's symbols are joined",
         "  with spaces for state['target_level'] 'token', without for 'char'",
         f"ids: PAD {PAD_ID} (source padding after each row's end), BOS {model.bos}, "
@@ -73,7 +78,7 @@ def torch_source(model, path: str, info: dict) -> list[str]:
     """Python lines defining the Seq2Seq torch model of ``model`` (a Seq2SeqModel) and
     loading ``path`` into it (strict); ``info``: the run's config.json object."""
     torch_names.check_rnn_cell(model.encoder, "PyTorch")  # the decoder's is the same cell
-    lines = torch_names.source_start(model.encoder, ["from typing import List, Optional, Tuple"])
+    lines = torch_names.source_start(model.encoder)
     while not lines[-1]:
         lines.pop()
     lines += ["", ""] + _encoder_source(model) + ["", ""] + _decoder_source(model) + ["", ""]
@@ -107,7 +112,7 @@ def _encoder_source(model) -> list[str]:
         f"        self.rnn = {torch_names.stack_constructor(enc)}",
         "",
         "    def forward(self, source: torch.Tensor,",
-        "                lengths: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:",
+        "                lengths: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:",
         "        x = self.embedding(source)  # (S, B, E)",
     ]
     if torch_names.loops(enc):
@@ -153,7 +158,7 @@ def _decoder_source(model) -> list[str]:
         f"        self.rnn = {torch_names.stack_constructor(dec)}",
         "",
         "    def forward(self, previous: torch.Tensor,",
-        "                states: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:",
+        "                states: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:",
     ]
     if additive:  # input feeding: the previous step's h~ beside the embedding
         lines.append("        x = torch.cat([self.embedding(previous), states[-1][0]], 1)[None]"
@@ -194,7 +199,7 @@ def _attention_source(model) -> list[str]:
     lines += [
         "",
         "    def forward(self, h: torch.Tensor, memory: torch.Tensor,",
-        "                lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:",
+        "                lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:",
         '        """h (B, F), memory (S, B, F), lengths (B,) -> (h~ (B, F), weights (B, S))."""',
     ]
     if kind == ADDITIVE:
@@ -242,7 +247,7 @@ def _model_source(model, longest: int) -> list[str]:
         "",
         "    @torch.jit.export  # compiled by torch.jit.script(model), as step, greedy, beam",
         "    def encode(self, source: torch.Tensor,",
-        "               source_lengths: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:",
+        "               source_lengths: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:",
         '        """source (S, B) int64 ids padded with PAD (0) after each row\'s end,',
         f"        source_lengths (B,) int64 (0 allowed) -> (memory (S, B, {F}), the decoder's",
     ] + bridge + [
@@ -254,10 +259,10 @@ def _model_source(model, longest: int) -> list[str]:
         "        return memory, states",
         "",
         "    @torch.jit.export",
-        "    def step(self, previous: torch.Tensor, states: List[torch.Tensor], "
+        "    def step(self, previous: torch.Tensor, states: list[torch.Tensor], "
         "memory: torch.Tensor,",
         "             source_lengths: torch.Tensor,",
-        "             ) -> Tuple[torch.Tensor, List[torch.Tensor], torch.Tensor]:",
+        "             ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:",
         '        """previous (B,) int64: each row\'s previous token (BOS first); states: those',
         "        of encode, then of the step before -> (log_probs (B, V), PAD and BOS -inf:",
         '        never emitted; the new states; the attention weights (B, S))."""',
@@ -271,25 +276,20 @@ def _model_source(model, longest: int) -> list[str]:
         "",
         "    @torch.jit.export",
         "    def greedy(self, source: torch.Tensor, source_lengths: torch.Tensor,",
-        "               max_len: Optional[int] = None) -> List[List[int]]:",
+        "               max_len: int | None = None) -> list[list[int]]:",
         '        """Each row\'s output token ids, EOS excluded: the most likely token at each',
         "        step, until EOS or max_len tokens (default: max(2 x the row's source length,",
         '        self.longest_target) + 10)."""',
         "        B = source.shape[1]",
-        "        source = source[:max(1, int(source_lengths.max()))]",
-        "        memory, states = self.encode(source, source_lengths)",
-        "        if max_len is None:",
-        "            limit = (2 * source_lengths).clamp(min=self.longest_target) + 10",
-        "        else:",
-        "            limit = torch.full_like(source_lengths, max_len)",
+        "        memory, states, limit = self.start(source, source_lengths, max_len)",
         "        previous = torch.full_like(source_lengths, self.bos)",
         "        finished = torch.zeros_like(source_lengths, dtype=torch.bool)",
-        "        tokens = [torch.jit.annotate(List[int], []) for _ in range(B)]",
+        "        tokens = [torch.jit.annotate(list[int], []) for _ in range(B)]",
         "        for t in range(int(limit.max())):",
         "            log_probs, states, _ = self.step(previous, states, memory, source_lengths)",
         "            live = ~finished & (t < limit)  # a row past its limit is stopped",
         "            token = torch.where(live, log_probs.argmax(1), self.eos)",
-        "            ids: List[int] = token.tolist()",
+        "            ids: list[int] = token.tolist()",
         "            for b in range(B):",
         "                if ids[b] != self.eos:",
         "                    tokens[b].append(ids[b])",
@@ -299,7 +299,38 @@ def _model_source(model, longest: int) -> list[str]:
         "                break",
         "        return tokens",
         "",
-    ] + _beam_source()
+    ] + _start_source() + [""] + _beam_source()
+
+
+def _start_source() -> list[str]:
+    """The printed Seq2Seq's start method, greedy's and beam's common beginning: their
+    inputs checked (a ValueError rather than an error from deep inside torch), the
+    source encoded, each row's limit of decoded symbols (decode.default_max_len's)."""
+    return [
+        "    def start(self, source: torch.Tensor, source_lengths: torch.Tensor,",
+        "              max_len: int | None,",
+        "              ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:",
+        '        """greedy\'s and beam\'s start: (memory, states) of encode on the source cut',
+        "        to its longest row, and each row's limit of decoded symbols: max_len, by",
+        "        default max(2 x its source length, self.longest_target) + 10. ValueError",
+        "        for a source that is not (S, B) with S, B >= 1, lengths that are not (B,)",
+        '        each in 0..S, a max_len below 1."""',
+        "        if source.dim() != 2 or source.shape[0] < 1 or source.shape[1] < 1:",
+        "            raise ValueError(\"source: expected ids of shape (S, B) with S, B >= 1\")",
+        "        if (source_lengths.dim() != 1 or source_lengths.shape[0] != source.shape[1]",
+        "                or bool((source_lengths < 0).any())",
+        "                or int(source_lengths.max()) > source.shape[0]):",
+        "            raise ValueError(\"source_lengths: expected shape (B,), each in 0..S\")",
+        "        if max_len is not None and max_len < 1:",
+        "            raise ValueError(\"max_len: expected at least 1\")",
+        "        source = source[:max(1, int(source_lengths.max()))]",
+        "        memory, states = self.encode(source, source_lengths)",
+        "        if max_len is None:",
+        "            limit = (2 * source_lengths).clamp(min=self.longest_target) + 10",
+        "        else:",
+        "            limit = torch.full_like(source_lengths, max_len)",
+        "        return memory, states, limit",
+    ]
 
 
 def _beam_source() -> list[str]:
@@ -309,8 +340,8 @@ def _beam_source() -> list[str]:
     return [
         "    @torch.jit.export",
         "    def beam(self, source: torch.Tensor, source_lengths: torch.Tensor, width: int,",
-        f"             alpha: float = {ALPHA!r}, max_len: Optional[int] = None, nbest: int = 1,",
-        "             ) -> List[List[Tuple[List[int], float]]]:",
+        f"             alpha: float = {ALPHA!r}, max_len: int | None = None, nbest: int = 1,",
+        "             ) -> list[list[tuple[list[int], float]]]:",
         '        """Beam search of width K = width: each row\'s nbest best hypotheses, best',
         "        first, as (token ids, EOS excluded; score / length^alpha, the score the",
         "        summed log-probabilities and the length counting EOS). A hypothesis that",
@@ -323,16 +354,9 @@ def _beam_source() -> list[str]:
         "            raise ValueError(\"beam: expected width >= 1 and 1 <= nbest <= width\")",
         "        if not 0.0 <= alpha < float(\"inf\"):",
         "            raise ValueError(\"beam: expected a finite alpha >= 0\")",
-        "        if max_len is not None and max_len < 1:",
-        "            raise ValueError(\"beam: expected max_len >= 1\")",
         "        B, K, device = source.shape[1], width, source.device",
         "        R = B * K",
-        "        source = source[:max(1, int(source_lengths.max()))]",
-        "        memory, states = self.encode(source, source_lengths)",
-        "        if max_len is None:",
-        "            limit = (2 * source_lengths).clamp(min=self.longest_target) + 10",
-        "        else:",
-        "            limit = torch.full_like(source_lengths, max_len)",
+        "        memory, states, limit = self.start(source, source_lengths, max_len)",
         "        # (R,) the row each hypothesis is of",
         "        rows = torch.arange(B, device=device).repeat_interleave(K)",
         "        memory = memory[:, rows]",
@@ -351,8 +375,8 @@ def _beam_source() -> list[str]:
         "        base = (torch.arange(B, device=device) * K)[:, None]  # (B, 1) row b's first",
         "        here = torch.arange(R, device=device)",
         "        # each step's parent hypotheses and tokens, traced back once at the end",
-        "        parents: List[torch.Tensor] = []",
-        "        emitted: List[torch.Tensor] = []",
+        "        parents: list[torch.Tensor] = []",
+        "        emitted: list[torch.Tensor] = []",
         "        for t in range(int(limit.max())):",
         "            log_probs, states, _ = self.step(previous, states, memory, lengths_r)",
         "            log_probs = log_probs.double()",
@@ -398,12 +422,12 @@ def _beam_source() -> list[str]:
         "            hyp = parents[s][hyp]",
         "        # tokens each ranked hypothesis holds, EOS excluded; none without a score",
         "        n_tokens = torch.where(possible, lengths - finished.long(), 0)[best]",
-        "        ids: List[List[int]] = history.t().tolist()",
-        "        counts: List[int] = n_tokens.tolist()",
-        "        values: List[float] = norm.gather(1, ranked).reshape(-1).tolist()",
-        "        out: List[List[Tuple[List[int], float]]] = []",
+        "        ids: list[list[int]] = history.t().tolist()",
+        "        counts: list[int] = n_tokens.tolist()",
+        "        values: list[float] = norm.gather(1, ranked).reshape(-1).tolist()",
+        "        out: list[list[tuple[list[int], float]]] = []",
         "        for b in range(B):",
-        "            found: List[Tuple[List[int], float]] = []",
+        "            found: list[tuple[list[int], float]] = []",
         "            for k in range(b * nbest, (b + 1) * nbest):",
         "                found.append((ids[k][:counts[k]], values[k]))",
         "            out.append(found)",
