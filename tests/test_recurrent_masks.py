@@ -483,7 +483,7 @@ def test_every_format_exports_a_zoneout_run(tmp_path):
     for fmt in ("onnx", "safetensors", "torch"):
         kept = _invoke("export", run, "--format", fmt, "--out", tmp_path / f"m.{fmt}")
         assert kept.exit_code == 0, kept.stderr
-    assert "new = tuple(0.1 * s + 0.9 * n for s" in kept.stdout   # the printed blend
+    assert "new = [0.1 * s + 0.9 * n for s" in kept.stdout   # the printed blend
     # int8 inference blends the states as zoneout's evaluation does (tests/test_int8.py):
     # its evaluation and its int8 weights' export are not refused
     fp32 = json.loads(_invoke("eval", run, "--json").stdout)["metrics"]["loss"]
