@@ -23,6 +23,12 @@
 #define RC_HAVE_AVXVNNI 1
 #define RC_TARGET_AVXVNNI __attribute__((target("avx2,fma,avxvnni")))
 #endif
+/* AVX512_BF16 (vdpbf16ps, vcvtneps2bf16): compilers know it from GCC 10 and clang 9 */
+#if (defined(__clang__) && __clang_major__ >= 9) || (!defined(__clang__) && __GNUC__ >= 10)
+#define RC_HAVE_BF16 1
+#define RC_TARGET_BF16 \
+    __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx512bf16,avx2,fma")))
+#endif
 #endif
 
 /* Kernel scratch and packed weights start on a 64-byte boundary (malloc gives 16): a
@@ -58,6 +64,7 @@ static inline int rc_cpu_level_detect(void)
 
 static int rc_cpu_level_cached = -1;
 static int rc_cpu_int8_cached = -1;
+static int rc_cpu_bf16_cached = -1;
 
 static inline int rc_cpu_level(void)
 {
@@ -92,6 +99,23 @@ static inline int rc_cpu_int8(void)
         (void)wanted;
 #endif
         rc_cpu_int8_cached = path;
+    }
+    return path;
+}
+
+/* The bf16 products' variant (bf16mat.h): 1 (AVX512_BF16) where the AVX-512 level is in
+ * use (so RECURRENT_VECTOR_LEVEL=avx2 or portable turns it off), the CPU has AVX512_BF16
+ * and the build has the variant; else 0 (portable C, bitwise the same results). */
+static inline int rc_cpu_bf16(void)
+{
+    int path = rc_cpu_bf16_cached;
+    if (path < 0) {
+        path = 0;
+#ifdef RC_HAVE_BF16
+        if (rc_cpu_level() == 3 && __builtin_cpu_supports("avx512bf16"))
+            path = 1;
+#endif
+        rc_cpu_bf16_cached = path;
     }
     return path;
 }
