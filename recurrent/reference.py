@@ -172,17 +172,19 @@ def int8_product(a, w):
     return np.where((sums == 0) & ~np.isnan(scales), 0, scaled).astype(np.float32)
 
 
-def _times_wt(a, w):
-    """a @ w.T, or int8_product(a, w) when w is an Int8Weight (int8 inference)."""
+def _times_wt(a, w, matmul=np.matmul):
+    """a @ w.T (through ``matmul``), or int8_product(a, w) when w is an Int8Weight (int8
+    inference)."""
     if isinstance(w, Int8Weight):
         return int8_product(a, w)
-    return a @ w.T
+    return matmul(a, w.T)
 
 
-def _add_weight_grads(grads, d_gates_ih, d_gates_hh, x_t, h_prev):
-    """dW_ih += dA_ih^T x, dW_hh += dA_hh^T h, db += column sums (A = the pre-activations)."""
-    grads["weight_ih"] += d_gates_ih.T @ x_t
-    grads["weight_hh"] += d_gates_hh.T @ h_prev
+def _add_weight_grads(grads, d_gates_ih, d_gates_hh, x_t, h_prev, matmul=np.matmul):
+    """dW_ih += dA_ih^T x, dW_hh += dA_hh^T h (products through ``matmul``), db += column
+    sums (A = the pre-activations)."""
+    grads["weight_ih"] += matmul(d_gates_ih.T, x_t)
+    grads["weight_hh"] += matmul(d_gates_hh.T, h_prev)
     grads["bias_ih"] += d_gates_ih.sum(axis=0)
     grads["bias_hh"] += d_gates_hh.sum(axis=0)
 
@@ -248,12 +250,14 @@ class LSTMCell(ReferenceCell):
     name = "lstm"
     num_gates = 4
     state_names = STATE_NAMES["lstm"]
+    # every matrix product of the step equations (bf16_matmul in BF16LSTMCell)
+    matmul = staticmethod(np.matmul)
 
     def _step_forward(self, x_t, states, params, m=None):
         h, c = states
         hm = _masked(h, m)
-        a = _times_wt(x_t, params["weight_ih"]) + params["bias_ih"] \
-            + _times_wt(hm, params["weight_hh"]) + params["bias_hh"]  # (B, 4H)
+        a = _times_wt(x_t, params["weight_ih"], self.matmul) + params["bias_ih"] \
+            + _times_wt(hm, params["weight_hh"], self.matmul) + params["bias_hh"]  # (B, 4H)
         a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)
         i, f, g, o = _sigmoid(a_i), _sigmoid(a_f), np.tanh(a_g), _sigmoid(a_o)
         c_new = f * c + i * g
@@ -275,8 +279,41 @@ class LSTMCell(ReferenceCell):
         # i, f, o = sigmoid(a_*), g = tanh(a_g)
         da = np.concatenate([d_i * i * (1 - i), d_f * f * (1 - f), d_g * (1 - g * g),
                              d_o * o * (1 - o)], axis=1)     # (B, 4H)
-        _add_weight_grads(grads, da, da, x_t, hm)
-        return da @ params["weight_ih"], (_unmasked(da @ params["weight_hh"], m), dc_prev)
+        _add_weight_grads(grads, da, da, x_t, hm, self.matmul)
+        return self.matmul(da, params["weight_ih"]), \
+            (_unmasked(self.matmul(da, params["weight_hh"]), m), dc_prev)
+
+
+# bf16 products
+# =============
+# The arithmetic of the LSTM kernel's bf16 path (recurrent/_kernels/lstm.pyx bf16=True) in
+# numpy: both operands of every matrix product rounded to bf16, the products summed in
+# float64 and the result in the operands' dtype; everything else as the float32 reference.
+
+def bf16_round(a):
+    """a (float32) with every value rounded to the nearest bf16 (ties to even), as float32:
+    the low 16 bits of the float32 bit pattern rounded away. NaN stays NaN; a denormal
+    becomes a zero of its sign, as in the kernels (bf16mat.h, the instruction's rule)."""
+    a = np.ascontiguousarray(a, np.float32)
+    bits = a.view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16).astype(np.uint32)
+    denormal = np.abs(a) < np.finfo(np.float32).tiny
+    return np.where(np.isnan(a), a,
+                    np.where(denormal, np.copysign(np.float32(0), a), rounded.view(np.float32)))
+
+
+def bf16_matmul(a, b):
+    """a @ b with both operands rounded to bf16 (bf16_round), summed in float64, returned
+    in the operands' dtype."""
+    exact = bf16_round(a).astype(np.float64) @ bf16_round(b).astype(np.float64)
+    return exact.astype(np.result_type(a, b), copy=False)
+
+
+class BF16LSTMCell(LSTMCell):
+    """LSTMCell with every matrix product through bf16_matmul: the oracle of the LSTM
+    kernel's bf16 path (float32 arrays)."""
+
+    matmul = staticmethod(bf16_matmul)
 
 
 class GRUCell(ReferenceCell):

@@ -1,5 +1,9 @@
 # float32 fused gate passes with run-time choice of vector width (gates.h).
 cdef extern from "gates.h" nogil:
+    void rc_lstm_forward_f32(float* a, const float* c_prev, float* c, float* h, int H)
+    void rc_lstm_forward_zone_f32(float* a, const float* c_prev, float* c, float* h,
+                                  const float* h_prev, const float* kh, const float* kc,
+                                  int H)
     void rc_lstm_backward_f32(float* a, const float* c_prev, const float* c,
                               const float* d_out, float* dh, float* dc, int H)
     void rc_lstm_backward_zone_f32(float* a, const float* c_prev, const float* d_out,

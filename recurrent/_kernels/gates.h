@@ -17,7 +17,48 @@
  * iterations for a run-time H either; they never do: RC_IVDEP tells it so. */
 #define RC_IVDEP _Pragma("GCC ivdep")
 
-/* (The LSTM forward pass is fused into its recurrent product: lstmstep.h.) */
+/* (The float32 LSTM forward pass is fused into its recurrent product: lstmstep.h.) */
+
+/* LSTM forward gate pass of the bf16 path, which runs it after its recurrent product
+ * (lstm.pyx _cell_forward). a (4H): pre-activations in, activated gates out; c (H) may be
+ * c_prev: each element is read before it is written, at the same index, so the vector
+ * loop stays correct (c and c_prev are not restrict). */
+RC_MULTIVERSION(rc_lstm_forward_f32,
+    (float* restrict a, const float* c_prev, float* c, float* restrict h, int H),
+    (a, c_prev, c, h, H),
+    float* ai = a; float* af = a + H; float* ag = a + 2 * H; float* ao = a + 3 * H;
+    RC_IVDEP for (int j = 0; j < H; j++) {
+        float i = rc_sigmoidf(ai[j]), f = rc_sigmoidf(af[j]);
+        float g = rc_tanhf(ag[j]), o = rc_sigmoidf(ao[j]);
+        float cj = f * c_prev[j] + i * g;              /* c_t = f * c_{t-1} + i * g */
+        ai[j] = i;
+        af[j] = f;
+        ag[j] = g;
+        ao[j] = o;
+        h[j] = o * rc_tanhf(cj);                       /* h_t = o * tanh(c_t) */
+        c[j] = cj;
+    })
+
+/* rc_lstm_forward_f32 with zoneout: kh, kc (H) the zoneout values of h and c at this step,
+ * h_prev (H) the previous h. */
+RC_MULTIVERSION(rc_lstm_forward_zone_f32,
+    (float* restrict a, const float* c_prev, float* c, float* restrict h,
+     const float* restrict h_prev, const float* restrict kh, const float* restrict kc, int H),
+    (a, c_prev, c, h, h_prev, kh, kc, H),
+    float* ai = a; float* af = a + H; float* ag = a + 2 * H; float* ao = a + 3 * H;
+    RC_IVDEP for (int j = 0; j < H; j++) {
+        float i = rc_sigmoidf(ai[j]), f = rc_sigmoidf(af[j]);
+        float g = rc_tanhf(ag[j]), o = rc_sigmoidf(ao[j]);
+        float cj = f * c_prev[j] + i * g;              /* c~ = f * c_{t-1} + i * g */
+        ai[j] = i;
+        af[j] = f;
+        ag[j] = g;
+        ao[j] = o;
+        float hj = o * rc_tanhf(cj);
+        /* h_t = kh h_{t-1} + (1 - kh) o tanh(c~) */
+        h[j] = kh[j] * h_prev[j] + (1 - kh[j]) * hj;
+        c[j] = kc[j] * c_prev[j] + (1 - kc[j]) * cj;   /* c_t = kc c_{t-1} + (1 - kc) c~ */
+    })
 
 /* LSTM backward. a (4H): activated gates in, dA out; dh: carried d h_t in, zero out;
  * dc: d c_t in, d c_{t-1} out. */

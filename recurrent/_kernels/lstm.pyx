@@ -17,6 +17,14 @@ gradients after the backward loop go through BLAS. A row past its length keeps (
 outputs zeros and costs nothing but the wasted product rows; a row of length 0 runs no
 step: its final state is its initial state and its gradients are zero, d h0 = d h_n.
 
+bf16 (bf16=True; float32 arrays only): the float64 structure with every matrix product
+through rc_bf16_mat (bf16mat.h: both operands rounded to bf16, sums in float32), as
+PyTorch's bf16 autocast computes: the hoisted X W_ih^T (the bias added after it in
+float32), each step's h_{t-1} W_hh^T (W_hh^T packed once per call), then the float32 gate
+pass (_cell_forward); backward's dA_t W_hh, and dx, dW_ih, dW_hh after the loop
+(_bf16rows.pxd). Activations, cell state, bias gradients, every sum and every result stay
+float32; rec_mask and zoneout work as in float32.
+
 Cache read by backward: the activated gates (T, B, G), every c_t (T, B, H), every h_t (the
 outputs). Backward overwrites the gate cache with dA = d loss / d a, so a cache serves one
 backward call. infer() (evaluation) keeps none of them: same arithmetic, bitwise equal.
@@ -37,14 +45,16 @@ dW_hh reads the masked h_{t-1} (masked_history).
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint16_t
 from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from ._activations cimport sigmoid, tanh_
-from ._gates cimport (rc_lstm_backward_f32, rc_lstm_backward_zone_f32, rc_lstm_group_order,
-                      rc_lstm_pack_f32, rc_lstm_packed_len, rc_lstm_step_hoisted_f32,
-                      rc_lstm_step_in_tile_f32)
+from ._bf16mat cimport rc_bf16_mat
+from ._bf16rows cimport bf16_input_and_weight_grads, bf16_packed, bf16_project
+from ._gates cimport (rc_lstm_backward_f32, rc_lstm_backward_zone_f32, rc_lstm_forward_f32,
+                      rc_lstm_forward_zone_f32, rc_lstm_group_order, rc_lstm_pack_f32,
+                      rc_lstm_packed_len, rc_lstm_step_hoisted_f32, rc_lstm_step_in_tile_f32)
 from ._recmat cimport rc_malloc64, recmat
 from ._rows cimport (add_masked, copy_empty_rows, finish_step_hc, infer_chunk,
                      input_and_weight_grads, kernel_threads, mask_scratch, masked_history,
@@ -53,30 +63,38 @@ from ._rows cimport (add_masked, copy_empty_rows, finish_step_hc, infer_chunk,
 from .tuning cimport tuning
 
 
-cdef inline void _cell_forward(double* a, const double* c_prev, double* c, double* h,
-                               const double* h_prev, const double* kh, const double* kc,
-                               int H) noexcept nogil:
-    # float64 (gradient checks); float32 runs the fused step of lstmstep.h, same lines.
+cdef inline void _cell_forward(floating* a, const floating* c_prev, floating* c, floating* h,
+                               const floating* h_prev, const floating* kh,
+                               const floating* kc, int H) noexcept nogil:
+    # The gate pass run apart from the recurrent product: float64 (gradient checks) and the
+    # bf16 path, whose float32 lines are gates.h's rc_lstm_forward(_zone)_f32 (vectorised);
+    # float32 otherwise runs the fused step of lstmstep.h, same lines.
     # a (G,): pre-activations in, activated gates out; c_prev, c, h (H,); c may be c_prev
     # (each element is read before it is written). kh, kc (H,): zoneout, or NULL.
     cdef int j
-    cdef double gi, gf, gg, go, cj, hj
-    for j in range(H):
-        gi = sigmoid(a[j])
-        gf = sigmoid(a[H + j])
-        gg = tanh_(a[2 * H + j])
-        go = sigmoid(a[3 * H + j])
-        cj = gf * c_prev[j] + gi * gg
-        a[j] = gi
-        a[H + j] = gf
-        a[2 * H + j] = gg
-        a[3 * H + j] = go
-        hj = go * tanh_(cj)
-        if kh != NULL:
-            hj = kh[j] * h_prev[j] + (1 - kh[j]) * hj
-            cj = kc[j] * c_prev[j] + (1 - kc[j]) * cj
-        c[j] = cj
-        h[j] = hj
+    cdef floating gi, gf, gg, go, cj, hj
+    if floating is float:
+        if kh == NULL:
+            rc_lstm_forward_f32(a, c_prev, c, h, H)
+        else:
+            rc_lstm_forward_zone_f32(a, c_prev, c, h, h_prev, kh, kc, H)
+    else:
+        for j in range(H):
+            gi = sigmoid(a[j])
+            gf = sigmoid(a[H + j])
+            gg = tanh_(a[2 * H + j])
+            go = sigmoid(a[3 * H + j])
+            cj = gf * c_prev[j] + gi * gg
+            a[j] = gi
+            a[H + j] = gf
+            a[2 * H + j] = gg
+            a[3 * H + j] = go
+            hj = go * tanh_(cj)
+            if kh != NULL:
+                hj = kh[j] * h_prev[j] + (1 - kh[j]) * hj
+                cj = kc[j] * c_prev[j] + (1 - kc[j]) * cj
+            c[j] = cj
+            h[j] = hj
 
 
 cdef inline void _cell_backward(floating* a, const floating* c_prev, const floating* c,
@@ -140,7 +158,8 @@ cdef inline void _cell_backward_zone(floating* a, const floating* c_prev,
 
 # A forward step for nb rows from b0 comes in one of two kinds, by where the input part
 # x_t W_ih^T + bias comes from (chosen per call from B and the dtype, _input_in_tile):
-#   _step_hoisted: projected for all steps before the loop, read from a (nb, G);
+#   _step_hoisted: projected for all steps before the loop, read from a (nb, G) (always
+#     in float64 and in the bf16 path);
 #   _step_in_tile: float32 only, computed inside the fused step's tiles.
 # Either writes c (nb, H), h (nb, H) and, unless gates is NULL (inference), the activated
 # gates (nb, G). h_prev (nb, H) is the previous h, A (nb, H) what the recurrent product
@@ -149,28 +168,45 @@ cdef inline void _cell_backward_zone(floating* a, const floating* c_prev,
 # c_t and the gates for backward; inference (_infer_rows) keeps one running c and no gates.
 
 
-cdef inline void _step_hoisted(floating* a, floating* gates, const floating* h_prev,
-                               const floating* A, const floating* w_hh_t,
-                               const floating* c_prev, floating* c, floating* h,
-                               const floating* kh, const floating* kc,
-                               const int64_t* lengths, Py_ssize_t t, int H,
-                               Py_ssize_t b0, int nb) noexcept nogil:
+cdef inline int _rec_product(int m, int N, int K, const floating* A, const floating* P,
+                             const uint16_t* P_bf16, floating* C,
+                             bint accumulate) noexcept nogil:
+    """C (m, N) = [C +] A (m, K) @ Bmat (K, N), row strides K and N: through rc_bf16_mat
+    with P_bf16 (bf16mat.h; float32 only) when it is not NULL, else through recmat with P.
+    Returns -1 when out of memory (rc_bf16_mat's scratch), else 0."""
+    if floating is float:
+        if P_bf16 != NULL:
+            return -1 if rc_bf16_mat(m, N, K, A, K, P_bf16, C, N, accumulate) != 0 else 0
+    recmat(m, N, K, A, K, P, C, N, accumulate)
+    return 0
+
+
+cdef inline int _step_hoisted(floating* a, floating* gates, const floating* h_prev,
+                              const floating* A, const floating* w_hh_t,
+                              const uint16_t* w_hh_bf16, const floating* c_prev,
+                              floating* c, floating* h, const floating* kh,
+                              const floating* kc, const int64_t* lengths, Py_ssize_t t,
+                              int H, Py_ssize_t b0, int nb) noexcept nogil:
     """a (nb, G) holds the input part; gates is a itself (training) or NULL (inference).
-    float32: the fused step (lstmstep.h). float64: a += h_{t-1} W_hh^T (recmat), then the
-    gate pass of the rows still inside their length, which leaves the activated gates in a
-    whatever gates is (a is then scratch)."""
+    float32: the fused step (lstmstep.h). float64, and bf16 (w_hh_bf16 not NULL: W_hh^T
+    packed for rc_bf16_mat): a += h_{t-1} W_hh^T (recmat, rc_bf16_mat), then the gate pass
+    of the rows still inside their length, which leaves the activated gates in a whatever
+    gates is (a is then scratch). Returns -1 when out of memory (nothing stepped), else 0."""
     cdef int G = 4 * H
     cdef Py_ssize_t r
     if floating is float:
-        rc_lstm_step_hoisted_f32(nb, H, h_prev, A, w_hh_t, a, c_prev, c, h, gates, kh, kc,
-                                 rc_lstm_group_order(t))
-    else:
-        recmat(nb, G, H, A, H, w_hh_t, a, G, True)
-        for r in range(nb):
-            if t < lengths[b0 + r]:
-                _cell_forward(a + r * G, c_prev + r * H, c + r * H, h + r * H,
-                              h_prev + r * H, NULL if kh == NULL else kh + r * H,
-                              NULL if kc == NULL else kc + r * H, H)
+        if w_hh_bf16 == NULL:
+            rc_lstm_step_hoisted_f32(nb, H, h_prev, A, w_hh_t, a, c_prev, c, h, gates, kh, kc,
+                                     rc_lstm_group_order(t))
+            return 0
+    if _rec_product(nb, G, H, A, w_hh_t, w_hh_bf16, a, True) != 0:
+        return -1
+    for r in range(nb):
+        if t < lengths[b0 + r]:
+            _cell_forward(a + r * G, c_prev + r * H, c + r * H, h + r * H,
+                          h_prev + r * H, NULL if kh == NULL else kh + r * H,
+                          NULL if kc == NULL else kc + r * H, H)
+    return 0
 
 
 cdef inline void _step_in_tile(const floating* x_t, const floating* w_ih_t,
@@ -186,20 +222,22 @@ cdef inline void _step_in_tile(const floating* x_t, const floating* w_ih_t,
                                  gates, kh, kc, rc_lstm_group_order(t))
 
 
-cdef void _train_rows(floating* out, floating* gates, floating* cells, floating* h_n,
-                      floating* c_n, const floating* h0, const floating* c0,
-                      const floating* w_hh_t, bint in_tile, const floating* x,
-                      const floating* w_ih_t, const floating* bias, int I,
-                      const int64_t* lengths, Py_ssize_t T, Py_ssize_t B, int H,
-                      Py_ssize_t b0, Py_ssize_t b1, const floating* rmask,
-                      const floating* keep_h, const floating* keep_c, Py_ssize_t kstep,
-                      floating* scratch) noexcept nogil:
+cdef int _train_rows(floating* out, floating* gates, floating* cells, floating* h_n,
+                     floating* c_n, const floating* h0, const floating* c0,
+                     const floating* w_hh_t, const uint16_t* w_hh_bf16, bint in_tile,
+                     const floating* x, const floating* w_ih_t, const floating* bias, int I,
+                     const int64_t* lengths, Py_ssize_t T, Py_ssize_t B, int H,
+                     Py_ssize_t b0, Py_ssize_t b1, const floating* rmask,
+                     const floating* keep_h, const floating* keep_c, Py_ssize_t kstep,
+                     floating* scratch) noexcept nogil:
     """The time loop for batch rows b0:b1, keeping what backward reads: every c_t in cells
     (T, B, H) and the activated gates in gates (T, B, G). Input part hoisted: gates holds
     it on entry. In the tile (float32): x (T, B, I), w_ih_t W_ih^T packed for lstmstep.h,
-    bias (G,). w_hh_t is W_hh^T packed for lstmstep.h (float32) or recmat (float64).
+    bias (G,). w_hh_t is W_hh^T packed for lstmstep.h (float32) or recmat (float64);
+    w_hh_bf16 NULL, or W_hh^T packed for rc_bf16_mat (the bf16 path: w_hh_t not read).
     rmask (B, H), keep_h, keep_c (zoneout, kstep) as in _rows.pxd or NULL; scratch (B, H)
-    work space for the masked h_{t-1} when rmask is not NULL."""
+    work space for the masked h_{t-1} when rmask is not NULL. Returns -1 when out of memory
+    (the loop stopped), else 0."""
     cdef int G = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, row0
@@ -210,7 +248,7 @@ cdef void _train_rows(floating* out, floating* gates, floating* cells, floating*
     cdef const floating* kc
     cdef const floating* m = NULL if rmask == NULL else rmask + b0 * H
     if nb <= 0:
-        return
+        return 0
     for t in range(T):
         row0 = t * B + b0
         h_prev = state_before(out, h0, t, B, H, b0)
@@ -222,24 +260,26 @@ cdef void _train_rows(floating* out, floating* gates, floating* cells, floating*
             _step_in_tile(x + row0 * I, w_ih_t, bias, I, h_prev, A, w_hh_t, c_prev,
                           cells + row0 * H, out + row0 * H, gates + row0 * G, kh, kc, t, H,
                           nb)
-        else:
-            _step_hoisted(gates + row0 * G, gates + row0 * G, h_prev, A, w_hh_t, c_prev,
-                          cells + row0 * H, out + row0 * H, kh, kc, lengths, t, H, b0, nb)
+        elif _step_hoisted(gates + row0 * G, gates + row0 * G, h_prev, A, w_hh_t, w_hh_bf16,
+                           c_prev, cells + row0 * H, out + row0 * H, kh, kc, lengths, t, H,
+                           b0, nb) != 0:
+            return -1
         finish_step_hc(out, h_n, c_n, cells + row0 * H, lengths, t, B, H, b0, b1)
+    return 0
 
 
-cdef void _infer_rows(floating* out, floating* pre, floating* c_run, floating* h_n,
-                      floating* c_n, const floating* h0, const floating* w_hh_t,
-                      bint in_tile, const floating* x, const floating* w_ih_t,
-                      const floating* bias, int I, const int64_t* lengths, Py_ssize_t t0,
-                      Py_ssize_t t1, Py_ssize_t B, int H, Py_ssize_t b0,
-                      Py_ssize_t b1, const floating* rmask, const floating* keep_h,
-                      const floating* keep_c, Py_ssize_t kstep,
-                      floating* scratch) noexcept nogil:
+cdef int _infer_rows(floating* out, floating* pre, floating* c_run, floating* h_n,
+                     floating* c_n, const floating* h0, const floating* w_hh_t,
+                     const uint16_t* w_hh_bf16, bint in_tile, const floating* x,
+                     const floating* w_ih_t, const floating* bias, int I,
+                     const int64_t* lengths, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t B,
+                     int H, Py_ssize_t b0, Py_ssize_t b1, const floating* rmask,
+                     const floating* keep_h, const floating* keep_c, Py_ssize_t kstep,
+                     floating* scratch) noexcept nogil:
     """Steps t0:t1 of the time loop for batch rows b0:b1 without caches: c_run (B, H) is
     the running c, updated in place. Input part hoisted: pre (t1 - t0, B, G) holds it for
-    these steps (scratch). In the tile: as _train_rows; pre is not used. rmask, keep_h,
-    keep_c, kstep, scratch: as _train_rows."""
+    these steps (scratch). In the tile: as _train_rows; pre is not used. w_hh_bf16, rmask,
+    keep_h, keep_c, kstep, scratch, the returned status: as _train_rows."""
     cdef int G = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, row0
@@ -250,7 +290,7 @@ cdef void _infer_rows(floating* out, floating* pre, floating* c_run, floating* h
     cdef const floating* m = NULL if rmask == NULL else rmask + b0 * H
     cdef floating* c = c_run + b0 * H
     if nb <= 0:
-        return
+        return 0
     for t in range(t0, t1):
         row0 = t * B + b0
         h_prev = state_before(out, h0, t, B, H, b0)
@@ -260,28 +300,30 @@ cdef void _infer_rows(floating* out, floating* pre, floating* c_run, floating* h
         if in_tile:
             _step_in_tile(x + row0 * I, w_ih_t, bias, I, h_prev, A, w_hh_t, c, c,
                           out + row0 * H, NULL, kh, kc, t, H, nb)
-        else:
-            _step_hoisted(pre + ((t - t0) * B + b0) * G, NULL, h_prev, A, w_hh_t, c, c,
-                          out + row0 * H, kh, kc, lengths, t, H, b0, nb)
+        elif _step_hoisted(pre + ((t - t0) * B + b0) * G, NULL, h_prev, A, w_hh_t, w_hh_bf16,
+                           c, c, out + row0 * H, kh, kc, lengths, t, H, b0, nb) != 0:
+            return -1
         finish_step_hc(out, h_n, c_n, c, lengths, t, B, H, b0, b1)
+    return 0
 
 
-cdef void _backward_rows(floating* dh, floating* dc, floating* gates,
-                         const floating* d_out, const floating* cells, const floating* c0,
-                         const floating* w_hh_p, const int64_t* lengths,
-                         Py_ssize_t T, Py_ssize_t B, int H,
-                         Py_ssize_t b0, Py_ssize_t b1, const floating* rmask,
-                         const floating* keep_h, const floating* keep_c, Py_ssize_t kstep,
-                         floating* scratch) noexcept nogil:
+cdef int _backward_rows(floating* dh, floating* dc, floating* gates,
+                        const floating* d_out, const floating* cells, const floating* c0,
+                        const floating* w_hh_p, const uint16_t* w_hh_bf16,
+                        const int64_t* lengths, Py_ssize_t T, Py_ssize_t B, int H,
+                        Py_ssize_t b0, Py_ssize_t b1, const floating* rmask,
+                        const floating* keep_h, const floating* keep_c, Py_ssize_t kstep,
+                        floating* scratch) noexcept nogil:
     """Reverse time loop for batch rows b0:b1; dh, dc (B, H) carry the state gradients;
-    w_hh_p is W_hh (G, H) packed for recmat. rmask, keep_h, keep_c, kstep, scratch as
-    forward's."""
+    w_hh_p is W_hh (G, H) packed for recmat, or w_hh_bf16 not NULL, packed for rc_bf16_mat
+    (the bf16 path). rmask, keep_h, keep_c, kstep, scratch, the returned status as
+    _train_rows'."""
     cdef int G = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, row
     cdef const floating* c_prev
     if nb <= 0:
-        return
+        return 0
     for t in range(T - 1, -1, -1):
         for b in range(b0, b1):
             row = t * B + b
@@ -299,10 +341,15 @@ cdef void _backward_rows(floating* dh, floating* dc, floating* gates,
                                dh + b * H, dc + b * H, H)
         # dh[b0:b1] (nb, H) += dA_t (nb, G) @ W_hh (G, H) [* m]  (a = ... + h_{t-1} W_hh^T)
         if rmask == NULL:
-            recmat(nb, H, G, gates + (t * B + b0) * G, G, w_hh_p, dh + b0 * H, H, True)
+            if _rec_product(nb, H, G, gates + (t * B + b0) * G, w_hh_p, w_hh_bf16,
+                            dh + b0 * H, True) != 0:
+                return -1
         else:
-            recmat(nb, H, G, gates + (t * B + b0) * G, G, w_hh_p, scratch + b0 * H, H, False)
+            if _rec_product(nb, H, G, gates + (t * B + b0) * G, w_hh_p, w_hh_bf16,
+                            scratch + b0 * H, False) != 0:
+                return -1
             add_masked(dh + b0 * H, scratch + b0 * H, rmask + b0 * H, nb * H)
+    return 0
 
 
 cdef floating* _packed_w_hh_t(const floating* w_hh, int H) noexcept nogil:
@@ -343,20 +390,64 @@ cdef floating* _packed_w_ih_in_tile(const floating* w_ih, int H, int I) noexcept
     return w_ih_t
 
 
+cdef bint _bf16_path(object bf16, const floating* like) except -1:
+    """Whether the call takes the bf16 path (bf16 true); a ValueError for float64 arrays,
+    which it does not take. ``like`` only picks the dtype."""
+    if floating is double:
+        if bf16:
+            raise ValueError("bf16=True takes float32 arrays, got float64")
+    return bool(bf16)
+
+
+cdef uint16_t* _bf16_packed(const floating* b, long ld_k, long ld_n, int K,
+                            int N) noexcept nogil:
+    """bf16_packed (_bf16rows.pxd) of float32 data; NULL for float64 (never bf16)."""
+    if floating is float:
+        return bf16_packed(b, ld_k, ld_n, K, N)
+    else:
+        return NULL
+
+
+cdef int _bf16_project(floating* dst, int ldd, const floating* x, const uint16_t* w_ih_t,
+                       const floating* bias, Py_ssize_t TB, int I, int G,
+                       int num_threads) noexcept nogil:
+    """bf16_project (_bf16rows.pxd) of float32 data (-1 when out of memory, else 0); -1
+    for float64 (never bf16)."""
+    if floating is float:
+        return bf16_project(dst, ldd, x, w_ih_t, bias, TB, I, G, num_threads)
+    else:
+        return -1
+
+
+cdef int _bf16_grads(floating* dx, floating* dw_ih, floating* dw_hh, floating* db,
+                     const floating* da, int G, const floating* x, const floating* h0,
+                     const floating* out, const floating* w_ih, Py_ssize_t T, Py_ssize_t B,
+                     int I, int H, int num_threads) noexcept nogil:
+    """bf16_input_and_weight_grads (_bf16rows.pxd) of float32 data (-1 when out of
+    memory, else 0); -1 for float64 (never bf16)."""
+    if floating is float:
+        return bf16_input_and_weight_grads(dx, dw_ih, dw_hh, db, da, G, x, h0, out, w_ih, T,
+                                           B, I, H, num_threads)
+    else:
+        return -1
+
+
 def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, ::1] cells,
             floating[:, ::1] h_n, floating[:, ::1] c_n,
             const floating[:, :, ::1] x, const floating[:, ::1] h0, const floating[:, ::1] c0,
             const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
             const floating[::1] bias, const int64_t[::1] lengths not None, int num_threads,
-            rec_mask=None, zoneout=None):
+            rec_mask=None, zoneout=None, bf16=False):
     """out (T, B, H), gates (T, B, G), cells (T, B, H), h_n, c_n (B, H) are written;
     bias (G,) = b_ih + b_hh; lengths (B,) in 0..T. Shapes are trusted (cells build them).
-    rec_mask (B, H) or None; zoneout None or (kh, kc), each (T or 1, B, H): see the module
-    docstring."""
+    rec_mask (B, H) or None; zoneout None or (kh, kc), each (T or 1, B, H); bf16: the bf16
+    path (float32 arrays only, else ValueError). See the module docstring."""
+    cdef bint use_bf16 = _bf16_path(bf16, &x[0, 0, 0])
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
     cdef int k, nt, status = 0
+    cdef int failed = 0   # the time loop's status: a reduction over the threads' slices
     cdef floating* out_p = &out[0, 0, 0]
     cdef floating* gates_p = &gates[0, 0, 0]
     cdef floating* cells_p = &cells[0, 0, 0]
@@ -371,32 +462,43 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
     cdef Py_ssize_t kstep = two_state_masks(rec_mask, zoneout, &x[0, 0, 0], B, H, &m_p,
                                             &kh_p, &kc_p)
     cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
-    cdef bint in_tile = _input_in_tile(out_p, B)
-    cdef floating* w_hh_t = _packed_w_hh_t(&w_hh[0, 0], H)
+    cdef bint in_tile = not use_bf16 and _input_in_tile(out_p, B)
+    cdef floating* w_hh_t = NULL if use_bf16 else _packed_w_hh_t(&w_hh[0, 0], H)
     cdef floating* w_ih_t = _packed_w_ih_in_tile(&w_ih[0, 0], H, I) if in_tile else NULL
-    if w_hh_t == NULL or (in_tile and w_ih_t == NULL):
+    # bf16: W_hh^T (H, G) and W_ih^T (I, G) packed for rc_bf16_mat
+    cdef uint16_t* w_hh_bf16 = _bf16_packed(&w_hh[0, 0], 1, H, H, G) if use_bf16 else NULL
+    cdef uint16_t* w_ih_bf16 = _bf16_packed(&w_ih[0, 0], 1, I, I, G) if use_bf16 else NULL
+    if ((w_hh_t == NULL and w_hh_bf16 == NULL) or (in_tile and w_ih_t == NULL)
+            or (use_bf16 and w_ih_bf16 == NULL)):
         free(w_hh_t)
         free(w_ih_t)
+        free(w_hh_bf16)
+        free(w_ih_bf16)
         free(scratch)
         raise MemoryError()
     nt = kernel_threads(num_threads, B, _loop_flops(T, B, I, H, in_tile))
     with nogil:
         copy_empty_rows(h_n_p, h0_p, len_p, B, H)
         copy_empty_rows(c_n_p, c0_p, len_p, B, H)
-        if not in_tile:
-            # a (T*B, G) = X @ W_ih^T + bias, into the gate cache; the loop reads it there
+        # a (T*B, G) = X @ W_ih^T + bias, into the gate cache; the loop reads it there
+        if use_bf16:
+            status = _bf16_project(gates_p, G, &x[0, 0, 0], w_ih_bf16, &bias[0], T * B, I, G,
+                                   num_threads)
+        elif not in_tile:
             status = project_inputs(gates_p, G, &x[0, 0, 0], &w_ih[0, 0], &bias[0], T * B, I,
                                     G, num_threads)
         if status == 0:
             for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-                _train_rows(out_p, gates_p, cells_p, h_n_p, c_n_p, h0_p, c0_p, w_hh_t,
-                            in_tile, &x[0, 0, 0], w_ih_t, &bias[0], I, len_p, T, B, H,
-                            split(B, nt, k), split(B, nt, k + 1), m_p, kh_p, kc_p, kstep,
-                            scratch)
+                failed += _train_rows(out_p, gates_p, cells_p, h_n_p, c_n_p, h0_p, c0_p,
+                                      w_hh_t, w_hh_bf16, in_tile, &x[0, 0, 0], w_ih_t,
+                                      &bias[0], I, len_p, T, B, H, split(B, nt, k),
+                                      split(B, nt, k + 1), m_p, kh_p, kc_p, kstep, scratch)
     free(w_hh_t)
     free(w_ih_t)
+    free(w_hh_bf16)
+    free(w_ih_bf16)
     free(scratch)
-    if status != 0:
+    if status != 0 or failed != 0:
         raise MemoryError()
 
 
@@ -404,26 +506,31 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
           const floating[:, :, ::1] x, const floating[:, ::1] h0, const floating[:, ::1] c0,
           const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
           const floating[::1] bias, const int64_t[::1] lengths not None, int num_threads,
-          rec_mask=None, zoneout=None):
+          rec_mask=None, zoneout=None, bf16=False):
     """forward() without what backward needs: out (T, B, H), h_n, c_n (B, H) are written,
     bitwise equal to forward()'s; no gate or cell cache, c is one running (B, H) state.
     When the input part is hoisted it runs chunk by chunk of steps into a small scratch.
-    rec_mask, zoneout as forward's."""
+    rec_mask, zoneout, bf16 as forward's."""
+    cdef bint use_bf16 = _bf16_path(bf16, &x[0, 0, 0])
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
-    cdef int k, nt
+    cdef int k, nt, status = 0
+    cdef int failed = 0   # the time loop's status: a reduction over the threads' slices
     cdef Py_ssize_t t0 = 0, t1
     cdef floating* out_p = &out[0, 0, 0]
-    cdef bint in_tile = _input_in_tile(out_p, B)
+    cdef bint in_tile = not use_bf16 and _input_in_tile(out_p, B)
     cdef Py_ssize_t chunk = T if in_tile else infer_chunk(T, B, G, sizeof(floating))
     cdef floating* h_n_p = &h_n[0, 0]
     cdef floating* c_n_p = &c_n[0, 0]
     cdef const floating* h0_p = &h0[0, 0]
     cdef const floating* x_p = &x[0, 0, 0]
     cdef const int64_t* len_p = &lengths[0]
-    cdef floating* w_hh_t = _packed_w_hh_t(&w_hh[0, 0], H)
-    cdef floating* w_ih_t   # in tile: packed for lstmstep.h; hoisted: W_ih^T (I, G) for recmat
+    cdef floating* w_hh_t = NULL if use_bf16 else _packed_w_hh_t(&w_hh[0, 0], H)
+    cdef floating* w_ih_t = NULL  # in tile: packed for lstmstep.h; hoisted: W_ih^T for recmat
+    # bf16: W_hh^T (H, G) and W_ih^T (I, G) packed for rc_bf16_mat
+    cdef uint16_t* w_hh_bf16 = _bf16_packed(&w_hh[0, 0], 1, H, H, G) if use_bf16 else NULL
+    cdef uint16_t* w_ih_bf16 = NULL
     cdef floating* pre = NULL   # hoisted: (chunk, B, G) scratch
     cdef const floating* m_p   # recurrent dropout, zoneout of h and c: NULL when off
     cdef const floating* kh_p
@@ -435,11 +542,17 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
     if in_tile:
         w_ih_t = _packed_w_ih_in_tile(&w_ih[0, 0], H, I)
     else:
-        w_ih_t = packed_copy(&w_ih[0, 0], I, G, 1, I)
+        if use_bf16:
+            w_ih_bf16 = _bf16_packed(&w_ih[0, 0], 1, I, I, G)
+        else:
+            w_ih_t = packed_copy(&w_ih[0, 0], I, G, 1, I)
         pre = <floating*> rc_malloc64(chunk * B * G * sizeof(floating))
-    if w_hh_t == NULL or w_ih_t == NULL or (not in_tile and pre == NULL) or c_run == NULL:
+    if ((w_hh_t == NULL and w_hh_bf16 == NULL) or (w_ih_t == NULL and w_ih_bf16 == NULL)
+            or (not in_tile and pre == NULL) or c_run == NULL):
         free(w_hh_t)
         free(w_ih_t)
+        free(w_hh_bf16)
+        free(w_ih_bf16)
         free(pre)
         free(c_run)
         free(scratch)
@@ -448,23 +561,32 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
     with nogil:
         copy_empty_rows(h_n_p, h0_p, len_p, B, H)
         copy_empty_rows(c_n_p, &c0[0, 0], len_p, B, H)
-        while t0 < T:
+        while t0 < T and status == 0 and failed == 0:
             t1 = min(t0 + chunk, T)
-            if not in_tile:
+            if use_bf16:
+                status = _bf16_project(pre, G, x_p + t0 * B * I, w_ih_bf16, &bias[0],
+                                       (t1 - t0) * B, I, G, num_threads)
+            elif not in_tile:
                 project_packed(pre, G, x_p + t0 * B * I, w_ih_t, &bias[0], (t1 - t0) * B, I,
                                G, num_threads)
-            nt = kernel_threads(num_threads, B, _loop_flops(t1 - t0, B, I, H, in_tile))
-            for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-                _infer_rows(out_p, pre, c_run, h_n_p, c_n_p, h0_p, w_hh_t, in_tile, x_p,
-                            w_ih_t, &bias[0], I, len_p, t0, t1, B, H,
-                            split(B, nt, k), split(B, nt, k + 1), m_p, kh_p, kc_p, kstep,
-                            scratch)
+            if status == 0:
+                nt = kernel_threads(num_threads, B, _loop_flops(t1 - t0, B, I, H, in_tile))
+                for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+                    failed += _infer_rows(out_p, pre, c_run, h_n_p, c_n_p, h0_p, w_hh_t,
+                                          w_hh_bf16, in_tile, x_p, w_ih_t, &bias[0], I,
+                                          len_p, t0, t1, B, H, split(B, nt, k),
+                                          split(B, nt, k + 1), m_p, kh_p, kc_p, kstep,
+                                          scratch)
             t0 = t1
     free(w_hh_t)
     free(w_ih_t)
+    free(w_hh_bf16)
+    free(w_ih_bf16)
     free(pre)
     free(c_run)
     free(scratch)
+    if status != 0 or failed != 0:
+        raise MemoryError()
 
 
 def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
@@ -475,16 +597,18 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
              const floating[:, :, ::1] out, const floating[:, :, ::1] cells,
              const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
              const int64_t[::1] lengths not None, int num_threads, rec_mask=None,
-             zoneout=None):
+             zoneout=None, bf16=False):
     """dx (T, B, I) is written. dh, dc (B, H) hold d h_n, d c_n on entry and d h0, d c0 on
     return (unchanged for a row of length 0). dw_ih, dw_hh and db (G,: the gradient of b_ih
     and of b_hh alike) are ADDED to. gates is the forward cache and is overwritten with dA.
-    rec_mask, zoneout: forward's."""
+    rec_mask, zoneout, bf16: forward's (bf16 of the forward call that made the cache)."""
+    cdef bint use_bf16 = _bf16_path(bf16, &x[0, 0, 0])
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
     cdef int nt = kernel_threads(num_threads, B, 2.0 * T * B * G * H)
-    cdef int k, status
+    cdef int k, status = 0
+    cdef int failed = 0   # the time loop's status: a reduction over the threads' slices
     cdef floating* dh_p = &dh[0, 0]
     cdef floating* dc_p = &dc[0, 0]
     cdef floating* da_p = &gates[0, 0, 0]
@@ -500,24 +624,36 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
     cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
     cdef floating* hist = NULL if m_p == NULL else masked_history(&h0[0, 0], &out[0, 0, 0],
                                                                   m_p, T, B, H)
-    cdef floating* w_hh_packed = packed_copy(&w_hh[0, 0], G, H, H, 1)  # W_hh (G, H) as is
-    if w_hh_packed == NULL or (m_p != NULL and hist == NULL):
+    # W_hh (G, H) as is, packed for recmat, or for rc_bf16_mat (bf16)
+    cdef floating* w_hh_packed = NULL if use_bf16 else packed_copy(&w_hh[0, 0], G, H, H, 1)
+    cdef uint16_t* w_hh_bf16 = _bf16_packed(&w_hh[0, 0], H, 1, G, H) if use_bf16 else NULL
+    if (w_hh_packed == NULL and w_hh_bf16 == NULL) or (m_p != NULL and hist == NULL):
         free(w_hh_packed)
+        free(w_hh_bf16)
         free(scratch)
         free(hist)
         raise MemoryError()
     with nogil:
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-            _backward_rows(dh_p, dc_p, da_p, d_out_p, cells_p, c0_p, w_hh_packed, len_p,
-                           T, B, H, split(B, nt, k), split(B, nt, k + 1), m_p, kh_p, kc_p,
-                           kstep, scratch)
+            failed += _backward_rows(dh_p, dc_p, da_p, d_out_p, cells_p, c0_p, w_hh_packed,
+                                     w_hh_bf16, len_p, T, B, H, split(B, nt, k),
+                                     split(B, nt, k + 1), m_p, kh_p, kc_p, kstep, scratch)
         # dW_hh reads h_{t-1} as the product saw it: masked when rec_mask is given
-        status = input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db[0], &dw_hh[0, 0], NULL,
-                                        da_p, G, G, whole_input_part(G), &x[0, 0, 0],
-                                        &h0[0, 0] if hist == NULL else hist,
-                                        &out[0, 0, 0] if hist == NULL else hist + B * H,
-                                        &w_ih[0, 0], T, B, I, H, num_threads)
+        if failed != 0:
+            status = -1
+        elif use_bf16:
+            status = _bf16_grads(&dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], &db[0], da_p, G,
+                                 &x[0, 0, 0], &h0[0, 0] if hist == NULL else hist,
+                                 &out[0, 0, 0] if hist == NULL else hist + B * H,
+                                 &w_ih[0, 0], T, B, I, H, num_threads)
+        else:
+            status = input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db[0], &dw_hh[0, 0],
+                                            NULL, da_p, G, G, whole_input_part(G),
+                                            &x[0, 0, 0], &h0[0, 0] if hist == NULL else hist,
+                                            &out[0, 0, 0] if hist == NULL else hist + B * H,
+                                            &w_ih[0, 0], T, B, I, H, num_threads)
     free(w_hh_packed)
+    free(w_hh_bf16)
     free(scratch)
     free(hist)
     if status != 0:
