@@ -42,7 +42,7 @@ from recurrent.checks import one_line
 from recurrent.errors import error_line
 from recurrent.extras import torch_hint
 from recurrent.out_paths import check_out, check_outside_runs, named
-from recurrent.quant import PRECISIONS
+from recurrent.quant import PRECISIONS, bf16_available
 
 DEFAULT_CELLS = ("lstm", "gru", "rnn_tanh")
 # The cells with a torch side: torch.nn's modules, and ln_lstm's equations in torch ops
@@ -92,13 +92,16 @@ class Problem:
         layer's public call, each resolves the thread count (None: the default choice) and
         keeps BLAS single-threaded; cells take lengths (B,) and an int thread count.
         precision int8 (inference): the weights are quantised once, here, as a layer keeps
-        them; each call quantises its inputs and states."""
+        them; each call quantises its inputs and states. bf16: the cell's calls take it as
+        a layer passes it (recurrent.layers.precision_keyword)."""
+        from recurrent.layers import precision_keyword
         from recurrent.threads import resolve_threads, single_threaded_blas
         from recurrent.tuning import ensure
         ensure()   # as a layer's first call: the kernel tuning in use, or tuned once
         cell, none = self.cell, (None,) * len(self.states)
         _, B, _, H = self.size
         lengths = self.lengths
+        kw = precision_keyword(precision) if precision != "int8" else {}
 
         if precision == "int8":
             qparams = cell.quantize(self.params)
@@ -115,16 +118,18 @@ class Problem:
             with single_threaded_blas():
                 nt = resolve_threads(num_threads, B, H)
                 if hasattr(cell, "infer"):
-                    out, _ = cell.infer(self.x, self.states, self.params, lengths, nt)
+                    out, _ = cell.infer(self.x, self.states, self.params, lengths, nt, **kw)
                 else:
-                    out, _, _ = cell.forward(self.x, self.states, self.params, lengths, nt)
+                    out, _, _ = cell.forward(self.x, self.states, self.params, lengths, nt,
+                                             **kw)
             return out, None
 
         def train():
             with single_threaded_blas():
                 nt = resolve_threads(num_threads, B, H)
-                out, _, cache = cell.forward(self.x, self.states, self.params, lengths, nt)
-                dx, _ = cell.backward(self.d_out, none, cache, self.grads, nt)
+                out, _, cache = cell.forward(self.x, self.states, self.params, lengths, nt,
+                                             **kw)
+                dx, _ = cell.backward(self.d_out, none, cache, self.grads, nt, **kw)
             return out, dx
 
         return infer if mode == "infer" else train
@@ -742,14 +747,15 @@ def register_commands(cli):
                   help="Also write every measurement and the environment as JSON (an existing "
                        "FILE only when it holds an earlier result; never inside a run "
                        "directory).")
-    @click.option("--torch-precision", type=click.Choice(TORCH_PRECISIONS), default="fp32",
-                  show_default=True,
+    @click.option("--torch-precision", type=click.Choice(TORCH_PRECISIONS), default=None,
                   help="torch's side: float32, bf16 autocast, or int8 dynamic quantisation "
-                       "(inference); recurrent runs float32.")
+                       "(inference) [default: bf16 beside --precision bf16, else fp32].")
     @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32",
                   show_default=True,
-                  help="recurrent's side: float32, or int8 inference (--mode infer; then "
-                       "our fp32 is timed in the same rounds, columns fp32 ms and /fp32).")
+                  help="recurrent's side: float32, int8 inference (--mode infer), or bf16 "
+                       "products (cells that have it, such as lstm; CPUs with AVX512_BF16); "
+                       "beside fp32 our fp32 is timed in the same rounds too, columns fp32 "
+                       "ms and /fp32.")
     @click.option("--keep-blas-env", is_flag=True,
                   help="Keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (default: unset for the run).")
     def bench(cells, configs, threads, mode, vs, repeats, rounds, json_path,
@@ -789,6 +795,8 @@ def register_commands(cli):
                     f"--cell {name}: no torch side to compare with (there is one for "
                     f"{', '.join(TORCH_CELLS)}); time it alone with --vs none, or beside "
                     f"one of ours with --vs lstm (or any cell name)")
+        if torch_precision is None:  # torch's autocast beside our bf16, else float32
+            torch_precision = "bf16" if precision == "bf16" and vs == "torch" else "fp32"
         if torch_precision != "fp32" and vs != "torch":
             raise recurrent.UserError("--torch-precision sets torch's side: it needs --vs torch")
         if torch_precision == "int8":
@@ -803,15 +811,19 @@ def register_commands(cli):
                     f"(--mode infer) of {', '.join(INT8_CELLS)}"
                     f"{' (not ' + ', '.join(others) + ')' if others else ''}: give "
                     f"{' and '.join(wanted)}")
-        if precision == "int8":
-            if mode != "infer":
-                raise recurrent.UserError("--precision int8 is for inference: add --mode infer")
-            # --vs CELL: that cell runs in int8 too, as one of ours
+        if precision == "int8" and mode != "infer":
+            raise recurrent.UserError("--precision int8 is for inference: add --mode infer")
+        if precision != "fp32":
+            from recurrent.layers import check_cell_precision
+            # --vs CELL: that cell runs in this precision too, as one of ours
             for name in cell_names + ([] if vs in ("torch", "none") else [vs]):
-                cell = get_cell(name)
-                if not (hasattr(cell, "infer_int8") and hasattr(cell, "quantize")):
-                    raise recurrent.UserError(f"--precision int8: cell {name!r} has no int8 "
-                                              f"path")
+                try:
+                    check_cell_precision(name, precision)
+                except ValueError as e:
+                    raise recurrent.UserError(f"--{one_line(e)}") from None
+        if precision == "bf16" and not bf16_available():  # its timings would be fp32's
+            raise recurrent.UserError("--precision bf16: this CPU has no AVX512_BF16 "
+                                      "instructions in use (see `recurrent info`)")
         sizes = [_parse_config(c) for c in configs] or list(DEFAULT_CONFIGS)
         thread_counts = _parse_list(threads, "--threads",
                                     lambda v: v if v == "auto" else int(v), THREADS_EXPECTED)

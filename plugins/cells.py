@@ -327,6 +327,21 @@ class LSTMCell(_Int8Cell):
     name = "lstm"
     num_gates = 4
     int8_kind = int(_int8.Kind.LSTM)
+    # recurrent.protocols.Cell.precisions: bf16 products with float32 sums (recurrent/quant.py)
+    precisions = ("fp32", "bf16")
+
+    def _kernel_precision(self, precision, dtype):
+        """The keywords of the lstm kernels' calls (forward, infer, backward) for
+        ``precision``: bf16=True for bf16 (float32 arrays only), none for fp32; ValueError
+        for a precision this cell does not list."""
+        if precision == "fp32":
+            return {}
+        if precision not in self.precisions:
+            raise ValueError(f"precision: cell {self.name!r} runs in "
+                             f"{' or '.join(self.precisions)}, got {precision!r}")
+        if dtype != np.float32:
+            raise ValueError(f"precision {precision}: needs float32 arrays, got {dtype}")
+        return {"bf16": True}
 
     def _prepare(self, x, states, params, lengths):
         """Checked arrays and the one bias the kernel adds, b_ih + b_hh (G,)."""
@@ -335,8 +350,9 @@ class LSTMCell(_Int8Cell):
         w_ih, w_hh = _checked_weights(x, params, h0=h0, c0=c0)
         return h0, c0, w_ih, w_hh, _summed_bias(params, 4 * h0.shape[1], x.dtype)
 
-    def forward(self, x, states, params, lengths, num_threads, masks=None):
+    def forward(self, x, states, params, lengths, num_threads, masks=None, precision="fp32"):
         h0, c0, w_ih, w_hh, bias = self._prepare(x, states, params, lengths)
+        kernel_precision = self._kernel_precision(precision, x.dtype)
         T, B, _ = x.shape
         H = h0.shape[1]
         dtype = x.dtype
@@ -347,15 +363,16 @@ class LSTMCell(_Int8Cell):
         h_n = np.empty((B, H), dtype)
         c_n = np.empty((B, H), dtype)
         _lstm.forward(out, gates, cells, h_n, c_n, x, h0, c0, w_ih, w_hh, bias, lengths,
-                      num_threads, rec, zone)
+                      num_threads, rec, zone, **kernel_precision)
         out.flags.writeable = False
         cache = _Cache((x, h0, c0, out, gates, cells, w_ih, w_hh, rec, zone), lengths)
         return out, (h_n, c_n), cache
 
-    def infer(self, x, states, params, lengths, num_threads, masks=None):
+    def infer(self, x, states, params, lengths, num_threads, masks=None, precision="fp32"):
         """forward() without the gate and cell caches (bitwise the same results): for
         evaluation and prediction, where no backward follows."""
         h0, c0, w_ih, w_hh, bias = self._prepare(x, states, params, lengths)
+        kernel_precision = self._kernel_precision(precision, x.dtype)
         T, B, _ = x.shape
         H = h0.shape[1]
         rec, zone = self._masks(masks, x, H)
@@ -363,10 +380,12 @@ class LSTMCell(_Int8Cell):
         h_n = np.empty((B, H), x.dtype)
         c_n = np.empty((B, H), x.dtype)
         _lstm.infer(out, h_n, c_n, x, h0, c0, w_ih, w_hh, bias, lengths, num_threads, rec,
-                    zone)
+                    zone, **kernel_precision)
         return out, (h_n, c_n)
 
-    def backward(self, d_out, d_final_states, cache, grads, num_threads):
+    def backward(self, d_out, d_final_states, cache, grads, num_threads, precision="fp32"):
+        """BPTT of the forward call that made ``cache``; ``precision``: that call's."""
+        kernel_precision = self._kernel_precision(precision, cache.arrays[0].dtype)
         x, h0, c0, out, gates, cells, w_ih, w_hh, rec, zone = cache.take()
         H = h0.shape[1]
         G = 4 * H
@@ -375,7 +394,7 @@ class LSTMCell(_Int8Cell):
                                                               G, grads)
         db = np.zeros(G, dtype)
         _lstm.backward(dx, dh, dc, dw_ih, dw_hh, db, gates, d_out, x, h0, c0, out, cells,
-                       w_ih, w_hh, cache.lengths, num_threads, rec, zone)
+                       w_ih, w_hh, cache.lengths, num_threads, rec, zone, **kernel_precision)
         _finish_grads(grads, dw_ih, dw_hh)
         _add_grad(grads, "bias_ih", db)
         _add_grad(grads, "bias_hh", db)

@@ -403,9 +403,12 @@ def _shared_options(defaults: dict, loss: str | None = None) -> list:
         click.Option(["--resume"], default=None, metavar="RUN",
                      help="Continue the run in RUN exactly where it stopped (with --data "
                           "NEW when its data file has moved)."),
-        click.Option(["--precision"], type=click.Choice(PRECISIONS), default="fp32",
-                     show_default=True, help="Training precision (int8 is for inference: "
-                     "predict, eval, bench --mode infer)."),
+        opt(["--precision"], "Precision of the recurrent layers' products in training and "
+            "validation: bf16 (cells that have it, such as lstm; CPUs with AVX512_BF16, else "
+            "fp32 with a note) multiplies bfloat16 values with float32 sums, the parameters "
+            "and checkpoints staying float32; eval and predict run fp32 unless given "
+            "--precision too. int8 is for inference (predict, eval, bench --mode infer).",
+            key="precision", type=click.Choice(PRECISIONS)),
         click.Option(["--ranks"], default=None, type=RANK_COUNT, metavar="N",
                      help="Train data-parallel on N processes of the local computer (starts "
                           "mpiexec; needs the mpi extra; docs/distributed.md)."),
@@ -500,10 +503,6 @@ def _train(ctx, task, values):
     out, resume, ranks = values.pop("out"), values.pop("resume"), values.pop("ranks")
     if "data" in values:
         values["data"] = datafile.data_path("--data", values["data"])
-    precision = values.pop("precision")
-    if precision != "fp32":
-        raise UserError(f"--precision {precision} is for inference only (predict, eval, "
-                        f"bench --mode infer); training runs in fp32")
     for option, path in (("--out", out), ("--resume", resume)):
         if path:  # the run's path is in the first line printed and in the summary
             std_streams.check_printable(f"{option} {path}", out_paths.home_path(path))
@@ -527,7 +526,9 @@ def _train(ctx, task, values):
                    + (f" in {trainer.size} members" if trainer.size > 1 else "")
                    + (f", {len(trainer.options)} candidates to choose from"
                       if getattr(trainer, "options", None) else "")
-                   + (f", data-parallel on {world.size} ranks" if world.size > 1 else ""))
+                   + (f", data-parallel on {world.size} ranks" if world.size > 1 else "")
+                   + (f", {trainer.config['precision']} products"
+                      if trainer.config.get("precision", "fp32") != "fp32" else ""))
     summary = trainer.fit(resume=resumed)
     distributed.ignore_ctrl_c(world, training_over=True)
     if world.is_root:
@@ -747,7 +748,7 @@ def _eval_header(task, run, split, note, checkpoint, evaluated, precision, why=N
                  f"{ensemble.left_out_text(list(left_out), size - len(left_out))})")
     return (f"{task.name} run {run}{whole}, split {split}{note}"
             f"{', the last checkpoint (--checkpoint last)' if checkpoint == 'last' else ''}"
-            f"{', int8 inference' if precision == 'int8' else ''}")
+            f"{f', {precision} inference' if precision != 'fp32' else ''}")
 
 
 @cli.command("eval", short_help="Evaluate a trained RUN beside the task's baselines.")

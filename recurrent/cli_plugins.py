@@ -222,6 +222,8 @@ def _info() -> dict:
         info["default_threads"] = _default_threads(threads)
         from ._kernels import int8
         info["int8"] = int8.instruction_path()
+        from .quant import bf16_available
+        info["bf16"] = bf16_available()
     except ImportError as exc:  # kernels not built: say so rather than fail
         info["openmp"] = None
         info["default_threads"] = None
@@ -290,6 +292,10 @@ def info_command(as_json):
                 "avx2": "AVX2 vpmaddwd, exact int32 sums (no VNNI in use)",
                 "portable": "portable C, exact int32 sums (no AVX2 in use)"}[info["int8"]]
         click.echo(f"int8        inference products: {path}")
+    if "bf16" in info:
+        click.echo("bf16        training and inference products: " + (
+            "AVX512_BF16, bfloat16 operands with float32 sums" if info["bf16"] else
+            "not on this CPU (no AVX512_BF16 in use): --precision bf16 runs fp32"))
     if not info["blas"]:
         click.echo("blas        none found by threadpoolctl")
     for lib in info["blas"]:

@@ -19,9 +19,11 @@ from .checks import beyond_any_array, one_line
 from .checkpoint import saved_json
 from .errors import UserError
 from .out_paths import home_path, shell_word
+from .layers import check_cell_precision
 from .model import SequenceModel, check_spec
 from .optim import (Schedule, check_optimizer_settings, default_momentum, default_weight_decay,
                     make_optimizer)
+from .quant import PRECISIONS, TRAINING_PRECISIONS
 from .seq2seq.model import KIND as SEQ2SEQ, Seq2SeqModel
 from .seq2seq.model import check_spec as check_seq2seq_spec
 
@@ -65,6 +67,7 @@ SHARED_DEFAULTS = {
     "average": "off",  # weight averaging (recurrent/averaging.py)
     "select_by": "loss",  # the validation figure that picks the best checkpoint
     "ensemble": 1,  # members trained independently and combined (recurrent/ensemble.py)
+    "precision": "fp32",  # of the recurrent layers' products in training and validation
 }
 
 # Options whose default (None) is the optimizer's own, by optimizer name.
@@ -72,7 +75,7 @@ OPTIMIZER_DEFAULTS = {"weight_decay": default_weight_decay, "momentum": default_
 
 # Options added after runs were first saved: a config.json without them takes these.
 LATER_DEFAULTS = {"recurrent_dropout": 0.0, "zoneout": 0.0, "average": "off",
-                  "select_by": "loss", "ensemble": 1}
+                  "select_by": "loss", "ensemble": 1, "precision": "fp32"}
 
 # Options that may change when a run is resumed; anything else must match the run.
 RESUMABLE = ("epochs", "steps", "patience", "eval_every", "log_every", "quiet", "threads",
@@ -325,6 +328,7 @@ class TrainingConfig(dict):
             raise UserError(str(e)) from None
         if not int(self.get("epochs") or 0) and not int(self.get("steps") or 0):
             raise UserError("nothing to train: --epochs and --steps are both 0")
+        self.check_precision()
         # every number option, the task's own too: click's FloatRange lets NaN through
         # (every comparison with it is false), and a NaN rate or fraction would pass the
         # checks after it unseen
@@ -357,6 +361,24 @@ class TrainingConfig(dict):
                 and self["min_lr"] > self["lr"]):
             raise UserError(f"--min-lr {self['min_lr']:g} is above --lr {self['lr']:g}: the "
                             f"schedule would raise the rate as it goes")
+
+    def check_precision(self) -> None:
+        """UserError unless the run's recurrent layers can train in its --precision
+        (quant.TRAINING_PRECISIONS; the cell's own: layers.check_cell_precision)."""
+        precision = self.get("precision", "fp32")
+        if precision not in PRECISIONS:  # a hand-edited config.json
+            raise UserError(f"option precision must be one of {', '.join(PRECISIONS)}, got "
+                            f"{precision!r} (a resumed run reads it from its config.json)")
+        if precision not in TRAINING_PRECISIONS:
+            raise UserError(f"--precision {precision} is for inference only (predict, eval, "
+                            f"bench --mode infer); training runs in "
+                            f"{' or '.join(TRAINING_PRECISIONS)}")
+        if precision == "fp32":
+            return
+        try:
+            check_cell_precision(self["cell"], precision)
+        except ValueError as e:  # "precision bf16: ..." or "cell: ...": name the option
+            raise UserError(f"--{one_line(e)}") from None
 
     def check_new(self, task=None) -> None:
         """UserError for options a new run would leave unused (--nesterov beside an
@@ -438,14 +460,18 @@ class TrainingConfig(dict):
         if isinstance(spec, dict) and spec.get("model") == SEQ2SEQ:
             model_class = Seq2SeqModel
         try:
-            return model_class(spec, cell=self["cell"], hidden_size=self["hidden"],
-                                 num_layers=self["layers"], dropout=self["dropout"],
-                                 bidirectional=self["bidirectional"], seed=self["seed"],
-                                 num_threads=self.get("threads"),
-                                 init=self.get("init", "uniform"),
-                                 forget_bias=self.get("forget_bias"),
-                                 recurrent_dropout=self.get("recurrent_dropout", 0.0),
-                                 zoneout=self.get("zoneout", 0.0))
+            model = model_class(spec, cell=self["cell"], hidden_size=self["hidden"],
+                                num_layers=self["layers"], dropout=self["dropout"],
+                                bidirectional=self["bidirectional"], seed=self["seed"],
+                                num_threads=self.get("threads"),
+                                init=self.get("init", "uniform"),
+                                forget_bias=self.get("forget_bias"),
+                                recurrent_dropout=self.get("recurrent_dropout", 0.0),
+                                zoneout=self.get("zoneout", 0.0))
+            # the precision the run trains and validates in (--precision)
+            if self.get("precision", "fp32") != "fp32":
+                model.precision = self["precision"]
+            return model
         except ValueError as e:
             if beyond_any_array(e):  # a size (--embed-dim, ...) no memory holds
                 raise MemoryError(one_line(e)) from None

@@ -40,7 +40,7 @@ from .masks import (OPTIONS, supported, takes_flags, takes_masks, variational_ma
                     zoneout_expectation, zoneout_mask)
 from .params import ParamModule, claim_params
 from .protocols import Cell, missing_members
-from .quant import check_precision
+from .quant import bf16_or_fp32, check_precision
 from .state import pack_state
 from .threads import MAX_THREADS, resolve_threads, single_threaded_blas
 from .tuning import ensure as ensure_tuned
@@ -66,6 +66,31 @@ def _resolve_cell(cell):
                          f"recurrent.protocols.Cell, got {type(cell).__name__} "
                          f"without {', '.join(missing)}")
     return cell
+
+
+def check_cell_precision(cell, value, dtype=np.float32):
+    """``value``, or a ValueError (one line) unless a layer of ``dtype`` over ``cell`` (a
+    name or a cell object) can run in that precision (recurrent/quant.py): int8 for a
+    cell with quantize() and infer_int8(), bf16 for one whose ``precisions`` list it
+    (recurrent.protocols.Cell), either in float32 layers only."""
+    check_precision(value)
+    cell = _resolve_cell(cell)
+    if value == "int8" and not (hasattr(cell, "infer_int8") and hasattr(cell, "quantize")):
+        raise ValueError(f"precision int8: cell {cell.name!r} has no int8 path")
+    if value == "bf16" and value not in getattr(cell, "precisions", ("fp32",)):
+        raise ValueError(f"precision bf16: cell {cell.name!r} has no bf16 path (its "
+                         f"precisions do not list bf16)")
+    if value != "fp32" and np.dtype(dtype) != np.float32:
+        raise ValueError(f"precision {value}: needs a float32 layer, this one is "
+                         f"{np.dtype(dtype).name}")
+    return value
+
+
+def precision_keyword(precision):
+    """The keyword arguments that give a cell's forward, infer or backward ``precision``
+    (not int8, which has its own infer_int8): none for fp32, so that a cell without other
+    precisions (no ``precisions``, recurrent.protocols.Cell) is called as before."""
+    return {} if precision == "fp32" else {"precision": precision}
 
 
 def _orthogonal(rng, n, dtype):
@@ -245,14 +270,17 @@ class Recurrent(ParamModule):
                 params["bias_hh"][f] = 0
         self.params_changed()
 
-    # -- inference precision ------------------------------------------------------------
+    # -- precision ----------------------------------------------------------------------
     @property
     def precision(self):
-        """The precision of inference (need_grad=False, step, run_step): "fp32", or "int8"
-        (recurrent/quant.py) for a float32 layer whose cell has quantize() and
-        infer_int8(). Training always runs in the layer's dtype; a forward pass that keeps
-        gradients refuses int8. The int8 weights are made at the first int8 call and kept
-        until params_changed() (code writing into the parameters directly calls it)."""
+        """The precision of the cells' products (recurrent/quant.py): "fp32"; "int8" for
+        inference (need_grad=False, step, run_step) of a float32 layer whose cell has
+        quantize() and infer_int8(), a forward pass that keeps gradients refusing it (the
+        int8 weights are made at the first int8 call and kept until params_changed(),
+        which code writing into the parameters directly calls); "bf16" for training and
+        inference of a float32 layer whose cell lists it in its ``precisions``
+        (recurrent.protocols.Cell), run as fp32 on a CPU without bf16 (quant.bf16_or_fp32).
+        Parameters and gradients stay in the layer's dtype."""
         return self._precision
 
     @precision.setter
@@ -261,14 +289,9 @@ class Recurrent(ParamModule):
         self._precision = value
 
     def check_precision(self, value):
-        """ValueError (one line) unless this layer can run inference in ``value``."""
-        check_precision(value)
+        """ValueError (one line) unless this layer can run in ``value`` (int8: inference)."""
+        check_cell_precision(self.cell, value, self.dtype)
         if value == "int8":
-            if not (hasattr(self.cell, "infer_int8") and hasattr(self.cell, "quantize")):
-                raise ValueError(f"precision int8: cell {self.cell.name!r} has no int8 path")
-            if self.dtype != np.float32:
-                raise ValueError(f"precision int8: needs a float32 layer, this one is "
-                                 f"{self.dtype.name}")
             if self.zoneout > 0 and not takes_masks(self.cell.infer_int8):
                 raise ValueError(f"precision int8: cell {self.cell.name!r}'s infer_int8() "
                                  f"takes no masks, which a layer with zoneout passes")
@@ -403,16 +426,17 @@ class Recurrent(ParamModule):
         num_threads an int >= 1. Returns (out (T, B, D*H), tuple of final states). The
         caller keeps BLAS single-threaded (recurrent.threads.single_threaded_blas).
         precision: None for the layer's (self.precision), or a checked one; int8 needs
-        need_grad=False. mask_steps: the training masks that vary over time (inter-layer
-        dropout, zoneout) are drawn for this many steps (if more than T) and their first
-        T used, so that a caller that cut x to fewer steps than its batch has (a
-        data-parallel rank's rows of a seq2seq batch, trimmed to their longest) gets
-        the masks of the whole batch's steps. evaluate: run as in eval mode (no inter-layer
+        need_grad=False; bf16 runs as fp32 on a CPU without bf16 (quant.bf16_or_fp32).
+        mask_steps: the training masks that vary over time (inter-layer dropout, zoneout)
+        are drawn for this many steps (if more than T) and their first T used, so that a
+        caller that cut x to fewer steps than its batch has (a data-parallel rank's rows
+        of a seq2seq batch, trimmed to their longest) gets the masks of the whole batch's
+        steps. evaluate: run as in eval mode (no inter-layer
         dropout) whatever self.training, without setting it, so that a call from another
         thread sharing the layer still runs in its own mode (StreamPool's steps)."""
         ensure_tuned()   # the process's first kernel call loads or runs the kernel tuning
-        precision = self._precision if precision is None else precision
-        if precision != "fp32" and need_grad:
+        precision = bf16_or_fp32(self._precision if precision is None else precision)
+        if precision == "int8" and need_grad:
             raise ValueError(f"precision {precision} is for inference: call with "
                              f"need_grad=False, or set precision to 'fp32' to train")
         T, B, _ = x.shape
@@ -445,7 +469,7 @@ class Recurrent(ParamModule):
                 else:
                     out_d, finals, cache = self._run_cell(
                         need_grad, cell_in, unit_states, self._unit_params(u), lengths,
-                        num_threads, self._cell_masks(T, B, draw, mask_steps))
+                        num_threads, self._cell_masks(T, B, draw, mask_steps), precision)
                 if (precision, need_grad) not in self._checked_paths:  # once per path
                     self._check_cell_result(out_d, finals, T, B)
                     self._checked_paths.add((precision, need_grad))
@@ -455,7 +479,7 @@ class Recurrent(ParamModule):
                 caches.append(cache)
             layer_caches.append((mask, caches))
             layer_in = outs[0] if D == 1 else np.concatenate(outs, axis=2)
-        self._cache = (T, B, rev, layer_caches, num_threads) if need_grad else None
+        self._cache = (T, B, rev, layer_caches, num_threads, precision) if need_grad else None
         if need_grad:  # the parameters the cache was made with (check_backward)
             self._cache_version = self.params_version
         return layer_in, final_states
@@ -519,10 +543,13 @@ class Recurrent(ParamModule):
     def _cell_broke(self, problem):
         raise broken_protocol("cell", self.cell.name, problem)
 
-    def _run_cell(self, need_grad, x, states, params, lengths, threads, masks=None):
+    def _run_cell(self, need_grad, x, states, params, lengths, threads, masks=None,
+                  precision="fp32"):
         """(out, finals, cache) of one cell run; cache is None when no gradient is wanted.
-        masks (recurrent/masks.py) reach the cell only when there are some."""
+        masks (recurrent/masks.py) reach the cell only when there are some, and the
+        precision only when it is not fp32 (precision_keyword)."""
         extra = {} if masks is None else {"masks": masks}
+        extra.update(precision_keyword(precision))
         infer = None if need_grad else getattr(self._calls, "infer", None)
         if infer is not None:
             out, finals = self._cell_result("infer", ("out", "final_states"),
@@ -539,7 +566,7 @@ class Recurrent(ParamModule):
         Parameter gradients are ADDED into grads(). Returns (dx (T, B, I), dstate) with
         dstate shaped like the state argument."""
         self.check_backward()
-        T, B, _, _, threads = self._cache
+        T, B, _, _, threads, _ = self._cache
         D = self.num_directions
         d_out = self._as_float("d_out", d_out, (T, B, D * self.hidden_size))
         d_finals = self._check_d_state(d_state, B)
@@ -565,7 +592,7 @@ class Recurrent(ParamModule):
         int >= 1. Returns (dx (T, B, I), tuple of initial-state gradients). The caller keeps
         BLAS single-threaded."""
         self.check_backward()
-        T, B, rev, layer_caches, _ = self._cache
+        T, B, rev, layer_caches, _, precision = self._cache
         H, D, L = self.hidden_size, self.num_directions, self.num_layers
         d_layer_out = d_out
         d_init = tuple(np.zeros((L * D, B, H), self.dtype) for _ in self.state_names)
@@ -581,7 +608,8 @@ class Recurrent(ParamModule):
                                                    self._calls.backward(
                     np.ascontiguousarray(d_dir),
                     tuple(None if df is None else df[u] for df in d_finals),
-                    caches[d], self._unit_grads(u), num_threads))
+                    caches[d], self._unit_grads(u), num_threads,
+                    **precision_keyword(precision)))
                 self._check_cell_grads(dx_d, d_states, T, B, k)
                 if d == 1:
                     dx_d = reverse_rows(dx_d, rev)

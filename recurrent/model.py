@@ -164,8 +164,8 @@ class SequenceModel(FlatModel):
 
     @property
     def precision(self):
-        """The recurrent stack's inference precision (Recurrent.precision): "fp32" or
-        "int8"; embedding and head stay float32."""
+        """The recurrent stack's precision (Recurrent.precision): "fp32", "int8"
+        (inference) or "bf16"; embedding and head stay float32."""
         return self.rnn.precision
 
     @precision.setter

@@ -517,9 +517,11 @@ def _check_cell_members(name: str, cell: Any) -> None:
     (recurrent.protocols.Cell): a forward(), infer() or backward() that cannot take the
     five positional arguments layers pass it, a gate_order without one letter per gate
     block (the layer would set --forget-bias on rows the cell does not have, i.e. on
-    none), or
+    none),
     mask_kinds listed by a cell whose forward() or infer() takes no ``masks`` keyword
-    (the layer passes it whenever a mask option is on)."""
+    (the layer passes it whenever a mask option is on), or precisions that are not
+    among quant.TRAINING_PRECISIONS, or that list bf16 for a cell whose forward(),
+    infer() or backward() takes no ``precision`` keyword (the layer passes it in bf16)."""
     import inspect
     order = getattr(cell, "gate_order", None)
     if order is not None:
@@ -542,6 +544,7 @@ def _check_cell_members(name: str, cell: Any) -> None:
             raise ValueError(f"cell {name!r}: {method}{signature} cannot take the five "
                              f"arguments layers pass it ({_CELL_CALLS[method]}: "
                              f"recurrent.protocols.Cell)") from None
+    _check_cell_precisions(name, cell)
     if not getattr(cell, "mask_kinds", None):
         return
     for method in ("forward", "infer"):
@@ -549,6 +552,31 @@ def _check_cell_members(name: str, cell: Any) -> None:
         if function is not None and not takes_masks(function):
             raise ValueError(f"cell {name!r} lists mask_kinds {tuple(cell.mask_kinds)!r}, "
                              f"but its {method}() takes no masks keyword")
+
+
+def _check_cell_precisions(name: str, cell: Any) -> None:
+    """_check_cell_members' part on the optional ``precisions`` member."""
+    import inspect
+
+    from .quant import TRAINING_PRECISIONS
+    precisions = getattr(cell, "precisions", None)
+    if precisions is None:
+        return
+    if (not isinstance(precisions, (tuple, list))
+            or not all(isinstance(p, str) and p in TRAINING_PRECISIONS for p in precisions)):
+        raise ValueError(f"cell {name!r}: precisions {precisions!r} is not a tuple from "
+                         f"{TRAINING_PRECISIONS!r}")
+    if all(p == "fp32" for p in precisions):
+        return
+    for method in ("forward", "infer", "backward"):
+        function = getattr(cell, method, None)
+        try:
+            parameters = inspect.signature(function).parameters.values()
+        except (TypeError, ValueError):  # absent, or a compiled function without one
+            continue
+        if not any(p.name == "precision" or p.kind is p.VAR_KEYWORD for p in parameters):
+            raise ValueError(f"cell {name!r} lists precisions {tuple(precisions)!r}, but "
+                             f"its {method}() takes no precision keyword")
 
 
 def _check_task_options(name: str, task: Any) -> None:

@@ -114,6 +114,16 @@ class Cell(Protocol):
     byte per entry) rather than 0/1 values of the run's dtype (recurrent/masks.py,
     takes_flags); without it, or for a dtype not listed, 0/1 values."""
 
+    precisions: tuple[str, ...]
+    """The precisions the cell's matrix products can run in, from ("fp32", "bf16")
+    (recurrent/quant.py; without this member, fp32 alone). A cell listing "bf16" takes a
+    keyword argument ``precision`` in forward(), infer() (if it has one) and backward():
+    "bf16" for float32 arrays whose matrix products it runs with bfloat16 operands and
+    float32 sums, activations, states and gradients staying float32; backward() gets
+    the precision its forward() call had. Layers pass ``precision`` only when it is not
+    "fp32" (a cell without this member is called as before), and refuse precision bf16,
+    naming the cell, for a cell that does not list it."""
+
     def quantize(self, params: dict[str, np.ndarray]) -> Any:
         """The int8 form of float32 params (recurrent/quant.py), whatever infer_int8 takes.
         With infer_int8, it lets a layer run inference in int8 (Recurrent.precision); the
@@ -436,8 +446,8 @@ class Members(NamedTuple):
 MEMBERS: dict[type, Members] = {
     Cell: Members(required=("name", "num_gates", "state_names", "param_shapes", "init_params",
                             "forward", "backward"),
-                  optional=("gate_order", "infer", "mask_kinds", "zoneout_flags", "quantize",
-                            "infer_int8")),
+                  optional=("gate_order", "infer", "mask_kinds", "zoneout_flags", "precisions",
+                            "quantize", "infer_int8")),
     Loss: Members(required=("name", "value_and_grad"),
                   optional=("target_kind", "combine")),
     Task: Members(required=("name", "help", "loss", "options", "defaults", "prepare",

@@ -1,4 +1,5 @@
-"""int8 inference: the precisions, and the quantisation of weights and activations.
+"""The precisions (fp32, int8, bf16), int8's quantisation of weights and activations, and
+whether this CPU runs bf16.
 
 Scheme (issue 17), symmetric, no zero point, no calibration data:
 - a weight matrix W (G, K) is quantised per output row, once: m = max|W[g]|,
@@ -19,12 +20,27 @@ sum_k |a_k| |w_k|: int8_error_bound().
 
 Only inference runs in int8 (Recurrent.precision, recurrent/layers.py); training and
 gradients stay float32.
+
+bf16 (issue 17), training and inference of cells that list it in their ``precisions``
+(recurrent.protocols.Cell; the built-in lstm): every matrix product takes its operands
+rounded to bfloat16 and sums in float32, as PyTorch's bf16 autocast; activations, the cell
+state, the parameters (master weights), their gradients and the optimizer's state stay
+float32, and so do checkpoints. It needs the CPU's AVX512_BF16 instructions
+(bf16_available); without them a layer runs fp32 and says so once (bf16_or_fp32).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("fp32", "int8", "bf16")
+# the precisions a training pass (need_grad) may run in: int8 is for inference only
+TRAINING_PRECISIONS = ("fp32", "bf16")
+# what a layer prints, once per process, when it runs bf16 as fp32 (bf16_or_fp32)
+BF16_FALLBACK = ("note: this CPU has no AVX512_BF16 instructions in use: precision bf16 "
+                 "runs in fp32")
+_bf16_told = []   # [True] once BF16_FALLBACK was printed in this process
 
 
 def check_precision(value, name="precision"):
@@ -32,6 +48,39 @@ def check_precision(value, name="precision"):
     if value not in PRECISIONS:
         raise ValueError(f"{name}: expected one of {', '.join(PRECISIONS)}, got {value!r}")
     return value
+
+
+def bf16_available() -> bool:
+    """Whether the bf16 kernels run on this CPU: its AVX512_BF16 instructions, unless
+    RECURRENT_VECTOR_LEVEL lowers the vector code (every level it names lacks them)."""
+    from .tuning import env_vector_level
+    return env_vector_level() is None and _cpu_runs_bf16()
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_runs_bf16() -> bool:
+    """The bf16 kernel module's answer (recurrent._kernels.bf16.available) when it is
+    built, else whether the CPU lists avx512_bf16 among its flags (recurrent.tuning reads
+    them); asked once per process, as layers ask at every bf16 pass."""
+    try:
+        from ._kernels import bf16 as _bf16
+    except ImportError:
+        from .tuning import _cpu
+        return "avx512_bf16" in _cpu()[1]
+    return bool(_bf16.available())
+
+
+def bf16_or_fp32(precision: str) -> str:
+    """The precision a layer runs for ``precision``: bf16 becomes fp32 on a CPU without
+    bf16 (bf16_available), with BF16_FALLBACK printed on stderr the first time in the
+    process; any other precision is itself."""
+    if precision != "bf16" or bf16_available():
+        return precision
+    if not _bf16_told:
+        _bf16_told.append(True)
+        from .progress import aside
+        aside(BF16_FALLBACK)
+    return "fp32"
 
 
 def quantize_rows(a):

@@ -393,6 +393,8 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
     # the checkpoint's parameters replace the initial ones below, so the initial forget-gate
     # bias is not set: a saved value a resume refuses (beyond float32) stays harmless here
     config["forget_bias"] = None
+    # the run's --precision is how it trained; inference runs in the one asked for here
+    config["precision"] = "fp32"
     name = checkpoint_file(run, which)
     budget = param_budget(run.file(name))  # sizes beyond the checkpoint's: refused
     try:

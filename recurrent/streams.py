@@ -115,8 +115,9 @@ class StreamPool:
     module docstring. Ids are any hashable values. ``softmax`` (None: True for a run whose
     loss is cross_entropy, else False) turns a model's outputs into probabilities.
     ``num_threads`` (None: the model's setting) bounds the kernel threads of each call.
-    ``precision`` (None: the model's, Recurrent.precision) of the steps: "fp32" or "int8"
-    (recurrent/quant.py: weights quantised once and kept, inputs and states per step)."""
+    ``precision`` (None: the model's, Recurrent.precision) of the steps: "fp32", "int8"
+    (recurrent/quant.py: weights quantised once and kept, inputs and states per step) or
+    "bf16"."""
 
     def __new__(cls, *args, **kwargs):
         """StreamPool(ensemble or its run, ...) is an EnsemblePool (recurrent/ensemble.py).

@@ -272,6 +272,13 @@ class _ContradictingPlugin:
     ({"mask_kinds": ("recurrent",)}, "ValueError: cell 'authoring_members' lists mask_kinds "
                                      "('recurrent',), but its forward() takes no masks "
                                      "keyword"),
+    # --precision bf16 would fail in the layer's call, naming no plugin
+    ({"precisions": ("fp32", "bf16")}, "ValueError: cell 'authoring_members' lists "
+                                       "precisions ('fp32', 'bf16'), but its forward() "
+                                       "takes no precision keyword"),
+    ({"precisions": ("fp32", "fp16")}, "ValueError: cell 'authoring_members': precisions "
+                                       "('fp32', 'fp16') is not a tuple from ('fp32', "
+                                       "'bf16')"),
 ])
 def test_a_cell_whose_optional_members_contradict_the_others_is_a_broken_plugin(members,
                                                                                 expected):

@@ -96,8 +96,8 @@ def test_options_are_checked_as_the_command_line_checks_them(task_runs):
         recurrent.predict_stream(run, temperature=0.5)
     with pytest.raises(UserError, match="--stream reads one text per line"):
         recurrent.predict_stream(str(task_runs["sentiment"]), texts=("a text",))
-    with pytest.raises(UserError, match="precision: expected one of fp32, int8"):
-        recurrent.predict_stream(run, precision="bf16")
+    with pytest.raises(UserError, match="precision: expected one of fp32, int8, bf16"):
+        recurrent.predict_stream(run, precision="fp16")
     with pytest.raises(UserError, match="does not exist"):
         recurrent.predict_stream(run + "-missing")
     # a prime given here is the command's --prime: the answers continue it

@@ -78,6 +78,9 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
         raise UserError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     if state_inputs and fmt != "onnx":
         raise UserError("--state-inputs is for --format onnx (the graph's inputs)")
+    if precision == "bf16":  # bf16 products read the float32 parameters: none are stored
+        raise UserError("--precision bf16 is how recurrent multiplies, with float32 "
+                        "parameters: leave --precision out to export them")
     if precision != "fp32" and fmt != "safetensors":
         raise UserError(f"--precision {precision} is for --format safetensors (onnx and torch "
                         f"files hold float32 weights)")

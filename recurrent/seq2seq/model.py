@@ -175,9 +175,9 @@ class Seq2SeqModel(FlatModel):
 
     @property
     def precision(self):
-        """The recurrent stacks' inference precision (Recurrent.precision), the encoder's
-        and the decoder's alike: "fp32" or "int8"; embeddings, attention and head stay
-        float32."""
+        """The recurrent stacks' precision (Recurrent.precision), the encoder's and the
+        decoder's alike: "fp32", "int8" (inference) or "bf16"; embeddings, attention and
+        head stay float32."""
         return self.encoder.precision
 
     @precision.setter
