@@ -36,7 +36,7 @@ from recurrent.cellbase import LN_EPS, LayerNormLSTMLayout, TorchLayoutCell
 from recurrent.layout import STATE_NAMES
 from recurrent.lengths import check_lengths
 from recurrent.masks import MASK_KINDS, check_masks, takes_flags
-from recurrent.quant import QuantizedWeight
+from recurrent.quant import QuantizedWeight, bf16_or_fp32
 
 _FLOATS = (np.float32, np.float64)
 
@@ -332,8 +332,10 @@ class LSTMCell(_Int8Cell):
 
     def _kernel_precision(self, precision, dtype):
         """The keywords of the lstm kernels' calls (forward, infer, backward) for
-        ``precision``: bf16=True for bf16 (float32 arrays only), none for fp32; ValueError
-        for a precision this cell does not list."""
+        ``precision``: bf16=True for bf16 (float32 arrays only), none for fp32 and for bf16
+        on a CPU without bf16 (quant.bf16_or_fp32: fp32 with its note, as a layer runs,
+        rather than the kernels' slow portable emulation); ValueError for a precision
+        this cell does not list."""
         if precision == "fp32":
             return {}
         if precision not in self.precisions:
@@ -341,7 +343,7 @@ class LSTMCell(_Int8Cell):
                              f"{' or '.join(self.precisions)}, got {precision!r}")
         if dtype != np.float32:
             raise ValueError(f"precision {precision}: needs float32 arrays, got {dtype}")
-        return {"bf16": True}
+        return {"bf16": True} if bf16_or_fp32(precision) == "bf16" else {}
 
     def _prepare(self, x, states, params, lengths):
         """Checked arrays and the one bias the kernel adds, b_ih + b_hh (G,)."""

@@ -29,7 +29,7 @@ from . import datafile, moved_data, out_paths, predict_api, std_streams
 from .key_reads import KeyReads
 from .progress import aside, share_text
 from .protocols import SPLITS
-from .quant import PRECISIONS
+from .quant import PRECISIONS, runs_as
 from .threads import env_threads, single_threaded_blas
 from .tuning import env_vector_level
 
@@ -515,6 +515,9 @@ def _train(ctx, task, values):
         raise AllRanksError(f"--ranks {ranks}: this job already runs on {world.size} "
                         f"rank(s); give --ranks without mpiexec, or mpiexec without --ranks")
     distributed.ignore_ctrl_c(world)
+    if not world.is_root:
+        from .quant import leave_bf16_note_to_rank_0
+        leave_bf16_note_to_rank_0()
     trainer = parallel_trainer(task, world, lambda: _make_trainer(
         ctx, task, values, out, resume, world))
     quiet = values.get("quiet") or not world.is_root
@@ -527,8 +530,8 @@ def _train(ctx, task, values):
                    + (f", {len(trainer.options)} candidates to choose from"
                       if getattr(trainer, "options", None) else "")
                    + (f", data-parallel on {world.size} ranks" if world.size > 1 else "")
-                   + (f", {trainer.config['precision']} products"
-                      if trainer.config.get("precision", "fp32") != "fp32" else ""))
+                   + (f", {runs_as(trainer.config['precision'])} products"
+                      if runs_as(trainer.config.get("precision", "fp32")) != "fp32" else ""))
     summary = trainer.fit(resume=resumed)
     distributed.ignore_ctrl_c(world, training_over=True)
     if world.is_root:
@@ -714,8 +717,11 @@ def train_group(ctx, resume):
 
 # ---- eval -----------------------------------------------------------------------------
 
-PRECISION_HELP = ("Inference precision: int8 quantises the recurrent layers' weights per "
-                  "row and their inputs per step (recurrent/quant.py).")
+PRECISION_HELP = ("Inference precision, whatever the run trained in: int8 quantises the "
+                  "recurrent layers' weights per row and their inputs per step; bf16 "
+                  "multiplies bfloat16 values with float32 sums (cells that have it, such "
+                  "as lstm; CPUs with AVX512_BF16, else fp32 with a note) "
+                  "(recurrent/quant.py).")
 
 
 def _open_run(path):
@@ -788,6 +794,7 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
             raise UserError(f"--backtest {backtest}: need at least 2 forecast origins for "
                             f"a spread")
     model, info = load_model(run_dir, checkpoint, threads, precision)
+    precision = runs_as(precision)  # what is reported: bf16 runs as fp32 without bf16
     config = dict(info["config"])
     # the parameters evaluated: those load_model read (last.npz for a run, or a member,
     # that had no best one when it looked)

@@ -70,17 +70,29 @@ def _cpu_runs_bf16() -> bool:
     return bool(_bf16.available())
 
 
+def runs_as(precision: str) -> str:
+    """The precision a layer runs for ``precision``: bf16 is fp32 on a CPU without bf16
+    (bf16_available); any other precision is itself. What headers and --json report."""
+    return "fp32" if precision == "bf16" and not bf16_available() else precision
+
+
 def bf16_or_fp32(precision: str) -> str:
-    """The precision a layer runs for ``precision``: bf16 becomes fp32 on a CPU without
-    bf16 (bf16_available), with BF16_FALLBACK printed on stderr the first time in the
-    process; any other precision is itself."""
-    if precision != "bf16" or bf16_available():
+    """runs_as(precision), with BF16_FALLBACK printed on stderr the first time in the
+    process that bf16 runs as fp32."""
+    if runs_as(precision) == precision:
         return precision
     if not _bf16_told:
         _bf16_told.append(True)
         from .progress import aside
         aside(BF16_FALLBACK)
     return "fp32"
+
+
+def leave_bf16_note_to_rank_0() -> None:
+    """bf16_or_fp32 prints no BF16_FALLBACK in this process from now on: a data-parallel
+    rank other than 0, whose note would repeat rank 0's on the job's stderr."""
+    if not _bf16_told:
+        _bf16_told.append(True)
 
 
 def quantize_rows(a):

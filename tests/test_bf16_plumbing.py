@@ -185,6 +185,56 @@ def test_without_bf16_instructions_bf16_runs_fp32_with_one_note(level):
     assert done.stderr.splitlines() == [BF16_FALLBACK]
 
 
+_CELL_FALLBACK = """
+import numpy as np
+from recurrent.plugins import get_cell
+cell = get_cell("lstm")
+rng = np.random.default_rng(0)
+x = rng.standard_normal((5, 2, 3)).astype(np.float32)
+params = {kind: rng.standard_normal(shape).astype(np.float32)
+          for kind, shape in cell.param_shapes(3, 4).items()}
+states = (np.zeros((2, 4), np.float32),) * 2
+lengths = np.full(2, 5, np.int64)
+results = []
+for keywords in ({"precision": "bf16"}, {}):
+    out, _, cache = cell.forward(x, states, params, lengths, 1, **keywords)
+    inferred, _ = cell.infer(x, states, params, lengths, 1, **keywords)
+    grads = {kind: np.zeros_like(p) for kind, p in params.items()}
+    dx, _ = cell.backward(np.ones_like(out), (None, None), cache, grads, 1, **keywords)
+    results.append(np.concatenate([out.ravel(), inferred.ravel(), dx.ravel(),
+                                   *(g.ravel() for g in grads.values())]))
+print(int(np.array_equal(results[0], results[1])))
+"""
+
+
+def test_the_lstm_cell_called_directly_without_bf16_instructions_runs_fp32():
+    """The cell's own bf16 calls on a CPU without AVX512_BF16 run fp32 with the layer's
+    note (bitwise fp32's results), not the kernels' portable emulation of the
+    instructions."""
+    done = subprocess.run([sys.executable, "-c", _CELL_FALLBACK], capture_output=True,
+                          text=True, env=installed_env(RECURRENT_VECTOR_LEVEL="avx2"),
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "1"
+    assert done.stderr.splitlines() == [BF16_FALLBACK]
+
+
+def test_a_data_parallel_run_without_bf16_instructions_notes_it_once(tmp_path):
+    """--ranks 2 on a CPU without AVX512_BF16: the job's stderr has the note once (rank
+    0's), not once per rank."""
+    pytest.importorskip("mpi4py", reason="mpi4py not installed (the mpi extra)")
+    text = tiny_text(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "recurrent", "train", "char-lm", "--data", str(text),
+         "--steps", "2", "--hidden", "8", "--embed-dim", "4", "--seq-len", "16",
+         "--threads", "1", "--no-plot", "--quiet", "--precision", "bf16", "--ranks", "2",
+         "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        env=installed_env(RECURRENT_VECTOR_LEVEL="avx2"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.splitlines().count(BF16_FALLBACK) == 1, done.stderr
+
+
 def test_info_says_whether_bf16_runs(monkeypatch):
     line = next(line for line in ok(invoke("info")).splitlines() if line.startswith("bf16"))
     assert ("AVX512_BF16, bfloat16 operands with float32 sums" in line) == bf16_available()
@@ -234,6 +284,32 @@ def test_an_fp32_run_evaluates_and_predicts_in_bf16(task_runs):
                                   "--precision", "bf16")))
     assert result["precision"] == "bf16" and np.isfinite(result["metrics"]["loss"])
     ok(invoke("predict", run, "--precision", "bf16", "--length", 5))
+
+
+def test_without_bf16_instructions_headers_and_json_report_fp32(tmp_path, monkeypatch):
+    """On a CPU without AVX512_BF16 a --precision bf16 run trains and evaluates in fp32,
+    and says so: no "bf16 products" in the training header, eval's header and --json
+    report fp32 (the config keeps what was asked, for a resume on another CPU)."""
+    monkeypatch.setenv("RECURRENT_VECTOR_LEVEL", "avx2")
+    text = tiny_text(tmp_path)
+    run = tmp_path / "run"
+    header = ok(invoke("train", "char-lm", "--data", text, "--steps", 3, "--hidden", 8,
+                       "--embed-dim", 4, "--seq-len", 16, "--threads", 1, "--no-plot",
+                       "--precision", "bf16", "--out", run)).splitlines()[0]
+    assert "products" not in header and "lstm x1 hidden 8" in header
+    assert _config(run)["precision"] == "bf16"
+    result = json.loads(ok(invoke("eval", run, "--json", "--threads", 1,
+                                  "--precision", "bf16")))
+    assert result["precision"] == "fp32"
+    header = ok(invoke("eval", run, "--threads", 1, "--precision", "bf16")).splitlines()[0]
+    assert "inference" not in header and "split valid" in header
+
+
+def test_eval_and_predict_help_offer_bf16(task_runs):
+    """The --precision help of eval and predict says what bf16 is, as train's does."""
+    for args in (("eval", "--help"), ("predict", task_runs["char-lm"], "--help")):
+        text = " ".join(ok(invoke(*args)).split())
+        assert "bf16 multiplies bfloat16 values with float32 sums" in text, args
 
 
 def test_train_in_bf16_refuses_a_cell_without_it_before_making_the_run(tmp_path):
