@@ -164,6 +164,39 @@ def test_nan_and_inf_propagate():
     assert np.isfinite(c[4]).all()
 
 
+def ref_pack(b):
+    """The packed layout of B (K, N) (bf16mat.h): panel p, pair row kk, column j, element e
+    holds the bf16 bits of B[2kk + e, 16p + j], zero past K and past N."""
+    k, n = b.shape
+    k2, npanel = (k + 1) // 2, (n + 15) // 16
+    full = np.zeros((2 * k2, 16 * npanel), np.uint32)
+    full[:k, :n] = ref_round(b).view(np.uint32) >> 16
+    # (2 k2, np, 16) -> (np, k2, 16, 2)
+    return full.reshape(k2, 2, npanel, 16).transpose(2, 0, 3, 1).reshape(-1).astype(np.uint16)
+
+
+def pack_operands(rng):
+    """(B, trans_b, B (K, N) as a plain array) of odd and even shapes, of values of every
+    kind, given as is, transposed (contiguous or a view) and with column strides."""
+    out = []
+    for k, n in ((1, 1), (3, 17), (63, 33), (64, 16), (257, 100), (2, 1024)):
+        b = random_bits(rng, (k, n))
+        out.append((b, False, b))
+        out.append((np.ascontiguousarray(b.T), True, b))
+        out.append((b.T, True, b))  # B^T as a transposed view: unit steps down K
+        wide = np.zeros((k, 3 * n), np.float32)
+        wide[:, ::3] = b
+        out.append((wide[:, ::3], False, b))
+    return out
+
+
+def test_pack_matches_reference_layout():
+    """Every layout of B packs to the reference bits: the vectorised packing (a gather
+    for column strides other than 1) and the portable one alike."""
+    for i, (given, trans_b, b) in enumerate(pack_operands(np.random.default_rng(6))):
+        assert np.array_equal(bf16.pack(given, trans_b=trans_b), ref_pack(b)), i
+
+
 _VARIANT_RUN = r"""
 import sys
 import numpy as np
@@ -177,7 +210,7 @@ np.savez(sys.argv[1], *variant_products())
 
 def variant_products():
     """Products over finite data and over values of every kind (denormals, NaN, infinities,
-    overflowing sums), for the variant comparison."""
+    overflowing sums), and packed copies of B, for the variant comparison."""
     rng = np.random.default_rng(5)
     out = []
     for m, n, k in ((9, 100, 63), (64, 1024, 256), (17, 33, 1000), (3, 16, 3)):
@@ -187,6 +220,8 @@ def variant_products():
         out.append(bf16.matmul(random_bits(rng, (m, k)), random_bits(rng, (k, n))))
         c0 = random_bits(rng, (m, n))
         out.append(bf16.matmul(a * 1e-19, b * 1e-19, out=c0, accumulate=True))  # denormals
+    # packed copies of B (uint16 bits, NaN payloads included)
+    out.extend(bf16.pack(given, trans_b=trans_b) for given, trans_b, _ in pack_operands(rng))
     return out
 
 
@@ -207,7 +242,10 @@ def test_portable_and_avx512_bf16_give_the_same_bits(tmp_path):
     portable = np.load(path)
     here = variant_products()
     for i, got in enumerate(here):
-        assert same_bits(portable[f"arr_{i}"], got), i
+        if got.dtype == np.uint16:
+            assert np.array_equal(portable[f"arr_{i}"], got), i
+        else:
+            assert same_bits(portable[f"arr_{i}"], got), i
 
 
 def test_bad_input_is_refused():

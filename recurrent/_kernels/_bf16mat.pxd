@@ -11,3 +11,7 @@ cdef extern from "bf16mat.h" nogil:
     void rc_bf16_pack(const float* b, long ld_k, long ld_n, int K, int N, uint16_t* P)
     int rc_bf16_mat(int m, int N, int K, const float* A, long lda, const uint16_t* P,
                     float* C, long ldc, int accumulate)
+    long rc_bf16_scratch_len(int m, int K)
+    void rc_bf16_mat_scratch(int m, int N, int K, const float* A, long lda,
+                             const uint16_t* P, float* C, long ldc, int accumulate,
+                             uint32_t* a)

@@ -118,10 +118,9 @@ static inline long rc_bf16_packed_len(int K, int N)
     return (long)((N + RC_BF16_NR - 1) / RC_BF16_NR) * ((K + 1) / 2) * RC_BF16_NR * 2;
 }
 
-/* Pack B (K, N), B[k][n] = b[k * ld_k + n * ld_n] (B or B^T layouts), into P (64-byte
- * aligned, rc_bf16_packed_len(K, N) elements). */
-static inline void rc_bf16_pack(const float* b, long ld_k, long ld_n, int K, int N,
-                                uint16_t* P)
+/* rc_bf16_pack's portable variant: one value at a time */
+static inline void rc_bf16_pack_portable(const float* b, long ld_k, long ld_n, int K, int N,
+                                         uint16_t* P)
 {
     int np = (N + RC_BF16_NR - 1) / RC_BF16_NR, K2 = (K + 1) / 2;
     for (int p = 0; p < np; p++)
@@ -132,6 +131,61 @@ static inline void rc_bf16_pack(const float* b, long ld_k, long ld_n, int K, int
                 dst[(long)(k / 2) * 2 * RC_BF16_NR + (k & 1)] =
                     n < N && k < K ? rc_bf16_round(b[k * ld_k + n * ld_n]) : 0;
         }
+}
+
+#ifdef RC_HAVE_BF16
+/* 16 values of a row of B (columns n0 .. n0 + 15, the lanes of in; zero elsewhere), at
+ * src[j * ld_n] for lane j (gathered unless ld_n is 1), rounded to bf16 in the low 16 bits
+ * of each 32-bit lane */
+RC_TARGET_BF16
+static inline __m512i rc_bf16_pack_row16(const float* src, long ld_n, __mmask16 in,
+                                         __m512i idx)
+{
+    __m512 v = ld_n == 1 ? _mm512_maskz_loadu_ps(in, src)
+                         : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), in, idx, src, 4);
+    return _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v));
+}
+
+/* rc_bf16_pack's AVX512_BF16 variant: a pair row of a panel (one 64-byte vector) from two
+ * rows of B, 16 values each through vcvtneps2bf16, which rounds as rc_bf16_round does.
+ * Lane offsets j * ld_n must fit in int32 (rc_bf16_pack checks). */
+RC_TARGET_BF16
+static void rc_bf16_pack_avx512(const float* b, long ld_k, long ld_n, int K, int N,
+                                uint16_t* P)
+{
+    int np = (N + RC_BF16_NR - 1) / RC_BF16_NR, K2 = (K + 1) / 2;
+    __m512i idx = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32((int)ld_n));
+    for (int p = 0; p < np; p++) {
+        int n0 = p * RC_BF16_NR, nv = N - n0 < RC_BF16_NR ? N - n0 : RC_BF16_NR;
+        __mmask16 in = (__mmask16)((1u << nv) - 1);
+        const float* col = b + n0 * ld_n;
+        uint16_t* dst = P + (long)p * K2 * 2 * RC_BF16_NR;
+        for (int kk = 0; kk < K2; kk++) {
+            __m512i lo = rc_bf16_pack_row16(col + 2L * kk * ld_k, ld_n, in, idx);
+            __m512i hi = 2 * kk + 1 < K
+                ? rc_bf16_pack_row16(col + (2L * kk + 1) * ld_k, ld_n, in, idx)
+                : _mm512_setzero_si512();
+            _mm512_store_si512((void*)(dst + (long)kk * 2 * RC_BF16_NR),
+                               _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+    }
+}
+#endif
+
+/* Pack B (K, N), B[k][n] = b[k * ld_k + n * ld_n] (B or B^T layouts), into P (64-byte
+ * aligned, rc_bf16_packed_len(K, N) elements). Both variants give the same bits. */
+static inline void rc_bf16_pack(const float* b, long ld_k, long ld_n, int K, int N,
+                                uint16_t* P)
+{
+#ifdef RC_HAVE_BF16
+    if (rc_cpu_bf16() && ld_n >= 1 && ld_n <= INT32_MAX / RC_BF16_NR) {
+        rc_bf16_pack_avx512(b, ld_k, ld_n, K, N, P);
+        return;
+    }
+#endif
+    rc_bf16_pack_portable(b, ld_k, ld_n, K, N, P);
 }
 
 /* Rows of bf16 pairs for the product: dst[i * K2 + kk] = (bf16(a[i][2kk + 1]) << 16) |
@@ -159,13 +213,11 @@ static inline int rc_bf16_block_rows(int m, int K)
 
 /* ---- the portable product ---- */
 
-static int rc_bf16_mat_portable(int m, int N, int K, const float* A, long lda,
-                                const uint16_t* P, float* C, long ldc, int accumulate)
+static void rc_bf16_mat_portable(int m, int N, int K, const float* A, long lda,
+                                 const uint16_t* P, float* C, long ldc, int accumulate,
+                                 uint32_t* a)
 {
     int K2 = (K + 1) / 2;
-    uint32_t* a = (uint32_t*)rc_malloc64((size_t)K2 * 4);
-    if (a == NULL)
-        return -1;
     const uint32_t* p32 = (const uint32_t*)P;
     for (int r = 0; r < m; r++) {
         rc_bf16_rows_portable(1, K, A + r * lda, lda, a);
@@ -178,8 +230,6 @@ static int rc_bf16_mat_portable(int m, int N, int K, const float* A, long lda,
             C[r * ldc + n] = accumulate ? C[r * ldc + n] + acc : acc;
         }
     }
-    free(a);
-    return 0;
 }
 
 /* ---- the AVX512_BF16 product ---- */
@@ -280,15 +330,13 @@ static void rc_bf16_tile_any(int mr, int npn, int K2, const uint32_t* a, const u
 }
 
 RC_TARGET_BF16
-static int rc_bf16_mat_avx512(int m, int N, int K, const float* A, long lda,
-                              const uint16_t* P, float* C, long ldc, int accumulate)
+static void rc_bf16_mat_avx512(int m, int N, int K, const float* A, long lda,
+                               const uint16_t* P, float* C, long ldc, int accumulate,
+                               uint32_t* a)
 {
     int K2 = (K + 1) / 2, np = (N + RC_BF16_NR - 1) / RC_BF16_NR;
     long ps = (long)K2 * 2 * RC_BF16_NR;
     int rb = rc_bf16_block_rows(m, K);
-    uint32_t* a = (uint32_t*)rc_malloc64((size_t)rb * K2 * 4 + 64);
-    if (a == NULL)
-        return -1;
     for (int r0 = 0; r0 < m; r0 += rb) {
         int rows = m - r0 < rb ? m - r0 : rb;
         int full = rows / RC_BF16_MR * RC_BF16_MR, rest = rows - full;
@@ -313,23 +361,48 @@ static int rc_bf16_mat_avx512(int m, int N, int K, const float* A, long lda,
             }
         }
     }
-    free(a);
-    return 0;
 }
 #endif
 
-/* C (m, N) = [C +] A (m, K) @ B (K, N), B packed by rc_bf16_pack; row strides lda, ldc.
- * 0, or -1 when the scratch for A's rounded rows could not be allocated (C untouched). */
+/* uint32 elements of the scratch for A's rounded rows that rc_bf16_mat_scratch takes for
+ * products of up to m rows of K (a block of rows of pairs; the portable variant uses one
+ * row); 64 bytes of slack past the last pair */
+static inline long rc_bf16_scratch_len(int m, int K)
+{
+    return (long)rc_bf16_block_rows(m > 0 ? m : 1, K) * ((K + 1) / 2) + 16;
+}
+
+/* C (m, N) = [C +] A (m, K) @ B (K, N), B packed by rc_bf16_pack; row strides lda, ldc;
+ * a (rc_bf16_scratch_len(m', K) elements for some m' >= m) holds A's rounded rows, so
+ * that a caller looping over products (the steps of a time loop) allocates it once. */
+static inline void rc_bf16_mat_scratch(int m, int N, int K, const float* A, long lda,
+                                       const uint16_t* P, float* C, long ldc,
+                                       int accumulate, uint32_t* a)
+{
+    if (m <= 0 || N <= 0)
+        return;
+#ifdef RC_HAVE_BF16
+    if (rc_cpu_bf16()) {
+        rc_bf16_mat_avx512(m, N, K, A, lda, P, C, ldc, accumulate, a);
+        return;
+    }
+#endif
+    rc_bf16_mat_portable(m, N, K, A, lda, P, C, ldc, accumulate, a);
+}
+
+/* rc_bf16_mat_scratch with a scratch of its own: 0, or -1 when it could not be allocated
+ * (C untouched). */
 static inline int rc_bf16_mat(int m, int N, int K, const float* A, long lda,
                               const uint16_t* P, float* C, long ldc, int accumulate)
 {
     if (m <= 0 || N <= 0)
         return 0;
-#ifdef RC_HAVE_BF16
-    if (rc_cpu_bf16())
-        return rc_bf16_mat_avx512(m, N, K, A, lda, P, C, ldc, accumulate);
-#endif
-    return rc_bf16_mat_portable(m, N, K, A, lda, P, C, ldc, accumulate);
+    uint32_t* a = (uint32_t*)rc_malloc64((size_t)rc_bf16_scratch_len(m, K) * 4);
+    if (a == NULL)
+        return -1;
+    rc_bf16_mat_scratch(m, N, K, A, lda, P, C, ldc, accumulate, a);
+    free(a);
+    return 0;
 }
 
 #endif

@@ -45,12 +45,12 @@ dW_hh reads the masked h_{t-1} (masked_history).
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.stdint cimport int64_t, uint16_t
+from libc.stdint cimport int64_t, uint16_t, uint32_t
 from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from ._activations cimport sigmoid, tanh_
-from ._bf16mat cimport rc_bf16_mat
+from ._bf16mat cimport rc_bf16_mat_scratch, rc_bf16_scratch_len
 from ._bf16rows cimport bf16_input_and_weight_grads, bf16_packed, bf16_project
 from ._gates cimport (rc_lstm_backward_f32, rc_lstm_backward_zone_f32, rc_lstm_forward_f32,
                       rc_lstm_forward_zone_f32, rc_lstm_group_order, rc_lstm_pack_f32,
@@ -168,45 +168,53 @@ cdef inline void _cell_backward_zone(floating* a, const floating* c_prev,
 # c_t and the gates for backward; inference (_infer_rows) keeps one running c and no gates.
 
 
-cdef inline int _rec_product(int m, int N, int K, const floating* A, const floating* P,
-                             const uint16_t* P_bf16, floating* C,
-                             bint accumulate) noexcept nogil:
-    """C (m, N) = [C +] A (m, K) @ Bmat (K, N), row strides K and N: through rc_bf16_mat
-    with P_bf16 (bf16mat.h; float32 only) when it is not NULL, else through recmat with P.
-    Returns -1 when out of memory (rc_bf16_mat's scratch), else 0."""
+cdef inline void _rec_product(int m, int N, int K, const floating* A, const floating* P,
+                              const uint16_t* P_bf16, uint32_t* bf16_scratch, floating* C,
+                              bint accumulate) noexcept nogil:
+    """C (m, N) = [C +] A (m, K) @ Bmat (K, N), row strides K and N: through
+    rc_bf16_mat_scratch with P_bf16 and bf16_scratch (bf16mat.h; float32 only) when P_bf16
+    is not NULL, else through recmat with P."""
     if floating is float:
         if P_bf16 != NULL:
-            return -1 if rc_bf16_mat(m, N, K, A, K, P_bf16, C, N, accumulate) != 0 else 0
+            rc_bf16_mat_scratch(m, N, K, A, K, P_bf16, C, N, accumulate, bf16_scratch)
+            return
     recmat(m, N, K, A, K, P, C, N, accumulate)
-    return 0
 
 
-cdef inline int _step_hoisted(floating* a, floating* gates, const floating* h_prev,
-                              const floating* A, const floating* w_hh_t,
-                              const uint16_t* w_hh_bf16, const floating* c_prev,
-                              floating* c, floating* h, const floating* kh,
-                              const floating* kc, const int64_t* lengths, Py_ssize_t t,
-                              int H, Py_ssize_t b0, int nb) noexcept nogil:
+cdef inline uint32_t* _bf16_scratch(const uint16_t* P_bf16, int m, int K) noexcept nogil:
+    """The scratch of a time loop's rc_bf16_mat_scratch products of up to m rows of K,
+    allocated once per loop (64-byte aligned; the caller frees it): NULL when P_bf16 is
+    NULL (no bf16 product) or when out of memory."""
+    if P_bf16 == NULL:
+        return NULL
+    return <uint32_t*> rc_malloc64(rc_bf16_scratch_len(m, K) * sizeof(uint32_t))
+
+
+cdef inline void _step_hoisted(floating* a, floating* gates, const floating* h_prev,
+                               const floating* A, const floating* w_hh_t,
+                               const uint16_t* w_hh_bf16, uint32_t* bf16_scratch,
+                               const floating* c_prev, floating* c, floating* h,
+                               const floating* kh, const floating* kc,
+                               const int64_t* lengths, Py_ssize_t t, int H, Py_ssize_t b0,
+                               int nb) noexcept nogil:
     """a (nb, G) holds the input part; gates is a itself (training) or NULL (inference).
     float32: the fused step (lstmstep.h). float64, and bf16 (w_hh_bf16 not NULL: W_hh^T
-    packed for rc_bf16_mat): a += h_{t-1} W_hh^T (recmat, rc_bf16_mat), then the gate pass
-    of the rows still inside their length, which leaves the activated gates in a whatever
-    gates is (a is then scratch). Returns -1 when out of memory (nothing stepped), else 0."""
+    packed for rc_bf16_mat, bf16_scratch from _bf16_scratch): a += h_{t-1} W_hh^T (recmat,
+    rc_bf16_mat_scratch), then the gate pass of the rows still inside their length, which
+    leaves the activated gates in a whatever gates is (a is then scratch)."""
     cdef int G = 4 * H
     cdef Py_ssize_t r
     if floating is float:
         if w_hh_bf16 == NULL:
             rc_lstm_step_hoisted_f32(nb, H, h_prev, A, w_hh_t, a, c_prev, c, h, gates, kh, kc,
                                      rc_lstm_group_order(t))
-            return 0
-    if _rec_product(nb, G, H, A, w_hh_t, w_hh_bf16, a, True) != 0:
-        return -1
+            return
+    _rec_product(nb, G, H, A, w_hh_t, w_hh_bf16, bf16_scratch, a, True)
     for r in range(nb):
         if t < lengths[b0 + r]:
             _cell_forward(a + r * G, c_prev + r * H, c + r * H, h + r * H,
                           h_prev + r * H, NULL if kh == NULL else kh + r * H,
                           NULL if kc == NULL else kc + r * H, H)
-    return 0
 
 
 cdef inline void _step_in_tile(const floating* x_t, const floating* w_ih_t,
@@ -237,7 +245,8 @@ cdef int _train_rows(floating* out, floating* gates, floating* cells, floating* 
     w_hh_bf16 NULL, or W_hh^T packed for rc_bf16_mat (the bf16 path: w_hh_t not read).
     rmask (B, H), keep_h, keep_c (zoneout, kstep) as in _rows.pxd or NULL; scratch (B, H)
     work space for the masked h_{t-1} when rmask is not NULL. Returns -1 when out of memory
-    (the loop stopped), else 0."""
+    (the bf16 products' scratch, allocated once before the loop: nothing stepped), else
+    0."""
     cdef int G = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, row0
@@ -247,8 +256,12 @@ cdef int _train_rows(floating* out, floating* gates, floating* cells, floating* 
     cdef const floating* kh
     cdef const floating* kc
     cdef const floating* m = NULL if rmask == NULL else rmask + b0 * H
+    cdef uint32_t* bf16_scratch
     if nb <= 0:
         return 0
+    bf16_scratch = _bf16_scratch(w_hh_bf16, nb, H)
+    if w_hh_bf16 != NULL and bf16_scratch == NULL:
+        return -1
     for t in range(T):
         row0 = t * B + b0
         h_prev = state_before(out, h0, t, B, H, b0)
@@ -260,11 +273,12 @@ cdef int _train_rows(floating* out, floating* gates, floating* cells, floating* 
             _step_in_tile(x + row0 * I, w_ih_t, bias, I, h_prev, A, w_hh_t, c_prev,
                           cells + row0 * H, out + row0 * H, gates + row0 * G, kh, kc, t, H,
                           nb)
-        elif _step_hoisted(gates + row0 * G, gates + row0 * G, h_prev, A, w_hh_t, w_hh_bf16,
-                           c_prev, cells + row0 * H, out + row0 * H, kh, kc, lengths, t, H,
-                           b0, nb) != 0:
-            return -1
+        else:
+            _step_hoisted(gates + row0 * G, gates + row0 * G, h_prev, A, w_hh_t, w_hh_bf16,
+                          bf16_scratch, c_prev, cells + row0 * H, out + row0 * H, kh, kc,
+                          lengths, t, H, b0, nb)
         finish_step_hc(out, h_n, c_n, cells + row0 * H, lengths, t, B, H, b0, b1)
+    free(bf16_scratch)
     return 0
 
 
@@ -289,8 +303,12 @@ cdef int _infer_rows(floating* out, floating* pre, floating* c_run, floating* h_
     cdef const floating* kc
     cdef const floating* m = NULL if rmask == NULL else rmask + b0 * H
     cdef floating* c = c_run + b0 * H
+    cdef uint32_t* bf16_scratch
     if nb <= 0:
         return 0
+    bf16_scratch = _bf16_scratch(w_hh_bf16, nb, H)
+    if w_hh_bf16 != NULL and bf16_scratch == NULL:
+        return -1
     for t in range(t0, t1):
         row0 = t * B + b0
         h_prev = state_before(out, h0, t, B, H, b0)
@@ -300,10 +318,11 @@ cdef int _infer_rows(floating* out, floating* pre, floating* c_run, floating* h_
         if in_tile:
             _step_in_tile(x + row0 * I, w_ih_t, bias, I, h_prev, A, w_hh_t, c, c,
                           out + row0 * H, NULL, kh, kc, t, H, nb)
-        elif _step_hoisted(pre + ((t - t0) * B + b0) * G, NULL, h_prev, A, w_hh_t, w_hh_bf16,
-                           c, c, out + row0 * H, kh, kc, lengths, t, H, b0, nb) != 0:
-            return -1
+        else:
+            _step_hoisted(pre + ((t - t0) * B + b0) * G, NULL, h_prev, A, w_hh_t, w_hh_bf16,
+                          bf16_scratch, c, c, out + row0 * H, kh, kc, lengths, t, H, b0, nb)
         finish_step_hc(out, h_n, c_n, c, lengths, t, B, H, b0, b1)
+    free(bf16_scratch)
     return 0
 
 
@@ -322,8 +341,12 @@ cdef int _backward_rows(floating* dh, floating* dc, floating* gates,
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, row
     cdef const floating* c_prev
+    cdef uint32_t* bf16_scratch
     if nb <= 0:
         return 0
+    bf16_scratch = _bf16_scratch(w_hh_bf16, nb, G)
+    if w_hh_bf16 != NULL and bf16_scratch == NULL:
+        return -1
     for t in range(T - 1, -1, -1):
         for b in range(b0, b1):
             row = t * B + b
@@ -341,14 +364,13 @@ cdef int _backward_rows(floating* dh, floating* dc, floating* gates,
                                dh + b * H, dc + b * H, H)
         # dh[b0:b1] (nb, H) += dA_t (nb, G) @ W_hh (G, H) [* m]  (a = ... + h_{t-1} W_hh^T)
         if rmask == NULL:
-            if _rec_product(nb, H, G, gates + (t * B + b0) * G, w_hh_p, w_hh_bf16,
-                            dh + b0 * H, True) != 0:
-                return -1
+            _rec_product(nb, H, G, gates + (t * B + b0) * G, w_hh_p, w_hh_bf16, bf16_scratch,
+                         dh + b0 * H, True)
         else:
-            if _rec_product(nb, H, G, gates + (t * B + b0) * G, w_hh_p, w_hh_bf16,
-                            scratch + b0 * H, False) != 0:
-                return -1
+            _rec_product(nb, H, G, gates + (t * B + b0) * G, w_hh_p, w_hh_bf16, bf16_scratch,
+                         scratch + b0 * H, False)
             add_masked(dh + b0 * H, scratch + b0 * H, rmask + b0 * H, nb * H)
+    free(bf16_scratch)
     return 0
 
 
