@@ -7,9 +7,9 @@
  * float32 add). So splitting rows between threads gives bitwise-identical results, as in
  * recmat.h.
  *
- * dp is vdpbf16ps on one lane, which on the CPUs checked (AMD Zen 5 against 32 million
- * random lanes with denormals, infinities, NaN and overflowing products) is: products of
- * the bf16 values exact (no overflow or underflow of their own), bf16 denormal inputs and
+ * dp is vdpbf16ps on one lane (how this was established: benchmarks/README.md, "The bf16
+ * matrix product"): products of the bf16 values exact (no overflow or underflow of their
+ * own), bf16 denormal inputs and
  * a denormal accumulator read as zero, then acc = round(acc + odd product), flushed to
  * zero if denormal, then acc = round(acc + even product), flushed likewise; each round is
  * to nearest even, overflowing to infinity. rc_bf16_dp below is that, in portable C,
