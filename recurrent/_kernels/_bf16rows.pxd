@@ -12,7 +12,8 @@ from libc.string cimport memcpy
 
 from ._bf16mat cimport rc_bf16_mat, rc_bf16_pack, rc_bf16_packed_len
 from ._recmat cimport rc_malloc64
-from ._rows cimport add_colsum, gate_block, kernel_threads, num_blocks, row_block
+from ._rows cimport (add_bias_rows, add_colsum, gate_block, kernel_threads, num_blocks,
+                     row_block)
 
 
 cdef extern from "recmat.h" nogil:
@@ -37,8 +38,8 @@ cdef inline int bf16_project(float* dst, int ldd, const float* x, const uint16_t
     product in bf16 (w_ih_t: W_ih^T from bf16_packed), the bias added after it in float32;
     row blocks shared by up to num_threads threads. Returns -1 when out of memory, else 0."""
     cdef Py_ssize_t rb = row_block(TB), nrb = num_blocks(TB, rb)
-    cdef Py_ssize_t k, r, r0, r1
-    cdef int j, failed = 0
+    cdef Py_ssize_t k, r0, r1
+    cdef int failed = 0
     for k in prange(nrb, num_threads=kernel_threads(num_threads, nrb, 2.0 * TB * I * G),
                     schedule="dynamic", chunksize=1):
         r0 = k * rb
@@ -47,9 +48,7 @@ cdef inline int bf16_project(float* dst, int ldd, const float* x, const uint16_t
                        0) != 0:
             failed += 1
         else:
-            for r in range(r0, r1):
-                for j in range(G):
-                    dst[r * ldd + j] += bias[j]
+            add_bias_rows(dst, ldd, bias, G, r0, r1)
     return -1 if failed else 0
 
 

@@ -128,8 +128,14 @@ cdef inline void project_rows(floating* dst, int ldd, const floating* x, int I,
                               Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
     """dst[r0:r1, :G] = x[r0:r1] (n, I) @ W_ih^T (I, G) + bias (G,).  dst row stride ldd;
     w_ih_t is W_ih^T packed for recmat (a block of a few hundred rows keeps x in L2)."""
-    cdef Py_ssize_t r, j
     recmat(<int> (r1 - r0), G, I, x + r0 * I, I, w_ih_t, dst + r0 * ldd, ldd, False)
+    add_bias_rows(dst, ldd, bias, G, r0, r1)
+
+
+cdef inline void add_bias_rows(floating* dst, int ldd, const floating* bias, int G,
+                               Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """dst[r0:r1, :G] += bias (G,), row stride ldd: the bias after an input projection."""
+    cdef Py_ssize_t r, j
     for r in range(r0, r1):
         for j in range(G):
             dst[r * ldd + j] += bias[j]
