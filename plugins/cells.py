@@ -142,6 +142,22 @@ class _KernelCell(TorchLayoutCell):
         return f"<cell {self.name!r} (Cython kernels)>"
 
     zoneout_flags = ()  # dtypes whose kernels take zoneout's draws as flags (masks.takes_flags)
+    precisions = ("fp32",)   # recurrent.protocols.Cell.precisions
+
+    def _kernel_precision(self, precision, dtype):
+        """The keywords of the cell's kernel calls (forward, infer, backward) for
+        ``precision``: bf16=True for bf16 (float32 arrays only), none for fp32 and for bf16
+        on a CPU without bf16 (quant.bf16_or_fp32: fp32 with its note, as a layer runs,
+        rather than the kernels' slow portable emulation); ValueError for a precision
+        this cell does not list."""
+        if precision == "fp32":
+            return {}
+        if precision not in self.precisions:
+            raise ValueError(f"precision: cell {self.name!r} runs in "
+                             f"{' or '.join(self.precisions)}, got {precision!r}")
+        if dtype != np.float32:
+            raise ValueError(f"precision {precision}: needs float32 arrays, got {dtype}")
+        return {"bf16": True} if bf16_or_fp32(precision) == "bf16" else {}
 
     def trusting(self):
         """This cell for a caller that has checked every argument of its calls as
@@ -195,6 +211,11 @@ class _KernelCell(TorchLayoutCell):
         T, B, _ = x.shape
         return check_masks(masks, len(self.state_names), T, B, H, x.dtype,
                            flags=takes_flags(self, x.dtype))
+
+
+# recurrent.protocols.Cell.precisions of a cell whose kernels take bf16=True: bf16 products
+# with float32 sums (recurrent/quant.py)
+BF16_PRECISIONS = ("fp32", "bf16")
 
 
 class _Int8Cell(_KernelCell):
@@ -264,6 +285,7 @@ class RNNCell(_Int8Cell):
 
     num_gates = 1
     zoneout_flags = (np.float32,)
+    precisions = BF16_PRECISIONS
 
     def __init__(self, nonlinearity):
         self.name = f"rnn_{nonlinearity}"
@@ -271,16 +293,18 @@ class RNNCell(_Int8Cell):
         self.int8_kind = int(_int8.Kind.RNN_RELU) if self.use_relu else int(_int8.Kind.RNN_TANH)
         super().__init__()
 
-    def forward(self, x, states, params, lengths, num_threads, masks=None):
-        return self._forward(x, states, params, lengths, num_threads, masks, True)
+    def forward(self, x, states, params, lengths, num_threads, masks=None, precision="fp32"):
+        return self._forward(x, states, params, lengths, num_threads, masks, True, precision)
 
-    def infer(self, x, states, params, lengths, num_threads, masks=None):
+    def infer(self, x, states, params, lengths, num_threads, masks=None, precision="fp32"):
         """forward() keeping nothing for backward (bitwise the same results)."""
-        out, finals, _ = self._forward(x, states, params, lengths, num_threads, masks, False)
+        out, finals, _ = self._forward(x, states, params, lengths, num_threads, masks, False,
+                                       precision)
         return out, finals
 
-    def _forward(self, x, states, params, lengths, num_threads, masks, need_grad):
+    def _forward(self, x, states, params, lengths, num_threads, masks, need_grad, precision):
         self._check_call(x, states, params, lengths)
+        kernel_precision = self._kernel_precision(precision, x.dtype)
         (h0,) = states
         T, B, _ = x.shape
         H = h0.shape[1]
@@ -295,14 +319,16 @@ class RNNCell(_Int8Cell):
         cand = (None if zone is None or zone[0].dtype == np.uint8 or not need_grad
                 else np.empty((T, B, H), dtype))
         _rnn.forward(out, h_n, x, h0, w_ih, w_hh, bias, lengths, self.use_relu, num_threads,
-                     rec, None if zone is None else zone[0], cand)
+                     rec, None if zone is None else zone[0], cand, **kernel_precision)
         out.flags.writeable = False
         if not need_grad:
             return out, (h_n,), None
         cache = _Cache((x, h0, out, w_ih, w_hh, rec, zone, cand), lengths)
         return out, (h_n,), cache
 
-    def backward(self, d_out, d_final_states, cache, grads, num_threads):
+    def backward(self, d_out, d_final_states, cache, grads, num_threads, precision="fp32"):
+        """BPTT of the forward call that made ``cache``; ``precision``: that call's."""
+        kernel_precision = self._kernel_precision(precision, cache.arrays[0].dtype)
         x, h0, out, w_ih, w_hh, rec, zone, cand = cache.take()
         T, B, _ = x.shape
         H = h0.shape[1]
@@ -314,7 +340,7 @@ class RNNCell(_Int8Cell):
         db = np.zeros(H, dtype)
         _rnn.backward(dx, dh, dw_ih, dw_hh, db, da, d_out, x, h0, out, w_ih, w_hh,
                       cache.lengths, self.use_relu, num_threads, rec,
-                      None if zone is None else zone[0], cand)
+                      None if zone is None else zone[0], cand, **kernel_precision)
         _finish_grads(grads, dw_ih, dw_hh)
         _add_grad(grads, "bias_ih", db)
         _add_grad(grads, "bias_hh", db)
@@ -327,23 +353,7 @@ class LSTMCell(_Int8Cell):
     name = "lstm"
     num_gates = 4
     int8_kind = int(_int8.Kind.LSTM)
-    # recurrent.protocols.Cell.precisions: bf16 products with float32 sums (recurrent/quant.py)
-    precisions = ("fp32", "bf16")
-
-    def _kernel_precision(self, precision, dtype):
-        """The keywords of the lstm kernels' calls (forward, infer, backward) for
-        ``precision``: bf16=True for bf16 (float32 arrays only), none for fp32 and for bf16
-        on a CPU without bf16 (quant.bf16_or_fp32: fp32 with its note, as a layer runs,
-        rather than the kernels' slow portable emulation); ValueError for a precision
-        this cell does not list."""
-        if precision == "fp32":
-            return {}
-        if precision not in self.precisions:
-            raise ValueError(f"precision: cell {self.name!r} runs in "
-                             f"{' or '.join(self.precisions)}, got {precision!r}")
-        if dtype != np.float32:
-            raise ValueError(f"precision {precision}: needs float32 arrays, got {dtype}")
-        return {"bf16": True} if bf16_or_fp32(precision) == "bf16" else {}
+    precisions = BF16_PRECISIONS
 
     def _prepare(self, x, states, params, lengths):
         """Checked arrays and the one bias the kernel adds, b_ih + b_hh (G,)."""
@@ -409,6 +419,7 @@ class GRUCell(_Int8Cell):
     name = "gru"
     num_gates = 3
     int8_kind = int(_int8.Kind.GRU)
+    precisions = BF16_PRECISIONS
 
     def _int8_biases(self, params, H):
         return _gru_biases(params, H, np.float32)
@@ -422,8 +433,9 @@ class GRUCell(_Int8Cell):
         bias_x, b_hn = _gru_biases(params, h0.shape[1], x.dtype)
         return h0, w_ih, w_hh, bias_x, b_hn
 
-    def forward(self, x, states, params, lengths, num_threads, masks=None):
+    def forward(self, x, states, params, lengths, num_threads, masks=None, precision="fp32"):
         h0, w_ih, w_hh, bias_x, b_hn = self._prepare(x, states, params, lengths)
+        kernel_precision = self._kernel_precision(precision, x.dtype)
         T, B, _ = x.shape
         H = h0.shape[1]
         dtype = x.dtype
@@ -434,13 +446,14 @@ class GRUCell(_Int8Cell):
         work = np.empty((B, 3 * H), dtype)     # (B, G) h_{t-1} W_hh^T of one step
         h_n = np.empty((B, H), dtype)
         _gru.forward(out, h_n, cache, work, x, h0, w_ih, w_hh, bias_x, b_hn, lengths,
-                     num_threads, rec, zone)
+                     num_threads, rec, zone, **kernel_precision)
         out.flags.writeable = False
         return out, (h_n,), _Cache((x, h0, out, cache, w_ih, w_hh, rec, zone), lengths)
 
-    def infer(self, x, states, params, lengths, num_threads, masks=None):
+    def infer(self, x, states, params, lengths, num_threads, masks=None, precision="fp32"):
         """forward() without the (T, B, 4H) cache (bitwise the same results)."""
         h0, w_ih, w_hh, bias_x, b_hn = self._prepare(x, states, params, lengths)
+        kernel_precision = self._kernel_precision(precision, x.dtype)
         T, B, _ = x.shape
         H = h0.shape[1]
         dtype = x.dtype
@@ -450,10 +463,12 @@ class GRUCell(_Int8Cell):
         work = np.empty((B, 3 * H), dtype)     # (B, G) h_{t-1} W_hh^T of one step
         h_n = np.empty((B, H), dtype)
         _gru.infer(out, h_n, work, x, h0, w_ih, w_hh, bias_x, b_hn, lengths, num_threads,
-                   rec, zone)
+                   rec, zone, **kernel_precision)
         return out, (h_n,)
 
-    def backward(self, d_out, d_final_states, cache, grads, num_threads):
+    def backward(self, d_out, d_final_states, cache, grads, num_threads, precision="fp32"):
+        """BPTT of the forward call that made ``cache``; ``precision``: that call's."""
+        kernel_precision = self._kernel_precision(precision, cache.arrays[0].dtype)
         x, h0, out, gate_cache, w_ih, w_hh, rec, zone = cache.take()
         H = h0.shape[1]
         G = 3 * H
@@ -463,7 +478,7 @@ class GRUCell(_Int8Cell):
         db_ih = np.zeros(G, dtype)
         db_hh = np.zeros(G, dtype)
         _gru.backward(dx, dh, dw_ih, dw_hh, db_ih, db_hh, gate_cache, d_out, x, h0, out,
-                      w_ih, w_hh, cache.lengths, num_threads, rec, zone)
+                      w_ih, w_hh, cache.lengths, num_threads, rec, zone, **kernel_precision)
         _finish_grads(grads, dw_ih, dw_hh)
         _add_grad(grads, "bias_ih", db_ih)
         _add_grad(grads, "bias_hh", db_hh)

@@ -46,6 +46,8 @@ class ReferenceCell(TorchLayoutCell):
     num_gates: int
     state_names: tuple
     mask_kinds = MASK_KINDS
+    # every matrix product of the step equations (bf16_matmul in the BF16 cells)
+    matmul = staticmethod(np.matmul)
 
     def __init__(self):
         self.gate_order = GATE_ORDER[self.name]
@@ -203,8 +205,8 @@ class _SimpleRNNCell(ReferenceCell):
     def _step_forward(self, x_t, states, params, m=None):
         (h,) = states
         hm = _masked(h, m)
-        a = _times_wt(x_t, params["weight_ih"]) + params["bias_ih"] \
-            + _times_wt(hm, params["weight_hh"]) + params["bias_hh"]  # (B, H)
+        a = _times_wt(x_t, params["weight_ih"], self.matmul) + params["bias_ih"] \
+            + _times_wt(hm, params["weight_hh"], self.matmul) + params["bias_hh"]  # (B, H)
         h_new = self._activation(a)
         return (h_new,), (x_t, hm, m, a, h_new)
 
@@ -213,9 +215,10 @@ class _SimpleRNNCell(ReferenceCell):
         x_t, hm, m, a, h_new = step_cache
         # h_new = act(a)
         da = dh_new * self._activation_grad(a, h_new)
-        _add_weight_grads(grads, da, da, x_t, hm)
+        _add_weight_grads(grads, da, da, x_t, hm, self.matmul)
         # a = x W_ih^T + ... + (h * m) W_hh^T + ...
-        return da @ params["weight_ih"], (_unmasked(da @ params["weight_hh"], m),)
+        return self.matmul(da, params["weight_ih"]), \
+            (_unmasked(self.matmul(da, params["weight_hh"]), m),)
 
 
 class RNNTanhCell(_SimpleRNNCell):
@@ -250,8 +253,6 @@ class LSTMCell(ReferenceCell):
     name = "lstm"
     num_gates = 4
     state_names = STATE_NAMES["lstm"]
-    # every matrix product of the step equations (bf16_matmul in BF16LSTMCell)
-    matmul = staticmethod(np.matmul)
 
     def _step_forward(self, x_t, states, params, m=None):
         h, c = states
@@ -284,38 +285,6 @@ class LSTMCell(ReferenceCell):
             (_unmasked(self.matmul(da, params["weight_hh"]), m), dc_prev)
 
 
-# bf16 products
-# =============
-# The arithmetic of the LSTM kernel's bf16 path (recurrent/_kernels/lstm.pyx bf16=True) in
-# numpy: both operands of every matrix product rounded to bf16, the products summed in
-# float64 and the result in the operands' dtype; everything else as the float32 reference.
-
-def bf16_round(a):
-    """a (float32) with every value rounded to the nearest bf16 (ties to even), as float32:
-    the low 16 bits of the float32 bit pattern rounded away. NaN stays NaN; a denormal
-    becomes a zero of its sign, as in the kernels (bf16mat.h, the instruction's rule)."""
-    a = np.ascontiguousarray(a, np.float32)
-    bits = a.view(np.uint32).astype(np.uint64)
-    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16).astype(np.uint32)
-    denormal = np.abs(a) < np.finfo(np.float32).tiny
-    return np.where(np.isnan(a), a,
-                    np.where(denormal, np.copysign(np.float32(0), a), rounded.view(np.float32)))
-
-
-def bf16_matmul(a, b):
-    """a @ b with both operands rounded to bf16 (bf16_round), summed in float64, returned
-    in the operands' dtype."""
-    exact = bf16_round(a).astype(np.float64) @ bf16_round(b).astype(np.float64)
-    return exact.astype(np.result_type(a, b), copy=False)
-
-
-class BF16LSTMCell(LSTMCell):
-    """LSTMCell with every matrix product through bf16_matmul: the oracle of the LSTM
-    kernel's bf16 path (float32 arrays)."""
-
-    matmul = staticmethod(bf16_matmul)
-
-
 class GRUCell(ReferenceCell):
     """Gates r, z, n (PyTorch order), b_hn inside the reset product:
         r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
@@ -331,8 +300,8 @@ class GRUCell(ReferenceCell):
     def _step_forward(self, x_t, states, params, m=None):
         (h,) = states
         hm = _masked(h, m)
-        a_x = _times_wt(x_t, params["weight_ih"]) + params["bias_ih"]  # (B, 3H) input part
-        a_h = _times_wt(hm, params["weight_hh"]) + params["bias_hh"]   # (B, 3H) recurrent
+        a_x = _times_wt(x_t, params["weight_ih"], self.matmul) + params["bias_ih"]  # input
+        a_h = _times_wt(hm, params["weight_hh"], self.matmul) + params["bias_hh"]  # recurrent
         ax_r, ax_z, ax_n = np.split(a_x, 3, axis=1)
         ah_r, ah_z, ah_n = np.split(a_h, 3, axis=1)
         r = _sigmoid(ax_r + ah_r)
@@ -357,9 +326,54 @@ class GRUCell(ReferenceCell):
         da_z = d_z * z * (1 - z)
         dax = np.concatenate([da_r, da_z, da_n], axis=1)      # (B, 3H)
         dah = np.concatenate([da_r, da_z, dah_n], axis=1)     # (B, 3H)
-        _add_weight_grads(grads, dax, dah, x_t, hm)
+        _add_weight_grads(grads, dax, dah, x_t, hm, self.matmul)
         # a_h = (h * m) W_hh^T + b_hh
-        return dax @ params["weight_ih"], (_unmasked(dah @ params["weight_hh"], m) + dh_direct,)
+        return self.matmul(dax, params["weight_ih"]), \
+            (_unmasked(self.matmul(dah, params["weight_hh"]), m) + dh_direct,)
+
+
+# bf16 products
+# =============
+# The arithmetic of the cell kernels' bf16 path (recurrent/_kernels/*.pyx bf16=True) in
+# numpy: both operands of every matrix product rounded to bf16, the products summed in
+# float64 and the result in the operands' dtype; everything else as the float32 reference.
+
+def bf16_round(a):
+    """a (float32) with every value rounded to the nearest bf16 (ties to even), as float32:
+    the low 16 bits of the float32 bit pattern rounded away. NaN stays NaN; a denormal
+    becomes a zero of its sign, as in the kernels (bf16mat.h, the instruction's rule)."""
+    a = np.ascontiguousarray(a, np.float32)
+    bits = a.view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16).astype(np.uint32)
+    denormal = np.abs(a) < np.finfo(np.float32).tiny
+    return np.where(np.isnan(a), a,
+                    np.where(denormal, np.copysign(np.float32(0), a), rounded.view(np.float32)))
+
+
+def bf16_matmul(a, b):
+    """a @ b with both operands rounded to bf16 (bf16_round), summed in float64, returned
+    in the operands' dtype."""
+    exact = bf16_round(a).astype(np.float64) @ bf16_round(b).astype(np.float64)
+    return exact.astype(np.result_type(a, b), copy=False)
+
+
+class BF16RNNTanhCell(RNNTanhCell):
+    """RNNTanhCell with every matrix product through bf16_matmul: the oracle of the rnn
+    kernel's bf16 path (float32 arrays); so are the three below for theirs."""
+
+    matmul = staticmethod(bf16_matmul)
+
+
+class BF16RNNReluCell(RNNReluCell):
+    matmul = staticmethod(bf16_matmul)
+
+
+class BF16LSTMCell(LSTMCell):
+    matmul = staticmethod(bf16_matmul)
+
+
+class BF16GRUCell(GRUCell):
+    matmul = staticmethod(bf16_matmul)
 
 
 def _layer_norm(v, blocks):

@@ -25,17 +25,25 @@ Recurrent dropout and zoneout (_rows.pxd): with a mask m (B, H), ah = (h_{t-1} *
 h_t = k * h_{t-1} + (1 - k) * ((1 - z) * n + z * h_{t-1}). The cache needs nothing more;
 dW_hh reads the masked h_{t-1} (masked_history).
 
+bf16 (bf16=True; float32 arrays only): as lstm.pyx's, every matrix product through
+rc_bf16_mat (_bf16rows.pxd: both operands rounded to bf16, sums in float32), as PyTorch's
+bf16 autocast computes: the hoisted X W_ih^T (bias_x added after it in float32), each
+step's h_{t-1} W_hh^T, backward's dAh_t W_hh, and dx, dW_ih, dW_hh after the loop. The
+gate pass, b_hn, every sum and every result stay float32.
+
 Threads: as in lstm.pyx (kernel_threads). infer() (evaluation) keeps no cache: bitwise the same outputs.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint16_t, uint32_t
 from libc.stdlib cimport free
 from libc.string cimport memset
 
 from ._activations cimport sigmoid, tanh_
+from ._bf16rows cimport (bf16_grads, bf16_packed, bf16_project, bf16_scratch, bf16_wanted,
+                         rec_product)
 from ._gates cimport rc_gru_backward_f32, rc_gru_backward_zone_f32, rc_gru_forward_f32
-from ._recmat cimport rc_malloc64, recmat
+from ._recmat cimport rc_malloc64
 from ._rows cimport (InputParts, add_masked, copy_empty_rows, data_of, infer_chunk,
                      input_and_weight_grads, kernel_threads, mask_scratch, masked_history,
                      masked_rows, packed_copy, project_inputs, project_packed, split,
@@ -92,30 +100,37 @@ cdef inline void _cell_backward(floating* a, const floating* h_prev, const float
             dh[j] = dhj * z + kj * gt
 
 
-cdef void _forward_rows(floating* out, floating* cache, floating* ah, floating* h_n,
-                        const floating* h0, const floating* w_hh_t, const floating* b_hn,
-                        const int64_t* lengths, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t B,
-                        int H, Py_ssize_t b0, Py_ssize_t b1, const floating* rmask,
-                        const floating* keep, Py_ssize_t kstep,
-                        floating* scratch) noexcept nogil:
+cdef int _forward_rows(floating* out, floating* cache, floating* ah, floating* h_n,
+                       const floating* h0, const floating* w_hh_t,
+                       const uint16_t* w_hh_bf16, const floating* b_hn,
+                       const int64_t* lengths, Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t B,
+                       int H, Py_ssize_t b0, Py_ssize_t b1, const floating* rmask,
+                       const floating* keep, Py_ssize_t kstep,
+                       floating* scratch) noexcept nogil:
     """Steps t0:t1 of the time loop for batch rows b0:b1; cache holds those steps,
     (t1 - t0, B, C) (training: the whole cache, t0 = 0; inference: a scratch chunk);
-    ah (B, G) is per-step work space; w_hh_t is W_hh^T packed for recmat. rmask (B, H) and
-    keep (zoneout, kstep) as in _rows.pxd or NULL; scratch (B, H) work space for the
-    masked h_{t-1} when rmask is not NULL."""
+    ah (B, G) is per-step work space; w_hh_t is W_hh^T packed for recmat, or w_hh_bf16 not
+    NULL, packed for rc_bf16_mat (the bf16 path: w_hh_t not read). rmask (B, H) and keep
+    (zoneout, kstep) as in _rows.pxd or NULL; scratch (B, H) work space for the masked
+    h_{t-1} when rmask is not NULL. Returns -1 when out of memory (the bf16 products'
+    scratch, allocated before the loop: nothing stepped), else 0."""
     cdef int G = 3 * H, C = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, j, row
     cdef const floating* h_prev
     cdef floating* h
     cdef const floating* m = NULL if rmask == NULL else rmask + b0 * H
+    cdef uint32_t* bf16_work
     if nb <= 0:
-        return
+        return 0
+    bf16_work = bf16_scratch(w_hh_bf16, nb, H)
+    if w_hh_bf16 != NULL and bf16_work == NULL:
+        return -1
     for t in range(t0, t1):
         h_prev = state_before(out, h0, t, B, H, b0)
         # ah[b0:b1] (nb, G) = (h_{t-1} [* m]) (nb, H) @ W_hh^T (H, G)
-        recmat(nb, G, H, masked_rows(scratch + b0 * H, h_prev, m, nb * H), H, w_hh_t,
-               ah + b0 * G, G, False)
+        rec_product(nb, G, H, masked_rows(scratch + b0 * H, h_prev, m, nb * H), H, w_hh_t,
+                    w_hh_bf16, bf16_work, ah + b0 * G, G, False)
         for b in range(b0, b1):
             row = t * B + b
             h = out + row * H
@@ -129,22 +144,29 @@ cdef void _forward_rows(floating* out, floating* cache, floating* ah, floating* 
             if t == lengths[b] - 1:
                 for j in range(H):
                     h_n[b * H + j] = h[j]
+    free(bf16_work)
+    return 0
 
 
-cdef void _backward_rows(floating* dh, floating* cache, const floating* d_out,
-                         const floating* h0, const floating* out, const floating* w_hh_p,
-                         const int64_t* lengths, Py_ssize_t T, Py_ssize_t B, int H,
-                         Py_ssize_t b0, Py_ssize_t b1, const floating* rmask,
-                         const floating* keep, Py_ssize_t kstep,
-                         floating* scratch) noexcept nogil:
+cdef int _backward_rows(floating* dh, floating* cache, const floating* d_out,
+                        const floating* h0, const floating* out, const floating* w_hh_p,
+                        const uint16_t* w_hh_bf16, const int64_t* lengths, Py_ssize_t T,
+                        Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1,
+                        const floating* rmask, const floating* keep, Py_ssize_t kstep,
+                        floating* scratch) noexcept nogil:
     """Reverse time loop for batch rows b0:b1; dh (B, H) carries d h_t between steps;
-    w_hh_p is W_hh packed for recmat. rmask, keep, kstep, scratch as forward's."""
+    w_hh_p is W_hh packed for recmat, or w_hh_bf16 not NULL, packed for rc_bf16_mat (the
+    bf16 path). rmask, keep, kstep, scratch, the returned status as forward's."""
     cdef int G = 3 * H, C = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, row
     cdef const floating* h_prev
+    cdef uint32_t* bf16_work
     if nb <= 0:
-        return
+        return 0
+    bf16_work = bf16_scratch(w_hh_bf16, nb, G)
+    if w_hh_bf16 != NULL and bf16_work == NULL:
+        return -1
     for t in range(T - 1, -1, -1):
         for b in range(b0, b1):
             row = t * B + b
@@ -156,10 +178,14 @@ cdef void _backward_rows(floating* dh, floating* cache, const floating* d_out,
                            zone_at(keep, kstep, t, B, H, b), H)
         # dh[b0:b1] (nb, H) += dAh_t (nb, G) @ W_hh (G, H) [* m]
         if rmask == NULL:
-            recmat(nb, H, G, cache + (t * B + b0) * C, C, w_hh_p, dh + b0 * H, H, True)
+            rec_product(nb, H, G, cache + (t * B + b0) * C, C, w_hh_p, w_hh_bf16, bf16_work,
+                        dh + b0 * H, H, True)
         else:
-            recmat(nb, H, G, cache + (t * B + b0) * C, C, w_hh_p, scratch + b0 * H, H, False)
+            rec_product(nb, H, G, cache + (t * B + b0) * C, C, w_hh_p, w_hh_bf16, bf16_work,
+                        scratch + b0 * H, H, False)
             add_masked(dh + b0 * H, scratch + b0 * H, rmask + b0 * H, nb * H)
+    free(bf16_work)
+    return 0
 
 
 cdef inline InputParts _input_parts(int H) noexcept nogil:
@@ -182,16 +208,18 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, :, ::1] c
             const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
             const floating[::1] bias_x, const floating[::1] b_hn,
             const int64_t[::1] lengths not None, int num_threads, rec_mask=None,
-            zoneout=None):
+            zoneout=None, bf16=False):
     """out (T, B, H), h_n (B, H) and cache (T, B, 4H) are written; work (B, 3H) is scratch.
     bias_x (3H,) = b_ih + [b_hr, b_hz, 0]; b_hn (H,) the last block of b_hh; lengths (B,)
     in 0..T. rec_mask (B, H), zoneout (T or 1, B, H): see the module docstring (None:
-    off)."""
+    off); bf16: the bf16 path (float32 arrays only, else ValueError)."""
+    cdef bint use_bf16 = bf16_wanted(bf16, &x[0, 0, 0])
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 3 * H, C = 4 * H
     cdef int nt = kernel_threads(num_threads, B, 2.0 * T * B * G * H)
     cdef int k, status
+    cdef int failed = 0   # the time loop's status: a reduction over the threads' slices
     cdef floating* out_p = &out[0, 0, 0]
     cdef floating* h_n_p = &h_n[0, 0]
     cdef floating* cache_p = &cache[0, 0, 0]
@@ -203,23 +231,35 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, :, ::1] c
     cdef const floating* k_p = data_of(zoneout, &x[0, 0, 0])
     cdef Py_ssize_t kstep = zoneout_step(zoneout, B, H)
     cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
-    cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, G, 1, H)  # W_hh^T (H, G)
-    if w_hh_t == NULL:
+    # W_hh^T (H, G) packed for recmat, or W_hh^T and W_ih^T (I, G) for rc_bf16_mat
+    cdef floating* w_hh_t = NULL if use_bf16 else packed_copy(&w_hh[0, 0], H, G, 1, H)
+    cdef uint16_t* w_hh_bf16 = bf16_packed(&w_hh[0, 0], 1, H, H, G) if use_bf16 else NULL
+    cdef uint16_t* w_ih_bf16 = bf16_packed(&w_ih[0, 0], 1, I, I, G) if use_bf16 else NULL
+    if (w_hh_t == NULL and w_hh_bf16 == NULL) or (use_bf16 and w_ih_bf16 == NULL):
+        free(w_hh_t)
+        free(w_hh_bf16)
+        free(w_ih_bf16)
         free(scratch)
         raise MemoryError()
     with nogil:
         copy_empty_rows(h_n_p, h0_p, len_p, B, H)
         # ax (T*B, G) = X @ W_ih^T + bias_x, into the first 3 blocks of the cache
-        status = project_inputs(cache_p, C, &x[0, 0, 0], &w_ih[0, 0], &bias_x[0], T * B, I, G,
-                                num_threads)
+        if use_bf16:
+            status = bf16_project(cache_p, C, &x[0, 0, 0], w_ih_bf16, &bias_x[0], T * B, I, G,
+                                  num_threads)
+        else:
+            status = project_inputs(cache_p, C, &x[0, 0, 0], &w_ih[0, 0], &bias_x[0], T * B,
+                                    I, G, num_threads)
         if status == 0:
             for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-                _forward_rows(out_p, cache_p, work_p, h_n_p, h0_p, w_hh_t, b_hn_p, len_p,
-                              0, T, B, H, split(B, nt, k), split(B, nt, k + 1), m_p, k_p,
-                              kstep, scratch)
+                failed += _forward_rows(out_p, cache_p, work_p, h_n_p, h0_p, w_hh_t, w_hh_bf16,
+                                        b_hn_p, len_p, 0, T, B, H, split(B, nt, k),
+                                        split(B, nt, k + 1), m_p, k_p, kstep, scratch)
     free(w_hh_t)
+    free(w_hh_bf16)
+    free(w_ih_bf16)
     free(scratch)
-    if status != 0:
+    if status != 0 or failed != 0:
         raise MemoryError()
 
 
@@ -228,15 +268,17 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] work,
           const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
           const floating[::1] bias_x, const floating[::1] b_hn,
           const int64_t[::1] lengths not None, int num_threads, rec_mask=None,
-          zoneout=None):
+          zoneout=None, bf16=False):
     """forward() without the (T, B, 4H) cache: out (T, B, H) and h_n (B, H) are written,
     bitwise equal to forward()'s. The input projection runs chunk by chunk of steps into a
-    small scratch laid out like the cache; work (B, 3H) is scratch. rec_mask, zoneout as
-    forward's."""
+    small scratch laid out like the cache; work (B, 3H) is scratch. rec_mask, zoneout,
+    bf16 as forward's."""
+    cdef bint use_bf16 = bf16_wanted(bf16, &x[0, 0, 0])
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 3 * H, C = 4 * H
-    cdef int k, nt
+    cdef int k, nt, status = 0
+    cdef int failed = 0   # the time loop's status: a reduction over the threads' slices
     cdef Py_ssize_t t0 = 0, t1
     cdef Py_ssize_t chunk = infer_chunk(T, B, C, sizeof(floating))
     cdef floating* out_p = &out[0, 0, 0]
@@ -250,32 +292,48 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] work,
     cdef const floating* k_p = data_of(zoneout, &x[0, 0, 0])
     cdef Py_ssize_t kstep = zoneout_step(zoneout, B, H)
     cdef floating* hm = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
-    cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, G, 1, H)  # W_hh^T (H, G)
-    cdef floating* w_ih_t = packed_copy(&w_ih[0, 0], I, G, 1, I)  # W_ih^T (I, G)
+    # W_hh^T (H, G) and W_ih^T (I, G) packed for recmat, or for rc_bf16_mat (bf16)
+    cdef floating* w_hh_t = NULL if use_bf16 else packed_copy(&w_hh[0, 0], H, G, 1, H)
+    cdef floating* w_ih_t = NULL if use_bf16 else packed_copy(&w_ih[0, 0], I, G, 1, I)
+    cdef uint16_t* w_hh_bf16 = bf16_packed(&w_hh[0, 0], 1, H, H, G) if use_bf16 else NULL
+    cdef uint16_t* w_ih_bf16 = bf16_packed(&w_ih[0, 0], 1, I, I, G) if use_bf16 else NULL
     cdef floating* scratch = <floating*> rc_malloc64(chunk * B * C * sizeof(floating))
-    if w_hh_t == NULL or w_ih_t == NULL or scratch == NULL:
+    if ((w_hh_t == NULL and w_hh_bf16 == NULL) or (w_ih_t == NULL and w_ih_bf16 == NULL)
+            or scratch == NULL):
         free(w_hh_t)
         free(w_ih_t)
+        free(w_hh_bf16)
+        free(w_ih_bf16)
         free(scratch)
         free(hm)
         raise MemoryError()
     with nogil:
         copy_empty_rows(h_n_p, h0_p, len_p, B, H)
-        while t0 < T:
+        while t0 < T and status == 0 and failed == 0:
             t1 = min(t0 + chunk, T)
             # ax of steps t0:t1 into the first 3 blocks of the scratch rows
-            project_packed(scratch, C, x_p + t0 * B * I, w_ih_t, &bias_x[0], (t1 - t0) * B,
-                           I, G, num_threads)
-            nt = kernel_threads(num_threads, B, 2.0 * (t1 - t0) * B * G * H)
-            for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-                _forward_rows(out_p, scratch, work_p, h_n_p, h0_p, w_hh_t, b_hn_p, len_p,
-                              t0, t1, B, H, split(B, nt, k), split(B, nt, k + 1), m_p, k_p,
-                              kstep, hm)
+            if use_bf16:
+                status = bf16_project(scratch, C, x_p + t0 * B * I, w_ih_bf16, &bias_x[0],
+                                      (t1 - t0) * B, I, G, num_threads)
+            else:
+                project_packed(scratch, C, x_p + t0 * B * I, w_ih_t, &bias_x[0],
+                               (t1 - t0) * B, I, G, num_threads)
+            if status == 0:
+                nt = kernel_threads(num_threads, B, 2.0 * (t1 - t0) * B * G * H)
+                for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+                    failed += _forward_rows(out_p, scratch, work_p, h_n_p, h0_p, w_hh_t,
+                                            w_hh_bf16, b_hn_p, len_p, t0, t1, B, H,
+                                            split(B, nt, k), split(B, nt, k + 1), m_p, k_p,
+                                            kstep, hm)
             t0 = t1
     free(w_hh_t)
     free(w_ih_t)
+    free(w_hh_bf16)
+    free(w_ih_bf16)
     free(scratch)
     free(hm)
+    if status != 0 or failed != 0:
+        raise MemoryError()
 
 
 def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
@@ -286,15 +344,18 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
              const floating[:, ::1] h0, const floating[:, :, ::1] out,
              const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
              const int64_t[::1] lengths not None, int num_threads, rec_mask=None,
-             zoneout=None):
+             zoneout=None, bf16=False):
     """dx (T, B, I) is written. dh (B, H) holds d h_n on entry and d h0 on return
     (unchanged for a row of length 0). dw_ih, dw_hh, db_ih, db_hh are ADDED to. cache (the
-    forward's) is overwritten. rec_mask, zoneout: forward's."""
+    forward's) is overwritten. rec_mask, zoneout, bf16: forward's (bf16 of the forward call
+    that made the cache)."""
+    cdef bint use_bf16 = bf16_wanted(bf16, &x[0, 0, 0])
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 3 * H, C = 4 * H
     cdef int nt = kernel_threads(num_threads, B, 2.0 * T * B * G * H)
-    cdef int k, status
+    cdef int k, status = 0
+    cdef int failed = 0   # the time loop's status: a reduction over the threads' slices
     cdef floating* dh_p = &dh[0, 0]
     cdef floating* da_p = &cache[0, 0, 0]
     cdef const floating* d_out_p = &d_out[0, 0, 0]
@@ -306,23 +367,38 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
     cdef Py_ssize_t kstep = zoneout_step(zoneout, B, H)
     cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
     cdef floating* hist = NULL if m_p == NULL else masked_history(h0_p, out_p, m_p, T, B, H)
-    cdef floating* w_hh_packed = packed_copy(&w_hh[0, 0], G, H, H, 1)  # W_hh (G, H) as is
-    if w_hh_packed == NULL or (m_p != NULL and hist == NULL):
+    # W_hh (G, H) as is, packed for recmat, or for rc_bf16_mat (bf16)
+    cdef floating* w_hh_packed = NULL if use_bf16 else packed_copy(&w_hh[0, 0], G, H, H, 1)
+    cdef uint16_t* w_hh_bf16 = bf16_packed(&w_hh[0, 0], H, 1, G, H) if use_bf16 else NULL
+    if (w_hh_packed == NULL and w_hh_bf16 == NULL) or (m_p != NULL and hist == NULL):
         free(w_hh_packed)
+        free(w_hh_bf16)
         free(scratch)
         free(hist)
         raise MemoryError()
     with nogil:
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-            _backward_rows(dh_p, da_p, d_out_p, h0_p, out_p, w_hh_packed, len_p, T, B, H,
-                           split(B, nt, k), split(B, nt, k + 1), m_p, k_p, kstep, scratch)
+            failed += _backward_rows(dh_p, da_p, d_out_p, h0_p, out_p, w_hh_packed, w_hh_bf16,
+                                     len_p, T, B, H, split(B, nt, k), split(B, nt, k + 1),
+                                     m_p, k_p, kstep, scratch)
         # dW_hh reads h_{t-1} as the product saw it: masked when rec_mask is given
-        status = input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db_ih[0], &dw_hh[0, 0],
-                                        &db_hh[0], da_p, C, G, _input_parts(H), &x[0, 0, 0],
-                                        h0_p if hist == NULL else hist,
-                                        out_p if hist == NULL else hist + B * H,
-                                        &w_ih[0, 0], T, B, I, H, num_threads)
+        if failed != 0:
+            status = -1
+        elif use_bf16:
+            status = bf16_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db_ih[0], &dw_hh[0, 0], &db_hh[0],
+                                da_p, C, G, _input_parts(H), &x[0, 0, 0],
+                                h0_p if hist == NULL else hist,
+                                out_p if hist == NULL else hist + B * H,
+                                &w_ih[0, 0], T, B, I, H, num_threads)
+        else:
+            status = input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db_ih[0],
+                                            &dw_hh[0, 0], &db_hh[0], da_p, C, G,
+                                            _input_parts(H), &x[0, 0, 0],
+                                            h0_p if hist == NULL else hist,
+                                            out_p if hist == NULL else hist + B * H,
+                                            &w_ih[0, 0], T, B, I, H, num_threads)
     free(w_hh_packed)
+    free(w_hh_bf16)
     free(scratch)
     free(hist)
     if status != 0:

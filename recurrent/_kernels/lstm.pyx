@@ -50,8 +50,8 @@ from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from ._activations cimport sigmoid, tanh_
-from ._bf16mat cimport rc_bf16_mat_scratch, rc_bf16_scratch_len
-from ._bf16rows cimport bf16_input_and_weight_grads, bf16_packed, bf16_project
+from ._bf16rows cimport (bf16_grads, bf16_packed, bf16_project, bf16_scratch,
+                         bf16_wanted, rec_product)
 from ._gates cimport (rc_lstm_backward_f32, rc_lstm_backward_zone_f32, rc_lstm_forward_f32,
                       rc_lstm_forward_zone_f32, rc_lstm_group_order, rc_lstm_pack_f32,
                       rc_lstm_packed_len, rc_lstm_step_hoisted_f32, rc_lstm_step_in_tile_f32)
@@ -168,38 +168,16 @@ cdef inline void _cell_backward_zone(floating* a, const floating* c_prev,
 # c_t and the gates for backward; inference (_infer_rows) keeps one running c and no gates.
 
 
-cdef inline void _rec_product(int m, int N, int K, const floating* A, const floating* P,
-                              const uint16_t* P_bf16, uint32_t* bf16_scratch, floating* C,
-                              bint accumulate) noexcept nogil:
-    """C (m, N) = [C +] A (m, K) @ Bmat (K, N), row strides K and N: through
-    rc_bf16_mat_scratch with P_bf16 and bf16_scratch (bf16mat.h; float32 only) when P_bf16
-    is not NULL, else through recmat with P."""
-    if floating is float:
-        if P_bf16 != NULL:
-            rc_bf16_mat_scratch(m, N, K, A, K, P_bf16, C, N, accumulate, bf16_scratch)
-            return
-    recmat(m, N, K, A, K, P, C, N, accumulate)
-
-
-cdef inline uint32_t* _bf16_scratch(const uint16_t* P_bf16, int m, int K) noexcept nogil:
-    """The scratch of a time loop's rc_bf16_mat_scratch products of up to m rows of K,
-    allocated once per loop (64-byte aligned; the caller frees it): NULL when P_bf16 is
-    NULL (no bf16 product) or when out of memory."""
-    if P_bf16 == NULL:
-        return NULL
-    return <uint32_t*> rc_malloc64(rc_bf16_scratch_len(m, K) * sizeof(uint32_t))
-
-
 cdef inline void _step_hoisted(floating* a, floating* gates, const floating* h_prev,
                                const floating* A, const floating* w_hh_t,
-                               const uint16_t* w_hh_bf16, uint32_t* bf16_scratch,
+                               const uint16_t* w_hh_bf16, uint32_t* bf16_work,
                                const floating* c_prev, floating* c, floating* h,
                                const floating* kh, const floating* kc,
                                const int64_t* lengths, Py_ssize_t t, int H, Py_ssize_t b0,
                                int nb) noexcept nogil:
     """a (nb, G) holds the input part; gates is a itself (training) or NULL (inference).
     float32: the fused step (lstmstep.h). float64, and bf16 (w_hh_bf16 not NULL: W_hh^T
-    packed for rc_bf16_mat, bf16_scratch from _bf16_scratch): a += h_{t-1} W_hh^T (recmat,
+    packed for rc_bf16_mat, bf16_work from bf16_scratch): a += h_{t-1} W_hh^T (recmat,
     rc_bf16_mat_scratch), then the gate pass of the rows still inside their length, which
     leaves the activated gates in a whatever gates is (a is then scratch)."""
     cdef int G = 4 * H
@@ -209,7 +187,7 @@ cdef inline void _step_hoisted(floating* a, floating* gates, const floating* h_p
             rc_lstm_step_hoisted_f32(nb, H, h_prev, A, w_hh_t, a, c_prev, c, h, gates, kh, kc,
                                      rc_lstm_group_order(t))
             return
-    _rec_product(nb, G, H, A, w_hh_t, w_hh_bf16, bf16_scratch, a, True)
+    rec_product(nb, G, H, A, H, w_hh_t, w_hh_bf16, bf16_work, a, G, True)
     for r in range(nb):
         if t < lengths[b0 + r]:
             _cell_forward(a + r * G, c_prev + r * H, c + r * H, h + r * H,
@@ -256,11 +234,11 @@ cdef int _train_rows(floating* out, floating* gates, floating* cells, floating* 
     cdef const floating* kh
     cdef const floating* kc
     cdef const floating* m = NULL if rmask == NULL else rmask + b0 * H
-    cdef uint32_t* bf16_scratch
+    cdef uint32_t* bf16_work
     if nb <= 0:
         return 0
-    bf16_scratch = _bf16_scratch(w_hh_bf16, nb, H)
-    if w_hh_bf16 != NULL and bf16_scratch == NULL:
+    bf16_work = bf16_scratch(w_hh_bf16, nb, H)
+    if w_hh_bf16 != NULL and bf16_work == NULL:
         return -1
     for t in range(T):
         row0 = t * B + b0
@@ -275,10 +253,10 @@ cdef int _train_rows(floating* out, floating* gates, floating* cells, floating* 
                           nb)
         else:
             _step_hoisted(gates + row0 * G, gates + row0 * G, h_prev, A, w_hh_t, w_hh_bf16,
-                          bf16_scratch, c_prev, cells + row0 * H, out + row0 * H, kh, kc,
+                          bf16_work, c_prev, cells + row0 * H, out + row0 * H, kh, kc,
                           lengths, t, H, b0, nb)
         finish_step_hc(out, h_n, c_n, cells + row0 * H, lengths, t, B, H, b0, b1)
-    free(bf16_scratch)
+    free(bf16_work)
     return 0
 
 
@@ -303,11 +281,11 @@ cdef int _infer_rows(floating* out, floating* pre, floating* c_run, floating* h_
     cdef const floating* kc
     cdef const floating* m = NULL if rmask == NULL else rmask + b0 * H
     cdef floating* c = c_run + b0 * H
-    cdef uint32_t* bf16_scratch
+    cdef uint32_t* bf16_work
     if nb <= 0:
         return 0
-    bf16_scratch = _bf16_scratch(w_hh_bf16, nb, H)
-    if w_hh_bf16 != NULL and bf16_scratch == NULL:
+    bf16_work = bf16_scratch(w_hh_bf16, nb, H)
+    if w_hh_bf16 != NULL and bf16_work == NULL:
         return -1
     for t in range(t0, t1):
         row0 = t * B + b0
@@ -320,9 +298,9 @@ cdef int _infer_rows(floating* out, floating* pre, floating* c_run, floating* h_
                           out + row0 * H, NULL, kh, kc, t, H, nb)
         else:
             _step_hoisted(pre + ((t - t0) * B + b0) * G, NULL, h_prev, A, w_hh_t, w_hh_bf16,
-                          bf16_scratch, c, c, out + row0 * H, kh, kc, lengths, t, H, b0, nb)
+                          bf16_work, c, c, out + row0 * H, kh, kc, lengths, t, H, b0, nb)
         finish_step_hc(out, h_n, c_n, c, lengths, t, B, H, b0, b1)
-    free(bf16_scratch)
+    free(bf16_work)
     return 0
 
 
@@ -341,11 +319,11 @@ cdef int _backward_rows(floating* dh, floating* dc, floating* gates,
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, row
     cdef const floating* c_prev
-    cdef uint32_t* bf16_scratch
+    cdef uint32_t* bf16_work
     if nb <= 0:
         return 0
-    bf16_scratch = _bf16_scratch(w_hh_bf16, nb, G)
-    if w_hh_bf16 != NULL and bf16_scratch == NULL:
+    bf16_work = bf16_scratch(w_hh_bf16, nb, G)
+    if w_hh_bf16 != NULL and bf16_work == NULL:
         return -1
     for t in range(T - 1, -1, -1):
         for b in range(b0, b1):
@@ -364,13 +342,13 @@ cdef int _backward_rows(floating* dh, floating* dc, floating* gates,
                                dh + b * H, dc + b * H, H)
         # dh[b0:b1] (nb, H) += dA_t (nb, G) @ W_hh (G, H) [* m]  (a = ... + h_{t-1} W_hh^T)
         if rmask == NULL:
-            _rec_product(nb, H, G, gates + (t * B + b0) * G, w_hh_p, w_hh_bf16, bf16_scratch,
-                         dh + b0 * H, True)
+            rec_product(nb, H, G, gates + (t * B + b0) * G, G, w_hh_p, w_hh_bf16,
+                        bf16_work, dh + b0 * H, H, True)
         else:
-            _rec_product(nb, H, G, gates + (t * B + b0) * G, w_hh_p, w_hh_bf16, bf16_scratch,
-                         scratch + b0 * H, False)
+            rec_product(nb, H, G, gates + (t * B + b0) * G, G, w_hh_p, w_hh_bf16,
+                        bf16_work, scratch + b0 * H, H, False)
             add_masked(dh + b0 * H, scratch + b0 * H, rmask + b0 * H, nb * H)
-    free(bf16_scratch)
+    free(bf16_work)
     return 0
 
 
@@ -412,48 +390,6 @@ cdef floating* _packed_w_ih_in_tile(const floating* w_ih, int H, int I) noexcept
     return w_ih_t
 
 
-cdef bint _bf16_path(object bf16, const floating* like) except -1:
-    """Whether the call takes the bf16 path (bf16 true); a ValueError for float64 arrays,
-    which it does not take. ``like`` only picks the dtype."""
-    if floating is double:
-        if bf16:
-            raise ValueError("bf16=True takes float32 arrays, got float64")
-    return bool(bf16)
-
-
-cdef uint16_t* _bf16_packed(const floating* b, long ld_k, long ld_n, int K,
-                            int N) noexcept nogil:
-    """bf16_packed (_bf16rows.pxd) of float32 data; NULL for float64 (never bf16)."""
-    if floating is float:
-        return bf16_packed(b, ld_k, ld_n, K, N)
-    else:
-        return NULL
-
-
-cdef int _bf16_project(floating* dst, int ldd, const floating* x, const uint16_t* w_ih_t,
-                       const floating* bias, Py_ssize_t TB, int I, int G,
-                       int num_threads) noexcept nogil:
-    """bf16_project (_bf16rows.pxd) of float32 data (-1 when out of memory, else 0); -1
-    for float64 (never bf16)."""
-    if floating is float:
-        return bf16_project(dst, ldd, x, w_ih_t, bias, TB, I, G, num_threads)
-    else:
-        return -1
-
-
-cdef int _bf16_grads(floating* dx, floating* dw_ih, floating* dw_hh, floating* db,
-                     const floating* da, int G, const floating* x, const floating* h0,
-                     const floating* out, const floating* w_ih, Py_ssize_t T, Py_ssize_t B,
-                     int I, int H, int num_threads) noexcept nogil:
-    """bf16_input_and_weight_grads (_bf16rows.pxd) of float32 data (-1 when out of
-    memory, else 0); -1 for float64 (never bf16)."""
-    if floating is float:
-        return bf16_input_and_weight_grads(dx, dw_ih, dw_hh, db, da, G, x, h0, out, w_ih, T,
-                                           B, I, H, num_threads)
-    else:
-        return -1
-
-
 def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, ::1] cells,
             floating[:, ::1] h_n, floating[:, ::1] c_n,
             const floating[:, :, ::1] x, const floating[:, ::1] h0, const floating[:, ::1] c0,
@@ -464,7 +400,7 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
     bias (G,) = b_ih + b_hh; lengths (B,) in 0..T. Shapes are trusted (cells build them).
     rec_mask (B, H) or None; zoneout None or (kh, kc), each (T or 1, B, H); bf16: the bf16
     path (float32 arrays only, else ValueError). See the module docstring."""
-    cdef bint use_bf16 = _bf16_path(bf16, &x[0, 0, 0])
+    cdef bint use_bf16 = bf16_wanted(bf16, &x[0, 0, 0])
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
@@ -488,8 +424,8 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
     cdef floating* w_hh_t = NULL if use_bf16 else _packed_w_hh_t(&w_hh[0, 0], H)
     cdef floating* w_ih_t = _packed_w_ih_in_tile(&w_ih[0, 0], H, I) if in_tile else NULL
     # bf16: W_hh^T (H, G) and W_ih^T (I, G) packed for rc_bf16_mat
-    cdef uint16_t* w_hh_bf16 = _bf16_packed(&w_hh[0, 0], 1, H, H, G) if use_bf16 else NULL
-    cdef uint16_t* w_ih_bf16 = _bf16_packed(&w_ih[0, 0], 1, I, I, G) if use_bf16 else NULL
+    cdef uint16_t* w_hh_bf16 = bf16_packed(&w_hh[0, 0], 1, H, H, G) if use_bf16 else NULL
+    cdef uint16_t* w_ih_bf16 = bf16_packed(&w_ih[0, 0], 1, I, I, G) if use_bf16 else NULL
     if ((w_hh_t == NULL and w_hh_bf16 == NULL) or (in_tile and w_ih_t == NULL)
             or (use_bf16 and w_ih_bf16 == NULL)):
         free(w_hh_t)
@@ -504,7 +440,7 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] gates, floating[:, :, :
         copy_empty_rows(c_n_p, c0_p, len_p, B, H)
         # a (T*B, G) = X @ W_ih^T + bias, into the gate cache; the loop reads it there
         if use_bf16:
-            status = _bf16_project(gates_p, G, &x[0, 0, 0], w_ih_bf16, &bias[0], T * B, I, G,
+            status = bf16_project(gates_p, G, &x[0, 0, 0], w_ih_bf16, &bias[0], T * B, I, G,
                                    num_threads)
         elif not in_tile:
             status = project_inputs(gates_p, G, &x[0, 0, 0], &w_ih[0, 0], &bias[0], T * B, I,
@@ -533,7 +469,7 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
     bitwise equal to forward()'s; no gate or cell cache, c is one running (B, H) state.
     When the input part is hoisted it runs chunk by chunk of steps into a small scratch.
     rec_mask, zoneout, bf16 as forward's."""
-    cdef bint use_bf16 = _bf16_path(bf16, &x[0, 0, 0])
+    cdef bint use_bf16 = bf16_wanted(bf16, &x[0, 0, 0])
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
@@ -551,7 +487,7 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
     cdef floating* w_hh_t = NULL if use_bf16 else _packed_w_hh_t(&w_hh[0, 0], H)
     cdef floating* w_ih_t = NULL  # in tile: packed for lstmstep.h; hoisted: W_ih^T for recmat
     # bf16: W_hh^T (H, G) and W_ih^T (I, G) packed for rc_bf16_mat
-    cdef uint16_t* w_hh_bf16 = _bf16_packed(&w_hh[0, 0], 1, H, H, G) if use_bf16 else NULL
+    cdef uint16_t* w_hh_bf16 = bf16_packed(&w_hh[0, 0], 1, H, H, G) if use_bf16 else NULL
     cdef uint16_t* w_ih_bf16 = NULL
     cdef floating* pre = NULL   # hoisted: (chunk, B, G) scratch
     cdef const floating* m_p   # recurrent dropout, zoneout of h and c: NULL when off
@@ -565,7 +501,7 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
         w_ih_t = _packed_w_ih_in_tile(&w_ih[0, 0], H, I)
     else:
         if use_bf16:
-            w_ih_bf16 = _bf16_packed(&w_ih[0, 0], 1, I, I, G)
+            w_ih_bf16 = bf16_packed(&w_ih[0, 0], 1, I, I, G)
         else:
             w_ih_t = packed_copy(&w_ih[0, 0], I, G, 1, I)
         pre = <floating*> rc_malloc64(chunk * B * G * sizeof(floating))
@@ -586,7 +522,7 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
         while t0 < T and status == 0 and failed == 0:
             t1 = min(t0 + chunk, T)
             if use_bf16:
-                status = _bf16_project(pre, G, x_p + t0 * B * I, w_ih_bf16, &bias[0],
+                status = bf16_project(pre, G, x_p + t0 * B * I, w_ih_bf16, &bias[0],
                                        (t1 - t0) * B, I, G, num_threads)
             elif not in_tile:
                 project_packed(pre, G, x_p + t0 * B * I, w_ih_t, &bias[0], (t1 - t0) * B, I,
@@ -624,7 +560,7 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
     return (unchanged for a row of length 0). dw_ih, dw_hh and db (G,: the gradient of b_ih
     and of b_hh alike) are ADDED to. gates is the forward cache and is overwritten with dA.
     rec_mask, zoneout, bf16: forward's (bf16 of the forward call that made the cache)."""
-    cdef bint use_bf16 = _bf16_path(bf16, &x[0, 0, 0])
+    cdef bint use_bf16 = bf16_wanted(bf16, &x[0, 0, 0])
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
@@ -648,7 +584,7 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
                                                                   m_p, T, B, H)
     # W_hh (G, H) as is, packed for recmat, or for rc_bf16_mat (bf16)
     cdef floating* w_hh_packed = NULL if use_bf16 else packed_copy(&w_hh[0, 0], G, H, H, 1)
-    cdef uint16_t* w_hh_bf16 = _bf16_packed(&w_hh[0, 0], H, 1, G, H) if use_bf16 else NULL
+    cdef uint16_t* w_hh_bf16 = bf16_packed(&w_hh[0, 0], H, 1, G, H) if use_bf16 else NULL
     if (w_hh_packed == NULL and w_hh_bf16 == NULL) or (m_p != NULL and hist == NULL):
         free(w_hh_packed)
         free(w_hh_bf16)
@@ -664,10 +600,11 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
         if failed != 0:
             status = -1
         elif use_bf16:
-            status = _bf16_grads(&dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], &db[0], da_p, G,
-                                 &x[0, 0, 0], &h0[0, 0] if hist == NULL else hist,
-                                 &out[0, 0, 0] if hist == NULL else hist + B * H,
-                                 &w_ih[0, 0], T, B, I, H, num_threads)
+            status = bf16_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db[0], &dw_hh[0, 0], NULL, da_p,
+                                G, G, whole_input_part(G), &x[0, 0, 0],
+                                &h0[0, 0] if hist == NULL else hist,
+                                &out[0, 0, 0] if hist == NULL else hist + B * H,
+                                &w_ih[0, 0], T, B, I, H, num_threads)
         else:
             status = input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db[0], &dw_hh[0, 0],
                                             NULL, da_p, G, G, whole_input_part(G),

@@ -18,47 +18,61 @@ h_{t-1} for dW_hh (masked_history). In float32 each row's element-wise pass (act
 zoneout, their derivatives) is one call each way, vectorised (gates.h); float64 runs the
 Cython loops here, the reference for those lines.
 
+bf16 (bf16=True; float32 arrays only): as lstm.pyx's, every matrix product through
+rc_bf16_mat (_bf16rows.pxd: both operands rounded to bf16, sums in float32), as PyTorch's
+bf16 autocast computes: the hoisted X W_ih^T (the bias added after it in float32), each
+step's h_{t-1} W_hh^T, backward's dA_t W_hh, and dx, dW_ih, dW_hh after the loop. The
+activation, zoneout, every sum and every result stay float32.
+
 Threads: as in lstm.pyx (kernel_threads; bitwise identical results for any thread count).
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint16_t, uint32_t
 from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from ._activations cimport relu, tanh_
+from ._bf16rows cimport (bf16_grads, bf16_packed, bf16_project, bf16_scratch, bf16_wanted,
+                         rec_product)
 from ._gates cimport (rc_rnn_backward_f32, rc_rnn_backward_flags_f32, rc_rnn_backward_zone_f32,
                      rc_rnn_forward_f32, rc_rnn_forward_flags_f32)
-from ._recmat cimport rc_malloc64, recmat
+from ._recmat cimport rc_malloc64
 from ._rows cimport (add_masked, copy_empty_rows, data_of, flags_of, input_and_weight_grads,
                      kernel_threads, mask_scratch, masked_history, masked_rows, packed_copy,
                      project_inputs, split, state_before, whole_input_part, zone_at,
                      zone_rows, zoneout_step)
 
 
-cdef void _forward_rows(floating* out, floating* h_n, const floating* h0,
-                        const floating* w_hh_t, const int64_t* lengths, bint use_relu,
-                        Py_ssize_t T, Py_ssize_t B, int H,
-                        Py_ssize_t b0, Py_ssize_t b1, const floating* rmask,
-                        const floating* keep, const unsigned char* keep8,
-                        Py_ssize_t kstep, floating* cand, floating* scratch) noexcept nogil:
+cdef int _forward_rows(floating* out, floating* h_n, const floating* h0,
+                       const floating* w_hh_t, const uint16_t* w_hh_bf16,
+                       const int64_t* lengths, bint use_relu, Py_ssize_t T, Py_ssize_t B,
+                       int H, Py_ssize_t b0, Py_ssize_t b1, const floating* rmask,
+                       const floating* keep, const unsigned char* keep8,
+                       Py_ssize_t kstep, floating* cand, floating* scratch) noexcept nogil:
     """The time loop for batch rows b0:b1; out[t] holds the projected inputs on entry;
-    w_hh_t is W_hh^T packed for recmat. rmask (B, H), keep (zoneout values, kstep) as in
-    _rows.pxd or NULL; keep8 zoneout flags instead (float32 only) or NULL; cand (T, B, H)
-    receives act(a_t) when zoneout values are on (or NULL); scratch (B, H) work space for
-    the masked h_{t-1} when rmask is not NULL."""
+    w_hh_t is W_hh^T packed for recmat, or w_hh_bf16 not NULL, packed for rc_bf16_mat (the
+    bf16 path: w_hh_t not read). rmask (B, H), keep (zoneout values, kstep) as in _rows.pxd
+    or NULL; keep8 zoneout flags instead (float32 only) or NULL; cand (T, B, H) receives
+    act(a_t) when zoneout values are on (or NULL); scratch (B, H) work space for the masked
+    h_{t-1} when rmask is not NULL. Returns -1 when out of memory (the bf16 products'
+    scratch, allocated before the loop: nothing stepped), else 0."""
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, j
     cdef const floating* h_prev
     cdef floating* h
     cdef const floating* m = NULL if rmask == NULL else rmask + b0 * H
+    cdef uint32_t* bf16_work
     if nb <= 0:
-        return
+        return 0
+    bf16_work = bf16_scratch(w_hh_bf16, nb, H)
+    if w_hh_bf16 != NULL and bf16_work == NULL:
+        return -1
     for t in range(T):
         h_prev = state_before(out, h0, t, B, H, b0)
         # a[t, b0:b1] (nb, H) += (h_{t-1} [* m]) (nb, H) @ W_hh^T (H, H)
-        recmat(nb, H, H, masked_rows(scratch + b0 * H, h_prev, m, nb * H), H, w_hh_t,
-               out + (t * B + b0) * H, H, True)
+        rec_product(nb, H, H, masked_rows(scratch + b0 * H, h_prev, m, nb * H), H, w_hh_t,
+                    w_hh_bf16, bf16_work, out + (t * B + b0) * H, H, True)
         for b in range(b0, b1):
             h = out + (t * B + b) * H
             if t >= lengths[b]:
@@ -85,17 +99,20 @@ cdef void _forward_rows(floating* out, floating* h_n, const floating* h0,
                     zone_rows(h, h_prev + (b - b0) * H, zone_at(keep, kstep, t, B, H, b), H)
             if t == lengths[b] - 1:
                 memcpy(h_n + b * H, h, H * sizeof(floating))
+    free(bf16_work)
+    return 0
 
 
-cdef void _backward_rows(floating* dh, floating* da, const floating* d_out,
-                         const floating* out, const floating* w_hh_p, const int64_t* lengths,
-                         bint use_relu, Py_ssize_t T, Py_ssize_t B, int H,
-                         Py_ssize_t b0, Py_ssize_t b1, const floating* rmask,
-                         const floating* keep, const unsigned char* keep8,
-                         Py_ssize_t kstep, const floating* cand,
-                         floating* scratch) noexcept nogil:
+cdef int _backward_rows(floating* dh, floating* da, const floating* d_out,
+                        const floating* out, const floating* w_hh_p,
+                        const uint16_t* w_hh_bf16, const int64_t* lengths, bint use_relu,
+                        Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1,
+                        const floating* rmask, const floating* keep,
+                        const unsigned char* keep8, Py_ssize_t kstep, const floating* cand,
+                        floating* scratch) noexcept nogil:
     """Reverse time loop for batch rows b0:b1; dh (B, H) carries d h_t between steps;
-    w_hh_p is W_hh packed for recmat. rmask, keep, keep8, kstep, cand as forward's (cand:
+    w_hh_p is W_hh packed for recmat, or w_hh_bf16 not NULL, packed for rc_bf16_mat (the
+    bf16 path). rmask, keep, keep8, kstep, cand, the returned status as forward's (cand:
     the candidates act(a_t) when keep is not NULL; it may be da itself: each element is
     read before it is written); scratch (B, H) work space when rmask is not NULL."""
     cdef int nb = <int> (b1 - b0)
@@ -106,8 +123,12 @@ cdef void _backward_rows(floating* dh, floating* da, const floating* d_out,
     cdef const floating* k
     cdef floating* dhb
     cdef floating gt, dc
+    cdef uint32_t* bf16_work
     if nb <= 0:
-        return
+        return 0
+    bf16_work = bf16_scratch(w_hh_bf16, nb, H)
+    if w_hh_bf16 != NULL and bf16_work == NULL:
+        return -1
     for t in range(T - 1, -1, -1):
         for b in range(b0, b1):
             row = t * B + b
@@ -153,25 +174,32 @@ cdef void _backward_rows(floating* dh, floating* da, const floating* d_out,
                     dhb[j] = 0
         # dh[b0:b1] (nb, H) += dA_t (nb, H) @ W_hh (H, H) [* m]
         if rmask == NULL:
-            recmat(nb, H, H, da + (t * B + b0) * H, H, w_hh_p, dh + b0 * H, H, True)
+            rec_product(nb, H, H, da + (t * B + b0) * H, H, w_hh_p, w_hh_bf16, bf16_work,
+                        dh + b0 * H, H, True)
         else:
-            recmat(nb, H, H, da + (t * B + b0) * H, H, w_hh_p, scratch + b0 * H, H, False)
+            rec_product(nb, H, H, da + (t * B + b0) * H, H, w_hh_p, w_hh_bf16, bf16_work,
+                        scratch + b0 * H, H, False)
             add_masked(dh + b0 * H, scratch + b0 * H, rmask + b0 * H, nb * H)
+    free(bf16_work)
+    return 0
 
 
 def forward(floating[:, :, ::1] out, floating[:, ::1] h_n,
             const floating[:, :, ::1] x, const floating[:, ::1] h0,
             const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
             const floating[::1] bias, const int64_t[::1] lengths not None, bint use_relu,
-            int num_threads, rec_mask=None, zoneout=None, cand=None):
+            int num_threads, rec_mask=None, zoneout=None, cand=None, bf16=False):
     """out (T, B, H) and h_n (B, H) are written; bias (H,) = b_ih + b_hh; lengths in 0..T.
     rec_mask (B, H), zoneout (T or 1, B, H): see the module docstring (None: off); zoneout
     may be uint8 flags (float32 only: recurrent.masks), then cand stays None; cand (T, B, H)
-    receives the candidates with zoneout values (None in inference)."""
+    receives the candidates with zoneout values (None in inference); bf16: the bf16 path
+    (float32 arrays only, else ValueError)."""
+    cdef bint use_bf16 = bf16_wanted(bf16, &x[0, 0, 0])
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int nt = kernel_threads(num_threads, B, 2.0 * T * B * H * H)
     cdef int k, status
+    cdef int failed = 0   # the time loop's status: a reduction over the threads' slices
     cdef floating* out_p = &out[0, 0, 0]
     cdef floating* h_n_p = &h_n[0, 0]
     cdef const floating* h0_p = &h0[0, 0]
@@ -183,27 +211,44 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n,
     cdef floating* cand_p = <floating*> data_of(cand, &x[0, 0, 0])   # written
     cdef Py_ssize_t kstep = zoneout_step(zoneout, B, H)
     cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
+    # W_hh^T (H, H) packed for recmat, or W_hh^T and W_ih^T (I, H) for rc_bf16_mat (bf16)
     cdef floating* w_hh_t = NULL
+    cdef uint16_t* w_hh_bf16 = NULL
+    cdef uint16_t* w_ih_bf16 = NULL
     if flags and floating is double:
         free(scratch)
         raise ValueError("zoneout flags (uint8) are for float32 kernels; give values")
-    w_hh_t = packed_copy(&w_hh[0, 0], H, H, 1, H)  # W_hh^T (H, H)
-    if w_hh_t == NULL:
+    if use_bf16:
+        w_hh_bf16 = bf16_packed(&w_hh[0, 0], 1, H, H, H)
+        w_ih_bf16 = bf16_packed(&w_ih[0, 0], 1, I, I, H)
+    else:
+        w_hh_t = packed_copy(&w_hh[0, 0], H, H, 1, H)
+    if (w_hh_t == NULL and w_hh_bf16 == NULL) or (use_bf16 and w_ih_bf16 == NULL):
+        free(w_hh_t)
+        free(w_hh_bf16)
+        free(w_ih_bf16)
         free(scratch)
         raise MemoryError()
     with nogil:
         copy_empty_rows(h_n_p, h0_p, len_p, B, H)
         # a (T*B, H) = X @ W_ih^T + bias, straight into out
-        status = project_inputs(out_p, H, &x[0, 0, 0], &w_ih[0, 0], &bias[0], T * B, I, H,
-                                num_threads)
+        if use_bf16:
+            status = bf16_project(out_p, H, &x[0, 0, 0], w_ih_bf16, &bias[0], T * B, I, H,
+                                  num_threads)
+        else:
+            status = project_inputs(out_p, H, &x[0, 0, 0], &w_ih[0, 0], &bias[0], T * B, I,
+                                    H, num_threads)
         if status == 0:
             for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-                _forward_rows(out_p, h_n_p, h0_p, w_hh_t, len_p, use_relu, T, B, H,
-                              split(B, nt, k), split(B, nt, k + 1), m_p, k_p, k8_p, kstep,
-                              cand_p, scratch)
+                failed += _forward_rows(out_p, h_n_p, h0_p, w_hh_t, w_hh_bf16, len_p,
+                                        use_relu, T, B, H, split(B, nt, k),
+                                        split(B, nt, k + 1), m_p, k_p, k8_p, kstep, cand_p,
+                                        scratch)
     free(w_hh_t)
+    free(w_hh_bf16)
+    free(w_ih_bf16)
     free(scratch)
-    if status != 0:
+    if status != 0 or failed != 0:
         raise MemoryError()
 
 
@@ -214,15 +259,18 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
              const floating[:, ::1] h0, const floating[:, :, ::1] out,
              const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
              const int64_t[::1] lengths not None, bint use_relu, int num_threads,
-             rec_mask=None, zoneout=None, cand=None):
+             rec_mask=None, zoneout=None, cand=None, bf16=False):
     """dx (T, B, I) is written; da (T, B, H) is work space. dh (B, H) holds d h_n on entry
     and d h0 on return (unchanged for a row of length 0). dw_ih, dw_hh and db (H,: the
-    gradient of b_ih and b_hh alike) are ADDED to. rec_mask, zoneout as forward's; cand:
-    forward's candidates (needed with zoneout; may be da itself)."""
+    gradient of b_ih and b_hh alike) are ADDED to. rec_mask, zoneout, bf16 as forward's
+    (bf16 of the forward call that made out); cand: forward's candidates (needed with
+    zoneout; may be da itself)."""
+    cdef bint use_bf16 = bf16_wanted(bf16, &x[0, 0, 0])
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int nt = kernel_threads(num_threads, B, 2.0 * T * B * H * H)
-    cdef int k, status
+    cdef int k, status = 0
+    cdef int failed = 0   # the time loop's status: a reduction over the threads' slices
     cdef floating* dh_p = &dh[0, 0]
     cdef floating* da_p = &da[0, 0, 0]
     cdef const floating* d_out_p = &d_out[0, 0, 0]
@@ -238,28 +286,46 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
     # masked h_{t-1} (T, B, H) for dW_hh
     cdef floating* hist = NULL if m_p == NULL else masked_history(&h0[0, 0], out_p, m_p, T,
                                                                   B, H)
+    # W_hh (H, H) as is, packed for recmat, or for rc_bf16_mat (bf16)
     cdef floating* w_hh_packed = NULL
+    cdef uint16_t* w_hh_bf16 = NULL
     if flags and floating is double:
         free(scratch)
         free(hist)
         raise ValueError("zoneout flags (uint8) are for float32 kernels; give values")
-    w_hh_packed = packed_copy(&w_hh[0, 0], H, H, H, 1)  # W_hh (H, H) as is
-    if w_hh_packed == NULL or (m_p != NULL and hist == NULL):
+    if use_bf16:
+        w_hh_bf16 = bf16_packed(&w_hh[0, 0], H, 1, H, H)
+    else:
+        w_hh_packed = packed_copy(&w_hh[0, 0], H, H, H, 1)
+    if (w_hh_packed == NULL and w_hh_bf16 == NULL) or (m_p != NULL and hist == NULL):
         free(w_hh_packed)
+        free(w_hh_bf16)
         free(scratch)
         free(hist)
         raise MemoryError()
     with nogil:
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-            _backward_rows(dh_p, da_p, d_out_p, out_p, w_hh_packed, len_p, use_relu, T, B, H,
-                           split(B, nt, k), split(B, nt, k + 1), m_p, k_p, k8_p, kstep,
-                           cand_p, scratch)
-        status = input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db[0], &dw_hh[0, 0], NULL,
-                                        da_p, H, H, whole_input_part(H), &x[0, 0, 0],
-                                        &h0[0, 0] if hist == NULL else hist,
-                                        out_p if hist == NULL else hist + B * H,
-                                        &w_ih[0, 0], T, B, I, H, num_threads)
+            failed += _backward_rows(dh_p, da_p, d_out_p, out_p, w_hh_packed, w_hh_bf16,
+                                     len_p, use_relu, T, B, H, split(B, nt, k),
+                                     split(B, nt, k + 1), m_p, k_p, k8_p, kstep, cand_p,
+                                     scratch)
+        # dW_hh reads h_{t-1} as the product saw it: masked when rec_mask is given
+        if failed != 0:
+            status = -1
+        elif use_bf16:
+            status = bf16_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db[0], &dw_hh[0, 0], NULL, da_p,
+                                H, H, whole_input_part(H), &x[0, 0, 0],
+                                &h0[0, 0] if hist == NULL else hist,
+                                out_p if hist == NULL else hist + B * H,
+                                &w_ih[0, 0], T, B, I, H, num_threads)
+        else:
+            status = input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db[0], &dw_hh[0, 0],
+                                            NULL, da_p, H, H, whole_input_part(H),
+                                            &x[0, 0, 0], &h0[0, 0] if hist == NULL else hist,
+                                            out_p if hist == NULL else hist + B * H,
+                                            &w_ih[0, 0], T, B, I, H, num_threads)
     free(w_hh_packed)
+    free(w_hh_bf16)
     free(scratch)
     free(hist)
     if status != 0:
