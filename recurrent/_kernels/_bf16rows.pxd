@@ -17,8 +17,8 @@ from libc.string cimport memcpy
 from ._bf16mat cimport (rc_bf16_mat, rc_bf16_mat_scratch, rc_bf16_pack, rc_bf16_packed_len,
                         rc_bf16_scratch_len)
 from ._recmat cimport rc_malloc64, recmat
-from ._rows cimport (MAX_INPUT_PARTS, InputParts, add_bias_rows, add_colsum, gate_block,
-                     kernel_threads, num_blocks, row_block)
+from ._rows cimport (MAX_INPUT_PARTS, InputParts, add_bias_rows, gate_block, kernel_threads,
+                     num_blocks, row_block)
 
 
 cdef extern from "recmat.h" nogil:
@@ -108,27 +108,38 @@ cdef inline int bf16_project(floating* dst, int ldd, const floating* x,
 
 
 cdef inline void transposed_columns(float* dst, const float* d, int ldd, Py_ssize_t rows,
-                                    int ncols) noexcept nogil:
+                                    int ncols, float* sum_a, float* sum_b) noexcept nogil:
     """dst (ncols, rows) = d[:, :ncols]^T, d (rows, .) of row stride ldd: a block of dA's
-    columns as the rows of rc_bf16_mat's A operand. Tile by tile of 16 x 16: recmat.h's
-    in-register transpose into a (16, 16) panel, whose rows are 16 consecutive values of a
-    dst row (a column walk down d, whose rows are often a multiple of 4 KB apart, would
-    evict its own cache lines)."""
+    columns as the rows of rc_bf16_mat's A operand; sum_a and sum_b (ncols,), unless NULL,
+    += the column sums, row after row as _rows.pxd's add_colsum adds them (the same float32
+    results), from the tile just read rather than from another pass over d. Tile by tile
+    of 16 x 16: recmat.h's in-register transpose into a (16, 16) panel, whose rows are 16
+    consecutive values of a dst row (a column walk down d, whose rows are often a multiple
+    of 4 KB apart, would evict its own cache lines)."""
     cdef float panel[16 * 16]
     cdef Py_ssize_t r0
-    cdef int j0, k, nr, nj
+    cdef int i, j0, k, nr, nj
+    cdef const float* tile
     for r0 in range(0, rows, 16):
         nr = <int> min(16, rows - r0)
         for j0 in range(0, ncols, 16):
             nj = min(16, ncols - j0)
-            # panel[k * 16 + i] = d[(r0 + i) * ldd + j0 + k]
-            rc_transpose16_f32(d + r0 * ldd + j0, ldd, nr, nj, panel)
+            tile = d + r0 * ldd + j0
+            # panel[k * 16 + i] = tile[i * ldd + k]
+            rc_transpose16_f32(tile, ldd, nr, nj, panel)
             if nr == 16:
                 for k in range(nj):
                     memcpy(dst + (j0 + k) * rows + r0, panel + k * 16, 16 * sizeof(float))
             else:
                 for k in range(nj):
                     memcpy(dst + (j0 + k) * rows + r0, panel + k * 16, nr * sizeof(float))
+            for i in range(nr):
+                if sum_a != NULL:
+                    for k in range(nj):
+                        sum_a[j0 + k] += tile[i * ldd + k]
+                if sum_b != NULL:
+                    for k in range(nj):
+                        sum_b[j0 + k] += tile[i * ldd + k]
 
 
 cdef inline int _grads_f32(float* dx, float* dw_ih, float* db_ih, float* dw_hh, float* db_hh,
@@ -142,7 +153,7 @@ cdef inline int _grads_f32(float* dx, float* dw_ih, float* db_ih, float* dw_hh, 
     cdef Py_ssize_t k, r0, r1, g0, g1, a0, a1
     cdef int nt = kernel_threads(num_threads, nrb + ngb, 2.0 * TB * G * (2 * I + H))
     cdef int p, failed = 0
-    cdef bint same_columns = True   # dA_in is dA's first G columns (no second transpose)
+    cdef bint same                  # a part's dA_in columns are its dA[:, :G] columns
     cdef float* dat
     # (gb, TB) per thread: the transposed dA columns of the block it works on
     cdef float* dat_all = <float*> rc_malloc64(nt * gb * TB * sizeof(float))
@@ -154,7 +165,6 @@ cdef inline int _grads_f32(float* dx, float* dw_ih, float* db_ih, float* dw_hh, 
         w_part[p] = _packed_f32(w_ih + parts.first[p] * I, I, 1,
                                 parts.first[p + 1] - parts.first[p], I)
         failed = failed or w_part[p] == NULL
-        same_columns = same_columns and parts.column[p] == parts.first[p]
     if x_p == NULL or h0_p == NULL or out_p == NULL or dat_all == NULL:
         failed = 1
     if not failed:
@@ -170,31 +180,36 @@ cdef inline int _grads_f32(float* dx, float* dw_ih, float* db_ih, float* dw_hh, 
                                           da + r0 * ldd + parts.column[p], ldd, w_part[p],
                                           dx + r0 * I, I, p > 0) != 0
             else:
-                # gate rows g0:g1: dA_in's columns of each part they meet, then dA's
+                # gate rows g0:g1: dA_in's columns of each part they meet, with both
+                # sides' bias gradients where a part's columns serve both
                 g0 = k * gb
                 g1 = min(g0 + gb, G)
                 dat = dat_all + threadid() * gb * TB
                 for p in range(parts.count):
                     a0 = max(g0, parts.first[p])
                     a1 = min(g1, parts.first[p + 1])
+                    same = parts.column[p] == parts.first[p]
                     if a1 > a0:
                         transposed_columns(dat + (a0 - g0) * TB,
                                            da + a0 - parts.first[p] + parts.column[p], ldd,
-                                           TB, <int> (a1 - a0))
-                        if db_ih != NULL:
-                            add_colsum(db_ih + a0, da + a0 - parts.first[p] + parts.column[p],
-                                       ldd, TB, <int> (a1 - a0))
+                                           TB, <int> (a1 - a0),
+                                           NULL if db_ih == NULL else db_ih + a0,
+                                           NULL if db_hh == NULL or not same else db_hh + a0)
                 failed += rc_bf16_mat(<int> (g1 - g0), I, <int> TB, dat, TB, x_p,
                                       dw_ih + g0 * I, I, 1) != 0
-                if not same_columns:
-                    transposed_columns(dat, da + g0, ldd, TB, <int> (g1 - g0))
+                # then the recurrent side's dA[:, a0:a1] where a part's columns differ
+                for p in range(parts.count):
+                    a0 = max(g0, parts.first[p])
+                    a1 = min(g1, parts.first[p + 1])
+                    if a1 > a0 and parts.column[p] != parts.first[p]:
+                        transposed_columns(dat + (a0 - g0) * TB, da + a0, ldd, TB,
+                                           <int> (a1 - a0),
+                                           NULL if db_hh == NULL else db_hh + a0, NULL)
                 failed += rc_bf16_mat(<int> (g1 - g0), H, <int> B, dat, TB, h0_p,
                                       dw_hh + g0 * H, H, 1) != 0
                 if TB > B:
                     failed += rc_bf16_mat(<int> (g1 - g0), H, <int> (TB - B), dat + B, TB,
                                           out_p, dw_hh + g0 * H, H, 1) != 0
-                if db_hh != NULL:
-                    add_colsum(db_hh + g0, da + g0, ldd, TB, <int> (g1 - g0))
     for p in range(parts.count):
         free(w_part[p])
     free(dat_all)
@@ -216,9 +231,10 @@ cdef inline int bf16_grads(floating* dx, floating* dw_ih, floating* db_ih, float
         dW_ih (G, I)    += dA_in^T @ X;    db_ih (if not NULL) += column sums of dA_in
         dW_hh (G, H)    += sum_t dA_t[:, :G]^T @ h_{t-1};  db_hh (if not NULL) likewise
     dA_in as `parts` (InputParts) describes; dx is summed part by part, in order, in
-    float32. A block of gate rows transposes its columns of dA_in, then of dA[:, :G] when
-    they differ, into its thread's (rows, TB) float32 buffer, rc_bf16_mat's A operand; X,
-    h0, out[:T-1] and W_ih's parts are packed once. Returns -1 when out of memory (and for
+    float32. A block of gate rows transposes its columns of dA_in, then of dA[:, :G] where
+    they differ, into its thread's (rows, TB) float32 buffer, rc_bf16_mat's A operand,
+    summing the bias gradients from the same reads; X, h0, out[:T-1] and W_ih's parts are
+    packed once. Returns -1 when out of memory (and for
     float64), else 0."""
     if floating is float:
         return _grads_f32(dx, dw_ih, db_ih, dw_hh, db_hh, da, ldd, G, parts, x, h0, out, w_ih,
