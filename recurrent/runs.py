@@ -216,8 +216,9 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
     else:
         resumed = [run]
     left = []  # nothing_left of each part that trains (a diverged one is left out)
+    read = None  # last.npz of a plain run as the check read it, for its Trainer
     for part in resumed:  # each checkpoint readable (a part without one starts anew)
-        position = check_checkpoint(task, part, states.get(part.path))
+        position, read = check_checkpoint(task, part, states.get(part.path))
         if not part.has(DIVERGED):
             left.append((position, nothing_left(position, config)))
         for key, done in (("steps", position.step), ("epochs", position.epoch)):
@@ -245,6 +246,11 @@ def _resumed(task, run: RunDir, echo, changes, world) -> Trainer:
     elif ensemble.size(config) > 1 and not ended:
         ensemble.write_members(run, fresh=False)
     trainer = _trainer(task, run, echo, world)
+    if resumed == [run]:
+        # a plain run restores what its check read; the parts of an ensemble or of a run
+        # choosing among candidates read theirs as each trains, so that their
+        # checkpoints are not all held at once
+        trainer.checkpoint = read
     trainer.plan = config  # the options asked for, which an ended run does not save
     trainer.moved_saved = bool(ended and moving)  # what the ended summary says
     return trainer

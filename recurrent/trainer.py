@@ -106,20 +106,25 @@ def load_params(model, arrays: dict, path: str) -> None:
         raise UserError(f"checkpoint {path} does not fit this model: {str(e)[:200]}") from None
 
 
-def check_checkpoint(task, run: RunDir, task_state: dict | None = None) -> Position:
+def check_checkpoint(task, run: RunDir,
+                     task_state: dict | None = None) -> tuple[Position, tuple | None]:
     """UserError when the last.npz of ``run`` cannot be restored (unreadable, or not
     this run's model and optimizer; nothing to restore when it has none yet), or when
     the task cannot make a training batch (its data file changed since training, say)
     with ``task_state`` (default: the run's). A throwaway Trainer checks, and no file is
     written: a resume checks before it changes anything. Returns the checkpoint's
-    position (a fresh one without it)."""
+    position (a fresh one without it) and what was read from last.npz, (arrays, meta)
+    or None without one: the Trainer that then resumes the run takes it
+    (Trainer.checkpoint) rather than read the file again."""
     trainer = Trainer(task, run, echo=lambda line: None)
     if task_state is not None:
         trainer.task_state = task_state
+    read = None
     if run.has(LAST):
+        read = trainer.checkpoint = load_arrays(run.file(LAST))
         trainer.restore(check_only=True)
     next(iter(trainer._epoch_batches(0)), None)
-    return trainer.position
+    return trainer.position, read
 
 
 def nothing_left(position: Position, config) -> tuple[str, str] | None:
@@ -191,6 +196,9 @@ class Trainer:
         self.parallel = (DataParallel(self.world, self.sequence_output)
                          if self.world.size > 1 else None)
         self.interrupt = None
+        # (arrays, meta) of last.npz already read on this rank (check_checkpoint), which
+        # restore() and _saved_position() use in place of the file; None: read the file
+        self.checkpoint = None
         self.setup_cut = False  # a Ctrl-C cut the setup's pretraining: nothing to save
         self.pending_task_state = False  # a resumed run's training_state, not yet saved
         # the options of a resume (runs.resume_run): the saved ones with those given,
@@ -270,7 +278,9 @@ class Trainer:
         """Everything save(LAST) wrote, back from last.npz (``check_only``: into this
         Trainer only, metrics.jsonl left as it is; see check_checkpoint)."""
         path = self.run.file(LAST)
-        arrays, meta = load_arrays(path) if self.world.is_root else (None, None)
+        arrays, meta = (None, None) if not self.world.is_root else (
+            self.checkpoint if self.checkpoint is not None else load_arrays(path))
+        self.checkpoint = None  # read once: a later restore reads what was saved since
         if self.parallel is not None:
             arrays, meta = self.world.bcast((arrays, meta))
         load_params(self.model, arrays, path)
@@ -309,7 +319,8 @@ class Trainer:
         """The Position last.npz holds, from its meta record alone (the arrays are read
         by restore() when the run trains)."""
         path = self.run.file(LAST)
-        meta = load_meta(path) if self.world.is_root else None
+        meta = None if not self.world.is_root else (
+            self.checkpoint[1] if self.checkpoint is not None else load_meta(path))
         if self.parallel is not None:
             meta = self.world.bcast(meta)
         try:

@@ -439,6 +439,23 @@ def test_options_are_checked_once_per_start_and_once_per_resume(tmp_path, monkey
     assert len(checks) == 2
 
 
+def test_a_resume_reads_last_npz_once(tmp_path, monkeypatch):
+    """The resume's check of the checkpoint and its restore share one reading of it."""
+    train(tmp_path, "toy-sign", epochs=1, steps=2)
+    last = str(tmp_path / "run" / LAST)
+    reads = []
+    load = np.load
+    monkeypatch.setattr(np, "load", lambda path, *args, **kwargs: (
+        reads.append(os.fspath(path)), load(path, *args, **kwargs))[1])
+    run = RunDir.open(str(tmp_path / "run"))
+    config = run.info()["config"]
+    config["steps"] = 4
+    run.update_config(config)
+    summary = resume_run(get_task("toy-sign"), run, echo=lambda line: None).fit(resume=True)
+    assert summary["status"] == "done" and summary["step"] == 4
+    assert reads.count(last) == 1, reads
+
+
 def test_after_training_sees_the_best_model_and_its_state_is_saved(tmp_path, monkeypatch):
     task = get_task("toy-sign")
     calls = []
