@@ -1009,7 +1009,8 @@ def predict_command(ctx, run, args, show_help):
     options = predict_api.prepared(dict(sub.params), run_dir.path,
                                    bool(sub.params.get("stream")))
     stream = options.pop("stream", False)
-    with plugins.command_output() as echo:  # the task's own prints go to stderr
+    # the task's own prints go to stderr; its advice names the run as typed
+    with plugins.command_output() as echo, predict_api.predicting(run):
         model, info = load_model(run_dir, "best", precision=options.pop("precision"))
         state, config = info["task_state"], dict(info["config"])
         warn_best_missing(model, config)

@@ -5,6 +5,7 @@ that the command shares."""
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import json
 import os
@@ -18,6 +19,29 @@ from .checks import beyond_any_array, memory_problem, one_line
 from .datafile import check_utf8
 from .errors import UserError
 from .key_reads import KeyReads
+
+
+# the run a prediction reads, as its caller named it (`recurrent predict RUN`, the run
+# given to predict() or predict_stream()), for a task's advice to name it (run_word)
+_RUN = contextvars.ContextVar("predicted_run", default=None)
+
+
+@contextlib.contextmanager
+def predicting(run):
+    """Within it, run_word() names the run ``run`` (a path as its caller gave it)."""
+    token = _RUN.set(os.fspath(run))
+    try:
+        yield
+    finally:
+        _RUN.reset(token)
+
+
+def run_word() -> str:
+    """The run being predicted (predicting) as a command a user may copy names it
+    (out_paths.shell_word), for a task's advice such as `recurrent train --resume RUN
+    ...`; "RUN" outside a prediction (a task's own code run by a program)."""
+    run = _RUN.get()
+    return "RUN" if run is None else out_paths.shell_word(run)
 
 
 def predict_params(task, stream: bool = False) -> list:
@@ -208,7 +232,7 @@ def predict(run: str | os.PathLike, *, precision: str = "fp32", **options) -> li
         raise UserError(f"{json_key}: predict always gives the --json output")
     _, values, model, info = _opened(run_dir, task, precision, {**options, json_key: True},
                                      stream=False)
-    with within_memory():
+    with within_memory(), predicting(run):
         lines = task.predict(info["task_state"], dict(info["config"]), model.runner(), values)
         text = "\n".join(checked_lines(task, lines))
     decoder, out, at = json.JSONDecoder(), [], 0
@@ -244,8 +268,9 @@ def predict_stream(run: str | os.PathLike, *, precision: str = "fp32",
                         f"at a time")
     params, values, model, info = _opened(run_dir, task, precision, options, stream=True)
     reads = KeyReads(values)
-    answer = task.predict_stream(info["task_state"], dict(info["config"]), model.runner(),
-                                 reads)
+    with predicting(run):
+        answer = task.predict_stream(info["task_state"], dict(info["config"]),
+                                     model.runner(), reads)
     given = {key for key, value in options.items() if value is not None}
     check_stream_options(given - reads.read, params)
 

@@ -13,6 +13,7 @@ from helpers import invoke, ok, one_line_error, sunspot_rows, write_csv
 
 from recurrent.extras import install_hint
 from recurrent.matplotlib_agg import figure_classes
+from recurrent_plugins.forecast import predict as fpredict
 from recurrent_plugins.forecast import series as dataio
 
 SMALL = ["--hidden", "8", "--epochs", "2", "--threads", "1", "--quiet", "--no-plot"]
@@ -178,6 +179,16 @@ def test_predict_errors(run, sunspots, tmp_path):
     one_line_error(invoke("predict", run, "--data", tmp_path / "nope.csv"), "not found")
     one_line_error(invoke("predict", run, "--plot", tmp_path / "no-dir" / "f.png"),
                    "does not exist")
+
+
+def test_predict_steps_beyond_the_bound_are_refused(run):
+    """--steps takes at most fpredict.MAX_STEPS, as --help says: a larger count (one
+    mistyped with extra zeros) is refused in one line before any roll-out starts."""
+    bound = fpredict.MAX_STEPS
+    assert f"at most {bound}" in " ".join(ok(invoke("predict", run, "--help")).split())
+    for steps in (bound + 1, 10 ** 8):
+        one_line_error(invoke("predict", run, "--steps", steps), "--steps",
+                       f"{steps} is not in the range 1<=x<={bound}")
 
 
 @pytest.mark.skipif(figure_classes() is None, reason="matplotlib not installed")

@@ -1,10 +1,15 @@
 """A forecast run whose training file is gone: the one line says how to go on for the
 command that met it (restore the file, or give its new place with --data)."""
+import re
 import shutil
 from pathlib import Path
 
 import pytest
-from helpers import invoke, ok, one_line_error
+from helpers import advised, invoke, ok, one_line_error
+
+import recurrent
+from recurrent.errors import UserError
+from recurrent.out_paths import shell_word
 
 pytest.importorskip("recurrent_plugins.cells",
                     reason="the fast built-in cells (recurrent_plugins.cells) are not built")
@@ -32,20 +37,24 @@ def test_resume_without_the_training_data_says_to_restore_it(tmp_path):
 
 def test_predict_origin_test_without_the_training_data_advises_what_it_takes(tmp_path):
     """--origin test forecasts the run's own test split and refuses --data: the line for
-    its gone file advises the resume that saves the new place, and following it works."""
+    its gone file advises the resume that saves the new place, naming the run as typed
+    (quoted for the shell), and following it as a user would copy it works."""
     data = tmp_path / "co2.csv.gz"
     shutil.copyfile(CO2, data)
-    run = tmp_path / "run"
+    run = tmp_path / "my run"
     ok(invoke("train", "forecast", "--data", data, "--out", run, "--window", 8,
               "--inputs", "level", *TINY))
     before = ok(invoke("predict", run, "--origin", "test"))
     moved = tmp_path / "moved.csv.gz"
     data.rename(moved)
-    result = invoke("predict", run, "--origin", "test")
-    line = one_line_error(result, f"the training data {str(data)!r} is gone",
-                          "`recurrent train --resume RUN --data NEW`")
-    assert "give its new place with --data" not in line
+    for stream in ((), ("--stream",)):
+        result = invoke("predict", run, "--origin", "test", *stream)
+        line = one_line_error(result, f"the training data {str(data)!r} is gone",
+                              f"`recurrent train --resume {shell_word(run)} --data NEW`")
+        assert "give its new place with --data" not in line
+    with pytest.raises(UserError, match=f"--resume {re.escape(shell_word(run))} --data"):
+        recurrent.predict(run, origin="test")
     one_line_error(invoke("predict", run, "--origin", "test", "--data", moved),
                    "drop --data")
-    ok(invoke("train", "--resume", run, "--data", moved))
+    ok(invoke(*[str(moved) if arg == "NEW" else arg for arg in advised(line)]))
     assert ok(invoke("predict", run, "--origin", "test")) == before

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from helpers import sunspot_rows
 
 import recurrent
+from recurrent.checks import C_INT_MAX
 from recurrent.cli import cli
 from recurrent.errors import UserError
 
@@ -211,12 +212,23 @@ def test_a_stream_refuses_a_float_for_a_whole_number(task_runs):
 
 def test_a_request_beyond_memory_is_a_refusal(task_runs):
     """The command says "not enough memory" in one line; a program gets that line as the
-    UserError every refusal is, not numpy's ValueError."""
+    UserError every refusal is, not numpy's MemoryError. The widest beam --beam takes,
+    over 10000 inputs, asks for more than any address space holds."""
     with pytest.raises(UserError, match="^not enough memory .*ask for smaller ones"):
-        recurrent.predict(str(task_runs["forecast"]), steps=10**30)
-    answer = recurrent.predict_stream(str(task_runs["forecast"]), steps=10**30)
-    with pytest.raises(UserError, match="^not enough memory"):
-        answer("50")
+        recurrent.predict(str(task_runs["seq2seq"]), inputs=["abcd"] * 10_000,
+                          beam=C_INT_MAX)
+
+
+def test_forecast_steps_beyond_the_bound_are_refused_as_options(task_runs):
+    """A forecast's steps beyond the --steps bound is refused as the command refuses
+    it, by predict and by predict_stream before any input."""
+    from recurrent_plugins.forecast.predict import MAX_STEPS
+    for steps in (MAX_STEPS + 1, 10**30):
+        with pytest.raises(UserError, match=rf"^predict option steps={steps}: {steps} is "
+                                            rf"not in the range 1<=x<={MAX_STEPS}"):
+            recurrent.predict(str(task_runs["forecast"]), steps=steps)
+        with pytest.raises(UserError, match=rf"^predict option steps={steps}: "):
+            recurrent.predict_stream(str(task_runs["forecast"]), steps=steps)
 
 
 def test_a_run_without_best_checkpoint_is_noted_once_however_often_asked(

@@ -16,6 +16,7 @@ import numpy as np
 
 from recurrent.checkpoint import json_text
 from recurrent.errors import UserError
+from recurrent.predict_api import run_word
 
 from . import series as dataio
 from . import metrics as fm
@@ -25,10 +26,19 @@ from . import calendar as cal
 from . import windows as win
 from .times import period_text
 
-# what to do when the run's training data is gone and --origin test forecasts it: that
-# option refuses --data, so the run itself must learn the new place, which a resume with
-# --data saves
-OWN_DATA_GONE = "save its new place in the run with `recurrent train --resume RUN --data NEW`"
+# --steps' bound: far more steps than a recursive roll-out of a model trained on its
+# --horizon has any use for, yet few enough that the forecast, its dates and its lines
+# fit in memory and are printed without a long wait; a mistyped larger count is refused
+# rather than run for hours or take all the memory there is
+MAX_STEPS = 1_000_000
+
+
+def own_data_gone() -> str:
+    """What to do when the run's training data is gone and --origin test forecasts it:
+    that option refuses --data, so the run itself must learn the new place, which a
+    resume with --data saves; the command names the run as the user did (run_word)."""
+    return (f"save its new place in the run with `recurrent train --resume {run_word()} "
+            f"--data NEW`")
 
 
 def _origin(task, state, options, stream=False):
@@ -53,7 +63,7 @@ def _origin(task, state, options, stream=False):
         test_start = None
     else:
         if origin_kind == "test":  # the gone file's advice: --data is refused here
-            task._training_source(state, OWN_DATA_GONE)
+            task._training_source(state, own_data_gone())
         prepared = task.load(state, {})
         test_start = prepared.ranges["test"][0]
     n = prepared.series.values.shape[0]

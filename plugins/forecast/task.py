@@ -45,7 +45,8 @@ from . import joint
 from . import smoothing
 from . import state as saved
 from . import windows as win
-from .predict import forecast_stream, run_predict, step_text, steps_by, time_step
+from .predict import (MAX_STEPS, forecast_stream, run_predict, step_text, steps_by,
+                      time_step)
 from .times import DATE_ORDERS, serial_date_note
 
 EVAL_CHUNK = 1024  # windows per model call in evaluation
@@ -55,7 +56,7 @@ CHANGED_DATA_HINT = ("restore it as it was to train or evaluate this run (eval a
                      "can read the edited file as new data with --data)")
 MODELS = ("auto", *saved.KINDS)  # --model
 # what to do when the run's training data is gone (predict's --data is a file to forecast
-# after, and the moved file is one; predict.OWN_DATA_GONE for --origin test)
+# after, and the moved file is one; predict.own_data_gone for --origin test)
 GONE_ADVICE = "give its new place with --data"
 
 # Training defaults of this task, pinned here (not inherited) because the documented
@@ -265,9 +266,10 @@ class ForecastTask:
 
     def predict_options(self):
         return [
-            click.Option(["--steps"], type=click.IntRange(min=1), default=None,
-                         help="Steps to forecast (default: the horizon); more than the "
-                              "horizon rolls out recursively."),
+            click.Option(["--steps"], type=click.IntRange(min=1, max=MAX_STEPS),
+                         default=None,
+                         help=f"Steps to forecast, at most {MAX_STEPS} (default: the "
+                              f"horizon); more than the horizon rolls out recursively."),
             click.Option(["--data"], default=None, metavar="FILE",
                          help="Recent history to forecast from (same columns, at least "
                               "the rows a forecast reads: the window, and for a seasonal "
