@@ -22,8 +22,10 @@ from ._rows cimport (MAX_INPUT_PARTS, InputParts, add_bias_rows, gate_block, ker
 
 
 cdef extern from "recmat.h" nogil:
-    # P[k * 16 + j] = w[j * ld + k] for k < K, j < nrows (<= 16), zero for j >= nrows
-    void rc_transpose16_f32(const float* w, long ld, int nrows, int K, float* P)
+    # P[k * 16 + j] = w[j * ld + k] for k < K, j < nrows (<= 16), zero for j >= nrows;
+    # sa, sb (K,) += the column sums of those rows, row after row, unless NULL
+    void rc_transpose16_sums_f32(const float* w, long ld, int nrows, int K, float* P,
+                                 float* sa, float* sb)
 
 
 cdef inline bint bf16_wanted(object bf16, const floating* like) except -1:
@@ -118,28 +120,21 @@ cdef inline void transposed_columns(float* dst, const float* d, int ldd, Py_ssiz
     of 4 KB apart, would evict its own cache lines)."""
     cdef float panel[16 * 16]
     cdef Py_ssize_t r0
-    cdef int i, j0, k, nr, nj
-    cdef const float* tile
+    cdef int j0, k, nr, nj
     for r0 in range(0, rows, 16):
         nr = <int> min(16, rows - r0)
         for j0 in range(0, ncols, 16):
             nj = min(16, ncols - j0)
-            tile = d + r0 * ldd + j0
-            # panel[k * 16 + i] = tile[i * ldd + k]
-            rc_transpose16_f32(tile, ldd, nr, nj, panel)
+            # panel[k * 16 + i] = d[(r0 + i) * ldd + j0 + k]
+            rc_transpose16_sums_f32(d + r0 * ldd + j0, ldd, nr, nj, panel,
+                                    NULL if sum_a == NULL else sum_a + j0,
+                                    NULL if sum_b == NULL else sum_b + j0)
             if nr == 16:
                 for k in range(nj):
                     memcpy(dst + (j0 + k) * rows + r0, panel + k * 16, 16 * sizeof(float))
             else:
                 for k in range(nj):
                     memcpy(dst + (j0 + k) * rows + r0, panel + k * 16, nr * sizeof(float))
-            for i in range(nr):
-                if sum_a != NULL:
-                    for k in range(nj):
-                        sum_a[j0 + k] += tile[i * ldd + k]
-                if sum_b != NULL:
-                    for k in range(nj):
-                        sum_b[j0 + k] += tile[i * ldd + k]
 
 
 cdef inline int _grads_f32(float* dx, float* dw_ih, float* db_ih, float* dw_hh, float* db_hh,

@@ -47,13 +47,22 @@ typedef float rc_v8sf_u __attribute__((vector_size(32), aligned(4), may_alias));
 /* P[k][j] = w[j * ld + k] for k < K, j < nrows (<= 16), zero for j >= nrows: 16 rows of
  * w (row stride ld) transposed into one panel. Packing W^T for the kernels is made of
  * these; at B = 1 a call's packing is a real part of its time, hence the vector version
- * below. */
+ * below. sa, sb (K,), unless NULL: += the column sums of those rows, added row after row
+ * (j = 0, 1, ...), so each is the same float32 sum as a loop down the rows gives; the
+ * bf16 weight gradients take their bias gradients from the tiles they transpose. */
 static void rc_transpose16_f32_scalar(const float* w, long ld, int nrows, int K, float* P,
-                                      int k0)
+                                      int k0, float* sa, float* sb)
 {
     for (int k = k0; k < K; k++)
         for (int j = 0; j < 16; j++)
             P[(long)k * 16 + j] = j < nrows ? w[j * ld + k] : 0.0f;
+    for (int j = 0; j < nrows; j++)
+        for (int k = k0; k < K; k++) {
+            if (sa)
+                sa[k] += w[j * ld + k];
+            if (sb)
+                sb[k] += w[j * ld + k];
+        }
 }
 
 /* __builtin_shuffle is gcc's (clang spells it differently): other compilers keep the loop */
@@ -83,7 +92,8 @@ typedef int rc_v16si __attribute__((vector_size(64)));
 /* AVX-512 only: on AVX2 gcc splits the 64-byte shuffles and the result is slower than the
  * scalar loop, so that variant keeps the loop. */
 RC_TARGET_AVX512
-static void rc_transpose16_f32_avx512(const float* w, long ld, int nrows, int K, float* P)
+static void rc_transpose16_f32_avx512(const float* w, long ld, int nrows, int K, float* P,
+                                      float* sa, float* sb)
 {
     int k0 = 0;
     if (nrows == 16)
@@ -91,6 +101,15 @@ static void rc_transpose16_f32_avx512(const float* w, long ld, int nrows, int K,
             rc_v16sf r[16];
             for (int j = 0; j < 16; j++)
                 memcpy(&r[j], w + j * ld + k0, sizeof(rc_v16sf));
+            float* sums[2] = {sa, sb};
+            for (int q = 0; q < 2; q++)
+                if (sums[q]) {
+                    rc_v16sf acc;
+                    memcpy(&acc, sums[q] + k0, sizeof(acc));
+                    for (int j = 0; j < 16; j++)
+                        acc += r[j];
+                    memcpy(sums[q] + k0, &acc, sizeof(acc));
+                }
             RC_TR2(0, 0, 1); RC_TR2(0, 2, 3); RC_TR2(0, 4, 5); RC_TR2(0, 6, 7);
             RC_TR2(0, 8, 9); RC_TR2(0, 10, 11); RC_TR2(0, 12, 13); RC_TR2(0, 14, 15);
             RC_TR2(1, 0, 2); RC_TR2(1, 1, 3); RC_TR2(1, 4, 6); RC_TR2(1, 5, 7);
@@ -101,19 +120,25 @@ static void rc_transpose16_f32_avx512(const float* w, long ld, int nrows, int K,
             RC_TR2(3, 4, 12); RC_TR2(3, 5, 13); RC_TR2(3, 6, 14); RC_TR2(3, 7, 15);
             memcpy(P + (long)k0 * 16, r, sizeof(r));
         }
-    rc_transpose16_f32_scalar(w, ld, nrows, K, P, k0);
+    rc_transpose16_f32_scalar(w, ld, nrows, K, P, k0, sa, sb);
 }
 #endif
 
-static inline void rc_transpose16_f32(const float* w, long ld, int nrows, int K, float* P)
+static inline void rc_transpose16_sums_f32(const float* w, long ld, int nrows, int K,
+                                           float* P, float* sa, float* sb)
 {
 #ifdef RC_HAVE_TRANSPOSE16_AVX512
     if (rc_cpu_level() == 3) {
-        rc_transpose16_f32_avx512(w, ld, nrows, K, P);
+        rc_transpose16_f32_avx512(w, ld, nrows, K, P, sa, sb);
         return;
     }
 #endif
-    rc_transpose16_f32_scalar(w, ld, nrows, K, P, 0);
+    rc_transpose16_f32_scalar(w, ld, nrows, K, P, 0, sa, sb);
+}
+
+static inline void rc_transpose16_f32(const float* w, long ld, int nrows, int K, float* P)
+{
+    rc_transpose16_sums_f32(w, ld, nrows, K, P, NULL, NULL);
 }
 
 /* Pack: P[p][k][j] = b[k * sk + n * sn] for n = p * NR + j < N, else 0. */
