@@ -753,7 +753,7 @@ def register_commands(cli):
     @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32",
                   show_default=True,
                   help="recurrent's side: float32, int8 inference (--mode infer), or bf16 "
-                       "products (cells that have it: lstm, gru, rnn_*; CPUs with AVX512_BF16); "
+                       "products (cells that have it, every built-in one; CPUs with AVX512_BF16); "
                        "beside fp32 our fp32 is timed in the same rounds too, columns fp32 "
                        "ms and /fp32.")
     @click.option("--keep-blas-env", is_flag=True,

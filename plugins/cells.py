@@ -142,7 +142,9 @@ class _KernelCell(TorchLayoutCell):
         return f"<cell {self.name!r} (Cython kernels)>"
 
     zoneout_flags = ()  # dtypes whose kernels take zoneout's draws as flags (masks.takes_flags)
-    precisions = ("fp32",)   # recurrent.protocols.Cell.precisions
+    # recurrent.protocols.Cell.precisions: every kernel takes bf16=True, bf16 products with
+    # float32 sums (recurrent/quant.py)
+    precisions = ("fp32", "bf16")
 
     def _kernel_precision(self, precision, dtype):
         """The keywords of the cell's kernel calls (forward, infer, backward) for
@@ -213,11 +215,6 @@ class _KernelCell(TorchLayoutCell):
                            flags=takes_flags(self, x.dtype))
 
 
-# recurrent.protocols.Cell.precisions of a cell whose kernels take bf16=True: bf16 products
-# with float32 sums (recurrent/quant.py)
-BF16_PRECISIONS = ("fp32", "bf16")
-
-
 class _Int8Cell(_KernelCell):
     """int8 inference (recurrent/quant.py, recurrent/_kernels/int8.pyx), which every
     built-in cell's kernels run: quantize() and infer_int8()."""
@@ -285,7 +282,6 @@ class RNNCell(_Int8Cell):
 
     num_gates = 1
     zoneout_flags = (np.float32,)
-    precisions = BF16_PRECISIONS
 
     def __init__(self, nonlinearity):
         self.name = f"rnn_{nonlinearity}"
@@ -353,7 +349,6 @@ class LSTMCell(_Int8Cell):
     name = "lstm"
     num_gates = 4
     int8_kind = int(_int8.Kind.LSTM)
-    precisions = BF16_PRECISIONS
 
     def _prepare(self, x, states, params, lengths):
         """Checked arrays and the one bias the kernel adds, b_ih + b_hh (G,)."""
@@ -419,7 +414,6 @@ class GRUCell(_Int8Cell):
     name = "gru"
     num_gates = 3
     int8_kind = int(_int8.Kind.GRU)
-    precisions = BF16_PRECISIONS
 
     def _int8_biases(self, params, H):
         return _gru_biases(params, H, np.float32)
@@ -516,8 +510,9 @@ class LayerNormLSTMCell(LayerNormLSTMLayout, _Int8Cell):
                                          "ln_bias_c"), ln)))
         return h0, c0, w_ih, w_hh, np.zeros(G, dtype), bias, ln
 
-    def forward(self, x, states, params, lengths, num_threads, masks=None):
+    def forward(self, x, states, params, lengths, num_threads, masks=None, precision="fp32"):
         h0, c0, w_ih, w_hh, zeros, bias, ln = self._prepare(x, states, params, lengths)
+        kernel_precision = self._kernel_precision(precision, x.dtype)
         T, B, _ = x.shape
         H = h0.shape[1]
         G = 4 * H
@@ -536,15 +531,16 @@ class LayerNormLSTMCell(LayerNormLSTMLayout, _Int8Cell):
         c_n = np.empty((B, H), dtype)
         _lnlstm.forward(out, xn, nh, gates, cells, nc, rs_x, rs_h, rs_c, h_n, c_n, x, h0, c0,
                         w_ih, w_hh, zeros, bias, *ln, LN_EPS, lengths, num_threads, rec,
-                        zone)
+                        zone, **kernel_precision)
         out.flags.writeable = False
         cache = _Cache((x, h0, c0, out, xn, nh, gates, cells, nc, rs_x, rs_h, rs_c, w_ih,
                         w_hh, ln, rec, zone), lengths)
         return out, (h_n, c_n), cache
 
-    def infer(self, x, states, params, lengths, num_threads, masks=None):
+    def infer(self, x, states, params, lengths, num_threads, masks=None, precision="fp32"):
         """forward() without the caches (bitwise the same results)."""
         h0, c0, w_ih, w_hh, zeros, bias, ln = self._prepare(x, states, params, lengths)
+        kernel_precision = self._kernel_precision(precision, x.dtype)
         T, B, _ = x.shape
         H = h0.shape[1]
         rec, zone = self._masks(masks, x, H)
@@ -552,10 +548,12 @@ class LayerNormLSTMCell(LayerNormLSTMLayout, _Int8Cell):
         h_n = np.empty((B, H), x.dtype)
         c_n = np.empty((B, H), x.dtype)
         _lnlstm.infer(out, h_n, c_n, x, h0, c0, w_ih, w_hh, zeros, bias, *ln, LN_EPS,
-                      lengths, num_threads, rec, zone)
+                      lengths, num_threads, rec, zone, **kernel_precision)
         return out, (h_n, c_n)
 
-    def backward(self, d_out, d_final_states, cache, grads, num_threads):
+    def backward(self, d_out, d_final_states, cache, grads, num_threads, precision="fp32"):
+        """BPTT of the forward call that made ``cache``; ``precision``: that call's."""
+        kernel_precision = self._kernel_precision(precision, cache.arrays[0].dtype)
         (x, h0, c0, out, xn, nh, gates, cells, nc, rs_x, rs_h, rs_c, w_ih, w_hh, ln, rec,
          zone) = cache.take()
         T, B, _ = x.shape
@@ -573,7 +571,7 @@ class LayerNormLSTMCell(LayerNormLSTMLayout, _Int8Cell):
         _lnlstm.backward(dx, dh, dc, dw_ih, dw_hh, db, dg_ih, acc_ghh, acc_gc, acc_bc, xn,
                          nh, gates, rs_x, rs_h, rs_c, cells, nc, d_out, x, h0, c0, out,
                          w_ih, w_hh, g_ih, g_hh, g_c, b_c, cache.lengths, num_threads, rec,
-                         zone)
+                         zone, **kernel_precision)
         _finish_grads(grads, dw_ih, dw_hh)
         _add_grad(grads, "bias_ih", db)
         _add_grad(grads, "bias_hh", db)

@@ -404,9 +404,9 @@ def _shared_options(defaults: dict, loss: str | None = None) -> list:
                      help="Continue the run in RUN exactly where it stopped (with --data "
                           "NEW when its data file has moved)."),
         opt(["--precision"], "Precision of the recurrent layers' products in training and "
-            "validation: bf16 (cells that have it: lstm, gru, rnn_*; CPUs with AVX512_BF16, "
-            "else fp32 with a note) multiplies bfloat16 values with float32 sums, the parameters "
-            "and checkpoints staying float32; eval and predict run fp32 unless given "
+            "validation: bf16 (every built-in cell; CPUs with AVX512_BF16, else fp32 with a "
+            "note) multiplies bfloat16 values with float32 sums, the parameters and "
+            "checkpoints staying float32; eval and predict run fp32 unless given "
             "--precision too. int8 is for inference (predict, eval, bench --mode infer).",
             key="precision", type=click.Choice(PRECISIONS)),
         click.Option(["--ranks"], default=None, type=RANK_COUNT, metavar="N",

@@ -22,7 +22,7 @@ Only inference runs in int8 (Recurrent.precision, recurrent/layers.py); training
 gradients stay float32.
 
 bf16 (issue 17), training and inference of cells that list it in their ``precisions``
-(recurrent.protocols.Cell; the built-in lstm, gru, rnn_tanh, rnn_relu): every matrix product takes its operands
+(recurrent.protocols.Cell; every built-in cell): every matrix product takes its operands
 rounded to bfloat16 and sums in float32, as PyTorch's bf16 autocast; activations, the cell
 state, the parameters (master weights), their gradients and the optimizer's state stay
 float32, and so do checkpoints. It needs the CPU's AVX512_BF16 instructions

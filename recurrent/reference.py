@@ -417,8 +417,8 @@ class LayerNormLSTMCell(LayerNormLSTMLayout, ReferenceCell):
     def _step_forward(self, x_t, states, params, m=None):
         h, c = states
         hm = _masked(h, m)
-        nx, rs_x = _layer_norm(_times_wt(x_t, params["weight_ih"]), 4)  # (B, 4H), (B, 4, 1)
-        nh, rs_h = _layer_norm(_times_wt(hm, params["weight_hh"]), 4)
+        nx, rs_x = _layer_norm(_times_wt(x_t, params["weight_ih"], self.matmul), 4)  # (B, 4H)
+        nh, rs_h = _layer_norm(_times_wt(hm, params["weight_hh"], self.matmul), 4)
         a = params["ln_gain_ih"] * nx + params["bias_ih"] + params["ln_gain_hh"] * nh \
             + params["bias_hh"]                                # (B, 4H)
         a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)
@@ -456,9 +456,17 @@ class LayerNormLSTMCell(LayerNormLSTMLayout, ReferenceCell):
         # nx = LN(x W_ih^T), nh = LN(h W_hh^T)
         d_xa = _layer_norm_backward(da * params["ln_gain_ih"], nx, rs_x, 4)
         d_ha = _layer_norm_backward(da * params["ln_gain_hh"], nh, rs_h, 4)
-        grads["weight_ih"] += d_xa.T @ x_t
-        grads["weight_hh"] += d_ha.T @ hm
-        return d_xa @ params["weight_ih"], (_unmasked(d_ha @ params["weight_hh"], m), dc_prev)
+        grads["weight_ih"] += self.matmul(d_xa.T, x_t)
+        grads["weight_hh"] += self.matmul(d_ha.T, hm)
+        return self.matmul(d_xa, params["weight_ih"]), \
+            (_unmasked(self.matmul(d_ha, params["weight_hh"]), m), dc_prev)
+
+
+class BF16LayerNormLSTMCell(LayerNormLSTMCell):
+    """LayerNormLSTMCell with every matrix product through bf16_matmul (bf16 products,
+    above): the oracle of the ln_lstm kernel's bf16 path."""
+
+    matmul = staticmethod(bf16_matmul)
 
 
 # One instance per cell: reference cells hold no state between calls.

@@ -26,7 +26,25 @@ from recurrent.quant import BF16_FALLBACK, bf16_available
 
 needs_bf16 = pytest.mark.skipif(not bf16_available(),
                                 reason="this CPU runs no bf16 products (AVX512_BF16)")
-BF16_CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
+BF16_CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu", "ln_lstm")
+
+
+@pytest.fixture
+def peephole():
+    """The example plugin's module (examples/recurrent-peephole): its cell lists no
+    precisions, the cell without bf16 these tests refuse."""
+    return pytest.importorskip("recurrent_peephole", reason="examples/recurrent-peephole is "
+                               "not installed (pip install -e examples/recurrent-peephole)")
+
+
+def _with_peephole(*args, cwd):
+    """`python -m recurrent ARGS` with the example plugin's entry point loaded:
+    (returncode, stderr)."""
+    env = {k: v for k, v in installed_env(RECURRENT_PLUGINS="peephole").items()
+           if k != "RECURRENT_NO_ENTRYPOINTS"}
+    done = subprocess.run([sys.executable, "-m", "recurrent", *map(str, args)],
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    return done.returncode, done.stderr
 
 # bf16 keeps 8 bits of mantissa: the largest difference from fp32, relative to the
 # largest value, that a short sequence of bf16 products reaches (bench's TOLERANCE too)
@@ -54,14 +72,16 @@ def test_a_layer_trains_in_bf16_close_to_fp32_and_not_as_fp32(rng, cell, options
     tolerance of the fp32 pass and differ from it: the products ran in bf16, not the
     fp32 path under another name. rnn_relu's gradients are left out of the tolerance:
     relu's derivative is a step, so units whose pre-activation is within bf16 rounding of
-    0 switch it between the passes (tests/test_cells_bf16.py checks them against the bf16
-    reference)."""
+    0 switch it between the passes; and ln_lstm's results altogether: its results move
+    far under bf16-sized changes of its inputs and weights, in exact arithmetic too
+    (tests/test_cells_bf16.py checks both against the bf16 reference, and ln_lstm against
+    that sensitivity)."""
     x = rng.standard_normal((12, 5, 9)).astype(np.float32)
     bf16 = _train_pass(cell, "bf16", x, **options)
     fp32 = _train_pass(cell, "fp32", x, **options)
     for what, ours, theirs in zip(("out", "dx", "grads"), bf16, fp32):
         assert ours.dtype == np.float32, what
-        if cell != "rnn_relu" or what == "out":
+        if cell in ("lstm", "gru", "rnn_tanh") or (cell == "rnn_relu" and what == "out"):
             assert _relative(ours, theirs) <= BF16_TOLERANCE, what
         assert not np.array_equal(ours, theirs), what
 
@@ -78,8 +98,7 @@ def test_the_layer_runs_the_cells_bf16_path(rng, name):
     cell = get_cell(name)
     if len(cell.state_names) == 1:   # the layer returns the one state's array itself
         finals_got = (finals_got,)
-    params = {kind: layer.state_dict()[f"{kind}_l0"] for kind in
-              ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    params = {kind: layer.state_dict()[f"{kind}_l0"] for kind in cell.param_shapes(4, 8)}
     zeros = (np.zeros((3, 8), np.float32),) * len(cell.state_names)
     lengths = np.full(3, 6, np.int64)
     want, finals, cache = cell.forward(x, zeros, params, lengths, 1, precision="bf16")
@@ -99,14 +118,14 @@ def test_the_layer_runs_the_cells_bf16_path(rng, name):
     assert _relative(inferred, out) < _relative(fp32, out) / 10
 
 
-@pytest.mark.parametrize("cell", ["ln_lstm"])
-def test_cells_without_bf16_are_refused_naming_the_cell(cell):
+def test_cells_without_bf16_are_refused_naming_the_cell(peephole):
+    cell = peephole.PeepholeLSTMCell()
     with pytest.raises(ValueError) as refused:
         Recurrent(cell, 4, 6, precision="bf16")
-    assert str(refused.value) == (f"precision bf16: cell {cell!r} has no bf16 path (its "
-                                  f"precisions do not list bf16)")
+    assert str(refused.value) == ("precision bf16: cell 'peephole_lstm' has no bf16 path (its "
+                                  "precisions do not list bf16)")
     layer = Recurrent(cell, 4, 6)
-    with pytest.raises(ValueError, match=f"cell {cell!r} has no bf16 path"):
+    with pytest.raises(ValueError, match="cell 'peephole_lstm' has no bf16 path"):
         layer.precision = "bf16"
     assert layer.precision == "fp32"
 
@@ -145,10 +164,10 @@ def _pairs(rng, B=4, T=5):
     return x, np.full(B, T, np.int64)
 
 
-def test_seq2seq_precision_sets_both_stacks_or_neither():
+def test_seq2seq_precision_sets_both_stacks_or_neither(peephole):
     from recurrent.seq2seq import Seq2SeqModel
-    model = Seq2SeqModel(_SEQ2SEQ, cell="ln_lstm", hidden_size=4, seed=0)
-    with pytest.raises(ValueError, match="cell 'ln_lstm' has no bf16 path"):
+    model = Seq2SeqModel(_SEQ2SEQ, cell=peephole.PeepholeLSTMCell(), hidden_size=4, seed=0)
+    with pytest.raises(ValueError, match="cell 'peephole_lstm' has no bf16 path"):
         model.precision = "bf16"
     assert model.encoder.precision == model.decoder.precision == "fp32"
     model = Seq2SeqModel(_SEQ2SEQ, cell="lstm", hidden_size=4, seed=0)
@@ -206,7 +225,7 @@ _CELL_FALLBACK = """
 import numpy as np
 from recurrent.plugins import get_cell
 same = []
-for name in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
+for name in ("lstm", "gru", "rnn_tanh", "rnn_relu", "ln_lstm"):
     cell = get_cell(name)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 2, 3)).astype(np.float32)
@@ -333,11 +352,15 @@ def test_eval_and_predict_help_offer_bf16(task_runs):
         assert "bf16 multiplies bfloat16 values with float32 sums" in text, args
 
 
-def test_train_in_bf16_refuses_a_cell_without_it_before_making_the_run(tmp_path):
+def test_train_in_bf16_refuses_a_cell_without_it_before_making_the_run(tmp_path, peephole):
     text = tiny_text(tmp_path)
     run = tmp_path / "run"
-    one_line_error(train_tiny(text, run, "--precision", "bf16", "--cell", "ln_lstm"),
-                   "--precision bf16: cell 'ln_lstm' has no bf16 path")
+    code, stderr = _with_peephole("train", "char-lm", "--data", text, "--steps", "2",
+                                  "--no-plot", "--precision", "bf16", "--cell",
+                                  "peephole_lstm", "--out", run, cwd=tmp_path)
+    assert code == 1 and len(stderr.splitlines()) == 1, stderr
+    assert stderr.startswith("Error: --precision bf16: cell 'peephole_lstm' has no bf16 "
+                             "path"), stderr
     assert not run.exists()
 
 
@@ -350,7 +373,7 @@ def test_export_refuses_bf16_in_one_line(task_runs, tmp_path):
 
 @needs_bf16
 @pytest.mark.parametrize("mode", ["train", "infer"])
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh", "ln_lstm"])
 def test_bench_times_our_bf16_against_torchs_autocast(tmp_path, cell, mode):
     """--precision bf16 --vs torch: our bf16 cell checked against torch's bf16 autocast
     within bf16's tolerance, then timed beside it and beside our fp32."""
@@ -368,10 +391,12 @@ def test_bench_times_our_bf16_against_torchs_autocast(tmp_path, cell, mode):
     assert row["ours"]["median_ms"] > 0 and row["fp32"]["median_ms"] > 0
 
 
-def test_bench_bf16_refuses_cells_without_it():
-    result = CliRunner().invoke(cli, ["bench", "--precision", "bf16", "--cell", "lstm,ln_lstm",
-                                      "--config", "4,2,3,5"])
-    one_line_error(result, "--precision bf16: cell 'ln_lstm' has no bf16 path")
+def test_bench_bf16_refuses_cells_without_it(tmp_path, peephole):
+    code, stderr = _with_peephole("bench", "--precision", "bf16", "--cell",
+                                  "lstm,peephole_lstm", "--config", "4,2,3,5", cwd=tmp_path)
+    assert code == 1 and len(stderr.splitlines()) == 1, stderr
+    assert stderr.startswith("Error: --precision bf16: cell 'peephole_lstm' has no bf16 "
+                             "path"), stderr
 
 
 def test_bench_bf16_refuses_a_cpu_without_it(monkeypatch):

@@ -138,7 +138,8 @@ cdef inline void transposed_columns(float* dst, const float* d, int ldd, Py_ssiz
 
 
 cdef inline int _grads_f32(float* dx, float* dw_ih, float* db_ih, float* dw_hh, float* db_hh,
-                           const float* da, int ldd, int G, InputParts parts, const float* x,
+                           const float* da, const float* da_hh, int ldd, int G,
+                           InputParts parts, const float* x,
                            const float* h0, const float* out, const float* w_ih,
                            Py_ssize_t T, Py_ssize_t B, int I, int H,
                            int num_threads) noexcept nogil:
@@ -148,7 +149,7 @@ cdef inline int _grads_f32(float* dx, float* dw_ih, float* db_ih, float* dw_hh, 
     cdef Py_ssize_t k, r0, r1, g0, g1, a0, a1
     cdef int nt = kernel_threads(num_threads, nrb + ngb, 2.0 * TB * G * (2 * I + H))
     cdef int p, failed = 0
-    cdef bint same                  # a part's dA_in columns are its dA[:, :G] columns
+    cdef bint same                  # a part's dA_in columns serve the recurrent side too
     cdef float* dat
     # (gb, TB) per thread: the transposed dA columns of the block it works on
     cdef float* dat_all = <float*> rc_malloc64(nt * gb * TB * sizeof(float))
@@ -183,7 +184,7 @@ cdef inline int _grads_f32(float* dx, float* dw_ih, float* db_ih, float* dw_hh, 
                 for p in range(parts.count):
                     a0 = max(g0, parts.first[p])
                     a1 = min(g1, parts.first[p + 1])
-                    same = parts.column[p] == parts.first[p]
+                    same = da_hh == da and parts.column[p] == parts.first[p]
                     if a1 > a0:
                         transposed_columns(dat + (a0 - g0) * TB,
                                            da + a0 - parts.first[p] + parts.column[p], ldd,
@@ -192,12 +193,13 @@ cdef inline int _grads_f32(float* dx, float* dw_ih, float* db_ih, float* dw_hh, 
                                            NULL if db_hh == NULL or not same else db_hh + a0)
                 failed += rc_bf16_mat(<int> (g1 - g0), I, <int> TB, dat, TB, x_p,
                                       dw_ih + g0 * I, I, 1) != 0
-                # then the recurrent side's dA[:, a0:a1] where a part's columns differ
+                # then the recurrent side's columns a0:a1 where a part's differ
                 for p in range(parts.count):
                     a0 = max(g0, parts.first[p])
                     a1 = min(g1, parts.first[p + 1])
-                    if a1 > a0 and parts.column[p] != parts.first[p]:
-                        transposed_columns(dat + (a0 - g0) * TB, da + a0, ldd, TB,
+                    same = da_hh == da and parts.column[p] == parts.first[p]
+                    if a1 > a0 and not same:
+                        transposed_columns(dat + (a0 - g0) * TB, da_hh + a0, ldd, TB,
                                            <int> (a1 - a0),
                                            NULL if db_hh == NULL else db_hh + a0, NULL)
                 failed += rc_bf16_mat(<int> (g1 - g0), H, <int> B, dat, TB, h0_p,
@@ -215,24 +217,26 @@ cdef inline int _grads_f32(float* dx, float* dw_ih, float* db_ih, float* dw_hh, 
 
 
 cdef inline int bf16_grads(floating* dx, floating* dw_ih, floating* db_ih, floating* dw_hh,
-                           floating* db_hh, const floating* da, int ldd, int G,
-                           InputParts parts, const floating* x, const floating* h0,
-                           const floating* out, const floating* w_ih, Py_ssize_t T,
-                           Py_ssize_t B, int I, int H, int num_threads) noexcept nogil:
-    """_rows.pxd's input_and_weight_grads with every product in bf16: after the backward
-    time loop, from dA (TB, ldd), the gradient of the pre-activations, in blocks shared by
-    up to num_threads threads:
+                           floating* db_hh, const floating* da, const floating* da_hh,
+                           int ldd, int G, InputParts parts, const floating* x,
+                           const floating* h0, const floating* out, const floating* w_ih,
+                           Py_ssize_t T, Py_ssize_t B, int I, int H,
+                           int num_threads) noexcept nogil:
+    """_rows.pxd's split_input_and_weight_grads with every product in bf16: after the
+    backward time loop, from da (TB, ldd), the gradient of the pre-activations, and da_hh
+    (da itself, or the recurrent side's own of the same row stride: the layer-normalised
+    LSTM's), in blocks shared by up to num_threads threads:
         dx (TB, I)       = dA_in @ W_ih (G, I)                        (written)
         dW_ih (G, I)    += dA_in^T @ X;    db_ih (if not NULL) += column sums of dA_in
-        dW_hh (G, H)    += sum_t dA_t[:, :G]^T @ h_{t-1};  db_hh (if not NULL) likewise
-    dA_in as `parts` (InputParts) describes; dx is summed part by part, in order, in
-    float32. A block of gate rows transposes its columns of dA_in, then of dA[:, :G] where
-    they differ, into its thread's (rows, TB) float32 buffer, rc_bf16_mat's A operand,
-    summing the bias gradients from the same reads; X, h0, out[:T-1] and W_ih's parts are
-    packed once. Returns -1 when out of memory (and for
+        dW_hh (G, H)    += sum_t da_hh_t[:, :G]^T @ h_{t-1};  db_hh (if not NULL) likewise
+    dA_in: da's columns as `parts` (InputParts) describes; dx is summed part by part, in
+    order, in float32. A block of gate rows transposes its columns of dA_in, then of
+    da_hh[:, :G] where they differ, into its thread's (rows, TB) float32 buffer,
+    rc_bf16_mat's A operand, summing the bias gradients from the same reads; X, h0,
+    out[:T-1] and W_ih's parts are packed once. Returns -1 when out of memory (and for
     float64), else 0."""
     if floating is float:
-        return _grads_f32(dx, dw_ih, db_ih, dw_hh, db_hh, da, ldd, G, parts, x, h0, out, w_ih,
-                          T, B, I, H, num_threads)
+        return _grads_f32(dx, dw_ih, db_ih, dw_hh, db_hh, da, da_hh, ldd, G, parts, x, h0,
+                          out, w_ih, T, B, I, H, num_threads)
     else:
         return -1

@@ -386,7 +386,7 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
             status = -1
         elif use_bf16:
             status = bf16_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db_ih[0], &dw_hh[0, 0], &db_hh[0],
-                                da_p, C, G, _input_parts(H), &x[0, 0, 0],
+                                da_p, da_p, C, G, _input_parts(H), &x[0, 0, 0],
                                 h0_p if hist == NULL else hist,
                                 out_p if hist == NULL else hist + B * H,
                                 &w_ih[0, 0], T, B, I, H, num_threads)

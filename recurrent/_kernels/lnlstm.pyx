@@ -39,17 +39,25 @@ b_c), and then
 The caches keep LN(c~) and its rstd (all backward reads of the cell line) and the zoned
 c_t (the next step's c_{t-1}); backward splits d h_t and d c_t between the candidates and
 the previous states (zone_split_hc, zone_join_hc) around the same row pass.
+
+bf16 (bf16=True; float32 arrays only): as lstm.pyx's, every matrix product through
+rc_bf16_mat (_bf16rows.pxd: both operands rounded to bf16, sums in float32), as PyTorch's
+bf16 autocast computes: the hoisted x W_ih^T, each step's h_{t-1} W_hh^T, backward's
+d(h W_hh^T)_t W_hh, and dx, dW_ih, dW_hh after the loop. The normalisations, gates, every
+sum and every result stay float32.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint16_t, uint32_t
 from libc.stdlib cimport free
 from libc.string cimport memset
 
+from ._bf16rows cimport (bf16_grads, bf16_packed, bf16_project, bf16_scratch, bf16_wanted,
+                         rec_product)
 from ._lnlstm cimport (rc_ln_rows_backward_f32, rc_ln_rows_backward_f64, rc_ln_rows_f32,
                       rc_ln_rows_f64, rc_lnlstm_backward_f32, rc_lnlstm_backward_f64,
                       rc_lnlstm_forward_f32, rc_lnlstm_forward_f64)
-from ._recmat cimport rc_malloc64, recmat
+from ._recmat cimport rc_malloc64
 from ._rows cimport (add_masked, copy_empty_rows, finish_step_hc, infer_chunk,
                      kernel_threads, mask_scratch, masked_history, masked_rows, num_blocks,
                      packed_copy, project_inputs, project_packed, row_block, split,
@@ -132,34 +140,41 @@ cdef inline void _zone_step(floating* c, const floating* c_prev, floating* h,
         zone_rows(h, h_prev, zone_at(keep_h, kstep, t, B, H, b), H)
 
 
-cdef void _train_rows(floating* out, floating* xn, floating* nh, floating* rs_h,
-                      floating* gates, floating* cells, floating* nc, floating* rs_c,
-                      floating* h_n, floating* c_n, const floating* h0, const floating* c0,
-                      const floating* w_hh_t, const floating* g_ih, const floating* g_hh,
+cdef int _train_rows(floating* out, floating* xn, floating* nh, floating* rs_h,
+                     floating* gates, floating* cells, floating* nc, floating* rs_c,
+                     floating* h_n, floating* c_n, const floating* h0, const floating* c0,
+                     const floating* w_hh_t, const uint16_t* w_hh_bf16,
+                     const floating* g_ih, const floating* g_hh,
                       const floating* bias, const floating* g_c, const floating* b_c,
                       double eps, const int64_t* lengths, Py_ssize_t T, Py_ssize_t B,
                       int H, Py_ssize_t b0, Py_ssize_t b1, const floating* rmask,
                       const floating* keep_h, const floating* keep_c, Py_ssize_t kstep,
                       floating* scratch) noexcept nogil:
     """The time loop for batch rows b0:b1, keeping every cache backward reads. nh's rows of
-    step t receive h_{t-1} W_hh^T (recmat over w_hh_t, W_hh^T packed) and are normalised
-    in place by the row pass. rmask (B, H) the recurrent-dropout mask, keep_h, keep_c the
-    zoneout arrays (kstep: _rows.pxd zone_at), each NULL when off; scratch (B, H) holds
-    the masked h_{t-1} when rmask is not NULL."""
+    step t receive h_{t-1} W_hh^T (recmat over w_hh_t, W_hh^T packed; or rc_bf16_mat over
+    w_hh_bf16 when not NULL, the bf16 path) and are normalised in place by the row pass.
+    rmask (B, H) the recurrent-dropout mask, keep_h, keep_c the zoneout arrays (kstep:
+    _rows.pxd zone_at), each NULL when off; scratch (B, H) holds the masked h_{t-1} when
+    rmask is not NULL. Returns -1 when out of memory (the bf16 products' scratch,
+    allocated before the loop: nothing stepped), else 0."""
     cdef int G = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, r, row
     cdef const floating* h_prev
     cdef const floating* c_prev
     cdef const floating* m = NULL if rmask == NULL else rmask + b0 * H
+    cdef uint32_t* bf16_work
     if nb <= 0:
-        return
+        return 0
+    bf16_work = bf16_scratch(w_hh_bf16, nb, H)
+    if w_hh_bf16 != NULL and bf16_work == NULL:
+        return -1
     for t in range(T):
         row = t * B + b0
         h_prev = state_before(out, h0, t, B, H, b0)
         c_prev = state_before(cells, c0, t, B, H, b0)
-        recmat(nb, G, H, masked_rows(scratch + b0 * H, h_prev, m, nb * H), H, w_hh_t,
-               nh + row * G, G, False)
+        rec_product(nb, G, H, masked_rows(scratch + b0 * H, h_prev, m, nb * H), H, w_hh_t,
+                    w_hh_bf16, bf16_work, nh + row * G, G, False)
         for r in range(nb):
             if t < lengths[b0 + r]:
                 _row_forward(H, eps, xn + (row + r) * G, nh + (row + r) * G,
@@ -169,11 +184,14 @@ cdef void _train_rows(floating* out, floating* xn, floating* nh, floating* rs_h,
                 _zone_step(cells + (row + r) * H, c_prev + r * H, out + (row + r) * H,
                            h_prev + r * H, keep_h, keep_c, kstep, t, B, H, b0 + r)
         finish_step_hc(out, h_n, c_n, cells + row * H, lengths, t, B, H, b0, b1)
+    free(bf16_work)
+    return 0
 
 
-cdef void _infer_rows(floating* out, const floating* xn, floating* work, floating* c_buf,
-                      floating* h_n, floating* c_n, const floating* h0, const floating* c0,
-                      const floating* w_hh_t, const floating* g_ih, const floating* g_hh,
+cdef int _infer_rows(floating* out, const floating* xn, floating* work, floating* c_buf,
+                     floating* h_n, floating* c_n, const floating* h0, const floating* c0,
+                     const floating* w_hh_t, const uint16_t* w_hh_bf16,
+                     const floating* g_ih, const floating* g_hh,
                       const floating* bias, const floating* g_c, const floating* b_c,
                       double eps, const int64_t* lengths, Py_ssize_t t0, Py_ssize_t t1,
                       Py_ssize_t B, int H, Py_ssize_t b0, Py_ssize_t b1,
@@ -182,8 +200,8 @@ cdef void _infer_rows(floating* out, const floating* xn, floating* work, floatin
     """Steps t0:t1 for batch rows b0:b1 without caches. xn (t1 - t0, B, G): the normalised
     input part of these steps. work (B, 2G + H + 5) scratch per row: nh, gates, LN(c), the
     rstds. c_buf (2, B, H): c_t lives in c_buf[t % 2] (a row's c is read only while the
-    row is valid, and its final c is copied out at its last step). rmask, keep_h, keep_c,
-    kstep, scratch: as _train_rows."""
+    row is valid, and its final c is copied out at its last step). w_hh_bf16, rmask,
+    keep_h, keep_c, kstep, scratch, the returned status: as _train_rows."""
     cdef int G = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t W = 2 * G + H + 5
@@ -193,15 +211,19 @@ cdef void _infer_rows(floating* out, const floating* xn, floating* work, floatin
     cdef floating* c
     cdef floating* wr
     cdef const floating* m = NULL if rmask == NULL else rmask + b0 * H
+    cdef uint32_t* bf16_work
     if nb <= 0:
-        return
+        return 0
+    bf16_work = bf16_scratch(w_hh_bf16, nb, H)
+    if w_hh_bf16 != NULL and bf16_work == NULL:
+        return -1
     for t in range(t0, t1):
         row = t * B + b0
         h_prev = state_before(out, h0, t, B, H, b0)
         c_prev = c0 + b0 * H if t == 0 else c_buf + ((t - 1) % 2) * B * H + b0 * H
         c = c_buf + (t % 2) * B * H + b0 * H
-        recmat(nb, G, H, masked_rows(scratch + b0 * H, h_prev, m, nb * H), H, w_hh_t,
-               work + b0 * W, W, False)
+        rec_product(nb, G, H, masked_rows(scratch + b0 * H, h_prev, m, nb * H), H, w_hh_t,
+                    w_hh_bf16, bf16_work, work + b0 * W, W, False)
         for r in range(nb):
             if t < lengths[b0 + r]:
                 wr = work + (b0 + r) * W
@@ -211,12 +233,15 @@ cdef void _infer_rows(floating* out, const floating* xn, floating* work, floatin
                 _zone_step(c + r * H, c_prev + r * H, out + (row + r) * H, h_prev + r * H,
                            keep_h, keep_c, kstep, t, B, H, b0 + r)
         finish_step_hc(out, h_n, c_n, c, lengths, t, B, H, b0, b1)
+    free(bf16_work)
+    return 0
 
 
-cdef void _backward_rows(floating* dh, floating* dc, floating* gates, floating* nh,
-                         const floating* rs_h, const floating* d_out, const floating* cells,
-                         const floating* nc, const floating* rs_c, const floating* c0,
-                         const floating* w_hh_p, const floating* g_hh, const floating* g_c,
+cdef int _backward_rows(floating* dh, floating* dc, floating* gates, floating* nh,
+                        const floating* rs_h, const floating* d_out, const floating* cells,
+                        const floating* nc, const floating* rs_c, const floating* c0,
+                        const floating* w_hh_p, const uint16_t* w_hh_bf16,
+                        const floating* g_hh, const floating* g_c,
                          const floating* b_c, floating* acc_ghh, floating* acc_gc,
                          floating* acc_bc, floating* nc_work, const int64_t* lengths,
                          Py_ssize_t T, Py_ssize_t B, int H, Py_ssize_t b0,
@@ -224,16 +249,21 @@ cdef void _backward_rows(floating* dh, floating* dc, floating* gates, floating* 
                          const floating* keep_c, Py_ssize_t kstep, floating* scratch,
                          floating* zone_work) noexcept nogil:
     """Reverse time loop for batch rows b0:b1; dh, dc (B, H) carry the state gradients;
-    w_hh_p is W_hh (G, H) packed for recmat; acc_* (B, .) the per-row gain and bias sums;
-    nc_work (B, H) scratch. rmask, keep_h, keep_c, kstep, scratch as forward's;
-    zone_work (B, 3H) scratch when keep_h is not NULL (zone_split_hc's three rows)."""
+    w_hh_p is W_hh (G, H) packed for recmat, or w_hh_bf16 not NULL, packed for rc_bf16_mat
+    (the bf16 path); acc_* (B, .) the per-row gain and bias sums; nc_work (B, H) scratch.
+    rmask, keep_h, keep_c, kstep, scratch, the returned status as forward's; zone_work
+    (B, 3H) scratch when keep_h is not NULL (zone_split_hc's three rows)."""
     cdef int G = 4 * H
     cdef int nb = <int> (b1 - b0)
     cdef Py_ssize_t t, b, row
     cdef const floating* c_prev
     cdef floating* zw
+    cdef uint32_t* bf16_work
     if nb <= 0:
-        return
+        return 0
+    bf16_work = bf16_scratch(w_hh_bf16, nb, G)
+    if w_hh_bf16 != NULL and bf16_work == NULL:
+        return -1
     for t in range(T - 1, -1, -1):
         for b in range(b0, b1):
             row = t * B + b
@@ -260,10 +290,14 @@ cdef void _backward_rows(floating* dh, floating* dc, floating* gates, floating* 
             zone_join_hc(dh + b * H, dc + b * H, zw + H, zw + 2 * H, H)
         # dh[b0:b1] (nb, H) += d(h W_hh^T)_t (nb, G) @ W_hh (G, H) [* m]
         if rmask == NULL:
-            recmat(nb, H, G, nh + (t * B + b0) * G, G, w_hh_p, dh + b0 * H, H, True)
+            rec_product(nb, H, G, nh + (t * B + b0) * G, G, w_hh_p, w_hh_bf16, bf16_work,
+                        dh + b0 * H, H, True)
         else:
-            recmat(nb, H, G, nh + (t * B + b0) * G, G, w_hh_p, scratch + b0 * H, H, False)
+            rec_product(nb, H, G, nh + (t * B + b0) * G, G, w_hh_p, w_hh_bf16, bf16_work,
+                        scratch + b0 * H, H, False)
             add_masked(dh + b0 * H, scratch + b0 * H, rmask + b0 * H, nb * H)
+    free(bf16_work)
+    return 0
 
 
 # ---- entry points -------------------------------------------------------------------
@@ -277,15 +311,18 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] xn, floating[:, :, ::1]
             const floating[::1] zeros, const floating[::1] bias, const floating[::1] g_ih,
             const floating[::1] g_hh, const floating[::1] g_c, const floating[::1] b_c,
             double eps, const int64_t[::1] lengths not None, int num_threads,
-            rec_mask=None, zoneout=None):
+            rec_mask=None, zoneout=None, bf16=False):
     """out, cells, nc (T, B, H), xn, nh, gates (T, B, G), rs_x, rs_h (T, B, 4), rs_c (T, B),
     h_n, c_n (B, H) are written. zeros (G,) zeros; bias (G,) = b_ih + b_hh; g_ih, g_hh
     (G,), g_c, b_c (H,). Shapes are trusted (the cell builds them). rec_mask (B, H) or
-    None; zoneout None or (kh, kc), each (T or 1, B, H): see the module docstring."""
+    None; zoneout None or (kh, kc), each (T or 1, B, H): see the module docstring; bf16:
+    the bf16 path (float32 arrays only, else ValueError)."""
+    cdef bint use_bf16 = bf16_wanted(bf16, &x[0, 0, 0])
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
     cdef int k, nt, status
+    cdef int failed = 0   # the time loop's status: a reduction over the threads' slices
     cdef floating* out_p = &out[0, 0, 0]
     cdef floating* h_n_p = &h_n[0, 0]
     cdef floating* c_n_p = &c_n[0, 0]
@@ -298,27 +335,40 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] xn, floating[:, :, ::1]
     cdef Py_ssize_t kstep = two_state_masks(rec_mask, zoneout, &x[0, 0, 0], B, H, &m_p,
                                             &kh_p, &kc_p)
     cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
-    cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, G, 1, H)  # W_hh^T (H, G)
-    if w_hh_t == NULL:
+    # W_hh^T (H, G) packed for recmat, or W_hh^T and W_ih^T (I, G) for rc_bf16_mat (bf16)
+    cdef floating* w_hh_t = NULL if use_bf16 else packed_copy(&w_hh[0, 0], H, G, 1, H)
+    cdef uint16_t* w_hh_bf16 = bf16_packed(&w_hh[0, 0], 1, H, H, G) if use_bf16 else NULL
+    cdef uint16_t* w_ih_bf16 = bf16_packed(&w_ih[0, 0], 1, I, I, G) if use_bf16 else NULL
+    if (w_hh_t == NULL and w_hh_bf16 == NULL) or (use_bf16 and w_ih_bf16 == NULL):
+        free(w_hh_t)
+        free(w_hh_bf16)
+        free(w_ih_bf16)
         free(scratch)
         raise MemoryError()
     nt = kernel_threads(num_threads, B, 2.0 * T * B * G * H)
     with nogil:
         copy_empty_rows(h_n_p, h0_p, len_p, B, H)
         copy_empty_rows(c_n_p, c0_p, len_p, B, H)
-        status = project_inputs(&xn[0, 0, 0], G, &x[0, 0, 0], &w_ih[0, 0], &zeros[0], T * B,
-                                I, G, num_threads)
+        if use_bf16:
+            status = bf16_project(&xn[0, 0, 0], G, &x[0, 0, 0], w_ih_bf16, &zeros[0], T * B, I,
+                                  G, num_threads)
+        else:
+            status = project_inputs(&xn[0, 0, 0], G, &x[0, 0, 0], &w_ih[0, 0], &zeros[0],
+                                    T * B, I, G, num_threads)
         if status == 0:
             _normalize_inputs(&xn[0, 0, 0], &rs_x[0, 0, 0], T * B, H, eps, num_threads)
             for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-                _train_rows(out_p, &xn[0, 0, 0], &nh[0, 0, 0], &rs_h[0, 0, 0],
-                            &gates[0, 0, 0], &cells[0, 0, 0], &nc[0, 0, 0], &rs_c[0, 0],
-                            h_n_p, c_n_p, h0_p, c0_p, w_hh_t, &g_ih[0], &g_hh[0], &bias[0],
-                            &g_c[0], &b_c[0], eps, len_p, T, B, H, split(B, nt, k),
-                            split(B, nt, k + 1), m_p, kh_p, kc_p, kstep, scratch)
+                failed += _train_rows(out_p, &xn[0, 0, 0], &nh[0, 0, 0], &rs_h[0, 0, 0],
+                                      &gates[0, 0, 0], &cells[0, 0, 0], &nc[0, 0, 0],
+                                      &rs_c[0, 0], h_n_p, c_n_p, h0_p, c0_p, w_hh_t,
+                                      w_hh_bf16, &g_ih[0], &g_hh[0], &bias[0], &g_c[0],
+                                      &b_c[0], eps, len_p, T, B, H, split(B, nt, k),
+                                      split(B, nt, k + 1), m_p, kh_p, kc_p, kstep, scratch)
     free(w_hh_t)
+    free(w_hh_bf16)
+    free(w_ih_bf16)
     free(scratch)
-    if status != 0:
+    if status != 0 or failed != 0:
         raise MemoryError()
 
 
@@ -328,14 +378,16 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
           const floating[::1] zeros, const floating[::1] bias, const floating[::1] g_ih,
           const floating[::1] g_hh, const floating[::1] g_c, const floating[::1] b_c,
           double eps, const int64_t[::1] lengths not None, int num_threads,
-          rec_mask=None, zoneout=None):
+          rec_mask=None, zoneout=None, bf16=False):
     """forward() without caches: out (T, B, H), h_n, c_n (B, H) are written, bitwise equal
     to forward()'s. The input part runs chunk by chunk of steps into a small scratch.
-    rec_mask, zoneout as forward's."""
+    rec_mask, zoneout, bf16 as forward's."""
+    cdef bint use_bf16 = bf16_wanted(bf16, &x[0, 0, 0])
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
-    cdef int k, nt
+    cdef int k, nt, status = 0
+    cdef int failed = 0   # the time loop's status: a reduction over the threads' slices
     cdef Py_ssize_t t0 = 0, t1
     cdef Py_ssize_t chunk = infer_chunk(T, B, G, sizeof(floating))
     cdef floating* out_p = &out[0, 0, 0]
@@ -351,16 +403,21 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
     cdef Py_ssize_t kstep = two_state_masks(rec_mask, zoneout, &x[0, 0, 0], B, H, &m_p,
                                             &kh_p, &kc_p)
     cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
-    cdef floating* w_hh_t = packed_copy(&w_hh[0, 0], H, G, 1, H)  # W_hh^T (H, G)
-    cdef floating* w_ih_t = packed_copy(&w_ih[0, 0], I, G, 1, I)  # W_ih^T (I, G)
+    # W_hh^T (H, G) and W_ih^T (I, G) packed for recmat, or for rc_bf16_mat (bf16)
+    cdef floating* w_hh_t = NULL if use_bf16 else packed_copy(&w_hh[0, 0], H, G, 1, H)
+    cdef floating* w_ih_t = NULL if use_bf16 else packed_copy(&w_ih[0, 0], I, G, 1, I)
+    cdef uint16_t* w_hh_bf16 = bf16_packed(&w_hh[0, 0], 1, H, H, G) if use_bf16 else NULL
+    cdef uint16_t* w_ih_bf16 = bf16_packed(&w_ih[0, 0], 1, I, I, G) if use_bf16 else NULL
     cdef floating* pre = <floating*> rc_malloc64(chunk * B * G * sizeof(floating))
     cdef floating* rs_x = <floating*> rc_malloc64(chunk * B * 4 * sizeof(floating))
     cdef floating* work = <floating*> rc_malloc64(B * (2 * G + H + 5) * sizeof(floating))
     cdef floating* c_buf = <floating*> rc_malloc64(2 * B * H * sizeof(floating))
-    if (w_hh_t == NULL or w_ih_t == NULL or pre == NULL or rs_x == NULL or work == NULL
-            or c_buf == NULL):
+    if ((w_hh_t == NULL and w_hh_bf16 == NULL) or (w_ih_t == NULL and w_ih_bf16 == NULL)
+            or pre == NULL or rs_x == NULL or work == NULL or c_buf == NULL):
         free(w_hh_t)
         free(w_ih_t)
+        free(w_hh_bf16)
+        free(w_ih_bf16)
         free(pre)
         free(rs_x)
         free(work)
@@ -370,25 +427,35 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
     with nogil:
         copy_empty_rows(h_n_p, h0_p, len_p, B, H)
         copy_empty_rows(c_n_p, c0_p, len_p, B, H)
-        while t0 < T:
+        while t0 < T and status == 0 and failed == 0:
             t1 = min(t0 + chunk, T)
-            project_packed(pre, G, x_p + t0 * B * I, w_ih_t, &zeros[0], (t1 - t0) * B, I, G,
-                           num_threads)
-            _normalize_inputs(pre, rs_x, (t1 - t0) * B, H, eps, num_threads)
-            nt = kernel_threads(num_threads, B, 2.0 * (t1 - t0) * B * G * H)
-            for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-                _infer_rows(out_p, pre, work, c_buf, h_n_p, c_n_p, h0_p, c0_p, w_hh_t,
-                            &g_ih[0], &g_hh[0], &bias[0], &g_c[0], &b_c[0], eps, len_p, t0,
-                            t1, B, H, split(B, nt, k), split(B, nt, k + 1), m_p, kh_p, kc_p,
-                            kstep, scratch)
+            if use_bf16:
+                status = bf16_project(pre, G, x_p + t0 * B * I, w_ih_bf16, &zeros[0],
+                                      (t1 - t0) * B, I, G, num_threads)
+            else:
+                project_packed(pre, G, x_p + t0 * B * I, w_ih_t, &zeros[0], (t1 - t0) * B, I,
+                               G, num_threads)
+            if status == 0:
+                _normalize_inputs(pre, rs_x, (t1 - t0) * B, H, eps, num_threads)
+                nt = kernel_threads(num_threads, B, 2.0 * (t1 - t0) * B * G * H)
+                for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
+                    failed += _infer_rows(out_p, pre, work, c_buf, h_n_p, c_n_p, h0_p, c0_p,
+                                          w_hh_t, w_hh_bf16, &g_ih[0], &g_hh[0], &bias[0],
+                                          &g_c[0], &b_c[0], eps, len_p, t0, t1, B, H,
+                                          split(B, nt, k), split(B, nt, k + 1), m_p, kh_p,
+                                          kc_p, kstep, scratch)
             t0 = t1
     free(w_hh_t)
     free(w_ih_t)
+    free(w_hh_bf16)
+    free(w_ih_bf16)
     free(pre)
     free(rs_x)
     free(work)
     free(c_buf)
     free(scratch)
+    if status != 0 or failed != 0:
+        raise MemoryError()
 
 
 def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
@@ -404,19 +471,21 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
              const floating[:, ::1] w_ih, const floating[:, ::1] w_hh,
              const floating[::1] g_ih, const floating[::1] g_hh, const floating[::1] g_c,
              const floating[::1] b_c, const int64_t[::1] lengths not None, int num_threads,
-             rec_mask=None, zoneout=None):
+             rec_mask=None, zoneout=None, bf16=False):
     """dx (T, B, I) is written. dh, dc (B, H) hold d h_n, d c_n on entry and d h0, d c0 on
     return. ADDED to: dw_ih, dw_hh; db (G,: the gradient of b_ih and of b_hh alike), dg_ih
     (G,); acc_ghh (B, G), acc_gc, acc_bc (B, H): per row, the gradients of g_hh, g_c and
     b_c (the caller sums them over rows). xn, nh, gates are forward's caches, overwritten.
-    rec_mask, zoneout: forward's."""
+    rec_mask, zoneout, bf16: forward's (bf16 of the forward call that made the caches)."""
+    cdef bint use_bf16 = bf16_wanted(bf16, &x[0, 0, 0])
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1]
     cdef int I = <int> x.shape[2], H = <int> h0.shape[1]
     cdef int G = 4 * H
     cdef Py_ssize_t TB = T * B
     cdef int nt = kernel_threads(num_threads, B, 2.0 * T * B * G * H)
     cdef Py_ssize_t rb = sum_block(TB), nrb = num_blocks(TB, rb)
-    cdef int k, status
+    cdef int k, status = 0
+    cdef int failed = 0   # the time loop's status: a reduction over the threads' slices
     cdef Py_ssize_t j, r0
     cdef floating* da_p = &gates[0, 0, 0]
     cdef floating* xn_p = &xn[0, 0, 0]
@@ -430,13 +499,16 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
                                                                   m_p, T, B, H)
     cdef floating* zone_work = NULL if kh_p == NULL else <floating*> rc_malloc64(
         B * 3 * H * sizeof(floating))   # (B, 3H): zone_split_hc's rows
-    cdef floating* w_hh_packed = packed_copy(&w_hh[0, 0], G, H, H, 1)  # W_hh (G, H) as is
+    # W_hh (G, H) as is, packed for recmat, or for rc_bf16_mat (bf16)
+    cdef floating* w_hh_packed = NULL if use_bf16 else packed_copy(&w_hh[0, 0], G, H, H, 1)
+    cdef uint16_t* w_hh_bf16 = bf16_packed(&w_hh[0, 0], H, 1, G, H) if use_bf16 else NULL
     cdef floating* nc_work = <floating*> rc_malloc64(B * H * sizeof(floating))
     # per row block: its sums of dA (db) and dA * xn (dg_ih), added up in block order
     cdef floating* part = <floating*> rc_malloc64(nrb * 2 * G * sizeof(floating))
-    if (w_hh_packed == NULL or nc_work == NULL or part == NULL
+    if ((w_hh_packed == NULL and w_hh_bf16 == NULL) or nc_work == NULL or part == NULL
             or (m_p != NULL and hist == NULL) or (kh_p != NULL and zone_work == NULL)):
         free(w_hh_packed)
+        free(w_hh_bf16)
         free(nc_work)
         free(part)
         free(scratch)
@@ -446,12 +518,13 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
     memset(part, 0, nrb * 2 * G * sizeof(floating))
     with nogil:
         for k in prange(nt, num_threads=nt, schedule="static", chunksize=1):
-            _backward_rows(&dh[0, 0], &dc[0, 0], da_p, &nh[0, 0, 0], &rs_h[0, 0, 0],
-                           &d_out[0, 0, 0], &cells[0, 0, 0], &nc[0, 0, 0], &rs_c[0, 0],
-                           &c0[0, 0], w_hh_packed, &g_hh[0], &g_c[0], &b_c[0],
-                           &acc_ghh[0, 0], &acc_gc[0, 0], &acc_bc[0, 0], nc_work, &lengths[0],
-                           T, B, H, split(B, nt, k), split(B, nt, k + 1), m_p, kh_p, kc_p,
-                           kstep, scratch, zone_work)
+            failed += _backward_rows(&dh[0, 0], &dc[0, 0], da_p, &nh[0, 0, 0], &rs_h[0, 0, 0],
+                                     &d_out[0, 0, 0], &cells[0, 0, 0], &nc[0, 0, 0],
+                                     &rs_c[0, 0], &c0[0, 0], w_hh_packed, w_hh_bf16, &g_hh[0],
+                                     &g_c[0], &b_c[0], &acc_ghh[0, 0], &acc_gc[0, 0],
+                                     &acc_bc[0, 0], nc_work, &lengths[0], T, B, H,
+                                     split(B, nt, k), split(B, nt, k + 1), m_p, kh_p, kc_p,
+                                     kstep, scratch, zone_work)
         # the input side: a = g_ih * xn + b_ih + b_hh + ..., with xn = LN(x W_ih^T);
         # row blocks of a size-only split (sum_block: not moved by the tuning), their
         # sums added in block order
@@ -465,13 +538,24 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
                 db[k] += part[j * 2 * G + k]
                 dg_ih[k] += part[j * 2 * G + G + k]
         # dW_hh reads h_{t-1} as the product saw it: masked when rec_mask is given
-        status = split_input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], NULL, &dw_hh[0, 0],
-                                              NULL, xn_p, &nh[0, 0, 0], G, G,
-                                              whole_input_part(G), &x[0, 0, 0],
-                                              &h0[0, 0] if hist == NULL else hist,
-                                              &out[0, 0, 0] if hist == NULL else hist + B * H,
-                                              &w_ih[0, 0], T, B, I, H, num_threads)
+        if failed != 0:
+            status = -1
+        elif use_bf16:
+            status = bf16_grads(&dx[0, 0, 0], &dw_ih[0, 0], NULL, &dw_hh[0, 0], NULL, xn_p,
+                                &nh[0, 0, 0], G, G, whole_input_part(G), &x[0, 0, 0],
+                                &h0[0, 0] if hist == NULL else hist,
+                                &out[0, 0, 0] if hist == NULL else hist + B * H,
+                                &w_ih[0, 0], T, B, I, H, num_threads)
+        else:
+            status = split_input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], NULL,
+                                                  &dw_hh[0, 0], NULL, xn_p, &nh[0, 0, 0], G,
+                                                  G, whole_input_part(G), &x[0, 0, 0],
+                                                  &h0[0, 0] if hist == NULL else hist,
+                                                  &out[0, 0, 0] if hist == NULL
+                                                  else hist + B * H,
+                                                  &w_ih[0, 0], T, B, I, H, num_threads)
     free(w_hh_packed)
+    free(w_hh_bf16)
     free(nc_work)
     free(part)
     free(scratch)

@@ -601,7 +601,7 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
             status = -1
         elif use_bf16:
             status = bf16_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db[0], &dw_hh[0, 0], NULL, da_p,
-                                G, G, whole_input_part(G), &x[0, 0, 0],
+                                da_p, G, G, whole_input_part(G), &x[0, 0, 0],
                                 &h0[0, 0] if hist == NULL else hist,
                                 &out[0, 0, 0] if hist == NULL else hist + B * H,
                                 &w_ih[0, 0], T, B, I, H, num_threads)

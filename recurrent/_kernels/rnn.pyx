@@ -314,7 +314,7 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
             status = -1
         elif use_bf16:
             status = bf16_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db[0], &dw_hh[0, 0], NULL, da_p,
-                                H, H, whole_input_part(H), &x[0, 0, 0],
+                                da_p, H, H, whole_input_part(H), &x[0, 0, 0],
                                 &h0[0, 0] if hist == NULL else hist,
                                 out_p if hist == NULL else hist + B * H,
                                 &w_ih[0, 0], T, B, I, H, num_threads)
