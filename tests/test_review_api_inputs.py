@@ -76,6 +76,28 @@ def test_a_cell_refuses_what_its_kernel_would_read_past(name, problem, message):
             method(*args)
 
 
+@pytest.mark.parametrize("name", CELLS + ("rnn_relu",))
+def test_a_sequence_of_no_steps_has_no_gradient(name):
+    """T = 0 runs no step, in every precision the cell has: empty outputs, the initial
+    states as final ones, zero parameter gradients, and the final states' gradients
+    passed through to the initial states (backward's weight gradients read no step)."""
+    cell, (x, states, params, lengths, threads) = _cell_call(name)
+    states = tuple(np.full_like(s, 0.5) for s in states)
+    for precision in cell.precisions:
+        keywords = {} if precision == "fp32" else {"precision": precision}
+        out, finals, cache = cell.forward(x[:0], states, params, np.zeros(B, np.int64),
+                                          threads, **keywords)
+        assert out.shape == (0, B, H)
+        assert all(np.array_equal(f, s) for f, s in zip(finals, states))
+        grads = {kind: np.zeros_like(p) for kind, p in params.items()}
+        d_finals = tuple(np.full((B, H), 2.0, np.float32) for _ in states)
+        dx, d_states = cell.backward(np.zeros((0, B, H), np.float32), d_finals, cache,
+                                     grads, threads, **keywords)
+        assert dx.shape == (0, B, I)
+        assert all(np.array_equal(d, f) for d, f in zip(d_states, d_finals)), precision
+        assert not any(g.any() for g in grads.values()), precision
+
+
 @pytest.mark.parametrize("name", CELLS)
 def test_a_cell_backward_refuses_gradients_of_the_wrong_shape(name):
     cell, args = _cell_call(name)

@@ -18,7 +18,7 @@ from ._bf16mat cimport (rc_bf16_mat, rc_bf16_mat_scratch, rc_bf16_pack, rc_bf16_
                         rc_bf16_scratch_len)
 from ._recmat cimport rc_malloc64, recmat
 from ._rows cimport (MAX_INPUT_PARTS, InputParts, add_bias_rows, gate_block, kernel_threads,
-                     num_blocks, row_block)
+                     num_blocks, packed_copy, row_block, split_input_and_weight_grads)
 
 
 cdef extern from "recmat.h" nogil:
@@ -54,6 +54,37 @@ cdef inline uint16_t* bf16_packed(const floating* b, long ld_k, long ld_n, int K
         return _packed_f32(b, ld_k, ld_n, K, N)
     else:
         return NULL
+
+
+cdef inline int step_weights(bint use_bf16, bint w_ih_f32, const floating* w_ih,
+                             const floating* w_hh, int I, int H, int G, floating** w_ih_t,
+                             floating** w_hh_t, uint16_t** w_ih_bf16,
+                             uint16_t** w_hh_bf16) noexcept nogil:
+    """The packed weights of a forward or infer call of the gru, rnn and ln_lstm kernels:
+    bf16, W_ih^T (I, G) and W_hh^T (H, G) packed for rc_bf16_mat; else W_hh^T packed for
+    recmat, and W_ih^T too with w_ih_f32 (inference's chunked projection); the others
+    NULL. The caller frees them. Returns -1 when out of memory (all freed and NULL), else
+    0."""
+    w_ih_t[0] = w_hh_t[0] = NULL
+    w_ih_bf16[0] = w_hh_bf16[0] = NULL
+    if use_bf16:
+        w_ih_bf16[0] = bf16_packed(w_ih, 1, I, I, G)
+        w_hh_bf16[0] = bf16_packed(w_hh, 1, H, H, G)
+        if w_ih_bf16[0] != NULL and w_hh_bf16[0] != NULL:
+            return 0
+    else:
+        w_hh_t[0] = packed_copy(w_hh, H, G, 1, H)
+        if w_ih_f32:
+            w_ih_t[0] = packed_copy(w_ih, I, G, 1, I)
+        if w_hh_t[0] != NULL and (w_ih_t[0] != NULL or not w_ih_f32):
+            return 0
+    free(w_ih_t[0])
+    free(w_hh_t[0])
+    free(w_ih_bf16[0])
+    free(w_hh_bf16[0])
+    w_ih_t[0] = w_hh_t[0] = NULL
+    w_ih_bf16[0] = w_hh_bf16[0] = NULL
+    return -1
 
 
 cdef inline uint32_t* bf16_scratch(const uint16_t* P, int m, int K) noexcept nogil:
@@ -240,3 +271,22 @@ cdef inline int bf16_grads(floating* dx, floating* dw_ih, floating* db_ih, float
                           out, w_ih, T, B, I, H, num_threads)
     else:
         return -1
+
+
+cdef inline int weight_grads(bint use_bf16, floating* dx, floating* dw_ih, floating* db_ih,
+                             floating* dw_hh, floating* db_hh, const floating* da,
+                             const floating* da_hh, int ldd, int G, InputParts parts,
+                             const floating* x, const floating* h0, const floating* out,
+                             const floating* w_ih, Py_ssize_t T, Py_ssize_t B, int I, int H,
+                             int num_threads) noexcept nogil:
+    """What every kernel's backward computes after its time loop: bf16_grads (use_bf16)
+    or _rows.pxd's split_input_and_weight_grads, the same arguments; nothing for T = 0
+    (no step: no gradient, and dA has no first step for dW_hh's h0 term to read).
+    Returns -1 when out of memory, else 0."""
+    if T == 0:
+        return 0
+    if use_bf16:
+        return bf16_grads(dx, dw_ih, db_ih, dw_hh, db_hh, da, da_hh, ldd, G, parts, x, h0,
+                          out, w_ih, T, B, I, H, num_threads)
+    return split_input_and_weight_grads(dx, dw_ih, db_ih, dw_hh, db_hh, da, da_hh, ldd, G,
+                                        parts, x, h0, out, w_ih, T, B, I, H, num_threads)

@@ -40,14 +40,14 @@ from libc.stdlib cimport free
 from libc.string cimport memset
 
 from ._activations cimport sigmoid, tanh_
-from ._bf16rows cimport (bf16_grads, bf16_packed, bf16_project, bf16_scratch, bf16_wanted,
-                         rec_product)
+from ._bf16rows cimport (bf16_packed, bf16_project, bf16_scratch, bf16_wanted, rec_product,
+                         step_weights, weight_grads)
 from ._gates cimport rc_gru_backward_f32, rc_gru_backward_zone_f32, rc_gru_forward_f32
 from ._recmat cimport rc_malloc64
 from ._rows cimport (InputParts, add_masked, copy_empty_rows, data_of, infer_chunk,
-                     input_and_weight_grads, kernel_threads, mask_scratch, masked_history,
-                     masked_rows, packed_copy, project_inputs, project_packed, split,
-                     state_before, zone_at, zone_rows, zoneout_step)
+                     kernel_threads, mask_scratch, masked_history, masked_rows, packed_copy,
+                     project_inputs, project_packed, split, state_before, zone_at, zone_rows,
+                     zoneout_step)
 
 
 cdef inline void _cell_forward(floating* a, const floating* ah, const floating* b_hn,
@@ -231,14 +231,12 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, :, ::1] c
     cdef const floating* k_p = data_of(zoneout, &x[0, 0, 0])
     cdef Py_ssize_t kstep = zoneout_step(zoneout, B, H)
     cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
-    # W_hh^T (H, G) packed for recmat, or W_hh^T and W_ih^T (I, G) for rc_bf16_mat
-    cdef floating* w_hh_t = NULL if use_bf16 else packed_copy(&w_hh[0, 0], H, G, 1, H)
-    cdef uint16_t* w_hh_bf16 = bf16_packed(&w_hh[0, 0], 1, H, H, G) if use_bf16 else NULL
-    cdef uint16_t* w_ih_bf16 = bf16_packed(&w_ih[0, 0], 1, I, I, G) if use_bf16 else NULL
-    if (w_hh_t == NULL and w_hh_bf16 == NULL) or (use_bf16 and w_ih_bf16 == NULL):
-        free(w_hh_t)
-        free(w_hh_bf16)
-        free(w_ih_bf16)
+    cdef floating* w_ih_t    # step_weights: W_hh^T packed for recmat, or both for
+    cdef floating* w_hh_t    # rc_bf16_mat (bf16)
+    cdef uint16_t* w_ih_bf16
+    cdef uint16_t* w_hh_bf16
+    if step_weights(use_bf16, False, &w_ih[0, 0], &w_hh[0, 0], I, H, G, &w_ih_t, &w_hh_t,
+                    &w_ih_bf16, &w_hh_bf16) != 0:
         free(scratch)
         raise MemoryError()
     with nogil:
@@ -255,6 +253,7 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, :, ::1] c
                 failed += _forward_rows(out_p, cache_p, work_p, h_n_p, h0_p, w_hh_t, w_hh_bf16,
                                         b_hn_p, len_p, 0, T, B, H, split(B, nt, k),
                                         split(B, nt, k + 1), m_p, k_p, kstep, scratch)
+    free(w_ih_t)
     free(w_hh_t)
     free(w_hh_bf16)
     free(w_ih_bf16)
@@ -292,18 +291,14 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] work,
     cdef const floating* k_p = data_of(zoneout, &x[0, 0, 0])
     cdef Py_ssize_t kstep = zoneout_step(zoneout, B, H)
     cdef floating* hm = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
-    # W_hh^T (H, G) and W_ih^T (I, G) packed for recmat, or for rc_bf16_mat (bf16)
-    cdef floating* w_hh_t = NULL if use_bf16 else packed_copy(&w_hh[0, 0], H, G, 1, H)
-    cdef floating* w_ih_t = NULL if use_bf16 else packed_copy(&w_ih[0, 0], I, G, 1, I)
-    cdef uint16_t* w_hh_bf16 = bf16_packed(&w_hh[0, 0], 1, H, H, G) if use_bf16 else NULL
-    cdef uint16_t* w_ih_bf16 = bf16_packed(&w_ih[0, 0], 1, I, I, G) if use_bf16 else NULL
+    # W_ih^T (I, G) and W_hh^T (H, G) packed for recmat, or for rc_bf16_mat (bf16)
+    cdef floating* w_ih_t
+    cdef floating* w_hh_t
+    cdef uint16_t* w_ih_bf16
+    cdef uint16_t* w_hh_bf16
     cdef floating* scratch = <floating*> rc_malloc64(chunk * B * C * sizeof(floating))
-    if ((w_hh_t == NULL and w_hh_bf16 == NULL) or (w_ih_t == NULL and w_ih_bf16 == NULL)
-            or scratch == NULL):
-        free(w_hh_t)
-        free(w_ih_t)
-        free(w_hh_bf16)
-        free(w_ih_bf16)
+    if scratch == NULL or step_weights(use_bf16, True, &w_ih[0, 0], &w_hh[0, 0], I, H, G,
+                                       &w_ih_t, &w_hh_t, &w_ih_bf16, &w_hh_bf16) != 0:
         free(scratch)
         free(hm)
         raise MemoryError()
@@ -384,19 +379,12 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
         # dW_hh reads h_{t-1} as the product saw it: masked when rec_mask is given
         if failed != 0:
             status = -1
-        elif use_bf16:
-            status = bf16_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db_ih[0], &dw_hh[0, 0], &db_hh[0],
-                                da_p, da_p, C, G, _input_parts(H), &x[0, 0, 0],
-                                h0_p if hist == NULL else hist,
-                                out_p if hist == NULL else hist + B * H,
-                                &w_ih[0, 0], T, B, I, H, num_threads)
         else:
-            status = input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db_ih[0],
-                                            &dw_hh[0, 0], &db_hh[0], da_p, C, G,
-                                            _input_parts(H), &x[0, 0, 0],
-                                            h0_p if hist == NULL else hist,
-                                            out_p if hist == NULL else hist + B * H,
-                                            &w_ih[0, 0], T, B, I, H, num_threads)
+            status = weight_grads(use_bf16, &dx[0, 0, 0], &dw_ih[0, 0], &db_ih[0],
+                                  &dw_hh[0, 0], &db_hh[0], da_p, da_p, C, G, _input_parts(H),
+                                  &x[0, 0, 0], h0_p if hist == NULL else hist,
+                                  out_p if hist == NULL else hist + B * H, &w_ih[0, 0], T, B,
+                                  I, H, num_threads)
     free(w_hh_packed)
     free(w_hh_bf16)
     free(scratch)

@@ -52,8 +52,8 @@ from libc.stdint cimport int64_t, uint16_t, uint32_t
 from libc.stdlib cimport free
 from libc.string cimport memset
 
-from ._bf16rows cimport (bf16_grads, bf16_packed, bf16_project, bf16_scratch, bf16_wanted,
-                         rec_product)
+from ._bf16rows cimport (bf16_packed, bf16_project, bf16_scratch, bf16_wanted, rec_product,
+                         step_weights, weight_grads)
 from ._lnlstm cimport (rc_ln_rows_backward_f32, rc_ln_rows_backward_f64, rc_ln_rows_f32,
                       rc_ln_rows_f64, rc_lnlstm_backward_f32, rc_lnlstm_backward_f64,
                       rc_lnlstm_forward_f32, rc_lnlstm_forward_f64)
@@ -61,8 +61,8 @@ from ._recmat cimport rc_malloc64
 from ._rows cimport (add_masked, copy_empty_rows, finish_step_hc, infer_chunk,
                      kernel_threads, mask_scratch, masked_history, masked_rows, num_blocks,
                      packed_copy, project_inputs, project_packed, row_block, split,
-                     split_input_and_weight_grads, state_before, sum_block, two_state_masks,
-                     whole_input_part, zone_at, zone_join_hc, zone_rows, zone_split_hc)
+                     state_before, sum_block, two_state_masks, whole_input_part, zone_at,
+                     zone_join_hc, zone_rows, zone_split_hc)
 
 
 # ---- fused-type front ends of lnlstm.h ----------------------------------------------------
@@ -335,14 +335,12 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] xn, floating[:, :, ::1]
     cdef Py_ssize_t kstep = two_state_masks(rec_mask, zoneout, &x[0, 0, 0], B, H, &m_p,
                                             &kh_p, &kc_p)
     cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
-    # W_hh^T (H, G) packed for recmat, or W_hh^T and W_ih^T (I, G) for rc_bf16_mat (bf16)
-    cdef floating* w_hh_t = NULL if use_bf16 else packed_copy(&w_hh[0, 0], H, G, 1, H)
-    cdef uint16_t* w_hh_bf16 = bf16_packed(&w_hh[0, 0], 1, H, H, G) if use_bf16 else NULL
-    cdef uint16_t* w_ih_bf16 = bf16_packed(&w_ih[0, 0], 1, I, I, G) if use_bf16 else NULL
-    if (w_hh_t == NULL and w_hh_bf16 == NULL) or (use_bf16 and w_ih_bf16 == NULL):
-        free(w_hh_t)
-        free(w_hh_bf16)
-        free(w_ih_bf16)
+    cdef floating* w_ih_t    # step_weights: W_hh^T packed for recmat, or both for
+    cdef floating* w_hh_t    # rc_bf16_mat (bf16)
+    cdef uint16_t* w_ih_bf16
+    cdef uint16_t* w_hh_bf16
+    if step_weights(use_bf16, False, &w_ih[0, 0], &w_hh[0, 0], I, H, G, &w_ih_t, &w_hh_t,
+                    &w_ih_bf16, &w_hh_bf16) != 0:
         free(scratch)
         raise MemoryError()
     nt = kernel_threads(num_threads, B, 2.0 * T * B * G * H)
@@ -364,6 +362,7 @@ def forward(floating[:, :, ::1] out, floating[:, :, ::1] xn, floating[:, :, ::1]
                                       w_hh_bf16, &g_ih[0], &g_hh[0], &bias[0], &g_c[0],
                                       &b_c[0], eps, len_p, T, B, H, split(B, nt, k),
                                       split(B, nt, k + 1), m_p, kh_p, kc_p, kstep, scratch)
+    free(w_ih_t)
     free(w_hh_t)
     free(w_hh_bf16)
     free(w_ih_bf16)
@@ -403,21 +402,18 @@ def infer(floating[:, :, ::1] out, floating[:, ::1] h_n, floating[:, ::1] c_n,
     cdef Py_ssize_t kstep = two_state_masks(rec_mask, zoneout, &x[0, 0, 0], B, H, &m_p,
                                             &kh_p, &kc_p)
     cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
-    # W_hh^T (H, G) and W_ih^T (I, G) packed for recmat, or for rc_bf16_mat (bf16)
-    cdef floating* w_hh_t = NULL if use_bf16 else packed_copy(&w_hh[0, 0], H, G, 1, H)
-    cdef floating* w_ih_t = NULL if use_bf16 else packed_copy(&w_ih[0, 0], I, G, 1, I)
-    cdef uint16_t* w_hh_bf16 = bf16_packed(&w_hh[0, 0], 1, H, H, G) if use_bf16 else NULL
-    cdef uint16_t* w_ih_bf16 = bf16_packed(&w_ih[0, 0], 1, I, I, G) if use_bf16 else NULL
+    # W_ih^T (I, G) and W_hh^T (H, G) packed for recmat, or for rc_bf16_mat (bf16)
+    cdef floating* w_ih_t
+    cdef floating* w_hh_t
+    cdef uint16_t* w_ih_bf16
+    cdef uint16_t* w_hh_bf16
     cdef floating* pre = <floating*> rc_malloc64(chunk * B * G * sizeof(floating))
     cdef floating* rs_x = <floating*> rc_malloc64(chunk * B * 4 * sizeof(floating))
     cdef floating* work = <floating*> rc_malloc64(B * (2 * G + H + 5) * sizeof(floating))
     cdef floating* c_buf = <floating*> rc_malloc64(2 * B * H * sizeof(floating))
-    if ((w_hh_t == NULL and w_hh_bf16 == NULL) or (w_ih_t == NULL and w_ih_bf16 == NULL)
-            or pre == NULL or rs_x == NULL or work == NULL or c_buf == NULL):
-        free(w_hh_t)
-        free(w_ih_t)
-        free(w_hh_bf16)
-        free(w_ih_bf16)
+    if (pre == NULL or rs_x == NULL or work == NULL or c_buf == NULL
+            or step_weights(use_bf16, True, &w_ih[0, 0], &w_hh[0, 0], I, H, G, &w_ih_t,
+                            &w_hh_t, &w_ih_bf16, &w_hh_bf16) != 0):
         free(pre)
         free(rs_x)
         free(work)
@@ -540,20 +536,12 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
         # dW_hh reads h_{t-1} as the product saw it: masked when rec_mask is given
         if failed != 0:
             status = -1
-        elif use_bf16:
-            status = bf16_grads(&dx[0, 0, 0], &dw_ih[0, 0], NULL, &dw_hh[0, 0], NULL, xn_p,
-                                &nh[0, 0, 0], G, G, whole_input_part(G), &x[0, 0, 0],
-                                &h0[0, 0] if hist == NULL else hist,
-                                &out[0, 0, 0] if hist == NULL else hist + B * H,
-                                &w_ih[0, 0], T, B, I, H, num_threads)
         else:
-            status = split_input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], NULL,
-                                                  &dw_hh[0, 0], NULL, xn_p, &nh[0, 0, 0], G,
-                                                  G, whole_input_part(G), &x[0, 0, 0],
-                                                  &h0[0, 0] if hist == NULL else hist,
-                                                  &out[0, 0, 0] if hist == NULL
-                                                  else hist + B * H,
-                                                  &w_ih[0, 0], T, B, I, H, num_threads)
+            status = weight_grads(use_bf16, &dx[0, 0, 0], &dw_ih[0, 0], NULL, &dw_hh[0, 0],
+                                  NULL, xn_p, &nh[0, 0, 0], G, G, whole_input_part(G),
+                                  &x[0, 0, 0], &h0[0, 0] if hist == NULL else hist,
+                                  &out[0, 0, 0] if hist == NULL else hist + B * H,
+                                  &w_ih[0, 0], T, B, I, H, num_threads)
     free(w_hh_packed)
     free(w_hh_bf16)
     free(nc_work)

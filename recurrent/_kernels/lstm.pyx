@@ -50,16 +50,16 @@ from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from ._activations cimport sigmoid, tanh_
-from ._bf16rows cimport (bf16_grads, bf16_packed, bf16_project, bf16_scratch,
-                         bf16_wanted, rec_product)
+from ._bf16rows cimport (bf16_packed, bf16_project, bf16_scratch, bf16_wanted, rec_product,
+                         weight_grads)
 from ._gates cimport (rc_lstm_backward_f32, rc_lstm_backward_zone_f32, rc_lstm_forward_f32,
                       rc_lstm_forward_zone_f32, rc_lstm_group_order, rc_lstm_pack_f32,
                       rc_lstm_packed_len, rc_lstm_step_hoisted_f32, rc_lstm_step_in_tile_f32)
 from ._recmat cimport rc_malloc64, recmat
 from ._rows cimport (add_masked, copy_empty_rows, finish_step_hc, infer_chunk,
-                     input_and_weight_grads, kernel_threads, mask_scratch, masked_history,
-                     masked_rows, packed_copy, project_inputs, project_packed, split,
-                     state_before, two_state_masks, whole_input_part, zone_at)
+                     kernel_threads, mask_scratch, masked_history, masked_rows, packed_copy,
+                     project_inputs, project_packed, split, state_before, two_state_masks,
+                     whole_input_part, zone_at)
 from .tuning cimport tuning
 
 
@@ -599,18 +599,12 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh, floating[:, ::1] dc,
         # dW_hh reads h_{t-1} as the product saw it: masked when rec_mask is given
         if failed != 0:
             status = -1
-        elif use_bf16:
-            status = bf16_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db[0], &dw_hh[0, 0], NULL, da_p,
-                                da_p, G, G, whole_input_part(G), &x[0, 0, 0],
-                                &h0[0, 0] if hist == NULL else hist,
-                                &out[0, 0, 0] if hist == NULL else hist + B * H,
-                                &w_ih[0, 0], T, B, I, H, num_threads)
         else:
-            status = input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db[0], &dw_hh[0, 0],
-                                            NULL, da_p, G, G, whole_input_part(G),
-                                            &x[0, 0, 0], &h0[0, 0] if hist == NULL else hist,
-                                            &out[0, 0, 0] if hist == NULL else hist + B * H,
-                                            &w_ih[0, 0], T, B, I, H, num_threads)
+            status = weight_grads(use_bf16, &dx[0, 0, 0], &dw_ih[0, 0], &db[0], &dw_hh[0, 0],
+                                  NULL, da_p, da_p, G, G, whole_input_part(G), &x[0, 0, 0],
+                                  &h0[0, 0] if hist == NULL else hist,
+                                  &out[0, 0, 0] if hist == NULL else hist + B * H,
+                                  &w_ih[0, 0], T, B, I, H, num_threads)
     free(w_hh_packed)
     free(w_hh_bf16)
     free(scratch)

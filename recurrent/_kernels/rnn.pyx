@@ -33,15 +33,13 @@ from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from ._activations cimport relu, tanh_
-from ._bf16rows cimport (bf16_grads, bf16_packed, bf16_project, bf16_scratch, bf16_wanted,
-                         rec_product)
+from ._bf16rows cimport (bf16_packed, bf16_project, bf16_scratch, bf16_wanted, rec_product,
+                         step_weights, weight_grads)
 from ._gates cimport (rc_rnn_backward_f32, rc_rnn_backward_flags_f32, rc_rnn_backward_zone_f32,
                      rc_rnn_forward_f32, rc_rnn_forward_flags_f32)
-from ._recmat cimport rc_malloc64
-from ._rows cimport (add_masked, copy_empty_rows, data_of, flags_of, input_and_weight_grads,
-                     kernel_threads, mask_scratch, masked_history, masked_rows, packed_copy,
-                     project_inputs, split, state_before, whole_input_part, zone_at,
-                     zone_rows, zoneout_step)
+from ._rows cimport (add_masked, copy_empty_rows, data_of, flags_of, kernel_threads,
+                     mask_scratch, masked_history, masked_rows, packed_copy, project_inputs,
+                     split, state_before, whole_input_part, zone_at, zone_rows, zoneout_step)
 
 
 cdef int _forward_rows(floating* out, floating* h_n, const floating* h0,
@@ -211,22 +209,15 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n,
     cdef floating* cand_p = <floating*> data_of(cand, &x[0, 0, 0])   # written
     cdef Py_ssize_t kstep = zoneout_step(zoneout, B, H)
     cdef floating* scratch = mask_scratch(m_p, B, H)   # (B, H) masked h_{t-1}
-    # W_hh^T (H, H) packed for recmat, or W_hh^T and W_ih^T (I, H) for rc_bf16_mat (bf16)
-    cdef floating* w_hh_t = NULL
-    cdef uint16_t* w_hh_bf16 = NULL
-    cdef uint16_t* w_ih_bf16 = NULL
+    cdef floating* w_ih_t    # step_weights: W_hh^T (H, H) packed for recmat, or both for
+    cdef floating* w_hh_t    # rc_bf16_mat (bf16)
+    cdef uint16_t* w_ih_bf16
+    cdef uint16_t* w_hh_bf16
     if flags and floating is double:
         free(scratch)
         raise ValueError("zoneout flags (uint8) are for float32 kernels; give values")
-    if use_bf16:
-        w_hh_bf16 = bf16_packed(&w_hh[0, 0], 1, H, H, H)
-        w_ih_bf16 = bf16_packed(&w_ih[0, 0], 1, I, I, H)
-    else:
-        w_hh_t = packed_copy(&w_hh[0, 0], H, H, 1, H)
-    if (w_hh_t == NULL and w_hh_bf16 == NULL) or (use_bf16 and w_ih_bf16 == NULL):
-        free(w_hh_t)
-        free(w_hh_bf16)
-        free(w_ih_bf16)
+    if step_weights(use_bf16, False, &w_ih[0, 0], &w_hh[0, 0], I, H, H, &w_ih_t, &w_hh_t,
+                    &w_ih_bf16, &w_hh_bf16) != 0:
         free(scratch)
         raise MemoryError()
     with nogil:
@@ -244,6 +235,7 @@ def forward(floating[:, :, ::1] out, floating[:, ::1] h_n,
                                         use_relu, T, B, H, split(B, nt, k),
                                         split(B, nt, k + 1), m_p, k_p, k8_p, kstep, cand_p,
                                         scratch)
+    free(w_ih_t)
     free(w_hh_t)
     free(w_hh_bf16)
     free(w_ih_bf16)
@@ -312,18 +304,12 @@ def backward(floating[:, :, ::1] dx, floating[:, ::1] dh,
         # dW_hh reads h_{t-1} as the product saw it: masked when rec_mask is given
         if failed != 0:
             status = -1
-        elif use_bf16:
-            status = bf16_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db[0], &dw_hh[0, 0], NULL, da_p,
-                                da_p, H, H, whole_input_part(H), &x[0, 0, 0],
-                                &h0[0, 0] if hist == NULL else hist,
-                                out_p if hist == NULL else hist + B * H,
-                                &w_ih[0, 0], T, B, I, H, num_threads)
         else:
-            status = input_and_weight_grads(&dx[0, 0, 0], &dw_ih[0, 0], &db[0], &dw_hh[0, 0],
-                                            NULL, da_p, H, H, whole_input_part(H),
-                                            &x[0, 0, 0], &h0[0, 0] if hist == NULL else hist,
-                                            out_p if hist == NULL else hist + B * H,
-                                            &w_ih[0, 0], T, B, I, H, num_threads)
+            status = weight_grads(use_bf16, &dx[0, 0, 0], &dw_ih[0, 0], &db[0], &dw_hh[0, 0],
+                                  NULL, da_p, da_p, H, H, whole_input_part(H), &x[0, 0, 0],
+                                  &h0[0, 0] if hist == NULL else hist,
+                                  out_p if hist == NULL else hist + B * H, &w_ih[0, 0], T, B,
+                                  I, H, num_threads)
     free(w_hh_packed)
     free(w_hh_bf16)
     free(scratch)
