@@ -719,8 +719,8 @@ def train_group(ctx, resume):
 
 PRECISION_HELP = ("Inference precision, whatever the run trained in: int8 quantises the "
                   "recurrent layers' weights per row and their inputs per step; bf16 "
-                  "multiplies bfloat16 values with float32 sums (cells that have it, such "
-                  "as lstm; CPUs with AVX512_BF16, else fp32 with a note) "
+                  "multiplies bfloat16 values with float32 sums (every built-in cell; CPUs "
+                  "with AVX512_BF16, else fp32 with a note) "
                   "(recurrent/quant.py).")
 
 

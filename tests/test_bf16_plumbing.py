@@ -346,10 +346,13 @@ def test_without_bf16_instructions_headers_and_json_report_fp32(tmp_path, monkey
 
 
 def test_eval_and_predict_help_offer_bf16(task_runs):
-    """The --precision help of eval and predict says what bf16 is, as train's does."""
-    for args in (("eval", "--help"), ("predict", task_runs["char-lm"], "--help")):
+    """The --precision help of eval and predict says what bf16 is and which cells have it,
+    as train's does."""
+    for args in (("eval", "--help"), ("predict", task_runs["char-lm"], "--help"),
+                 ("train", "char-lm", "--help")):
         text = " ".join(ok(invoke(*args)).split())
-        assert "bf16 multiplies bfloat16 values with float32 sums" in text, args
+        assert "multiplies bfloat16 values with float32 sums" in text, args
+        assert "(every built-in cell; CPUs with AVX512_BF16" in text, args
 
 
 def test_train_in_bf16_refuses_a_cell_without_it_before_making_the_run(tmp_path, peephole):

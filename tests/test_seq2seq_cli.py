@@ -11,6 +11,7 @@ from helpers import invoke, ok, one_line_error, reversal_tsv
 
 from recurrent.checkpoint import RunDir
 from recurrent.errors import UserError
+from recurrent.out_paths import shell_word
 from recurrent_plugins.seq2seq import data, metrics
 
 SMALL = ["--hidden", "16", "--embed-dim", "8", "--epochs", "1", "--threads", "1",
@@ -88,7 +89,8 @@ def test_predict_stream_answers_each_line(run):
 
 def test_predict_bad_input_is_one_line(run, tmp_path):
     one_line_error(invoke("predict", run, "café"), "never saw", "'é'")
-    one_line_error(invoke("predict", run), "give the text")
+    one_line_error(invoke("predict", run), "give the text",
+                   f"e.g. recurrent predict {shell_word(run)} \"word\"")
     one_line_error(invoke("predict", run, "cat", "--n-best", 3), "--beam")
     one_line_error(invoke("predict", run, "cat", "--plot", tmp_path / "no" / "a.png"),
                    "does not exist")

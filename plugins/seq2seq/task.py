@@ -29,6 +29,7 @@ from recurrent.errors import TrainingDataUnavailable, UserError
 from recurrent.memo import Kept
 from recurrent.moved_data import not_the_runs_data
 from recurrent.lengths import valid_mask
+from recurrent.predict_api import run_word
 from recurrent.report import TRAIN_OVERLAP
 from recurrent.step import VALID_LOSS_RUN, SplitLoss, valid_loss_name
 from recurrent_plugins.sentiment.text import length_buckets
@@ -440,9 +441,9 @@ class Seq2Seq:
     def _sources(self, state: dict, inputs, vocab: Vocabulary | None = None) -> list:
         """The inputs' encoded sources; ``vocab``: the run's source Vocabulary, when the
         caller keeps it (predict --stream encodes one line at a time)."""
-        if not inputs:
-            raise UserError("give the text to transduce, e.g. recurrent predict RUN "
-                            "\"word\"")
+        if not inputs:  # the example names the run as its caller did (run_word)
+            raise UserError(f"give the text to transduce, e.g. recurrent predict "
+                            f"{run_word()} \"word\"")
         vocab = Vocabulary(state["source_vocab"]) if vocab is None else vocab
         out = []
         for text in inputs:
