@@ -394,6 +394,18 @@ def test_bench_times_our_bf16_against_torchs_autocast(tmp_path, cell, mode):
     assert row["ours"]["median_ms"] > 0 and row["fp32"]["median_ms"] > 0
 
 
+@needs_bf16
+def test_bench_times_rnn_relu_in_bf16_where_rounding_flips_its_derivative(capfd):
+    """relu's derivative is a step: in bf16 some units' pre-activations fall on the other
+    side of 0 than in torch's bf16, so dx differs by more than bf16's tolerance while each
+    side is as far from the float64 result. Timed with a note, not refused as wrong."""
+    pytest.importorskip("torch")
+    from recurrent_plugins.bench import TOLERANCE, Problem, check_agreement
+    diff = check_agreement(Problem("rnn_relu", 10, 4, 8, 16), "train", 1, "bf16", "bf16")
+    assert diff > TOLERANCE["bf16"]
+    assert "rnn_relu (10, 4, 8, 16): dx differs from torch by" in capfd.readouterr().err
+
+
 def test_bench_bf16_refuses_cells_without_it(tmp_path, peephole):
     code, stderr = _with_peephole("bench", "--precision", "bf16", "--cell",
                                   "lstm,peephole_lstm", "--config", "4,2,3,5", cwd=tmp_path)
