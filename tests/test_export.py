@@ -206,7 +206,7 @@ def test_onnx_takes_a_batch_of_rows_of_length_0_without_steps(cell, zoneout):
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_printed_torch_model_loads_strictly_and_matches(cell, tmp_path):
-    lengths = [6, 2, 4, 1]  # torch's packed sequences need every length >= 1
+    lengths = [6, 2, 4, 1]  # torch_forward packs every row: lengths >= 1
     for output, layers, bidirectional in SHAPES:
         model = random_model(cell, output, layers, bidirectional)
         path = str(tmp_path / "m.safetensors")
@@ -262,7 +262,8 @@ def test_printed_module_computes_ln_lstm_and_zoneout(cell, zoneout, tmp_path):
     np.testing.assert_allclose(got, want, atol=TOL)
 
 
-@pytest.mark.parametrize("cell, zoneout", [("ln_lstm", 0.0), ("lstm", 0.3), ("gru", 0.25)])
+@pytest.mark.parametrize("cell, zoneout", [("ln_lstm", 0.0), ("lstm", 0.3), ("gru", 0.25),
+                                           ("lstm", 0.0), ("gru", 0.0)])
 def test_printed_last_pools_a_row_of_length_0_to_zeros_from_a_given_state(cell, zoneout,
                                                                           tmp_path):
     """A row of length 0 pools to zeros under "last" as ours does (recurrent/pooling.py;
@@ -284,12 +285,13 @@ def test_printed_last_pools_a_row_of_length_0_to_zeros_from_a_given_state(cell, 
     np.testing.assert_allclose(got_h_n, states(want_h_n)[0], atol=TOL)
 
 
-@pytest.mark.parametrize("cell, zoneout", [("ln_lstm", 0.0), ("gru", 0.25)])
+@pytest.mark.parametrize("cell, zoneout", [("ln_lstm", 0.0), ("gru", 0.25), ("lstm", 0.0),
+                                           ("gru", 0.0)])
 def test_printed_module_takes_a_batch_of_rows_of_length_0_without_steps(cell, zoneout,
                                                                           tmp_path):
     """x of 0 steps (every row of length 0, padded to the longest) through the printed
-    module: what ours gives such rows beside one padded step, for every output kind, as
-    the ONNX graph does."""
+    model, of torch.nn's module or the printed Recurrent: what ours gives such rows
+    beside one padded step, for every output kind, as the ONNX graph does."""
     lengths = [0, 0, 0]
     for output, layers, bidirectional in SHAPES:
         model = random_model(cell, output, layers, bidirectional, zoneout=zoneout)
@@ -490,9 +492,9 @@ def check_compiled(tm, model, x, lengths, want, carried=None, label=""):
 def test_printed_model_compiles_with_torch_jit_script(cell, zoneout, tmp_path):
     """The printed model of every cell, with torch.nn's module or the printed Recurrent
     (ln_lstm, zoneout), compiles with torch.jit.script: tokens or features, every output
-    kind, 1-3 layers, bidirectional, the wide part, from zeros or a given state, and (the
-    printed Recurrent) rows of length 0 and a batch of no steps. The compiled model gives
-    the eager one's outputs and final states, and ours."""
+    kind, 1-3 layers, bidirectional, the wide part, from zeros or a given state, rows of
+    length 0 and a batch of no steps. The compiled model gives the eager one's outputs
+    and final states, and ours."""
     path = str(tmp_path / "m.safetensors")
     models = [(random_model(cell, output, layers, bidirectional, tokens, zoneout=zoneout),
                (output, layers, bidirectional, tokens))
@@ -502,8 +504,7 @@ def test_printed_model_compiles_with_torch_jit_script(cell, zoneout, tmp_path):
         label = str(label)
         st.write(path, torch_names.tensors(model), {})
         tm = printed_module(torch_names.torch_source(model, path), tmp_path)
-        looped = torch_names.loops(model.rnn)
-        lengths = [7, 3, 1, 0, 5] if looped else [7, 3, 1, 5]  # torch.nn's packing needs 1
+        lengths = [7, 3, 1, 0, 5]
         x = random_batch(model, lengths)
         want = model.forward(x, lengths=np.array(lengths), need_grad=False)
         check_compiled(tm, model, x, lengths, want, label=label)
@@ -511,12 +512,45 @@ def test_printed_model_compiles_with_torch_jit_script(cell, zoneout, tmp_path):
                                    lengths=np.array(lengths), need_grad=False)
         want = model.forward(x, lengths=np.array(lengths), state=carried, need_grad=False)
         check_compiled(tm, model, x, lengths, want, carried, label=label)
-        if looped:  # no steps: what ours gives rows of length 0 beside one padded step
-            y, state = model.forward(random_batch(model, [1, 1]), lengths=np.array([0, 0]),
+        # no steps: what ours gives rows of length 0 beside one padded step
+        y, state = model.forward(random_batch(model, [1, 1]), lengths=np.array([0, 0]),
+                                 need_grad=False)
+        want = (y[:0] if model.output == "sequence" else y), state
+        check_compiled(tm, model, random_batch(model, [1, 1])[:0], [0, 0], want,
+                       label=label)
+
+
+@TORCHSCRIPT
+@pytest.mark.parametrize("cell", CELLS)
+def test_printed_torch_nn_model_gives_rows_of_length_0_their_initial_state(cell,
+                                                                            tmp_path):
+    """torch.nn's module packs rows of length >= 1 only; the printed Model gives a row of
+    length 0 what ours does (its initial state kept as its final state, zero outputs,
+    pooled to zeros), beside rows with steps, when every row has length 0, and for a
+    batch of no steps (T = 0), from a given state: every output kind, tokens or features
+    (a forecast), the wide part, eager and compiled."""
+    path = str(tmp_path / "m.safetensors")
+    models = [(random_model(cell, output, layers, bidirectional, tokens),
+               (output, layers, bidirectional, tokens))
+              for output, layers, bidirectional in SHAPES for tokens in (True, False)]
+    models.append((random_model(cell, "max", 2, True, wide=40), "wide"))
+    for model, label in models:
+        st.write(path, torch_names.tensors(model), {})
+        tm = printed_module(torch_names.torch_source(model, path), tmp_path)
+        for lengths, T in (([0, 4, 0, 2, 0], 4), ([0, 0, 0], 3), ([0, 0, 0], 0)):
+            B = len(lengths)
+            _, carried = model.forward(random_batch(model, [3] * B, seed=2),
+                                       lengths=np.full(B, 3), need_grad=False)
+            x = random_batch(model, [max(T, 1)] * B)  # ours takes T = 0 as one padded step
+            y, state = model.forward(x, lengths=np.array(lengths), state=carried,
                                      need_grad=False)
-            want = (y[:0] if model.output == "sequence" else y), state
-            check_compiled(tm, model, random_batch(model, [1, 1])[:0], [0, 0], want,
-                           label=label)
+            want = (y[:T] if model.output == "sequence" else y), state
+            check_compiled(tm, model, x[:T], lengths, want, carried,
+                           label=str((label, lengths, T)))
+            # ours keeps a row of length 0's initial state, which the printed one gave
+            for ours, kept in zip(states(state), states(carried)):
+                empty = np.array(lengths) == 0
+                np.testing.assert_array_equal(ours[:, empty], kept[:, empty])
 
 
 @TORCHSCRIPT

@@ -171,7 +171,7 @@ def test_a_char_lm_ensemble_combines_per_step_outputs_with_padded_steps_zero(tmp
 
 
 # The combination rules of the losses, on members built directly: (loss, cell, zoneout,
-# output, tokens); the printed Recurrent (ln_lstm, zoneout) takes rows of length 0.
+# output, tokens), on a batch with a row of length 0.
 RULES = [("binary_cross_entropy", "gru", 0.0, "mean", True),
          ("binary_cross_entropy", "ln_lstm", 0.0, "sequence", True),
          ("mse", "rnn_tanh", 0.0, "last", False),
@@ -193,8 +193,7 @@ def test_each_loss_rule_matches_the_ensemble_and_the_onnx_graph(loss, cell, zone
     path = str(tmp_path / "e.safetensors")
     st.write(path, torch_ensemble.tensors(model), {})
     tm = printed_module(torch_ensemble.torch_source(model, path, loss), tmp_path)
-    looped = torch_names.loops(members[0].rnn)
-    lengths = [6, 3, 0, 1] if looped else [6, 3, 2, 1]  # torch.nn's packing needs 1
+    lengths = [6, 3, 0, 1]
     x = random_batch(members[0], lengths)
     y = check_ensemble(tm, model, x, lengths, label=loss)
     _, carried = model.forward(random_batch(members[0], lengths, seed=4),

@@ -165,7 +165,10 @@ def model_source(model, imports=()) -> list[str]:
              "    def __init__(self):",
              "        super().__init__()"]
     lines += [f"        self.{attr} = {expr}" for attr, expr in torch_modules(model)]
-    lines += [""] + [f"    {line}" if line else "" for line in _forward_source(model)]
+    methods = _forward_source(model)
+    if not loops(model.rnn):
+        methods += [""] + _run_rnn_source(model.rnn)
+    lines += [""] + [f"    {line}" if line else "" for line in methods]
     return lines
 
 
@@ -189,8 +192,8 @@ def source_start(rnn, imports=()) -> list[str]:
 
 def _forward_source(model) -> list[str]:
     """The lines of Model.forward: recurrent's computation with the torch modules,
-    time-major, the lengths by packed sequences for torch.nn's modules (which need every
-    length >= 1), or handed to the printed Recurrent (torch_loop.py), which takes 0."""
+    time-major, the stack run by Model.run_rnn (_run_rnn_source) for torch.nn's modules,
+    or by the printed Recurrent (torch_loop.py): both take rows of length 0 and T = 0."""
     wide = model.wide is not None
     inputs = "(T, B) int64 token ids" if model.tokens else "(T, B, I) float32 features"
     state = f"state: {torch_loop.state_type(model.rnn)} | None = None"  # for torch.jit.script
@@ -211,12 +214,8 @@ def _forward_source(model) -> list[str]:
     lines += ['    """',
               "    T = x.shape[0]",
               f"    inputs = {'self.embedding(x)' if model.tokens else 'x'}"]
-    if loops(model.rnn):
-        lines.append("    out, state = self.rnn(inputs, lengths, state)  # (T, B, D*H)")
-    else:
-        lines += ["    packed = pack_padded_sequence(inputs, lengths.cpu(), enforce_sorted=False)",
-                  "    out, state = self.rnn(packed, state)",
-                  "    out, _ = pad_packed_sequence(out, total_length=T)  # (T, B, D*H)"]
+    run = "self.rnn" if loops(model.rnn) else "self.run_rnn"
+    lines.append(f"    out, state = {run}(inputs, lengths, state)  # (T, B, D*H)")
     if model.output == "last":
         lines.append("    h_n = state[0]  # (h_n, c_n)" if torch_loop.paired(model.rnn)
                      else "    h_n = state")
@@ -239,3 +238,43 @@ def _forward_source(model) -> list[str]:
         lines.append("    y = y + self.wide(wide_ids, wide_offsets)")
     lines.append("    return y, state")
     return lines
+
+
+def _run_rnn_source(rnn) -> list[str]:
+    """The lines of Model.run_rnn: the stack ``rnn`` run by its torch.nn module on packed
+    sequences of the rows of length >= 1 (the only rows packed sequences hold; every
+    row, in its order, when none is empty), while a row of length 0 keeps its initial
+    state and outputs zeros, as in recurrent."""
+    state = torch_loop.state_type(rnn)
+    two = torch_loop.paired(rnn)
+    D = rnn.num_directions
+    parts = ("state[0]", "state[1]") if two else ("state",)
+
+    def pair(items):
+        return f"({', '.join(items)})" if two else items[0]
+
+    zeros = f"inputs.new_zeros({rnn.num_layers * D}, B, {rnn.hidden_size})"
+    return [
+        f"def run_rnn(self, inputs, lengths, state: {state} | None",
+        f"            ) -> tuple[torch.Tensor, {state}]:",
+        '    """self.rnn over each row\'s steps -> (out (T, B, D*H), zero past each row\'s',
+        "    length; the final state). Packed sequences hold rows of length >= 1 only: the",
+        "    module runs those rows, and a row of length 0 (every row when T = 0) keeps its",
+        '    initial state and outputs zeros, as in recurrent."""',
+        "    T, B = inputs.shape[0], inputs.shape[1]",
+        "    if state is None:",
+        f"        state = {pair([zeros] * len(parts))}",
+        f"    out = inputs.new_zeros(T, B, {D * rnn.hidden_size})",
+        "    rows = torch.nonzero(lengths > 0).flatten()  # the rows with steps, in order",
+        "    if rows.numel() == 0:",
+        "        return out, state",
+        "    packed = pack_padded_sequence(inputs.index_select(1, rows),",
+        "                                  lengths.index_select(0, rows).cpu(),",
+        "                                  enforce_sorted=False)",
+        f"    given = {pair([f'{p}.index_select(1, rows)' for p in parts])}",
+        "    ran, final = self.rnn(packed, given)",
+        "    ran, _ = pad_packed_sequence(ran, total_length=T)",
+        "    out = out.index_copy(1, rows, ran)",
+    ] + (["    return out, (state[0].index_copy(1, rows, final[0]),",
+          "                 state[1].index_copy(1, rows, final[1]))"] if two else
+         ["    return out, state.index_copy(1, rows, final)"])
