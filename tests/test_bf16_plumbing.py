@@ -406,6 +406,20 @@ def test_bench_times_rnn_relu_in_bf16_where_rounding_flips_its_derivative(capfd)
     assert "rnn_relu (10, 4, 8, 16): dx differs from torch by" in capfd.readouterr().err
 
 
+@needs_bf16
+def test_bench_says_when_a_chaotic_problem_cannot_be_checked(capfd):
+    """ln_lstm at (100, 32, 64, 128) from bench's random weights is chaotic in bf16: both
+    sides' results are as far from float64 as their own size, so agreeing with torch
+    proves nothing. The note says the timing is unchecked rather than that it agrees."""
+    pytest.importorskip("torch")
+    from recurrent_plugins.bench import Problem, check_agreement
+    check_agreement(Problem("ln_lstm", 100, 32, 64, 128), "train", 1, "bf16", "bf16")
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("note: ln_lstm (100, 32, 64, 128): ")
+    assert "the problem is chaotic in bf16 at this size" in err
+    assert err.rstrip().endswith("timing it unchecked")
+
+
 def test_bench_bf16_refuses_cells_without_it(tmp_path, peephole):
     code, stderr = _with_peephole("bench", "--precision", "bf16", "--cell",
                                   "lstm,peephole_lstm", "--config", "4,2,3,5", cwd=tmp_path)
