@@ -576,7 +576,9 @@ def _check_cell_precisions(name: str, cell: Any) -> None:
             continue
         if not any(p.name == "precision" or p.kind is p.VAR_KEYWORD for p in parameters):
             raise ValueError(f"cell {name!r} lists precisions {tuple(precisions)!r}, but "
-                             f"its {method}() takes no precision keyword")
+                             f"its {method}() takes no precision keyword (a cell built "
+                             f"on a built-in one inherits its precisions: list "
+                             f"precisions = ('fp32',) or take the keyword)")
 
 
 def _check_task_options(name: str, task: Any) -> None:

@@ -275,7 +275,9 @@ class _ContradictingPlugin:
     # --precision bf16 would fail in the layer's call, naming no plugin
     ({"precisions": ("fp32", "bf16")}, "ValueError: cell 'authoring_members' lists "
                                        "precisions ('fp32', 'bf16'), but its forward() "
-                                       "takes no precision keyword"),
+                                       "takes no precision keyword (a cell built on a "
+                                       "built-in one inherits its precisions: list "
+                                       "precisions = ('fp32',) or take the keyword)"),
     ({"precisions": ("fp32", "fp16")}, "ValueError: cell 'authoring_members': precisions "
                                        "('fp32', 'fp16') is not a tuple from ('fp32', "
                                        "'bf16')"),

@@ -28,6 +28,9 @@ class _GruLike:
         self.mode = mode
         self.name = f"protocol_{mode or 'gru'}"
 
+    # its backward takes no precision keyword: fp32 only (the gru's own lists bf16)
+    precisions = ("fp32",)
+
     def __getattr__(self, name):  # everything but backward: the gru's
         if name in ("backward", "_base") or name.startswith("__"):
             raise AttributeError(name)
