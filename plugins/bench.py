@@ -42,7 +42,7 @@ from recurrent.checks import one_line
 from recurrent.errors import error_line
 from recurrent.extras import torch_hint
 from recurrent.out_paths import check_out, check_outside_runs, named
-from recurrent.quant import PRECISIONS, bf16_available
+from recurrent.quant import PRECISIONS, bf16_available, runs_as
 
 DEFAULT_CELLS = ("lstm", "gru", "rnn_tanh")
 # The cells with a torch side: torch.nn's modules, and ln_lstm's equations in torch ops
@@ -249,7 +249,8 @@ def torch_ln_lstm(input_size, hidden_size):
 TOLERANCE = {"fp32": 1e-3, "bf16": 1e-1, "int8": 1e-1}
 TORCH_PRECISIONS = tuple(TOLERANCE)
 # How many times torch's own distance from float64 our result may be from float64 where
-# the problem amplifies rounding beyond TOLERANCE (check_agreement).
+# the problem amplifies rounding beyond TOLERANCE (check_agreement), by the largest
+# difference and by the root mean square one.
 ROUNDING_REACH = 4
 # torch's distance from float64 (relative to the largest value) from which the two sides'
 # results no longer resemble the exact one: a comparison then checks nothing, and the
@@ -278,8 +279,12 @@ def check_agreement(problem, mode, num_threads, precision="fp32", ours_precision
     theirs = _torch_results(problem, module, t_out, t_dx, mode)
     tolerance = max(TOLERANCE[precision], TOLERANCE[ours_precision])
     exact = None
+    # torch in each precision whose rounding the problem may amplify: torch's, and bf16
+    # where ours runs bf16 beside torch's fp32 or int8 (our bf16 result of a problem
+    # chaotic in bf16 is not a wrong one)
+    references = {precision: theirs}
     worst = 0.0
-    amplified = []   # (what, difference, torch's distance from float64, ours)
+    amplified = []   # (what, difference, torch's distance from float64, ours, its precision)
     for what, ours in pairs:
         scale = max(1.0, float(np.abs(theirs[what]).max()))
         diff = float(np.abs(ours - theirs[what]).max()) / scale
@@ -289,29 +294,53 @@ def check_agreement(problem, mode, num_threads, precision="fp32", ours_precision
         # Some problems amplify rounding over the steps (ln_lstm normalises each step's
         # recurrent product; relu's step derivative flips for units within rounding of 0
         # in bf16): then torch's result is itself that far from the float64 one, and ours
-        # is held to the same distance from it.
-        exact = exact or _float64_results(problem, mode)
-        reach = float(np.abs(theirs[what] - exact[what]).max()) / scale
+        # is held to the same distance from it. A few flipped units can put torch's
+        # largest difference near the results' own size, which a result wrong everywhere
+        # (e.g. by half) stays within; the root mean square distance, which such units
+        # barely move, tells it apart.
+        if exact is None:
+            exact = _float64_results(problem, mode)
+            if runs_as(ours_precision) == "bf16" != precision:
+                try:
+                    references["bf16"] = _torch_run(problem, mode, "bf16")
+                except RuntimeError:  # torch runs no bf16 on this CPU: its precision alone
+                    pass
+        reach_of = {p: float(np.abs(r[what] - exact[what]).max()) / scale
+                    for p, r in references.items()}
+        reach_in = max(reach_of, key=reach_of.get)
+        reach = reach_of[reach_in]
+        rms_reach = max(_rms_from(r[what], exact[what]) for r in references.values())
         ours_off = float(np.abs(ours - exact[what]).max()) / scale
-        if ours_off > max(tolerance, ROUNDING_REACH * reach):
+        if (ours_off > max(tolerance, ROUNDING_REACH * reach)
+                or _rms_from(ours, exact[what]) > max(tolerance, ROUNDING_REACH * rms_reach)):
             raise recurrent.UserError(
                 f"{problem.name} {problem.size}: {what} differs from torch by {diff:.2e} "
                 f"(relative to its largest value); not timing a wrong result")
-        amplified.append((what, diff, reach, ours_off))
+        amplified.append((what, diff, reach, ours_off, reach_in))
     if amplified:
         whats = ", ".join(what for what, *_ in amplified)
         diff, reach, ours_off = (max(a[i] for a in amplified) for i in (1, 2, 3))
+        chaotic_in = max(amplified, key=lambda a: a[2])[4]
         if reach >= CHAOTIC_REACH:
-            verdict = (f"the problem is chaotic in {precision} at this size (results as "
+            verdict = (f"the problem is chaotic in {chaotic_in} at this size (results as "
                        f"far from float64 as their own size), so the sides cannot be "
                        f"compared; timing it unchecked")
         else:
             verdict = "the problem amplifies rounding; timing it"
         verb = "differs" if len(amplified) == 1 else "differ"
         print(f"note: {problem.name} {problem.size}: {whats} {verb} from torch by up to "
-              f"{diff:.2e}, but torch's {precision} results are up to {reach:.2e} from "
-              f"float64 and ours {ours_off:.2e}: {verdict}", file=sys.stderr, flush=True)
+              f"{diff:.2e}, but torch's {' and '.join(references)} results are up to "
+              f"{reach:.2e} from float64 and ours {ours_off:.2e}: {verdict}",
+              file=sys.stderr, flush=True)
     return worst
+
+
+def _rms_from(result, exact):
+    """The root mean square difference of result from exact, relative to exact's (1 when
+    exact is all zeros and result is not)."""
+    off = float(np.linalg.norm(np.asarray(result, np.float64) - exact))
+    size = float(np.linalg.norm(exact))
+    return off / size if size > 0 else float(off > 0)
 
 
 def _torch_results(problem, module, out, dx, mode):
@@ -327,7 +356,12 @@ def _torch_results(problem, module, out, dx, mode):
 def _float64_results(problem, mode):
     """_torch_results of the problem's torch module run in float64: what both float32
     sides approximate."""
-    torch_fn, module, _ = problem.torch_side(mode, float64=True)
+    return _torch_run(problem, mode, float64=True)
+
+
+def _torch_run(problem, mode, precision="fp32", float64=False):
+    """_torch_results of one call of the problem's torch side (Problem.torch_side)."""
+    torch_fn, module, _ = problem.torch_side(mode, precision, float64)
     return _torch_results(problem, module, *torch_fn(), mode)
 
 

@@ -241,6 +241,30 @@ def test_agreement_still_refuses_a_wrong_result():
             check_agreement(OffByTenPercent(name, *size), "infer", 1)
 
 
+def test_agreement_refuses_a_wrong_result_where_a_few_units_flip():
+    """rnn_relu at (10, 4, 8, 16) beside torch's bf16: a few units' relu derivatives flip
+    in bf16, so torch's dx is a quarter of its size from float64 at its largest
+    difference, and our float32 dx is timed with a note. A dx wrong everywhere by half
+    stays within that largest difference; it is refused, not timed."""
+    pytest.importorskip("torch", reason="torch not installed")
+    import recurrent
+    from recurrent_plugins.bench import Problem, check_agreement
+
+    class HalfDx(Problem):  # a backward that is wrong by half
+        def ours(self, mode, num_threads, precision="fp32"):
+            run = super().ours(mode, num_threads, precision)
+
+            def train():
+                out, dx = run()
+                return out, dx * 0.5
+            return train
+
+    size = (10, 4, 8, 16)
+    check_agreement(Problem("rnn_relu", *size), "train", 1, "bf16", "fp32")
+    with pytest.raises(recurrent.UserError, match="dx differs from torch"):
+        check_agreement(HalfDx("rnn_relu", *size), "train", 1, "bf16", "fp32")
+
+
 def test_bench_times_a_cell_beside_another_of_ours(tmp_path):
     out = tmp_path / "bench.json"
     result = _bench("--cell", "ln_lstm,lstm", "--vs", "lstm", "--config", "5,4,3,6",

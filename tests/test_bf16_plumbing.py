@@ -420,6 +420,30 @@ def test_bench_says_when_a_chaotic_problem_cannot_be_checked(capfd):
     assert err.rstrip().endswith("timing it unchecked")
 
 
+@needs_bf16
+def test_bench_holds_our_bf16_beside_torch_fp32_to_torch_bf16_too(capfd):
+    """ln_lstm at (50, 4, 16, 32) is chaotic in bf16, not in float32: our bf16 output is
+    as far from torch's float32 one as its own size, as torch's bf16 output is. Timed with
+    the note that it is unchecked, not refused as a wrong result; a wrong bf16 result is
+    still refused."""
+    pytest.importorskip("torch")
+    import recurrent
+    from recurrent_plugins.bench import Problem, check_agreement
+
+    class Halved(Problem):  # a kernel that is wrong by half
+        def ours(self, mode, num_threads, precision="fp32"):
+            run = super().ours(mode, num_threads, precision)
+            return lambda: (run()[0] * 0.5, None)
+
+    size = (50, 4, 16, 32)
+    check_agreement(Problem("ln_lstm", *size), "infer", 1, "fp32", "bf16")
+    err = capfd.readouterr().err
+    assert "torch's fp32 and bf16 results are up to" in err
+    assert "the problem is chaotic in bf16 at this size" in err
+    with pytest.raises(recurrent.UserError, match="output differs from torch"):
+        check_agreement(Halved("lstm", 20, 3, 4, 8), "infer", 1, "fp32", "bf16")
+
+
 def test_bench_bf16_refuses_cells_without_it(tmp_path, peephole):
     code, stderr = _with_peephole("bench", "--precision", "bf16", "--cell",
                                   "lstm,peephole_lstm", "--config", "4,2,3,5", cwd=tmp_path)

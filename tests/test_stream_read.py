@@ -11,6 +11,7 @@ from recurrent.ensemble import EnsembleModel
 from recurrent.layers import Recurrent
 from recurrent.model import SequenceModel
 from recurrent.plugins import get_loss
+from recurrent.quant import bf16_available
 
 TOL = dict(rtol=1e-5, atol=1e-6)
 
@@ -93,6 +94,28 @@ def test_an_ensemble_and_int8_read_as_they_step(small_chunks):
             want, want_state = stepped(a, 0, ids)
             np.testing.assert_allclose(b.read(0, ids), want, **TOL)
             assert_same_state(b.state(0), want_state)
+
+
+@pytest.mark.skipif(not bf16_available(), reason="this CPU runs no bf16 products")
+@pytest.mark.parametrize("cell", ["ln_lstm", "gru"])
+def test_a_bf16_read_equals_its_steps_and_the_whole_sequence(cell, small_chunks):
+    """A pool of a bf16 layer: a read, the same steps one at a time and the layer's
+    forward over the whole sequence give the same bits (every product of a step is
+    computed the same way whatever steps share the call), and not the fp32 ones."""
+    layer = Recurrent(cell, 3, 6, num_layers=2, seed=0, precision="bf16")
+    layer.eval()
+    x = np.random.default_rng(0).standard_normal((30, 3)).astype(np.float32)
+    by_steps, by_read = (recurrent.StreamPool(layer, 1) for _ in range(2))
+    by_steps.open(0)
+    by_read.open(0)
+    stepped_out, stepped_state = stepped(by_steps, 0, x)
+    got = by_read.read(0, x)
+    out, state = layer.forward(x[:, None], need_grad=False)  # (T, 1, H)
+    assert np.array_equal(got, stepped_out) and np.array_equal(got, out[-1, 0])
+    for name, value in by_read.state(0).items():
+        assert np.array_equal(value, stepped_state[name]), name
+    layer.precision = "fp32"
+    assert not np.array_equal(got, layer.forward(x[:, None], need_grad=False)[0][-1, 0])
 
 
 def test_bad_reads_fail_with_one_line_messages_and_change_nothing():

@@ -1,10 +1,11 @@
-# The bf16 path shared by the cell kernels (lstm.pyx, gru.pyx, rnn.pyx, bf16=True): the
-# choice of path per call, the recurrent product of a step, and the hoisted products, the
-# bf16 counterparts of _rows.pxd's project_packed and input_and_weight_grads. Every
-# product goes through rc_bf16_mat (bf16mat.h: operands rounded to bf16, float32
-# accumulation); bias and bias-gradient sums stay float32. Blocks are _rows.pxd's (sizes
-# only), and every element of an rc_bf16_mat product is computed the same way whatever
-# rows share the call, so results are bitwise the same for any thread count.
+# The bf16 path shared by the cell kernels (lstm.pyx, gru.pyx, rnn.pyx, lnlstm.pyx,
+# bf16=True): the choice of path per call, the recurrent product of a step, and the
+# hoisted products, the bf16 counterparts of _rows.pxd's project_packed and
+# split_input_and_weight_grads. Every product goes through rc_bf16_mat (bf16mat.h:
+# operands rounded to bf16, float32 accumulation); bias and bias-gradient sums stay
+# float32. Blocks are _rows.pxd's (sizes only), and every element of an rc_bf16_mat
+# product is computed the same way whatever rows share the call, so results are bitwise
+# the same for any thread count.
 # The functions over `floating` take both dtypes so that a kernel's fused code calls them
 # as is; bf16 runs on float32 only (float64: NULL or -1, never reached past bf16_wanted).
 # Legend: T time, B batch, I input, H hidden, G gate rows; "TB" = T * B stacked rows.
