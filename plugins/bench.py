@@ -259,10 +259,13 @@ CHAOTIC_REACH = 0.5
 
 
 def check_agreement(problem, mode, num_threads, precision="fp32", ours_precision="fp32"):
-    """Run both sides once and compare; returns the largest difference seen. Raises
-    recurrent.UserError when they disagree (then timing them would mean nothing). Where
-    the problem itself amplifies rounding, each side is compared with the float64 result
-    instead, and one note says so (see the comments below)."""
+    """Run both sides once and compare. Returns (the largest difference seen, how the
+    sides were found to agree: "tolerance", within TOLERANCE; "float64", each as close to
+    the float64 result as the problem's rounding allows; "unchecked", a problem chaotic
+    in a side's precision, which no comparison checks). Raises recurrent.UserError when
+    they disagree (then timing them would mean nothing). Where the problem itself
+    amplifies rounding, each side is compared with the float64 result instead, and one
+    note says so (see the comments below)."""
     torch_fn, module, _ = problem.torch_side(mode, precision)
     for g in problem.grads.values():
         g[...] = 0
@@ -317,22 +320,25 @@ def check_agreement(problem, mode, num_threads, precision="fp32", ours_precision
                 f"{problem.name} {problem.size}: {what} differs from torch by {diff:.2e} "
                 f"(relative to its largest value); not timing a wrong result")
         amplified.append((what, diff, reach, ours_off, reach_in))
-    if amplified:
-        whats = ", ".join(what for what, *_ in amplified)
-        diff, reach, ours_off = (max(a[i] for a in amplified) for i in (1, 2, 3))
-        chaotic_in = max(amplified, key=lambda a: a[2])[4]
-        if reach >= CHAOTIC_REACH:
-            verdict = (f"the problem is chaotic in {chaotic_in} at this size (results as "
-                       f"far from float64 as their own size), so the sides cannot be "
-                       f"compared; timing it unchecked")
-        else:
-            verdict = "the problem amplifies rounding; timing it"
-        verb = "differs" if len(amplified) == 1 else "differ"
-        print(f"note: {problem.name} {problem.size}: {whats} {verb} from torch by up to "
-              f"{diff:.2e}, but torch's {' and '.join(references)} results are up to "
-              f"{reach:.2e} from float64 and ours {ours_off:.2e}: {verdict}",
-              file=sys.stderr, flush=True)
-    return worst
+    if not amplified:
+        return worst, "tolerance"
+    whats = ", ".join(what for what, *_ in amplified)
+    diff, reach, ours_off = (max(a[i] for a in amplified) for i in (1, 2, 3))
+    chaotic_in = max(amplified, key=lambda a: a[2])[4]
+    agreement = "unchecked" if reach >= CHAOTIC_REACH else "float64"
+    if agreement == "unchecked":
+        verdict = (f"the problem is chaotic in {chaotic_in} at this size (results as "
+                   f"far from float64 as their own size), so the sides cannot be "
+                   f"compared; timing it unchecked")
+    else:
+        verdict = "the problem amplifies rounding; timing it"
+    verb = "differs" if len(amplified) == 1 else "differ"
+    threads = "" if num_threads is None else f", {num_threads} thread(s)"
+    print(f"note: {problem.name} {problem.size}{threads}: {whats} {verb} from torch by up "
+          f"to {diff:.2e}, but torch's {' and '.join(references)} results are up to "
+          f"{reach:.2e} from float64 and ours {ours_off:.2e}: {verdict}",
+          file=sys.stderr, flush=True)
+    return worst, agreement
 
 
 def _rms_from(result, exact):
@@ -525,8 +531,8 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
                 if compare:
                     torch.set_num_threads(torch_default if nt == "auto" else nt)
                     row["torch_threads"] = torch.get_num_threads()
-                    row["max_rel_diff"] = check_agreement(problem, mode, ours_nt,
-                                                          torch_precision, precision)
+                    row["max_rel_diff"], row["agreement"] = check_agreement(
+                        problem, mode, ours_nt, torch_precision, precision)
                     torch_fn = problem.torch_side(mode, torch_precision)[0]
                     torch_fn()
                     row["torch_output_dtype"] = torch_fn.dtype  # autocast may keep float32

@@ -65,7 +65,7 @@ def test_bench_ratio_is_the_median_of_the_per_round_ratios(tmp_path):
         assert row["ratio_iqr"] == pytest.approx(q3 - q1, rel=1e-12, abs=1e-15)
         # every round times at least ceil(3 / 4) = 1 call per side
         assert row["ours"]["calls"] >= 4 and row["torch"]["calls"] >= 4
-        assert row["max_rel_diff"] <= 1e-3
+        assert row["max_rel_diff"] <= 1e-3 and row["agreement"] == "tolerance"
 
 
 class FakeClock:
@@ -220,9 +220,10 @@ def test_agreement_allows_what_float32_rounding_itself_reaches(capfd):
     saying so; not refused as a wrong result."""
     pytest.importorskip("torch", reason="torch not installed")
     from recurrent_plugins.bench import TOLERANCE, Problem, check_agreement
-    diff = check_agreement(Problem("ln_lstm", 200, 4, 16, 64), "infer", 1)
-    assert diff > TOLERANCE["fp32"]
-    assert "ln_lstm (200, 4, 16, 64): output differs from torch by" in capfd.readouterr().err
+    diff, agreement = check_agreement(Problem("ln_lstm", 200, 4, 16, 64), "infer", 1)
+    assert diff > TOLERANCE["fp32"] and agreement == "float64"
+    assert ("ln_lstm (200, 4, 16, 64), 1 thread(s): output differs from torch by"
+            in capfd.readouterr().err)
 
 
 def test_agreement_still_refuses_a_wrong_result():

@@ -390,7 +390,7 @@ def test_bench_times_our_bf16_against_torchs_autocast(tmp_path, cell, mode):
     assert "torch in bf16, recurrent in bf16" in result.output
     (row,) = json.loads(out.read_text())["rows"]
     assert (row["precision"], row["torch_precision"], row["mode"]) == ("bf16", "bf16", mode)
-    assert 0 < row["max_rel_diff"] <= BF16_TOLERANCE
+    assert 0 < row["max_rel_diff"] <= BF16_TOLERANCE and row["agreement"] == "tolerance"
     assert row["ours"]["median_ms"] > 0 and row["fp32"]["median_ms"] > 0
 
 
@@ -401,9 +401,11 @@ def test_bench_times_rnn_relu_in_bf16_where_rounding_flips_its_derivative(capfd)
     side is as far from the float64 result. Timed with a note, not refused as wrong."""
     pytest.importorskip("torch")
     from recurrent_plugins.bench import TOLERANCE, Problem, check_agreement
-    diff = check_agreement(Problem("rnn_relu", 10, 4, 8, 16), "train", 1, "bf16", "bf16")
-    assert diff > TOLERANCE["bf16"]
-    assert "rnn_relu (10, 4, 8, 16): dx differs from torch by" in capfd.readouterr().err
+    diff, agreement = check_agreement(Problem("rnn_relu", 10, 4, 8, 16), "train", 1, "bf16",
+                                      "bf16")
+    assert diff > TOLERANCE["bf16"] and agreement == "float64"
+    assert ("rnn_relu (10, 4, 8, 16), 1 thread(s): dx differs from torch by"
+            in capfd.readouterr().err)
 
 
 @needs_bf16
@@ -413,9 +415,11 @@ def test_bench_says_when_a_chaotic_problem_cannot_be_checked(capfd):
     proves nothing. The note says the timing is unchecked rather than that it agrees."""
     pytest.importorskip("torch")
     from recurrent_plugins.bench import Problem, check_agreement
-    check_agreement(Problem("ln_lstm", 100, 32, 64, 128), "train", 1, "bf16", "bf16")
+    assert check_agreement(Problem("ln_lstm", 100, 32, 64, 128), "train", 1, "bf16",
+                           "bf16")[1] == "unchecked"
     err = capfd.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("note: ln_lstm (100, 32, 64, 128): ")
+    assert err.count("\n") == 1
+    assert err.startswith("note: ln_lstm (100, 32, 64, 128), 1 thread(s): ")
     assert "the problem is chaotic in bf16 at this size" in err
     assert err.rstrip().endswith("timing it unchecked")
 
