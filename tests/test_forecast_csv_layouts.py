@@ -3,8 +3,9 @@ in one line that says what the file holds and what to do. Dates and their times 
 two columns (Date,Time or date,hour): write them in one cell, the form the refusal shows
 (which then reads as times). Several series stacked in one file with an id column (long
 format): one file or one column per series. A repeated time without such a column: the
-line it repeats. A time column of numbers where spreadsheet serial dates fall: a note that
-they are used as numbers."""
+line it repeats. A time column of numbers where spreadsheet serial dates fall, or of dates
+written without separators (20100131): a note that they are used as numbers. A first line
+of numbers: no header, refused."""
 import datetime as dt
 
 import pytest
@@ -111,6 +112,81 @@ def test_spreadsheet_serial_dates_are_noted_as_used_as_numbers(tmp_path):
     result = invoke("train", "forecast", "--data", years, *RUN, "--out", tmp_path / "run2")
     ok(result)
     assert "serial dates" not in result.stderr
+
+
+@pytest.mark.parametrize("unit", ["days", "months"])
+def test_dates_written_without_separators_are_noted_as_used_as_numbers(tmp_path, unit):
+    """YYYYMMDD and YYYYMM numbers are used as numbers, so that 20100131 is followed by
+    20100132: a note says so and how to write them as dates."""
+    if unit == "days":
+        dates = [dt.date(2010, 1, 1) + dt.timedelta(days=i) for i in range(80)]
+        cells, first = [f"{d:%Y%m%d}" for d in dates], "2010-01-01"
+    else:
+        dates = [dt.date(2010 + i // 12, i % 12 + 1, 1) for i in range(80)]
+        cells, first = [f"{d:%Y%m}" for d in dates], "2010-01"
+    data = write_csv(tmp_path / "compact.csv", ["date", "value"],
+                     [[c, value(i)] for i, c in enumerate(cells)])
+    result = invoke("train", "forecast", "--data", data, *RUN, "--out", tmp_path / "run")
+    ok(result)
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: time")]
+    assert notes == [
+        f"note: time column 'date' of {data!r} holds numbers from {cells[0]} to "
+        f"{cells[-1]}, used as numbers (no calendar features, forecasts labelled with "
+        f"numbers); if they are dates written without separators ({cells[0]} is {first}), "
+        f"write them as dates ({first}) before saving the CSV"], result.stderr
+    # a step count in the same range that passes a month's last day reads as no date
+    counter = write_csv(tmp_path / "counter.csv", ["time", "value"],
+                        [[int(cells[0]) + i, value(i)] for i in range(80)])
+    result = invoke("train", "forecast", "--data", counter, *RUN, "--out", tmp_path / "run2")
+    ok(result)
+    assert "note: time" not in result.stderr, result.stderr
+
+
+def test_blank_lines_among_the_rows_of_a_series_without_times_are_noted(tmp_path):
+    """Without a time column each row is the next step: a blank line among the rows (a
+    spreadsheet's empty cell of a one-column file) is skipped with a note, at training and
+    for a file given to eval or predict; trailing blank lines and a file with times get
+    none."""
+    lines = [value(i) for i in range(80)]
+    lines[40] = lines[41] = ""
+    data = tmp_path / "gaps.csv"
+    data.write_text("value\n" + "\n".join(lines) + "\n\n", encoding="utf-8")
+    note = (f"note: data file {str(data)!r} has 2 blank lines among its rows (first: line "
+            f"42), skipped; without a time column each row is the next step: write NA on a "
+            f"blank line that is a missing value to have it filled in place")
+    run = tmp_path / "run"
+    for args in (("train", "forecast", "--data", data, *RUN, "--out", run),
+                 ("eval", run, "--data", data), ("predict", run, "--data", data)):
+        result = invoke(*args)
+        ok(result)
+        assert [line for line in result.stderr.splitlines()
+                if line.startswith("note: data")] == [note], (args, result.stderr)
+    result = invoke("predict", run)  # the run's own data: noted at training
+    ok(result)
+    assert "note: data" not in result.stderr, result.stderr
+    rows = [f"{t:%Y-%m-%d %H:%M},{value(i)}" for i, t in enumerate(hours(80))]
+    dated = tmp_path / "dated.csv"
+    dated.write_text("date,value\n" + "\n".join(rows[:40] + [""] + rows[40:]) + "\n",
+                     encoding="utf-8")
+    result = invoke("train", "forecast", "--data", dated, *RUN, "--out", tmp_path / "run2")
+    ok(result)
+    assert "note: data" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("header", ["", "value\n"])
+def test_a_file_without_a_header_is_refused(tmp_path, header):
+    """A first line of numbers is no header: read as one, a one-column file's first
+    value would name the column and be lost. The same numbers under a header train."""
+    data = tmp_path / "values.csv"
+    data.write_text(header + "\n".join(value(i) for i in range(80)) + "\n", encoding="utf-8")
+    result = invoke("train", "forecast", "--data", data, *RUN, "--out", tmp_path / "run")
+    if header:
+        ok(result)
+        return
+    one_line_error(result, f"data file {str(data)!r} has no header: line 1 ('2.000') holds "
+                   "numbers, not column names; add a line of column names above it (such "
+                   "as 'value', or 'time,value')")
+    assert not (tmp_path / "run").exists()
 
 
 def test_unsorted_rows_with_other_columns_are_not_taken_for_several_series(tmp_path):

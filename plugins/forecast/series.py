@@ -8,6 +8,7 @@ the file, the column and the line, so the CLI can print it as-is.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import shlex
@@ -61,6 +62,9 @@ class Series:
     # quarters or ISO weeks (2010-Q1, 2010-W01): times.period_notation of the column, in
     # which forecast times are labelled; None for other times
     notation: str | None = None
+    # file line numbers of the blank lines among the rows of a series without times,
+    # skipped (blank_lines_note)
+    blank_lines: tuple[int, ...] = ()
 
     @property
     def observed(self) -> np.ndarray:
@@ -137,6 +141,22 @@ def read_series(source: Source, columns: list[str] | tuple[str, ...] | None,
     return series
 
 
+def blank_lines_note(series: Series) -> str | None:
+    """A one-line note, for a file the user gives (training, eval/predict --data), on
+    blank lines among the rows of a series without a time column, which are skipped:
+    each row is the next step, so a blank line that stands for a missing value (a
+    spreadsheet saves an empty cell of a one-column file as one) would move the rows after
+    it a step earlier; NA there is a gap filled in place. None when there are none."""
+    if not series.blank_lines:
+        return None
+    count = len(series.blank_lines)
+    return (f"note: data file {series.label!r} has {count} blank line"
+            f"{'s' if count > 1 else ''} among its rows (first: line "
+            f"{series.blank_lines[0]}), skipped; without a time column each row is the "
+            f"next step: write NA on a blank line that is a missing value to have it filled "
+            f"in place")
+
+
 def _read_series(source: Source, columns, time_column, date_order=None,
                  saved_order=None) -> Series:
     """read_series without its cache."""
@@ -150,6 +170,7 @@ def _read_series(source: Source, columns, time_column, date_order=None,
     header_line, header = numbered[0]
     header = [name.strip() for name in header]
     datafile.check_comma_header(header, f"data file {label!r}")
+    _check_header_names(header, header_line, label)
     body = numbered[1:]
     if not body:
         raise UserError(f"data file {label!r} has a header but no data rows")
@@ -207,10 +228,33 @@ def _read_series(source: Source, columns, time_column, date_order=None,
                                                  explain=explain)
         notation = (period_notation(texts[0][1])
                     if texts and np.issubdtype(times.dtype, np.datetime64) else None)
+    # a blank line between the first and the last row: a row without cells (csv gives [])
+    blank = () if time_column else tuple(
+        line for line, row in rows if not row and header_line < line < body[-1][0])
     return Series(label=label, columns=columns, values=values, times=times,
                   time_column=time_column, offsets=offsets,
                   lines=np.array([line for line, _ in body], dtype=np.int64),
-                  date_order=date_order if time_column else None, notation=notation)
+                  date_order=date_order if time_column else None, notation=notation,
+                  blank_lines=blank)
+
+
+def _check_header_names(header: list[str], line: int, label: str) -> None:
+    """UserError when every named cell of the header line is a number: a file without a
+    header, whose first row would be read as column names, its values lost without a
+    word (a one-column file's first value would name the column)."""
+    named = [h for h in header if h]
+    if named and all(_finite(h) for h in named):
+        raise UserError(f"data file {label!r} has no header: line {line} "
+                        f"({datafile.excerpt(','.join(header))}) holds numbers, not column "
+                        f"names; add a line of column names above it (such as 'value', or "
+                        f"'time,value')")
+
+
+def _finite(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def _other_cells(header: list[str], body: list, time_index: int, columns: list[str]):

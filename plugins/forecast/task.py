@@ -297,9 +297,10 @@ class ForecastTask:
         source = dataio.resolve_source(config.get("data"))
         series = dataio.read_series(source, config.get("column"), config.get("time_column"),
                                     config.get("date_order"))
-        serial = serial_date_note(series.times, series.time_column, source.label)
-        if serial is not None:
-            warn_once(serial)
+        for note in (serial_date_note(series.times, series.time_column, source.label),
+                     dataio.blank_lines_note(series)):
+            if note is not None:
+                warn_once(note)
         fill = config.get("fill", True)
         dataio.check_values(series, fill)
         window = win.resolve_window(config.get("window"))
@@ -511,6 +512,9 @@ class ForecastTask:
         rows differ from the run's."""
         series = dataio.read_series(source, state["columns"], state["time_column"],
                                     date_order, saved_order=state.get("date_order"))
+        blank = dataio.blank_lines_note(series) if whole_file else None
+        if blank is not None:
+            warn_once(blank)
         if state.get("calendar") and not np.issubdtype(series.times.dtype, np.datetime64):
             # calendar.phases reads datetime64: numbers would give meaningless features
             raise UserError(f"this run feeds calendar features ({', '.join(state['calendar'])})"

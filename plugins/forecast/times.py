@@ -129,21 +129,62 @@ SERIAL_DAYS = (18_264, 73_051)
 
 
 def serial_date_note(times: np.ndarray | None, column: str | None, label: str) -> str | None:
-    """A one-line note for a time column of numbers that all fall where spreadsheet
-    serial dates of 1950-2100 do: they are used as the numbers they are (no calendar
-    features, no season from dates, forecasts labelled with numbers), which may not be
-    what the user meant. None for other columns: a guess is no reason to refuse a
-    column (a day count or Modified Julian Date is read right as numbers)."""
+    """A one-line note for a time column of numbers that all read as dates: where
+    spreadsheet serial dates of 1950-2100 fall, or dates written without separators
+    (YYYYMMDD or YYYYMM: compact_dates). They are used as the numbers they are (no
+    calendar features, no season from dates, forecasts labelled with numbers, so
+    20100131 is followed by 20100132), which may not be what the user meant. None for
+    other columns: a guess is no reason to refuse a column (a day count or Modified Julian
+    Date is read right as numbers)."""
     if times is None or times.size == 0 or np.issubdtype(times.dtype, np.datetime64):
         return None
     low, high = float(times.min()), float(times.max())
-    if not (SERIAL_DAYS[0] <= low and high < SERIAL_DAYS[1]):
+    compact = compact_dates(times)
+    if compact is not None:
+        span = f"{low:.0f} to {high:.0f}"
+        advice = (f"if they are dates written without separators ({low:.0f} is {compact}), "
+                  f"write them as dates ({compact}) before saving the CSV")
+    elif SERIAL_DAYS[0] <= low and high < SERIAL_DAYS[1]:
+        span = f"{low:g} to {high:g}"
+        first = SERIAL_EPOCH + np.timedelta64(int(low), "D")
+        advice = (f"if they are spreadsheet serial dates ({low:g} is {first} in Excel), "
+                  f"format the column as dates (2010-01-31) before saving the CSV")
+    else:
         return None
-    first = SERIAL_EPOCH + np.timedelta64(int(low), "D")
-    return (f"note: time column {column!r} of {label!r} holds numbers from {low:g} to "
-            f"{high:g}, used as numbers (no calendar features, forecasts labelled with "
-            f"numbers); if they are spreadsheet serial dates ({low:g} is {first} in Excel), "
-            f"format the column as dates (2010-01-31) before saving the CSV")
+    return (f"note: time column {column!r} of {label!r} holds numbers from {span}, used "
+            f"as numbers (no calendar features, forecasts labelled with numbers); {advice}")
+
+
+# The years a number written as a date without separators (YYYYMMDD, YYYYMM) may hold.
+COMPACT_YEARS = (1700, 2200)
+
+
+def compact_dates(times: np.ndarray) -> str | None:
+    """The first of ``times`` written as a date (2010-01-31, or 2010-01 for months) when
+    every one is a whole number that reads as a valid date without separators: all
+    YYYYMMDD (20100131) or all YYYYMM (201001), years in COMPACT_YEARS; else None."""
+    # YYYYMM of the first year to YYYYMMDD of the last, whole: the rest are no such
+    # dates (and a huge number would not fit the int64 below)
+    if not np.all((times >= COMPACT_YEARS[0] * 100) & (times < COMPACT_YEARS[1] * 10_000)
+                  & (np.mod(times, 1) == 0)):
+        return None
+    whole = times.astype(np.int64)
+    for digits, unit in ((8, "D"), (6, "M")):
+        scale = 10 ** (digits - 4)
+        years = whole // scale
+        if not np.all((years >= COMPACT_YEARS[0]) & (years < COMPACT_YEARS[1])):
+            continue
+        months = whole // 10 ** (digits - 6) % 100
+        if not np.all((months >= 1) & (months <= 12)):
+            continue
+        month = ((years - 1970) * 12 + months - 1).astype("datetime64[M]")
+        if unit == "M":
+            return str(month[np.argmin(whole)])
+        days = whole % 100
+        day = month.astype("datetime64[D]") + (days - 1)
+        if np.all((days >= 1) & (day.astype("datetime64[M]") == month)):
+            return str(day[np.argmin(whole)])
+    return None
 
 
 def _number(text: str) -> float | None:
