@@ -435,14 +435,26 @@ def training_params(task) -> list:
     return _shared_options(SHARED_DEFAULTS) + task_options(task)
 
 
+def _note_cell_defaults(params, by_cell: dict) -> None:
+    """Add to the help of each option in ``params`` the defaults a cell has of its own
+    (Task.cell_defaults): "(with --cell gru: 0.005)"."""
+    for param in params:
+        own = [f"--cell {cell}: {options[param.name]}" for cell, options in by_cell.items()
+               if param.name in options]
+        if own and isinstance(param, click.Option):
+            said = (param.help or "").rstrip().rstrip(".")
+            param.help = f"{said} (with {'; '.join(own)}).".lstrip()
+
+
 def _train_command(task) -> click.Command:
-    from .config import TrainingConfig, task_options
+    from .config import TrainingConfig, cell_defaults, task_options
     defaults = TrainingConfig.resolve(task, {})
     task_params = task_options(task)
     # options the task never reads (Task.unused_options) are not offered
     unused = set(task.unused_options if hasattr(task, "unused_options") else ())
     params = [p for p in _shared_options(defaults, task.loss)
               if p.name not in unused] + task_params
+    _note_cell_defaults(params, cell_defaults(task))
 
     def callback(**values):
         ctx = click.get_current_context()
@@ -561,13 +573,13 @@ def _make_trainer(ctx, task, values, out, resume, world):
                    if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE}
         changes["quiet"] = quiet  # how this invocation prints, not a property of the run
         return resume_run(task, run, echo, changes, world)
-    config = TrainingConfig.resolve(task, values)
+    given = {key for key in values
+             if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE}
+    config = TrainingConfig.resolve(task, values, given)
     if config.get("loss") is None:  # an empty --loss "" is refused, not read as this
         config["loss"] = task.loss
     config.check(task)  # the options' own values first, then how they go together
-    config.check_given({key for key in values
-                        if ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE},
-                       task)
+    config.check_given(given, task)
     if out is None:
         return _start_default(task, config, echo, world)
     return start_run(task, config, out_paths.named("--out", out, None), echo, world)

@@ -123,6 +123,11 @@ def check_model_spec(spec: dict) -> dict:
     return check_spec(spec)
 
 
+def cell_defaults(task) -> dict:
+    """The task's defaults for single cells (Task.cell_defaults), {cell: {key: value}}."""
+    return getattr(task, "cell_defaults", None) or {}
+
+
 def task_options(task) -> list:
     """The task's own options as `recurrent train NAME` offers them: copies of
     task.options(), each taking its default from task.defaults() when that names it."""
@@ -234,11 +239,18 @@ class TrainingConfig(dict):
     from_json)."""
 
     @classmethod
-    def resolve(cls, task, overrides: dict) -> "TrainingConfig":
-        """Shared defaults, then the task's defaults, then ``overrides`` (e.g. CLI values)."""
+    def resolve(cls, task, overrides: dict, given=None) -> "TrainingConfig":
+        """Shared defaults, then the task's defaults, then its defaults for the run's cell
+        (cell_defaults), then ``overrides`` (e.g. CLI values). ``given``: the keys of
+        ``overrides`` the user gave (the others hold the defaults the command line
+        shows, which a cell's own default replaces); None: all of them."""
         config = cls(SHARED_DEFAULTS)
         config.update(task.defaults() or {})
         config.update(overrides)
+        chosen = set(overrides) if given is None else set(given)
+        for key, value in cell_defaults(task).get(config["cell"], {}).items():
+            if key not in chosen:
+                config[key] = value
         return config
 
     # -- saving -------------------------------------------------------------------------

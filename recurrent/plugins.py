@@ -601,6 +601,27 @@ def _check_task_options(name: str, task: Any) -> None:
                 raise ValueError(f"task {name!r}: options() returned {odd[0]!r}, "
                                  f"expected {expected}")
             _check_option_names(name, value or ())
+            _check_cell_defaults(name, task, value or ())
+
+
+def _check_cell_defaults(name: str, task: Any, params) -> None:
+    """ValueError naming the task when its cell_defaults is not {cell name: {option key:
+    value}} over options `recurrent train NAME` has (other than --cell itself)."""
+    from .cli import reserved_train_options
+    by_cell = getattr(task, "cell_defaults", None)
+    if by_cell is None:
+        return
+    if not (isinstance(by_cell, dict) and all(isinstance(cell, str) and isinstance(options, dict)
+                                               for cell, options in by_cell.items())):
+        raise ValueError(f"task {name!r}: cell_defaults is {one_line(repr(by_cell))}, "
+                         f"expected a dict of {{cell name: {{option key: value}}}}")
+    keys, _ = reserved_train_options()
+    known = (keys | {param.name for param in params}) - {"cell", "eval_data"}
+    for cell, options in by_cell.items():
+        odd = sorted(map(str, set(options) - known))
+        if odd:
+            raise ValueError(f"task {name!r}: cell_defaults[{cell!r}] sets {odd[0]!r}, not "
+                             f"an option of `recurrent train {name}` (other than cell)")
 
 
 def _check_option_names(name: str, params) -> None:

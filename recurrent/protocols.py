@@ -254,6 +254,12 @@ class Task(Protocol):
     it all three. `recurrent eval` evaluates "test" by default, or "valid" when the task
     has no test split (and refuses an explicit --split the task lacks, without --data)."""
 
+    cell_defaults: dict[str, dict]
+    """Defaults that hold for one cell, {cell name: {option key: value}}, e.g. char-lm's
+    {"gru": {"lr": 0.005}}: a run with that --cell takes them for the options not given on
+    the command line (they beat defaults(); what is given beats them). Keys must be shared
+    training options or the task's own, other than "cell"."""
+
     unused_options: tuple[str, ...]
     """Shared training options the task never reads (config keys, e.g. ("seq_len",)):
     `recurrent train NAME` does not offer them, so --help lists only what has an effect.
@@ -452,7 +458,7 @@ MEMBERS: dict[type, Members] = {
                   optional=("target_kind", "combine")),
     Task: Members(required=("name", "help", "loss", "options", "defaults", "prepare",
                             "model_spec", "batches", "evaluate"),
-                  optional=("causal", "splits", "unused_options", "check_state", "baselines",
+                  optional=("causal", "splits", "cell_defaults", "unused_options", "check_state", "baselines",
                             "paired", "format_report", "report_notes", "candidates",
                             "initial_params",
                             "trained_params", "fixed_params_option", "with_params",

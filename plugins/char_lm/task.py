@@ -68,6 +68,9 @@ DEFAULTS = {
     "clip_norm": 5.0,
     "epochs": 4,
 }
+# Defaults of single cells where DEFAULTS train them far from the others, chosen as
+# DEFAULTS were (benchmarks/README.md, "char-lm defaults").
+CELL_DEFAULTS = {"gru": {"lr": 0.005}}
 
 
 class _Corpus:
@@ -182,6 +185,7 @@ class CharLM:
     loss = "cross_entropy"
     causal = True  # the targets are the next characters of the input
     splits = ("train", "valid")  # the corpus is cut in two; `eval --data FILE` tests
+    cell_defaults = CELL_DEFAULTS
 
     # ---- CLI surface -------------------------------------------------------------------
 
