@@ -45,9 +45,14 @@ def shell_word(path) -> str:
     path = os.fspath(path)
     if path.startswith("-"):
         path = os.path.join(".", path)
-    if has_control(path) or any(_byte(c) for c in path):
+    if has_control(path) or not_utf8(path):
         return "$'" + "".join(_escaped(c) for c in path) + "'"
     return shlex.quote(path)
+
+
+def not_utf8(path) -> bool:
+    """Whether ``path`` holds a byte of a name that is not UTF-8 (surrogateescape)."""
+    return any(_byte(c) for c in os.fspath(path))
 
 
 def _byte(c: str) -> bool:
@@ -77,8 +82,7 @@ def check_out(option: str, out: str, run_path: str | None,
     other run directory (_enclosing_run), or an existing file unless
     ``replace`` (a bool, or a test of the file, run only on a regular file), refused
     with ``refusal`` ("already exists; give --force to replace it")."""
-    if os.path.isdir(out):
-        raise UserError(f"{option} {out} is a directory; give a file name")
+    check_file_name(option, out)
     exists = os.path.lexists(out)
     if exists and not os.path.exists(out) and not_found(out) != "does not exist":
         raise UserError(f"{option} {out} {not_found(out)}; give another file name")
@@ -103,6 +107,17 @@ def check_out(option: str, out: str, run_path: str | None,
         raise UserError(f"{option} {out} {refusal}")
     if not os.access(directory, os.W_OK):
         raise UserError(f"{option} {out}: directory {directory} is not writable")
+
+
+def check_file_name(option: str, out: str) -> None:
+    """UserError for an output path ``out`` that names a directory: an existing one, or a
+    name ending in a path separator ("models/"), which no file can take. Checked before
+    the file names derived from ``out`` (a seq2seq run's two ONNX files) are made."""
+    if os.path.isdir(out):
+        raise UserError(f"{option} {out} is a directory; give a file name")
+    if os.fspath(out).endswith(tuple(filter(None, (os.sep, os.altsep)))):
+        raise UserError(f"{option} {out} names a directory (it ends in "
+                        f"{os.fspath(out)[-1]}); give a file name")
 
 
 def non_directory(path: str) -> str | None:

@@ -7,10 +7,13 @@ import importlib.util
 import itertools
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from helpers import bundled_reviews, invoke, ok, one_line_error, write_reviews
+from helpers import (bundled_reviews, installed_env, invoke, ok, one_line_error,
+                     write_reviews)
 
 from recurrent.checkpoint import RunDir
 from recurrent.errors import UserError
@@ -895,6 +898,9 @@ def test_bad_input_is_one_line_and_writes_nothing(task_runs, tmp_path):
                    "does not exist")
     one_line_error(invoke("export", run, "--format", "onnx", "--out", tmp_path),
                    "is a directory")
+    one_line_error(invoke("export", run, "--format", "safetensors", "--out",
+                          f"{tmp_path / 'models'}{os.sep}"),
+                   f"--out {tmp_path / 'models'}{os.sep} names a directory")
     one_line_error(invoke("export", run, "--format", "torch", "--state-inputs"),
                    "--state-inputs is for --format onnx")
     one_line_error(invoke("import", tmp_path / "none.safetensors", "--out", tmp_path / "r"),
@@ -915,6 +921,47 @@ def test_bad_input_is_one_line_and_writes_nothing(task_runs, tmp_path):
     assert not (tmp_path / "r").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "cut.safetensors", "good.safetensors", "junk.safetensors", "plain.safetensors"]
+
+
+def test_import_names_what_the_metadata_lacks(task_runs, tmp_path):
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+    good = tmp_path / "good.safetensors"
+    ok(invoke("export", task_runs / "forecast", "--format", "safetensors", "--out", good))
+    with safe_open(str(good), "np") as f:
+        metadata = f.metadata()
+    tensors = load_file(str(good))
+    for name, changed, says in [
+            ("other.st", {**metadata, "format": "other"},
+             "its metadata names the format 'other', not 'recurrent'"),
+            ("unnamed.st", {k: v for k, v in metadata.items() if k != "format"},
+             "its metadata has no 'format': 'recurrent'"),
+            ("bare.st", {"format": "recurrent"}, "its metadata has no 'config.json'")]:
+        save_file(tensors, str(tmp_path / name), changed)
+        one_line_error(invoke("import", tmp_path / name, "--out", tmp_path / "r"),
+                       f"{tmp_path / name} holds no recurrent run ({says})")
+    assert not (tmp_path / "r").exists()
+
+
+def test_torch_export_to_a_name_that_is_not_utf8_is_refused(task_runs, tmp_path):
+    """The printed module loads its file with safetensors' load_file, which refuses a path
+    that is not UTF-8: such an --out is refused before anything is written."""
+    out = os.fsdecode(os.fsencode(tmp_path) + b"/model-\xff.safetensors")
+    from safetensors.numpy import save
+    from safetensors.torch import load_file
+    with open(out, "wb") as f:  # an existing file, which load_file still refuses
+        f.write(save({"w": np.zeros(1, np.float32)}))
+    with pytest.raises(Exception, match="not valid UTF-8"):
+        load_file(out)
+    os.remove(out)
+    # a stdout that writes such a name's bytes as they are, so that the lines printed
+    # could name it
+    result = subprocess.run(
+        [sys.executable, "-m", "recurrent", "export", task_runs / "forecast", "--format",
+         "torch", "--out", out], capture_output=True, text=True, errors="surrogateescape",
+        env=installed_env(PYTHONIOENCODING="utf-8:surrogateescape"))
+    one_line_error(result, r"--out $'", r"model-\xff.safetensors'", "UTF-8 paths only")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_import_of_an_onnx_file_says_import_reads_safetensors(task_runs, tmp_path):

@@ -263,6 +263,18 @@ def test_refusals_are_one_line_and_write_nothing(trained, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_an_out_naming_a_directory_is_refused_and_nothing_is_written(trained, tmp_path):
+    """The two files' names extend --out's: a directory given as --out is refused as for
+    one file, rather than holding hidden ".encoder.onnx" files or files beside it."""
+    models = tmp_path / "models"
+    models.mkdir()
+    for out in (f"{models}{os.sep}", models):
+        one_line_error(invoke("export", trained, "--format", "onnx", "--out", out),
+                       f"--out {out} is a directory; give a file name")
+    assert list(models.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [models]
+
+
 def test_a_failed_second_file_removes_the_first(trained, tmp_path, monkeypatch):
     import recurrent.export.run as export_module
     real = export_module.atomic_write

@@ -87,6 +87,7 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
     run = RunDir.open(run_path)
     out = out_paths.named("--out", out, default_out(run.path, fmt, precision))
     std_streams.check_printable(f"--out {out}", out)  # the lines printed name the file
+    out_paths.check_file_name("--out", out)  # the name seq2seq_onnx_paths extends
     seq2seq = _is_seq2seq(run)
     if seq2seq:
         _check_seq2seq(run_path, state_inputs)

@@ -159,9 +159,15 @@ def _header(path: str) -> tuple[dict, dict, str]:
         if dtype not in ("F32", "I8"):
             raise UserError(f"{path}: tensor {name!r} is {_dtype_name(dtype)}; {READS}")
     if metadata.get("format") != FORMAT or CONFIG_KEY not in metadata:
-        raise UserError(f"{path} holds no recurrent run (its metadata has no "
-                        f"{CONFIG_KEY!r}); make one with `recurrent export RUN "
-                        f"--format safetensors`")
+        # the part of the metadata that is missing or other, named as it is
+        if CONFIG_KEY not in metadata:
+            wrong = f"has no {CONFIG_KEY!r}"
+        elif "format" not in metadata:
+            wrong = f"has no 'format': {FORMAT!r}"
+        else:
+            wrong = f"names the format {metadata['format']!r}, not {FORMAT!r}"
+        raise UserError(f"{path} holds no recurrent run (its metadata {wrong}); make one "
+                        f"with `recurrent export RUN --format safetensors`")
     try:
         info = json.loads(metadata[CONFIG_KEY])
         if not isinstance(info, dict):

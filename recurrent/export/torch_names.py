@@ -21,6 +21,7 @@ import numpy as np
 from ..cellbase import LayerNormLSTMLayout
 from ..errors import UserError
 from ..layout import GATE_ORDER, PARAM_KINDS, param_name
+from ..out_paths import not_utf8, shell_word
 from ..wide import Wide
 from . import torch_loop
 
@@ -174,7 +175,13 @@ def model_source(model, imports=()) -> list[str]:
 
 def load_lines(cls: str, path: str) -> list[str]:
     """The printed lines making ``model``, an instance of the printed class ``cls``,
-    and loading ``path`` into it (strict: every tensor of the file, and no other)."""
+    and loading ``path`` into it (strict: every tensor of the file, and no other).
+    UserError for a path that is not UTF-8 (a name's byte read with surrogateescape):
+    safetensors' load_file refuses such a path, so the printed code could not load it."""
+    if not_utf8(path):
+        raise UserError(f"--out {shell_word(path)}: the printed module loads the file with "
+                        f"safetensors' load_file, which takes UTF-8 paths only; give an "
+                        f"--out whose name is UTF-8")
     return ["model = " + cls + "()",
             f"model.load_state_dict(load_file({path!r}), strict=True)"]
 
