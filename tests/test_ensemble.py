@@ -393,13 +393,9 @@ def test_onnx_export_combines_the_members_in_the_graph(sentiment_ensemble, lm_en
                                .reshape(got[0].shape), atol=2e-6)
 
 
-def test_safetensors_and_state_inputs_refuse_an_ensemble(sentiment_ensemble, tmp_path):
-    """Without onnxruntime too: --format safetensors (one network's weights, which
-    `recurrent import` reads back), and --state-inputs (one network's state), refuse an
-    ensemble in one line, writing nothing; torch's and onnx's models combine members."""
-    one_line_error(invoke("export", sentiment_ensemble, "--format", "safetensors", "--out",
-                          tmp_path / "x"), "ensemble of 3 members", "export each member",
-                   "--format onnx or torch, whose models combine them")
+def test_state_inputs_refuse_an_ensemble(sentiment_ensemble, tmp_path):
+    """--state-inputs (one network's state) refuses an ensemble in one line, writing
+    nothing (tests/test_export_ensemble_files.py: its safetensors file)."""
     one_line_error(invoke("export", sentiment_ensemble, "--format", "onnx", "--state-inputs",
                           "--out", tmp_path / "y.onnx"), "--state-inputs", "export a member")
     assert os.listdir(tmp_path) == []

@@ -220,13 +220,17 @@ def test_a_loss_combining_its_own_way_is_refused_for_torch_and_onnx():
 
 
 
-def test_import_of_an_ensembles_torch_file_is_refused_in_one_line(sentiment_ensemble,
-                                                                 tmp_path):
-    """`recurrent import` makes one network's run: the ensemble's file is refused, naming
-    what to import instead, and no run directory is made."""
+def test_an_ensembles_torch_file_imports_to_the_same_ensemble(sentiment_ensemble,
+                                                              tmp_path):
+    """`recurrent import` of the --format torch file (its wide scale folded into the wide
+    weights) makes an ensemble run that evaluates as the original, within float32
+    rounding."""
     out = tmp_path / "ens.torch.safetensors"
     ok(invoke("export", sentiment_ensemble, "--format", "torch", "--out", out))
-    one_line_error(invoke("import", out, "--out", tmp_path / "back"),
-                   f"{out} holds an ensemble of 3 members (its --format torch export)",
-                   "import the --format safetensors export of each member")
-    assert sorted(os.listdir(tmp_path)) == ["ens.torch.safetensors"]
+    ok(invoke("import", out, "--out", tmp_path / "back"))
+    original, _ = load_model(RunDir.open(str(sentiment_ensemble)))
+    back, _ = load_model(RunDir.open(str(tmp_path / "back")))
+    assert len(back.members) == 3
+    x, lengths = sentiment_batch(original)
+    np.testing.assert_allclose(back.forward(x, lengths=lengths)[0],
+                               original.forward(x, lengths=lengths)[0], atol=1e-5)

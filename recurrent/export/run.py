@@ -17,9 +17,11 @@ import numpy as np
 from .. import __version__
 from .. import candidates, tuning
 from ..candidates import CANDIDATE_DIR
-from ..checkpoint import BEST, CONFIG_FILE, RunDir, atomic_write, info_problem, save_arrays
+from ..checkpoint import (BEST, CONFIG_FILE, DIVERGED, RunDir, atomic_write, info_problem,
+                          save_arrays, write_json)
 from ..config import TrainingConfig
-from ..ensemble import MEMBER_DIR, EnsembleModel, size as ensemble_size
+from ..ensemble import (MEMBER_DIR, EnsembleModel, check_members_new, member_info,
+                        member_path, size as ensemble_size)
 from ..errors import UserError
 from ..extras import install_hint
 from ..params import parameter_budget
@@ -99,7 +101,7 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
     model, info = load_model(run, checkpoint, precision=precision)  # refuses no int8 path
     ensemble = isinstance(model, EnsembleModel)
     if ensemble:
-        _check_ensemble(run_path, model, fmt, state_inputs)
+        _check_ensemble(run_path, model, state_inputs)
     if seq2seq:
         rnn = model.encoder  # the decoder has the same cell and regularisation
     else:
@@ -119,12 +121,13 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
         source = torch_ensemble.torch_source(model, out, loss_name(info))
     elif fmt == "torch":
         source = torch_names.torch_source(model, out)
-    names = seq2seq_names if seq2seq else torch_names
+    names = seq2seq_names if seq2seq else torch_ensemble if ensemble else torch_names
     int8 = tuple(names.rnn_weights(model)) if precision == "int8" else ()
     if seq2seq:
         tensors = seq2seq_names.tensors(model)
-    elif ensemble:  # --format torch (_check_ensemble): every member's, prefixed
-        tensors = torch_ensemble.tensors(model)
+    elif ensemble:  # every member's, prefixed, and which members they are
+        tensors = torch_ensemble.tensors(model, fold_scale=fmt == "torch")
+        info = {**info, torch_ensemble.MEMBERS_KEY: torch_ensemble.members_record(model)}
     else:
         tensors = torch_names.tensors(model, fold_scale=fmt == "torch")
     with _not_replaced(out, force):
@@ -176,18 +179,10 @@ def _check_seq2seq(run_path, state_inputs):
                         f"encoder starts from zeros")
 
 
-def _check_ensemble(run_path, model, fmt, state_inputs):
-    """UserError for what an ensemble's export cannot hold: a safetensors file is one
-    network's, which `recurrent import` makes a run of (torch's holds every member, for
-    the printed module that combines them: torch_ensemble.py); the graph's initial
-    states are one network's."""
+def _check_ensemble(run_path, model, state_inputs):
+    """UserError for what an ensemble's export cannot hold: the graph's initial states
+    are one network's."""
     count = len(model.members)
-    if fmt == "safetensors":
-        raise UserError(f"{run_path} is an ensemble of {count} members: --format {fmt} "
-                        f"holds one network's weights, which `recurrent import` reads "
-                        f"back; export each member "
-                        f"({os.path.join(run_path, 'member-0')}, ...), or use --format "
-                        f"onnx or torch, whose models combine them")
     if state_inputs:
         raise UserError(f"--state-inputs: {run_path} is an ensemble of {count} members, "
                         f"each with its own state; export a member to feed its state")
@@ -295,23 +290,21 @@ def _dims(value) -> str:
 
 def import_file(path: str, out: str) -> RunDir:
     """A run directory ``out`` made from an exported safetensors file: its config.json
-    from the metadata, its best.npz from the tensors (checked against the model first).
-    The parameters no export holds because only training reads them (the wide part's
-    cross-fitted fold models, torch_names.training_only) are zeros: evaluation and
-    prediction never read them."""
+    from the metadata, its best.npz from the tensors (checked against the model first);
+    an ensemble's file makes an ensemble run, each member's directory with its best.npz
+    (or, for a member left out, its DIVERGED record). The parameters no export holds
+    because only training reads them (the wide part's cross-fitted fold models,
+    torch_names.training_only) are zeros: evaluation and prediction never read them."""
     # the model from the header's metadata, before any tensor is read
     sizes, info = st.header(path)
     declared = sum(sizes.values())
     model = _model_of(path, info, declared)
     members = ensemble_size(info["config"])
-    if members > 1:  # --format torch of an ensemble: every member's tensors, prefixed
-        raise UserError(f"{path} holds an ensemble of {members} members (its --format "
-                        f"torch export): `recurrent import` reads one network's file; "
-                        f"import the --format safetensors export of each member "
-                        f"(RUN/member-0, ...)")
+    kept, left_out = (torch_ensemble.read_members_record(info, members, path)
+                      if members > 1 else ([0], {}))
     # at most one float32 scale per weight value (int8 files): a file declaring more than
-    # twice the model's parameters cannot fit it, and is refused before it is read
-    count = sum(value.size for value in model.state_dict().values())
+    # twice the models' parameters cannot fit them, and is refused before it is read
+    count = sum(value.size for value in model.state_dict().values()) * len(kept)
     if declared > 2 * count:
         raise UserError(f"{path} does not fit the model its metadata describes: it "
                         f"declares {declared:,} values for a model of {count:,} parameters")
@@ -322,6 +315,24 @@ def import_file(path: str, out: str) -> RunDir:
         except ValueError as e:
             raise UserError(f"{path} does not fit the model its metadata describes: "
                             f"{e}") from None
+    if members > 1:
+        try:
+            parts = torch_ensemble.member_tensors(tensors, len(kept))
+        except ValueError as e:
+            raise UserError(f"{path} does not fit the ensemble its metadata describes: "
+                            f"{e}") from None
+        models = [model] + [_model_of(path, info, declared) for _ in parts[1:]]
+        for part, member in zip(parts, models):
+            _load(member, part, path)
+        return _write_ensemble(path, out, info, dict(zip(kept, models)), left_out)
+    _load(model, tensors, path)
+    return _write_run(path, out, info, model, first_of=None)
+
+
+def _load(model, tensors: dict, path: str) -> None:
+    """Load a network's exported ``tensors`` into ``model``: a wide scale --format torch
+    folded in is 1, training-only parameters zeros (UserError naming ``path`` for
+    tensors that do not fit)."""
     if "wide.scale" in model.param_shapes() and "wide.scale" not in tensors:
         tensors["wide.scale"] = np.ones(1, np.float32)  # --format torch folded it in
     for name, shape in torch_names.training_only(model).items():
@@ -332,19 +343,34 @@ def import_file(path: str, out: str) -> RunDir:
     except ValueError as e:
         raise UserError(f"{path} does not fit the model its metadata describes: "
                         f"{str(e)[:200]}") from None
+
+
+def _write_best(run: RunDir, model, path: str) -> None:
+    """``model``'s parameters as the best.npz of the run being made (created, never
+    replaced: see atomic_write)."""
+    save_arrays(run.file(BEST), {f"param/{k}": v for k, v in model.state_dict().items()},
+                {"version": __version__, "imported_from": os.path.basename(path)},
+                replace=False)
+
+
+def _write_run(path: str, out: str, info: dict, model, first_of) -> RunDir:
+    """The run directory ``out`` of an import of ``path``: config.json from ``info``,
+    written last, after best.npz of ``model`` or, for an ensemble (``model`` None),
+    after ``first_of(run)`` has made its members' directories. Nothing is left of a
+    run whose writing fails (a full disk, Ctrl-C, a run made there meanwhile)."""
     existed = os.path.isdir(out)
     wrote = []
 
-    def write_best(run):  # created, never replaced (see atomic_write)
+    def first(run):
         # counted as this import's from the start of the write: a Ctrl-C or SIGTERM as
         # it ends, the file in place, still takes it back
         wrote.append(run)
         try:
-            save_arrays(run.file(BEST),
-                        {f"param/{k}": v for k, v in model.state_dict().items()},
-                        {"version": __version__, "imported_from": os.path.basename(path)},
-                        replace=False)
-        except FileExistsError:  # another process's best.npz, made meanwhile: left alone
+            if model is not None:
+                _write_best(run, model, path)
+            else:
+                first_of(run)
+        except FileExistsError:  # another process's files, made meanwhile: left alone
             wrote.clear()
             raise
 
@@ -353,9 +379,52 @@ def import_file(path: str, out: str) -> RunDir:
                              info["model_spec"], info.get("version", __version__),
                              extra={"imported_from": os.path.basename(path),
                                     **_choice(info)},
-                             first=write_best, kernel=info.get("kernel"))
-    except BaseException:  # a full disk, Ctrl-C, a run made there meanwhile: no half run
+                             first=first, kernel=info.get("kernel"))
+    except BaseException:
         _remove_half_made_run(RunDir(out), existed, bool(wrote))
+        raise
+
+
+def _write_ensemble(path: str, out: str, info: dict, models: dict,
+                    left_out: dict) -> RunDir:
+    """The ensemble run ``out`` of an import of ``path``: each member's directory (a
+    whole run, member_info's options) with its best.npz from ``models`` ({member number:
+    model}) or its DIVERGED record from ``left_out``, then the ensemble's config.json.
+    The members' directories are checked before any is made, and those made are taken
+    back when the import fails."""
+    count = ensemble_size(info["config"])
+    RunDir.check_new(out)  # the ensemble's own refusal first, then its members'
+    check_members_new(out, info["config"])
+    existed_out = os.path.isdir(out)
+    made = []
+
+    def members(run):
+        for k in range(count):
+            member = member_info(info, k)
+            existed = os.path.isdir(member_path(run.path, k))
+
+            def first(part, k=k):
+                made.append((part, existed))
+                if k in models:
+                    _write_best(part, models[k], path)
+                else:
+                    write_json(part.file(DIVERGED), left_out[k], replace=False)
+
+            RunDir.create(member_path(run.path, k), member["task"], member["config"],
+                          member["task_state"], member["model_spec"],
+                          member.get("version", __version__),
+                          extra={"imported_from": os.path.basename(path)},
+                          first=first, kernel=info.get("kernel"))
+
+    try:
+        return _write_run(path, out, info, None, first_of=members)
+    except BaseException:
+        for part, existed in reversed(made):
+            for name in (CONFIG_FILE, BEST, DIVERGED):
+                with contextlib.suppress(OSError):
+                    os.remove(part.file(name))
+            _remove_half_made_run(part, existed, wrote=False)
+        _remove_half_made_run(RunDir(out), existed_out, wrote=False)
         raise
 
 

@@ -1,6 +1,7 @@
 """The export of an ensemble run (recurrent/ensemble.py): how its members' outputs
 combine (COMBINE, which the ONNX graph of onnx.py and the printed torch module here
-both follow), and its `--format torch` file and module.
+both follow), its file (`--format torch`, and `--format safetensors`, which `recurrent
+import` makes the ensemble again from) and its torch module.
 
 The file holds each member the combined model is made of (the members left out because
 their training diverged are not in it) under the prefix "members.{k}." before the names
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 
+from ..checkpoint import DIVERGED, read_json
 from ..errors import UserError
 from . import torch_loop, torch_names
 
@@ -26,6 +28,12 @@ from . import torch_loop, torch_names
 COMBINE = {"cross_entropy": "log_mean_softmax", "binary_cross_entropy": "log_mean_sigmoid"}
 
 MEMBER_PREFIX = "members.{}."
+
+# The key of the run info an ensemble's file carries as metadata (safetensors.write) that
+# says which members it holds: {"kept": the member numbers of members.0, members.1, ...,
+# "left_out": {member number: its DIVERGED record}}, so that `recurrent import` makes the
+# run again with the same members.
+MEMBERS_KEY = "ensemble_members"
 
 _RULE_TEXT = {"log_mean_softmax": "the log of the mean of the members' softmax "
                                   "probabilities",
@@ -49,12 +57,78 @@ def check_combine(model, loss: str | None, fmt: str) -> None:
                         f"express; export each member")
 
 
-def tensors(model) -> dict:
+def tensors(model, fold_scale=True) -> dict:
     """{name: float32 array} of every member of the EnsembleModel ``model``: each
-    member's torch_names.tensors (a learned wide scale folded in) under its prefix."""
+    member's torch_names.tensors (``fold_scale``: a learned wide scale folded in, else
+    kept) under its prefix."""
     return {MEMBER_PREFIX.format(k) + name: value
             for k, member in enumerate(model.members)
-            for name, value in torch_names.tensors(member).items()}
+            for name, value in torch_names.tensors(member, fold_scale).items()}
+
+
+def rnn_weights(model) -> list[str]:
+    """The names in ``tensors`` of every member's recurrent weight matrices (what int8
+    quantises: torch_names.rnn_weights)."""
+    return [MEMBER_PREFIX.format(k) + name for k, member in enumerate(model.members)
+            for name in torch_names.rnn_weights(member)]
+
+
+def members_record(model) -> dict:
+    """The MEMBERS_KEY record of the EnsembleModel ``model`` loaded from a run
+    (runs.load_model): the number of each member exported, in file order, and the
+    DIVERGED record of each member left out."""
+    def number(member):
+        return int(os.path.basename(member.path).rpartition("-")[2])
+
+    def diverged(member):
+        try:
+            return read_json(member.file(DIVERGED))
+        except UserError:  # unreadable: the file's presence is what leaves it out
+            return {"status": "diverged"}
+
+    return {"kept": [number(m) for m in model.kept],
+            "left_out": {str(number(m)): diverged(m) for m in model.left_out}}
+
+
+def read_members_record(info: dict, count: int, path: str) -> tuple[list, dict]:
+    """(the member numbers of members.0, members.1, ..., {member number: DIVERGED record}
+    of each member left out) from the MEMBERS_KEY record of an exported ensemble's run
+    ``info`` of ``count`` members, checked: every member number once, kept or left out,
+    at least one kept (UserError naming ``path``). A file without the record (written
+    before it was kept) holds every member in order."""
+    record = info.get(MEMBERS_KEY)
+    if record is None:
+        return list(range(count)), {}
+    corrupted = UserError(f"{path}: its {MEMBERS_KEY} metadata is corrupted (expected the "
+                          f"numbers 0-{count - 1} of the ensemble's members, each kept or "
+                          f"left out, one at least kept)")
+    kept = record.get("kept") if isinstance(record, dict) else None
+    left_out = record.get("left_out") if isinstance(record, dict) else None
+    if not (isinstance(kept, list) and kept and isinstance(left_out, dict)):
+        raise corrupted
+    if not (all(type(k) is int for k in kept)
+            and all(isinstance(k, str) and k.isdigit() and isinstance(summary, dict)
+                    for k, summary in left_out.items())):
+        raise corrupted
+    left_out = {int(k): summary for k, summary in left_out.items()}
+    if sorted(kept + list(left_out)) != list(range(count)):
+        raise corrupted
+    return kept, left_out
+
+
+def member_tensors(tensors: dict, count: int) -> list[dict]:
+    """``tensors`` of an exported ensemble of ``count`` members as one dict per member,
+    its prefix taken off; ValueError naming a tensor of no member."""
+    parts = [{} for _ in range(count)]
+    for name, value in tensors.items():
+        head, dot, rest = name.partition(".")
+        k, dot2, own = rest.partition(".")
+        if head != "members" or not dot or not dot2 or not k.isdigit() or int(k) >= count \
+                or MEMBER_PREFIX.format(int(k)) + own != name:
+            raise ValueError(f"tensor {name!r} belongs to none of its {count} members "
+                             f"(members.0. ... members.{count - 1}.)")
+        parts[int(k)][own] = value
+    return parts
 
 
 def header_lines(model, loss: str | None) -> list[str]:
