@@ -16,9 +16,22 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
+import recurrent
+
 from recurrent.cli import cli
 
 REVIEW_HEADER = ("text", "label")
+
+
+class TaskPlugin:
+    """A plugin registering one task object (recurrent.plugins.register_plugin)."""
+
+    def __init__(self, task):
+        self.task = task
+
+    @recurrent.hookimpl
+    def register_tasks(self, register):
+        register(self.task)
 
 
 def installed_env(**extra) -> dict:
@@ -162,6 +175,17 @@ def bundled_reviews(per_class: int) -> list[tuple[str, str]]:
     return ([p for p in pairs if p[1] == "fresh"][:per_class]
             + [p for p in pairs if p[1] == "rotten"][:per_class])
 
+
+
+def small_sentiment_ensemble(root):
+    """A sentiment run of the default kind (an ensemble of 3 bidirectional GRUs, mean
+    pooling, the wide part), small and trained a few steps, in ``root``/ens."""
+    csv = write_reviews(root / "r.csv", bundled_reviews(60))
+    run = root / "ens"
+    ok(invoke("train", "sentiment", "--data", csv, "--out", run, "--ensemble", 3,
+              "--steps", 4, "--hidden", 8, "--embed-dim", 4, "--threads", 1, "--quiet",
+              "--no-plot", "--eval-every", 0))
+    return run
 
 def sunspot_rows() -> list[list]:
     """[[year, value], ...] of the bundled yearly sunspots series (1700-2008)."""

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-import recurrent
-from helpers import invoke, ok, tiny_text, train_tiny
+from helpers import TaskPlugin, invoke, ok, tiny_text, train_tiny
 from recurrent import plugins
 from recurrent_plugins.char_lm.task import CELL_DEFAULTS, DEFAULTS
 from train_toys import ToySign
@@ -55,18 +54,9 @@ class _ByCell(ToySign):
     cell_defaults = {"gru": {"hidden": 5, "samples": 40}}
 
 
-class _TaskPlugin:
-    def __init__(self, task):
-        self.task = task
-
-    @recurrent.hookimpl
-    def register_tasks(self, register):
-        register(self.task)
-
-
 @pytest.fixture
 def by_cell():
-    plugins.register_plugin(_TaskPlugin(_ByCell()), NAME)
+    plugins.register_plugin(TaskPlugin(_ByCell()), NAME)
     try:
         yield
     finally:
@@ -103,7 +93,7 @@ def test_a_plugin_task_sets_shared_and_own_options_for_one_cell(tmp_path, by_cel
 def test_malformed_cell_defaults_make_a_broken_plugin(cell_defaults, expected):
     task = type("BadCellDefaults", (ToySign,), {"name": "toy-bad-cell-defaults",
                                                  "cell_defaults": cell_defaults})()
-    plugins.register_plugin(_TaskPlugin(task), NAME)
+    plugins.register_plugin(TaskPlugin(task), NAME)
     try:
         assert plugins.broken_plugins()[NAME] == (
             f"ValueError: task 'toy-bad-cell-defaults': {expected}")

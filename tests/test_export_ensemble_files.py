@@ -9,28 +9,17 @@ import json
 import os
 import shutil
 
-import numpy as np
 import pytest
-from helpers import bundled_reviews, invoke, ok, one_line_error, write_reviews
+from helpers import (bundled_reviews, invoke, ok, one_line_error, small_sentiment_ensemble,
+                     write_reviews)
 
 from recurrent.checkpoint import DIVERGED
 from recurrent.export import safetensors as st
 from recurrent.export.torch_ensemble import MEMBERS_KEY
 
-SMALL = ["--hidden", "8", "--embed-dim", "4", "--threads", "1", "--quiet", "--no-plot",
-         "--eval-every", "0"]
-
-
 @pytest.fixture(scope="module")
 def ensemble(tmp_path_factory):
-    """A sentiment ensemble of the default kind (3 bidirectional GRUs, the wide part),
-    trained a few steps."""
-    root = tmp_path_factory.mktemp("ensemble_files")
-    csv = write_reviews(root / "r.csv", bundled_reviews(60))
-    run = root / "ens"
-    ok(invoke("train", "sentiment", "--data", csv, "--out", run, "--ensemble", 3,
-              "--steps", 4, *SMALL))
-    return run
+    return small_sentiment_ensemble(tmp_path_factory.mktemp("ensemble_files"))
 
 
 def evaluated(run, *options):

@@ -3,12 +3,11 @@ one safetensors file of every kept member's tensors under "members.{k}.", and a 
 Ensemble module that loads it strictly, compiles with torch.jit.script and gives the
 outputs recurrent's EnsembleModel gives (combined as the run's loss combines them) and
 the ONNX export's, with each member's final state."""
-import os
 import shutil
 
 import numpy as np
 import pytest
-from helpers import bundled_reviews, invoke, ok, one_line_error, write_reviews
+from helpers import invoke, ok, small_sentiment_ensemble
 
 from recurrent.checkpoint import DIVERGED, RunDir
 from recurrent.ensemble import EnsembleModel, MemberStates
@@ -25,20 +24,9 @@ from test_export import (TOL, TORCHSCRIPT, onnx_run, printed_args,  # noqa: E402
 import onnx  # noqa: E402
 from recurrent.export.onnx import onnx_model  # noqa: E402  (needs the onnx package)
 
-SMALL = ["--hidden", "8", "--embed-dim", "4", "--threads", "1", "--quiet", "--no-plot",
-         "--eval-every", "0"]
-
-
 @pytest.fixture(scope="module")
 def sentiment_ensemble(tmp_path_factory):
-    """A sentiment run of the default kind (an ensemble of 3 bidirectional GRUs, mean
-    pooling, the wide part), trained a few steps."""
-    root = tmp_path_factory.mktemp("ensemble_torch")
-    csv = write_reviews(root / "r.csv", bundled_reviews(60))
-    run = root / "ens"
-    ok(invoke("train", "sentiment", "--data", csv, "--out", run, "--ensemble", 3,
-              "--steps", 4, *SMALL))
-    return run
+    return small_sentiment_ensemble(tmp_path_factory.mktemp("ensemble_torch"))
 
 
 def sentiment_batch(model):

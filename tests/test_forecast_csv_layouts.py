@@ -96,22 +96,24 @@ def test_a_repeated_time_names_the_line_it_repeats(tmp_path):
                    "file per series; else remove duplicate times)")
 
 
+def time_notes(data, out) -> list[str]:
+    """The "note: time ..." lines of a forecast training on ``data`` into ``out``."""
+    result = invoke("train", "forecast", "--data", data, *RUN, "--out", out)
+    ok(result)
+    return [line for line in result.stderr.splitlines() if line.startswith("note: time")]
+
+
 def test_spreadsheet_serial_dates_are_noted_as_used_as_numbers(tmp_path):
     rows = [[40179 + i, value(i)] for i in range(80)]
     data = write_csv(tmp_path / "serial.csv", ["date", "value"], rows)
-    result = invoke("train", "forecast", "--data", data, *RUN, "--out", tmp_path / "run")
-    ok(result)
-    notes = [line for line in result.stderr.splitlines() if line.startswith("note: time")]
-    assert notes == [
+    assert time_notes(data, tmp_path / "run") == [
         f"note: time column 'date' of {data!r} holds numbers from 40179 to 40258, used as "
         f"numbers (no calendar features, forecasts labelled with numbers); if they are "
         f"spreadsheet serial dates (40179 is 2010-01-01 in Excel), format the column as "
-        f"dates (2010-01-31) before saving the CSV"], result.stderr
+        f"dates (2010-01-31) before saving the CSV"]
     years = write_csv(tmp_path / "years.csv", ["year", "value"],
                       [[1900 + i, value(i)] for i in range(80)])
-    result = invoke("train", "forecast", "--data", years, *RUN, "--out", tmp_path / "run2")
-    ok(result)
-    assert "serial dates" not in result.stderr
+    assert time_notes(years, tmp_path / "run2") == []
 
 
 @pytest.mark.parametrize("unit", ["days", "months"])
@@ -126,20 +128,15 @@ def test_dates_written_without_separators_are_noted_as_used_as_numbers(tmp_path,
         cells, first = [f"{d:%Y%m}" for d in dates], "2010-01"
     data = write_csv(tmp_path / "compact.csv", ["date", "value"],
                      [[c, value(i)] for i, c in enumerate(cells)])
-    result = invoke("train", "forecast", "--data", data, *RUN, "--out", tmp_path / "run")
-    ok(result)
-    notes = [line for line in result.stderr.splitlines() if line.startswith("note: time")]
-    assert notes == [
+    assert time_notes(data, tmp_path / "run") == [
         f"note: time column 'date' of {data!r} holds numbers from {cells[0]} to "
         f"{cells[-1]}, used as numbers (no calendar features, forecasts labelled with "
         f"numbers); if they are dates written without separators ({cells[0]} is {first}), "
-        f"write them as dates ({first}) before saving the CSV"], result.stderr
+        f"write them as dates ({first}) before saving the CSV"]
     # a step count in the same range that passes a month's last day reads as no date
     counter = write_csv(tmp_path / "counter.csv", ["time", "value"],
                         [[int(cells[0]) + i, value(i)] for i in range(80)])
-    result = invoke("train", "forecast", "--data", counter, *RUN, "--out", tmp_path / "run2")
-    ok(result)
-    assert "note: time" not in result.stderr, result.stderr
+    assert time_notes(counter, tmp_path / "run2") == []
 
 
 def test_blank_lines_among_the_rows_of_a_series_without_times_are_noted(tmp_path):

@@ -85,6 +85,9 @@ class _RaisingOptions(ToySign):
 
 
 class _TaskPlugin:
+    """helpers.TaskPlugin defined in this module, where its tasks' code is: an internal
+    error is put down to the plugin whose module raised it."""
+
     def __init__(self, task):
         self.task = task
 
