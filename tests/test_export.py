@@ -984,15 +984,20 @@ def test_import_refuses_tensors_that_do_not_fit(task_runs, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_import_of_a_cell_not_installed_here_names_the_file(task_runs, tmp_path):
-    """A file whose metadata names a cell no installed plugin registers (exported where
-    its plugin is installed): one line naming the cell and the file, no run made."""
+@pytest.mark.parametrize("what", ["cell", "task"])
+def test_import_of_a_plugin_not_installed_here_names_the_file(task_runs, tmp_path, what):
+    """A file whose metadata names a cell or task no installed plugin registers (exported
+    where its plugin is installed): one line naming it and the file, no run made."""
     good = tmp_path / "good.safetensors"
     ok(invoke("export", task_runs / "forecast", "--format", "safetensors", "--out", good))
     tensors, info = st.read(str(good))
-    info["config"]["cell"] = "not_installed_lstm"
+    if what == "cell":
+        info["config"]["cell"] = "not_installed_lstm"
+    else:
+        info["task"] = "not-installed-task"
     st.write(str(tmp_path / "other.safetensors"), tensors, info)
     one_line_error(invoke("import", tmp_path / "other.safetensors", "--out", tmp_path / "r"),
-                   "unknown cell 'not_installed_lstm'",
+                   f"unknown {what} 'not_installed_lstm'" if what == "cell" else
+                   f"unknown {what} 'not-installed-task'",
                    f"(read from {tmp_path / 'other.safetensors'}'s metadata)")
     assert not (tmp_path / "r").exists()

@@ -186,3 +186,15 @@ def test_undefined_metrics_are_json_null(tmp_path):
     text = ok(invoke("predict", run, "--origin", "test", "--steps", 30, "--json"))
     actual = json.loads(text, parse_constant=refuse)["actual"]["y"]
     assert actual[:18] == [0.0] * 18 and actual[18:] == [None] * 12
+
+
+def test_a_file_of_one_row_is_counted_as_one_row(tmp_path):
+    """The refusal of too few rows says "1 row", for training and for eval --data."""
+    data = write_csv(tmp_path / "one.csv", ["value"], [[1.5]])
+    one_line_error(invoke("train", "forecast", "--data", data, "--out", tmp_path / "run"),
+                   f"too few rows in {data!r}: 1 row, but --window 30")
+    rows = write_csv(tmp_path / "rows.csv", ["value"], [[1.0 + (i % 7)] for i in range(80)])
+    ok(invoke("train", "forecast", "--data", rows, "--window", 8, "--steps", 2, "--threads", 1,
+              "--quiet", "--no-plot", "--out", tmp_path / "run"))
+    one_line_error(invoke("eval", tmp_path / "run", "--data", data),
+                   f"too few rows in {data!r}: 1 row, but the model's")

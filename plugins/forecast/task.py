@@ -30,6 +30,7 @@ from recurrent import paired as paired_tests
 from recurrent import selection
 from recurrent.checks import one_line
 from recurrent.errors import UserError
+from recurrent.figures import counted
 from recurrent.memo import Kept, rows_key
 from recurrent.moved_data import NOT_THE_RUNS_DATA
 from recurrent.progress import warn_once
@@ -547,8 +548,8 @@ class ForecastTask:
                         else f"window {window}")
                 need = (f"{rows} and horizon {horizon} need" if targets
                         else f"{rows} need" if first > window else f"{rows} needs")
-                raise UserError(f"too few rows in {source.label!r}: {n} rows, but the "
-                                f"model's {need} at least {min_rows}")
+                raise UserError(f"too few rows in {source.label!r}: {counted(n, 'row')}, "
+                                f"but the model's {need} at least {min_rows}")
             head = min(win.head_rows(state), n)
             ranges = {"test": (head, n)}
             if targets:

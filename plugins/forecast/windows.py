@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from recurrent.errors import UserError
+from recurrent.figures import counted
 
 from . import ets
 from . import smoothing
@@ -58,8 +59,8 @@ def split_ends(n: int, window: int, horizon: int, valid_fraction: float,
                         f"leave too little for training (their sum must be at most 0.9)")
     train_end, valid_end = _ends(n, horizon, valid_fraction, test_fraction)
     if train_end - window - horizon + 1 < 1:
-        raise UserError(f"too few rows in {label}: {n} rows, but --window {window} and "
-                        f"--horizon {horizon} need at least "
+        raise UserError(f"too few rows in {label}: {counted(n, 'row')}, but --window "
+                        f"{window} and --horizon {horizon} need at least "
                         f"{_rows_needed(window, horizon, valid_fraction, test_fraction)} "
                         f"(training, validation and test windows)")
     return train_end, valid_end

@@ -435,7 +435,10 @@ def _model_of(path: str, info: dict, count: int):
     torch folds into the weights)."""
     # what RunDir.open requires of a run's config.json (its task's state checked too),
     # so the run made from it opens
-    problem = info_problem(info)
+    try:
+        problem = info_problem(info)
+    except UserError as e:  # a task of a plugin not installed here, say
+        raise UserError(f"{e} (read from {path}'s metadata)") from None
     if problem:
         raise UserError(f"{path}: its config.json metadata is corrupted: {problem}")
     config = TrainingConfig.from_json(info["config"], path)
