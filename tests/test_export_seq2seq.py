@@ -353,3 +353,7 @@ def test_encoder_decoder_paths():
     assert seq2seq_onnx_paths("runs/g2p.onnx") == ("runs/g2p.encoder.onnx",
                                                    "runs/g2p.decoder.onnx")
     assert seq2seq_onnx_paths("model") == ("model.encoder.onnx", "model.decoder.onnx")
+    # the extension in another case is still the extension, kept as written
+    assert seq2seq_onnx_paths("runs/G2P.ONNX") == ("runs/G2P.encoder.ONNX",
+                                                   "runs/G2P.decoder.ONNX")
+    assert seq2seq_onnx_paths("m.Onnx") == ("m.encoder.Onnx", "m.decoder.Onnx")

@@ -23,6 +23,9 @@ def seq2seq_onnx_paths(out: str) -> tuple:
     """The ONNX files of an encoder-decoder for --out ``out``: its name with ".encoder"
     and ".decoder" before the ".onnx" (runs/g2p.onnx -> runs/g2p.encoder.onnx,
     runs/g2p.decoder.onnx), or with ".encoder.onnx" and ".decoder.onnx" appended to a
-    name without that extension."""
-    stem = out[:-len(EXTENSIONS["onnx"])] if out.endswith(EXTENSIONS["onnx"]) else out
-    return tuple(f"{stem}.{graph}{EXTENSIONS['onnx']}" for graph in SEQ2SEQ_GRAPHS)
+    name without that extension. The extension is matched in any case and kept as
+    written (g2p.ONNX -> g2p.encoder.ONNX)."""
+    size = len(EXTENSIONS["onnx"])
+    typed = out[-size:] if out.lower().endswith(EXTENSIONS["onnx"]) else ""
+    stem = out[:-size] if typed else out
+    return tuple(f"{stem}.{graph}{typed or EXTENSIONS['onnx']}" for graph in SEQ2SEQ_GRAPHS)
