@@ -416,3 +416,28 @@ def test_eval_of_the_last_checkpoint_says_so(run):
         "checkpoint"] == "last"
     backtest = ok(invoke("eval", run, "--checkpoint", "last", "--backtest", 2))
     assert backtest.splitlines()[0].endswith("(--checkpoint last)")
+
+
+def test_eval_data_counts_the_windows_the_run_trained_on(run, sunspots, tmp_path):
+    """`eval --data` on a file holding the run's training rows counts the windows of its
+    training split (train_overlap) and says their scores are not held out; a file of the
+    rows after them has none; the same values at other times are other windows."""
+    train_end = json.loads((run / "config.json").read_text())["task_state"]["split_ends"][0]
+    whole = write_csv(tmp_path / "whole.csv", ["year", "sunspots"], sunspots)
+    report = json.loads(ok(invoke("eval", run, "--data", whole, "--json")))
+    # the file's windows are its last ones, one per origin: those whose targets end
+    # before the validation split are the run's training windows
+    trained = report["metrics"]["windows"] - (len(sunspots) - train_end)
+    assert 0 < trained and report["metrics"]["train_overlap"] == trained
+    text = ok(invoke("eval", run, "--data", whole))
+    assert (f"note: {trained} of the {report['metrics']['windows']} windows are in the "
+            f"run's training split (as the model reads them): their scores are not "
+            f"held-out scores") in text.splitlines()
+    later = write_csv(tmp_path / "later.csv", ["year", "sunspots"], sunspots[train_end:])
+    report = json.loads(ok(invoke("eval", run, "--data", later, "--json")))
+    assert report["metrics"]["train_overlap"] == 0
+    assert "training split" not in ok(invoke("eval", run, "--data", later))
+    shifted = write_csv(tmp_path / "shifted.csv", ["year", "sunspots"],
+                        [[year + 1000, value] for year, value in sunspots])
+    report = json.loads(ok(invoke("eval", run, "--data", shifted, "--json")))
+    assert report["metrics"]["train_overlap"] == 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from recurrent.report import format_value, leader_line, metrics_table, text_table
+from recurrent.report import format_value, leader_line, metrics_table, overlap_line, text_table
 from recurrent.step import VALID_LOSS_RUN
 
 from . import anchors as anc
@@ -98,7 +98,8 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
             else f"{name} on scaled values")
     scored = (f" ({scored} with observed actuals to score"
               f"{' in every column' if len(columns) > 1 else ''})" if gaps else "")
-    lines = [f"{windows} windows{scored}: {state['window']} past steps -> "
+    lines = overlap_line(metrics, windows, "windows")
+    lines += [f"{windows} windows{scored}: {state['window']} past steps -> "
              f"{state['horizon']} forecast step(s) of {', '.join(columns)}",
              f"rmse, mae in the data's units, mape, smape in %{mean}; mase = mae / naive mae "
              f"on the training rows (below 1 beats it); loss = {loss}"]

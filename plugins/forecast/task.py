@@ -34,6 +34,7 @@ from recurrent.figures import counted
 from recurrent.memo import Kept, rows_key
 from recurrent.moved_data import NOT_THE_RUNS_DATA
 from recurrent.progress import warn_once
+from recurrent.report import TRAIN_OVERLAP, overlap_count
 from recurrent.step import VALID_LOSS_RUN, SplitLoss, valid_loss_name
 
 from . import series as dataio
@@ -774,8 +775,41 @@ class ForecastTask:
             dataio.check_splits(prepared.series, {split: (int(targets.min()),
                                                           int(targets.max()) + 1)},
                                 rows="split's forecast targets")
-        return self._score(state, prepared, origins,
-                           self._scaled_forecasts(state, prepared, origins, model), config)
+        metrics = self._score(state, prepared, origins,
+                              self._scaled_forecasts(state, prepared, origins, model), config)
+        if config.get("eval_data"):
+            overlap = self._training_overlap(state, config, prepared, origins)
+            if overlap is not None:
+                metrics[TRAIN_OVERLAP] = overlap
+        return metrics
+
+    def _training_overlap(self, state, config, prepared, origins) -> int | None:
+        """How many of the windows of an `eval --data` file (``prepared``, ``origins``)
+        are windows of the run's training split: the same rows of inputs and targets (the
+        values as the file has them, and the times when the series has a time column), so
+        that their scores are not held-out ones; None when the run's own data cannot be
+        read (gone or changed since training): nothing to compare with."""
+        try:
+            own = self.load(state, {**config, "eval_data": None})
+        except UserError:
+            return None
+        trained = self._origins(state, own, "train")
+        return overlap_count(self._window_rows(state, prepared, origins),
+                             self._window_rows(state, own, trained))
+
+    @staticmethod
+    def _window_rows(state, prepared, origins) -> list[bytes]:
+        """Each window's rows, inputs and targets, as bytes: its values (NaN where a cell
+        is missing) and, with a time column, its times."""
+        rows = origins[:, None] + np.arange(1 - state["window"], state["horizon"] + 1)
+        parts = [np.asarray(prepared.series.values, dtype=np.float64)[rows]]
+        if prepared.series.times is not None:
+            times = np.asarray(prepared.series.times)
+            # dates as their count of units, numbers as they are
+            parts.append(times.view(np.int64) if np.issubdtype(times.dtype, np.datetime64)
+                         else times.astype(np.float64))
+            parts[-1] = parts[-1][rows]
+        return [b"".join(part[k].tobytes() for part in parts) for k in range(len(origins))]
 
     def baselines(self, state, split, config):
         prepared = self.load(state, config)
