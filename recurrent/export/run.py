@@ -362,15 +362,15 @@ def _write_run(path: str, out: str, info: dict, model, first_of) -> RunDir:
     wrote = []
 
     def first(run):
+        if model is None:
+            first_of(run)
+            return
         # counted as this import's from the start of the write: a Ctrl-C or SIGTERM as
         # it ends, the file in place, still takes it back
         wrote.append(run)
         try:
-            if model is not None:
-                _write_best(run, model, path)
-            else:
-                first_of(run)
-        except FileExistsError:  # another process's files, made meanwhile: left alone
+            _write_best(run, model, path)
+        except FileExistsError:  # another process's best.npz, made meanwhile: left alone
             wrote.clear()
             raise
 
@@ -396,31 +396,41 @@ def _write_ensemble(path: str, out: str, info: dict, models: dict,
     RunDir.check_new(out)  # the ensemble's own refusal first, then its members'
     check_members_new(out, info["config"])
     existed_out = os.path.isdir(out)
-    made = []
+    made = []  # (member directory, whether it was there before, the files written in it)
 
     def members(run):
         for k in range(count):
             member = member_info(info, k)
-            existed = os.path.isdir(member_path(run.path, k))
+            part = RunDir(member_path(run.path, k))
+            written = []
+            made.append((part, os.path.isdir(part.path), written))
 
-            def first(part, k=k):
-                made.append((part, existed))
-                if k in models:
-                    _write_best(part, models[k], path)
-                else:
-                    write_json(part.file(DIVERGED), left_out[k], replace=False)
+            def first(part, k=k, written=written):
+                # counted from the start of the write (a Ctrl-C as it ends still takes
+                # it back), but not when another process made the file meanwhile
+                name = BEST if k in models else DIVERGED
+                written.append(name)
+                try:
+                    if k in models:
+                        _write_best(part, models[k], path)
+                    else:
+                        write_json(part.file(DIVERGED), left_out[k], replace=False)
+                except FileExistsError:
+                    written.remove(name)
+                    raise
 
-            RunDir.create(member_path(run.path, k), member["task"], member["config"],
+            RunDir.create(part.path, member["task"], member["config"],
                           member["task_state"], member["model_spec"],
                           member.get("version", __version__),
                           extra={"imported_from": os.path.basename(path)},
                           first=first, kernel=info.get("kernel"))
+            written.append(CONFIG_FILE)
 
     try:
         return _write_run(path, out, info, None, first_of=members)
     except BaseException:
-        for part, existed in reversed(made):
-            for name in (CONFIG_FILE, BEST, DIVERGED):
+        for part, existed, written in reversed(made):
+            for name in written:
                 with contextlib.suppress(OSError):
                     os.remove(part.file(name))
             _remove_half_made_run(part, existed, wrote=False)
