@@ -601,13 +601,13 @@ def _check_task_options(name: str, task: Any) -> None:
                 raise ValueError(f"task {name!r}: options() returned {odd[0]!r}, "
                                  f"expected {expected}")
             _check_option_names(name, value or ())
-            _check_cell_defaults(name, task, value or ())
+            _check_cell_defaults(name, task)
 
 
-def _check_cell_defaults(name: str, task: Any, params) -> None:
+def _check_cell_defaults(name: str, task: Any) -> None:
     """ValueError naming the task when its cell_defaults is not {cell name: {option key:
-    value}} over options `recurrent train NAME` has (other than --cell itself)."""
-    from .cli import reserved_train_options
+    value}} over options `recurrent train NAME` has (other than --cell itself), each value
+    of its option's type (config.option_type_problem)."""
     by_cell = getattr(task, "cell_defaults", None)
     if by_cell is None:
         return
@@ -615,13 +615,20 @@ def _check_cell_defaults(name: str, task: Any, params) -> None:
                                                for cell, options in by_cell.items())):
         raise ValueError(f"task {name!r}: cell_defaults is {one_line(repr(by_cell))}, "
                          f"expected a dict of {{cell name: {{option key: value}}}}")
-    keys, _ = reserved_train_options()
-    known = (keys | {param.name for param in params}) - {"cell", "eval_data"}
+    from .cli import training_params
+    from .config import option_type_problem
+    options_of = {param.name: param for param in training_params(task)}
+    options_of.pop("cell")
     for cell, options in by_cell.items():
-        odd = sorted(map(str, set(options) - known))
+        odd = sorted(map(str, set(options) - set(options_of)))
         if odd:
             raise ValueError(f"task {name!r}: cell_defaults[{cell!r}] sets {odd[0]!r}, not "
                              f"an option of `recurrent train {name}` (other than cell)")
+        for key, value in options.items():
+            kind = option_type_problem(options_of[key], value)
+            if kind:
+                raise ValueError(f"task {name!r}: cell_defaults[{cell!r}] sets {key!r} to "
+                                 f"{one_line(repr(value))}, not {kind}")
 
 
 def _check_option_names(name: str, params) -> None:

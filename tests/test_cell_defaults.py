@@ -89,6 +89,9 @@ def test_a_plugin_task_sets_shared_and_own_options_for_one_cell(tmp_path, by_cel
                               "`recurrent train toy-bad-cell-defaults` (other than cell)"),
     ({"gru": {"cell": "lstm"}}, "cell_defaults['gru'] sets 'cell', not an option of "
                                 "`recurrent train toy-bad-cell-defaults` (other than cell)"),
+    ({"gru": {"lr": "0.005"}}, "cell_defaults['gru'] sets 'lr' to '0.005', not a number"),
+    ({"gru": {"samples": 64.5}}, "cell_defaults['gru'] sets 'samples' to 64.5, not a whole "
+                                 "number"),
 ])
 def test_malformed_cell_defaults_make_a_broken_plugin(cell_defaults, expected):
     task = type("BadCellDefaults", (ToySign,), {"name": "toy-bad-cell-defaults",
