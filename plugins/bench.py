@@ -41,6 +41,7 @@ from recurrent.checkpoint import atomic_write
 from recurrent.checks import one_line
 from recurrent.errors import error_line
 from recurrent.extras import torch_hint
+from recurrent.figures import counted
 from recurrent.out_paths import check_out, check_outside_runs, named
 from recurrent.quant import PRECISIONS, bf16_available, runs_as
 
@@ -763,6 +764,16 @@ def _check_json_path(path):
         raise _json_path_error(path, e) from None
 
 
+def _stopped_by(exc: BaseException) -> str:
+    """How the run stopped at ``exc``: a Ctrl-C, a SIGTERM or SIGHUP (recurrent/interrupt.py
+    raises those as a Ctrl-C), or an error."""
+    if isinstance(exc, KeyboardInterrupt):
+        signum = getattr(exc, "signum", signal.SIGINT)
+        return ("interrupted (Ctrl-C)" if signum == signal.SIGINT
+                else f"terminated ({signal.Signals(signum).name})")
+    return error_line(exc)
+
+
 def _write_json(path, payload):
     """The results, whole or not at all, as every file the CLI writes (atomic_write)."""
     text = json.dumps(payload, indent=1).encode("utf-8")
@@ -920,6 +931,14 @@ def register_commands(cli):
                                  text=True, preexec_fn=_ignore_sigint)
         payload = {"spec": spec, "rows": []}
         columns = _columns(cell_names, vs)
+
+        def keep_measured(why):
+            """The rows measured so far to --json FILE, with ``why`` the run stopped early."""
+            _write_json(json_path, {**payload, "error": why})
+            with contextlib.suppress(OSError):  # the output may be what failed
+                click.echo(f"wrote the {counted(len(payload['rows']), 'row')} measured to "
+                           f"{json_path}")
+
         error = None
         try:
             for line in child.stdout:
@@ -955,15 +974,15 @@ def register_commands(cli):
                     click.echo(_format_row(message, vs, columns))
                 elif kind == "error":
                     error = message["message"]
-        except BaseException:  # Ctrl-C, a broken pipe: the child stops with this process
+        except BaseException as e:  # Ctrl-C, a broken pipe: the child stops with this process
             child.kill()
             child.wait()
+            if json_path and payload["rows"]:  # the rows measured before it stopped
+                keep_measured(_stopped_by(e))
             raise
         if child.wait() != 0 or error:
             if json_path and payload["rows"]:  # the rows measured before it failed
-                _write_json(json_path, {**payload, "error": error or
-                                        f"exit code {child.returncode}"})
-                click.echo(f"wrote the {len(payload['rows'])} rows measured to {json_path}")
+                keep_measured(error or f"exit code {child.returncode}")
             raise recurrent.UserError(error or f"the benchmark process failed "
                                       f"(exit code {child.returncode})")
         if payload["rows"]:

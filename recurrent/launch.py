@@ -9,7 +9,8 @@ second Ctrl-C, at which mpiexec ends the ranks at once, is one line, "Aborted.")
 SIGTERM to this process is passed on to mpiexec, which forwards it to every rank, and to
 every rank that has joined the job directly (in case mpiexec's forwarding missed it while
 the job started): they stop in the same way (recurrent/interrupt.py) and the command
-exits with 143.
+exits with 143. A SIGHUP to this process is passed on to mpiexec, which ends the ranks at
+once: "Aborted.", 129, as one process ends at a SIGHUP.
 """
 from __future__ import annotations
 
@@ -185,7 +186,9 @@ def launch(ranks: int, args: list[str]) -> int:
         previous = signal.signal(signal.SIGINT,
                                  lambda signum, frame: interrupts.append(signum))
         previous_term = signal.getsignal(signal.SIGTERM)
+        previous_hup = signal.getsignal(signal.SIGHUP)
         terminated = []  # the SIGTERM passed on to mpiexec, if one came
+        hung_up = []  # the SIGHUP passed on to mpiexec, if one came
         started = []  # mpiexec, once it runs
         # The command's output cannot be written any more: stop the ranks as a SIGTERM
         # does (a checkpoint at their next step), as one process stops at its next print;
@@ -207,6 +210,16 @@ def launch(ranks: int, args: list[str]) -> int:
                 if started and not interrupts:
                     started[0].send_signal(signum)
             signal.signal(signal.SIGTERM, terminate)
+
+            # A SIGHUP sent to this process alone would abort it here (cli.py), leaving
+            # the ranks training on: pass it on to mpiexec, as a terminal's hangup reaches
+            # it, which ends the ranks at once (their last checkpoint stays), and end as
+            # one process does at a SIGHUP once they have ended.
+            def hang_up(signum, frame):
+                hung_up.append(signum)
+                if started:
+                    started[0].send_signal(signum)
+            signal.signal(signal.SIGHUP, hang_up)
             # No rank reads standard input (`--data -` is refused: recurrent/datafile.py
             # check_every_rank_reads), and mpiexec would pass this process's on to rank 0,
             # ending the job when rank 0 does not read what it is given.
@@ -216,6 +229,8 @@ def launch(ranks: int, args: list[str]) -> int:
             started.append(proc)
             if terminated and not interrupts:
                 proc.send_signal(signal.SIGTERM)
+            if hung_up:
+                proc.send_signal(signal.SIGHUP)
             readers = [threading.Thread(target=seen.copy, args=(proc.stdout, sys.stdout)),
                        threading.Thread(target=seen.copy, args=(proc.stderr, sys.stderr))]
             for reader in readers:
@@ -233,13 +248,15 @@ def launch(ranks: int, args: list[str]) -> int:
         finally:
             signal.signal(signal.SIGINT, previous)
             signal.signal(signal.SIGTERM, previous_term)
+            signal.signal(signal.SIGHUP, previous_hup)
         killed, exit_string, reported = seen.killed, seen.exit_string, seen.reported
         if seen.lost:  # quietly, as one process whose output went away ends
             return 1
-        if seen.forced:  # a second Ctrl-C: aborted at once, as one process is by it
+        # a second Ctrl-C or a SIGHUP: aborted at once, as one process is by either
+        if seen.forced or hung_up:
             if not seen.aborted:
                 print("Aborted.", file=sys.stderr, flush=True)
-            return 128 + signal.SIGINT
+            return 128 + (signal.SIGHUP if hung_up else signal.SIGINT)
         if terminated and (code == 0 or (code in (128 + signal.SIGINT, 128 + signal.SIGTERM)
                                           and seen.said_stop)):
             # done (they had finished training), or the ranks stopped themselves and

@@ -467,7 +467,13 @@ def _env_off() -> bool:
 
 
 def _say(line):
-    """One line on stderr (the only output of the automatic run)."""
+    """One line on stderr (the only output of the automatic run). None on a data-parallel
+    rank other than 0 (recurrent/distributed.py): its line would repeat rank 0's, and the
+    other ranks are silent unless they fail."""
+    from .distributed import current
+    world = current()
+    if world is not None and not world.is_root:
+        return
     sys.stderr.write(f"recurrent: {line}\n")
 
 

@@ -501,6 +501,43 @@ def test_a_sigterm_to_bench_stops_its_measuring_process_too(tmp_path):
     assert lines[-1] == "Aborted." and "Traceback" not in "\n".join(lines)
 
 
+@pytest.mark.parametrize("signum, to_group, error", [
+    (signal.SIGINT, True, "interrupted (Ctrl-C)"),
+    (signal.SIGTERM, False, "terminated (SIGTERM)")])
+def test_bench_json_keeps_the_rows_measured_before_a_ctrl_c_or_sigterm(
+        tmp_path, signum, to_group, error):
+    """A sitting stopped by a Ctrl-C at the terminal (the whole process group) or a
+    scheduler's SIGTERM (to bench alone) writes the rows it measured to --json, with the
+    error saying how it stopped, as a sitting that fails does; it still ends "Aborted."
+    with 128 + the signal."""
+    from helpers import installed_env
+    out = tmp_path / "bench.json"
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "recurrent", "bench", "--vs", "none", "--cell", "rnn_tanh",
+         "--config", "2,1,1,2", "--config", "400,32,128,256", "--threads", "1",
+         "--rounds", "1", "--repeats", "3000", "--json", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        start_new_session=True, env=installed_env())
+    try:
+        for line in bench.stdout:  # the first size's row: the second one is being measured
+            if line.startswith("rnn_tanh "):
+                break
+        if to_group:
+            os.killpg(bench.pid, signum)
+        else:
+            bench.send_signal(signum)
+        rest, err = bench.communicate(timeout=120)
+    finally:
+        if bench.poll() is None:
+            os.killpg(bench.pid, signal.SIGKILL)
+    assert bench.returncode == 128 + signum, err
+    assert [line for line in err.splitlines() if line.strip()] == ["Aborted."]
+    assert f"wrote the 1 row measured to {out}" in rest
+    written = json.loads(out.read_text())
+    assert [(r["cell"], r["T"]) for r in written["rows"]] == [("rnn_tanh", 2)]
+    assert written["error"] == error and written["spec"]["configs"][1] == [400, 32, 128, 256]
+
+
 def test_bench_json_write_failure_is_a_user_error(tmp_path):
     """The file is written after the run: if its directory went away meanwhile (or the
     disk filled up), a one-line UserError, not an internal error; no temporary file."""

@@ -296,6 +296,19 @@ def test_info_shows_the_rank_layout(tmp_path):
     assert "threads     1 by default" in job.stdout  # 2 cores / 2 ranks... or 1 core
 
 
+def test_a_tuning_note_is_printed_once_for_the_job(tmp_path):
+    """A note of the kernel tuning (here on a RECURRENT_TUNE it does not read) comes from
+    rank 0 alone, in `train --ranks` and in `info` under mpiexec: every rank meets it, and
+    the other ranks are silent unless they fail."""
+    note = "recurrent: RECURRENT_TUNE='bogus' is not on or off; tuning stays on"
+    train = recurrent_cmd(["train", "char-lm", *TINY, "--max-chars", "20000", "--out", "run",
+                           "--ranks", "2"], tmp_path, RECURRENT_TUNE="bogus")
+    info = recurrent_cmd(["info"], tmp_path, ranks=2, RECURRENT_TUNE="bogus")
+    for job in (train, info):
+        assert job.returncode == 0, job.stderr
+        assert job.stderr.splitlines().count(note) == 1, job.stderr
+
+
 def test_ranks_without_mpi4py_says_how_to_install(tmp_path):
     code = ("import sys; sys.modules['mpi4py'] = None; from recurrent.cli import main; "
             "sys.argv = ['recurrent', 'train', 'char-lm', '--ranks', '2']; main()")

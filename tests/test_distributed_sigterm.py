@@ -68,6 +68,25 @@ def test_sigterm_to_the_launcher_stops_every_rank_at_a_step_with_a_checkpoint(
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
 
 
+def test_a_sighup_to_the_launcher_alone_ends_every_rank_at_once(tmp_path):
+    """`kill -HUP` of `recurrent train --ranks 2` aborts it as it aborts one process
+    (`Aborted.`, 129) and ends the ranks with it, rather than printing `Aborted.` while
+    they train on to the end of the run."""
+    run = tmp_path / "run"
+    command = _recurrent("train", "char-lm", *RUN, "--steps", "400", "--out", run,
+                         "--ranks", "2")
+    try:
+        code, out, err = signal_at_line(command, tmp_path, "step 3/", signals=(signal.SIGHUP,),
+                                        env=_env(tmp_path))
+        assert _left_behind(f"--out {run}") == [], "mpiexec or ranks still running"
+    finally:
+        for pid in _left_behind(f"--out {run}"):
+            os.kill(pid, signal.SIGKILL)
+    assert code == 128 + signal.SIGHUP, err
+    assert err.split() == ["Aborted."]
+    assert "step 400/" not in out and "done after" not in out, out
+
+
 @pytest.mark.parametrize("pause", [0.0, 0.5])
 def test_a_ctrl_c_the_ranks_stopped_at_keeps_its_exit_status_after_a_sigterm(tmp_path,
                                                                             pause):
