@@ -246,9 +246,16 @@ class TrainingConfig(dict):
         shows, which a cell's own default replaces); None: all of them."""
         config = cls(SHARED_DEFAULTS)
         config.update(task.defaults() or {})
+        plain = dict(config)
         config.update(overrides)
         chosen = set(overrides) if given is None else set(given)
-        for key, value in cell_defaults(task).get(config["cell"], {}).items():
+        by_cell = cell_defaults(task)
+        # the shared options' defaults the command line shows are its default cell's,
+        # that cell's cell_defaults included: a run of another cell takes the task's own
+        for options in by_cell.values():
+            for key in (set(options) - chosen) & set(plain):
+                config[key] = plain[key]
+        for key, value in by_cell.get(config["cell"], {}).items():
             if key not in chosen:
                 config[key] = value
         return config

@@ -606,8 +606,10 @@ def _check_task_options(name: str, task: Any) -> None:
 
 def _check_cell_defaults(name: str, task: Any) -> None:
     """ValueError naming the task when its cell_defaults is not {cell name: {option key:
-    value}} over options `recurrent train NAME` has (other than --cell itself), each value
-    of its option's type (config.option_type_problem)."""
+    value}} over the options of `recurrent train NAME` a run keeps (other than --cell
+    itself; not --out, --resume or --ranks), each value of its option's type
+    (config.option_type_problem) and one the option takes (its range, its choices: the
+    command line's checks are not made on a default)."""
     by_cell = getattr(task, "cell_defaults", None)
     if by_cell is None:
         return
@@ -615,20 +617,32 @@ def _check_cell_defaults(name: str, task: Any) -> None:
                                                for cell, options in by_cell.items())):
         raise ValueError(f"task {name!r}: cell_defaults is {one_line(repr(by_cell))}, "
                          f"expected a dict of {{cell name: {{option key: value}}}}")
+    import click
+
     from .cli import training_params
-    from .config import option_type_problem
-    options_of = {param.name: param for param in training_params(task)}
+    from .config import SHARED_DEFAULTS, option_type_problem
+    own = {param.name for param in task.options() or ()}
+    options_of = {param.name: param for param in training_params(task)
+                  if param.name in SHARED_DEFAULTS or param.name in own}
     options_of.pop("cell")
+    ctx = click.Context(click.Command(f"train {name}"))
     for cell, options in by_cell.items():
         odd = sorted(map(str, set(options) - set(options_of)))
         if odd:
             raise ValueError(f"task {name!r}: cell_defaults[{cell!r}] sets {odd[0]!r}, not "
-                             f"an option of `recurrent train {name}` (other than cell)")
+                             f"an option of `recurrent train {name}` a run keeps (other "
+                             f"than cell, out, resume, ranks)")
         for key, value in options.items():
             kind = option_type_problem(options_of[key], value)
             if kind:
                 raise ValueError(f"task {name!r}: cell_defaults[{cell!r}] sets {key!r} to "
                                  f"{one_line(repr(value))}, not {kind}")
+            try:
+                options_of[key].type_cast_value(ctx, value)
+            except (click.ClickException, TypeError, ValueError) as e:
+                why = e.format_message() if isinstance(e, click.ClickException) else e
+                raise ValueError(f"task {name!r}: cell_defaults[{cell!r}] sets {key!r} to "
+                                 f"{one_line(repr(value))}: {one_line(str(why))}") from None
 
 
 def _check_option_names(name: str, params) -> None:

@@ -258,7 +258,8 @@ class Task(Protocol):
     """Defaults that hold for one cell, {cell name: {option key: value}}, e.g. char-lm's
     {"gru": {"lr": 0.005}}: a run with that --cell takes them for the options not given on
     the command line (they beat defaults(); what is given beats them). Keys must be shared
-    training options or the task's own, other than "cell"."""
+    training options a run keeps or the task's own, other than "cell" ("out", "resume" and
+    "ranks" are not kept), each value one its option takes."""
 
     unused_options: tuple[str, ...]
     """Shared training options the task never reads (config keys, e.g. ("seq_len",)):

@@ -409,6 +409,10 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
     except UserError as e:  # only the saved options and spec can be wrong here
         raise UserError(f"{e} (read from {run.file(CONFIG_FILE)})") from None
     if not run.has(name):
+        if info.get("imported_from") and run.has(DIVERGED):  # an ensemble's member left out
+            raise UserError(f"{run.path} diverged in training and is left out of its "
+                            f"ensemble: {info['imported_from']}, which it was imported "
+                            f"from, holds no parameters of it")
         if info.get("imported_from") and not run.has(BEST):  # an import cut short
             raise UserError(f"{run.path} was made by `recurrent import` but has no {BEST} "
                             f"(the import was cut short): import {info['imported_from']} "

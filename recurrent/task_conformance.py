@@ -52,14 +52,15 @@ BATCHES_COMPARED = 20  # per call of "same batches"
 
 def default_config(task, seed: int = 0) -> TrainingConfig:
     """The options of `recurrent train NAME --seed SEED` given nothing else: the shared
-    defaults, the task's defaults, its own options' defaults, and the first candidate's
-    overrides when the task chooses among candidates."""
+    defaults, the task's defaults, its own options' defaults, those of its default cell
+    (cell_defaults), and the first candidate's overrides when the task chooses among
+    candidates."""
     import click
     # the values the command line gives when no option is given: click's own defaults,
     # converted by each option's type as the CLI converts them
     own = click.Command(task.name, params=task_options(task)).make_context(task.name,
                                                                            []).params
-    config = TrainingConfig.resolve(task, {**own, "seed": seed})
+    config = TrainingConfig.resolve(task, {**own, "seed": seed}, given={"seed"})
     choices = task.candidates(config) if hasattr(task, "candidates") else []
     return TrainingConfig(dict(config, **choices[0])) if choices else config
 

@@ -80,25 +80,61 @@ def test_a_plugin_task_sets_shared_and_own_options_for_one_cell(tmp_path, by_cel
     assert "Hidden units per layer and direction (with --cell gru: 5)." in listing
 
 
+class _ByDefaultCell(ToySign):
+    """Defaults for the task's default cell (ToySign's ref_gru, a plugin cell)."""
+    name = "toy-by-default-cell"
+    cell_defaults = {"ref_gru": {"hidden": 5, "lr": 0.02, "samples": 40}}
+
+
+def test_another_cell_than_the_default_cell_takes_the_tasks_own_defaults(tmp_path):
+    import train_toys
+    from recurrent.task_conformance import default_config
+    task = _ByDefaultCell()
+    plugins.register_plugin(TaskPlugin(task), NAME)
+    try:
+        with train_toys.registered():  # the ref_gru cell
+            ok(invoke("train", task.name, "--steps", 1, "--out", tmp_path / "default"))
+            ok(invoke("train", task.name, "--cell", "gru", "--steps", 1, "--out",
+                      tmp_path / "gru"))
+    finally:
+        plugins.unregister_plugin(NAME)
+    options = saved_options(tmp_path / "default")
+    assert (options["cell"], options["hidden"], options["lr"], options["samples"]) == (
+        "ref_gru", 5, 0.02, 40)
+    # `recurrent plugins check` checks the options a run given nothing has
+    checked = default_config(task)
+    assert {key: checked[key] for key in ("hidden", "lr", "samples")} == {
+        "hidden": 5, "lr": 0.02, "samples": 40}
+    options = saved_options(tmp_path / "gru")
+    assert (options["cell"], options["hidden"], options["lr"], options["samples"]) == (
+        "gru", 8, 0.05, 192)
+
+
 @pytest.mark.parametrize("cell_defaults,expected", [
     (["gru"], "cell_defaults is ['gru'], expected a dict of {cell name: {option key: "
               "value}}"),
     ({"gru": 0.005}, "cell_defaults is {'gru': 0.005}, expected a dict of {cell name: "
                      "{option key: value}}"),
     ({"gru": {"lrr": 0.005}}, "cell_defaults['gru'] sets 'lrr', not an option of "
-                              "`recurrent train toy-bad-cell-defaults` (other than cell)"),
+                              "`recurrent train toy-bad-cell-defaults` a run keeps (other "
+                              "than cell, out, resume, ranks)"),
     ({"gru": {"cell": "lstm"}}, "cell_defaults['gru'] sets 'cell', not an option of "
-                                "`recurrent train toy-bad-cell-defaults` (other than cell)"),
+                                "`recurrent train toy-bad-cell-defaults` a run keeps (other "
+                                "than cell, out, resume, ranks)"),
     ({"gru": {"lr": "0.005"}}, "cell_defaults['gru'] sets 'lr' to '0.005', not a number"),
     ({"gru": {"samples": 64.5}}, "cell_defaults['gru'] sets 'samples' to 64.5, not a whole "
                                  "number"),
+    ({"gru": {"out": "elsewhere"}}, "cell_defaults['gru'] sets 'out', not an option of "
+                                    "`recurrent train toy-bad-cell-defaults` a run keeps"),
+    ({"gru": {"lr": -1.0}}, "cell_defaults['gru'] sets 'lr' to -1.0: Invalid value for "
+                            "'--lr': -1.0 is not in the range x>0."),
 ])
 def test_malformed_cell_defaults_make_a_broken_plugin(cell_defaults, expected):
     task = type("BadCellDefaults", (ToySign,), {"name": "toy-bad-cell-defaults",
                                                  "cell_defaults": cell_defaults})()
     plugins.register_plugin(TaskPlugin(task), NAME)
     try:
-        assert plugins.broken_plugins()[NAME] == (
+        assert plugins.broken_plugins()[NAME].startswith(
             f"ValueError: task 'toy-bad-cell-defaults': {expected}")
         assert "toy-bad-cell-defaults" not in plugins.tasks()
         ok(invoke("train", "--help"))

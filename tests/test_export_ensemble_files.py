@@ -62,6 +62,11 @@ def test_a_member_left_out_is_left_out_again(ensemble, tmp_path):
     out = tmp_path / "ens.safetensors"
     result = invoke("export", run, "--format", "safetensors", "--out", out)
     assert "parameters of 2 members" in ok(result)
+    (run / "member-2" / DIVERGED).write_text(json.dumps(summary))
+    one = tmp_path / "one.safetensors"
+    assert "parameters of 1 member under" in ok(invoke("export", run, "--format",
+                                                       "safetensors", "--out", one))
+    os.remove(run / "member-2" / DIVERGED)
     assert f"{run / 'member-1'} diverged in training, left out" in result.stderr
     tensors, info = st.read(str(out))
     assert info[MEMBERS_KEY] == {"kept": [0, 2], "left_out": {"1": summary}}
@@ -70,6 +75,11 @@ def test_a_member_left_out_is_left_out_again(ensemble, tmp_path):
     ok(invoke("import", out, "--out", back))
     assert json.loads((back / "member-1" / DIVERGED).read_text()) == summary
     assert not (back / "member-1" / "best.npz").exists()
+    for command in (["eval"], ["export", "--format", "safetensors"]):  # the member alone
+        one_line_error(invoke(*command, back / "member-1"),
+                       f"{back / 'member-1'} diverged in training and is left out of its "
+                       f"ensemble: ens.safetensors, which it was imported from, holds no "
+                       f"parameters of it")
     result = invoke("eval", back)
     assert "(an ensemble of 3 members; member-1 diverged in training, left out" in ok(result)
     assert evaluated(back) == evaluated(run)
@@ -96,6 +106,11 @@ def rewritten(source, target, tensors=None, record=None):
     (dict(record={"kept": [], "left_out": {"0": {}, "1": {}, "2": {}}}),
      f"its {MEMBERS_KEY} metadata is corrupted"),
     (dict(record=["0", "1", "2"]), f"its {MEMBERS_KEY} metadata is corrupted"),
+    (dict(record={"kept": [0, 1], "left_out": {"\u00b2": {}}}),  # a digit int() refuses
+     f"its {MEMBERS_KEY} metadata is corrupted"),
+    (dict(tensors=lambda t: {**t, "members.\u00b2.head.bias": t["members.0.head.bias"]}),
+     "does not fit the ensemble its metadata describes: tensor 'members.\u00b2.head.bias' "
+     "belongs to none of its 3 members"),
     (dict(tensors=lambda t: {**t, "members.3.head.bias": t["members.0.head.bias"]}),
      "does not fit the ensemble its metadata describes: tensor 'members.3.head.bias' "
      "belongs to none of its 3 members"),
@@ -150,3 +165,29 @@ def test_an_import_failing_at_a_members_checkpoint_leaves_nothing(ensemble, tmp_
     monkeypatch.setattr(export_run, "save_arrays", save_arrays)
     ok(invoke("import", out, "--out", back))
     assert evaluated(back) == evaluated(ensemble)
+
+
+@pytest.mark.parametrize("winners", ["config.json", "best.npz"])
+def test_an_import_that_loses_a_race_for_a_member_leaves_the_winners_files(
+        ensemble, tmp_path, monkeypatch, winners):
+    """Another process makes member-1's file between the import's check and its write:
+    the import takes back its own files (member-0's) and leaves the other's alone."""
+    from recurrent.checkpoint import RunDir
+    from recurrent.errors import UserError
+    from recurrent.export.run import import_file
+    out = tmp_path / "ens.safetensors"
+    ok(invoke("export", ensemble, "--format", "safetensors", "--out", out))
+    back = tmp_path / "back"
+    original = RunDir.make_directory.__func__
+
+    def check_then_lose(cls, path):
+        original(cls, path)
+        if os.path.basename(path) == "member-1":
+            (back / "member-1" / winners).write_text("the winner's")
+
+    monkeypatch.setattr(RunDir, "make_directory", classmethod(check_then_lose))
+    with pytest.raises(UserError, match="member-1"):
+        import_file(str(out), str(back))
+    assert sorted(os.listdir(back)) == ["member-1"]
+    assert os.listdir(back / "member-1") == [winners]
+    assert (back / "member-1" / winners).read_text() == "the winner's"

@@ -144,3 +144,39 @@ def test_a_signal_during_import_leaves_no_half_made_run(exported, tmp_path, sign
     assert not (tmp_path / "imported").exists()
     ok(invoke("import", exported, "--out", tmp_path / "imported"))  # the name is free
     ok(invoke("predict", tmp_path / "imported", "--length", 5))
+
+
+# `recurrent import` whose process gets a real signal (the first argument's number) as
+# the write of the run's config.json (the second argument), its last file, ends
+SIGNALLED_AS_CONFIG_ENDS = """
+import os, runpy, sys
+import recurrent.checkpoint as checkpoint
+signum, last = int(sys.argv.pop(1)), os.path.abspath(sys.argv.pop(1))
+write = checkpoint._atomic_write
+def written_then_signalled(path, *args, **kwargs):
+    write(path, *args, **kwargs)
+    if os.path.abspath(path) == last:
+        os.kill(os.getpid(), signum)
+checkpoint._atomic_write = written_then_signalled
+sys.argv = ["recurrent"] + sys.argv[1:]
+runpy.run_module("recurrent", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_a_signal_as_config_json_is_written_keeps_the_whole_run(tmp_path, members):
+    """A Ctrl-C just as the import's last file, config.json, is in place: the run is
+    whole and is kept as it is (an ensemble's member directories too), not taken apart
+    into a config.json without the files it names."""
+    run = tmp_path / "run"
+    ok(train_tiny(tiny_text(tmp_path), run, "--ensemble", members))
+    exported = tmp_path / "model.safetensors"
+    ok(invoke("export", run, "--format", "safetensors", "--out", exported))
+    out = tmp_path / "imported"
+    result = subprocess.run([sys.executable, "-c", SIGNALLED_AS_CONFIG_ENDS,
+                             str(int(signal.SIGINT)), str(out / "config.json"),
+                             "import", str(exported), "--out", str(out)],
+                            capture_output=True, text=True, env=installed_env(), timeout=120)
+    assert result.returncode == 130, result.stderr
+    assert ok(invoke("predict", out, "--length", 5, "--seed", 1)) == ok(
+        invoke("predict", run, "--length", 5, "--seed", 1))

@@ -24,6 +24,7 @@ from ..ensemble import (MEMBER_DIR, EnsembleModel, check_members_new, member_inf
                         member_path, size as ensemble_size)
 from ..errors import UserError
 from ..extras import install_hint
+from ..figures import counted
 from ..params import parameter_budget
 from .. import out_paths, std_streams
 from ..out_paths import check_out
@@ -133,7 +134,7 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
     with _not_replaced(out, force):
         st.write(out, tensors, info, int8, replace=force)
     written = sum(value.size for value in tensors.values())  # not the training-only ones
-    members = f" of {len(model.members)} members" if ensemble else ""
+    members = f" of {counted(len(model.members), 'member')}" if ensemble else ""
     lines = [f"wrote {out}: {written:,} parameters{members} under PyTorch names, "
              + (f"the recurrent weights in int8 with float32 row scales ('<name>"
                 f"{st.SCALE_SUFFIX}'), " if int8 else "")
@@ -380,8 +381,9 @@ def _write_run(path: str, out: str, info: dict, model, first_of) -> RunDir:
                              extra={"imported_from": os.path.basename(path),
                                     **_choice(info)},
                              first=first, kernel=info.get("kernel"))
-    except BaseException:
-        _remove_half_made_run(RunDir(out), existed, bool(wrote))
+    except BaseException as e:
+        if not _whole(out, e):
+            _remove_half_made_run(RunDir(out), existed, bool(wrote))
         raise
 
 
@@ -396,41 +398,48 @@ def _write_ensemble(path: str, out: str, info: dict, models: dict,
     RunDir.check_new(out)  # the ensemble's own refusal first, then its members'
     check_members_new(out, info["config"])
     existed_out = os.path.isdir(out)
-    made = []  # (member directory, whether it was there before, the files written in it)
+    made = []  # (a member's RunDir, whether its directory was there, the files it wrote)
 
     def members(run):
         for k in range(count):
             member = member_info(info, k)
-            part = RunDir(member_path(run.path, k))
-            written = []
-            made.append((part, os.path.isdir(part.path), written))
+            existed = os.path.isdir(member_path(run.path, k))
+            wrote = []
 
-            def first(part, k=k, written=written):
-                # counted from the start of the write (a Ctrl-C as it ends still takes
-                # it back), but not when another process made the file meanwhile
+            def first(part, k=k):
+                made.append((part, existed, wrote))
+                # each file counted as this import's from the start of its write (as
+                # _write_run counts best.npz), unless another process's was there
                 name = BEST if k in models else DIVERGED
-                written.append(name)
+                wrote.append(name)
                 try:
                     if k in models:
                         _write_best(part, models[k], path)
                     else:
                         write_json(part.file(DIVERGED), left_out[k], replace=False)
                 except FileExistsError:
-                    written.remove(name)
+                    wrote.remove(name)
                     raise
+                wrote.append(CONFIG_FILE)  # RunDir.create writes it next
 
-            RunDir.create(part.path, member["task"], member["config"],
-                          member["task_state"], member["model_spec"],
-                          member.get("version", __version__),
-                          extra={"imported_from": os.path.basename(path)},
-                          first=first, kernel=info.get("kernel"))
-            written.append(CONFIG_FILE)
+            try:
+                RunDir.create(member_path(run.path, k), member["task"], member["config"],
+                              member["task_state"], member["model_spec"],
+                              member.get("version", __version__),
+                              extra={"imported_from": os.path.basename(path)},
+                              first=first, kernel=info.get("kernel"))
+            except UserError:  # its config.json not written, or another process's
+                if CONFIG_FILE in wrote:
+                    wrote.remove(CONFIG_FILE)
+                raise
 
     try:
         return _write_run(path, out, info, None, first_of=members)
-    except BaseException:
-        for part, existed, written in reversed(made):
-            for name in written:
+    except BaseException as e:
+        if _whole(out, e):
+            raise
+        for part, existed, wrote in reversed(made):
+            for name in wrote:
                 with contextlib.suppress(OSError):
                     os.remove(part.file(name))
             _remove_half_made_run(part, existed, wrote=False)
@@ -472,6 +481,15 @@ def _choice(info: dict) -> dict:
     except (KeyError, TypeError, IndexError, ValueError, AttributeError, UserError):
         pass
     return {}
+
+
+def _whole(out: str, error: BaseException) -> bool:
+    """Whether the import into ``out`` that raised ``error`` had written its config.json,
+    its last file (a Ctrl-C or SIGTERM as that write ends): the run is whole and is kept.
+    A config.json another process wrote there meanwhile makes RunDir.create's UserError,
+    and that run is left alone."""
+    return (not isinstance(error, UserError)
+            and os.path.exists(os.path.join(out, CONFIG_FILE)))
 
 
 def _remove_half_made_run(run: RunDir, existed: bool, wrote: bool) -> None:

@@ -107,13 +107,19 @@ def read_members_record(info: dict, count: int, path: str) -> tuple[list, dict]:
     if not (isinstance(kept, list) and kept and isinstance(left_out, dict)):
         raise corrupted
     if not (all(type(k) is int for k in kept)
-            and all(isinstance(k, str) and k.isdigit() and isinstance(summary, dict)
+            and all(isinstance(k, str) and _number(k) and isinstance(summary, dict)
                     for k, summary in left_out.items())):
         raise corrupted
     left_out = {int(k): summary for k, summary in left_out.items()}
     if sorted(kept + list(left_out)) != list(range(count)):
         raise corrupted
     return kept, left_out
+
+
+def _number(text: str) -> bool:
+    """Whether ``text`` is a member number as a file names one: ASCII digits (str.isdigit
+    also takes digits such as '²', which int() refuses)."""
+    return text.isascii() and text.isdigit()
 
 
 def member_tensors(tensors: dict, count: int) -> list[dict]:
@@ -123,7 +129,7 @@ def member_tensors(tensors: dict, count: int) -> list[dict]:
     for name, value in tensors.items():
         head, dot, rest = name.partition(".")
         k, dot2, own = rest.partition(".")
-        if head != "members" or not dot or not dot2 or not k.isdigit() or int(k) >= count \
+        if head != "members" or not dot or not dot2 or not _number(k) or int(k) >= count \
                 or MEMBER_PREFIX.format(int(k)) + own != name:
             raise ValueError(f"tensor {name!r} belongs to none of its {count} members "
                              f"(members.0. ... members.{count - 1}.)")
