@@ -199,3 +199,47 @@ def test_a_file_of_blank_lines_is_refused_for_training_and_for_eval(nfd_run, tmp
     assert not out.exists()
     one_line_error(invoke("eval", nfd_run[0], "--data", blank),
                    "blank.tsv holds no source<TAB>target pairs")
+
+
+def test_token_level_inputs_with_tabs_and_line_breaks_keep_one_line_per_answer(tmp_path):
+    """Whitespace only separates a token-level input's tokens: predict's tab-separated
+    lines show the input with each run of it as one space, so an input typed with a tab
+    or a line break gives the same fields and lines as one typed with spaces."""
+    words = ["one", "two", "three", "four", "five"]
+    rows = [f"{a} {b} {c}\t{c} {b} {a}\n" for a in words for b in words for c in words]
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(rows), encoding="utf-8")
+    run = tmp_path / "run"
+    ok(invoke("train", "seq2seq", "--data", pairs, "--source-level", "token", "--out", run,
+              *SMALL))
+    typed = ["one\ttwo", "three\nfour", "five  one"]
+    spaced = ["one two", "three four", "five one"]
+    for extra, answers, fields in (((), 1, 2), (("--beam", 2, "--n-best", 2), 2, 4)):
+        got = ok(invoke("predict", run, *typed, *extra)).splitlines()
+        assert got == ok(invoke("predict", run, *spaced, *extra)).splitlines()
+        assert len(got) == len(typed) * answers
+        assert all(len(line.split("\t")) == fields for line in got)
+        assert [line.split("\t")[0] for line in got[::answers]] == spaced
+
+
+def test_stream_says_whether_max_len_cut_the_output(nfd_run):
+    """--stream's answer has predict --json's "finished" for its best hypothesis: false
+    when --max-len cut the output before its </s>, which the output alone does not show."""
+    from click.testing import CliRunner
+
+    from recurrent.cli import cli
+    run, nfc, _ = nfd_run
+    words = [line.split("\t")[0] for line in nfc.read_text(encoding="utf-8").splitlines()[:4]]
+    seen = set()
+    for max_len in ("1", "2", "40"):
+        result = CliRunner().invoke(cli, ["predict", str(run), "--stream", "--max-len",
+                                          max_len], input="".join(f"{w}\n" for w in words))
+        assert result.exit_code == 0, result.output
+        answers = [json.loads(line) for line in result.stdout.splitlines()]
+        for word, answer in zip(words, answers, strict=True):
+            best = json.loads(ok(invoke("predict", run, word, "--max-len", max_len,
+                                        "--json")))["hypotheses"][0]
+            assert (answer["output"], answer["finished"]) == (best["output"],
+                                                              best["finished"])
+            seen.add(answer["finished"])
+    assert seen == {True, False}

@@ -501,11 +501,13 @@ class Seq2Seq:
                 raise UserError(_no_hypothesis(text))
             if options.get("as_json"):
                 yield json.dumps({"input": text, "hypotheses": found})
-            elif n_best == 1:
-                yield found[0]["output"] if len(inputs) == 1 else f"{text}\t{found[0]['output']}"
+                continue
+            shown = _shown_input(state, text)
+            if n_best == 1:
+                yield found[0]["output"] if len(inputs) == 1 else f"{shown}\t{found[0]['output']}"
             else:
                 for k, h in enumerate(found, 1):
-                    yield f"{text}\t{k}\t{h['normalised']:.4f}\t{h['output']}"
+                    yield f"{shown}\t{k}\t{h['normalised']:.4f}\t{h['output']}"
 
     def predict_stream(self, state: dict, config: dict, model, options: dict):
         """Each stdin line is one input; the answer is its best hypothesis."""
@@ -530,7 +532,9 @@ class Seq2Seq:
             return {"input": line,
                     "output": data.join(tgt_vocab.decode(h.tokens[0, 0, :h.lengths[0, 0]]),
                                         state["target_level"]),
-                    "score": float(h.scores[0, 0])}
+                    "score": float(h.scores[0, 0]),
+                    # false when --max-len cut it before its </s>, as predict --json says
+                    "finished": bool(h.finished[0, 0])}
         return answer
 
 
@@ -562,6 +566,15 @@ def _input_text(state: dict, text: str) -> str:
     if state.get("lowercase_input"):
         text = text.lower()
     return datafile.normalized(text, state.get("unicode"))
+
+
+def _shown_input(state: dict, text: str) -> str:
+    """An input as predict's tab-separated lines show it: at token level with each run of
+    whitespace (tabs and line breaks included) as one space, which reads as the same
+    tokens and keeps one line per answer and its fields; at character level as given,
+    where a blank is a symbol and a tab or line break, which no line of the run's data
+    holds, is refused as an unknown symbol before anything is printed."""
+    return " ".join(text.split()) if state["source_level"] == "token" else text
 
 
 def _eval_reading(state: dict) -> dict:
