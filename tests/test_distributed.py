@@ -301,9 +301,13 @@ def test_a_tuning_note_is_printed_once_for_the_job(tmp_path):
     rank 0 alone, in `train --ranks` and in `info` under mpiexec: every rank meets it, and
     the other ranks are silent unless they fail."""
     note = "recurrent: RECURRENT_TUNE='bogus' is not on or off; tuning stays on"
+    # tuning stays on and writes its cache: one of this test's own, not the session's
+    cache = str(tmp_path / "cache")
     train = recurrent_cmd(["train", "char-lm", *TINY, "--max-chars", "20000", "--out", "run",
-                           "--ranks", "2"], tmp_path, RECURRENT_TUNE="bogus")
-    info = recurrent_cmd(["info"], tmp_path, ranks=2, RECURRENT_TUNE="bogus")
+                           "--ranks", "2"], tmp_path, RECURRENT_TUNE="bogus",
+                          RECURRENT_CACHE_DIR=cache)
+    info = recurrent_cmd(["info"], tmp_path, ranks=2, RECURRENT_TUNE="bogus",
+                         RECURRENT_CACHE_DIR=cache)
     for job in (train, info):
         assert job.returncode == 0, job.stderr
         assert job.stderr.splitlines().count(note) == 1, job.stderr
