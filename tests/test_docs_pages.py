@@ -106,3 +106,29 @@ def test_the_training_page_names_every_key_a_run_writes(tmp_path):
     missing = sorted(k for k in keys if not re.search(rf"\b{k}\b", block))
     assert not missing, f"docs/training.md's run directory leaves out {missing}"
     assert "counted from 1" in block  # what "step" and "epoch" count
+
+
+def eval_json_block() -> str:
+    """docs/training.md's description of `recurrent eval --json` (the paragraph from
+    "`--json` prints one object" to its "With `--backtest N`" sentence)."""
+    text = (ROOT / "docs" / "training.md").read_text(encoding="utf-8")
+    start = text.index("`--json` prints one object and nothing else")
+    return text[start:text.index("With `--backtest N`", start)]
+
+
+def test_the_training_page_names_every_key_of_eval_json_and_its_choice(tmp_path):
+    import json
+
+    from helpers import invoke, ok
+    run = tmp_path / "run"
+    # forecast chooses its window and input mode among trained candidates
+    ok(invoke("train", "forecast", "--out", run, "--hidden", 4, "--steps", 3, "--threads", 1,
+              "--quiet", "--no-plot"))
+    report = json.loads(ok(invoke("eval", run, "--json")))
+    block = re.sub(r"\s+", " ", eval_json_block())
+    missing = sorted(k for k in report if f"`{k}`" not in block)
+    assert not missing, f"docs/training.md's eval --json leaves out {missing}"
+    chose = block[block.index("`chose` (a run that chose among candidates:"):]
+    chose = chose[:chose.index(")")]
+    missing = sorted(k for k in report["chose"] if f"`{k}`" not in chose)
+    assert not missing, f"docs/training.md's eval --json \"chose\" leaves out {missing}"
