@@ -353,10 +353,22 @@ def test_joint_wide_part_with_feature_dropout_trains_and_resumes_exactly(tmp_pat
     assert not np.array_equal(full["wide.weight"], off["wide.weight"])
 
 
-def test_wide_dropout_without_a_wide_part_is_one_line(tmp_path):
-    result = invoke("train", "sentiment", "--out", tmp_path / "r", *SMALL, "--wide", "none",
-                    "--wide-dropout", "0.3")
-    one_line_error(result, "--wide-dropout needs a wide part (--wide unigrams|bigrams)")
+@pytest.mark.parametrize("wide, option, message", [
+    ("none", ("--wide-dropout", "0.3"), "--wide-dropout is for a wide part (--wide "
+                                        "unigrams|bigrams); --wide none has none"),
+    ("none", ("--wide-dropout", "0"), "--wide-dropout is for a wide part"),
+    ("none", ("--bigram-buckets", "1000"), "--bigram-buckets is for the wide part's word "
+                                           "pairs (--wide bigrams); --wide none has none"),
+    ("unigrams", ("--bigram-buckets", "1000"), "--bigram-buckets is for the wide part's "
+                                               "word pairs (--wide bigrams); --wide "
+                                               "unigrams has none"),
+])
+def test_wide_options_without_their_features_are_one_line(tmp_path, wide, option, message):
+    """An option of the wide part that --wide leaves without effect is refused, even at
+    its value of no effect (0): the run would not do what it says."""
+    result = invoke("train", "sentiment", "--out", tmp_path / "r", *SMALL, "--wide", wide,
+                    *option)
+    one_line_error(result, message)
     assert not (tmp_path / "r").exists()
 
 

@@ -373,6 +373,19 @@ class SentimentTask:
             encoded[key] = (self._encode_all(state, [tokens[i] for i in idx]), y)
         return encoded[key]
 
+    def moot_options(self, config: dict) -> dict:
+        """The wide part's options that --wide leaves without effect: --bigram-buckets
+        without its word pairs (--wide unigrams or none), --wide-dropout without a wide
+        part (--wide none), given 0 too (refused as given, as docs/sentiment.md says)."""
+        wide = config.get("wide", WIDE)
+        moot = {}
+        if wide != "bigrams":
+            moot["bigram_buckets"] = (f"the wide part's word pairs (--wide bigrams); --wide "
+                                      f"{wide} has none")
+        if wide == "none":
+            moot["wide_dropout"] = "a wide part (--wide unigrams|bigrams); --wide none has none"
+        return moot
+
     def model_spec(self, state: dict, config: dict) -> dict:
         spec = {"input": "tokens", "vocab_size": len(state["vocab"]),
                 "embed_dim": int(config.get("embed_dim", EMBED_DIM)),
