@@ -88,12 +88,14 @@ def test_a_member_left_out_is_left_out_again(ensemble, tmp_path):
     assert again.read_bytes() == out.read_bytes()
 
 
-def rewritten(source, target, tensors=None, record=None):
-    """A copy of the exported file ``source`` at ``target`` with other tensors or
-    another members record in its metadata."""
+def rewritten(source, target, tensors=None, record=None, ensemble=None):
+    """A copy of the exported file ``source`` at ``target`` with other tensors, another
+    members record in its metadata or another --ensemble in its options."""
     read, info = st.read(str(source))
     if record is not None:
         info = {**info, MEMBERS_KEY: record}
+    if ensemble is not None:
+        info = {**info, "config": {**info["config"], "ensemble": ensemble}}
     st.write(str(target), read if tensors is None else tensors(read), info)
     return target
 
@@ -116,6 +118,8 @@ def rewritten(source, target, tensors=None, record=None):
      "belongs to none of its 3 members"),
     (dict(tensors=lambda t: {k: v for k, v in t.items() if k != "members.1.head.bias"}),
      "does not fit the model its metadata describes"),
+    (dict(ensemble=5000), "the run's option ensemble is 5000: expected a whole number from "
+                          "1 to 1000 (is its config.json damaged?) (read from "),
 ])
 def test_a_file_that_does_not_fit_its_ensemble_is_refused(ensemble, tmp_path, change, says):
     out = tmp_path / "ens.safetensors"

@@ -300,7 +300,10 @@ def import_file(path: str, out: str) -> RunDir:
     sizes, info = st.header(path)
     declared = sum(sizes.values())
     model = _model_of(path, info, declared)
-    members = ensemble_size(info["config"])
+    try:
+        members = ensemble_size(info["config"])
+    except UserError as e:
+        raise UserError(f"{e} (read from {path}'s metadata)") from None
     kept, left_out = (torch_ensemble.read_members_record(info, members, path)
                       if members > 1 else ([0], {}))
     # at most one float32 scale per weight value (int8 files): a file declaring more than
