@@ -105,7 +105,9 @@ def main(argv=None):
     p.add_argument("--embed-dim", type=int, default=EMBED_DIM)
     p.add_argument("--seq-len", type=int, default=DEFAULTS["seq_len"])
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate [default: the task's for --cell, as `recurrent "
+                        "train char-lm --cell CELL` takes it]")
     p.add_argument("--dropout", type=float, default=DEFAULTS["dropout"])
     p.add_argument("--schedule", default=DEFAULTS["schedule"], choices=Schedule.kinds)
     p.add_argument("--warmup", type=int, default=DEFAULTS["warmup"])
@@ -118,6 +120,8 @@ def main(argv=None):
     p.add_argument("--torch-init", action="store_true",
                    help="use torch's own random init instead of recurrent's initial weights")
     args = p.parse_args(argv)
+    if args.lr is None:  # the task's default for this cell (its cell_defaults)
+        args.lr = TrainingConfig.resolve(TASK, {"cell": args.cell}, given={"cell"})["lr"]
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

@@ -44,9 +44,10 @@ def test_a_resumed_gru_run_keeps_its_learning_rate(tmp_path):
     assert "--lr cannot change when resuming (the run has 0.005)" in result.stderr
 
 
-def test_char_lm_help_names_the_gru_learning_rate():
+def test_char_lm_help_names_the_cells_learning_rates():
     listing = ok(invoke("train", "char-lm", "--help"))
-    assert "Learning rate (with --cell gru: 0.005)." in " ".join(listing.split())
+    assert ("Learning rate (with --cell gru: 0.005; --cell rnn_tanh: 0.003; --cell "
+            "rnn_relu: 0.003).") in " ".join(listing.split())
 
 
 class _ByCell(ToySign):

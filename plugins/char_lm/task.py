@@ -70,7 +70,7 @@ DEFAULTS = {
 }
 # Defaults of single cells where DEFAULTS train them far from the others, chosen as
 # DEFAULTS were (benchmarks/README.md, "char-lm defaults").
-CELL_DEFAULTS = {"gru": {"lr": 0.005}}
+CELL_DEFAULTS = {"gru": {"lr": 0.005}, "rnn_tanh": {"lr": 0.003}, "rnn_relu": {"lr": 0.003}}
 
 
 class _Corpus:
