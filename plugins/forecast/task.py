@@ -790,7 +790,10 @@ class ForecastTask:
         that their scores are not held-out ones; None when the run's own data cannot be
         read (gone or changed since training): nothing to compare with."""
         try:
-            own = self.load(state, {**config, "eval_data": None})
+            # read past load_file's cache, which holds one series: the --data file's,
+            # which baselines() and paired() read next, stays cached
+            own = self._read(state, self._training_source(state), whole_file=False,
+                             restart=False, targets=False)
         except UserError:
             return None
         trained = self._origins(state, own, "train")
