@@ -42,8 +42,10 @@ from recurrent.checks import one_line
 from recurrent.errors import error_line
 from recurrent.extras import torch_hint
 from recurrent.figures import counted
-from recurrent.out_paths import check_out, check_outside_runs, named
+from recurrent.out_paths import check_out, check_outside_runs, output_named
+from recurrent.progress import warn_once
 from recurrent.quant import PRECISIONS, bf16_available, runs_as
+from recurrent.threads import oversubscription_note
 
 DEFAULT_CELLS = ("lstm", "gru", "rnn_tanh")
 # The cells with a torch side: torch.nn's modules, and ln_lstm's equations in torch ops
@@ -842,7 +844,8 @@ def register_commands(cli):
           recurrent bench --cell ln_lstm --vs lstm --threads 1
         """
         from recurrent.plugins import get_cell
-        json_path = named("--json", json_path, None)  # `--json ""` names no file
+        # `--json ""` names no file, `--json -` no file either
+        json_path = output_named("--json", json_path, None, "the results")
         cell_names = _parse_list(cells, "--cell", str)
         if vs is None:  # torch where it has the cell (run_rows times the others alone)
             vs = "torch" if any(name in TORCH_CELLS for name in cell_names) else "none"
@@ -910,6 +913,10 @@ def register_commands(cli):
                     f"time recurrent alone") from None
         if json_path:
             _check_json_path(json_path)
+        counts = [n for n in thread_counts if n != "auto"]  # 'auto' stays within the cores
+        note = oversubscription_note(max(counts)) if counts else None
+        if note:
+            warn_once(note)
         root = click.get_current_context().find_root()
         # PYTHONSAFEPATH: the child must import the installed package, not a source
         # checkout that happens to be the current directory (it has no compiled kernels).

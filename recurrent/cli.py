@@ -27,10 +27,10 @@ from .figures import counted
 from .interrupt import Terminated, terminating_as_ctrl_c
 from . import datafile, moved_data, out_paths, predict_api, std_streams
 from .key_reads import KeyReads
-from .progress import aside, share_text
+from .progress import aside, share_text, warn_once
 from .protocols import SPLITS
 from .quant import PRECISIONS, runs_as
-from .threads import env_threads, single_threaded_blas
+from .threads import env_threads, oversubscription_note, single_threaded_blas
 from .tuning import env_vector_level
 
 QUICK_START = """Fast CPU RNN / LSTM / GRU training from the command line.
@@ -513,6 +513,7 @@ def _train(ctx, task, values):
     from .distributed import world as current_world
     from .runs import parallel_trainer
     out, resume, ranks = values.pop("out"), values.pop("resume"), values.pop("ranks")
+    out_paths.not_stdout("--out", out, "a run directory")  # before any rank is started
     if "data" in values:
         values["data"] = datafile.data_path("--data", values["data"])
     for option, path in (("--out", out), ("--resume", resume)):
@@ -520,9 +521,14 @@ def _train(ctx, task, values):
             std_streams.check_printable(f"{option} {path}", out_paths.home_path(path))
     world = current_world()
     datafile.check_every_rank_reads(values.get("data"), max(ranks or 1, world.size))
+    # said once: by the process that starts the --ranks (as it starts them), else by a
+    # job's first rank once the run is made (a refusal stays the one line printed)
+    note = None
+    if world.size == 1 or (ranks is None and world.is_root):
+        note = oversubscription_note(values.get("threads"), ranks or 1)
     if ranks is not None and world.size == 1 and ranks > 1:
         from .launch import launch
-        ctx.exit(launch(ranks, ctx.meta.get(ARGS_KEY, sys.argv[1:])))
+        ctx.exit(launch(ranks, ctx.meta.get(ARGS_KEY, sys.argv[1:]), note))
     if ranks is not None and ranks != world.size:
         raise AllRanksError(f"--ranks {ranks}: this job already runs on {world.size} "
                         f"rank(s); give --ranks without mpiexec, or mpiexec without --ranks")
@@ -532,6 +538,8 @@ def _train(ctx, task, values):
         leave_bf16_note_to_rank_0()
     trainer = parallel_trainer(task, world, lambda: _make_trainer(
         ctx, task, values, out, resume, world))
+    if note:
+        warn_once(note)
     quiet = values.get("quiet") or not world.is_root
     resumed = resume is not None
     if not quiet:

@@ -48,7 +48,7 @@ def import_command(file, out):
     """Make a run directory from a file of `recurrent export --format safetensors|torch`;
     eval and predict then work on it."""
     from .export.run import import_file
-    out = out_paths.named("--out", out, None, required=True)
+    out = out_paths.output_named("--out", out, None, "a run directory", required=True)
     for what, path in ((file, file), (f"--out {out}", out)):  # both named in the line printed
         std_streams.check_printable(what, path)
     run = import_file(file, out)

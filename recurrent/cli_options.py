@@ -15,7 +15,8 @@ checkpoint_option = click.option(
 # --threads of train, eval, tune and bench (each of its comma-separated counts): the most
 # kernel threads a call uses. A count above the cores is honoured as an upper bound, as
 # torch.set_num_threads and OMP_NUM_THREADS take one (the kernels use fewer for little
-# work: recurrent/threads.py); one beyond a C int would not reach the kernels intact.
+# work: recurrent/threads.py), with a note from train and bench (oversubscription_note);
+# one beyond a C int would not reach the kernels intact.
 THREAD_COUNT = click.IntRange(min=1, max=MAX_THREADS)
 
 # train --ranks: the processes mpiexec starts, whose -n reads a C int (a larger count would

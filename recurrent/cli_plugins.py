@@ -414,6 +414,10 @@ def tune_command(budget, num_threads, turn_off, turn_on):
         raise UserError(f"tune: {off_reason()}")
     # the file written is named in the last line printed: checked before measuring
     std_streams.check_printable("tune", tuning.cache_path())
+    try:  # and written: a directory in its place would fail after the whole budget
+        tuning.check_storable(tuning.cache_path())
+    except OSError as exc:
+        raise UserError(f"tune: {tuning.cache_failure(exc)}") from None
     threads = tuning.default_threads() if num_threads is None else num_threads
     click.echo(f"tuning the kernels with {threads} thread(s), budget {budget:g} s", err=True)
     start = time.monotonic()

@@ -1,6 +1,7 @@
 """Where a command may write a file a user names (export's --out, predict's --plot,
-bench's --json): one set of refusals for all of them, checked before any work, so that no
-output replaces a run's own files or a file the user did not mean to lose."""
+bench's --json) or make a new run (train's and import's --out): one set of refusals for
+all of them, checked before any work, so that no output replaces a run's own files or a
+file the user did not mean to lose."""
 from __future__ import annotations
 
 import os
@@ -24,6 +25,24 @@ def named(option: str, out: str | None, default: str | None,
         raise UserError(f"{option} is empty: give a path" + (
             "" if required else f", or leave {option} out for the default"))
     return default if out is None else home_path(out)
+
+
+def output_named(option: str, out: str | None, default: str | None, what: str,
+                 required: bool = False) -> str | None:
+    """named() for a path a command writes ``what`` to ("a run directory", "the plot"),
+    "-" refused (not_stdout)."""
+    not_stdout(option, out, what)
+    return named(option, out, default, required)
+
+
+def not_stdout(option: str, out: str | None, what: str) -> None:
+    """UserError for an output path given as "-": to a Unix tool it means standard
+    output, which no command here writes its files to (their own lines go there), so a
+    file or directory literally named "-" would be made where the user meant none. "./-"
+    names one on purpose."""
+    if out == "-":
+        raise UserError(f"{option} -: {what} cannot be written to standard output; give a "
+                        f"path (./- for one named -)")
 
 
 def home_path(path: str) -> str:
@@ -134,10 +153,12 @@ def check_outside_runs(option: str, out: str) -> None:
     it resolves into), whether the file exists or not: check_out's refusal of a run's
     existing files, and the whole refusal for an output that must never go into a run
     (bench --json: a result written there would be the run's file from then on, one no
-    later --json could replace)."""
+    later --json could replace; a new run's directory, of train --out or import --out: a
+    run directory holds that run's files only, and is copied, moved and removed whole)."""
     other = _enclosing_run(os.path.dirname(os.path.realpath(out)))
     if other is not None:
-        what = "a file of" if os.path.lexists(out) else "inside"
+        what = ("a file of" if os.path.lexists(out) and not os.path.isdir(out)
+                else "inside")
         raise UserError(f"{option} {out} is {what} the run directory {other}; write it "
                         f"elsewhere")
 

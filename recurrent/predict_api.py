@@ -85,7 +85,7 @@ def prepared(options: dict, run_path: str, stream: bool) -> dict:
     --plot's path named and, without a stream (which refuses --plot itself), checked;
     --data's checked (standard input refused beside a stream, which reads it)."""
     if "plot" in options:
-        options["plot"] = out_paths.named("--plot", options["plot"], None)
+        options["plot"] = out_paths.output_named("--plot", options["plot"], None, "the plot")
     if "data" in options:
         if stream and options["data"] in ("-", datafile.STDIN_PATH):
             raise UserError("--data - and --stream would both read standard input: give "

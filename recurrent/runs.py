@@ -15,7 +15,7 @@ from .checks import one_line
 from .config import TrainingConfig, check_model_spec, option_flags
 from .errors import AllRanksError, UserError, error_line, task_check_hint
 from .lengths import valid_mask
-from .out_paths import shell_word
+from .out_paths import check_outside_runs, shell_word
 from .progress import warn_once
 from .step import batch_problem, loss_result
 from .task_params import PREFIX as TASK_PREFIX
@@ -31,7 +31,9 @@ def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
     the best on validation (recurrent/candidates.py); each is prepared and checked here,
     and one that cannot be (a window longer than a short series allows) is left out with
     a note on stderr while another can. The new run's training lock is held from its creation on, and the trainer's fit lets
-    go of it (recurrent/run_lock.py)."""
+    go of it (recurrent/run_lock.py). ``out`` inside another run's directory is refused
+    (out_paths.check_outside_runs)."""
+    check_outside_runs("--out", out)
     config = TrainingConfig(config)
     choices = candidates.overrides(task, config)
     prepared = []

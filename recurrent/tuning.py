@@ -39,6 +39,7 @@ a turned-off cache directory keeps the fixed defaults.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -441,6 +442,7 @@ def tune_and_store(budget: float, num_threads: int | None = None, progress=None,
                 return read_cache(path), None, path
             except CacheError:
                 pass
+        check_storable(path)
         start = time.monotonic()
         settings, outcomes = tune(budget, threads, progress)
         write_cache(path, settings, {
@@ -448,6 +450,19 @@ def tune_and_store(budget: float, num_threads: int | None = None, progress=None,
             "seconds": round(time.monotonic() - start, 2),
             "decisions": [o.__dict__ for o in outcomes]})
     return settings, outcomes, path
+
+
+def check_storable(path: str) -> None:
+    """OSError naming what keeps the tuning file ``path`` from being written: a directory
+    in its place (a file renamed over it fails) or a folder this process cannot write
+    in (a folder not made yet is made by the lock, whose failure names it). Checked
+    before measuring, which takes the whole budget, so that the failure comes first
+    rather than after it."""
+    if os.path.isdir(path) and not os.path.islink(path):  # a link itself is replaced
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    folder = os.path.dirname(path)
+    if os.path.isdir(folder) and not os.access(folder, os.W_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), folder)
 
 
 # -- using it --------------------------------------------------------------------------

@@ -285,6 +285,28 @@ def test_the_tune_command_refuses_bad_options_in_one_line(tuning_on, args, fragm
     one_line_error(invoke("tune", *args), fragment)
 
 
+def test_tune_with_a_directory_where_its_file_goes_fails_before_measuring(tuning_on, tiny):
+    """A directory at the cache file's path (the file cannot be renamed over it): one
+    line naming it, printed before anything is measured (no progress line), and the
+    directory left as it was."""
+    path = tuning.cache_path()
+    os.makedirs(path)
+    result = invoke("tune", "--budget", "0.05", "--threads", "1")
+    one_line_error(result, f"tune: cannot write the tuning cache at {path}: Is a directory")
+    assert os.listdir(path) == []
+
+
+def test_tune_and_store_checks_the_file_before_measuring(tuning_on, tiny):
+    """The same check for the automatic tune of a first kernel call (tune_and_store),
+    which would otherwise spend its budget before the write fails."""
+    path = tuning.cache_path()
+    os.makedirs(path)
+    progress = []
+    with pytest.raises(IsADirectoryError):
+        tuning.tune_and_store(0.05, 1, progress=progress.append, reuse=True)
+    assert progress == []
+
+
 def test_tune_on_says_tuning_stays_off_while_the_environment_turns_it_off(tuning_on,
                                                                           monkeypatch):
     ok(invoke("tune", "--off"))

@@ -88,7 +88,8 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
         raise UserError(f"--precision {precision} is for --format safetensors (onnx and torch "
                         f"files hold float32 weights)")
     run = RunDir.open(run_path)
-    out = out_paths.named("--out", out, default_out(run.path, fmt, precision))
+    out = out_paths.output_named("--out", out, default_out(run.path, fmt, precision),
+                                 "the exported file")
     std_streams.check_printable(f"--out {out}", out)  # the lines printed name the file
     out_paths.check_file_name("--out", out)  # the name seq2seq_onnx_paths extends
     seq2seq = _is_seq2seq(run)
@@ -295,7 +296,9 @@ def import_file(path: str, out: str) -> RunDir:
     an ensemble's file makes an ensemble run, each member's directory with its best.npz
     (or, for a member left out, its DIVERGED record). The parameters no export holds
     because only training reads them (the wide part's cross-fitted fold models,
-    torch_names.training_only) are zeros: evaluation and prediction never read them."""
+    torch_names.training_only) are zeros: evaluation and prediction never read them.
+    ``out`` inside another run's directory is refused, as train's --out is (start_run)."""
+    out_paths.check_outside_runs("--out", out)
     # the model from the header's metadata, before any tensor is read
     sizes, info = st.header(path)
     declared = sum(sizes.values())
