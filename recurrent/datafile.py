@@ -143,8 +143,10 @@ def _refuse_terminal(what: str, advice: str) -> None:
 def check_every_rank_reads(path: str | None, ranks: int, whose: str | None = None,
                            advice: str = "save the data to a file and give its path") -> None:
     """UserError when the data file ``path`` of a data-parallel run (``ranks`` above 1)
-    is standard input or another pipe: every rank reads the data itself, and a pipe's
-    data reaches only the first process that reads it (the next would wait for it).
+    is not one every rank can open and read itself: standard input or another pipe,
+    whose data reaches only the first process that reads it (the next would wait for
+    it), or a descriptor of this process (/dev/fd/N, as `--data /dev/fd/0 < FILE` or a
+    shell's <(zcat FILE) give), which the ranks, processes of their own, do not have.
     ``whose``: the data's owner as the error names it (default: the --data given)."""
     if path is None or ranks <= 1:
         return
@@ -152,12 +154,23 @@ def check_every_rank_reads(path: str | None, ranks: int, whose: str | None = Non
         pipe = path == STDIN_PATH or stat.S_ISFIFO(os.stat(path).st_mode)
     except OSError:  # missing or unreadable: said where the data is read
         return
-    if pipe:
-        what = "standard input" if path == STDIN_PATH else "a pipe"
-        label = (f"{whose}'s data is {what}" + ("" if path == STDIN_PATH else f" ({path})")
-                 if whose is not None else f"--data {'-' if path == STDIN_PATH else path}")
-        raise UserError(f"{label}: a data-parallel run reads the data on every rank, and "
-                        f"{what} reaches one process only; {advice}")
+    descriptor = _SHELL_PIPE.fullmatch(path)
+    if not (pipe or descriptor):
+        return
+    if path == STDIN_PATH:
+        what = "standard input"
+        reason = "standard input reaches one process only"
+    elif descriptor:
+        what = "a descriptor of this process"
+        reason = f"{path} is a descriptor of this process, which the ranks do not share"
+    else:
+        what = "a pipe"
+        reason = "a pipe's data reaches one process only"
+    label = (f"{whose}'s data is {what}" + ("" if path == STDIN_PATH else f" ({path})")
+             if whose is not None else f"--data {'-' if path == STDIN_PATH else path}")
+    raise UserError(f"{label}: every rank of a data-parallel run opens and reads the data "
+                    f"file itself, so it must be a regular file that can be opened more "
+                    f"than once, and {reason}; {advice}")
 
 
 def check_path_encodable(path: str) -> None:

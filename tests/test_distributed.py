@@ -356,8 +356,11 @@ def test_ranks_refuse_data_from_standard_input(tmp_path):
         job = _run_job([sys.executable, "-m", "recurrent", "train", "char-lm", *TINY,
                         "--data", "-", "--ranks", "2", "--out", "run"], tmp_path, stdin=data)
     assert job.returncode == 1
-    assert _one_line(job.stderr).startswith("Error: --data -: a data-parallel run reads "
-                                            "the data on every rank"), job.stderr
+    assert _one_line(job.stderr) == (
+        "Error: --data -: every rank of a data-parallel run opens and reads the data file "
+        "itself, so it must be a regular file that can be opened more than once, and "
+        "standard input reaches one process only; save the data to a file and give its "
+        "path"), job.stderr
     assert not (tmp_path / "run").exists()
 
 
@@ -377,9 +380,10 @@ def test_a_run_trained_on_standard_input_is_not_resumed_on_ranks(tmp_path):
                         "--steps", "4", "--ranks", "2"], tmp_path, stdin=data, timeout=60)
     assert job.returncode == 1
     assert _one_line(job.stderr) == (
-        "Error: the run run's data is standard input: a data-parallel run reads the data on "
-        "every rank, and standard input reaches one process only; resume it on one "
-        "process, without --ranks (or mpiexec)"), job.stderr
+        "Error: the run run's data is standard input: every rank of a data-parallel run "
+        "opens and reads the data file itself, so it must be a regular file that can be "
+        "opened more than once, and standard input reaches one process only; resume it on "
+        "one process, without --ranks (or mpiexec)"), job.stderr
     assert (tmp_path / "run" / "last.npz").read_bytes() == before
 
 
@@ -391,8 +395,28 @@ def test_ranks_refuse_data_from_a_named_pipe(tmp_path):
     job = _run_job([sys.executable, "-m", "recurrent", "train", "char-lm", *TINY,
                     "--data", "pipe", "--ranks", "2", "--out", "run"], tmp_path, timeout=60)
     assert job.returncode == 1
-    assert _one_line(job.stderr).startswith("Error: --data pipe: a data-parallel run "
-                                            "reads the data on every rank"), job.stderr
+    assert _one_line(job.stderr).startswith(
+        "Error: --data pipe: every rank of a data-parallel run opens and reads the data "
+        "file itself, so it must be a regular file"), job.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_ranks_refuse_data_from_a_descriptor_of_a_redirected_file(tmp_path):
+    """`--data /dev/fd/0 < FILE` names this process's standard input, a regular file
+    here, which the ranks do not have: refused before mpiexec starts, saying that every
+    rank opens the data file itself, not that it is a pipe."""
+    (tmp_path / "text.txt").write_text("to be or not to be, that is the question\n" * 400)
+    from test_distributed_startup import _run_job
+    with open(tmp_path / "text.txt") as data:
+        job = _run_job([sys.executable, "-m", "recurrent", "train", "char-lm", *TINY,
+                        "--data", "/dev/fd/0", "--ranks", "2", "--out", "run"], tmp_path,
+                       stdin=data)
+    assert job.returncode == 1
+    assert _one_line(job.stderr) == (
+        "Error: --data /dev/fd/0: every rank of a data-parallel run opens and reads the "
+        "data file itself, so it must be a regular file that can be opened more than "
+        "once, and /dev/fd/0 is a descriptor of this process, which the ranks do not "
+        "share; save the data to a file and give its path"), job.stderr
     assert not (tmp_path / "run").exists()
 
 

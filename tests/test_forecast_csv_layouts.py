@@ -186,6 +186,36 @@ def test_a_file_without_a_header_is_refused(tmp_path, header):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("header", ["", "date,value\n"])
+def test_a_file_of_dates_without_a_header_is_refused_as_data(tmp_path, header):
+    """A first line of a date and a number is a row like the others, not column names:
+    the refusal says so and what to add, not that the file has several columns. The same
+    rows under a header train."""
+    days = [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(80)]
+    data = tmp_path / "daily.csv"
+    data.write_text(header + "".join(f"{d.isoformat()},{value(i)}\n"
+                                     for i, d in enumerate(days)), encoding="utf-8")
+    result = invoke("train", "forecast", "--data", data, *RUN, "--out", tmp_path / "run")
+    if header:
+        ok(result)
+        return
+    one_line_error(result, f"data file {str(data)!r} has no header: line 1 ('2020-01-01,"
+                   "2.000') holds dates and numbers like the rows below it: it looks like "
+                   "data, not column names (the first line is always read as the header); "
+                   "add a line of column names above it (such as 'date,value')")
+    assert not (tmp_path / "run").exists()
+
+
+def test_date_column_names_over_numbers_are_a_header(tmp_path):
+    """Column names that are dates (one column per day) over rows of numbers are a
+    header: the file is read, its several columns left to --column."""
+    data = write_csv(tmp_path / "wide.csv", ["2020-01-01", "2020-01-02"],
+                     [[value(i), value(i + 1)] for i in range(80)])
+    result = invoke("train", "forecast", "--data", data, *RUN, "--column", "2020-01-02",
+                    "--out", tmp_path / "run")
+    ok(result)
+
+
 def test_unsorted_rows_with_other_columns_are_not_taken_for_several_series(tmp_path):
     """Other columns that differ between two swapped rows (a flag, a measurement not
     forecast) are no id: the refusal says to sort the file."""

@@ -56,6 +56,27 @@ def test_eval_reports_g2p_metrics_beside_the_majority_baseline(run):
     assert "majority" in text and "per" in text
 
 
+def test_eval_of_a_run_trained_with_max_eval_says_it_scores_that_many(run, bundled_pairs,
+                                                                    tmp_path):
+    """The run's --max-eval 400 cuts the split eval scores too: its report says so once,
+    above the table, and --json gives the split's pairs beside those scored. A --data
+    file is scored whole, without the note."""
+    whole = RunDir.open(run).info()["task_state"]["counts"]["test"]
+    assert whole > 400
+    text = ok(invoke("eval", run))
+    notes = [line for line in text.splitlines() if "--max-eval" in line]
+    assert notes == [f"note: scored on 400 of the split's {whole} pairs, spread over it, as "
+                     f"the run's --max-eval 400 says: eval has no --max-eval of its own (a "
+                     f"run trained with --max-eval 0, the default, scores them all)"], text
+    assert text.splitlines()[1] == notes[0]  # under eval's header, above the table
+    metrics_ = json.loads(ok(invoke("eval", run, "--json")))["metrics"]
+    assert metrics_["pairs"] == 400 and metrics_["split_pairs"] == whole
+    tsv = tmp_path / "some.tsv"
+    tsv.write_text("".join(f"{s}\t{t}\n" for s, t in bundled_pairs[:500]), encoding="utf-8")
+    scored = ok(invoke("eval", run, "--data", tsv))
+    assert "--max-eval" not in scored, scored
+
+
 def test_predict_greedy_beam_json_and_plot(run, tmp_path):
     best = ok(invoke("predict", run, "cat")).strip()
     assert best and all(p.isupper() for p in best.split())

@@ -107,11 +107,51 @@ def test_a_header_line_is_skipped_as_the_options_say(tmp_path):
     for name, path, extra in (("auto", named, ()), ("no", named, ("--no-header",)),
                               ("codes", codes, ("--header",))):
         run = tmp_path / name
-        ok(invoke("train", "seq2seq", "--data", path, "--out", run, *extra, *SMALL))
+        result = invoke("train", "seq2seq", "--data", path, "--out", run, *extra, *SMALL)
+        ok(result)
+        assert "note:" not in result.stderr, result.stderr  # column names pass silently
         counted[name] = sum(_state(run)["counts"].values())
     assert counted == {"auto": len(words), "no": len(words) + 1, "codes": len(words)}
     report = json.loads(ok(invoke("eval", tmp_path / "auto", "--data", named, "--json")))
     assert report["metrics"]["pairs"] == len(words)
+
+
+def test_header_on_a_file_without_one_names_the_pair_it_skipped(tmp_path):
+    """The bundled dictionary has no header: --header drops its first pair, which a note
+    names (a source of the sources' letters, a target of the targets' phonemes), and the
+    run trains on the others."""
+    run = tmp_path / "run"
+    result = invoke("train", "seq2seq", "--header", "--max-train", "200", "--max-eval", "5",
+                    "--out", run, *SMALL)
+    ok(result)
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert notes == ["note: --header skipped line 1 of cmudict_g2p.tsv.xz, 'a\\tAH', which "
+                     "reads as a pair like the others, not column names; give --no-header "
+                     "to train on it"], result.stderr
+
+
+@pytest.mark.parametrize("line, pair", [
+    ("a\tAH", True), ("aaberg\tAA B ER G", True),
+    ("word\tphonemes", False),  # column names (data.HEADER_WORDS)
+    ("Word\tPron", False),  # the sources hold no capitals, the targets no "Pron"
+    ("grapheme\tarpabet", False),  # a target of letters, not phonemes
+    ("eng\tfra", False)])
+def test_a_skipped_line_reads_as_a_pair_only_when_it_fits_its_own_sides(line, pair):
+    """The bundled dictionary's pairs (lower-case words, phonemes in capitals): a line of
+    the same shape reads as a pair; column names, whatever they are, do not."""
+    pairs, _ = data.read_pairs(data.resolve_path(None), **data.reading({}))
+    assert data.reads_as_pair(line, pairs[1:], "char", "token") is pair
+
+
+def test_column_names_over_text_whose_sides_share_symbols_read_as_no_pair():
+    """Where both sides are written in the same letters (English and French), short names
+    fit either side: such a line is not taken for a pair."""
+    pairs = [("a green frog.", "une grenouille verte."), ("far away.", "loin d'ici."),
+             ("fragile!", "fragile !")]
+    letters = set("engfra")
+    assert all(letters <= set(side) for side in ("".join(s for s, _ in pairs),
+                                                 "".join(t for _, t in pairs)))
+    assert not data.reads_as_pair("eng\tfra", pairs, "char", "char")
 
 
 def test_blanks_around_the_tab_are_no_symbols(tmp_path):

@@ -20,7 +20,7 @@ from recurrent import datafile
 from recurrent.errors import UserError
 from recurrent.memo import Kept, file_identity
 
-from .times import TIME_OF_DAY, parse_times, period_notation
+from .times import TIME_OF_DAY, full_date, parse_times, period_notation
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -170,7 +170,8 @@ def _read_series(source: Source, columns, time_column, date_order=None,
     header_line, header = numbered[0]
     header = [name.strip() for name in header]
     datafile.check_comma_header(header, f"data file {label!r}")
-    _check_header_names(header, header_line, label)
+    _check_header_names(header, header_line, label,
+                        numbered[1][1] if len(numbered) > 1 else None)
     body = numbered[1:]
     if not body:
         raise UserError(f"data file {label!r} has a header but no data rows")
@@ -238,16 +239,33 @@ def _read_series(source: Source, columns, time_column, date_order=None,
                   blank_lines=blank)
 
 
-def _check_header_names(header: list[str], line: int, label: str) -> None:
-    """UserError when every named cell of the header line is a number: a file without a
-    header, whose first row would be read as column names, its values lost without a
-    word (a one-column file's first value would name the column)."""
+def _check_header_names(header: list[str], line: int, label: str,
+                        below: list[str] | None = None) -> None:
+    """UserError when the header line is a row of data: a file without a header, whose
+    first row would be read as column names, its values lost without a word (a
+    one-column file's first value would name the column). Data is every named cell a
+    number or, like the cell under it (``below``, the next row), a date: column names
+    that are dates over cells that are not (one column per day) are a header."""
     named = [h for h in header if h]
     if named and all(_finite(h) for h in named):
         raise UserError(f"data file {label!r} has no header: line {line} "
                         f"({datafile.excerpt(','.join(header))}) holds numbers, not column "
                         f"names; add a line of column names above it (such as 'value', or "
                         f"'time,value')")
+    if not named or below is None:
+        return
+    cells = [(h, below[i].strip() if i < len(below) else "") for i, h in enumerate(header)]
+    dates = [bool(h) and full_date(h) and full_date(cell) for h, cell in cells]
+    if any(dates) and all(date or not h or _finite(h) for (h, _), date in zip(cells, dates)):
+        values = len(dates) - sum(dates)
+        count = iter(range(1, values + 1))
+        names = ["date" if date else "value" if values == 1 else f"value{next(count)}"
+                 for date in dates]
+        raise UserError(f"data file {label!r} has no header: line {line} "
+                        f"({datafile.excerpt(','.join(header))}) holds dates and numbers like "
+                        f"the rows below it: it looks like data, not column names (the first "
+                        f"line is always read as the header); add a line of column names "
+                        f"above it (such as {','.join(names)!r})")
 
 
 def _finite(text: str) -> bool:

@@ -322,6 +322,21 @@ def _parse(text: str, dayfirst: bool, yearfirst: bool, default: dt.datetime) -> 
         return dateparser.parse(text, dayfirst=dayfirst, yearfirst=yearfirst, default=default)
 
 
+def full_date(text: str) -> bool:
+    """Whether ``text`` is a date with its year, month and day written (2020-01-01,
+    01/02/2010, 2010-Q1): a cell of data, never a column name such as "date" or "March",
+    which name no year or day."""
+    text = text.strip()
+    if not re.search(r"\d", text):
+        return False
+    try:
+        one = _parse(text, False, False, _DEFAULT)
+        other = _parse(text, False, False, _OTHER_DEFAULT)
+    except _NOT_A_DATE:
+        return False
+    return one.date() == other.date()
+
+
 def _check_date(where: str, line: int, text: str) -> None:
     """_not_a_date's UserError when ``text`` (at ``line``) reads as no date at all."""
     try:

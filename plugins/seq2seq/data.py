@@ -94,17 +94,54 @@ def looks_like_header(source: str, target: str) -> bool:
     return named(source) and named(target)
 
 
+def reads_as_pair(line: str, pairs: list, source_level: str, target_level: str) -> bool:
+    """Whether ``line``, a first line skipped as a header, reads as a pair like
+    ``pairs``: two fields, neither of them column names (looks_like_header), the source
+    made of symbols (at ``source_level``) of the other sources and the target of symbols
+    (at ``target_level``) of the other targets, and not both of them the other way round
+    as well, as any short names can be when the two sides share their symbols (eng<TAB>fra
+    over English and French text): only then is the line told apart from a header."""
+    source, tab, target = line.partition("\t")
+    source, target = source.strip(), target.strip()
+    if not tab or "\t" in target or not source or not target \
+            or looks_like_header(source, target):
+        return False
+    sources, targets = set(), set()
+    for s, t in pairs:
+        sources.update(symbols(s, source_level))
+        targets.update(symbols(t, target_level))
+
+    def made_of(text, level, known):
+        return set(symbols(text, level)) <= known
+    return (made_of(source, source_level, sources) and made_of(target, target_level, targets)
+            and not (made_of(source, target_level, targets)
+                     and made_of(target, source_level, sources)))
+
+
 def read_pairs(path: str, label: str | None = None, **rules) -> tuple[list, str]:
     """[(source, target), ...] of a TSV file and its content fingerprint
     (read_numbered_pairs without the line numbers)."""
     return read_numbered_pairs(path, label, **rules)[:2]
 
 
-def read_numbered_pairs(path: str, label: str | None = None, *,
-                        header: bool | None = False, two_fields: bool = False,
-                        form: str | None = None, strip: bool = False) -> tuple[list, str, list]:
+def read_numbered_pairs(path: str, label: str | None = None, **rules) -> tuple[list, str, list]:
     """[(source, target), ...] of a TSV file, its content fingerprint and the line number
-    of each pair (blank lines and a header hold none); UserError (one
+    of each pair (blank lines and a header hold none); see _read."""
+    return _read(path, label, **rules)[:3]
+
+
+def skipped_header(path: str, label: str | None = None, **rules) -> tuple[int, str] | None:
+    """(line number, text) of the first line that read_pairs with the same rules skipped
+    as a header, or None when it skipped none."""
+    return _read(path, label, **rules)[3]
+
+
+def _read(path: str, label: str | None = None, *,
+          header: bool | None = False, two_fields: bool = False,
+          form: str | None = None, strip: bool = False) -> tuple[list, str, list, tuple | None]:
+    """[(source, target), ...] of a TSV file, its content fingerprint, the line number
+    of each pair (blank lines and a header hold none) and the (line number, text) of the
+    header skipped (None: none); UserError (one
     line, naming the line number) for a line without a tab, with an empty side or, with
     ``two_fields``, with more than two fields.
     ``header``: True skips the first non-blank line, None skips it when it looks like a
@@ -120,20 +157,20 @@ def read_numbered_pairs(path: str, label: str | None = None, *,
     label = label or os.path.basename(path)
     raw = datafile.read_text(path, label)
     text = datafile.normalized(raw, form)
-    pairs, numbers, skipped = [], [], False
+    pairs, numbers, skipped = [], [], None
     for number, line in enumerate(datafile.lines(text), 1):
         if not line.strip():
             continue
-        first = not pairs and not skipped
+        first = not pairs and skipped is None
         if first and header:
-            skipped = True
+            skipped = (number, line)
             continue
         source, tab, target = line.partition("\t")
         if not tab:
             raise UserError(f"{label} line {number}: expected source<TAB>target, found no "
                             f"tab")
         if first and header is None and looks_like_header(source, target):
-            skipped = True
+            skipped = (number, line)
             continue
         if two_fields and "\t" in target:
             raise UserError(f"{label} line {number}: {line.count(chr(9)) + 1} tab-separated "
@@ -149,7 +186,7 @@ def read_numbered_pairs(path: str, label: str | None = None, *,
         numbers.append(number)
     if not pairs:
         raise UserError(f"{label} holds no source<TAB>target pairs")
-    value = (pairs, datafile.fingerprint(raw), numbers)
+    value = (pairs, datafile.fingerprint(raw), numbers, skipped)
     if key is not None:
         _Cache.key, _Cache.value = key, value
     return value

@@ -30,6 +30,7 @@ from recurrent.memo import Kept
 from recurrent.moved_data import not_the_runs_data
 from recurrent.lengths import valid_mask
 from recurrent.predict_api import run_word
+from recurrent.progress import warn_once
 from recurrent.report import TRAIN_OVERLAP
 from recurrent.step import VALID_LOSS_RUN, SplitLoss, valid_loss_name
 from recurrent_plugins.sentiment.text import length_buckets
@@ -44,6 +45,9 @@ EVAL_BATCH = 512  # pairs per decoding call in evaluate()
 # evaluate()'s count of the inputs that had no finite hypothesis (_no_hypothesis), there
 # only when some had none; eval's report says so in a note (_no_hypothesis_note)
 NO_HYPOTHESIS = "no_hypothesis"
+# evaluate()'s count of a split's pairs when the run's --max-eval scored fewer of them,
+# there only then; eval's report says so in a note (_max_eval_note)
+SPLIT_PAIRS = "split_pairs"
 OVERFLOW_ADVICE = ("as those of a diverging training do; train it again with a lower --lr "
                    "or --clip-norm")
 # The baselines' scores, kept per data, split and settings (Seq2Seq.baselines): in this
@@ -178,6 +182,8 @@ class Seq2Seq:
                    "strip": True}
         pairs, fingerprint = data.read_pairs(path, **data.reading(reading))
         source_level, target_level = self._levels(config)
+        if header:
+            _note_header_like_pair(path, pairs, reading, source_level, target_level)
         splits = [data.split_of(s) for s, _ in pairs]
         train = [(data.symbols(s, source_level), data.symbols(t, target_level))
                  for (s, t), split in zip(pairs, splits) if split == "train"]
@@ -356,6 +362,10 @@ class Seq2Seq:
         out.update(metrics.score(hyps, refs, state["target_level"], state.get("g2p", False)))
         if unscored:
             out[NO_HYPOTHESIS] = unscored
+        whole = int(state.get("counts", {}).get(split) or 0)
+        if split != "train" and not (split == "test" and config.get("eval_data")) \
+                and len(pairs) < whole:
+            out[SPLIT_PAIRS] = whole
         if split == "test" and config.get("eval_data"):
             overlap = self._training_overlap(state, sources)
             if overlap is not None:
@@ -374,14 +384,18 @@ class Seq2Seq:
 
     def format_report(self, state: dict, scores: dict, baselines: dict) -> list[str]:
         """The generic table (recurrent.report.generic_report), with the note on an eval
-        --data file's pairs the run trained on and the one on inputs that had no finite
+        --data file's pairs the run trained on, the one on inputs that had no finite
         hypothesis (scores[NO_HYPOTHESIS], a count rather than a score: not in the
-        table)."""
+        table) and the one on a split that the run's --max-eval cut (scores[SPLIT_PAIRS],
+        not in the table either)."""
         scores = dict(scores)
         unscored = scores.pop(NO_HYPOTHESIS, 0)
+        whole = scores.pop(SPLIT_PAIRS, 0)
         lines = report.generic_report(scores, baselines, scores.get("pairs"), "pairs")
         if unscored:
             lines.insert(0, _no_hypothesis_note(unscored, scores.get("pairs")))
+        if whole:
+            lines.insert(0, _max_eval_note(scores.get("pairs"), whole))
         return lines
 
     def baselines(self, state: dict, split: str, config: dict) -> dict:
@@ -544,6 +558,26 @@ def _no_hypothesis(text: str) -> str:
     hypothesis of --max-len symbols, finished or not, always exists otherwise."""
     return (f"input {datafile.excerpt(text)}: the model's scores are not finite numbers "
             f"(its weights overflow on this input, {OVERFLOW_ADVICE})")
+
+
+def _note_header_like_pair(path: str, pairs: list, reading: dict, source_level: str,
+                           target_level: str) -> None:
+    """A note naming the first line that --header skipped when it reads as a pair like
+    the others (data.reads_as_pair), as in a file without a header; a line of column
+    names passes silently."""
+    number, line = data.skipped_header(path, **data.reading(reading))
+    if data.reads_as_pair(line, pairs, source_level, target_level):
+        warn_once(f"note: --header skipped line {number} of {os.path.basename(path)}, "
+                  f"{datafile.excerpt(line)}, which reads as a pair like the others, not "
+                  f"column names; give --no-header to train on it")
+
+
+def _max_eval_note(scored: int, whole: int) -> str:
+    """eval's note on a split of ``whole`` pairs of which the run's --max-eval scored
+    ``scored`` only (eval has no --max-eval of its own)."""
+    return (f"note: scored on {scored} of the split's {whole} pairs, spread over it, as "
+            f"the run's --max-eval {scored} says: eval has no --max-eval of its own (a "
+            f"run trained with --max-eval 0, the default, scores them all)")
 
 
 def _no_hypothesis_note(count: int, total: int | None) -> str:
