@@ -416,9 +416,10 @@ def read_json(path: str) -> dict:
     return obj
 
 
-def _imported(config_path: str) -> bool:
-    """Whether the config.json at ``config_path`` is an imported run's (False when it
-    cannot be read: the refusal that names it comes where the run is opened)."""
+def imported(config_path: str) -> bool:
+    """Whether the config.json at ``config_path`` is an imported run's, which holds
+    weights only and cannot be resumed (False when it cannot be read: the refusal that
+    names it comes where the run is opened)."""
     try:
         return bool(read_json(config_path).get("imported_from"))
     except UserError:
@@ -576,7 +577,7 @@ class RunDir:
         directory without a run's files (nor a loss.png the run would replace)."""
         config = os.path.join(path, CONFIG_FILE)
         if os.path.exists(config):
-            if _imported(config):  # weights only: --resume refuses it
+            if imported(config):  # weights only: --resume refuses it
                 raise UserError(f"{path} already holds an imported run; choose another --out")
             from .out_paths import shell_word  # out_paths reads runs with this module
             # the command in full: train's --out and import's --out are refused here, and

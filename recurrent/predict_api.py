@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 import click
 
 from . import datafile, out_paths, plugins
-from .checkpoint import RunDir, json_text, not_json
+from .checkpoint import CONFIG_FILE, RunDir, imported, json_text, not_json
 from .checks import beyond_any_array, memory_problem, one_line
 from .datafile import check_utf8
 from .errors import UserError
@@ -42,6 +42,14 @@ def run_word() -> str:
     ...`; "RUN" outside a prediction (a task's own code run by a program)."""
     run = _RUN.get()
     return "RUN" if run is None else out_paths.shell_word(run)
+
+
+def run_imported() -> bool:
+    """Whether the run being predicted (predicting) was made by `recurrent import`: its
+    weights only, so a task's advice must not ask to resume it; False outside a
+    prediction."""
+    run = _RUN.get()
+    return run is not None and imported(os.path.join(run, CONFIG_FILE))
 
 
 def predict_params(task, stream: bool = False) -> list:

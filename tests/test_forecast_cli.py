@@ -441,3 +441,50 @@ def test_eval_data_counts_the_windows_the_run_trained_on(run, sunspots, tmp_path
                         [[year + 1000, value] for year, value in sunspots])
     report = json.loads(ok(invoke("eval", run, "--data", shifted, "--json")))
     assert report["metrics"]["train_overlap"] == 0
+
+
+def test_backtest_of_a_data_file_counts_the_origins_the_run_trained_on(run, sunspots,
+                                                                        tmp_path):
+    """`eval --data FILE --backtest N` on a file holding the run's training rows counts
+    the origins whose window is one of its training split (train_overlap, as eval --data
+    counts windows) and says their scores are not held out; a file of the rows after the
+    training split has none."""
+    state = json.loads((run / "config.json").read_text())["task_state"]
+    train_end, horizon = state["split_ends"][0], state["horizon"]
+    whole = write_csv(tmp_path / "whole.csv", ["year", "sunspots"], sunspots)
+    back = json.loads(ok(invoke("eval", run, "--data", whole, "--backtest", 3,
+                                "--json")))["backtest"]
+    # the file's rows are the training data's: an origin whose targets all come before
+    # the validation split forecasts a training window
+    trained = sum(origin + horizon < train_end for origin in back["origin_rows"])
+    assert 0 < trained < 3 and back["train_overlap"] == trained
+    lines = ok(invoke("eval", run, "--data", whole, "--backtest", 3)).splitlines()
+    assert lines[1] == (f"note: {trained} of the 3 origins are in the run's training split "
+                        f"(as the model reads them): their scores are not held-out scores")
+    later = write_csv(tmp_path / "later.csv", ["year", "sunspots"], sunspots[train_end:])
+    back = json.loads(ok(invoke("eval", run, "--data", later, "--backtest", 3,
+                                "--json")))["backtest"]
+    assert back["train_overlap"] == 0
+    assert "training split" not in ok(invoke("eval", run, "--data", later, "--backtest", 3))
+
+
+def test_a_split_without_a_season_of_history_says_why_seasonal_naive_is_left_out(tmp_path):
+    """With a window shorter than the season, the training split's first windows have no
+    season before their origin: eval and eval --backtest on it leave the seasonal naive
+    baseline out and say so in a line (on stderr beside --json), which the test split,
+    whose windows all have one, does not print."""
+    run = tmp_path / "run"
+    ok(invoke("train", "forecast", "--window", 8, "--inputs", "level", "--horizon", 2,
+              "--out", run, *SMALL))
+    assert json.loads((run / "config.json").read_text())["task_state"]["season"] == 11
+    note = ("seasonal naive (m=11): left out, the split's first windows have fewer than 11 "
+            "rows up to their origin, no season to copy")
+    for backtest in ([], ["--backtest", 3]):
+        result = invoke("eval", run, "--split", "train", *backtest, "--json")
+        shown = json.loads(ok(result))
+        assert "seasonal_naive" not in shown.get("baselines",
+                                                 shown.get("backtest", {}).get("forecasters"))
+        assert note in result.stderr.splitlines()
+        assert note in ok(invoke("eval", run, "--split", "train", *backtest)).splitlines()
+        test = ok(invoke("eval", run, *backtest))
+        assert "seasonal_naive (m=11)" in test and "left out" not in test

@@ -58,3 +58,27 @@ def test_predict_origin_test_without_the_training_data_advises_what_it_takes(tmp
                    "drop --data")
     ok(invoke(*[str(moved) if arg == "NEW" else arg for arg in advised(line)]))
     assert ok(invoke("predict", run, "--origin", "test")) == before
+
+
+def test_predict_origin_test_of_an_imported_run_advises_what_it_can_do(tmp_path):
+    """An imported run holds weights only and cannot be resumed: the line for its gone
+    file advises eval's --split test --data NEW, not the resume, and following it as a
+    user would copy it scores the test split from the file's new place."""
+    data = tmp_path / "co2.csv.gz"
+    shutil.copyfile(CO2, data)
+    run, exported, imported = tmp_path / "run", tmp_path / "run.safetensors", tmp_path / "imp"
+    ok(invoke("train", "forecast", "--data", data, "--out", run, "--window", 8,
+              "--inputs", "level", *TINY))
+    ok(invoke("export", run, "--format", "safetensors", "--out", exported))
+    ok(invoke("import", exported, "--out", imported))
+    moved = tmp_path / "moved.csv.gz"
+    data.rename(moved)
+    line = one_line_error(invoke("predict", imported, "--origin", "test"),
+                          f"the training data {str(data)!r} is gone",
+                          f"`recurrent eval {shell_word(imported)} --split test --data NEW`")
+    assert "--resume" not in advised(line)
+    report = ok(invoke(*[str(moved) if arg == "NEW" else arg for arg in advised(line)]))
+    assert report.startswith(f"forecast run {imported}, split test")
+    # the run itself, which can be resumed, is still advised to be
+    one_line_error(invoke("predict", run, "--origin", "test"),
+                   f"`recurrent train --resume {shell_word(run)} --data NEW`")

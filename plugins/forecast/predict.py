@@ -16,7 +16,7 @@ import numpy as np
 
 from recurrent.checkpoint import json_text
 from recurrent.errors import UserError
-from recurrent.predict_api import run_word
+from recurrent.predict_api import run_imported, run_word
 
 from . import series as dataio
 from . import metrics as fm
@@ -36,7 +36,13 @@ MAX_STEPS = 1_000_000
 def own_data_gone() -> str:
     """What to do when the run's training data is gone and --origin test forecasts it:
     that option refuses --data, so the run itself must learn the new place, which a
-    resume with --data saves; the command names the run as the user did (run_word)."""
+    resume with --data saves; the command names the run as the user did (run_word). An
+    imported run cannot be resumed: the file must be back where it was, and eval scores
+    the test split from a new place."""
+    if run_imported():
+        return (f"score the test split from its new place with `recurrent eval "
+                f"{run_word()} --split test --data NEW` ({run_word()} was made by "
+                f"`recurrent import`: it cannot be resumed to save that place for predict)")
     return (f"save its new place in the run with `recurrent train --resume {run_word()} "
             f"--data NEW`")
 

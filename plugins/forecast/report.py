@@ -38,6 +38,19 @@ def ets_note(state: dict, forecasters: dict) -> list[str]:
     return [ets.unfitted_note() if "ets" in state else ets.unsaved_note()]
 
 
+def seasonal_note(state: dict, forecasters: dict) -> list[str]:
+    """One line saying why the report of a seasonal run lacks the seasonal naive
+    baseline: the split's first window ends less than a season into the series (the
+    training split's, when the window is shorter than the season), so it has no season
+    to copy, and the baseline is scored on every window of a split or on none
+    (task._baseline_forecasts)."""
+    season = int(state.get("season", 1))
+    if season <= 1 or "seasonal_naive" in forecasters:
+        return []
+    return [f"seasonal naive (m={season}): left out, the split's first windows have fewer "
+            f"than {season} rows up to their origin, no season to copy"]
+
+
 def mape_note(forecasters: dict, columns: list[str], origins: int | None = None) -> list[str]:
     """Lines saying why a MAPE reads nan or covers less than the others: MAPE scores
     non-zero actuals only, so a column whose actuals are all 0 is left out of the mean over
@@ -117,7 +130,7 @@ def format_report(state: dict, metrics: dict, baselines: dict) -> list[str]:
         best = min(choice, key=choice.get)
         lines.append(f"--model auto took {state['model']} on {took[best]}: validation MASE "
                      + ", ".join(f"{took[k]} {format_value(v)}" for k, v in choice.items()))
-    lines += ets_note(state, baselines)
+    lines += seasonal_note(state, baselines) + ets_note(state, baselines)
     lines += mape_note({"model": metrics, **baselines}, columns)
     lines.append("")
     titled = {_column_name(n, v): v for n, v in baselines.items()}
@@ -148,9 +161,11 @@ def format_backtest(state: dict, split: str, result: dict) -> list[str]:
     forecasters = result["forecasters"]
     mean = (", each origin's figure the mean over columns"
             if len(state["columns"]) > 1 else "")
-    lines = [f"rolling origin: {result['origins']} forecast origins over the {split} split, "
+    lines = [*overlap_line(result, result["origins"], "origins"),
+             f"rolling origin: {result['origins']} forecast origins over the {split} split, "
              f"{state['horizon']} step(s) each; per metric the mean +- standard deviation "
-             f"[min, max] over origins{mean}", *ets_note(state, forecasters),
+             f"[min, max] over origins{mean}", *seasonal_note(state, forecasters),
+             *ets_note(state, forecasters),
              *mape_note(forecasters, state["columns"], result["origins"]), ""]
     rows = [["metric", *(_column_name(n, v) for n, v in forecasters.items())]]
     for metric in [*METRICS, "loss"]:

@@ -887,6 +887,12 @@ class ForecastTask:
                      **self._baseline_forecasts(state, prepared, picked)}
         result = {"origins": int(len(picked)),
                   "origin_rows": [int(o) for o in picked], "forecasters": {}}
+        if config.get("eval_data"):
+            # as eval --data counts them: origins whose window the run trained on score
+            # no held-out forecast
+            overlap = self._training_overlap(state, config, prepared, picked)
+            if overlap is not None:
+                result[TRAIN_OVERLAP] = overlap
         for name, (forecast, extra) in forecasts.items():
             scores = [self._score(state, prepared, picked[i:i + 1], forecast[i:i + 1], config)
                       for i in range(len(picked))]
@@ -904,8 +910,9 @@ class ForecastTask:
         return report.format_report(state, metrics, baselines)
 
     def report_notes(self, state, baselines):
-        """Why the ETS baseline is missing, when it is (report.ets_note)."""
-        return report.ets_note(state, baselines)
+        """Why the seasonal naive or ETS baseline is missing, when it is
+        (report.seasonal_note, report.ets_note)."""
+        return report.seasonal_note(state, baselines) + report.ets_note(state, baselines)
 
     # ---- predict ---------------------------------------------------------------------------
 
