@@ -47,7 +47,7 @@ def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
                 raise
             failed.append((k, override, e))
     if failed and len(failed) == len(choices):  # the options given fail, whatever the choice
-        raise failed[0][2]
+        raise _none_fits(failed)
     for k, override, e in failed:  # those that fit the data are chosen among, said so
         warn_once(f"candidate {k + 1}/{len(choices)} ({candidates.describe(override)}) left "
                   f"out: {e}")
@@ -82,6 +82,17 @@ def start_run(task, config: dict, out: str, echo=print, world=None) -> Trainer:
     except BaseException:
         run_lock.release_all(keys)
         raise
+
+
+def _none_fits(failed: list) -> UserError:
+    """The one error when no candidate can be prepared (``failed``: (index, override,
+    UserError) of each): theirs when they all say the same (an option of the user's that
+    none can take), else each distinct one in the candidates' order, so that the line
+    names what the least demanding candidate needs, not only the first one's."""
+    texts = list(dict.fromkeys(str(e) for _, _, e in failed))
+    if len(texts) == 1:
+        return failed[0][2]
+    return UserError(f"none of the {len(failed)} candidates fits: " + "; ".join(texts))
 
 
 def _prepared(task, config: TrainingConfig) -> tuple[dict, dict]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 
 import numpy as np
@@ -451,6 +452,18 @@ def test_candidates_that_cannot_be_prepared_are_left_out_saying_why(tmp_path):
                     tmp_path / "x", *SMALL)
     one_line_error(result, "column 'nosuch' not found")
     assert "candidate 1/6" not in result.stderr and not (tmp_path / "x").exists()
+
+
+def test_a_series_no_candidate_fits_names_what_each_window_needs(tmp_path):
+    """Too short for every window of --window auto: the one line says what each window
+    needs (the smallest's 13 rows among them), not only the first candidate's 45."""
+    rows = [[1900 + i, f"{np.sin(i / 3):.4f}"] for i in range(12)]
+    path = write_csv(tmp_path / "tiny.csv", ["year", "value"], rows)
+    result = invoke("train", "forecast", "--data", path, "--out", tmp_path / "r", *SMALL)
+    one_line_error(result, "none of the 6 candidates fits: too few rows in")
+    needs = re.findall(r"--window (\d+) and --horizon 1 need at least (\d+)", result.stderr)
+    assert needs == [("30", "45"), ("16", "25"), ("8", "13")], result.stderr
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
