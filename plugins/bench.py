@@ -63,11 +63,12 @@ class Problem:
     """One float32 problem: parameters, input, zero initial states, d_out = ones."""
 
     def __init__(self, cell_name, T, B, I, H, seed=0):
+        from recurrent.layers import cell_param_shapes
         from recurrent.plugins import get_cell
         self.cell = get_cell(cell_name)
         self.name, self.size = cell_name, (T, B, I, H)
         rng = np.random.default_rng(seed)
-        shapes = self.cell.param_shapes(I, H)
+        shapes = cell_param_shapes(self.cell, I, H)
         # numpy refuses an array above its largest size with a ValueError, not the
         # MemoryError of an array this computer cannot hold: the same answer for both
         # (float64: the random input is drawn in float64, then converted)
@@ -610,10 +611,11 @@ def least_bytes(cell_name, size, mode, with_torch):
     parameters and their gradients, then the larger of the float64 draw of the input and
     what lives together after it (x, d_out and our output in float32; torch's copy of x and
     its output when it runs too). Caches and kernel scratch come on top (not counted)."""
+    from recurrent.layers import cell_param_shapes
     from recurrent.plugins import get_cell
     T, B, I, H = size
     cell = get_cell(cell_name)
-    params = sum(math.prod(s) for s in cell.param_shapes(I, H).values())
+    params = sum(math.prod(s) for s in cell_param_shapes(cell, I, H).values())
     together = 4 * T * B * (I + 2 * H) + (4 * T * B * (I + H) if with_torch else 0)
     return 2 * 4 * params + max(8 * T * B * I, together)
 

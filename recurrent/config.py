@@ -142,6 +142,22 @@ def task_options(task) -> list:
     return params
 
 
+def run_loss(task, name=None):
+    """The registered loss ``name`` (a run's --loss), else the task's own (Task.loss).
+    UserError as plugins.get_loss gives it, naming the task when the loss is the task's
+    own: a run given no --loss holds the task's loss under that name too, and the user
+    typed nothing that could be wrong."""
+    from .plugins import get_loss
+    name = name or task.loss
+    try:
+        return get_loss(name)
+    except UserError as e:
+        if name != task.loss:
+            raise
+        raise UserError(f"task {task.name!r} trains with its loss {name!r} (Task.loss): "
+                        f"{e}") from None
+
+
 def option_flags(task) -> dict:
     """{key: flag} for the task's own options whose key is not their flag spelled with
     dashes: a click option may store its value under another name (forecast's --model
@@ -517,6 +533,5 @@ class TrainingConfig(dict):
             raise UserError(str(e)) from None
 
     def loss_function(self, task):
-        """The registered loss named by --loss, else the task's own."""
-        from .plugins import get_loss
-        return get_loss(self.get("loss") or task.loss)
+        """The registered loss named by --loss, else the task's own (run_loss)."""
+        return run_loss(task, self.get("loss"))

@@ -9,8 +9,9 @@ detail is the exception, so one broken method never hides the other results.
 Cells and losses first: members, the protocol's required members are there (the names come
 from recurrent.protocols.MEMBERS; the detail lists the optional ones present).
 Cells, all in float64 unless stated (tiny sizes: every parameter is checked element-wise):
-  parameters    param_shapes / init_params: identifier kinds, positive int shapes,
-                weight_ih (G, I) when present, init fills finite values, seeded = repeatable
+  parameters    param_shapes / init_params: identifier kinds, positive int shapes (as
+                layers.cell_param_shapes takes them), weight_ih (G, I) when present, init
+                fills finite values, seeded = repeatable
   shapes        out (T, B, H), one (B, H) final state per state name, dtype kept (f32, f64)
   inputs        forward/backward never modify x, states or params
   step          a loop of one-step forward calls (how layers step a cell) equals the
@@ -64,8 +65,9 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from .errors import error_line
+from .layers import cell_param_shapes
 from .masks import takes_masks
-from .protocols import MEMBERS, Cell, Loss, missing_members
+from .protocols import MEMBERS, TARGET_KINDS, Cell, Loss, missing_members
 
 # Sizes of the cell checks: small enough to check every element by finite differences.
 T, B, I, H = 4, 3, 3, 4
@@ -226,8 +228,7 @@ class _CellHarness:
     def __init__(self, cell, seed: int, hidden: int = H):
         self.cell = cell
         rng = np.random.default_rng(seed)
-        self.shapes = {k: tuple(int(n) for n in s)
-                       for k, s in cell.param_shapes(I, hidden).items()}
+        self.shapes = cell_param_shapes(cell, I, hidden)
         self.params = {k: np.zeros(s) for k, s in self.shapes.items()}  # float64 views by kind
         cell.init_params(self.params, hidden, rng)
         self.x = rng.normal(size=(T, B, I))  # (T, B, I)
@@ -276,11 +277,6 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
         problems = []
         if not state_names or state_names[0] != "h":
             problems.append(f"state_names {state_names!r} must start with 'h'")
-        for kind, shape in h.shapes.items():
-            if not kind.isidentifier():
-                problems.append(f"kind {kind!r} is not an identifier")
-            if not shape or any(n <= 0 for n in shape):
-                problems.append(f"{kind} shape {shape}")
         G = cell.num_gates * H  # torch's four kinds, where the cell has them
         for kind, expected, text in (("weight_ih", (G, I), "(num_gates*H, I)"),
                                      ("weight_hh", (G, H), "(num_gates*H, H)"),
@@ -514,8 +510,7 @@ def check_cell(cell, seed: int = 0) -> list[CheckResult]:
         two widths, each 2-thread run repeated (a race shows only when threads overlap)."""
         def problem(H):
             rng = np.random.default_rng(seed + 300 + H)
-            params = {k: np.zeros(tuple(int(n) for n in s))
-                      for k, s in cell.param_shapes(I2, H).items()}
+            params = {k: np.zeros(s) for k, s in cell_param_shapes(cell, I2, H).items()}
             cell.init_params(params, H, rng)
             arrays = {"x": rng.normal(size=(T2, B2, I2)),
                       "states": tuple(rng.normal(scale=0.5, size=(B2, H)) for _ in state_names),
@@ -734,7 +729,7 @@ def _target_kind(loss, outputs, rng) -> str:
     """"class" (int ids (N,)) or "dense" (floats (N, K)): the loss's ``target_kind``
     attribute if it has one, else whichever the loss accepts."""
     kind = getattr(loss, "target_kind", None)
-    if kind in ("class", "dense"):
+    if kind in TARGET_KINDS:
         return kind
     try:
         loss.value_and_grad(outputs, rng.random((N, K)), None)

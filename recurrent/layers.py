@@ -68,6 +68,30 @@ def _resolve_cell(cell):
     return cell
 
 
+def cell_param_shapes(cell, input_size, hidden_size) -> dict[str, tuple[int, ...]]:
+    """``cell.param_shapes(input_size, hidden_size)`` as {kind: tuple of ints}; UserError
+    naming the cell (errors.broken_protocol) when it is no dict of identifier kinds to
+    shapes of positive whole numbers (recurrent.protocols.Cell): a list of pairs, or a
+    shape such as (8.0,) or None, would otherwise fail inside the layer with an error
+    naming neither the cell nor its plugin, or be truncated to a whole number unseen."""
+    shapes = cell.param_shapes(input_size, hidden_size)
+    name = getattr(cell, "name", type(cell).__name__)
+    if not isinstance(shapes, dict):
+        raise broken_protocol("cell", name, f"{type(shapes).__name__} from param_shapes(), "
+                                            f"expected a dict of {{kind: shape}}")
+    for kind, shape in shapes.items():
+        if not (isinstance(kind, str) and kind.isidentifier()):
+            raise broken_protocol("cell", name, f"the parameter kind {kind!r} from "
+                                                f"param_shapes(), expected an identifier")
+        if (not isinstance(shape, (tuple, list)) or not shape
+                or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool)
+                           and n > 0 for n in shape)):
+            raise broken_protocol("cell", name, f"the shape {shape!r} of {kind!r} from "
+                                                f"param_shapes(), expected a tuple of "
+                                                f"positive whole numbers")
+    return {kind: tuple(int(n) for n in shape) for kind, shape in shapes.items()}
+
+
 def check_cell_precision(cell, value, dtype=np.float32):
     """``value``, or a ValueError (one line) unless a layer of ``dtype`` over ``cell`` (a
     name or a cell object) can run in that precision (recurrent/quant.py): int8 for a
@@ -177,8 +201,7 @@ class Recurrent(ParamModule):
             unit_input = self.input_size if k == 0 else D * H
             for d in range(D):
                 names, fixed = {}, {}
-                for kind, shape in self.cell.param_shapes(unit_input, H).items():
-                    shape = tuple(int(n) for n in shape)
+                for kind, shape in cell_param_shapes(self.cell, unit_input, H).items():
                     if not self.bias and kind in _BIAS_KINDS:
                         fixed[kind] = (np.zeros(shape, self.dtype), np.zeros(shape, self.dtype))
                         continue
@@ -202,8 +225,9 @@ class Recurrent(ParamModule):
     def _unit_size(self, unit_input):
         """The parameter count of one unit (a layer's direction) reading ``unit_input``
         features."""
-        return sum(math.prod(int(n) for n in shape)
-                   for kind, shape in self.cell.param_shapes(unit_input, self.hidden_size).items()
+        return sum(math.prod(shape)
+                   for kind, shape in cell_param_shapes(self.cell, unit_input,
+                                                        self.hidden_size).items()
                    if self.bias or kind not in _BIAS_KINDS)
 
     def _unit_params(self, u):

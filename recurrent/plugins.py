@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.metadata
+import numbers
 import os
 import re
 import sys
@@ -41,7 +42,7 @@ from .env_flags import env_flag
 from .checks import one_line
 from .errors import UserError, error_line
 from .masks import takes_masks
-from .protocols import Cell, Loss, Task, missing_members
+from .protocols import TARGET_KINDS, Cell, Loss, Task, missing_members
 
 ENTRY_POINT_GROUP = "recurrent"
 
@@ -283,9 +284,12 @@ class Registry:
             if missing:
                 raise ValueError(f"{kind} {obj_name!r} lacks {', '.join(missing)}")
             if kind == "task":
+                _check_task_members(obj_name, obj)
                 _check_task_options(obj_name, obj)
             if kind == "cell":
                 _check_cell_members(obj_name, obj)
+            if kind == "loss":
+                _check_loss_members(obj_name, obj)
             other = accepted[kind].get(obj_name)
             if other is not None:
                 raise ValueError(f"{kind} name {obj_name!r} is already taken by "
@@ -581,6 +585,29 @@ def _check_cell_precisions(name: str, cell: Any) -> None:
                              f"precisions = ('fp32',) or take the keyword)")
 
 
+def _check_loss_members(name: str, loss: Any) -> None:
+    """ValueError naming the loss when its optional target_kind is not one of
+    TARGET_KINDS (recurrent.protocols.Loss): another value (a typo) would turn off
+    train's refusal of the loss for a task with the other kind of targets, and the
+    conformance kit would guess the kind instead, without a word."""
+    declared = getattr(loss, "target_kind", None)
+    if declared is not None and declared not in TARGET_KINDS:
+        raise ValueError(f"loss {name!r}: target_kind is {one_line(repr(declared))}, "
+                         f"expected one of {', '.join(map(repr, TARGET_KINDS))}")
+
+
+def _check_task_members(name: str, task: Any) -> None:
+    """ValueError naming the task when its help or loss is not a non-empty str
+    (recurrent.protocols.Task): help is printed as it is (None would read "None" in
+    `recurrent plugins`, `recurrent train --help` and the task's own help), and loss is
+    the name of the loss a run without --loss trains with."""
+    for member in ("help", "loss"):
+        value = getattr(task, member)
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"task {name!r}: {member} is {one_line(repr(value))}, "
+                             f"expected a non-empty str")
+
+
 def _check_task_options(name: str, task: Any) -> None:
     """ValueError naming the task when options() or defaults() fails or returns what the
     CLI cannot build `recurrent train NAME` from: checked when the task registers, as
@@ -602,6 +629,8 @@ def _check_task_options(name: str, task: Any) -> None:
                                  f"expected {expected}")
             _check_option_names(name, value or ())
             _check_cell_defaults(name, task)
+        else:
+            _check_task_defaults(name, task, value or {})
 
 
 def _check_cell_defaults(name: str, task: Any) -> None:
@@ -617,15 +646,12 @@ def _check_cell_defaults(name: str, task: Any) -> None:
                                                for cell, options in by_cell.items())):
         raise ValueError(f"task {name!r}: cell_defaults is {one_line(repr(by_cell))}, "
                          f"expected a dict of {{cell name: {{option key: value}}}}")
-    import click
-
     from .cli import training_params
-    from .config import SHARED_DEFAULTS, option_type_problem
+    from .config import SHARED_DEFAULTS
     own = {param.name for param in task.options() or ()}
     options_of = {param.name: param for param in training_params(task)
                   if param.name in SHARED_DEFAULTS or param.name in own}
     options_of.pop("cell")
-    ctx = click.Context(click.Command(f"train {name}"))
     for cell, options in by_cell.items():
         odd = sorted(map(str, set(options) - set(options_of)))
         if odd:
@@ -633,16 +659,62 @@ def _check_cell_defaults(name: str, task: Any) -> None:
                              f"an option of `recurrent train {name}` a run keeps (other "
                              f"than cell, out, resume, ranks)")
         for key, value in options.items():
-            kind = option_type_problem(options_of[key], value)
-            if kind:
+            problem = _default_problem(name, options_of[key], value)
+            if problem:
                 raise ValueError(f"task {name!r}: cell_defaults[{cell!r}] sets {key!r} to "
-                                 f"{one_line(repr(value))}, not {kind}")
-            try:
-                options_of[key].type_cast_value(ctx, value)
-            except (click.ClickException, TypeError, ValueError) as e:
-                why = e.format_message() if isinstance(e, click.ClickException) else e
-                raise ValueError(f"task {name!r}: cell_defaults[{cell!r}] sets {key!r} to "
-                                 f"{one_line(repr(value))}: {one_line(str(why))}") from None
+                                 f"{one_line(repr(value))}{problem}")
+
+
+def _check_task_defaults(name: str, task: Any, defaults: dict) -> None:
+    """ValueError naming the task when ``defaults`` (its defaults()) sets an option of
+    `recurrent train NAME` (shared or its own), or options() gives one of its own options,
+    a default of another type or one the option refuses (_default_problem): every
+    `recurrent train NAME` would otherwise stop on it as if the user had typed it."""
+    from .cli import training_params
+    from .config import SHARED_DEFAULTS
+    params = task.options() or ()
+    own = {param.name for param in params}
+    options_of = {param.name: param for param in training_params(task)
+                  if param.name in SHARED_DEFAULTS or param.name in own}
+    for param in params:
+        # a default of plain values only: not a callable, nor None or click's marker of
+        # an option without a default (click.core.UNSET in click 8.3 and later)
+        if param.name in defaults or not isinstance(param.default, (str, numbers.Number,
+                                                                    list, tuple)):
+            continue
+        problem = _default_problem(name, param, param.default)
+        if problem:
+            flag = next((o for o in param.opts if o.startswith("--")), param.name)
+            raise ValueError(f"task {name!r}: options() gives {flag} the default "
+                             f"{one_line(repr(param.default))}{problem}")
+    for key, value in defaults.items():
+        if key not in options_of or value is None:
+            continue  # a key no option has: `recurrent plugins check` names it
+        problem = _default_problem(name, options_of[key], value)
+        if problem:
+            raise ValueError(f"task {name!r}: defaults() sets {key!r} to "
+                             f"{one_line(repr(value))}{problem}")
+
+
+def _default_problem(name: str, param, value) -> str | None:
+    """What makes ``value`` no default for the click option ``param`` of `recurrent train
+    NAME`, as the end of a message: ", not KIND" for a value of another type
+    (config.option_type_problem; not asked of an option of several values), ": WHY" for
+    one the option refuses (its range, its choices: the command line's checks are not
+    made on a default); None when it is one."""
+    import click
+
+    from .config import option_type_problem
+    several = getattr(param, "multiple", False) or param.nargs != 1
+    kind = None if several else option_type_problem(param, value)
+    if kind:
+        return f", not {kind}"
+    try:
+        param.type_cast_value(click.Context(click.Command(f"train {name}")), value)
+    except (click.ClickException, TypeError, ValueError) as e:
+        why = e.format_message() if isinstance(e, click.ClickException) else e
+        return f": {one_line(str(why))}"
+    return None
 
 
 def _check_option_names(name: str, params) -> None:

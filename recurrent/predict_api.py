@@ -52,12 +52,32 @@ def run_imported() -> bool:
     return run is not None and imported(os.path.join(run, CONFIG_FILE))
 
 
+# the flags `recurrent predict RUN` has beside the task's predict options (cli.py's
+# predict_command adds --stream and --precision; click, -h and --help)
+OWN_FLAGS = ("--stream", "--precision", "-h", "--help")
+
+
 def predict_params(task, stream: bool = False) -> list:
     """The task's predict options (click Options; none for a task without them). For a
     stream, whose inputs are its lines, none is required: predict()'s required inputs (a
     required argument, say) are left out, and refused when given and predict_stream does
-    not read them (check_stream_options)."""
-    params = list(task.predict_options()) if hasattr(task, "predict_options") else []
+    not read them (check_stream_options). UserError naming the task when
+    predict_options() gives no list of click parameters, or one taking a flag of
+    OWN_FLAGS (click would warn and parse one of the two)."""
+    params = (task.predict_options() if hasattr(task, "predict_options") else None) or []
+    if not isinstance(params, (list, tuple)):
+        raise UserError(f"task {task.name!r}: predict_options() returned "
+                        f"{type(params).__name__}, expected a list of click options")
+    for param in params:
+        if not isinstance(param, click.Parameter):
+            raise UserError(f"task {task.name!r}: predict_options() returned "
+                            f"{one_line(repr(param))}, expected a list of click options")
+        taken = [flag for flag in (*param.opts, *param.secondary_opts) if flag in OWN_FLAGS]
+        if taken:
+            raise UserError(f"task {task.name!r}: predict_options() has {taken[0]}, an "
+                            f"option of `recurrent predict` itself; give the task's option "
+                            f"another name")
+    params = list(params)
     if stream:
         params = [_optional(param) for param in params]
     return params

@@ -171,13 +171,16 @@ class Loss(Protocol):
     from it; without it the kit tries dense targets and falls back to class ids.
     `recurrent train` refuses a --loss (not the task's own) of the other kind than the
     task's first batch's targets, told apart by their shape: the outputs' shape is dense
-    (0/1 labels held as ints or bools too), integers of their leading shape class ids."""
+    (0/1 labels held as ints or bools too), integers of their leading shape class ids.
+    The registry refuses another value (TARGET_KINDS)."""
 
     def combine(self, outputs: list[np.ndarray]) -> np.ndarray:
         """The outputs of an ensemble's members (each (..., K), same shape) as one output
         of that shape (recurrent/ensemble.py): e.g. for logits of a softmax, the log of
         the mean of the members' probabilities. Without it an ensemble takes the mean."""
 
+
+TARGET_KINDS = ("class", "dense")  # the values of Loss.target_kind
 
 SPLITS = ("train", "valid", "test")  # the splits a task's data may hold (Task.splits)
 
@@ -406,7 +409,8 @@ class Task(Protocol):
 
     def predict_options(self) -> list:
         """click.Option / click.Argument objects of `recurrent predict RUN ...`; without it
-        the command takes no options."""
+        the command takes no options. None takes a flag of predict's own (--precision,
+        --stream: predict_api.OWN_FLAGS)."""
 
     def predict(self, state: dict, config: dict, model: "Runner", options: dict) -> Iterable[str]:
         """Run the trained model as the task defines (sample text, classify, forecast);

@@ -210,8 +210,8 @@ class SplitLoss:
     perplexity...), so that default runs record the figures they always have."""
 
     def __init__(self, task, config):
-        from .plugins import get_loss  # (plugins imports the package: not at module level)
-        self.loss_fn = get_loss(config.get("loss") or task.loss)
+        from .config import run_loss
+        self.loss_fn = run_loss(task, config.get("loss"))
         self.own = self.loss_fn.name == task.loss
         self.total = 0.0  # sum over batches of mean loss * valid rows
         self.count = 0  # valid rows

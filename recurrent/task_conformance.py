@@ -8,7 +8,8 @@ default options (its data as a new run would read it) with a freshly initialised
   options        options() is a list of click parameters with distinct names; defaults()
                  a dict whose keys are shared training options or the task's own (what it
                  overrides: another key, a misspelt option say, sets no option's
-                 default); unused_options names shared options
+                 default); unused_options names shared options; predict_options()
+                 (if present) is one `recurrent predict` takes (predict_api.predict_params)
   prepare        prepare() of the default options returns a dict
   state is JSON  the state survives config.json: every value is a JSON type (or a numpy
                  number or array, saved as a number or list); a set or an object would
@@ -41,7 +42,9 @@ import numpy as np
 from .checkpoint import json_default, not_json, saved_json
 from .conformance import CheckResult, CheckRunner, members_check
 from .config import SHARED_DEFAULTS, TrainingConfig, check_model_spec, task_options
+from .errors import UserError
 from .lengths import valid_mask
+from .predict_api import predict_params
 from .protocols import SPLITS, Task
 from .report import baselines_problem
 from .step import batch_problem
@@ -108,6 +111,10 @@ def check_task(task, seed: int = 0) -> list[CheckResult]:
             if odd:
                 return False, (f"moot_options() names {odd[0]!r}, neither one of the "
                                f"task's options nor a shared one")
+        try:
+            predict_params(task)
+        except UserError as e:
+            return False, str(e)
         return True, f"{len(params)} options of its own, {len(defaults)} defaults"
 
     def prepare():

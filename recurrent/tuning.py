@@ -302,13 +302,14 @@ class _Problem:
     """A workload's cell, parameters and data, run by calling it (returns seconds)."""
 
     def __init__(self, workload: Workload, num_threads: int):
+        from .layers import cell_param_shapes
         from .plugins import get_cell
         w = workload
         self.cell = get_cell(w.cell)
         self.train, self.threads = w.train, num_threads
         rng = np.random.default_rng(0)
         self.params = {k: np.zeros(s, np.float32)
-                       for k, s in self.cell.param_shapes(w.I, w.H).items()}
+                       for k, s in cell_param_shapes(self.cell, w.I, w.H).items()}
         self.cell.init_params(self.params, w.H, rng)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.x = rng.standard_normal((w.T, w.B, w.I), dtype=np.float32)

@@ -10,6 +10,7 @@ import inspect
 import json
 import sys
 
+import click
 import numpy as np
 import pytest
 
@@ -109,6 +110,146 @@ def test_a_task_whose_options_raise_leaves_train_help_working():
                        "broken: ValueError: task 'authoring-options': options() raised")
     finally:
         plugins.unregister_plugin(NAME)
+
+
+class _DefaultsTask(ToySign):
+    """ToySign with one option default changed (by defaults() or by options())."""
+
+    name = "authoring-defaults"
+
+    def __init__(self, defaults=None, samples=192):
+        self._defaults, self._samples = defaults or {}, samples
+
+    def options(self):
+        own = super().options()
+        own[0].default = self._samples  # --samples
+        return own
+
+    def defaults(self):
+        return {**super().defaults(), **self._defaults}
+
+
+@pytest.mark.parametrize("task, expected", [
+    (_DefaultsTask({"lr": -1.0}), "defaults() sets 'lr' to -1.0: Invalid value for '--lr': "
+                                  "-1.0 is not in the range x>0."),
+    (_DefaultsTask({"hidden": "8"}), "defaults() sets 'hidden' to '8', not a whole number"),
+    (_DefaultsTask({"epochs": 2.5}), "defaults() sets 'epochs' to 2.5, not a whole number"),
+    (_DefaultsTask({"pooling": "mode"}), "defaults() sets 'pooling' to 'mode': Invalid "
+                                         "value for '--pooling': 'mode' is not one of"),
+    (_DefaultsTask(samples="many"), "options() gives --samples the default 'many', not a "
+                                    "whole number")])
+def test_a_task_default_its_option_refuses_is_a_broken_plugin(task, expected, tmp_path):
+    """Such a default would stop every `recurrent train TASK` as if the user had typed it
+    (`Error: Invalid value for '--lr'` with no --lr given): the registry refuses it, as
+    it refuses a cell_defaults value, naming the task, and the other tasks keep working."""
+    plugins.register_plugin(_TaskPlugin(task), NAME)
+    try:
+        assert plugins.broken_plugins()[NAME].startswith(
+            f"ValueError: task 'authoring-defaults': {expected}")
+        one_line_error(invoke("train", "authoring-defaults", "--out", tmp_path / "run"),
+                       "task 'authoring-defaults' is unavailable: plugin 'test-authoring' "
+                       "is broken", expected)
+        assert not (tmp_path / "run").exists()
+        assert "authoring-defaults" not in ok(invoke("train", "--help"))
+    finally:
+        plugins.unregister_plugin(NAME)
+
+
+class _RepeatedOption(_DefaultsTask):
+    def options(self):
+        return super().options() + [click.Option(["--widths"], type=int, multiple=True,
+                                                 default=(2, 3))]
+
+
+def test_task_defaults_its_options_take_register():
+    """A whole number for a number option, None for an option without a value, a flag's
+    bool, and a repeatable option's default of several values."""
+    task = _RepeatedOption({"lr": 1, "dropout": 0, "interrupt_at": None, "plot": False},
+                           samples=64)
+    plugins.register_plugin(_TaskPlugin(task), NAME)
+    try:
+        assert NAME not in plugins.broken_plugins()
+        assert "authoring-defaults" in plugins.tasks()
+    finally:
+        plugins.unregister_plugin(NAME)
+
+
+class _LossTypo(ToySign):
+    name = "authoring-loss-typo"
+    loss = "cross_entropyy"
+
+
+def test_a_task_whose_own_loss_is_not_registered_is_named(tmp_path):
+    """The error names the task whose Task.loss it is, as the user typed no loss name;
+    a --loss given is named as typed."""
+    plugins.register_plugin(_TaskPlugin(_LossTypo()), NAME)
+    try:
+        own = invoke("train", "authoring-loss-typo", "--cell", "gru", "--out",
+                     tmp_path / "own")
+        given = invoke("train", "authoring-loss-typo", "--cell", "gru", "--loss", "nosuch",
+                       "--out", tmp_path / "given")
+    finally:
+        plugins.unregister_plugin(NAME)
+    one_line_error(own, "task 'authoring-loss-typo' trains with its loss 'cross_entropyy' "
+                        "(Task.loss): unknown loss 'cross_entropyy'; known losses: ")
+    line = one_line_error(given, "unknown loss 'nosuch'; known losses: ")
+    assert "Task.loss" not in line
+    assert not (tmp_path / "own").exists() and not (tmp_path / "given").exists()
+
+
+@pytest.mark.parametrize("member, value, expected", [
+    ("help", None, "help is None, expected a non-empty str"),
+    ("loss", 5, "loss is 5, expected a non-empty str")])
+def test_a_task_whose_help_or_loss_is_no_string_is_a_broken_plugin(member, value, expected):
+    """help None would read "None" in `recurrent plugins` and `recurrent train --help`."""
+    task = type("Odd", (ToySign,), {"name": "authoring-odd", member: value})()
+    assert _broken_line(_TaskPlugin(task)) == f"ValueError: task 'authoring-odd': {expected}"
+    assert "authoring-odd" not in plugins.tasks()
+
+
+class _PredictOptions(ToySign):
+    name = "authoring-predict-options"
+
+    def __init__(self, options):
+        self._options = options
+
+    def predict_options(self):
+        return self._options
+
+    def predict(self, state, config, model, options):
+        yield f"predicted with {sorted(options)}"
+
+
+@pytest.mark.parametrize("given, expected", [
+    ([click.Option(["--precision"], default="exact")],
+     "predict_options() has --precision, an option of `recurrent predict` itself; give "
+     "the task's option another name"),
+    (["--digits"], "predict_options() returned '--digits', expected a list of click "
+                   "options"),
+    (click.Option(["--digits"]), "predict_options() returned Option, expected a list of "
+                                 "click options"),
+    ([click.Option(["--digits"], type=int, default=2)], None),
+    (None, None)])
+def test_predict_options_predict_cannot_take_are_named(tmp_path, given, expected):
+    """Predict options that are no list of click parameters, or that take a flag of
+    predict's own (click would warn and parse one of the two), are one line naming the
+    task, from `recurrent predict` and from the kit's options check; None is no options."""
+    from recurrent.task_conformance import check_task
+    checked = next(r for r in check_task(_PredictOptions(given)) if r.name == "options")
+    assert checked.passed == (expected is None), checked
+    assert expected is None or checked.detail.endswith(expected)
+    plugins.register_plugin(_TaskPlugin(_PredictOptions(given)), NAME)
+    try:
+        ok(invoke("train", "authoring-predict-options", "--cell", "gru", "--epochs", 1,
+                  "--out", tmp_path / "run"))
+        result = invoke("predict", tmp_path / "run")
+    finally:
+        plugins.unregister_plugin(NAME)
+    if expected is None:
+        assert ok(result).startswith("predicted with [")
+        assert not result.stderr.strip()
+    else:
+        one_line_error(result, f"task 'authoring-predict-options': {expected}")
 
 
 class _Chatty:
@@ -236,6 +377,25 @@ class _LossPlugin:
     @recurrent.hookimpl
     def register_losses(self, register):
         register(_FlatGradient())
+
+
+class _MisspeltKind(_FlatGradient):
+    name = "authoring_kind"
+    target_kind = "dens"
+
+
+class _KindPlugin:
+    @recurrent.hookimpl
+    def register_losses(self, register):
+        register(_MisspeltKind())
+
+
+def test_a_loss_with_a_misspelt_target_kind_is_a_broken_plugin():
+    """A misspelt target_kind would leave `recurrent train` to run the loss on targets of
+    the other kind, as for a loss declaring none: the registry refuses it."""
+    assert _broken_line(_KindPlugin()) == ("ValueError: loss 'authoring_kind': target_kind "
+                                           "is 'dens', expected one of 'class', 'dense'")
+    assert "authoring_kind" not in plugins.losses()
 
 
 def test_a_loss_returning_a_gradient_of_the_wrong_shape_is_named(tmp_path):

@@ -80,3 +80,54 @@ def test_the_layer_api_refuses_it_too(broken_cells):
     layer = Recurrent("broken_states", input_size=3, hidden_size=4)
     with pytest.raises(UserError, match="0 final states"):
         layer(np.zeros((5, 2, 3), np.float32), need_grad=True)
+
+
+class _Shapes:
+    """The registered gru cell under another name, with a param_shapes that breaks the
+    protocol as ``mode`` says: (kind, shape) pairs instead of a dict, or shapes of floats."""
+
+    def __init__(self, mode):
+        from recurrent_plugins.cells import BUILTIN_CELLS
+        self._base = next(cell for cell in BUILTIN_CELLS if cell.name == "gru")
+        self.mode = mode
+        self.name = f"shapes_{mode}"
+
+    def __getattr__(self, name):  # everything but param_shapes: the gru's
+        if name == "_base" or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._base, name)
+
+    def param_shapes(self, input_size, hidden_size):
+        shapes = self._base.param_shapes(input_size, hidden_size)
+        if self.mode == "pairs":
+            return list(shapes.items())
+        return {kind: tuple(float(n) for n in shape) for kind, shape in shapes.items()}
+
+
+class _ShapesPlugin:
+    @hookimpl
+    def register_cells(self, register):
+        for mode in ("pairs", "floats"):
+            register(_Shapes(mode))
+
+
+@pytest.mark.parametrize("mode, fragment", [
+    ("pairs", "returned list from param_shapes(), expected a dict of {kind: shape}"),
+    ("floats", "of 'weight_ih' from param_shapes(), expected a tuple of positive whole "
+               "numbers")])
+def test_a_cell_whose_param_shapes_break_the_protocol_is_named(text, tmp_path, mode,
+                                                               fragment):
+    """(kind, shape) pairs, or shapes of floats (which int() would truncate unseen), are
+    one line naming the cell from training, the layer API and the conformance kit."""
+    from recurrent.conformance import check_cell
+    from recurrent.errors import UserError
+    from recurrent.layers import Recurrent
+    with registered_plugin(_ShapesPlugin(), "shapes-cells"):
+        result = train_tiny(text, tmp_path / "run", "--cell", f"shapes_{mode}")
+        with pytest.raises(UserError, match="from param_shapes"):
+            Recurrent(f"shapes_{mode}", input_size=3, hidden_size=4)
+        failed = [r for r in check_cell(_Shapes(mode)) if not r.passed]
+    one_line_error(result, f"cell 'shapes_{mode}'", fragment, "recurrent plugins check")
+    assert not (tmp_path / "run").exists()
+    assert [r.name for r in failed] == ["parameters"]
+    assert "from param_shapes()" in failed[0].detail
