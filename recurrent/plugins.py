@@ -527,6 +527,17 @@ def _check_cell_members(name: str, cell: Any) -> None:
     among quant.TRAINING_PRECISIONS, or that list bf16 for a cell whose forward(),
     infer() or backward() takes no ``precision`` keyword (the layer passes it in bf16)."""
     import inspect
+    gates = cell.num_gates
+    if not isinstance(gates, numbers.Integral) or isinstance(gates, bool) or gates < 1:
+        raise ValueError(f"cell {name!r}: num_gates {gates!r} is not a positive whole "
+                         f"number (the gate blocks stacked in weight_ih)")
+    states = cell.state_names
+    if (not isinstance(states, (tuple, list)) or not states or states[0] != "h"
+            or not all(isinstance(s, str) and s.isidentifier() for s in states)
+            or len(set(states)) != len(states)):
+        raise ValueError(f"cell {name!r}: state_names {states!r} is not a tuple of distinct "
+                         f"names starting with 'h' (the output state), such as ('h',) or "
+                         f"('h', 'c')")
     order = getattr(cell, "gate_order", None)
     if order is not None:
         if (not isinstance(order, (tuple, list)) or len(order) != cell.num_gates

@@ -452,6 +452,28 @@ def test_a_cell_whose_optional_members_contradict_the_others_is_a_broken_plugin(
     assert "authoring_members" not in plugins.cells()
 
 
+@pytest.mark.parametrize("members,expected", [
+    # a string count trained on without a word, its weights sized by the layer as text
+    ({"num_gates": "2"}, "num_gates '2' is not a positive whole number (the gate blocks "
+                         "stacked in weight_ih)"),
+    ({"num_gates": 0}, "num_gates 0 is not a positive whole number (the gate blocks "
+                       "stacked in weight_ih)"),
+    # a string's letters read as one state each; a first state other than h is the output
+    ({"state_names": "h"}, "state_names 'h' is not a tuple of distinct names starting with "
+                           "'h' (the output state), such as ('h',) or ('h', 'c')"),
+    ({"state_names": ("c",)}, "state_names ('c',) is not a tuple of distinct names starting "
+                              "with 'h' (the output state), such as ('h',) or ('h', 'c')"),
+    ({"state_names": ("h", "h")}, "state_names ('h', 'h') is not a tuple of distinct names "
+                                  "starting with 'h' (the output state), such as ('h',) or "
+                                  "('h', 'c')"),
+])
+def test_a_cell_whose_gates_or_states_are_malformed_is_a_broken_plugin(members, expected):
+    assert _broken_line(_ContradictingPlugin(_ContradictingCell("authoring_shape",
+                                                                **members))) == (
+        f"ValueError: cell 'authoring_shape': {expected}")
+    assert "authoring_shape" not in plugins.cells()
+
+
 def test_a_cell_taking_masks_as_a_keyword_registers():
     class Masked(_Cell):
         mask_kinds = ("recurrent",)
