@@ -51,8 +51,10 @@ class Interrupt:
         return self
 
     def _handle(self, signum, frame):
+        global _STOP_TAKEN
         if self.signal is None:
             self.signal = signum
+            _STOP_TAKEN = True
         elif signum == signal.SIGINT:
             raise KeyboardInterrupt
 
@@ -82,7 +84,19 @@ class Terminated(KeyboardInterrupt):
 TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
+# Whether an Interrupt took a request to stop (a Ctrl-C or SIGTERM) during the command
+# terminating_as_ctrl_c covers: the command then ends as that request asks (a training
+# run with its checkpoint, summary line and 130 or 143). A SIGTERM after it is that
+# request arriving again (a job's process group signalled while a launcher also passes it
+# on), however late: it changes nothing once the trainer's handler has gone, as it
+# changes nothing while the handler is in place, rather than aborting the command
+# between the training's end and its summary line.
+_STOP_TAKEN = False
+
+
 def _terminated(signum, frame):
+    if signum == signal.SIGTERM and _STOP_TAKEN:
+        return
     raise Terminated(signum)
 
 
@@ -92,14 +106,17 @@ def terminating_as_ctrl_c():
     KeyboardInterrupt (Python's default SIGINT handler; the trainer's Interrupt replaces
     SIGINT's and SIGTERM's while it runs), so that the command's cleanup runs (a
     temporary file removed, a half-made run directory taken back) rather than the
-    process ending at once. A signal ignored when it is entered stays ignored (nohup's
-    SIGHUP). On exit each previous handler comes back, unless another one replaced this
-    meanwhile (distributed.ignore_ctrl_c's, kept for MPI's finalize), or every one is
-    ignored in a process that ends with its command (ending_with_command). Main thread
-    only, as for Interrupt."""
+    process ending at once; a SIGTERM once an Interrupt has taken a request to stop
+    changes nothing (_STOP_TAKEN). A signal ignored when it is entered stays ignored
+    (nohup's SIGHUP). On exit each previous handler comes back, unless another one
+    replaced this meanwhile (distributed.ignore_ctrl_c's, kept for MPI's finalize), or
+    every one is ignored in a process that ends with its command (ending_with_command).
+    Main thread only, as for Interrupt."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    global _STOP_TAKEN
+    _STOP_TAKEN = False  # a request taken before this command is not this command's
     previous = {}
     for signum in TERMINATING_SIGNALS:
         if signal.getsignal(signum) is not signal.SIG_IGN:

@@ -87,20 +87,21 @@ def test_a_ctrl_c_while_rank_0_finishes_the_run_lets_it_finish(tmp_path):
     assert meta["step"] == 4 and meta["finished"]
 
 
-# A char-lm whose validation pass says when it starts and then takes a few seconds, so
-# that a Ctrl-C during it leaves the ranks busy when a second one follows.
+# A char-lm whose validation pass says when it starts and then takes EVALUATION_SECONDS
+# (none unless it is set), so that a Ctrl-C during it leaves the ranks busy when a second
+# one follows.
 SLOW_EVALUATION = '''
-import time
+import os, time
 import recurrent
 from recurrent_plugins.char_lm import CharLM
 
 class SlowEvalLM(CharLM):
     name = "slow-eval-lm"
-    help = "char-lm whose validation pass takes a few seconds (tests only)"
+    help = "char-lm whose validation pass takes EVALUATION_SECONDS (tests only)"
 
     def evaluate(self, state, split, config, model):
         print("evaluating", flush=True)
-        time.sleep(3)
+        time.sleep(float(os.environ.get("EVALUATION_SECONDS", "0")))
         return super().evaluate(state, split, config, model)
 
 @recurrent.hookimpl
@@ -113,9 +114,11 @@ def test_a_second_ctrl_c_on_the_launcher_aborts_with_one_line(tmp_path):
     """The first Ctrl-C comes during an evaluation (the ranks finish it before they can
     stop), the second while they are still in it: mpiexec then ends the ranks at once, and
     --ranks says so in one line, as a single process does on a second Ctrl-C, instead of
-    passing on mpiexec's own messages; the checkpoint saved before is intact."""
+    passing on mpiexec's own messages; the checkpoint saved before is intact. The
+    evaluation lasts far longer than the two Ctrl-Cs can take to arrive (the second one
+    ends it), so both come during it however late the line reaches the test."""
     plugin = _plugin(tmp_path, "slow_eval_lm", SLOW_EVALUATION)
-    env = _env(tmp_path, **plugin)
+    env = _env(tmp_path, **plugin, EVALUATION_SECONDS=30)
     code, out, err = ctrl_c_at_line(
         ["train", "slow-eval-lm", *TINY, "--steps", "100", "--out", "run", "--ranks", "2"],
         tmp_path, env, "evaluating", wait=0.5, again=0.5)

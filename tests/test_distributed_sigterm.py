@@ -71,9 +71,10 @@ def test_sigterm_to_the_launcher_stops_every_rank_at_a_step_with_a_checkpoint(
 def test_a_sighup_to_the_launcher_alone_ends_every_rank_at_once(tmp_path):
     """`kill -HUP` of `recurrent train --ranks 2` aborts it as it aborts one process
     (`Aborted.`, 129) and ends the ranks with it, rather than printing `Aborted.` while
-    they train on to the end of the run."""
+    they train on to the end of the run. The run is too long for any machine to end it
+    before the signal reaches the ranks, however late that is."""
     run = tmp_path / "run"
-    command = _recurrent("train", "char-lm", *RUN, "--steps", "400", "--out", run,
+    command = _recurrent("train", "char-lm", *RUN, "--steps", "1000000", "--out", run,
                          "--ranks", "2")
     try:
         code, out, err = signal_at_line(command, tmp_path, "step 3/", signals=(signal.SIGHUP,),
@@ -84,7 +85,7 @@ def test_a_sighup_to_the_launcher_alone_ends_every_rank_at_once(tmp_path):
             os.kill(pid, signal.SIGKILL)
     assert code == 128 + signal.SIGHUP, err
     assert err.split() == ["Aborted."]
-    assert "step 400/" not in out and "done after" not in out, out
+    assert "done after" not in out, out
 
 
 @pytest.mark.parametrize("pause", [0.0, 0.5])

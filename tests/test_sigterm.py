@@ -115,6 +115,40 @@ def test_a_repeated_sigterm_still_saves_the_checkpoint(tmp_path):
     assert last_arrays(tmp_path / "run")[1]["step"] == stopped_step(out)
 
 
+# `recurrent ARGS` whose trainer sends its process a SIGTERM as fit returns: the copy of
+# a request that reaches the process once the trainer's handler has gone (a job's process
+# group signalled and a launcher passing the signal on, one copy delayed).
+SIGTERM_AGAIN_AFTER_FIT = """
+import os, signal, sys
+from recurrent.trainer import Trainer
+fit = Trainer.fit
+
+def fit_then_signalled(self, resume=False):
+    summary = fit(self, resume=resume)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return summary
+
+Trainer.fit = fit_then_signalled
+sys.argv[0] = "recurrent"
+from recurrent._console import main
+main()
+"""
+
+
+def test_a_sigterm_repeated_after_the_training_stopped_still_prints_the_summary(tmp_path):
+    """The request's second copy may arrive after the trainer has saved its checkpoint
+    and put the command's handler back, before the summary line: it changes nothing
+    there either (the summary line, 143, nothing on stderr), rather than aborting the
+    command with "Aborted." in place of the line that says how to continue."""
+    text = tiny_text(tmp_path)
+    code, out, err = signal_at_line(
+        [sys.executable, "-c", SIGTERM_AGAIN_AFTER_FIT, "train", "char-lm", "--data", text,
+         *RUN, *ENDLESS, "--out", "run"], tmp_path, "step 3/")
+    assert code == 128 + signal.SIGTERM, err
+    assert err == ""
+    assert last_arrays(tmp_path / "run")[1]["step"] == stopped_step(out)
+
+
 def _outside(signum, frame):
     pytest.fail("the SIGTERM reached the handler outside the Interrupt")
 
@@ -201,9 +235,16 @@ def tiny_run(tmp_path_factory):
     return directory / "run"
 
 
-def _streaming(run, cwd, preexec_fn=None):
+def _sighup_default():
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+def _streaming(run, cwd, preexec_fn=_sighup_default):
     """`recurrent predict RUN --stream` started, one line sent and its answer read: it
-    now waits on its standard input for the next line."""
+    now waits on its standard input for the next line. Started with SIGHUP's default
+    action unless ``preexec_fn`` says otherwise, as from a terminal, whatever this test
+    session inherited (a suite run under nohup ignores SIGHUP, and so would the
+    command)."""
     proc = subprocess.Popen(recurrent("predict", run, "--stream"), stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=cwd, env=installed_env(), start_new_session=True,
