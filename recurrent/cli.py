@@ -496,6 +496,10 @@ def _start_default(task, config, echo, world):
     """start_run in the default directory (_default_out), which is removed again, with
     runs/ if this made it, when the run is refused before anything is written there."""
     from .runs import start_run
+    # a working directory inside a run: refused as --out there is (start_run), naming
+    # the default the user did not type, before runs/ is made in that run
+    out_paths.check_outside_runs("the default run directory", "runs" + os.sep,
+                                 "give --out outside it")
     made_runs = not os.path.isdir("runs")
     path = _default_out(task.name)
     try:
@@ -521,14 +525,9 @@ def _train(ctx, task, values):
             std_streams.check_printable(f"{option} {path}", out_paths.home_path(path))
     world = current_world()
     datafile.check_every_rank_reads(values.get("data"), max(ranks or 1, world.size))
-    # said once: by the process that starts the --ranks (as it starts them), else by a
-    # job's first rank once the run is made (a refusal stays the one line printed)
-    note = None
-    if world.size == 1 or (ranks is None and world.is_root):
-        note = oversubscription_note(values.get("threads"), ranks or 1)
     if ranks is not None and world.size == 1 and ranks > 1:
         from .launch import launch
-        ctx.exit(launch(ranks, ctx.meta.get(ARGS_KEY, sys.argv[1:]), note))
+        ctx.exit(launch(ranks, ctx.meta.get(ARGS_KEY, sys.argv[1:])))
     if ranks is not None and ranks != world.size:
         raise AllRanksError(f"--ranks {ranks}: this job already runs on {world.size} "
                         f"rank(s); give --ranks without mpiexec, or mpiexec without --ranks")
@@ -538,6 +537,15 @@ def _train(ctx, task, values):
         leave_bf16_note_to_rank_0()
     trainer = parallel_trainer(task, world, lambda: _make_trainer(
         ctx, task, values, out, resume, world))
+    # said once, by the first rank, for the threads of the ranks on its host (a job may
+    # span hosts), once the run is made (a refusal stays the one line printed); ranks
+    # all on this host that --ranks started (the launcher's directory in their
+    # environment) are named by that option
+    here = world.local_size
+    how = (f"{here} of the job's {world.size} ranks on this host" if here < world.size
+           else None if os.environ.get(distributed.LAUNCH_DIR_VARIABLE)
+           else f"mpiexec's {here} ranks")
+    note = world.is_root and oversubscription_note(values.get("threads"), here, how)
     if note:
         warn_once(note)
     quiet = values.get("quiet") or not world.is_root

@@ -28,7 +28,6 @@ from .distributed import (LAUNCH_DIR_VARIABLE, OPT_OUT_VARIABLE, mpi_available,
                           opted_out)
 from .errors import UserError
 from .extras import install_hint
-from .progress import warn_once
 
 # Lines of mpiexec (MPICH's hydra) that a user of --ranks does not need to read.
 NOISE = (re.compile(r"^=+\s*$"), re.compile(r"^=\s{2,}(BAD TERMINATION|CLEANING UP|YOU CAN)"),
@@ -158,10 +157,8 @@ def _signal_ranks(launch_dir: str, signalled: set) -> set:
     return sent
 
 
-def launch(ranks: int, args: list[str], note: str | None = None) -> int:
-    """Run ``recurrent ARGS`` (without --ranks) on ``ranks`` MPI processes; the exit code.
-    ``note``: a line for stderr once the ranks can be started (after the refusals above,
-    which stay the one line printed)."""
+def launch(ranks: int, args: list[str]) -> int:
+    """Run ``recurrent ARGS`` (without --ranks) on ``ranks`` MPI processes; the exit code."""
     if opted_out():  # the ranks would inherit it: N separate runs into one run directory
         raise UserError(f"--ranks {ranks}: {OPT_OUT_VARIABLE}="
                         f"{os.environ[OPT_OUT_VARIABLE].strip()} is set, which would make "
@@ -173,8 +170,6 @@ def launch(ranks: int, args: list[str], note: str | None = None) -> int:
     if exe is None:
         raise UserError(f"--ranks: no mpiexec found next to {sys.executable} or on PATH "
                         f"({install_hint('mpi')} installs MPICH's)")
-    if note:
-        warn_once(note)
     with tempfile.TemporaryDirectory(prefix="recurrent-ranks-") as launch_dir:
         env = {**os.environ, LAUNCH_DIR_VARIABLE: launch_dir}
         # The ranks search this process's sys.path, in its order, so they import the

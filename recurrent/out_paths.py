@@ -148,19 +148,19 @@ def non_directory(path: str) -> str | None:
     return path if os.path.exists(path) and not os.path.isdir(path) else None
 
 
-def check_outside_runs(option: str, out: str) -> None:
+def check_outside_runs(option: str, out: str, advice: str = "write it elsewhere") -> None:
     """UserError when ``out`` lies inside a run directory (_enclosing_run of the directory
     it resolves into), whether the file exists or not: check_out's refusal of a run's
     existing files, and the whole refusal for an output that must never go into a run
     (bench --json: a result written there would be the run's file from then on, one no
     later --json could replace; a new run's directory, of train --out or import --out: a
-    run directory holds that run's files only, and is copied, moved and removed whole)."""
+    run directory holds that run's files only, and is copied, moved and removed whole).
+    ``option`` and ``out`` name the path in the line, ``advice`` ends it."""
     other = _enclosing_run(os.path.dirname(os.path.realpath(out)))
     if other is not None:
         what = ("a file of" if os.path.lexists(out) and not os.path.isdir(out)
                 else "inside")
-        raise UserError(f"{option} {out} is {what} the run directory {other}; write it "
-                        f"elsewhere")
+        raise UserError(f"{option} {out} is {what} the run directory {other}; {advice}")
 
 
 def _enclosing_run(directory: str) -> str | None:

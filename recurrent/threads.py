@@ -55,22 +55,26 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def oversubscription_note(threads: int | None, ranks: int = 1) -> str | None:
-    """A note when ``ranks`` processes (--ranks) of ``threads`` kernel threads each
-    (--threads; None: the default, which shares the cores among the ranks and gives
-    each at least one: distributed.world) run more threads than the available cores,
-    else None. The count is taken, not refused (an upper bound: MAX_THREADS), but
+def oversubscription_note(threads: int | None, ranks: int = 1,
+                          ranks_text: str | None = None) -> str | None:
+    """A note when ``ranks`` processes on this host (--ranks; ``ranks_text`` names them
+    otherwise, as "mpiexec's 4 ranks") of ``threads`` kernel threads each
+    (--threads; None: the default, which shares the host's cores among its ranks and
+    gives each at least one: distributed.world) run more threads than the available
+    cores, else None. The count is taken, not refused (an upper bound: MAX_THREADS), but
     threads beyond the cores take turns on them, and every parallel region of a step
     waits for its slowest thread."""
     total = (threads or 1) * ranks
     cores = available_cores()
     if total <= cores:
         return None
-    given = " ".join(([f"--ranks {ranks}"] if ranks > 1 else [])
-                     + ([f"--threads {threads}"] if threads is not None else []))
-    return (f"note: {given} runs {total} kernel threads on {cores} available "
-            f"core{'s' if cores > 1 else ''}; threads beyond the cores take turns on them "
-            f"and every step waits for the slowest, so fewer threads can run faster")
+    named = ranks > 1 and ranks_text is not None
+    given = (" with " if named else " ").join(
+        ([ranks_text if named else f"--ranks {ranks}"] if ranks > 1 else [])
+        + ([f"--threads {threads}"] if threads is not None else []))
+    return (f"note: {given} run{'' if named else 's'} {total} kernel threads on {cores} "
+            f"available core{'s' if cores > 1 else ''}; threads beyond the cores take turns "
+            f"on them and every step waits for the slowest, so fewer threads can run faster")
 
 
 THREADS_VARIABLE = "RECURRENT_NUM_THREADS"

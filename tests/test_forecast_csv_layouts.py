@@ -206,6 +206,21 @@ def test_a_file_of_dates_without_a_header_is_refused_as_data(tmp_path, header):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("first, stamp", [("1949-01", "{:%Y-%m}"),
+                                           ("Jan 1949", "{:%b %Y}")])
+def test_a_monthly_file_without_a_header_is_refused_as_data(tmp_path, first, stamp):
+    """Months written without a day are dates of data too: a headerless monthly file
+    gets the same refusal, not that it has several columns."""
+    months = [dt.date(1949 + i // 12, i % 12 + 1, 1) for i in range(80)]
+    data = tmp_path / "monthly.csv"
+    data.write_text("".join(f"{stamp.format(m)},{value(i)}\n" for i, m in enumerate(months)),
+                    encoding="utf-8")
+    result = invoke("train", "forecast", "--data", data, *RUN, "--out", tmp_path / "run")
+    one_line_error(result, f"data file {str(data)!r} has no header: line 1 ('{first},2.000') "
+                   "holds dates and numbers like the rows below it", "such as 'date,value'")
+    assert not (tmp_path / "run").exists()
+
+
 def test_date_column_names_over_numbers_are_a_header(tmp_path):
     """Column names that are dates (one column per day) over rows of numbers are a
     header: the file is read, its several columns left to --column."""

@@ -47,3 +47,17 @@ def test_a_link_into_a_run_is_refused_too(run, tmp_path):
     result = invoke("import", exported, "--out", tmp_path / "link" / "sub")
     one_line_error(result, f"is inside the run directory {run}")
     assert not (run / "sub").exists()
+
+
+def test_train_without_out_in_a_run_names_the_default_directory(run, tmp_path, monkeypatch):
+    """Without --out the new run would go to runs/ of the working directory: inside a run,
+    the line names that default, which the user did not type, and asks for --out."""
+    text = tiny_text(tmp_path)
+    before = _files(run)
+    monkeypatch.chdir(run)
+    result = invoke("train", "char-lm", "--data", text, "--steps", 2, "--hidden", 8,
+                    "--quiet", "--no-plot")
+    line = one_line_error(result, f"the default run directory runs{os.sep} is inside the "
+                                  f"run directory {run}; give --out outside it")
+    assert "--out runs" not in line
+    assert _files(run) == before

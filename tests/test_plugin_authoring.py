@@ -174,6 +174,30 @@ def test_task_defaults_its_options_take_register():
         plugins.unregister_plugin(NAME)
 
 
+class _FileDefaults(_DefaultsTask):
+    def options(self):
+        return super().options() + [
+            click.Option(["--vocab"], type=click.Path(exists=True, dir_okay=False),
+                         default="vocab-not-here.txt"),
+            click.Option(["--extra"], type=click.File("r"), default="extra-not-here.txt")]
+
+
+def test_a_default_file_absent_where_the_plugin_registers_is_no_broken_plugin(tmp_path,
+                                                                               monkeypatch):
+    """A path option's default names a file of the directory the command runs in: one
+    absent where the plugin registers is the user's to give, not a broken plugin; the
+    command that needs it names it."""
+    monkeypatch.chdir(tmp_path)
+    plugins.register_plugin(_TaskPlugin(_FileDefaults(samples=64)), NAME)
+    try:
+        assert NAME not in plugins.broken_plugins()
+        assert "authoring-defaults" in plugins.tasks()
+        one_line_error(invoke("train", "authoring-defaults", "--out", tmp_path / "run"),
+                       "vocab-not-here.txt")
+    finally:
+        plugins.unregister_plugin(NAME)
+
+
 class _LossTypo(ToySign):
     name = "authoring-loss-typo"
     loss = "cross_entropyy"

@@ -20,7 +20,7 @@ from recurrent import datafile
 from recurrent.errors import UserError
 from recurrent.memo import Kept, file_identity
 
-from .times import TIME_OF_DAY, full_date, parse_times, period_notation
+from .times import TIME_OF_DAY, calendar_date, parse_times, period_notation
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -244,8 +244,9 @@ def _check_header_names(header: list[str], line: int, label: str,
     """UserError when the header line is a row of data: a file without a header, whose
     first row would be read as column names, its values lost without a word (a
     one-column file's first value would name the column). Data is every named cell a
-    number or, like the cell under it (``below``, the next row), a date: column names
-    that are dates over cells that are not (one column per day) are a header."""
+    number or, like the cell under it (``below``, the next row), a date (times.
+    calendar_date: a month's, 1949-01, too), with numbers and dates both there: column
+    names that are dates over cells that are not (one column per day) are a header."""
     named = [h for h in header if h]
     if named and all(_finite(h) for h in named):
         raise UserError(f"data file {label!r} has no header: line {line} "
@@ -255,8 +256,9 @@ def _check_header_names(header: list[str], line: int, label: str,
     if not named or below is None:
         return
     cells = [(h, below[i].strip() if i < len(below) else "") for i, h in enumerate(header)]
-    dates = [bool(h) and full_date(h) and full_date(cell) for h, cell in cells]
-    if any(dates) and all(date or not h or _finite(h) for (h, _), date in zip(cells, dates)):
+    dates = [bool(h) and calendar_date(h) and calendar_date(cell) for h, cell in cells]
+    numbers = [h for (h, _), date in zip(cells, dates) if h and not date]
+    if any(dates) and numbers and all(map(_finite, numbers)):
         values = len(dates) - sum(dates)
         count = iter(range(1, values + 1))
         names = ["date" if date else "value" if values == 1 else f"value{next(count)}"

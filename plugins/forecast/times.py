@@ -322,10 +322,10 @@ def _parse(text: str, dayfirst: bool, yearfirst: bool, default: dt.datetime) -> 
         return dateparser.parse(text, dayfirst=dayfirst, yearfirst=yearfirst, default=default)
 
 
-def full_date(text: str) -> bool:
-    """Whether ``text`` is a date with its year, month and day written (2020-01-01,
-    01/02/2010, 2010-Q1): a cell of data, never a column name such as "date" or "March",
-    which name no year or day."""
+def calendar_date(text: str) -> bool:
+    """Whether ``text`` is a date with at least its year and month written (2020-01-01,
+    01/02/2010, 1949-01, Jan 1949, 2010-Q1): a cell of data, never a column name such as
+    "date", "March" or "March 3", which name no year."""
     text = text.strip()
     if not re.search(r"\d", text):
         return False
@@ -334,7 +334,7 @@ def full_date(text: str) -> bool:
         other = _parse(text, False, False, _OTHER_DEFAULT)
     except _NOT_A_DATE:
         return False
-    return one.date() == other.date()
+    return (one.year, one.month) == (other.year, other.month)
 
 
 def _check_date(where: str, line: int, text: str) -> None:
