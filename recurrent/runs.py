@@ -92,7 +92,13 @@ def _none_fits(failed: list) -> UserError:
     texts = list(dict.fromkeys(str(e) for _, _, e in failed))
     if len(texts) == 1:
         return failed[0][2]
-    return UserError(f"none of the {len(failed)} candidates fits: " + "; ".join(texts))
+    # the words they all start with said once, before what differs (an option whole)
+    head = os.path.commonprefix(texts)
+    head = head[:head.rfind(" ") + 1]
+    while head.rstrip().rsplit(" ", 1)[-1].startswith("-"):
+        head = head.rstrip()[:head.rstrip().rfind(" ") + 1]
+    return UserError(f"none of the {len(failed)} candidates fits: {head}"
+                     + "; ".join(t[len(head):] for t in texts))
 
 
 def _prepared(task, config: TrainingConfig) -> tuple[dict, dict]:

@@ -460,9 +460,10 @@ def test_a_series_no_candidate_fits_names_what_each_window_needs(tmp_path):
     rows = [[1900 + i, f"{np.sin(i / 3):.4f}"] for i in range(12)]
     path = write_csv(tmp_path / "tiny.csv", ["year", "value"], rows)
     result = invoke("train", "forecast", "--data", path, "--out", tmp_path / "r", *SMALL)
-    one_line_error(result, "none of the 6 candidates fits: too few rows in")
+    line = one_line_error(result, "none of the 6 candidates fits: too few rows in")
     needs = re.findall(r"--window (\d+) and --horizon 1 need at least (\d+)", result.stderr)
     assert needs == [("30", "45"), ("16", "25"), ("8", "13")], result.stderr
+    assert line.count("too few rows") == 1  # what they share said once
     assert not (tmp_path / "r").exists()
 
 
