@@ -10,9 +10,12 @@ import re
 import numpy as np
 
 C_INT_MAX = 2**31 - 1  # the largest count C code taking an int (OpenMP, the kernels) reads
-# A layer's or model's backward() called with nothing to differentiate.
+# A layer's or model's backward() called with nothing to differentiate: before any forward,
+# after a backward (one per forward), or after an inference pass, which drops what the
+# training forward before it kept (so a torch-style validation pass in between is named).
 NO_FORWARD = ("backward: no forward pass to differentiate; call forward first (with "
-              "need_grad=True)")
+              "need_grad=True), once per backward, with no need_grad=False pass in between "
+              "(inference discards what the pass before it kept)")
 
 
 def seed_sequences(seed, n: int) -> list:

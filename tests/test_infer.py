@@ -71,6 +71,28 @@ def test_layer_without_grad_equals_forward_and_refuses_backward(layer_cls, bidir
         layer.backward(np.ones_like(out))
 
 
+@pytest.mark.parametrize("use_model", [False, True])
+def test_backward_after_an_inference_pass_says_why_there_is_nothing(use_model):
+    """A need_grad=False pass between a training forward and its backward discards the
+    training pass's caches: the refusal says so rather than only that there was no forward
+    pass, which a caller who ran one (torch keeps its graph across a no_grad pass) reads
+    as false."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((6, 3, 4)).astype(np.float32)
+    if use_model:
+        spec = {"input": "features", "input_size": 4, "output_size": 2, "output": "mean"}
+        module = SequenceModel(spec, cell="gru", hidden_size=8, seed=0)
+    else:
+        module = GRU(4, 8, seed=0)
+    out, _ = module.forward(x)
+    module.forward(x[:, :1], need_grad=False)
+    with pytest.raises(ValueError, match=r"no forward pass to differentiate.*no "
+                                         r"need_grad=False pass in between"):
+        module.backward(np.ones_like(out))
+    out, _ = module.forward(x)               # a training pass of its own: backward runs
+    module.backward(np.ones_like(out))
+
+
 def test_a_cell_without_infer_still_runs_without_grad(rng):
     layer = Recurrent(ReferenceLSTM(), 5, 8, dtype=np.float64, seed=2)
     assert not hasattr(layer.cell, "infer")
