@@ -5,6 +5,8 @@ saved with a UTF-8 byte-order mark, and a file that repeats the training text.""
 import base64
 import json
 import struct
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -239,3 +241,30 @@ def test_data_files_are_named_by_the_path_given(run, tmp_path, monkeypatch):
                    "Error: b/short.txt has characters not in the model's vocabulary: ','")
     one_line_error(invoke("eval", path, "--data", "b/one.txt"),
                    "Error: b/one.txt has 1 character(s): evaluation needs at least 2")
+
+
+def test_a_training_text_that_reads_empty_is_named_as_the_runs_data(tmp_path):
+    """`eval RUN` and `--resume` read the run's own text again: when it reads empty (the
+    file emptied since, or a run trained on standard input given nothing there), the
+    refusal says that it is the run's training data, as the other tasks' do, not only
+    that char-lm needs text, which reads as if the command had been given a file."""
+    data = tiny_text(tmp_path)
+    path = tmp_path / "run"
+    ok(train_tiny(data, path))
+    data.write_text("", encoding="utf-8")
+    named = (f"Error: {data} is empty", "(the data this run was trained on)")
+    one_line_error(invoke("eval", path, "--threads", 1), *named)
+    one_line_error(invoke("train", "--resume", path, "--steps", 3), *named)
+    tiny_text(tmp_path)  # the text again, piped into a run that reads standard input
+    piped = tmp_path / "piped"
+    # -P: the package on the path, not a source tree in the working directory
+    recurrent = [sys.executable, "-P", "-m", "recurrent"]
+    with open(data, "rb") as stdin:
+        trained = subprocess.run([*recurrent, "train", "char-lm", "--data", "-",
+                                  "--steps", "2", "--hidden", "8", "--threads", "1",
+                                  "--quiet", "--no-plot", "--out", str(piped)],
+                                 stdin=stdin, capture_output=True, timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    done = subprocess.run([*recurrent, "eval", str(piped)], stdin=subprocess.DEVNULL,
+                          capture_output=True, timeout=300)
+    one_line_error(done, "Error: /dev/stdin is empty", "(the data this run was trained on)")

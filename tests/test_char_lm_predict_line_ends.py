@@ -3,7 +3,7 @@ as it ends, with one "\\n" added at the end only when the text does not end with
 a text file ends): a text that ends with a line break gets no blank line after it."""
 import pytest
 
-from helpers import invoke
+from helpers import invoke, ok, train_tiny
 
 SAMPLE = ("--seed", 5, "--temperature", 5, "--prime", "the")
 
@@ -32,3 +32,18 @@ def test_a_sample_ending_with_a_line_break_has_no_blank_line_after_it(task_runs)
     generated = end + 1 - len("the")
     assert printed(run, "--length", generated, *SAMPLE) == whole[:end + 1]
     assert printed(run, "--length", generated - 1, *SAMPLE) == whole[:end] + b"\n"
+
+
+def test_without_a_line_break_the_default_prime_is_the_first_character_and_help_says_so(
+        tmp_path):
+    # a text with no line break: predict starts from its vocabulary's first character
+    # (the lowest code point), prints it as the prime, and --help says that default
+    text = tmp_path / "row.txt"
+    text.write_text("ba " * 900, encoding="utf-8")
+    run = tmp_path / "run"
+    ok(train_tiny(text, run))
+    assert printed(run, "--length", 0) == b" \n"
+    assert printed(run, "--length", 3, "--seed", 1)[:1] == b" "
+    help_text = " ".join(ok(invoke("predict", run, "--help")).split())
+    assert ("default: a line break, as the training text writes them, or the "
+            "vocabulary's first character (lowest code point) when it has none") in help_text

@@ -220,7 +220,9 @@ class CharLM:
         return [
             click.Option(["--prime"], default=None,
                          help="Text to start from (default: a line break, as the training "
-                              "text writes them; with --stream: nothing)."),
+                              "text writes them, or the vocabulary's first character "
+                              "(lowest code point) when it has none; with --stream: "
+                              "nothing)."),
             click.Option(["--length"], type=click.IntRange(min=0), default=LENGTH,
                          show_default=True, help="Characters to generate."),
             click.Option(["--temperature"], type=click.FloatRange(min=0.0), default=TEMPERATURE,
@@ -294,10 +296,18 @@ class CharLM:
         TrainingDataUnavailable when it cannot be read as it was (gone, changed), saying
         that it is the run's training data: under `eval --data FILE` the message names a
         file other than FILE. ``moved``: _Corpus.ids'."""
+        path = text.resolve_path(state["data"])
         try:
-            return _Corpus.ids(text.resolve_path(state["data"]), state.get("max_chars") or 0,
-                               state["vocab"], state["fingerprint"], state.get("unicode"),
-                               moved)
+            try:
+                _Corpus.text(path, state.get("unicode"))  # read first, then ids() reuses it
+            except UserError as e:
+                if config.get("eval_data") or moved:
+                    raise
+                # a command given no file whose run's text no longer reads (emptied, or
+                # standard input given nothing): named as the run's data, as seq2seq's is
+                raise UserError(f"{e} (the data this run was trained on)") from None
+            return _Corpus.ids(path, state.get("max_chars") or 0, state["vocab"],
+                               state["fingerprint"], state.get("unicode"), moved)
         except UserError as e:
             if not config.get("eval_data"):
                 raise TrainingDataUnavailable(str(e)) from None
@@ -418,7 +428,9 @@ class CharLM:
     def predict(self, state: dict, config: dict, model, options: dict):
         vocab = text.Vocabulary(state["vocab"])
         prime = _given_prime(options)
-        if prime is None:  # a line break as the training text writes it ("\n" or "\r\n")
+        # no --prime: a line break as the training text writes it ("\n" or "\r\n"), or,
+        # for a vocabulary without one, its first character (the --prime help says so)
+        if prime is None:
             line_break = state.get("line_break", "\n")
             prime = next((b for b in (line_break, "\n") if not vocab.unknown(b)),
                          vocab.chars[0])
