@@ -539,7 +539,7 @@ def run_rows(cells, configs, thread_counts, mode, vs, repeats, rounds, emit,
                         problem, mode, ours_nt, torch_precision, precision)
                     torch_fn = problem.torch_side(mode, torch_precision)[0]
                     torch_fn()
-                    row["torch_output_dtype"] = torch_fn.dtype  # autocast may keep float32
+                    row["torch_output_dtype"] = torch_fn.dtype  # float32 for a GRU in autocast
                     sides.append(torch_fn)
                     keys.append("torch")
                 if precision != "fp32":
@@ -778,6 +778,20 @@ def _stopped_by(exc: BaseException) -> str:
     return error_line(exc)
 
 
+def _child_ended(returncode: int) -> str:
+    """How the measuring process ended without reporting an error: the signal that killed
+    it, by name (Popen gives it as a negative exit code), or its exit code."""
+    if returncode >= 0:
+        return f"failed (exit code {returncode})"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    why = {signal.SIGKILL: " (as the system does when memory runs out)",
+           signal.SIGSEGV: " (a crash in a library it ran)"}.get(-returncode, "")
+    return f"was killed by {name}{why}"
+
+
 def _write_json(path, payload):
     """The results, whole or not at all, as every file the CLI writes (atomic_write)."""
     text = json.dumps(payload, indent=1).encode("utf-8")
@@ -963,6 +977,10 @@ def register_commands(cli):
                     if unset:
                         click.echo("unset for the measurement (--keep-blas-env keeps them): "
                                    + ", ".join(f"{k}={v}" for k, v in unset.items()))
+                    kept = {k: v for k, v in message["env"].items() if v is not None}
+                    if kept:  # --keep-blas-env: they chose the BLAS kernels above
+                        click.echo("kept for the measurement (--keep-blas-env): "
+                                   + ", ".join(f"{k}={v}" for k, v in kept.items()))
                     click.echo(_tuning_line(message.get("tuning")))
                     legend = (f"mode {mode}; {rounds} rounds, >= {repeats} timed calls per side "
                               f"after warm-up")
@@ -990,10 +1008,10 @@ def register_commands(cli):
                 keep_measured(_stopped_by(e))
             raise
         if child.wait() != 0 or error:
+            error = error or f"the benchmark process {_child_ended(child.returncode)}"
             if json_path and payload["rows"]:  # the rows measured before it failed
-                keep_measured(error or f"exit code {child.returncode}")
-            raise recurrent.UserError(error or f"the benchmark process failed "
-                                      f"(exit code {child.returncode})")
+                keep_measured(error)
+            raise recurrent.UserError(error)
         if payload["rows"]:
             rate = ", ".join(_sgemm_text(r) for r in
                              {r["threads"]: r for r in payload["rows"]}.values())

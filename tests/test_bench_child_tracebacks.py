@@ -70,3 +70,25 @@ def test_sigterm_to_the_process_group_stops_the_measuring_child_too():
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_a_measuring_child_killed_by_a_signal_is_named_in_one_line():
+    """A child killed by a signal (the out-of-memory killer's SIGKILL, a library's
+    segmentation fault) was reported as "exit code -9": the signal by name instead."""
+    process = subprocess.Popen(BENCH + ["--config", "400,32,128,256", "--repeats", "3000"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, env=installed_env())
+    try:
+        wait_for_child(process)
+        with open(f"/proc/{process.pid}/task/{process.pid}/children") as f:
+            children = [int(pid) for pid in f.read().split()]
+        assert len(children) == 1
+        os.kill(children[0], signal.SIGKILL)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 1, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == ["Error: the benchmark process was killed by SIGKILL (as the system "
+                     "does when memory runs out)"], err

@@ -710,6 +710,26 @@ def test_bench_json_records_the_cpu_versions_and_thread_counts_of_each_side(
             assert row["ours_threads"] == row["torch_threads"] == row["threads"]
 
 
+def test_bench_keep_blas_env_says_which_values_the_measurement_ran_with(
+        tmp_path, monkeypatch):
+    """With --keep-blas-env the OPENBLAS variables choose the BLAS kernels the bench
+    prints: the output names them, as it names the ones it unsets without it."""
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.setenv("OPENBLAS_L2_SIZE", "1048576")
+    out = tmp_path / "bench.json"
+    result = _bench("--cell", "rnn_tanh", "--vs", "none", "--config", "4,8,3,5",
+                    "--threads", "1", "--repeats", "1", "--rounds", "1", "--keep-blas-env",
+                    "--json", str(out))
+    assert result.exit_code == 0, result.output
+    assert ("kept for the measurement (--keep-blas-env): OPENBLAS_CORETYPE=Haswell, "
+            "OPENBLAS_L2_SIZE=1048576\n") in result.output
+    assert "unset for the measurement" not in result.output
+    payload = json.loads(out.read_text())
+    assert payload["environment"]["env"] == {"OPENBLAS_CORETYPE": "Haswell",
+                                             "OPENBLAS_L2_SIZE": "1048576"}
+    assert payload["spec"]["blas_env_unset"] == {}
+
+
 @pytest.mark.parametrize("above_cores", [False, True], ids=["capped", "above-cores"])
 def test_bench_sgemm_rate_of_an_auto_row_runs_on_the_threads_our_default_may_use(
         tmp_path, monkeypatch, above_cores):
