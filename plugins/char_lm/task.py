@@ -19,6 +19,7 @@ no third part (``splits``), so `recurrent eval RUN` scores the validation split 
 from __future__ import annotations
 
 import math
+import os
 
 import click
 import numpy as np
@@ -301,8 +302,8 @@ class CharLM:
             try:
                 _Corpus.text(path, state.get("unicode"))  # read first, then ids() reuses it
             except UserError as e:
-                if config.get("eval_data") or moved:
-                    raise
+                if config.get("eval_data") or moved or not os.path.exists(path):
+                    raise  # a file not found says what it was in its own words
                 # a command given no file whose run's text no longer reads (emptied, or
                 # standard input given nothing): named as the run's data, as seq2seq's is
                 raise UserError(f"{e} (the data this run was trained on)") from None
