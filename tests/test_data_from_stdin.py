@@ -92,6 +92,34 @@ def test_a_run_trained_from_stdin_refuses_a_terminal_when_it_reads_its_data_agai
     assert done.returncode == 0 and b"pairs" in done.stdout, done.stderr
 
 
+def test_a_sentiment_run_trained_from_stdin_asks_for_its_data_piped_in_again(tmp_path):
+    # its data is /dev/stdin: nothing or other data there is mended by piping the run's
+    # data in again, not by restoring a file
+    path = write_reviews(tmp_path / "reviews.csv", bundled_reviews(30))
+    other = write_reviews(tmp_path / "other.csv", bundled_reviews(20))
+    run = tmp_path / "run"
+    with open(path, "rb") as stdin:
+        done = _recurrent("train", "sentiment", "--data", "-", "--ensemble", 1, "--steps", 2,
+                          "--hidden", 4, "--embed-dim", 4, "--threads", 1, "--quiet",
+                          "--no-plot", "--out", run, stdin=stdin)
+    assert done.returncode == 0, done.stderr
+    with open(other, "rb") as stdin:
+        line = _refused(_recurrent("eval", run, stdin=stdin),
+                        "/dev/stdin has changed since this run was trained",
+                        "pipe the data it was trained on into standard input again, "
+                        "or evaluate on a file with --data")
+    assert "restore" not in line
+    line = _refused(_recurrent("train", "sentiment", "--resume", run, "--steps", 3,
+                               stdin=subprocess.DEVNULL),
+                    "/dev/stdin is empty", "the data this run was trained on",
+                    "training goes on with the data it started with: pipe it into "
+                    "standard input again")
+    assert "restore" not in line
+    with open(path, "rb") as stdin:
+        done = _recurrent("eval", run, stdin=stdin)
+    assert done.returncode == 0 and b"split test" in done.stdout, done.stderr
+
+
 def test_a_closed_or_write_only_stdin_is_named_as_such(task_runs, tmp_path):
     run = task_runs["sentiment"]
     done = _recurrent("predict", run, "--data", "-", preexec_fn=lambda: os.close(0))

@@ -110,6 +110,22 @@ def test_empty_text_and_empty_label_rows(tmp_path):
         read_csv(write(tmp_path, "text,label\nfine,\n"), "text", "label")
     with pytest.raises(UserError, match=r"line 2: empty label"):
         read_csv(write(tmp_path, "text,label\nshort row\n"), "text", "label")
+    # a row that ends before a column read says so: a text broken by an unquoted line break
+    path = write(tmp_path, "text,label\nthis film was great\nand i loved it,pos\n")
+    with pytest.raises(UserError) as e:
+        read_csv(path, "text", "label")
+    assert one_line(e) == (f"{path} line 2: empty label in column 'label' (the row has 1 "
+                           f"field, the header 2: quote texts that contain line breaks)")
+    with pytest.raises(UserError, match=r"line 2: empty text in column 'text' \(the row has "
+                                        r"1 field, the header 2: quote"):
+        read_csv(write(tmp_path, "label,text\npos\n"), "text", "label")
+    with pytest.raises(UserError, match=r"line 2: empty id in column 'id' \(the row has 1 "
+                                        r"field, the header 2: quote"):
+        read_csv(write(tmp_path, "text,id\ngood\n"), "text", None, id_column="id")
+    # an empty cell of a row as long as the header is named alone
+    with pytest.raises(UserError) as e:
+        read_csv(write(tmp_path, "text,label\nfine,\n"), "text", "label")
+    assert one_line(e).endswith("line 2: empty label in column 'label'")
     # a row without a trailing column the task does not read is fine
     short = read_csv(write(tmp_path, "text,label,source\ngood,pos\n"), "text", "label")
     assert short.texts == ["good"] and short.labels == ["pos"]

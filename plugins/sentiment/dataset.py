@@ -95,20 +95,27 @@ def read_csv(path: str, text_column: str, label_column: str | None,
         if any(f.strip() for f in row[width:]):
             raise UserError(f"{path} line {line}: {len(row)} fields, the header has "
                             f"{width} (quote texts that contain commas)")
+        # a row that ends before a column read is most often a text broken by an
+        # unquoted line break, its rest on the next line: said with the empty cell
+        short = (f" (the row has {len(row)} field{'s' * (len(row) != 1)}, the header "
+                 f"{width}: quote texts that contain line breaks)")
         text = row[text_at].strip() if text_at < len(row) else ""
         if is_blank(text, tokenizer):
             raise UserError(f"{path} line {line}: empty text in column {text_column!r}"
-                            + (" (only invisible characters)" if text else ""))
+                            + (short if text_at >= len(row) else
+                               " (only invisible characters)" if text else ""))
         texts.append(text)
         if label_at is not None:
             label = row[label_at].strip() if label_at < len(row) else ""
             if not label:
-                raise UserError(f"{path} line {line}: empty label in column {label_column!r}")
+                raise UserError(f"{path} line {line}: empty label in column {label_column!r}"
+                                + (short if label_at >= len(row) else ""))
             labels.append(label)
         if id_at is not None:
             key = row[id_at].strip() if id_at < len(row) else ""
             if not key:
-                raise UserError(f"{path} line {line}: empty id in column {id_column!r}")
+                raise UserError(f"{path} line {line}: empty id in column {id_column!r}"
+                                + (short if id_at >= len(row) else ""))
             ids.append(key)
     if not texts:
         raise UserError(f"{path} has a header but no data rows")

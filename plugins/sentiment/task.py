@@ -21,7 +21,7 @@ from recurrent import cache, schema
 from recurrent import paired as paired_tests
 from recurrent.checkpoint import json_text
 from recurrent.checks import has_control
-from recurrent.datafile import check_utf8, excerpt
+from recurrent.datafile import STDIN_PATH, check_utf8, excerpt
 from recurrent.errors import TrainingDataUnavailable, UserError
 from recurrent.memo import Kept, file_identity, frozen
 from recurrent.moved_data import NOT_THE_RUNS_DATA
@@ -75,6 +75,16 @@ FRACTION = click.FloatRange(0, 1, min_open=True, max_open=True)
 SCORE_NEED = "evaluate on a file with --data"
 FIT_NEED = "restore the file as it was to see the baselines"
 TRAIN_NEED = "training goes on with the data it started with: restore the file as it was"
+# the same for a run trained on standard input (`--data -`), which reads its data there
+# again: the data is restored by piping it in, not by putting a file back
+STDIN_NEEDS = {
+    SCORE_NEED: "pipe the data it was trained on into standard input again, or evaluate "
+                "on a file with --data",
+    FIT_NEED: "pipe the data it was trained on into standard input again to see the "
+              "baselines",
+    TRAIN_NEED: "training goes on with the data it started with: pipe it into standard "
+                "input again",
+}
 
 # Small per-process caches: the trainer calls batches()/evaluate()/baselines() many times
 # with the same state, and re-reading or refitting each time would dominate short runs
@@ -354,6 +364,8 @@ class SentimentTask:
                                 self._label_ids(state, data.labels, eval_data))
             return encoded[key]
         path = state["data"] or bundled_path()
+        if path == STDIN_PATH:
+            need = STDIN_NEEDS.get(need, need)
         try:
             data, tokens, encoded = _cached_read(path, state["text_column"],
                                                  state["label_column"], _tokenizer(state),
