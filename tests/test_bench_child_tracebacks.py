@@ -49,17 +49,27 @@ def test_ctrl_c_while_the_child_measures_prints_no_traceback():
     assert [line for line in err.splitlines() if line.strip()] == ["Aborted."]
 
 
-def test_sigterm_to_the_process_group_stops_the_measuring_child_too():
-    """The child once ran in its own session to keep Ctrl-C from it: a SIGTERM to the
-    group (a closed terminal, a job supervisor) then left it measuring on its own."""
-    import time
+def _long_bench_and_its_children():
+    """A bench that measures for minutes, in a session of its own, once its measuring
+    child runs: (the bench's process, the pids of its children)."""
     process = subprocess.Popen(BENCH + ["--config", "400,32,128,256", "--repeats", "3000"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True, env=installed_env())
     try:
         wait_for_child(process)
         with open(f"/proc/{process.pid}/task/{process.pid}/children") as f:
-            children = [int(pid) for pid in f.read().split()]
+            return process, [int(pid) for pid in f.read().split()]
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+
+
+def test_sigterm_to_the_process_group_stops_the_measuring_child_too():
+    """The child once ran in its own session to keep Ctrl-C from it: a SIGTERM to the
+    group (a closed terminal, a job supervisor) then left it measuring on its own."""
+    import time
+    process, children = _long_bench_and_its_children()
+    try:
         assert children
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
@@ -75,13 +85,8 @@ def test_sigterm_to_the_process_group_stops_the_measuring_child_too():
 def test_a_measuring_child_killed_by_a_signal_is_named_in_one_line():
     """A child killed by a signal (the out-of-memory killer's SIGKILL, a library's
     segmentation fault) was reported as "exit code -9": the signal by name instead."""
-    process = subprocess.Popen(BENCH + ["--config", "400,32,128,256", "--repeats", "3000"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True, env=installed_env())
+    process, children = _long_bench_and_its_children()
     try:
-        wait_for_child(process)
-        with open(f"/proc/{process.pid}/task/{process.pid}/children") as f:
-            children = [int(pid) for pid in f.read().split()]
         assert len(children) == 1
         os.kill(children[0], signal.SIGKILL)
         _, err = process.communicate(timeout=120)
