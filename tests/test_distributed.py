@@ -347,20 +347,27 @@ def test_no_mpi_runs_each_process_on_its_own_under_a_launcher(tmp_path):
     assert len(mpi) == 2 and all("mpi4py installed" in line for line in mpi), job.stdout
 
 
-def test_ranks_refuse_data_from_standard_input(tmp_path):
-    """Every rank reads the data itself, and standard input reaches one process only:
-    one line before mpiexec starts, rather than mpiexec's own failure messages."""
+@pytest.mark.parametrize("data, reason", [
+    # standard input reaches one process only
+    ("-", "standard input reaches one process only"),
+    # `--data /dev/fd/0 < FILE`: a regular file here, but this process's descriptor
+    ("/dev/fd/0", "/dev/fd/0 is a descriptor of this process, which the ranks do not share"),
+])
+def test_ranks_refuse_data_on_standard_input(tmp_path, data, reason):
+    """Every rank reads the data itself: data given on this process's standard input is
+    refused in one line before mpiexec starts (saying why, not that it is a pipe),
+    rather than mpiexec's own failure messages."""
     (tmp_path / "text.txt").write_text("to be or not to be, that is the question\n" * 400)
     from test_distributed_startup import _run_job
-    with open(tmp_path / "text.txt") as data:
+    with open(tmp_path / "text.txt") as text:
         job = _run_job([sys.executable, "-m", "recurrent", "train", "char-lm", *TINY,
-                        "--data", "-", "--ranks", "2", "--out", "run"], tmp_path, stdin=data)
+                        "--data", data, "--ranks", "2", "--out", "run"], tmp_path,
+                       stdin=text)
     assert job.returncode == 1
     assert _one_line(job.stderr) == (
-        "Error: --data -: every rank of a data-parallel run opens and reads the data file "
-        "itself, so it must be a regular file that can be opened more than once, and "
-        "standard input reaches one process only; save the data to a file and give its "
-        "path"), job.stderr
+        f"Error: --data {data}: every rank of a data-parallel run opens and reads the data "
+        f"file itself, so it must be a regular file that can be opened more than once, and "
+        f"{reason}; save the data to a file and give its path"), job.stderr
     assert not (tmp_path / "run").exists()
 
 
@@ -398,25 +405,6 @@ def test_ranks_refuse_data_from_a_named_pipe(tmp_path):
     assert _one_line(job.stderr).startswith(
         "Error: --data pipe: every rank of a data-parallel run opens and reads the data "
         "file itself, so it must be a regular file"), job.stderr
-    assert not (tmp_path / "run").exists()
-
-
-def test_ranks_refuse_data_from_a_descriptor_of_a_redirected_file(tmp_path):
-    """`--data /dev/fd/0 < FILE` names this process's standard input, a regular file
-    here, which the ranks do not have: refused before mpiexec starts, saying that every
-    rank opens the data file itself, not that it is a pipe."""
-    (tmp_path / "text.txt").write_text("to be or not to be, that is the question\n" * 400)
-    from test_distributed_startup import _run_job
-    with open(tmp_path / "text.txt") as data:
-        job = _run_job([sys.executable, "-m", "recurrent", "train", "char-lm", *TINY,
-                        "--data", "/dev/fd/0", "--ranks", "2", "--out", "run"], tmp_path,
-                       stdin=data)
-    assert job.returncode == 1
-    assert _one_line(job.stderr) == (
-        "Error: --data /dev/fd/0: every rank of a data-parallel run opens and reads the "
-        "data file itself, so it must be a regular file that can be opened more than "
-        "once, and /dev/fd/0 is a descriptor of this process, which the ranks do not "
-        "share; save the data to a file and give its path"), job.stderr
     assert not (tmp_path / "run").exists()
 
 

@@ -170,54 +170,37 @@ def test_blank_lines_among_the_rows_of_a_series_without_times_are_noted(tmp_path
     assert "note: data" not in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("header", ["", "value\n"])
-def test_a_file_without_a_header_is_refused(tmp_path, header):
-    """A first line of numbers is no header: read as one, a one-column file's first
-    value would name the column and be lost. The same numbers under a header train."""
+DATA_AS_HEADER = " holds dates and numbers like the rows below it: it looks like data, not " \
+    "column names (the first line is always read as the header); add a line of column " \
+    "names above it (such as 'date,value')"
+DAYS = [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(80)]
+MONTHS = [dt.date(1949 + i // 12, i % 12 + 1, 1) for i in range(80)]
+
+
+@pytest.mark.parametrize("header, stamps, refusal", [
+    # a first line of numbers: read as a header, a one-column file's first value would
+    # name the column and be lost
+    ("value", None, " ('2.000') holds numbers, not column names; add a line of column "
+                    "names above it (such as 'value', or 'time,value')"),
+    # a date and a number: a row like the others, not a file of several columns
+    ("date,value", [f"{d:%Y-%m-%d}" for d in DAYS], " ('2020-01-01,2.000')" + DATA_AS_HEADER),
+    # months written without a day are dates of data too
+    ("date,value", [f"{m:%Y-%m}" for m in MONTHS], " ('1949-01,2.000')" + DATA_AS_HEADER),
+    ("date,value", [f"{m:%b %Y}" for m in MONTHS], " ('Jan 1949,2.000')" + DATA_AS_HEADER),
+])
+@pytest.mark.parametrize("with_header", [False, True])
+def test_a_file_without_a_header_is_refused_as_data(tmp_path, header, stamps, refusal,
+                                                     with_header):
+    """A headerless file's first row is refused as column names, saying what it holds and
+    what to add; the same rows under a header train."""
+    rows = [value(i) if stamps is None else f"{stamps[i]},{value(i)}" for i in range(80)]
     data = tmp_path / "values.csv"
-    data.write_text(header + "\n".join(value(i) for i in range(80)) + "\n", encoding="utf-8")
+    data.write_text(f"{header}\n" * with_header + "\n".join(rows) + "\n", encoding="utf-8")
     result = invoke("train", "forecast", "--data", data, *RUN, "--out", tmp_path / "run")
-    if header:
+    if with_header:
         ok(result)
         return
-    one_line_error(result, f"data file {str(data)!r} has no header: line 1 ('2.000') holds "
-                   "numbers, not column names; add a line of column names above it (such "
-                   "as 'value', or 'time,value')")
-    assert not (tmp_path / "run").exists()
-
-
-@pytest.mark.parametrize("header", ["", "date,value\n"])
-def test_a_file_of_dates_without_a_header_is_refused_as_data(tmp_path, header):
-    """A first line of a date and a number is a row like the others, not column names:
-    the refusal says so and what to add, not that the file has several columns. The same
-    rows under a header train."""
-    days = [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(80)]
-    data = tmp_path / "daily.csv"
-    data.write_text(header + "".join(f"{d.isoformat()},{value(i)}\n"
-                                     for i, d in enumerate(days)), encoding="utf-8")
-    result = invoke("train", "forecast", "--data", data, *RUN, "--out", tmp_path / "run")
-    if header:
-        ok(result)
-        return
-    one_line_error(result, f"data file {str(data)!r} has no header: line 1 ('2020-01-01,"
-                   "2.000') holds dates and numbers like the rows below it: it looks like "
-                   "data, not column names (the first line is always read as the header); "
-                   "add a line of column names above it (such as 'date,value')")
-    assert not (tmp_path / "run").exists()
-
-
-@pytest.mark.parametrize("first, stamp", [("1949-01", "{:%Y-%m}"),
-                                           ("Jan 1949", "{:%b %Y}")])
-def test_a_monthly_file_without_a_header_is_refused_as_data(tmp_path, first, stamp):
-    """Months written without a day are dates of data too: a headerless monthly file
-    gets the same refusal, not that it has several columns."""
-    months = [dt.date(1949 + i // 12, i % 12 + 1, 1) for i in range(80)]
-    data = tmp_path / "monthly.csv"
-    data.write_text("".join(f"{stamp.format(m)},{value(i)}\n" for i, m in enumerate(months)),
-                    encoding="utf-8")
-    result = invoke("train", "forecast", "--data", data, *RUN, "--out", tmp_path / "run")
-    one_line_error(result, f"data file {str(data)!r} has no header: line 1 ('{first},2.000') "
-                   "holds dates and numbers like the rows below it", "such as 'date,value'")
+    one_line_error(result, f"data file {str(data)!r} has no header: line 1{refusal}")
     assert not (tmp_path / "run").exists()
 
 

@@ -71,7 +71,8 @@ def _mpiexec() -> str:
     pytest.importorskip("mpi4py", reason="mpi4py not installed (the mpi extra)")
     from recurrent.launch import mpiexec
     if mpiexec() is None:
-        pytest.skip("no mpiexec")
+        pytest.skip("no mpiexec next to the interpreter or on PATH (the mpi extra "
+                    "installs MPICH's)")
     return mpiexec()
 
 
