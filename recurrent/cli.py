@@ -29,7 +29,7 @@ from . import datafile, moved_data, out_paths, predict_api, std_streams
 from .key_reads import KeyReads
 from .progress import aside, share_text, warn_once
 from .protocols import SPLITS
-from .quant import PRECISIONS, runs_as
+from .quant import PRECISION_HELP, PRECISIONS, runs_as
 from .threads import env_threads, oversubscription_note, single_threaded_blas
 from .tuning import env_vector_level
 
@@ -745,13 +745,6 @@ def train_group(ctx, resume):
 
 # ---- eval -----------------------------------------------------------------------------
 
-PRECISION_HELP = ("Inference precision, whatever the run trained in: int8 quantises the "
-                  "recurrent layers' weights per row and their inputs per step; bf16 "
-                  "multiplies bfloat16 values with float32 sums (every built-in cell; CPUs "
-                  "with AVX512_BF16, else fp32 with a note) "
-                  "(recurrent/quant.py).")
-
-
 def _open_run(path):
     from .checkpoint import RunDir
     run = RunDir.open(path)
@@ -989,7 +982,8 @@ class _PredictCommand(click.Command):
              context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("run", required=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@click.option("-h", "--help", "show_help", is_flag=True, help="Show the task's predict options.")
+@click.option(*predict_api.HELP_FLAGS, "show_help", is_flag=True,
+              help="Show the task's predict options.")
 @click.pass_context
 def predict_command(ctx, run, args, show_help):
     """Run a trained RUN as its task defines: sample text, classify, forecast.
@@ -1016,14 +1010,12 @@ def predict_command(ctx, run, args, show_help):
     extra = (["--help"] if show_help else []) + extra
     if "--stream" in extra and not hasattr(task, "predict_stream"):
         raise UserError(f"task {task.name!r} has no --stream: give its inputs as options")
-    params = predict_api.predict_params(task, stream="--stream" in extra)
-    if hasattr(task, "predict_stream"):
-        params.append(click.Option(["--stream"], is_flag=True, help=STREAM_HELP))
-    params.append(click.Option(["--precision"], type=click.Choice(PRECISIONS), default="fp32",
-                               show_default=True, help=PRECISION_HELP))
+    params = (predict_api.predict_params(task, stream="--stream" in extra)
+              + predict_api.own_options(stream=hasattr(task, "predict_stream")))
     command = _with_help_formatter(click.Command(
         "predict", params=params, help=f"Predict with the {task.name} run {run}.",
-        context_settings={"max_content_width": 100, "help_option_names": ["-h", "--help"]}))
+        context_settings={"max_content_width": 100,
+                          "help_option_names": list(predict_api.HELP_FLAGS)}))
     try:
         sub = command.make_context(f"recurrent predict {run}", extra)
     except click.NoSuchOption as e:
@@ -1056,12 +1048,6 @@ def predict_command(ctx, run, args, show_help):
         lines = task.predict(state, config, model.runner(), options)
         for line in predict_api.checked_lines(task, lines):
             echo(line)
-
-
-STREAM_HELP = ("Read inputs from stdin as they arrive, one per line, and answer each with "
-               "one JSON line (flushed). A line the task cannot read gets "
-               '{"error": ...} and one line on stderr; the stream goes on and the exit '
-               "status is 1 at the end. Options the stream does not use are refused.")
 
 
 def _stream_lines(answer, lines, echo=click.echo, task=None) -> int:

@@ -19,6 +19,7 @@ from .checks import beyond_any_array, memory_problem, one_line
 from .datafile import check_utf8
 from .errors import UserError
 from .key_reads import KeyReads
+from .quant import PRECISION_HELP, PRECISIONS
 
 
 # the run a prediction reads, as its caller named it (`recurrent predict RUN`, the run
@@ -52,9 +53,30 @@ def run_imported() -> bool:
     return run is not None and imported(os.path.join(run, CONFIG_FILE))
 
 
-# the flags `recurrent predict RUN` has beside the task's predict options (cli.py's
-# predict_command adds --stream and --precision; click, -h and --help)
-OWN_FLAGS = ("--stream", "--precision", "-h", "--help")
+STREAM_HELP = ("Read inputs from stdin as they arrive, one per line, and answer each with "
+               "one JSON line (flushed). A line the task cannot read gets "
+               '{"error": ...} and one line on stderr; the stream goes on and the exit '
+               "status is 1 at the end. Options the stream does not use are refused.")
+
+# the flags that show `recurrent predict`'s help page, and a run's task's (cli.py's
+# predict_command)
+HELP_FLAGS = ("-h", "--help")
+
+
+def own_options(stream: bool = True) -> list:
+    """The click options `recurrent predict RUN` has beside the task's predict options
+    (cli.py's predict_command adds them after those): --stream (``stream``: for a task
+    with predict_stream) and --precision."""
+    return ([click.Option(["--stream"], is_flag=True, help=STREAM_HELP)] if stream else []) + [
+        click.Option(["--precision"], type=click.Choice(PRECISIONS), default="fp32",
+                     show_default=True, help=PRECISION_HELP)]
+
+
+# the flags of `recurrent predict RUN` itself, which no task's predict option may take:
+# those of own_options and HELP_FLAGS
+OWN_FLAGS = (*(flag for option in own_options() for flag in (*option.opts,
+                                                              *option.secondary_opts)),
+             *HELP_FLAGS)
 
 
 def predict_params(task, stream: bool = False) -> list:

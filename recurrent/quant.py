@@ -35,6 +35,12 @@ import functools
 import numpy as np
 
 PRECISIONS = ("fp32", "int8", "bf16")
+# --precision of eval and predict
+PRECISION_HELP = ("Inference precision, whatever the run trained in: int8 quantises the "
+                  "recurrent layers' weights per row and their inputs per step; bf16 "
+                  "multiplies bfloat16 values with float32 sums (every built-in cell; CPUs "
+                  "with AVX512_BF16, else fp32 with a note) "
+                  "(recurrent/quant.py).")
 # the precisions a training pass (need_grad) may run in: int8 is for inference only
 TRAINING_PRECISIONS = ("fp32", "bf16")
 # what a layer prints, once per process, when it runs bf16 as fp32 (bf16_or_fp32)

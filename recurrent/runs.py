@@ -316,13 +316,18 @@ def best_missing_reason(model, config) -> str | None:
     """Why load_model(run, "best") read last.npz of the run or of a member (``model``:
     what it returned; None when it did not): evaluations whose --select-by figure was
     never finite (selection.improves: none of them made a best checkpoint; metrics.jsonl
-    records such a figure as null), else NOT_EVALUATED."""
+    records such a figure as null), a best.npz that an evaluation saved and that is gone
+    since (load_model's ``best_lost``), else NOT_EVALUATED."""
     missing = without_best(model)
     if not missing:
         return None
     metric = selection.parse(config.get("select_by")).metric
     figures = [r["metrics"].get(metric) for r in missing[0].read_metrics()
                if r.get("kind") == "eval" and isinstance(r.get("metrics"), dict)]
+    if model.best_lost:  # saved by an evaluation, gone since (deleted, moved away)
+        path = model.best_lost[0].file(BEST) if len(missing) == 1 else BEST
+        return (f"{path} is missing, though an evaluation saved it; restore it for the "
+                f"best parameters")
     if figures and all(figure is None for figure in figures):
         return f"valid {metric} was not a finite number at any evaluation"
     return NOT_EVALUATED
@@ -411,6 +416,7 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
         members = [load_model(member, which, threads, precision)[0] for member in kept]
         model = ensemble.EnsembleModel(members, get_loss(loss_name(info)))
         model.best_from_last = [part for member in members for part in member.best_from_last]
+        model.best_lost = [part for member in members for part in member.best_lost]
         model.left_out = left_out
         model.kept = kept  # the member directories of model.members, in order
         return model, info
@@ -443,7 +449,7 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
             raise UserError(f"{run.path} has no {LAST} (its {BEST} is there: leave out "
                             f"--checkpoint last)")
         raise UserError(f"{run.path} has no checkpoint yet ({LAST} is missing)")
-    arrays, _ = load_arrays(run.file(name))
+    arrays, meta = load_arrays(run.file(name))
     load_params(model, arrays, run.file(name))
     _check_task_params(info, config, arrays, run.file(name))
     if any(k.startswith(TASK_PREFIX) for k in arrays):  # the task's trained parameters
@@ -453,6 +459,12 @@ def load_model(run: RunDir, which: str = "best", threads=None, precision="fp32")
     model.eval()
     # the choice made above, for the notes on it (without_best)
     model.best_from_last = [run] if which == "best" and name == LAST else []
+    # of those, a run whose last.npz records a best evaluation (its position's best_loss,
+    # null until one) and that still has no best.npz: the trainer saves best.npz before
+    # the last.npz of that evaluation, so best.npz was there and is gone
+    # (best_missing_reason)
+    model.best_lost = ([run] if model.best_from_last and meta.get("best_loss") is not None
+                       and not run.has(BEST) else [])
     model.left_out = []  # an ensemble's members that diverged (ensemble.kept_members)
     model.diverged_note = diverged_note(run)  # this run is one of those, read alone
     if precision != "fp32":

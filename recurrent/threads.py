@@ -61,9 +61,9 @@ def oversubscription_note(threads: int | None, ranks: int = 1,
     otherwise, as "mpiexec's 4 ranks") of ``threads`` kernel threads each
     (--threads; None: the default, which shares the host's cores among its ranks and
     gives each at least one: distributed.world) run more threads than the available
-    cores, else None. The count is taken, not refused (an upper bound: MAX_THREADS), but
-    threads beyond the cores take turns on them, and every parallel region of a step
-    waits for its slowest thread."""
+    cores, else None. The count is taken, not refused (an upper bound, up to
+    MAX_THREAD_OPTION), but threads beyond the cores take turns on them, and every
+    parallel region of a step waits for its slowest thread."""
     total = (threads or 1) * ranks
     cores = available_cores()
     if total <= cores:
@@ -78,9 +78,14 @@ def oversubscription_note(threads: int | None, ranks: int = 1,
 
 
 THREADS_VARIABLE = "RECURRENT_NUM_THREADS"
-# the largest thread count an option takes: the kernels and OpenMP take a C int (a count
-# above the cores is an upper bound the kernels lower)
+# the largest thread count the library's calls take: the kernels and OpenMP take a C int
+# (a count above the cores is an upper bound the kernels lower)
 MAX_THREADS = C_INT_MAX
+# the largest count --threads takes (train, eval, tune, bench: cli_options.THREAD_COUNT):
+# above the cores of any machine, and few enough to start, since torch (bench's other
+# side) starts every thread it is given, and crashes or aborts when the system cannot
+# make that many
+MAX_THREAD_OPTION = 4096
 
 
 def env_threads() -> int | None:

@@ -93,14 +93,17 @@ def test_debug_lets_a_memory_error_through(tmp_path):
     assert isinstance(result.exception, MemoryError)  # re-raised, not one line
 
 
-def test_eval_of_an_ensemble_says_when_a_member_has_no_best_checkpoint_yet(tmp_path):
+def test_eval_of_an_ensemble_says_when_a_member_has_lost_its_best_checkpoint(tmp_path):
     run = tmp_path / "ens"
     ok(train_tiny(tiny_text(tmp_path), run, "--ensemble", 2))
     assert "the split that chose this best checkpoint" in ok(
         invoke("eval", run, "--split", "valid"))
     os.remove(os.path.join(member_path(str(run), 1), "best.npz"))
     out = ok(invoke("eval", run, "--split", "valid"))
-    assert "(member-1 has no best checkpoint yet: its latest parameters, last.npz)" in out
+    best = os.path.join(member_path(str(run), 1), "best.npz")
+    assert (f"(member-1 has no best checkpoint, {best} is missing, though an evaluation "
+            f"saved it; restore it for the best parameters: its latest parameters, "
+            f"last.npz)") in out
 
 
 def test_the_last_checkpoint_is_last_npz_though_the_run_has_a_best_one(task_runs):

@@ -12,6 +12,7 @@ import pytest
 from helpers import invoke, ok, tiny_text, train_tiny
 
 from recurrent import runs
+from recurrent.checkpoint import load_arrays, save_arrays
 
 
 @pytest.fixture()
@@ -20,7 +21,10 @@ def half_run(tmp_path):
     trained = tmp_path / "trained"
     ok(train_tiny(tiny_text(tmp_path), trained))
     best = tmp_path / "best.npz"
-    shutil.move(trained / "best.npz", best)  # as a run that has not evaluated yet
+    shutil.move(trained / "best.npz", best)  # as a run that has not evaluated yet,
+    last = str(trained / "last.npz")         # whose last.npz records no best evaluation
+    arrays, meta = load_arrays(last)
+    save_arrays(last, arrays, {**meta, "best_loss": None, "best_score": None})
     return trained, best
 
 

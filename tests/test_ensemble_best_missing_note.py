@@ -18,23 +18,24 @@ def test_the_note_names_the_member_without_a_best_checkpoint(tmp_path):
               "--steps", "4", *SMALL))
     run = tmp_path / "ens"
     shutil.copytree(trained, run)
-    os.remove(run / "member-1" / "best.npz")  # as a member cut short before evaluating
+    os.remove(run / "member-1" / "best.npz")
     result = invoke("predict", run, "a fine film")
     ok(result)
     member = os.path.join(str(run), "member-1")
-    assert result.stderr == (f"note: {member} has no best checkpoint yet (stopped before "
-                             f"its first evaluation): using the latest parameters, "
-                             f"last.npz\n"), result.stderr
+    assert result.stderr == (f"note: {member} has no best checkpoint "
+                             f"({os.path.join(member, 'best.npz')} is missing, though an "
+                             f"evaluation saved it; restore it for the best parameters): "
+                             f"using the latest parameters, last.npz\n"), result.stderr
     os.remove(run / "member-2" / "best.npz")
     result = invoke("export", run, "--format", "onnx", "--out", tmp_path / "ens.onnx")
     ok(result)
     assert (f"note: {member}, {os.path.join(str(run), 'member-2')} have no best "
-            f"checkpoint yet") in result.stderr, result.stderr
+            f"checkpoint (best.npz is missing") in result.stderr, result.stderr
     # a plain run's note is unchanged: the run itself named
     alone = tmp_path / "alone"
     shutil.copytree(trained / "member-0", alone)
     os.remove(alone / "best.npz")
     result = invoke("predict", alone, "a fine film")
     ok(result)
-    assert result.stderr.startswith(f"note: {alone} has no best checkpoint yet"), \
+    assert result.stderr.startswith(f"note: {alone} has no best checkpoint ({alone}"), \
         result.stderr

@@ -173,3 +173,25 @@ def test_a_calendar_clock_the_task_does_not_know_is_refused_in_one_line(runs, tm
     run = RunDir.open(str(bad))
     run.update_task_state({**run.info()["task_state"], "calendar_clock": "cet"})
     one_line_error(invoke("eval", bad), "calendar_clock")
+
+
+def test_predict_plots_a_file_with_offsets_on_its_own_clock_as_its_labels(runs, files,
+                                                                          tmp_path,
+                                                                          monkeypatch):
+    """The plot's time axis shows the times predict prints: the file's local times (the
+    offsets' wall clock), for the history drawn and for the forecast steps."""
+    from recurrent_plugins.forecast import plot
+    drawn, save = [], plot._save
+    monkeypatch.setattr(plot, "_save", lambda figure, canvas, path: (
+        drawn.append(figure), save(figure, canvas, path)))
+    png = tmp_path / "forecast.png"
+    result = json.loads(ok(invoke("predict", runs["new"], "--data", files["tail_offsets"],
+                                  "--steps", 30, "--json", "--plot", png)))
+    assert png.stat().st_size > 0 and len(drawn) == 1
+    lines = {line.get_label(): np.asarray(line.get_xdata(), "datetime64[m]")
+             for line in drawn[0].axes[0].get_lines()}
+    history = lines["history"]
+    assert history.tobytes() == LOCAL[-len(history):].tobytes()
+    labels = np.array([label[:16] for label in result["time"]], "datetime64[m]")
+    assert lines["model forecast"].tobytes() == labels.tobytes()
+    assert result["time"][0] == "2024-04-08T02:00+02:00"

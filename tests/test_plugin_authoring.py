@@ -284,6 +284,31 @@ class _Chatty:
         print("registering the chatty loss")
 
 
+def _flags(params):
+    return {flag for param in params for flag in (*param.opts, *param.secondary_opts)}
+
+
+def test_the_flags_no_task_may_take_are_predicts_own(tmp_path):
+    """OWN_FLAGS, which a task's predict options may not take, are the options `recurrent
+    predict RUN` lists beside the task's, as its help page shows them: read from the one
+    definition the command adds (predict_api.own_options, HELP_FLAGS)."""
+    import re
+
+    from recurrent import predict_api
+    run = tmp_path / "run"
+    ok(train_tiny(tiny_text(tmp_path), run))
+    page = ok(invoke("predict", run, "--help"))
+    listed = {flag for line in page.splitlines()
+              if re.match(r"^  -", line)
+              for flag in re.findall(r"(?:^|[ ,/] ?)(--?[a-z][\w-]*)",
+                                     re.split(r"\s{2,}", line.strip())[0])}
+    task = _flags(plugins.get_task("char-lm").predict_options())
+    assert task and task <= listed
+    assert listed - task == set(predict_api.OWN_FLAGS)
+    assert set(predict_api.OWN_FLAGS) == (_flags(predict_api.own_options())
+                                          | set(predict_api.HELP_FLAGS))
+
+
 def test_prints_of_a_plugin_go_to_stderr_not_into_json_output():
     plugins.register_plugin(_Chatty(), NAME)
     try:

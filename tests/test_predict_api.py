@@ -244,5 +244,6 @@ def test_a_run_without_best_checkpoint_is_noted_once_however_often_asked(
     answer("dull")
     assert answers[0] == answers[2] and len(answers[0]) == 1
     err = capfd.readouterr().err
-    assert err.count("has no best checkpoint yet") == 1, err
-    assert err.startswith(f"note: {run} has no best checkpoint yet"), err
+    assert err.count("has no best checkpoint") == 1, err
+    assert err.startswith(f"note: {run} has no best checkpoint ({run / 'best.npz'} is "
+                          f"missing"), err

@@ -1,6 +1,6 @@
 """Inputs a user may give, each read as meant or refused in one line: sizes beyond the
-machine's memory, inputs that begin with "-", CRLF stream lines, a run with no best
-checkpoint yet, damaged options and files in a run directory, contradictory flags, a
+machine's memory, inputs that begin with "-", CRLF stream lines, a run whose best
+checkpoint is gone, damaged options and files in a run directory, contradictory flags, a
 name of the other kind, empty paths, options given again on resume, and forecast
 windows with nothing to score."""
 from __future__ import annotations
@@ -72,22 +72,23 @@ def test_a_crlf_stream_line_is_read_as_its_text(task_runs):
     assert windows.stdout == unix.stdout and b"\\r" not in windows.stdout
 
 
-def test_eval_says_when_a_run_has_no_best_checkpoint_yet(task_runs, tmp_path):
+def test_eval_says_when_a_run_has_lost_its_best_checkpoint(task_runs, tmp_path):
     run = _copy(task_runs["char-lm"], tmp_path)
     assert "the split that chose this best checkpoint" in ok(
         invoke("eval", run, "--split", "valid"))
-    note = "has no best checkpoint yet (stopped before its first evaluation): using the " \
-        "latest parameters, last.npz"
+    note = (f"has no best checkpoint ({run / 'best.npz'} is missing, though an evaluation "
+            f"saved it; restore it for the best parameters): using the latest parameters, "
+            f"last.npz")
     exported = tmp_path / "m.safetensors"
     for args in (("predict", run, "--length", 3),
                  ("export", run, "--format", "safetensors", "--out", exported, "--force")):
         assert note not in invoke(*args).stderr
     (run / "best.npz").unlink()
     out = ok(invoke("eval", run, "--split", "valid"))
-    assert "no best checkpoint yet: the latest parameters, last.npz" in out
+    assert "restore it for the best parameters: the latest parameters, last.npz" in out
     assert "chose" not in out
     # any split, and --json names the parameters evaluated
-    assert "no best checkpoint yet" in ok(invoke("eval", run, "--split", "train"))
+    assert "no best checkpoint, " in ok(invoke("eval", run, "--split", "train"))
     assert json.loads(ok(invoke("eval", run, "--json")))["checkpoint"] == "last"
     # predict and export say so on stderr (their stdout is the answers and the file)
     for args in (("predict", run, "--length", 3),

@@ -113,6 +113,11 @@ def run_predict(task, state, config, model, options):
         history_times = (series.times if series.times is not None
                          else np.arange(n, dtype=np.float64))
         forecast_axis = times if times is not None else origin + np.arange(1, steps + 1)
+        if series.offsets is not None and times is not None:
+            # times written with UTC offsets are drawn on the file's own clock, as the
+            # labels print them (_forecast_labels), not in UTC
+            history_times = series.times + series.offsets
+            forecast_axis = times + _step_zones(series.offsets, origin, steps)
         where = "test split" if origin_kind == "test" else "last row"
         fplot.forecast_plot(
             options["plot"], f"{state['data_label'] if not recent else recent}: {steps}-step "
