@@ -4,12 +4,16 @@ and the rows of a CSV file (csv_rows) with the checks its header needs.
 One reader so that every task (and third-party task plugins) accepts the same files: plain,
 gzip, bzip2, xz/lzma, or a zip archive holding exactly one file, recognised by content (the
 magic bytes), with the file name's extension deciding only for raw .lzma, which has no magic.
+A compressed file of several streams (`cat a.gz b.gz`, pbzip2, pixz) is read whole; bytes
+after a stream that are no whole stream are refused, never dropped. A file of no bytes is
+empty whatever its name says.
 Text is UTF-8 (a leading byte-order mark is dropped) or UTF-16/32 with a byte-order mark;
 char-lm and seq2seq read it in one Unicode normalisation form (TEXT_FORM, normalized).
 
 Every problem is a one-line recurrent.errors.UserError naming the file and the real problem:
 a corrupt archive, a zip with several members, a spreadsheet or image instead of text, the
-byte offset of the first byte that is not UTF-8 and how to convert the file.
+byte offset of the first byte that is not UTF-8 and how to convert the file, UTF-16/32 text
+cut short or damaged, a NUL byte or character in any encoding.
 """
 from __future__ import annotations
 
@@ -216,7 +220,9 @@ def _load(path, label: str | None) -> tuple[bytes, str | None]:
         raise UserError(f"data file is not readable (permission denied): {path}") from None
     except OSError as e:
         raise UserError(f"cannot read data file {path}: {e.strerror or e}") from None
-    kind = compression(raw, path)
+    # a file of no bytes is empty whatever its name says (a download that failed, `touch
+    # data.csv.gz`): each task refuses it as empty, as it does an empty plain file
+    kind = compression(raw, path) if raw else None
     if kind is not None:
         raw = _decompress(raw, kind, label)
     _refuse_binary(raw, label, inside=kind)
@@ -239,11 +245,22 @@ def decode(raw: bytes, label: str, compressed: bool = False) -> str:
     except UnicodeDecodeError as e:
         where = " of the decompressed content" if compressed else ""
         shown = encoding.replace("-sig", "").upper()
+        if encoding in ("utf-16", "utf-32"):
+            # the byte-order mark says what the text is: bytes that are not that are a
+            # file cut off inside a character or damaged, which no conversion mends
+            raise UserError(f"{label} starts with a {shown} byte-order mark but is not "
+                            f"{shown} text ({e.reason} at byte offset {e.start}{where}): "
+                            f"the file is cut short or damaged; save or export it again"
+                            ) from None
         hint = ("decompress it and " if compressed else "") + convert_hint(raw)
         # utf-8-sig decodes the bytes after its byte-order mark: its offsets start there
         at = e.start + len(raw) - len(e.object)
         raise UserError(f"{label} is not {shown} text (byte 0x{raw[at]:02x} at offset "
                         f"{at}{where}; tried {shown}): {hint}") from None
+    if encoding in ("utf-16", "utf-32") and "\x00" in text:
+        # refused as the NUL bytes of UTF-8 text are (_refuse_nul)
+        line = len(lines(text[:text.index("\x00")]))
+        raise UserError(f"{label} looks binary (NUL character on line {line}), not text")
     return text[1:] if text.startswith("\ufeff") else text
 
 
@@ -313,13 +330,9 @@ def _decompress(raw: bytes, kind: str, label: str) -> bytes:
     try:
         if kind == "gzip":
             return gzip.decompress(raw)
-        if kind == "bzip2":
-            return bz2.decompress(raw)
-        if kind == "xz":
-            return lzma.decompress(raw, format=lzma.FORMAT_XZ)
-        if kind == "lzma":
-            return lzma.decompress(raw, format=lzma.FORMAT_ALONE)
-        return _unzip(raw, label)
+        if kind == "zip":
+            return _unzip(raw, label)
+        return _streams(raw, kind)
     except UserError:
         raise
     except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError, zipfile.BadZipFile,
@@ -328,12 +341,42 @@ def _decompress(raw: bytes, kind: str, label: str) -> bytes:
                         f"({one_line(e)})") from None
 
 
+def _streams(raw: bytes, kind: str) -> bytes:
+    """The content of the bzip2, xz or lzma data ``raw``: of each of its streams in turn
+    (`cat a.xz b.xz`, pbzip2 and pixz write several), past the NUL bytes of xz's stream
+    padding. Anything else after a stream is a ValueError: bz2.decompress and
+    lzma.decompress stop there without a word, and a damaged stream or bytes appended
+    to the file would leave the data read shorter."""
+    parts, rest = [], raw
+    while rest:
+        decompressor = (bz2.BZ2Decompressor() if kind == "bzip2" else lzma.LZMADecompressor(
+            lzma.FORMAT_XZ if kind == "xz" else lzma.FORMAT_ALONE))
+        try:
+            content = decompressor.decompress(rest)
+            if not decompressor.eof:
+                raise EOFError("Compressed data ended before the end-of-stream marker was "
+                               "reached")
+        except (OSError, EOFError, lzma.LZMAError) as e:
+            if not parts:  # the first stream: the library's reason says it all
+                raise
+            streams = "stream" if len(parts) == 1 else f"{len(parts)} streams"
+            raise ValueError(f"the {len(rest)} bytes from offset {len(raw) - len(rest)}, "
+                             f"after its first {streams}, are not a whole {kind} stream: "
+                             f"{one_line(e)}") from None
+        parts.append(content)
+        rest = decompressor.unused_data
+        if kind == "xz":
+            rest = rest.lstrip(b"\x00")
+    return b"".join(parts)
+
+
 def _unzip(raw: bytes, label: str) -> bytes:
     with zipfile.ZipFile(io.BytesIO(raw)) as archive:
         names = archive.namelist()
         _refuse_office(names, archive, label)
-        # Folders and the metadata macOS adds are not data.
-        files = [n for n in names if not n.endswith("/") and not n.startswith("__MACOSX/")]
+        # Folders and the metadata macOS adds (__MACOSX/, a folder's .DS_Store) are not data.
+        files = [n for n in names if not n.endswith("/") and not n.startswith("__MACOSX/")
+                 and n.rpartition("/")[2] != ".DS_Store"]
         if len(files) != 1:
             if not files:
                 raise UserError(f"{label} is an empty zip archive: a data zip must hold "
@@ -394,12 +437,31 @@ def _refuse_nul(raw: bytes, label: str) -> None:
     at = raw.find(b"\x00")
     if at < 0:
         return
-    head = raw[:64]
-    if len(head) >= 4 and (head[1::2].count(0) == len(head[1::2])
-                           or head[0::2].count(0) == len(head[0::2])):
-        raise UserError(f"{label} looks like UTF-16 text without a byte-order mark: convert "
-                        f"it to UTF-8, e.g. iconv -f UTF-16LE -t UTF-8 FILE > FILE.utf8")
+    encoding = _without_bom(raw[:64])
+    if encoding:
+        raise UserError(f"{label} looks like {encoding[:6]} text without a byte-order mark: "
+                        f"convert it to UTF-8, e.g. iconv -f {encoding} -t UTF-8 FILE > "
+                        f"FILE.utf8")
     raise UserError(f"{label} looks binary (NUL byte at offset {at}), not text")
+
+
+# (encoding, the byte positions in each unit that are NUL for characters below U+0100),
+# UTF-32 first: its little-endian units also have every other byte NUL
+_NUL_LANES = (("UTF-32LE", 4, (1, 2, 3)), ("UTF-32BE", 4, (0, 1, 2)),
+              ("UTF-16LE", 2, (1,)), ("UTF-16BE", 2, (0,)))
+
+
+def _without_bom(head: bytes) -> str | None:
+    """The encoding of text without a byte-order mark whose first bytes ``head`` hold
+    Latin-1 characters in UTF-16 or UTF-32 (the other bytes of each unit NUL), or None;
+    converting from another of them would give other characters."""
+    if not head.strip(b"\x00"):
+        return None
+    for encoding, unit, lanes in _NUL_LANES:
+        if len(head) >= 2 * unit and not any(head[lane::unit].strip(b"\x00")
+                                             for lane in lanes):
+            return encoding
+    return None
 
 
 # The Unicode normalisation form new runs of the text tasks that read characters as they

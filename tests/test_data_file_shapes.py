@@ -168,7 +168,7 @@ def test_seq2seq_lines_end_only_at_line_breaks(tmp_path, separator):
                     encoding="utf-8")
     with pytest.raises(UserError) as info:
         seq2seq_data.read_pairs(str(path))
-    assert str(info.value) == "pairs.tsv line 4: expected source<TAB>target, found no tab"
+    assert str(info.value) == f"{path} line 4: expected source<TAB>target, found no tab"
     path.write_text(f"cat\tK AE T{separator}X\tY\r\ndog\tD AO G\n", encoding="utf-8")
     pairs, _ = seq2seq_data.read_pairs(str(path))
     assert pairs == [("cat", f"K AE T{separator}X\tY"), ("dog", "D AO G")]

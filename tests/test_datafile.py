@@ -188,3 +188,107 @@ def test_cli_bad_file_is_one_line_error(tmp_path, task, name, payload, fragment)
                     "--out", tmp_path / "run")
     one_line_error(result, fragment)
     assert not (tmp_path / "run").exists()
+
+
+# ---- damaged files that the library functions would read as other data --------------------
+
+STREAMS = {"bzip2": (".bz2", bz2.compress), "xz": (".xz", lzma.compress),
+           "lzma": (".lzma", lambda b: lzma.compress(b, format=lzma.FORMAT_ALONE))}
+HALVES = (b"".join(b"row %d of the first half\n" % i for i in range(400)),
+          b"".join(b"row %d of the second half\n" % i for i in range(400)))
+
+
+def _damaged(packed_bytes: bytes) -> bytes:
+    damaged = bytearray(packed_bytes)
+    damaged[0] ^= 0xff  # the stream's first byte
+    return bytes(damaged)
+
+
+@pytest.mark.parametrize("kind", list(STREAMS))
+def test_data_after_the_first_stream_is_read_or_refused_never_dropped(tmp_path, kind):
+    """bz2.decompress and lzma.decompress stop without a word at anything after a stream
+    that is not a whole stream: a damaged second stream of a concatenated or parallel
+    (pbzip2, pixz) file, or bytes appended to it, would leave the data read shorter."""
+    suffix, pack = STREAMS[kind]
+    first, second = HALVES
+    whole = write(tmp_path, "whole" + suffix, pack(first) + pack(second))
+    assert datafile.read_bytes(whole) == first + second
+    for name, tail in (("damaged", _damaged(pack(second))), ("appended", b"not data\n")):
+        path = write(tmp_path, name + suffix, pack(first) + tail)
+        with pytest.raises(UserError) as info:
+            datafile.read_text(path, name + suffix)
+        assert str(info.value).startswith(
+            f"cannot decompress {name + suffix}: truncated or corrupt {kind} data (the "
+            f"{len(tail)} bytes from offset {len(pack(first))}, after its first stream, are "
+            f"not a whole {kind} stream: ")
+    result = invoke("train", "char-lm", "--data", path, *TRAIN["char-lm"][2], *COMMON,
+                    "--out", tmp_path / "run")
+    one_line_error(result, f"truncated or corrupt {kind} data")
+    assert not (tmp_path / "run").exists()
+
+
+def test_xz_stream_padding_is_no_data(tmp_path):
+    """NUL bytes after an xz stream, in fours, are padding the xz format allows (xz -dc
+    reads past them)."""
+    first, second = HALVES
+    padded = lzma.compress(first) + b"\x00" * 4 + lzma.compress(second) + b"\x00" * 8
+    assert datafile.read_bytes(write(tmp_path, "p.xz", padded)) == first + second
+
+
+def test_nul_characters_are_refused_in_utf16_as_in_utf8(tmp_path):
+    """A NUL character is no text in any encoding: UTF-16 text holding one is refused as
+    the same text in UTF-8 is, rather than read with U+0000 among its characters."""
+    text = "text,label\ngood,pos\nbad\x00,neg\n"
+    with pytest.raises(UserError) as utf8:
+        datafile.read_text(write(tmp_path, "d8.csv", text), "d8.csv")
+    assert "looks binary" in str(utf8.value)
+    for encoding in ("utf-16", "utf-32"):
+        with pytest.raises(UserError) as info:
+            datafile.read_text(write(tmp_path, "d.csv", text.encode(encoding)), "d.csv")
+        assert str(info.value) == "d.csv looks binary (NUL character on line 3), not text"
+
+
+def test_damaged_utf16_says_so_rather_than_to_convert_from_latin1(tmp_path):
+    """A file with a UTF-16 byte-order mark whose bytes are not UTF-16 (cut off inside a
+    character) is damaged UTF-16, which converting from Latin-1 would garble."""
+    raw = "text,label\ngood,pos\n".encode("utf-16-le")
+    path = write(tmp_path, "d.csv", b"\xff\xfe" + raw[:-1])
+    with pytest.raises(UserError) as info:
+        datafile.read_text(path, "d.csv")
+    assert str(info.value) == ("d.csv starts with a UTF-16 byte-order mark but is not UTF-16 "
+                               "text (truncated data at byte offset 40): the file is cut "
+                               "short or damaged; save or export it again")
+
+
+@pytest.mark.parametrize("suffix", [s for s in PACKERS if s])
+def test_an_empty_file_named_as_compressed_is_empty(tmp_path, suffix):
+    """A file of no bytes (a download that failed, `touch data.csv.gz`) is refused as
+    empty by every task, as an empty plain file is, not as data of the wrong format."""
+    path = write(tmp_path, "d.csv" + suffix, b"")
+    assert datafile.read(path) == datafile.Content(b"", "", None)
+    one_line_error(invoke("train", "sentiment", "--data", path, *TRAIN["sentiment"][2],
+                          *COMMON, "--out", tmp_path / "run"),
+                   f"{path} is empty: expected a CSV header line")
+
+
+def test_zip_ignores_the_folder_settings_of_macos(tmp_path):
+    """The .DS_Store files macOS writes into folders are no data either: a zip of a
+    folder holds them beside the one data file."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("data/.DS_Store", b"\x00\x00\x00\x01Bud1")
+        archive.writestr("data/x.csv", b"a\n1\n")
+    assert datafile.read_text(write(tmp_path, "x.zip", buffer.getvalue())) == "a\n1\n"
+
+
+@pytest.mark.parametrize("encoding", ["UTF-16LE", "UTF-16BE", "UTF-32LE", "UTF-32BE"])
+def test_text_without_a_byte_order_mark_is_named_in_its_own_encoding(tmp_path, encoding):
+    """The refusal's iconv command names the encoding the bytes are in: converted from
+    UTF-16LE, big-endian or UTF-32 text would become other characters without a word."""
+    text = "year,value\n1700,5\n1701,11\n"
+    path = write(tmp_path, "w.csv", text.encode(encoding))
+    with pytest.raises(UserError) as info:
+        datafile.read_text(path, "w.csv")
+    assert str(info.value) == (f"w.csv looks like {encoding[:6]} text without a byte-order "
+                               f"mark: convert it to UTF-8, e.g. iconv -f {encoding} -t UTF-8 "
+                               f"FILE > FILE.utf8")

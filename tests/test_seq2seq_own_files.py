@@ -283,3 +283,18 @@ def test_stream_says_whether_max_len_cut_the_output(nfd_run):
                                                               best["finished"])
             seen.add(answer["finished"])
     assert seen == {True, False}
+
+
+def test_messages_name_a_file_by_its_path_as_every_task_does(nfd_run, tmp_path):
+    """A training and an evaluation file are often both pairs.tsv, in folders of their
+    own: a message naming the file by its name alone would not say which one it means."""
+    for folder in ("train", "test"):
+        (tmp_path / folder).mkdir()
+    unseen = tmp_path / "test" / "pairs.tsv"
+    unseen.write_text("abc\tcba\nabz\tzba\n", encoding="utf-8")
+    one_line_error(invoke("eval", nfd_run[0], "--data", unseen),
+                   f"Error: {unseen} has source symbols the model never saw in training")
+    blank = tmp_path / "train" / "pairs.tsv"
+    blank.write_text("\n\n", encoding="utf-8")
+    one_line_error(invoke("train", "seq2seq", "--data", blank, "--out", tmp_path / "run",
+                          *SMALL), f"Error: {blank} holds no source<TAB>target pairs")

@@ -45,6 +45,14 @@ def resolve_path(data: str | None) -> str:
     return os.path.abspath(os.path.expanduser(str(data)))
 
 
+def shown(path: str) -> str:
+    """How messages name the data file at ``path`` (resolve_path's): by its path, as every
+    task names its files, so that of two files of one name in different folders (a
+    training and an evaluation pairs.tsv) the one meant is clear; the shipped dictionary
+    by its name."""
+    return BUNDLED_NAME if path == resolve_path(None) else path
+
+
 def symbols(text: str, level: str) -> list[str]:
     return list(text) if level == "char" else text.split()
 
@@ -154,7 +162,7 @@ def _read(path: str, label: str | None = None, *,
     key = None if identity is None else (path, identity, header, two_fields, form, strip)
     if key is not None and key == _Cache.key:
         return _Cache.value
-    label = label or os.path.basename(path)
+    label = label or shown(path)
     raw = datafile.read_text(path, label)
     text = datafile.normalized(raw, form)
     pairs, numbers, skipped = [], [], None

@@ -18,7 +18,6 @@ Dimension legend: B pairs, S source symbols, t decoded symbols.
 from __future__ import annotations
 
 import json
-import os
 
 import click
 import numpy as np
@@ -190,7 +189,7 @@ class Seq2Seq:
         max_train = int(config.get("max_train") or 0)
         train = data.spread(train, max_train)
         if not train:
-            raise UserError(f"{os.path.basename(path)} has no training pairs (90% of the "
+            raise UserError(f"{data.shown(path)} has no training pairs (90% of the "
                             f"sources, by hash; it has {len(pairs)} pair"
                             f"{'' if len(pairs) == 1 else 's'})")
         counts = {split: splits.count(split) for split in data.SPLITS}
@@ -198,7 +197,7 @@ class Seq2Seq:
         empty = [name for split, name in (("valid", "validation"), ("test", "test"))
                  if not counts[split]]
         if empty:  # checked before the run directory is made: evaluation scores them
-            raise UserError(f"{os.path.basename(path)} has no {' and no '.join(empty)} "
+            raise UserError(f"{data.shown(path)} has no {' and no '.join(empty)} "
                             f"pairs (5% of the sources each, by hash; it has {len(pairs)} "
                             f"pair{'' if len(pairs) == 1 else 's'}): give a larger file")
         return {
@@ -283,7 +282,7 @@ class Seq2Seq:
 
     def _eval_data_pairs(self, state: dict, name: str) -> list:
         path = data.resolve_path(name)
-        label = os.path.basename(path)
+        label = data.shown(path)
         pairs, _, numbers = data.read_numbered_pairs(path, **_eval_reading(state))
         vocab = Vocabulary(state["source_vocab"])
         out, unknown, first = [], set(), None
@@ -567,7 +566,7 @@ def _note_header_like_pair(path: str, pairs: list, reading: dict, source_level: 
     names passes silently."""
     number, line = data.skipped_header(path, **data.reading(reading))
     if data.reads_as_pair(line, pairs, source_level, target_level):
-        warn_once(f"note: --header skipped line {number} of {os.path.basename(path)}, "
+        warn_once(f"note: --header skipped line {number} of {data.shown(path)}, "
                   f"{datafile.excerpt(line)}, which reads as a pair like the others, not "
                   f"column names; give --no-header to train on it")
 
