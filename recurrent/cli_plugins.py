@@ -374,7 +374,10 @@ def _tuning_lines(status) -> list[str]:
 @click.option("--off", "turn_off", is_flag=True,
               help="Turn tuning off for this cache directory: the kernels' fixed defaults.")
 @click.option("--on", "turn_on", is_flag=True, help="Turn tuning back on.")
-def tune_command(budget, num_threads, turn_off, turn_on):
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the result as JSON: the file written, the settings chosen, the "
+                   "defaults and each decision.")
+def tune_command(budget, num_threads, turn_off, turn_on, as_json):
     """Measure the kernels' block sizes and path choices on this CPU and cache the fastest.
 
     Runs in seconds; the result is stored per CPU and recurrent version and used by every
@@ -385,8 +388,8 @@ def tune_command(budget, num_threads, turn_off, turn_on):
         raise click.UsageError("--on and --off contradict each other: give one")
     switch = "on" if turn_on else "off" if turn_off else None
     if switch is not None:
-        if budget is not None or num_threads is not None:
-            raise click.UsageError("--on/--off take no --budget or --threads")
+        if budget is not None or num_threads is not None or as_json:
+            raise click.UsageError("--on/--off take no --budget, --threads or --json")
         try:
             marker, changed = tuning.set_enabled(switch == "on")
         except (tuning.CacheError, OSError) as exc:
@@ -430,6 +433,16 @@ def tune_command(budget, num_threads, turn_off, turn_on):
         raise UserError(f"tune: {tuning.cache_failure(exc)}") from None
     tuning.reset()
     seconds = time.monotonic() - start
+    state = tuning.status()
+    if as_json:
+        from .checkpoint import json_text
+        click.echo(json_text({
+            "path": path, "threads": threads, "budget": budget,
+            "seconds": round(seconds, 2),
+            "settings": settings, "defaults": tuning.defaults(),
+            "decisions": [o.__dict__ for o in outcomes],
+            "in_use": state["mode"] != "off", "note": state.get("note")}, indent=2))
+        return
     click.echo(f"{'setting':24s} {'default':>9s} {'chosen':>9s} {'vs default':>10s} "
                f"{'rounds':>6s}")
     for o in outcomes:
@@ -437,6 +450,5 @@ def tune_command(budget, num_threads, turn_off, turn_on):
         click.echo(f"{o.name:24s} {_value_text(o.name, o.default):>9s} "
                    f"{_value_text(o.name, o.chosen):>9s} {gain:>10s} {o.rounds:>6d}")
     click.echo(f"wrote {path} ({seconds:.1f} s, {threads} thread(s))")
-    state = tuning.status()
     if state["mode"] == "off":
         click.echo(f"note: tuning is off ({state['note']}), so runs use the fixed defaults")

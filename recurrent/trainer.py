@@ -109,20 +109,37 @@ def load_params(model, arrays: dict, path: str) -> None:
 def check_checkpoint(task, run: RunDir,
                      task_state: dict | None = None) -> tuple[Position, tuple | None]:
     """UserError when the last.npz of ``run`` cannot be restored (unreadable, or not
-    this run's model and optimizer; nothing to restore when it has none yet), or when
-    the task cannot make a training batch (its data file changed since training, say)
-    with ``task_state`` (default: the run's). A throwaway Trainer checks, and no file is
-    written: a resume checks before it changes anything. Returns the checkpoint's
-    position (a fresh one without it) and what was read from last.npz, (arrays, meta)
-    or None without one: the Trainer that then resumes the run takes it
+    this run's model and optimizer; nothing to restore when it has none yet), when it is
+    gone while best.npz is there (the run has trained: starting it again would drop its
+    metrics.jsonl and replace its best.npz with an early model), when its best.npz does
+    not load into the model (the run's result, whose score last.npz carries on: a
+    resume that does not beat it would end with a best checkpoint no command can read),
+    or when the task cannot make a training batch (its data file changed since
+    training, say) with ``task_state`` (default: the run's). A throwaway Trainer checks,
+    and no file is written: a resume checks before it changes anything. Returns the
+    checkpoint's position (a fresh one without it) and what was read from last.npz,
+    (arrays, meta) or None without one: the Trainer that then resumes the run takes it
     (Trainer.checkpoint) rather than read the file again."""
     trainer = Trainer(task, run, echo=lambda line: None)
     if task_state is not None:
         trainer.task_state = task_state
     read = None
+    if run.has(BEST) and not run.has(LAST):
+        raise UserError(f"{run.file(LAST)} is missing, while {run.file(BEST)} is there: "
+                        f"{run.path} has lost the training state a resume continues from; "
+                        f"restore it, or remove {BEST} to train the run again from the "
+                        f"start (eval, predict and export still use {BEST} as it is)")
     if run.has(LAST):
         read = trainer.checkpoint = load_arrays(run.file(LAST))
         trainer.restore(check_only=True)
+    if run.has(BEST):
+        path = run.file(BEST)
+        arrays, _ = load_arrays(path)
+        load_params(trainer.model, arrays, path)
+        try:
+            task_state_of(task, trainer.task_state, arrays)
+        except (KeyError, ValueError, TypeError) as e:
+            raise _corrupted(path, e) from None
     next(iter(trainer._epoch_batches(0)), None)
     return trainer.position, read
 

@@ -455,15 +455,22 @@ def tune_and_store(budget: float, num_threads: int | None = None, progress=None,
 
 def check_storable(path: str) -> None:
     """OSError naming what keeps the tuning file ``path`` from being written: a directory
-    in its place (a file renamed over it fails) or a folder this process cannot write
-    in (a folder not made yet is made by the lock, whose failure names it). Checked
-    before measuring, which takes the whole budget, so that the failure comes first
-    rather than after it."""
+    in its place (a file renamed over it fails), a folder this process cannot write in,
+    or a folder not made yet below a regular file (the first folder the lock's makedirs
+    would fail to make, as it names it). Checked before measuring, which takes the whole
+    budget, and before `recurrent tune` says what it measures, so that the failure comes
+    first and alone."""
     if os.path.isdir(path) and not os.path.islink(path):  # a link itself is replaced
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
     folder = os.path.dirname(path)
     if os.path.isdir(folder) and not os.access(folder, os.W_OK):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), folder)
+    missing = os.path.abspath(folder)  # the first folder not there yet ("/" always is)
+    while not os.path.lexists(os.path.dirname(missing)):
+        missing = os.path.dirname(missing)
+    parent = os.path.dirname(missing)
+    if not os.path.lexists(missing) and os.path.isfile(parent):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), missing)
 
 
 # -- using it --------------------------------------------------------------------------

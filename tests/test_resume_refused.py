@@ -9,7 +9,7 @@ import pytest
 import train_toys
 from helpers import invoke, ok, one_line_error
 
-from recurrent.checkpoint import CONFIG_FILE, LAST, RunDir, load_arrays, save_arrays
+from recurrent.checkpoint import BEST, CONFIG_FILE, LAST, RunDir, load_arrays, save_arrays
 from recurrent.config import TrainingConfig
 from recurrent.errors import UserError
 from recurrent.plugins import get_task
@@ -74,6 +74,49 @@ def test_a_resume_refused_for_its_checkpoint_leaves_the_config_as_it_was(tmp_pat
     one_line_error(invoke("train", "toy-sign", "--resume", run, "--steps", 20), message,
                    str(run / LAST))
     assert {name: (run / name).read_bytes() for name in before} == before
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_truncate, "is corrupted or truncated"),
+    (_other_shapes, "does not fit this model"),
+])
+@pytest.mark.parametrize("steps", [5, 20])
+def test_a_damaged_best_checkpoint_refuses_the_resume_untouched(tmp_path, damage, message,
+                                                                 steps):
+    """best.npz is the run's result (what eval, predict and export load) and the best
+    score in last.npz is its: a resume that trained on, or ended with nothing to train,
+    would report that score while the file holding it cannot be read (a later evaluation
+    that does not beat the score leaves it so). The resume names it in one line instead,
+    before any file changes."""
+    run = _finished(tmp_path)
+    damage(run / BEST)
+    files = (CONFIG_FILE, LAST, BEST, "metrics.jsonl")
+    before = {name: (run / name).read_bytes() for name in files}
+    one_line_error(invoke("train", "toy-sign", "--resume", run, "--steps", steps), message,
+                   str(run / BEST))
+    assert {name: (run / name).read_bytes() for name in files} == before
+
+
+@pytest.mark.parametrize("ensemble", [1, 2])
+def test_a_best_checkpoint_without_its_last_one_refuses_the_resume_untouched(tmp_path,
+                                                                             ensemble):
+    """A run (or part) whose last.npz is gone while its best.npz is there has trained, not
+    "no checkpoint yet": training it from the start would drop its metrics.jsonl at once
+    and replace its best.npz with an early model at the first evaluation. The resume
+    names both files in one line and changes none; once best.npz is removed too, as the
+    line says, the part trains from the start."""
+    run = _finished(tmp_path, ensemble=ensemble)
+    part = run / "member-1" if ensemble > 1 else run
+    (part / LAST).unlink()
+    files = [p for p in sorted(run.rglob("*")) if p.is_file()]
+    before = {p: p.read_bytes() for p in files}
+    line = one_line_error(invoke("train", "toy-sign", "--resume", run, "--steps", 5),
+                          f"{part / LAST} is missing, while {part / BEST} is there")
+    assert f"remove {BEST} to train" in line
+    assert {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()} == before
+    (part / BEST).unlink()
+    ok(invoke("train", "toy-sign", "--resume", run, "--steps", 5))
+    assert (part / LAST).is_file() and (part / BEST).is_file()
 
 
 def test_a_damaged_member_checkpoint_refuses_the_ensembles_resume_untouched(tmp_path):

@@ -277,10 +277,32 @@ def test_the_tune_command_writes_the_cache_atomically(tuning_on):
     assert f"cache in use: {path}" in info
 
 
+def test_tune_json_prints_what_it_wrote_and_the_settings_runs_then_use(tuning_on, tiny,
+                                                                       tmp_path):
+    """`tune --json`: stdout is one JSON document (the progress stays on stderr) naming the
+    file written, the settings stored there, the defaults and each decision; a run
+    started afterwards records those settings."""
+    result = invoke("tune", "--budget", "0.05", "--threads", "1", "--json")
+    report = json.loads(ok(result))
+    assert "tuning row_parts" in result.stderr
+    path = tuning.cache_path()
+    assert report["path"] == path and report["threads"] == 1 and report["in_use"]
+    assert report["settings"] == tuning.read_cache(path)
+    assert report["defaults"] == tuning.defaults()
+    assert [d["name"] for d in report["decisions"]] == ["row_parts"]
+    assert report["decisions"][0]["chosen"] == report["settings"]["row_parts"]
+    tuning.reset()
+    run = tmp_path / "run"
+    ok(train_tiny(tiny_text(tmp_path), run))
+    with open(run / "config.json") as f:
+        kernel = json.load(f)["kernel"]
+    assert kernel == {name: report["settings"][name] for name in tuning.RESULT_SETTINGS}
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["--budget", "0"], "--budget"), (["--budget", "inf"], "--budget"),
     (["--budget", "nan"], "--budget"), (["--threads", "0"], "--threads"),
-    (["--off", "--budget", "3"], "--on/--off")])
+    (["--off", "--budget", "3"], "--on/--off"), (["--on", "--json"], "--on/--off")])
 def test_the_tune_command_refuses_bad_options_in_one_line(tuning_on, args, fragment):
     one_line_error(invoke("tune", *args), fragment)
 
@@ -405,17 +427,15 @@ def test_processes_starting_together_tune_once(tmp_path):
 @pytest.mark.parametrize("args", [["--budget", "0.05"], ["--off"]])
 def test_a_cache_folder_that_cannot_be_made_is_named_with_its_reason(tuning_on, tiny,
                                                                      monkeypatch, args):
-    """A cache directory below a regular file: the message names the path and the
-    system's reason, not "[Errno 20]"."""
+    """A cache directory below a regular file: one line naming the path and the system's
+    reason, not "[Errno 20]", before `tune` says what it would measure."""
     blocker = tuning_on / "a-file"
     blocker.write_text("")
     monkeypatch.setenv("RECURRENT_CACHE_DIR", str(blocker / "cache"))
     tuning.reset()
-    result = invoke("tune", *args)
-    assert result.exit_code == 1 and "Traceback" not in result.stderr
-    last = result.stderr.strip().splitlines()[-1]  # after the line saying what it tunes
-    assert last.startswith("Error: tune") and last.endswith(
-        f"cannot write the tuning cache at {blocker / 'cache'}: Not a directory")
+    line = one_line_error(invoke("tune", *args), "Error: tune")
+    assert line.endswith(f"cannot write the tuning cache at {blocker / 'cache'}: "
+                         f"Not a directory")
 
 
 def test_the_automatic_tune_names_a_cache_folder_it_cannot_make_with_its_reason(
