@@ -390,6 +390,51 @@ def test_wide_part_in_onnx_and_torch_matches(buckets, folds, scale, tmp_path):
     np.testing.assert_array_equal(printed_forward(tm, model, x, lengths)[0], torch_y)
 
 
+def docs_wide_features():
+    """docs/export.md's wide_features: the wide part's arguments of the printed forward
+    computed without recurrent (its code imports numpy and torch only)."""
+    import re
+    page = open(os.path.join(os.path.dirname(__file__), "..", "docs", "export.md"),
+                encoding="utf-8").read()
+    code = next(block for block in re.findall(r"```python\n(.*?)```", page, re.S)
+                if "def wide_features" in block)
+    assert "recurrent" not in code
+    scope = {}
+    exec(code.split("\nwide_ids, wide_offsets = ")[0], scope)
+    return scope["wide_features"]
+
+
+@pytest.mark.parametrize("buckets", [0, 40])
+def test_docs_wide_features_feed_the_printed_forward_without_recurrent(buckets, tmp_path):
+    """The printed docstring names docs/export.md's wide_features with the model's V and
+    buckets; its features are ngram_features' (a large vocabulary, whose bigram keys
+    overflow 64 bits, too), and the printed forward given them is recurrent's."""
+    wide_features = docs_wide_features()
+    rng = np.random.default_rng(3)
+    lengths = np.array([7, 0, 1, 5, 7])
+    x = rng.integers(0, 10001, (7, 5))
+    x[:3, 0] = x[3:6, 0]  # repeated unigrams and bigrams within a row count once
+    ids, offsets = wide_features(torch.as_tensor(x), torch.as_tensor(lengths), 10001, 131072)
+    f = ngram_features(x, lengths, 10001, 131072)
+    np.testing.assert_array_equal(ids.numpy(), f.indices)
+    np.testing.assert_array_equal(offsets.numpy(), f.indptr[:-1])
+    model = random_model("lstm", "max", 1, True, wide=buckets)
+    path = str(tmp_path / "w.safetensors")
+    st.write(path, torch_names.tensors(model), {})
+    source = torch_names.torch_source(model, path)
+    call = f"wide_features(x, lengths, {model.wide.vocab_size}, {model.wide.bigram_buckets})"
+    assert call in "\n".join(source)
+    tm = torch_model(source)
+    lengths = [6, 0, 3, 6]
+    x = torch.as_tensor(random_batch(model, lengths))
+    with torch.no_grad():
+        features = wide_features(x, torch.as_tensor(lengths), model.wide.vocab_size,
+                                 model.wide.bigram_buckets)
+        got, _ = tm(x, torch.as_tensor(lengths), *features)
+    y, _ = model.forward(x.numpy(), lengths=np.array(lengths), need_grad=False)
+    np.testing.assert_allclose(got.numpy(), y, atol=TOL)
+
+
 @pytest.mark.parametrize("cell, zoneout", [("lstm", 0.0), ("gru", 0.0), ("ln_lstm", 0.0),
                                            ("lstm", 0.3), ("gru", 0.3)])
 def test_onnx_initial_state_input_continues_a_sequence(cell, zoneout):

@@ -217,7 +217,9 @@ def _forward_source(model) -> list[str]:
         lines += ["    wide_ids, wide_offsets: the wide part's features of each row: of",
                   f"    f = recurrent.wide.ngram_features(x, lengths, "
                   f"{model.wide.vocab_size}, {model.wide.bigram_buckets}),",
-                  "    f.indices and f.indptr[:-1] (int64)."]
+                  "    f.indices and f.indptr[:-1] (int64); without recurrent, wide_features",
+                  f"    (docs/export.md) gives them: wide_features(x, lengths, "
+                  f"{model.wide.vocab_size}, {model.wide.bigram_buckets})."]
     lines += ['    """',
               "    T = x.shape[0]",
               f"    inputs = {'self.embedding(x)' if model.tokens else 'x'}"]
