@@ -840,11 +840,6 @@ def _evaluate(echo, run, data, split, checkpoint, threads, precision, as_json, b
             raise UserError(f"--split {split} chooses a split of the run's own data: it "
                             f"does not go with --data (a --data file is scored whole; "
                             f"when the run's data has moved, --data gives its new place)")
-        if os.path.isdir(data):
-            raise UserError(f"--data {data}: a directory, not a data file")
-        # lexists: a symbolic link that cannot be followed (a loop) is named by datafile
-        if not os.path.lexists(data):  # a pipe (<(zcat FILE)) passes; datafile reads it
-            raise UserError(f"--data {data}: no such file")
         config = KeyReads(config, eval_data=data)  # its reads tell whether the task
         split = "test"                               # took the file (_check_read_data)
     else:

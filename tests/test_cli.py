@@ -576,7 +576,7 @@ def test_error_run_directories(tmp_path, lm_run):
     one_line_error(invoke("train", "toy-sign", "--resume", lm_run), "'toy-lm' run")
     one_line_error(invoke("predict", lm_run, "--bogus"), "--bogus", code=2)
     one_line_error(invoke("eval", lm_run, "--data", tmp_path / "none.txt"),
-                          "no such file")
+                          "does not read --data files")
     one_line_error(invoke("predict"), "missing argument RUN", code=2)
 
 

@@ -110,7 +110,8 @@ def test_eval_reads_a_pipe_and_names_a_directory(tmp_path):
     run = tmp_path / "run"
     ok(invoke("train", "forecast", "--data", path, "--out", run, "--model", "rnn",
               "--window", "8", "--steps", "3", "--threads", "1", "--quiet", "--no-plot"))
-    one_line_error(invoke("eval", run, "--data", tmp_path), "a directory, not a data file")
+    one_line_error(invoke("eval", run, "--data", tmp_path), "data path is a directory, not a file")
+    one_line_error(invoke("eval", run, "--data", tmp_path / "none.csv"), "not found")
     read_end, write_end = os.pipe()
     with open(path, "rb") as f:
         payload = f.read()
