@@ -39,7 +39,7 @@ import numpy as np
 import recurrent
 from recurrent.checkpoint import atomic_write
 from recurrent.checks import one_line
-from recurrent.errors import error_line
+from recurrent.errors import error_line, killed_by
 from recurrent.extras import torch_hint
 from recurrent.figures import counted
 from recurrent.out_paths import check_out, check_outside_runs, output_named
@@ -783,13 +783,7 @@ def _child_ended(returncode: int) -> str:
     it, by name (Popen gives it as a negative exit code), or its exit code."""
     if returncode >= 0:
         return f"failed (exit code {returncode})"
-    try:
-        name = signal.Signals(-returncode).name
-    except ValueError:
-        name = f"signal {-returncode}"
-    why = {signal.SIGKILL: " (as the system does when memory runs out)",
-           signal.SIGSEGV: " (a crash in a library it ran)"}.get(-returncode, "")
-    return f"was killed by {name}{why}"
+    return f"was {killed_by(-returncode)}"
 
 
 def _write_json(path, payload):

@@ -134,6 +134,9 @@ class RecurrentGroup(click.Group):
         def report(line, code, all_ranks=False):
             return _report(line, code, all_ranks, joins_world)
 
+        def raised(debug, all_ranks=False):
+            return _raised_for_debug(debug, joins_world, all_ranks)
+
         # every command writes its result or summary to stdout: checked before any work,
         # as a write failing only after it (as cat's does) would leave a run directory
         # without its summary, and a closed one would drop the output with exit status 0
@@ -157,7 +160,7 @@ class RecurrentGroup(click.Group):
         except (click.exceptions.Abort, KeyboardInterrupt) as e:
             # click turns a Ctrl-C during the command into Abort; one after it (as the
             # with block above ends) arrives as it is
-            if debug:
+            if raised(debug):
                 raise
             cause = e.__cause__ if isinstance(e, click.exceptions.Abort) else e
             # Terminated: a SIGTERM or SIGHUP where a Ctrl-C aborts
@@ -167,23 +170,23 @@ class RecurrentGroup(click.Group):
             click.echo(e.ctx.get_help() if e.ctx else e.format_message())
             code = 0
         except click.ClickException as e:
-            if debug:
+            if raised(debug):
                 raise
             code = report(f"Error: {_click_line(e)}", e.exit_code)
         except AllRanksError as e:
-            if debug:
+            if raised(debug, all_ranks=True):
                 raise
             code = report(f"Error: {unbroken(e)}", 1, all_ranks=True)
         except UserError as e:
-            if debug:
+            if raised(debug):
                 raise
             code = report(f"Error: {unbroken(e)}", 1)
         except MemoryError as e:  # sizes the machine cannot hold (--hidden, --beam, ...)
-            if debug:
+            if raised(debug):
                 raise
             code = report(_memory_line(e), 1)
         except Exception as e:  # a bug, or output that cannot be written: one line
-            if debug:
+            if raised(debug):
                 raise
             failure = _output_failure(e)
             from .extras import missing_dependency
@@ -204,6 +207,25 @@ class RecurrentGroup(click.Group):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _raised_for_debug(debug: bool, joins_world: bool, all_ranks: bool = False) -> bool:
+    """Whether the failure being handled leaves the command as an exception, for its
+    traceback (--debug). A rank of an MPI job (``joins_world``: a command whose ranks
+    meet, under a launcher of more than one rank) prints the traceback and then reports
+    the failure as without --debug, which stops every rank: its exception alone would
+    end this rank and leave the others waiting for it in a collective. A failure every
+    rank meets (``all_ranks``, AllRanksError) shows rank 0's traceback alone, as its
+    line."""
+    if not debug:
+        return False
+    if not (joins_world and distributed.in_job()):
+        return True
+    world = distributed.current()
+    if not all_ranks or world is None or world.is_root:
+        import traceback
+        traceback.print_exc()
+    return False
 
 
 def _click_line(e: click.ClickException) -> str:

@@ -229,13 +229,19 @@ def opted_out() -> bool:
     return env_flag(OPT_OUT_VARIABLE)
 
 
+def in_job() -> bool:
+    """Whether this process is one of the ranks of an MPI job: an MPI launcher announced
+    more than one rank and RECURRENT_NO_MPI is not set."""
+    return launched_size() > 1 and not opted_out()
+
+
 def prints_early_failures() -> bool:
     """Whether this process prints a failure met before world() made its World (a bad
     option, a bad RECURRENT_MPI_TIMEOUT: the same on every rank, as the ranks run the
     same command). Under an MPI launcher with more than one rank only the launcher's
     rank 0 does, so the job shows the line once; every process does when it runs on its
     own (no launcher, RECURRENT_NO_MPI) or when the launcher names no rank."""
-    if _WORLD is not None or launched_size() <= 1 or opted_out():
+    if _WORLD is not None or not in_job():
         return True
     return launched_rank() in (None, 0)
 
@@ -249,8 +255,7 @@ def report_early_failure(line: str, joins_world: bool) -> bool:
     ``line`` to the start-up exchange of world(): the ranks that got past the failure
     wait there for every rank, and without this they would wait forever for one that
     ended before starting MPI. They then stop with an AllRanksError naming this rank."""
-    if (joins_world and not _EXCHANGED and launched_size() > 1 and not opted_out()
-            and mpi_available()):
+    if joins_world and not _EXCHANGED and in_job() and mpi_available():
         try:
             from mpi4py import MPI
             _exchange_start(MPI, line)

@@ -1,6 +1,8 @@
 """Errors meant for the user, and the one-line form in which failures are reported."""
 from __future__ import annotations
 
+import signal
+
 from .checks import one_line
 
 
@@ -46,6 +48,18 @@ def task_check_hint(task_name: str) -> str:
     """What a message about a task plugin's mistake ends with: the command that checks
     the task."""
     return f"`recurrent plugins check {task_name}` checks the task"
+
+
+def killed_by(signum: int) -> str:
+    """How a process that the signal ``signum`` killed ended, in words: "killed by NAME",
+    with the usual cause of a SIGKILL or a SIGSEGV."""
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    why = {signal.SIGKILL: " (as the system does when memory runs out)",
+           signal.SIGSEGV: " (a crash in a library it ran)"}.get(signum, "")
+    return f"killed by {name}{why}"
 
 
 def error_line(exc: BaseException) -> str:

@@ -10,7 +10,9 @@ SIGTERM to this process is passed on to mpiexec, which forwards it to every rank
 every rank that has joined the job directly (in case mpiexec's forwarding missed it while
 the job started): they stop in the same way (recurrent/interrupt.py) and the command
 exits with 143. A SIGHUP to this process is passed on to mpiexec, which ends the ranks at
-once: "Aborted.", 129, as one process ends at a SIGHUP.
+once: "Aborted.", 129, as one process ends at a SIGHUP. If this process is killed
+outright (SIGKILL), mpiexec gets a SIGTERM from the kernel (Linux), so the ranks stop as
+at a SIGTERM; if mpiexec is, this process says so in one line.
 """
 from __future__ import annotations
 
@@ -26,8 +28,9 @@ import threading
 
 from .distributed import (LAUNCH_DIR_VARIABLE, OPT_OUT_VARIABLE, mpi_available,
                           opted_out)
-from .errors import UserError
+from .errors import UserError, killed_by
 from .extras import install_hint
+from .progress import aside
 
 # Lines of mpiexec (MPICH's hydra) that a user of --ranks does not need to read.
 NOISE = (re.compile(r"^=+\s*$"), re.compile(r"^=\s{2,}(BAD TERMINATION|CLEANING UP|YOU CAN)"),
@@ -80,16 +83,20 @@ class _Filter:
         self.forced = False
         self.interrupts = interrupts
         self.lock = threading.Lock()
-        # A sink that can no longer be written (its reader went away: `| head`, a closed
-        # terminal): the output is read on and dropped, so that no rank blocks writing
-        # it, and on_lost() is called once, to stop the job.
+        # An output (stdout) that can no longer be written (its reader went away: `| head`,
+        # a closed terminal; a full disk): it is read on and dropped, so that no rank
+        # blocks writing it, and on_lost() is called once, to stop the job.
         self.lost = False
+        self.lost_error = None  # the OSError that lost it
         self.on_lost = on_lost
+        self.unwritable = set()  # sinks of notes and errors that cannot be written
         # rank 0 said it stopped at a signal, with a checkpoint or before any step (the
         # summary line of recurrent/cli.py, or its one-line error), or aborted
         self.said_stop = False
 
-    def copy(self, source, sink):
+    def copy(self, source, sink, results=True):
+        """The lines of ``source`` to ``sink``: the command's output (``results``, stdout)
+        or its notes and errors (stderr)."""
         blank = 0  # blank lines held back: a banner starts with one
         for line in source:
             text = line.rstrip("\n")
@@ -110,16 +117,21 @@ class _Filter:
                     self.aborted = self.aborted or text == "Aborted."
                     self.said_stop = self.said_stop or self.reported or self.aborted or (
                         text.startswith(STOP_LINES))
-                    self._write("\n" * blank + text, sink)
+                    self._write("\n" * blank + text, sink, results)
                 blank = 0
 
-    def _write(self, text, sink):
-        if self.lost:
+    def _write(self, text, sink, results):
+        if self.lost or sink in self.unwritable:
             return
         try:
             print(text, file=sink, flush=True)
-        except OSError:  # BrokenPipeError, or EIO from a hung-up terminal
-            self.lost = True
+        except OSError as e:  # BrokenPipeError, EIO from a hung-up terminal, a full disk
+            if not results:
+                # notes and errors that cannot be written are lost and the work goes
+                # on, as one process's (progress.aside)
+                self.unwritable.add(sink)
+                return
+            self.lost, self.lost_error = True, e
             if self.on_lost is not None:
                 self.on_lost()
 
@@ -155,6 +167,29 @@ def _signal_ranks(launch_dir: str, signalled: set) -> set:
             pass
         sent.add(pid)
     return sent
+
+
+def _terminated_when_orphaned():
+    """What mpiexec runs before it starts (Popen's preexec_fn): on Linux, have the kernel
+    send it a SIGTERM when this process ends without ending it first (killed outright, by
+    SIGKILL or the out-of-memory killer), so that its ranks stop as at a SIGTERM (a
+    checkpoint at their next step) rather than train on with nobody to report to. None
+    where prctl's PR_SET_PDEATHSIG does not exist."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def preexec():
+        prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # this process ended before the request was made
+            os.kill(os.getpid(), signal.SIGTERM)
+    return preexec
 
 
 def launch(ranks: int, args: list[str]) -> int:
@@ -225,14 +260,16 @@ def launch(ranks: int, args: list[str]) -> int:
             # ending the job when rank 0 does not read what it is given.
             proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True, errors="replace", bufsize=1)
+                                    text=True, errors="replace", bufsize=1,
+                                    preexec_fn=_terminated_when_orphaned())
             started.append(proc)
             if terminated and not interrupts:
                 proc.send_signal(signal.SIGTERM)
             if hung_up:
                 proc.send_signal(signal.SIGHUP)
             readers = [threading.Thread(target=seen.copy, args=(proc.stdout, sys.stdout)),
-                       threading.Thread(target=seen.copy, args=(proc.stderr, sys.stderr))]
+                       threading.Thread(target=seen.copy,
+                                        args=(proc.stderr, sys.stderr, False))]
             for reader in readers:
                 reader.start()
             # A SIGTERM passed on while the job starts can be lost on the way (mpiexec
@@ -250,7 +287,13 @@ def launch(ranks: int, args: list[str]) -> int:
             signal.signal(signal.SIGTERM, previous_term)
             signal.signal(signal.SIGHUP, previous_hup)
         killed, exit_string, reported = seen.killed, seen.exit_string, seen.reported
-        if seen.lost:  # quietly, as one process whose output went away ends
+        if seen.lost:
+            # quietly, as one process whose output went away ends, or with the line one
+            # process prints when its output cannot be written (a full disk)
+            from .cli import _output_failure
+            failure = _output_failure(seen.lost_error)
+            if failure:
+                aside(f"Error: {failure}")
             return 1
         # a second Ctrl-C or a SIGHUP: aborted at once, as one process is by either
         if seen.forced or hung_up:
@@ -270,6 +313,14 @@ def launch(ranks: int, args: list[str]) -> int:
                   "all ranks stopped (a checkpoint the run saved earlier is intact: "
                   "continue with --resume)", file=sys.stderr, flush=True)
             return 128 + signal.SIGTERM
+        if code < 0:
+            # mpiexec itself was killed (the out-of-memory killer, kill -9): it printed
+            # nothing, and its proxy ends the ranks as it goes; exit as a shell reports
+            # a process killed by that signal
+            print(f"Error: mpiexec was {killed_by(-code)}; all ranks stopped, "
+                  f"the last checkpoint is intact (continue with --resume)",
+                  file=sys.stderr, flush=True)
+            return 128 - code
         if killed and not reported:
             pid, host = killed
             rank = _rank_of(pid, launch_dir)

@@ -219,6 +219,116 @@ def test_a_failing_rank_stops_the_job_with_one_line(tmp_path, faulty_plugin, mod
     assert resumed.returncode == 0, resumed.stderr
 
 
+def test_debug_shows_a_failing_ranks_traceback_and_stops_every_rank(tmp_path, faulty_plugin):
+    """--debug, which a rank's error line suggests: the rank prints its traceback, then
+    stops the job as without --debug; its exception alone would end that rank only and
+    leave the other waiting for it until RECURRENT_MPI_TIMEOUT."""
+    args = ["--debug", "train", "faulty-lm", *TINY, "--steps", "40", "--eval-every", "2",
+            "--out", "run", "--ranks", "2"]
+    job = recurrent_cmd(args, tmp_path, FAULTY_RANK=1, FAULTY_EVALUATION=3, FAULTY_MODE="raise",
+                        RECURRENT_MPI_TIMEOUT=60, **faulty_plugin)
+    assert job.returncode == 1, job.stderr
+    assert "Traceback" in job.stderr and "RuntimeError: evaluation 3 is broken" in job.stderr
+    assert job.stderr.splitlines()[-1].startswith(
+        "Error: rank 1: internal error in plugin 'faulty' (version 0.0)"), job.stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_a_launcher_whose_stderr_is_full_trains_on_without_its_notes(tmp_path):
+    """Notes that cannot be written are lost and the run goes on, as one process's
+    (progress.aside): 2>/dev/full, and a note printed at the start (more threads than
+    cores)."""
+    threads = str(os.cpu_count() or 1)  # on each of 2 ranks: more than the cores
+    args = [a for a in TINY if a not in ("--threads", "1")]
+    with open("/dev/full", "w") as full:
+        job = subprocess.run([sys.executable, "-m", "recurrent", "train", "char-lm", *args,
+                              "--threads", threads, "--out", "run", "--ranks", "2"],
+                             stdout=subprocess.PIPE, stderr=full, text=True, cwd=tmp_path,
+                             env=_env(tmp_path), timeout=120)
+    assert job.returncode == 0
+    assert job.stdout.startswith("done after 8 steps"), job.stdout
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_a_launcher_whose_stdout_is_full_says_so_as_one_process_does(tmp_path):
+    with open("/dev/full", "w") as full:
+        job = subprocess.run([sys.executable, "-m", "recurrent", "train", "char-lm", *TINY,
+                              "--out", "run", "--ranks", "2"],
+                             stdout=full, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                             env=_env(tmp_path), timeout=120)
+    assert job.returncode == 1
+    assert _one_line(job.stderr) == "Error: cannot write standard output: No space left on device"
+
+
+def _processes_of(pattern: str) -> list[int]:
+    """Pids of the processes whose command line holds ``pattern``."""
+    found = subprocess.run(["pgrep", "-f", "--", pattern], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def test_mpiexec_killed_under_the_launcher_is_one_line(tmp_path):
+    """mpiexec itself killed (by the out-of-memory killer, or kill -9) prints nothing: the
+    launcher says what happened in one line and exits as a shell reports that kill; the
+    ranks end with mpiexec and the checkpoint they saved resumes."""
+    run = tmp_path / "run"
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "recurrent", "train", "char-lm", *TINY, "--steps", "1000000",
+         "--out", str(run), "--ranks", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env=_env(tmp_path))
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "last.npz").exists() and launcher.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint written"
+            time.sleep(0.1)
+        children = subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True,
+                                  text=True).stdout.split()
+        assert len(children) == 1, children  # mpiexec
+        os.kill(int(children[0]), signal.SIGKILL)
+        out, err = launcher.communicate(timeout=120)
+        while _processes_of(f"--out {run}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _processes_of(f"--out {run}") == [], "ranks left running"
+    finally:
+        launcher.kill()
+        for pid in _processes_of(f"--out {run}"):
+            os.kill(pid, signal.SIGKILL)
+    assert launcher.returncode == 128 + signal.SIGKILL, err
+    assert _one_line(err).startswith("Error: mpiexec was killed by SIGKILL"), err
+    resumed = recurrent_cmd(["train", "--resume", "run", "--steps", "12"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+
+
+def test_a_launcher_killed_outright_stops_its_ranks_with_a_checkpoint(tmp_path):
+    """The `--ranks` launcher killed by SIGKILL cannot pass anything on: mpiexec gets a
+    SIGTERM from the kernel as its parent ends, and the ranks stop as at a SIGTERM, with
+    a checkpoint, instead of training on unwatched."""
+    run = tmp_path / "run"
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "recurrent", "train", "char-lm", *TINY, "--steps", "1000000",
+         "--out", str(run), "--ranks", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+        env=_env(tmp_path))
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "last.npz").exists():
+            assert time.monotonic() < deadline and launcher.poll() is None
+            time.sleep(0.1)
+        launcher.kill()
+        launcher.wait()
+        while _processes_of(f"--out {run}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _processes_of(f"--out {run}") == [], "mpiexec or ranks left running"
+    finally:
+        launcher.kill()
+        for pid in _processes_of(f"--out {run}"):
+            os.kill(pid, signal.SIGKILL)
+    _, meta = load_arrays(str(run / "last.npz"))
+    resumed = recurrent_cmd(["train", "--resume", "run", "--steps", str(meta["step"] + 2)],
+                            tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+
+
 def test_a_raising_rank_under_mpiexec_prints_one_line(tmp_path, faulty_plugin):
     """By hand (mpiexec, no --ranks launcher to filter its output): the rank's own line
     alone, without the MPI library's report of the abort."""
