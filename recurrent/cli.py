@@ -687,7 +687,18 @@ class TrainGroup(click.Group):
             return None
 
     def parse_args(self, ctx, args):
-        return super().parse_args(ctx, _task_first(args))
+        args = _task_first(args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as e:
+            # a task's option given before the task's name (`train --ranks 2 char-lm`):
+            # say where it goes
+            task = next((arg for arg in args if arg in plugins.tasks()), None)
+            if task is not None:
+                e.possibilities = None
+                e.message = (f"{e.message.rstrip('.')}: a task's options go after its "
+                             f"name (recurrent train {task} {e.option_name} ...)")
+            raise
 
     def format_commands(self, ctx, formatter):
         """The subcommands listed under what they are, the registered tasks (click's own

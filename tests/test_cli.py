@@ -838,3 +838,13 @@ def _bash_words(command: str) -> list[bytes]:
     return subprocess.run(["bash", "-c", f"printf '%s\\0' {command}"], capture_output=True,
                           check=True, env={**os.environ, "LC_ALL": "C.UTF-8"}
                           ).stdout.split(b"\0")[:-1]
+
+
+def test_a_task_option_before_the_task_name_says_where_it_goes(tmp_path):
+    """`recurrent train --ranks 2 char-lm`: the option belongs to the task's command,
+    after its name; an option no command has keeps click's own suggestion."""
+    one_line_error(invoke("train", "--ranks", 2, "toy-lm", "--out", tmp_path / "r"),
+                   "No such option '--ranks': a task's options go after its name "
+                   "(recurrent train toy-lm --ranks ...)", code=2)
+    assert not (tmp_path / "r").exists()
+    one_line_error(invoke("train", "--stepz", 5), "No such option '--stepz'", code=2)
