@@ -45,7 +45,8 @@ def runs(tmp_path_factory):
 def docs_recipe() -> str:
     """The Python block of docs/export.md that makes a forecast from the graph."""
     text = open(DOCS, encoding="utf-8").read()
-    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "features" in b]
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S)
+              if "session.run" in b and "features" in b]
     assert len(blocks) == 1
     return blocks[0]
 
