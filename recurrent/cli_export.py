@@ -37,8 +37,9 @@ from .quant import PRECISIONS
 def export_command(run, fmt, out, force, checkpoint, state_inputs, precision):
     """Export a trained RUN's model to a file (docs/export.md: inputs, outputs, names)."""
     from .export.run import export_run
-    _, lines = export_run(run, fmt, out, checkpoint, state_inputs, precision, force)
-    click.echo("\n".join(lines))
+    # printed before the file is moved into place: a print that fails leaves no file
+    export_run(run, fmt, out, checkpoint, state_inputs, precision, force,
+               show=lambda lines: click.echo("\n".join(lines)))
 
 
 @click.command("import", short_help="Make a run directory from an exported file.")

@@ -2,7 +2,9 @@
 what `recurrent export` and `recurrent import` do.
 
 Every check runs before anything is written; files are written atomically (a temporary
-file moved over the target), so a failed export leaves no partial file. An export never
+file moved over the target), so a failed export leaves no partial file, and the lines an
+export prints are printed before its files are moved into place, so that a print that
+fails (standard output on a full disk, a closed pipe) leaves none either. An export never
 writes inside the run directory, nor over an existing file of any other run directory,
 nor over any other existing file unless asked to (``force``).
 """
@@ -66,15 +68,27 @@ def whole_run(path: str) -> str:
 
 def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str = "best",
                state_inputs: bool = False, precision: str = "fp32",
-               force: bool = False) -> tuple[str, list[str]]:
+               force: bool = False, show=None) -> tuple[str, list[str]]:
     """Write the run's model in format ``fmt`` -> (path written, lines to show).
+    ``show(lines)`` (the command's print) is called with those lines once the files are
+    written and before they are moved into place: when it fails, no file is written
+    or replaced, and its error is raised as it was (_shown).
     ``state_inputs`` (onnx): the graph takes the initial state as inputs h_0 (c_0).
     ``precision`` "int8" (safetensors): the recurrent weights stored as int8 with their
     row scales, for models that run int8 inference. ``force``: replace an existing
     ``out`` (never one inside the run directory, nor a file of another run directory).
     An encoder-decoder's ONNX export writes two files (seq2seq_onnx_paths(out)); the
     path returned is the encoder's. Once written, a note on stderr when the best
-    parameters asked for were last.npz's (_noted)."""
+    parameters asked for were last.npz's (_noted). A torch export's ``out`` is made
+    absolute: the printed module loads the file by that path from any directory."""
+    try:
+        return _export_run(run_path, fmt, out, checkpoint, state_inputs, precision, force,
+                           show)
+    except _ShowFailed as e:  # the files are as they were: the print's own error
+        raise e.args[0] from None
+
+
+def _export_run(run_path, fmt, out, checkpoint, state_inputs, precision, force, show):
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if precision not in PRECISIONS:
@@ -90,6 +104,8 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
     run = RunDir.open(run_path)
     out = out_paths.output_named("--out", out, default_out(run.path, fmt, precision),
                                  "the exported file")
+    if fmt == "torch":  # the path the printed code loads, whatever its working directory
+        out = os.path.abspath(out)
     std_streams.check_printable(f"--out {out}", out)  # the lines printed name the file
     out_paths.check_file_name("--out", out)  # the name seq2seq_onnx_paths extends
     seq2seq = _is_seq2seq(run)
@@ -111,11 +127,11 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
     if fmt == "onnx":  # before the onnx package is looked for: installing it would not help
         torch_names.check_onnx_cell(rnn)
     if fmt == "onnx" and seq2seq:
-        return _noted(outs[0], _export_seq2seq_onnx(model, info, outs, force), model, info,
-                      checkpoint)
+        return _noted(outs[0], _export_seq2seq_onnx(model, info, outs, force, show), model,
+                      info, checkpoint)
     if fmt == "onnx":
-        return _noted(out, _export_onnx(model, info, out, state_inputs, force), model, info,
-                      checkpoint)
+        return _noted(out, _export_onnx(model, info, out, state_inputs, force, show), model,
+                      info, checkpoint)
     if fmt == "torch" and seq2seq:
         source = torch_seq2seq.torch_source(model, out, info)  # refuses cells torch lacks
     elif fmt == "torch" and ensemble:  # refuses cells torch lacks, and a plugin's combine
@@ -132,29 +148,53 @@ def export_run(run_path: str, fmt: str, out: str | None = None, checkpoint: str 
         info = {**info, torch_ensemble.MEMBERS_KEY: torch_ensemble.members_record(model)}
     else:
         tensors = torch_names.tensors(model, fold_scale=fmt == "torch")
-    with _not_replaced(out, force):
-        st.write(out, tensors, info, int8, replace=force)
     written = sum(value.size for value in tensors.values())  # not the training-only ones
     members = f" of {counted(len(model.members), 'member')}" if ensemble else ""
-    lines = [f"wrote {out}: {written:,} parameters{members} under PyTorch names, "
-             + (f"the recurrent weights in int8 with float32 row scales ('<name>"
-                f"{st.SCALE_SUFFIX}'), " if int8 else "")
-             + f"the run's config.json as metadata ({os.path.getsize(out):,} bytes)"]
-    if fmt == "torch":  # the lines before the code are comments: stdout is a Python file
-        lines += ["shapes:"]
-        lines += [f"  {name} {tuple(value.shape)}" for name, value in tensors.items()]
-        if seq2seq:
-            lines += torch_seq2seq.header_lines(model, info, out)
-        if ensemble:
-            lines += torch_ensemble.header_lines(model, loss_name(info))
-        lines += ["a torch model that loads it (strict=True):"]
-        # each physical line commented: a line break in --out's path would end a comment
-        lines = [f"# {part}" for line in lines for part in line.splitlines() or [""]]
-        lines += [""] + source
-    else:
-        lines += [f"make a run of it again: recurrent import {out_paths.shell_word(out)} "
-                  f"--out RUN"]
+    lines = []
+
+    def summary(size):  # the file's size: that of its temporary file, not yet in place
+        lines.append(f"wrote {out}: {written:,} parameters{members} under PyTorch names, "
+                     + (f"the recurrent weights in int8 with float32 row scales ('<name>"
+                        f"{st.SCALE_SUFFIX}'), " if int8 else "")
+                     + f"the run's config.json as metadata ({size:,} bytes)")
+        if fmt == "torch":  # the lines before the code are comments: stdout is a Python file
+            lines.append("shapes:")
+            lines.extend(f"  {name} {tuple(value.shape)}" for name, value in tensors.items())
+            if seq2seq:
+                lines.extend(torch_seq2seq.header_lines(model, info, out))
+            if ensemble:
+                lines.extend(torch_ensemble.header_lines(model, loss_name(info)))
+            lines.append("a torch model that loads it (strict=True):")
+            # each physical line commented: a line break in --out's path would end a comment
+            lines[:] = [f"# {part}" for line in lines for part in line.splitlines() or [""]]
+            lines.extend([""] + source)
+        else:
+            lines.append(f"make a run of it again: recurrent import "
+                         f"{out_paths.shell_word(out)} --out RUN")
+        _shown(show, lines)
+
+    with _not_replaced(out, force):
+        st.write(out, tensors, info, int8, replace=force, then=summary)
     return _noted(out, lines, model, info, checkpoint)
+
+
+class _ShowFailed(Exception):
+    """The OSError of an export's show() (args[0]), carried through the atomic write that
+    called it: atomic_write would turn an OSError into a WriteError naming the file."""
+
+
+def _shown(show, lines) -> None:
+    """``show(lines)``, unless ``show`` is None, called by a write before its file is
+    moved into place: an OSError of it (standard output on a full disk or /dev/full, a
+    pipe its reader closed) becomes _ShowFailed, which atomic_write passes on after
+    removing its temporary file, and export_run raises the OSError again as it was
+    (cli.py names standard output in its one line; click ends at a closed pipe)."""
+    if show is None:
+        return
+    try:
+        show(lines)
+    except OSError as e:
+        raise _ShowFailed(e) from None
 
 
 def _noted(out, lines, model, info, checkpoint):
@@ -214,7 +254,7 @@ def _onnx_module(name):
                         f"{install_hint('onnx')}") from None
 
 
-def _export_onnx(model, info, out, state_inputs, force=False):
+def _export_onnx(model, info, out, state_inputs, force=False, show=None):
     onnx_export = _onnx_module("onnx")
     loss = loss_name(info)
     if isinstance(model, EnsembleModel):
@@ -222,37 +262,47 @@ def _export_onnx(model, info, out, state_inputs, force=False):
     proto = onnx_export.onnx_model(model, loss in SOFTMAX_LOSSES, st.config_metadata(info),
                                    state_inputs, loss=loss)
     data = proto.SerializeToString()
+    lines = _described(out, proto)
+
+    def write(f):
+        f.write(data)
+        _shown(show, lines)  # before the file is moved into place
+
     with _not_replaced(out, force):
-        atomic_write(out, lambda f: f.write(data), replace=force, follow_link=True)
-    return _described(out, proto)
+        atomic_write(out, write, replace=force, follow_link=True)
+    return lines
 
 
-def _export_seq2seq_onnx(model, info, outs, force=False):
+def _export_seq2seq_onnx(model, info, outs, force=False, show=None):
     """An encoder-decoder's two graphs (onnx_seq2seq.py) into ``outs`` (the encoder's
     file, the decoder step's), both built and checked before either is written."""
     onnx_seq2seq = _onnx_module("onnx_seq2seq")
     metadata = st.config_metadata(info)
     protos = (onnx_seq2seq.encoder_model(model, metadata),
               onnx_seq2seq.decoder_step_model(model, metadata))
-    _write_all([(path, proto.SerializeToString()) for path, proto in zip(outs, protos)],
-               force)
     lines = []
     for path, proto in zip(outs, protos):
         lines += _described(path, proto)
-    return lines + ["decode with them: docs/export.md, \"Encoder-decoders (seq2seq)\""]
+    lines += ["decode with them: docs/export.md, \"Encoder-decoders (seq2seq)\""]
+    _write_all([(path, proto.SerializeToString()) for path, proto in zip(outs, protos)],
+               force, then=lambda: _shown(show, lines))
+    return lines
 
 
-def _write_all(files, force):
+def _write_all(files, force, then=None):
     """Write each (path, bytes) of ``files`` atomically, so that a failed export leaves
     them all as they were: the writes nest, each file's temporary file written before
     the next one's and moved into place after it, so a write that fails (a full disk, a
     name linked into a directory that cannot be written) fails before any file is
     replaced; when a move into place fails after a later file's was made, the files
-    this export created are removed."""
+    this export created are removed. ``then()``: called once every temporary file is
+    written, before any is moved into place (export prints its lines there)."""
     made = []
 
     def write_from(k):
         if k == len(files):
+            if then is not None:
+                then()
             return
         path, data = files[k]
         existed = os.path.lexists(path)

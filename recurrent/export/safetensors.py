@@ -47,11 +47,14 @@ def config_metadata(info: dict) -> dict:
 
 
 def write(path: str, tensors: dict, info: dict, int8: tuple = (),
-          replace: bool = True) -> None:
+          replace: bool = True, then=None) -> None:
     """``tensors`` ({name: float32 array}) and the run's ``info`` (its config.json
     object) into ``path``, atomically; the matrices named in ``int8`` quantised per row
     (int8 values and their "<name>.scale"). ``replace=False``: FileExistsError when
-    ``path`` exists, also when another process made it meanwhile (atomic_write)."""
+    ``path`` exists, also when another process made it meanwhile (atomic_write).
+    ``then(size)``: called with the file's size in bytes once they are all written,
+    before the file is moved into place, so that its failure leaves ``path`` as it was
+    (export prints its lines there)."""
     metadata = {"format": FORMAT, **config_metadata(info)}
     out = {}
     for name, value in tensors.items():
@@ -67,6 +70,8 @@ def write(path: str, tensors: dict, info: dict, int8: tuple = (),
     def write_file(f):
         f.write(header)
         f.write(memoryview(data)[start:])  # the tensors' bytes, not copied
+        if then is not None:
+            then(f.tell())
 
     atomic_write(path, write_file, replace=replace, follow_link=True)
 
