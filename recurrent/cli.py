@@ -7,7 +7,6 @@ Error policy: a UserError, a bad option value or an unknown name prints ONE line
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
 import signal
@@ -248,21 +247,15 @@ def _memory_line(e: BaseException) -> str:
     return f"Error: {memory_problem(e)}"
 
 
-# What a write to a full disk or past a file-size limit (ulimit -f) raises.
-_OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-
-
 def _output_failure(e: BaseException) -> str | None:
     """What went wrong when ``e`` is a failed write of the command's output, else None.
-    An OSError of a full disk or a file-size limit (stdout redirected there, or to
-    /dev/full): the files recurrent writes name themselves when they fail
-    (checkpoint.WriteError, a UserError), so such an error without a file name comes from
-    a standard stream. A UnicodeEncodeError raised by click.echo's write: a character that
-    stdout's encoding (a Latin-1 locale, PYTHONIOENCODING) cannot represent; click itself
-    writes UTF-8 where that encoding is ASCII. A closed pipe (`| head`) is click's,
-    handled before this."""
-    if isinstance(e, OSError) and e.filename is None and e.errno in _OUTPUT_ERRNOS:
-        return f"cannot write standard output: {e.strerror}"
+    An OSError of a full disk or a file-size limit (std_streams.write_failure). A
+    UnicodeEncodeError raised by click.echo's write: a character that stdout's encoding
+    (a Latin-1 locale, PYTHONIOENCODING) cannot represent; click itself writes UTF-8
+    where that encoding is ASCII. A closed pipe (`| head`) is click's, handled before
+    this."""
+    if isinstance(e, OSError):
+        return std_streams.write_failure(e)
     if isinstance(e, UnicodeEncodeError) and _raised_by(e, click.echo):
         return std_streams.encoding_problem(e.encoding, e.object[e.start])
     return None

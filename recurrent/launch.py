@@ -28,6 +28,7 @@ import threading
 
 from .distributed import (LAUNCH_DIR_VARIABLE, OPT_OUT_VARIABLE, mpi_available,
                           opted_out)
+from . import std_streams
 from .errors import UserError, killed_by
 from .extras import install_hint
 from .progress import aside
@@ -290,8 +291,7 @@ def launch(ranks: int, args: list[str]) -> int:
         if seen.lost:
             # quietly, as one process whose output went away ends, or with the line one
             # process prints when its output cannot be written (a full disk)
-            from .cli import _output_failure
-            failure = _output_failure(seen.lost_error)
+            failure = std_streams.write_failure(seen.lost_error)
             if failure:
                 aside(f"Error: {failure}")
             return 1

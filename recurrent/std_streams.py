@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import codecs
+import errno
 import fcntl
 import os
 import sys
@@ -24,6 +25,20 @@ def unusable(stream, writing: bool) -> str | None:
         return "open for reading only"
     if not writing and mode == os.O_WRONLY:
         return "open for writing only"
+    return None
+
+
+# What a write to a full disk or past a file-size limit (ulimit -f) raises.
+_OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def write_failure(e: OSError) -> str | None:
+    """What went wrong when ``e`` is a failed write of standard output (a full disk or a
+    file-size limit, stdout redirected there or to /dev/full), else None: the files
+    recurrent writes name themselves when they fail (checkpoint.WriteError), so such an
+    error without a file name comes from a standard stream."""
+    if e.filename is None and e.errno in _OUTPUT_ERRNOS:
+        return f"cannot write standard output: {e.strerror}"
     return None
 
 
