@@ -1,4 +1,4 @@
-"""recurrent: fast CPU recurrent neural networks (RNN, LSTM, GRU).
+"""recurrent: fast CPU recurrent neural networks (RNN, LSTM, GRU, layer-normalised LSTM).
 
 Layers mirror torch.nn on numpy arrays, time-major:
 

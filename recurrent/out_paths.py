@@ -1,7 +1,8 @@
 """Where a command may write a file a user names (export's --out, predict's --plot,
 bench's --json) or make a new run (train's and import's --out): one set of refusals for
 all of them, checked before any work, so that no output replaces a run's own files or a
-file the user did not mean to lose."""
+file the user did not mean to lose. Also how a path a user typed is read (home_path: a
+leading ~) and written back in a message (shell_word), which every command shares."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
-"""Named parameters and their gradients: the surface every parameter-holding module shares.
+"""Named parameters and their gradients: the surface every parameter-holding module shares
+(ParamModule), and a model's modules bound to one flat buffer of each (FlatModel).
 
 Layers (recurrent/layers.py), Embedding and Dense (recurrent/modules.py) each keep
 ``{name: array}`` dicts of parameters and of gradients (same names and shapes). They start

@@ -1,6 +1,8 @@
 """Plain-text tables for `recurrent eval`: the generic metrics table, and the pieces a task's
-``format_report`` may reuse (recurrent.protocols.Task). Everything here takes plain dicts,
-lists and numbers and returns lines of text: no click, no model.
+``format_report`` may reuse (recurrent.protocols.Task); and the checks of the metrics and
+baselines a task returns (metrics_problem, baselines_problem), which the trainer applies
+(and the task conformance kit, to baselines). Everything here takes plain dicts, lists
+and numbers and returns lines of text (or a problem's text): no click, no model.
 """
 from __future__ import annotations
 

@@ -2,7 +2,9 @@
 against `recurrent train sentiment`'s options and defaults, and docs/ARCHITECTURE.md's
 module map against the files under recurrent/, docs/training.md's run directory against
 the keys of a run's config.json and metrics.jsonl. A page that names an option or module
-the code no longer has, or leaves out one it has, fails here."""
+the code no longer has, or leaves out one it has, fails here; so does an import against
+the module map's order that the map does not name as an exception."""
+import ast
 import re
 from pathlib import Path
 
@@ -83,6 +85,63 @@ def test_the_module_map_names_every_file_of_the_package():
         if not re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", section):
             missing.append(path.relative_to(ROOT).as_posix())
     assert sorted(missing) == []
+
+
+def map_levels(section: str) -> dict:
+    """{module or package under recurrent/: its level} from the module map's numbered
+    levels 1-8 (level 9 is the plugins/ folder, outside the package): every file
+    (`name.py`) and folder (`name/`) a level names in backticks, at the first level
+    naming it (a later one may refer back to it)."""
+    levels = {}
+    parts = re.split(r"^(\d)\. ", section[:section.index("\n9. ")], flags=re.M)
+    for number, text in zip(parts[1::2], parts[2::2]):
+        for token in re.findall(r"`([\w/.]+?(?:\.py|/))`", text):
+            name = token.rstrip("/").split("/")[-1].removesuffix(".py")
+            if name != "__init__":
+                levels.setdefault(name, int(number))
+    return levels
+
+
+def imports_of(path: Path) -> set:
+    """The top-level modules and packages of recurrent (the name after `recurrent.`) that
+    the file at ``path`` imports, at import or inside a function."""
+    relative = path.relative_to(ROOT).with_suffix("").parts  # ("recurrent", ..., stem)
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name.split(".") for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = list(relative[:len(relative) - node.level]) if node.level else []
+            base += node.module.split(".") if node.module else []
+            names = [base + [alias.name] for alias in node.names]
+        else:
+            continue
+        found.update(n[1] for n in names if n[0] == "recurrent" and len(n) > 1)
+    return found
+
+
+def test_the_module_map_names_every_import_against_its_order():
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    section = text[text.index("## Module map"):text.index("## Layer API")]
+    levels = map_levels(section)
+    exceptions = section[section.index("The exceptions to the order"):
+                         section.index("The registry and the plugin contract")]
+    clauses = exceptions.split(";")
+
+    def token(name):
+        return f"`{name}/`" if (ROOT / "recurrent" / name).is_dir() else f"`{name}.py`"
+
+    unnamed = []
+    for path in sorted((ROOT / "recurrent").rglob("*.py")):
+        importer = path.relative_to(ROOT / "recurrent").with_suffix("").parts[0]
+        if importer not in levels:  # beside the levels: the registry, the contract
+            continue
+        for imported in imports_of(path):
+            if levels.get(imported, 0) > levels[importer] and not any(
+                    token(importer) in c and token(imported) in c for c in clauses):
+                unnamed.append(f"{path.relative_to(ROOT).as_posix()} imports {imported}")
+    assert levels["cli"] == 8 and levels["layers"] == 4 and levels["_kernels"] == 2
+    assert unnamed == []
 
 
 def run_files_block() -> str:
