@@ -184,3 +184,50 @@ def test_no_mpi_reads_false_values_as_off(monkeypatch, value, out):
     from recurrent import distributed
     monkeypatch.setenv("RECURRENT_NO_MPI", value)
     assert distributed.opted_out() is out
+
+
+# ---- --ranks beyond what this machine can start -----------------------------------------
+
+def test_more_ranks_than_the_machine_can_start_are_refused_before_launching(tmp_path):
+    """No machine holds 2**31 - 1 ranks: refused in one line before mpiexec starts any."""
+    job = recurrent_cmd(["train", "char-lm", *TINY, "--ranks", "2147483647", "--out", "run"],
+                        tmp_path, timeout=60)
+    assert job.returncode == 1
+    line = _one_line(job.stderr)
+    assert line.startswith("Error: --ranks 2147483647: more ranks than this machine can "
+                           "start: "), line
+    assert line.endswith(" or fewer") or line.endswith("(without --ranks)"), line
+    assert job.stdout == ""
+    assert not (tmp_path / "run").exists()
+
+
+def test_more_ranks_than_cores_still_train(tmp_path):
+    job = recurrent_cmd(["train", "char-lm", *TINY, "--ranks", "4", "--out", "run"], tmp_path)
+    assert job.returncode == 0, job.stderr
+    assert job.stdout.startswith("done after 8 steps"), job.stdout
+    assert (tmp_path / "run" / "config.json").exists()
+
+
+def test_ranks_beyond_the_users_process_limit_are_refused(tmp_path):
+    """RLIMIT_NPROC (ulimit -u) of 1, which this process alone fills: no rank can start.
+    The check runs as another user where this is root, whom the limit does not bind."""
+    script = """if True:
+        import os, resource
+        from recurrent.errors import UserError
+        from recurrent.launch import check_room
+        if os.getuid() == 0:
+            os.setgid(65534)
+            os.setuid(65534)
+        hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+        resource.setrlimit(resource.RLIMIT_NPROC, (1, hard))
+        try:
+            check_room(2)
+        except UserError as e:
+            print(e)
+    """
+    job = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path, env=_env(tmp_path))
+    assert job.returncode == 0, job.stderr
+    assert job.stdout.strip() == ("--ranks 2: more ranks than this machine can start: the "
+                                  "user's process limit (ulimit -u) of 1 leaves room for 0 "
+                                  "more; train on one process (without --ranks)"), job.stdout
