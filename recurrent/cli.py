@@ -1050,6 +1050,7 @@ def predict_command(ctx, run, args, show_help):
     options = predict_api.prepared(dict(sub.params), run_dir.path,
                                    bool(sub.params.get("stream")))
     stream = options.pop("stream", False)
+    out = sys.stdout  # the real one: within command_output, sys.stdout is stderr
     # the task's own prints go to stderr; its advice names the run as typed
     with plugins.command_output() as echo, predict_api.predicting(run):
         model, info = load_model(run_dir, "best", precision=options.pop("precision"))
@@ -1065,7 +1066,7 @@ def predict_command(ctx, run, args, show_help):
             if unreadable and sys.stdin is not None:  # closed: no lines, as empty input
                 raise UserError(f"--stream: standard input is {unreadable}; pipe or "
                                 f"redirect the lines into it")
-            return _stream_lines(answer, sys.stdin, echo, task)
+            return _stream_lines(answer, sys.stdin, std_streams.waiting_echo(out, echo), task)
         lines = task.predict(state, config, model.runner(), options)
         for line in predict_api.checked_lines(task, lines):
             echo(line)
@@ -1110,7 +1111,8 @@ def _text_lines(stream):
     started with its standard input closed) has no lines, as an empty input. A UTF-8
     byte-order mark opening the stream (a file saved by an editor that writes one) is
     dropped, as datafile.decode drops a data file's: it marks the encoding, it is not
-    part of the first line."""
+    part of the first line. A non-blocking descriptor's reads wait for the lines
+    (std_streams.byte_lines)."""
     if stream is None:
         return
     buffer = getattr(stream, "buffer", None)
@@ -1118,7 +1120,7 @@ def _text_lines(stream):
         lines = iter(stream.readline, "")
     else:
         lines = (raw.decode("utf-8", "surrogateescape")
-                 for raw in iter(buffer.readline, b""))
+                 for raw in std_streams.byte_lines(buffer))
     for number, line in enumerate(lines):
         yield line[1:] if number == 0 and line.startswith("\ufeff") else line
 

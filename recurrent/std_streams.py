@@ -1,10 +1,12 @@
-"""The state of the process's standard streams, as the commands' checks name it."""
+"""The state of the process's standard streams, as the commands' checks name it, and the
+reading and writing of a stream's lines that waits on a non-blocking descriptor."""
 from __future__ import annotations
 
 import codecs
 import errno
 import fcntl
 import os
+import select
 import sys
 
 
@@ -74,3 +76,70 @@ def check_printable(what: str, text: str) -> None:
         return
     except UnicodeEncodeError as e:
         raise UserError(f"{what}: {encoding_problem(e.encoding, e.object[e.start])}") from None
+
+
+def _non_blocking(stream) -> int | None:
+    """The descriptor of ``stream`` when it is in non-blocking mode (O_NONBLOCK, a mode of
+    the open file: a program that started this one may have set it on a descriptor they
+    share, or left a terminal in it), else None (a blocking one, or none at all)."""
+    try:
+        fd = stream.fileno()
+        return None if os.get_blocking(fd) else fd
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def byte_lines(buffer):
+    """The lines of the binary stream ``buffer`` (sys.stdin.buffer), each with its "\\n"
+    as soon as it has arrived, the last one without it when the input ends so. On a
+    non-blocking descriptor a buffered reader's readline gives what has arrived so far,
+    nothing when nothing has, which would read as the end of a line or of the input:
+    there the reads wait for the descriptor (select) instead, leaving its mode as it is
+    (it is shared)."""
+    fd = _non_blocking(buffer)
+    if fd is None:
+        yield from iter(buffer.readline, b"")
+        return
+    data = bytearray(buffer.peek())  # what the reader holds (or one read finds) first
+    buffer.read1(len(data))
+    searched = 0  # data[:searched] holds no line break
+    while True:
+        end = data.find(b"\n", searched)
+        if end >= 0:
+            yield bytes(data[:end + 1])
+            del data[:end + 1]
+            searched = 0
+            continue
+        searched = len(data)
+        select.select([fd], [], [])
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:  # another reader of the shared file took it first
+            continue
+        if not chunk:
+            break
+        data += chunk
+    if data:
+        yield bytes(data)
+
+
+def waiting_echo(stream, echo):
+    """``echo`` (click.echo's arguments), which writes to ``stream`` (the real stdout);
+    when that is in non-blocking mode, a function writing each line (a str, then "\\n",
+    as UTF-8) to its descriptor itself, waiting (select) while a pipe is full: Python's
+    text and buffered layers drop, without an error, what a full non-blocking
+    descriptor does not take."""
+    fd = _non_blocking(stream)
+    if fd is None:
+        return echo
+
+    def write(line: str) -> None:
+        stream.flush()  # anything written through the stream goes first
+        data = memoryview((line + "\n").encode("utf-8", "surrogateescape"))
+        while data:
+            try:
+                data = data[os.write(fd, data):]
+            except BlockingIOError:
+                select.select([], [fd], [])
+
+    return write
