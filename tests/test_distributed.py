@@ -2,6 +2,7 @@
 launch.py), run for real under the mpiexec of the `mpi` extra (MPICH)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -266,33 +267,47 @@ def _processes_of(pattern: str) -> list[int]:
     return [int(pid) for pid in found.stdout.split()]
 
 
+@contextlib.contextmanager
+def _endless_ranks_job(tmp_path, **pipes):
+    """The launcher of a `train --ranks 2` run with no end in sight, once the run's first
+    checkpoint is written; on the way out it and whatever of its job is left are killed."""
+    run = tmp_path / "run"
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "recurrent", "train", "char-lm", *TINY, "--steps", "1000000",
+         "--out", str(run), "--ranks", "2"], cwd=tmp_path, env=_env(tmp_path), **pipes)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "last.npz").exists():
+            assert time.monotonic() < deadline and launcher.poll() is None, \
+                "no checkpoint written"
+            time.sleep(0.1)
+        yield launcher
+    finally:
+        launcher.kill()
+        for pid in _processes_of(f"--out {run}"):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _assert_job_ends(tmp_path, what):
+    """Wait up to 2 minutes for every process of the run's job to end."""
+    deadline = time.monotonic() + 120
+    while _processes_of(f"--out {tmp_path / 'run'}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_of(f"--out {tmp_path / 'run'}") == [], f"{what} left running"
+
+
 def test_mpiexec_killed_under_the_launcher_is_one_line(tmp_path):
     """mpiexec itself killed (by the out-of-memory killer, or kill -9) prints nothing: the
     launcher says what happened in one line and exits as a shell reports that kill; the
     ranks end with mpiexec and the checkpoint they saved resumes."""
-    run = tmp_path / "run"
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "recurrent", "train", "char-lm", *TINY, "--steps", "1000000",
-         "--out", str(run), "--ranks", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env=_env(tmp_path))
-    try:
-        deadline = time.monotonic() + 120
-        while not (run / "last.npz").exists() and launcher.poll() is None:
-            assert time.monotonic() < deadline, "no checkpoint written"
-            time.sleep(0.1)
+    with _endless_ranks_job(tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True) as launcher:
         children = subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True,
                                   text=True).stdout.split()
         assert len(children) == 1, children  # mpiexec
         os.kill(int(children[0]), signal.SIGKILL)
         out, err = launcher.communicate(timeout=120)
-        while _processes_of(f"--out {run}") and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _processes_of(f"--out {run}") == [], "ranks left running"
-    finally:
-        launcher.kill()
-        for pid in _processes_of(f"--out {run}"):
-            os.kill(pid, signal.SIGKILL)
+        _assert_job_ends(tmp_path, "ranks")
     assert launcher.returncode == 128 + signal.SIGKILL, err
     assert _one_line(err).startswith("Error: mpiexec was killed by SIGKILL"), err
     resumed = recurrent_cmd(["train", "--resume", "run", "--steps", "12"], tmp_path)
@@ -303,27 +318,12 @@ def test_a_launcher_killed_outright_stops_its_ranks_with_a_checkpoint(tmp_path):
     """The `--ranks` launcher killed by SIGKILL cannot pass anything on: mpiexec gets a
     SIGTERM from the kernel as its parent ends, and the ranks stop as at a SIGTERM, with
     a checkpoint, instead of training on unwatched."""
-    run = tmp_path / "run"
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "recurrent", "train", "char-lm", *TINY, "--steps", "1000000",
-         "--out", str(run), "--ranks", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
-        env=_env(tmp_path))
-    try:
-        deadline = time.monotonic() + 120
-        while not (run / "last.npz").exists():
-            assert time.monotonic() < deadline and launcher.poll() is None
-            time.sleep(0.1)
+    with _endless_ranks_job(tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL) as launcher:
         launcher.kill()
         launcher.wait()
-        while _processes_of(f"--out {run}") and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _processes_of(f"--out {run}") == [], "mpiexec or ranks left running"
-    finally:
-        launcher.kill()
-        for pid in _processes_of(f"--out {run}"):
-            os.kill(pid, signal.SIGKILL)
-    _, meta = load_arrays(str(run / "last.npz"))
+        _assert_job_ends(tmp_path, "mpiexec or ranks")
+    _, meta = load_arrays(str(tmp_path / "run" / "last.npz"))
     resumed = recurrent_cmd(["train", "--resume", "run", "--steps", str(meta["step"] + 2)],
                             tmp_path)
     assert resumed.returncode == 0, resumed.stderr
