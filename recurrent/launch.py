@@ -13,7 +13,7 @@ exits with 143. A SIGHUP to this process is passed on to mpiexec, which ends the
 once: "Aborted.", 129, as one process ends at a SIGHUP. If this process is killed
 outright (SIGKILL), mpiexec gets a SIGTERM from the kernel (Linux), so the ranks stop as
 at a SIGTERM; if mpiexec is, this process says so in one line. A rank count this machine
-cannot start (its memory or process limits: check_room) is refused in one line before
+cannot start (its memory or process limits: capacity.check_room) is refused in one line before
 mpiexec starts.
 """
 from __future__ import annotations
@@ -31,6 +31,7 @@ import threading
 from .distributed import (LAUNCH_DIR_VARIABLE, OPT_OUT_VARIABLE, mpi_available,
                           opted_out)
 from . import std_streams
+from .capacity import check_room
 from .errors import UserError, killed_by
 from .extras import install_hint
 from .progress import aside
@@ -193,103 +194,6 @@ def _terminated_when_orphaned():
         if os.getppid() != parent:  # this process ended before the request was made
             os.kill(os.getpid(), signal.SIGTERM)
     return preexec
-
-
-# The least memory a rank holds of its own (resident, not shared with the other ranks)
-# once it trains: the interpreter, numpy, mpi4py with MPICH, recurrent's kernels and a
-# model of the smallest size. Set below what a rank of a tiny run holds, so that a count
-# refused for memory could not start whatever the model; a count let through may still
-# run short of memory for a large model or data set (a killed rank is reported as such).
-RANK_MEMORY_FLOOR = 32 << 20
-
-
-def _available_memory() -> int | None:
-    """MemAvailable of /proc/meminfo in bytes (what new processes can get without
-    swapping others out), or None where it is not known."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _read_int(path: str) -> int | None:
-    try:
-        with open(path) as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _tasks_of(uid: int) -> int:
-    """The processes' threads whose real user is ``uid``: what Linux counts against
-    RLIMIT_NPROC (processes that end while they are read are left out)."""
-    count = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                fields = dict(line.split(":", 1) for line in f if ":" in line)
-            if int(fields["Uid"].split()[0]) == uid:
-                count += int(fields["Threads"])
-        except (OSError, ValueError, KeyError, IndexError):
-            continue
-    return count
-
-
-def _process_room() -> list[tuple[int, str]]:
-    """(processes that can still start, which limit says so) for each limit of this
-    machine that is known: the system's (pid_max and threads-max less the threads
-    running, from /proc/loadavg) and, but for root, whom it does not bind, the user's
-    RLIMIT_NPROC (ulimit -u) less the user's threads."""
-    rooms = []
-    limits = [n for n in (_read_int("/proc/sys/kernel/pid_max"),
-                          _read_int("/proc/sys/kernel/threads-max")) if n]
-    try:
-        with open("/proc/loadavg") as f:
-            running = int(f.read().split()[3].split("/")[1])
-    except (OSError, ValueError, IndexError):
-        running = None
-    if limits and running is not None:
-        rooms.append((max(0, min(limits) - running),
-                      f"the system's limit of {min(limits):,} processes and threads "
-                      f"(/proc/sys/kernel) leaves room for {max(0, min(limits) - running):,} "
-                      f"more"))
-    try:
-        import resource
-        soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
-    except (ImportError, AttributeError, OSError, ValueError):
-        soft = None
-    if (soft is not None and soft != resource.RLIM_INFINITY and os.getuid() != 0
-            and os.path.isdir("/proc")):
-        left = max(0, soft - _tasks_of(os.getuid()))
-        rooms.append((left, f"the user's process limit (ulimit -u) of {soft:,} leaves room "
-                            f"for {left:,} more"))
-    return rooms
-
-
-def check_room(ranks: int) -> None:
-    """Refuse (UserError) ``ranks`` processes that this machine cannot start, before any
-    starts: more than the memory available holds at RANK_MEMORY_FLOOR each, or more than
-    the process limits leave room for. Too many would bring in the out-of-memory killer
-    (or make forks fail) in the middle of the job's start, disturbing the whole machine.
-    A count above the cores is not refused (each rank then gets a thread: a note)."""
-    rooms = _process_room()
-    memory = _available_memory()
-    if memory is not None:
-        rooms.append((memory // RANK_MEMORY_FLOOR,
-                      f"each rank needs at least {RANK_MEMORY_FLOOR >> 20} MiB of memory and "
-                      f"{memory >> 20:,} MiB are available (MemAvailable, /proc/meminfo)"))
-    fits, why = min(rooms, default=(ranks, ""))
-    if ranks > fits:
-        advice = (f"give --ranks {fits} or fewer" if fits > 1
-                  else "train on one process (without --ranks)")
-        raise UserError(f"--ranks {ranks}: more ranks than this machine can start: "
-                        f"{why}; {advice}")
 
 
 def launch(ranks: int, args: list[str]) -> int:

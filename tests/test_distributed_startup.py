@@ -214,7 +214,7 @@ def test_ranks_beyond_the_users_process_limit_are_refused(tmp_path):
     script = """if True:
         import os, resource
         from recurrent.errors import UserError
-        from recurrent.launch import check_room
+        from recurrent.capacity import check_room
         if os.getuid() == 0:
             os.setgid(65534)
             os.setuid(65534)
@@ -231,3 +231,98 @@ def test_ranks_beyond_the_users_process_limit_are_refused(tmp_path):
     assert job.stdout.strip() == ("--ranks 2: more ranks than this machine can start: the "
                                   "user's process limit (ulimit -u) of 1 leaves room for 0 "
                                   "more; train on one process (without --ranks)"), job.stdout
+
+
+# ---- cgroup limits: a container's (or systemd slice's) memory and pids limits ------------
+
+def _cgroups(tmp_path, monkeypatch, proc_cgroup, files):
+    """Point check_room at a cgroup tree under ``tmp_path``: ``proc_cgroup``, the text of
+    /proc/self/cgroup; ``files``, {path under the cgroup root: contents}."""
+    from recurrent import capacity
+    root = tmp_path / "cgroup"
+    for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    root.mkdir(exist_ok=True)
+    (tmp_path / "proc-self-cgroup").write_text(proc_cgroup)
+    monkeypatch.setattr(capacity, "CGROUP_ROOT", str(root))
+    monkeypatch.setattr(capacity, "PROC_CGROUP", str(tmp_path / "proc-self-cgroup"))
+    if (capacity._available_memory() or 1 << 62) < 1 << 30:
+        pytest.skip("MemAvailable below the cgroup limits these tests set")
+
+
+def _refusal(ranks):
+    from recurrent.errors import UserError
+    from recurrent.capacity import check_room
+    with pytest.raises(UserError) as refused:
+        check_room(ranks)
+    return str(refused.value)
+
+
+MiB = 1 << 20
+
+
+def test_a_v2_memory_limit_of_a_parent_cgroup_refuses_ranks(tmp_path, monkeypatch):
+    """The slice's memory.max binds the scope below it, whose own is "max"; page cache not
+    recently used (inactive_file) is reclaimed under the limit, so it leaves room."""
+    slice_ = "user.slice/user-1000.slice"
+    _cgroups(tmp_path, monkeypatch, "0::/user.slice/user-1000.slice/session-4.scope\n", {
+        f"{slice_}/memory.max": f"{1024 * MiB}\n",
+        f"{slice_}/memory.current": f"{(1024 - 256 + 100) * MiB}\n",
+        f"{slice_}/memory.stat": f"anon {600 * MiB}\nfile {300 * MiB}\n"
+                                 f"active_file {200 * MiB}\ninactive_file {100 * MiB}\n",
+        f"{slice_}/session-4.scope/memory.max": "max\n",
+        f"{slice_}/session-4.scope/memory.current": f"{500 * MiB}\n",
+        f"{slice_}/session-4.scope/pids.max": "max\n",
+        f"{slice_}/session-4.scope/pids.current": "7\n"})
+    from recurrent.capacity import check_room
+    check_room(8)
+    assert _refusal(9) == ("--ranks 9: more ranks than this machine can start: each rank "
+                           "needs at least 32 MiB of memory and the container's memory "
+                           "limit (cgroup memory.max) leaves 256 MiB; give --ranks 8 or "
+                           "fewer")
+
+
+def test_a_v1_memory_limit_is_read_at_the_mount_root_in_a_container(tmp_path, monkeypatch):
+    """Inside a container the path /proc/self/cgroup names is not under the container's
+    mount, whose root holds the container's own limit."""
+    _cgroups(tmp_path, monkeypatch,
+             "12:pids:/docker/0f3c9a\n4:memory:/docker/0f3c9a\n1:name=systemd:/docker/0f3c9a\n"
+             "0::/system.slice/containerd.service\n", {
+                 "memory/memory.limit_in_bytes": f"{600 * MiB}\n",
+                 "memory/memory.usage_in_bytes": f"{500 * MiB}\n",
+                 "memory/memory.stat": f"cache {100 * MiB}\ntotal_inactive_file 0\n"})
+    assert _refusal(64) == ("--ranks 64: more ranks than this machine can start: each rank "
+                            "needs at least 32 MiB of memory and the container's memory "
+                            "limit (cgroup memory.limit_in_bytes) leaves 100 MiB; give "
+                            "--ranks 3 or fewer")
+
+
+def test_a_v1_pids_limit_refuses_ranks(tmp_path, monkeypatch):
+    _cgroups(tmp_path, monkeypatch, "8:pids:/docker/0f3c9a\n5:memory:/docker/0f3c9a\n", {
+        "pids/docker/0f3c9a/pids.max": "20\n",
+        "pids/docker/0f3c9a/pids.current": "15\n",
+        "memory/docker/0f3c9a/memory.limit_in_bytes": "9223372036854771712\n",
+        "memory/docker/0f3c9a/memory.usage_in_bytes": f"{500 * MiB}\n"})
+    from recurrent.capacity import check_room
+    check_room(5)
+    assert _refusal(6) == ("--ranks 6: more ranks than this machine can start: the "
+                           "container's process limit (cgroup pids.max) leaves room for 5 "
+                           "more; give --ranks 5 or fewer")
+
+
+@pytest.mark.parametrize("proc_cgroup, files", [
+    ("0::/\n", {"memory.max": "max\n", "memory.current": f"{900 * MiB}\n",
+                "pids.max": "max\n", "pids.current": "300\n"}),
+    ("4:memory:/\n8:pids:/\n0::/\n", {
+        "memory/memory.limit_in_bytes": "9223372036854771712\n",
+        "memory/memory.usage_in_bytes": f"{900 * MiB}\n",
+        "pids/pids.max": "max\n", "pids/pids.current": "300\n"}),
+    # A limit whose usage cannot be read is no limit known.
+    ("0::/app\n", {"app/memory.max": f"{64 * MiB}\n", "app/pids.max": "1\n"}),
+], ids=["v2", "v1", "unreadable"])
+def test_cgroups_without_a_limit_refuse_nothing(tmp_path, monkeypatch, proc_cgroup, files):
+    _cgroups(tmp_path, monkeypatch, proc_cgroup, files)
+    from recurrent.capacity import check_room
+    check_room(8)
+    assert "cgroup" not in _refusal(2147483647)
