@@ -682,11 +682,15 @@ class TrainGroup(click.Group):
     def parse_args(self, ctx, args):
         args = _task_first(args)
         try:
-            return super().parse_args(ctx, args)
+            return super().parse_args(ctx, list(args))  # click's parser consumes its list
         except click.NoSuchOption as e:
             # a task's option given before the task's name (`train --ranks 2 char-lm`):
-            # say where it goes
-            task = next((arg for arg in args if arg in plugins.tasks()), None)
+            # say where it goes. A task's name right after an option is more likely that
+            # option's value (`--out forecast char-lm`) than the task, unless no other is
+            # named.
+            named = [i for i, arg in enumerate(args) if arg in plugins.tasks()]
+            after_value = [i for i in named if i == 0 or not _takes_value(args[i - 1])]
+            task = args[(after_value or named)[0]] if named else None
             if task is not None:
                 e.possibilities = None
                 e.message = (f"{e.message.rstrip('.')}: a task's options go after its "
@@ -708,6 +712,12 @@ class TrainGroup(click.Group):
         if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
             plugins.get_task(args[0])  # raises the UserError listing the known tasks
         return super().resolve_command(ctx, args)
+
+
+def _takes_value(arg) -> bool:
+    """Whether ``arg`` may be an option that takes the word after it as its value: an
+    option (``-x``, ``--name``) without its value attached by "="."""
+    return str(arg).startswith("-") and "=" not in str(arg)
 
 
 def _task_first(args):

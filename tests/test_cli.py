@@ -848,3 +848,7 @@ def test_a_task_option_before_the_task_name_says_where_it_goes(tmp_path):
                    "(recurrent train toy-lm --ranks ...)", code=2)
     assert not (tmp_path / "r").exists()
     one_line_error(invoke("train", "--stepz", 5), "No such option '--stepz'", code=2)
+    # a task's name given as an option's value is not the task the hint names
+    one_line_error(invoke("train", "--out", "forecast", "toy-lm", "--epochs", 1),
+                   "No such option '--out': a task's options go after its name "
+                   "(recurrent train toy-lm --out ...)", code=2)
