@@ -196,6 +196,12 @@ def _terminated_when_orphaned():
     return preexec
 
 
+# how a job that ended before its end says what is left: a checkpoint, if the ranks had
+# saved one (checkpoints are written atomically)
+_STOPPED = ("all ranks stopped (a checkpoint the run saved earlier is intact: continue "
+            "with --resume)")
+
+
 def launch(ranks: int, args: list[str]) -> int:
     """Run ``recurrent ARGS`` (without --ranks) on ``ranks`` MPI processes; the exit code."""
     if opted_out():  # the ranks would inherit it: N separate runs into one run directory
@@ -313,23 +319,21 @@ def launch(ranks: int, args: list[str]) -> int:
         # the ranks ended before they could act on the SIGTERM (killed by it while they
         # started, before recurrent's handler was in place: they said nothing)
         if terminated:
-            print("Error: terminated (SIGTERM) before the ranks could save a checkpoint: "
-                  "all ranks stopped (a checkpoint the run saved earlier is intact: "
-                  "continue with --resume)", file=sys.stderr, flush=True)
+            print(f"Error: terminated (SIGTERM) before the ranks could save a checkpoint: "
+                  f"{_STOPPED}", file=sys.stderr, flush=True)
             return 128 + signal.SIGTERM
         if code < 0:
             # mpiexec itself was killed (the out-of-memory killer, kill -9): it printed
             # nothing, and its proxy ends the ranks as it goes; exit as a shell reports
             # a process killed by that signal
-            print(f"Error: mpiexec was {killed_by(-code)}; all ranks stopped, "
-                  f"the last checkpoint is intact (continue with --resume)",
-                  file=sys.stderr, flush=True)
+            print(f"Error: mpiexec was {killed_by(-code)}; {_STOPPED}", file=sys.stderr,
+                  flush=True)
             return 128 - code
         if killed and not reported:
             pid, host = killed
             rank = _rank_of(pid, launch_dir)
             who = f"rank {rank}" if rank is not None else f"a rank (pid {pid})"
-            print(f"Error: {who} on {host} ended abnormally ({exit_string or 'no reason given'}); "
-                  f"all ranks stopped, the last checkpoint is intact (continue with --resume)",
-                  file=sys.stderr, flush=True)
+            print(f"Error: {who} on {host} ended abnormally "
+                  f"({exit_string or 'no reason given'}); {_STOPPED}", file=sys.stderr,
+                  flush=True)
     return code if code else 0
