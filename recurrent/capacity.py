@@ -16,20 +16,30 @@ from .errors import UserError
 RANK_MEMORY_FLOOR = 32 << 20
 
 
-def _available_memory() -> int | None:
-    """MemAvailable of /proc/meminfo in bytes (what new processes can get without
-    swapping others out), or None where it is not known."""
+def _keyed_int(path: str, key: str) -> int | None:
+    """The number after ``key`` on its line of a file of "key value" lines (/proc/meminfo's
+    "MemAvailable:  1024 kB", a cgroup's memory.stat), or None where it cannot be read."""
     try:
-        with open("/proc/meminfo") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
+                fields = line.split()
+                if len(fields) >= 2 and fields[0].rstrip(":") == key:
+                    return int(fields[1])
+    except (OSError, ValueError):
         pass
     return None
 
 
+def _available_memory() -> int | None:
+    """MemAvailable of /proc/meminfo in bytes (what new processes can get without
+    swapping others out), or None where it is not known."""
+    kib = _keyed_int("/proc/meminfo", "MemAvailable")
+    return None if kib is None else kib * 1024
+
+
 def _read_int(path: str) -> int | None:
+    """The number a file starts with, or None where it cannot be read (or is no number:
+    a cgroup limit's "max")."""
     try:
         with open(path) as f:
             return int(f.read().split()[0])
@@ -129,27 +139,8 @@ def _cgroup_dirs(controller: str) -> list[tuple[str, str]]:
 def _cgroup_limit(path: str) -> int | None:
     """The limit in a cgroup file ("max", or a v1 count too large to bind: None), or
     None where it cannot be read."""
-    try:
-        with open(path) as f:
-            text = f.read().strip()
-    except OSError:
-        return None
-    if not text.isdigit():
-        return None
-    return int(text) if int(text) < _CGROUP_UNLIMITED else None
-
-
-def _cgroup_stat(path: str, key: str) -> int:
-    """The value of ``key`` in a cgroup's memory.stat, or 0 where it cannot be read."""
-    try:
-        with open(path) as f:
-            for line in f:
-                fields = line.split()
-                if len(fields) == 2 and fields[0] == key:
-                    return int(fields[1])
-    except (OSError, ValueError):
-        pass
-    return 0
+    limit = _read_int(path)
+    return limit if limit is not None and 0 <= limit < _CGROUP_UNLIMITED else None
 
 
 def _cgroup_room(controller: str,
@@ -165,8 +156,8 @@ def _cgroup_room(controller: str,
         usage = _read_int(os.path.join(directory, usage_name))
         if limit is not None and usage is not None:
             if reclaimable:  # page cache not recently used counts in usage but is dropped
-                usage -= min(usage, _cgroup_stat(os.path.join(directory, "memory.stat"),
-                                                 reclaimable))
+                usage -= min(usage, _keyed_int(os.path.join(directory, "memory.stat"),
+                                               reclaimable) or 0)
             rooms.append((max(0, limit - usage), limit_name))
     return min(rooms, default=None)
 
